@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: system packages, a virtualenv in .venv, the project.
+# Usage: scripts/setup.sh [--dev]   (--dev adds what the tests and benchmarks need)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(graphviz)
+if [[ "${1:-}" == "--dev" ]]; then
+    apt_packages+=(prometheus chromium)
+fi
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[[ -x .venv/bin/python ]] || "$python" -m venv .venv
+extra=""
+[[ "${1:-}" == "--dev" ]] && extra="[dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extra}"

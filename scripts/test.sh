@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, then runs the whole suite: ruff, mypy (strict on src), pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --dev
+export PATH="$PWD/.venv/bin:$PATH"
+ruff check src tests examples benchmarks
+ruff format --check src tests examples benchmarks
+mypy
+pytest "$@"

@@ -1,0 +1,1 @@
+"""The pipeline subsystem: model, engine, monitoring. The blessed names are re-exported here."""

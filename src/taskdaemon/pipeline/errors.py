@@ -1,0 +1,83 @@
+"""Every exception taskdaemon raises on purpose, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ApprovalError",
+    "ConfigError",
+    "ExpressionError",
+    "InvalidTransitionError",
+    "LoopTypeError",
+    "PipelineError",
+    "RunNotFoundError",
+    "StageFailedError",
+    "StageTimeoutError",
+    "TaskdaemonError",
+    "ValidationIssue",
+]
+
+
+class TaskdaemonError(Exception):
+    """Base class of every error taskdaemon raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationIssue:
+    """One problem in a pipeline definition: where it is and why it is wrong.
+
+    ``path`` is the field path in the canonical form (``stages[2].triggers[0].on_event.type``);
+    ``line`` is the 1-based line in the file when the loader knows it.
+    """
+
+    path: str
+    message: str
+    file: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file or "<pipeline>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigError(TaskdaemonError):
+    """Raised when a pipeline file or definition is invalid; carries every issue found."""
+
+    def __init__(self, issues: list[ValidationIssue] | tuple[ValidationIssue, ...]) -> None:
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class PipelineError(TaskdaemonError):
+    """Raised when the engine is asked for what a run cannot do (unknown stage, closed run)."""
+
+
+class RunNotFoundError(PipelineError):
+    """Raised when a run id names no run known to the engine or the span source."""
+
+
+class ApprovalError(PipelineError):
+    """Raised when an approval names a stage that is not waiting for one."""
+
+
+class InvalidTransitionError(PipelineError):
+    """Raised when a run or stage is asked to move to a state its state machine forbids."""
+
+
+class ExpressionError(TaskdaemonError):
+    """Raised when a CEL expression does not compile or cannot be evaluated."""
+
+
+class LoopTypeError(TaskdaemonError):
+    """Raised when a loop type cannot be resolved to a handler (bad module:function, no command)."""
+
+
+class StageFailedError(TaskdaemonError):
+    """Raised by the built-in loop types when a stage's work failed (non-zero exit, bad output)."""
+
+
+class StageTimeoutError(TaskdaemonError):
+    """Raised when a stage attempt ran past its timeout."""

@@ -1,0 +1,296 @@
+"""The engine's event records and the observer protocol.
+
+The engine emits one frozen record per transition, in order, synchronously, to every registered
+observer. Observers (the OTel monitor, the debugger, the CLI progress view, tests) rebuild
+whatever they need from this stream; the engine knows nothing of them. An observer that raises
+is logged and ignored: observing never changes what the pipeline does.
+
+Timestamps (``at``) are wall-clock epoch seconds from the engine's injected clock.
+
+Identity: a run has a ``run_id`` (32 lowercase hex, equal to its trace id when monitored); one
+execution of one stage is identified inside its run by ``task_run_id``
+(``"{stage}.{instance}.{attempt}"``, instance from 0, attempt from 1).
+
+Optional observer hooks (looked up once, when the observer is registered; each guarded the
+same way as ``on_event``):
+
+* ``allocate_run_id(pipeline, request) -> str | None``: called before a run starts; the first
+  observer that answers a 32-hex id names the run (the monitor answers its trace id).
+* ``stage_environment(event: StageStarted) -> Mapping[str, str]``: extra environment variables
+  for a command stage's subprocess (the monitor answers ``TRACEPARENT``/``TRACESTATE``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+__all__ = [
+    "ApprovalRequested",
+    "ApprovalResolved",
+    "EngineEvent",
+    "EngineObserver",
+    "EventPublished",
+    "RunFinished",
+    "RunStarted",
+    "StageFinished",
+    "StageProcess",
+    "StageQueued",
+    "StageRetrying",
+    "StageSkipped",
+    "StageStarted",
+    "StageWaiting",
+    "TaskRunRef",
+    "TriggerEvaluated",
+    "task_run_id",
+]
+
+
+def task_run_id(stage: str, instance: int, attempt: int) -> str:
+    """The id of one execution of a stage inside its run."""
+    return f"{stage}.{instance}.{attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunRef:
+    """A reference to one stage execution (for links: what fired a trigger, the last attempt)."""
+
+    stage: str
+    instance: int
+    attempt: int
+
+    @property
+    def task_run_id(self) -> str:
+        """The ``task_run_id`` of the referenced execution."""
+        return task_run_id(self.stage, self.instance, self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """A run began (its entry stages are about to be considered)."""
+
+    run_id: str
+    pipeline: Pipeline
+    request: Mapping[str, Any]
+    at: float
+    started_by: str = "api"  # "cli", "api", "replay", "schedule", ...
+    parent_traceparent: str | None = None  # W3C traceparent of an external parent, if any
+    replay_of: str | None = None  # run id of the original run when this run is a replay
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """A run ended; ``status`` is success, failure or cancelled."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    at: float
+    error: str | None = None
+    error_type: str | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StageWaiting:
+    """A stage became considerable and now waits for its triggers (or an approval).
+
+    ``considered_at`` is the first moment the stage could be considered (run start for entry
+    stages, else the start of its earliest upstream stage); trigger wait counts from there.
+    """
+
+    run_id: str
+    pipeline: str
+    stage: str
+    at: float
+    considered_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerEvaluated:
+    """One trigger of a stage was evaluated. ``satisfied`` is the trigger's own answer;
+    ``stage_ready`` whether the stage as a whole (ANY/ALL) is now ready."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    trigger_index: int
+    trigger_type: str  # on_completion | on_event | on_condition | manual
+    description: str
+    satisfied: bool
+    stage_ready: bool
+    at: float
+    detail: str = ""  # e.g. the upstream result, the filter's value, the evaluation error
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRequested:
+    """A stage with a ``manual {approval_required: true}`` trigger asks for approval."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    at: float
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalResolved:
+    """An approval was granted or rejected (``approved``), or timed out (``timed_out``)."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    approved: bool
+    at: float
+    by: str = ""
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageQueued:
+    """A stage execution is ready and waits for a worker slot."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    at: float
+    task_run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageStarted:
+    """A stage execution got a worker slot and its handler is about to run.
+
+    ``fired_by`` are the upstream executions whose completion (or emitted event) fired the
+    trigger; ``previous_attempt`` is set on retries; ``event`` is the event that started an
+    instance of an ``on_event`` stage.
+    """
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    loop: str
+    at: float
+    queued_at: float
+    considered_at: float
+    inputs: Mapping[str, Any]
+    fired_by: tuple[TaskRunRef, ...] = ()
+    previous_attempt: TaskRunRef | None = None
+    triggers: tuple[str, ...] = ()  # descriptions of the triggers that were satisfied
+    event: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageProcess:
+    """A command stage spawned its subprocess (for resource sampling of the process tree)."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    task_run_id: str
+    pid: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageRetrying:
+    """A failed attempt will be retried after ``delay`` seconds."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int  # the attempt that failed
+    task_run_id: str
+    delay: float
+    error: str
+    error_type: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StageFinished:
+    """A stage execution ended: success, failure, timeout or cancelled.
+
+    On a retried failure ``StageFinished(status=FAILURE, will_retry=True)`` is followed by
+    ``StageRetrying`` and a new ``StageQueued``. ``exception`` is the handler's exception,
+    unchanged, when there was one.
+    """
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    status: StageStatus
+    at: float
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_type: str | None = None
+    exception: BaseException | None = None
+    will_retry: bool = False
+    cpu_seconds: float | None = None  # user+system CPU of a command stage's process tree
+    peak_memory_bytes: int | None = None  # peak RSS of a command stage's process tree
+
+
+@dataclass(frozen=True, slots=True)
+class StageSkipped:
+    """A stage will never run in this run (upstream failed, no event arrived, run ended)."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EventPublished:
+    """An event was published into a run, by a stage (``source_stage``) or from outside."""
+
+    run_id: str
+    pipeline: str
+    event_type: str
+    payload: Mapping[str, Any]
+    event_id: int  # sequence number inside the run, from 1
+    at: float
+    source: TaskRunRef | None = None
+
+
+EngineEvent: TypeAlias = (
+    RunStarted
+    | RunFinished
+    | StageWaiting
+    | TriggerEvaluated
+    | ApprovalRequested
+    | ApprovalResolved
+    | StageQueued
+    | StageStarted
+    | StageProcess
+    | StageRetrying
+    | StageFinished
+    | StageSkipped
+    | EventPublished
+)
+
+
+@runtime_checkable
+class EngineObserver(Protocol):
+    """Receives every engine event, in order, on the engine's event loop thread.
+
+    Must not block: do I/O elsewhere. Exceptions are logged and swallowed by the engine.
+    """
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Handle one event."""

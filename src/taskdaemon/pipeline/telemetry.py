@@ -1,0 +1,129 @@
+"""The telemetry schema: span names, attribute keys, span event names, metric names, units and
+histogram buckets. The one home of DESIGN section 5; every producer and consumer imports from here.
+
+Pure constants: importing this module pulls in no OpenTelemetry code.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- instrumentation scope ------------------------------------------------------------------
+SCOPE_NAME: Final = "taskdaemon.pipeline"
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.43.0"
+
+# --- span names -----------------------------------------------------------------------------
+RUN_ACTION: Final = "RUN"
+
+
+def run_span_name(pipeline: str) -> str:
+    """``RUN {pipeline}``: the name of a run's root span."""
+    return f"{RUN_ACTION} {pipeline}"
+
+
+def stage_span_name(stage: str) -> str:
+    """The name of a stage attempt's span: the stage name (semconv: ``{task name}``)."""
+    return stage
+
+
+# --- CI/CD semantic conventions (release candidate since semconv 1.43) ----------------------
+CICD_PIPELINE_NAME: Final = "cicd.pipeline.name"
+CICD_PIPELINE_RUN_ID: Final = "cicd.pipeline.run.id"
+CICD_PIPELINE_ACTION_NAME: Final = "cicd.pipeline.action.name"
+CICD_PIPELINE_RESULT: Final = "cicd.pipeline.result"
+CICD_PIPELINE_RUN_STATE: Final = "cicd.pipeline.run.state"
+CICD_TASK_NAME: Final = "cicd.pipeline.task.name"
+CICD_TASK_RUN_ID: Final = "cicd.pipeline.task.run.id"
+CICD_TASK_RUN_RESULT: Final = "cicd.pipeline.task.run.result"
+CICD_TASK_TYPE: Final = "cicd.pipeline.task.type"
+ERROR_TYPE: Final = "error.type"
+
+# cicd.pipeline.result / cicd.pipeline.task.run.result values
+RESULT_SUCCESS: Final = "success"
+RESULT_FAILURE: Final = "failure"
+RESULT_ERROR: Final = "error"
+RESULT_TIMEOUT: Final = "timeout"
+RESULT_CANCELLATION: Final = "cancellation"
+RESULT_SKIP: Final = "skip"
+
+# --- taskdaemon run attributes --------------------------------------------------------------
+PIPELINE_DEFINITION_HASH: Final = "taskdaemon.pipeline.definition_hash"
+PIPELINE_STAGES: Final = "taskdaemon.pipeline.stages"  # string[] in definition order
+PIPELINE_EDGES: Final = "taskdaemon.pipeline.edges"  # string[] "source>target>label"
+PIPELINE_STARTED_BY: Final = "taskdaemon.pipeline.started_by"
+PIPELINE_CONCURRENCY: Final = "taskdaemon.pipeline.concurrency"
+PIPELINE_ERROR_STRATEGY: Final = "taskdaemon.pipeline.error_strategy"
+PIPELINE_REPLAY_OF: Final = "taskdaemon.pipeline.replay_of"
+PIPELINE_REQUEST: Final = "taskdaemon.pipeline.request"  # JSON, capped and redacted
+
+# --- taskdaemon stage attributes ------------------------------------------------------------
+STAGE_LOOP: Final = "taskdaemon.stage.loop"
+STAGE_ATTEMPT: Final = "taskdaemon.stage.attempt"
+STAGE_INSTANCE: Final = "taskdaemon.stage.instance"
+STAGE_UPSTREAM: Final = "taskdaemon.stage.upstream"  # string[] of upstream stage names
+STAGE_TRIGGERS: Final = "taskdaemon.stage.triggers"  # string[] trigger descriptions
+STAGE_TRIGGER_MODE: Final = "taskdaemon.stage.trigger_mode"
+STAGE_STATUS: Final = "taskdaemon.stage.status"  # our finer StageStatus value
+STAGE_QUEUE_TIME: Final = "taskdaemon.stage.queue_time_s"
+STAGE_TRIGGER_WAIT: Final = "taskdaemon.stage.trigger_wait_s"
+STAGE_QUEUED_AT: Final = "taskdaemon.stage.queued_at_ns"
+STAGE_CONSIDERED_AT: Final = "taskdaemon.stage.considered_at_ns"
+STAGE_CPU_TIME: Final = "taskdaemon.stage.cpu_time_s"
+STAGE_PEAK_MEMORY: Final = "taskdaemon.stage.peak_memory_bytes"
+STAGE_SKIP_REASON: Final = "taskdaemon.stage.skip_reason"
+STAGE_EVENT_TYPE: Final = "taskdaemon.stage.event_type"  # event that started an instance
+STAGE_ERROR_MESSAGE: Final = "taskdaemon.stage.error"
+
+# link attributes: why a span links to another
+LINK_RELATION: Final = "taskdaemon.link.relation"
+LINK_TRIGGERED_BY: Final = "triggered_by"
+LINK_PREVIOUS_ATTEMPT: Final = "previous_attempt"
+LINK_REPLAY_OF: Final = "replay_of"
+
+# --- span events ----------------------------------------------------------------------------
+EVENT_TRIGGER_EVALUATED: Final = "trigger.evaluated"
+EVENT_STAGE_INPUT: Final = "stage.input"
+EVENT_STAGE_OUTPUT: Final = "stage.output"
+EVENT_APPROVAL_REQUESTED: Final = "approval.requested"
+EVENT_APPROVAL_RESOLVED: Final = "approval.resolved"
+EVENT_BREAKPOINT_HIT: Final = "breakpoint.hit"
+EVENT_PUBLISHED: Final = "pipeline.event.published"
+PAYLOAD_JSON: Final = "taskdaemon.payload.json"
+PAYLOAD_SIZE: Final = "taskdaemon.payload.size"
+PAYLOAD_SHA256: Final = "taskdaemon.payload.sha256"
+PAYLOAD_TRUNCATED: Final = "taskdaemon.payload.truncated"
+
+# --- metrics: OTel instrument name -> Prometheus name in comments ---------------------------
+METRIC_EXECUTIONS: Final = "pipeline.executions"  # pipeline_executions_total
+METRIC_EXECUTION_DURATION: Final = "pipeline.execution.duration"  # ..._duration_seconds
+METRIC_ACTIVE_EXECUTIONS: Final = "pipeline.active.executions"  # pipeline_active_executions
+METRIC_STAGE_EXECUTIONS: Final = "pipeline.stage.executions"  # pipeline_stage_executions_total
+METRIC_STAGE_DURATION: Final = "pipeline.stage.duration"  # pipeline_stage_duration_seconds
+METRIC_STAGE_QUEUE_TIME: Final = "pipeline.stage.queue.time"  # ..._queue_time_seconds
+METRIC_TRIGGER_EVALUATIONS: Final = "pipeline.trigger.evaluations"  # ..._evaluations_total
+METRIC_TRIGGER_WAIT_TIME: Final = "pipeline.trigger.wait.time"  # ..._wait_time_seconds
+METRIC_MEMORY_USAGE: Final = "pipeline.memory.usage"  # pipeline_memory_usage_bytes
+METRIC_CPU_USAGE: Final = "pipeline.cpu.usage"  # pipeline_cpu_usage_percent
+
+# semconv CI/CD run metrics
+METRIC_CICD_RUN_DURATION: Final = "cicd.pipeline.run.duration"
+METRIC_CICD_RUN_ACTIVE: Final = "cicd.pipeline.run.active"
+METRIC_CICD_RUN_ERRORS: Final = "cicd.pipeline.run.errors"
+
+UNIT_SECONDS: Final = "s"
+UNIT_BYTES: Final = "By"
+UNIT_PERCENT: Final = "%"
+UNIT_ONE: Final = "1"
+
+# metric label keys
+LABEL_PIPELINE: Final = "pipeline"
+LABEL_STAGE: Final = "stage"
+LABEL_STATUS: Final = "status"
+LABEL_TRIGGER_TYPE: Final = "trigger_type"
+OTHER_LABEL_VALUE: Final = "#other#"
+
+# Seconds, from a millisecond to four hours: no-op stages through long agent loops.
+DURATION_BUCKETS: Final[tuple[float, ...]] = (
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 14400.0,
+)  # fmt: skip
