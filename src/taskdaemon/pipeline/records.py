@@ -1,0 +1,110 @@
+"""Frozen snapshots of runs as rebuilt from spans: what history, reports, renderers and replay read.
+
+``tracking.reconstruct_run`` builds them from the spans of one trace; any span source (SQLite
+store, Tempo, Jaeger, OTLP-JSON files) gives the same record for the same spans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AttemptRecord", "EdgeRecord", "RunRecord", "RunSummary", "StageRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One execution (attempt of one instance) of a stage. Times are epoch seconds."""
+
+    task_run_id: str
+    instance: int
+    attempt: int
+    status: str  # a StageStatus value, or "running" / "interrupted" for open spans
+    start: float
+    end: float | None
+    queue_time: float | None = None
+    trigger_wait: float | None = None
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    inputs: str | None = None  # captured JSON text (capped, redacted)
+    outputs: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    span_id: str = ""
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, None while open."""
+        return None if self.end is None else max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """A stage of the run with every execution it had (none when it never ran)."""
+
+    name: str
+    loop: str
+    status: str  # final status of the stage: its last attempt's, or "skipped"
+    attempts: tuple[AttemptRecord, ...] = ()
+    triggers: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRecord:
+    """A DAG edge as recorded on the spans, with its trigger label."""
+
+    source: str
+    target: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A whole run rebuilt from its spans."""
+
+    run_id: str
+    pipeline: str
+    status: str  # success | failure | cancelled | running | interrupted
+    start: float
+    end: float | None
+    stages: tuple[StageRecord, ...]
+    edges: tuple[EdgeRecord, ...]
+    definition_hash: str | None = None
+    started_by: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    replay_of: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, None while running."""
+        return None if self.end is None else max(0.0, self.end - self.start)
+
+    def stage(self, name: str) -> StageRecord:
+        """The stage called ``name``; KeyError if the run has none."""
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One row of the run history (``taskdaemon runs list``)."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    start: float
+    end: float | None
+    stage_count: int = 0
+    failed_stages: int = 0
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, None while running."""
+        return None if self.end is None else max(0.0, self.end - self.start)
