@@ -27,8 +27,9 @@ class StageContext:
     ``publish(event_type, payload)`` publishes an event into the run (it must be one of the
     stage's ``emits``). ``environment`` holds extra variables for subprocesses (``TRACEPARENT``
     when monitored). ``report_process(pid)`` tells the engine (and so the monitor) which
-    subprocess does the work, for resource sampling. ``workspace`` is a directory the stage may
-    write to, shared by the run.
+    subprocess does the work, for resource sampling; ``report_usage(cpu_seconds, peak_bytes)``
+    reports what that process tree used in all, for the stage's span. ``workspace`` is a
+    directory the stage may write to, shared by the run.
     """
 
     run_id: str
@@ -40,6 +41,7 @@ class StageContext:
     inputs: Mapping[str, Any]
     publish: Callable[[str, Mapping[str, Any]], None]
     report_process: Callable[[int], None]
+    report_usage: Callable[[float | None, int | None], None] = lambda cpu, mem: None
     timeout: float | None = None
     event: Mapping[str, Any] | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
