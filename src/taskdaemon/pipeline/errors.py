@@ -12,6 +12,7 @@ __all__ = [
     "LoopTypeError",
     "PipelineError",
     "RunNotFoundError",
+    "SettingsError",
     "StageFailedError",
     "StageTimeoutError",
     "TaskdaemonError",
@@ -73,6 +74,14 @@ class ExpressionError(TaskdaemonError):
 
 class LoopTypeError(TaskdaemonError):
     """Raised when a loop type cannot be resolved to a handler (bad module:function, no command)."""
+
+
+class SettingsError(TaskdaemonError):
+    """Raised when a ``TASKDAEMON_*`` or ``OTEL_*`` setting is invalid; names the variable and why."""
+
+    def __init__(self, problems: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(f"{name}: {reason}" for name, reason in self.problems))
 
 
 class StageFailedError(TaskdaemonError):
