@@ -12,6 +12,7 @@ __all__ = [
     "LoopTypeError",
     "PipelineError",
     "RunNotFoundError",
+    "SpanSourceError",
     "SettingsError",
     "StageFailedError",
     "StageTimeoutError",
@@ -66,6 +67,11 @@ class ApprovalError(PipelineError):
 
 class InvalidTransitionError(PipelineError):
     """Raised when a run or stage is asked to move to a state its state machine forbids."""
+
+
+class SpanSourceError(TaskdaemonError):
+    """Raised when a span source cannot answer: backend unreachable, HTTP error, malformed body,
+    unreadable file, or an unknown source URL."""
 
 
 class ExpressionError(TaskdaemonError):
