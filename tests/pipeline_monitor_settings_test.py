@@ -1,0 +1,169 @@
+"""Settings: TASKDAEMON_* and OTEL_* variables parsed, defaulted and rejected with their names."""
+
+from __future__ import annotations
+
+import pytest
+
+from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.settings import DEFAULT_REDACT_PATTERNS, load_settings
+
+_VARIABLES = (
+    "TASKDAEMON_HOME",
+    "TASKDAEMON_SPAN_SOURCE",
+    "TASKDAEMON_METRICS_HOST",
+    "TASKDAEMON_METRICS_PORT",
+    "TASKDAEMON_PAYLOAD_MAX_BYTES",
+    "TASKDAEMON_REDACT_PATTERNS",
+    "TASKDAEMON_EXPORT_TIMEOUT",
+    "TASKDAEMON_LOG_FORMAT",
+    "TASKDAEMON_LOG_LEVEL",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_METRICS_EXPORTER",
+    "OTEL_LOGS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment without any of our variables."""
+    for name in _VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_match_the_documented_contract() -> None:
+    """With nothing set, the defaults are the ones DESIGN section 8 names."""
+    settings = load_settings()
+    expected = (
+        "sqlite:///.taskdaemon/spans.db",
+        "127.0.0.1",
+        9090,
+        (),
+        ("prometheus",),
+        (),
+        "taskdaemon",
+        "text",
+        "INFO",
+        DEFAULT_REDACT_PATTERNS,
+    )
+    actual = (
+        settings.span_source,
+        settings.metrics_host,
+        settings.metrics_port,
+        settings.traces_exporters,
+        settings.metrics_exporters,
+        settings.logs_exporters,
+        settings.service_name,
+        settings.log_format,
+        settings.log_level,
+        settings.redact_patterns,
+    )
+    assert expected == actual
+
+
+def test_span_source_defaults_under_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default span source is the SQLite file inside TASKDAEMON_HOME."""
+    monkeypatch.setenv("TASKDAEMON_HOME", "/var/lib/td")
+    expected = "sqlite:////var/lib/td/spans.db"
+    assert expected == load_settings().span_source
+
+
+def test_explicit_values_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every TASKDAEMON_* variable is read and normalised."""
+    monkeypatch.setenv("TASKDAEMON_SPAN_SOURCE", "tempo+http://127.0.0.1:3200")
+    monkeypatch.setenv("TASKDAEMON_METRICS_PORT", "9191")
+    monkeypatch.setenv("TASKDAEMON_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("TASKDAEMON_LOG_LEVEL", "debug")
+    monkeypatch.setenv("TASKDAEMON_EXPORT_TIMEOUT", "1.5")
+    monkeypatch.setenv("TASKDAEMON_REDACT_PATTERNS", '["a,b", "^x$"]')
+    settings = load_settings()
+    expected = ("tempo+http://127.0.0.1:3200", 9191, "json", "DEBUG", 1.5, ("a,b", "^x$"))
+    actual = (
+        settings.span_source,
+        settings.metrics_port,
+        settings.log_format,
+        settings.log_level,
+        settings.export_timeout,
+        settings.redact_patterns,
+    )
+    assert expected == actual
+
+
+def test_redact_patterns_accept_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain comma-separated list of patterns is accepted too."""
+    monkeypatch.setenv("TASKDAEMON_REDACT_PATTERNS", "ssn, card_number")
+    expected = ("ssn", "card_number")
+    assert expected == load_settings().redact_patterns
+
+
+def test_an_otlp_endpoint_turns_trace_export_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setting an OTLP endpoint without OTEL_TRACES_EXPORTER selects the otlp exporter."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    expected = ("otlp",)
+    assert expected == load_settings().traces_exporters
+
+
+def test_explicit_none_wins_over_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_TRACES_EXPORTER=none keeps export off even with an endpoint set."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    expected: tuple[str, ...] = ()
+    assert expected == load_settings().traces_exporters
+
+
+def test_signal_protocol_overrides_the_general_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_EXPORTER_OTLP_TRACES_PROTOCOL wins over OTEL_EXPORTER_OTLP_PROTOCOL for traces."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
+    settings = load_settings()
+    expected = ("grpc", "http/protobuf")
+    assert expected == (settings.otlp_protocol("traces"), settings.otlp_protocol("metrics"))
+
+
+def test_service_name_comes_from_resource_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """service.name in OTEL_RESOURCE_ATTRIBUTES names the service if OTEL_SERVICE_NAME is unset."""
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,service.name=td-ci")
+    expected = "td-ci"
+    assert expected == load_settings().service_name
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("TASKDAEMON_METRICS_PORT", "99999", "less than or equal to 65535"),
+        ("TASKDAEMON_METRICS_PORT", "http", "valid integer"),
+        ("TASKDAEMON_LOG_FORMAT", "xml", "'json' or 'text'"),
+        ("TASKDAEMON_LOG_LEVEL", "LOUD", "must be one of"),
+        ("TASKDAEMON_EXPORT_TIMEOUT", "0", "greater than 0"),
+        ("TASKDAEMON_REDACT_PATTERNS", "(unclosed", "invalid regular expression"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "unknown exporter 'zipkin'"),
+        ("OTEL_METRICS_EXPORTER", "statsd", "unknown exporter 'statsd'"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported by the Python SDK"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "http:// or https:// URL"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"),
+    ],
+)
+def test_invalid_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    """An invalid value fails with the variable's name and the reason."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    ((name, message),) = caught.value.problems
+    assert (variable, True) == (name, reason in message)
+
+
+def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several invalid variables are reported together, not one per attempt."""
+    monkeypatch.setenv("TASKDAEMON_METRICS_PORT", "-1")
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "syslog")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    expected = ["OTEL_LOGS_EXPORTER", "TASKDAEMON_METRICS_PORT"]
+    assert expected == sorted(name for name, _ in caught.value.problems)
