@@ -9,15 +9,52 @@ Built-in loop types: ``python`` (the stage's ``handler: module:function``) and `
 stage's ``command:``, run as a subprocess). Pipeline files declare more under ``loops:``; packages
 register more through the entry point group ``taskdaemon.loops`` (name = loop type, value =
 ``module:function``).
+
+:class:`LoopRegistry` turns a stage into its handler; it is the engine's ``resolver``. A stage's
+loop type is looked up, in this order, among the built-ins, the pipeline file's ``loops:``, then
+the types registered in code or through entry points, so a file can always override an installed
+type for itself.
+
+Python functions (``python`` stages, file-declared ``handler:`` loop types, registered types) may
+be sync or async and take the :class:`StageContext`. A sync function runs in a worker thread
+(``asyncio.to_thread``) so it never blocks the event loop; a thread cannot be interrupted, so on
+timeout or cancellation the stage ends at once while the thread finishes its call in the
+background. The function's return value becomes the result: a mapping as is, ``None`` as ``{}``,
+anything else as ``{"result": value}``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+import os
+import re
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any, TypeAlias
 
-__all__ = ["Handler", "StageContext"]
+import psutil
+
+from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
+from taskdaemon.pipeline.model import Pipeline, Stage
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "CommandFailedError",
+    "Handler",
+    "LoopRegistry",
+    "StageContext",
+    "command_handler",
+    "python_handler",
+]
+
+#: The entry point group packages use to ship loop types (name → ``module:function``).
+ENTRY_POINT_GROUP = "taskdaemon.loops"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +87,384 @@ class StageContext:
 
 
 Handler: TypeAlias = Callable[[StageContext], Awaitable[Mapping[str, Any]]]
+
+#: How much of a failed command's stderr its error message keeps.
+STDERR_TAIL_LINES = 20
+#: How often the process tree of a command stage is sampled, in seconds.
+SAMPLE_INTERVAL = 0.1
+#: Seconds between SIGTERM and SIGKILL when a command stage is cancelled.
+KILL_GRACE = 2.0
+
+
+class CommandFailedError(StageFailedError):
+    """Raised when a command stage's process exits with a non-zero code (or dies of a signal).
+
+    ``exit_code`` is the process's return code (negative: the signal number that killed it);
+    ``stderr_tail`` the last lines it wrote on stderr.
+    """
+
+    def __init__(self, command: str, exit_code: int, stderr_tail: str) -> None:
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        if exit_code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-exit_code).name}"
+            except ValueError:
+                how = f"was killed by signal {-exit_code}"
+        else:
+            how = f"exited with code {exit_code}"
+        message = f"command {command!r} {how}"
+        if stderr_tail:
+            message += f"; stderr (last lines):\n{stderr_tail}"
+        super().__init__(message)
+
+
+# -- python functions -------------------------------------------------------------------------
+
+
+def _as_result(value: object) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return value
+    return {"result": value}
+
+
+def python_handler(function: Callable[[StageContext], Any]) -> Handler:
+    """Wrap a sync or async function of the stage context into a :data:`Handler`.
+
+    A sync function runs in a worker thread; an async one is awaited on the engine's loop.
+    """
+    if inspect.iscoroutinefunction(function):
+
+        async def run_async(ctx: StageContext) -> Mapping[str, Any]:
+            return _as_result(await function(ctx))
+
+        run_async.__qualname__ = getattr(function, "__qualname__", "handler")
+        return run_async
+
+    async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
+        result = await asyncio.to_thread(function, ctx)
+        if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
+            result = await result
+        return _as_result(result)
+
+    run_sync.__qualname__ = getattr(function, "__qualname__", "handler")
+    return run_sync
+
+
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageContext], Any]:
+    """Import ``module:function`` (the function part may be dotted: ``module:Class.method``)."""
+    where = f"stage {stage!r}: loop type {loop!r}: handler {target!r}"
+    if not _TARGET.match(target):
+        raise LoopTypeError(f"{where}: expected 'module:function'")
+    module_name, _, attribute = target.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time failure is the user's module, name it
+        raise LoopTypeError(
+            f"{where}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from exc
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise LoopTypeError(
+                f"{where}: module {module_name!r} has no attribute {attribute!r}"
+            ) from exc
+    if not callable(obj):
+        raise LoopTypeError(f"{where}: {attribute!r} is not callable")
+    function: Callable[[StageContext], Any] = obj
+    return function
+
+
+# -- shell commands ---------------------------------------------------------------------------
+
+_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+
+
+def _input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
+    env = {}
+    for name, value in inputs.items():
+        key = "TASKDAEMON_INPUT_" + _ENV_NAME.sub("_", name).upper()
+        env[key] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return env
+
+
+def _parse_stdout(text: str) -> Mapping[str, Any]:
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            value = json.loads(stripped)
+        except ValueError:
+            pass
+        else:
+            if isinstance(value, dict):
+                return value
+    # Like the shell's $(...): trailing newlines are not part of the value.
+    return {"stdout": text.rstrip("\n"), "exit_code": 0}
+
+
+def _tail(data: bytes, lines: int = STDERR_TAIL_LINES) -> str:
+    text = data.decode(errors="replace").rstrip("\n")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class _TreeSampler:
+    """Samples a process tree: CPU seconds and peak RSS, summed over the tree.
+
+    CPU at one instant is the root's and every live descendant's user+system time, each with its
+    ``children_*`` time (what it reaped): every process is then counted exactly once, alive or
+    already reaped. The total only grows, so the largest sample is the best estimate; work done
+    in the last interval before the root exits is not seen.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.cpu_seconds: float | None = None
+        self.peak_rss: int | None = None
+        try:
+            self._root: psutil.Process | None = psutil.Process(pid)
+        except psutil.Error:
+            self._root = None
+
+    def sample(self) -> None:
+        if self._root is None:
+            return
+        try:
+            tree = [self._root, *self._root.children(recursive=True)]
+        except psutil.Error:
+            return
+        cpu = 0.0
+        rss = 0
+        for process in tree:
+            try:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    memory = process.memory_info().rss
+            except psutil.Error:
+                continue
+            cpu += times.user + times.system + times.children_user + times.children_system
+            rss += memory
+        self.cpu_seconds = cpu if self.cpu_seconds is None else max(self.cpu_seconds, cpu)
+        self.peak_rss = rss if self.peak_rss is None else max(self.peak_rss, rss)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.to_thread(self.sample)
+            await asyncio.sleep(interval)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to a process group; False if the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The live (non-zombie) processes of a process group."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (OSError, psutil.Error):
+            continue
+    return members
+
+
+async def _kill_group(pgid: int, grace: float) -> None:
+    """SIGKILL what is left of a process group and wait (up to ``grace``) until it is gone.
+
+    Signal delivery is asynchronous; waiting makes "the stage ended" mean "its processes ended".
+    """
+    if not _signal_group(pgid, signal.SIGKILL):
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline:
+        if not await asyncio.to_thread(_group_members, pgid):
+            return
+        await asyncio.sleep(0.01)  # SIGKILL needs no cooperation: this ends within ms
+
+
+async def _terminate_group(process: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the process group, wait for the root up to ``grace``, then SIGKILL the group."""
+    pgid = process.pid  # start_new_session made the root a group leader
+    if _signal_group(pgid, signal.SIGTERM):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), grace)
+    # Whatever is still in the group (the root ignored SIGTERM, or children outlived it) dies now.
+    await _kill_group(pgid, grace)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(process.wait(), grace)
+
+
+def command_handler(
+    command: str | None = None,
+    *,
+    sample_interval: float = SAMPLE_INTERVAL,
+    kill_grace: float = KILL_GRACE,
+) -> Handler:
+    """A handler running ``command`` (else ``ctx.command``) through ``/bin/sh -c``.
+
+    The subprocess gets its own session (so its own process group), ``ctx.workspace`` as working
+    directory when set, and this environment on top of the engine's own: one
+    ``TASKDAEMON_INPUT_<NAME>`` per input (upper-cased, other characters than letters, digits and
+    ``_`` replaced by ``_``; JSON-encoded unless a string), ``TASKDAEMON_RUN_ID``,
+    ``TASKDAEMON_PIPELINE``, ``TASKDAEMON_STAGE``, ``TASKDAEMON_ATTEMPT``,
+    ``TASKDAEMON_INSTANCE``, and ``ctx.environment`` (``TRACEPARENT`` when monitored). The inputs
+    are also written as one JSON object on stdin.
+
+    Result: stdout parsed as JSON when it is a JSON object, else
+    ``{"stdout": text, "exit_code": 0}``. A non-zero exit raises :class:`CommandFailedError`
+    with the code and the last lines of stderr. On cancellation (the engine's timeout included)
+    the whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds, and the
+    cancellation is re-raised. When the command exits, whatever it left running in its process
+    group is killed: a stage's processes do not outlive it.
+
+    The process tree is sampled every ``sample_interval`` seconds; the CPU seconds and peak RSS
+    of the tree are reported through ``ctx.report_usage`` when the command ends (also on failure
+    and cancellation), and the root pid through ``ctx.report_process`` when it starts.
+    """
+
+    async def run_command(ctx: StageContext) -> Mapping[str, Any]:
+        text = command or ctx.command
+        if not text:
+            raise LoopTypeError(f"stage {ctx.stage!r}: loop type {ctx.loop!r}: no command to run")
+        env = dict(os.environ)
+        env.update(_input_environment(ctx.inputs))
+        env.update(
+            {
+                "TASKDAEMON_RUN_ID": ctx.run_id,
+                "TASKDAEMON_PIPELINE": ctx.pipeline,
+                "TASKDAEMON_STAGE": ctx.stage,
+                "TASKDAEMON_ATTEMPT": str(ctx.attempt),
+                "TASKDAEMON_INSTANCE": str(ctx.instance),
+            }
+        )
+        env.update(ctx.environment)
+        stdin = json.dumps(dict(ctx.inputs), default=str).encode()
+        process = await asyncio.create_subprocess_exec(
+            "/bin/sh",
+            "-c",
+            text,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ctx.workspace,
+            env=env,
+            start_new_session=True,
+        )
+        sampler = _TreeSampler(process.pid)
+        sampling = asyncio.create_task(sampler.run(sample_interval))
+        ctx.report_process(process.pid)
+        try:
+            stdout, stderr = await process.communicate(stdin)
+        except BaseException:
+            await asyncio.shield(_terminate_group(process, kill_grace))
+            raise
+        finally:
+            sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampling
+            ctx.report_usage(sampler.cpu_seconds, sampler.peak_rss)
+        await _kill_group(process.pid, kill_grace)
+        code = process.returncode
+        assert code is not None  # communicate() returns after the process was reaped
+        if code != 0:
+            raise CommandFailedError(text, code, _tail(stderr))
+        return _parse_stdout(stdout.decode(errors="replace"))
+
+    return run_command
+
+
+# -- the registry -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryPointLoop:
+    target: str  # module:function, imported on first use
+
+
+class LoopRegistry:
+    """Resolves stages to handlers: the engine's ``resolver``.
+
+    ``resolve(pipeline, stage)`` (also ``registry(pipeline, stage)``) returns the stage's
+    :data:`Handler` or raises :class:`LoopTypeError` naming the stage, the loop type and, for
+    Python handlers, the ``module:function`` that failed. Resolutions are cached per (definition
+    hash, stage name); ``register`` clears the cache.
+    """
+
+    def __init__(self) -> None:
+        self._types: dict[str, Handler | _EntryPointLoop] = {}
+        self._cache: dict[tuple[str, str], Handler] = {}
+
+    @classmethod
+    def default(cls) -> LoopRegistry:
+        """A registry with the built-ins and every loop type installed packages declare in the
+        ``taskdaemon.loops`` entry point group (imported when first used)."""
+        registry = cls()
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            registry._types.setdefault(entry_point.name, _EntryPointLoop(entry_point.value))
+        return registry
+
+    @property
+    def loop_types(self) -> tuple[str, ...]:
+        """The registered loop type names (built-ins excluded), sorted."""
+        return tuple(sorted(self._types))
+
+    def register(self, name: str, handler: Callable[[StageContext], Any]) -> None:
+        """Register loop type ``name``: a sync or async function of the stage context."""
+        if name in {"python", "command"}:
+            raise LoopTypeError(f"loop type {name!r} is built in and cannot be replaced")
+        self._types[name] = python_handler(handler)
+        self._cache.clear()
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
+        """The handler that runs ``stage`` of ``pipeline``."""
+        key = (pipeline.definition_hash, stage.name)
+        handler = self._cache.get(key)
+        if handler is None:
+            handler = self._resolve(pipeline, stage)
+            self._cache[key] = handler
+        return handler
+
+    __call__ = resolve
+
+    def _resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
+        loop = stage.loop
+        where = f"stage {stage.name!r}: loop type {loop!r}"
+        if loop == "python":
+            if not stage.handler:
+                raise LoopTypeError(f"{where}: needs 'handler: module:function'")
+            return python_handler(_import_target(stage.handler, stage=stage.name, loop=loop))
+        if loop == "command":
+            if not stage.command:
+                raise LoopTypeError(f"{where}: needs 'command'")
+            return command_handler(stage.command)
+        declared = pipeline.loops.get(loop)
+        if declared is not None:
+            if declared.handler:
+                target = _import_target(declared.handler, stage=stage.name, loop=loop)
+                return python_handler(target)
+            if declared.command:
+                return command_handler(stage.command or declared.command)
+            raise LoopTypeError(f"{where}: the declaration has neither 'handler' nor 'command'")
+        registered = self._types.get(loop)
+        if isinstance(registered, _EntryPointLoop):
+            handler = python_handler(_import_target(registered.target, stage=stage.name, loop=loop))
+            self._types[loop] = handler
+            return handler
+        if registered is not None:
+            return registered
+        known = sorted({"python", "command", *pipeline.loops, *self._types})
+        raise LoopTypeError(f"{where}: unknown loop type (known: {', '.join(known)})")
