@@ -1,0 +1,491 @@
+"""The OpenTelemetry composition root: SDK providers built from :class:`Settings`.
+
+:func:`build_telemetry` is the one place that constructs ``TracerProvider``, ``MeterProvider`` and
+``LoggerProvider`` for the ``taskdaemon`` command (tests and embedding applications call it too).
+What it builds:
+
+* **Resource**: ``Resource.create`` (so ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` and
+  the SDK's detectors apply) with ``service.name`` (default ``taskdaemon``) and
+  ``service.version``.
+* **Spans**: first the span store's processors (:func:`store_span_processors`, keyed by
+  ``TASKDAEMON_SPAN_SOURCE``), then any ``extra_span_processors`` given by the caller, then one
+  ``BatchSpanProcessor`` per ``OTEL_TRACES_EXPORTER`` entry (``otlp`` = gRPC or HTTP per
+  ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, ``console``). Each exporter is wrapped so its
+  results feed :class:`ExportHealth` (``/readyz``), and gets ``TASKDAEMON_EXPORT_TIMEOUT`` as its
+  per-request timeout unless ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set.
+* **Metrics**: a ``PrometheusMetricReader`` on a *private* ``CollectorRegistry``
+  (:attr:`Telemetry.registry`, served by ``server.py`` on ``/metrics``) when
+  ``OTEL_METRICS_EXPORTER`` includes ``prometheus`` (the default), plus a
+  ``PeriodicExportingMetricReader`` for ``otlp``/``console``. One reader per registry: naming
+  ``prometheus`` never starts the SDK's own server on 9464; it is our reader, and a note says so.
+  Views pin every ``pipeline.*``/``cicd.*`` histogram to the seconds buckets of
+  :data:`~taskdaemon.pipeline.telemetry.DURATION_BUCKETS` (never exponential).
+* **Logs**: a ``LoggerProvider`` with a batch processor when ``OTEL_LOGS_EXPORTER`` is set;
+  ``logs.configure_logging`` attaches the handler.
+
+A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
+span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
+count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch.
+
+:meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
+seconds in all (a helper thread does the work; past the bound it is abandoned, a warning says how
+much was lost, and the process exits anyway). It is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry import trace as trace_api
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    ConsoleLogRecordExporter,
+    LogRecordExporter,
+)
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SpanExporter,
+    SpanExportResult,
+)
+from prometheus_client import CollectorRegistry
+
+from taskdaemon import __version__
+from taskdaemon.pipeline.settings import Settings
+from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
+
+__all__ = [
+    "EXPORTER_LOGGERS",
+    "ExportHealth",
+    "ExportHealthSnapshot",
+    "RepeatedLogFilter",
+    "Telemetry",
+    "build_telemetry",
+    "install_repeated_log_filter",
+    "store_span_processors",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Loggers of the SDK and exporters that repeat the same complaint for every batch.
+EXPORTER_LOGGERS: tuple[str, ...] = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+)
+
+Signal = Literal["traces", "metrics", "logs"]
+
+
+# --- export health ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExportHealthSnapshot:
+    """Span export results over the last ``window`` seconds (for ``/readyz``)."""
+
+    exporters: tuple[str, ...]
+    window: float
+    failures: int
+    successes: int
+    last_error: str | None
+    last_success_at: float | None
+
+    @property
+    def ok(self) -> bool:
+        """Healthy unless exports failed in the window with no success after the last failure."""
+        return self.failures == 0 or self.successes > 0
+
+
+class ExportHealth:
+    """Thread-safe record of span export outcomes, fed by the wrapped exporters."""
+
+    def __init__(self, *, window: float = 60.0, clock: Callable[[], float] = time.time) -> None:
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._results: deque[tuple[float, bool]] = deque(maxlen=1024)
+        self._last_error: str | None = None
+        self._last_success: float | None = None
+        self.exporters: list[str] = []
+
+    def record(self, ok: bool, error: str | None = None) -> None:
+        """Note one export's outcome."""
+        now = self._clock()
+        with self._lock:
+            self._results.append((now, ok))
+            if ok:
+                self._last_success = now
+            else:
+                self._last_error = error or "export failed"
+
+    def snapshot(self) -> ExportHealthSnapshot:
+        """Outcomes in the window. ``successes`` counts only those after the last failure."""
+        now = self._clock()
+        with self._lock:
+            recent = [(at, ok) for at, ok in self._results if now - at <= self.window]
+            error = self._last_error
+            last_success = self._last_success
+        failures = sum(1 for _, ok in recent if not ok)
+        last_failure = max((at for at, ok in recent if not ok), default=None)
+        successes = sum(
+            1 for at, ok in recent if ok and (last_failure is None or at > last_failure)
+        )
+        return ExportHealthSnapshot(
+            exporters=tuple(self.exporters),
+            window=self.window,
+            failures=failures,
+            successes=successes,
+            last_error=error if failures else None,
+            last_success_at=last_success,
+        )
+
+
+class _ObservedSpanExporter(SpanExporter):
+    """Delegates to ``inner`` and records each export's result in :class:`ExportHealth`."""
+
+    def __init__(self, inner: SpanExporter, health: ExportHealth, name: str) -> None:
+        self._inner = inner
+        self._health = health
+        self._name = name
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._inner.export(spans)
+        except Exception as exc:
+            self._health.record(False, f"{self._name}: {type(exc).__name__}: {exc}")
+            raise
+        ok = result is SpanExportResult.SUCCESS
+        self._health.record(
+            ok, None if ok else f"{self._name}: export of {len(spans)} spans failed"
+        )
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+# --- log de-duplication --------------------------------------------------------------------------
+
+
+class RepeatedLogFilter(logging.Filter):
+    """Lets the first record of each (logger, message template) through per ``window`` seconds.
+
+    A dead collector makes the exporters log the same warning for every batch and every retry;
+    this keeps one line per problem and, when it passes the next one, says how many it dropped.
+    """
+
+    def __init__(self, *, window: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            first, suppressed = self._seen.get(key, (None, 0))
+            if first is not None and now - first < self.window:
+                self._seen[key] = (first, suppressed + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if suppressed:
+            record.msg = f"{record.msg} (and {suppressed} similar messages suppressed)"
+        return True
+
+
+def install_repeated_log_filter(
+    loggers: Sequence[str] = EXPORTER_LOGGERS, *, window: float = 300.0
+) -> RepeatedLogFilter:
+    """Attach one :class:`RepeatedLogFilter` to ``loggers`` (once: reuses an installed one)."""
+    for name in loggers:
+        for existing in logging.getLogger(name).filters:
+            if isinstance(existing, RepeatedLogFilter):
+                return existing
+    dedupe = RepeatedLogFilter(window=window)
+    for name in loggers:
+        logging.getLogger(name).addFilter(dedupe)
+    return dedupe
+
+
+# --- the span store's slot -----------------------------------------------------------------------
+
+
+def store_span_processors(settings: Settings) -> list[SpanProcessor]:
+    """The span processors that persist spans for ``settings.span_source``.
+
+    The SQLite span store registers its processor here for ``sqlite:///`` sources (remote
+    sources such as ``tempo+http://`` are read-only: spans reach them through OTLP). A processor
+    with a ``health()`` method (returning an object with ``ok: bool`` and ``detail: str``) is
+    reported by ``/readyz`` as the ``span_store`` component.
+    """
+    del settings  # the store engineer wires the SQLite processor in here
+    return []
+
+
+# --- providers -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Telemetry:
+    """The SDK providers of one process, and what ``/metrics`` and ``/readyz`` need from them."""
+
+    settings: Settings
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider | None
+    registry: CollectorRegistry
+    export_health: ExportHealth
+    span_processors: tuple[SpanProcessor, ...]
+    notes: tuple[str, ...] = ()
+    _closed: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def serves_prometheus(self) -> bool:
+        """True when ``registry`` has our Prometheus reader (``/metrics`` has data)."""
+        return "prometheus" in self.settings.metrics_exporters
+
+    def store_health(self) -> Any | None:
+        """The span store processor's ``health()`` answer, or ``None`` without a store."""
+        for processor in self.span_processors:
+            health = getattr(processor, "health", None)
+            if callable(health):
+                return health()
+        return None
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Flush and shut down every provider within ``timeout`` seconds (default: the export
+        timeout setting). Returns True when everything finished in time. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
+        budget = self.settings.export_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+
+        def remaining_ms() -> int:
+            return max(0, int((deadline - time.monotonic()) * 1000))
+
+        def work() -> None:
+            # Metrics first: a final Prometheus scrape is not needed, but OTLP readers export.
+            for step in (
+                lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms()),
+                self.tracer_provider.shutdown,
+                self.logger_provider.shutdown if self.logger_provider else None,
+            ):
+                if step is None:
+                    continue
+                try:
+                    step()
+                except Exception:  # telemetry must never break the exit path
+                    _log.exception("telemetry shutdown step failed")
+
+        worker = threading.Thread(target=work, name="taskdaemon-telemetry-shutdown", daemon=True)
+        worker.start()
+        worker.join(budget)
+        if worker.is_alive():
+            _log.warning(
+                "telemetry shutdown did not finish within %.1fs (TASKDAEMON_EXPORT_TIMEOUT); "
+                "unexported spans and metrics are dropped",
+                budget,
+            )
+            return False
+        return True
+
+
+def build_telemetry(
+    settings: Settings,
+    *,
+    extra_span_processors: Sequence[SpanProcessor] = (),
+    set_global: bool = False,
+) -> Telemetry:
+    """Build the providers ``settings`` describe (see the module docstring).
+
+    ``extra_span_processors`` run after the store's and before the exporters' (tests pass a
+    ``SimpleSpanProcessor(InMemorySpanExporter())``). With ``set_global`` the providers become
+    the OTel globals unless someone (``opentelemetry-instrument``) already set them.
+    """
+    install_repeated_log_filter()
+    notes: list[str] = []
+    resource = Resource.create(
+        {"service.name": settings.service_name, "service.version": __version__}
+    )
+    health = ExportHealth()
+
+    processors: list[SpanProcessor] = [*store_span_processors(settings), *extra_span_processors]
+    for name in settings.traces_exporters:
+        exporter = _span_exporter(name, settings)
+        health.exporters.append(name)
+        processors.append(BatchSpanProcessor(_ObservedSpanExporter(exporter, health, name)))
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    for processor in processors:
+        tracer_provider.add_span_processor(processor)
+
+    registry = CollectorRegistry(auto_describe=True)
+    readers: list[MetricReader] = []
+    for name in settings.metrics_exporters:
+        if name == "prometheus":
+            readers.append(PrometheusMetricReader(registry=registry))
+            if settings.otel_metrics_exporter is not None:
+                notes.append(
+                    "OTEL_METRICS_EXPORTER=prometheus is served by taskdaemon's own /metrics on "
+                    f"{settings.metrics_host}:{settings.metrics_port} "
+                    "(one reader per registry; no second server on OTEL_EXPORTER_PROMETHEUS_PORT)"
+                )
+        else:
+            readers.append(PeriodicExportingMetricReader(_metric_exporter(name, settings)))
+    meter_provider = MeterProvider(
+        resource=resource,
+        metric_readers=readers,
+        views=_histogram_views(),
+        shutdown_on_exit=False,
+    )
+
+    logger_provider: LoggerProvider | None = None
+    if settings.logs_exporters:
+        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        for name in settings.logs_exporters:
+            logger_provider.add_log_record_processor(
+                BatchLogRecordProcessor(_log_exporter(name, settings))
+            )
+
+    if set_global:
+        _set_globals(tracer_provider, meter_provider, notes)
+    for note in notes:
+        _log.info("%s", note)
+    return Telemetry(
+        settings=settings,
+        resource=resource,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+        registry=registry,
+        export_health=health,
+        span_processors=tuple(processors),
+        notes=tuple(notes),
+    )
+
+
+def _histogram_views() -> list[View]:
+    aggregation = ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS)
+    return [
+        View(instrument_type=Histogram, instrument_name=pattern, aggregation=aggregation)
+        for pattern in ("pipeline.*", "cicd.pipeline.*")
+    ]
+
+
+def _timeout(settings: Settings, signal: Signal) -> float | None:
+    """Our bound unless the user chose an OTLP timeout (then the SDK reads theirs)."""
+    return None if settings.otlp_timeout_is_set(signal) else settings.export_timeout
+
+
+def _span_exporter(name: str, settings: Settings) -> SpanExporter:
+    if name == "console":
+        return ConsoleSpanExporter()
+    protocol = _protocol(name, settings, "traces")
+    timeout = _timeout(settings, "traces")
+    if protocol == "grpc":
+        # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter(timeout=timeout)
+    # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter as HttpSpanExporter,
+    )
+
+    return HttpSpanExporter(timeout=timeout)
+
+
+def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
+    if name == "console":
+        return ConsoleMetricExporter()
+    protocol = _protocol(name, settings, "metrics")
+    timeout = _timeout(settings, "metrics")
+    if protocol == "grpc":
+        # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
+            OTLPMetricExporter as GrpcMetricExporter,
+        )
+
+        return GrpcMetricExporter(timeout=timeout)
+    # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
+        OTLPMetricExporter as HttpMetricExporter,
+    )
+
+    return HttpMetricExporter(timeout=timeout)
+
+
+def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
+    if name == "console":
+        return ConsoleLogRecordExporter()
+    protocol = _protocol(name, settings, "logs")
+    timeout = _timeout(settings, "logs")
+    if protocol == "grpc":
+        # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
+            OTLPLogExporter as GrpcLogExporter,
+        )
+
+        return GrpcLogExporter(timeout=timeout)
+    # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
+        OTLPLogExporter as HttpLogExporter,
+    )
+
+    return HttpLogExporter(timeout=timeout)
+
+
+def _protocol(name: str, settings: Settings, signal: Signal) -> str:
+    """``otlp_proto_grpc``/``otlp_proto_http`` pin the protocol; ``otlp`` follows the setting."""
+    if name == "otlp_proto_grpc":
+        return "grpc"
+    if name == "otlp_proto_http":
+        return "http/protobuf"
+    return settings.otlp_protocol(signal)
+
+
+def _set_globals(
+    tracer_provider: TracerProvider, meter_provider: MeterProvider, notes: list[str]
+) -> None:
+    # The API allows setting each global once; a Proxy* provider means nobody has yet.
+    if isinstance(trace_api.get_tracer_provider(), trace_api.ProxyTracerProvider):
+        trace_api.set_tracer_provider(tracer_provider)
+    else:
+        notes.append("a global TracerProvider was already set; taskdaemon uses its own")
+    if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
+        metrics_api.set_meter_provider(meter_provider)
+    else:
+        notes.append("a global MeterProvider was already set; taskdaemon uses its own")
