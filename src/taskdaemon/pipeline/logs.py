@@ -1,0 +1,253 @@
+"""Structured logs that line up with traces.
+
+Every record that reaches a handler installed by :func:`configure_logging` carries:
+
+* ``trace_id`` / ``span_id``: the current OpenTelemetry span in the emitting thread (32 / 16
+  lowercase hex; absent outside a span), so a log line leads to its run's trace;
+* ``run_id``, ``pipeline``, ``stage``: from, in order of precedence, ``extra={...}`` on the call,
+  the context variables set by :func:`log_context`, and the attributes of the current span (the
+  monitor's run and stage spans carry ``cicd.pipeline.run.id``, ``cicd.pipeline.name`` and
+  ``cicd.pipeline.task.name``), so stage handlers' logs are tagged with no work on their side.
+
+``TASKDAEMON_LOG_FORMAT=json`` writes one JSON object a line (``ts``, ``level``, ``logger``,
+``msg``, the ids above, any other ``extra`` fields, ``exc``); ``text`` writes a readable line
+with the same ids in brackets. With ``OTEL_LOGS_EXPORTER`` set, :class:`OTelLogHandler` also
+sends every record to the ``LoggerProvider`` (with the span context, so backends link logs to
+spans). Records of the ``opentelemetry`` loggers are never exported that way, so a failing log
+exporter cannot feed on its own complaints.
+
+The stdlib ``logging`` stays the API: library logs, pytest's ``caplog`` and other handlers keep
+working. Nothing in taskdaemon prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from typing import IO, Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+
+from taskdaemon.pipeline.settings import Settings
+from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
+
+__all__ = [
+    "ContextFilter",
+    "JsonFormatter",
+    "OTelLogHandler",
+    "TextFormatter",
+    "configure_logging",
+    "log_context",
+]
+
+_RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("td_run_id", default=None)
+_PIPELINE: contextvars.ContextVar[str | None] = contextvars.ContextVar("td_pipeline", default=None)
+_STAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("td_stage", default=None)
+
+#: The fields the filter guarantees on every record (``None`` when unknown).
+CONTEXT_FIELDS: Final = ("trace_id", "span_id", "run_id", "pipeline", "stage")
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD_ATTRS: Final = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+)
+_INSTALLED: Final = "_taskdaemon_installed"
+
+
+@contextlib.contextmanager
+def log_context(
+    *, run_id: str | None = None, pipeline: str | None = None, stage: str | None = None
+) -> Iterator[None]:
+    """Tag every log record emitted inside the block (and tasks it starts) with these ids."""
+    tokens = [
+        (var, var.set(value))
+        for var, value in ((_RUN_ID, run_id), (_PIPELINE, pipeline), (_STAGE, stage))
+        if value is not None
+    ]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Stamps trace and run ids on each record (see the module docstring); never drops one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span = trace.get_current_span()
+        ctx = span.get_span_context()
+        if ctx.is_valid:
+            _setdefault(record, "trace_id", format(ctx.trace_id, "032x"))
+            _setdefault(record, "span_id", format(ctx.span_id, "016x"))
+        else:
+            _setdefault(record, "trace_id", None)
+            _setdefault(record, "span_id", None)
+        attributes: Mapping[str, Any] = getattr(span, "attributes", None) or {}
+        for name, var, key in (
+            ("run_id", _RUN_ID, CICD_PIPELINE_RUN_ID),
+            ("pipeline", _PIPELINE, CICD_PIPELINE_NAME),
+            ("stage", _STAGE, CICD_TASK_NAME),
+        ):
+            value = var.get()
+            if value is None:
+                found = attributes.get(key)
+                value = str(found) if found is not None else None
+            _setdefault(record, name, value)
+        return True
+
+
+def _setdefault(record: logging.LogRecord, name: str, value: str | None) -> None:
+    if getattr(record, name, None) is None:
+        setattr(record, name, value)
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD_ATTRS and key not in CONTEXT_FIELDS and not key.startswith("_")
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: ts, level, logger, msg, the context ids, extras, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in CONTEXT_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        elif record.stack_info:
+            entry["stack"] = record.stack_info
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """``ts LEVEL logger: msg [run_id=… stage=… trace_id=…]`` for humans at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ids = " ".join(
+            f"{name}={value}"
+            for name in ("pipeline", "run_id", "stage", "trace_id", "span_id")
+            if (value := getattr(record, name, None)) is not None
+        )
+        line = f"{_iso(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        if ids:
+            line = f"{line} [{ids}]"
+        if record.exc_info:
+            line = f"{line}\n{self.formatException(record.exc_info)}"
+        return line
+
+
+def _iso(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+
+
+_SEVERITY: Final = (
+    (logging.CRITICAL, SeverityNumber.FATAL),
+    (logging.ERROR, SeverityNumber.ERROR),
+    (logging.WARNING, SeverityNumber.WARN),
+    (logging.INFO, SeverityNumber.INFO),
+    (logging.DEBUG, SeverityNumber.DEBUG),
+)
+
+
+def _severity(levelno: int) -> SeverityNumber:
+    for threshold, number in _SEVERITY:
+        if levelno >= threshold:
+            return number
+    return SeverityNumber.TRACE
+
+
+class OTelLogHandler(logging.Handler):
+    """Sends records to an OTel ``LoggerProvider`` with the current span context.
+
+    (The SDK's own ``LoggingHandler`` is deprecated in favour of a contrib package we do not
+    need: this is the dozen lines of it taskdaemon uses.)
+    """
+
+    def __init__(self, logger_provider: LoggerProvider, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self._provider = logger_provider
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("opentelemetry"):
+            return
+        try:
+            attributes: dict[str, Any] = {
+                "code.file.path": record.pathname,
+                "code.function.name": record.funcName,
+                "code.line.number": record.lineno,
+            }
+            for name in ("run_id", "pipeline", "stage"):
+                value = getattr(record, name, None)
+                if value is not None:
+                    attributes[f"taskdaemon.{name}"] = value
+            for key, value in _extras(record).items():
+                attributes[key] = (
+                    value if isinstance(value, str | int | float | bool) else str(value)
+                )
+            exception = record.exc_info[1] if record.exc_info else None
+            if exception is not None:
+                attributes["exception.stacktrace"] = "".join(traceback.format_exception(exception))
+            self._provider.get_logger(record.name).emit(
+                timestamp=int(record.created * 1e9),
+                context=otel_context.get_current(),
+                severity_number=_severity(record.levelno),
+                severity_text=record.levelname,
+                body=record.getMessage(),
+                attributes=attributes,
+            )
+        except Exception:
+            self.handleError(record)
+
+
+def configure_logging(
+    settings: Settings,
+    *,
+    logger_provider: LoggerProvider | None = None,
+    stream: IO[str] | None = None,
+) -> list[logging.Handler]:
+    """Install taskdaemon's handlers on the root logger, replacing ones a previous call installed.
+
+    One stream handler (stderr by default) with the format of ``TASKDAEMON_LOG_FORMAT`` and the
+    level of ``TASKDAEMON_LOG_LEVEL``, plus an :class:`OTelLogHandler` when ``logger_provider``
+    is given. Handlers installed by others (pytest, the OTel logging instrumentation) are kept.
+    Returns the handlers installed.
+    """
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, _INSTALLED, False):
+            root.removeHandler(handler)
+            handler.close()
+    console = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    console.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    installed: list[logging.Handler] = [console]
+    if logger_provider is not None:
+        installed.append(OTelLogHandler(logger_provider))
+    for handler in installed:
+        handler.addFilter(ContextFilter())
+        setattr(handler, _INSTALLED, True)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level_number)
+    return installed
