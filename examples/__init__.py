@@ -1,0 +1,1 @@
+"""Runnable examples: pipelines, loop types, scripts. Import as ``examples`` from the repo root."""

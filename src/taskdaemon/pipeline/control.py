@@ -1,0 +1,280 @@
+"""Reaching a run served by another process: approvals, events and cancellation over a socket.
+
+``taskdaemon run`` serves its run on a Unix socket ``$TASKDAEMON_HOME/control/<run_id>.sock``
+(home defaults to ``./.taskdaemon``) for as long as the run is open, and removes it at exit.
+The protocol is JSON lines: one request object per line, one response object per line.
+
+Requests (``op`` plus fields)::
+
+    {"op": "approve", "stage": "release", "by": "alice"}
+    {"op": "reject",  "stage": "release", "by": "alice"}
+    {"op": "publish", "type": "spec.ready", "payload": {...}}
+    {"op": "cancel"}
+    {"op": "status"}
+
+Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
+``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
+answered with an error and the connection stays usable.
+
+The client side (:func:`send_request` and its wrappers) is synchronous, for the CLI. A run id
+may be abbreviated to any prefix that names exactly one served run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+
+__all__ = [
+    "ControlServer",
+    "ControlTarget",
+    "approve",
+    "cancel",
+    "control_dir",
+    "publish",
+    "reject",
+    "send_request",
+    "served_runs",
+    "socket_path",
+    "status",
+]
+
+#: Unix socket paths are limited to about 107 bytes (sun_path) on Linux.
+_MAX_SOCKET_PATH = 107
+_MAX_LINE = 1 << 20
+
+
+class ControlTarget(Protocol):
+    """What the control server drives: a run handle (sync or async methods both work)."""
+
+    def approve(self, stage: str, *, by: str = ...) -> Any:
+        """Grant the approval a stage waits for."""
+
+    def reject(self, stage: str, *, by: str = ...) -> Any:
+        """Refuse the approval a stage waits for."""
+
+    def publish(self, event_type: str, payload: Mapping[str, Any]) -> Any:
+        """Publish an event into the run."""
+
+    def cancel(self) -> Any:
+        """Cancel the run."""
+
+
+def control_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    """``<home>/control``; home is ``TASKDAEMON_HOME`` or ``./.taskdaemon`` when not given."""
+    base = (
+        Path(home) if home is not None else Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
+    )
+    return base / "control"
+
+
+def socket_path(run_id: str, home: str | os.PathLike[str] | None = None) -> Path:
+    """Where the run ``run_id`` is served."""
+    return control_dir(home) / f"{run_id}.sock"
+
+
+def served_runs(home: str | os.PathLike[str] | None = None) -> list[str]:
+    """Run ids with a control socket under ``home`` (some may be stale after a crash)."""
+    directory = control_dir(home)
+    if not directory.is_dir():
+        return []
+    return sorted(path.stem for path in directory.glob("*.sock"))
+
+
+class ControlServer:
+    """Serves one run on its control socket. ``async with ControlServer(...)`` or
+    ``start()`` / ``aclose()`` (both safe to call twice).
+
+    ``status`` returns a JSON-able mapping describing the run (the CLI's live view of it).
+    """
+
+    def __init__(
+        self,
+        run_id: str,
+        target: ControlTarget,
+        *,
+        status: Callable[[], Mapping[str, Any]] = dict,
+        home: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.path = socket_path(run_id, home)
+        self._target = target
+        self._status = status
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self) -> None:
+        """Create the socket (and its directory, private to the user)."""
+        if self._server is not None:
+            return
+        if len(os.fsencode(self.path.absolute())) > _MAX_SOCKET_PATH:
+            raise PipelineError(
+                f"control socket path too long ({self.path.absolute()}): "
+                "set TASKDAEMON_HOME to a shorter directory"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a stale socket of a crashed process with the same run id
+        self._server = await asyncio.start_unix_server(
+            self._serve, path=str(self.path), limit=_MAX_LINE
+        )
+        os.chmod(self.path, 0o600)
+
+    async def aclose(self) -> None:
+        """Stop serving and remove the socket."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        await server.wait_closed()
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                response = await self.handle(line)
+                writer.write(json.dumps(response, default=str).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, ValueError):
+            pass  # the client went away, or sent an over-long line: nothing to answer
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def handle(self, line: bytes) -> dict[str, Any]:
+        """Answer one request line (exposed for tests and other transports)."""
+        try:
+            request = json.loads(line)
+        except ValueError as exc:
+            return {"ok": False, "error": f"not JSON: {exc}"}
+        if not isinstance(request, dict):
+            return {"ok": False, "error": "a request is a JSON object with an 'op'"}
+        op = request.get("op")
+        try:
+            if op == "status":
+                return {"ok": True, "run_id": self.run_id, "status": dict(self._status())}
+            if op in ("approve", "reject"):
+                stage = request.get("stage")
+                if not isinstance(stage, str) or not stage:
+                    return {"ok": False, "error": f"{op} needs a 'stage'"}
+                by = str(request.get("by") or "control socket")
+                method = self._target.approve if op == "approve" else self._target.reject
+                await _maybe_await(method(stage, by=by))
+                return {"ok": True}
+            if op == "publish":
+                event_type = request.get("type")
+                payload = request.get("payload", {})
+                if not isinstance(event_type, str) or not event_type:
+                    return {"ok": False, "error": "publish needs a 'type'"}
+                if not isinstance(payload, dict):
+                    return {"ok": False, "error": "publish needs a JSON object as 'payload'"}
+                await _maybe_await(self._target.publish(event_type, payload))
+                return {"ok": True}
+            if op == "cancel":
+                await _maybe_await(self._target.cancel())
+                return {"ok": True}
+        except Exception as exc:  # the run refused (not waiting, closed run...): say why
+            return {"ok": False, "error": str(exc) or type(exc).__name__}
+        return {
+            "ok": False,
+            "error": f"unknown op {op!r} (approve, reject, publish, cancel, status)",
+        }
+
+
+async def _maybe_await(value: object) -> None:
+    if inspect.isawaitable(value):
+        await value
+
+
+def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
+    path = socket_path(run_id, home)
+    if path.exists():
+        return path
+    matches = [served for served in served_runs(home) if served.startswith(run_id)]
+    if len(matches) == 1:
+        return socket_path(matches[0], home)
+    where = control_dir(home)
+    if len(matches) > 1:
+        raise RunNotFoundError(f"run id {run_id!r} is ambiguous here: {', '.join(matches)}")
+    raise RunNotFoundError(
+        f"no run {run_id!r} is served here (no socket under {where}): is its "
+        "'taskdaemon run' still running, with the same TASKDAEMON_HOME?"
+    )
+
+
+def send_request(
+    run_id: str,
+    request: Mapping[str, Any],
+    *,
+    home: str | os.PathLike[str] | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Send one request to the process serving ``run_id`` and return its response.
+
+    Raises RunNotFoundError when no process serves that run (no socket, or a stale one), and
+    PipelineError when the run answers with an error.
+    """
+    path = _resolve_run(run_id, home)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout)
+        try:
+            client.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            raise RunNotFoundError(
+                f"run {path.stem!r} is not served any more (stale socket {path}): "
+                "its 'taskdaemon run' process has ended"
+            ) from None
+        client.sendall(json.dumps(dict(request)).encode() + b"\n")
+        with client.makefile("rb") as stream:
+            line = stream.readline(_MAX_LINE)
+    if not line:
+        raise PipelineError(f"run {path.stem!r} closed the connection without answering")
+    response: dict[str, Any] = json.loads(line)
+    if not response.get("ok"):
+        raise PipelineError(str(response.get("error", "request refused")))
+    return response
+
+
+def approve(run_id: str, stage: str, *, by: str = "", home: str | None = None) -> None:
+    """Grant the approval ``stage`` of run ``run_id`` waits for."""
+    send_request(run_id, {"op": "approve", "stage": stage, "by": by}, home=home)
+
+
+def reject(run_id: str, stage: str, *, by: str = "", home: str | None = None) -> None:
+    """Refuse the approval ``stage`` of run ``run_id`` waits for."""
+    send_request(run_id, {"op": "reject", "stage": stage, "by": by}, home=home)
+
+
+def publish(
+    run_id: str, event_type: str, payload: Mapping[str, Any], *, home: str | None = None
+) -> None:
+    """Publish an event into run ``run_id``."""
+    send_request(run_id, {"op": "publish", "type": event_type, "payload": dict(payload)}, home=home)
+
+
+def cancel(run_id: str, *, home: str | None = None) -> None:
+    """Cancel run ``run_id``."""
+    send_request(run_id, {"op": "cancel"}, home=home)
+
+
+def status(run_id: str, *, home: str | None = None) -> dict[str, Any]:
+    """The status mapping the serving process reports for run ``run_id``."""
+    result: dict[str, Any] = send_request(run_id, {"op": "status"}, home=home)["status"]
+    return result
