@@ -79,6 +79,31 @@ LINK_RELATION: Final = "taskdaemon.link.relation"
 LINK_TRIGGERED_BY: Final = "triggered_by"
 LINK_PREVIOUS_ATTEMPT: Final = "previous_attempt"
 LINK_REPLAY_OF: Final = "replay_of"
+LINK_PARENT: Final = "parent"  # run span -> the external parent context it was started under
+# true on a replay link: the original root span id is not known, the link's span id is derived
+# from the trace id (its low 64 bits); backends resolve the link by trace id
+LINK_SPAN_ID_DERIVED: Final = "taskdaemon.link.span_id_derived"
+
+# more stage attributes
+STAGE_FIRED_TRIGGERS: Final = "taskdaemon.stage.fired_triggers"  # string[]: the ones satisfied
+STAGE_WILL_RETRY: Final = "taskdaemon.stage.will_retry"
+STAGE_PID: Final = "taskdaemon.stage.pid"  # a command stage's subprocess
+
+# attributes of span events
+TRIGGER_INDEX: Final = "taskdaemon.trigger.index"
+TRIGGER_TYPE: Final = "taskdaemon.trigger.type"
+TRIGGER_DESCRIPTION: Final = "taskdaemon.trigger.description"
+TRIGGER_SATISFIED: Final = "taskdaemon.trigger.satisfied"
+TRIGGER_STAGE_READY: Final = "taskdaemon.trigger.stage_ready"
+TRIGGER_DETAIL: Final = "taskdaemon.trigger.detail"
+APPROVAL_TIMEOUT: Final = "taskdaemon.approval.timeout_s"
+APPROVAL_APPROVED: Final = "taskdaemon.approval.approved"
+APPROVAL_BY: Final = "taskdaemon.approval.by"
+APPROVAL_TIMED_OUT: Final = "taskdaemon.approval.timed_out"
+PUBLISHED_EVENT_TYPE: Final = "taskdaemon.event.type"
+PUBLISHED_EVENT_ID: Final = "taskdaemon.event.id"
+PUBLISHED_EVENT_SOURCE: Final = "taskdaemon.event.source"  # task_run_id of the publisher
+RETRY_DELAY: Final = "taskdaemon.retry.delay_s"
 
 # --- span events ----------------------------------------------------------------------------
 EVENT_TRIGGER_EVALUATED: Final = "trigger.evaluated"
@@ -88,6 +113,7 @@ EVENT_APPROVAL_REQUESTED: Final = "approval.requested"
 EVENT_APPROVAL_RESOLVED: Final = "approval.resolved"
 EVENT_BREAKPOINT_HIT: Final = "breakpoint.hit"
 EVENT_PUBLISHED: Final = "pipeline.event.published"
+EVENT_STAGE_RETRYING: Final = "stage.retrying"
 PAYLOAD_JSON: Final = "taskdaemon.payload.json"
 PAYLOAD_SIZE: Final = "taskdaemon.payload.size"
 PAYLOAD_SHA256: Final = "taskdaemon.payload.sha256"
@@ -114,6 +140,11 @@ UNIT_SECONDS: Final = "s"
 UNIT_BYTES: Final = "By"
 UNIT_PERCENT: Final = "%"
 UNIT_ONE: Final = "1"
+# annotations: shown by OTel backends, stripped by the Prometheus exporter
+UNIT_EXECUTIONS: Final = "{execution}"
+UNIT_EVALUATIONS: Final = "{evaluation}"
+UNIT_RUNS: Final = "{run}"
+UNIT_ERRORS: Final = "{error}"
 
 # metric label keys
 LABEL_PIPELINE: Final = "pipeline"

@@ -1,0 +1,131 @@
+"""Payload capture: stage inputs, outputs, requests and published events as span-event JSON.
+
+``PayloadCapture`` turns a mapping into a ``CapturedPayload``:
+
+1. values under keys that match a redaction pattern (case-insensitive regular-expression
+   *search*, at any depth, in mappings) are replaced by ``"[REDACTED]"``;
+2. the redacted payload is serialised as canonical JSON (sorted keys, compact separators,
+   non-JSON values through ``str``), so equal payloads give equal text and equal hashes;
+3. ``size`` is the UTF-8 byte length of that full JSON and ``sha256`` its hex digest;
+4. the text kept on the span is cut to ``max_bytes`` UTF-8 bytes (never inside a character)
+   and ``truncated`` says whether anything was cut.
+
+Decision: the hash is taken over the *redacted* JSON. Hashing the raw payload would let
+anyone with the span brute-force a low-entropy secret from its digest; the redacted digest
+still answers "did two attempts get the same input?", which is what it is for.
+
+Capture never raises: a payload that cannot be serialised is captured as its ``repr``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from taskdaemon.pipeline import telemetry
+
+__all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "CapturedPayload", "PayloadCapture"]
+
+REDACTED = "[REDACTED]"
+
+DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
+    "passw(or)?d",
+    "secret",
+    "token",
+    "api[-_]?key",
+    "authorization",
+    "credential",
+    "private[-_]?key",
+    "cookie",
+    "session",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedPayload:
+    """A payload as recorded on a span: capped JSON text plus the size and hash of the full JSON."""
+
+    json: str
+    size: int
+    sha256: str
+    truncated: bool
+
+    def attributes(self) -> dict[str, Any]:
+        """The span-event attributes (``taskdaemon.payload.*``) for this payload."""
+        return {
+            telemetry.PAYLOAD_JSON: self.json,
+            telemetry.PAYLOAD_SIZE: self.size,
+            telemetry.PAYLOAD_SHA256: self.sha256,
+            telemetry.PAYLOAD_TRUNCATED: self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class PayloadCapture:
+    """How payloads are captured. ``enabled=False`` records no payload events at all.
+
+    ``max_bytes`` caps the JSON kept on the span (the size and hash always describe the full
+    JSON); ``redact_patterns`` are regular expressions matched against mapping keys.
+    """
+
+    enabled: bool = True
+    max_bytes: int = 4096
+    redact_patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS
+    replacement: str = REDACTED
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {self.max_bytes}")
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        if not self.redact_patterns:
+            return None
+        return re.compile("|".join(f"(?:{p})" for p in self.redact_patterns), re.IGNORECASE)
+
+    def redact(self, value: Any) -> Any:
+        """``value`` with every mapping entry whose key matches a pattern replaced."""
+        pattern = self._pattern
+        if pattern is None:
+            return value
+        return _redact(value, pattern, self.replacement)
+
+    def capture(self, payload: Any) -> CapturedPayload:
+        """Redact, serialise, measure, hash and cap ``payload``."""
+        try:
+            text = json.dumps(
+                self.redact(payload),
+                sort_keys=True,
+                separators=(",", ":"),
+                ensure_ascii=False,
+                default=str,
+            )
+        except (TypeError, ValueError, RecursionError):
+            # Non-string keys that cannot be sorted, cycles: keep something readable.
+            text = json.dumps(repr(payload), ensure_ascii=False)
+        data = text.encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(data).hexdigest()
+        if len(data) <= self.max_bytes:
+            return CapturedPayload(text, len(data), digest, truncated=False)
+        kept = data[: self.max_bytes].decode("utf-8", "ignore")
+        return CapturedPayload(kept, len(data), digest, truncated=True)
+
+
+def _redact(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            key: (
+                replacement
+                if isinstance(key, str) and pattern.search(key)
+                else _redact(item, pattern, replacement)
+            )
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_redact(item, pattern, replacement) for item in value]
+    return value
