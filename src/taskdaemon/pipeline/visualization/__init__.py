@@ -1,0 +1,139 @@
+"""Pure renderers of a pipeline DAG with an optional run overlay: DOT, JSON, Mermaid.
+
+Usage::
+
+    from taskdaemon.pipeline.visualization import VisualizationFormat, render_dot, visualize
+
+    render_dot(pipeline)                          # the definition alone
+    render_dot(pipeline, run)                     # with a run rebuilt from spans
+    render_mermaid(run=run)                       # from the spans alone (no definition)
+    visualize(pipeline, VisualizationFormat.JSON, run=run)
+
+Every renderer takes ``pipeline`` (a ``model.Pipeline``, or an already built ``DagSnapshot``)
+and/or ``run`` (a ``records.RunRecord``), and returns text ending in a newline. They read no
+clock and no global state: the same input gives the same bytes. ``DagWatcher``/``watch_run``
+stream live snapshots from engine events for web pages and terminal views.
+
+Formats (DESIGN 7): DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following
+the shipped JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
+from taskdaemon.pipeline.visualization._json import (
+    dag_schema,
+    render_json_snapshot,
+    snapshot_to_dict,
+    validate_dag,
+)
+from taskdaemon.pipeline.visualization._live import DagWatcher, watch_run
+from taskdaemon.pipeline.visualization._mermaid import render_mermaid_snapshot
+from taskdaemon.pipeline.visualization._snapshot import (
+    STATES,
+    DagAttempt,
+    DagEdge,
+    DagNode,
+    DagRun,
+    DagSnapshot,
+    DagTrigger,
+    dag_snapshot,
+    format_duration,
+    title_case,
+)
+
+__all__ = [
+    "STATES",
+    "DagAttempt",
+    "DagEdge",
+    "DagNode",
+    "DagRun",
+    "DagSnapshot",
+    "DagTrigger",
+    "DagWatcher",
+    "VisualizationFormat",
+    "dag_schema",
+    "dag_snapshot",
+    "format_duration",
+    "render",
+    "render_dot",
+    "render_json",
+    "render_mermaid",
+    "snapshot_dict",
+    "title_case",
+    "validate_dag",
+    "visualize",
+    "watch_run",
+]
+
+
+class VisualizationFormat(StrEnum):
+    """The output formats of ``visualize`` (values are the CLI's ``--format`` names)."""
+
+    DOT = "dot"
+    JSON = "json"
+    MERMAID = "mermaid"
+
+
+def _snapshot(pipeline: Pipeline | DagSnapshot | None, run: RunRecord | None) -> DagSnapshot:
+    if isinstance(pipeline, DagSnapshot):
+        if run is not None:
+            raise ValueError("pass either a DagSnapshot or a pipeline/run, not both")
+        return pipeline
+    return dag_snapshot(pipeline, run)
+
+
+def render_dot(pipeline: Pipeline | DagSnapshot | None = None, run: RunRecord | None = None) -> str:
+    """Graphviz DOT of the DAG (``dot -Tsvg`` renders it unchanged)."""
+    return render_dot_snapshot(_snapshot(pipeline, run))
+
+
+def render_json(
+    pipeline: Pipeline | DagSnapshot | None = None, run: RunRecord | None = None
+) -> str:
+    """The JSON document of the DAG, valid against ``dag_schema()``."""
+    return render_json_snapshot(_snapshot(pipeline, run))
+
+
+def snapshot_dict(
+    pipeline: Pipeline | DagSnapshot | None = None, run: RunRecord | None = None
+) -> dict[str, Any]:
+    """The JSON document as a dict (for APIs that serialise themselves)."""
+    return snapshot_to_dict(_snapshot(pipeline, run))
+
+
+def render_mermaid(
+    pipeline: Pipeline | DagSnapshot | None = None, run: RunRecord | None = None
+) -> str:
+    """Mermaid ``flowchart LR`` of the DAG (GitHub renders it in Markdown)."""
+    return render_mermaid_snapshot(_snapshot(pipeline, run))
+
+
+_RENDERERS = {
+    VisualizationFormat.DOT: render_dot,
+    VisualizationFormat.JSON: render_json,
+    VisualizationFormat.MERMAID: render_mermaid,
+}
+
+
+def render(
+    fmt: VisualizationFormat | str,
+    pipeline: Pipeline | DagSnapshot | None = None,
+    run: RunRecord | None = None,
+) -> str:
+    """Render in ``fmt`` (an enum member or its value); ValueError for an unknown format."""
+    return _RENDERERS[VisualizationFormat(fmt)](pipeline, run)
+
+
+def visualize(
+    pipeline: Pipeline | DagSnapshot | None,
+    fmt: VisualizationFormat | str = VisualizationFormat.DOT,
+    run: RunRecord | None = None,
+) -> str:
+    """``visualize(pipeline, VisualizationFormat.DOT)``: the upstream API's name for ``render``."""
+    return render(fmt, pipeline, run)

@@ -1,0 +1,151 @@
+"""Graphviz DOT, the taskdaemon format (DESIGN 7).
+
+``digraph pipeline { rankdir=LR; ... }``; a stage is
+``"planning" [label="Planning\\n(plan loop)", shape=box, style=rounded]``; dependency edges are
+labelled by trigger (``"on completion"``, ``"on event\\nspec.ready"``, plus an ``if <filter>``
+line for filtered events). With a run overlay, nodes are filled with their state's colour
+(``style="rounded,filled"``), get a third label line (``3 instances · 1.2 s``) and the graph a
+legend cluster of the states it shows. Conditions, manual approvals and external events are
+dashed pseudo-nodes pointing at their stage. Every string is quoted and escaped, so any stage
+name or expression renders with ``dot`` unchanged.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+from taskdaemon.pipeline.visualization._snapshot import (
+    DagGate,
+    DagNode,
+    DagSnapshot,
+    edge_text,
+    gates,
+    node_summary,
+    node_tooltip,
+    run_title,
+    state_colour,
+    states_present,
+)
+
+__all__ = ["render_dot_snapshot"]
+
+_BARE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\Z")
+_KEYWORDS = frozenset({"node", "edge", "graph", "digraph", "subgraph", "strict"})
+_TEXT_KEYS = frozenset({"label", "tooltip"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+_GATE_SHAPES = {"condition": "note", "approval": "hexagon", "external_event": "cds"}
+
+
+def quote(text: str) -> str:
+    """A DOT double-quoted string for ``text`` (an escString in labels: newline → ``\\n``).
+
+    Backslashes are doubled so that ``dot`` never reads them as its own escapes (``\\N``,
+    ``\\l``…); other control characters, which Graphviz rejects, become spaces.
+    """
+    text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def _value(key: str, text: str) -> str:
+    # Plain identifiers stay bare, so the contract's `shape=box, style=rounded` reads as written;
+    # free text is always quoted (a stage titled "Node" must not become a DOT keyword).
+    if key in _TEXT_KEYS or not _BARE.match(text) or text.lower() in _KEYWORDS:
+        return quote(text)
+    return text
+
+
+def _attrs(pairs: list[tuple[str, str]]) -> str:
+    return "[" + ", ".join(f"{key}={_value(key, value)}" for key, value in pairs) + "]"
+
+
+def _node_line(node: DagNode, node_id: str) -> str:
+    lines = [node.title]
+    if node.loop:
+        lines.append(f"({node.loop} loop)")
+    if node.trigger_mode == "all" and len(node.triggers) > 1:
+        lines.append("(all triggers)")
+    summary = node_summary(node)
+    if summary:
+        lines.append(summary)
+    pairs = [("label", "\n".join(lines)), ("shape", "box")]
+    if node.state is None:
+        pairs.append(("style", "rounded"))
+    else:
+        style = "rounded,filled,dashed" if node.state == "skipped" else "rounded,filled"
+        pairs += [("style", style), ("fillcolor", state_colour(node.state))]
+    pairs.append(("tooltip", node_tooltip(node)))
+    return f"  {node_id} {_attrs(pairs)};"
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    candidate = base
+    while candidate in taken:
+        candidate += "_"
+    taken.add(candidate)
+    return candidate
+
+
+def render_dot_snapshot(snapshot: DagSnapshot) -> str:
+    """The DOT text of ``snapshot`` (ends with a newline)."""
+    taken = {node.name for node in snapshot.nodes}
+    out = [
+        "digraph pipeline {",
+        "  rankdir=LR;",
+        f"  label={quote(run_title(snapshot))};",
+        "  labelloc=t;",
+        "  fontname=Helvetica;",
+        "  node [fontname=Helvetica, fontsize=11];",
+        "  edge [fontname=Helvetica, fontsize=9];",
+        "",
+    ]
+    out.extend(_node_line(node, quote(node.name)) for node in snapshot.nodes)
+    gate_list = gates(snapshot)
+    if gate_list:
+        out.append("")
+    gate_ids: list[tuple[DagGate, str]] = []
+    for gate in gate_list:
+        gate_id = quote(_unique(f"{gate.kind}:{gate.stage}:{gate.index}", taken))
+        gate_ids.append((gate, gate_id))
+        pairs = [
+            ("label", gate.label),
+            ("shape", _GATE_SHAPES[gate.kind]),
+            ("style", "dashed"),
+            ("fontsize", "9"),
+            ("tooltip", gate.description),
+        ]
+        out.append(f"  {gate_id} {_attrs(pairs)};")
+    out.append("")
+    for edge in snapshot.edges:
+        pairs = [("label", edge_text(edge)), ("tooltip", edge.description or edge.label)]
+        if edge.trigger == "on_completion" and edge.success_only is False:
+            pairs.append(("style", "dashed"))
+        out.append(f"  {quote(edge.source)} -> {quote(edge.target)} {_attrs(pairs)};")
+    for gate, gate_id in gate_ids:
+        pairs = [("label", gate.edge_label), ("style", "dashed"), ("tooltip", gate.description)]
+        out.append(f"  {gate_id} -> {quote(gate.stage)} {_attrs(pairs)};")
+    states = states_present(snapshot)
+    if snapshot.run is not None and states:
+        # One HTML-table node keeps the legend compact; states are our own plain words, and
+        # unknown ones are escaped all the same.
+        cells = "".join(
+            f'<td bgcolor="{state_colour(state)}">{html.escape(state)}</td>' for state in states
+        )
+        table = (
+            '<table border="0" cellborder="1" cellspacing="3" cellpadding="4">'
+            f"<tr>{cells}</tr></table>"
+        )
+        legend_id = quote(_unique("legend", taken))
+        out += [
+            "",
+            "  subgraph cluster_legend {",
+            '    label="State";',
+            "    fontsize=10;",
+            "    style=dashed;",
+            f"    {legend_id} [shape=plaintext, fontsize=9, label=<{table}>];",
+            "  }",
+        ]
+    out.append("}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,160 @@
+"""JSON: the snapshot as data, for web pages, APIs and other tools.
+
+The document (``version`` 1) has ``pipeline`` (name, description, definition hash), ``run``
+(null without an overlay), ``nodes`` (name, title, loop type, state, trigger mode, fan-out,
+triggers, timings, attempts) and ``edges`` (from, to, trigger, label, description, event type,
+filter). Times are epoch seconds, durations seconds. It validates against the JSON Schema
+shipped as ``taskdaemon/pipeline/schemas/dag.schema.json`` (``dag_schema()``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from taskdaemon.pipeline.visualization._snapshot import (
+    DagAttempt,
+    DagEdge,
+    DagNode,
+    DagSnapshot,
+    DagTrigger,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "dag_schema",
+    "render_json_snapshot",
+    "snapshot_to_dict",
+    "validate_dag",
+]
+
+FORMAT_VERSION = 1
+
+
+def _trigger(trigger: DagTrigger) -> dict[str, Any]:
+    data: dict[str, Any] = {"kind": trigger.kind, "description": trigger.description}
+    for key in (
+        "stage",
+        "success_only",
+        "event_type",
+        "filter",
+        "expression",
+        "approval_required",
+        "timeout",
+    ):
+        value = getattr(trigger, key)
+        if value is not None:
+            data[key] = value
+    return data
+
+
+def _attempt(attempt: DagAttempt) -> dict[str, Any]:
+    return {
+        "task_run_id": attempt.task_run_id,
+        "instance": attempt.instance,
+        "attempt": attempt.attempt,
+        "status": attempt.status,
+        "start": attempt.start,
+        "end": attempt.end,
+        "duration": attempt.duration,
+        "queue_time": attempt.queue_time,
+        "trigger_wait": attempt.trigger_wait,
+        "error": attempt.error,
+        "error_type": attempt.error_type,
+    }
+
+
+def _node(node: DagNode) -> dict[str, Any]:
+    return {
+        "name": node.name,
+        "title": node.title,
+        "loop": node.loop,
+        "state": node.state,
+        "description": node.description,
+        "trigger_mode": node.trigger_mode,
+        "parallel_instances": node.parallel_instances,
+        "triggers": [_trigger(t) for t in node.triggers],
+        "timings": {
+            "start": node.start,
+            "end": node.end,
+            "duration": node.duration,
+            "queue_time": node.queue_time,
+            "trigger_wait": node.trigger_wait,
+        },
+        "instances": node.instances,
+        "attempt_count": len(node.attempts),
+        "retries": node.retries,
+        "attempts": [_attempt(a) for a in node.attempts],
+        "skip_reason": node.skip_reason,
+        "error": node.error,
+    }
+
+
+def _edge(edge: DagEdge) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "from": edge.source,
+        "to": edge.target,
+        "trigger": edge.trigger,
+        "label": edge.label,
+        "description": edge.description,
+    }
+    if edge.event_type is not None:
+        data["event_type"] = edge.event_type
+    if edge.filter is not None:
+        data["filter"] = edge.filter
+    if edge.success_only is not None:
+        data["success_only"] = edge.success_only
+    return data
+
+
+def snapshot_to_dict(snapshot: DagSnapshot) -> dict[str, Any]:
+    """The JSON document of ``snapshot`` as plain dicts and lists."""
+    run = snapshot.run
+    return {
+        "version": FORMAT_VERSION,
+        "pipeline": {
+            "name": snapshot.pipeline,
+            "description": snapshot.description,
+            "definition_hash": snapshot.definition_hash,
+        },
+        "run": None
+        if run is None
+        else {
+            "run_id": run.run_id,
+            "status": run.status,
+            "start": run.start,
+            "end": run.end,
+            "duration": run.duration,
+            "started_by": run.started_by,
+            "error": run.error,
+            "error_type": run.error_type,
+            "replay_of": run.replay_of,
+            "definition_hash": run.definition_hash,
+        },
+        "nodes": [_node(node) for node in snapshot.nodes],
+        "edges": [_edge(edge) for edge in snapshot.edges],
+    }
+
+
+def render_json_snapshot(snapshot: DagSnapshot) -> str:
+    """The JSON text of ``snapshot``: indented, UTF-8, keys in document order, final newline."""
+    return json.dumps(snapshot_to_dict(snapshot), indent=2, ensure_ascii=False) + "\n"
+
+
+@cache
+def dag_schema() -> dict[str, Any]:
+    """The shipped JSON Schema (draft 2020-12) of the JSON format."""
+    source = resources.files("taskdaemon.pipeline").joinpath("schemas/dag.schema.json")
+    schema: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return schema
+
+
+def validate_dag(document: Any) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``document`` (parsed JSON) follows the schema."""
+    import jsonschema  # noqa: PLC0415 - only validation needs it; rendering stays dependency-light
+
+    jsonschema.Draft202012Validator(
+        dag_schema(), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    ).validate(document)

@@ -1,0 +1,73 @@
+"""Mermaid ``flowchart LR`` with the DOT content: rounded stage nodes, edge labels in ``|"…"|``,
+one ``classDef`` per state (same colours as DOT), dashed pseudo-nodes for conditions, approvals
+and external events. Node ids are generated (``s0``, ``g0``), so any stage name is safe; label
+text is quoted and every character Mermaid could read as syntax is written as an entity code
+(``#34;``), which GitHub's renderer decodes.
+"""
+
+from __future__ import annotations
+
+import json
+
+from taskdaemon.pipeline.visualization._snapshot import (
+    STATE_HEX,
+    DagSnapshot,
+    edge_text,
+    gates,
+    node_summary,
+    run_title,
+    state_colour,
+    states_present,
+)
+
+__all__ = ["render_mermaid_snapshot"]
+
+_SAFE = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:_-()/+*=!?'@$%^~"
+)
+_GATE_SHAPES = {"condition": ("{{", "}}"), "approval": ("[/", "/]"), "external_event": (">", "]")}
+
+
+def text(value: str) -> str:
+    """Quoted Mermaid label text: lines joined by ``<br/>``, unsafe characters as ``#NNN;``."""
+    lines = value.replace("\r\n", "\n").split("\n")
+    encoded = ["".join(ch if ch in _SAFE else f"#{ord(ch)};" for ch in line) for line in lines]
+    return '"' + "<br/>".join(encoded) + '"'
+
+
+def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
+    """The Mermaid text of ``snapshot`` (ends with a newline)."""
+    ids = {node.name: f"s{index}" for index, node in enumerate(snapshot.nodes)}
+    title = run_title(snapshot).replace("\n", " — ")
+    out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
+    for node in snapshot.nodes:
+        lines = [node.title]
+        if node.loop:
+            lines.append(f"({node.loop} loop)")
+        if node.trigger_mode == "all" and len(node.triggers) > 1:
+            lines.append("(all triggers)")
+        summary = node_summary(node)
+        if summary:
+            lines.append(summary)
+        out.append(f"  {ids[node.name]}({text(chr(10).join(lines))})")
+    gate_list = gates(snapshot)
+    for index, gate in enumerate(gate_list):
+        opening, closing = _GATE_SHAPES[gate.kind]
+        out.append(f"  g{index}{opening}{text(gate.label)}{closing}")
+    for edge in snapshot.edges:
+        arrow = "-.->" if edge.trigger == "on_completion" and edge.success_only is False else "-->"
+        out.append(f"  {ids[edge.source]} {arrow}|{text(edge_text(edge))}| {ids[edge.target]}")
+    for index, gate in enumerate(gate_list):
+        out.append(f"  g{index} -.->|{text(gate.edge_label)}| {ids[gate.stage]}")
+    if gate_list:
+        out.append("  classDef gate fill:#ffffff,stroke:#888888,stroke-dasharray:4 3,color:#333333")
+        out.append("  class " + ",".join(f"g{i}" for i in range(len(gate_list))) + " gate")
+    for state in states_present(snapshot):
+        css = f"fill:{STATE_HEX[state_colour(state)]},stroke:#333333,color:#000000"
+        if state == "skipped":
+            css += ",stroke-dasharray:4 3"
+        members = ",".join(ids[n.name] for n in snapshot.nodes if n.state == state)
+        class_name = "state_" + "".join(ch if ch.isalnum() else "_" for ch in state)
+        out.append(f"  classDef {class_name} {css}")
+        out.append(f"  class {members} {class_name}")
+    return "\n".join(out) + "\n"

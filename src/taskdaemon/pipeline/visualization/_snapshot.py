@@ -1,0 +1,612 @@
+"""The one data model every renderer draws: a frozen snapshot of the DAG with its state overlay.
+
+``dag_snapshot(pipeline, run)`` merges a definition (``model.Pipeline``) with a run rebuilt from
+spans (``records.RunRecord``); either may be absent. With only a run, the DAG comes from the
+record's stages and edges alone, and trigger details are parsed back from the trigger
+descriptions the spans carry (``Trigger.describe()`` text). With both, the definition gives the
+shape and the run gives the states; stages or edges only the run knows (the definition changed
+since) are kept, after the definition's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from taskdaemon.pipeline.model import (
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    Pipeline,
+    Stage,
+    Trigger,
+    TriggerMode,
+)
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+
+__all__ = [
+    "STATES",
+    "DagAttempt",
+    "DagEdge",
+    "DagGate",
+    "DagNode",
+    "DagRun",
+    "DagSnapshot",
+    "DagTrigger",
+    "dag_snapshot",
+    "format_duration",
+    "gates",
+    "shorten",
+    "title_case",
+]
+
+#: Every state a node can show, in legend order, with its fill colour (X11 names, so DOT stays
+#: readable; Mermaid uses the same colours). Running is green as the DOT contract says, so
+#: success takes a muted sea green to stay distinct from it.
+STATES: dict[str, str] = {
+    "pending": "white",
+    "waiting": "lightyellow",
+    "queued": "lightskyblue",
+    "running": "green",
+    "retrying": "gold",
+    "success": "darkseagreen",
+    "failure": "tomato",
+    "timeout": "orange",
+    "cancelled": "grey70",
+    "skipped": "grey90",
+    "interrupted": "plum",
+}
+
+#: Hex values of ``STATES`` for renderers without X11 colour names (Mermaid, web pages).
+STATE_HEX: dict[str, str] = {
+    "white": "#ffffff",
+    "lightyellow": "#ffffe0",
+    "lightskyblue": "#87cefa",
+    "green": "#00ff00",
+    "gold": "#ffd700",
+    "darkseagreen": "#8fbc8f",
+    "tomato": "#ff6347",
+    "orange": "#ffa500",
+    "grey70": "#b3b3b3",
+    "grey90": "#e5e5e5",
+    "plum": "#dda0dd",
+}
+
+_WORD_SPLIT = re.compile(r"[_\-\s]+")
+
+
+def title_case(name: str) -> str:
+    """``feature_delivery`` or ``feature-delivery`` → ``Feature Delivery`` (the rest is kept)."""
+    words = [word for word in _WORD_SPLIT.split(name) if word]
+    return " ".join(word[:1].upper() + word[1:] for word in words) or name
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: ``350 ms``, ``1.2 s``, ``2 min 05 s``, ``1 h 02 min``."""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole, 3600)
+    return f"{hours} h {rest // 60:02d} min" if rest // 60 else f"{hours} h"
+
+
+def shorten(text: str, width: int = 40) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class DagTrigger:
+    """One trigger of a node; only the fields of its ``kind`` are set."""
+
+    kind: str  # on_completion | on_event | on_condition | manual | unknown
+    description: str
+    stage: str | None = None
+    success_only: bool | None = None
+    event_type: str | None = None
+    filter: str | None = None
+    expression: str | None = None
+    approval_required: bool | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DagAttempt:
+    """One execution (instance, attempt) of a node in the overlaid run."""
+
+    task_run_id: str
+    instance: int
+    attempt: int
+    status: str
+    start: float
+    end: float | None
+    duration: float | None
+    queue_time: float | None = None
+    trigger_wait: float | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DagNode:
+    """A stage. ``state`` is None without a run overlay; timings aggregate its attempts:
+    ``start`` is the first attempt's start, ``end`` the last end once every attempt ended."""
+
+    name: str
+    title: str
+    loop: str
+    triggers: tuple[DagTrigger, ...]
+    trigger_mode: str = TriggerMode.ANY.value
+    parallel_instances: int | None = None
+    description: str = ""
+    state: str | None = None
+    attempts: tuple[DagAttempt, ...] = ()
+    start: float | None = None
+    end: float | None = None
+    skip_reason: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Wall-clock seconds from the first start to the last end, None while open."""
+        if self.start is None or self.end is None:
+            return None
+        return max(0.0, self.end - self.start)
+
+    @property
+    def instances(self) -> int:
+        """How many distinct instances ran."""
+        return len({attempt.instance for attempt in self.attempts})
+
+    @property
+    def retries(self) -> int:
+        """Attempts beyond the first of each instance."""
+        return len(self.attempts) - self.instances
+
+    @property
+    def queue_time(self) -> float | None:
+        """Seconds all attempts spent waiting for a worker slot, None if none was recorded."""
+        values = [a.queue_time for a in self.attempts if a.queue_time is not None]
+        return sum(values) if values else None
+
+    @property
+    def trigger_wait(self) -> float | None:
+        """Trigger wait of the first attempt."""
+        return self.attempts[0].trigger_wait if self.attempts else None
+
+    @property
+    def error(self) -> str | None:
+        """The error of the stage's outcome: the last error of an instance whose final attempt
+        failed (errors of attempts that a retry made good do not count)."""
+        latest: dict[int, DagAttempt] = {}
+        for attempt in self.attempts:
+            latest[attempt.instance] = attempt
+        for attempt in reversed(latest.values()):
+            if attempt.error:
+                return attempt.error
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class DagEdge:
+    """A dependency edge: ``label`` is the DOT-contract label (``Edge.label``)."""
+
+    source: str
+    target: str
+    trigger: str  # on_completion | on_event
+    label: str
+    description: str = ""
+    event_type: str | None = None
+    filter: str | None = None
+    success_only: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DagRun:
+    """Metadata of the overlaid run."""
+
+    run_id: str
+    status: str
+    start: float
+    end: float | None
+    started_by: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    replay_of: str | None = None
+    definition_hash: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, None while running."""
+        return None if self.end is None else max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
+class DagSnapshot:
+    """The DAG (nodes in definition order, edges in definition order) and its run overlay."""
+
+    pipeline: str
+    nodes: tuple[DagNode, ...]
+    edges: tuple[DagEdge, ...]
+    description: str = ""
+    definition_hash: str | None = None
+    run: DagRun | None = None
+
+    def node(self, name: str) -> DagNode:
+        """The node called ``name``; KeyError if there is none."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class DagGate:
+    """A trigger source that is not a stage, drawn as a pseudo-node pointing at its stage:
+    a CEL condition, a manual approval, or an event published from outside the run."""
+
+    stage: str
+    index: int  # position of the trigger in the stage's triggers
+    kind: str  # condition | approval | external_event
+    label: str  # the pseudo-node's text
+    edge_label: str
+    description: str
+
+
+def gates(snapshot: DagSnapshot) -> tuple[DagGate, ...]:
+    """The pseudo-nodes of ``snapshot``, in node then trigger order.
+
+    Entry triggers (``manual`` without approval) get none: an entry stage simply has no inbound
+    edge. An ``on_event`` trigger gets an ``external_event`` gate only when no stage emits its
+    type (no edge brings it), since then the event can only come from outside the run.
+    """
+    fed = {(edge.target, edge.event_type) for edge in snapshot.edges if edge.trigger == "on_event"}
+    result: list[DagGate] = []
+    for node in snapshot.nodes:
+        for index, trigger in enumerate(node.triggers):
+            if trigger.kind == "on_condition" and trigger.expression is not None:
+                result.append(
+                    DagGate(
+                        node.name,
+                        index,
+                        "condition",
+                        f"condition\n{shorten(trigger.expression)}",
+                        "on condition",
+                        trigger.description,
+                    )
+                )
+            elif trigger.kind == "manual" and trigger.approval_required:
+                label = "manual approval"
+                if trigger.timeout:
+                    label += f"\ntimeout {format_duration(trigger.timeout)}"
+                result.append(
+                    DagGate(node.name, index, "approval", label, "approval", trigger.description)
+                )
+            elif trigger.kind == "on_event" and (node.name, trigger.event_type) not in fed:
+                result.append(
+                    DagGate(
+                        node.name,
+                        index,
+                        "external_event",
+                        f"external event\n{trigger.event_type}",
+                        _event_label(trigger.event_type or "", trigger.filter),
+                        trigger.description,
+                    )
+                )
+    return tuple(result)
+
+
+def _event_label(event_type: str, filter_: str | None) -> str:
+    label = f"on event\n{event_type}"
+    return label + (f"\nif {shorten(filter_)}" if filter_ else "")
+
+
+def edge_text(edge: DagEdge) -> str:
+    """The label renderers draw on an edge: the contract label plus the event filter, if any."""
+    return edge.label + (f"\nif {shorten(edge.filter)}" if edge.filter else "")
+
+
+def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None) -> DagSnapshot:
+    """Merge a definition and/or a run record into one snapshot (at least one is required)."""
+    if pipeline is None and run is None:
+        raise ValueError("dag_snapshot needs a pipeline, a run record, or both")
+    records = {stage.name: stage for stage in run.stages} if run is not None else {}
+    nodes: list[DagNode] = []
+    edges: list[DagEdge] = []
+    if pipeline is not None:
+        nodes.extend(_node_from_stage(stage, records.get(stage.name)) for stage in pipeline.stages)
+        edges.extend(
+            _edge_from_model(pipeline, edge.source, edge.target, edge.trigger, edge.label)
+            for edge in pipeline.edges
+        )
+    if run is not None:
+        known = {node.name for node in nodes}
+        nodes.extend(_node_from_record(record) for record in run.stages if record.name not in known)
+        by_name = {node.name: node for node in nodes}
+        seen = {(edge.source, edge.target, edge.label) for edge in edges}
+        for record_edge in run.edges:
+            key = (record_edge.source, record_edge.target, record_edge.label)
+            if key not in seen:
+                seen.add(key)
+                edges.append(
+                    _edge_from_record(
+                        record_edge.source,
+                        record_edge.target,
+                        record_edge.label,
+                        by_name.get(record_edge.target),
+                    )
+                )
+    names = {node.name for node in nodes}
+    for edge in edges:
+        for name in (edge.source, edge.target):
+            if name not in names:
+                names.add(name)
+                nodes.append(DagNode(name=name, title=title_case(name), loop="", triggers=()))
+    overlay = None
+    if run is not None:
+        overlay = DagRun(
+            run_id=run.run_id,
+            status=run.status,
+            start=run.start,
+            end=run.end,
+            started_by=run.started_by,
+            error=run.error,
+            error_type=run.error_type,
+            replay_of=run.replay_of,
+            definition_hash=run.definition_hash,
+        )
+        # A stage the run has not reached yet (or whose span never got written) is pending.
+        nodes = [node if node.state is not None else _with_state(node, "pending") for node in nodes]
+    return DagSnapshot(
+        pipeline=pipeline.name if pipeline is not None else run.pipeline if run else "",
+        nodes=tuple(nodes),
+        edges=tuple(edges),
+        description=pipeline.description if pipeline is not None else "",
+        definition_hash=pipeline.definition_hash
+        if pipeline is not None
+        else (run.definition_hash if run is not None else None),
+        run=overlay,
+    )
+
+
+def _with_state(node: DagNode, state: str) -> DagNode:
+    return DagNode(
+        name=node.name,
+        title=node.title,
+        loop=node.loop,
+        triggers=node.triggers,
+        trigger_mode=node.trigger_mode,
+        parallel_instances=node.parallel_instances,
+        description=node.description,
+        state=state,
+    )
+
+
+def _trigger_from_model(trigger: Trigger) -> DagTrigger:
+    description = trigger.describe()
+    if isinstance(trigger, OnCompletion):
+        return DagTrigger(
+            trigger.kind, description, stage=trigger.stage, success_only=trigger.success_only
+        )
+    if isinstance(trigger, OnEvent):
+        return DagTrigger(trigger.kind, description, event_type=trigger.type, filter=trigger.filter)
+    if isinstance(trigger, OnCondition):
+        return DagTrigger(trigger.kind, description, expression=trigger.expression)
+    assert isinstance(trigger, Manual)
+    return DagTrigger(
+        trigger.kind,
+        description,
+        approval_required=trigger.approval_required,
+        timeout=trigger.timeout,
+    )
+
+
+_COMPLETION = re.compile(r"on completion of (?P<stage>.+?)(?P<any> \(any result\))?", re.DOTALL)
+_EVENT = re.compile(r"on event (?P<type>\S+)(?: if (?P<filter>.+))?", re.DOTALL)
+_APPROVAL = re.compile(r"manual approval(?: \(timeout (?P<timeout>[0-9.e+]+)s\))?")
+
+
+def parse_trigger(description: str) -> DagTrigger:
+    """Rebuild a trigger from its ``describe()`` text, as span attributes carry it."""
+    if description == "on run start":
+        return DagTrigger("manual", description, approval_required=False)
+    if match := _APPROVAL.fullmatch(description):
+        timeout = float(match["timeout"]) if match["timeout"] else None
+        return DagTrigger("manual", description, approval_required=True, timeout=timeout)
+    if description.startswith("on condition "):
+        return DagTrigger(
+            "on_condition", description, expression=description.removeprefix("on condition ")
+        )
+    if match := _COMPLETION.fullmatch(description):
+        return DagTrigger(
+            "on_completion", description, stage=match["stage"], success_only=match["any"] is None
+        )
+    if match := _EVENT.fullmatch(description):
+        return DagTrigger("on_event", description, event_type=match["type"], filter=match["filter"])
+    return DagTrigger("unknown", description)
+
+
+def _attempts(record: StageRecord | None) -> tuple[DagAttempt, ...]:
+    if record is None:
+        return ()
+    ordered: Iterable[AttemptRecord] = sorted(
+        record.attempts, key=lambda a: (a.start, a.instance, a.attempt)
+    )
+    return tuple(
+        DagAttempt(
+            task_run_id=a.task_run_id,
+            instance=a.instance,
+            attempt=a.attempt,
+            status=a.status,
+            start=a.start,
+            end=a.end,
+            duration=a.duration,
+            queue_time=a.queue_time,
+            trigger_wait=a.trigger_wait,
+            error=a.error,
+            error_type=a.error_type,
+        )
+        for a in ordered
+    )
+
+
+def _timing(attempts: tuple[DagAttempt, ...]) -> tuple[float | None, float | None]:
+    if not attempts:
+        return None, None
+    start = min(a.start for a in attempts)
+    ends = [a.end for a in attempts]
+    end = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+    return start, end
+
+
+def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
+    attempts = _attempts(record)
+    start, end = _timing(attempts)
+    return DagNode(
+        name=stage.name,
+        title=title_case(stage.name),
+        loop=stage.loop,
+        triggers=tuple(_trigger_from_model(t) for t in stage.triggers),
+        trigger_mode=stage.trigger_mode.value,
+        parallel_instances=stage.parallel_instances,
+        description=stage.description,
+        state=record.status if record is not None else None,
+        attempts=attempts,
+        start=start,
+        end=end,
+        skip_reason=record.skip_reason if record is not None else None,
+    )
+
+
+def _node_from_record(record: StageRecord) -> DagNode:
+    attempts = _attempts(record)
+    start, end = _timing(attempts)
+    return DagNode(
+        name=record.name,
+        title=title_case(record.name),
+        loop=record.loop,
+        triggers=tuple(parse_trigger(t) for t in record.triggers),
+        state=record.status,
+        attempts=attempts,
+        start=start,
+        end=end,
+        skip_reason=record.skip_reason,
+    )
+
+
+def _edge_from_model(
+    pipeline: Pipeline, source: str, target: str, trigger: OnCompletion | OnEvent, label: str
+) -> DagEdge:
+    del pipeline  # kept for symmetry with _edge_from_record; the trigger says it all
+    if isinstance(trigger, OnEvent):
+        return DagEdge(
+            source,
+            target,
+            trigger.kind,
+            label,
+            trigger.describe(),
+            event_type=trigger.type,
+            filter=trigger.filter,
+        )
+    return DagEdge(
+        source, target, trigger.kind, label, trigger.describe(), success_only=trigger.success_only
+    )
+
+
+def _edge_from_record(source: str, target: str, label: str, node: DagNode | None) -> DagEdge:
+    if label.startswith("on event"):
+        event_type = label.partition("\n")[2] or None
+        found = [
+            t
+            for t in (node.triggers if node else ())
+            if t.kind == "on_event" and t.event_type == event_type
+        ]
+        filter_ = found[0].filter if found else None
+        description = found[0].description if found else f"on event {event_type}"
+        return DagEdge(
+            source, target, "on_event", label, description, event_type=event_type, filter=filter_
+        )
+    success_only = "(any result)" not in label
+    description = f"on completion of {source}" + ("" if success_only else " (any result)")
+    return DagEdge(source, target, "on_completion", label, description, success_only=success_only)
+
+
+def node_summary(node: DagNode) -> str | None:
+    """The run line of a node's label: state (unless success), instances, attempts, duration.
+
+    E.g. ``3 instances · 1.2 s``, ``failure · 2 attempts · 0.4 s``, ``skipped``. None without
+    a run overlay. The state word is there so the label reads without colour.
+    """
+    if node.state is None:
+        return None
+    parts: list[str] = []
+    if node.state != "success":
+        parts.append(node.state)
+    if node.instances > 1:
+        parts.append(f"{node.instances} instances")
+    if node.retries:
+        parts.append(f"{len(node.attempts)} attempts")
+    if node.duration is not None:
+        parts.append(format_duration(node.duration))
+    return " · ".join(parts) or None
+
+
+def node_tooltip(node: DagNode) -> str:
+    """A multi-line hover text: triggers, fan-out, skip reason and last error."""
+    lines = [f"{node.name} ({node.loop} loop)" if node.loop else node.name]
+    if node.description:
+        lines.append(node.description)
+    if node.triggers:
+        mode = "all of" if node.trigger_mode == TriggerMode.ALL.value else "any of"
+        lines.append(f"triggers ({mode}):" if len(node.triggers) > 1 else "trigger:")
+        lines.extend(f"  {t.description}" for t in node.triggers)
+    if node.parallel_instances and node.parallel_instances > 1:
+        lines.append(f"up to {node.parallel_instances} instances at once")
+    if node.state is not None:
+        lines.append(f"state: {node.state}")
+    if node.skip_reason:
+        lines.append(f"skipped: {node.skip_reason}")
+    if node.error:
+        lines.append(f"error: {shorten(node.error, 200)}")
+    if len(node.attempts) > 1 or (node.attempts and node.attempts[0].error):
+        lines.append("attempts:")
+        for attempt in node.attempts[:_TOOLTIP_ATTEMPTS]:
+            took = format_duration(attempt.duration) if attempt.duration is not None else "open"
+            line = f"  {attempt.task_run_id} {attempt.status} {took}"
+            lines.append(line + (f": {shorten(attempt.error, 80)}" if attempt.error else ""))
+        if len(node.attempts) > _TOOLTIP_ATTEMPTS:
+            lines.append(f"  … {len(node.attempts) - _TOOLTIP_ATTEMPTS} more")
+    return "\n".join(lines)
+
+
+_TOOLTIP_ATTEMPTS = 20
+
+
+def run_title(snapshot: DagSnapshot) -> str:
+    """The graph title: pipeline name, then run id, status and duration when overlaid."""
+    title = snapshot.pipeline
+    if snapshot.run is not None:
+        parts = [f"run {snapshot.run.run_id}", snapshot.run.status]
+        if snapshot.run.duration is not None:
+            parts.append(format_duration(snapshot.run.duration))
+        title += "\n" + " · ".join(parts)
+    return title
+
+
+def states_present(snapshot: DagSnapshot) -> tuple[str, ...]:
+    """The node states of ``snapshot`` in legend order (unknown states last, sorted)."""
+    present = {node.state for node in snapshot.nodes if node.state is not None}
+    known = [state for state in STATES if state in present]
+    return tuple(known + sorted(present - set(STATES)))
+
+
+def state_colour(state: str) -> str:
+    """The fill colour of ``state`` (an unknown state is drawn like pending)."""
+    return STATES.get(state, STATES["pending"])
