@@ -1,0 +1,673 @@
+"""Loading pipeline files (YAML or TOML, the canonical form of DESIGN 4.1) into the model.
+
+``load_pipeline(path)`` and ``parse_pipeline(text)`` return a validated ``Pipeline`` or raise one
+``ConfigError`` that carries **every** issue of the file, each with the file, the 1-based line
+(YAML only: lines come from PyYAML's composed nodes), the field path in the canonical form
+(``stages[2].triggers[0].on_event.type``) and a short lower-case reason. ``str(error)`` is one
+line per issue, ``FILE:LINE: PATH: REASON``, ready for a CLI to print without a traceback.
+
+Decisions where the canonical form is silent:
+
+* Durations are a number of seconds (int or float) or a string of one or more ``<number><unit>``
+  parts with units ``ms``, ``s``, ``m``, ``h`` (``500ms``, ``1h30m``); a bare numeric string is
+  seconds too. Zero and negative durations are rejected by ``validate_pipeline``.
+* Types are strict: ``true`` is not an integer, ``1`` is not a boolean, ``"3"`` is not an integer.
+* ``null`` for an optional field means "not set" (``timeout: ~`` = no stage timeout); for a
+  required field it is an error. ``manual:`` with no body is ``manual: {}``.
+* ``loop`` may be left out when a stage has exactly one of ``handler`` (loop ``python``) or
+  ``command`` (loop ``command``).
+* Duplicate keys in a YAML mapping are errors (YAML loaders silently keep the last one).
+  Anchors, aliases and ``<<`` merge keys work.
+* ``.json`` files are read with the YAML parser (JSON is YAML).
+* Issues that would only repeat an earlier one are dropped: once a field fails to load, the
+  model checks of ``validate_pipeline`` about that field (or the whole that contains it, such as
+  "no entry stage" after a broken trigger) are not reported.
+
+Loading is linear in the file's size: the C YAML parser composes the nodes when available and
+entry points (``taskdaemon.loops``) are only looked up when a stage names a loop type that is
+neither built in nor declared under ``loops:``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Collection, Iterator
+from datetime import date
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
+from taskdaemon.pipeline.model import (
+    BUILTIN_LOOPS,
+    Backoff,
+    ErrorStrategy,
+    InputMapping,
+    LoopDef,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    OutputMapping,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+    Trigger,
+    TriggerMode,
+    validate_pipeline,
+)
+
+__all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registered_loop_types"]
+
+#: The entry point group through which packages register loop types (name = loop type).
+LOOP_ENTRY_POINT_GROUP: Final = "taskdaemon.loops"
+
+_SUFFIXES: Final = {".yaml": "yaml", ".yml": "yaml", ".json": "yaml", ".toml": "toml"}
+
+_PIPELINE_KEYS: Final = (
+    "name",
+    "description",
+    "concurrency",
+    "timeout",
+    "error_strategy",
+    "retry",
+    "loops",
+    "external_events",
+    "stages",
+)
+_STAGE_KEYS: Final = (
+    "name",
+    "description",
+    "loop",
+    "handler",
+    "command",
+    "emits",
+    "triggers",
+    "trigger_mode",
+    "inputs",
+    "outputs",
+    "parallel_instances",
+    "timeout",
+    "retry",
+)
+_RETRY_KEYS: Final = ("max_attempts", "backoff")
+_BACKOFF_KEYS: Final = ("initial", "factor", "max")
+_LOOP_KEYS: Final = ("handler", "command")
+_MAPPING_KEYS: Final = ("from", "required")
+_TRIGGER_KEYS: Final = {
+    "on_completion": ("stage", "success_only"),
+    "on_event": ("type", "filter"),
+    "on_condition": ("expression",),
+    "manual": ("approval_required", "timeout"),
+}
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+# The C parser composes nodes several times faster; the pure one is the fallback and also gives
+# the (deterministic) text of syntax errors.
+_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_MISSING: Final[Any] = object()
+_T = TypeVar("_T")
+
+
+def registered_loop_types() -> frozenset[str]:
+    """The loop type names registered through the ``taskdaemon.loops`` entry point group."""
+    return frozenset(ep.name for ep in entry_points(group=LOOP_ENTRY_POINT_GROUP))
+
+
+def load_pipeline(
+    path: str | os.PathLike[str], *, registered_loops: Collection[str] | None = None
+) -> Pipeline:
+    """Load and validate the pipeline file at ``path`` (``.yaml``/``.yml``/``.json``/``.toml``).
+
+    ``registered_loops`` replaces the entry point look-up when given. Raises ``ConfigError``
+    with every issue found, including an unreadable file and a syntax error (with its line).
+    The issue's file is ``path`` as given.
+    """
+    file = os.fspath(path)
+    suffix = Path(file).suffix.lower()
+    fmt = _SUFFIXES.get(suffix)
+    if fmt is None:
+        reason = f"unknown file type {suffix or '(none)'!r} (expected .yaml, .yml, .json or .toml)"
+        raise ConfigError([ValidationIssue("", reason, file=file)])
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = f"cannot read the file: {(exc.strerror or str(exc)).lower()}"
+        raise ConfigError([ValidationIssue("", reason, file=file)]) from None
+    except UnicodeDecodeError as exc:
+        reason = f"not utf-8 text (byte {exc.start})"
+        raise ConfigError([ValidationIssue("", reason, file=file)]) from None
+    return parse_pipeline(
+        text,
+        fmt="toml" if fmt == "toml" else "yaml",
+        source=file,
+        registered_loops=registered_loops,
+    )
+
+
+def parse_pipeline(
+    text: str,
+    *,
+    fmt: Literal["yaml", "toml"] = "yaml",
+    source: str = "<string>",
+    registered_loops: Collection[str] | None = None,
+) -> Pipeline:
+    """Parse and validate a pipeline from ``text``; ``source`` names it in issues.
+
+    Raises ``ConfigError`` with every issue found (see the module docstring).
+    """
+    if fmt == "yaml":
+        data, lines, issues = _read_yaml(text, source)
+    elif fmt == "toml":
+        data, issues = _read_toml(text, source)
+        lines = {}
+    else:
+        raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml' or 'toml')")
+    if issues:
+        raise ConfigError(issues)
+    reader = _Reader(source, lines)
+    pipeline = reader.pipeline(data)
+    if reader.fatal:
+        raise ConfigError(reader.issues)
+    declared = BUILTIN_LOOPS | set(pipeline.loops)
+    if registered_loops is None:
+        # Entry point discovery scans every installed distribution: only pay for it when needed.
+        unknown = any(stage.loop not in declared for stage in pipeline.stages)
+        registered_loops = registered_loop_types() if unknown else ()
+    found = validate_pipeline(pipeline, registered_loops=registered_loops)
+    issues = reader.issues + [
+        dataclasses.replace(issue, file=source, line=reader.line_of(issue.path))
+        for issue in found
+        if not reader.covers(issue.path)
+    ]
+    if issues:
+        # Stable: issues on one line keep the order they were found in; TOML has no lines.
+        issues.sort(key=lambda issue: issue.line or 0)
+        raise ConfigError(issues)
+    return pipeline
+
+
+# --- reading the file ------------------------------------------------------------------------
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, dict[str, int], list[ValidationIssue]]:
+    try:
+        node = yaml.compose(text, Loader=_YamlLoader)
+    except yaml.YAMLError as exc:
+        return None, {}, [_yaml_error(text, file, exc)]
+    if node is None:
+        return None, {}, [ValidationIssue("", "the file is empty", file=file, line=1)]
+    converter = _NodeConverter(file)
+    try:
+        data = converter.value(node, "", None)
+    except RecursionError:
+        issue = ValidationIssue("", "nested too deeply", file=file, line=1)
+        return None, {}, [issue]
+    return data, converter.lines, converter.issues
+
+
+def _yaml_error(text: str, file: str, exc: yaml.YAMLError) -> ValidationIssue:
+    if _YamlLoader is not yaml.SafeLoader:
+        # libyaml words its errors differently; report the pure parser's words, everywhere alike.
+        try:
+            yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as pure:
+            exc = pure
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "syntax error"
+        return ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)
+    return ValidationIssue("", f"invalid yaml: {exc}", file=file)
+
+
+def _read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
+    try:
+        return tomllib.loads(text), []
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\(at line (\d+), column \d+\)$", message)
+        line = int(found.group(1)) if found else None
+        reason = message[: found.start()].rstrip() if found else message
+        return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file, line=line)]
+
+
+class _NodeConverter:
+    """Composed YAML nodes → plain values, recording the line of every field path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[str, int] = {}
+        self.issues: list[ValidationIssue] = []
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.active: set[int] = set()
+
+    def issue(self, path: str, message: str, node: Node) -> None:
+        line = node.start_mark.line + 1
+        self.issues.append(ValidationIssue(path, message, file=self.file, line=line))
+
+    def value(self, node: Node, path: str, key_line: int | None) -> Any:
+        # A field's line is its key's line: where a reader looks for ``timeout:``.
+        self.lines[path] = key_line if key_line is not None else node.start_mark.line + 1
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.active:
+            self.issue(path, "recursive alias", node)
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.value(item, f"{path}[{i}]", None) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
+
+    def scalar(self, node: ScalarNode, path: str) -> Any:
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value
+        try:
+            return self.constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.issue(path, f"invalid value: {problem}", node)
+            return None
+
+    def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
+        try:
+            self.constructor.flatten_mapping(node)
+        except yaml.YAMLError as exc:
+            self.issue(path, f"invalid merge: {getattr(exc, 'problem', exc)}", node)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str):
+                self.issue(path, f"keys must be strings, got {_kind(key)}", key_node)
+                continue
+            field_path = f"{path}.{key}" if path else key
+            if key in result:
+                self.issue(field_path, "duplicate key", key_node)
+                continue
+            result[key] = self.value(value_node, field_path, key_node.start_mark.line + 1)
+        return result
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, date):
+        return "date"
+    return type(value).__name__
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _parent(path: str) -> str:
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while path:
+        path = _parent(path)
+        yield path
+
+
+def _choices(names: Collection[str]) -> str:
+    names = list(names)
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
+# --- plain values → model ---------------------------------------------------------------------
+
+
+class _Reader:
+    """Builds the model from plain values, collecting an issue for every field that is wrong.
+
+    A wrong field gets its default (or the element is dropped) so that reading goes on and the
+    rest of the file is still checked.
+    """
+
+    def __init__(self, file: str, lines: dict[str, int]) -> None:
+        self.file = file
+        self.lines = lines
+        self.issues: list[ValidationIssue] = []
+        self.fatal = False
+        self._paths: set[str] = set()
+        self._covered: set[str] = set()
+
+    # issues
+
+    def issue(self, path: str, message: str) -> None:
+        self.issues.append(ValidationIssue(path, message, file=self.file, line=self.line_of(path)))
+        self._paths.add(path)
+        self._covered.add(path)
+        self._covered.update(_ancestors(path))
+
+    def line_of(self, path: str) -> int | None:
+        """The line of ``path`` or of its nearest ancestor the file has (TOML: None)."""
+        if not self.lines:
+            return None
+        while path not in self.lines and path:
+            path = _parent(path)
+        return self.lines.get(path)
+
+    def covers(self, path: str) -> bool:
+        """True if an issue was already reported at, inside or around ``path``."""
+        return path in self._covered or any(p in self._paths for p in _ancestors(path))
+
+    # typed accessors: each returns ``default`` after reporting a wrong value
+
+    def keys(self, data: dict[str, Any], allowed: Collection[str], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, list(allowed), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
+                self.issue(_join(path, key), f"unknown key ({hint})")
+
+    def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.issue(path, f"expected a mapping, got {_kind(value)}")
+        return None
+
+    def field(
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        convert: Callable[[Any, str], _T | None],
+        default: _T,
+        *,
+        required: bool = False,
+    ) -> _T:
+        value = data.get(key, _MISSING)
+        field_path = _join(path, key)
+        if value is _MISSING or (value is None and not required):
+            if required:
+                self.issue(field_path, "missing required field")
+            return default
+        result = convert(value, field_path)
+        return default if result is None else result
+
+    def string(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str):
+            self.issue(path, f"expected a string, got {_kind(value)}")
+            return None
+        return value
+
+    def name(self, value: Any, path: str) -> str | None:
+        """A non-empty string (an event type, a stage reference)."""
+        text = self.string(value, path)
+        if text is not None and not text.strip():
+            self.issue(path, "must not be empty")
+            return None
+        return text
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.issue(path, f"expected a boolean, got {_kind(value)}")
+            return None
+        return value
+
+    def integer(self, value: Any, path: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.issue(path, f"expected an integer, got {_kind(value)}")
+            return None
+        return value
+
+    def number(self, value: Any, path: str) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.issue(path, f"expected a number, got {_kind(value)}")
+            return None
+        if not math.isfinite(value):
+            self.issue(path, f"expected a finite number, got {value}")
+            return None
+        return float(value)
+
+    def duration(self, value: Any, path: str) -> float | None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.number(value, path)
+        if not isinstance(value, str):
+            self.issue(path, f"expected a duration, got {_kind(value)}")
+            return None
+        text = value.strip()
+        if _NUMBER.fullmatch(text):
+            return float(text)
+        if not _DURATION.fullmatch(text):
+            self.issue(
+                path, f"invalid duration {value!r} (expected seconds or 500ms, 30s, 10m, 2h)"
+            )
+            return None
+        return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+    def names(self, value: Any, path: str) -> tuple[str, ...] | None:
+        if not isinstance(value, list):
+            self.issue(path, f"expected a list, got {_kind(value)}")
+            return None
+        found = (self.name(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(item for item in found if item is not None)
+
+    def choice(self, value: Any, path: str, choices: Collection[str], noun: str) -> str | None:
+        text = self.string(value, path)
+        if text is None:
+            return None
+        if text not in choices:
+            close = difflib.get_close_matches(text, list(choices), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(choices)}"
+            self.issue(path, f"unknown {noun} {text!r} ({hint})")
+            return None
+        return text
+
+    # the canonical form
+
+    def pipeline(self, data: Any) -> Pipeline:
+        if not isinstance(data, dict):
+            self.issue("", f"expected a mapping at the top level, got {_kind(data)}")
+            self.fatal = True
+            return Pipeline(name="", stages=(), source=self.file)
+        self.keys(data, _PIPELINE_KEYS, "")
+        strategy = self.field(
+            data,
+            "error_strategy",
+            "",
+            lambda v, p: self.choice(v, p, [s.value for s in ErrorStrategy], "error strategy"),
+            ErrorStrategy.FAIL.value,
+        )
+        return Pipeline(
+            name=self.field(data, "name", "", self.string, "", required=True),
+            description=self.field(data, "description", "", self.string, ""),
+            concurrency=self.field(data, "concurrency", "", self.integer, 4),
+            timeout=self.field(data, "timeout", "", self.duration, None),
+            error_strategy=ErrorStrategy(strategy),
+            retry=self.field(data, "retry", "", self.retry, RetryPolicy()),
+            loops=self.field(data, "loops", "", self.loops, {}),
+            external_events=self.field(data, "external_events", "", self.names, ()),
+            stages=self.field(data, "stages", "", self.stages, (), required=True),
+            source=self.file,
+        )
+
+    def retry(self, value: Any, path: str) -> RetryPolicy | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        self.keys(data, _RETRY_KEYS, path)
+        return RetryPolicy(
+            max_attempts=self.field(data, "max_attempts", path, self.integer, 1),
+            backoff=self.field(data, "backoff", path, self.backoff, Backoff()),
+        )
+
+    def backoff(self, value: Any, path: str) -> Backoff | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        self.keys(data, _BACKOFF_KEYS, path)
+        default = Backoff()
+        return Backoff(
+            initial=self.field(data, "initial", path, self.duration, default.initial),
+            factor=self.field(data, "factor", path, self.number, default.factor),
+            max=self.field(data, "max", path, self.duration, default.max),
+        )
+
+    def loops(self, value: Any, path: str) -> dict[str, LoopDef] | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        result: dict[str, LoopDef] = {}
+        for name, body in data.items():
+            loop_path = _join(path, name)
+            loop = self.mapping(body, loop_path)
+            if loop is None:
+                continue
+            self.keys(loop, _LOOP_KEYS, loop_path)
+            result[name] = LoopDef(
+                name=name,
+                handler=self.field(loop, "handler", loop_path, self.string, None),
+                command=self.field(loop, "command", loop_path, self.string, None),
+            )
+        return result
+
+    def stages(self, value: Any, path: str) -> tuple[Stage, ...] | None:
+        if not isinstance(value, list):
+            self.issue(path, f"expected a list, got {_kind(value)}")
+            return None
+        found = (self.stage(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(stage for stage in found if stage is not None)
+
+    def stage(self, value: Any, path: str) -> Stage | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        self.keys(data, _STAGE_KEYS, path)
+        handler = self.field(data, "handler", path, self.string, None)
+        command = self.field(data, "command", path, self.string, None)
+        inferred = None
+        if "loop" not in data and (handler is None) != (command is None):
+            inferred = "python" if handler is not None else "command"
+        loop = inferred or self.field(data, "loop", path, self.string, "", required=True)
+        mode = self.field(
+            data,
+            "trigger_mode",
+            path,
+            lambda v, p: self.choice(v, p, [m.value for m in TriggerMode], "trigger mode"),
+            TriggerMode.ANY.value,
+        )
+        return Stage(
+            name=self.field(data, "name", path, self.string, "", required=True),
+            loop=loop,
+            description=self.field(data, "description", path, self.string, ""),
+            handler=handler,
+            command=command,
+            emits=self.field(data, "emits", path, self.names, ()),
+            triggers=self.field(data, "triggers", path, self.triggers, (), required=True),
+            trigger_mode=TriggerMode(mode),
+            inputs=self.field(data, "inputs", path, self.inputs, ()),
+            outputs=self.field(data, "outputs", path, self.outputs, None),
+            parallel_instances=self.field(data, "parallel_instances", path, self.integer, 1),
+            timeout=self.field(data, "timeout", path, self.duration, None),
+            retry=self.field(data, "retry", path, self.retry, None),
+        )
+
+    def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
+        if not isinstance(value, list):
+            self.issue(path, f"expected a list, got {_kind(value)}")
+            return None
+        found = (self.trigger(item, f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(trigger for trigger in found if trigger is not None)
+
+    def trigger(self, value: Any, path: str) -> Trigger | None:
+        kinds = _choices(_TRIGGER_KEYS)
+        if not isinstance(value, dict):
+            self.issue(path, f"expected a mapping with one of {kinds}, got {_kind(value)}")
+            return None
+        self.keys(value, _TRIGGER_KEYS, path)
+        present = [key for key in value if key in _TRIGGER_KEYS]
+        if len(present) != 1:
+            if len(present) > 1:
+                found = " and ".join(present)
+                self.issue(path, f"expected one trigger per list item, got {found}")
+            elif not value:
+                self.issue(path, f"expected one of {kinds}, got an empty mapping")
+            return None
+        kind = present[0]
+        body_path = _join(path, kind)
+        body = value[kind]
+        if body is None and kind == "manual":
+            body = {}
+        data = self.mapping(body, body_path)
+        if data is None:
+            return None
+        self.keys(data, _TRIGGER_KEYS[kind], body_path)
+        if kind == "on_completion":
+            stage = self.field(data, "stage", body_path, self.name, None, required=True)
+            success_only = self.field(data, "success_only", body_path, self.boolean, True)
+            return None if stage is None else OnCompletion(stage, success_only)
+        if kind == "on_event":
+            event_type = self.field(data, "type", body_path, self.name, None, required=True)
+            event_filter = self.field(data, "filter", body_path, self.string, None)
+            return None if event_type is None else OnEvent(event_type, event_filter)
+        if kind == "on_condition":
+            expression = self.field(data, "expression", body_path, self.string, None, required=True)
+            return None if expression is None else OnCondition(expression)
+        return Manual(
+            approval_required=self.field(data, "approval_required", body_path, self.boolean, False),
+            timeout=self.field(data, "timeout", body_path, self.duration, None),
+        )
+
+    def inputs(self, value: Any, path: str) -> tuple[InputMapping, ...] | None:
+        found = self.mappings(value, path)
+        return None if found is None else tuple(InputMapping(*item) for item in found)
+
+    def outputs(self, value: Any, path: str) -> tuple[OutputMapping, ...] | None:
+        found = self.mappings(value, path)
+        return None if found is None else tuple(OutputMapping(*item) for item in found)
+
+    def mappings(self, value: Any, path: str) -> list[tuple[str, str, bool]] | None:
+        """``{name: "CEL"}`` (required) or ``{name: {from: CEL, required: bool}}``."""
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        result: list[tuple[str, str, bool]] = []
+        for name, spec in data.items():
+            item_path = _join(path, name)
+            if isinstance(spec, str):
+                result.append((name, spec, True))
+                continue
+            if not isinstance(spec, dict):
+                reason = f"expected a CEL string or a mapping with 'from', got {_kind(spec)}"
+                self.issue(item_path, reason)
+                continue
+            self.keys(spec, _MAPPING_KEYS, item_path)
+            source = self.field(spec, "from", item_path, self.string, None, required=True)
+            required = self.field(spec, "required", item_path, self.boolean, True)
+            if source is not None:
+                result.append((name, source, required))
+        return result
