@@ -1,0 +1,98 @@
+"""``taskdaemon dag``: draw a pipeline's DAG as DOT, JSON or Mermaid.
+
+::
+
+    taskdaemon dag FILE [--format dot|json|mermaid] [-o OUT]          # the definition
+    taskdaemon dag --run RUN_ID [--source URL] [--format ...] [-o OUT]  # a run, from spans alone
+    taskdaemon dag FILE --run RUN_ID ...                              # a run over its definition
+
+A run is rebuilt from its stored spans through the span source (``--source``, else
+``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``). Exit codes: 0 drawn,
+1 the run or its source could not be read, 2 invalid arguments, pipeline file or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError, SpanSourceError
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.visualization import VisualizationFormat, visualize
+
+__all__ = ["register", "run_dag"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``dag`` sub-command."""
+    parser = subparsers.add_parser(
+        "dag",
+        help="draw a pipeline DAG (definition or run) as DOT, JSON or Mermaid",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("file", nargs="?", help="pipeline file (.yaml, .yml, .json, .toml)")
+    parser.add_argument("--run", metavar="RUN_ID", help="overlay this run, rebuilt from spans")
+    parser.add_argument("--source", metavar="URL", help="span source URL for --run")
+    parser.add_argument(
+        "--format",
+        "-f",
+        choices=[fmt.value for fmt in VisualizationFormat],
+        default=VisualizationFormat.DOT.value,
+        help="output format (default: dot)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.set_defaults(func=run_dag)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"taskdaemon dag: {message}", file=sys.stderr)
+    return code
+
+
+def _load_run(run_id: str, source_url: str | None) -> RunRecord:
+    # Imported here: drawing a definition needs no span source (nor its HTTP client).
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    if source_url is None:
+        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+        source_url = load_settings().span_source
+    source = open_source(source_url)
+    try:
+        return source.get_run(run_id)
+    finally:
+        source.close()
+
+
+def run_dag(args: argparse.Namespace) -> int:
+    """Draw the DAG named by ``args``; returns the exit code."""
+    if args.file is None and args.run is None:
+        return _fail(2, "give a pipeline FILE, --run RUN_ID, or both")
+    if args.source is not None and args.run is None:
+        return _fail(2, "--source needs --run")
+    pipeline: Pipeline | None = None
+    run: RunRecord | None = None
+    try:
+        if args.file is not None:
+            from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+
+            pipeline = load_pipeline(args.file)
+        if args.run is not None:
+            run = _load_run(args.run, args.source)
+    except (ConfigError, SettingsError) as exc:
+        return _fail(2, str(exc))
+    except (PipelineError, SpanSourceError) as exc:
+        return _fail(1, str(exc))
+    text = visualize(pipeline, VisualizationFormat(args.format), run=run)
+    if args.output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
+    return 0
