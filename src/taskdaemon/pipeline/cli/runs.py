@@ -1,0 +1,148 @@
+"""``taskdaemon runs list|show`` and ``taskdaemon retention``: run history from stored spans.
+
+Exit codes: 0 ok, 1 the run was not found, 2 bad arguments or an unusable span source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.tracking import (
+    RetentionPolicy,
+    SpanStore,
+    format_run_table,
+    format_runs_table,
+    open_source,
+    parse_age,
+    parse_when,
+)
+
+__all__ = ["register"]
+
+STATUSES = ("success", "failure", "cancelled", "running", "interrupted")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``runs`` (``list``, ``show``) and ``retention``."""
+    runs = subparsers.add_parser("runs", help="list and inspect past and running runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+
+    list_p = runs_sub.add_parser("list", help="runs, newest first")
+    list_p.add_argument("--pipeline", help="only this pipeline")
+    list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    list_p.add_argument("--since", help="started at or after: an age (1h, 7d) or ISO time")
+    list_p.add_argument("--until", help="started at or before: an age or ISO time")
+    list_p.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    list_p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    list_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
+    list_p.set_defaults(func=_list)
+
+    show_p = runs_sub.add_parser("show", help="one run and its stages")
+    show_p.add_argument("run_id", metavar="RUN_ID", help="the run id (= trace id, 32 hex)")
+    show_p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    show_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
+    show_p.set_defaults(func=_show)
+
+    ret = subparsers.add_parser(
+        "retention", help="delete old runs from the embedded span store, per pipeline"
+    )
+    ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
+    ret.add_argument("--keep", type=int, default=None, help="keep the newest N runs per pipeline")
+    ret.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
+    ret.set_defaults(func=_retention)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"taskdaemon: {message}", file=sys.stderr)
+    return code
+
+
+def _list(args: argparse.Namespace) -> int:
+    try:
+        since = parse_when(args.since) if args.since else None
+        until = parse_when(args.until) if args.until else None
+    except ValueError as exc:
+        return _error(str(exc), 2)
+    if args.limit < 1:
+        return _error("--limit must be at least 1", 2)
+    try:
+        source = open_source(args.source)
+        try:
+            runs = source.search(
+                pipeline=args.pipeline,
+                status=args.status,
+                since=since,
+                until=until,
+                limit=args.limit,
+            )
+        finally:
+            source.close()
+    except SpanSourceError as exc:
+        return _error(str(exc), 2)
+    if args.json:
+        rows = [{**dataclasses.asdict(r), "duration": r.duration} for r in runs]
+        print(json.dumps(rows, indent=2))
+    elif runs:
+        print(format_runs_table(runs))
+    else:
+        print("no runs")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    try:
+        source = open_source(args.source)
+        try:
+            run = source.get_run(args.run_id)
+        finally:
+            source.close()
+    except RunNotFoundError as exc:
+        return _error(str(exc), 1)
+    except SpanSourceError as exc:
+        return _error(str(exc), 2)
+    if args.json:
+        print(json.dumps(_run_json(run), indent=2, default=str))
+    else:
+        print(format_run_table(run))
+    return 0
+
+
+def _run_json(run: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(run)
+    data["duration"] = run.duration
+    data["attributes"] = dict(run.attributes)
+    for stage, stage_data in zip(run.stages, data["stages"], strict=True):
+        for attempt, attempt_data in zip(stage.attempts, stage_data["attempts"], strict=True):
+            attempt_data["duration"] = attempt.duration
+    return data
+
+
+def _retention(args: argparse.Namespace) -> int:
+    try:
+        max_age = parse_age(args.max_age) if args.max_age else None
+    except ValueError as exc:
+        return _error(f"--max-age: {exc}", 2)
+    if args.keep is not None and args.keep < 0:
+        return _error("--keep must be >= 0", 2)
+    policy = RetentionPolicy(max_age=max_age, keep=args.keep)
+    if not policy.is_active:
+        return _error("nothing to do: give --max-age and/or --keep", 2)
+    try:
+        source = open_source(args.source, retention=RetentionPolicy())
+    except (SpanSourceError, TypeError) as exc:
+        return _error(f"retention applies to the embedded sqlite store only: {exc}", 2)
+    try:
+        if not isinstance(source, SpanStore):
+            return _error("retention applies to the embedded sqlite:// store only", 2)
+        result = source.apply_retention(policy)
+    except SpanSourceError as exc:
+        return _error(str(exc), 2)
+    finally:
+        source.close()
+    print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
+    return 0

@@ -1,0 +1,74 @@
+"""Execution tracking rebuilt from spans: the embedded SQLite span store, the Tempo / Jaeger /
+OTLP-JSON sources, run reconstruction, history and retention.
+
+Writing: ``SqliteSpanProcessor(path)`` (or ``store_processor_for(settings)``) is an OTel span
+processor; add it to the ``TracerProvider`` the CLI builds and every span lands in the store when
+it starts and when it ends.
+
+Reading: ``open_source(url)`` returns a ``SpanSource`` (``get_trace``, ``get_run``, ``search``,
+``close``); ``reconstruct_run(spans)`` turns one trace's ``SpanRecord``s into a ``RunRecord``.
+The same spans give the same record whichever source they came from.
+"""
+
+from taskdaemon.pipeline.tracking.history import (
+    format_duration,
+    format_run_table,
+    format_runs_table,
+    parse_age,
+    parse_when,
+)
+from taskdaemon.pipeline.tracking.otlp_json import encode_traces, parse_traces
+from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.sources import (
+    JaegerSource,
+    OtlpJsonSource,
+    SpanSource,
+    TempoSource,
+    default_source_url,
+    open_source,
+    store_processor_for,
+)
+from taskdaemon.pipeline.tracking.spans import (
+    SpanEventRecord,
+    SpanLinkRecord,
+    SpanRecord,
+    span_record_from_sdk,
+)
+from taskdaemon.pipeline.tracking.store import (
+    SCHEMA_VERSION,
+    RetentionPolicy,
+    RetentionResult,
+    SpanStore,
+    SqliteSpanProcessor,
+    retention_from_env,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "JaegerSource",
+    "OtlpJsonSource",
+    "RetentionPolicy",
+    "RetentionResult",
+    "SpanEventRecord",
+    "SpanLinkRecord",
+    "SpanRecord",
+    "SpanSource",
+    "SpanStore",
+    "SqliteSpanProcessor",
+    "TempoSource",
+    "default_source_url",
+    "encode_traces",
+    "find_root",
+    "format_duration",
+    "format_run_table",
+    "format_runs_table",
+    "open_source",
+    "parse_age",
+    "parse_traces",
+    "parse_when",
+    "reconstruct_run",
+    "retention_from_env",
+    "span_record_from_sdk",
+    "store_processor_for",
+    "summarize_run",
+]

@@ -1,0 +1,158 @@
+"""Run history: time parsing for queries and the pure text renderers of ``taskdaemon runs``.
+
+Ages: ``90`` (seconds), ``500ms``, ``30s``, ``10m``, ``2h``, ``30d``, ``2w``. Points in time
+(``--since`` / ``--until``): an age meaning "that long before now", or an ISO 8601 date/time
+(naive means local time).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary
+
+__all__ = [
+    "format_duration",
+    "format_run_table",
+    "format_runs_table",
+    "parse_age",
+    "parse_when",
+]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def parse_age(text: str) -> float:
+    """Seconds in ``text`` (``30d``, ``12h``, ``90``); ValueError naming the text otherwise."""
+    match = _AGE.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 2h, 30d)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_when(text: str, *, clock: Callable[[], float] = time.time) -> float:
+    """Epoch seconds of ``text``: an age before now (``1h``) or an ISO 8601 date/time."""
+    try:
+        return clock() - parse_age(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
+            "2025-01-31T12:00)"
+        ) from None
+
+
+def format_duration(seconds: float | None) -> str:
+    """``850ms``, ``12.3s``, ``4m05s``, ``2h03m``; ``-`` for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        minutes, secs = divmod(int(seconds), 60)
+        return f"{minutes}m{secs:02d}s"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h{rest // 60:02d}m"
+
+
+def _format_time(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _format_bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}GiB"  # pragma: no cover - loop always returns
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+        for r in (header, *rows)
+    ]
+    return "\n".join(lines)
+
+
+def format_runs_table(runs: Sequence[RunSummary]) -> str:
+    """An aligned table: run id, pipeline, status, start, duration, stages, failed."""
+    header = ("RUN ID", "PIPELINE", "STATUS", "START", "DURATION", "STAGES", "FAILED")
+    rows = [
+        (
+            r.run_id,
+            r.pipeline,
+            r.status,
+            _format_time(r.start),
+            format_duration(r.duration),
+            str(r.stage_count),
+            str(r.failed_stages),
+        )
+        for r in runs
+    ]
+    return _table(header, rows)
+
+
+def _one_line(text: str | None, width: int = 60) -> str:
+    if not text:
+        return "-"
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _last(attempts: Sequence[AttemptRecord]) -> AttemptRecord | None:
+    return attempts[-1] if attempts else None
+
+
+def format_run_table(run: RunRecord) -> str:
+    """A run header and its stage table: status, start, duration, queue time, attempts, cpu,
+    memory, error (of the stage's last attempt; start is the first attempt's)."""
+    head = [
+        f"run       {run.run_id}",
+        f"pipeline  {run.pipeline}",
+        f"status    {run.status}",
+        f"start     {_format_time(run.start)}",
+        f"duration  {format_duration(run.duration)}",
+    ]
+    if run.error or run.error_type:
+        head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
+    header = ("STAGE", "STATUS", "START", "DURATION", "QUEUE", "ATTEMPTS", "CPU", "MEMORY", "ERROR")
+    rows = []
+    for stage in run.stages:
+        last = _last(stage.attempts)
+        first = stage.attempts[0] if stage.attempts else None
+        end = max((a.end for a in stage.attempts if a.end is not None), default=None)
+        duration = None if first is None or end is None else max(0.0, end - first.start)
+        cpu = [a.cpu_seconds for a in stage.attempts if a.cpu_seconds is not None]
+        mem = [a.peak_memory_bytes for a in stage.attempts if a.peak_memory_bytes is not None]
+        rows.append(
+            (
+                stage.name,
+                stage.status,
+                _format_time(first.start if first else None),
+                format_duration(duration),
+                format_duration(last.queue_time if last else None),
+                str(len(stage.attempts)),
+                f"{sum(cpu):.2f}s" if cpu else "-",
+                _format_bytes(max(mem)) if mem else "-",
+                _one_line(last.error if last else stage.skip_reason),
+            )
+        )
+    return "\n".join(head) + "\n\n" + _table(header, rows)

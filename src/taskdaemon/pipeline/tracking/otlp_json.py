@@ -1,0 +1,347 @@
+"""Reading (and writing) OTLP JSON in every shape the backends produce.
+
+Accepted on input, in any combination:
+
+- envelopes: ``{"resourceSpans": [...]}`` (OTLP, collector file exporter, Tempo v2 inner),
+  ``{"batches": [...]}`` (Tempo v1 ``/api/traces``), ``{"trace": {...}, "status": ...}``
+  (Tempo v2 ``/api/v2/traces``), ``{"result": {...}}`` (Jaeger v2 API v3, grpc-gateway);
+- ``scopeSpans`` and the pre-1.0 ``instrumentationLibrarySpans``;
+- ids as hex (any case) or base64 (gogo jsonpb), empty parent ids meaning "root";
+- ``kind`` and ``status.code`` as enum strings (``SPAN_KIND_SERVER``, ``STATUS_CODE_ERROR``) or
+  ints; nanosecond times as strings or ints;
+- OTLP ``AnyValue``: string, int (string or number), double, bool, array, kvlist, bytes.
+
+A malformed span inside a good body is skipped with one warning (logging) each, never a crash;
+a body that is not an OTLP trace at all raises ``SpanSourceError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
+
+__all__ = [
+    "decode_any_value",
+    "encode_any_value",
+    "encode_traces",
+    "normalize_id",
+    "parse_traces",
+]
+
+logger = logging.getLogger(__name__)
+
+_KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
+_STATUS = ("UNSET", "OK", "ERROR")
+
+
+class _BadSpanError(ValueError):
+    """A span that cannot be read; the span is skipped."""
+
+
+def normalize_id(raw: Any, length: int) -> str:
+    """``raw`` (hex of ``length`` chars, or base64 of ``length // 2`` bytes) as lower-case hex.
+
+    Shorter hex is left-padded (Jaeger 64-bit trace ids); raises ``ValueError`` otherwise.
+    """
+    if not isinstance(raw, str) or not raw:
+        raise ValueError(f"id must be a non-empty string, got {raw!r}")
+    # Jaeger may send a 64-bit trace id as 16 hex chars: left-pad it.
+    is_hex = all(c in "0123456789abcdefABCDEF" for c in raw)
+    if is_hex and (len(raw) == length or (length == 32 and len(raw) == 16)):
+        return raw.lower().rjust(length, "0")
+    try:
+        data = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"id {raw!r} is neither hex nor base64") from exc
+    if len(data) * 2 != length:
+        raise ValueError(f"id {raw!r} decodes to {len(data)} bytes, expected {length // 2}")
+    return data.hex()
+
+
+def _enum(raw: Any, names: tuple[str, ...], prefix: str, default: str) -> str:
+    if raw is None or raw == "":
+        return default
+    if isinstance(raw, bool):
+        raise ValueError(f"bad enum value {raw!r}")
+    if isinstance(raw, int):
+        if 0 <= raw < len(names):
+            return names[raw]
+        raise ValueError(f"enum value {raw} out of range")
+    if isinstance(raw, str):
+        name = raw.upper().removeprefix(prefix)
+        if name in names:
+            return name
+        if name.isdigit():
+            return _enum(int(name), names, prefix, default)
+    raise ValueError(f"unknown enum value {raw!r}")
+
+
+def _nanos(raw: Any, *, required: bool) -> int | None:
+    if raw is None or raw in ("", "0", 0):
+        if required:
+            raise ValueError("missing time")
+        return None
+    if isinstance(raw, bool):
+        raise ValueError(f"bad time {raw!r}")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.isdigit():
+        return int(raw)
+    if isinstance(raw, float) and raw.is_integer():
+        return int(raw)
+    raise ValueError(f"bad time {raw!r}")
+
+
+def decode_any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` object as a normalized Python value (see ``spans``)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"AnyValue must be an object, got {value!r}")
+    if not value:
+        return None
+    key, raw = next(iter(value.items()))
+    match key:
+        case "stringValue":
+            return str(raw)
+        case "boolValue":
+            if isinstance(raw, str):
+                return raw == "true"
+            return bool(raw)
+        case "intValue":
+            return int(raw)
+        case "doubleValue":
+            return float(raw)
+        case "bytesValue":
+            return base64.b64decode(raw)
+        case "arrayValue":
+            return tuple(decode_any_value(v) for v in (raw or {}).get("values", []) or [])
+        case "kvlistValue":
+            return _attributes((raw or {}).get("values"))
+    raise ValueError(f"unknown AnyValue key {key!r}")
+
+
+def _attributes(raw: Any) -> dict[str, Any]:
+    if not raw:
+        return {}
+    if not isinstance(raw, list):
+        raise ValueError("attributes must be a list")
+    out: dict[str, Any] = {}
+    for item in raw:
+        out[str(item["key"])] = decode_any_value(item.get("value") or {})
+    return out
+
+
+def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
+    if not isinstance(raw, Mapping):
+        raise _BadSpanError("span is not an object")
+    try:
+        parent_raw = raw.get("parentSpanId")
+        status = raw.get("status") or {}
+        return SpanRecord(
+            trace_id=normalize_id(raw.get("traceId"), 32),
+            span_id=normalize_id(raw.get("spanId"), 16),
+            parent_span_id=normalize_id(parent_raw, 16) if parent_raw else None,
+            name=str(raw.get("name", "")),
+            kind=_enum(raw.get("kind"), _KINDS, "SPAN_KIND_", "UNSPECIFIED"),
+            start_ns=_nanos(raw.get("startTimeUnixNano"), required=True) or 0,
+            end_ns=_nanos(raw.get("endTimeUnixNano"), required=False),
+            status_code=_enum(status.get("code"), _STATUS, "STATUS_CODE_", "UNSET"),
+            status_message=str(status.get("message", "") or ""),
+            attributes=_attributes(raw.get("attributes")),
+            events=tuple(
+                SpanEventRecord(
+                    str(e.get("name", "")),
+                    _nanos(e.get("timeUnixNano"), required=False) or 0,
+                    _attributes(e.get("attributes")),
+                )
+                for e in raw.get("events") or []
+            ),
+            links=tuple(
+                SpanLinkRecord(
+                    normalize_id(link.get("traceId"), 32),
+                    normalize_id(link.get("spanId"), 16),
+                    _attributes(link.get("attributes")),
+                )
+                for link in raw.get("links") or []
+            ),
+            resource=resource,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _BadSpanError(str(exc)) from exc
+
+
+def _resource_spans(body: Any) -> list[Any]:
+    """The ``resourceSpans`` list of any accepted envelope; SpanSourceError if there is none."""
+    if not isinstance(body, Mapping):
+        raise SpanSourceError(
+            f"not an OTLP trace body: expected an object, got {type(body).__name__}"
+        )
+    if "result" in body and isinstance(body["result"], Mapping):
+        return _resource_spans(body["result"])
+    if "trace" in body:
+        inner = body["trace"]
+        # Tempo v2 omits the trace (or sends {}) when nothing was found.
+        return [] if not inner else _resource_spans(inner)
+    for key in ("resourceSpans", "batches"):
+        if key in body:
+            value = body[key]
+            if value is None:
+                return []
+            if not isinstance(value, list):
+                raise SpanSourceError(f"not an OTLP trace body: {key!r} is not a list")
+            return value
+    if not body:
+        return []
+    raise SpanSourceError(
+        "not an OTLP trace body: no 'resourceSpans', 'batches', 'trace' or 'result' key "
+        f"(keys: {sorted(body)[:5]})"
+    )
+
+
+def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
+    """Every readable span of a decoded OTLP JSON body, in body order.
+
+    Raises ``SpanSourceError`` when the body is not an OTLP trace document; skips (with one
+    warning each, naming ``where``) spans that cannot be read.
+    """
+    spans: list[SpanRecord] = []
+    for resource_spans in _resource_spans(body):
+        if not isinstance(resource_spans, Mapping):
+            logger.warning("%s: skipped a resourceSpans entry that is not an object", where)
+            continue
+        try:
+            resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            logger.warning("%s: unreadable resource attributes ignored: %s", where, exc)
+            resource = {}
+        scopes = resource_spans.get("scopeSpans")
+        if scopes is None:
+            scopes = resource_spans.get("instrumentationLibrarySpans")
+        for scope_spans in scopes or []:
+            raw_spans = scope_spans.get("spans") if isinstance(scope_spans, Mapping) else None
+            for raw in raw_spans or []:
+                try:
+                    spans.append(_span(raw, resource))
+                except _BadSpanError as exc:
+                    span_id = raw.get("spanId") if isinstance(raw, Mapping) else None
+                    logger.warning("%s: skipped malformed span %s: %s", where, span_id, exc)
+    return spans
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+IdEncoding = Literal["hex", "base64"]
+
+
+def encode_any_value(value: Any) -> dict[str, Any]:
+    """A normalized Python value as an OTLP ``AnyValue`` (ints as strings, like protojson)."""
+    if isinstance(value, bool):
+        return {"boolValue": value}
+    if isinstance(value, int):
+        return {"intValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, tuple | list):
+        return {"arrayValue": {"values": [encode_any_value(v) for v in value]}}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": _encode_attributes(value)}}
+    return {"stringValue": str(value)}
+
+
+def _encode_attributes(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"key": k, "value": encode_any_value(v)} for k, v in attributes.items()]
+
+
+def _encode_id(hex_id: str, encoding: IdEncoding) -> str:
+    return hex_id if encoding == "hex" else base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
+def _encode_span(
+    span: SpanRecord, ids: IdEncoding, enums: Literal["string", "int"]
+) -> dict[str, Any]:
+    kind: str | int = f"SPAN_KIND_{span.kind}" if enums == "string" else _KINDS.index(span.kind)
+    code: str | int = (
+        f"STATUS_CODE_{span.status_code}" if enums == "string" else _STATUS.index(span.status_code)
+    )
+    out: dict[str, Any] = {
+        "traceId": _encode_id(span.trace_id, ids),
+        "spanId": _encode_id(span.span_id, ids),
+        "name": span.name,
+        "kind": kind,
+        "startTimeUnixNano": str(span.start_ns),
+        "attributes": _encode_attributes(span.attributes),
+        "status": {"code": code, "message": span.status_message}
+        if span.status_code != "UNSET"
+        else {},
+    }
+    if span.parent_span_id:
+        out["parentSpanId"] = _encode_id(span.parent_span_id, ids)
+    if span.end_ns is not None:
+        out["endTimeUnixNano"] = str(span.end_ns)
+    if span.events:
+        out["events"] = [
+            {
+                "name": e.name,
+                "timeUnixNano": str(e.time_ns),
+                "attributes": _encode_attributes(e.attributes),
+            }
+            for e in span.events
+        ]
+    if span.links:
+        out["links"] = [
+            {
+                "traceId": _encode_id(link.trace_id, ids),
+                "spanId": _encode_id(link.span_id, ids),
+                "attributes": _encode_attributes(link.attributes),
+            }
+            for link in span.links
+        ]
+    return out
+
+
+def encode_traces(
+    spans: Iterable[SpanRecord],
+    *,
+    ids: IdEncoding = "hex",
+    enums: Literal["string", "int"] = "string",
+    key: Literal["resourceSpans", "batches"] = "resourceSpans",
+    scope_key: Literal["scopeSpans", "instrumentationLibrarySpans"] = "scopeSpans",
+    scope_name: str = "taskdaemon.pipeline",
+) -> dict[str, Any]:
+    """``spans`` as one OTLP JSON document, one ``resourceSpans`` entry per distinct resource.
+
+    ``ids``/``enums``/``key`` choose the dialect: OTLP/protojson is hex + string enums +
+    ``resourceSpans``; Tempo v1 is base64 + string enums + ``batches``.
+    """
+    groups: dict[str, tuple[Mapping[str, Any], list[dict[str, Any]]]] = {}
+    for span in spans:
+        group_key = repr(sorted(span.resource.items()))
+        groups.setdefault(group_key, (span.resource, []))[1].append(_encode_span(span, ids, enums))
+    return {
+        key: [
+            {
+                "resource": {"attributes": _encode_attributes(resource)},
+                scope_key: [{"scope": {"name": scope_name}, "spans": encoded}],
+            }
+            for resource, encoded in groups.values()
+        ]
+    }
+
+
+def iter_json_lines(text: str, *, where: str) -> Iterator[Any]:
+    """Decoded objects of a JSON-lines text; an undecodable line is skipped with a warning."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            logger.warning("%s:%d: skipped a line that is not JSON: %s", where, number, exc)

@@ -1,0 +1,306 @@
+"""Rebuilding a run from its spans alone: ``reconstruct_run(spans) -> RunRecord``.
+
+Pure: the same spans (from any source) give an equal record. What comes from where:
+
+- the run: the root span ``RUN {pipeline}`` (kind SERVER, ``cicd.pipeline.action.name=RUN``):
+  pipeline, times, result, ``error.type``, ``taskdaemon.pipeline.*`` (stage order, DAG edges as
+  ``source>target>label``, definition hash, who started it, replay origin);
+- stages: every span carrying ``cicd.pipeline.task.name`` is one attempt of one instance; a
+  zero-length span with result ``skip`` marks a stage that never ran (no attempt);
+- inputs/outputs: the ``stage.input`` / ``stage.output`` span events' ``taskdaemon.payload.json``.
+
+Run status: the root's ``cicd.pipeline.result`` (success → success; failure, error, timeout →
+failure; cancellation → cancelled), the root's status code when no result was set; ``running``
+while the root is open or absent (a backend receives the root only when it ends), unless the
+caller knows the writer is gone (``interrupted=True``), then ``interrupted``. Open stage spans
+get the same ``running`` / ``interrupted`` status. Stages named by the root but without any span
+are ``pending`` in a running run and ``skipped`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.records import (
+    AttemptRecord,
+    EdgeRecord,
+    RunRecord,
+    RunSummary,
+    StageRecord,
+)
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+
+__all__ = ["find_root", "reconstruct_run", "summarize_run"]
+
+_RUN_RESULT = {
+    t.RESULT_SUCCESS: "success",
+    t.RESULT_FAILURE: "failure",
+    t.RESULT_ERROR: "failure",
+    t.RESULT_TIMEOUT: "failure",
+    t.RESULT_CANCELLATION: "cancelled",
+    t.RESULT_SKIP: "cancelled",
+}
+_STAGE_RESULT = {
+    t.RESULT_SUCCESS: "success",
+    t.RESULT_FAILURE: "failure",
+    t.RESULT_ERROR: "failure",
+    t.RESULT_TIMEOUT: "timeout",
+    t.RESULT_CANCELLATION: "cancelled",
+    t.RESULT_SKIP: "skipped",
+}
+# Which instance outcome names the stage's status when instances disagree: the first found wins.
+_STAGE_PRECEDENCE = ("running", "interrupted", "failure", "timeout", "cancelled")
+FAILED_STAGE_STATUSES = frozenset({"failure", "timeout"})
+
+
+def _seconds(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e9
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, tuple | list):
+        return tuple(str(v) for v in value)
+    return (str(value),)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def find_root(spans: Iterable[SpanRecord]) -> SpanRecord | None:
+    """The run span of a trace: a parentless span with ``cicd.pipeline.action.name=RUN``, else
+    a parentless span named ``RUN …``, else None."""
+    candidates = [s for s in spans if s.parent_span_id is None]
+    for span in candidates:
+        if span.attributes.get(t.CICD_PIPELINE_ACTION_NAME) == t.RUN_ACTION:
+            return span
+    for span in candidates:
+        if span.name.startswith(f"{t.RUN_ACTION} "):
+            return span
+    return None
+
+
+def _payload(span: SpanRecord, event_name: str) -> str | None:
+    for event in span.events:
+        if event.name == event_name:
+            value = event.attributes.get(t.PAYLOAD_JSON)
+            return None if value is None else str(value)
+    return None
+
+
+def _exception(span: SpanRecord) -> tuple[str | None, str | None]:
+    for event in span.events:
+        if event.name == "exception":
+            return (
+                _str_or_none(event.attributes.get("exception.message")),
+                _str_or_none(event.attributes.get("exception.type")),
+            )
+    return None, None
+
+
+def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
+    attrs = span.attributes
+    if span.end_ns is None:
+        status = "interrupted" if interrupted else "running"
+    else:
+        finer = attrs.get(t.STAGE_STATUS)
+        result = attrs.get(t.CICD_TASK_RUN_RESULT)
+        if isinstance(finer, str) and finer:
+            status = finer
+        elif isinstance(result, str) and result in _STAGE_RESULT:
+            status = _STAGE_RESULT[result]
+        else:
+            status = "failure" if span.status_code == "ERROR" else "success"
+    exc_message, exc_type = _exception(span)
+    error = _str_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or _str_or_none(span.status_message)
+    return AttemptRecord(
+        task_run_id=str(attrs.get(t.CICD_TASK_RUN_ID) or span.span_id),
+        instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
+        attempt=_int(attrs.get(t.STAGE_ATTEMPT), 1) or 1,
+        status=status,
+        start=span.start_ns / 1e9,
+        end=_seconds(span.end_ns),
+        queue_time=_float(attrs.get(t.STAGE_QUEUE_TIME)),
+        trigger_wait=_float(attrs.get(t.STAGE_TRIGGER_WAIT)),
+        cpu_seconds=_float(attrs.get(t.STAGE_CPU_TIME)),
+        peak_memory_bytes=_int(attrs.get(t.STAGE_PEAK_MEMORY)),
+        inputs=_payload(span, t.EVENT_STAGE_INPUT),
+        outputs=_payload(span, t.EVENT_STAGE_OUTPUT),
+        error=error or exc_message,
+        error_type=_str_or_none(attrs.get(t.ERROR_TYPE)) or exc_type,
+        span_id=span.span_id,
+    )
+
+
+def _is_skip_span(span: SpanRecord) -> bool:
+    return (
+        span.end_ns is not None
+        and span.attributes.get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
+        and span.end_ns == span.start_ns
+    )
+
+
+def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
+    last_per_instance: dict[int, AttemptRecord] = {}
+    for attempt in attempts:  # sorted by (start, attempt): the last one per instance wins
+        last_per_instance[attempt.instance] = attempt
+    statuses = [a.status for a in last_per_instance.values()]
+    for status in _STAGE_PRECEDENCE:
+        if status in statuses:
+            return status
+    return statuses[-1] if statuses else "skipped"
+
+
+def _edges(
+    root_attrs: Mapping[str, Any], stages: tuple[StageRecord, ...]
+) -> tuple[EdgeRecord, ...]:
+    encoded = _strings(root_attrs.get(t.PIPELINE_EDGES))
+    if encoded:
+        edges = []
+        for item in encoded:
+            parts = item.split(">", 2)
+            if len(parts) >= 2:
+                edges.append(EdgeRecord(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
+        return tuple(edges)
+    # Without the run span's edge list, fall back to what each stage span says of its upstream.
+    return tuple(EdgeRecord(up, stage.name, "") for stage in stages for up in stage.upstream)
+
+
+def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -> RunRecord:
+    """The ``RunRecord`` of one trace's spans (order does not matter; duplicates by span id are
+    collapsed, an ended copy beating an open one).
+
+    ``interrupted``: the caller knows no process is writing this run any more (see the module
+    docstring). Raises ``ValueError`` for an empty span list.
+    """
+    by_id: dict[str, SpanRecord] = {}
+    for span in spans:
+        known = by_id.get(span.span_id)
+        if known is None or (known.end_ns is None and span.end_ns is not None):
+            by_id[span.span_id] = span
+    if not by_id:
+        raise ValueError("no spans to reconstruct a run from")
+    all_spans = sorted(by_id.values(), key=lambda s: (s.start_ns, s.span_id))
+    root = find_root(all_spans)
+    root_attrs: Mapping[str, Any] = root.attributes if root is not None else {}
+
+    stage_spans: dict[str, list[SpanRecord]] = {}
+    for span in all_spans:
+        if span is root:
+            continue
+        name = span.attributes.get(t.CICD_TASK_NAME)
+        if isinstance(name, str) and name:
+            stage_spans.setdefault(name, []).append(span)
+
+    pipeline = _str_or_none(root_attrs.get(t.CICD_PIPELINE_NAME))
+    if pipeline is None:
+        for group in stage_spans.values():
+            pipeline = _str_or_none(group[0].attributes.get(t.CICD_PIPELINE_NAME))
+            if pipeline:
+                break
+    if pipeline is None and root is not None:
+        pipeline = root.name.removeprefix(f"{t.RUN_ACTION} ")
+
+    if root is not None and root.end_ns is not None:
+        result = root_attrs.get(t.CICD_PIPELINE_RESULT)
+        if isinstance(result, str) and result in _RUN_RESULT:
+            status = _RUN_RESULT[result]
+        else:
+            status = "failure" if root.status_code == "ERROR" else "success"
+    else:
+        status = "interrupted" if interrupted else "running"
+    run_is_open = status in ("running", "interrupted")
+
+    names = list(_strings(root_attrs.get(t.PIPELINE_STAGES)))
+    names += [name for name in stage_spans if name not in names]
+    stages = []
+    for name in names:
+        group = stage_spans.get(name, [])
+        real = [s for s in group if not _is_skip_span(s)]
+        skips = [s for s in group if _is_skip_span(s)]
+        first = real[0] if real else (skips[0] if skips else None)
+        attrs: Mapping[str, Any] = first.attributes if first is not None else {}
+        attempts = tuple(
+            sorted(
+                (_attempt(s, interrupted=interrupted) for s in real),
+                key=lambda a: (a.start, a.instance, a.attempt, a.span_id),
+            )
+        )
+        skip_reason = None
+        if attempts:
+            stage_status = _stage_status(attempts)
+        elif skips:
+            stage_status = "skipped"
+            skip_reason = _str_or_none(skips[0].attributes.get(t.STAGE_SKIP_REASON))
+        elif status == "running":
+            stage_status = "pending"
+        else:
+            stage_status = "skipped"
+            skip_reason = "run interrupted" if status == "interrupted" else "never ran"
+        stages.append(
+            StageRecord(
+                name=name,
+                loop=str(attrs.get(t.STAGE_LOOP, "") or ""),
+                status=stage_status,
+                attempts=attempts,
+                triggers=_strings(attrs.get(t.STAGE_TRIGGERS)),
+                upstream=_strings(attrs.get(t.STAGE_UPSTREAM)),
+                skip_reason=skip_reason,
+            )
+        )
+    stage_tuple = tuple(stages)
+
+    start_ns = root.start_ns if root is not None else all_spans[0].start_ns
+    end_ns = None if run_is_open or root is None else root.end_ns
+    return RunRecord(
+        run_id=root.trace_id if root is not None else all_spans[0].trace_id,
+        pipeline=pipeline or "",
+        status=status,
+        start=start_ns / 1e9,
+        end=_seconds(end_ns),
+        stages=stage_tuple,
+        edges=_edges(root_attrs, stage_tuple),
+        definition_hash=_str_or_none(root_attrs.get(t.PIPELINE_DEFINITION_HASH)),
+        started_by=_str_or_none(root_attrs.get(t.PIPELINE_STARTED_BY)),
+        error=None if root is None else _str_or_none(root.status_message),
+        error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
+        replay_of=_str_or_none(root_attrs.get(t.PIPELINE_REPLAY_OF)),
+        attributes=dict(root_attrs),
+    )
+
+
+def summarize_run(record: RunRecord) -> RunSummary:
+    """The history row of a run: its stage count and how many stages failed (or timed out)."""
+    return RunSummary(
+        run_id=record.run_id,
+        pipeline=record.pipeline,
+        status=record.status,
+        start=record.start,
+        end=record.end,
+        stage_count=len(record.stages),
+        failed_stages=sum(1 for s in record.stages if s.status in FAILED_STAGE_STATUSES),
+    )

@@ -1,0 +1,503 @@
+"""Span sources: one query interface over the SQLite store, Tempo, Jaeger and OTLP-JSON files.
+
+``open_source(url)`` picks the source from its URL (default ``TASKDAEMON_SPAN_SOURCE``, else
+``sqlite:///$TASKDAEMON_HOME/spans.db``):
+
+=============================== ==========================================================
+``sqlite:///PATH``              the embedded store (``SpanStore``)
+``tempo+http://HOST:PORT``      Grafana Tempo: ``/api/v2/traces/<id>`` (falls back to
+                                ``/api/traces/<id>`` on 404), ``/api/search`` with TraceQL
+``jaeger+http://HOST:PORT``     Jaeger v2 API v3: ``/api/v3/traces/<id>``, ``/api/v3/traces``
+                                (``?service=NAME`` picks the service, default
+                                ``OTEL_SERVICE_NAME`` or ``taskdaemon``)
+``otlp-json:///PATH``           OTLP JSON lines (collector file exporter), a file or directory
+=============================== ==========================================================
+
+``+https`` works for both backends. Every source returns the same ``SpanRecord``s, so
+``reconstruct_run`` gives equal ``RunRecord``s for the same spans.
+
+Decisions: a backend stores the run span only when it ends, so a remote search lists finished
+runs only (``running`` / ``interrupted`` filters return nothing there). Remote searches fetch each
+found trace (one request per run, ``limit`` bounds it) so that stage and failure counts are as
+exact as the store's. HTTP: timeouts (3 s connect, 10 s read), three tries with backoff on
+connection errors and 5xx, then ``SpanSourceError`` naming the URL and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id, parse_traces
+from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.tracking.store import SpanStore, SqliteSpanProcessor
+
+__all__ = [
+    "JaegerSource",
+    "OtlpJsonSource",
+    "SpanSource",
+    "TempoSource",
+    "default_source_url",
+    "open_source",
+    "store_processor_for",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEARCH_WINDOW = 7 * 86400.0  # Tempo's default max search duration is 168h
+
+
+@runtime_checkable
+class SpanSource(Protocol):
+    """Where stored spans are read from."""
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        """Every span of the run; ``RunNotFoundError`` when the source has none."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run rebuilt from its spans."""
+        ...
+
+    def search(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """Runs, newest first, by pipeline, status and start time (epoch seconds)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files; safe to call twice."""
+        ...
+
+
+def _check_run_id(run_id: str) -> str:
+    try:
+        return normalize_id(run_id.strip(), 32)
+    except ValueError:
+        raise RunNotFoundError(f"not a run id (32 hex characters): {run_id!r}") from None
+
+
+def _group_by_trace(spans: Iterable[SpanRecord]) -> dict[str, list[SpanRecord]]:
+    traces: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    return traces
+
+
+def _filter_summaries(
+    traces: dict[str, list[SpanRecord]],
+    *,
+    pipeline: str | None,
+    status: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+) -> list[RunSummary]:
+    """Summaries of the traces that hold a taskdaemon run and match the filters."""
+    out = []
+    for spans in traces.values():
+        if find_root(spans) is None and not any(t.CICD_TASK_NAME in s.attributes for s in spans):
+            continue  # not a taskdaemon run
+        summary = summarize_run(reconstruct_run(spans))
+        if pipeline is not None and summary.pipeline != pipeline:
+            continue
+        if status is not None and summary.status != status:
+            continue
+        if since is not None and summary.start < since:
+            continue
+        if until is not None and summary.start > until:
+            continue
+        out.append(summary)
+    out.sort(key=lambda s: (-s.start, s.run_id))
+    return out[:limit]
+
+
+# --- HTTP backends ---------------------------------------------------------------------------
+
+
+class _HttpSource:
+    """Shared HTTP plumbing: base URL, timeouts, retries with backoff, clear errors."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        headers: dict[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._retries = max(1, retries)
+        self._backoff = backoff
+        self._clock = clock
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
+            headers={"Accept": "application/json", **(headers or {})},
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close the HTTP client; safe to call twice."""
+        self._client.close()
+
+    def __enter__(self) -> _HttpSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """GET with retries on transport errors and 5xx; 4xx responses are returned."""
+        url = f"{self.base_url}{path}"
+        last: str = ""
+        for attempt in range(self._retries):
+            if attempt:
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+            try:
+                response = self._client.get(path, params=params)
+            except httpx.TransportError as exc:
+                last = f"cannot reach {url}: {type(exc).__name__}: {exc}"
+                continue
+            if response.status_code >= 500:
+                last = f"{url}: HTTP {response.status_code}: {_snippet(response)}"
+                continue
+            return response
+        raise SpanSourceError(f"{last} (after {self._retries} tries)")
+
+    def _json(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            raise SpanSourceError(
+                f"{response.request.url}: HTTP {response.status_code}: {_snippet(response)}"
+            )
+        text = response.text
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            # grpc-gateway streams one JSON object per line.
+            objects = list(iter_json_lines(text, where=str(response.request.url)))
+            if objects and len(objects) == len([ln for ln in text.splitlines() if ln.strip()]):
+                return objects
+            raise SpanSourceError(
+                f"{response.request.url}: malformed JSON body ({len(text)} bytes): {text[:80]!r}"
+            ) from None
+
+    def _traces(self, body: Any, where: str) -> list[SpanRecord]:
+        bodies = body if isinstance(body, list) else [body]
+        spans: list[SpanRecord] = []
+        for item in bodies:
+            if isinstance(item, dict) and "error" in item and "result" not in item:
+                raise SpanSourceError(f"{where}: backend error: {item['error']}")
+            spans.extend(parse_traces(item, where=where))
+        return spans
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run rebuilt from its spans (``running`` while the run span is missing)."""
+        return reconstruct_run(self.get_trace(run_id))
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        raise NotImplementedError
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = response.text.strip().replace("\n", " ")
+    return text[:200] or response.reason_phrase
+
+
+class TempoSource(_HttpSource):
+    """Grafana Tempo's HTTP API (``tempo+http://HOST:3200``)."""
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        """``/api/v2/traces/<id>``, or ``/api/traces/<id>`` when v2 answers 404 (Tempo < 2.6)."""
+        trace_id = _check_run_id(run_id)
+        response = self._get(f"/api/v2/traces/{trace_id}")
+        if response.status_code == 404:
+            response = self._get(f"/api/traces/{trace_id}")
+        if response.status_code == 404:
+            raise RunNotFoundError(f"no run {trace_id} in Tempo at {self.base_url}")
+        where = str(response.request.url)
+        spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
+        if not spans:
+            raise RunNotFoundError(f"no run {trace_id} in Tempo at {self.base_url}")
+        return spans
+
+    def search(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """TraceQL over the run spans' ``cicd.pipeline.*`` attributes, then one fetch per run."""
+        if status in ("running", "interrupted", "pending"):
+            return []
+        conditions = [f'span.{t.CICD_PIPELINE_ACTION_NAME} = "{t.RUN_ACTION}"']
+        if pipeline is not None:
+            conditions.append(f"span.{t.CICD_PIPELINE_NAME} = {json.dumps(pipeline)}")
+        if status == "success":
+            conditions.append(f'span.{t.CICD_PIPELINE_RESULT} = "{t.RESULT_SUCCESS}"')
+        elif status == "failure":
+            conditions.append(f'span.{t.CICD_PIPELINE_RESULT} =~ "failure|error|timeout"')
+        elif status == "cancelled":
+            conditions.append(f'span.{t.CICD_PIPELINE_RESULT} =~ "cancellation|skip"')
+        end = until if until is not None else self._clock()
+        start = since if since is not None else end - DEFAULT_SEARCH_WINDOW
+        params = {
+            "q": "{ " + " && ".join(conditions) + " }",
+            "start": int(start),
+            "end": int(end) + 1,
+            "limit": limit,
+        }
+        response = self._get("/api/search", params)
+        body = self._json(response)
+        if not isinstance(body, dict) or not isinstance(body.get("traces", []), list):
+            raise SpanSourceError(f"{response.request.url}: not a Tempo search response")
+        out = []
+        for found in body.get("traces") or []:
+            try:
+                trace_id = normalize_id(found["traceID"], 32)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("Tempo search: skipped a result without a usable traceID: %s", exc)
+                continue
+            try:
+                summary = summarize_run(self.get_run(trace_id))
+            except RunNotFoundError:
+                continue
+            if status is not None and summary.status != status:
+                continue
+            if (since is not None and summary.start < since) or (
+                until is not None and summary.start > until
+            ):
+                continue
+            out.append(summary)
+        out.sort(key=lambda s: (-s.start, s.run_id))
+        return out[:limit]
+
+
+class JaegerSource(_HttpSource):
+    """Jaeger v2's query API v3 (``jaeger+http://HOST:16686``)."""
+
+    def __init__(self, base_url: str, *, service: str | None = None, **kwargs: Any) -> None:
+        super().__init__(base_url, **kwargs)
+        self.service = service or os.environ.get("OTEL_SERVICE_NAME") or "taskdaemon"
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        """``/api/v3/traces/<id>`` → ``{"result": {"resourceSpans": …}}``."""
+        trace_id = _check_run_id(run_id)
+        response = self._get(f"/api/v3/traces/{trace_id}")
+        if response.status_code == 404:
+            raise RunNotFoundError(f"no run {trace_id} in Jaeger at {self.base_url}")
+        where = str(response.request.url)
+        spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
+        if not spans:
+            raise RunNotFoundError(f"no run {trace_id} in Jaeger at {self.base_url}")
+        return spans
+
+    def search(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """``/api/v3/traces`` by service (and ``RUN {pipeline}`` operation); full traces come
+        back, so summaries are computed locally."""
+        end = until if until is not None else self._clock()
+        start = since if since is not None else end - DEFAULT_SEARCH_WINDOW
+        params: dict[str, Any] = {
+            "query.service_name": self.service,
+            "query.start_time_min": _rfc3339(start),
+            "query.start_time_max": _rfc3339(end + 1),
+            "query.search_depth": max(limit, 1),
+        }
+        if pipeline is not None:
+            params["query.operation_name"] = t.run_span_name(pipeline)
+        response = self._get("/api/v3/traces", params)
+        if response.status_code == 404:
+            return []  # Jaeger answers 404 when no trace matched
+        spans = self._traces(self._json(response), str(response.request.url))
+        return _filter_summaries(
+            _group_by_trace(spans),
+            pipeline=pipeline,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+
+def _rfc3339(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+# --- OTLP-JSON files -------------------------------------------------------------------------
+
+
+class OtlpJsonSource:
+    """OTLP JSON lines (one ``{"resourceSpans": …}`` object per line, as the collector's file
+    exporter writes them), from one file or every non-hidden file of a directory. A file holding
+    one (pretty-printed) JSON document is read too. Files are re-read on every query, so a file
+    still being appended to is seen as it grows."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise SpanSourceError(f"{self.path}: no such file or directory")
+
+    def _files(self) -> list[Path]:
+        if self.path.is_dir():
+            return sorted(
+                p for p in self.path.rglob("*") if p.is_file() and not p.name.startswith(".")
+            )
+        return [self.path]
+
+    def _spans(self) -> list[SpanRecord]:
+        spans: list[SpanRecord] = []
+        for file in self._files():
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SpanSourceError(f"{file}: cannot read: {exc}") from exc
+            stripped = text.lstrip()
+            if stripped.startswith("{") and "\n{" not in text.strip():
+                try:
+                    spans.extend(parse_traces(json.loads(text), where=str(file)))
+                    continue
+                except json.JSONDecodeError:
+                    pass
+            for number, document in enumerate(iter_json_lines(text, where=str(file)), 1):
+                try:
+                    spans.extend(parse_traces(document, where=f"{file}:{number}"))
+                except SpanSourceError as exc:
+                    logger.warning("%s:%d: skipped a line: %s", file, number, exc)
+        return spans
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        """Every span of the run found in the files."""
+        trace_id = _check_run_id(run_id)
+        spans = [s for s in self._spans() if s.trace_id == trace_id]
+        if not spans:
+            raise RunNotFoundError(f"no run {trace_id} in {self.path}")
+        return spans
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run rebuilt from its spans."""
+        return reconstruct_run(self.get_trace(run_id))
+
+    def search(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """Runs found in the files, newest first."""
+        return _filter_summaries(
+            _group_by_trace(self._spans()),
+            pipeline=pipeline,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+    def close(self) -> None:
+        """Nothing to release (files are opened per query)."""
+
+
+# --- choosing a source -----------------------------------------------------------------------
+
+
+def default_source_url() -> str:
+    """``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db`` (home
+    defaulting to ``./.taskdaemon``)."""
+    url = os.environ.get("TASKDAEMON_SPAN_SOURCE", "").strip()
+    if url:
+        return url
+    home = Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon")
+    return f"sqlite:///{(home / 'spans.db').as_posix()}"
+
+
+def _sqlite_path(url: str) -> Path:
+    """``sqlite:///rel/path`` and ``sqlite:////abs/path`` (SQLAlchemy style), or a path whose
+    first character is ``/`` after ``sqlite://``."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/"):
+        raise SpanSourceError(f"bad sqlite URL {url!r}: use sqlite:///PATH")
+    path = rest[1:]
+    if not path:
+        raise SpanSourceError(f"bad sqlite URL {url!r}: no path")
+    return Path(path)
+
+
+def open_source(url: str | None = None, **options: Any) -> SpanSource:
+    """The span source named by ``url`` (see the module docstring); ``SpanSourceError`` for
+    an unknown scheme or a bad URL. ``options`` go to the source's constructor."""
+    url = (url or default_source_url()).strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        return SpanStore(_sqlite_path(url), **options)
+    if scheme == "otlp-json":
+        return OtlpJsonSource(_otlp_path(url))
+    if scheme in ("tempo+http", "tempo+https", "jaeger+http", "jaeger+https"):
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise SpanSourceError(f"bad span source URL {url!r}: no host")
+        backend, transport = scheme.split("+")
+        base = f"{transport}://{parts.netloc}{parts.path.rstrip('/')}"
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if backend == "tempo":
+            headers = {"X-Scope-OrgID": query["org"]} if "org" in query else None
+            return TempoSource(base, headers=headers, **options)
+        return JaegerSource(base, service=query.get("service"), **options)
+    raise SpanSourceError(
+        f"unknown span source {url!r}: use sqlite:///PATH, tempo+http://HOST:PORT, "
+        "jaeger+http://HOST:PORT or otlp-json:///PATH"
+    )
+
+
+def _otlp_path(url: str) -> Path:
+    """``otlp-json:///abs/path`` → ``/abs/path``; ``otlp-json://rel/path`` → ``rel/path``."""
+    rest = url.split("://", 1)[1]
+    if not rest:
+        raise SpanSourceError(f"bad otlp-json URL {url!r}: no path")
+    return Path(rest)
+
+
+def store_processor_for(settings_or_url: Any = None, **options: Any) -> SqliteSpanProcessor | None:
+    """The span processor that fills the embedded store, or None when the configured span source
+    is not ``sqlite://`` (a remote backend is fed by an OTLP exporter instead).
+
+    Accepts a ``Settings`` (uses its ``span_source``), a URL string, or None (the environment).
+    """
+    if settings_or_url is None or isinstance(settings_or_url, str):
+        url = settings_or_url or default_source_url()
+    else:
+        url = str(settings_or_url.span_source)
+    if not url.lower().startswith("sqlite://"):
+        return None
+    return SqliteSpanProcessor(_sqlite_path(url), **options)

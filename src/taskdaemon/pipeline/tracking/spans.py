@@ -1,0 +1,119 @@
+"""The normalized span: what every span source yields and what reconstruction reads.
+
+``SpanRecord`` is a frozen snapshot with one spelling for everything, whichever source it came
+from (the OTel SDK, the SQLite store, Tempo, Jaeger, OTLP-JSON files):
+
+- ids are lower-case hex (trace 32 chars, span 16 chars); ``parent_span_id`` is None for a root;
+- ``kind`` is the bare enum name (``SERVER``, ``INTERNAL``, ...), ``status_code`` one of
+  ``UNSET``, ``OK``, ``ERROR``;
+- times are integer nanoseconds since the epoch; ``end_ns`` is None while the span is open;
+- attribute values are ``str``, ``int``, ``float``, ``bool``, ``bytes``, tuples of those, or
+  (OTLP ``kvlistValue`` only) dicts; arrays are always tuples so equality never depends on source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "SpanEventRecord",
+    "SpanLinkRecord",
+    "SpanRecord",
+    "normalize_value",
+    "span_record_from_sdk",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEventRecord:
+    """A span event: name, time in epoch nanoseconds, attributes."""
+
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanLinkRecord:
+    """A link to another span (hex ids) with the link's attributes."""
+
+    trace_id: str
+    span_id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One span, normalized (see the module docstring for the spelling of every field)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    start_ns: int
+    end_ns: int | None
+    status_code: str = "UNSET"
+    status_message: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[SpanEventRecord, ...] = ()
+    links: tuple[SpanLinkRecord, ...] = ()
+    resource: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the span has not ended."""
+        return self.end_ns is None
+
+
+def normalize_value(value: Any) -> Any:
+    """One spelling per attribute value: lists become tuples (recursively), dicts stay dicts."""
+    if isinstance(value, list | tuple):
+        return tuple(normalize_value(item) for item in value)
+    if isinstance(value, Mapping):
+        return {str(k): normalize_value(v) for k, v in value.items()}
+    return value
+
+
+def normalize_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A plain dict of normalized values (None and empty input give an empty dict)."""
+    if not attributes:
+        return {}
+    return {str(k): normalize_value(v) for k, v in attributes.items()}
+
+
+def span_record_from_sdk(span: ReadableSpan) -> SpanRecord:
+    """The ``SpanRecord`` of an SDK span (open or ended)."""
+    context = span.get_span_context()
+    parent = span.parent
+    assert context is not None  # an SDK span always has a context
+    return SpanRecord(
+        trace_id=format(context.trace_id, "032x"),
+        span_id=format(context.span_id, "016x"),
+        parent_span_id=None if parent is None else format(parent.span_id, "016x"),
+        name=span.name,
+        kind=span.kind.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time,
+        status_code=span.status.status_code.name,
+        status_message=span.status.description or "",
+        attributes=normalize_attributes(span.attributes),
+        events=tuple(
+            SpanEventRecord(e.name, e.timestamp, normalize_attributes(e.attributes))
+            for e in span.events
+        ),
+        links=tuple(
+            SpanLinkRecord(
+                format(link.context.trace_id, "032x"),
+                format(link.context.span_id, "016x"),
+                normalize_attributes(link.attributes),
+            )
+            for link in span.links
+        ),
+        resource=normalize_attributes(span.resource.attributes),
+    )
