@@ -11,6 +11,7 @@ since) are kept, after the definition's.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -101,6 +102,20 @@ def shorten(text: str, width: int = 40) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def wrap(text: str, width: int = 40, max_lines: int = 3) -> str:
+    """``text`` folded at spaces into at most ``max_lines`` lines of about ``width`` characters
+    (an ellipsis ends a cut text): expressions stay readable in a label without widening it."""
+    lines = textwrap.wrap(
+        " ".join(text.split()),
+        width,
+        max_lines=max_lines,
+        placeholder=" …",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +292,7 @@ def gates(snapshot: DagSnapshot) -> tuple[DagGate, ...]:
                         node.name,
                         index,
                         "condition",
-                        f"condition\n{shorten(trigger.expression)}",
+                        f"condition\n{wrap(trigger.expression)}",
                         "on condition",
                         trigger.description,
                     )
@@ -305,12 +320,12 @@ def gates(snapshot: DagSnapshot) -> tuple[DagGate, ...]:
 
 def _event_label(event_type: str, filter_: str | None) -> str:
     label = f"on event\n{event_type}"
-    return label + (f"\nif {shorten(filter_)}" if filter_ else "")
+    return label + (f"\n{wrap('if ' + filter_)}" if filter_ else "")
 
 
 def edge_text(edge: DagEdge) -> str:
     """The label renderers draw on an edge: the contract label plus the event filter, if any."""
-    return edge.label + (f"\nif {shorten(edge.filter)}" if edge.filter else "")
+    return edge.label + (f"\n{wrap('if ' + edge.filter)}" if edge.filter else "")
 
 
 def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None) -> DagSnapshot:
@@ -521,6 +536,15 @@ def _edge_from_model(
 
 
 def _edge_from_record(source: str, target: str, label: str, node: DagNode | None) -> DagEdge:
+    if not label:
+        # Spans without edge labels: name the edge after the trigger of the target that waits
+        # for ``source`` (a completion trigger names it; otherwise it must be an event).
+        triggers = node.triggers if node else ()
+        if not any(t.kind == "on_completion" and t.stage == source for t in triggers):
+            events = [t for t in triggers if t.kind == "on_event" and t.event_type]
+            if events:
+                label = f"on event\n{events[0].event_type}"
+        label = label or "on completion"
     if label.startswith("on event"):
         event_type = label.partition("\n")[2] or None
         found = [

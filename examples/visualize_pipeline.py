@@ -1,0 +1,34 @@
+"""Print the DOT (or JSON / Mermaid) drawing of the example pipeline.
+
+    python examples/visualize_pipeline.py > pipeline.dot && dot -Tpng pipeline.dot -o pipeline.png
+    python examples/visualize_pipeline.py --format mermaid   # paste into a GitHub Markdown file
+
+Any pipeline file can be given instead of ``examples/feature_delivery.yaml``; ``taskdaemon dag``
+does the same from the command line, and can overlay a recorded run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from taskdaemon.pipeline.config import load_pipeline
+from taskdaemon.pipeline.visualization import VisualizationFormat, visualize
+
+EXAMPLE = Path(__file__).resolve().with_name("feature_delivery.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the drawing to stdout; returns the exit code."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("file", nargs="?", default=str(EXAMPLE), help="pipeline file")
+    parser.add_argument("--format", choices=[f.value for f in VisualizationFormat], default="dot")
+    args = parser.parse_args(argv)
+    pipeline = load_pipeline(args.file)
+    sys.stdout.write(visualize(pipeline, VisualizationFormat(args.format)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
