@@ -139,7 +139,10 @@ _OTHER_ERROR = "_OTHER"  # semconv's fallback for error.type
 
 
 def _ns(seconds: float) -> int:
-    return int(seconds * 1e9)
+    # Whole and fractional parts apart: ``seconds * 1e9`` on an epoch float loses nanoseconds
+    # (61 significant bits do not fit a double), which would skew exact time attributes.
+    whole = int(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,383 @@
+"""Shared helpers of the monitor tests: fresh SDK providers, the example pipeline, and a feeder
+that plays engine event records into a monitor with a hand-driven clock."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    NumberDataPoint,
+)
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    EventPublished,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageProcess,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    TaskRunRef,
+    TriggerEvaluated,
+    task_run_id,
+)
+from taskdaemon.pipeline.model import (
+    ErrorStrategy,
+    InputMapping,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+    TriggerMode,
+)
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+T0 = 1_700_000_000.0
+
+
+@dataclass
+class Telemetry:
+    """A fresh tracer provider + in-memory exporter and meter provider + in-memory reader."""
+
+    tracer_provider: TracerProvider = field(default_factory=TracerProvider)
+    exporter: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
+    reader: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
+    meter_provider: MeterProvider | None = None
+
+    def __post_init__(self) -> None:
+        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+        if self.meter_provider is None:
+            self.meter_provider = MeterProvider(metric_readers=[self.reader])
+
+    def spans(self) -> list[ReadableSpan]:
+        """Finished spans in end order."""
+        return list(self.exporter.get_finished_spans())
+
+    def by_name(self, name: str) -> list[ReadableSpan]:
+        """Finished spans called ``name``, in end order."""
+        return [s for s in self.spans() if s.name == name]
+
+    def points(self, metric: str) -> list[Any]:
+        """Every data point of ``metric`` collected now."""
+        data = self.reader.get_metrics_data()
+        found: list[Any] = []
+        if data is None:
+            return found
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for item in scope.metrics:
+                    if item.name == metric:
+                        found.extend(item.data.data_points)
+        return found
+
+    def values(self, metric: str) -> dict[tuple[tuple[str, Any], ...], float]:
+        """Sum/gauge values of ``metric`` by sorted attribute items."""
+        return {
+            tuple(sorted(p.attributes.items())): p.value
+            for p in self.points(metric)
+            if isinstance(p, NumberDataPoint)
+        }
+
+    def histograms(self, metric: str) -> dict[tuple[tuple[str, Any], ...], HistogramDataPoint]:
+        """Histogram points of ``metric`` by sorted attribute items."""
+        return {
+            tuple(sorted(p.attributes.items())): p
+            for p in self.points(metric)
+            if isinstance(p, HistogramDataPoint)
+        }
+
+    def shutdown(self) -> None:
+        """Release the providers."""
+        self.tracer_provider.shutdown()
+        assert self.meter_provider is not None
+        self.meter_provider.shutdown()
+
+
+def example_pipeline(error_strategy: ErrorStrategy = ErrorStrategy.FAIL) -> Pipeline:
+    """The DESIGN 4.1 shape: planning → specification (spec.ready) → implementation → release."""
+    return Pipeline(
+        name="feature-delivery",
+        description="Plan, specify, implement, release",
+        concurrency=4,
+        error_strategy=error_strategy,
+        retry=RetryPolicy(max_attempts=2),
+        stages=(
+            Stage(
+                "planning",
+                "plan",
+                (Manual(approval_required=False),),
+                inputs=(InputMapping("goal", "request.goal"),),
+            ),
+            Stage(
+                "specification",
+                "spec",
+                (OnCompletion("planning"),),
+                emits=("spec.ready",),
+            ),
+            Stage(
+                "implementation",
+                "phase",
+                (OnEvent("spec.ready", "event.spec.dependencies_met == true"),),
+                parallel_instances=10,
+            ),
+            Stage(
+                "release",
+                "command",
+                (
+                    OnCompletion("implementation"),
+                    OnCondition("size(stages.specification.outputs.specs) > 0"),
+                    Manual(approval_required=True, timeout=3600),
+                ),
+                trigger_mode=TriggerMode.ALL,
+                command="python -c 'print(42)'",
+            ),
+        ),
+    )
+
+
+def chain_pipeline(
+    names: Sequence[str] = ("a", "b", "c"),
+    error_strategy: ErrorStrategy = ErrorStrategy.FAIL,
+    name: str = "chain",
+) -> Pipeline:
+    """A linear pipeline of python stages."""
+    stages = [Stage(names[0], "python", (Manual(),))]
+    stages += [Stage(n, "python", (OnCompletion(prev),)) for prev, n in pairwise(names)]
+    return Pipeline(name=name, stages=tuple(stages), error_strategy=error_strategy)
+
+
+class Feed:
+    """Plays engine event records into ``monitor`` the way the engine emits them.
+
+    Time is a counter the monitor's clock reads, advanced explicitly with ``tick``.
+    """
+
+    def __init__(
+        self,
+        telemetry: Telemetry,
+        pipeline: Pipeline,
+        *,
+        capture: PayloadCapture | None = None,
+        monitor: PipelineMonitor | None = None,
+        resource_sampling: bool = False,
+    ) -> None:
+        self.now = T0
+        self.pipeline = pipeline
+        self.monitor = monitor or PipelineMonitor(
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+            capture=capture,
+            clock=lambda: self.now,
+            resource_sampling=resource_sampling,
+        )
+        self.run_id = ""
+
+    def tick(self, seconds: float = 1.0) -> float:
+        """Advance the clock."""
+        self.now += seconds
+        return self.now
+
+    def emit(self, event: Any) -> Any:
+        """Feed one record."""
+        self.monitor.on_event(event)
+        return event
+
+    def start_run(self, request: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
+        """allocate_run_id then RunStarted."""
+        request = dict(request or {"goal": "ship it"})
+        run_id = self.monitor.allocate_run_id(self.pipeline, request)
+        assert run_id is not None
+        self.run_id = run_id
+        self.emit(RunStarted(run_id, self.pipeline, request, self.now, **kwargs))
+        return run_id
+
+    def trigger(self, stage: str, index: int, kind: str, *, ready: bool = True) -> None:
+        """One satisfied trigger evaluation."""
+        description = self.pipeline.stage(stage).triggers[index].describe()
+        self.emit(
+            TriggerEvaluated(
+                self.run_id,
+                self.pipeline.name,
+                stage,
+                index,
+                kind,
+                description,
+                True,
+                ready,
+                self.now,
+            )
+        )
+
+    def start(
+        self,
+        stage: str,
+        instance: int = 0,
+        attempt: int = 1,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        fired_by: Sequence[TaskRunRef] = (),
+        event: Mapping[str, Any] | None = None,
+        queue: float = 0.25,
+        wait: float = 0.5,
+    ) -> StageStarted:
+        """StageQueued then StageStarted ``queue`` seconds later (``wait`` of trigger wait)."""
+        trid = task_run_id(stage, instance, attempt)
+        queued_at = self.now
+        self.emit(
+            StageQueued(self.run_id, self.pipeline.name, stage, instance, attempt, queued_at, trid)
+        )
+        self.tick(queue)
+        started = StageStarted(
+            run_id=self.run_id,
+            pipeline=self.pipeline.name,
+            stage=stage,
+            instance=instance,
+            attempt=attempt,
+            task_run_id=trid,
+            loop=self.pipeline.stage(stage).loop,
+            at=self.now,
+            queued_at=queued_at,
+            considered_at=queued_at - wait,
+            inputs=dict(inputs or {}),
+            fired_by=tuple(fired_by),
+            previous_attempt=TaskRunRef(stage, instance, attempt - 1) if attempt > 1 else None,
+            triggers=tuple(t.describe() for t in self.pipeline.stage(stage).triggers),
+            event=event,
+        )
+        return self.emit(started)
+
+    def finish(
+        self,
+        stage: str,
+        instance: int = 0,
+        attempt: int = 1,
+        status: StageStatus = StageStatus.SUCCESS,
+        **kwargs: Any,
+    ) -> StageFinished:
+        """StageFinished now."""
+        trid = task_run_id(stage, instance, attempt)
+        return self.emit(
+            StageFinished(
+                self.run_id,
+                self.pipeline.name,
+                stage,
+                instance,
+                attempt,
+                trid,
+                status,
+                self.now,
+                **kwargs,
+            )
+        )
+
+    def retrying(self, stage: str, attempt: int, error: str, error_type: str) -> None:
+        """StageRetrying for the failed ``attempt``."""
+        trid = task_run_id(stage, 0, attempt)
+        self.emit(
+            StageRetrying(
+                self.run_id,
+                self.pipeline.name,
+                stage,
+                0,
+                attempt,
+                trid,
+                1.0,
+                error,
+                error_type,
+                self.now,
+            )
+        )
+
+    def publish(
+        self, event_type: str, payload: Mapping[str, Any], event_id: int, source: TaskRunRef | None
+    ) -> None:
+        """EventPublished now."""
+        self.emit(
+            EventPublished(
+                self.run_id, self.pipeline.name, event_type, payload, event_id, self.now, source
+            )
+        )
+
+    def process(self, stage: str, pid: int, instance: int = 0, attempt: int = 1) -> None:
+        """StageProcess now."""
+        trid = task_run_id(stage, instance, attempt)
+        self.emit(StageProcess(self.run_id, self.pipeline.name, stage, trid, pid, self.now))
+
+    def approval(self, stage: str, *, approved: bool = True) -> None:
+        """ApprovalRequested, one tick, ApprovalResolved."""
+        self.emit(ApprovalRequested(self.run_id, self.pipeline.name, stage, self.now, 3600.0))
+        self.tick()
+        self.emit(
+            ApprovalResolved(self.run_id, self.pipeline.name, stage, approved, self.now, "alice")
+        )
+
+    def skip(self, stage: str, reason: str) -> None:
+        """StageSkipped now."""
+        self.emit(StageSkipped(self.run_id, self.pipeline.name, stage, reason, self.now))
+
+    def finish_run(self, status: RunStatus = RunStatus.SUCCESS, **kwargs: Any) -> None:
+        """RunFinished now."""
+        self.emit(RunFinished(self.run_id, self.pipeline.name, status, self.now, **kwargs))
+
+
+def play_example_run(feed: Feed, specs: int = 2) -> None:
+    """The example run: planning, specification publishing ``specs`` spec.ready events, one
+    implementation instance per spec, then release after an approval."""
+    feed.start_run({"goal": "ship it", "api_token": "hunter2"})
+    feed.trigger("planning", 0, "manual")
+    feed.start("planning", inputs={"goal": "ship it"})
+    feed.tick(2)
+    feed.finish("planning", outputs={"plan": ["a", "b"]})
+    planning = TaskRunRef("planning", 0, 1)
+    feed.trigger("specification", 0, "on_completion")
+    feed.start("specification", inputs={"plan": ["a", "b"]}, fired_by=[planning])
+    spec_ref = TaskRunRef("specification", 0, 1)
+    for i in range(specs):
+        feed.tick()
+        feed.publish("spec.ready", {"spec": {"id": i, "dependencies_met": True}}, i + 1, spec_ref)
+    feed.tick()
+    feed.finish("specification", outputs={"specs": list(range(specs))})
+    for i in range(specs):
+        feed.trigger("implementation", 0, "on_event")
+        feed.start(
+            "implementation",
+            instance=i,
+            inputs={"spec": {"id": i}},
+            fired_by=[spec_ref],
+            event={"type": "spec.ready", "spec": {"id": i}},
+        )
+    feed.tick(3)
+    for i in range(specs):
+        feed.finish("implementation", instance=i, outputs={"implementation": f"done {i}"})
+    feed.trigger("release", 0, "on_completion", ready=False)
+    feed.trigger("release", 1, "on_condition", ready=False)
+    feed.approval("release")
+    feed.trigger("release", 2, "manual")
+    feed.start(
+        "release",
+        fired_by=[TaskRunRef("implementation", i, 1) for i in range(specs)],
+    )
+    feed.tick()
+    feed.finish(
+        "release", outputs={"stdout": "42\n"}, cpu_seconds=0.02, peak_memory_bytes=9_000_000
+    )
+    feed.tick()
+    feed.finish_run()
