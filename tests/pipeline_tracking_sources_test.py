@@ -1,0 +1,328 @@
+"""Span sources: Tempo, Jaeger and OTLP-JSON parsed into the same spans and runs as the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from pipeline_tracking_support import (
+    Backend,
+    example_spans,
+    make_provider,
+    serve,
+    write_example_run,
+)
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.tracking import (
+    JaegerSource,
+    OtlpJsonSource,
+    SpanStore,
+    SqliteSpanProcessor,
+    TempoSource,
+    encode_traces,
+    open_source,
+    parse_traces,
+    reconstruct_run,
+)
+
+FIXTURES = Path("/work/shared/fixtures/tempo")
+if not FIXTURES.exists():  # CI lays shared/ beside the clone
+    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tempo"
+
+
+def _fixture(name: str) -> object:
+    return json.loads((FIXTURES / name).read_text())
+
+
+def test_tempo_v2_fixture_parses() -> None:
+    """The real v2 body: base64 ids become hex, enum kind, string nanos, empty status."""
+    (span,) = parse_traces(_fixture("api_v2_traces_response.json"))
+    assert (
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.kind,
+        span.start_ns,
+        span.end_ns,
+        span.status_code,
+        span.attributes,
+        span.resource,
+    ) == (
+        "5b8efff798038103d269b633813fc700",
+        "eee19b7ec3c1b100",
+        None,
+        "SERVER",
+        1689969302000000000,
+        1689970000000000000,
+        "UNSET",
+        {"my.span.attr": "some value"},
+        {"service.name": "my.service"},
+    )
+
+
+def test_tempo_v1_batches_fixture_parses() -> None:
+    """The v1 ``batches`` fixture: upper-case hex ids and a numeric kind."""
+    (span,) = parse_traces(_fixture("api_v1_traces_batches_fixture.json"))
+    assert (
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.kind,
+    ) == (
+        "5b8efff798038103d269b633813fc60c",
+        "eee19b7ec3c1b174",
+        "eee19b7ec3c1b173",
+        "SERVER",
+    )
+
+
+def test_jsonpb_multi_service_fixture_parses() -> None:
+    """The multi-service jsonpb trace: three spans, each with its own resource and status."""
+    spans = parse_traces(_fixture("jsonpb_resourceSpans_trace-with-virtual-nodes.json"))
+    assert [
+        (s.name, s.kind, s.status_code, s.resource["service.name"], s.parent_span_id) for s in spans
+    ] == [
+        ("requester", "SERVER", "OK", "mythical-server", None),
+        ("HTTP GET /ready", "CLIENT", "UNSET", "mythical-requester", "d606579e57787587"),
+        ("Consumed", "CONSUMER", "UNSET", "internal-consumer", None),
+    ]
+
+
+def test_tempo_search_fixture_is_served_as_a_search() -> None:
+    """The real search body is read (hex traceID) and each hit is fetched as a trace."""
+    with serve(Backend()) as backend:
+        backend.route("/api/search", _fixture("api_search_traceql_response.json"))
+        backend.route(
+            "/api/v2/traces/5b8efff798038103d269b633813fc700",
+            _fixture("api_v2_traces_response.json"),
+        )
+        with TempoSource(backend.url) as source:
+            (summary,) = source.search(since=1_600_000_000, until=1_800_000_000)
+    assert (summary.run_id, summary.status) == ("5b8efff798038103d269b633813fc700", "running")
+
+
+def test_any_value_shapes_are_decoded() -> None:
+    """Every OTLP AnyValue kind decodes to its normalized Python value."""
+    body = {
+        "resourceSpans": [
+            {
+                "instrumentationLibrarySpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "0" * 31 + "1",
+                                "spanId": "0" * 15 + "2",
+                                "parentSpanId": "",
+                                "name": "x",
+                                "kind": 1,
+                                "startTimeUnixNano": 5,
+                                "endTimeUnixNano": "6",
+                                "status": {"code": 2, "message": "bad"},
+                                "attributes": [
+                                    {"key": "s", "value": {"stringValue": "v"}},
+                                    {"key": "i", "value": {"intValue": "7"}},
+                                    {"key": "d", "value": {"doubleValue": 1}},
+                                    {"key": "b", "value": {"boolValue": True}},
+                                    {
+                                        "key": "a",
+                                        "value": {"arrayValue": {"values": [{"intValue": 1}]}},
+                                    },
+                                    {
+                                        "key": "k",
+                                        "value": {
+                                            "kvlistValue": {
+                                                "values": [
+                                                    {"key": "x", "value": {"stringValue": "y"}}
+                                                ]
+                                            }
+                                        },
+                                    },
+                                    {"key": "y", "value": {"bytesValue": "AQI="}},
+                                ],
+                            }
+                        ]
+                    }
+                ]
+            }
+        ]
+    }
+    (span,) = parse_traces(body)
+    assert (
+        span.attributes,
+        span.kind,
+        (span.status_code, span.status_message),
+        span.parent_span_id,
+    ) == (
+        {"s": "v", "i": 7, "d": 1.0, "b": True, "a": (1,), "k": {"x": "y"}, "y": b"\x01\x02"},
+        "INTERNAL",
+        ("ERROR", "bad"),
+        None,
+    )
+
+
+def test_malformed_span_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A span with a bad id is dropped with one warning; its good neighbour survives."""
+    body = encode_traces(example_spans())
+    spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    spans[0]["spanId"] = "not-an-id!"
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        parsed = parse_traces(body)
+    assert (len(spans) - 1, 1) == (len(parsed), len(caplog.records))
+
+
+def _store_run(tmp_path: Path) -> tuple[str, object]:
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    provider, _exporter = make_provider(processor)
+    run_id = write_example_run(provider)
+    provider.shutdown()
+    with SpanStore(tmp_path / "spans.db") as store:
+        return run_id, store.get_run(run_id)
+
+
+@pytest.mark.slow
+def test_every_source_rebuilds_the_same_run(tmp_path: Path) -> None:
+    """One run served as Tempo v1, Tempo v2, Jaeger v3 and OTLP-JSON lines equals the store's."""
+    run_id, expected = _store_run(tmp_path)
+    with SpanStore(tmp_path / "spans.db") as store:
+        spans = store.get_trace(run_id)
+    v1 = encode_traces(spans, ids="base64", key="batches")
+    v2 = {"trace": encode_traces(spans, ids="base64", enums="int"), "status": "COMPLETE"}
+    jaeger = {"result": encode_traces(spans, scope_key="instrumentationLibrarySpans")}
+    lines = tmp_path / "otlp"
+    lines.mkdir()
+    (lines / "traces.jsonl").write_text(
+        "\n".join(json.dumps(encode_traces([s])) for s in spans) + "\n"
+    )
+    with serve(Backend()) as tempo_v1, serve(Backend()) as tempo_v2, serve(Backend()) as jaeger_be:
+        tempo_v1.route(f"/api/traces/{run_id}", v1)
+        tempo_v2.route(f"/api/v2/traces/{run_id}", v2)
+        jaeger_be.route(f"/api/v3/traces/{run_id}", jaeger)
+        sources = [
+            open_source(f"tempo+{tempo_v1.url}"),
+            open_source(f"tempo+{tempo_v2.url}"),
+            open_source(f"jaeger+{jaeger_be.url}"),
+            open_source(f"otlp-json://{lines}"),
+        ]
+        runs = [source.get_run(run_id) for source in sources]
+        for source in sources:
+            source.close()
+        fallback_requests = list(tempo_v1.requests)
+    assert [expected] * 4 == runs
+    assert [f"/api/v2/traces/{run_id}", f"/api/traces/{run_id}"] == fallback_requests
+
+
+def test_tempo_search_sends_traceql_and_window() -> None:
+    """The search asks TraceQL over cicd.pipeline.* with start/end seconds and the limit."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    with serve(Backend()) as backend:
+        backend.route("/api/search", {"traces": [{"traceID": run_id}]})
+        backend.route(f"/api/v2/traces/{run_id}", {"trace": encode_traces(spans)})
+        with TempoSource(backend.url) as source:
+            found = source.search(pipeline="demo", status="success", since=100, until=200, limit=5)
+        query = backend.requests[0]
+    params = {k: v[0] for k, v in parse_qs(urlsplit(query).query).items()}
+    assert (params["q"], params["start"], params["end"], params["limit"]) == (
+        '{ span.cicd.pipeline.action.name = "RUN" && span.cicd.pipeline.name = "demo" '
+        '&& span.cicd.pipeline.result = "success" }',
+        "100",
+        "201",
+        "5",
+    )
+    assert found == []  # the run started in 2023, outside since/until
+
+
+def test_jaeger_search_summarizes_returned_traces() -> None:
+    """Jaeger's search returns whole traces; each run becomes one summary."""
+    spans = example_spans()
+    with serve(Backend()) as backend:
+        backend.route("/api/v3/traces", {"result": encode_traces(spans)})
+        with JaegerSource(backend.url, service="taskdaemon") as source:
+            (summary,) = source.search(pipeline="demo", since=0)
+        query = backend.requests[0]
+    assert (summary.pipeline, summary.status, summary.stage_count) == ("demo", "success", 4)
+    assert "query.service_name=taskdaemon" in query
+    assert "query.operation_name=RUN+demo" in query
+
+
+def test_truncated_body_is_a_clear_error() -> None:
+    """A body cut in the middle raises SpanSourceError naming the URL."""
+    run_id = "a" * 32
+    with serve(Backend()) as backend:
+        backend.route(
+            f"/api/v3/traces/{run_id}", json.dumps({"result": {"resourceSpans": []}}).encode()[:20]
+        )
+        with (
+            JaegerSource(backend.url) as source,
+            pytest.raises(SpanSourceError, match="malformed JSON"),
+        ):
+            source.get_trace(run_id)
+
+
+def test_body_that_is_not_a_trace_is_a_clear_error() -> None:
+    """JSON that is not an OTLP document raises SpanSourceError."""
+    run_id = "b" * 32
+    with serve(Backend()) as backend:
+        backend.route(f"/api/v2/traces/{run_id}", {"hello": "world"})
+        with (
+            TempoSource(backend.url) as source,
+            pytest.raises(SpanSourceError, match="not an OTLP"),
+        ):
+            source.get_trace(run_id)
+
+
+def test_server_error_is_retried_then_reported() -> None:
+    """A 5xx is retried, then reported with its status."""
+    run_id = "c" * 32
+    with serve(Backend()) as backend:
+        backend.route(f"/api/v2/traces/{run_id}", b"boom", status=503)
+        with (
+            TempoSource(backend.url, backoff=0.01) as source,
+            pytest.raises(SpanSourceError, match="HTTP 503"),
+        ):
+            source.get_trace(run_id)
+        tries = len(backend.requests)
+    assert tries == 3
+
+
+def test_dead_port_is_a_clear_error() -> None:
+    """A backend nobody listens on raises SpanSourceError saying it cannot be reached."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (
+        TempoSource(f"http://127.0.0.1:{port}", backoff=0.01) as source,
+        pytest.raises(SpanSourceError, match="cannot reach"),
+    ):
+        source.get_trace("d" * 32)
+
+
+def test_missing_trace_is_run_not_found() -> None:
+    """404 on both Tempo paths means the run is unknown."""
+    with (
+        serve(Backend()) as backend,
+        TempoSource(backend.url) as source,
+        pytest.raises(RunNotFoundError),
+    ):
+        source.get_trace("e" * 32)
+
+
+def test_unknown_scheme_is_rejected() -> None:
+    """An unknown source URL names the accepted forms."""
+    with pytest.raises(SpanSourceError, match="unknown span source"):
+        open_source("zipkin://localhost:9411")
+
+
+def test_otlp_json_directory_search(tmp_path: Path) -> None:
+    """A directory of JSON-lines files is searched like a store; bad lines are skipped."""
+    spans = example_spans(pipeline="alpha")
+    (tmp_path / "a.json").write_text(json.dumps(encode_traces(spans)) + "\n{truncated\n")
+    source = OtlpJsonSource(tmp_path)
+    (summary,) = source.search(pipeline="alpha")
+    assert (spans[0].trace_id, "success") == (summary.run_id, summary.status)
+    assert reconstruct_run(spans) == source.get_run(spans[0].trace_id)

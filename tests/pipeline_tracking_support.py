@@ -1,0 +1,260 @@
+"""Shared helpers of the tracking tests: a run's spans made with the raw OTel SDK following the
+telemetry schema, a local HTTP server standing in for Tempo/Jaeger, and subprocess scripts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import SpanRecord, span_record_from_sdk
+
+T0 = 1_700_000_000_000_000_000  # ns
+S = 1_000_000_000
+RESOURCE = Resource.create({"service.name": "taskdaemon", "service.version": "0.1.0"})
+
+
+def make_provider(*processors: SpanProcessor) -> tuple[TracerProvider, InMemorySpanExporter]:
+    """A fresh provider with an in-memory exporter plus ``processors``."""
+    provider = TracerProvider(resource=RESOURCE)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    for processor in processors:
+        provider.add_span_processor(processor)
+    return provider, exporter
+
+
+def _stage_attrs(pipeline: str, run_id: str, stage: str, loop: str, **extra: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        t.CICD_PIPELINE_NAME: pipeline,
+        t.CICD_PIPELINE_RUN_ID: run_id,
+        t.CICD_TASK_NAME: stage,
+        t.STAGE_LOOP: loop,
+    }
+    attrs.update(extra)
+    return attrs
+
+
+def write_example_run(
+    provider: TracerProvider,
+    *,
+    pipeline: str = "demo",
+    t0: int = T0,
+    end_run: bool = True,
+    result: str = t.RESULT_SUCCESS,
+) -> str:
+    """One run of a four-stage pipeline (plan → build (failed once, retried) → test (two
+    instances) → deploy (skipped)), every field of the schema exercised; returns the run id."""
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    root = tracer.start_span(
+        t.run_span_name(pipeline),
+        kind=SpanKind.SERVER,
+        start_time=t0,
+        attributes={
+            t.CICD_PIPELINE_NAME: pipeline,
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: ["plan", "build", "test", "deploy"],
+            t.PIPELINE_EDGES: [
+                "plan>build>on completion",
+                "build>test>on event\nbuild.ready",
+                "test>deploy>on completion",
+            ],
+            t.PIPELINE_DEFINITION_HASH: "abc123",
+            t.PIPELINE_STARTED_BY: "cli",
+            t.PIPELINE_CONCURRENCY: 2,
+            t.PIPELINE_ERROR_STRATEGY: "retry",
+        },
+    )
+    run_id = format(root.get_span_context().trace_id, "032x")
+    root.set_attribute(t.CICD_PIPELINE_RUN_ID, run_id)
+    ctx = trace.set_span_in_context(root)
+
+    plan = tracer.start_span(
+        "plan",
+        context=ctx,
+        start_time=t0 + S // 10,
+        attributes=_stage_attrs(
+            pipeline,
+            run_id,
+            "plan",
+            "plan",
+            **{
+                t.STAGE_ATTEMPT: 1,
+                t.STAGE_INSTANCE: 0,
+                t.CICD_TASK_RUN_ID: f"{run_id}/plan/0/1",
+                t.STAGE_TRIGGERS: ["manual"],
+                t.STAGE_QUEUE_TIME: 0.01,
+                t.STAGE_TRIGGER_WAIT: 0.0,
+            },
+        ),
+    )
+    plan.add_event(t.EVENT_STAGE_INPUT, {t.PAYLOAD_JSON: '{"goal": "ship"}'}, t0 + S // 10)
+    plan.add_event(t.EVENT_STAGE_OUTPUT, {t.PAYLOAD_JSON: '{"plan": ["a", "b"]}'}, t0 + S)
+    plan.set_attributes(
+        {
+            t.CICD_TASK_RUN_RESULT: t.RESULT_SUCCESS,
+            t.STAGE_STATUS: "success",
+            t.STAGE_CPU_TIME: 0.25,
+            t.STAGE_PEAK_MEMORY: 12_345_678,
+        }
+    )
+    plan.set_status(Status(StatusCode.OK))
+    plan.end(t0 + S)
+
+    build1 = tracer.start_span(
+        "build",
+        context=ctx,
+        start_time=t0 + S + 1000,
+        links=[Link(plan.get_span_context(), {t.LINK_RELATION: t.LINK_TRIGGERED_BY})],
+        attributes=_stage_attrs(
+            pipeline,
+            run_id,
+            "build",
+            "command",
+            **{
+                t.STAGE_ATTEMPT: 1,
+                t.STAGE_INSTANCE: 0,
+                t.STAGE_UPSTREAM: ["plan"],
+                t.STAGE_TRIGGERS: ["on completion of plan"],
+            },
+        ),
+    )
+    build1.record_exception(RuntimeError("exit 2"), timestamp=t0 + 2 * S)
+    build1.set_attributes(
+        {
+            t.CICD_TASK_RUN_RESULT: t.RESULT_FAILURE,
+            t.STAGE_STATUS: "failure",
+            t.ERROR_TYPE: "RuntimeError",
+            t.STAGE_ERROR_MESSAGE: "exit 2",
+        }
+    )
+    build1.set_status(Status(StatusCode.ERROR, "exit 2"))
+    build1.end(t0 + 2 * S)
+    build2 = tracer.start_span(
+        "build",
+        context=ctx,
+        start_time=t0 + 3 * S,
+        links=[Link(build1.get_span_context(), {t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT})],
+        attributes=_stage_attrs(
+            pipeline,
+            run_id,
+            "build",
+            "command",
+            **{t.STAGE_ATTEMPT: 2, t.STAGE_INSTANCE: 0, t.STAGE_UPSTREAM: ["plan"]},
+        ),
+    )
+    build2.set_attributes({t.CICD_TASK_RUN_RESULT: t.RESULT_SUCCESS, t.STAGE_CPU_TIME: 1.5})
+    build2.end(t0 + 4 * S)
+
+    for instance in (0, 1):
+        test = tracer.start_span(
+            "test",
+            context=ctx,
+            start_time=t0 + 4 * S + instance,
+            attributes=_stage_attrs(
+                pipeline,
+                run_id,
+                "test",
+                "phase",
+                **{
+                    t.STAGE_ATTEMPT: 1,
+                    t.STAGE_INSTANCE: instance,
+                    t.STAGE_UPSTREAM: ["build"],
+                    t.STAGE_EVENT_TYPE: "build.ready",
+                    t.STAGE_QUEUE_TIME: 0.5 + instance,
+                },
+            ),
+        )
+        test.set_attribute(t.CICD_TASK_RUN_RESULT, t.RESULT_SUCCESS)
+        test.end(t0 + 5 * S + instance)
+
+    deploy = tracer.start_span(
+        "deploy",
+        context=ctx,
+        start_time=t0 + 6 * S,
+        attributes=_stage_attrs(
+            pipeline,
+            run_id,
+            "deploy",
+            "command",
+            **{
+                t.CICD_TASK_RUN_RESULT: t.RESULT_SKIP,
+                t.STAGE_SKIP_REASON: "condition false",
+                t.STAGE_UPSTREAM: ["test"],
+            },
+        ),
+    )
+    deploy.end(t0 + 6 * S)
+
+    if end_run:
+        root.set_attribute(t.CICD_PIPELINE_RESULT, result)
+        if result != t.RESULT_SUCCESS:
+            root.set_attribute(t.ERROR_TYPE, "StageFailedError")
+            root.set_status(Status(StatusCode.ERROR, "build failed"))
+        root.end(t0 + 7 * S)
+    return run_id
+
+
+def example_spans(**kwargs: Any) -> list[SpanRecord]:
+    """The example run's spans as SpanRecords (straight from the SDK, via an in-memory export)."""
+    provider, exporter = make_provider()
+    write_example_run(provider, **kwargs)
+    return [span_record_from_sdk(s) for s in exporter.get_finished_spans()]
+
+
+# --- a fake tracing backend ------------------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """Routes of a local HTTP server: path → (status, body); records every request line."""
+
+    routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    url: str = ""
+
+    def route(self, path: str, body: Any, status: int = 200) -> None:
+        """Answer ``path`` (query ignored) with ``body`` (JSON-encoded unless bytes)."""
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.routes[path] = (status, data)
+
+
+@contextmanager
+def serve(backend: Backend) -> Iterator[Backend]:
+    """Serve ``backend`` on 127.0.0.1 (a free port) for the duration of the block."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            backend.requests.append(self.path)
+            status, body = backend.routes.get(self.path.split("?", 1)[0], (404, b"not found"))
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    backend.url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        yield backend
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
