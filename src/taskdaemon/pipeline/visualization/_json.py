@@ -33,6 +33,11 @@ __all__ = [
 FORMAT_VERSION = 1
 
 
+def _seconds(value: float | None) -> float | None:
+    # Differences of epoch floats carry binary noise (0.9000000953674316); microseconds suffice.
+    return None if value is None else round(value, 6)
+
+
 def _trigger(trigger: DagTrigger) -> dict[str, Any]:
     data: dict[str, Any] = {"kind": trigger.kind, "description": trigger.description}
     for key in (
@@ -58,9 +63,9 @@ def _attempt(attempt: DagAttempt) -> dict[str, Any]:
         "status": attempt.status,
         "start": attempt.start,
         "end": attempt.end,
-        "duration": attempt.duration,
-        "queue_time": attempt.queue_time,
-        "trigger_wait": attempt.trigger_wait,
+        "duration": _seconds(attempt.duration),
+        "queue_time": _seconds(attempt.queue_time),
+        "trigger_wait": _seconds(attempt.trigger_wait),
         "error": attempt.error,
         "error_type": attempt.error_type,
     }
@@ -79,9 +84,9 @@ def _node(node: DagNode) -> dict[str, Any]:
         "timings": {
             "start": node.start,
             "end": node.end,
-            "duration": node.duration,
-            "queue_time": node.queue_time,
-            "trigger_wait": node.trigger_wait,
+            "duration": _seconds(node.duration),
+            "queue_time": _seconds(node.queue_time),
+            "trigger_wait": _seconds(node.trigger_wait),
         },
         "instances": node.instances,
         "attempt_count": len(node.attempts),
@@ -126,7 +131,7 @@ def snapshot_to_dict(snapshot: DagSnapshot) -> dict[str, Any]:
             "status": run.status,
             "start": run.start,
             "end": run.end,
-            "duration": run.duration,
+            "duration": _seconds(run.duration),
             "started_by": run.started_by,
             "error": run.error,
             "error_type": run.error_type,

@@ -75,11 +75,18 @@ STATE_HEX: dict[str, str] = {
     "plum": "#dda0dd",
 }
 
-_WORD_SPLIT = re.compile(r"[_\-\s]+")
+_WORD_SPLIT = re.compile(r"[_-]+")
+_SLUG = re.compile(r"[\w.-]+")
 
 
 def title_case(name: str) -> str:
-    """``feature_delivery`` or ``feature-delivery`` → ``Feature Delivery`` (the rest is kept)."""
+    """``feature_delivery`` or ``feature-delivery`` → ``Feature Delivery``.
+
+    Only identifier-like names (letters, digits, ``_ . -``) are title-cased; any other name is
+    shown as written, since its dashes or spaces are not word separators (``a -> b``).
+    """
+    if not _SLUG.fullmatch(name):
+        return name
     words = [word for word in _WORD_SPLIT.split(name) if word]
     return " ".join(word[:1].upper() + word[1:] for word in words) or name
 
@@ -159,7 +166,7 @@ class DagNode:
     title: str
     loop: str
     triggers: tuple[DagTrigger, ...]
-    trigger_mode: str = TriggerMode.ANY.value
+    trigger_mode: str | None = TriggerMode.ANY.value  # None: unknown (spans do not record it)
     parallel_instances: int | None = None
     description: str = ""
     state: str | None = None
@@ -508,6 +515,7 @@ def _node_from_record(record: StageRecord) -> DagNode:
         title=title_case(record.name),
         loop=record.loop,
         triggers=tuple(parse_trigger(t) for t in record.triggers),
+        trigger_mode=None,
         state=record.status,
         attempts=attempts,
         start=start,
@@ -588,8 +596,9 @@ def node_tooltip(node: DagNode) -> str:
     if node.description:
         lines.append(node.description)
     if node.triggers:
-        mode = "all of" if node.trigger_mode == TriggerMode.ALL.value else "any of"
-        lines.append(f"triggers ({mode}):" if len(node.triggers) > 1 else "trigger:")
+        modes = {TriggerMode.ALL.value: " (all of)", TriggerMode.ANY.value: " (any of)"}
+        mode = modes.get(node.trigger_mode or "", "")
+        lines.append(f"triggers{mode}:" if len(node.triggers) > 1 else "trigger:")
         lines.extend(f"  {t.description}" for t in node.triggers)
     if node.parallel_instances and node.parallel_instances > 1:
         lines.append(f"up to {node.parallel_instances} instances at once")

@@ -1,0 +1,134 @@
+"""DOT output rendered by the real Graphviz ``dot``: SVG and PNG, with hostile stage names."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pipeline_visualization_support import failed_run, feature_delivery
+from taskdaemon.pipeline.model import (
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    Pipeline,
+    Stage,
+)
+from taskdaemon.pipeline.records import RunRecord, StageRecord
+from taskdaemon.pipeline.visualization import render_dot
+
+DOT = "/usr/bin/dot"
+SVG = "{http://www.w3.org/2000/svg}"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_dot(source: str, fmt: str) -> bytes:
+    """Render ``source`` with ``dot -T<fmt>``; any warning on stderr fails the test."""
+    done = subprocess.run(
+        [DOT, f"-T{fmt}"], input=source.encode(), capture_output=True, check=False, timeout=30
+    )
+    assert (done.returncode, done.stderr.decode()) == (0, "")
+    return done.stdout
+
+
+def svg_nodes(svg: bytes) -> list[str]:
+    """The titles (DOT node ids) of the SVG's node groups, in document order."""
+    root = ET.fromstring(svg)
+    return [
+        (group.findtext(f"{SVG}title") or "")
+        for group in root.iter(f"{SVG}g")
+        if group.get("class") == "node"
+    ]
+
+
+def stage_nodes(svg: bytes, pipeline: Pipeline) -> list[str]:
+    """The SVG node titles that are stages of ``pipeline``."""
+    names = {stage.name for stage in pipeline.stages}
+    return [title for title in svg_nodes(svg) if title in names]
+
+
+@pytest.mark.slow
+def test_definition_svg_has_one_node_per_stage() -> None:
+    """The definition's SVG holds exactly one node per stage, each once."""
+    pipeline = feature_delivery()
+    svg = run_dot(render_dot(pipeline), "svg")
+    assert [s.name for s in pipeline.stages] == stage_nodes(svg, pipeline)
+
+
+@pytest.mark.slow
+def test_run_overlay_svg_has_one_node_per_stage_and_the_legend() -> None:
+    """With a run overlay, the SVG has one node per stage plus the gates and the legend."""
+    pipeline = feature_delivery()
+    svg = run_dot(render_dot(pipeline, failed_run()), "svg")
+    expected = [s.name for s in pipeline.stages] + [
+        "condition:release:1",
+        "approval:release:2",
+        "legend",
+    ]
+    assert expected == svg_nodes(svg)
+
+
+@pytest.mark.slow
+def test_png_is_a_png() -> None:
+    """dot -Tpng turns the overlay into a PNG image."""
+    png = run_dot(render_dot(feature_delivery(), failed_run()), "png")
+    assert png[:8] == PNG_MAGIC
+
+
+HOSTILE = [
+    'say "hi"',
+    "back\\slash\\",
+    "two\nlines",
+    "\\N\\G\\l",
+    "node",
+    "Graph",
+    "<b>html</b> & co",
+    "{braces}; [brackets] -> arrow",
+    "unicode ünï · 日本",
+    "tab\there",
+]
+
+
+def hostile_pipeline() -> Pipeline:
+    """A chain of stages whose names and expressions are full of DOT syntax."""
+    stages = [Stage(HOSTILE[0], 'py"thon', (Manual(),), emits=('ev"t',))]
+    stages.extend(
+        Stage(name, "python", (OnCompletion(previous),))
+        for previous, name in itertools.pairwise(HOSTILE)
+    )
+    stages.append(
+        Stage(
+            "gated",
+            "python",
+            (
+                OnEvent('ev"t', 'event.x == "}\\"" && size(event.y) > 0'),
+                OnCondition('stages["node"].outputs.s == "a\\nb"'),
+                Manual(approval_required=True),
+                OnEvent("from.outside"),
+            ),
+        )
+    )
+    return Pipeline("hostile", tuple(stages))
+
+
+@pytest.mark.slow
+def test_hostile_names_render_unchanged() -> None:
+    """Quotes, backslashes, newlines, keywords and markup in names render without warnings,
+    and every stage keeps its exact name as its node id."""
+    pipeline = hostile_pipeline()
+    run = RunRecord(
+        "0" * 32,
+        "hostile",
+        "running",
+        0.0,
+        None,
+        tuple(StageRecord(s.name, s.loop, "pending") for s in pipeline.stages),
+        (),
+    )
+    svg = run_dot(render_dot(pipeline, run), "svg")
+    # A node id is the quoted name as written: backslashes doubled, a newline as \n.
+    expected = [s.name.replace("\\", "\\\\").replace("\n", "\\n") for s in pipeline.stages]
+    assert sorted(expected) == sorted(t for t in svg_nodes(svg) if t in expected)
