@@ -1,0 +1,1698 @@
+"""The asyncio pipeline engine: scheduling, worker slots, timeouts, retries, data flow, approvals.
+
+Usage::
+
+    async with Engine(resolver=my_resolver, observers=[monitor]) as engine:
+        result = await engine.run(pipeline, {"goal": "ship it"})       # start + wait
+        handle = await engine.start_run(pipeline, {"goal": "again"})
+        handle.approve("release", by="alice")                          # or engine.approve(id, ...)
+        handle.publish("spec.ready", {"spec": {...}})
+        result = await handle.wait()                                   # a frozen RunResult
+
+``resolver.resolve(pipeline, stage)`` returns the stage's handler (an async callable taking a
+:class:`~taskdaemon.pipeline.loops.StageContext`); the default is
+``LoopRegistry.default()``. Observers receive every :mod:`~taskdaemon.pipeline.events` record,
+in causal order, synchronously; one that raises is logged (once per observer and event type)
+and ignored. With no observer no record is even built. Leaving ``async with`` cancels open runs.
+One engine runs any number of runs at once; each run has its own worker slots.
+
+Semantics (DESIGN section 4, plus the decisions below):
+
+* **Worker slots**: ``pipeline.concurrency`` per run; every execution (each attempt of each
+  instance) holds one from just before ``pause_gate`` until its handler returned.
+* **Timeouts**: ``stage.timeout or pipeline.timeout`` per attempt; on expiry the handler task is
+  cancelled (handlers clean up on ``CancelledError``) and the attempt ends ``timeout``.
+* **Retries**: the policy is ``stage.retry``, else ``pipeline.retry`` when the error strategy is
+  ``retry``, else a single attempt. A failed or timed-out attempt ``n < max_attempts`` is
+  followed by ``await sleep(backoff.delay(n))`` (the injected ``sleep``) and attempt ``n + 1``.
+  *Data errors are not retried*: a missing required input or output, or a loop type that cannot
+  be resolved, ends the stage at once (the same data would fail the same way).
+* **Error strategies**: ``fail`` and ``retry`` (once retries are spent): the run stops: running
+  executions end ``cancelled``, stages that never started are ``skipped``, the run ends
+  ``failure``. ``continue``: the stage ends ``failure``/``timeout``, everything that does not
+  depend on it keeps running, stages whose triggers can no longer fire are skipped, and the run
+  ends ``failure``. A run ends ``success`` when no stage failed or timed out (skipped stages,
+  e.g. after a rejected approval, do not fail a run).
+* **Triggers** (see :mod:`~taskdaemon.pipeline.triggers`): re-evaluated incrementally: a
+  finished stage re-evaluates only its ``on_completion`` dependents, the conditions that name it
+  and the event stages it emits for; a published event only its listeners and the waiting
+  ``on_condition`` stages. A stage fires at most once; only ``on_event`` instances and retries
+  run a stage again.
+* **on_event**: each matching event (filter over ``event``, ``request``, ``stages``) becomes one
+  instance, at most ``parallel_instances`` unfinished at once (the rest wait, in order, and are
+  queued when admitted). ``parallel_instances`` concerns ``on_event`` stages only; other stages
+  run one instance. In mode ``all`` the stage's other triggers are a gate: events wait until
+  they all hold, and the stage is skipped if they never can. In mode ``any`` the other triggers
+  may also fire the stage once, as an instance without ``event``. The stage is final when all
+  its emitter stages are final, its other triggers are settled, no admitted event waits and all
+  instances ended; an event type only published from outside (``external_events``) keeps the
+  stage open until the rest of the run is idle. No instance at all: ``skipped``. It succeeds
+  only if every instance succeeded.
+* **manual**: ``approval_required: false`` fires at run start. ``true``: ``ApprovalRequested``
+  when the stage becomes considered (mode ``any``) or once its other triggers hold (mode
+  ``all``). ``approve`` fires the trigger; ``reject`` (or the trigger's ``timeout``, counted with
+  the injected ``sleep``) skips the stage and so what depends on it. Approving a stage that is
+  not waiting for an approval raises :class:`ApprovalError`.
+* **on_condition**: CEL over ``{request, stages}``; an evaluation error is false (reported in
+  ``TriggerEvaluated.detail``). When the run is idle (nothing queued, running, retrying or
+  awaiting approval) conditions can change no more: what still waits is skipped and the run ends.
+* **Considered**: at run start for stages without upstream (and entry stages), else when the
+  first execution of an upstream stage starts. ``on_completion`` never fires for a skipped
+  upstream (it did not complete).
+* **Data flow**: the context is ``{"request", "stages": {name: {"status", "outputs"}}}`` plus
+  ``event`` for event instances. Input ``from`` expressions are compiled once per pipeline; a
+  missing required input fails the attempt with ``missing required input 'x': <path>: <why>``.
+  A handler's ``None`` result is ``{}`` and a non-mapping ``v`` is ``{"value": v}``; with an
+  ``outputs:`` mapping the outputs are those expressions over ``result``. A stage with more than
+  one instance has ``stages.X.outputs == {"instances": [outputs, in instance order]}``.
+  ``ctx.publish`` accepts only the stage's ``emits`` (else :class:`PipelineError` in the
+  handler); ``publish`` from outside only types some stage listens to or ``external_events``.
+* **Cancellation** (``cancel()``, or leaving ``async with``): running and queued executions end
+  ``cancelled`` (each execution that was queued gets its ``StageFinished``), stages that never
+  started are ``skipped``, the run ends ``cancelled``.
+* **pause_gate**: awaited with a :class:`StageGateRequest` after an execution got its slot and
+  before ``StageStarted`` (breakpoints and stepping); when None nothing is awaited.
+* **workspace**: when given, each run gets the directory ``{workspace}/{run_id}`` (created),
+  handed to handlers as ``ctx.workspace``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import re
+import secrets
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from inspect import isawaitable
+from types import MappingProxyType, TracebackType
+from typing import Any, Protocol
+
+from taskdaemon.pipeline.errors import (
+    ApprovalError,
+    ExpressionError,
+    InvalidTransitionError,
+    PipelineError,
+    RunNotFoundError,
+)
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    EngineEvent,
+    EventPublished,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageProcess,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    StageWaiting,
+    TaskRunRef,
+    TriggerEvaluated,
+)
+from taskdaemon.pipeline.loops import Handler, StageContext
+from taskdaemon.pipeline.model import (
+    ErrorStrategy,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+    TriggerMode,
+)
+from taskdaemon.pipeline.state import STAGE_TRANSITIONS, RunStatus, StageStatus, StageTimes
+from taskdaemon.pipeline.triggers import (
+    ApprovalState,
+    CompiledStage,
+    TriggerPlan,
+    TriggerState,
+    evaluate_completion,
+    evaluate_condition,
+    evaluate_filter,
+    evaluate_manual,
+    expression_context,
+)
+
+__all__ = [
+    "Engine",
+    "ExecutionResult",
+    "HandlerResolver",
+    "PauseGate",
+    "RunHandle",
+    "RunResult",
+    "StageGateRequest",
+]
+
+logger = logging.getLogger(__name__)
+
+_SATISFIED = TriggerState.SATISFIED
+_IMPOSSIBLE = TriggerState.IMPOSSIBLE
+_PENDING = TriggerState.PENDING
+_ALL = TriggerMode.ALL
+_WAITING = StageStatus.WAITING
+_QUEUED = StageStatus.QUEUED
+_RUNNING = StageStatus.RUNNING
+_RETRYING = StageStatus.RETRYING
+_SUCCESS = StageStatus.SUCCESS
+_FAILURE = StageStatus.FAILURE
+_TIMEOUT = StageStatus.TIMEOUT
+_CANCELLED = StageStatus.CANCELLED
+_SKIPPED = StageStatus.SKIPPED
+_FAILED = frozenset({_FAILURE, _TIMEOUT})
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+# Shared by stages without on_event triggers: they never append to it.
+_NO_EVENTS: deque[Any] = deque(maxlen=0)
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class HandlerResolver(Protocol):
+    """Turns a stage into the handler that runs it (``LoopRegistry`` is one)."""
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
+        """The handler for ``stage``; raise (e.g. ``LoopTypeError``) when there is none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageGateRequest:
+    """What ``pause_gate`` is asked about: an execution that holds a slot and is about to start."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    loop: str
+    inputs: Mapping[str, Any]
+    event: Mapping[str, Any] | None = None
+
+
+PauseGate = Callable[[StageGateRequest], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """One execution (attempt of one instance) of a stage, as it ended."""
+
+    stage: str
+    instance: int
+    attempt: int
+    status: StageStatus
+    times: StageTimes
+    outputs: Mapping[str, Any]
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def task_run_id(self) -> str:
+        """``{stage}.{instance}.{attempt}``."""
+        return f"{self.stage}.{self.instance}.{self.attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished (or, from ``RunHandle.snapshot``, running) run: a frozen snapshot."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None
+    error: str | None
+    stage_status: Mapping[str, StageStatus]
+    executions: Mapping[str, tuple[ExecutionResult, ...]]
+    outputs: Mapping[str, Mapping[str, Any]]
+    skip_reasons: Mapping[str, str]
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the run ended ``success``."""
+        return self.status is RunStatus.SUCCESS
+
+
+# --------------------------------------------------------------------------- observers
+
+
+class _Observer:
+    __slots__ = ("allocate", "environment", "observer", "on_event")
+
+    def __init__(self, observer: Any) -> None:
+        self.observer = observer
+        self.on_event: Callable[[EngineEvent], None] = observer.on_event
+        self.allocate: Callable[..., Any] | None = getattr(observer, "allocate_run_id", None)
+        self.environment: Callable[..., Any] | None = getattr(observer, "stage_environment", None)
+
+
+# --------------------------------------------------------------------------- plan cache
+
+_PLANS: dict[int, tuple[weakref.ref[Pipeline], TriggerPlan]] = {}
+
+
+def _plan_for(pipeline: Pipeline) -> TriggerPlan:
+    """The compiled plan of ``pipeline``, built once per pipeline object."""
+    key = id(pipeline)
+    cached = _PLANS.get(key)
+    if cached is not None and cached[0]() is pipeline:
+        return cached[1]
+    names = pipeline.stage_map
+    if len(names) != len(pipeline.stages):
+        raise PipelineError(f"pipeline {pipeline.name!r} has duplicate stage names")
+    for stage in pipeline.stages:
+        for trigger in stage.triggers:
+            if isinstance(trigger, OnCompletion) and trigger.stage not in names:
+                raise PipelineError(
+                    f"stage {stage.name!r} waits for the completion of unknown stage "
+                    f"{trigger.stage!r}"
+                )
+    try:
+        pipeline.topological_order  # noqa: B018 - raises on a cycle
+    except ValueError as exc:
+        raise PipelineError(str(exc)) from None
+    try:
+        plan = TriggerPlan.build(pipeline)
+    except ExpressionError as exc:
+        raise PipelineError(f"pipeline {pipeline.name!r}: {exc}") from None
+
+    def forget(_ref: weakref.ref[Pipeline], key: int = key) -> None:
+        _PLANS.pop(key, None)
+
+    _PLANS[key] = (weakref.ref(pipeline, forget), plan)
+    return plan
+
+
+# --------------------------------------------------------------------------- run state
+
+
+class _Exec:
+    """One attempt of one instance (mutable while it runs)."""
+
+    __slots__ = (
+        "attempt",
+        "cpu",
+        "ended",
+        "error",
+        "error_type",
+        "memory",
+        "outputs",
+        "queued",
+        "running",
+        "started",
+        "status",
+    )
+
+    def __init__(self, attempt: int, queued: float) -> None:
+        self.attempt = attempt
+        self.queued = queued
+        self.running: float | None = None
+        self.ended: float | None = None
+        self.status = _QUEUED
+        self.outputs: Mapping[str, Any] = {}
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.cpu: float | None = None
+        self.memory: int | None = None
+        self.started = False
+
+
+class _Instance:
+    __slots__ = ("event", "executions", "fired_by", "index", "status", "task", "triggers")
+
+    def __init__(
+        self,
+        index: int,
+        event: Mapping[str, Any] | None,
+        fired_by: tuple[TaskRunRef, ...],
+        triggers: tuple[str, ...],
+    ) -> None:
+        self.index = index
+        self.event = event
+        self.fired_by = fired_by
+        self.triggers = triggers
+        self.status = _WAITING
+        self.executions: list[_Exec] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+class _StageRun:
+    """The run-time state of one stage."""
+
+    __slots__ = (
+        "approval",
+        "approval_timer",
+        "considered_at",
+        "cs",
+        "ctx",
+        "events",
+        "final",
+        "fired",
+        "fired_by",
+        "instances",
+        "n_imp",
+        "n_sat",
+        "name",
+        "open_instances",
+        "skip_reason",
+        "started",
+        "states",
+        "status",
+        "waiting_at",
+    )
+
+    def __init__(self, cs: CompiledStage, ctx: dict[str, Any], pending_at: float) -> None:
+        self.cs = cs
+        self.name = cs.stage.name
+        self.ctx = ctx
+        self.status = StageStatus.PENDING  # stage-level: pending, waiting, then final
+        self.states: dict[int, TriggerState] = dict.fromkeys(cs.other_triggers, _PENDING)
+        self.n_sat = 0
+        self.n_imp = 0
+        self.fired = False
+        self.fired_by: dict[int, tuple[TaskRunRef, ...]] | None = None
+        self.final = False
+        self.started = False
+        self.considered_at: float | None = None
+        self.waiting_at = pending_at
+        self.instances: list[_Instance] = []
+        self.open_instances = 0
+        self.events: deque[tuple[Mapping[str, Any], TaskRunRef | None]] = (
+            deque() if cs.has_events else _NO_EVENTS
+        )
+        self.approval = ApprovalState.NOT_REQUESTED
+        self.approval_timer: asyncio.Task[None] | None = None
+        self.skip_reason: str | None = None
+
+    def readiness(self) -> TriggerState:
+        """The combined state of the non-event triggers (O(1) from the counters)."""
+        n = len(self.states)
+        if self.cs.stage.trigger_mode is _ALL:
+            if self.n_imp:
+                return _IMPOSSIBLE
+            return _SATISFIED if self.n_sat == n else _PENDING
+        if self.n_sat:
+            return _SATISFIED
+        return _IMPOSSIBLE if self.n_imp == n else _PENDING
+
+    def gate(self) -> TriggerState:
+        """For an event stage in mode ``all``: whether events may start instances."""
+        return self.readiness() if self.states else _SATISFIED
+
+    def final_status(self) -> StageStatus:
+        statuses = [inst.status for inst in self.instances]
+        if not statuses:
+            return _SKIPPED
+        for status in (_CANCELLED, _TIMEOUT, _FAILURE):
+            if status in statuses:
+                return status
+        return _SUCCESS if all(s is _SUCCESS for s in statuses) else _SKIPPED
+
+
+class _Executions(Mapping[str, tuple[ExecutionResult, ...]]):
+    """A finished run's executions per stage, built on first access (most callers never look,
+    and building 10,000 records at the end of every run would cost more than running them)."""
+
+    __slots__ = ("_built", "_run")
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+        self._built: dict[str, tuple[ExecutionResult, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[ExecutionResult, ...]:
+        built = self._built.get(name)
+        if built is None:
+            run = self._run
+            srt = run.stages[name]
+            built = tuple(
+                ExecutionResult(
+                    name,
+                    inst.index,
+                    ex.attempt,
+                    ex.status,
+                    StageTimes(
+                        run.started_at,
+                        srt.considered_at,
+                        srt.waiting_at,
+                        ex.queued,
+                        ex.running,
+                        ex.ended,
+                    ),
+                    ex.outputs,
+                    ex.error,
+                    ex.error_type,
+                )
+                for inst in srt.instances
+                for ex in inst.executions
+            )
+            self._built[name] = built
+        return built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._run.stages)
+
+    def __len__(self) -> int:
+        return len(self._run.stages)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+class _Run:
+    """Everything about one run; all methods run on the event loop thread."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        pipeline: Pipeline,
+        plan: TriggerPlan,
+        run_id: str,
+        request: Mapping[str, Any],
+    ) -> None:
+        self.engine = engine
+        self.pipeline = pipeline
+        self.name = pipeline.name
+        self.plan = plan
+        self.run_id = run_id
+        self.request = request
+        self.status = RunStatus.PENDING
+        self.started_at = engine._clock()
+        self.finished_at: float | None = None
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.stages_ctx: dict[str, dict[str, Any]] = {}
+        self.stages: dict[str, _StageRun] = {}
+        for name, cs in plan.stages.items():
+            ctx = {"status": "pending", "outputs": {}}
+            self.stages_ctx[name] = ctx
+            self.stages[name] = _StageRun(cs, ctx, self.started_at)
+        self.slots = asyncio.Semaphore(max(1, pipeline.concurrency))
+        self.active = 0  # unfinished instances + open approval requests
+        self.stopping: RunStatus | None = None  # the final status a stop aims at
+        self.finished_queue: deque[_StageRun] = deque()
+        self.processing = False
+        self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        self.event_seq = 0
+        self.handlers: dict[str, Handler] = {}
+        self.workspace: str | None = None
+        strategy = pipeline.error_strategy
+        self.strategy = strategy
+        self.default_retry = pipeline.retry if strategy is ErrorStrategy.RETRY else None
+        self.first_failure: str | None = None
+        self.result: RunResult | None = None
+
+    # ------------------------------------------------------------------ emitting
+
+    def emit(self, event: EngineEvent) -> None:
+        self.engine._emit(event)
+
+    def evaluated(
+        self, srt: _StageRun, index: int, state: TriggerState, detail: str, ready: bool
+    ) -> None:
+        if self.engine._observers:
+            trigger = srt.cs.stage.triggers[index]
+            self.emit(
+                TriggerEvaluated(
+                    self.run_id,
+                    self.name,
+                    srt.name,
+                    index,
+                    trigger.kind,
+                    srt.cs.descriptions[index],
+                    state is _SATISFIED,
+                    ready,
+                    self.engine._clock(),
+                    detail,
+                )
+            )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, started_by: str, parent: str | None, replay_of: str | None) -> None:
+        self.status = RunStatus.RUNNING
+        if self.engine._observers:
+            self.emit(
+                RunStarted(
+                    self.run_id,
+                    self.pipeline,
+                    self.request,
+                    self.started_at,
+                    started_by,
+                    parent,
+                    replay_of,
+                )
+            )
+        self.processing = True
+        try:
+            for name in self.plan.entry_stages:
+                self.consider(self.stages[name], self.started_at)
+            for stage in self.pipeline.stages:
+                if stage.is_entry and self.stages[stage.name].status is StageStatus.PENDING:
+                    self.consider(self.stages[stage.name], self.started_at)
+        finally:
+            self.processing = False
+        self.process()
+
+    def process(self) -> None:
+        """Propagate every finished stage to what depends on it, then see if the run is idle."""
+        if self.processing:
+            return
+        self.processing = True
+        try:
+            queue = self.finished_queue
+            while queue:
+                self.propagate(queue.popleft())
+        finally:
+            self.processing = False
+        if self.active == 0 and self.result is None:
+            self.idle()
+
+    def idle(self) -> None:
+        """Nothing can happen by itself any more: close what waits and end the run."""
+        if self.stopping is None:
+            # Event stages fed from outside close now; their completion may start others.
+            for srt in self.stages.values():
+                if not srt.final and srt.cs.has_events and srt.instances:
+                    self.finalize(srt)
+            if self.finished_queue:
+                self.process()
+                return
+        now = self.engine._clock()
+        for srt in self.stages.values():
+            if not srt.final:
+                if srt.instances:
+                    self.finalize(srt)
+                else:
+                    self.skip(srt, self.skip_reason_for(srt), now)
+        self.finished_queue.clear()
+        self.finish()
+
+    def skip_reason_for(self, srt: _StageRun) -> str:
+        if self.stopping is RunStatus.CANCELLED:
+            return "run cancelled"
+        if self.stopping is RunStatus.FAILURE:
+            return f"run failed: {self.first_failure}"
+        if srt.cs.has_events and not srt.instances:
+            return "no event arrived"
+        waiting = [srt.cs.descriptions[i] for i, state in srt.states.items() if state is _PENDING]
+        return "triggers can no longer fire" + (f": {', '.join(waiting)}" if waiting else "")
+
+    def finish(self) -> None:
+        now = self.engine._clock()
+        failed = [s for s in self.stages.values() if s.status in _FAILED]
+        if self.stopping is not None:
+            status = self.stopping
+        elif failed:
+            status = RunStatus.FAILURE
+        else:
+            status = RunStatus.SUCCESS
+        if status is RunStatus.FAILURE and self.error is None:
+            self.error = self.first_failure
+        if status is RunStatus.CANCELLED and self.error is None:
+            self.error = "run cancelled"
+            self.error_type = "CancelledError"
+        self.status = status
+        self.finished_at = now
+        result = self.snapshot(final=True)
+        self.result = result
+        if self.engine._observers:
+            self.emit(
+                RunFinished(
+                    self.run_id,
+                    self.name,
+                    status,
+                    now,
+                    self.error,
+                    self.error_type,
+                    result.outputs,
+                )
+            )
+        self.engine._run_finished(self)
+        if not self.done.done():
+            self.done.set_result(result)
+
+    def snapshot(self, final: bool = False) -> RunResult:
+        executions: Mapping[str, tuple[ExecutionResult, ...]] = _Executions(self)
+        if not final:  # a live run changes: copy now
+            executions = dict(executions)
+        return RunResult(
+            run_id=self.run_id,
+            pipeline=self.name,
+            status=self.status,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            stage_status={name: srt.status for name, srt in self.stages.items()},
+            executions=executions,
+            outputs={name: ctx["outputs"] for name, ctx in self.stages_ctx.items()},
+            skip_reasons={
+                name: srt.skip_reason
+                for name, srt in self.stages.items()
+                if srt.skip_reason is not None
+            },
+        )
+
+    def stop(self, status: RunStatus, reason: str | None = None) -> None:
+        """Stop the run: cancel what is queued or running; the run ends ``status``."""
+        if self.stopping is not None or self.result is not None:
+            return
+        self.stopping = status
+        if reason is not None:
+            self.error = reason
+        for srt in self.stages.values():
+            srt.events.clear()
+            if srt.approval_timer is not None:
+                srt.approval_timer.cancel()
+            if srt.approval is ApprovalState.REQUESTED:
+                srt.approval = ApprovalState.REJECTED
+                self.active -= 1
+            for inst in srt.instances:
+                if inst.task is not None and not inst.task.done():
+                    inst.task.cancel()
+        self.process()
+
+    # ------------------------------------------------------------------ considering / triggers
+
+    def consider(self, srt: _StageRun, at: float) -> None:
+        """The stage can be looked at from now on: emit StageWaiting and evaluate its triggers."""
+        if srt.status is not StageStatus.PENDING:
+            return
+        now = self.engine._clock()
+        srt.status = _WAITING
+        srt.considered_at = at
+        srt.waiting_at = now
+        srt.ctx["status"] = "waiting"
+        if self.engine._observers:
+            self.emit(StageWaiting(self.run_id, self.name, srt.name, now, at))
+        cs = srt.cs
+        if cs.approval_trigger is not None and cs.stage.trigger_mode is not _ALL:
+            self.request_approval(srt)
+        triggers = cs.stage.triggers
+        for index in cs.other_triggers:
+            if srt.final:
+                return
+            self.evaluate(srt, index, triggers[index])
+        if not srt.final:
+            self.update(srt)
+
+    def evaluate(self, srt: _StageRun, index: int, trigger: Any) -> None:
+        """Re-evaluate one non-event trigger, update the counters, report it."""
+        if isinstance(trigger, OnCompletion):
+            upstream = self.stages[trigger.stage]
+            state, detail = evaluate_completion(
+                trigger, upstream.status if upstream.final else None
+            )
+            if state is _SATISFIED:
+                if srt.fired_by is None:
+                    srt.fired_by = {}
+                srt.fired_by[index] = tuple(
+                    TaskRunRef(upstream.name, inst.index, inst.executions[-1].attempt)
+                    for inst in upstream.instances
+                    if inst.executions
+                )
+        elif isinstance(trigger, OnCondition):
+            compiled = srt.cs.conditions[index]
+            state, detail = evaluate_condition(
+                compiled.expression,
+                expression_context(
+                    compiled.expression, compiled.refs, self.request, self.stages_ctx
+                ),
+            )
+        elif isinstance(trigger, Manual):
+            state, detail = evaluate_manual(trigger, srt.approval)
+        else:  # pragma: no cover - on_event triggers are not evaluated here
+            return
+        old = srt.states[index]
+        if old is not state:
+            if old is _SATISFIED:
+                srt.n_sat -= 1
+            elif old is _IMPOSSIBLE:
+                srt.n_imp -= 1
+            if state is _SATISFIED:
+                srt.n_sat += 1
+            elif state is _IMPOSSIBLE:
+                srt.n_imp += 1
+            srt.states[index] = state
+        if self.engine._observers:
+            ready = (srt.gate() if srt.cs.has_events else srt.readiness()) is _SATISFIED
+            self.evaluated(srt, index, state, detail, ready)
+
+    def update(self, srt: _StageRun) -> None:
+        """Act on a stage's trigger states: fire it, skip it, or ask for its approval."""
+        if srt.final or self.stopping is not None:
+            return
+        cs = srt.cs
+        if not cs.has_events:
+            if srt.fired:
+                return
+            readiness = srt.readiness()
+            if readiness is _SATISFIED:
+                if srt.status is StageStatus.PENDING:
+                    self.consider(srt, self.engine._clock())  # evaluates again, then fires
+                else:
+                    self.fire(srt, None, self.collect_fired_by(srt), None)
+            elif readiness is _IMPOSSIBLE:
+                self.skip(srt, self.impossible_reason(srt), self.engine._clock())
+            elif cs.stage.trigger_mode is _ALL:
+                self.maybe_request_approval(srt)
+            return
+        if cs.stage.trigger_mode is _ALL:
+            gate = srt.gate()
+            if gate is _IMPOSSIBLE:
+                srt.events.clear()
+                if not srt.instances:
+                    self.skip(srt, self.impossible_reason(srt), self.engine._clock())
+                    return
+            elif gate is _SATISFIED:
+                self.admit(srt)
+            else:
+                self.maybe_request_approval(srt)
+        elif srt.states and not srt.fired and srt.readiness() is _SATISFIED:
+            if srt.status is StageStatus.PENDING:
+                self.consider(srt, self.engine._clock())  # evaluates again, then fires
+                return
+            srt.fired = True
+            self.fire(srt, None, self.collect_fired_by(srt), None)
+        self.check_event_stage(srt)
+
+    def collect_fired_by(self, srt: _StageRun) -> tuple[TaskRunRef, ...]:
+        refs: list[TaskRunRef] = []
+        fired_by = srt.fired_by
+        if fired_by is None:
+            return ()
+        for index, state in srt.states.items():
+            if state is _SATISFIED:
+                refs.extend(fired_by.get(index, ()))
+        return tuple(refs)
+
+    def impossible_reason(self, srt: _StageRun) -> str:
+        if srt.approval is ApprovalState.REJECTED:
+            return "approval rejected"
+        blocked = [srt.cs.descriptions[i] for i, s in srt.states.items() if s is _IMPOSSIBLE]
+        return "triggers can no longer fire: " + ", ".join(blocked)
+
+    def maybe_request_approval(self, srt: _StageRun) -> None:
+        """Mode ``all``: ask for the approval once every other trigger holds."""
+        index = srt.cs.approval_trigger
+        if index is None or srt.approval is not ApprovalState.NOT_REQUESTED:
+            return
+        if srt.n_sat == len(srt.states) - 1 and srt.states[index] is not _SATISFIED:
+            self.request_approval(srt)
+
+    def request_approval(self, srt: _StageRun) -> None:
+        if srt.approval is not ApprovalState.NOT_REQUESTED:
+            return
+        index = srt.cs.approval_trigger
+        assert index is not None
+        trigger = srt.cs.stage.triggers[index]
+        assert isinstance(trigger, Manual)
+        srt.approval = ApprovalState.REQUESTED
+        self.active += 1
+        if self.engine._observers:
+            self.emit(
+                ApprovalRequested(
+                    self.run_id, self.name, srt.name, self.engine._clock(), trigger.timeout
+                )
+            )
+        if trigger.timeout is not None:
+            srt.approval_timer = asyncio.get_running_loop().create_task(
+                self.approval_timeout(srt, trigger.timeout)
+            )
+
+    async def approval_timeout(self, srt: _StageRun, seconds: float) -> None:
+        await self.engine._sleep(seconds)
+        srt.approval_timer = None
+        if srt.approval is ApprovalState.REQUESTED:
+            self.resolve_approval(srt, approved=False, by="", timed_out=True)
+
+    def resolve_approval(self, srt: _StageRun, *, approved: bool, by: str, timed_out: bool) -> None:
+        if srt.approval is not ApprovalState.REQUESTED:
+            state = srt.approval.value.replace("_", " ")
+            raise ApprovalError(
+                f"stage {srt.name!r} of run {self.run_id} is not waiting for an approval "
+                f"(approval {state})"
+            )
+        srt.approval = ApprovalState.APPROVED if approved else ApprovalState.REJECTED
+        self.active -= 1
+        if srt.approval_timer is not None:
+            srt.approval_timer.cancel()
+            srt.approval_timer = None
+        now = self.engine._clock()
+        if self.engine._observers:
+            self.emit(
+                ApprovalResolved(self.run_id, self.name, srt.name, approved, now, by, timed_out)
+            )
+        index = srt.cs.approval_trigger
+        assert index is not None
+        self.evaluate(srt, index, srt.cs.stage.triggers[index])
+        if approved:
+            self.update(srt)
+        elif not srt.final and not srt.instances:
+            trigger = srt.cs.stage.triggers[index]
+            assert isinstance(trigger, Manual)
+            reason = (
+                f"approval timed out after {trigger.timeout:g}s"
+                if timed_out
+                else "approval rejected" + (f" by {by}" if by else "")
+            )
+            srt.events.clear()
+            self.skip(srt, reason, now)
+        else:
+            self.update(srt)
+        self.process()
+
+    # ------------------------------------------------------------------ firing
+
+    def fire(
+        self,
+        srt: _StageRun,
+        event: Mapping[str, Any] | None,
+        fired_by: tuple[TaskRunRef, ...],
+        event_trigger: int | None,
+    ) -> None:
+        """Start one instance of the stage (queued, waiting for a worker slot)."""
+        if not srt.cs.has_events:
+            srt.fired = True
+        descriptions = srt.cs.descriptions
+        if event_trigger is not None:
+            triggers: tuple[str, ...] = (descriptions[event_trigger],)
+            triggers += tuple(descriptions[i] for i, s in srt.states.items() if s is _SATISFIED)
+        else:
+            triggers = tuple(descriptions[i] for i, s in srt.states.items() if s is _SATISFIED)
+        inst = _Instance(len(srt.instances), event, fired_by, triggers)
+        srt.instances.append(inst)
+        srt.open_instances += 1
+        self.active += 1
+        self.queue(srt, inst, 1)
+        inst.task = asyncio.get_running_loop().create_task(self.execute(srt, inst))
+
+    def queue(self, srt: _StageRun, inst: _Instance, attempt: int) -> _Exec:
+        status = inst.status
+        if _QUEUED not in STAGE_TRANSITIONS[status]:
+            raise InvalidTransitionError(f"stage {srt.name!r} cannot move from {status} to queued")
+        inst.status = _QUEUED
+        now = self.engine._clock()
+        ex = _Exec(attempt, now)
+        inst.executions.append(ex)
+        if self.engine._observers:
+            self.emit(
+                StageQueued(
+                    self.run_id,
+                    self.name,
+                    srt.name,
+                    inst.index,
+                    attempt,
+                    now,
+                    f"{srt.name}.{inst.index}.{attempt}",
+                )
+            )
+        return ex
+
+    def admit(self, srt: _StageRun) -> None:
+        """Start instances for waiting events, up to ``parallel_instances`` unfinished at once."""
+        limit = srt.cs.stage.parallel_instances
+        while srt.events and srt.open_instances < limit and self.stopping is None:
+            payload, source = srt.events.popleft()
+            self.fire(srt, payload, (source,) if source else (), srt.cs.event_triggers[0])
+
+    def check_event_stage(self, srt: _StageRun) -> None:
+        """Finalize an event stage once nothing can start another instance of it."""
+        if srt.final or srt.open_instances or srt.events:
+            return
+        cs = srt.cs
+        if not cs.event_emitters:
+            return  # fed from outside: closes when the run is idle
+        for emitter in cs.event_emitters:
+            if not self.stages[emitter].final:
+                return
+        if srt.states:
+            readiness = srt.readiness()
+            if cs.stage.trigger_mode is _ALL:
+                if readiness is _PENDING:
+                    return
+            elif not srt.fired and readiness is _PENDING:
+                return
+        self.finalize(srt)
+
+    def publish(
+        self, event_type: str, payload: Mapping[str, Any], source: TaskRunRef | None
+    ) -> None:
+        """Publish an event into the run and start the instances it fires."""
+        if self.result is not None or self.stopping is not None:
+            raise PipelineError(f"run {self.run_id} has finished; cannot publish {event_type!r}")
+        self.event_seq += 1
+        now = self.engine._clock()
+        payload = dict(payload)
+        if self.engine._observers:
+            self.emit(
+                EventPublished(
+                    self.run_id, self.name, event_type, payload, self.event_seq, now, source
+                )
+            )
+        for stage_name, index in self.plan.event_listeners.get(event_type, ()):
+            srt = self.stages[stage_name]
+            if srt.final:
+                continue
+            if srt.status is StageStatus.PENDING:
+                self.consider(srt, now)
+                if srt.final:
+                    continue
+            compiled = srt.cs.filters[index]
+            if compiled is None:
+                accepted, detail = True, "no filter"
+            else:
+                accepted, detail = evaluate_filter(
+                    compiled.expression,
+                    expression_context(
+                        compiled.expression,
+                        compiled.refs,
+                        self.request,
+                        self.stages_ctx,
+                        {"event": payload},
+                    ),
+                )
+            if self.engine._observers:
+                ready = accepted and srt.gate() is _SATISFIED
+                self.evaluated(
+                    srt,
+                    index,
+                    _SATISFIED if accepted else _PENDING,
+                    f"event {self.event_seq}: {detail}",
+                    ready,
+                )
+            if accepted:
+                srt.events.append((payload, source))
+                if srt.cs.stage.trigger_mode is not _ALL or srt.gate() is _SATISFIED:
+                    self.admit(srt)
+        for stage_name in self.plan.condition_stages:
+            self.reevaluate_conditions(self.stages[stage_name])
+        self.process()
+
+    def reevaluate_conditions(self, srt: _StageRun) -> None:
+        if srt.final or srt.fired or srt.status is StageStatus.PENDING:
+            return
+        triggers = srt.cs.stage.triggers
+        for index in srt.cs.conditions:
+            self.evaluate(srt, index, triggers[index])
+        self.update(srt)
+
+    # ------------------------------------------------------------------ ending stages
+
+    def skip(self, srt: _StageRun, reason: str, at: float) -> None:
+        if srt.final:
+            return
+        srt.skip_reason = reason
+        srt.events.clear()
+        if srt.approval is ApprovalState.REQUESTED:
+            srt.approval = ApprovalState.REJECTED
+            self.active -= 1
+            if srt.approval_timer is not None:
+                srt.approval_timer.cancel()
+                srt.approval_timer = None
+        srt.final = True
+        srt.status = _SKIPPED
+        srt.ctx["status"] = "skipped"
+        if self.engine._observers:
+            self.emit(StageSkipped(self.run_id, self.name, srt.name, reason, at))
+        self.finished_queue.append(srt)
+
+    def finalize(self, srt: _StageRun) -> None:
+        """Every instance ended and none can start: the stage has its final status."""
+        if srt.final:
+            return
+        if not srt.instances:
+            self.skip(srt, self.skip_reason_for(srt), self.engine._clock())
+            return
+        srt.final = True
+        status = srt.final_status()
+        srt.status = status
+        ctx = srt.ctx
+        ctx["status"] = status.value
+        if len(srt.instances) == 1:
+            ctx["outputs"] = srt.instances[0].executions[-1].outputs
+        else:
+            ctx["outputs"] = {"instances": [inst.executions[-1].outputs for inst in srt.instances]}
+        self.finished_queue.append(srt)
+
+    def propagate(self, srt: _StageRun) -> None:
+        """Re-evaluate what a final stage can affect (and nothing else)."""
+        if self.stopping is not None:
+            return
+        plan = self.plan
+        stages = self.stages
+        touched: list[_StageRun] = []
+        for dependent, index in plan.completion_dependents.get(srt.name, ()):
+            dep = stages[dependent]
+            if dep.final or (dep.fired and not dep.cs.has_events):
+                continue
+            self.evaluate(dep, index, dep.cs.stage.triggers[index])
+            touched.append(dep)
+        for reader, index in plan.condition_readers.get(srt.name, ()):
+            dep = stages[reader]
+            if dep.final or dep.fired:
+                continue
+            self.evaluate(dep, index, dep.cs.stage.triggers[index])
+            touched.append(dep)
+        for reader, index in plan.opaque_conditions:
+            dep = stages[reader]
+            if dep.final or dep.fired:
+                continue
+            self.evaluate(dep, index, dep.cs.stage.triggers[index])
+            touched.append(dep)
+        for dep in touched:
+            self.update(dep)
+        for name in srt.cs.downstream:
+            dep = stages[name]
+            if dep.cs.has_events and srt.name in dep.cs.event_emitters:
+                self.check_event_stage(dep)
+
+    def instance_ended(self, srt: _StageRun, inst: _Instance) -> None:
+        srt.open_instances -= 1
+        self.active -= 1
+        status = inst.status
+        if status in _FAILED and self.first_failure is None:
+            last = inst.executions[-1]
+            self.first_failure = f"stage {srt.name!r} {status.value}: {last.error}"
+            self.error_type = last.error_type
+        if self.stopping is None:
+            if status in _FAILED and self.strategy is not ErrorStrategy.CONTINUE:
+                self.stop(RunStatus.FAILURE, self.first_failure)
+            elif srt.cs.has_events:
+                self.admit(srt)
+                self.check_event_stage(srt)
+            else:
+                self.finalize(srt)
+        if self.stopping is not None and srt.open_instances == 0 and not srt.final:
+            self.finalize(srt)
+        self.process()
+
+    def first_start(self, srt: _StageRun, at: float) -> None:
+        """A stage's first execution started: its downstream stages become considered."""
+        srt.started = True
+        srt.status = _RUNNING
+        srt.ctx["status"] = "running"
+        stages = self.stages
+        for name in srt.cs.downstream:
+            dep = stages[name]
+            if dep.status is StageStatus.PENDING:
+                self.consider(dep, at)
+        self.process()
+
+    # ------------------------------------------------------------------ executing
+
+    def resolve_inputs(self, srt: _StageRun, inst: _Instance) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        extra = None if inst.event is None else {"event": inst.event}
+        for name, compiled, required in srt.cs.inputs:
+            expression = compiled.expression
+            try:
+                inputs[name] = expression.evaluate(
+                    expression_context(
+                        expression, compiled.refs, self.request, self.stages_ctx, extra
+                    )
+                )
+            except ExpressionError as exc:
+                if required:
+                    raise _DataError(f"missing required input {name!r}: {exc}") from None
+        return inputs
+
+    def map_outputs(self, srt: _StageRun, result: Any) -> Mapping[str, Any]:
+        if result is None:
+            result = {}
+        elif not isinstance(result, Mapping):
+            result = {"value": result}
+        mappings = srt.cs.outputs
+        if mappings is None:
+            return result  # type: ignore[no-any-return]
+        outputs: dict[str, Any] = {}
+        context = {"result": result, "request": self.request}
+        for name, compiled, required in mappings:
+            try:
+                outputs[name] = compiled.expression.evaluate(context)
+            except ExpressionError as exc:
+                if required:
+                    raise _DataError(f"missing required output {name!r}: {exc}") from None
+        return outputs
+
+    def handler_for(self, stage: Stage) -> Handler:
+        handler = self.handlers.get(stage.name)
+        if handler is None:
+            try:
+                handler = self.engine._resolver_or_default().resolve(self.pipeline, stage)
+            except Exception as exc:
+                raise _DataError(f"cannot resolve loop {stage.loop!r}: {exc}") from exc
+            self.handlers[stage.name] = handler
+        return handler
+
+    def retry_policy(self, stage: Stage) -> RetryPolicy | None:
+        return stage.retry if stage.retry is not None else self.default_retry
+
+    async def execute(self, srt: _StageRun, inst: _Instance) -> None:
+        """Run every attempt of one instance; never raises (outcomes go to the run)."""
+        engine = self.engine
+        stage = srt.cs.stage
+        timeout = stage.timeout if stage.timeout is not None else self.pipeline.timeout
+        policy = self.retry_policy(stage)
+        max_attempts = policy.max_attempts if policy is not None else 1
+        ex = inst.executions[-1]
+        try:
+            while True:
+                async with self.slots:
+                    status, exception = await self.attempt(srt, inst, ex, timeout)
+                attempt = ex.attempt
+                will_retry = (
+                    status in _FAILED
+                    and attempt < max_attempts
+                    and not isinstance(exception, _DataError)
+                    and self.stopping is None
+                )
+                self.finished(
+                    srt, inst, ex, status=status, exception=exception, will_retry=will_retry
+                )
+                if not will_retry:
+                    inst.status = status
+                    break
+                assert policy is not None
+                delay = policy.backoff.delay(attempt)
+                inst.status = _RETRYING
+                if engine._observers:
+                    self.emit(
+                        StageRetrying(
+                            self.run_id,
+                            self.name,
+                            srt.name,
+                            inst.index,
+                            attempt,
+                            f"{srt.name}.{inst.index}.{attempt}",
+                            delay,
+                            ex.error or "",
+                            ex.error_type or "",
+                            engine._clock(),
+                        )
+                    )
+                await engine._sleep(delay)
+                ex = self.queue(srt, inst, attempt + 1)
+        except asyncio.CancelledError:
+            if inst.status is _QUEUED or inst.status is _RUNNING:
+                ex = inst.executions[-1]
+                self.finished(
+                    srt,
+                    inst,
+                    ex,
+                    status=_CANCELLED,
+                    exception=None,
+                    will_retry=False,
+                    error="cancelled",
+                )
+            inst.status = _CANCELLED
+        self.instance_ended(srt, inst)
+
+    async def attempt(
+        self, srt: _StageRun, inst: _Instance, ex: _Exec, limit: float | None
+    ) -> tuple[StageStatus, BaseException | None]:
+        """One attempt, holding a worker slot. Returns its status and exception."""
+        engine = self.engine
+        stage = srt.cs.stage
+        name = srt.name
+        tid = f"{name}.{inst.index}.{ex.attempt}"
+        data_error: _DataError | None = None
+        inputs: Mapping[str, Any]
+        try:
+            inputs = self.resolve_inputs(srt, inst) if srt.cs.inputs else _EMPTY
+        except _DataError as exc:
+            inputs, data_error = {}, exc
+        gate = engine._pause_gate
+        if gate is not None:
+            await gate(
+                StageGateRequest(
+                    self.run_id,
+                    self.name,
+                    name,
+                    inst.index,
+                    ex.attempt,
+                    tid,
+                    stage.loop,
+                    inputs,
+                    inst.event,
+                )
+            )
+        inst.status = _RUNNING
+        now = engine._clock()
+        ex.running = now
+        ex.status = _RUNNING
+        ex.started = True
+        environment: Mapping[str, str] = _EMPTY
+        if engine._observers:
+            previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
+            started = StageStarted(
+                self.run_id,
+                self.name,
+                name,
+                inst.index,
+                ex.attempt,
+                tid,
+                stage.loop,
+                now,
+                ex.queued,
+                srt.considered_at if srt.considered_at is not None else self.started_at,
+                inputs,
+                inst.fired_by,
+                previous,
+                inst.triggers,
+                inst.event,
+            )
+            self.emit(started)
+            if engine._env_hooks:
+                environment = engine._environment(started)
+        if not srt.started:
+            self.first_start(srt, now)
+        if data_error is not None:
+            return _FAILURE, self.failed(ex, data_error)
+        context = StageContext(
+            run_id=self.run_id,
+            pipeline=self.name,
+            stage=name,
+            loop=stage.loop,
+            instance=inst.index,
+            attempt=ex.attempt,
+            inputs=inputs,
+            publish=_Publisher(self, srt, inst, ex),
+            report_process=_ProcessReporter(self, name, tid),
+            report_usage=_UsageReporter(ex),
+            timeout=limit,
+            event=inst.event,
+            environment=environment,
+            workspace=self.workspace,
+            command=stage.command,
+        )
+        deadline = None
+        try:
+            handler = self.handler_for(stage)
+            if limit is None:  # no timeout: spare the Timeout object on the hot path
+                result: Any = handler(context)
+                if isawaitable(result):
+                    result = await result
+            else:
+                deadline = asyncio.timeout(limit)
+                async with deadline:
+                    result = handler(context)
+                    if isawaitable(result):
+                        result = await result
+            ex.outputs = self.map_outputs(srt, result)
+        except TimeoutError as exc:
+            if deadline is None or not deadline.expired():
+                return _FAILURE, self.failed(ex, exc)
+            ex.error = f"timed out after {limit:g}s"
+            ex.error_type = "TimeoutError"
+            return _TIMEOUT, exc
+        except Exception as exc:
+            return _FAILURE, self.failed(ex, exc)
+        return _SUCCESS, None
+
+    @staticmethod
+    def failed(ex: _Exec, exc: BaseException) -> BaseException:
+        ex.error = str(exc) or type(exc).__name__
+        ex.error_type = "PipelineError" if isinstance(exc, _DataError) else type(exc).__qualname__
+        return exc
+
+    def finished(
+        self,
+        srt: _StageRun,
+        inst: _Instance,
+        ex: _Exec,
+        *,
+        status: StageStatus,
+        exception: BaseException | None,
+        will_retry: bool,
+        error: str | None = None,
+    ) -> None:
+        now = self.engine._clock()
+        ex.ended = now
+        ex.status = status
+        if error is not None and ex.error is None:
+            ex.error = error
+            ex.error_type = "CancelledError"
+        if self.engine._observers:
+            self.emit(
+                StageFinished(
+                    self.run_id,
+                    self.name,
+                    srt.name,
+                    inst.index,
+                    ex.attempt,
+                    f"{srt.name}.{inst.index}.{ex.attempt}",
+                    status,
+                    now,
+                    ex.outputs,
+                    ex.error,
+                    ex.error_type,
+                    exception,
+                    will_retry,
+                    ex.cpu,
+                    ex.memory,
+                )
+            )
+
+
+class _DataError(PipelineError):
+    """A data-flow error (missing input/output, unresolvable loop): never retried."""
+
+
+class _Publisher:
+    """``ctx.publish`` for one execution: only the stage's ``emits``."""
+
+    __slots__ = ("ex", "inst", "run", "srt")
+
+    def __init__(self, run: _Run, srt: _StageRun, inst: _Instance, ex: _Exec) -> None:
+        self.run, self.srt, self.inst, self.ex = run, srt, inst, ex
+
+    def __call__(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        emits = self.srt.cs.stage.emits
+        if event_type not in emits:
+            declared = ", ".join(emits) if emits else "none"
+            raise PipelineError(
+                f"stage {self.srt.name!r} cannot publish {event_type!r}: not in its emits "
+                f"(declared: {declared})"
+            )
+        ref = TaskRunRef(self.srt.name, self.inst.index, self.ex.attempt)
+        self.run.publish(event_type, payload, ref)
+
+
+class _ProcessReporter:
+    __slots__ = ("name", "run", "tid")
+
+    def __init__(self, run: _Run, name: str, tid: str) -> None:
+        self.run, self.name, self.tid = run, name, tid
+
+    def __call__(self, pid: int) -> None:
+        run = self.run
+        if run.engine._observers:
+            run.emit(
+                StageProcess(run.run_id, run.name, self.name, self.tid, pid, run.engine._clock())
+            )
+
+
+class _UsageReporter:
+    __slots__ = ("ex",)
+
+    def __init__(self, ex: _Exec) -> None:
+        self.ex = ex
+
+    def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
+        self.ex.cpu = cpu_seconds
+        self.ex.memory = peak_bytes
+
+
+# --------------------------------------------------------------------------- public API
+
+
+class RunHandle:
+    """A run started by :meth:`Engine.start_run`: wait for it, steer it, look at it."""
+
+    def __init__(self, run: _Run) -> None:
+        self._run = run
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self._run.name} {self.run_id} {self.status}>"
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (32 lowercase hex, the trace id when monitored)."""
+        return self._run.run_id
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline the run executes."""
+        return self._run.pipeline
+
+    @property
+    def status(self) -> RunStatus:
+        """The run's current status."""
+        return self._run.status
+
+    @property
+    def done(self) -> bool:
+        """True once the run has ended."""
+        return self._run.result is not None
+
+    async def wait(self) -> RunResult:
+        """Wait for the run to end and return its result (cancelling the wait leaves the run)."""
+        return await asyncio.shield(self._run.done)
+
+    def snapshot(self) -> RunResult:
+        """The run as it is now (the final result once it ended)."""
+        return self._run.result or self._run.snapshot()
+
+    def _stage(self, stage: str) -> _StageRun:
+        run = self._run
+        try:
+            return run.stages[stage]
+        except KeyError:
+            raise PipelineError(
+                f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}"
+            ) from None
+
+    def _open(self, action: str) -> None:
+        if self._run.result is not None:
+            raise PipelineError(f"run {self.run_id} has finished; cannot {action}")
+
+    def approve(self, stage: str, by: str = "") -> None:
+        """Grant the approval ``stage`` waits for; ApprovalError if it waits for none."""
+        srt = self._stage(stage)
+        self._open(f"approve {stage!r}")
+        self._run.resolve_approval(srt, approved=True, by=by, timed_out=False)
+
+    def reject(self, stage: str, by: str = "") -> None:
+        """Reject the approval ``stage`` waits for: the stage (and what needs it) is skipped."""
+        srt = self._stage(stage)
+        self._open(f"reject {stage!r}")
+        self._run.resolve_approval(srt, approved=False, by=by, timed_out=False)
+
+    def publish(self, event_type: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Publish an event from outside; its type must be listened to or declared external."""
+        run = self._run
+        self._open(f"publish {event_type!r}")
+        if event_type not in run.plan.event_listeners and (
+            event_type not in run.pipeline.external_events
+        ):
+            known = sorted(set(run.plan.event_listeners) | set(run.pipeline.external_events))
+            raise PipelineError(
+                f"pipeline {run.name!r} has no stage listening to {event_type!r} and does not "
+                f"declare it in external_events (known: {', '.join(known) or 'none'})"
+            )
+        run.publish(event_type, payload or {}, None)
+
+    def cancel(self) -> None:
+        """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent."""
+        self._run.stop(RunStatus.CANCELLED, "run cancelled")
+
+
+class Engine:
+    """Runs pipelines. See the module docstring for the semantics and the API."""
+
+    def __init__(
+        self,
+        *,
+        resolver: HandlerResolver | None = None,
+        observers: Iterable[Any] = (),
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        pause_gate: PauseGate | None = None,
+        workspace: str | os.PathLike[str] | None = None,
+        keep_finished: int = 1000,
+    ) -> None:
+        self._resolver = resolver
+        self._clock = clock
+        self._sleep = sleep
+        self._pause_gate = pause_gate
+        self._workspace = None if workspace is None else os.fspath(workspace)
+        self._observer_entries: list[_Observer] = []
+        self._observers: tuple[_Observer, ...] = ()
+        self._env_hooks: tuple[_Observer, ...] = ()
+        self._logged: set[tuple[int, type]] = set()
+        self._runs: dict[str, RunHandle] = {}
+        self._finished: deque[str] = deque()
+        self._keep_finished = keep_finished
+        for observer in observers:
+            self.add_observer(observer)
+
+    # ------------------------------------------------------------------ observers
+
+    def add_observer(self, observer: Any) -> None:
+        """Register an observer (an object with ``on_event``); adding it twice does nothing."""
+        if any(entry.observer is observer for entry in self._observer_entries):
+            return
+        self._observer_entries.append(_Observer(observer))
+        self._refresh_observers()
+
+    def remove_observer(self, observer: Any) -> None:
+        """Unregister an observer; removing one that is not registered does nothing."""
+        self._observer_entries = [e for e in self._observer_entries if e.observer is not observer]
+        self._refresh_observers()
+
+    def _refresh_observers(self) -> None:
+        self._observers = tuple(self._observer_entries)
+        self._env_hooks = tuple(e for e in self._observers if e.environment is not None)
+
+    def _log_once(self, entry: _Observer, what: type, message: str) -> None:
+        key = (id(entry.observer), what)
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.exception(message, type(entry.observer).__name__, what.__name__)
+
+    def _emit(self, event: EngineEvent) -> None:
+        for entry in self._observers:
+            try:
+                entry.on_event(event)
+            except Exception:
+                self._log_once(entry, type(event), "observer %s failed on %s (ignored)")
+
+    def _environment(self, event: StageStarted) -> dict[str, str]:
+        environment: dict[str, str] = {}
+        for entry in self._env_hooks:
+            assert entry.environment is not None
+            try:
+                answer = entry.environment(event)
+                if answer:
+                    environment.update({str(k): str(v) for k, v in answer.items()})
+            except Exception:
+                self._log_once(entry, StageStarted, "observer %s stage_environment failed (%s)")
+        return environment
+
+    def _allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str:
+        for entry in self._observers:
+            if entry.allocate is None:
+                continue
+            try:
+                answer = entry.allocate(pipeline, request)
+            except Exception:
+                self._log_once(entry, RunStarted, "observer %s allocate_run_id failed (%s)")
+                continue
+            if isinstance(answer, str) and _RUN_ID.match(answer):
+                return answer
+        return secrets.token_hex(16)
+
+    def _resolver_or_default(self) -> HandlerResolver:
+        if self._resolver is None:
+            # Imported late: loops.py is the registry's home and may import heavier things.
+            loops = importlib.import_module("taskdaemon.pipeline.loops")
+            self._resolver = loops.LoopRegistry.default()
+        assert self._resolver is not None
+        return self._resolver
+
+    # ------------------------------------------------------------------ runs
+
+    async def start_run(
+        self,
+        pipeline: Pipeline,
+        request: Mapping[str, Any] | None = None,
+        *,
+        started_by: str = "api",
+        run_id: str | None = None,
+        parent_traceparent: str | None = None,
+        replay_of: str | None = None,
+    ) -> RunHandle:
+        """Start a run of ``pipeline`` and return its handle (the run goes on in the background).
+
+        PipelineError if the pipeline cannot run (unknown stage reference, cycle, bad
+        expression) or ``run_id`` is taken.
+        """
+        plan = _plan_for(pipeline)
+        request = dict(request or {})
+        if run_id is None:
+            run_id = self._allocate_run_id(pipeline, request)
+        elif run_id in self._runs:
+            raise PipelineError(f"run id {run_id} is already in use")
+        run = _Run(self, pipeline, plan, run_id, request)
+        if self._workspace is not None:
+            run.workspace = os.path.join(self._workspace, run_id)
+            os.makedirs(run.workspace, exist_ok=True)
+        handle = RunHandle(run)
+        self._runs[run_id] = handle
+        run.start(started_by, parent_traceparent, replay_of)
+        return handle
+
+    async def run(
+        self,
+        pipeline: Pipeline,
+        request: Mapping[str, Any] | None = None,
+        *,
+        started_by: str = "api",
+        run_id: str | None = None,
+        parent_traceparent: str | None = None,
+        replay_of: str | None = None,
+    ) -> RunResult:
+        """Start a run and wait for its result; cancelling this call cancels the run."""
+        handle = await self.start_run(
+            pipeline,
+            request,
+            started_by=started_by,
+            run_id=run_id,
+            parent_traceparent=parent_traceparent,
+            replay_of=replay_of,
+        )
+        try:
+            return await handle.wait()
+        except asyncio.CancelledError:
+            handle.cancel()
+            raise
+
+    def _run_finished(self, run: _Run) -> None:
+        self._finished.append(run.run_id)
+        while len(self._finished) > self._keep_finished:
+            self._runs.pop(self._finished.popleft(), None)
+
+    @property
+    def runs(self) -> tuple[RunHandle, ...]:
+        """Open runs and the most recent finished ones, oldest first."""
+        return tuple(self._runs.values())
+
+    def get_run(self, run_id: str) -> RunHandle:
+        """The run called ``run_id``; RunNotFoundError if the engine does not know it."""
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFoundError(f"no run {run_id!r} in this engine") from None
+
+    def approve(self, run_id: str, stage: str, by: str = "") -> None:
+        """``get_run(run_id).approve(stage, by)``."""
+        self.get_run(run_id).approve(stage, by)
+
+    def reject(self, run_id: str, stage: str, by: str = "") -> None:
+        """``get_run(run_id).reject(stage, by)``."""
+        self.get_run(run_id).reject(stage, by)
+
+    def publish(
+        self, run_id: str, event_type: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        """``get_run(run_id).publish(event_type, payload)``."""
+        self.get_run(run_id).publish(event_type, payload)
+
+    def cancel(self, run_id: str) -> None:
+        """``get_run(run_id).cancel()``."""
+        self.get_run(run_id).cancel()
+
+    async def aclose(self) -> None:
+        """Cancel every open run and wait for them to end; safe to call twice."""
+        open_runs = [h for h in self._runs.values() if not h.done]
+        for handle in open_runs:
+            handle.cancel()
+        for handle in open_runs:
+            await handle.wait()
+
+    async def __aenter__(self) -> Engine:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
