@@ -254,6 +254,7 @@ class _NodeConverter:
         self.issues: list[ValidationIssue] = []
         self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()
+        self.own: set[str] = set()  # field paths set by a mapping's own (not merged) keys
 
     def issue(self, path: str, message: str, node: Node) -> None:
         line = node.start_mark.line + 1
@@ -288,22 +289,43 @@ class _NodeConverter:
             return None
 
     def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
-        try:
-            self.constructor.flatten_mapping(node)
-        except yaml.YAMLError as exc:
-            self.issue(path, f"invalid merge: {getattr(exc, 'problem', exc)}", node)
+        pairs, merged = self.pairs(node, path)
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        for position, (key_node, value_node) in enumerate(pairs):
             key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
             if not isinstance(key, str):
                 self.issue(path, f"keys must be strings, got {_kind(key)}", key_node)
                 continue
             field_path = f"{path}.{key}" if path else key
-            if key in result:
+            # Merged keys may be overridden (by later merges and by the mapping's own keys);
+            # only the mapping's own keys must be unique.
+            if key in result and position >= merged and field_path in self.own:
                 self.issue(field_path, "duplicate key", key_node)
                 continue
+            if position >= merged:
+                self.own.add(field_path)
             result[key] = self.value(value_node, field_path, key_node.start_mark.line + 1)
         return result
+
+    def pairs(self, node: MappingNode, path: str) -> tuple[list[tuple[Node, Node]], int]:
+        """The pairs of ``node`` with ``<<`` merge keys expanded (merged pairs first, in
+        last-wins order), and how many of them were merged. Unlike PyYAML's
+        ``flatten_mapping`` this leaves the nodes alone: an anchored mapping may be walked
+        again through an alias."""
+        merged: list[tuple[Node, Node]] = []
+        own: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            # The first mapping listed wins: with last-wins assignment it must come last.
+            for source in reversed(sources):
+                if isinstance(source, MappingNode):
+                    merged.extend(self.pairs(source, path)[0])
+                else:
+                    self.issue(path, "<< merges mappings only", source)
+        return merged + own, len(merged)
 
 
 def _kind(value: object) -> str:
