@@ -126,16 +126,15 @@ CREATE TABLE IF NOT EXISTS writers (
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """v2 records which writer started each run (to tell running from interrupted)."""
+    # Plain execute calls: executescript would commit the migration's transaction half-way.
     conn.execute("ALTER TABLE runs ADD COLUMN writer_id INTEGER")
-    conn.executescript(
-        """
-        CREATE TABLE IF NOT EXISTS writers (
-            id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
-            started_ns INTEGER NOT NULL, heartbeat_ns INTEGER NOT NULL, closed_ns INTEGER
-        );
-        CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns);
-        """
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS writers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, "
+        "host TEXT NOT NULL, started_ns INTEGER NOT NULL, heartbeat_ns INTEGER NOT NULL, "
+        "closed_ns INTEGER)"
     )
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns)")
 
 
 _MIGRATIONS: Final = {1: _migrate_1_to_2}
