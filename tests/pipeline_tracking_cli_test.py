@@ -1,0 +1,156 @@
+"""``taskdaemon runs list|show`` and ``taskdaemon retention`` over a real store, and runs played
+through the real PipelineMonitor rebuilt from the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline_monitor_support import Feed, Telemetry, example_pipeline, play_example_run
+from pipeline_tracking_support import T0, S, make_provider, write_example_run
+from taskdaemon.pipeline.cli import main
+from taskdaemon.pipeline.tracking import (
+    RetentionPolicy,
+    SpanStore,
+    SqliteSpanProcessor,
+    reconstruct_run,
+    span_record_from_sdk,
+)
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> tuple[str, list[str]]:
+    """A store with two finished runs (one failed) and one running run."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider, _ = make_provider(processor)
+    ids = [
+        write_example_run(provider, pipeline="alpha", t0=T0),
+        write_example_run(provider, pipeline="beta", t0=T0 + 10 * S, result="failure"),
+    ]
+    processor.shutdown()
+    return f"sqlite:///{db}", ids
+
+
+def test_runs_list_prints_an_aligned_table(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table has a header and one row per run, newest first, columns aligned."""
+    url, ids = store_url
+    assert main(["runs", "list", "--source", url]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "RUN",
+        "ID",
+        "PIPELINE",
+        "STATUS",
+        "START",
+        "DURATION",
+        "STAGES",
+        "FAILED",
+    ]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [ids[1], "beta", "failure"],
+        [ids[0], "alpha", "success"],
+    ]
+    assert lines[1].index("beta") == lines[0].index("PIPELINE")
+
+
+def test_runs_list_filters_and_json(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--status and --json give the matching runs as JSON objects."""
+    url, ids = store_url
+    assert main(["runs", "list", "--source", url, "--status", "failure", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["run_id"], r["pipeline"], r["duration"]) for r in rows] == [(ids[1], "beta", 7.0)]
+
+
+def test_runs_list_since_excludes_older_runs(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since 1h leaves out runs that started in 2023."""
+    url, _ = store_url
+    assert main(["runs", "list", "--source", url, "--since", "1h"]) == 0
+    assert capsys.readouterr().out.strip() == "no runs"
+
+
+def test_runs_show_prints_the_stage_table(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """show lists every stage with status, attempts, cpu, memory and error."""
+    url, ids = store_url
+    assert main(["runs", "show", ids[0], "--source", url]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.split("\n\n")[1].splitlines()[1:]}
+    assert (rows["plan"][1], rows["build"][1], rows["deploy"][1]) == (
+        "success",
+        "success",
+        "skipped",
+    )
+    assert "STAGE" in out
+    assert "11.8MiB" in rows["plan"]
+
+
+def test_runs_show_json_round_trips(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--json gives the whole record, edges included."""
+    url, ids = store_url
+    assert main(["runs", "show", ids[1], "--json", "--source", url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["status"], len(data["stages"]), data["edges"][0]) == (
+        "failure",
+        4,
+        {"source": "plan", "target": "build", "label": "on completion"},
+    )
+
+
+def test_runs_show_unknown_run_exits_1(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown run id is reported on stderr with exit status 1."""
+    url, _ = store_url
+    assert main(["runs", "show", "0" * 32, "--source", url]) == 1
+    assert "no run" in capsys.readouterr().err
+
+
+def test_retention_command_deletes_beyond_keep(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """retention --keep 0 deletes every finished run and says how many."""
+    url, _ = store_url
+    assert main(["retention", "--keep", "0", "--source", url]) == 0
+    assert capsys.readouterr().out.strip() == "deleted 2 runs (14 spans)"
+
+
+def test_bad_source_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown source scheme is a usage error."""
+    assert main(["runs", "list", "--source", "nope://x"]) == 2
+    assert "unknown span source" in capsys.readouterr().err
+
+
+def test_monitored_run_rebuilds_from_the_store(tmp_path: Path) -> None:
+    """A run played through the real PipelineMonitor reads back from the store exactly as its
+    exported spans reconstruct, with every stage of the example pipeline."""
+    db = tmp_path / "spans.db"
+    telemetry = Telemetry()
+    processor = SqliteSpanProcessor(db)
+    telemetry.tracer_provider.add_span_processor(processor)
+    feed = Feed(telemetry, example_pipeline())
+    play_example_run(feed)
+    processor.force_flush()
+    expected = reconstruct_run([span_record_from_sdk(s) for s in telemetry.spans()])
+    with SpanStore(db) as store:
+        stored = store.get_run(feed.run_id)
+        (summary,) = store.search()
+    telemetry.shutdown()
+    assert stored == expected
+    assert (stored.status, [s.name for s in stored.stages]) == (
+        "success",
+        ["planning", "specification", "implementation", "release"],
+    )
+    assert len(stored.stage("implementation").attempts) == 2
+    assert (summary.stage_count, summary.failed_stages) == (4, 0)
