@@ -12,6 +12,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     HistogramDataPoint,
     InMemoryMetricReader,
+    MetricsData,
     NumberDataPoint,
 )
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -75,9 +76,9 @@ class Telemetry:
         """Finished spans called ``name``, in end order."""
         return [s for s in self.spans() if s.name == name]
 
-    def points(self, metric: str) -> list[Any]:
-        """Every data point of ``metric`` collected now."""
-        data = self.reader.get_metrics_data()
+    def points(self, metric: str, data: MetricsData | None = None) -> list[Any]:
+        """Every data point of ``metric`` in ``data`` (default: collected now)."""
+        data = data if data is not None else self.reader.get_metrics_data()
         found: list[Any] = []
         if data is None:
             return found
@@ -88,11 +89,13 @@ class Telemetry:
                         found.extend(item.data.data_points)
         return found
 
-    def values(self, metric: str) -> dict[tuple[tuple[str, Any], ...], float]:
+    def values(
+        self, metric: str, data: MetricsData | None = None
+    ) -> dict[tuple[tuple[str, Any], ...], float]:
         """Sum/gauge values of ``metric`` by sorted attribute items."""
         return {
             tuple(sorted(p.attributes.items())): p.value
-            for p in self.points(metric)
+            for p in self.points(metric, data)
             if isinstance(p, NumberDataPoint)
         }
 

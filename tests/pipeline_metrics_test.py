@@ -1,0 +1,366 @@
+"""PipelineMonitor metrics: instrument values, buckets, Prometheus exposition, label folding,
+resource gauges and the in-process ``get_metrics()`` snapshot."""
+# ruff: noqa: SIM300  (expected value first: the project's test style)
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import MeterProvider
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline_monitor_support import (
+    Feed,
+    Telemetry,
+    chain_pipeline,
+    example_pipeline,
+    play_example_run,
+)
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.metrics import LabelGuard, MonitorMetrics, StageMetrics
+from taskdaemon.pipeline.model import Manual, Pipeline, Stage
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+EXPECTED_PROMETHEUS_NAMES = [
+    "pipeline_executions_total",
+    "pipeline_execution_duration_seconds",
+    "pipeline_active_executions",
+    "pipeline_stage_executions_total",
+    "pipeline_stage_duration_seconds",
+    "pipeline_stage_queue_time_seconds",
+    "pipeline_trigger_evaluations_total",
+    "pipeline_trigger_wait_time_seconds",
+    "pipeline_memory_usage_bytes",
+    "pipeline_cpu_usage_percent",
+]
+
+
+@pytest.fixture
+def tel() -> Iterator[Telemetry]:
+    telemetry = Telemetry()
+    yield telemetry
+    telemetry.shutdown()
+
+
+def _run_chain(feed: Feed, *, fail: bool = False, seconds: float = 2.0) -> None:
+    feed.start_run()
+    feed.trigger("a", 0, "manual")
+    feed.start("a", queue=0.5, wait=0.25)
+    feed.tick(seconds)
+    if fail:
+        feed.finish("a", status=StageStatus.FAILURE, error="x", error_type="ValueError")
+        feed.finish_run(RunStatus.FAILURE, error_type="stage_failed")
+    else:
+        feed.finish("a")
+        feed.finish_run()
+    feed.tick(10)
+
+
+def test_run_counters_and_durations(tel: Telemetry) -> None:
+    """Runs are counted by pipeline and status, with their durations in the histogram."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    _run_chain(feed)
+    _run_chain(feed)
+    _run_chain(feed, fail=True)
+    assert {
+        (("pipeline", "chain"), ("status", "success")): 2,
+        (("pipeline", "chain"), ("status", "failure")): 1,
+    } == tel.values(t.METRIC_EXECUTIONS)
+    histograms = tel.histograms(t.METRIC_EXECUTION_DURATION)
+    success = histograms[(("pipeline", "chain"), ("status", "success"))]
+    assert (2, 5.0, t.DURATION_BUCKETS) == (
+        success.count,
+        success.sum,
+        tuple(success.explicit_bounds),
+    )
+    assert 2 == success.bucket_counts[t.DURATION_BUCKETS.index(2.5)]
+
+
+def test_stage_counters_durations_and_waits(tel: Telemetry) -> None:
+    """Stage executions, durations, queue time and trigger wait carry pipeline and stage."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    _run_chain(feed)
+    _run_chain(feed, fail=True, seconds=0.02)
+    assert {
+        (("pipeline", "chain"), ("stage", "a"), ("status", "success")): 1,
+        (("pipeline", "chain"), ("stage", "a"), ("status", "failure")): 1,
+    } == tel.values(t.METRIC_STAGE_EXECUTIONS)
+    durations = tel.histograms(t.METRIC_STAGE_DURATION)
+    failed = durations[(("pipeline", "chain"), ("stage", "a"), ("status", "failure"))]
+    assert (1, 1) == (failed.count, failed.bucket_counts[t.DURATION_BUCKETS.index(0.025)])
+    stage = (("pipeline", "chain"), ("stage", "a"))
+    queue = tel.histograms(t.METRIC_STAGE_QUEUE_TIME)[stage]
+    wait = tel.histograms(t.METRIC_TRIGGER_WAIT_TIME)[stage]
+    assert ((2, 1.0), (2, 0.5)) == ((queue.count, queue.sum), (wait.count, wait.sum))
+
+
+def test_trigger_wait_counts_first_attempts_only(tel: Telemetry) -> None:
+    """A retry records queue time again but no second trigger wait."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    feed.start_run()
+    feed.start("a")
+    feed.finish("a", status=StageStatus.FAILURE, error="x", will_retry=True)
+    feed.start("a", attempt=2)
+    feed.finish("a", attempt=2)
+    feed.finish_run()
+    stage = (("pipeline", "chain"), ("stage", "a"))
+    assert (2, 1) == (
+        tel.histograms(t.METRIC_STAGE_QUEUE_TIME)[stage].count,
+        tel.histograms(t.METRIC_TRIGGER_WAIT_TIME)[stage].count,
+    )
+
+
+def test_trigger_evaluations_by_type(tel: Telemetry) -> None:
+    """Every trigger evaluation is counted with its stage and trigger type."""
+    play_example_run(Feed(tel, example_pipeline()))
+    name = ("pipeline", "feature-delivery")
+    assert {
+        (name, ("stage", "planning"), ("trigger_type", "manual")): 1,
+        (name, ("stage", "specification"), ("trigger_type", "on_completion")): 1,
+        (name, ("stage", "implementation"), ("trigger_type", "on_event")): 2,
+        (name, ("stage", "release"), ("trigger_type", "on_completion")): 1,
+        (name, ("stage", "release"), ("trigger_type", "on_condition")): 1,
+        (name, ("stage", "release"), ("trigger_type", "manual")): 1,
+    } == tel.values(t.METRIC_TRIGGER_EVALUATIONS)
+
+
+def test_active_executions_rise_and_fall(tel: Telemetry) -> None:
+    """The active gauge is 1 while a run is open and 0 after it ends."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    feed.start_run()
+    during = tel.values(t.METRIC_ACTIVE_EXECUTIONS)
+    feed.finish_run(RunStatus.CANCELLED)
+    after = tel.values(t.METRIC_ACTIVE_EXECUTIONS)
+    key = (("pipeline", "chain"),)
+    assert ({key: 1}, {key: 0}) == (during, after)
+
+
+def test_semconv_run_metrics(tel: Telemetry) -> None:
+    """cicd.pipeline.run.* are recorded with the semconv attributes."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    _run_chain(feed)
+    _run_chain(feed, fail=True)
+    name = ("cicd.pipeline.name", "chain")
+    durations = tel.histograms(t.METRIC_CICD_RUN_DURATION)
+    assert {
+        (name, ("cicd.pipeline.result", "success")): 1,
+        (name, ("cicd.pipeline.result", "failure")): 1,
+    } == {key: point.count for key, point in durations.items()}
+    assert {(name, ("error.type", "stage_failed")): 1} == tel.values(t.METRIC_CICD_RUN_ERRORS)
+    assert {(name, ("cicd.pipeline.run.state", "executing")): 0} == tel.values(
+        t.METRIC_CICD_RUN_ACTIVE
+    )
+
+
+def test_histograms_use_second_buckets(tel: Telemetry) -> None:
+    """Every duration histogram has the second-based DURATION_BUCKETS, not the SDK defaults."""
+    play_example_run(Feed(tel, example_pipeline()))
+    names = [
+        t.METRIC_EXECUTION_DURATION,
+        t.METRIC_STAGE_DURATION,
+        t.METRIC_STAGE_QUEUE_TIME,
+        t.METRIC_TRIGGER_WAIT_TIME,
+        t.METRIC_CICD_RUN_DURATION,
+    ]
+    bounds = {
+        name: {tuple(p.explicit_bounds) for p in tel.histograms(name).values()} for name in names
+    }
+    assert {name: {t.DURATION_BUCKETS} for name in names} == bounds
+
+
+def test_prometheus_exposition_names_types_and_labels() -> None:
+    """The Prometheus exporter renders exactly the ten DESIGN names with their types and labels."""
+    registry = CollectorRegistry()
+    reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
+    provider = MeterProvider(metric_readers=[reader])
+    telemetry = Telemetry(meter_provider=provider)
+    feed = Feed(telemetry, example_pipeline(), resource_sampling=True)
+    play_example_run(feed)
+    feed.start_run()
+    feed.start("planning")  # open: the resource gauges have a running stage to report
+    text = generate_latest(registry).decode()
+    feed.finish("planning")
+    feed.finish_run()
+    telemetry.shutdown()
+    types = dict(
+        line.split(" ")[2:4] for line in text.splitlines() if line.startswith("# TYPE pipeline_")
+    )
+    assert {
+        "pipeline_executions_total": "counter",
+        "pipeline_execution_duration_seconds": "histogram",
+        "pipeline_active_executions": "gauge",
+        "pipeline_stage_executions_total": "counter",
+        "pipeline_stage_duration_seconds": "histogram",
+        "pipeline_stage_queue_time_seconds": "histogram",
+        "pipeline_trigger_evaluations_total": "counter",
+        "pipeline_trigger_wait_time_seconds": "histogram",
+        "pipeline_memory_usage_bytes": "gauge",
+        "pipeline_cpu_usage_percent": "gauge",
+    } == {
+        name.removesuffix("_total") + ("_total" if name.endswith("_total") else ""): kind
+        for name, kind in types.items()
+    }
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    scope = (
+        ("otel_scope_name", "taskdaemon.pipeline"),
+        ("otel_scope_schema_url", "https://opentelemetry.io/schemas/1.43.0"),
+        ("otel_scope_version", "0.1.0"),
+    )
+    pipeline = ("pipeline", "feature-delivery")
+    release = ("stage", "release")
+    assert {
+        ("pipeline_executions_total", (*scope, pipeline, ("status", "success"))): 1.0,
+        ("pipeline_active_executions", (*scope, pipeline)): 1.0,
+        (
+            "pipeline_stage_executions_total",
+            (*scope, pipeline, ("stage", "implementation"), ("status", "success")),
+        ): 2.0,
+        (
+            "pipeline_trigger_evaluations_total",
+            (*scope, pipeline, release, ("trigger_type", "on_condition")),
+        ): 1.0,
+        (
+            "pipeline_execution_duration_seconds_bucket",
+            (("le", "14400.0"), *scope, pipeline, ("status", "success")),
+        ): 1.0,
+        ("pipeline_stage_queue_time_seconds_count", (*scope, pipeline, release)): 1.0,
+    }.items() <= samples.items()
+    assert ("pipeline_memory_usage_bytes", (*scope, pipeline, ("stage", "planning"))) in samples
+    assert "cicd_pipeline_run_duration_seconds_bucket" in text
+
+
+def test_label_guard_folds_beyond_the_cap(caplog: pytest.LogCaptureFixture) -> None:
+    """Values past a label's cap become #other#, logged once; admitted values stay."""
+    guard = LabelGuard({"stage": 2})
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.metrics"):
+        folded = [guard.fold("stage", v) for v in ("a", "b", "c", "d", "a")]
+    assert ["a", "b", "#other#", "#other#", "a"] == folded
+    assert 1 == len(caplog.records)
+
+
+def test_monitor_folds_pipeline_names(tel: Telemetry) -> None:
+    """Pipelines beyond the limit are counted under #other#."""
+    monitor = PipelineMonitor(
+        tracer_provider=tel.tracer_provider,
+        meter_provider=tel.meter_provider,
+        label_limits={"pipeline": 2, "stage": 10},
+    )
+    for name in ("p1", "p2", "p3", "p4"):
+        pipeline = Pipeline(name, (Stage("a", "python", (Manual(),)),))
+        run_id = monitor.start_run(pipeline)
+        monitor.finish_run(run_id, "cancelled")
+    assert {
+        (("pipeline", "p1"), ("status", "cancelled")): 1,
+        (("pipeline", "p2"), ("status", "cancelled")): 1,
+        (("pipeline", "#other#"), ("status", "cancelled")): 2,
+    } == tel.values(t.METRIC_EXECUTIONS)
+
+
+def test_get_metrics_snapshot(tel: Telemetry) -> None:
+    """get_metrics() summarises runs and stages with exact averages and percentiles."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    for seconds in (1.0, 2.0, 3.0, 4.0):
+        _run_chain(feed, seconds=seconds)
+    _run_chain(feed, fail=True, seconds=10.0)
+    # run durations: 0.5 queue + stage seconds -> 1.5, 2.5, 3.5, 4.5, 10.5
+    assert (
+        MonitorMetrics(
+            total_runs=5,
+            successful_runs=4,
+            failed_runs=1,
+            cancelled_runs=0,
+            active_runs=0,
+            success_rate=0.8,
+            avg_execution_time=4.5,
+            p50_execution_time=3.5,
+            p90_execution_time=pytest.approx(8.1),  # type: ignore[arg-type]
+            p99_execution_time=pytest.approx(10.26),  # type: ignore[arg-type]
+            stages={"a": StageMetrics("a", 5, 4, 1, 4.0, 0.5)},
+        )
+        == feed.monitor.get_metrics()
+    )
+
+
+def test_get_metrics_per_pipeline(tel: Telemetry) -> None:
+    """get_metrics(pipeline) only counts that pipeline; unknown pipelines give zeros."""
+    monitor = PipelineMonitor(
+        tracer_provider=tel.tracer_provider, meter_provider=tel.meter_provider
+    )
+    for name, status in (("p1", "success"), ("p2", "failure")):
+        monitor.finish_run(monitor.start_run(name), status)
+    assert (1, 1.0, 0.0, 0) == (
+        monitor.get_metrics("p1").total_runs,
+        monitor.get_metrics("p1").success_rate,
+        monitor.get_metrics("p2").success_rate,
+        monitor.get_metrics("nope").total_runs,
+    )
+
+
+@pytest.mark.slow
+def test_resource_gauges_follow_a_command_stage(tel: Telemetry) -> None:
+    """While a command stage burns CPU, its process tree's memory and CPU percent are reported."""
+    pipeline = Pipeline("burn", (Stage("spin", "command", (Manual(),), command="spin"),))
+    feed = Feed(tel, pipeline, resource_sampling=True)
+    feed.start_run()
+    feed.start("spin")
+    # The busy loop runs in a grandchild, so only a tree-wide sample sees it.
+    child = subprocess.Popen(["sh", "-c", "sh -c 'while :; do :; done' & wait"])
+    try:
+        feed.process("spin", child.pid)
+        deadline = time.monotonic() + 30
+        tree = psutil.Process(child.pid)
+        while time.monotonic() < deadline:  # wait until the tree has used measurable CPU
+            used = sum(p.cpu_times().user for p in tree.children(recursive=True))
+            if used >= 0.2:
+                break
+            time.sleep(0.05)
+        data = tel.reader.get_metrics_data()  # one collection: CPU % is per collection interval
+        memory = tel.values(t.METRIC_MEMORY_USAGE, data)
+        cpu = tel.values(t.METRIC_CPU_USAGE, data)
+    finally:
+        for process in psutil.Process(child.pid).children(recursive=True):
+            process.kill()
+        child.kill()
+        child.wait()
+    key = (("pipeline", "burn"), ("stage", "spin"))
+    assert [key] == list(memory) == list(cpu)
+    assert memory[key] > 1_000_000
+    assert cpu[key] > 5.0
+    feed.finish("spin")
+    feed.finish_run()
+    assert ({}, {}) == (tel.values(t.METRIC_MEMORY_USAGE), tel.values(t.METRIC_CPU_USAGE))
+
+
+def test_python_stage_reports_this_process(tel: Telemetry) -> None:
+    """A running Python stage reports this process's resident memory."""
+    feed = Feed(tel, chain_pipeline(("a",)), resource_sampling=True)
+    feed.start_run()
+    feed.start("a")
+    memory = tel.values(t.METRIC_MEMORY_USAGE)
+    feed.finish("a")
+    feed.finish_run()
+    rss = psutil.Process().memory_info().rss
+    value = memory[(("pipeline", "chain"), ("stage", "a"))]
+    assert 0.5 < value / rss < 2.0
+
+
+def test_resource_sampling_off_observes_nothing(tel: Telemetry) -> None:
+    """resource_sampling=False keeps the gauges empty."""
+    feed = Feed(tel, chain_pipeline(("a",)), resource_sampling=False)
+    feed.start_run()
+    feed.start("a")
+    assert {} == tel.values(t.METRIC_MEMORY_USAGE)
+    feed.finish("a")
+    feed.finish_run()
