@@ -26,6 +26,8 @@ from enum import StrEnum
 from functools import cached_property
 from typing import ClassVar, TypeAlias
 
+import cel
+
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import compile_expression
 
@@ -420,8 +422,11 @@ class _Validator:
                 if not NAME_PATTERN.fullmatch(stage.name):
                     self.issue(f"{path}.name", _bad_name(stage.name))
             self.stage(path, stage)
-        self.cycles(first_index)
-        self.entry()
+        if len(first_index) == len(pipeline.stages):
+            # Edges join stages by name: with duplicate names the graph is ambiguous, and
+            # conclusions about cycles or entry stages would only add noise to that issue.
+            self.cycles(first_index)
+            self.entry()
         return self.issues
 
     def at_least(self, path: str, value: float, minimum: int) -> None:
@@ -530,12 +535,8 @@ class _Validator:
         for match in _DASHED_REFERENCE.finditer(source):
             if match.group(1) in self.stage_names:
                 name = match.group(1)
-                return f"write stages[{name!r}]: in CEL, stages.{name} is a subtraction"
-        # The binding's parse errors repeat the source and list every token the grammar expects;
-        # keep the position and the problem.
-        message = _PARSE_PREFIX.sub("", message)
-        cut = message.find(" expecting {")
-        return message[:cut] if cut != -1 else message
+                return f'stages.{name} is a subtraction in CEL (write stages["{name}"])'
+        return _syntax_message(source) or message
 
     def cycles(self, first_index: Mapping[str, int]) -> None:
         for component in _strongly_connected(self.pipeline):
@@ -577,7 +578,25 @@ class _Validator:
         )
 
 
-_PARSE_PREFIX = re.compile(r"Failed to parse expression .*?: ERROR: <input>:", re.DOTALL)
+_CEL_SYNTAX_ERROR = re.compile(r"<input>:(\d+):(\d+): Syntax error: ([^\n]*)")
+
+
+def _syntax_message(source: str) -> str | None:
+    """The binding's first syntax error, short: its position and problem, without the list of
+    every token the grammar would accept (``compile_expression`` keeps only the first line of
+    the error text, which loses the position of multi-line expressions)."""
+    try:
+        cel.compile(source)
+    except Exception as exc:  # the binding raises ValueError; any failure just means "no detail"
+        found = _CEL_SYNTAX_ERROR.search(str(exc))
+        if found is None:
+            return None
+        line, column, problem = found.groups()
+        cut = problem.find(" expecting {")
+        problem = problem[:cut] if cut != -1 else problem
+        where = f"column {column}" if line == "1" else f"line {line}, column {column}"
+        return f"syntax error at {where}: {problem}"
+    return None
 
 
 def _bad_name(name: str) -> str:
