@@ -209,17 +209,21 @@ class DagWatcher:
         with self._lock:
             return tuple(self._runs)
 
-    async def watch(self, run_id: str | None = None) -> AsyncIterator[DagSnapshot]:
+    def watch(self, run_id: str | None = None) -> AsyncIterator[DagSnapshot]:
         """Yield a snapshot of ``run_id`` now (if known) and after each change, until it ends.
 
-        With ``run_id=None`` the stream follows the next run that emits an event. Snapshots
-        are coalesced: each one reflects every event received before it was taken.
+        Subscribes when called (call it inside the event loop), so no event emitted after the
+        call is missed. With ``run_id=None`` the stream follows the next run that emits an
+        event. Snapshots are coalesced: each reflects every event received before it was taken.
         """
         waiter = _Waiter(run_id)
         with self._lock:
             self._waiters.add(waiter)
             if run_id is not None and run_id in self._runs:
                 waiter.changed.set()
+        return self._stream(waiter)
+
+    async def _stream(self, waiter: _Waiter) -> AsyncIterator[DagSnapshot]:
         try:
             while True:
                 await waiter.changed.wait()
@@ -313,20 +317,27 @@ class _ObservableEngine(Protocol):
     def remove_observer(self, observer: Any) -> None: ...
 
 
-async def watch_run(
+def watch_run(
     source: DagWatcher | _ObservableEngine, run_id: str | None = None
 ) -> AsyncIterator[DagSnapshot]:
     """Stream snapshots of ``run_id`` from a registered ``DagWatcher``, or from an engine with
-    ``add_observer``/``remove_observer`` (a watcher is attached for the stream's lifetime).
+    ``add_observer``/``remove_observer``.
 
-    Ends after the snapshot showing the run finished. ``run_id=None`` follows the next run.
+    With an engine, a watcher is attached *when this function is called* (so a run started
+    right after the call is seen from its first event) and detached when the stream ends or is
+    closed: iterate the stream to its end or ``aclose()`` it. The stream ends after the
+    snapshot showing the run finished; ``run_id=None`` follows the next run that emits an event.
     """
     if isinstance(source, DagWatcher):
-        async for snapshot in source.watch(run_id):
-            yield snapshot
-        return
+        return source.watch(run_id)
     watcher = DagWatcher()
     source.add_observer(watcher)
+    return _detaching(watcher, source, run_id)
+
+
+async def _detaching(
+    watcher: DagWatcher, source: _ObservableEngine, run_id: str | None
+) -> AsyncIterator[DagSnapshot]:
     try:
         async for snapshot in watcher.watch(run_id):
             yield snapshot

@@ -1,0 +1,207 @@
+"""Live snapshots: DagWatcher fed by hand with engine records, then by the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline_engine_support import FakeSleep, Resolver
+from pipeline_visualization_support import RUN_ID
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import (
+    EngineEvent,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    StageWaiting,
+)
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import (
+    ErrorStrategy,
+    Manual,
+    OnCompletion,
+    OnEvent,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+)
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, render_dot, watch_run
+
+PIPE = Pipeline(
+    "p",
+    (
+        Stage("a", "python", (Manual(),)),
+        Stage("b", "python", (OnCompletion("a"),)),
+        Stage("c", "python", (OnCompletion("b"),)),
+    ),
+)
+
+
+def queued(stage: str, attempt: int, at: float) -> StageQueued:
+    return StageQueued(RUN_ID, "p", stage, 0, attempt, at, f"{stage}.0.{attempt}")
+
+
+def started(stage: str, attempt: int, at: float) -> StageStarted:
+    return StageStarted(
+        RUN_ID, "p", stage, 0, attempt, f"{stage}.0.{attempt}", "python", at, at, at, {}
+    )
+
+
+def finished(stage: str, attempt: int, status: StageStatus, at: float, *, retry: bool = False):
+    return StageFinished(
+        RUN_ID, "p", stage, 0, attempt, f"{stage}.0.{attempt}", status, at, will_retry=retry
+    )
+
+
+EVENTS: list[EngineEvent] = [
+    RunStarted(RUN_ID, PIPE, {}, 0.0),
+    StageWaiting(RUN_ID, "p", "a", 0.0, 0.0),
+    queued("a", 1, 0.0),
+    started("a", 1, 0.1),
+    finished("a", 1, StageStatus.SUCCESS, 0.5),
+    queued("b", 1, 0.5),
+    started("b", 1, 0.5),
+    finished("b", 1, StageStatus.FAILURE, 0.7, retry=True),
+    StageRetrying(RUN_ID, "p", "b", 0, 1, "b.0.1", 0.1, "boom", "RuntimeError", 0.7),
+    queued("b", 2, 0.8),
+    started("b", 2, 0.8),
+    finished("b", 2, StageStatus.FAILURE, 0.9),
+    StageSkipped(RUN_ID, "p", "c", "upstream b failed", 0.9),
+    RunFinished(RUN_ID, "p", RunStatus.FAILURE, 0.9),
+]
+
+
+def states(snapshot: DagSnapshot) -> tuple[str | None, ...]:
+    """The node states of a snapshot, in node order."""
+    return tuple(node.state for node in snapshot.nodes)
+
+
+async def test_one_snapshot_per_event_when_the_consumer_keeps_up() -> None:
+    """Fed one event per snapshot, the stream shows every state change and ends with the run."""
+    watcher = DagWatcher()
+    feed = iter(EVENTS)
+    watcher.on_event(next(feed))
+    seen = []
+    async for snapshot in watcher.watch(RUN_ID):
+        seen.append(states(snapshot))
+        event = next(feed, None)
+        if event is not None:
+            watcher.on_event(event)
+    assert seen == [
+        ("pending", "pending", "pending"),
+        ("waiting", "pending", "pending"),
+        ("queued", "pending", "pending"),
+        ("running", "pending", "pending"),
+        ("success", "pending", "pending"),
+        ("success", "queued", "pending"),
+        ("success", "running", "pending"),
+        ("success", "retrying", "pending"),
+        ("success", "retrying", "pending"),
+        ("success", "queued", "pending"),
+        ("success", "running", "pending"),
+        ("success", "failure", "pending"),
+        ("success", "failure", "skipped"),
+        ("success", "failure", "skipped"),
+    ]
+
+
+async def test_bursts_are_coalesced_into_the_latest_state() -> None:
+    """Events that arrive while nobody reads become one snapshot of the final state."""
+    watcher = DagWatcher()
+    for event in EVENTS:
+        watcher.on_event(event)
+    snapshots = [snapshot async for snapshot in watcher.watch(RUN_ID)]
+    assert [states(s) for s in snapshots] == [("success", "failure", "skipped")]
+
+
+async def test_final_snapshot_counts_attempts_and_run_status() -> None:
+    """The finished snapshot has the retried attempts, timings and the run's status."""
+    watcher = DagWatcher()
+    for event in EVENTS:
+        watcher.on_event(event)
+    snapshot = watcher.snapshot(RUN_ID)
+    node = snapshot.node("b")
+    assert (
+        snapshot.run.status if snapshot.run else None,
+        len(node.attempts),
+        round(node.duration or 0, 6),
+        snapshot.node("c").skip_reason,
+    ) == ("failure", 2, 0.4, "upstream b failed")
+
+
+async def test_snapshots_are_frozen_and_render() -> None:
+    """A live snapshot is immutable and renders like a reconstructed one."""
+    watcher = DagWatcher()
+    for event in EVENTS[:7]:
+        watcher.on_event(event)
+    snapshot = watcher.snapshot(RUN_ID)
+    assert "fillcolor=green" in render_dot(snapshot).split('"b" [', 1)[1].split("\n", 1)[0]
+
+
+async def test_following_the_next_run() -> None:
+    """watch(None) subscribes when called and follows the first run that emits an event."""
+    watcher = DagWatcher()
+    stream = watcher.watch()
+    for event in EVENTS:
+        watcher.on_event(event)
+    snapshots = [snapshot async for snapshot in stream]
+    assert [s.run.run_id if s.run else None for s in snapshots] == [RUN_ID]
+
+
+def fan_out_pipeline() -> Pipeline:
+    """plan publishes three specs; implement fans out on them (instance 1 fails once);
+    release follows implement."""
+    return Pipeline(
+        "fan",
+        (
+            Stage("plan", "python", (Manual(),), emits=("spec.ready",)),
+            Stage("implement", "python", (OnEvent("spec.ready"),), parallel_instances=3),
+            Stage("release", "python", (OnCompletion("implement"),)),
+        ),
+        error_strategy=ErrorStrategy.RETRY,
+        retry=RetryPolicy(max_attempts=2),
+    )
+
+
+async def test_real_engine_run_streams_to_its_final_state() -> None:
+    """A real engine run with fan-out and a retry streams snapshots ending in its final DAG."""
+    gate = asyncio.Event()
+
+    async def plan(ctx: StageContext) -> Mapping[str, Any]:
+        await gate.wait()
+        for n in range(3):
+            ctx.publish("spec.ready", {"n": n})
+        return {}
+
+    async def implement(ctx: StageContext) -> Mapping[str, Any]:
+        if ctx.event and ctx.event.get("n") == 1 and ctx.attempt == 1:
+            raise RuntimeError("flaky")
+        return {}
+
+    resolver = Resolver({"plan": plan, "implement": implement})
+    async with Engine(resolver=resolver, sleep=FakeSleep()) as engine:
+        stream = watch_run(engine, RUN_ID)
+        await engine.start_run(fan_out_pipeline(), run_id=RUN_ID)
+        snapshots = []
+        async for snapshot in stream:
+            snapshots.append(snapshot)
+            gate.set()
+    last = snapshots[-1]
+    implement_node = last.node("implement")
+    assert (
+        states(snapshots[0])[0],
+        states(last),
+        last.run.status if last.run else None,
+        (implement_node.instances, len(implement_node.attempts)),
+    ) == (
+        "queued",
+        ("success", "success", "success"),
+        "success",
+        (3, 4),
+    )
