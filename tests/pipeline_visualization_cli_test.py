@@ -1,0 +1,124 @@
+"""``taskdaemon dag`` and ``examples/visualize_pipeline.py`` as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline_tracking_support import make_provider, write_example_run
+from pipeline_visualization_graphviz_test import PNG_MAGIC, run_dot, svg_nodes
+from taskdaemon.pipeline.config import load_pipeline
+from taskdaemon.pipeline.tracking.store import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.visualization import render, validate_dag
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "feature_delivery.yaml"
+
+
+def dag(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Run ``taskdaemon dag ARGS`` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "dag", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def stored_run(tmp_path: Path) -> tuple[str, str]:
+    """A run written as spans into a SQLite store: (run id, source URL)."""
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    provider, _exporter = make_provider(processor)
+    run_id = write_example_run(provider)
+    provider.shutdown()
+    return run_id, f"sqlite:///{tmp_path / 'spans.db'}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["dot", "json", "mermaid"])
+def test_definition_to_stdout(fmt: str) -> None:
+    """``dag FILE --format F`` prints what the renderer gives for the loaded file."""
+    done = dag(str(EXAMPLE), "--format", fmt)
+    assert (0, render(fmt, load_pipeline(str(EXAMPLE))), "") == (
+        done.returncode,
+        done.stdout,
+        done.stderr,
+    )
+
+
+@pytest.mark.slow
+def test_output_file(tmp_path: Path) -> None:
+    """``-o FILE`` writes the drawing there and nothing to stdout."""
+    out = tmp_path / "pipeline.mmd"
+    done = dag(str(EXAMPLE), "--format", "mermaid", "-o", str(out))
+    assert (0, "", render("mermaid", load_pipeline(str(EXAMPLE)))) == (
+        done.returncode,
+        done.stdout,
+        out.read_text(encoding="utf-8"),
+    )
+
+
+@pytest.mark.slow
+def test_run_from_spans_alone_is_valid_json(stored_run: tuple[str, str]) -> None:
+    """``dag --run ID --source URL`` rebuilds the run from stored spans into schema-valid JSON."""
+    run_id, url = stored_run
+    done = dag("--run", run_id, "--source", url, "--format", "json")
+    document = json.loads(done.stdout)
+    validate_dag(document)
+    with SpanStore(Path(url.removeprefix("sqlite:///"))) as store:
+        expected = [stage.name for stage in store.get_run(run_id).stages]
+    assert (0, run_id, expected) == (
+        done.returncode,
+        document["run"]["run_id"],
+        [node["name"] for node in document["nodes"]],
+    )
+
+
+@pytest.mark.slow
+def test_run_from_spans_alone_renders_with_dot(stored_run: tuple[str, str]) -> None:
+    """The DOT of a run rebuilt from spans renders with Graphviz, one node per stage."""
+    run_id, url = stored_run
+    done = dag("--run", run_id, "--source", url)
+    stages = ["plan", "build", "test", "deploy"]
+    assert stages == [t for t in svg_nodes(run_dot(done.stdout, "svg")) if t in stages]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ((), 2, "give a pipeline FILE, --run RUN_ID, or both"),
+        (("missing.yaml",), 2, "cannot read the file"),
+        (("examples/feature_delivery.yaml", "--source", "sqlite:///x.db"), 2, "--source needs"),
+        (("--run", "0" * 32, "--source", "sqlite:///{tmp}/empty.db"), 1, "0" * 32),
+    ],
+)
+def test_errors_exit_with_a_message(
+    args: tuple[str, ...], code: int, message: str, tmp_path: Path
+) -> None:
+    """Bad arguments exit 2, an unknown run exits 1, each with a one-line reason on stderr."""
+    done = dag(*(arg.replace("{tmp}", str(tmp_path)) for arg in args))
+    assert (code, "") == (done.returncode, done.stdout)
+    assert message in done.stderr
+
+
+@pytest.mark.slow
+def test_example_script_pipes_into_dot_png(tmp_path: Path) -> None:
+    """``python examples/visualize_pipeline.py > pipeline.dot && dot -Tpng ...`` works."""
+    script = f"{sys.executable} examples/visualize_pipeline.py > {tmp_path}/pipeline.dot && "
+    script += f"dot -Tpng {tmp_path}/pipeline.dot -o {tmp_path}/pipeline.png"
+    done = subprocess.run(
+        ["/bin/sh", "-c", script], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert (
+        done.returncode,
+        done.stderr,
+        (tmp_path / "pipeline.png").read_bytes()[:8],
+    ) == (0, "", PNG_MAGIC)
