@@ -30,8 +30,8 @@ stages never executed and are not counted. Trigger wait is recorded once per sta
 Resource gauges are sampled at collection time (scrape or export) by observable callbacks:
 
 * a command stage reports its whole process tree (the pid from ``StageProcess`` and every
-  descendant): summed RSS, and CPU percent from the change in user+system CPU time (live
-  processes plus the reaped children of the root) between two collections;
+  descendant): summed RSS, and CPU percent from the change in user+system CPU time (each live
+  process plus what it reaped) between two collections;
 * a Python stage runs inside this process, so it reports this process's RSS and CPU.
   Caveat: two Python stages running at once both report the whole process (their work cannot
   be told apart in one interpreter), and the figures include the engine's own overhead.
@@ -436,6 +436,7 @@ class ResourceSampler:
         return max(0.0, (cpu - last_cpu) / (now - last_wall) * 100.0)
 
     def _tree_cpu(self, root: psutil.Process) -> float | None:
+        # Each process with what it reaped: every process counts once, alive or reaped.
         try:
             times = root.cpu_times()
         except psutil.Error:
@@ -446,7 +447,7 @@ class ResourceSampler:
                 child = process.cpu_times()
             except psutil.Error:
                 continue
-            total += child.user + child.system
+            total += child.user + child.system + child.children_user + child.children_system
         return total
 
 
