@@ -94,10 +94,13 @@ def render_dot(pipeline: Pipeline | DagSnapshot | None = None, run: RunRecord | 
 
 
 def render_json(
-    pipeline: Pipeline | DagSnapshot | None = None, run: RunRecord | None = None
+    pipeline: Pipeline | DagSnapshot | None = None,
+    run: RunRecord | None = None,
+    *,
+    indent: int | None = 2,
 ) -> str:
-    """The JSON document of the DAG, valid against ``dag_schema()``."""
-    return render_json_snapshot(_snapshot(pipeline, run))
+    """The JSON document of the DAG, valid against ``dag_schema()`` (``indent=None``: compact)."""
+    return render_json_snapshot(_snapshot(pipeline, run), indent=indent)
 
 
 def snapshot_dict(

@@ -143,9 +143,17 @@ def snapshot_to_dict(snapshot: DagSnapshot) -> dict[str, Any]:
     }
 
 
-def render_json_snapshot(snapshot: DagSnapshot) -> str:
-    """The JSON text of ``snapshot``: indented, UTF-8, keys in document order, final newline."""
-    return json.dumps(snapshot_to_dict(snapshot), indent=2, ensure_ascii=False) + "\n"
+def render_json_snapshot(snapshot: DagSnapshot, *, indent: int | None = 2) -> str:
+    """The JSON text of ``snapshot``: UTF-8, keys in document order, final newline.
+
+    ``indent=None`` gives compact text several times faster (the standard library's C encoder
+    only runs without indentation): use it for APIs and live streams.
+    """
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(
+        snapshot_to_dict(snapshot), indent=indent, separators=separators, ensure_ascii=False
+    )
+    return text + "\n"
 
 
 @cache
