@@ -30,8 +30,10 @@ neither built in nor declared under ``loops:``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import gc
 import math
 import os
 import re
@@ -169,6 +171,30 @@ def parse_pipeline(
 
     Raises ``ConfigError`` with every issue found (see the module docstring).
     """
+    with _gc_paused():
+        return _parse(text, fmt, source, registered_loops)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a file is read.
+
+    Composing a large file allocates millions of small containers; each one counts toward the
+    collector's thresholds, and its full collections walk every live object, which made loading
+    grow quadratically (10,000 stages: 1.5 s instead of 0.4 s). The nodes form no cycles (an
+    alias is a shared reference, not a cycle), so nothing is lost; the previous state is
+    restored on the way out, and the next collection picks up any garbage of other threads.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] | None) -> Pipeline:
     if fmt == "yaml":
         data, lines, issues = _read_yaml(text, source)
     elif fmt == "toml":
