@@ -182,3 +182,11 @@ def test_title_case(name: str, title: str) -> None:
 def test_format_duration(seconds: float, text: str) -> None:
     """Durations read as ms, s, min or h depending on their size."""
     assert text == format_duration(seconds)
+
+
+def test_monitor_visualize_delegates_to_the_renderers() -> None:
+    """PipelineMonitor.visualize(pipeline, VisualizationFormat.DOT) is render_dot(pipeline)."""
+    from taskdaemon.pipeline.monitor import PipelineMonitor
+
+    pipeline = feature_delivery()
+    assert render_dot(pipeline) == PipelineMonitor().visualize(pipeline, VisualizationFormat.DOT)

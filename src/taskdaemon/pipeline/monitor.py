@@ -481,6 +481,13 @@ class PipelineMonitor:
             )
         )
 
+    def visualize(self, pipeline: Pipeline, fmt: str = "dot", run: Any = None) -> str:
+        """The pipeline's DAG as DOT, JSON or Mermaid (``VisualizationFormat`` or its value),
+        optionally with a ``RunRecord`` overlaid; see ``taskdaemon.pipeline.visualization``."""
+        from taskdaemon.pipeline.visualization import visualize  # noqa: PLC0415 - pure, lazy
+
+        return visualize(pipeline, fmt, run=run)
+
     def get_metrics(self, pipeline: str | None = None) -> MonitorMetrics:
         """A frozen snapshot of the in-process aggregates (one pipeline, or all of them)."""
         return self._aggregates.snapshot(pipeline)
