@@ -122,19 +122,45 @@ def _exception(span: SpanRecord) -> tuple[str | None, str | None]:
     return None, None
 
 
+def ended_attempt_status(attrs: Mapping[str, Any], status_code: str) -> str:
+    """The status of an ended stage span: ``taskdaemon.stage.status``, else the mapped
+    ``cicd.pipeline.task.run.result``, else failure/success by the span status code."""
+    finer = attrs.get(t.STAGE_STATUS)
+    if isinstance(finer, str) and finer:
+        return finer
+    result = attrs.get(t.CICD_TASK_RUN_RESULT)
+    if isinstance(result, str) and result in _STAGE_RESULT:
+        return _STAGE_RESULT[result]
+    return "failure" if status_code == "ERROR" else "success"
+
+
+def ended_run_status(attrs: Mapping[str, Any], status_code: str) -> str:
+    """The status of a run whose run span ended (see the module docstring)."""
+    result = attrs.get(t.CICD_PIPELINE_RESULT)
+    if isinstance(result, str) and result in _RUN_RESULT:
+        return _RUN_RESULT[result]
+    return "failure" if status_code == "ERROR" else "success"
+
+
+def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
+    """A stage's status from its (instance, status) attempts in start order: each instance's
+    last attempt counts, and running > interrupted > failure > timeout > cancelled > the last."""
+    last_per_instance: dict[int, str] = {}
+    for instance, status in attempts:
+        last_per_instance[instance] = status
+    statuses = list(last_per_instance.values())
+    for status in _STAGE_PRECEDENCE:
+        if status in statuses:
+            return status
+    return statuses[-1] if statuses else "skipped"
+
+
 def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
     attrs = span.attributes
     if span.end_ns is None:
         status = "interrupted" if interrupted else "running"
     else:
-        finer = attrs.get(t.STAGE_STATUS)
-        result = attrs.get(t.CICD_TASK_RUN_RESULT)
-        if isinstance(finer, str) and finer:
-            status = finer
-        elif isinstance(result, str) and result in _STAGE_RESULT:
-            status = _STAGE_RESULT[result]
-        else:
-            status = "failure" if span.status_code == "ERROR" else "success"
+        status = ended_attempt_status(attrs, span.status_code)
     exc_message, exc_type = _exception(span)
     error = _str_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or _str_or_none(span.status_message)
     return AttemptRecord(
@@ -157,22 +183,16 @@ def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
 
 
 def _is_skip_span(span: SpanRecord) -> bool:
-    return (
-        span.end_ns is not None
-        and span.attributes.get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
-        and span.end_ns == span.start_ns
-    )
+    return is_skip(span.attributes, span.start_ns, span.end_ns)
+
+
+def is_skip(attrs: Mapping[str, Any], start_ns: int, end_ns: int | None) -> bool:
+    """True for the zero-length ``skip`` span of a stage that never ran."""
+    return end_ns == start_ns and attrs.get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
 
 
 def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
-    last_per_instance: dict[int, AttemptRecord] = {}
-    for attempt in attempts:  # sorted by (start, attempt): the last one per instance wins
-        last_per_instance[attempt.instance] = attempt
-    statuses = [a.status for a in last_per_instance.values()]
-    for status in _STAGE_PRECEDENCE:
-        if status in statuses:
-            return status
-    return statuses[-1] if statuses else "skipped"
+    return stage_status_of((a.instance, a.status) for a in attempts)
 
 
 def _edges(
@@ -226,11 +246,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         pipeline = root.name.removeprefix(f"{t.RUN_ACTION} ")
 
     if root is not None and root.end_ns is not None:
-        result = root_attrs.get(t.CICD_PIPELINE_RESULT)
-        if isinstance(result, str) and result in _RUN_RESULT:
-            status = _RUN_RESULT[result]
-        else:
-            status = "failure" if root.status_code == "ERROR" else "success"
+        status = ended_run_status(root_attrs, root.status_code)
     else:
         status = "interrupted" if interrupted else "running"
     run_is_open = status in ("running", "interrupted")

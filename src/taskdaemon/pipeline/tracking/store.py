@@ -55,7 +55,16 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.tracking.history import parse_age
-from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.reconstruct import (
+    FAILED_STAGE_STATUSES,
+    ended_attempt_status,
+    ended_run_status,
+    find_root,
+    is_skip,
+    reconstruct_run,
+    stage_status_of,
+    summarize_run,
+)
 from taskdaemon.pipeline.tracking.spans import (
     SpanEventRecord,
     SpanLinkRecord,
@@ -186,8 +195,8 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), default=_json_default)
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+_dumps: Final = _ENCODER.encode
 
 
 # --- retention -------------------------------------------------------------------------------
@@ -531,7 +540,9 @@ def _sdk_row(span: ReadableSpan, resource_json: str) -> tuple[Any, ...]:
         status.status_code.name,
         status.description or "",
         _dumps(dict(span.attributes or {})),
-        _dumps([[e.name, e.timestamp, dict(e.attributes or {})] for e in span.events]),
+        _dumps([[e.name, e.timestamp, dict(e.attributes or {})] for e in span.events])
+        if span.events
+        else "[]",
         _dumps(
             [
                 [
@@ -541,7 +552,9 @@ def _sdk_row(span: ReadableSpan, resource_json: str) -> tuple[Any, ...]:
                 ]
                 for link in span.links
             ]
-        ),
+        )
+        if span.links
+        else "[]",
         resource_json,
     )
 
@@ -598,6 +611,9 @@ class SqliteSpanProcessor:
         self._retention = retention
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._resource_json: dict[int, tuple[Any, str]] = {}
+        # Per open run started here: stage name -> [(start_ns, instance, status)] of ended
+        # attempts, so a run's summary needs no read-back when its run span ends.
+        self._tally: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
         self._shutdown = False
         self._writer_id: int | None = None
         self._ready = threading.Event()
@@ -717,18 +733,21 @@ class SqliteSpanProcessor:
         started: list[tuple[Any, ...]] = []
         ended: list[tuple[Any, ...]] = []
         new_runs: list[tuple[Any, ...]] = []
-        ended_runs: list[str] = []
+        ended_root_spans: list[tuple[str, Any]] = []
         for is_end, span, start_attrs in rows.values():
             if is_end:
                 row = _sdk_row(span, self._resource(span))
                 ended.append(row)
                 if _is_run_span(span.parent, span.attributes):
-                    ended_runs.append(row[0])
+                    ended_root_spans.append((row[0], span))
+                else:
+                    self._count(row[0], span)
             else:
                 row = _start_row(span, start_attrs, self._resource(span))
                 started.append(row)
             attrs = start_attrs if start_attrs is not None else span.attributes
             if _is_run_span(span.parent, attrs):
+                self._tally.setdefault(row[0], {})
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 new_runs.append(
                     (
@@ -748,8 +767,8 @@ class SqliteSpanProcessor:
                 "writer_id) VALUES (?, ?, 'running', ?, ?, ?)",
                 new_runs,
             )
-            for trace_id in ended_runs:
-                self._finish_run(conn, trace_id)
+            for trace_id, span in ended_root_spans:
+                self._finish_run(conn, trace_id, span)
             now = time.time_ns()
             conn.execute(
                 "UPDATE writers SET heartbeat_ns = ?, closed_ns = ? WHERE id = ?",
@@ -760,18 +779,52 @@ class SqliteSpanProcessor:
             conn.execute("ROLLBACK")
             raise
 
-    def _finish_run(self, conn: sqlite3.Connection, trace_id: str) -> None:
-        spans = [
-            _row_to_span(r)
-            for r in conn.execute(
-                f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ?",  # noqa: S608
-                (trace_id,),
-            )
-        ]
-        root = find_root(spans)
-        if root is None:
+    def _count(self, trace_id: str, span: ReadableSpan) -> None:
+        tally = self._tally.get(trace_id)
+        attrs = span.attributes or {}
+        name = attrs.get(t.CICD_TASK_NAME)
+        if tally is None or not isinstance(name, str) or not name:
             return
-        summary = summarize_run(reconstruct_run(spans))
+        start = span.start_time or 0
+        entries = tally.setdefault(name, [])
+        if is_skip(attrs, start, span.end_time):
+            return
+        instance = attrs.get(t.STAGE_INSTANCE, 0)
+        status = ended_attempt_status(attrs, span.status.status_code.name)
+        entries.append((start, instance if isinstance(instance, int) else 0, status))
+
+    def _finish_run(self, conn: sqlite3.Connection, trace_id: str, root: ReadableSpan) -> None:
+        """Write the ended run's summary row: from the in-memory tally of its stage spans when
+        this processor saw the run start, else by rebuilding the run from its stored spans."""
+        tally = self._tally.pop(trace_id, None)
+        attrs = root.attributes or {}
+        if tally is None:
+            spans = [
+                _row_to_span(r)
+                for r in conn.execute(
+                    f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ?",  # noqa: S608
+                    (trace_id,),
+                )
+            ]
+            if find_root(spans) is None:
+                return
+            summary = summarize_run(reconstruct_run(spans))
+            status, stage_count, failed = (
+                summary.status,
+                summary.stage_count,
+                summary.failed_stages,
+            )
+        else:
+            declared = attrs.get(t.PIPELINE_STAGES)
+            names = [str(n) for n in declared] if isinstance(declared, tuple | list) else []
+            names += [name for name in tally if name not in names]
+            stage_count = len(names)
+            failed = 0
+            for name in names:
+                entries = sorted(tally.get(name, []))
+                if stage_status_of((i, s) for _, i, s in entries) in FAILED_STAGE_STATUSES:
+                    failed += 1
+            status = ended_run_status(attrs, root.status.status_code.name)
         conn.execute(
             "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
             "failed_stages, writer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
@@ -780,12 +833,12 @@ class SqliteSpanProcessor:
             "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages",
             (
                 trace_id,
-                summary.pipeline,
-                summary.status,
-                root.start_ns,
-                root.end_ns,
-                summary.stage_count,
-                summary.failed_stages,
+                str(attrs.get(t.CICD_PIPELINE_NAME, "")),
+                status,
+                root.start_time or 0,
+                root.end_time,
+                stage_count,
+                failed,
                 self._writer_id,
             ),
         )

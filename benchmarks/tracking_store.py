@@ -1,0 +1,192 @@
+"""Span store benchmarks: processor ingest, ``runs list`` over 100,000 runs, reconstruction of a
+1,000-stage run.
+
+Run: ``.venv/bin/python benchmarks/tracking_store.py`` (``--quick`` for a smaller, faster pass).
+Targets: ingest >= 50,000 spans/s, list < 50 ms, reconstruct < 100 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import (
+    RetentionPolicy,
+    SpanStore,
+    SqliteSpanProcessor,
+    format_runs_table,
+    reconstruct_run,
+    span_record_from_sdk,
+)
+
+T0 = 1_700_000_000_000_000_000
+
+
+def make_runs(runs: int, stages: int) -> list[list[ReadableSpan]]:
+    """``runs`` runs of ``stages`` stage spans each, ended, as the monitor would shape them;
+    each list is [root, stage...]."""
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    names = [f"stage{i}" for i in range(stages)]
+    out = []
+    for r in range(runs):
+        start = T0 + r * 10**9
+        root = tracer.start_span(
+            t.run_span_name("bench"),
+            kind=SpanKind.SERVER,
+            start_time=start,
+            attributes={
+                t.CICD_PIPELINE_NAME: "bench",
+                t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+                t.PIPELINE_STAGES: names,
+            },
+        )
+        ctx = trace.set_span_in_context(root)
+        for i, name in enumerate(names):
+            span = tracer.start_span(
+                name,
+                context=ctx,
+                start_time=start + i,
+                attributes={
+                    t.CICD_PIPELINE_NAME: "bench",
+                    t.CICD_TASK_NAME: name,
+                    t.STAGE_LOOP: "python",
+                    t.STAGE_ATTEMPT: 1,
+                    t.STAGE_INSTANCE: 0,
+                    t.STAGE_QUEUE_TIME: 0.001,
+                },
+            )
+            span.set_attribute(t.CICD_TASK_RUN_RESULT, t.RESULT_SUCCESS)
+            span.end(start + i + 1000)
+        root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_SUCCESS)
+        root.end(start + stages + 2000)
+        finished = list(exporter.get_finished_spans())
+        exporter.clear()
+        out.append([finished[-1], *finished[:-1]])
+    return out
+
+
+def bench_ingest(tmp: Path, runs: int, stages: int) -> float:
+    """Spans per second through SqliteSpanProcessor: on_start/on_end as a run would call them,
+    timed until force_flush returns (everything committed)."""
+    data = make_runs(runs, stages)
+    processor = SqliteSpanProcessor(tmp / "ingest.db", retention=RetentionPolicy())
+    count = 0
+    begin = time.perf_counter()
+    for spans in data:
+        root, stage_spans = spans[0], spans[1:]
+        processor.on_start(root)  # type: ignore[arg-type]
+        for span in stage_spans:
+            processor.on_start(span)  # type: ignore[arg-type]
+            processor.on_end(span)
+        processor.on_end(root)
+        count += len(spans)
+    processor.force_flush()
+    elapsed = time.perf_counter() - begin
+    processor.shutdown()
+    with SpanStore(tmp / "ingest.db", retention=RetentionPolicy()) as store:
+        assert len(store.search(limit=runs + 1)) == runs
+    return count / elapsed
+
+
+def bench_list(tmp: Path, runs: int) -> dict[str, float]:
+    """Milliseconds (median of 20) for ``runs list`` queries over ``runs`` stored runs."""
+    db = tmp / "list.db"
+    SpanStore(db, retention=RetentionPolicy()).close()  # create the schema
+    rng = random.Random(7)
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
+            "failed_stages, writer_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                (
+                    f"{rng.getrandbits(128):032x}",
+                    f"pipeline-{i % 10}",
+                    "failure" if i % 17 == 0 else "success",
+                    T0 + i * 10**9,
+                    T0 + i * 10**9 + 5 * 10**9,
+                    8,
+                    1 if i % 17 == 0 else 0,
+                )
+                for i in range(runs)
+            ),
+        )
+    queries = {
+        "newest 20": {"limit": 20},
+        "one pipeline, 20": {"pipeline": "pipeline-3", "limit": 20},
+        "failures, 20": {"status": "failure", "limit": 20},
+        "since/until window, 100": {
+            "since": (T0 + runs // 2 * 10**9) / 1e9,
+            "until": (T0 + (runs // 2 + 5000) * 10**9) / 1e9,
+            "limit": 100,
+        },
+    }
+    out = {}
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        for label, kwargs in queries.items():
+            times = []
+            for _ in range(20):
+                begin = time.perf_counter()
+                format_runs_table(store.search(**kwargs))  # type: ignore[arg-type]
+                times.append(time.perf_counter() - begin)
+            out[label] = statistics.median(times) * 1000
+    return out
+
+
+def bench_reconstruct(tmp: Path, stages: int) -> tuple[float, float]:
+    """Milliseconds (median of 5) to rebuild one run of ``stages`` stages: from SpanRecords,
+    and from the store (SQL + JSON decoding included)."""
+    (spans,) = make_runs(1, stages)
+    records = [span_record_from_sdk(s) for s in spans]
+    pure = []
+    for _ in range(5):
+        begin = time.perf_counter()
+        run = reconstruct_run(records)
+        pure.append(time.perf_counter() - begin)
+    assert len(run.stages) == stages
+    processor = SqliteSpanProcessor(tmp / "big.db", retention=RetentionPolicy())
+    for span in spans:
+        processor.on_end(span)
+    processor.shutdown()
+    stored = []
+    with SpanStore(tmp / "big.db", retention=RetentionPolicy()) as store:
+        for _ in range(5):
+            begin = time.perf_counter()
+            store.get_run(run.run_id)
+            stored.append(time.perf_counter() - begin)
+    return statistics.median(pure) * 1000, statistics.median(stored) * 1000
+
+
+def main() -> None:
+    """Run the three benchmarks and print their figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    args = parser.parse_args()
+    ingest_runs, list_runs = (200, 10_000) if args.quick else (2_500, 100_000)
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        rate = bench_ingest(tmp, ingest_runs, 20)
+        print(f"ingest: {rate:,.0f} spans/s ({ingest_runs} runs x 21 spans)  target >= 50,000")
+        for label, ms in bench_list(tmp, list_runs).items():
+            print(f"runs list over {list_runs:,} runs, {label}: {ms:.2f} ms  target < 50")
+        pure, stored = bench_reconstruct(tmp, 1000)
+        print(f"reconstruct 1,000-stage run: {pure:.1f} ms from spans  target < 100")
+        print(f"get_run 1,000-stage run from the store: {stored:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
