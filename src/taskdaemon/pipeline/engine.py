@@ -52,7 +52,9 @@ Semantics (DESIGN section 4, plus the decisions below):
   when the stage becomes considered (mode ``any``) or once its other triggers hold (mode
   ``all``). ``approve`` fires the trigger; ``reject`` (or the trigger's ``timeout``, counted with
   the injected ``sleep``) skips the stage and so what depends on it. Approving a stage that is
-  not waiting for an approval raises :class:`ApprovalError`.
+  not waiting for an approval raises :class:`ApprovalError`. A request that is no longer needed
+  (the stage fired through another trigger, was skipped, or the run stopped) is withdrawn with
+  ``ApprovalResolved(approved=False, by="engine")``.
 * **on_condition**: CEL over ``{request, stages}``; an evaluation error is false (reported in
   ``TriggerEvaluated.detail``). When the run is idle (nothing queued, running, retrying or
   awaiting approval) conditions can change no more: what still waits is skipped and the run ends.
@@ -667,11 +669,8 @@ class _Run:
             self.error = reason
         for srt in self.stages.values():
             srt.events.clear()
-            if srt.approval_timer is not None:
-                srt.approval_timer.cancel()
             if srt.approval is ApprovalState.REQUESTED:
-                srt.approval = ApprovalState.REJECTED
-                self.active -= 1
+                self.withdraw_approval(srt)
             for inst in srt.instances:
                 if inst.task is not None and not inst.task.done():
                     inst.task.cancel()
@@ -825,6 +824,21 @@ class _Run:
                 self.approval_timeout(srt, trigger.timeout)
             )
 
+    def withdraw_approval(self, srt: _StageRun) -> None:
+        """The stage no longer needs its approval (it fired otherwise, or was skipped): close the
+        request with ``ApprovalResolved(approved=False, by="engine")``."""
+        srt.approval = ApprovalState.REJECTED
+        self.active -= 1
+        if srt.approval_timer is not None:
+            srt.approval_timer.cancel()
+            srt.approval_timer = None
+        if self.engine._observers:
+            self.emit(
+                ApprovalResolved(
+                    self.run_id, self.name, srt.name, False, self.engine._clock(), "engine"
+                )
+            )
+
     async def approval_timeout(self, srt: _StageRun, seconds: float) -> None:
         await self.engine._sleep(seconds)
         srt.approval_timer = None
@@ -879,6 +893,8 @@ class _Run:
         """Start one instance of the stage (queued, waiting for a worker slot)."""
         if not srt.cs.has_events:
             srt.fired = True
+            if srt.approval is ApprovalState.REQUESTED:
+                self.withdraw_approval(srt)
         descriptions = srt.cs.descriptions
         if event_trigger is not None:
             triggers: tuple[str, ...] = (descriptions[event_trigger],)
@@ -1010,11 +1026,7 @@ class _Run:
         srt.skip_reason = reason
         srt.events.clear()
         if srt.approval is ApprovalState.REQUESTED:
-            srt.approval = ApprovalState.REJECTED
-            self.active -= 1
-            if srt.approval_timer is not None:
-                srt.approval_timer.cancel()
-                srt.approval_timer = None
+            self.withdraw_approval(srt)
         srt.final = True
         srt.status = _SKIPPED
         srt.ctx["status"] = "skipped"
