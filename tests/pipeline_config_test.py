@@ -7,6 +7,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from taskdaemon.pipeline.config import (
     LOOP_ENTRY_POINT_GROUP,
@@ -710,3 +713,40 @@ def test_loading_is_linear_in_the_number_of_stages() -> None:
 
     small, large = cost(250), cost(2000)
     assert large / small < 20  # linear is ~8; quadratic would be ~64
+
+
+# --- robustness --------------------------------------------------------------------------------
+
+_KEYS = sorted(
+    {"name", "stages", "triggers", "loop", "command", "handler", "inputs", "outputs", "from"}
+    | {"on_completion", "on_event", "on_condition", "manual", "stage", "type", "filter"}
+    | {"expression", "retry", "backoff", "timeout", "loops", "emits", "required", "factor"}
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["a", "", "10m", "request.x", "stages.a.outputs", "1 +", "m:f", "x.y"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(_KEYS), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6))
+def test_any_structure_loads_or_raises_config_error(document: dict[str, object]) -> None:
+    """Whatever shape a file has, loading returns a Pipeline or raises ConfigError, never more."""
+    text = yaml.safe_dump(document)
+    issues: tuple[ValidationIssue, ...] = ()
+    try:
+        parse_pipeline(text, registered_loops=())
+    except ConfigError as error:
+        issues = error.issues or (ValidationIssue("", "raised without issues"),)
+    assert all(issue.file == "<string>" for issue in issues)
