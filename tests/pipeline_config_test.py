@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from pathlib import Path
 
@@ -343,6 +344,14 @@ def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: s
 
 
 # --- valid files -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in VALID.iterdir()))
+def test_every_valid_file_loads(name: str) -> None:
+    """Each file under pipelines/valid loads, orders and hashes without an error."""
+    pipeline = load_pipeline(VALID / name, registered_loops=())
+    assert len(pipeline.stages) == len(pipeline.topological_order)
+    assert re.fullmatch("[0-9a-f]{64}", pipeline.definition_hash)
 
 
 def test_design_example_loads_without_issues() -> None:
