@@ -475,7 +475,7 @@ class PipelineMetrics:
         self.guard = label_guard or LabelGuard()
         self.sampler = sampler or ResourceSampler()
         self.resource_sampling = resource_sampling
-        self._attrs: dict[tuple[str, ...], dict[str, Any]] = {}
+        self._attrs: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         buckets = list(t.DURATION_BUCKETS)
 
         self.executions = meter.create_counter(
@@ -548,7 +548,7 @@ class PipelineMetrics:
         )
 
     def _labels(self, *pairs: tuple[str, str]) -> dict[str, Any]:
-        key = tuple(part for pair in pairs for part in pair)
+        key = pairs
         cached = self._attrs.get(key)
         if cached is None:
             cached = {label: self.guard.fold(label, value) for label, value in pairs}

@@ -88,10 +88,35 @@ class PayloadCapture:
             return None
         return re.compile("|".join(f"(?:{p})" for p in self.redact_patterns), re.IGNORECASE)
 
+    @cached_property
+    def _decisions(self) -> dict[str, bool]:
+        return {}
+
+    def _matches(self, key: str) -> bool:
+        # Keys repeat across payloads: remember each key's verdict (bounded, keys are few).
+        decided = self._decisions.get(key)
+        if decided is None:
+            assert self._pattern is not None
+            decided = self._pattern.search(key) is not None
+            if len(self._decisions) < 10_000:
+                self._decisions[key] = decided
+        return decided
+
+    def _needs_redaction(self, value: Any) -> bool:
+        if isinstance(value, Mapping):
+            return any(
+                (isinstance(k, str) and self._matches(k)) or self._needs_redaction(v)
+                for k, v in value.items()
+            )
+        if isinstance(value, list | tuple):
+            return any(self._needs_redaction(item) for item in value)
+        return False
+
     def redact(self, value: Any) -> Any:
-        """``value`` with every mapping entry whose key matches a pattern replaced."""
+        """``value`` with every mapping entry whose key matches a pattern replaced (``value``
+        itself, uncopied, when nothing matches)."""
         pattern = self._pattern
-        if pattern is None:
+        if pattern is None or not self._needs_redaction(value):
             return value
         return _redact(value, pattern, self.replacement)
 
