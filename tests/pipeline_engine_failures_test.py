@@ -1,0 +1,291 @@
+"""Engine failures: error strategies, retries with exact backoff, timeouts, cancellation."""
+# ruff: noqa: SIM300  (expected value first: the project's test style)
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pipeline_engine_support import (
+    FakeSleep,
+    Recorder,
+    Resolver,
+    after,
+    fail,
+    pipeline,
+    retry,
+    stage,
+)
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import (
+    StageFinished,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    TaskRunRef,
+)
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import ErrorStrategy
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+pytestmark = pytest.mark.timeout(10)
+
+
+class Flaky:
+    """Fails the first ``failures`` calls, then succeeds; counts calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def __call__(self, ctx: StageContext) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError(f"attempt {ctx.attempt} failed")
+        return {"attempt": ctx.attempt}
+
+
+class Blocked:
+    """Blocks until cancelled; records that it started and that it cleaned up."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cleaned = 0
+
+    async def __call__(self, ctx: StageContext) -> None:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cleaned += 1
+            raise
+
+
+async def test_fail_strategy_cancels_running_and_skips_the_rest() -> None:
+    """error_strategy fail: one attempt, running stages cancelled, the rest skipped."""
+    blocked = Blocked()
+    flaky = Flaky(failures=99)
+    gate = asyncio.Event()
+
+    async def failing(ctx: StageContext) -> None:
+        await blocked.started.wait()
+        await gate.wait()
+        await flaky(ctx)
+
+    p = pipeline(stage("bad"), stage("busy"), stage("next", *after("bad")))
+    recorder = Recorder()
+    resolver = Resolver({"bad": failing, "busy": blocked})  # type: ignore[dict-item]
+    async with Engine(resolver=resolver, observers=[recorder]) as engine:
+        handle = await engine.start_run(p)
+        await blocked.started.wait()
+        gate.set()
+        result = await handle.wait()
+    assert RunStatus.FAILURE == result.status
+    assert {
+        "bad": StageStatus.FAILURE,
+        "busy": StageStatus.CANCELLED,
+        "next": StageStatus.SKIPPED,
+    } == dict(result.stage_status)
+    assert (1, 1) == (flaky.calls, blocked.cleaned)
+    assert "stage 'bad' failure: attempt 1 failed" == result.error
+    assert ["next"] == [e.stage for e in recorder.of(StageSkipped)]
+
+
+async def test_retry_strategy_retries_with_exact_backoff_then_succeeds() -> None:
+    """error_strategy retry: the pipeline policy retries with backoff.delay(n) between."""
+    flaky = Flaky(failures=2)
+    sleep = FakeSleep()
+    recorder = Recorder()
+    p = pipeline(
+        stage("a"),
+        error_strategy=ErrorStrategy.RETRY,
+        retry=retry(3, initial=1.5, factor=2.0),
+    )
+    engine = Engine(resolver=Resolver({"a": flaky}), sleep=sleep, observers=[recorder])
+    async with engine:
+        result = await engine.run(p)
+    assert RunStatus.SUCCESS == result.status
+    assert [1.5, 3.0] == sleep.delays
+    assert [
+        (1, StageStatus.FAILURE),
+        (2, StageStatus.FAILURE),
+        (3, StageStatus.SUCCESS),
+    ] == [(e.attempt, e.status) for e in result.executions["a"]]
+    assert [True, True, False] == [e.will_retry for e in recorder.of(StageFinished)]
+    assert [(1, 1.5), (2, 3.0)] == [(e.attempt, e.delay) for e in recorder.of(StageRetrying)]
+    assert [1, 2, 3] == [e.attempt for e in recorder.of(StageQueued)]
+    started = recorder.of(StageStarted)
+    assert [None, TaskRunRef("a", 0, 1), TaskRunRef("a", 0, 2)] == [
+        e.previous_attempt for e in started
+    ]
+    names = [n for n in recorder.names() if n.startswith("Stage")]
+    assert [
+        "StageWaiting",
+        "StageQueued",
+        "StageStarted",
+        "StageFinished",
+        "StageRetrying",
+        "StageQueued",
+        "StageStarted",
+        "StageFinished",
+        "StageRetrying",
+        "StageQueued",
+        "StageStarted",
+        "StageFinished",
+    ] == names
+
+
+async def test_retries_exhausted_fail_the_run() -> None:
+    """After max_attempts failed attempts the stage fails and so does the run."""
+    flaky = Flaky(failures=99)
+    sleep = FakeSleep()
+    p = pipeline(
+        stage("a"),
+        stage("b", *after("a")),
+        error_strategy=ErrorStrategy.RETRY,
+        retry=retry(4, initial=10, factor=10, maximum=50),
+    )
+    async with Engine(resolver=Resolver({"a": flaky}), sleep=sleep) as engine:
+        result = await engine.run(p)
+    assert 4 == flaky.calls
+    assert [10, 50, 50] == sleep.delays
+    assert RunStatus.FAILURE == result.status
+    assert StageStatus.SKIPPED == result.stage_status["b"]
+
+
+async def test_stage_retry_policy_applies_under_fail_strategy() -> None:
+    """A stage's own retry policy is used whatever the error strategy."""
+    flaky = Flaky(failures=1)
+    sleep = FakeSleep()
+    p = pipeline(stage("a", retry=retry(2, initial=0.25)), error_strategy=ErrorStrategy.FAIL)
+    async with Engine(resolver=Resolver({"a": flaky}), sleep=sleep) as engine:
+        result = await engine.run(p)
+    assert (RunStatus.SUCCESS, 2, [0.25]) == (result.status, flaky.calls, sleep.delays)
+
+
+async def test_pipeline_retry_is_ignored_unless_strategy_is_retry() -> None:
+    """Under error_strategy fail the pipeline's retry policy does not apply."""
+    flaky = Flaky(failures=1)
+    p = pipeline(stage("a"), error_strategy=ErrorStrategy.FAIL, retry=retry(5))
+    async with Engine(resolver=Resolver({"a": flaky}), sleep=FakeSleep()) as engine:
+        result = await engine.run(p)
+    assert (RunStatus.FAILURE, 1) == (result.status, flaky.calls)
+
+
+async def test_continue_strategy_runs_what_does_not_depend_on_the_failure() -> None:
+    """error_strategy continue: dependents are skipped, independent stages run, run fails."""
+    p = pipeline(
+        stage("bad"),
+        stage("dependent", *after("bad")),
+        stage("independent"),
+        stage("later", *after("independent")),
+        error_strategy=ErrorStrategy.CONTINUE,
+    )
+    async with Engine(resolver=Resolver({"bad": fail})) as engine:
+        result = await engine.run(p)
+    assert {
+        "bad": StageStatus.FAILURE,
+        "dependent": StageStatus.SKIPPED,
+        "independent": StageStatus.SUCCESS,
+        "later": StageStatus.SUCCESS,
+    } == dict(result.stage_status)
+    assert RunStatus.FAILURE == result.status
+
+
+async def test_timeout_cancels_the_handler_and_ends_timeout() -> None:
+    """A stage past its timeout has its handler cancelled and ends with status timeout."""
+    blocked = Blocked()
+    recorder = Recorder()
+    p = pipeline(stage("slow", timeout=0.01), stage("next", *after("slow")))
+    async with Engine(resolver=Resolver({"slow": blocked}), observers=[recorder]) as engine:
+        result = await engine.run(p)
+    assert (StageStatus.TIMEOUT, StageStatus.SKIPPED) == (
+        result.stage_status["slow"],
+        result.stage_status["next"],
+    )
+    assert 1 == blocked.cleaned
+    (finished,) = recorder.of(StageFinished)
+    assert ("timed out after 0.01s", "TimeoutError") == (finished.error, finished.error_type)
+    assert RunStatus.FAILURE == result.status
+
+
+async def test_timeout_counts_as_a_failed_attempt() -> None:
+    """A timed-out attempt is retried like a failure, with the backoff in between."""
+    blocked = Blocked()
+    sleep = FakeSleep()
+    p = pipeline(stage("slow", timeout=0.01, retry=retry(2, initial=3)))
+    async with Engine(resolver=Resolver({"slow": blocked}), sleep=sleep) as engine:
+        result = await engine.run(p)
+    assert [StageStatus.TIMEOUT, StageStatus.TIMEOUT] == [
+        e.status for e in result.executions["slow"]
+    ]
+    assert ([3], 2) == (sleep.delays, blocked.cleaned)
+
+
+async def test_pipeline_timeout_is_the_default_stage_timeout() -> None:
+    """Without a stage timeout the pipeline's timeout applies."""
+    blocked = Blocked()
+    p = pipeline(stage("slow"), timeout=0.01)
+    async with Engine(resolver=Resolver({"slow": blocked})) as engine:
+        result = await engine.run(p)
+    assert StageStatus.TIMEOUT == result.stage_status["slow"]
+
+
+async def test_cancel_ends_running_and_queued_executions_and_skips_the_rest() -> None:
+    """cancel(): running and queued executions end cancelled, never-started stages skipped."""
+    blocked = Blocked()
+    recorder = Recorder()
+    p = pipeline(stage("run"), stage("queued"), stage("later", *after("run")), concurrency=1)
+    async with Engine(resolver=Resolver({"python": blocked}), observers=[recorder]) as engine:  # type: ignore[dict-item]
+        handle = await engine.start_run(p)
+        await blocked.started.wait()
+        handle.cancel()
+        handle.cancel()  # idempotent
+        result = await handle.wait()
+    assert {
+        "run": StageStatus.CANCELLED,
+        "queued": StageStatus.CANCELLED,
+        "later": StageStatus.SKIPPED,
+    } == dict(result.stage_status)
+    assert RunStatus.CANCELLED == result.status
+    assert [("run", StageStatus.CANCELLED), ("queued", StageStatus.CANCELLED)] == [
+        (e.stage, e.status) for e in recorder.of(StageFinished)
+    ]
+    assert ["later"] == [e.stage for e in recorder.of(StageSkipped)]
+    assert "run cancelled" == recorder.of(StageSkipped)[0].reason
+
+
+async def test_cancel_during_backoff_ends_the_stage_cancelled() -> None:
+    """Cancelling while a stage waits to retry ends it cancelled with no further attempt."""
+    waiting = asyncio.Event()
+
+    async def sleep(delay: float) -> None:
+        waiting.set()
+        await asyncio.Event().wait()
+
+    flaky = Flaky(failures=99)
+    p = pipeline(stage("a", retry=retry(3)))
+    async with Engine(resolver=Resolver({"a": flaky}), sleep=sleep) as engine:
+        handle = await engine.start_run(p)
+        await waiting.wait()
+        handle.cancel()
+        result = await handle.wait()
+    assert (StageStatus.CANCELLED, 1) == (result.stage_status["a"], flaky.calls)
+    assert [StageStatus.FAILURE] == [e.status for e in result.executions["a"]]
+
+
+async def test_cancelling_engine_run_cancels_the_run() -> None:
+    """Cancelling the task awaiting engine.run() cancels the run it started."""
+    blocked = Blocked()
+    async with Engine(resolver=Resolver({"a": blocked})) as engine:  # type: ignore[dict-item]
+        task = asyncio.create_task(engine.run(pipeline(stage("a"))))
+        await blocked.started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        (handle,) = engine.runs
+        result = await handle.wait()
+    assert RunStatus.CANCELLED == result.status
