@@ -112,12 +112,12 @@ GOAL = {goal!r}
 WORK_SECONDS = {work!r}
 
 
-def run():
-    """Do this step's work: score the goal's words (for WORK_SECONDS of real CPU work)."""
+def run(work=WORK_SECONDS):
+    """Do this step's work: score the goal's words (with ``work`` seconds of real CPU work)."""
     words = GOAL.split()
     scores = {{word: sum(map(ord, word)) for word in words}}
-    ballast = bytearray(32 * 1024 * 1024) if WORK_SECONDS else b""  # visible in memory gauges
-    deadline = time.process_time() + WORK_SECONDS
+    ballast = bytearray(32 * 1024 * 1024) if work else b""  # visible in memory gauges
+    deadline = time.process_time() + work
     primes = 0
     candidate = 2
     while time.process_time() < deadline:
@@ -130,7 +130,7 @@ def run():
 
 def check():
     """The acceptance test of the spec."""
-    return run()["words"] == len(GOAL.split())
+    return run(work=0)["words"] == len(GOAL.split())
 
 
 if __name__ == "__main__":

@@ -259,6 +259,13 @@ async def async_handler(ctx: StageContext) -> dict[str, Any]:
     return {"tripled": ctx.inputs["n"] * 3}
 
 
+def publishing_sync_handler(ctx: StageContext) -> dict[str, Any]:
+    """A sync handler that publishes an event and reports a process."""
+    ctx.publish("thing.done", {"n": 1})
+    ctx.report_process(12345)
+    return {}
+
+
 def none_handler(ctx: StageContext) -> None:
     """A handler with nothing to return."""
 
@@ -291,6 +298,27 @@ async def test_python_async_handler_is_awaited() -> None:
     assert expected == result
     expected = [("thing.done", {"n": 2})]
     assert expected == recorder.events
+
+
+async def test_sync_handler_callbacks_run_on_the_loop_thread() -> None:
+    """A sync handler's publish and report_process run on the event loop's thread."""
+    threads: list[str] = []
+    recorder = Recorder()
+
+    def publish(kind: str, payload: Mapping[str, Any]) -> None:
+        threads.append(threading.current_thread().name)
+        recorder.events.append((kind, payload))
+
+    def refuse(pid: int) -> None:
+        raise ValueError(f"no process {pid} expected")
+
+    work = stage(loop="python", handler=f"{__name__}:publishing_sync_handler")
+    handler = LoopRegistry().resolve(pipeline(work), work)
+    with pytest.raises(ValueError, match="no process 12345 expected"):
+        await handler(recorder.context(publish=publish, report_process=refuse))
+    expected = [threading.current_thread().name]
+    assert expected == threads
+    assert [("thing.done", {"n": 1})] == recorder.events  # noqa: SIM300
 
 
 @pytest.mark.parametrize(

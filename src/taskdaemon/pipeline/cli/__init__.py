@@ -17,7 +17,7 @@ from taskdaemon import __version__
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("dag", "runs")
+COMMAND_MODULES: tuple[str, ...] = ("run", "validate", "approve", "dag", "runs")
 
 
 def build_parser() -> argparse.ArgumentParser:

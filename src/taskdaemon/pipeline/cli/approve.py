@@ -1,0 +1,122 @@
+"""``taskdaemon approve | publish | cancel | status``: act on a run served by another process.
+
+::
+
+    taskdaemon approve RUN STAGE [--reject] [--by NAME]
+    taskdaemon publish RUN TYPE [--payload JSON]
+    taskdaemon cancel RUN
+    taskdaemon status RUN
+
+They talk to the ``taskdaemon run`` process that serves RUN through its control socket
+(``$TASKDAEMON_HOME/control/<run_id>.sock``, see ``taskdaemon.pipeline.control``); RUN may be
+any prefix naming exactly one served run. Exit codes: 0 done, 1 the run refused (e.g. the stage
+is not waiting for an approval), 2 bad arguments, 3 no such run is served here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from taskdaemon.pipeline import control
+from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+
+__all__ = ["register"]
+
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+EXIT_NO_RUN = 3
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``approve``, ``publish``, ``cancel`` and ``status`` sub-commands."""
+    home_help = "state directory (default: TASKDAEMON_HOME or ./.taskdaemon)"
+
+    parser = subparsers.add_parser(
+        "approve", help="approve (or --reject) a stage waiting for approval in a served run"
+    )
+    parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
+    parser.add_argument("stage", metavar="STAGE")
+    parser.add_argument("--reject", action="store_true", help="refuse instead of approving")
+    parser.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
+    parser.add_argument("--home", metavar="DIR", help=home_help)
+    parser.set_defaults(func=_approve)
+
+    parser = subparsers.add_parser("publish", help="publish an event into a served run")
+    parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
+    parser.add_argument("type", metavar="TYPE", help="event type, e.g. spec.ready")
+    parser.add_argument("--payload", metavar="JSON", default="{}", help="a JSON object")
+    parser.add_argument("--home", metavar="DIR", help=home_help)
+    parser.set_defaults(func=_publish)
+
+    parser = subparsers.add_parser("cancel", help="cancel a served run")
+    parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
+    parser.add_argument("--home", metavar="DIR", help=home_help)
+    parser.set_defaults(func=_cancel)
+
+    parser = subparsers.add_parser("status", help="show the live status of a served run (JSON)")
+    parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
+    parser.add_argument("--home", metavar="DIR", help=home_help)
+    parser.set_defaults(func=_status)
+
+
+def _fail(command: str, code: int, message: str) -> int:
+    print(f"taskdaemon {command}: {message}", file=sys.stderr)
+    return code
+
+
+def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> int:
+    try:
+        response = control.send_request(args.run, request, home=args.home)
+    except RunNotFoundError as error:
+        return _fail(command, EXIT_NO_RUN, str(error))
+    except PipelineError as error:
+        return _fail(command, EXIT_REFUSED, str(error))
+    except OSError as error:
+        return _fail(command, EXIT_REFUSED, f"cannot reach the run: {error}")
+    if command == "status":
+        print(json.dumps(response.get("status", {}), indent=2, sort_keys=True))
+    return 0
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment nor the password database
+        return "cli"
+
+
+def _approve(args: argparse.Namespace) -> int:
+    by = args.by or _user()
+    op = "reject" if args.reject else "approve"
+    code = _call("approve", {"op": op, "stage": args.stage, "by": by}, args)
+    if code == 0:
+        print(f"{'rejected' if args.reject else 'approved'} {args.stage} (by {by})")
+    return code
+
+
+def _publish(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as error:
+        return _fail("publish", EXIT_USAGE, f"--payload is not JSON: {error}")
+    if not isinstance(payload, dict):
+        return _fail("publish", EXIT_USAGE, "--payload must be a JSON object")
+    code = _call("publish", {"op": "publish", "type": args.type, "payload": payload}, args)
+    if code == 0:
+        print(f"published {args.type}")
+    return code
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    code = _call("cancel", {"op": "cancel"}, args)
+    if code == 0:
+        print("cancel requested")
+    return code
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _call("status", {"op": "status"}, args)

@@ -1,0 +1,473 @@
+"""``taskdaemon run FILE``: validate a pipeline file, run it, show progress, summarise.
+
+::
+
+    taskdaemon run FILE [--input k=v ...] [--input-file F] [--approve STAGE ... | --auto-approve]
+                        [--workspace DIR] [--quiet]
+
+* The request is the mapping of ``--input-file`` (JSON or YAML) updated by each ``--input k=v``;
+  a value is parsed as JSON when it is valid JSON (``n=3``, ``flags=[1,2]``), else kept as text.
+* The file is validated and every stage's loop type resolved before anything runs; an invalid
+  file prints its issues (one line each, no traceback) and exits 2.
+* Progress goes to stderr, one line per stage transition with the time since the run started.
+  The summary table (stage, status, instances, attempts, queue time, duration, error or skip
+  reason) and the run id go to stdout. ``--quiet`` keeps only the run id (and errors).
+* Approvals: ``--approve STAGE`` grants the named stages' approvals as soon as they are asked,
+  ``--auto-approve`` grants all. Otherwise a stage waiting for approval is announced with the
+  command that grants it: the run is served on its control socket
+  (``$TASKDAEMON_HOME/control/<run_id>.sock``) for ``taskdaemon approve / publish / cancel``.
+* Workspace: each run gets ``DIR/<run_id>`` (``--workspace DIR``, default
+  ``$TASKDAEMON_HOME/workspaces``), handed to handlers as ``ctx.workspace``.
+* Python loop types import with the current directory first on ``sys.path``
+  (``examples.loops:plan`` works from the repository root).
+* Exit codes: 0 the run succeeded, 1 it failed (or was cancelled through ``taskdaemon cancel``),
+  2 invalid file or arguments, 130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143). The first
+  signal cancels the run cleanly (running commands are killed with their process groups); a
+  second one exits at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from taskdaemon.pipeline.control import ControlServer
+from taskdaemon.pipeline.errors import ConfigError, PipelineError
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    EngineEvent,
+    RunFinished,
+    StageFinished,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+)
+from taskdaemon.pipeline.loops import LoopRegistry
+from taskdaemon.pipeline.model import Manual, Pipeline
+
+__all__ = [
+    "ApprovalPolicy",
+    "ProgressView",
+    "build_observers",
+    "parse_inputs",
+    "register",
+    "render_summary",
+    "run_pipeline",
+]
+
+EXIT_SUCCESS = 0
+EXIT_FAILURE = 1
+EXIT_INVALID = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``run`` sub-command."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run a pipeline file and show its progress",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("file", metavar="FILE", help="pipeline file (.yaml, .yml, .json, .toml)")
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a request field (VALUE is JSON when it parses, else text); repeatable",
+    )
+    parser.add_argument(
+        "--input-file", metavar="FILE", help="request fields from a JSON or YAML mapping"
+    )
+    approvals = parser.add_mutually_exclusive_group()
+    approvals.add_argument(
+        "--approve",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="grant this stage's approval when it is asked for; repeatable",
+    )
+    approvals.add_argument(
+        "--auto-approve", action="store_true", help="grant every approval when it is asked for"
+    )
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="each run works in DIR/<run_id> (default: $TASKDAEMON_HOME/workspaces)",
+    )
+    parser.add_argument(
+        "--quiet", "-q", action="store_true", help="print only the run id (and errors)"
+    )
+    parser.set_defaults(func=run_command)
+
+
+# -- request ----------------------------------------------------------------------------------
+
+
+def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[str, Any]:
+    """The run's request: ``input_file``'s mapping, then each ``key=value`` on top.
+
+    Raises ValueError with a one-line reason for a malformed pair or file.
+    """
+    request: dict[str, Any] = {}
+    if input_file is not None:
+        try:
+            text = Path(input_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ValueError(f"--input-file {input_file}: {error.strerror or error}") from None
+        try:
+            data = yaml.safe_load(text)  # JSON is YAML
+        except yaml.YAMLError as error:
+            first = str(error).splitlines()[0] if str(error) else "invalid"
+            raise ValueError(f"--input-file {input_file}: not JSON or YAML: {first}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(f"--input-file {input_file}: expected a mapping at the top")
+        request.update({str(key): value for key, value in data.items()})
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--input {pair!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        request[key] = value
+    return request
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 60:
+        return f"{value:.2f}s"
+    minutes, seconds = divmod(value, 60)
+    if minutes < 60:
+        return f"{int(minutes)}m{seconds:04.1f}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)}h{int(minutes):02d}m"
+
+
+def _one_line(text: str | None, width: int = 80) -> str:
+    if not text:
+        return ""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+class ProgressView:
+    """An engine observer writing one line per stage transition to ``stream`` (stderr).
+
+    Lines read ``  1.23s  stage[#instance]  what``; times count from when the view was made
+    (just before the run starts). Never blocks beyond a line write.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        approve_hint: Callable[[str], str] | None = None,
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._clock = clock
+        self._start = clock()
+        self._hint = approve_hint
+        self._multi: set[str] = set()  # stages with more than one instance: show #n
+        self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
+
+    def _write(self, stage: str, what: str, instance: int | None = None) -> None:
+        label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
+        elapsed = self._clock() - self._start
+        self._stream.write(f"{elapsed:8.2f}s  {label:<24} {what}\n")
+        self._stream.flush()
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Write the line for ``event`` (most events have none)."""
+        if isinstance(event, StageStarted):
+            if event.event is not None or event.instance > 0:
+                self._multi.add(event.stage)
+            self._started[event.task_run_id] = event.at
+            retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self._write(event.stage, f"running{retry}", event.instance)
+        elif isinstance(event, StageFinished):
+            started = self._started.pop(event.task_run_id, None)
+            took = f" in {_seconds(event.at - started)}" if started is not None else ""
+            detail = f": {_one_line(event.error)}" if event.error else ""
+            retry = " (will retry)" if event.will_retry else ""
+            self._write(event.stage, f"{event.status}{took}{retry}{detail}", event.instance)
+        elif isinstance(event, StageRetrying):
+            self._write(event.stage, f"retrying in {_seconds(event.delay)}", event.instance)
+        elif isinstance(event, StageSkipped):
+            self._write(event.stage, f"skipped: {_one_line(event.reason)}")
+        elif isinstance(event, ApprovalRequested):
+            hint = f" ({self._hint(event.stage)})" if self._hint else ""
+            self._write(event.stage, f"waiting for approval{hint}")
+        elif isinstance(event, ApprovalResolved):
+            if event.timed_out:
+                what = "approval timed out"
+            else:
+                what = "approved" if event.approved else "rejected"
+                what += f" by {event.by}" if event.by else ""
+            self._write(event.stage, what)
+        elif isinstance(event, RunFinished):
+            error = f": {_one_line(event.error)}" if event.error else ""
+            self._write(f"run {event.pipeline}", f"{event.status}{error}")
+
+
+class ApprovalPolicy:
+    """An engine observer granting approvals the user granted on the command line.
+
+    The grant is scheduled on the event loop (never re-entering the engine from inside its
+    event emission) once the run handle is known (``attach``).
+    """
+
+    def __init__(self, stages: Sequence[str] = (), *, approve_all: bool = False) -> None:
+        self._stages = frozenset(stages)
+        self._all = approve_all
+        self._handle: Any = None
+        self._pending: list[str] = []
+
+    def wants(self, stage: str) -> bool:
+        """True if the command line grants ``stage``'s approval."""
+        return self._all or stage in self._stages
+
+    def attach(self, handle: Any) -> None:
+        """Start granting through ``handle`` (a RunHandle); grants asked before now go first."""
+        self._handle = handle
+        pending, self._pending = self._pending, []
+        for stage in pending:
+            self._grant(stage)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Grant the approval when ``event`` asks for one the command line allows."""
+        if isinstance(event, ApprovalRequested) and self.wants(event.stage):
+            if self._handle is None:
+                self._pending.append(event.stage)
+            else:
+                asyncio.get_running_loop().call_soon(self._grant, event.stage)
+
+    def _grant(self, stage: str) -> None:
+        with contextlib.suppress(PipelineError):  # the run ended or the stage moved on meanwhile
+            self._handle.approve(
+                stage, by="cli --approve" if not self._all else "cli --auto-approve"
+            )
+
+
+def build_observers(
+    args: argparse.Namespace,
+    *,
+    progress: ProgressView | None,
+    approvals: ApprovalPolicy,
+    stack: contextlib.AsyncExitStack,
+) -> list[Any]:
+    """The engine observers of one ``taskdaemon run``, in the order they see each event.
+
+    This is the one place to extend (monitoring adds its observer here and registers its
+    shutdown on ``stack``, which is closed after the run ended, before the process exits).
+    """
+    del args, stack  # used by the monitoring that plugs in here
+    observers: list[Any] = [approvals]
+    if progress is not None:
+        observers.append(progress)
+    return observers
+
+
+# -- summary ----------------------------------------------------------------------------------
+
+
+def render_summary(result: Any, pipeline: Pipeline) -> str:
+    """The summary table of a finished run (a ``RunResult``), stages in file order.
+
+    Columns: stage, status, instances, attempts (the most any instance needed), queue time (the
+    longest wait for a slot), duration (first start to last end), error (the first error, or
+    why the stage was skipped).
+    """
+    header = ("STAGE", "STATUS", "INST", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
+    rows: list[tuple[str, ...]] = []
+    for stage in pipeline.stages:
+        executions = result.executions.get(stage.name, ())
+        status = str(result.stage_status.get(stage.name, "pending"))
+        instances = len({ex.instance for ex in executions})
+        attempts = max((ex.attempt for ex in executions), default=0)
+        queues = [ex.times.queue_time for ex in executions if ex.times.queue_time is not None]
+        starts = [ex.times.running for ex in executions if ex.times.running is not None]
+        ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
+        duration = max(ends) - min(starts) if starts and ends else None
+        error = next((ex.error for ex in executions if ex.error), None)
+        if error is None:
+            error = result.skip_reasons.get(stage.name)
+        rows.append(
+            (
+                stage.name,
+                status,
+                str(instances) if executions else "-",
+                str(attempts) if executions else "-",
+                _seconds(max(queues) if queues else None),
+                _seconds(duration),
+                _one_line(error, 70),
+            )
+        )
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+    total = None if result.finished_at is None else result.finished_at - result.started_at
+    lines.append("")
+    lines.append(f"run {result.run_id} {result.status} in {_seconds(total)}")
+    if result.error:
+        lines.append(f"error: {_one_line(result.error, 200)}")
+    return "\n".join(lines)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"taskdaemon run: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _home() -> Path:
+    return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
+
+
+def _check_approvals(pipeline: Pipeline, stages: Sequence[str]) -> list[str]:
+    issues = []
+    for name in stages:
+        stage = pipeline.stage_map.get(name)
+        if stage is None:
+            issues.append(
+                f"--approve {name}: no such stage (stages: {', '.join(pipeline.stage_map)})"
+            )
+        elif not any(isinstance(t, Manual) and t.approval_required for t in stage.triggers):
+            issues.append(f"--approve {name}: the stage has no manual approval trigger")
+    return issues
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Validate, run and summarise the pipeline named by ``args``; returns the exit code."""
+    from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
+        add_working_directory_to_path,
+        resolve_issues,
+    )
+    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+
+    try:
+        request = parse_inputs(args.input, args.input_file)
+    except ValueError as error:
+        return _fail(EXIT_INVALID, str(error))
+    try:
+        pipeline = load_pipeline(args.file)
+    except ConfigError as error:
+        print(error, file=sys.stderr, flush=True)
+        return EXIT_INVALID
+    add_working_directory_to_path()
+    registry = LoopRegistry.default()
+    issues = resolve_issues(pipeline, registry) + _check_approvals(pipeline, args.approve)
+    if issues:
+        print("\n".join(issues), file=sys.stderr, flush=True)
+        return EXIT_INVALID
+    workspace = Path(args.workspace) if args.workspace else _home() / "workspaces"
+    return asyncio.run(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
+
+
+async def run_pipeline(
+    args: argparse.Namespace,
+    pipeline: Pipeline,
+    request: Mapping[str, Any],
+    registry: LoopRegistry,
+    workspace: Path,
+) -> int:
+    """Run ``pipeline`` to its end, serving it on its control socket; returns the exit code."""
+    from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
+
+    run_ids: list[str] = []
+
+    def approve_hint(stage: str) -> str:
+        run_id = run_ids[0] if run_ids else "RUN"
+        return f"taskdaemon approve {run_id} {stage}"
+
+    progress = None if args.quiet else ProgressView(sys.stderr, approve_hint=approve_hint)
+    approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
+    loop = asyncio.get_running_loop()
+    interrupted: list[int] = []
+    async with contextlib.AsyncExitStack() as stack:
+        observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+        engine = Engine(resolver=registry, observers=observers, workspace=workspace)
+        async with engine:
+            handle = await engine.start_run(pipeline, request, started_by="cli")
+            run_ids.append(handle.run_id)
+            if not args.quiet:
+                print(
+                    f"run {handle.run_id} of {pipeline.name} started "
+                    f"(workspace {workspace / handle.run_id})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            approvals.attach(handle)
+
+            def on_signal(signum: int) -> None:
+                if interrupted:  # a second signal: the user does not want to wait
+                    os._exit(128 + signum)
+                interrupted.append(signum)
+                name = signal.Signals(signum).name
+                print(f"\n{name}: cancelling run {handle.run_id}...", file=sys.stderr, flush=True)
+                handle.cancel()
+
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, on_signal, signum)
+            stack.callback(_remove_signal_handlers, loop)
+
+            server = ControlServer(handle.run_id, handle, status=lambda: _status(handle))
+            try:
+                await server.start()
+            except (OSError, PipelineError) as error:
+                print(f"taskdaemon run: no control socket: {error}", file=sys.stderr)
+            else:
+                stack.push_async_callback(server.aclose)
+            result = await handle.wait()
+    if args.quiet:
+        print(result.run_id, flush=True)
+    else:
+        print(render_summary(result, pipeline), flush=True)
+    if result.succeeded:
+        return EXIT_SUCCESS
+    if interrupted and str(result.status) == "cancelled":
+        return EXIT_SIGINT if interrupted[0] == signal.SIGINT else EXIT_SIGTERM
+    return EXIT_FAILURE
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
+
+
+def _status(handle: Any) -> dict[str, Any]:
+    snapshot = handle.snapshot()
+    return {
+        "run_id": snapshot.run_id,
+        "pipeline": snapshot.pipeline,
+        "status": str(snapshot.status),
+        "stages": {name: str(status) for name, status in snapshot.stage_status.items()},
+    }
