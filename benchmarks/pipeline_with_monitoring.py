@@ -86,10 +86,7 @@ def chain(stages: int) -> Pipeline:
         "bench",
         (
             Stage(names[0], "python", (Manual(),)),
-            *(
-                Stage(n, "python", (OnCompletion(p),))
-                for p, n in pairwise(names)
-            ),
+            *(Stage(n, "python", (OnCompletion(p),)) for p, n in pairwise(names)),
         ),
     )
 
