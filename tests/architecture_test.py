@@ -184,12 +184,12 @@ def provider_violations(root: Path, owners: tuple[str, ...] = PROVIDER_OWNERS) -
 
 def test_core_never_imports_telemetry_or_adapters() -> None:
     """No core module reaches OpenTelemetry, monitor, metrics, tracking, server or cli."""
-    assert [] == dependency_violations(SRC)  # noqa: SIM300 - expected value first, as elsewhere
+    assert [] == dependency_violations(SRC)
 
 
 def test_only_composition_roots_build_sdk_providers() -> None:
     """Only cli/ and settings.py construct TracerProvider, MeterProvider or LoggerProvider."""
-    assert [] == provider_violations(SRC)  # noqa: SIM300
+    assert [] == provider_violations(SRC)
 
 
 def test_core_modules_exist() -> None:

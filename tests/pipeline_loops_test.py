@@ -200,6 +200,23 @@ async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> Non
     [_usage] = recorder.usage
 
 
+async def test_cancellation_while_spawning_leaves_no_process() -> None:
+    """A stage cancelled while its shell is being spawned leaves no process of its group."""
+    marker = "61.7"
+    handler = command_handler(f"sleep {marker} & sleep {marker}; wait", kill_grace=0.5)
+    task = asyncio.create_task(handler(Recorder().context()))
+    await asyncio.sleep(0)  # the task runs up to its first await: the spawn
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    leftovers = [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if marker in " ".join(p.info["cmdline"] or ()) and not dead(p.pid)
+    ]
+    assert [] == leftovers
+
+
 async def test_timeout_kills_children() -> None:
     """A timeout around a command stage ends it and its children within the grace period."""
     recorder = Recorder()
@@ -318,7 +335,7 @@ async def test_sync_handler_callbacks_run_on_the_loop_thread() -> None:
         await handler(recorder.context(publish=publish, report_process=refuse))
     expected = [threading.current_thread().name]
     assert expected == threads
-    assert [("thing.done", {"n": 1})] == recorder.events  # noqa: SIM300
+    assert [("thing.done", {"n": 1})] == recorder.events
 
 
 @pytest.mark.parametrize(

@@ -341,6 +341,15 @@ async def _terminate_group(process: asyncio.subprocess.Process, grace: float) ->
         await asyncio.wait_for(process.wait(), grace)
 
 
+async def _end_spawned(spawning: asyncio.Future[asyncio.subprocess.Process], grace: float) -> None:
+    """Terminate the process group of a spawn whose caller was cancelled meanwhile."""
+    try:
+        process = await spawning
+    except Exception:
+        return  # it did not start: nothing to end
+    await _terminate_group(process, grace)
+
+
 def command_handler(
     command: str | None = None,
     *,
@@ -386,17 +395,26 @@ def command_handler(
         )
         env.update(ctx.environment)
         stdin = json.dumps(dict(ctx.inputs), default=str).encode()
-        process = await asyncio.create_subprocess_exec(
-            "/bin/sh",
-            "-c",
-            text,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=ctx.workspace,
-            env=env,
-            start_new_session=True,
+        spawning = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                text,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=ctx.workspace,
+                env=env,
+                start_new_session=True,
+            )
         )
+        try:
+            # Shielded: a cancellation while spawning must not leave a started process group
+            # behind (asyncio would kill the shell alone, orphaning its children).
+            process = await asyncio.shield(spawning)
+        except asyncio.CancelledError:
+            await asyncio.shield(_end_spawned(spawning, kill_grace))
+            raise
         sampler = _TreeSampler(process.pid)
         sampling = asyncio.create_task(sampler.run(sample_interval))
         ctx.report_process(process.pid)

@@ -1,0 +1,419 @@
+"""The ``taskdaemon run / validate / approve / publish / cancel`` commands, end to end.
+
+Each command runs as a real subprocess of the installed console script, from the repository
+root (so ``examples.loops`` imports), with its own ``TASKDAEMON_HOME``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+import pytest
+
+from taskdaemon.pipeline.cli.run import parse_inputs
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short TASKDAEMON_HOME (Unix socket paths are limited to ~107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def environment(home: Path) -> dict[str, str]:
+    """The commands' environment: this one, with its own home and no exporters."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TASKDAEMON_HOME": str(home),
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        }
+    )
+    return env
+
+
+def taskdaemon(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run one command to its end."""
+    return subprocess.run(
+        [TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    """Write a dedented pipeline file."""
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@dataclass
+class Served:
+    """A ``taskdaemon run`` in the background, read line by line from its stderr."""
+
+    process: subprocess.Popen[str]
+    run_id: str = ""
+
+    def wait_for_line(self, needle: str) -> str:
+        """Read stderr until a line contains ``needle`` (the explicit sync point)."""
+        stream: IO[str] | None = self.process.stderr
+        assert stream is not None
+        seen = []
+        for line in stream:
+            seen.append(line)
+            if line.startswith("run ") and " started " in line:
+                self.run_id = line.split()[1]
+            if needle in line:
+                return line
+        raise AssertionError(f"{needle!r} never came; stderr was:\n{''.join(seen)}")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for the exit code, stdout and the rest of stderr."""
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return self.process.returncode, stdout, stderr
+
+
+@pytest.fixture
+def serve(home: Path) -> Iterator[Any]:
+    """Start ``taskdaemon run`` processes in the background; kill leftovers at the end."""
+    started: list[Served] = []
+
+    def start(*args: str) -> Served:
+        process = subprocess.Popen(
+            [TASKDAEMON, "run", *args],
+            cwd=ROOT,
+            env=environment(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        served = Served(process)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.communicate()
+
+
+APPROVAL_PIPELINE = """\
+    name: gated
+    external_events: [deploy.requested]
+    stages:
+      - name: build
+        command: "echo built"
+        triggers: [{manual: {approval_required: false}}]
+      - name: deploy
+        command: "echo deployed"
+        triggers:
+          - on_completion: {stage: build}
+          - manual: {approval_required: true}
+        trigger_mode: all
+      - name: announce
+        loop: command
+        command: "printf %s \\"$TASKDAEMON_INPUT_TARGET\\""
+        triggers: [{on_event: {type: deploy.requested}}]
+        inputs:
+          target: event.target
+"""
+
+
+# -- run --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_example_pipeline_runs_to_success(home: Path) -> None:
+    """The shipped example runs to success with --auto-approve and prints the summary table."""
+    done = taskdaemon(home, "run", "examples/feature_delivery.yaml", "--auto-approve")
+    assert 0 == done.returncode, done.stderr
+    header = done.stdout.splitlines()[0].split()
+    expected = ["STAGE", "STATUS", "INST", "ATTEMPTS", "QUEUE", "DURATION", "ERROR"]
+    assert expected == header
+    statuses = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:6]}
+    expected_statuses = {
+        "planning": "success",
+        "specification": "success",
+        "implementation": "success",
+        "verification": "success",
+        "release": "success",
+    }
+    assert expected_statuses == statuses
+    assert "release                  approved by cli --auto-approve" in done.stderr
+    run_id = done.stdout.split("run ")[-1].split()[0]
+    workspace = home / "workspaces" / run_id
+    expected_files = ["heavy.py", "parse.py", "render.py"]  # deploy_hook filtered out
+    assert expected_files == sorted(p.name for p in (workspace / "src").glob("*.py"))
+    assert not (home / "control" / f"{run_id}.sock").exists()
+
+
+def test_invalid_file_exits_2_without_traceback(home: Path, tmp_path: Path) -> None:
+    """An invalid pipeline file prints its issues, one per line, and exits 2."""
+    path = write(
+        tmp_path / "bad.yaml",
+        """\
+        name: bad
+        stages:
+          - name: a
+            command: "true"
+            triggers: [{on_completion: {stage: nowhere}}]
+            retries: 3
+        """,
+    )
+    done = taskdaemon(home, "run", str(path))
+    assert 2 == done.returncode
+    assert "Traceback" not in done.stderr
+    assert f"{path}:6: stages[0].retries:" in done.stderr
+    assert "nowhere" in done.stderr
+    assert "" == done.stdout
+
+
+def test_unresolvable_handler_exits_2(home: Path, tmp_path: Path) -> None:
+    """A handler that cannot be imported is reported before the run starts, with exit 2."""
+    path = write(
+        tmp_path / "handler.yaml",
+        """\
+        name: handler
+        stages:
+          - name: a
+            handler: "no_such_module_abc:run"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    done = taskdaemon(home, "run", str(path))
+    assert 2 == done.returncode
+    expected = (
+        f"{path}: stage 'a': loop type 'python': handler 'no_such_module_abc:run': "
+        "cannot import module 'no_such_module_abc': "
+        "ModuleNotFoundError: No module named 'no_such_module_abc'\n"
+    )
+    assert expected == done.stderr
+
+
+def test_failing_pipeline_exits_1(home: Path, tmp_path: Path) -> None:
+    """A run whose stage fails exits 1 and shows the stage's error and stderr in the table."""
+    path = write(
+        tmp_path / "fail.yaml",
+        """\
+        name: failing
+        stages:
+          - name: first
+            command: "echo oops >&2; exit 4"
+            triggers: [{manual: {approval_required: false}}]
+          - name: second
+            command: "echo never"
+            triggers: [{on_completion: {stage: first}}]
+        """,
+    )
+    done = taskdaemon(home, "run", str(path))
+    assert 1 == done.returncode
+    rows = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:3]}
+    expected = {"first": "failure", "second": "skipped"}
+    assert expected == rows
+    assert "exited with code 4" in done.stdout
+    assert "oops" in done.stdout
+
+
+def test_inputs_reach_the_request(home: Path, tmp_path: Path) -> None:
+    """--input-file then --input (JSON when it parses) make the request the stages read."""
+    path = write(
+        tmp_path / "inputs.yaml",
+        """\
+        name: inputs
+        stages:
+          - name: echo
+            command: "cat"
+            triggers: [{manual: {approval_required: false}}]
+            inputs:
+              n: request.n
+              name: request.name
+              tags: request.tags
+        """,
+    )
+    (tmp_path / "request.yaml").write_text("name: from-file\nn: 1\ntags: [a]\n")
+    done = taskdaemon(
+        home,
+        "run",
+        str(path),
+        "--input-file",
+        str(tmp_path / "request.yaml"),
+        "--input",
+        "n=41",
+        "--input",
+        "name=ada",
+        "--quiet",
+    )
+    assert 0 == done.returncode, done.stderr
+    [run_id] = done.stdout.split()
+    assert 32 == len(run_id)
+    assert "" == done.stderr
+
+
+def test_parse_inputs_json_or_text(tmp_path: Path) -> None:
+    """--input values are JSON when they parse, text otherwise; --input wins over the file."""
+    (tmp_path / "r.json").write_text('{"a": 1, "b": "file"}')
+    expected = {"a": 1, "b": "cli", "n": 3, "flags": [1, 2], "text": "hello world", "empty": ""}
+    actual = parse_inputs(
+        ["b=cli", "n=3", "flags=[1,2]", "text=hello world", "empty="], str(tmp_path / "r.json")
+    )
+    assert expected == actual
+
+
+def test_parse_inputs_rejects_pairs_without_equals() -> None:
+    """A --input without '=' is refused with its text."""
+    with pytest.raises(ValueError, match="--input 'oops': expected KEY=VALUE"):
+        parse_inputs(["oops"])
+
+
+# -- approvals, events, cancel across processes -----------------------------------------------
+
+
+def test_approve_reaches_a_run_in_another_process(home: Path, tmp_path: Path, serve: Any) -> None:
+    """`taskdaemon approve RUN STAGE` grants the approval a served run waits for."""
+    path = write(tmp_path / "gated.yaml", APPROVAL_PIPELINE)
+    served = serve(str(path))
+    served.wait_for_line("deploy                   waiting for approval")
+    status = taskdaemon(home, "status", served.run_id)
+    assert 0 == status.returncode, status.stderr
+    assert "waiting" == json.loads(status.stdout)["stages"]["deploy"]
+
+    published = taskdaemon(
+        home, "publish", served.run_id[:8], "deploy.requested", "--payload", '{"target": "prod"}'
+    )
+    assert 0 == published.returncode, published.stderr
+    served.wait_for_line("announce#0               success")
+
+    approved = taskdaemon(home, "approve", served.run_id, "deploy", "--by", "alice")
+    assert 0 == approved.returncode, approved.stderr
+    assert "approved deploy (by alice)\n" == approved.stdout
+    code, stdout, stderr = served.finish()
+    assert 0 == code, stderr
+    assert "deploy                   approved by alice" in stderr
+    rows = {line.split()[0]: line.split()[1] for line in stdout.splitlines()[1:4]}
+    expected = {"build": "success", "deploy": "success", "announce": "success"}
+    assert expected == rows
+    assert not (home / "control" / f"{served.run_id}.sock").exists()
+
+
+def test_reject_skips_the_stage(home: Path, tmp_path: Path, serve: Any) -> None:
+    """`taskdaemon approve --reject` refuses the approval: the stage is skipped."""
+    text = APPROVAL_PIPELINE.split("      - name: announce", maxsplit=1)[0]
+    path = write(tmp_path / "gated.yaml", text.replace("[deploy.requested]", "[]"))
+    served = serve(str(path))
+    served.wait_for_line("waiting for approval")
+    rejected = taskdaemon(home, "approve", served.run_id, "deploy", "--reject", "--by", "bob")
+    assert 0 == rejected.returncode, rejected.stderr
+    code, stdout, stderr = served.finish()
+    assert "deploy                   rejected by bob" in stderr
+    assert "skipped" == stdout.splitlines()[2].split()[1]
+    assert 0 == code
+
+
+def test_approving_a_stage_not_waiting_is_refused(home: Path, tmp_path: Path, serve: Any) -> None:
+    """Approving a stage that waits for no approval exits 1 with the run's reason."""
+    path = write(tmp_path / "gated.yaml", APPROVAL_PIPELINE)
+    served = serve(str(path))
+    served.wait_for_line("waiting for approval")
+    refused = taskdaemon(home, "approve", served.run_id, "build")
+    assert 1 == refused.returncode
+    assert refused.stderr.startswith("taskdaemon approve: ")
+    assert "build" in refused.stderr
+    assert 0 == taskdaemon(home, "cancel", served.run_id).returncode
+    code, _stdout, _stderr = served.finish()
+    assert 1 == code
+
+
+def test_commands_on_an_unknown_run_exit_3(home: Path) -> None:
+    """approve/publish/cancel for a run no process serves say so and exit 3."""
+    done = taskdaemon(home, "approve", "0" * 32, "deploy")
+    assert 3 == done.returncode
+    expected = (
+        f"taskdaemon approve: no run '{'0' * 32}' is served here (no socket under "
+        f"{home / 'control'}): is its 'taskdaemon run' still running, with the same "
+        "TASKDAEMON_HOME?\n"
+    )
+    assert expected == done.stderr
+    assert 3 == taskdaemon(home, "cancel", "abc").returncode
+
+
+def test_stale_socket_is_reported(home: Path) -> None:
+    """A socket file left by a crashed run is reported as not served any more."""
+    (home / "control").mkdir()
+    stale = home / "control" / f"{'a' * 32}.sock"
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(stale))  # bound, never listening, then closed: a dead socket file
+    done = taskdaemon(home, "cancel", "a" * 32)
+    assert 3 == done.returncode
+    assert "is not served any more" in done.stderr
+
+
+def test_ctrl_c_cancels_the_run_and_its_processes(home: Path, tmp_path: Path, serve: Any) -> None:
+    """SIGINT cancels the run cleanly: its command's processes die and the exit code is 130."""
+    pids = tmp_path / "pids"
+    path = write(
+        tmp_path / "slow.yaml",
+        f"""\
+        name: slow
+        stages:
+          - name: wait
+            command: "sleep 60 & echo $! > {pids}; wait"
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+    served = serve(str(path))
+    served.wait_for_line("wait                     running")
+    served.process.send_signal(signal.SIGINT)
+    code, stdout, stderr = served.finish()
+    assert 130 == code, stderr
+    assert "cancelled" == stdout.splitlines()[1].split()[1]
+    if pids.exists() and pids.read_text().strip():
+        sleeper = int(pids.read_text())
+        assert not psutil.pid_exists(sleeper) or (
+            psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+        )
+
+
+# -- validate ---------------------------------------------------------------------------------
+
+
+def test_validate_reports_each_file(home: Path, tmp_path: Path) -> None:
+    """validate prints OK for valid files, the issues of invalid ones, and exits 2 if any."""
+    bad = write(tmp_path / "bad.yaml", "name: Bad Name\nstages: []\n")
+    done = taskdaemon(home, "validate", "examples/feature_delivery.yaml", str(bad))
+    assert 2 == done.returncode
+    lines = done.stdout.splitlines()
+    assert "OK examples/feature_delivery.yaml (5 stages)" == lines[0]
+    assert all(line.startswith(f"{bad}:") for line in lines[1:])
+    assert len(lines) > 1
+    assert "Traceback" not in done.stderr
+
+
+def test_validate_ok_exits_0(home: Path) -> None:
+    """validate exits 0 when every file is valid."""
+    done = taskdaemon(home, "validate", "examples/feature_delivery.yaml")
+    assert (0, "OK examples/feature_delivery.yaml (5 stages)\n") == (done.returncode, done.stdout)
