@@ -1,0 +1,695 @@
+"""HTTP: ``/metrics``, ``/healthz``, ``/readyz`` and the JSON run API, in the engine's event loop.
+
+Routes (all JSON unless stated):
+
+========================================= ======================================================
+``GET /metrics``                          the private Prometheus registry (text format 0.0.4, or
+                                          OpenMetrics when the scraper asks for it)
+``GET /healthz``                          liveness: event-loop lag measured by a ticker task;
+                                          200 ``{"status": "ok", ...}`` or 503
+``GET /readyz``                           readiness, one entry per component: ``span_export``
+                                          (no failed export without a later success in the last
+                                          60 s), ``span_store`` (the store's own ``health()``),
+                                          ``stages`` (no stage running past its timeout plus a
+                                          grace); 200 when all are ok, else 503
+``GET /api/runs``                         the engine's active runs (snapshots)
+``POST /api/runs/{id}/approve/{stage}``   grant a pending approval (body ``{"by": "..."}``)
+``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"by": "...", "reason": "..."}``)
+``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
+``POST /api/runs/{id}/cancel``            cancel the run
+========================================= ======================================================
+
+Errors are ``{"error": "..."}`` with 400 (bad body), 404 (unknown run), 409 (the run cannot do
+that now, e.g. the stage is not waiting for an approval), 503 (no engine attached).
+
+Shape: pure functions turn snapshots into reports (:func:`liveness`, :func:`readiness`,
+:func:`render_metrics`, :func:`runs_json`); :func:`create_app` is a thin Starlette shell over
+them; :class:`MonitorServer` runs it with Uvicorn as a task of the *current* event loop (the
+engine's), binds before it starts (so the port is known and connections queue at once), leaves
+signal handling to its owner, and stops cleanly with :meth:`MonitorServer.aclose`.
+
+Decision: the server binds 127.0.0.1 by default (``TASKDAEMON_METRICS_HOST``). The API can
+approve and cancel runs and has no authentication: bind it elsewhere only behind something that
+authenticates; a warning is logged when the host is not a loopback address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from taskdaemon.pipeline.errors import (
+    ApprovalError,
+    PipelineError,
+    RunNotFoundError,
+    TaskdaemonError,
+)
+from taskdaemon.pipeline.events import ApprovalRequested, ApprovalResolved, EngineEvent, RunFinished
+
+__all__ = [
+    "ComponentHealth",
+    "EngineController",
+    "HealthReport",
+    "HealthSources",
+    "LoopLagMonitor",
+    "LoopLagSnapshot",
+    "MonitorServer",
+    "RunController",
+    "RunView",
+    "StageView",
+    "create_app",
+    "liveness",
+    "readiness",
+    "render_metrics",
+    "runs_json",
+]
+
+_log = logging.getLogger(__name__)
+
+
+# --- snapshots -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StageView:
+    """One stage execution of an active run, as the API shows it."""
+
+    stage: str
+    status: str
+    instance: int = 0
+    attempt: int = 1
+    started_at: float | None = None  # epoch seconds the attempt started running
+    timeout: float | None = None  # seconds
+    waiting_approval: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One active run, as the API shows it."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    started_at: float | None = None
+    stages: tuple[StageView, ...] = ()
+
+
+@runtime_checkable
+class RunController(Protocol):
+    """What the API needs from an engine: snapshots and the four run commands.
+
+    Commands raise :class:`RunNotFoundError` for an unknown run, :class:`ApprovalError` or
+    :class:`PipelineError` when the run cannot do it now.
+    """
+
+    def runs(self) -> Sequence[RunView]:
+        """The active runs."""
+
+    async def approve(self, run_id: str, stage: str, *, by: str) -> None:
+        """Grant the approval ``stage`` waits for."""
+
+    async def reject(self, run_id: str, stage: str, *, by: str, reason: str) -> None:
+        """Reject the approval ``stage`` waits for."""
+
+    async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
+        """Publish an event into the run."""
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentHealth:
+    """One component's verdict: ``ok``, a human ``detail``, and data for machines."""
+
+    ok: bool
+    detail: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    """The verdicts of every component; ``ok`` only when all are."""
+
+    components: Mapping[str, ComponentHealth]
+
+    @property
+    def ok(self) -> bool:
+        """True when every component is ok."""
+        return all(component.ok for component in self.components.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"status": "ok"|"unavailable", "components": {name: {...}}}``."""
+        return {
+            "status": "ok" if self.ok else "unavailable",
+            "components": {
+                name: {"ok": c.ok, "detail": c.detail, **dict(c.data)}
+                for name, c in self.components.items()
+            },
+        }
+
+
+# --- liveness: event-loop lag --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoopLagSnapshot:
+    """The ticker's last measurement: lag of the last tick and when it ran (monotonic)."""
+
+    interval: float
+    lag: float
+    max_recent_lag: float
+    last_tick: float | None
+    ticks: int
+
+
+class LoopLagMonitor:
+    """A task that sleeps ``interval`` and measures how late it wakes: the event loop's lag."""
+
+    def __init__(self, *, interval: float = 0.25, clock: Callable[[], float] = time.monotonic):
+        self.interval = interval
+        self._clock = clock
+        self._lag = 0.0
+        self._recent: list[float] = []
+        self._last_tick: float | None = None
+        self._ticks = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ticked: asyncio.Event | None = None
+
+    def start(self) -> None:
+        """Start ticking in the running loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag")
+
+    async def aclose(self) -> None:
+        """Stop ticking (idempotent)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            expected = self._clock() + self.interval
+            await asyncio.sleep(self.interval)
+            now = self._clock()
+            self._lag = max(0.0, now - expected)
+            self._recent = [*self._recent[-19:], self._lag]
+            self._last_tick = now
+            self._ticks += 1
+            if self._ticked is not None:
+                self._ticked.set()
+                self._ticked = None
+
+    async def next_tick(self) -> LoopLagSnapshot:
+        """Wait for the next tick (an explicit sync point) and return its measurement."""
+        if self._ticked is None:
+            self._ticked = asyncio.Event()
+        await self._ticked.wait()
+        return self.snapshot()
+
+    def snapshot(self) -> LoopLagSnapshot:
+        """The latest measurement."""
+        return LoopLagSnapshot(
+            interval=self.interval,
+            lag=self._lag,
+            max_recent_lag=max(self._recent, default=0.0),
+            last_tick=self._last_tick,
+            ticks=self._ticks,
+        )
+
+
+def liveness(lag: LoopLagSnapshot, *, now: float, max_lag: float = 1.0) -> HealthReport:
+    """Alive when the loop's last lag is under ``max_lag`` and the ticker ticked recently."""
+    data = {
+        "lag_seconds": round(lag.lag, 6),
+        "max_recent_lag_seconds": round(lag.max_recent_lag, 6),
+    }
+    if lag.last_tick is None:
+        verdict = ComponentHealth(True, "ticker not started yet", data)
+    elif now - lag.last_tick > lag.interval + max_lag:
+        stale = now - lag.last_tick
+        verdict = ComponentHealth(False, f"event loop has not ticked for {stale:.2f}s", data)
+    elif lag.lag > max_lag:
+        verdict = ComponentHealth(False, f"event loop lag {lag.lag:.3f}s > {max_lag}s", data)
+    else:
+        verdict = ComponentHealth(True, f"event loop lag {lag.lag:.3f}s", data)
+    return HealthReport({"event_loop": verdict})
+
+
+# --- readiness -----------------------------------------------------------------------------------
+
+
+def readiness(
+    *,
+    export: Any | None,
+    store: Any | None,
+    runs: Sequence[RunView],
+    now: float,
+    grace: float = 5.0,
+) -> HealthReport:
+    """Ready when span export works, the store is healthy and no stage overran its timeout.
+
+    ``export`` is an ``ExportHealthSnapshot`` (or ``None`` without exporters), ``store`` any
+    object with ``ok`` and ``detail`` (or ``None`` without a store), ``now`` epoch seconds.
+    """
+    components: dict[str, ComponentHealth] = {}
+    if export is None or not export.exporters:
+        components["span_export"] = ComponentHealth(True, "no span exporter configured")
+    else:
+        data = {
+            "exporters": list(export.exporters),
+            "failures": export.failures,
+            "window_seconds": export.window,
+        }
+        if export.ok:
+            components["span_export"] = ComponentHealth(True, "exports succeeding", data)
+        else:
+            detail = f"{export.failures} failed exports in {export.window:.0f}s"
+            if export.last_error:
+                detail = f"{detail}: {export.last_error}"
+            components["span_export"] = ComponentHealth(False, detail, data)
+    if store is None:
+        components["span_store"] = ComponentHealth(True, "no span store configured")
+    else:
+        components["span_store"] = ComponentHealth(bool(store.ok), str(store.detail))
+    overdue = [
+        f"{run.pipeline}/{run.run_id}/{stage.stage}[{stage.instance}]"
+        for run in runs
+        for stage in run.stages
+        if stage.status == "running"
+        and stage.started_at is not None
+        and stage.timeout is not None
+        and now - stage.started_at > stage.timeout + grace
+    ]
+    if overdue:
+        components["stages"] = ComponentHealth(
+            False, f"{len(overdue)} stage(s) running past their timeout", {"overdue": overdue}
+        )
+    else:
+        running = sum(1 for run in runs for s in run.stages if s.status == "running")
+        components["stages"] = ComponentHealth(True, f"{running} running, none overdue")
+    return HealthReport(components)
+
+
+# --- metrics and runs ----------------------------------------------------------------------------
+
+
+def render_metrics(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The registry in the format the ``Accept`` header asks for, and its content type."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type
+
+
+def runs_json(runs: Sequence[RunView]) -> dict[str, Any]:
+    """``{"runs": [...]}`` with every snapshot as plain JSON."""
+    return {"runs": [asdict(run) for run in runs]}
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HealthSources:
+    """Where ``/healthz`` and ``/readyz`` read from; every source is optional.
+
+    ``export`` returns an ``ExportHealthSnapshot``; ``store`` an object with ``ok``/``detail``.
+    """
+
+    lag: LoopLagMonitor | None = None
+    export: Callable[[], Any] | None = None
+    store: Callable[[], Any | None] | None = None
+    max_lag: float = 1.0
+    stage_grace: float = 5.0
+    wall_clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+
+
+def create_app(
+    *,
+    engine: Any = None,
+    registry: CollectorRegistry | None = None,
+    health: HealthSources | None = None,
+) -> Starlette:
+    """The Starlette app over ``engine``, ``registry`` and ``health``.
+
+    ``engine`` is an :class:`~taskdaemon.pipeline.engine.Engine` (wrapped in an
+    :class:`EngineController`) or any :class:`RunController`. Without a registry ``/metrics``
+    answers 404; without an engine the API answers 503.
+    """
+    sources = health or HealthSources()
+    if engine is not None and hasattr(engine, "start_run"):
+        engine = EngineController(engine)
+
+    async def metrics(request: Request) -> Response:
+        if registry is None:
+            return _error(404, "metrics are not enabled (OTEL_METRICS_EXPORTER has no prometheus)")
+        body, content_type = render_metrics(registry, request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    async def healthz(request: Request) -> Response:
+        if sources.lag is None:
+            report = HealthReport({"event_loop": ComponentHealth(True, "lag not measured")})
+        else:
+            report = liveness(
+                sources.lag.snapshot(), now=sources.monotonic(), max_lag=sources.max_lag
+            )
+        return JSONResponse(report.to_json(), status_code=200 if report.ok else 503)
+
+    async def readyz(request: Request) -> Response:
+        report = readiness(
+            export=_guarded(sources.export),
+            store=_guarded(sources.store),
+            runs=_guarded(engine.runs) or () if engine is not None else (),
+            now=sources.wall_clock(),
+            grace=sources.stage_grace,
+        )
+        return JSONResponse(report.to_json(), status_code=200 if report.ok else 503)
+
+    async def list_runs(request: Request) -> Response:
+        if engine is None:
+            return _error(503, "no engine attached to this server")
+        return JSONResponse(runs_json(engine.runs()))
+
+    async def approve(request: Request) -> Response:
+        body = await _json_body(request)
+        by = str(body.get("by") or "api")
+        return await _command(
+            lambda e: e.approve(request.path_params["run_id"], request.path_params["stage"], by=by)
+        )
+
+    async def reject(request: Request) -> Response:
+        body = await _json_body(request)
+        by, reason = str(body.get("by") or "api"), str(body.get("reason") or "")
+        return await _command(
+            lambda e: e.reject(
+                request.path_params["run_id"], request.path_params["stage"], by=by, reason=reason
+            )
+        )
+
+    async def publish(request: Request) -> Response:
+        body = await _json_body(request)
+        event_type, payload = body.get("type"), body.get("payload", {})
+        if not isinstance(event_type, str) or not event_type:
+            return _error(400, 'body must be {"type": "<event type>", "payload": {...}}')
+        if not isinstance(payload, dict):
+            return _error(400, "payload must be a JSON object")
+        return await _command(
+            lambda e: e.publish(request.path_params["run_id"], event_type, payload)
+        )
+
+    async def cancel(request: Request) -> Response:
+        return await _command(lambda e: e.cancel(request.path_params["run_id"]))
+
+    async def _command(call: Callable[[RunController], Awaitable[None]]) -> Response:
+        if engine is None:
+            return _error(503, "no engine attached to this server")
+        try:
+            await call(engine)
+        except RunNotFoundError as exc:
+            return _error(404, str(exc))
+        except (ApprovalError, PipelineError) as exc:
+            return _error(409, str(exc))
+        except TaskdaemonError as exc:
+            return _error(400, str(exc))
+        return JSONResponse({"status": "accepted"}, status_code=202)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/api/runs", list_runs, methods=["GET"]),
+            Route("/api/runs/{run_id}/approve/{stage}", approve, methods=["POST"]),
+            Route("/api/runs/{run_id}/reject/{stage}", reject, methods=["POST"]),
+            Route("/api/runs/{run_id}/events", publish, methods=["POST"]),
+            Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
+        ],
+        exception_handlers={_BadRequestError: _bad_request},
+    )
+
+
+class _BadRequestError(Exception):
+    """Raised by handlers when the request body is not what the route needs."""
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return _error(400, str(exc))
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise _BadRequestError(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _BadRequestError("body must be a JSON object")
+    return body
+
+
+def _error(status: int, message: str) -> Response:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _guarded(source: Callable[[], Any] | None) -> Any | None:
+    """A health source that raises is reported as missing data, never as a 500."""
+    if source is None:
+        return None
+    try:
+        return source()
+    except Exception:
+        _log.exception("health source failed")
+        return None
+
+
+# --- the engine adapter --------------------------------------------------------------------------
+
+
+class EngineController:
+    """A :class:`RunController` over an :class:`~taskdaemon.pipeline.engine.Engine`.
+
+    It registers itself as an engine observer to know which stages wait for an approval (the
+    engine's snapshots say only ``waiting``), so create it before starting runs: approvals
+    requested earlier are not flagged (they can still be granted). Only open runs are listed.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._approvals: set[tuple[str, str]] = set()
+        engine.add_observer(self)
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Track pending approvals."""
+        if isinstance(event, ApprovalRequested):
+            self._approvals.add((event.run_id, event.stage))
+        elif isinstance(event, ApprovalResolved):
+            self._approvals.discard((event.run_id, event.stage))
+        elif isinstance(event, RunFinished):
+            self._approvals = {key for key in self._approvals if key[0] != event.run_id}
+
+    def runs(self) -> Sequence[RunView]:
+        """Snapshots of the engine's open runs."""
+        views = []
+        for handle in self.engine.runs:
+            if handle.done:
+                continue
+            result = handle.snapshot()
+            pipeline = handle.pipeline
+            stages_by_name = {stage.name: stage for stage in pipeline.stages}
+            stages: list[StageView] = []
+            for name, status in result.stage_status.items():
+                stage_def = stages_by_name.get(name)
+                timeout = pipeline.effective_timeout(stage_def) if stage_def else None
+                executions = result.executions.get(name, ())
+                live = [ex for ex in executions if not ex.status.is_final]
+                if not live:
+                    stages.append(
+                        StageView(
+                            stage=name,
+                            status=str(status),
+                            timeout=timeout,
+                            waiting_approval=(result.run_id, name) in self._approvals,
+                        )
+                    )
+                for ex in live:
+                    stages.append(
+                        StageView(
+                            stage=name,
+                            status=str(ex.status),
+                            instance=ex.instance,
+                            attempt=ex.attempt,
+                            started_at=ex.times.running,
+                            timeout=timeout,
+                        )
+                    )
+            views.append(
+                RunView(
+                    run_id=result.run_id,
+                    pipeline=result.pipeline,
+                    status=str(result.status),
+                    started_at=result.started_at,
+                    stages=tuple(stages),
+                )
+            )
+        return views
+
+    async def approve(self, run_id: str, stage: str, *, by: str) -> None:
+        """Grant the approval ``stage`` waits for."""
+        self.engine.approve(run_id, stage, by)
+
+    async def reject(self, run_id: str, stage: str, *, by: str, reason: str) -> None:
+        """Reject it (the engine records who; the reason is logged)."""
+        _log.info("approval of %s rejected by %s: %s", stage, by, reason or "no reason given")
+        self.engine.reject(run_id, stage, by)
+
+    async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
+        """Publish an event into the run."""
+        self.engine.publish(run_id, event_type, payload)
+
+    async def cancel(self, run_id: str) -> None:
+        """Cancel the run."""
+        self.engine.cancel(run_id)
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """Uvicorn without its signal handlers: the process owner decides what signals do."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class MonitorServer:
+    """Serves an app with Uvicorn as a task of the running event loop.
+
+    ``await start()`` binds ``host:port`` at once (port 0 picks a free one; see :attr:`port`)
+    and starts serving; ``await aclose()`` stops accepting, lets in-flight requests finish (up to
+    ``grace`` seconds) and returns; both are idempotent. ``async with`` does both. A lag monitor
+    passed in ``lag`` is started and stopped with the server.
+    """
+
+    def __init__(
+        self,
+        app: Starlette,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9090,
+        lag: LoopLagMonitor | None = None,
+        grace: float = 2.0,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.lag = lag
+        self.grace = grace
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the bound server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start serving; raises ``OSError`` when the address is taken."""
+        if self._task is not None:
+            return
+        if not _is_loopback(self.host):
+            _log.warning(
+                "serving the run API on %s: it has no authentication; keep it behind a proxy",
+                self.host,
+            )
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=int(max(1, self.grace)),
+        )
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.get_running_loop().create_task(
+            self._server.serve(sockets=[sock]), name="taskdaemon-http"
+        )
+        if self.lag is not None:
+            self.lag.start()
+        _log.info("serving /metrics, /healthz, /readyz and /api on %s", self.url)
+
+    async def aclose(self) -> None:
+        """Stop serving and wait for the server task (idempotent)."""
+        task, server = self._task, self._server
+        self._task = self._server = None
+        if self.lag is not None:
+            await self.lag.aclose()
+        if task is None or server is None:
+            return
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=self.grace + 1.0)
+        except TimeoutError:
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
