@@ -1,5 +1,4 @@
 """Engine basics: results, data flow, observers, run ids, the public API and its errors."""
-# ruff: noqa: SIM300  (expected value first: the project's test style)
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
 """Engine triggers: completion, events and fan-out, conditions, approvals, ANY/ALL, slots."""
-# ruff: noqa: SIM300  (expected value first: the project's test style)
 
 from __future__ import annotations
 

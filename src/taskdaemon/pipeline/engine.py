@@ -665,6 +665,7 @@ class _Run:
         if self.stopping is not None or self.result is not None:
             return
         self.stopping = status
+        ended: list[tuple[_StageRun, _Instance]] = []
         if reason is not None:
             self.error = reason
         for srt in self.stages.values():
@@ -672,8 +673,26 @@ class _Run:
             if srt.approval is ApprovalState.REQUESTED:
                 self.withdraw_approval(srt)
             for inst in srt.instances:
-                if inst.task is not None and not inst.task.done():
-                    inst.task.cancel()
+                task = inst.task
+                if task is None or task.done():
+                    continue
+                if inst.status is _QUEUED:
+                    # End it here: a task cancelled before its first step never runs its
+                    # handler code, so it could not report its own end.
+                    self.finished(
+                        srt,
+                        inst,
+                        inst.executions[-1],
+                        status=_CANCELLED,
+                        exception=None,
+                        will_retry=False,
+                        error="cancelled",
+                    )
+                    inst.status = _CANCELLED
+                    ended.append((srt, inst))
+                task.cancel()
+        for srt, inst in ended:
+            self.instance_ended(srt, inst)
         self.process()
 
     # ------------------------------------------------------------------ considering / triggers
@@ -1211,6 +1230,8 @@ class _Run:
                 await engine._sleep(delay)
                 ex = self.queue(srt, inst, attempt + 1)
         except asyncio.CancelledError:
+            if inst.status is _CANCELLED:
+                return  # stop() already ended this queued execution
             if inst.status is _QUEUED or inst.status is _RUNNING:
                 ex = inst.executions[-1]
                 self.finished(
