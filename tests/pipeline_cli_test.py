@@ -6,10 +6,12 @@ root (so ``examples.loops`` imports), with its own ``TASKDAEMON_HOME``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ import psutil
 import pytest
 
 from taskdaemon.pipeline.cli.run import parse_inputs
+from taskdaemon.pipeline.control import ControlServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
@@ -363,8 +366,6 @@ def test_stale_socket_is_reported(home: Path) -> None:
     """A socket file left by a crashed run is reported as not served any more."""
     (home / "control").mkdir()
     stale = home / "control" / f"{'a' * 32}.sock"
-    import socket
-
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(str(stale))  # bound, never listening, then closed: a dead socket file
     done = taskdaemon(home, "cancel", "a" * 32)
@@ -417,3 +418,72 @@ def test_validate_ok_exits_0(home: Path) -> None:
     """validate exits 0 when every file is valid."""
     done = taskdaemon(home, "validate", "examples/feature_delivery.yaml")
     assert (0, "OK examples/feature_delivery.yaml (5 stages)\n") == (done.returncode, done.stdout)
+
+
+# -- the control protocol ---------------------------------------------------------------------
+
+
+class RecordingTarget:
+    """A run handle stand-in that records what reaches it and refuses unknown stages."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def approve(self, stage: str, *, by: str = "") -> None:
+        if stage != "release":
+            raise ValueError(f"stage {stage!r} is not waiting for an approval")
+        self.calls.append(("approve", stage, by))
+
+    def reject(self, stage: str, *, by: str = "") -> None:
+        self.calls.append(("reject", stage, by))
+
+    def publish(self, event_type: str, payload: Any) -> None:
+        self.calls.append(("publish", event_type, json.dumps(payload)))
+
+    async def cancel(self) -> None:
+        self.calls.append(("cancel",))
+
+
+async def test_control_protocol_answers_every_op(home: Path) -> None:
+    """Each op reaches the target; bad requests get one-line errors on the same connection."""
+    target = RecordingTarget()
+    async with ControlServer("f" * 32, target, status=lambda: {"x": 1}, home=home) as server:
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        requests = [
+            {"op": "approve", "stage": "release", "by": "ann"},
+            {"op": "approve", "stage": "build"},
+            {"op": "reject", "stage": "release"},
+            {"op": "publish", "type": "spec.ready", "payload": {"n": 1}},
+            {"op": "publish", "type": "spec.ready", "payload": [1]},
+            {"op": "cancel"},
+            {"op": "status"},
+            {"op": "explode"},
+        ]
+        answers = []
+        for request in [*requests, "not json"]:
+            line = request if isinstance(request, str) else json.dumps(request)
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            answers.append(json.loads(await reader.readline()))
+        writer.close()
+        await writer.wait_closed()
+    expected_answers = [
+        {"ok": True},
+        {"ok": False, "error": "stage 'build' is not waiting for an approval"},
+        {"ok": True},
+        {"ok": True},
+        {"ok": False, "error": "publish needs a JSON object as 'payload'"},
+        {"ok": True},
+        {"ok": True, "run_id": "f" * 32, "status": {"x": 1}},
+        {"ok": False, "error": "unknown op 'explode' (approve, reject, publish, cancel, status)"},
+        {"ok": False, "error": "not JSON: Expecting value: line 1 column 1 (char 0)"},
+    ]
+    assert expected_answers == answers
+    expected_calls = [
+        ("approve", "release", "ann"),
+        ("reject", "release", "control socket"),
+        ("publish", "spec.ready", '{"n": 1}'),
+        ("cancel",),
+    ]
+    assert expected_calls == target.calls
+    assert not server.path.exists()
