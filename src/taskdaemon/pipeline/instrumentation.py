@@ -1,0 +1,112 @@
+"""Auto-instrumentation: every :class:`~taskdaemon.pipeline.engine.Engine` gets a monitor.
+
+Usage, with no code change::
+
+    opentelemetry-instrument taskdaemon run examples/feature_delivery.yaml --auto-approve
+    opentelemetry-instrument python my_script_using_the_engine.py
+
+``opentelemetry-instrument`` finds :class:`PipelineInstrumentor` through the entry point
+``opentelemetry_instrumentor: taskdaemon`` and calls ``instrument()``; the SDK providers are the
+ones its configurator built from the ``OTEL_*`` variables. In code::
+
+    from taskdaemon.pipeline.instrumentation import PipelineInstrumentor
+    PipelineInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)  # or the globals
+    ...
+    PipelineInstrumentor().uninstrument()
+
+What it does: wraps ``Engine.__init__`` and ``Engine.add_observer`` (wrapt) so that each engine
+created while instrumented gets one shared :class:`~taskdaemon.pipeline.monitor.PipelineMonitor`
+observer (created in ``instrument()``, never at import, from the ``tracer_provider`` /
+``meter_provider`` keyword arguments or the globals). An engine that already has its own
+``PipelineMonitor`` (the ``taskdaemon run`` command attaches one) is left alone, and an engine
+that gets one later loses the automatic one, so runs are never traced twice.
+``uninstrument()`` unwraps both methods; engines built meanwhile keep their monitor. Both calls
+are idempotent (``BaseInstrumentor`` guards them). ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=
+taskdaemon`` makes ``opentelemetry-instrument`` skip it.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.instrumentation.utils import unwrap
+
+from taskdaemon.pipeline import engine as engine_module
+from taskdaemon.pipeline.monitor import PipelineMonitor
+
+__all__ = ["PipelineInstrumentor"]
+
+_log = logging.getLogger(__name__)
+
+_INSTRUMENTS = ("taskdaemon >= 0.1, < 1.0",)
+
+
+class PipelineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Attaches a :class:`PipelineMonitor` to every engine (see the module docstring)."""
+
+    _monitor: PipelineMonitor | None = None
+    _automatic: weakref.WeakKeyDictionary[Any, PipelineMonitor]
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        """The package versions this instrumentation supports."""
+        return _INSTRUMENTS
+
+    def _instrument(self, **kwargs: Any) -> None:
+        monitor = PipelineMonitor(
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+        )
+        self._monitor = monitor
+        self._automatic = weakref.WeakKeyDictionary()
+        automatic = self._automatic
+
+        def add_observer(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: Mapping[str, Any],
+        ) -> Any:
+            observer = args[0] if args else kwargs.get("observer")
+            auto = automatic.get(instance)
+            if isinstance(observer, PipelineMonitor) and observer is not auto:
+                # The engine's owner brought its own monitor: one trace per run, not two.
+                _guarded(lambda: automatic.pop(instance, None) and instance.remove_observer(auto))
+            return wrapped(*args, **kwargs)
+
+        def init(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: Mapping[str, Any],
+        ) -> Any:
+            kwargs = dict(kwargs)
+            observers = list(kwargs.get("observers", ()))  # it may be a one-shot iterable
+            kwargs["observers"] = observers
+            result = wrapped(*args, **kwargs)
+            if not any(isinstance(o, PipelineMonitor) for o in observers):
+                automatic[instance] = monitor
+                _guarded(lambda: instance.add_observer(monitor))
+            return result
+
+        wrapt.wrap_function_wrapper(engine_module, "Engine.add_observer", add_observer)
+        wrapt.wrap_function_wrapper(engine_module, "Engine.__init__", init)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        unwrap(engine_module.Engine, "__init__")
+        unwrap(engine_module.Engine, "add_observer")
+        self._monitor = None
+
+
+def _guarded(action: Callable[[], Any]) -> None:
+    """Telemetry never breaks the application: log and swallow."""
+    try:
+        action()
+    except Exception:
+        _log.exception("taskdaemon instrumentation failed (ignored)")
