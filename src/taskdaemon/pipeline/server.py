@@ -494,10 +494,21 @@ class EngineController:
     requested earlier are not flagged (they can still be granted). Only open runs are listed.
     """
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
+    def __init__(self, engine: Any = None) -> None:
+        self.engine: Any = None
         self._approvals: set[tuple[str, str]] = set()
+        if engine is not None:
+            self.bind(engine)
+
+    def bind(self, engine: Any) -> None:
+        """Serve ``engine`` (for owners that build the controller before the engine)."""
+        self.engine = engine
         engine.add_observer(self)
+
+    def _engine(self) -> Any:
+        if self.engine is None:
+            raise PipelineError("no engine is attached yet")
+        return self.engine
 
     def on_event(self, event: EngineEvent) -> None:
         """Track pending approvals."""
@@ -510,8 +521,8 @@ class EngineController:
 
     def runs(self) -> Sequence[RunView]:
         """Snapshots of the engine's open runs."""
-        views = []
-        for handle in self.engine.runs:
+        views: list[RunView] = []
+        for handle in self.engine.runs if self.engine is not None else ():
             if handle.done:
                 continue
             result = handle.snapshot()
@@ -556,20 +567,20 @@ class EngineController:
 
     async def approve(self, run_id: str, stage: str, *, by: str) -> None:
         """Grant the approval ``stage`` waits for."""
-        self.engine.approve(run_id, stage, by)
+        self._engine().approve(run_id, stage, by)
 
     async def reject(self, run_id: str, stage: str, *, by: str, reason: str) -> None:
         """Reject it (the engine records who; the reason is logged)."""
         _log.info("approval of %s rejected by %s: %s", stage, by, reason or "no reason given")
-        self.engine.reject(run_id, stage, by)
+        self._engine().reject(run_id, stage, by)
 
     async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
         """Publish an event into the run."""
-        self.engine.publish(run_id, event_type, payload)
+        self._engine().publish(run_id, event_type, payload)
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run."""
-        self.engine.cancel(run_id)
+        self._engine().cancel(run_id)
 
 
 # --- the server ----------------------------------------------------------------------------------
@@ -618,6 +629,10 @@ class MonitorServer:
 
     async def start(self) -> None:
         """Bind and start serving; raises ``OSError`` when the address is taken."""
+        self.start_nowait()
+
+    def start_nowait(self) -> None:
+        """:meth:`start` for synchronous code running inside the event loop."""
         if self._task is not None:
             return
         if not _is_loopback(self.host):

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.errors import SettingsError
 
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "validate", "approve", "dag", "runs")
+COMMAND_MODULES: tuple[str, ...] = ("run", "validate", "approve", "dag", "runs", "serve")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
+    try:
+        code: int = args.func(args)
+    except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
+        print(f"taskdaemon: invalid settings:\n{error}", file=sys.stderr, flush=True)
+        return 2
     return code
 
 

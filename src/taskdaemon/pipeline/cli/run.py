@@ -43,7 +43,7 @@ from typing import IO, Any
 import yaml
 
 from taskdaemon.pipeline.control import ControlServer
-from taskdaemon.pipeline.errors import ConfigError, PipelineError
+from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -111,6 +111,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--quiet", "-q", action="store_true", help="print only the run id (and errors)"
+    )
+    parser.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve /metrics, /healthz, /readyz and the run API during the run "
+        "(HOST defaults to TASKDAEMON_METRICS_HOST)",
     )
     parser.set_defaults(func=run_command)
 
@@ -285,10 +291,21 @@ def build_observers(
     This is the one place to extend (monitoring adds its observer here and registers its
     shutdown on ``stack``, which is closed after the run ended, before the process exits).
     """
-    del args, stack  # used by the monitoring that plugs in here
+    from taskdaemon.pipeline.cli.serve import parse_address, start_monitoring  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    serve = getattr(args, "serve", None)
+    try:
+        address = parse_address(serve, settings.metrics_host) if serve else None
+        monitoring = start_monitoring(settings, serve=address, stack=stack)
+    except (ValueError, OSError) as error:  # reported by the CLI's main, exit 2
+        raise SettingsError([("--serve", str(error))]) from None
     observers: list[Any] = [approvals]
     if progress is not None:
         observers.append(progress)
+    # The monitor, then the API's controller (bound to the engine once it exists).
+    observers.extend(monitoring.observers)
     return observers
 
 
@@ -415,6 +432,9 @@ async def run_pipeline(
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
         engine = Engine(resolver=registry, observers=observers, workspace=workspace)
+        for observer in observers:  # observers that steer the engine (the --serve API)
+            if callable(bind := getattr(observer, "bind", None)):
+                bind(engine)
         async with engine:
             handle = await engine.start_run(pipeline, request, started_by="cli")
             run_ids.append(handle.run_id)

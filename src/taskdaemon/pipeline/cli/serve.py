@@ -1,0 +1,315 @@
+"""``taskdaemon serve``: a daemon serving metrics, health and the run API, optionally running a
+pipeline on a schedule; and the monitoring wiring ``taskdaemon run`` shares with it.
+
+::
+
+    taskdaemon serve [--host HOST] [--port PORT]
+                     [--pipeline FILE [--every SECONDS] [--max-runs N] [--auto-approve]
+                      [--input KEY=VALUE ...]]
+
+* Serves ``/metrics``, ``/healthz``, ``/readyz`` and ``/api/runs`` on ``--host``/``--port``
+  (default ``TASKDAEMON_METRICS_HOST``/``_PORT``: 127.0.0.1:9090) until SIGINT or SIGTERM.
+* With ``--pipeline``: starts a run at once, then one every ``--every`` seconds (counted from
+  the previous start; a run longer than that is followed at once by the next), at most
+  ``--max-runs`` (0, the default, means forever). Runs are ``started_by=schedule``.
+  ``--auto-approve`` grants every approval; otherwise approvals come through the API
+  (``POST /api/runs/{id}/approve/{stage}``).
+* Stopping: the first signal cancels the open run and exits 0 after telemetry is flushed (within
+  ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
+* Exit codes: 0 stopped cleanly, 2 invalid settings, file or arguments, 1 the address is taken.
+
+:func:`start_monitoring` is the shared wiring: telemetry from the settings, structured logging,
+one :class:`~taskdaemon.pipeline.monitor.PipelineMonitor`, and (when asked) the HTTP server with
+an engine controller to :meth:`~taskdaemon.pipeline.server.EngineController.bind` later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
+from taskdaemon.pipeline.errors import ConfigError, PipelineError
+from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.logs import configure_logging
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.server import (
+    EngineController,
+    HealthSources,
+    LoopLagMonitor,
+    MonitorServer,
+    create_app,
+)
+from taskdaemon.pipeline.settings import Settings, load_settings
+
+__all__ = ["Monitoring", "parse_address", "register", "start_monitoring"]
+
+_log = logging.getLogger("taskdaemon.serve")
+
+EXIT_OK = 0
+EXIT_ADDRESS = 1
+EXIT_INVALID = 2
+
+
+def parse_address(text: str, default_host: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` (``[::1]:9090`` for IPv6) as ``(host, port)``; ValueError if invalid."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = default_host, text
+    host = host.strip("[]") or default_host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"expected [HOST:]PORT, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port}")
+    return host, port
+
+
+@dataclass(slots=True)
+class Monitoring:
+    """What :func:`start_monitoring` built: add :attr:`observers` to the engine, then
+    :meth:`bind` it."""
+
+    settings: Settings
+    telemetry: Telemetry
+    monitor: PipelineMonitor
+    controller: EngineController
+    server: MonitorServer | None
+
+    @property
+    def observers(self) -> list[Any]:
+        """The engine observers monitoring needs (the monitor, the API's controller)."""
+        return [self.monitor, self.controller]
+
+    def bind(self, engine: Any) -> None:
+        """Let the run API steer ``engine``."""
+        if self.controller.engine is not engine:
+            self.controller.bind(engine)
+
+
+def start_monitoring(
+    settings: Settings,
+    *,
+    serve: tuple[str, int] | None,
+    stack: contextlib.AsyncExitStack,
+) -> Monitoring:
+    """Build telemetry, logging, the monitor and (with ``serve``) start the HTTP server.
+
+    Call it inside the running event loop. Shutdowns are pushed on ``stack``: the server stops
+    first, then telemetry is flushed within ``TASKDAEMON_EXPORT_TIMEOUT``. Raises ``OSError``
+    when the address is taken.
+    """
+    telemetry = build_telemetry(settings, set_global=True)
+    stack.callback(telemetry.shutdown)
+    configure_logging(settings, logger_provider=telemetry.logger_provider)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        capture=PayloadCapture(
+            max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
+        ),
+    )
+    controller = EngineController()
+    server = None
+    if serve is not None:
+        lag = LoopLagMonitor()
+        app = create_app(
+            engine=controller,
+            registry=telemetry.registry if telemetry.serves_prometheus else None,
+            health=HealthSources(
+                lag=lag, export=telemetry.export_health.snapshot, store=telemetry.store_health
+            ),
+        )
+        server = MonitorServer(app, host=serve[0], port=serve[1], lag=lag)
+        server.start_nowait()
+        stack.push_async_callback(server.aclose)
+    return Monitoring(settings, telemetry, monitor, controller, server)
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` sub-command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve metrics, health and the run API; optionally run a pipeline on a schedule",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--host", help="address to bind (default TASKDAEMON_METRICS_HOST)")
+    parser.add_argument("--port", type=int, help="port (default TASKDAEMON_METRICS_PORT)")
+    parser.add_argument("--pipeline", metavar="FILE", help="a pipeline file to run repeatedly")
+    parser.add_argument(
+        "--every", type=float, default=60.0, metavar="SECONDS", help="seconds between run starts"
+    )
+    parser.add_argument(
+        "--max-runs", type=int, default=0, metavar="N", help="stop scheduling after N runs"
+    )
+    parser.add_argument(
+        "--auto-approve", action="store_true", help="grant every approval when it is asked for"
+    )
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a request field of every run (VALUE is JSON when it parses); repeatable",
+    )
+    parser.set_defaults(func=serve_command)
+
+
+class _AutoApprove:
+    """Grants every approval as soon as it is asked for (after the event is delivered)."""
+
+    def __init__(self) -> None:
+        self.engine: Any = None
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, ApprovalRequested) and self.engine is not None:
+            asyncio.get_running_loop().call_soon(self._grant, event.run_id, event.stage)
+
+    def _grant(self, run_id: str, stage: str) -> None:
+        with contextlib.suppress(PipelineError):  # the run ended or moved on meanwhile
+            self.engine.approve(run_id, stage, "serve --auto-approve")
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run the daemon described by ``args``; returns the exit code."""
+    settings = load_settings()
+    host = args.host or settings.metrics_host
+    port = settings.metrics_port if args.port is None else args.port
+    if not 0 <= port <= 65535:
+        _log.error("--port must be 0-65535, got %s", port)
+        return EXIT_INVALID
+    if args.every <= 0:
+        _log.error("--every must be positive, got %s", args.every)
+        return EXIT_INVALID
+    pipeline = registry = None
+    request: dict[str, Any] = {}
+    if args.pipeline:
+        from taskdaemon.pipeline.cli.run import parse_inputs  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
+            add_working_directory_to_path,
+            resolve_issues,
+        )
+        from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+        from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+
+        configure_logging(settings)
+        try:
+            request = parse_inputs(args.input)
+            pipeline = load_pipeline(args.pipeline)
+        except (ValueError, ConfigError) as error:
+            _log.error("%s", error)
+            return EXIT_INVALID
+        add_working_directory_to_path()
+        registry = LoopRegistry.default()
+        issues = resolve_issues(pipeline, registry)
+        if issues:
+            _log.error("%s", "\n".join(issues))
+            return EXIT_INVALID
+    try:
+        return asyncio.run(
+            _serve(
+                args,
+                settings,
+                address=(host, port),
+                pipeline=pipeline,
+                registry=registry,
+                request=request,
+            )
+        )
+    except OSError as error:
+        _log.error("cannot serve on %s:%s: %s", host, port, error)
+        return EXIT_ADDRESS
+
+
+async def _serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    *,
+    address: tuple[str, int],
+    pipeline: Any,
+    registry: Any,
+    request: dict[str, Any],
+) -> int:
+    from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)
+        _log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    async with contextlib.AsyncExitStack() as stack:
+        monitoring = start_monitoring(settings, serve=address, stack=stack)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        stack.callback(_remove_signal_handlers, loop)
+        approver = _AutoApprove()
+        observers: list[Any] = [*monitoring.observers]
+        if args.auto_approve:
+            observers.append(approver)
+        workspace = settings.home / "workspaces"
+        engine = Engine(resolver=registry, observers=observers, workspace=workspace.absolute())
+        approver.engine = engine
+        monitoring.bind(engine)
+        assert monitoring.server is not None
+        _log.info("taskdaemon serve: %s", monitoring.server.url)
+        async with engine:
+            if pipeline is None:
+                await stop.wait()
+            else:
+                await _schedule(engine, pipeline, request, args, stop)
+    return EXIT_OK
+
+
+async def _schedule(
+    engine: Any, pipeline: Any, request: dict[str, Any], args: argparse.Namespace, stop: Any
+) -> None:
+    runs = 0
+    while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
+        started = time.monotonic()
+        handle = await engine.start_run(pipeline, request, started_by="schedule")
+        runs += 1
+        waiter = asyncio.ensure_future(handle.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if not waiter.done():
+            handle.cancel()
+        result = await waiter
+        _log.info(
+            "run %s of %s ended %s (%d of %s)",
+            result.run_id,
+            pipeline.name,
+            result.status,
+            runs,
+            args.max_runs or "unlimited",
+        )
+        if args.max_runs > 0 and runs >= args.max_runs:
+            break
+        delay = max(0.0, args.every - (time.monotonic() - started))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+    if not stop.is_set():
+        _log.info("schedule done; serving until stopped")
+        await stop.wait()
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(signum)
