@@ -726,7 +726,7 @@ class _Run:
             state, detail = evaluate_completion(
                 trigger, upstream.status if upstream.final else None
             )
-            if state is _SATISFIED:
+            if state is _SATISFIED and self.engine._observers:  # only StageStarted reads it
                 if srt.fired_by is None:
                     srt.fired_by = {}
                 srt.fired_by[index] = tuple(
@@ -802,7 +802,7 @@ class _Run:
     def collect_fired_by(self, srt: _StageRun) -> tuple[TaskRunRef, ...]:
         refs: list[TaskRunRef] = []
         fired_by = srt.fired_by
-        if fired_by is None:
+        if fired_by is None or not self.engine._observers:
             return ()
         for index, state in srt.states.items():
             if state is _SATISFIED:
@@ -914,12 +914,12 @@ class _Run:
             srt.fired = True
             if srt.approval is ApprovalState.REQUESTED:
                 self.withdraw_approval(srt)
-        descriptions = srt.cs.descriptions
-        if event_trigger is not None:
-            triggers: tuple[str, ...] = (descriptions[event_trigger],)
+        triggers: tuple[str, ...] = ()
+        if self.engine._observers:  # only StageStarted reads it: spare the allocations
+            descriptions = srt.cs.descriptions
+            if event_trigger is not None:
+                triggers = (descriptions[event_trigger],)
             triggers += tuple(descriptions[i] for i, s in srt.states.items() if s is _SATISFIED)
-        else:
-            triggers = tuple(descriptions[i] for i, s in srt.states.items() if s is _SATISFIED)
         inst = _Instance(len(srt.instances), event, fired_by, triggers)
         srt.instances.append(inst)
         srt.open_instances += 1
