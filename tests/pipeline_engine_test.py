@@ -573,3 +573,37 @@ async def test_failing_stage_does_not_fail_the_engine() -> None:
         again = await engine.run(pipeline(stage("b")))
     assert "stage 'a' failure: a broke" == result.error
     assert RunStatus.SUCCESS == again.status
+
+
+async def test_raising_pause_gate_fails_the_run_instead_of_hanging() -> None:
+    """An exception escaping pause_gate ends the run failure with an internal error."""
+
+    async def gate(request: Any) -> None:
+        raise RuntimeError("debugger broke")
+
+    engine = Engine(resolver=Resolver(), pause_gate=gate)
+    handle = await engine.start_run(pipeline(stage("a"), stage("b")))
+    result = await asyncio.wait_for(handle.wait(), timeout=5)
+    assert RunStatus.FAILURE == result.status
+    assert "internal error: RuntimeError('debugger broke')" in (result.error or "")
+
+
+async def test_observer_may_steer_the_run_from_inside_on_event() -> None:
+    """An observer that approves on ApprovalRequested (re-entrantly) gets the stage started."""
+
+    class AutoApprove:
+        def __init__(self) -> None:
+            self.engine: Engine | None = None
+
+        def on_event(self, event: Any) -> None:
+            if type(event).__name__ == "ApprovalRequested":
+                assert self.engine is not None
+                self.engine.approve(event.run_id, event.stage, by="bot")
+
+    observer = AutoApprove()
+    engine = Engine(resolver=Resolver(), observers=[observer])
+    observer.engine = engine
+    approval = Manual(approval_required=True)
+    p = pipeline(stage("a"), stage("b", *after("a"), approval, trigger_mode=TriggerMode.ALL))
+    result = await asyncio.wait_for(engine.run(p), timeout=5)
+    assert {"a": StageStatus.SUCCESS, "b": StageStatus.SUCCESS} == dict(result.stage_status)

@@ -688,7 +688,7 @@ class _Run:
                         will_retry=False,
                         error="cancelled",
                     )
-                    inst.status = _CANCELLED
+                    _move(srt, inst, _CANCELLED)
                     ended.append((srt, inst))
                 task.cancel()
         for srt, inst in ended:
@@ -928,10 +928,7 @@ class _Run:
         inst.task = asyncio.get_running_loop().create_task(self.execute(srt, inst))
 
     def queue(self, srt: _StageRun, inst: _Instance, attempt: int) -> _Exec:
-        status = inst.status
-        if _QUEUED not in STAGE_TRANSITIONS[status]:
-            raise InvalidTransitionError(f"stage {srt.name!r} cannot move from {status} to queued")
-        inst.status = _QUEUED
+        _move(srt, inst, _QUEUED)
         now = self.engine._clock()
         ex = _Exec(attempt, now)
         inst.executions.append(ex)
@@ -1207,11 +1204,11 @@ class _Run:
                     srt, inst, ex, status=status, exception=exception, will_retry=will_retry
                 )
                 if not will_retry:
-                    inst.status = status
+                    _move(srt, inst, status)
                     break
                 assert policy is not None
                 delay = policy.backoff.delay(attempt)
-                inst.status = _RETRYING
+                _move(srt, inst, _RETRYING)
                 if engine._observers:
                     self.emit(
                         StageRetrying(
@@ -1243,7 +1240,19 @@ class _Run:
                     will_retry=False,
                     error="cancelled",
                 )
-            inst.status = _CANCELLED
+            _move(srt, inst, _CANCELLED)
+        except Exception as exc:
+            # A bug in the engine or an observer hook that escaped its guard: end the run
+            # rather than leave it waiting forever for this instance.
+            logger.exception("internal error in stage %r of run %s", srt.name, self.run_id)
+            last = inst.executions[-1]
+            last.status = _FAILURE
+            last.error = f"internal error: {exc!r}"
+            last.error_type = type(exc).__qualname__
+            inst.status = _FAILURE
+            if self.stopping is None:
+                self.first_failure = self.first_failure or f"stage {srt.name!r}: {last.error}"
+                self.stop(RunStatus.FAILURE, self.first_failure)
         self.instance_ended(srt, inst)
 
     async def attempt(
@@ -1275,7 +1284,7 @@ class _Run:
                     inst.event,
                 )
             )
-        inst.status = _RUNNING
+        _move(srt, inst, _RUNNING)
         now = engine._clock()
         ex.running = now
         ex.status = _RUNNING
@@ -1391,6 +1400,15 @@ class _Run:
                     ex.memory,
                 )
             )
+
+
+def _move(srt: _StageRun, inst: _Instance, new: StageStatus) -> None:
+    """Move an instance to ``new``, enforcing the stage state machine of ``state.py``."""
+    if new not in STAGE_TRANSITIONS[inst.status]:
+        raise InvalidTransitionError(
+            f"stage {srt.name!r} instance {inst.index} cannot move from {inst.status} to {new}"
+        )
+    inst.status = new
 
 
 class _DataError(PipelineError):
