@@ -139,3 +139,62 @@ def test_random_dags_keep_the_engine_invariants(case: Case) -> None:
     for name, status in result.stage_status.items():
         assert status.is_final, (name, status)
     assert result.status.is_final
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.integers(0, 9), max_size=12),
+    parallel=st.integers(1, 4),
+    concurrency=st.integers(1, 4),
+    yields=st.integers(0, 3),
+)
+def test_event_fan_out_keeps_its_bounds(
+    values: list[int], parallel: int, concurrency: int, yields: int
+) -> None:
+    """One instance per matching event, never more than parallel_instances (or slots) at once."""
+    from taskdaemon.pipeline.model import InputMapping, OnEvent
+
+    async def emit(ctx: StageContext) -> None:
+        for value in values:
+            ctx.publish("item", {"v": value})
+
+    async def work(ctx: StageContext) -> dict[str, int]:
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        return {"v": ctx.inputs["v"]}
+
+    class Handlers:
+        def resolve(self, pipeline: Pipeline, stage: Stage) -> object:
+            return emit if stage.name == "src" else work
+
+    p = pipeline(
+        Stage("src", "python", (entry(),), emits=("item",)),
+        Stage(
+            "work",
+            "python",
+            (OnEvent("item", "event.v >= 5"),),
+            parallel_instances=parallel,
+            inputs=(InputMapping("v", "event.v"),),
+        ),
+        concurrency=concurrency,
+    )
+
+    async def go() -> tuple[RunResult, Recorder]:
+        recorder = Recorder()
+        engine = Engine(resolver=Handlers(), observers=[recorder])  # type: ignore[arg-type]
+        handle = await engine.start_run(p)
+        return await asyncio.wait_for(handle.wait(), timeout=10), recorder
+
+    result, recorder = asyncio.run(go())
+    expected = [v for v in values if v >= 5]
+    outputs = [e.outputs["v"] for e in result.executions["work"]]
+    assert expected == outputs
+    running = peak = 0
+    for event in recorder.events:
+        if isinstance(event, StageStarted) and event.stage == "work":
+            running += 1
+            peak = max(peak, running)
+        elif isinstance(event, StageFinished) and event.stage == "work":
+            running -= 1
+    assert peak <= min(parallel, concurrency)
+    assert (StageStatus.SUCCESS if expected else StageStatus.SKIPPED) == result.stage_status["work"]
