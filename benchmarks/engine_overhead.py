@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/engine_overhead.py [--quick]``.
 
-Shapes, each at 1,000 and 10,000 stages (no observers, no-op async handlers,
+Shapes, each at 1,000 and 10,000 stages (no observers unless ``--observer``, no-op handlers,
 ``concurrency`` = 8):
 
 * ``wide``: every stage is an entry stage;
@@ -34,6 +34,13 @@ ENTRY = (Manual(approval_required=False),)
 
 async def _noop(ctx: StageContext) -> Mapping[str, Any]:
     return {}
+
+
+class _NullObserver:
+    """Receives every record and drops it: the cost of building the event stream."""
+
+    def on_event(self, event: object) -> None:
+        pass
 
 
 class _Resolver:
@@ -75,12 +82,12 @@ SHAPES = {
 }
 
 
-async def _measure(pipeline: Pipeline, repeat: int, gc_off: bool) -> float:
+async def _measure(pipeline: Pipeline, repeat: int, gc_off: bool, observe: bool) -> float:
     """Best CPU time of ``repeat`` runs (the compiled plan is warmed by a first run).
 
     CPU time of this process (``process_time``), not wall time: the machine is shared, and the
     engine does no I/O, so CPU time is the overhead without the neighbours' noise."""
-    engine = Engine(resolver=_Resolver())
+    engine = Engine(resolver=_Resolver(), observers=[_NullObserver()] if observe else ())
     result = await engine.run(pipeline)
     assert result.succeeded, result.error
     times = []
@@ -96,7 +103,7 @@ async def _measure(pipeline: Pipeline, repeat: int, gc_off: bool) -> float:
     return min(times)
 
 
-async def main(quick: bool, gc_off: bool) -> None:
+async def main(quick: bool, gc_off: bool, observe: bool) -> None:
     sizes = (1_000, 10_000)
     repeat = 1 if quick else 5
     print(
@@ -108,7 +115,7 @@ async def main(quick: bool, gc_off: bool) -> None:
         for n in sizes:
             pipeline = Pipeline(name=f"bench-{shape}", stages=tuple(build(n)), concurrency=8)
             edges = len(pipeline.edges)
-            seconds = await _measure(pipeline, repeat, gc_off)
+            seconds = await _measure(pipeline, repeat, gc_off, observe)
             per_stage[n] = seconds / n * 1e6
             ratio = f"{per_stage[n] / per_stage[sizes[0]]:.2f}" if n != sizes[0] else ""
             print(
@@ -123,5 +130,8 @@ if __name__ == "__main__":
     parser.add_argument(
         "--gc-off", action="store_true", help="disable the cyclic GC while timing (to isolate it)"
     )
+    parser.add_argument(
+        "--observer", action="store_true", help="register a no-op observer (events are built)"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.quick, args.gc_off))
+    asyncio.run(main(args.quick, args.gc_off, args.observer))
