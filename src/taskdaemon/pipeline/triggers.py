@@ -236,8 +236,7 @@ class TriggerPlan:
     condition_readers: Mapping[str, tuple[tuple[str, int], ...]]
     #: conditions that read stages in ways we cannot see: re-evaluated on every change
     opaque_conditions: tuple[tuple[str, int], ...]
-    #: conditions that read no stage (request only), evaluated once when considered
-    #: stages whose trigger set has an on_condition trigger (re-evaluated when events arrive)
+    #: stages with an on_condition trigger (re-evaluated when an event is published)
     condition_stages: tuple[str, ...]
     #: event type -> stages that emit it
     emitters: Mapping[str, tuple[str, ...]]
