@@ -607,7 +607,9 @@ class _Run:
 
     def finish(self) -> None:
         now = self.engine._clock()
-        failed = [s for s in self.stages.values() if s.status in _FAILED]
+        # a stage can only end cancelled in a run that was not stopped if its handler raised
+        # CancelledError by itself: that is no success either
+        failed = [s for s in self.stages.values() if s.status in _FAILED or s.status is _CANCELLED]
         if self.stopping is not None:
             status = self.stopping
         elif failed:
