@@ -207,6 +207,16 @@ class RepeatedLogFilter(logging.Filter):
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], tuple[float, int]] = {}
 
+    def suppressed(self) -> dict[tuple[str, str], int]:
+        """Records dropped so far in the current window, per (logger, message template)."""
+        with self._lock:
+            return {key: count for key, (_, count) in self._seen.items()}
+
+    def reset(self) -> None:
+        """Forget what was seen: the next record of each kind passes again."""
+        with self._lock:
+            self._seen.clear()
+
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, str(record.msg))
         now = self._clock()

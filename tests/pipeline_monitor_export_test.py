@@ -1,0 +1,210 @@
+"""Telemetry wiring: readers, exporters, a dead collector, bounded shutdown, deduplicated errors."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import generate_latest
+
+from taskdaemon.pipeline.cli.telemetry import (
+    RepeatedLogFilter,
+    build_telemetry,
+    install_repeated_log_filter,
+)
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+PIPELINE = """
+name: wide
+concurrency: 8
+loops: {work: {handler: "unused:unused"}}
+stages:
+"""
+PIPELINE += "".join(
+    f"  - name: s{i}\n    loop: work\n    triggers: [{{manual: {{approval_required: false}}}}]\n"
+    for i in range(20)
+)
+
+
+class Resolver:
+    """Every stage returns at once."""
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        async def handler(ctx: StageContext) -> Mapping[str, Any]:
+            return {}
+
+        return handler
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def dead_collector(monkeypatch: pytest.MonkeyPatch) -> str:
+    """OTLP pointed at a closed port of 127.0.0.1."""
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_METRICS_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)
+    return endpoint
+
+
+def test_prometheus_exporter_setting_means_our_single_reader(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """OTEL_METRICS_EXPORTER=prometheus gives one reader on our registry (no duplicate series)
+    and a note saying so."""
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
+    telemetry = build_telemetry(load_settings(home=tmp_path))
+    counter = telemetry.meter_provider.get_meter("t").create_counter("pipeline.executions")
+    counter.add(1, {"pipeline": "p", "status": "success"})
+    lines = [
+        line
+        for line in generate_latest(telemetry.registry).decode().splitlines()
+        if line.startswith("pipeline_executions_total")
+    ]
+    telemetry.shutdown()
+    expected = (1, True)
+    assert expected == (len(lines), "one reader per registry" in " ".join(telemetry.notes))
+
+
+def test_shutdown_is_safe_to_call_twice(tmp_path: Path) -> None:
+    """A second shutdown returns at once and reports success."""
+    telemetry = build_telemetry(load_settings(home=tmp_path))
+    assert (True, True) == (telemetry.shutdown(), telemetry.shutdown())
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+async def test_a_dead_collector_blocks_no_stage_and_shutdown_is_bounded(
+    dead_collector: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, protocol: str
+) -> None:
+    """With the collector down the run still succeeds fast, and shutdown stays in its bound."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    telemetry = build_telemetry(load_settings(home=tmp_path, export_timeout=1.0))
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    started = time.monotonic()
+    async with Engine(resolver=Resolver(), observers=[monitor]) as engine:
+        result = await engine.run(parse_pipeline(PIPELINE), {})
+    run_seconds = time.monotonic() - started
+    started = time.monotonic()
+    await asyncio.to_thread(telemetry.shutdown)
+    shutdown_seconds = time.monotonic() - started
+    # Generous margins: 2 shared cores; the run itself takes milliseconds.
+    expected = ("success", True, True)
+    actual = (str(result.status), run_seconds < 2.0, shutdown_seconds < 1.0 + 1.5)
+    assert expected == actual, (run_seconds, shutdown_seconds)
+
+
+def test_exporter_errors_are_logged_once(
+    dead_collector: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Five failed batches give at most one error line, not one per batch."""
+    telemetry = build_telemetry(load_settings(home=tmp_path, export_timeout=0.3))
+    dedupe = install_repeated_log_filter()
+    dedupe.reset()  # earlier tests of this process logged the same messages
+    tracer = telemetry.tracer_provider.get_tracer("t")
+    exporter_logger = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+    with caplog.at_level(logging.WARNING, logger=exporter_logger):
+        for _ in range(5):
+            tracer.start_span("s").end()
+            telemetry.tracer_provider.force_flush()
+    telemetry.shutdown()
+    errors = [r for r in caplog.records if r.name == exporter_logger and r.levelname == "ERROR"]
+    key = (exporter_logger, "Failed to export %s to %s, error code: %s, error details: %s")
+    # Our filter let the first error through and dropped the four repeats (the SDK's own
+    # 20-second DuplicateFilter may drop the first too when an earlier test logged it).
+    expected = (5, 4, True)
+    actual = (
+        telemetry.export_health.snapshot().failures,
+        dedupe.suppressed().get(key),
+        len(errors) <= 1,
+    )
+    assert expected == actual
+
+
+def test_repeated_log_filter_counts_what_it_suppressed() -> None:
+    """Within the window repeats are dropped; the next one through says how many were."""
+    now = [0.0]
+    dedupe = RepeatedLogFilter(window=10.0, clock=lambda: now[0])
+
+    def record() -> logging.LogRecord:
+        return logging.LogRecord("x", logging.ERROR, "f", 1, "failed %s", ("a",), None)
+
+    passed = [dedupe.filter(record()) for _ in range(3)]
+    now[0] = 11.0
+    last = record()
+    expected = ([True, False, False], True, "failed a (and 2 similar messages suppressed)")
+    assert expected == (passed, dedupe.filter(last), last.getMessage())
+
+
+@pytest.mark.slow
+async def test_the_cli_exits_within_the_bound_with_a_dead_collector(
+    dead_collector: str, tmp_path: Path
+) -> None:
+    """`taskdaemon run` with OTLP at a closed port succeeds and exits promptly."""
+    env = {
+        **os.environ,
+        "TASKDAEMON_HOME": str(tmp_path),
+        "TASKDAEMON_EXPORT_TIMEOUT": "2",
+        "OTEL_TRACES_EXPORTER": "otlp",
+    }
+    started = time.monotonic()
+    process = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "taskdaemon"),
+        "run",
+        "examples/feature_delivery.yaml",
+        "--auto-approve",
+        "-q",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await process.communicate()
+    elapsed = time.monotonic() - started
+    failures = stderr.decode().count("Failed to export")
+    # The run takes ~2 s (a 1.5 s stage); the export bound adds at most 2 s; margin for CI.
+    assert (0, True, True) == (process.returncode, elapsed < 15.0, failures <= 1), (
+        elapsed,
+        stderr.decode()[-2000:],
+    )
+
+
+@pytest.mark.slow
+async def test_invalid_settings_exit_2_naming_the_variable(tmp_path: Path) -> None:
+    """An invalid variable stops `taskdaemon run` before it starts, with exit status 2."""
+    env = {**os.environ, "TASKDAEMON_HOME": str(tmp_path), "TASKDAEMON_METRICS_PORT": "nine"}
+    process = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "taskdaemon"),
+        "run",
+        "examples/feature_delivery.yaml",
+        "--auto-approve",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await process.communicate()
+    assert (2, True) == (process.returncode, "TASKDAEMON_METRICS_PORT" in stderr.decode())
