@@ -1,0 +1,220 @@
+"""Prometheus: rule files pass promtool, and a real Prometheus scraping `taskdaemon serve`
+answers PromQL that matches the runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+PROMETHEUS = Path("/usr/bin/prometheus")
+
+
+async def _promtool(*args: str) -> tuple[int | None, str]:
+    promtool = shutil.which("promtool")
+    assert promtool is not None
+    process = await asyncio.create_subprocess_exec(
+        promtool,
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    return process.returncode, output.decode()
+
+
+async def test_rules_pass_promtool_check() -> None:
+    """The recording and alert rules are valid."""
+    code, output = await _promtool(
+        "check", "rules", "prometheus/rules/recording.yml", "prometheus/rules/alerts.yml"
+    )
+    assert (0, 2) == (code, output.count("SUCCESS")), output
+
+
+async def test_rule_unit_tests_pass() -> None:
+    """`promtool test rules` passes: quantiles, failure ratio and alerts behave as written."""
+    code, output = await _promtool("test", "rules", "prometheus/tests/rules_test.yml")
+    assert (0, True) == (code, "SUCCESS" in output), output
+
+
+async def test_prometheus_config_is_valid() -> None:
+    """prometheus.yml and the rule files it names pass `promtool check config`."""
+    code, output = await _promtool("check", "config", "prometheus/prometheus.yml")
+    assert 0 == code, output
+
+
+# --- a real Prometheus scraping a real daemon ---------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _until(
+    check: Callable[[], Awaitable[Any]], *, limit: float, what: str, interval: float = 0.25
+) -> Any:
+    """Poll an external process until ``check`` answers something truthy (servers offer no
+    completion event to wait on)."""
+    deadline = time.monotonic() + limit
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+        except httpx.HTTPError as error:
+            last = error
+        else:
+            if last:
+                return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last answer: {last!r}")
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout=15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """Prometheus (scrape interval 1s) scraping `taskdaemon serve` running 3 scheduled runs."""
+    assert os.access(PROMETHEUS, os.X_OK)
+    daemon_port, prometheus_port = _free_port(), _free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: taskdaemon\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{daemon_port}']}}]\n"
+    )
+    prometheus_log = (tmp_path / "prometheus.log").open("wb")
+    daemon_log = (tmp_path / "daemon.log").open("wb")
+    prometheus = await asyncio.create_subprocess_exec(
+        str(PROMETHEUS),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=prometheus_log,
+    )
+    env = {
+        **os.environ,
+        "TASKDAEMON_HOME": str(tmp_path / "home"),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    env.pop("OTEL_METRICS_EXPORTER", None)
+    daemon = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "taskdaemon"),
+        "serve",
+        "--port",
+        str(daemon_port),
+        "--pipeline",
+        "examples/feature_delivery.yaml",
+        "--every",
+        "1",
+        "--max-runs",
+        "3",
+        "--auto-approve",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=daemon_log,
+    )
+    try:
+        yield {"prometheus": f"http://127.0.0.1:{prometheus_port}", "tmp": tmp_path}
+    finally:
+        await _stop(daemon)
+        await _stop(prometheus)
+        prometheus_log.close()
+        daemon_log.close()
+
+
+async def _query(client: httpx.AsyncClient, base: str, promql: str) -> list[dict[str, Any]]:
+    response = await client.get(f"{base}/api/v1/query", params={"query": promql})
+    body = response.json()
+    assert "success" == body["status"], body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
+    """After three scheduled runs, PromQL counts them by status, sees all ten pipeline metrics
+    and computes a stage-duration median from the histogram."""
+    base = stack["prometheus"]
+    async with httpx.AsyncClient(timeout=5.0) as client:
+
+        async def three_runs_scraped() -> Any:
+            rows = await _query(client, base, "sum(pipeline_executions_total)")
+            return rows and float(rows[0]["value"][1]) >= 3
+
+        await _until(three_runs_scraped, limit=90, what="3 runs in Prometheus")
+        by_status = await _query(client, base, "sum by (status) (pipeline_executions_total)")
+        median = await _query(
+            client,
+            base,
+            "histogram_quantile(0.5, sum by (le) "
+            "(rate(pipeline_stage_duration_seconds_bucket[1m])))",
+        )
+        per_stage = await _query(
+            client, base, 'sum by (stage) (pipeline_stage_executions_total{status="success"})'
+        )
+        # Every name ever scraped (the resource gauges exist only while a stage runs).
+        response = await client.get(f"{base}/api/v1/label/__name__/values")
+        names = response.json()["data"]
+    counts = {row["metric"]["status"]: float(row["value"][1]) for row in by_status}
+    value = float(median[0]["value"][1])
+    stages = {row["metric"]["stage"]: float(row["value"][1]) for row in per_stage}
+    metric_names = {
+        name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
+        for name in names
+        if name.startswith("pipeline_")
+    }
+    expected = (
+        {"success": 3.0},
+        True,
+        {
+            "planning": 3.0,
+            "specification": 3.0,
+            "implementation": 9.0,
+            "verification": 3.0,
+            "release": 3.0,
+        },
+        {
+            "pipeline_executions_total",
+            "pipeline_execution_duration_seconds",
+            "pipeline_active_executions",
+            "pipeline_stage_executions_total",
+            "pipeline_stage_duration_seconds",
+            "pipeline_stage_queue_time_seconds",
+            "pipeline_trigger_evaluations_total",
+            "pipeline_trigger_wait_time_seconds",
+            "pipeline_memory_usage_bytes",
+            "pipeline_cpu_usage_percent",
+        },
+    )
+    actual = (counts, math.isfinite(value) and value > 0, stages, metric_names)
+    assert expected == actual, json.dumps({"median": median, "names": sorted(metric_names)})
