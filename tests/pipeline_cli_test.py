@@ -173,6 +173,28 @@ def test_example_pipeline_runs_to_success(home: Path) -> None:
     assert not (home / "control" / f"{run_id}.sock").exists()
 
 
+@pytest.mark.slow
+def test_run_lands_in_the_embedded_span_store(home: Path) -> None:
+    """`taskdaemon run` writes its spans to $TASKDAEMON_HOME/spans.db; history rebuilds the run."""
+    done = taskdaemon(home, "run", "examples/feature_delivery.yaml", "--auto-approve", "-q")
+    assert 0 == done.returncode, done.stderr
+    run_id = done.stdout.split()[-1]
+    assert (home / "spans.db").exists()
+    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    assert [(run_id, "feature-delivery", "success")] == [
+        (row["run_id"], row["pipeline"], row["status"]) for row in listed
+    ]
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    stages = {stage["name"]: stage["status"] for stage in shown["stages"]}
+    assert {
+        "planning": "success",
+        "specification": "success",
+        "implementation": "success",
+        "verification": "success",
+        "release": "success",
+    } == stages
+
+
 def test_invalid_file_exits_2_without_traceback(home: Path, tmp_path: Path) -> None:
     """An invalid pipeline file prints its issues, one per line, and exits 2."""
     path = write(

@@ -72,6 +72,7 @@ from prometheus_client import CollectorRegistry
 from taskdaemon import __version__
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
+from taskdaemon.pipeline.tracking import store_processor_for
 
 __all__ = [
     "EXPORTER_LOGGERS",
@@ -256,8 +257,8 @@ def store_span_processors(settings: Settings) -> list[SpanProcessor]:
     with a ``health()`` method (returning an object with ``ok: bool`` and ``detail: str``) is
     reported by ``/readyz`` as the ``span_store`` component.
     """
-    del settings  # the store engineer wires the SQLite processor in here
-    return []
+    processor = store_processor_for(settings)
+    return [] if processor is None else [processor]
 
 
 # --- providers -----------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import psutil
+from opentelemetry.sdk.trace import SpanProcessor
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -517,6 +518,14 @@ _FLUSH = object()
 _STOP = object()
 
 
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """The span store writer's verdict for ``/readyz``."""
+
+    ok: bool
+    detail: str
+
+
 class _Flush:
     __slots__ = ("done",)
 
@@ -589,7 +598,7 @@ def _is_run_span(parent: object, attributes: Any) -> bool:
     )
 
 
-class SqliteSpanProcessor:
+class SqliteSpanProcessor(SpanProcessor):
     """An OTel ``SpanProcessor`` writing every span to the SQLite store at start and at end.
 
     Never blocks the caller beyond a queue put; a failing write is logged and the batch dropped
@@ -618,6 +627,7 @@ class SqliteSpanProcessor:
         self._writer_id: int | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._last_write_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -656,6 +666,17 @@ class SqliteSpanProcessor:
         self._queue.put(marker)
         self._queue.put(_STOP)
         self._thread.join()
+
+    def health(self) -> StoreHealth:
+        """Whether spans are being written: the writer thread is alive and its last write
+        succeeded (``/readyz`` reports this as the ``span_store`` component)."""
+        if self._shutdown:
+            return StoreHealth(False, f"{self.path}: span store closed")
+        if not self._thread.is_alive():
+            return StoreHealth(False, f"{self.path}: span store writer thread died")
+        if self._last_write_error is not None:
+            return StoreHealth(False, f"{self.path}: last write failed: {self._last_write_error}")
+        return StoreHealth(True, f"{self.path}: writing")
 
     # -- writer thread
 
@@ -714,7 +735,9 @@ class SqliteSpanProcessor:
             if batch or beat or stop:
                 try:
                     self._write(conn, batch, closing=stop)
-                except Exception:
+                    self._last_write_error = None
+                except Exception as exc:
+                    self._last_write_error = f"{type(exc).__name__}: {exc}"
                     logger.exception("span store write failed; %d span rows dropped", len(batch))
                 last_beat = time.monotonic()
             for flush in flushes:
