@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 apt_packages=(graphviz)
 if [[ "${1:-}" == "--dev" ]]; then
-    apt_packages+=(prometheus chromium)
+    apt_packages+=(prometheus)  # the integration tests start a real Prometheus and promtool
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do

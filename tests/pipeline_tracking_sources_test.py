@@ -30,9 +30,8 @@ from taskdaemon.pipeline.tracking import (
     reconstruct_run,
 )
 
-FIXTURES = Path("/work/shared/fixtures/tempo")
-if not FIXTURES.exists():  # CI lays shared/ beside the clone
-    FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tempo"
+# shared/ lies beside the clone (CI and the workplace alike).
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tempo"
 
 
 def _fixture(name: str) -> object:
