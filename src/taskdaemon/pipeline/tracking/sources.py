@@ -136,6 +136,8 @@ def _filter_summaries(
 class _HttpSource:
     """Shared HTTP plumbing: base URL, timeouts, retries with backoff, clear errors."""
 
+    backend: str  # the product named in "no run" errors; each subclass sets it
+
     def __init__(
         self,
         base_url: str,
@@ -212,6 +214,17 @@ class _HttpSource:
             spans.extend(parse_traces(item, where=where))
         return spans
 
+    def _trace_spans(self, response: httpx.Response, trace_id: str) -> list[SpanRecord]:
+        """The spans of ``trace_id`` in a trace-by-id answer; ``RunNotFoundError`` on 404 or
+        when the answer holds none of them."""
+        if response.status_code == 404:
+            raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
+        where = str(response.request.url)
+        spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
+        if not spans:
+            raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
+        return spans
+
     def get_run(self, run_id: str) -> RunRecord:
         """The run rebuilt from its spans (``running`` while the run span is missing)."""
         return reconstruct_run(self.get_trace(run_id))
@@ -228,19 +241,15 @@ def _snippet(response: httpx.Response) -> str:
 class TempoSource(_HttpSource):
     """Grafana Tempo's HTTP API (``tempo+http://HOST:3200``)."""
 
+    backend = "Tempo"
+
     def get_trace(self, run_id: str) -> list[SpanRecord]:
         """``/api/v2/traces/<id>``, or ``/api/traces/<id>`` when v2 answers 404 (Tempo < 2.6)."""
         trace_id = _check_run_id(run_id)
         response = self._get(f"/api/v2/traces/{trace_id}")
         if response.status_code == 404:
             response = self._get(f"/api/traces/{trace_id}")
-        if response.status_code == 404:
-            raise RunNotFoundError(f"no run {trace_id} in Tempo at {self.base_url}")
-        where = str(response.request.url)
-        spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
-        if not spans:
-            raise RunNotFoundError(f"no run {trace_id} in Tempo at {self.base_url}")
-        return spans
+        return self._trace_spans(response, trace_id)
 
     def search(
         self,
@@ -299,6 +308,8 @@ class TempoSource(_HttpSource):
 class JaegerSource(_HttpSource):
     """Jaeger v2's query API v3 (``jaeger+http://HOST:16686``)."""
 
+    backend = "Jaeger"
+
     def __init__(self, base_url: str, *, service: str | None = None, **kwargs: Any) -> None:
         super().__init__(base_url, **kwargs)
         self.service = service or os.environ.get("OTEL_SERVICE_NAME") or "taskdaemon"
@@ -306,14 +317,7 @@ class JaegerSource(_HttpSource):
     def get_trace(self, run_id: str) -> list[SpanRecord]:
         """``/api/v3/traces/<id>`` → ``{"result": {"resourceSpans": …}}``."""
         trace_id = _check_run_id(run_id)
-        response = self._get(f"/api/v3/traces/{trace_id}")
-        if response.status_code == 404:
-            raise RunNotFoundError(f"no run {trace_id} in Jaeger at {self.base_url}")
-        where = str(response.request.url)
-        spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
-        if not spans:
-            raise RunNotFoundError(f"no run {trace_id} in Jaeger at {self.base_url}")
-        return spans
+        return self._trace_spans(self._get(f"/api/v3/traces/{trace_id}"), trace_id)
 
     def search(
         self,
