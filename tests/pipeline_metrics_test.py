@@ -1,6 +1,5 @@
 """PipelineMonitor metrics: instrument values, buckets, Prometheus exposition, label folding,
 resource gauges and the in-process ``get_metrics()`` snapshot."""
-# ruff: noqa: SIM300  (expected value first: the project's test style)
 
 from __future__ import annotations
 

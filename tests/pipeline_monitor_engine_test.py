@@ -1,5 +1,4 @@
 """PipelineMonitor attached to the real engine: the traces and metrics of real runs."""
-# ruff: noqa: SIM300  (expected value first: the project's test style)
 
 from __future__ import annotations
 

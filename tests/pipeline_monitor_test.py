@@ -1,5 +1,4 @@
 """PipelineMonitor spans: the trace of a run, fed with engine event records by hand."""
-# ruff: noqa: SIM300  (expected value first: the project's test style)
 
 from __future__ import annotations
 

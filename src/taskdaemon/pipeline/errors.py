@@ -12,8 +12,8 @@ __all__ = [
     "LoopTypeError",
     "PipelineError",
     "RunNotFoundError",
-    "SpanSourceError",
     "SettingsError",
+    "SpanSourceError",
     "StageFailedError",
     "StageTimeoutError",
     "TaskdaemonError",
@@ -83,7 +83,7 @@ class LoopTypeError(TaskdaemonError):
 
 
 class SettingsError(TaskdaemonError):
-    """Raised when a ``TASKDAEMON_*`` or ``OTEL_*`` setting is invalid; names the variable and why."""
+    """Raised when a ``TASKDAEMON_*`` or ``OTEL_*`` setting is invalid; names each variable, why."""
 
     def __init__(self, problems: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> None:
         self.problems = tuple(problems)
