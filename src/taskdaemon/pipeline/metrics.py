@@ -55,7 +55,7 @@ from typing import Any
 
 import psutil
 from opentelemetry import metrics as metrics_api
-from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
@@ -478,14 +478,20 @@ class PipelineMetrics:
         self._attrs: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         buckets = list(t.DURATION_BUCKETS)
 
+        def seconds_histogram(name: str, description: str) -> Histogram:
+            # Every duration is in seconds on the schema's buckets (section 5 of DESIGN).
+            return meter.create_histogram(
+                name,
+                unit=t.UNIT_SECONDS,
+                description=description,
+                explicit_bucket_boundaries_advisory=buckets,
+            )
+
         self.executions = meter.create_counter(
             t.METRIC_EXECUTIONS, unit=t.UNIT_EXECUTIONS, description="Finished pipeline runs."
         )
-        self.execution_duration = meter.create_histogram(
-            t.METRIC_EXECUTION_DURATION,
-            unit=t.UNIT_SECONDS,
-            description="Duration of pipeline runs.",
-            explicit_bucket_boundaries_advisory=buckets,
+        self.execution_duration = seconds_histogram(
+            t.METRIC_EXECUTION_DURATION, "Duration of pipeline runs."
         )
         self.active_executions = meter.create_up_down_counter(
             t.METRIC_ACTIVE_EXECUTIONS, unit=t.UNIT_EXECUTIONS, description="Runs in progress."
@@ -495,28 +501,20 @@ class PipelineMetrics:
             unit=t.UNIT_EXECUTIONS,
             description="Finished stage executions (every attempt and instance).",
         )
-        self.stage_duration = meter.create_histogram(
-            t.METRIC_STAGE_DURATION,
-            unit=t.UNIT_SECONDS,
-            description="Duration of stage executions.",
-            explicit_bucket_boundaries_advisory=buckets,
+        self.stage_duration = seconds_histogram(
+            t.METRIC_STAGE_DURATION, "Duration of stage executions."
         )
-        self.stage_queue_time = meter.create_histogram(
-            t.METRIC_STAGE_QUEUE_TIME,
-            unit=t.UNIT_SECONDS,
-            description="Time a ready stage waited for a worker slot.",
-            explicit_bucket_boundaries_advisory=buckets,
+        self.stage_queue_time = seconds_histogram(
+            t.METRIC_STAGE_QUEUE_TIME, "Time a ready stage waited for a worker slot."
         )
         self.trigger_evaluations = meter.create_counter(
             t.METRIC_TRIGGER_EVALUATIONS,
             unit=t.UNIT_EVALUATIONS,
             description="Trigger evaluations.",
         )
-        self.trigger_wait_time = meter.create_histogram(
+        self.trigger_wait_time = seconds_histogram(
             t.METRIC_TRIGGER_WAIT_TIME,
-            unit=t.UNIT_SECONDS,
-            description="Time from when a stage could be considered until it was ready.",
-            explicit_bucket_boundaries_advisory=buckets,
+            "Time from when a stage could be considered until it was ready.",
         )
         self.memory_usage = meter.create_observable_gauge(
             t.METRIC_MEMORY_USAGE,
@@ -530,11 +528,8 @@ class PipelineMetrics:
             unit=t.UNIT_PERCENT,
             description="CPU use of running stages since the previous collection.",
         )
-        self.cicd_run_duration = meter.create_histogram(
-            t.METRIC_CICD_RUN_DURATION,
-            unit=t.UNIT_SECONDS,
-            description="Duration of a pipeline run grouped by pipeline and result.",
-            explicit_bucket_boundaries_advisory=buckets,
+        self.cicd_run_duration = seconds_histogram(
+            t.METRIC_CICD_RUN_DURATION, "Duration of a pipeline run grouped by pipeline and result."
         )
         self.cicd_run_active = meter.create_up_down_counter(
             t.METRIC_CICD_RUN_ACTIVE,
