@@ -21,7 +21,7 @@ from taskdaemon.pipeline.visualization._snapshot import (
     DagSnapshot,
     edge_text,
     gates,
-    node_summary,
+    node_label_lines,
     node_tooltip,
     run_title,
     state_colour,
@@ -62,15 +62,7 @@ def _attrs(pairs: list[tuple[str, str]]) -> str:
 
 
 def _node_line(node: DagNode, node_id: str) -> str:
-    lines = [node.title]
-    if node.loop:
-        lines.append(f"({node.loop} loop)")
-    if node.trigger_mode == "all" and len(node.triggers) > 1:
-        lines.append("(all triggers)")
-    summary = node_summary(node)
-    if summary:
-        lines.append(summary)
-    pairs = [("label", "\n".join(lines)), ("shape", "box")]
+    pairs = [("label", "\n".join(node_label_lines(node))), ("shape", "box")]
     if node.state is None:
         pairs.append(("style", "rounded"))
     else:

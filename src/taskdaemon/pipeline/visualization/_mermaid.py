@@ -14,7 +14,7 @@ from taskdaemon.pipeline.visualization._snapshot import (
     DagSnapshot,
     edge_text,
     gates,
-    node_summary,
+    node_label_lines,
     run_title,
     state_colour,
     states_present,
@@ -41,15 +41,7 @@ def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
     title = run_title(snapshot).replace("\n", " — ")
     out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
     for node in snapshot.nodes:
-        lines = [node.title]
-        if node.loop:
-            lines.append(f"({node.loop} loop)")
-        if node.trigger_mode == "all" and len(node.triggers) > 1:
-            lines.append("(all triggers)")
-        summary = node_summary(node)
-        if summary:
-            lines.append(summary)
-        out.append(f"  {ids[node.name]}({text(chr(10).join(lines))})")
+        out.append(f"  {ids[node.name]}({text(chr(10).join(node_label_lines(node)))})")
     gate_list = gates(snapshot)
     for index, gate in enumerate(gate_list):
         opening, closing = _GATE_SHAPES[gate.kind]

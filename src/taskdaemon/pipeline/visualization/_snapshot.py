@@ -590,6 +590,20 @@ def node_summary(node: DagNode) -> str | None:
     return " · ".join(parts) or None
 
 
+def node_label_lines(node: DagNode) -> list[str]:
+    """The lines of a node's box, the same in every renderer: title, ``(LOOP loop)``,
+    ``(all triggers)`` when more than one trigger must hold, then the ``node_summary`` line."""
+    lines = [node.title]
+    if node.loop:
+        lines.append(f"({node.loop} loop)")
+    if node.trigger_mode == "all" and len(node.triggers) > 1:
+        lines.append("(all triggers)")
+    summary = node_summary(node)
+    if summary:
+        lines.append(summary)
+    return lines
+
+
 def node_tooltip(node: DagNode) -> str:
     """A multi-line hover text: triggers, fan-out, skip reason and last error."""
     lines = [f"{node.name} ({node.loop} loop)" if node.loop else node.name]
