@@ -344,6 +344,31 @@ async def test_stage_environment_answers_are_merged_into_the_context() -> None:
     assert [{"TRACEPARENT": "tp-a.0.1", "OTHER": "1"}] == seen
 
 
+async def test_stage_environment_is_asked_only_when_a_handler_reads_it() -> None:
+    """Hooks run on the first read of ctx.environment, once; a handler that never reads it
+    never makes an observer answer (nothing on the critical path for most Python stages)."""
+    asked: list[str] = []
+
+    class Env(Recorder):
+        def stage_environment(self, event: StageStarted) -> dict[str, str]:
+            asked.append(event.stage)
+            return {"TRACEPARENT": "tp"}
+
+    async def reads(ctx: StageContext) -> None:
+        assert "tp" == ctx.environment["TRACEPARENT"]
+        assert {"TRACEPARENT": "tp"} == dict(ctx.environment)
+
+    async def ignores(ctx: StageContext) -> None:
+        return None
+
+    handlers = {"a": ignores, "b": reads}
+    engine = Engine(resolver=Resolver(handlers), observers=[Env()])  # type: ignore[arg-type]
+    async with engine:
+        result = await engine.run(pipeline(stage("a"), stage("b", *after("a"))))
+    assert RunStatus.SUCCESS == result.status
+    assert ["b"] == asked
+
+
 async def test_report_process_and_usage_reach_the_events() -> None:
     """ctx.report_process emits StageProcess; report_usage lands in StageFinished."""
 

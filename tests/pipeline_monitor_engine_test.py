@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 
 from pipeline_monitor_support import Telemetry, chain_pipeline, example_pipeline
@@ -258,3 +259,59 @@ async def test_engine_metrics_and_add_observer(tel: Telemetry) -> None:
         snapshot.success_rate,
         {name: s.count for name, s in snapshot.stages.items()},
     )
+
+
+class ThreadRecorder(SpanProcessor):
+    """A span processor noting on which thread each span starts, with an event per name."""
+
+    def __init__(self) -> None:
+        self.threads: dict[str, str] = {}
+        self.started: dict[str, threading.Event] = {}
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        self.threads[span.name] = threading.current_thread().name
+        self.started.setdefault(span.name, threading.Event()).set()
+
+    def wait_for(self, name: str) -> bool:
+        return self.started.setdefault(name, threading.Event()).wait(10)
+
+
+async def test_stage_telemetry_is_made_off_the_engines_thread(tel: Telemetry) -> None:
+    """While a stage waits, the monitor's worker thread makes the stage spans, not the loop."""
+    recorder = ThreadRecorder()
+    tel.tracer_provider.add_span_processor(recorder)
+    monitor = _monitor(tel)
+
+    async def waits_for_own_span(ctx: StageContext) -> Mapping[str, Any]:
+        # The stage's own span appears while the handler is suspended: made elsewhere.
+        assert await asyncio.to_thread(recorder.wait_for, ctx.stage)
+        return {}
+
+    handlers = {"a": waits_for_own_span, "b": waits_for_own_span}
+    engine = Engine(resolver=Resolver(handlers), observers=[monitor])
+    result = await engine.run(chain_pipeline(("a", "b")), {})
+    monitor.close()
+    assert RunStatus.SUCCESS == result.status
+    assert {"a": "taskdaemon-monitor", "b": "taskdaemon-monitor"} == {
+        name: recorder.threads[name] for name in ("a", "b")
+    }
+
+
+async def test_finished_run_telemetry_is_complete_when_run_returns(tel: Telemetry) -> None:
+    """Nothing is left queued once engine.run returns: every span is ended and exported."""
+    monitor = _monitor(tel)
+    engine = Engine(resolver=Resolver({"a": _plan, "b": _plan, "c": _plan}), observers=[monitor])
+    await engine.run(chain_pipeline(), {})
+    assert ["a", "b", "c", "RUN chain"] == [span.name for span in tel.spans()]
+    monitor.close()
+
+
+async def test_close_is_safe_twice_and_the_worker_restarts_on_use(tel: Telemetry) -> None:
+    """close() stops the worker; the next run starts it again and is recorded in full."""
+    monitor = _monitor(tel)
+    monitor.close()
+    monitor.close()
+    engine = Engine(resolver=Resolver({"a": _plan, "b": _plan, "c": _plan}), observers=[monitor])
+    await engine.run(chain_pipeline(), {})
+    monitor.close()
+    assert 4 == len(tel.spans())

@@ -1313,7 +1313,7 @@ class _Run:
             )
             self.emit(started)
             if engine._env_hooks:
-                environment = engine._environment(started)
+                environment = _LazyEnvironment(engine, started)
         if not srt.started:
             self.first_start(srt, now)
         if data_error is not None:
@@ -1460,6 +1460,35 @@ class _UsageReporter:
     def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
         self.ex.cpu = cpu_seconds
         self.ex.memory = peak_bytes
+
+
+class _LazyEnvironment(Mapping[str, str]):
+    """A stage's extra environment, asked of the observers' ``stage_environment`` hooks on
+    first read rather than when the stage starts: a handler that never reads it (most Python
+    stages) never makes an observer settle its books on the run's critical path. Read it on
+    the loop's thread (the ``python`` loop type resolves it before handing a context to a
+    worker thread)."""
+
+    __slots__ = ("_engine", "_event", "_resolved")
+
+    def __init__(self, engine: Engine, event: StageStarted) -> None:
+        self._engine = engine
+        self._event = event
+        self._resolved: dict[str, str] | None = None
+
+    def _values(self) -> dict[str, str]:
+        if self._resolved is None:
+            self._resolved = self._engine._environment(self._event)
+        return self._resolved
+
+    def __getitem__(self, key: str) -> str:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
 
 
 # --------------------------------------------------------------------------- public API

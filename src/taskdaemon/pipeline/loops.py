@@ -66,10 +66,10 @@ class StageContext:
 
     ``publish(event_type, payload)`` publishes an event into the run (it must be one of the
     stage's ``emits``). ``environment`` holds extra variables for subprocesses (``TRACEPARENT``
-    when monitored). ``report_process(pid)`` tells the engine (and so the monitor) which
-    subprocess does the work, for resource sampling; ``report_usage(cpu_seconds, peak_bytes)``
-    reports what that process tree used in all, for the stage's span. ``workspace`` is a
-    directory the stage may write to, shared by the run.
+    when monitored), asked of the observers on first read. ``report_process(pid)`` tells the
+    engine (and so the monitor) which subprocess does the work, for resource sampling;
+    ``report_usage(cpu_seconds, peak_bytes)`` reports what that process tree used in all, for
+    the stage's span. ``workspace`` is a directory the stage may write to, shared by the run.
     """
 
     run_id: str
@@ -155,9 +155,11 @@ def _on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., Any]) -> C
 
 
 def _thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageContext:
-    """The context with its engine callbacks marshalled onto the engine's loop."""
+    """The context with its engine callbacks marshalled onto the engine's loop, and its
+    environment resolved here, on the loop's thread (the engine resolves it on first read)."""
     return dataclasses.replace(
         ctx,
+        environment=dict(ctx.environment),
         publish=_on_loop(loop, ctx.publish),
         report_process=_on_loop(loop, ctx.report_process),
         report_usage=_on_loop(loop, ctx.report_usage),

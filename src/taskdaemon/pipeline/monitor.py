@@ -55,15 +55,24 @@ Decisions:
   run span still gets ``cicd.pipeline.run.id`` = the engine's run id; a warning says the two
   differ, since span stores then cannot fetch the run by id.
 * Executions still open when their run finishes are ended as ``cancellation``.
+* *Off the critical path*: records arriving from a running event loop are handled by a worker
+  thread (see ``on_event``), so a stage that waits on I/O pays almost nothing for being
+  monitored; ``RunFinished`` settles the queue, so a run's telemetry is complete when
+  ``engine.run`` returns. ``close()`` stops the worker (it also ends by itself when idle).
+  A Python stage's ``cpu_time_s`` is this process's CPU time between the handling of its start
+  and end records, so it is approximate (as it always is for in-process stages).
 * Expensive work (payload JSON and hashing, event attributes) is skipped when the span is not
   recording. Observer entry points never raise: failures are logged and swallowed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +130,56 @@ __all__ = ["PipelineMonitor"]
 _logger = logging.getLogger(__name__)
 _PROPAGATOR = TraceContextTextMapPropagator()
 _ROOT = Context()  # an empty context: spans started in it are roots
+#: Records whose telemetry must be complete before the engine goes on (see ``on_event``).
+_SETTLE_NOW: frozenset[type] = frozenset({RunFinished})
+#: Seconds an idle worker thread waits for records before it ends (it restarts on demand).
+WORKER_IDLE_SECONDS = 5.0
+
+
+class _Worker:
+    """A daemon thread that calls ``work`` whenever woken; it ends after
+    ``WORKER_IDLE_SECONDS`` without records and is started again by the next ``wake``."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._work = work
+        self._event = threading.Event()
+        self._guard = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._event.set()
+        if self._thread is None:
+            with self._guard:
+                if self._thread is None:
+                    self._stopping = False
+                    self._thread = threading.Thread(
+                        target=self._loop, name="taskdaemon-monitor", daemon=True
+                    )
+                    self._thread.start()
+
+    def stop(self) -> None:
+        with self._guard:
+            thread, self._thread = self._thread, None
+            self._stopping = True
+        self._event.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            woken = self._event.wait(WORKER_IDLE_SECONDS)
+            self._event.clear()
+            if self._stopping:
+                return
+            if not woken:
+                with self._guard:
+                    if self._event.is_set():
+                        continue
+                    self._thread = None
+                    return
+            self._work()
+
 
 _STAGE_RESULTS: Mapping[StageStatus, str] = {
     StageStatus.SUCCESS: t.RESULT_SUCCESS,
@@ -300,6 +359,11 @@ class PipelineMonitor:
         self._allocated: dict[str, _Allocated] = {}
         self._infos: dict[int, tuple[Pipeline, _PipelineInfo]] = {}
         self._warned_foreign_id = False
+        # Records queued by on_event, handled in order under _lock by the worker thread or by
+        # whoever needs them settled first (see on_event).
+        self._pending: deque[EngineEvent] = deque()
+        self._lock = threading.RLock()
+        self._worker = _Worker(self.flush)
         self._handlers: dict[type, Callable[[Any], None]] = {
             RunStarted: self._run_started,
             RunFinished: self._run_finished,
@@ -319,7 +383,50 @@ class PipelineMonitor:
     # --- observer protocol ----------------------------------------------------------------
 
     def on_event(self, event: EngineEvent) -> None:
-        """Record one engine event. Never raises."""
+        """Record one engine event, in order. Never raises.
+
+        Called from a running event loop (the engine), the record is queued and handled by the
+        monitor's worker thread: the engine goes on at once, and the spans and metric records
+        are made while the loop waits for I/O (a stage sleeping, a subprocess running) instead
+        of on the run's critical path. Span times come from the records, so nothing moves. On a
+        loop that never waits the work costs the same CPU as inline (one GIL). What needs the
+        result now settles the queue first, on the caller's thread: ``RunFinished`` (a finished
+        run's telemetry is complete when ``engine.run`` returns), ``stage_environment``, the
+        manual API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API,
+        records fed by hand) every record is handled at once.
+        """
+        if type(event) in _SETTLE_NOW:
+            with self._lock:
+                self._settle()
+                self._handle(event)
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            with self._lock:
+                self._settle()
+                self._handle(event)
+            return
+        self._pending.append(event)
+        self._worker.wake()
+
+    def flush(self) -> None:
+        """Handle every queued record now, on this thread (safe at any time, and twice)."""
+        with self._lock:
+            self._settle()
+
+    def close(self) -> None:
+        """Handle what is queued and stop the worker thread (safe twice; restarts on use)."""
+        self.flush()
+        self._worker.stop()
+
+    def _settle(self) -> None:
+        """Handle queued records in order; the caller holds ``_lock``."""
+        pending = self._pending
+        while pending:
+            self._handle(pending.popleft())
+
+    def _handle(self, event: EngineEvent) -> None:
         try:
             handler = self._handlers.get(type(event))
             if handler is not None:
@@ -337,6 +444,7 @@ class PipelineMonitor:
 
     def stage_environment(self, event: StageStarted) -> Mapping[str, str]:
         """``TRACEPARENT`` (and ``TRACESTATE`` if any) of the execution's span, for subprocesses."""
+        self.flush()
         try:
             run = self._runs.get(event.run_id)
             execution = run.open.get(event.task_run_id) if run is not None else None
@@ -490,9 +598,11 @@ class PipelineMonitor:
 
     def get_metrics(self, pipeline: str | None = None) -> MonitorMetrics:
         """A frozen snapshot of the in-process aggregates (one pipeline, or all of them)."""
+        self.flush()
         return self._aggregates.snapshot(pipeline)
 
     def _run(self, run_id: str) -> _Run:
+        self.flush()
         run = self._runs.get(run_id)
         if run is None:
             raise RunNotFoundError(f"no open run {run_id!r} in this monitor")
@@ -565,7 +675,8 @@ class PipelineMonitor:
         if not span_context.is_valid:
             return None
         run_id = format_trace_id(span_context.trace_id)
-        self._allocated[run_id] = _Allocated(span, at)
+        with self._lock:
+            self._allocated[run_id] = _Allocated(span, at)
         return run_id
 
     @staticmethod
