@@ -343,6 +343,25 @@ def test_approve_reaches_a_run_in_another_process(home: Path, tmp_path: Path, se
     assert not (home / "control" / f"{served.run_id}.sock").exists()
 
 
+@pytest.mark.slow
+def test_a_running_run_is_in_the_history_of_another_process(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """While a run waits for an approval, `runs list` and `runs show` in another process see
+    it running, with the stages that already finished."""
+    path = write(tmp_path / "gated.yaml", APPROVAL_PIPELINE)
+    served = serve(str(path))
+    served.wait_for_line("deploy                   waiting for approval")
+    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    assert [(served.run_id, "gated", "running")] == [
+        (row["run_id"], row["pipeline"], row["status"]) for row in listed
+    ]
+    shown = json.loads(taskdaemon(home, "runs", "show", served.run_id, "--json").stdout)
+    assert "success" == {s["name"]: s["status"] for s in shown["stages"]}["build"]
+    assert 0 == taskdaemon(home, "approve", served.run_id, "deploy").returncode
+    assert 0 == served.finish()[0]
+
+
 def test_reject_skips_the_stage(home: Path, tmp_path: Path, serve: Any) -> None:
     """`taskdaemon approve --reject` refuses the approval: the stage is skipped."""
     text = APPROVAL_PIPELINE.split("      - name: announce", maxsplit=1)[0]

@@ -665,19 +665,25 @@ class PipelineMonitor:
         return info
 
     def _allocate(self, pipeline: Pipeline, at: float) -> str | None:
-        span = self._tracer.start_span(
+        with self._lock:
+            span = self._start_run_span(pipeline, at)
+            span_context = span.get_span_context()
+            if not span_context.is_valid:
+                return None
+            run_id = format_trace_id(span_context.trace_id)
+            self._allocated[run_id] = _Allocated(span, at)
+        return run_id
+
+    def _start_run_span(self, pipeline: Pipeline, at: float) -> Span:
+        """The run span, started with the definition's attributes: what the run is must be
+        known from its start (samplers and the span store read start attributes)."""
+        return self._tracer.start_span(
             t.run_span_name(pipeline.name),
             context=_ROOT,
             kind=SpanKind.SERVER,
             start_time=_ns(at),
+            attributes=self._info(pipeline).run_attributes,
         )
-        span_context = span.get_span_context()
-        if not span_context.is_valid:
-            return None
-        run_id = format_trace_id(span_context.trace_id)
-        with self._lock:
-            self._allocated[run_id] = _Allocated(span, at)
-        return run_id
 
     @staticmethod
     def _ignore(event: EngineEvent) -> None:
@@ -690,12 +696,7 @@ class PipelineMonitor:
         if allocated is not None:
             span = allocated.span
         else:
-            span = self._tracer.start_span(
-                t.run_span_name(pipeline.name),
-                context=_ROOT,
-                kind=SpanKind.SERVER,
-                start_time=_ns(event.at),
-            )
+            span = self._start_run_span(pipeline, event.at)
             span_context = span.get_span_context()
             if (
                 span_context.is_valid

@@ -653,9 +653,10 @@ class SqliteSpanProcessor(SpanProcessor):
     # -- SpanProcessor interface (hot path: enqueue only)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Queue the span's start (a copy of its start attributes: the span keeps changing)."""
+        """Queue the span's start. Its attributes are copied by the writer, off the caller's
+        thread: by then the span may have more of them, which is all the better."""
         if not self._shutdown:
-            self._queue.put((False, span, dict(span.attributes or {})))
+            self._queue.put((False, span))
 
     def _on_ending(self, span: Span) -> None:
         """Nothing to do before the span is frozen."""
@@ -663,7 +664,7 @@ class SqliteSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Queue the ended span (immutable from now on, so no copy)."""
         if not self._shutdown:
-            self._queue.put((True, span, None))
+            self._queue.put((True, span))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write everything queued so far; False if that took longer than the timeout."""
@@ -726,7 +727,7 @@ class SqliteSpanProcessor(SpanProcessor):
         last_beat = time.monotonic()
         stop = False
         while not stop:
-            batch: list[tuple[bool, Any, Any]] = []
+            batch: list[tuple[bool, Any]] = []
             flushes: list[_Flush] = []
             deadline = time.monotonic() + HEARTBEAT_EVERY
             while len(batch) < self._max_batch:
@@ -761,19 +762,21 @@ class SqliteSpanProcessor(SpanProcessor):
         conn.close()
 
     def _write(
-        self, conn: sqlite3.Connection, batch: list[tuple[bool, Any, Any]], *, closing: bool
+        self, conn: sqlite3.Connection, batch: list[tuple[bool, Any]], *, closing: bool
     ) -> None:
-        rows: dict[tuple[int, int], tuple[bool, Any, Any]] = {}
+        rows: dict[int, tuple[bool, Any]] = {}
         for item in batch:
-            context = item[1].get_span_context()
-            key = (context.trace_id, context.span_id)
-            if item[0] or key not in rows:  # an end supersedes a start of the same batch
-                rows[key] = item
+            # Keyed by the span object (the SDK hands the same one to on_start and on_end); an
+            # end supersedes a start of the same batch.
+            if item[0] or id(item[1]) not in rows:
+                rows[id(item[1])] = item
         started: list[tuple[Any, ...]] = []
         ended: list[tuple[Any, ...]] = []
         new_runs: list[tuple[Any, ...]] = []
         ended_root_spans: list[tuple[str, Any]] = []
-        for is_end, span, start_attrs in rows.values():
+        for is_end, span in rows.values():
+            if not is_end and span.end_time is not None:
+                continue  # ended meanwhile: its end is queued right behind, write only that
             if is_end:
                 attrs = dict(span.attributes or {})  # the one copy this span costs
                 row = _sdk_row(span, attrs, self._resource(span))
@@ -783,7 +786,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 else:
                     self._count(row[0], row[5], row[6], row[7], attrs)
             else:
-                attrs = start_attrs
+                attrs = dict(span.attributes or {})  # a live span: copied under its own lock
                 row = _start_row(span, attrs, self._resource(span))
                 started.append(row)
             if _is_run_span(span.parent, attrs):
