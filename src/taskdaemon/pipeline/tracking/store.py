@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 import psutil
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import SpanKind, StatusCode
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -559,10 +560,10 @@ def _sdk_row(span: ReadableSpan, attributes: dict[str, Any], resource_json: str)
         format(context.span_id, "016x"),
         None if parent is None else format(parent.span_id, "016x"),
         span.name,
-        span.kind.name,
+        _KIND_NAMES[span.kind],
         span.start_time or 0,
         span.end_time,
-        status.status_code.name,
+        _STATUS_NAMES[status.status_code],
         status.description or "",
         _dumps(attributes),
         _dumps([[e.name, e.timestamp, dict(e.attributes or {})] for e in events])
@@ -584,6 +585,11 @@ def _sdk_row(span: ReadableSpan, attributes: dict[str, Any], resource_json: str)
     )
 
 
+# Enum ``.name`` is a descriptor lookup per call; the writer asks it twice per span.
+_KIND_NAMES: Final = {kind: kind.name for kind in SpanKind}
+_STATUS_NAMES: Final = {code: code.name for code in StatusCode}
+
+
 def _start_row(span: Span, attributes: dict[str, Any], resource_json: str) -> tuple[Any, ...]:
     """The row of a span that just started, from immutable parts and the copied attributes
     (a live span is being changed by its own thread meanwhile)."""
@@ -594,7 +600,7 @@ def _start_row(span: Span, attributes: dict[str, Any], resource_json: str) -> tu
         format(context.span_id, "016x"),
         None if parent is None else format(parent.span_id, "016x"),
         span.name,
-        span.kind.name,
+        _KIND_NAMES[span.kind],
         span.start_time or 0,
         None,
         "UNSET",
