@@ -324,6 +324,50 @@ def test_version_1_database_is_migrated(tmp_path: Path) -> None:
     ) == (SCHEMA_VERSION, True, True, [("2", "interrupted"), ("1", "success")], "success")
 
 
+def test_version_2_database_is_migrated(tmp_path: Path) -> None:
+    """A v2 file (span rows in a WITHOUT ROWID tree) has its spans moved into the v3 rowid table
+    with the unique (trace id, span id) index; every span and run reads back the same."""
+    db = tmp_path / "v2.db"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(_V1_SCHEMA)
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        before = store.get_trace("1" * 32)
+    with sqlite3.connect(db) as conn:  # take the file back to exactly version 2
+        conn.executescript(_V2_SPANS)
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        after = store.get_trace("1" * 32)
+        status = store.get_run("1" * 32).status
+    with sqlite3.connect(db) as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        table_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'spans'").fetchone()
+        indexes = {row[1] for row in conn.execute("PRAGMA index_list(spans)")}
+        count = conn.execute("SELECT count(*) FROM spans").fetchone()[0]
+    assert (3, False, {"spans_id", "spans_start"}, 2, "success") == (
+        version,
+        "WITHOUT ROWID" in table_sql[0],
+        indexes,
+        count,
+        status,
+    )
+    assert before == after
+
+
+# Turns a v3 file back into v2: the spans table as v2 had it, with the same rows.
+_V2_SPANS = """
+CREATE TABLE spans_v2 (
+    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL,
+    kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, status_code TEXT NOT NULL,
+    status_message TEXT NOT NULL, attributes TEXT NOT NULL, events TEXT NOT NULL,
+    links TEXT NOT NULL, resource TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+INSERT INTO spans_v2 SELECT * FROM spans;
+DROP TABLE spans;
+ALTER TABLE spans_v2 RENAME TO spans;
+CREATE INDEX spans_start ON spans (start_ns);
+PRAGMA user_version = 2;
+"""
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer taskdaemon is refused with a clear error."""
     db = tmp_path / "new.db"

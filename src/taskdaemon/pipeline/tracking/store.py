@@ -9,7 +9,7 @@ when both happen inside one batch only the ended row is written. ``force_flush``
 
 Schema (``PRAGMA user_version`` = ``SCHEMA_VERSION``):
 
-- ``spans``: one row per span, keyed by (trace id, span id); attributes, events, links and
+- ``spans``: one row per span, unique by (trace id, span id); attributes, events, links and
   resource attributes as JSON;
 - ``runs``: one row per run (trace), denormalized from the root span: pipeline, status, start,
   end, stage count, failed stages, and the id of the writer that started it. ``status`` is
@@ -26,6 +26,10 @@ the file; open stage spans of an interrupted run read as ``interrupted``.
 
 Migrations: version 1 had no ``writers`` table and no ``runs.writer_id``; ``_migrate_1_to_2``
 adds them (open v1 runs, having no known writer, read as interrupted) plus the status index.
+Version 2 kept span rows in a WITHOUT ROWID table keyed by (trace id, span id), so every insert
+of a random trace id moved a whole row into the middle of the tree; ``_migrate_2_to_3`` copies
+them into an append-ordered rowid table with a unique index on the key (ingest stays flat as
+the file grows).
 
 Retention (``apply_retention``): per pipeline, runs older than ``max_age`` and beyond the newest
 ``keep`` are deleted with all their spans in one transaction (runs still being written are never
@@ -90,11 +94,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 STALE_AFTER: Final = 30.0  # seconds without a heartbeat after which a writer is presumed dead
 HEARTBEAT_EVERY: Final = 1.0
 
-_DDL_V2: Final = """
+# Span rows live in a rowid table, appended in write order, with a unique index on (trace id,
+# span id): random trace ids then scatter only small index entries, not whole rows (v2 kept the
+# rows themselves in a WITHOUT ROWID tree keyed by trace id, which got slower as the file grew).
+_SPANS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS spans (
     trace_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
@@ -108,10 +115,14 @@ CREATE TABLE IF NOT EXISTS spans (
     attributes TEXT NOT NULL,
     events TEXT NOT NULL,
     links TEXT NOT NULL,
-    resource TEXT NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+    resource TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS spans_id ON spans (trace_id, span_id);
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);"""
+
+_DDL: Final = (
+    _SPANS_DDL
+    + """
 CREATE TABLE IF NOT EXISTS runs (
     trace_id TEXT PRIMARY KEY,
     pipeline TEXT NOT NULL,
@@ -134,6 +145,7 @@ CREATE TABLE IF NOT EXISTS writers (
     closed_ns INTEGER
 );
 """
+)
 
 
 def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
@@ -148,7 +160,21 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns)")
 
 
-_MIGRATIONS: Final = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """v3 keeps span rows in a rowid table with a unique (trace id, span id) index."""
+    conn.execute("ALTER TABLE spans RENAME TO spans_v2")
+    conn.execute("DROP INDEX IF EXISTS spans_start")
+    for statement in _SPANS_DDL.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(
+        f"INSERT INTO spans ({_SPAN_COLUMNS}) SELECT {_SPAN_COLUMNS} FROM spans_v2 "  # noqa: S608
+        "ORDER BY start_ns"
+    )
+    conn.execute("DROP TABLE spans_v2")
+
+
+_MIGRATIONS: Final = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -174,7 +200,7 @@ def _connect(path: Path) -> sqlite3.Connection:
                 # Re-read inside the write lock: another process may have migrated meanwhile.
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:
-                    for statement in _DDL_V2.split(";"):
+                    for statement in _DDL.split(";"):
                         if statement.strip():
                             conn.execute(statement)
                 else:
