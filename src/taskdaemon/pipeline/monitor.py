@@ -400,9 +400,8 @@ class PipelineMonitor:
                 self._settle()
                 self._handle(event)
             return
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
+        # The non-raising probe: get_running_loop() would raise for every hand-fed record.
+        if asyncio._get_running_loop() is None:
             with self._lock:
                 self._settle()
                 self._handle(event)
@@ -709,7 +708,7 @@ class PipelineMonitor:
                     event.run_id,
                 )
         if span.is_recording():
-            attributes = dict(info.run_attributes)
+            attributes: dict[str, Any] = {}  # the definition's are set at the span's start
             attributes[t.CICD_PIPELINE_RUN_ID] = event.run_id
             attributes[t.PIPELINE_STARTED_BY] = event.started_by
             if event.replay_of is not None:

@@ -103,13 +103,18 @@ class PayloadCapture:
         return decided
 
     def _needs_redaction(self, value: Any) -> bool:
+        # Plain loops, not any(<genexpr>): this walks every captured payload on the hot path.
         if isinstance(value, Mapping):
-            return any(
-                (isinstance(k, str) and self._matches(k)) or self._needs_redaction(v)
-                for k, v in value.items()
-            )
+            for key, item in value.items():
+                if isinstance(key, str) and self._matches(key):
+                    return True
+                if isinstance(item, Mapping | list | tuple) and self._needs_redaction(item):
+                    return True
+            return False
         if isinstance(value, list | tuple):
-            return any(self._needs_redaction(item) for item in value)
+            for item in value:
+                if isinstance(item, Mapping | list | tuple) and self._needs_redaction(item):
+                    return True
         return False
 
     def redact(self, value: Any) -> Any:
