@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import types
 from collections.abc import Iterator
 from typing import Any
 
@@ -529,6 +530,30 @@ def test_payload_capture_caps_and_hashes_the_full_json() -> None:
         CapturedPayload('{"text":"é', len(full), hashlib.sha256(full).hexdigest(), truncated=True)
         == captured
     )
+
+
+def test_payload_capture_writes_what_json_has_no_form_for() -> None:
+    """Sets become arrays, other mappings objects, unknown types their str; what cannot be
+    written at all (a cycle, a lone surrogate, an int past 64 bits) is captured as its repr."""
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    capture = PayloadCapture()
+    assert '{"m":{"z":1},"s":[1,2],"t":"Telemetry"}' == (
+        capture.capture(
+            {"s": {2, 1}, "m": types.MappingProxyType({"z": 1}), "t": _Named("Telemetry")}
+        ).json
+    )
+    assert "\"{'self': {...}}\"" == capture.capture(cycle).json
+    assert "\\ud800" in capture.capture({"u": "\ud800"}).json
+    assert "\"{'big': 1180591620717411303424}\"" == capture.capture({"big": 2**70}).json
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
 
 
 def test_payload_capture_custom_patterns() -> None:
