@@ -1,0 +1,27 @@
+# The taskdaemon service of docker-compose.yml: `taskdaemon serve` with the example pipeline.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY src ./src
+RUN pip install .
+# The example pipeline's loops are `examples.loops:*`, imported from the working directory.
+COPY examples ./examples
+
+# An unprivileged user owning TASKDAEMON_HOME, so a fresh named volume there is writable.
+RUN useradd --system --uid 10001 --home-dir /var/lib/taskdaemon taskdaemon \
+    && mkdir -p /var/lib/taskdaemon \
+    && chown taskdaemon:taskdaemon /var/lib/taskdaemon /app
+USER taskdaemon
+ENV TASKDAEMON_HOME=/var/lib/taskdaemon \
+    TASKDAEMON_METRICS_HOST=0.0.0.0 \
+    TASKDAEMON_METRICS_PORT=9090
+
+EXPOSE 9090
+CMD ["taskdaemon", "serve", "--host", "0.0.0.0", "--port", "9090", \
+     "--pipeline", "examples/feature_delivery.yaml", "--every", "30", "--auto-approve"]
