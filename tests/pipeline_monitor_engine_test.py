@@ -315,3 +315,18 @@ async def test_close_is_safe_twice_and_the_worker_restarts_on_use(tel: Telemetry
     await engine.run(chain_pipeline(), {})
     monitor.close()
     assert 4 == len(tel.spans())
+
+
+async def test_engine_run_links_to_the_callers_current_span(tel: Telemetry) -> None:
+    """A run started by the engine inside the caller's span is a new trace linked to it."""
+    monitor = _monitor(tel)
+    engine = Engine(resolver=Resolver({"a": _plan}), observers=[monitor])
+    tracer = tel.tracer_provider.get_tracer("caller")
+    with tracer.start_as_current_span("request") as caller:
+        result = await engine.run(chain_pipeline(("a",)), {})
+    monitor.close()
+    (run_span,) = tel.by_name("RUN chain")
+    assert result.run_id == format_trace_id(run_span.context.trace_id)
+    assert [(caller.get_span_context().span_id, t.LINK_PARENT)] == [
+        (link.context.span_id, link.attributes[t.LINK_RELATION]) for link in run_span.links
+    ]

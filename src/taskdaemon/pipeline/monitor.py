@@ -130,8 +130,9 @@ __all__ = ["PipelineMonitor"]
 _logger = logging.getLogger(__name__)
 _PROPAGATOR = TraceContextTextMapPropagator()
 _ROOT = Context()  # an empty context: spans started in it are roots
-#: Records whose telemetry must be complete before the engine goes on (see ``on_event``).
-_SETTLE_NOW: frozenset[type] = frozenset({RunFinished})
+#: Records handled at once, on the caller's thread: ``RunStarted`` reads the caller's current span
+#: (linked as the parent), ``RunFinished`` completes the run's telemetry (see ``on_event``).
+_SETTLE_NOW: frozenset[type] = frozenset({RunStarted, RunFinished})
 #: Seconds an idle worker thread waits for records before it ends (it restarts on demand).
 WORKER_IDLE_SECONDS = 5.0
 
@@ -390,8 +391,9 @@ class PipelineMonitor:
         are made while the loop waits for I/O (a stage sleeping, a subprocess running) instead
         of on the run's critical path. Span times come from the records, so nothing moves. On a
         loop that never waits the work costs the same CPU as inline (one GIL). What needs the
-        result now settles the queue first, on the caller's thread: ``RunFinished`` (a finished
-        run's telemetry is complete when ``engine.run`` returns), ``stage_environment``, the
+        result now settles the queue first, on the caller's thread: ``RunStarted`` (the caller's
+        current span is the run's parent link), ``RunFinished`` (a finished run's telemetry is
+        complete when ``engine.run`` returns), ``stage_environment``, the
         manual API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API,
         records fed by hand) every record is handled at once.
         """
