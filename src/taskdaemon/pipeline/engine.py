@@ -74,6 +74,9 @@ Semantics (DESIGN section 4, plus the decisions below):
   started are ``skipped``, the run ends ``cancelled``.
 * **pause_gate**: awaited with a :class:`StageGateRequest` after an execution got its slot and
   before ``StageStarted`` (breakpoints and stepping); when None nothing is awaited.
+* **Environment**: ``ctx.environment`` is the merge of the observers' ``stage_environment``
+  answers (``TRACEPARENT`` from the monitor), asked on the handler's first read of it, so a
+  stage that never reads it never makes an observer settle its books on the critical path.
 * **workspace**: when given, each run gets the directory ``{workspace}/{run_id}`` (created),
   handed to handlers as ``ctx.workspace``.
 """
