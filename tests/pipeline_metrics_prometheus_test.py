@@ -142,8 +142,15 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=daemon_log,
     )
+    base = f"http://127.0.0.1:{prometheus_port}"
     try:
-        yield {"prometheus": f"http://127.0.0.1:{prometheus_port}", "tmp": tmp_path}
+        async with httpx.AsyncClient(timeout=5.0) as client:
+
+            async def ready() -> bool:
+                return (await client.get(f"{base}/-/ready")).status_code == 200
+
+            await _until(ready, limit=60, what="Prometheus to be ready")
+        yield {"prometheus": base, "tmp": tmp_path}
     finally:
         await _stop(daemon)
         await _stop(prometheus)
@@ -153,6 +160,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
 
 async def _query(client: httpx.AsyncClient, base: str, promql: str) -> list[dict[str, Any]]:
     response = await client.get(f"{base}/api/v1/query", params={"query": promql})
+    response.raise_for_status()  # 503 while Prometheus starts: _until polls again
     body = response.json()
     assert "success" == body["status"], body
     result: list[dict[str, Any]] = body["data"]["result"]
