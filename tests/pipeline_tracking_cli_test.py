@@ -154,3 +154,6 @@ def test_monitored_run_rebuilds_from_the_store(tmp_path: Path) -> None:
     )
     assert len(stored.stage("implementation").attempts) == 2
     assert (summary.stage_count, summary.failed_stages) == (4, 0)
+    assert {"planning": "any", "release": "all"} == {
+        name: stored.stage(name).trigger_mode for name in ("planning", "release")
+    }

@@ -87,6 +87,22 @@ def test_run_only_snapshot_has_the_definition_shape() -> None:
     assert [n.state for n in from_definition.nodes] == [n.state for n in from_spans.nodes]
 
 
+def test_trigger_mode_recorded_on_spans_reaches_the_drawing() -> None:
+    """A stage whose spans say ``all`` is drawn with "(all triggers)" from spans alone."""
+    stage = StageRecord(
+        name="release",
+        loop="command",
+        status="success",
+        attempts=(attempt("release", 0, 1, "success", 0, 1),),
+        triggers=("on completion of build", "manual approval"),
+        trigger_mode="all",
+    )
+    run = RunRecord(RUN_ID, "p", "success", T0, T0 + 1, (stage,), ())
+    (node,) = dag_snapshot(run=run).nodes
+    assert "all" == node.trigger_mode
+    assert "(all triggers)" in render_dot(run=run)
+
+
 def test_unlabelled_span_edges_are_named_from_triggers() -> None:
     """Edges recorded without labels get the label of the target's matching trigger."""
     run = RunRecord(

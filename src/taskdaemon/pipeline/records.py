@@ -50,6 +50,7 @@ class StageRecord:
     triggers: tuple[str, ...] = ()
     upstream: tuple[str, ...] = ()
     skip_reason: str | None = None
+    trigger_mode: str | None = None  # "any" | "all" as the spans record it; None if unknown
 
 
 @dataclass(frozen=True, slots=True)

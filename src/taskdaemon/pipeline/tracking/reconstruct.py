@@ -286,6 +286,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 triggers=_strings(attrs.get(t.STAGE_TRIGGERS)),
                 upstream=_strings(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
+                trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
             )
         )
     stage_tuple = tuple(stages)

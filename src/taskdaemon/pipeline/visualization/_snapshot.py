@@ -166,7 +166,7 @@ class DagNode:
     title: str
     loop: str
     triggers: tuple[DagTrigger, ...]
-    trigger_mode: str | None = TriggerMode.ANY.value  # None: unknown (spans do not record it)
+    trigger_mode: str | None = TriggerMode.ANY.value  # None: unknown (spans from elsewhere)
     parallel_instances: int | None = None
     description: str = ""
     state: str | None = None
@@ -515,7 +515,7 @@ def _node_from_record(record: StageRecord) -> DagNode:
         title=title_case(record.name),
         loop=record.loop,
         triggers=tuple(parse_trigger(t) for t in record.triggers),
-        trigger_mode=None,
+        trigger_mode=record.trigger_mode,
         state=record.status,
         attempts=attempts,
         start=start,
