@@ -1,0 +1,101 @@
+"""The asyncio pipeline engine: scheduling, worker slots, timeouts, retries, data flow, approvals.
+
+Usage::
+
+    async with Engine(resolver=my_resolver, observers=[monitor]) as engine:
+        result = await engine.run(pipeline, {"goal": "ship it"})       # start + wait
+        handle = await engine.start_run(pipeline, {"goal": "again"})
+        handle.approve("release", by="alice")                          # or engine.approve(id, ...)
+        handle.publish("spec.ready", {"spec": {...}})
+        result = await handle.wait()                                   # a frozen RunResult
+
+``resolver.resolve(pipeline, stage)`` returns the stage's handler (an async callable taking a
+:class:`~taskdaemon.pipeline.loops.StageContext`); the default is
+``LoopRegistry.default()``. Observers receive every :mod:`~taskdaemon.pipeline.events` record,
+in causal order, synchronously; one that raises is logged (once per observer and event type)
+and ignored. With no observer no record is even built. Leaving ``async with`` cancels open runs.
+One engine runs any number of runs at once; each run has its own worker slots.
+
+Semantics (DESIGN section 4, plus the decisions below):
+
+* **Worker slots**: ``pipeline.concurrency`` per run; every execution (each attempt of each
+  instance) holds one from just before ``pause_gate`` until its handler returned.
+* **Timeouts**: ``stage.timeout or pipeline.timeout`` per attempt; on expiry the handler task is
+  cancelled (handlers clean up on ``CancelledError``) and the attempt ends ``timeout``.
+* **Retries**: the policy is ``stage.retry``, else ``pipeline.retry`` when the error strategy is
+  ``retry``, else a single attempt. A failed or timed-out attempt ``n < max_attempts`` is
+  followed by ``await sleep(backoff.delay(n))`` (the injected ``sleep``) and attempt ``n + 1``.
+  *Data errors are not retried*: a missing required input or output, or a loop type that cannot
+  be resolved, ends the stage at once (the same data would fail the same way).
+* **Error strategies**: ``fail`` and ``retry`` (once retries are spent): the run stops: running
+  executions end ``cancelled``, stages that never started are ``skipped``, the run ends
+  ``failure``. ``continue``: the stage ends ``failure``/``timeout``, everything that does not
+  depend on it keeps running, stages whose triggers can no longer fire are skipped, and the run
+  ends ``failure``. A run ends ``success`` when no stage failed or timed out (skipped stages,
+  e.g. after a rejected approval, do not fail a run).
+* **Triggers** (see :mod:`~taskdaemon.pipeline.triggers`): re-evaluated incrementally: a
+  finished stage re-evaluates only its ``on_completion`` dependents, the conditions that name it
+  and the event stages it emits for; a published event only its listeners and the waiting
+  ``on_condition`` stages. A stage fires at most once; only ``on_event`` instances and retries
+  run a stage again.
+* **on_event**: each matching event (filter over ``event``, ``request``, ``stages``) becomes one
+  instance, at most ``parallel_instances`` unfinished at once (the rest wait, in order, and are
+  queued when admitted). ``parallel_instances`` concerns ``on_event`` stages only; other stages
+  run one instance. In mode ``all`` the stage's other triggers are a gate: events wait until
+  they all hold, and the stage is skipped if they never can. In mode ``any`` the other triggers
+  may also fire the stage once, as an instance without ``event``. The stage is final when all
+  its emitter stages are final, its other triggers are settled, no admitted event waits and all
+  instances ended; an event type only published from outside (``external_events``) keeps the
+  stage open until the rest of the run is idle. No instance at all: ``skipped``. It succeeds
+  only if every instance succeeded.
+* **manual**: ``approval_required: false`` fires at run start. ``true``: ``ApprovalRequested``
+  when the stage becomes considered (mode ``any``) or once its other triggers hold (mode
+  ``all``). ``approve`` fires the trigger; ``reject`` (or the trigger's ``timeout``, counted with
+  the injected ``sleep``) skips the stage and so what depends on it. Approving a stage that is
+  not waiting for an approval raises :class:`ApprovalError`. A request that is no longer needed
+  (the stage fired through another trigger, was skipped, or the run stopped) is withdrawn with
+  ``ApprovalResolved(approved=False, by="engine")``.
+* **on_condition**: CEL over ``{request, stages}``; an evaluation error is false (reported in
+  ``TriggerEvaluated.detail``). When the run is idle (nothing queued, running, retrying or
+  awaiting approval) conditions can change no more: what still waits is skipped and the run ends.
+* **Considered**: at run start for stages without upstream (and entry stages), else when the
+  first execution of an upstream stage starts. ``on_completion`` never fires for a skipped
+  upstream (it did not complete).
+* **Data flow**: the context is ``{"request", "stages": {name: {"status", "outputs"}}}`` plus
+  ``event`` for event instances. Input ``from`` expressions are compiled once per pipeline; a
+  missing required input fails the attempt with ``missing required input 'x': <path>: <why>``.
+  A handler's ``None`` result is ``{}`` and a non-mapping ``v`` is ``{"value": v}``; with an
+  ``outputs:`` mapping the outputs are those expressions over ``result``. A stage with more than
+  one instance has ``stages.X.outputs == {"instances": [outputs, in instance order]}``.
+  ``ctx.publish`` accepts only the stage's ``emits`` (else :class:`PipelineError` in the
+  handler); ``publish`` from outside only types some stage listens to or ``external_events``.
+* **Cancellation** (``cancel()``, or leaving ``async with``): running and queued executions end
+  ``cancelled`` (each execution that was queued gets its ``StageFinished``), stages that never
+  started are ``skipped``, the run ends ``cancelled``.
+* **pause_gate**: awaited with a :class:`StageGateRequest` after an execution got its slot and
+  before ``StageStarted`` (breakpoints and stepping); when None nothing is awaited.
+* **Environment**: ``ctx.environment`` is the merge of the observers' ``stage_environment``
+  answers (``TRACEPARENT`` from the monitor), asked on the handler's first read of it, so a
+  stage that never reads it never makes an observer settle its books on the critical path.
+* **workspace**: when given, each run gets the directory ``{workspace}/{run_id}`` (created),
+  handed to handlers as ``ctx.workspace``.
+"""
+
+from taskdaemon.pipeline.engine._api import Engine, RunHandle
+from taskdaemon.pipeline.engine._results import (
+    ExecutionResult,
+    HandlerResolver,
+    PauseGate,
+    RunResult,
+    StageGateRequest,
+)
+
+__all__ = [
+    "Engine",
+    "ExecutionResult",
+    "HandlerResolver",
+    "PauseGate",
+    "RunHandle",
+    "RunResult",
+    "StageGateRequest",
+]

@@ -1,0 +1,77 @@
+"""The engine's public value types: a resolver, a pause gate's request, a run's result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from taskdaemon.pipeline.loops import Handler
+from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.state import RunStatus, StageStatus, StageTimes
+
+
+class HandlerResolver(Protocol):
+    """Turns a stage into the handler that runs it (``LoopRegistry`` is one)."""
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
+        """The handler for ``stage``; raise (e.g. ``LoopTypeError``) when there is none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StageGateRequest:
+    """What ``pause_gate`` is asked about: an execution that holds a slot and is about to start."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    loop: str
+    inputs: Mapping[str, Any]
+    event: Mapping[str, Any] | None = None
+
+
+PauseGate = Callable[[StageGateRequest], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    """One execution (attempt of one instance) of a stage, as it ended."""
+
+    stage: str
+    instance: int
+    attempt: int
+    status: StageStatus
+    times: StageTimes
+    outputs: Mapping[str, Any]
+    error: str | None = None
+    error_type: str | None = None
+
+    @property
+    def task_run_id(self) -> str:
+        """``{stage}.{instance}.{attempt}``."""
+        return f"{self.stage}.{self.instance}.{self.attempt}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """A finished (or, from ``RunHandle.snapshot``, running) run: a frozen snapshot."""
+
+    run_id: str
+    pipeline: str
+    status: RunStatus
+    started_at: float
+    finished_at: float | None
+    error: str | None
+    stage_status: Mapping[str, StageStatus]
+    executions: Mapping[str, tuple[ExecutionResult, ...]]
+    outputs: Mapping[str, Mapping[str, Any]]
+    skip_reasons: Mapping[str, str]
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the run ended ``success``."""
+        return self.status is RunStatus.SUCCESS
