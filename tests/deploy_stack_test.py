@@ -24,24 +24,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline_metrics_prometheus_test import PROMETHEUS, _free_port, _stop, _until
-from pipeline_monitor_support import Feed, Telemetry, example_pipeline, play_example_run
+from pipeline_monitor_support import (
+    PROMETHEUS_NAMES,
+    Feed,
+    Telemetry,
+    example_pipeline,
+    play_example_run,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 SERVICES = {"taskdaemon", "otel-collector", "tempo", "prometheus", "alertmanager", "grafana"}
-TEN_METRICS = {
-    "pipeline_executions_total",
-    "pipeline_execution_duration_seconds",
-    "pipeline_active_executions",
-    "pipeline_stage_executions_total",
-    "pipeline_stage_duration_seconds",
-    "pipeline_stage_queue_time_seconds",
-    "pipeline_trigger_evaluations_total",
-    "pipeline_trigger_wait_time_seconds",
-    "pipeline_memory_usage_bytes",
-    "pipeline_cpu_usage_percent",
-}
 # What Grafana substitutes before a query reaches Prometheus (the "All" pipeline value is ".*").
 GRAFANA_VARIABLES = {
     "${pipeline:regex}": ".*",
@@ -405,14 +399,14 @@ def test_dashboard_metric_names_are_exposed_or_recorded() -> None:
     through_rules = {name for rule in used & set(rules) for name in OUR_NAME.findall(rules[rule])}
     families = {re.sub(r"_(bucket|sum|count)$", "", name) for name in used | through_rules}
     recorded_quantiles = {name for name in rules if re.search(r":p(50|90|99)$", name)}
-    assert set() == TEN_METRICS - families
+    assert set() == PROMETHEUS_NAMES - families
     assert set() == recorded_quantiles - used
 
 
 def test_exposition_has_the_ten_metrics() -> None:
     """The exposition the name check relies on does carry all ten DESIGN metrics."""
     families = {re.sub(r"_(bucket|sum|count|created)$", "", name) for name in _exposed_names()}
-    assert TEN_METRICS <= families
+    assert PROMETHEUS_NAMES <= families
 
 
 # --- every PromQL expression in a real Prometheus ----------------------------------------------

@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
+from pipeline_monitor_support import PROMETHEUS_NAMES
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -211,18 +213,7 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
             "verification": 3.0,
             "release": 3.0,
         },
-        {
-            "pipeline_executions_total",
-            "pipeline_execution_duration_seconds",
-            "pipeline_active_executions",
-            "pipeline_stage_executions_total",
-            "pipeline_stage_duration_seconds",
-            "pipeline_stage_queue_time_seconds",
-            "pipeline_trigger_evaluations_total",
-            "pipeline_trigger_wait_time_seconds",
-            "pipeline_memory_usage_bytes",
-            "pipeline_cpu_usage_percent",
-        },
+        set(PROMETHEUS_NAMES),
     )
     actual = (counts, math.isfinite(value) and value > 0, stages, metric_names)
     assert expected == actual, json.dumps({"median": median, "names": sorted(metric_names)})

@@ -28,19 +28,6 @@ from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
-EXPECTED_PROMETHEUS_NAMES = [
-    "pipeline_executions_total",
-    "pipeline_execution_duration_seconds",
-    "pipeline_active_executions",
-    "pipeline_stage_executions_total",
-    "pipeline_stage_duration_seconds",
-    "pipeline_stage_queue_time_seconds",
-    "pipeline_trigger_evaluations_total",
-    "pipeline_trigger_wait_time_seconds",
-    "pipeline_memory_usage_bytes",
-    "pipeline_cpu_usage_percent",
-]
-
 
 @pytest.fixture
 def tel() -> Iterator[Telemetry]:

@@ -53,6 +53,22 @@ from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 T0 = 1_700_000_000.0
 
+#: The ten Prometheus names of DESIGN 5 (a contract), as `/metrics` must show them.
+PROMETHEUS_NAMES = frozenset(
+    {
+        "pipeline_executions_total",
+        "pipeline_execution_duration_seconds",
+        "pipeline_active_executions",
+        "pipeline_stage_executions_total",
+        "pipeline_stage_duration_seconds",
+        "pipeline_stage_queue_time_seconds",
+        "pipeline_trigger_evaluations_total",
+        "pipeline_trigger_wait_time_seconds",
+        "pipeline_memory_usage_bytes",
+        "pipeline_cpu_usage_percent",
+    }
+)
+
 
 @dataclass
 class Telemetry:
