@@ -809,19 +809,20 @@ class SqliteSpanProcessor(SpanProcessor):
         for is_end, span in rows.values():
             if not is_end and span.end_time is not None:
                 continue  # ended meanwhile: its end is queued right behind, write only that
+            # The one copy this span costs (a live span's is taken under its own lock).
+            attrs = dict(span.attributes or {})
+            is_run = _is_run_span(span.parent, attrs)
             if is_end:
-                attrs = dict(span.attributes or {})  # the one copy this span costs
                 row = _sdk_row(span, attrs, self._resource(span))
                 ended.append(row)
-                if _is_run_span(span.parent, attrs):
+                if is_run:
                     ended_root_spans.append((row[0], span))
                 else:
                     self._count(row[0], row[5], row[6], row[7], attrs)
             else:
-                attrs = dict(span.attributes or {})  # a live span: copied under its own lock
                 row = _start_row(span, attrs, self._resource(span))
                 started.append(row)
-            if _is_run_span(span.parent, attrs):
+            if is_run:
                 self._tally.setdefault(row[0], {})
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 new_runs.append(
