@@ -397,13 +397,8 @@ class PipelineMonitor:
         manual API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API,
         records fed by hand) every record is handled at once.
         """
-        if type(event) in _SETTLE_NOW:
-            with self._lock:
-                self._settle()
-                self._handle(event)
-            return
-        # The non-raising probe: get_running_loop() would raise for every hand-fed record.
-        if asyncio._get_running_loop() is None:
+        # The non-raising loop probe: get_running_loop() would raise for every hand-fed record.
+        if type(event) in _SETTLE_NOW or asyncio._get_running_loop() is None:
             with self._lock:
                 self._settle()
                 self._handle(event)
