@@ -8,28 +8,44 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections import deque
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.tracking import (
     SCHEMA_VERSION,
     RetentionPolicy,
+    SpanEventRecord,
+    SpanLinkRecord,
+    SpanRecord,
     SpanStore,
     SqliteSpanProcessor,
+    span_record_from_sdk,
     store_processor_for,
 )
+from taskdaemon.pipeline.tracking.writer import _parts
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 
 
 def _orphans_and_integrity(path: Path) -> tuple[int, str]:
+    """Rows nothing refers to any more (spans of no trace, traces without spans, trace-resource
+    pairs of no trace, resources of no span), and SQLite's own integrity verdict."""
     with sqlite3.connect(path) as conn:
         orphans = conn.execute(
-            "SELECT COUNT(*) FROM spans WHERE trace_id NOT IN (SELECT trace_id FROM runs)"
+            "SELECT (SELECT COUNT(*) FROM spans "
+            "    WHERE trace_no NOT IN (SELECT trace_no FROM traces))"
+            " + (SELECT COUNT(*) FROM traces WHERE trace_no NOT IN (SELECT trace_no FROM spans))"
+            " + (SELECT COUNT(*) FROM trace_resources "
+            "    WHERE trace_no NOT IN (SELECT trace_no FROM traces))"
+            " + (SELECT COUNT(*) FROM resources "
+            "    WHERE resource_no NOT IN (SELECT resource_no FROM spans))"
         ).fetchone()[0]
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
     return orphans, integrity
@@ -249,6 +265,55 @@ def test_retention_by_age(tmp_path: Path) -> None:
     )
 
 
+def test_retention_by_age_drops_old_foreign_traces_and_unused_resources(tmp_path: Path) -> None:
+    """Spans of other services (no run row) go by the age of their trace's first span, and a
+    resource goes when no remaining span uses it; a run's own resource stays."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider, _ = make_provider(processor)
+    late = T0 + 10 * 3600 * S
+    run_id = write_example_run(provider, t0=late)
+    foreign = {}
+    for service, start in (("old-web", T0), ("new-web", late)):
+        other = TracerProvider(resource=Resource.create({"service.name": service}))
+        other.add_span_processor(processor)
+        span = other.get_tracer("web").start_span("GET /", start_time=start)
+        span.end(start + S)
+        foreign[service] = format(span.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        result = store.apply_retention(RetentionPolicy(max_age=5 * 3600), now=late / 1e9 + 60)
+        kept = {name: bool(_trace_or_none(store, trace)) for name, trace in foreign.items()}
+        runs = [s.run_id for s in store.search()]
+    with sqlite3.connect(db) as conn:
+        services = sorted(
+            row[0]
+            for row in conn.execute(
+                "SELECT json_extract(attributes, '$.\"service.name\"') FROM resources"
+            )
+        )
+    assert (
+        (result.deleted_runs, result.deleted_spans),
+        kept,
+        runs,
+        services,
+        _orphans_and_integrity(db),
+    ) == (
+        (0, 1),
+        {"old-web": False, "new-web": True},
+        [run_id],
+        ["new-web", "taskdaemon"],
+        (0, "ok"),
+    )
+
+
+def _trace_or_none(store: SpanStore, trace_id: str) -> list[SpanRecord] | None:
+    try:
+        return store.get_trace(trace_id)
+    except RunNotFoundError:
+        return None
+
+
 def test_retention_spares_runs_still_being_written(tmp_path: Path) -> None:
     """A run whose writer is alive is never deleted, however old."""
     db = tmp_path / "spans.db"
@@ -274,14 +339,22 @@ def test_retention_from_environment_applies_on_open(
         assert len(store.search()) == 1
 
 
-_V1_SCHEMA = """
-CREATE TABLE spans (
+_THIRTEEN_COLUMNS = """
     trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL,
     kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, status_code TEXT NOT NULL,
     status_message TEXT NOT NULL, attributes TEXT NOT NULL, events TEXT NOT NULL,
-    links TEXT NOT NULL, resource TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
-CREATE INDEX spans_start ON spans (start_ns);
+    links TEXT NOT NULL, resource TEXT NOT NULL"""
+
+# The span tables of the three earlier schema versions (v1 and v2 share one).
+_OLD_SPANS = {
+    1: f"CREATE TABLE spans ({_THIRTEEN_COLUMNS}, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;"
+    "CREATE INDEX spans_start ON spans (start_ns);",
+    3: f"CREATE TABLE spans ({_THIRTEEN_COLUMNS});"
+    "CREATE UNIQUE INDEX spans_id ON spans (trace_id, span_id);"
+    "CREATE INDEX spans_start ON spans (start_ns);",
+}
+_OLD_SPANS[2] = _OLD_SPANS[1]
+_OLD_RUNS = """
 CREATE TABLE runs (
     trace_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
     start_ns INTEGER NOT NULL, end_ns INTEGER, stage_count INTEGER NOT NULL DEFAULT 0,
@@ -289,83 +362,93 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_pipeline_start ON runs (pipeline, start_ns);
 CREATE INDEX runs_start ON runs (start_ns);
-INSERT INTO runs VALUES ('11111111111111111111111111111111', 'old', 'success', 1000, 2000, 1, 0);
-INSERT INTO runs VALUES ('22222222222222222222222222222222', 'old', 'running', 3000, NULL, 1, 0);
+"""
+_WRITERS_SINCE_V2 = """
+ALTER TABLE runs ADD COLUMN writer_id INTEGER;
+CREATE TABLE writers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
+    started_ns INTEGER NOT NULL, heartbeat_ns INTEGER NOT NULL, closed_ns INTEGER);
+CREATE INDEX runs_status ON runs (status, start_ns);
+"""
+_OLD_ROWS = """
+INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages)
+VALUES ('11111111111111111111111111111111', 'old', 'success', 1000, 2000, 1, 0),
+       ('22222222222222222222222222222222', 'old', 'running', 3000, NULL, 1, 0);
 INSERT INTO spans VALUES ('11111111111111111111111111111111', '1111111111111111', NULL, 'RUN old',
     'SERVER', 1000, 2000, 'UNSET', '',
     '{"cicd.pipeline.name":"old","cicd.pipeline.action.name":"RUN","cicd.pipeline.result":"success"}',
-    '[]', '[]', '{}');
+    '[]', '[]', '{"service.name":"old"}');
+INSERT INTO spans VALUES ('11111111111111111111111111111111', 'aaaaaaaaaaaaaaaa',
+    '1111111111111111', 'build', 'INTERNAL', 1100, 1900, 'ERROR', 'boom',
+    '{"cicd.pipeline.name":"old","cicd.pipeline.task.name":"build","tags":["x","y"]}',
+    '[["exception",1500,{"exception.type":"ValueError"}]]',
+    '[["33333333333333333333333333333333","3333333333333333",{"why":"event"}]]',
+    '{"service.name":"old"}');
 INSERT INTO spans VALUES ('22222222222222222222222222222222', '2222222222222222', NULL, 'RUN old',
     'SERVER', 3000, NULL, 'UNSET', '',
-    '{"cicd.pipeline.name":"old","cicd.pipeline.action.name":"RUN"}', '[]', '[]', '{}');
-PRAGMA user_version = 1;
+    '{"cicd.pipeline.name":"old","cicd.pipeline.action.name":"RUN"}', '[]', '[]',
+    '{"service.name":"other"}');
 """
 
+_MIGRATED_BUILD = SpanRecord(
+    trace_id="1" * 32,
+    span_id="a" * 16,
+    parent_span_id="1" * 16,
+    name="build",
+    kind="INTERNAL",
+    start_ns=1100,
+    end_ns=1900,
+    status_code="ERROR",
+    status_message="boom",
+    attributes={
+        "cicd.pipeline.name": "old",
+        "cicd.pipeline.task.name": "build",
+        "tags": ("x", "y"),
+    },
+    events=(SpanEventRecord("exception", 1500, {"exception.type": "ValueError"}),),
+    links=(SpanLinkRecord("3" * 32, "3" * 16, {"why": "event"}),),
+    resource={"service.name": "old"},
+)
 
-def test_version_1_database_is_migrated(tmp_path: Path) -> None:
-    """A v1 file gains the writers table and writer column; its runs stay readable, and its open
-    run, which no known writer can finish, reads as interrupted."""
-    db = tmp_path / "v1.db"
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_older_database_is_migrated(tmp_path: Path, version: int) -> None:
+    """A file of any earlier version opens at the current one: spans keep every field (now
+    numbered traces and resources and one JSON body), runs keep their rows, the open run of a v1
+    file (no known writer) reads as interrupted, and nothing is left orphaned."""
+    db = tmp_path / f"v{version}.db"
+    script = _OLD_SPANS[version] + _OLD_RUNS + (_WRITERS_SINCE_V2 if version >= 2 else "")
     with sqlite3.connect(db) as conn:
-        conn.executescript(_V1_SCHEMA)
+        conn.executescript(f"{script}{_OLD_ROWS}PRAGMA user_version = {version};")
     with SpanStore(db, retention=RetentionPolicy()) as store:
         statuses = [(s.run_id[0], s.status) for s in store.search()]
+        spans = store.get_trace("1" * 32)
         finished = store.get_run("1" * 32).status
     with sqlite3.connect(db) as conn:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        readable = conn.execute(
+            "SELECT name, status_code, json_extract(attributes, '$.tags[1]'), resource "
+            "FROM spans_readable WHERE span_id = 'aaaaaaaaaaaaaaaa'"
+        ).fetchone()
     assert (
-        version,
-        "writer_id" in columns,
-        "writers" in tables,
+        current,
+        {"spans", "traces", "resources", "trace_resources", "runs", "writers"} <= tables,
+        "spans_v3" in tables,
         statuses,
         finished,
-    ) == (SCHEMA_VERSION, True, True, [("2", "interrupted"), ("1", "success")], "success")
-
-
-def test_version_2_database_is_migrated(tmp_path: Path) -> None:
-    """A v2 file (span rows in a WITHOUT ROWID tree) has its spans moved into the v3 rowid table
-    with the unique (trace id, span id) index; every span and run reads back the same."""
-    db = tmp_path / "v2.db"
-    with sqlite3.connect(db) as conn:
-        conn.executescript(_V1_SCHEMA)
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        before = store.get_trace("1" * 32)
-    with sqlite3.connect(db) as conn:  # take the file back to exactly version 2
-        conn.executescript(_V2_SPANS)
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        after = store.get_trace("1" * 32)
-        status = store.get_run("1" * 32).status
-    with sqlite3.connect(db) as conn:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        table_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'spans'").fetchone()
-        indexes = {row[1] for row in conn.execute("PRAGMA index_list(spans)")}
-        count = conn.execute("SELECT count(*) FROM spans").fetchone()[0]
-    assert (3, False, {"spans_id", "spans_start"}, 2, "success") == (
-        version,
-        "WITHOUT ROWID" in table_sql[0],
-        indexes,
-        count,
-        status,
+        [s.span_id for s in spans],
+        readable,
+    ) == (
+        SCHEMA_VERSION,
+        True,
+        False,
+        [("2", "interrupted"), ("1", "success")],
+        "success",
+        ["1" * 16, "a" * 16],
+        ("build", "ERROR", "y", '{"service.name":"old"}'),
     )
-    assert before == after
-
-
-# Turns a v3 file back into v2: the spans table as v2 had it, with the same rows.
-_V2_SPANS = """
-CREATE TABLE spans_v2 (
-    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL,
-    kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, status_code TEXT NOT NULL,
-    status_message TEXT NOT NULL, attributes TEXT NOT NULL, events TEXT NOT NULL,
-    links TEXT NOT NULL, resource TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)
-) WITHOUT ROWID;
-INSERT INTO spans_v2 SELECT * FROM spans;
-DROP TABLE spans;
-ALTER TABLE spans_v2 RENAME TO spans;
-CREATE INDEX spans_start ON spans (start_ns);
-PRAGMA user_version = 2;
-"""
+    assert spans[1] == _MIGRATED_BUILD
+    assert _orphans_and_integrity(db) == (0, "ok")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -390,3 +473,53 @@ def test_store_processor_for_picks_sqlite_only(tmp_path: Path) -> None:
     processor.shutdown()
     assert (tmp_path / "spans.db").exists()
     assert store_processor_for("tempo+http://127.0.0.1:3200") is None
+
+
+def test_writer_reads_sdk_spans_without_copying_them(tmp_path: Path) -> None:
+    """The writer's cheap path into SDK spans (their own attribute dict and event/link deques)
+    still matches the installed SDK: if an upgrade moves them, this fails instead of ingest
+    silently slowing down to the copying public properties."""
+    provider, exporter = make_provider()
+    write_example_run(provider)
+    spans = exporter.get_finished_spans()
+    with_events = next(s for s in spans if s.events)
+    with_links = next(s for s in spans if s.links)
+    assert (
+        all(_parts(s)[0] is s._attributes._dict for s in spans),  # type: ignore[attr-defined]
+        type(_parts(with_events)[1]),
+        list(_parts(with_events)[1]),
+        list(_parts(with_links)[2]),
+    ) == (True, deque, list(with_events.events), list(with_links.links))
+
+
+def test_spans_of_other_readable_span_types_are_stored_alike(tmp_path: Path) -> None:
+    """A ReadableSpan built directly (plain attribute dict, event and link tuples) goes through
+    the public properties and reads back exactly as it went in."""
+    provider, exporter = make_provider()
+    write_example_run(provider)
+    copies = [
+        ReadableSpan(
+            name=s.name,
+            context=s.context,
+            parent=s.parent,
+            resource=s.resource,
+            attributes=dict(s.attributes or {}),
+            events=tuple(s.events),
+            links=tuple(s.links),
+            kind=s.kind,
+            status=s.status,
+            start_time=s.start_time,
+            end_time=s.end_time,
+        )
+        for s in exporter.get_finished_spans()
+    ]
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    for span in copies:
+        processor.on_end(span)
+    processor.shutdown()
+    with SpanStore(tmp_path / "spans.db") as store:
+        stored = store.get_trace(format(copies[0].context.trace_id, "032x"))
+    expected = sorted(
+        (span_record_from_sdk(s) for s in copies), key=lambda r: (r.start_ns, r.span_id)
+    )
+    assert stored == expected

@@ -12,7 +12,7 @@ import pytest
 from pipeline_tracking_support import make_provider, write_example_run
 from pipeline_visualization_graphviz_test import PNG_MAGIC, run_dot, svg_nodes
 from taskdaemon.pipeline.config import load_pipeline
-from taskdaemon.pipeline.tracking.store import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.visualization import render, validate_dag
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -39,9 +39,9 @@ from taskdaemon.pipeline.tracking.store import (
     RetentionPolicy,
     RetentionResult,
     SpanStore,
-    SqliteSpanProcessor,
     retention_from_env,
 )
+from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 
 __all__ = [
     "SCHEMA_VERSION",

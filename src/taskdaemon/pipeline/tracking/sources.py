@@ -43,7 +43,8 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id, parse_traces
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
-from taskdaemon.pipeline.tracking.store import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking.store import SpanStore
+from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 
 __all__ = [
     "JaegerSource",

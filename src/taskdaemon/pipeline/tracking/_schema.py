@@ -1,0 +1,190 @@
+"""The span store's SQLite schema: tables, the version, the migrations, and opening a file.
+
+Schema version 4 (``PRAGMA user_version``):
+
+- ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
+  sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
+  start of its first stored span (``first_ns``: retention ages traces that have no run by it);
+- ``resources``: one row per distinct resource (its attributes as JSON), referenced by number;
+  ``trace_resources`` says which traces use which resource, so retention can drop resources no
+  span refers to any more without scanning the spans;
+- ``spans``: one row per span, keyed by (``trace_no``, ``span_id``) in a WITHOUT ROWID tree, so a
+  trace's spans sit together on disk and new traces are appended at the tree's right edge.
+  ``start_ns`` and ``end_ns`` are columns (retention and open-span checks read them); everything
+  else is one JSON array in ``body``: ``[parent_span_id, name, kind, status_code,
+  status_message, attributes, events, links]`` with events as ``[name, time_ns, attributes]``
+  and links as ``[trace_id, span_id, attributes]``. ``spans_readable`` shows the same rows with
+  named columns for people reading the file with ``sqlite3``;
+- ``runs``: one row per run (trace), denormalized from the root span (see ``store``);
+- ``writers``: one row per processor (pid, host, start, heartbeat, clean close).
+
+Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirteen columns and a
+unique index on (trace id, span id): random trace ids scattered index entries over the whole
+index, so each batch dirtied most index pages, and the resource JSON was repeated in every row.
+Version 4 writes six values per span into one append-ordered tree (about twice the rate, see
+``benchmarks/README.md``).
+
+Migrations run in one write transaction when a file is opened: version 1 gains the ``writers``
+table and ``runs.writer_id`` (its open runs, having no known writer, read as interrupted);
+version 2 (spans in a WITHOUT ROWID tree keyed by trace id) and 3 (a rowid table with a unique
+index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+from taskdaemon.pipeline.errors import SpanSourceError
+
+__all__ = ["SCHEMA_VERSION", "connect"]
+
+SCHEMA_VERSION: Final = 4
+
+_DDL: Final = """
+CREATE TABLE IF NOT EXISTS traces (
+    trace_no INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL UNIQUE,
+    first_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS traces_first ON traces (first_ns);
+CREATE TABLE IF NOT EXISTS resources (
+    resource_no INTEGER PRIMARY KEY,
+    attributes TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS trace_resources (
+    trace_no INTEGER NOT NULL,
+    resource_no INTEGER NOT NULL,
+    PRIMARY KEY (trace_no, resource_no)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_resources_resource ON trace_resources (resource_no);
+CREATE TABLE IF NOT EXISTS spans (
+    trace_no INTEGER NOT NULL,
+    span_id TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER,
+    resource_no INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (trace_no, span_id)
+) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS spans_readable AS
+SELECT t.trace_id, s.span_id, json_extract(s.body, '$[0]') AS parent_span_id,
+    json_extract(s.body, '$[1]') AS name, json_extract(s.body, '$[2]') AS kind, s.start_ns,
+    s.end_ns, json_extract(s.body, '$[3]') AS status_code,
+    json_extract(s.body, '$[4]') AS status_message, json_extract(s.body, '$[5]') AS attributes,
+    json_extract(s.body, '$[6]') AS events, json_extract(s.body, '$[7]') AS links,
+    r.attributes AS resource
+FROM spans s JOIN traces t USING (trace_no) JOIN resources r USING (resource_no);
+CREATE TABLE IF NOT EXISTS runs (
+    trace_id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    status TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER,
+    stage_count INTEGER NOT NULL DEFAULT 0,
+    failed_stages INTEGER NOT NULL DEFAULT 0,
+    writer_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS runs_pipeline_start ON runs (pipeline, start_ns);
+CREATE INDEX IF NOT EXISTS runs_start ON runs (start_ns);
+CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns);
+CREATE TABLE IF NOT EXISTS writers (
+    id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    started_ns INTEGER NOT NULL,
+    heartbeat_ns INTEGER NOT NULL,
+    closed_ns INTEGER
+);
+"""
+
+
+def _execute_script(conn: sqlite3.Connection, script: str) -> None:
+    # Statement by statement: executescript would commit the caller's transaction half-way.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """v2 records which writer started each run (to tell running from interrupted)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN writer_id INTEGER")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS writers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, "
+        "host TEXT NOT NULL, started_ns INTEGER NOT NULL, heartbeat_ns INTEGER NOT NULL, "
+        "closed_ns INTEGER)"
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns)")
+
+
+def _migrate_thirteen_columns_to_4(conn: sqlite3.Connection) -> None:
+    """v2 and v3 kept span rows in thirteen columns with the trace id and resource in each row;
+    v4 numbers traces and resources and folds the rest of a span into one JSON body."""
+    conn.execute("ALTER TABLE spans RENAME TO spans_v3")
+    conn.execute("DROP INDEX IF EXISTS spans_start")
+    conn.execute("DROP INDEX IF EXISTS spans_id")
+    _execute_script(conn, _DDL)
+    conn.execute(
+        "INSERT INTO traces (trace_id, first_ns) SELECT trace_id, min(start_ns) FROM spans_v3 "
+        "GROUP BY trace_id ORDER BY min(start_ns)"
+    )
+    conn.execute("INSERT OR IGNORE INTO resources (attributes) SELECT resource FROM spans_v3")
+    conn.execute(
+        "INSERT INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
+        "SELECT t.trace_no, s.span_id, s.start_ns, s.end_ns, r.resource_no, "
+        "json_array(s.parent_span_id, s.name, s.kind, s.status_code, s.status_message, "
+        "json(s.attributes), json(s.events), json(s.links)) "
+        "FROM spans_v3 s JOIN traces t USING (trace_id) "
+        "JOIN resources r ON r.attributes = s.resource"
+    )
+    conn.execute("INSERT INTO trace_resources SELECT DISTINCT trace_no, resource_no FROM spans")
+    conn.execute("DROP TABLE spans_v3")
+
+
+_MIGRATIONS: Final = {
+    1: _migrate_1_to_2,
+    2: _migrate_thirteen_columns_to_4,
+    3: _migrate_thirteen_columns_to_4,
+}
+# What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4}
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection in WAL mode with the schema at ``SCHEMA_VERSION`` (created or migrated);
+    SpanSourceError naming the file when it cannot be opened or is newer than this code."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            # auto_vacuum must be chosen before the first table exists.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if version > SCHEMA_VERSION:
+            raise SpanSourceError(
+                f"{path}: span store schema version {version} is newer than this taskdaemon "
+                f"understands ({SCHEMA_VERSION}); upgrade taskdaemon"
+            )
+        if version < SCHEMA_VERSION:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Re-read inside the write lock: another process may have migrated meanwhile.
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version == 0:
+                    _execute_script(conn, _DDL)
+                else:
+                    while version < SCHEMA_VERSION:
+                        _MIGRATIONS[version](conn)
+                        version = _MIGRATED_TO[version]
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    except sqlite3.Error as exc:
+        raise SpanSourceError(f"{path}: cannot open span store: {exc}") from exc
+    return conn

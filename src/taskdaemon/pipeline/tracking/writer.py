@@ -1,0 +1,572 @@
+"""The embedded span store, writing side: ``SqliteSpanProcessor``, an OTel span processor.
+
+``on_start`` and ``on_end`` only put the span on a queue; one writer thread turns queued spans
+into rows and commits a batch at least every ``flush_interval`` (100 ms) while spans arrive, so
+a running run is visible from another process within that delay. A span is written when it
+starts (``end_ns`` NULL) and again when it ends; when both happen inside one batch only the
+ended row is written. ``force_flush`` and ``shutdown`` write everything queued before they were
+called. The rows are those of ``tracking._schema``; the ``runs`` row of a run this processor
+saw start is summarized from an in-memory tally when the run span ends, with no read-back.
+
+Cost. The caller pays one queue put (~1 µs). The writer spends, per span, a few microseconds
+turning it into a row and about as much in SQLite. It reads an SDK span's attributes, events
+and links through the SDK's own containers when it can (``_sdk_attributes`` and friends): the
+public properties copy them through Python-level locks on every access, which cost more than
+the rest of the row (measured in ``benchmarks/README.md``). Any other ``ReadableSpan`` goes
+through the public properties.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+from opentelemetry.sdk.trace import SpanProcessor
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.reconstruct import (
+    FAILED_STAGE_STATUSES,
+    ended_attempt_status,
+    ended_run_status,
+    find_root,
+    is_skip,
+    reconstruct_run,
+    stage_status_of,
+    summarize_run,
+)
+from taskdaemon.pipeline.tracking.store import (
+    RetentionPolicy,
+    SpanStore,
+    retention_from_env,
+    select_trace,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import ReadableSpan, Span
+
+__all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth"]
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_EVERY: Final = 1.0  # seconds between writer heartbeats (see store.STALE_AFTER)
+
+_INSERT_SPAN: Final = (
+    "INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# A start never overwrites a row (the end may already be there); an end always does.
+_INSERT_START: Final = "INSERT OR IGNORE " + _INSERT_SPAN
+_INSERT_END: Final = "INSERT OR REPLACE " + _INSERT_SPAN
+_INSERT_RUN: Final = (
+    "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id) "
+    "VALUES (?, ?, 'running', ?, ?, ?)"
+)
+_UPSERT_RUN: Final = (
+    "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
+    "failed_stages, writer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id) DO UPDATE SET pipeline = excluded.pipeline, "
+    "status = excluded.status, end_ns = excluded.end_ns, "
+    "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """The span store writer's verdict for ``/readyz``."""
+
+    ok: bool
+    detail: str
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_STOP = object()
+
+
+# --- reading SDK spans cheaply -----------------------------------------------------------------
+
+
+def _parts(span: ReadableSpan) -> tuple[Mapping[str, Any], Sequence[Any], Sequence[Any]]:
+    """A span's attributes, events and links.
+
+    For spans the SDK built (``Span`` and the ``ReadableSpan`` it hands to ``on_end``): the dict
+    inside their ``BoundedAttributes`` and the deques inside their ``BoundedList``s, read in
+    place. The public properties copy them through Python-level locks on every access, which
+    costs more than the rest of the row; reading in place is safe because the writer only reads
+    them while holding the GIL (one orjson call, one lookup at a time). Any other layout goes
+    through the public properties.
+    """
+    raw: Any = span
+    try:
+        attributes, events, links = raw._attributes._dict, raw._events._dq, raw._links._dq
+    except AttributeError:
+        return span.attributes or {}, span.events, span.links
+    if type(attributes) is dict and type(events) is deque and type(links) is deque:
+        return attributes, events, links
+    return span.attributes or {}, span.events, span.links
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Mapping):  # event and link attributes (BoundedAttributes): as in _parts
+        inner = getattr(value, "_dict", None)
+        return inner if type(inner) is dict else dict(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def _dumps(value: Any) -> str:
+    """Compact JSON text via orjson (~0.4 µs for a stage span's attributes against ~5 µs for the
+    standard library)."""
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _body(
+    span: ReadableSpan,
+    attributes: Mapping[str, Any],
+    events: Sequence[Any],
+    links: Sequence[Any],
+    ended: bool,
+) -> str:
+    """The ``body`` column: ``[parent, name, kind, status, message, attributes, events, links]``
+    (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too)."""
+    parent = span.parent
+    parent_id = None if parent is None else format(parent.span_id, "016x")
+    if not ended:  # a started span's status, events and links are not final: the end row has them
+        return _dumps((parent_id, span.name, span.kind._name_, "UNSET", "", attributes, (), ()))
+    status = span.status
+    return _dumps(
+        (
+            parent_id,
+            span.name,
+            span.kind._name_,
+            status.status_code._name_,
+            status.description or "",
+            attributes,
+            [(e.name, e.timestamp, e.attributes) for e in events] if events else (),
+            [
+                (
+                    format(link.context.trace_id, "032x"),
+                    format(link.context.span_id, "016x"),
+                    link.attributes,
+                )
+                for link in links
+            ]
+            if links
+            else (),
+        )
+    )
+
+
+def _is_run_span(parent: object, attributes: Mapping[str, Any]) -> bool:
+    return (
+        parent is None
+        and bool(attributes)
+        and (attributes.get(t.CICD_PIPELINE_ACTION_NAME) == t.RUN_ACTION)
+    )
+
+
+class _Checkpointer:
+    """Copies the write-ahead log into the database file on its own thread and connection.
+
+    SQLite's automatic checkpoint runs inside whichever commit crosses 1,000 WAL pages, on the
+    committing thread: the span writer would stop for the page copies and the fsyncs (measured:
+    about 40% of the writer's time on a 50,000-span burst). The writer's connection therefore has
+    ``wal_autocheckpoint = 0`` and reports its rows here; every ``every`` rows (about as many
+    pages as SQLite's default), and when the writer goes idle, this thread runs a PASSIVE
+    checkpoint. The sqlite3 module releases the GIL for it, so the copy runs beside the writer on
+    another core, and PASSIVE never blocks a writer or a reader. A failing checkpoint is logged
+    once; the next one (or the last connection's close) catches up.
+    """
+
+    def __init__(self, path: Path, every: int = 10_000) -> None:
+        self._path = path
+        self._every = every
+        self._pending = 0
+        self._wake = threading.Event()
+        self._stop = False
+        self._failed = False
+        self._thread = threading.Thread(
+            target=self._run, name="taskdaemon-span-store-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def wrote(self, rows: int) -> None:
+        """``rows`` more rows are in the log; checkpoint once enough have gathered."""
+        self._pending += rows
+        if self._pending >= self._every:
+            self._pending = 0
+            self._wake.set()
+
+    def settle(self) -> None:
+        """The writer is idle: checkpoint whatever it wrote since the last checkpoint."""
+        if self._pending:
+            self._pending = 0
+            self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread (the writer's own close checkpoints what is left)."""
+        self._stop = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    if not self._failed:
+                        logger.exception(
+                            "span store checkpoint failed; the log grows until one works"
+                        )
+                    self._failed = True
+        finally:
+            conn.close()
+
+
+class SqliteSpanProcessor(SpanProcessor):
+    """An OTel ``SpanProcessor`` writing every span to the SQLite store at start and at end.
+
+    Never blocks the caller beyond a queue put; a failing write is logged and the batch dropped
+    (telemetry never breaks the pipeline). Register it with
+    ``tracer_provider.add_span_processor(SqliteSpanProcessor(path))``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        flush_interval: float = 0.1,
+        max_batch: int = 4096,
+        retention: RetentionPolicy | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self._interval = flush_interval
+        self._max_batch = max_batch
+        self._retention = retention
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._resource_json: dict[int, tuple[Any, str]] = {}
+        # Per open run started here: stage name -> [(start_ns, instance, status)] of ended
+        # attempts, so a run's summary needs no read-back when its run span ends.
+        self._tally: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
+        self._shutdown = False
+        self._writer_id: int | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._last_write_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise SpanSourceError(f"{self.path}: cannot open span store: {self._error}")
+
+    # -- SpanProcessor interface (hot path: enqueue only)
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        """Queue the span's start. Its attributes are read by the writer, off the caller's
+        thread: by then the span may have more of them, which is all the better."""
+        if not self._shutdown:
+            self._queue.put((False, span))
+
+    def _on_ending(self, span: Span) -> None:
+        """Nothing to do before the span is frozen."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        """Queue the ended span (immutable from now on, so no copy)."""
+        if not self._shutdown:
+            self._queue.put((True, span))
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Write everything queued so far; False if that took longer than the timeout."""
+        if not self._thread.is_alive():
+            return not self._shutdown
+        marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        """Flush, mark this writer closed, stop the thread; safe to call twice."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        marker = _Flush()
+        self._queue.put(marker)
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    def health(self) -> StoreHealth:
+        """Whether spans are being written: the writer thread is alive and its last write
+        succeeded (``/readyz`` reports this as the ``span_store`` component)."""
+        if self._shutdown:
+            return StoreHealth(False, f"{self.path}: span store closed")
+        if not self._thread.is_alive():
+            return StoreHealth(False, f"{self.path}: span store writer thread died")
+        if self._last_write_error is not None:
+            return StoreHealth(False, f"{self.path}: last write failed: {self._last_write_error}")
+        return StoreHealth(True, f"{self.path}: writing")
+
+    # -- writer thread
+
+    def _run(self) -> None:
+        try:
+            conn = connect(self.path)
+            now = time.time_ns()
+            self._writer_id = conn.execute(
+                "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
+                (os.getpid(), socket.gethostname(), now, now),
+            ).lastrowid
+        except BaseException as exc:  # reported to the constructor
+            self._error = exc
+            self._ready.set()
+            return
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _Checkpointer
+        conn.execute("PRAGMA cache_size = -16384")
+        checkpointer = _Checkpointer(self.path)
+        self._ready.set()
+        try:
+            policy = self._retention if self._retention is not None else retention_from_env()
+            if policy.is_active:
+                SpanStore(self.path, retention=policy).close()
+        except Exception:
+            logger.exception("span store retention failed; continuing without it")
+        last_beat = time.monotonic()
+        stop = False
+        while not stop:
+            batch: list[tuple[bool, Any]] = []
+            flushes: list[_Flush] = []
+            deadline = time.monotonic() + HEARTBEAT_EVERY
+            while len(batch) < self._max_batch:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    item = self._queue.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop = True
+                    break
+                if isinstance(item, _Flush):
+                    flushes.append(item)
+                    break
+                if not batch:
+                    # First span of a batch: write it at most one interval from now.
+                    deadline = time.monotonic() + self._interval
+                batch.append(item)
+            beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
+            if batch or beat or stop:
+                try:
+                    self._write(conn, batch, closing=stop)
+                    self._last_write_error = None
+                    if batch:
+                        checkpointer.wrote(len(batch))
+                    else:
+                        checkpointer.settle()
+                except Exception as exc:
+                    self._last_write_error = f"{type(exc).__name__}: {exc}"
+                    logger.exception("span store write failed; %d span rows dropped", len(batch))
+                last_beat = time.monotonic()
+            for flush in flushes:
+                flush.done.set()
+        checkpointer.close()
+        conn.close()
+
+    def _write(
+        self, conn: sqlite3.Connection, batch: list[tuple[bool, Any]], *, closing: bool
+    ) -> None:
+        """Write one batch in one transaction: span rows, the traces and resources they use,
+        new and finished runs, and this writer's heartbeat."""
+        latest: dict[int, tuple[bool, Any]] = {}
+        for item in batch:
+            # Keyed by the span object (the SDK hands the same one to on_start and on_end); an
+            # end supersedes a start of the same batch.
+            if item[0] or id(item[1]) not in latest:
+                latest[id(item[1])] = item
+        # A start whose span ended meanwhile is dropped: its end is queued right behind.
+        spans = [item for item in latest.values() if item[0] or item[1].end_time is None]
+        first_start: dict[int, int] = {}
+        for _, span in spans:
+            trace, start = span.context.trace_id, span.start_time or 0
+            if start < first_start.get(trace, start + 1):
+                first_start[trace] = start
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Numbers are looked up inside the transaction, so no other process's retention can
+            # delete a trace or resource between the lookup and the rows that use it.
+            traces = self._trace_numbers(conn, first_start)
+            resources: dict[int, tuple[Any, int]] = {}
+            uses: set[tuple[int, int]] = set()
+            started: list[tuple[Any, ...]] = []
+            ended: list[tuple[Any, ...]] = []
+            new_runs: list[tuple[Any, ...]] = []
+            ended_root_spans: list[tuple[str, Any]] = []
+            for is_end, span in spans:
+                context = span.context
+                trace_id, trace_no = traces[context.trace_id]
+                resource = span.resource
+                known = resources.get(id(resource))
+                if known is None or known[0] is not resource:
+                    known = resources[id(resource)] = (resource, self._resource_no(conn, resource))
+                uses.add((trace_no, known[1]))
+                attrs, events, links = _parts(span)
+                start_ns = span.start_time or 0
+                end_ns = span.end_time if is_end else None
+                row = (
+                    trace_no,
+                    format(context.span_id, "016x"),
+                    start_ns,
+                    end_ns,
+                    known[1],
+                    _body(span, attrs, events, links, is_end),
+                )
+                is_run = _is_run_span(span.parent, attrs)
+                if is_end:
+                    ended.append(row)
+                    if is_run:
+                        ended_root_spans.append((trace_id, span))
+                    else:
+                        status = span.status.status_code._name_
+                        self._count(trace_id, start_ns, end_ns, status, attrs)
+                else:
+                    started.append(row)
+                if is_run:
+                    self._tally.setdefault(trace_id, {})
+                    stages = attrs.get(t.PIPELINE_STAGES) or ()
+                    pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
+                    new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
+            conn.executemany("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", uses)
+            conn.executemany(_INSERT_START, started)
+            conn.executemany(_INSERT_END, ended)
+            conn.executemany(_INSERT_RUN, new_runs)
+            finished = (self._finished_run_row(conn, run, span) for run, span in ended_root_spans)
+            conn.executemany(_UPSERT_RUN, [row for row in finished if row is not None])
+            now = time.time_ns()
+            conn.execute(
+                "UPDATE writers SET heartbeat_ns = ?, closed_ns = ? WHERE id = ?",
+                (now, now if closing else None, self._writer_id),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _trace_numbers(
+        conn: sqlite3.Connection, first_start: dict[int, int]
+    ) -> dict[int, tuple[str, int]]:
+        """Trace id (int) -> (hex id, ``trace_no``) for the batch's traces, numbering new ones
+        (``first_start``: trace -> start of its earliest span in the batch)."""
+        if not first_start:
+            return {}
+        hex_ids = {trace: format(trace, "032x") for trace in first_start}
+        conn.executemany(
+            "INSERT OR IGNORE INTO traces (trace_id, first_ns) VALUES (?, ?)",
+            [(hex_ids[trace], start) for trace, start in first_start.items()],
+        )
+        numbers = dict(
+            conn.execute(
+                "SELECT trace_id, trace_no FROM traces "
+                "WHERE trace_id IN (SELECT value FROM json_each(?))",
+                (orjson.dumps(list(hex_ids.values())).decode(),),
+            ).fetchall()
+        )
+        return {trace: (hex_id, numbers[hex_id]) for trace, hex_id in hex_ids.items()}
+
+    def _resource_no(self, conn: sqlite3.Connection, resource: Any) -> int:
+        """The ``resource_no`` of a resource (its attribute JSON is encoded once per object)."""
+        cached = self._resource_json.get(id(resource))
+        if cached is None or cached[0] is not resource:
+            cached = self._resource_json[id(resource)] = (
+                resource,
+                _dumps(dict(resource.attributes)),
+            )
+        conn.execute("INSERT OR IGNORE INTO resources (attributes) VALUES (?)", (cached[1],))
+        row = conn.execute(
+            "SELECT resource_no FROM resources WHERE attributes = ?", (cached[1],)
+        ).fetchone()
+        number: int = row[0]
+        return number
+
+    def _count(
+        self,
+        trace_id: str,
+        start: int,
+        end: int | None,
+        status_code: str,
+        attrs: Mapping[str, Any],
+    ) -> None:
+        """Tally an ended stage span of a run this processor saw start."""
+        tally = self._tally.get(trace_id)
+        name = attrs.get(t.CICD_TASK_NAME)
+        if tally is None or not isinstance(name, str) or not name:
+            return
+        entries = tally.setdefault(name, [])
+        if is_skip(attrs, start, end):
+            return
+        instance = attrs.get(t.STAGE_INSTANCE, 0)
+        status = ended_attempt_status(attrs, status_code)
+        entries.append((start, instance if isinstance(instance, int) else 0, status))
+
+    def _finished_run_row(
+        self, conn: sqlite3.Connection, trace_id: str, root: ReadableSpan
+    ) -> tuple[Any, ...] | None:
+        """The ended run's summary row (None if its run span is not stored): from the
+        in-memory tally of its stage spans when this processor saw the run start, else by
+        rebuilding the run from its stored spans."""
+        tally = self._tally.pop(trace_id, None)
+        attrs = root.attributes or {}
+        if tally is None:
+            spans = select_trace(conn, trace_id)
+            if find_root(spans) is None:
+                return None
+            summary = summarize_run(reconstruct_run(spans))
+            status, stage_count, failed = (
+                summary.status,
+                summary.stage_count,
+                summary.failed_stages,
+            )
+        else:
+            declared = attrs.get(t.PIPELINE_STAGES)
+            names = [str(n) for n in declared] if isinstance(declared, tuple | list) else []
+            names += [name for name in tally if name not in names]
+            stage_count = len(names)
+            failed = 0
+            for name in names:
+                entries = sorted(tally.get(name, []))
+                if stage_status_of((i, s) for _, i, s in entries) in FAILED_STAGE_STATUSES:
+                    failed += 1
+            status = ended_run_status(attrs, root.status.status_code.name)
+        return (
+            trace_id,
+            str(attrs.get(t.CICD_PIPELINE_NAME, "")),
+            status,
+            root.start_time or 0,
+            root.end_time,
+            stage_count,
+            failed,
+            self._writer_id,
+        )
