@@ -406,58 +406,65 @@ class SqliteSpanProcessor(SpanProcessor):
             # end supersedes a start of the same batch.
             if item[0] or id(item[1]) not in latest:
                 latest[id(item[1])] = item
-        # A start whose span ended meanwhile is dropped: its end is queued right behind.
-        spans = [item for item in latest.values() if item[0] or item[1].end_time is None]
+        # Rows are built before the transaction, with the trace id (int) and the resource's
+        # id() in place of their numbers: those are looked up inside it (so no other process's
+        # retention can delete a trace or resource in between) and patched into the rows.
+        started: list[list[Any]] = []
+        ended: list[list[Any]] = []
+        trace_ids: dict[int, str] = {}
         first_start: dict[int, int] = {}
-        for _, span in spans:
-            trace, start = span.context.trace_id, span.start_time or 0
-            if start < first_start.get(trace, start + 1):
-                first_start[trace] = start
+        resources: dict[int, Any] = {}
+        new_runs: list[tuple[Any, ...]] = []
+        ended_root_spans: list[tuple[str, Any]] = []
+        for is_end, span in latest.values():
+            end_ns = span.end_time
+            if not is_end and end_ns is not None:
+                continue  # ended meanwhile: its end is queued right behind, write only that
+            context = span.context
+            trace = context.trace_id
+            start_ns = span.start_time or 0
+            trace_id = trace_ids.get(trace)
+            if trace_id is None:
+                trace_id = trace_ids[trace] = format(trace, "032x")
+                first_start[trace] = start_ns
+            elif start_ns < first_start[trace]:
+                first_start[trace] = start_ns
+            resource = span.resource
+            resources[id(resource)] = resource
+            attrs, events, links = _parts(span)
+            row = [
+                trace,
+                format(context.span_id, "016x"),
+                start_ns,
+                end_ns,
+                id(resource),
+                _body(span, attrs, events, links, is_end),
+            ]
+            is_run = _is_run_span(span.parent, attrs)
+            if is_end:
+                ended.append(row)
+                if is_run:
+                    ended_root_spans.append((trace_id, span))
+                else:
+                    status = span.status.status_code._name_
+                    self._count(trace_id, start_ns, end_ns, status, attrs)
+            else:
+                started.append(row)
+            if is_run:
+                self._tally.setdefault(trace_id, {})
+                stages = attrs.get(t.PIPELINE_STAGES) or ()
+                pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
+                new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
         conn.execute("BEGIN IMMEDIATE")
         try:
-            # Numbers are looked up inside the transaction, so no other process's retention can
-            # delete a trace or resource between the lookup and the rows that use it.
-            traces = self._trace_numbers(conn, first_start)
-            resources: dict[int, tuple[Any, int]] = {}
+            trace_nos = self._trace_numbers(conn, trace_ids, first_start)
+            resource_nos = {key: self._resource_no(conn, r) for key, r in resources.items()}
             uses: set[tuple[int, int]] = set()
-            started: list[tuple[Any, ...]] = []
-            ended: list[tuple[Any, ...]] = []
-            new_runs: list[tuple[Any, ...]] = []
-            ended_root_spans: list[tuple[str, Any]] = []
-            for is_end, span in spans:
-                context = span.context
-                trace_id, trace_no = traces[context.trace_id]
-                resource = span.resource
-                known = resources.get(id(resource))
-                if known is None or known[0] is not resource:
-                    known = resources[id(resource)] = (resource, self._resource_no(conn, resource))
-                uses.add((trace_no, known[1]))
-                attrs, events, links = _parts(span)
-                start_ns = span.start_time or 0
-                end_ns = span.end_time if is_end else None
-                row = (
-                    trace_no,
-                    format(context.span_id, "016x"),
-                    start_ns,
-                    end_ns,
-                    known[1],
-                    _body(span, attrs, events, links, is_end),
-                )
-                is_run = _is_run_span(span.parent, attrs)
-                if is_end:
-                    ended.append(row)
-                    if is_run:
-                        ended_root_spans.append((trace_id, span))
-                    else:
-                        status = span.status.status_code._name_
-                        self._count(trace_id, start_ns, end_ns, status, attrs)
-                else:
-                    started.append(row)
-                if is_run:
-                    self._tally.setdefault(trace_id, {})
-                    stages = attrs.get(t.PIPELINE_STAGES) or ()
-                    pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
-                    new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
+            for rows in (started, ended):
+                for row in rows:
+                    row[0] = trace_nos[row[0]]
+                    row[4] = resource_nos[row[4]]
+                    uses.add((row[0], row[4]))
             conn.executemany("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", uses)
             conn.executemany(_INSERT_START, started)
             conn.executemany(_INSERT_END, ended)
@@ -476,25 +483,24 @@ class SqliteSpanProcessor(SpanProcessor):
 
     @staticmethod
     def _trace_numbers(
-        conn: sqlite3.Connection, first_start: dict[int, int]
-    ) -> dict[int, tuple[str, int]]:
-        """Trace id (int) -> (hex id, ``trace_no``) for the batch's traces, numbering new ones
-        (``first_start``: trace -> start of its earliest span in the batch)."""
-        if not first_start:
+        conn: sqlite3.Connection, trace_ids: dict[int, str], first_start: dict[int, int]
+    ) -> dict[int, int]:
+        """Trace id (int) -> ``trace_no`` for the batch's traces (``trace_ids``: their hex ids),
+        numbering new ones with ``first_start``, the start of their earliest span in the batch."""
+        if not trace_ids:
             return {}
-        hex_ids = {trace: format(trace, "032x") for trace in first_start}
         conn.executemany(
             "INSERT OR IGNORE INTO traces (trace_id, first_ns) VALUES (?, ?)",
-            [(hex_ids[trace], start) for trace, start in first_start.items()],
+            [(hex_id, first_start[trace]) for trace, hex_id in trace_ids.items()],
         )
         numbers = dict(
             conn.execute(
                 "SELECT trace_id, trace_no FROM traces "
                 "WHERE trace_id IN (SELECT value FROM json_each(?))",
-                (orjson.dumps(list(hex_ids.values())).decode(),),
+                (orjson.dumps(list(trace_ids.values())).decode(),),
             ).fetchall()
         )
-        return {trace: (hex_id, numbers[hex_id]) for trace, hex_id in hex_ids.items()}
+        return {trace: numbers[hex_id] for trace, hex_id in trace_ids.items()}
 
     def _resource_no(self, conn: sqlite3.Connection, resource: Any) -> int:
         """The ``resource_no`` of a resource (its attribute JSON is encoded once per object)."""
