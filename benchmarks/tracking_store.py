@@ -114,6 +114,17 @@ def bench_ingest(tmp: Path, runs: int, stages: int, rounds: int) -> list[float]:
     return rates
 
 
+def reference_loop() -> float:
+    """Milliseconds for a fixed pure-Python workload (dict and str churn): printed next to the
+    ingest figures because this 2-core VM's speed drifts by up to 1.8x from minute to minute,
+    and every figure above moves with it."""
+    begin = time.perf_counter()
+    table: dict[int, tuple[int, str]] = {}
+    for i in range(2_000_000):
+        table[i % 1000] = (i, str(i))
+    return (time.perf_counter() - begin) * 1000
+
+
 def bench_sqlite_floor(tmp: Path, runs: int, stages: int) -> float:
     """Rows per second for SQLite alone: rows already shaped like the store's span rows (same
     sizes, same key order), inserted with ``executemany`` in transactions of 2,048 rows, with
@@ -222,14 +233,17 @@ def main() -> None:
     ingest_runs, list_runs = (200, 10_000) if args.quick else (2_500, 100_000)
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
+        before = reference_loop()
         rates = sorted(bench_ingest(tmp, ingest_runs, 20, args.rounds))
         floor = bench_sqlite_floor(tmp, ingest_runs, 20)
+        after = reference_loop()
         print(
             f"ingest: median {statistics.median(rates):,.0f} spans/s, range {rates[0]:,.0f}"
             f"-{rates[-1]:,.0f} ({args.rounds} rounds of {ingest_runs} runs x 21 spans)"
             "  target >= 50,000"
         )
         print(f"  SQLite alone, same rows pre-built: {floor:,.0f} rows/s")
+        print(f"  machine speed: reference loop {before:.0f} ms before, {after:.0f} ms after")
         for label, ms in bench_list(tmp, list_runs).items():
             print(f"runs list over {list_runs:,} runs, {label}: {ms:.2f} ms  target < 50")
         pure, stored = bench_reconstruct(tmp, 1000)
