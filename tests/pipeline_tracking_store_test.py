@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import deque
 from pathlib import Path
 
@@ -523,3 +524,32 @@ def test_spans_of_other_readable_span_types_are_stored_alike(tmp_path: Path) -> 
         (span_record_from_sdk(s) for s in copies), key=lambda r: (r.start_ns, r.span_id)
     )
     assert stored == expected
+
+
+def _file_size_reaches(path: Path, size: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.stat().st_size >= size:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_log_is_checkpointed_into_the_file_while_the_writer_runs(tmp_path: Path) -> None:
+    """The writer's connection never checkpoints in its own commits; its checkpoint thread
+    moves the log into the database file while the processor is open, after a few rows (once
+    the writer idles) and after many (without it the file would keep its empty size until the
+    processor closed)."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    empty = db.stat().st_size
+    provider, _ = make_provider(processor)
+    write_example_run(provider)  # a handful of rows: checkpointed when the writer idles
+    processor.force_flush()
+    idle = _file_size_reaches(db, empty + 4096)
+    for n in range(1500):  # 10,500 rows: past the row threshold while writing
+        write_example_run(provider, t0=T0 + n * S)
+    processor.force_flush()
+    busy = _file_size_reaches(db, 2_000_000)
+    provider.shutdown()
+    assert (idle, busy) == (True, True)
