@@ -126,6 +126,20 @@ def test_retention_command_deletes_beyond_keep(
     assert capsys.readouterr().out.strip() == "deleted 2 runs (14 spans)"
 
 
+def test_retention_command_vacuums_the_file(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """retention --keep 0 --vacuum deletes the runs, compacts the file and says both."""
+    url, _ = store_url
+    assert main(["retention", "--keep", "0", "--vacuum", "--source", url]) == 0
+    deleted, vacuumed = capsys.readouterr().out.strip().splitlines()
+    assert (deleted, vacuumed.startswith("vacuumed "), "MiB -> " in vacuumed) == (
+        "deleted 2 runs (14 spans)",
+        True,
+        True,
+    )
+
+
 def test_bad_source_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown source scheme is a usage error."""
     assert main(["runs", "list", "--source", "nope://x"]) == 2

@@ -53,6 +53,11 @@ def register(subparsers: Any) -> None:
     )
     ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
     ret.add_argument("--keep", type=int, default=None, help="keep the newest N runs per pipeline")
+    ret.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then compact the whole file (VACUUM; writers wait while it runs)",
+    )
     ret.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
     ret.set_defaults(func=_retention)
 
@@ -130,8 +135,8 @@ def _retention(args: argparse.Namespace) -> int:
     if args.keep is not None and args.keep < 0:
         return _error("--keep must be >= 0", 2)
     policy = RetentionPolicy(max_age=max_age, keep=args.keep)
-    if not policy.is_active:
-        return _error("nothing to do: give --max-age and/or --keep", 2)
+    if not policy.is_active and not args.vacuum:
+        return _error("nothing to do: give --max-age, --keep and/or --vacuum", 2)
     try:
         source = open_source(args.source, retention=RetentionPolicy())
     except (SpanSourceError, TypeError) as exc:
@@ -140,9 +145,12 @@ def _retention(args: argparse.Namespace) -> int:
         if not isinstance(source, SpanStore):
             return _error("retention applies to the embedded sqlite:// store only", 2)
         result = source.apply_retention(policy)
+        print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
+        if args.vacuum:
+            before, after = source.vacuum()
+            print(f"vacuumed {source.path}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
     except SpanSourceError as exc:
         return _error(str(exc), 2)
     finally:
         source.close()
-    print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
     return 0

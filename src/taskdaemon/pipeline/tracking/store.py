@@ -18,6 +18,7 @@ Retention (``apply_retention``): per pipeline, runs older than ``max_age`` and b
 ``keep`` are deleted with all their spans in one transaction (runs still being written are never
 deleted), then freed pages are returned with ``PRAGMA incremental_vacuum`` outside it. The store
 applies ``TASKDAEMON_RETENTION_MAX_AGE`` / ``TASKDAEMON_RETENTION_KEEP`` when it opens.
+``vacuum`` compacts the whole file on demand (``taskdaemon retention --vacuum``).
 """
 
 from __future__ import annotations
@@ -308,6 +309,17 @@ class SpanStore:
         )
 
     # -- retention
+
+    def vacuum(self) -> tuple[int, int]:
+        """Rewrite the file without its free pages (``VACUUM``) and truncate the log; returns
+        the file size in bytes before and after. Trace and resource numbers are rowid aliases,
+        which VACUUM keeps, so every reference survives. Writers in other processes wait (up to
+        the 30 s busy timeout) while it runs."""
+        before = self.path.stat().st_size
+        with self._cursor() as conn:
+            conn.execute("VACUUM")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return before, self.path.stat().st_size
 
     def apply_retention(
         self, policy: RetentionPolicy, *, now: float | None = None
