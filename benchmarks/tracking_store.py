@@ -81,12 +81,13 @@ def make_runs(runs: int, stages: int) -> list[list[ReadableSpan]]:
     return out
 
 
-def bench_ingest(tmp: Path, runs: int, stages: int, rounds: int) -> list[float]:
+def bench_ingest(tmp: Path, runs: int, stages: int, rounds: int) -> tuple[list[float], float]:
     """Spans per second through SqliteSpanProcessor, one figure per round (each on a fresh
     file): on_start/on_end as a run would call them, timed until force_flush returns (every row
     committed). The prepared spans are moved out of the garbage collector's sight first
     (``gc.freeze``): they are the benchmark's fixture, and a full collection walking a million
-    fixture objects in the middle of a round would be charged to the writer."""
+    fixture objects in the middle of a round would be charged to the writer. Also returns the
+    file's size per span after the last round."""
     data = make_runs(runs, stages)
     gc.collect()
     gc.freeze()
@@ -111,7 +112,7 @@ def bench_ingest(tmp: Path, runs: int, stages: int, rounds: int) -> list[float]:
             assert len(store.search(limit=runs + 1)) == runs
         rates.append(count / elapsed)
     gc.unfreeze()
-    return rates
+    return rates, path.stat().st_size / count
 
 
 def reference_loop() -> float:
@@ -234,7 +235,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         before = reference_loop()
-        rates = sorted(bench_ingest(tmp, ingest_runs, 20, args.rounds))
+        rates, bytes_per_span = bench_ingest(tmp, ingest_runs, 20, args.rounds)
+        rates.sort()
         floor = bench_sqlite_floor(tmp, ingest_runs, 20)
         after = reference_loop()
         print(
@@ -243,6 +245,7 @@ def main() -> None:
             "  target >= 50,000"
         )
         print(f"  SQLite alone, same rows pre-built: {floor:,.0f} rows/s")
+        print(f"  file size: {bytes_per_span:.0f} bytes per span")
         print(f"  machine speed: reference loop {before:.0f} ms before, {after:.0f} ms after")
         for label, ms in bench_list(tmp, list_runs).items():
             print(f"runs list over {list_runs:,} runs, {label}: {ms:.2f} ms  target < 50")
