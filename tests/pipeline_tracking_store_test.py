@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.trace import Link
 
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -572,3 +573,32 @@ def test_log_is_checkpointed_into_the_file_while_the_writer_runs(tmp_path: Path)
     busy = _file_size_reaches(db, 2_000_000)
     provider.shutdown()
     assert (idle, busy) == (True, True)
+
+
+def test_events_and_links_without_attributes_read_back_empty(tmp_path: Path) -> None:
+    """An event or link built with no attributes at all (None) is stored with empty ones."""
+    provider, exporter = make_provider()
+    write_example_run(provider)
+    original = next(s for s in exporter.get_finished_spans() if s.events and s.links)
+    bare = ReadableSpan(
+        name=original.name,
+        context=original.context,
+        parent=original.parent,
+        resource=original.resource,
+        events=(Event("bare", timestamp=T0),),
+        links=(Link(original.links[0].context),),
+        start_time=original.start_time,
+        end_time=original.end_time,
+    )
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    processor.on_end(bare)
+    processor.shutdown()
+    with SpanStore(tmp_path / "spans.db") as store:
+        (stored,) = store.get_trace(format(bare.context.trace_id, "032x"))
+    assert (
+        [dict(e.attributes) for e in stored.events],
+        [dict(lk.attributes) for lk in stored.links],
+    ) == (
+        [{}],
+        [{}],
+    )

@@ -159,12 +159,12 @@ def _body(
             status.status_code._name_,
             status.description or "",
             attributes,
-            [(e.name, e.timestamp, e.attributes) for e in events] if events else (),
+            [(e.name, e.timestamp, e.attributes or {}) for e in events] if events else (),
             [
                 (
                     format(link.context.trace_id, "032x"),
                     format(link.context.span_id, "016x"),
-                    link.attributes,
+                    link.attributes or {},
                 )
                 for link in links
             ]
