@@ -342,7 +342,6 @@ class SqliteSpanProcessor(SpanProcessor):
             self._ready.set()
             return
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _Checkpointer
-        conn.execute("PRAGMA cache_size = -16384")
         checkpointer = _Checkpointer(self.path)
         self._ready.set()
         try:
