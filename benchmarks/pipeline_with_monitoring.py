@@ -19,11 +19,13 @@ Variants, measured in interleaved rounds (the median of the rounds is reported):
   (after each 10 ms sleep the caches are cold, so every variant pays more per stage than when
   stages are instant).
 
-All variants share one TracerProvider (a span processor over an exporter that drops spans) and
-one MeterProvider (an in-memory reader that is never collected during the measurement).
+All variants share one TracerProvider (a span processor over an exporter that drops spans, or
+with ``--processor store`` the embedded SQLite span store that ``taskdaemon run`` writes by
+default) and one MeterProvider (an in-memory reader that is never collected during the
+measurement).
 
 Run: ``.venv/bin/python benchmarks/pipeline_with_monitoring.py [--rounds 15] [--stages 20]
-[--processor batch|simple]``.
+[--processor batch|simple|store]``.
 """
 
 from __future__ import annotations
@@ -36,15 +38,17 @@ import hashlib
 import json
 import logging
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
@@ -71,6 +75,7 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 INPUTS = {"goal": "ship it", "n": 3}
@@ -349,9 +354,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
     logging.getLogger("taskdaemon").setLevel(logging.ERROR)  # the foreign run id warning
     tracer_provider = TracerProvider()
     exporter = DropExporter()
-    processor = (
-        BatchSpanProcessor(exporter) if args.processor == "batch" else SimpleSpanProcessor(exporter)
-    )
+    store_dir = tempfile.TemporaryDirectory()
+    processor: SpanProcessor
+    if args.processor == "store":  # what ``taskdaemon run`` uses by default
+        processor = SqliteSpanProcessor(
+            Path(store_dir.name) / "spans.db", retention=RetentionPolicy()
+        )
+    elif args.processor == "batch":
+        processor = BatchSpanProcessor(exporter)
+    else:
+        processor = SimpleSpanProcessor(exporter)
     tracer_provider.add_span_processor(processor)
     meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     pipeline = chain(args.stages)
@@ -381,28 +393,39 @@ async def main_async(args: argparse.Namespace) -> dict[str, float]:
     await measure_engine(bare, pipeline, 2)
     await measure_engine(monitored, pipeline, 2)
     per_stage = args.stages
+
+    async def settled(seconds: float) -> float:
+        # Spans a variant left in the processor are written before the next variant starts, so
+        # no variant pays for another's (the store's writer thread would otherwise run into it).
+        await asyncio.to_thread(tracer_provider.force_flush)
+        return seconds
+
     for _ in range(args.rounds):
         gc.collect()
         # Both on a thread without an event loop: the monitor then handles every record inline
         # (from a running loop it would hand them to its worker thread), like the raw loop.
         samples["monitor"].append(
-            await asyncio.to_thread(measure_sync, feed, args.runs) / per_stage
+            await settled(await asyncio.to_thread(measure_sync, feed, args.runs)) / per_stage
         )
         raw_run = functools.partial(raw.run, pipeline)
-        samples["raw"].append(await asyncio.to_thread(measure_sync, raw_run, args.runs) / per_stage)
-        samples["engine"].append(await measure_engine(bare, pipeline, args.runs) / per_stage)
-        samples["engine+monitor"].append(
-            await measure_engine(monitored, pipeline, args.runs) / per_stage
+        samples["raw"].append(
+            await settled(await asyncio.to_thread(measure_sync, raw_run, args.runs)) / per_stage
         )
-        samples["sleep"].append(await measure_engine(bare_sleep, pipeline, 1) / per_stage)
-        samples["sleep+raw"].append(await measure_engine(raw_sleep, pipeline, 1) / per_stage)
-        samples["sleep+monitor"].append(
-            await measure_engine(monitored_sleep, pipeline, 1) / per_stage
-        )
+        for name, engine, runs in (
+            ("engine", bare, args.runs),
+            ("engine+monitor", monitored, args.runs),
+            ("sleep", bare_sleep, 1),
+            ("sleep+raw", raw_sleep, 1),
+            ("sleep+monitor", monitored_sleep, 1),
+        ):
+            samples[name].append(
+                await settled(await measure_engine(engine, pipeline, runs)) / per_stage
+            )
     for engine in (bare, monitored, bare_sleep, raw_sleep, monitored_sleep):
         await engine.aclose()
     tracer_provider.shutdown()
     meter_provider.shutdown()
+    store_dir.cleanup()
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -411,7 +434,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--runs", type=int, default=20, help="runs per round (instant stages)")
     parser.add_argument("--stages", type=int, default=20)
-    parser.add_argument("--processor", choices=("batch", "simple"), default="batch")
+    parser.add_argument(
+        "--processor",
+        choices=("batch", "simple", "store"),
+        default="batch",
+        help="batch/simple: an OTel processor over an exporter that drops spans; "
+        "store: the embedded SQLite span store, as taskdaemon run has it",
+    )
     args = parser.parse_args()
     medians = asyncio.run(main_async(args))
     us = {name: value * 1e6 for name, value in medians.items()}
