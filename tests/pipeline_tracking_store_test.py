@@ -13,6 +13,7 @@ from collections import deque
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.trace import Link
@@ -601,4 +602,37 @@ def test_events_and_links_without_attributes_read_back_empty(tmp_path: Path) -> 
     ) == (
         [{}],
         [{}],
+    )
+
+
+def test_two_writers_share_one_trace(tmp_path: Path) -> None:
+    """Spans of one trace written by two processors (as a command stage's own instrumented
+    process would, under TRACEPARENT) land under one trace number and read back together."""
+    db = tmp_path / "spans.db"
+    first = SqliteSpanProcessor(db)
+    second = SqliteSpanProcessor(db)
+    provider, _ = make_provider(first)
+    run_id = write_example_run(provider)
+    first.force_flush()
+    with SpanStore(db) as store:
+        run_spans = len(store.get_trace(run_id))
+    child_provider = TracerProvider(resource=Resource.create({"service.name": "child"}))
+    child_provider.add_span_processor(second)
+    parent = trace.SpanContext(
+        int(run_id, 16), 0x1234, is_remote=True, trace_flags=trace.TraceFlags.SAMPLED
+    )
+    child = child_provider.get_tracer("child").start_span(
+        "child work", context=trace.set_span_in_context(trace.NonRecordingSpan(parent))
+    )
+    child.end()
+    provider.shutdown()
+    child_provider.shutdown()
+    with SpanStore(db) as store:
+        spans = store.get_trace(run_id)
+    with sqlite3.connect(db) as conn:
+        traces = conn.execute("SELECT count(*) FROM traces").fetchone()[0]
+    assert (len(spans), traces, {s.resource["service.name"] for s in spans}) == (
+        run_spans + 1,
+        1,
+        {"taskdaemon", "child"},
     )
