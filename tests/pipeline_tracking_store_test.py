@@ -619,7 +619,10 @@ def test_two_writers_share_one_trace(tmp_path: Path) -> None:
     child_provider = TracerProvider(resource=Resource.create({"service.name": "child"}))
     child_provider.add_span_processor(second)
     parent = trace.SpanContext(
-        int(run_id, 16), 0x1234, is_remote=True, trace_flags=trace.TraceFlags.SAMPLED
+        int(run_id, 16),
+        0x1234,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
     )
     child = child_provider.get_tracer("child").start_span(
         "child work", context=trace.set_span_in_context(trace.NonRecordingSpan(parent))
