@@ -3,8 +3,8 @@
 ``on_start`` and ``on_end`` only put the span on a queue; one writer thread turns queued spans
 into rows and commits a batch at least every ``flush_interval`` (100 ms) while spans arrive, so
 a running run is visible from another process within that delay. A span is written when it
-starts (``end_ns`` NULL) and again when it ends; when both happen inside one batch only the
-ended row is written. ``force_flush`` and ``shutdown`` write everything queued before they were
+starts (``end_ns`` NULL) and again when it ends; a span that has already ended when its start
+comes up gets only the ended row. ``force_flush`` and ``shutdown`` write everything queued before they were
 called. The rows are those of ``tracking._schema``; the ``runs`` row of a run this processor
 saw start is summarized from an in-memory tally when the run span ends, with no read-back.
 
@@ -397,12 +397,6 @@ class SqliteSpanProcessor(SpanProcessor):
     ) -> None:
         """Write one batch in one transaction: span rows, the traces and resources they use,
         new and finished runs, and this writer's heartbeat."""
-        latest: dict[int, tuple[bool, Any]] = {}
-        for item in batch:
-            # Keyed by the span object (the SDK hands the same one to on_start and on_end); an
-            # end supersedes a start of the same batch.
-            if item[0] or id(item[1]) not in latest:
-                latest[id(item[1])] = item
         # Rows are built before the transaction, with the trace id (int) and the resource's
         # id() in place of their numbers: those are looked up inside it (so no other process's
         # retention can delete a trace or resource in between) and patched into the rows.
@@ -413,10 +407,12 @@ class SqliteSpanProcessor(SpanProcessor):
         resources: dict[int, Any] = {}
         new_runs: list[tuple[Any, ...]] = []
         ended_root_spans: list[tuple[str, Any]] = []
-        for is_end, span in latest.values():
+        for is_end, span in batch:
             end_ns = span.end_time
             if not is_end and end_ns is not None:
-                continue  # ended meanwhile: its end is queued right behind, write only that
+                # Ended before this batch was written: its end is queued (on_end comes after the
+                # end time is set), in this batch or the next, so only the end row is written.
+                continue
             context = span.context
             trace = context.trace_id
             start_ns = span.start_time or 0
