@@ -4,11 +4,12 @@
 into rows and commits a batch at least every ``flush_interval`` (100 ms) while spans arrive, so
 a running run is visible from another process within that delay. A span is written when it
 starts (``end_ns`` NULL) and again when it ends; a span that has already ended when its start
-comes up gets only the ended row. ``force_flush`` and ``shutdown`` write everything queued before they were
-called. The rows are those of ``tracking._schema``; the ``runs`` row of a run this processor
-saw start is summarized from an in-memory tally when the run span ends, with no read-back.
+comes up gets only the ended row. ``force_flush`` and ``shutdown`` write everything queued
+before they were called. The rows are those of ``tracking._schema``; the ``runs`` row of a run
+this processor saw start is summarized from an in-memory tally when the run span ends, with no
+read-back.
 
-Cost. The caller pays one queue put (~1 µs). The writer spends 9-11 µs per span: about 3 µs
+Cost. The caller pays one queue put (~1 µs). The writer spends about 10 µs per span: some 3 µs
 building the JSON body, 3 µs in SQLite, 1-2 µs on the run tally, the rest reading the span
 (figures in ``benchmarks/README.md``). It reads an SDK span's attributes, events and links in
 place when it can (``_parts``), and WAL checkpoints run on their own thread (``_Checkpointer``).
