@@ -452,12 +452,13 @@ def main() -> None:
     engine_delta = us["engine+monitor"] - us["engine"]
     slowdown = us["sleep+monitor"] / us["sleep"] - 1
     floor = us["sleep+raw"] / us["sleep"] - 1
-    cold_layer = (us["sleep+monitor"] - us["sleep"]) / (us["sleep+raw"] - us["sleep"]) - 1
+    # What the monitor adds to a sleeping stage, as a share of what the same SDK calls add in-line.
+    cold_share = (us["sleep+monitor"] - us["sleep"]) / (us["sleep+raw"] - us["sleep"])
     print(f"  monitor vs raw SDK floor:           {layer:+.1%}  (target <= +30%)")
     print(f"  monitoring added to the engine:     {engine_delta:.1f} µs per stage")
     print(f"  10 ms stages, monitored vs bare:    {slowdown:+.2%}  (target < 3%)")
     print(f"  10 ms stages, raw SDK floor:        {floor:+.2%}")
-    print(f"  10 ms stages, monitor vs raw floor: {cold_layer:+.1%}  (same telemetry, cold caches)")
+    print(f"  10 ms stages, monitor's cost / in-line SDK calls' cost: {cold_share:.2f}x")
 
 
 if __name__ == "__main__":
