@@ -3,6 +3,7 @@ migrated from older schemas, trimmed by retention."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -638,4 +639,33 @@ def test_two_writers_share_one_trace(tmp_path: Path) -> None:
         run_spans + 1,
         1,
         {"taskdaemon", "child"},
+    )
+
+
+@pytest.mark.slow
+def test_a_forked_child_writes_its_spans_with_its_own_writer(tmp_path: Path) -> None:
+    """After fork() the processor restarts its writer in the child: a span the child makes is
+    stored, under a writers row with the child's pid, and the parent keeps writing its own."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider, _ = make_provider(processor)
+    tracer = provider.get_tracer("test")
+    pid = os.fork()
+    if pid == 0:  # the child: make one span, flush it, leave without any cleanup
+        code = 1
+        try:
+            tracer.start_span("in the child").end()
+            code = 0 if processor.force_flush(10_000) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    tracer.start_span("in the parent").end()
+    provider.shutdown()
+    with sqlite3.connect(db) as conn:
+        names = sorted(row[0] for row in conn.execute("SELECT name FROM spans_readable"))
+        pids = {row[0] for row in conn.execute("SELECT pid FROM writers")}
+    assert (os.waitstatus_to_exitcode(status), names, {os.getpid(), pid} <= pids) == (
+        0,
+        ["in the child", "in the parent"],
+        True,
     )

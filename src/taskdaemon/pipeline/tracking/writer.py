@@ -24,6 +24,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -282,6 +283,32 @@ class SqliteSpanProcessor(SpanProcessor):
         self._ready.wait()
         if self._error is not None:
             raise SpanSourceError(f"{self.path}: cannot open span store: {self._error}")
+        if hasattr(os, "register_at_fork"):
+            restart = weakref.WeakMethod(self._restart_in_child)
+
+            def after_in_child() -> None:
+                method = restart()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=after_in_child)
+
+    def _restart_in_child(self) -> None:
+        """After ``fork()``: the writer thread does not exist in the child, and SQLite forbids
+        using a connection across a fork. Start a fresh writer (its own connection, checkpoint
+        thread and ``writers`` row with the child's pid), so spans the child makes are stored
+        and its runs' liveness follows the child. What the parent had queued stays the parent's
+        to write. A child that leaves through ``os._exit`` (as multiprocessing's do) should call
+        ``force_flush`` first, as with any OTel processor."""
+        if self._shutdown:
+            return
+        self._queue = queue.SimpleQueue()
+        self._tally = {}
+        self._error = None
+        self._last_write_error = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
+        self._thread.start()
 
     # -- SpanProcessor interface (hot path: enqueue only)
 
