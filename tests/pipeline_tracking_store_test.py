@@ -669,3 +669,22 @@ def test_a_forked_child_writes_its_spans_with_its_own_writer(tmp_path: Path) -> 
         ["in the child", "in the parent"],
         True,
     )
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_flush_says_false_when_the_writer_thread_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the writer thread dies (here: a BaseException out of a write), force_flush stops
+    claiming success and health() says the writer died."""
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise SystemExit("writer killed by the test")
+
+    monkeypatch.setattr(processor, "_write", die)
+    provider, _ = make_provider(processor)
+    provider.get_tracer("test").start_span("lost").end()
+    processor._thread.join(10)
+    health = processor.health()
+    assert (processor.force_flush(), health.ok, "died" in health.detail) == (False, False, True)

@@ -327,9 +327,11 @@ class SqliteSpanProcessor(SpanProcessor):
             self._queue.put((True, span))
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Write everything queued so far; False if that took longer than the timeout."""
+        """Write everything queued so far; False if that took longer than the timeout, or when
+        the writer thread is gone (after ``shutdown``, as the SDK's processors answer, or because
+        it died: nothing queued can be written then)."""
         if not self._thread.is_alive():
-            return not self._shutdown
+            return False
         marker = _Flush()
         self._queue.put(marker)
         return marker.done.wait(timeout_millis / 1000)
