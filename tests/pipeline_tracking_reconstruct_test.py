@@ -7,8 +7,14 @@ import dataclasses
 import pytest
 
 from pipeline_tracking_support import T0, S, example_spans
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord
-from taskdaemon.pipeline.tracking import reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking import (
+    SpanEventRecord,
+    SpanRecord,
+    reconstruct_run,
+    summarize_run,
+)
 
 
 def test_run_fields_come_from_the_run_span() -> None:
@@ -120,6 +126,34 @@ def test_open_stage_span_is_interrupted_with_the_run() -> None:
         run.stage("plan").status,
         run.stage("plan").attempts[0].status,
     ) == ("interrupted", "interrupted")
+
+
+def _open_run_waiting_on(*approval_events: tuple[str, int]) -> list[SpanRecord]:
+    """The example run with its run span open, the deploy stage not started, and the given
+    (event name, time) approval events for deploy on the run span."""
+    spans = example_spans()
+    root = next(s for s in spans if s.parent_span_id is None)
+    events = tuple(
+        SpanEventRecord(name, T0 + at, {t.CICD_TASK_NAME: "deploy"}) for name, at in approval_events
+    )
+    open_root = dataclasses.replace(root, end_ns=None, events=events)
+    return [open_root] + [s for s in spans if s is not root and s.name != "deploy"]
+
+
+def test_stage_awaiting_approval_in_a_running_run_is_waiting() -> None:
+    """A stage the run span has an unanswered approval request for reads as waiting; once the
+    request is answered (and the stage not yet started) it is pending again."""
+    waiting = reconstruct_run(_open_run_waiting_on((t.EVENT_APPROVAL_REQUESTED, 5 * S)))
+    answered = reconstruct_run(
+        _open_run_waiting_on(
+            (t.EVENT_APPROVAL_RESOLVED, 6 * S), (t.EVENT_APPROVAL_REQUESTED, 5 * S)
+        )
+    )
+    assert (waiting.status, waiting.stage("deploy").status, answered.stage("deploy").status) == (
+        "running",
+        "waiting",
+        "pending",
+    )
 
 
 def test_duplicate_span_rows_prefer_the_ended_copy() -> None:

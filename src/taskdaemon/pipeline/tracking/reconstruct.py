@@ -14,7 +14,9 @@ failure; cancellation → cancelled), the root's status code when no result was 
 while the root is open or absent (a backend receives the root only when it ends), unless the
 caller knows the writer is gone (``interrupted=True``), then ``interrupted``. Open stage spans
 get the same ``running`` / ``interrupted`` status. Stages named by the root but without any span
-are ``pending`` in a running run and ``skipped`` otherwise.
+are ``pending`` in a running run (``waiting`` when the run span's latest approval event for them
+is ``approval.requested``: the embedded store rewrites open spans as they gain events, a backend
+sees the run span only once it ends) and ``skipped`` otherwise.
 """
 
 from __future__ import annotations
@@ -191,6 +193,17 @@ def is_skip(attrs: Mapping[str, Any], start_ns: int, end_ns: int | None) -> bool
     return end_ns == start_ns and attrs.get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
 
 
+def _awaiting_approval(root: SpanRecord) -> set[str]:
+    """Stages whose latest approval event on the run span is a request (no answer yet)."""
+    latest: dict[str, str] = {}
+    for event in sorted(root.events, key=lambda e: e.time_ns):
+        if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
+            stage = event.attributes.get(t.CICD_TASK_NAME)
+            if isinstance(stage, str):
+                latest[stage] = event.name
+    return {stage for stage, name in latest.items() if name == t.EVENT_APPROVAL_REQUESTED}
+
+
 def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
     return stage_status_of((a.instance, a.status) for a in attempts)
 
@@ -251,6 +264,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         status = "interrupted" if interrupted else "running"
     run_is_open = status in ("running", "interrupted")
 
+    awaiting = _awaiting_approval(root) if root is not None and status == "running" else set()
     names = list(_strings(root_attrs.get(t.PIPELINE_STAGES)))
     names += [name for name in stage_spans if name not in names]
     stages = []
@@ -273,7 +287,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             stage_status = "skipped"
             skip_reason = _str_or_none(skips[0].attributes.get(t.STAGE_SKIP_REASON))
         elif status == "running":
-            stage_status = "pending"
+            stage_status = "waiting" if name in awaiting else "pending"
         else:
             stage_status = "skipped"
             skip_reason = "run interrupted" if status == "interrupted" else "never ran"

@@ -70,6 +70,10 @@ _INSERT_SPAN: Final = (
 # A start never overwrites a row (the end may already be there); an end always does.
 _INSERT_START: Final = "INSERT OR IGNORE " + _INSERT_SPAN
 _INSERT_END: Final = "INSERT OR REPLACE " + _INSERT_SPAN
+# An open span's row rewritten with what it gained; never a row whose end is already written.
+_REFRESH_OPEN: Final = (
+    "UPDATE spans SET body = ? WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
+)
 _INSERT_RUN: Final = (
     "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id) "
     "VALUES (?, ?, 'running', ?, ?, ?)"
@@ -150,16 +154,21 @@ def _body(
     (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too)."""
     parent = span.parent
     parent_id = None if parent is None else format(parent.span_id, "016x")
-    if not ended:  # a started span's status, events and links are not final: the end row has them
-        return _dumps((parent_id, span.name, span.kind._name_, "UNSET", "", attributes, (), ()))
-    status = span.status
+    if ended:
+        status = span.status
+        code, message = status.status_code._name_, status.description or ""
+    else:
+        # An open span's status is not final (its end row has it); its events so far are
+        # copied in one C call, since the span's own thread may be appending meanwhile.
+        code, message = "UNSET", ""
+        events = tuple(events)
     return _dumps(
         (
             parent_id,
             span.name,
             span.kind._name_,
-            status.status_code._name_,
-            status.description or "",
+            code,
+            message,
             attributes,
             [(e.name, e.timestamp, e.attributes or {}) for e in events] if events else (),
             [
@@ -273,6 +282,9 @@ class SqliteSpanProcessor(SpanProcessor):
         # Per open run started here: stage name -> [(start_ns, instance, status)] of ended
         # attempts, so a run's summary needs no read-back when its run span ends.
         self._tally: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
+        # Spans whose start row is written and whose end is not: (trace, span id) -> [span,
+        # (events, attributes) counts last written]; see _refresh_open.
+        self._open: dict[tuple[int, int], list[Any]] = {}
         self._shutdown = False
         self._writer_id: int | None = None
         self._ready = threading.Event()
@@ -304,6 +316,7 @@ class SqliteSpanProcessor(SpanProcessor):
             return
         self._queue = queue.SimpleQueue()
         self._tally = {}
+        self._open = {}
         self._error = None
         self._last_write_error = None
         self._ready = threading.Event()
@@ -464,7 +477,9 @@ class SqliteSpanProcessor(SpanProcessor):
                 _body(span, attrs, events, links, is_end),
             ]
             is_run = _is_run_span(span.parent, attrs)
+            key = (trace, context.span_id)
             if is_end:
+                self._open.pop(key, None)
                 ended.append(row)
                 if is_run:
                     ended_root_spans.append((trace_id, span))
@@ -472,15 +487,20 @@ class SqliteSpanProcessor(SpanProcessor):
                     status = span.status.status_code._name_
                     self._count(trace_id, start_ns, end_ns, status, attrs)
             else:
+                self._open[key] = [span, (len(events), len(attrs))]
                 started.append(row)
             if is_run:
                 self._tally.setdefault(trace_id, {})
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
+        refreshed = self._refresh_open(trace_ids, first_start)
         conn.execute("BEGIN IMMEDIATE")
         try:
             trace_nos = self._trace_numbers(conn, trace_ids, first_start)
+            for row in refreshed:
+                row[1] = trace_nos[row[1]]
+            conn.executemany(_REFRESH_OPEN, refreshed)
             resource_nos = {key: self._resource_no(conn, r) for key, r in resources.items()}
             uses: set[tuple[int, int]] = set()
             for rows in (started, ended):
@@ -503,6 +523,29 @@ class SqliteSpanProcessor(SpanProcessor):
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _refresh_open(
+        self, trace_ids: dict[int, str], first_start: dict[int, int]
+    ) -> list[list[Any]]:
+        """``[body, trace, span id]`` for each open span that gained events or attributes since
+        its row was written, so a running run's span events (an approval it waits for, a
+        trigger evaluation) reach readers while the span is still open: on every batch, and on
+        the heartbeat at least once a second. Adds the spans' traces to the batch's lookups."""
+        rows = []
+        for (trace, span_id), entry in self._open.items():
+            span = entry[0]
+            if span.end_time is not None:
+                continue  # its end row is on its way
+            attrs, events, links = _parts(span)
+            counts = (len(events), len(attrs))
+            if counts == entry[1]:
+                continue
+            entry[1] = counts
+            if trace not in trace_ids:
+                trace_ids[trace] = format(trace, "032x")
+                first_start[trace] = span.start_time or 0
+            rows.append([_body(span, attrs, events, links, False), trace, format(span_id, "016x")])
+        return rows
 
     @staticmethod
     def _trace_numbers(
