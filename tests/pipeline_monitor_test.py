@@ -105,6 +105,7 @@ def test_run_span_attributes(tel: Telemetry) -> None:
         t.CICD_PIPELINE_RESULT: "success",
         t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
         t.PIPELINE_STAGES: ("planning", "specification", "implementation", "release"),
+        t.PIPELINE_STAGE_LOOPS: ("plan", "spec", "phase", "command"),
         t.PIPELINE_EDGES: (
             "planning>specification>on completion",
             "specification>implementation>on event\nspec.ready",

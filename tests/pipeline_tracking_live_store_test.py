@@ -43,8 +43,8 @@ async def test_a_stage_waiting_for_approval_reads_as_waiting_from_the_store(
     tmp_path: Path,
 ) -> None:
     """While the run waits for an approval, a reader of the store sees the run running and the
-    stage waiting (the run span's approval request reaches the file while the span is open);
-    once approved, the run ends and reads back as a success."""
+    stage waiting, with its loop type (the run span's approval request and stage list reach the
+    file while the span is open); once approved, the run ends and reads back as a success."""
     db = tmp_path / "spans.db"
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SqliteSpanProcessor(db))
@@ -80,6 +80,7 @@ async def test_a_stage_waiting_for_approval_reads_as_waiting_from_the_store(
         waiting.status,
         waiting.stage("build").status,
         waiting.stage("deploy").status,
+        waiting.stage("deploy").loop,  # from the run span: deploy has no span of its own yet
         done.status,
         done.stage("deploy").status,
-    ) == ("running", "success", "waiting", "success", "success")
+    ) == ("running", "success", "waiting", "python", "success", "success")

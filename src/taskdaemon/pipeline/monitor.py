@@ -270,6 +270,7 @@ def _pipeline_info(pipeline: Pipeline) -> _PipelineInfo:
         t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
         t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
         t.PIPELINE_STAGES: [stage.name for stage in pipeline.stages],
+        t.PIPELINE_STAGE_LOOPS: [stage.loop for stage in pipeline.stages],
         t.PIPELINE_EDGES: [f"{e.source}>{e.target}>{e.label}" for e in pipeline.edges],
         t.PIPELINE_CONCURRENCY: pipeline.concurrency,
         t.PIPELINE_ERROR_STRATEGY: str(pipeline.error_strategy),

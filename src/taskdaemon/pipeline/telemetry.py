@@ -49,6 +49,9 @@ RESULT_SKIP: Final = "skip"
 # --- taskdaemon run attributes --------------------------------------------------------------
 PIPELINE_DEFINITION_HASH: Final = "taskdaemon.pipeline.definition_hash"
 PIPELINE_STAGES: Final = "taskdaemon.pipeline.stages"  # string[] in definition order
+# string[] aligned with PIPELINE_STAGES: each stage's loop type, so a stage that has no span yet
+# (pending, waiting for an approval) is drawn with its loop from the run span alone.
+PIPELINE_STAGE_LOOPS: Final = "taskdaemon.pipeline.stage_loops"
 PIPELINE_EDGES: Final = "taskdaemon.pipeline.edges"  # string[] "source>target>label"
 PIPELINE_STARTED_BY: Final = "taskdaemon.pipeline.started_by"
 PIPELINE_CONCURRENCY: Final = "taskdaemon.pipeline.concurrency"

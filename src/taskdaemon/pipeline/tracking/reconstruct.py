@@ -265,7 +265,11 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     run_is_open = status in ("running", "interrupted")
 
     awaiting = _awaiting_approval(root) if root is not None and status == "running" else set()
-    names = list(_strings(root_attrs.get(t.PIPELINE_STAGES)))
+    declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
+    declared_loops = dict(
+        zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
+    )
+    names = list(declared)
     names += [name for name in stage_spans if name not in names]
     stages = []
     for name in names:
@@ -294,7 +298,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         stages.append(
             StageRecord(
                 name=name,
-                loop=str(attrs.get(t.STAGE_LOOP, "") or ""),
+                loop=str(attrs.get(t.STAGE_LOOP, "") or declared_loops.get(name, "")),
                 status=stage_status,
                 attempts=attempts,
                 triggers=_strings(attrs.get(t.STAGE_TRIGGERS)),
