@@ -4,6 +4,7 @@ through the real PipelineMonitor rebuilt from the store."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from pipeline_monitor_support import Feed, Telemetry, example_pipeline, play_example_run
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import main
+from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.tracking import (
     RetentionPolicy,
     SpanStore,
@@ -115,6 +117,49 @@ def test_runs_show_unknown_run_exits_1(
     url, _ = store_url
     assert main(["runs", "show", "0" * 32, "--source", url]) == 1
     assert "no run" in capsys.readouterr().err
+
+
+def test_runs_show_takes_a_unique_prefix_of_the_run_id(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As git does with commits, the first digits of a run id do when only one run has them;
+    too few digits, or a prefix no run has, exit 1 with the reason."""
+    url, ids = store_url
+    assert main(["runs", "show", ids[1][:8].upper(), "--json", "--source", url]) == 0
+    shown = json.loads(capsys.readouterr().out)["run_id"]
+    assert main(["runs", "show", "abc", "--source", url]) == 1
+    too_short = capsys.readouterr().err
+    unknown = next(p for p in ("0000", "ffff", "1234") if not any(i.startswith(p) for i in ids))
+    assert main(["runs", "show", unknown, "--source", url]) == 1
+    missing = capsys.readouterr().err
+    assert (
+        shown,
+        "prefix of at least 4" in too_short,
+        f"no run starting with {unknown}" in missing,
+    ) == (
+        ids[1],
+        True,
+        True,
+    )
+
+
+def test_ambiguous_run_id_prefix_lists_the_candidates(tmp_path: Path) -> None:
+    """A prefix that several stored runs share is refused with those runs listed."""
+    db = tmp_path / "spans.db"
+    SpanStore(db, retention=RetentionPolicy()).close()  # creates the schema
+    with sqlite3.connect(db) as conn:
+        conn.executemany(
+            "INSERT INTO traces (trace_id, first_ns) VALUES (?, 0)",
+            [("abcd" + "0" * 28,), ("abcd" + "1" * 28,), ("abce" + "0" * 28,)],
+        )
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        with pytest.raises(RunNotFoundError) as ambiguous:
+            store.resolve_run_id("ABCD")
+        unique = store.resolve_run_id("abce")
+    assert (str(ambiguous.value), unique) == (
+        f"run id prefix abcd is ambiguous: abcd{'0' * 28}, abcd{'1' * 28}",
+        "abce" + "0" * 28,
+    )
 
 
 def test_retention_command_deletes_beyond_keep(

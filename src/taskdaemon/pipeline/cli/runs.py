@@ -43,7 +43,11 @@ def register(subparsers: Any) -> None:
     list_p.set_defaults(func=_list)
 
     show_p = runs_sub.add_parser("show", help="one run and its stages")
-    show_p.add_argument("run_id", metavar="RUN_ID", help="the run id (= trace id, 32 hex)")
+    show_p.add_argument(
+        "run_id",
+        metavar="RUN_ID",
+        help="the run id (= trace id, 32 hex); in the embedded store also a unique prefix",
+    )
     show_p.add_argument("--json", action="store_true", help="JSON instead of a table")
     show_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
     show_p.set_defaults(func=_show)

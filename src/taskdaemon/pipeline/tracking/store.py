@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 STALE_AFTER: Final = 30.0  # seconds without a heartbeat after which a writer is presumed dead
+_HEX: Final = frozenset("0123456789abcdef")
 
 
 # --- retention -------------------------------------------------------------------------------
@@ -225,10 +226,41 @@ class SpanStore:
 
     # -- SpanSource
 
-    def get_trace(self, run_id: str) -> list[SpanRecord]:
-        """Every stored span of the run, by start time; RunNotFoundError when there is none."""
+    def resolve_run_id(self, run_id: str) -> str:
+        """The full run id (trace id) ``run_id`` names: itself when it has all 32 hex digits,
+        else the one stored trace it is a prefix of (at least 4 digits, as ``git`` takes
+        commits). RunNotFoundError when it is not hex, too short, matches nothing, or matches
+        several (they are listed, so the next try can be longer)."""
+        wanted = run_id.strip().lower()
+        if len(wanted) < 4 or len(wanted) > 32 or any(c not in _HEX for c in wanted):
+            raise RunNotFoundError(
+                f"not a run id (32 hex digits, or a prefix of at least 4): {run_id!r}"
+            )
+        if len(wanted) == 32:
+            return wanted
         with self._cursor() as conn:
-            spans = select_trace(conn, run_id.lower())
+            # Hex digits all sort below "g": the ids starting with the prefix form one range.
+            matches: list[str] = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT trace_id FROM traces WHERE trace_id >= ? AND trace_id < ? "
+                    "ORDER BY trace_id LIMIT 6",
+                    (wanted, wanted + "g"),
+                )
+            ]
+        if not matches:
+            raise RunNotFoundError(f"no run starting with {wanted} in {self.path}")
+        if len(matches) > 1:
+            listed = ", ".join(matches[:5]) + (", ..." if len(matches) > 5 else "")
+            raise RunNotFoundError(f"run id prefix {wanted} is ambiguous: {listed}")
+        return matches[0]
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        """Every stored span of the run (a full id or a unique prefix, see
+        ``resolve_run_id``), by start time; RunNotFoundError when there is none."""
+        trace_id = self.resolve_run_id(run_id)
+        with self._cursor() as conn:
+            spans = select_trace(conn, trace_id)
         if not spans:
             raise RunNotFoundError(f"no run {run_id} in {self.path}")
         return spans
@@ -236,7 +268,7 @@ class SpanStore:
     def get_run(self, run_id: str) -> RunRecord:
         """The run rebuilt from its spans, ``interrupted`` when its writer is gone."""
         spans = self.get_trace(run_id)
-        return reconstruct_run(spans, interrupted=self.is_interrupted(run_id.lower()))
+        return reconstruct_run(spans, interrupted=self.is_interrupted(spans[0].trace_id))
 
     def search(
         self,
