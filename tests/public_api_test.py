@@ -16,7 +16,7 @@ BLESSED = {
     "SqliteSpanProcessor", "Stage", "StageContext", "StageStatus", "TaskdaemonError",
     "ValidationIssue", "VisualizationFormat", "load_pipeline", "open_source", "parse_pipeline",
     "reconstruct_run", "render_dot", "render_json", "render_mermaid", "validate_pipeline",
-    "watch_run",
+    "watch_run", "watch_stored_run",
 }  # fmt: skip
 
 

@@ -50,6 +50,7 @@ __all__ = [
     "render_mermaid",
     "validate_pipeline",
     "watch_run",
+    "watch_stored_run",
 ]
 
 #: Where each public name lives (module relative to this package).
@@ -87,6 +88,7 @@ _HOMES: dict[str, str] = {
     "render_json": "visualization",
     "render_mermaid": "visualization",
     "watch_run": "visualization",
+    "watch_stored_run": "visualization",
 }
 
 
@@ -135,4 +137,5 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         render_json,
         render_mermaid,
         watch_run,
+        watch_stored_run,
     )

@@ -12,7 +12,8 @@ Usage::
 Every renderer takes ``pipeline`` (a ``model.Pipeline``, or an already built ``DagSnapshot``)
 and/or ``run`` (a ``records.RunRecord``), and returns text ending in a newline. They read no
 clock and no global state: the same input gives the same bytes. ``DagWatcher``/``watch_run``
-stream live snapshots from engine events for web pages and terminal views.
+stream live snapshots from engine events for web pages and terminal views; ``watch_stored_run``
+streams them from a span source, for a run in another process.
 
 Formats (DESIGN 7): DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following
 the shipped JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub.
@@ -46,6 +47,7 @@ from taskdaemon.pipeline.visualization._snapshot import (
     format_duration,
     title_case,
 )
+from taskdaemon.pipeline.visualization._stored import watch_stored_run
 
 __all__ = [
     "STATES",
@@ -69,6 +71,7 @@ __all__ = [
     "validate_dag",
     "visualize",
     "watch_run",
+    "watch_stored_run",
 ]
 
 
