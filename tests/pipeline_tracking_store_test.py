@@ -643,6 +643,8 @@ def test_two_writers_share_one_trace(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+# Python 3.12+ warns when a process with threads forks; forking one is what this test is about.
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 def test_a_forked_child_writes_its_spans_with_its_own_writer(tmp_path: Path) -> None:
     """After fork() the processor restarts its writer in the child: a span the child makes is
     stored, under a writers row with the child's pid, and the parent keeps writing its own."""
