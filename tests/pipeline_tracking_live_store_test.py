@@ -6,19 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
-
-from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_tracking_support import GATED, monitored_store, slow_build
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import RunNotFoundError
-from taskdaemon.pipeline.loops import StageContext
-from taskdaemon.pipeline.model import Manual, TriggerMode
-from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking import SpanStore
 
 
 async def _read_until(db: Path, run_id: str, stage: str, status: str) -> RunRecord | None:
@@ -46,28 +39,11 @@ async def test_a_stage_waiting_for_approval_reads_as_waiting_from_the_store(
     stage waiting, with its loop type (the run span's approval request and stage list reach the
     file while the span is open); once approved, the run ends and reads back as a success."""
     db = tmp_path / "spans.db"
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SqliteSpanProcessor(db))
-    monitor = PipelineMonitor(tracer_provider=tracer_provider, meter_provider=MeterProvider())
-    gated = pipeline(
-        stage("build"),
-        stage(
-            "deploy",
-            *after("build"),
-            Manual(approval_required=True),
-            trigger_mode=TriggerMode.ALL,
-        ),
-    )
-
-    async def slow_build(ctx: StageContext) -> dict[str, Any]:
-        # Longer than the writer's flush interval: the run span's row is on disk before the
-        # approval is requested, so only the rewrite of open spans can bring the request there.
-        await asyncio.sleep(0.3)
-        return {}
-
-    resolver = Resolver({"build": slow_build})
-    async with Engine(resolver=resolver, observers=[monitor]) as engine:
-        handle = await engine.start_run(gated)
+    tracer_provider, monitor = monitored_store(db)
+    # Build takes longer than the writer's flush interval: the run span's row is on disk before
+    # the approval is requested, so only the rewrite of open spans can bring the request there.
+    async with Engine(resolver=slow_build(0.3), observers=[monitor]) as engine:
+        handle = await engine.start_run(GATED)
         waiting = await _read_until(db, handle.run_id, "deploy", "waiting")
         handle.approve("deploy", by="test")
         await handle.wait()

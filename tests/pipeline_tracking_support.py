@@ -3,27 +3,61 @@ telemetry schema, a local HTTP server standing in for Tempo/Jaeger, and subproce
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from pipeline_engine_support import Resolver, after, pipeline, stage
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.tracking import SpanRecord, span_record_from_sdk
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import Manual, TriggerMode
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.tracking import SpanRecord, SqliteSpanProcessor, span_record_from_sdk
 
 T0 = 1_700_000_000_000_000_000  # ns
 S = 1_000_000_000
 RESOURCE = Resource.create({"service.name": "taskdaemon", "service.version": "0.1.0"})
+
+
+#: ``build``, then ``deploy`` once build succeeded *and* someone approved it.
+GATED = pipeline(
+    stage("build"),
+    stage("deploy", *after("build"), Manual(approval_required=True), trigger_mode=TriggerMode.ALL),
+)
+
+
+def monitored_store(db: Path) -> tuple[TracerProvider, PipelineMonitor]:
+    """A provider writing to the embedded store at ``db`` and a monitor using it: what
+    ``taskdaemon run`` sets up, without an exporter."""
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SqliteSpanProcessor(db))
+    return tracer_provider, PipelineMonitor(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider()
+    )
+
+
+def slow_build(seconds: float) -> Resolver:
+    """A resolver whose ``build`` stage takes ``seconds`` (the others do nothing)."""
+
+    async def build(ctx: StageContext) -> dict[str, Any]:
+        await asyncio.sleep(seconds)
+        return {}
+
+    return Resolver({"build": build})
 
 
 def make_provider(*processors: SpanProcessor) -> tuple[TracerProvider, InMemorySpanExporter]:

@@ -3,28 +3,16 @@ terminal in another process would follow it."""
 
 from __future__ import annotations
 
-import asyncio
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
 
-from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_tracking_support import GATED, monitored_store, slow_build
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import RunNotFoundError
-from taskdaemon.pipeline.loops import StageContext
-from taskdaemon.pipeline.model import Manual, TriggerMode
-from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.visualization import DagSnapshot, watch_stored_run
-
-GATED = pipeline(
-    stage("build"),
-    stage("deploy", *after("build"), Manual(approval_required=True), trigger_mode=TriggerMode.ALL),
-)
 
 
 async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: Path) -> None:
@@ -32,16 +20,10 @@ async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: 
     approval, and ends with the snapshot of the finished run; each snapshot differs from the
     one before it."""
     db = tmp_path / "spans.db"
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SqliteSpanProcessor(db))
-    monitor = PipelineMonitor(tracer_provider=tracer_provider, meter_provider=MeterProvider())
-
-    async def slow_build(ctx: StageContext) -> dict[str, Any]:
-        await asyncio.sleep(0.4)  # long enough for a poll to see it running
-        return {}
-
+    tracer_provider, monitor = monitored_store(db)
     snapshots: list[DagSnapshot] = []
-    async with Engine(resolver=Resolver({"build": slow_build}), observers=[monitor]) as engine:
+    # Build takes long enough for a poll to see it running.
+    async with Engine(resolver=slow_build(0.4), observers=[monitor]) as engine:
         handle = await engine.start_run(GATED)
         with SpanStore(db) as store:
             async for snapshot in watch_stored_run(store, handle.run_id, interval=0.05):
