@@ -23,7 +23,8 @@ from pipeline_monitor_support import PROMETHEUS_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-PROMETHEUS = Path("/usr/bin/prometheus")
+# Found on PATH (scripts/setup.sh --dev installs it), not at a fixed place outside the repository.
+PROMETHEUS = Path(shutil.which("prometheus") or "prometheus")
 
 
 async def _promtool(*args: str) -> tuple[int | None, str]:

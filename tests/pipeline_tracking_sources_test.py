@@ -30,8 +30,8 @@ from taskdaemon.pipeline.tracking import (
     reconstruct_run,
 )
 
-# shared/ lies beside the clone (CI and the workplace alike).
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "tempo"
+# Real Tempo API payloads, in the repository: tests/fixtures/tempo/README.md gives their origin.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tempo"
 
 
 def _fixture(name: str) -> object:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -20,7 +21,7 @@ from taskdaemon.pipeline.model import (
 from taskdaemon.pipeline.records import RunRecord, StageRecord
 from taskdaemon.pipeline.visualization import render_dot
 
-DOT = "/usr/bin/dot"
+DOT = shutil.which("dot") or "dot"  # on PATH: scripts/setup.sh installs Graphviz
 SVG = "{http://www.w3.org/2000/svg}"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
