@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/visualization_render.py [--stages 1000] [--repeat 7]
 
-Target (DESIGN): reconstruct + render under 100 ms; this measures the render part (snapshot
+Target: reconstruct + render under 100 ms; this measures the render part (snapshot
 building included), the reconstruction is measured by the tracking benchmark.
 """
 

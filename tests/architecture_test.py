@@ -1,4 +1,4 @@
-"""The dependency rule of DESIGN 3, checked by reading every module's imports (ast, no import).
+"""The dependency rule of docs/architecture.md, checked by reading every module's imports (ast).
 
 * The core (model, state, events, triggers, engine, loops, expressions, errors, records, config,
   control) never imports OpenTelemetry, ``monitor``, ``metrics``, ``tracking``, ``server`` or

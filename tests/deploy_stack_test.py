@@ -1,7 +1,7 @@
-"""The docker-compose stack (DESIGN 9) checked without a container engine: the compose file
+"""The docker-compose stack checked without a container engine: the compose file
 against the Compose spec, the wiring between services, the Prometheus config as the container
 sees it (promtool), and the Grafana dashboard's PromQL in a real Prometheus over the metric names
-that `/metrics` really exposes."""
+that `/metrics` really exposes. The stack: docs/architecture.md, "Deployment stack"."""
 
 from __future__ import annotations
 
@@ -404,7 +404,7 @@ def test_dashboard_metric_names_are_exposed_or_recorded() -> None:
 
 
 def test_exposition_has_the_ten_metrics() -> None:
-    """The exposition the name check relies on does carry all ten DESIGN metrics."""
+    """The exposition the name check relies on does carry all ten documented pipeline metrics."""
     families = {re.sub(r"_(bucket|sum|count|created)$", "", name) for name in _exposed_names()}
     assert PROMETHEUS_NAMES <= families
 

@@ -355,7 +355,7 @@ def test_every_valid_file_loads(name: str) -> None:
 
 
 def test_design_example_loads_without_issues() -> None:
-    """The canonical example of DESIGN 4.1 (with its loop types declared) is valid."""
+    """The canonical example pipeline (with its loop types declared) is valid."""
     pipeline = load_pipeline(VALID / "design_example.yaml", registered_loops=())
     assert tuple(stage.name for stage in pipeline.stages) == (
         "planning",

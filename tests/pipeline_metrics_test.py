@@ -163,7 +163,7 @@ def test_histograms_use_second_buckets(tel: Telemetry) -> None:
 
 
 def test_prometheus_exposition_names_types_and_labels() -> None:
-    """The Prometheus exporter renders exactly the ten DESIGN names with their types and labels."""
+    """The Prometheus exporter renders exactly the ten documented names, types and labels."""
     registry = CollectorRegistry()
     reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
     provider = MeterProvider(metric_readers=[reader])

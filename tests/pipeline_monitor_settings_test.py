@@ -37,7 +37,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_match_the_documented_contract() -> None:
-    """With nothing set, the defaults are the ones DESIGN section 8 names."""
+    """With nothing set, the defaults are those of docs/architecture.md, "Settings"."""
     settings = load_settings()
     expected = (
         "sqlite:///.taskdaemon/spans.db",

@@ -53,7 +53,7 @@ from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 T0 = 1_700_000_000.0
 
-#: The ten Prometheus names of DESIGN 5 (a contract), as `/metrics` must show them.
+#: The ten Prometheus names (docs/architecture.md, "Metrics"), as `/metrics` must show them.
 PROMETHEUS_NAMES = frozenset(
     {
         "pipeline_executions_total",
@@ -131,7 +131,7 @@ class Telemetry:
 
 
 def example_pipeline(error_strategy: ErrorStrategy = ErrorStrategy.FAIL) -> Pipeline:
-    """The DESIGN 4.1 shape: planning → specification (spec.ready) → implementation → release."""
+    """The example's shape: planning → specification (spec.ready) → implementation → release."""
     return Pipeline(
         name="feature-delivery",
         description="Plan, specify, implement, release",

@@ -50,7 +50,7 @@ def test_run_only_golden(fmt: VisualizationFormat) -> None:
 
 
 def test_dot_follows_the_contract_lines() -> None:
-    """DOT starts with the contract header and draws stages and edges as DESIGN 7 says."""
+    """DOT starts with the contract header and draws stages and edges as documented."""
     text = render_dot(feature_delivery())
     assert text.splitlines()[:2] == ["digraph pipeline {", "  rankdir=LR;"]
     assert '"planning" [label="Planning\\n(plan loop)", shape=box, style=rounded,' in text

@@ -1,4 +1,4 @@
-"""Loading pipeline files (YAML or TOML, the canonical form of DESIGN 4.1) into the model.
+"""Loading pipeline files (YAML, TOML) into the model: docs/architecture.md, "Pipeline file format".
 
 ``load_pipeline(path)`` and ``parse_pipeline(text)`` return a validated ``Pipeline`` or raise one
 ``ConfigError`` that carries **every** issue of the file, each with the file, the 1-based line

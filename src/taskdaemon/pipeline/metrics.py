@@ -1,4 +1,4 @@
-"""Pipeline metrics: the OTel instruments of DESIGN section 5, resource sampling, in-process
+"""Pipeline metrics: the OTel instruments in docs/architecture.md, resource sampling, in-process
 aggregates.
 
 ``PipelineMetrics`` creates every instrument in its constructor, from the ``meter_provider`` it is
@@ -479,7 +479,7 @@ class PipelineMetrics:
         buckets = list(t.DURATION_BUCKETS)
 
         def seconds_histogram(name: str, description: str) -> Histogram:
-            # Every duration is in seconds on the schema's buckets (section 5 of DESIGN).
+            # Every duration is in seconds on the schema's buckets (docs/architecture.md).
             return meter.create_histogram(
                 name,
                 unit=t.UNIT_SECONDS,

@@ -20,7 +20,7 @@ or drive it by hand from code that runs its own stages (the taskdaemon API)::
 The manual API synthesises the same event records and feeds them to ``on_event``, so both
 paths produce identical telemetry.
 
-What is produced (the contract is DESIGN section 5; names live in ``telemetry.py``):
+What is produced (contract: docs/architecture.md, "Telemetry schema"; names in ``telemetry.py``):
 
 * **Run span** ``RUN {pipeline}``, kind SERVER, root of a new trace. Its trace id *is* the run id:
   the engine asks ``allocate_run_id`` before the run starts and the monitor answers the trace id of

@@ -1,5 +1,6 @@
 """The telemetry schema: span names, attribute keys, span event names, metric names, units and
-histogram buckets. The one home of DESIGN section 5; every producer and consumer imports from here.
+histogram buckets (docs/architecture.md, "Telemetry schema"); every producer and consumer imports
+them from here.
 
 Pure constants: importing this module pulls in no OpenTelemetry code.
 """

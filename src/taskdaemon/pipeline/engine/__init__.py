@@ -16,7 +16,7 @@ in causal order, synchronously; one that raises is logged (once per observer and
 and ignored. With no observer no record is even built. Leaving ``async with`` cancels open runs.
 One engine runs any number of runs at once; each run has its own worker slots.
 
-Semantics (DESIGN section 4, plus the decisions below):
+Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
 
 * **Worker slots**: ``pipeline.concurrency`` per run; every execution (each attempt of each
   instance) holds one from just before ``pause_gate`` until its handler returned.

@@ -15,8 +15,9 @@ clock and no global state: the same input gives the same bytes. ``DagWatcher``/`
 stream live snapshots from engine events for web pages and terminal views; ``watch_stored_run``
 streams them from a span source, for a run in another process.
 
-Formats (DESIGN 7): DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following
-the shipped JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub.
+Formats: DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following the shipped
+JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub. Their contract:
+docs/architecture.md, "Output formats".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Graphviz DOT, the taskdaemon format (DESIGN 7).
+"""Graphviz DOT, the taskdaemon format (docs/architecture.md, "Output formats").
 
 ``digraph pipeline { rankdir=LR; ... }``; a stage is
 ``"planning" [label="Planning\\n(plan loop)", shape=box, style=rounded]``; dependency edges are
