@@ -177,6 +177,7 @@ def test_yaml_block_is_a_valid_pipeline(
     assert [stage.name for stage in pipeline.stages] == resolved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "block",
     [b for b in BLOCKS if b.language == "console"],
