@@ -242,6 +242,10 @@ class StageFinished:
     will_retry: bool = False
     cpu_seconds: float | None = None  # user+system CPU of a command stage's process tree
     peak_memory_bytes: int | None = None  # peak RSS of a command stage's process tree
+    # Set when a stopped run cancelled this execution: why ("stage 'build' failed
+    # (error_strategy: fail)", "run cancelled") and the stage whose failure stopped it, if any.
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +257,9 @@ class StageSkipped:
     stage: str
     reason: str
     at: float
+    # Set when the run was stopped: why, and the stage whose failure stopped it (if one did).
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,7 +244,7 @@ class _Run:
     open: dict[str, _Execution] = field(default_factory=dict)
     ended: dict[str, SpanContext] = field(default_factory=dict)
     ran: set[str] = field(default_factory=set)
-    skipped: dict[str, tuple[str, float]] = field(default_factory=dict)
+    skipped: dict[str, StageSkipped] = field(default_factory=dict)
     attempts: dict[tuple[str, int], int] = field(default_factory=dict)
     last_status: dict[tuple[str, int], StageStatus] = field(default_factory=dict)
     last_success: dict[str, TaskRunRef] = field(default_factory=dict)
@@ -889,6 +889,7 @@ class PipelineMonitor:
                 span.set_status(Status(StatusCode.ERROR, description))
             elif event.exception is not None:  # cancelled: keep the cause, not an error
                 span.record_exception(event.exception, timestamp=end)
+            _set_cancel_cause(attributes, event.cancel_reason, event.cancel_cause)
             if self.capture.enabled and status is StageStatus.SUCCESS:
                 span.add_event(
                     t.EVENT_STAGE_OUTPUT,
@@ -980,7 +981,7 @@ class PipelineMonitor:
     def _stage_skipped(self, event: StageSkipped) -> None:
         run = self._runs.get(event.run_id)
         if run is not None and event.stage not in run.ran:
-            run.skipped.setdefault(event.stage, (event.reason, event.at))
+            run.skipped.setdefault(event.stage, event)
 
     def _event_published(self, event: EventPublished) -> None:
         run = self._runs.get(event.run_id)
@@ -1046,15 +1047,17 @@ class PipelineMonitor:
         for stage in run.pipeline.stages:
             if stage.name in run.ran:
                 continue
-            reason, at = run.skipped.get(
-                stage.name, (f"not reached: the run ended ({event.status})", event.at)
-            )
+            skip = run.skipped.get(stage.name)
+            reason = skip.reason if skip else f"not reached: the run ended ({event.status})"
+            at = skip.at if skip else event.at
             _, static = self._stage_static(run, stage.name, stage.loop)
             attributes = dict(static)
             attributes[t.CICD_TASK_RUN_ID] = task_run_id(stage.name, 0, 0)
             attributes[t.CICD_TASK_RUN_RESULT] = t.RESULT_SKIP
             attributes[t.STAGE_STATUS] = str(StageStatus.SKIPPED)
             attributes[t.STAGE_SKIP_REASON] = reason
+            if skip is not None:
+                _set_cancel_cause(attributes, skip.cancel_reason, skip.cancel_cause)
             attributes[t.STAGE_ATTEMPT] = 0
             attributes[t.STAGE_INSTANCE] = 0
             span = self._tracer.start_span(
@@ -1065,3 +1068,11 @@ class PipelineMonitor:
                 start_time=_ns(at),
             )
             span.end(end_time=_ns(at))
+
+
+def _set_cancel_cause(attributes: dict[str, Any], reason: str | None, cause: str | None) -> None:
+    """Record why a stop of the run cancelled or skipped a stage, when one did."""
+    if reason:
+        attributes[t.STAGE_CANCEL_REASON] = reason
+    if cause:
+        attributes[t.STAGE_CANCEL_CAUSE] = cause

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AttemptRecord", "EdgeRecord", "RunRecord", "RunSummary", "StageRecord"]
+__all__ = [
+    "AttemptRecord",
+    "EdgeRecord",
+    "RunRecord",
+    "RunSummary",
+    "StageRecord",
+    "stage_cancel_cause",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +39,9 @@ class AttemptRecord:
     error: str | None = None
     error_type: str | None = None
     span_id: str = ""
+    # A stop of the run cancelled this attempt: why, and the stage whose failure stopped it.
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -51,6 +61,9 @@ class StageRecord:
     upstream: tuple[str, ...] = ()
     skip_reason: str | None = None
     trigger_mode: str | None = None  # "any" | "all" as the spans record it; None if unknown
+    # Why a stop of the run cancelled (or skipped) this stage, and the stage that caused it.
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +122,12 @@ class RunSummary:
     def duration(self) -> float | None:
         """Seconds from start to end, None while running."""
         return None if self.end is None else max(0.0, self.end - self.start)
+
+
+def stage_cancel_cause(attempts: tuple[AttemptRecord, ...]) -> tuple[str | None, str | None]:
+    """``(cancel_reason, cancel_cause)`` of a stage from its attempts: those of the last
+    attempt a stop cancelled, ``(None, None)`` when none was."""
+    for attempt in reversed(attempts):
+        if attempt.cancel_reason or attempt.cancel_cause:
+            return attempt.cancel_reason, attempt.cancel_cause
+    return None, None

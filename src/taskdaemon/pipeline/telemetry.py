@@ -77,6 +77,11 @@ STAGE_PEAK_MEMORY: Final = "taskdaemon.stage.peak_memory_bytes"
 STAGE_SKIP_REASON: Final = "taskdaemon.stage.skip_reason"
 STAGE_EVENT_TYPE: Final = "taskdaemon.stage.event_type"  # event that started an instance
 STAGE_ERROR_MESSAGE: Final = "taskdaemon.stage.error"
+# On a cancelled attempt's span and on a skip span, when a stop of the run caused them: why
+# ("stage 'build' failed (error_strategy: fail)", "run cancelled"), and the stage whose failure
+# stopped the run (absent for a cancel from outside).
+STAGE_CANCEL_REASON: Final = "taskdaemon.stage.cancel_reason"
+STAGE_CANCEL_CAUSE: Final = "taskdaemon.stage.cancel_cause"
 
 # link attributes: why a span links to another
 LINK_RELATION: Final = "taskdaemon.link.relation"

@@ -49,6 +49,7 @@ class ExecutionResult:
     outputs: Mapping[str, Any]
     error: str | None = None
     error_type: str | None = None
+    cancel_cause: str | None = None  # the stage whose failure cancelled this execution
 
     @property
     def task_run_id(self) -> str:

@@ -143,6 +143,7 @@ class _Exec:
 
     __slots__ = (
         "attempt",
+        "cancel_cause",
         "cpu",
         "ended",
         "error",
@@ -167,6 +168,7 @@ class _Exec:
         self.cpu: float | None = None
         self.memory: int | None = None
         self.started = False
+        self.cancel_cause: str | None = None  # the stage whose failure cancelled this attempt
 
 
 class _Instance:
@@ -293,6 +295,7 @@ class _Executions(Mapping[str, tuple[ExecutionResult, ...]]):
                     ex.outputs,
                     ex.error,
                     ex.error_type,
+                    ex.cancel_cause,
                 )
                 for inst in srt.instances
                 for ex in inst.executions
@@ -351,6 +354,10 @@ class _Run:
         self.strategy = strategy
         self.default_retry = pipeline.retry if strategy is ErrorStrategy.RETRY else None
         self.first_failure: str | None = None
+        # Why a stop cancels what runs ("stage 'x' failed (error_strategy: fail)") and the stage
+        # that caused it: every cancelled attempt and skipped stage carries both.
+        self.cancel_reason: str | None = None
+        self.cancel_cause: str | None = None
         self.result: RunResult | None = None
 
     # ------------------------------------------------------------------ emitting
@@ -506,11 +513,22 @@ class _Run:
             },
         )
 
-    def stop(self, status: RunStatus, reason: str | None = None) -> None:
-        """Stop the run: cancel what is queued or running; the run ends ``status``."""
+    def stop(self, status: RunStatus, reason: str | None = None, cause: str | None = None) -> None:
+        """Stop the run: cancel what is queued or running; the run ends ``status``.
+
+        ``cause`` names the stage whose failure stops the run (its error strategy is not
+        ``continue``); cancelled attempts and skipped stages then say so.
+        """
         if self.stopping is not None or self.result is not None:
             return
         self.stopping = status
+        if cause is not None:
+            failed = self.stages[cause].instances
+            verb = "timed out" if any(i.status is _TIMEOUT for i in failed) else "failed"
+            self.cancel_reason = f"stage {cause!r} {verb} (error_strategy: {self.strategy.value})"
+            self.cancel_cause = cause
+        else:
+            self.cancel_reason = reason or "run cancelled"
         ended: list[tuple[_StageRun, _Instance]] = []
         if reason is not None:
             self.error = reason
@@ -532,7 +550,7 @@ class _Run:
                         status=_CANCELLED,
                         exception=None,
                         will_retry=False,
-                        error="cancelled",
+                        error=self.cancelled_error(),
                     )
                     _move(srt, inst, _CANCELLED)
                     ended.append((srt, inst))
@@ -893,7 +911,8 @@ class _Run:
         srt.status = _SKIPPED
         srt.ctx["status"] = "skipped"
         if self.engine._observers:
-            self.emit(StageSkipped(self.run_id, self.name, srt.name, reason, at))
+            why, cause = (self.cancel_reason, self.cancel_cause) if self.stopping else (None, None)
+            self.emit(StageSkipped(self.run_id, self.name, srt.name, reason, at, why, cause))
         self.finished_queue.append(srt)
 
     def finalize(self, srt: _StageRun) -> None:
@@ -956,7 +975,7 @@ class _Run:
             self.error_type = last.error_type
         if self.stopping is None:
             if status in _FAILED and self.strategy is not ErrorStrategy.CONTINUE:
-                self.stop(RunStatus.FAILURE, self.first_failure)
+                self.stop(RunStatus.FAILURE, self.first_failure, srt.name)
             elif srt.cs.has_events:
                 self.admit(srt)
                 self.check_event_stage(srt)
@@ -1084,7 +1103,7 @@ class _Run:
                     status=_CANCELLED,
                     exception=None,
                     will_retry=False,
-                    error="cancelled",
+                    error=self.cancelled_error(),
                 )
             _move(srt, inst, _CANCELLED)
         except Exception as exc:
@@ -1098,7 +1117,7 @@ class _Run:
             inst.status = _FAILURE
             if self.stopping is None:
                 self.first_failure = self.first_failure or f"stage {srt.name!r}: {last.error}"
-                self.stop(RunStatus.FAILURE, self.first_failure)
+                self.stop(RunStatus.FAILURE, self.first_failure, srt.name)
         self.instance_ended(srt, inst)
 
     async def attempt(
@@ -1226,6 +1245,9 @@ class _Run:
         if error is not None and ex.error is None:
             ex.error = error
             ex.error_type = "CancelledError"
+        cancelled = status is _CANCELLED and self.stopping is not None
+        if cancelled:
+            ex.cancel_cause = self.cancel_cause
         if self.engine._observers:
             self.emit(
                 StageFinished(
@@ -1244,8 +1266,14 @@ class _Run:
                     will_retry,
                     ex.cpu,
                     ex.memory,
+                    self.cancel_reason if cancelled else None,
+                    ex.cancel_cause,
                 )
             )
+
+    def cancelled_error(self) -> str:
+        """The error of an attempt a stop cancels: ``cancelled: <why>``."""
+        return f"cancelled: {self.cancel_reason}" if self.cancel_reason else "cancelled"
 
 
 def _move(srt: _StageRun, inst: _Instance, new: StageStatus) -> None:

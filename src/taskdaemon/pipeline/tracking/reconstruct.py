@@ -31,6 +31,7 @@ from taskdaemon.pipeline.records import (
     RunRecord,
     RunSummary,
     StageRecord,
+    stage_cancel_cause,
 )
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
@@ -165,6 +166,9 @@ def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
         status = ended_attempt_status(attrs, span.status_code)
     exc_message, exc_type = _exception(span)
     error = _str_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or _str_or_none(span.status_message)
+    cancel_reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
+    if error is None and status == "cancelled" and cancel_reason:
+        error = f"cancelled: {cancel_reason}"  # the same text the engine gives the attempt
     return AttemptRecord(
         task_run_id=str(attrs.get(t.CICD_TASK_RUN_ID) or span.span_id),
         instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
@@ -181,6 +185,8 @@ def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
         error=error or exc_message,
         error_type=_str_or_none(attrs.get(t.ERROR_TYPE)) or exc_type,
         span_id=span.span_id,
+        cancel_reason=cancel_reason,
+        cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
     )
 
 
@@ -285,11 +291,15 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             )
         )
         skip_reason = None
+        cancel_reason, cancel_cause = stage_cancel_cause(attempts)
         if attempts:
             stage_status = _stage_status(attempts)
         elif skips:
             stage_status = "skipped"
-            skip_reason = _str_or_none(skips[0].attributes.get(t.STAGE_SKIP_REASON))
+            skip_attrs = skips[0].attributes
+            skip_reason = _str_or_none(skip_attrs.get(t.STAGE_SKIP_REASON))
+            cancel_reason = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_REASON))
+            cancel_cause = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_CAUSE))
         elif status == "running":
             stage_status = "waiting" if name in awaiting else "pending"
         else:
@@ -305,6 +315,8 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 upstream=_strings(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
                 trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
+                cancel_reason=cancel_reason,
+                cancel_cause=cancel_cause,
             )
         )
     stage_tuple = tuple(stages)

@@ -30,7 +30,7 @@ from taskdaemon.pipeline.events import (
     StageWaiting,
 )
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord, stage_cancel_cause
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 
 __all__ = ["DagWatcher", "watch_run"]
@@ -50,6 +50,8 @@ class _Attempt:
     trigger_wait: float | None = None
     error: str | None = None
     error_type: str | None = None
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
 
 
 @dataclass
@@ -61,6 +63,7 @@ class _Stage:
     retrying: set[tuple[int, int]] = field(default_factory=set)
     skip_reason: str | None = None
     triggers: tuple[str, ...] = ()
+    skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
 
     def aggregate(self) -> str:
         """The stage status from its executions (fan-out stages have several)."""
@@ -124,8 +127,13 @@ class _Run:
                     trigger_wait=a.trigger_wait,
                     error=a.error,
                     error_type=a.error_type,
+                    cancel_reason=a.cancel_reason,
+                    cancel_cause=a.cancel_cause,
                 )
                 for a in live.attempts.values()
+            )
+            cancel_reason, cancel_cause = (
+                stage_cancel_cause(attempts) if attempts else live.skip_cause
             )
             stages.append(
                 StageRecord(
@@ -135,6 +143,8 @@ class _Run:
                     attempts=attempts,
                     triggers=live.triggers,
                     skip_reason=live.skip_reason,
+                    cancel_reason=cancel_reason,
+                    cancel_cause=cancel_cause,
                 )
             )
         return RunRecord(
@@ -294,6 +304,8 @@ class DagWatcher:
             attempt.end = event.at
             attempt.error = event.error
             attempt.error_type = event.error_type
+            attempt.cancel_reason = event.cancel_reason
+            attempt.cancel_cause = event.cancel_cause
             if event.will_retry:
                 stage.retrying.add((event.instance, event.attempt))
         elif isinstance(event, StageRetrying):
@@ -302,6 +314,7 @@ class DagWatcher:
             stage = run.stage(event.stage)
             stage.status = "skipped"
             stage.skip_reason = event.reason
+            stage.skip_cause = (event.cancel_reason, event.cancel_cause)
 
     def _prune(self) -> None:
         finished = [run_id for run_id, run in self._runs.items() if run.end is not None]
