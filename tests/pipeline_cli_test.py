@@ -154,7 +154,7 @@ def test_example_pipeline_runs_to_success(home: Path) -> None:
     done = taskdaemon(home, "run", "examples/feature_delivery.yaml", "--auto-approve")
     assert 0 == done.returncode, done.stderr
     header = done.stdout.splitlines()[0].split()
-    expected = ["STAGE", "STATUS", "INST", "ATTEMPTS", "QUEUE", "DURATION", "ERROR"]
+    expected = ["STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR"]
     assert expected == header
     statuses = {line.split()[0]: line.split()[1] for line in done.stdout.splitlines()[1:6]}
     expected_statuses = {

@@ -187,16 +187,19 @@ def test_title_case(name: str, title: str) -> None:
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [
-        (0.35, "350 ms"),
-        (1.2, "1.2 s"),
-        (125, "2 min 05 s"),
-        (120, "2 min"),
-        (3600, "1 h"),
-        (3720, "1 h 02 min"),
+        (0.35, "350ms"),
+        (0.9996, "1.0s"),
+        (1.2, "1.2s"),
+        (59.96, "1m00s"),
+        (125, "2m05s"),
+        (120, "2m00s"),
+        (3600, "1h00m"),
+        (3720, "1h02m"),
+        (None, "-"),
     ],
 )
-def test_format_duration(seconds: float, text: str) -> None:
-    """Durations read as ms, s, min or h depending on their size."""
+def test_format_duration(seconds: float | None, text: str) -> None:
+    """Durations read as ms, s, m or h by size, the unit chosen after rounding."""
     assert text == format_duration(seconds)
 
 

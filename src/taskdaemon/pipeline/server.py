@@ -12,7 +12,10 @@ Routes (all JSON unless stated):
                                           60 s), ``span_store`` (the store's own ``health()``),
                                           ``stages`` (no stage running past its timeout plus a
                                           grace); 200 when all are ok, else 503
-``GET /api/runs``                         the engine's active runs (snapshots)
+``GET /api``                              this index of routes
+``GET /api/runs``                         the engine's active runs (snapshots: every instance's
+                                          latest attempt of each stage, with its times and error);
+                                          ``?finished=true`` adds the ended runs it remembers
 ``POST /api/runs/{id}/approve/{stage}``   grant a pending approval (body ``{"by": "..."}``)
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"by": "...", "reason": "..."}``)
 ``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
@@ -55,6 +58,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from taskdaemon.pipeline.api_views import RunView, StageView, api_index, run_view
 from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
@@ -87,30 +91,6 @@ _log = logging.getLogger(__name__)
 # --- snapshots -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class StageView:
-    """One stage execution of an active run, as the API shows it."""
-
-    stage: str
-    status: str
-    instance: int = 0
-    attempt: int = 1
-    started_at: float | None = None  # epoch seconds the attempt started running
-    timeout: float | None = None  # seconds
-    waiting_approval: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RunView:
-    """One active run, as the API shows it."""
-
-    run_id: str
-    pipeline: str
-    status: str
-    started_at: float | None = None
-    stages: tuple[StageView, ...] = ()
-
-
 @runtime_checkable
 class RunController(Protocol):
     """What the API needs from an engine: snapshots and the four run commands.
@@ -119,8 +99,8 @@ class RunController(Protocol):
     :class:`PipelineError` when the run cannot do it now.
     """
 
-    def runs(self) -> Sequence[RunView]:
-        """The active runs."""
+    def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
+        """The active runs (and the ended ones still remembered, with ``include_finished``)."""
 
     async def approve(self, run_id: str, stage: str, *, by: str) -> None:
         """Grant the approval ``stage`` waits for."""
@@ -387,7 +367,12 @@ def create_app(
     async def list_runs(request: Request) -> Response:
         if engine is None:
             return _error(503, "no engine attached to this server")
+        if request.query_params.get("finished", "").lower() in ("1", "true", "yes"):
+            return JSONResponse(runs_json(engine.runs(include_finished=True)))
         return JSONResponse(runs_json(engine.runs()))
+
+    async def index(request: Request) -> Response:
+        return JSONResponse(api_index(request.app.routes))
 
     async def approve(request: Request) -> Response:
         body = await _json_body(request)
@@ -437,6 +422,7 @@ def create_app(
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/api", index, methods=["GET"]),
             Route("/api/runs", list_runs, methods=["GET"]),
             Route("/api/runs/{run_id}/approve/{stage}", approve, methods=["POST"]),
             Route("/api/runs/{run_id}/reject/{stage}", reject, methods=["POST"]),
@@ -519,50 +505,17 @@ class EngineController:
         elif isinstance(event, RunFinished):
             self._approvals = {key for key in self._approvals if key[0] != event.run_id}
 
-    def runs(self) -> Sequence[RunView]:
-        """Snapshots of the engine's open runs."""
+    def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
+        """Snapshots of the engine's open runs (and, asked, of the ended ones it remembers).
+
+        A stage that ran lists one view per instance: its latest attempt, with its start, end
+        and error; a stage that did not run has one view with its status (and skip reason).
+        """
         views: list[RunView] = []
         for handle in self.engine.runs if self.engine is not None else ():
-            if handle.done:
+            if handle.done and not include_finished:
                 continue
-            result = handle.snapshot()
-            pipeline = handle.pipeline
-            stages_by_name = {stage.name: stage for stage in pipeline.stages}
-            stages: list[StageView] = []
-            for name, status in result.stage_status.items():
-                stage_def = stages_by_name.get(name)
-                timeout = pipeline.effective_timeout(stage_def) if stage_def else None
-                executions = result.executions.get(name, ())
-                live = [ex for ex in executions if not ex.status.is_final]
-                if not live:
-                    stages.append(
-                        StageView(
-                            stage=name,
-                            status=str(status),
-                            timeout=timeout,
-                            waiting_approval=(result.run_id, name) in self._approvals,
-                        )
-                    )
-                for ex in live:
-                    stages.append(
-                        StageView(
-                            stage=name,
-                            status=str(ex.status),
-                            instance=ex.instance,
-                            attempt=ex.attempt,
-                            started_at=ex.times.running,
-                            timeout=timeout,
-                        )
-                    )
-            views.append(
-                RunView(
-                    run_id=result.run_id,
-                    pipeline=result.pipeline,
-                    status=str(result.status),
-                    started_at=result.started_at,
-                    stages=tuple(stages),
-                )
-            )
+            views.append(run_view(handle.pipeline, handle.snapshot(), self._approvals))
         return views
 
     async def approve(self, run_id: str, stage: str, *, by: str) -> None:

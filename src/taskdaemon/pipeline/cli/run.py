@@ -11,7 +11,8 @@
   file prints its issues (one line each, no traceback) and exits 2.
 * Progress goes to stderr, one line per stage transition with the time since the run started.
   The summary table (stage, status, instances, attempts, queue time, duration, error or skip
-  reason) and the run id go to stdout. ``--quiet`` keeps only the run id (and errors).
+  reason) and the run id go to stdout. ``--quiet`` keeps only the run id on stdout, and on a
+  failed run the reason on stderr.
 * Approvals: ``--approve STAGE`` grants the named stages' approvals as soon as they are asked,
   ``--auto-approve`` grants all. Otherwise a stage waiting for approval is announced with the
   command that grants it: the run is served on its control socket
@@ -43,6 +44,7 @@ from typing import IO, Any
 import yaml
 
 from taskdaemon.pipeline.control import ControlServer
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -74,12 +76,26 @@ EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
 
+DESCRIPTION = """\
+Validate a pipeline file, run it, show its progress on stderr and a summary on stdout.
+
+Summary columns: INSTANCES is how many instances of the stage ran (more than one for event
+stages and fan-out); ATTEMPTS is the most attempts one instance needed (1: no retry); QUEUE the
+longest wait for a worker slot; DURATION from the first start to the last end; ERROR the first
+error, why the stage was skipped, or why it was cancelled.
+
+Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 invalid file or arguments,
+130 interrupted by Ctrl-C (143 by SIGTERM).
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add the ``run`` sub-command."""
     parser = subparsers.add_parser(
         "run",
         help="run a pipeline file and show its progress",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="pipeline file (.yaml, .yml, .json, .toml)")
     parser.add_argument(
@@ -110,7 +126,10 @@ def register(subparsers: Any) -> None:
         help="each run works in DIR/<run_id> (default: $TASKDAEMON_HOME/workspaces)",
     )
     parser.add_argument(
-        "--quiet", "-q", action="store_true", help="print only the run id (and errors)"
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the run id; a failed run's reason still goes to stderr",
     )
     parser.add_argument(
         "--serve",
@@ -161,18 +180,6 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
 # -- progress ---------------------------------------------------------------------------------
 
 
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value < 60:
-        return f"{value:.2f}s"
-    minutes, seconds = divmod(value, 60)
-    if minutes < 60:
-        return f"{int(minutes)}m{seconds:04.1f}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{int(hours)}h{int(minutes):02d}m"
-
-
 def _one_line(text: str | None, width: int = 80) -> str:
     if not text:
         return ""
@@ -183,8 +190,9 @@ def _one_line(text: str | None, width: int = 80) -> str:
 class ProgressView:
     """An engine observer writing one line per stage transition to ``stream`` (stderr).
 
-    Lines read ``  1.23s  stage[#instance]  what``; times count from when the view was made
-    (just before the run starts). Never blocks beyond a line write.
+    Lines read ``  1.23s  stage[#instance]  what``; the first column is a clock (seconds since
+    the view was made, just before the run starts, fixed width so lines align); durations in
+    the text use ``format_duration`` like every other view. Never blocks beyond a line write.
     """
 
     def __init__(
@@ -217,12 +225,13 @@ class ProgressView:
             self._write(event.stage, f"running{retry}", event.instance)
         elif isinstance(event, StageFinished):
             started = self._started.pop(event.task_run_id, None)
-            took = f" in {_seconds(event.at - started)}" if started is not None else ""
-            detail = f": {_one_line(event.error)}" if event.error else ""
+            took = f" in {format_duration(event.at - started)}" if started is not None else ""
+            error = event.cancel_reason if event.cancel_reason else event.error
+            detail = f": {_one_line(error)}" if error else ""
             retry = " (will retry)" if event.will_retry else ""
             self._write(event.stage, f"{event.status}{took}{retry}{detail}", event.instance)
         elif isinstance(event, StageRetrying):
-            self._write(event.stage, f"retrying in {_seconds(event.delay)}", event.instance)
+            self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
         elif isinstance(event, StageSkipped):
             self._write(event.stage, f"skipped: {_one_line(event.reason)}")
         elif isinstance(event, ApprovalRequested):
@@ -315,11 +324,11 @@ def build_observers(
 def render_summary(result: Any, pipeline: Pipeline) -> str:
     """The summary table of a finished run (a ``RunResult``), stages in file order.
 
-    Columns: stage, status, instances, attempts (the most any instance needed), queue time (the
-    longest wait for a slot), duration (first start to last end), error (the first error, or
-    why the stage was skipped).
+    Columns: stage, status, instances (how many ran), attempts (the most any one instance
+    needed, as in ``runs show``), queue time (the longest wait for a slot), duration (first
+    start to last end), error (the first error, or why the stage was skipped or cancelled).
     """
-    header = ("STAGE", "STATUS", "INST", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
+    header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
     rows: list[tuple[str, ...]] = []
     for stage in pipeline.stages:
         executions = result.executions.get(stage.name, ())
@@ -339,8 +348,8 @@ def render_summary(result: Any, pipeline: Pipeline) -> str:
                 status,
                 str(instances) if executions else "-",
                 str(attempts) if executions else "-",
-                _seconds(max(queues) if queues else None),
-                _seconds(duration),
+                format_duration(max(queues) if queues else None),
+                format_duration(duration),
                 _one_line(error, 70),
             )
         )
@@ -351,7 +360,7 @@ def render_summary(result: Any, pipeline: Pipeline) -> str:
     ]
     total = None if result.finished_at is None else result.finished_at - result.started_at
     lines.append("")
-    lines.append(f"run {result.run_id} {result.status} in {_seconds(total)}")
+    lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
     if result.error:
         lines.append(f"error: {_one_line(result.error, 200)}")
     return "\n".join(lines)
@@ -469,6 +478,9 @@ async def run_pipeline(
             result = await handle.wait()
     if args.quiet:
         print(result.run_id, flush=True)
+        if not result.succeeded:  # --quiet drops progress and summary, never the reason
+            reason = f": {_one_line(result.error, 500)}" if result.error else ""
+            _fail(EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
     else:
         print(render_summary(result, pipeline), flush=True)
     if result.succeeded:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary
 
 __all__ = [
@@ -47,21 +48,6 @@ def parse_when(text: str, *, clock: Callable[[], float] = time.time) -> float:
             f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
             "2025-01-31T12:00)"
         ) from None
-
-
-def format_duration(seconds: float | None) -> str:
-    """``850ms``, ``12.3s``, ``4m05s``, ``2h03m``; ``-`` for None."""
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        minutes, secs = divmod(int(seconds), 60)
-        return f"{minutes}m{secs:02d}s"
-    hours, rest = divmod(int(seconds), 3600)
-    return f"{hours}h{rest // 60:02d}m"
 
 
 def _format_time(epoch: float | None) -> str:
@@ -122,8 +108,13 @@ def _last(attempts: Sequence[AttemptRecord]) -> AttemptRecord | None:
 
 
 def format_run_table(run: RunRecord) -> str:
-    """A run header and its stage table: status, start, duration, queue time, attempts, cpu,
-    memory, error (of the stage's last attempt; start is the first attempt's)."""
+    """A run header and its stage table: status, start, duration, queue time, instances,
+    attempts, cpu, memory, error (of the stage's last attempt; start is the first attempt's).
+
+    INSTANCES counts the instances that ran; ATTEMPTS is the most attempts one instance needed
+    (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the last attempt's
+    error (``cancelled: <why>`` for a stage a stop of the run cancelled) or the skip reason.
+    """
     head = [
         f"run       {run.run_id}",
         f"pipeline  {run.pipeline}",
@@ -133,7 +124,18 @@ def format_run_table(run: RunRecord) -> str:
     ]
     if run.error or run.error_type:
         head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
-    header = ("STAGE", "STATUS", "START", "DURATION", "QUEUE", "ATTEMPTS", "CPU", "MEMORY", "ERROR")
+    header = (
+        "STAGE",
+        "STATUS",
+        "START",
+        "DURATION",
+        "QUEUE",
+        "INSTANCES",
+        "ATTEMPTS",
+        "CPU",
+        "MEMORY",
+        "ERROR",
+    )
     rows = []
     for stage in run.stages:
         last = _last(stage.attempts)
@@ -149,8 +151,9 @@ def format_run_table(run: RunRecord) -> str:
                 _format_time(first.start if first else None),
                 format_duration(duration),
                 format_duration(last.queue_time if last else None),
-                str(len(stage.attempts)),
-                f"{sum(cpu):.2f}s" if cpu else "-",
+                str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",
+                str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
+                format_duration(sum(cpu)) if cpu else "-",
                 _format_bytes(max(mem)) if mem else "-",
                 _one_line(last.error if last else stage.skip_reason),
             )

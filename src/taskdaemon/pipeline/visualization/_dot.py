@@ -1,13 +1,15 @@
 """Graphviz DOT, the taskdaemon format (docs/architecture.md, "Output formats").
 
-``digraph pipeline { rankdir=LR; ... }``; a stage is
-``"planning" [label="Planning\\n(plan loop)", shape=box, style=rounded]``; dependency edges are
-labelled by trigger (``"on completion"``, ``"on event\\nspec.ready"``, plus an ``if <filter>``
-line for filtered events). With a run overlay, nodes are filled with their state's colour
-(``style="rounded,filled"``), get a third label line (``3 instances · 1.2 s``) and the graph a
-legend cluster of the states it shows. Conditions, manual approvals and external events are
-dashed pseudo-nodes pointing at their stage. Every string is quoted and escaped, so any stage
-name or expression renders with ``dot`` unchanged.
+``digraph pipeline { rankdir=LR; ... }``; a stage is ``"planning" [label="Planning\\n(plan
+loop)", shape=box, style=rounded]``; dependency edges are labelled by trigger (``"on
+completion"``, ``"on event\\nspec.ready"``, plus an ``if <filter>`` line for filtered events).
+With a run overlay, nodes are filled with their state's colour (``style="rounded,filled"``), get
+a third label line (``3 instances · 1.2s``) and the graph a legend cluster of the states it
+shows. Conditions, manual approvals and external events are dashed pseudo-nodes pointing at
+their stage: a condition is a diamond, an approval an inverted trapezium, an external event a
+``cds`` flag (Mermaid draws the same families). A stage cancelled by another's failure gets a
+dotted edge from that stage, labelled with the reason. Every string is quoted and escaped, so
+any stage name or expression renders with ``dot`` unchanged.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import html
 import re
 
+from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     DagGate,
     DagNode,
@@ -35,7 +38,10 @@ _KEYWORDS = frozenset({"node", "edge", "graph", "digraph", "subgraph", "strict"}
 _TEXT_KEYS = frozenset({"label", "tooltip"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-_GATE_SHAPES = {"condition": "note", "approval": "hexagon", "external_event": "cds"}
+# One shape family per gate kind, the same in Mermaid (GATE_SHAPE_FAMILIES): the flowchart
+# symbols of a decision (condition), a manual operation (approval) and an incoming signal
+# (external event).
+_GATE_SHAPES = {"condition": "diamond", "approval": "invtrapezium", "external_event": "cds"}
 
 
 def quote(text: str) -> str:
@@ -118,6 +124,16 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
     for gate, gate_id in gate_ids:
         pairs = [("label", gate.edge_label), ("style", "dashed"), ("tooltip", gate.description)]
         out.append(f"  {gate_id} -> {quote(gate.stage)} {_attrs(pairs)};")
+    for cancel in cancellations(snapshot):
+        pairs = [
+            ("label", cancel.label),
+            ("style", "dotted"),
+            ("color", "grey40"),
+            ("fontcolor", "grey30"),
+            ("constraint", "false"),
+            ("tooltip", cancel.description),
+        ]
+        out.append(f"  {quote(cancel.source)} -> {quote(cancel.target)} {_attrs(pairs)};")
     states = states_present(snapshot)
     if snapshot.run is not None and states:
         # One HTML-table node keeps the legend compact; states are our own plain words, and

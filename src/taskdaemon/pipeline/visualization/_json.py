@@ -2,7 +2,8 @@
 
 The document (``version`` 1) has ``pipeline`` (name, description, definition hash), ``run``
 (null without an overlay), ``nodes`` (name, title, loop type, state, trigger mode, fan-out,
-triggers, timings, attempts) and ``edges`` (from, to, trigger, label, description, event type,
+triggers, timings, attempts, and ``cancel_reason``/``cancel_cause`` when a stop of the run
+cancelled or skipped the stage) and ``edges`` (from, to, trigger, label, description, event type,
 filter). Times are epoch seconds, durations seconds. It validates against the JSON Schema
 shipped as ``taskdaemon/pipeline/schemas/dag.schema.json`` (``dag_schema()``).
 """
@@ -94,6 +95,8 @@ def _node(node: DagNode) -> dict[str, Any]:
         "attempts": [_attempt(a) for a in node.attempts],
         "skip_reason": node.skip_reason,
         "error": node.error,
+        "cancel_reason": node.cancel_reason,
+        "cancel_cause": node.cancel_cause,
     }
 
 

@@ -1,14 +1,16 @@
 """Mermaid ``flowchart LR`` with the DOT content: rounded stage nodes, edge labels in ``|"…"|``,
-one ``classDef`` per state (same colours as DOT), dashed pseudo-nodes for conditions, approvals
-and external events. Node ids are generated (``s0``, ``g0``), so any stage name is safe; label
-text is quoted and every character Mermaid could read as syntax is written as an entity code
-(``#34;``), which GitHub's renderer decodes.
+one ``classDef`` per state (same colours as DOT), dashed pseudo-nodes for conditions (rhombus),
+approvals (inverted trapezoid) and external events (flag), and a dotted edge, labelled with the
+reason, from a failed stage to each stage its failure cancelled. Node ids are generated (``s0``,
+``g0``), so any stage name is safe; label text is quoted and every character Mermaid could read
+as syntax is written as an entity code (``#34;``), which GitHub's renderer decodes.
 """
 
 from __future__ import annotations
 
 import json
 
+from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     STATE_HEX,
     DagSnapshot,
@@ -25,7 +27,9 @@ __all__ = ["render_mermaid_snapshot"]
 _SAFE = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:_-()/+*=!?'@$%^~"
 )
-_GATE_SHAPES = {"condition": ("{{", "}}"), "approval": ("[/", "/]"), "external_event": (">", "]")}
+# The DOT shapes' families (see _dot.py): rhombus (decision), inverted trapezoid (manual
+# operation), asymmetric flag (incoming signal).
+_GATE_SHAPES = {"condition": ("{", "}"), "approval": ("[\\", "/]"), "external_event": (">", "]")}
 
 
 def text(value: str) -> str:
@@ -51,6 +55,8 @@ def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
         out.append(f"  {ids[edge.source]} {arrow}|{text(edge_text(edge))}| {ids[edge.target]}")
     for index, gate in enumerate(gate_list):
         out.append(f"  g{index} -.->|{text(gate.edge_label)}| {ids[gate.stage]}")
+    for cancel in cancellations(snapshot):
+        out.append(f"  {ids[cancel.source]} -.->|{text(cancel.label)}| {ids[cancel.target]}")
     if gate_list:
         out.append("  classDef gate fill:#ffffff,stroke:#888888,stroke-dasharray:4 3,color:#333333")
         out.append("  class " + ",".join(f"g{i}" for i in range(len(gate_list))) + " gate")

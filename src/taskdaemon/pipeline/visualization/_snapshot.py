@@ -15,6 +15,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.model import (
     Manual,
     OnCompletion,
@@ -91,20 +92,6 @@ def title_case(name: str) -> str:
     return " ".join(word[:1].upper() + word[1:] for word in words) or name
 
 
-def format_duration(seconds: float) -> str:
-    """A short human duration: ``350 ms``, ``1.2 s``, ``2 min 05 s``, ``1 h 02 min``."""
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    whole = round(seconds)
-    if whole < 3600:
-        minutes, rest = divmod(whole, 60)
-        return f"{minutes} min {rest:02d} s" if rest else f"{minutes} min"
-    hours, rest = divmod(whole, 3600)
-    return f"{hours} h {rest // 60:02d} min" if rest // 60 else f"{hours} h"
-
-
 def shorten(text: str, width: int = 40) -> str:
     """``text`` on one line, cut to ``width`` characters with an ellipsis."""
     flat = " ".join(text.split())
@@ -174,6 +161,8 @@ class DagNode:
     start: float | None = None
     end: float | None = None
     skip_reason: str | None = None
+    cancel_reason: str | None = None  # why a stop of the run cancelled or skipped the stage
+    cancel_cause: str | None = None  # the stage whose failure stopped the run
 
     @property
     def duration(self) -> float | None:
@@ -504,6 +493,8 @@ def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
         start=start,
         end=end,
         skip_reason=record.skip_reason if record is not None else None,
+        cancel_reason=record.cancel_reason if record is not None else None,
+        cancel_cause=record.cancel_cause if record is not None else None,
     )
 
 
@@ -521,6 +512,8 @@ def _node_from_record(record: StageRecord) -> DagNode:
         start=start,
         end=end,
         skip_reason=record.skip_reason,
+        cancel_reason=record.cancel_reason,
+        cancel_cause=record.cancel_cause,
     )
 
 
@@ -573,8 +566,9 @@ def _edge_from_record(source: str, target: str, label: str, node: DagNode | None
 def node_summary(node: DagNode) -> str | None:
     """The run line of a node's label: state (unless success), instances, attempts, duration.
 
-    E.g. ``3 instances · 1.2 s``, ``failure · 2 attempts · 0.4 s``, ``skipped``. None without
-    a run overlay. The state word is there so the label reads without colour.
+    E.g. ``3 instances · 1.2s``, ``failure · 2 attempts · 400ms``, ``skipped``. None without
+    a run overlay. The state word is there so the label reads without colour. Attempts is the
+    most one instance needed, shown when a retry happened (its meaning in every CLI table).
     """
     if node.state is None:
         return None
@@ -583,8 +577,9 @@ def node_summary(node: DagNode) -> str | None:
         parts.append(node.state)
     if node.instances > 1:
         parts.append(f"{node.instances} instances")
-    if node.retries:
-        parts.append(f"{len(node.attempts)} attempts")
+    most = max((attempt.attempt for attempt in node.attempts), default=1)
+    if most > 1:
+        parts.append(f"{most} attempts")
     if node.duration is not None:
         parts.append(format_duration(node.duration))
     return " · ".join(parts) or None

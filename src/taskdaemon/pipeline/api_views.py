@@ -1,0 +1,120 @@
+"""What the run API answers: run and stage views of engine snapshots, and the ``GET /api`` index.
+
+Pure functions over engine values (``RunResult``, ``Pipeline``); ``server.py`` serves them.
+
+* A stage that ran has one :class:`StageView` per instance: the instance's latest attempt, with
+  when it started and ended and its error (``cancelled: <why>`` when a stop of the run cancelled
+  it, with the causing stage in ``cancel_cause``). A stage that did not run has one view with
+  its status and, when skipped, the skip reason as ``error``.
+* ``GET /api`` lists every route of the app with its methods and a one-line description, read
+  from the app's own routing table so it cannot drift from what is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["API_DOCS", "RunView", "StageView", "api_index", "run_view"]
+
+
+@dataclass(frozen=True, slots=True)
+class StageView:
+    """One stage execution of a run (its instance's latest attempt), as the API shows it."""
+
+    stage: str
+    status: str
+    instance: int = 0
+    attempt: int = 1
+    started_at: float | None = None  # epoch seconds the attempt started running
+    timeout: float | None = None  # seconds
+    waiting_approval: bool = False
+    ended_at: float | None = None
+    error: str | None = None  # the error, the skip reason, or "cancelled: <why>"
+    cancel_cause: str | None = None  # the stage whose failure cancelled this one
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """One run, as the API shows it."""
+
+    run_id: str
+    pipeline: str
+    status: str
+    started_at: float | None = None
+    stages: tuple[StageView, ...] = ()
+    finished_at: float | None = None
+    error: str | None = None
+
+
+#: One line per route path for ``GET /api``; a route without one is listed with an empty text.
+API_DOCS: Mapping[str, str] = {
+    "/api": "this index of routes",
+    "/api/runs": "active runs; ?finished=true adds the ended runs the engine remembers",
+    "/api/runs/{run_id}/approve/{stage}": 'grant a pending approval; body {"by": "..."}',
+    "/api/runs/{run_id}/reject/{stage}": 'reject it; body {"by": "...", "reason": "..."}',
+    "/api/runs/{run_id}/events": 'publish an event; body {"type": "...", "payload": {...}}',
+    "/api/runs/{run_id}/cancel": "cancel the run",
+    "/metrics": "Prometheus metrics",
+    "/healthz": "liveness",
+    "/readyz": "readiness",
+}
+
+
+def api_index(routes: Iterable[Any]) -> dict[str, Any]:
+    """``{"routes": [{"methods", "path", "doc"}, ...]}`` of Starlette ``routes``."""
+    listed = []
+    for route in routes:
+        path = getattr(route, "path", None)
+        if not isinstance(path, str):
+            continue
+        methods = sorted(m for m in getattr(route, "methods", None) or () if m != "HEAD")
+        listed.append({"methods": methods, "path": path, "doc": API_DOCS.get(path, "")})
+    return {"routes": listed}
+
+
+def run_view(pipeline: Any, result: Any, approvals: set[tuple[str, str]]) -> RunView:
+    """The view of one run: ``result`` a ``RunResult`` snapshot of ``pipeline``; ``approvals``
+    the ``(run_id, stage)`` pairs waiting for an approval."""
+    stages_by_name = {stage.name: stage for stage in pipeline.stages}
+    stages: list[StageView] = []
+    for name, status in result.stage_status.items():
+        stage_def = stages_by_name.get(name)
+        timeout = pipeline.effective_timeout(stage_def) if stage_def else None
+        latest: dict[int, Any] = {}
+        for ex in result.executions.get(name, ()):
+            latest[ex.instance] = ex  # attempts come in order: the last one wins
+        if not latest:
+            stages.append(
+                StageView(
+                    stage=name,
+                    status=str(status),
+                    timeout=timeout,
+                    waiting_approval=(result.run_id, name) in approvals,
+                    error=result.skip_reasons.get(name),
+                )
+            )
+        stages.extend(
+            StageView(
+                stage=name,
+                status=str(ex.status),
+                instance=ex.instance,
+                attempt=ex.attempt,
+                started_at=ex.times.running,
+                timeout=timeout,
+                ended_at=ex.times.ended,
+                error=ex.error,
+                cancel_cause=ex.cancel_cause,
+            )
+            for ex in latest.values()
+        )
+    return RunView(
+        run_id=result.run_id,
+        pipeline=result.pipeline,
+        status=str(result.status),
+        started_at=result.started_at,
+        stages=tuple(stages),
+        finished_at=result.finished_at,
+        error=result.error,
+    )
