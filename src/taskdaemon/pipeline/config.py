@@ -50,6 +50,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
+    ENTRY_STAGE_HINT,
     Backoff,
     ErrorStrategy,
     InputMapping,
@@ -456,12 +457,13 @@ class _Reader:
         default: _T,
         *,
         required: bool = False,
+        hint: str = "",
     ) -> _T:
         value = data.get(key, _MISSING)
         field_path = _join(path, key)
         if value is _MISSING or (value is None and not required):
             if required:
-                self.issue(field_path, "missing required field")
+                self.issue(field_path, f"missing required field{hint}")
             return default
         result = convert(value, field_path)
         return default if result is None else result
@@ -635,7 +637,9 @@ class _Reader:
             handler=handler,
             command=command,
             emits=self.field(data, "emits", path, self.names, ()),
-            triggers=self.field(data, "triggers", path, self.triggers, (), required=True),
+            triggers=self.field(
+                data, "triggers", path, self.triggers, (), required=True, hint=ENTRY_STAGE_HINT
+            ),
             trigger_mode=TriggerMode(mode),
             inputs=self.field(data, "inputs", path, self.inputs, ()),
             outputs=self.field(data, "outputs", path, self.outputs, None),

@@ -33,6 +33,7 @@ from taskdaemon.pipeline.expressions import compile_expression
 
 __all__ = [
     "BUILTIN_LOOPS",
+    "ENTRY_STAGE_HINT",
     "NAME_PATTERN",
     "Backoff",
     "Edge",
@@ -53,6 +54,9 @@ __all__ = [
 ]
 
 BUILTIN_LOOPS = frozenset({"python", "command"})
+
+#: Added to a "no triggers" issue: a stage without triggers is most often meant to start the run.
+ENTRY_STAGE_HINT = " (an entry stage has triggers: [{manual: {approval_required: false}}])"
 
 
 class ErrorStrategy(StrEnum):
@@ -480,7 +484,7 @@ class _Validator:
         self.positive(f"{path}.timeout", stage.timeout)
         self.retry(f"{path}.retry", stage.retry)
         if not stage.triggers:
-            self.issue(f"{path}.triggers", "must not be empty")
+            self.issue(f"{path}.triggers", f"must not be empty{ENTRY_STAGE_HINT}")
         for index, trigger in enumerate(stage.triggers):
             self.trigger(f"{path}.triggers[{index}].{trigger.kind}", stage, trigger)
         event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)

@@ -34,8 +34,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code when the reader of stdout went away (``runs list | head -1``): 128 + SIGPIPE, what a
+#: shell reports for a command a closed pipe killed.
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the console script; returns the process exit code."""
+    """Entry point of the console script; returns the process exit code.
+
+    A closed stdout (the reader of a pipe exited early) ends the command quietly with
+    ``EXIT_BROKEN_PIPE``: no traceback, no "Exception ignored" at interpreter exit.
+    """
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+    except BrokenPipeError:
+        # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point stdout at devnull
+        # so the interpreter's final flush has nowhere to fail.
+        import os  # noqa: PLC0415 - only this rare path needs it
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -1,4 +1,4 @@
-"""``taskdaemon approve | publish | cancel | status``: act on a run served by another process.
+"""``taskdaemon approve | publish | cancel | status``: act on a run in progress in another process.
 
 ::
 
@@ -7,7 +7,8 @@
     taskdaemon cancel RUN
     taskdaemon status RUN
 
-They talk to the ``taskdaemon run`` process that serves RUN through its control socket
+They work on any run in progress: they talk to the ``taskdaemon run`` process through the
+control socket every run serves until it ends
 (``$TASKDAEMON_HOME/control/<run_id>.sock``, see ``taskdaemon.pipeline.control``); RUN may be
 any prefix naming exactly one served run. Exit codes: 0 done, 1 the run refused (e.g. the stage
 is not waiting for an approval), 2 bad arguments, 3 no such run is served here.
@@ -35,8 +36,16 @@ def register(subparsers: Any) -> None:
     """Add the ``approve``, ``publish``, ``cancel`` and ``status`` sub-commands."""
     home_help = "state directory (default: TASKDAEMON_HOME or ./.taskdaemon)"
 
+    where = (
+        "RUN is a run in progress on this machine: every taskdaemon run serves its run on a "
+        "control socket under TASKDAEMON_HOME until it ends. RUN may be any prefix naming "
+        "exactly one such run. Exit codes: 0 done, 1 the run refused, 2 bad arguments, 3 no "
+        "such run in progress."
+    )
     parser = subparsers.add_parser(
-        "approve", help="approve (or --reject) a stage waiting for approval in a served run"
+        "approve",
+        help="approve (or --reject) a stage waiting for approval in a run in progress",
+        description=f"Approve (or --reject) a stage waiting for approval. {where}",
     )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
     parser.add_argument("stage", metavar="STAGE")
@@ -45,19 +54,29 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_approve)
 
-    parser = subparsers.add_parser("publish", help="publish an event into a served run")
+    parser = subparsers.add_parser(
+        "publish",
+        help="publish an event into a run in progress",
+        description=f"Publish an event into a run. {where}",
+    )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
     parser.add_argument("type", metavar="TYPE", help="event type, e.g. spec.ready")
     parser.add_argument("--payload", metavar="JSON", default="{}", help="a JSON object")
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_publish)
 
-    parser = subparsers.add_parser("cancel", help="cancel a served run")
+    parser = subparsers.add_parser(
+        "cancel", help="cancel a run in progress", description=f"Cancel a run. {where}"
+    )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_cancel)
 
-    parser = subparsers.add_parser("status", help="show the live status of a served run (JSON)")
+    parser = subparsers.add_parser(
+        "status",
+        help="show the live status of a run in progress (JSON)",
+        description=f"Show the live status of a run as JSON. {where}",
+    )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_status)

@@ -31,7 +31,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "dag",
         help="draw a pipeline DAG (definition or run) as DOT, JSON or Mermaid",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Draw a pipeline's DAG as DOT, JSON or Mermaid: the definition of FILE, a "
+        "run rebuilt from its stored spans (--run), or a run over its definition (both). "
+        "Exit codes: 0 drawn, 1 the run or its source could not be read, 2 invalid arguments, "
+        "pipeline file or settings.",
     )
     parser.add_argument("file", nargs="?", help="pipeline file (.yaml, .yml, .json, .toml)")
     parser.add_argument("--run", metavar="RUN_ID", help="overlay this run, rebuilt from spans")

@@ -1,6 +1,9 @@
 """``taskdaemon runs list|show`` and ``taskdaemon retention``: run history from stored spans.
 
 Exit codes: 0 ok, 1 the run was not found, 2 bad arguments or an unusable span source.
+
+``runs list`` says on stderr when ``--limit`` cut the list (``20 of 34 runs; --limit N for
+more``), so that a pipe reads only rows.
 """
 
 from __future__ import annotations
@@ -29,10 +32,20 @@ STATUSES = ("success", "failure", "cancelled", "running", "interrupted")
 
 def register(subparsers: Any) -> None:
     """Add ``runs`` (``list``, ``show``) and ``retention``."""
-    runs = subparsers.add_parser("runs", help="list and inspect past and running runs")
+    runs = subparsers.add_parser(
+        "runs",
+        help="list and inspect past and running runs",
+        description="List and inspect past and running runs, rebuilt from stored spans "
+        "(--source, else TASKDAEMON_SPAN_SOURCE, else the embedded store).",
+    )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
 
-    list_p = runs_sub.add_parser("list", help="runs, newest first")
+    list_p = runs_sub.add_parser(
+        "list",
+        help="runs, newest first",
+        description="List runs, newest first. When --limit cuts the list, a note on stderr "
+        "says how many runs match.",
+    )
     list_p.add_argument("--pipeline", help="only this pipeline")
     list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     list_p.add_argument("--since", help="started at or after: an age (1h, 7d) or ISO time")
@@ -42,7 +55,14 @@ def register(subparsers: Any) -> None:
     list_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
     list_p.set_defaults(func=_list)
 
-    show_p = runs_sub.add_parser("show", help="one run and its stages")
+    show_p = runs_sub.add_parser(
+        "show",
+        help="one run and its stages",
+        description="Show one run and its stages. INSTANCES is how many instances of a stage "
+        "ran; ATTEMPTS the most attempts one instance needed (1: no retry), as in the run "
+        "summary. ERROR is the last error, the skip reason, or why the stage was cancelled. "
+        "--json gives every attempt of every instance.",
+    )
     show_p.add_argument(
         "run_id",
         metavar="RUN_ID",
@@ -53,7 +73,9 @@ def register(subparsers: Any) -> None:
     show_p.set_defaults(func=_show)
 
     ret = subparsers.add_parser(
-        "retention", help="delete old runs from the embedded span store, per pipeline"
+        "retention",
+        help="delete old runs from the embedded span store, per pipeline",
+        description="Delete old runs from the embedded span store, per pipeline.",
     )
     ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
     ret.add_argument("--keep", type=int, default=None, help="keep the newest N runs per pipeline")
@@ -79,16 +101,18 @@ def _list(args: argparse.Namespace) -> int:
         return _error(str(exc), 2)
     if args.limit < 1:
         return _error("--limit must be at least 1", 2)
+    filters = {"pipeline": args.pipeline, "status": args.status, "since": since, "until": until}
+    total: int | None = None
     try:
         source = open_source(args.source)
         try:
-            runs = source.search(
-                pipeline=args.pipeline,
-                status=args.status,
-                since=since,
-                until=until,
-                limit=args.limit,
-            )
+            # One more than asked tells whether the limit cut the list, on any source.
+            runs = source.search(**filters, limit=args.limit + 1)
+            if len(runs) > args.limit:
+                runs = runs[: args.limit]
+                count = getattr(source, "count", None)  # the embedded store counts cheaply
+                total = count(**filters) if callable(count) else None
+                total = max(total, args.limit + 1) if total is not None else -1
         finally:
             source.close()
     except SpanSourceError as exc:
@@ -100,6 +124,9 @@ def _list(args: argparse.Namespace) -> int:
         print(format_runs_table(runs))
     else:
         print("no runs")
+    if total is not None:
+        shown = f"{len(runs)} of {total} runs" if total >= 0 else f"{len(runs)} runs, more match"
+        print(f"{shown}; --limit N for more", file=sys.stderr)
     return 0
 
 

@@ -143,7 +143,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve metrics, health and the run API; optionally run a pipeline on a schedule",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Serve /metrics, /healthz, /readyz and the run API (GET /api lists its "
+        "routes) until SIGINT or SIGTERM; with --pipeline, also run that pipeline at once and "
+        "then every --every seconds.",
     )
     parser.add_argument("--host", help="address to bind (default TASKDAEMON_METRICS_HOST)")
     parser.add_argument("--port", type=int, help="port (default TASKDAEMON_METRICS_PORT)")

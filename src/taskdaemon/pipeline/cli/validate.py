@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="check pipeline files (exit 0 valid, 2 invalid)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Check pipeline files without running them: one line per issue "
+        "(FILE:LINE: PATH: REASON), or OK FILE (N stages). Exit code 0 when every file is "
+        "valid, 2 otherwise.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="pipeline files to check")
     parser.add_argument(

@@ -279,23 +279,7 @@ class SpanStore:
         limit: int = 100,
     ) -> list[RunSummary]:
         """Runs, newest first, filtered by pipeline, status and start time (epoch seconds)."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if pipeline is not None:
-            clauses.append("pipeline = ?")
-            params.append(pipeline)
-        if status in ("running", "interrupted"):
-            clauses.append("end_ns IS NULL")
-        elif status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        if since is not None:
-            clauses.append("start_ns >= ?")
-            params.append(int(since * 1e9))
-        if until is not None:
-            clauses.append("start_ns <= ?")
-            params.append(int(until * 1e9))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = self._where(pipeline, status, since, until)
         query = (
             "SELECT trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages, "  # noqa: S608
             f"writer_id FROM runs {where} ORDER BY start_ns DESC, trace_id LIMIT ?"
@@ -320,6 +304,44 @@ class SpanStore:
                 if not open_filter:
                     break
         return out
+
+    def count(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> int | None:
+        """How many runs :meth:`search` would find without a limit; None for the ``running`` and
+        ``interrupted`` filters, whose answer needs each open run's spans."""
+        if status in ("running", "interrupted"):
+            return None
+        where, params = self._where(pipeline, status, since, until)
+        with self._cursor() as conn:
+            row = conn.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()  # noqa: S608
+        return int(row[0])
+
+    @staticmethod
+    def _where(
+        pipeline: str | None, status: str | None, since: float | None, until: float | None
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if pipeline is not None:
+            clauses.append("pipeline = ?")
+            params.append(pipeline)
+        if status in ("running", "interrupted"):
+            clauses.append("end_ns IS NULL")
+        elif status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if since is not None:
+            clauses.append("start_ns >= ?")
+            params.append(int(since * 1e9))
+        if until is not None:
+            clauses.append("start_ns <= ?")
+            params.append(int(until * 1e9))
+        return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
     def _summary(self, conn: sqlite3.Connection, row: Sequence[Any]) -> RunSummary:
         trace_id, pipeline, status, start_ns, end_ns, stages, failed, writer_id = row
