@@ -1,0 +1,169 @@
+"""CLI start-up: each command timed as a whole process, side by side with ``python -c pass``.
+
+Run: ``python benchmarks/cli_startup.py [--rounds 11] [--quick]``.
+
+Commands (the target is a median at or below 150 ms for each):
+
+* ``taskdaemon --version``;
+* ``taskdaemon validate examples/feature_delivery.yaml`` (CEL conditions, Python handlers
+  resolved, from the repository root);
+* ``taskdaemon runs list`` and ``taskdaemon runs show RUN_ID`` over a store of a few runs;
+* ``taskdaemon dag examples/feature_delivery.yaml``;
+* ``taskdaemon run startup.yaml`` *up to its first stage start*: the one stage's handler writes
+  the wall-clock time it was called to a file; the figure is that time minus the time just
+  before the process was spawned. The rest of the run (its end, the telemetry flush) is shown
+  as ``run (whole)`` for information.
+
+Everything runs in a temporary ``TASKDAEMON_HOME`` prepared here (three runs of the trivial
+pipeline fill its span store), with ``TASKDAEMON_*``/``OTEL_*`` variables removed from the
+environment so the defaults apply. Each round runs every command once, in the same order, so a
+machine whose load changes spreads it over all commands alike; the first round is a warm-up
+(byte-code caches) and is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_MS = 150.0
+
+PIPELINE = """\
+name: startup
+loops:
+  mark: {handler: "startup_marker:mark"}
+stages:
+  - name: first
+    loop: mark
+    triggers:
+      - manual: {approval_required: false}
+"""
+
+MARKER = """\
+import os
+import time
+
+
+def mark(ctx):
+    with open(os.environ["CLI_STARTUP_MARKER"], "w") as out:
+        out.write(repr(time.time()))
+    return {}
+"""
+
+
+def _taskdaemon() -> list[str]:
+    """The console script beside this interpreter (what a user types), else ``-m``."""
+    script = Path(sys.executable).with_name("taskdaemon")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "taskdaemon.pipeline.cli"]
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("TASKDAEMON_", "OTEL_", "PYTHON"))
+    }
+    env["TASKDAEMON_HOME"] = str(home)
+    return env
+
+
+def _timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> float:
+    """Seconds from just before the spawn to the process's exit; raises on a non-zero exit."""
+    started = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
+    return elapsed
+
+
+def _timed_run(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(seconds to the first stage's start, seconds to the process's exit) of one run."""
+    marker = cwd / "marker.txt"
+    marker.unlink(missing_ok=True)
+    env = {**env, "CLI_STARTUP_MARKER": str(marker)}
+    wall = time.time()
+    whole = _timed(argv, cwd=cwd, env=env)
+    return float(marker.read_text()) - wall, whole
+
+
+def _row(name: str, samples: list[float], baseline: float | None, target: bool) -> str:
+    median = statistics.median(samples) * 1000
+    low, high = min(samples) * 1000, max(samples) * 1000
+    ratio = f"{median / baseline:5.1f}x" if baseline else "      "
+    verdict = ""
+    if target:
+        verdict = "ok" if median <= TARGET_MS else f"OVER {TARGET_MS:.0f} ms"
+    return f"  {name:<34} {median:7.1f} ms  ({low:6.1f}-{high:6.1f})  {ratio}  {verdict}"
+
+
+def main() -> int:
+    """Prepare the store, time every command ``--rounds`` times, print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=11, help="counted rounds (default 11)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds (a smoke pass)")
+    options = parser.parse_args()
+    rounds = 3 if options.quick else options.rounds
+
+    with tempfile.TemporaryDirectory(prefix="taskdaemon-startup-") as tmp:
+        work = Path(tmp)
+        (work / "startup.yaml").write_text(PIPELINE)
+        (work / "startup_marker.py").write_text(MARKER)
+        env = _environment(work / "home")
+        cli = _taskdaemon()
+        run_argv = [*cli, "run", "startup.yaml", "--quiet"]
+        for _ in range(3):  # the store's runs, and a warm byte-code cache
+            _timed_run(run_argv, cwd=work, env=env)
+        listed = subprocess.run(
+            [*cli, "runs", "list", "--json"], cwd=work, env=env, capture_output=True, check=True
+        )
+        run_id = json.loads(listed.stdout)[0]["run_id"]
+
+        example = "examples/feature_delivery.yaml"
+        commands: list[tuple[str, Callable[[], float], bool]] = [
+            ("python -c pass", lambda: _timed([sys.executable, "-c", "pass"], cwd=ROOT, env=env),
+             False),
+            ("taskdaemon --version", lambda: _timed([*cli, "--version"], cwd=ROOT, env=env), True),
+            ("validate feature_delivery.yaml",
+             lambda: _timed([*cli, "validate", example], cwd=ROOT, env=env), True),
+            ("runs list", lambda: _timed([*cli, "runs", "list"], cwd=work, env=env), True),
+            ("runs show RUN_ID",
+             lambda: _timed([*cli, "runs", "show", run_id], cwd=work, env=env), True),
+            ("dag feature_delivery.yaml",
+             lambda: _timed([*cli, "dag", example], cwd=ROOT, env=env), True),
+        ]
+        samples: dict[str, list[float]] = {name: [] for name, _, _ in commands}
+        samples["run (to first stage start)"] = []
+        samples["run (whole, for information)"] = []
+        for index in range(rounds + 1):
+            for name, measure, _ in commands:
+                value = measure()
+                if index:
+                    samples[name].append(value)
+            to_stage, whole = _timed_run(run_argv, cwd=work, env=env)
+            if index:
+                samples["run (to first stage start)"].append(to_stage)
+                samples["run (whole, for information)"].append(whole)
+
+    targets = {name for name, _, target in commands if target} | {"run (to first stage start)"}
+    baseline = statistics.median(samples["python -c pass"]) * 1000
+    print(f"median (range) of {rounds} rounds, ms; ratio to python -c pass; target <= 150 ms")
+    print(f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    for name, values in samples.items():
+        print(_row(name, values, None if name == "python -c pass" else baseline, name in targets))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
