@@ -3,6 +3,13 @@
 Each sub-command lives in its own module of this package exposing
 ``register(subparsers) -> None``, which adds its parser and sets ``func`` (``args -> int``, the
 exit code). Only this package and ``settings.py`` build OpenTelemetry SDK providers.
+
+Start-up time: :func:`main` imports only the module of the sub-command the command line names
+(:data:`COMMANDS` maps each sub-command to its module), so ``taskdaemon runs list`` never loads
+what ``run`` or ``serve`` need, and ``--version`` loads none. ``--help``, no sub-command, or an
+unknown one register every module, so the usage and the error list all of them. A module's
+top-level imports are what every use of its commands pays: heavy ones belong inside the
+functions that need them (``tests/pipeline_cli_startup_test.py`` audits each command).
 """
 
 from __future__ import annotations
@@ -20,16 +27,44 @@ __all__ = ["build_parser", "main"]
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = ("run", "validate", "approve", "dag", "runs", "serve")
 
+#: The module registering each sub-command (a test checks it against what they register).
+COMMANDS: dict[str, str] = {
+    "run": "run",
+    "validate": "validate",
+    "approve": "approve",
+    "publish": "approve",
+    "cancel": "approve",
+    "status": "approve",
+    "dag": "dag",
+    "runs": "runs",
+    "retention": "runs",
+    "serve": "serve",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser with every sub-command registered."""
+_HELP = frozenset({"-h", "--help"})
+
+
+def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The sub-command modules parsing ``argv`` needs (see the module docstring)."""
+    # The top level has no option taking a value, so its first positional is the sub-command.
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    if command in COMMANDS:
+        return (COMMANDS[command],)
+    if command is None and "--version" in argv and not _HELP.intersection(argv):
+        return ()
+    return COMMAND_MODULES
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser: with ``argv``, only the sub-commands parsing it needs registered;
+    without, every sub-command."""
     parser = argparse.ArgumentParser(
         prog="taskdaemon",
         description="Run pipelines and observe them the OpenTelemetry way.",
     )
     parser.add_argument("--version", action="version", version=f"taskdaemon {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if argv is None else _modules_for(argv):
         import_module(f"{__name__}.{name}").register(subparsers)
     return parser
 
@@ -61,7 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = build_parser(argv).parse_args(argv)
     try:
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
