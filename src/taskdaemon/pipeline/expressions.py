@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
+from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.errors import ExpressionError
 
 __all__ = ["CONTEXT_VARIABLES", "Expression", "compile_expression"]

@@ -26,8 +26,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import ClassVar, TypeAlias
 
-import cel
-
+from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import compile_expression
 
