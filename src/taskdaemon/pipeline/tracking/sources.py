@@ -32,10 +32,8 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
-
-import httpx
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -44,7 +42,11 @@ from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
-from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
+
+if TYPE_CHECKING:  # imported where used: reading the store needs neither (start-up time)
+    import httpx
+
+    from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 
 __all__ = [
     "JaegerSource",
@@ -154,6 +156,8 @@ class _HttpSource:
         self._retries = max(1, retries)
         self._backoff = backoff
         self._clock = clock
+        import httpx  # noqa: PLC0415 - only the remote sources need the HTTP client
+
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
@@ -173,6 +177,8 @@ class _HttpSource:
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
         """GET with retries on transport errors and 5xx; 4xx responses are returned."""
+        import httpx  # noqa: PLC0415 - loaded by __init__ already
+
         url = f"{self.base_url}{path}"
         last: str = ""
         for attempt in range(self._retries):
@@ -505,4 +511,7 @@ def store_processor_for(settings_or_url: Any = None, **options: Any) -> SqliteSp
         url = str(settings_or_url.span_source)
     if not url.lower().startswith("sqlite://"):
         return None
+    # The writer needs the OTel SDK; readers of the store never import it.
+    from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor  # noqa: PLC0415
+
     return SqliteSpanProcessor(_sqlite_path(url), **options)

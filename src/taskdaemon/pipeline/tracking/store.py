@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
-import psutil
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
@@ -208,6 +207,8 @@ class SpanStore:
         if self._clock() - heartbeat_ns / 1e9 > STALE_AFTER:
             return False
         if host == self._host:
+            import psutil  # noqa: PLC0415 - only a run with a live writer needs it (start-up time)
+
             try:
                 return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
             except psutil.Error:
