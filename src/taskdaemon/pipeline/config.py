@@ -37,10 +37,8 @@ import gc
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Collection, Iterator
 from datetime import date
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
@@ -127,6 +125,8 @@ _T = TypeVar("_T")
 
 def registered_loop_types() -> frozenset[str]:
     """The loop type names registered through the ``taskdaemon.loops`` entry point group."""
+    from importlib.metadata import entry_points  # noqa: PLC0415 - slow; rarely needed
+
     return frozenset(ep.name for ep in entry_points(group=LOOP_ENTRY_POINT_GROUP))
 
 
@@ -262,6 +262,8 @@ def _yaml_error(text: str, file: str, exc: yaml.YAMLError) -> ValidationIssue:
 
 
 def _read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
+    import tomllib  # noqa: PLC0415 - only TOML files need it (start-up time)
+
     try:
         return tomllib.loads(text), []
     except tomllib.TOMLDecodeError as exc:

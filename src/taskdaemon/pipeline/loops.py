@@ -38,13 +38,13 @@ import re
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
-from typing import Any, TypeAlias
-
-import psutil
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.model import Pipeline, Stage
+
+if TYPE_CHECKING:  # imported where a command stage runs: validating needs neither
+    import psutil
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -259,6 +259,8 @@ class _TreeSampler:
     """
 
     def __init__(self, pid: int) -> None:
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         self.cpu_seconds: float | None = None
         self.peak_rss: int | None = None
         try:
@@ -267,6 +269,8 @@ class _TreeSampler:
             self._root = None
 
     def sample(self) -> None:
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         if self._root is None:
             return
         try:
@@ -305,6 +309,8 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
+    import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
     """The live (non-zombie) processes of a process group."""
     members = []
     for process in psutil.process_iter():
@@ -460,19 +466,35 @@ class LoopRegistry:
     def __init__(self) -> None:
         self._types: dict[str, Handler | _EntryPointLoop] = {}
         self._cache: dict[tuple[str, str], Handler] = {}
+        self._entry_points_read = True  # a bare registry has none to read
 
     @classmethod
     def default(cls) -> LoopRegistry:
         """A registry with the built-ins and every loop type installed packages declare in the
-        ``taskdaemon.loops`` entry point group (imported when first used)."""
+        ``taskdaemon.loops`` entry point group (imported when first used).
+
+        The group is read when first needed (a stage whose type is neither built in nor
+        declared by its file, or :attr:`loop_types`), not here: reading every installed
+        package's metadata costs more than the rest of ``taskdaemon validate``. Types
+        registered in code take precedence over entry points either way.
+        """
         registry = cls()
-        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            registry._types.setdefault(entry_point.name, _EntryPointLoop(entry_point.value))
+        registry._entry_points_read = False
         return registry
+
+    def _read_entry_points(self) -> None:
+        if self._entry_points_read:
+            return
+        self._entry_points_read = True
+        from importlib import metadata  # noqa: PLC0415 - see default()
+
+        for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            self._types.setdefault(entry_point.name, _EntryPointLoop(entry_point.value))
 
     @property
     def loop_types(self) -> tuple[str, ...]:
         """The registered loop type names (built-ins excluded), sorted."""
+        self._read_entry_points()
         return tuple(sorted(self._types))
 
     def register(self, name: str, handler: Callable[[StageContext], Any]) -> None:
@@ -512,6 +534,7 @@ class LoopRegistry:
             if declared.command:
                 return command_handler(stage.command or declared.command)
             raise LoopTypeError(f"{where}: the declaration has neither 'handler' nor 'command'")
+        self._read_entry_points()
         registered = self._types.get(loop)
         if isinstance(registered, _EntryPointLoop):
             handler = python_handler(_import_target(registered.target, stage=stage.name, loop=loop))

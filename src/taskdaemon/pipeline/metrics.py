@@ -51,14 +51,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psutil
 from opentelemetry import metrics as metrics_api
 from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
+
+if TYPE_CHECKING:  # imported by the sampling callbacks: no run waits for it to load
+    import psutil
 
 __all__ = [
     "DEFAULT_LABEL_LIMITS",
@@ -318,7 +320,15 @@ class ResourceSampler:
         self._clock = clock
         self._running: dict[tuple[str, str], _Sampled] = {}
         self._lock = threading.Lock()
-        self._self = psutil.Process()
+        self._self_process: psutil.Process | None = None
+
+    @property
+    def _self(self) -> psutil.Process:
+        if self._self_process is None:
+            import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
+            self._self_process = psutil.Process()
+        return self._self_process
 
     def stage_started(
         self, key: tuple[str, str], pipeline: str, stage: str, *, is_command: bool
@@ -357,6 +367,8 @@ class ResourceSampler:
             return list(self._running.values())
 
     def _process(self, sampled: _Sampled) -> psutil.Process | None:
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         if sampled.pid is None:
             return None
         if sampled.process is None:
@@ -368,6 +380,8 @@ class ResourceSampler:
 
     @staticmethod
     def _tree(root: psutil.Process) -> list[psutil.Process]:
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         try:
             return [root, *root.children(recursive=True)]
         except psutil.Error:
@@ -375,6 +389,8 @@ class ResourceSampler:
 
     def memory(self) -> dict[tuple[str, str], float]:
         """RSS bytes per (pipeline, stage) now."""
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         result: dict[tuple[str, str], float] = {}
         own: float | None = None
         for sampled in self._entries():
@@ -398,6 +414,8 @@ class ResourceSampler:
 
     def cpu_percent(self) -> dict[tuple[str, str], float]:
         """CPU percent per (pipeline, stage) since the previous collection (or the start)."""
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         result: dict[tuple[str, str], float] = {}
         now = self._clock()
         for sampled in self._entries():
@@ -436,6 +454,8 @@ class ResourceSampler:
         return max(0.0, (cpu - last_cpu) / (now - last_wall) * 100.0)
 
     def _tree_cpu(self, root: psutil.Process) -> float | None:
+        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
+
         # Each process with what it reaped: every process counts once, alive or reaped.
         try:
             times = root.cpu_times()
