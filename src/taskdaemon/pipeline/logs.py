@@ -30,14 +30,16 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider
 
 from taskdaemon.pipeline.settings import Settings
+
+if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (start-up time)
+    from opentelemetry.sdk._logs import LoggerProvider
 from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
 
 __all__ = [

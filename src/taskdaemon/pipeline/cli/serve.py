@@ -20,7 +20,8 @@ pipeline on a schedule; and the monitoring wiring ``taskdaemon run`` shares with
 
 :func:`start_monitoring` is the shared wiring: telemetry from the settings, structured logging,
 one :class:`~taskdaemon.pipeline.monitor.PipelineMonitor`, and (when asked) the HTTP server with
-an engine controller to :meth:`~taskdaemon.pipeline.server.EngineController.bind` later.
+an engine controller to :meth:`~taskdaemon.pipeline.server.EngineController.bind` later. Without
+the server, nothing of it is imported (Starlette, Uvicorn: start-up time of ``taskdaemon run``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
@@ -41,14 +42,10 @@ from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.server import (
-    EngineController,
-    HealthSources,
-    LoopLagMonitor,
-    MonitorServer,
-    create_app,
-)
 from taskdaemon.pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.server import EngineController, MonitorServer
 
 __all__ = ["Monitoring", "parse_address", "register", "start_monitoring"]
 
@@ -82,17 +79,17 @@ class Monitoring:
     settings: Settings
     telemetry: Telemetry
     monitor: PipelineMonitor
-    controller: EngineController
+    controller: EngineController | None  # the run API's; None without the server
     server: MonitorServer | None
 
     @property
     def observers(self) -> list[Any]:
         """The engine observers monitoring needs (the monitor, the API's controller)."""
-        return [self.monitor, self.controller]
+        return [self.monitor] if self.controller is None else [self.monitor, self.controller]
 
     def bind(self, engine: Any) -> None:
         """Let the run API steer ``engine``."""
-        if self.controller.engine is not engine:
+        if self.controller is not None and self.controller.engine is not engine:
             self.controller.bind(engine)
 
 
@@ -108,7 +105,7 @@ def start_monitoring(
     first, then telemetry is flushed within ``TASKDAEMON_EXPORT_TIMEOUT``. Raises ``OSError``
     when the address is taken.
     """
-    telemetry = build_telemetry(settings, set_global=True)
+    telemetry = build_telemetry(settings, set_global=True, serve_metrics=serve is not None)
     stack.callback(telemetry.shutdown)
     configure_logging(settings, logger_provider=telemetry.logger_provider)
     monitor = PipelineMonitor(
@@ -118,9 +115,17 @@ def start_monitoring(
             max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
         ),
     )
-    controller = EngineController()
-    server = None
+    controller = server = None
     if serve is not None:
+        from taskdaemon.pipeline.server import (  # noqa: PLC0415 - see the module docstring
+            EngineController,
+            HealthSources,
+            LoopLagMonitor,
+            MonitorServer,
+            create_app,
+        )
+
+        controller = EngineController()
         lag = LoopLagMonitor()
         app = create_app(
             engine=controller,

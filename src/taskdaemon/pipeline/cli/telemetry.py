@@ -23,6 +23,13 @@ What it builds:
 * **Logs**: a ``LoggerProvider`` with a batch processor when ``OTEL_LOGS_EXPORTER`` is set;
   ``logs.configure_logging`` attaches the handler.
 
+Start-up time: the SDK parts are imported only when the settings ask for them: the metrics SDK
+only with a metric reader to feed, the logs SDK only with a log exporter, each exporter only when
+named. With ``serve_metrics=False`` (``taskdaemon run`` without ``--serve``: nobody could scrape
+``/metrics``) the ``prometheus`` reader is not built; with no other metric exporter the meter
+provider is then the API's no-op one, so a plain ``run`` loads neither the metrics SDK nor the
+Prometheus exporter.
+
 A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
 span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
 count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch.
@@ -40,25 +47,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import (
-    BatchLogRecordProcessor,
-    ConsoleLogRecordExporter,
-    LogRecordExporter,
-)
-from opentelemetry.sdk.metrics import Histogram, MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    ConsoleMetricExporter,
-    MetricExporter,
-    MetricReader,
-    PeriodicExportingMetricReader,
-)
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
@@ -67,12 +59,18 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
-from prometheus_client import CollectorRegistry
 
 from taskdaemon import __version__
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking import store_processor_for
+
+if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import LogRecordExporter
+    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+    from opentelemetry.sdk.metrics.view import View
+    from prometheus_client import CollectorRegistry
 
 __all__ = [
     "EXPORTER_LOGGERS",
@@ -271,9 +269,11 @@ class Telemetry:
     settings: Settings
     resource: Resource
     tracer_provider: TracerProvider
-    meter_provider: MeterProvider
+    #: The SDK's ``MeterProvider``; the API's no-op one when no metric reader was built.
+    meter_provider: metrics_api.MeterProvider
     logger_provider: LoggerProvider | None
-    registry: CollectorRegistry
+    #: The Prometheus reader's registry; None when no Prometheus reader was built.
+    registry: CollectorRegistry | None
     export_health: ExportHealth
     span_processors: tuple[SpanProcessor, ...]
     notes: tuple[str, ...] = ()
@@ -283,7 +283,7 @@ class Telemetry:
     @property
     def serves_prometheus(self) -> bool:
         """True when ``registry`` has our Prometheus reader (``/metrics`` has data)."""
-        return "prometheus" in self.settings.metrics_exporters
+        return self.registry is not None
 
     def store_health(self) -> Any | None:
         """The span store processor's ``health()`` answer, or ``None`` without a store."""
@@ -306,10 +306,15 @@ class Telemetry:
         def remaining_ms() -> int:
             return max(0, int((deadline - time.monotonic()) * 1000))
 
+        def shutdown_meters() -> None:
+            shutdown = getattr(self.meter_provider, "shutdown", None)  # the no-op one has none
+            if shutdown is not None:
+                shutdown(timeout_millis=remaining_ms())
+
         def work() -> None:
             # Metrics first: a final Prometheus scrape is not needed, but OTLP readers export.
             for step in (
-                lambda: self.meter_provider.shutdown(timeout_millis=remaining_ms()),
+                shutdown_meters,
                 self.tracer_provider.shutdown,
                 self.logger_provider.shutdown if self.logger_provider else None,
             ):
@@ -338,12 +343,14 @@ def build_telemetry(
     *,
     extra_span_processors: Sequence[SpanProcessor] = (),
     set_global: bool = False,
+    serve_metrics: bool = True,
 ) -> Telemetry:
     """Build the providers ``settings`` describe (see the module docstring).
 
     ``extra_span_processors`` run after the store's and before the exporters' (tests pass a
     ``SimpleSpanProcessor(InMemorySpanExporter())``). With ``set_global`` the providers become
-    the OTel globals unless someone (``opentelemetry-instrument``) already set them.
+    the OTel globals unless someone (``opentelemetry-instrument``) already set them. With
+    ``serve_metrics=False`` nothing will serve ``/metrics``, so no Prometheus reader is built.
     """
     install_repeated_log_filter()
     notes: list[str] = []
@@ -361,11 +368,14 @@ def build_telemetry(
     for processor in processors:
         tracer_provider.add_span_processor(processor)
 
-    registry = CollectorRegistry(auto_describe=True)
+    registry: CollectorRegistry | None = None
     readers: list[MetricReader] = []
     for name in settings.metrics_exporters:
         if name == "prometheus":
-            readers.append(PrometheusMetricReader(registry=registry))
+            if not serve_metrics:
+                continue
+            registry, reader = _prometheus_reader()
+            readers.append(reader)
             if settings.otel_metrics_exporter is not None:
                 notes.append(
                     "OTEL_METRICS_EXPORTER=prometheus is served by taskdaemon's own /metrics on "
@@ -373,16 +383,27 @@ def build_telemetry(
                     "(one reader per registry; no second server on OTEL_EXPORTER_PROMETHEUS_PORT)"
                 )
         else:
+            from opentelemetry.sdk.metrics.export import (  # noqa: PLC0415
+                PeriodicExportingMetricReader,
+            )
+
             readers.append(PeriodicExportingMetricReader(_metric_exporter(name, settings)))
-    meter_provider = MeterProvider(
-        resource=resource,
-        metric_readers=readers,
-        views=_histogram_views(),
-        shutdown_on_exit=False,
-    )
+    meter_provider: metrics_api.MeterProvider = metrics_api.NoOpMeterProvider()
+    if readers:
+        from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+
+        meter_provider = MeterProvider(
+            resource=resource,
+            metric_readers=readers,
+            views=_histogram_views(),
+            shutdown_on_exit=False,
+        )
 
     logger_provider: LoggerProvider | None = None
     if settings.logs_exporters:
+        from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: PLC0415
+
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         for name in settings.logs_exporters:
             logger_provider.add_log_record_processor(
@@ -406,7 +427,19 @@ def build_telemetry(
     )
 
 
+def _prometheus_reader() -> tuple[CollectorRegistry, MetricReader]:
+    """Our Prometheus reader on a private registry (what ``/metrics`` serves)."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader  # noqa: PLC0415
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    registry = CollectorRegistry(auto_describe=True)
+    return registry, PrometheusMetricReader(registry=registry)
+
+
 def _histogram_views() -> list[View]:
+    from opentelemetry.sdk.metrics import Histogram  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View  # noqa: PLC0415
+
     aggregation = ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS)
     return [
         View(instrument_type=Histogram, instrument_name=pattern, aggregation=aggregation)
@@ -441,6 +474,8 @@ def _span_exporter(name: str, settings: Settings) -> SpanExporter:
 
 def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
     if name == "console":
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter  # noqa: PLC0415
+
         return ConsoleMetricExporter()
     protocol = _protocol(name, settings, "metrics")
     timeout = _timeout(settings, "metrics")
@@ -461,6 +496,8 @@ def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
 
 def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
     if name == "console":
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter  # noqa: PLC0415
+
         return ConsoleLogRecordExporter()
     protocol = _protocol(name, settings, "logs")
     timeout = _timeout(settings, "logs")
@@ -489,14 +526,16 @@ def _protocol(name: str, settings: Settings, signal: Signal) -> str:
 
 
 def _set_globals(
-    tracer_provider: TracerProvider, meter_provider: MeterProvider, notes: list[str]
+    tracer_provider: TracerProvider, meter_provider: metrics_api.MeterProvider, notes: list[str]
 ) -> None:
     # The API allows setting each global once; a Proxy* provider means nobody has yet.
     if isinstance(trace_api.get_tracer_provider(), trace_api.ProxyTracerProvider):
         trace_api.set_tracer_provider(tracer_provider)
     else:
         notes.append("a global TracerProvider was already set; taskdaemon uses its own")
-    if type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
+    if isinstance(meter_provider, metrics_api.NoOpMeterProvider):
+        pass  # nothing to collect: leave the global for someone who has something
+    elif type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
         metrics_api.set_meter_provider(meter_provider)
     else:
         notes.append("a global MeterProvider was already set; taskdaemon uses its own")
