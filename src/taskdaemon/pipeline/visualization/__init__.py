@@ -23,7 +23,8 @@ docs/architecture.md, "Output formats".
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
@@ -34,7 +35,6 @@ from taskdaemon.pipeline.visualization._json import (
     snapshot_to_dict,
     validate_dag,
 )
-from taskdaemon.pipeline.visualization._live import DagWatcher, watch_run
 from taskdaemon.pipeline.visualization._mermaid import render_mermaid_snapshot
 from taskdaemon.pipeline.visualization._snapshot import (
     STATES,
@@ -48,7 +48,10 @@ from taskdaemon.pipeline.visualization._snapshot import (
     format_duration,
     title_case,
 )
-from taskdaemon.pipeline.visualization._stored import watch_stored_run
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.visualization._live import DagWatcher, watch_run
+    from taskdaemon.pipeline.visualization._stored import watch_stored_run
 
 __all__ = [
     "STATES",
@@ -74,6 +77,24 @@ __all__ = [
     "watch_run",
     "watch_stored_run",
 ]
+
+
+#: The live views, imported when first used (PEP 562): they need asyncio and the engine's
+#: events, which drawing a file (``taskdaemon dag``) does not (start-up time).
+_LAZY: dict[str, str] = {
+    "DagWatcher": "_live",
+    "watch_run": "_live",
+    "watch_stored_run": "_stored",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # resolve once
+    return value
 
 
 class VisualizationFormat(StrEnum):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from taskdaemon.pipeline.visualization._snapshot import (
@@ -162,6 +161,8 @@ def render_json_snapshot(snapshot: DagSnapshot, *, indent: int | None = 2) -> st
 @cache
 def dag_schema() -> dict[str, Any]:
     """The shipped JSON Schema (draft 2020-12) of the JSON format."""
+    from importlib import resources  # noqa: PLC0415 - rendering needs no schema (start-up time)
+
     source = resources.files("taskdaemon.pipeline").joinpath("schemas/dag.schema.json")
     schema: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
     return schema
