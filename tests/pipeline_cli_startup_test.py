@@ -1,0 +1,308 @@
+"""Start-up: each CLI command imports what it needs and nothing else (timings are measured by
+``benchmarks/cli_startup.py``; this guards the import structure that makes them).
+
+The real CLI runs in a subprocess that records ``sys.modules`` after ``main()`` returns (for
+``run``, the stage's handler records it when the first stage starts), with the default settings
+of a fresh ``TASKDAEMON_HOME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from importlib import import_module
+from pathlib import Path
+
+import pytest
+from opentelemetry import metrics as metrics_api
+
+from taskdaemon.pipeline import tracking
+from taskdaemon.pipeline.cli import COMMAND_MODULES, COMMANDS, build_parser
+from taskdaemon.pipeline.cli.telemetry import build_telemetry
+from taskdaemon.pipeline.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = "examples/feature_delivery.yaml"
+
+#: Never loaded by these commands: the web server, exporters, the ``cel`` package's own CLI.
+NEVER = (
+    "uvicorn",
+    "starlette",
+    "prompt_toolkit",
+    "cel.cli",
+    "typer",
+    "rich",
+    "grpc",
+    "opentelemetry.exporter",
+    "prometheus_client",
+    "taskdaemon.pipeline.server",
+)
+#: Nor by the commands that only read: no OTel at all, no settings model, no HTTP client.
+READING = (
+    *NEVER,
+    "opentelemetry",
+    "pydantic",
+    "pydantic_settings",
+    "httpx",
+    "taskdaemon.pipeline.monitor",
+    "taskdaemon.pipeline.tracking.writer",
+)
+
+AUDIT = textwrap.dedent(
+    """
+    import json, sys
+    from taskdaemon.pipeline.cli import main
+    try:
+        code = main(sys.argv[2:])
+    except SystemExit as exc:
+        code = exc.code
+    with open(sys.argv[1], "w") as out:
+        json.dump({"code": code, "modules": sorted(sys.modules)}, out)
+    """
+)
+
+PIPELINE = """\
+name: startup
+loops:
+  mark: {handler: "startup_marker:mark"}
+stages:
+  - name: first
+    loop: mark
+    triggers:
+      - manual: {approval_required: false}
+"""
+
+MARKER = """\
+import json
+import os
+import sys
+
+
+def mark(ctx):
+    with open(os.environ["AUDIT_MODULES"], "w") as out:
+        json.dump(sorted(sys.modules), out)
+    return {}
+"""
+
+
+def loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    """The modules that are one of ``prefixes`` or inside one of them."""
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+def environment(home: Path) -> dict[str, str]:
+    """This environment without taskdaemon or OTel settings, with its own home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
+    env["TASKDAEMON_HOME"] = str(home)
+    return env
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory with the trivial pipeline, its handler module and a home."""
+    path = tmp_path_factory.mktemp("startup")
+    (path / "startup.yaml").write_text(PIPELINE)
+    (path / "startup_marker.py").write_text(MARKER)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_modules(workdir: Path) -> list[str]:
+    """``taskdaemon run startup.yaml`` once (which also fills the store): what its first stage
+    saw imported."""
+    out = workdir / "run-modules.json"
+    env = {**environment(workdir / "home"), "AUDIT_MODULES": str(out)}
+    done = subprocess.run(
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "run", "startup.yaml", "--quiet"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    modules: list[str] = json.loads(out.read_text())
+    return modules
+
+
+def audit(argv: list[str], *, cwd: Path, home: Path) -> list[str]:
+    """Run the CLI with ``argv`` in a subprocess; the modules imported when ``main()`` ended."""
+    out = home.parent / "audit.json"
+    done = subprocess.run(
+        [sys.executable, "-c", AUDIT, str(out), *argv],
+        cwd=cwd,
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    result = json.loads(out.read_text())
+    assert 0 == result["code"], done.stdout + done.stderr
+    modules: list[str] = result["modules"]
+    return modules
+
+
+@pytest.mark.slow
+def test_version_imports_no_sub_command(workdir: Path) -> None:
+    """``--version`` loads the parser only: no sub-command module, no pipeline model."""
+    modules = audit(["--version"], cwd=workdir, home=workdir / "home")
+    extra = ("taskdaemon.pipeline.cli.", "taskdaemon.pipeline.model", "yaml", "asyncio")
+    assert [] == loaded(modules, READING) + [m for m in modules if m.startswith(extra)]
+
+
+@pytest.mark.slow
+def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> None:
+    """``validate`` of the example (CEL, Python handlers) loads no OTel, web server or span
+    store, and of ``cel`` only its compiled core, not the package and its prompt_toolkit CLI."""
+    modules = audit(["validate", EXAMPLE], cwd=ROOT, home=workdir / "home")
+    assert [] == loaded(modules, (*READING, "taskdaemon.pipeline.tracking"))
+    assert "cel.cel" in modules
+    assert "cel" not in modules
+
+
+@pytest.mark.slow
+def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[str]) -> None:
+    """``runs list`` and ``runs show`` read the store without the OTel SDK, the span writer,
+    the HTTP client, the pipeline model or asyncio."""
+    home = workdir / "home"
+    listed = subprocess.run(
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "runs", "list", "--json"],
+        cwd=workdir,
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    run_id = json.loads(listed.stdout)[0]["run_id"]
+    for argv in (["runs", "list"], ["runs", "show", run_id]):
+        modules = audit(argv, cwd=workdir, home=home)
+        extra = ("taskdaemon.pipeline.model", "yaml", "asyncio", "cel")
+        assert [] == loaded(modules, (*READING, *extra)), argv
+
+
+@pytest.mark.slow
+def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None:
+    """``dag FILE`` loads neither the span store nor the live views (asyncio, engine events)."""
+    modules = audit(["dag", EXAMPLE], cwd=ROOT, home=workdir / "home")
+    extra = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.events", "asyncio")
+    assert [] == loaded(modules, (*READING, *extra))
+
+
+@pytest.mark.slow
+def test_run_starts_its_first_stage_without_server_or_exporters(run_modules: list[str]) -> None:
+    """A plain ``run`` (no ``--serve``, default settings) reaches its first stage with the
+    tracing SDK but without the web server, any exporter, the metrics or logs SDK, or httpx."""
+    unneeded = (*NEVER, "httpx", "opentelemetry.sdk.metrics", "opentelemetry.sdk._logs")
+    assert [] == loaded(run_modules, unneeded)
+    assert "opentelemetry.sdk.trace" in run_modules
+    assert "taskdaemon.pipeline.tracking.writer" in run_modules
+
+
+def test_commands_table_matches_what_each_module_registers() -> None:
+    """``COMMANDS`` names every sub-command each module registers, and no other."""
+    for module in COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        subparsers = parser.add_subparsers()
+        import_module(f"taskdaemon.pipeline.cli.{module}").register(subparsers)
+        expected = {name for name, home in COMMANDS.items() if home == module}
+        assert expected == set(subparsers.choices), module
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "x.yaml", "--input", "a=1", "-q"],
+        ["validate", "a.yaml", "b.yaml", "--no-resolve"],
+        ["runs", "list", "--limit", "3", "--json"],
+        ["runs", "show", "abcd"],
+        ["retention", "--keep", "2"],
+        ["dag", "x.yaml", "--format", "mermaid"],
+        ["approve", "abcd", "release", "--reject"],
+        ["status", "abcd"],
+        ["serve", "--port", "0"],
+    ],
+)
+def test_the_lazy_parser_parses_as_the_full_one(argv: list[str]) -> None:
+    """The parser built for one command line gives the same arguments as the full parser."""
+    assert vars(build_parser().parse_args(argv)) == vars(build_parser(argv).parse_args(argv))
+
+
+def test_help_and_unknown_commands_still_list_every_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--help`` lists every sub-command and an unknown one is refused with all choices."""
+    for argv in (["--help"], ["bogus"]):
+        with pytest.raises(SystemExit):
+            build_parser(argv).parse_args(argv)
+    output = capsys.readouterr()
+    for name in COMMANDS:
+        assert name in output.out
+        assert name in output.err
+
+
+def test_every_tracking_name_resolves_lazily() -> None:
+    """Each name of ``tracking.__all__`` resolves to the object of its home module."""
+    for name in tracking.__all__:
+        value = getattr(tracking, name)
+        home = import_module(f"taskdaemon.pipeline.tracking.{tracking._HOMES[name]}")
+        assert getattr(home, name) is value, name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        tracking.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.slow
+def test_the_cel_package_imported_later_shares_the_core() -> None:
+    """After taskdaemon loaded the CEL core alone, ``import cel`` works and uses the same
+    extension (one set of types, one initialisation)."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from taskdaemon.pipeline._cel import cel as core
+        from taskdaemon.pipeline.expressions import compile_expression
+        assert "cel" not in sys.modules and "cel.cli" not in sys.modules
+        assert compile_expression("request.n + 1").evaluate({"request": {"n": 2}}) == 3
+        import cel
+        assert cel.compile is core.compile and cel.Context is core.Context
+        print(cel.evaluate("1 + 2"))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "3" == done.stdout.strip(), done.stderr
+
+
+@pytest.fixture
+def quiet_settings(tmp_path: Path) -> Settings:
+    """Default settings (``prometheus`` metrics, no exporters) over a temporary home."""
+    return load_settings(home=tmp_path)
+
+
+def test_telemetry_without_served_metrics_builds_no_reader(quiet_settings: Settings) -> None:
+    """With ``serve_metrics=False`` the Prometheus reader is skipped and, with no other metric
+    exporter, the meter provider is the API's no-op one; shutdown still succeeds."""
+    telemetry = build_telemetry(quiet_settings, serve_metrics=False)
+    try:
+        assert telemetry.registry is None
+        assert not telemetry.serves_prometheus
+        assert isinstance(telemetry.meter_provider, metrics_api.NoOpMeterProvider)
+    finally:
+        assert telemetry.shutdown(timeout=5.0)
+
+
+def test_telemetry_serving_metrics_keeps_the_prometheus_reader(quiet_settings: Settings) -> None:
+    """By default (a server will scrape) the Prometheus reader and its registry are built."""
+    telemetry = build_telemetry(quiet_settings)
+    try:
+        assert telemetry.registry is not None
+        assert telemetry.serves_prometheus
+        assert not isinstance(telemetry.meter_provider, metrics_api.NoOpMeterProvider)
+    finally:
+        assert telemetry.shutdown(timeout=5.0)
