@@ -139,6 +139,9 @@ METRIC_TRIGGER_EVALUATIONS: Final = "pipeline.trigger.evaluations"  # ..._evalua
 METRIC_TRIGGER_WAIT_TIME: Final = "pipeline.trigger.wait.time"  # ..._wait_time_seconds
 METRIC_MEMORY_USAGE: Final = "pipeline.memory.usage"  # pipeline_memory_usage_bytes
 METRIC_CPU_USAGE: Final = "pipeline.cpu.usage"  # pipeline_cpu_usage_percent
+# Spans the embedded span store could not keep: a write failed (full disk) or the store could
+# not be opened. Monotonic, per process.
+METRIC_SPANS_DROPPED: Final = "taskdaemon.spans.dropped"  # taskdaemon_spans_dropped_total
 
 # semconv CI/CD run metrics
 METRIC_CICD_RUN_DURATION: Final = "cicd.pipeline.run.duration"
@@ -154,6 +157,7 @@ UNIT_EXECUTIONS: Final = "{execution}"
 UNIT_EVALUATIONS: Final = "{evaluation}"
 UNIT_RUNS: Final = "{run}"
 UNIT_ERRORS: Final = "{error}"
+UNIT_SPANS: Final = "{span}"
 
 # metric label keys
 LABEL_PIPELINE: Final = "pipeline"

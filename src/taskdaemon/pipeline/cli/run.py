@@ -25,6 +25,10 @@
   2 invalid file or arguments, 130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143). The first
   signal cancels the run cleanly (running commands are killed with their process groups); a
   second one exits at once.
+* Lost telemetry never changes the exit code, which is the pipeline's: a span store that cannot
+  be opened is one warning line at start, spans it failed to write (a full disk) are one warning
+  line when they start failing and one at the end with how many were lost, and the metric
+  ``taskdaemon_spans_dropped_total`` counts them (see ``docs/span-store.md``).
 """
 
 from __future__ import annotations

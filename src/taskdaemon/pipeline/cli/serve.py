@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
@@ -106,8 +107,10 @@ def start_monitoring(
     when the address is taken.
     """
     telemetry = build_telemetry(settings, set_global=True, serve_metrics=serve is not None)
+    stack.callback(report_lost_spans, telemetry.span_processors)  # after the shutdown (LIFO)
     stack.callback(telemetry.shutdown)
     configure_logging(settings, logger_provider=telemetry.logger_provider)
+    announce_unavailable_store(telemetry.span_processors)
     monitor = PipelineMonitor(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,

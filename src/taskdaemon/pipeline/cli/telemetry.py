@@ -61,9 +61,12 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.cli.span_losses import observe_dropped_spans
+from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking import store_processor_for
+from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
 
 if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
     from opentelemetry.sdk._logs import LoggerProvider
@@ -254,8 +257,15 @@ def store_span_processors(settings: Settings) -> list[SpanProcessor]:
     sources such as ``tempo+http://`` are read-only: spans reach them through OTLP). A processor
     with a ``health()`` method (returning an object with ``ok: bool`` and ``detail: str``) is
     reported by ``/readyz`` as the ``span_store`` component.
+
+    A store that cannot be opened (corrupt, read-only, a directory, a newer schema, a full
+    disk) must not stop the pipeline: an ``UnavailableSpanStore`` takes its place, reporting the
+    store down and counting the spans it could not keep.
     """
-    processor = store_processor_for(settings)
+    try:
+        processor: SpanProcessor | None = store_processor_for(settings)
+    except SpanSourceError as exc:
+        processor = UnavailableSpanStore(str(settings.span_source), str(exc))
     return [] if processor is None else [processor]
 
 
@@ -398,6 +408,7 @@ def build_telemetry(
             views=_histogram_views(),
             shutdown_on_exit=False,
         )
+    observe_dropped_spans(meter_provider, processors)
 
     logger_provider: LoggerProvider | None = None
     if settings.logs_exporters:

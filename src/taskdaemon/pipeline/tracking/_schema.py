@@ -32,13 +32,15 @@ index) have their thirteen-column rows rewritten into the v4 tables by one SQL s
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
 
-__all__ = ["SCHEMA_VERSION", "connect"]
+__all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
 
 SCHEMA_VERSION: Final = 4
 
@@ -151,11 +153,41 @@ _MIGRATIONS: Final = {
 _MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4}
 
 
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already done so.
+
+    On some errors (``SQLITE_FULL``: "database or disk is full", ``SQLITE_IOERR``) SQLite rolls
+    the transaction back itself; an unconditional ``ROLLBACK`` would then fail with "cannot
+    rollback - no transaction is active" and that error would replace the real cause in the
+    message. A failing rollback is ignored for the same reason: the caller re-raises the cause.
+    """
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def create_private(path: Path) -> None:
+    """Create the store file with mode 0600, and its directory with mode 0700, when they do not
+    exist yet: spans hold payloads and commands, which other local users must not read.
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file. An existing file
+    or directory keeps the mode it has (someone chose it)."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in WAL mode with the schema at ``SCHEMA_VERSION`` (created or migrated);
-    SpanSourceError naming the file when it cannot be opened or is newer than this code."""
+    SpanSourceError naming the file when it cannot be opened or is newer than this code.
+
+    A missing file is created 0600 in a 0700 directory (``create_private``)."""
+    conn: sqlite3.Connection | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(path)
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout = 30000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -183,8 +215,13 @@ def connect(path: Path) -> sqlite3.Connection:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
-    except sqlite3.Error as exc:
-        raise SpanSourceError(f"{path}: cannot open span store: {exc}") from exc
+    except BaseException as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, sqlite3.Error | OSError):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise SpanSourceError(f"{path}: cannot open span store: {reason}") from exc
+        raise
     return conn

@@ -23,6 +23,7 @@ applies ``TASKDAEMON_RETENTION_MAX_AGE`` / ``TASKDAEMON_RETENTION_KEEP`` when it
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sqlite3
@@ -34,19 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
-from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect
+from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
+from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
 from taskdaemon.pipeline.tracking.history import parse_age
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
-from taskdaemon.pipeline.tracking.spans import (
-    SpanEventRecord,
-    SpanLinkRecord,
-    SpanRecord,
-    normalize_value,
-)
+from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -57,6 +53,8 @@ __all__ = [
     "retention_from_env",
     "select_trace",
 ]
+
+logger = logging.getLogger(__name__)
 
 STALE_AFTER: Final = 30.0  # seconds without a heartbeat after which a writer is presumed dead
 _HEX: Final = frozenset("0123456789abcdef")
@@ -115,35 +113,33 @@ _TRACE_QUERY: Final = (
 )
 
 
-def select_trace(conn: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
-    """Every stored span of one trace (``trace_id`` in lower-case hex), by start time."""
+def select_trace(
+    conn: sqlite3.Connection, trace_id: str, *, where: object = "span store"
+) -> list[SpanRecord]:
+    """Every stored span of one trace (``trace_id`` in lower-case hex), by start time.
+
+    A damaged row (``tracking._rows``: not JSON, wrong shape, wrong column type) is skipped; one
+    warning line names the trace, the file (``where``) and how many rows were skipped."""
     resources: dict[int, Any] = {}
     spans = []
+    skipped: list[str] = []
     for span_id, start_ns, end_ns, body, resource_no, resource_json in conn.execute(
         _TRACE_QUERY, (trace_id,)
     ):
-        resource = resources.get(resource_no)
-        if resource is None:
-            resource = resources[resource_no] = normalize_value(orjson.loads(resource_json))
-        parent, name, kind, status_code, status_message, attributes, events, links = orjson.loads(
-            body
-        )
-        spans.append(
-            SpanRecord(
-                trace_id=trace_id,
-                span_id=span_id,
-                parent_span_id=parent,
-                name=name,
-                kind=kind,
-                start_ns=start_ns,
-                end_ns=end_ns,
-                status_code=status_code,
-                status_message=status_message,
-                attributes=normalize_value(attributes),
-                events=tuple(SpanEventRecord(e[0], e[1], normalize_value(e[2])) for e in events),
-                links=tuple(SpanLinkRecord(lk[0], lk[1], normalize_value(lk[2])) for lk in links),
-                resource=resource,
-            )
+        try:
+            resource = resources.get(resource_no)
+            if resource is None:
+                resource = resources[resource_no] = decode_resource(resource_json)
+            spans.append(decode_span(trace_id, (span_id, start_ns, end_ns, body), resource))
+        except (ValueError, RecursionError) as exc:
+            skipped.append(f"{span_id}: {exc}")
+    if skipped:
+        logger.warning(
+            "%s: skipped %d corrupt span rows of run %s (first: %s)",
+            where,
+            len(skipped),
+            trace_id,
+            skipped[0],
         )
     spans.sort(key=lambda s: (s.start_ns, s.span_id))
     return spans
@@ -261,7 +257,7 @@ class SpanStore:
         ``resolve_run_id``), by start time; RunNotFoundError when there is none."""
         trace_id = self.resolve_run_id(run_id)
         with self._cursor() as conn:
-            spans = select_trace(conn, trace_id)
+            spans = select_trace(conn, trace_id, where=self.path)
         if not spans:
             raise RunNotFoundError(f"no run {run_id} in {self.path}")
         return spans
@@ -349,7 +345,7 @@ class SpanStore:
         if end_ns is None:
             # Open runs are few: their live counts and interrupted state come from the spans.
             interrupted = not self._writer_alive(conn, writer_id)
-            spans = select_trace(conn, trace_id)
+            spans = select_trace(conn, trace_id, where=self.path)
             if spans:
                 return summarize_run(reconstruct_run(spans, interrupted=interrupted))
             status = "interrupted" if interrupted else "running"
@@ -447,7 +443,7 @@ class SpanStore:
                 conn.execute("DELETE FROM temp.doomed")
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
             # Outside the transaction: incremental_vacuum cannot run inside one.
             conn.execute("PRAGMA incremental_vacuum")

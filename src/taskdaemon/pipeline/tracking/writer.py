@@ -27,7 +27,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,7 +35,8 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
+from taskdaemon.pipeline.tracking._schema import connect, rollback
 from taskdaemon.pipeline.tracking.reconstruct import (
     FAILED_STAGE_STATUSES,
     ended_attempt_status,
@@ -85,14 +85,6 @@ _UPSERT_RUN: Final = (
     "status = excluded.status, end_ns = excluded.end_ns, "
     "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class StoreHealth:
-    """The span store writer's verdict for ``/readyz``."""
-
-    ok: bool
-    detail: str
 
 
 class _Flush:
@@ -247,10 +239,12 @@ class _Checkpointer:
                     return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    if not self._failed:
-                        logger.exception(
-                            "span store checkpoint failed; the log grows until one works"
+                except sqlite3.Error as exc:
+                    if not self._failed:  # one line, no traceback: the cause is all there is
+                        logger.warning(
+                            "span store %s: checkpoint failed, the log grows until one works: %s",
+                            self._path,
+                            exc,
                         )
                     self._failed = True
         finally:
@@ -260,8 +254,10 @@ class _Checkpointer:
 class SqliteSpanProcessor(SpanProcessor):
     """An OTel ``SpanProcessor`` writing every span to the SQLite store at start and at end.
 
-    Never blocks the caller beyond a queue put; a failing write is logged and the batch dropped
-    (telemetry never breaks the pipeline). Register it with
+    Never blocks the caller beyond a queue put; a failing write drops its batch (telemetry
+    never breaks the pipeline): the spans lost are counted (``dropped_spans``), the first
+    failure and the recovery are logged in one line each, and ``health()`` reports the store
+    down until a batch of spans is written again (``tracking._health``). Register it with
     ``tracer_provider.add_span_processor(SqliteSpanProcessor(path))``.
     """
 
@@ -289,10 +285,12 @@ class SqliteSpanProcessor(SpanProcessor):
         self._writer_id: int | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._last_write_error: str | None = None
+        self._failures = WriteFailures()
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
         self._ready.wait()
+        if isinstance(self._error, SpanSourceError):
+            raise self._error
         if self._error is not None:
             raise SpanSourceError(f"{self.path}: cannot open span store: {self._error}")
         if hasattr(os, "register_at_fork"):
@@ -318,7 +316,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._tally = {}
         self._open = {}
         self._error = None
-        self._last_write_error = None
+        self._failures = WriteFailures()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
@@ -359,15 +357,31 @@ class SqliteSpanProcessor(SpanProcessor):
         self._queue.put(_STOP)
         self._thread.join()
 
+    @property
+    def dropped_spans(self) -> int:
+        """Spans lost since this writer started: their end row could not be written."""
+        return self._failures.dropped
+
+    @property
+    def last_write_error(self) -> str | None:
+        """The cause of the latest failed write (kept after writes recover), or None."""
+        return self._failures.last_error
+
     def health(self) -> StoreHealth:
-        """Whether spans are being written: the writer thread is alive and its last write
-        succeeded (``/readyz`` reports this as the ``span_store`` component)."""
+        """Whether spans are being written: the writer thread is alive and no batch of spans
+        has failed since the last one written (``/readyz`` reports this as the ``span_store``
+        component)."""
         if self._shutdown:
             return StoreHealth(False, f"{self.path}: span store closed")
         if not self._thread.is_alive():
             return StoreHealth(False, f"{self.path}: span store writer thread died")
-        if self._last_write_error is not None:
-            return StoreHealth(False, f"{self.path}: last write failed: {self._last_write_error}")
+        failures = self._failures
+        if failures.failing:
+            return StoreHealth(
+                False,
+                f"{self.path}: writes failing ({failures.last_error}); "
+                f"{failures.dropped} spans dropped",
+            )
         return StoreHealth(True, f"{self.path}: writing")
 
     # -- writer thread
@@ -391,8 +405,10 @@ class SqliteSpanProcessor(SpanProcessor):
             policy = self._retention if self._retention is not None else retention_from_env()
             if policy.is_active:
                 SpanStore(self.path, retention=policy).close()
-        except Exception:
-            logger.exception("span store retention failed; continuing without it")
+        except Exception as exc:
+            logger.warning(
+                "span store %s: retention failed, continuing without it: %s", self.path, exc
+            )
         last_beat = time.monotonic()
         stop = False
         while not stop:
@@ -421,19 +437,41 @@ class SqliteSpanProcessor(SpanProcessor):
             if batch or beat or stop:
                 try:
                     self._write(conn, batch, closing=stop)
-                    self._last_write_error = None
+                except Exception as exc:
+                    self._write_failed(batch, exc)
+                else:
+                    if self._failures.succeeded(len(batch)):
+                        logger.warning(
+                            "span store %s: writes succeed again; %d spans dropped so far",
+                            self.path,
+                            self._failures.dropped,
+                        )
                     if batch:
                         checkpointer.wrote(len(batch))
                     else:
                         checkpointer.settle()
-                except Exception as exc:
-                    self._last_write_error = f"{type(exc).__name__}: {exc}"
-                    logger.exception("span store write failed; %d span rows dropped", len(batch))
                 last_beat = time.monotonic()
             for flush in flushes:
                 flush.done.set()
         checkpointer.close()
         conn.close()
+
+    def _write_failed(self, batch: list[tuple[bool, Any]], exc: Exception) -> None:
+        """Count the batch's ended spans as dropped; log the first failure of a streak in one
+        line (every batch fails alike on a full disk: one line says it, the count says how
+        much was lost)."""
+        ended = sum(1 for is_end, _ in batch if is_end)
+        if self._failures.failed(ended, exc):
+            logger.warning(
+                "span store %s: write failed, spans are dropped until writes succeed again: %s",
+                self.path,
+                exc,
+            )
+        # Runs whose spans were lost keep no tally: their summary is rebuilt from what is
+        # stored if their run span is written later.
+        for is_end, span in batch:
+            if is_end and _is_run_span(span.parent, span.attributes or {}):
+                self._tally.pop(format(span.context.trace_id, "032x"), None)
 
     def _write(
         self, conn: sqlite3.Connection, batch: list[tuple[bool, Any]], *, closing: bool
@@ -521,7 +559,7 @@ class SqliteSpanProcessor(SpanProcessor):
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            rollback(conn)
             raise
 
     def _refresh_open(
@@ -612,7 +650,7 @@ class SqliteSpanProcessor(SpanProcessor):
         tally = self._tally.pop(trace_id, None)
         attrs = root.attributes or {}
         if tally is None:
-            spans = select_trace(conn, trace_id)
+            spans = select_trace(conn, trace_id, where=self.path)
             if find_root(spans) is None:
                 return None
             summary = summarize_run(reconstruct_run(spans))

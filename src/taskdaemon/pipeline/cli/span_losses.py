@@ -1,0 +1,81 @@
+"""Saying and counting what the embedded span store lost.
+
+Monitoring never stops a pipeline, so when the span store drops spans (a full disk, a store that
+could not be opened) the run goes on; the loss is told three ways:
+
+* the metric ``taskdaemon.spans.dropped`` (Prometheus ``taskdaemon_spans_dropped_total``), an
+  observable counter over the store processors' ``dropped_spans``
+  (:func:`observe_dropped_spans`);
+* ``/readyz``: the ``span_store`` component is down while writes fail (the processors'
+  ``health()``);
+* one warning line when the process ends (:func:`report_lost_spans`): how many spans were not
+  stored and why. A store that could not be opened at all already said so in its one line at
+  start (:func:`announce_unavailable_store`), so it is not repeated.
+
+The exit code of ``taskdaemon run`` stays the pipeline's: lost telemetry is not a failed run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import MeterProvider
+
+from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
+
+__all__ = ["announce_unavailable_store", "observe_dropped_spans", "report_lost_spans"]
+
+_log = logging.getLogger("taskdaemon.spans")
+
+
+def _stores(processors: Iterable[Any]) -> list[Any]:
+    return [p for p in processors if isinstance(getattr(p, "dropped_spans", None), int)]
+
+
+def observe_dropped_spans(meter_provider: MeterProvider, processors: Sequence[Any]) -> None:
+    """Register ``taskdaemon.spans.dropped`` over the processors that count dropped spans
+    (none: no instrument, there is no store to lose anything)."""
+    stores = _stores(processors)
+    if not stores:
+        return
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(sum(store.dropped_spans for store in stores))
+
+    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+    meter.create_observable_counter(
+        t.METRIC_SPANS_DROPPED,
+        callbacks=[observe],
+        unit=t.UNIT_SPANS,
+        description="Spans the embedded span store could not keep (failed write, store "
+        "unavailable)",
+    )
+
+
+def announce_unavailable_store(processors: Iterable[Any]) -> None:
+    """Log the one warning line of a span store that could not be opened (once per store)."""
+    for processor in processors:
+        if isinstance(processor, UnavailableSpanStore):
+            processor.warn_once()
+
+
+def report_lost_spans(processors: Iterable[Any]) -> int:
+    """Log one warning line when the span store dropped spans after it opened; returns the
+    count. Call it once the processors are shut down, so the count is final."""
+    lost = 0
+    causes: list[str] = []
+    for store in _stores(processors):
+        if isinstance(store, UnavailableSpanStore) or not store.dropped_spans:
+            continue
+        lost += store.dropped_spans
+        cause = getattr(store, "last_write_error", None)
+        if cause:
+            causes.append(f"{getattr(store, 'path', 'span store')}: {cause}")
+    if lost:
+        _log.warning("%d spans were not stored (%s)", lost, "; ".join(causes) or "write failed")
+    return lost

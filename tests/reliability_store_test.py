@@ -1,0 +1,349 @@
+"""The embedded span store under faults: a store that cannot be opened, a disk that fills up,
+damaged rows, and the file modes that keep other local users out.
+
+Monitoring never stops a pipeline: each fault leaves ``taskdaemon run`` with the pipeline's exit
+code, one-line warnings and no traceback, while ``/readyz`` and the metric
+``taskdaemon_spans_dropped_total`` say what was lost. The full-disk cases use a real tmpfs
+(``reliability_support.tmpfs``; the suite runs as root, in CI too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reliability_support import (
+    TWO_STAGES,
+    fill,
+    sample,
+    short_dir,
+    stored_span_counts,
+    taskdaemon,
+    tmpfs,
+    write_pipeline,
+)
+from taskdaemon.pipeline.cli.telemetry import build_telemetry
+from taskdaemon.pipeline.server import HealthSources, create_app
+from taskdaemon.pipeline.settings import load_settings
+from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking._health import WriteFailures
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A short temporary directory (the control socket lives under ``TASKDAEMON_HOME``)."""
+    with short_dir() as path:
+        yield path
+
+
+WARNING_LINE = re.compile(r"^\S+Z WARNING \S+: .+$")
+
+
+def _valid_store(path: Path) -> Path:
+    """A store file holding a few pages (schema created, log checkpointed, closed)."""
+    SpanStore(path).close()
+    return path
+
+
+def _broken_store(kind: str, home: Path, disk: Path) -> tuple[Path, str]:
+    """Break the store ``kind``'s way; returns its path and the cause the warning must name."""
+    db = home / "spans.db"
+    if kind == "corrupt":
+        db.write_bytes(os.urandom(8192))
+        return db, "file is not a database"
+    if kind == "truncated":
+        _valid_store(db)
+        os.truncate(db, 8192)
+        return db, "malformed"
+    if kind == "directory":
+        db.mkdir()
+        return db, "unable to open database file"
+    if kind == "future_schema":
+        _valid_store(db)
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA user_version = 99")
+        conn.close()
+        return db, "newer than this taskdaemon understands"
+    if kind == "read_only":
+        db = _valid_store(disk / "spans.db")
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        return db, "unable to open database file"
+    assert kind == "full_disk"
+    fill(disk)
+    return disk / "spans.db", "database or disk is full"
+
+
+@pytest.mark.parametrize(
+    "kind", ["corrupt", "truncated", "directory", "future_schema", "read_only", "full_disk"]
+)
+def test_run_goes_on_without_a_store_it_cannot_open(tmp_path: Path, kind: str) -> None:
+    """A store that cannot be opened leaves the run succeeding (exit 0) with one warning line
+    naming the file and the cause, and no traceback."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    with tmpfs(tmp_path / "disk") as disk:
+        db, cause = _broken_store(kind, home, disk)
+        done = taskdaemon(
+            home, "run", "-q", str(pipeline), TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
+        )
+    lines = done.stderr.splitlines()
+    expected = (0, 1, True, True, True, False)
+    actual = (
+        done.returncode,
+        len(lines),
+        bool(lines) and WARNING_LINE.match(lines[0]) is not None,
+        "span store unavailable" in done.stderr and str(db) in done.stderr,
+        cause in done.stderr,
+        "Traceback" in done.stderr,
+    )
+    assert expected == actual, done.stderr
+
+
+async def test_readyz_and_the_metric_report_a_store_that_cannot_be_opened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the store unopenable, /readyz answers 503 naming it, every span ended is counted in
+    taskdaemon_spans_dropped_total, and the warning is logged once."""
+    (tmp_path / "spans.db").mkdir()
+    telemetry = build_telemetry(load_settings(home=tmp_path))
+    try:
+        tracer = telemetry.tracer_provider.get_tracer("test")
+        with caplog.at_level(logging.WARNING):
+            for name in ("one", "two", "three"):
+                tracer.start_span(name).end()
+        app = create_app(health=HealthSources(store=telemetry.store_health))
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://td") as client:
+            response = await client.get("/readyz")
+        dropped = sample(telemetry.registry, "taskdaemon_spans_dropped_total")
+    finally:
+        telemetry.shutdown()
+    store = response.json()["components"]["span_store"]
+    warnings = [r for r in caplog.records if "span store unavailable" in r.getMessage()]
+    expected = (503, False, True, 3.0, 1)
+    actual = (
+        response.status_code,
+        store["ok"],
+        "span store unavailable" in store["detail"],
+        dropped,
+        len(warnings),
+    )
+    assert expected == actual
+
+
+# --- a disk that fills up while the store is in use --------------------------------------------
+
+
+def test_full_disk_during_a_run_is_counted_and_said_once(tmp_path: Path) -> None:
+    """When the disk fills during a run, the run still exits 0 (its pipeline succeeded), stderr
+    says once that writes fail (with SQLite's real cause, not a failed ROLLBACK) and once how
+    many spans were lost; stored plus lost spans is exactly every span of the run."""
+    home = tmp_path / "home"
+    stages = 12
+    with tmpfs(tmp_path / "disk") as disk:
+        lines = ["name: fills", "stages:"]
+        lines += [
+            "  - name: fill",
+            f'    command: "head -c 5000000 /dev/zero > {disk}/filler 2>/dev/null || true"',
+            "    triggers: [{manual: {approval_required: false}}]",
+        ]
+        previous = "fill"
+        for number in range(stages - 1):
+            lines += [
+                f"  - name: s{number}",
+                '    command: "true"',
+                f"    triggers: [{{on_completion: {{stage: {previous}}}}}]",
+            ]
+            previous = f"s{number}"
+        pipeline = write_pipeline(tmp_path / "fills.yaml", "\n".join(lines) + "\n")
+        db = disk / "spans.db"
+        done = taskdaemon(
+            home, "run", "-q", str(pipeline), TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
+        )
+        (disk / "filler").unlink()
+        _, stored = stored_span_counts(db)
+    failed = [ln for ln in done.stderr.splitlines() if "write failed" in ln]
+    lost = [ln for ln in done.stderr.splitlines() if "spans were not stored" in ln]
+    counted = re.search(r"(\d+) spans were not stored", done.stderr)
+    expected = (0, 1, 1, True, True, False, False, stages + 1)
+    actual = (
+        done.returncode,
+        len(failed),
+        len(lost),
+        "database or disk is full" in done.stderr,
+        all(WARNING_LINE.match(ln) for ln in done.stderr.splitlines()),
+        "cannot rollback" in done.stderr,
+        "Traceback" in done.stderr,
+        stored + (int(counted.group(1)) if counted else 0),
+    )
+    assert expected == actual, done.stderr
+
+
+async def test_readyz_stays_down_while_span_writes_fail(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a full disk the writer's heartbeat (one row updated in place) still commits while the
+    spans' batches fail: /readyz stays 503 across that heartbeat, and turns 200 only once spans
+    are written again; the metric counts the one span lost."""
+    with tmpfs(tmp_path / "disk") as disk:
+        db = disk / "spans.db"
+        telemetry = build_telemetry(load_settings(home=tmp_path, span_source_url=f"sqlite:///{db}"))
+        processor = telemetry.span_processors[0]
+        assert isinstance(processor, SqliteSpanProcessor)
+        app = create_app(health=HealthSources(store=telemetry.store_health))
+        tracer = telemetry.tracer_provider.get_tracer("test")
+        reader = sqlite3.connect(db)
+        try:
+            tracer.start_span("before").end()
+            processor.force_flush()
+            reserve = disk / "reserve"
+            reserve.write_bytes(bytes(64 * 1024))
+            filler = fill(disk)
+            reserve.unlink()  # 64 KiB free: a heartbeat fits, a 400 KB span does not
+            with caplog.at_level(logging.WARNING):
+                tracer.start_span("big", attributes={"blob": "x" * 400_000}).end()
+                processor.force_flush()
+                failed_at = reader.execute("SELECT max(heartbeat_ns) FROM writers").fetchone()[0]
+                # Poll for the next heartbeat's commit (the writer renews it every second).
+                deadline = time.monotonic() + 10
+                beat = failed_at
+                while beat <= failed_at and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                    beat = reader.execute("SELECT max(heartbeat_ns) FROM writers").fetchone()[0]
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://td") as client:
+                    during = (await client.get("/readyz")).status_code
+                    filler.unlink()
+                    tracer.start_span("after").end()
+                    processor.force_flush()
+                    after = (await client.get("/readyz")).status_code
+            dropped = sample(telemetry.registry, "taskdaemon_spans_dropped_total")
+        finally:
+            reader.close()
+            telemetry.shutdown()
+        names = {row[0] for row in sqlite3.connect(db).execute("SELECT name FROM spans_readable")}
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    expected = (True, 503, 200, 1.0, {"before", "after"}, 1, 1)
+    actual = (
+        beat > failed_at,
+        during,
+        after,
+        dropped,
+        names,
+        sum("write failed" in m and "database or disk is full" in m for m in messages),
+        sum("writes succeed again; 1 spans dropped" in m for m in messages),
+    )
+    assert expected == actual
+
+
+def test_a_heartbeat_alone_does_not_end_a_failing_streak() -> None:
+    """Only a committed batch holding spans ends a failing streak; an empty one (heartbeat)
+    does not, and each failure adds its ended spans to the dropped count."""
+    failures = WriteFailures()
+    started = failures.failed(3, OSError("database or disk is full"))
+    again = failures.failed(2, OSError("database or disk is full"))
+    heartbeat_ends_it = failures.succeeded(0)
+    still_failing = failures.failing
+    batch_ends_it = failures.succeeded(4)
+    expected = (True, False, False, True, True, False, 5, "database or disk is full")
+    actual = (
+        started,
+        again,
+        heartbeat_ends_it,
+        still_failing,
+        batch_ends_it,
+        failures.failing,
+        failures.dropped,
+        failures.last_error,
+    )
+    assert expected == actual
+
+
+# --- file modes --------------------------------------------------------------------------------
+
+
+def test_store_files_and_home_are_private(tmp_path: Path) -> None:
+    """A store created by taskdaemon is 0600 with its -wal and -shm files, in a home it
+    created 0700, whatever the umask; another local user cannot read the spans."""
+    home = tmp_path / "home"
+    db = home / "spans.db"
+    old = os.umask(0o022)
+    try:
+        processor = SqliteSpanProcessor(db)
+        try:
+            modes = {
+                path.name: stat.S_IMODE(path.stat().st_mode)
+                for path in (home, db, db.with_name("spans.db-wal"), db.with_name("spans.db-shm"))
+            }
+        finally:
+            processor.shutdown()
+    finally:
+        os.umask(old)
+    expected = {"home": 0o700, "spans.db": 0o600, "spans.db-wal": 0o600, "spans.db-shm": 0o600}
+    assert expected == modes
+
+
+def test_run_creates_its_home_private(tmp_path: Path) -> None:
+    """``taskdaemon run`` with a home that does not exist yet creates it 0700 and the store
+    0600."""
+    home = tmp_path / "fresh"
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    done = taskdaemon(home, "run", "-q", str(pipeline))
+    modes = (
+        stat.S_IMODE(home.stat().st_mode),
+        stat.S_IMODE((home / "spans.db").stat().st_mode),
+    )
+    assert (0, (0o700, 0o600)) == (done.returncode, modes), done.stderr
+
+
+# --- damaged rows ------------------------------------------------------------------------------
+
+
+def _damage(db: Path, span_name: str, body: object) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(
+            "UPDATE spans SET body = ? WHERE json_extract(body, '$[1]') = ?", (body, span_name)
+        )
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["{not json", '{"an": "object"}', "[1, 2, 3]", '[null, 7, "INTERNAL", "OK", "", {}, [], []]'],
+    ids=["not-json", "object", "short-array", "name-not-text"],
+)
+def test_runs_show_and_dag_skip_a_damaged_row_with_one_warning(tmp_path: Path, body: str) -> None:
+    """A span row that is not JSON, or JSON of the wrong shape, is skipped by ``runs show`` and
+    ``dag --run`` with one warning line counting it; the rest of the run is shown."""
+    home = tmp_path / "home"
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    _damage(home / "spans.db", "second", body)
+    show = taskdaemon(home, "runs", "show", run_id)
+    dag = taskdaemon(home, "dag", "--run", run_id, "--format", "json")
+    expected = ((0, 1, True, True), (0, 1, True, True))
+    actual = tuple(
+        (
+            done.returncode,
+            len(done.stderr.splitlines()),
+            "skipped 1 corrupt span rows" in done.stderr,
+            "first" in done.stdout,
+        )
+        for done in (show, dag)
+    )
+    assert expected == actual, (show.stderr, dag.stderr)

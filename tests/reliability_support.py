@@ -1,0 +1,133 @@
+"""Shared helpers of the reliability suite: a small real file system that fills up, running the
+``taskdaemon`` command in a subprocess, and reading the span store and the metrics back."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+#: Two command stages that succeed: ``taskdaemon run`` exits 0 with it.
+TWO_STAGES = """\
+name: two
+stages:
+  - name: first
+    command: "true"
+    triggers: [{manual: {approval_required: false}}]
+  - name: second
+    command: "true"
+    triggers: [{on_completion: {stage: first}}]
+"""
+
+
+def write_pipeline(path: Path, text: str) -> Path:
+    """Write a (dedented) pipeline file and return its path."""
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def environment(home: Path, **extra: str) -> dict[str, str]:
+    """This environment with its own ``TASKDAEMON_HOME``, no exporters, and ``extra``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TASKDAEMON_HOME": str(home),
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "TASKDAEMON_LOG_FORMAT": "text",
+        }
+    )
+    for name in ("TASKDAEMON_SPAN_SOURCE", "TASKDAEMON_RETENTION_MAX_AGE"):
+        env.pop(name, None)
+    env.pop("TASKDAEMON_RETENTION_KEEP", None)
+    env.update(extra)
+    return env
+
+
+def taskdaemon(
+    home: Path, *args: str, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run one ``taskdaemon`` command to its end, from the repository root."""
+    return subprocess.run(
+        [TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(home, **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextmanager
+def short_dir() -> Iterator[Path]:
+    """A fresh directory with a short path under /tmp (Unix socket paths, such as the control
+    socket under ``TASKDAEMON_HOME``, are limited to ~107 bytes); removed on exit."""
+    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def tmpfs(where: Path, size: str = "1m") -> Iterator[Path]:
+    """A real tmpfs of ``size`` mounted on ``where`` (the test runs as root, as CI does), so a
+    full disk is a full disk for SQLite too; unmounted on exit."""
+    where.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
+
+
+def fill(directory: Path, name: str = "filler") -> Path:
+    """Write a file in ``directory`` until its file system is full; returns the file."""
+    path = directory / name
+    chunk = b"\0" * 4096
+    with path.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(chunk)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return path
+
+
+def stored_span_counts(db: Path) -> tuple[int, int]:
+    """(rows, ended rows) in the ``spans`` table of the store at ``db``."""
+    conn = sqlite3.connect(db)
+    try:
+        rows, ended = conn.execute("SELECT count(*), count(end_ns) FROM spans").fetchone()
+    finally:
+        conn.close()
+    return int(rows), int(ended)
+
+
+def sample(registry: CollectorRegistry, name: str) -> float | None:
+    """The value of the (single) sample ``name`` in ``registry``, or None when absent."""
+    for metric in registry.collect():
+        for item in metric.samples:
+            if item.name == name:
+                return float(item.value)
+    return None
