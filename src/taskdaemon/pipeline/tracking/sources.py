@@ -19,12 +19,17 @@
 Decisions: a backend stores the run span only when it ends, so a remote search lists finished
 runs only (``running`` / ``interrupted`` filters return nothing there). Remote searches fetch each
 found trace (one request per run, ``limit`` bounds it) so that stage and failure counts are as
-exact as the store's. HTTP: timeouts (3 s connect, 10 s read), three tries with backoff on
-connection errors and 5xx, then ``SpanSourceError`` naming the URL and the reason.
+exact as the store's; a Tempo search fetches at most ``limit`` of the traces found, the newest.
+HTTP: timeouts (3 s connect, 10 s read), three tries with backoff on connection errors and 5xx,
+then ``SpanSourceError`` naming the URL and the reason. Every query has an overall deadline
+(``TASKDAEMON_SOURCE_TIMEOUT``, 30 s) and each response a size cap
+(``TASKDAEMON_SOURCE_MAX_BYTES``, 64 MiB); credentials in a source URL travel as HTTP basic auth
+and are never shown (``tracking._remote``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -32,12 +37,18 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.tracking._remote import (
+    RemoteLimits,
+    display_url,
+    read_bounded,
+    split_credentials,
+)
 from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id, parse_traces
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
@@ -135,9 +146,32 @@ def _filter_summaries(
 
 # --- HTTP backends ---------------------------------------------------------------------------
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _query(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a public query of an ``_HttpSource`` under one overall deadline (a query that calls
+    another shares the outer one's)."""
+
+    @functools.wraps(method)
+    def bounded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        source: Any = args[0]
+        outer = source._deadline_at is None
+        if outer:
+            source._deadline_at = time.monotonic() + source.limits.deadline
+        try:
+            return method(*args, **kwargs)
+        finally:
+            if outer:
+                source._deadline_at = None
+
+    return bounded
+
 
 class _HttpSource:
-    """Shared HTTP plumbing: base URL, timeouts, retries with backoff, clear errors."""
+    """Shared HTTP plumbing: base URL, timeouts, retries with backoff, clear errors, and the
+    bounds of ``tracking._remote`` (``limits``: None reads them from the environment)."""
 
     backend: str  # the product named in "no run" errors; each subclass sets it
 
@@ -151,18 +185,24 @@ class _HttpSource:
         headers: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         transport: httpx.BaseTransport | None = None,
+        limits: RemoteLimits | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        url, credentials = split_credentials(base_url.rstrip("/"))
+        self.base_url = url  # never holds a password: it is in messages
+        self.limits = limits if limits is not None else RemoteLimits.from_env()
+        self._timeout = timeout
         self._retries = max(1, retries)
         self._backoff = backoff
         self._clock = clock
         import httpx  # noqa: PLC0415 - only the remote sources need the HTTP client
 
+        self._deadline_at: float | None = None
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout, connect=min(3.0, timeout)),
             headers={"Accept": "application/json", **(headers or {})},
             transport=transport,
+            auth=credentials,
         )
 
     def close(self) -> None:
@@ -176,16 +216,30 @@ class _HttpSource:
         self.close()
 
     def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-        """GET with retries on transport errors and 5xx; 4xx responses are returned."""
+        """GET with retries on transport errors and 5xx, within the query's deadline and the
+        body size cap; 4xx responses are returned."""
         import httpx  # noqa: PLC0415 - loaded by __init__ already
 
         url = f"{self.base_url}{path}"
+        deadline_at = self._deadline_at
+        if deadline_at is None:  # a request outside a query: its own deadline
+            deadline_at = time.monotonic() + self.limits.deadline
         last: str = ""
         for attempt in range(self._retries):
-            if attempt:
-                time.sleep(self._backoff * 2 ** (attempt - 1))
+            pause = self._backoff * 2 ** (attempt - 1) if attempt else 0.0
+            if time.monotonic() + pause >= deadline_at:
+                break
+            time.sleep(pause)
             try:
-                response = self._client.get(path, params=params)
+                response = read_bounded(
+                    self._client,
+                    path,
+                    params,
+                    read_timeout=self._timeout,
+                    deadline_at=deadline_at,
+                    max_bytes=self.limits.max_bytes,
+                    shown=url,
+                )
             except httpx.TransportError as exc:
                 last = f"cannot reach {url}: {type(exc).__name__}: {exc}"
                 continue
@@ -193,6 +247,11 @@ class _HttpSource:
                 last = f"{url}: HTTP {response.status_code}: {_snippet(response)}"
                 continue
             return response
+        if time.monotonic() + self._backoff >= deadline_at:
+            raise SpanSourceError(
+                f"{url}: no complete answer within {self.limits.deadline:g} s "
+                f"(TASKDAEMON_SOURCE_TIMEOUT){f'; last error: {last}' if last else ''}"
+            )
         raise SpanSourceError(f"{last} (after {self._retries} tries)")
 
     def _json(self, response: httpx.Response) -> Any:
@@ -232,6 +291,7 @@ class _HttpSource:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
         return spans
 
+    @_query
     def get_run(self, run_id: str) -> RunRecord:
         """The run rebuilt from its spans (``running`` while the run span is missing)."""
         return reconstruct_run(self.get_trace(run_id))
@@ -249,15 +309,23 @@ class TempoSource(_HttpSource):
     """Grafana Tempo's HTTP API (``tempo+http://HOST:3200``)."""
 
     backend = "Tempo"
+    _v2_missing = False  # set once v1 answered where v2 said 404: a Tempo older than 2.6
 
+    @_query
     def get_trace(self, run_id: str) -> list[SpanRecord]:
-        """``/api/v2/traces/<id>``, or ``/api/traces/<id>`` when v2 answers 404 (Tempo < 2.6)."""
+        """``/api/v2/traces/<id>``, or ``/api/traces/<id>`` when v2 answers 404 (Tempo < 2.6;
+        remembered, so a search over an old Tempo costs one request per run, not two)."""
         trace_id = _check_run_id(run_id)
+        if self._v2_missing:
+            return self._trace_spans(self._get(f"/api/traces/{trace_id}"), trace_id)
         response = self._get(f"/api/v2/traces/{trace_id}")
         if response.status_code == 404:
             response = self._get(f"/api/traces/{trace_id}")
+            if response.status_code != 404:
+                self._v2_missing = True
         return self._trace_spans(response, trace_id)
 
+    @_query
     def search(
         self,
         pipeline: str | None = None,
@@ -266,7 +334,9 @@ class TempoSource(_HttpSource):
         until: float | None = None,
         limit: int = 100,
     ) -> list[RunSummary]:
-        """TraceQL over the run spans' ``cicd.pipeline.*`` attributes, then one fetch per run."""
+        """TraceQL over the run spans' ``cicd.pipeline.*`` attributes, then one fetch per run,
+        for at most ``limit`` of the traces found (the newest: Tempo may answer more than it
+        was asked for)."""
         if status in ("running", "interrupted", "pending"):
             return []
         conditions = [f'span.{t.CICD_PIPELINE_ACTION_NAME} = "{t.RUN_ACTION}"']
@@ -290,13 +360,15 @@ class TempoSource(_HttpSource):
         body = self._json(response)
         if not isinstance(body, dict) or not isinstance(body.get("traces", []), list):
             raise SpanSourceError(f"{response.request.url}: not a Tempo search response")
-        out = []
+        trace_ids: list[tuple[int, str]] = []
         for found in body.get("traces") or []:
             try:
-                trace_id = normalize_id(found["traceID"], 32)
+                trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32)))
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("Tempo search: skipped a result without a usable traceID: %s", exc)
-                continue
+        trace_ids.sort(reverse=True)
+        out = []
+        for _, trace_id in trace_ids[: max(limit, 0)]:
             try:
                 summary = summarize_run(self.get_run(trace_id))
             except RunNotFoundError:
@@ -312,6 +384,14 @@ class TempoSource(_HttpSource):
         return out[:limit]
 
 
+def _start_of(found: Any) -> int:
+    """A Tempo search result's ``startTimeUnixNano`` (0 when missing or not a number)."""
+    try:
+        return int(found.get("startTimeUnixNano") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
 class JaegerSource(_HttpSource):
     """Jaeger v2's query API v3 (``jaeger+http://HOST:16686``)."""
 
@@ -321,11 +401,13 @@ class JaegerSource(_HttpSource):
         super().__init__(base_url, **kwargs)
         self.service = service or os.environ.get("OTEL_SERVICE_NAME") or "taskdaemon"
 
+    @_query
     def get_trace(self, run_id: str) -> list[SpanRecord]:
         """``/api/v3/traces/<id>`` → ``{"result": {"resourceSpans": …}}``."""
         trace_id = _check_run_id(run_id)
         return self._trace_spans(self._get(f"/api/v3/traces/{trace_id}"), trace_id)
 
+    @_query
     def search(
         self,
         pipeline: str | None = None,
@@ -458,10 +540,10 @@ def _sqlite_path(url: str) -> Path:
     first character is ``/`` after ``sqlite://``."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
-        raise SpanSourceError(f"bad sqlite URL {url!r}: use sqlite:///PATH")
+        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: use sqlite:///PATH")
     path = rest[1:]
     if not path:
-        raise SpanSourceError(f"bad sqlite URL {url!r}: no path")
+        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: no path")
     return Path(path)
 
 
@@ -475,9 +557,14 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
     if scheme == "otlp-json":
         return OtlpJsonSource(_otlp_path(url))
     if scheme in ("tempo+http", "tempo+https", "jaeger+http", "jaeger+https"):
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise SpanSourceError(f"bad span source URL {url!r}: no host")
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+            parts.port  # noqa: B018 - raises ValueError for a port out of range
+        except ValueError as exc:  # a bad port or IPv6 literal
+            raise SpanSourceError(f"bad span source URL {display_url(url)!r}: {exc}") from None
+        if not hostname:
+            raise SpanSourceError(f"bad span source URL {display_url(url)!r}: no host")
         backend, transport = scheme.split("+")
         base = f"{transport}://{parts.netloc}{parts.path.rstrip('/')}"
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -486,7 +573,7 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
             return TempoSource(base, headers=headers, **options)
         return JaegerSource(base, service=query.get("service"), **options)
     raise SpanSourceError(
-        f"unknown span source {url!r}: use sqlite:///PATH, tempo+http://HOST:PORT, "
+        f"unknown span source {display_url(url)!r}: use sqlite:///PATH, tempo+http://HOST:PORT, "
         "jaeger+http://HOST:PORT or otlp-json:///PATH"
     )
 
@@ -495,7 +582,7 @@ def _otlp_path(url: str) -> Path:
     """``otlp-json:///abs/path`` → ``/abs/path``; ``otlp-json://rel/path`` → ``rel/path``."""
     rest = url.split("://", 1)[1]
     if not rest:
-        raise SpanSourceError(f"bad otlp-json URL {url!r}: no path")
+        raise SpanSourceError(f"bad otlp-json URL {display_url(url)!r}: no path")
     return Path(rest)
 
 

@@ -1,0 +1,162 @@
+"""Bounds and manners of the remote span sources (Tempo, Jaeger): no credential in any message,
+an overall deadline per query, a cap on the bytes of each response.
+
+* Credentials: a source URL may carry ``user:password@``. :func:`split_credentials` takes them
+  out of the URL the HTTP client uses (they travel as HTTP basic auth), so no request URL in an
+  error holds them; :func:`display_url` is the form of any URL shown to a person: the password
+  replaced by ``***``.
+* Deadline: every query (``get_run``, ``get_trace``, ``search``) finishes within
+  ``TASKDAEMON_SOURCE_TIMEOUT`` seconds (default 30) in all, retries and every request of a
+  search included: a backend that trickles a byte every few seconds never trips a per-read
+  timeout, so each read is also bounded by what is left of the deadline.
+* Body size: a response is streamed and counted while read (after decompression, so a small
+  gzip bomb counts as what it expands to); past ``TASKDAEMON_SOURCE_MAX_BYTES`` (default
+  64 MiB, the size of a very large run's trace) the query fails with a one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:  # the HTTP client loads with the first remote query (CLI start-up time)
+    import httpx
+
+from taskdaemon.pipeline.errors import SpanSourceError
+
+__all__ = [
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_BYTES",
+    "RemoteLimits",
+    "display_url",
+    "read_bounded",
+    "split_credentials",
+]
+
+DEFAULT_DEADLINE: Final = 30.0  # seconds per query, all requests and retries included
+DEFAULT_MAX_BYTES: Final = 64 * 2**20  # per response body, decoded
+# Headers that describe the body as it came over the wire; the bounded copy is already decoded.
+_WIRE_HEADERS: Final = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+
+
+def _authority_bounds(url: str) -> tuple[int, int] | None:
+    """Start and end of the authority (``user:pass@host:port``) in ``url``, if it has one."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return None
+    start = scheme_end + 3
+    end = len(url)
+    for stop in "/?#":
+        found = url.find(stop, start)
+        if found >= 0:
+            end = min(end, found)
+    return start, end
+
+
+def display_url(url: str) -> str:
+    """``url`` as it may be shown: ``scheme://user:***@host/...`` when it holds a password
+    (everything up to the last ``@`` of the authority counts as user information, as URL
+    parsers read it). Anything else is returned unchanged."""
+    bounds = _authority_bounds(url)
+    if bounds is None:
+        return url
+    start, end = bounds
+    userinfo, at, host = url[start:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{url[:start]}{user}:***@{host}{url[end:]}"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``url`` without its user information, and the (user, password) it held, if any."""
+    bounds = _authority_bounds(url)
+    if bounds is None:
+        return url, None
+    start, end = bounds
+    userinfo, at, host = url[start:end].rpartition("@")
+    if not at:
+        return url, None
+    user, _, password = userinfo.partition(":")
+    import httpx  # noqa: PLC0415
+
+    parsed = httpx.URL(f"http://{userinfo}@x")  # percent-decoding as the HTTP client would
+    return f"{url[:start]}{host}{url[end:]}", (parsed.username or user, parsed.password or password)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteLimits:
+    """The bounds of one remote source (see the module docstring)."""
+
+    deadline: float = DEFAULT_DEADLINE
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> RemoteLimits:
+        """``TASKDAEMON_SOURCE_TIMEOUT`` (seconds > 0) and ``TASKDAEMON_SOURCE_MAX_BYTES`` (an
+        integer > 0); unset means the default. SpanSourceError naming the variable when
+        invalid."""
+        env = os.environ if environ is None else environ
+        deadline = _positive(env, "TASKDAEMON_SOURCE_TIMEOUT", float, DEFAULT_DEADLINE)
+        max_bytes = _positive(env, "TASKDAEMON_SOURCE_MAX_BYTES", int, DEFAULT_MAX_BYTES)
+        return cls(deadline=float(deadline), max_bytes=int(max_bytes))
+
+
+def _positive(env: Any, name: str, kind: type[float] | type[int], default: float) -> float:
+    raw = str(env.get(name, "")).strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SpanSourceError(f"{name}: not a number: {raw!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SpanSourceError(f"{name}: must be a finite number > 0, not {raw!r}")
+    return value
+
+
+def read_bounded(
+    client: httpx.Client,
+    path: str,
+    params: dict[str, Any] | None,
+    *,
+    read_timeout: float,
+    deadline_at: float,
+    max_bytes: int,
+    shown: str,
+) -> httpx.Response:
+    """GET ``path`` and read its body within ``deadline_at`` (``time.monotonic()`` seconds) and
+    ``max_bytes`` (decoded); the answer is a response whose body is in memory. Transport
+    errors and timeouts raise ``httpx.TransportError`` (the caller retries them);
+    SpanSourceError when the body is too large or the deadline passes while reading
+    (``shown`` names the URL in messages)."""
+    import httpx  # noqa: PLC0415
+
+    remaining = deadline_at - time.monotonic()
+    if remaining <= 0:
+        raise httpx.ReadTimeout("deadline reached")
+    per_read = min(read_timeout, remaining)
+    timeout = httpx.Timeout(per_read, connect=min(3.0, per_read))
+    with client.stream("GET", path, params=params, timeout=timeout) as response:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > max_bytes:
+                raise SpanSourceError(
+                    f"{shown}: response larger than {max_bytes} bytes "
+                    "(TASKDAEMON_SOURCE_MAX_BYTES); refused"
+                )
+            chunks.append(chunk)
+            if time.monotonic() > deadline_at:
+                raise httpx.ReadTimeout("deadline reached")
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() not in _WIRE_HEADERS]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=response.request,
+        )

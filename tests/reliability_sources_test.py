@@ -1,0 +1,308 @@
+"""Remote span sources against hostile backends, and credentials in source URLs.
+
+Real local HTTP servers (threads started here, stopped in teardown) stand in for Tempo: one
+trickles a byte at a time, one streams an endless body, one answers a search with a thousand ids.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reliability_support import short_dir, taskdaemon
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking import TempoSource, open_source
+from taskdaemon.pipeline.tracking._remote import RemoteLimits, display_url, split_credentials
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+
+
+class _Server:
+    """A local HTTP server whose ``handle(request)`` answers each GET; ``stop`` is set at
+    teardown so handlers that stream can end."""
+
+    def __init__(self, handle: Callable[[BaseHTTPRequestHandler, threading.Event], None]):
+        self.stop = threading.Event()
+        self.requests: list[tuple[str, str | None]] = []
+        self.sent = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.requests.append((self.path, self.headers.get("Authorization")))
+                # The client giving up (a broken pipe) is what the bounds are for.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    handle(self, outer.stop)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = False  # server_close joins every handler thread
+        self.httpd.block_on_close = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def write(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
+        handler.wfile.write(data)
+        handler.wfile.flush()
+        self.sent += len(data)
+
+
+@contextmanager
+def serving(handle: Callable[..., None]) -> Iterator[_Server]:
+    """Serve ``handle(server, handler, stop)`` on 127.0.0.1 for the block."""
+    holder: list[_Server] = []
+    server = _Server(lambda handler, stop: handle(holder[0], handler, stop))
+    holder.append(server)
+    server.thread.start()
+    try:
+        yield server
+    finally:
+        server.stop.set()
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        server.thread.join()
+
+
+def _reply(server: _Server, handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    server.write(handler, data)
+
+
+def _run_trace(trace_id: str, start_ns: int) -> dict[str, Any]:
+    """A Tempo v1 answer holding one finished run span."""
+    attributes = [
+        {"key": t.CICD_PIPELINE_ACTION_NAME, "value": {"stringValue": t.RUN_ACTION}},
+        {"key": t.CICD_PIPELINE_NAME, "value": {"stringValue": "p"}},
+        {"key": t.CICD_PIPELINE_RESULT, "value": {"stringValue": t.RESULT_SUCCESS}},
+    ]
+    span = {
+        "traceId": trace_id,
+        "spanId": "00000000000000aa",
+        "name": "RUN p",
+        "kind": 2,
+        "startTimeUnixNano": str(start_ns),
+        "endTimeUnixNano": str(start_ns + 1_000_000),
+        "attributes": attributes,
+    }
+    return {"batches": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A TASKDAEMON_HOME for the subprocesses."""
+    with short_dir() as path:
+        yield path
+
+
+# --- an overall deadline --------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_runs_show_gives_up_on_a_trickling_backend_at_its_deadline(home: Path) -> None:
+    """A backend sending one byte every 0.2 s (never tripping a read timeout) makes ``runs
+    show`` fail at TASKDAEMON_SOURCE_TIMEOUT with one line, instead of hanging for the whole
+    body."""
+
+    def trickle(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        while not stop.wait(0.2):
+            server.write(handler, b" ")
+
+    with serving(trickle) as server:
+        done = taskdaemon(
+            home,
+            "runs",
+            "show",
+            RUN_ID,
+            "--source",
+            f"tempo+{server.url}",
+            timeout=60,
+            TASKDAEMON_SOURCE_TIMEOUT="1",
+        )
+    expected = (2, 1, True, False)
+    actual = (
+        done.returncode,
+        len(done.stderr.splitlines()),
+        "no complete answer within 1 s" in done.stderr,
+        "Traceback" in done.stderr,
+    )
+    assert expected == actual, done.stderr
+
+
+# --- a cap on results -----------------------------------------------------------------------------
+
+
+def test_tempo_search_fetches_at_most_limit_traces_newest_first() -> None:
+    """A search answered with 1,000 ids fetches only ``limit`` traces, the newest, and stops
+    asking the v2 endpoint once an old Tempo answered on v1: 1 + 1 + limit requests."""
+    ids = [f"{number:032x}" for number in range(1, 1001)]
+    start = {trace_id: 1_700_000_000_000_000_000 + n * 10**9 for n, trace_id in enumerate(ids)}
+
+    def tempo(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        path = handler.path.split("?", 1)[0]
+        if path == "/api/search":
+            found = [{"traceID": i, "startTimeUnixNano": str(start[i])} for i in ids]
+            _reply(server, handler, 200, {"traces": found})
+        elif path.startswith("/api/traces/"):
+            trace_id = path.rsplit("/", 1)[1]
+            _reply(server, handler, 200, _run_trace(trace_id, start[trace_id]))
+        else:
+            _reply(server, handler, 404, {"error": "not found"})
+
+    with serving(tempo) as server, TempoSource(server.url) as source:
+        runs = source.search(since=1_600_000_000, until=1_800_000_000, limit=5)
+        paths = [path.split("?", 1)[0] for path, _ in server.requests]
+    expected = (ids[-5:][::-1], 7, 1, 1)
+    actual = (
+        [run.run_id for run in runs],
+        len(paths),
+        paths.count("/api/search"),
+        sum(p.startswith("/api/v2/") for p in paths),
+    )
+    assert expected == actual
+
+
+# --- a cap on the body ----------------------------------------------------------------------------
+
+
+def test_an_endless_body_is_refused_at_the_size_cap() -> None:
+    """A response that never ends is read only up to the cap, then refused with a one-line
+    error naming the limit; the client stops reading (the server sees it go), so memory stays
+    near the cap."""
+
+    def endless(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.end_headers()  # HTTP/1.0, no length: the body runs until the connection closes
+        chunk = b"[" + b" " * 65535
+        while not stop.is_set():
+            server.write(handler, chunk)
+
+    limits = RemoteLimits(deadline=30.0, max_bytes=2**20)
+    with serving(endless) as server, TempoSource(server.url, limits=limits) as source:
+        with pytest.raises(SpanSourceError) as caught:
+            source.get_trace(RUN_ID)
+        message = str(caught.value)
+    expected = (True, True, 1)
+    actual = (
+        "response larger than 1048576 bytes" in message,
+        server.sent < 64 * 2**20,
+        len(message.splitlines()),
+    )
+    assert expected == actual, (message, server.sent)
+
+
+@pytest.mark.slow
+def test_runs_show_refuses_an_endless_body_in_one_line(home: Path) -> None:
+    """``runs show`` against an endless body exits 2 with one line once
+    TASKDAEMON_SOURCE_MAX_BYTES is read."""
+
+    def endless(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        while not stop.is_set():
+            server.write(handler, b" " * 65536)
+
+    with serving(endless) as server:
+        done = taskdaemon(
+            home,
+            "runs",
+            "show",
+            RUN_ID,
+            "--source",
+            f"tempo+{server.url}",
+            timeout=60,
+            TASKDAEMON_SOURCE_MAX_BYTES="1000000",
+        )
+    expected = (2, 1, True)
+    actual = (
+        done.returncode,
+        len(done.stderr.splitlines()),
+        "response larger than 1000000 bytes" in done.stderr,
+    )
+    assert expected == actual, done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "inf", "nan"])
+def test_invalid_limits_are_one_line_errors(value: str) -> None:
+    """A limit that is not a finite positive number is refused, naming the variable."""
+    with pytest.raises(SpanSourceError, match="TASKDAEMON_SOURCE_TIMEOUT"):
+        RemoteLimits.from_env({"TASKDAEMON_SOURCE_TIMEOUT": value})
+
+
+# --- credentials ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("tempo+http://user:s3cret@tempo:3200/x", "tempo+http://user:***@tempo:3200/x"),
+        ("tempo+https://u:p%40ss@[::1]:3200", "tempo+https://u:***@[::1]:3200"),
+        ("jaeger+http://u:a@b@host?org=1", "jaeger+http://u:***@host?org=1"),
+        ("tempo+http://user@tempo:3200", "tempo+http://user@tempo:3200"),
+        ("tempo+http://tempo:3200/a@b", "tempo+http://tempo:3200/a@b"),
+        ("sqlite:///var/spans.db", "sqlite:///var/spans.db"),
+    ],
+)
+def test_display_url_hides_only_the_password(url: str, shown: str) -> None:
+    """A password in a URL's user information is shown as ``***``; the rest is unchanged."""
+    assert shown == display_url(url)
+
+
+def test_credentials_go_as_basic_auth_and_never_into_messages() -> None:
+    """A source URL's user and password reach the backend as HTTP basic auth; the error a
+    failing backend causes names the URL without them."""
+
+    def failing(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        _reply(server, handler, 500, {"error": "boom"})
+
+    with serving(failing) as server:
+        url = server.url.replace("http://", "tempo+http://user:s3cret@")
+        source = open_source(url, backoff=0.0)
+        with source, pytest.raises(SpanSourceError) as caught:
+            source.get_trace(RUN_ID)
+        authorizations = {auth for _, auth in server.requests}
+    expected_auth = "Basic " + base64.b64encode(b"user:s3cret").decode()
+    expected = ({expected_auth}, False, True)
+    actual = (authorizations, "s3cret" in str(caught.value), "HTTP 500" in str(caught.value))
+    assert expected == actual
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "tempo+http://user:s3cret@host:99999",
+        "tempo+http://user:s3cret@",
+        "nosuch://user:s3cret@host",
+    ],
+)
+def test_bad_source_urls_are_refused_without_their_password(url: str) -> None:
+    """A source URL refused as malformed or unknown is echoed without its password."""
+    with pytest.raises(SpanSourceError) as caught:
+        open_source(url)
+    assert ("s3cret" in str(caught.value), "user:***@" in str(caught.value)) == (False, True)
+
+
+def test_split_credentials_decodes_percent_escapes() -> None:
+    """``user:p%40ss@host`` gives the URL without user information and ``("user", "p@ss")``."""
+    expected = ("http://tempo:3200/x", ("user", "p@ss"))
+    assert expected == split_credentials("http://user:p%40ss@tempo:3200/x")
