@@ -120,7 +120,9 @@ class ControlServer:
                 f"control socket path too long ({self.path.absolute()}): "
                 "set TASKDAEMON_HOME to a shorter directory"
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # TASKDAEMON_HOME too, when it is created here: it holds the span store (private).
+        self.path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.parent.mkdir(exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket of a crashed process with the same run id
         self._server = await asyncio.start_unix_server(
