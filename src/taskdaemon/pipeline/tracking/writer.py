@@ -467,8 +467,8 @@ class SqliteSpanProcessor(SpanProcessor):
                 self.path,
                 exc,
             )
-        # Runs whose spans were lost keep no tally: their summary is rebuilt from what is
-        # stored if their run span is written later.
+        # A run whose run span was lost never ends in the store: forget its tally (a
+        # long-lived writer would otherwise keep it for ever).
         for is_end, span in batch:
             if is_end and _is_run_span(span.parent, span.attributes or {}):
                 self._tally.pop(format(span.context.trace_id, "032x"), None)
