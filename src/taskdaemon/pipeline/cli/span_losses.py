@@ -21,8 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
