@@ -17,15 +17,17 @@ Decisions where the canonical form is silent:
 * ``loop`` may be left out when a stage has exactly one of ``handler`` (loop ``python``) or
   ``command`` (loop ``command``).
 * Duplicate keys in a YAML mapping are errors (YAML loaders silently keep the last one).
-  Anchors, aliases and ``<<`` merge keys work.
+  Anchors, aliases and ``<<`` merge keys work, within the limits of ``yamlsafe``.
 * ``.json`` files are read with the YAML parser (JSON is YAML).
 * Issues that would only repeat an earlier one are dropped: once a field fails to load, the
   model checks of ``validate_pipeline`` about that field (or the whole that contains it, such as
   "no entry stage" after a broken trigger) are not reported.
 
-Loading is linear in the file's size: the C YAML parser composes the nodes when available and
-entry points (``taskdaemon.loops``) are only looked up when a stage names a loop type that is
-neither built in nor declared under ``loops:``.
+Loading is linear in the file's size: the C YAML parser composes the nodes when available, the
+size, nesting depth and alias expansion of the file are bounded first (``yamlsafe``: a
+"billion laughs" file is refused in microseconds, with one line), and entry points
+(``taskdaemon.loops``) are only looked up when a stage names a loop type that is neither built
+in nor declared under ``loops:``.
 """
 
 from __future__ import annotations
@@ -38,13 +40,12 @@ import math
 import os
 import re
 from collections.abc import Callable, Collection, Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
@@ -64,6 +65,14 @@ from taskdaemon.pipeline.model import (
     Trigger,
     TriggerMode,
     validate_pipeline,
+)
+from taskdaemon.pipeline.yaml_values import NodeConverter, kind_of
+from taskdaemon.pipeline.yamlsafe import (
+    MAX_YAML_BYTES,
+    MAX_YAML_DEPTH,
+    YamlLimitError,
+    compose_bounded,
+    syntax_problem,
 )
 
 __all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registered_loop_types"]
@@ -115,10 +124,6 @@ _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
-# The C parser composes nodes several times faster; the pure one is the fallback and also gives
-# the (deterministic) text of syntax errors.
-_YamlLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
 
@@ -146,7 +151,9 @@ def load_pipeline(
         reason = f"unknown file type {suffix or '(none)'!r} (expected .yaml, .yml, .json or .toml)"
         raise ConfigError([ValidationIssue("", reason, file=file)])
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        with open(file, "rb") as stream:  # never more than the limit: it may be a huge file
+            data = stream.read(MAX_YAML_BYTES + 1)
+        text = data.decode("utf-8")
     except OSError as exc:
         reason = f"cannot read the file: {(exc.strerror or str(exc)).lower()}"
         raise ConfigError([ValidationIssue("", reason, file=file)]) from None
@@ -172,6 +179,9 @@ def parse_pipeline(
 
     Raises ``ConfigError`` with every issue found (see the module docstring).
     """
+    if len(text) > MAX_YAML_BYTES:
+        reason = f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB"
+        raise ConfigError([ValidationIssue("", reason, file=source, line=1)])
     with _gc_paused():
         return _parse(text, fmt, source, registered_loops)
 
@@ -232,12 +242,15 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
 
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[str, int], list[ValidationIssue]]:
     try:
-        node = yaml.compose(text, Loader=_YamlLoader)
+        node = compose_bounded(text)
+    except YamlLimitError as exc:
+        return None, {}, [ValidationIssue("", str(exc), file=file, line=exc.line)]
     except yaml.YAMLError as exc:
-        return None, {}, [_yaml_error(text, file, exc)]
+        problem, line = syntax_problem(text, exc)
+        return None, {}, [ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)]
     if node is None:
         return None, {}, [ValidationIssue("", "the file is empty", file=file, line=1)]
-    converter = _NodeConverter(file)
+    converter = NodeConverter(file)
     try:
         data = converter.value(node, "", None)
     except RecursionError:
@@ -246,135 +259,21 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[str, int], list[Validati
     return data, converter.lines, converter.issues
 
 
-def _yaml_error(text: str, file: str, exc: yaml.YAMLError) -> ValidationIssue:
-    if _YamlLoader is not yaml.SafeLoader:
-        # libyaml words its errors differently; report the pure parser's words, everywhere alike.
-        try:
-            yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as pure:
-            exc = pure
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "syntax error"
-        return ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)
-    return ValidationIssue("", f"invalid yaml: {exc}", file=file)
-
-
 def _read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
     import tomllib  # noqa: PLC0415 - only TOML files need it (start-up time)
 
     try:
-        return tomllib.loads(text), []
+        data = tomllib.loads(text)
+        check_depth(data, MAX_YAML_DEPTH)
+        return data, []
+    except (RecursionError, BoundedInputError):  # tomllib recurses, from about 330 levels
+        return None, [ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)]
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = re.search(r"\(at line (\d+), column \d+\)$", message)
         line = int(found.group(1)) if found else None
         reason = message[: found.start()].rstrip() if found else message
         return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file, line=line)]
-
-
-class _NodeConverter:
-    """Composed YAML nodes → plain values, recording the line of every field path."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.lines: dict[str, int] = {}
-        self.issues: list[ValidationIssue] = []
-        self.constructor = yaml.constructor.SafeConstructor()
-        self.active: set[int] = set()
-        self.own: set[str] = set()  # field paths set by a mapping's own (not merged) keys
-
-    def issue(self, path: str, message: str, node: Node) -> None:
-        line = node.start_mark.line + 1
-        self.issues.append(ValidationIssue(path, message, file=self.file, line=line))
-
-    def value(self, node: Node, path: str, key_line: int | None) -> Any:
-        # A field's line is its key's line: where a reader looks for ``timeout:``.
-        self.lines[path] = key_line if key_line is not None else node.start_mark.line + 1
-        if isinstance(node, ScalarNode):
-            return self.scalar(node, path)
-        if id(node) in self.active:
-            self.issue(path, "recursive alias", node)
-            return None
-        self.active.add(id(node))
-        try:
-            if isinstance(node, SequenceNode):
-                return [self.value(item, f"{path}[{i}]", None) for i, item in enumerate(node.value)]
-            if isinstance(node, MappingNode):
-                return self.mapping(node, path)
-        finally:
-            self.active.discard(id(node))
-        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
-
-    def scalar(self, node: ScalarNode, path: str) -> Any:
-        if node.tag == "tag:yaml.org,2002:str":
-            return node.value
-        try:
-            return self.constructor.construct_object(node)
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            self.issue(path, f"invalid value: {problem}", node)
-            return None
-
-    def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
-        pairs, merged = self.pairs(node, path)
-        result: dict[str, Any] = {}
-        for position, (key_node, value_node) in enumerate(pairs):
-            key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
-            if not isinstance(key, str):
-                self.issue(path, f"keys must be strings, got {_kind(key)}", key_node)
-                continue
-            field_path = f"{path}.{key}" if path else key
-            # Merged keys may be overridden (by later merges and by the mapping's own keys);
-            # only the mapping's own keys must be unique.
-            if key in result and position >= merged and field_path in self.own:
-                self.issue(field_path, "duplicate key", key_node)
-                continue
-            if position >= merged:
-                self.own.add(field_path)
-            result[key] = self.value(value_node, field_path, key_node.start_mark.line + 1)
-        return result
-
-    def pairs(self, node: MappingNode, path: str) -> tuple[list[tuple[Node, Node]], int]:
-        """The pairs of ``node`` with ``<<`` merge keys expanded (merged pairs first, in
-        last-wins order), and how many of them were merged. Unlike PyYAML's
-        ``flatten_mapping`` this leaves the nodes alone: an anchored mapping may be walked
-        again through an alias."""
-        merged: list[tuple[Node, Node]] = []
-        own: list[tuple[Node, Node]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag != "tag:yaml.org,2002:merge":
-                own.append((key_node, value_node))
-                continue
-            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
-            # The first mapping listed wins: with last-wins assignment it must come last.
-            for source in reversed(sources):
-                if isinstance(source, MappingNode):
-                    merged.extend(self.pairs(source, path)[0])
-                else:
-                    self.issue(path, "<< merges mappings only", source)
-        return merged + own, len(merged)
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    if isinstance(value, date):
-        return "date"
-    return type(value).__name__
 
 
 def _join(path: str, key: str) -> str:
@@ -447,7 +346,7 @@ class _Reader:
     def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
             return value
-        self.issue(path, f"expected a mapping, got {_kind(value)}")
+        self.issue(path, f"expected a mapping, got {kind_of(value)}")
         return None
 
     def field(
@@ -472,7 +371,7 @@ class _Reader:
 
     def string(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            self.issue(path, f"expected a string, got {_kind(value)}")
+            self.issue(path, f"expected a string, got {kind_of(value)}")
             return None
         return value
 
@@ -486,19 +385,19 @@ class _Reader:
 
     def boolean(self, value: Any, path: str) -> bool | None:
         if not isinstance(value, bool):
-            self.issue(path, f"expected a boolean, got {_kind(value)}")
+            self.issue(path, f"expected a boolean, got {kind_of(value)}")
             return None
         return value
 
     def integer(self, value: Any, path: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.issue(path, f"expected an integer, got {_kind(value)}")
+            self.issue(path, f"expected an integer, got {kind_of(value)}")
             return None
         return value
 
     def number(self, value: Any, path: str) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.issue(path, f"expected a number, got {_kind(value)}")
+            self.issue(path, f"expected a number, got {kind_of(value)}")
             return None
         if not math.isfinite(value):
             self.issue(path, f"expected a finite number, got {value}")
@@ -509,7 +408,7 @@ class _Reader:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return self.number(value, path)
         if not isinstance(value, str):
-            self.issue(path, f"expected a duration, got {_kind(value)}")
+            self.issue(path, f"expected a duration, got {kind_of(value)}")
             return None
         text = value.strip()
         if _NUMBER.fullmatch(text):
@@ -523,7 +422,7 @@ class _Reader:
 
     def names(self, value: Any, path: str) -> tuple[str, ...] | None:
         if not isinstance(value, list):
-            self.issue(path, f"expected a list, got {_kind(value)}")
+            self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
         found = (self.name(item, f"{path}[{i}]") for i, item in enumerate(value))
         return tuple(item for item in found if item is not None)
@@ -543,7 +442,7 @@ class _Reader:
 
     def pipeline(self, data: Any) -> Pipeline:
         if not isinstance(data, dict):
-            self.issue("", f"expected a mapping at the top level, got {_kind(data)}")
+            self.issue("", f"expected a mapping at the top level, got {kind_of(data)}")
             self.fatal = True
             return Pipeline(name="", stages=(), source=self.file)
         self.keys(data, _PIPELINE_KEYS, "")
@@ -609,7 +508,7 @@ class _Reader:
 
     def stages(self, value: Any, path: str) -> tuple[Stage, ...] | None:
         if not isinstance(value, list):
-            self.issue(path, f"expected a list, got {_kind(value)}")
+            self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
         found = (self.stage(item, f"{path}[{i}]") for i, item in enumerate(value))
         return tuple(stage for stage in found if stage is not None)
@@ -652,7 +551,7 @@ class _Reader:
 
     def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
         if not isinstance(value, list):
-            self.issue(path, f"expected a list, got {_kind(value)}")
+            self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
         found = (self.trigger(item, f"{path}[{i}]") for i, item in enumerate(value))
         return tuple(trigger for trigger in found if trigger is not None)
@@ -660,7 +559,7 @@ class _Reader:
     def trigger(self, value: Any, path: str) -> Trigger | None:
         kinds = _choices(_TRIGGER_KEYS)
         if not isinstance(value, dict):
-            self.issue(path, f"expected a mapping with one of {kinds}, got {_kind(value)}")
+            self.issue(path, f"expected a mapping with one of {kinds}, got {kind_of(value)}")
             return None
         self.keys(value, _TRIGGER_KEYS, path)
         present = [key for key in value if key in _TRIGGER_KEYS]
@@ -716,7 +615,7 @@ class _Reader:
                 result.append((name, spec, True))
                 continue
             if not isinstance(spec, dict):
-                reason = f"expected a CEL string or a mapping with 'from', got {_kind(spec)}"
+                reason = f"expected a CEL string or a mapping with 'from', got {kind_of(spec)}"
                 self.issue(item_path, reason)
                 continue
             self.keys(spec, _MAPPING_KEYS, item_path)

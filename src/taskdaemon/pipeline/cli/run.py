@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -47,6 +46,7 @@ from typing import IO, Any
 
 import yaml
 
+from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
@@ -62,6 +62,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
+from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
 
 __all__ = [
     "ApprovalPolicy",
@@ -159,7 +160,9 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
         except OSError as error:
             raise ValueError(f"--input-file {input_file}: {error.strerror or error}") from None
         try:
-            data = yaml.safe_load(text)  # JSON is YAML
+            data = load_bounded(text)  # JSON is YAML; bounded: it may be an alias bomb
+        except YamlLimitError as error:
+            raise ValueError(f"--input-file {input_file}: {error}") from None
         except yaml.YAMLError as error:
             first = str(error).splitlines()[0] if str(error) else "invalid"
             raise ValueError(f"--input-file {input_file}: not JSON or YAML: {first}") from None
@@ -174,9 +177,11 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
         if not sep or not key:
             raise ValueError(f"--input {pair!r}: expected KEY=VALUE")
         try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
+            value: Any = loads_bounded(raw)
+        except NotJSONError:
+            value = raw  # not JSON: the text itself
+        except BoundedInputError as error:
+            raise ValueError(f"--input {key}: {error}") from None
         request[key] = value
     return request
 

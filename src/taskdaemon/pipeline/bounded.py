@@ -1,0 +1,101 @@
+"""Bounded decoding of untrusted JSON (and a depth check for any decoded value).
+
+Every place that decodes JSON it did not write itself (HTTP bodies, ``--input k=<json>``,
+``publish --payload``, span files and backend responses) goes through :func:`loads_bounded`,
+so that hostile input gets one short :class:`BoundedInputError` instead of a traceback, an
+HTTP 500 or unbounded memory:
+
+* ``max_bytes``: the encoded size is checked before anything is decoded;
+* bytes must be UTF-8 (the error names the offset of the first bad byte);
+* ``max_depth``: containers may nest at most this deep. ``json`` itself recurses and raises
+  ``RecursionError`` near 1,000 levels; the much lower default keeps every later walker of the
+  value (redaction, JSON encoding, CEL conversion) far from Python's recursion limit too.
+
+Decision: the default depth limit is 100 levels (real payloads rarely pass 10; orjson refuses
+to encode past 254), and there is no default size limit: each caller knows what is large for
+its input and passes its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = ["DEFAULT_MAX_DEPTH", "BoundedInputError", "NotJSONError", "check_depth", "loads_bounded"]
+
+#: How deeply containers may nest in decoded input unless a caller says otherwise.
+DEFAULT_MAX_DEPTH: Final = 100
+
+
+class BoundedInputError(ValueError):
+    """The input is too large, too deeply nested, not UTF-8 or not JSON; ``str()`` is one line."""
+
+
+class NotJSONError(BoundedInputError):
+    """The input is within the limits but is not a JSON document."""
+
+
+def loads_bounded(
+    data: bytes | bytearray | str,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_bytes: int | None = None,
+) -> Any:
+    """Decode the JSON document ``data`` within the limits; BoundedInputError otherwise.
+
+    ``max_bytes`` counts UTF-8 bytes (a ``str`` is measured as its encoding). The message
+    starts with what is wrong (``larger than …``, ``not UTF-8 …``, ``nested deeper than …``,
+    ``not JSON: …``); callers prefix it with what they were reading.
+    """
+    if max_bytes is not None:
+        size = len(data) if not isinstance(data, str) else _utf8_length(data, max_bytes)
+        if size > max_bytes:
+            raise BoundedInputError(f"larger than {max_bytes} bytes")
+    if not isinstance(data, str):
+        try:
+            text = bytes(data).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise BoundedInputError(f"not UTF-8 (invalid byte at offset {exc.start})") from None
+    else:
+        text = data
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise BoundedInputError(f"nested deeper than {max_depth} levels") from None
+    except json.JSONDecodeError as exc:
+        raise NotJSONError(f"not JSON: {exc}") from None
+    check_depth(value, max_depth)
+    return value
+
+
+def check_depth(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
+    """BoundedInputError if mappings and lists in ``value`` nest deeper than ``max_depth``.
+
+    Iterative (a value nested past the recursion limit is measured too); a scalar has depth 0,
+    ``[]`` depth 1. Shared sub-values are walked once per reference, so only call it on
+    freshly decoded trees (JSON and TOML have no sharing).
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > max_depth:
+            raise BoundedInputError(f"nested deeper than {max_depth} levels")
+        stack.extend(
+            (child, depth) for child in children if isinstance(child, Mapping | list | tuple)
+        )
+
+
+def _utf8_length(text: str, limit: int) -> int:
+    # A str of n characters encodes to n..4n bytes: only encode when the bounds do not decide.
+    if len(text) > limit:
+        return len(text)
+    if 4 * len(text) <= limit:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))

@@ -1,0 +1,124 @@
+"""Composed YAML nodes → plain values, with the 1-based line of every field path.
+
+The pipeline loader reads a file through :class:`NodeConverter` rather than PyYAML's
+constructor, to know where each field was written and to report duplicate keys, recursive
+aliases and bad merges as issues. The converter walks aliases and ``<<`` merges once per
+reference, so it must only be given a node graph that ``yamlsafe.compose_bounded`` accepted:
+its work is then bounded by the expanded size that function measured.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from taskdaemon.pipeline.errors import ValidationIssue
+
+__all__ = ["NodeConverter", "kind_of"]
+
+
+class NodeConverter:
+    """Composed YAML nodes → plain values, recording the line of every field path."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[str, int] = {}
+        self.issues: list[ValidationIssue] = []
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.active: set[int] = set()
+        self.own: set[str] = set()  # field paths set by a mapping's own (not merged) keys
+
+    def issue(self, path: str, message: str, node: Node) -> None:
+        line = node.start_mark.line + 1
+        self.issues.append(ValidationIssue(path, message, file=self.file, line=line))
+
+    def value(self, node: Node, path: str, key_line: int | None) -> Any:
+        # A field's line is its key's line: where a reader looks for ``timeout:``.
+        self.lines[path] = key_line if key_line is not None else node.start_mark.line + 1
+        if isinstance(node, ScalarNode):
+            return self.scalar(node, path)
+        if id(node) in self.active:
+            self.issue(path, "recursive alias", node)
+            return None
+        self.active.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.value(item, f"{path}[{i}]", None) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+        raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
+
+    def scalar(self, node: ScalarNode, path: str) -> Any:
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value
+        try:
+            return self.constructor.construct_object(node)
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            self.issue(path, f"invalid value: {problem}", node)
+            return None
+
+    def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
+        pairs, merged = self.pairs(node, path)
+        result: dict[str, Any] = {}
+        for position, (key_node, value_node) in enumerate(pairs):
+            key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(key, str):
+                self.issue(path, f"keys must be strings, got {kind_of(key)}", key_node)
+                continue
+            field_path = f"{path}.{key}" if path else key
+            # Merged keys may be overridden (by later merges and by the mapping's own keys);
+            # only the mapping's own keys must be unique.
+            if key in result and position >= merged and field_path in self.own:
+                self.issue(field_path, "duplicate key", key_node)
+                continue
+            if position >= merged:
+                self.own.add(field_path)
+            result[key] = self.value(value_node, field_path, key_node.start_mark.line + 1)
+        return result
+
+    def pairs(self, node: MappingNode, path: str) -> tuple[list[tuple[Node, Node]], int]:
+        """The pairs of ``node`` with ``<<`` merge keys expanded (merged pairs first, in
+        last-wins order), and how many of them were merged. Unlike PyYAML's
+        ``flatten_mapping`` this leaves the nodes alone: an anchored mapping may be walked
+        again through an alias."""
+        merged: list[tuple[Node, Node]] = []
+        own: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                own.append((key_node, value_node))
+                continue
+            sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            # The first mapping listed wins: with last-wins assignment it must come last.
+            for source in reversed(sources):
+                if isinstance(source, MappingNode):
+                    merged.extend(self.pairs(source, path)[0])
+                else:
+                    self.issue(path, "<< merges mappings only", source)
+        return merged + own, len(merged)
+
+
+def kind_of(value: object) -> str:
+    """The YAML word for the type of a loaded value, for messages (``mapping``, ``list``…)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, date):
+        return "date"
+    return type(value).__name__

@@ -1,0 +1,154 @@
+"""Bounded YAML: composing untrusted text with size, nesting and alias limits.
+
+PyYAML composes an alias as a second reference to the anchored node, and ``<<`` merge keys
+copy the merged mapping's pairs when values are constructed. Loading a "billion laughs" file
+is therefore cheap, but every walk of the result (our node converter, redaction, JSON
+encoding, the validator) visits each alias again: 633 bytes expanded to a billion nodes. So
+the composed node graph is measured first, in time linear in the file, and refused when:
+
+* the text is larger than :data:`MAX_YAML_BYTES`;
+* collections nest deeper than :data:`MAX_YAML_DEPTH` (libyaml refuses past 1,000 on its own,
+  and the pure-Python parser that words our syntax errors recurses, so we never hand it a
+  file libyaml found too deep);
+* aliases and merge keys make the expanded tree larger than the file's own nodes plus
+  ``max(ALIAS_BUDGET, 4 × own nodes)``: a file may share settings through anchors as much as
+  it likes, but sharing may at most multiply the work of reading it by five.
+
+The counting is exact: a node's expanded size is memoised, so a merge of a merge of an alias
+costs one look-up, and the refusal of a bomb takes microseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+__all__ = [
+    "ALIAS_BUDGET",
+    "MAX_YAML_BYTES",
+    "MAX_YAML_DEPTH",
+    "YamlLimitError",
+    "compose_bounded",
+    "load_bounded",
+    "syntax_problem",
+]
+
+#: The largest YAML text read, in characters (16 MiB; a 10,000-stage pipeline is about 2 MB).
+MAX_YAML_BYTES: Final = 16 * 1024 * 1024
+#: How deeply collections may nest (a pipeline needs 6 levels).
+MAX_YAML_DEPTH: Final = 100
+#: Nodes that aliases and merge keys may add beyond the file's own, at the least.
+ALIAS_BUDGET: Final = 100_000
+
+# The C parser composes nodes several times faster; the pure one is the fallback and also gives
+# the (deterministic) text of syntax errors.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YamlLimitError(ValueError):
+    """The text is over a limit; ``str()`` is one lower-case line, ``line`` 1-based or None."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def compose_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Node | None:
+    """The composed node of the single YAML document ``text`` (None if empty).
+
+    Raises YamlLimitError over a limit (see the module docstring) and ``yaml.YAMLError`` on a
+    syntax error (word it with :func:`syntax_problem`).
+    """
+    if len(text) > MAX_YAML_BYTES:
+        raise YamlLimitError(f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", 1)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except RecursionError:  # only the pure-Python composer recurses
+        raise YamlLimitError(f"nested deeper than {max_depth} levels", 1) from None
+    if node is not None:
+        _check(node, max_depth)
+    return node
+
+
+def load_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """The value of the YAML document ``text``, composed within the limits, then constructed
+    (tags of the safe schema only). Raises YamlLimitError or ``yaml.YAMLError``."""
+    node = compose_bounded(text, max_depth=max_depth)
+    if node is None:
+        return None
+    loader = _Loader("")
+    try:
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
+    """A YAML syntax error as ``(problem, line)``: the pure parser's words, the same with or
+    without libyaml, except for a nesting error (the pure parser would recurse on it)."""
+    if _Loader is not yaml.SafeLoader and "maximum nesting depth" not in str(exc):
+        try:
+            yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as pure:
+            exc = pure
+        except RecursionError:
+            pass
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "syntax error"
+        return problem.replace("\n", " "), line
+    return str(exc).splitlines()[0] if str(exc) else "syntax error", None
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check(root: Node, max_depth: int) -> None:
+    """Measure the node graph without expanding it: own nodes, expanded size, depth."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    own = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            total, deepest = 1, 0
+            for child in _children(node):
+                # A child still on the path is a recursive alias: the converter reports it and
+                # does not follow it, so it counts as one node.
+                total += size.get(id(child), 1)
+                deepest = max(deepest, depth.get(id(child), 0))
+            size[key] = total
+            depth[key] = 0 if isinstance(node, ScalarNode) else deepest + 1
+            if depth[key] > max_depth:
+                line = node.start_mark.line + 1
+                raise YamlLimitError(f"nested deeper than {max_depth} levels", line)
+            continue
+        if key in size or key in on_path:
+            continue
+        own += 1
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend(
+            (child, False)
+            for child in _children(node)
+            if id(child) not in size and id(child) not in on_path
+        )
+    allowed = own + max(ALIAS_BUDGET, 4 * own)
+    if size[id(root)] > allowed:
+        raise YamlLimitError(
+            f"aliases and merge keys expand {own} nodes to {size[id(root)]} "
+            f"(the limit is {allowed}: is this an alias bomb?)",
+            1,
+        )
