@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import json
 import logging
 import socket
 import time
@@ -59,6 +58,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskdaemon.pipeline.api_views import RunView, StageView, api_index, run_view
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
@@ -446,9 +446,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _BadRequestError(f"body is not JSON: {exc}") from None
+        body = loads_bounded(raw)  # 400, never 500, for deep nesting and bytes that are not UTF-8
+    except BoundedInputError as exc:
+        raise _BadRequestError(f"body is {exc}") from None
     if not isinstance(body, dict):
         raise _BadRequestError("body must be a JSON object")
     return body

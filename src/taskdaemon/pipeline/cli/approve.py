@@ -23,6 +23,7 @@ import sys
 from typing import Any
 
 from taskdaemon.pipeline import control
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 
 __all__ = ["register"]
@@ -119,9 +120,9 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _publish(args: argparse.Namespace) -> int:
     try:
-        payload = json.loads(args.payload)
-    except ValueError as error:
-        return _fail("publish", EXIT_USAGE, f"--payload is not JSON: {error}")
+        payload = loads_bounded(args.payload)
+    except BoundedInputError as error:  # "not JSON: …", "nested deeper than …"
+        return _fail("publish", EXIT_USAGE, f"--payload is {error}")
     if not isinstance(payload, dict):
         return _fail("publish", EXIT_USAGE, "--payload must be a JSON object")
     code = _call("publish", {"op": "publish", "type": args.type, "payload": payload}, args)

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal
 
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
 
@@ -342,6 +342,8 @@ def iter_json_lines(text: str, *, where: str) -> Iterator[Any]:
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
-        except json.JSONDecodeError as exc:
-            logger.warning("%s:%d: skipped a line that is not JSON: %s", where, number, exc)
+            document = loads_bounded(line)
+        except BoundedInputError as exc:  # not JSON, or nested too deeply
+            logger.warning("%s:%d: skipped a line: %s", where, number, exc)
+            continue
+        yield document

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_che
 from urllib.parse import parse_qs, urlsplit
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.tracking._remote import (
@@ -261,8 +262,8 @@ class _HttpSource:
             )
         text = response.text
         try:
-            return json.loads(text)
-        except json.JSONDecodeError:
+            return loads_bounded(text)
+        except NotJSONError:
             # grpc-gateway streams one JSON object per line.
             objects = list(iter_json_lines(text, where=str(response.request.url)))
             if objects and len(objects) == len([ln for ln in text.splitlines() if ln.strip()]):
@@ -270,6 +271,8 @@ class _HttpSource:
             raise SpanSourceError(
                 f"{response.request.url}: malformed JSON body ({len(text)} bytes): {text[:80]!r}"
             ) from None
+        except BoundedInputError as exc:
+            raise SpanSourceError(f"{response.request.url}: JSON body {exc}") from None
 
     def _traces(self, body: Any, where: str) -> list[SpanRecord]:
         bodies = body if isinstance(body, list) else [body]
@@ -477,10 +480,12 @@ class OtlpJsonSource:
             stripped = text.lstrip()
             if stripped.startswith("{") and "\n{" not in text.strip():
                 try:
-                    spans.extend(parse_traces(json.loads(text), where=str(file)))
+                    spans.extend(parse_traces(loads_bounded(text), where=str(file)))
                     continue
-                except json.JSONDecodeError:
+                except NotJSONError:
                     pass
+                except BoundedInputError as exc:
+                    raise SpanSourceError(f"{file}: {exc}") from None
             for number, document in enumerate(iter_json_lines(text, where=str(file)), 1):
                 try:
                     spans.extend(parse_traces(document, where=f"{file}:{number}"))
