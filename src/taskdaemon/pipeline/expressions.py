@@ -4,19 +4,38 @@
 Expressions are compiled once when a pipeline is loaded; evaluating one costs tens of
 microseconds. A missing key or an undefined variable is an evaluation error
 (``ExpressionError``), which callers turn into "trigger not satisfied" or "missing input".
+
+Bounded (docs/cel-limits.md): before compiling, an expression must pass the static limits of
+``cel_limits`` (length, nesting, operators, member chains, estimated cost); over one it is an
+``ExpressionLimitError`` naming the limit. The binding's own panics are caught. An expression
+that is cheap by its estimate (the common case: comparisons, ``has``, ``size``, string
+functions) is evaluated in-process; one with a comprehension over the run's data, or a high
+estimate, is evaluated in the CEL worker process under a time limit (``cel_worker``), so no
+evaluation blocks the caller for longer than that limit. An expression that went over the time
+limit once is an error without being evaluated for the rest of the process: a condition is
+re-evaluated on every change of its run, and each attempt would cost the whole limit again.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskdaemon.pipeline._cel import cel
+from taskdaemon.pipeline.cel_limits import (
+    COST_BUDGET,
+    IN_PROCESS_COST,
+    LimitError,
+    check_limits,
+    clip,
+    estimate_cost,
+)
+from taskdaemon.pipeline.cel_worker import WorkerError, shared_worker
 from taskdaemon.pipeline.errors import ExpressionError
 
-__all__ = ["CONTEXT_VARIABLES", "Expression", "compile_expression"]
+__all__ = ["CONTEXT_VARIABLES", "Expression", "ExpressionLimitError", "compile_expression"]
 
 _MACRO_BINDING = re.compile(r"\b(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
 
@@ -24,34 +43,71 @@ _MACRO_BINDING = re.compile(r"\b(?:map|filter|all|exists|exists_one)\(\s*([A-Za-
 CONTEXT_VARIABLES = frozenset({"request", "stages", "event", "result"})
 
 
+class ExpressionLimitError(ExpressionError):
+    """An expression over a static limit (size, nesting, estimated cost): never compiled."""
+
+
 @dataclass(frozen=True, slots=True)
 class Expression:
-    """A compiled CEL expression and the top-level variables it reads."""
+    """A compiled CEL expression and the top-level variables it reads.
+
+    ``isolated``: evaluated in the CEL worker under its time limit (see the module docstring).
+    """
 
     source: str
     variables: frozenset[str]
     _program: Any
+    isolated: bool = False
+    cost: int | None = None
+    # Set once the expression went over the worker's time limit: never evaluated again.
+    _over_budget: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
-        """Evaluate over ``context``; ExpressionError (with the source) on any failure."""
+        """Evaluate over ``context``; ExpressionError (with the source) on any failure,
+        including going over the time limit."""
+        if self._over_budget:
+            raise ExpressionError(f"{clip(self.source, 200)!r}: {self._over_budget[0]}")
         try:
+            if self.isolated:
+                return shared_worker().evaluate(self.source, context)
             return self._program.execute(dict(context))
         except KeyError as exc:
-            raise ExpressionError(f"{self.source!r}: no such key {exc.args[0]!r}") from None
-        except Exception as exc:  # the binding raises RuntimeError/ValueError/TypeError
-            raise ExpressionError(f"{self.source!r}: {exc}") from None
+            key = exc.args[0] if exc.args else "?"
+            raise ExpressionError(f"{clip(self.source, 200)!r}: no such key {key!r}") from None
+        except WorkerError as exc:
+            reason = f"evaluation stopped: {exc} (not evaluated again)"
+            self._over_budget.append(reason)
+            raise ExpressionError(
+                f"{clip(self.source, 200)!r}: evaluation stopped: {exc}"
+            ) from None
+        except BaseException as exc:  # ValueError/TypeError…, and the binding's PanicException
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            raise ExpressionError(f"{clip(self.source, 200)!r}: {_first_line(exc)}") from None
 
 
 def compile_expression(
     source: str, allowed: frozenset[str] | set[str] = CONTEXT_VARIABLES
 ) -> Expression:
-    """Compile ``source``; ExpressionError if it does not parse or reads a variable outside
-    ``allowed`` (so a typo such as ``stage.x`` for ``stages.x`` is caught at load time)."""
+    """Compile ``source``; ExpressionLimitError over a static limit, ExpressionError if it does
+    not parse or reads a variable outside ``allowed`` (so a typo such as ``stage.x`` for
+    ``stages.x`` is caught at load time)."""
+    try:
+        check_limits(source)
+    except LimitError as exc:
+        raise ExpressionLimitError(f"expression {exc}") from None
+    estimate = estimate_cost(source)
+    if estimate is not None and estimate.cost > COST_BUDGET:
+        raise ExpressionLimitError(
+            f"estimated cost {estimate.cost:,} is over the budget of {COST_BUDGET:,} "
+            "(a comprehension over a large list?)"
+        )
     try:
         program = cel.compile(source)
-    except Exception as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ExpressionError(f"does not compile: {first_line}") from None
+    except BaseException as exc:  # the binding may panic: a BaseException, not an Exception
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise ExpressionError(f"does not compile: {_first_line(exc)}") from None
     # Comprehension macros (``list.map(x, ...)``) bind their own names; those are not context.
     bound = set(_MACRO_BINDING.findall(source))
     variables = frozenset(program.variables()) - bound
@@ -59,4 +115,11 @@ def compile_expression(
     if unknown:
         names = ", ".join(sorted(allowed))
         raise ExpressionError(f"unknown variable {unknown[0]!r} (available: {names})")
-    return Expression(source, variables, program)
+    isolated = estimate is None or estimate.iterates_data or estimate.cost > IN_PROCESS_COST
+    cost = None if estimate is None else estimate.cost
+    return Expression(source, variables, program, isolated, cost)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__

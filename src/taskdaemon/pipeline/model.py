@@ -27,8 +27,9 @@ from functools import cached_property
 from typing import ClassVar, TypeAlias
 
 from taskdaemon.pipeline._cel import cel
+from taskdaemon.pipeline.cel_limits import clip
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
-from taskdaemon.pipeline.expressions import compile_expression
+from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
 
 __all__ = [
     "BUILTIN_LOOPS",
@@ -525,6 +526,9 @@ class _Validator:
     def expression(self, path: str, source: str, allowed: frozenset[str]) -> None:
         try:
             compile_expression(source, allowed)
+        except ExpressionLimitError as exc:  # never compiled: the binding may crash on it
+            self.issue(path, f"{clip(source)!r}: {exc}")
+            return
         except ExpressionError as exc:
             self.issue(path, self.expression_message(source, str(exc)))
             return
@@ -590,7 +594,9 @@ def _syntax_message(source: str) -> str | None:
     the error text, which loses the position of multi-line expressions)."""
     try:
         cel.compile(source)
-    except Exception as exc:  # the binding raises ValueError; any failure just means "no detail"
+    except BaseException as exc:  # ValueError, or a panic; any failure just means "no detail"
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
         found = _CEL_SYNTAX_ERROR.search(str(exc))
         if found is None:
             return None

@@ -1,0 +1,280 @@
+"""Static limits of CEL expressions, checked before the CEL library ever sees them.
+
+The Rust CEL binding crashes the process on some inputs (a segfault on 22,000 ``+`` terms or a
+21,000-deep field chain, a ``PanicException`` on 100,000 nested parentheses) and has no cost
+limit, so an expression is first scanned here, in time linear in its length:
+
+* :func:`check_limits` refuses an expression longer than :data:`MAX_LENGTH` characters, nested
+  deeper than :data:`MAX_NESTING` brackets, with more than :data:`MAX_OPERATORS` operators or
+  a member chain (``a.b[0].c()``) longer than :data:`MAX_CHAIN`;
+* :func:`estimate_cost` estimates, like Kubernetes' static cost estimator, how many steps one
+  evaluation takes: a comprehension (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
+  costs its receiver's size times its body. A list or map literal has its own size; a list
+  from the run's data (``request.items``) is assumed to hold :data:`ASSUMED_DATA_SIZE`
+  elements. An estimate over :data:`COST_BUDGET` is refused when the pipeline is validated.
+
+The numbers and their reasons are in docs/cel-limits.md. Pure: no CEL, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "ASSUMED_DATA_SIZE",
+    "COST_BUDGET",
+    "IN_PROCESS_COST",
+    "MAX_CHAIN",
+    "MAX_LENGTH",
+    "MAX_NESTING",
+    "MAX_OPERATORS",
+    "CostEstimate",
+    "LimitError",
+    "check_limits",
+    "clip",
+    "estimate_cost",
+]
+
+#: Longest expression, in characters.
+MAX_LENGTH: Final = 8192
+#: Deepest nesting of ``()``, ``[]`` and ``{}``.
+MAX_NESTING: Final = 32
+#: Most operators (``+ - * / % == != < <= > >= && || ! ? in``) in one expression.
+MAX_OPERATORS: Final = 1000
+#: Longest member chain: ``.field``, ``[index]`` and ``.method()`` steps after one operand.
+MAX_CHAIN: Final = 64
+#: Largest static cost estimate accepted (Kubernetes' per-call limit, about 0.1 s).
+COST_BUDGET: Final = 1_000_000
+#: Estimates up to this, with no comprehension over the run's data, evaluate in-process.
+IN_PROCESS_COST: Final = 10_000
+#: The size assumed for a list or map taken from the run's data.
+ASSUMED_DATA_SIZE: Final = 100
+
+_MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
+_OPERATORS: Final = frozenset(
+    {"+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "!", "?", "in"}
+)
+_BINARY: Final = {
+    "||": 1,
+    "&&": 2,
+    "==": 3,
+    "!=": 3,
+    "<": 3,
+    "<=": 3,
+    ">": 3,
+    ">=": 3,
+    "in": 3,
+    "+": 4,
+    "-": 4,
+    "*": 5,
+    "/": 5,
+    "%": 5,
+}
+_OPENING: Final = {"(": ")", "[": "]", "{": "}"}
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+|//[^\n]*)
+    | (?P<string>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"
+                            |'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))
+    | (?P<number>0[xX][0-9a-fA-F]+[uU]?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?[uU]?)
+    | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<op>==|!=|<=|>=|&&|\|\||[-+*/%<>!?:.,()\[\]{}])
+    | (?P<other>.)
+    """,
+    re.VERBOSE,
+)
+
+
+class LimitError(ValueError):
+    """An expression over a static limit; ``str()`` is one line."""
+
+
+def clip(source: str, width: int = 60) -> str:
+    """``source`` on one line, cut to ``width`` characters with an ellipsis, for messages."""
+    line = " ".join(source.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _tokens(source: str) -> list[str]:
+    return [m.group() for m in _TOKEN.finditer(source) if m.lastgroup != "space"]
+
+
+def check_limits(source: str) -> None:
+    """LimitError if ``source`` is over a size or nesting limit (module docstring)."""
+    if len(source) > MAX_LENGTH:
+        raise LimitError(f"is {len(source)} characters long (the limit is {MAX_LENGTH})")
+    depth = operators = 0
+    chains = [0]
+    previous = ""
+    for piece in _tokens(source):
+        if piece in _OPENING:
+            if piece == "[" and _ends_operand(previous):
+                chains[-1] += 1  # an index step of the current chain
+            depth += 1
+            if depth > MAX_NESTING:
+                raise LimitError(f"nests brackets deeper than {MAX_NESTING} levels")
+            chains.append(0)
+        elif piece in (")", "]", "}"):
+            depth = max(depth - 1, 0)
+            if len(chains) > 1:
+                chains.pop()
+        elif piece == ".":
+            chains[-1] += 1
+        elif piece in _OPERATORS or piece in (",", ":"):
+            chains[-1] = 0
+            if piece in _OPERATORS:
+                operators += 1
+                if operators > MAX_OPERATORS:
+                    raise LimitError(f"has more than {MAX_OPERATORS} operators")
+        if chains[-1] > MAX_CHAIN:
+            raise LimitError(f"has a member chain longer than {MAX_CHAIN} steps")
+        previous = piece
+
+
+def _ends_operand(piece: str) -> bool:
+    return piece in (")", "]", "}") or (bool(piece) and (piece[0].isalnum() or piece[0] in "_'\""))
+
+
+@dataclass(frozen=True, slots=True)
+class CostEstimate:
+    """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
+    collection from the run's data, whose real size only the evaluation knows."""
+
+    cost: int
+    iterates_data: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Est:
+    cost: int
+    size: int  # elements, if a collection
+    data: bool  # the size is an assumption (the value comes from the run's data)
+
+
+class _Parser:
+    """Precedence climbing over the tokens, computing estimates instead of a tree."""
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = tokens
+        self.at = 0
+        self.iterates_data = False
+
+    def peek(self) -> str:
+        return self.tokens[self.at] if self.at < len(self.tokens) else ""
+
+    def take(self, expected: str | None = None) -> str:
+        piece = self.peek()
+        if not piece or (expected is not None and piece != expected):
+            raise SyntaxError(f"expected {expected or 'more'} at piece {self.at}")
+        self.at += 1
+        return piece
+
+    def expression(self) -> _Est:
+        condition = self.binary(1)
+        if self.peek() != "?":
+            return condition
+        self.take("?")
+        then = self.expression()
+        self.take(":")
+        otherwise = self.expression()
+        size = max(then.size, otherwise.size)
+        cost = condition.cost + max(then.cost, otherwise.cost) + 1
+        return _Est(cost, size, then.data or otherwise.data)
+
+    def binary(self, level: int) -> _Est:
+        left = self.unary()
+        while (op := self.peek()) in _BINARY and _BINARY[op] >= level:
+            self.take()
+            right = self.binary(_BINARY[op] + 1)
+            size = left.size + right.size if op == "+" else 1
+            left = _Est(left.cost + right.cost + 1, size, op == "+" and (left.data or right.data))
+        return left
+
+    def unary(self) -> _Est:
+        count = 0
+        while self.peek() in ("!", "-"):
+            self.take()
+            count += 1
+        operand = self.postfix(self.primary())
+        return _Est(operand.cost + count, operand.size, operand.data) if count else operand
+
+    def primary(self) -> _Est:
+        piece = self.take()
+        if piece == "(":
+            inner = self.expression()
+            self.take(")")
+            return inner
+        if piece == "[":
+            items = self.items("]", pairs=False)
+            return _Est(1 + sum(i.cost for i in items), len(items), False)
+        if piece == "{":
+            items = self.items("}", pairs=True)
+            return _Est(1 + sum(i.cost for i in items), len(items) // 2, False)
+        if piece == ".":
+            piece = self.take()  # a leading dot names the root namespace
+        if piece[0].isalpha() or piece[0] == "_":
+            if piece in ("true", "false", "null"):
+                return _Est(1, 1, False)
+            if self.peek() == "(":  # a global function: has(), size(), int()…
+                self.take("(")
+                args = self.items(")", pairs=False)
+                return _Est(1 + sum(a.cost for a in args), ASSUMED_DATA_SIZE, True)
+            if self.peek() == "{":  # a message literal: Name{field: value}
+                self.take("{")
+                items = self.items("}", pairs=True)
+                return _Est(1 + sum(i.cost for i in items), 1, False)
+            return _Est(1, ASSUMED_DATA_SIZE, True)
+        if piece[0].isdigit() or piece[0] in "'\"" or piece[0] in "rRbB.":
+            return _Est(1, 1, False)
+        raise SyntaxError(f"unexpected {piece!r}")
+
+    def postfix(self, operand: _Est) -> _Est:
+        while self.peek() in (".", "["):
+            if self.take() == "[":
+                index = self.expression()
+                self.take("]")
+                operand = _Est(operand.cost + index.cost + 1, ASSUMED_DATA_SIZE, True)
+                continue
+            name = self.take()
+            if self.peek() != "(":
+                operand = _Est(operand.cost + 1, ASSUMED_DATA_SIZE, True)
+                continue
+            self.take("(")
+            args = self.items(")", pairs=False)
+            body = 1 + sum(a.cost for a in args)
+            if name in _MACROS and args:
+                self.iterates_data = self.iterates_data or operand.data
+                cost = operand.cost + operand.size * body
+                size = operand.size if name in ("map", "filter") else 1
+                operand = _Est(cost, size, operand.data and name in ("map", "filter"))
+            else:
+                operand = _Est(operand.cost + body, ASSUMED_DATA_SIZE, True)
+        return operand
+
+    def items(self, closing: str, *, pairs: bool) -> list[_Est]:
+        found: list[_Est] = []
+        while self.peek() != closing:
+            found.append(self.expression())
+            if pairs:
+                self.take(":")
+                found.append(self.expression())
+            if self.peek() != ",":
+                break
+            self.take(",")
+        self.take(closing)
+        return found
+
+
+def estimate_cost(source: str) -> CostEstimate | None:
+    """The static cost estimate of ``source``; None if it could not be estimated (it does not
+    parse as far as this estimator knows CEL: treat it as expensive)."""
+    parser = _Parser(_tokens(source))
+    try:
+        estimate = parser.expression()
+    except (SyntaxError, RecursionError):
+        return None
+    if parser.peek():
+        return None
+    return CostEstimate(estimate.cost, parser.iterates_data)
