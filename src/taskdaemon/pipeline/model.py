@@ -19,7 +19,6 @@ import hashlib
 import heapq
 import json
 import re
-from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -30,10 +29,12 @@ from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_limits import clip
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
+from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
 
 __all__ = [
     "BUILTIN_LOOPS",
     "ENTRY_STAGE_HINT",
+    "MAX_NAME_LENGTH",
     "NAME_PATTERN",
     "Backoff",
     "Edge",
@@ -282,19 +283,21 @@ class Pipeline:
     @cached_property
     def upstream(self) -> Mapping[str, tuple[str, ...]]:
         """For each stage, the distinct stages it depends on."""
-        result: dict[str, list[str]] = {stage.name: [] for stage in self.stages}
+        # Dicts as ordered sets: a membership test in a list made 40,000 fan-in edges quadratic.
+        result: dict[str, dict[str, None]] = {stage.name: {} for stage in self.stages}
         for edge in self.edges:
-            if edge.source in result and edge.source not in result[edge.target]:
-                result[edge.target].append(edge.source)
+            if edge.source in result:
+                result[edge.target][edge.source] = None
         return {name: tuple(sources) for name, sources in result.items()}
 
     @cached_property
     def downstream(self) -> Mapping[str, tuple[str, ...]]:
         """For each stage, the distinct stages that depend on it."""
-        result: dict[str, list[str]] = {stage.name: [] for stage in self.stages}
+        # Dicts as ordered sets: a membership test in a list made 40,000 fan-out edges quadratic.
+        result: dict[str, dict[str, None]] = {stage.name: {} for stage in self.stages}
         for edge in self.edges:
-            if edge.source in result and edge.target not in result[edge.source]:
-                result[edge.source].append(edge.target)
+            if edge.source in result:
+                result[edge.source][edge.target] = None
         return {name: tuple(targets) for name, targets in result.items()}
 
     @cached_property
@@ -350,6 +353,9 @@ def _stage_payload(stage: Stage) -> dict[str, object]:
 
 #: What pipeline and stage names look like (a full match is required).
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+#: The longest pipeline, stage, loop type or event type name, in characters: names end up in
+#: span attributes, metric labels and graph labels (Graphviz refuses strings over 16,384).
+MAX_NAME_LENGTH = 128
 
 _HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
@@ -404,8 +410,9 @@ class _Validator:
 
     def run(self) -> list[ValidationIssue]:
         pipeline = self.pipeline
-        if not NAME_PATTERN.fullmatch(pipeline.name):
-            self.issue("name", _bad_name(pipeline.name))
+        self.name("name", pipeline.name)
+        for index, event_type in enumerate(pipeline.external_events):
+            self.name_length(f"external_events[{index}]", event_type, "event type")
         self.at_least("concurrency", pipeline.concurrency, 1)
         self.positive("timeout", pipeline.timeout)
         self.retry("retry", pipeline.retry)
@@ -423,8 +430,9 @@ class _Validator:
                 self.issue(f"{path}.name", message)
             else:
                 first_index[stage.name] = index
-                if not NAME_PATTERN.fullmatch(stage.name):
-                    self.issue(f"{path}.name", _bad_name(stage.name))
+                self.name(f"{path}.name", stage.name)
+            for position, event_type in enumerate(stage.emits):
+                self.name_length(f"{path}.emits[{position}]", event_type, "event type")
             self.stage(path, stage)
         if len(first_index) == len(pipeline.stages):
             # Edges join stages by name: with duplicate names the graph is ambiguous, and
@@ -432,6 +440,21 @@ class _Validator:
             self.cycles(first_index)
             self.entry()
         return self.issues
+
+    def name(self, path: str, name: str) -> None:
+        if self.name_length(path, name, "name") and not NAME_PATTERN.fullmatch(name):
+            self.issue(path, _bad_name(name))
+
+    def name_length(self, path: str, name: str, what: str) -> bool:
+        """False (and an issue) if ``name`` is longer than MAX_NAME_LENGTH characters."""
+        if len(name) <= MAX_NAME_LENGTH:
+            return True
+        self.issue(
+            path,
+            f"{what} {clip(name, 40)!r} is {len(name)} characters long "
+            f"(the limit is {MAX_NAME_LENGTH})",
+        )
+        return False
 
     def at_least(self, path: str, value: float, minimum: int) -> None:
         if value < minimum:
@@ -450,6 +473,7 @@ class _Validator:
         self.positive(f"{path}.backoff.max", retry.backoff.max)
 
     def loop_def(self, path: str, name: str, loop: LoopDef) -> None:
+        self.name_length(path, name, "loop type")
         if name in BUILTIN_LOOPS:
             self.issue(path, f"shadows the built-in loop type {name!r}")
         if (loop.handler is None) == (loop.command is None):
@@ -507,9 +531,10 @@ class _Validator:
             # A completion of the stage itself is a cycle ``a -> a``, reported by ``cycles``.
             if trigger.stage not in self.stage_names:
                 hint = self.suggest(trigger.stage, self.stage_names)
-                self.issue(f"{path}.stage", f"unknown stage {trigger.stage!r}{hint}")
+                self.issue(f"{path}.stage", f"unknown stage {clip(trigger.stage)!r}{hint}")
         elif isinstance(trigger, OnEvent):
-            if trigger.type not in self.emitted and trigger.type not in self.external:
+            known = trigger.type in self.emitted or trigger.type in self.external
+            if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
                 self.issue(
                     f"{path}.type",
                     f"no stage emits {trigger.type!r} and it is not in external_events",
@@ -546,11 +571,11 @@ class _Validator:
         return _syntax_message(source) or message
 
     def cycles(self, first_index: Mapping[str, int]) -> None:
-        for component in _strongly_connected(self.pipeline):
+        for component in strongly_connected(self.pipeline.downstream):
             start = min(component, key=first_index.__getitem__)
             if len(component) == 1 and start not in self.pipeline.downstream[start]:
                 continue
-            cycle = _shortest_cycle(self.pipeline, start, set(component))
+            cycle = shortest_cycle(self.pipeline.downstream, start, set(component))
             closing = cycle[-2]  # the edge closing -> start is the one reported, on ``start``
             index = first_index[start]
             stage = self.pipeline.stages[index]
@@ -610,68 +635,3 @@ def _syntax_message(source: str) -> str | None:
 
 def _bad_name(name: str) -> str:
     return f"invalid name {name!r} (expected [a-z0-9][a-z0-9_.-]*)"
-
-
-def _strongly_connected(pipeline: Pipeline) -> list[list[str]]:
-    """Tarjan's algorithm, iterative (no recursion limit on long chains), over ``downstream``."""
-    graph = pipeline.downstream
-    index_of: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    components: list[list[str]] = []
-    counter = 0
-    for root in graph:
-        if root in index_of:
-            continue
-        work: list[tuple[str, int]] = [(root, 0)]
-        while work:
-            node, child = work.pop()
-            if child == 0:
-                index_of[node] = low[node] = counter
-                counter += 1
-                stack.append(node)
-                on_stack.add(node)
-            targets = graph[node]
-            while child < len(targets):
-                target = targets[child]
-                child += 1
-                if target not in index_of:
-                    work.append((node, child))
-                    work.append((target, 0))
-                    break
-                if target in on_stack:
-                    low[node] = min(low[node], index_of[target])
-            else:
-                if low[node] == index_of[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    components.append(component)
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-    return components
-
-
-def _shortest_cycle(pipeline: Pipeline, start: str, component: set[str]) -> list[str]:
-    """The shortest cycle through ``start`` inside its component: ``[start, ..., start]``."""
-    graph = pipeline.downstream
-    parent: dict[str, str] = {start: start}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        for target in graph[node]:
-            if target == start:
-                path = [node]
-                while path[-1] != start:
-                    path.append(parent[path[-1]])
-                return [*reversed(path), start]
-            if target in component and target not in parent:
-                parent[target] = node
-                queue.append(target)
-    raise AssertionError(f"{start!r} is on no cycle")  # pragma: no cover - Tarjan guarantees one

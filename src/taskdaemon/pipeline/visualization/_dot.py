@@ -14,6 +14,7 @@ any stage name or expression renders with ``dot`` unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 
@@ -44,12 +45,20 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _GATE_SHAPES = {"condition": "diamond", "approval": "invtrapezium", "external_event": "cds"}
 
 
+#: The longest text of one DOT string, in characters: Graphviz refuses a quoted string over
+#: 16,384 bytes, and 2,000 characters stay under it even escaped and all 4-byte UTF-8.
+MAX_TEXT = 2000
+
+
 def quote(text: str) -> str:
     """A DOT double-quoted string for ``text`` (an escString in labels: newline → ``\\n``).
 
     Backslashes are doubled so that ``dot`` never reads them as its own escapes (``\\N``,
-    ``\\l``…); other control characters, which Graphviz rejects, become spaces.
+    ``\\l``…); other control characters, which Graphviz rejects, become spaces. Text over
+    ``MAX_TEXT`` characters is cut, ending with an ellipsis.
     """
+    if len(text) > MAX_TEXT:
+        text = text[: MAX_TEXT - 1] + "…"
     text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
@@ -78,6 +87,15 @@ def _node_line(node: DagNode, node_id: str) -> str:
     return f"  {node_id} {_attrs(pairs)};"
 
 
+def _id(name: str) -> str:
+    """A node id for ``name``: itself, or when too long for Graphviz a cut that stays unique
+    (its prefix, an ellipsis and a digest of the whole name)."""
+    if len(name) <= MAX_TEXT:
+        return quote(name)
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return quote(f"{name[: MAX_TEXT - 14]}…{digest}")
+
+
 def _unique(base: str, taken: set[str]) -> str:
     candidate = base
     while candidate in taken:
@@ -99,13 +117,13 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
         "  edge [fontname=Helvetica, fontsize=9];",
         "",
     ]
-    out.extend(_node_line(node, quote(node.name)) for node in snapshot.nodes)
+    out.extend(_node_line(node, _id(node.name)) for node in snapshot.nodes)
     gate_list = gates(snapshot)
     if gate_list:
         out.append("")
     gate_ids: list[tuple[DagGate, str]] = []
     for gate in gate_list:
-        gate_id = quote(_unique(f"{gate.kind}:{gate.stage}:{gate.index}", taken))
+        gate_id = _id(_unique(f"{gate.kind}:{gate.stage}:{gate.index}", taken))
         gate_ids.append((gate, gate_id))
         pairs = [
             ("label", gate.label),
@@ -120,10 +138,10 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
         pairs = [("label", edge_text(edge)), ("tooltip", edge.description or edge.label)]
         if edge.trigger == "on_completion" and edge.success_only is False:
             pairs.append(("style", "dashed"))
-        out.append(f"  {quote(edge.source)} -> {quote(edge.target)} {_attrs(pairs)};")
+        out.append(f"  {_id(edge.source)} -> {_id(edge.target)} {_attrs(pairs)};")
     for gate, gate_id in gate_ids:
         pairs = [("label", gate.edge_label), ("style", "dashed"), ("tooltip", gate.description)]
-        out.append(f"  {gate_id} -> {quote(gate.stage)} {_attrs(pairs)};")
+        out.append(f"  {gate_id} -> {_id(gate.stage)} {_attrs(pairs)};")
     for cancel in cancellations(snapshot):
         pairs = [
             ("label", cancel.label),
@@ -133,7 +151,7 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
             ("constraint", "false"),
             ("tooltip", cancel.description),
         ]
-        out.append(f"  {quote(cancel.source)} -> {quote(cancel.target)} {_attrs(pairs)};")
+        out.append(f"  {_id(cancel.source)} -> {_id(cancel.target)} {_attrs(pairs)};")
     states = states_present(snapshot)
     if snapshot.run is not None and states:
         # One HTML-table node keeps the legend compact; states are our own plain words, and

@@ -32,8 +32,16 @@ _SAFE = frozenset(
 _GATE_SHAPES = {"condition": ("{", "}"), "approval": ("[\\", "/]"), "external_event": (">", "]")}
 
 
+#: The longest label text, in characters: longer text is cut with an ellipsis (Mermaid refuses
+#: a whole diagram over 50,000 characters by default, and entity codes multiply the length).
+MAX_TEXT = 500
+
+
 def text(value: str) -> str:
-    """Quoted Mermaid label text: lines joined by ``<br/>``, unsafe characters as ``#NNN;``."""
+    """Quoted Mermaid label text: lines joined by ``<br/>``, unsafe characters as ``#NNN;``;
+    cut to ``MAX_TEXT`` characters with an ellipsis."""
+    if len(value) > MAX_TEXT:
+        value = value[: MAX_TEXT - 1] + "…"
     lines = value.replace("\r\n", "\n").split("\n")
     encoded = ["".join(ch if ch in _SAFE else f"#{ord(ch)};" for ch in line) for line in lines]
     return '"' + "<br/>".join(encoded) + '"'
@@ -43,6 +51,8 @@ def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
     """The Mermaid text of ``snapshot`` (ends with a newline)."""
     ids = {node.name: f"s{index}" for index, node in enumerate(snapshot.nodes)}
     title = run_title(snapshot).replace("\n", " — ")
+    if len(title) > MAX_TEXT:
+        title = title[: MAX_TEXT - 1] + "…"
     out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
     for node in snapshot.nodes:
         out.append(f"  {ids[node.name]}({text(chr(10).join(node_label_lines(node)))})")
