@@ -563,3 +563,17 @@ def test_mermaid_cuts_long_labels() -> None:
     text = render_mermaid(pipeline)
     # The label is the title-cased name over "(python loop)": cut to 499 characters and "…".
     assert (True, True) == ('s0("B' + "b" * 498 + '#8230;")' in text, "b" * 499 not in text)
+
+
+@pytest.mark.slow
+def test_did_you_mean_is_given_for_the_first_twenty_issues_only() -> None:
+    """1,000 references to unknown stages are all reported, but only the first 20 get a
+    difflib suggestion (each compares with every stage: quadratic for a hostile file)."""
+    stages = [Stage(f"s{i}", "python", ENTRY, handler="m:f") for i in range(1000)]
+    stages += [
+        Stage(f"t{i}", "python", (OnCompletion(f"s{i}x"),), handler="m:f") for i in range(1000)
+    ]
+    issues = validate_pipeline(Pipeline("typos", tuple(stages)))
+    unknown = [issue for issue in issues if "unknown stage" in issue.message]
+    hinted = [issue for issue in unknown if "did you mean" in issue.message]
+    assert (1000, 20) == (len(unknown), len(hinted))

@@ -356,6 +356,8 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 #: The longest pipeline, stage, loop type or event type name, in characters: names end up in
 #: span attributes, metric labels and graph labels (Graphviz refuses strings over 16,384).
 MAX_NAME_LENGTH = 128
+# "Did you mean" suggestions per validation (each one compares with every candidate).
+_MAX_SUGGESTIONS = 20
 
 _HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
@@ -400,11 +402,17 @@ class _Validator:
         self.stage_names = {stage.name for stage in pipeline.stages}
         self.emitted = {event_type for stage in pipeline.stages for event_type in stage.emits}
         self.external = set(pipeline.external_events)
+        self.suggestions = 0
 
     def issue(self, path: str, message: str) -> None:
         self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
 
     def suggest(self, name: str, candidates: Collection[str]) -> str:
+        # difflib compares the name with every candidate: for the thousands of wrong names of a
+        # hostile file that is quadratic, so only the first few issues get a suggestion.
+        if self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
+            return ""
+        self.suggestions += 1
         close = difflib.get_close_matches(name, list(candidates), n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -488,7 +496,7 @@ class _Validator:
 
     def stage(self, path: str, stage: Stage) -> None:
         if stage.loop not in self.loop_names:
-            known = ", ".join(sorted(self.loop_names))
+            known = ", ".join(sorted(self.loop_names)) if len(self.loop_names) <= 20 else "…"
             hint = self.suggest(stage.loop, self.loop_names) or f" (known: {known})"
             self.issue(f"{path}.loop", f"unknown loop type {stage.loop!r}{hint}")
         if stage.loop == "python":
