@@ -4,7 +4,9 @@ The pipeline loader reads a file through :class:`NodeConverter` rather than PyYA
 constructor, to know where each field was written and to report duplicate keys, recursive
 aliases and bad merges as issues. The converter walks aliases and ``<<`` merges once per
 reference, so it must only be given a node graph that ``yamlsafe.compose_bounded`` accepted:
-its work is then bounded by the expanded size that function measured.
+its work is then bounded by the expanded size that function measured. It stops (with an issue)
+at collections nested deeper than ``max_depth``, which ``compose_bounded`` leaves to it when
+the file has no alias.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from taskdaemon.pipeline.errors import ValidationIssue
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
 __all__ = ["NodeConverter", "kind_of"]
 
@@ -23,8 +26,9 @@ __all__ = ["NodeConverter", "kind_of"]
 class NodeConverter:
     """Composed YAML nodes → plain values, recording the line of every field path."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, max_depth: int = MAX_YAML_DEPTH) -> None:
         self.file = file
+        self.max_depth = max_depth
         self.lines: dict[str, int] = {}
         self.issues: list[ValidationIssue] = []
         self.constructor = yaml.constructor.SafeConstructor()
@@ -42,6 +46,10 @@ class NodeConverter:
             return self.scalar(node, path)
         if id(node) in self.active:
             self.issue(path, "recursive alias", node)
+            return None
+        if len(self.active) >= self.max_depth:  # ``active`` holds the path: its depth
+            # On the file, not the path: a path a hundred levels deep is no help to read.
+            self.issue("", f"nested deeper than {self.max_depth} levels", node)
             return None
         self.active.add(id(node))
         try:

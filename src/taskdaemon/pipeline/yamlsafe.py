@@ -25,6 +25,8 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
+
 __all__ = [
     "ALIAS_BUDGET",
     "MAX_YAML_BYTES",
@@ -60,6 +62,11 @@ def compose_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Node | Non
 
     Raises YamlLimitError over a limit (see the module docstring) and ``yaml.YAMLError`` on a
     syntax error (word it with :func:`syntax_problem`).
+
+    The node graph is only measured when the text has an alias (a ``*``): without one it is a
+    tree no larger than the text, and measuring it would add half to the time of composing a
+    large file. The caller's own walk of such a tree must then stop at ``max_depth`` (the
+    pipeline loader's ``NodeConverter`` does, :func:`load_bounded` checks the values).
     """
     if len(text) > MAX_YAML_BYTES:
         raise YamlLimitError(f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB", 1)
@@ -67,7 +74,7 @@ def compose_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Node | Non
         node = yaml.compose(text, Loader=_Loader)
     except RecursionError:  # only the pure-Python composer recurses
         raise YamlLimitError(f"nested deeper than {max_depth} levels", 1) from None
-    if node is not None:
+    if node is not None and "*" in text:
         _check(node, max_depth)
     return node
 
@@ -80,9 +87,14 @@ def load_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
         return None
     loader = _Loader("")
     try:
-        return loader.construct_document(node)
+        value = loader.construct_document(node)
     finally:
         loader.dispose()
+    try:
+        check_depth(value, max_depth)  # shared values are walked again: the budget bounds it
+    except BoundedInputError as exc:
+        raise YamlLimitError(str(exc), 1) from None
+    return value
 
 
 def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
@@ -105,50 +117,58 @@ def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
 
 def _children(node: Node) -> list[Node]:
     if isinstance(node, SequenceNode):
-        return list(node.value)
+        return node.value  # type: ignore[no-any-return]
     if isinstance(node, MappingNode):
         return [part for pair in node.value for part in pair]
     return []
 
 
 def _check(root: Node, max_depth: int) -> None:
-    """Measure the node graph without expanding it: own nodes, expanded size, depth."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_path: set[int] = set()
+    """Measure the node graph without expanding it: own nodes, expanded size, depth.
+
+    Nodes hash by identity. A scalar is one node of depth 0; a collection's size and depth
+    are computed once all its children's are (an explicit post-order stack: no recursion).
+    """
+    size: dict[Node, int] = {}
+    depth: dict[Node, int] = {}
+    on_path: set[Node] = set()
     own = 0
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, finished = stack.pop()
-        key = id(node)
         if finished:
-            on_path.discard(key)
+            on_path.discard(node)
             total, deepest = 1, 0
             for child in _children(node):
                 # A child still on the path is a recursive alias: the converter reports it and
                 # does not follow it, so it counts as one node.
-                total += size.get(id(child), 1)
-                deepest = max(deepest, depth.get(id(child), 0))
-            size[key] = total
-            depth[key] = 0 if isinstance(node, ScalarNode) else deepest + 1
-            if depth[key] > max_depth:
+                total += size.get(child, 1)
+                child_depth = depth.get(child, 0)
+                deepest = max(deepest, child_depth)
+            size[node] = total
+            depth[node] = deepest + 1
+            if deepest >= max_depth:
                 line = node.start_mark.line + 1
                 raise YamlLimitError(f"nested deeper than {max_depth} levels", line)
             continue
-        if key in size or key in on_path:
+        if node in size or node in on_path:
             continue
         own += 1
-        on_path.add(key)
+        if isinstance(node, ScalarNode):
+            size[node] = 1
+            depth[node] = 0
+            continue
+        on_path.add(node)
         stack.append((node, True))
         stack.extend(
             (child, False)
             for child in _children(node)
-            if id(child) not in size and id(child) not in on_path
+            if child not in size and child not in on_path
         )
     allowed = own + max(ALIAS_BUDGET, 4 * own)
-    if size[id(root)] > allowed:
+    if size[root] > allowed:
         raise YamlLimitError(
-            f"aliases and merge keys expand {own} nodes to {size[id(root)]} "
+            f"aliases and merge keys expand {own} nodes to {size[root]} "
             f"(the limit is {allowed}: is this an alias bomb?)",
             1,
         )
