@@ -115,6 +115,16 @@ def test_run_span_attributes(tel: Telemetry) -> None:
         t.PIPELINE_CONCURRENCY: 4,
         t.PIPELINE_ERROR_STRATEGY: "fail",
         t.PIPELINE_REQUEST: '{"api_token":"[REDACTED]","goal":"ship it"}',
+        t.PIPELINE_REQUEST_SIZE: 43,
+        t.PIPELINE_REQUEST_SHA256: hashlib.sha256(
+            b'{"api_token":"[REDACTED]","goal":"ship it"}'
+        ).hexdigest(),
+        t.PIPELINE_REQUEST_TRUNCATED: False,
+        t.PIPELINE_REQUEST_REDACTED: True,
+        t.SCHEMA_VERSION: 2,
+        t.PIPELINE_DEFINITION: pipeline.canonical_json,
+        t.PIPELINE_DEFINITION_SIZE: len(pipeline.canonical_json.encode()),
+        t.PIPELINE_DEFINITION_TRUNCATED: False,
     } == dict(run.attributes)
     assert StatusCode.UNSET == run.status.status_code
     assert (T0_NS, T0_NS + 12_250_000_000) == (run.start_time, run.end_time)
@@ -191,6 +201,7 @@ def test_published_events_land_on_the_emitting_span(tel: Telemetry) -> None:
         t.PAYLOAD_SIZE: 41,
         t.PAYLOAD_SHA256: hashlib.sha256(b'{"spec":{"dependencies_met":true,"id":0}}').hexdigest(),
         t.PAYLOAD_TRUNCATED: False,
+        t.PAYLOAD_REDACTED: False,
     } == published[0]
 
 
@@ -577,6 +588,7 @@ def test_payload_events_are_capped_on_the_span(tel: Telemetry) -> None:
         t.PAYLOAD_SIZE: len(full),
         t.PAYLOAD_SHA256: hashlib.sha256(full).hexdigest(),
         t.PAYLOAD_TRUNCATED: True,
+        t.PAYLOAD_REDACTED: True,
     } == _event(a, t.EVENT_STAGE_INPUT)
 
 

@@ -327,7 +327,13 @@ class Pipeline:
 
     @cached_property
     def definition_hash(self) -> str:
-        """sha256 (hex) of the definition's canonical JSON: equal definitions, equal hashes."""
+        """sha256 (hex) of ``canonical_json``: equal definitions, equal hashes."""
+        return hashlib.sha256(self.canonical_json.encode()).hexdigest()
+
+    @cached_property
+    def canonical_json(self) -> str:
+        """The definition as canonical JSON (sorted keys, compact): what a run span records
+        and ``taskdaemon.pipeline.definition.pipeline_from_canonical`` reads back."""
         payload = {
             "name": self.name,
             "description": self.description,
@@ -339,8 +345,7 @@ class Pipeline:
             "external_events": list(self.external_events),
             "stages": [_stage_payload(stage) for stage in self.stages],
         }
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _stage_payload(stage: Stage) -> dict[str, object]:

@@ -94,6 +94,7 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from taskdaemon import __version__
+from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.events import (
@@ -264,8 +265,9 @@ def _is_command(pipeline: Pipeline, stage: Stage) -> bool:
     return loop is not None and loop.command is not None
 
 
-def _pipeline_info(pipeline: Pipeline) -> _PipelineInfo:
+def _pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -> _PipelineInfo:
     run_attributes: dict[str, Any] = {
+        **(extra or {}),
         t.CICD_PIPELINE_NAME: pipeline.name,
         t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
         t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
@@ -361,6 +363,9 @@ class PipelineMonitor:
         self._allocated: dict[str, _Allocated] = {}
         self._infos: dict[int, tuple[Pipeline, _PipelineInfo]] = {}
         self._warned_foreign_id = False
+        #: Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
+        #: a recorded run. None outside a replay.
+        self.span_hook: Any = None
         # Records queued by on_event, handled in order under _lock by the worker thread or by
         # whoever needs them settled first (see on_event).
         self._pending: deque[EngineEvent] = deque()
@@ -655,7 +660,7 @@ class PipelineMonitor:
         cached = self._infos.get(id(pipeline))
         if cached is not None and cached[0] is pipeline:
             return cached[1]
-        info = _pipeline_info(pipeline)
+        info = _pipeline_info(pipeline, recorded.definition_attributes(pipeline, self.capture))
         if len(self._infos) > 256:  # definitions are few; a reloading server must not leak
             self._infos.clear()
         self._infos[id(pipeline)] = (pipeline, info)
@@ -712,7 +717,7 @@ class PipelineMonitor:
             if event.replay_of is not None:
                 attributes[t.PIPELINE_REPLAY_OF] = event.replay_of
             if self.capture.enabled and event.request:
-                attributes[t.PIPELINE_REQUEST] = self.capture.capture(event.request).json
+                attributes.update(recorded.request_attributes(self.capture, event.request))
             span.set_attributes(attributes)
             parent = None
             if event.parent_traceparent:
@@ -789,6 +794,8 @@ class PipelineMonitor:
             attributes[t.STAGE_EVENT_TYPE] = (
                 event_type if isinstance(event_type, str) else info.event_type or ""
             )
+        if self.span_hook is not None:
+            self.span_hook.stage_started(event, attributes, links)
         span = self._tracer.start_span(
             t.stage_span_name(event.stage),
             context=run.context,
@@ -800,7 +807,7 @@ class PipelineMonitor:
         if self.capture.enabled and span.is_recording():
             span.add_event(
                 t.EVENT_STAGE_INPUT,
-                self.capture.capture(event.inputs).attributes(),
+                recorded.payload_attributes(self.capture, event.inputs),
                 timestamp=_ns(event.at),
             )
         run.open[event.task_run_id] = _Execution(
@@ -893,9 +900,11 @@ class PipelineMonitor:
             if self.capture.enabled and status is StageStatus.SUCCESS:
                 span.add_event(
                     t.EVENT_STAGE_OUTPUT,
-                    self.capture.capture(event.outputs).attributes(),
+                    recorded.payload_attributes(self.capture, event.outputs),
                     timestamp=end,
                 )
+            if self.span_hook is not None:
+                self.span_hook.stage_finished(event, attributes)
             span.set_attributes(attributes)
         span.end(end_time=end)
         run.ended[event.task_run_id] = span.get_span_context()
@@ -1001,7 +1010,7 @@ class PipelineMonitor:
         if event.source is not None:
             attributes[t.PUBLISHED_EVENT_SOURCE] = event.source.task_run_id
         if self.capture.enabled:
-            attributes.update(self.capture.capture(event.payload).attributes())
+            attributes.update(recorded.payload_attributes(self.capture, event.payload))
         span.add_event(t.EVENT_PUBLISHED, attributes, timestamp=_ns(event.at))
 
     def _run_finished(self, event: RunFinished) -> None:

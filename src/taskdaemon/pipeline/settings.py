@@ -13,7 +13,12 @@ variable                        meaning                                 default
 ``TASKDAEMON_SPAN_SOURCE``      where runs are read from and stored      ``sqlite:///$HOME/spans.db``
 ``TASKDAEMON_METRICS_HOST``     address of the HTTP server               ``127.0.0.1``
 ``TASKDAEMON_METRICS_PORT``     port of the HTTP server (0 = any free)   ``9090``
-``TASKDAEMON_PAYLOAD_MAX_BYTES`` cap of captured stage input/output JSON ``4096``
+``TASKDAEMON_CAPTURE_MAX_BYTES`` cap of each value recorded for replay  ``65536``
+                                (request, inputs, outputs, events); the
+                                definition gets 16 times as much
+``TASKDAEMON_PAYLOAD_MAX_BYTES`` the older name of the cap: used only    ``4096``
+                                when ``TASKDAEMON_CAPTURE_MAX_BYTES`` is
+                                not set
 ``TASKDAEMON_REDACT_PATTERNS``  regexes of payload keys to redact        secrets, tokens, passwords
 ``TASKDAEMON_EXPORT_TIMEOUT``   bound, seconds, on one OTLP export and   ``5``
                                 on the whole telemetry shutdown
@@ -113,6 +118,7 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9090, ge=0, le=65535)
     payload_max_bytes: int = Field(default=4096, ge=0)
+    capture_max_bytes: int = Field(default=65536, ge=0)
     redact_patterns: Annotated[tuple[str, ...], NoDecode] = DEFAULT_REDACT_PATTERNS
     export_timeout: float = Field(default=5.0, gt=0, le=300)
     log_format: Literal["json", "text"] = "text"
@@ -238,6 +244,17 @@ class Settings(BaseSettings):
         return value
 
     # --- derived values ---------------------------------------------------------------------
+
+    @property
+    def capture_limit(self) -> int:
+        """The cap on each recorded value: ``TASKDAEMON_CAPTURE_MAX_BYTES``, else the older
+        ``TASKDAEMON_PAYLOAD_MAX_BYTES`` when only that one is set, else 64 KiB (a request
+        or a stage's outputs of a typical pipeline fit whole, so a replay can use them)."""
+        if "payload_max_bytes" in self.model_fields_set and (
+            "capture_max_bytes" not in self.model_fields_set
+        ):
+            return self.payload_max_bytes
+        return self.capture_max_bytes
 
     @property
     def span_source(self) -> str:

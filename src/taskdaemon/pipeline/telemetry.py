@@ -59,6 +59,18 @@ PIPELINE_CONCURRENCY: Final = "taskdaemon.pipeline.concurrency"
 PIPELINE_ERROR_STRATEGY: Final = "taskdaemon.pipeline.error_strategy"
 PIPELINE_REPLAY_OF: Final = "taskdaemon.pipeline.replay_of"
 PIPELINE_REQUEST: Final = "taskdaemon.pipeline.request"  # JSON, capped and redacted
+# Span schema version 2 (docs/architecture.md, "Span schema versions"): what replay needs.
+# Spans without SCHEMA_VERSION are version 1.
+SCHEMA_VERSION: Final = "taskdaemon.schema_version"
+SPAN_SCHEMA_VERSION: Final = 2
+PIPELINE_DEFINITION: Final = "taskdaemon.pipeline.definition"  # canonical JSON, capped
+PIPELINE_DEFINITION_SIZE: Final = "taskdaemon.pipeline.definition_size"  # bytes of the full JSON
+PIPELINE_DEFINITION_TRUNCATED: Final = "taskdaemon.pipeline.definition_truncated"
+# the request's full (redacted) JSON: its size and sha256, and whether it was cut or redacted
+PIPELINE_REQUEST_SIZE: Final = "taskdaemon.pipeline.request_size"
+PIPELINE_REQUEST_SHA256: Final = "taskdaemon.pipeline.request_sha256"
+PIPELINE_REQUEST_TRUNCATED: Final = "taskdaemon.pipeline.request_truncated"
+PIPELINE_REQUEST_REDACTED: Final = "taskdaemon.pipeline.request_redacted"
 
 # --- taskdaemon stage attributes ------------------------------------------------------------
 STAGE_LOOP: Final = "taskdaemon.stage.loop"
@@ -127,6 +139,14 @@ PAYLOAD_JSON: Final = "taskdaemon.payload.json"
 PAYLOAD_SIZE: Final = "taskdaemon.payload.size"
 PAYLOAD_SHA256: Final = "taskdaemon.payload.sha256"
 PAYLOAD_TRUNCATED: Final = "taskdaemon.payload.truncated"
+PAYLOAD_REDACTED: Final = "taskdaemon.payload.redacted"  # schema 2: some value was redacted
+
+# --- replay (schema 2) ----------------------------------------------------------------------
+# A stage fed from a recorded run during a replay: its span's taskdaemon.stage.status is
+# "replayed", REPLAYED_STATUS keeps the original's status, and it links the original span.
+STATUS_REPLAYED: Final = "replayed"
+STAGE_REPLAYED_STATUS: Final = "taskdaemon.stage.replayed_status"
+LINK_REPLAYED_FROM: Final = "replayed_from"  # a replayed stage span -> the original span
 
 # --- metrics: OTel instrument name -> Prometheus name in comments ---------------------------
 METRIC_EXECUTIONS: Final = "pipeline.executions"  # pipeline_executions_total

@@ -115,7 +115,7 @@ def start_monitoring(
         tracer_provider=telemetry.tracer_provider,
         meter_provider=telemetry.meter_provider,
         capture=PayloadCapture(
-            max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
+            max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
         ),
     )
     controller = server = None

@@ -1,0 +1,174 @@
+"""A pipeline definition read back from its canonical JSON (``Pipeline.canonical_json``).
+
+A run span records the definition it ran as canonical JSON, and its sha256 as
+``taskdaemon.pipeline.definition_hash``; replay rebuilds the ``Pipeline`` from that text alone
+(docs/architecture.md, "Telemetry schema"). ``pipeline_from_canonical`` is the exact inverse of
+``Pipeline.canonical_json``: ``pipeline_from_canonical(p.canonical_json) == p``, so the rebuilt
+definition hashes to the recorded hash, which is how a cut or altered text is detected.
+
+``definition_changes`` says how two definitions differ, stage by stage, for a replay run with
+a file that is not the recorded definition.
+
+Pure: imports only the model. Errors are ``ValueError`` with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskdaemon.pipeline.model import (
+    Backoff,
+    ErrorStrategy,
+    InputMapping,
+    LoopDef,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    OutputMapping,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+    Trigger,
+    TriggerMode,
+    validate_pipeline,
+)
+
+__all__ = ["DefinitionChanges", "definition_changes", "pipeline_from_canonical", "sha256_text"]
+
+
+def sha256_text(text: str) -> str:
+    """The hex sha256 of ``text`` as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _retry(data: Any) -> RetryPolicy:
+    backoff = data["backoff"]
+    return RetryPolicy(
+        max_attempts=int(data["max_attempts"]),
+        backoff=Backoff(initial=backoff["initial"], factor=backoff["factor"], max=backoff["max"]),
+    )
+
+
+def _trigger(data: Mapping[str, Any]) -> Trigger:
+    ((kind, body),) = data.items()
+    if kind == "on_completion":
+        return OnCompletion(body["stage"], body["success_only"])
+    if kind == "on_event":
+        return OnEvent(body["type"], body["filter"])
+    if kind == "on_condition":
+        return OnCondition(body["expression"])
+    if kind == "manual":
+        return Manual(body["approval_required"], body["timeout"])
+    raise ValueError(f"unknown trigger kind {kind!r}")
+
+
+def _stage(data: Mapping[str, Any]) -> Stage:
+    outputs = data["outputs"]
+    return Stage(
+        name=data["name"],
+        loop=data["loop"],
+        triggers=tuple(_trigger(t) for t in data["triggers"]),
+        trigger_mode=TriggerMode(data["trigger_mode"]),
+        inputs=tuple(InputMapping(i["name"], i["source"], i["required"]) for i in data["inputs"]),
+        outputs=None
+        if outputs is None
+        else tuple(OutputMapping(o["name"], o["source"], o["required"]) for o in outputs),
+        parallel_instances=int(data["parallel_instances"]),
+        timeout=data["timeout"],
+        retry=None if data["retry"] is None else _retry(data["retry"]),
+        emits=tuple(data["emits"]),
+        command=data["command"],
+        handler=data["handler"],
+        description=data["description"],
+    )
+
+
+def pipeline_from_canonical(text: str, *, source: str | None = None) -> Pipeline:
+    """The ``Pipeline`` whose ``canonical_json`` is ``text``, validated.
+
+    ``ValueError`` (one line) when ``text`` is not such a document (cut, edited, or from a
+    newer taskdaemon) or the definition it holds is invalid.
+    """
+    try:
+        data = json.loads(text)
+        pipeline = Pipeline(
+            name=data["name"],
+            stages=tuple(_stage(s) for s in data["stages"]),
+            description=data["description"],
+            concurrency=int(data["concurrency"]),
+            timeout=data["timeout"],
+            error_strategy=ErrorStrategy(data["error_strategy"]),
+            retry=_retry(data["retry"]),
+            loops={
+                name: LoopDef(name, loop["handler"], loop["command"])
+                for name, loop in data["loops"].items()
+            },
+            external_events=tuple(data["external_events"]),
+            source=source,
+        )
+    except json.JSONDecodeError as error:
+        raise ValueError(f"the recorded definition is not JSON ({error.msg})") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        reason = f"the recorded definition is not a taskdaemon definition ({error!r})"
+        raise ValueError(reason) from None
+    issues = validate_pipeline(pipeline, registered_loops=_loops_used(pipeline))
+    if issues:
+        raise ValueError(f"the recorded definition is invalid: {issues[0]}")
+    return pipeline
+
+
+def _loops_used(pipeline: Pipeline) -> frozenset[str]:
+    # The original run resolved every loop type it used; replay resolves them again later.
+    return frozenset(stage.loop for stage in pipeline.stages)
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionChanges:
+    """How a definition differs from a recorded one: stage names added, removed and changed
+    (same name, other definition), and top-level fields changed (``concurrency``, …)."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ()
+
+    @property
+    def any(self) -> bool:
+        """True when the definitions differ at all."""
+        return bool(self.added or self.removed or self.changed or self.fields)
+
+    def describe(self) -> str:
+        """One line: ``stages added: x; removed: y; changed: z; fields changed: w``."""
+        parts = []
+        for label, names in (
+            ("stages added", self.added),
+            ("stages removed", self.removed),
+            ("stages changed", self.changed),
+            ("fields changed", self.fields),
+        ):
+            if names:
+                parts.append(f"{label}: {', '.join(names)}")
+        return "; ".join(parts) or "no difference"
+
+
+def definition_changes(recorded: Pipeline, other: Pipeline) -> DefinitionChanges:
+    """What changes from ``recorded`` to ``other`` (compared through their canonical JSON)."""
+    old = json.loads(recorded.canonical_json)
+    new = json.loads(other.canonical_json)
+    old_stages = {s["name"]: s for s in old.pop("stages")}
+    new_stages = {s["name"]: s for s in new.pop("stages")}
+    return DefinitionChanges(
+        added=tuple(name for name in new_stages if name not in old_stages),
+        removed=tuple(name for name in old_stages if name not in new_stages),
+        changed=tuple(
+            name
+            for name, stage in new_stages.items()
+            if name in old_stages and old_stages[name] != stage
+        ),
+        fields=tuple(sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))),
+    )
