@@ -718,6 +718,8 @@ class PipelineMonitor:
                 attributes[t.PIPELINE_REPLAY_OF] = event.replay_of
             if self.capture.enabled and event.request:
                 attributes.update(recorded.request_attributes(self.capture, event.request))
+            if self.span_hook is not None:
+                self.span_hook.run_started(event, attributes)
             span.set_attributes(attributes)
             parent = None
             if event.parent_traceparent:

@@ -25,7 +25,15 @@ from taskdaemon.pipeline.errors import SettingsError
 __all__ = ["build_parser", "main"]
 
 #: Sub-command modules, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("run", "validate", "approve", "dag", "runs", "serve")
+COMMAND_MODULES: tuple[str, ...] = (
+    "run",
+    "validate",
+    "approve",
+    "dag",
+    "runs",
+    "replay",
+    "serve",
+)
 
 #: The module registering each sub-command (a test checks it against what they register).
 COMMANDS: dict[str, str] = {
@@ -38,6 +46,7 @@ COMMANDS: dict[str, str] = {
     "dag": "dag",
     "runs": "runs",
     "retention": "runs",
+    "replay": "replay",
     "serve": "serve",
 }
 

@@ -1,0 +1,266 @@
+"""``taskdaemon replay RUN``: re-execute a recorded run from its stored spans, or step through it.
+
+::
+
+    taskdaemon replay RUN [FILE] [--source URL] [--from STAGE] [--verify] [--json]
+                          [--dry-run] [--use-file] [--input K=V ...] [--stage-output S=F.json ...]
+    taskdaemon replay RUN --step [--source URL]
+
+* The replay is a new run (a new trace) of the recorded definition and request with today's
+  handler code, linked to the original (``replay_of``). ``--from STAGE`` feeds what comes
+  before STAGE from the record (those stages show ``replayed``). ``FILE`` is used when it is
+  the recorded definition; when it differs the command says how and runs it only with
+  ``--use-file``. ``--dry-run`` prints what would run and what would be fed.
+* A value the replay needs that was redacted or cut stops it before anything runs, with one
+  error naming every such value and how to supply it (``--input``, ``--stage-output``).
+* ``--verify`` compares each re-executed stage with the record and prints the divergence
+  report (``--json`` for JSON).
+* ``--step`` executes nothing: it walks the recorded run event by event, printing each event
+  and the state of every stage after it. Commands (from the prompt, or one per line on stdin
+  when it is not a terminal): ``next`` (or an empty line), ``prev``, ``goto T`` (``12.5s``
+  from the run's start), ``quit``.
+* Exit codes: 0 the replay succeeded (and, with ``--verify``, did not diverge), 1 it failed or
+  the run was not found, 2 invalid arguments or a value the replay cannot get, 3 divergence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import json
+import sys
+from typing import Any
+
+from taskdaemon.pipeline.errors import (
+    ConfigError,
+    PipelineError,
+    RunNotFoundError,
+    SettingsError,
+    SpanSourceError,
+)
+
+__all__ = ["register"]
+
+EXIT_DIVERGED = 3
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``replay`` sub-command."""
+    parser = subparsers.add_parser(
+        "replay",
+        help="replay a recorded run from its spans, resume it from a stage, or step through it",
+        description=__doc__.split("::", 1)[1].split("* Exit", 1)[0].strip() if __doc__ else "",
+        epilog="Exit codes: 0 success, 1 the replay failed or the run was not found, "
+        "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run_id", metavar="RUN", help="the recorded run's id")
+    parser.add_argument("file", metavar="FILE", nargs="?", help="a definition file to run")
+    parser.add_argument(
+        "--source", metavar="URL", help="span source (default TASKDAEMON_SPAN_SOURCE)"
+    )
+    parser.add_argument("--from", dest="from_stage", metavar="STAGE", help="run from this stage")
+    parser.add_argument("--verify", action="store_true", help="compare with the record; exit 3")
+    parser.add_argument("--json", action="store_true", help="the divergence report as JSON")
+    parser.add_argument("--dry-run", action="store_true", help="say what would run; run nothing")
+    parser.add_argument("--use-file", action="store_true", help="run FILE even if it differs")
+    parser.add_argument(
+        "--input", "-i", action="append", default=[], metavar="KEY=VALUE",
+        help="supply a request field (VALUE is JSON when it parses); repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stage-output", action="append", default=[], metavar="STAGE=FILE.json",
+        help="supply a fed stage's outputs; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--step", action="store_true", help="walk the recorded run, run nothing")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.set_defaults(func=replay_command)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"taskdaemon replay: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """Run the ``replay`` command named by ``args``; returns the exit code."""
+    from taskdaemon.pipeline.cli.run import parse_inputs  # noqa: PLC0415
+    from taskdaemon.pipeline.replay import (  # noqa: PLC0415
+        ReplayError,
+        build_plan,
+        load_recorded_run,
+    )
+    from taskdaemon.pipeline.replay.plan import load_stage_output  # noqa: PLC0415
+
+    if args.step:
+        return _step(args)
+    try:
+        inputs = parse_inputs(args.input)
+        stage_outputs = dict(load_stage_output(spec) for spec in args.stage_output)
+    except ValueError as error:
+        return _fail(2, str(error))
+    pipeline = None
+    try:
+        if args.file is not None:
+            from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+
+            pipeline = load_pipeline(args.file)
+        recorded = load_recorded_run(args.run_id, args.source or _default_source())
+        plan = build_plan(
+            recorded,
+            pipeline_file=pipeline,
+            use_file=args.use_file,
+            from_stage=args.from_stage,
+            inputs=inputs,
+            stage_outputs=stage_outputs,
+        )
+    except ConfigError as error:
+        print(error, file=sys.stderr, flush=True)
+        return 2
+    except RunNotFoundError as error:
+        return _fail(1, str(error))
+    except (ReplayError, SpanSourceError) as error:
+        return _fail(2, str(error))
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if plan.changes is not None and plan.changes.any:
+        print(f"note: the file differs from the recorded definition: {plan.changes.describe()}",
+              file=sys.stderr)  # fmt: skip
+    if args.dry_run:
+        print(f"replay of run {recorded.run_id} ({recorded.pipeline}), nothing executed:")
+        print("\n".join(plan.describe()))
+        for missing in plan.missing:
+            print(f"missing: {missing.describe()}")
+        return 2 if plan.missing else 0
+    try:
+        plan.check()
+    except ReplayError as error:
+        return _fail(2, str(error))
+    return asyncio.run(_execute(args, plan))
+
+
+def _default_source() -> str:
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    return load_settings().span_source
+
+
+async def _execute(args: argparse.Namespace, plan: Any) -> int:
+    from taskdaemon.pipeline.cli.run import ProgressView, render_summary  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.serve import start_monitoring  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
+        add_working_directory_to_path,
+        resolve_issues,
+    )
+    from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+    from taskdaemon.pipeline.replay.run import execute_plan  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    add_working_directory_to_path()
+    registry = LoopRegistry.default()
+    pipeline = plan.pipeline
+    # Only stages that run again need their handler here: fed stages never call theirs.
+    rerun = dataclasses.replace(
+        pipeline, stages=tuple(s for s in pipeline.stages if s.name in set(plan.rerun))
+    )
+    issues = resolve_issues(rerun, registry)
+    if issues:
+        print("\n".join(issues), file=sys.stderr, flush=True)
+        return 2
+    observers = [] if args.quiet else [ProgressView(sys.stderr)]
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            monitoring = start_monitoring(load_settings(), serve=None, stack=stack)
+        except OSError as error:
+            raise SettingsError([("monitoring", str(error))]) from None
+        try:
+            outcome = await execute_plan(
+                plan,
+                resolver=registry,
+                monitor=monitoring.monitor,
+                observers=observers,
+                verify=args.verify,
+            )
+        except PipelineError as error:
+            return _fail(2, str(error))
+    result = outcome.result
+    shown = dict(result.stage_status)
+    shown.update(dict.fromkeys(plan.fed, "replayed"))
+    if args.json and outcome.report is not None:
+        print(json.dumps(outcome.report.to_json(), indent=2))
+    else:
+        print(render_summary(dataclasses.replace(result, stage_status=shown), pipeline))
+        print(f"replay of run {plan.recorded.run_id}")
+        if outcome.report is not None:
+            print(outcome.report.render_table())
+    if outcome.report is not None and outcome.report.diverged:
+        return EXIT_DIVERGED
+    return 0 if result.succeeded else 1
+
+
+# --- --step -----------------------------------------------------------------------------------
+
+
+def _step(args: argparse.Namespace) -> int:
+    from taskdaemon.pipeline.replay.timeline import parse_offset, spans_at, timeline  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    try:
+        source = open_source(args.source or _default_source())
+        try:
+            spans = source.get_trace(args.run_id)
+        finally:
+            source.close()
+    except RunNotFoundError as error:
+        return _fail(1, str(error))
+    except SpanSourceError as error:
+        return _fail(2, str(error))
+    events = timeline(spans)
+    if not events:
+        return _fail(1, f"run {args.run_id} has no recorded events")
+    start = events[0].time_ns
+    interactive = sys.stdin.isatty()
+
+    def show(index: int) -> None:
+        event = events[index]
+        state = reconstruct_run(spans_at(spans, event.time_ns))
+        stages = "  ".join(f"{s.name}={s.status}" for s in state.stages)
+        offset = (event.time_ns - start) / 1e9
+        print(f"[{index + 1}/{len(events)}] +{offset:.3f}s  {event.what}")
+        print(f"    run={state.status}  {stages}", flush=True)
+
+    index = 0
+    show(index)
+    while True:
+        if interactive:
+            print("step> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return 0
+        command, _, argument = line.strip().partition(" ")
+        if command in ("", "n", "next"):
+            if index + 1 >= len(events):
+                print("end of the recorded run")
+                continue
+            index += 1
+        elif command in ("p", "prev"):
+            if index == 0:
+                print("start of the recorded run")
+                continue
+            index -= 1
+        elif command in ("g", "goto"):
+            try:
+                at = start + int(parse_offset(argument) * 1e9)
+            except ValueError as error:
+                print(str(error).replace("--at", "goto"))
+                continue
+            index = max(0, sum(1 for e in events if e.time_ns <= at) - 1)
+        elif command in ("q", "quit", "exit"):
+            return 0
+        else:
+            print(f"unknown command {command!r}: next, prev, goto T, quit")
+            continue
+        show(index)

@@ -1,0 +1,326 @@
+"""The replay plan: what a replay runs again, what it feeds from the record, and with what.
+
+``build_plan(recorded, ...)`` decides, from the recorded run alone (pure, no OTel):
+
+* **the definition**: the recorded canonical JSON, checked against its hash; a definition
+  file given instead is used when it *is* the recorded definition (same hash), else only with
+  ``use_file`` (the plan says how it differs: stages added, removed, changed);
+* **the request**: the recorded one with ``--input key=value`` pairs on top (a cut request is
+  replaced by the pairs as a whole);
+* **which stages run again**: all of them, or with ``from_stage`` that stage and everything
+  downstream of it, plus every stage that did not succeed in the original (re-execution from
+  failure, as Dagster offers). Every other stage that ran is **fed**: its recorded outputs
+  and published events are handed to the run as they were (its span is ``replayed``).
+  Stages upstream of ``from_stage`` are always fed, whatever their recorded status;
+* **what is missing**: every value the replay needs that was redacted or cut. A plan with
+  missing values must not run (``ReplayPlan.check``): replay never runs on wrong data.
+
+Which values are needed: the request (every replay), the definition, and each fed stage's
+outputs and published events. ``--stage-output STAGE=FILE.json`` supplies a fed stage's
+outputs: the JSON object of its outputs, or ``{"instances": [...]}`` for several instances.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskdaemon.pipeline.definition import (
+    DefinitionChanges,
+    definition_changes,
+    pipeline_from_canonical,
+)
+from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun, redacted_paths
+
+__all__ = ["FedExecution", "MissingValue", "ReplayError", "ReplayPlan", "build_plan"]
+
+#: Where to raise Tempo's attribute limit, named whenever a value was cut on the way.
+TEMPO_HINT = (
+    "the span source cut it: raise the backend's attribute limit (Tempo: distributor "
+    "max_span_attr_byte, max_attribute_bytes from Tempo 2.8; see tempo/tempo.yaml)"
+)
+
+
+class ReplayError(PipelineError):
+    """A replay cannot run as asked; the message says why, one line per reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissingValue:
+    """A value the replay needs that the spans do not hold exactly, and how to supply it."""
+
+    what: str
+    problem: str
+    supply: str
+
+    def describe(self) -> str:
+        """``what: problem; supply with ...``."""
+        return f"{self.what}: {self.problem}; supply it with {self.supply}"
+
+
+@dataclass(frozen=True, slots=True)
+class FedExecution:
+    """What a fed stage's instance hands the new run: the original's last attempt."""
+
+    original: RecordedExecution
+    outputs: Mapping[str, Any]
+    events: tuple[tuple[str, Mapping[str, Any]], ...]
+
+
+@dataclass
+class ReplayPlan:
+    """A replay, decided (see the module docstring)."""
+
+    recorded: RecordedRun
+    pipeline: Pipeline | None
+    request: dict[str, Any]
+    from_stage: str | None
+    rerun: tuple[str, ...]
+    fed: dict[str, dict[int, FedExecution]]
+    missing: list[MissingValue] = field(default_factory=list)
+    changes: DefinitionChanges | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def check(self) -> Pipeline:
+        """The pipeline to run; ``ReplayError`` naming every missing value when any is."""
+        if self.missing or self.pipeline is None:
+            lines = [f"cannot replay run {self.recorded.run_id}:"]
+            lines += [f"  {missing.describe()}" for missing in self.missing]
+            raise ReplayError("\n".join(lines))
+        return self.pipeline
+
+    def describe(self) -> list[str]:
+        """The dry run: one line per stage, what the replay would do with it."""
+        lines = []
+        names = [s.name for s in self.pipeline.stages] if self.pipeline else list(self.fed)
+        for name in names:
+            if name in self.fed:
+                instances = self.fed[name]
+                statuses = sorted({fed.original.status for fed in instances.values()})
+                events = sum(len(fed.events) for fed in instances.values())
+                lines.append(
+                    f"feed  {name}: recorded outputs of {len(instances)} instance(s) "
+                    f"({'/'.join(statuses)}), {events} event(s)"
+                )
+            else:
+                lines.append(f"run   {name}")
+        return lines
+
+
+def _load_definition(
+    recorded: RecordedRun, file: Pipeline | None, use_file: bool, missing: list[MissingValue]
+) -> tuple[Pipeline | None, DefinitionChanges | None]:
+    value = recorded.definition
+    problem = "not recorded (span schema 1)" if value is None else value.problem()
+    original = None
+    if value is not None and problem is None:
+        try:
+            original = pipeline_from_canonical(value.text or "", source=f"run {recorded.run_id}")
+        except ValueError as error:
+            problem = str(error)
+    if file is not None:
+        if file.definition_hash == recorded.definition_hash:
+            return file, None
+        if original is None:
+            if use_file:
+                return file, None
+            missing.append(
+                MissingValue(
+                    "the definition",
+                    f"{problem}, and the file given is not the recorded definition",
+                    "--use-file to run the file anyway",
+                )
+            )
+            return None, None
+        changes = definition_changes(original, file)
+        if use_file:
+            return file, changes
+        missing.append(
+            MissingValue(
+                "the definition",
+                f"the file differs from the recorded one ({changes.describe()})",
+                "--use-file to run the file instead",
+            )
+        )
+        return None, changes
+    if original is None:
+        supply = "the pipeline file: taskdaemon replay RUN FILE"
+        if problem and "cut on the way" in problem:
+            problem = f"{problem}: {TEMPO_HINT}"
+        missing.append(MissingValue("the definition", problem or "unreadable", supply))
+    return original, None
+
+
+def _downstream(pipeline: Pipeline, start: str) -> set[str]:
+    seen = {start}
+    todo = [start]
+    while todo:
+        for target in pipeline.downstream.get(todo.pop(), ()):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def _upstream(pipeline: Pipeline, start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for source in pipeline.upstream.get(todo.pop(), ()):
+            if source not in seen:
+                seen.add(source)
+                todo.append(source)
+    return seen
+
+
+def _problem_with_hint(problem: str) -> str:
+    return f"{problem}: {TEMPO_HINT}" if "cut on the way" in problem else problem
+
+
+def _request(
+    recorded: RecordedRun, inputs: Mapping[str, Any], missing: list[MissingValue]
+) -> dict[str, Any]:
+    value = recorded.request
+    problem = "not recorded" if value is None else value.problem()
+    if value is not None and (problem is None or problem.startswith("redacted")):
+        parsed = value.value()
+        request: dict[str, Any] = dict(parsed) if isinstance(parsed, dict) else {}
+        request.update(inputs)
+        still = redacted_paths(request)
+        if still:
+            top = dict.fromkeys(path.split(".")[0].split("[")[0] for path in still)
+            missing.append(
+                MissingValue(
+                    "the request",
+                    f"redacted ({', '.join(still)})",
+                    " ".join(f"--input {key}=VALUE" for key in top),
+                )
+            )
+        return request
+    if inputs:  # a cut request cannot be trusted in part: the inputs are the whole request
+        return dict(inputs)
+    missing.append(
+        MissingValue(
+            "the request",
+            _problem_with_hint(problem or "not recorded"),
+            "--input KEY=VALUE for every request field",
+        )
+    )
+    return {}
+
+
+def _fed(
+    recorded: RecordedRun,
+    stage: str,
+    supplied: Any,
+    missing: list[MissingValue],
+) -> dict[int, FedExecution]:
+    fed: dict[int, FedExecution] = {}
+    finals = recorded.final.get(stage, {})
+    for instance, execution in sorted(finals.items()):
+        outputs: Any = {}
+        if supplied is not None:
+            if isinstance(supplied, dict) and isinstance(supplied.get("instances"), list):
+                items = supplied["instances"]
+                outputs = items[instance] if instance < len(items) else {}
+            else:
+                outputs = supplied
+        elif execution.status == "success":
+            value = execution.outputs
+            problem = "not recorded" if value is None else value.problem()
+            if problem is None and value is not None:
+                outputs = value.value()
+            else:
+                missing.append(
+                    MissingValue(
+                        f"outputs of {execution.task_run_id}",
+                        _problem_with_hint(problem or "not recorded"),
+                        f"--stage-output {stage}=FILE.json",
+                    )
+                )
+        events = []
+        for event in execution.events:
+            problem = event.payload.problem()
+            if problem is not None and event.payload.text is not None:
+                missing.append(
+                    MissingValue(
+                        f"event {event.event_type} #{event.event_id} of {execution.task_run_id}",
+                        _problem_with_hint(problem),
+                        f"--from {stage} (run the stage again) or a larger capture cap",
+                    )
+                )
+                continue
+            payload = event.payload.value() if event.payload.text is not None else {}
+            events.append((event.event_type, payload if isinstance(payload, dict) else {}))
+        fed[instance] = FedExecution(
+            execution, outputs if isinstance(outputs, dict) else {"value": outputs}, tuple(events)
+        )
+    return fed
+
+
+def build_plan(
+    recorded: RecordedRun,
+    *,
+    pipeline_file: Pipeline | None = None,
+    use_file: bool = False,
+    from_stage: str | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    stage_outputs: Mapping[str, Any] | None = None,
+) -> ReplayPlan:
+    """The plan of a replay of ``recorded`` (see the module docstring). Never raises for a
+    missing value (the plan lists them); ``ReplayError`` for a ``from_stage`` or a
+    ``stage_outputs`` stage the definition does not have."""
+    missing: list[MissingValue] = []
+    pipeline, changes = _load_definition(recorded, pipeline_file, use_file, missing)
+    request = _request(recorded, dict(inputs or {}), missing)
+    supplied = dict(stage_outputs or {})
+    rerun: tuple[str, ...]
+    fed: dict[str, dict[int, FedExecution]] = {}
+    names = [s.name for s in pipeline.stages] if pipeline is not None else []
+    for name in [from_stage, *supplied]:
+        if name is not None and pipeline is not None and name not in pipeline.stage_map:
+            raise ReplayError(f"no stage {name!r} in the definition (stages: {', '.join(names)})")
+    if pipeline is None or from_stage is None:
+        rerun = tuple(names)
+    else:
+        again = _downstream(pipeline, from_stage)
+        upstream = _upstream(pipeline, from_stage)
+        for name in names:
+            if name in again or name not in recorded.final:
+                continue
+            if name in upstream or recorded.stage_status(name) == "success":
+                fed[name] = _fed(recorded, name, supplied.get(name), missing)
+        rerun = tuple(name for name in names if name not in fed)
+    notes = []
+    for name in supplied:
+        if name not in fed:
+            notes.append(f"--stage-output {name}: the stage runs again; the file is not used")
+    return ReplayPlan(
+        recorded=recorded,
+        pipeline=pipeline,
+        request=request,
+        from_stage=from_stage,
+        rerun=rerun,
+        fed=fed,
+        missing=missing,
+        changes=changes,
+        notes=notes,
+    )
+
+
+def load_stage_output(spec: str) -> tuple[str, Any]:
+    """``STAGE=FILE.json`` → (stage, parsed JSON); ``ValueError`` with a one-line reason."""
+    stage, sep, path = spec.partition("=")
+    if not sep or not stage or not path:
+        raise ValueError(f"--stage-output {spec!r}: expected STAGE=FILE.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return stage, json.load(handle)
+    except OSError as error:
+        raise ValueError(f"--stage-output {spec}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise ValueError(f"--stage-output {spec}: not JSON ({error})") from None

@@ -1,0 +1,239 @@
+"""Running a replay: a new run (a new trace) of the planned pipeline, linked to the original.
+
+``execute_plan(plan, ...)`` runs a ``ReplayPlan`` on a fresh engine with today's handler code:
+
+* the run is started with ``replay_of`` = the original run id, so the monitor gives its run
+  span ``taskdaemon.pipeline.replay_of`` and a ``replay_of`` link;
+* a **fed** stage (see ``plan.py``) runs a stand-in handler that publishes the recorded events
+  and returns the recorded outputs (or fails with the recorded error when the original
+  failed); the engine runs the stage with its ``outputs:`` mapping removed, since the recorded
+  outputs are already mapped. ``ReplaySpanHook`` marks its span ``replayed``, with the
+  original's status in ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the
+  original span, and keeps the run span's definition the replayed one;
+* approvals are decided as they were recorded (in order, per stage); an approval with no
+  recorded decision is rejected, so a replay never approves what nobody approved;
+* events the original received from outside are published again, in order, at the start.
+
+With ``verify`` the re-executed stages are compared with the record (``verify.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+from taskdaemon.pipeline import recorded as recorded_values
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.engine import Engine, HandlerResolver, RunResult
+from taskdaemon.pipeline.errors import PipelineError, StageFailedError
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    EngineEvent,
+    EventPublished,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+)
+from taskdaemon.pipeline.loops import Handler, StageContext
+from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
+from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
+
+__all__ = ["ReplayOutcome", "ReplaySpanHook", "execute_plan"]
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """A finished replay: the new run's result, the divergence report (with ``verify``) and
+    the plan it ran."""
+
+    result: RunResult
+    report: DivergenceReport | None
+    plan: ReplayPlan
+
+    @property
+    def run_id(self) -> str:
+        """The new run's id."""
+        return self.result.run_id
+
+
+class ReplayedFailureError(StageFailedError):
+    """A fed stage reproducing its recorded failure."""
+
+
+def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
+    async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        execution = fed.get(ctx.instance)
+        if execution is None:
+            raise ReplayedFailureError(
+                f"replay: the recorded run has no instance {ctx.instance} of stage {stage!r}"
+            )
+        for event_type, payload in execution.events:
+            ctx.publish(event_type, payload)
+        original = execution.original
+        if original.status != "success":
+            raise ReplayedFailureError(
+                original.error or f"recorded as {original.status} in the original run"
+            )
+        return dict(execution.outputs)
+
+    return handler
+
+
+class _ReplayResolver:
+    """Stand-in handlers for fed stages; the real resolver for every other stage."""
+
+    def __init__(self, base: HandlerResolver, plan: ReplayPlan) -> None:
+        self._base = base
+        self._plan = plan
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
+        fed = self._plan.fed.get(stage.name)
+        if fed is not None:
+            return _fed_handler(stage.name, fed)
+        return self._base.resolve(pipeline, stage)
+
+
+class ReplaySpanHook:
+    """The monitor's ``span_hook`` during a replay (see the module docstring)."""
+
+    def __init__(self, plan: ReplayPlan, definition: Mapping[str, Any]) -> None:
+        self._plan = plan
+        self._definition = definition
+        self._trace_id = int(plan.recorded.run_id, 16)
+
+    def run_started(self, event: RunStarted, attributes: dict[str, Any]) -> None:
+        """Record the replayed definition, not the feeding variant the engine runs."""
+        attributes.update(self._definition)
+
+    def _fed(self, stage: str, instance: int) -> FedExecution | None:
+        return self._plan.fed.get(stage, {}).get(instance)
+
+    def stage_started(
+        self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
+    ) -> None:
+        """Link a fed execution's span to the original span."""
+        fed = self._fed(event.stage, event.instance)
+        if fed is None:
+            return
+        context = SpanContext(
+            self._trace_id,
+            int(fed.original.span_id, 16),
+            is_remote=True,
+            trace_flags=TraceFlags(1),
+        )
+        links.append(Link(context, {t.LINK_RELATION: t.LINK_REPLAYED_FROM}))
+
+    def stage_finished(self, event: StageFinished, attributes: dict[str, Any]) -> None:
+        """Mark a fed execution's span ``replayed`` with the original's status."""
+        fed = self._fed(event.stage, event.instance)
+        if fed is not None:
+            attributes[t.STAGE_STATUS] = t.STATUS_REPLAYED
+            attributes[t.STAGE_REPLAYED_STATUS] = fed.original.status
+
+
+class _ReplayObserver:
+    """Decides approvals as recorded and collects published events for ``verify``."""
+
+    def __init__(self, plan: ReplayPlan) -> None:
+        self._decisions: dict[str, deque[Any]] = defaultdict(deque)
+        for approval in plan.recorded.approvals:
+            self._decisions[approval.stage].append(approval)
+        self.published: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
+        self.engine: Engine | None = None
+        self.run_id = ""
+        self.unrecorded_approvals: list[str] = []
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, RunStarted):
+            self.run_id = event.run_id
+        elif isinstance(event, EventPublished) and event.source is not None:
+            self.published[event.source.task_run_id].append((event.event_type, dict(event.payload)))
+        elif isinstance(event, ApprovalRequested):
+            asyncio.get_running_loop().call_soon(self._decide, event.run_id, event.stage)
+
+    def _decide(self, run_id: str, stage: str) -> None:
+        assert self.engine is not None
+        queue = self._decisions.get(stage)
+        with contextlib.suppress(PipelineError):  # the run ended or moved on meanwhile
+            if queue:
+                decision = queue.popleft()
+                by = f"replay ({decision.by or 'recorded'})"
+                if decision.approved:
+                    self.engine.approve(run_id, stage, by=by)
+                else:
+                    self.engine.reject(run_id, stage, by=by)
+            else:
+                self.unrecorded_approvals.append(stage)
+                self.engine.reject(run_id, stage, by="replay (no recorded decision)")
+
+
+def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
+    names = set(fed)
+    if not names:
+        return pipeline
+    stages = tuple(
+        dataclasses.replace(stage, outputs=None) if stage.name in names else stage
+        for stage in pipeline.stages
+    )
+    return dataclasses.replace(pipeline, stages=stages)
+
+
+async def execute_plan(
+    plan: ReplayPlan,
+    *,
+    resolver: HandlerResolver,
+    monitor: PipelineMonitor,
+    observers: Iterable[Any] = (),
+    verify: bool = False,
+    workspace: str | None = None,
+) -> ReplayOutcome:
+    """Run ``plan`` (which must pass ``check``) and return the outcome; the monitor's span
+    hook is set for the run and cleared after it."""
+    pipeline = plan.check()
+    definition = recorded_values.definition_attributes(pipeline, monitor.capture)
+    definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
+    watcher = _ReplayObserver(plan)
+    engine = Engine(
+        resolver=_ReplayResolver(resolver, plan),
+        observers=[watcher, *observers, monitor],
+        workspace=workspace,
+    )
+    watcher.engine = engine
+    previous, monitor.span_hook = monitor.span_hook, ReplaySpanHook(plan, definition)
+    try:
+        async with engine:
+            handle = await engine.start_run(
+                _feeding_pipeline(pipeline, plan.fed),
+                plan.request,
+                started_by="replay",
+                replay_of=plan.recorded.run_id,
+            )
+            for event in plan.recorded.external_events:
+                if event.source is None and event.payload.problem() is None:
+                    with contextlib.suppress(PipelineError):
+                        payload = event.payload.value() if event.payload.text else {}
+                        handle.publish(event.event_type, payload or {})
+            result = await handle.wait()
+    finally:
+        monitor.flush()
+        monitor.span_hook = previous
+    report = None
+    if verify:
+        report = compare_run(
+            plan.recorded,
+            result.run_id,
+            result.executions,
+            watcher.published,
+            plan.rerun,
+            monitor.capture,
+        )
+    return ReplayOutcome(result, report, plan)

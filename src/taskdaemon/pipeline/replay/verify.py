@@ -1,0 +1,209 @@
+"""``--verify``: compare a replay's re-executed stages with the recorded ones.
+
+Temporal's non-determinism check, for pipelines: each execution that ran again (same stage,
+instance and attempt) is compared with the original on
+
+* its status;
+* its outputs: the sha256 of the captured JSON (the same capture, so redaction and key order
+  are the same on both sides); when they differ and the recorded outputs are exact, the
+  report names the top-level keys that differ and the first difference;
+* the events it published: types and payload hashes, in order.
+
+An execution the original had and the replay did not (or the other way round) is a divergence
+too. The report renders as a table or as JSON; the CLI exits 3 when it is not empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun
+
+__all__ = ["Divergence", "DivergenceReport", "compare_run"]
+
+
+@dataclass(frozen=True, slots=True)
+class Divergence:
+    """One difference between a re-executed execution and the recorded one."""
+
+    stage: str
+    instance: int
+    attempt: int
+    what: str  # status | outputs | events | missing | extra
+    keys: tuple[str, ...] = ()
+    first: str = ""
+
+
+@dataclass
+class DivergenceReport:
+    """Every divergence found, and how many executions were compared."""
+
+    original: str
+    replay: str
+    compared: int = 0
+    divergences: list[Divergence] = field(default_factory=list)
+
+    @property
+    def diverged(self) -> bool:
+        """True when any execution diverged."""
+        return bool(self.divergences)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a JSON-ready mapping."""
+        return {
+            "original": self.original,
+            "replay": self.replay,
+            "compared": self.compared,
+            "diverged": self.diverged,
+            "divergences": [{**asdict(d), "keys": list(d.keys)} for d in self.divergences],
+        }
+
+    def render_table(self) -> str:
+        """A plain-text table, one row per divergence, and a closing summary line."""
+        header = ("STAGE", "INSTANCE", "ATTEMPT", "WHAT", "KEYS", "FIRST DIFFERENCE")
+        rows = [
+            (d.stage, str(d.instance), str(d.attempt), d.what, ",".join(d.keys) or "-", d.first)
+            for d in self.divergences
+        ]
+        lines = []
+        if rows:
+            widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+            lines = [
+                "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                for row in (header, *rows)
+            ]
+            lines.append("")
+        verdict = f"{len(self.divergences)} divergence(s)" if rows else "no divergence"
+        lines.append(
+            f"verify: {verdict} in {self.compared} re-executed execution(s) "
+            f"(replay {self.replay} of {self.original})"
+        )
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """``path: old → new`` at the first place two JSON values differ (keys in sorted order)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                return f"{where}: (absent) → {_short(new[key])}"
+            if key not in new:
+                return f"{where}: {_short(old[key])} → (absent)"
+            found = first_difference(old[key], new[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list):
+        for index, (a, b) in enumerate(zip(old, new, strict=False)):
+            found = first_difference(a, b, f"{path}[{index}]")
+            if found:
+                return found
+        if len(old) != len(new):
+            return f"{path or '.'}: {len(old)} items → {len(new)} items"
+        return None
+    if old != new:
+        return f"{path or '.'}: {_short(old)} → {_short(new)}"
+    return None
+
+
+def _outputs_divergence(
+    recorded: RecordedExecution, outputs: Mapping[str, Any], capture: PayloadCapture
+) -> Divergence | None:
+    if recorded.outputs is None or recorded.outputs.sha256 is None:
+        return None  # nothing recorded to compare with (capture was off)
+    captured = capture.capture(outputs)
+    if captured.sha256 == recorded.outputs.sha256:
+        return None
+    keys: tuple[str, ...] = ()
+    first = "the output hash differs (recorded outputs are not exact)"
+    if recorded.outputs.problem() is None:
+        old = recorded.outputs.value()
+        new = json.loads(captured.json) if not captured.truncated else outputs
+        if isinstance(old, Mapping) and isinstance(new, Mapping):
+            keys = tuple(
+                sorted(k for k in set(old) | set(new) if old.get(k, _ABSENT) != new.get(k, _ABSENT))
+            )
+        first = first_difference(old, new) or first
+    return Divergence(recorded.stage, recorded.instance, recorded.attempt, "outputs", keys, first)
+
+
+_ABSENT = object()
+
+
+def _events_divergence(
+    recorded: RecordedExecution,
+    published: Sequence[tuple[str, Mapping[str, Any]]],
+    capture: PayloadCapture,
+) -> Divergence | None:
+    old = [(e.event_type, e.payload.sha256) for e in recorded.events]
+    new = [(kind, capture.capture(payload).sha256) for kind, payload in published]
+    if old == new:
+        return None
+    for index, (a, b) in enumerate(zip(old, new, strict=False)):
+        if a != b:
+            what = (
+                f"event #{index + 1}: type {a[0]} → {b[0]}"
+                if a[0] != b[0]
+                else f"event #{index + 1} ({a[0]}): payload differs"
+            )
+            break
+    else:
+        what = f"{len(old)} event(s) → {len(new)} event(s)"
+    types = tuple(sorted({kind for kind, _ in old} ^ {kind for kind, _ in new}))
+    return Divergence(recorded.stage, recorded.instance, recorded.attempt, "events", types, what)
+
+
+def compare_run(  # noqa: PLR0917 - one call site, each argument named there
+    recorded: RecordedRun,
+    replay_id: str,
+    executions: Mapping[str, Sequence[Any]],
+    published: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
+    rerun: Sequence[str],
+    capture: PayloadCapture,
+) -> DivergenceReport:
+    """Compare the re-executed stages ``rerun`` of a replay with ``recorded``.
+
+    ``executions``: ``RunResult.executions``; ``published``: events by publishing
+    ``task_run_id``, in order.
+    """
+    report = DivergenceReport(recorded.run_id, replay_id)
+    for stage in rerun:
+        old = {(e.instance, e.attempt): e for e in recorded.executions.get(stage, ())}
+        new = {(e.instance, e.attempt): e for e in executions.get(stage, ())}
+        for key in sorted(old.keys() | new.keys()):
+            instance, attempt = key
+            if key not in new:
+                report.divergences.append(
+                    Divergence(stage, instance, attempt, "missing", (), "ran in the original only")
+                )
+                continue
+            if key not in old:
+                report.divergences.append(
+                    Divergence(stage, instance, attempt, "extra", (), "ran in the replay only")
+                )
+                continue
+            report.compared += 1
+            was, now = old[key], new[key]
+            status = str(now.status)
+            if was.status != status:
+                report.divergences.append(
+                    Divergence(stage, instance, attempt, "status", (), f"{was.status} → {status}")
+                )
+            elif status == "success":
+                found = _outputs_divergence(was, now.outputs, capture)
+                if found is not None:
+                    report.divergences.append(found)
+            events = _events_divergence(was, published.get(was.task_run_id, ()), capture)
+            if events is not None:
+                report.divergences.append(events)
+    return report
