@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--run", metavar="RUN_ID", help="overlay this run, rebuilt from spans")
     parser.add_argument("--source", metavar="URL", help="span source URL for --run")
     parser.add_argument(
+        "--at", metavar="T", help="with --run: the run as it stood T after its start (12.5s)"
+    )
+    parser.add_argument(
         "--format",
         "-f",
         choices=[fmt.value for fmt in VisualizationFormat],
@@ -55,7 +58,7 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _load_run(run_id: str, source_url: str | None) -> RunRecord:
+def _load_run(run_id: str, source_url: str | None, at: str | None = None) -> RunRecord:
     # Imported here: drawing a definition needs no span source (nor its HTTP client).
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
@@ -65,7 +68,11 @@ def _load_run(run_id: str, source_url: str | None) -> RunRecord:
         source_url = load_settings().span_source
     source = open_source(source_url)
     try:
-        return source.get_run(run_id)
+        if at is None:
+            return source.get_run(run_id)
+        from taskdaemon.pipeline.replay.timeline import run_at  # noqa: PLC0415
+
+        return run_at(source.get_trace(run_id), at)
     finally:
         source.close()
 
@@ -74,8 +81,8 @@ def run_dag(args: argparse.Namespace) -> int:
     """Draw the DAG named by ``args``; returns the exit code."""
     if args.file is None and args.run is None:
         return _fail(2, "give a pipeline FILE, --run RUN_ID, or both")
-    if args.source is not None and args.run is None:
-        return _fail(2, "--source needs --run")
+    if (args.source is not None or args.at is not None) and args.run is None:
+        return _fail(2, "--source and --at need --run")
     pipeline: Pipeline | None = None
     run: RunRecord | None = None
     try:
@@ -84,8 +91,8 @@ def run_dag(args: argparse.Namespace) -> int:
 
             pipeline = load_pipeline(args.file)
         if args.run is not None:
-            run = _load_run(args.run, args.source)
-    except (ConfigError, SettingsError) as exc:
+            run = _load_run(args.run, args.source, args.at)
+    except (ConfigError, SettingsError, ValueError) as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(1, str(exc))

@@ -70,6 +70,9 @@ def register(subparsers: Any) -> None:
     )
     show_p.add_argument("--json", action="store_true", help="JSON instead of a table")
     show_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
+    show_p.add_argument(
+        "--at", metavar="T", help="the run as it stood T after its start (12.5s, 1m30s)"
+    )
     show_p.set_defaults(func=_show)
 
     ret = subparsers.add_parser(
@@ -135,8 +138,14 @@ def _show(args: argparse.Namespace) -> int:
         source = open_source(args.source)
         try:
             run = source.get_run(args.run_id)
+            if args.at is not None:
+                from taskdaemon.pipeline.replay.timeline import run_at  # noqa: PLC0415
+
+                run = run_at(source.get_trace(run.run_id), args.at)
         finally:
             source.close()
+    except ValueError as exc:
+        return _error(str(exc), 2)
     except RunNotFoundError as exc:
         return _error(str(exc), 1)
     except SpanSourceError as exc:

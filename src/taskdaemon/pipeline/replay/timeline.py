@@ -1,0 +1,187 @@
+"""Time travel through a recorded run: its state at any instant, and its events one by one.
+
+Nothing is executed: everything comes from the run's spans, from any span source.
+
+* ``spans_at(spans, at_ns)``: the spans as a reader would have seen them at ``at_ns``: spans
+  not started yet are dropped, spans still open lose their end, their span events after the
+  instant and what is only set when a span ends (result, status, error); a zero-length skip
+  span counts once its instant is reached. ``reconstruct_run(spans_at(...))`` is then the
+  run's state at that instant (``runs show --at``, ``dag --run --at``).
+* ``timeline(spans)``: the run's events in time order: run started, stage started and
+  finished, trigger evaluated, approval requested and resolved, event published, retry,
+  skip, run finished; ``replay --step`` walks it.
+* ``parse_offset(text)``: ``12.5s``, ``1m30s``, ``500ms`` or a number of seconds, from the
+  run's start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.tracking.reconstruct import (
+    ended_attempt_status,
+    find_root,
+    is_skip,
+    reconstruct_run,
+)
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+
+__all__ = ["TimelineEvent", "parse_offset", "run_at", "spans_at", "timeline"]
+
+#: Attributes a span gets only when it ends: dropped from a span still open at the instant.
+_END_ATTRIBUTES = frozenset(
+    {
+        t.CICD_PIPELINE_RESULT,
+        t.CICD_TASK_RUN_RESULT,
+        t.STAGE_STATUS,
+        t.STAGE_REPLAYED_STATUS,
+        t.ERROR_TYPE,
+        t.STAGE_ERROR_MESSAGE,
+        t.STAGE_CPU_TIME,
+        t.STAGE_PEAK_MEMORY,
+        t.STAGE_WILL_RETRY,
+        t.STAGE_CANCEL_REASON,
+        t.STAGE_CANCEL_CAUSE,
+    }
+)
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_offset(text: str) -> float:
+    """Seconds from ``12.5s``, ``1m30s``, ``500ms`` or ``12.5``; ``ValueError`` otherwise."""
+    raw = text.strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        parts = _PART.findall(raw)
+        if not parts or "".join(n + u for n, u in parts) != raw:
+            raise ValueError(
+                f"--at {text!r}: expected a time from the run's start such as 12.5s, 1m30s, "
+                "500ms or 12.5"
+            ) from None
+        value = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise ValueError(f"--at {text!r}: expected a time of 0 or more")
+    return value
+
+
+def spans_at(spans: Iterable[SpanRecord], at_ns: int) -> list[SpanRecord]:
+    """The spans as they stood at ``at_ns`` (see the module docstring)."""
+    found = []
+    for span in spans:
+        if span.start_ns > at_ns:
+            continue
+        if span.end_ns is not None and span.end_ns <= at_ns:
+            found.append(span)
+            continue
+        found.append(
+            dataclasses.replace(
+                span,
+                end_ns=None,
+                status_code="UNSET",
+                status_message="",
+                attributes={k: v for k, v in span.attributes.items() if k not in _END_ATTRIBUTES},
+                events=tuple(e for e in span.events if e.time_ns <= at_ns),
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEvent:
+    """One recorded event: when (epoch ns), what (a short phrase) and the stage it concerns."""
+
+    time_ns: int
+    what: str
+    stage: str | None = None
+
+
+def _stage_label(attributes: Mapping[str, Any]) -> str:
+    stage = str(attributes.get(t.CICD_TASK_NAME, "?"))
+    instance = attributes.get(t.STAGE_INSTANCE)
+    attempt = attributes.get(t.STAGE_ATTEMPT)
+    suffix = f"#{instance}" if isinstance(instance, int) and instance > 0 else ""
+    retry = f" (attempt {attempt})" if isinstance(attempt, int) and attempt > 1 else ""
+    return f"{stage}{suffix}{retry}"
+
+
+def _span_events(span: SpanRecord, stage: str | None) -> list[TimelineEvent]:
+    found = []
+    for event in span.events:
+        a = event.attributes
+        name = a.get(t.CICD_TASK_NAME, stage)
+        if event.name == t.EVENT_TRIGGER_EVALUATED:
+            held = "holds" if a.get(t.TRIGGER_SATISFIED) else "does not hold"
+            what = f"trigger {a.get(t.TRIGGER_DESCRIPTION, '?')} of {name} {held}"
+        elif event.name == t.EVENT_APPROVAL_REQUESTED:
+            what = f"{name} waits for approval"
+        elif event.name == t.EVENT_APPROVAL_RESOLVED:
+            verdict = "approved" if a.get(t.APPROVAL_APPROVED) else "rejected"
+            if a.get(t.APPROVAL_TIMED_OUT):
+                verdict = "approval timed out"
+            by = f" by {a.get(t.APPROVAL_BY)}" if a.get(t.APPROVAL_BY) else ""
+            what = f"{name} {verdict}{by}"
+        elif event.name == t.EVENT_PUBLISHED:
+            source = f" by {stage}" if stage else " from outside"
+            what = f"event {a.get(t.PUBLISHED_EVENT_TYPE)} #{a.get(t.PUBLISHED_EVENT_ID)}{source}"
+        elif event.name == t.EVENT_STAGE_RETRYING:
+            what = f"{name} retries in {a.get(t.RETRY_DELAY)}s"
+        else:
+            continue
+        found.append(TimelineEvent(event.time_ns, what, name if isinstance(name, str) else None))
+    return found
+
+
+def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
+    """The run's recorded events in time order (stable: start before end at one instant)."""
+    spans = list(spans)
+    root = find_root(spans)
+    events: list[tuple[int, int, TimelineEvent]] = []
+    for span in spans:
+        if span is root:
+            pipeline = span.name.removeprefix(f"{t.RUN_ACTION} ")
+            events.append(
+                (span.start_ns, 0, TimelineEvent(span.start_ns, f"run {pipeline} started"))
+            )
+            if span.end_ns is not None:
+                result = span.attributes.get(t.CICD_PIPELINE_RESULT, "ended")
+                events.append((span.end_ns, 3, TimelineEvent(span.end_ns, f"run ended: {result}")))
+            events.extend((e.time_ns, 2, e) for e in _span_events(span, None))
+            continue
+        stage = span.attributes.get(t.CICD_TASK_NAME)
+        if not isinstance(stage, str):
+            continue
+        label = _stage_label(span.attributes)
+        if is_skip(span.attributes, span.start_ns, span.end_ns):
+            reason = span.attributes.get(t.STAGE_SKIP_REASON, "")
+            what = f"{stage} skipped" + (f": {reason}" if reason else "")
+            events.append((span.start_ns, 2, TimelineEvent(span.start_ns, what, stage)))
+            continue
+        events.append((span.start_ns, 1, TimelineEvent(span.start_ns, f"{label} started", stage)))
+        events.extend((e.time_ns, 2, e) for e in _span_events(span, stage))
+        if span.end_ns is not None:
+            status = ended_attempt_status(span.attributes, span.status_code)
+            events.append((span.end_ns, 2, TimelineEvent(span.end_ns, f"{label} {status}", stage)))
+    events.sort(key=lambda item: (item[0], item[1]))
+    return [event for _, _, event in events]
+
+
+def run_at(spans: Iterable[SpanRecord], at: str | float) -> RunRecord:
+    """The run as it stood ``at`` (seconds, or ``parse_offset`` text) after its start.
+
+    ``ValueError`` (one line) for a malformed time or a trace without spans.
+    """
+    spans = list(spans)
+    if not spans:
+        raise ValueError("the run has no spans")
+    offset = parse_offset(at) if isinstance(at, str) else float(at)
+    root = find_root(spans)
+    start = root.start_ns if root is not None else min(s.start_ns for s in spans)
+    return reconstruct_run(spans_at(spans, start + round(offset * 1e9)))
