@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from taskdaemon.pipeline.model import (
     Backoff,
     ErrorStrategy,
@@ -88,14 +90,17 @@ def _stage(data: Mapping[str, Any]) -> Stage:
     )
 
 
-def pipeline_from_canonical(text: str, *, source: str | None = None) -> Pipeline:
-    """The ``Pipeline`` whose ``canonical_json`` is ``text``, validated.
+def pipeline_from_canonical(
+    text: str, *, source: str | None = None, validate: bool = True
+) -> Pipeline:
+    """The ``Pipeline`` whose ``canonical_json`` is ``text``, validated unless ``validate`` is
+    false (the caller checked ``text`` against the hash of a definition that ran).
 
     ``ValueError`` (one line) when ``text`` is not such a document (cut, edited, or from a
     newer taskdaemon) or the definition it holds is invalid.
     """
     try:
-        data = json.loads(text)
+        data = orjson.loads(text)
         pipeline = Pipeline(
             name=data["name"],
             stages=tuple(_stage(s) for s in data["stages"]),
@@ -111,12 +116,12 @@ def pipeline_from_canonical(text: str, *, source: str | None = None) -> Pipeline
             external_events=tuple(data["external_events"]),
             source=source,
         )
-    except json.JSONDecodeError as error:
+    except orjson.JSONDecodeError as error:
         raise ValueError(f"the recorded definition is not JSON ({error.msg})") from None
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         reason = f"the recorded definition is not a taskdaemon definition ({error!r})"
         raise ValueError(reason) from None
-    issues = validate_pipeline(pipeline, registered_loops=_loops_used(pipeline))
+    issues = validate_pipeline(pipeline, registered_loops=_loops_used(pipeline)) if validate else []
     if issues:
         raise ValueError(f"the recorded definition is invalid: {issues[0]}")
     return pipeline

@@ -16,11 +16,12 @@ as it is, or None when the text is the exact value:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+
+import orjson
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.payloads import REDACTED
@@ -69,32 +70,41 @@ class RecordedValue:
 
     def problem(self) -> str | None:
         """Why the text is not the exact value (one phrase), or None when it is."""
+        return self.check()[0]
+
+    def check(self) -> tuple[str | None, Any]:
+        """``(problem(), the parsed value)``: one hash and one parse for both."""
         if self.text is None:
-            return "not recorded"
+            return "not recorded", None
+        data = self.text.encode("utf-8")
         cut = self.truncated
         if self.sha256 is not None:
-            digest = hashlib.sha256(self.text.encode("utf-8")).hexdigest()
-            if digest != self.sha256:
+            if hashlib.sha256(data).hexdigest() != self.sha256:
                 size = f" of {self.size}" if self.size is not None else ""
                 if self.truncated:
-                    return f"truncated at capture ({self.kept}{size} bytes kept)"
-                return f"cut on the way to the span source ({self.kept}{size} bytes kept)"
+                    return (
+                        f"truncated at capture ({len(data)}{size} bytes kept; "
+                        "TASKDAEMON_CAPTURE_MAX_BYTES sets the cap)"
+                    ), None
+                return f"cut on the way to the span source ({len(data)}{size} bytes kept)", None
             cut = False
         try:
-            value = json.loads(self.text)
-        except ValueError:
-            return f"truncated ({self.kept} bytes kept)" if cut or self.sha256 is None else None
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            if cut or self.sha256 is None:
+                return f"truncated ({len(data)} bytes kept)", None
+            return "not JSON", None
         if cut:
-            return f"truncated at capture ({self.kept} bytes kept)"
-        if self.redacted is not False:
+            return f"truncated at capture ({len(data)} bytes kept)", None
+        if self.redacted is not False and REDACTED in self.text:
             paths = redacted_paths(value)
             if paths:
-                return f"redacted ({', '.join(paths)})"
-        return None
+                return f"redacted ({', '.join(paths)})", value
+        return None, value
 
     def value(self) -> Any:
         """The parsed JSON (call only when ``problem()`` is None)."""
-        return None if self.text is None else json.loads(self.text)
+        return None if self.text is None else orjson.loads(self.text)
 
 
 def _payload(attributes: Mapping[str, Any]) -> RecordedValue:

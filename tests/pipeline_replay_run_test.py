@@ -1,0 +1,218 @@
+"""Replay from stored spans: full replays from every source, --from with fed stages, the
+links and statuses they leave, verification, missing values and a changed definition."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_replay_support import FLOW, HANDLERS, Recording, counting, cut_like_tempo
+from pipeline_tracking_support import Backend, serve
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.model import OutputMapping
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.replay import ReplayError
+from taskdaemon.pipeline.tracking import encode_traces
+
+from pipeline_engine_support import after, stage  # isort: skip
+
+
+@pytest.fixture
+def rec(tmp_path: Path) -> Any:
+    recording = Recording(tmp_path / "spans.db", PayloadCapture(max_bytes=65536))
+    yield recording
+    recording.close()
+
+
+def _root(spans: list[Any]) -> Any:
+    return next(s for s in spans if s.parent_span_id is None)
+
+
+@pytest.mark.slow
+def test_full_replay_is_a_new_linked_trace_with_the_same_results(rec: Recording) -> None:
+    """A full replay runs every stage again in a new trace that names and links the original."""
+    original = rec.run()
+    outcome = rec.replay(original.run_id, verify=True)
+    root = _root(rec.spans(outcome.run_id))
+    links = [(link.trace_id, dict(link.attributes)[t.LINK_RELATION]) for link in root.links]
+    assert (
+        "success",
+        original.run_id,
+        [(original.run_id, t.LINK_REPLAY_OF)],
+        dict(original.outputs),
+        False,
+    ) == (
+        str(outcome.result.status),
+        root.attributes[t.PIPELINE_REPLAY_OF],
+        links,
+        dict(outcome.result.outputs),
+        outcome.report is not None and outcome.report.diverged,
+    )
+    assert outcome.run_id != original.run_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialect", ["tempo-v2", "tempo-v1", "jaeger-v3"])
+def test_full_replay_from_a_remote_backend(rec: Recording, dialect: str) -> None:
+    """The original's real spans served as a Tempo v2, Tempo v1 or Jaeger v3 answer replay
+    to the same outputs, with nothing diverging."""
+    original = rec.run()
+    spans = rec.spans(original.run_id)
+    run_id = original.run_id
+    with serve(Backend()) as backend:
+        if dialect == "tempo-v2":
+            body = {"trace": encode_traces(spans, ids="base64", enums="int"), "status": "COMPLETE"}
+            backend.route(f"/api/v2/traces/{run_id}", body)
+        elif dialect == "tempo-v1":
+            backend.route(
+                f"/api/traces/{run_id}", encode_traces(spans, ids="base64", key="batches")
+            )
+        else:
+            body = {"result": encode_traces(spans, scope_key="instrumentationLibrarySpans")}
+            backend.route(f"/api/v3/traces/{run_id}", body)
+        scheme = "jaeger+" if dialect == "jaeger-v3" else "tempo+"
+        outcome = rec.replay(run_id, verify=True, source=f"{scheme}{backend.url}")
+    assert report_rows(outcome) == []
+    assert dict(original.outputs) == dict(outcome.result.outputs)
+
+
+def report_rows(outcome: Any) -> list[Any]:
+    """The divergences of an outcome, as tuples."""
+    return [(d.stage, d.what, d.first) for d in outcome.report.divergences]
+
+
+@pytest.mark.slow
+def test_from_stage_feeds_upstream_and_marks_their_spans_replayed(rec: Recording) -> None:
+    """--from check: plan and build are fed (not executed), their spans are ``replayed`` with
+    the original status and link the original spans; check and release run again."""
+    original = rec.run()
+    original_spans = {
+        s.attributes.get(t.CICD_TASK_NAME): s.span_id
+        for s in rec.spans(original.run_id)
+        if s.parent_span_id is not None
+    }
+    resolver, calls = counting(HANDLERS)
+    outcome = rec.replay(original.run_id, from_stage="check", resolver=resolver)
+    fed = {}
+    for span in rec.spans(outcome.run_id):
+        name = span.attributes.get(t.CICD_TASK_NAME)
+        if name in ("plan", "build"):
+            (link,) = [
+                link
+                for link in span.links
+                if dict(link.attributes)[t.LINK_RELATION] == t.LINK_REPLAYED_FROM
+            ]
+            fed[name] = (
+                span.attributes[t.STAGE_STATUS],
+                span.attributes[t.STAGE_REPLAYED_STATUS],
+                link.trace_id == original.run_id,
+                link.span_id == original_spans[name],
+                dict(link.attributes)[t.LINK_RELATION],
+            )
+    assert {
+        "plan": ("replayed", "success", True, True, "replayed_from"),
+        "build": ("replayed", "success", True, True, "replayed_from"),
+    } == fed
+    assert ({"check": 2, "release": 1}, dict(original.outputs)) == (
+        calls,
+        dict(outcome.result.outputs),
+    )
+
+
+@pytest.mark.slow
+def test_verify_reports_a_nondeterministic_stage(rec: Recording) -> None:
+    """A handler whose output changes on every run diverges: the report names the stage, the
+    key and the first difference."""
+
+    async def roll(ctx: Any) -> dict[str, Any]:
+        return {"steps": ["a", "b"], "dice": random.random()}
+
+    handlers = {**HANDLERS, "plan": roll}
+    original = rec.run(handlers=handlers, flow=_flow_without_plan_mapping())
+    outcome = rec.replay(original.run_id, verify=True, resolver=counting(handlers)[0])
+    ((stage_name, what, keys, first),) = [
+        (d.stage, d.what, d.keys, d.first.split(":")[0]) for d in outcome.report.divergences
+    ]
+    assert ("plan", "outputs", ("dice",), "dice") == (stage_name, what, keys, first)
+
+
+def _flow_without_plan_mapping() -> Any:
+    import dataclasses
+
+    stages = tuple(
+        dataclasses.replace(s, outputs=None) if s.name == "plan" else s for s in FLOW.stages
+    )
+    return dataclasses.replace(FLOW, stages=stages)
+
+
+@pytest.mark.slow
+def test_redacted_input_and_output_cut_by_tempo_are_both_named(rec: Recording) -> None:
+    """A redacted request field and a stage output Tempo cut at 2,048 bytes stop the replay,
+    one error naming both and how to supply them; nothing runs."""
+
+    async def big_build(ctx: Any) -> dict[str, Any]:
+        for step in ctx.inputs["steps"]:
+            ctx.publish("part", {"name": step})
+        return {"parts": list(ctx.inputs["steps"]), "log": "x" * 5000}
+
+    handlers = {**HANDLERS, "build": big_build}
+    original = rec.run(request={"goal": "g", "api_token": "s3cret"}, handlers=handlers)
+    spans = cut_like_tempo(rec.spans(original.run_id))
+    resolver, calls = counting(handlers)
+    with serve(Backend()) as backend:
+        body = {"trace": encode_traces(spans, ids="base64", enums="int"), "status": "COMPLETE"}
+        backend.route(f"/api/v2/traces/{original.run_id}", body)
+        with pytest.raises(ReplayError) as caught:
+            rec.replay(
+                original.run_id,
+                from_stage="check",
+                source=f"tempo+{backend.url}",
+                resolver=resolver,
+            )
+    lines = str(caught.value).splitlines()[1:]
+    assert [
+        "  the request: redacted (api_token); supply it with --input api_token=VALUE",
+        "  outputs of build.0.1: cut on the way to the span source (2048 of 5032 bytes kept): "
+        "raise the backend's attribute limit (Tempo: distributor "
+        "max_span_attr_byte, max_attribute_bytes from Tempo 2.8; see tempo/tempo.yaml); "
+        "supply it with --stage-output build=FILE.json",
+    ] == lines
+    assert {} == calls
+
+
+@pytest.mark.slow
+def test_supplied_values_let_the_replay_run(rec: Recording) -> None:
+    """With the redacted field given as an input the replay runs on it."""
+    original = rec.run(request={"goal": "g", "api_token": "s3cret"})
+    outcome = rec.replay(original.run_id, inputs={"api_token": "other"})
+    assert ("success", "g-1") == (
+        str(outcome.result.status),
+        outcome.result.outputs["plan"]["steps"][0],
+    )
+
+
+@pytest.mark.slow
+def test_definition_changed_on_disk_is_described_and_needs_use_file(rec: Recording) -> None:
+    """A file that differs from the recorded definition is refused with what changed, and
+    runs with use_file."""
+    import dataclasses
+
+    original = rec.run()
+    changed = dataclasses.replace(
+        FLOW,
+        stages=(
+            *FLOW.stages[:3],
+            dataclasses.replace(FLOW.stages[3], outputs=(OutputMapping("ok", "result.released"),)),
+            stage("notify", *after("release"), loop="notify"),
+        ),
+    )
+    with pytest.raises(ReplayError, match="stages added: notify; stages changed: release"):
+        rec.replay(original.run_id, pipeline=changed)
+    outcome = rec.replay(original.run_id, pipeline=changed, use_file=True)
+    assert ("success", {"ok": True}) == (
+        str(outcome.result.status),
+        dict(outcome.result.outputs["release"]),
+    )

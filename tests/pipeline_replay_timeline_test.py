@@ -1,0 +1,129 @@
+"""Time travel over stored spans: states at chosen instants, the event walk and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline_engine_support import Recorder
+from pipeline_replay_support import Recording
+from taskdaemon.pipeline.events import RunFinished, RunStarted, StageFinished, StageStarted
+from taskdaemon.pipeline.replay.timeline import parse_offset, run_at, spans_at, timeline
+from taskdaemon.pipeline.tracking import reconstruct_run
+
+#: States that happen before a stage starts; spans record only starts and ends.
+_NOT_STARTED = {"pending", "waiting", "queued"}
+
+
+def _live_states(recorder: Recorder, stages: list[str]) -> list[tuple[float, dict[str, str]]]:
+    """The state of every stage after each start and end, replayed from the engine's own
+    events as they were emitted while the run went."""
+    states: dict[str, str] = dict.fromkeys(stages, "not started")
+    found = []
+    for event in recorder.events:
+        if isinstance(event, StageStarted):
+            states[event.stage] = "running"
+        elif isinstance(event, StageFinished) and not event.will_retry:
+            states[event.stage] = str(event.status)
+        else:
+            continue
+        found.append((event.at, dict(states)))
+    return found
+
+
+@pytest.mark.slow
+def test_states_at_instants_equal_the_live_states(tmp_path: Path) -> None:
+    """At each start and end of the run, the state rebuilt from spans cut at that instant is
+    the state the engine reported then (stages not started yet count as not started)."""
+    recording = Recording(tmp_path / "spans.db")
+    recorder = Recorder()
+    try:
+        result = recording.run(recorder=recorder)
+        spans = recording.spans(result.run_id)
+    finally:
+        recording.close()
+    (started,) = recorder.of(RunStarted)
+    live = _live_states(recorder, ["plan", "build", "check", "release"])
+    rebuilt = []
+    for at, _ in live:
+        # Epoch nanoseconds the way the monitor turns event times into span times.
+        run = reconstruct_run(spans_at(spans, int(at) * 10**9 + round((at - int(at)) * 1e9)))
+        rebuilt.append(
+            (
+                at,
+                {
+                    s.name: "not started" if s.status in _NOT_STARTED else s.status
+                    for s in run.stages
+                },
+            )
+        )
+    assert live == rebuilt
+    assert 8 <= len(live)
+    end = run_at(spans, max(e.at for e in recorder.of(RunFinished)) - started.at + 1)
+    assert "success" == end.status
+
+
+def test_offsets_parse_and_bad_ones_are_one_line_errors() -> None:
+    """12.5s, 1m30s, 500ms and plain seconds parse; anything else is a one-line error."""
+    assert [12.5, 90.0, 0.5, 3.0] == [parse_offset(x) for x in ("12.5s", "1m30s", "500ms", "3")]
+    for bad in ("soon", "-1", "nan", "1x"):
+        with pytest.raises(ValueError, match="--at") as caught:
+            parse_offset(bad)
+        assert "\n" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path) -> None:
+    """A real ``taskdaemon`` process: --step fed commands on stdin prints each event with the
+    state after it; --dry-run lists fed stages; --verify exits 3 on a nondeterministic stage."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "name: demo\n"
+        "stages:\n"
+        "  - {name: plan, command: 'echo {\\\"n\\\": 2}', triggers: [{manual: {}}]}\n"
+        "  - name: build\n"
+        "    command: 'echo {\\\"at\\\": $(date +%s%N)}'\n"
+        "    triggers: [{on_completion: {stage: plan}}]\n"
+    )
+    env = {**os.environ, "TASKDAEMON_HOME": str(tmp_path / "home")}
+    env.pop("TASKDAEMON_SPAN_SOURCE", None)
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "taskdaemon.pipeline.cli", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+
+    run_id = cli("run", str(pipeline), "-q").stdout.strip()
+    step = cli("replay", run_id, "--step", stdin="next\nnext\nprev\ngoto 10m\nquit\n")
+    dry = cli("replay", run_id, "--from", "build", "--dry-run")
+    verify = cli("replay", run_id, "--verify", "--json", "-q")
+    lines = step.stdout.splitlines()
+    report = json.loads(verify.stdout)
+    assert (0, 0, 3) == (step.returncode, dry.returncode, verify.returncode)
+    assert "run demo started" in lines[0]
+    assert "plan=pending  build=pending" in lines[1]
+    assert "run=success  plan=success  build=success" in lines[-1]
+    assert [
+        "feed  plan: recorded outputs of 1 instance(s) (success), 0 event(s)",
+        "run   build",
+    ] == (dry.stdout.splitlines()[1:])
+    assert [("build", "outputs", ["at"])] == [
+        (d["stage"], d["what"], d["keys"]) for d in report["divergences"]
+    ]
+
+
+def test_timeline_of_no_spans_is_empty() -> None:
+    """A trace without spans has no events (and no error)."""
+    assert [] == timeline([])
