@@ -59,6 +59,7 @@ STATES: dict[str, str] = {
     "cancelled": "grey70",
     "skipped": "grey90",
     "interrupted": "plum",
+    "replayed": "lightcyan",  # fed from a recorded run by a replay
 }
 
 #: Hex values of ``STATES`` for renderers without X11 colour names (Mermaid, web pages).
@@ -74,6 +75,7 @@ STATE_HEX: dict[str, str] = {
     "grey70": "#b3b3b3",
     "grey90": "#e5e5e5",
     "plum": "#dda0dd",
+    "lightcyan": "#e0ffff",
 }
 
 _WORD_SPLIT = re.compile(r"[_-]+")
