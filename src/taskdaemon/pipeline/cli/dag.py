@@ -81,8 +81,9 @@ def run_dag(args: argparse.Namespace) -> int:
     """Draw the DAG named by ``args``; returns the exit code."""
     if args.file is None and args.run is None:
         return _fail(2, "give a pipeline FILE, --run RUN_ID, or both")
-    if (args.source is not None or args.at is not None) and args.run is None:
-        return _fail(2, "--source and --at need --run")
+    for option, value in (("--source", args.source), ("--at", args.at)):
+        if value is not None and args.run is None:
+            return _fail(2, f"{option} needs --run")
     pipeline: Pipeline | None = None
     run: RunRecord | None = None
     try:

@@ -45,13 +45,29 @@ __all__ = ["register"]
 
 EXIT_DIVERGED = 3
 
+DESCRIPTION = """\
+Run a recorded run again from its stored spans, as a new run linked to the original, with
+today's handler code: the recorded definition (or FILE: used when it is the recorded one, and
+only with --use-file when it differs) and the recorded request.
+
+--from STAGE feeds the stages before STAGE from the record (they show as replayed) and runs
+STAGE and what follows. --verify compares every re-executed stage's outputs and published
+events with the record. --dry-run says what would run and what would be fed. A value the
+replay needs that was redacted or cut stops it first, naming each one and how to supply it
+(--input KEY=VALUE, --stage-output STAGE=FILE.json).
+
+--step runs nothing: it walks the recorded run event by event and prints the state of every
+stage after each. Commands (at the prompt, or one per line on stdin): next (or an empty
+line), prev, goto T (12.5s from the run's start), quit.
+"""
+
 
 def register(subparsers: Any) -> None:
     """Add the ``replay`` sub-command."""
     parser = subparsers.add_parser(
         "replay",
         help="replay a recorded run from its spans, resume it from a stage, or step through it",
-        description=__doc__.split("::", 1)[1].split("* Exit", 1)[0].strip() if __doc__ else "",
+        description=DESCRIPTION,
         epilog="Exit codes: 0 success, 1 the replay failed or the run was not found, "
         "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
