@@ -14,7 +14,12 @@ Every record that reaches a handler installed by :func:`configure_logging` carri
 with the same ids in brackets. With ``OTEL_LOGS_EXPORTER`` set, :class:`OTelLogHandler` also
 sends every record to the ``LoggerProvider`` (with the span context, so backends link logs to
 spans). Records of the ``opentelemetry`` loggers are never exported that way, so a failing log
-exporter cannot feed on its own complaints.
+exporter cannot feed on its own complaints; nor are records logged with
+``extra={"_console_only": True}`` (the API's sign-in URL carries its token).
+
+In ``text`` format, control characters in the message and the ids are escaped
+(:func:`escape_controls`): a value that reached a log line from outside (a rejection reason, a
+stage name) cannot start a forged line of its own. Tracebacks keep their lines.
 
 The stdlib ``logging`` stays the API: library logs, pytest's ``caplog`` and other handlers keep
 working. Nothing in taskdaemon prints.
@@ -48,6 +53,7 @@ __all__ = [
     "OTelLogHandler",
     "TextFormatter",
     "configure_logging",
+    "escape_controls",
     "log_context",
 ]
 
@@ -152,12 +158,28 @@ class TextFormatter(logging.Formatter):
             for name in ("pipeline", "run_id", "stage", "trace_id", "span_id")
             if (value := getattr(record, name, None)) is not None
         )
-        line = f"{_iso(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        message = record.getMessage()
+        line = f"{_iso(record.created)} {record.levelname} {record.name}: {message}"
         if ids:
             line = f"{line} [{ids}]"
+        line = escape_controls(line)
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
         return line
+
+
+_CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+    0x2028: "\\u2028",  # line and paragraph separators: some viewers break lines there
+    0x2029: "\\u2029",
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with C0/C1 controls, DEL and U+2028/2029 written as escapes (``\\n``, ``\\x1b``)."""
+    return text.translate(_CONTROLS)
 
 
 def _iso(created: float) -> str:
@@ -193,7 +215,7 @@ class OTelLogHandler(logging.Handler):
         self._provider = logger_provider
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("opentelemetry"):
+        if record.name.startswith("opentelemetry") or getattr(record, "_console_only", False):
             return
         try:
             attributes: dict[str, Any] = {
