@@ -11,7 +11,7 @@ variable                        meaning                                 default
 =============================== ======================================= =========================
 ``TASKDAEMON_HOME``             state directory (span store, workspaces) ``./.taskdaemon``
 ``TASKDAEMON_SPAN_SOURCE``      where runs are read from and stored      ``sqlite:///$HOME/spans.db``
-``TASKDAEMON_METRICS_HOST``     address of the HTTP server               ``127.0.0.1``
+``TASKDAEMON_METRICS_HOST``     address of the HTTP server (never empty) ``127.0.0.1``
 ``TASKDAEMON_METRICS_PORT``     port of the HTTP server (0 = any free)   ``9090``
 ``TASKDAEMON_CAPTURE_MAX_BYTES`` cap of each value recorded for replay  ``65536``
                                 (request, inputs, outputs, events); the
@@ -24,6 +24,12 @@ variable                        meaning                                 default
                                 on the whole telemetry shutdown
 ``TASKDAEMON_LOG_FORMAT``       ``json`` or ``text``                     ``text``
 ``TASKDAEMON_LOG_LEVEL``        a :mod:`logging` level name              ``INFO``
+``TASKDAEMON_API_TOKEN``        the HTTP API's token (16+ characters);   generated at start
+                                required to bind beyond loopback
+``TASKDAEMON_API_USER``         the principal the token stands for       the server's OS user
+                                (recorded as the approver)
+``TASKDAEMON_API_ALLOWED_HOSTS`` extra ``Host`` names the API answers    none (loopback and the
+                                (comma list; ``*`` = any)                bind address only)
 =============================== ======================================= =========================
 
 ``TASKDAEMON_REDACT_PATTERNS`` is a JSON list of regular expressions, or a comma-separated list
@@ -59,7 +65,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskdaemon.pipeline.errors import SettingsError
@@ -123,6 +129,9 @@ class Settings(BaseSettings):
     export_timeout: float = Field(default=5.0, gt=0, le=300)
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
+    api_token: SecretStr | None = None
+    api_user: str | None = None
+    api_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
 
     otel_service_name: str | None = _otel("OTEL_SERVICE_NAME")
     otel_resource_attributes: str | None = _otel("OTEL_RESOURCE_ATTRIBUTES")
@@ -162,6 +171,28 @@ class Settings(BaseSettings):
                 re.compile(pattern)
             except re.error as exc:
                 raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+        return value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        host = value.strip()
+        if not host:
+            raise ValueError("must not be empty (use 0.0.0.0 to listen on every interface)")
+        return host
+
+    @field_validator("api_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("must have at least 16 characters")
+        return value
+
+    @field_validator("api_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("log_format", mode="before")
