@@ -93,7 +93,12 @@ def pipeline() -> Pipeline:
 
 
 def _client(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://td")
+    """An in-process client holding the app's API token."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://127.0.0.1",
+        headers={"authorization": f"Bearer {app.state.auth.token}"},
+    )
 
 
 # --- /metrics ------------------------------------------------------------------------------------
@@ -285,7 +290,7 @@ async def test_api_lists_runs_and_approves_a_waiting_stage(pipeline: Pipeline) -
         async with _client(app) as client:
             listed = (await client.get("/api/runs")).json()
             approved = await client.post(
-                f"/api/runs/{handle.run_id}/approve/deploy", json={"by": "alice"}
+                f"/api/runs/{handle.run_id}/approve/deploy", json={"comment": "looks good"}
             )
         result = await handle.wait()
     (run,) = listed["runs"]
@@ -319,7 +324,7 @@ async def test_api_publishes_events_and_cancels(pipeline: Pipeline) -> None:
                 f"/api/runs/{handle.run_id}/events",
                 json={"type": "note.posted", "payload": {"text": "hi"}},
             )
-            cancelled = await client.post(f"/api/runs/{handle.run_id}/cancel")
+            cancelled = await client.post(f"/api/runs/{handle.run_id}/cancel", json={})
         result = await handle.wait()
     expected = (202, 202, RunStatus.CANCELLED)
     assert expected == (published.status_code, cancelled.status_code, result.status)
@@ -346,7 +351,9 @@ async def test_api_errors_have_precise_statuses(
         await sync.started.wait()
         url = path.format(unknown="0" * 32, run=handle.run_id)
         async with _client(create_app(engine=engine)) as client:
-            response = await client.post(url, content=body)
+            response = await client.post(
+                url, content=body, headers={"content-type": "application/json"}
+            )
         handle.cancel()
     assert (status, True) == (response.status_code, "error" in response.json())
 

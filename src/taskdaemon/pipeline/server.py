@@ -1,64 +1,73 @@
-"""HTTP: ``/metrics``, ``/healthz``, ``/readyz`` and the JSON run API, in the engine's event loop.
+"""HTTP: ``/metrics``, ``/healthz``, ``/readyz``, the JSON run API and a small web page.
 
 Routes (all JSON unless stated):
 
 ========================================= ======================================================
 ``GET /metrics``                          the private Prometheus registry (text format 0.0.4, or
-                                          OpenMetrics when the scraper asks for it)
-``GET /healthz``                          liveness: event-loop lag measured by a ticker task;
-                                          200 ``{"status": "ok", ...}`` or 503
+                                          OpenMetrics when the scraper asks for it); rendered
+                                          at most once a second, off the event loops
+``GET /healthz``                          liveness: the *engine* loop's lag measured by a ticker
+                                          task; 200 ``{"status": "ok", ...}`` or 503
 ``GET /readyz``                           readiness, one entry per component: ``span_export``
                                           (no failed export without a later success in the last
                                           60 s), ``span_store`` (the store's own ``health()``),
                                           ``stages`` (no stage running past its timeout plus a
                                           grace); 200 when all are ok, else 503
+``GET /``                                 an HTML page linking the routes (``/?token=T`` signs
+                                          the browser in with a session cookie)
 ``GET /api``                              this index of routes
 ``GET /api/runs``                         the engine's active runs (snapshots: every instance's
                                           latest attempt of each stage, with its times and error);
                                           ``?finished=true`` adds the ended runs it remembers
-``POST /api/runs/{id}/approve/{stage}``   grant a pending approval (body ``{"by": "..."}``)
-``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"by": "...", "reason": "..."}``)
+``POST /api/runs/{id}/approve/{stage}``   grant a pending approval (body ``{"comment": "..."}``,
+                                          optional)
+``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
 ``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
 ``POST /api/runs/{id}/cancel``            cancel the run
 ========================================= ======================================================
 
-Errors are ``{"error": "..."}`` with 400 (bad body), 404 (unknown run), 409 (the run cannot do
-that now, e.g. the stage is not waiting for an approval), 503 (no engine attached).
+Access (``http_security.py``): ``/metrics``, ``/healthz`` and ``/readyz`` are open; everything
+else needs the API token (``Authorization: Bearer T`` or the session cookie), a ``Host`` and
+``Origin`` naming this server, and ``Content-Type: application/json`` on POST. The approver
+recorded is the token's principal (``TASKDAEMON_API_USER``, else the server's OS user), never a
+name from the body: a body with ``by`` is refused. The approve or reject is logged as an audit
+record *after* the engine accepted it, with the comment as a field of its own.
+
+Errors are ``{"error": "..."}`` with 400 (bad body), 401 (no valid token), 403 (Host or Origin
+not allowed), 404 (unknown run), 408/413 (body too slow/large), 409 (the run cannot do that now,
+e.g. the stage is not waiting for an approval), 415 (not JSON), 429 (too many events pending in
+the run), 503 (no engine attached, or the engine did not answer in time). Limits are listed in
+``http_limits.py``.
 
 Shape: pure functions turn snapshots into reports (:func:`liveness`, :func:`readiness`,
 :func:`render_metrics`, :func:`runs_json`); :func:`create_app` is a thin Starlette shell over
-them; :class:`MonitorServer` runs it with Uvicorn as a task of the *current* event loop (the
-engine's), binds before it starts (so the port is known and connections queue at once), leaves
-signal handling to its owner, and stops cleanly with :meth:`MonitorServer.aclose`.
+them; :class:`~taskdaemon.pipeline.http_thread.MonitorServer` runs it with Uvicorn in a thread
+of its own and every engine call crosses to the engine's loop through a
+:class:`~taskdaemon.pipeline.http_thread.LoopBridge`.
 
-Decision: the server binds 127.0.0.1 by default (``TASKDAEMON_METRICS_HOST``). The API can
-approve and cancel runs and has no authentication: bind it elsewhere only behind something that
-authenticates; a warning is logged when the host is not a loopback address.
+Decision: the server binds 127.0.0.1 by default (``TASKDAEMON_METRICS_HOST``), and refuses to
+bind beyond loopback unless ``TASKDAEMON_API_TOKEN`` is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-import uvicorn
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskdaemon.pipeline.api_views import RunView, StageView, api_index, run_view
-from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
@@ -66,12 +75,26 @@ from taskdaemon.pipeline.errors import (
     TaskdaemonError,
 )
 from taskdaemon.pipeline.events import ApprovalRequested, ApprovalResolved, EngineEvent, RunFinished
+from taskdaemon.pipeline.http_json import (
+    BadRequestError,
+    bad_request,
+    error_response,
+    index_page,
+    json_body,
+    text_field,
+)
+from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLimitMiddleware
+from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
+from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
 
 __all__ = [
+    "ApiAuth",
+    "BacklogFullError",
     "ComponentHealth",
     "EngineController",
     "HealthReport",
     "HealthSources",
+    "HttpLimits",
     "LoopLagMonitor",
     "LoopLagSnapshot",
     "MonitorServer",
@@ -86,9 +109,14 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+_audit = logging.getLogger("taskdaemon.audit")
 
 
 # --- snapshots -----------------------------------------------------------------------------------
+
+
+class BacklogFullError(PipelineError):
+    """A run already has as many events pending as the server accepts (HTTP 429)."""
 
 
 @runtime_checkable
@@ -96,16 +124,20 @@ class RunController(Protocol):
     """What the API needs from an engine: snapshots and the four run commands.
 
     Commands raise :class:`RunNotFoundError` for an unknown run, :class:`ApprovalError` or
-    :class:`PipelineError` when the run cannot do it now.
+    :class:`PipelineError` when the run cannot do it now, :class:`BacklogFullError` when a run
+    has too many events pending. ``by`` is the authenticated principal; ``comment`` is the
+    caller's free text.
     """
 
     def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
         """The active runs (and the ended ones still remembered, with ``include_finished``)."""
 
-    async def approve(self, run_id: str, stage: str, *, by: str) -> None:
+    async def approve(self, run_id: str, stage: str, *, by: str, comment: str = "") -> None:
         """Grant the approval ``stage`` waits for."""
 
-    async def reject(self, run_id: str, stage: str, *, by: str, reason: str) -> None:
+    async def reject(
+        self, run_id: str, stage: str, *, by: str, reason: str, comment: str = ""
+    ) -> None:
         """Reject the approval ``stage`` waits for."""
 
     async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
@@ -328,21 +360,37 @@ def create_app(
     engine: Any = None,
     registry: CollectorRegistry | None = None,
     health: HealthSources | None = None,
+    auth: ApiAuth | None = None,
+    limits: HttpLimits | None = None,
 ) -> Starlette:
     """The Starlette app over ``engine``, ``registry`` and ``health``.
 
     ``engine`` is an :class:`~taskdaemon.pipeline.engine.Engine` (wrapped in an
     :class:`EngineController`) or any :class:`RunController`. Without a registry ``/metrics``
-    answers 404; without an engine the API answers 503.
+    answers 404; without an engine the API answers 503. Without ``auth`` a token is generated
+    (``app.state.auth.token``): the API is never open. Engine calls go through
+    ``app.state.bridge``, which :class:`MonitorServer` points at the engine's loop.
     """
     sources = health or HealthSources()
+    limits = limits or HttpLimits()
+    auth = auth or ApiAuth.generate()
+    bridge = LoopBridge(timeout=limits.engine_timeout)
+    metrics_cache = (
+        MetricsCache(registry, max_age=limits.metrics_max_age, per_second=limits.metrics_per_second)
+        if registry is not None
+        else None
+    )
     if engine is not None and hasattr(engine, "start_run"):
         engine = EngineController(engine)
+    if isinstance(engine, EngineController):
+        engine.max_pending_events = limits.max_pending_events
 
     async def metrics(request: Request) -> Response:
-        if registry is None:
-            return _error(404, "metrics are not enabled (OTEL_METRICS_EXPORTER has no prometheus)")
-        body, content_type = render_metrics(registry, request.headers.get("accept"))
+        if metrics_cache is None:
+            return error_response(
+                404, "metrics are not enabled (OTEL_METRICS_EXPORTER has no prometheus)"
+            )
+        body, content_type = await metrics_cache.render(request.headers.get("accept"))
         return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
@@ -355,107 +403,105 @@ def create_app(
         return JSONResponse(report.to_json(), status_code=200 if report.ok else 503)
 
     async def readyz(request: Request) -> Response:
-        report = readiness(
-            export=_guarded(sources.export),
-            store=_guarded(sources.store),
-            runs=_guarded(engine.runs) or () if engine is not None else (),
-            now=sources.wall_clock(),
-            grace=sources.stage_grace,
-        )
+        def gather() -> HealthReport:  # on the engine's loop: sources are not thread-safe
+            return readiness(
+                export=_guarded(sources.export),
+                store=_guarded(sources.store),
+                runs=_guarded(engine.runs) or () if engine is not None else (),
+                now=sources.wall_clock(),
+                grace=sources.stage_grace,
+            )
+
+        try:
+            report = await bridge.call(gather)
+        except EngineUnavailableError as exc:
+            report = HealthReport({"engine": ComponentHealth(False, str(exc))})
         return JSONResponse(report.to_json(), status_code=200 if report.ok else 503)
 
     async def list_runs(request: Request) -> Response:
         if engine is None:
-            return _error(503, "no engine attached to this server")
-        if request.query_params.get("finished", "").lower() in ("1", "true", "yes"):
-            return JSONResponse(runs_json(engine.runs(include_finished=True)))
-        return JSONResponse(runs_json(engine.runs()))
+            return error_response(503, "no engine attached to this server")
+        finished = request.query_params.get("finished", "").lower() in ("1", "true", "yes")
+        try:
+            views = await bridge.call(lambda: engine.runs(include_finished=finished))
+        except EngineUnavailableError as exc:
+            return error_response(503, str(exc))
+        return JSONResponse(runs_json(views))
 
     async def index(request: Request) -> Response:
         return JSONResponse(api_index(request.app.routes))
 
     async def approve(request: Request) -> Response:
-        body = await _json_body(request)
-        by = str(body.get("by") or "api")
+        body = await json_body(request)
+        comment = text_field(body, "comment")
+        run_id, stage = request.path_params["run_id"], request.path_params["stage"]
         return await _command(
-            lambda e: e.approve(request.path_params["run_id"], request.path_params["stage"], by=by)
+            lambda e: e.approve(run_id, stage, by=auth.principal, comment=comment)
         )
 
     async def reject(request: Request) -> Response:
-        body = await _json_body(request)
-        by, reason = str(body.get("by") or "api"), str(body.get("reason") or "")
+        body = await json_body(request)
+        reason, comment = text_field(body, "reason"), text_field(body, "comment")
+        run_id, stage = request.path_params["run_id"], request.path_params["stage"]
         return await _command(
-            lambda e: e.reject(
-                request.path_params["run_id"], request.path_params["stage"], by=by, reason=reason
-            )
+            lambda e: e.reject(run_id, stage, by=auth.principal, reason=reason, comment=comment)
         )
 
     async def publish(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         event_type, payload = body.get("type"), body.get("payload", {})
         if not isinstance(event_type, str) or not event_type:
-            return _error(400, 'body must be {"type": "<event type>", "payload": {...}}')
+            return error_response(400, 'body must be {"type": "<event type>", "payload": {...}}')
         if not isinstance(payload, dict):
-            return _error(400, "payload must be a JSON object")
+            return error_response(400, "payload must be a JSON object")
         return await _command(
             lambda e: e.publish(request.path_params["run_id"], event_type, payload)
         )
 
     async def cancel(request: Request) -> Response:
+        await json_body(request)
         return await _command(lambda e: e.cancel(request.path_params["run_id"]))
 
     async def _command(call: Callable[[RunController], Awaitable[None]]) -> Response:
         if engine is None:
-            return _error(503, "no engine attached to this server")
+            return error_response(503, "no engine attached to this server")
         try:
-            await call(engine)
+            await bridge.call(lambda: call(engine))
         except RunNotFoundError as exc:
-            return _error(404, str(exc))
+            return error_response(404, str(exc))
+        except BacklogFullError as exc:
+            return error_response(429, str(exc))
+        except EngineUnavailableError as exc:
+            return error_response(503, str(exc))
         except (ApprovalError, PipelineError) as exc:
-            return _error(409, str(exc))
+            return error_response(409, str(exc))
         except TaskdaemonError as exc:
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         return JSONResponse({"status": "accepted"}, status_code=202)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/metrics", metrics, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/api", index, methods=["GET"]),
+            Route("/", index_page, methods=["GET"]),
             Route("/api/runs", list_runs, methods=["GET"]),
             Route("/api/runs/{run_id}/approve/{stage}", approve, methods=["POST"]),
             Route("/api/runs/{run_id}/reject/{stage}", reject, methods=["POST"]),
             Route("/api/runs/{run_id}/events", publish, methods=["POST"]),
             Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
         ],
-        exception_handlers={_BadRequestError: _bad_request},
+        middleware=[
+            Middleware(SecurityMiddleware, auth=auth),
+            Middleware(RequestLimitMiddleware, limits=limits),
+        ],
+        exception_handlers={BadRequestError: bad_request},
     )
-
-
-class _BadRequestError(Exception):
-    """Raised by handlers when the request body is not what the route needs."""
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    return _error(400, str(exc))
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = loads_bounded(raw)  # 400, never 500, for deep nesting and bytes that are not UTF-8
-    except BoundedInputError as exc:
-        raise _BadRequestError(f"body is {exc}") from None
-    if not isinstance(body, dict):
-        raise _BadRequestError("body must be a JSON object")
-    return body
-
-
-def _error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status)
+    app.state.auth = auth
+    app.state.bridge = bridge
+    app.state.limits = limits
+    return app
 
 
 def _guarded(source: Callable[[], Any] | None) -> Any | None:
@@ -478,10 +524,14 @@ class EngineController:
     It registers itself as an engine observer to know which stages wait for an approval (the
     engine's snapshots say only ``waiting``), so create it before starting runs: approvals
     requested earlier are not flagged (they can still be granted). Only open runs are listed.
+    ``publish`` refuses (:class:`BacklogFullError`) while the run has ``max_pending_events``
+    events waiting to start or running. Granted and rejected approvals are logged on
+    ``taskdaemon.audit`` once the engine accepted them.
     """
 
-    def __init__(self, engine: Any = None) -> None:
+    def __init__(self, engine: Any = None, *, max_pending_events: int = 1000) -> None:
         self.engine: Any = None
+        self.max_pending_events = max_pending_events
         self._approvals: set[tuple[str, str]] = set()
         if engine is not None:
             self.bind(engine)
@@ -518,146 +568,47 @@ class EngineController:
             views.append(run_view(handle.pipeline, handle.snapshot(), self._approvals))
         return views
 
-    async def approve(self, run_id: str, stage: str, *, by: str) -> None:
-        """Grant the approval ``stage`` waits for."""
+    async def approve(self, run_id: str, stage: str, *, by: str, comment: str = "") -> None:
+        """Grant the approval ``stage`` waits for, then log who did."""
         self._engine().approve(run_id, stage, by)
+        _audit.info(
+            "approval of %s granted by %s%s",
+            stage,
+            by,
+            f" ({comment})" if comment else "",
+            extra={"run_id": run_id, "stage": stage, "by": by, "comment": comment},
+        )
 
-    async def reject(self, run_id: str, stage: str, *, by: str, reason: str) -> None:
-        """Reject it (the engine records who; the reason is logged)."""
-        _log.info("approval of %s rejected by %s: %s", stage, by, reason or "no reason given")
+    async def reject(
+        self, run_id: str, stage: str, *, by: str, reason: str, comment: str = ""
+    ) -> None:
+        """Reject it, then log who did and why (nothing is logged for a refused command)."""
         self._engine().reject(run_id, stage, by)
+        _audit.info(
+            "approval of %s rejected by %s: %s",
+            stage,
+            by,
+            reason or "no reason given",
+            extra={
+                "run_id": run_id,
+                "stage": stage,
+                "by": by,
+                "reason": reason,
+                "comment": comment,
+            },
+        )
 
     async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
-        """Publish an event into the run."""
-        self._engine().publish(run_id, event_type, payload)
+        """Publish an event into the run, unless too many are pending in it already."""
+        engine = self._engine()
+        pending = engine.get_run(run_id).backlog
+        if pending >= self.max_pending_events:
+            raise BacklogFullError(
+                f"run {run_id} has {pending} events pending (limit {self.max_pending_events}); "
+                "retry later"
+            )
+        engine.publish(run_id, event_type, payload)
 
     async def cancel(self, run_id: str) -> None:
         """Cancel the run."""
         self._engine().cancel(run_id)
-
-
-# --- the server ----------------------------------------------------------------------------------
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """Uvicorn without its signal handlers: the process owner decides what signals do."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class MonitorServer:
-    """Serves an app with Uvicorn as a task of the running event loop.
-
-    ``await start()`` binds ``host:port`` at once (port 0 picks a free one; see :attr:`port`)
-    and starts serving; ``await aclose()`` stops accepting, lets in-flight requests finish (up to
-    ``grace`` seconds) and returns; both are idempotent. ``async with`` does both. A lag monitor
-    passed in ``lag`` is started and stopped with the server.
-    """
-
-    def __init__(
-        self,
-        app: Starlette,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 9090,
-        lag: LoopLagMonitor | None = None,
-        grace: float = 2.0,
-    ) -> None:
-        self.app = app
-        self.host = host
-        self.port = port
-        self.lag = lag
-        self.grace = grace
-        self._server: _EmbeddedServer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._socket: socket.socket | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` of the bound server."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def start(self) -> None:
-        """Bind and start serving; raises ``OSError`` when the address is taken."""
-        self.start_nowait()
-
-    def start_nowait(self) -> None:
-        """:meth:`start` for synchronous code running inside the event loop."""
-        if self._task is not None:
-            return
-        if not _is_loopback(self.host):
-            _log.warning(
-                "serving the run API on %s: it has no authentication; keep it behind a proxy",
-                self.host,
-            )
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-        except OSError:
-            sock.close()
-            raise
-        sock.setblocking(False)
-        self._socket = sock
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=int(max(1, self.grace)),
-        )
-        self._server = _EmbeddedServer(config)
-        self._task = asyncio.get_running_loop().create_task(
-            self._server.serve(sockets=[sock]), name="taskdaemon-http"
-        )
-        if self.lag is not None:
-            self.lag.start()
-        _log.info("serving /metrics, /healthz, /readyz and /api on %s", self.url)
-
-    async def aclose(self) -> None:
-        """Stop serving and wait for the server task (idempotent)."""
-        task, server = self._task, self._server
-        self._task = self._server = None
-        if self.lag is not None:
-            await self.lag.aclose()
-        if task is None or server is None:
-            return
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=self.grace + 1.0)
-        except TimeoutError:
-            server.force_exit = True
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        finally:
-            if self._socket is not None:
-                self._socket.close()
-                self._socket = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -40,6 +40,7 @@ from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, repo
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file, write_token_file
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
@@ -130,17 +131,58 @@ def start_monitoring(
 
         controller = EngineController()
         lag = LoopLagMonitor()
+        auth = api_auth(settings)
         app = create_app(
             engine=controller,
             registry=telemetry.registry if telemetry.serves_prometheus else None,
             health=HealthSources(
                 lag=lag, export=telemetry.export_health.snapshot, store=telemetry.store_health
             ),
+            auth=auth,
         )
         server = MonitorServer(app, host=serve[0], port=serve[1], lag=lag)
         server.start_nowait()
         stack.push_async_callback(server.aclose)
+        _announce(server, auth, settings, stack)
     return Monitoring(settings, telemetry, monitor, controller, server)
+
+
+def api_auth(settings: Settings) -> ApiAuth:
+    """The API's credentials: ``TASKDAEMON_API_TOKEN`` if set, else a token generated now."""
+    principal = settings.api_user or None
+    if settings.api_token is not None:
+        return ApiAuth.configured(
+            settings.api_token.get_secret_value(),
+            principal=principal,
+            allowed_hosts=settings.api_allowed_hosts,
+        )
+    return ApiAuth.generate(principal=principal, allowed_hosts=settings.api_allowed_hosts)
+
+
+def _announce(
+    server: MonitorServer, auth: ApiAuth, settings: Settings, stack: contextlib.AsyncExitStack
+) -> None:
+    """Write a generated token to its 0600 file and tell the console where to sign in.
+
+    The URL with the token goes to the console handler only (``_console_only``): never to an
+    OTLP log exporter. A configured token is neither written nor shown.
+    """
+    if not auth.generated:
+        _log.info("API: %s/ (token: TASKDAEMON_API_TOKEN)", server.url)
+        return
+    try:
+        path = write_token_file(settings.home, auth.token)
+    except OSError as error:
+        _log.warning("cannot write the API token file under %s: %s", settings.home, error)
+    else:
+        stack.callback(remove_token_file, path, auth.token)
+    _log.info(
+        "API: %s/?token=%s (token also in %s)",
+        server.url,
+        auth.token,
+        settings.home / "api-token",
+        extra={"_console_only": True},
+    )
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -63,6 +63,18 @@ class RunHandle:
         """The run as it is now (the final result once it ended)."""
         return self._run.result or self._run.snapshot()
 
+    @property
+    def backlog(self) -> int:
+        """Events waiting for an instance slot plus event-stage instances not yet ended.
+
+        O(stages): what a server checks before accepting one more event from outside.
+        """
+        return sum(
+            len(srt.events) + srt.open_instances
+            for srt in self._run.stages.values()
+            if srt.cs.has_events
+        )
+
     def _stage(self, stage: str) -> _StageRun:
         run = self._run
         try:

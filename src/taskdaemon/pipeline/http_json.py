@@ -1,0 +1,87 @@
+"""The JSON side of the HTTP API: reading request bodies, answering errors, the index page.
+
+Bodies reach these functions already bounded in size and time (``http_limits.py``). A body is
+a JSON object or empty; anything else is a 400 with a one-line reason, never a 500: bad UTF-8,
+bad JSON and deep nesting are refused by ``bounded.loads_bounded``.
+A ``by`` field is refused outright: the approver is whoever the token stands for, and a client
+that believes it can name someone else must hear that it cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+
+__all__ = [
+    "BadRequestError",
+    "bad_request",
+    "error_response",
+    "index_page",
+    "json_body",
+    "text_field",
+]
+
+
+class BadRequestError(Exception):
+    """Raised by handlers when the request body is not what the route needs."""
+
+
+async def bad_request(request: Request, exc: Exception) -> Response:
+    """The exception handler answering :class:`BadRequestError` with a 400."""
+    return error_response(400, str(exc))
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (``{}`` when empty); BadRequestError otherwise."""
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        body = loads_bounded(raw)  # 400, never 500, for deep nesting and bytes that are not UTF-8
+    except BoundedInputError as exc:
+        raise BadRequestError(f"body is {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequestError("body must be a JSON object")
+    if "by" in body:
+        raise BadRequestError(
+            '"by" is not accepted: the approver is the authenticated principal; '
+            'put notes in "comment"'
+        )
+    return body
+
+
+def text_field(body: Mapping[str, Any], name: str, *, limit: int = 4096) -> str:
+    """An optional string field of at most ``limit`` characters (400 otherwise)."""
+    value = body.get(name, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequestError(f"{name} must be a string")
+    if len(value) > limit:
+        raise BadRequestError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def error_response(status: int, message: str) -> Response:
+    """``{"error": message}`` with ``status``."""
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def index_page(request: Request) -> Response:
+    """``GET /``: a page linking the routes (behind the token, like the API)."""
+    return HTMLResponse(_PAGE)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>taskdaemon</title></head>
+<body><h1>taskdaemon</h1><ul>
+<li><a href="/api/runs">/api/runs</a>: active runs (JSON)</li>
+<li><a href="/metrics">/metrics</a>, <a href="/healthz">/healthz</a>,
+<a href="/readyz">/readyz</a></li>
+</ul></body></html>
+"""

@@ -1,0 +1,409 @@
+"""Bounds on what HTTP clients can make the server hold, wait for, render and log.
+
+=========================== ============ ==========================================================
+limit                       default      what happens past it
+=========================== ============ ==========================================================
+request body                1 MiB        413, checked on ``Content-Length`` first and then while
+                                         the body streams in (the connection is closed)
+body read time              30 s         408 (the connection is closed)
+request headers             16 KiB       400 (h11's own bound on an incomplete event)
+header read time            10 s         the connection is closed: a client that connects, or
+                                         finishes a response on keep-alive, must send a complete
+                                         request head within this time (uvicorn has no such
+                                         timeout: its keep-alive timer is disarmed by any byte)
+keep-alive idle time        5 s          the connection is closed (uvicorn's
+                                         ``timeout_keep_alive``)
+connections                 512          the connection that has waited longest for a request
+                                         is closed to make room; if every connection is busy the
+                                         new one gets 503 and is closed. Never more than the
+                                         file-descriptor limit minus 128, so idle connections
+                                         cannot starve the process of descriptors
+events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 429
+``/metrics`` render         1 s          scrapes within a second of a render share its bytes;
+                                         concurrent scrapes wait for one render
+``/metrics`` responses      20 per s     further scrapes wait their turn (so the wait is
+                                         bounded by the connection cap): a scrape storm costs
+                                         the engine a bounded share of the interpreter, where
+                                         rejecting would invite an instant retry. Prometheus
+                                         servers scrape every 15 s or so: 20 a second serves
+                                         hundreds of them
+server error logs           10 per 60 s  the rest are counted and the count is appended to the
+                                         next record that passes (:class:`RateLimitFilter`)
+=========================== ============ ==========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import h11
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+__all__ = [
+    "HttpLimits",
+    "MetricsCache",
+    "RateLimitFilter",
+    "RequestLimitMiddleware",
+    "bounded_protocol",
+    "rate_limited_exception_handler",
+]
+
+_log = logging.getLogger("taskdaemon.http")
+
+_FD_RESERVE: Final = 128
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """The limits of the module docstring; every one is a constructor argument."""
+
+    max_body_bytes: int = 1 << 20
+    body_timeout: float = 30.0
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 512
+    max_pending_events: int = 1000
+    metrics_max_age: float = 1.0
+    metrics_per_second: float = 20.0
+    engine_timeout: float = 5.0
+    log_burst: int = 10
+    log_interval: float = 60.0
+
+    def connection_cap(self) -> int:
+        """``max_connections``, lowered to leave descriptors for the rest of the process."""
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return self.max_connections
+        return min(self.max_connections, max(8, soft - _FD_RESERVE))
+
+
+# --- request bodies ------------------------------------------------------------------------------
+
+
+class RequestLimitMiddleware:
+    """Reads a request body whole, within ``max_body_bytes`` and ``body_timeout``, then replays it.
+
+    The API's bodies are small JSON documents, so reading them up front costs nothing and means
+    no handler can be handed an unbounded stream. Errors close the connection, so the rest of an
+    oversized body is never read.
+    """
+
+    def __init__(self, app: Any, *, limits: HttpLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared == -1:
+            await _close_with(send, 400, "Content-Length is not a number")
+            return
+        if declared is not None and declared > self.limits.max_body_bytes:
+            await _close_with(send, 413, self._too_large())
+            return
+        if scope["method"] not in _BODY_METHODS and not declared and not _chunked(scope):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + self.limits.body_timeout
+        while True:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                await _close_with(send, 408, "request body not received in time")
+                return
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limits.max_body_bytes:
+                await _close_with(send, 413, self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return dict(await receive())
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"request body over {self.limits.max_body_bytes} bytes"
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length, None without one, -1 when it is not a number."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            text = value.strip()
+            return int(text) if text.isdigit() else -1
+    return None
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(
+        name.lower() == b"transfer-encoding" and b"chunked" in value.lower()
+        for name, value in scope.get("headers", ())
+    )
+
+
+async def _close_with(send: Any, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+_REFUSED_BODY: Final = b'{"error": "too many open connections"}'
+_REFUSED: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_REFUSED_BODY), _REFUSED_BODY)
+)
+
+
+class _BoundedH11Protocol(H11Protocol):
+    """Uvicorn's h11 protocol plus a header-read timeout and a connection cap (see the module)."""
+
+    header_timeout: float = 10.0
+    connection_cap: int = 512
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._idle_since = self.loop.time()
+        self._refused = False
+        if len(self.connections) > self.connection_cap and not self._evict_idle():
+            # Answer, half-close, and drain what the client sends for a moment: closing with
+            # its request unread would reset the connection and lose the 503.
+            self._refused = True
+            transport.write(_REFUSED)
+            if transport.can_write_eof():
+                transport.write_eof()
+            self._header_timer = self.loop.call_later(1.0, transport.close)
+            return
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._idle_since = self.loop.time()
+            self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _waiting_for_request(self) -> bool:
+        cycle = self.cycle
+        return self.conn.their_state is h11.IDLE and (cycle is None or cycle.response_complete)
+
+    def _evict_idle(self) -> bool:
+        """Close the connection that has waited longest for a request; False if none waits."""
+        idle = [
+            c
+            for c in self.connections
+            if c is not self and isinstance(c, _BoundedH11Protocol) and c._waiting_for_request()
+        ]
+        if not idle:
+            return False
+        victim = min(idle, key=lambda c: c._idle_since)
+        victim._close("closed to make room for a new connection")
+        return True
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._header_timed_out)
+
+    def _disarm_header_timer(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def _header_timed_out(self) -> None:
+        self._header_timer = None
+        if self._waiting_for_request():
+            self._close(f"no complete request head within {self.header_timeout:g}s")
+
+    def _close(self, why: str) -> None:
+        if not self.transport.is_closing():
+            _log.debug("closing HTTP connection from %s: %s", self.client, why)
+            self.transport.close()
+
+
+def bounded_protocol(limits: HttpLimits) -> type[H11Protocol]:
+    """An h11 protocol class for uvicorn's ``http=`` with ``limits`` bound."""
+    return type(
+        "BoundedH11Protocol",
+        (_BoundedH11Protocol,),
+        {"header_timeout": limits.header_timeout, "connection_cap": limits.connection_cap()},
+    )
+
+
+# --- logs ----------------------------------------------------------------------------------------
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets ``burst`` records through per ``interval`` seconds and counts the rest.
+
+    The count of records suppressed in a window is appended to the first record that passes
+    after it; :attr:`suppressed_total` counts every record ever dropped. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: int = 10,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.burst = burst
+        self.interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._window_start = clock()
+        self._passed = 0
+        self._suppressed = 0
+        self._unreported = 0
+        self.suppressed_total = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            now = self._clock()
+            if now - self._window_start >= self.interval:
+                self._window_start = now
+                self._passed = 0
+                self._unreported += self._suppressed
+                self._suppressed = 0
+            if self._passed >= self.burst:
+                self._suppressed += 1
+                self.suppressed_total += 1
+                return False
+            self._passed += 1
+            unreported, self._unreported = self._unreported, 0
+        if unreported:
+            record.msg = (
+                f"{record.getMessage()} [{unreported} similar records suppressed before this one]"
+            )
+            record.args = ()
+        return True
+
+
+def rate_limited_exception_handler(
+    log: logging.Logger,
+) -> Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None]:
+    """An event-loop exception handler that logs through ``log`` (give it a RateLimitFilter).
+
+    asyncio's default handler logs every failed ``accept()`` with a traceback; under descriptor
+    exhaustion that is megabytes a second.
+    """
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exception = context.get("exception")
+        log.error(
+            "HTTP server: %s%s",
+            context.get("message", "unhandled error"),
+            f": {exception!r}" if exception is not None else "",
+        )
+
+    return handle
+
+
+# --- /metrics ------------------------------------------------------------------------------------
+
+
+class MetricsCache:
+    """Renders a registry at most once per ``max_age`` seconds per format, off the event loop,
+    and answers at most ``per_second`` scrapes a second.
+
+    Concurrent scrapes wait for the render in progress instead of starting their own, so 200
+    scrapers cost one render, not 200. ``max_age=0`` renders for every scrape (still shared by
+    concurrent ones).
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry, *, max_age: float = 1.0, per_second: float = 0.0
+    ) -> None:
+        self.registry = registry
+        self.max_age = max_age
+        self.per_second = per_second
+        self._next_slot = 0.0
+        self._rendered: dict[str, tuple[float, bytes]] = {}
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self.renders = 0
+
+    async def render(self, accept: str | None) -> tuple[bytes, str]:
+        """The exposition in the format ``accept`` asks for, and its content type.
+
+        With ``per_second`` > 0, calls are spaced at least ``1/per_second`` apart: a call
+        waits for its slot.
+        """
+        if self.per_second > 0:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self.per_second
+            if slot > now:
+                await asyncio.sleep(slot - now)
+        encoder, content_type = choose_encoder(accept or "")
+        cached = self._rendered.get(content_type)
+        if cached is not None and time.monotonic() - cached[0] < self.max_age:
+            return cached[1], content_type
+        pending = self._pending.get(content_type)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = asyncio.ensure_future(self._render(encoder, content_type))
+            self._pending[content_type] = pending
+        return await asyncio.shield(pending), content_type
+
+    async def _render(self, encoder: Callable[[CollectorRegistry], bytes], key: str) -> bytes:
+        try:
+            started = time.monotonic()
+            body = await asyncio.to_thread(encoder, self.registry)
+            self.renders += 1
+            self._rendered[key] = (started, body)
+            return body
+        finally:
+            self._pending.pop(key, None)

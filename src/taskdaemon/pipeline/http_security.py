@@ -1,0 +1,422 @@
+"""Who may drive the HTTP API: a token, a session cookie, and Host/Origin allow-lists.
+
+The model is the one Jupyter's server uses, tightened where it is loose:
+
+* **Token.** ``TASKDAEMON_API_TOKEN`` when set (at least 16 characters), else 48 random hex
+  digits generated at start (:meth:`ApiAuth.generate`). A generated token is written to
+  ``$TASKDAEMON_HOME/api-token`` with mode 0600 (created ``O_EXCL`` under a temporary name,
+  then renamed: no moment where it is readable by others) and logged to the console only in the
+  URL ``http://host:port/?token=…`` (never to an OTLP log exporter). A configured token is never
+  written anywhere: its owner already has it. The file is removed when the server stops (if it
+  still holds this server's token; the most recent server of a home owns the file).
+* **Credentials.** ``Authorization: Bearer T`` or ``Authorization: token T``; or the session
+  cookie ``taskdaemon-session-<port>`` (HMAC-signed with a per-process key, ``HttpOnly``,
+  ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so
+  the token leaves the address bar); or ``?token=T`` on any request. Tokens are compared with
+  :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
+* **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
+  orchestrators' probes do not authenticate; metrics are not secret). Every other path,
+  including unknown ones, needs a credential: 401 with ``WWW-Authenticate: Bearer``.
+* **Host.** On authenticated paths the ``Host`` header must name a loopback address
+  (:func:`is_loopback`: ``localhost``, ``127.0.0.0/8`` including shorthand such as ``127.1``,
+  ``::1``, ``::ffff:127.0.0.1``), the bind host, a name in ``TASKDAEMON_API_ALLOWED_HOSTS`` (``*``
+  allows any), or, on a wildcard bind (``0.0.0.0``, ``::``), any IP literal or this machine's
+  host name. Anything else is 403: this is what stops DNS rebinding, where a web page's own
+  name resolves to 127.0.0.1. A request without ``Host`` (HTTP/1.0, never a browser) passes.
+* **Origin.** When present it must name an allowed host as well (``null`` never does): a
+  cross-site page cannot use the browser's cookie (``SameSite=Strict`` already withholds it).
+* **No state change on a simple content type.** ``POST``, ``PUT``, ``PATCH`` and ``DELETE``
+  need ``Content-Type: application/json`` even with an empty body (415 otherwise): browsers
+  send those only after a CORS preflight, which this server never grants.
+* **Principal.** The token stands for one principal: ``TASKDAEMON_API_USER``, else the OS user
+  running the server (whoever holds the token could read it from that user's files or
+  environment). Approvals record this name; a request body cannot choose it.
+* **Exposure.** Serving on a non-loopback address needs a configured token
+  (:func:`check_exposure`): a token printed on a shared machine's console is no secret.
+
+The CLI never uses this API: ``approve``, ``publish`` and ``cancel`` go through the per-user
+control socket (see ``control.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import pwd
+import re
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from taskdaemon.pipeline.errors import SettingsError
+
+__all__ = [
+    "OPEN_PATHS",
+    "TOKEN_FILE_NAME",
+    "ApiAuth",
+    "SecurityMiddleware",
+    "check_exposure",
+    "host_name",
+    "is_loopback",
+    "remove_token_file",
+    "server_user",
+    "write_token_file",
+]
+
+_log = logging.getLogger(__name__)
+
+#: Paths served to anyone (probes and scrapers do not authenticate).
+OPEN_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
+#: The file under ``TASKDAEMON_HOME`` holding a generated token.
+TOKEN_FILE_NAME: Final = "api-token"  # noqa: S105 - a file name, not a secret
+MIN_TOKEN_LENGTH: Final = 16
+
+_STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_AUTH_HEADER: Final = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
+_IPV4_SHORTHAND: Final = re.compile(r"^(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}$")
+_WILDCARDS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# --- addresses -----------------------------------------------------------------------------------
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An IP literal in any form the C resolver accepts (``127.1``, ``0x7f.1``), else None."""
+    name = text.strip().lower()
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    try:
+        return ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        pass
+    # ``ipaddress`` refuses the shorthand forms inet_aton and browsers accept; inet_aton also
+    # accepts trailing garbage after a space, hence the shape check first.
+    if not _IPV4_SHORTHAND.match(name):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP literals, IPv4-mapped and shorthand forms too."""
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost":
+        return True
+    address = _ip(name)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address is not None and address.is_loopback
+
+
+def host_name(header: str) -> str:
+    """The host part of a ``Host`` header value (port and IPv6 brackets removed), lowercase."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    name, sep, port = value.rpartition(":")
+    if sep and port.isdigit() and ":" not in name:
+        return name
+    return value
+
+
+def server_user() -> str:
+    """The OS user name of this process (the default principal)."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
+
+
+def check_exposure(host: str, *, token_configured: bool) -> None:
+    """Refuse (SettingsError) to serve the API beyond loopback without a configured token."""
+    if not is_loopback(host) and not token_configured:
+        raise SettingsError(
+            [
+                (
+                    "TASKDAEMON_API_TOKEN",
+                    f"refusing to serve the run API on {host or 'all interfaces'} without a "
+                    f"configured token; set TASKDAEMON_API_TOKEN ({MIN_TOKEN_LENGTH}+ characters)"
+                    " or bind 127.0.0.1",
+                )
+            ]
+        )
+
+
+# --- the token -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApiAuth:
+    """The API's credentials and allow-lists (see the module docstring).
+
+    ``generated`` says the token was made at start (and may be written to a file) rather than
+    configured. ``repr`` never shows the token or the cookie key.
+    """
+
+    token: str = field(repr=False)
+    principal: str
+    generated: bool = False
+    allowed_hosts: frozenset[str] = frozenset()
+    cookie_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.token) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"an API token needs at least {MIN_TOKEN_LENGTH} characters")
+
+    @classmethod
+    def generate(
+        cls, *, principal: str | None = None, allowed_hosts: Iterable[str] = ()
+    ) -> ApiAuth:
+        """A fresh random token (``secrets.token_hex(24)``) for ``principal`` (default: us)."""
+        return cls(
+            token=secrets.token_hex(24),
+            principal=principal or server_user(),
+            generated=True,
+            allowed_hosts=_normalise_hosts(allowed_hosts),
+        )
+
+    @classmethod
+    def configured(
+        cls, token: str, *, principal: str | None = None, allowed_hosts: Iterable[str] = ()
+    ) -> ApiAuth:
+        """A token the operator chose (``TASKDAEMON_API_TOKEN``)."""
+        return cls(
+            token=token,
+            principal=principal or server_user(),
+            allowed_hosts=_normalise_hosts(allowed_hosts),
+        )
+
+    def token_matches(self, candidate: str) -> bool:
+        """Constant-time comparison with the token (bytes: non-ASCII input is just wrong)."""
+        return hmac.compare_digest(candidate.encode("utf-8"), self.token.encode("utf-8"))
+
+    def new_session(self) -> str:
+        """A session cookie value: a random nonce and its HMAC under the per-process key."""
+        nonce = secrets.token_hex(16)
+        return f"{nonce}.{self._sign(nonce)}"
+
+    def session_valid(self, value: str) -> bool:
+        """True for a cookie value :meth:`new_session` of this process made."""
+        nonce, sep, signature = value.partition(".")
+        if not sep or not nonce:
+            return False
+        return hmac.compare_digest(signature.encode(), self._sign(nonce).encode())
+
+    def _sign(self, nonce: str) -> str:
+        return hmac.new(self.cookie_key, nonce.encode(), hashlib.sha256).hexdigest()
+
+    def host_allowed(self, host: str, *, bind_host: str) -> bool:
+        """Whether a ``Host``/``Origin`` host name may address this server."""
+        name = host.strip().rstrip(".").lower()
+        if is_loopback(name) or "*" in self.allowed_hosts or name in self.allowed_hosts:
+            return True
+        bind = bind_host.strip().lower()
+        if name == bind:
+            return True
+        if bind in _WILDCARDS:
+            return _ip(name) is not None or name in _machine_names()
+        return False
+
+
+def _normalise_hosts(hosts: Iterable[str]) -> frozenset[str]:
+    return frozenset(h.strip().rstrip(".").lower() for h in hosts if h.strip())
+
+
+def _machine_names() -> frozenset[str]:
+    names = {socket.gethostname().lower()}
+    with contextlib.suppress(OSError):
+        names.add(socket.getfqdn().lower())
+    return frozenset(names)
+
+
+def write_token_file(home: Path, token: str) -> Path:
+    """Write ``token`` to ``home/api-token`` with mode 0600, atomically; returns the path."""
+    home.mkdir(parents=True, exist_ok=True)
+    target = home / TOKEN_FILE_NAME
+    temporary = home / f".{TOKEN_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(temporary, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the umask can only remove bits; make the mode exact
+        os.write(fd, f"{token}\n".encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def remove_token_file(path: Path, token: str) -> None:
+    """Remove the token file if it still holds ``token`` (a newer server may have replaced it)."""
+    with contextlib.suppress(OSError):
+        if path.read_text().strip() == token:
+            path.unlink()
+
+
+# --- the middleware ------------------------------------------------------------------------------
+
+
+class SecurityMiddleware:
+    """ASGI middleware enforcing the rules of the module docstring before the app sees a request.
+
+    ``bind_host`` is the address the server listens on (for the Host allow-list).
+    """
+
+    def __init__(self, app: App, *, auth: ApiAuth, bind_host: str = "127.0.0.1") -> None:
+        self.app = app
+        self.auth = auth
+        self.bind_host = bind_host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        host = headers.get("host")
+        if host is not None and not self.auth.host_allowed(
+            host_name(host), bind_host=self.bind_host
+        ):
+            await _reply(send, 403, f"Host {host!r} is not allowed (DNS rebinding protection)")
+            return
+        origin = headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin):
+            await _reply(send, 403, f"Origin {origin!r} is not allowed")
+            return
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        cookie_name = _cookie_name(scope)
+        via = self._authenticate(headers, query, cookie_name)
+        if via is None:
+            await _reply(
+                send,
+                401,
+                "authentication required: send 'Authorization: Bearer <token>' (the token is "
+                "TASKDAEMON_API_TOKEN or the api-token file under TASKDAEMON_HOME)",
+                extra=[(b"www-authenticate", b'Bearer realm="taskdaemon"')],
+            )
+            return
+        method = scope["method"]
+        if method in _STATE_CHANGING and not _is_json(headers.get("content-type", "")):
+            await _reply(send, 415, f"{method} needs Content-Type: application/json")
+            return
+        if via == "query" and method == "GET" and scope["path"] == "/":
+            await self._start_session(scope, send, query, cookie_name)
+            return
+        await self.app(scope, receive, send)
+
+    def _origin_allowed(self, origin: str) -> bool:
+        if origin.strip().lower() == "null":
+            return False
+        try:
+            parts = urlsplit(origin.strip())
+            hostname = parts.hostname
+        except ValueError:
+            return False
+        return (
+            parts.scheme in {"http", "https"}
+            and hostname is not None
+            and self.auth.host_allowed(hostname, bind_host=self.bind_host)
+        )
+
+    def _authenticate(
+        self, headers: dict[str, str], query: dict[str, str], cookie_name: str
+    ) -> str | None:
+        """How the request proved it holds the token: header, cookie, query; None if it did not."""
+        match = _AUTH_HEADER.match(headers.get("authorization", ""))
+        if match and self.auth.token_matches(match.group(1)):
+            return "header"
+        cookie = _cookies(headers.get("cookie", "")).get(cookie_name)
+        if cookie is not None and self.auth.session_valid(cookie):
+            return "cookie"
+        token = query.get("token")
+        if token is not None and self.auth.token_matches(token):
+            return "query"
+        return None
+
+    async def _start_session(
+        self, scope: Scope, send: Send, query: dict[str, str], cookie_name: str
+    ) -> None:
+        """``GET /?token=T``: set the session cookie and redirect to the same URL without it."""
+        rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
+        location = scope["path"] + (f"?{rest}" if rest else "")
+        cookie = f"{cookie_name}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict" + (
+            "; Secure" if scope.get("scheme") == "https" else ""
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 303,
+                "headers": [
+                    (b"location", location.encode("latin-1")),
+                    (b"set-cookie", cookie.encode("latin-1")),
+                    (b"cache-control", b"no-store"),
+                    (b"content-length", b"0"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request headers by lowercase name (the first of repeated ones)."""
+    found: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        found.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return found
+
+
+def _cookies(header: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            found.setdefault(name, value)
+    return found
+
+
+def _cookie_name(scope: Scope) -> str:
+    """Cookies are per host, not per port: the port keeps two local servers' sessions apart."""
+    server = scope.get("server") or ("", 0)
+    return f"taskdaemon-session-{server[1] or 0}"
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+async def _reply(
+    send: Send, status: int, message: str, *, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
