@@ -19,7 +19,9 @@ connections                 512          the connection that has waited longest 
                                          file-descriptor limit minus 128, so idle connections
                                          cannot starve the process of descriptors
 events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 429
-``/metrics`` render         1 s          scrapes within a second of a render share its bytes;
+``/metrics`` render         1 s          a render's bytes serve every scrape for at least 1 s
+                                         and at least 10x as long as the render took (so
+                                         rendering costs at most ~10% of the interpreter);
                                          concurrent scrapes wait for one render
 ``/metrics`` responses      20 per s     further scrapes wait their turn (so the wait is
                                          bounded by the connection cap): a scrape storm costs
@@ -361,8 +363,9 @@ class MetricsCache:
     and answers at most ``per_second`` scrapes a second.
 
     Concurrent scrapes wait for the render in progress instead of starting their own, so 200
-    scrapers cost one render, not 200. ``max_age=0`` renders for every scrape (still shared by
-    concurrent ones).
+    scrapers cost one render, not 200. A render is reused for ``max_age`` seconds or ten times
+    as long as it took, whichever is longer. ``max_age=0`` renders for every scrape (still
+    shared by concurrent ones).
     """
 
     def __init__(
@@ -390,7 +393,7 @@ class MetricsCache:
                 await asyncio.sleep(slot - now)
         encoder, content_type = choose_encoder(accept or "")
         cached = self._rendered.get(content_type)
-        if cached is not None and time.monotonic() - cached[0] < self.max_age:
+        if cached is not None and time.monotonic() < cached[0]:
             return cached[1], content_type
         pending = self._pending.get(content_type)
         if pending is None or pending.get_loop() is not asyncio.get_running_loop():
@@ -402,8 +405,10 @@ class MetricsCache:
         try:
             started = time.monotonic()
             body = await asyncio.to_thread(encoder, self.registry)
+            took = time.monotonic() - started
             self.renders += 1
-            self._rendered[key] = (started, body)
+            if self.max_age > 0:
+                self._rendered[key] = (started + max(self.max_age, 10 * took), body)
             return body
         finally:
             self._pending.pop(key, None)
