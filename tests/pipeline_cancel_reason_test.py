@@ -228,7 +228,11 @@ async def test_the_api_shows_the_reason_of_a_cancelled_stage() -> None:
         handle = await engine.start_run(PIPELINE)
         await handle.wait()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://td") as client:
+        async with httpx.AsyncClient(
+            transport=transport,
+            base_url="http://127.0.0.1",
+            headers={"authorization": f"Bearer {app.state.auth.token}"},
+        ) as client:
             active = (await client.get("/api/runs")).json()
             listed = (await client.get("/api/runs?finished=true")).json()
     (run,) = listed["runs"]

@@ -303,7 +303,11 @@ class FanOut:
 
 
 def _client(app: Any) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://td")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://127.0.0.1",
+        headers={"authorization": f"Bearer {app.state.auth.token}"},
+    )
 
 
 async def test_api_index_lists_every_route() -> None:

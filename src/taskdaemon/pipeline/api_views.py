@@ -52,8 +52,9 @@ class RunView:
 API_DOCS: Mapping[str, str] = {
     "/api": "this index of routes",
     "/api/runs": "active runs; ?finished=true adds the ended runs the engine remembers",
-    "/api/runs/{run_id}/approve/{stage}": 'grant a pending approval; body {"by": "..."}',
-    "/api/runs/{run_id}/reject/{stage}": 'reject it; body {"by": "...", "reason": "..."}',
+    "/": "a page linking these routes; /?token=T signs a browser in",
+    "/api/runs/{run_id}/approve/{stage}": 'grant a pending approval; body {"comment": "..."}',
+    "/api/runs/{run_id}/reject/{stage}": 'reject it; body {"reason": "...", "comment": "..."}',
     "/api/runs/{run_id}/events": 'publish an event; body {"type": "...", "payload": {...}}',
     "/api/runs/{run_id}/cancel": "cancel the run",
     "/metrics": "Prometheus metrics",
