@@ -309,9 +309,17 @@ async def test_api_bodies_nested_or_not_utf8_are_400(body: bytes, message: str |
     pipeline = Pipeline("api", (Stage("a", "python", (Manual(approval_required=True),)),))
     async with Engine(resolver=Resolver()) as engine:
         handle = await engine.start_run(pipeline, {})
-        transport = httpx.ASGITransport(app=create_app(engine=engine))
+        app = create_app(engine=engine)
+        transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            response = await client.post(f"/api/runs/{handle.run_id}/events", content=body)
+            response = await client.post(
+                f"/api/runs/{handle.run_id}/events",
+                content=body,
+                headers={
+                    "authorization": f"Bearer {app.state.auth.token}",
+                    "content-type": "application/json",
+                },
+            )
         handle.cancel()
         await handle.wait()
     if message is None:  # decoded fine, refused for its meaning (nobody listens to that type)
