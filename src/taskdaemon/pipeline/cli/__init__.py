@@ -32,6 +32,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dag",
     "runs",
     "replay",
+    "watch",
+    "report",
     "serve",
 )
 
@@ -47,6 +49,8 @@ COMMANDS: dict[str, str] = {
     "runs": "runs",
     "retention": "runs",
     "replay": "replay",
+    "watch": "watch",
+    "report": "report",
     "serve": "serve",
 }
 

@@ -5,16 +5,23 @@
     taskdaemon dag FILE [--format dot|json|mermaid] [-o OUT]          # the definition
     taskdaemon dag --run RUN_ID [--source URL] [--format ...] [-o OUT]  # a run, from spans alone
     taskdaemon dag FILE --run RUN_ID ...                              # a run over its definition
+    taskdaemon dag [FILE] --run RUN_ID --watch -o OUT                 # OUT rewritten live
 
 A run is rebuilt from its stored spans through the span source (``--source``, else
-``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``). Exit codes: 0 drawn,
-1 the run or its source could not be read, 2 invalid arguments, pipeline file or settings.
+``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``). ``--watch`` follows
+the run (polling the source) and rewrites OUT on every change until the run ends, for editors
+with a live preview; each write goes to a temporary file beside OUT, renamed over it, so a
+reader never sees half a file. Exit codes: 0 drawn, 1 the run or its source could not be read,
+2 invalid arguments, pipeline file or settings.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,9 @@ def register(subparsers: Any) -> None:
         help="output format (default: dot)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument(
+        "--watch", action="store_true", help="with --run and -o: rewrite FILE on every change"
+    )
     parser.set_defaults(func=run_dag)
 
 
@@ -84,6 +94,10 @@ def run_dag(args: argparse.Namespace) -> int:
     for option, value in (("--source", args.source), ("--at", args.at)):
         if value is not None and args.run is None:
             return _fail(2, f"{option} needs --run")
+    if args.watch and (args.run is None or args.output is None):
+        return _fail(2, "--watch needs --run and -o FILE")
+    if args.watch and args.at is not None:
+        return _fail(2, "--watch follows the run as it goes; it cannot be combined with --at")
     pipeline: Pipeline | None = None
     run: RunRecord | None = None
     try:
@@ -91,12 +105,19 @@ def run_dag(args: argparse.Namespace) -> int:
             from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
 
             pipeline = load_pipeline(args.file)
+        if args.watch:
+            asyncio.run(_watch(pipeline, args.run, args.source, args.format, Path(args.output)))
+            return 0
         if args.run is not None:
             run = _load_run(args.run, args.source, args.at)
     except (ConfigError, SettingsError, ValueError) as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(1, str(exc))
+    except OSError as exc:
+        return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
+    except KeyboardInterrupt:
+        return 130
     text = visualize(pipeline, VisualizationFormat(args.format), run=run)
     if args.output is None:
         sys.stdout.write(text)
@@ -107,3 +128,36 @@ def run_dag(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
     return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename: a temporary file in the same folder (same
+    file system), flushed, then renamed over it."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+async def _watch(
+    pipeline: Pipeline | None, run_id: str, source_url: str | None, fmt: str, output: Path
+) -> None:
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+    from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
+
+    if source_url is None:
+        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+        source_url = load_settings().span_source
+    source = open_source(source_url)
+    try:
+        resolve = getattr(source, "resolve_run_id", None)
+        full_id = resolve(run_id) if callable(resolve) else run_id
+        async for snapshot in watch_stored_run(source, full_id, pipeline=pipeline):
+            write_atomically(output, visualize(snapshot, VisualizationFormat(fmt)))
+    finally:
+        source.close()

@@ -3,7 +3,7 @@
 ::
 
     taskdaemon run FILE [--input k=v ...] [--input-file F] [--approve STAGE ... | --auto-approve]
-                        [--workspace DIR] [--quiet]
+                        [--workspace DIR] [--quiet] [--watch]
 
 * The request is the mapping of ``--input-file`` (JSON or YAML) updated by each ``--input k=v``;
   a value is parsed as JSON when it is valid JSON (``n=3``, ``flags=[1,2]``), else kept as text.
@@ -13,6 +13,9 @@
   The summary table (stage, status, instances, attempts, queue time, duration, error or skip
   reason) and the run id go to stdout. ``--quiet`` keeps only the run id on stdout, and on a
   failed run the reason on stderr.
+  ``--watch`` replaces the progress lines with a live table on stderr when it is a terminal
+  (one row per stage: state, elapsed time, fan-out progress, what it waits for), or with one
+  line per stage state change when it is not (``taskdaemon watch``, ``cli/watch.py``).
 * Approvals: ``--approve STAGE`` grants the named stages' approvals as soon as they are asked,
   ``--auto-approve`` grants all. Otherwise a stage waiting for approval is announced with the
   command that grants it: the run is served on its control socket
@@ -135,6 +138,9 @@ def register(subparsers: Any) -> None:
         "-q",
         action="store_true",
         help="print only the run id; a failed run's reason still goes to stderr",
+    )
+    parser.add_argument(
+        "--watch", action="store_true", help="show a live table of the stages (stderr)"
     )
     parser.add_argument(
         "--serve",
@@ -443,12 +449,19 @@ async def run_pipeline(
         run_id = run_ids[0] if run_ids else "RUN"
         return f"taskdaemon approve {run_id} {stage}"
 
-    progress = None if args.quiet else ProgressView(sys.stderr, approve_hint=approve_hint)
+    watch = getattr(args, "watch", False) and not args.quiet
+    progress = None if args.quiet or watch else ProgressView(sys.stderr, approve_hint=approve_hint)
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     loop = asyncio.get_running_loop()
     interrupted: list[int] = []
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+        watcher = None
+        if watch:
+            from taskdaemon.pipeline.visualization import DagWatcher  # noqa: PLC0415
+
+            watcher = DagWatcher()
+            observers.append(watcher)
         engine = Engine(resolver=registry, observers=observers, workspace=workspace)
         for observer in observers:  # observers that steer the engine (the --serve API)
             if callable(bind := getattr(observer, "bind", None)):
@@ -464,6 +477,12 @@ async def run_pipeline(
                     flush=True,
                 )
             approvals.attach(handle)
+            view = None
+            if watcher is not None:
+                from taskdaemon.pipeline.cli.watch import follow  # noqa: PLC0415
+
+                stream = watcher.watch(handle.run_id)
+                view = asyncio.create_task(follow(stream, sys.stderr, tty=sys.stderr.isatty()))
 
             def on_signal(signum: int) -> None:
                 if interrupted:  # a second signal: the user does not want to wait
@@ -485,6 +504,8 @@ async def run_pipeline(
             else:
                 stack.push_async_callback(server.aclose)
             result = await handle.wait()
+            if view is not None:
+                await view  # ends with the snapshot of the finished run
     if args.quiet:
         print(result.run_id, flush=True)
         if not result.succeeded:  # --quiet drops progress and summary, never the reason

@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 4 (``PRAGMA user_version``):
+Schema version 5 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -16,7 +16,9 @@ Schema version 4 (``PRAGMA user_version``):
   and links as ``[trace_id, span_id, attributes]``. ``spans_readable`` shows the same rows with
   named columns for people reading the file with ``sqlite3``;
 - ``runs``: one row per run (trace), denormalized from the root span (see ``store``);
-- ``writers``: one row per processor (pid, host, start, heartbeat, clean close).
+- ``writers``: one row per processor (pid, host, start, heartbeat, clean close);
+- the report aggregates (v5): ``stage_keys``, ``run_aggregates``, ``stage_attempts``,
+  ``critical_steps``, described in ``tracking._aggregates_schema``.
 
 Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirteen columns and a
 unique index on (trace id, span id): random trace ids scattered index entries over the whole
@@ -27,7 +29,8 @@ fell from 9.7 to 5.5 µs (figures in ``benchmarks/README.md``).
 Migrations run in one write transaction when a file is opened: version 1 gains the ``writers``
 table and ``runs.writer_id`` (its open runs, having no known writer, read as interrupted);
 version 2 (spans in a WITHOUT ROWID tree keyed by trace id) and 3 (a rowid table with a unique
-index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each.
+index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each;
+version 4 gains the (empty) aggregate tables.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking._aggregates_schema import create_aggregates
 
 __all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 
 _DDL: Final = """
 CREATE TABLE IF NOT EXISTS traces (
@@ -148,9 +152,10 @@ _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
     3: _migrate_thirteen_columns_to_4,
+    4: create_aggregates,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5}
 
 
 def rollback(conn: sqlite3.Connection) -> None:
@@ -208,6 +213,7 @@ def connect(path: Path) -> sqlite3.Connection:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:
                     _execute_script(conn, _DDL)
+                    create_aggregates(conn)
                 else:
                     while version < SCHEMA_VERSION:
                         _MIGRATIONS[version](conn)

@@ -37,6 +37,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
 from taskdaemon.pipeline.tracking._schema import connect, rollback
+from taskdaemon.pipeline.tracking.aggregates import RunAggregator
 from taskdaemon.pipeline.tracking.reconstruct import (
     FAILED_STAGE_STATUSES,
     ended_attempt_status,
@@ -281,6 +282,7 @@ class SqliteSpanProcessor(SpanProcessor):
         # Spans whose start row is written and whose end is not: (trace, span id) -> [span,
         # (events, attributes) counts last written]; see _refresh_open.
         self._open: dict[tuple[int, int], list[Any]] = {}
+        self._aggregates = RunAggregator()  # report aggregates, written as runs end
         self._shutdown = False
         self._writer_id: int | None = None
         self._ready = threading.Event()
@@ -315,6 +317,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._queue = queue.SimpleQueue()
         self._tally = {}
         self._open = {}
+        self._aggregates = RunAggregator()
         self._error = None
         self._failures = WriteFailures()
         self._ready = threading.Event()
@@ -552,6 +555,7 @@ class SqliteSpanProcessor(SpanProcessor):
             conn.executemany(_INSERT_RUN, new_runs)
             finished = (self._finished_run_row(conn, run, span) for run, span in ended_root_spans)
             conn.executemany(_UPSERT_RUN, [row for row in finished if row is not None])
+            self._aggregates.observe(conn, batch, trace_nos)
             now = time.time_ns()
             conn.execute(
                 "UPDATE writers SET heartbeat_ns = ?, closed_ns = ? WHERE id = ?",

@@ -1,0 +1,165 @@
+"""``taskdaemon report``: performance over stored runs, per pipeline and per stage.
+
+::
+
+    taskdaemon report [--pipeline P] [--since 7d] [--until T] [--format table|markdown|json|html]
+                      [--source URL] [--limit N] [-o FILE]
+
+The window holds the ended runs that started in [since, until) (``--since``: an age such as
+``7d`` or an ISO time, default 7 days ago; ``--until``: default now). Regressions compare it
+with the window of the same length just before it. The embedded store answers from the
+aggregates it keeps (any number of runs); any other source (Tempo, Jaeger, OTLP-JSON) has the
+runs of both windows rebuilt, the newest ``--limit`` (default 1000), and the report says when
+the limit left runs out. ``--format html`` needs the ``[report]`` extra (matplotlib). What each
+figure means: docs/reports.md. Exit codes: 0 written, 1 the source could not be read, 2 invalid
+arguments or settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
+
+__all__ = ["register", "run_report"]
+
+_FORMATS = ("table", "markdown", "json", "html")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``report`` sub-command."""
+    parser = subparsers.add_parser(
+        "report",
+        help="performance report over stored runs (percentiles, critical path, regressions)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("--pipeline", "-p", metavar="P", help="only this pipeline")
+    parser.add_argument(
+        "--since", default="7d", help="runs started at or after: an age (7d) or ISO time"
+    )
+    parser.add_argument("--until", help="runs started before: an age or ISO time (default now)")
+    parser.add_argument("--format", "-f", choices=_FORMATS, default="table")
+    parser.add_argument("--source", metavar="URL", help="span source URL (default: the store)")
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="sources without aggregates: rebuild at most N runs (default 1000)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.set_defaults(func=run_report)
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"taskdaemon report: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _remote_data(source: Any, args: argparse.Namespace, since: float, until: float) -> Any:
+    from taskdaemon.pipeline.reporting import RecordData  # noqa: PLC0415
+
+    previous = since - (until - since)
+    found = source.search(pipeline=args.pipeline, since=previous, until=until, limit=args.limit)
+    runs = []
+    for summary in found:
+        if summary.end is not None and summary.start < until:
+            runs.append(source.get_run(summary.run_id))
+    notes = []
+    if len(found) >= args.limit:
+        notes.append(
+            f"only the newest {args.limit} runs were read from the source (--limit); "
+            "older runs of the window are left out"
+        )
+    return RecordData(runs), notes
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Compute and write the report ``args`` asks for; returns the exit code."""
+    from taskdaemon.pipeline.tracking.history import parse_when  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    if args.limit < 1:
+        return _fail(2, f"--limit must be at least 1, not {args.limit}")
+    now = time.time()
+    try:
+        since = parse_when(args.since, clock=lambda: now)
+        until = parse_when(args.until, clock=lambda: now) if args.until else now
+    except ValueError as exc:
+        return _fail(2, str(exc))
+    if until <= since:
+        return _fail(2, "--until must be after --since")
+    url = args.source
+    try:
+        if url is None:
+            from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+            url = load_settings().span_source
+        source = open_source(url)
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        return _fail(2, str(exc))
+    except (PipelineError, SpanSourceError) as exc:
+        return _fail(1, str(exc))
+    try:
+        text = _compute(source, args, since, until, url)
+    except ImportError as exc:
+        return _fail(2, str(exc))
+    except (PipelineError, SpanSourceError) as exc:
+        return _fail(1, str(exc))
+    finally:
+        source.close()
+    if args.output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
+    return 0
+
+
+def _compute(
+    source: Any,
+    args: argparse.Namespace,
+    since: float,
+    until: float,
+    url: str,
+) -> str:
+    from taskdaemon.pipeline.reporting import build_report, render_report  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.aggregates import StoreReportData  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
+
+    if args.format == "html":
+        from taskdaemon.pipeline.reporting._html import MISSING_EXTRA  # noqa: PLC0415
+
+        try:
+            import matplotlib  # noqa: PLC0415, F401
+        except ImportError:
+            raise ImportError(MISSING_EXTRA) from None
+    notes: list[str] = []
+    if isinstance(source, SpanStore):
+        data: Any = StoreReportData(source)
+    else:
+        data, notes = _remote_data(source, args, since, until)
+    try:
+        report = build_report(
+            data,
+            since,
+            until,
+            pipeline=args.pipeline,
+            source=url,
+            charts=args.format == "html",
+            notes=notes,
+        )
+    finally:
+        if isinstance(data, StoreReportData):
+            data.close()
+    text: str = render_report(report, args.format)
+    return text

@@ -1,0 +1,146 @@
+"""``taskdaemon watch RUN``: follow a run live, in this process or any other.
+
+::
+
+    taskdaemon watch RUN_ID [--source URL] [--interval SECONDS]
+
+The run is read from the span source (``--source``, else ``TASKDAEMON_SPAN_SOURCE``, else the
+embedded store), polled every ``--interval`` seconds (default 0.5), so it follows a run started
+by another process. On a terminal it draws a live table (``rich``): each stage's state, elapsed
+time, instance progress of fan-outs and what it waits for. When stdout is not a terminal it
+writes one plain line per change instead. It ends when the run does. Exit codes: 0 the run
+succeeded, 1 it did not (or could not be read), 2 invalid arguments or settings, 130 Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import IO, TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.visualization import DagSnapshot
+
+__all__ = ["follow", "register", "run_watch"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``watch`` sub-command."""
+    parser = subparsers.add_parser(
+        "watch",
+        help="follow a run live: stage states, elapsed times, fan-out progress, waits",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
+    parser.add_argument("--source", metavar="URL", help="span source URL (default: the store)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="seconds between polls of the source (default 0.5)",
+    )
+    parser.set_defaults(func=run_watch)
+
+
+class _LiveView:
+    """What ``rich.live.Live`` redraws: the latest snapshot, with elapsed times as of now."""
+
+    def __init__(self, console: Any) -> None:
+        self.snapshot: DagSnapshot | None = None
+        self._console = console
+
+    def __rich__(self) -> Any:
+        from rich.text import Text  # noqa: PLC0415
+
+        from taskdaemon.pipeline.visualization._terminal import render_table  # noqa: PLC0415
+
+        if self.snapshot is None:
+            return Text("waiting for the run's first spans…")
+        return render_table(self.snapshot, time.time(), max(3, self._console.size.height - 4))
+
+
+async def follow(
+    snapshots: AsyncIterator[DagSnapshot], stream: IO[str], *, tty: bool
+) -> DagSnapshot | None:
+    """Show ``snapshots`` on ``stream`` until they end; returns the last one.
+
+    ``tty``: a live ``rich`` table redrawn four times a second (elapsed times move between
+    snapshots); otherwise one plain line per change (``_terminal.changes``).
+    """
+    from taskdaemon.pipeline.visualization._terminal import changes  # noqa: PLC0415
+
+    if not tty:
+        last: DagSnapshot | None = None
+        async for snapshot in snapshots:
+            for line in changes(last, snapshot, time.time()):
+                stream.write(line + "\n")
+            stream.flush()
+            last = snapshot
+        return last
+    from rich.console import Console  # noqa: PLC0415
+    from rich.live import Live  # noqa: PLC0415
+
+    console = Console(file=stream, force_terminal=True)
+    view = _LiveView(console)
+    with Live(
+        view,
+        console=console,
+        refresh_per_second=4,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    ) as live:
+        async for snapshot in snapshots:
+            view.snapshot = snapshot
+            live.refresh()
+    return view.snapshot
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"taskdaemon watch: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | None:
+    from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
+
+    resolve = getattr(source, "resolve_run_id", None)
+    if callable(resolve):
+        run_id = resolve(run_id)
+    stream = watch_stored_run(source, run_id, interval=interval)
+    return await follow(stream, sys.stdout, tty=sys.stdout.isatty())
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    """Follow the run named by ``args``; returns the exit code."""
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    if not 0.05 <= args.interval <= 60:
+        return _fail(2, f"--interval must be between 0.05 and 60 seconds, not {args.interval}")
+    url = args.source
+    if url is None:
+        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+        url = load_settings().span_source
+    try:
+        source = open_source(url)
+    except ValueError as exc:
+        return _fail(2, str(exc))
+    except (PipelineError, SpanSourceError) as exc:
+        return _fail(1, str(exc))
+    try:
+        last = asyncio.run(_watch(source, args.run, args.interval))
+    except KeyboardInterrupt:
+        return 130
+    except (PipelineError, SpanSourceError) as exc:
+        return _fail(1, str(exc))
+    finally:
+        source.close()
+    if last is None or last.run is None:
+        return _fail(1, f"run {args.run} showed no state")
+    return 0 if last.run.status == "success" else 1

@@ -1,0 +1,51 @@
+"""Performance reports over stored runs (``taskdaemon report``): a pure core.
+
+``build_report(data, since, until)`` computes a ``Report`` from a ``ReportData`` provider:
+the span store's aggregates (``tracking.aggregates.StoreReportData``) or runs rebuilt from any
+span source (``RecordData``). ``render_report(report, fmt)`` writes it as a table, Markdown,
+JSON or (with the ``[report]`` extra) a self-contained HTML page with charts.
+
+Definitions (percentile, critical path, regression): ``reporting._stats`` and
+``reporting._build``; the user-facing description is docs/reports.md.
+"""
+
+from taskdaemon.pipeline.reporting._build import DAY, REGRESSION_THRESHOLD, build_report
+from taskdaemon.pipeline.reporting._model import (
+    PipelineReport,
+    PipelineSample,
+    Regression,
+    Report,
+    ReportData,
+    StageReport,
+    StageSample,
+)
+from taskdaemon.pipeline.reporting._records import RecordData
+from taskdaemon.pipeline.reporting._render import REPORT_FORMATS, render_report
+from taskdaemon.pipeline.reporting._stats import (
+    CriticalPath,
+    CriticalStep,
+    critical_path,
+    percentile,
+    run_critical_path,
+)
+
+__all__ = [
+    "DAY",
+    "REGRESSION_THRESHOLD",
+    "REPORT_FORMATS",
+    "CriticalPath",
+    "CriticalStep",
+    "PipelineReport",
+    "PipelineSample",
+    "RecordData",
+    "Regression",
+    "Report",
+    "ReportData",
+    "StageReport",
+    "StageSample",
+    "build_report",
+    "critical_path",
+    "percentile",
+    "render_report",
+    "run_critical_path",
+]

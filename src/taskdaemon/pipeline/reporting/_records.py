@@ -1,0 +1,96 @@
+"""``RecordData``: a ``ReportData`` over runs already rebuilt (``RunRecord``s), pure.
+
+Used for span sources that keep no aggregates (Tempo, Jaeger, OTLP-JSON files): the CLI rebuilds
+the runs of the window, up to a limit, and hands them here. It counts exactly what the span
+store's aggregates count, so the same runs give the same report from either: ended runs only,
+ended attempts only (a skipped stage has none), failures are attempts that ended ``failure`` or
+``timeout``, retries are attempts beyond an instance's first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.reporting._model import PipelineSample, StageSample
+from taskdaemon.pipeline.reporting._stats import run_critical_path
+
+__all__ = ["RecordData"]
+
+_FAILED = frozenset({"failure", "timeout"})
+
+
+class RecordData:
+    """Report samples computed from ``runs`` (runs still open are left out)."""
+
+    def __init__(self, runs: Iterable[RunRecord]) -> None:
+        self._runs = {run.run_id: run for run in runs if run.end is not None}
+        self._paths = {run_id: run_critical_path(run) for run_id, run in self._runs.items()}
+
+    def pipelines(self, since: float, until: float) -> list[str]:
+        """Pipelines with ended runs started in [since, until), sorted."""
+        return sorted({r.pipeline for r in self._runs.values() if since <= r.start < until})
+
+    def run(self, run_id: str) -> RunRecord:
+        """One of the runs given; KeyError otherwise."""
+        return self._runs[run_id]
+
+    def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
+        """The sample of ``pipeline``'s ended runs started in [since, until)."""
+        runs = sorted(
+            (r for r in self._runs.values() if r.pipeline == pipeline and since <= r.start < until),
+            key=lambda r: (r.duration or 0.0, r.start, r.run_id),
+        )
+        durations: dict[str, list[float]] = {}
+        queues: dict[str, list[float]] = {}
+        counts: dict[str, list[int]] = {}  # stage -> [executions, failures, retries, cpu n]
+        cpu: dict[str, float] = {}
+        memory: dict[str, int] = {}
+        critical: dict[str, float] = {}
+        for run in runs:
+            for stage in run.stages:
+                for attempt in stage.attempts:
+                    if attempt.end is None:
+                        continue
+                    c = counts.setdefault(stage.name, [0, 0, 0, 0])
+                    c[0] += 1
+                    c[1] += attempt.status in _FAILED
+                    c[2] += attempt.attempt > 1
+                    durations.setdefault(stage.name, []).append(attempt.end - attempt.start)
+                    if attempt.queue_time is not None:
+                        queues.setdefault(stage.name, []).append(attempt.queue_time)
+                    if attempt.cpu_seconds is not None:
+                        c[3] += 1
+                        cpu[stage.name] = cpu.get(stage.name, 0.0) + attempt.cpu_seconds
+                    if attempt.peak_memory_bytes is not None:
+                        memory[stage.name] = max(
+                            memory.get(stage.name, 0), attempt.peak_memory_bytes
+                        )
+            for step in self._paths[run.run_id].steps:
+                critical[step.stage] = critical.get(step.stage, 0.0) + step.duration
+        stages = tuple(
+            StageSample(
+                stage=name,
+                executions=c[0],
+                failures=c[1],
+                retries=c[2],
+                cpu_seconds=cpu.get(name),
+                cpu_samples=c[3],
+                peak_memory_bytes=memory.get(name),
+                durations=sorted(durations.get(name, [])),
+                queue_waits=sorted(queues.get(name, [])),
+                critical_seconds=critical.get(name, 0.0),
+            )
+            for name, c in sorted(counts.items())
+        )
+        return PipelineSample(
+            pipeline=pipeline,
+            runs=len(runs),
+            succeeded=sum(1 for r in runs if r.status == "success"),
+            failed=sum(1 for r in runs if r.status == "failure"),
+            durations=[r.duration or 0.0 for r in runs],
+            total_seconds=sum(r.duration or 0.0 for r in runs),
+            stages=stages,
+            median_run=runs[(len(runs) - 1) // 2].run_id if runs else None,
+            slowest_run=runs[-1].run_id if runs else None,
+        )

@@ -1,0 +1,291 @@
+"""Writing a ``Report``: ``table`` (terminal text), ``markdown``, ``json``, ``html``.
+
+JSON keys: durations in seconds (``*_s``, rounded to the microsecond), rates and shares as
+fractions, times as ISO 8601 UTC. ``html`` needs the ``[report]`` extra (matplotlib) and is
+written by ``reporting._html``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from taskdaemon.pipeline.reporting._model import PipelineReport, Report
+from taskdaemon.pipeline.reporting._stats import CriticalPath
+
+__all__ = ["REPORT_FORMATS", "format_seconds", "render_report", "report_to_dict"]
+
+REPORT_FORMATS = ("table", "markdown", "json", "html")
+
+
+def format_seconds(value: float | None) -> str:
+    """A short duration: ``-``, ``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    if value is None:
+        return "-"
+    if value < 0.9995:  # 0.9999 would print as "1000 ms"
+        return f"{value * 1000:.0f} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    whole = round(value)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def _percent(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _bytes(value: int | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover (the loop returns)
+
+
+def _time(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _s(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def _path_dict(path: CriticalPath | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    return {
+        "run_id": path.run_id,
+        "run_duration_s": _s(path.run_duration),
+        "steps": [
+            {
+                "stage": step.stage,
+                "start": _iso(step.start),
+                "wait_s": _s(step.wait),
+                "duration_s": _s(step.duration),
+            }
+            for step in path.steps
+        ],
+    }
+
+
+def _pipeline_dict(p: PipelineReport) -> dict[str, Any]:
+    return {
+        "pipeline": p.pipeline,
+        "runs": p.runs,
+        "success_rate": round(p.success_rate, 6),
+        "failure_rate": round(p.failure_rate, 6),
+        "duration_s": {"p50": _s(p.p50), "p90": _s(p.p90), "p99": _s(p.p99)},
+        "stages": [
+            {
+                "stage": s.stage,
+                "executions": s.executions,
+                "failure_rate": round(s.failure_rate, 6),
+                "retries": s.retries,
+                "duration_s": {"p50": _s(s.p50), "p90": _s(s.p90), "p99": _s(s.p99)},
+                "queue_wait_s": {"p50": _s(s.queue_p50), "p90": _s(s.queue_p90)},
+                "cpu_s_mean": _s(s.cpu_seconds),
+                "peak_memory_bytes": s.peak_memory_bytes,
+                "critical_path_share": round(s.critical_share, 6),
+            }
+            for s in p.stages
+        ],
+        "critical_path": {
+            "median_run": _path_dict(p.median_path),
+            "slowest_run": _path_dict(p.slowest_path),
+        },
+        "regressions": [
+            {
+                "stage": r.stage,
+                "previous_p90_s": _s(r.previous_p90),
+                "current_p90_s": _s(r.current_p90),
+                "change": round(r.change, 6),
+            }
+            for r in p.regressions
+        ],
+    }
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """The JSON document of ``report``."""
+    return {
+        "since": _iso(report.since),
+        "until": _iso(report.until),
+        "source": report.source,
+        "notes": list(report.notes),
+        "pipelines": [_pipeline_dict(p) for p in report.pipelines],
+    }
+
+
+_STAGE_HEADER = (
+    "STAGE", "EXEC", "FAILED", "RETRIES", "P50", "P90", "P99", "QUEUE P50", "QUEUE P90",
+    "CPU", "PEAK MEM", "CRITICAL",
+)  # fmt: skip
+
+
+def _stage_rows(p: PipelineReport) -> list[tuple[str, ...]]:
+    return [
+        (
+            s.stage,
+            str(s.executions),
+            _percent(s.failure_rate),
+            str(s.retries),
+            format_seconds(s.p50),
+            format_seconds(s.p90),
+            format_seconds(s.p99),
+            format_seconds(s.queue_p50),
+            format_seconds(s.queue_p90),
+            format_seconds(s.cpu_seconds),
+            _bytes(s.peak_memory_bytes),
+            _percent(s.critical_share),
+        )
+        for s in p.stages
+    ]
+
+
+def _summary(p: PipelineReport) -> str:
+    return (
+        f"{p.runs} runs, {_percent(p.success_rate)} succeeded, {_percent(p.failure_rate)} "
+        f"failed; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
+        f"p99 {format_seconds(p.p99)}"
+    )
+
+
+def _path_lines(label: str, path: CriticalPath | None) -> list[str]:
+    if path is None or not path.steps:
+        return []
+    took = format_seconds(path.run_duration)
+    lines = [f"critical path of the {label} run {path.run_id} ({took}):"]
+    lines += [
+        f"  {step.stage}: waited {format_seconds(step.wait)}, ran {format_seconds(step.duration)}"
+        for step in path.steps
+    ]
+    return lines
+
+
+def _regression_lines(p: PipelineReport) -> list[str]:
+    if not p.regressions:
+        return ["regressions: none (no stage p90 rose more than 20% against the previous window)"]
+    lines = ["regressions (p90, previous window -> this window):"]
+    lines += [
+        f"  {r.stage}: {format_seconds(r.previous_p90)} -> {format_seconds(r.current_p90)} "
+        f"(+{r.change * 100:.0f}%)"
+        for r in p.regressions
+    ]
+    return lines
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    ]
+
+
+def _heading(report: Report) -> str:
+    source = f" ({report.source})" if report.source else ""
+    return f"runs started {_time(report.since)} to {_time(report.until)}{source}"
+
+
+def _render_table(report: Report) -> str:
+    lines = [f"Report: {_heading(report)}"]
+    lines += [f"note: {note}" for note in report.notes]
+    if not report.pipelines:
+        lines.append("no ended runs in this window")
+    for p in report.pipelines:
+        lines += ["", f"pipeline {p.pipeline}: {_summary(p)}", ""]
+        lines += _text_table(_STAGE_HEADER, _stage_rows(p))
+        for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
+            lines += ["", *_path_lines(label, path)]
+        lines += ["", *_regression_lines(p)]
+    return "\n".join(lines) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _render_markdown(report: Report) -> str:
+    lines = [f"# Pipeline report: {_heading(report)}"]
+    lines += [f"\n> {note}" for note in report.notes]
+    if not report.pipelines:
+        lines += ["", "No ended runs in this window."]
+    for p in report.pipelines:
+        lines += ["", f"## {_md_cell(p.pipeline)}", "", _summary(p) + ".", ""]
+        lines += _md_table(_STAGE_HEADER, _stage_rows(p))
+        for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
+            if path is not None and path.steps:
+                lines += [
+                    "",
+                    f"### Critical path of the {label} run `{path.run_id}` "
+                    f"({format_seconds(path.run_duration)})",
+                    "",
+                ]
+                lines += _md_table(
+                    ("STAGE", "WAITED", "RAN"),
+                    [
+                        (s.stage, format_seconds(s.wait), format_seconds(s.duration))
+                        for s in path.steps
+                    ],
+                )
+        lines += ["", "### Regressions", ""]
+        if p.regressions:
+            lines += _md_table(
+                ("STAGE", "P90 BEFORE", "P90 NOW", "CHANGE"),
+                [
+                    (
+                        r.stage,
+                        format_seconds(r.previous_p90),
+                        format_seconds(r.current_p90),
+                        f"+{r.change * 100:.0f}%",
+                    )
+                    for r in p.regressions
+                ],
+            )
+        else:
+            lines.append("None: no stage p90 rose more than 20% against the previous window.")
+    return "\n".join(lines) + "\n"
+
+
+def _render_json(report: Report) -> str:
+    return json.dumps(report_to_dict(report), indent=2) + "\n"
+
+
+def _render_html(report: Report) -> str:
+    from taskdaemon.pipeline.reporting._html import render_html  # noqa: PLC0415
+
+    return render_html(report)
+
+
+_RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": _render_table,
+    "markdown": _render_markdown,
+    "json": _render_json,
+    "html": _render_html,
+}
+
+
+def render_report(report: Report, fmt: str = "table") -> str:
+    """``report`` as text in ``fmt`` (one of ``REPORT_FORMATS``); ValueError for another
+    format, ImportError (one line) for ``html`` without matplotlib."""
+    renderer = _RENDERERS.get(fmt)
+    if renderer is None:
+        raise ValueError(f"unknown report format {fmt!r} (one of {', '.join(REPORT_FORMATS)})")
+    return renderer(report)

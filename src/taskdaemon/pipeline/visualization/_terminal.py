@@ -1,0 +1,200 @@
+"""A run's live state for a terminal: one row per stage, as a ``rich`` table or as plain lines.
+
+``stage_rows(snapshot, now)`` is the pure part: per stage its state, elapsed time, instance
+progress (``7/10``: instances ended out of instances started, shown for stages with several)
+and what it waits for (an approval, its upstream stages, an event, a condition, a worker slot,
+a retry). ``render_table`` draws those rows with ``rich`` (imported when called, never at module
+import: the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for
+output that is not a terminal: one line per stage whose state changed, and one when the run
+ends, so a 300-stage run prints about one line per stage, not a screenful per change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
+
+__all__ = ["StageRow", "changes", "render_table", "stage_rows", "summary_line"]
+
+# rich styles per state; the state is always written out too, colour is never the only sign.
+_STYLES = {
+    "pending": "dim",
+    "waiting": "yellow",
+    "queued": "cyan",
+    "running": "bold green",
+    "retrying": "bold yellow",
+    "success": "green",
+    "failure": "bold red",
+    "timeout": "red",
+    "cancelled": "dim",
+    "skipped": "dim",
+    "interrupted": "magenta",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StageRow:
+    """What the terminal shows of one stage."""
+
+    stage: str
+    state: str
+    elapsed: float | None
+    progress: str  # "7/10" for stages with several instances, else ""
+    waiting_for: str
+
+
+def _elapsed(node: DagNode, now: float) -> float | None:
+    if node.start is None:
+        return None
+    if node.end is not None:
+        return max(0.0, node.end - node.start)
+    return max(0.0, now - node.start)
+
+
+def _progress(node: DagNode) -> str:
+    instances: dict[int, bool] = {}
+    for attempt in node.attempts:  # in start order: an instance's last attempt decides
+        instances[attempt.instance] = attempt.end is not None
+    if len(instances) < 2:
+        return ""
+    return f"{sum(instances.values())}/{len(instances)}"
+
+
+def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
+    state = node.state
+    if state == "queued":
+        return "a worker slot"
+    if state == "retrying":
+        return "its next attempt"
+    if state not in ("waiting", "pending"):
+        return ""
+    reasons = []
+    for trigger in node.triggers:
+        if trigger.kind == "manual" and trigger.approval_required:
+            reasons.append("approval")
+        elif trigger.kind == "on_completion" and trigger.stage is not None:
+            if states.get(trigger.stage) not in ("success", "failure", "timeout", "skipped"):
+                reasons.append(trigger.stage)
+        elif trigger.kind == "on_event" and trigger.event_type:
+            reasons.append(f"event {trigger.event_type}")
+        elif trigger.kind == "on_condition" and trigger.expression:
+            reasons.append(f"condition {trigger.expression}")
+    if state == "waiting" and not reasons:
+        # Rebuilt from spans alone a stage has no trigger list before it starts, and a run's
+        # spans show a stage ``waiting`` only while its approval is requested.
+        reasons.append("approval" if not node.triggers else "its triggers")
+    text = ", ".join(dict.fromkeys(reasons))
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
+    """The rows of ``snapshot`` at wall-clock time ``now`` (epoch seconds), in DAG order."""
+    states = {node.name: node.state for node in snapshot.nodes}
+    return [
+        StageRow(
+            stage=node.name,
+            state=node.state or "pending",
+            elapsed=_elapsed(node, now),
+            progress=_progress(node),
+            waiting_for=_waiting_for(node, states),
+        )
+        for node in snapshot.nodes
+    ]
+
+
+def summary_line(snapshot: DagSnapshot, now: float) -> str:
+    """``run <id> of <pipeline>: running, 12.3 s, 4/10 stages done``."""
+    run = snapshot.run
+    done = sum(
+        1
+        for node in snapshot.nodes
+        if node.state in ("success", "failure", "timeout", "cancelled", "skipped")
+    )
+    if run is None:
+        return f"{snapshot.pipeline}: {done}/{len(snapshot.nodes)} stages done"
+    elapsed = (run.end if run.end is not None else now) - run.start
+    return (
+        f"run {run.run_id} of {snapshot.pipeline}: {run.status}, "
+        f"{format_duration(max(0.0, elapsed))}, {done}/{len(snapshot.nodes)} stages done"
+    )
+
+
+_ACTIVE = frozenset({"running", "waiting", "queued", "retrying", "failure", "timeout"})
+
+
+def _fit(rows: list[StageRow], max_rows: int | None) -> tuple[list[StageRow], str]:
+    """At most ``max_rows`` rows: the active and failed stages first, then the others in DAG
+    order; and a line counting, by state, the stages left out."""
+    if max_rows is None or len(rows) <= max_rows:
+        return rows, ""
+    keep = max(1, max_rows - 1)
+    chosen = {id(r) for r in rows if r.state in _ACTIVE}
+    for row in rows:
+        if len(chosen) >= keep:
+            break
+        chosen.add(id(row))
+    shown = [r for r in rows if id(r) in chosen][:keep]
+    left: dict[str, int] = {}
+    shown_ids = {id(r) for r in shown}
+    for row in rows:
+        if id(row) not in shown_ids:
+            left[row.state] = left.get(row.state, 0) + 1
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(left.items()))
+    return shown, f"… {sum(left.values())} more stages ({counts})"
+
+
+def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None) -> Any:
+    """A ``rich`` renderable of the snapshot: a summary line over the stage table, cut to
+    ``max_rows`` stage rows (the active ones kept) when the terminal is shorter."""
+    from rich.console import Group  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    rows, more = _fit(stage_rows(snapshot, now), max_rows)
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("STAGE", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("ELAPSED", justify="right", no_wrap=True)
+    table.add_column("INST", justify="right", no_wrap=True)
+    table.add_column("WAITING FOR", overflow="ellipsis", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            Text(row.stage),
+            Text(row.state, style=_STYLES.get(row.state, "")),
+            "" if row.elapsed is None else format_duration(row.elapsed),
+            row.progress,
+            Text(row.waiting_for),
+        )
+    parts: list[Any] = [Text(summary_line(snapshot, now), style="bold"), table]
+    if more:
+        parts.append(Text(more, style="dim"))
+    return Group(*parts)
+
+
+def changes(previous: DagSnapshot | None, current: DagSnapshot, now: float) -> list[str]:
+    """Plain lines for what changed from ``previous`` to ``current``: one per stage whose state
+    or instance progress changed, and the run's end."""
+    before = {} if previous is None else {r.stage: r for r in stage_rows(previous, now)}
+    lines = []
+    for row in stage_rows(current, now):
+        old = before.get(row.stage)
+        if old is not None and (old.state, old.progress) == (row.state, row.progress):
+            continue
+        if old is None and row.state == "pending":
+            continue  # the first picture lists only what has started or waits
+        parts = [f"{row.stage}: {row.state}"]
+        if row.progress:
+            parts.append(f"instances {row.progress}")
+        if row.elapsed is not None and row.state not in ("running", "queued", "waiting"):
+            parts.append(format_duration(row.elapsed))
+        if row.waiting_for:
+            parts.append(f"waiting for {row.waiting_for}")
+        lines.append(", ".join(parts))
+    run = current.run
+    was = previous.run.status if previous is not None and previous.run is not None else None
+    if run is not None and run.status not in ("running", was):
+        lines.append(summary_line(current, now))
+    return lines

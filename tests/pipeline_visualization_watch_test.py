@@ -1,0 +1,333 @@
+"""The terminal watch: ``taskdaemon watch RUN``, ``run --watch`` and ``dag --run --watch -o``.
+
+The live view is read through a real pseudo-terminal (``pty``) while the run goes on in another
+process and waits for an approval; the plain-lines fallback through a pipe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_cli_test import ROOT, TASKDAEMON, environment, home, serve, taskdaemon, write
+from pipeline_visualization_support import feature_delivery
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.visualization import dag_snapshot
+from taskdaemon.pipeline.visualization._terminal import changes, render_table, stage_rows
+
+__all__ = ["home", "serve"]  # fixtures re-used from the CLI tests
+
+GATED = """\
+    name: gated
+    stages:
+      - name: build
+        command: "echo built"
+        triggers: [{manual: {approval_required: false}}]
+      - name: deploy
+        command: "echo deployed"
+        triggers:
+          - on_completion: {stage: build}
+          - manual: {approval_required: true}
+        trigger_mode: all
+"""
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
+
+
+class Terminal:
+    """A command running on a pseudo-terminal of 40 rows by 120 columns; ``screen`` is all it
+    wrote so far, with the escape sequences removed."""
+
+    def __init__(self, home_dir: Path, *args: str) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        env = environment(home_dir) | {"TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+        self.process = subprocess.Popen(
+            [TASKDAEMON, *args], cwd=ROOT, env=env, stdin=slave, stdout=slave, stderr=slave
+        )
+        os.close(slave)
+        self._master = master
+        self.raw = b""
+
+    @property
+    def screen(self) -> str:
+        """Everything written so far, without escape sequences."""
+        return _ANSI.sub("", self.raw.decode(errors="replace"))
+
+    def read_until(self, pattern: str, timeout: float = 60) -> str:
+        """Read output until ``pattern`` (a regex) matches the text seen so far."""
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.screen):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{pattern!r} never showed; screen:\n{self.screen[-3000:]}")
+            ready, _, _ = select.select([self._master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self._master, 65536)
+                except OSError:  # the command exited and closed the terminal
+                    chunk = b""
+                if not chunk:
+                    raise AssertionError(f"{pattern!r} never showed; screen:\n{self.screen}")
+                self.raw += chunk
+        return self.screen
+
+    def finish(self, timeout: float = 60) -> int:
+        """Read to the end of the output and return the exit code."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self._master], [], [], 1.0)
+            if not ready:
+                if self.process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.raw += chunk
+        code = self.process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        os.close(self._master)
+        return code
+
+    def kill(self) -> None:
+        """Stop the command if it still runs (test clean-up)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+# -- the pure part ----------------------------------------------------------------------------
+
+
+def attempt(stage: str, instance: int, start: float, end: float | None) -> AttemptRecord:
+    """A first attempt of one instance, ``success`` once it ended."""
+    status = "running" if end is None else "success"
+    return AttemptRecord(f"{stage}.{instance}", instance, 1, status, start, end)
+
+
+def _fan_out_run() -> RunRecord:
+    """A run of feature_delivery whose ``implementation`` stage has three instances, two
+    ended, and whose ``release`` has not started."""
+    t0 = 1_700_000_000.0
+    return RunRecord(
+        run_id="ab" * 16,
+        pipeline="feature_delivery",
+        status="running",
+        start=t0,
+        end=None,
+        stages=(
+            StageRecord("planning", "plan", "success", (attempt("planning", 0, t0, t0 + 1),)),
+            StageRecord(
+                "specification", "spec", "success", (attempt("specification", 0, t0 + 1, t0 + 2),)
+            ),
+            StageRecord(
+                "implementation",
+                "phase",
+                "running",
+                (
+                    attempt("implementation", 0, t0 + 2, t0 + 5),
+                    attempt("implementation", 1, t0 + 2, t0 + 6),
+                    attempt("implementation", 2, t0 + 2, None),
+                ),
+            ),
+        ),
+        edges=(),
+    )
+
+
+def test_rows_show_fan_out_progress_elapsed_time_and_waits() -> None:
+    """A fan-out shows instances ended/started, a running stage its time so far, a pending
+    stage the upstream and approval it waits for."""
+    snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
+    rows = {row.stage: row for row in stage_rows(snapshot, now=1_700_000_010.0)}
+    implementation = rows["implementation"]
+    assert ("running", "2/3", 8.0) == (
+        implementation.state,
+        implementation.progress,
+        implementation.elapsed,
+    )
+    planning = rows["planning"]
+    assert ("success", "", 1.0) == (planning.state, planning.progress, planning.elapsed)
+    release = rows["release"]
+    assert ("pending", None) == (release.state, release.elapsed)
+    assert release.waiting_for.startswith("implementation, condition size(")
+    assert release.waiting_for.endswith("…")  # cut to 60 characters: approval is past the cut
+
+
+def test_plain_lines_say_each_change_once() -> None:
+    """The fallback writes one line per stage whose state changed, none for unchanged ones."""
+    first = dag_snapshot(feature_delivery(), _fan_out_run())
+    assert [
+        "planning: success, 1.0 s",
+        "specification: success, 1.0 s",
+        "implementation: running, instances 2/3",
+    ] == changes(None, first, 1_700_000_010.0)
+    assert [] == changes(first, first, 1_700_000_011.0)
+
+
+def test_a_short_terminal_keeps_the_active_stages() -> None:
+    """Cut to fewer rows than stages, the table keeps running stages and counts the rest."""
+    from rich.console import Console
+
+    snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
+    console = Console(width=100, record=True, force_terminal=False)
+    console.print(render_table(snapshot, 1_700_000_010.0, max_rows=3))
+    text = console.export_text()
+    assert "implementation" in text
+    assert re.search(r"… \d+ more stages \(.*pending", text)
+
+
+# -- through a real terminal, following a run in another process ------------------------------
+
+
+@pytest.mark.slow
+def test_watch_follows_a_run_in_another_process_on_a_terminal(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """`taskdaemon watch RUN` on a pty draws the table: deploy waits for its approval, then,
+    once approved from a third process, the run's final state."""
+    served = serve(str(write(tmp_path / "gated.yaml", GATED)))
+    served.wait_for_line("waiting for approval")
+    terminal = Terminal(home, "watch", served.run_id[:8], "--interval", "0.1")
+    try:
+        screen = terminal.read_until(r"deploy\s+waiting\s+.*approval")
+        assert re.search(r"build\s+success", screen)
+        assert "STAGE" in screen
+        assert "WAITING FOR" in screen
+        assert 0 == taskdaemon(home, "approve", served.run_id, "deploy").returncode
+        terminal.read_until(rf"run {served.run_id} of gated: success")
+        assert 0 == terminal.finish()
+    finally:
+        terminal.kill()
+    assert re.search(r"deploy\s+success", terminal.screen)
+    assert 0 == served.finish()[0]
+
+
+@pytest.mark.slow
+def test_watch_writes_plain_lines_through_a_pipe(home: Path, tmp_path: Path, serve: Any) -> None:
+    """Not on a terminal, `watch` writes one line per change and no escape sequence."""
+    served = serve(str(write(tmp_path / "gated.yaml", GATED)))
+    served.wait_for_line("waiting for approval")
+    watcher = subprocess.Popen(
+        [TASKDAEMON, "watch", served.run_id, "--interval", "0.1"],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watcher.stdout is not None
+        first = [watcher.stdout.readline(), watcher.stdout.readline()]
+        assert ["build: success", "deploy: waiting, waiting for approval"] == [
+            re.sub(r", [\d.]+ (ms|s)$", "", line.strip()) for line in first
+        ]
+        assert 0 == taskdaemon(home, "approve", served.run_id, "deploy").returncode
+        rest, stderr = watcher.communicate(timeout=60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.communicate()
+    assert 0 == watcher.returncode, stderr
+    lines = rest.splitlines()
+    assert lines[0].startswith("deploy: success")
+    assert lines[-1].startswith(f"run {served.run_id} of gated: success")
+    assert 2 == len(lines)
+    assert "\x1b" not in "".join(first) + rest
+    assert 0 == served.finish()[0]
+
+
+@pytest.mark.slow
+def test_run_watch_draws_the_table_on_a_terminal(home: Path, tmp_path: Path) -> None:
+    """`run --watch` on a pty shows the live table instead of two lines per stage."""
+    path = write(tmp_path / "gated.yaml", GATED)
+    terminal = Terminal(home, "run", str(path), "--watch", "--auto-approve")
+    try:
+        terminal.read_until(r"run [0-9a-f]{32} of gated: success")
+        assert 0 == terminal.finish()
+    finally:
+        terminal.kill()
+    screen = terminal.screen
+    assert "WAITING FOR" in screen
+    assert re.search(r"deploy\s+success", screen)
+    assert "running\n" not in screen  # no progress lines
+
+
+@pytest.mark.slow
+def test_run_watch_through_a_pipe_writes_one_line_per_change(home: Path, tmp_path: Path) -> None:
+    """Without a terminal, `run --watch` writes a line per stage state change on stderr."""
+    path = write(tmp_path / "gated.yaml", GATED)
+    done = taskdaemon(home, "run", str(path), "--watch", "--auto-approve")
+    assert 0 == done.returncode, done.stderr
+    lines = done.stderr.splitlines()[1:]  # after "run <id> of gated started (...)"
+    changes_seen = [tuple(line.split(",")[0].split(": ")) for line in lines[:-1]]
+    last: dict[str, str] = {}
+    for stage, state in changes_seen:  # every line is a change of its stage's state
+        assert last.get(stage) != state, lines
+        last[stage] = state
+    assert {"build": "success", "deploy": "success"} == last
+    assert ("deploy", "waiting") in changes_seen
+    assert re.fullmatch(r"run [0-9a-f]{32} of gated: success, .*, 2/2 stages done", lines[-1])
+    assert "\x1b" not in done.stderr
+
+
+@pytest.mark.slow
+def test_dag_watch_rewrites_the_file_until_the_run_ends(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """`dag --run RUN --watch -o FILE` rewrites FILE as the run changes (whole files only),
+    and exits 0 once the run has ended, the last picture showing it."""
+    served = serve(str(write(tmp_path / "gated.yaml", GATED)))
+    served.wait_for_line("waiting for approval")
+    out = tmp_path / "live.json"
+    drawer = subprocess.Popen(
+        [TASKDAEMON, "dag", "--run", served.run_id, "--watch", "-f", "json", "-o", str(out)],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not out.exists():  # polled: the file's first write is the event waited for
+            assert time.monotonic() < deadline, "the file was never written"
+            assert drawer.poll() is None, drawer.communicate()
+            select.select([], [], [], 0.05)
+        first = json.loads(out.read_text())
+        assert "waiting" == {n["name"]: n["state"] for n in first["nodes"]}["deploy"]
+        assert 0 == taskdaemon(home, "approve", served.run_id, "deploy").returncode
+        _, stderr = drawer.communicate(timeout=60)
+    finally:
+        if drawer.poll() is None:
+            drawer.kill()
+            drawer.communicate()
+    assert 0 == drawer.returncode, stderr
+    final = json.loads(out.read_text())
+    assert "success" == final["run"]["status"]
+    assert ["live.json"] == sorted(p.name for p in tmp_path.iterdir() if "live" in p.name)
+    assert 0 == served.finish()[0]
+
+
+def test_dag_watch_needs_run_and_output(home: Path) -> None:
+    """`dag --watch` without -o is refused in one line, exit 2."""
+    done = taskdaemon(home, "dag", "--run", "abcd1234", "--watch")
+    assert (2, "taskdaemon dag: --watch needs --run and -o FILE\n") == (
+        done.returncode,
+        done.stderr,
+    )
