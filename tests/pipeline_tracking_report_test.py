@@ -279,7 +279,7 @@ def test_every_format_from_the_command_line(
         outputs[fmt] = (tmp_path / f"r.{fmt}").read_text()
     assert "pipeline etl: 4 runs, 100.0% succeeded" in outputs["table"]
     # work: 50, 70, 90, 110 ms and the 1 ms failed attempt of the fourth run (index 3)
-    assert "| work | 5 | 20.0% | 1 | 70 ms | 102 ms | 109 ms |" in outputs["markdown"]
+    assert "| work | 5 | 20.0% | 1 | 70ms | 102ms | 109ms |" in outputs["markdown"]
     page = outputs["html"]
     assert 3 == page.count("<svg")
     assert not re.search(r"<script|<link|\ssrc=", page)

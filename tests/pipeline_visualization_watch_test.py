@@ -173,8 +173,8 @@ def test_plain_lines_say_each_change_once() -> None:
     """The fallback writes one line per stage whose state changed, none for unchanged ones."""
     first = dag_snapshot(feature_delivery(), _fan_out_run())
     assert [
-        "planning: success, 1.0 s",
-        "specification: success, 1.0 s",
+        "planning: success, 1.0s",
+        "specification: success, 1.0s",
         "implementation: running, instances 2/3",
     ] == changes(None, first, 1_700_000_010.0)
     assert [] == changes(first, first, 1_700_000_011.0)
@@ -235,7 +235,7 @@ def test_watch_writes_plain_lines_through_a_pipe(home: Path, tmp_path: Path, ser
         assert watcher.stdout is not None
         first = [watcher.stdout.readline(), watcher.stdout.readline()]
         assert ["build: success", "deploy: waiting, waiting for approval"] == [
-            re.sub(r", [\d.]+ (ms|s)$", "", line.strip()) for line in first
+            re.sub(r", [\d.]+(ms|s)$", "", line.strip()) for line in first
         ]
         assert 0 == taskdaemon(home, "approve", served.run_id, "deploy").returncode
         rest, stderr = watcher.communicate(timeout=60)

@@ -18,7 +18,6 @@ reader never sees half a file. Exit codes: 0 drawn, 1 the run or its source coul
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import tempfile
@@ -106,6 +105,8 @@ def run_dag(args: argparse.Namespace) -> int:
 
             pipeline = load_pipeline(args.file)
         if args.watch:
+            import asyncio  # noqa: PLC0415 (drawing a file once needs no event loop)
+
             asyncio.run(_watch(pipeline, args.run, args.source, args.format, Path(args.output)))
             return 0
         if args.run is not None:

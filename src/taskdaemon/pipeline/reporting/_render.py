@@ -12,26 +12,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
 
 __all__ = ["REPORT_FORMATS", "format_seconds", "render_report", "report_to_dict"]
 
 REPORT_FORMATS = ("table", "markdown", "json", "html")
-
-
-def format_seconds(value: float | None) -> str:
-    """A short duration: ``-``, ``850 ms``, ``12.3 s``, ``4 min 05 s``, ``2 h 03 min``."""
-    if value is None:
-        return "-"
-    if value < 0.9995:  # 0.9999 would print as "1000 ms"
-        return f"{value * 1000:.0f} ms"
-    if value < 60:
-        return f"{value:.1f} s"
-    whole = round(value)
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60:02d} s"
-    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
 
 
 def _percent(value: float) -> str:
