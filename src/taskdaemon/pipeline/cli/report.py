@@ -35,7 +35,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
         help="performance report over stored runs (percentiles, critical path, regressions)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Performance over the ended runs that started in [--since, --until): per "
+        "pipeline and per stage, percentiles, failure rates, critical paths and regressions "
+        "against the previous window of the same length.",
     )
     parser.add_argument("--pipeline", "-p", metavar="P", help="only this pipeline")
     parser.add_argument(

@@ -34,7 +34,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "watch",
         help="follow a run live: stage states, elapsed times, fan-out progress, waits",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Follow a run live, in this process or any other: a table redrawn on a "
+        "terminal (state, elapsed time, fan-out progress, what each stage waits for), one line "
+        "per change otherwise. Ends when the run does: exit 0 if it succeeded, else 1.",
     )
     parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
     parser.add_argument("--source", metavar="URL", help="span source URL (default: the store)")
