@@ -6,12 +6,19 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+
+from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_tracking_support import GATED, monitored_store, slow_build
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import RunNotFoundError
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.tracking import SpanStore
+from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 
 
 async def _read_until(db: Path, run_id: str, stage: str, status: str) -> RunRecord | None:
@@ -60,3 +67,24 @@ async def test_a_stage_waiting_for_approval_reads_as_waiting_from_the_store(
         done.status,
         done.stage("deploy").status,
     ) == ("running", "success", "waiting", "python", "success", "success")
+
+
+async def test_a_fast_failed_run_is_listed_with_its_failed_stage(tmp_path: Path) -> None:
+    """A run whose stage fails at once, written in one batch (so its run span has ended before
+    its start comes up), is listed as failed with one failed stage, as a slow one is."""
+
+    async def fail(ctx: StageContext) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    db = tmp_path / "spans.db"
+    tracer_provider = TracerProvider()
+    # A flush interval far longer than the run: the whole run reaches the writer as one batch.
+    tracer_provider.add_span_processor(SqliteSpanProcessor(db, flush_interval=60.0))
+    monitor = PipelineMonitor(tracer_provider=tracer_provider, meter_provider=MeterProvider())
+    async with Engine(resolver=Resolver({"build": fail}), observers=[monitor]) as engine:
+        result = await engine.run(pipeline(stage("build"), stage("deploy", *after("build"))))
+    tracer_provider.shutdown()
+    with SpanStore(db) as store:
+        (summary,) = store.search()
+    expected = (result.run_id, "failure", 2, 1)
+    assert expected == (summary.run_id, summary.status, summary.stage_count, summary.failed_stages)

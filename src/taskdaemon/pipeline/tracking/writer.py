@@ -496,6 +496,9 @@ class SqliteSpanProcessor(SpanProcessor):
             if not is_end and end_ns is not None:
                 # Ended before this batch was written: its end is queued (on_end comes after the
                 # end time is set), in this batch or the next, so only the end row is written.
+                # A run's start still opens its tally: its stages' ends come before its own.
+                if span.parent is None and _is_run_span(None, _parts(span)[0]):
+                    self._tally.setdefault(format(span.context.trace_id, "032x"), {})
                 continue
             context = span.context
             trace = context.trace_id
@@ -531,7 +534,10 @@ class SqliteSpanProcessor(SpanProcessor):
                 self._open[key] = [span, (len(events), len(attrs))]
                 started.append(row)
             if is_run:
-                self._tally.setdefault(trace_id, {})
+                if not is_end:
+                    # Only a start opens a tally: one opened at the run's end would have missed
+                    # its stages, and the summary trusts a tally (it rebuilds the run without).
+                    self._tally.setdefault(trace_id, {})
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
