@@ -2,12 +2,18 @@
 
 Every record that reaches a handler installed by :func:`configure_logging` carries:
 
-* ``trace_id`` / ``span_id``: the current OpenTelemetry span in the emitting thread (32 / 16
-  lowercase hex; absent outside a span), so a log line leads to its run's trace;
-* ``run_id``, ``pipeline``, ``stage``: from, in order of precedence, ``extra={...}`` on the call,
-  the context variables set by :func:`log_context`, and the attributes of the current span (the
-  monitor's run and stage spans carry ``cicd.pipeline.run.id``, ``cicd.pipeline.name`` and
-  ``cicd.pipeline.task.name``), so stage handlers' logs are tagged with no work on their side.
+* ``trace_id`` / ``span_id``: the span the record belongs to (32 / 16 lowercase hex; absent
+  outside a span): during a stage execution, the stage span (from the execution's
+  ``TRACEPARENT``, or the current span when it is in that trace, e.g. a handler's own child
+  span), else the current OpenTelemetry span of the emitting thread, so a log line leads to its
+  run's trace;
+* ``run_id``, ``pipeline``, ``stage``, ``instance``, ``attempt``: from, in order of precedence,
+  ``extra={...}`` on the call, the context variables set by :func:`log_context`, the stage
+  execution the code runs for (``execution.current_execution()``, set by the engine around
+  every handler call, so a handler's own ``logging`` calls are tagged with no work on their
+  side: async handlers, sync ones in their worker thread, tasks they start), and the attributes
+  of the current span (the monitor's run and stage spans carry ``cicd.pipeline.run.id``,
+  ``cicd.pipeline.name`` and ``cicd.pipeline.task.name``).
 
 ``TASKDAEMON_LOG_FORMAT=json`` writes one JSON object a line (``ts``, ``level``, ``logger``,
 ``msg``, the ids above, any other ``extra`` fields, ``exc``); ``text`` writes a readable line
@@ -31,6 +37,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -40,7 +47,9 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (start-up time)
@@ -60,9 +69,23 @@ __all__ = [
 _RUN_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("td_run_id", default=None)
 _PIPELINE: contextvars.ContextVar[str | None] = contextvars.ContextVar("td_pipeline", default=None)
 _STAGE: contextvars.ContextVar[str | None] = contextvars.ContextVar("td_stage", default=None)
+_INSTANCE: contextvars.ContextVar[int | None] = contextvars.ContextVar("td_instance", default=None)
+_ATTEMPT: contextvars.ContextVar[int | None] = contextvars.ContextVar("td_attempt", default=None)
+# Set while the filter resolves an execution's environment: records logged meanwhile (by the
+# observers asked for it) must not ask again.
+_RESOLVING: contextvars.ContextVar[bool] = contextvars.ContextVar("td_resolving", default=False)
+_TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 
 #: The fields the filter guarantees on every record (``None`` when unknown).
-CONTEXT_FIELDS: Final = ("trace_id", "span_id", "run_id", "pipeline", "stage")
+CONTEXT_FIELDS: Final = (
+    "trace_id",
+    "span_id",
+    "run_id",
+    "pipeline",
+    "stage",
+    "instance",
+    "attempt",
+)
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRS: Final = frozenset(
@@ -73,14 +96,22 @@ _INSTALLED: Final = "_taskdaemon_installed"
 
 @contextlib.contextmanager
 def log_context(
-    *, run_id: str | None = None, pipeline: str | None = None, stage: str | None = None
+    *,
+    run_id: str | None = None,
+    pipeline: str | None = None,
+    stage: str | None = None,
+    instance: int | None = None,
+    attempt: int | None = None,
 ) -> Iterator[None]:
     """Tag every log record emitted inside the block (and tasks it starts) with these ids."""
-    tokens = [
-        (var, var.set(value))
-        for var, value in ((_RUN_ID, run_id), (_PIPELINE, pipeline), (_STAGE, stage))
-        if value is not None
-    ]
+    pairs: tuple[tuple[contextvars.ContextVar[Any], Any], ...] = (
+        (_RUN_ID, run_id),
+        (_PIPELINE, pipeline),
+        (_STAGE, stage),
+        (_INSTANCE, instance),
+        (_ATTEMPT, attempt),
+    )
+    tokens = [(var, var.set(value)) for var, value in pairs if value is not None]
     try:
         yield
     finally:
@@ -92,29 +123,58 @@ class ContextFilter(logging.Filter):
     """Stamps trace and run ids on each record (see the module docstring); never drops one."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        span = trace.get_current_span()
-        ctx = span.get_span_context()
-        if ctx.is_valid:
-            _setdefault(record, "trace_id", format(ctx.trace_id, "032x"))
-            _setdefault(record, "span_id", format(ctx.span_id, "016x"))
-        else:
-            _setdefault(record, "trace_id", None)
-            _setdefault(record, "span_id", None)
-        attributes: Mapping[str, Any] = getattr(span, "attributes", None) or {}
-        for name, var, key in (
-            ("run_id", _RUN_ID, CICD_PIPELINE_RUN_ID),
-            ("pipeline", _PIPELINE, CICD_PIPELINE_NAME),
-            ("stage", _STAGE, CICD_TASK_NAME),
-        ):
-            value = var.get()
-            if value is None:
-                found = attributes.get(key)
-                value = str(found) if found is not None else None
-            _setdefault(record, name, value)
+        try:
+            _stamp(record)
+        except Exception:  # a log line without its ids beats no log line
+            for name in CONTEXT_FIELDS:
+                _setdefault(record, name, None)
         return True
 
 
-def _setdefault(record: logging.LogRecord, name: str, value: str | None) -> None:
+def _stamp(record: logging.LogRecord) -> None:
+    span = trace.get_current_span()
+    ctx = span.get_span_context()
+    execution = current_execution()
+    ids = _execution_ids(execution.environment) if execution is not None else None
+    if ctx.is_valid and (ids is None or ids[0] == format(ctx.trace_id, "032x")):
+        ids = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+    _setdefault(record, "trace_id", ids[0] if ids else None)
+    _setdefault(record, "span_id", ids[1] if ids else None)
+    attributes: Mapping[str, Any] = getattr(span, "attributes", None) or {}
+    for name, var, key in (
+        ("run_id", _RUN_ID, CICD_PIPELINE_RUN_ID),
+        ("pipeline", _PIPELINE, CICD_PIPELINE_NAME),
+        ("stage", _STAGE, CICD_TASK_NAME),
+    ):
+        value = var.get()
+        if value is None and execution is not None:
+            value = getattr(execution, name)
+        if value is None:
+            found = attributes.get(key)
+            value = str(found) if found is not None else None
+        _setdefault(record, name, value)
+    for name, number in (("instance", _INSTANCE), ("attempt", _ATTEMPT)):
+        count = number.get()
+        if count is None and execution is not None:
+            count = getattr(execution, name)
+        _setdefault(record, name, count)
+
+
+def _execution_ids(environment: Mapping[str, str]) -> tuple[str, str] | None:
+    """(trace id, span id) of the execution's span, from its ``TRACEPARENT`` (the engine asks
+    the observers for it on first read; records they log meanwhile do not ask again)."""
+    if _RESOLVING.get():
+        return None
+    token = _RESOLVING.set(True)
+    try:
+        traceparent = environment.get("TRACEPARENT")
+    finally:
+        _RESOLVING.reset(token)
+    match = _TRACEPARENT.match(traceparent) if isinstance(traceparent, str) else None
+    return (match[1], match[2]) if match else None
+
+
+def _setdefault(record: logging.LogRecord, name: str, value: str | int | None) -> None:
     if getattr(record, name, None) is None:
         setattr(record, name, value)
 
@@ -150,12 +210,13 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``ts LEVEL logger: msg [run_id=… stage=… trace_id=…]`` for humans at a terminal."""
+    """``ts LEVEL logger: msg [pipeline=… run_id=… stage=… instance=… attempt=… trace_id=…
+    span_id=…]`` for humans at a terminal (the ids that are known)."""
 
     def format(self, record: logging.LogRecord) -> str:
         ids = " ".join(
             f"{name}={value}"
-            for name in ("pipeline", "run_id", "stage", "trace_id", "span_id")
+            for name in _TEXT_FIELDS
             if (value := getattr(record, name, None)) is not None
         )
         message = record.getMessage()
@@ -180,6 +241,9 @@ _CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *ran
 def escape_controls(text: str) -> str:
     """``text`` with C0/C1 controls, DEL and U+2028/2029 written as escapes (``\\n``, ``\\x1b``)."""
     return text.translate(_CONTROLS)
+
+
+_TEXT_FIELDS: Final = ("pipeline", "run_id", "stage", "instance", "attempt", "trace_id", "span_id")
 
 
 def _iso(created: float) -> str:
@@ -223,7 +287,7 @@ class OTelLogHandler(logging.Handler):
                 "code.function.name": record.funcName,
                 "code.line.number": record.lineno,
             }
-            for name in ("run_id", "pipeline", "stage"):
+            for name in ("run_id", "pipeline", "stage", "instance", "attempt"):
                 value = getattr(record, name, None)
                 if value is not None:
                     attributes[f"taskdaemon.{name}"] = value
@@ -236,7 +300,7 @@ class OTelLogHandler(logging.Handler):
                 attributes["exception.stacktrace"] = "".join(traceback.format_exception(exception))
             self._provider.get_logger(record.name).emit(
                 timestamp=int(record.created * 1e9),
-                context=otel_context.get_current(),
+                context=_record_context(record),
                 severity_number=_severity(record.levelno),
                 severity_text=record.levelname,
                 body=record.getMessage(),
@@ -244,6 +308,21 @@ class OTelLogHandler(logging.Handler):
             )
         except Exception:
             self.handleError(record)
+
+
+def _record_context(record: logging.LogRecord) -> otel_context.Context:
+    """The current context, or, when it has no span, one whose span is the record's stage span
+    (a handler's thread or task has no current span, but its records carry the stage's ids)."""
+    current = otel_context.get_current()
+    if trace.get_current_span(current).get_span_context().is_valid:
+        return current
+    trace_id, span_id = getattr(record, "trace_id", None), getattr(record, "span_id", None)
+    if not (isinstance(trace_id, str) and isinstance(span_id, str)):
+        return current
+    span = NonRecordingSpan(
+        SpanContext(int(trace_id, 16), int(span_id, 16), False, TraceFlags(TraceFlags.SAMPLED))
+    )
+    return trace.set_span_in_context(span, current)
 
 
 def configure_logging(

@@ -36,6 +36,7 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
     TriggerEvaluated,
 )
+from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.loops import Handler, StageContext
 from taskdaemon.pipeline.model import (
     ErrorStrategy,
@@ -1199,6 +1200,8 @@ class _Run:
             command=stage.command,
         )
         deadline = None
+        # The handler's own code (its log records above all) knows which execution it serves.
+        token = enter_execution(context)
         try:
             handler = self.handler_for(stage)
             if limit is None:  # no timeout: spare the Timeout object on the hot path
@@ -1220,6 +1223,8 @@ class _Run:
             return _TIMEOUT, exc
         except Exception as exc:
             return _FAILURE, self.failed(ex, exc)
+        finally:
+            leave_execution(token)
         return _SUCCESS, None
 
     @staticmethod

@@ -1,0 +1,43 @@
+"""The stage execution the running code works for, as a context variable.
+
+The engine sets it around each handler call (``engine/_run.py``) to the handler's
+:class:`~taskdaemon.pipeline.loops.StageContext`. Asyncio tasks and ``asyncio.to_thread`` copy
+the context they start in, so the handler's own code sees it: on the engine's loop, in the
+worker thread a sync handler runs in, and in tasks the handler starts. Code outside a handler
+call (the engine between stages, the monitor's worker thread) sees ``None``.
+
+``logs.ContextFilter`` reads it to tag every log record made during a stage with the run, the
+stage, its instance and attempt, and the stage span's ids (from the execution's
+``TRACEPARENT``). This module stays free of OpenTelemetry: the engine imports it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.loops import StageContext
+
+__all__ = ["current_execution", "enter_execution", "leave_execution"]
+
+_CURRENT: contextvars.ContextVar[StageContext | None] = contextvars.ContextVar(
+    "taskdaemon_execution", default=None
+)
+
+
+def current_execution() -> StageContext | None:
+    """The context of the stage execution this code runs for, or ``None`` outside one."""
+    return _CURRENT.get()
+
+
+def enter_execution(context: StageContext) -> contextvars.Token[StageContext | None]:
+    """Make ``context`` the current execution; pass the token to :func:`leave_execution`
+    (a plain pair, not a context manager: it wraps every handler call on the engine's hot
+    path)."""
+    return _CURRENT.set(context)
+
+
+def leave_execution(token: contextvars.Token[StageContext | None]) -> None:
+    """Restore the execution that was current before :func:`enter_execution`."""
+    _CURRENT.reset(token)
