@@ -7,16 +7,19 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
 
+from conftest import EXPORTER_THREADS
 from taskdaemon.pipeline.cli.telemetry import (
     RepeatedLogFilter,
+    Telemetry,
     build_telemetry,
     install_repeated_log_filter,
 )
@@ -25,9 +28,10 @@ from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
-from taskdaemon.pipeline.settings import load_settings
+from taskdaemon.pipeline.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+TelemetryFor = Callable[[Settings], Telemetry]  # the telemetry_for fixture (conftest.py)
 VENV_BIN = Path(sys.executable).parent
 
 PIPELINE = """
@@ -70,12 +74,12 @@ def dead_collector(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_prometheus_exporter_setting_means_our_single_reader(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, telemetry_for: TelemetryFor
 ) -> None:
     """OTEL_METRICS_EXPORTER=prometheus gives one reader on our registry (no duplicate series)
     and a note saying so."""
     monkeypatch.setenv("OTEL_METRICS_EXPORTER", "prometheus")
-    telemetry = build_telemetry(load_settings(home=tmp_path))
+    telemetry = telemetry_for(load_settings(home=tmp_path))
     counter = telemetry.meter_provider.get_meter("t").create_counter("pipeline.executions")
     counter.add(1, {"pipeline": "p", "status": "success"})
     lines = [
@@ -88,19 +92,23 @@ def test_prometheus_exporter_setting_means_our_single_reader(
     assert expected == (len(lines), "one reader per registry" in " ".join(telemetry.notes))
 
 
-def test_shutdown_is_safe_to_call_twice(tmp_path: Path) -> None:
+def test_shutdown_is_safe_to_call_twice(tmp_path: Path, telemetry_for: TelemetryFor) -> None:
     """A second shutdown returns at once and reports success."""
-    telemetry = build_telemetry(load_settings(home=tmp_path))
+    telemetry = telemetry_for(load_settings(home=tmp_path))
     assert (True, True) == (telemetry.shutdown(), telemetry.shutdown())
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
 async def test_a_dead_collector_blocks_no_stage_and_shutdown_is_bounded(
-    dead_collector: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, protocol: str
+    dead_collector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    protocol: str,
+    telemetry_for: TelemetryFor,
 ) -> None:
     """With the collector down the run still succeeds fast, and shutdown stays in its bound."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
-    telemetry = build_telemetry(load_settings(home=tmp_path, export_timeout=1.0))
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
     monitor = PipelineMonitor(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )
@@ -117,11 +125,26 @@ async def test_a_dead_collector_blocks_no_stage_and_shutdown_is_bounded(
     assert expected == actual, (run_seconds, shutdown_seconds)
 
 
+@pytest.mark.slow
+def test_wait_closed_outlasts_an_abandoned_shutdown(dead_collector: str, tmp_path: Path) -> None:
+    """A shutdown past its bound leaves its exporter working; wait_closed returns once that
+    work has ended, so no exporter thread is left to log into later tests."""
+    telemetry = build_telemetry(load_settings(home=tmp_path, export_timeout=1.0))
+    telemetry.tracer_provider.get_tracer("t").start_span("s").end()
+    in_time = telemetry.shutdown(timeout=0.01)
+    closed = telemetry.wait_closed(60)
+    left = [t.name for t in threading.enumerate() if t.name.startswith(EXPORTER_THREADS)]
+    assert (False, True, []) == (in_time, closed, left)
+
+
 def test_exporter_errors_are_logged_once(
-    dead_collector: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    dead_collector: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    telemetry_for: TelemetryFor,
 ) -> None:
     """Five failed batches give at most one error line, not one per batch."""
-    telemetry = build_telemetry(load_settings(home=tmp_path, export_timeout=0.3))
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=0.3))
     dedupe = install_repeated_log_filter()
     dedupe.reset()  # earlier tests of this process logged the same messages
     tracer = telemetry.tracer_provider.get_tracer("t")

@@ -21,13 +21,15 @@ _log = logging.getLogger("taskdaemon.test.logs")
 
 @pytest.fixture
 def root_logging() -> Iterator[None]:
-    """Restore the root logger's handlers and level after each test."""
+    """Restore the root logger's handlers and level after each test (closing the ones the
+    test added)."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield
     for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
+            handler.close()
     root.setLevel(level)
 
 
@@ -125,6 +127,7 @@ def test_otlp_log_records_carry_the_span_context() -> None:
     with tracer.start_as_current_span("stage") as span, log_context(stage="load"):
         _log.info("exported", extra={"rows": 7})
         logging.getLogger("opentelemetry.sdk.test").warning("not exported")
+    provider.shutdown()
     (data,) = exporter.get_finished_logs()
     record = data.log_record
     expected = ("exported", span.get_span_context().trace_id, "load", 7)

@@ -6,7 +6,7 @@ import asyncio
 import json
 import shutil
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
-from taskdaemon.pipeline.cli.telemetry import ExportHealth, build_telemetry
+from taskdaemon.pipeline.cli.telemetry import ExportHealth, Telemetry
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent, StageStarted
@@ -30,7 +30,7 @@ from taskdaemon.pipeline.server import (
     create_app,
     liveness,
 )
-from taskdaemon.pipeline.settings import load_settings
+from taskdaemon.pipeline.settings import Settings, load_settings
 from taskdaemon.pipeline.state import RunStatus
 
 PIPELINE = """
@@ -145,11 +145,13 @@ async def test_metrics_is_404_without_a_registry() -> None:
     assert response.status_code == 404
 
 
-async def test_metrics_of_a_real_run_pass_promtool(pipeline: Pipeline, tmp_path: Any) -> None:
+async def test_metrics_of_a_real_run_pass_promtool(
+    pipeline: Pipeline, tmp_path: Any, telemetry_for: Callable[[Settings], Telemetry]
+) -> None:
     """The exposition after a monitored run names the pipeline metrics and passes promtool."""
     promtool = shutil.which("promtool")
     assert promtool is not None
-    telemetry = build_telemetry(load_settings(home=tmp_path))
+    telemetry = telemetry_for(load_settings(home=tmp_path))
     monitor = PipelineMonitor(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )

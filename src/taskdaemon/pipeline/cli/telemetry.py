@@ -289,6 +289,7 @@ class Telemetry:
     notes: tuple[str, ...] = ()
     _closed: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _shutdown_worker: threading.Thread | None = field(default=None, repr=False)
 
     @property
     def serves_prometheus(self) -> bool:
@@ -336,6 +337,7 @@ class Telemetry:
                     _log.exception("telemetry shutdown step failed")
 
         worker = threading.Thread(target=work, name="taskdaemon-telemetry-shutdown", daemon=True)
+        self._shutdown_worker = worker
         worker.start()
         worker.join(budget)
         if worker.is_alive():
@@ -345,6 +347,18 @@ class Telemetry:
                 budget,
             )
             return False
+        return True
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds (``None``: as long as it takes) for a shutdown that
+        outlived its bound to finish; True when no shutdown work is left running. A process
+        about to exit never needs this; code that goes on living after ``shutdown`` (a test,
+        an embedding application) calls it so no exporter keeps working, and logging, behind
+        its back."""
+        worker = self._shutdown_worker
+        if worker is not None:
+            worker.join(timeout)
+            return not worker.is_alive()
         return True
 
 
