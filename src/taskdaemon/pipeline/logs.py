@@ -27,6 +27,9 @@ In ``text`` format, control characters in the message and the ids are escaped
 (:func:`escape_controls`): a value that reached a log line from outside (a rejection reason, a
 stage name) cannot start a forged line of its own. Tracebacks keep their lines.
 
+Secrets are redacted from what these handlers write and export (``redaction``): the message,
+``extra`` fields and exception texts.
+
 The stdlib ``logging`` stays the API: library logs, pytest's ``caplog`` and other handlers keep
 working. Nothing in taskdaemon prints.
 """
@@ -50,6 +53,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (start-up time)
@@ -195,18 +199,18 @@ class JsonFormatter(logging.Formatter):
             "ts": _iso(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": redact_text(record.getMessage()),
         }
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
-        entry.update(_extras(record))
+        entry.update(redact(_extras(record)))
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact_text(self.formatException(record.exc_info))
         elif record.stack_info:
-            entry["stack"] = record.stack_info
-        return json.dumps(entry, default=str, ensure_ascii=False)
+            entry["stack"] = redact_text(record.stack_info)
+        return json.dumps(entry, default=_redacted_str, ensure_ascii=False)
 
 
 class TextFormatter(logging.Formatter):
@@ -226,7 +230,7 @@ class TextFormatter(logging.Formatter):
         line = escape_controls(line)
         if record.exc_info:
             line = f"{line}\n{self.formatException(record.exc_info)}"
-        return line
+        return redact_text(line)
 
 
 _CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {
@@ -244,6 +248,10 @@ def escape_controls(text: str) -> str:
 
 
 _TEXT_FIELDS: Final = ("pipeline", "run_id", "stage", "instance", "attempt", "trace_id", "span_id")
+
+
+def _redacted_str(value: Any) -> str:
+    return redact_text(str(value))
 
 
 def _iso(created: float) -> str:
@@ -298,12 +306,13 @@ class OTelLogHandler(logging.Handler):
             exception = record.exc_info[1] if record.exc_info else None
             if exception is not None:
                 attributes["exception.stacktrace"] = "".join(traceback.format_exception(exception))
+            attributes = redact(attributes)
             self._provider.get_logger(record.name).emit(
                 timestamp=int(record.created * 1e9),
                 context=_record_context(record),
                 severity_number=_severity(record.levelno),
                 severity_text=record.levelname,
-                body=record.getMessage(),
+                body=redact_text(record.getMessage()),
                 attributes=attributes,
             )
         except Exception:

@@ -124,6 +124,7 @@ from taskdaemon.pipeline.metrics import (
 )
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.span_redaction import RedactingTracer
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 __all__ = ["PipelineMonitor"]
@@ -348,7 +349,8 @@ class PipelineMonitor:
         label_limits: Mapping[str, int] | None = None,
     ) -> None:
         provider = tracer_provider or trace.get_tracer_provider()
-        self._tracer = provider.get_tracer(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+        tracer = provider.get_tracer(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+        self._tracer = RedactingTracer(tracer)  # every value recorded on a span is redacted
         self.capture = capture if capture is not None else PayloadCapture()
         self._clock = clock
         self.sampler = ResourceSampler()

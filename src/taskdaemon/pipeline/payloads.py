@@ -2,8 +2,10 @@
 
 ``PayloadCapture`` turns a mapping into a ``CapturedPayload``:
 
-1. values under keys that match a redaction pattern (case-insensitive regular-expression
-   *search*, at any depth, in mappings) are replaced by ``"[REDACTED]"``;
+1. secrets are redacted (``redaction.redact``): values under secret keys (words such as
+   ``password``, ``token``, ``session``; see ``docs/redaction.md``) at any depth, and strings
+   holding a secret of a known shape (tokens, private keys, URL passwords), by
+   ``"[REDACTED]"``;
 2. the redacted payload is serialised as canonical JSON (sorted keys, compact separators,
    non-JSON values through ``str``), so equal payloads give equal text and equal hashes;
 3. ``size`` is the UTF-8 byte length of that full JSON and ``sha256`` its hex digest;
@@ -20,31 +22,16 @@ Capture never raises: a payload that cannot be serialised is captured as its ``r
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import orjson
 
 from taskdaemon.pipeline import telemetry
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
 
 __all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "CapturedPayload", "PayloadCapture"]
-
-REDACTED = "[REDACTED]"
-
-DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    "passw(or)?d",
-    "secret",
-    "token",
-    "api[-_]?key",
-    "authorization",
-    "credential",
-    "private[-_]?key",
-    "cookie",
-    "session",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +58,9 @@ class PayloadCapture:
     """How payloads are captured. ``enabled=False`` records no payload events at all.
 
     ``max_bytes`` caps the JSON kept on the span (the size and hash always describe the full
-    JSON); ``redact_patterns`` are regular expressions matched against mapping keys.
+    JSON); ``redact_patterns`` are regular expressions matched in full against the words of
+    mapping keys (``redaction.DEFAULT_REDACT_PATTERNS`` by default, the one list the CLI's
+    ``TASKDAEMON_REDACT_PATTERNS`` also defaults to).
     """
 
     enabled: bool = True
@@ -83,48 +72,9 @@ class PayloadCapture:
         if self.max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {self.max_bytes}")
 
-    @cached_property
-    def _pattern(self) -> re.Pattern[str] | None:
-        if not self.redact_patterns:
-            return None
-        return re.compile("|".join(f"(?:{p})" for p in self.redact_patterns), re.IGNORECASE)
-
-    @cached_property
-    def _decisions(self) -> dict[str, bool]:
-        return {}
-
-    def _matches(self, key: str) -> bool:
-        # Keys repeat across payloads: remember each key's verdict (bounded, keys are few).
-        decided = self._decisions.get(key)
-        if decided is None:
-            assert self._pattern is not None
-            decided = self._pattern.search(key) is not None
-            if len(self._decisions) < 10_000:
-                self._decisions[key] = decided
-        return decided
-
-    def _needs_redaction(self, value: Any) -> bool:
-        # Plain loops, not any(<genexpr>): this walks every captured payload on the hot path.
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if isinstance(key, str) and self._matches(key):
-                    return True
-                if isinstance(item, Mapping | list | tuple) and self._needs_redaction(item):
-                    return True
-            return False
-        if isinstance(value, list | tuple):
-            for item in value:
-                if isinstance(item, Mapping | list | tuple) and self._needs_redaction(item):
-                    return True
-        return False
-
     def redact(self, value: Any) -> Any:
-        """``value`` with every mapping entry whose key matches a pattern replaced (``value``
-        itself, uncopied, when nothing matches)."""
-        pattern = self._pattern
-        if pattern is None or not self._needs_redaction(value):
-            return value
-        return _redact(value, pattern, self.replacement)
+        """``value`` with its secrets redacted (``value`` itself, uncopied, when it has none)."""
+        return redact(value, self.redact_patterns, replacement=self.replacement)
 
     def capture(self, payload: Any) -> CapturedPayload:
         """Redact, serialise (compact JSON, keys sorted), measure, hash and cap ``payload``.
@@ -137,7 +87,7 @@ class PayloadCapture:
         try:
             data = orjson.dumps(self.redact(payload), default=_json_default, option=_OPTIONS)
         except (TypeError, ValueError, RecursionError):  # JSONEncodeError is a TypeError
-            data = orjson.dumps(repr(payload).encode("utf-8", "replace").decode())
+            data = orjson.dumps(_fallback_text(self, payload).encode("utf-8", "replace").decode())
         digest = hashlib.sha256(data).hexdigest()
         if len(data) <= self.max_bytes:
             return CapturedPayload(data.decode(), len(data), digest, truncated=False)
@@ -153,19 +103,13 @@ def _json_default(value: Any) -> Any:
         return dict(value)
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    return str(value)
+    return redact_text(str(value))  # after redact(): its text was never looked at
 
 
-def _redact(value: Any, pattern: re.Pattern[str], replacement: str) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            key: (
-                replacement
-                if isinstance(key, str) and pattern.search(key)
-                else _redact(item, pattern, replacement)
-            )
-            for key, item in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [_redact(item, pattern, replacement) for item in value]
-    return value
+def _fallback_text(capture: PayloadCapture, payload: Any) -> str:
+    """The repr of a payload JSON cannot hold, redacted; a cyclic one (which redaction cannot
+    walk) only by its type, since its repr would show what its keys hold."""
+    try:
+        return redact_text(repr(capture.redact(payload)))
+    except RecursionError:
+        return f"<{type(payload).__name__} that cannot be serialised>"

@@ -19,7 +19,7 @@ variable                        meaning                                 default
 ``TASKDAEMON_PAYLOAD_MAX_BYTES`` the older name of the cap: used only    ``4096``
                                 when ``TASKDAEMON_CAPTURE_MAX_BYTES`` is
                                 not set
-``TASKDAEMON_REDACT_PATTERNS``  regexes of payload keys to redact        secrets, tokens, passwords
+``TASKDAEMON_REDACT_PATTERNS``  key words whose values are redacted      passwords, tokens, ...
 ``TASKDAEMON_EXPORT_TIMEOUT``   bound, seconds, on one OTLP export and   ``5``
                                 on the whole telemetry shutdown
 ``TASKDAEMON_LOG_FORMAT``       ``json`` or ``text``                     ``text``
@@ -33,7 +33,9 @@ variable                        meaning                                 default
 =============================== ======================================= =========================
 
 ``TASKDAEMON_REDACT_PATTERNS`` is a JSON list of regular expressions, or a comma-separated list
-when no pattern needs a comma.
+when no pattern needs a comma. Each is matched in full against the words of a payload key
+(``redaction.DEFAULT_REDACT_PATTERNS`` is the default, the library's list too); it replaces the
+default list. Secrets of a known shape are redacted whatever this says (``docs/redaction.md``).
 
 Standard OpenTelemetry variables, honoured as the SDK defines them:
 
@@ -69,6 +71,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 
 __all__ = [
     "DEFAULT_REDACT_PATTERNS",
@@ -79,17 +82,6 @@ __all__ = [
     "Settings",
     "load_settings",
 ]
-
-#: Payload keys matching any of these (case-insensitive ``re.search``) have their value redacted.
-DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    r"pass(word|wd)?",
-    r"secret",
-    r"token",
-    r"api[_-]?key",
-    r"authori[sz]ation",
-    r"credential",
-    r"private[_-]?key",
-)
 
 TRACES_EXPORTERS = frozenset({"otlp", "otlp_proto_grpc", "otlp_proto_http", "console", "none"})
 METRICS_EXPORTERS = frozenset(

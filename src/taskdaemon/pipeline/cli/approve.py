@@ -25,6 +25,7 @@ from typing import Any
 from taskdaemon.pipeline import control
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.redaction import redact_text
 
 __all__ = ["register"]
 
@@ -84,7 +85,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(command: str, code: int, message: str) -> int:
-    print(f"taskdaemon {command}: {message}", file=sys.stderr)
+    print(f"taskdaemon {command}: {redact_text(message)}", file=sys.stderr)
     return code
 
 

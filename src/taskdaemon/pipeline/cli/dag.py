@@ -27,6 +27,7 @@ from typing import Any
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.visualization import VisualizationFormat, visualize
 
 __all__ = ["register", "run_dag"]
@@ -63,7 +64,7 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon dag: {message}", file=sys.stderr)
+    print(f"taskdaemon dag: {redact_text(message)}", file=sys.stderr)
     return code
 
 

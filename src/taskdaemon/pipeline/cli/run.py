@@ -65,6 +65,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
 
 __all__ = [
@@ -385,7 +386,7 @@ def render_summary(result: Any, pipeline: Pipeline) -> str:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon run: {message}", file=sys.stderr, flush=True)
+    print(f"taskdaemon run: {redact_text(message)}", file=sys.stderr, flush=True)
     return code
 
 

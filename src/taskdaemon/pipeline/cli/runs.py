@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.tracking import (
     RetentionPolicy,
     SpanStore,
@@ -92,7 +93,7 @@ def register(subparsers: Any) -> None:
 
 
 def _error(message: str, code: int) -> int:
-    print(f"taskdaemon: {message}", file=sys.stderr)
+    print(f"taskdaemon: {redact_text(message)}", file=sys.stderr)
     return code
 
 

@@ -48,6 +48,7 @@ from taskdaemon.pipeline.model import (
     Stage,
     TriggerMode,
 )
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import STAGE_TRANSITIONS, RunStatus, StageStatus, StageTimes
 from taskdaemon.pipeline.triggers import (
     ApprovalState,
@@ -1113,7 +1114,7 @@ class _Run:
             logger.exception("internal error in stage %r of run %s", srt.name, self.run_id)
             last = inst.executions[-1]
             last.status = _FAILURE
-            last.error = f"internal error: {exc!r}"
+            last.error = redact_text(f"internal error: {exc!r}")
             last.error_type = type(exc).__qualname__
             inst.status = _FAILURE
             if self.stopping is None:
@@ -1229,7 +1230,8 @@ class _Run:
 
     @staticmethod
     def failed(ex: _Exec, exc: BaseException) -> BaseException:
-        ex.error = str(exc) or type(exc).__name__
+        # The message reaches results, the CLI, /api and every view: never with a secret in it.
+        ex.error = redact_text(str(exc)) or type(exc).__name__
         ex.error_type = "PipelineError" if isinstance(exc, _DataError) else type(exc).__qualname__
         return exc
 

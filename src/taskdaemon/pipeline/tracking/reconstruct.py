@@ -33,6 +33,7 @@ from taskdaemon.pipeline.records import (
     StageRecord,
     stage_cancel_cause,
 )
+from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 __all__ = ["find_root", "reconstruct_run", "summarize_run"]
@@ -107,11 +108,17 @@ def find_root(spans: Iterable[SpanRecord]) -> SpanRecord | None:
     return None
 
 
+def _redacted(text: str | None) -> str | None:
+    """Secret-shaped values out of text read back: spans from other producers, or stored
+    before taskdaemon redacted them, reach every view through here."""
+    return None if text is None else redact_text(text)
+
+
 def _payload(span: SpanRecord, event_name: str) -> str | None:
     for event in span.events:
         if event.name == event_name:
             value = event.attributes.get(t.PAYLOAD_JSON)
-            return None if value is None else str(value)
+            return None if value is None else redact_text(str(value))
     return None
 
 
@@ -182,7 +189,7 @@ def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
         peak_memory_bytes=_int(attrs.get(t.STAGE_PEAK_MEMORY)),
         inputs=_payload(span, t.EVENT_STAGE_INPUT),
         outputs=_payload(span, t.EVENT_STAGE_OUTPUT),
-        error=error or exc_message,
+        error=_redacted(error or exc_message),
         error_type=_str_or_none(attrs.get(t.ERROR_TYPE)) or exc_type,
         span_id=span.span_id,
         cancel_reason=cancel_reason,
@@ -333,10 +340,10 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         edges=_edges(root_attrs, stage_tuple),
         definition_hash=_str_or_none(root_attrs.get(t.PIPELINE_DEFINITION_HASH)),
         started_by=_str_or_none(root_attrs.get(t.PIPELINE_STARTED_BY)),
-        error=None if root is None else _str_or_none(root.status_message),
+        error=None if root is None else _redacted(_str_or_none(root.status_message)),
         error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
         replay_of=_str_or_none(root_attrs.get(t.PIPELINE_REPLAY_OF)),
-        attributes=dict(root_attrs),
+        attributes=redact(dict(root_attrs)),
     )
 
 

@@ -1,0 +1,221 @@
+"""Redaction of secrets: by the key they sit under and by the shape of the value.
+
+Two public functions, used wherever taskdaemon records a value (span attributes and events,
+error messages, log records, captured payloads, command lines, ``/api`` and every output
+format); the list and the reasons are in ``docs/redaction.md``:
+
+* :func:`redact_text` replaces secrets found by their *shape* in a string: AWS access key ids,
+  GitHub, GitLab and Slack tokens, JWTs, ``Bearer …`` credentials, PEM private keys, and the
+  password of a URL's ``user:password@``;
+* :func:`redact` walks a structure (mappings, lists, tuples): a value under a *secret key* is
+  replaced whole, every string is passed through :func:`redact_text`.
+
+A key is secret when one of the key patterns matches a *word* of it, or a run of consecutive
+words (joined by ``_`` or by nothing), case-insensitively and in full: keys are split on ``_``,
+``-``, ``.``, spaces and camelCase boundaries, so ``session_cookie``, ``sessionToken``,
+``X-Api-Key`` and ``db_password`` are secret, while ``passed``, ``tokenizer`` and ``passage``
+are not (no word of theirs is a secret word). The patterns are regular expressions, so
+``TASKDAEMON_REDACT_PATTERNS`` takes the same form as :data:`DEFAULT_REDACT_PATTERNS`.
+
+Pure and bounded: no OpenTelemetry import (the engine uses it), every pattern scans in linear
+time (each token shape starts only where a run of its characters starts, and repeats are
+possessive), so a hostile string costs a few passes over its length, never a backtracking blow-up.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any, Final
+
+__all__ = [
+    "DEFAULT_REDACT_PATTERNS",
+    "REDACTED",
+    "KeyMatcher",
+    "redact",
+    "redact_text",
+]
+
+REDACTED: Final = "[REDACTED]"
+
+#: Key words whose values are secrets (regular expressions matched in full, case-insensitively,
+#: against a word of a key or a run of its words; see the module docstring).
+DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
+    r"passwords?",
+    r"passwd",
+    r"pwd",
+    r"secrets?",
+    r"tokens?",
+    r"api_?keys?",
+    r"authori[sz]ation",
+    r"credentials?",
+    r"private_?keys?",
+    r"cookies?",
+    r"sessions?",
+    r"bearer",
+    r"dsn",
+)
+
+# --- keys ------------------------------------------------------------------------------------
+
+_PARTS: Final = re.compile(r"[^A-Za-z0-9]+")
+_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+_MAX_RUN: Final = 3  # longest run of words a pattern is tried on (private_key_id: 3)
+
+
+def key_words(key: str) -> list[str]:
+    """The lowercase words of a key (``"X-Api-Key"`` → ``["x", "api", "key"]``)."""
+    return [word.lower() for part in _PARTS.split(key) for word in _WORDS.findall(part)]
+
+
+class KeyMatcher:
+    """Decides which keys are secret, for one list of patterns (remembering its verdicts)."""
+
+    __slots__ = ("_decided", "_pattern")
+
+    def __init__(self, patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS) -> None:
+        self._pattern = (
+            re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+        )
+        self._decided: dict[str, bool] = {}
+
+    def __call__(self, key: str) -> bool:
+        """True when ``key`` names a secret."""
+        decided = self._decided.get(key)
+        if decided is None:
+            decided = self._decide(key)
+            if len(self._decided) < 10_000:  # keys repeat across payloads; few are distinct
+                self._decided[key] = decided
+        return decided
+
+    def _decide(self, key: str) -> bool:
+        pattern = self._pattern
+        if pattern is None:
+            return False
+        words = key_words(key)
+        for start in range(len(words)):
+            for end in range(start + 1, min(len(words), start + _MAX_RUN) + 1):
+                run = words[start:end]
+                if pattern.fullmatch("_".join(run)) or (
+                    len(run) > 1 and pattern.fullmatch("".join(run))
+                ):
+                    return True
+        return False
+
+
+@lru_cache(maxsize=32)
+def key_matcher(patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS) -> KeyMatcher:
+    """The shared matcher of a pattern list."""
+    return KeyMatcher(patterns)
+
+
+# --- values ----------------------------------------------------------------------------------
+
+# Each token shape starts only where a run of its own characters starts (the lookbehinds), so a
+# long run is scanned once from its start, never again from each of its positions.
+_TOKEN_SHAPES: Final = "|".join(
+    (
+        # AWS access key ids: long-term (AKIA), temporary (ASIA) and service-specific ones. The
+        # other prefixes (AIDA, AROA...) name users and roles: identifiers, not credentials.
+        r"(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+        # GitHub: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained personal tokens.
+        r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)",
+        # GitLab: personal, pipeline trigger, deploy, runner, CI job, feed... tokens.
+        r"(?<![A-Za-z0-9_-])gl(?:pat|ptt|dt|rt|cbt|imt|soat|ft|oas|agent)-[A-Za-z0-9_-]{20,255}+",
+        # Slack: bot, user, app-level and configuration tokens.
+        r"(?<![A-Za-z0-9-])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,255}+",
+        # JWT (JWS compact form): base64url JSON header and payload, then the signature.
+        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+",
+    )
+)
+_CREDENTIAL_CHARS: Final = r"A-Za-z0-9\-._~+/"
+_SHAPES: Final = re.compile(
+    rf"(?P<token>{_TOKEN_SHAPES})"
+    # "Bearer <credential>" (RFC 6750): the word stays, the credential goes. A credential has a
+    # digit or symbol in its first 20 characters, or is 20 long: prose ("Bearer authentication")
+    # is left alone.
+    rf"|(?P<bearer>(?<![A-Za-z0-9])[Bb][Ee][Aa][Rr][Ee][Rr]\s+)"
+    rf"(?:(?=[{_CREDENTIAL_CHARS}]{{0,19}}[0-9\-._~+/])[{_CREDENTIAL_CHARS}]{{8,}}+|[{_CREDENTIAL_CHARS}]{{20,}}+)=*+"
+    # PEM private keys, to their END line; a cut one (no END) to the end of its base64 body.
+    r"|(?P<pem>-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY-----"
+    r"(?:(?s:.*?)-----END[A-Z0-9 ]{0,40} PRIVATE KEY-----|[A-Za-z0-9+/=\s\\:,-]*+))"
+    # The password of scheme://user:password@host (the user and the host stay).
+    r"|(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s/?#@:\"'<>]*+:)"
+    r"[^\s/?#\"'<>]+@"
+)
+
+
+def _replace(match: re.Match[str]) -> str:
+    kind = match.lastgroup
+    if kind == "bearer":
+        return f"{match['bearer']}{REDACTED}"
+    if kind == "url":
+        return f"{match['url']}{REDACTED}@"
+    return REDACTED
+
+
+def _may_hold_secret(text: str) -> bool:
+    """False when ``text`` lacks every substring some shape needs: plain substring tests, a
+    few times faster than the full pattern, which almost every recorded string then skips."""
+    return (
+        ("@" in text and "://" in text)
+        or "-----" in text
+        or "eyJ" in text
+        or "earer" in text
+        or "EARER" in text
+        or ("_" in text and ("gh" in text or "github_pat_" in text))
+        or ("-" in text and ("gl" in text or "xox" in text or "xapp" in text))
+        or "AKIA" in text
+        or "ASIA" in text
+        or "ABIA" in text
+        or "ACCA" in text
+    )
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every secret of a known shape replaced by ``[REDACTED]`` (``text`` itself
+    when it has none)."""
+    if not _may_hold_secret(text) or _SHAPES.search(text) is None:
+        return text
+    return _SHAPES.sub(_replace, text)
+
+
+def redact(
+    value: Any,
+    patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS,
+    *,
+    replacement: str = REDACTED,
+) -> Any:
+    """``value`` with every mapping entry under a secret key (see the module docstring) replaced
+    by ``replacement``, at any depth, and every string through :func:`redact_text`. Mappings
+    come back as dicts and tuples as lists, but only where something was redacted: ``value``
+    itself comes back, uncopied, when nothing was."""
+    secret = key_matcher(patterns)
+    return _redact(value, secret, replacement)
+
+
+def _redact(value: Any, secret: KeyMatcher, replacement: str) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        changed = False
+        out: dict[Any, Any] = {}
+        for key, item in value.items():
+            if isinstance(key, str) and secret(key):
+                new: Any = replacement
+            else:
+                new = _redact(item, secret, replacement) if _walks(item) else item
+            changed = changed or new is not item
+            out[key] = new
+        return out if changed else value
+    if isinstance(value, list | tuple):
+        items = [_redact(item, secret, replacement) if _walks(item) else item for item in value]
+        if any(new is not old for new, old in zip(items, value, strict=True)):
+            return items
+        return value
+    return value
+
+
+def _walks(value: Any) -> bool:
+    return isinstance(value, str | Mapping | list | tuple)

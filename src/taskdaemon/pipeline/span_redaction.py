@@ -1,0 +1,129 @@
+"""A tracer whose spans redact what is recorded on them, for the monitor.
+
+``RedactingTracer(tracer).start_span(...)`` returns a span that passes every recorded value
+through ``redaction``: attributes (at start and later) and event and link attributes through
+``redact`` (secret keys and secret-shaped strings), the span name and status description
+through ``redact_text``, and exceptions as an ``exception`` event whose message and stack trace
+are redacted (the SDK's ``record_exception`` would record ``str(exception)`` as it is). So
+nothing the monitor records, whatever it is (an error message, a command line, a published
+event, a trigger's expression), reaches a span processor, the span store or an exporter with a
+secret in it.
+
+The SDK span itself is what processors see; only the monitor holds the wrapper.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util import types
+
+from taskdaemon.pipeline.redaction import redact, redact_text
+
+__all__ = ["RedactingSpan", "RedactingTracer"]
+
+
+def _attributes(attributes: types.Attributes) -> Any:
+    return redact(attributes) if attributes else attributes
+
+
+class RedactingTracer:
+    """Wraps a tracer: ``start_span`` gives :class:`RedactingSpan` (see the module docstring)."""
+
+    def __init__(self, tracer: Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(
+        self,
+        name: str,
+        *,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+    ) -> RedactingSpan:
+        """Start a span as the wrapped tracer does, with its name, attributes and links'
+        attributes redacted."""
+        if links:
+            links = [Link(link.context, _attributes(link.attributes)) for link in links]
+        span = self._tracer.start_span(
+            redact_text(name),
+            context=context,
+            kind=kind,
+            attributes=_attributes(attributes),
+            links=links,
+            start_time=start_time,
+        )
+        return RedactingSpan(span)
+
+
+class RedactingSpan(Span):
+    """A span that redacts every value recorded on it before the wrapped span gets it."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def get_span_context(self) -> SpanContext:
+        return self._span.get_span_context()
+
+    def is_recording(self) -> bool:
+        return self._span.is_recording()
+
+    def end(self, end_time: int | None = None) -> None:
+        self._span.end(end_time=end_time)
+
+    def update_name(self, name: str) -> None:
+        self._span.update_name(redact_text(name))
+
+    def set_attribute(self, key: str, value: types.AttributeValue) -> None:
+        self._span.set_attributes(_attributes({key: value}))
+
+    def set_attributes(self, attributes: types.Attributes) -> None:
+        if attributes:
+            self._span.set_attributes(_attributes(attributes))
+
+    def add_event(
+        self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
+    ) -> None:
+        self._span.add_event(name, _attributes(attributes), timestamp=timestamp)
+
+    def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
+        self._span.add_link(context, _attributes(attributes))
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if isinstance(status, Status):
+            if status.description:
+                status = Status(status.status_code, redact_text(status.description))
+            self._span.set_status(status)
+        else:
+            self._span.set_status(status, None if description is None else redact_text(description))
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: types.Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """Record ``exception`` as the SDK does (an ``exception`` event with its type, message
+        and stack trace), with the message and stack trace redacted."""
+        cls = type(exception)
+        module = cls.__module__
+        recorded: dict[str, Any] = {
+            "exception.type": f"{module}.{cls.__qualname__}"
+            if module and module != "builtins"
+            else cls.__qualname__,
+            "exception.message": str(exception),
+            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.escaped": str(escaped),
+        }
+        if attributes:
+            recorded.update(attributes)
+        self._span.add_event("exception", _attributes(recorded), timestamp=timestamp)

@@ -1,0 +1,246 @@
+"""Redaction: secret keys by their words, secret values by their shape, and a real run whose
+handlers return, log, run and raise secrets, none of which reaches the span store, the exported
+spans, the logs, the CLI output or any view of the run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+import pytest
+
+from taskdaemon.pipeline import payloads, settings
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.redaction import REDACTED, key_matcher, redact, redact_text
+from taskdaemon.pipeline.settings import load_settings
+from taskdaemon.pipeline.tracking import SpanStore
+
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+# Fake secrets of each shape, built in pieces so no scanner mistakes this file for a leak.
+AWS = "AKIA" + "TESTONLY01234567"
+GITHUB = "ghp_" + "T3st" * 9
+GITHUB_FINE = "github_pat_" + "11TESTONLY0" * 3
+GITLAB = "glpat-" + "testonly" * 3
+SLACK = "xoxb-" + "1234567890-testonlytoken"
+JWT = "eyJhbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiJ0ZXN0b25seSJ9" + ".c2lnbmF0dXJlLXRlc3Q"
+BEARER = "opaque-" + "testonly-0123456789"
+PEM_BODY = "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu"
+PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
+URL_PASSWORD = "hunter2-" + "testonly"
+
+#: (the text holding a secret, the secret itself, what redaction leaves of the text)
+SHAPES = [
+    (f"key {AWS} here", AWS, f"key {REDACTED} here"),
+    (f"token {GITHUB}.", GITHUB, f"token {REDACTED}."),
+    (GITHUB_FINE, GITHUB_FINE, REDACTED),
+    (f"gitlab={GITLAB}", GITLAB, f"gitlab={REDACTED}"),
+    (f"slack {SLACK}", SLACK, f"slack {REDACTED}"),
+    (f"jwt: {JWT}", JWT, f"jwt: {REDACTED}"),
+    (f"Authorization: Bearer {BEARER}", BEARER, f"Authorization: Bearer {REDACTED}"),
+    (f"key:\n{PEM}\nend", PEM_BODY, f"key:\n{REDACTED}\nend"),
+    (f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}", PEM_BODY, REDACTED),  # cut before its END
+    (
+        f"tempo+http://user:{URL_PASSWORD}@tempo:3200/api",
+        URL_PASSWORD,
+        f"tempo+http://user:{REDACTED}@tempo:3200/api",
+    ),
+    (f"redis://:{URL_PASSWORD}@cache/0", URL_PASSWORD, f"redis://:{REDACTED}@cache/0"),
+]
+
+
+@pytest.mark.parametrize(("text", "secret", "expected"), SHAPES)
+def test_each_secret_shape_is_redacted_from_text(text: str, secret: str, expected: str) -> None:
+    """Each shape of secret is replaced, and only the secret: the text around it stays."""
+    assert expected == redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "stage 'build' failed: exit status 2",
+        "Bearer authentication failed",
+        "see http://example.com/a:b@c and https://host:8080/path",
+        "AKIA is a prefix; AIDATESTONLY01234567 names a user, not a key",
+        "-----BEGIN PUBLIC KEY----- is not secret",
+    ],
+)
+def test_text_without_secrets_is_left_alone(text: str) -> None:
+    """Prose, ports, paths, user ids and public keys are not taken for secrets."""
+    assert text is redact_text(text)
+
+
+def test_keys_are_secret_by_their_words_not_by_substrings() -> None:
+    """Keys split on _ - . spaces and camelCase: a secret word makes them secret, a word that
+    merely contains one (passed, tokenizer, passage) does not."""
+    secret = key_matcher()
+    keys = [
+        "session_cookie",
+        "sessionToken",
+        "X-Api-Key",
+        "db_password",
+        "passwd",
+        "PWD",
+        "client.secret",
+        "apikey",
+        "authorisation",
+        "aws credentials",
+        "privateKey",
+        "sentry_dsn",
+        "bearer",
+        "passed",
+        "tokenizer",
+        "passage",
+        "compass",
+        "api",
+        "keys",
+    ]
+    expected = [True] * 13 + [False] * 6
+    assert expected == [secret(key) for key in keys]
+
+
+def test_the_library_and_the_cli_share_one_list() -> None:
+    """payloads and settings expose the same list, and the CLI's default settings redact a
+    session cookie as the library does (the CLI's list once lacked cookie and session)."""
+    capture = PayloadCapture(redact_patterns=load_settings().redact_patterns)
+    expected = (True, f'{{"passed":3,"session_cookie":"{REDACTED}"}}')
+    actual = (
+        settings.DEFAULT_REDACT_PATTERNS is payloads.DEFAULT_REDACT_PATTERNS,
+        capture.capture({"session_cookie": "abc", "passed": 3}).json,
+    )
+    assert expected == actual
+
+
+def test_structures_are_redacted_by_key_and_by_value_shape() -> None:
+    """redact walks mappings and sequences: secret keys lose their value, strings their
+    secret-shaped parts; an untouched structure comes back as the same object."""
+    clean = {"goal": "ship", "steps": [1, ("a", "b")]}
+    value = {
+        "db_password": "pw",
+        "nested": [{"url": f"postgres://app:{URL_PASSWORD}@db/app"}],
+        "passed": 3,
+    }
+    expected = {
+        "db_password": REDACTED,
+        "nested": [{"url": f"postgres://app:{REDACTED}@db/app"}],
+        "passed": 3,
+    }
+    assert (True, expected) == (redact(clean) is clean, redact(value))
+
+
+# --- a real run -----------------------------------------------------------------------------
+
+HANDLERS = f"""
+import logging
+
+log = logging.getLogger("leaky")
+SECRETS = {SHAPES!r}
+
+
+def produce(ctx):
+    log.warning("connecting with %s", " ".join(text for text, _, _ in SECRETS))
+    return {{
+        "session_cookie": "cookie-value-testonly",
+        "db_password": "pw-value-testonly",
+        "passed": 3,
+        "shapes": [text for text, _, _ in SECRETS],
+    }}
+
+
+def explode(ctx):
+    raise RuntimeError("cannot deploy: " + " ".join(text for text, _, _ in SECRETS))
+"""
+
+PIPELINE = f"""
+name: leaky
+loops:
+  produce: {{handler: "leaky:produce"}}
+  explode: {{handler: "leaky:explode"}}
+stages:
+  - name: produce
+    loop: produce
+    triggers: [{{manual: {{approval_required: false}}}}]
+  - name: fetch
+    loop: command
+    command: "true postgres://app:{URL_PASSWORD}@db/app --header 'Authorization: Bearer {BEARER}'"
+    triggers: [{{on_completion: {{stage: produce}}}}]
+  - name: deploy
+    loop: explode
+    triggers: [{{on_completion: {{stage: fetch}}}}]
+"""
+
+#: Every secret the run is seeded with (the key-based ones by their values).
+SEEDED = sorted(
+    {secret for _, secret, _ in SHAPES} | {"cookie-value-testonly", "pw-value-testonly"}
+)
+
+
+def _taskdaemon(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [TASKDAEMON, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_a_run_seeded_with_secrets_records_and_shows_none(tmp_path: Path) -> None:
+    """A run whose handlers return, log, run (a command line) and raise secrets: the span store
+    file, the exported spans, the JSON logs, the run's own output, ``runs show`` (table and
+    JSON) and the DAG in DOT, JSON and Mermaid hold none of them, and show ``passed``."""
+    (tmp_path / "leaky.py").write_text(textwrap.dedent(HANDLERS))
+    (tmp_path / "leaky.yaml").write_text(PIPELINE)
+    home = tmp_path / "home"
+    env = {
+        **os.environ,
+        "TASKDAEMON_HOME": str(home),
+        "TASKDAEMON_LOG_FORMAT": "json",
+        "OTEL_TRACES_EXPORTER": "console",  # the exported spans, on stdout
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    run = _taskdaemon(tmp_path, env, "run", "leaky.yaml")
+    outputs = {"run stdout (exported spans)": run.stdout, "run stderr (logs)": run.stderr}
+    store = b"".join(path.read_bytes() for path in sorted(home.glob("spans.db*")))
+    outputs["span store"] = store.decode("utf-8", "replace")
+    run_id = _run_id(home)
+    for name, args in {
+        "runs show": ("runs", "show", run_id),
+        "runs show --json": ("runs", "show", run_id, "--json"),
+        "dag dot": ("dag", "leaky.yaml", "--run", run_id),
+        "dag json": ("dag", "leaky.yaml", "--run", run_id, "--format", "json"),
+        "dag mermaid": ("dag", "leaky.yaml", "--run", run_id, "--format", "mermaid"),
+    }.items():
+        shown = _taskdaemon(tmp_path, env, *args)
+        outputs[name] = shown.stdout + shown.stderr
+    leaks = {
+        name: [secret for secret in SEEDED if secret in text] for name, text in outputs.items()
+    }
+    # The run really recorded what it was given (redacted), and failed where it should.
+    recorded = (
+        run.returncode != 0,
+        '\\"passed\\":3' in outputs["span store"],  # stage.output's JSON, inside the row's JSON
+        "cannot deploy" in outputs["runs show"],
+        "connecting with" in run.stderr,
+    )
+    assert ({name: [] for name in outputs}, (True,) * 4) == (leaks, recorded)
+
+
+def _run_id(home: Path) -> str:
+    with SpanStore(home / "spans.db") as store:
+        (summary,) = store.search()
+    return summary.run_id
+
+
+def test_console_export_and_json_logs_are_json() -> None:
+    """Redacted text stays valid JSON: the replacement holds no quote or backslash."""
+    text = orjson.dumps({"msg": f"with {JWT} and {PEM}"}).decode()
+    assert {"msg": f"with {REDACTED} and {REDACTED}"} == orjson.loads(redact_text(text))
