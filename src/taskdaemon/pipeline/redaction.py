@@ -110,6 +110,8 @@ def key_matcher(patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS) -> KeyMatch
     return KeyMatcher(patterns)
 
 
+_DEFAULT_MATCHER: Final = key_matcher()
+
 # --- values ----------------------------------------------------------------------------------
 
 # Each token shape starts only where a run of its own characters starts (the lookbehinds), so a
@@ -191,31 +193,57 @@ def redact(
     by ``replacement``, at any depth, and every string through :func:`redact_text`. Mappings
     come back as dicts and tuples as lists, but only where something was redacted: ``value``
     itself comes back, uncopied, when nothing was."""
-    secret = key_matcher(patterns)
+    secret = _DEFAULT_MATCHER if patterns is DEFAULT_REDACT_PATTERNS else key_matcher(patterns)
     return _redact(value, secret, replacement)
 
 
+# Types that hold no text: returned as they are without an isinstance walk (Mapping's ABC
+# check alone costs more than redacting a short string, on the monitor's hot path).
+_SCALARS: Final = frozenset({int, float, bool, type(None), bytes})
+
+
 def _redact(value: Any, secret: KeyMatcher, replacement: str) -> Any:
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return redact_text(value)
-    if isinstance(value, Mapping):
-        changed = False
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            if isinstance(key, str) and secret(key):
-                new: Any = replacement
-            else:
-                new = _redact(item, secret, replacement) if _walks(item) else item
-            changed = changed or new is not item
-            out[key] = new
-        return out if changed else value
-    if isinstance(value, list | tuple):
-        items = [_redact(item, secret, replacement) if _walks(item) else item for item in value]
-        if any(new is not old for new, old in zip(items, value, strict=True)):
-            return items
+    if kind in _SCALARS:
         return value
+    if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
+        return _redact_mapping(value, secret, replacement)
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        return _redact_sequence(value, secret, replacement)
     return value
 
 
-def _walks(value: Any) -> bool:
-    return isinstance(value, str | Mapping | list | tuple)
+def _redact_mapping(value: Mapping[Any, Any], secret: KeyMatcher, replacement: str) -> Any:
+    changed = False
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if type(key) is str and secret(key):
+            new: Any = replacement
+        elif type(item) is str:
+            new = redact_text(item)
+        elif type(item) in _SCALARS:
+            new = item
+        else:
+            new = _redact(item, secret, replacement)
+        if new is not item:
+            changed = True
+        out[key] = new
+    return out if changed else value
+
+
+def _redact_sequence(value: Any, secret: KeyMatcher, replacement: str) -> Any:
+    changed = False
+    out = []
+    for item in value:
+        if type(item) is str:
+            new = redact_text(item)
+        elif type(item) in _SCALARS:
+            new = item
+        else:
+            new = _redact(item, secret, replacement)
+        if new is not item:
+            changed = True
+        out.append(new)
+    return out if changed else value
