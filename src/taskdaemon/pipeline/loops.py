@@ -17,8 +17,9 @@ type for itself.
 
 Python functions (``python`` stages, file-declared ``handler:`` loop types, registered types) may
 be sync or async and take the :class:`StageContext`. A sync function runs in a worker thread
-(``asyncio.to_thread``) so it never blocks the event loop; its context's ``publish``,
-``report_process`` and ``report_usage`` run on the engine's loop (the thread waits for them).
+(the loop's default executor, see ``_threads``) so it never blocks the event loop; its context's
+``publish``, ``report_process`` and ``report_usage`` run on the engine's loop (the thread waits for
+them), and its ``environment`` is still resolved on the loop, on first read.
 A thread cannot be interrupted, so on timeout or cancellation the stage ends at once while the
 thread finishes its call in the background. The function's return value becomes the result: a
 mapping as is, ``None`` as ``{}``, anything else as ``{"result": value}``.
@@ -27,9 +28,7 @@ mapping as is, ``None`` as ``{}``, anything else as ``{"result": value}``.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import dataclasses
 import importlib
 import inspect
 import json
@@ -40,6 +39,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.model import Pipeline, Stage
 
@@ -134,38 +134,6 @@ def _as_result(value: object) -> Mapping[str, Any]:
     return {"result": value}
 
 
-def _on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function`` made callable from a worker thread: it runs on ``loop``'s thread and the
-    caller waits for its result (or exception), so a sync handler sees the same behaviour as an
-    async one (a refused ``publish`` raises in the handler)."""
-
-    def call(*args: Any) -> Any:
-        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                done.set_result(function(*args))
-            except BaseException as error:  # handed to the waiting thread, re-raised there
-                done.set_exception(error)
-
-        loop.call_soon_threadsafe(run)
-        return done.result()
-
-    return call
-
-
-def _thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageContext:
-    """The context with its engine callbacks marshalled onto the engine's loop, and its
-    environment resolved here, on the loop's thread (the engine resolves it on first read)."""
-    return dataclasses.replace(
-        ctx,
-        environment=dict(ctx.environment),
-        publish=_on_loop(loop, ctx.publish),
-        report_process=_on_loop(loop, ctx.report_process),
-        report_usage=_on_loop(loop, ctx.report_usage),
-    )
-
-
 def python_handler(function: Callable[[StageContext], Any]) -> Handler:
     """Wrap a sync or async function of the stage context into a :data:`Handler`.
 
@@ -180,7 +148,7 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
         return run_async
 
     async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
-        result = await asyncio.to_thread(function, _thread_safe(ctx, asyncio.get_running_loop()))
+        result: Any = await in_thread(function, ctx)
         if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
             result = await result
         return _as_result(result)

@@ -1,0 +1,156 @@
+"""Per-stage cost of ``taskdaemon run``, all in, against the raw OTel SDK floor.
+
+``.venv/bin/python benchmarks/per_stage.py [--rounds 7] [--stages 301]``
+
+Each measurement is a whole process, as a user runs it: ``taskdaemon run -q FILE`` (engine,
+monitor, embedded span store, Prometheus reader: the defaults) over a chain of ``--stages``
+no-op stages, and over a chain of 1; per stage = (t_N - t_1) / (N - 1), so start-up and
+shut-down cancel out. Variants: ``sync`` (a plain ``def`` Python handler: it runs in a worker
+thread), ``async`` (an ``async def`` handler) and ``command`` (``command: ":"``, one ``/bin/sh``
+per stage; reported apart, the spawn dominates). Beside them, in the same rounds,
+``benchmarks/sdk_floor.py`` (also a subprocess) makes the same spans, span events, links and
+metric records through the same SDK set-up with no taskdaemon code: the floor.
+
+Rounds interleave every variant (in a shuffled order each round) so a busy neighbour on the
+shared machine hits them alike. Reported per variant: the median and range over rounds of the
+wall time per stage, the median CPU time per stage (user + system of the child, from
+``getrusage``: less sensitive to a loaded machine), and the ratio to the floor (median of the
+per-round ratios, with their range). Every process gets a fresh ``TASKDAEMON_HOME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+TASKDAEMON = [PYTHON, "-m", "taskdaemon.pipeline.cli"]
+FLOOR = [PYTHON, str(HERE / "sdk_floor.py")]
+
+HANDLERS = """\
+def sync_noop(ctx):
+    return None
+
+
+async def async_noop(ctx):
+    return None
+"""
+
+
+def chain(kind: str, stages: int) -> str:
+    """A chain of ``stages`` no-op stages of ``kind`` (sync, async, command) as YAML."""
+    lines = [f"name: chain-{kind}-{stages}", "stages:"]
+    for i in range(stages):
+        lines.append(f"  - name: s{i}")
+        if kind == "command":
+            lines += ["    loop: command", '    command: ":"']
+        else:
+            lines += ["    loop: python", f"    handler: bench_handlers:{kind}_noop"]
+        lines.append("    triggers:")
+        if i == 0:
+            lines.append("      - manual: {approval_required: false}")
+        else:
+            lines.append(f"      - on_completion: {{stage: s{i - 1}}}")
+    return "\n".join(lines) + "\n"
+
+
+def timed(command: list[str], cwd: Path, home: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one child process."""
+    env = dict(os.environ, TASKDAEMON_HOME=str(home))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    shutil.rmtree(home, ignore_errors=True)
+    return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--stages", type=int, default=301)
+    parser.add_argument(
+        "--variants", default="sync,async,command", help="comma list of sync, async, command"
+    )
+    args = parser.parse_args()
+    n = args.stages
+    variants = [v for v in args.variants.split(",") if v]
+    work = Path(tempfile.mkdtemp(prefix="td-per-stage-"))
+    try:
+        (work / "bench_handlers.py").write_text(HANDLERS)
+        commands: dict[str, tuple[list[str], list[str]]] = {
+            "floor": ([*FLOOR, "1"], [*FLOOR, str(n)])
+        }
+        for kind in variants:
+            for size in (1, n):
+                (work / f"{kind}{size}.yaml").write_text(chain(kind, size))
+            commands[kind] = (
+                [*TASKDAEMON, "run", "-q", f"{kind}1.yaml"],
+                [*TASKDAEMON, "run", "-q", f"{kind}{n}.yaml"],
+            )
+        for one, many in commands.values():  # warm-up: page cache, .pyc files
+            timed(one, work, work / "home")
+            timed(many, work, work / "home")
+        wall: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
+        ratios: dict[str, list[float]] = {name: [] for name in commands if name != "floor"}
+        for round_no in range(args.rounds):
+            order = list(commands)
+            random.shuffle(order)
+            per_round: dict[str, float] = {}
+            for name in order:
+                one, many = commands[name]
+                w1, c1 = timed(one, work, work / "home")
+                wn, cn = timed(many, work, work / "home")
+                per_round[name] = (wn - w1) / (n - 1)
+                wall[name].append(per_round[name])
+                cpu[name].append((cn - c1) / (n - 1))
+            for name, values in ratios.items():
+                values.append(per_round[name] / per_round["floor"])
+            print(
+                f"round {round_no + 1}: "
+                + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in sorted(per_round.items()))
+                + " ms/stage",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load = os.getloadavg()[0]
+    print(
+        f"taskdaemon run -q, chain of {n} vs 1 no-op stages, {args.rounds} interleaved rounds "
+        f"(load average {load:.1f} on {os.cpu_count()} CPUs)"
+    )
+    print(f"  {'variant':<9} {'wall ms/stage (median, range)':<32} {'cpu ms/stage':>12}  x floor")
+    for name in ["floor", *variants]:
+        w = wall[name]
+        spread = f"({min(w) * 1e3:.3f}-{max(w) * 1e3:.3f})"
+        line = (
+            f"  {name:<9} {statistics.median(w) * 1e3:7.3f}  {spread:<24}"
+            f" {statistics.median(cpu[name]) * 1e3:8.3f}"
+        )
+        if name in ratios:
+            r = ratios[name]
+            cpu_ratio = statistics.median(cpu[name]) / statistics.median(cpu["floor"])
+            line += (
+                f"     {statistics.median(r):.2f}x wall ({min(r):.2f}-{max(r):.2f}), "
+                f"{cpu_ratio:.2f}x cpu"
+            )
+        print(line)
+    print("  target: sync and async at most 1.7x the floor (command stages: the spawn dominates)")
+
+
+if __name__ == "__main__":
+    main()

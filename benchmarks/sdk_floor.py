@@ -1,0 +1,264 @@
+"""The raw OTel SDK floor of ``taskdaemon run``: the same telemetry, made by hand, no taskdaemon.
+
+``python benchmarks/sdk_floor.py N`` makes, in one process, the spans, span events, links and
+metric records that ``taskdaemon run -q`` makes for a chain of ``N`` no-op Python stages with
+the default settings, through the same SDK set-up (``cli/telemetry.build_telemetry``): a
+``TracerProvider`` feeding the embedded span store's ``SqliteSpanProcessor`` (the default
+``TASKDAEMON_SPAN_SOURCE``; no exporter, hence no batch processor, is configured by default), a
+``MeterProvider`` with a ``PrometheusMetricReader`` and the same histogram views, both shut down
+at exit. ``--batch`` adds a ``BatchSpanProcessor`` over an exporter that drops spans (what
+``taskdaemon run`` adds when an OTLP exporter is configured).
+
+Per stage, as the monitor records it (``benchmarks/per_stage.py`` checks the counts):
+
+* a stage span (INTERNAL, child of the run span) with 15 attributes at its start and 3 more at
+  its end, a ``triggered_by`` link to the previous stage's span (every stage but the first);
+* 2 ``trigger.evaluated`` events (7 attributes) on the run span (the trigger is evaluated once
+  when the upstream stage starts, once when it ends), ``stage.input`` and ``stage.output``
+  events (4 attributes: payload JSON, size, sha256, truncated) on the stage span;
+* 6 metric records: 2 trigger evaluations, queue time, trigger wait, stage executions, stage
+  duration.
+
+The only taskdaemon code imported is the span store's processor (what receives the spans) and
+its version string. The payload JSON and hash use the standard library. The script is the
+floor any monitoring layer pays: ``per_stage.py`` reports ``taskdaemon run``'s cost per stage
+as a multiple of this script's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import Link, SpanKind, set_span_in_context
+from prometheus_client import CollectorRegistry
+
+from taskdaemon import __version__
+from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
+
+BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+    1800.0,
+    3600.0,
+    7200.0,
+    14400.0,
+)  # fmt: skip  (telemetry.DURATION_BUCKETS)
+
+
+class DropExporter(SpanExporter):
+    def export(self, spans: Any) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
+def payload(value: Any) -> dict[str, Any]:
+    data = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return {
+        "taskdaemon.payload.json": data.decode(),
+        "taskdaemon.payload.size": len(data),
+        "taskdaemon.payload.sha256": hashlib.sha256(data).hexdigest(),
+        "taskdaemon.payload.truncated": False,
+    }
+
+
+def trigger_event(stage: str, kind: str, description: str, ready: bool, detail: str) -> Any:
+    return {
+        "cicd.pipeline.task.name": stage,
+        "taskdaemon.trigger.index": 0,
+        "taskdaemon.trigger.type": kind,
+        "taskdaemon.trigger.description": description,
+        "taskdaemon.trigger.satisfied": ready,
+        "taskdaemon.trigger.stage_ready": ready,
+        "taskdaemon.trigger.detail": detail,
+    }
+
+
+def run(stages: int, home: Path, batch: bool) -> None:
+    resource = Resource.create({"service.name": "taskdaemon", "service.version": __version__})
+    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tracer_provider.add_span_processor(SqliteSpanProcessor(home / "spans.db"))
+    if batch:
+        tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
+    aggregation = ExplicitBucketHistogramAggregation(boundaries=BUCKETS)
+    meter_provider = MeterProvider(
+        resource=resource,
+        metric_readers=[PrometheusMetricReader(registry=CollectorRegistry(auto_describe=True))],
+        views=[
+            View(instrument_type=Histogram, instrument_name=pattern, aggregation=aggregation)
+            for pattern in ("pipeline.*", "cicd.pipeline.*")
+        ],
+        shutdown_on_exit=False,
+    )
+    tracer = tracer_provider.get_tracer("taskdaemon", __version__)
+    meter = meter_provider.get_meter("taskdaemon", __version__)
+
+    def histogram(name: str) -> Any:
+        return meter.create_histogram(name, unit="s", explicit_bucket_boundaries_advisory=BUCKETS)
+
+    executions = meter.create_counter("pipeline.executions")
+    execution_duration = histogram("pipeline.execution.duration")
+    active = meter.create_up_down_counter("pipeline.active.executions")
+    stage_executions = meter.create_counter("pipeline.stage.executions")
+    stage_duration = histogram("pipeline.stage.duration")
+    queue_time = histogram("pipeline.stage.queue.time")
+    evaluations = meter.create_counter("pipeline.trigger.evaluations")
+    trigger_wait = histogram("pipeline.trigger.wait.time")
+    cicd_duration = histogram("cicd.pipeline.run.duration")
+    cicd_active = meter.create_up_down_counter("cicd.pipeline.run.active")
+
+    pipeline = f"chain-{stages}"
+    names = [f"s{i}" for i in range(stages)]
+    descriptions = ["on run start"] + [f"on completion of {n}" for n in names[:-1]]
+    kinds = ["manual"] + ["on_completion"] * (stages - 1)
+    start = time.time_ns()
+    run_span = tracer.start_span(
+        f"RUN {pipeline}",
+        context=Context(),
+        kind=SpanKind.SERVER,
+        start_time=start,
+        attributes={
+            "cicd.pipeline.name": pipeline,
+            "cicd.pipeline.action.name": "RUN",
+            "taskdaemon.pipeline.definition_hash": "0" * 64,
+            "taskdaemon.pipeline.stages": names,
+            "taskdaemon.pipeline.stage_loops": ["python"] * stages,
+            "taskdaemon.pipeline.edges": [
+                f"{a}>{b}>on completion" for a, b in itertools.pairwise(names)
+            ],
+            "taskdaemon.pipeline.concurrency": 4,
+            "taskdaemon.pipeline.error_strategy": "fail",
+        },
+    )  # fmt: skip
+    run_id = f"{run_span.get_span_context().trace_id:032x}"
+    run_span.set_attributes(
+        {"cicd.pipeline.run.id": run_id, "taskdaemon.pipeline.started_by": "cli"}
+    )
+    parent = set_span_in_context(run_span, Context())
+    pipeline_labels = {"pipeline": pipeline}
+    cicd_labels = {"cicd.pipeline.name": pipeline, "cicd.pipeline.run.state": "executing"}
+    active.add(1, pipeline_labels)
+    cicd_active.add(1, cicd_labels)
+    previous = None
+    for i, name in enumerate(names):
+        at = time.time_ns()
+        labels = {"pipeline": pipeline, "stage": name}
+        description = descriptions[i]
+        evaluations.add(1, {**labels, "trigger_type": kinds[i]})
+        run_span.add_event(
+            "trigger.evaluated",
+            trigger_event(name, kinds[i], description, True, "ready"),
+            timestamp=at,
+        )
+        links = [Link(previous, {"taskdaemon.link.relation": "triggered_by"})] if previous else []
+        span = tracer.start_span(
+            name,
+            context=parent,
+            kind=SpanKind.INTERNAL,
+            links=links,
+            start_time=at,
+            attributes={
+                "cicd.pipeline.name": pipeline,
+                "cicd.pipeline.task.name": name,
+                "taskdaemon.stage.loop": "python",
+                "taskdaemon.stage.upstream": names[i - 1 : i],
+                "taskdaemon.stage.triggers": [description],
+                "taskdaemon.stage.trigger_mode": "any",
+                "cicd.pipeline.run.id": run_id,
+                "cicd.pipeline.task.run.id": f"{name}.0.1",
+                "taskdaemon.stage.attempt": 1,
+                "taskdaemon.stage.instance": 0,
+                "taskdaemon.stage.queue_time_s": 0.0001,
+                "taskdaemon.stage.trigger_wait_s": 0.0002,
+                "taskdaemon.stage.queued_at_ns": at,
+                "taskdaemon.stage.considered_at_ns": at,
+                "taskdaemon.stage.fired_triggers": [description],
+            },
+        )  # fmt: skip
+        cpu_start = time.process_time()
+        span.add_event("stage.input", payload({}), timestamp=at)
+        queue_time.record(0.0001, labels)
+        trigger_wait.record(0.0002, labels)
+        if i + 1 < stages:  # the downstream stage is considered when this one starts
+            downstream = {"pipeline": pipeline, "stage": names[i + 1]}
+            evaluations.add(1, {**downstream, "trigger_type": kinds[i + 1]})
+            run_span.add_event(
+                "trigger.evaluated",
+                trigger_event(names[i + 1], kinds[i + 1], descriptions[i + 1], False, "waiting"),
+                timestamp=at,
+            )
+        end = time.time_ns()
+        span.add_event("stage.output", payload({}), timestamp=end)
+        span.set_attributes(
+            {
+                "cicd.pipeline.task.run.result": "success",
+                "taskdaemon.stage.status": "success",
+                "taskdaemon.stage.cpu_time_s": max(0.0, time.process_time() - cpu_start),
+            }
+        )
+        span.end(end_time=end)
+        previous = span.get_span_context()
+        status_labels = {**labels, "status": "success"}
+        stage_executions.add(1, status_labels)
+        stage_duration.record((end - at) / 1e9, status_labels)
+    end = time.time_ns()
+    run_span.set_attributes({"cicd.pipeline.result": "success"})
+    run_span.end(end_time=end)
+    duration = (end - start) / 1e9
+    active.add(-1, pipeline_labels)
+    cicd_active.add(-1, cicd_labels)
+    executions.add(1, {"pipeline": pipeline, "status": "success"})
+    execution_duration.record(duration, {"pipeline": pipeline, "status": "success"})
+    cicd_duration.record(
+        duration, {"cicd.pipeline.name": pipeline, "cicd.pipeline.result": "success"}
+    )
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+    print(run_id, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stages", type=int)
+    parser.add_argument("--batch", action="store_true", help="add a BatchSpanProcessor")
+    args = parser.parse_args()
+    home = os.environ.get("TASKDAEMON_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        run(args.stages, Path(home), args.batch)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        run(args.stages, Path(tmp), args.batch)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Sync stage handlers in worker threads: the hop to the thread and back, and the callbacks.
+
+``in_thread(function, ctx)`` is the ``python`` loop type's ``asyncio.to_thread`` for sync
+handlers, made cheaper for the many short handlers a pipeline runs:
+
+* the handler runs in the caller's ``contextvars`` context (as with ``to_thread``), on a thread
+  of the loop's default executor (threads are reused; nothing is created per stage);
+* its result comes back through one ``call_soon_threadsafe`` straight into the awaited future,
+  instead of a ``concurrent.futures.Future`` chained to an asyncio future (two locks, two
+  callback lists and a state copy per hop in ``wrap_future``);
+* ``thread_safe(ctx, loop)`` marshals the context's engine callbacks (``publish``,
+  ``report_process``, ``report_usage``) onto the loop and waits for them, and wraps a lazily
+  resolved ``environment`` so that it is still resolved on first read, on the loop's thread: a
+  handler that never reads it never makes an observer (the monitor) settle its queue while the
+  stage waits.
+
+A thread cannot be interrupted: when the awaiting task is cancelled (timeout, run cancelled)
+the call goes on in the background and its result is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.loops import StageContext
+
+__all__ = ["LoopEnvironment", "in_thread", "on_loop", "thread_safe"]
+
+T = TypeVar("T")
+
+#: Seconds between checks that the loop still runs while a thread waits for it.
+_LOOP_POLL = 0.5
+
+
+def _wait_on_loop(
+    loop: asyncio.AbstractEventLoop,
+    done: concurrent.futures.Future[Any],
+    fallback: Callable[[], Any],
+) -> Any:
+    """``done``'s result once the loop ran the call; ``fallback()`` if the loop stopped first
+    (the run is over: nothing would ever run the call)."""
+    while True:
+        try:
+            return done.result(_LOOP_POLL)
+        except TimeoutError:
+            if loop.is_closed() or not loop.is_running():
+                return fallback()
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` made callable from a worker thread: it runs on ``loop``'s thread and the
+    caller waits for its result (or exception), so a sync handler sees the same behaviour as an
+    async one (a refused ``publish`` raises in the handler)."""
+
+    def call(*args: Any) -> Any:
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(function(*args))
+            except BaseException as error:  # handed to the waiting thread, re-raised there
+                done.set_exception(error)
+
+        loop.call_soon_threadsafe(run)
+        return done.result()
+
+    return call
+
+
+class LoopEnvironment(Mapping[str, str]):
+    """A lazily resolved environment read from a worker thread: resolved once, on first read,
+    on ``loop``'s thread (where the engine's observers expect to be asked). Read after the loop
+    stopped, it is resolved in place."""
+
+    __slots__ = ("_guard", "_loop", "_resolved", "_source")
+
+    def __init__(self, source: Mapping[str, str], loop: asyncio.AbstractEventLoop) -> None:
+        self._source = source
+        self._loop = loop
+        self._resolved: dict[str, str] | None = None
+        self._guard = threading.Lock()
+
+    def _resolve(self) -> dict[str, str]:
+        return dict(self._source)
+
+    def _values(self) -> dict[str, str]:
+        resolved = self._resolved
+        if resolved is not None:
+            return resolved
+        with self._guard:
+            if self._resolved is None:
+                self._resolved = self._fetch()
+            return self._resolved
+
+    def _fetch(self) -> dict[str, str]:
+        loop = self._loop
+        if asyncio._get_running_loop() is loop:  # read on the loop itself
+            return self._resolve()
+        done: concurrent.futures.Future[dict[str, str]] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(self._resolve())
+            except BaseException as error:  # handed to the reading thread
+                done.set_exception(error)
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # the loop is closed: the run is over
+            return self._resolve()
+        result: dict[str, str] = _wait_on_loop(loop, done, self._resolve)
+        return result
+
+    def __getitem__(self, key: str) -> str:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+
+def thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageContext:
+    """The context with its engine callbacks marshalled onto ``loop`` and its environment, when
+    it is resolved lazily, resolved on ``loop`` on first read."""
+    environment = ctx.environment
+    if type(environment) is not dict and type(environment) is not MappingProxyType:
+        environment = LoopEnvironment(environment, loop)
+    return dataclasses.replace(
+        ctx,
+        environment=environment,
+        publish=on_loop(loop, ctx.publish),
+        report_process=on_loop(loop, ctx.report_process),
+        report_usage=on_loop(loop, ctx.report_usage),
+    )
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the awaiting task was cancelled meanwhile
+        return
+    if error is None:
+        future.set_result(result)
+    else:
+        future.set_exception(error)
+
+
+async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) -> T:
+    """``function(thread_safe(ctx))`` on a worker thread of the loop's default executor, in a
+    copy of the caller's ``contextvars`` context; its result or exception comes back here."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+    context = contextvars.copy_context()
+    safe = thread_safe(ctx, loop)
+
+    def work() -> None:
+        error: BaseException | None = None
+        result: Any = None
+        try:
+            result = context.run(function, safe)
+        except BaseException as caught:  # handed to the awaiting task
+            error = caught
+        # RuntimeError: the loop closed meanwhile, nobody awaits the result any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_deliver, future, result, error)
+
+    # The default executor's submit, without run_in_executor's asyncio future chained to the
+    # concurrent one: work() reports through call_soon_threadsafe itself. The first call (no
+    # executor yet) and a shut-down executor go through run_in_executor, which creates the
+    # executor or raises as asyncio does.
+    executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
+    if executor is None or getattr(loop, "_executor_shutdown_called", True):
+        loop.run_in_executor(None, work)
+    else:
+        executor.submit(work)
+    return await future
