@@ -69,10 +69,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +94,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from taskdaemon import __version__
 from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -135,55 +134,6 @@ _ROOT = Context()  # an empty context: spans started in it are roots
 #: Records handled at once, on the caller's thread: ``RunStarted`` reads the caller's current span
 #: (linked as the parent), ``RunFinished`` completes the run's telemetry (see ``on_event``).
 _SETTLE_NOW: frozenset[type] = frozenset({RunStarted, RunFinished})
-#: Seconds an idle worker thread waits for records before it ends (it restarts on demand).
-WORKER_IDLE_SECONDS = 5.0
-
-
-class _Worker:
-    """A daemon thread that calls ``work`` whenever woken; it ends after
-    ``WORKER_IDLE_SECONDS`` without records and is started again by the next ``wake``."""
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        self._work = work
-        self._event = threading.Event()
-        self._guard = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-
-    def wake(self) -> None:
-        self._event.set()
-        if self._thread is None:
-            with self._guard:
-                if self._thread is None:
-                    self._stopping = False
-                    self._thread = threading.Thread(
-                        target=self._loop, name="taskdaemon-monitor", daemon=True
-                    )
-                    self._thread.start()
-
-    def stop(self) -> None:
-        with self._guard:
-            thread, self._thread = self._thread, None
-            self._stopping = True
-        self._event.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
-
-    def _loop(self) -> None:
-        while True:
-            woken = self._event.wait(WORKER_IDLE_SECONDS)
-            self._event.clear()
-            if self._stopping:
-                return
-            if not woken:
-                with self._guard:
-                    if self._event.is_set():
-                        continue
-                    self._thread = None
-                    return
-            self._work()
-
-
 _STAGE_RESULTS: Mapping[StageStatus, str] = {
     StageStatus.SUCCESS: t.RESULT_SUCCESS,
     StageStatus.FAILURE: t.RESULT_FAILURE,
@@ -368,11 +318,10 @@ class PipelineMonitor:
         #: Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
         #: a recorded run. None outside a replay.
         self.span_hook: Any = None
-        # Records queued by on_event, handled in order under _lock by the worker thread or by
-        # whoever needs them settled first (see on_event).
-        self._pending: deque[EngineEvent] = deque()
-        self._lock = threading.RLock()
-        self._worker = _Worker(self.flush)
+        # Records queued by on_event, handled in order under its lock by its worker thread or by
+        # whoever needs them settled first (see on_event and _record_queue).
+        self._queue = RecordQueue(self._handle)
+        self._lock = self._queue.lock
         self._handlers: dict[type, Callable[[Any], None]] = {
             RunStarted: self._run_started,
             RunFinished: self._run_finished,
@@ -397,38 +346,27 @@ class PipelineMonitor:
         Called from a running event loop (the engine), the record is queued and handled by the
         monitor's worker thread: the engine goes on at once, and the spans and metric records
         are made while the loop waits for I/O (a stage sleeping, a subprocess running) instead
-        of on the run's critical path. Span times come from the records, so nothing moves. On a
-        loop that never waits the work costs the same CPU as inline (one GIL). What needs the
-        result now settles the queue first, on the caller's thread: ``RunStarted`` (the caller's
-        current span is the run's parent link), ``RunFinished`` (a finished run's telemetry is
-        complete when ``engine.run`` returns), ``stage_environment``, the
-        manual API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API,
-        records fed by hand) every record is handled at once.
+        of on the run's critical path. Span times come from the records, so nothing moves. A
+        loop that never waits handles the queue itself in batches (``_record_queue``). What
+        needs the result now settles the queue first, on the caller's thread: ``RunStarted`` (the
+        caller's current span is the run's parent link), ``RunFinished`` (a finished run's
+        telemetry is complete when ``engine.run`` returns), ``stage_environment``, the manual
+        API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API, records
+        fed by hand) every record is handled at once.
         """
         # The non-raising loop probe: get_running_loop() would raise for every hand-fed record.
         if type(event) in _SETTLE_NOW or asyncio._get_running_loop() is None:
-            with self._lock:
-                self._settle()
-                self._handle(event)
-            return
-        self._pending.append(event)
-        self._worker.wake()
+            self._queue.handle_now(event)
+        else:
+            self._queue.put(event)
 
     def flush(self) -> None:
         """Handle every queued record now, on this thread (safe at any time, and twice)."""
-        with self._lock:
-            self._settle()
+        self._queue.settle()
 
     def close(self) -> None:
         """Handle what is queued and stop the worker thread (safe twice; restarts on use)."""
-        self.flush()
-        self._worker.stop()
-
-    def _settle(self) -> None:
-        """Handle queued records in order; the caller holds ``_lock``."""
-        pending = self._pending
-        while pending:
-            self._handle(pending.popleft())
+        self._queue.close()
 
     def _handle(self, event: EngineEvent) -> None:
         try:
