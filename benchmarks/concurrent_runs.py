@@ -70,13 +70,13 @@ def pipeline_yaml(handler: str) -> str:
 
 
 async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
-    import contextlib  # noqa: PLC0415 - the child's imports are timed apart from the parent's
+    import contextlib  # the child's imports stay out of the parent
 
-    from taskdaemon.pipeline.cli.serve import start_monitoring  # noqa: PLC0415
-    from taskdaemon.pipeline.config import parse_pipeline  # noqa: PLC0415
-    from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
-    from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
-    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.serve import start_monitoring
+    from taskdaemon.pipeline.config import parse_pipeline
+    from taskdaemon.pipeline.engine import Engine
+    from taskdaemon.pipeline.loops import LoopRegistry
+    from taskdaemon.pipeline.settings import load_settings
 
     os.environ["TASKDAEMON_HOME"] = str(home)
     definition = parse_pipeline(pipeline_yaml(handler), source="fan.yaml")
@@ -156,7 +156,8 @@ def main() -> None:
         print(
             f"  {name:<9} wall {statistics.median(wall):6.2f} s ({min(wall):.2f}-{max(wall):.2f}), "
             f"cpu {statistics.median(cpu):6.2f} s, {stages / statistics.median(wall):7.0f} "
-            f"stages/s, peak RSS {statistics.median(peak):5.0f} MiB ({min(peak):.0f}-{max(peak):.0f})"
+            f"stages/s, peak RSS {statistics.median(peak):5.0f} MiB "
+            f"({min(peak):.0f}-{max(peak):.0f})"
         )
     if "baseline" in samples:
         this = statistics.median(r["wall"] for r in samples["this"])

@@ -15,7 +15,9 @@ Rounds interleave every variant (in a shuffled order each round) so a busy neigh
 shared machine hits them alike. Reported per variant: the median and range over rounds of the
 wall time per stage, the median CPU time per stage (user + system of the child, from
 ``getrusage``: less sensitive to a loaded machine), and the ratio to the floor (median of the
-per-round ratios, with their range). Every process gets a fresh ``TASKDAEMON_HOME``.
+per-round ratios, with their range). Every process gets a fresh ``TASKDAEMON_HOME``. With
+``--baseline SRC`` (e.g. ``git archive main src | tar -x -C /tmp/base``, then
+``--baseline /tmp/base/src``) each variant is also timed with that code, in the same rounds.
 """
 
 from __future__ import annotations
@@ -64,9 +66,14 @@ def chain(kind: str, stages: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed(command: list[str], cwd: Path, home: Path) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user + system) of one child process."""
+def timed(
+    command: list[str], cwd: Path, home: Path, source: str | None = None
+) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one child process (with ``source``
+    first on its ``PYTHONPATH`` when given)."""
     env = dict(os.environ, TASKDAEMON_HOME=str(home))
+    if source:
+        env["PYTHONPATH"] = source
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -84,6 +91,12 @@ def main() -> None:
     parser.add_argument(
         "--variants", default="sync,async,command", help="comma list of sync, async, command"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also time each variant with SRC (another checkout's src directory) first on "
+        "PYTHONPATH, in the same rounds, as VARIANT@base",
+    )
     args = parser.parse_args()
     n = args.stages
     variants = [v for v in args.variants.split(",") if v]
@@ -93,16 +106,21 @@ def main() -> None:
         commands: dict[str, tuple[list[str], list[str]]] = {
             "floor": ([*FLOOR, "1"], [*FLOOR, str(n)])
         }
+        sources: dict[str, str | None] = {"floor": None}
+        baseline = str(Path(args.baseline).resolve()) if args.baseline else None
         for kind in variants:
             for size in (1, n):
                 (work / f"{kind}{size}.yaml").write_text(chain(kind, size))
-            commands[kind] = (
+            runs = (
                 [*TASKDAEMON, "run", "-q", f"{kind}1.yaml"],
                 [*TASKDAEMON, "run", "-q", f"{kind}{n}.yaml"],
             )
-        for one, many in commands.values():  # warm-up: page cache, .pyc files
-            timed(one, work, work / "home")
-            timed(many, work, work / "home")
+            commands[kind], sources[kind] = runs, None
+            if baseline:
+                commands[f"{kind}@base"], sources[f"{kind}@base"] = runs, baseline
+        for name, (one, many) in commands.items():  # warm-up: page cache, .pyc files
+            timed(one, work, work / "home", sources[name])
+            timed(many, work, work / "home", sources[name])
         wall: dict[str, list[float]] = {name: [] for name in commands}
         cpu: dict[str, list[float]] = {name: [] for name in commands}
         ratios: dict[str, list[float]] = {name: [] for name in commands if name != "floor"}
@@ -112,8 +130,8 @@ def main() -> None:
             per_round: dict[str, float] = {}
             for name in order:
                 one, many = commands[name]
-                w1, c1 = timed(one, work, work / "home")
-                wn, cn = timed(many, work, work / "home")
+                w1, c1 = timed(one, work, work / "home", sources[name])
+                wn, cn = timed(many, work, work / "home", sources[name])
                 per_round[name] = (wn - w1) / (n - 1)
                 wall[name].append(per_round[name])
                 cpu[name].append((cn - c1) / (n - 1))
@@ -134,7 +152,7 @@ def main() -> None:
         f"(load average {load:.1f} on {os.cpu_count()} CPUs)"
     )
     print(f"  {'variant':<9} {'wall ms/stage (median, range)':<32} {'cpu ms/stage':>12}  x floor")
-    for name in ["floor", *variants]:
+    for name in commands:
         w = wall[name]
         spread = f"({min(w) * 1e3:.3f}-{max(w) * 1e3:.3f})"
         line = (

@@ -331,12 +331,19 @@ class ResourceSampler:
         return self._self_process
 
     def stage_started(
-        self, key: tuple[str, str], pipeline: str, stage: str, *, is_command: bool
+        self,
+        key: tuple[str, str],
+        pipeline: str,
+        stage: str,
+        *,
+        is_command: bool,
+        cpu: float | None = None,
     ) -> None:
-        """A stage execution started; Python stages take this process's CPU as baseline."""
+        """A stage execution started; Python stages take this process's CPU as baseline
+        (``cpu``, the caller's ``time.process_time()`` reading, else read here)."""
         sampled = _Sampled(pipeline, stage, None, is_command)
         if not is_command:
-            sampled.last_cpu = time.process_time()
+            sampled.last_cpu = time.process_time() if cpu is None else cpu
             sampled.last_wall = self._clock()
         with self._lock:
             self._running[key] = sampled

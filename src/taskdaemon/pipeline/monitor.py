@@ -752,6 +752,7 @@ class PipelineMonitor:
                 recorded.payload_attributes(self.capture, event.inputs),
                 timestamp=_ns(event.at),
             )
+        cpu_start = None if info.is_command else time.process_time()  # one clock read, two uses
         run.open[event.task_run_id] = _Execution(
             span=span,
             stage=event.stage,
@@ -760,7 +761,7 @@ class PipelineMonitor:
             started_at=event.at,
             queue_time=queue_time,
             is_command=info.is_command,
-            cpu_start=0.0 if info.is_command else time.process_time(),
+            cpu_start=cpu_start or 0.0,
         )
         run.ran.add(event.stage)
         key = (event.stage, event.instance)
@@ -777,6 +778,7 @@ class PipelineMonitor:
             run.pipeline.name,
             event.stage,
             is_command=info.is_command,
+            cpu=cpu_start,
         )
 
     def _stage_process(self, event: StageProcess) -> None:
