@@ -1,0 +1,42 @@
+"""The span store writer's rewrite of open spans: deferred when it is costly, never lost."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor, writer
+
+
+def _open_body(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        (body,) = conn.execute("SELECT body FROM spans WHERE end_ns IS NULL").fetchone()
+    return str(body)
+
+
+def test_deferred_refresh_keeps_an_open_spans_events_for_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a rewrite of open spans the writer waits REFRESH_SPACING times its duration before
+    the next one (batches in between write only their own rows); events an open span gained
+    meanwhile still reach the file, at the latest when the writer shuts down."""
+    monkeypatch.setattr(writer, "REFRESH_SPACING", 1e12)  # the next rewrite is never due
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    span = tracer.start_span("open")
+    span.add_event("first-event")
+    processor.force_flush()  # the start row, with the first event; the rewrite ran (due at 0)
+    span.add_event("second-event")
+    tracer.start_span("other").end()  # a batch of its own, while the rewrite is not due
+    processor.force_flush()
+    deferred = _open_body(db)
+    processor.shutdown()  # closing: open spans are rewritten whatever the spacing
+    final = _open_body(db)
+    assert ("first-event" in deferred, "second-event" in deferred) == (True, False)
+    assert ("first-event" in final, "second-event" in final) == (True, True)
