@@ -3,8 +3,9 @@
 ``.venv/bin/python benchmarks/concurrent_runs.py [--runs 2000] [--rounds 3] [--handler async]``
 
 Starts ``--runs`` runs of a 22-stage pipeline at once on one engine, monitored as
-``taskdaemon run`` and ``serve`` monitor them (``cli/telemetry.build_telemetry`` with the default
-settings: the embedded span store and a Prometheus reader, in a fresh ``TASKDAEMON_HOME``), and
+``taskdaemon serve`` monitors them, less the HTTP server (``cli/telemetry.build_telemetry`` with
+the default settings and its Prometheus reader: the embedded span store, the metrics SDK, in a
+fresh ``TASKDAEMON_HOME``; ``PipelineMonitor`` with the settings' payload capture), and
 waits until every run ended and every span is written (``force_flush``). The pipeline: one entry
 stage, four branches of five stages after it, one stage joining them (mode ``all``); each stage
 is a no-op Python handler (``async def``, or a plain ``def`` with ``--handler sync``, which runs
@@ -71,19 +72,35 @@ def pipeline_yaml(handler: str) -> str:
 
 async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
     import contextlib  # the child's imports stay out of the parent
+    import inspect
 
-    from taskdaemon.pipeline.cli.serve import start_monitoring
+    from taskdaemon.pipeline.cli.telemetry import build_telemetry
     from taskdaemon.pipeline.config import parse_pipeline
     from taskdaemon.pipeline.engine import Engine
     from taskdaemon.pipeline.loops import LoopRegistry
+    from taskdaemon.pipeline.monitor import PipelineMonitor
+    from taskdaemon.pipeline.payloads import PayloadCapture
     from taskdaemon.pipeline.settings import load_settings
 
     os.environ["TASKDAEMON_HOME"] = str(home)
+    settings = load_settings()
     definition = parse_pipeline(pipeline_yaml(handler), source="fan.yaml")
+    # What ``taskdaemon serve`` monitors with, less the HTTP server: the store and a Prometheus
+    # reader (older checkouts build the reader without being asked).
+    options: dict[str, Any] = {}
+    if "serve_metrics" in inspect.signature(build_telemetry).parameters:
+        options["serve_metrics"] = True
+    telemetry = build_telemetry(settings, **options)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        capture=PayloadCapture(
+            max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
+        ),
+    )
     async with contextlib.AsyncExitStack() as stack:
-        monitoring = start_monitoring(load_settings(), serve=None, stack=stack)
-        telemetry = monitoring.telemetry
-        engine = Engine(resolver=LoopRegistry.default(), observers=monitoring.observers)
+        stack.callback(telemetry.shutdown)
+        engine = Engine(resolver=LoopRegistry.default(), observers=[monitor])
         async with engine:
             await engine.run(definition, {})  # warm-up: imports, caches
             await asyncio.to_thread(telemetry.tracer_provider.force_flush)

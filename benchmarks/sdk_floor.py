@@ -4,10 +4,12 @@
 metric records that ``taskdaemon run -q`` makes for a chain of ``N`` no-op Python stages with
 the default settings, through the same SDK set-up (``cli/telemetry.build_telemetry``): a
 ``TracerProvider`` feeding the embedded span store's ``SqliteSpanProcessor`` (the default
-``TASKDAEMON_SPAN_SOURCE``; no exporter, hence no batch processor, is configured by default), a
-``MeterProvider`` with a ``PrometheusMetricReader`` and the same histogram views, both shut down
-at exit. ``--batch`` adds a ``BatchSpanProcessor`` over an exporter that drops spans (what
-``taskdaemon run`` adds when an OTLP exporter is configured).
+``TASKDAEMON_SPAN_SOURCE``; no exporter, hence no batch processor, is configured by default),
+shut down at exit, and the metric records made through the API's no-op meter provider (``run``
+without ``--serve`` has no metric reader, so no metrics SDK). ``--prometheus`` makes them through
+a ``MeterProvider`` with a ``PrometheusMetricReader`` and the same histogram views (what
+``--serve`` adds); ``--batch`` adds a ``BatchSpanProcessor`` over an exporter that drops spans
+(what an OTLP exporter adds).
 
 Per stage, as the monitor records it (``benchmarks/per_stage.py`` checks the counts):
 
@@ -40,6 +42,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
@@ -103,22 +106,24 @@ def trigger_event(stage: str, kind: str, description: str, ready: bool, detail: 
     }
 
 
-def run(stages: int, home: Path, batch: bool) -> None:
+def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
     resource = Resource.create({"service.name": "taskdaemon", "service.version": __version__})
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     tracer_provider.add_span_processor(SqliteSpanProcessor(home / "spans.db"))
     if batch:
         tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     aggregation = ExplicitBucketHistogramAggregation(boundaries=BUCKETS)
-    meter_provider = MeterProvider(
-        resource=resource,
-        metric_readers=[PrometheusMetricReader(registry=CollectorRegistry(auto_describe=True))],
-        views=[
-            View(instrument_type=Histogram, instrument_name=pattern, aggregation=aggregation)
-            for pattern in ("pipeline.*", "cicd.pipeline.*")
-        ],
-        shutdown_on_exit=False,
-    )
+    meter_provider: Any = NoOpMeterProvider()
+    if prometheus:
+        meter_provider = MeterProvider(
+            resource=resource,
+            metric_readers=[PrometheusMetricReader(registry=CollectorRegistry(auto_describe=True))],
+            views=[
+                View(instrument_type=Histogram, instrument_name=pattern, aggregation=aggregation)
+                for pattern in ("pipeline.*", "cicd.pipeline.*")
+            ],
+            shutdown_on_exit=False,
+        )
     tracer = tracer_provider.get_tracer("taskdaemon", __version__)
     meter = meter_provider.get_meter("taskdaemon", __version__)
 
@@ -241,7 +246,8 @@ def run(stages: int, home: Path, batch: bool) -> None:
     cicd_duration.record(
         duration, {"cicd.pipeline.name": pipeline, "cicd.pipeline.result": "success"}
     )
-    meter_provider.shutdown()
+    if prometheus:
+        meter_provider.shutdown()
     tracer_provider.shutdown()
     print(run_id, flush=True)
 
@@ -250,14 +256,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("stages", type=int)
     parser.add_argument("--batch", action="store_true", help="add a BatchSpanProcessor")
+    parser.add_argument(
+        "--prometheus", action="store_true", help="the metrics SDK with a Prometheus reader"
+    )
     args = parser.parse_args()
     home = os.environ.get("TASKDAEMON_HOME")
     if home:
         Path(home).mkdir(parents=True, exist_ok=True)
-        run(args.stages, Path(home), args.batch)
+        run(args.stages, Path(home), args.batch, args.prometheus)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        run(args.stages, Path(tmp), args.batch)
+        run(args.stages, Path(tmp), args.batch, args.prometheus)
 
 
 if __name__ == "__main__":
