@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-from taskdaemon.pipeline._record_queue import INLINE_BATCH, RecordQueue
+from taskdaemon.pipeline._record_queue import INLINE_BATCH, QUEUE_BOUND, RecordQueue
 
 
 def test_a_producer_faster_than_the_worker_handles_batches_itself() -> None:
-    """A producer that outruns the worker (a loop that never waits) never leaves more than
-    INLINE_BATCH records queued: it handles the batch itself, so memory stays bounded, and
-    every record is still handled once, in order."""
+    """A producer that outruns the worker (a loop that never waits) never leaves QUEUE_BOUND
+    records queued: past INLINE_BATCH it handles the queue itself whenever the worker is not
+    draining it, so memory stays bounded, and every record is still handled once, in order."""
     handled: list[int] = []
     threads: set[str] = set()
     producer = threading.current_thread().name
@@ -26,14 +26,15 @@ def test_a_producer_faster_than_the_worker_handles_batches_itself() -> None:
     queue = RecordQueue(handle)
     try:
         most = 0
-        for record in range(INLINE_BATCH * 8):
+        for record in range(QUEUE_BOUND * 4):
             queue.put(record)
             most = max(most, len(queue._pending))
         queue.settle()
     finally:
         queue.close()
-    assert most < INLINE_BATCH
-    assert list(range(INLINE_BATCH * 8)) == handled
+    assert INLINE_BATCH < QUEUE_BOUND
+    assert most < QUEUE_BOUND
+    assert list(range(QUEUE_BOUND * 4)) == handled
     assert producer in threads
 
 
