@@ -35,7 +35,15 @@ from pipeline_monitor_support import (
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
-SERVICES = {"taskdaemon", "otel-collector", "tempo", "prometheus", "alertmanager", "grafana"}
+SERVICES = {
+    "taskdaemon",
+    "otel-collector",
+    "tempo",
+    "loki",
+    "prometheus",
+    "alertmanager",
+    "grafana",
+}
 # What Grafana substitutes before a query reaches Prometheus (the "All" pipeline value is ".*").
 GRAFANA_VARIABLES = {
     "${pipeline:regex}": ".*",

@@ -125,6 +125,9 @@ class TriggerEvaluated:
     stage_ready: bool
     at: float
     detail: str = ""  # e.g. the upstream result, the filter's value, the evaluation error
+    # What a CEL condition or filter read (its context, pruned to the variables it names);
+    # None for other triggers. Live engine data: observers must copy what they keep.
+    values: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

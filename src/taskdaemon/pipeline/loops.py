@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.stage_output import OutputCapture, communicate
 
 if TYPE_CHECKING:  # imported where a command stage runs: validating needs neither
     import psutil
@@ -91,8 +92,6 @@ class StageContext:
 
 Handler: TypeAlias = Callable[[StageContext], Awaitable[Mapping[str, Any]]]
 
-#: How much of a failed command's stderr its error message keeps.
-STDERR_TAIL_LINES = 20
 #: How often the process tree of a command stage is sampled, in seconds.
 SAMPLE_INTERVAL = 0.1
 #: Seconds between SIGTERM and SIGKILL when a command stage is cancelled.
@@ -210,11 +209,6 @@ def _parse_stdout(text: str) -> Mapping[str, Any]:
                 return value
     # Like the shell's $(...): trailing newlines are not part of the value.
     return {"stdout": text.rstrip("\n"), "exit_code": 0}
-
-
-def _tail(data: bytes, lines: int = STDERR_TAIL_LINES) -> str:
-    text = data.decode(errors="replace").rstrip("\n")
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class _TreeSampler:
@@ -343,7 +337,9 @@ def command_handler(
     are also written as one JSON object on stdin.
 
     Result: stdout parsed as JSON when it is a JSON object, else
-    ``{"stdout": text, "exit_code": 0}``. A non-zero exit raises :class:`CommandFailedError`
+    ``{"stdout": text, "exit_code": 0}``. Both streams are captured line by line as log
+    records of the stage while the command runs (``stage_output``: bounded per stage). A
+    non-zero exit raises :class:`CommandFailedError`
     with the code and the last lines of stderr. On cancellation (the engine's timeout included)
     the whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds, and the
     cancellation is re-raised. When the command exits, whatever it left running in its process
@@ -394,8 +390,16 @@ def command_handler(
         sampler = _TreeSampler(process.pid)
         sampling = asyncio.create_task(sampler.run(sample_interval))
         ctx.report_process(process.pid)
+        capture = OutputCapture(
+            run_id=ctx.run_id,
+            pipeline=ctx.pipeline,
+            stage=ctx.stage,
+            instance=ctx.instance,
+            attempt=ctx.attempt,
+            environment=env,
+        )
         try:
-            stdout, stderr = await process.communicate(stdin)
+            await communicate(process, stdin, capture)
         except BaseException:
             await asyncio.shield(_terminate_group(process, kill_grace))
             raise
@@ -408,8 +412,8 @@ def command_handler(
         code = process.returncode
         assert code is not None  # communicate() returns after the process was reaped
         if code != 0:
-            raise CommandFailedError(text, code, _tail(stderr))
-        return _parse_stdout(stdout.decode(errors="replace"))
+            raise CommandFailedError(text, code, capture.stderr_tail)
+        return _parse_stdout(capture.stdout.decode(errors="replace"))
 
     return run_command
 

@@ -337,6 +337,13 @@ class PipelineMonitor:
             StageSkipped: self._stage_skipped,
             EventPublished: self._event_published,
         }
+        self._hooks: tuple[Callable[[EngineEvent, SpanContext | None], None], ...] = ()
+
+    def add_event_hook(self, hook: Callable[[EngineEvent, SpanContext | None], None]) -> None:
+        """Call ``hook(event, span_context)`` after each record is handled, on the thread that
+        handles it, with the span the record belongs to (its execution's, else its stage's open
+        one, else the run's; None for an unknown run). ``run_log`` writes run logs this way."""
+        self._hooks = (*self._hooks, hook)
 
     # --- observer protocol ----------------------------------------------------------------
 
@@ -370,11 +377,31 @@ class PipelineMonitor:
 
     def _handle(self, event: EngineEvent) -> None:
         try:
+            opens = isinstance(event, RunStarted | StageStarted)  # its span exists only after
+            span = None if opens or not self._hooks else self._span_context_of(event)
             handler = self._handlers.get(type(event))
             if handler is not None:
                 handler(event)
+            for hook in self._hooks:
+                hook(event, span if span is not None else self._span_context_of(event))
         except Exception:
             _logger.warning("monitor failed on %s", type(event).__name__, exc_info=True)
+
+    def _span_context_of(self, event: EngineEvent) -> SpanContext | None:
+        run = self._runs.get(event.run_id)
+        if run is None:
+            return None
+        task_run = getattr(event, "task_run_id", None)
+        if task_run is not None:
+            execution = run.open.get(task_run)
+            if execution is not None:
+                return execution.span.get_span_context()
+            if (ended := run.ended.get(task_run)) is not None:
+                return ended
+        stage = getattr(event, "stage", None)
+        if stage is not None and (span := self._open_span_of(run, stage)) is not None:
+            return span.get_span_context()
+        return run.span.get_span_context()
 
     def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
         """Start the run span now and answer its trace id (the run id); None if not tracing."""

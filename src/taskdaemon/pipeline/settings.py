@@ -23,7 +23,11 @@ variable                        meaning                                 default
 ``TASKDAEMON_EXPORT_TIMEOUT``   bound, seconds, on one OTLP export and   ``5``
                                 on the whole telemetry shutdown
 ``TASKDAEMON_LOG_FORMAT``       ``json`` or ``text``                     ``text``
-``TASKDAEMON_LOG_LEVEL``        a :mod:`logging` level name              ``INFO``
+``TASKDAEMON_LOG_LEVEL``        ``trace``, ``debug``, ``info``,          ``INFO``
+                                ``warning``, ``error`` (``critical``)
+``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` command output lines captured as  ``10000``
+                                log records per stage execution
+``TASKDAEMON_LOG_CAPTURE_MAX_BYTES`` the same bound in bytes            ``1048576``
 ``TASKDAEMON_API_TOKEN``        the HTTP API's token (16+ characters);   generated at start
                                 required to bind beyond loopback
 ``TASKDAEMON_API_USER``         the principal the token stands for       the server's OS user
@@ -49,7 +53,9 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 * ``OTEL_METRICS_EXPORTER``: comma list of ``prometheus``, ``otlp``…, ``console``, ``none``;
   default ``prometheus``. ``prometheus`` always means *our* reader served on ``/metrics`` (one
   reader per registry, so no duplicate series), never a second HTTP server on 9464.
-* ``OTEL_LOGS_EXPORTER``: ``otlp``…, ``console``, ``none``; default ``none``.
+* ``OTEL_LOGS_EXPORTER``: ``otlp``…, ``console``, ``none``; default ``none`` **unless**
+  ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`` is set, which selects
+  ``otlp`` (as for traces: a configured collector gets the run logs beside the spans).
 * ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_PROTOCOL``: ``grpc`` (default) or
   ``http/protobuf`` (``http/json`` is rejected: the Python SDK has no such exporter).
 * ``OTEL_EXPORTER_OTLP_*`` endpoints, headers, timeouts, certificates, compression: read by the
@@ -71,6 +77,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 
 __all__ = [
@@ -90,7 +97,6 @@ METRICS_EXPORTERS = frozenset(
 LOGS_EXPORTERS = frozenset({"otlp", "otlp_proto_grpc", "otlp_proto_http", "console", "none"})
 OTLP_PROTOCOLS = frozenset({"grpc", "http/protobuf"})
 
-_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")
 _OTLP_SIGNALS = ("TRACES", "METRICS", "LOGS")
 
 
@@ -124,6 +130,8 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     api_user: str | None = None
     api_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
+    log_capture_max_lines: int = Field(default=10_000, ge=0)
+    log_capture_max_bytes: int = Field(default=1_048_576, ge=0)
 
     otel_service_name: str | None = _otel("OTEL_SERVICE_NAME")
     otel_resource_attributes: str | None = _otel("OTEL_RESOURCE_ATTRIBUTES")
@@ -195,10 +203,8 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _check_level(cls, value: str) -> str:
-        level = value.strip().upper()
-        if level not in _LOG_LEVELS:
-            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}, not {value!r}")
-        return level
+        number = level_number(value)  # ValueError names the choices
+        return str(logging.getLevelName(number))
 
     @field_validator(
         "otel_traces_exporter", "otel_metrics_exporter", "otel_logs_exporter", mode="before"
@@ -317,7 +323,11 @@ class Settings(BaseSettings):
     @property
     def logs_exporters(self) -> tuple[str, ...]:
         """Log exporters to build (empty means logs stay local)."""
-        return tuple(n for n in (self.otel_logs_exporter or ()) if n != "none")
+        names = self.otel_logs_exporter
+        if names is None:
+            has_endpoint = self.otel_exporter_otlp_endpoint or self.otel_exporter_otlp_logs_endpoint
+            names = ("otlp",) if has_endpoint else ()
+        return tuple(n for n in names if n != "none")
 
     def otlp_protocol(self, signal: Literal["traces", "metrics", "logs"]) -> str:
         """The OTLP protocol of one signal: its own variable, else the general one, else grpc."""
@@ -337,7 +347,7 @@ class Settings(BaseSettings):
     @property
     def log_level_number(self) -> int:
         """``log_level`` as the :mod:`logging` number."""
-        return logging.getLevelNamesMapping()[self.log_level]
+        return level_number(self.log_level)
 
 
 def _check_names(value: tuple[str, ...] | None, allowed: frozenset[str]) -> tuple[str, ...] | None:

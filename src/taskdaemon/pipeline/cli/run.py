@@ -50,6 +50,7 @@ from typing import IO, Any
 import yaml
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
@@ -63,7 +64,7 @@ from taskdaemon.pipeline.events import (
     StageSkipped,
     StageStarted,
 )
-from taskdaemon.pipeline.loops import LoopRegistry
+from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
@@ -78,6 +79,7 @@ __all__ = [
     "run_pipeline",
 ]
 
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
 EXIT_SUCCESS = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -149,6 +151,7 @@ def register(subparsers: Any) -> None:
         help="serve /metrics, /healthz, /readyz and the run API during the run "
         "(HOST defaults to TASKDAEMON_METRICS_HOST)",
     )
+    add_log_level_option(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -231,8 +234,16 @@ class ProgressView:
         self._stream.write(f"{elapsed:8.2f}s  {label:<24} {what}\n")
         self._stream.flush()
 
+    def _write_tail(self, tail: str) -> None:
+        """A failed command's last stderr lines, indented under its failure line (redacted,
+        control characters escaped: the text came from the command)."""
+        for line in tail.splitlines():
+            self._stream.write(f"{'':10}  | {redact_text(line).translate(_CONTROLS)}\n")
+        self._stream.flush()
+
     def on_event(self, event: EngineEvent) -> None:
-        """Write the line for ``event`` (most events have none)."""
+        """Write the line for ``event`` (most events have none); a failed command's stderr tail
+        follows its failure line."""
         if isinstance(event, StageStarted):
             if event.event is not None or event.instance > 0:
                 self._multi.add(event.stage)
@@ -246,6 +257,8 @@ class ProgressView:
             detail = f": {_one_line(error)}" if error else ""
             retry = " (will retry)" if event.will_retry else ""
             self._write(event.stage, f"{event.status}{took}{retry}{detail}", event.instance)
+            if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
+                self._write_tail(event.exception.stderr_tail)
         elif isinstance(event, StageRetrying):
             self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
         elif isinstance(event, StageSkipped):
@@ -319,7 +332,7 @@ def build_observers(
     from taskdaemon.pipeline.cli.serve import parse_address, start_monitoring  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
-    settings = load_settings()
+    settings = load_settings(**settings_overrides(args))
     serve = getattr(args, "serve", None)
     try:
         address = parse_address(serve, settings.metrics_host) if serve else None

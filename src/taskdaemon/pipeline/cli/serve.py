@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
+from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
+from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
@@ -119,6 +121,7 @@ def start_monitoring(
             max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
         ),
     )
+    install_run_logging(settings, monitor, telemetry, stack)
     controller = server = None
     if serve is not None:
         from taskdaemon.pipeline.server import (  # noqa: PLC0415 - see the module docstring
@@ -217,6 +220,7 @@ def register(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="a request field of every run (VALUE is JSON when it parses); repeatable",
     )
+    add_log_level_option(parser)
     parser.set_defaults(func=serve_command)
 
 
@@ -237,7 +241,7 @@ class _AutoApprove:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run the daemon described by ``args``; returns the exit code."""
-    settings = load_settings()
+    settings = load_settings(**settings_overrides(args))
     host = args.host or settings.metrics_host
     port = settings.metrics_port if args.port is None else args.port
     if not 0 <= port <= 65535:

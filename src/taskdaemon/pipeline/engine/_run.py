@@ -368,7 +368,14 @@ class _Run:
         self.engine._emit(event)
 
     def evaluated(
-        self, srt: _StageRun, index: int, state: TriggerState, detail: str, ready: bool
+        self,
+        srt: _StageRun,
+        index: int,
+        state: TriggerState,
+        detail: str,
+        ready: bool,
+        *,
+        values: Mapping[str, Any] | None = None,
     ) -> None:
         if self.engine._observers:
             trigger = srt.cs.stage.triggers[index]
@@ -384,6 +391,7 @@ class _Run:
                     ready,
                     self.engine._clock(),
                     detail,
+                    values,
                 )
             )
 
@@ -587,6 +595,7 @@ class _Run:
 
     def evaluate(self, srt: _StageRun, index: int, trigger: Any) -> None:
         """Re-evaluate one non-event trigger, update the counters, report it."""
+        values = None
         if isinstance(trigger, OnCompletion):
             upstream = self.stages[trigger.stage]
             state, detail = evaluate_completion(
@@ -602,12 +611,10 @@ class _Run:
                 )
         elif isinstance(trigger, OnCondition):
             compiled = srt.cs.conditions[index]
-            state, detail = evaluate_condition(
-                compiled.expression,
-                expression_context(
-                    compiled.expression, compiled.refs, self.request, self.stages_ctx
-                ),
+            values = expression_context(
+                compiled.expression, compiled.refs, self.request, self.stages_ctx
             )
+            state, detail = evaluate_condition(compiled.expression, values)
         elif isinstance(trigger, Manual):
             state, detail = evaluate_manual(trigger, srt.approval)
         else:  # pragma: no cover - on_event triggers are not evaluated here
@@ -625,7 +632,7 @@ class _Run:
             srt.states[index] = state
         if self.engine._observers:
             ready = (srt.gate() if srt.cs.has_events else srt.readiness()) is _SATISFIED
-            self.evaluated(srt, index, state, detail, ready)
+            self.evaluated(srt, index, state, detail, ready, values=values)
 
     def update(self, srt: _StageRun) -> None:
         """Act on a stage's trigger states: fire it, skip it, or ask for its approval."""
@@ -862,19 +869,18 @@ class _Run:
                 if srt.final:
                     continue
             compiled = srt.cs.filters[index]
+            values = None
             if compiled is None:
                 accepted, detail = True, "no filter"
             else:
-                accepted, detail = evaluate_filter(
+                values = expression_context(
                     compiled.expression,
-                    expression_context(
-                        compiled.expression,
-                        compiled.refs,
-                        self.request,
-                        self.stages_ctx,
-                        {"event": payload},
-                    ),
+                    compiled.refs,
+                    self.request,
+                    self.stages_ctx,
+                    {"event": payload},
                 )
+                accepted, detail = evaluate_filter(compiled.expression, values)
             if self.engine._observers:
                 ready = accepted and srt.gate() is _SATISFIED
                 self.evaluated(
@@ -883,6 +889,7 @@ class _Run:
                     _SATISFIED if accepted else _PENDING,
                     f"event {self.event_seq}: {detail}",
                     ready,
+                    values=values,
                 )
             if accepted:
                 srt.events.append((payload, source))

@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 5 (``PRAGMA user_version``):
+Schema version 6 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -19,6 +19,11 @@ Schema version 5 (``PRAGMA user_version``):
 - ``writers``: one row per processor (pid, host, start, heartbeat, clean close);
 - the report aggregates (v5): ``stage_keys``, ``run_aggregates``, ``stage_attempts``,
   ``critical_steps``, described in ``tracking._aggregates_schema``.
+- ``logs`` (v6): one row per log record of a run (``trace_id`` = run id; ``tracking.log_writer``
+  writes them, ``tracking.log_read`` reads them): time, severity number and text, the stage,
+  instance and attempt, the span id, the logger (scope) name, the body and the other attributes
+  as a JSON object. Rows are appended in order (``id``), so a reader follows a run by asking for
+  ids above the last one it saw; retention deletes a run's logs with its spans.
 
 Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirteen columns and a
 unique index on (trace id, span id): random trace ids scattered index entries over the whole
@@ -30,7 +35,8 @@ Migrations run in one write transaction when a file is opened: version 1 gains t
 table and ``runs.writer_id`` (its open runs, having no known writer, read as interrupted);
 version 2 (spans in a WITHOUT ROWID tree keyed by trace id) and 3 (a rowid table with a unique
 index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each;
-version 4 gains the (empty) aggregate tables.
+version 4 gains the (empty) aggregate tables;
+version 5 gains the ``logs`` table.
 """
 
 from __future__ import annotations
@@ -46,9 +52,28 @@ from taskdaemon.pipeline.tracking._aggregates_schema import create_aggregates
 
 __all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
 
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 
-_DDL: Final = """
+_LOGS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    time_ns INTEGER NOT NULL,
+    severity INTEGER NOT NULL,
+    level TEXT NOT NULL,
+    pipeline TEXT,
+    stage TEXT,
+    instance INTEGER,
+    attempt INTEGER,
+    span_id TEXT,
+    scope TEXT NOT NULL,
+    body TEXT NOT NULL,
+    attributes TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id, id)
+"""
+
+_BASE_DDL: Final = """
 CREATE TABLE IF NOT EXISTS traces (
     trace_no INTEGER PRIMARY KEY,
     trace_id TEXT NOT NULL UNIQUE,
@@ -104,6 +129,7 @@ CREATE TABLE IF NOT EXISTS writers (
     closed_ns INTEGER
 );
 """
+_DDL: Final = _BASE_DDL + ";\n" + _LOGS_DDL
 
 
 def _execute_script(conn: sqlite3.Connection, script: str) -> None:
@@ -148,14 +174,20 @@ def _migrate_thirteen_columns_to_4(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE spans_v3")
 
 
+def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
+    """v6 keeps runs' log records beside their spans."""
+    _execute_script(conn, _LOGS_DDL)
+
+
 _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
     3: _migrate_thirteen_columns_to_4,
     4: create_aggregates,
+    5: _migrate_5_to_6,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6}
 
 
 def rollback(conn: sqlite3.Connection) -> None:

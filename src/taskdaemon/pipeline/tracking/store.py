@@ -375,9 +375,9 @@ class SpanStore:
         self, policy: RetentionPolicy, *, now: float | None = None
     ) -> RetentionResult:
         """Delete, per pipeline, runs older than ``policy.max_age`` or beyond the newest
-        ``policy.keep``, with all their spans, in one transaction; never a run still being
-        written. Traces that have no run row (foreign spans) whose first span is older than
-        ``max_age`` go too, and resources no remaining trace uses. Freed pages are then
+        ``policy.keep``, with their spans and log records, in one transaction; never a run
+        still being written. Traces that have no run row (foreign spans) whose first span is
+        older than ``max_age`` go too, and resources no remaining trace uses. Freed pages are then
         released with an incremental vacuum."""
         if not policy.is_active:
             return RetentionResult(0, 0)
@@ -431,6 +431,9 @@ class SpanStore:
                 )
                 conn.execute(
                     "DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
+                )
+                conn.execute(
+                    "DELETE FROM logs WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
                 )
                 runs = conn.execute(
                     "DELETE FROM runs WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"

@@ -1,0 +1,78 @@
+"""Wiring of run logs for the ``taskdaemon`` process (``start_monitoring`` calls it).
+
+* the monitor gets a :class:`~taskdaemon.pipeline.run_log.RunLog` hook (lifecycle records, and
+  engine decisions / events at ``debug`` / ``trace``);
+* with the embedded store (``sqlite:///`` span source), a
+  :class:`~taskdaemon.pipeline.tracking.log_writer.SqliteLogWriter` on the same file takes the
+  captured command output and every ``logging`` record that belongs to a run;
+* with an OTel ``LoggerProvider`` (``OTEL_LOGS_EXPORTER``, or an OTLP endpoint), captured output
+  is also exported (records already are, by ``logs.OTelLogHandler``);
+* the capture bound comes from ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES``.
+
+Decision: the console (stderr) does not print lifecycle records nor captured output: ``run``
+already prints one progress line per transition, and a command's output is read with
+``taskdaemon logs`` (a failed command's stderr tail is printed under its failure). Decision and
+event records (``--log-level debug|trace``) do reach the console: that is what one asks them for.
+Everything is undone when ``stack`` closes (the writer flushed within the export timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.logs import ContextFilter
+from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
+from taskdaemon.pipeline.settings import Settings
+
+__all__ = ["install_run_logging"]
+
+_NOT_ON_CONSOLE = (LIFECYCLE_LOGGER, "taskdaemon.run.output")
+
+
+class _ConsoleFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith(_NOT_ON_CONSOLE)
+
+
+def install_run_logging(
+    settings: Settings, monitor: Any, telemetry: Any, stack: contextlib.AsyncExitStack
+) -> Any | None:
+    """Install run logging (see the module docstring); returns the store's log writer, if any."""
+    previous = stage_output.set_capture_limits(
+        stage_output.CaptureLimits(settings.log_capture_max_lines, settings.log_capture_max_bytes)
+    )
+    stack.callback(stage_output.set_capture_limits, previous)
+    monitor.add_event_hook(RunLog())
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if getattr(handler, "_taskdaemon_installed", False) and isinstance(
+            handler, logging.StreamHandler
+        ):
+            handler.addFilter(_ConsoleFilter())
+    writer = None
+    if settings.span_source.lower().startswith("sqlite:///"):
+        from taskdaemon.pipeline.tracking.log_read import store_path  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter  # noqa: PLC0415
+
+        writer = SqliteLogWriter(store_path(settings.span_source))
+        handler = writer.handler()
+        handler.addFilter(ContextFilter())
+        root.addHandler(handler)
+        stage_output.add_output_sink(writer)
+
+        def close_writer() -> None:
+            stage_output.remove_output_sink(writer)
+            root.removeHandler(handler)
+            writer.close(settings.export_timeout)
+
+        stack.callback(close_writer)
+    if telemetry.logger_provider is not None:
+        from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
+
+        sink = OTelOutputSink(telemetry.logger_provider)
+        stage_output.add_output_sink(sink)
+        stack.callback(stage_output.remove_output_sink, sink)
+    return writer

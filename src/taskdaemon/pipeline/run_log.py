@@ -1,0 +1,343 @@
+"""Run logs: engine events turned into structured ``logging`` records tied to their spans.
+
+The engine knows nothing of logging configuration or OTel: :class:`RunLog` is a hook of the
+monitor (``PipelineMonitor.add_event_hook``), called on the monitor's worker thread after each
+engine event is handled, with the span that event belongs to. It writes stdlib records, so they
+reach every handler the process installed (console, the span store's log table, OTLP). Each
+record carries ``run_id``, ``pipeline``, ``stage``, ``instance``, ``attempt``, ``trace_id``,
+``span_id`` (the ones that apply; the run's span for run-level records), ``event`` (a dotted
+name) and the fields below; its time is the event's.
+
+Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
+
+* ``taskdaemon.run.lifecycle`` (INFO and up, the default level): run started / finished
+  (ERROR when it failed, WARNING when cancelled); stage started, finished (ERROR on failure or
+  timeout, WARNING when cancelled or retried), retried (WARNING, with ``delay_s``), skipped;
+* ``taskdaemon.run.decision`` (DEBUG): each trigger evaluation (``trigger``, ``expression`` for
+  CEL triggers, ``values`` it read, redacted, ``result``, ``stage_ready``); the wait for a worker
+  slot (``wait_s``, on queueing and on start); the resolved data mappings (``inputs`` on start,
+  ``outputs`` on success); approvals requested and resolved;
+* ``taskdaemon.run.event`` (TRACE): every engine event, as its type and fields.
+
+Values are redacted (``redaction.redact``) and cut to :data:`MAX_VALUE_CHARS` of JSON. Nothing
+is computed for a level that is off (one ``isEnabledFor`` per event).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from opentelemetry.trace import SpanContext
+
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    EngineEvent,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    TriggerEvaluated,
+)
+from taskdaemon.pipeline.log_levels import TRACE
+from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
+from taskdaemon.pipeline.redaction import redact
+
+__all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "MAX_VALUE_CHARS", "RunLog"]
+
+LIFECYCLE_LOGGER: Final = "taskdaemon.run.lifecycle"
+DECISION_LOGGER: Final = "taskdaemon.run.decision"
+EVENT_LOGGER: Final = "taskdaemon.run.event"
+#: JSON of a logged value (inputs, CEL values, event fields) is cut past this many characters.
+MAX_VALUE_CHARS: Final = 2048
+
+_lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
+_decision = logging.getLogger(DECISION_LOGGER)
+_event = logging.getLogger(EVENT_LOGGER)
+
+
+def _value(value: Any) -> str:
+    """Redacted, bounded JSON of ``value``."""
+    try:
+        text = json.dumps(redact(value), default=str, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    if len(text) > MAX_VALUE_CHARS:
+        text = text[: MAX_VALUE_CHARS - 1] + "…"
+    return text
+
+
+class RunLog:
+    """The monitor hook writing run logs (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._pipelines: dict[str, Pipeline] = {}
+
+    def __call__(self, event: EngineEvent, span: SpanContext | None) -> None:
+        """Write the records of ``event`` (never raises into the monitor: it guards hooks)."""
+        if isinstance(event, RunStarted):
+            self._pipelines[event.run_id] = event.pipeline
+        if _event.isEnabledFor(TRACE):
+            fields = {
+                f.name: getattr(event, f.name)
+                for f in dataclasses.fields(event)
+                if f.name not in {"pipeline", "run_id", "exception"}
+            }
+            name = type(event).__name__
+            self._emit(
+                _event,
+                TRACE,
+                event,
+                span,
+                "engine event %s %s",
+                (name, _value(fields)),
+                {"event": f"engine.{name}"},
+            )
+        handler = _HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event, span)
+        if isinstance(event, RunFinished):
+            self._pipelines.pop(event.run_id, None)
+
+    # -- records -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _emit(  # noqa: PLR0917 - every call passes the same seven, in this order
+        logger: logging.Logger,
+        level: int,
+        event: EngineEvent,
+        span: SpanContext | None,
+        message: str,
+        args: tuple[Any, ...],
+        fields: Mapping[str, Any],
+    ) -> None:
+        pipeline = event.pipeline
+        extra: dict[str, Any] = {
+            "run_id": event.run_id,
+            "pipeline": pipeline if isinstance(pipeline, str) else pipeline.name,
+            "stage": getattr(event, "stage", None),
+            "instance": getattr(event, "instance", None),
+            "attempt": getattr(event, "attempt", None),
+        }
+        if span is not None and span.is_valid:
+            extra["trace_id"] = format(span.trace_id, "032x")
+            extra["span_id"] = format(span.span_id, "016x")
+        extra.update(fields)
+        record = logger.makeRecord(
+            logger.name, level, __file__, 0, message, args, None, extra=extra
+        )
+        record.created = event.at
+        record.msecs = (event.at - int(event.at)) * 1000
+        logger.handle(record)
+
+    def _run_started(self, event: RunStarted, span: SpanContext | None) -> None:
+        if _lifecycle.isEnabledFor(logging.INFO):
+            self._emit(
+                _lifecycle,
+                logging.INFO,
+                event,
+                span,
+                "run %s of %s started",
+                (event.run_id, event.pipeline.name),
+                {"event": "run.started", "started_by": event.started_by},
+            )
+
+    def _run_finished(self, event: RunFinished, span: SpanContext | None) -> None:
+        status = str(event.status)
+        level = {"failure": logging.ERROR, "cancelled": logging.WARNING}.get(status, logging.INFO)
+        if _lifecycle.isEnabledFor(level):
+            error = f": {event.error}" if event.error else ""
+            self._emit(
+                _lifecycle,
+                level,
+                event,
+                span,
+                "run %s finished: %s%s",
+                (event.run_id, status, error),
+                {"event": "run.finished", "status": status},
+            )
+
+    def _stage_queued(self, event: StageQueued, span: SpanContext | None) -> None:
+        if _decision.isEnabledFor(logging.DEBUG):
+            self._emit(
+                _decision,
+                logging.DEBUG,
+                event,
+                span,
+                "%s waits for a worker slot",
+                (event.task_run_id,),
+                {"event": "slot.waiting"},
+            )
+
+    def _stage_started(self, event: StageStarted, span: SpanContext | None) -> None:
+        if _decision.isEnabledFor(logging.DEBUG):
+            wait = max(0.0, event.at - event.queued_at)
+            self._emit(
+                _decision,
+                logging.DEBUG,
+                event,
+                span,
+                "%s got a worker slot after %.3fs",
+                (event.task_run_id, wait),
+                {"event": "slot.acquired", "wait_s": round(wait, 6)},
+            )
+            self._emit(
+                _decision,
+                logging.DEBUG,
+                event,
+                span,
+                "%s resolved inputs %s",
+                (event.task_run_id, _value(dict(event.inputs))),
+                {"event": "inputs.resolved"},
+            )
+        if _lifecycle.isEnabledFor(logging.INFO):
+            self._emit(
+                _lifecycle,
+                logging.INFO,
+                event,
+                span,
+                "stage %s started (attempt %d)",
+                (event.task_run_id, event.attempt),
+                {"event": "stage.started", "loop": event.loop},
+            )
+
+    def _stage_finished(self, event: StageFinished, span: SpanContext | None) -> None:
+        status = str(event.status)
+        if status in {"failure", "timeout"}:
+            level = logging.WARNING if event.will_retry else logging.ERROR
+        else:
+            level = logging.WARNING if status == "cancelled" else logging.INFO
+        if status == "success" and _decision.isEnabledFor(logging.DEBUG):
+            self._emit(
+                _decision,
+                logging.DEBUG,
+                event,
+                span,
+                "%s mapped outputs %s",
+                (event.task_run_id, _value(dict(event.outputs))),
+                {"event": "outputs.mapped"},
+            )
+        if _lifecycle.isEnabledFor(level):
+            error = f": {event.error}" if event.error else ""
+            self._emit(
+                _lifecycle,
+                level,
+                event,
+                span,
+                "stage %s finished: %s%s",
+                (event.task_run_id, status, error),
+                {"event": "stage.finished", "status": status, "error_type": event.error_type},
+            )
+
+    def _stage_retrying(self, event: StageRetrying, span: SpanContext | None) -> None:
+        if _lifecycle.isEnabledFor(logging.WARNING):
+            self._emit(
+                _lifecycle,
+                logging.WARNING,
+                event,
+                span,
+                "stage %s retried: attempt %d in %.3fs",
+                (event.task_run_id, event.attempt + 1, event.delay),
+                {"event": "stage.retrying", "delay_s": event.delay, "error_type": event.error_type},
+            )
+
+    def _stage_skipped(self, event: StageSkipped, span: SpanContext | None) -> None:
+        if _lifecycle.isEnabledFor(logging.INFO):
+            self._emit(
+                _lifecycle,
+                logging.INFO,
+                event,
+                span,
+                "stage %s skipped: %s",
+                (event.stage, event.reason),
+                {"event": "stage.skipped"},
+            )
+
+    def _trigger_evaluated(self, event: TriggerEvaluated, span: SpanContext | None) -> None:
+        if not _decision.isEnabledFor(logging.DEBUG):
+            return
+        fields: dict[str, Any] = {
+            "event": "trigger.evaluated",
+            "trigger": event.description,
+            "trigger_type": event.trigger_type,
+            "result": event.satisfied,
+            "stage_ready": event.stage_ready,
+        }
+        expression = self._expression(event)
+        if expression is not None:
+            fields["expression"] = expression
+        if event.values is not None:
+            fields["values"] = _value(dict(event.values))
+        self._emit(
+            _decision,
+            logging.DEBUG,
+            event,
+            span,
+            "%s trigger %d (%s): %s (%s)",
+            (
+                event.stage,
+                event.trigger_index,
+                event.description,
+                "satisfied" if event.satisfied else "not satisfied",
+                event.detail,
+            ),
+            fields,
+        )
+
+    def _expression(self, event: TriggerEvaluated) -> str | None:
+        pipeline = self._pipelines.get(event.run_id)
+        stage = pipeline.stage_map.get(event.stage) if pipeline is not None else None
+        if stage is None or not 0 <= event.trigger_index < len(stage.triggers):
+            return None
+        trigger = stage.triggers[event.trigger_index]
+        if isinstance(trigger, OnCondition):
+            return trigger.expression
+        if isinstance(trigger, OnEvent):
+            return trigger.filter
+        return None
+
+    def _approval_requested(self, event: ApprovalRequested, span: SpanContext | None) -> None:
+        if _decision.isEnabledFor(logging.DEBUG):
+            self._emit(
+                _decision,
+                logging.DEBUG,
+                event,
+                span,
+                "%s asks for approval",
+                (event.stage,),
+                {"event": "approval.requested", "timeout_s": event.timeout},
+            )
+
+    def _approval_resolved(self, event: ApprovalResolved, span: SpanContext | None) -> None:
+        if _decision.isEnabledFor(logging.DEBUG):
+            how = "timed out" if event.timed_out else ("approved" if event.approved else "rejected")
+            self._emit(
+                _decision,
+                logging.DEBUG,
+                event,
+                span,
+                "%s approval %s%s",
+                (event.stage, how, f" by {event.by}" if event.by else ""),
+                {"event": "approval.resolved", "approved": event.approved, "by": event.by},
+            )
+
+
+_HANDLERS: Final[dict[type, Any]] = {
+    RunStarted: RunLog._run_started,
+    RunFinished: RunLog._run_finished,
+    StageQueued: RunLog._stage_queued,
+    StageStarted: RunLog._stage_started,
+    StageFinished: RunLog._stage_finished,
+    StageRetrying: RunLog._stage_retrying,
+    StageSkipped: RunLog._stage_skipped,
+    TriggerEvaluated: RunLog._trigger_evaluated,
+    ApprovalRequested: RunLog._approval_requested,
+    ApprovalResolved: RunLog._approval_resolved,
+}

@@ -1,0 +1,229 @@
+"""Reading runs' log records from the span store, and writing them as OTLP JSON logs.
+
+* :func:`read_logs` answers a run's records in order, optionally from one stage, at or above a
+  level, after a row id (``taskdaemon logs --follow`` polls with the last id it saw);
+* :func:`run_log_records` is the one-call form for other tools (the debugger's ``logs STAGE``
+  and its dumps);
+* :func:`encode_logs` / :func:`write_otlp_json_logs` give the records as an OTLP
+  ``ExportLogsServiceRequest`` in JSON, one object a line: the collector file exporter's format
+  (``resourceLogs`` → ``scopeLogs`` per logger → ``logRecords``, hex ids, ints as strings).
+
+Reads only SQLite: no OTel SDK, so ``taskdaemon logs`` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Final
+
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.log_levels import level_number, severity_number
+from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
+
+__all__ = [
+    "LogRow",
+    "encode_logs",
+    "read_logs",
+    "run_ended",
+    "run_log_records",
+    "store_path",
+    "write_otlp_json_logs",
+]
+
+_COLUMNS: Final = (
+    "id, trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope,"
+    " body, attributes"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One stored log record of a run (``run_id`` is its trace id)."""
+
+    id: int
+    run_id: str
+    time_ns: int
+    severity: int  # OTel severity number
+    level: str
+    pipeline: str | None
+    stage: str | None
+    instance: int | None
+    attempt: int | None
+    span_id: str | None
+    scope: str  # the logger's name
+    body: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def trace_id(self) -> str:
+        """The run's trace id (the run id)."""
+        return self.run_id
+
+    def as_json(self) -> dict[str, Any]:
+        """The row as one JSON object (``taskdaemon logs --json``): ids, level, body, fields."""
+        entry: dict[str, Any] = {
+            "ts_ns": self.time_ns,
+            "level": self.level,
+            "logger": self.scope,
+            "msg": self.body,
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "stage": self.stage,
+            "instance": self.instance,
+            "attempt": self.attempt,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+        }
+        entry.update({k: v for k, v in self.attributes.items() if k not in entry})
+        return entry
+
+
+def store_path(store: str | Path) -> Path:
+    text = str(store)
+    if text.lower().startswith("sqlite:///"):
+        return Path(text[len("sqlite:///") :])
+    if "://" in text:
+        raise SpanSourceError(f"{text}: run logs are kept in the embedded store only (sqlite:///)")
+    return Path(text)
+
+
+def _connect(store: str | Path) -> sqlite3.Connection:
+    path = store_path(store)
+    if not path.exists():
+        raise SpanSourceError(f"{path}: no span store here")
+    return connect(path)
+
+
+def _row(raw: Sequence[Any]) -> LogRow:
+    try:
+        attributes = json.loads(raw[12]) if raw[12] else {}
+    except ValueError:
+        attributes = {}
+    return LogRow(
+        id=raw[0],
+        run_id=raw[1],
+        time_ns=raw[2],
+        severity=raw[3],
+        level=raw[4],
+        pipeline=raw[5],
+        stage=raw[6],
+        instance=raw[7],
+        attempt=raw[8],
+        span_id=raw[9],
+        scope=raw[10],
+        body=raw[11],
+        attributes=attributes if isinstance(attributes, dict) else {},
+    )
+
+
+def read_logs(
+    store: str | Path | sqlite3.Connection,
+    run_id: str,
+    *,
+    stage: str | None = None,
+    level: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+) -> list[LogRow]:
+    """The run's records with ``id > after``, in order; ``stage`` and ``level`` (a name such as
+    ``warning``: that severity and above) filter them. ``store`` is the file, its
+    ``sqlite:///`` URL or an open connection. ValueError for an unknown level."""
+    where = ["trace_id = ?", "id > ?"]
+    params: list[Any] = [run_id, after]
+    if stage is not None:
+        where.append("stage = ?")
+        params.append(stage)
+    if level is not None:
+        where.append("severity >= ?")
+        params.append(severity_number(level_number(level)))
+    sql = f"SELECT {_COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY id"  # noqa: S608
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    own = not isinstance(store, sqlite3.Connection)
+    conn = _connect(store) if not isinstance(store, sqlite3.Connection) else store
+    try:
+        return [_row(raw) for raw in conn.execute(sql, params).fetchall()]
+    except sqlite3.Error as exc:
+        raise SpanSourceError(f"cannot read run logs: {exc}") from exc
+    finally:
+        if own:
+            conn.close()
+
+
+def run_ended(conn: sqlite3.Connection, run_id: str) -> bool:
+    """True when the run's row says it ended (or no run row exists)."""
+    row = conn.execute("SELECT end_ns FROM runs WHERE trace_id = ?", (run_id,)).fetchone()
+    return row is None or row[0] is not None
+
+
+def run_log_records(
+    store: str | Path, run_id: str, *, stage: str | None = None, level: str | None = None
+) -> list[LogRow]:
+    """Every stored record of ``run_id`` (a full id), in order: for the debugger and dumps."""
+    return read_logs(store, run_id, stage=stage, level=level)
+
+
+def encode_logs(
+    rows: Iterable[LogRow], resource: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The rows as one OTLP JSON ``ExportLogsServiceRequest`` (one scope per logger name)."""
+    scopes: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        attributes = {
+            f"taskdaemon.{name}": value
+            for name, value in (
+                ("run_id", row.run_id),
+                ("pipeline", row.pipeline),
+                ("stage", row.stage),
+                ("instance", row.instance),
+                ("attempt", row.attempt),
+            )
+            if value is not None
+        }
+        attributes.update(row.attributes)
+        record: dict[str, Any] = {
+            "timeUnixNano": str(row.time_ns),
+            "observedTimeUnixNano": str(row.time_ns),
+            "severityNumber": row.severity,
+            "severityText": row.level,
+            "body": {"stringValue": row.body},
+            "attributes": [
+                {"key": key, "value": encode_any_value(value)}
+                for key, value in attributes.items()
+                if value is not None
+            ],
+            "traceId": row.trace_id,
+        }
+        if row.span_id:
+            record["spanId"] = row.span_id
+        scopes.setdefault(row.scope, []).append(record)
+    resource_attributes = dict(resource or {"service.name": "taskdaemon"})
+    return {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": k, "value": encode_any_value(v)}
+                        for k, v in resource_attributes.items()
+                    ]
+                },
+                "scopeLogs": [
+                    {"scope": {"name": scope}, "logRecords": records}
+                    for scope, records in scopes.items()
+                ],
+            }
+        ]
+    }
+
+
+def write_otlp_json_logs(
+    rows: Iterable[LogRow], out: IO[str], resource: Mapping[str, Any] | None = None
+) -> None:
+    """Write the rows to ``out`` as the collector file exporter does: one JSON line."""
+    out.write(json.dumps(encode_logs(rows, resource), separators=(",", ":")))
+    out.write("\n")

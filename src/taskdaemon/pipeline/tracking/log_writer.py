@@ -1,0 +1,249 @@
+"""Writing runs' log records into the span store's ``logs`` table, beside their spans.
+
+:class:`SqliteLogWriter` is a sibling of the span writer: its own thread and connection on the
+same file, so a stage writing thousands of lines never waits for SQLite. It takes:
+
+* captured command output (``write_output``: it is a ``stage_output.OutputSink``), one
+  :class:`~taskdaemon.pipeline.stage_output.OutputBatch` per chunk read;
+* stdlib ``logging`` records through :meth:`SqliteLogWriter.handler` (the run logs of
+  ``run_log`` and a handler's own ``logging`` calls): only records that carry a ``run_id``
+  (stamped by ``logs.ContextFilter`` or given in ``extra``) are kept, the store being per run.
+
+Bodies and attributes are redacted (``redaction``) on the writer thread, off the run's path.
+At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and counted
+(``dropped``), with one warning per writer: logging must not exhaust memory nor stop a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Final
+
+from taskdaemon.pipeline.log_levels import severity_number
+from taskdaemon.pipeline.redaction import redact, redact_text
+from taskdaemon.pipeline.stage_output import OutputBatch
+from taskdaemon.pipeline.tracking._schema import connect
+
+__all__ = ["MAX_PENDING", "SqliteLogWriter"]
+
+#: Rows waiting for the writer thread at most; more are dropped and counted.
+MAX_PENDING: Final = 200_000
+_logger = logging.getLogger(__name__)
+
+# (trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope, body,
+#  attributes as a dict, redacted on the writer thread)
+_Row = tuple[str, int, int, str, Any, Any, Any, Any, Any, str, str, dict[str, Any]]
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_STANDARD: Final = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime"}
+)
+_IDS: Final = frozenset(
+    {"run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id"}
+)
+_OUTPUT_SCOPE: Final = "taskdaemon.run.output"
+
+
+class SqliteLogWriter:
+    """Appends log rows to ``path``'s ``logs`` table on a thread of its own (see the module)."""
+
+    def __init__(self, path: str | Path, *, batch_size: int = 2000) -> None:
+        self.path = Path(path)
+        self._batch_size = batch_size
+        self._conn: sqlite3.Connection = connect(self.path)
+        self._pending: deque[_Row] = deque()
+        self._cond = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self.written = 0
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
+        self._thread.start()
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def _put(self, rows: list[_Row]) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            room = MAX_PENDING - len(self._pending)
+            if room < len(rows):
+                lost = len(rows) - max(room, 0)
+                if self.dropped == 0:
+                    _logger.warning(
+                        "log writer of %s is behind; dropping log records (counted)", self.path
+                    )
+                self.dropped += lost
+                rows = rows[: max(room, 0)]
+            self._pending.extend(rows)
+            self._cond.notify()
+
+    def write_output(self, batch: OutputBatch) -> None:
+        """Queue one batch of captured output (the ``OutputSink`` protocol)."""
+        head = (batch.run_id, batch.pipeline, batch.stage, batch.instance, batch.attempt)
+        attributes = {"log.iostream": batch.stream}
+        if batch.dropped_lines:
+            marker = {
+                "taskdaemon.log.dropped_lines": batch.dropped_lines,
+                "taskdaemon.log.dropped_bytes": batch.dropped_bytes,
+                **attributes,
+            }
+            now = time.time_ns()
+            self._put(
+                [
+                    (
+                        head[0],
+                        now,
+                        13,
+                        "WARNING",
+                        *head[1:],
+                        batch.span_id,
+                        _OUTPUT_SCOPE,
+                        batch.marker_text(),
+                        marker,
+                    )
+                ]
+            )
+            return
+        run_id, pipeline, stage, instance, attempt = head
+        span_id = batch.span_id
+        self._put(
+            [
+                (
+                    run_id,
+                    when,
+                    9,
+                    "INFO",
+                    pipeline,
+                    stage,
+                    instance,
+                    attempt,
+                    span_id,
+                    _OUTPUT_SCOPE,
+                    text,
+                    attributes,
+                )
+                for when, text in batch.lines
+            ]
+        )
+
+    def write_record(self, record: logging.LogRecord) -> None:
+        """Queue one stdlib record when it belongs to a run (has a ``run_id``)."""
+        run_id = getattr(record, "run_id", None)
+        if not run_id:
+            return
+        attributes = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD and key not in _IDS and not key.startswith("_")
+        }
+        if record.exc_info and record.exc_info[1] is not None:
+            attributes["exception.type"] = type(record.exc_info[1]).__qualname__
+            attributes["exception.message"] = str(record.exc_info[1])
+        self._put(
+            [
+                (
+                    str(run_id),
+                    int(record.created * 1e9),
+                    severity_number(record.levelno),
+                    record.levelname,
+                    getattr(record, "pipeline", None),
+                    getattr(record, "stage", None),
+                    getattr(record, "instance", None),
+                    getattr(record, "attempt", None),
+                    getattr(record, "span_id", None),
+                    record.name,
+                    record.getMessage(),
+                    attributes,
+                )
+            ]
+        )
+
+    def handler(self) -> logging.Handler:
+        """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
+        return _StoreHandler(self)
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued row is written; False when ``timeout`` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued (within ``timeout``), stop the thread, close the file."""
+        self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._conn.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                size = min(len(self._pending), self._batch_size)
+                rows = [self._pending.popleft() for _ in range(size)]
+                self._busy = True
+            try:
+                self._write(rows)
+                self.written += len(rows)
+            except Exception:  # a broken file loses these rows, never the run
+                self.dropped += len(rows)
+                _logger.warning(
+                    "log writer of %s failed; %d records lost", self.path, len(rows), exc_info=True
+                )
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _write(self, rows: list[_Row]) -> None:
+        values = [
+            (*row[:10], redact_text(row[10]), json.dumps(redact(row[11]), default=str))
+            for row in rows
+        ]
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row
+        try:
+            conn.executemany(
+                "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage, instance,"
+                " attempt, span_id, scope, body, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                values,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+class _StoreHandler(logging.Handler):
+    def __init__(self, writer: SqliteLogWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(("opentelemetry", "taskdaemon.pipeline.tracking.log_writer")):
+            return
+        try:
+            self._writer.write_record(record)
+        except Exception:
+            self.handleError(record)
