@@ -367,14 +367,22 @@ def command_handler(
         )
         env.update(ctx.environment)
         stdin = json.dumps(dict(ctx.inputs), default=str).encode()
+        capture = OutputCapture(
+            run_id=ctx.run_id,
+            pipeline=ctx.pipeline,
+            stage=ctx.stage,
+            instance=ctx.instance,
+            attempt=ctx.attempt,
+            environment=env,
+        )
         spawning = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
                 "/bin/sh",
                 "-c",
                 text,
                 stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+                stdout=capture.child_stdout,
+                stderr=capture.child_stderr,
                 cwd=ctx.workspace,
                 env=env,
                 start_new_session=True,
@@ -385,19 +393,16 @@ def command_handler(
             # behind (asyncio would kill the shell alone, orphaning its children).
             process = await asyncio.shield(spawning)
         except asyncio.CancelledError:
+            capture.abandon()
             await asyncio.shield(_end_spawned(spawning, kill_grace))
             raise
+        except BaseException:
+            capture.abandon()
+            raise
+        capture.spawned()
         sampler = _TreeSampler(process.pid)
         sampling = asyncio.create_task(sampler.run(sample_interval))
         ctx.report_process(process.pid)
-        capture = OutputCapture(
-            run_id=ctx.run_id,
-            pipeline=ctx.pipeline,
-            stage=ctx.stage,
-            instance=ctx.instance,
-            attempt=ctx.attempt,
-            environment=env,
-        )
         try:
             await communicate(process, stdin, capture)
         except BaseException:

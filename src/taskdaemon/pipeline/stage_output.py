@@ -1,7 +1,8 @@
 """Command stages' stdout and stderr, captured line by line as log records of their stage.
 
 :func:`communicate` replaces ``Process.communicate`` for a command stage: it writes stdin, reads
-both pipes in 64 KiB chunks as they come, and hands each chunk's complete lines, as one
+both pipes (made by :class:`OutputCapture`) on a thread of its own in chunks of up to 64 KiB,
+and hands each chunk's complete lines, as one
 :class:`OutputBatch`, to every registered sink (:func:`add_output_sink`; the CLI registers the
 span store's log writer and, with an OTLP log exporter, the OTel one). The engine layer knows
 nothing of where lines go; with no sink registered, each line becomes a stdlib ``logging``
@@ -15,7 +16,7 @@ The contract of a capture (one per stage execution, both streams together):
 * at most ``max_lines`` lines and ``max_bytes`` bytes (line ends not counted) are captured
   (:class:`CaptureLimits`, ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES`` in the CLI);
   past the bound, lines are counted and dropped, and when the command ends one WARNING marker
-  record says how many lines and bytes were dropped (``dropped_lines`` / ``dropped_bytes`` on the batch);
+  record says how many lines and bytes were dropped (``dropped_lines`` / ``dropped_bytes``);
 * the whole stdout is still kept in memory, as before, since it is the stage's result
   (``{"stdout": ...}`` or the JSON object it prints); stderr is not, only its last
   :data:`STDERR_TAIL_LINES` lines, for the failure message;
@@ -30,7 +31,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
+import selectors
 import threading
 import time
 from collections import deque
@@ -57,6 +60,9 @@ STDERR_TAIL_LINES: Final = 20
 #: Longer lines are cut into pieces of this many bytes.
 MAX_LINE_BYTES: Final = 16_384
 _CHUNK: Final = 65_536
+#: After a short read, how long to let output gather in the pipe (a pipe holds 64 KiB, so only
+#: a command writing over ~13 MB/s is slowed; lines reach the sinks at most this much later).
+_GATHER_SECONDS: Final = 0.005
 _TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _logger = logging.getLogger("taskdaemon.run.output")
 _own_logger = logging.getLogger(__name__)
@@ -102,7 +108,8 @@ class OutputBatch:
 
 
 class OutputSink(Protocol):
-    """Receives captured output; called on the engine's event loop, so it must not block."""
+    """Receives captured output; called from a stage's reader thread, so it must be
+    thread-safe and must not block (queue the batch, do the I/O elsewhere)."""
 
     def write_output(self, batch: OutputBatch) -> None:
         """Take one batch (queue it; do the I/O elsewhere)."""
@@ -216,6 +223,18 @@ class OutputCapture:
         self.dropped_bytes = 0
         self.stdout = bytearray()
         self._stderr_tail: deque[bytes] = deque(maxlen=STDERR_TAIL_LINES)
+        self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self._closed = False
+        # [read end, write end] per stream; -1 once closed (a number closed twice could by then
+        # be another file's, opened meanwhile by another thread).
+        self._pipes: dict[str, list[int]] = {}
+        self._fd_lock = threading.Lock()
+        try:
+            for stream in ("stdout", "stderr"):
+                self._pipes[stream] = list(os.pipe())
+        except OSError:
+            self.abandon()
+            raise
 
     @property
     def stderr_tail(self) -> str:
@@ -223,25 +242,85 @@ class OutputCapture:
         lines = (line.decode(errors="replace") for line in self._stderr_tail)
         return "\n".join(lines).rstrip("\n")
 
-    async def pump(self, reader: asyncio.StreamReader, stream: str) -> None:
-        """Read ``reader`` to its end, capturing its lines as ``stream``."""
-        partial = b""
-        keep_stdout = stream == "stdout"
-        while chunk := await reader.read(_CHUNK):
-            if keep_stdout:
-                self.stdout += chunk
-            pieces = chunk.split(b"\n")
-            if partial:
-                pieces[0] = partial + pieces[0]
-            partial = pieces.pop()
-            if len(partial) > MAX_LINE_BYTES:
-                cut = len(partial) - len(partial) % MAX_LINE_BYTES
-                pieces.extend(_cut(partial[:cut]))
-                partial = partial[cut:]
-            if pieces:
-                self._take(stream, pieces)
+    # -- the pipes ---------------------------------------------------------------------------
+
+    @property
+    def child_stdout(self) -> int:
+        """The write end of the stdout pipe, for the child (``stdout=``)."""
+        return self._pipes["stdout"][1]
+
+    @property
+    def child_stderr(self) -> int:
+        """The write end of the stderr pipe, for the child (``stderr=``)."""
+        return self._pipes["stderr"][1]
+
+    def _close(self, which: int) -> None:
+        with self._fd_lock:
+            for ends in self._pipes.values():
+                if ends[which] >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(ends[which])
+                    ends[which] = -1
+
+    def spawned(self) -> None:
+        """The child has its ends: close ours, so its exit reads as end of file."""
+        self._close(1)
+
+    def abandon(self) -> None:
+        """No child will be read (the spawn failed or was cancelled): close every end."""
+        self._close(1)
+        self._close(0)
+
+    def feed(self, stream: str, chunk: bytes) -> None:
+        """Capture one chunk read from ``stream`` (its complete lines; the rest waits)."""
+        if stream == "stdout":
+            self.stdout += chunk
+        pieces = chunk.split(b"\n")
+        partial = self._partial[stream]
+        if partial:
+            pieces[0] = partial + pieces[0]
+        partial = pieces.pop()
+        if len(partial) > MAX_LINE_BYTES:
+            cut = len(partial) - len(partial) % MAX_LINE_BYTES
+            pieces.extend(_cut(partial[:cut]))
+            partial = partial[cut:]
+        self._partial[stream] = partial
+        if pieces:
+            self._take(stream, pieces)
+
+    def _finish(self, stream: str) -> None:
+        partial = self._partial.pop(stream, b"")
         if partial:
             self._take(stream, [partial])
+
+    def read_pipes(self, stop: threading.Event) -> None:
+        """Read both pipes to their ends (or until ``stop``), then close them and end the
+        capture. Runs on a thread of its own: blocking reads cost nothing per line, and after a
+        short read it waits :data:`_GATHER_SECONDS` so a command writing line by line is read
+        in large chunks instead of one wake-up per line."""
+        selector = selectors.DefaultSelector()
+        try:
+            for stream, ends in self._pipes.items():
+                selector.register(ends[0], selectors.EVENT_READ, stream)
+            while selector.get_map() and not stop.is_set():
+                events = selector.select(timeout=0.1)
+                full = False
+                for key, _ in events:
+                    chunk = os.read(key.fd, _CHUNK)
+                    if chunk:
+                        self.feed(key.data, chunk)
+                        full = full or len(chunk) == _CHUNK
+                    else:
+                        selector.unregister(key.fd)
+                        self._finish(key.data)
+                if events and not full:
+                    time.sleep(_GATHER_SECONDS)
+        finally:
+            selector.close()
+            for stream in list(self._partial):
+                self._finish(stream)
+            self.abandon()
+            self.close()
 
     def _take(self, stream: str, pieces: list[bytes]) -> None:
         if stream == "stderr":
@@ -285,8 +364,9 @@ class OutputCapture:
         )
 
     def close(self) -> None:
-        """End the capture: the marker batch when lines were dropped."""
-        if self.dropped_lines:
+        """End the capture: the marker batch when lines were dropped (once)."""
+        if self.dropped_lines and not self._closed:
+            self._closed = True
             _deliver(
                 self._batch(
                     "stderr", dropped_lines=self.dropped_lines, dropped_bytes=self.dropped_bytes
@@ -314,18 +394,32 @@ async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
 async def communicate(
     process: asyncio.subprocess.Process, stdin: bytes, capture: OutputCapture
 ) -> None:
-    """Feed ``stdin``, capture stdout and stderr to their ends, and wait for the process.
-
-    Always ends the capture (its marker), also when cancelled.
+    """Feed ``stdin``, capture stdout and stderr to their ends (on a reader thread), and wait
+    for the process. When cancelled, the reader stops within 0.1 s and still ends the capture.
     """
-    assert process.stdout is not None
-    assert process.stderr is not None
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            capture.read_pipes(stop)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(_settle, done)
+
+    # A thread of its own, not the default executor: a pipeline may run more command stages at
+    # once than that pool has threads, and a command blocks when nobody drains its pipe.
+    threading.Thread(target=read, name="taskdaemon-output", daemon=True).start()
     try:
-        await asyncio.gather(
-            _feed(process, stdin),
-            capture.pump(process.stdout, "stdout"),
-            capture.pump(process.stderr, "stderr"),
-        )
+        await _feed(process, stdin)
+        await asyncio.shield(done)
         await process.wait()
-    finally:
-        capture.close()
+    except BaseException:
+        stop.set()
+        raise
+
+
+def _settle(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)

@@ -216,10 +216,14 @@ class SqliteLogWriter:
                     self._cond.notify_all()
 
     def _write(self, rows: list[_Row]) -> None:
-        values = [
-            (*row[:10], redact_text(row[10]), json.dumps(redact(row[11]), default=str))
-            for row in rows
-        ]
+        values = []
+        shared: object = None
+        encoded = ""
+        for row in rows:
+            attributes = row[11]
+            if attributes is not shared:  # a batch of output lines shares one dict: encode once
+                shared, encoded = attributes, json.dumps(redact(attributes), default=str)
+            values.append((*row[:10], redact_text(row[10]), encoded))
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row
         try:
