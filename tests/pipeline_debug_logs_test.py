@@ -393,12 +393,12 @@ def test_store_keeps_log_records_and_retention_deletes_them_with_the_run(tmp_pat
     assert ([], 2) == (run_log_records(db, run_ids[0]), len(run_log_records(db, run_ids[1])))
 
 
-def test_a_version_4_store_gains_the_logs_table(tmp_path: Path) -> None:
+def test_a_version_5_store_gains_the_logs_table(tmp_path: Path) -> None:
     """Opening a store written by the previous version migrates it: the logs table appears."""
     db = tmp_path / "old.db"
     conn = connect(db)
     conn.execute("DROP TABLE logs")
-    conn.execute("PRAGMA user_version = 4")
+    conn.execute("PRAGMA user_version = 5")
     conn.close()
     conn = connect(db)
     try:
@@ -406,7 +406,7 @@ def test_a_version_4_store_gains_the_logs_table(tmp_path: Path) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
-    assert ("logs" in tables, SCHEMA_VERSION, 5) == (True, version, version)
+    assert ("logs" in tables, SCHEMA_VERSION, 6) == (True, version, version)
 
 
 def test_log_writer_bound_drops_and_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,9 +36,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
+from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
