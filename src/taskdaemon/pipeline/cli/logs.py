@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "logs",
         help="print a run's log records (lifecycle, decisions, command output)",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description="Print a run's log records from the embedded store: lifecycle records, "
+        "engine decisions, command output and handlers' own logging, in order.",
     )
     parser.add_argument("run_id", metavar="RUN", help="run id, or a unique prefix (4+ hex)")
     parser.add_argument("--stage", help="only this stage's records")

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from typing import Any
 
 from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.logs import ContextFilter
 from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
 from taskdaemon.pipeline.settings import Settings
@@ -30,6 +32,7 @@ from taskdaemon.pipeline.settings import Settings
 __all__ = ["install_run_logging"]
 
 _NOT_ON_CONSOLE = (LIFECYCLE_LOGGER, "taskdaemon.run.output")
+_logger = logging.getLogger(__name__)
 
 
 class _ConsoleFilter(logging.Filter):
@@ -53,22 +56,8 @@ def install_run_logging(
         ):
             handler.addFilter(_ConsoleFilter())
     writer = None
-    if settings.span_source.lower().startswith("sqlite:///"):
-        from taskdaemon.pipeline.tracking.log_read import store_path  # noqa: PLC0415
-        from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter  # noqa: PLC0415
-
-        writer = SqliteLogWriter(store_path(settings.span_source))
-        handler = writer.handler()
-        handler.addFilter(ContextFilter())
-        root.addHandler(handler)
-        stage_output.add_output_sink(writer)
-
-        def close_writer() -> None:
-            stage_output.remove_output_sink(writer)
-            root.removeHandler(handler)
-            writer.close(settings.export_timeout)
-
-        stack.callback(close_writer)
+    if settings.span_source.lower().startswith("sqlite:///") and not _store_unavailable(telemetry):
+        writer = _store_writer(settings, root, stack)
     if telemetry.logger_provider is not None:
         from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
 
@@ -76,3 +65,37 @@ def install_run_logging(
         stage_output.add_output_sink(sink)
         stack.callback(stage_output.remove_output_sink, sink)
     return writer
+
+
+def _store_writer(settings: Settings, root: logging.Logger, stack: Any) -> Any | None:
+    """The store's log writer, registered as sink and handler; None (one warning) when the
+    store cannot be opened: the span store says the same of its spans, and the run goes on."""
+    from taskdaemon.pipeline.tracking.log_read import store_path  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter  # noqa: PLC0415
+
+    try:
+        writer = SqliteLogWriter(store_path(settings.span_source))
+    except (SpanSourceError, OSError, sqlite3.Error) as error:
+        _logger.warning("run logs are not stored: %s", error)
+        return None
+    handler = writer.handler()
+    handler.addFilter(ContextFilter())
+    root.addHandler(handler)
+    stage_output.add_output_sink(writer)
+
+    def close_writer() -> None:
+        stage_output.remove_output_sink(writer)
+        root.removeHandler(handler)
+        writer.close(settings.export_timeout)
+
+    stack.callback(close_writer)
+    return writer
+
+
+def _store_unavailable(telemetry: Any) -> bool:
+    """True when the span store could not be opened: its warning (spans are not stored, and
+    why) already covers the run logs kept in the same file, so no second one is written."""
+    from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore  # noqa: PLC0415
+
+    processors = getattr(telemetry, "span_processors", ())
+    return any(isinstance(processor, UnavailableSpanStore) for processor in processors)

@@ -28,7 +28,7 @@ from typing import Any, Final
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.stage_output import OutputBatch
-from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking._schema import connect, rollback
 
 __all__ = ["MAX_PENDING", "SqliteLogWriter"]
 
@@ -63,6 +63,7 @@ class SqliteLogWriter:
         self._closed = False
         self.written = 0
         self.dropped = 0
+        self._warned = False
         self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
         self._thread.start()
 
@@ -191,6 +192,8 @@ class SqliteLogWriter:
         self._thread.join(timeout)
         if not self._thread.is_alive():
             self._conn.close()
+        if self.dropped:
+            _logger.warning("%d run log records were not stored in %s", self.dropped, self.path)
 
     def _run(self) -> None:
         while True:
@@ -205,11 +208,11 @@ class SqliteLogWriter:
             try:
                 self._write(rows)
                 self.written += len(rows)
-            except Exception:  # a broken file loses these rows, never the run
+            except Exception as error:  # a broken file loses these rows, never the run
                 self.dropped += len(rows)
-                _logger.warning(
-                    "log writer of %s failed; %d records lost", self.path, len(rows), exc_info=True
-                )
+                if not self._warned:  # said once, in one line; close() says how many were lost
+                    self._warned = True
+                    _logger.warning("run log records are not stored: %s: %s", self.path, error)
             finally:
                 with self._cond:
                     self._busy = False
@@ -234,8 +237,7 @@ class SqliteLogWriter:
             )
             conn.execute("COMMIT")
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
             raise
 
 
