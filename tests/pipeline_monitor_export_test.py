@@ -9,7 +9,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +125,25 @@ async def test_a_dead_collector_blocks_no_stage_and_shutdown_is_bounded(
     assert expected == actual, (run_seconds, shutdown_seconds)
 
 
+@pytest.fixture
+def silent_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """OTLP pointed at a port of 127.0.0.1 that accepts connections and never answers: every
+    export waits for its own timeout (a refused port can fail fast, and a shutdown then finishes
+    within any bound)."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)  # the kernel completes handshakes; nobody reads
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{listener.getsockname()[1]}"
+    )
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_METRICS_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
 @pytest.mark.slow
-def test_wait_closed_outlasts_an_abandoned_shutdown(dead_collector: str, tmp_path: Path) -> None:
+def test_wait_closed_outlasts_an_abandoned_shutdown(silent_collector: str, tmp_path: Path) -> None:
     """A shutdown past its bound leaves its exporter working; wait_closed returns once that
     work has ended, so no exporter thread is left to log into later tests."""
     telemetry = build_telemetry(load_settings(home=tmp_path, export_timeout=1.0))
