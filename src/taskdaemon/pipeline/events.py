@@ -32,9 +32,12 @@ from taskdaemon.pipeline.state import RunStatus, StageStatus
 __all__ = [
     "ApprovalRequested",
     "ApprovalResolved",
+    "BreakpointHit",
+    "BreakpointResumed",
     "EngineEvent",
     "EngineObserver",
     "EventPublished",
+    "InputOverridden",
     "RunFinished",
     "RunStarted",
     "StageFinished",
@@ -191,6 +194,7 @@ class StageStarted:
     previous_attempt: TaskRunRef | None = None
     triggers: tuple[str, ...] = ()  # descriptions of the triggers that were satisfied
     event: Mapping[str, Any] | None = None
+    paused: float = 0.0  # seconds the execution spent paused at a breakpoint before it started
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +282,61 @@ class EventPublished:
     source: TaskRunRef | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class BreakpointHit:
+    """An execution paused at a debugger breakpoint (see ``engine/_debug.py``).
+
+    ``kind`` is ``start`` (before the execution starts: a breakpoint, a step, an event
+    breakpoint) or ``failure`` (its handler failed; the error strategy waits). ``reason`` says
+    which: ``breakpoint 2: before build``, ``step``, ``event spec.ready``, ``failure``.
+    """
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    at: float
+    kind: str
+    reason: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakpointResumed:
+    """A paused execution went on: ``action`` is ``continue``, ``step``, ``skip``, ``retry`` or
+    ``cancel`` (the run stopped while it was paused); ``by`` says who; ``paused`` is seconds."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    at: float
+    action: str
+    by: str
+    paused: float
+
+
+@dataclass(frozen=True, slots=True)
+class InputOverridden:
+    """An input of a paused execution was replaced before it started (old and new values)."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    task_run_id: str
+    at: float
+    name: str
+    old: Any
+    new: Any
+    by: str
+
+
 EngineEvent: TypeAlias = (
     RunStarted
     | RunFinished
@@ -292,6 +351,9 @@ EngineEvent: TypeAlias = (
     | StageFinished
     | StageSkipped
     | EventPublished
+    | BreakpointHit
+    | BreakpointResumed
+    | InputOverridden
 )
 
 

@@ -99,8 +99,11 @@ from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
     EngineEvent,
     EventPublished,
+    InputOverridden,
     RunFinished,
     RunStarted,
     StageFinished,
@@ -122,6 +125,7 @@ from taskdaemon.pipeline.metrics import (
     RunAggregates,
 )
 from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.monitor_debug import DebugSpans
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.span_redaction import RedactingTracer
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -336,8 +340,12 @@ class PipelineMonitor:
             StageFinished: self._stage_finished,
             StageSkipped: self._stage_skipped,
             EventPublished: self._event_published,
+            BreakpointHit: self._debug_record,
+            BreakpointResumed: self._debug_record,
+            InputOverridden: self._debug_record,
         }
         self._hooks: tuple[Callable[[EngineEvent, SpanContext | None], None], ...] = ()
+        self._debug = DebugSpans(self.capture)
 
     def add_event_hook(self, hook: Callable[[EngineEvent, SpanContext | None], None]) -> None:
         """Call ``hook(event, span_context)`` after each record is handled, on the thread that
@@ -746,7 +754,7 @@ class PipelineMonitor:
             linked = self._link_to(run, event.previous_attempt)
             if linked is not None:
                 links.append(Link(linked, {t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT}))
-        queue_time = max(0.0, event.at - event.queued_at)
+        queue_time = max(0.0, event.at - event.queued_at - event.paused)
         trigger_wait = max(0.0, event.queued_at - event.considered_at)
         attributes = dict(static)
         attributes[t.CICD_TASK_RUN_ID] = event.task_run_id
@@ -773,6 +781,8 @@ class PipelineMonitor:
             links=links,
             start_time=_ns(event.at),
         )
+        if event.paused or self._debug.pending:
+            self._debug.stage_started(span, event)
         if self.capture.enabled and span.is_recording():
             span.add_event(
                 t.EVENT_STAGE_INPUT,
@@ -807,6 +817,11 @@ class PipelineMonitor:
             is_command=info.is_command,
             cpu=cpu_start,
         )
+
+    def _debug_record(self, event: BreakpointHit | BreakpointResumed | InputOverridden) -> None:
+        run = self._runs.get(event.run_id)
+        if run is not None:
+            self._debug.record(run.span, event)
 
     def _stage_process(self, event: StageProcess) -> None:
         run = self._runs.get(event.run_id)
@@ -988,6 +1003,8 @@ class PipelineMonitor:
         run = self._runs.pop(event.run_id, None)
         if run is None:
             return
+        if self._debug.pending:
+            self._debug.run_finished(run.run_id)
         for trid, execution in list(run.open.items()):
             del run.open[trid]
             self._end_execution(

@@ -3,7 +3,9 @@
 A run moves ``pending → running → (paused) → success | failure | cancelled``.
 A stage (one attempt of one instance) moves
 ``pending → waiting → queued → running → success | failure | timeout | cancelled | skipped``,
-with ``retrying`` between a failed attempt and the next one.
+with ``retrying`` between a failed attempt and the next one. An execution stopped at a debugger
+breakpoint is ``paused``: from ``queued`` (before it starts) or ``running`` (after its handler
+failed, before the error strategy acts), and it goes back to where it was when resumed.
 
 *Trigger wait* is ``queued − considered`` (``considered`` is the first moment the stage could be
 looked at: the run start for entry stages, otherwise the start of its earliest upstream stage) and
@@ -52,6 +54,7 @@ class StageStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
+    PAUSED = "paused"
     SUCCESS = "success"
     FAILURE = "failure"
     TIMEOUT = "timeout"
@@ -90,9 +93,10 @@ _ENDINGS = frozenset({StageStatus.CANCELLED, StageStatus.SKIPPED})
 STAGE_TRANSITIONS: dict[StageStatus, frozenset[StageStatus]] = {
     StageStatus.PENDING: frozenset({StageStatus.WAITING}) | _ENDINGS,
     StageStatus.WAITING: frozenset({StageStatus.QUEUED}) | _ENDINGS,
-    StageStatus.QUEUED: frozenset({StageStatus.RUNNING}) | _ENDINGS,
+    StageStatus.QUEUED: frozenset({StageStatus.RUNNING, StageStatus.PAUSED}) | _ENDINGS,
     StageStatus.RUNNING: frozenset(
         {
+            StageStatus.PAUSED,
             StageStatus.SUCCESS,
             StageStatus.FAILURE,
             StageStatus.TIMEOUT,
@@ -101,6 +105,8 @@ STAGE_TRANSITIONS: dict[StageStatus, frozenset[StageStatus]] = {
         }
     ),
     StageStatus.RETRYING: frozenset({StageStatus.QUEUED, StageStatus.CANCELLED}),
+    # Back to where it paused (queued or running), or skipped / cancelled at the breakpoint.
+    StageStatus.PAUSED: frozenset({StageStatus.QUEUED, StageStatus.RUNNING}) | _ENDINGS,
     StageStatus.SUCCESS: frozenset(),
     StageStatus.FAILURE: frozenset(),
     StageStatus.TIMEOUT: frozenset(),

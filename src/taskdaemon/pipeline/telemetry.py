@@ -109,6 +109,8 @@ LINK_SPAN_ID_DERIVED: Final = "taskdaemon.link.span_id_derived"
 STAGE_FIRED_TRIGGERS: Final = "taskdaemon.stage.fired_triggers"  # string[]: the ones satisfied
 STAGE_WILL_RETRY: Final = "taskdaemon.stage.will_retry"
 STAGE_PID: Final = "taskdaemon.stage.pid"  # a command stage's subprocess
+# seconds the execution spent paused at a debugger breakpoint (kept out of queue_time_s)
+STAGE_PAUSED_TIME: Final = "taskdaemon.stage.paused_s"
 
 # attributes of span events
 TRIGGER_INDEX: Final = "taskdaemon.trigger.index"
@@ -125,6 +127,15 @@ PUBLISHED_EVENT_TYPE: Final = "taskdaemon.event.type"
 PUBLISHED_EVENT_ID: Final = "taskdaemon.event.id"
 PUBLISHED_EVENT_SOURCE: Final = "taskdaemon.event.source"  # task_run_id of the publisher
 RETRY_DELAY: Final = "taskdaemon.retry.delay_s"
+BREAKPOINT_KIND: Final = "taskdaemon.breakpoint.kind"  # start | failure
+BREAKPOINT_REASON: Final = "taskdaemon.breakpoint.reason"  # "#1 before build", "step", ...
+BREAKPOINT_ACTION: Final = "taskdaemon.breakpoint.action"  # continue|step|skip|retry|cancel
+BREAKPOINT_BY: Final = "taskdaemon.breakpoint.by"  # who resumed
+BREAKPOINT_PAUSED: Final = "taskdaemon.breakpoint.paused_s"
+OVERRIDE_INPUT: Final = "taskdaemon.override.input"
+OVERRIDE_OLD_SHA256: Final = "taskdaemon.override.old_sha256"
+OVERRIDE_NEW_SHA256: Final = "taskdaemon.override.new_sha256"
+OVERRIDE_BY: Final = "taskdaemon.override.by"
 
 # --- span events ----------------------------------------------------------------------------
 EVENT_TRIGGER_EVALUATED: Final = "trigger.evaluated"
@@ -133,6 +144,8 @@ EVENT_STAGE_OUTPUT: Final = "stage.output"
 EVENT_APPROVAL_REQUESTED: Final = "approval.requested"
 EVENT_APPROVAL_RESOLVED: Final = "approval.resolved"
 EVENT_BREAKPOINT_HIT: Final = "breakpoint.hit"
+EVENT_BREAKPOINT_RESUMED: Final = "breakpoint.resumed"
+EVENT_INPUT_OVERRIDE: Final = "input.override"
 EVENT_PUBLISHED: Final = "pipeline.event.published"
 EVENT_STAGE_RETRYING: Final = "stage.retrying"
 PAYLOAD_JSON: Final = "taskdaemon.payload.json"

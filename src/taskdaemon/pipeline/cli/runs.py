@@ -28,7 +28,7 @@ from taskdaemon.pipeline.tracking import (
 
 __all__ = ["register"]
 
-STATUSES = ("success", "failure", "cancelled", "running", "interrupted")
+STATUSES = ("success", "failure", "cancelled", "running", "paused", "interrupted")
 
 
 def register(subparsers: Any) -> None:

@@ -73,7 +73,10 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
   ``cancelled`` (each execution that was queued gets its ``StageFinished``), stages that never
   started are ``skipped``, the run ends ``cancelled``.
 * **pause_gate**: awaited with a :class:`StageGateRequest` after an execution got its slot and
-  before ``StageStarted`` (breakpoints and stepping); when None nothing is awaited.
+  before ``StageStarted``; when None nothing is awaited. Its answer (a :class:`GateDecision`, or
+  None to go on) may skip the execution or replace its inputs, and says how long it held it
+  (kept out of the queue time). ``engine.with_debug(True)`` installs a :class:`DebugSession`
+  as the gate (breakpoints, stepping, skip, retry, input overrides: ``engine/_debug.py``).
 * **Environment**: ``ctx.environment`` is the merge of the observers' ``stage_environment``
   answers (``TRACEPARENT`` from the monitor), asked on the handler's first read of it, so a
   stage that never reads it never makes an observer settle its books on the critical path.
@@ -82,8 +85,10 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
 """
 
 from taskdaemon.pipeline.engine._api import Engine, RunHandle
+from taskdaemon.pipeline.engine._debug import Breakpoint, DebugSession, PausedExecution
 from taskdaemon.pipeline.engine._results import (
     ExecutionResult,
+    GateDecision,
     HandlerResolver,
     PauseGate,
     RunResult,
@@ -91,10 +96,14 @@ from taskdaemon.pipeline.engine._results import (
 )
 
 __all__ = [
+    "Breakpoint",
+    "DebugSession",
     "Engine",
     "ExecutionResult",
+    "GateDecision",
     "HandlerResolver",
     "PauseGate",
+    "PausedExecution",
     "RunHandle",
     "RunResult",
     "StageGateRequest",

@@ -11,8 +11,9 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
+from taskdaemon.pipeline.engine._debug import DebugSession
 from taskdaemon.pipeline.engine._results import HandlerResolver, PauseGate, RunResult
 from taskdaemon.pipeline.engine._run import _RUN_ID, _Observer, _plan_for, _Run, _StageRun
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
@@ -137,6 +138,7 @@ class Engine:
         self._clock = clock
         self._sleep = sleep
         self._pause_gate = pause_gate
+        self._debugger: DebugSession | None = None
         self._workspace = None if workspace is None else os.fspath(workspace)
         self._observer_entries: list[_Observer] = []
         self._observers: tuple[_Observer, ...] = ()
@@ -147,6 +149,31 @@ class Engine:
         self._keep_finished = keep_finished
         for observer in observers:
             self.add_observer(observer)
+
+    # ------------------------------------------------------------------ debugging
+
+    @overload
+    def with_debug(self, enabled: Literal[True] = True) -> DebugSession: ...
+
+    @overload
+    def with_debug(self, enabled: Literal[False]) -> None: ...
+
+    def with_debug(self, enabled: bool = True) -> DebugSession | None:
+        """Debug mode: ``True`` returns the engine's :class:`DebugSession` (made on first call,
+        installed as the pause gate); ``False`` resumes whatever is paused, removes the gate and
+        returns None. Without debug mode no gate is installed and nothing is awaited."""
+        if enabled:
+            if self._debugger is None:
+                if self._pause_gate is not None:
+                    raise PipelineError("this engine already has a pause_gate; no debug mode")
+                self._debugger = DebugSession(self)
+                self._pause_gate = self._debugger.gate
+            return self._debugger
+        session, self._debugger = self._debugger, None
+        if session is not None:
+            self._pause_gate = None
+            session.detach()
+        return None
 
     # ------------------------------------------------------------------ observers
 

@@ -34,7 +34,21 @@ class StageGateRequest:
     event: Mapping[str, Any] | None = None
 
 
-PauseGate = Callable[[StageGateRequest], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """A pause gate's answer (``None`` means "go on, unchanged").
+
+    ``skip``: the execution ends ``skipped`` without running its handler. ``inputs``: the inputs
+    it runs with instead of the resolved ones (a missing required input is then forgiven).
+    ``paused``: seconds the gate held it, kept out of its queue time.
+    """
+
+    skip: bool = False
+    inputs: Mapping[str, Any] | None = None
+    paused: float = 0.0
+
+
+PauseGate = Callable[[StageGateRequest], Awaitable[GateDecision | None]]
 
 
 @dataclass(frozen=True, slots=True)

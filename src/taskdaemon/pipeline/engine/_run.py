@@ -854,6 +854,8 @@ class _Run:
         self.event_seq += 1
         now = self.engine._clock()
         payload = dict(payload)
+        if self.engine._debugger is not None:  # event breakpoints mark this very payload
+            self.engine._debugger.published(self, event_type, payload)
         if self.engine._observers:
             self.emit(
                 EventPublished(
@@ -1065,10 +1067,14 @@ class _Run:
         ex = inst.executions[-1]
         try:
             while True:
+                retry_now = False
                 async with self.slots:
                     status, exception = await self.attempt(srt, inst, ex, timeout)
+                    if status in _FAILED and engine._debugger is not None:
+                        # A failure breakpoint: before the error strategy acts (engine/_debug.py)
+                        retry_now = await engine._debugger.failed(self, srt, inst, ex)
                 attempt = ex.attempt
-                will_retry = (
+                will_retry = retry_now or (
                     status in _FAILED
                     and attempt < max_attempts
                     and not isinstance(exception, _DataError)
@@ -1080,8 +1086,7 @@ class _Run:
                 if not will_retry:
                     _move(srt, inst, status)
                     break
-                assert policy is not None
-                delay = policy.backoff.delay(attempt)
+                delay = 0.0 if retry_now or policy is None else policy.backoff.delay(attempt)
                 _move(srt, inst, _RETRYING)
                 if engine._observers:
                     self.emit(
@@ -1144,8 +1149,9 @@ class _Run:
         except _DataError as exc:
             inputs, data_error = {}, exc
         gate = engine._pause_gate
+        paused = 0.0
         if gate is not None:
-            await gate(
+            decision = await gate(
                 StageGateRequest(
                     self.run_id,
                     self.name,
@@ -1158,6 +1164,12 @@ class _Run:
                     inst.event,
                 )
             )
+            if decision is not None:
+                paused = decision.paused
+                if decision.skip:
+                    return _SKIPPED, None
+                if decision.inputs is not None:
+                    inputs, data_error = decision.inputs, None
         _move(srt, inst, _RUNNING)
         now = engine._clock()
         ex.running = now
@@ -1182,6 +1194,7 @@ class _Run:
                 previous,
                 inst.triggers,
                 inst.event,
+                paused,
             )
             self.emit(started)
             if engine._env_hooks:
@@ -1253,7 +1266,8 @@ class _Run:
         will_retry: bool,
         error: str | None = None,
     ) -> None:
-        now = self.engine._clock()
+        # A failure breakpoint set ``ended`` when the handler failed: the pause is not run time.
+        now = ex.ended if ex.ended is not None else self.engine._clock()
         ex.ended = now
         ex.status = status
         if error is not None and ex.error is None:

@@ -22,6 +22,7 @@ sees the run span only once it ends) and ``skipped`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
@@ -217,6 +218,19 @@ def _awaiting_approval(root: SpanRecord) -> set[str]:
     return {stage for stage, name in latest.items() if name == t.EVENT_APPROVAL_REQUESTED}
 
 
+def _paused_executions(root: SpanRecord) -> dict[str, str]:
+    """Task run id -> stage of each execution whose latest breakpoint event on the run span is
+    ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans")."""
+    latest: dict[str, tuple[str, str]] = {}
+    for event in sorted(root.events, key=lambda e: e.time_ns):
+        if event.name in (t.EVENT_BREAKPOINT_HIT, t.EVENT_BREAKPOINT_RESUMED):
+            trid = event.attributes.get(t.CICD_TASK_RUN_ID)
+            stage = event.attributes.get(t.CICD_TASK_NAME)
+            if isinstance(trid, str) and isinstance(stage, str):
+                latest[trid] = (stage, event.name)
+    return {trid: stage for trid, (stage, name) in latest.items() if name == t.EVENT_BREAKPOINT_HIT}
+
+
 def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
     return stage_status_of((a.instance, a.status) for a in attempts)
 
@@ -278,6 +292,9 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     run_is_open = status in ("running", "interrupted")
 
     awaiting = _awaiting_approval(root) if root is not None and status == "running" else set()
+    paused = _paused_executions(root) if root is not None and status == "running" else {}
+    if paused:
+        status = "paused"  # the run is paused while anything in it is
     declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
@@ -297,9 +314,16 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 key=lambda a: (a.start, a.instance, a.attempt, a.span_id),
             )
         )
+        if paused:
+            attempts = tuple(
+                replace(a, status="paused") if a.end is None and a.task_run_id in paused else a
+                for a in attempts
+            )
         skip_reason = None
         cancel_reason, cancel_cause = stage_cancel_cause(attempts)
-        if attempts:
+        if name in paused.values():
+            stage_status = "paused"
+        elif attempts:
             stage_status = _stage_status(attempts)
         elif skips:
             stage_status = "skipped"
@@ -307,7 +331,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             skip_reason = _str_or_none(skip_attrs.get(t.STAGE_SKIP_REASON))
             cancel_reason = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_REASON))
             cancel_cause = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_CAUSE))
-        elif status == "running":
+        elif status in ("running", "paused"):
             stage_status = "waiting" if name in awaiting else "pending"
         else:
             stage_status = "skipped"

@@ -340,7 +340,7 @@ class TempoSource(_HttpSource):
         """TraceQL over the run spans' ``cicd.pipeline.*`` attributes, then one fetch per run,
         for at most ``limit`` of the traces found (the newest: Tempo may answer more than it
         was asked for)."""
-        if status in ("running", "interrupted", "pending"):
+        if status in ("running", "interrupted", "pending", "paused"):
             return []
         conditions = [f'span.{t.CICD_PIPELINE_ACTION_NAME} = "{t.RUN_ACTION}"']
         if pipeline is not None:

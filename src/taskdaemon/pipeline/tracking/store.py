@@ -280,7 +280,7 @@ class SpanStore:
             "SELECT trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages, "  # noqa: S608
             f"writer_id FROM runs {where} ORDER BY start_ns DESC, trace_id LIMIT ?"
         )
-        open_filter = status in ("running", "interrupted")
+        open_filter = status in ("running", "interrupted", "paused")
         out: list[RunSummary] = []
         with self._cursor() as conn:
             # An open-run filter may drop rows after liveness checks: read in pages until full.
@@ -310,7 +310,7 @@ class SpanStore:
     ) -> int | None:
         """How many runs :meth:`search` would find without a limit; None for the ``running`` and
         ``interrupted`` filters, whose answer needs each open run's spans."""
-        if status in ("running", "interrupted"):
+        if status in ("running", "interrupted", "paused"):
             return None
         where, params = self._where(pipeline, status, since, until)
         with self._cursor() as conn:
@@ -326,7 +326,7 @@ class SpanStore:
         if pipeline is not None:
             clauses.append("pipeline = ?")
             params.append(pipeline)
-        if status in ("running", "interrupted"):
+        if status in ("running", "interrupted", "paused"):
             clauses.append("end_ns IS NULL")
         elif status is not None:
             clauses.append("status = ?")

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
+    BreakpointHit,
+    BreakpointResumed,
     EngineEvent,
     RunFinished,
     RunStarted,
@@ -61,6 +63,7 @@ class _Stage:
     attempts: dict[str, _Attempt] = field(default_factory=dict)
     queued: set[str] = field(default_factory=set)
     retrying: set[tuple[int, int]] = field(default_factory=set)
+    paused: set[str] = field(default_factory=set)  # task run ids paused at a breakpoint
     skip_reason: str | None = None
     triggers: tuple[str, ...] = ()
     skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
@@ -69,6 +72,8 @@ class _Stage:
         """The stage status from its executions (fan-out stages have several)."""
         if self.status == "skipped":
             return self.status
+        if self.paused:
+            return "paused"
         open_attempts = [a for a in self.attempts.values() if a.end is None]
         if open_attempts:
             return "running"
@@ -289,7 +294,7 @@ class DagWatcher:
                 attempt=event.attempt,
                 status="running",
                 start=event.at,
-                queue_time=max(0.0, event.at - event.queued_at),
+                queue_time=max(0.0, event.at - event.queued_at - event.paused),
                 trigger_wait=max(0.0, event.queued_at - event.considered_at),
             )
         elif isinstance(event, StageFinished):
@@ -308,6 +313,13 @@ class DagWatcher:
             attempt.cancel_cause = event.cancel_cause
             if event.will_retry:
                 stage.retrying.add((event.instance, event.attempt))
+        elif isinstance(event, BreakpointHit):
+            run.stage(event.stage).paused.add(event.task_run_id)
+            run.status = "paused"  # while anything in it is paused
+        elif isinstance(event, BreakpointResumed):
+            run.stage(event.stage).paused.discard(event.task_run_id)
+            if run.status == "paused" and not any(s.paused for s in run.stages.values()):
+                run.status = "running"
         elif isinstance(event, StageRetrying):
             run.stage(event.stage).retrying.add((event.instance, event.attempt))
         elif isinstance(event, StageSkipped):

@@ -1,0 +1,722 @@
+"""Debug mode: breakpoints, pausing, stepping, skipping, retrying and overriding inputs.
+
+``engine.with_debug(True)`` returns the engine's :class:`DebugSession`, installed as its pause
+gate (see ``Engine``): the engine awaits :meth:`DebugSession.gate` before each execution starts
+and :meth:`DebugSession.failed` after an attempt fails, and tells it of each published event.
+Without debug mode none of this exists, so it costs nothing. Contract (docs/debugging.md):
+
+* **Breakpoints belong to a pipeline** (by name; ``None`` = every pipeline the session's engine
+  runs) **or to one run** (``run_id``). Kinds (``on``): ``start`` pauses an execution before it
+  starts (it holds its worker slot, its inputs are resolved); ``failure`` pauses after an
+  attempt failed or timed out, before the error strategy acts (``retry`` runs the stage again at
+  once, ``continue`` lets the strategy act); ``event:TYPE`` pauses each execution that an event
+  of that type starts (the breakpoint's stage, or any listener when ``stage`` is None). ``stage``
+  None matches every stage. ``when`` is CEL over ``request``, ``stages``, ``event``, ``inputs``
+  (and ``error`` for failures); an evaluation error counts as false and is kept on the
+  breakpoint (``last_error``).
+* **Paused**: the execution's status (and its stage's, and the run's while anything in it is
+  paused) is ``paused``; ``BreakpointHit`` / ``BreakpointResumed`` records go to the observers
+  with who resumed and how, and how long it was paused (kept out of its queue time). Timeouts
+  only run around the handler, so a paused execution never times out.
+* **Stepping** is per run: :meth:`step` resumes one paused execution (the named stage's, else
+  the one paused first) and puts the run in step mode, where every execution that becomes ready
+  pauses; :meth:`continue_` with no stage leaves step mode and resumes everything paused.
+* A stop of the run (cancel, a failure elsewhere) resumes a paused execution by cancelling it
+  (``action="cancel"``). Everything runs on the engine's event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
+from taskdaemon.pipeline.errors import ExpressionError, PipelineError
+from taskdaemon.pipeline.events import (
+    BreakpointHit,
+    BreakpointResumed,
+    InputOverridden,
+    StageSkipped,
+)
+from taskdaemon.pipeline.expressions import Expression, compile_expression
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.engine._api import Engine, RunHandle
+    from taskdaemon.pipeline.engine._run import _Exec, _Instance, _Run, _StageRun
+
+__all__ = ["Breakpoint", "DebugSession", "PausedExecution"]
+
+_START, _FAILURE_KIND = "start", "failure"
+_WHEN_VARIABLES = frozenset({"request", "stages", "event", "inputs", "error"})
+
+
+@dataclass
+class Breakpoint:
+    """One breakpoint. ``on`` is ``start``, ``failure`` or ``event:TYPE``; see the module doc."""
+
+    id: int
+    stage: str | None
+    on: str = _START
+    when: str | None = None
+    pipeline: str | None = None
+    run_id: str | None = None
+    hits: int = 0
+    last_error: str | None = None
+    _expression: Expression | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def event_type(self) -> str | None:
+        """The event type of an ``event:TYPE`` breakpoint."""
+        return self.on[6:] if self.on.startswith("event:") else None
+
+    def describe(self) -> str:
+        """One line: ``#2 before build if inputs.n > 1 (run 3f2a…)``."""
+        where = self.stage or "any stage"
+        if self.on == _FAILURE_KIND:
+            text = f"on failure of {where}"
+        elif self.event_type is not None:
+            text = f"on event {self.event_type} ({where})"
+        else:
+            text = f"before {where}"
+        if self.when:
+            text += f" if {self.when}"
+        if self.run_id:
+            text += f" (run {self.run_id[:8]})"
+        elif self.pipeline:
+            text += f" (pipeline {self.pipeline})"
+        return f"#{self.id} {text}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (HTTP, control socket)."""
+        return {
+            "id": self.id,
+            "stage": self.stage,
+            "on": self.on,
+            "when": self.when,
+            "pipeline": self.pipeline,
+            "run_id": self.run_id,
+            "hits": self.hits,
+            "last_error": self.last_error,
+            "description": self.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class PausedExecution:
+    """A paused execution as it is now (a snapshot)."""
+
+    run_id: str
+    pipeline: str
+    stage: str
+    instance: int
+    attempt: int
+    kind: str  # start | failure
+    reason: str
+    since: float
+    inputs: Mapping[str, Any]
+    error: str | None = None
+    overridden: tuple[str, ...] = ()
+
+    @property
+    def task_run_id(self) -> str:
+        """``{stage}.{instance}.{attempt}``."""
+        return f"{self.stage}.{self.instance}.{self.attempt}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {
+            "run_id": self.run_id,
+            "pipeline": self.pipeline,
+            "stage": self.stage,
+            "instance": self.instance,
+            "attempt": self.attempt,
+            "task_run_id": self.task_run_id,
+            "kind": self.kind,
+            "reason": self.reason,
+            "since": self.since,
+            "inputs": dict(self.inputs),
+            "error": self.error,
+            "overridden": list(self.overridden),
+        }
+
+
+class _Pause:
+    """A paused execution, live: the future its coroutine awaits holds (action, by)."""
+
+    __slots__ = (
+        "ex",
+        "future",
+        "inputs",
+        "inst",
+        "kind",
+        "overridden",
+        "reason",
+        "run",
+        "seq",
+        "since",
+        "srt",
+    )
+
+    def __init__(  # noqa: PLR0917 - internal, built in one place
+        self,
+        run: _Run,
+        srt: _StageRun,
+        inst: _Instance,
+        ex: _Exec,
+        kind: str,
+        reason: str,
+        inputs: dict[str, Any],
+        seq: int,
+        since: float,
+    ) -> None:
+        self.run, self.srt, self.inst, self.ex = run, srt, inst, ex
+        self.kind, self.reason, self.inputs, self.seq, self.since = kind, reason, inputs, seq, since
+        self.overridden: list[str] = []
+        self.future: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+
+    @property
+    def task_run_id(self) -> str:
+        return f"{self.srt.name}.{self.inst.index}.{self.ex.attempt}"
+
+    def snapshot(self) -> PausedExecution:
+        return PausedExecution(
+            self.run.run_id,
+            self.run.name,
+            self.srt.name,
+            self.inst.index,
+            self.ex.attempt,
+            self.kind,
+            self.reason,
+            self.since,
+            dict(self.inputs),
+            self.ex.error,
+            tuple(self.overridden),
+        )
+
+
+class DebugSession:
+    """The engine's debugger (``engine.with_debug(True)``). See the module docstring."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._breakpoints: dict[int, Breakpoint] = {}
+        self._ids = itertools.count(1)
+        self._seq = itertools.count(1)
+        self._paused: dict[tuple[str, str], _Pause] = {}
+        self._stepping: set[str] = set()
+        # id(payload) -> (payload, run id, breakpoint, event type): the payload object itself is
+        # kept so that a recycled id never matches; entries of ended runs are dropped as
+        # events are published.
+        self._marked: dict[int, tuple[Any, str, Breakpoint, str]] = {}
+        self._stage_before: dict[tuple[str, str], StageStatus] = {}
+        self._changed: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ breakpoints
+
+    def set_breakpoint(
+        self,
+        stage: str | None,
+        when: str | None = None,
+        on: str = _START,
+        *,
+        pipeline: str | Pipeline | None = None,
+        run_id: str | None = None,
+    ) -> Breakpoint:
+        """Add a breakpoint and return it; PipelineError for a bad ``on`` or ``when``."""
+        if on not in (_START, _FAILURE_KIND) and not (on.startswith("event:") and len(on) > 6):
+            raise PipelineError(f"breakpoint 'on' must be start, failure or event:TYPE, not {on!r}")
+        expression = None
+        if when:
+            try:
+                expression = compile_expression(when, _WHEN_VARIABLES)
+            except ExpressionError as exc:
+                raise PipelineError(f"breakpoint condition {when!r}: {exc}") from None
+        name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
+        bp = Breakpoint(next(self._ids), stage, on, when or None, name, run_id)
+        bp._expression = expression
+        self._breakpoints[bp.id] = bp
+        return bp
+
+    def delete_breakpoint(self, breakpoint_id: int | None = None) -> int:
+        """Delete one breakpoint (or all with None); returns how many went. PipelineError if
+        the id is unknown."""
+        if breakpoint_id is None:
+            count = len(self._breakpoints)
+            self._breakpoints.clear()
+            return count
+        if self._breakpoints.pop(breakpoint_id, None) is None:
+            raise PipelineError(f"no breakpoint #{breakpoint_id}")
+        return 1
+
+    def breakpoints(self, run_id: str | None = None) -> list[Breakpoint]:
+        """The breakpoints (those that can apply to ``run_id`` when given), by id."""
+        found = list(self._breakpoints.values())
+        if run_id is not None:
+            run = self._run_of(run_id, need_open=False)
+            found = [bp for bp in found if self._applies(bp, run)]
+        return found
+
+    # ------------------------------------------------------------------ running
+
+    async def start(
+        self, pipeline: Pipeline, request: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunHandle:
+        """``engine.start_run`` under this session."""
+        return await self._engine.start_run(pipeline, request, **options)
+
+    async def execute(
+        self, pipeline: Pipeline, request: Mapping[str, Any] | None = None, **options: Any
+    ) -> RunResult:
+        """Run ``pipeline`` under the debugger and return its result (like ``engine.run``)."""
+        return await self._engine.run(pipeline, request, **options)
+
+    async def wait_paused(self, run_id: str | None = None) -> PausedExecution | None:
+        """Wait until something (in ``run_id`` when given) is paused and return the earliest
+        paused; None when that run ended first."""
+        run = None if run_id is None else self._run_of(run_id, need_open=False)
+        while True:
+            found = self.paused(None if run is None else run.run_id)
+            if found:
+                return found[0]
+            if run is not None and run.result is not None:
+                return None
+            if self._changed is None:
+                self._changed = asyncio.Event()
+            waiter: asyncio.Future[Any] = asyncio.ensure_future(self._changed.wait())
+            waits: list[asyncio.Future[Any]] = [waiter] if run is None else [waiter, run.done]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+
+    def paused(self, run_id: str | None = None) -> list[PausedExecution]:
+        """What is paused (in ``run_id`` when given), in the order it paused."""
+        pauses = sorted(self._paused.values(), key=lambda p: p.seq)
+        return [p.snapshot() for p in pauses if run_id is None or p.run.run_id == run_id]
+
+    def is_stepping(self, run_id: str) -> bool:
+        """True while the run is in step mode."""
+        return run_id in self._stepping
+
+    # ------------------------------------------------------------------ resuming
+
+    def continue_(self, run_id: str | None = None, stage: str | None = None, by: str = "") -> int:
+        """Resume what is paused (in the run, of the stage); without a stage the run leaves
+        step mode. Returns how many executions were resumed."""
+        if stage is None:
+            if run_id is None:
+                self._stepping.clear()
+            else:
+                self._stepping.discard(run_id)
+        resumed = 0
+        for pause in self._select(run_id, stage):
+            resumed += self._resume(pause, "continue", by)
+        return resumed
+
+    def step(self, run_id: str, stage: str | None = None, by: str = "") -> PausedExecution | None:
+        """Step mode for the run, and resume exactly one paused execution (the stage's, else
+        the one paused first); returns it (None when nothing was paused: the next ready
+        execution will pause)."""
+        self._run_of(run_id)
+        self._stepping.add(run_id)
+        pauses = self._select(run_id, stage)
+        if not pauses:
+            if stage is not None:
+                raise PipelineError(f"stage {stage!r} of run {run_id} is not paused")
+            return None
+        snapshot = pauses[0].snapshot()
+        self._resume(pauses[0], "step", by)
+        return snapshot
+
+    def skip(self, run_id: str, stage: str | None = None, by: str = "") -> PausedExecution:
+        """Skip a paused execution that has not started (it ends ``skipped``; what needs it
+        is skipped too)."""
+        pause = self._one(
+            run_id,
+            stage,
+            _START,
+            "skip",
+            "only an execution paused before it "
+            "starts can be skipped (after a failure: continue or retry)",
+        )
+        snapshot = pause.snapshot()
+        self._resume(pause, "skip", by)
+        return snapshot
+
+    def retry(self, run_id: str, stage: str | None = None, by: str = "") -> PausedExecution:
+        """Run a stage paused at its failure again now (a new attempt, no backoff, whatever
+        its retry policy says)."""
+        pause = self._one(
+            run_id,
+            stage,
+            _FAILURE_KIND,
+            "retry",
+            "only a failed execution paused at its failure can be retried",
+        )
+        snapshot = pause.snapshot()
+        self._resume(pause, "retry", by)
+        return snapshot
+
+    def override(self, run_id: str, stage: str, name: str, value: Any, by: str = "") -> None:
+        """Replace input ``name`` of ``stage``'s paused execution before it starts (recorded as
+        ``InputOverridden`` with the old and new values)."""
+        pause = self._one(
+            run_id,
+            stage,
+            _START,
+            "override an input of",
+            "inputs can only be overridden before the execution starts",
+        )
+        old = pause.inputs.get(name)
+        pause.inputs[name] = value
+        if name not in pause.overridden:
+            pause.overridden.append(name)
+        run = pause.run
+        if self._engine._observers:
+            run.emit(
+                InputOverridden(
+                    run.run_id,
+                    run.name,
+                    pause.srt.name,
+                    pause.inst.index,
+                    pause.ex.attempt,
+                    pause.task_run_id,
+                    self._engine._clock(),
+                    name,
+                    old,
+                    value,
+                    by,
+                )
+            )
+
+    def detach(self) -> None:
+        """Forget the breakpoints and step modes and resume everything paused."""
+        self._breakpoints.clear()
+        self._stepping.clear()
+        self._marked.clear()
+        for pause in list(self._paused.values()):
+            self._resume(pause, "continue", "debug mode off")
+
+    # ------------------------------------------------------------------ inspecting
+
+    def inspect(self, run_id: str, stage: str) -> dict[str, Any]:
+        """A stage's state for a person: its status, paused executions, resolved inputs (those
+        it will run with when paused), its upstream stages' status and outputs, its triggers'
+        state, its approval and the events waiting for an instance. JSON-able."""
+        run = self._run_of(run_id, need_open=False)
+        srt = run.stages.get(stage)
+        if srt is None:
+            raise PipelineError(f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}")
+        pauses = self._select(run.run_id, stage)
+        if pauses:
+            inputs: Any = dict(pauses[0].inputs)
+        else:
+            inputs = {}
+            for name, compiled, _required in srt.cs.inputs:
+                try:
+                    inputs[name] = compiled.expression.evaluate(
+                        {"request": run.request, "stages": run.stages_ctx}
+                    )
+                except ExpressionError as exc:
+                    inputs[name] = f"<not resolvable now: {exc}>"
+        upstream = {
+            name: {
+                "status": run.stages_ctx[name]["status"],
+                "outputs": run.stages_ctx[name]["outputs"],
+            }
+            for name in srt.cs.upstream
+            if name in run.stages_ctx
+        }
+        triggers = [
+            {
+                "index": index,
+                "description": srt.cs.descriptions[index],
+                "state": srt.states[index].value if index in srt.states else "by event",
+            }
+            for index in range(len(srt.cs.stage.triggers))
+        ]
+        return {
+            "stage": stage,
+            "status": str(srt.status),
+            "paused": [p.snapshot().as_dict() for p in pauses],
+            "inputs": inputs,
+            "outputs": run.stages_ctx[stage]["outputs"],
+            "upstream": upstream,
+            "triggers": triggers,
+            "fired": srt.fired,
+            "approval": srt.approval.value,
+            "pending_events": [dict(payload) for payload, _source in srt.events],
+            "instances": [
+                {"instance": i.index, "status": str(i.status), "attempts": len(i.executions)}
+                for i in srt.instances
+            ],
+        }
+
+    def state(self, run_id: str) -> dict[str, Any]:
+        """The run as a debugger shows it: status, step mode, each stage's status, what is
+        paused, waiting and queued, worker slots in use, events waiting per stage."""
+        run = self._run_of(run_id, need_open=False)
+        stages: dict[str, Any] = {}
+        for name, srt in run.stages.items():
+            stages[name] = {
+                "status": str(srt.status),
+                "instances": [str(i.status) for i in srt.instances],
+                "pending_events": len(srt.events),
+                "approval": srt.approval.value,
+            }
+        concurrency = max(1, run.pipeline.concurrency)
+        return {
+            "run_id": run.run_id,
+            "pipeline": run.name,
+            "status": str(run.status),
+            "stepping": run.run_id in self._stepping,
+            "paused": [p.as_dict() for p in self.paused(run.run_id)],
+            "breakpoints": [bp.as_dict() for bp in self.breakpoints(run.run_id)],
+            "slots": {"size": concurrency, "free": run.slots._value},
+            "stages": stages,
+        }
+
+    # ------------------------------------------------------------------ engine hooks
+
+    async def gate(self, request: StageGateRequest) -> GateDecision | None:
+        """The pause gate: pause the execution when a breakpoint, step mode or a marked event
+        says so, and answer how it goes on."""
+        if not self._breakpoints and not self._stepping and not self._marked:
+            return None
+        handle = self._engine._runs.get(request.run_id)
+        if handle is None:
+            return None
+        run = handle._run
+        if run.stopping is not None:
+            return None
+        srt = run.stages[request.stage]
+        inst = srt.instances[request.instance]
+        reason = self._start_reason(run, request)
+        if reason is None:
+            return None
+        pause = self._new_pause(run, srt, inst, _START, reason, dict(request.inputs))
+        action, by, paused = await self._hold(pause, StageStatus.QUEUED)
+        if action == "skip" and len(srt.instances) == 1 and not srt.final:
+            srt.skip_reason = f"skipped at a breakpoint by {by}"
+            if self._engine._observers:
+                run.emit(
+                    StageSkipped(
+                        run.run_id, run.name, srt.name, srt.skip_reason, self._engine._clock()
+                    )
+                )
+        inputs = dict(pause.inputs) if pause.overridden else None
+        return GateDecision(skip=action == "skip", inputs=inputs, paused=paused)
+
+    async def failed(self, run: _Run, srt: _StageRun, inst: _Instance, ex: _Exec) -> bool:
+        """After a failed attempt: pause at a failure breakpoint; True means retry it now."""
+        ex.ended = self._engine._clock()  # the attempt ended here; a pause is not run time
+        if run.stopping is not None or not self._breakpoints:
+            return False
+        context = {
+            "request": run.request,
+            "stages": run.stages_ctx,
+            "event": inst.event,
+            "inputs": {},
+            "error": ex.error or "",
+        }
+        bp = self._match(run, srt.name, _FAILURE_KIND, context)
+        if bp is None:
+            return False
+        pause = self._new_pause(run, srt, inst, _FAILURE_KIND, "failure: " + bp.describe(), {})
+        action, _by, _paused = await self._hold(pause, StageStatus.RUNNING)
+        return action == "retry"
+
+    def published(self, run: _Run, event_type: str, payload: dict[str, Any]) -> None:
+        """An event is being published: mark it when an event breakpoint wants it, so the
+        executions it starts pause."""
+        runs = self._engine._runs
+        for key, entry in list(self._marked.items()):
+            handle = runs.get(entry[1])
+            if handle is None or handle.done:
+                del self._marked[key]
+        for bp in self._breakpoints.values():
+            if bp.event_type == event_type and self._applies(bp, run):
+                context = {"request": run.request, "stages": run.stages_ctx, "event": payload}
+                if self._holds(bp, {**context, "inputs": {}, "error": ""}):
+                    self._marked[id(payload)] = (payload, run.run_id, bp, event_type)
+                    return
+
+    # ------------------------------------------------------------------ internals
+
+    def _start_reason(self, run: _Run, request: StageGateRequest) -> str | None:
+        if request.event is not None:
+            marked = self._marked.get(id(request.event))
+            if marked is not None and marked[0] is request.event:
+                _payload, _run_id, bp, event_type = marked
+                if bp.stage is None or bp.stage == request.stage:
+                    bp.hits += 1
+                    return f"event {event_type}: {bp.describe()}"
+        if self._breakpoints:
+            context = {
+                "request": run.request,
+                "stages": run.stages_ctx,
+                "event": request.event,
+                "inputs": request.inputs,
+                "error": "",
+            }
+            found = self._match(run, request.stage, _START, context)
+            if found is not None:
+                return found.describe()
+        if run.run_id in self._stepping:
+            return "step"
+        return None
+
+    def _applies(self, bp: Breakpoint, run: _Run) -> bool:
+        if bp.run_id is not None:
+            return run.run_id.startswith(bp.run_id)
+        return bp.pipeline is None or bp.pipeline == run.name
+
+    def _holds(self, bp: Breakpoint, context: Mapping[str, Any]) -> bool:
+        expression = bp._expression
+        if expression is None:
+            return True
+        try:
+            value = expression.evaluate({k: context[k] for k in expression.variables})
+        except ExpressionError as exc:
+            bp.last_error = str(exc)
+            return False
+        if not isinstance(value, bool):
+            bp.last_error = f"{bp.when!r} gave {value!r}, not a bool"
+            return False
+        return value
+
+    def _match(
+        self, run: _Run, stage: str, kind: str, context: Mapping[str, Any]
+    ) -> Breakpoint | None:
+        for bp in self._breakpoints.values():
+            if bp.on != kind or (bp.stage is not None and bp.stage != stage):
+                continue
+            if self._applies(bp, run) and self._holds(bp, context):
+                bp.hits += 1
+                return bp
+        return None
+
+    def _new_pause(  # noqa: PLR0917 - internal
+        self,
+        run: _Run,
+        srt: _StageRun,
+        inst: _Instance,
+        kind: str,
+        reason: str,
+        inputs: dict[str, Any],
+    ) -> _Pause:
+        ex = inst.executions[-1]
+        return _Pause(
+            run, srt, inst, ex, kind, reason, inputs, next(self._seq), self._engine._clock()
+        )
+
+    async def _hold(self, pause: _Pause, back: StageStatus) -> tuple[str, str, float]:
+        """Pause until resumed; returns (action, by, seconds paused)."""
+        run, srt, inst, ex = pause.run, pause.srt, pause.inst, pause.ex
+        engine = self._engine
+        key = (run.run_id, pause.task_run_id)
+        stage_key = (run.run_id, srt.name)
+        inst.status = StageStatus.PAUSED
+        ex.status = StageStatus.PAUSED
+        if srt.status is not StageStatus.PAUSED and not srt.final:
+            self._stage_before[stage_key] = srt.status
+            srt.status = StageStatus.PAUSED
+        self._paused[key] = pause
+        run.status = RunStatus.PAUSED
+        if engine._observers:
+            run.emit(
+                BreakpointHit(
+                    run.run_id,
+                    run.name,
+                    srt.name,
+                    inst.index,
+                    ex.attempt,
+                    pause.task_run_id,
+                    pause.since,
+                    pause.kind,
+                    pause.reason,
+                    ex.error if pause.kind == _FAILURE_KIND else None,
+                )
+            )
+        self._notify()
+        action, by = "cancel", "engine"
+        try:
+            action, by = await pause.future
+        finally:
+            del self._paused[key]
+            inst.status = back
+            ex.status = back
+            if srt.status is StageStatus.PAUSED and not any(
+                p.srt is srt for p in self._paused.values()
+            ):
+                srt.status = self._stage_before.pop(stage_key, StageStatus.WAITING)
+            if run.result is None and not any(p.run is run for p in self._paused.values()):
+                run.status = RunStatus.RUNNING
+            now = engine._clock()
+            paused = max(0.0, now - pause.since)
+            if engine._observers:
+                run.emit(
+                    BreakpointResumed(
+                        run.run_id,
+                        run.name,
+                        srt.name,
+                        inst.index,
+                        ex.attempt,
+                        pause.task_run_id,
+                        now,
+                        action,
+                        by,
+                        paused,
+                    )
+                )
+            self._notify()
+        return action, by, paused
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
+
+    def _resume(self, pause: _Pause, action: str, by: str) -> int:
+        if pause.future.done():
+            return 0
+        pause.future.set_result((action, by or "api"))
+        return 1
+
+    def _run_of(self, run_id: str, need_open: bool = True) -> _Run:
+        runs = self._engine._runs
+        handle = runs.get(run_id)
+        if handle is None:
+            matches = [h for rid, h in runs.items() if rid.startswith(run_id)] if run_id else []
+            if len(matches) != 1:
+                raise PipelineError(f"no run {run_id!r} in this engine")
+            handle = matches[0]
+        run = handle._run
+        if need_open and run.result is not None:
+            raise PipelineError(f"run {run.run_id} has finished")
+        return run
+
+    def _select(self, run_id: str | None, stage: str | None) -> list[_Pause]:
+        if run_id is not None:
+            run_id = self._run_of(run_id, need_open=False).run_id
+        pauses = sorted(self._paused.values(), key=lambda p: p.seq)
+        return [
+            p
+            for p in pauses
+            if (run_id is None or p.run.run_id == run_id) and (stage is None or p.srt.name == stage)
+        ]
+
+    def _one(self, run_id: str, stage: str | None, kind: str, verb: str, why: str) -> _Pause:
+        pauses = self._select(run_id, stage)
+        if not pauses:
+            what = f"stage {stage!r}" if stage else "nothing"
+            raise PipelineError(f"cannot {verb} {stage or 'a stage'}: {what} is not paused")
+        right = [p for p in pauses if p.kind == kind]
+        if not right:
+            raise PipelineError(f"cannot {verb} {pauses[0].srt.name!r}: {why}")
+        return right[0]
