@@ -11,6 +11,7 @@ Requests (``op`` plus fields)::
     {"op": "publish", "type": "spec.ready", "payload": {...}}
     {"op": "cancel"}
     {"op": "status"}
+    {"op": "debug", "action": "state", ...}   (see ``debug_ops.py``)
 
 Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 ``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
@@ -28,7 +29,7 @@ import inspect
 import json
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -104,12 +105,17 @@ class ControlServer:
         *,
         status: Callable[[], Mapping[str, Any]] = dict,
         home: str | os.PathLike[str] | None = None,
+        extra_ops: Mapping[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]
+        | None = None,
     ) -> None:
         self.run_id = run_id
+        # More ops (``debug``): each answers the whole request with a response mapping.
+        self._extra = dict(extra_ops or {})
         self.path = socket_path(run_id, home)
         self._target = target
         self._status = status
         self._server: asyncio.AbstractServer | None = None
+        self._connections: set[asyncio.Task[Any]] = set()
 
     async def start(self) -> None:
         """Create the socket (and its directory, private to the user)."""
@@ -138,6 +144,10 @@ class ControlServer:
         server.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+        if self._connections:
+            # Let connections whose client left finish closing: a connection task still open
+            # when the loop ends is cancelled and logged with a traceback by asyncio.
+            await asyncio.wait(set(self._connections), timeout=1.0)
         await server.wait_closed()
 
     async def __aenter__(self) -> ControlServer:
@@ -148,6 +158,10 @@ class ControlServer:
         await self.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
         try:
             while line := await reader.readline():
                 response = await self.handle(line)
@@ -192,6 +206,8 @@ class ControlServer:
             if op == "cancel":
                 await _maybe_await(self._target.cancel())
                 return {"ok": True}
+            if isinstance(op, str) and op in self._extra:
+                return await self._extra[op](request)
         except Exception as exc:  # the run refused (not waiting, closed run...): say why
             return {"ok": False, "error": str(exc) or type(exc).__name__}
         return {

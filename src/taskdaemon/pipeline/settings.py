@@ -34,6 +34,8 @@ variable                        meaning                                 default
                                 (recorded as the approver)
 ``TASKDAEMON_API_ALLOWED_HOSTS`` extra ``Host`` names the API answers    none (loopback and the
                                 (comma list; ``*`` = any)                bind address only)
+``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug``:      none
+                                ``STAGE[:CEL]`` separated by ``;``
 =============================== ======================================= =========================
 
 ``TASKDAEMON_REDACT_PATTERNS`` is a JSON list of regular expressions, or a comma-separated list
@@ -132,6 +134,7 @@ class Settings(BaseSettings):
     api_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     log_capture_max_lines: int = Field(default=10_000, ge=0)
     log_capture_max_bytes: int = Field(default=1_048_576, ge=0)
+    breakpoints: str = ""  # parsed by cli/debug.py (``STAGE[:CEL]`` separated by ``;``)
 
     otel_service_name: str | None = _otel("OTEL_SERVICE_NAME")
     otel_resource_attributes: str | None = _otel("OTEL_RESOURCE_ATTRIBUTES")

@@ -27,6 +27,7 @@ __all__ = ["build_parser", "main"]
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "run",
+    "debug",
     "validate",
     "approve",
     "dag",
@@ -41,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 #: The module registering each sub-command (a test checks it against what they register).
 COMMANDS: dict[str, str] = {
     "run": "run",
+    "debug": "debug",
     "validate": "validate",
     "approve": "approve",
     "publish": "approve",

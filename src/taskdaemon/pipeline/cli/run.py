@@ -4,6 +4,7 @@
 
     taskdaemon run FILE [--input k=v ...] [--input-file F] [--approve STAGE ... | --auto-approve]
                         [--workspace DIR] [--quiet] [--watch]
+                        [--break STAGE[:CEL] ...] [--break-on-failure]
 
 * The request is the mapping of ``--input-file`` (JSON or YAML) updated by each ``--input k=v``;
   a value is parsed as JSON when it is valid JSON (``n=3``, ``flags=[1,2]``), else kept as text.
@@ -20,6 +21,9 @@
   ``--auto-approve`` grants all. Otherwise a stage waiting for approval is announced with the
   command that grants it: the run is served on its control socket
   (``$TASKDAEMON_HOME/control/<run_id>.sock``) for ``taskdaemon approve / publish / cancel``.
+* Debugging: any run can be debugged from another terminal (``taskdaemon debug attach RUN``,
+  over the control socket); ``--break`` / ``--break-on-failure`` / ``TASKDAEMON_BREAKPOINTS``
+  start it with breakpoints (see ``cli/debug.py``).
 * Workspace: each run gets ``DIR/<run_id>`` (``--workspace DIR``, default
   ``$TASKDAEMON_HOME/workspaces``), handed to handlers as ``ctx.workspace``.
 * Python loop types import with the current directory first on ``sys.path``
@@ -152,6 +156,9 @@ def register(subparsers: Any) -> None:
         "(HOST defaults to TASKDAEMON_METRICS_HOST)",
     )
     add_log_level_option(parser)
+    from taskdaemon.pipeline.cli.debug import add_break_options  # noqa: PLC0415
+
+    add_break_options(parser)
     parser.set_defaults(func=run_command)
 
 
@@ -481,6 +488,9 @@ async def run_pipeline(
             if callable(bind := getattr(observer, "bind", None)):
                 bind(engine)
         async with engine:
+            breakpoints = _breakpoints(engine, pipeline, args)
+            if breakpoints is not None:
+                return _fail(EXIT_INVALID, breakpoints)
             handle = await engine.start_run(pipeline, request, started_by="cli")
             run_ids.append(handle.run_id)
             if not args.quiet:
@@ -510,7 +520,12 @@ async def run_pipeline(
                 loop.add_signal_handler(signum, on_signal, signum)
             stack.callback(_remove_signal_handlers, loop)
 
-            server = ControlServer(handle.run_id, handle, status=lambda: _status(handle))
+            server = ControlServer(
+                handle.run_id,
+                handle,
+                status=lambda: _status(handle),
+                extra_ops={"debug": _debug_ops(engine, handle.run_id, observers)},
+            )
             try:
                 await server.start()
             except (OSError, PipelineError) as error:
@@ -532,6 +547,29 @@ async def run_pipeline(
     if interrupted and str(result.status) == "cancelled":
         return EXIT_SIGINT if interrupted[0] == signal.SIGINT else EXIT_SIGTERM
     return EXIT_FAILURE
+
+
+def _breakpoints(engine: Any, pipeline: Pipeline, args: argparse.Namespace) -> str | None:
+    """Debug mode with the run's breakpoints, when it has some; the one-line error if bad."""
+    from taskdaemon.pipeline.cli.debug import apply_breakpoints  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    env = load_settings().breakpoints
+    if not (args.breaks or args.break_on_failure or env.strip()):
+        return None  # no debug mode, no gate: attaching later turns it on
+    try:
+        apply_breakpoints(engine.with_debug(True), pipeline, args, env)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def _debug_ops(engine: Any, run_id: str, observers: Sequence[Any]) -> Any:
+    """The control socket's ``debug`` op (``taskdaemon debug attach``)."""
+    from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+    from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
+
+    return DebugOps(engine, run_id, dump=dump_writer(engine, observers))
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:

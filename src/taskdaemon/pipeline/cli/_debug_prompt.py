@@ -1,0 +1,340 @@
+"""The debugger prompt of ``taskdaemon debug``: commands over the debug protocol.
+
+The prompt speaks :mod:`~taskdaemon.pipeline.debug_ops` requests through ``call`` (a function
+sending one request to the run's control socket and returning the answer, raising
+``PipelineError`` with the run's one-line refusal), so the same prompt drives a run of this
+process (``debug FILE``) and one of another (``debug attach RUN``).
+
+On a terminal it uses ``readline`` (stdlib, imported only then): line editing, history kept in
+``$TASKDAEMON_HOME/debug_history``, and Tab completion of commands and stage names. Decided over
+``prompt_toolkit`` (installed with ``cel``): readline needs no terminal queries, so it behaves
+the same under tmux, a pty or a dumb terminal, and it costs nothing at start-up. On a pipe, it
+reads commands one per line, echoes each after the prompt, and runs them in order.
+
+After a command that resumes the run (``continue``, ``step``, ``skip``, ``retry``) the prompt
+waits for the next stop (an execution paused, or the run's end) and reports it, like gdb.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from taskdaemon.pipeline.errors import PipelineError
+
+__all__ = ["COMMANDS", "DebugPrompt"]
+
+Call = Callable[[dict[str, Any]], dict[str, Any]]
+
+#: Each command with its one-line help (``help`` prints them).
+COMMANDS: dict[str, str] = {
+    "continue": "continue [STAGE]: resume what is paused (a stage's only) and leave step mode",
+    "step": "step [STAGE]: run exactly the next ready execution, then pause again",
+    "break": "break STAGE [if CEL] | break STAGE on failure | break on event TYPE: add one",
+    "delete": "delete [N]: delete breakpoint N, or all of them",
+    "info": "info breakpoints: list the breakpoints",
+    "where": "where: each stage's state: running, paused, waiting, queued...",
+    "inputs": "inputs STAGE: the stage's resolved inputs (those it will run with)",
+    "outputs": "outputs STAGE: the stage's outputs and its upstream stages' outputs",
+    "set": "set STAGE INPUT JSON: override an input of a paused stage before it runs",
+    "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
+    "retry": "retry [STAGE]: run a stage paused at its failure again",
+    "logs": "logs STAGE: the stage's executions and their errors",
+    "dump": "dump [PATH]: write a debug dump of the run (.tar.gz)",
+    "quit": "quit: cancel the run and leave",
+    "help": "help: this list",
+}
+_ALIASES = {"c": "continue", "s": "step", "b": "break", "q": "quit", "h": "help", "?": "help"}
+_RESUMING = frozenset({"continue", "step", "skip", "retry"})
+
+
+class DebugPrompt:
+    """One debugging conversation with one run. ``run()`` returns when the input ends, on
+    ``quit``, or (when ``until_end``) once the run ended."""
+
+    def __init__(
+        self,
+        call: Call,
+        *,
+        stdin: IO[str] | None = None,
+        stdout: IO[str] | None = None,
+        history: Path | None = None,
+        by: str = "cli debug",
+    ) -> None:
+        self._call = call
+        self._in = stdin if stdin is not None else sys.stdin
+        self._out = stdout if stdout is not None else sys.stdout
+        self._history = history
+        self._by = by
+        self._stages: list[str] = []
+        self._interactive = self._in.isatty()
+        self.done = False  # the run ended
+        self.quit = False
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> None:
+        """Report the first stop, then read and run commands until the input ends or quit."""
+        state = self._call({"action": "state"})
+        self._stages = list(state["state"]["stages"])
+        if self._interactive:
+            self._setup_readline()
+        self._print(
+            f"debugging run {state['state']['run_id']} ({state['state']['pipeline']}); "
+            "'help' lists the commands"
+        )
+        self.wait()
+        try:
+            while not self.quit:
+                line = self._read()
+                if line is None:
+                    break
+                self.execute(line)
+        finally:
+            if self._interactive:
+                self._save_history()
+
+    def _read(self) -> str | None:
+        prompt = "(taskdaemon) "
+        if self._interactive:
+            try:
+                return input(prompt)
+            except EOFError:
+                self._print("")
+                return None
+        line = self._in.readline()
+        if not line:
+            return None
+        self._print(prompt + line.rstrip("\n"))
+        return line
+
+    def _print(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    # ------------------------------------------------------------------ commands
+
+    def execute(self, line: str) -> None:
+        """Run one command line, printing its answer or its one-line error."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            self._print(f"error: {exc}")
+            return
+        if not words:
+            return
+        command = _ALIASES.get(words[0], words[0])
+        if command not in COMMANDS:
+            self._print(f"error: unknown command {words[0]!r} ('help' lists them)")
+            return
+        try:
+            getattr(self, "_do_" + command)(words[1:])
+        except PipelineError as exc:
+            self._print(f"error: {exc}")
+            return
+        if command in _RESUMING and not self.done:
+            self.wait()
+
+    def wait(self) -> None:
+        """Wait until something is paused or the run ended, and say which."""
+        while True:
+            answer = self._call({"action": "wait", "timeout": 5})
+            if answer["paused"]:
+                for paused in answer["paused"]:
+                    self._print(_paused_line(paused))
+                return
+            if answer["done"]:
+                self.done = True
+                error = f": {answer['error']}" if answer.get("error") else ""
+                self._print(f"run ended {answer['status']}{error}")
+                return
+
+    def _resume(self, action: str, args: Sequence[str]) -> None:
+        stage = args[0] if args else None
+        if self.done:
+            raise PipelineError("the run has ended")
+        self._call({"action": action, "stage": stage, "by": self._by})
+
+    def _do_continue(self, args: Sequence[str]) -> None:
+        self._resume("continue", args)
+
+    def _do_step(self, args: Sequence[str]) -> None:
+        self._resume("step", args)
+
+    def _do_skip(self, args: Sequence[str]) -> None:
+        self._resume("skip", args)
+
+    def _do_retry(self, args: Sequence[str]) -> None:
+        self._resume("retry", args)
+
+    def _do_break(self, args: Sequence[str]) -> None:
+        request: dict[str, Any] = {"action": "break"}
+        words = list(args)
+        if words[:2] == ["on", "event"] and len(words) == 3:
+            request.update(on=f"event:{words[2]}")
+        elif not words:
+            raise PipelineError("usage: break STAGE [if CEL] | STAGE on failure | on event TYPE")
+        else:
+            request["stage"] = words[0]
+            rest = words[1:]
+            if rest[:2] == ["on", "failure"]:
+                request["on"] = "failure"
+                rest = rest[2:]
+            if rest:
+                if rest[0] != "if" or len(rest) < 2:
+                    raise PipelineError("usage: break STAGE [if CEL]")
+                request["when"] = " ".join(rest[1:])
+        answer = self._call(request)
+        self._print(f"breakpoint {answer['breakpoint']['description']}")
+
+    def _do_delete(self, args: Sequence[str]) -> None:
+        request: dict[str, Any] = {"action": "delete"}
+        if args:
+            try:
+                request["id"] = int(args[0].lstrip("#"))
+            except ValueError:
+                raise PipelineError(f"not a breakpoint number: {args[0]!r}") from None
+        answer = self._call(request)
+        self._print(f"deleted {answer['deleted']} breakpoint(s)")
+
+    def _do_info(self, args: Sequence[str]) -> None:
+        if list(args) not in (["breakpoints"], ["break"], ["b"]):
+            raise PipelineError("usage: info breakpoints")
+        breakpoints = self._call({"action": "state"})["state"]["breakpoints"]
+        if not breakpoints:
+            self._print("no breakpoints")
+        for bp in breakpoints:
+            error = f"  (last error: {bp['last_error']})" if bp["last_error"] else ""
+            self._print(f"{bp['description']}  hits {bp['hits']}{error}")
+
+    def _do_where(self, args: Sequence[str]) -> None:
+        state = self._call({"action": "state"})["state"]
+        slots = state["slots"]
+        mode = ", step mode" if state["stepping"] else ""
+        self._print(
+            f"run {state['run_id']} {state['status']}{mode}; "
+            f"slots {slots['size'] - slots['free']}/{slots['size']} in use"
+        )
+        width = max((len(name) for name in state["stages"]), default=5)
+        for name, stage in state["stages"].items():
+            extra = []
+            if stage["instances"] and len(stage["instances"]) > 1:
+                extra.append("instances " + ",".join(stage["instances"]))
+            if stage["pending_events"]:
+                extra.append(f"{stage['pending_events']} event(s) waiting")
+            if stage["approval"] == "requested":
+                extra.append("waiting for approval")
+            tail = f"  ({'; '.join(extra)})" if extra else ""
+            self._print(f"  {name:<{width}}  {stage['status']}{tail}")
+        for paused in state["paused"]:
+            self._print(_paused_line(paused))
+
+    def _stage_arg(self, args: Sequence[str], usage: str) -> str:
+        if len(args) != 1:
+            raise PipelineError(f"usage: {usage}")
+        return args[0]
+
+    def _do_inputs(self, args: Sequence[str]) -> None:
+        stage = self._stage_arg(args, "inputs STAGE")
+        seen = self._call({"action": "inspect", "stage": stage})["stage"]
+        self._print(_json(seen["inputs"]))
+
+    def _do_outputs(self, args: Sequence[str]) -> None:
+        stage = self._stage_arg(args, "outputs STAGE")
+        seen = self._call({"action": "inspect", "stage": stage})["stage"]
+        self._print(f"{stage} ({seen['status']}): {_json(seen['outputs'])}")
+        for name, upstream in seen["upstream"].items():
+            self._print(f"  upstream {name} ({upstream['status']}): {_json(upstream['outputs'])}")
+        for trigger in seen["triggers"]:
+            self._print(f"  trigger {trigger['description']}: {trigger['state']}")
+        if seen["pending_events"]:
+            self._print(f"  events waiting: {_json(seen['pending_events'])}")
+
+    def _do_set(self, args: Sequence[str]) -> None:
+        if len(args) < 3:
+            raise PipelineError("usage: set STAGE INPUT JSON")
+        text = " ".join(args[2:])
+        try:
+            value = json.loads(text)
+        except ValueError:
+            raise PipelineError(f"not JSON: {text!r} (quote a string: '\"text\"')") from None
+        self._call(
+            {"action": "set", "stage": args[0], "input": args[1], "value": value, "by": self._by}
+        )
+        self._print(f"{args[0]}: input {args[1]} = {_json(value)}")
+
+    def _do_logs(self, args: Sequence[str]) -> None:
+        stage = self._stage_arg(args, "logs STAGE")
+        seen = self._call({"action": "inspect", "stage": stage})["stage"]
+        for instance in seen["instances"]:
+            self._print(
+                f"  {stage}.{instance['instance']}: {instance['status']} "
+                f"({instance['attempts']} attempt(s))"
+            )
+        for paused in seen["paused"]:
+            if paused["error"]:
+                self._print(f"  error: {paused['error']}")
+        if not seen["instances"]:
+            self._print(f"  {stage} has not run yet")
+
+    def _do_dump(self, args: Sequence[str]) -> None:
+        answer = self._call({"action": "dump", "path": args[0] if args else None})
+        self._print(f"dump written to {answer['path']}")
+
+    def _do_quit(self, args: Sequence[str]) -> None:
+        self.quit = True
+        if not self.done:
+            self._call({"action": "cancel"})
+            self._print("run cancelled")
+
+    def _do_help(self, args: Sequence[str]) -> None:
+        for text in COMMANDS.values():
+            self._print("  " + text)
+
+    # ------------------------------------------------------------------ readline
+
+    def _setup_readline(self) -> None:
+        import readline  # noqa: PLC0415 - a terminal only
+
+        if self._history is not None:
+            with contextlib.suppress(OSError):  # no history yet
+                readline.read_history_file(self._history)
+        words = sorted(set(COMMANDS) | set(self._stages) | {"breakpoints", "if", "on"})
+
+        def complete(text: str, state: int) -> str | None:
+            matches = [w for w in words if w.startswith(text)]
+            return matches[state] + " " if state < len(matches) else None
+
+        readline.set_completer(complete)
+        readline.set_completer_delims(" \t")
+        readline.parse_and_bind("tab: complete")
+
+    def _save_history(self) -> None:
+        if self._history is None:
+            return
+        import readline  # noqa: PLC0415
+
+        try:
+            self._history.parent.mkdir(parents=True, exist_ok=True)
+            readline.set_history_length(1000)
+            readline.write_history_file(self._history)
+        except OSError:
+            pass  # history is a convenience
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _paused_line(paused: dict[str, Any]) -> str:
+    what = f"paused at {paused['task_run_id']} ({paused['reason']})"
+    if paused.get("error"):
+        what += f": {paused['error']}"
+    if paused.get("overridden"):
+        what += f" [overridden: {', '.join(paused['overridden'])}]"
+    return what

@@ -1,0 +1,323 @@
+"""``taskdaemon debug``: run a pipeline under the debugger prompt, or debug a run elsewhere.
+
+::
+
+    taskdaemon debug FILE [--break STAGE[:CEL]]... [--break-on-failure] [--input k=v]...
+    taskdaemon debug attach RUN
+    taskdaemon debug continue|step|skip RUN [STAGE]
+
+* ``debug FILE`` validates and runs the file like ``taskdaemon run`` (same request options,
+  progress on stderr, spans in the store), paused at its breakpoints, and reads commands at the
+  prompt (:mod:`._debug_prompt`). The run is served on its control socket and the prompt
+  speaks to it there, so ``debug attach`` from another terminal drives the same run. When the
+  input ends (a pipe), the run's breakpoints are deleted and the run goes on to its end; the
+  exit code is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an
+  invalid file or breakpoint, 130 on Ctrl-C.
+* ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
+  ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
+  stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
+  ``STAGE[:CEL]`` entries separated by ``;``. The same options exist on ``taskdaemon run``.
+* ``debug attach RUN`` opens the prompt on a run another ``taskdaemon run`` / ``debug`` process
+  serves (a prefix of the id is enough); leaving it (end of input) deletes the breakpoints set
+  from it and resumes the run. ``debug continue|step|skip RUN [STAGE]`` does one thing and
+  exits (0 done, 1 refused, with the one-line reason).
+* A file called like a sub-action (``attach``…) is named ``./attach``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
+
+__all__ = ["apply_breakpoints", "parse_breakpoint", "register"]
+
+EXIT_SUCCESS, EXIT_FAILURE, EXIT_INVALID, EXIT_SIGINT = 0, 1, 2, 130
+_ACTIONS = ("attach", "continue", "step", "skip")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``debug`` sub-command."""
+    parser = subparsers.add_parser(
+        "debug",
+        help="run a pipeline under the debugger, or debug a running one",
+        description=__doc__.split("::")[0].strip() if __doc__ else None,
+        usage="taskdaemon debug FILE [options] | debug attach|continue|step|skip RUN [STAGE]",
+    )
+    parser.add_argument("words", nargs="+", metavar="FILE | attach|continue|step|skip RUN [STAGE]")
+    add_break_options(parser)
+    parser.add_argument(
+        "--input", "-i", action="append", default=[], metavar="KEY=VALUE", help="a request field"
+    )
+    parser.add_argument("--input-file", metavar="FILE", help="request fields from a mapping")
+    parser.add_argument("--workspace", metavar="DIR", help="as for taskdaemon run")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.set_defaults(func=debug_command)
+
+
+def add_break_options(parser: argparse.ArgumentParser) -> None:
+    """``--break`` and ``--break-on-failure`` (``debug`` and ``run`` share them)."""
+    parser.add_argument(
+        "--break",
+        dest="breaks",
+        action="append",
+        default=[],
+        metavar="STAGE[:CEL]",
+        help="pause before STAGE starts (when the CEL condition holds); repeatable",
+    )
+    parser.add_argument(
+        "--break-on-failure",
+        action="store_true",
+        help="pause a stage after it fails, before the error strategy acts",
+    )
+
+
+def parse_breakpoint(spec: str, stages: Sequence[str]) -> tuple[str, str | None]:
+    """``STAGE[:CEL]`` -> (stage, condition); ValueError with a one-line reason."""
+    stage, sep, when = spec.partition(":")
+    stage = stage.strip()
+    if stage not in stages:
+        raise ValueError(f"--break {spec!r}: no stage {stage!r} (stages: {', '.join(stages)})")
+    when = when.strip()
+    if sep and not when:
+        raise ValueError(f"--break {spec!r}: empty condition after ':'")
+    return stage, when or None
+
+
+def apply_breakpoints(session: Any, pipeline: Any, args: argparse.Namespace, env: str) -> int:
+    """Set the breakpoints of ``--break``, ``--break-on-failure`` and ``env``
+    (``TASKDAEMON_BREAKPOINTS``) on ``session`` for ``pipeline``; returns how many.
+    ValueError (one line) for a bad one."""
+    specs = [s for s in env.split(";") if s.strip()] + list(getattr(args, "breaks", []))
+    stages = list(pipeline.stage_map)
+    count = 0
+    for spec in specs:
+        stage, when = parse_breakpoint(spec, stages)
+        try:
+            session.set_breakpoint(stage, when, pipeline=pipeline.name)
+        except PipelineError as exc:
+            raise ValueError(f"--break {spec!r}: {exc}") from None
+        count += 1
+    if getattr(args, "break_on_failure", False):
+        session.set_breakpoint(None, on="failure", pipeline=pipeline.name)
+        count += 1
+    return count
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"taskdaemon debug: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _home() -> Path:
+    return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
+
+
+def caller(run_id: str) -> Any:
+    """A function sending one debug request to run ``run_id``'s control socket."""
+    from taskdaemon.pipeline.control import send_request  # noqa: PLC0415
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("action") == "cancel":
+            return send_request(run_id, {"op": "cancel"})
+        return send_request(run_id, {"op": "debug", **request}, timeout=60.0)
+
+    return call
+
+
+def debug_command(args: argparse.Namespace) -> int:
+    """Dispatch ``debug FILE`` and ``debug ACTION RUN [STAGE]``."""
+    words = args.words
+    if words[0] in _ACTIONS:
+        return _remote(words)
+    if len(words) != 1:
+        return _fail(EXIT_INVALID, f"expected one FILE, got {' '.join(words)!r}")
+    return _local(args, words[0])
+
+
+def _remote(words: Sequence[str]) -> int:
+    from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
+
+    action = words[0]
+    if len(words) < 2 or len(words) > 3 or (action == "attach" and len(words) != 2):
+        usage = "RUN" if action == "attach" else "RUN [STAGE]"
+        return _fail(EXIT_INVALID, f"usage: taskdaemon debug {action} {usage}")
+    call = caller(words[1])
+    try:
+        if action == "attach":
+            prompt = DebugPrompt(call, history=_home() / "debug_history", by="cli debug attach")
+            try:
+                prompt.run()
+            finally:
+                if not prompt.done and not prompt.quit:
+                    call({"action": "detach", "by": "cli debug attach"})
+            return EXIT_SUCCESS
+        answer = call(
+            {
+                "action": action,
+                "stage": words[2] if len(words) == 3 else None,
+                "by": f"cli debug {action}",
+            }
+        )
+    except PipelineError as exc:  # RunNotFoundError too
+        return _fail(EXIT_FAILURE, str(exc))
+    except KeyboardInterrupt:
+        return EXIT_SIGINT
+    resumed = answer.get("resumed")
+    print(json.dumps(resumed, sort_keys=True) if resumed is not None else "nothing was paused")
+    return EXIT_SUCCESS
+
+
+def _local(args: argparse.Namespace, file: str) -> int:
+    from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.run import parse_inputs  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
+        add_working_directory_to_path,
+        resolve_issues,
+    )
+    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+    from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    try:
+        request = parse_inputs(args.input, args.input_file)
+    except ValueError as error:
+        return _fail(EXIT_INVALID, str(error))
+    try:
+        pipeline = load_pipeline(file)
+    except ConfigError as error:
+        print(error, file=sys.stderr, flush=True)
+        return EXIT_INVALID
+    add_working_directory_to_path()
+    registry = LoopRegistry.default()
+    issues = resolve_issues(pipeline, registry)
+    if issues:
+        print("\n".join(issues), file=sys.stderr, flush=True)
+        return EXIT_INVALID
+    env = load_settings().breakpoints
+    workspace = (Path(args.workspace) if args.workspace else _home() / "workspaces").absolute()
+    runner = _RunThread(args, pipeline, request, registry, workspace, env)
+    runner.start()
+    run_id = runner.started()
+    if run_id is None:
+        return _fail(runner.code, runner.error or "the run did not start")
+    call = caller(run_id)
+    prompt = DebugPrompt(call, history=_home() / "debug_history", by="cli debug")
+    try:
+        prompt.run()
+        if not prompt.done:
+            call({"action": "detach", "by": "cli debug (end of input)"})
+            while not prompt.done:
+                prompt.wait()
+    except KeyboardInterrupt:
+        runner.interrupted = True
+        runner.cancel()
+    except PipelineError as exc:
+        _fail(EXIT_FAILURE, str(exc))
+        runner.cancel()
+    finally:
+        runner.finish()
+    return runner.code
+
+
+class _RunThread(threading.Thread):
+    """The engine's event loop, running the one debugged run and serving its control socket
+    (with the debug ops) until ``finish()``; the prompt talks to it through the socket."""
+
+    def __init__(  # noqa: PLR0917 - built in one place
+        self,
+        args: argparse.Namespace,
+        pipeline: Any,
+        request: dict[str, Any],
+        registry: Any,
+        workspace: Path,
+        env: str,
+    ) -> None:
+        super().__init__(name="taskdaemon-debug-run", daemon=True)
+        self._args, self._pipeline, self._request = args, pipeline, request
+        self._registry, self._workspace, self._env = registry, workspace, env
+        self._ready = threading.Event()
+        self._finished = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._handle: Any = None
+        self.run_id: str | None = None
+        self.code = EXIT_FAILURE
+        self.error: str | None = None
+        self.interrupted = False
+
+    def started(self) -> str | None:
+        """Wait until the run started (its id) or could not (None, with ``code``/``error``)."""
+        self._ready.wait()
+        return self.run_id
+
+    def cancel(self) -> None:
+        """Cancel the run (from the prompt's thread)."""
+        if self._loop is not None and self._handle is not None:
+            self._loop.call_soon_threadsafe(self._handle.cancel)
+
+    def finish(self) -> None:
+        """Let the thread close the socket and telemetry once the run ended; wait for it."""
+        self._finished.set()
+        self.join()
+
+    def run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except (SettingsError, ValueError) as exc:
+            self.code, self.error = EXIT_INVALID, str(exc).replace("\n", "; ")
+        except Exception as exc:  # never a traceback: say it in one line
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        import contextlib  # noqa: PLC0415
+
+        from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
+            ApprovalPolicy,
+            ProgressView,
+            build_observers,
+            render_summary,
+        )
+        from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
+        from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
+        from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
+
+        args = self._args
+        progress = None if args.quiet else ProgressView(sys.stderr)
+        approvals = ApprovalPolicy()
+        async with contextlib.AsyncExitStack() as stack:
+            observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+            engine = Engine(resolver=self._registry, observers=observers, workspace=self._workspace)
+            async with engine:
+                session = engine.with_debug(True)
+                apply_breakpoints(session, self._pipeline, args, self._env)
+                handle = await engine.start_run(self._pipeline, self._request, started_by="cli")
+                self._loop, self._handle = asyncio.get_running_loop(), handle
+                approvals.attach(handle)
+                from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+
+                ops = DebugOps(engine, handle.run_id, dump=dump_writer(engine, observers))
+                server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
+                await server.start()
+                stack.push_async_callback(server.aclose)
+                self.run_id = handle.run_id
+                self._ready.set()
+                result = await handle.wait()
+                await asyncio.get_running_loop().run_in_executor(None, self._finished.wait)
+        if not args.quiet:
+            print(render_summary(result, self._pipeline), flush=True)
+        if result.succeeded:
+            self.code = EXIT_SUCCESS
+        elif self.interrupted:
+            self.code = EXIT_SIGINT
+        else:
+            self.code = EXIT_FAILURE

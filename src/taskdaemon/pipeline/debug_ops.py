@@ -1,0 +1,164 @@
+"""The debugger's request protocol, shared by the control socket and the HTTP routes.
+
+A request is a JSON object with an ``action``; the answer is ``{"ok": true, ...}`` or ``{"ok":
+false, "error": "one line"}``. :class:`DebugOps` answers them for one run of an engine, turning
+debug mode on at the first request (so any run can be debugged once someone attaches, and a run
+nobody attaches to never has a gate). Breakpoints set through it belong to that run.
+
+Actions (fields in brackets are optional)::
+
+    state                               the run as the debugger sees it (DebugSession.state)
+    wait [timeout]                      until something is paused or the run ended (≤ 30 s)
+    continue|step|skip|retry [stage]    resume (see DebugSession)
+    set stage input value               override an input of a paused execution
+    inspect stage                       inputs, upstream outputs, triggers, pending events
+    break [stage] [when] [on]           add a breakpoint (on: start, failure, event:TYPE)
+    delete [id]                         delete one breakpoint, or all of this run's
+    detach                              delete this run's breakpoints, leave step mode, resume
+    dump [path]                         write a debug dump (when the process can)
+
+``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.engine import DebugSession, Engine
+
+__all__ = ["ACTIONS", "DebugOps"]
+
+ACTIONS = (
+    "state",
+    "wait",
+    "continue",
+    "step",
+    "skip",
+    "retry",
+    "set",
+    "inspect",
+    "break",
+    "delete",
+    "detach",
+    "dump",
+)
+_MAX_WAIT = 30.0
+
+DumpWriter = Callable[[str, str | None], Awaitable[str]]
+
+
+def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = request.get(key)
+    if value is None or value == "":
+        if required:
+            raise PipelineError(f"'{key}' is required")
+        return None
+    if not isinstance(value, str):
+        raise PipelineError(f"'{key}' must be a string")
+    return value
+
+
+class DebugOps:
+    """Answers debugger requests for run ``run_id`` of ``engine`` (on the engine's loop)."""
+
+    def __init__(self, engine: Engine, run_id: str, *, dump: DumpWriter | None = None) -> None:
+        self._engine = engine
+        self.run_id = run_id
+        self._dump = dump
+
+    @property
+    def session(self) -> DebugSession:
+        """The engine's debug session (debug mode goes on at first use)."""
+        return self._engine.with_debug(True)
+
+    async def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Answer one request; never raises."""
+        action = request.get("action")
+        if action not in ACTIONS:
+            return {"ok": False, "error": f"unknown action {action!r} ({', '.join(ACTIONS)})"}
+        try:
+            answer = await self._answer(str(action), request)
+        except PipelineError as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": True, **answer}
+
+    def done(self) -> bool:
+        """True once the run ended."""
+        return self._engine.get_run(self.run_id).done
+
+    async def _answer(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
+        session = self.session
+        run_id = self.run_id
+        by = _text(request, "by") or "debugger"
+        stage = _text(request, "stage")
+        handle = self._engine.get_run(run_id)
+        if action == "state":
+            return {"state": session.state(run_id), "done": handle.done}
+        if action == "wait":
+            return await self._wait(request)
+        if action == "continue":
+            return {"resumed": session.continue_(run_id, stage, by=by)}
+        if action == "step":
+            stepped = session.step(run_id, stage, by=by)
+            return {"resumed": None if stepped is None else stepped.as_dict()}
+        if action == "skip":
+            return {"resumed": session.skip(run_id, stage, by=by).as_dict()}
+        if action == "retry":
+            return {"resumed": session.retry(run_id, stage, by=by).as_dict()}
+        if action == "set":
+            name = _text(request, "input", required=True)
+            assert name is not None
+            if "value" not in request:
+                raise PipelineError("'value' is required")
+            session.override(run_id, stage or "", name, request["value"], by=by)
+            return {}
+        if action == "inspect":
+            return {"stage": session.inspect(run_id, stage or "")}
+        if action == "break":
+            if stage is not None and stage not in handle.pipeline.stage_map:
+                known = ", ".join(handle.pipeline.stage_map)
+                raise PipelineError(f"no stage {stage!r} (stages: {known})")
+            bp = session.set_breakpoint(
+                stage, _text(request, "when"), _text(request, "on") or "start", run_id=run_id
+            )
+            return {"breakpoint": bp.as_dict()}
+        if action == "delete":
+            return {"deleted": self._delete(request.get("id"))}
+        if action == "detach":
+            deleted = self._delete(None)
+            return {"deleted": deleted, "resumed": session.continue_(run_id, by=by)}
+        if self._dump is None:
+            raise PipelineError("this process cannot write debug dumps")
+        return {"path": await self._dump(run_id, _text(request, "path"))}
+
+    def _delete(self, breakpoint_id: Any) -> int:
+        session = self.session
+        if breakpoint_id is None:
+            mine = [bp.id for bp in session.breakpoints(self.run_id)]
+            for number in mine:
+                session.delete_breakpoint(number)
+            return len(mine)
+        if not isinstance(breakpoint_id, int) or isinstance(breakpoint_id, bool):
+            raise PipelineError("'id' must be an integer")
+        return session.delete_breakpoint(breakpoint_id)
+
+    async def _wait(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        timeout = request.get("timeout", _MAX_WAIT)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
+            raise PipelineError("'timeout' must be a number of seconds")
+        session = self.session
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.wait_paused(self.run_id), min(timeout, _MAX_WAIT))
+        handle = self._engine.get_run(self.run_id)
+        return {
+            "paused": [p.as_dict() for p in session.paused(self.run_id)],
+            "done": handle.done,
+            "status": str(handle.status),
+            "error": handle.snapshot().error if handle.done else None,
+        }

@@ -1,0 +1,186 @@
+"""What debugging leaves on the telemetry: breakpoint and override span events, paused time kept
+out of the queue time and its metric, skip and retry spans, and a paused run read back from the
+embedded store and drawn in every format."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_monitor_support import Telemetry
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import InputMapping
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
+from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
+from taskdaemon.pipeline.visualization import render_dot, render_json, render_mermaid
+
+
+def _events(span: Any, name: str) -> list[dict[str, Any]]:
+    return [dict(e.attributes) for e in span.events if e.name == name]
+
+
+async def test_paused_time_is_on_the_span_and_out_of_the_queue_time_and_its_metric() -> None:
+    """A 100 s pause (engine clock): ``breakpoint.hit``/``resumed`` on the run span with who and
+    how, ``paused_s`` = 100 on the execution span, its queue time ~0 in span and histogram."""
+    now = [1000.0]
+    telemetry = Telemetry()
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        clock=lambda: now[0],
+        resource_sampling=False,
+    )
+    try:
+        p = pipeline(stage("a"), stage("b", *after("a")))
+        async with Engine(resolver=Resolver(), observers=[monitor], clock=lambda: now[0]) as engine:
+            debug = engine.with_debug(True)
+            debug.set_breakpoint("b")
+            task = asyncio.create_task(debug.execute(p))
+            paused = await debug.wait_paused()
+            assert paused is not None
+            now[0] += 100.0
+            debug.continue_(paused.run_id, by="alice")
+            assert (await task).succeeded
+        monitor.close()
+        (run_span,) = telemetry.by_name("RUN p")
+        (hit,) = _events(run_span, t.EVENT_BREAKPOINT_HIT)
+        (resumed,) = _events(run_span, t.EVENT_BREAKPOINT_RESUMED)
+        assert hit[t.CICD_TASK_RUN_ID] == "b.0.1"
+        assert hit[t.BREAKPOINT_KIND] == "start"
+        assert hit[t.BREAKPOINT_REASON] == "#1 before b"
+        assert resumed[t.BREAKPOINT_ACTION] == "continue"
+        assert resumed[t.BREAKPOINT_BY] == "alice"
+        assert resumed[t.BREAKPOINT_PAUSED] == 100.0
+        (b_span,) = telemetry.by_name("b")
+        assert b_span.attributes is not None
+        assert b_span.attributes[t.STAGE_PAUSED_TIME] == 100.0
+        assert b_span.attributes[t.STAGE_QUEUE_TIME] < 1.0
+        queue = telemetry.histograms("pipeline.stage.queue.time")
+        b_point = next(v for k, v in queue.items() if ("stage", "b") in k)
+        assert b_point.count == 1
+        assert b_point.sum < 1.0  # not the 100 s pause
+    finally:
+        monitor.close()
+        telemetry.shutdown()
+
+
+async def test_override_skip_and_retry_each_leave_their_mark_on_the_spans() -> None:
+    """An override is an ``input.override`` event on the execution span (old and new hashes);
+    a skip leaves a skip span saying who skipped it; a retry leaves attempt 1 ``will_retry``."""
+    telemetry = Telemetry()
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        resource_sampling=False,
+    )
+    calls = [0]
+
+    async def flaky(ctx: StageContext) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("flaky")
+
+    p = pipeline(
+        stage("a", inputs=(InputMapping("n", "request.n"),)),
+        stage("b", *after("a")),
+        stage("c", *after("a")),
+    )
+    try:
+        async with Engine(resolver=Resolver({"c": flaky}), observers=[monitor]) as engine:
+            debug = engine.with_debug(True)
+            debug.set_breakpoint("a")
+            debug.set_breakpoint("b")
+            debug.set_breakpoint("c", on="failure")
+            task = asyncio.create_task(debug.execute(p, {"n": 1}))
+            first = await debug.wait_paused()
+            assert first is not None
+            run_id = first.run_id
+            debug.override(run_id, "a", "n", 2, by="alice")
+            debug.continue_(run_id, "a", by="alice")
+            while {x.stage for x in debug.paused(run_id)} != {"b", "c"}:
+                await debug.wait_paused(run_id)
+                await asyncio.sleep(0)
+            debug.skip(run_id, "b", by="bob")
+            debug.retry(run_id, "c", by="carol")
+            result = await task
+        assert result.succeeded
+        monitor.close()
+        (a_span,) = telemetry.by_name("a")
+        (override,) = _events(a_span, t.EVENT_INPUT_OVERRIDE)
+        capture = PayloadCapture()
+        assert override[t.OVERRIDE_INPUT] == "n"
+        assert override[t.OVERRIDE_OLD_SHA256] == capture.capture({"n": 1}).sha256
+        assert override[t.OVERRIDE_NEW_SHA256] == capture.capture({"n": 2}).sha256
+        assert override[t.OVERRIDE_BY] == "alice"
+        (stage_input,) = _events(a_span, t.EVENT_STAGE_INPUT)
+        assert json.loads(str(stage_input[t.PAYLOAD_JSON])) == {"n": 2}
+        (b_span,) = telemetry.by_name("b")
+        assert b_span.attributes is not None
+        assert b_span.attributes[t.CICD_TASK_RUN_RESULT] == t.RESULT_SKIP
+        assert b_span.attributes[t.STAGE_SKIP_REASON] == "skipped at a breakpoint by bob"
+        c_spans = sorted(telemetry.by_name("c"), key=lambda s: s.attributes[t.STAGE_ATTEMPT])
+        assert [s.attributes[t.STAGE_ATTEMPT] for s in c_spans] == [1, 2]
+        assert c_spans[0].attributes[t.STAGE_WILL_RETRY] is True
+        (run_span,) = telemetry.by_name("RUN p")
+        actions = {
+            (e[t.CICD_TASK_NAME], e[t.BREAKPOINT_ACTION], e[t.BREAKPOINT_BY])
+            for e in _events(run_span, t.EVENT_BREAKPOINT_RESUMED)
+        }
+        assert actions == {
+            ("a", "continue", "alice"),
+            ("b", "skip", "bob"),
+            ("c", "retry", "carol"),
+        }
+    finally:
+        monitor.close()
+        telemetry.shutdown()
+
+
+async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_path: Path) -> None:
+    """While a stage is paused, the embedded store's reader says run and stage are ``paused``,
+    and DOT, Mermaid and JSON draw the state with its own colour and legend entry."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    monitor = PipelineMonitor(tracer_provider=provider, resource_sampling=False)
+    p = pipeline(stage("a"), stage("b", *after("a")))
+    try:
+        async with Engine(resolver=Resolver(), observers=[monitor]) as engine:
+            debug = engine.with_debug(True)
+            debug.set_breakpoint("b")
+            task = asyncio.create_task(debug.execute(p))
+            paused = await debug.wait_paused()
+            assert paused is not None
+            monitor.flush()
+            processor.force_flush()
+            with SpanStore(db) as store:
+                record = store.get_run(paused.run_id)
+                listed = store.search(status="paused")
+            assert record.status == "paused"
+            assert {s.name: s.status for s in record.stages} == {"a": "success", "b": "paused"}
+            assert [r.run_id for r in listed] == [paused.run_id]
+            dot = render_dot(p, record)
+            assert "orchid" in dot
+            assert "paused" in dot
+            assert "#da70d6" in render_mermaid(p, record)
+            nodes = {n["name"]: n for n in json.loads(render_json(p, record))["nodes"]}
+            assert nodes["b"]["state"] == "paused"
+            debug.continue_()
+            assert (await task).succeeded
+        monitor.flush()
+        processor.force_flush()
+        with SpanStore(db) as store:
+            assert store.get_run(paused.run_id).status == "success"
+    finally:
+        monitor.close()
+        provider.shutdown()
