@@ -61,6 +61,8 @@ from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
     EngineEvent,
     RunFinished,
     StageFinished,
@@ -280,6 +282,11 @@ class ProgressView:
                 what = "approved" if event.approved else "rejected"
                 what += f" by {event.by}" if event.by else ""
             self._write(event.stage, what)
+        elif isinstance(event, BreakpointHit):
+            attach = f"taskdaemon debug attach {event.run_id}"
+            self._write(event.stage, f"paused: {event.reason} ({attach})", event.instance)
+        elif isinstance(event, BreakpointResumed):
+            self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
         elif isinstance(event, RunFinished):
             error = f": {_one_line(event.error)}" if event.error else ""
             self._write(f"run {event.pipeline}", f"{event.status}{error}")

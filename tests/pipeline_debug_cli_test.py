@@ -1,0 +1,257 @@
+"""``taskdaemon debug``, ``run --break`` and ``debug attach|continue|step|skip`` as real
+processes: the prompt fed on a pipe, driven through a pseudo-terminal, and attached from
+another process over the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline.tracking.store import SpanStore
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+PIPELINE = """\
+    name: dbg
+    stages:
+      - name: a
+        command: "echo '{\\"x\\": 1}'"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "echo {\\\\\\"got\\\\\\": $TASKDAEMON_INPUT_X}"
+        triggers: [{on_completion: {stage: a}}]
+        inputs: {x: stages.a.outputs.x}
+      - name: c
+        command: "exit 3"
+        triggers: [{on_completion: {stage: b}}]
+"""
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short TASKDAEMON_HOME (Unix socket paths are limited to ~107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def pipeline_file(home: Path) -> Path:
+    """The test pipeline: a -> b (reads a's x) -> c (fails)."""
+    path = home / "dbg.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    return path
+
+
+def environment(home: Path) -> dict[str, str]:
+    """This environment with its own home and no exporters."""
+    env = dict(os.environ)
+    env.update(
+        TASKDAEMON_HOME=str(home),
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    env.pop("TASKDAEMON_BREAKPOINTS", None)
+    return env
+
+
+def debug(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``taskdaemon debug ARGS`` with ``stdin`` on a pipe, to its end."""
+    return subprocess.run(
+        [TASKDAEMON, "debug", *args],
+        cwd=ROOT,
+        env=environment(home),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def outputs_of(home: Path, run_id: str, stage: str) -> Any:
+    """The stored outputs of ``stage``'s last attempt in run ``run_id``."""
+    with SpanStore(home / "spans.db") as store:
+        record = store.get_run(run_id)
+    (found,) = [s for s in record.stages if s.name == stage]
+    text = found.attempts[-1].outputs
+    return json.loads(text) if text else None
+
+
+@pytest.mark.slow
+def test_commands_on_a_pipe_run_in_order_and_the_exit_code_is_the_runs(
+    home: Path, pipeline_file: Path
+) -> None:
+    """Fed on a pipe, the prompt shows the pause, the inputs, takes an override and runs on;
+    the run's failure (stage c) is the exit code, and b ran with the overridden input."""
+    done = debug(
+        home,
+        str(pipeline_file),
+        "--break",
+        "b",
+        "-q",
+        stdin="where\ninputs b\nset b x 5\ninfo breakpoints\ncontinue\n",
+    )
+    assert done.returncode == 1, done.stderr
+    out = done.stdout
+    assert "paused at b.0.1 (#1 before b (pipeline dbg))" in out
+    assert "  b  paused" in out
+    assert '(taskdaemon) inputs b\n{"x": 1}' in out
+    assert "#1 before b (pipeline dbg)  hits 1" in out
+    assert "run ended failure" in out
+    run_id = out.split()[2]
+    assert outputs_of(home, run_id, "b") == {"got": 5}
+    assert out.index("(taskdaemon) where") < out.index("(taskdaemon) inputs b")
+
+
+@pytest.mark.slow
+def test_a_failure_breakpoint_and_retry_then_quit_cancels(home: Path, pipeline_file: Path) -> None:
+    """``--break-on-failure`` pauses c with its error; ``quit`` cancels the run: exit 1."""
+    done = debug(home, str(pipeline_file), "--break-on-failure", "-q", stdin="where\nquit\n")
+    assert done.returncode == 1, done.stderr
+    assert "paused at c.0.1 (failure: #1 on failure of any stage (pipeline dbg))" in done.stdout
+    assert "run cancelled" in done.stdout
+    assert "run ended cancelled" in done.stdout
+
+
+def test_a_bad_breakpoint_is_one_line_and_exit_2(home: Path, pipeline_file: Path) -> None:
+    """An unknown stage or a condition that does not compile: one line on stderr, exit 2."""
+    for spec, reason in (("nope", "no stage 'nope'"), ("b:inputs.x >", "does not compile")):
+        done = debug(home, str(pipeline_file), "--break", spec, "-q")
+        assert done.returncode == 2
+        assert reason in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in done.stderr
+
+
+def _read_until(fd: int, needle: str, seen: list[str], timeout: float = 30.0) -> str:
+    """Read the pty until ``needle`` appears (the explicit sync point); returns all so far."""
+    text = "".join(seen)
+    while needle not in text:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            raise AssertionError(f"{needle!r} never came; the terminal showed:\n{text}")
+        try:
+            chunk = os.read(fd, 4096).decode(errors="replace")
+        except OSError:  # the child closed the terminal
+            raise AssertionError(f"{needle!r} never came; the terminal showed:\n{text}") from None
+        seen.append(chunk)
+        text += chunk
+    return text
+
+
+@pytest.mark.slow
+def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
+    home: Path, pipeline_file: Path
+) -> None:
+    """Through a pseudo-terminal: ``help`` answers, Tab completes a command and a stage name,
+    ``continue`` runs to the end, Ctrl-D leaves with the run's exit code, history is saved."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [TASKDAEMON, "debug", str(pipeline_file), "--break", "b", "-q"],
+        cwd=ROOT,
+        env=environment(home) | {"TERM": "dumb"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+    os.close(terminal)
+    seen: list[str] = []
+    try:
+        _read_until(controller, "(taskdaemon) ", seen)
+        os.write(controller, b"help\n")
+        _read_until(controller, "quit: cancel the run", seen)
+        os.write(controller, b"inp\tb\n")  # Tab completes "inputs "
+        text = _read_until(controller, '{"x": 1}', seen)
+        assert "inputs b" in text
+        os.write(controller, b"outputs a\n")
+        _read_until(controller, 'a (success): {"x": 1}', seen)
+        os.write(controller, b"continue\n")
+        _read_until(controller, "run ended failure", seen)
+        os.write(controller, b"\x04")  # Ctrl-D: end of input
+        assert process.wait(timeout=30) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    history = (home / "debug_history").read_text()
+    assert "help" in history
+    assert "inputs b" in history
+
+
+@pytest.fixture
+def served(home: Path, pipeline_file: Path) -> Iterator[subprocess.Popen[str]]:
+    """``taskdaemon run FILE --break b`` in the background (killed if left running)."""
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(pipeline_file), "--break", "b"],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+def _paused_run_id(process: subprocess.Popen[str]) -> str:
+    """Read the run's stderr until b pauses; its line names the attach command."""
+    assert process.stderr is not None
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if "paused:" in line and "taskdaemon debug attach " in line:
+            return line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+    raise AssertionError("the run never paused:\n" + "".join(seen))
+
+
+@pytest.mark.slow
+def test_attach_from_another_process_drives_the_run(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """``run --break b`` pauses; ``debug attach RUN`` in another process sees it and
+    continues it; the run process then ends with the run's exit code."""
+    run_id = _paused_run_id(served)
+    attached = debug(home, "attach", run_id[:10], stdin="where\nstep\n")
+    assert attached.returncode == 0, attached.stderr
+    assert "paused at b.0.1" in attached.stdout
+    assert "  b  paused" in attached.stdout
+    _out, err = served.communicate(timeout=60)
+    assert served.returncode == 1  # c fails
+    assert "resumed: step by cli debug attach" in err
+
+
+@pytest.mark.slow
+def test_one_shot_debug_commands_resume_or_refuse_in_one_line(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """``debug retry RUN`` on a stage paused before it starts is refused (exit 1, one line);
+    ``debug continue RUN b`` resumes it; an unknown run is one line too."""
+    run_id = _paused_run_id(served)
+    refused = debug(home, "skip", run_id, "c")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "taskdaemon debug: cannot skip c: stage 'c' is not paused"
+    resumed = debug(home, "continue", run_id, "b")
+    assert resumed.returncode == 0, resumed.stderr
+    served.communicate(timeout=60)
+    missing = debug(home, "step", "f" * 32)
+    assert missing.returncode == 1
+    assert len(missing.stderr.strip().splitlines()) == 1
