@@ -24,6 +24,7 @@ Routes (all JSON unless stated):
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
 ``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
 ``POST /api/runs/{id}/cancel``            cancel the run
+``/api/runs/{id}/debug[...]``, ``/dump``  the debugger (``server_debug.py``)
 ========================================= ======================================================
 
 Access (``http_security.py``): ``/metrics``, ``/healthz`` and ``/readyz`` are open; everything
@@ -362,6 +363,7 @@ def create_app(
     health: HealthSources | None = None,
     auth: ApiAuth | None = None,
     limits: HttpLimits | None = None,
+    dump: Callable[[str, str | None], Awaitable[str]] | None = None,
 ) -> Starlette:
     """The Starlette app over ``engine``, ``registry`` and ``health``.
 
@@ -369,7 +371,8 @@ def create_app(
     :class:`EngineController`) or any :class:`RunController`. Without a registry ``/metrics``
     answers 404; without an engine the API answers 503. Without ``auth`` a token is generated
     (``app.state.auth.token``): the API is never open. Engine calls go through
-    ``app.state.bridge``, which :class:`MonitorServer` points at the engine's loop.
+    ``app.state.bridge``, which :class:`MonitorServer` points at the engine's loop. The
+    debugger's routes (``server_debug.py``) come with an engine; ``dump`` writes a run's dump.
     """
     sources = health or HealthSources()
     limits = limits or HttpLimits()
@@ -491,6 +494,7 @@ def create_app(
             Route("/api/runs/{run_id}/reject/{stage}", reject, methods=["POST"]),
             Route("/api/runs/{run_id}/events", publish, methods=["POST"]),
             Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
+            *_debug_routes(engine, dump, bridge, auth),
         ],
         middleware=[
             Middleware(SecurityMiddleware, auth=auth),
@@ -502,6 +506,14 @@ def create_app(
     app.state.bridge = bridge
     app.state.limits = limits
     return app
+
+
+def _debug_routes(controller: Any, dump: Any, bridge: LoopBridge, auth: ApiAuth) -> list[Route]:
+    if not isinstance(controller, EngineController):
+        return []
+    from taskdaemon.pipeline.server_debug import debug_routes  # noqa: PLC0415 - see its doc
+
+    return debug_routes(lambda: controller.engine, bridge, auth.principal, dump)
 
 
 def _guarded(source: Callable[[], Any] | None) -> Any | None:
