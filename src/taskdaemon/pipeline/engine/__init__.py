@@ -86,6 +86,7 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
 
 from taskdaemon.pipeline.engine._api import Engine, RunHandle
 from taskdaemon.pipeline.engine._debug import Breakpoint, DebugSession, PausedExecution
+from taskdaemon.pipeline.engine._debug_records import engine_state
 from taskdaemon.pipeline.engine._results import (
     ExecutionResult,
     GateDecision,
@@ -107,4 +108,5 @@ __all__ = [
     "RunHandle",
     "RunResult",
     "StageGateRequest",
+    "engine_state",
 ]
