@@ -28,6 +28,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "run",
     "debug",
+    "dump",
     "validate",
     "approve",
     "dag",
@@ -43,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 COMMANDS: dict[str, str] = {
     "run": "run",
     "debug": "debug",
+    "dump": "dump",
     "validate": "validate",
     "approve": "approve",
     "publish": "approve",

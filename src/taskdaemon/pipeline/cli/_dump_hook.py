@@ -1,16 +1,107 @@
-"""How a CLI process writes a debug dump of a run it runs (``dump`` at the prompt, SIGUSR1)."""
+"""How a CLI process writes debug dumps of the runs it runs: ``dump`` at the prompt, ``POST
+/api/runs/{id}/dump``, ``taskdaemon dump RUN`` through the control socket, and ``SIGUSR1``
+(a dump of each active run, the run going on; each path is printed on stderr)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["dump_writer"]
+__all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
+
+logger = logging.getLogger(__name__)
+
+DumpWriter = Callable[[str, str | None], Awaitable[str]]
 
 
-def dump_writer(
-    engine: Any, observers: Sequence[Any]
-) -> Callable[[str, str | None], Awaitable[str]] | None:
-    """An async ``(run_id, path) -> written path`` for runs of ``engine``; None when this
-    process cannot write dumps."""
-    return None
+def _home() -> Path:
+    return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
+
+
+def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> DumpWriter:
+    """An async ``(run_id, path or None) -> written path`` for runs of ``engine``: it settles
+    the monitor (one of ``observers``) and the span store first, so the dump has every span
+    so far, and adds the live engine state and, with a Prometheus ``registry``, the metrics."""
+    monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
+
+    async def write(run_id: str, path: str | None) -> str:
+        from opentelemetry import trace  # noqa: PLC0415
+
+        from taskdaemon.pipeline.dump import default_dump_path, write_dump  # noqa: PLC0415
+        from taskdaemon.pipeline.engine import engine_state  # noqa: PLC0415
+        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+        handle = engine.get_run(run_id)
+        state = engine_state(engine, handle.run_id)
+        metrics = None
+        if registry is not None:
+            from prometheus_client import generate_latest  # noqa: PLC0415
+
+            metrics = generate_latest(registry)
+        settings = load_settings()
+        target = Path(path) if path else default_dump_path(settings.home, handle.run_id)
+        capture = getattr(monitor, "capture", None)
+
+        def blocking() -> str:
+            if monitor is not None:
+                monitor.flush()
+            flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+            if callable(flush):
+                flush()
+            source = open_source()
+            try:
+                spans = source.get_trace(handle.run_id)
+            finally:
+                source.close()
+            written = write_dump(
+                target,
+                handle.run_id,
+                spans,
+                pipeline=handle.pipeline,
+                engine_state=state,
+                metrics=metrics,
+                settings=settings,
+                capture=capture,
+            )
+            return str(written.absolute())
+
+        return await asyncio.get_running_loop().run_in_executor(None, blocking)
+
+    return write
+
+
+def install_dump_signal(engine: Any, writer: DumpWriter) -> Callable[[], None]:
+    """On ``SIGUSR1`` write a dump of each of ``engine``'s open runs (in the running loop);
+    returns the function that removes the handler."""
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def dump_all() -> None:
+        for handle in engine.runs:
+            if handle.done:
+                continue
+            try:
+                path = await writer(handle.run_id, None)
+            except Exception as exc:  # a dump never stops a run
+                print(f"taskdaemon: no dump of run {handle.run_id}: {exc}", file=sys.stderr)
+                continue
+            print(f"taskdaemon: dump of run {handle.run_id} written to {path}", file=sys.stderr)
+
+    def on_signal() -> None:
+        task = loop.create_task(dump_all())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    loop.add_signal_handler(signal.SIGUSR1, on_signal)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+    return remove

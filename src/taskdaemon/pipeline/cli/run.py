@@ -526,6 +526,7 @@ async def run_pipeline(
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, on_signal, signum)
             stack.callback(_remove_signal_handlers, loop)
+            stack.callback(_dump_on_sigusr1(engine, observers))
 
             server = ControlServer(
                 handle.run_id,
@@ -569,6 +570,13 @@ def _breakpoints(engine: Any, pipeline: Pipeline, args: argparse.Namespace) -> s
     except ValueError as error:
         return str(error)
     return None
+
+
+def _dump_on_sigusr1(engine: Any, observers: Sequence[Any]) -> Callable[[], None]:
+    """SIGUSR1 writes a debug dump of the run, which goes on (``cli/_dump_hook.py``)."""
+    from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
+
+    return install_dump_signal(engine, dump_writer(engine, observers))
 
 
 def _debug_ops(engine: Any, run_id: str, observers: Sequence[Any]) -> Any:

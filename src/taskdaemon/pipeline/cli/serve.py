@@ -136,6 +136,7 @@ def start_monitoring(
         lag = LoopLagMonitor()
         auth = api_auth(settings)
         app = create_app(
+            dump=_dump_through(controller, monitor, telemetry.registry),
             engine=controller,
             registry=telemetry.registry if telemetry.serves_prometheus else None,
             health=HealthSources(
@@ -186,6 +187,16 @@ def _announce(
         settings.home / "api-token",
         extra={"_console_only": True},
     )
+
+
+def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:
+    """``POST /api/runs/{id}/dump``: a dump of the controller's engine's run."""
+    from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+
+    async def write(run_id: str, path: str | None) -> str:
+        return await dump_writer(controller.engine, [monitor], registry)(run_id, path)
+
+    return write
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -323,6 +334,13 @@ async def _serve(
         engine = Engine(resolver=registry, observers=observers, workspace=workspace.absolute())
         approver.engine = engine
         monitoring.bind(engine)
+        from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
+
+        stack.callback(
+            install_dump_signal(
+                engine, dump_writer(engine, observers, monitoring.telemetry.registry)
+            )
+        )
         assert monitoring.server is not None
         _log.info("taskdaemon serve: %s", monitoring.server.url)
         async with engine:

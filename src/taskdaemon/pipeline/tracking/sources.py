@@ -11,6 +11,7 @@
                                 (``?service=NAME`` picks the service, default
                                 ``OTEL_SERVICE_NAME`` or ``taskdaemon``)
 ``otlp-json:///PATH``           OTLP JSON lines (collector file exporter), a file or directory
+``dump:///PATH.tar.gz``         a debug dump (``tracking/dump_source.py``)
 =============================== ==========================================================
 
 ``+https`` works for both backends. Every source returns the same ``SpanRecord``s, so
@@ -561,6 +562,10 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
         return SpanStore(_sqlite_path(url), **options)
     if scheme == "otlp-json":
         return OtlpJsonSource(_otlp_path(url))
+    if scheme == "dump":
+        from taskdaemon.pipeline.tracking.dump_source import DumpSource  # noqa: PLC0415
+
+        return DumpSource(_otlp_path(url))
     if scheme in ("tempo+http", "tempo+https", "jaeger+http", "jaeger+https"):
         try:
             parts = urlsplit(url)
@@ -579,7 +584,7 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
         return JaegerSource(base, service=query.get("service"), **options)
     raise SpanSourceError(
         f"unknown span source {display_url(url)!r}: use sqlite:///PATH, tempo+http://HOST:PORT, "
-        "jaeger+http://HOST:PORT or otlp-json:///PATH"
+        "jaeger+http://HOST:PORT, otlp-json:///PATH or dump:///PATH.tar.gz"
     )
 
 

@@ -443,7 +443,9 @@ class SqliteSpanProcessor(SpanProcessor):
                     deadline = time.monotonic() + self._interval
                 batch.append(item)
             beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
-            if batch or beat or stop:
+            # A flush also writes what open spans gained (events of a paused run: a debug dump
+            # flushes, then reads the store), not only the spans queued.
+            if batch or beat or stop or flushes:
                 try:
                     self._write(conn, batch, closing=stop)
                 except Exception as exc:

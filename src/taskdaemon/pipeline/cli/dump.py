@@ -1,0 +1,84 @@
+"""``taskdaemon dump RUN [-o FILE]``: write a debug dump (``.tar.gz``) of a run.
+
+A run still served by its ``taskdaemon run`` / ``debug`` process (a control socket under
+``$TASKDAEMON_HOME/control/``) is dumped by that process, with its live engine state; any other
+run is dumped from the span source (``--source``, else ``TASKDAEMON_SPAN_SOURCE``, else the
+embedded store) without it (the manifest says what is missing). The default file is
+``$TASKDAEMON_HOME/dumps/<run_id>-<time>.tar.gz``; the written path goes to stdout. Exit codes:
+0 written, 1 no such run or the dump failed (one line on stderr), 2 bad arguments. See
+``dump.py`` for the contents and docs/debugging.md for what a dump may hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``dump`` sub-command."""
+    parser = subparsers.add_parser(
+        "dump",
+        help="write a debug dump (.tar.gz) of a run",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    parser.add_argument("run_id", metavar="RUN", help="run id (a unique prefix is enough)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="where to write the archive")
+    parser.add_argument("--source", metavar="URL", help="span source for a run not served here")
+    parser.set_defaults(func=dump_command)
+
+
+def _fail(message: str) -> int:
+    print(f"taskdaemon dump: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def dump_command(args: argparse.Namespace) -> int:
+    """Write the dump; returns the exit code."""
+    from taskdaemon.pipeline.control import send_request, served_runs  # noqa: PLC0415
+
+    output = str(Path(args.output).absolute()) if args.output else None
+    served = [run for run in served_runs() if run.startswith(args.run_id)]
+    if len(served) == 1 and not args.source:
+        try:
+            answer = send_request(
+                served[0], {"op": "debug", "action": "dump", "path": output}, timeout=120.0
+            )
+        except PipelineError as exc:
+            return _fail(str(exc))
+        print(answer["path"], flush=True)
+        return 0
+    return _from_source(args.run_id, output, args.source)
+
+
+def _from_source(run_id: str, output: str | None, url: str | None) -> int:
+    from taskdaemon.pipeline.dump import default_dump_path, write_dump  # noqa: PLC0415
+    from taskdaemon.pipeline.payloads import PayloadCapture  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    settings = load_settings()
+    try:
+        source = open_source(url)
+        try:
+            resolve = getattr(source, "resolve_run_id", None)
+            full_id = resolve(run_id) if callable(resolve) else run_id
+            spans = source.get_trace(full_id)
+        finally:
+            source.close()
+        full_id = spans[0].trace_id
+        target = Path(output) if output else default_dump_path(settings.home, full_id)
+        capture = PayloadCapture(
+            max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
+        )
+        written = write_dump(target, full_id, spans, settings=settings, capture=capture)
+    except (PipelineError, SpanSourceError, ValueError, OSError) as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    print(written.absolute(), flush=True)
+    return 0

@@ -1,0 +1,211 @@
+"""Debug dumps: one ``.tar.gz`` holding everything known about one run (docs/debugging.md).
+
+Members (flat, no directories)::
+
+    manifest.json      format, version, run id, pipeline, creation time, notes, and each
+                       other member's size and sha256
+    spans.otlp.json    the run's spans, one OTLP JSON document (the collector file exporter's
+                       format: readable by ``otlp-json://`` too)
+    logs.otlp.json     the run's log records as OTLP JSON ({"resourceLogs": []} while the span
+                       store keeps no logs: the manifest says so)
+    run.json           the run record rebuilt from the spans
+    definition.json    the pipeline as loaded (when the writer has it)
+    dag.dot, dag.svg   the DAG with the run's states (SVG when Graphviz's ``dot`` is installed)
+    engine.json        for a live run: its engine state (engine_state: slots, instances,
+                       triggers, approvals, waiting events, what is paused, breakpoints)
+    metrics.prom       the Prometheus text of the process's metrics (when it has a registry)
+    environment.json   versions of taskdaemon, Python and OpenTelemetry, the platform, and the
+                       settings with secrets redacted
+
+**Secrets.** A dump holds no secret the span store does not: the spans and the run record come
+from the store (captured payloads are already redacted there); the definition, the engine state
+(event payloads, inputs) and the settings go through the same :class:`PayloadCapture` redaction
+(key patterns, ``TASKDAEMON_REDACT_PATTERNS``); OTLP headers are always redacted and URLs lose
+their passwords. Shell commands are not in the span store and may hold a literal secret
+(``curl -H 'Authorization: …'``), so the definition shows each command's length, not its text:
+the pipeline file has it. The environment is never dumped whole, only the settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import io
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from taskdaemon import __version__
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
+from taskdaemon.pipeline.tracking.otlp_json import encode_traces
+from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+
+__all__ = ["DUMP_FORMAT", "DUMP_VERSION", "SPANS_MEMBER", "default_dump_path", "write_dump"]
+
+DUMP_FORMAT: Final = "taskdaemon-dump"
+DUMP_VERSION: Final = 1
+SPANS_MEMBER: Final = "spans.otlp.json"
+_DOT_TIMEOUT = 10.0
+
+
+def default_dump_path(home: Path, run_id: str) -> Path:
+    """``$TASKDAEMON_HOME/dumps/<run_id>-<UTC time>.tar.gz``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return home / "dumps" / f"{run_id}-{stamp}.tar.gz"
+
+
+def _plain(value: Any) -> Any:
+    """A model object as JSON-able data; a trigger is ``{kind: fields}``; a shell command is
+    replaced by its length (see the module docstring, "Secrets")."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        data = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(data.get("command"), str):
+            data["command"] = f"{REDACTED} ({len(data['command'])} characters)"
+        kind = getattr(type(value), "kind", None)
+        return {kind: data} if isinstance(kind, str) else data
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _environment(settings: Any, capture: PayloadCapture) -> dict[str, Any]:
+    from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
+
+    values: dict[str, Any] = {}
+    if settings is not None:
+        for key, value in settings.model_dump(mode="json").items():
+            if "header" in key.lower():
+                values[key] = REDACTED if value else value
+            elif isinstance(value, str) and "://" in value:
+                values[key] = display_url(value)
+            else:
+                values[key] = value
+        values = capture.redact(values)
+    versions: dict[str, str | None] = {"taskdaemon": __version__, "python": sys.version.split()[0]}
+    for package in ("opentelemetry-api", "opentelemetry-sdk"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "versions": versions,
+        "platform": platform.platform(),
+        "python_implementation": platform.python_implementation(),
+        "settings": values,
+    }
+
+
+def _svg(dot: str) -> bytes | None:
+    executable = shutil.which("dot")
+    if executable is None:
+        return None
+    try:
+        done = subprocess.run(
+            [executable, "-Tsvg"],
+            input=dot.encode(),
+            capture_output=True,
+            timeout=_DOT_TIMEOUT,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True, default=str).encode() + b"\n"
+
+
+def write_dump(
+    path: Path,
+    run_id: str,
+    spans: Iterable[SpanRecord],
+    *,
+    pipeline: Pipeline | None = None,
+    engine_state: Mapping[str, Any] | None = None,
+    metrics: bytes | None = None,
+    settings: Any = None,
+    capture: PayloadCapture | None = None,
+    logs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
+    name then renamed, mode 0600) and return ``path``. ``spans`` are the run's spans from the
+    store; the rest is optional (the manifest notes what is missing). ValueError without
+    spans."""
+    from taskdaemon.pipeline.visualization import render_dot  # noqa: PLC0415
+
+    capture = capture or PayloadCapture()
+    spans = list(spans)
+    if not spans:
+        raise ValueError(f"no spans of run {run_id}: nothing to dump")
+    record = reconstruct_run(spans)
+    notes: list[str] = []
+    members: dict[str, bytes] = {
+        SPANS_MEMBER: json.dumps(encode_traces(spans), sort_keys=True).encode() + b"\n",
+        "run.json": _json(dataclasses.asdict(record)),
+    }
+    if logs is None:
+        notes.append("logs.otlp.json: this version's span store keeps no log records")
+        logs = {"resourceLogs": []}
+    members["logs.otlp.json"] = _json(logs)
+    if pipeline is not None:
+        members["definition.json"] = _json(capture.redact(_plain(pipeline)))
+    else:
+        notes.append("definition.json: the writer did not have the pipeline definition")
+    dot = render_dot(pipeline, record)
+    members["dag.dot"] = dot.encode()
+    svg = _svg(dot)
+    if svg is not None:
+        members["dag.svg"] = svg
+    else:
+        notes.append("dag.svg: Graphviz's dot is not installed (or failed)")
+    if engine_state is not None:
+        members["engine.json"] = _json(capture.redact(dict(engine_state)))
+    else:
+        notes.append("engine.json: the run is not live in the writing process")
+    if metrics is not None:
+        members["metrics.prom"] = metrics
+    else:
+        notes.append("metrics.prom: the writing process has no Prometheus registry")
+    members["environment.json"] = _json(_environment(settings, capture))
+    created = time.time()
+    manifest = {
+        "format": DUMP_FORMAT,
+        "version": DUMP_VERSION,
+        "run_id": record.run_id,
+        "pipeline": record.pipeline,
+        "status": record.status,
+        "created_at": created,
+        "notes": notes,
+        "files": {
+            name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for name, data in members.items()
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as raw:
+        partial.chmod(0o600)
+        with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+            for name, data in {"manifest.json": _json(manifest), **members}.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = int(created)
+                info.mode = 0o600
+                archive.addfile(info, io.BytesIO(data))
+    partial.replace(path)
+    return path

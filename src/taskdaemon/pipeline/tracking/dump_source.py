@@ -1,0 +1,133 @@
+"""``dump:///PATH.tar.gz``: a debug dump (``dump.py``) read as a span source.
+
+Reading is bounded, because a dump may come from anyone: at most ``MAX_MEMBERS`` members, each
+a regular file with a plain name (no directory part, no ``..``, no links: nothing is ever
+extracted to disk), at most ``MAX_MEMBER_BYTES`` for the two members read (``manifest.json``
+and ``spans.otlp.json``), and the spans' sha256 must match the manifest. Anything else, a
+corrupt or foreign archive included, is one ``SpanSourceError`` line naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Any, Final
+
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.tracking.otlp_json import parse_traces
+from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+
+__all__ = ["MAX_MEMBERS", "MAX_MEMBER_BYTES", "DumpSource", "read_dump_members"]
+
+MAX_MEMBERS: Final = 64
+MAX_MEMBER_BYTES: Final = 128 * 1024 * 1024
+_FORMAT: Final = "taskdaemon-dump"
+_WANTED: Final = ("manifest.json", "spans.otlp.json")
+
+
+def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str, bytes]:
+    """The ``wanted`` members of the archive at ``path`` (bounded, see the module docstring);
+    SpanSourceError (one line) when it is not a readable taskdaemon dump."""
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r:gz") as archive:
+            for count, member in enumerate(archive, 1):
+                if count > MAX_MEMBERS:
+                    raise SpanSourceError(f"{path}: more than {MAX_MEMBERS} members: not a dump")
+                name = member.name
+                if not member.isreg() or "/" in name or "\\" in name or name in ("", ".", ".."):
+                    raise SpanSourceError(f"{path}: unexpected member {name!r}: not a dump")
+                if name not in wanted:
+                    continue
+                if member.size > MAX_MEMBER_BYTES:
+                    raise SpanSourceError(f"{path}: {name} is larger than the dump limit")
+                stream = archive.extractfile(member)
+                if stream is None:
+                    raise SpanSourceError(f"{path}: cannot read {name}")
+                found[name] = stream.read(MAX_MEMBER_BYTES + 1)
+    except FileNotFoundError:
+        raise SpanSourceError(f"{path}: no such file") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpanSourceError(f"{path}: not a readable debug dump ({reason})") from None
+    if "manifest.json" not in found:
+        raise SpanSourceError(f"{path}: not a taskdaemon debug dump (no manifest.json)")
+    return found
+
+
+def _manifest(path: Path, data: bytes) -> dict[str, Any]:
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        raise SpanSourceError(f"{path}: manifest.json is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
+        raise SpanSourceError(f"{path}: not a taskdaemon debug dump (foreign manifest)")
+    if manifest.get("version") != 1:
+        raise SpanSourceError(f"{path}: dump version {manifest.get('version')!r} is not 1")
+    return manifest
+
+
+class DumpSource:
+    """The spans of one debug dump; read once, when opened."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        members = read_dump_members(self.path)
+        self.manifest = _manifest(self.path, members["manifest.json"])
+        spans = members.get("spans.otlp.json")
+        if spans is None:
+            raise SpanSourceError(f"{self.path}: the dump has no spans.otlp.json")
+        expected = self.manifest.get("files", {}).get("spans.otlp.json", {}).get("sha256")
+        if hashlib.sha256(spans).hexdigest() != expected:
+            raise SpanSourceError(f"{self.path}: spans.otlp.json does not match its sha256")
+        try:
+            body = json.loads(spans)
+        except ValueError:
+            raise SpanSourceError(f"{self.path}: spans.otlp.json is not JSON") from None
+        self._spans: list[SpanRecord] = parse_traces(body, where=str(self.path))
+        if not self._spans:
+            raise SpanSourceError(f"{self.path}: the dump holds no spans")
+
+    def get_trace(self, run_id: str) -> list[SpanRecord]:
+        """The run's spans (the dump's run, by its id or a prefix of it)."""
+        wanted = run_id.strip().lower()
+        ids = {s.trace_id for s in self._spans}
+        matches = [i for i in ids if i.startswith(wanted)] if wanted else []
+        if len(matches) != 1:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
+        return [s for s in self._spans if s.trace_id == matches[0]]
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run rebuilt from the dump's spans."""
+        return reconstruct_run(self.get_trace(run_id))
+
+    def search(
+        self,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[RunSummary]:
+        """The dump's run, when it passes the filters."""
+        summaries = []
+        for trace_id in sorted({s.trace_id for s in self._spans}):
+            summary = summarize_run(self.get_run(trace_id))
+            if pipeline is not None and summary.pipeline != pipeline:
+                continue
+            if status is not None and summary.status != status:
+                continue
+            if since is not None and summary.start < since:
+                continue
+            if until is not None and summary.start > until:
+                continue
+            summaries.append(summary)
+        return summaries[: max(0, limit)]
+
+    def close(self) -> None:
+        """Nothing to release (read when opened)."""

@@ -1,0 +1,255 @@
+"""Debug dumps: what the archive holds, its round trip as a ``dump://`` span source, SIGUSR1 on
+a running process, a seeded secret that must not be in it, and corrupt or hostile archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking.dump_source import MAX_MEMBERS, DumpSource
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+SECRET = "s3cr3t-VALUE-7d1f0b"
+
+PIPELINE = f"""\
+    name: dumped
+    stages:
+      - name: a
+        command: "echo '{{\\"x\\": 1, \\"password\\": \\"{SECRET}\\"}}'"
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: b
+        command: "echo '{{}}'"
+        triggers: [{{on_completion: {{stage: a}}}}]
+        inputs: {{x: stages.a.outputs.x}}
+"""
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short TASKDAEMON_HOME (Unix socket paths are limited to ~107 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def environment(home: Path) -> dict[str, str]:
+    """Own home, no exporters, and a secret in an OTLP header setting."""
+    env = dict(os.environ)
+    env.update(
+        TASKDAEMON_HOME=str(home),
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+        OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {SECRET}",
+    )
+    env.pop("TASKDAEMON_BREAKPOINTS", None)
+    return env
+
+
+def taskdaemon(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """One command to its end."""
+    return subprocess.run(
+        [TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``taskdaemon run --break b`` with a secret in its request and in a's output, paused."""
+    path = home / "dumped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(path), "--break", "b", "--input", f"api_token={SECRET}"],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    run_id = ""
+    for line in process.stderr:
+        if "taskdaemon debug attach " in line:
+            run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+            break
+    assert run_id, "the run never paused"
+    yield process, run_id
+    if process.poll() is None:
+        process.kill()
+    process.communicate()
+
+
+def members(path: Path) -> dict[str, bytes]:
+    """Every member of a dump, by name."""
+    with tarfile.open(path, "r:gz") as archive:
+        return {
+            m.name: archive.extractfile(m).read()  # type: ignore[union-attr]
+            for m in archive.getmembers()
+        }
+
+
+@pytest.mark.slow
+def test_a_dump_of_a_paused_run_holds_everything_and_reads_back_as_a_span_source(
+    home: Path, paused_run: tuple[subprocess.Popen[str], str]
+) -> None:
+    """``dump RUN -o FILE`` through the serving process: every member listed with its sha256,
+    the live engine state with b paused, the DAG in DOT and SVG; then ``runs show`` and ``dag
+    --run`` read the run from ``dump://FILE``."""
+    process, run_id = paused_run
+    target = home / "out" / "x.tar.gz"
+    written = taskdaemon(home, "dump", run_id[:8], "-o", str(target))
+    assert written.returncode == 0, written.stderr
+    assert written.stdout.strip() == str(target)
+    found = members(target)
+    expected = {
+        "manifest.json",
+        "spans.otlp.json",
+        "logs.otlp.json",
+        "run.json",
+        "definition.json",
+        "dag.dot",
+        "dag.svg",
+        "engine.json",
+        "environment.json",
+    }
+    assert expected <= set(found)
+    manifest = json.loads(found["manifest.json"])
+    assert manifest["format"] == "taskdaemon-dump"
+    assert manifest["run_id"] == run_id
+    for name, info in manifest["files"].items():
+        assert hashlib.sha256(found[name]).hexdigest() == info["sha256"]
+    assert any("logs" in note for note in manifest["notes"])
+    engine = json.loads(found["engine.json"])
+    assert [p["stage"] for p in engine["paused"]] == ["b"]
+    assert engine["stages"]["b"]["status"] == "paused"
+    assert json.loads(found["run.json"])["status"] == "paused"
+    assert json.loads(found["definition.json"])["name"] == "dumped"
+    assert found["dag.svg"].startswith(b"<?xml")
+    assert b"orchid" in found["dag.dot"]
+    versions = json.loads(found["environment.json"])["versions"]
+    assert versions["taskdaemon"]
+    assert versions["opentelemetry-sdk"]
+
+    url = f"dump://{target}"
+    shown = taskdaemon(home, "runs", "show", run_id, "--source", url, "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["status"] == "paused"
+    drawn = taskdaemon(home, "dag", "--run", run_id, "--source", url)
+    assert drawn.returncode == 0, drawn.stderr
+    assert "digraph" in drawn.stdout
+    resumed = taskdaemon(home, "debug", "continue", run_id)
+    assert resumed.returncode == 0
+    process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
+@pytest.mark.slow
+def test_a_dump_holds_no_seeded_secret(
+    home: Path, paused_run: tuple[subprocess.Popen[str], str]
+) -> None:
+    """A secret in the request, in a stage's output (from a literal in its command) and in the
+    OTLP headers variable is in no member of the dump, live or from the store, nor in the span
+    store; the keys are there, redacted."""
+    process, run_id = paused_run
+    target = home / "secret.tar.gz"
+    assert taskdaemon(home, "dump", run_id, "-o", str(target)).returncode == 0
+    taskdaemon(home, "debug", "continue", run_id)
+    process.communicate(timeout=60)
+    found = members(target)
+    for name, data in found.items():
+        assert SECRET.encode() not in data, name
+    assert SECRET.encode() not in (home / "spans.db").read_bytes()
+    settings = json.loads(found["environment.json"])["settings"]
+    assert settings["home"] == str(home)  # the settings are there, the header secret is not
+    assert b"[REDACTED]" in found["spans.otlp.json"]
+    after_end = home / "after.tar.gz"
+    stored = taskdaemon(home, "dump", run_id, "-o", str(after_end))  # from the store now
+    assert stored.returncode == 0, stored.stderr
+    for name, data in members(after_end).items():
+        assert SECRET.encode() not in data, name
+
+
+@pytest.mark.slow
+def test_sigusr1_writes_a_dump_and_the_run_goes_on(
+    home: Path, paused_run: tuple[subprocess.Popen[str], str]
+) -> None:
+    """SIGUSR1 to ``taskdaemon run`` writes a dump of its run (the path on stderr) and the run
+    still finishes when continued."""
+    process, run_id = paused_run
+    process.send_signal(signal.SIGUSR1)
+    assert process.stderr is not None
+    line = next(line for line in process.stderr if "dump of run" in line)
+    path = Path(line.rsplit("written to ", 1)[1].strip())
+    assert path.parent == home / "dumps"
+    assert json.loads(members(path)["manifest.json"])["run_id"] == run_id
+    assert taskdaemon(home, "debug", "continue", run_id).returncode == 0
+    process.communicate(timeout=60)
+    assert process.returncode == 0
+
+
+def _archive(path: Path, files: dict[str, bytes], *, kind: bytes = tarfile.REGTYPE) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.type = kind
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_corrupt_foreign_and_hostile_archives_are_one_line_errors(tmp_path: Path) -> None:
+    """Random bytes, a tar without a manifest, a foreign manifest, a path with ``..``, a link,
+    too many members and spans not matching their sha256 each give one SpanSourceError line."""
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(os.urandom(2048))
+    good_manifest = json.dumps(
+        {"format": "taskdaemon-dump", "version": 1, "files": {"spans.otlp.json": {"sha256": "0"}}}
+    ).encode()
+    cases = {
+        garbage: "not a readable debug dump",
+        _archive(tmp_path / "empty.tar.gz", {"x.txt": b"hi"}): "no manifest.json",
+        _archive(tmp_path / "foreign.tar.gz", {"manifest.json": b"{}"}): "foreign manifest",
+        _archive(tmp_path / "climb.tar.gz", {"../evil": b"x"}): "unexpected member",
+        _archive(
+            tmp_path / "many.tar.gz", {f"f{i}": b"" for i in range(MAX_MEMBERS + 1)}
+        ): "more than",
+        _archive(
+            tmp_path / "tampered.tar.gz",
+            {"manifest.json": good_manifest, "spans.otlp.json": b'{"resourceSpans": []}'},
+        ): "does not match its sha256",
+        tmp_path / "missing.tar.gz": "no such file",
+    }
+    link = tmp_path / "link.tar.gz"
+    with tarfile.open(link, "w:gz") as archive:
+        info = tarfile.TarInfo("manifest.json")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "/etc/passwd"
+        archive.addfile(info)
+    cases[link] = "unexpected member"
+    for path, reason in cases.items():
+        with pytest.raises(SpanSourceError) as caught:
+            DumpSource(path)
+        message = str(caught.value)
+        assert reason in message, (path.name, message)
+        assert "\n" not in message
