@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
@@ -71,6 +71,9 @@ class DebugSession:
         self._marked: dict[int, tuple[Any, str, Breakpoint, str]] = {}
         self._stage_before: dict[tuple[str, str], StageStatus] = {}
         self._changed: asyncio.Event | None = None
+        # What can pause at all, kept current by every change (see may_pause).
+        self._armed = False
+        self._watched: frozenset[str | None] = frozenset()
 
     # ------------------------------------------------------------------ breakpoints
 
@@ -96,6 +99,7 @@ class DebugSession:
         bp = Breakpoint(next(self._ids), stage, on, when or None, name, run_id)
         bp._expression = expression
         self._breakpoints[bp.id] = bp
+        self._rearm()
         return bp
 
     def delete_breakpoint(self, breakpoint_id: int | None = None) -> int:
@@ -104,9 +108,11 @@ class DebugSession:
         if breakpoint_id is None:
             count = len(self._breakpoints)
             self._breakpoints.clear()
+            self._rearm()
             return count
         if self._breakpoints.pop(breakpoint_id, None) is None:
             raise PipelineError(f"no breakpoint #{breakpoint_id}")
+        self._rearm()
         return 1
 
     def breakpoints(self, run_id: str | None = None) -> list[Breakpoint]:
@@ -167,8 +173,10 @@ class DebugSession:
         if stage is None:
             if run_id is None:
                 self._stepping.clear()
+                self._rearm()
             else:
                 self._stepping.discard(run_id)
+                self._rearm()
         resumed = 0
         for pause in self._select(run_id, stage):
             resumed += self._resume(pause, "continue", by)
@@ -180,6 +188,7 @@ class DebugSession:
         execution will pause)."""
         self._run_of(run_id)
         self._stepping.add(run_id)
+        self._rearm()
         pauses = self._select(run_id, stage)
         if not pauses:
             if stage is not None:
@@ -255,6 +264,7 @@ class DebugSession:
         self._breakpoints.clear()
         self._stepping.clear()
         self._marked.clear()
+        self._rearm()
         for pause in list(self._paused.values()):
             self._resume(pause, "continue", "debug mode off")
 
@@ -339,6 +349,19 @@ class DebugSession:
 
     # ------------------------------------------------------------------ engine hooks
 
+    def may_pause(self, run_id: str, stage: str, event: object) -> bool:
+        """Whether :meth:`gate` could pause this execution: the engine asks before building a
+        gate request, so debug mode with nothing to stop at costs one call per execution."""
+        if not self._armed:
+            return False
+        if run_id in self._stepping or (event is not None and self._marked):
+            return True
+        return None in self._watched or stage in self._watched
+
+    def _rearm(self) -> None:
+        self._watched = frozenset(bp.stage for bp in self._breakpoints.values() if bp.on == _START)
+        self._armed = bool(self._watched or self._stepping or self._marked)
+
     async def gate(self, request: StageGateRequest) -> GateDecision | None:
         """The pause gate: pause the execution when a breakpoint, step mode or a marked event
         says so, and answer how it goes on."""
@@ -373,14 +396,18 @@ class DebugSession:
         ex.ended = self._engine._clock()  # the attempt ended here; a pause is not run time
         if run.stopping is not None or not self._breakpoints:
             return False
-        context = {
-            "request": run.request,
-            "stages": run.stages_ctx,
-            "event": inst.event,
-            "inputs": {},
-            "error": ex.error or "",
-        }
-        bp = self._match(run, srt.name, _FAILURE_KIND, context)
+        bp = self._match(
+            run,
+            srt.name,
+            _FAILURE_KIND,
+            lambda: {
+                "request": run.request,
+                "stages": run.stages_ctx,
+                "event": inst.event,
+                "inputs": {},
+                "error": ex.error or "",
+            },
+        )
         if bp is None:
             return False
         pause = self._new_pause(run, srt, inst, _FAILURE_KIND, "failure: " + bp.describe(), {})
@@ -395,11 +422,13 @@ class DebugSession:
             handle = runs.get(entry[1])
             if handle is None or handle.done:
                 del self._marked[key]
+                self._rearm()
         for bp in self._breakpoints.values():
             if bp.event_type == event_type and self._applies(bp, run):
                 context = {"request": run.request, "stages": run.stages_ctx, "event": payload}
                 if self._holds(bp, {**context, "inputs": {}, "error": ""}):
                     self._marked[id(payload)] = (payload, run.run_id, bp, event_type)
+                    self._rearm()
                     return
 
     # ------------------------------------------------------------------ internals
@@ -413,14 +442,18 @@ class DebugSession:
                     bp.hits += 1
                     return f"event {event_type}: {bp.describe()}"
         if self._breakpoints:
-            context = {
-                "request": run.request,
-                "stages": run.stages_ctx,
-                "event": request.event,
-                "inputs": request.inputs,
-                "error": "",
-            }
-            found = self._match(run, request.stage, _START, context)
+            found = self._match(
+                run,
+                request.stage,
+                _START,
+                lambda: {
+                    "request": run.request,
+                    "stages": run.stages_ctx,
+                    "event": request.event,
+                    "inputs": request.inputs,
+                    "error": "",
+                },
+            )
             if found is not None:
                 return found.describe()
         if run.run_id in self._stepping:
@@ -447,12 +480,14 @@ class DebugSession:
         return value
 
     def _match(
-        self, run: _Run, stage: str, kind: str, context: Mapping[str, Any]
+        self, run: _Run, stage: str, kind: str, context: Callable[[], Mapping[str, Any]]
     ) -> Breakpoint | None:
+        """The first breakpoint of ``kind`` for ``stage`` that holds; the condition's context
+        is built only for a candidate (most stages have none: the no-hit path stays cheap)."""
         for bp in self._breakpoints.values():
             if bp.on != kind or (bp.stage is not None and bp.stage != stage):
                 continue
-            if self._applies(bp, run) and self._holds(bp, context):
+            if self._applies(bp, run) and self._holds(bp, context()):
                 bp.hits += 1
                 return bp
         return None

@@ -1150,7 +1150,10 @@ class _Run:
             inputs, data_error = {}, exc
         gate = engine._pause_gate
         paused = 0.0
-        if gate is not None:
+        debugger = engine._debugger
+        if gate is not None and (
+            debugger is None or debugger.may_pause(self.run_id, name, inst.event)
+        ):
             decision = await gate(
                 StageGateRequest(
                     self.run_id,
