@@ -128,6 +128,42 @@ def test_a_failure_breakpoint_and_retry_then_quit_cancels(home: Path, pipeline_f
     assert "run ended cancelled" in done.stdout
 
 
+@pytest.mark.slow
+def test_taskdaemon_breakpoints_sets_breakpoints_from_the_environment(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``TASKDAEMON_BREAKPOINTS=STAGE[:CEL];...`` pauses like ``--break``; a bad entry is one
+    line and exit 2."""
+    env = environment(home) | {"TASKDAEMON_BREAKPOINTS": "a:request.n == 1; b"}
+    done = subprocess.run(
+        [TASKDAEMON, "debug", str(pipeline_file), "-q", "--input", "n=1"],
+        cwd=ROOT,
+        env=env,
+        input="continue\ncontinue\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "paused at a.0.1 (#1 before a if request.n == 1 (pipeline dbg))" in done.stdout
+    assert "paused at b.0.1 (#2 before b (pipeline dbg))" in done.stdout
+    assert done.returncode == 1  # c fails
+    env["TASKDAEMON_BREAKPOINTS"] = "zz"
+    bad = subprocess.run(
+        [TASKDAEMON, "debug", str(pipeline_file), "-q"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "taskdaemon debug: TASKDAEMON_BREAKPOINTS 'zz': no stage 'zz' (stages: a, b, c)"
+    )
+
+
 def test_a_bad_breakpoint_is_one_line_and_exit_2(home: Path, pipeline_file: Path) -> None:
     """An unknown stage or a condition that does not compile: one line on stderr, exit 2."""
     for spec, reason in (("nope", "no stage 'nope'"), ("b:inputs.x >", "does not compile")):

@@ -80,15 +80,17 @@ def add_break_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_breakpoint(spec: str, stages: Sequence[str]) -> tuple[str, str | None]:
+def parse_breakpoint(
+    spec: str, stages: Sequence[str], origin: str = "--break"
+) -> tuple[str, str | None]:
     """``STAGE[:CEL]`` -> (stage, condition); ValueError with a one-line reason."""
     stage, sep, when = spec.partition(":")
     stage = stage.strip()
     if stage not in stages:
-        raise ValueError(f"--break {spec!r}: no stage {stage!r} (stages: {', '.join(stages)})")
+        raise ValueError(f"{origin} {spec!r}: no stage {stage!r} (stages: {', '.join(stages)})")
     when = when.strip()
     if sep and not when:
-        raise ValueError(f"--break {spec!r}: empty condition after ':'")
+        raise ValueError(f"{origin} {spec!r}: empty condition after ':'")
     return stage, when or None
 
 
@@ -96,15 +98,16 @@ def apply_breakpoints(session: Any, pipeline: Any, args: argparse.Namespace, env
     """Set the breakpoints of ``--break``, ``--break-on-failure`` and ``env``
     (``TASKDAEMON_BREAKPOINTS``) on ``session`` for ``pipeline``; returns how many.
     ValueError (one line) for a bad one."""
-    specs = [s for s in env.split(";") if s.strip()] + list(getattr(args, "breaks", []))
+    specs = [("TASKDAEMON_BREAKPOINTS", s.strip()) for s in env.split(";") if s.strip()]
+    specs += [("--break", s) for s in getattr(args, "breaks", [])]
     stages = list(pipeline.stage_map)
     count = 0
-    for spec in specs:
-        stage, when = parse_breakpoint(spec, stages)
+    for origin, spec in specs:
+        stage, when = parse_breakpoint(spec, stages, origin)
         try:
             session.set_breakpoint(stage, when, pipeline=pipeline.name)
         except PipelineError as exc:
-            raise ValueError(f"--break {spec!r}: {exc}") from None
+            raise ValueError(f"{origin} {spec!r}: {exc}") from None
         count += 1
     if getattr(args, "break_on_failure", False):
         session.set_breakpoint(None, on="failure", pipeline=pipeline.name)
