@@ -26,16 +26,17 @@ ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 SECRET = "s3cr3t-VALUE-7d1f0b"
 
-PIPELINE = f"""\
+PIPELINE = """\
     name: dumped
     stages:
       - name: a
-        command: "echo '{{\\"x\\": 1, \\"password\\": \\"{SECRET}\\"}}'"
-        triggers: [{{manual: {{approval_required: false}}}}]
+        command: |
+          printf '{"x": 1, "password": "%s"}' "$SEEDED"
+        triggers: [{manual: {approval_required: false}}]
       - name: b
-        command: "echo '{{}}'"
-        triggers: [{{on_completion: {{stage: a}}}}]
-        inputs: {{x: stages.a.outputs.x}}
+        command: "echo '{}'"
+        triggers: [{on_completion: {stage: a}}]
+        inputs: {x: stages.a.outputs.x}
 """
 
 
@@ -56,6 +57,7 @@ def environment(home: Path) -> dict[str, str]:
         OTEL_METRICS_EXPORTER="none",
         OTEL_LOGS_EXPORTER="none",
         OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {SECRET}",
+        SEEDED=SECRET,  # stage a prints it as its output "password"
     )
     env.pop("TASKDAEMON_BREAKPOINTS", None)
     return env
@@ -76,7 +78,8 @@ def taskdaemon(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """``taskdaemon run --break b`` with a secret in its request and in a's output, paused."""
+    """``taskdaemon run --break b`` with a secret in its request and in a's output (from the
+    environment), paused at b."""
     path = home / "dumped.yaml"
     path.write_text(textwrap.dedent(PIPELINE))
     process = subprocess.Popen(
@@ -168,7 +171,7 @@ def test_a_dump_of_a_paused_run_holds_everything_and_reads_back_as_a_span_source
 def test_a_dump_holds_no_seeded_secret(
     home: Path, paused_run: tuple[subprocess.Popen[str], str]
 ) -> None:
-    """A secret in the request, in a stage's output (from a literal in its command) and in the
+    """A secret in the request, in a stage's output (read from the environment) and in the
     OTLP headers variable is in no member of the dump, live or from the store, nor in the span
     store; the keys are there, redacted."""
     process, run_id = paused_run

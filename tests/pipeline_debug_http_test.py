@@ -1,5 +1,5 @@
 """The HTTP debugger routes: looking at a run, breakpoints by PUT/DELETE, resuming by POST, the
-paused state in /api/runs, and the access rule of the mutating routes."""
+paused state in /api/runs, and the API's access rule (token, JSON, principal)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ from typing import Any
 
 import httpx
 
-from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import BreakpointResumed
 from taskdaemon.pipeline.model import InputMapping
 from taskdaemon.pipeline.server import create_app
 
 
-def _client(app: Any, host: str = "127.0.0.1") -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=(host, 50000))
-    return httpx.AsyncClient(transport=transport, base_url="http://td")
+def _client(app: Any, *, token: bool = True) -> httpx.AsyncClient:
+    """An in-process client, holding the app's API token unless told not to."""
+    headers = {"authorization": f"Bearer {app.state.auth.token}"} if token else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", headers=headers
+    )
 
 
 PIPELINE = pipeline(
@@ -96,7 +100,7 @@ async def test_errors_are_one_line_with_their_status() -> None:
             bad = await client.post(
                 f"{base}/continue", content=b"[1]", headers={"content-type": "application/json"}
             )
-            gone = await client.delete(f"{base}/breakpoints/9")
+            gone = await client.request("DELETE", f"{base}/breakpoints/9", json={})
             bad_cel = await client.put(f"{base}/breakpoints", json={"stage": "b", "when": "x("})
         gate.set()
         await handle.wait()
@@ -112,28 +116,37 @@ async def test_errors_are_one_line_with_their_status() -> None:
     assert "breakpoint condition" in bad_cel.json()["error"]
 
 
-async def test_mutating_routes_refuse_remote_clients_and_simple_content_types() -> None:
-    """Without a token, POST/PUT/DELETE come from loopback only (403), never as a form or
-    plain text (415); GET stays readable."""
+async def test_the_debug_routes_follow_the_apis_access_rule() -> None:
+    """Without the token every debug route is 401; a state change as a form is 415; a body
+    naming ``by`` is 400; who resumed is the token's principal."""
     gate = asyncio.Event()
 
     async def hold(ctx: Any) -> None:
         await gate.wait()
 
-    async with Engine(resolver=Resolver({"a": hold})) as engine:
+    recorder = Recorder()
+    async with Engine(resolver=Resolver({"hold": hold}), observers=[recorder]) as engine:
         app = create_app(engine=engine)
-        handle = await engine.start_run(PIPELINE, {"n": 1})
+        p = pipeline(stage("hold"), stage("b", *after("hold")))
+        handle = await engine.start_run(p)
         base = f"/api/runs/{handle.run_id}/debug"
-        async with _client(app, host="203.0.113.9") as remote:
-            far_put = await remote.put(f"{base}/breakpoints", json={"stage": "b"})
-            far_get = await remote.get(base)
-        async with _client(app) as local:
-            form = await local.post(f"{base}/continue", data={"stage": "b"})
-            text = await local.put(
-                f"{base}/breakpoints", content=b"{}", headers={"content-type": "text/plain"}
-            )
-        gate.set()
+        async with _client(app, token=False) as anonymous:
+            no_token = [
+                (await anonymous.get(base)).status_code,
+                (await anonymous.put(f"{base}/breakpoints", json={"stage": "b"})).status_code,
+            ]
+        async with _client(app) as client:
+            form = await client.post(f"{base}/continue", data={"stage": "b"})
+            named = await client.post(f"{base}/continue", json={"by": "mallory"})
+            put = await client.put(f"{base}/breakpoints", json={"stage": "b"})
+            gate.set()
+            await engine.with_debug(True).wait_paused(handle.run_id)
+            resumed = await client.post(f"{base}/continue", json={})
         await handle.wait()
-    assert (far_put.status_code, far_get.status_code) == (403, 200)
-    assert (form.status_code, text.status_code) == (415, 415)
-    assert engine._debugger is None  # nothing refused turned debug mode on
+    assert no_token == [401, 401]
+    assert form.status_code == 415
+    assert named.status_code == 400
+    assert put.status_code == 201
+    assert resumed.status_code == 200
+    (event,) = recorder.of(BreakpointResumed)
+    assert event.by == app.state.auth.principal

@@ -21,9 +21,9 @@ Members (flat, no directories)::
 from the store (captured payloads are already redacted there); the definition, the engine state
 (event payloads, inputs) and the settings go through the same :class:`PayloadCapture` redaction
 (key patterns, ``TASKDAEMON_REDACT_PATTERNS``); OTLP headers are always redacted and URLs lose
-their passwords. Shell commands are not in the span store and may hold a literal secret
-(``curl -H 'Authorization: …'``), so the definition shows each command's length, not its text:
-the pipeline file has it. The environment is never dumped whole, only the settings.
+their passwords. The environment is never dumped whole, only the settings. The definition is
+the one the run span already carries (for replay), commands included: a secret written as a
+literal in a command is in the store as well, which is why secrets belong in the environment.
 """
 
 from __future__ import annotations
@@ -65,12 +65,9 @@ def default_dump_path(home: Path, run_id: str) -> Path:
 
 
 def _plain(value: Any) -> Any:
-    """A model object as JSON-able data; a trigger is ``{kind: fields}``; a shell command is
-    replaced by its length (see the module docstring, "Secrets")."""
+    """A model object as JSON-able data; a trigger is ``{kind: fields}``."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         data = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(data.get("command"), str):
-            data["command"] = f"{REDACTED} ({len(data['command'])} characters)"
         kind = getattr(type(value), "kind", None)
         return {kind: data} if isinstance(kind, str) else data
     if isinstance(value, Mapping):
