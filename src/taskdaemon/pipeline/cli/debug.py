@@ -44,12 +44,26 @@ EXIT_SUCCESS, EXIT_FAILURE, EXIT_INVALID, EXIT_SIGINT = 0, 1, 2, 130
 _ACTIONS = ("attach", "continue", "step", "skip")
 
 
+DESCRIPTION = """\
+Run a pipeline file under the debugger prompt (debug FILE), or debug a run another
+taskdaemon run / debug process serves (debug attach RUN; debug continue|step|skip RUN [STAGE]).
+
+--break STAGE[:CEL] pauses before the stage starts (when the CEL condition over request,
+stages, event and inputs holds); --break-on-failure pauses a stage after it fails, before the
+error strategy acts; TASKDAEMON_BREAKPOINTS adds STAGE[:CEL] entries separated by ';'.
+At the prompt, 'help' lists the commands. Fed on a pipe, the prompt runs the commands in order
+and exits with the run's exit code: 0 success, 1 failure or cancelled, 2 invalid file or
+breakpoint, 130 Ctrl-C.
+"""
+
+
 def register(subparsers: Any) -> None:
     """Add the ``debug`` sub-command."""
     parser = subparsers.add_parser(
         "debug",
         help="run a pipeline under the debugger, or debug a running one",
-        description=__doc__.split("::")[0].strip() if __doc__ else None,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="taskdaemon debug FILE [options] | debug attach|continue|step|skip RUN [STAGE]",
     )
     parser.add_argument("words", nargs="+", metavar="FILE | attach|continue|step|skip RUN [STAGE]")

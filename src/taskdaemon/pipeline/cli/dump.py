@@ -26,7 +26,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "dump",
         help="write a debug dump (.tar.gz) of a run",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description="Write a debug dump (.tar.gz) of a run: its spans, record, definition, DAG, "
+        "environment and, for a run still served by its process, its live engine state. The "
+        "written path goes to stdout. Exit codes: 0 written, 1 no such run or the dump failed, "
+        "2 bad arguments.",
     )
     parser.add_argument("run_id", metavar="RUN", help="run id (a unique prefix is enough)")
     parser.add_argument("-o", "--output", metavar="FILE", help="where to write the archive")
