@@ -208,18 +208,32 @@ def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
     )
     os.close(terminal)
     seen: list[str] = []
+
+    mark = [0]  # where the terminal's text stood when the last keys were typed
+
+    def at_prompt(keys: bytes) -> None:
+        """Wait for the prompt that follows the last keys typed (readline owns the terminal
+        then), then type ``keys``: a Ctrl-D typed before readline switched the terminal to raw
+        mode could be lost."""
+        while "(taskdaemon) " not in "".join(seen)[mark[0] :]:
+            ready, _, _ = select.select([controller], [], [], 30.0)
+            if not ready:
+                raise AssertionError("no prompt came; the terminal showed:\n" + "".join(seen))
+            seen.append(os.read(controller, 4096).decode(errors="replace"))
+        mark[0] = len("".join(seen))
+        os.write(controller, keys)
+
     try:
-        _read_until(controller, "(taskdaemon) ", seen)
-        os.write(controller, b"help\n")
+        at_prompt(b"help\n")
         _read_until(controller, "quit: cancel the run", seen)
-        os.write(controller, b"inp\tb\n")  # Tab completes "inputs "
+        at_prompt(b"inp\tb\n")  # Tab completes "inputs "
         text = _read_until(controller, '{"x": 1}', seen)
         assert "inputs b" in text
-        os.write(controller, b"outputs a\n")
+        at_prompt(b"outputs a\n")
         _read_until(controller, 'a (success): {"x": 1}', seen)
-        os.write(controller, b"continue\n")
+        at_prompt(b"continue\n")
         _read_until(controller, "run ended failure", seen)
-        os.write(controller, b"\x04")  # Ctrl-D: end of input
+        at_prompt(b"\x04")  # Ctrl-D: end of input
         assert process.wait(timeout=30) == 1
     finally:
         if process.poll() is None:
