@@ -1,6 +1,6 @@
 """What debugging leaves on the telemetry: breakpoint and override span events, paused time kept
 out of the queue time and its metric, skip and retry spans, and a paused run read back from the
-embedded store and drawn in every format."""
+embedded store and drawn in every format (and in the watch table)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,13 @@ from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
-from taskdaemon.pipeline.visualization import render_dot, render_json, render_mermaid
+from taskdaemon.pipeline.visualization import (
+    dag_snapshot,
+    render_dot,
+    render_json,
+    render_mermaid,
+)
+from taskdaemon.pipeline.visualization._terminal import stage_rows
 
 
 def _events(span: Any, name: str) -> list[dict[str, Any]]:
@@ -175,6 +181,9 @@ async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_pa
             assert "#da70d6" in render_mermaid(p, record)
             nodes = {n["name"]: n for n in json.loads(render_json(p, record))["nodes"]}
             assert nodes["b"]["state"] == "paused"
+            rows = {r.stage: r for r in stage_rows(dag_snapshot(p, record), now=record.start)}
+            assert rows["b"].state == "paused"  # taskdaemon watch's table
+            assert rows["b"].waiting_for.startswith("the debugger")
             debug.continue_()
             assert (await task).succeeded
         monitor.flush()

@@ -25,6 +25,7 @@ _STYLES = {
     "queued": "cyan",
     "running": "bold green",
     "retrying": "bold yellow",
+    "paused": "bold magenta",
     "success": "green",
     "failure": "bold red",
     "timeout": "red",
@@ -68,6 +69,8 @@ def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
         return "a worker slot"
     if state == "retrying":
         return "its next attempt"
+    if state == "paused":
+        return "the debugger (taskdaemon debug attach RUN)"
     if state not in ("waiting", "pending"):
         return ""
     reasons = []
@@ -121,7 +124,7 @@ def summary_line(snapshot: DagSnapshot, now: float) -> str:
     )
 
 
-_ACTIVE = frozenset({"running", "waiting", "queued", "retrying", "failure", "timeout"})
+_ACTIVE = frozenset({"running", "waiting", "queued", "retrying", "paused", "failure", "timeout"})
 
 
 def _fit(rows: list[StageRow], max_rows: int | None) -> tuple[list[StageRow], str]:
