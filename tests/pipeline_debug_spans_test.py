@@ -195,9 +195,10 @@ async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_pa
         provider.shutdown()
 
 
-def test_force_flush_writes_the_events_an_open_span_gained(tmp_path: Path) -> None:
+def test_flush_open_spans_writes_the_events_an_open_span_gained(tmp_path: Path) -> None:
     """An open span's new event (a breakpoint hit on the run span) is in the store right after
-    ``force_flush``, without waiting for the writer's heartbeat (a dump reads it next)."""
+    ``flush_open_spans``, without waiting for the writer's heartbeat or its spacing of open-span
+    rewrites (a dump reads the store next)."""
     db = tmp_path / "spans.db"
     processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
     provider = TracerProvider()
@@ -205,8 +206,9 @@ def test_force_flush_writes_the_events_an_open_span_gained(tmp_path: Path) -> No
     try:
         span = provider.get_tracer("t").start_span("RUN p")
         processor.force_flush()
+        processor._refresh_due = float("inf")  # as if open-span rewrites were spaced out now
         span.add_event(t.EVENT_BREAKPOINT_HIT, {t.CICD_TASK_RUN_ID: "b.0.1"})
-        assert processor.force_flush()
+        assert processor.flush_open_spans()
         trace_id = format(span.get_span_context().trace_id, "032x")
         with SpanStore(db) as store:
             (stored,) = store.get_trace(trace_id)

@@ -37,6 +37,7 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
         from taskdaemon.pipeline.engine import engine_state  # noqa: PLC0415
         from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
         from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.writer import flush_open_spans  # noqa: PLC0415
 
         handle = engine.get_run(run_id)
         state = engine_state(engine, handle.run_id)
@@ -55,6 +56,7 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
             flush = getattr(trace.get_tracer_provider(), "force_flush", None)
             if callable(flush):
                 flush()
+            flush_open_spans()  # the run span's latest events (a breakpoint.hit) too
             source = open_source()
             try:
                 spans = source.get_trace(handle.run_id)

@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span
 
-__all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth"]
+__all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth", "flush_open_spans"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +94,24 @@ _UPSERT_RUN: Final = (
 
 
 class _Flush:
-    __slots__ = ("done",)
+    __slots__ = ("done", "refresh")
 
-    def __init__(self) -> None:
+    def __init__(self, refresh: bool = False) -> None:
         self.done = threading.Event()
+        self.refresh = refresh  # also rewrite open spans, whatever REFRESH_SPACING says
 
 
 _STOP = object()
+
+# The writers of this process, for flush_open_spans (a debug dump has no handle on them).
+_LIVE: weakref.WeakSet[SqliteSpanProcessor] = weakref.WeakSet()
+
+
+def flush_open_spans(timeout_millis: int = 30000) -> bool:
+    """``SqliteSpanProcessor.flush_open_spans`` on every embedded-store writer of this process
+    (True when each finished in time)."""
+    finished = [processor.flush_open_spans(timeout_millis) for processor in list(_LIVE)]
+    return all(finished)  # every writer flushed, even after one timed out
 
 
 # --- reading SDK spans cheaply -----------------------------------------------------------------
@@ -294,6 +305,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._failures = WriteFailures()
+        _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
         self._ready.wait()
@@ -353,6 +365,16 @@ class SqliteSpanProcessor(SpanProcessor):
         if not self._thread.is_alive():
             return False
         marker = _Flush()
+        self._queue.put(marker)
+        return marker.done.wait(timeout_millis / 1000)
+
+    def flush_open_spans(self, timeout_millis: int = 30000) -> bool:
+        """``force_flush``, and rewrite what open spans gained since their row was written
+        even when the spacing of such rewrites says not yet (a debug dump reads the store next:
+        it must see the run span's latest ``breakpoint.hit``)."""
+        if not self._thread.is_alive():
+            return False
+        marker = _Flush(refresh=True)
         self._queue.put(marker)
         return marker.done.wait(timeout_millis / 1000)
 
@@ -443,11 +465,10 @@ class SqliteSpanProcessor(SpanProcessor):
                     deadline = time.monotonic() + self._interval
                 batch.append(item)
             beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
-            # A flush also writes what open spans gained (events of a paused run: a debug dump
-            # flushes, then reads the store), not only the spans queued.
-            if batch or beat or stop or flushes:
+            refresh = any(flush.refresh for flush in flushes)
+            if batch or beat or stop or refresh:
                 try:
-                    self._write(conn, batch, closing=stop)
+                    self._write(conn, batch, closing=stop, flushing=refresh)
                 except Exception as exc:
                     self._write_failed(batch, exc)
                 else:
@@ -485,10 +506,16 @@ class SqliteSpanProcessor(SpanProcessor):
                 self._tally.pop(format(span.context.trace_id, "032x"), None)
 
     def _write(
-        self, conn: sqlite3.Connection, batch: list[tuple[bool, Any]], *, closing: bool
+        self,
+        conn: sqlite3.Connection,
+        batch: list[tuple[bool, Any]],
+        *,
+        closing: bool,
+        flushing: bool = False,
     ) -> None:
         """Write one batch in one transaction: span rows, the traces and resources they use,
-        new and finished runs, and this writer's heartbeat."""
+        new and finished runs, and this writer's heartbeat. ``flushing`` (a ``force_flush``
+        asks, see ``flush_open_spans``) rewrites open spans whatever the spacing says."""
         # Rows are built before the transaction, with the trace id (int) and the resource's
         # id() in place of their numbers: those are looked up inside it (so no other process's
         # retention can delete a trace or resource in between) and patched into the rows.
@@ -551,7 +578,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
         refreshed: list[list[Any]] = []
         began = time.monotonic()
-        if closing or began >= self._refresh_due:
+        if closing or flushing or began >= self._refresh_due:
             refreshed = self._refresh_open(trace_ids, first_start)
             self._refresh_due = began + REFRESH_SPACING * (time.monotonic() - began)
         conn.execute("BEGIN IMMEDIATE")
