@@ -244,3 +244,19 @@ def test_console_export_and_json_logs_are_json() -> None:
     """Redacted text stays valid JSON: the replacement holds no quote or backslash."""
     text = orjson.dumps({"msg": f"with {JWT} and {PEM}"}).decode()
     assert {"msg": f"with {REDACTED} and {REDACTED}"} == orjson.loads(redact_text(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password=hunter2 ok", "password=[REDACTED] ok"),
+        ('{"x": 1, "password": "s3 cr3t"}', '{"x": 1, "password": "[REDACTED]"}'),
+        ("DB_PASSWORD: abc", "DB_PASSWORD: [REDACTED]"),
+        ("session_id=abc;x=1", "session_id=[REDACTED];x=1"),
+        ("passed=3 tokenizer=bpe keyboard: qwerty", "passed=3 tokenizer=bpe keyboard: qwerty"),
+    ],
+)
+def test_secret_keys_assigned_in_free_text_lose_their_value(text: str, expected: str) -> None:
+    """A secret key word assigned in free text (a command's output, a message) keeps the key and
+    loses the value, quoted or not; words that merely contain a key word are left alone."""
+    assert expected == redact_text(text)

@@ -132,6 +132,14 @@ _TOKEN_SHAPES: Final = "|".join(
     )
 )
 _CREDENTIAL_CHARS: Final = r"A-Za-z0-9\-._~+/"
+#: The default key words, as they are spelled when assigned in free text.
+_ASSIGNED_KEYS: Final = (
+    r"passwords?|passwd|pwd|secrets?|tokens?|api[_-]?keys?|apikeys?|authori[sz]ation"
+    r"|credentials?|private[_-]?keys?|cookies?|sessions?|dsn"
+)
+_ASSIGNED_HINT: Final = re.compile(
+    r"pass|pwd|secret|token|key|auth|credential|cookie|session|dsn", re.IGNORECASE
+)
 _SHAPES: Final = re.compile(
     rf"(?P<token>{_TOKEN_SHAPES})"
     # "Bearer <credential>" (RFC 6750): the word stays, the credential goes. A credential has a
@@ -145,6 +153,13 @@ _SHAPES: Final = re.compile(
     # The password of scheme://user:password@host (the user and the host stay).
     r"|(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s/?#@:\"'<>]*+:)"
     r"[^\s/?#\"'<>]+@"
+    # A secret key word assigned in free text: password=x, DB_PASSWORD: x, "api_key": "x" (a
+    # command's output, an error message). The key stays; "Bearer" or "Basic" as the value is
+    # left for the bearer shape, which keeps the scheme word and takes the credential. Only the
+    # start of a whole key may begin a match, so a long a_b_c_... run is scanned once.
+    rf"|(?P<assign>(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
+    r"(?:[_.-][A-Za-z0-9]++)*+[\"']?\s*+[:=]\s*+)"
+    r"(?P<assigned>\"[^\"\n]*+\"|'[^'\n]*+'|(?!(?i:bearer|basic)\s)[^\s\"',;&}]++)"
 )
 
 
@@ -154,6 +169,11 @@ def _replace(match: re.Match[str]) -> str:
         return f"{match['bearer']}{REDACTED}"
     if kind == "url":
         return f"{match['url']}{REDACTED}@"
+    if kind == "assigned":  # the value group ends the match, so it is the last group
+        quote = match["assigned"][0]
+        if quote in "\"'":
+            return f"{match['assign']}{quote}{REDACTED}{quote}"
+        return f"{match['assign']}{REDACTED}"
     return REDACTED
 
 
@@ -172,6 +192,7 @@ def _may_hold_secret(text: str) -> bool:
         or "ASIA" in text
         or "ABIA" in text
         or "ACCA" in text
+        or (("=" in text or ":" in text) and _ASSIGNED_HINT.search(text) is not None)
     )
 
 
