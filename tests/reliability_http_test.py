@@ -212,7 +212,7 @@ async def test_browser_signs_in_with_the_token_once_then_uses_the_cookie() -> No
         first.headers["location"],
         attributes,
         page.status_code,
-        "taskdaemon" if "<h1>taskdaemon</h1>" in page.text else page.text,
+        "taskdaemon" if 'data-page="runs"' in page.text else page.text,
         forged.status_code,
     )
 

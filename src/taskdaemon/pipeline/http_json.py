@@ -1,4 +1,4 @@
-"""The JSON side of the HTTP API: reading request bodies, answering errors, the index page.
+"""The JSON side of the HTTP API: reading request bodies, answering errors.
 
 Bodies reach these functions already bounded in size and time (``http_limits.py``). A body is
 a JSON object or empty; anything else is a 400 with a one-line reason, never a 500: bad UTF-8,
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 
@@ -21,7 +21,6 @@ __all__ = [
     "BadRequestError",
     "bad_request",
     "error_response",
-    "index_page",
     "json_body",
     "text_field",
 ]
@@ -70,18 +69,3 @@ def text_field(body: Mapping[str, Any], name: str, *, limit: int = 4096) -> str:
 def error_response(status: int, message: str) -> Response:
     """``{"error": message}`` with ``status``."""
     return JSONResponse({"error": message}, status_code=status)
-
-
-async def index_page(request: Request) -> Response:
-    """``GET /``: a page linking the routes (behind the token, like the API)."""
-    return HTMLResponse(_PAGE)
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>taskdaemon</title></head>
-<body><h1>taskdaemon</h1><ul>
-<li><a href="/api/runs">/api/runs</a>: active runs (JSON)</li>
-<li><a href="/metrics">/metrics</a>, <a href="/healthz">/healthz</a>,
-<a href="/readyz">/readyz</a></li>
-</ul></body></html>
-"""

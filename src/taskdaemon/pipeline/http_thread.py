@@ -218,6 +218,9 @@ class MonitorServer:
         try:
             if thread is None or server is None:
                 return
+            web = getattr(self.app.state, "web", None)
+            if web is not None:  # end event streams now, not after the shutdown grace
+                web.close()
             server.should_exit = True
             await asyncio.to_thread(thread.join, self.grace + 1.0)
             if thread.is_alive():

@@ -13,8 +13,11 @@ Routes (all JSON unless stated):
                                           60 s), ``span_store`` (the store's own ``health()``),
                                           ``stages`` (no stage running past its timeout plus a
                                           grace); 200 when all are ok, else 503
-``GET /``                                 an HTML page linking the routes (``/?token=T`` signs
-                                          the browser in with a session cookie)
+``GET /``, ``/runs/{id}``                 the web page (``web/``): runs, and each run live
+                                          (``/?token=T`` signs the browser in with a session
+                                          cookie)
+``GET /api/runs/{id}[/dag|/stream]``      a run's record, DAG and live Server-Sent Events;
+                                          ``/api/runs/recent``, ``/api/pipelines`` (``web/``)
 ``GET /api``                              this index of routes
 ``GET /api/runs``                         the engine's active runs (snapshots: every instance's
                                           latest attempt of each stage, with its times and error);
@@ -80,13 +83,14 @@ from taskdaemon.pipeline.http_json import (
     BadRequestError,
     bad_request,
     error_response,
-    index_page,
     json_body,
     text_field,
 )
 from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLimitMiddleware
 from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
+from taskdaemon.pipeline.visualization import DagWatcher
+from taskdaemon.pipeline.web import WebApp, WebOptions
 
 __all__ = [
     "ApiAuth",
@@ -364,8 +368,10 @@ def create_app(
     auth: ApiAuth | None = None,
     limits: HttpLimits | None = None,
     dump: Callable[[str, str | None], Awaitable[str]] | None = None,
+    web: WebOptions | None = None,
 ) -> Starlette:
-    """The Starlette app over ``engine``, ``registry`` and ``health``.
+    """The Starlette app over ``engine``, ``registry`` and ``health``; ``web`` configures the
+    web page (its span source, Grafana link; ``app.state.web.close()`` releases them).
 
     ``engine`` is an :class:`~taskdaemon.pipeline.engine.Engine` (wrapped in an
     :class:`EngineController`) or any :class:`RunController`. Without a registry ``/metrics``
@@ -387,6 +393,11 @@ def create_app(
         engine = EngineController(engine)
     if isinstance(engine, EngineController):
         engine.max_pending_events = limits.max_pending_events
+    page = WebApp(
+        web,
+        live=engine.live if isinstance(engine, EngineController) else None,
+        can_control=engine is not None,
+    )
 
     async def metrics(request: Request) -> Response:
         if metrics_cache is None:
@@ -488,8 +499,8 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/api", index, methods=["GET"]),
-            Route("/", index_page, methods=["GET"]),
             Route("/api/runs", list_runs, methods=["GET"]),
+            *page.routes(),
             Route("/api/runs/{run_id}/approve/{stage}", approve, methods=["POST"]),
             Route("/api/runs/{run_id}/reject/{stage}", reject, methods=["POST"]),
             Route("/api/runs/{run_id}/events", publish, methods=["POST"]),
@@ -505,6 +516,8 @@ def create_app(
     app.state.auth = auth
     app.state.bridge = bridge
     app.state.limits = limits
+    app.state.web = page
+    page.debug = any("/debug" in getattr(route, "path", "") for route in app.routes)
     return app
 
 
@@ -545,6 +558,7 @@ class EngineController:
         self.engine: Any = None
         self.max_pending_events = max_pending_events
         self._approvals: set[tuple[str, str]] = set()
+        self.live = DagWatcher(keep_finished=32)  # the web page's live runs
         if engine is not None:
             self.bind(engine)
 
@@ -559,7 +573,8 @@ class EngineController:
         return self.engine
 
     def on_event(self, event: EngineEvent) -> None:
-        """Track pending approvals."""
+        """Track pending approvals; keep the web page's live state."""
+        self.live.on_event(event)
         if isinstance(event, ApprovalRequested):
             self._approvals.add((event.run_id, event.stage))
         elif isinstance(event, ApprovalResolved):

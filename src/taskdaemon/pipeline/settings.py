@@ -36,6 +36,8 @@ variable                        meaning                                 default
                                 (comma list; ``*`` = any)                bind address only)
 ``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug``:      none
                                 ``STAGE[:CEL]`` separated by ``;``
+``TASKDAEMON_GRAFANA_URL``      Grafana's base URL: the web page links   no link
+                                each run to its trace there (http/https)
 =============================== ======================================= =========================
 
 ``TASKDAEMON_REDACT_PATTERNS`` is a JSON list of regular expressions, or a comma-separated list
@@ -135,6 +137,7 @@ class Settings(BaseSettings):
     log_capture_max_lines: int = Field(default=10_000, ge=0)
     log_capture_max_bytes: int = Field(default=1_048_576, ge=0)
     breakpoints: str = ""  # parsed by cli/debug.py (``STAGE[:CEL]`` separated by ``;``)
+    grafana_url: str | None = None
 
     otel_service_name: str | None = _otel("OTEL_SERVICE_NAME")
     otel_resource_attributes: str | None = _otel("OTEL_RESOURCE_ATTRIBUTES")
@@ -190,6 +193,15 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value().strip()) < 16:
             raise ValueError("must have at least 16 characters")
         return value
+
+    @field_validator("grafana_url")
+    @classmethod
+    def _check_grafana(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.strip().lower().startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.strip()
 
     @field_validator("api_allowed_hosts", mode="before")
     @classmethod

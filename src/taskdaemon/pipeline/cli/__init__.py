@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "watch",
     "report",
     "serve",
+    "ui",
 )
 
 #: The module registering each sub-command (a test checks it against what they register).
@@ -58,6 +59,7 @@ COMMANDS: dict[str, str] = {
     "watch": "watch",
     "report": "report",
     "serve": "serve",
+    "ui": "ui",
 }
 
 _HELP = frozenset({"-h", "--help"})

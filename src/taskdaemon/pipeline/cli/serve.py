@@ -131,12 +131,14 @@ def start_monitoring(
             MonitorServer,
             create_app,
         )
+        from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
 
         controller = EngineController()
         lag = LoopLagMonitor()
         auth = api_auth(settings)
         app = create_app(
             dump=_dump_through(controller, monitor, telemetry.registry),
+            web=WebOptions(source_url=settings.span_source, grafana_url=settings.grafana_url),
             engine=controller,
             registry=telemetry.registry if telemetry.serves_prometheus else None,
             health=HealthSources(

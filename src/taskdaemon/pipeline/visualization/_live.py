@@ -219,6 +219,17 @@ class DagWatcher:
             run = self._runs[run_id]
             return dag_snapshot(run.pipeline, run.record(run_id))
 
+    def record(self, run_id: str) -> RunRecord:
+        """The current state of ``run_id`` as a run record; KeyError if the watcher has not
+        seen it."""
+        with self._lock:
+            return self._runs[run_id].record(run_id)
+
+    def pipelines(self) -> dict[str, Pipeline]:
+        """The definitions of the runs the watcher holds, by pipeline name (the latest run's)."""
+        with self._lock:
+            return {r.pipeline.name: r.pipeline for r in self._runs.values() if r.pipeline}
+
     def runs(self) -> tuple[str, ...]:
         """The run ids the watcher holds state for, oldest first."""
         with self._lock:

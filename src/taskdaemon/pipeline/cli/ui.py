@@ -1,0 +1,123 @@
+"""``taskdaemon ui``: the web page, read-only, over any span source.
+
+::
+
+    taskdaemon ui [--source URL] [--host HOST] [--port PORT]
+
+* Serves the runs page and each run's page (DAG, timeline, stage details) from ``--source``
+  (default ``TASKDAEMON_SPAN_SOURCE``, else the embedded store under ``TASKDAEMON_HOME``): the
+  embedded store, Tempo, Jaeger or OTLP-JSON files. A running run is followed live by polling
+  the source, so a run in another process (or in Tempo) updates on the page as it goes.
+* Read-only: no approve, reject or debugger buttons; this process has no engine. Runs are
+  controlled where they run (``serve``, ``run --serve``, ``taskdaemon approve``).
+* Binds ``--host`` (default ``TASKDAEMON_METRICS_HOST``, 127.0.0.1) and ``--port`` (default 9091,
+  next to ``serve``'s 9090 so both can run at once). Access is the API's: the token
+  (``TASKDAEMON_API_TOKEN``, else one generated now and shown once on the console as a sign-in
+  URL). A generated token is not written to the ``api-token`` file, which belongs to the
+  server that can control runs.
+* Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the address is taken, 2 bad settings or source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from taskdaemon.pipeline.logs import configure_logging
+from taskdaemon.pipeline.settings import load_settings
+
+__all__ = ["DEFAULT_PORT", "register"]
+
+_log = logging.getLogger("taskdaemon.ui")
+
+DEFAULT_PORT = 9091
+EXIT_OK, EXIT_ADDRESS, EXIT_INVALID = 0, 1, 2
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``ui`` sub-command."""
+    parser = subparsers.add_parser(
+        "ui",
+        help="serve the web page read-only over a span source (the store, Tempo, Jaeger)",
+        description="Serve the runs and run pages, live, read-only, over a span source, until "
+        "SIGINT or SIGTERM.",
+    )
+    parser.add_argument(
+        "--source", metavar="URL", help="span source (default TASKDAEMON_SPAN_SOURCE or the store)"
+    )
+    parser.add_argument("--host", help="address to bind (default TASKDAEMON_METRICS_HOST)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
+    )
+    parser.set_defaults(func=ui_command)
+
+
+def ui_command(args: argparse.Namespace) -> int:
+    """Serve until stopped; returns the exit code."""
+    from taskdaemon.pipeline.errors import SpanSourceError  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    settings = load_settings()
+    configure_logging(settings)
+    host = args.host or settings.metrics_host
+    if not 0 <= args.port <= 65535:
+        _log.error("--port must be 0-65535, got %s", args.port)
+        return EXIT_INVALID
+    url = args.source or settings.span_source
+    try:
+        open_source(url).close()  # a bad URL or missing file is an error now, not per page
+    except SpanSourceError as error:
+        _log.error("%s", error)
+        return EXIT_INVALID
+    try:
+        return asyncio.run(_serve(settings, url, host, args.port))
+    except OSError as error:
+        _log.error("cannot serve on %s:%s: %s", host, args.port, error)
+        return EXIT_ADDRESS
+
+
+async def _serve(settings: Any, url: str, host: str, port: int) -> int:
+    from taskdaemon.pipeline.http_security import ApiAuth  # noqa: PLC0415
+    from taskdaemon.pipeline.server import MonitorServer, create_app  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
+    from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    # As ``serve``'s api_auth, without importing serve's telemetry wiring.
+    principal, hosts = settings.api_user or None, settings.api_allowed_hosts
+    auth = (
+        ApiAuth.configured(
+            settings.api_token.get_secret_value(), principal=principal, allowed_hosts=hosts
+        )
+        if settings.api_token is not None
+        else ApiAuth.generate(principal=principal, allowed_hosts=hosts)
+    )
+    app = create_app(
+        auth=auth,
+        web=WebOptions(source_url=url, grafana_url=settings.grafana_url, read_only=True),
+    )
+    server = MonitorServer(app, host=host, port=port)
+    await server.start()
+    try:
+        where = f"{server.url}/?token={auth.token}" if auth.generated else f"{server.url}/"
+        _log.info(
+            "taskdaemon ui: %s (read-only, runs from %s)",
+            where,
+            display_url(url),
+            extra={"_console_only": True},
+        )
+        await stop.wait()
+    finally:
+        await server.aclose()
+        app.state.web.close()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)
+    return EXIT_OK

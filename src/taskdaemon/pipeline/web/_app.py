@@ -1,0 +1,336 @@
+"""The web page's routes: the runs page, the run page, and their JSON and event-stream API.
+
+=============================================== ================================================
+``GET /``                                       the runs page: recent runs, filterable by
+                                                ``pipeline``, ``status`` and ``since``; it
+                                                refreshes itself from ``/api/runs/recent``
+``GET /runs/{id}``                              the run page: DAG, timeline, stage panel, live
+``GET /static/...``                             the page's CSS and JavaScript (in the package)
+``GET /api/runs/recent``                        the runs page's rows (``pipeline``, ``status``,
+                                                ``since``, ``until``: an age such as ``1h`` or
+                                                ISO 8601; ``limit`` up to 500)
+``GET /api/runs/{id}``                          the run record (JSON)
+``GET /api/runs/{id}/dag?format=F``             the DAG: ``dot``, ``json``, ``mermaid``,
+                                                ``svg`` (``dot -Tsvg``; every state in words)
+``GET /api/runs/{id}/stream``                   live state as Server-Sent Events (``_streams``)
+``GET /api/pipelines``                          pipelines with runs or a known definition
+=============================================== ================================================
+
+Every route sits behind the server's access rules (``http_security.py``): the token or the
+session cookie, Host and Origin checks. ``EventSource`` cannot send an ``Authorization`` header,
+so the page's stream authenticates by the cookie that ``/?token=T`` set.
+
+Pages are Jinja2 templates with autoescaping on and no ``|safe`` filter; the JavaScript fills
+the page with ``textContent`` only. Every HTML response carries a strict Content Security
+Policy (scripts and styles from this server's ``/static`` only, no inline script), so even a
+hostile stage name reaching the page cannot run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.visualization import DagWatcher, render
+from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
+from taskdaemon.pipeline.web._data import RunData, check_status
+from taskdaemon.pipeline.web._streams import EventStreamResponse, StreamHub, StreamLimitError
+from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
+from taskdaemon.pipeline.web._views import (
+    STATE_NAMES,
+    grafana_trace_url,
+    labelled,
+    pipelines_json,
+    record_json,
+    run_state,
+    summary_json,
+)
+
+__all__ = ["CSP", "WebApp", "WebOptions"]
+
+_HERE = Path(__file__).resolve().parent
+
+#: The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_PAGE_HEADERS = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+_DAG_TYPES = {
+    "dot": "text/vnd.graphviz; charset=utf-8",
+    "json": "application/json",
+    "mermaid": "text/plain; charset=utf-8",
+    "svg": "image/svg+xml",
+}
+_MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class WebOptions:
+    """How the page is served.
+
+    ``source_url``: the span source of stored runs (None: only this process's runs).
+    ``grafana_url``: ``TASKDAEMON_GRAFANA_URL``, for a link to each run's trace.
+    ``read_only``: no approve/reject buttons even for runs of this process (``taskdaemon ui``).
+    Streams: at most ``max_streams`` at once, ``queue_size`` events queued per client,
+    a heartbeat comment every ``heartbeat`` seconds, browsers reconnect after ``retry_ms``;
+    a stored run is polled every ``poll_interval`` seconds.
+    """
+
+    source_url: str | None = None
+    grafana_url: str | None = None
+    read_only: bool = False
+    max_streams: int = 256
+    queue_size: int = 32
+    heartbeat: float = 15.0
+    retry_ms: int = 2000
+    send_timeout: float = 10.0
+    poll_interval: float = 0.5
+
+
+class WebApp:
+    """The page's routes over ``live`` (this process's runs) and the options' span source.
+
+    ``can_control``: an engine serves the approve/reject routes (``serve``, ``run --serve``).
+    ``debug``: the debugger's routes are served too (continue and step buttons).
+    """
+
+    def __init__(
+        self,
+        options: WebOptions | None = None,
+        *,
+        live: DagWatcher | None = None,
+        can_control: bool = False,
+        debug: bool = False,
+        clock: Any = time.time,
+    ) -> None:
+        self.options = options or WebOptions()
+        self.data = RunData(
+            live=live,
+            source_url=self.options.source_url,
+            poll_interval=self.options.poll_interval,
+        )
+        self.can_control = can_control and not self.options.read_only
+        self.debug = debug
+        self.clock = clock
+        self.hub = StreamHub(
+            max_streams=self.options.max_streams,
+            queue_size=self.options.queue_size,
+            heartbeat=self.options.heartbeat,
+            retry_ms=self.options.retry_ms,
+            send_timeout=self.options.send_timeout,
+        )
+        self.svg = SvgRenderer()
+        self.templates = Environment(
+            loader=FileSystemLoader(_HERE / "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.templates.filters["when"] = _when
+
+    def close(self) -> None:
+        """End every stream and close the span source (idempotent, thread-safe)."""
+        self.hub.close()
+        self.data.close()
+
+    def routes(self) -> list[BaseRoute]:
+        """The routes to add to the server's app (``/`` among them)."""
+        return [
+            Route("/", self.runs_page, methods=["GET"]),
+            Route("/runs/{run_id}", self.run_page, methods=["GET"]),
+            Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
+            Route("/api/runs/recent", self.api_recent, methods=["GET"]),
+            Route("/api/pipelines", self.api_pipelines, methods=["GET"]),
+            Route("/api/runs/{run_id}", self.api_run, methods=["GET"]),
+            Route("/api/runs/{run_id}/dag", self.api_dag, methods=["GET"]),
+            Route("/api/runs/{run_id}/stream", self.api_stream, methods=["GET"]),
+        ]
+
+    # --- pages ----------------------------------------------------------------------------
+
+    def _page(self, name: str, status: int = 200, **context: Any) -> Response:
+        html = self.templates.get_template(name).render(states=STATE_NAMES, **context)
+        return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
+
+    async def runs_page(self, request: Request) -> Response:
+        """The runs page, its first rows rendered here (a bad filter: 400 with the reason)."""
+        error, status, rows = None, 200, []
+        try:
+            rows = await self._recent(_filters(request))
+        except ValueError as exc:
+            error, status = str(exc), 400
+        except SpanSourceError as exc:
+            error, status = f"span source: {exc}", 502
+        return self._page(
+            "runs.html",
+            status=status,
+            rows=rows,
+            filters=_raw_filters(request),
+            error=error,
+            source=self.data.source_url or "",
+        )
+
+    async def run_page(self, request: Request) -> Response:
+        """The run page: the current state rendered here, then kept live by the stream."""
+        run_id = request.path_params["run_id"]
+        try:
+            snapshot = await self.data.snapshot(run_id)
+        except (RunNotFoundError, SpanSourceError) as exc:
+            return self._page("missing.html", status=404, run_id=run_id, error=str(exc))
+        live = self.data.is_live(run_id)
+        state = run_state(
+            snapshot, now=self.clock(), can_control=self.can_control and live, debug=self.debug
+        )
+        grafana = (
+            grafana_trace_url(self.options.grafana_url, run_id)
+            if self.options.grafana_url
+            else None
+        )
+        return self._page(
+            "run.html",
+            run_id=run_id,
+            state=state,
+            grafana=grafana,
+            live=live,
+            control=self.can_control and live,
+        )
+
+    # --- API ------------------------------------------------------------------------------
+
+    async def _recent(self, filters: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = await self.data.recent(**filters)
+        return [summary_json(summary, live=live) for summary, live in rows]
+
+    async def api_recent(self, request: Request) -> Response:
+        """``{"runs": [...]}`` newest first."""
+        try:
+            filters = _filters(request)
+            return JSONResponse({"runs": await self._recent(filters)})
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        except SpanSourceError as exc:
+            return error_response(502, f"span source: {exc}")
+
+    async def api_pipelines(self, request: Request) -> Response:
+        """``{"pipelines": [...]}``."""
+        try:
+            summaries, known = await self.data.pipelines()
+        except SpanSourceError as exc:
+            return error_response(502, f"span source: {exc}")
+        return JSONResponse({"pipelines": pipelines_json(summaries, known)})
+
+    async def api_run(self, request: Request) -> Response:
+        """The run record."""
+        try:
+            record = await self.data.record(request.path_params["run_id"])
+        except RunNotFoundError as exc:
+            return error_response(404, str(exc))
+        except SpanSourceError as exc:
+            return error_response(502, f"span source: {exc}")
+        return JSONResponse({**record_json(record), "live": self.data.is_live(record.run_id)})
+
+    async def api_dag(self, request: Request) -> Response:
+        """The DAG with the run's states, in ``?format=`` (default ``json``)."""
+        fmt = request.query_params.get("format", "json")
+        if fmt not in _DAG_TYPES:
+            return error_response(400, f"unknown format {fmt!r}: one of {', '.join(_DAG_TYPES)}")
+        try:
+            snapshot = await self.data.snapshot(request.path_params["run_id"])
+        except RunNotFoundError as exc:
+            return error_response(404, str(exc))
+        except SpanSourceError as exc:
+            return error_response(502, f"span source: {exc}")
+        if fmt != "svg":
+            return Response(render(fmt, snapshot), media_type=_DAG_TYPES[fmt])
+        try:
+            svg = await self.svg.render(render_dot_snapshot(labelled(snapshot)))
+        except GraphvizError as exc:
+            return error_response(503, str(exc))
+        return Response(
+            svg,
+            media_type=_DAG_TYPES["svg"],
+            headers={
+                "content-security-policy": "default-src 'none'",
+                "x-content-type-options": "nosniff",
+            },
+        )
+
+    async def api_stream(self, request: Request) -> Response | EventStreamResponse:
+        """Live state of the run as Server-Sent Events (see ``_streams``)."""
+        run_id = request.path_params["run_id"]
+        try:
+            await self.data.snapshot(run_id)  # 404 now, not an empty stream
+        except RunNotFoundError as exc:
+            return error_response(404, str(exc))
+        except SpanSourceError as exc:
+            return error_response(502, f"span source: {exc}")
+        live = self.data.is_live(run_id)
+        control = self.can_control and live
+
+        def render_state(snapshot: Any) -> Any:
+            return run_state(snapshot, now=self.clock(), can_control=control, debug=self.debug)
+
+        # Last-Event-ID needs no branch: every event is a full snapshot, and a new
+        # subscription starts with the current one.
+        try:
+            subscription = self.hub.subscribe(
+                f"{'live' if live else 'stored'}:{run_id}",
+                render_state,
+                lambda: self.data.follow(run_id),
+            )
+        except StreamLimitError as exc:
+            response = error_response(503, str(exc))
+            response.headers["retry-after"] = "5"
+            return response
+        return EventStreamResponse(subscription)
+
+
+def _raw_filters(request: Request) -> dict[str, str]:
+    return {k: request.query_params.get(k, "") for k in ("pipeline", "status", "since")}
+
+
+def _filters(request: Request) -> dict[str, Any]:
+    """The query's filters for ``RunData.recent``; ValueError with the reason."""
+    from taskdaemon.pipeline.tracking.history import parse_when  # noqa: PLC0415
+
+    query = request.query_params
+    limit_text = query.get("limit", "100")
+    try:
+        limit = int(limit_text)
+    except ValueError:
+        raise ValueError(f"limit must be a whole number, got {limit_text!r}") from None
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise ValueError(f"limit must be 1-{_MAX_LIMIT}, got {limit}")
+    since, until = query.get("since") or None, query.get("until") or None
+    return {
+        "pipeline": query.get("pipeline") or None,
+        "status": check_status(query.get("status")),
+        "since": parse_when(since) if since else None,
+        "until": parse_when(until) if until else None,
+        "limit": limit,
+    }
+
+
+def _when(epoch: float | None) -> str:
+    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` (``-`` for None)."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,213 @@
+"""Where the web page reads runs from: the engine of this process, and a span source.
+
+* **Live** (``serve``, ``run --serve``): a :class:`~taskdaemon.pipeline.visualization.DagWatcher`
+  registered on the engine holds every open run's state (and the last finished ones); live
+  updates come straight from it, and only such runs can be approved or rejected.
+* **Stored** (any process, ``taskdaemon ui --source URL``): the span source (the embedded store,
+  Tempo, Jaeger, OTLP-JSON files). Live updates follow it by polling
+  (:func:`~taskdaemon.pipeline.visualization.watch_stored_run`).
+
+A run the engine knows is drawn from the engine; its stage details (inputs, outputs, CPU,
+memory) come from its spans, which hold them redacted and capped as captured. Blocking source
+calls run in worker threads; the source is opened on first use and closed by :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from taskdaemon.pipeline.errors import RunNotFoundError
+from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
+
+__all__ = ["RunData", "check_status"]
+
+_STATUSES = ("running", "success", "failure", "cancelled", "interrupted", "paused")
+
+
+class RunData:
+    """Runs from ``live`` (a DagWatcher on this process's engine) and/or the span source
+    ``source_url`` (None: no source)."""
+
+    def __init__(
+        self,
+        *,
+        live: DagWatcher | None = None,
+        source_url: str | None = None,
+        opener: Callable[[str], Any] | None = None,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.live = live
+        self.source_url = source_url
+        self._opener = opener
+        self._source: Any = None
+        self._lock = threading.Lock()
+        self.poll_interval = poll_interval
+        self.clock = clock
+
+    # --- the span source --------------------------------------------------------------------
+
+    def source(self) -> Any:
+        """The span source, opened on first use; None without one."""
+        if self.source_url is None:
+            return None
+        with self._lock:
+            if self._source is None:
+                opener = self._opener
+                if opener is None:
+                    from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
+                        open_source,
+                    )
+
+                    opener = open_source
+                self._source = opener(self.source_url)
+            return self._source
+
+    def close(self) -> None:
+        """Close the span source (idempotent)."""
+        with self._lock:
+            source, self._source = self._source, None
+        if source is not None:
+            source.close()
+
+    async def _stored(self, run_id: str) -> RunRecord | None:
+        """The run from the source; None when it has none (or there is no source)."""
+        source = await asyncio.to_thread(self.source)
+        if source is None:
+            return None
+        try:
+            record: RunRecord = await asyncio.to_thread(source.get_run, run_id)
+        except RunNotFoundError:
+            return None
+        return record
+
+    # --- what the routes ask ----------------------------------------------------------------
+
+    def is_live(self, run_id: str) -> bool:
+        """The engine of this process holds the run."""
+        return self.live is not None and run_id in self.live.runs()
+
+    async def record(self, run_id: str) -> RunRecord:
+        """The run record (engine state with span details, or the spans' alone)."""
+        from taskdaemon.pipeline.web._views import merge_details  # noqa: PLC0415
+
+        stored = await self._stored(run_id)
+        if self.live is not None:
+            try:
+                live = self.live.record(run_id)
+            except KeyError:
+                live = None
+            if live is not None:
+                return merge_details(live, stored)
+        if stored is None:
+            raise RunNotFoundError(f"no run {run_id!r} here or in the span source")
+        return stored
+
+    async def snapshot(self, run_id: str) -> DagSnapshot:
+        """The DAG snapshot of the run (the definition too, when the engine has it)."""
+        if self.live is not None:
+            try:
+                return self.live.snapshot(run_id)
+            except KeyError:
+                pass
+        stored = await self._stored(run_id)
+        if stored is None:
+            raise RunNotFoundError(f"no run {run_id!r} here or in the span source")
+        return dag_snapshot(None, stored)
+
+    def follow(self, run_id: str) -> AsyncIterator[DagSnapshot]:
+        """Snapshots of the run as it changes: from the engine when it holds the run, else by
+        polling the span source."""
+        if self.is_live(run_id):
+            assert self.live is not None
+            return self.live.watch(run_id)
+        return self._poll(run_id)
+
+    async def _poll(self, run_id: str) -> AsyncIterator[DagSnapshot]:
+        from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
+
+        source = await asyncio.to_thread(self.source)
+        if source is None:
+            raise RunNotFoundError(f"no run {run_id!r} here")
+        async for snapshot in watch_stored_run(
+            source, run_id, interval=self.poll_interval, appear_timeout=0.0
+        ):
+            yield snapshot
+
+    async def recent(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[tuple[RunSummary, bool]]:
+        """Runs newest first as ``(summary, live)``: the engine's, then the source's others."""
+        rows: dict[str, tuple[RunSummary, bool]] = {}
+        if self.live is not None:
+            for run_id in self.live.runs():
+                try:
+                    record = self.live.record(run_id)
+                except KeyError:
+                    continue
+                summary = _summary(record)
+                if _matches(summary, pipeline, status, since, until):
+                    rows[run_id] = (summary, True)
+        source = await asyncio.to_thread(self.source)
+        if source is not None:
+            found: list[RunSummary] = await asyncio.to_thread(
+                source.search, pipeline, status, since, until, limit
+            )
+            for summary in found:
+                rows.setdefault(summary.run_id, (summary, False))
+        ordered = sorted(rows.values(), key=lambda row: row[0].start, reverse=True)
+        return ordered[:limit]
+
+    async def pipelines(self) -> tuple[list[RunSummary], dict[str, Any]]:
+        """Recent runs (for their pipelines) and the definitions the engine has seen."""
+        known = self.live.pipelines() if self.live is not None else {}
+        summaries = [row[0] for row in await self.recent(limit=1000)]
+        return summaries, known
+
+
+def _summary(record: RunRecord) -> RunSummary:
+    failed = sum(1 for s in record.stages if s.status in ("failure", "timeout"))
+    return RunSummary(
+        run_id=record.run_id,
+        pipeline=record.pipeline,
+        status=record.status,
+        start=record.start,
+        end=record.end,
+        stage_count=len(record.stages),
+        failed_stages=failed,
+    )
+
+
+def _matches(
+    summary: RunSummary,
+    pipeline: str | None,
+    status: str | None,
+    since: float | None,
+    until: float | None,
+) -> bool:
+    return (
+        (pipeline is None or summary.pipeline == pipeline)
+        and (status is None or summary.status == status)
+        and (since is None or summary.start >= since)
+        and (until is None or summary.start <= until)
+    )
+
+
+def check_status(status: str | None) -> str | None:
+    """``status`` if it is a run status the filters know; ValueError otherwise."""
+    if status in (None, ""):
+        return None
+    if status not in _STATUSES:
+        raise ValueError(f"unknown status {status!r}: one of {', '.join(_STATUSES)}")
+    return status

@@ -1,0 +1,317 @@
+"""Server-Sent Event streams of live run state, bounded per client and in number.
+
+One :class:`Feed` per watched run turns snapshots into encoded events once, however many clients
+watch; each client has a :class:`Subscription` with a queue of at most ``queue_size`` events.
+A client whose queue is full (it reads slower than the run changes) is dropped: its queue is
+emptied and its response ended, and the browser reconnects (after ``retry``) to a fresh full
+snapshot, so it loses nothing but the intermediate states. A send that does not complete within
+``send_timeout`` drops the client too, so a client that stops reading holds neither memory nor
+a stream slot for long. At most ``max_streams`` streams are open at once; one more is answered
+503 with ``Retry-After``.
+
+Framing (the HTML standard's ``text/event-stream``): the first event carries ``retry:``; every
+event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sent after
+``heartbeat`` seconds without an event, so proxies and the browser keep the connection. A client
+reconnecting with ``Last-Event-ID`` is sent the current full snapshot (every event is a full
+snapshot, so there is nothing to replay). When the run ends the stream sends ``event: end`` and
+closes; the page then stops reconnecting.
+
+The hub lives on the HTTP server's event loop; feeds run there as tasks and end when their last
+subscriber leaves. :meth:`StreamHub.close` (thread-safe) ends every stream, so a server stops
+without waiting for its streams' grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Feed", "StreamHub", "StreamLimitError", "Subscription", "encode_event"]
+
+_log = logging.getLogger("taskdaemon.http")
+
+_END = b"event: end\ndata: {}\n\n"
+
+
+class StreamLimitError(Exception):
+    """As many streams are open as the hub allows."""
+
+
+def encode_event(event_id: int, data: Any, *, event: str | None = None) -> bytes:
+    """One SSE event: ``id:``, optional ``event:``, and ``data:`` lines of compact JSON (JSON
+    text has no newline, so it is a single data line)."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    head = f"id: {event_id}\n" + (f"event: {event}\n" if event else "")
+    return f"{head}data: {text}\n\n".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """Counters of a hub: open streams and how many were dropped for being slow."""
+
+    open: int
+    feeds: int
+    dropped: int
+    refused: int
+
+
+class Subscription:
+    """One client's bounded queue of encoded events."""
+
+    def __init__(self, hub: StreamHub, feed: Feed, queue_size: int) -> None:
+        self.hub = hub
+        self.feed = feed
+        self._queue: deque[bytes] = deque()
+        self._size = queue_size
+        self._ready = asyncio.Event()
+        self.ended = False  # the feed ended (run finished) or the hub closed
+        self.dropped = False  # too slow: the queue overflowed or a send timed out
+
+    def offer(self, chunk: bytes) -> None:
+        """Queue ``chunk``; drop the client instead when its queue is full."""
+        if self.ended or self.dropped:
+            return
+        if len(self._queue) >= self._size:
+            self.drop()
+            return
+        self._queue.append(chunk)
+        self._ready.set()
+
+    def end(self, last: bytes | None = _END) -> None:
+        """Deliver ``last`` (past the bound: it is the final one), then end the stream."""
+        if self.ended or self.dropped:
+            return
+        if last is not None:
+            self._queue.append(last)
+        self.ended = True
+        self._ready.set()
+
+    def drop(self) -> None:
+        """Forget queued events and end the stream (the client reconnects to a fresh one)."""
+        if not self.dropped:
+            self.dropped = True
+            self._queue.clear()
+            self.hub.dropped += 1
+            self._ready.set()
+
+    async def next(self, idle: float) -> bytes | None:
+        """The next chunk; ``b""`` after ``idle`` seconds without one (send a heartbeat);
+        None when the stream is over."""
+        while not self._queue:
+            if self.ended or self.dropped:
+                return None
+            self._ready.clear()
+            try:
+                await asyncio.wait_for(self._ready.wait(), idle)
+            except TimeoutError:
+                return b""
+        if self.dropped:
+            return None
+        return self._queue.popleft()
+
+    def close(self) -> None:
+        """Unsubscribe (the client left)."""
+        self.hub._leave(self)
+
+
+class Feed:
+    """The snapshots of one run, encoded once and offered to every subscriber."""
+
+    def __init__(self, key: str, render: Callable[[Any], Any], source: AsyncIterator[Any]):
+        self.key = key
+        self._render = render
+        self._source = source
+        self.subscribers: set[Subscription] = set()
+        self.latest: bytes | None = None
+        self.counter = 0
+        self.done = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        try:
+            async for item in self._source:
+                self.counter += 1
+                self.latest = encode_event(self.counter, self._render(item))
+                for subscriber in list(self.subscribers):
+                    subscriber.offer(self.latest)
+            self.done = True
+            for subscriber in list(self.subscribers):
+                subscriber.end()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a span source failing: tell the page, let it reconnect
+            _log.warning("live view of %s stopped: %s", self.key, exc)
+            self.counter += 1
+            problem = encode_event(self.counter, {"error": str(exc)}, event="problem")
+            for subscriber in list(self.subscribers):
+                subscriber.offer(problem)
+                subscriber.end(None)
+        finally:
+            with contextlib.suppress(Exception):
+                await self._source.aclose()  # type: ignore[attr-defined]
+
+
+class StreamHub:
+    """Feeds by run and the subscriptions to them, within ``max_streams``."""
+
+    def __init__(
+        self,
+        *,
+        max_streams: int = 256,
+        queue_size: int = 32,
+        heartbeat: float = 15.0,
+        retry_ms: int = 2000,
+        send_timeout: float = 10.0,
+    ) -> None:
+        self.max_streams = max_streams
+        self.queue_size = queue_size
+        self.heartbeat = heartbeat
+        self.retry_ms = retry_ms
+        self.send_timeout = send_timeout
+        self._feeds: dict[str, Feed] = {}
+        self._open = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self.dropped = 0
+        self.refused = 0
+
+    def stats(self) -> StreamStats:
+        """Open streams, live feeds, dropped and refused clients so far."""
+        return StreamStats(self._open, len(self._feeds), self.dropped, self.refused)
+
+    def subscribe(
+        self, key: str, render: Callable[[Any], Any], source: Callable[[], AsyncIterator[Any]]
+    ) -> Subscription:
+        """A subscription to the feed of ``key`` (started from ``source()`` if none runs).
+
+        The current snapshot, when the feed has one, is queued at once. Raises
+        :class:`StreamLimitError` at ``max_streams``. Call it on the server's loop.
+        """
+        if self._closed or self._open >= self.max_streams:
+            self.refused += 1
+            raise StreamLimitError(f"{self._open} event streams are open (the limit)")
+        self._loop = asyncio.get_running_loop()
+        feed = self._feeds.get(key)
+        if feed is None or (feed.task is not None and feed.task.done() and not feed.done):
+            feed = Feed(key, render, source())
+            self._feeds[key] = feed
+            feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
+        subscription = Subscription(self, feed, self.queue_size)
+        feed.subscribers.add(subscription)
+        self._open += 1
+        if feed.latest is not None:
+            subscription.offer(feed.latest)
+        if feed.done:
+            subscription.end()
+        return subscription
+
+    def _leave(self, subscription: Subscription) -> None:
+        feed = subscription.feed
+        if subscription not in feed.subscribers:
+            return
+        feed.subscribers.discard(subscription)
+        self._open -= 1
+        if not feed.subscribers and self._feeds.get(feed.key) is feed:
+            del self._feeds[feed.key]
+            if feed.task is not None and not feed.task.done():
+                feed.task.cancel()
+
+    def close(self) -> None:
+        """End every stream and refuse new ones (thread-safe; idempotent)."""
+        self._closed = True
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._end_all()
+        else:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._end_all)
+
+    def _end_all(self) -> None:
+        for feed in list(self._feeds.values()):
+            for subscriber in list(feed.subscribers):
+                subscriber.end(None)
+            if feed.task is not None:
+                feed.task.cancel()
+
+
+class EventStreamResponse:
+    """An ASGI response sending a :class:`Subscription` as ``text/event-stream``.
+
+    It ends when the subscription does, when the client disconnects, or when a send takes
+    longer than the hub's ``send_timeout`` (the client is dropped; the connection is closed).
+    """
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        sub = self.subscription
+        hub = sub.hub
+        gone = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    sub.end(None)
+                    return
+
+        watcher = asyncio.get_running_loop().create_task(watch_disconnect())
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-store"),
+                        (b"x-accel-buffering", b"no"),
+                    ],
+                }
+            )
+            first = f"retry: {hub.retry_ms}\n\n".encode()
+            if not await self._send(send, first):
+                return
+            while not gone.is_set():
+                chunk = await sub.next(hub.heartbeat)
+                if chunk is None:
+                    break
+                if not await self._send(send, chunk or b": ping\n\n"):
+                    return  # dropped: returning mid-response makes the server close it
+            if not gone.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            sub.close()
+
+    async def _send(self, send: Any, chunk: bytes) -> bool:
+        try:
+            await asyncio.wait_for(
+                send({"type": "http.response.body", "body": chunk, "more_body": True}),
+                self.subscription.hub.send_timeout,
+            )
+        except TimeoutError:
+            _log.warning(
+                "dropped a slow event-stream client (send took over %gs)",
+                self.subscription.hub.send_timeout,
+            )
+            self.subscription.drop()
+            return False
+        except OSError:
+            return False
+        return True

@@ -1,0 +1,284 @@
+"""Pure functions turning snapshots and records into what the web page and its API answer.
+
+* :func:`run_state` is the document every live update carries (one per Server-Sent Event): the
+  run's status, each node's state with its text label, the timeline rows and what the viewer may
+  do (approve, reject, continue, step). The page redraws itself from it alone, so a client that
+  reconnects needs nothing but the latest one.
+* :func:`timeline` cuts every stage attempt into segments: ``queued`` (waiting for a worker
+  slot), ``paused`` (held at a debugger breakpoint) and ``running``. An open segment ends at
+  ``now``. Rows are capped (:data:`MAX_ROWS`) so a fan-out of thousands stays a bounded event.
+* :func:`record_json` is the run record as stored (inputs and outputs redacted and capped when
+  they were captured: the page shows nothing the spans do not hold).
+
+They read no clock: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, replace
+from typing import Any
+from urllib.parse import quote
+
+from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
+from taskdaemon.pipeline.visualization._snapshot import node_summary
+
+__all__ = [
+    "MAX_ROWS",
+    "STATE_NAMES",
+    "grafana_trace_url",
+    "labelled",
+    "merge_details",
+    "pipelines_json",
+    "record_json",
+    "run_state",
+    "state_label",
+    "summary_json",
+    "timeline",
+]
+
+#: The most timeline rows one event carries; the rest are counted in ``hidden``.
+MAX_ROWS = 2000
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def state_label(node: DagNode) -> str:
+    """The words shown with a node's colour: its state (``success`` too), instances, attempts
+    and duration, so the state reads without colour."""
+    if node.state is None:
+        return ""
+    summary = node_summary(node) or ""
+    return summary if node.state != "success" else " · ".join(filter(None, ["success", summary]))
+
+
+def labelled(snapshot: DagSnapshot) -> DagSnapshot:
+    """``snapshot`` with every successful node titled with its state as well.
+
+    The shared renderers leave the word ``success`` out of a node's label (colour and the
+    duration say it); the web page promises a word for every state, so its drawing adds it.
+    """
+    nodes = tuple(
+        replace(node, title=f"{node.title}\n✓ success") if node.state == "success" else node
+        for node in snapshot.nodes
+    )
+    return replace(snapshot, nodes=nodes)
+
+
+def _approval_gate(node: DagNode) -> bool:
+    return any(t.kind == "manual" and t.approval_required for t in node.triggers)
+
+
+def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
+    """``{"start", "end", "rows": [...], "hidden"}``: one row per attempt of every instance.
+
+    A row is ``{"stage", "instance", "attempt", "status", "segments": [{"kind", "start",
+    "end"}]}``; kinds are ``queued``, ``paused`` and ``running``. An attempt recording the
+    seconds it spent paused before it started (``paused_time``) gets that segment between its
+    queued and running ones; an attempt paused now is one open ``paused`` segment.
+    """
+    rows: list[dict[str, Any]] = []
+    hidden = 0
+    first: float | None = snapshot.run.start if snapshot.run is not None else None
+    for node in snapshot.nodes:
+        for attempt in node.attempts:
+            if len(rows) >= MAX_ROWS:
+                hidden += 1
+                continue
+            end = attempt.end if attempt.end is not None else now
+            segments: list[dict[str, Any]] = []
+            paused = getattr(attempt, "paused_time", None) or 0.0
+            begin = attempt.start - paused
+            if attempt.queue_time:
+                segments.append(
+                    {"kind": "queued", "start": _r(begin - attempt.queue_time), "end": _r(begin)}
+                )
+            if paused:
+                segments.append({"kind": "paused", "start": _r(begin), "end": _r(attempt.start)})
+            kind = "paused" if attempt.status == "paused" else "running"
+            segments.append({"kind": kind, "start": _r(attempt.start), "end": _r(end)})
+            first = min(first, segments[0]["start"]) if first is not None else segments[0]["start"]
+            rows.append(
+                {
+                    "stage": node.name,
+                    "instance": attempt.instance,
+                    "attempt": attempt.attempt,
+                    "status": attempt.status,
+                    "open": attempt.end is None,
+                    "segments": segments,
+                }
+            )
+    last = now
+    if snapshot.run is not None and snapshot.run.end is not None:
+        last = snapshot.run.end
+    return {
+        "start": _r(first if first is not None else now),
+        "end": _r(last),
+        "rows": rows,
+        "hidden": hidden,
+    }
+
+
+def run_state(
+    snapshot: DagSnapshot, *, now: float, can_control: bool, debug: bool = False
+) -> dict[str, Any]:
+    """The document of one live update (see the module docstring).
+
+    ``can_control``: the run is served by this process's engine, so approvals (and, with
+    ``debug``, the debugger's continue and step) can be sent.
+    """
+    run = snapshot.run
+    open_run = run is not None and run.end is None
+    nodes = []
+    for node in snapshot.nodes:
+        waiting = node.state == "waiting" and _approval_gate(node)
+        nodes.append(
+            {
+                "name": node.name,
+                "title": node.title,
+                "state": node.state or "pending",
+                "label": state_label(node) or (node.state or "pending"),
+                "duration": _r(node.duration),
+                "instances": node.instances,
+                "attempts": len(node.attempts),
+                "error": node.error,
+                "skip_reason": node.skip_reason,
+                "approvable": bool(can_control and open_run and waiting),
+                "resumable": bool(can_control and debug and open_run and node.state == "paused"),
+            }
+        )
+    return {
+        "run": None
+        if run is None
+        else {
+            "run_id": run.run_id,
+            "pipeline": snapshot.pipeline,
+            "status": run.status,
+            "start": _r(run.start),
+            "end": _r(run.end),
+            "duration": format_duration(run.duration if run.end is not None else now - run.start),
+            "error": run.error,
+        },
+        "nodes": nodes,
+        "timeline": timeline(snapshot, now=now),
+        "now": _r(now),
+        "controls": {"approve": can_control and open_run, "debug": can_control and debug},
+    }
+
+
+def record_json(record: RunRecord) -> dict[str, Any]:
+    """The run record as JSON (``asdict`` plus durations); values are as stored."""
+    data = asdict(record)
+    data["duration"] = _r(record.duration)
+    data["attributes"] = {k: v for k, v in record.attributes.items() if _jsonable(v)}
+    return data
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def merge_details(live: RunRecord, stored: RunRecord | None) -> RunRecord:
+    """``live`` (the engine's view: current states) with each attempt's captured details
+    (inputs, outputs, CPU, memory, span id) taken from ``stored`` (the spans), matched by
+    task run id. Attempts the spans do not have yet keep what the engine knows."""
+    if stored is None:
+        return live
+    found = {a.task_run_id: a for s in stored.stages for a in s.attempts}
+    stages = []
+    for stage in live.stages:
+        attempts = []
+        for current in stage.attempts:
+            kept = found.get(current.task_run_id)
+            attempt = current
+            if kept is not None:
+                attempt = replace(
+                    current,
+                    inputs=kept.inputs,
+                    outputs=kept.outputs,
+                    cpu_seconds=kept.cpu_seconds,
+                    peak_memory_bytes=kept.peak_memory_bytes,
+                    span_id=kept.span_id,
+                )
+            attempts.append(attempt)
+        stages.append(replace(stage, attempts=tuple(attempts)))
+    return replace(
+        live, stages=tuple(stages), edges=live.edges or stored.edges, attributes=stored.attributes
+    )
+
+
+def summary_json(summary: RunSummary, *, live: bool = False) -> dict[str, Any]:
+    """One row of the runs page."""
+    return {
+        "run_id": summary.run_id,
+        "pipeline": summary.pipeline,
+        "status": summary.status,
+        "start": _r(summary.start),
+        "end": _r(summary.end),
+        "duration": format_duration(summary.duration),
+        "stages": summary.stage_count,
+        "failed_stages": summary.failed_stages,
+        "live": live,
+    }
+
+
+def pipelines_json(
+    summaries: Iterable[RunSummary], known: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """``/api/pipelines``: every pipeline with runs in ``summaries`` (newest first) or a
+    definition in ``known`` (name → ``model.Pipeline``): its run count, last run and, when
+    the definition is known, its stages and definition hash."""
+    found: dict[str, dict[str, Any]] = {}
+    for summary in summaries:
+        entry = found.setdefault(
+            summary.pipeline,
+            {
+                "name": summary.pipeline,
+                "runs": 0,
+                "last_run": summary.run_id,
+                "last_status": summary.status,
+                "last_start": _r(summary.start),
+            },
+        )
+        entry["runs"] += 1
+    for name, pipeline in known.items():
+        entry = found.setdefault(
+            name,
+            {"name": name, "runs": 0, "last_run": None, "last_status": None, "last_start": None},
+        )
+        entry["stages"] = [stage.name for stage in pipeline.stages]
+        entry["definition_hash"] = pipeline.definition_hash
+    return sorted(found.values(), key=lambda e: e["name"])
+
+
+def grafana_trace_url(base: str, trace_id: str) -> str:
+    """The Grafana Explore URL showing ``trace_id`` from the ``tempo`` datasource (the uid
+    the shipped provisioning gives it)."""
+    panes = {
+        "trace": {
+            "datasource": "tempo",
+            "queries": [
+                {
+                    "refId": "A",
+                    "datasource": {"type": "tempo", "uid": "tempo"},
+                    "queryType": "traceql",
+                    "query": trace_id,
+                }
+            ],
+            "range": {"from": "now-7d", "to": "now"},
+        }
+    }
+    encoded = quote(json.dumps(panes, separators=(",", ":")), safe="")
+    return f"{base.rstrip('/')}/explore?schemaVersion=1&orgId=1&panes={encoded}"
+
+
+#: States the page styles, for templates (legend) and tests.
+STATE_NAMES: tuple[str, ...] = tuple(dict.fromkeys((*STATES, "paused")))

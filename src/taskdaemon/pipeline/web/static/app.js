@@ -1,0 +1,378 @@
+// taskdaemon web page. No framework, no build step; loaded from /static under a CSP that
+// forbids inline script. Text reaches the page through textContent only, never innerHTML.
+"use strict";
+
+(function () {
+  const REFRESH_MS = 3000;
+
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value);
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function fmtDuration(seconds) {
+    if (seconds === null || seconds === undefined) return "-";
+    const s = Math.max(0, seconds);
+    if (s < 1) return Math.round(s * 1000) + "ms";
+    if (s < 60) return (Math.round(s * 10) / 10).toFixed(1) + "s";
+    const whole = Math.round(s);
+    if (whole < 3600) return Math.floor(whole / 60) + "m" + String(whole % 60).padStart(2, "0") + "s";
+    return Math.floor(whole / 3600) + "h" + String(Math.floor((whole % 3600) / 60)).padStart(2, "0") + "m";
+  }
+
+  function fmtTime(epoch) {
+    if (epoch === null || epoch === undefined) return "-";
+    const d = new Date(epoch * 1000);
+    const pad = (n) => String(n).padStart(2, "0");
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+
+  function fmtBytes(value) {
+    if (value === null || value === undefined) return "-";
+    let size = value;
+    for (const unit of ["B", "KiB", "MiB", "GiB"]) {
+      if (size < 1024 || unit === "GiB") return (unit === "B" ? size : size.toFixed(1)) + " " + unit;
+      size /= 1024;
+    }
+    return String(value);
+  }
+
+  function statePill(state, label) {
+    return el("span", { class: "state state-" + state }, label || state);
+  }
+
+  async function postJson(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body || {}),
+      credentials: "same-origin",
+    });
+    let answer = {};
+    try { answer = await response.json(); } catch (e) { answer = {}; }
+    return { ok: response.ok, status: response.status, answer: answer };
+  }
+
+  // --- the runs page ---------------------------------------------------------------------
+
+  function runsPage() {
+    const tbody = document.querySelector("#runs tbody");
+    const note = document.getElementById("runs-error");
+    const updated = document.getElementById("runs-updated");
+
+    function row(run) {
+      const tr = el("tr", { "data-run-id": run.run_id });
+      const first = el("td");
+      const link = el("a", { href: "/runs/" + encodeURIComponent(run.run_id) });
+      link.appendChild(el("code", null, run.run_id.slice(0, 12)));
+      first.appendChild(link);
+      if (run.live) { first.appendChild(document.createTextNode(" ")); first.appendChild(el("span", { class: "tag" }, "live")); }
+      tr.appendChild(first);
+      tr.appendChild(el("td", null, run.pipeline));
+      const status = el("td"); status.appendChild(statePill(run.status)); tr.appendChild(status);
+      tr.appendChild(el("td", null, fmtTime(run.start)));
+      tr.appendChild(el("td", null, run.duration));
+      tr.appendChild(el("td", null, run.stages));
+      tr.appendChild(el("td", null, run.failed_stages));
+      return tr;
+    }
+
+    async function refresh() {
+      if (document.hidden) return;
+      try {
+        const response = await fetch("/api/runs/recent" + window.location.search, { credentials: "same-origin" });
+        const body = await response.json();
+        if (!response.ok) { note.textContent = body.error || ("HTTP " + response.status); note.hidden = false; return; }
+        note.hidden = true;
+        const rows = body.runs.map(row);
+        if (!rows.length) {
+          const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "7" }, "No runs match.")); rows.push(tr);
+        }
+        tbody.replaceChildren(...rows);
+        updated.textContent = "Updated " + fmtTime(Date.now() / 1000) + "; this list refreshes by itself.";
+      } catch (error) {
+        note.textContent = "Cannot reach the server: " + error; note.hidden = false;
+      }
+    }
+    window.setInterval(refresh, REFRESH_MS);
+  }
+
+  // --- the run page ----------------------------------------------------------------------
+
+  function runPage() {
+    const body = document.body;
+    const runId = body.dataset.runId;
+    let state = null;
+    let selected = null;
+    let drawnKey = null;
+    let drawing = false;
+    let drawAgain = false;
+    let detailKey = null;
+    const note = document.getElementById("stream-note");
+
+    function labelsKey(s) { return s.nodes.map((n) => n.name + "\u0000" + n.label).join("\u0001") + "\u0002" + s.run.status; }
+
+    // The DAG: Graphviz SVG fetched from the API, cleaned, then inserted as DOM nodes.
+    function clean(svg) {
+      for (const bad of svg.querySelectorAll("script, foreignObject, iframe, object, embed")) bad.remove();
+      for (const node of svg.querySelectorAll("*")) {
+        for (const attr of Array.from(node.attributes)) {
+          const name = attr.name.toLowerCase();
+          if (name.startsWith("on")) node.removeAttribute(attr.name);
+          if ((name === "href" || name === "xlink:href") && !attr.value.startsWith("#")) node.removeAttribute(attr.name);
+        }
+      }
+    }
+
+    function markNodes() {
+      if (!state) return;
+      const byName = new Map(state.nodes.map((n) => [n.name, n]));
+      for (const group of document.querySelectorAll("#dag g.node")) {
+        const title = group.querySelector("title");
+        const node = title ? byName.get(title.textContent) : undefined;
+        if (!node) continue;
+        group.setAttribute("data-stage", node.name);
+        group.setAttribute("data-state", node.state);
+        group.classList.toggle("selected", node.name === selected);
+      }
+    }
+
+    async function drawDag() {
+      if (drawing) { drawAgain = true; return; }
+      drawing = true;
+      try {
+        do {
+          drawAgain = false;
+          const key = labelsKey(state);
+          const response = await fetch(body.dataset.dag, { credentials: "same-origin" });
+          const container = document.getElementById("dag");
+          if (!response.ok) {
+            let message = "HTTP " + response.status;
+            try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+            container.replaceChildren(el("p", { class: "error" }, "Cannot draw the DAG: " + message));
+            break;
+          }
+          const text = await response.text();
+          const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+          const svg = doc.documentElement;
+          if (svg.nodeName !== "svg") break;
+          clean(svg);
+          svg.setAttribute("role", "img");
+          container.replaceChildren(document.importNode(svg, true));
+          drawnKey = key;
+          markNodes();
+        } while (drawAgain || (state && labelsKey(state) !== drawnKey));
+      } finally {
+        drawing = false;
+      }
+    }
+
+    function renderTimeline() {
+      const box = document.getElementById("timeline");
+      const t = state.timeline;
+      const span = Math.max(1e-6, t.end - t.start);
+      const rows = [];
+      const axis = el("div", { class: "axis" });
+      axis.appendChild(el("span", null, "0s"));
+      axis.appendChild(el("span", null, fmtDuration(span)));
+      rows.push(axis);
+      for (const r of t.rows) {
+        const row = el("div", { class: "row", "data-stage": r.stage, "data-instance": r.instance, "data-attempt": r.attempt });
+        const name = r.stage + (r.instance ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
+        row.appendChild(el("span", { class: "label", title: name + ": " + r.status }, name + " · " + r.status));
+        const track = el("div", { class: "track" });
+        for (const seg of r.segments) {
+          const bar = el("div", {
+            class: "seg seg-" + seg.kind + (r.open && seg === r.segments[r.segments.length - 1] ? " open" : ""),
+            "data-kind": seg.kind,
+            title: seg.kind + " " + fmtDuration(seg.end - seg.start),
+          }, seg.kind);
+          bar.style.left = (100 * (seg.start - t.start) / span) + "%";
+          bar.style.width = (100 * Math.max(0, seg.end - seg.start) / span) + "%";
+          track.appendChild(bar);
+        }
+        row.appendChild(track);
+        rows.push(row);
+      }
+      if (t.hidden) rows.push(el("p", { class: "muted" }, t.hidden + " more attempts not shown"));
+      if (!t.rows.length) rows.push(el("p", { class: "muted" }, "No stage has started yet."));
+      box.replaceChildren(...rows);
+    }
+
+    function actionButtons(node) {
+      const cell = el("td", { class: "actions" });
+      if (node.approvable) {
+        const approve = el("button", { type: "button", class: "approve", "data-action": "approve" }, "Approve");
+        const reject = el("button", { type: "button", class: "reject", "data-action": "reject" }, "Reject");
+        approve.addEventListener("click", () => command(node.name, "approve", { comment: "approved from the web page" }, cell));
+        reject.addEventListener("click", () => command(node.name, "reject", { reason: "rejected from the web page" }, cell));
+        cell.append(approve, reject);
+      }
+      if (node.resumable) {
+        for (const action of ["continue", "step"]) {
+          const button = el("button", { type: "button", "data-action": action }, action === "continue" ? "Continue" : "Step");
+          button.addEventListener("click", () => command(node.name, action, { stage: node.name }, cell));
+          cell.append(button);
+        }
+      }
+      return cell;
+    }
+
+    async function command(stage, action, payload, cell) {
+      for (const button of cell.querySelectorAll("button")) button.disabled = true;
+      const base = "/api/runs/" + encodeURIComponent(runId);
+      const url = action === "approve" || action === "reject"
+        ? base + "/" + action + "/" + encodeURIComponent(stage)
+        : base + "/debug/" + action;
+      const result = await postJson(url, payload);
+      const message = result.ok ? action + " sent" : (result.answer.error || ("HTTP " + result.status));
+      cell.appendChild(el("span", { class: result.ok ? "muted sent" : "error" }, " " + message));
+      if (!result.ok) for (const button of cell.querySelectorAll("button")) button.disabled = false;
+    }
+
+    function renderStages() {
+      const rows = state.nodes.map((node) => {
+        const tr = el("tr", { "data-stage": node.name, "data-state": node.state, class: node.name === selected ? "selected" : null });
+        const first = el("td");
+        const pick = el("button", { type: "button", class: "link select" }, node.title);
+        pick.addEventListener("click", () => select(node.name));
+        first.appendChild(pick);
+        tr.appendChild(first);
+        const cell = el("td"); cell.appendChild(statePill(node.state, node.label)); tr.appendChild(cell);
+        tr.appendChild(el("td", null, node.instances));
+        tr.appendChild(el("td", null, node.attempts));
+        tr.appendChild(el("td", { class: "error-cell" }, node.error || node.skip_reason || ""));
+        tr.appendChild(actionButtons(node));
+        return tr;
+      });
+      document.querySelector("#stages tbody").replaceChildren(...rows);
+    }
+
+    function renderRun() {
+      const run = state.run;
+      const status = document.getElementById("run-status");
+      status.className = "state state-" + run.status;
+      status.textContent = run.status;
+      document.getElementById("run-duration").textContent = run.duration;
+      const error = document.getElementById("run-error");
+      error.textContent = run.error || "";
+      error.hidden = !run.error;
+      body.dataset.runStatus = run.status;
+    }
+
+    function select(name) {
+      selected = name;
+      detailKey = null;
+      renderStages();
+      markNodes();
+      loadDetail();
+    }
+
+    function fact(list, term, value) {
+      list.appendChild(el("dt", null, term));
+      list.appendChild(el("dd", null, value));
+    }
+
+    function showValue(parent, title, text) {
+      if (text === null || text === undefined) return;
+      parent.appendChild(el("h4", null, title));
+      let shown = text;
+      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { shown = text; }
+      parent.appendChild(el("pre", { class: title.toLowerCase() }, shown));
+    }
+
+    async function loadDetail() {
+      if (!selected || !state) return;
+      const node = state.nodes.find((n) => n.name === selected);
+      const key = selected + "\u0000" + (node ? node.label : "");
+      if (key === detailKey) return;
+      detailKey = key;
+      const box = document.getElementById("stage-detail");
+      document.getElementById("stage-hint").hidden = true;
+      document.getElementById("stage-logs").hidden = false;
+      const response = await fetch(body.dataset.record, { credentials: "same-origin" });
+      if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: HTTP " + response.status)); box.hidden = false; return; }
+      const record = await response.json();
+      const stage = record.stages.find((s) => s.name === selected);
+      const parts = [el("h3", { "data-stage": selected }, selected)];
+      if (!stage) {
+        parts.push(el("p", { class: "muted" }, "Not started yet."));
+      } else {
+        const facts = el("dl", { class: "facts" });
+        fact(facts, "state", stage.status);
+        fact(facts, "loop", stage.loop || "-");
+        if (stage.skip_reason) fact(facts, "skipped", stage.skip_reason);
+        if (stage.cancel_reason) fact(facts, "cancelled", stage.cancel_reason + (stage.cancel_cause ? " (by " + stage.cancel_cause + ")" : ""));
+        parts.push(facts);
+        if (!stage.attempts.length) parts.push(el("p", { class: "muted" }, "No attempt yet."));
+        for (const a of stage.attempts) {
+          const box2 = el("div", { class: "attempt", "data-task-run-id": a.task_run_id });
+          box2.appendChild(el("h4", null, "instance " + a.instance + " · attempt " + a.attempt + " · " + a.status));
+          const list = el("dl", { class: "facts" });
+          fact(list, "started", fmtTime(a.start));
+          fact(list, "took", a.end === null ? "running" : fmtDuration(a.end - a.start));
+          fact(list, "queued", fmtDuration(a.queue_time));
+          fact(list, "CPU", a.cpu_seconds === null ? "-" : fmtDuration(a.cpu_seconds));
+          fact(list, "peak memory", fmtBytes(a.peak_memory_bytes));
+          box2.appendChild(list);
+          if (a.error) box2.appendChild(el("pre", { class: "error" }, (a.error_type ? a.error_type + ": " : "") + a.error));
+          showValue(box2, "Inputs", a.inputs);
+          showValue(box2, "Outputs", a.outputs);
+          parts.push(box2);
+        }
+      }
+      box.replaceChildren(...parts);
+      box.hidden = false;
+    }
+
+    function onState(data) {
+      state = data;
+      renderRun();
+      renderStages();
+      renderTimeline();
+      markNodes();
+      if (labelsKey(state) !== drawnKey) drawDag();
+      if (selected) loadDetail();
+    }
+
+    for (const button of document.querySelectorAll("#stages button.select")) {
+      button.addEventListener("click", () => select(button.closest("tr").dataset.stage));
+    }
+    document.getElementById("dag").addEventListener("click", (event) => {
+      const group = event.target.closest ? event.target.closest("g.node[data-stage]") : null;
+      if (group) select(group.getAttribute("data-stage"));
+    });
+
+    const stream = new EventSource(body.dataset.stream, { withCredentials: true });
+    stream.onopen = () => { body.dataset.streamState = "open"; note.textContent = "Live."; };
+    stream.onmessage = (event) => {
+      body.dataset.lastEventId = event.lastEventId;
+      onState(JSON.parse(event.data));
+    };
+    stream.addEventListener("end", () => {
+      stream.close();
+      body.dataset.streamState = "ended";
+      note.textContent = "The run has ended.";
+    });
+    stream.addEventListener("problem", (event) => {
+      note.textContent = "Live updates interrupted: " + JSON.parse(event.data).error + " (reconnecting)";
+    });
+    stream.onerror = () => {
+      if (body.dataset.streamState !== "ended") {
+        body.dataset.streamState = "reconnecting";
+        note.textContent = "Reconnecting…";
+      }
+    };
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const page = document.body.dataset.page;
+    if (page === "runs") runsPage();
+    if (page === "run") runPage();
+  });
+})();
