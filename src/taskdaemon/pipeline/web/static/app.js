@@ -149,8 +149,14 @@
         do {
           drawAgain = false;
           const key = labelsKey(state);
-          const response = await fetch(body.dataset.dag, { credentials: "same-origin" });
           const container = document.getElementById("dag");
+          let response;
+          try {
+            response = await fetch(body.dataset.dag, { credentials: "same-origin" });
+          } catch (error) {  // the server is gone (a run --serve process ends with its run)
+            note.textContent = "The server is unreachable; the drawing may be out of date.";
+            break;
+          }
           if (!response.ok) {
             let message = "HTTP " + response.status;
             try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
@@ -295,7 +301,14 @@
       const box = document.getElementById("stage-detail");
       document.getElementById("stage-hint").hidden = true;
       document.getElementById("stage-logs").hidden = false;
-      const response = await fetch(body.dataset.record, { credentials: "same-origin" });
+      let response;
+      try {
+        response = await fetch(body.dataset.record, { credentials: "same-origin" });
+      } catch (error) {
+        box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: the server is unreachable."));
+        box.hidden = false;
+        return;
+      }
       if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: HTTP " + response.status)); box.hidden = false; return; }
       const record = await response.json();
       const stage = record.stages.find((s) => s.name === selected);
