@@ -52,7 +52,9 @@ TIMEOUT_MS = 30_000
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh --dev)"),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh --dev)"
+    ),
 ]
 
 PIPELINE = """\
@@ -201,11 +203,21 @@ def state_of(stage: str, state: str) -> str:
 
 
 async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path) -> None:
-    """Through ``serve --pipeline`` (engine, store and server in one process): the browser signs in by the token link, sees ``build`` go from
-    running to success and ``deploy`` wait through SSE without a reload, reads the redacted
-    outputs of ``plan``, approves ``deploy``, sees the run finish, and logs no console error."""
-    argv = ["serve", "--pipeline", "web.yaml", "-i", "goal=ship it", "--max-runs", "1",
-            "--port", "0"]
+    """Through ``serve --pipeline`` (engine, store and server in one process): the browser
+    signs in by the token link, sees ``build`` go from running to success and ``deploy`` wait
+    through SSE without a reload, reads the redacted outputs of ``plan``, approves ``deploy``,
+    sees the run finish, and logs no console error."""
+    argv = [
+        "serve",
+        "--pipeline",
+        "web.yaml",
+        "-i",
+        "goal=ship it",
+        "--max-runs",
+        "1",
+        "--port",
+        "0",
+    ]
     with taskdaemon(argv, cwd=workdir) as process:
         url = server_url(process)
         run_id = await first_run(url)
@@ -215,11 +227,11 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
             await page.click(f'#runs tr[data-run-id="{run_id}"] a')
             await page.wait_for_selector(state_of("build", "running"))
             await page.evaluate("window.__sameDocument = true")
-            await page.wait_for_selector(f'#dag g.node[data-stage="build"][data-state="running"]')
+            await page.wait_for_selector('#dag g.node[data-stage="build"][data-state="running"]')
             (workdir / "go").touch()
             await page.wait_for_selector(state_of("build", "success"))
             await page.wait_for_selector(state_of("deploy", "waiting"))
-            await page.wait_for_selector(f'#dag g.node[data-stage="build"][data-state="success"]')
+            await page.wait_for_selector('#dag g.node[data-stage="build"][data-state="success"]')
             build_label = await page.text_content('#dag g.node[data-stage="build"]')
             await page.click('#stages tr[data-stage="plan"] button.select')
             await page.wait_for_selector("#stage-detail pre.outputs")
@@ -235,7 +247,7 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
             )
             trace = await page.get_attribute("#trace-link", "href")
             same_document = await page.evaluate("window.__sameDocument === true")
-            await page.wait_for_selector(f'#dag g.node[data-stage="deploy"][data-state="success"]')
+            await page.wait_for_selector('#dag g.node[data-stage="deploy"][data-state="success"]')
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(SCREENSHOT), full_page=True)
         process.send_signal(signal.SIGTERM)
@@ -243,9 +255,10 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
     assert "success" == status
     assert [["plan", "success"], ["build", "success"], ["deploy", "success"]] == rows
     assert {"running"} <= set(segments)
-    assert build_label is not None and "success" in build_label
-    assert "[REDACTED]" in (outputs or "") and "hunter2" not in (outputs or "")
-    assert trace is not None and trace.startswith("http://grafana.invalid:3000/explore?")
+    assert "success" in (build_label or "")
+    assert "[REDACTED]" in (outputs or "")
+    assert "hunter2" not in (outputs or "")
+    assert (trace or "").startswith("http://grafana.invalid:3000/explore?")
     assert same_document
     assert [] == errors
 
@@ -281,7 +294,8 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
             app.state.web.close()
         assert 0 == process.wait(timeout=30)
     assert ("success", "success", 0) == (status, build, buttons)
-    assert tag is not None and "read-only" in tag and "from stored spans" in tag
+    assert "read-only" in (tag or "")
+    assert "from stored spans" in (tag or "")
     assert same_document
     assert [] == errors
 

@@ -1,0 +1,382 @@
+"""The web page's HTTP side without a browser: pages, the run/DAG/pipelines API, the event
+stream's framing, bounds and access, and the pure views behind them.
+
+Servers are real (:class:`MonitorServer` on a free loopback port, a real engine); the stream
+hub's bounds are checked directly on its objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.visualization import STATES, dag_snapshot
+from taskdaemon.pipeline.web import WebOptions
+from taskdaemon.pipeline.web._streams import StreamHub, StreamLimitError
+from taskdaemon.pipeline.web._views import STATE_NAMES, grafana_trace_url, timeline
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "web-api-token-0123456789abcdef"
+BEARER = {"authorization": f"Bearer {TOKEN}"}
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+PIPELINE = """
+name: gated
+loops: {work: {handler: "unused:unused"}}
+stages:
+  - name: build
+    loop: work
+    triggers: [{manual: {approval_required: false}}]
+  - name: deploy
+    loop: work
+    trigger_mode: all
+    triggers:
+      - on_completion: {stage: build}
+      - manual: {approval_required: true}
+"""
+
+
+class Resolver:
+    """``build`` fails with a hostile message when asked to; ``deploy`` returns."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        async def handler(ctx: StageContext) -> Mapping[str, Any]:
+            if self.fail and stage.name == "build":
+                raise ValueError(HOSTILE)
+            return {"stage": stage.name}
+
+        return handler
+
+
+class ApprovalSeen:
+    """Wakes the test when an approval is requested."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, ApprovalRequested):
+            self.event.set()
+
+
+@contextlib.asynccontextmanager
+async def served(
+    *, fail: bool = False, web: WebOptions | None = None
+) -> AsyncIterator[tuple[str, str, Any]]:
+    """A served engine with one run (waiting for ``deploy``'s approval unless ``fail``);
+    yields (server URL, run id, app)."""
+    seen = ApprovalSeen()
+    async with Engine(resolver=Resolver(fail=fail), observers=[seen]) as engine:
+        app = create_app(engine=engine, auth=ApiAuth.configured(TOKEN), web=web)
+        server = MonitorServer(app, host="127.0.0.1", port=0)
+        await server.start()
+        try:
+            handle = await engine.start_run(parse_pipeline(PIPELINE), {})
+            if fail:
+                await handle.wait()
+            else:
+                await seen.event.wait()
+            yield server.url, handle.run_id, app
+            handle.cancel()
+        finally:
+            await server.aclose()
+
+
+class Blocks:
+    """Reads an event stream block by block (events and comments), across calls."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.aiter_text()
+        self._buffer = ""
+
+    async def take(self, count: int) -> list[str]:
+        """The next ``count`` blocks (fewer if the stream ends first)."""
+        blocks: list[str] = []
+        while len(blocks) < count:
+            if "\n\n" in self._buffer:
+                block, self._buffer = self._buffer.split("\n\n", 1)
+                blocks.append(block)
+                continue
+            try:
+                self._buffer += await anext(self._chunks)
+            except StopAsyncIteration:
+                break
+        return blocks
+
+
+async def events(response: httpx.Response, count: int) -> list[str]:
+    """The first ``count`` blocks of an event stream."""
+    return await Blocks(response).take(count)
+
+
+def data_of(block: str) -> Any:
+    """The JSON of an event block's ``data:`` line."""
+    line = next(line for line in block.splitlines() if line.startswith("data: "))
+    return json.loads(line[len("data: ") :])
+
+
+@pytest.mark.slow
+async def test_stream_frames_events_and_answers_a_reconnect_with_a_full_snapshot() -> None:
+    """The stream starts with ``retry:``, gives every event an id and a full snapshot, sends a
+    heartbeat comment when idle, answers ``Last-Event-ID`` with the current snapshot, and ends
+    with ``event: end`` once the approved run finished."""
+    web = WebOptions(heartbeat=0.2)
+    async with served(web=web) as (url, run_id, _app), httpx.AsyncClient(headers=BEARER) as client:
+        stream_url = f"{url}/api/runs/{run_id}/stream"
+        async with client.stream("GET", stream_url) as response:
+            first = await events(response, 3)
+        headers = {"last-event-id": "1"}
+        async with client.stream("GET", stream_url, headers=headers) as response:
+            reader = Blocks(response)
+            again = await reader.take(2)
+            approved = await client.post(f"{url}/api/runs/{run_id}/approve/deploy", json={})
+            rest = await reader.take(10)
+    assert "text/event-stream; charset=utf-8" == response.headers["content-type"]
+    assert ["retry: 2000", ": ping"] == [first[0], first[2]]
+    assert first[1].startswith("id: 1\n")
+    state = data_of(first[1])
+    nodes = {node["name"]: (node["state"], node["approvable"]) for node in state["nodes"]}
+    assert {"build": ("success", False), "deploy": ("waiting", True)} == nodes
+    assert data_of(again[1])["nodes"] == state["nodes"]
+    assert 202 == approved.status_code
+    assert "event: end" in rest[-1]
+    assert "success" == data_of(rest[-2])["run"]["status"]
+
+
+@pytest.mark.slow
+async def test_stream_needs_the_token_or_the_session_cookie() -> None:
+    """Without credentials the stream is 401; the cookie ``/?token=`` sets opens it (what a
+    browser's EventSource sends)."""
+    async with served() as (url, run_id, _app), httpx.AsyncClient() as client:
+        refused = await client.get(f"{url}/api/runs/{run_id}/stream")
+        signed = await client.get(f"{url}/?token={TOKEN}")
+        cookie = signed.headers["set-cookie"].split(";", 1)[0]
+        async with client.stream(
+            "GET", f"{url}/api/runs/{run_id}/stream", headers={"cookie": cookie}
+        ) as response:
+            blocks = await events(response, 2)
+    assert (401, 303, 200) == (refused.status_code, signed.status_code, response.status_code)
+    assert "deploy" in {node["name"] for node in data_of(blocks[1])["nodes"]}
+
+
+@pytest.mark.slow
+async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
+    """With ``max_streams=1`` a second stream gets 503 and ``Retry-After`` while the first is
+    open, and is served again once it closed."""
+    async with (
+        served(web=WebOptions(max_streams=1)) as (url, run_id, _app),
+        httpx.AsyncClient(headers=BEARER) as client,
+    ):
+        stream_url = f"{url}/api/runs/{run_id}/stream"
+        async with client.stream("GET", stream_url) as first:
+            await events(first, 2)
+            second = await client.get(stream_url)
+        async with client.stream("GET", stream_url) as third:
+            await events(third, 2)
+    assert (503, "5", 200) == (
+        second.status_code,
+        second.headers.get("retry-after"),
+        third.status_code,
+    )
+
+
+@pytest.mark.slow
+async def test_dag_in_every_format_and_errors_for_bad_ones() -> None:
+    """``/dag`` answers DOT, JSON, Mermaid and Graphviz SVG (state words included); an unknown
+    format is 400, an unknown run 404 on every run route."""
+    async with served() as (url, run_id, _app), httpx.AsyncClient(headers=BEARER) as client:
+        answers = {
+            fmt: await client.get(f"{url}/api/runs/{run_id}/dag", params={"format": fmt})
+            for fmt in ("dot", "json", "mermaid", "svg", "png")
+        }
+        missing = [
+            (await client.get(f"{url}{path}")).status_code
+            for path in (
+                "/api/runs/" + "0" * 32,
+                "/api/runs/" + "0" * 32 + "/dag",
+                "/api/runs/" + "0" * 32 + "/stream",
+                "/runs/" + "0" * 32,
+            )
+        ]
+    assert [200, 200, 200, 200, 400] == [a.status_code for a in answers.values()]
+    assert answers["dot"].text.startswith("digraph pipeline {")
+    states = {n["name"]: n["state"] for n in answers["json"].json()["nodes"]}
+    assert {"build": "success", "deploy": "waiting"} == states
+    assert "\nflowchart LR\n" in answers["mermaid"].text
+    svg = answers["svg"].text
+    assert svg.startswith("<svg")
+    assert "✓ success" in svg
+    assert "waiting" in svg
+    assert [404, 404, 404, 404] == missing
+
+
+@pytest.mark.slow
+async def test_pages_escape_hostile_text_under_a_strict_csp() -> None:
+    """A stage error holding HTML is shown escaped on the run page, which (like the runs page)
+    carries a CSP allowing scripts and styles from this server only; the record and the
+    pipelines list answer JSON."""
+    async with (
+        served(fail=True) as (url, run_id, _app),
+        httpx.AsyncClient(headers=BEARER) as client,
+    ):
+        page = await client.get(f"{url}/runs/{run_id}")
+        runs = await client.get(f"{url}/")
+        record = await client.get(f"{url}/api/runs/{run_id}")
+        pipelines = await client.get(f"{url}/api/pipelines")
+        recent = await client.get(f"{url}/api/runs/recent", params={"status": "failure"})
+        bad = await client.get(f"{url}/api/runs/recent", params={"since": "yesterday-ish"})
+        script = await client.get(f"{url}/static/app.js")
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert csp == runs.headers["content-security-policy"]
+    assert HOSTILE not in page.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+    assert "failure" == record.json()["status"]
+    assert ["gated"] == [p["name"] for p in pipelines.json()["pipelines"]]
+    assert [run_id] == [r["run_id"] for r in recent.json()["runs"]]
+    assert 400 == bad.status_code
+    assert "not a time" in bad.json()["error"]
+    assert 200 == script.status_code
+    assert ".innerHTML" not in script.text
+
+
+async def test_a_slow_client_is_dropped_and_the_rest_keep_their_events() -> None:
+    """A subscriber whose queue is full is dropped (its queue freed, its stream ended); the
+    feed renders each snapshot once for every subscriber; the hub counts the drop."""
+    renders: list[int] = []
+    gate = asyncio.Queue[int]()
+
+    async def snapshots() -> AsyncIterator[int]:
+        while (item := await gate.get()) >= 0:
+            yield item
+
+    def render(item: int) -> dict[str, int]:
+        renders.append(item)
+        return {"n": item}
+
+    hub = StreamHub(queue_size=2, heartbeat=5.0)
+    fast = hub.subscribe("run", render, snapshots)
+    slow = hub.subscribe("run", render, snapshots)
+    received: list[bytes] = []
+    for n in range(4):
+        await gate.put(n)
+        chunk = await fast.next(5.0)
+        assert chunk is not None
+        received.append(chunk)
+    await gate.put(-1)
+    end = await fast.next(5.0)
+    assert [0, 1, 2, 3] == renders
+    assert [data_of(c.decode())["n"] for c in received] == [0, 1, 2, 3]
+    assert end is not None
+    assert b"event: end" in end
+    assert (True, None, 1) == (slow.dropped, await slow.next(0.1), hub.stats().dropped)
+    fast.close()
+    slow.close()
+    assert (0, 0) == (hub.stats().open, hub.stats().feeds)
+
+
+async def test_the_hub_refuses_streams_past_its_cap() -> None:
+    """``max_streams`` subscriptions are served; one more raises StreamLimitError, counted."""
+
+    async def nothing() -> AsyncIterator[int]:
+        await asyncio.Event().wait()
+        yield 0
+
+    hub = StreamHub(max_streams=2)
+    first = hub.subscribe("a", str, nothing)
+    second = hub.subscribe("b", str, nothing)
+    with pytest.raises(StreamLimitError):
+        hub.subscribe("c", str, nothing)
+    refused = hub.stats().refused
+    first.close()
+    second.close()
+    await asyncio.sleep(0)  # let the cancelled feeds finish
+    assert 1 == refused
+
+
+def test_timeline_cuts_attempts_into_queued_paused_and_running_segments() -> None:
+    """Each attempt gets its queued segment before it started and its running one; an attempt
+    paused now is an open paused segment ending at ``now``; a retry is a row of its own."""
+    attempts = (
+        AttemptRecord("a.0.1", 0, 1, "failure", start=10.0, end=12.0, queue_time=1.0),
+        AttemptRecord("a.0.2", 0, 2, "success", start=13.0, end=14.0, queue_time=0.5),
+    )
+    paused = AttemptRecord("b.0.1", 0, 1, "paused", start=15.0, end=None)
+    run = RunRecord(
+        run_id="r" * 32,
+        pipeline="p",
+        status="running",
+        start=8.0,
+        end=None,
+        stages=(
+            StageRecord("a", "work", "success", attempts=attempts),
+            StageRecord("b", "work", "paused", attempts=(paused,)),
+        ),
+        edges=(),
+    )
+    rows = timeline(dag_snapshot(None, run), now=20.0)
+    cut = [
+        (r["stage"], r["attempt"], [(s["kind"], s["start"], s["end"]) for s in r["segments"]])
+        for r in rows["rows"]
+    ]
+    assert [
+        ("a", 1, [("queued", 9.0, 10.0), ("running", 10.0, 12.0)]),
+        ("a", 2, [("queued", 12.5, 13.0), ("running", 13.0, 14.0)]),
+        ("b", 1, [("paused", 15.0, 20.0)]),
+    ] == cut
+    assert (8.0, 20.0) == (rows["start"], rows["end"])
+
+
+def test_the_style_sheet_colours_every_state_like_the_dag() -> None:
+    """Every state the page can show has a CSS class, in the DOT renderer's colour."""
+    from taskdaemon.pipeline.visualization._snapshot import STATE_HEX
+
+    css = (ROOT / "src/taskdaemon/pipeline/web/static/style.css").read_text()
+    missing = [s for s in STATE_NAMES if f".state-{s} {{ background: " not in css]
+    wrong = [s for s in STATES if f".state-{s} {{ background: {STATE_HEX[STATES[s]]}" not in css]
+    assert ([], []) == (missing, wrong)
+
+
+def test_grafana_link_opens_the_trace_in_explore() -> None:
+    """The link names Grafana's Explore with the tempo datasource and the run's trace id."""
+    link = grafana_trace_url("http://grafana:3000/", "ab" * 16)
+    assert link.startswith("http://grafana:3000/explore?schemaVersion=1&orgId=1&panes=")
+    assert "ab" * 16 in httpx.URL(link).params["panes"]
+
+
+@pytest.mark.slow
+def test_ui_refuses_a_bad_source_in_one_line(tmp_path: Path) -> None:
+    """``taskdaemon ui --source`` with an unknown scheme exits 2 with one line, no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "ui", "--source", "ftp://x"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "TASKDAEMON_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 2 == done.returncode
+    assert 1 == len(done.stderr.strip().splitlines())
+    assert "unknown span source" in done.stderr
