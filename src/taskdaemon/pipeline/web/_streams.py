@@ -108,7 +108,9 @@ class Subscription:
                 return None
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), idle)
+                # asyncio.timeout, not wait_for: no task per wait (200 streams wake per change)
+                async with asyncio.timeout(idle):
+                    await self._ready.wait()
             except TimeoutError:
                 return b""
         if self.dropped:
@@ -301,10 +303,8 @@ class EventStreamResponse:
 
     async def _send(self, send: Any, chunk: bytes) -> bool:
         try:
-            await asyncio.wait_for(
-                send({"type": "http.response.body", "body": chunk, "more_body": True}),
-                self.subscription.hub.send_timeout,
-            )
+            async with asyncio.timeout(self.subscription.hub.send_timeout):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except TimeoutError:
             _log.warning(
                 "dropped a slow event-stream client (send took over %gs)",
