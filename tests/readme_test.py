@@ -52,6 +52,11 @@ NOT_RUN = {
     "the demo_home fixture runs the command demo.sh ends with, in a scratch directory",
     "docker compose up -d --build": "no container engine here; tests/deploy_stack_test.py "
     "checks the compose file and the stack's configs with real tools",
+    'taskdaemon serve --pipeline examples/feature_delivery.yaml -i goal="ship it"': "it serves "
+    "until stopped; tests/pipeline_visualization_web_test.py drives serve --pipeline's page "
+    "in a browser",
+    "taskdaemon ui --source tempo+http://127.0.0.1:3200": "it serves until stopped (and no "
+    "Tempo runs here); tests/pipeline_visualization_web_test.py drives the ui page over a store",
 }
 #: The served run: it waits for an approval, so it has a test of its own (on a free port).
 SERVED = "taskdaemon run examples/feature_delivery.yaml --serve 127.0.0.1:9090"
