@@ -380,3 +380,16 @@ def test_ui_refuses_a_bad_source_in_one_line(tmp_path: Path) -> None:
     assert 2 == done.returncode
     assert 1 == len(done.stderr.strip().splitlines())
     assert "unknown span source" in done.stderr
+
+
+def test_grafana_url_must_be_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TASKDAEMON_GRAFANA_URL`` is read as given when http(s), refused otherwise."""
+    from taskdaemon.pipeline.errors import SettingsError
+    from taskdaemon.pipeline.settings import load_settings
+
+    monkeypatch.setenv("TASKDAEMON_GRAFANA_URL", "https://grafana.example:3000")
+    accepted = load_settings().grafana_url
+    monkeypatch.setenv("TASKDAEMON_GRAFANA_URL", "javascript:alert(1)")
+    with pytest.raises(SettingsError, match="TASKDAEMON_GRAFANA_URL"):
+        load_settings()
+    assert "https://grafana.example:3000" == accepted
