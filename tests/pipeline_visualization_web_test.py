@@ -4,14 +4,16 @@ Each test starts real processes: ``taskdaemon run --serve`` (engine, span store 
 one process) or a plain ``taskdaemon run`` read by a ``ui``-style server over its span store.
 The browser signs in with ``/?token=T`` (the session cookie), follows the run through Server-
 Sent Events, and the tests assert on the DOM (``data-state`` attributes and texts), never on
-pixels. Every test also checks that the console logged no error. The first one writes the
-README's screenshot, ``docs/images/run-page.png``.
+pixels. Every test also checks that the console logged no error. They write the README's
+screenshots: ``docs/images/run-page.png`` and ``docs/images/report.png`` (``taskdaemon report
+--format html`` of the store, opened in the same browser).
 
 Playwright drives ``/usr/bin/chromium`` (``executable_path``): no browser is downloaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -36,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 TOKEN = "web-page-token-0123456789abcdef"
 SCREENSHOT = ROOT / "docs" / "images" / "run-page.png"
+REPORT_SCREENSHOT = ROOT / "docs" / "images" / "report.png"
 #: What a headless browser in CI needs: no sandbox as root, no background traffic (offline).
 LAUNCH_ARGS = [
     "--no-sandbox",
@@ -171,8 +174,6 @@ async def first_run(url: str) -> str:
 
 
 async def _pause() -> None:
-    import asyncio
-
     await asyncio.sleep(0.05)
 
 
@@ -265,7 +266,8 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
 
 async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> None:
     """``ui``'s server over the span store another process writes: the page shows ``build``
-    running, then done, without a reload, has no approve button, and logs no error."""
+    running, then done, without a reload, has no approve button, and logs no error; the HTML
+    report of that store opens in the same browser."""
     store_url = f"sqlite:///{(workdir / 'home' / 'spans.db').as_posix()}"
     auth = ApiAuth.configured(TOKEN)
     app = create_app(
@@ -289,11 +291,36 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
                 buttons = await page.locator("#stages button[data-action]").count()
                 tag = await page.text_content(".summary")
                 same_document = await page.evaluate("window.__sameDocument === true")
+                assert 0 == process.wait(timeout=30)
+                # The HTML report of the same store, screenshotted for the README.
+                report = workdir / "report.html"
+                await asyncio.to_thread(
+                    subprocess.run,
+                    [
+                        sys.executable,
+                        "-m",
+                        "taskdaemon.pipeline.cli",
+                        "report",
+                        "--format",
+                        "html",
+                        "-o",
+                        str(report),
+                    ],
+                    cwd=workdir,
+                    env=environment(workdir / "home"),
+                    check=True,
+                    timeout=120,
+                    capture_output=True,
+                )
+                await page.goto(report.as_uri())
+                report_text = await page.text_content("body")
+                await page.screenshot(path=str(REPORT_SCREENSHOT), full_page=True)
         finally:
             await server.aclose()
             app.state.web.close()
         assert 0 == process.wait(timeout=30)
     assert ("success", "success", 0) == (status, build, buttons)
+    assert "web-demo" in (report_text or "")
     assert "read-only" in (tag or "")
     assert "from stored spans" in (tag or "")
     assert same_document

@@ -129,9 +129,12 @@
       }
     }
 
+    // SVG nodes carry the state their drawing shows (the drawing may lag the table a moment).
+    let drawnNodes = [];
+
     function markNodes() {
       if (!state) return;
-      const byName = new Map(state.nodes.map((n) => [n.name, n]));
+      const byName = new Map(drawnNodes.map((n) => [n.name, n]));
       for (const group of document.querySelectorAll("#dag g.node")) {
         const title = group.querySelector("title");
         const node = title ? byName.get(title.textContent) : undefined;
@@ -149,6 +152,7 @@
         do {
           drawAgain = false;
           const key = labelsKey(state);
+          const nodes = state.nodes;
           const container = document.getElementById("dag");
           let response;
           try {
@@ -171,6 +175,7 @@
           svg.setAttribute("role", "img");
           container.replaceChildren(document.importNode(svg, true));
           drawnKey = key;
+          drawnNodes = nodes;
           markNodes();
         } while (drawAgain || (state && labelsKey(state) !== drawnKey));
       } finally {
