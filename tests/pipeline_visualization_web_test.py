@@ -1,12 +1,13 @@
 """The web page in a real browser: Debian's chromium, headless, driven by Playwright.
 
-Each test starts real processes: ``taskdaemon run --serve`` (engine, span store and server in
-one process) or a plain ``taskdaemon run`` read by a ``ui``-style server over its span store.
-The browser signs in with ``/?token=T`` (the session cookie), follows the run through Server-
-Sent Events, and the tests assert on the DOM (``data-state`` attributes and texts), never on
-pixels. Every test also checks that the console logged no error. They write the README's
-screenshots: ``docs/images/run-page.png`` and ``docs/images/report.png`` (``taskdaemon report
---format html`` of the store, opened in the same browser).
+Each test starts real processes: ``taskdaemon serve --pipeline`` (engine, span store and
+server in one process) or a plain ``taskdaemon run`` read by a ``ui``-style server over its span
+store. The browser signs in with ``/?token=T`` (the session cookie), follows the run through
+Server-Sent Events, and the tests assert on the DOM (``data-state`` attributes and texts), never
+on pixels. Every test also checks that the console logged no error. They take the README's
+screenshots, ``docs/images/run-page.png`` and ``docs/images/report.png`` (``taskdaemon report
+--format html`` of the store, opened in the same browser), written when missing or with
+``TASKDAEMON_UPDATE_SCREENSHOTS=1`` so an ordinary run leaves the checkout clean.
 
 Playwright drives ``/usr/bin/chromium`` (``executable_path``): no browser is downloaded.
 """
@@ -198,6 +199,15 @@ async def browser_page() -> AsyncIterator[tuple[Any, list[str]]]:
             await browser.close()
 
 
+def keep_screenshot(png: bytes, target: Path) -> None:
+    """Write the README's screenshot when it is missing or ``TASKDAEMON_UPDATE_SCREENSHOTS=1``
+    (so an ordinary test run leaves the checkout clean); either way it must be a PNG."""
+    assert png.startswith(b"\x89PNG\r\n")
+    if not target.exists() or os.environ.get("TASKDAEMON_UPDATE_SCREENSHOTS") == "1":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(png)
+
+
 def state_of(stage: str, state: str) -> str:
     """The selector of a stage row showing ``state``."""
     return f'#stages tr[data-stage="{stage}"][data-state="{state}"]'
@@ -249,8 +259,7 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
             trace = await page.get_attribute("#trace-link", "href")
             same_document = await page.evaluate("window.__sameDocument === true")
             await page.wait_for_selector('#dag g.node[data-stage="deploy"][data-state="success"]')
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            keep_screenshot(await page.screenshot(full_page=True), SCREENSHOT)
         process.send_signal(signal.SIGTERM)
         assert 0 == process.wait(timeout=30)
     assert "success" == status
@@ -314,7 +323,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
                 )
                 await page.goto(report.as_uri())
                 report_text = await page.text_content("body")
-                await page.screenshot(path=str(REPORT_SCREENSHOT), full_page=True)
+                keep_screenshot(await page.screenshot(full_page=True), REPORT_SCREENSHOT)
         finally:
             await server.aclose()
             app.state.web.close()

@@ -54,6 +54,7 @@ API_DOCS: Mapping[str, str] = {
     "/api/runs": "active runs; ?finished=true adds the ended runs the engine remembers",
     "/": "the web page: recent runs; /?token=T signs a browser in",
     "/runs/{run_id}": "the web page of one run, live",
+    "/static": "the web page's script and style sheet",
     "/api/runs/recent": "recent runs (filters pipeline, status, since, until, limit)",
     "/api/runs/{run_id}": "the run record",
     "/api/runs/{run_id}/dag": "the DAG; ?format=dot|json|mermaid|svg",
@@ -81,7 +82,8 @@ def api_index(routes: Iterable[Any]) -> dict[str, Any]:
         path = getattr(route, "path", None)
         if not isinstance(path, str):
             continue
-        methods = sorted(m for m in getattr(route, "methods", None) or () if m != "HEAD")
+        # A mount (the page's static files) has no methods of its own: it answers GET.
+        methods = sorted(m for m in getattr(route, "methods", None) or ("GET",) if m != "HEAD")
         listed.append({"methods": methods, "path": path, "doc": API_DOCS.get(path, "")})
     return {"routes": listed}
 
