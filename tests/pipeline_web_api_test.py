@@ -184,13 +184,18 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
     """With ``max_streams=1`` a second stream gets 503 and ``Retry-After`` while the first is
     open, and is served again once it closed."""
     async with (
-        served(web=WebOptions(max_streams=1)) as (url, run_id, _app),
+        served(web=WebOptions(max_streams=1)) as (url, run_id, app),
         httpx.AsyncClient(headers=BEARER) as client,
     ):
         stream_url = f"{url}/api/runs/{run_id}/stream"
         async with client.stream("GET", stream_url) as first:
             await events(first, 2)
             second = await client.get(stream_url)
+        # The server frees the slot when it sees the disconnect, on its own thread.
+        for _ in range(200):
+            if app.state.web.hub.stats().open == 0:
+                break
+            await asyncio.sleep(0.01)
         async with client.stream("GET", stream_url) as third:
             await events(third, 2)
     assert (503, "5", 200) == (
