@@ -192,7 +192,7 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
             await events(first, 2)
             second = await client.get(stream_url)
         # The server frees the slot when it sees the disconnect, on its own thread.
-        for _ in range(200):
+        for _ in range(1000):
             if app.state.web.hub.stats().open == 0:
                 break
             await asyncio.sleep(0.01)

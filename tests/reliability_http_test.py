@@ -204,7 +204,8 @@ async def test_browser_signs_in_with_the_token_once_then_uses_the_cookie() -> No
         name, _, rest = cookie.partition("=")
         value = rest.split(";", 1)[0]
         page = await client.get(f"{server.url}/", headers={"cookie": f"{name}={value}"})
-        forged = await client.get(f"{server.url}/", headers={"cookie": f"{name}={value[:-1]}0"})
+        flipped = value[:-1] + ("1" if value.endswith("0") else "0")  # never the real cookie
+        forged = await client.get(f"{server.url}/", headers={"cookie": f"{name}={flipped}"})
     attributes = {part.strip().lower() for part in cookie.split(";")[1:]}
     expected = (303, "/", {"path=/", "httponly", "samesite=strict"}, 200, "taskdaemon", 401)
     assert expected == (
