@@ -306,6 +306,7 @@
       const box = document.getElementById("stage-detail");
       document.getElementById("stage-hint").hidden = true;
       document.getElementById("stage-logs").hidden = false;
+      document.getElementById("logs-command").textContent = "taskdaemon logs " + runId + " --stage " + selected;
       let response;
       try {
         response = await fetch(body.dataset.record, { credentials: "same-origin" });
