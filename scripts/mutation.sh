@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Mutation testing with mutmut 3 (from the dev extra) on one module, or on the core modules that
+# guard data and secrets. Not part of CI: it takes tens of minutes per module on a loaded machine.
+#
+# Usage: scripts/mutation.sh [--fresh] [MODULE ...]
+#   MODULE  a source path such as pipeline/triggers.py or src/taskdaemon/pipeline/triggers.py;
+#           none means the core modules listed in core_modules below.
+#   --fresh forget earlier results of these modules and test every mutant again (use it for the
+#           scores recorded in docs/mutation.md; without it mutmut only re-tests what changed).
+# Environment:
+#   MUTATION_TESTS     space-separated test files to run instead of the module's own selection
+#   MUTATION_CHILDREN  parallel mutmut workers (default 1: the machine is shared)
+#
+# Each module gets its own scratch copy of the repository in .mutation/<module>/, with a
+# [tool.mutmut] table appended to the copy's pyproject.toml, so the runs never touch the work
+# tree and each keeps its own results (see them with `cd .mutation/<module> && mutmut show NAME`).
+# PYTHONPATH points at mutmut's mutated tree (mutants/src), so tests that start a Python
+# subprocess run the mutant too; without it such a test imports the unmutated installed copy
+# and a mutant looks killed when only the parent process changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+mutmut="$root/.venv/bin/mutmut"
+[[ -x $mutmut ]] || { echo "mutation.sh: $mutmut missing: run scripts/setup.sh --dev" >&2; exit 2; }
+
+core_modules=(
+    pipeline/triggers.py
+    pipeline/visualization/_dot.py
+    pipeline/tracking/reconstruct.py
+    pipeline/payloads.py
+)
+
+# The tests that exercise each module, fast ones first. mutmut runs, for each mutant, only the
+# tests of this selection that called the mutated function.
+tests_for() {
+    case "$1" in
+        pipeline/triggers.py)
+            echo tests/pipeline_engine_trigger_functions_test.py \
+                tests/pipeline_engine_triggers_test.py tests/pipeline_model_test.py \
+                tests/pipeline_config_test.py tests/pipeline_engine_test.py ;;
+        pipeline/visualization/_dot.py)
+            echo tests/pipeline_visualization_test.py tests/pipeline_visualization_graphviz_test.py \
+                tests/pipeline_visualization_cli_test.py ;;
+        pipeline/tracking/reconstruct.py)
+            echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py \
+                tests/pipeline_tracking_store_test.py tests/pipeline_tracking_live_store_test.py ;;
+        pipeline/payloads.py | pipeline/redaction*.py)
+            echo tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
+                tests/pipeline_tracking_reconstruct_test.py ;;
+        *)  # a module without a listed selection: the test files that import it by name
+            local dotted="taskdaemon.${1%.py}"
+            dotted=${dotted//\//.}
+            grep -l -F -e "$dotted" -e "import ${1##*/}" tests/*_test.py 2>/dev/null \
+                | tr '\n' ' ' || true ;;
+    esac
+}
+
+fresh=0
+modules=()
+for arg in "$@"; do
+    case "$arg" in
+        --fresh) fresh=1 ;;
+        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) modules+=("$arg") ;;
+    esac
+done
+((${#modules[@]})) || modules=("${core_modules[@]}")
+
+status=0
+for module in "${modules[@]}"; do
+    module=${module#./}
+    module=${module#src/}
+    module=${module#taskdaemon/}
+    source="src/taskdaemon/$module"
+    if [[ ! -f $source || $source != *.py ]]; then
+        echo "mutation.sh: no such module: $source" >&2
+        status=2
+        continue
+    fi
+    read -r -a tests <<<"${MUTATION_TESTS:-$(tests_for "$module")}"
+    existing=()
+    for t in "${tests[@]}"; do [[ -f $t ]] && existing+=("$t"); done
+    if ((${#existing[@]} == 0)); then
+        echo "mutation.sh: no tests found for $module: set MUTATION_TESTS" >&2
+        status=2
+        continue
+    fi
+
+    work="$root/.mutation/${module//\//_}"
+    work=${work%.py}
+    ((fresh)) && rm -rf "$work"
+    mkdir -p "$work"
+    # A fresh copy of the tracked and new files (not .venv, .git, nor earlier results).
+    rm -rf "$work/src" "$work/tests"
+    git ls-files -z --cached --others --exclude-standard -- . ":(exclude).mutation" ":(exclude).venv" \
+        | tar -c --null -T - -f - 2>/dev/null | tar -x -C "$work" -f -
+    # Changed sources are mutated again; mutmut keeps the verdicts of unchanged functions.
+    rm -rf "$work/mutants/src" "$work/mutants/tests"
+    if grep -q '^\[tool\.mutmut\]' "$work/pyproject.toml"; then
+        echo "mutation.sh: pyproject.toml already has [tool.mutmut]; this script writes its own" >&2
+        exit 2
+    fi
+    {
+        echo
+        echo "[tool.mutmut]"
+        echo 'source_paths = ["src"]'
+        echo "only_mutate = [\"$source\"]"
+        echo 'also_copy = ["examples", "docs", "scripts", "benchmarks", "README.md"]'
+        printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        printf 'pytest_add_cli_args_test_selection = [%s]\n' \
+            "$(printf '"%s", ' "${existing[@]}" | sed 's/, $//')"
+    } >>"$work/pyproject.toml"
+
+    echo "== $source against ${existing[*]}"
+    mkdir -p "$work/mutants/src"
+    (
+        cd "$work"
+        PYTHONPATH="$work/mutants/src${PYTHONPATH:+:$PYTHONPATH}" \
+            nice -n 19 "$mutmut" run --max-children "${MUTATION_CHILDREN:-1}" >"$work/run.log" 2>&1
+    ) || { echo "mutation.sh: mutmut failed on $module, see $work/run.log" >&2; status=1; continue; }
+    (cd "$work" && "$mutmut" export-cicd-stats >/dev/null)
+    "$root/.venv/bin/python" - "$work/mutants/mutmut-cicd-stats.json" "$source" <<'EOF'
+import json
+import sys
+
+stats = json.load(open(sys.argv[1]))
+tested = stats["total"] - stats["skipped"]
+killed = stats["killed"] + stats["timeout"]
+score = 100 * killed / tested if tested else 0.0
+print(
+    f"{sys.argv[2]}: {stats['total']} mutants, {killed} killed, {stats['survived']} survived, "
+    f"{stats['no_tests']} without tests, {stats['suspicious']} suspicious: score {score:.1f}%"
+)
+EOF
+    (cd "$work" && "$mutmut" results | grep -v ': killed$' || true)
+done
+exit "$status"
