@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from pipeline_engine_support import after, pipeline, stage
+from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.expressions import compile_expression
-from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent, TriggerMode
+from taskdaemon.pipeline.model import (
+    InputMapping,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    OutputMapping,
+    Stage,
+    TriggerMode,
+)
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.triggers import (
     ApprovalState,
@@ -72,12 +82,43 @@ def test_condition_error_counts_as_false_with_detail() -> None:
 
 
 def test_filter_and_manual() -> None:
-    """No filter accepts every event; manual triggers follow the approval state."""
+    """No filter accepts every event; manual triggers follow the approval state, and the detail
+    (what trigger-evaluation events report) says why."""
     assert (True, "no filter") == evaluate_filter(None, {})
     assert not evaluate_filter(compile_expression("event.x == 1"), {"event": {"x": 2}})[0]
-    assert S == evaluate_manual(Manual(False), ApprovalState.NOT_REQUESTED)[0]
-    assert P == evaluate_manual(Manual(True), ApprovalState.REQUESTED)[0]
-    assert X == evaluate_manual(Manual(True), ApprovalState.REJECTED)[0]
+    assert [
+        evaluate_manual(Manual(False), ApprovalState.NOT_REQUESTED),
+        evaluate_manual(Manual(True), ApprovalState.NOT_REQUESTED),
+        evaluate_manual(Manual(True), ApprovalState.REQUESTED),
+        evaluate_manual(Manual(True), ApprovalState.APPROVED),
+        evaluate_manual(Manual(True), ApprovalState.REJECTED),
+    ] == [
+        (S, "run started"),
+        (P, "awaiting approval"),
+        (P, "awaiting approval"),
+        (S, "approved"),
+        (X, "rejected"),
+    ]
+
+
+def test_filter_that_fails_to_evaluate_rejects_the_event() -> None:
+    """A filter that cannot be evaluated on an event rejects it and says why; only a true value
+    (not merely a truthy one) accepts."""
+    expression = compile_expression("event.n > 2")
+    assert (False, "error: 'event.n > 2': no such key 'n'") == evaluate_filter(
+        expression, {"event": {"x": 1}}
+    )
+    assert (True, "filter: True") == evaluate_filter(expression, {"event": {"n": 3}})
+    assert (False, "filter: 3") == evaluate_filter(
+        compile_expression("event.n"), {"event": {"n": 3}}
+    )
+
+
+def test_condition_is_satisfied_only_by_true() -> None:
+    """A condition whose value is truthy but not ``true`` stays pending."""
+    assert (P, "value: 3") == evaluate_condition(
+        compile_expression("request.n"), {"request": {"n": 3}}
+    )
 
 
 def test_expression_context_passes_only_the_named_stages() -> None:
@@ -116,3 +157,78 @@ def test_plan_indexes_dependents_listeners_and_readers() -> None:
     assert (("z", 0),) == plan.opaque_conditions
     assert ("a",) == plan.stages["c"].event_emitters
     assert ("a", "d", "z") == plan.entry_stages
+
+
+def test_plan_lists_each_stage_once_and_never_as_its_own_emitter() -> None:
+    """A stage with two conditions is one condition stage; a stage listening to an event it
+    emits itself does not wait for itself; each emitter is listed once."""
+    plan = TriggerPlan.build(
+        pipeline(
+            stage("a", emits=("e", "f")),
+            stage("loop", OnEvent("e"), OnEvent("f"), OnEvent("e", "event.n > 1"), emits=("e",)),
+            stage("d", OnCondition("request.x == 1"), OnCondition("request.y == 2")),
+            stage("b", *after("a")),
+        )
+    )
+    looping = plan.stages["loop"]
+    assert [
+        plan.condition_stages,
+        looping.event_emitters,
+        looping.event_triggers,
+        looping.other_triggers,
+        plan.emitters,
+        [(cs.index, cs.upstream, cs.downstream) for cs in plan.stages.values()],
+    ] == [
+        ("d",),
+        ("a",),
+        (0, 1, 2),
+        (),
+        {"e": ("a", "loop"), "f": ("a",)},
+        [(0, (), ("loop", "b")), (1, ("a",), ()), (2, (), ()), (3, ("a",), ())],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            stage("a", OnCondition("event.x == 1")),
+            "stage 'a' trigger 0: 'event.x == 1': unknown variable 'event' "
+            "(available: request, stages)",
+        ),
+        (
+            stage("a", OnEvent("e", "result.x == 1")),
+            "stage 'a' trigger 0: 'result.x == 1': unknown variable 'result' "
+            "(available: event, request, stages)",
+        ),
+        (
+            stage("a", inputs=(InputMapping("n", "event.n"),)),
+            "stage 'a' input 'n': 'event.n': unknown variable 'event' (available: request, stages)",
+        ),
+        (
+            stage("a", outputs=(OutputMapping("n", "stages.a"),)),
+            "stage 'a' output 'n': 'stages.a': unknown variable 'stages' "
+            "(available: request, result)",
+        ),
+    ],
+)
+def test_plan_rejects_a_variable_the_field_cannot_read(bad: Stage, message: str) -> None:
+    """Each expression is compiled against the variables its field provides (no ``event``
+    outside on_event stages, ``result`` only in outputs); the error names stage and field."""
+    with pytest.raises(ExpressionError) as caught:
+        TriggerPlan.build(pipeline(bad))
+    assert message == str(caught.value)
+
+
+def test_plan_accepts_the_request_in_inputs_and_outputs() -> None:
+    """Inputs and outputs may read the request; an event stage's inputs may read the event."""
+    plan = TriggerPlan.build(
+        pipeline(
+            stage("a", emits=("e",), outputs=(OutputMapping("id", "request.id"),)),
+            stage("b", OnEvent("e"), inputs=(InputMapping("n", "event.n + request.k"),)),
+        )
+    )
+    assert (("id",), ("n",)) == (
+        tuple(name for name, _, _ in plan.stages["a"].outputs or ()),
+        tuple(name for name, _, _ in plan.stages["b"].inputs),
+    )

@@ -198,6 +198,64 @@ async def test_on_event_filter_selects_events_and_event_feeds_inputs() -> None:
     assert StageStatus.SUCCESS == result.stage_status["even"]
 
 
+async def test_event_whose_filter_fails_to_evaluate_starts_nothing() -> None:
+    """An event the filter cannot be evaluated on (the field it reads is missing) is rejected,
+    not accepted: only the event whose filter holds starts an instance."""
+    seen: list[Any] = []
+
+    async def emitter(ctx: StageContext) -> None:
+        for payload in ({"n": 1}, {"other": 9}, {"n": 4}):
+            ctx.publish("item", payload)
+
+    async def consumer(ctx: StageContext) -> None:
+        seen.append(ctx.inputs["event"])
+
+    p = pipeline(
+        stage("src", emits=("item",)),
+        stage(
+            "big",
+            OnEvent("item", "event.n > 2"),
+            parallel_instances=10,
+            inputs=(InputMapping("event", "event"),),
+        ),
+    )
+    resolver = Resolver({"src": emitter, "big": consumer})  # type: ignore[dict-item]
+    recorder = Recorder()
+    async with Engine(resolver=resolver, observers=[recorder]) as engine:
+        result = await engine.run(p)
+    started = [e.triggers for e in recorder.of(StageStarted) if e.stage == "big"]
+    assert ([{"n": 4}], 1, [("on event item if event.n > 2",)]) == (
+        seen,
+        len(result.executions["big"]),
+        started,
+    )
+
+
+async def test_condition_reading_the_whole_stages_map_fires_when_it_holds() -> None:
+    """A condition over every stage (``stages.all(...)``, not one named stage) sees the whole,
+    current map: it fires only after every other stage succeeded."""
+    p = pipeline(
+        stage("a"),
+        stage("b", *after("a")),
+        stage(
+            "last",
+            OnCondition(
+                "size(stages) == 3 && stages.all(s, s == 'last' || stages[s].status == 'success')"
+            ),
+        ),
+    )
+    recorder = Recorder()
+    async with Engine(resolver=Resolver(), observers=[recorder]) as engine:
+        result = await engine.run(p)
+    details = [e.detail for e in recorder.of(TriggerEvaluated) if e.stage == "last"]
+    assert (["a", "b", "last"], "value: False", "value: True", RunStatus.SUCCESS) == (
+        [e.stage for e in recorder.of(StageStarted)],
+        details[0],
+        details[-1],
+        result.status,
+    )
+
+
 async def test_parallel_instances_bound_is_observed() -> None:
     """At most parallel_instances instances of an event stage run at once; the rest wait."""
     gauge = Gauge()
