@@ -15,6 +15,16 @@ from taskdaemon.pipeline.tracking import (
     reconstruct_run,
     summarize_run,
 )
+from taskdaemon.pipeline.tracking.reconstruct import stage_status_of
+
+
+def _root(spans: list[SpanRecord]) -> SpanRecord:
+    return next(s for s in spans if s.parent_span_id is None)
+
+
+def _with(spans: list[SpanRecord], old: SpanRecord, new: SpanRecord) -> list[SpanRecord]:
+    """``spans`` with ``old`` replaced by ``new``."""
+    return [new if s is old else s for s in spans]
 
 
 def test_run_fields_come_from_the_run_span() -> None:
@@ -156,22 +166,222 @@ def test_stage_awaiting_approval_in_a_running_run_is_waiting() -> None:
     )
 
 
-def test_duplicate_span_rows_prefer_the_ended_copy() -> None:
-    """A span seen open and ended (store start row, then end row) counts once, ended."""
+@pytest.mark.parametrize("ended_first", [False, True])
+def test_duplicate_span_rows_prefer_the_ended_copy(ended_first: bool) -> None:
+    """A span seen open and ended (store start row, then end row) counts once, ended, whichever
+    copy comes first."""
     spans = example_spans()
     plan = next(s for s in spans if s.name == "plan")
-    run = reconstruct_run([dataclasses.replace(plan, end_ns=None), *spans])
-    assert len(run.stage("plan").attempts) == 1
+    open_copy = dataclasses.replace(plan, end_ns=None)
+    run = reconstruct_run([*spans, open_copy] if ended_first else [open_copy, *spans])
+    assert [(a.status, a.end) for a in run.stage("plan").attempts] == [
+        ("success", plan.end_ns / 1e9)
+    ]
     assert run.stage("plan").status == "success"
 
 
 def test_summary_counts_stages_and_failures() -> None:
-    """The history row counts every stage and the stages that failed."""
-    summary = summarize_run(reconstruct_run(example_spans()))
-    assert (summary.stage_count, summary.failed_stages) == (4, 0)
+    """The history row counts every stage and the stages that failed or timed out (not the
+    cancelled or skipped ones)."""
+    spans = example_spans(result="failure")
+    ended_as = {("plan", 0, 1): "cancelled", ("build", 0, 2): "failure", ("test", 1, 1): "timeout"}
+    for span in list(spans):
+        key = (
+            span.name,
+            span.attributes.get(t.STAGE_INSTANCE),
+            span.attributes.get(t.STAGE_ATTEMPT),
+        )
+        if key in ended_as:
+            attributes = {**span.attributes, t.STAGE_STATUS: ended_as[key]}
+            spans = _with(spans, span, dataclasses.replace(span, attributes=attributes))
+    run = reconstruct_run(spans)
+    summary = summarize_run(run)
+    assert [(s.name, s.status) for s in run.stages] == [
+        ("plan", "cancelled"),
+        ("build", "failure"),
+        ("test", "timeout"),
+        ("deploy", "skipped"),
+    ]
+    assert (
+        summary.run_id,
+        summary.pipeline,
+        summary.status,
+        summary.start,
+        summary.end,
+        summary.stage_count,
+        summary.failed_stages,
+    ) == (run.run_id, "demo", "failure", T0 / 1e9, (T0 + 7 * S) / 1e9, 4, 2)
+    assert (4, 0) == (
+        summarize_run(reconstruct_run(example_spans())).stage_count,
+        summarize_run(reconstruct_run(example_spans())).failed_stages,
+    )
 
 
 def test_no_spans_is_an_error() -> None:
     """An empty trace cannot be reconstructed."""
     with pytest.raises(ValueError, match="no spans"):
         reconstruct_run([])
+
+
+@pytest.mark.parametrize(
+    ("result", "status_code", "expected"),
+    [
+        (t.RESULT_SUCCESS, "OK", "success"),
+        (t.RESULT_FAILURE, "ERROR", "failure"),
+        (t.RESULT_ERROR, "ERROR", "failure"),
+        (t.RESULT_TIMEOUT, "ERROR", "failure"),
+        (t.RESULT_CANCELLATION, "ERROR", "cancelled"),
+        (t.RESULT_CANCELLATION, "UNSET", "cancelled"),
+        (t.RESULT_SKIP, "UNSET", "cancelled"),
+        (None, "ERROR", "failure"),
+        (None, "UNSET", "success"),
+        ("no-such-result", "ERROR", "failure"),
+        ("no-such-result", "OK", "success"),
+    ],
+)
+def test_ended_run_status_follows_the_run_result(
+    result: str | None, status_code: str, expected: str
+) -> None:
+    """An ended run reads its ``cicd.pipeline.result`` (a cancelled run reads cancelled, never
+    failure); without a known result, the run span's status code decides."""
+    spans = example_spans()
+    root = _root(spans)
+    attributes = {k: v for k, v in root.attributes.items() if k != t.CICD_PIPELINE_RESULT}
+    if result is not None:
+        attributes[t.CICD_PIPELINE_RESULT] = result
+    ended = dataclasses.replace(root, attributes=attributes, status_code=status_code)
+    run = reconstruct_run(_with(spans, root, ended))
+    assert (expected, (T0 + 7 * S) / 1e9) == (run.status, run.end)
+
+
+def test_cancelled_run_written_by_the_sdk_reads_cancelled() -> None:
+    """A run whose run span ended with result ``cancellation`` is rebuilt as cancelled."""
+    run = reconstruct_run(example_spans(result=t.RESULT_CANCELLATION))
+    assert ("cancelled", "StageFailedError") == (run.status, run.error_type)
+
+
+@pytest.mark.parametrize(
+    ("result", "status_code", "expected"),
+    [
+        (t.RESULT_SUCCESS, "ERROR", "success"),
+        (t.RESULT_FAILURE, "OK", "failure"),
+        (t.RESULT_ERROR, "OK", "failure"),
+        (t.RESULT_TIMEOUT, "OK", "timeout"),
+        (t.RESULT_CANCELLATION, "OK", "cancelled"),
+        (t.RESULT_SKIP, "OK", "skipped"),
+        (None, "ERROR", "failure"),
+        (None, "OK", "success"),
+        ("no-such-result", "ERROR", "failure"),
+    ],
+)
+def test_ended_attempt_status_follows_the_task_result(
+    result: str | None, status_code: str, expected: str
+) -> None:
+    """An ended attempt without ``taskdaemon.stage.status`` reads its mapped task result, and
+    without a known one its span status code."""
+    spans = example_spans()
+    build2 = next(s for s in spans if s.name == "build" and s.attributes[t.STAGE_ATTEMPT] == 2)
+    attributes = {k: v for k, v in build2.attributes.items() if k != t.CICD_TASK_RUN_RESULT}
+    if result is not None:
+        attributes[t.CICD_TASK_RUN_RESULT] = result
+    changed = dataclasses.replace(build2, attributes=attributes, status_code=status_code)
+    build = reconstruct_run(_with(spans, build2, changed)).stage("build")
+    assert (expected, expected) == (build.attempts[-1].status, build.status)
+
+
+def test_finer_stage_status_beats_the_task_result() -> None:
+    """``taskdaemon.stage.status`` names the attempt's status even where the task result says
+    otherwise; an empty one is ignored."""
+    spans = example_spans()
+    plan = next(s for s in spans if s.name == "plan")
+    timed_out = dataclasses.replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: "timeout"})
+    empty = dataclasses.replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: ""})
+    assert ("timeout", "success") == (
+        reconstruct_run(_with(spans, plan, timed_out)).stage("plan").status,
+        reconstruct_run(_with(spans, plan, empty)).stage("plan").status,
+    )
+
+
+@pytest.mark.parametrize(
+    ("attempts", "expected"),
+    [
+        ([(0, "success"), (1, "running"), (2, "interrupted")], "running"),
+        ([(0, "failure"), (1, "interrupted")], "interrupted"),
+        ([(0, "timeout"), (1, "failure"), (2, "cancelled")], "failure"),
+        ([(0, "cancelled"), (1, "timeout")], "timeout"),
+        ([(0, "success"), (1, "cancelled")], "cancelled"),
+        ([(0, "failure"), (0, "success")], "success"),
+        ([(0, "success"), (1, "skipped")], "skipped"),
+        ([], "skipped"),
+    ],
+)
+def test_stage_status_precedence(attempts: list[tuple[int, str]], expected: str) -> None:
+    """Each instance's last attempt counts; running > interrupted > failure > timeout >
+    cancelled, else the last instance's status; no attempt at all is skipped."""
+    assert expected == stage_status_of(attempts)
+
+
+def test_error_recorded_only_in_the_exception_event() -> None:
+    """An attempt whose error is only in the OTel ``exception`` event (as other writers record
+    it) takes its message and type from there; an empty message reads as none."""
+    spans = example_spans()
+    build1 = next(s for s in spans if s.name == "build" and s.attributes[t.STAGE_ATTEMPT] == 1)
+    bare = {
+        k: v
+        for k, v in build1.attributes.items()
+        if k not in (t.STAGE_ERROR_MESSAGE, t.ERROR_TYPE, t.STAGE_STATUS)
+    }
+
+    def attempt(*events: SpanEventRecord) -> tuple[str | None, str | None, str]:
+        span = dataclasses.replace(build1, attributes=bare, status_message="", events=events)
+        first = reconstruct_run(_with(spans, build1, span)).stage("build").attempts[0]
+        return first.error, first.error_type, first.status
+
+    noise = SpanEventRecord(t.EVENT_STAGE_INPUT, T0 + S, {t.PAYLOAD_JSON: "{}"})
+    exception = SpanEventRecord(
+        "exception", T0 + 2 * S, {"exception.type": "OSError", "exception.message": "disk full"}
+    )
+    later = SpanEventRecord(
+        "exception", T0 + 2 * S, {"exception.type": "KeyError", "exception.message": "late"}
+    )
+    no_message = SpanEventRecord("exception", T0 + 2 * S, {"exception.type": "ValueError"})
+    empty = SpanEventRecord(
+        "exception", T0 + 2 * S, {"exception.type": "", "exception.message": ""}
+    )
+    assert [
+        attempt(noise, exception, later),
+        attempt(no_message),
+        attempt(empty),
+        attempt(noise),
+    ] == [
+        ("disk full", "OSError", "failure"),
+        (None, "ValueError", "failure"),
+        (None, None, "failure"),
+        (None, None, "failure"),
+    ]
+
+
+def test_edge_label_may_contain_the_separator() -> None:
+    """Only the first two ``>`` separate source, target and label: a filter such as
+    ``if event.n > 1`` survives whole; an entry without a target is dropped."""
+    spans = example_spans()
+    root = _root(spans)
+    edges = ("a>b>on event\nitem\nif event.n > 1 && event.m >= 2", "a>c", "lonely")
+    changed = dataclasses.replace(root, attributes={**root.attributes, t.PIPELINE_EDGES: edges})
+    assert (
+        EdgeRecord("a", "b", "on event\nitem\nif event.n > 1 && event.m >= 2"),
+        EdgeRecord("a", "c", ""),
+    ) == reconstruct_run(_with(spans, root, changed)).edges
+
+
+def test_edges_fall_back_to_the_stage_spans_upstream() -> None:
+    """Without the run span's edge list, each stage span's upstream gives the edges."""
+    spans = example_spans()
+    root = _root(spans)
+    attributes = {k: v for k, v in root.attributes.items() if k != t.PIPELINE_EDGES}
+    changed = dataclasses.replace(root, attributes=attributes)
+    assert (
+        EdgeRecord("plan", "build", ""),
+        EdgeRecord("build", "test", ""),
+        EdgeRecord("test", "deploy", ""),
+    ) == reconstruct_run(_with(spans, root, changed)).edges

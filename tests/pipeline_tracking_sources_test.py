@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -213,6 +214,45 @@ def test_every_source_rebuilds_the_same_run(tmp_path: Path) -> None:
         fallback_requests = list(tempo_v1.requests)
     assert [expected] * 4 == runs
     assert [f"/api/v2/traces/{run_id}", f"/api/traces/{run_id}"] == fallback_requests
+    # The common rebuild is the run that was written, not merely the same for every source.
+    assert [_outline(run) for run in runs] == [WRITTEN_RUN] * 4
+
+
+#: The example run as ``write_example_run`` writes it, spelled out by hand.
+WRITTEN_RUN = (
+    "demo",
+    "success",
+    "abc123",
+    [
+        ("plan", "success", [(0, 1, "success", None)]),
+        ("build", "success", [(0, 1, "failure", "exit 2"), (0, 2, "success", None)]),
+        ("test", "success", [(0, 1, "success", None), (1, 1, "success", None)]),
+        ("deploy", "skipped", []),
+    ],
+    [
+        ("plan", "build", "on completion"),
+        ("build", "test", "on event\nbuild.ready"),
+        ("test", "deploy", "on completion"),
+    ],
+)
+
+
+def _outline(run: Any) -> tuple[Any, ...]:
+    """What a reader of the run sees: pipeline, status, hash, stages with their attempts, edges."""
+    return (
+        run.pipeline,
+        run.status,
+        run.definition_hash,
+        [
+            (
+                s.name,
+                s.status,
+                [(a.instance, a.attempt, a.status, a.error) for a in s.attempts],
+            )
+            for s in run.stages
+        ],
+        [(e.source, e.target, e.label) for e in run.edges],
+    )
 
 
 def test_tempo_search_sends_traceql_and_window() -> None:
