@@ -1,0 +1,196 @@
+"""Payload capture on its own: what redaction hides, how capping cuts, what the hash covers.
+
+The monitor tests show capture on real spans; these pin the rules mutation testing found loose
+(docs/mutation.md): secrets below the top level, cuts inside a character, redaction switched
+off, non-string keys, and the default patterns themselves (module constants are not mutated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.payloads import (
+    DEFAULT_REDACT_PATTERNS,
+    REDACTED,
+    CapturedPayload,
+    PayloadCapture,
+)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"cfg": {"password": "hunter2"}}, '{"cfg":{"password":"[REDACTED]"}}'),
+        ({"token": "t"}, '{"token":"[REDACTED]"}'),
+        ({"a": 1, "b": [{"c": ({"secret": 2},)}]}, '{"a":1,"b":[{"c":[{"secret":"[REDACTED]"}]}]}'),
+        ([{"x": 1}, {"Session": "s"}], '[{"x":1},{"Session":"[REDACTED]"}]'),
+        (({"cookie": "c"},), '[{"cookie":"[REDACTED]"}]'),
+        (
+            {"outer": {"inner": {"api_key": "k", "n": 1}}},
+            '{"outer":{"inner":{"api_key":"[REDACTED]","n":1}}}',
+        ),
+    ],
+)
+def test_a_secret_at_any_depth_is_redacted(payload: Any, expected: str) -> None:
+    """A secret key is redacted wherever it is: alone, nested in mappings, lists or tuples,
+    below keys and items that are not secret."""
+    assert expected == PayloadCapture().capture(payload).json
+
+
+def test_payload_without_secrets_is_returned_uncopied() -> None:
+    """redact() hands back the payload itself when no key matches, at any depth."""
+    payload = {"a": [{"b": (1, {"c": "d"})}], "e": "password is a value here, not a key"}
+    assert PayloadCapture().redact(payload) is payload
+
+
+def test_the_secret_value_never_reaches_the_json_or_the_hash() -> None:
+    """Two payloads that differ only in a secret give the same JSON and sha256."""
+    capture = PayloadCapture()
+    first = capture.capture({"cfg": {"password": "hunter2"}, "n": 1})
+    second = capture.capture({"cfg": {"password": "correct horse"}, "n": 1})
+    assert ("hunter2" not in first.json, first) == (True, second)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "PASSWORD",
+        "db_passwd",
+        "client_secret",
+        "access_token",
+        "api_key",
+        "api-key",
+        "APIKEY",
+        "Authorization",
+        "credentials",
+        "private_key",
+        "privatekey",
+        "Set-Cookie",
+        "session_id",
+    ],
+)
+def test_default_patterns_match_secret_keys(key: str) -> None:
+    """Each default pattern catches the keys it is there for, in any case."""
+    assert f'{{"{key}":"{REDACTED}"}}' == PayloadCapture().capture({key: "v"}).json
+
+
+@pytest.mark.parametrize("key", ["user", "pass", "key", "public", "auth", "id", "path"])
+def test_default_patterns_leave_ordinary_keys(key: str) -> None:
+    """Ordinary keys are kept: the patterns are not so broad that payloads become useless."""
+    assert f'{{"{key}":"v"}}' == PayloadCapture().capture({key: "v"}).json
+
+
+def test_default_patterns_are_the_documented_list() -> None:
+    """The default list is the one docs/architecture.md and the settings describe, and each
+    entry compiles on its own."""
+    assert (
+        "passw(or)?d",
+        "secret",
+        "token",
+        "api[-_]?key",
+        "authorization",
+        "credential",
+        "private[-_]?key",
+        "cookie",
+        "session",
+    ) == DEFAULT_REDACT_PATTERNS
+    assert all(re.compile(p) for p in DEFAULT_REDACT_PATTERNS)
+
+
+def test_redaction_switched_off_keeps_every_value() -> None:
+    """``redact_patterns=()`` redacts nothing, at any depth."""
+    payload = {"password": "x", "cfg": {"token": "y"}}
+    capture = PayloadCapture(redact_patterns=())
+    assert (payload, '{"cfg":{"token":"y"},"password":"x"}') == (
+        capture.redact(payload),
+        capture.capture(payload).json,
+    )
+
+
+def test_custom_patterns_and_replacement() -> None:
+    """Patterns are searched (not anchored unless they say so) and the replacement is used."""
+    capture = PayloadCapture(redact_patterns=("ssn", "^pin$"), replacement="***")
+    assert '{"my_ssn_no":"***","pin":"***","pincode":1,"token":2}' == (
+        capture.capture({"my_ssn_no": 1, "pin": 0, "pincode": 1, "token": 2}).json
+    )
+
+
+def test_verdicts_stay_right_for_many_distinct_keys() -> None:
+    """Past the remembered keys, each key is still judged on its own."""
+    capture = PayloadCapture(max_bytes=1_000_000)
+    payload = {f"field{n}": n for n in range(10_050)} | {"zz_token": "t"}
+    captured = capture.capture(payload)
+    assert ('"zz_token":"[REDACTED]"' in captured.json, '"field10049":10049' in captured.json) == (
+        True,
+        True,
+    )
+    assert '{"field5":5}' == capture.capture({"field5": 5}).json
+
+
+def test_non_string_keys_are_written_as_json_strings() -> None:
+    """Integer, float and None keys become JSON object keys (not a repr of the whole payload),
+    and a mapping under such a key is still redacted."""
+    captured = PayloadCapture().capture({1: "a", 2.5: "b", None: "c", 3: {"token": "t"}})
+    assert '{"1":"a","2.5":"b","3":{"token":"[REDACTED]"},"null":"c"}' == captured.json
+
+
+@pytest.mark.parametrize(
+    ("text", "max_bytes", "kept"),
+    [
+        ("é" * 100, 12, '{"text":"é'),  # the cut falls inside the second é
+        ("é" * 100, 11, '{"text":"é'),  # ... and exactly after the first
+        ("😀" * 10, 11, '{"text":"'),  # inside a four-byte character
+        ("😀" * 10, 13, '{"text":"😀'),
+        ("日本語", 14, '{"text":"日'),
+    ],
+)
+def test_capping_never_cuts_inside_a_character(text: str, max_bytes: int, kept: str) -> None:
+    """The kept text ends before a character that the byte cap would split."""
+    full = f'{{"text":"{text}"}}'.encode()
+    captured = PayloadCapture(max_bytes=max_bytes).capture({"text": text})
+    assert CapturedPayload(kept, len(full), hashlib.sha256(full).hexdigest(), True) == captured
+
+
+def test_cap_boundaries() -> None:
+    """JSON of exactly max_bytes is kept whole; one byte over is cut; zero keeps nothing."""
+    data = '{"a":"bc"}'
+    digest = hashlib.sha256(data.encode()).hexdigest()
+    assert [
+        PayloadCapture(max_bytes=10).capture({"a": "bc"}),
+        PayloadCapture(max_bytes=9).capture({"a": "bc"}),
+        PayloadCapture(max_bytes=0).capture({"a": "bc"}),
+    ] == [
+        CapturedPayload(data, 10, digest, False),
+        CapturedPayload(data[:9], 10, digest, True),
+        CapturedPayload("", 10, digest, True),
+    ]
+
+
+def test_negative_cap_is_refused() -> None:
+    """A negative max_bytes is a configuration error, said at construction."""
+    with pytest.raises(ValueError, match=r"max_bytes must be >= 0, got -1"):
+        PayloadCapture(max_bytes=-1)
+
+
+def test_unwritable_payload_falls_back_to_its_repr_with_non_ascii_text() -> None:
+    """A payload JSON cannot hold (a lone surrogate) is captured as its repr, with readable
+    non-ASCII text and the surrogate as its escape, never an error."""
+    captured = PayloadCapture().capture({"name": "é", "bad": "\ud800"})
+    assert "\"{'name': 'é', 'bad': '\\\\ud800'}\"" == captured.json
+
+
+def test_span_event_attributes() -> None:
+    """A captured payload becomes the four ``taskdaemon.payload.*`` attributes."""
+    captured = PayloadCapture().capture({"a": 1})
+    assert {
+        t.PAYLOAD_JSON: '{"a":1}',
+        t.PAYLOAD_SIZE: 7,
+        t.PAYLOAD_SHA256: hashlib.sha256(b'{"a":1}').hexdigest(),
+        t.PAYLOAD_TRUNCATED: False,
+    } == captured.attributes()
