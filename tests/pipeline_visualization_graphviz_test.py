@@ -133,3 +133,88 @@ def test_hostile_names_render_unchanged() -> None:
     # A node id is the quoted name as written: backslashes doubled, a newline as \n.
     expected = [s.name.replace("\\", "\\\\").replace("\n", "\\n") for s in pipeline.stages]
     assert sorted(expected) == sorted(t for t in svg_nodes(svg) if t in expected)
+
+
+def _lines(dot: str, start: str) -> list[str]:
+    """The DOT lines that start with ``start`` (after the two-space indent)."""
+    return [line for line in dot.splitlines() if line.startswith(f"  {start}")]
+
+
+@pytest.mark.slow
+def test_edges_say_how_the_target_depends_on_the_source() -> None:
+    """An any-result completion edge is dashed, a success-only one solid, and a stage cancelled
+    by another's failure gets a dotted, grey, non-ranking edge from the cause, labelled with
+    the reason; Graphviz accepts all three."""
+    reason = "stage 'fail' failed (error_strategy: fail)"
+    pipeline = Pipeline(
+        "p",
+        (
+            Stage("fail", "python", (Manual(),)),
+            Stage("slow", "python", (Manual(),)),
+            Stage("any", "python", (OnCompletion("fail", success_only=False),)),
+            Stage("ok", "python", (OnCompletion("fail"),)),
+        ),
+    )
+    run = RunRecord(
+        "0" * 32,
+        "p",
+        "failure",
+        0.0,
+        1.0,
+        (
+            StageRecord("fail", "python", "failure"),
+            StageRecord("slow", "python", "cancelled", cancel_reason=reason, cancel_cause="fail"),
+            StageRecord("any", "python", "skipped"),
+            StageRecord("ok", "python", "skipped"),
+        ),
+        (),
+    )
+    dot = render_dot(pipeline, run)
+    assert _lines(dot, '"fail" ->') == [
+        '  "fail" -> "any" [label="on completion\\n(any result)", '
+        'tooltip="on completion of fail (any result)", style=dashed];',
+        '  "fail" -> "ok" [label="on completion", tooltip="on completion of fail"];',
+        '  "fail" -> "slow" [label="cancelled: stage \'fail\' failed\\n(error_strategy: fail)", '
+        "style=dotted, color=grey40, fontcolor=grey30, constraint=false, "
+        "tooltip=\"cancelled: stage 'fail' failed (error_strategy: fail)\"];",
+    ]
+    run_dot(dot, "svg")
+
+
+@pytest.mark.slow
+def test_gate_and_legend_ids_never_take_a_stage_name() -> None:
+    """A stage named like a gate or like the legend keeps its id; the gate and the legend get
+    a fresh one, so Graphviz draws every node once."""
+    pipeline = Pipeline(
+        "p",
+        (
+            Stage("condition:b:0", "python", (Manual(),)),
+            Stage("condition:b:0_", "python", (Manual(),)),
+            Stage("legend", "python", (Manual(),)),
+            Stage("b", "python", (OnCondition("request.x == 1"),)),
+        ),
+    )
+    run = RunRecord(
+        "0" * 32,
+        "p",
+        "running",
+        0.0,
+        None,
+        tuple(StageRecord(s.name, "python", "pending") for s in pipeline.stages),
+        (),
+    )
+    dot = render_dot(pipeline, run)
+    nodes = svg_nodes(run_dot(dot, "svg"))
+    assert (
+        '  "condition:b:0__" -> "b" [label="on condition", style=dashed, '
+        'tooltip="on condition request.x == 1"];',
+        ["condition:b:0", "condition:b:0_", "legend", "b", "condition:b:0__", "legend_"],
+    ) == (_lines(dot, '"condition:b:0__" ->')[0], nodes)
+
+
+def test_carriage_returns_and_control_characters_in_names() -> None:
+    """A CRLF in a name is one line break and other control characters become spaces (which
+    Graphviz would reject)."""
+    pipeline = Pipeline("p", (Stage("a\r\nb\x07c", "python", (Manual(),)),))
+    (node,) = _lines(render_dot(pipeline), '"a')
+    assert node.startswith('  "a\\nb c" [label="a\\nb c\\n(python loop)"')
