@@ -5,8 +5,10 @@
 # Usage: scripts/mutation.sh [--fresh] [MODULE ...]
 #   MODULE  a source path such as pipeline/triggers.py or src/taskdaemon/pipeline/triggers.py;
 #           none means the core modules listed in core_modules below.
-#   --fresh forget earlier results of these modules and test every mutant again (use it for the
-#           scores recorded in docs/mutation.md; without it mutmut only re-tests what changed).
+#   --fresh forget earlier results of these modules and test every mutant again. Without it,
+#           mutmut only tests the mutants of functions changed since the last run: after
+#           adding tests, re-test survivors with `mutmut run NAME...` in .mutation/<module>, or
+#           use --fresh (as for the scores recorded in docs/mutation.md).
 # Environment:
 #   MUTATION_TESTS     space-separated test files to run instead of the module's own selection
 #   MUTATION_CHILDREN  parallel mutmut workers (default 1: the machine is shared)
@@ -66,7 +68,7 @@ modules=()
 for arg in "$@"; do
     case "$arg" in
         --fresh) fresh=1 ;;
-        -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) modules+=("$arg") ;;
     esac
 done
@@ -100,8 +102,9 @@ for module in "${modules[@]}"; do
     rm -rf "$work/src" "$work/tests"
     git ls-files -z --cached --others --exclude-standard -- . ":(exclude).mutation" ":(exclude).venv" \
         | tar -c --null -T - -f - 2>/dev/null | tar -x -C "$work" -f -
-    # Changed sources are mutated again; mutmut keeps the verdicts of unchanged functions.
-    rm -rf "$work/mutants/src" "$work/mutants/tests"
+    # mutmut mutates a source again when it is newer than its mutated copy (tar keeps the
+    # mtimes) and keeps its verdicts otherwise; the tests are copied afresh on every run.
+    rm -rf "$work/mutants/tests"
     if grep -q '^\[tool\.mutmut\]' "$work/pyproject.toml"; then
         echo "mutation.sh: pyproject.toml already has [tool.mutmut]; this script writes its own" >&2
         exit 2
