@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shutil
 import subprocess
@@ -218,3 +219,41 @@ def test_carriage_returns_and_control_characters_in_names() -> None:
     pipeline = Pipeline("p", (Stage("a\r\nb\x07c", "python", (Manual(),)),))
     (node,) = _lines(render_dot(pipeline), '"a')
     assert node.startswith('  "a\\nb c" [label="a\\nb c\\n(python loop)"')
+
+
+def test_text_over_2000_characters_is_cut_with_an_ellipsis() -> None:
+    """A DOT string keeps up to 2,000 characters; a longer one keeps 1,999 and an ellipsis
+    (Graphviz refuses quoted strings over 16,384 bytes)."""
+    labels = [
+        _lines(render_dot(Pipeline("p" * n, (Stage("a", "python", (Manual(),)),))), "label=")
+        for n in (2000, 2001)
+    ]
+    assert [[f'  label="{"p" * 2000}";'], [f'  label="{"p" * 1999}…";']] == labels
+
+
+def test_long_node_ids_are_cut_and_stay_unique() -> None:
+    """A name of 2,000 characters is its own node id; a longer one becomes its first 1,986
+    characters, an ellipsis and the first 12 hex digits of its SHA-256 (lone surrogates
+    included), so two long names sharing a prefix stay two nodes."""
+    exact, over, odd = "n" * 2000, "n" * 2001, "n" * 2000 + "\ud800"
+
+    def cut(name: str) -> str:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        return f"{'n' * 1986}…{digest}"
+
+    pipeline = Pipeline(
+        "p",
+        (
+            Stage(exact, "python", (Manual(),)),
+            Stage(over, "python", (OnCompletion(exact),)),
+            Stage(odd, "python", (Manual(),)),
+        ),
+    )
+    ids = [line.split(" [", 1)[0] for line in _lines(render_dot(pipeline), '"n')]
+    assert [
+        f'  "{exact}"',
+        f'  "{cut(over)}"',
+        f'  "{cut(odd)}"',
+        f'  "{exact}" -> "{cut(over)}"',
+    ] == ids
+    assert cut(over) != cut(odd)
