@@ -44,8 +44,7 @@ tests_for() {
             echo tests/pipeline_visualization_test.py tests/pipeline_visualization_graphviz_test.py \
                 tests/pipeline_visualization_cli_test.py ;;
         pipeline/tracking/reconstruct.py)
-            echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py \
-                tests/pipeline_tracking_store_test.py tests/pipeline_tracking_live_store_test.py ;;
+            echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
         pipeline/payloads.py | pipeline/redaction*.py)
             echo tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
                 tests/pipeline_tracking_reconstruct_test.py ;;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -385,3 +386,94 @@ def test_edges_fall_back_to_the_stage_spans_upstream() -> None:
         EdgeRecord("build", "test", ""),
         EdgeRecord("test", "deploy", ""),
     ) == reconstruct_run(_with(spans, root, changed)).edges
+
+
+def _plan_attempt(spans: list[SpanRecord], **changes: Any) -> AttemptRecord:
+    """The plan stage's attempt rebuilt after ``changes`` to its span (``attributes`` are
+    merged into the span's, a None value removing the key)."""
+    plan = next(s for s in spans if s.name == "plan")
+    attributes = {**plan.attributes, **changes.pop("attributes", {})}
+    attributes = {k: v for k, v in attributes.items() if v is not None}
+    changed = dataclasses.replace(plan, attributes=attributes, **changes)
+    return reconstruct_run(_with(spans, plan, changed)).stage("plan").attempts[0]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(True, None), (False, None), ("abc", None), ("1.5", 1.5), (2, 2.0), ([1], None)],
+)
+def test_numeric_attributes_of_the_wrong_type_read_as_unknown(value: Any, expected: Any) -> None:
+    """A number written as a bool, a list or a non-numeric string is unknown (None), never a
+    1 or 0; a numeric string is read."""
+    attempt = _plan_attempt(
+        example_spans(),
+        attributes={t.STAGE_QUEUE_TIME: value, t.STAGE_PEAK_MEMORY: value},
+    )
+    memory = None if expected is None or value == "1.5" else int(expected)
+    assert (expected, memory) == (attempt.queue_time, attempt.peak_memory_bytes)
+
+
+def test_instance_and_attempt_numbers_default_when_unreadable() -> None:
+    """An instance or attempt number that is a bool or missing reads as instance 0, attempt 1."""
+    attempt = _plan_attempt(
+        example_spans(), attributes={t.STAGE_INSTANCE: True, t.STAGE_ATTEMPT: None}
+    )
+    assert (0, 1) == (attempt.instance, attempt.attempt)
+
+
+def test_payload_event_without_json_is_no_payload() -> None:
+    """A ``stage.input`` event without the JSON attribute gives no inputs; a non-string JSON
+    value is read as text."""
+    events = (
+        SpanEventRecord(t.EVENT_STAGE_INPUT, T0, {}),
+        SpanEventRecord(t.EVENT_STAGE_OUTPUT, T0, {t.PAYLOAD_JSON: 7}),
+    )
+    attempt = _plan_attempt(example_spans(), events=events)
+    assert (None, "7") == (attempt.inputs, attempt.outputs)
+
+
+def test_open_stage_span_in_a_running_run_is_running() -> None:
+    """An open stage span reads running while nobody says the writer is gone."""
+    spans = example_spans()
+    root = _root(spans)
+    spans = _with(spans, root, dataclasses.replace(root, end_ns=None))
+    attempt = _plan_attempt(spans, end_ns=None)
+    assert ("running", None) == (attempt.status, attempt.end)
+
+
+def test_attempt_error_prefers_the_stage_message_then_the_span_status() -> None:
+    """The attempt's error is ``taskdaemon.stage.error.message``, else the span's status
+    message, else none."""
+    spans = example_spans()
+    both = _plan_attempt(
+        spans, attributes={t.STAGE_ERROR_MESSAGE: "exit 3"}, status_message="status text"
+    )
+    status_only = _plan_attempt(spans, status_message="status text")
+    neither = _plan_attempt(spans)
+    assert ["exit 3", "status text", None] == [both.error, status_only.error, neither.error]
+
+
+def test_cancelled_attempt_says_why() -> None:
+    """A cancelled attempt without an error reads ``cancelled: <reason>`` and keeps the reason
+    and the causing stage; an error it has is kept; a reason on an attempt that was not
+    cancelled is kept but makes no error."""
+    spans = example_spans()
+    cancel = {
+        t.STAGE_STATUS: "cancelled",
+        t.STAGE_CANCEL_REASON: "stage 'x' failed",
+        t.STAGE_CANCEL_CAUSE: "x",
+    }
+    cancelled = _plan_attempt(spans, attributes=cancel)
+    with_error = _plan_attempt(spans, attributes={**cancel, t.STAGE_ERROR_MESSAGE: "killed"})
+    not_cancelled = _plan_attempt(
+        spans, attributes={**cancel, t.STAGE_STATUS: "success", t.STAGE_CANCEL_CAUSE: None}
+    )
+    assert [
+        (cancelled.status, cancelled.error, cancelled.cancel_reason, cancelled.cancel_cause),
+        (with_error.error, with_error.cancel_reason),
+        (not_cancelled.error, not_cancelled.cancel_reason, not_cancelled.cancel_cause),
+    ] == [
+        ("cancelled", "cancelled: stage 'x' failed", "stage 'x' failed", "x"),
+        ("killed", "stage 'x' failed"),
+        (None, "stage 'x' failed", None),
+    ]
