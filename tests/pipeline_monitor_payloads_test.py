@@ -194,3 +194,19 @@ def test_span_event_attributes() -> None:
         t.PAYLOAD_SHA256: hashlib.sha256(b'{"a":1}').hexdigest(),
         t.PAYLOAD_TRUNCATED: False,
     } == captured.attributes()
+
+
+class _Surrogate:
+    """A value whose text (str and repr alike) holds a lone surrogate, which UTF-8 cannot."""
+
+    def __str__(self) -> str:
+        return "a\ud800b"
+
+    __repr__ = __str__
+
+
+def test_a_repr_that_utf8_cannot_hold_is_captured_with_a_replacement() -> None:
+    """Capture never raises: when even the fallback repr holds a lone surrogate, that
+    character is replaced by ``?``."""
+    captured = PayloadCapture().capture({"v": _Surrogate()})
+    assert "\"{'v': a?b}\"" == captured.json

@@ -63,9 +63,11 @@ def test_a_retried_stage_keeps_every_attempt() -> None:
 
 def test_attempt_carries_payloads_and_resources() -> None:
     """Inputs/outputs come from span events; cpu, memory, queue and trigger wait from attributes."""
-    plan = reconstruct_run(example_spans()).stage("plan").attempts[0]
+    spans = example_spans()
+    plan = reconstruct_run(spans).stage("plan").attempts[0]
+    plan_span = next(s for s in spans if s.name == "plan")
     expected = AttemptRecord(
-        task_run_id=plan.task_run_id,
+        task_run_id=f"{plan_span.trace_id}/plan/0/1",
         instance=0,
         attempt=1,
         status="success",
@@ -77,7 +79,7 @@ def test_attempt_carries_payloads_and_resources() -> None:
         peak_memory_bytes=12_345_678,
         inputs='{"goal": "ship"}',
         outputs='{"plan": ["a", "b"]}',
-        span_id=plan.span_id,
+        span_id=plan_span.span_id,
     )
     assert expected == plan
 
@@ -413,12 +415,20 @@ def test_numeric_attributes_of_the_wrong_type_read_as_unknown(value: Any, expect
     assert (expected, memory) == (attempt.queue_time, attempt.peak_memory_bytes)
 
 
-def test_instance_and_attempt_numbers_default_when_unreadable() -> None:
-    """An instance or attempt number that is a bool or missing reads as instance 0, attempt 1."""
-    attempt = _plan_attempt(
-        example_spans(), attributes={t.STAGE_INSTANCE: True, t.STAGE_ATTEMPT: None}
+def test_attempt_identity_defaults_when_unreadable() -> None:
+    """An instance or attempt number that is a bool, missing or zero reads as instance 0,
+    attempt 1 (attempts count from 1); without a task run id the span id stands in."""
+    spans = example_spans()
+    plan_span = next(s for s in spans if s.name == "plan")
+    unreadable = _plan_attempt(
+        spans,
+        attributes={t.STAGE_INSTANCE: True, t.STAGE_ATTEMPT: None, t.CICD_TASK_RUN_ID: None},
     )
-    assert (0, 1) == (attempt.instance, attempt.attempt)
+    zero = _plan_attempt(spans, attributes={t.STAGE_INSTANCE: 0, t.STAGE_ATTEMPT: 0})
+    assert [(0, 1, plan_span.span_id), (0, 1)] == [
+        (unreadable.instance, unreadable.attempt, unreadable.task_run_id),
+        (zero.instance, zero.attempt),
+    ]
 
 
 def test_payload_event_without_json_is_no_payload() -> None:
