@@ -222,7 +222,7 @@ def test_summary_counts_stages_and_failures() -> None:
 
 def test_no_spans_is_an_error() -> None:
     """An empty trace cannot be reconstructed."""
-    with pytest.raises(ValueError, match="no spans"):
+    with pytest.raises(ValueError, match=r"^no spans to reconstruct a run from$"):
         reconstruct_run([])
 
 
@@ -487,3 +487,74 @@ def test_cancelled_attempt_says_why() -> None:
         ("killed", "stage 'x' failed"),
         (None, "stage 'x' failed", None),
     ]
+
+
+def test_pipeline_name_comes_from_the_run_span_then_a_stage_then_the_span_name() -> None:
+    """The pipeline is the run span's ``cicd.pipeline.name``; without it, a stage span's; without
+    either, the run span's name after ``RUN ``; with no run span and no name, empty."""
+    spans = example_spans()
+    root = _root(spans)
+
+    def named(root_name: str | None, stage_name: str | None, *, keep_root: bool = True) -> str:
+        changed = []
+        for span in spans:
+            value = root_name if span is root else stage_name
+            attributes = {k: v for k, v in span.attributes.items() if k != t.CICD_PIPELINE_NAME}
+            if value is not None:
+                attributes[t.CICD_PIPELINE_NAME] = value
+            if keep_root or span is not root:
+                changed.append(dataclasses.replace(span, attributes=attributes))
+        return reconstruct_run(changed).pipeline
+
+    assert [
+        named("from-root", "from-stage"),
+        named(None, "from-stage"),
+        named(None, None),
+        named(None, None, keep_root=False),
+    ] == ["from-root", "from-stage", "demo", ""]
+
+
+def test_run_span_is_found_by_its_action_before_its_name() -> None:
+    """Of two parentless spans, the one marked ``cicd.pipeline.action.name=RUN`` is the run
+    span, even when an earlier one is merely named ``RUN …``."""
+    spans = example_spans()
+    root = _root(spans)
+    decoy = dataclasses.replace(
+        root, span_id="d" * 16, name="RUN decoy", start_ns=T0 - S, attributes={}
+    )
+    renamed = dataclasses.replace(root, name="custom")
+    run = reconstruct_run([decoy, *_with(spans, root, renamed)])
+    assert ("demo", T0 / 1e9) == (run.pipeline, run.start)
+
+
+def test_only_spans_with_a_stage_name_are_stages() -> None:
+    """A span whose stage name is empty or not a string is no stage; a single non-list value of
+    a list attribute reads as a one-item list."""
+    spans = example_spans()
+    plan = next(s for s in spans if s.name == "plan")
+    odd = [
+        dataclasses.replace(
+            plan, span_id=f"{n:016x}", attributes={**plan.attributes, t.CICD_TASK_NAME: name}
+        )
+        for n, name in ((1, ""), (2, 5))
+    ]
+    spans = _with(
+        spans, plan, dataclasses.replace(plan, attributes={**plan.attributes, t.STAGE_TRIGGERS: 7})
+    )
+    run = reconstruct_run([*spans, *odd])
+    assert (["plan", "build", "test", "deploy"], ("7",)) == (
+        [s.name for s in run.stages],
+        run.stage("plan").triggers,
+    )
+
+
+def test_error_type_attribute_beats_the_exception_event() -> None:
+    """``error.type`` on the span names the attempt's error type; the exception event's type and
+    message fill in only what the attributes lack."""
+    exception = SpanEventRecord(
+        "exception", T0, {"exception.type": "OSError", "exception.message": "disk full"}
+    )
+    attempt = _plan_attempt(
+        example_spans(), attributes={t.ERROR_TYPE: "StageError"}, events=(exception,)
+    )
+    assert ("StageError", "disk full") == (attempt.error_type, attempt.error)
