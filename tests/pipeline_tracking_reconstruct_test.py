@@ -558,3 +558,59 @@ def test_error_type_attribute_beats_the_exception_event() -> None:
         example_spans(), attributes={t.ERROR_TYPE: "StageError"}, events=(exception,)
     )
     assert ("StageError", "disk full") == (attempt.error_type, attempt.error)
+
+
+def _without_deploy_spans(*, root_end: bool, loops: tuple[str, ...] = ()) -> list[SpanRecord]:
+    """The example run without any deploy span; the run span ended or open, and declaring
+    ``loops`` as the stages' loop types."""
+    spans = [s for s in example_spans() if s.name != "deploy"]
+    root = _root(spans)
+    attributes = {**root.attributes, t.PIPELINE_STAGE_LOOPS: loops}
+    changed = dataclasses.replace(
+        root, attributes=attributes, end_ns=root.end_ns if root_end else None
+    )
+    return _with(spans, root, changed)
+
+
+def test_stage_without_spans_reads_by_how_the_run_ended() -> None:
+    """A declared stage without any span is skipped ("never ran") in an ended run, skipped
+    ("run interrupted") in an interrupted one, pending in a running one; its loop type comes
+    from the run span's list. A stage that ran has no skip reason."""
+    loops = ("plan", "command", "phase", "command")
+    ended = reconstruct_run(_without_deploy_spans(root_end=True, loops=loops))
+    interrupted = reconstruct_run(_without_deploy_spans(root_end=False), interrupted=True)
+    running = reconstruct_run(_without_deploy_spans(root_end=False))
+    assert [
+        (ended.stage("deploy").status, ended.stage("deploy").skip_reason),
+        (interrupted.stage("deploy").status, interrupted.stage("deploy").skip_reason),
+        (running.stage("deploy").status, running.stage("deploy").skip_reason),
+        (ended.stage("deploy").loop, running.stage("deploy").loop),
+        (ended.stage("plan").skip_reason, ended.stage("plan").status),
+    ] == [
+        ("skipped", "never ran"),
+        ("skipped", "run interrupted"),
+        ("pending", None),
+        ("command", ""),
+        (None, "success"),
+    ]
+
+
+def test_skip_span_carries_the_cancel_reason_and_cause() -> None:
+    """A stage a stop kept from starting (a skip span with cancel attributes) keeps the reason
+    and the stage whose failure caused it."""
+    spans = example_spans()
+    deploy = next(s for s in spans if s.name == "deploy")
+    attributes = {
+        **deploy.attributes,
+        t.STAGE_CANCEL_REASON: "stage 'test' failed",
+        t.STAGE_CANCEL_CAUSE: "test",
+    }
+    stage = reconstruct_run(
+        _with(spans, deploy, dataclasses.replace(deploy, attributes=attributes))
+    ).stage("deploy")
+    assert ("skipped", "condition false", "stage 'test' failed", "test") == (
+        stage.status,
+        stage.skip_reason,
+        stage.cancel_reason,
+        stage.cancel_cause,
+    )
