@@ -614,3 +614,51 @@ def test_skip_span_carries_the_cancel_reason_and_cause() -> None:
         stage.cancel_reason,
         stage.cancel_cause,
     )
+
+
+def test_stage_fields_come_from_its_first_span_then_the_run_span() -> None:
+    """Loop type, triggers, upstream and trigger mode are read from the stage's first span; a
+    span without a loop type takes the run span's declared one, and with neither it is empty."""
+    spans = example_spans()
+    root = _root(spans)
+    build1 = next(s for s in spans if s.name == "build" and s.attributes[t.STAGE_ATTEMPT] == 1)
+    plan = next(s for s in spans if s.name == "plan")
+    spans = _with(
+        spans,
+        build1,
+        dataclasses.replace(build1, attributes={**build1.attributes, t.STAGE_TRIGGER_MODE: "all"}),
+    )
+    no_loop = {k: v for k, v in plan.attributes.items() if k != t.STAGE_LOOP}
+    spans = _with(spans, plan, dataclasses.replace(plan, attributes=no_loop))
+    declared = {**root.attributes, t.PIPELINE_STAGE_LOOPS: ("declared-plan",)}
+    with_loops = _with(spans, root, dataclasses.replace(root, attributes=declared))
+    build = reconstruct_run(spans).stage("build")
+    assert [
+        (build.loop, build.triggers, build.upstream, build.trigger_mode),
+        reconstruct_run(spans).stage("plan").loop,
+        reconstruct_run(with_loops).stage("plan").loop,
+        reconstruct_run(spans).stage("test").trigger_mode,
+    ] == [
+        ("command", ("on completion of plan",), ("plan",), "all"),
+        "",
+        "declared-plan",
+        None,
+    ]
+
+
+def test_cancelled_stage_takes_the_reason_of_its_cancelled_attempt() -> None:
+    """A stage whose attempt a stop cancelled carries that attempt's reason and cause."""
+    stage_attrs = {
+        t.STAGE_STATUS: "cancelled",
+        t.STAGE_CANCEL_REASON: "stage 'x' failed",
+        t.STAGE_CANCEL_CAUSE: "x",
+    }
+    spans = example_spans()
+    plan = next(s for s in spans if s.name == "plan")
+    changed = dataclasses.replace(plan, attributes={**plan.attributes, **stage_attrs})
+    stage = reconstruct_run(_with(spans, plan, changed)).stage("plan")
+    assert ("cancelled", "stage 'x' failed", "x") == (
+        stage.status,
+        stage.cancel_reason,
+        stage.cancel_cause,
+    )
