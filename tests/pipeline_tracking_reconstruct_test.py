@@ -520,11 +520,20 @@ def test_run_span_is_found_by_its_action_before_its_name() -> None:
     spans = example_spans()
     root = _root(spans)
     decoy = dataclasses.replace(
-        root, span_id="d" * 16, name="RUN decoy", start_ns=T0 - S, attributes={}
+        root, trace_id="e" * 32, span_id="d" * 16, name="RUN decoy", start_ns=T0 - S, attributes={}
     )
     renamed = dataclasses.replace(root, name="custom")
     run = reconstruct_run([decoy, *_with(spans, root, renamed)])
-    assert ("demo", T0 / 1e9) == (run.pipeline, run.start)
+    assert ("demo", T0 / 1e9, root.trace_id) == (run.pipeline, run.start, run.run_id)
+
+
+def test_run_keeps_the_run_span_attributes_and_replay_origin() -> None:
+    """The record carries every attribute of the run span and the run it replays."""
+    spans = example_spans()
+    root = _root(spans)
+    attributes = {**root.attributes, t.PIPELINE_REPLAY_OF: "f" * 32}
+    run = reconstruct_run(_with(spans, root, dataclasses.replace(root, attributes=attributes)))
+    assert ("f" * 32, attributes) == (run.replay_of, run.attributes)
 
 
 def test_only_spans_with_a_stage_name_are_stages() -> None:
