@@ -257,3 +257,11 @@ def test_long_node_ids_are_cut_and_stay_unique() -> None:
         f'  "{exact}" -> "{cut(over)}"',
     ] == ids
     assert cut(over) != cut(odd)
+
+
+@pytest.mark.slow
+def test_run_without_stages_has_no_legend() -> None:
+    """A run known only by its run span (no stage yet) draws no empty legend; Graphviz accepts
+    the graph."""
+    dot = render_dot(None, RunRecord("0" * 32, "p", "running", 0.0, None, (), ()))
+    assert ("cluster_legend" in dot, svg_nodes(run_dot(dot, "svg"))) == (False, [])
