@@ -30,6 +30,7 @@ core_modules=(
     pipeline/visualization/_dot.py
     pipeline/tracking/reconstruct.py
     pipeline/payloads.py
+    pipeline/redaction.py
 )
 
 # The tests that exercise each module, fast ones first. mutmut runs, for each mutant, only the
@@ -45,9 +46,9 @@ tests_for() {
                 tests/pipeline_visualization_cli_test.py ;;
         pipeline/tracking/reconstruct.py)
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
-        pipeline/payloads.py | pipeline/redaction*.py)
-            echo tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
-                tests/pipeline_tracking_reconstruct_test.py ;;
+        pipeline/payloads.py | pipeline/redaction.py)
+            echo tests/pipeline_redaction_test.py tests/pipeline_monitor_payloads_test.py \
+                tests/pipeline_monitor_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
