@@ -142,7 +142,15 @@ def test_a_dump_of_a_paused_run_holds_everything_and_reads_back_as_a_span_source
     assert manifest["run_id"] == run_id
     for name, info in manifest["files"].items():
         assert hashlib.sha256(found[name]).hexdigest() == info["sha256"]
-    assert any("logs" in note for note in manifest["notes"])
+    logs = json.loads(found["logs.otlp.json"])
+    records = [
+        record
+        for resource in logs["resourceLogs"]
+        for scope in resource["scopeLogs"]
+        for record in scope["logRecords"]
+    ]
+    assert {r["traceId"] for r in records} == {run_id}  # a's output lines, from the store
+    assert any('"x": 1' in r["body"]["stringValue"] for r in records)
     engine = json.loads(found["engine.json"])
     assert [p["stage"] for p in engine["paused"]] == ["b"]
     assert engine["stages"]["b"]["status"] == "paused"

@@ -16,6 +16,7 @@ Actions (fields in brackets are optional)::
     delete [id]                         delete one breakpoint, or all of this run's
     detach                              delete this run's breakpoints, leave step mode, resume
     dump [path]                         write a debug dump (when the process can)
+    sync                                flush the process's log handlers into the store
 
 ``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,7 @@ from taskdaemon.pipeline.errors import PipelineError
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession, Engine
 
-__all__ = ["ACTIONS", "DebugOps"]
+__all__ = ["ACTIONS", "DebugOps", "flush_log_handlers"]
 
 ACTIONS = (
     "state",
@@ -47,10 +49,19 @@ ACTIONS = (
     "delete",
     "detach",
     "dump",
+    "sync",
 )
 _MAX_WAIT = 30.0
 
 DumpWriter = Callable[[str, str | None], Awaitable[str]]
+
+
+def flush_log_handlers() -> None:
+    """Flush the root logger's handlers (the store's log writer among them), so that what was
+    logged so far can be read from the store."""
+    for handler in list(logging.getLogger().handlers):
+        with contextlib.suppress(Exception):  # a handler's own failure is not the debugger's
+            handler.flush()
 
 
 def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
@@ -130,6 +141,9 @@ class DebugOps:
             return {"breakpoint": bp.as_dict()}
         if action == "delete":
             return {"deleted": self._delete(request.get("id"))}
+        if action == "sync":
+            await asyncio.get_running_loop().run_in_executor(None, flush_log_handlers)
+            return {}
         if action == "detach":
             deleted = self._delete(None)
             return {"deleted": deleted, "resumed": session.continue_(run_id, by=by)}

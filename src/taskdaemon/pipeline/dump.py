@@ -6,8 +6,9 @@ Members (flat, no directories)::
                        other member's size and sha256
     spans.otlp.json    the run's spans, one OTLP JSON document (the collector file exporter's
                        format: readable by ``otlp-json://`` too)
-    logs.otlp.json     the run's log records as OTLP JSON ({"resourceLogs": []} while the span
-                       store keeps no logs: the manifest says so)
+    logs.otlp.json     the run's log records from the embedded store, as OTLP JSON logs (the
+                       collector file exporter's format); empty, with a manifest note, when
+                       the span source is not the embedded store
     run.json           the run record rebuilt from the spans
     definition.json    the pipeline as loaded (when the writer has it)
     dag.dot, dag.svg   the DAG with the run's states (SVG when Graphviz's ``dot`` is installed)
@@ -50,7 +51,14 @@ from taskdaemon.pipeline.tracking.otlp_json import encode_traces
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
-__all__ = ["DUMP_FORMAT", "DUMP_VERSION", "SPANS_MEMBER", "default_dump_path", "write_dump"]
+__all__ = [
+    "DUMP_FORMAT",
+    "DUMP_VERSION",
+    "SPANS_MEMBER",
+    "default_dump_path",
+    "stored_logs",
+    "write_dump",
+]
 
 DUMP_FORMAT: Final = "taskdaemon-dump"
 DUMP_VERSION: Final = 1
@@ -62,6 +70,19 @@ def default_dump_path(home: Path, run_id: str) -> Path:
     """``$TASKDAEMON_HOME/dumps/<run_id>-<UTC time>.tar.gz``."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return home / "dumps" / f"{run_id}-{stamp}.tar.gz"
+
+
+def stored_logs(source_url: str, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's log records in the embedded store at ``source_url`` as OTLP JSON logs, or
+    (None, why not): the store keeps them beside the spans (``tracking/log_read.py``)."""
+    from taskdaemon.pipeline.errors import SpanSourceError  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.log_read import encode_logs, run_log_records  # noqa: PLC0415
+
+    try:
+        rows = run_log_records(source_url, run_id)
+    except (SpanSourceError, OSError, ValueError) as exc:
+        return None, f"logs.otlp.json: no log records ({str(exc).splitlines()[0]})"
+    return encode_logs(rows), None
 
 
 def _plain(value: Any) -> Any:
@@ -138,6 +159,7 @@ def write_dump(
     settings: Any = None,
     capture: PayloadCapture | None = None,
     logs: Mapping[str, Any] | None = None,
+    logs_note: str | None = None,
 ) -> Path:
     """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
     name then renamed, mode 0600) and return ``path``. ``spans`` are the run's spans from the
@@ -156,7 +178,7 @@ def write_dump(
         "run.json": _json(dataclasses.asdict(record)),
     }
     if logs is None:
-        notes.append("logs.otlp.json: this version's span store keeps no log records")
+        notes.append(logs_note or "logs.otlp.json: the writer had no log records")
         logs = {"resourceLogs": []}
     members["logs.otlp.json"] = _json(logs)
     if pipeline is not None:

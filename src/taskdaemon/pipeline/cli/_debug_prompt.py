@@ -44,7 +44,7 @@ COMMANDS: dict[str, str] = {
     "set": "set STAGE INPUT JSON: override an input of a paused stage before it runs",
     "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
     "retry": "retry [STAGE]: run a stage paused at its failure again",
-    "logs": "logs STAGE: the stage's executions and their errors",
+    "logs": "logs STAGE: the stage's executions, errors and last log records",
     "dump": "dump [PATH]: write a debug dump of the run (.tar.gz)",
     "quit": "quit: cancel the run and leave",
     "help": "help: this list",
@@ -72,6 +72,7 @@ class DebugPrompt:
         self._history = history
         self._by = by
         self._stages: list[str] = []
+        self._run_id = ""
         self._interactive = self._in.isatty()
         self.done = False  # the run ended
         self.quit = False
@@ -82,6 +83,7 @@ class DebugPrompt:
         """Report the first stop, then read and run commands until the input ends or quit."""
         state = self._call({"action": "state"})
         self._stages = list(state["state"]["stages"])
+        self._run_id = str(state["state"]["run_id"])
         if self._interactive:
             self._setup_readline()
         self._print(
@@ -281,6 +283,25 @@ class DebugPrompt:
                 self._print(f"  error: {paused['error']}")
         if not seen["instances"]:
             self._print(f"  {stage} has not run yet")
+        self._print_logs(stage)
+
+    def _print_logs(self, stage: str, last: int = 40) -> None:
+        """The stage's last log records, read from the embedded store (the same home)."""
+        from taskdaemon.pipeline.errors import SpanSourceError  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.log_read import run_log_records  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.sources import default_source_url  # noqa: PLC0415
+
+        with contextlib.suppress(PipelineError):  # an older process: read what is stored
+            self._call({"action": "sync"})
+        try:
+            rows = run_log_records(default_source_url(), self._run_id, stage=stage)
+        except (SpanSourceError, OSError) as exc:
+            self._print(f"  no log records: {str(exc).splitlines()[0]}")
+            return
+        if len(rows) > last:
+            self._print(f"  ... {len(rows) - last} earlier record(s); taskdaemon logs shows all")
+        for row in rows[-last:]:
+            self._print(f"  [{row.level}] {row.body}")
 
     def _do_dump(self, args: Sequence[str]) -> None:
         answer = self._call({"action": "dump", "path": args[0] if args else None})

@@ -33,10 +33,18 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
     async def write(run_id: str, path: str | None) -> str:
         from opentelemetry import trace  # noqa: PLC0415
 
-        from taskdaemon.pipeline.dump import default_dump_path, write_dump  # noqa: PLC0415
+        from taskdaemon.pipeline.debug_ops import flush_log_handlers  # noqa: PLC0415
+        from taskdaemon.pipeline.dump import (  # noqa: PLC0415
+            default_dump_path,
+            stored_logs,
+            write_dump,
+        )
         from taskdaemon.pipeline.engine import engine_state  # noqa: PLC0415
         from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-        from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
+            default_source_url,
+            open_source,
+        )
         from taskdaemon.pipeline.tracking.writer import flush_open_spans  # noqa: PLC0415
 
         handle = engine.get_run(run_id)
@@ -53,6 +61,7 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
         def blocking() -> str:
             if monitor is not None:
                 monitor.flush()
+            flush_log_handlers()  # the store's log writer: the run's records so far
             flush = getattr(trace.get_tracer_provider(), "force_flush", None)
             if callable(flush):
                 flush()
@@ -62,10 +71,13 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
                 spans = source.get_trace(handle.run_id)
             finally:
                 source.close()
+            logs, logs_note = stored_logs(default_source_url(), handle.run_id)
             written = write_dump(
                 target,
                 handle.run_id,
                 spans,
+                logs=logs,
+                logs_note=logs_note,
                 pipeline=handle.pipeline,
                 engine_state=state,
                 metrics=metrics,

@@ -61,10 +61,13 @@ def dump_command(args: argparse.Namespace) -> int:
 
 
 def _from_source(run_id: str, output: str | None, url: str | None) -> int:
-    from taskdaemon.pipeline.dump import default_dump_path, write_dump  # noqa: PLC0415
+    from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump  # noqa: PLC0415
     from taskdaemon.pipeline.payloads import PayloadCapture  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
+        default_source_url,
+        open_source,
+    )
 
     settings = load_settings()
     try:
@@ -80,7 +83,16 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
         capture = PayloadCapture(
             max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
         )
-        written = write_dump(target, full_id, spans, settings=settings, capture=capture)
+        logs, logs_note = stored_logs(url or default_source_url(), full_id)
+        written = write_dump(
+            target,
+            full_id,
+            spans,
+            settings=settings,
+            capture=capture,
+            logs=logs,
+            logs_note=logs_note,
+        )
     except (PipelineError, SpanSourceError, ValueError, OSError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     print(written.absolute(), flush=True)

@@ -253,3 +253,8 @@ class _StoreHandler(logging.Handler):
             self._writer.write_record(record)
         except Exception:
             self.handleError(record)
+
+    def flush(self) -> None:
+        """Wait until what was handed to the writer is in the store (``logging``'s flush:
+        a debug dump or the debugger's ``logs`` reads the store right after)."""
+        self._writer.flush()
