@@ -47,8 +47,8 @@ tests_for() {
         pipeline/tracking/reconstruct.py)
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
-            echo tests/pipeline_redaction_test.py tests/pipeline_monitor_payloads_test.py \
-                tests/pipeline_monitor_test.py ;;
+            echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
+                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
@@ -123,11 +123,23 @@ for module in "${modules[@]}"; do
             "$(printf '"%s", ' "${existing[@]}" | sed 's/, $//')"
     } >>"$work/pyproject.toml"
 
+    # While mutmut maps tests to functions (MUTANT_UNDER_TEST=stats), a Python subprocess a
+    # test starts would try to record its hits too and fail: mutmut reads its configuration
+    # from the working directory, which the subprocess does not share. It runs unmutated then
+    # (its functions are not credited to the test); for each mutant it runs the mutant.
+    mkdir -p "$work/site"
+    cat >"$work/site/sitecustomize.py" <<'PY'
+import os
+
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    del os.environ["MUTANT_UNDER_TEST"]
+PY
+
     echo "== $source against ${existing[*]}"
     mkdir -p "$work/mutants/src"
     (
         cd "$work"
-        PYTHONPATH="$work/mutants/src${PYTHONPATH:+:$PYTHONPATH}" \
+        PYTHONPATH="$work/site:$work/mutants/src${PYTHONPATH:+:$PYTHONPATH}" \
             nice -n 19 "$mutmut" run --max-children "${MUTATION_CHILDREN:-1}" >"$work/run.log" 2>&1
     ) || { echo "mutation.sh: mutmut failed on $module, see $work/run.log" >&2; status=1; continue; }
     (cd "$work" && "$mutmut" export-cicd-stats >/dev/null)

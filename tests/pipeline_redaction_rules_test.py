@@ -1,0 +1,118 @@
+"""Redaction rules one by one: key words on a fresh matcher, each secret shape on its own, and
+the kinds of container the walk enters.
+
+The matchers are shared and remember their verdicts, so a test that only goes through
+``redact()`` may be answered from memory; these build their own :class:`KeyMatcher` (see
+docs/mutation.md for why that matters to mutation testing).
+"""
+
+from __future__ import annotations
+
+import types
+from collections import namedtuple
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline.redaction import REDACTED, KeyMatcher, key_words, redact, redact_text
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("password", True),
+        ("db_password", True),
+        ("sessionToken", True),
+        ("X-Api-Key", True),  # the words "api", "key" joined by "_"
+        ("apikey", True),
+        ("PRIVATEKEY", True),
+        ("private_key_id", True),
+        ("a_b_c_d_token", True),  # a secret word late in the key
+        ("passed", False),
+        ("tokenizer", False),
+        ("passage", False),
+        ("api_x_key", False),  # the words must be next to each other
+        ("key_api", False),
+        ("", False),
+    ],
+)
+def test_default_key_words(key: str, secret: bool) -> None:
+    """A key is secret when a word of it, or a run of adjacent words, is a secret word."""
+    assert secret == KeyMatcher()(key)
+
+
+def test_custom_patterns_match_words_and_runs_of_up_to_three_words() -> None:
+    """A pattern matches, case-insensitively and in full, a word or a run of two or three
+    adjacent words joined by ``_`` or by nothing; no pattern at all matches nothing."""
+    underscored = KeyMatcher(("other", "client_id"))
+    joined = KeyMatcher(("clientid",))
+    assert [
+        underscored("clientId"),
+        underscored("CLIENT-ID"),
+        underscored("other"),
+        joined("client_id"),
+        joined("client_secret_id"),
+        KeyMatcher(("one_two_three",))("one_two_three"),
+        KeyMatcher(("one_two_three_four",))("one_two_three_four"),
+        KeyMatcher(())("password"),
+    ] == [True, True, True, True, False, True, False, False]
+
+
+def test_key_words_are_lowercase() -> None:
+    """Keys split on separators and camelCase into lowercase words."""
+    assert [["x", "api", "key"], ["session", "token"], ["http", "server", "2"]] == [
+        key_words("X-Api-Key"),
+        key_words("sessionToken"),
+        key_words("HTTPServer2"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("id AKIAABCDEFGHIJKLMNOP here", f"id {REDACTED} here"),
+        ("id ASIAABCDEFGHIJKLMNOP here", f"id {REDACTED} here"),
+        ("id ABIAABCDEFGHIJKLMNOP here", f"id {REDACTED} here"),
+        ("id ACCAABCDEFGHIJKLMNOP here", f"id {REDACTED} here"),
+        ("AUTH: BEARER abcdef123456", f"AUTH: BEARER {REDACTED}"),
+        ("auth: Bearer abcdef123456", f"auth: Bearer {REDACTED}"),
+        ("slack xapp-1-A0123456789-abcdef", f"slack {REDACTED}"),
+        ("slack xoxb-1234567890-abcdef", f"slack {REDACTED}"),
+        ("gh ghp_" + "a" * 36, f"gh {REDACTED}"),
+        ("lab glpat-" + "a" * 20, f"lab {REDACTED}"),
+        ("db postgres://me:hunter2@db/x", f"db postgres://me:{REDACTED}@db/x"),
+    ],
+)
+def test_each_secret_shape_alone_is_redacted(text: str, expected: str) -> None:
+    """Each shape is found in a text that holds no other shape's marker."""
+    assert expected == redact_text(text)
+
+
+def test_plain_text_comes_back_as_it_is() -> None:
+    """A string without a secret shape is returned itself."""
+    text = "ASIA and Bearer are words here"
+    assert redact_text(text) is text
+
+
+class _Listish(list[Any]):
+    pass
+
+
+def test_the_walk_enters_every_kind_of_container() -> None:
+    """Strings at the top level, read-only mappings, list subclasses and named tuples are
+    walked like dicts, lists and tuples."""
+    pair = namedtuple("pair", "a b")
+    bearer = "Bearer abcdef123456"
+    assert [
+        redact(bearer),
+        redact(types.MappingProxyType({"password": "x", "n": 1})),
+        redact(_Listish([{"token": "t"}])),
+        redact(pair({"secret": 1}, 2)),
+        redact(7),
+    ] == [
+        f"Bearer {REDACTED}",
+        {"password": REDACTED, "n": 1},
+        [{"token": REDACTED}],
+        [{"secret": REDACTED}, 2],
+        7,
+    ]
