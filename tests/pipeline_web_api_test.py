@@ -141,7 +141,10 @@ async def test_stream_frames_events_and_answers_a_reconnect_with_a_full_snapshot
     heartbeat comment when idle, answers ``Last-Event-ID`` with the current snapshot, and ends
     with ``event: end`` once the approved run finished."""
     web = WebOptions(heartbeat=0.2)
-    async with served(web=web) as (url, run_id, _app), httpx.AsyncClient(headers=BEARER) as client:
+    async with (
+        served(web=web) as (url, run_id, _app),
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+    ):
         stream_url = f"{url}/api/runs/{run_id}/stream"
         async with client.stream("GET", stream_url) as response:
             first = await events(response, 3)
@@ -167,7 +170,7 @@ async def test_stream_frames_events_and_answers_a_reconnect_with_a_full_snapshot
 async def test_stream_needs_the_token_or_the_session_cookie() -> None:
     """Without credentials the stream is 401; the cookie ``/?token=`` sets opens it (what a
     browser's EventSource sends)."""
-    async with served() as (url, run_id, _app), httpx.AsyncClient() as client:
+    async with served() as (url, run_id, _app), httpx.AsyncClient(timeout=30) as client:
         refused = await client.get(f"{url}/api/runs/{run_id}/stream")
         signed = await client.get(f"{url}/?token={TOKEN}")
         cookie = signed.headers["set-cookie"].split(";", 1)[0]
@@ -185,7 +188,7 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
     open, and is served again once it closed."""
     async with (
         served(web=WebOptions(max_streams=1)) as (url, run_id, app),
-        httpx.AsyncClient(headers=BEARER) as client,
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
     ):
         stream_url = f"{url}/api/runs/{run_id}/stream"
         async with client.stream("GET", stream_url) as first:
@@ -209,7 +212,10 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
 async def test_dag_in_every_format_and_errors_for_bad_ones() -> None:
     """``/dag`` answers DOT, JSON, Mermaid and Graphviz SVG (state words included); an unknown
     format is 400, an unknown run 404 on every run route."""
-    async with served() as (url, run_id, _app), httpx.AsyncClient(headers=BEARER) as client:
+    async with (
+        served() as (url, run_id, _app),
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+    ):
         answers = {
             fmt: await client.get(f"{url}/api/runs/{run_id}/dag", params={"format": fmt})
             for fmt in ("dot", "json", "mermaid", "svg", "png")
@@ -242,7 +248,7 @@ async def test_pages_escape_hostile_text_under_a_strict_csp() -> None:
     pipelines list answer JSON."""
     async with (
         served(fail=True) as (url, run_id, _app),
-        httpx.AsyncClient(headers=BEARER) as client,
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
     ):
         page = await client.get(f"{url}/runs/{run_id}")
         runs = await client.get(f"{url}/")
