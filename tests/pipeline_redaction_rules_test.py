@@ -43,7 +43,8 @@ def test_default_key_words(key: str, secret: bool) -> None:
 
 def test_custom_patterns_match_words_and_runs_of_up_to_three_words() -> None:
     """A pattern matches, case-insensitively and in full, a word or a run of two or three
-    adjacent words joined by ``_`` or by nothing; no pattern at all matches nothing."""
+    adjacent words joined by ``_`` or by nothing (never a longer run, never an empty one); no
+    pattern at all matches nothing."""
     underscored = KeyMatcher(("other", "client_id"))
     joined = KeyMatcher(("clientid",))
     assert [
@@ -55,7 +56,10 @@ def test_custom_patterns_match_words_and_runs_of_up_to_three_words() -> None:
         KeyMatcher(("one_two_three",))("one_two_three"),
         KeyMatcher(("one_two_three_four",))("one_two_three_four"),
         KeyMatcher(())("password"),
-    ] == [True, True, True, True, False, True, False, False]
+        KeyMatcher(("one_two_three_four",))("one_two_three_four_five"),
+        KeyMatcher(("SSN",))("ssn"),
+        KeyMatcher(("token|",))("name"),  # an empty alternative matches no word
+    ] == [True, True, True, True, False, True, False, False, False, True, False]
 
 
 def test_key_words_are_lowercase() -> None:
