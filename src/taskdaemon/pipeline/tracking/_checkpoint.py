@@ -7,6 +7,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
+
 __all__ = ["Checkpointer"]
 
 logger = logging.getLogger("taskdaemon.pipeline.tracking.writer")
@@ -57,7 +59,8 @@ class Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        with sqlite_section():
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             while True:
                 self._wake.wait()
@@ -65,7 +68,8 @@ class Checkpointer:
                 if self._stop:
                     return
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with sqlite_section():
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:
                     if not self._failed:  # one line, no traceback: the cause is all there is
                         logger.warning(
@@ -75,4 +79,5 @@ class Checkpointer:
                         )
                     self._failed = True
         finally:
-            conn.close()
+            with sqlite_section():
+                conn.close()

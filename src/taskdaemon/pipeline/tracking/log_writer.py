@@ -28,6 +28,7 @@ from typing import Any, Final
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.stage_output import OutputBatch
+from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._schema import connect, rollback
 
 __all__ = ["MAX_PENDING", "SqliteLogWriter"]
@@ -228,17 +229,19 @@ class SqliteLogWriter:
                 shared, encoded = attributes, json.dumps(redact(attributes), default=str)
             values.append((*row[:10], redact_text(row[10]), encoded))
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row
-        try:
-            conn.executemany(
-                "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage, instance,"
-                " attempt, span_id, scope, body, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                values,
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
-            raise
+        with sqlite_section():  # a fork meanwhile would leave the child's SQLite locked
+            conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row
+            try:
+                conn.executemany(
+                    "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage,"
+                    " instance, attempt, span_id, scope, body, attributes)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    values,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
+                raise
 
 
 class _StoreHandler(logging.Handler):

@@ -37,6 +37,7 @@ from opentelemetry.sdk.trace import SpanProcessor
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
+from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
 from taskdaemon.pipeline.tracking._schema import connect, rollback
 from taskdaemon.pipeline.tracking.aggregates import RunAggregator
@@ -355,23 +356,25 @@ class SqliteSpanProcessor(SpanProcessor):
 
     def _run(self) -> None:
         try:
-            conn = connect(self.path)
-            now = time.time_ns()
-            self._writer_id = conn.execute(
-                "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
-                (os.getpid(), socket.gethostname(), now, now),
-            ).lastrowid
+            with sqlite_section():
+                conn = connect(self.path)
+                now = time.time_ns()
+                self._writer_id = conn.execute(
+                    "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
+                    (os.getpid(), socket.gethostname(), now, now),
+                ).lastrowid
+                conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
         except BaseException as exc:  # reported to the constructor
             self._error = exc
             self._ready.set()
             return
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
         checkpointer = Checkpointer(self.path)
         self._ready.set()
         try:
             policy = self._retention if self._retention is not None else retention_from_env()
             if policy.is_active:
-                SpanStore(self.path, retention=policy).close()
+                with sqlite_section():
+                    SpanStore(self.path, retention=policy).close()
         except Exception as exc:
             logger.warning(
                 "span store %s: retention failed, continuing without it: %s", self.path, exc
@@ -404,7 +407,8 @@ class SqliteSpanProcessor(SpanProcessor):
             refresh = any(flush.refresh for flush in flushes)
             if batch or beat or stop or refresh:
                 try:
-                    self._write(conn, batch, closing=stop, flushing=refresh)
+                    with sqlite_section():
+                        self._write(conn, batch, closing=stop, flushing=refresh)
                 except Exception as exc:
                     self._write_failed(batch, exc)
                 else:
@@ -422,7 +426,8 @@ class SqliteSpanProcessor(SpanProcessor):
             for flush in flushes:
                 flush.done.set()
         checkpointer.close()
-        conn.close()
+        with sqlite_section():
+            conn.close()
 
     def _write_failed(self, batch: list[tuple[bool, Any]], exc: Exception) -> None:
         """Count the batch's ended spans as dropped; log the first failure of a streak in one
