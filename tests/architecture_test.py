@@ -1,8 +1,8 @@
 """The dependency rule of docs/architecture.md, checked by reading every module's imports (ast).
 
 * The core (model, state, events, triggers, engine, loops, expressions, errors, records, config,
-  control) never imports OpenTelemetry, ``monitor``, ``metrics``, ``tracking``, ``server`` or
-  ``cli``: not directly, not through another taskdaemon module, not through
+  control, run_state) never imports OpenTelemetry, ``monitor``, ``metrics``, ``tracking``,
+  ``server`` or ``cli``: not directly, not through another taskdaemon module, not through
   ``from taskdaemon.pipeline import ...``. Imports under ``if TYPE_CHECKING:`` count too: the
   rule is about what the core knows, not only what it loads.
 * Only ``cli/`` and ``settings.py`` construct the OpenTelemetry SDK providers
@@ -35,6 +35,7 @@ CORE = (
     "records",
     "config",
     "control",
+    "run_state",
 )
 FORBIDDEN_INTERNAL = ("monitor", "metrics", "tracking", "server", "cli")
 FORBIDDEN_EXTERNAL = ("opentelemetry",)

@@ -27,7 +27,7 @@ class AttemptRecord:
     task_run_id: str
     instance: int
     attempt: int
-    status: str  # a StageStatus value, or "running" / "interrupted" for open spans
+    status: str  # a StageStatus value, or "running" / "paused" / "interrupted" while open
     start: float
     end: float | None
     queue_time: float | None = None
@@ -42,6 +42,8 @@ class AttemptRecord:
     # A stop of the run cancelled this attempt: why, and the stage whose failure stopped it.
     cancel_reason: str | None = None
     cancel_cause: str | None = None
+    # Seconds this execution was paused at debugger breakpoints; None when it never was.
+    paused_time: float | None = None
 
     @property
     def duration(self) -> float | None:

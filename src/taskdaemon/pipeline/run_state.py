@@ -1,0 +1,562 @@
+"""One model of a run's state: the status vocabulary, the approval rule, and the event reducer.
+
+Everything that decides what a run or a stage *is* lives here, once, so that the views that
+show a run (the live watcher, the server, the monitor, span reconstruction, reports) cannot
+disagree:
+
+* **Vocabulary**: the statuses a stage or run can have (``state.StageStatus`` and
+  ``state.RunStatus`` name them and say which are final; a ``RunRecord`` adds ``interrupted``
+  for runs and attempts whose writer is gone), which of them count as failed, and the precedence
+  that turns a stage's instances into one stage status (:func:`stage_status_of`).
+* **Approvals**: a stage awaits an approval while its latest approval record is a request
+  (:func:`awaiting_approval`); an ended run awaits nothing.
+* **The reducer**: ``apply(state, event) -> state`` folds engine events into a :class:`RunState`
+  whose :meth:`RunState.record` is the same frozen ``RunRecord`` that
+  ``tracking.reconstruct_run`` rebuilds from the run's spans, timings aside (a property test
+  holds the two to that, field by field). A few fields only the span side knows:
+  ``AttemptRecord.span_id`` (``""`` here), ``RunRecord.attributes`` (the raw run-span
+  attributes; empty here), the measured CPU time of in-process stages, and payload text unless
+  the state was given the same encoder the monitor uses (``payloads=``).
+
+  While a run is open the live record is finer than the stored one: spans cannot show a stage
+  that is ``queued``, ``retrying`` or ``waiting`` for its triggers (stored records say
+  ``pending`` unless it waits for an approval), so the live record says so and the stored one
+  catches up when the run ends.
+
+The state is mutable and ``apply`` returns the state it was given: copying the books on every
+event would cost O(stages) per event on the engine's thread. Take :meth:`RunState.record` for a
+frozen snapshot. Pure: no I/O, no clocks, no OpenTelemetry. The rules and the reasons for them
+are in docs/run-state.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from taskdaemon.pipeline.records import (
+    AttemptRecord,
+    EdgeRecord,
+    RunRecord,
+    StageRecord,
+    stage_cancel_cause,
+)
+from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load the engine's model
+    from taskdaemon.pipeline.events import (
+        ApprovalRequested,
+        ApprovalResolved,
+        BreakpointHit,
+        BreakpointResumed,
+        EngineEvent,
+        RunFinished,
+        RunStarted,
+        StageFinished,
+        StageQueued,
+        StageRetrying,
+        StageSkipped,
+        StageStarted,
+        StageWaiting,
+    )
+    from taskdaemon.pipeline.model import Pipeline
+
+__all__ = [
+    "ACTIVE_STAGE_STATUSES",
+    "ENDED_STAGE_STATUSES",
+    "FAILED_STAGE_STATUSES",
+    "INTERRUPTED",
+    "NOT_STARTED_STAGE_STATUSES",
+    "OPEN_RUN_STATUSES",
+    "RUN_RECORD_STATUSES",
+    "STAGE_PRECEDENCE",
+    "TERMINAL_STAGE_STATUSES",
+    "RunState",
+    "apply",
+    "awaiting_approval",
+    "exception_type_name",
+    "failure_error_type",
+    "is_failed",
+    "not_reached_reason",
+    "run_failed",
+    "stage_status_of",
+]
+
+#: The status of a run or attempt whose writer is gone before it ended (records only).
+INTERRUPTED: Final = "interrupted"
+
+#: A stage (or attempt) with one of these failed: the run fails unless its strategy continues.
+FAILED_STAGE_STATUSES: Final = frozenset({StageStatus.FAILURE, StageStatus.TIMEOUT})
+#: An execution with one of these ran to an end (a skipped one never ran).
+ENDED_STAGE_STATUSES: Final = FAILED_STAGE_STATUSES | {StageStatus.SUCCESS, StageStatus.CANCELLED}
+#: A stage with one of these can change no more (``StageStatus.is_final``).
+TERMINAL_STAGE_STATUSES: Final = frozenset(s for s in StageStatus if s.is_final)
+#: A stage with one of these has not been queued yet.
+NOT_STARTED_STAGE_STATUSES: Final = frozenset({StageStatus.PENDING, StageStatus.WAITING})
+#: A stage with one of these is in progress: considered, not yet at an end.
+ACTIVE_STAGE_STATUSES: Final = (
+    frozenset(StageStatus) - TERMINAL_STAGE_STATUSES - {StageStatus.PENDING}
+)
+
+#: Every status a ``RunRecord`` can have: the run statuses past ``pending``, and ``interrupted``.
+RUN_RECORD_STATUSES: Final = (
+    RunStatus.RUNNING.value,
+    RunStatus.SUCCESS.value,
+    RunStatus.FAILURE.value,
+    RunStatus.CANCELLED.value,
+    INTERRUPTED,
+    RunStatus.PAUSED.value,
+)
+#: A run record with one of these has no end (yet): its run span is open.
+OPEN_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value, INTERRUPTED})
+
+#: Which status names a stage whose instances disagree: the first that any instance has wins.
+#: In-flight states come first (the stage is not done while any instance is), then the failures,
+#: worst first: a fan-out stage with one failed instance and others cancelled by the stop that
+#: failure caused says ``failure``, the cause.
+STAGE_PRECEDENCE: Final = (
+    StageStatus.PAUSED.value,
+    StageStatus.RUNNING.value,
+    INTERRUPTED,
+    StageStatus.RETRYING.value,
+    StageStatus.QUEUED.value,
+    StageStatus.FAILURE.value,
+    StageStatus.TIMEOUT.value,
+    StageStatus.CANCELLED.value,
+)
+_RANK: Final = {status: rank for rank, status in enumerate(STAGE_PRECEDENCE)}
+
+_OTHER_ERROR: Final = "_OTHER"  # semconv's fallback for error.type
+
+
+def is_failed(status: str) -> bool:
+    """True for a failed stage or attempt status (``failure``, ``timeout``)."""
+    return status in FAILED_STAGE_STATUSES
+
+
+def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
+    """A stage's status from its ``(instance, status)`` attempts in start order.
+
+    Each instance's last attempt counts. The first of :data:`STAGE_PRECEDENCE` that one of them
+    has wins; else their common status when they agree; else ``skipped`` (some instance did
+    not run, e.g. the debugger skipped it). ``skipped`` too when there is no attempt.
+    """
+    last_per_instance: dict[int, str] = {}
+    for instance, status in attempts:
+        last_per_instance[instance] = status
+    best: str | None = None
+    for status in last_per_instance.values():
+        rank = _RANK.get(status)
+        if rank is not None and (best is None or rank < _RANK[best]):
+            best = status
+    if best is not None:
+        return best
+    distinct = set(last_per_instance.values())
+    return distinct.pop() if len(distinct) == 1 else StageStatus.SKIPPED.value
+
+
+def run_failed(statuses: Iterable[str]) -> bool:
+    """True when one of a run's executions (each one's final status) failed."""
+    return any(status in FAILED_STAGE_STATUSES for status in statuses)
+
+
+def awaiting_approval(records: Iterable[tuple[str, bool]]) -> set[str]:
+    """Stages awaiting an approval, from ``(stage, is_request)`` approval records in time order:
+    those whose latest record is a request (a grant, a rejection or a timeout answers it)."""
+    latest: dict[str, bool] = {}
+    for stage, is_request in records:
+        latest[stage] = is_request
+    return {stage for stage, is_request in latest.items() if is_request}
+
+
+def exception_type_name(exception: BaseException) -> str:
+    """The type name an exception is recorded under: ``module.QualName``, bare for builtins."""
+    kind = type(exception)
+    module = kind.__module__
+    return f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+
+
+def failure_error_type(status: str, exception: BaseException | None, error_type: str | None) -> str:
+    """The ``error.type`` of a failed attempt: ``timeout``; else the exception's class name;
+    else the given type; else ``_OTHER`` (semconv's fallback)."""
+    if status == StageStatus.TIMEOUT:
+        return StageStatus.TIMEOUT.value
+    if exception is not None:
+        return type(exception).__qualname__
+    return error_type or _OTHER_ERROR
+
+
+def not_reached_reason(run_status: str) -> str:
+    """The skip reason of a stage that had no event at all by the end of its run."""
+    return f"not reached: the run ended ({run_status})"
+
+
+PayloadText = Callable[[Mapping[str, Any]], str | None]
+
+
+@dataclass(slots=True)
+class _Attempt:
+    task_run_id: str
+    instance: int
+    attempt: int
+    start: float
+    status: str = StageStatus.RUNNING.value
+    end: float | None = None
+    queue_time: float | None = None
+    trigger_wait: float | None = None
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    inputs: str | None = None
+    outputs: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
+    paused_time: float | None = None
+
+    def frozen(self, paused: bool) -> AttemptRecord:
+        status = StageStatus.PAUSED.value if paused and self.end is None else self.status
+        return AttemptRecord(
+            task_run_id=self.task_run_id,
+            instance=self.instance,
+            attempt=self.attempt,
+            status=status,
+            start=self.start,
+            end=self.end,
+            queue_time=self.queue_time,
+            trigger_wait=self.trigger_wait,
+            cpu_seconds=self.cpu_seconds,
+            peak_memory_bytes=self.peak_memory_bytes,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            error=self.error,
+            error_type=self.error_type,
+            cancel_reason=self.cancel_reason,
+            cancel_cause=self.cancel_cause,
+            paused_time=self.paused_time,
+        )
+
+
+@dataclass(slots=True)
+class _Stage:
+    loop: str = ""
+    status: str = StageStatus.PENDING.value  # before any attempt: pending, waiting or skipped
+    attempts: dict[str, _Attempt] = field(default_factory=dict)
+    queued: set[str] = field(default_factory=set)  # task run ids queued, not started
+    seen_queued: set[str] = field(default_factory=set)  # every task run id seen queued
+    retrying: set[tuple[int, int]] = field(default_factory=set)  # (instance, failed attempt)
+    paused: set[str] = field(default_factory=set)  # task run ids paused at a breakpoint
+    paused_time: dict[str, float] = field(default_factory=dict)  # task run id -> seconds
+    triggers: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    trigger_mode: str | None = None
+    skip_reason: str | None = None
+    skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
+
+    def status_now(self) -> str:
+        """The stage's status from its executions (fan-out stages have several)."""
+        if not self.attempts:
+            if self.status == StageStatus.SKIPPED:
+                return self.status
+            if self.paused:
+                return StageStatus.PAUSED.value
+            return StageStatus.QUEUED.value if self.queued else self.status
+        pairs = [(a.instance, self._live_status(a)) for a in self._ordered()]
+        if self.paused:
+            pairs.append((-1, StageStatus.PAUSED.value))  # an instance paused before it started
+        if self.retrying:
+            pairs.append((-2, StageStatus.RETRYING.value))
+        if self.queued:
+            pairs.append((-3, StageStatus.QUEUED.value))
+        return stage_status_of(pairs)
+
+    def _live_status(self, attempt: _Attempt) -> str:
+        if attempt.end is None and attempt.task_run_id in self.paused:
+            return StageStatus.PAUSED.value
+        return attempt.status
+
+    def _ordered(self) -> list[_Attempt]:
+        # The order span reconstruction gives (start order); (instance, attempt) breaks ties.
+        return sorted(self.attempts.values(), key=lambda a: (a.start, a.instance, a.attempt))
+
+    def frozen(self, name: str) -> StageRecord:
+        attempts = tuple(a.frozen(a.task_run_id in self.paused) for a in self._ordered())
+        cancel_reason, cancel_cause = stage_cancel_cause(attempts) if attempts else self.skip_cause
+        return StageRecord(
+            name=name,
+            loop=self.loop,
+            status=self.status_now(),
+            attempts=attempts,
+            triggers=self.triggers,
+            upstream=self.upstream,
+            skip_reason=None if attempts else self.skip_reason,
+            trigger_mode=self.trigger_mode,
+            cancel_reason=cancel_reason,
+            cancel_cause=cancel_cause,
+        )
+
+
+class RunState:
+    """The state of one run as its engine events describe it (see the module docstring).
+
+    ``payloads`` turns a stage's inputs or outputs into the text a record keeps (the monitor's
+    capture); without it records carry no payloads.
+    """
+
+    __slots__ = (
+        "_approvals",
+        "_stages",
+        "end",
+        "error",
+        "error_type",
+        "payloads",
+        "pipeline",
+        "pipeline_name",
+        "replay_of",
+        "run_id",
+        "start",
+        "started_by",
+        "status",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        pipeline_name: str,
+        *,
+        start: float = 0.0,
+        payloads: PayloadText | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.pipeline_name = pipeline_name
+        self.pipeline: Pipeline | None = None
+        self.status: str = RunStatus.RUNNING.value
+        self.start = start
+        self.end: float | None = None
+        self.started_by: str | None = None
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.replay_of: str | None = None
+        self.payloads = payloads
+        self._stages: dict[str, _Stage] = {}
+        self._approvals: dict[str, bool] = {}  # stage -> whether its latest record is a request
+
+    @property
+    def finished(self) -> bool:
+        """True once the run ended."""
+        return self.end is not None
+
+    @property
+    def awaiting_approval(self) -> frozenset[str]:
+        """The stages waiting for an approval now (none once the run ended)."""
+        if self.finished:
+            return frozenset()
+        return frozenset(awaiting_approval(self._approvals.items()))
+
+    def apply(self, event: EngineEvent) -> RunState:
+        """Fold one event of this run into the state; return the state."""
+        handler = _HANDLERS.get(type(event).__name__)
+        if handler is not None:
+            handler(self, event)
+        return self
+
+    def record(self) -> RunRecord:
+        """A frozen ``RunRecord`` of the state now."""
+        names = list(self._stages)
+        edges: tuple[EdgeRecord, ...] = ()
+        if self.pipeline is not None:
+            defined = [stage.name for stage in self.pipeline.stages]
+            known = set(defined)
+            names = defined + [name for name in names if name not in known]
+            edges = tuple(EdgeRecord(e.source, e.target, e.label) for e in self.pipeline.edges)
+        return RunRecord(
+            run_id=self.run_id,
+            pipeline=self.pipeline_name,
+            status=self.status,
+            start=self.start,
+            end=self.end,
+            stages=tuple(self._stages[name].frozen(name) for name in names),
+            edges=edges,
+            definition_hash=self.pipeline.definition_hash if self.pipeline else None,
+            started_by=self.started_by,
+            error=self.error,
+            error_type=self.error_type,
+            replay_of=self.replay_of,
+        )
+
+    # --- event handlers ---------------------------------------------------------------------
+
+    def _stage(self, name: str) -> _Stage:
+        stage = self._stages.get(name)
+        if stage is None:
+            stage = self._stages[name] = _Stage()
+        return stage
+
+    def _payload(self, value: Mapping[str, Any]) -> str | None:
+        if self.payloads is None:
+            return None
+        text = self.payloads(value)
+        return None if text is None else redact_text(text)
+
+    def _run_started(self, event: RunStarted) -> None:
+        pipeline = event.pipeline
+        self.pipeline = pipeline
+        self.pipeline_name = pipeline.name
+        self.start = event.at
+        self.started_by = event.started_by
+        self.replay_of = event.replay_of
+        for definition in pipeline.stages:
+            stage = self._stage(definition.name)
+            stage.loop = definition.loop
+            stage.triggers = tuple(trigger.describe() for trigger in definition.triggers)
+            stage.upstream = tuple(pipeline.upstream.get(definition.name, ()))
+            stage.trigger_mode = str(definition.trigger_mode)
+
+    def _run_finished(self, event: RunFinished) -> None:
+        status = str(event.status)
+        for stage in self._stages.values():
+            stage.queued.clear()
+            stage.retrying.clear()
+            stage.paused.clear()
+            for attempt in stage.attempts.values():
+                if attempt.end is None:  # ended as cancelled, without an error (the monitor's)
+                    attempt.status = StageStatus.CANCELLED.value
+                    attempt.end = event.at
+            if not stage.attempts and stage.status != StageStatus.SKIPPED:
+                stage.status = StageStatus.SKIPPED.value
+                stage.skip_reason = not_reached_reason(status)
+        self.status = status
+        self.end = event.at
+        if event.status is RunStatus.FAILURE:
+            self.error_type = event.error_type or _OTHER_ERROR
+            self.error = redact_text(event.error or self.error_type)
+
+    def _stage_waiting(self, event: StageWaiting | ApprovalRequested) -> None:
+        stage = self._stage(event.stage)
+        if stage.status == StageStatus.PENDING:
+            stage.status = StageStatus.WAITING.value
+
+    def _approval_requested(self, event: ApprovalRequested) -> None:
+        self._stage_waiting(event)
+        self._approvals[event.stage] = True
+
+    def _approval_resolved(self, event: ApprovalResolved) -> None:
+        self._approvals[event.stage] = False
+
+    def _stage_queued(self, event: StageQueued) -> None:
+        stage = self._stage(event.stage)
+        stage.queued.add(event.task_run_id)
+        stage.seen_queued.add(event.task_run_id)
+        stage.retrying.discard((event.instance, event.attempt - 1))
+
+    def _stage_started(self, event: StageStarted) -> None:
+        stage = self._stage(event.stage)
+        stage.loop = event.loop
+        stage.queued.discard(event.task_run_id)
+        stage.seen_queued.discard(event.task_run_id)
+        stage.attempts[event.task_run_id] = _Attempt(
+            task_run_id=event.task_run_id,
+            instance=event.instance,
+            attempt=event.attempt,
+            start=event.at,
+            queue_time=max(0.0, event.at - event.queued_at - event.paused),
+            trigger_wait=max(0.0, event.queued_at - event.considered_at),
+            inputs=self._payload(event.inputs),
+            paused_time=stage.paused_time.get(event.task_run_id),
+        )
+
+    def _stage_finished(self, event: StageFinished) -> None:
+        stage = self._stage(event.stage)
+        stage.queued.discard(event.task_run_id)
+        attempt = stage.attempts.get(event.task_run_id)
+        if attempt is None:
+            if event.task_run_id in stage.seen_queued:
+                return  # ended before it started (cancelled while queued): it never ran
+            # Started before this state saw the run: keep what can be known of it.
+            attempt = _Attempt(event.task_run_id, event.instance, event.attempt, event.at)
+            stage.attempts[event.task_run_id] = attempt
+        if attempt.end is not None:
+            return
+        status = str(event.status)
+        attempt.status = status
+        attempt.end = event.at
+        attempt.cpu_seconds = event.cpu_seconds
+        attempt.peak_memory_bytes = event.peak_memory_bytes
+        attempt.cancel_reason = event.cancel_reason or None
+        attempt.cancel_cause = event.cancel_cause or None
+        if status in FAILED_STAGE_STATUSES:
+            attempt.error_type = failure_error_type(status, event.exception, event.error_type)
+            attempt.error = redact_text(event.error or attempt.error_type)
+        else:
+            exception = event.exception
+            message = str(exception) if exception is not None else ""
+            if status == StageStatus.CANCELLED and attempt.cancel_reason:
+                message = f"cancelled: {attempt.cancel_reason}"
+            attempt.error = redact_text(message) if message else None
+            attempt.error_type = None if exception is None else exception_type_name(exception)
+        if status == StageStatus.SUCCESS:
+            attempt.outputs = self._payload(event.outputs)
+        if event.will_retry:
+            stage.retrying.add((event.instance, event.attempt))
+
+    def _stage_retrying(self, event: StageRetrying) -> None:
+        self._stage(event.stage).retrying.add((event.instance, event.attempt))
+
+    def _stage_skipped(self, event: StageSkipped) -> None:
+        stage = self._stage(event.stage)
+        if stage.attempts or stage.status == StageStatus.SKIPPED:
+            return  # the first reason wins; a stage that ran keeps its attempts' status
+        stage.status = StageStatus.SKIPPED.value
+        stage.skip_reason = event.reason
+        stage.skip_cause = (event.cancel_reason or None, event.cancel_cause or None)
+
+    def _breakpoint_hit(self, event: BreakpointHit) -> None:
+        self._stage(event.stage).paused.add(event.task_run_id)
+        if not self.finished:
+            self.status = RunStatus.PAUSED.value  # while anything in it is paused
+
+    def _breakpoint_resumed(self, event: BreakpointResumed) -> None:
+        stage = self._stage(event.stage)
+        stage.paused.discard(event.task_run_id)
+        total = stage.paused_time.get(event.task_run_id, 0.0) + float(event.paused)
+        stage.paused_time[event.task_run_id] = total
+        attempt = stage.attempts.get(event.task_run_id)
+        if attempt is not None:
+            attempt.paused_time = total
+        if self.status == RunStatus.PAUSED and not any(s.paused for s in self._stages.values()):
+            self.status = RunStatus.RUNNING.value
+
+
+# Keyed by the event's class name: importing the event classes would load the engine's model
+# (and CEL) into every reader of history, which needs only the vocabulary above.
+_HANDLERS: Final[Mapping[str, Callable[[RunState, Any], None]]] = {
+    "RunStarted": RunState._run_started,
+    "RunFinished": RunState._run_finished,
+    "StageWaiting": RunState._stage_waiting,
+    "ApprovalRequested": RunState._approval_requested,
+    "ApprovalResolved": RunState._approval_resolved,
+    "StageQueued": RunState._stage_queued,
+    "StageStarted": RunState._stage_started,
+    "StageFinished": RunState._stage_finished,
+    "StageRetrying": RunState._stage_retrying,
+    "StageSkipped": RunState._stage_skipped,
+    "BreakpointHit": RunState._breakpoint_hit,
+    "BreakpointResumed": RunState._breakpoint_resumed,
+}
+
+
+def apply(
+    state: RunState | None, event: EngineEvent, *, payloads: PayloadText | None = None
+) -> RunState:
+    """Fold ``event`` into ``state`` (a new state for the run when ``None``) and return it.
+
+    A state begun from a later event than ``RunStarted`` (an observer attached mid-run) starts
+    at that event's time and builds what it can.
+    """
+    if state is None:
+        pipeline = event.pipeline  # RunStarted carries the definition, the others its name
+        name = pipeline if isinstance(pipeline, str) else pipeline.name
+        state = RunState(event.run_id, name, start=event.at, payloads=payloads)
+    return state.apply(event)
