@@ -127,6 +127,12 @@ from taskdaemon.pipeline.metrics import (
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor_debug import DebugSpans
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.run_state import (
+    FAILED_STAGE_STATUSES,
+    failure_error_type,
+    not_reached_reason,
+    run_failed,
+)
 from taskdaemon.pipeline.span_redaction import RedactingTracer
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -150,7 +156,6 @@ _RUN_RESULTS: Mapping[RunStatus, str] = {
     RunStatus.FAILURE: t.RESULT_FAILURE,
     RunStatus.CANCELLED: t.RESULT_CANCELLATION,
 }
-_FAILED = frozenset({StageStatus.FAILURE, StageStatus.TIMEOUT})
 _OTHER_ERROR = "_OTHER"  # semconv's fallback for error.type
 
 
@@ -548,8 +553,7 @@ class PipelineMonitor:
         """End the run. Without ``status``: failure if an execution's last attempt failed."""
         run = self._run(run_id)
         if status is None:
-            failed = any(s in _FAILED for s in run.last_status.values())
-            final = RunStatus.FAILURE if failed else RunStatus.SUCCESS
+            final = RunStatus.FAILURE if run_failed(run.last_status.values()) else RunStatus.SUCCESS
         else:
             final = RunStatus(status)
         error_type = None
@@ -861,13 +865,8 @@ class PipelineMonitor:
                 attributes[t.STAGE_PEAK_MEMORY] = event.peak_memory_bytes
             if event.will_retry:
                 attributes[t.STAGE_WILL_RETRY] = True
-            if status in _FAILED:
-                if status is StageStatus.TIMEOUT:
-                    error_type = t.RESULT_TIMEOUT
-                elif event.exception is not None:
-                    error_type = type(event.exception).__qualname__
-                else:
-                    error_type = event.error_type or _OTHER_ERROR
+            if status in FAILED_STAGE_STATUSES:
+                error_type = failure_error_type(status, event.exception, event.error_type)
                 attributes[t.ERROR_TYPE] = error_type
                 description = event.error or error_type
                 attributes[t.STAGE_ERROR_MESSAGE] = description
@@ -1045,7 +1044,7 @@ class PipelineMonitor:
             if stage.name in run.ran:
                 continue
             skip = run.skipped.get(stage.name)
-            reason = skip.reason if skip else f"not reached: the run ended ({event.status})"
+            reason = skip.reason if skip else not_reached_reason(str(event.status))
             at = skip.at if skip else event.at
             _, static = self._stage_static(run, stage.name, stage.loop)
             attributes = dict(static)

@@ -49,6 +49,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.redaction import redact
+from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "MAX_VALUE_CHARS", "RunLog"]
 
@@ -210,7 +211,7 @@ class RunLog:
 
     def _stage_finished(self, event: StageFinished, span: SpanContext | None) -> None:
         status = str(event.status)
-        if status in {"failure", "timeout"}:
+        if is_failed(status):
             level = logging.WARNING if event.will_retry else logging.ERROR
         else:
             level = logging.WARNING if status == "cancelled" else logging.INFO

@@ -42,6 +42,7 @@ from taskdaemon.pipeline.model import (
     Stage,
     TriggerMode,
 )
+from taskdaemon.pipeline.run_state import ENDED_STAGE_STATUSES
 from taskdaemon.pipeline.state import StageStatus
 
 __all__ = [
@@ -80,9 +81,7 @@ SATISFIED = TriggerState.SATISFIED
 IMPOSSIBLE = TriggerState.IMPOSSIBLE
 
 # Statuses of a stage that ran to an end (skipped stages did not run).
-_RAN = frozenset(
-    {StageStatus.SUCCESS, StageStatus.FAILURE, StageStatus.TIMEOUT, StageStatus.CANCELLED}
-)
+_RAN = ENDED_STAGE_STATUSES
 
 
 def evaluate_completion(

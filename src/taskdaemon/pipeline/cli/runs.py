@@ -16,6 +16,7 @@ from typing import Any
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.tracking import (
     RetentionPolicy,
     SpanStore,
@@ -28,7 +29,7 @@ from taskdaemon.pipeline.tracking import (
 
 __all__ = ["register"]
 
-STATUSES = ("success", "failure", "cancelled", "running", "paused", "interrupted")
+STATUSES = RUN_RECORD_STATUSES
 
 
 def register(subparsers: Any) -> None:

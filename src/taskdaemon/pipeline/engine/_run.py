@@ -49,6 +49,7 @@ from taskdaemon.pipeline.model import (
     TriggerMode,
 )
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.state import STAGE_TRANSITIONS, RunStatus, StageStatus, StageTimes
 from taskdaemon.pipeline.triggers import (
     ApprovalState,
@@ -80,7 +81,7 @@ _FAILURE = StageStatus.FAILURE
 _TIMEOUT = StageStatus.TIMEOUT
 _CANCELLED = StageStatus.CANCELLED
 _SKIPPED = StageStatus.SKIPPED
-_FAILED = frozenset({_FAILURE, _TIMEOUT})
+_FAILED = FAILED_STAGE_STATUSES
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 # Shared by stages without on_event triggers: they never append to it.
 _NO_EVENTS: deque[Any] = deque(maxlen=0)
@@ -256,13 +257,9 @@ class _StageRun:
         return self.readiness() if self.states else _SATISFIED
 
     def final_status(self) -> StageStatus:
-        statuses = [inst.status for inst in self.instances]
-        if not statuses:
+        if not self.instances:
             return _SKIPPED
-        for status in (_CANCELLED, _TIMEOUT, _FAILURE):
-            if status in statuses:
-                return status
-        return _SUCCESS if all(s is _SUCCESS for s in statuses) else _SKIPPED
+        return StageStatus(stage_status_of((inst.index, inst.status) for inst in self.instances))
 
 
 class _Executions(Mapping[str, tuple[ExecutionResult, ...]]):

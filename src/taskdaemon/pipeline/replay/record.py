@@ -25,6 +25,7 @@ import orjson
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.payloads import REDACTED
+from taskdaemon.pipeline.run_state import stage_status_of
 from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, find_root, is_skip
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
@@ -202,17 +203,12 @@ class RecordedRun:
         return result
 
     def stage_status(self, stage: str) -> str:
-        """The stage's recorded status: success only if every instance's last attempt was."""
+        """The stage's recorded status: its instances' last attempts aggregated (``run_state``'s
+        ``stage_status_of``: success only if every instance's last attempt was)."""
         finals = self.final.get(stage)
         if not finals:
             return "skipped"
-        statuses = {execution.status for execution in finals.values()}
-        if statuses == {"success"}:
-            return "success"
-        for status in ("failure", "timeout", "cancelled"):
-            if status in statuses:
-                return status
-        return sorted(statuses)[0]
+        return stage_status_of((instance, ex.status) for instance, ex in finals.items())
 
 
 def _events(span: SpanRecord) -> list[RecordedEvent]:

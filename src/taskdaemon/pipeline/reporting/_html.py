@@ -17,6 +17,7 @@ from typing import Any, cast
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._render import _render_markdown, format_seconds
+from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["MISSING_EXTRA", "render_html"]
 
@@ -89,7 +90,7 @@ def _timeline_svg(run: RunRecord) -> str | None:
                     (row - 0.3, 0.6),
                     color="#cfe2f3",
                 )
-            color = "#d9534f" if attempt.status in ("failure", "timeout") else "#5b9bd5"
+            color = "#d9534f" if is_failed(attempt.status) else "#5b9bd5"
             axes.broken_barh([(start, max(end - start, 1e-6))], (row - 0.3, 0.6), color=color)
     axes.set_yticks(range(len(stages)), [stage.name for stage in stages])
     axes.invert_yaxis()

@@ -14,10 +14,9 @@ from collections.abc import Iterable
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._model import PipelineSample, StageSample
 from taskdaemon.pipeline.reporting._stats import run_critical_path
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 
 __all__ = ["RecordData"]
-
-_FAILED = frozenset({"failure", "timeout"})
 
 
 class RecordData:
@@ -54,7 +53,7 @@ class RecordData:
                         continue
                     c = counts.setdefault(stage.name, [0, 0, 0, 0])
                     c[0] += 1
-                    c[1] += attempt.status in _FAILED
+                    c[1] += attempt.status in FAILED_STAGE_STATUSES
                     c[2] += attempt.attempt > 1
                     durations.setdefault(stage.name, []).append(attempt.end - attempt.start)
                     if attempt.queue_time is not None:

@@ -24,9 +24,9 @@ from typing import Any, Final, overload
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import PipelineSample, StageSample, run_critical_path
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.reconstruct import (
-    FAILED_STAGE_STATUSES,
     ended_attempt_status,
     ended_run_status,
     find_root,

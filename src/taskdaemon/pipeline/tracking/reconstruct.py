@@ -35,6 +35,14 @@ from taskdaemon.pipeline.records import (
     stage_cancel_cause,
 )
 from taskdaemon.pipeline.redaction import redact, redact_text
+from taskdaemon.pipeline.run_state import (
+    FAILED_STAGE_STATUSES,
+    INTERRUPTED,
+    OPEN_RUN_STATUSES,
+    awaiting_approval,
+    stage_status_of,
+)
+from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 __all__ = ["find_root", "reconstruct_run", "summarize_run"]
@@ -55,9 +63,6 @@ _STAGE_RESULT = {
     t.RESULT_CANCELLATION: "cancelled",
     t.RESULT_SKIP: "skipped",
 }
-# Which instance outcome names the stage's status when instances disagree: the first found wins.
-_STAGE_PRECEDENCE = ("running", "interrupted", "failure", "timeout", "cancelled")
-FAILED_STAGE_STATUSES = frozenset({"failure", "timeout"})
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -153,32 +158,22 @@ def ended_run_status(attrs: Mapping[str, Any], status_code: str) -> str:
     return "failure" if status_code == "ERROR" else "success"
 
 
-def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
-    """A stage's status from its (instance, status) attempts in start order: each instance's
-    last attempt counts, and running > interrupted > failure > timeout > cancelled > the last."""
-    last_per_instance: dict[int, str] = {}
-    for instance, status in attempts:
-        last_per_instance[instance] = status
-    statuses = list(last_per_instance.values())
-    for status in _STAGE_PRECEDENCE:
-        if status in statuses:
-            return status
-    return statuses[-1] if statuses else "skipped"
-
-
-def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
+def _attempt(
+    span: SpanRecord, *, interrupted: bool, paused_time: Mapping[str, float]
+) -> AttemptRecord:
     attrs = span.attributes
+    task_run_id = str(attrs.get(t.CICD_TASK_RUN_ID) or span.span_id)
     if span.end_ns is None:
-        status = "interrupted" if interrupted else "running"
+        status = INTERRUPTED if interrupted else StageStatus.RUNNING.value
     else:
         status = ended_attempt_status(attrs, span.status_code)
     exc_message, exc_type = _exception(span)
     error = _str_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or _str_or_none(span.status_message)
     cancel_reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
-    if error is None and status == "cancelled" and cancel_reason:
+    if error is None and status == StageStatus.CANCELLED and cancel_reason:
         error = f"cancelled: {cancel_reason}"  # the same text the engine gives the attempt
     return AttemptRecord(
-        task_run_id=str(attrs.get(t.CICD_TASK_RUN_ID) or span.span_id),
+        task_run_id=task_run_id,
         instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
         attempt=_int(attrs.get(t.STAGE_ATTEMPT), 1) or 1,
         status=status,
@@ -195,6 +190,7 @@ def _attempt(span: SpanRecord, *, interrupted: bool) -> AttemptRecord:
         span_id=span.span_id,
         cancel_reason=cancel_reason,
         cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
+        paused_time=paused_time.get(task_run_id),
     )
 
 
@@ -208,14 +204,14 @@ def is_skip(attrs: Mapping[str, Any], start_ns: int, end_ns: int | None) -> bool
 
 
 def _awaiting_approval(root: SpanRecord) -> set[str]:
-    """Stages whose latest approval event on the run span is a request (no answer yet)."""
-    latest: dict[str, str] = {}
+    """Stages awaiting an approval, by the run span's approval events (``run_state``'s rule)."""
+    records = []
     for event in sorted(root.events, key=lambda e: e.time_ns):
         if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
             stage = event.attributes.get(t.CICD_TASK_NAME)
             if isinstance(stage, str):
-                latest[stage] = event.name
-    return {stage for stage, name in latest.items() if name == t.EVENT_APPROVAL_REQUESTED}
+                records.append((stage, event.name == t.EVENT_APPROVAL_REQUESTED))
+    return awaiting_approval(records)
 
 
 def _paused_executions(root: SpanRecord) -> dict[str, str]:
@@ -229,6 +225,19 @@ def _paused_executions(root: SpanRecord) -> dict[str, str]:
             if isinstance(trid, str) and isinstance(stage, str):
                 latest[trid] = (stage, event.name)
     return {trid: stage for trid, (stage, name) in latest.items() if name == t.EVENT_BREAKPOINT_HIT}
+
+
+def _paused_time(root: SpanRecord | None) -> dict[str, float]:
+    """Task run id -> seconds it was paused at breakpoints, summed over the run span's
+    ``breakpoint.resumed`` events."""
+    totals: dict[str, float] = {}
+    for event in root.events if root is not None else ():
+        if event.name == t.EVENT_BREAKPOINT_RESUMED:
+            trid = event.attributes.get(t.CICD_TASK_RUN_ID)
+            seconds = _float(event.attributes.get(t.BREAKPOINT_PAUSED))
+            if isinstance(trid, str) and seconds is not None:
+                totals[trid] = totals.get(trid, 0.0) + seconds
+    return totals
 
 
 def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
@@ -288,13 +297,15 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     if root is not None and root.end_ns is not None:
         status = ended_run_status(root_attrs, root.status_code)
     else:
-        status = "interrupted" if interrupted else "running"
-    run_is_open = status in ("running", "interrupted")
+        status = INTERRUPTED if interrupted else RunStatus.RUNNING.value
+    run_is_open = status in OPEN_RUN_STATUSES
 
-    awaiting = _awaiting_approval(root) if root is not None and status == "running" else set()
-    paused = _paused_executions(root) if root is not None and status == "running" else {}
+    live = root is not None and status == RunStatus.RUNNING
+    awaiting = _awaiting_approval(root) if live and root is not None else set()
+    paused = _paused_executions(root) if live and root is not None else {}
     if paused:
-        status = "paused"  # the run is paused while anything in it is
+        status = RunStatus.PAUSED.value  # the run is paused while anything in it is
+    paused_time = _paused_time(root)
     declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
@@ -310,32 +321,35 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         attrs: Mapping[str, Any] = first.attributes if first is not None else {}
         attempts = tuple(
             sorted(
-                (_attempt(s, interrupted=interrupted) for s in real),
+                (_attempt(s, interrupted=interrupted, paused_time=paused_time) for s in real),
                 key=lambda a: (a.start, a.instance, a.attempt, a.span_id),
             )
         )
         if paused:
             attempts = tuple(
-                replace(a, status="paused") if a.end is None and a.task_run_id in paused else a
+                replace(a, status=StageStatus.PAUSED.value)
+                if a.end is None and a.task_run_id in paused
+                else a
                 for a in attempts
             )
         skip_reason = None
         cancel_reason, cancel_cause = stage_cancel_cause(attempts)
         if name in paused.values():
-            stage_status = "paused"
+            stage_status = StageStatus.PAUSED.value
         elif attempts:
             stage_status = _stage_status(attempts)
         elif skips:
-            stage_status = "skipped"
+            stage_status = StageStatus.SKIPPED.value
             skip_attrs = skips[0].attributes
             skip_reason = _str_or_none(skip_attrs.get(t.STAGE_SKIP_REASON))
             cancel_reason = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_REASON))
             cancel_cause = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_CAUSE))
-        elif status in ("running", "paused"):
-            stage_status = "waiting" if name in awaiting else "pending"
+        elif run_is_open and status != INTERRUPTED:
+            waiting = name in awaiting
+            stage_status = (StageStatus.WAITING if waiting else StageStatus.PENDING).value
         else:
-            stage_status = "skipped"
-            skip_reason = "run interrupted" if status == "interrupted" else "never ran"
+            stage_status = StageStatus.SKIPPED.value
+            skip_reason = "run interrupted" if status == INTERRUPTED else "never ran"
         stages.append(
             StageRecord(
                 name=name,

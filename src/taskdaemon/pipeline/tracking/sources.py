@@ -45,6 +45,8 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
+from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.tracking._remote import (
     RemoteLimits,
     display_url,
@@ -341,7 +343,7 @@ class TempoSource(_HttpSource):
         """TraceQL over the run spans' ``cicd.pipeline.*`` attributes, then one fetch per run,
         for at most ``limit`` of the traces found (the newest: Tempo may answer more than it
         was asked for)."""
-        if status in ("running", "interrupted", "pending", "paused"):
+        if status in OPEN_RUN_STATUSES or status == RunStatus.PENDING:
             return []
         conditions = [f'span.{t.CICD_PIPELINE_ACTION_NAME} = "{t.RUN_ACTION}"']
         if pipeline is not None:

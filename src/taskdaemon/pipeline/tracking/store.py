@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
 from taskdaemon.pipeline.tracking.history import parse_age
@@ -280,7 +281,7 @@ class SpanStore:
             "SELECT trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages, "  # noqa: S608
             f"writer_id FROM runs {where} ORDER BY start_ns DESC, trace_id LIMIT ?"
         )
-        open_filter = status in ("running", "interrupted", "paused")
+        open_filter = status in OPEN_RUN_STATUSES
         out: list[RunSummary] = []
         with self._cursor() as conn:
             # An open-run filter may drop rows after liveness checks: read in pages until full.
@@ -310,7 +311,7 @@ class SpanStore:
     ) -> int | None:
         """How many runs :meth:`search` would find without a limit; None for the ``running`` and
         ``interrupted`` filters, whose answer needs each open run's spans."""
-        if status in ("running", "interrupted", "paused"):
+        if status in OPEN_RUN_STATUSES:
             return None
         where, params = self._where(pipeline, status, since, until)
         with self._cursor() as conn:
@@ -326,7 +327,7 @@ class SpanStore:
         if pipeline is not None:
             clauses.append("pipeline = ?")
             params.append(pipeline)
-        if status in ("running", "interrupted", "paused"):
+        if status in OPEN_RUN_STATUSES:
             clauses.append("end_ns IS NULL")
         elif status is not None:
             clauses.append("status = ?")

@@ -36,19 +36,18 @@ from opentelemetry.sdk.trace import SpanProcessor
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
 from taskdaemon.pipeline.tracking._schema import connect, rollback
 from taskdaemon.pipeline.tracking.aggregates import RunAggregator
 from taskdaemon.pipeline.tracking.reconstruct import (
-    FAILED_STAGE_STATUSES,
     ended_attempt_status,
     ended_run_status,
     find_root,
     is_skip,
     reconstruct_run,
-    stage_status_of,
     summarize_run,
 )
 from taskdaemon.pipeline.tracking.store import (

@@ -14,6 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from taskdaemon.pipeline.run_state import (
+    ACTIVE_STAGE_STATUSES,
+    FAILED_STAGE_STATUSES,
+    NOT_STARTED_STAGE_STATUSES,
+    TERMINAL_STAGE_STATUSES,
+)
+from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
 
 __all__ = ["StageRow", "changes", "render_table", "stage_rows", "summary_line"]
@@ -46,6 +53,14 @@ class StageRow:
     waiting_for: str
 
 
+# An upstream stage in one of these no longer holds its downstream stages up (a cancelled one
+# is listed: the run is stopping and the line says what it was waiting for).
+_UPSTREAM_DONE = TERMINAL_STAGE_STATUSES - {StageStatus.CANCELLED}
+# Change lines leave the elapsed time out for these: nothing has ended that it would measure
+# (a retrying or paused stage shows how long its attempt ran).
+_NO_ELAPSED = ACTIVE_STAGE_STATUSES - {StageStatus.RETRYING} - {StageStatus.PAUSED}
+
+
 def _elapsed(node: DagNode, now: float) -> float | None:
     if node.start is None:
         return None
@@ -71,14 +86,14 @@ def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
         return "its next attempt"
     if state == "paused":
         return "the debugger (taskdaemon debug attach RUN)"
-    if state not in ("waiting", "pending"):
+    if state not in NOT_STARTED_STAGE_STATUSES:
         return ""
     reasons = []
     for trigger in node.triggers:
         if trigger.kind == "manual" and trigger.approval_required:
             reasons.append("approval")
         elif trigger.kind == "on_completion" and trigger.stage is not None:
-            if states.get(trigger.stage) not in ("success", "failure", "timeout", "skipped"):
+            if states.get(trigger.stage) not in _UPSTREAM_DONE:
                 reasons.append(trigger.stage)
         elif trigger.kind == "on_event" and trigger.event_type:
             reasons.append(f"event {trigger.event_type}")
@@ -110,11 +125,7 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
 def summary_line(snapshot: DagSnapshot, now: float) -> str:
     """``run <id> of <pipeline>: running, 12.3 s, 4/10 stages done``."""
     run = snapshot.run
-    done = sum(
-        1
-        for node in snapshot.nodes
-        if node.state in ("success", "failure", "timeout", "cancelled", "skipped")
-    )
+    done = sum(1 for node in snapshot.nodes if node.state in TERMINAL_STAGE_STATUSES)
     if run is None:
         return f"{snapshot.pipeline}: {done}/{len(snapshot.nodes)} stages done"
     elapsed = (run.end if run.end is not None else now) - run.start
@@ -124,7 +135,7 @@ def summary_line(snapshot: DagSnapshot, now: float) -> str:
     )
 
 
-_ACTIVE = frozenset({"running", "waiting", "queued", "retrying", "paused", "failure", "timeout"})
+_ACTIVE = ACTIVE_STAGE_STATUSES | FAILED_STAGE_STATUSES
 
 
 def _fit(rows: list[StageRow], max_rows: int | None) -> tuple[list[StageRow], str]:
@@ -191,7 +202,7 @@ def changes(previous: DagSnapshot | None, current: DagSnapshot, now: float) -> l
         parts = [f"{row.stage}: {row.state}"]
         if row.progress:
             parts.append(f"instances {row.progress}")
-        if row.elapsed is not None and row.state not in ("running", "queued", "waiting"):
+        if row.elapsed is not None and row.state not in _NO_ELAPSED:
             parts.append(format_duration(row.elapsed))
         if row.waiting_for:
             parts.append(f"waiting for {row.waiting_for}")

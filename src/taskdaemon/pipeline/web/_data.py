@@ -22,11 +22,12 @@ from typing import Any
 
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES, is_failed
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
 
 __all__ = ["RunData", "check_status"]
 
-_STATUSES = ("running", "success", "failure", "cancelled", "interrupted", "paused")
+_STATUSES = RUN_RECORD_STATUSES
 
 
 class RunData:
@@ -177,7 +178,7 @@ class RunData:
 
 
 def _summary(record: RunRecord) -> RunSummary:
-    failed = sum(1 for s in record.stages if s.status in ("failure", "timeout"))
+    failed = sum(1 for s in record.stages if is_failed(s.status))
     return RunSummary(
         run_id=record.run_id,
         pipeline=record.pipeline,
