@@ -12,7 +12,7 @@ Pure functions over engine values (``RunResult``, ``Pipeline``); ``server.py`` s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,9 +88,9 @@ def api_index(routes: Iterable[Any]) -> dict[str, Any]:
     return {"routes": listed}
 
 
-def run_view(pipeline: Any, result: Any, approvals: set[tuple[str, str]]) -> RunView:
+def run_view(pipeline: Any, result: Any, approvals: Collection[str]) -> RunView:
     """The view of one run: ``result`` a ``RunResult`` snapshot of ``pipeline``; ``approvals``
-    the ``(run_id, stage)`` pairs waiting for an approval."""
+    the stages of the run waiting for an approval (``run_state.RunState.awaiting_approval``)."""
     stages_by_name = {stage.name: stage for stage in pipeline.stages}
     stages: list[StageView] = []
     for name, status in result.stage_status.items():
@@ -105,7 +105,7 @@ def run_view(pipeline: Any, result: Any, approvals: set[tuple[str, str]]) -> Run
                     stage=name,
                     status=str(status),
                     timeout=timeout,
-                    waiting_approval=(result.run_id, name) in approvals,
+                    waiting_approval=name in approvals,
                     error=result.skip_reasons.get(name),
                 )
             )

@@ -78,7 +78,7 @@ from taskdaemon.pipeline.errors import (
     RunNotFoundError,
     TaskdaemonError,
 )
-from taskdaemon.pipeline.events import ApprovalRequested, ApprovalResolved, EngineEvent, RunFinished
+from taskdaemon.pipeline.events import EngineEvent
 from taskdaemon.pipeline.http_json import (
     BadRequestError,
     bad_request,
@@ -557,7 +557,6 @@ class EngineController:
     def __init__(self, engine: Any = None, *, max_pending_events: int = 1000) -> None:
         self.engine: Any = None
         self.max_pending_events = max_pending_events
-        self._approvals: set[tuple[str, str]] = set()
         self.live = DagWatcher(keep_finished=32)  # the web page's live runs
         if engine is not None:
             self.bind(engine)
@@ -573,14 +572,8 @@ class EngineController:
         return self.engine
 
     def on_event(self, event: EngineEvent) -> None:
-        """Track pending approvals; keep the web page's live state."""
+        """Keep the live state of runs (the web page's, and which stages await approval)."""
         self.live.on_event(event)
-        if isinstance(event, ApprovalRequested):
-            self._approvals.add((event.run_id, event.stage))
-        elif isinstance(event, ApprovalResolved):
-            self._approvals.discard((event.run_id, event.stage))
-        elif isinstance(event, RunFinished):
-            self._approvals = {key for key in self._approvals if key[0] != event.run_id}
 
     def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
         """Snapshots of the engine's open runs (and, asked, of the ended ones it remembers).
@@ -592,7 +585,8 @@ class EngineController:
         for handle in self.engine.runs if self.engine is not None else ():
             if handle.done and not include_finished:
                 continue
-            views.append(run_view(handle.pipeline, handle.snapshot(), self._approvals))
+            awaiting = self.live.awaiting_approval(handle.run_id)
+            views.append(run_view(handle.pipeline, handle.snapshot(), awaiting))
         return views
 
     async def approve(self, run_id: str, stage: str, *, by: str, comment: str = "") -> None:

@@ -1,7 +1,7 @@
 """Live DAG state from engine events: ``DagWatcher`` (an engine observer) and ``watch_run``.
 
-The watcher keeps, per run, the state of every stage as the engine's events describe it, and
-turns it into the same ``RunRecord`` shape that spans rebuild, so a live snapshot and a
+The watcher folds each run's engine events into a ``run_state.RunState`` (the one model of a
+run's state), whose record is the ``RunRecord`` that spans rebuild, so a live snapshot and a
 reconstructed one render identically. ``watch()`` yields a new frozen ``DagSnapshot`` after each
 change; a burst of events that arrives while the consumer is busy is coalesced into one
 snapshot (the latest state), so a slow consumer never falls behind. The stream ends after the
@@ -14,158 +14,15 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from taskdaemon.pipeline.events import (
-    ApprovalRequested,
-    BreakpointHit,
-    BreakpointResumed,
-    EngineEvent,
-    RunFinished,
-    RunStarted,
-    StageFinished,
-    StageQueued,
-    StageRetrying,
-    StageSkipped,
-    StageStarted,
-    StageWaiting,
-)
+from taskdaemon.pipeline.events import EngineEvent
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord, stage_cancel_cause
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.run_state import RunState, apply
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 
 __all__ = ["DagWatcher", "watch_run"]
-
-_FAILED_ORDER = ("failure", "timeout", "cancelled")
-
-
-@dataclass
-class _Attempt:
-    task_run_id: str
-    instance: int
-    attempt: int
-    status: str
-    start: float
-    end: float | None = None
-    queue_time: float | None = None
-    trigger_wait: float | None = None
-    error: str | None = None
-    error_type: str | None = None
-    cancel_reason: str | None = None
-    cancel_cause: str | None = None
-
-
-@dataclass
-class _Stage:
-    loop: str = ""
-    status: str = "pending"
-    attempts: dict[str, _Attempt] = field(default_factory=dict)
-    queued: set[str] = field(default_factory=set)
-    retrying: set[tuple[int, int]] = field(default_factory=set)
-    paused: set[str] = field(default_factory=set)  # task run ids paused at a breakpoint
-    skip_reason: str | None = None
-    triggers: tuple[str, ...] = ()
-    skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
-
-    def aggregate(self) -> str:
-        """The stage status from its executions (fan-out stages have several)."""
-        if self.status == "skipped":
-            return self.status
-        if self.paused:
-            return "paused"
-        open_attempts = [a for a in self.attempts.values() if a.end is None]
-        if open_attempts:
-            return "running"
-        if self.retrying:
-            return "retrying"
-        if self.queued:
-            return "queued"
-        if not self.attempts:
-            return self.status
-        latest: dict[int, _Attempt] = {}
-        for attempt in self.attempts.values():
-            if attempt.instance not in latest or attempt.attempt > latest[attempt.instance].attempt:
-                latest[attempt.instance] = attempt
-        results = {a.status for a in latest.values()}
-        for status in _FAILED_ORDER:
-            if status in results:
-                return status
-        return "success"
-
-
-@dataclass
-class _Run:
-    pipeline_name: str
-    pipeline: Pipeline | None = None
-    status: str = "running"
-    start: float = 0.0
-    end: float | None = None
-    started_by: str | None = None
-    error: str | None = None
-    error_type: str | None = None
-    replay_of: str | None = None
-    stages: dict[str, _Stage] = field(default_factory=dict)
-
-    def stage(self, name: str) -> _Stage:
-        return self.stages.setdefault(name, _Stage())
-
-    def record(self, run_id: str) -> RunRecord:
-        names = list(self.stages)
-        if self.pipeline is not None:
-            defined = [stage.name for stage in self.pipeline.stages]
-            names = defined + [name for name in names if name not in set(defined)]
-        stages = []
-        for name in names:
-            live = self.stages.get(name)
-            if live is None:
-                continue
-            attempts = tuple(
-                AttemptRecord(
-                    task_run_id=a.task_run_id,
-                    instance=a.instance,
-                    attempt=a.attempt,
-                    status=a.status,
-                    start=a.start,
-                    end=a.end,
-                    queue_time=a.queue_time,
-                    trigger_wait=a.trigger_wait,
-                    error=a.error,
-                    error_type=a.error_type,
-                    cancel_reason=a.cancel_reason,
-                    cancel_cause=a.cancel_cause,
-                )
-                for a in live.attempts.values()
-            )
-            cancel_reason, cancel_cause = (
-                stage_cancel_cause(attempts) if attempts else live.skip_cause
-            )
-            stages.append(
-                StageRecord(
-                    name=name,
-                    loop=live.loop,
-                    status=live.aggregate(),
-                    attempts=attempts,
-                    triggers=live.triggers,
-                    skip_reason=live.skip_reason,
-                    cancel_reason=cancel_reason,
-                    cancel_cause=cancel_cause,
-                )
-            )
-        return RunRecord(
-            run_id=run_id,
-            pipeline=self.pipeline_name,
-            status=self.status,
-            start=self.start,
-            end=self.end,
-            stages=tuple(stages),
-            edges=(),
-            definition_hash=self.pipeline.definition_hash if self.pipeline else None,
-            started_by=self.started_by,
-            error=self.error,
-            error_type=self.error_type,
-            replay_of=self.replay_of,
-        )
 
 
 class _Waiter:
@@ -196,7 +53,7 @@ class DagWatcher:
     """
 
     def __init__(self, *, keep_finished: int = 16) -> None:
-        self._runs: OrderedDict[str, _Run] = OrderedDict()
+        self._runs: OrderedDict[str, RunState] = OrderedDict()
         self._waiters: set[_Waiter] = set()
         self._keep_finished = keep_finished
         self._lock = threading.Lock()
@@ -217,13 +74,20 @@ class DagWatcher:
         """The current snapshot of ``run_id``; KeyError if the watcher has not seen it."""
         with self._lock:
             run = self._runs[run_id]
-            return dag_snapshot(run.pipeline, run.record(run_id))
+            return dag_snapshot(run.pipeline, run.record())
 
     def record(self, run_id: str) -> RunRecord:
         """The current state of ``run_id`` as a run record; KeyError if the watcher has not
         seen it."""
         with self._lock:
-            return self._runs[run_id].record(run_id)
+            return self._runs[run_id].record()
+
+    def awaiting_approval(self, run_id: str) -> frozenset[str]:
+        """The stages of ``run_id`` waiting for an approval now; empty for a run the watcher
+        does not hold."""
+        with self._lock:
+            run = self._runs.get(run_id)
+            return run.awaiting_approval if run is not None else frozenset()
 
     def pipelines(self) -> dict[str, Pipeline]:
         """The definitions of the runs the watcher holds, by pipeline name (the latest run's)."""
@@ -257,8 +121,8 @@ class DagWatcher:
                 assert waiter.run_id is not None
                 with self._lock:
                     run = self._runs[waiter.run_id]
-                    snapshot = dag_snapshot(run.pipeline, run.record(waiter.run_id))
-                    finished = run.end is not None
+                    snapshot = dag_snapshot(run.pipeline, run.record())
+                    finished = run.finished
                 yield snapshot
                 if finished:
                     return
@@ -267,80 +131,11 @@ class DagWatcher:
                 self._waiters.discard(waiter)
 
     def _apply(self, event: EngineEvent) -> None:
-        if isinstance(event, RunStarted):
-            run = self._runs.setdefault(event.run_id, _Run(event.pipeline.name))
-            run.pipeline = event.pipeline
-            run.start = event.at
-            run.started_by = event.started_by
-            run.replay_of = event.replay_of
-            for definition in event.pipeline.stages:
-                live = run.stage(definition.name)
-                live.loop = definition.loop
-                live.triggers = tuple(t.describe() for t in definition.triggers)
-            return
         # A watcher registered after the run started builds what it can from later events.
-        run = self._runs.setdefault(event.run_id, _Run(event.pipeline, start=event.at))
-        if isinstance(event, RunFinished):
-            run.status = str(event.status)
-            run.end = event.at
-            run.error = event.error
-            run.error_type = event.error_type
-        elif isinstance(event, StageWaiting | ApprovalRequested):
-            stage = run.stage(event.stage)
-            if stage.status == "pending":
-                stage.status = "waiting"
-        elif isinstance(event, StageQueued):
-            stage = run.stage(event.stage)
-            stage.queued.add(event.task_run_id)
-            stage.retrying.discard((event.instance, event.attempt - 1))
-            stage.status = "queued"
-        elif isinstance(event, StageStarted):
-            stage = run.stage(event.stage)
-            stage.loop = event.loop
-            stage.queued.discard(event.task_run_id)
-            stage.status = "running"
-            stage.attempts[event.task_run_id] = _Attempt(
-                task_run_id=event.task_run_id,
-                instance=event.instance,
-                attempt=event.attempt,
-                status="running",
-                start=event.at,
-                queue_time=max(0.0, event.at - event.queued_at - event.paused),
-                trigger_wait=max(0.0, event.queued_at - event.considered_at),
-            )
-        elif isinstance(event, StageFinished):
-            stage = run.stage(event.stage)
-            attempt = stage.attempts.get(event.task_run_id)
-            if attempt is None:
-                attempt = _Attempt(
-                    event.task_run_id, event.instance, event.attempt, "running", event.at
-                )
-                stage.attempts[event.task_run_id] = attempt
-            attempt.status = str(event.status)
-            attempt.end = event.at
-            attempt.error = event.error
-            attempt.error_type = event.error_type
-            attempt.cancel_reason = event.cancel_reason
-            attempt.cancel_cause = event.cancel_cause
-            if event.will_retry:
-                stage.retrying.add((event.instance, event.attempt))
-        elif isinstance(event, BreakpointHit):
-            run.stage(event.stage).paused.add(event.task_run_id)
-            run.status = "paused"  # while anything in it is paused
-        elif isinstance(event, BreakpointResumed):
-            run.stage(event.stage).paused.discard(event.task_run_id)
-            if run.status == "paused" and not any(s.paused for s in run.stages.values()):
-                run.status = "running"
-        elif isinstance(event, StageRetrying):
-            run.stage(event.stage).retrying.add((event.instance, event.attempt))
-        elif isinstance(event, StageSkipped):
-            stage = run.stage(event.stage)
-            stage.status = "skipped"
-            stage.skip_reason = event.reason
-            stage.skip_cause = (event.cancel_reason, event.cancel_cause)
+        self._runs[event.run_id] = apply(self._runs.get(event.run_id), event)
 
     def _prune(self) -> None:
-        finished = [run_id for run_id, run in self._runs.items() if run.end is not None]
+        finished = [run_id for run_id, run in self._runs.items() if run.finished]
         watched = {w.run_id for w in self._waiters}
         for run_id in finished[: max(0, len(finished) - self._keep_finished)]:
             if run_id not in watched:
