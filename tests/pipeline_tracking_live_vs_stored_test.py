@@ -1,0 +1,312 @@
+"""Live vs stored (hypothesis): the record ``run_state`` reduces from a run's engine events equals
+the record ``reconstruct_run`` rebuilds from the spans the real monitor wrote for that run."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pipeline_engine_support import FakeSleep, retry
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import (
+    ErrorStrategy,
+    InputMapping,
+    Manual,
+    OnCompletion,
+    OnEvent,
+    Pipeline,
+    Stage,
+    Trigger,
+    TriggerMode,
+)
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.run_state import RunState, apply
+from taskdaemon.pipeline.tracking import reconstruct_run, span_record_from_sdk
+
+pytestmark = pytest.mark.timeout(120)
+
+# ok: returns; fail: always raises; flaky: fails its first attempt; timeout: outlives its
+# stage timeout; cancel: cancels the run and waits to be cancelled; secret: fails with a
+# secret-shaped message (redacted on both sides).
+BEHAVIOURS = ("ok", "ok", "ok", "fail", "flaky", "timeout", "cancel", "secret")
+APPROVALS = ("none", "grant", "reject", "expire")
+
+
+@dataclass(frozen=True)
+class Case:
+    pipeline: Pipeline
+    behaviour: dict[str, str]
+    approval: dict[str, str]  # answer given to each stage that asks for an approval
+    events: int  # events the first stage publishes for the fan-out stage (when there is one)
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    n = draw(st.integers(1, 5))
+    stages: list[Stage] = []
+    behaviour: dict[str, str] = {}
+    approval: dict[str, str] = {}
+    fan_out = draw(st.booleans())
+    for i in range(n):
+        name = f"s{i}"
+        parents = sorted(draw(st.sets(st.integers(0, i - 1), max_size=2))) if i else []
+        triggers: tuple[Trigger, ...] = tuple(
+            OnCompletion(f"s{p}", success_only=draw(st.booleans())) for p in parents
+        )
+        if not triggers:
+            asks = draw(st.sampled_from(APPROVALS))
+            if asks != "none":
+                approval[name] = asks
+            timeout = 0.05 if asks == "expire" else None
+            triggers = (Manual(approval_required=asks != "none", timeout=timeout),)
+        behaviour[name] = draw(st.sampled_from(BEHAVIOURS))
+        stages.append(
+            Stage(
+                name,
+                "python",
+                triggers,
+                trigger_mode=draw(st.sampled_from(TriggerMode)),
+                retry=retry(2, initial=0.0) if draw(st.booleans()) else None,
+                timeout=0.05 if behaviour[name] == "timeout" else None,
+                emits=("item",) if fan_out and i == 0 else (),
+            )
+        )
+    if fan_out:
+        behaviour["fan"] = draw(st.sampled_from(("ok", "ok", "fail", "flaky")))
+        stages.append(
+            Stage(
+                "fan",
+                "python",
+                (OnEvent("item"),),
+                inputs=(InputMapping("v", "event.v"),),
+                parallel_instances=draw(st.integers(1, 3)),
+            )
+        )
+    pipeline = Pipeline(
+        "live-vs-stored",
+        tuple(stages),
+        concurrency=draw(st.integers(1, 3)),
+        error_strategy=draw(st.sampled_from(ErrorStrategy)),
+    )
+    return Case(pipeline, behaviour, approval, draw(st.integers(0, 3)) if fan_out else 0)
+
+
+class _Live:
+    """An engine observer folding events into a ``RunState`` (what the live watcher does)."""
+
+    def __init__(self, capture: PayloadCapture) -> None:
+        self.state: RunState | None = None
+        self._capture = capture
+        self.asked: list[str] = []
+
+    def payload(self, value: Mapping[str, Any]) -> str:
+        return self._capture.capture(value).json
+
+    def on_event(self, event: EngineEvent) -> None:
+        self.state = apply(self.state, event, payloads=self.payload)
+        if isinstance(event, ApprovalRequested):
+            self.asked.append(event.stage)
+
+
+async def execute(case: Case) -> tuple[RunRecord, RunRecord]:
+    calls: dict[tuple[str, int], int] = {}
+    engine: Engine
+
+    async def handler(ctx: StageContext) -> dict[str, Any]:
+        key = (ctx.stage, ctx.instance)
+        calls[key] = calls.get(key, 0) + 1
+        if ctx.stage == "s0":
+            for v in range(case.events):
+                ctx.publish("item", {"v": v})
+        kind = case.behaviour[ctx.stage]
+        if kind == "fail" or (kind == "flaky" and calls[key] == 1):
+            raise RuntimeError(f"{ctx.stage} broke")
+        if kind == "secret":
+            raise ValueError("login failed: password=hunter2hunter2")
+        if kind == "timeout":
+            await asyncio.Event().wait()  # the stage's timeout ends it
+        if kind == "cancel":
+            engine.cancel(ctx.run_id)
+            await asyncio.Event().wait()  # the stop cancels it
+        return {"stage": ctx.stage, "attempt": calls[key], "inputs": dict(ctx.inputs)}
+
+    class Handlers:
+        def resolve(self, pipeline: Pipeline, stage: Stage) -> object:
+            return handler
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meters = MeterProvider()
+    capture = PayloadCapture()
+    monitor = PipelineMonitor(
+        tracer_provider=provider, meter_provider=meters, capture=capture, resource_sampling=False
+    )
+    live = _Live(capture)
+    engine = Engine(resolver=Handlers(), observers=[monitor, live], sleep=FakeSleep())  # type: ignore[arg-type]
+    try:
+        handle = await engine.start_run(case.pipeline)
+        answered: set[str] = set()
+        while not handle.done:
+            for stage in live.asked:
+                answer = case.approval.get(stage)
+                if stage in answered or handle.done or answer in (None, "expire"):
+                    continue
+                answered.add(stage)
+                if answer == "grant":
+                    engine.approve(handle.run_id, stage, "tester")
+                else:
+                    engine.reject(handle.run_id, stage, "tester")
+            await asyncio.sleep(0.001)
+        await asyncio.wait_for(handle.wait(), timeout=30)
+        monitor.flush()
+        spans = [span_record_from_sdk(span) for span in exporter.get_finished_spans()]
+    finally:
+        monitor.close()
+        provider.shutdown()
+        meters.shutdown()
+    assert live.state is not None
+    return live.state.record(), reconstruct_run(spans)
+
+
+def _attempt(attempt: AttemptRecord) -> AttemptRecord:
+    # Timings aside: clock readings, and the CPU the monitor measures itself for in-process
+    # stages. span_id is the store's identity of the attempt, which no event carries.
+    return dataclasses.replace(
+        attempt,
+        start=0.0,
+        end=None if attempt.end is None else 0.0,
+        queue_time=None,
+        trigger_wait=None,
+        cpu_seconds=None,
+        peak_memory_bytes=None,
+        span_id="",
+    )
+
+
+def _stage(stage: StageRecord) -> StageRecord:
+    return dataclasses.replace(stage, attempts=tuple(_attempt(a) for a in stage.attempts))
+
+
+def _run(record: RunRecord) -> RunRecord:
+    # ``attributes`` are the raw run-span attributes: only a record rebuilt from spans has them.
+    return dataclasses.replace(
+        record,
+        start=0.0,
+        end=None if record.end is None else 0.0,
+        stages=tuple(_stage(s) for s in record.stages),
+        attributes={},
+    )
+
+
+def _case(stages: tuple[Stage, ...], behaviour: dict[str, str], **fields: Any) -> Case:
+    approval = fields.pop("approval", {})
+    events = fields.pop("events", 0)
+    return Case(Pipeline("live-vs-stored", stages, **fields), behaviour, approval, events)
+
+
+def _s(name: str, *triggers: Trigger, **fields: Any) -> Stage:
+    return Stage(name, "python", triggers or (Manual(),), **fields)
+
+
+# Each outcome the comparison is about, checked on every run (the generated cases add variety).
+EXAMPLES = (
+    _case(  # timeout, then a retried flaky stage, under "continue"
+        (
+            _s("s0", timeout=0.05),
+            _s("s1", OnCompletion("s0", success_only=False), retry=retry(2, initial=0.0)),
+        ),
+        {"s0": "timeout", "s1": "flaky"},
+        error_strategy=ErrorStrategy.CONTINUE,
+    ),
+    _case(  # a stage cancels the run while another runs; the rest is skipped
+        (_s("s0"), _s("s1"), _s("s2", OnCompletion("s0"))),
+        {"s0": "timeout", "s1": "cancel", "s2": "ok"},  # s0 waits: the stop cancels it
+    ),
+    _case(  # approvals granted, rejected and expired
+        (
+            _s("s0", Manual(approval_required=True)),
+            _s("s1", Manual(approval_required=True)),
+            _s("s2", Manual(approval_required=True, timeout=0.05)),
+            _s("s3", OnCompletion("s1")),
+        ),
+        {"s0": "ok", "s1": "ok", "s2": "ok", "s3": "ok"},
+        approval={"s0": "grant", "s1": "reject", "s2": "expire"},
+        error_strategy=ErrorStrategy.CONTINUE,
+    ),
+    _case(  # fan-out instances retried once each, then a failure with a secret in its message
+        (
+            _s("s0", emits=("item",)),
+            _s(
+                "fan",
+                OnEvent("item"),
+                inputs=(InputMapping("v", "event.v"),),
+                parallel_instances=2,
+                retry=retry(2, initial=0.0),
+            ),
+            _s("s1", OnCompletion("fan", success_only=False)),
+        ),
+        {"s0": "ok", "fan": "flaky", "s1": "secret"},
+        events=3,
+    ),
+)
+
+
+def with_examples(test: Callable[[Case], None]) -> Callable[[Case], None]:
+    """``test`` with each of ``EXAMPLES`` as an explicit hypothesis example."""
+    for case in EXAMPLES:
+        test = example(case)(test)
+    return test
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(cases())
+@with_examples
+def test_live_record_equals_the_record_rebuilt_from_spans(case: Case) -> None:
+    """For generated pipelines and runs, the live record equals the stored one, field by field."""
+    live, stored = (_run(r) for r in asyncio.run(execute(case)))
+    assert [s.name for s in stored.stages] == [s.name for s in live.stages]
+    for stored_stage, live_stage in zip(stored.stages, live.stages, strict=True):
+        assert stored_stage == live_stage, stored_stage.name
+    assert stored == live
+
+
+def test_the_examples_reach_every_outcome() -> None:
+    """The fixed examples reach each stage and run status the comparison is about, so the
+    property never passes vacuously."""
+    stage_statuses: set[str] = set()
+    run_statuses: set[str] = set()
+    skip_reasons: set[str] = set()
+    instances = 0
+    for case in EXAMPLES:
+        live, _ = asyncio.run(execute(case))
+        run_statuses.add(live.status)
+        for stage in live.stages:
+            stage_statuses.add(stage.status)
+            stage_statuses.update(a.status for a in stage.attempts)
+            skip_reasons.add(stage.skip_reason or "")
+            instances = max([instances, *(a.instance + 1 for a in stage.attempts)])
+    assert {"success", "failure", "timeout", "cancelled", "skipped"} <= stage_statuses
+    assert {"success", "failure", "cancelled"} <= run_statuses
+    assert instances >= 2
+    assert any("approval" in reason for reason in skip_reasons), skip_reasons
