@@ -146,6 +146,9 @@ def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
     last_per_instance: dict[int, str] = {}
     for instance, status in attempts:
         last_per_instance[instance] = status
+    if len(last_per_instance) == 1:  # the common case; one status is its own best and agrees
+        (only,) = last_per_instance.values()
+        return only
     best: str | None = None
     for status in last_per_instance.values():
         rank = _RANK.get(status)
@@ -255,15 +258,18 @@ class _Stage:
     skip_reason: str | None = None
     skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
 
-    def status_now(self) -> str:
-        """The stage's status from its executions (fan-out stages have several)."""
+    def status_now(self, ordered: list[_Attempt] | None = None) -> str:
+        """The stage's status from its executions (fan-out stages have several); ``ordered``:
+        its attempts in start order, when the caller has them."""
         if not self.attempts:
             if self.status == StageStatus.SKIPPED:
                 return self.status
             if self.paused:
                 return StageStatus.PAUSED.value
             return StageStatus.QUEUED.value if self.queued else self.status
-        pairs = [(a.instance, self._live_status(a)) for a in self._ordered()]
+        if ordered is None:
+            ordered = self._ordered()
+        pairs = [(a.instance, self._live_status(a)) for a in ordered]
         if self.paused:
             pairs.append((-1, StageStatus.PAUSED.value))  # an instance paused before it started
         if self.retrying:
@@ -279,15 +285,18 @@ class _Stage:
 
     def _ordered(self) -> list[_Attempt]:
         # The order span reconstruction gives (start order); (instance, attempt) breaks ties.
+        if len(self.attempts) < 2:
+            return list(self.attempts.values())
         return sorted(self.attempts.values(), key=lambda a: (a.start, a.instance, a.attempt))
 
     def frozen(self, name: str) -> StageRecord:
-        attempts = tuple(a.frozen(a.task_run_id in self.paused) for a in self._ordered())
+        ordered = self._ordered()
+        attempts = tuple(a.frozen(a.task_run_id in self.paused) for a in ordered)
         cancel_reason, cancel_cause = stage_cancel_cause(attempts) if attempts else self.skip_cause
         return StageRecord(
             name=name,
             loop=self.loop,
-            status=self.status_now(),
+            status=self.status_now(ordered),
             attempts=attempts,
             triggers=self.triggers,
             upstream=self.upstream,
@@ -463,7 +472,7 @@ class RunState:
             start=event.at,
             queue_time=max(0.0, event.at - event.queued_at - event.paused),
             trigger_wait=max(0.0, event.queued_at - event.considered_at),
-            inputs=self._payload(event.inputs),
+            inputs=None if self.payloads is None else self._payload(event.inputs),
             paused_time=stage.paused_time.get(event.task_run_id),
         )
 
@@ -496,7 +505,7 @@ class RunState:
                 message = f"cancelled: {attempt.cancel_reason}"
             attempt.error = redact_text(message) if message else None
             attempt.error_type = None if exception is None else exception_type_name(exception)
-        if status == StageStatus.SUCCESS:
+        if status == StageStatus.SUCCESS and self.payloads is not None:
             attempt.outputs = self._payload(event.outputs)
         if event.will_retry:
             stage.retrying.add((event.instance, event.attempt))

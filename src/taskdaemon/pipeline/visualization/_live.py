@@ -131,8 +131,11 @@ class DagWatcher:
                 self._waiters.discard(waiter)
 
     def _apply(self, event: EngineEvent) -> None:
-        # A watcher registered after the run started builds what it can from later events.
-        self._runs[event.run_id] = apply(self._runs.get(event.run_id), event)
+        run = self._runs.get(event.run_id)
+        if run is None:  # a watcher registered after the run started builds what it can
+            self._runs[event.run_id] = apply(None, event)
+        else:
+            run.apply(event)
 
     def _prune(self) -> None:
         finished = [run_id for run_id, run in self._runs.items() if run.finished]
