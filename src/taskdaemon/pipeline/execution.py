@@ -1,6 +1,6 @@
 """The stage execution the running code works for, as a context variable.
 
-The engine sets it around each handler call (``engine/_run.py``) to the handler's
+The engine sets it around each handler call (``engine/_attempt.py``) to the handler's
 :class:`~taskdaemon.pipeline.loops.StageContext`. Asyncio tasks and ``asyncio.to_thread`` copy
 the context they start in, so the handler's own code sees it: on the engine's loop, in the
 worker thread a sync handler runs in, and in tasks the handler starts. Code outside a handler

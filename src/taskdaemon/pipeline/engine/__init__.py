@@ -82,11 +82,19 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
   stage that never reads it never makes an observer settle its books on the critical path.
 * **workspace**: when given, each run gets the directory ``{workspace}/{run_id}`` (created),
   handed to handlers as ``ctx.workspace``.
+
+Layout: ``_api`` (``Engine``), ``_handle`` (``RunHandle``), ``_observers`` (fan-out),
+``_plan`` (compiled plans); a run never sees its engine, only the ``RunContext`` of
+``_run_base``, and its behaviour is split by topic: ``_run`` (lifecycle, firing, propagation),
+``_triggering``, ``_approvals``, ``_attempt`` (slots, timeouts, retries), ``_dataflow``
+(inputs and outputs, pure) over the books of ``_stage_state``. Debug mode: ``_debug``,
+``_debug_records``, ``_engine_state``.
 """
 
-from taskdaemon.pipeline.engine._api import Engine, RunHandle
+from taskdaemon.pipeline.engine._api import Engine
 from taskdaemon.pipeline.engine._debug import Breakpoint, DebugSession, PausedExecution
-from taskdaemon.pipeline.engine._debug_records import engine_state
+from taskdaemon.pipeline.engine._engine_state import engine_state
+from taskdaemon.pipeline.engine._handle import RunHandle
 from taskdaemon.pipeline.engine._results import (
     ExecutionResult,
     GateDecision,

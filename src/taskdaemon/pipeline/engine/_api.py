@@ -1,12 +1,10 @@
-"""The engine's public objects: ``Engine`` and the ``RunHandle`` of a run it started."""
+"""The engine: starts runs, keeps the recent ones, fans their records out to observers."""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import os
-import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -14,110 +12,16 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from taskdaemon.pipeline.engine._debug import DebugSession
+from taskdaemon.pipeline.engine._handle import RunHandle
+from taskdaemon.pipeline.engine._observers import Observers
+from taskdaemon.pipeline.engine._plan import plan_for
 from taskdaemon.pipeline.engine._results import HandlerResolver, PauseGate, RunResult
-from taskdaemon.pipeline.engine._run import _RUN_ID, _Observer, _plan_for, _Run, _StageRun
+from taskdaemon.pipeline.engine._run import Run
+from taskdaemon.pipeline.engine._run_base import RunContext
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
-from taskdaemon.pipeline.events import EngineEvent, RunStarted, StageStarted
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.state import RunStatus
 
-logger = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- public API
-
-
-class RunHandle:
-    """A run started by :meth:`Engine.start_run`: wait for it, steer it, look at it."""
-
-    def __init__(self, run: _Run) -> None:
-        self._run = run
-
-    def __repr__(self) -> str:
-        return f"<RunHandle {self._run.name} {self.run_id} {self.status}>"
-
-    @property
-    def run_id(self) -> str:
-        """The run's id (32 lowercase hex, the trace id when monitored)."""
-        return self._run.run_id
-
-    @property
-    def pipeline(self) -> Pipeline:
-        """The pipeline the run executes."""
-        return self._run.pipeline
-
-    @property
-    def status(self) -> RunStatus:
-        """The run's current status."""
-        return self._run.status
-
-    @property
-    def done(self) -> bool:
-        """True once the run has ended."""
-        return self._run.result is not None
-
-    async def wait(self) -> RunResult:
-        """Wait for the run to end and return its result (cancelling the wait leaves the run)."""
-        return await asyncio.shield(self._run.done)
-
-    def snapshot(self) -> RunResult:
-        """The run as it is now (the final result once it ended)."""
-        return self._run.result or self._run.snapshot()
-
-    @property
-    def backlog(self) -> int:
-        """Events waiting for an instance slot plus event-stage instances not yet ended.
-
-        O(stages): what a server checks before accepting one more event from outside.
-        """
-        return sum(
-            len(srt.events) + srt.open_instances
-            for srt in self._run.stages.values()
-            if srt.cs.has_events
-        )
-
-    def _stage(self, stage: str) -> _StageRun:
-        run = self._run
-        try:
-            return run.stages[stage]
-        except KeyError:
-            raise PipelineError(
-                f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}"
-            ) from None
-
-    def _open(self, action: str) -> None:
-        if self._run.result is not None:
-            raise PipelineError(f"run {self.run_id} has finished; cannot {action}")
-
-    def approve(self, stage: str, by: str = "") -> None:
-        """Grant the approval ``stage`` waits for; ApprovalError if it waits for none."""
-        srt = self._stage(stage)
-        self._open(f"approve {stage!r}")
-        self._run.resolve_approval(srt, approved=True, by=by, timed_out=False)
-
-    def reject(self, stage: str, by: str = "") -> None:
-        """Reject the approval ``stage`` waits for: the stage (and what needs it) is skipped."""
-        srt = self._stage(stage)
-        self._open(f"reject {stage!r}")
-        self._run.resolve_approval(srt, approved=False, by=by, timed_out=False)
-
-    def publish(self, event_type: str, payload: Mapping[str, Any] | None = None) -> None:
-        """Publish an event from outside; its type must be listened to or declared external."""
-        run = self._run
-        self._open(f"publish {event_type!r}")
-        if event_type not in run.plan.event_listeners and (
-            event_type not in run.pipeline.external_events
-        ):
-            known = sorted(set(run.plan.event_listeners) | set(run.pipeline.external_events))
-            raise PipelineError(
-                f"pipeline {run.name!r} has no stage listening to {event_type!r} and does not "
-                f"declare it in external_events (known: {', '.join(known) or 'none'})"
-            )
-        run.publish(event_type, payload or {}, None)
-
-    def cancel(self) -> None:
-        """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent."""
-        self._run.stop(RunStatus.CANCELLED, "run cancelled")
+__all__ = ["Engine", "RunHandle"]
 
 
 class Engine:
@@ -135,20 +39,34 @@ class Engine:
         keep_finished: int = 1000,
     ) -> None:
         self._resolver = resolver
-        self._clock = clock
-        self._sleep = sleep
-        self._pause_gate = pause_gate
-        self._debugger: DebugSession | None = None
+        self._debug_session: DebugSession | None = None
         self._workspace = None if workspace is None else os.fspath(workspace)
-        self._observer_entries: list[_Observer] = []
-        self._observers: tuple[_Observer, ...] = ()
-        self._env_hooks: tuple[_Observer, ...] = ()
-        self._logged: set[tuple[int, type]] = set()
+        self._observers = Observers(on_change=self._observers_changed)
         self._runs: dict[str, RunHandle] = {}
         self._finished: deque[str] = deque()
         self._keep_finished = keep_finished
+        # What every run reads of its engine (the runs never see the engine itself).
+        self._ctx = RunContext(
+            clock=clock,
+            sleep=sleep,
+            emit=self._observers.emit,
+            environment=self._observers.environment,
+            resolver=self._resolver_or_default,
+            run_finished=self._run_finished,
+            pause_gate=pause_gate,
+        )
         for observer in observers:
             self.add_observer(observer)
+
+    @property
+    def _pause_gate(self) -> PauseGate | None:
+        """The gate every execution awaits before it starts (None: nothing is awaited)."""
+        return self._ctx.pause_gate
+
+    @property
+    def _debugger(self) -> DebugSession | None:
+        """The debug session while debug mode is on."""
+        return self._debug_session
 
     # ------------------------------------------------------------------ debugging
 
@@ -162,74 +80,36 @@ class Engine:
         """Debug mode: ``True`` returns the engine's :class:`DebugSession` (made on first call,
         installed as the pause gate); ``False`` resumes whatever is paused, removes the gate and
         returns None. Without debug mode no gate is installed and nothing is awaited."""
+        ctx = self._ctx
         if enabled:
-            if self._debugger is None:
-                if self._pause_gate is not None:
+            if self._debug_session is None:
+                if ctx.pause_gate is not None:
                     raise PipelineError("this engine already has a pause_gate; no debug mode")
-                self._debugger = DebugSession(self)
-                self._pause_gate = self._debugger.gate
-            return self._debugger
-        session, self._debugger = self._debugger, None
-        if session is not None:
-            self._pause_gate = None
-            session.detach()
+                session = DebugSession(self)
+                self._debug_session = session
+                ctx.debugger = session
+                ctx.pause_gate = session.gate
+            return self._debug_session
+        session_off, self._debug_session = self._debug_session, None
+        if session_off is not None:
+            ctx.debugger = None
+            ctx.pause_gate = None
+            session_off.detach()
         return None
 
     # ------------------------------------------------------------------ observers
 
     def add_observer(self, observer: Any) -> None:
         """Register an observer (an object with ``on_event``); adding it twice does nothing."""
-        if any(entry.observer is observer for entry in self._observer_entries):
-            return
-        self._observer_entries.append(_Observer(observer))
-        self._refresh_observers()
+        self._observers.add(observer)
 
     def remove_observer(self, observer: Any) -> None:
         """Unregister an observer; removing one that is not registered does nothing."""
-        self._observer_entries = [e for e in self._observer_entries if e.observer is not observer]
-        self._refresh_observers()
+        self._observers.remove(observer)
 
-    def _refresh_observers(self) -> None:
-        self._observers = tuple(self._observer_entries)
-        self._env_hooks = tuple(e for e in self._observers if e.environment is not None)
-
-    def _log_once(self, entry: _Observer, what: type, message: str) -> None:
-        key = (id(entry.observer), what)
-        if key not in self._logged:
-            self._logged.add(key)
-            logger.exception(message, type(entry.observer).__name__, what.__name__)
-
-    def _emit(self, event: EngineEvent) -> None:
-        for entry in self._observers:
-            try:
-                entry.on_event(event)
-            except Exception:
-                self._log_once(entry, type(event), "observer %s failed on %s (ignored)")
-
-    def _environment(self, event: StageStarted) -> dict[str, str]:
-        environment: dict[str, str] = {}
-        for entry in self._env_hooks:
-            assert entry.environment is not None
-            try:
-                answer = entry.environment(event)
-                if answer:
-                    environment.update({str(k): str(v) for k, v in answer.items()})
-            except Exception:
-                self._log_once(entry, StageStarted, "observer %s stage_environment failed (%s)")
-        return environment
-
-    def _allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str:
-        for entry in self._observers:
-            if entry.allocate is None:
-                continue
-            try:
-                answer = entry.allocate(pipeline, request)
-            except Exception:
-                self._log_once(entry, RunStarted, "observer %s allocate_run_id failed (%s)")
-                continue
-            if isinstance(answer, str) and _RUN_ID.match(answer):
-                return answer
-        return secrets.token_hex(16)
+    def _observers_changed(self) -> None:
+        self._ctx.observed = bool(self._observers.entries)
+        self._ctx.env_hooks = bool(self._observers.env_hooks)
 
     def _resolver_or_default(self) -> HandlerResolver:
         if self._resolver is None:
@@ -256,13 +136,13 @@ class Engine:
         PipelineError if the pipeline cannot run (unknown stage reference, cycle, bad
         expression) or ``run_id`` is taken.
         """
-        plan = _plan_for(pipeline)
+        plan = plan_for(pipeline)
         request = dict(request or {})
         if run_id is None:
-            run_id = self._allocate_run_id(pipeline, request)
+            run_id = self._observers.allocate_run_id(pipeline, request)
         elif run_id in self._runs:
             raise PipelineError(f"run id {run_id} is already in use")
-        run = _Run(self, pipeline, plan, run_id, request)
+        run = Run(self._ctx, pipeline, plan, run_id, request)
         if self._workspace is not None:
             run.workspace = os.path.join(self._workspace, run_id)
             os.makedirs(run.workspace, exist_ok=True)
@@ -296,8 +176,8 @@ class Engine:
             handle.cancel()
             raise
 
-    def _run_finished(self, run: _Run) -> None:
-        self._finished.append(run.run_id)
+    def _run_finished(self, run_id: str) -> None:
+        self._finished.append(run_id)
         while len(self._finished) > self._keep_finished:
             self._runs.pop(self._finished.popleft(), None)
 

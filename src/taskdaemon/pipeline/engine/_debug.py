@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
@@ -46,19 +46,34 @@ from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 if TYPE_CHECKING:
-    from taskdaemon.pipeline.engine._api import Engine, RunHandle
-    from taskdaemon.pipeline.engine._run import _Exec, _Instance, _Run, _StageRun
+    from taskdaemon.pipeline.engine._handle import RunHandle
+    from taskdaemon.pipeline.engine._run_base import RunBase
+    from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
 
-__all__ = ["Breakpoint", "DebugSession", "PausedExecution"]
+__all__ = ["Breakpoint", "DebugHost", "DebugSession", "PausedExecution"]
 
 _START, _FAILURE_KIND = "start", "failure"
 _WHEN_VARIABLES = frozenset({"request", "stages", "event", "inputs", "error"})
 
 
+class DebugHost(Protocol):
+    """What a session needs of its engine (an ``Engine``, named without importing it)."""
+
+    _runs: dict[str, RunHandle]
+
+    def start_run(self, *args: Any, **kwargs: Any) -> Awaitable[RunHandle]:
+        """``Engine.start_run``."""
+        ...
+
+    def run(self, *args: Any, **kwargs: Any) -> Awaitable[RunResult]:
+        """``Engine.run``."""
+        ...
+
+
 class DebugSession:
     """The engine's debugger (``engine.with_debug(True)``). See the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: DebugHost) -> None:
         self._engine = engine
         self._breakpoints: dict[int, Breakpoint] = {}
         self._ids = itertools.count(1)
@@ -242,20 +257,21 @@ class DebugSession:
         if name not in pause.overridden:
             pause.overridden.append(name)
         run = pause.run
-        if self._engine._observers:
-            run.emit(
+        ctx = run.ctx
+        if ctx.observed:
+            ctx.emit(
                 InputOverridden(
-                    run.run_id,
-                    run.name,
-                    pause.srt.name,
-                    pause.inst.index,
-                    pause.ex.attempt,
-                    pause.task_run_id,
-                    self._engine._clock(),
-                    name,
-                    old,
-                    value,
-                    by,
+                    run_id=run.run_id,
+                    pipeline=run.name,
+                    stage=pause.srt.name,
+                    instance=pause.inst.index,
+                    attempt=pause.ex.attempt,
+                    task_run_id=pause.task_run_id,
+                    at=ctx.clock(),
+                    name=name,
+                    old=old,
+                    new=value,
+                    by=by,
                 )
             )
 
@@ -382,18 +398,23 @@ class DebugSession:
         action, by, paused = await self._hold(pause, StageStatus.QUEUED)
         if action == "skip" and len(srt.instances) == 1 and not srt.final:
             srt.skip_reason = f"skipped at a breakpoint by {by}"
-            if self._engine._observers:
-                run.emit(
+            ctx = run.ctx
+            if ctx.observed:
+                ctx.emit(
                     StageSkipped(
-                        run.run_id, run.name, srt.name, srt.skip_reason, self._engine._clock()
+                        run_id=run.run_id,
+                        pipeline=run.name,
+                        stage=srt.name,
+                        reason=srt.skip_reason,
+                        at=ctx.clock(),
                     )
                 )
         inputs = dict(pause.inputs) if pause.overridden else None
         return GateDecision(skip=action == "skip", inputs=inputs, paused=paused)
 
-    async def failed(self, run: _Run, srt: _StageRun, inst: _Instance, ex: _Exec) -> bool:
+    async def failed(self, run: RunBase, srt: StageRun, inst: Instance, ex: Execution) -> bool:
         """After a failed attempt: pause at a failure breakpoint; True means retry it now."""
-        ex.ended = self._engine._clock()  # the attempt ended here; a pause is not run time
+        ex.ended = run.ctx.clock()  # the attempt ended here; a pause is not run time
         if run.stopping is not None or not self._breakpoints:
             return False
         bp = self._match(
@@ -414,7 +435,7 @@ class DebugSession:
         action, _by, _paused = await self._hold(pause, StageStatus.RUNNING)
         return action == "retry"
 
-    def published(self, run: _Run, event_type: str, payload: dict[str, Any]) -> None:
+    def published(self, run: RunBase, event_type: str, payload: dict[str, Any]) -> None:
         """An event is being published: mark it when an event breakpoint wants it, so the
         executions it starts pause."""
         runs = self._engine._runs
@@ -433,7 +454,7 @@ class DebugSession:
 
     # ------------------------------------------------------------------ internals
 
-    def _start_reason(self, run: _Run, request: StageGateRequest) -> str | None:
+    def _start_reason(self, run: RunBase, request: StageGateRequest) -> str | None:
         if request.event is not None:
             marked = self._marked.get(id(request.event))
             if marked is not None and marked[0] is request.event:
@@ -460,7 +481,7 @@ class DebugSession:
             return "step"
         return None
 
-    def _applies(self, bp: Breakpoint, run: _Run) -> bool:
+    def _applies(self, bp: Breakpoint, run: RunBase) -> bool:
         if bp.run_id is not None:
             return run.run_id.startswith(bp.run_id)
         return bp.pipeline is None or bp.pipeline == run.name
@@ -480,7 +501,7 @@ class DebugSession:
         return value
 
     def _match(
-        self, run: _Run, stage: str, kind: str, context: Callable[[], Mapping[str, Any]]
+        self, run: RunBase, stage: str, kind: str, context: Callable[[], Mapping[str, Any]]
     ) -> Breakpoint | None:
         """The first breakpoint of ``kind`` for ``stage`` that holds; the condition's context
         is built only for a candidate (most stages have none: the no-hit path stays cheap)."""
@@ -494,22 +515,20 @@ class DebugSession:
 
     def _new_pause(  # noqa: PLR0917 - internal
         self,
-        run: _Run,
-        srt: _StageRun,
-        inst: _Instance,
+        run: RunBase,
+        srt: StageRun,
+        inst: Instance,
         kind: str,
         reason: str,
         inputs: dict[str, Any],
     ) -> _Pause:
         ex = inst.executions[-1]
-        return _Pause(
-            run, srt, inst, ex, kind, reason, inputs, next(self._seq), self._engine._clock()
-        )
+        return _Pause(run, srt, inst, ex, kind, reason, inputs, next(self._seq), run.ctx.clock())
 
     async def _hold(self, pause: _Pause, back: StageStatus) -> tuple[str, str, float]:
         """Pause until resumed; returns (action, by, seconds paused)."""
         run, srt, inst, ex = pause.run, pause.srt, pause.inst, pause.ex
-        engine = self._engine
+        ctx = run.ctx
         key = (run.run_id, pause.task_run_id)
         stage_key = (run.run_id, srt.name)
         inst.status = StageStatus.PAUSED
@@ -519,19 +538,19 @@ class DebugSession:
             srt.status = StageStatus.PAUSED
         self._paused[key] = pause
         run.status = RunStatus.PAUSED
-        if engine._observers:
-            run.emit(
+        if ctx.observed:
+            ctx.emit(
                 BreakpointHit(
-                    run.run_id,
-                    run.name,
-                    srt.name,
-                    inst.index,
-                    ex.attempt,
-                    pause.task_run_id,
-                    pause.since,
-                    pause.kind,
-                    pause.reason,
-                    ex.error if pause.kind == _FAILURE_KIND else None,
+                    run_id=run.run_id,
+                    pipeline=run.name,
+                    stage=srt.name,
+                    instance=inst.index,
+                    attempt=ex.attempt,
+                    task_run_id=pause.task_run_id,
+                    at=pause.since,
+                    kind=pause.kind,
+                    reason=pause.reason,
+                    error=ex.error if pause.kind == _FAILURE_KIND else None,
                 )
             )
         self._notify()
@@ -548,21 +567,21 @@ class DebugSession:
                 srt.status = self._stage_before.pop(stage_key, StageStatus.WAITING)
             if run.result is None and not any(p.run is run for p in self._paused.values()):
                 run.status = RunStatus.RUNNING
-            now = engine._clock()
+            now = ctx.clock()
             paused = max(0.0, now - pause.since)
-            if engine._observers:
-                run.emit(
+            if ctx.observed:
+                ctx.emit(
                     BreakpointResumed(
-                        run.run_id,
-                        run.name,
-                        srt.name,
-                        inst.index,
-                        ex.attempt,
-                        pause.task_run_id,
-                        now,
-                        action,
-                        by,
-                        paused,
+                        run_id=run.run_id,
+                        pipeline=run.name,
+                        stage=srt.name,
+                        instance=inst.index,
+                        attempt=ex.attempt,
+                        task_run_id=pause.task_run_id,
+                        at=now,
+                        action=action,
+                        by=by,
+                        paused=paused,
                     )
                 )
             self._notify()
@@ -579,7 +598,7 @@ class DebugSession:
         pause.future.set_result((action, by or "api"))
         return 1
 
-    def _run_of(self, run_id: str, need_open: bool = True) -> _Run:
+    def _run_of(self, run_id: str, need_open: bool = True) -> RunBase:
         runs = self._engine._runs
         handle = runs.get(run_id)
         if handle is None:

@@ -1,0 +1,436 @@
+"""Attempts of a stage instance: worker slots, the pause gate, the handler call under its
+timeout, retries with backoff, and the records of each attempt.
+
+* **Worker slots**: every attempt holds one from just before the pause gate until its handler
+  returned.
+* **Timeouts**: ``stage.timeout or pipeline.timeout`` per attempt; on expiry the handler task is
+  cancelled and the attempt ends ``timeout``.
+* **Retries**: ``stage.retry``, else ``pipeline.retry`` under ``error_strategy: retry``, else one
+  attempt. A failed or timed-out attempt ``n < max_attempts`` is followed by the injected
+  ``sleep(backoff.delay(n))`` and attempt ``n + 1``; a data error is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator, Mapping
+from inspect import isawaitable
+from typing import Any
+
+from taskdaemon.pipeline.engine._dataflow import DataError, map_outputs, resolve_inputs
+from taskdaemon.pipeline.engine._results import StageGateRequest
+from taskdaemon.pipeline.engine._run_base import RunBase, RunContext
+from taskdaemon.pipeline.engine._stage_state import (
+    CANCELLED,
+    EMPTY,
+    FAILED,
+    FAILURE,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    SUCCESS,
+    TIMEOUT,
+    Execution,
+    Instance,
+    StageRun,
+    move,
+)
+from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.events import (
+    StageFinished,
+    StageProcess,
+    StageQueued,
+    StageRetrying,
+    StageStarted,
+    TaskRunRef,
+)
+from taskdaemon.pipeline.execution import enter_execution, leave_execution
+from taskdaemon.pipeline.loops import Handler, StageContext
+from taskdaemon.pipeline.model import RetryPolicy, Stage
+from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+logger = logging.getLogger(__name__)
+
+
+class Attempts(RunBase):
+    """The run's part that runs attempts: queue one, run every attempt of an instance."""
+
+    def queue(self, srt: StageRun, inst: Instance, attempt: int) -> Execution:
+        """Queue attempt ``attempt`` of ``inst`` (it waits for a worker slot)."""
+        move(srt, inst, QUEUED)
+        ctx = self.ctx
+        now = ctx.clock()
+        ex = Execution(attempt, now)
+        inst.executions.append(ex)
+        if ctx.observed:
+            ctx.emit(
+                StageQueued(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    stage=srt.name,
+                    instance=inst.index,
+                    attempt=attempt,
+                    at=now,
+                    task_run_id=f"{srt.name}.{inst.index}.{attempt}",
+                )
+            )
+        return ex
+
+    def handler_for(self, stage: Stage) -> Handler:
+        """The stage's handler, resolved once per run; DataError when there is none."""
+        handler = self.handlers.get(stage.name)
+        if handler is None:
+            try:
+                handler = self.ctx.resolver().resolve(self.pipeline, stage)
+            except Exception as exc:
+                raise DataError(f"cannot resolve loop {stage.loop!r}: {exc}") from exc
+            self.handlers[stage.name] = handler
+        return handler
+
+    def retry_policy(self, stage: Stage) -> RetryPolicy | None:
+        """The stage's own policy, else the pipeline's under ``error_strategy: retry``."""
+        return stage.retry if stage.retry is not None else self.default_retry
+
+    async def execute(self, srt: StageRun, inst: Instance) -> None:
+        """Run every attempt of one instance; never raises (outcomes go to the run)."""
+        ctx = self.ctx
+        stage = srt.cs.stage
+        timeout = stage.timeout if stage.timeout is not None else self.pipeline.timeout
+        policy = self.retry_policy(stage)
+        max_attempts = policy.max_attempts if policy is not None else 1
+        ex = inst.executions[-1]
+        try:
+            while True:
+                retry_now = False
+                async with self.slots:
+                    status, exception = await self.attempt(srt, inst, ex, timeout)
+                    debugger = ctx.debugger
+                    if status in FAILED and debugger is not None:
+                        # A failure breakpoint: before the error strategy acts (engine/_debug.py)
+                        retry_now = await debugger.failed(self, srt, inst, ex)
+                attempt = ex.attempt
+                will_retry = retry_now or (
+                    status in FAILED
+                    and attempt < max_attempts
+                    and not isinstance(exception, DataError)
+                    and self.stopping is None
+                )
+                self.finished(
+                    srt, inst, ex, status=status, exception=exception, will_retry=will_retry
+                )
+                if not will_retry:
+                    move(srt, inst, status)
+                    break
+                delay = 0.0 if retry_now or policy is None else policy.backoff.delay(attempt)
+                move(srt, inst, RETRYING)
+                if ctx.observed:
+                    ctx.emit(
+                        StageRetrying(
+                            run_id=self.run_id,
+                            pipeline=self.name,
+                            stage=srt.name,
+                            instance=inst.index,
+                            attempt=attempt,
+                            task_run_id=f"{srt.name}.{inst.index}.{attempt}",
+                            delay=delay,
+                            error=ex.error or "",
+                            error_type=ex.error_type or "",
+                            at=ctx.clock(),
+                        )
+                    )
+                await ctx.sleep(delay)
+                ex = self.queue(srt, inst, attempt + 1)
+        except asyncio.CancelledError:
+            if inst.status is CANCELLED:
+                return  # stop() already ended this queued execution
+            if inst.status is QUEUED or inst.status is RUNNING:
+                ex = inst.executions[-1]
+                self.finished(
+                    srt,
+                    inst,
+                    ex,
+                    status=CANCELLED,
+                    exception=None,
+                    will_retry=False,
+                    error=self.cancelled_error(),
+                )
+            move(srt, inst, CANCELLED)
+        except Exception as exc:
+            # A bug in the engine or an observer hook that escaped its guard: end the run
+            # rather than leave it waiting forever for this instance.
+            logger.exception("internal error in stage %r of run %s", srt.name, self.run_id)
+            last = inst.executions[-1]
+            last.status = FAILURE
+            last.error = redact_text(f"internal error: {exc!r}")
+            last.error_type = type(exc).__qualname__
+            inst.status = FAILURE
+            if self.stopping is None:
+                self.first_failure = self.first_failure or f"stage {srt.name!r}: {last.error}"
+                self.stop(RunStatus.FAILURE, self.first_failure, srt.name)
+        self.instance_ended(srt, inst)
+
+    async def attempt(
+        self, srt: StageRun, inst: Instance, ex: Execution, limit: float | None
+    ) -> tuple[StageStatus, BaseException | None]:
+        """One attempt, holding a worker slot. Returns its status and exception."""
+        ctx = self.ctx
+        stage = srt.cs.stage
+        name = srt.name
+        tid = f"{name}.{inst.index}.{ex.attempt}"
+        data_error: DataError | None = None
+        inputs: Mapping[str, Any]
+        try:
+            inputs = (
+                resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
+                if srt.cs.inputs
+                else EMPTY
+            )
+        except DataError as exc:
+            inputs, data_error = {}, exc
+        gate = ctx.pause_gate
+        paused = 0.0
+        debugger = ctx.debugger
+        if gate is not None and (
+            debugger is None or debugger.may_pause(self.run_id, name, inst.event)
+        ):
+            decision = await gate(
+                StageGateRequest(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    stage=name,
+                    instance=inst.index,
+                    attempt=ex.attempt,
+                    task_run_id=tid,
+                    loop=stage.loop,
+                    inputs=inputs,
+                    event=inst.event,
+                )
+            )
+            if decision is not None:
+                paused = decision.paused
+                if decision.skip:
+                    return SKIPPED, None
+                if decision.inputs is not None:
+                    inputs, data_error = decision.inputs, None
+        move(srt, inst, RUNNING)
+        now = ctx.clock()
+        ex.running = now
+        ex.status = RUNNING
+        ex.started = True
+        environment: Mapping[str, str] = EMPTY
+        if ctx.observed:
+            previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
+            started = StageStarted(
+                run_id=self.run_id,
+                pipeline=self.name,
+                stage=name,
+                instance=inst.index,
+                attempt=ex.attempt,
+                task_run_id=tid,
+                loop=stage.loop,
+                at=now,
+                queued_at=ex.queued,
+                considered_at=(
+                    srt.considered_at if srt.considered_at is not None else self.started_at
+                ),
+                inputs=inputs,
+                fired_by=inst.fired_by,
+                previous_attempt=previous,
+                triggers=inst.triggers,
+                event=inst.event,
+                paused=paused,
+            )
+            ctx.emit(started)
+            if ctx.env_hooks:
+                environment = _LazyEnvironment(ctx, started)
+        if not srt.started:
+            self.first_start(srt, now)
+        if data_error is not None:
+            return FAILURE, _failed(ex, data_error)
+        context = StageContext(
+            run_id=self.run_id,
+            pipeline=self.name,
+            stage=name,
+            loop=stage.loop,
+            instance=inst.index,
+            attempt=ex.attempt,
+            inputs=inputs,
+            publish=_Publisher(self, srt, inst, ex),
+            report_process=_ProcessReporter(self, name, tid),
+            report_usage=_UsageReporter(ex),
+            timeout=limit,
+            event=inst.event,
+            environment=environment,
+            workspace=self.workspace,
+            command=stage.command,
+        )
+        deadline = None
+        # The handler's own code (its log records above all) knows which execution it serves.
+        token = enter_execution(context)
+        try:
+            handler = self.handler_for(stage)
+            if limit is None:  # no timeout: spare the Timeout object on the hot path
+                result: Any = handler(context)
+                if isawaitable(result):
+                    result = await result
+            else:
+                deadline = asyncio.timeout(limit)
+                async with deadline:
+                    result = handler(context)
+                    if isawaitable(result):
+                        result = await result
+            ex.outputs = map_outputs(srt.cs, result, self.request)
+        except TimeoutError as exc:
+            if deadline is None or not deadline.expired():
+                return FAILURE, _failed(ex, exc)
+            ex.error = f"timed out after {limit:g}s"
+            ex.error_type = "TimeoutError"
+            return TIMEOUT, exc
+        except Exception as exc:
+            return FAILURE, _failed(ex, exc)
+        finally:
+            leave_execution(token)
+        return SUCCESS, None
+
+    def finished(
+        self,
+        srt: StageRun,
+        inst: Instance,
+        ex: Execution,
+        *,
+        status: StageStatus,
+        exception: BaseException | None,
+        will_retry: bool,
+        error: str | None = None,
+    ) -> None:
+        """Attempt ``ex`` ended ``status``: note it and emit ``StageFinished``."""
+        ctx = self.ctx
+        # A failure breakpoint set ``ended`` when the handler failed: the pause is not run time.
+        now = ex.ended if ex.ended is not None else ctx.clock()
+        ex.ended = now
+        ex.status = status
+        if error is not None and ex.error is None:
+            ex.error = error
+            ex.error_type = "CancelledError"
+        cancelled = status is CANCELLED and self.stopping is not None
+        if cancelled:
+            ex.cancel_cause = self.cancel_cause
+        if ctx.observed:
+            ctx.emit(
+                StageFinished(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    stage=srt.name,
+                    instance=inst.index,
+                    attempt=ex.attempt,
+                    task_run_id=f"{srt.name}.{inst.index}.{ex.attempt}",
+                    status=status,
+                    at=now,
+                    outputs=ex.outputs,
+                    error=ex.error,
+                    error_type=ex.error_type,
+                    exception=exception,
+                    will_retry=will_retry,
+                    cpu_seconds=ex.cpu,
+                    peak_memory_bytes=ex.memory,
+                    cancel_reason=self.cancel_reason if cancelled else None,
+                    cancel_cause=ex.cancel_cause,
+                )
+            )
+
+
+def _failed(ex: Execution, exc: BaseException) -> BaseException:
+    """Note a failed attempt's error on ``ex`` and return ``exc``."""
+    # The message reaches results, the CLI, /api and every view: never with a secret in it.
+    ex.error = redact_text(str(exc)) or type(exc).__name__
+    ex.error_type = "PipelineError" if isinstance(exc, DataError) else type(exc).__qualname__
+    return exc
+
+
+class _Publisher:
+    """``ctx.publish`` for one execution: only the stage's ``emits``."""
+
+    __slots__ = ("ex", "inst", "run", "srt")
+
+    def __init__(self, run: RunBase, srt: StageRun, inst: Instance, ex: Execution) -> None:
+        self.run, self.srt, self.inst, self.ex = run, srt, inst, ex
+
+    def __call__(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        emits = self.srt.cs.stage.emits
+        if event_type not in emits:
+            declared = ", ".join(emits) if emits else "none"
+            raise PipelineError(
+                f"stage {self.srt.name!r} cannot publish {event_type!r}: not in its emits "
+                f"(declared: {declared})"
+            )
+        ref = TaskRunRef(self.srt.name, self.inst.index, self.ex.attempt)
+        self.run.publish(event_type, payload, ref)
+
+
+class _ProcessReporter:
+    """``ctx.report_process`` for one execution: emits ``StageProcess``."""
+
+    __slots__ = ("name", "run", "tid")
+
+    def __init__(self, run: RunBase, name: str, tid: str) -> None:
+        self.run, self.name, self.tid = run, name, tid
+
+    def __call__(self, pid: int) -> None:
+        run = self.run
+        ctx = run.ctx
+        if ctx.observed:
+            ctx.emit(
+                StageProcess(
+                    run_id=run.run_id,
+                    pipeline=run.name,
+                    stage=self.name,
+                    task_run_id=self.tid,
+                    pid=pid,
+                    at=ctx.clock(),
+                )
+            )
+
+
+class _UsageReporter:
+    """``ctx.report_usage`` for one execution: CPU and peak memory of its process tree."""
+
+    __slots__ = ("ex",)
+
+    def __init__(self, ex: Execution) -> None:
+        self.ex = ex
+
+    def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
+        self.ex.cpu = cpu_seconds
+        self.ex.memory = peak_bytes
+
+
+class _LazyEnvironment(Mapping[str, str]):
+    """A stage's extra environment, asked of the observers' ``stage_environment`` hooks on
+    first read rather than when the stage starts: a handler that never reads it (most Python
+    stages) never makes an observer settle its books on the run's critical path. Read it on
+    the loop's thread (the ``python`` loop type resolves it before handing a context to a
+    worker thread)."""
+
+    __slots__ = ("_ctx", "_event", "_resolved")
+
+    def __init__(self, ctx: RunContext, event: StageStarted) -> None:
+        self._ctx = ctx
+        self._event = event
+        self._resolved: dict[str, str] | None = None
+
+    def _values(self) -> dict[str, str]:
+        if self._resolved is None:
+            self._resolved = self._ctx.environment(self._event)
+        return self._resolved
+
+    def __getitem__(self, key: str) -> str:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())

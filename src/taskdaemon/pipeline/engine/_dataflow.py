@@ -1,0 +1,76 @@
+"""Data flow, pure: a stage's inputs from the run's context, its outputs from a handler's result.
+
+The context is ``{"request", "stages": {name: {"status", "outputs"}}}`` plus ``event`` for an
+event instance; the expressions are the ones the pipeline's plan compiled once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from taskdaemon.pipeline.engine._stage_state import Instance
+from taskdaemon.pipeline.errors import ExpressionError, PipelineError
+from taskdaemon.pipeline.triggers import CompiledStage, expression_context
+
+
+class DataError(PipelineError):
+    """A data-flow error (missing input/output, unresolvable loop): never retried, since the
+    same data would fail the same way."""
+
+
+def resolve_inputs(
+    cs: CompiledStage,
+    event: Mapping[str, Any] | None,
+    request: Mapping[str, Any],
+    stages: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The stage's inputs; DataError naming the first required input that cannot be read.
+
+    An optional input that cannot be read is left out.
+    """
+    inputs: dict[str, Any] = {}
+    extra = None if event is None else {"event": event}
+    for name, compiled, required in cs.inputs:
+        expression = compiled.expression
+        try:
+            inputs[name] = expression.evaluate(
+                expression_context(expression, compiled.refs, request, stages, extra)
+            )
+        except ExpressionError as exc:
+            if required:
+                raise DataError(f"missing required input {name!r}: {exc}") from None
+    return inputs
+
+
+def map_outputs(cs: CompiledStage, result: Any, request: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A handler's result as the stage's outputs.
+
+    ``None`` is ``{}``, a non-mapping ``v`` is ``{"value": v}``; with an ``outputs:`` mapping
+    the outputs are those expressions over ``result`` (and ``request``). DataError names the
+    first required output that cannot be read; an optional one is left out.
+    """
+    if result is None:
+        result = {}
+    elif not isinstance(result, Mapping):
+        result = {"value": result}
+    mappings = cs.outputs
+    if mappings is None:
+        return result  # type: ignore[no-any-return]
+    outputs: dict[str, Any] = {}
+    context = {"result": result, "request": request}
+    for name, compiled, required in mappings:
+        try:
+            outputs[name] = compiled.expression.evaluate(context)
+        except ExpressionError as exc:
+            if required:
+                raise DataError(f"missing required output {name!r}: {exc}") from None
+    return outputs
+
+
+def stage_outputs(instances: Sequence[Instance]) -> Mapping[str, Any]:
+    """``stages.X.outputs`` of a finished stage: the last attempt's outputs of its one
+    instance, else ``{"instances": [those of each instance, in instance order]}``."""
+    if len(instances) == 1:
+        return instances[0].executions[-1].outputs
+    return {"instances": [inst.executions[-1].outputs for inst in instances]}

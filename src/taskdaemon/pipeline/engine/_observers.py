@@ -1,0 +1,105 @@
+"""The engine's observers: fan-out of event records and the optional hooks, each guarded.
+
+An observer that raises is logged once per observer and event type, and ignored: observing
+never changes what a pipeline does.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from taskdaemon.pipeline.events import EngineEvent, RunStarted, StageStarted
+from taskdaemon.pipeline.model import Pipeline
+
+logger = logging.getLogger(__name__)
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class ObserverEntry:
+    """One registered observer with its optional hooks, looked up once."""
+
+    __slots__ = ("allocate", "environment", "observer", "on_event")
+
+    def __init__(self, observer: Any) -> None:
+        self.observer = observer
+        self.on_event: Callable[[EngineEvent], None] = observer.on_event
+        self.allocate: Callable[..., Any] | None = getattr(observer, "allocate_run_id", None)
+        self.environment: Callable[..., Any] | None = getattr(observer, "stage_environment", None)
+
+
+class Observers:
+    """The registered observers, in registration order.
+
+    ``entries`` is a tuple replaced on every change, so a change during a fan-out never
+    disturbs it; ``on_change`` is called after each change (the engine refreshes what its runs
+    read: whether anyone observes, whether anyone answers ``stage_environment``).
+    """
+
+    __slots__ = ("_logged", "entries", "env_hooks", "on_change")
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        self.entries: tuple[ObserverEntry, ...] = ()
+        self.env_hooks: tuple[ObserverEntry, ...] = ()
+        self.on_change = on_change
+        self._logged: set[tuple[int, type]] = set()
+
+    def add(self, observer: Any) -> None:
+        """Register ``observer``; adding it twice does nothing."""
+        if any(entry.observer is observer for entry in self.entries):
+            return
+        self._set((*self.entries, ObserverEntry(observer)))
+
+    def remove(self, observer: Any) -> None:
+        """Unregister ``observer``; removing one that is not registered does nothing."""
+        self._set(tuple(e for e in self.entries if e.observer is not observer))
+
+    def _set(self, entries: tuple[ObserverEntry, ...]) -> None:
+        self.entries = entries
+        self.env_hooks = tuple(e for e in entries if e.environment is not None)
+        self.on_change()
+
+    def _log_once(self, entry: ObserverEntry, what: type, message: str) -> None:
+        key = (id(entry.observer), what)
+        if key not in self._logged:
+            self._logged.add(key)
+            logger.exception(message, type(entry.observer).__name__, what.__name__)
+
+    def emit(self, event: EngineEvent) -> None:
+        """Hand ``event`` to every observer, in order."""
+        for entry in self.entries:
+            try:
+                entry.on_event(event)
+            except Exception:
+                self._log_once(entry, type(event), "observer %s failed on %s (ignored)")
+
+    def environment(self, event: StageStarted) -> dict[str, str]:
+        """The merge of the observers' ``stage_environment`` answers for ``event``."""
+        environment: dict[str, str] = {}
+        for entry in self.env_hooks:
+            assert entry.environment is not None
+            try:
+                answer = entry.environment(event)
+                if answer:
+                    environment.update({str(k): str(v) for k, v in answer.items()})
+            except Exception:
+                self._log_once(entry, StageStarted, "observer %s stage_environment failed (%s)")
+        return environment
+
+    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str:
+        """The first 32-hex id an observer's ``allocate_run_id`` answers, else a random one."""
+        for entry in self.entries:
+            if entry.allocate is None:
+                continue
+            try:
+                answer = entry.allocate(pipeline, request)
+            except Exception:
+                self._log_once(entry, RunStarted, "observer %s allocate_run_id failed (%s)")
+                continue
+            if isinstance(answer, str) and _RUN_ID.match(answer):
+                return answer
+        return secrets.token_hex(16)

@@ -1,0 +1,186 @@
+"""What a run is given (:class:`RunContext`) and what it holds (:class:`RunBase`).
+
+A run never sees its engine: it reads the clock, sleeps, emits records, resolves handlers and
+asks the debugger through the context, which the engine shares between its runs and keeps
+current (observers and debug mode may change while runs go on). The run's behaviour is split
+by topic over classes that all extend :class:`RunBase`: attempts, timeouts and retries
+(``_attempt.py``), approvals (``_approvals.py``), triggers and scheduling (``_run.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from taskdaemon.pipeline.engine._results import HandlerResolver, PauseGate, RunResult
+from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
+from taskdaemon.pipeline.events import EngineEvent, StageStarted, TaskRunRef
+from taskdaemon.pipeline.loops import Handler
+from taskdaemon.pipeline.model import ErrorStrategy, Pipeline
+from taskdaemon.pipeline.state import RunStatus
+from taskdaemon.pipeline.triggers import TriggerPlan
+
+
+class DebugHook(Protocol):
+    """What a run tells the debugger (``engine/_debug.py``), besides its pause gate."""
+
+    def may_pause(self, run_id: str, stage: str, event: object) -> bool:
+        """Whether the pause gate could pause this execution (asked before building a request)."""
+        ...
+
+    async def failed(self, run: RunBase, srt: StageRun, inst: Instance, ex: Execution) -> bool:
+        """An attempt failed, before the error strategy acts; True: retry it now."""
+        ...
+
+    def published(self, run: RunBase, event_type: str, payload: dict[str, Any]) -> None:
+        """An event is being published into ``run`` (before any listener sees it)."""
+        ...
+
+
+class RunContext:
+    """What a run needs of its engine; one per engine, shared by its runs, kept current.
+
+    ``observed``: some observer is registered (without one no record is even built).
+    ``env_hooks``: some observer answers ``stage_environment``, which ``environment`` merges.
+    ``resolver()``: the engine's handler resolver (the default one made on first use).
+    ``run_finished(run_id)``: the run ended (the engine trims the finished runs it keeps).
+    """
+
+    __slots__ = (
+        "clock",
+        "debugger",
+        "emit",
+        "env_hooks",
+        "environment",
+        "observed",
+        "pause_gate",
+        "resolver",
+        "run_finished",
+        "sleep",
+    )
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[Any]],
+        emit: Callable[[EngineEvent], None],
+        environment: Callable[[StageStarted], dict[str, str]],
+        resolver: Callable[[], HandlerResolver],
+        run_finished: Callable[[str], None],
+        pause_gate: PauseGate | None = None,
+    ) -> None:
+        self.clock = clock
+        self.sleep = sleep
+        self.emit = emit
+        self.environment = environment
+        self.resolver = resolver
+        self.run_finished = run_finished
+        self.pause_gate = pause_gate
+        self.debugger: DebugHook | None = None
+        self.observed = False
+        self.env_hooks = False
+
+
+class RunBase:
+    """Everything about one run; all methods run on the event loop thread."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        pipeline: Pipeline,
+        plan: TriggerPlan,
+        run_id: str,
+        request: Mapping[str, Any],
+    ) -> None:
+        self.ctx = ctx
+        self.pipeline = pipeline
+        self.name = pipeline.name
+        self.plan = plan
+        self.run_id = run_id
+        self.request = request
+        self.status = RunStatus.PENDING
+        self.started_at = ctx.clock()
+        self.finished_at: float | None = None
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.stages_ctx: dict[str, dict[str, Any]] = {}
+        self.stages: dict[str, StageRun] = {}
+        for name, cs in plan.stages.items():
+            stage_ctx: dict[str, Any] = {"status": "pending", "outputs": {}}
+            self.stages_ctx[name] = stage_ctx
+            self.stages[name] = StageRun(cs, stage_ctx, self.started_at)
+        self.slots = asyncio.Semaphore(max(1, pipeline.concurrency))
+        self.active = 0  # unfinished instances + open approval requests
+        self.stopping: RunStatus | None = None  # the final status a stop aims at
+        self.finished_queue: deque[StageRun] = deque()
+        self.processing = False
+        self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        self.event_seq = 0
+        self.handlers: dict[str, Handler] = {}
+        self.workspace: str | None = None
+        strategy = pipeline.error_strategy
+        self.strategy = strategy
+        self.default_retry = pipeline.retry if strategy is ErrorStrategy.RETRY else None
+        self.first_failure: str | None = None
+        # Why a stop cancels what runs ("stage 'x' failed (error_strategy: fail)") and the stage
+        # that caused it: every cancelled attempt and skipped stage carries both.
+        self.cancel_reason: str | None = None
+        self.cancel_cause: str | None = None
+        self.result: RunResult | None = None
+
+    if TYPE_CHECKING:
+        # Each part calls into the others; the scheduler (``_run.py``) defines these.
+
+        @abstractmethod
+        def stop(
+            self, status: RunStatus, reason: str | None = None, cause: str | None = None
+        ) -> None: ...
+
+        @abstractmethod
+        def process(self) -> None: ...
+
+        @abstractmethod
+        def evaluate(self, srt: StageRun, index: int, trigger: Any) -> None: ...
+
+        @abstractmethod
+        def update(self, srt: StageRun) -> None: ...
+
+        @abstractmethod
+        def fire(
+            self,
+            srt: StageRun,
+            event: Mapping[str, Any] | None,
+            fired_by: tuple[TaskRunRef, ...],
+            event_trigger: int | None,
+        ) -> None: ...
+
+        @abstractmethod
+        def admit(self, srt: StageRun) -> None: ...
+
+        @abstractmethod
+        def check_event_stage(self, srt: StageRun) -> None: ...
+
+        @abstractmethod
+        def skip(self, srt: StageRun, reason: str, at: float) -> None: ...
+
+        @abstractmethod
+        def instance_ended(self, srt: StageRun, inst: Instance) -> None: ...
+
+        @abstractmethod
+        def first_start(self, srt: StageRun, at: float) -> None: ...
+
+        @abstractmethod
+        def publish(
+            self, event_type: str, payload: Mapping[str, Any], source: TaskRunRef | None
+        ) -> None: ...
+
+        @abstractmethod
+        def snapshot(self, final: bool = False) -> RunResult: ...
+
+    def cancelled_error(self) -> str:
+        """The error of an attempt a stop cancels: ``cancelled: <why>``."""
+        return f"cancelled: {self.cancel_reason}" if self.cancel_reason else "cancelled"

@@ -1,0 +1,223 @@
+"""A run's mutable books per stage: its instances, their executions, the trigger counters.
+
+Plain records with ``__slots__``, changed only on the event loop thread by the run that owns
+them; the frozen views of them are :class:`ExecutionResult` and :class:`RunResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from taskdaemon.pipeline.engine._results import ExecutionResult
+from taskdaemon.pipeline.errors import InvalidTransitionError
+from taskdaemon.pipeline.events import TaskRunRef
+from taskdaemon.pipeline.model import TriggerMode
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
+from taskdaemon.pipeline.state import STAGE_TRANSITIONS, StageStatus, StageTimes
+from taskdaemon.pipeline.triggers import ApprovalState, CompiledStage, TriggerState
+
+# Module-level aliases: the scheduler compares against these on every transition.
+SATISFIED = TriggerState.SATISFIED
+IMPOSSIBLE = TriggerState.IMPOSSIBLE
+PENDING = TriggerState.PENDING
+ALL = TriggerMode.ALL
+WAITING = StageStatus.WAITING
+QUEUED = StageStatus.QUEUED
+RUNNING = StageStatus.RUNNING
+RETRYING = StageStatus.RETRYING
+SUCCESS = StageStatus.SUCCESS
+FAILURE = StageStatus.FAILURE
+TIMEOUT = StageStatus.TIMEOUT
+CANCELLED = StageStatus.CANCELLED
+SKIPPED = StageStatus.SKIPPED
+FAILED = FAILED_STAGE_STATUSES
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+# Shared by stages without on_event triggers: they never append to it.
+_NO_EVENTS: deque[Any] = deque(maxlen=0)
+
+
+class Execution:
+    """One attempt of one instance (mutable while it runs)."""
+
+    __slots__ = (
+        "attempt",
+        "cancel_cause",
+        "cpu",
+        "ended",
+        "error",
+        "error_type",
+        "memory",
+        "outputs",
+        "queued",
+        "running",
+        "started",
+        "status",
+    )
+
+    def __init__(self, attempt: int, queued: float) -> None:
+        self.attempt = attempt
+        self.queued = queued
+        self.running: float | None = None
+        self.ended: float | None = None
+        self.status = QUEUED
+        self.outputs: Mapping[str, Any] = {}
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.cpu: float | None = None
+        self.memory: int | None = None
+        self.started = False
+        self.cancel_cause: str | None = None  # the stage whose failure cancelled this attempt
+
+
+class Instance:
+    """One instance of a stage (``on_event`` stages have one per admitted event)."""
+
+    __slots__ = ("event", "executions", "fired_by", "index", "status", "task", "triggers")
+
+    def __init__(
+        self,
+        index: int,
+        event: Mapping[str, Any] | None,
+        fired_by: tuple[TaskRunRef, ...],
+        triggers: tuple[str, ...],
+    ) -> None:
+        self.index = index
+        self.event = event
+        self.fired_by = fired_by
+        self.triggers = triggers
+        self.status = WAITING
+        self.executions: list[Execution] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+class StageRun:
+    """The run-time state of one stage."""
+
+    __slots__ = (
+        "approval",
+        "approval_timer",
+        "considered_at",
+        "cs",
+        "ctx",
+        "events",
+        "final",
+        "fired",
+        "fired_by",
+        "instances",
+        "n_imp",
+        "n_sat",
+        "name",
+        "open_instances",
+        "skip_reason",
+        "started",
+        "states",
+        "status",
+        "waiting_at",
+    )
+
+    def __init__(self, cs: CompiledStage, ctx: dict[str, Any], pending_at: float) -> None:
+        self.cs = cs
+        self.name = cs.stage.name
+        self.ctx = ctx
+        self.status = StageStatus.PENDING  # stage-level: pending, waiting, then final
+        self.states: dict[int, TriggerState] = dict.fromkeys(cs.other_triggers, PENDING)
+        self.n_sat = 0
+        self.n_imp = 0
+        self.fired = False
+        self.fired_by: dict[int, tuple[TaskRunRef, ...]] | None = None
+        self.final = False
+        self.started = False
+        self.considered_at: float | None = None
+        self.waiting_at = pending_at
+        self.instances: list[Instance] = []
+        self.open_instances = 0
+        self.events: deque[tuple[Mapping[str, Any], TaskRunRef | None]] = (
+            deque() if cs.has_events else _NO_EVENTS
+        )
+        self.approval = ApprovalState.NOT_REQUESTED
+        self.approval_timer: asyncio.Task[None] | None = None
+        self.skip_reason: str | None = None
+
+    def readiness(self) -> TriggerState:
+        """The combined state of the non-event triggers (O(1) from the counters)."""
+        n = len(self.states)
+        if self.cs.stage.trigger_mode is ALL:
+            if self.n_imp:
+                return IMPOSSIBLE
+            return SATISFIED if self.n_sat == n else PENDING
+        if self.n_sat:
+            return SATISFIED
+        return IMPOSSIBLE if self.n_imp == n else PENDING
+
+    def gate(self) -> TriggerState:
+        """For an event stage in mode ``all``: whether events may start instances."""
+        return self.readiness() if self.states else SATISFIED
+
+    def final_status(self) -> StageStatus:
+        """The stage's status once every instance ended: the worst of them."""
+        if not self.instances:
+            return SKIPPED
+        return StageStatus(stage_status_of((inst.index, inst.status) for inst in self.instances))
+
+
+def move(srt: StageRun, inst: Instance, new: StageStatus) -> None:
+    """Move an instance to ``new``, enforcing the stage state machine of ``state.py``."""
+    if new not in STAGE_TRANSITIONS[inst.status]:
+        raise InvalidTransitionError(
+            f"stage {srt.name!r} instance {inst.index} cannot move from {inst.status} to {new}"
+        )
+    inst.status = new
+
+
+class ExecutionsView(Mapping[str, tuple[ExecutionResult, ...]]):
+    """A finished run's executions per stage, built on first access (most callers never look,
+    and building 10,000 records at the end of every run would cost more than running them)."""
+
+    __slots__ = ("_built", "_stages", "_started_at")
+
+    def __init__(self, started_at: float, stages: Mapping[str, StageRun]) -> None:
+        self._started_at = started_at
+        self._stages = stages
+        self._built: dict[str, tuple[ExecutionResult, ...]] = {}
+
+    def __getitem__(self, name: str) -> tuple[ExecutionResult, ...]:
+        built = self._built.get(name)
+        if built is None:
+            srt = self._stages[name]
+            built = tuple(
+                ExecutionResult(
+                    stage=name,
+                    instance=inst.index,
+                    attempt=ex.attempt,
+                    status=ex.status,
+                    times=StageTimes(
+                        self._started_at,
+                        srt.considered_at,
+                        srt.waiting_at,
+                        ex.queued,
+                        ex.running,
+                        ex.ended,
+                    ),
+                    outputs=ex.outputs,
+                    error=ex.error,
+                    error_type=ex.error_type,
+                    cancel_cause=ex.cancel_cause,
+                )
+                for inst in srt.instances
+                for ex in inst.executions
+            )
+            self._built[name] = built
+        return built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stages)
+
+    def __len__(self) -> int:
+        return len(self._stages)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))

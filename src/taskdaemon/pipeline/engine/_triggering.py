@@ -1,0 +1,264 @@
+"""Triggers of a run: considering a stage, evaluating its triggers, acting on their states.
+
+Re-evaluation is incremental: a finished stage re-evaluates only its ``on_completion``
+dependents, the conditions that name it and the event stages it emits for (``_run.py``); a
+published event only its listeners and the waiting ``on_condition`` stages. A stage fires at
+most once; only ``on_event`` instances and retries run a stage again. A CEL evaluation error
+is false (reported in ``TriggerEvaluated.detail``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from taskdaemon.pipeline.engine._approvals import Approvals
+from taskdaemon.pipeline.engine._stage_state import (
+    ALL,
+    IMPOSSIBLE,
+    PENDING,
+    SATISFIED,
+    WAITING,
+    StageRun,
+)
+from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.events import (
+    EventPublished,
+    StageWaiting,
+    TaskRunRef,
+    TriggerEvaluated,
+)
+from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition
+from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.triggers import (
+    ApprovalState,
+    TriggerState,
+    evaluate_completion,
+    evaluate_condition,
+    evaluate_filter,
+    evaluate_manual,
+    expression_context,
+)
+
+
+class Triggers(Approvals):
+    """The run's part that evaluates triggers and decides to fire, skip or ask for approval."""
+
+    def evaluated(
+        self,
+        srt: StageRun,
+        index: int,
+        state: TriggerState,
+        detail: str,
+        ready: bool,
+        *,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        if self.ctx.observed:
+            trigger = srt.cs.stage.triggers[index]
+            self.ctx.emit(
+                TriggerEvaluated(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    stage=srt.name,
+                    trigger_index=index,
+                    trigger_type=trigger.kind,
+                    description=srt.cs.descriptions[index],
+                    satisfied=state is SATISFIED,
+                    stage_ready=ready,
+                    at=self.ctx.clock(),
+                    detail=detail,
+                    values=values,
+                )
+            )
+
+    def consider(self, srt: StageRun, at: float) -> None:
+        """The stage can be looked at from now on: emit StageWaiting and evaluate its triggers."""
+        if srt.status is not StageStatus.PENDING:
+            return
+        now = self.ctx.clock()
+        srt.status = WAITING
+        srt.considered_at = at
+        srt.waiting_at = now
+        srt.ctx["status"] = "waiting"
+        if self.ctx.observed:
+            self.ctx.emit(
+                StageWaiting(
+                    run_id=self.run_id, pipeline=self.name, stage=srt.name, at=now, considered_at=at
+                )
+            )
+        cs = srt.cs
+        if cs.approval_trigger is not None and cs.stage.trigger_mode is not ALL:
+            self.request_approval(srt)
+        triggers = cs.stage.triggers
+        for index in cs.other_triggers:
+            if srt.final:
+                return
+            self.evaluate(srt, index, triggers[index])
+        if not srt.final:
+            self.update(srt)
+
+    def evaluate(self, srt: StageRun, index: int, trigger: Any) -> None:
+        """Re-evaluate one non-event trigger, update the counters, report it."""
+        values = None
+        if isinstance(trigger, OnCompletion):
+            upstream = self.stages[trigger.stage]
+            state, detail = evaluate_completion(
+                trigger, upstream.status if upstream.final else None
+            )
+            if state is SATISFIED and self.ctx.observed:  # only StageStarted reads it
+                if srt.fired_by is None:
+                    srt.fired_by = {}
+                srt.fired_by[index] = tuple(
+                    TaskRunRef(upstream.name, inst.index, inst.executions[-1].attempt)
+                    for inst in upstream.instances
+                    if inst.executions
+                )
+        elif isinstance(trigger, OnCondition):
+            compiled = srt.cs.conditions[index]
+            values = expression_context(
+                compiled.expression, compiled.refs, self.request, self.stages_ctx
+            )
+            state, detail = evaluate_condition(compiled.expression, values)
+        elif isinstance(trigger, Manual):
+            state, detail = evaluate_manual(trigger, srt.approval)
+        else:  # pragma: no cover - on_event triggers are not evaluated here
+            return
+        old = srt.states[index]
+        if old is not state:
+            if old is SATISFIED:
+                srt.n_sat -= 1
+            elif old is IMPOSSIBLE:
+                srt.n_imp -= 1
+            if state is SATISFIED:
+                srt.n_sat += 1
+            elif state is IMPOSSIBLE:
+                srt.n_imp += 1
+            srt.states[index] = state
+        if self.ctx.observed:
+            ready = (srt.gate() if srt.cs.has_events else srt.readiness()) is SATISFIED
+            self.evaluated(srt, index, state, detail, ready, values=values)
+
+    def update(self, srt: StageRun) -> None:
+        """Act on a stage's trigger states: fire it, skip it, or ask for its approval."""
+        if srt.final or self.stopping is not None:
+            return
+        cs = srt.cs
+        if not cs.has_events:
+            if srt.fired:
+                return
+            readiness = srt.readiness()
+            if readiness is SATISFIED:
+                if srt.status is StageStatus.PENDING:
+                    self.consider(srt, self.ctx.clock())  # evaluates again, then fires
+                else:
+                    self.fire(srt, None, self.collect_fired_by(srt), None)
+            elif readiness is IMPOSSIBLE:
+                self.skip(srt, self.impossible_reason(srt), self.ctx.clock())
+            elif cs.stage.trigger_mode is ALL:
+                self.maybe_request_approval(srt)
+            return
+        if cs.stage.trigger_mode is ALL:
+            gate = srt.gate()
+            if gate is IMPOSSIBLE:
+                srt.events.clear()
+                if not srt.instances:
+                    self.skip(srt, self.impossible_reason(srt), self.ctx.clock())
+                    return
+            elif gate is SATISFIED:
+                self.admit(srt)
+            else:
+                self.maybe_request_approval(srt)
+        elif srt.states and not srt.fired and srt.readiness() is SATISFIED:
+            if srt.status is StageStatus.PENDING:
+                self.consider(srt, self.ctx.clock())  # evaluates again, then fires
+                return
+            srt.fired = True
+            self.fire(srt, None, self.collect_fired_by(srt), None)
+        self.check_event_stage(srt)
+
+    def collect_fired_by(self, srt: StageRun) -> tuple[TaskRunRef, ...]:
+        refs: list[TaskRunRef] = []
+        fired_by = srt.fired_by
+        if fired_by is None or not self.ctx.observed:
+            return ()
+        for index, state in srt.states.items():
+            if state is SATISFIED:
+                refs.extend(fired_by.get(index, ()))
+        return tuple(refs)
+
+    def impossible_reason(self, srt: StageRun) -> str:
+        if srt.approval is ApprovalState.REJECTED:
+            return "approval rejected"
+        blocked = [srt.cs.descriptions[i] for i, s in srt.states.items() if s is IMPOSSIBLE]
+        return "triggers can no longer fire: " + ", ".join(blocked)
+
+    def publish(
+        self, event_type: str, payload: Mapping[str, Any], source: TaskRunRef | None
+    ) -> None:
+        """Publish an event into the run and start the instances it fires."""
+        if self.result is not None or self.stopping is not None:
+            raise PipelineError(f"run {self.run_id} has finished; cannot publish {event_type!r}")
+        self.event_seq += 1
+        now = self.ctx.clock()
+        payload = dict(payload)
+        if self.ctx.debugger is not None:  # event breakpoints mark this very payload
+            self.ctx.debugger.published(self, event_type, payload)
+        if self.ctx.observed:
+            self.ctx.emit(
+                EventPublished(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    event_type=event_type,
+                    payload=payload,
+                    event_id=self.event_seq,
+                    at=now,
+                    source=source,
+                )
+            )
+        for stage_name, index in self.plan.event_listeners.get(event_type, ()):
+            srt = self.stages[stage_name]
+            if srt.final:
+                continue
+            if srt.status is StageStatus.PENDING:
+                self.consider(srt, now)
+                if srt.final:
+                    continue
+            compiled = srt.cs.filters[index]
+            values = None
+            if compiled is None:
+                accepted, detail = True, "no filter"
+            else:
+                values = expression_context(
+                    compiled.expression,
+                    compiled.refs,
+                    self.request,
+                    self.stages_ctx,
+                    {"event": payload},
+                )
+                accepted, detail = evaluate_filter(compiled.expression, values)
+            if self.ctx.observed:
+                ready = accepted and srt.gate() is SATISFIED
+                self.evaluated(
+                    srt,
+                    index,
+                    SATISFIED if accepted else PENDING,
+                    f"event {self.event_seq}: {detail}",
+                    ready,
+                    values=values,
+                )
+            if accepted:
+                srt.events.append((payload, source))
+                if srt.cs.stage.trigger_mode is not ALL or srt.gate() is SATISFIED:
+                    self.admit(srt)
+        for stage_name in self.plan.condition_stages:
+            self.reevaluate_conditions(self.stages[stage_name])
+        self.process()
+
+    def reevaluate_conditions(self, srt: StageRun) -> None:
+        if srt.final or srt.fired or srt.status is StageStatus.PENDING:
+            return
+        triggers = srt.cs.stage.triggers
+        for index in srt.cs.conditions:
+            self.evaluate(srt, index, triggers[index])
+        self.update(srt)
