@@ -105,27 +105,34 @@ def chain(stages: int) -> Pipeline:
 
 def record_stream(pipeline: Pipeline) -> list[EngineEvent]:
     """One run's records, the way the engine emits them for a chain of instant stages."""
-    events: list[EngineEvent] = [RunStarted(RUN_ID, pipeline, {"goal": "ship it"}, 1000.0)]
+    events: list[EngineEvent] = [
+        RunStarted(run_id=RUN_ID, pipeline=pipeline, request={"goal": "ship it"}, at=1000.0)
+    ]
     now = 1000.0
     previous: TaskRunRef | None = None
     for stage in pipeline.stages:
         name = stage.name
         trid = f"{name}.0.1"
         kind = stage.triggers[0].kind
+        described = stage.triggers[0].describe()
         events += [
-            StageWaiting(RUN_ID, "bench", name, now, now),
-            TriggerEvaluated(RUN_ID, "bench", name, 0, kind, stage.triggers[0].describe(),
-                             True, True, now),
-            StageQueued(RUN_ID, "bench", name, 0, 1, now, trid),
-            StageStarted(RUN_ID, "bench", name, 0, 1, trid, "python", now + 0.001, now, now,
-                         INPUTS, fired_by=(previous,) if previous else (),
-                         triggers=(stage.triggers[0].describe(),)),
-            StageFinished(RUN_ID, "bench", name, 0, 1, trid, StageStatus.SUCCESS, now + 0.01,
+            StageWaiting(run_id=RUN_ID, pipeline="bench", stage=name, at=now, considered_at=now),
+            TriggerEvaluated(run_id=RUN_ID, pipeline="bench", stage=name, trigger_index=0,
+                             trigger_type=kind, description=described, satisfied=True,
+                             stage_ready=True, at=now),
+            StageQueued(run_id=RUN_ID, pipeline="bench", stage=name, instance=0, attempt=1,
+                        at=now, task_run_id=trid),
+            StageStarted(run_id=RUN_ID, pipeline="bench", stage=name, instance=0, attempt=1,
+                         task_run_id=trid, loop="python", at=now + 0.001, queued_at=now,
+                         considered_at=now, inputs=INPUTS,
+                         fired_by=(previous,) if previous else (), triggers=(described,)),
+            StageFinished(run_id=RUN_ID, pipeline="bench", stage=name, instance=0, attempt=1,
+                          task_run_id=trid, status=StageStatus.SUCCESS, at=now + 0.01,
                           outputs=OUTPUTS),
         ]  # fmt: skip
         previous = TaskRunRef(name, 0, 1)
         now += 0.01
-    events.append(RunFinished(RUN_ID, "bench", RunStatus.SUCCESS, now))
+    events.append(RunFinished(run_id=RUN_ID, pipeline="bench", status=RunStatus.SUCCESS, at=now))
     return events
 
 

@@ -225,7 +225,11 @@ class Feed:
         run_id = self.monitor.allocate_run_id(self.pipeline, request)
         assert run_id is not None
         self.run_id = run_id
-        self.emit(RunStarted(run_id, self.pipeline, request, self.now, **kwargs))
+        self.emit(
+            RunStarted(
+                run_id=run_id, pipeline=self.pipeline, request=request, at=self.now, **kwargs
+            )
+        )
         return run_id
 
     def trigger(self, stage: str, index: int, kind: str, *, ready: bool = True) -> None:
@@ -233,15 +237,15 @@ class Feed:
         description = self.pipeline.stage(stage).triggers[index].describe()
         self.emit(
             TriggerEvaluated(
-                self.run_id,
-                self.pipeline.name,
-                stage,
-                index,
-                kind,
-                description,
-                True,
-                ready,
-                self.now,
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                trigger_index=index,
+                trigger_type=kind,
+                description=description,
+                satisfied=True,
+                stage_ready=ready,
+                at=self.now,
             )
         )
 
@@ -261,7 +265,15 @@ class Feed:
         trid = task_run_id(stage, instance, attempt)
         queued_at = self.now
         self.emit(
-            StageQueued(self.run_id, self.pipeline.name, stage, instance, attempt, queued_at, trid)
+            StageQueued(
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                instance=instance,
+                attempt=attempt,
+                at=queued_at,
+                task_run_id=trid,
+            )
         )
         self.tick(queue)
         started = StageStarted(
@@ -295,14 +307,14 @@ class Feed:
         trid = task_run_id(stage, instance, attempt)
         return self.emit(
             StageFinished(
-                self.run_id,
-                self.pipeline.name,
-                stage,
-                instance,
-                attempt,
-                trid,
-                status,
-                self.now,
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                instance=instance,
+                attempt=attempt,
+                task_run_id=trid,
+                status=status,
+                at=self.now,
                 **kwargs,
             )
         )
@@ -312,16 +324,16 @@ class Feed:
         trid = task_run_id(stage, 0, attempt)
         self.emit(
             StageRetrying(
-                self.run_id,
-                self.pipeline.name,
-                stage,
-                0,
-                attempt,
-                trid,
-                1.0,
-                error,
-                error_type,
-                self.now,
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                instance=0,
+                attempt=attempt,
+                task_run_id=trid,
+                delay=1.0,
+                error=error,
+                error_type=error_type,
+                at=self.now,
             )
         )
 
@@ -331,30 +343,76 @@ class Feed:
         """EventPublished now."""
         self.emit(
             EventPublished(
-                self.run_id, self.pipeline.name, event_type, payload, event_id, self.now, source
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                event_type=event_type,
+                payload=payload,
+                event_id=event_id,
+                at=self.now,
+                source=source,
             )
         )
 
     def process(self, stage: str, pid: int, instance: int = 0, attempt: int = 1) -> None:
         """StageProcess now."""
         trid = task_run_id(stage, instance, attempt)
-        self.emit(StageProcess(self.run_id, self.pipeline.name, stage, trid, pid, self.now))
+        self.emit(
+            StageProcess(
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                task_run_id=trid,
+                pid=pid,
+                at=self.now,
+            )
+        )
 
     def approval(self, stage: str, *, approved: bool = True) -> None:
         """ApprovalRequested, one tick, ApprovalResolved."""
-        self.emit(ApprovalRequested(self.run_id, self.pipeline.name, stage, self.now, 3600.0))
+        self.emit(
+            ApprovalRequested(
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                at=self.now,
+                timeout=3600.0,
+            )
+        )
         self.tick()
         self.emit(
-            ApprovalResolved(self.run_id, self.pipeline.name, stage, approved, self.now, "alice")
+            ApprovalResolved(
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                approved=approved,
+                at=self.now,
+                by="alice",
+            )
         )
 
     def skip(self, stage: str, reason: str) -> None:
         """StageSkipped now."""
-        self.emit(StageSkipped(self.run_id, self.pipeline.name, stage, reason, self.now))
+        self.emit(
+            StageSkipped(
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                stage=stage,
+                reason=reason,
+                at=self.now,
+            )
+        )
 
     def finish_run(self, status: RunStatus = RunStatus.SUCCESS, **kwargs: Any) -> None:
         """RunFinished now."""
-        self.emit(RunFinished(self.run_id, self.pipeline.name, status, self.now, **kwargs))
+        self.emit(
+            RunFinished(
+                run_id=self.run_id,
+                pipeline=self.pipeline.name,
+                status=status,
+                at=self.now,
+                **kwargs,
+            )
+        )
 
 
 def play_example_run(feed: Feed, specs: int = 2) -> None:

@@ -44,36 +44,73 @@ PIPE = Pipeline(
 
 
 def queued(stage: str, attempt: int, at: float) -> StageQueued:
-    return StageQueued(RUN_ID, "p", stage, 0, attempt, at, f"{stage}.0.{attempt}")
+    return StageQueued(
+        run_id=RUN_ID,
+        pipeline="p",
+        stage=stage,
+        instance=0,
+        attempt=attempt,
+        at=at,
+        task_run_id=f"{stage}.0.{attempt}",
+    )
 
 
 def started(stage: str, attempt: int, at: float) -> StageStarted:
     return StageStarted(
-        RUN_ID, "p", stage, 0, attempt, f"{stage}.0.{attempt}", "python", at, at, at, {}
+        run_id=RUN_ID,
+        pipeline="p",
+        stage=stage,
+        instance=0,
+        attempt=attempt,
+        task_run_id=f"{stage}.0.{attempt}",
+        loop="python",
+        at=at,
+        queued_at=at,
+        considered_at=at,
+        inputs={},
     )
 
 
 def finished(stage: str, attempt: int, status: StageStatus, at: float, *, retry: bool = False):
     return StageFinished(
-        RUN_ID, "p", stage, 0, attempt, f"{stage}.0.{attempt}", status, at, will_retry=retry
+        run_id=RUN_ID,
+        pipeline="p",
+        stage=stage,
+        instance=0,
+        attempt=attempt,
+        task_run_id=f"{stage}.0.{attempt}",
+        status=status,
+        at=at,
+        will_retry=retry,
     )
 
 
 EVENTS: list[EngineEvent] = [
-    RunStarted(RUN_ID, PIPE, {}, 0.0),
-    StageWaiting(RUN_ID, "p", "a", 0.0, 0.0),
+    RunStarted(run_id=RUN_ID, pipeline=PIPE, request={}, at=0.0),
+    StageWaiting(run_id=RUN_ID, pipeline="p", stage="a", at=0.0, considered_at=0.0),
     queued("a", 1, 0.0),
     started("a", 1, 0.1),
     finished("a", 1, StageStatus.SUCCESS, 0.5),
     queued("b", 1, 0.5),
     started("b", 1, 0.5),
     finished("b", 1, StageStatus.FAILURE, 0.7, retry=True),
-    StageRetrying(RUN_ID, "p", "b", 0, 1, "b.0.1", 0.1, "boom", "RuntimeError", 0.7),
+    StageRetrying(
+        run_id=RUN_ID,
+        pipeline="p",
+        stage="b",
+        instance=0,
+        attempt=1,
+        task_run_id="b.0.1",
+        delay=0.1,
+        error="boom",
+        error_type="RuntimeError",
+        at=0.7,
+    ),
     queued("b", 2, 0.8),
     started("b", 2, 0.8),
     finished("b", 2, StageStatus.FAILURE, 0.9),
-    StageSkipped(RUN_ID, "p", "c", "upstream b failed", 0.9),
-    RunFinished(RUN_ID, "p", RunStatus.FAILURE, 0.9),
+    StageSkipped(run_id=RUN_ID, pipeline="p", stage="c", reason="upstream b failed", at=0.9),
+    RunFinished(run_id=RUN_ID, pipeline="p", status=RunStatus.FAILURE, at=0.9),
 ]
 
 

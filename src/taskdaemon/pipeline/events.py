@@ -11,6 +11,10 @@ Identity: a run has a ``run_id`` (32 lowercase hex, equal to its trace id when m
 execution of one stage is identified inside its run by ``task_run_id``
 (``"{stage}.{instance}.{attempt}"``, instance from 0, attempt from 1).
 
+Records are built with keyword arguments only (``kw_only``): most have five to seventeen
+fields, several of the same type, so a positional call that swaps two of them would still
+type-check. ``TaskRunRef``, a three-field reference, stays positional.
+
 Optional observer hooks (looked up once, when the observer is registered; each guarded the
 same way as ``on_event``):
 
@@ -72,7 +76,7 @@ class TaskRunRef:
         return task_run_id(self.stage, self.instance, self.attempt)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted:
     """A run began (its entry stages are about to be considered)."""
 
@@ -85,7 +89,7 @@ class RunStarted:
     replay_of: str | None = None  # run id of the original run when this run is a replay
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished:
     """A run ended; ``status`` is success, failure or cancelled."""
 
@@ -98,7 +102,7 @@ class RunFinished:
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageWaiting:
     """A stage became considerable and now waits for its triggers (or an approval).
 
@@ -113,7 +117,7 @@ class StageWaiting:
     considered_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TriggerEvaluated:
     """One trigger of a stage was evaluated. ``satisfied`` is the trigger's own answer;
     ``stage_ready`` whether the stage as a whole (ANY/ALL) is now ready."""
@@ -133,7 +137,7 @@ class TriggerEvaluated:
     values: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalRequested:
     """A stage with a ``manual {approval_required: true}`` trigger asks for approval."""
 
@@ -144,7 +148,7 @@ class ApprovalRequested:
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ApprovalResolved:
     """An approval was granted or rejected (``approved``), or timed out (``timed_out``)."""
 
@@ -157,7 +161,7 @@ class ApprovalResolved:
     timed_out: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageQueued:
     """A stage execution is ready and waits for a worker slot."""
 
@@ -170,7 +174,7 @@ class StageQueued:
     task_run_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageStarted:
     """A stage execution got a worker slot and its handler is about to run.
 
@@ -197,7 +201,7 @@ class StageStarted:
     paused: float = 0.0  # seconds the execution spent paused at a breakpoint before it started
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageProcess:
     """A command stage spawned its subprocess (for resource sampling of the process tree)."""
 
@@ -209,7 +213,7 @@ class StageProcess:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageRetrying:
     """A failed attempt will be retried after ``delay`` seconds."""
 
@@ -225,7 +229,7 @@ class StageRetrying:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageFinished:
     """A stage execution ended: success, failure, timeout or cancelled.
 
@@ -255,7 +259,7 @@ class StageFinished:
     cancel_cause: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StageSkipped:
     """A stage will never run in this run (upstream failed, no event arrived, run ended)."""
 
@@ -269,7 +273,7 @@ class StageSkipped:
     cancel_cause: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EventPublished:
     """An event was published into a run, by a stage (``source_stage``) or from outside."""
 
@@ -282,7 +286,7 @@ class EventPublished:
     source: TaskRunRef | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BreakpointHit:
     """An execution paused at a debugger breakpoint (see ``engine/_debug.py``).
 
@@ -303,7 +307,7 @@ class BreakpointHit:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BreakpointResumed:
     """A paused execution went on: ``action`` is ``continue``, ``step``, ``skip``, ``retry`` or
     ``cancel`` (the run stopped while it was paused); ``by`` says who; ``paused`` is seconds."""
@@ -320,7 +324,7 @@ class BreakpointResumed:
     paused: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InputOverridden:
     """An input of a paused execution was replaced before it started (old and new values)."""
 
