@@ -3,6 +3,9 @@
 No I/O of its own: everything it reads comes through the provider, and everything it computes
 (percentiles, rates, shares, critical paths, regressions) is in ``reporting._stats`` or here.
 
+Charts: p90 per day is over UTC days (midnight to midnight), the first and last cut to the
+window.
+
 Regressions: a stage regressed when its p90 over [since, until) is more than ``threshold``
 (20%) above its p90 over the previous window of the same length, [since - L, since). A stage
 without executions in either window, or whose previous p90 is zero, is not compared.
@@ -10,6 +13,7 @@ without executions in either window, or whose previous p90 is zero, is not compa
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from taskdaemon.pipeline.reporting._model import (
@@ -95,13 +99,16 @@ def _pipeline_report(
         for stage in sample.stages:
             values = [percentile(stage.durations, q) for q in _DISTRIBUTION]
             distributions[stage.stage] = tuple(v for v in values if v is not None)
-        day = since
+        # UTC days, the first and last cut to the window: a store reads whole days from its
+        # per-day rows, so only the two cut days touch individual attempts.
+        day = math.floor(since / DAY) * DAY
         per_day: dict[str, list[tuple[float, float]]] = {}
         while day < until:
-            for stage in data.sample(sample.pipeline, day, min(day + DAY, until)).stages:
+            low = max(day, since)
+            for stage in data.sample(sample.pipeline, low, min(day + DAY, until)).stages:
                 p90 = percentile(stage.durations, 0.9)
                 if p90 is not None:
-                    per_day.setdefault(stage.stage, []).append((day, p90))
+                    per_day.setdefault(stage.stage, []).append((low, p90))
             day += DAY
         daily = {name: tuple(points) for name, points in per_day.items()}
     return PipelineReport(

@@ -1,5 +1,5 @@
-"""The span store's report aggregates (schema version 5): tables ``tracking.aggregates`` fills
-as runs end, so ``taskdaemon report`` reads indexed summaries instead of rebuilding every run.
+"""The span store's report aggregates (schema versions 5 and 7): tables ``tracking.aggregates``
+fills as runs end, so ``taskdaemon report`` reads indexed summaries instead of rebuilding every run.
 
 - ``stage_keys``: one number per (pipeline, stage) name pair;
 - ``run_aggregates``: one row per ended run (``trace_no``): pipeline, status, start, duration and
@@ -10,10 +10,15 @@ as runs end, so ``taskdaemon report`` reads indexed summaries instead of rebuild
 - ``critical_steps``: for each ended run, each stage on its critical path, with the time it
   waited before starting and the time it ran.
 
+- (v7) ``stage_days``, ``run_days``, ``histogram_days``: per-day totals and log-scale
+  histograms, and ``stale_days``, the days to rebuild (``tracking._day_totals``).
+
 The indexes ``(key, value, start)`` let a report read any percentile of a window as one indexed
-``LIMIT 2 OFFSET k`` step (see ``tracking.aggregates``). A trigger drops a trace's aggregates
-when retention deletes the trace. Files written before version 5 gain empty tables; their ended
-runs are aggregated the first time a report reads the store.
+step inside one histogram bucket (see ``tracking._day_totals``). A trigger drops a trace's
+aggregates when retention deletes the trace, and lists its day as stale. Files written before
+version 5 gain empty tables; their ended runs are aggregated the first time a report reads the
+store. Files of version 5 or 6 gain the day tables with every day that has runs listed as
+stale, so the first report fills them (:func:`add_day_tables`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-__all__ = ["create_aggregates"]
+__all__ = ["add_day_tables", "create_aggregates"]
 
 _TABLES: Final = """
 CREATE TABLE IF NOT EXISTS stage_keys (
@@ -65,12 +70,51 @@ CREATE TABLE IF NOT EXISTS critical_steps (
     wait_ns INTEGER NOT NULL,
     run_ns INTEGER NOT NULL,
     PRIMARY KEY (key_no, start_ns, trace_no)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stage_days (
+    key_no INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    executions INTEGER NOT NULL,
+    failures INTEGER NOT NULL,
+    retries INTEGER NOT NULL,
+    cpu_s REAL,
+    cpu_count INTEGER NOT NULL,
+    peak_memory INTEGER,
+    queue_count INTEGER NOT NULL,
+    critical_ns INTEGER NOT NULL,
+    PRIMARY KEY (key_no, day)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_days (
+    key_no INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    runs INTEGER NOT NULL,
+    duration_ns INTEGER NOT NULL,
+    PRIMARY KEY (key_no, day, status)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS histogram_days (
+    key_no INTEGER NOT NULL,
+    series INTEGER NOT NULL,
+    day INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (key_no, series, day, bucket)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stale_days (
+    pipeline TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, day)
 ) WITHOUT ROWID
 """
 
+# The UTC day of run_aggregates.start_ns in SQL (``/`` truncates toward zero; this floors).
+_DAY: Final = "(start_ns / 86400000000000 - (start_ns % 86400000000000 < 0))"
+
 # One statement (its body holds several): executed apart from the tables above.
-_TRIGGER: Final = """
+_TRIGGER: Final = f"""
 CREATE TRIGGER IF NOT EXISTS traces_drop_aggregates AFTER DELETE ON traces BEGIN
+    INSERT OR IGNORE INTO stale_days SELECT pipeline, {_DAY} FROM run_aggregates
+        WHERE trace_no = old.trace_no AND status != 'unknown';
     DELETE FROM stage_attempts WHERE trace_no = old.trace_no
         AND start_ns = (SELECT start_ns FROM run_aggregates WHERE trace_no = old.trace_no)
         AND key_no IN (SELECT key_no FROM stage_keys WHERE pipeline =
@@ -81,7 +125,7 @@ CREATE TRIGGER IF NOT EXISTS traces_drop_aggregates AFTER DELETE ON traces BEGIN
             (SELECT pipeline FROM run_aggregates WHERE trace_no = old.trace_no));
     DELETE FROM run_aggregates WHERE trace_no = old.trace_no;
 END
-"""
+"""  # noqa: S608 (no input: _DAY is a constant)
 
 
 def create_aggregates(conn: sqlite3.Connection) -> None:
@@ -91,3 +135,14 @@ def create_aggregates(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute(_TRIGGER)
+
+
+def add_day_tables(conn: sqlite3.Connection) -> None:
+    """Version 6 to 7: the day tables, the trigger that marks days stale, and every day with
+    runs listed as stale (rebuilt by the first report; inside the caller's transaction)."""
+    conn.execute("DROP TRIGGER IF EXISTS traces_drop_aggregates")
+    create_aggregates(conn)
+    conn.execute(
+        f"INSERT OR IGNORE INTO stale_days SELECT DISTINCT pipeline, {_DAY} "  # noqa: S608
+        "FROM run_aggregates WHERE status != 'unknown'"
+    )

@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 6 (``PRAGMA user_version``):
+Schema version 7 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -24,6 +24,8 @@ Schema version 6 (``PRAGMA user_version``):
   instance and attempt, the span id, the logger (scope) name, the body and the other attributes
   as a JSON object. Rows are appended in order (``id``), so a reader follows a run by asking for
   ids above the last one it saw; retention deletes a run's logs with its spans.
+- the report aggregates' per-day totals and histograms (v7): ``stage_days``, ``run_days``,
+  ``histogram_days``, ``stale_days`` (``tracking._day_totals``).
 
 Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirteen columns and a
 unique index on (trace id, span id): random trace ids scattered index entries over the whole
@@ -36,7 +38,8 @@ table and ``runs.writer_id`` (its open runs, having no known writer, read as int
 version 2 (spans in a WITHOUT ROWID tree keyed by trace id) and 3 (a rowid table with a unique
 index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each;
 version 4 gains the (empty) aggregate tables;
-version 5 gains the ``logs`` table.
+version 5 gains the ``logs`` table;
+version 6 gains the day tables, every day listed as stale (``add_day_tables``).
 """
 
 from __future__ import annotations
@@ -48,11 +51,11 @@ from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.tracking._aggregates_schema import create_aggregates
+from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, create_aggregates
 
 __all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
 
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 
 _LOGS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -185,9 +188,10 @@ _MIGRATIONS: Final = {
     3: _migrate_thirteen_columns_to_4,
     4: create_aggregates,
     5: _migrate_5_to_6,
+    6: add_day_tables,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7}
 
 
 def rollback(conn: sqlite3.Connection) -> None:

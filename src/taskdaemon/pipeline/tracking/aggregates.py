@@ -6,26 +6,48 @@ run span started in this process, so the set is complete); when the run span end
 attempt and critical-path rows (tables in ``tracking._aggregates_schema``) are written from
 them. A run this process did not see start (or whose stages were dropped from memory because
 more than ``max_open_runs`` runs were open) is rebuilt from its stored spans instead. The cost
-is paid once per run, off the pipeline's threads, on the writer thread.
+is paid once per run, off the pipeline's threads, on the writer thread. Each batch's runs are
+also added to the per-day totals and histograms (``tracking._day_totals``), one upsert per
+touched day row per batch.
 
-Reading (``StoreReportData``, a ``reporting.ReportData``): counts and sums come from one range
-scan per stage; each percentile is one ``LIMIT 2 OFFSET k`` step along an index ordered by the
-value (``_SortedColumn``), walked from whichever end is closer, so no sample is ever loaded
-into Python. Ended runs without aggregates (written before schema version 5, or by a process
-that died between a run's end and its aggregates) are aggregated first, by rebuilding them.
+Reading (``StoreReportData``, a ``reporting.ReportData``): counts and sums of a window's whole
+UTC days come from the day rows, those of its two cut days from the attempts themselves; each
+percentile is exact: the window's histogram names the bucket holding rank ``k``, and one
+``LIMIT 1 OFFSET r`` step inside that bucket's value range, along an index ordered by the value
+(``_RankedColumn``), reads it. No sample is ever loaded into Python. Ended runs without
+aggregates (written before schema version 5, or by a process that died between a run's end and
+its aggregates) are aggregated first, by rebuilding them; stale days are rebuilt next.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import sqlite3
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final, overload
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import PipelineSample, StageSample, run_critical_path
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
-from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking._day_totals import (
+    DAY_NS,
+    SERIES_DURATION,
+    SERIES_QUEUE,
+    SERIES_RUN,
+    DayTotals,
+    bucket,
+    bucket_low,
+    day_of,
+    mark_stale,
+    pipeline_key,
+    refresh_stale_days,
+    stage_totals_add,
+)
+from taskdaemon.pipeline.tracking._schema import connect, rollback
 from taskdaemon.pipeline.tracking.reconstruct import (
     ended_attempt_status,
     ended_run_status,
@@ -64,9 +86,15 @@ def _key_no(conn: sqlite3.Connection, pipeline: str, stage: str, cache: dict[Any
 
 
 def write_run(
-    conn: sqlite3.Connection, trace_no: int, run: RunRecord, cache: dict[Any, int] | None = None
+    conn: sqlite3.Connection,
+    trace_no: int,
+    run: RunRecord,
+    cache: dict[Any, int] | None = None,
+    days: DayTotals | None = None,
 ) -> None:
-    """Write the aggregates of one ended run (replacing any already there)."""
+    """Write the aggregates of one ended run (replacing any already there) and add it to
+    ``days`` (the caller flushes them; None: flushed here). A run aggregated before is
+    replaced, and its days are listed as stale instead (sums cannot be taken back)."""
     if run.end is None:
         return
     keys = {} if cache is None else cache
@@ -104,14 +132,47 @@ def write_run(
         )
         for step in path.steps
     ]
+    duration_ns = _ns(run.duration or 0.0)
+    before = conn.execute(
+        "SELECT pipeline, start_ns FROM run_aggregates WHERE trace_no = ?", (trace_no,)
+    ).fetchone()
+    if before is not None:
+        _forget_run(conn, trace_no, before[0], before[1])
+        mark_stale(conn, before[0], [day_of(before[1])])
+        mark_stale(conn, run.pipeline, [day_of(start_ns)])
     conn.execute(
-        "INSERT OR REPLACE INTO run_aggregates VALUES (?, ?, ?, ?, ?, ?)",
-        (trace_no, run.pipeline, run.status, start_ns, _ns(run.duration or 0.0), _ns(path.length)),
+        "INSERT INTO run_aggregates VALUES (?, ?, ?, ?, ?, ?)",
+        (trace_no, run.pipeline, run.status, start_ns, duration_ns, _ns(path.length)),
     )
     conn.executemany(
         "INSERT OR REPLACE INTO stage_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", attempts
     )
     conn.executemany("INSERT OR REPLACE INTO critical_steps VALUES (?, ?, ?, ?, ?)", steps)
+    if before is not None:
+        return
+    totals = DayTotals() if days is None else days
+    for key_no, _, _, _, attempt_no, failed, took, queue_ns, cpu_s, peak in attempts:
+        totals.attempt(key_no, start_ns, failed, attempt_no, took, queue_ns, cpu_s, peak)
+    for key_no, _, _, _, run_ns in steps:
+        totals.critical(key_no, start_ns, run_ns)
+    own = keys.get((run.pipeline, ""))
+    if own is None:
+        own = keys[run.pipeline, ""] = pipeline_key(conn, run.pipeline)
+    totals.run(own, start_ns, run.status, duration_ns)
+    if days is None:
+        totals.flush(conn)
+
+
+def _forget_run(conn: sqlite3.Connection, trace_no: int, pipeline: str, start_ns: int) -> None:
+    """Delete one run's aggregate rows (the day rows are rebuilt: see ``write_run``)."""
+    keys = "SELECT key_no FROM stage_keys WHERE pipeline = ?"
+    for table in ("stage_attempts", "critical_steps"):
+        conn.execute(
+            f"DELETE FROM {table} WHERE key_no IN ({keys}) AND start_ns = ? "  # noqa: S608
+            "AND trace_no = ?",
+            (pipeline, start_ns, trace_no),
+        )
+    conn.execute("DELETE FROM run_aggregates WHERE trace_no = ?", (trace_no,))
 
 
 class RunAggregator:
@@ -147,6 +208,7 @@ class RunAggregator:
                 spans = self._open.get(trace)
                 if spans is not None:
                     spans.append(span)
+        days = DayTotals()
         for root in ended_runs:
             trace = root.context.trace_id
             spans = self._open.pop(trace, None)
@@ -158,7 +220,8 @@ class RunAggregator:
                 run = reconstruct_run(stored)
             else:
                 run = _run_from_sdk(root, spans)
-            write_run(conn, trace_no, run, self._keys)
+            write_run(conn, trace_no, run, self._keys, days)
+        days.flush(conn)
 
 
 def _run_from_sdk(root: Any, spans: list[Any]) -> RunRecord:
@@ -211,10 +274,16 @@ def _run_from_sdk(root: Any, spans: list[Any]) -> RunRecord:
 
 def aggregate_missing(conn: sqlite3.Connection, batch: int = 500) -> int:
     """Aggregate every ended run that has no aggregates yet, ``batch`` runs per transaction;
-    returns how many were written."""
+    returns how many were written. When there are as many aggregated runs as ended runs (the
+    writer aggregates each run in the transaction that ends it), two counts answer, not a join
+    of every run."""
     done = 0
     keys: dict[Any, int] = {}
+    ended = conn.execute("SELECT count(*) FROM runs WHERE end_ns IS NOT NULL").fetchone()[0]
+    if conn.execute("SELECT count(*) FROM run_aggregates").fetchone()[0] >= ended:
+        return 0
     while True:
+        days = DayTotals()
         conn.execute("BEGIN IMMEDIATE")
         try:
             rows = conn.execute(
@@ -233,7 +302,8 @@ def aggregate_missing(conn: sqlite3.Connection, batch: int = 500) -> int:
                         (trace_no,),
                     )
                 else:
-                    write_run(conn, trace_no, run, keys)
+                    write_run(conn, trace_no, run, keys, days)
+            days.flush(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -243,33 +313,52 @@ def aggregate_missing(conn: sqlite3.Connection, batch: int = 500) -> int:
             return done
 
 
-class _SortedColumn(Sequence[float]):
-    """One column of a window's rows, in ascending order, read item by item from an index on
-    (key, column, start_ns): item ``k`` is one ``LIMIT 2 OFFSET`` step from the nearer end."""
+class _RankedColumn(Sequence[float]):
+    """One column of a window's rows, in ascending order, read item by item: the window's
+    histogram (bucket -> count) says which bucket item ``k`` is in, one indexed ``LIMIT 1
+    OFFSET r`` step inside that bucket's value range reads it (``tracking._day_totals``)."""
 
-    def __init__(  # noqa: PLR0917 (internal; every call site names what it passes)
+    def __init__(
         self,
         conn: sqlite3.Connection,
-        table: str,
-        index: str,
+        select: str,
         column: str,
-        where: str,
         params: tuple[Any, ...],
-        length: int,
+        histogram: Mapping[int, int],
     ) -> None:
-        base = (
-            f"SELECT {column} FROM {table} INDEXED BY {index} WHERE {where} "  # noqa: S608
-            f"AND {column} IS NOT NULL"
-        )
-        self._ascending = f"{base} ORDER BY {column} LIMIT 2 OFFSET ?"
-        self._descending = f"{base} ORDER BY {column} DESC LIMIT 2 OFFSET ?"
         self._conn = conn
+        self._select = select
+        self._column = column
         self._params = params
-        self._length = length
+        self._buckets = sorted(b for b, n in histogram.items() if n > 0)
+        self._counts = [histogram[b] for b in self._buckets]
+        self._below = list(itertools.accumulate(self._counts, initial=0))
+        self._length = self._below[-1]
         self._cache: dict[int, float] = {}
 
     def __len__(self) -> int:
         return self._length
+
+    def row_at(self, index: int, what: str) -> Any:
+        """``what`` (an expression over the table's columns) of the row at rank ``index``."""
+        position = bisect.bisect_right(self._below, index) - 1
+        number = self._buckets[position]
+        rank = index - self._below[position]
+        count = self._counts[position]
+        column = self._column
+        low, high = bucket_low(number), bucket_low(number + 1)
+        if rank < count // 2:
+            order, offset = column, rank
+        else:
+            order, offset = f"{column} DESC", count - 1 - rank
+        row = self._conn.execute(
+            f"SELECT {what} {self._select} AND {column} >= ? AND {column} < ? "
+            f"ORDER BY {order} LIMIT 1 OFFSET ?",
+            (*self._params, low, high, offset),
+        ).fetchone()
+        if row is None:  # the histogram and the rows disagree: the store changed underneath
+            raise SpanSourceError("the report aggregates changed while being read; run it again")
+        return row[0]
 
     @overload
     def __getitem__(self, index: int) -> float: ...
@@ -282,136 +371,211 @@ class _SortedColumn(Sequence[float]):
             index += self._length
         if not 0 <= index < self._length:
             raise IndexError(index)
-        if index not in self._cache:
-            if index < self._length // 2:
-                rows = self._conn.execute(self._ascending, (*self._params, index)).fetchall()
-                found = {index + i: row[0] for i, row in enumerate(rows)}
-            else:
-                offset = self._length - 1 - index
-                rows = self._conn.execute(self._descending, (*self._params, offset)).fetchall()
-                found = {index - i: row[0] for i, row in enumerate(rows)}
-            self._cache.update({k: v / _NS for k, v in found.items()})
-        return self._cache[index]
+        value = self._cache.get(index)
+        if value is None:
+            value = self._cache[index] = self.row_at(index, self._column) / _NS
+        return value
 
     def __iter__(self) -> Iterator[float]:
         return (self[i] for i in range(self._length))
 
 
+class _Window:
+    """A report window in epoch ns: its whole UTC days ``[first_day, end_day)`` (read from the
+    day rows) and the partial days around them (``edges``, read from the attempts)."""
+
+    def __init__(self, since: float, until: float) -> None:
+        self.since, self.until = _ns(since), _ns(until)
+        self.first_day = -(-self.since // DAY_NS)
+        self.end_day = self.until // DAY_NS
+        if self.first_day >= self.end_day:  # no whole day: every row is an edge
+            self.first_day = self.end_day = 0
+            self.edges = [(self.since, self.until)] if self.since < self.until else []
+        else:
+            self.edges = [
+                (low, high)
+                for low, high in (
+                    (self.since, self.first_day * DAY_NS),
+                    (self.end_day * DAY_NS, self.until),
+                )
+                if low < high
+            ]
+
+    @property
+    def days(self) -> tuple[int, int]:
+        """``(first_day, end_day)`` for the day rows' ``day >= ? AND day < ?``."""
+        return self.first_day, self.end_day
+
+
 class StoreReportData:
     """``reporting.ReportData`` over the embedded store's aggregates (see the module docstring).
-    Aggregates missing ended runs when opened; ``close()`` releases its connection."""
+    Aggregates missing ended runs and rebuilds stale days when opened, then reads everything in
+    one read transaction (one consistent snapshot); ``close()`` ends it and the connection."""
 
     def __init__(self, store: SpanStore) -> None:
         self._store = store
         self._conn = connect(store.path)
-        self.aggregated = aggregate_missing(self._conn)
+        try:
+            self.aggregated = aggregate_missing(self._conn)
+            self.rebuilt_days = refresh_stale_days(self._conn)
+            self._conn.execute("BEGIN")
+        except BaseException:
+            self._conn.close()
+            raise
 
     def close(self) -> None:
         """Close the aggregates connection (the store stays the caller's)."""
+        rollback(self._conn)
         self._conn.close()
 
     def pipelines(self, since: float, until: float) -> list[str]:
         """Pipelines with ended runs started in [since, until), sorted."""
-        rows = self._conn.execute(
-            "SELECT DISTINCT pipeline FROM run_aggregates "
-            "WHERE start_ns >= ? AND start_ns < ? AND status != 'unknown' ORDER BY pipeline",
-            (_ns(since), _ns(until)),
-        ).fetchall()
-        return [row[0] for row in rows]
+        window = (_ns(since), _ns(until))
+        names = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT DISTINCT pipeline FROM stage_keys WHERE pipeline != '' ORDER BY pipeline"
+            )
+        ]
+        return [
+            name
+            for name in names
+            if self._conn.execute(
+                "SELECT 1 FROM run_aggregates INDEXED BY run_aggregates_start WHERE pipeline = ? "
+                "AND start_ns >= ? AND start_ns < ? AND status != 'unknown' LIMIT 1",
+                (name, *window),
+            ).fetchone()
+        ]
 
     def run(self, run_id: str) -> RunRecord:
         """One run rebuilt from its spans."""
         return self._store.get_run(run_id)
 
-    def _run_at(self, pipeline: str, window: tuple[int, int], offset: int) -> str | None:
+    def _histogram(self, key_no: int, series: int, window: _Window) -> Counter[int]:
+        return Counter(
+            dict(
+                self._conn.execute(
+                    "SELECT bucket, sum(count) FROM histogram_days WHERE key_no = ? "
+                    "AND series = ? AND day >= ? AND day < ? GROUP BY bucket",
+                    (key_no, series, *window.days),
+                ).fetchall()
+            )
+        )
+
+    def _stage(self, key_no: int, stage: str, window: _Window) -> StageSample | None:
         row = self._conn.execute(
-            "SELECT t.trace_id FROM traces t WHERE t.trace_no = (SELECT trace_no FROM "
-            "run_aggregates INDEXED BY run_aggregates_duration WHERE pipeline = ? "
-            "AND start_ns >= ? AND start_ns < ? ORDER BY duration_ns LIMIT 1 OFFSET ?)",
-            (pipeline, *window, offset),
+            "SELECT coalesce(sum(executions), 0), coalesce(sum(failures), 0), "
+            "coalesce(sum(retries), 0), sum(cpu_s), coalesce(sum(cpu_count), 0), "
+            "max(peak_memory), coalesce(sum(queue_count), 0), coalesce(sum(critical_ns), 0) "
+            "FROM stage_days WHERE key_no = ? AND day >= ? AND day < ?",
+            (key_no, *window.days),
         ).fetchone()
-        return None if row is None else str(row[0])
+        totals = list(row)
+        durations = self._histogram(key_no, SERIES_DURATION, window)
+        queues = self._histogram(key_no, SERIES_QUEUE, window)
+        for low, high in window.edges:
+            for failed, attempt, took, queue_ns, cpu_s, peak in self._conn.execute(
+                "SELECT failed, attempt, duration_ns, queue_ns, cpu_s, peak_memory "
+                "FROM stage_attempts WHERE key_no = ? AND start_ns >= ? AND start_ns < ?",
+                (key_no, low, high),
+            ):
+                stage_totals_add(totals, failed, attempt, queue_ns, cpu_s, peak)
+                durations[bucket(took)] += 1
+                if queue_ns is not None:
+                    queues[bucket(queue_ns)] += 1
+            totals[7] += self._conn.execute(
+                "SELECT coalesce(sum(run_ns), 0) FROM critical_steps WHERE key_no = ? "
+                "AND start_ns >= ? AND start_ns < ?",
+                (key_no, low, high),
+            ).fetchone()[0]
+        executions, failures, retries, cpu_s, cpu_count, peak, _, critical_ns = totals
+        if not executions:
+            return None
+        select = (
+            "FROM stage_attempts INDEXED BY {} WHERE key_no = ? AND start_ns >= ? AND start_ns < ?"
+        )
+        params = (key_no, window.since, window.until)
+        return StageSample(
+            stage=stage,
+            executions=executions,
+            failures=failures,
+            retries=retries,
+            cpu_seconds=cpu_s,
+            cpu_samples=cpu_count,
+            peak_memory_bytes=peak,
+            durations=_RankedColumn(
+                self._conn,
+                select.format("stage_attempts_duration"),
+                "duration_ns",
+                params,
+                durations,
+            ),
+            queue_waits=_RankedColumn(
+                self._conn, select.format("stage_attempts_queue"), "queue_ns", params, queues
+            ),
+            critical_seconds=critical_ns / _NS,
+        )
 
     def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
         """The sample of ``pipeline``'s ended runs started in [since, until)."""
-        window = (_ns(since), _ns(until))
-        counts: dict[str, int] = {}
+        window = _Window(since, until)
+        counts: Counter[str] = Counter()
         total_ns = 0
-        for status, count, duration in self._conn.execute(
-            "SELECT status, count(*), sum(duration_ns) FROM run_aggregates "
-            "INDEXED BY run_aggregates_start WHERE pipeline = ? AND start_ns >= ? "
-            "AND start_ns < ? GROUP BY status",
-            (pipeline, *window),
-        ):
-            counts[status] = count
-            total_ns += duration or 0
-        runs = sum(counts.values())
+        own = self._conn.execute(
+            "SELECT key_no FROM stage_keys WHERE pipeline = ? AND stage = ''", (pipeline,)
+        ).fetchone()
+        histogram: Counter[int] = Counter()
+        if own is not None:
+            for status, runs, duration in self._conn.execute(
+                "SELECT status, sum(runs), sum(duration_ns) FROM run_days WHERE key_no = ? "
+                "AND day >= ? AND day < ? GROUP BY status",
+                (own[0], *window.days),
+            ):
+                counts[status] += runs
+                total_ns += duration
+            histogram = self._histogram(own[0], SERIES_RUN, window)
+        for low, high in window.edges:
+            for status, duration in self._conn.execute(
+                "SELECT status, duration_ns FROM run_aggregates INDEXED BY run_aggregates_start "
+                "WHERE pipeline = ? AND start_ns >= ? AND start_ns < ? AND status != 'unknown'",
+                (pipeline, low, high),
+            ):
+                counts[status] += 1
+                total_ns += duration
+                histogram[bucket(duration)] += 1
         stages = []
-        keys = self._conn.execute(
-            "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? ORDER BY stage", (pipeline,)
-        ).fetchall()
-        for key_no, stage in keys:
-            stats = self._conn.execute(
-                "SELECT count(*), sum(failed), sum(attempt > 1), sum(cpu_s), count(cpu_s), "
-                "max(peak_memory), count(queue_ns) FROM stage_attempts "
-                "WHERE key_no = ? AND start_ns >= ? AND start_ns < ?",
-                (key_no, *window),
-            ).fetchone()
-            if not stats[0]:
-                continue
-            critical = self._conn.execute(
-                "SELECT sum(run_ns) FROM critical_steps WHERE key_no = ? AND start_ns >= ? "
-                "AND start_ns < ?",
-                (key_no, *window),
-            ).fetchone()[0]
-            where = "key_no = ? AND start_ns >= ? AND start_ns < ?"
-            params = (key_no, *window)
-            stages.append(
-                StageSample(
-                    stage=stage,
-                    executions=stats[0],
-                    failures=stats[1] or 0,
-                    retries=stats[2] or 0,
-                    cpu_seconds=stats[3],
-                    cpu_samples=stats[4],
-                    peak_memory_bytes=stats[5],
-                    durations=_SortedColumn(
-                        self._conn,
-                        "stage_attempts",
-                        "stage_attempts_duration",
-                        "duration_ns",
-                        where,
-                        params,
-                        stats[0],
-                    ),
-                    queue_waits=_SortedColumn(
-                        self._conn,
-                        "stage_attempts",
-                        "stage_attempts_queue",
-                        "queue_ns",
-                        where,
-                        params,
-                        stats[6],
-                    ),
-                    critical_seconds=(critical or 0) / _NS,
-                )
-            )
+        for key_no, stage in self._conn.execute(
+            "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? AND stage != '' "
+            "ORDER BY stage",
+            (pipeline,),
+        ).fetchall():
+            found = self._stage(key_no, stage, window)
+            if found is not None:
+                stages.append(found)
+        runs = sum(counts.values())
+        durations = _RankedColumn(
+            self._conn,
+            "FROM run_aggregates INDEXED BY run_aggregates_duration WHERE pipeline = ? "
+            "AND start_ns >= ? AND start_ns < ? AND status != 'unknown'",
+            "duration_ns",
+            (pipeline, window.since, window.until),
+            histogram,
+        )
         return PipelineSample(
             pipeline=pipeline,
             runs=runs,
             succeeded=counts.get("success", 0),
             failed=counts.get("failure", 0),
-            durations=_SortedColumn(
-                self._conn,
-                "run_aggregates",
-                "run_aggregates_duration",
-                "duration_ns",
-                "pipeline = ? AND start_ns >= ? AND start_ns < ?",
-                (pipeline, *window),
-                runs,
-            ),
+            durations=durations,
             total_seconds=total_ns / _NS,
             stages=tuple(stages),
-            median_run=self._run_at(pipeline, window, (runs - 1) // 2) if runs else None,
-            slowest_run=self._run_at(pipeline, window, runs - 1) if runs else None,
+            median_run=self._run_at(durations, (runs - 1) // 2) if runs else None,
+            slowest_run=self._run_at(durations, runs - 1) if runs else None,
         )
+
+    def _run_at(self, durations: _RankedColumn, rank: int) -> str:
+        trace_no = durations.row_at(rank, "trace_no")
+        row = self._conn.execute(
+            "SELECT trace_id FROM traces WHERE trace_no = ?", (trace_no,)
+        ).fetchone()
+        return str(row[0]) if row is not None else ""
