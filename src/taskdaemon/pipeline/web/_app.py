@@ -13,6 +13,8 @@
 ``GET /api/runs/{id}/dag?format=F``             the DAG: ``dot``, ``json``, ``mermaid``,
                                                 ``svg`` (``dot -Tsvg``; every state in words)
 ``GET /api/runs/{id}/stream``                   live state as Server-Sent Events (``_streams``)
+``GET /api/runs/{id}/logs?stage=S``             the stage's last log records (``_logs``)
+``GET /api/runs/{id}/logs/stream?stage=S``      the same tail, live, as Server-Sent Events
 ``GET /api/pipelines``                          pipelines with runs or a known definition
 =============================================== ================================================
 
@@ -28,6 +30,8 @@ hostile stage name reaching the page cannot run.
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,9 +46,11 @@ from starlette.staticfiles import StaticFiles
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.tracking.log_read import store_path
 from taskdaemon.pipeline.visualization import DagWatcher, render
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
+from taskdaemon.pipeline.web._logs import MAX_STAGE_NAME, follow_stage_logs, stage_log_tail
 from taskdaemon.pipeline.web._streams import EventStreamResponse, StreamHub, StreamLimitError
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
@@ -162,6 +168,8 @@ class WebApp:
             Route("/api/runs/{run_id}", self.api_run, methods=["GET"]),
             Route("/api/runs/{run_id}/dag", self.api_dag, methods=["GET"]),
             Route("/api/runs/{run_id}/stream", self.api_stream, methods=["GET"]),
+            Route("/api/runs/{run_id}/logs", self.api_logs, methods=["GET"]),
+            Route("/api/runs/{run_id}/logs/stream", self.api_logs_stream, methods=["GET"]),
         ]
 
     # --- pages ----------------------------------------------------------------------------
@@ -211,6 +219,7 @@ class WebApp:
             grafana=grafana,
             live=live,
             control=self.can_control and live,
+            logs=self._logs_store() is not None,
         )
 
     # --- API ------------------------------------------------------------------------------
@@ -295,6 +304,62 @@ class WebApp:
                 f"{'live' if live else 'stored'}:{run_id}",
                 render_state,
                 lambda: self.data.follow(run_id),
+            )
+        except StreamLimitError as exc:
+            response = error_response(503, str(exc))
+            response.headers["retry-after"] = "5"
+            return response
+        return EventStreamResponse(subscription)
+
+    # --- the stage panel's logs ------------------------------------------------------------
+
+    def _logs_store(self) -> Path | None:
+        """The embedded store's file, where run logs are kept; None for other sources."""
+        url = self.data.source_url
+        if url is None or not url.lower().startswith("sqlite:///"):
+            return None
+        return store_path(url)
+
+    async def _logs_request(self, request: Request) -> tuple[Path, str, str] | Response:
+        """(store, run, stage) of a logs request, or the error response to send."""
+        stage = request.query_params.get("stage", "")
+        if not stage or len(stage) > MAX_STAGE_NAME:
+            return error_response(400, f"?stage= must name a stage (1-{MAX_STAGE_NAME} chars)")
+        path = self._logs_store()
+        if path is None:
+            return error_response(404, "run logs are kept in the embedded span store only")
+        run_id = request.path_params["run_id"]
+        try:
+            snapshot = await self.data.snapshot(run_id)
+        except RunNotFoundError as exc:
+            return error_response(404, str(exc))
+        except SpanSourceError as exc:
+            return error_response(502, f"span source: {exc}")
+        return path, snapshot.run.run_id if snapshot.run is not None else run_id, stage
+
+    async def api_logs(self, request: Request) -> Response:
+        """The stage's last ``TAIL`` records and how many it has (``web._logs``)."""
+        found = await self._logs_request(request)
+        if isinstance(found, Response):
+            return found
+        try:
+            return JSONResponse(await asyncio.to_thread(stage_log_tail, *found))
+        except (SpanSourceError, sqlite3.Error) as exc:
+            return error_response(502, f"span store: {exc}")
+
+    async def api_logs_stream(self, request: Request) -> Response | EventStreamResponse:
+        """The stage's tail as Server-Sent Events, a new one as records arrive (one feed per
+        run and stage; bounded like the run's stream)."""
+        found = await self._logs_request(request)
+        if isinstance(found, Response):
+            return found
+        path, run_id, stage = found
+        interval = self.options.poll_interval
+        try:
+            subscription = self.hub.subscribe(
+                f"logs:{run_id}:{stage}",
+                lambda tail: tail,
+                lambda: follow_stage_logs(path, run_id, stage, interval=interval),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))

@@ -274,14 +274,81 @@
       error.textContent = run.error || "";
       error.hidden = !run.error;
       body.dataset.runStatus = run.status;
+      document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
     }
 
+    document.getElementById("continue-run").addEventListener("click", async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      const result = await postJson("/api/runs/" + encodeURIComponent(runId) + "/debug/continue", {});
+      if (!result.ok) note.textContent = "Continue failed: " + (result.answer.error || ("HTTP " + result.status));
+      button.disabled = false;
+    });
+
     function select(name) {
+      const changed = name !== selected;
       selected = name;
       detailKey = null;
       renderStages();
       markNodes();
       loadDetail();
+      if (changed) followLogs(name);
+    }
+
+    // The stage's log records: a live tail by SSE (each event is the whole tail, at most a
+    // few hundred records), one stream at a time, closed when another stage is selected.
+    let logStream = null;
+
+    function followLogs(name) {
+      if (logStream) { logStream.close(); logStream = null; }
+      const section = document.getElementById("stage-logs");
+      const lines = document.getElementById("log-lines");
+      const logNote = document.getElementById("logs-note");
+      section.dataset.stage = name;
+      lines.replaceChildren();
+      if (!body.dataset.logs) {
+        section.dataset.logState = "unavailable";
+        logNote.textContent = "This server's span source keeps no run logs (the embedded store does).";
+        return;
+      }
+      section.dataset.logState = "connecting";
+      logNote.textContent = "Loading the stage's logs…";
+      const source = new EventSource(body.dataset.logs + "?stage=" + encodeURIComponent(name), { withCredentials: true });
+      logStream = source;
+      source.onmessage = (event) => { if (logStream === source) renderLogs(JSON.parse(event.data)); };
+      source.addEventListener("end", () => {
+        source.close();
+        if (logStream === source) section.dataset.logState = "complete";
+      });
+      source.addEventListener("problem", (event) => {
+        if (logStream === source) logNote.textContent = "Log updates interrupted: " + JSON.parse(event.data).error + " (reconnecting)";
+      });
+      source.onerror = () => {
+        if (logStream === source && section.dataset.logState !== "complete") section.dataset.logState = "reconnecting";
+      };
+    }
+
+    function renderLogs(tail) {
+      const section = document.getElementById("stage-logs");
+      const lines = document.getElementById("log-lines");
+      const pinned = lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 4;
+      section.dataset.logState = tail.live ? "live" : "complete";
+      section.dataset.total = String(tail.total);
+      lines.replaceChildren(...tail.records.map((r) => {
+        const level = String(r.level).toLowerCase();
+        const item = el("li", { "data-id": r.id, "data-level": level });
+        item.appendChild(el("span", { class: "log-time" }, fmtTime(r.time)));
+        item.appendChild(el("span", { class: "log-level level-" + level }, level));
+        if (r.instance !== null && r.attempt !== null) item.appendChild(el("span", { class: "muted" }, r.instance + "." + r.attempt));
+        item.appendChild(el("span", { class: "log-body" }, r.body));
+        return item;
+      }));
+      if (pinned) lines.scrollTop = lines.scrollHeight;
+      let text = tail.total === 0 ? "No log records" : tail.hidden
+        ? "The last " + tail.records.length + " of " + tail.total + " records"
+        : tail.total + (tail.total === 1 ? " record" : " records");
+      text += tail.live ? "; following live." : ".";
+      document.getElementById("logs-note").textContent = text;
     }
 
     function fact(list, term, value) {

@@ -1,0 +1,114 @@
+"""The stage panel's logs: one stage's stored log records as a bounded live tail.
+
+Records come from the embedded span store's ``logs`` table (``tracking.log_read``), where the
+log writer stored them redacted; other span sources (Tempo, Jaeger, files) keep no run logs,
+and the routes say so (404). A tail is a *snapshot*: the stage's last ``TAIL`` records and how
+many it has in all, so it fits the event streams of ``web._streams`` unchanged: one feed per
+(run, stage) polls the store, every event is a full tail, and a client dropped for being slow
+or reconnecting loses only intermediate states. Memory is bounded by ``TAIL`` per feed, each
+poll reads at most ``_BATCH`` new rows, and the stream ends once the run has ended and its last
+records were read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Final
+
+from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.log_read import LogRow, read_logs, run_ended
+
+__all__ = ["MAX_STAGE_NAME", "TAIL", "follow_stage_logs", "stage_log_tail"]
+
+TAIL: Final = 200  # records a tail carries (the page shows these, and says how many are older)
+MAX_STAGE_NAME: Final = 256
+_BATCH: Final = 2000
+_COLUMNS: Final = "id, time_ns, level, instance, attempt, scope, body"
+
+
+def _record(row: LogRow | tuple[Any, ...]) -> dict[str, Any]:
+    if isinstance(row, LogRow):
+        row = (row.id, row.time_ns, row.level, row.instance, row.attempt, row.scope, row.body)
+    number, time_ns, level, instance, attempt, scope, body = row
+    return {
+        "id": number,
+        "time": time_ns / 1e9,
+        "level": level,
+        "instance": instance,
+        "attempt": attempt,
+        "logger": scope,
+        "body": body,
+    }
+
+
+def _tail(stage: str, records: deque[dict[str, Any]], total: int, *, live: bool) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "records": list(records),
+        "total": total,
+        "hidden": total - len(records),
+        "live": live,
+    }
+
+
+def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any], int, int]:
+    """(the last TAIL records, how many in all, the last row id) of the stage, now."""
+    total, last = conn.execute(
+        "SELECT count(*), coalesce(max(id), 0) FROM logs WHERE trace_id = ? AND stage = ?",
+        (run_id, stage),
+    ).fetchone()
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM logs WHERE trace_id = ? AND stage = ? AND id <= ? "  # noqa: S608
+        "ORDER BY id DESC LIMIT ?",
+        (run_id, stage, last, TAIL),
+    ).fetchall()
+    return deque((_record(r) for r in reversed(rows)), maxlen=TAIL), total, last
+
+
+def stage_log_tail(path: Path, run_id: str, stage: str) -> dict[str, Any]:
+    """The stage's tail now (blocking: call it in a worker thread)."""
+    conn = connect(path)
+    try:
+        records, total, _ = _first(conn, run_id, stage)
+        return _tail(stage, records, total, live=not run_ended(conn, run_id))
+    finally:
+        conn.close()
+
+
+async def follow_stage_logs(
+    path: Path, run_id: str, stage: str, *, interval: float = 0.5
+) -> AsyncIterator[dict[str, Any]]:
+    """The stage's tail, then a new tail each time records arrive, polling every ``interval``
+    seconds; ends one poll after the run was seen ended with nothing more to read (the log
+    writer commits on its own thread, a moment after the run's end may be stored)."""
+    conn = await asyncio.to_thread(connect, path)
+    try:
+        records, total, last = await asyncio.to_thread(_first, conn, run_id, stage)
+        ended_before = await asyncio.to_thread(run_ended, conn, run_id)
+        yield _tail(stage, records, total, live=True)
+        more = False
+        while True:
+            if not (ended_before or more):
+                await asyncio.sleep(interval)
+            # The end is read before the records: whatever was written before it is read now.
+            ended = await asyncio.to_thread(run_ended, conn, run_id)
+            rows = await asyncio.to_thread(
+                read_logs, conn, run_id, stage=stage, after=last, limit=_BATCH
+            )
+            if rows:
+                last = rows[-1].id
+                total += len(rows)
+                records.extend(_record(row) for row in rows)
+            more = len(rows) == _BATCH
+            done = ended and ended_before and not more
+            if rows or done:
+                yield _tail(stage, records, total, live=not done)
+            if done:
+                return
+            ended_before = ended and not more
+    finally:
+        await asyncio.to_thread(conn.close)
