@@ -59,6 +59,8 @@ API_DOCS: Mapping[str, str] = {
     "/api/runs/{run_id}": "the run record",
     "/api/runs/{run_id}/dag": "the DAG; ?format=dot|json|mermaid|svg",
     "/api/runs/{run_id}/stream": "live run state as Server-Sent Events",
+    "/api/runs/{run_id}/logs": "a stage's last log records; ?stage=S",
+    "/api/runs/{run_id}/logs/stream": "a stage's log tail, live, as Server-Sent Events; ?stage=S",
     "/api/pipelines": "pipelines with runs or a known definition",
     "/api/runs/{run_id}/approve/{stage}": 'grant a pending approval; body {"comment": "..."}',
     "/api/runs/{run_id}/reject/{stage}": 'reject it; body {"reason": "...", "comment": "..."}',
