@@ -112,9 +112,10 @@ def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path)
     lines = step.stdout.splitlines()
     report = json.loads(verify.stdout)
     assert (0, 0, 3) == (step.returncode, dry.returncode, verify.returncode)
-    assert "run demo started" in lines[0]
-    assert "plan=pending  build=pending" in lines[1]
-    assert "run=success  plan=success  build=success" in lines[-1]
+    assert "run demo started" in lines[1]
+    assert "plan=pending  build=pending" in lines[2]
+    assert "run=success  plan=success  build=success" in lines[-2]
+    assert "(replay) quit" == lines[-1]
     assert [
         "feed  plan: recorded outputs of 1 instance(s) (success), 0 event(s)",
         "run   build",

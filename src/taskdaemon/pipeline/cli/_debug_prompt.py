@@ -5,11 +5,10 @@ sending one request to the run's control socket and returning the answer, raisin
 ``PipelineError`` with the run's one-line refusal), so the same prompt drives a run of this
 process (``debug FILE``) and one of another (``debug attach RUN``).
 
-On a terminal it uses ``readline`` (stdlib, imported only then): line editing, history kept in
-``$TASKDAEMON_HOME/debug_history``, and Tab completion of commands and stage names. Decided over
-``prompt_toolkit`` (installed with ``cel``): readline needs no terminal queries, so it behaves
-the same under tmux, a pty or a dumb terminal, and it costs nothing at start-up. On a pipe, it
-reads commands one per line, echoes each after the prompt, and runs them in order.
+The reading, history (``$TASKDAEMON_HOME/debug_history``), Tab completion of commands and
+stage names, ``help`` and one-line errors come from :class:`~._prompt.CommandPrompt`, which
+``replay --step`` shares (:mod:`._step_prompt`). On a pipe, it reads commands one per line,
+echoes each after the prompt, and runs them in order.
 
 After a command that resumes the run (``continue``, ``step``, ``skip``, ``retry``) the prompt
 waits for the next stop (an execution paused, or the run's end) and reports it, like gdb.
@@ -19,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from taskdaemon.pipeline.cli._prompt import CommandPrompt
 from taskdaemon.pipeline.errors import PipelineError
 
 __all__ = ["COMMANDS", "DebugPrompt"]
@@ -53,9 +51,12 @@ _ALIASES = {"c": "continue", "s": "step", "b": "break", "q": "quit", "h": "help"
 _RESUMING = frozenset({"continue", "step", "skip", "retry"})
 
 
-class DebugPrompt:
-    """One debugging conversation with one run. ``run()`` returns when the input ends, on
-    ``quit``, or (when ``until_end``) once the run ended."""
+class DebugPrompt(CommandPrompt):
+    """One debugging conversation with one run. ``run()`` returns when the input ends or on
+    ``quit``."""
+
+    COMMANDS = COMMANDS
+    ALIASES = _ALIASES
 
     def __init__(
         self,
@@ -66,16 +67,12 @@ class DebugPrompt:
         history: Path | None = None,
         by: str = "cli debug",
     ) -> None:
+        super().__init__(stdin=stdin, stdout=stdout, history=history)
         self._call = call
-        self._in = stdin if stdin is not None else sys.stdin
-        self._out = stdout if stdout is not None else sys.stdout
-        self._history = history
         self._by = by
         self._stages: list[str] = []
         self._run_id = ""
-        self._interactive = self._in.isatty()
         self.done = False  # the run ended
-        self.quit = False
 
     # ------------------------------------------------------------------ loop
 
@@ -84,61 +81,19 @@ class DebugPrompt:
         state = self._call({"action": "state"})
         self._stages = list(state["state"]["stages"])
         self._run_id = str(state["state"]["run_id"])
-        if self._interactive:
-            self._setup_readline()
         self._print(
             f"debugging run {state['state']['run_id']} ({state['state']['pipeline']}); "
             "'help' lists the commands"
         )
         self.wait()
-        try:
-            while not self.quit:
-                line = self._read()
-                if line is None:
-                    break
-                self.execute(line)
-        finally:
-            if self._interactive:
-                self._save_history()
+        self.loop()
 
-    def _read(self) -> str | None:
-        prompt = "(taskdaemon) "
-        if self._interactive:
-            try:
-                return input(prompt)
-            except EOFError:
-                self._print("")
-                return None
-        line = self._in.readline()
-        if not line:
-            return None
-        self._print(prompt + line.rstrip("\n"))
-        return line
+    def completion_words(self) -> Sequence[str]:
+        """Stage names and the keywords of ``break`` and ``info``."""
+        return [*self._stages, "breakpoints", "if", "on"]
 
-    def _print(self, text: str) -> None:
-        self._out.write(text + "\n")
-        self._out.flush()
-
-    # ------------------------------------------------------------------ commands
-
-    def execute(self, line: str) -> None:
-        """Run one command line, printing its answer or its one-line error."""
-        try:
-            words = shlex.split(line)
-        except ValueError as exc:
-            self._print(f"error: {exc}")
-            return
-        if not words:
-            return
-        command = _ALIASES.get(words[0], words[0])
-        if command not in COMMANDS:
-            self._print(f"error: unknown command {words[0]!r} ('help' lists them)")
-            return
-        try:
-            getattr(self, "_do_" + command)(words[1:])
-        except PipelineError as exc:
-            self._print(f"error: {exc}")
-            return
+    def after(self, command: str) -> None:
+        """After a command that resumed the run, wait for the next stop."""
         if command in _RESUMING and not self.done:
             self.wait()
 
@@ -312,40 +267,6 @@ class DebugPrompt:
         if not self.done:
             self._call({"action": "cancel"})
             self._print("run cancelled")
-
-    def _do_help(self, args: Sequence[str]) -> None:
-        for text in COMMANDS.values():
-            self._print("  " + text)
-
-    # ------------------------------------------------------------------ readline
-
-    def _setup_readline(self) -> None:
-        import readline  # noqa: PLC0415 - a terminal only
-
-        if self._history is not None:
-            with contextlib.suppress(OSError):  # no history yet
-                readline.read_history_file(self._history)
-        words = sorted(set(COMMANDS) | set(self._stages) | {"breakpoints", "if", "on"})
-
-        def complete(text: str, state: int) -> str | None:
-            matches = [w for w in words if w.startswith(text)]
-            return matches[state] + " " if state < len(matches) else None
-
-        readline.set_completer(complete)
-        readline.set_completer_delims(" \t")
-        readline.parse_and_bind("tab: complete")
-
-    def _save_history(self) -> None:
-        if self._history is None:
-            return
-        import readline  # noqa: PLC0415
-
-        try:
-            self._history.parent.mkdir(parents=True, exist_ok=True)
-            readline.set_history_length(1000)
-            readline.write_history_file(self._history)
-        except OSError:
-            pass  # history is a convenience
 
 
 def _json(value: Any) -> str:

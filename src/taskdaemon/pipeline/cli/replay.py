@@ -16,9 +16,11 @@
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
   report (``--json`` for JSON).
 * ``--step`` executes nothing: it walks the recorded run event by event, printing each event
-  and the state of every stage after it. Commands (from the prompt, or one per line on stdin
-  when it is not a terminal): ``next`` (or an empty line), ``prev``, ``goto T`` (``12.5s``
-  from the run's start), ``quit``.
+  and the state of every stage after it, at the debugger's prompt (``cli/_step_prompt.py``:
+  history, completion, ``help``; one command a line on stdin when it is not a terminal):
+  ``next`` (or an empty line), ``prev``, ``goto T`` (``12.5s`` from the run's start),
+  ``where``, ``inputs STAGE``, ``outputs STAGE``, ``logs STAGE`` (all at the current
+  instant), ``quit``.
 * Exit codes: 0 the replay succeeded (and, with ``--verify``, did not diverge), 1 it failed or
   the run was not found, 2 invalid arguments or a value the replay cannot get, 3 divergence.
 """
@@ -31,6 +33,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.errors import (
@@ -57,8 +60,10 @@ replay needs that was redacted or cut stops it first, naming each one and how to
 (--input KEY=VALUE, --stage-output STAGE=FILE.json).
 
 --step runs nothing: it walks the recorded run event by event and prints the state of every
-stage after each. Commands (at the prompt, or one per line on stdin): next (or an empty
-line), prev, goto T (12.5s from the run's start), quit.
+stage after each, at the debugger's prompt (history, Tab completion, help). Commands (at the
+prompt, or one per line on stdin): next (or an empty line), prev, goto T (12.5s from the
+run's start), where, inputs STAGE, outputs STAGE, logs STAGE (as they stood at that
+instant), quit.
 """
 
 
@@ -220,12 +225,17 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
 
 
 def _step(args: argparse.Namespace) -> int:
-    from taskdaemon.pipeline.replay.timeline import parse_offset, spans_at, timeline  # noqa: PLC0415
-    from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run  # noqa: PLC0415
-    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+    """``--step``: the debugger's prompt (``cli/_step_prompt.py``) over the recorded run."""
+    from taskdaemon.pipeline.cli._step_prompt import StepPrompt, log_reader_for  # noqa: PLC0415
+    from taskdaemon.pipeline.replay.walk import RecordedWalk  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
+        default_source_url,
+        open_source,
+    )
 
+    url = args.source or _default_source()
     try:
-        source = open_source(args.source or _default_source())
+        source = open_source(url)
         try:
             spans = source.get_trace(args.run_id)
         finally:
@@ -234,49 +244,16 @@ def _step(args: argparse.Namespace) -> int:
         return _fail(1, str(error))
     except SpanSourceError as error:
         return _fail(2, str(error))
-    events = timeline(spans)
-    if not events:
-        return _fail(1, f"run {args.run_id} has no recorded events")
-    start = events[0].time_ns
-    interactive = sys.stdin.isatty()
+    try:
+        walk = RecordedWalk(spans)
+    except ValueError as error:
+        return _fail(1, f"run {args.run_id}: {error}")
+    logs = log_reader_for(url, default_source_url())
+    StepPrompt(walk, logs=logs, history=_home() / "step_history").run()
+    return 0
 
-    def show(index: int) -> None:
-        event = events[index]
-        state = reconstruct_run(spans_at(spans, event.time_ns))
-        stages = "  ".join(f"{s.name}={s.status}" for s in state.stages)
-        offset = (event.time_ns - start) / 1e9
-        print(f"[{index + 1}/{len(events)}] +{offset:.3f}s  {event.what}")
-        print(f"    run={state.status}  {stages}", flush=True)
 
-    index = 0
-    show(index)
-    while True:
-        if interactive:
-            print("step> ", end="", flush=True)
-        line = sys.stdin.readline()
-        if not line:
-            return 0
-        command, _, argument = line.strip().partition(" ")
-        if command in ("", "n", "next"):
-            if index + 1 >= len(events):
-                print("end of the recorded run")
-                continue
-            index += 1
-        elif command in ("p", "prev"):
-            if index == 0:
-                print("start of the recorded run")
-                continue
-            index -= 1
-        elif command in ("g", "goto"):
-            try:
-                at = start + int(parse_offset(argument) * 1e9)
-            except ValueError as error:
-                print(str(error).replace("--at", "goto"))
-                continue
-            index = max(0, sum(1 for e in events if e.time_ns <= at) - 1)
-        elif command in ("q", "quit", "exit"):
-            return 0
-        else:
-            print(f"unknown command {command!r}: next, prev, goto T, quit")
-            continue
-        show(index)
+def _home() -> Path:
+    import os  # noqa: PLC0415
+
+    return Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon")

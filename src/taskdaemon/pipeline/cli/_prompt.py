@@ -1,0 +1,148 @@
+"""The machinery shared by the CLI's interactive prompts (``debug`` and ``replay --step``).
+
+:class:`CommandPrompt` reads command lines and dispatches each to a ``_do_<command>`` method:
+
+* on a terminal it uses ``readline`` (stdlib, imported only then): line editing, a history
+  file, and Tab completion of the commands and of the words ``completion_words`` adds (stage
+  names). Decided over ``prompt_toolkit``: readline needs no terminal queries, so it behaves
+  the same under tmux, a pty or a dumb terminal, and it costs nothing at start-up;
+* on a pipe it reads one command a line, echoes each after the prompt (so a transcript reads
+  like a session) and runs them in order;
+* ``help`` lists the commands with their one-line help; an unknown command, bad arguments or
+  a refusal (``PipelineError`` or ``ValueError`` from a command) is one ``error: ...`` line,
+  never a traceback, and the prompt goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, ClassVar
+
+from taskdaemon.pipeline.errors import PipelineError
+
+__all__ = ["CommandPrompt"]
+
+
+class CommandPrompt:
+    """A read-dispatch loop over ``COMMANDS`` (subclasses fill the tables and the commands)."""
+
+    #: Each command with its one-line help, in the order ``help`` lists them.
+    COMMANDS: ClassVar[dict[str, str]] = {}
+    #: Short spellings of commands.
+    ALIASES: ClassVar[dict[str, str]] = {}
+    PROMPT: ClassVar[str] = "(taskdaemon) "
+
+    def __init__(
+        self,
+        *,
+        stdin: IO[str] | None = None,
+        stdout: IO[str] | None = None,
+        history: Path | None = None,
+    ) -> None:
+        self._in = stdin if stdin is not None else sys.stdin
+        self._out = stdout if stdout is not None else sys.stdout
+        self._history = history
+        self._interactive = self._in.isatty()
+        self.quit = False
+
+    # ------------------------------------------------------------------ loop
+
+    def loop(self) -> None:
+        """Read and run commands until the input ends or a command sets ``quit``."""
+        if self._interactive:
+            self._setup_readline()
+        try:
+            while not self.quit:
+                line = self._read()
+                if line is None:
+                    break
+                self.execute(line)
+        finally:
+            if self._interactive:
+                self._save_history()
+
+    def _read(self) -> str | None:
+        if self._interactive:
+            try:
+                return input(self.PROMPT)
+            except EOFError:
+                self._print("")
+                return None
+        line = self._in.readline()
+        if not line:
+            return None
+        self._print(self.PROMPT + line.rstrip("\n"))
+        return line
+
+    def _print(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def execute(self, line: str) -> None:
+        """Run one command line, printing its answer or its one-line error."""
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            self._print(f"error: {exc}")
+            return
+        if not words:
+            self.empty_line()
+            return
+        command = self.ALIASES.get(words[0], words[0])
+        if command not in self.COMMANDS:
+            self._print(f"error: unknown command {words[0]!r} ('help' lists them)")
+            return
+        try:
+            getattr(self, "_do_" + command)(words[1:])
+        except (PipelineError, ValueError) as exc:
+            self._print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+            return
+        self.after(command)
+
+    def empty_line(self) -> None:
+        """What an empty line does: nothing (a subclass may repeat a command)."""
+
+    def after(self, command: str) -> None:
+        """Called after ``command`` succeeded (a subclass may wait for the run)."""
+
+    def completion_words(self) -> Sequence[str]:
+        """Words Tab completes besides the commands (stage names, keywords)."""
+        return ()
+
+    def _do_help(self, args: Sequence[str]) -> None:
+        for text in self.COMMANDS.values():
+            self._print("  " + text)
+
+    # ------------------------------------------------------------------ readline
+
+    def _setup_readline(self) -> None:
+        import readline  # noqa: PLC0415 - a terminal only
+
+        if self._history is not None:
+            with contextlib.suppress(OSError):  # no history yet
+                readline.read_history_file(self._history)
+        words = sorted(set(self.COMMANDS) | set(self.completion_words()))
+
+        def complete(text: str, state: int) -> str | None:
+            matches = [w for w in words if w.startswith(text)]
+            return matches[state] + " " if state < len(matches) else None
+
+        readline.set_completer(complete)
+        readline.set_completer_delims(" \t")
+        readline.parse_and_bind("tab: complete")
+
+    def _save_history(self) -> None:
+        if self._history is None:
+            return
+        import readline  # noqa: PLC0415
+
+        try:
+            self._history.parent.mkdir(parents=True, exist_ok=True)
+            readline.set_history_length(1000)
+            readline.write_history_file(self._history)
+        except OSError:
+            pass  # history is a convenience

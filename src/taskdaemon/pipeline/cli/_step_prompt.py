@@ -1,0 +1,231 @@
+"""The prompt of ``taskdaemon replay RUN --step``: the debugger's prompt over a recorded run.
+
+It is :class:`~._prompt.CommandPrompt`, the machinery of ``taskdaemon debug``'s prompt
+(readline history in ``$TASKDAEMON_HOME/step_history``, Tab completion of commands and stage
+names, ``help``, one-line errors, commands one a line from a pipe), over a
+:class:`~taskdaemon.pipeline.replay.walk.RecordedWalk` instead of a live run. Nothing is
+executed: ``next`` (or an empty line), ``prev`` and ``goto T`` move through the recorded
+events, each move printing the event and every stage's state after it; ``where``, ``inputs
+STAGE``, ``outputs STAGE`` and ``logs STAGE`` answer as the debugger's commands do, from the
+record *at the current instant*. The debugger's commands that act on a live run (``continue``,
+``set``, ``skip``...) are not offered: there is nothing to resume.
+
+``logs STAGE`` reads the stage's log records up to the current instant from where the run's
+records are kept: the ``sqlite://`` store the spans come from, the dump's ``logs.otlp.json``
+for ``dump://``, and for the other sources (Tempo, Jaeger, OTLP files, which carry no log
+records) the embedded store of ``$TASKDAEMON_HOME`` when it has the run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from taskdaemon.pipeline.cli._prompt import CommandPrompt
+from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
+from taskdaemon.pipeline.replay.walk import RecordedWalk
+from taskdaemon.pipeline.tracking.log_read import LogRow
+
+__all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
+
+#: A stage's log records of the run: ``(run_id, stage) → rows`` (SpanSourceError when unread).
+LogReader = Callable[[str, str], list[LogRow]]
+
+STEP_COMMANDS: dict[str, str] = {
+    "next": "next (or an empty line): go to the next recorded event",
+    "prev": "prev: go back to the previous event",
+    "goto": "goto T: go to the last event at T from the run's start (12.5s, 1m30s, 500ms)",
+    "where": "where: each stage's state at this instant",
+    "inputs": "inputs STAGE: the inputs each started execution of STAGE ran with",
+    "outputs": "outputs STAGE: STAGE's outputs so far, and its upstream stages' outputs",
+    "logs": "logs STAGE: STAGE's executions and its log records up to this instant",
+    "quit": "quit: leave (nothing runs, nothing is cancelled)",
+    "help": "help: this list",
+}
+_STEP_ALIASES = {
+    "n": "next",
+    "p": "prev",
+    "g": "goto",
+    "q": "quit",
+    "exit": "quit",
+    "h": "help",
+    "?": "help",
+}
+_MOVES = frozenset({"next", "prev", "goto"})
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def log_reader_for(source_url: str, default_url: str) -> LogReader:
+    """How ``logs STAGE`` reads records for spans from ``source_url`` (see the module
+    docstring); ``default_url`` is the embedded store's URL for the other sources."""
+    from taskdaemon.pipeline.tracking.log_read import run_log_records  # noqa: PLC0415
+
+    scheme = source_url.split("://", 1)[0].lower() if "://" in source_url else ""
+    if scheme == "dump":
+        from taskdaemon.pipeline.tracking.dump_logs import dump_log_records  # noqa: PLC0415
+
+        path = source_url.split("://", 1)[1]
+        return lambda run, stage: dump_log_records(path, run, stage=stage)
+    store = source_url if scheme == "sqlite" else default_url
+    if not store.lower().startswith("sqlite://"):
+        store = ""
+
+    def read(run_id: str, stage: str) -> list[LogRow]:
+        if not store:
+            raise SpanSourceError("log records are kept in the embedded store (sqlite:///)")
+        return run_log_records(store, run_id, stage=stage)
+
+    return read
+
+
+class StepPrompt(CommandPrompt):
+    """Step through ``walk``; ``run()`` prints the first event, then reads commands until the
+    input ends or ``quit``."""
+
+    COMMANDS = STEP_COMMANDS
+    ALIASES = _STEP_ALIASES
+    PROMPT = "(replay) "
+
+    def __init__(
+        self,
+        walk: RecordedWalk,
+        *,
+        logs: LogReader | None = None,
+        stdin: IO[str] | None = None,
+        stdout: IO[str] | None = None,
+        history: Path | None = None,
+    ) -> None:
+        super().__init__(stdin=stdin, stdout=stdout, history=history)
+        self.walk = walk
+        self._logs = logs
+
+    def run(self) -> None:
+        """Say what is walked, show the first event, then take commands."""
+        state = self.walk.state()
+        self._print(
+            f"stepping through run {state.run_id} ({state.pipeline}), "
+            f"{len(self.walk.events)} recorded events, nothing executed; "
+            "'help' lists the commands"
+        )
+        self.show()
+        self.loop()
+
+    def completion_words(self) -> Sequence[str]:
+        """The run's stage names."""
+        return self.walk.stage_names()
+
+    def empty_line(self) -> None:
+        """An empty line is ``next``."""
+        self.execute("next")
+
+    def after(self, command: str) -> None:
+        """After a move, show where it landed."""
+        if command in _MOVES:
+            self.show()
+
+    def show(self) -> None:
+        """The current event and the state of the run and of every stage after it."""
+        walk = self.walk
+        state = walk.state()
+        stages = "  ".join(f"{s.name}={s.status}" for s in state.stages)
+        self._print(f"[{walk.index + 1}/{len(walk.events)}] +{walk.offset:.3f}s  {walk.event.what}")
+        self._print(f"    run={state.status}  {stages}")
+
+    # ------------------------------------------------------------------ commands
+
+    def _do_next(self, args: Sequence[str]) -> None:
+        self.walk.next()
+
+    def _do_prev(self, args: Sequence[str]) -> None:
+        self.walk.prev()
+
+    def _do_goto(self, args: Sequence[str]) -> None:
+        if len(args) != 1:
+            raise PipelineError("usage: goto T (12.5s, 1m30s, 500ms or seconds)")
+        self.walk.goto(args[0])
+
+    def _do_quit(self, args: Sequence[str]) -> None:
+        self.quit = True
+
+    def _stage_arg(self, args: Sequence[str], usage: str) -> str:
+        if len(args) != 1:
+            raise PipelineError(f"usage: {usage}")
+        self.walk.stage(args[0])  # an unknown stage is a one-line error naming the stages
+        return args[0]
+
+    def _do_where(self, args: Sequence[str]) -> None:
+        walk = self.walk
+        state = walk.state()
+        self._print(
+            f"run {state.run_id} {state.status} at +{walk.offset:.3f}s "
+            f"(event {walk.index + 1} of {len(walk.events)}: {walk.event.what})"
+        )
+        width = max((len(stage.name) for stage in state.stages), default=5)
+        for stage in state.stages:
+            extra = []
+            instances = {a.instance for a in stage.attempts}
+            if len(instances) > 1:
+                extra.append(f"{len(instances)} instances")
+            retries = max((a.attempt for a in stage.attempts), default=1)
+            if retries > 1:
+                extra.append(f"attempt {retries}")
+            if stage.skip_reason:
+                extra.append(stage.skip_reason)
+            tail = f"  ({'; '.join(extra)})" if extra else ""
+            self._print(f"  {stage.name:<{width}}  {stage.status}{tail}")
+
+    def _do_inputs(self, args: Sequence[str]) -> None:
+        stage = self._stage_arg(args, "inputs STAGE")
+        found = self.walk.inputs(stage)
+        if len(found) == 1:
+            self._print(_json(found[0][1]))
+            return
+        for task_run_id, inputs in found:
+            self._print(f"  {task_run_id}: {_json(inputs)}")
+
+    def _do_outputs(self, args: Sequence[str]) -> None:
+        stage = self._stage_arg(args, "outputs STAGE")
+        record = self.walk.stage(stage)
+        if record.attempts:
+            found = self.walk.outputs(stage)
+            if len(found) == 1:
+                self._print(f"{stage} ({record.status}): {_json(found[0][2])}")
+            else:
+                self._print(f"{stage} ({record.status}):")
+                for task_run_id, status, outputs in found:
+                    self._print(f"  {task_run_id} ({status}): {_json(outputs)}")
+        else:
+            self._print(f"{stage} ({record.status}): not started")
+        for name in record.upstream:
+            upstream = self.walk.stage(name)
+            outputs = self.walk.outputs(name) if upstream.attempts else []
+            last = outputs[-1][2] if outputs else None
+            self._print(f"  upstream {name} ({upstream.status}): {_json(last)}")
+
+    def _do_logs(self, args: Sequence[str], last: int = 40) -> None:
+        stage = self._stage_arg(args, "logs STAGE")
+        walk = self.walk
+        record = walk.stage(stage)
+        for attempt in record.attempts:
+            error = f": {attempt.error}" if attempt.error else ""
+            self._print(f"  {attempt.task_run_id}: {attempt.status}{error}")
+        if not record.attempts:
+            self._print(f"  {stage} has not run yet ({record.status})")
+        if self._logs is None:
+            return
+        try:
+            rows = self._logs(walk.state().run_id, stage)
+        except (SpanSourceError, OSError) as exc:
+            self._print(f"  no log records: {str(exc).splitlines()[0]}")
+            return
+        now = walk.event.time_ns
+        rows = [row for row in rows if row.time_ns <= now]
+        if len(rows) > last:
+            self._print(f"  ... {len(rows) - last} earlier record(s); taskdaemon logs shows all")
+        for row in rows[-last:]:
+            self._print(f"  [{row.level}] {row.body}")

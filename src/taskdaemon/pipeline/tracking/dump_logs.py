@@ -1,0 +1,97 @@
+"""The log records of a debug dump (``logs.otlp.json``), read back as ``LogRow`` objects.
+
+The inverse of :func:`~.log_read.encode_logs` (the collector file exporter's OTLP JSON), for
+tools that read a dump as they read the store: ``replay RUN --step --source dump://...`` shows
+a stage's records. The archive is read with :func:`~.dump_source.read_dump_members`' bounds; a
+record that is not an object, or a body that is not a string, is skipped, never an error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking.dump_source import read_dump_members
+from taskdaemon.pipeline.tracking.log_read import LogRow
+from taskdaemon.pipeline.tracking.otlp_json import decode_any_value
+
+__all__ = ["decode_logs", "dump_log_records"]
+
+_MEMBER = "logs.otlp.json"
+_IDS = {"run_id", "pipeline", "stage", "instance", "attempt"}
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _record(raw: Any, scope: str) -> LogRow | None:
+    if not isinstance(raw, dict):
+        return None
+    attributes: dict[str, Any] = {}
+    for item in raw.get("attributes") or ():
+        if isinstance(item, dict) and isinstance(item.get("key"), str):
+            attributes[item["key"]] = decode_any_value(item.get("value"))
+    ids = {name: attributes.pop(f"taskdaemon.{name}", None) for name in _IDS}
+    body = decode_any_value(raw.get("body"))
+    return LogRow(
+        id=0,
+        run_id=str(raw.get("traceId") or ids["run_id"] or ""),
+        time_ns=_int(raw.get("timeUnixNano")) or 0,
+        severity=_int(raw.get("severityNumber")) or 0,
+        level=str(raw.get("severityText") or ""),
+        pipeline=ids["pipeline"] if isinstance(ids["pipeline"], str) else None,
+        stage=ids["stage"] if isinstance(ids["stage"], str) else None,
+        instance=_int(ids["instance"]),
+        attempt=_int(ids["attempt"]),
+        span_id=raw.get("spanId") if isinstance(raw.get("spanId"), str) else None,
+        scope=scope,
+        body=body if isinstance(body, str) else json.dumps(body, default=str),
+        attributes=attributes,
+    )
+
+
+def decode_logs(body: Any) -> list[LogRow]:
+    """The records of one OTLP JSON ``ExportLogsServiceRequest``, in time order."""
+    rows: list[LogRow] = []
+    if not isinstance(body, dict):
+        return rows
+    for resource in body.get("resourceLogs") or ():
+        if not isinstance(resource, dict):
+            continue
+        for scope_logs in resource.get("scopeLogs") or ():
+            if not isinstance(scope_logs, dict):
+                continue
+            scope = scope_logs.get("scope")
+            name = scope.get("name") if isinstance(scope, dict) else None
+            for raw in scope_logs.get("logRecords") or ():
+                row = _record(raw, name if isinstance(name, str) else "")
+                if row is not None:
+                    rows.append(row)
+    rows.sort(key=lambda row: row.time_ns)
+    return rows
+
+
+def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None) -> list[LogRow]:
+    """The records of ``run_id`` (a prefix of it does) in the dump at ``path``, optionally of
+    one stage; SpanSourceError (one line) when the archive is not a readable dump."""
+    path = Path(path)
+    members = read_dump_members(path, ("manifest.json", _MEMBER))
+    data = members.get(_MEMBER)
+    if data is None:
+        return []
+    try:
+        body = json.loads(data)
+    except ValueError:
+        raise SpanSourceError(f"{path}: {_MEMBER} is not JSON") from None
+    wanted = run_id.strip().lower()
+    return [
+        row
+        for row in decode_logs(body)
+        if row.run_id.lower().startswith(wanted) and (stage is None or row.stage == stage)
+    ]
