@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,19 @@ def test_definition_round_trips_through_canonical_json(path: Path) -> None:
     pipeline = load_pipeline(path, registered_loops=("plan", "spec", "phase"))
     rebuilt = pipeline_from_canonical(pipeline.canonical_json)
     assert (pipeline, pipeline.definition_hash) == (rebuilt, sha256_text(rebuilt.canonical_json))
+    # The form replay uses: the JSON it already parsed to check it.
+    assert pipeline == pipeline_from_canonical(json.loads(pipeline.canonical_json))
+
+
+def test_a_foreign_trigger_mode_or_document_is_a_one_line_error() -> None:
+    """A trigger mode this version does not know, or a document that is not an object, is
+    refused as not a taskdaemon definition, in one line."""
+    data = json.loads(example_pipeline().canonical_json)
+    data["stages"][0]["trigger_mode"] = "most"
+    for document in (data, [1], json.dumps(data)):
+        with pytest.raises(ValueError, match="not a taskdaemon definition") as caught:
+            pipeline_from_canonical(document)  # type: ignore[arg-type]
+        assert "\n" not in str(caught.value)
 
 
 def test_cut_definition_is_a_one_line_error() -> None:

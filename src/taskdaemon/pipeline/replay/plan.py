@@ -115,14 +115,17 @@ def _load_definition(
     recorded: RecordedRun, file: Pipeline | None, use_file: bool, missing: list[MissingValue]
 ) -> tuple[Pipeline | None, DefinitionChanges | None]:
     value = recorded.definition
-    problem = "not recorded (span schema 1)" if value is None else value.problem()
+    problem, data = ("not recorded (span schema 1)", None) if value is None else value.check()
     original = None
     if value is not None and problem is None:
         try:
             # The text hashes to the definition that ran, which was valid then: no need to
-            # validate it again (a third of the plan's time on a 1,000-stage run).
+            # validate it again (a third of the plan's time on a 1,000-stage run). ``check``
+            # parsed it already: parsing it again cost 1.5 ms of about 30 on 1,000 stages.
             original = pipeline_from_canonical(
-                value.text or "", source=f"run {recorded.run_id}", validate=False
+                data if isinstance(data, dict) else value.text or "",
+                source=f"run {recorded.run_id}",
+                validate=False,
             )
         except ValueError as error:
             problem = str(error)
