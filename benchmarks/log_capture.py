@@ -4,28 +4,38 @@ Runs one command stage (the real ``command_handler``) printing N lines (default 
 by side, alternating, ``--repeat`` times each:
 
 * ``discarded``: the same command with ``>/dev/null 2>&1`` (nothing reaches taskdaemon);
-* ``piped-to-cat``: the same command writing into a pipe drained by ``cat >/dev/null``: the
-  floor of any capture (the command's writes into a pipe and a reader process's CPU);
+* ``piped-to-cat``: the same command writing into a pipe drained by ``cat >/dev/null`` (cat
+  wakes for every line the shell writes);
+* ``counted``: taskdaemon's capture with a bound of 0: the command writes into the capture's
+  pipes and the reader thread counts every line, nothing is stored: the floor of any capture;
 * ``captured``: output captured into the embedded store's ``logs`` table (the real
   ``SqliteLogWriter`` on a fresh file), with the default bound (10,000 lines per stage), the
   time including the writer's flush of every captured line ("stage alone": until the stage
   returned, the writer thread still working);
 * ``captured-all``: the same with the bound raised above N (every line stored).
 
-The command is a ``/bin/sh`` loop printing ``line <i> of a build log`` (about 0.5 s for
-100,000 lines here): output written at the pace of a program doing work. ``--command`` takes
-any other. Prints medians and each captured mode's cost relative to ``discarded``.
+For each it prints the median wall time and the median CPU time (user+sys) of both
+processes: taskdaemon's (event loop, reader and writer threads: ``RUSAGE_SELF``) and the
+command's (``RUSAGE_CHILDREN``), each against ``discarded``. On a shared machine read the CPU
+columns: the wall time of a mode depends on whether a core was free while it ran.
 
-    .venv/bin/python benchmarks/log_capture.py [--lines 100000] [--repeat 5]
+The command is a ``/bin/sh`` loop printing ``line <i> of a build log``: the worst case, a
+program doing nothing but print (0.2-1 s for 100,000 lines here, depending on the load).
+``--command`` takes any other; ``--modes`` a subset (``discarded`` always).
+
+    .venv/bin/python benchmarks/log_capture.py [--lines 100000] [--repeat 7] [--modes ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from taskdaemon.pipeline import stage_output
@@ -38,6 +48,30 @@ _PLAIN = {
     "discarded": "{{ {command}; }} >/dev/null 2>&1",
     "piped-to-cat": "{{ {command}; }} 2>&1 | cat >/dev/null",
 }
+
+
+_ALL_MODES = ("discarded", "piped-to-cat", "counted", "captured", "captured-all")
+
+
+@dataclass
+class Sample:
+    """One run of one mode: wall seconds, and CPU seconds (user+sys) of taskdaemon's process
+    (event loop, reader and writer threads) and of the command (its shell and children)."""
+
+    wall: float
+    own_cpu: float
+    command_cpu: float
+
+    @property
+    def cpu(self) -> float:
+        """Both processes' CPU."""
+        return self.own_cpu + self.command_cpu
+
+
+def _cpu() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _ctx(command: str) -> StageContext:
@@ -56,13 +90,20 @@ def _ctx(command: str) -> StageContext:
     )
 
 
-def _once(command: str, mode: str, lines: int, directory: Path) -> float:
+def _once(command: str, mode: str, lines: int, directory: Path) -> Sample:
+    own0, child0 = _cpu()
     if mode in _PLAIN:
         started = time.perf_counter()
         asyncio.run(command_handler()(_ctx(_PLAIN[mode].format(command=command))))
-        return time.perf_counter() - started
+        wall = time.perf_counter() - started
+        own1, child1 = _cpu()
+        return Sample(wall, own1 - own0, child1 - child0)
     writer = SqliteLogWriter(directory / f"{mode}-{time.monotonic_ns()}.db")
-    limit = CaptureLimits() if mode == "captured" else CaptureLimits(lines + 1, 1 << 40)
+    limit = {
+        "counted": CaptureLimits(0, 0),
+        "captured": CaptureLimits(),
+        "captured-all": CaptureLimits(lines + 1, 1 << 40),
+    }[mode]
     previous = stage_output.set_capture_limits(limit)
     stage_output.add_output_sink(writer)
     try:
@@ -73,39 +114,56 @@ def _once(command: str, mode: str, lines: int, directory: Path) -> float:
             raise SystemExit("the log writer did not catch up")
         elapsed = time.perf_counter() - started
         _STAGE_ONLY.setdefault(mode, []).append(stage)
+        own1, child1 = _cpu()
     finally:
         stage_output.remove_output_sink(writer)
         stage_output.set_capture_limits(previous)
         writer.close()
-    return elapsed
+    return Sample(elapsed, own1 - own0, child1 - child0)
 
 
 def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--modes", default=",".join(_ALL_MODES), help="modes to run")
     parser.add_argument("--command", help="command printing the lines (default: a sh loop)")
     args = parser.parse_args()
     command = args.command or (
         f'i=0; while [ $i -lt {args.lines} ]; do i=$((i+1)); echo "line $i of a build log"; done'
     )
-    modes = ("discarded", "piped-to-cat", "captured", "captured-all")
-    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    modes = tuple(args.modes.split(","))
+    if "discarded" not in modes or not set(modes) <= set(_ALL_MODES):
+        parser.error(f"--modes: a subset of {','.join(_ALL_MODES)} with discarded")
+    samples: dict[str, list[Sample]] = {mode: [] for mode in modes}
     with tempfile.TemporaryDirectory() as tmp:
-        _once(command, "captured-all", args.lines, Path(tmp))  # warm-up
+        _once(command, modes[-1], args.lines, Path(tmp))  # warm-up
         _STAGE_ONLY.clear()
         for _ in range(args.repeat):
             for mode in modes:
-                times[mode].append(_once(command, mode, args.lines, Path(tmp)))
-    base = statistics.median(times["discarded"])
-    print(f"{args.lines} lines, {args.repeat} runs each, medians")
+                samples[mode].append(_once(command, mode, args.lines, Path(tmp)))
+
+    def median(mode: str, field: str) -> float:
+        return statistics.median(getattr(sample, field) for sample in samples[mode])
+
+    base_wall, base_cpu = median("discarded", "wall"), median("discarded", "cpu")
+    print(
+        f"{args.lines} lines, {args.repeat} runs each, medians "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+    print(f"  {'mode':<13} {'wall':>9}  {'vs':>6}   {'CPU':>9}  {'vs':>6}   own CPU  command CPU")
     for mode in modes:
-        median = statistics.median(times[mode])
-        line = f"  {mode:<13} {median * 1000:8.1f} ms  {100 * (median / base - 1):+6.1f}%"
+        wall, cpu = median(mode, "wall"), median(mode, "cpu")
+        line = (
+            f"  {mode:<13} {wall * 1000:6.1f} ms  {100 * (wall / base_wall - 1):+5.1f}%"
+            f"   {cpu * 1000:6.1f} ms  {100 * (cpu / base_cpu - 1):+5.1f}%"
+            f"   {median(mode, 'own_cpu') * 1000:4.0f} ms"
+            f"  {median(mode, 'command_cpu') * 1000:8.0f} ms"
+        )
         if mode in _STAGE_ONLY:
             stage = statistics.median(_STAGE_ONLY[mode])
-            line += f"   (stage alone {stage * 1000:.1f} ms, {100 * (stage / base - 1):+.1f}%)"
+            line += f"   (stage alone {stage * 1000:.1f} ms, {100 * (stage / base_wall - 1):+.1f}%)"
         print(line)
 
 

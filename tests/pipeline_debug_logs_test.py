@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -147,6 +148,38 @@ async def test_byte_bound_and_a_line_without_newline_stay_bounded(sink: Sink, li
     lines = sink.lines()
     assert [stage_output.MAX_LINE_BYTES] * 2 == [len(line) for line in lines]
     assert 100_000 - 2 * stage_output.MAX_LINE_BYTES == sink.batches[-1].dropped_bytes
+
+
+def test_counting_past_the_bound_agrees_with_splitting_every_chunk(sink: Sink) -> None:
+    """Past the bound, stdout is counted without being split into lines: for chunks cut
+    anywhere (inside lines, between ``\\r`` and ``\\n``, inside over-long lines), the lines
+    and bytes it says were dropped are those stderr, split line by line, says."""
+    rng = random.Random(7)
+    lines = []
+    for _ in range(2000):
+        kind = rng.random()
+        if kind < 0.1:
+            size = rng.randint(stage_output.MAX_LINE_BYTES - 5, 3 * stage_output.MAX_LINE_BYTES)
+            lines.append(b"x" * size)
+        elif kind < 0.2:
+            lines.append(b"y\r")
+        else:
+            lines.append(b"z" * rng.randint(0, 40))
+    data = b"\n".join(lines)
+    cuts = sorted(rng.sample(range(1, len(data)), 400))
+    chunks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    for limits in (CaptureLimits(10, 1 << 30), CaptureLimits(1 << 30, 5000), CaptureLimits(0, 0)):
+        counted = []
+        for stream in ("stdout", "stderr"):
+            capture = stage_output.OutputCapture(
+                run_id="r", pipeline="p", stage="s", instance=0, attempt=1, limits=limits
+            )
+            for chunk in chunks:
+                capture.feed(stream, chunk)
+            capture.abandon()
+            counted.append((capture.captured_lines, capture.dropped_lines, capture.dropped_bytes))
+        assert counted[0] == counted[1]
+        assert counted[0][1] > 1000
 
 
 async def test_failed_command_keeps_its_stderr_tail(limits: None) -> None:

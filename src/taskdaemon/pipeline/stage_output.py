@@ -275,6 +275,9 @@ class OutputCapture:
         """Capture one chunk read from ``stream`` (its complete lines; the rest waits)."""
         if stream == "stdout":
             self.stdout += chunk
+            if self._lines_left <= 0 or self._bytes_left <= 0:
+                self._drop(chunk)
+                return
         pieces = chunk.split(b"\n")
         partial = self._partial[stream]
         if partial:
@@ -287,6 +290,26 @@ class OutputCapture:
         self._partial[stream] = partial
         if pieces:
             self._take(stream, pieces)
+
+    def _drop(self, chunk: bytes) -> None:
+        """``feed`` of stdout past the bound: count the lines and bytes ``_take`` would drop,
+        without splitting the chunk (a command printing 100,000 lines drops 90,000 by default).
+        """
+        partial = self._partial["stdout"]
+        newlines = chunk.count(b"\n")
+        if newlines:
+            end = chunk.rindex(b"\n")
+            self.dropped_lines += newlines
+            self.dropped_bytes += len(partial) + end - (newlines - 1)
+            partial = chunk[end + 1 :]
+        else:
+            partial += chunk
+        if len(partial) > MAX_LINE_BYTES:
+            cut = len(partial) - len(partial) % MAX_LINE_BYTES
+            self.dropped_lines += cut // MAX_LINE_BYTES
+            self.dropped_bytes += cut
+            partial = partial[cut:]
+        self._partial["stdout"] = partial
 
     def _finish(self, stream: str) -> None:
         partial = self._partial.pop(stream, b"")
