@@ -46,6 +46,8 @@ tests_for() {
                 tests/pipeline_visualization_cli_test.py ;;
         pipeline/tracking/reconstruct.py)
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
+        pipeline/replay/verify.py)
+            echo tests/pipeline_replay_verify_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

@@ -15,6 +15,7 @@ too. The report renders as a table or as JSON; the CLI exits 3 when it is not em
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -128,7 +129,13 @@ def _outputs_divergence(
     first = "the output hash differs (recorded outputs are not exact)"
     if recorded.outputs.problem() is None:
         old = recorded.outputs.value()
-        new = json.loads(captured.json) if not captured.truncated else outputs
+        # Diff the replay's outputs in the form the record holds them: redacted, as JSON (so
+        # keys are strings and odd values text). Over the cap, capture them again uncut: the
+        # raw outputs would put secrets into the report and crash on mixed key types.
+        full = captured
+        if captured.truncated:
+            full = dataclasses.replace(capture, max_bytes=captured.size).capture(outputs)
+        new = json.loads(full.json)
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             keys = tuple(
                 sorted(k for k in set(old) | set(new) if old.get(k, _ABSENT) != new.get(k, _ABSENT))
