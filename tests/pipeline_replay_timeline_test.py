@@ -123,6 +123,8 @@ def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path)
     assert [("build", "outputs", ["at"])] == [
         (d["stage"], d["what"], d["keys"]) for d in report["divergences"]
     ]
+    assert "at: " in verify.stdout
+    assert "→" in verify.stdout  # readable, not "\u2192"
 
 
 def test_timeline_of_no_spans_is_empty() -> None:

@@ -210,7 +210,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     shown = dict(result.stage_status)
     shown.update(dict.fromkeys(plan.fed, "replayed"))
     if args.json and outcome.report is not None:
-        print(json.dumps(outcome.report.to_json(), indent=2))
+        print(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False))
     else:
         print(render_summary(dataclasses.replace(result, stage_status=shown), pipeline))
         print(f"replay of run {plan.recorded.run_id}")
