@@ -150,6 +150,24 @@ async def test_byte_bound_and_a_line_without_newline_stay_bounded(sink: Sink, li
     assert 100_000 - 2 * stage_output.MAX_LINE_BYTES == sink.batches[-1].dropped_bytes
 
 
+def test_a_long_line_read_whole_is_cut_like_one_read_in_pieces(sink: Sink) -> None:
+    """A line longer than the bound is stored in pieces of at most ``MAX_LINE_BYTES`` whether
+    it arrives in one read or across several."""
+    size = 2 * stage_output.MAX_LINE_BYTES + 100
+    stored = []
+    for chunks in ([b"x" * size + b"\nend\n"], [b"x" * 100, b"x" * (size - 100), b"\nend\n"]):
+        sink.batches.clear()
+        capture = stage_output.OutputCapture(
+            run_id="r", pipeline="p", stage="s", instance=0, attempt=1, limits=CaptureLimits()
+        )
+        for chunk in chunks:
+            capture.feed("stdout", chunk)
+        capture.abandon()
+        stored.append([len(line) for line in sink.lines()])
+    expected = [stage_output.MAX_LINE_BYTES, stage_output.MAX_LINE_BYTES, 100, 3]
+    assert stored == [expected, expected]
+
+
 def test_counting_past_the_bound_agrees_with_splitting_every_chunk(sink: Sink) -> None:
     """Past the bound, stdout is counted without being split into lines: for chunks cut
     anywhere (inside lines, between ``\\r`` and ``\\n``, inside over-long lines), the lines

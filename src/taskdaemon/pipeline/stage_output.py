@@ -352,6 +352,8 @@ class OutputCapture:
             self.dropped_lines += len(pieces)
             self.dropped_bytes += sum(map(len, pieces))
             return
+        if max(map(len, pieces)) > MAX_LINE_BYTES:  # a long line that came in one read
+            pieces = [cut for piece in pieces for cut in _cut(piece)]
         now = time.time_ns()
         lines: list[tuple[int, str]] = []
         append = lines.append
@@ -398,6 +400,8 @@ class OutputCapture:
 
 
 def _cut(data: bytes) -> list[bytes]:
+    if len(data) <= MAX_LINE_BYTES:
+        return [data]
     return [data[i : i + MAX_LINE_BYTES] for i in range(0, len(data), MAX_LINE_BYTES)]
 
 
