@@ -106,10 +106,13 @@ def test_run_span_attributes(tel: Telemetry) -> None:
         t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
         t.PIPELINE_STAGES: ("planning", "specification", "implementation", "release"),
         t.PIPELINE_STAGE_LOOPS: ("plan", "spec", "phase", "command"),
-        t.PIPELINE_EDGES: (
-            "planning>specification>on completion",
-            "specification>implementation>on event\nspec.ready",
-            "implementation>release>on completion",
+        t.PIPELINE_EDGE_SPECS: (
+            '{"source":"planning","target":"specification",'
+            '"trigger":{"on_completion":{"stage":"planning","success_only":true}}}',
+            '{"source":"specification","target":"implementation","trigger":{"on_event":'
+            '{"filter":"event.spec.dependencies_met == true","type":"spec.ready"}}}',
+            '{"source":"implementation","target":"release",'
+            '"trigger":{"on_completion":{"stage":"implementation","success_only":true}}}',
         ),
         t.PIPELINE_STARTED_BY: "api",
         t.PIPELINE_CONCURRENCY: 4,
@@ -121,7 +124,7 @@ def test_run_span_attributes(tel: Telemetry) -> None:
         ).hexdigest(),
         t.PIPELINE_REQUEST_TRUNCATED: False,
         t.PIPELINE_REQUEST_REDACTED: True,
-        t.SCHEMA_VERSION: 2,
+        t.SCHEMA_VERSION: 3,
         t.PIPELINE_DEFINITION: pipeline.canonical_json,
         t.PIPELINE_DEFINITION_SIZE: len(pipeline.canonical_json.encode()),
         t.PIPELINE_DEFINITION_TRUNCATED: False,
@@ -145,6 +148,7 @@ def test_stage_span_attribute_names_and_types(tel: Telemetry) -> None:
         t.STAGE_INSTANCE: int,
         t.STAGE_UPSTREAM: tuple,
         t.STAGE_TRIGGERS: tuple,
+        t.STAGE_TRIGGER_SPECS: tuple,
         t.STAGE_FIRED_TRIGGERS: tuple,
         t.STAGE_TRIGGER_MODE: str,
         t.STAGE_QUEUE_TIME: float,
@@ -165,6 +169,11 @@ def test_stage_span_attribute_names_and_types(tel: Telemetry) -> None:
             "on completion of implementation",
             "on condition size(stages.specification.outputs.specs) > 0",
             "manual approval (timeout 3600s)",
+        ),
+        t.STAGE_TRIGGER_SPECS: (
+            '{"on_completion":{"stage":"implementation","success_only":true}}',
+            '{"on_condition":{"expression":"size(stages.specification.outputs.specs) > 0"}}',
+            '{"manual":{"approval_required":true,"timeout":3600}}',
         ),
         t.STAGE_TRIGGER_MODE: "all",
         t.STAGE_QUEUE_TIME: 0.25,

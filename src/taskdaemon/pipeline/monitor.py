@@ -135,6 +135,12 @@ from taskdaemon.pipeline.run_state import (
 )
 from taskdaemon.pipeline.span_redaction import RedactingTracer
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import (
+    encode_edge,
+    encode_trigger,
+    run_result,
+    stage_result,
+)
 
 __all__ = ["PipelineMonitor"]
 
@@ -144,18 +150,6 @@ _ROOT = Context()  # an empty context: spans started in it are roots
 #: Records handled at once, on the caller's thread: ``RunStarted`` reads the caller's current span
 #: (linked as the parent), ``RunFinished`` completes the run's telemetry (see ``on_event``).
 _SETTLE_NOW: frozenset[type] = frozenset({RunStarted, RunFinished})
-_STAGE_RESULTS: Mapping[StageStatus, str] = {
-    StageStatus.SUCCESS: t.RESULT_SUCCESS,
-    StageStatus.FAILURE: t.RESULT_FAILURE,
-    StageStatus.TIMEOUT: t.RESULT_TIMEOUT,
-    StageStatus.CANCELLED: t.RESULT_CANCELLATION,
-    StageStatus.SKIPPED: t.RESULT_SKIP,
-}
-_RUN_RESULTS: Mapping[RunStatus, str] = {
-    RunStatus.SUCCESS: t.RESULT_SUCCESS,
-    RunStatus.FAILURE: t.RESULT_FAILURE,
-    RunStatus.CANCELLED: t.RESULT_CANCELLATION,
-}
 _OTHER_ERROR = "_OTHER"  # semconv's fallback for error.type
 
 
@@ -233,7 +227,7 @@ def _pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -
         t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
         t.PIPELINE_STAGES: [stage.name for stage in pipeline.stages],
         t.PIPELINE_STAGE_LOOPS: [stage.loop for stage in pipeline.stages],
-        t.PIPELINE_EDGES: [f"{e.source}>{e.target}>{e.label}" for e in pipeline.edges],
+        t.PIPELINE_EDGE_SPECS: [encode_edge(edge) for edge in pipeline.edges],
         t.PIPELINE_CONCURRENCY: pipeline.concurrency,
         t.PIPELINE_ERROR_STRATEGY: str(pipeline.error_strategy),
     }
@@ -250,6 +244,7 @@ def _pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -
                 t.STAGE_LOOP: stage.loop,
                 t.STAGE_UPSTREAM: list(pipeline.upstream.get(stage.name, ())),
                 t.STAGE_TRIGGERS: [trigger.describe() for trigger in stage.triggers],
+                t.STAGE_TRIGGER_SPECS: [encode_trigger(trigger) for trigger in stage.triggers],
                 t.STAGE_TRIGGER_MODE: str(stage.trigger_mode),
             },
         )
@@ -267,6 +262,7 @@ def _unknown_stage(pipeline: str, stage: str, loop: str = "") -> _StageInfo:
             t.STAGE_LOOP: loop,
             t.STAGE_UPSTREAM: [],
             t.STAGE_TRIGGERS: [],
+            t.STAGE_TRIGGER_SPECS: [],
             t.STAGE_TRIGGER_MODE: "any",
         },
     )
@@ -853,7 +849,7 @@ class PipelineMonitor:
         end = _ns(event.at)
         if span.is_recording():
             attributes: dict[str, Any] = {
-                t.CICD_TASK_RUN_RESULT: _STAGE_RESULTS.get(status, t.RESULT_ERROR),
+                t.CICD_TASK_RUN_RESULT: stage_result(status),
                 t.STAGE_STATUS: str(status),
             }
             cpu = event.cpu_seconds
@@ -1023,7 +1019,7 @@ class PipelineMonitor:
             )
         self._emit_skip_spans(run, event)
         status = RunStatus(event.status)
-        result = _RUN_RESULTS.get(status, t.RESULT_ERROR)
+        result = run_result(status)
         error_type = None
         span = run.span
         if status is RunStatus.FAILURE:

@@ -16,6 +16,7 @@ __all__ = [
     "RunRecord",
     "RunSummary",
     "StageRecord",
+    "TriggerRecord",
     "stage_cancel_cause",
 ]
 
@@ -52,6 +53,26 @@ class AttemptRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerRecord:
+    """One trigger of a stage as a reader knows it: only the fields of its ``kind`` are set.
+
+    ``kind`` is a trigger kind of the model (``on_completion``, ``on_event``, ``on_condition``,
+    ``manual``) or ``unknown`` when the spans carry a trigger no reader understands; then only
+    ``description`` (the ``describe()`` text, for people) is known.
+    """
+
+    kind: str
+    description: str
+    stage: str | None = None
+    success_only: bool | None = None
+    event_type: str | None = None
+    filter: str | None = None
+    expression: str | None = None
+    approval_required: bool | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StageRecord:
     """A stage of the run with every execution it had (none when it never ran)."""
 
@@ -59,18 +80,24 @@ class StageRecord:
     loop: str
     status: str  # final status of the stage: its last attempt's, or "skipped"
     attempts: tuple[AttemptRecord, ...] = ()
-    triggers: tuple[str, ...] = ()
+    triggers: tuple[str, ...] = ()  # descriptions, for people
     upstream: tuple[str, ...] = ()
     skip_reason: str | None = None
     trigger_mode: str | None = None  # "any" | "all" as the spans record it; None if unknown
     # Why a stop of the run cancelled (or skipped) this stage, and the stage that caused it.
     cancel_reason: str | None = None
     cancel_cause: str | None = None
+    # The triggers themselves, aligned with ``triggers``; empty when whoever built the record
+    # knew only the descriptions (renderers then read those).
+    trigger_specs: tuple[TriggerRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class EdgeRecord:
-    """A DAG edge as recorded on the spans, with its trigger label."""
+    """A DAG edge as recorded on the spans, with its trigger label (``model.Edge.label``:
+    ``on completion``, ``on completion\n(any result)`` or ``on event\n{type}``; empty when
+    the spans do not say). The trigger itself is the target stage's (``StageRecord.
+    trigger_specs``)."""
 
     source: str
     target: str

@@ -53,16 +53,19 @@ PIPELINE_STAGES: Final = "taskdaemon.pipeline.stages"  # string[] in definition 
 # string[] aligned with PIPELINE_STAGES: each stage's loop type, so a stage that has no span yet
 # (pending, waiting for an approval) is drawn with its loop from the run span alone.
 PIPELINE_STAGE_LOOPS: Final = "taskdaemon.pipeline.stage_loops"
-PIPELINE_EDGES: Final = "taskdaemon.pipeline.edges"  # string[] "source>target>label"
+# string[], one compact JSON object per DAG edge (schema 3; telemetry_codec.encode_edge)
+PIPELINE_EDGE_SPECS: Final = "taskdaemon.pipeline.edge_specs"
+# Schema 1 and 2 only, read but no longer written: string[] "source>target>label".
+PIPELINE_EDGES: Final = "taskdaemon.pipeline.edges"
 PIPELINE_STARTED_BY: Final = "taskdaemon.pipeline.started_by"
 PIPELINE_CONCURRENCY: Final = "taskdaemon.pipeline.concurrency"
 PIPELINE_ERROR_STRATEGY: Final = "taskdaemon.pipeline.error_strategy"
 PIPELINE_REPLAY_OF: Final = "taskdaemon.pipeline.replay_of"
 PIPELINE_REQUEST: Final = "taskdaemon.pipeline.request"  # JSON, capped and redacted
-# Span schema version 2 (docs/architecture.md, "Span schema versions"): what replay needs.
-# Spans without SCHEMA_VERSION are version 1.
+# The span schema version (docs/architecture.md, "Span schema versions"): 2 added what replay
+# needs, 3 the structured edge and trigger specs. Spans without SCHEMA_VERSION are version 1.
 SCHEMA_VERSION: Final = "taskdaemon.schema_version"
-SPAN_SCHEMA_VERSION: Final = 2
+SPAN_SCHEMA_VERSION: Final = 3
 PIPELINE_DEFINITION: Final = "taskdaemon.pipeline.definition"  # canonical JSON, capped
 PIPELINE_DEFINITION_SIZE: Final = "taskdaemon.pipeline.definition_size"  # bytes of the full JSON
 PIPELINE_DEFINITION_TRUNCATED: Final = "taskdaemon.pipeline.definition_truncated"
@@ -77,7 +80,10 @@ STAGE_LOOP: Final = "taskdaemon.stage.loop"
 STAGE_ATTEMPT: Final = "taskdaemon.stage.attempt"
 STAGE_INSTANCE: Final = "taskdaemon.stage.instance"
 STAGE_UPSTREAM: Final = "taskdaemon.stage.upstream"  # string[] of upstream stage names
-STAGE_TRIGGERS: Final = "taskdaemon.stage.triggers"  # string[] trigger descriptions
+STAGE_TRIGGERS: Final = "taskdaemon.stage.triggers"  # string[] trigger descriptions, for people
+# string[] aligned with STAGE_TRIGGERS: one compact JSON object per trigger (schema 3;
+# telemetry_codec.encode_trigger), what readers rebuild triggers from
+STAGE_TRIGGER_SPECS: Final = "taskdaemon.stage.trigger_specs"
 STAGE_TRIGGER_MODE: Final = "taskdaemon.stage.trigger_mode"
 STAGE_STATUS: Final = "taskdaemon.stage.status"  # our finer StageStatus value
 STAGE_QUEUE_TIME: Final = "taskdaemon.stage.queue_time_s"

@@ -30,9 +30,10 @@ from typing import Any, Final, overload
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import PipelineSample, StageSample, run_critical_path
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
+from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking._day_totals import (
     DAY_NS,
     SERIES_DURATION,
@@ -253,11 +254,6 @@ def _run_from_sdk(root: Any, spans: list[Any]) -> RunRecord:
         up = a.get(t.STAGE_UPSTREAM)
         if isinstance(up, tuple | list):
             upstream[name] = tuple(str(u) for u in up)
-    edges = []
-    for item in attrs.get(t.PIPELINE_EDGES) or ():
-        parts = str(item).split(">", 2)
-        if len(parts) >= 2:
-            edges.append(EdgeRecord(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
     return RunRecord(
         run_id=format(root.context.trace_id, "032x"),
         pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
@@ -268,7 +264,7 @@ def _run_from_sdk(root: Any, spans: list[Any]) -> RunRecord:
             StageRecord(name, "", "", tuple(attempts), upstream=upstream.get(name, ()))
             for name, attempts in by_stage.items()
         ),
-        edges=tuple(edges),
+        edges=edges_of(attrs) or (),
     )
 
 

@@ -3,11 +3,14 @@
 Pure: the same spans (from any source) give an equal record. What comes from where:
 
 - the run: the root span ``RUN {pipeline}`` (kind SERVER, ``cicd.pipeline.action.name=RUN``):
-  pipeline, times, result, ``error.type``, ``taskdaemon.pipeline.*`` (stage order, DAG edges as
-  ``source>target>label``, definition hash, who started it, replay origin);
+  pipeline, times, result, ``error.type``, ``taskdaemon.pipeline.*`` (stage order, DAG edges,
+  definition hash, who started it, replay origin);
 - stages: every span carrying ``cicd.pipeline.task.name`` is one attempt of one instance; a
   zero-length span with result ``skip`` marks a stage that never ran (no attempt);
 - inputs/outputs: the ``stage.input`` / ``stage.output`` span events' ``taskdaemon.payload.json``.
+
+Structured values (edges, triggers, result codes) are read by ``telemetry_codec``, in every
+span schema version.
 
 Run status: the root's ``cicd.pipeline.result`` (success → success; failure, error, timeout →
 failure; cancellation → cancelled), the root's status code when no result was set; ``running``
@@ -43,26 +46,15 @@ from taskdaemon.pipeline.run_state import (
     stage_status_of,
 )
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import (
+    edges_of,
+    run_status_of_result,
+    stage_status_of_result,
+    triggers_of,
+)
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 __all__ = ["find_root", "reconstruct_run", "summarize_run"]
-
-_RUN_RESULT = {
-    t.RESULT_SUCCESS: "success",
-    t.RESULT_FAILURE: "failure",
-    t.RESULT_ERROR: "failure",
-    t.RESULT_TIMEOUT: "failure",
-    t.RESULT_CANCELLATION: "cancelled",
-    t.RESULT_SKIP: "cancelled",
-}
-_STAGE_RESULT = {
-    t.RESULT_SUCCESS: "success",
-    t.RESULT_FAILURE: "failure",
-    t.RESULT_ERROR: "failure",
-    t.RESULT_TIMEOUT: "timeout",
-    t.RESULT_CANCELLATION: "cancelled",
-    t.RESULT_SKIP: "skipped",
-}
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -144,17 +136,17 @@ def ended_attempt_status(attrs: Mapping[str, Any], status_code: str) -> str:
     finer = attrs.get(t.STAGE_STATUS)
     if isinstance(finer, str) and finer:
         return finer
-    result = attrs.get(t.CICD_TASK_RUN_RESULT)
-    if isinstance(result, str) and result in _STAGE_RESULT:
-        return _STAGE_RESULT[result]
+    result = stage_status_of_result(attrs.get(t.CICD_TASK_RUN_RESULT))
+    if result is not None:
+        return result
     return "failure" if status_code == "ERROR" else "success"
 
 
 def ended_run_status(attrs: Mapping[str, Any], status_code: str) -> str:
     """The status of a run whose run span ended (see the module docstring)."""
-    result = attrs.get(t.CICD_PIPELINE_RESULT)
-    if isinstance(result, str) and result in _RUN_RESULT:
-        return _RUN_RESULT[result]
+    result = run_status_of_result(attrs.get(t.CICD_PIPELINE_RESULT))
+    if result is not None:
+        return result
     return "failure" if status_code == "ERROR" else "success"
 
 
@@ -247,14 +239,9 @@ def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
 def _edges(
     root_attrs: Mapping[str, Any], stages: tuple[StageRecord, ...]
 ) -> tuple[EdgeRecord, ...]:
-    encoded = _strings(root_attrs.get(t.PIPELINE_EDGES))
-    if encoded:
-        edges = []
-        for item in encoded:
-            parts = item.split(">", 2)
-            if len(parts) >= 2:
-                edges.append(EdgeRecord(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
-        return tuple(edges)
+    edges = edges_of(root_attrs)
+    if edges is not None:
+        return edges
     # Without the run span's edge list, fall back to what each stage span says of its upstream.
     return tuple(EdgeRecord(up, stage.name, "") for stage in stages for up in stage.upstream)
 
@@ -357,6 +344,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 status=stage_status,
                 attempts=attempts,
                 triggers=_strings(attrs.get(t.STAGE_TRIGGERS)),
+                trigger_specs=triggers_of(attrs),
                 upstream=_strings(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
                 trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),

@@ -38,10 +38,8 @@ from taskdaemon.pipeline.visualization._json import (
 from taskdaemon.pipeline.visualization._mermaid import render_mermaid_snapshot
 from taskdaemon.pipeline.visualization._snapshot import (
     STATES,
-    DagAttempt,
     DagEdge,
     DagNode,
-    DagRun,
     DagSnapshot,
     DagTrigger,
     dag_snapshot,
@@ -55,10 +53,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATES",
-    "DagAttempt",
     "DagEdge",
     "DagNode",
-    "DagRun",
     "DagSnapshot",
     "DagTrigger",
     "DagWatcher",

@@ -14,8 +14,8 @@ import json
 from functools import cache
 from typing import Any
 
+from taskdaemon.pipeline.records import AttemptRecord
 from taskdaemon.pipeline.visualization._snapshot import (
-    DagAttempt,
     DagEdge,
     DagNode,
     DagSnapshot,
@@ -55,7 +55,7 @@ def _trigger(trigger: DagTrigger) -> dict[str, Any]:
     return data
 
 
-def _attempt(attempt: DagAttempt) -> dict[str, Any]:
+def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
     return {
         "task_run_id": attempt.task_run_id,
         "instance": attempt.instance,

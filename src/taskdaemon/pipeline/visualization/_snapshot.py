@@ -2,39 +2,39 @@
 
 ``dag_snapshot(pipeline, run)`` merges a definition (``model.Pipeline``) with a run rebuilt from
 spans (``records.RunRecord``); either may be absent. With only a run, the DAG comes from the
-record's stages and edges alone, and trigger details are parsed back from the trigger
-descriptions the spans carry (``Trigger.describe()`` text). With both, the definition gives the
-shape and the run gives the states; stages or edges only the run knows (the definition changed
-since) are kept, after the definition's.
+record's stages and edges alone, with the triggers the record carries (``StageRecord.
+trigger_specs``); a record that has only trigger descriptions (spans of
+schema 1 and 2, records built by hand) has them read back by
+``telemetry_codec.trigger_from_description``. With both, the definition gives the shape and the
+run gives the states; stages or edges only the run knows (the definition changed since) are
+kept, after the definition's.
+
+Nodes hold the run's ``AttemptRecord`` objects and the snapshot its ``RunRecord``: renderers read
+the records, there is no render copy of them.
 """
 
 from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from taskdaemon.pipeline.durations import format_duration
-from taskdaemon.pipeline.model import (
-    Manual,
-    OnCompletion,
-    OnCondition,
-    OnEvent,
-    Pipeline,
-    Stage,
-    Trigger,
-    TriggerMode,
+from taskdaemon.pipeline.model import OnEvent, Pipeline, Stage, TriggerMode
+from taskdaemon.pipeline.records import (
+    AttemptRecord,
+    EdgeRecord,
+    RunRecord,
+    StageRecord,
+    TriggerRecord,
 )
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.telemetry_codec import trigger_from_description, trigger_record
 
 __all__ = [
     "STATES",
-    "DagAttempt",
     "DagEdge",
     "DagGate",
     "DagNode",
-    "DagRun",
     "DagSnapshot",
     "DagTrigger",
     "dag_snapshot",
@@ -116,36 +116,8 @@ def wrap(text: str, width: int = 40, max_lines: int = 3) -> str:
     return "\n".join(lines)
 
 
-@dataclass(frozen=True, slots=True)
-class DagTrigger:
-    """One trigger of a node; only the fields of its ``kind`` are set."""
-
-    kind: str  # on_completion | on_event | on_condition | manual | unknown
-    description: str
-    stage: str | None = None
-    success_only: bool | None = None
-    event_type: str | None = None
-    filter: str | None = None
-    expression: str | None = None
-    approval_required: bool | None = None
-    timeout: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DagAttempt:
-    """One execution (instance, attempt) of a node in the overlaid run."""
-
-    task_run_id: str
-    instance: int
-    attempt: int
-    status: str
-    start: float
-    end: float | None
-    duration: float | None
-    queue_time: float | None = None
-    trigger_wait: float | None = None
-    error: str | None = None
-    error_type: str | None = None
+#: One trigger of a node: the records' trigger type (only the fields of its ``kind`` are set).
+DagTrigger = TriggerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +133,7 @@ class DagNode:
     parallel_instances: int | None = None
     description: str = ""
     state: str | None = None
-    attempts: tuple[DagAttempt, ...] = ()
+    attempts: tuple[AttemptRecord, ...] = ()  # in start order
     start: float | None = None
     end: float | None = None
     skip_reason: str | None = None
@@ -200,7 +172,7 @@ class DagNode:
     def error(self) -> str | None:
         """The error of the stage's outcome: the last error of an instance whose final attempt
         failed (errors of attempts that a retry made good do not count)."""
-        latest: dict[int, DagAttempt] = {}
+        latest: dict[int, AttemptRecord] = {}
         for attempt in self.attempts:
             latest[attempt.instance] = attempt
         for attempt in reversed(latest.values()):
@@ -224,26 +196,6 @@ class DagEdge:
 
 
 @dataclass(frozen=True, slots=True)
-class DagRun:
-    """Metadata of the overlaid run."""
-
-    run_id: str
-    status: str
-    start: float
-    end: float | None
-    started_by: str | None = None
-    error: str | None = None
-    error_type: str | None = None
-    replay_of: str | None = None
-    definition_hash: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        """Seconds from start to end, None while running."""
-        return None if self.end is None else max(0.0, self.end - self.start)
-
-
-@dataclass(frozen=True, slots=True)
 class DagSnapshot:
     """The DAG (nodes in definition order, edges in definition order) and its run overlay."""
 
@@ -252,7 +204,7 @@ class DagSnapshot:
     edges: tuple[DagEdge, ...]
     description: str = ""
     definition_hash: str | None = None
-    run: DagRun | None = None
+    run: RunRecord | None = None  # the overlaid run
 
     def node(self, name: str) -> DagNode:
         """The node called ``name``; KeyError if there is none."""
@@ -338,7 +290,7 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
     if pipeline is not None:
         nodes.extend(_node_from_stage(stage, records.get(stage.name)) for stage in pipeline.stages)
         edges.extend(
-            _edge_from_model(pipeline, edge.source, edge.target, edge.trigger, edge.label)
+            _edge_from_trigger(edge.source, edge.target, trigger_record(edge.trigger), edge.label)
             for edge in pipeline.edges
         )
     if run is not None:
@@ -350,33 +302,14 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
             key = (record_edge.source, record_edge.target, record_edge.label)
             if key not in seen:
                 seen.add(key)
-                edges.append(
-                    _edge_from_record(
-                        record_edge.source,
-                        record_edge.target,
-                        record_edge.label,
-                        by_name.get(record_edge.target),
-                    )
-                )
+                edges.append(_edge_from_record(record_edge, by_name.get(record_edge.target)))
     names = {node.name for node in nodes}
     for edge in edges:
         for name in (edge.source, edge.target):
             if name not in names:
                 names.add(name)
                 nodes.append(DagNode(name=name, title=title_case(name), loop="", triggers=()))
-    overlay = None
     if run is not None:
-        overlay = DagRun(
-            run_id=run.run_id,
-            status=run.status,
-            start=run.start,
-            end=run.end,
-            started_by=run.started_by,
-            error=run.error,
-            error_type=run.error_type,
-            replay_of=run.replay_of,
-            definition_hash=run.definition_hash,
-        )
         # A stage the run has not reached yet (or whose span never got written) is pending.
         nodes = [node if node.state is not None else _with_state(node, "pending") for node in nodes]
     return DagSnapshot(
@@ -387,7 +320,7 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
         definition_hash=pipeline.definition_hash
         if pipeline is not None
         else (run.definition_hash if run is not None else None),
-        run=overlay,
+        run=run,
     )
 
 
@@ -404,75 +337,13 @@ def _with_state(node: DagNode, state: str) -> DagNode:
     )
 
 
-def _trigger_from_model(trigger: Trigger) -> DagTrigger:
-    description = trigger.describe()
-    if isinstance(trigger, OnCompletion):
-        return DagTrigger(
-            trigger.kind, description, stage=trigger.stage, success_only=trigger.success_only
-        )
-    if isinstance(trigger, OnEvent):
-        return DagTrigger(trigger.kind, description, event_type=trigger.type, filter=trigger.filter)
-    if isinstance(trigger, OnCondition):
-        return DagTrigger(trigger.kind, description, expression=trigger.expression)
-    assert isinstance(trigger, Manual)
-    return DagTrigger(
-        trigger.kind,
-        description,
-        approval_required=trigger.approval_required,
-        timeout=trigger.timeout,
-    )
-
-
-_COMPLETION = re.compile(r"on completion of (?P<stage>.+?)(?P<any> \(any result\))?", re.DOTALL)
-_EVENT = re.compile(r"on event (?P<type>\S+)(?: if (?P<filter>.+))?", re.DOTALL)
-_APPROVAL = re.compile(r"manual approval(?: \(timeout (?P<timeout>[0-9.e+]+)s\))?")
-
-
-def parse_trigger(description: str) -> DagTrigger:
-    """Rebuild a trigger from its ``describe()`` text, as span attributes carry it."""
-    if description == "on run start":
-        return DagTrigger("manual", description, approval_required=False)
-    if match := _APPROVAL.fullmatch(description):
-        timeout = float(match["timeout"]) if match["timeout"] else None
-        return DagTrigger("manual", description, approval_required=True, timeout=timeout)
-    if description.startswith("on condition "):
-        return DagTrigger(
-            "on_condition", description, expression=description.removeprefix("on condition ")
-        )
-    if match := _COMPLETION.fullmatch(description):
-        return DagTrigger(
-            "on_completion", description, stage=match["stage"], success_only=match["any"] is None
-        )
-    if match := _EVENT.fullmatch(description):
-        return DagTrigger("on_event", description, event_type=match["type"], filter=match["filter"])
-    return DagTrigger("unknown", description)
-
-
-def _attempts(record: StageRecord | None) -> tuple[DagAttempt, ...]:
+def _attempts(record: StageRecord | None) -> tuple[AttemptRecord, ...]:
     if record is None:
         return ()
-    ordered: Iterable[AttemptRecord] = sorted(
-        record.attempts, key=lambda a: (a.start, a.instance, a.attempt)
-    )
-    return tuple(
-        DagAttempt(
-            task_run_id=a.task_run_id,
-            instance=a.instance,
-            attempt=a.attempt,
-            status=a.status,
-            start=a.start,
-            end=a.end,
-            duration=a.duration,
-            queue_time=a.queue_time,
-            trigger_wait=a.trigger_wait,
-            error=a.error,
-            error_type=a.error_type,
-        )
-        for a in ordered
-    )
+    return tuple(sorted(record.attempts, key=lambda a: (a.start, a.instance, a.attempt)))
 
 
-def _timing(attempts: tuple[DagAttempt, ...]) -> tuple[float | None, float | None]:
+def _timing(attempts: tuple[AttemptRecord, ...]) -> tuple[float | None, float | None]:
     if not attempts:
         return None, None
     start = min(a.start for a in attempts)
@@ -488,7 +359,7 @@ def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
         name=stage.name,
         title=title_case(stage.name),
         loop=stage.loop,
-        triggers=tuple(_trigger_from_model(t) for t in stage.triggers),
+        triggers=tuple(trigger_record(t) for t in stage.triggers),
         trigger_mode=stage.trigger_mode.value,
         parallel_instances=stage.parallel_instances,
         description=stage.description,
@@ -509,7 +380,7 @@ def _node_from_record(record: StageRecord) -> DagNode:
         name=record.name,
         title=title_case(record.name),
         loop=record.loop,
-        triggers=tuple(parse_trigger(t) for t in record.triggers),
+        triggers=record.trigger_specs or tuple(map(trigger_from_description, record.triggers)),
         trigger_mode=record.trigger_mode,
         state=record.status,
         attempts=attempts,
@@ -521,26 +392,26 @@ def _node_from_record(record: StageRecord) -> DagNode:
     )
 
 
-def _edge_from_model(
-    pipeline: Pipeline, source: str, target: str, trigger: OnCompletion | OnEvent, label: str
-) -> DagEdge:
-    del pipeline  # kept for symmetry with _edge_from_record; the trigger says it all
-    if isinstance(trigger, OnEvent):
+def _edge_from_trigger(source: str, target: str, trigger: TriggerRecord, label: str) -> DagEdge:
+    if trigger.kind == OnEvent.kind:
         return DagEdge(
             source,
             target,
             trigger.kind,
             label,
-            trigger.describe(),
-            event_type=trigger.type,
+            trigger.description,
+            event_type=trigger.event_type,
             filter=trigger.filter,
         )
     return DagEdge(
-        source, target, trigger.kind, label, trigger.describe(), success_only=trigger.success_only
+        source, target, trigger.kind, label, trigger.description, success_only=trigger.success_only
     )
 
 
-def _edge_from_record(source: str, target: str, label: str, node: DagNode | None) -> DagEdge:
+def _edge_from_record(edge: EdgeRecord, node: DagNode | None) -> DagEdge:
+    # The label says which trigger of the target makes the edge (it is ``model.Edge.label``,
+    # a closed vocabulary); the target's trigger gives the rest.
+    source, target, label = edge.source, edge.target, edge.label
     if not label:
         # Spans without edge labels: name the edge after the trigger of the target that waits
         # for ``source`` (a completion trigger names it; otherwise it must be an event).

@@ -1,0 +1,296 @@
+"""The structured span values (telemetry_codec): result codes, trigger and edge specs written as
+JSON items of string arrays (span schema 3), and the text forms of schema 1 and 2 still read.
+
+Names with ``>``, spaces and quotes are the cases the text forms could not carry: the event type
+``build>ready "v1"`` came back from ``describe()`` text as an unknown trigger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_engine_support import after, pipeline, stage
+from pipeline_tracking_support import Backend, monitored_store, serve
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import (
+    Edge,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    Pipeline,
+    Stage,
+    Trigger,
+    TriggerMode,
+)
+from taskdaemon.pipeline.records import EdgeRecord, RunRecord, TriggerRecord
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import (
+    decode_edge,
+    decode_trigger,
+    edges_of,
+    encode_edge,
+    encode_trigger,
+    run_result,
+    run_status_of_result,
+    stage_result,
+    stage_status_of_result,
+    trigger_record,
+    triggers_of,
+)
+from taskdaemon.pipeline.tracking import (
+    SpanStore,
+    encode_traces,
+    open_source,
+    parse_traces,
+    reconstruct_run,
+)
+from taskdaemon.pipeline.visualization import dag_snapshot, render_dot, render_json
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "spans"
+
+EVENT = 'build>ready "v1"'
+FILTER = 'event.tag == "x>y"'
+CONDITION = 'stages.build.status == "success"'
+
+#: Every trigger kind, with the characters the text forms mangled.
+TRIGGERS: tuple[Trigger, ...] = (
+    Manual(),
+    Manual(approval_required=True, timeout=90.0),
+    Manual(approval_required=True),
+    OnCompletion("plan"),
+    OnCompletion("plan", success_only=False),
+    OnEvent(EVENT, FILTER),
+    OnEvent("plain"),
+    OnCondition(CONDITION),
+)
+
+#: The pipeline of the schema 2 fixture (tests/fixtures/spans/README.md), run again today.
+PIPELINE = pipeline(
+    stage("plan"),
+    stage("build", *after("plan", success_only=False), emits=(EVENT,)),
+    stage("test", OnEvent(EVENT, FILTER)),
+    stage("gate", OnCondition(CONDITION), *after("test"), trigger_mode=TriggerMode.ALL),
+    stage("deploy", Manual(True, 90.0), *after("gate"), trigger_mode=TriggerMode.ANY),
+    name="legacy-demo",
+)
+
+
+def test_stage_result_codes_round_trip() -> None:
+    """Every stage status maps to its semconv result and back; a status that is not an end is
+    written as ``error``, which reads back as a failure."""
+    assert {status: stage_status_of_result(stage_result(status)) for status in StageStatus} == {
+        StageStatus.PENDING: "failure",
+        StageStatus.WAITING: "failure",
+        StageStatus.QUEUED: "failure",
+        StageStatus.RUNNING: "failure",
+        StageStatus.RETRYING: "failure",
+        StageStatus.PAUSED: "failure",
+        StageStatus.SUCCESS: "success",
+        StageStatus.FAILURE: "failure",
+        StageStatus.TIMEOUT: "timeout",
+        StageStatus.CANCELLED: "cancelled",
+        StageStatus.SKIPPED: "skipped",
+    }
+
+
+def test_run_result_codes_round_trip() -> None:
+    """The three end states of a run map to their semconv results and back."""
+    ends = (RunStatus.SUCCESS, RunStatus.FAILURE, RunStatus.CANCELLED)
+    assert [run_result(status) for status in ends] == ["success", "failure", "cancellation"]
+    assert [run_status_of_result(run_result(status)) for status in ends] == list(ends)
+    assert "error" == run_result(RunStatus.RUNNING)
+
+
+def test_foreign_result_codes_are_read_or_refused() -> None:
+    """Results other producers write map to the nearest status; anything else is None."""
+    assert [
+        stage_status_of_result("error"),
+        run_status_of_result("error"),
+        run_status_of_result("timeout"),
+        run_status_of_result("skip"),
+        stage_status_of_result("bogus"),
+        run_status_of_result(3),
+    ] == ["failure", "failure", "failure", "cancelled", None, None]
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda trigger: trigger.describe())
+def test_every_trigger_round_trips(trigger: Trigger) -> None:
+    """A trigger's spec decodes to the trigger, whatever its names hold."""
+    assert trigger_record(trigger) == decode_trigger(encode_trigger(trigger))
+
+
+def test_trigger_spec_is_the_canonical_definition_form() -> None:
+    """A spec item is the trigger exactly as the definition's canonical JSON writes it."""
+    defined = PIPELINE.stage("deploy").triggers
+    canonical = json.loads(PIPELINE.canonical_json)["stages"][4]["triggers"]
+    assert canonical == [json.loads(encode_trigger(trigger)) for trigger in defined]
+
+
+def test_edge_labels_with_gt_and_quotes_round_trip() -> None:
+    """An event edge whose type holds ``>`` and quotes keeps its label; so does a completion
+    edge that accepts any result."""
+    edges = (
+        Edge("build", "test", OnEvent(EVENT, FILTER)),
+        Edge("a", "b", OnCompletion("a", False)),
+    )
+    assert [decode_edge(encode_edge(edge)) for edge in edges] == [
+        EdgeRecord("build", "test", 'on event\nbuild>ready "v1"'),
+        EdgeRecord("a", "b", "on completion\n(any result)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not json",
+        encode_trigger(OnEvent(EVENT, FILTER))[:25],  # cut by an attribute length limit
+        "[" * 100_000 + "]" * 100_000,  # nested past orjson's depth limit
+        '{"on_completion":{"stage":1}}',
+        '{"on_event":{"type":"x","filter":false}}',
+        '{"manual":{"approval_required":true,"timeout":true}}',
+        '{"on_condition":{"expression":"a"},"manual":{}}',
+        '{"later_kind":{}}',
+        "null",
+    ],
+)
+def test_malformed_trigger_specs_are_refused(text: str) -> None:
+    """Cut, nested, mistyped or unknown specs decode to None, never to an exception."""
+    assert decode_trigger(text) is None
+
+
+def test_a_bad_spec_item_falls_back_to_its_description() -> None:
+    """One spoiled item is read from the description at its place; the others from specs."""
+    attributes = {
+        t.STAGE_TRIGGERS: ("on completion of plan", "on condition x > 1", "something else"),
+        t.STAGE_TRIGGER_SPECS: (encode_trigger(OnCompletion("plan")), '{"on_cond', "{}"),
+    }
+    assert triggers_of(attributes) == (
+        TriggerRecord("on_completion", "on completion of plan", stage="plan", success_only=True),
+        TriggerRecord("on_condition", "on condition x > 1", expression="x > 1"),
+        TriggerRecord("unknown", "something else"),
+    )
+
+
+def test_edge_specs_win_and_bad_items_are_dropped() -> None:
+    """Schema 3 edges come from the specs, an item that does not decode is left out, and a
+    span without either form gives None (the caller then reads the upstream lists)."""
+    good = encode_edge(Edge("a", "b", OnEvent("x>y")))
+    assert edges_of({t.PIPELINE_EDGE_SPECS: (good, '{"source":"a"}', "[")}) == (
+        EdgeRecord("a", "b", "on event\nx>y"),
+    )
+    assert edges_of({t.PIPELINE_EDGES: ("a>b>on event\nx>y", "nonsense")}) == (
+        EdgeRecord("a", "b", "on event\nx>y"),
+    )
+    assert edges_of({}) is None
+
+
+class _Handlers:
+    """``build`` publishes the event ``test`` waits for; the other stages do nothing."""
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        async def build(ctx: StageContext) -> Mapping[str, Any]:
+            ctx.publish(EVENT, {"tag": "x>y"})
+            return {}
+
+        async def noop(ctx: StageContext) -> Mapping[str, Any]:
+            return {}
+
+        return build if stage.name == "build" else noop
+
+
+async def _monitored_run(db: Path) -> str:
+    tracer_provider, monitor = monitored_store(db)
+    try:
+        async with Engine(resolver=_Handlers(), observers=[monitor]) as engine:
+            return (await (await engine.start_run(PIPELINE)).wait()).run_id
+    finally:
+        tracer_provider.shutdown()
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> tuple[Path, str]:
+    """PIPELINE run through the real engine and monitor into an embedded store."""
+    db = tmp_path / "spans.db"
+    return db, asyncio.run(_monitored_run(db))
+
+
+def _expected_triggers() -> list[tuple[TriggerRecord, ...]]:
+    return [tuple(map(trigger_record, s.triggers)) for s in PIPELINE.stages]
+
+
+def test_spans_give_back_the_definition_triggers_and_edges(stored: tuple[Path, str]) -> None:
+    """From the spans alone, every trigger and edge is the definition's, and the DAG drawn
+    from them has the definition's nodes and edges."""
+    db, run_id = stored
+    with SpanStore(db) as store:
+        run = store.get_run(run_id)
+    assert [s.trigger_specs for s in run.stages] == _expected_triggers()
+    assert [(e.source, e.target, e.label) for e in run.edges] == [
+        (e.source, e.target, e.label) for e in PIPELINE.edges
+    ]
+    from_spans, from_file = dag_snapshot(run=run), dag_snapshot(PIPELINE, run)
+    assert (from_spans.edges, [n.triggers for n in from_spans.nodes]) == (
+        from_file.edges,
+        [n.triggers for n in from_file.nodes],
+    )
+
+
+@pytest.mark.slow
+def test_tempo_payload_carries_the_specs_as_array_values(stored: tuple[Path, str]) -> None:
+    """The run served as a Tempo v2 trace (base64 ids, enum numbers, ``arrayValue`` of
+    ``stringValue`` specs) rebuilds to the store's run, specs included."""
+    db, run_id = stored
+    with SpanStore(db) as store:
+        spans, expected = store.get_trace(run_id), store.get_run(run_id)
+    body = {"trace": encode_traces(spans, ids="base64", enums="int"), "status": "COMPLETE"}
+    encoded = body["trace"]["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    (edge_specs,) = (
+        a["value"]
+        for span in encoded
+        for a in span["attributes"]
+        if a["key"] == t.PIPELINE_EDGE_SPECS
+    )
+    assert {"stringValue": encode_edge(PIPELINE.edges[0])} == edge_specs["arrayValue"]["values"][0]
+    with serve(Backend()) as tempo:
+        tempo.route(f"/api/v2/traces/{run_id}", body)
+        source = open_source(f"tempo+{tempo.url}")
+        try:
+            run = source.get_run(run_id)
+        finally:
+            source.close()
+    assert expected == run
+    assert [s.trigger_specs for s in run.stages] == _expected_triggers()
+
+
+def _schema2_run() -> RunRecord:
+    return reconstruct_run(parse_traces(json.loads((FIXTURES / "schema2_run.json").read_text())))
+
+
+def test_spans_of_schema_2_are_still_read() -> None:
+    """Spans written by the previous schema (text triggers, ``source>target>label`` edges) give
+    their edges and the triggers their text can say; the spaced event type stays unknown."""
+    run = _schema2_run()
+    assert 2 == run.attributes[t.SCHEMA_VERSION]
+    assert [(e.source, e.target, e.label) for e in run.edges] == [
+        (e.source, e.target, e.label) for e in PIPELINE.edges
+    ]
+    expected = _expected_triggers()
+    expected[2] = (TriggerRecord("unknown", OnEvent(EVENT, FILTER).describe()),)
+    assert [s.trigger_specs for s in run.stages] == expected
+
+
+def test_renders_of_schema_2_spans_are_unchanged() -> None:
+    """DOT and JSON drawn from the schema 2 spans are the bytes the previous code drew."""
+    run = _schema2_run()
+    assert (FIXTURES / "schema2_run.dot").read_text() == render_dot(run=run)
+    assert (FIXTURES / "schema2_run.dag.json").read_text() == render_json(run=run)
