@@ -75,6 +75,7 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import encode_edge, encode_trigger
 from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
@@ -188,7 +189,7 @@ class RawSdk:
                 t.CICD_PIPELINE_RUN_ID: run_id,
                 t.PIPELINE_DEFINITION_HASH: "h" * 64,
                 t.PIPELINE_STAGES: [s.name for s in pipeline.stages],
-                t.PIPELINE_EDGES: [f"{e.source}>{e.target}>{e.label}" for e in pipeline.edges],
+                t.PIPELINE_EDGE_SPECS: [encode_edge(e) for e in pipeline.edges],
                 t.PIPELINE_STARTED_BY: "api",
                 t.PIPELINE_CONCURRENCY: 4,
                 t.PIPELINE_ERROR_STRATEGY: "fail",
@@ -225,6 +226,7 @@ class RawSdk:
                     t.STAGE_LOOP: "python",
                     t.STAGE_UPSTREAM: [],
                     t.STAGE_TRIGGERS: [description],
+                    t.STAGE_TRIGGER_SPECS: [encode_trigger(stage.triggers[0])],
                     t.STAGE_FIRED_TRIGGERS: [description],
                     t.STAGE_TRIGGER_MODE: "any",
                     t.STAGE_ATTEMPT: 1,

@@ -13,7 +13,7 @@ a ``MeterProvider`` with a ``PrometheusMetricReader`` and the same histogram vie
 
 Per stage, as the monitor records it (``benchmarks/per_stage.py`` checks the counts):
 
-* a stage span (INTERNAL, child of the run span) with 15 attributes at its start and 3 more at
+* a stage span (INTERNAL, child of the run span) with 16 attributes at its start and 3 more at
   its end, a ``triggered_by`` link to the previous stage's span (every stage but the first);
 * 2 ``trigger.evaluated`` events (7 attributes) on the run span (the trigger is evaluated once
   when the upstream stage starts, once when it ends), ``stage.input`` and ``stage.output``
@@ -145,6 +145,13 @@ def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
     names = [f"s{i}" for i in range(stages)]
     descriptions = ["on run start"] + [f"on completion of {n}" for n in names[:-1]]
     kinds = ["manual"] + ["on_completion"] * (stages - 1)
+
+    def spec(value: object) -> str:  # as the monitor encodes structured values
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    completion = [{"on_completion": {"stage": n, "success_only": True}} for n in names[:-1]]
+    specs = [spec(x) for x in [{"manual": {"approval_required": False, "timeout": None}}]]
+    specs += [spec(x) for x in completion]
     start = time.time_ns()
     run_span = tracer.start_span(
         f"RUN {pipeline}",
@@ -157,8 +164,9 @@ def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
             "taskdaemon.pipeline.definition_hash": "0" * 64,
             "taskdaemon.pipeline.stages": names,
             "taskdaemon.pipeline.stage_loops": ["python"] * stages,
-            "taskdaemon.pipeline.edges": [
-                f"{a}>{b}>on completion" for a, b in itertools.pairwise(names)
+            "taskdaemon.pipeline.edge_specs": [
+                spec({"source": a, "target": b, "trigger": c})
+                for (a, b), c in zip(itertools.pairwise(names), completion, strict=True)
             ],
             "taskdaemon.pipeline.concurrency": 4,
             "taskdaemon.pipeline.error_strategy": "fail",
@@ -177,7 +185,7 @@ def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
     for i, name in enumerate(names):
         at = time.time_ns()
         labels = {"pipeline": pipeline, "stage": name}
-        description = descriptions[i]
+        description, trigger_spec = descriptions[i], specs[i]
         evaluations.add(1, {**labels, "trigger_type": kinds[i]})
         run_span.add_event(
             "trigger.evaluated",
@@ -197,6 +205,7 @@ def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
                 "taskdaemon.stage.loop": "python",
                 "taskdaemon.stage.upstream": names[i - 1 : i],
                 "taskdaemon.stage.triggers": [description],
+                "taskdaemon.stage.trigger_specs": [trigger_spec],
                 "taskdaemon.stage.trigger_mode": "any",
                 "cicd.pipeline.run.id": run_id,
                 "cicd.pipeline.task.run.id": f"{name}.0.1",
