@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from opentelemetry.context import Context
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import NoOpMeterProvider
@@ -147,11 +148,10 @@ def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
     kinds = ["manual"] + ["on_completion"] * (stages - 1)
 
     def spec(value: object) -> str:  # as the monitor encodes structured values
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return orjson.dumps(value).decode()
 
-    completion = [{"on_completion": {"stage": n, "success_only": True}} for n in names[:-1]]
-    specs = [spec(x) for x in [{"manual": {"approval_required": False, "timeout": None}}]]
-    specs += [spec(x) for x in completion]
+    completion = [["on_completion", n, True] for n in names[:-1]]
+    specs = [spec(x) for x in [["manual", False, None], *completion]]
     start = time.time_ns()
     run_span = tracer.start_span(
         f"RUN {pipeline}",
@@ -165,7 +165,7 @@ def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
             "taskdaemon.pipeline.stages": names,
             "taskdaemon.pipeline.stage_loops": ["python"] * stages,
             "taskdaemon.pipeline.edge_specs": [
-                spec({"source": a, "target": b, "trigger": c})
+                spec([a, b, c])
                 for (a, b), c in zip(itertools.pairwise(names), completion, strict=True)
             ],
             "taskdaemon.pipeline.concurrency": 4,

@@ -107,12 +107,10 @@ def test_run_span_attributes(tel: Telemetry) -> None:
         t.PIPELINE_STAGES: ("planning", "specification", "implementation", "release"),
         t.PIPELINE_STAGE_LOOPS: ("plan", "spec", "phase", "command"),
         t.PIPELINE_EDGE_SPECS: (
-            '{"source":"planning","target":"specification",'
-            '"trigger":{"on_completion":{"stage":"planning","success_only":true}}}',
-            '{"source":"specification","target":"implementation","trigger":{"on_event":'
-            '{"filter":"event.spec.dependencies_met == true","type":"spec.ready"}}}',
-            '{"source":"implementation","target":"release",'
-            '"trigger":{"on_completion":{"stage":"implementation","success_only":true}}}',
+            '["planning","specification",["on_completion","planning",true]]',
+            '["specification","implementation",'
+            '["on_event","spec.ready","event.spec.dependencies_met == true"]]',
+            '["implementation","release",["on_completion","implementation",true]]',
         ),
         t.PIPELINE_STARTED_BY: "api",
         t.PIPELINE_CONCURRENCY: 4,
@@ -171,9 +169,9 @@ def test_stage_span_attribute_names_and_types(tel: Telemetry) -> None:
             "manual approval (timeout 3600s)",
         ),
         t.STAGE_TRIGGER_SPECS: (
-            '{"on_completion":{"stage":"implementation","success_only":true}}',
-            '{"on_condition":{"expression":"size(stages.specification.outputs.specs) > 0"}}',
-            '{"manual":{"approval_required":true,"timeout":3600}}',
+            '["on_completion","implementation",true]',
+            '["on_condition","size(stages.specification.outputs.specs) > 0"]',
+            '["manual",true,3600]',
         ),
         t.STAGE_TRIGGER_MODE: "all",
         t.STAGE_QUEUE_TIME: 0.25,

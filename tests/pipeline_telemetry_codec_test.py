@@ -128,11 +128,23 @@ def test_every_trigger_round_trips(trigger: Trigger) -> None:
     assert trigger_record(trigger) == decode_trigger(encode_trigger(trigger))
 
 
-def test_trigger_spec_is_the_canonical_definition_form() -> None:
-    """A spec item is the trigger exactly as the definition's canonical JSON writes it."""
-    defined = PIPELINE.stage("deploy").triggers
-    canonical = json.loads(PIPELINE.canonical_json)["stages"][4]["triggers"]
-    assert canonical == [json.loads(encode_trigger(trigger)) for trigger in defined]
+def test_trigger_specs_are_kind_then_fields() -> None:
+    """Each kind is written as the documented array: its kind, then its fields in order."""
+    assert [encode_trigger(trigger) for trigger in TRIGGERS[1:6]] == [
+        '["manual",true,90.0]',
+        '["manual",true,null]',
+        '["on_completion","plan",true]',
+        '["on_completion","plan",false]',
+        '["on_event","build>ready \\"v1\\"","event.tag == \\"x>y\\""]',
+    ]
+    assert '["on_condition","stages.build.status == \\"success\\""]' == encode_trigger(TRIGGERS[7])
+
+
+def test_fields_a_later_schema_appends_are_ignored() -> None:
+    """A spec with more items than this reader knows still gives the trigger."""
+    assert TriggerRecord(
+        "on_completion", "on completion of a (any result)", stage="a", success_only=False
+    ) == decode_trigger('["on_completion","a",false,{"later":1}]')
 
 
 def test_edge_labels_with_gt_and_quotes_round_trip() -> None:
@@ -155,11 +167,15 @@ def test_edge_labels_with_gt_and_quotes_round_trip() -> None:
         "not json",
         encode_trigger(OnEvent(EVENT, FILTER))[:25],  # cut by an attribute length limit
         "[" * 100_000 + "]" * 100_000,  # nested past orjson's depth limit
-        '{"on_completion":{"stage":1}}',
-        '{"on_event":{"type":"x","filter":false}}',
-        '{"manual":{"approval_required":true,"timeout":true}}',
-        '{"on_condition":{"expression":"a"},"manual":{}}',
-        '{"later_kind":{}}',
+        '["on_completion",1,true]',
+        '["on_completion","a"]',
+        '["on_event","x",false]',
+        '["manual",true,true]',
+        '["manual","yes",null]',
+        '["on_condition"]',
+        '["later_kind","x","y"]',
+        '{"on_condition":"x"}',
+        "[]",
         "null",
     ],
 )
@@ -185,7 +201,7 @@ def test_edge_specs_win_and_bad_items_are_dropped() -> None:
     """Schema 3 edges come from the specs, an item that does not decode is left out, and a
     span without either form gives None (the caller then reads the upstream lists)."""
     good = encode_edge(Edge("a", "b", OnEvent("x>y")))
-    assert edges_of({t.PIPELINE_EDGE_SPECS: (good, '{"source":"a"}', "[")}) == (
+    assert edges_of({t.PIPELINE_EDGE_SPECS: (good, '["a","b",["on_condition","x"]]', "[")}) == (
         EdgeRecord("a", "b", "on event\nx>y"),
     )
     assert edges_of({t.PIPELINE_EDGES: ("a>b>on event\nx>y", "nonsense")}) == (

@@ -53,7 +53,7 @@ PIPELINE_STAGES: Final = "taskdaemon.pipeline.stages"  # string[] in definition 
 # string[] aligned with PIPELINE_STAGES: each stage's loop type, so a stage that has no span yet
 # (pending, waiting for an approval) is drawn with its loop from the run span alone.
 PIPELINE_STAGE_LOOPS: Final = "taskdaemon.pipeline.stage_loops"
-# string[], one compact JSON object per DAG edge (schema 3; telemetry_codec.encode_edge)
+# string[], one compact JSON array per DAG edge (schema 3; telemetry_codec.encode_edge)
 PIPELINE_EDGE_SPECS: Final = "taskdaemon.pipeline.edge_specs"
 # Schema 1 and 2 only, read but no longer written: string[] "source>target>label".
 PIPELINE_EDGES: Final = "taskdaemon.pipeline.edges"
@@ -81,7 +81,7 @@ STAGE_ATTEMPT: Final = "taskdaemon.stage.attempt"
 STAGE_INSTANCE: Final = "taskdaemon.stage.instance"
 STAGE_UPSTREAM: Final = "taskdaemon.stage.upstream"  # string[] of upstream stage names
 STAGE_TRIGGERS: Final = "taskdaemon.stage.triggers"  # string[] trigger descriptions, for people
-# string[] aligned with STAGE_TRIGGERS: one compact JSON object per trigger (schema 3;
+# string[] aligned with STAGE_TRIGGERS: one compact JSON array per trigger (schema 3;
 # telemetry_codec.encode_trigger), what readers rebuild triggers from
 STAGE_TRIGGER_SPECS: Final = "taskdaemon.stage.trigger_specs"
 STAGE_TRIGGER_MODE: Final = "taskdaemon.stage.trigger_mode"

@@ -6,18 +6,24 @@ writes and reads the values that are more than a name or a number.
   and run statuses (:func:`stage_result`, :func:`run_result`), and back
   (:func:`stage_status_of_result`, :func:`run_status_of_result`). The semconv vocabulary is
   coarser (``error`` and ``timeout`` both end a run as ``failure``), so the way back is a map too.
-* Triggers (``taskdaemon.stage.trigger_specs``, schema 3): one compact JSON object per trigger,
-  in the form the canonical definition uses, ``{"on_event":{"filter":null,"type":"x"}}``
-  (:func:`encode_trigger`, :func:`decode_trigger`).
-* Edges (``taskdaemon.pipeline.edge_specs``, schema 3): one compact JSON object per edge,
-  ``{"source":"a","target":"b","trigger":{...}}`` with the trigger as above
-  (:func:`encode_edge`, :func:`decode_edge`).
+* Triggers (``taskdaemon.stage.trigger_specs``, schema 3): one compact JSON array per trigger,
+  its kind then its fields in a fixed order (:func:`encode_trigger`, :func:`decode_trigger`)::
+
+      ["on_completion", stage, success_only]      ["on_event", type, filter or null]
+      ["on_condition", expression]                ["manual", approval_required, timeout or null]
+
+* Edges (``taskdaemon.pipeline.edge_specs``, schema 3): one compact JSON array per edge,
+  ``[source, target, trigger]`` with the trigger as above (:func:`encode_edge`,
+  :func:`decode_edge`).
 
 Each value is a string array with one JSON document per item rather than one document for the
 list: an attribute length limit (``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` cuts each string of an
 array) then spoils one item, read as an ``unknown`` trigger or a dropped edge, not the list; and
 a trace viewer shows one trigger per line. OTel array attributes hold only primitives, hence
-JSON inside them.
+JSON inside them. Positional arrays rather than objects: a third of the size on every stage
+span, and no ``"key":`` text, which sends each item through the span redactor's key-word scan
+(benchmarks/README.md, "telemetry_codec.py", has the figures). A later schema may append
+fields; readers ignore items past the ones they know.
 
 Spans of schema 1 and 2 carry only ``describe()`` text for triggers and ``source>target>label``
 for edges; :func:`trigger_from_description` and :func:`edge_from_legacy` read those (stored spans
@@ -29,7 +35,6 @@ Pure: no OpenTelemetry; hostile values decode in linear time to ``unknown`` or N
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final
@@ -115,27 +120,23 @@ def run_status_of_result(result: object) -> str | None:
 
 
 def _dumps(value: object) -> str:
-    # The canonical definition's JSON settings: sorted keys, compact, non-ASCII kept.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(value).decode()  # compact; non-ASCII kept as it is
 
 
-def _trigger_body(trigger: Trigger) -> dict[str, dict[str, Any]]:
+def _trigger_items(trigger: Trigger) -> list[Any]:
     if isinstance(trigger, OnCompletion):
-        body: dict[str, Any] = {"stage": trigger.stage, "success_only": trigger.success_only}
-    elif isinstance(trigger, OnEvent):
-        body = {"type": trigger.type, "filter": trigger.filter}
-    elif isinstance(trigger, OnCondition):
-        body = {"expression": trigger.expression}
-    else:
-        body = {"approval_required": trigger.approval_required, "timeout": trigger.timeout}
-    return {trigger.kind: body}
+        return [trigger.kind, trigger.stage, trigger.success_only]
+    if isinstance(trigger, OnEvent):
+        return [trigger.kind, trigger.type, trigger.filter]
+    if isinstance(trigger, OnCondition):
+        return [trigger.kind, trigger.expression]
+    return [trigger.kind, trigger.approval_required, trigger.timeout]
 
 
 def encode_trigger(trigger: Trigger) -> str:
-    """The ``taskdaemon.stage.trigger_specs`` item of ``trigger``: compact JSON, keys sorted,
-    the trigger as the canonical definition writes it (``{"manual":{"approval_required":true,
-    "timeout":60.0}}``)."""
-    return _dumps(_trigger_body(trigger))
+    """The ``taskdaemon.stage.trigger_specs`` item of ``trigger``: a compact JSON array, its
+    kind and then its fields (``["manual",true,60.0]``; the module docstring has each kind)."""
+    return _dumps(_trigger_items(trigger))
 
 
 def trigger_record(trigger: Trigger) -> TriggerRecord:
@@ -169,37 +170,58 @@ def _loads(text: object) -> Any:
 
 
 def _model_trigger(data: object) -> Trigger | None:
-    """The model trigger of a decoded ``{kind: body}`` object, None unless every field has
-    its type (spans may come from another producer or be cut by a length limit)."""
-    if not isinstance(data, dict) or len(data) != 1:
+    """The model trigger of a decoded ``[kind, fields...]`` array, None unless every field it
+    needs is there with its type (spans may come from another producer or be cut by a length
+    limit). Items past the known fields are ignored: a later schema may append some."""
+    if not isinstance(data, list) or not data:
         return None
-    ((kind, body),) = data.items()
-    if not isinstance(body, dict):
+    kind, fields = data[0], data[1:]
+    if kind == OnCondition.kind and len(fields) >= 1 and isinstance(fields[0], str):
+        return OnCondition(fields[0])
+    if len(fields) < 2:
         return None
-    if kind == OnCompletion.kind:
-        stage, success_only = body.get("stage"), body.get("success_only", True)
-        if isinstance(stage, str) and isinstance(success_only, bool):
-            return OnCompletion(stage, success_only)
-    elif kind == OnEvent.kind:
-        type_, filter_ = body.get("type"), body.get("filter")
-        if isinstance(type_, str) and isinstance(filter_, str | None):
-            return OnEvent(type_, filter_)
-    elif kind == OnCondition.kind:
-        expression = body.get("expression")
-        if isinstance(expression, str):
-            return OnCondition(expression)
-    elif kind == Manual.kind:
-        approval, timeout = body.get("approval_required", False), body.get("timeout")
-        number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-        if isinstance(approval, bool) and (timeout is None or number):
-            return Manual(approval, None if timeout is None else float(timeout))
+    first, second = fields[0], fields[1]
+    if kind == OnCompletion.kind and isinstance(first, str) and isinstance(second, bool):
+        return OnCompletion(first, second)
+    if kind == OnEvent.kind and isinstance(first, str) and isinstance(second, str | None):
+        return OnEvent(first, second)
+    if kind == Manual.kind and isinstance(first, bool):
+        number = isinstance(second, int | float) and not isinstance(second, bool)
+        if second is None or number:
+            return Manual(first, None if second is None else float(second))
     return None
 
 
-def decode_trigger(text: object) -> TriggerRecord | None:
-    """The trigger an ``encode_trigger`` item holds; None for anything else."""
-    trigger = _model_trigger(_loads(text))
-    return None if trigger is None else trigger_record(trigger)
+def decode_trigger(text: object, description: str | None = None) -> TriggerRecord | None:
+    """The trigger an ``encode_trigger`` item holds; None for anything else.
+
+    ``description``: the trigger's ``describe()`` text when the caller has it (the span's
+    ``taskdaemon.stage.triggers`` item beside the spec), which saves building the model trigger
+    to describe it: rebuilding a run decodes every trigger of every stage.
+    """
+    data = _loads(text)
+    if description is None or type(data) is not list or not data:
+        trigger = _model_trigger(data)
+        return None if trigger is None else trigger_record(trigger)
+    kind, count = data[0], len(data)
+    first = data[1] if count > 1 else None
+    second = data[2] if count > 2 else None
+    # The checks of _model_trigger, without the model objects (orjson gives exact types).
+    if kind == "on_condition" and type(first) is str:
+        return TriggerRecord(kind, description, expression=first)
+    if count < 3:
+        return None
+    if kind == "on_completion" and type(first) is str and type(second) is bool:
+        return TriggerRecord(kind, description, stage=first, success_only=second)
+    if kind == "on_event" and type(first) is str and (second is None or type(second) is str):
+        return TriggerRecord(kind, description, event_type=first, filter=second)
+    if kind == "manual" and type(first) is bool and (second is None or type(second) in _NUMBERS):
+        timeout = None if second is None else float(second)
+        return TriggerRecord(kind, description, approval_required=first, timeout=timeout)
+    return None
+
+
+_NUMBERS: Final = (int, float)
 
 
 _COMPLETION = re.compile(r"on completion of (?P<stage>.+?)(?P<any> \(any result\))?", re.DOTALL)
@@ -246,11 +268,9 @@ def triggers_of(attributes: Mapping[str, Any]) -> tuple[TriggerRecord, ...]:
     specs = _strings(attributes.get(t.STAGE_TRIGGER_SPECS))
     found: list[TriggerRecord] = []
     for index in range(max(len(descriptions), len(specs))):
-        decoded = decode_trigger(specs[index]) if index < len(specs) else None
-        if decoded is None:
-            text = descriptions[index] if index < len(descriptions) else ""
-            decoded = trigger_from_description(text)
-        found.append(decoded)
+        text = descriptions[index] if index < len(descriptions) else None
+        decoded = decode_trigger(specs[index], text) if index < len(specs) else None
+        found.append(decoded or trigger_from_description(text or ""))
     return tuple(found)
 
 
@@ -258,26 +278,32 @@ def triggers_of(attributes: Mapping[str, Any]) -> tuple[TriggerRecord, ...]:
 
 
 def encode_edge(edge: Edge) -> str:
-    """The ``taskdaemon.pipeline.edge_specs`` item of ``edge``: compact JSON with ``source``,
-    ``target`` and the ``trigger`` that makes the edge, as ``encode_trigger`` writes it."""
-    return _dumps(
-        {"source": edge.source, "target": edge.target, "trigger": _trigger_body(edge.trigger)}
-    )
+    """The ``taskdaemon.pipeline.edge_specs`` item of ``edge``: a compact JSON array
+    ``[source, target, trigger]``, the trigger that makes the edge as ``encode_trigger`` writes
+    it."""
+    return _dumps([edge.source, edge.target, _trigger_items(edge.trigger)])
 
 
 def decode_edge(text: object) -> EdgeRecord | None:
     """The edge an ``encode_edge`` item holds, labelled from its trigger (``model.Edge.label``);
     None for anything else (only an ``on_completion`` or ``on_event`` trigger makes an edge)."""
     data = _loads(text)
-    if not isinstance(data, dict):
+    if type(data) is not list or len(data) < 3:
         return None
-    source, target = data.get("source"), data.get("target")
-    trigger = _model_trigger(data.get("trigger"))
-    if not (isinstance(source, str) and isinstance(target, str)):
+    source, target, trigger = data[0], data[1], data[2]
+    if type(source) is not str or type(target) is not str:
         return None
-    if not isinstance(trigger, OnCompletion | OnEvent):
+    # The label of model.Edge, without building the model objects (one edge per stage).
+    if type(trigger) is not list or len(trigger) < 3 or type(trigger[1]) is not str:
         return None
-    return EdgeRecord(source, target, Edge(source, target, trigger).label)
+    kind, first, second = trigger[0], trigger[1], trigger[2]
+    if kind == "on_completion" and type(second) is bool:
+        label = "on completion" if second else "on completion\n(any result)"
+    elif kind == "on_event" and (second is None or type(second) is str):
+        label = f"on event\n{first}"
+    else:
+        return None
+    return EdgeRecord(source, target, label)
 
 
 def edge_from_legacy(text: str) -> EdgeRecord | None:
