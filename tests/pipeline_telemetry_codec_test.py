@@ -124,8 +124,13 @@ def test_foreign_result_codes_are_read_or_refused() -> None:
 
 @pytest.mark.parametrize("trigger", TRIGGERS, ids=lambda trigger: trigger.describe())
 def test_every_trigger_round_trips(trigger: Trigger) -> None:
-    """A trigger's spec decodes to the trigger, whatever its names hold."""
-    assert trigger_record(trigger) == decode_trigger(encode_trigger(trigger))
+    """A trigger's spec decodes to the trigger, whatever its names hold, with or without the
+    span's description at hand."""
+    spec = encode_trigger(trigger)
+    assert [trigger_record(trigger)] * 2 == [
+        decode_trigger(spec),
+        decode_trigger(spec, trigger.describe()),
+    ]
 
 
 def test_trigger_specs_are_kind_then_fields() -> None:
@@ -180,8 +185,9 @@ def test_edge_labels_with_gt_and_quotes_round_trip() -> None:
     ],
 )
 def test_malformed_trigger_specs_are_refused(text: str) -> None:
-    """Cut, nested, mistyped or unknown specs decode to None, never to an exception."""
-    assert decode_trigger(text) is None
+    """Cut, nested, mistyped or unknown specs decode to None, never to an exception, with or
+    without a description."""
+    assert (None, None) == (decode_trigger(text), decode_trigger(text, "on run start"))
 
 
 def test_a_bad_spec_item_falls_back_to_its_description() -> None:
