@@ -30,21 +30,26 @@ for edges; :func:`trigger_from_description` and :func:`edge_from_legacy` read th
 outlive the code that wrote them). That text is ambiguous where names hold spaces or ``>``: what
 it cannot say is read as ``unknown``, never guessed.
 
-Pure: no OpenTelemetry; hostile values decode in linear time to ``unknown`` or None.
+Pure: no OpenTelemetry; hostile values decode in linear time to ``unknown`` or None. Reading
+spans written by taskdaemon does not import the model (``runs list`` and ``runs show`` start
+without it and its CEL binding); writing, and describing a spec that came without its
+description, do.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.model import Edge, Manual, OnCompletion, OnCondition, OnEvent, Trigger
 from taskdaemon.pipeline.records import EdgeRecord, TriggerRecord
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.model import Edge, Trigger
 
 __all__ = [
     "decode_edge",
@@ -124,6 +129,8 @@ def _dumps(value: object) -> str:
 
 
 def _trigger_items(trigger: Trigger) -> list[Any]:
+    from taskdaemon.pipeline.model import OnCompletion, OnCondition, OnEvent  # noqa: PLC0415
+
     if isinstance(trigger, OnCompletion):
         return [trigger.kind, trigger.stage, trigger.success_only]
     if isinstance(trigger, OnEvent):
@@ -141,6 +148,8 @@ def encode_trigger(trigger: Trigger) -> str:
 
 def trigger_record(trigger: Trigger) -> TriggerRecord:
     """``trigger`` as a ``TriggerRecord`` (its description is ``describe()``)."""
+    from taskdaemon.pipeline.model import OnCompletion, OnCondition, OnEvent  # noqa: PLC0415
+
     description = trigger.describe()
     if isinstance(trigger, OnCompletion):
         return TriggerRecord(
@@ -175,6 +184,8 @@ def _model_trigger(data: object) -> Trigger | None:
     limit). Items past the known fields are ignored: a later schema may append some."""
     if not isinstance(data, list) or not data:
         return None
+    from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent  # noqa: PLC0415
+
     kind, fields = data[0], data[1:]
     if kind == OnCondition.kind and len(fields) >= 1 and isinstance(fields[0], str):
         return OnCondition(fields[0])
@@ -233,21 +244,21 @@ def trigger_from_description(description: str) -> TriggerRecord:
     """A trigger read back from its ``describe()`` text, as spans of schema 1 and 2 carry it
     (``unknown`` when the text does not say: an event type with a space, a foreign text)."""
     if description == "on run start":
-        return TriggerRecord(Manual.kind, description, approval_required=False)
+        return TriggerRecord("manual", description, approval_required=False)
     if match := _APPROVAL.fullmatch(description):
         timeout = float(match["timeout"]) if match["timeout"] else None
-        return TriggerRecord(Manual.kind, description, approval_required=True, timeout=timeout)
+        return TriggerRecord("manual", description, approval_required=True, timeout=timeout)
     if description.startswith("on condition "):
         expression = description.removeprefix("on condition ")
-        return TriggerRecord(OnCondition.kind, description, expression=expression)
+        return TriggerRecord("on_condition", description, expression=expression)
     if match := _COMPLETION.fullmatch(description):
         success_only = match["any"] is None
         return TriggerRecord(
-            OnCompletion.kind, description, stage=match["stage"], success_only=success_only
+            "on_completion", description, stage=match["stage"], success_only=success_only
         )
     if match := _EVENT.fullmatch(description):
         return TriggerRecord(
-            OnEvent.kind, description, event_type=match["type"], filter=match["filter"]
+            "on_event", description, event_type=match["type"], filter=match["filter"]
         )
     return TriggerRecord("unknown", description)
 
