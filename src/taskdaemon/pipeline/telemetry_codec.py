@@ -129,15 +129,19 @@ def _dumps(value: object) -> str:
 
 
 def _trigger_items(trigger: Trigger) -> list[Any]:
-    from taskdaemon.pipeline.model import OnCompletion, OnCondition, OnEvent  # noqa: PLC0415
+    # Dispatched on the kind string, not isinstance: this module does not import the model.
+    kind, fields = trigger.kind, _any(trigger)
+    if kind == "on_completion":
+        return [kind, fields.stage, fields.success_only]
+    if kind == "on_event":
+        return [kind, fields.type, fields.filter]
+    if kind == "on_condition":
+        return [kind, fields.expression]
+    return [kind, fields.approval_required, fields.timeout]
 
-    if isinstance(trigger, OnCompletion):
-        return [trigger.kind, trigger.stage, trigger.success_only]
-    if isinstance(trigger, OnEvent):
-        return [trigger.kind, trigger.type, trigger.filter]
-    if isinstance(trigger, OnCondition):
-        return [trigger.kind, trigger.expression]
-    return [trigger.kind, trigger.approval_required, trigger.timeout]
+
+def _any(value: object) -> Any:
+    return value
 
 
 def encode_trigger(trigger: Trigger) -> str:
@@ -148,25 +152,15 @@ def encode_trigger(trigger: Trigger) -> str:
 
 def trigger_record(trigger: Trigger) -> TriggerRecord:
     """``trigger`` as a ``TriggerRecord`` (its description is ``describe()``)."""
-    from taskdaemon.pipeline.model import OnCompletion, OnCondition, OnEvent  # noqa: PLC0415
-
-    description = trigger.describe()
-    if isinstance(trigger, OnCompletion):
-        return TriggerRecord(
-            trigger.kind, description, stage=trigger.stage, success_only=trigger.success_only
-        )
-    if isinstance(trigger, OnEvent):
-        return TriggerRecord(
-            trigger.kind, description, event_type=trigger.type, filter=trigger.filter
-        )
-    if isinstance(trigger, OnCondition):
-        return TriggerRecord(trigger.kind, description, expression=trigger.expression)
-    return TriggerRecord(
-        trigger.kind,
-        description,
-        approval_required=trigger.approval_required,
-        timeout=trigger.timeout,
-    )
+    items = _trigger_items(trigger)
+    kind, description = items[0], trigger.describe()
+    if kind == "on_completion":
+        return TriggerRecord(kind, description, stage=items[1], success_only=items[2])
+    if kind == "on_event":
+        return TriggerRecord(kind, description, event_type=items[1], filter=items[2])
+    if kind == "on_condition":
+        return TriggerRecord(kind, description, expression=items[1])
+    return TriggerRecord(kind, description, approval_required=items[1], timeout=items[2])
 
 
 def _loads(text: object) -> Any:
