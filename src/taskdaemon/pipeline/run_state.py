@@ -40,10 +40,12 @@ from taskdaemon.pipeline.records import (
     EdgeRecord,
     RunRecord,
     StageRecord,
+    TriggerRecord,
     stage_cancel_cause,
 )
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import trigger_record
 
 if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load the engine's model
     from taskdaemon.pipeline.events import (
@@ -253,6 +255,7 @@ class _Stage:
     paused: set[str] = field(default_factory=set)  # task run ids paused at a breakpoint
     paused_time: dict[str, float] = field(default_factory=dict)  # task run id -> seconds
     triggers: tuple[str, ...] = ()
+    trigger_specs: tuple[TriggerRecord, ...] = ()  # as StageRecord.trigger_specs
     upstream: tuple[str, ...] = ()
     trigger_mode: str | None = None
     skip_reason: str | None = None
@@ -299,6 +302,7 @@ class _Stage:
             status=self.status_now(ordered),
             attempts=attempts,
             triggers=self.triggers,
+            trigger_specs=self.trigger_specs,
             upstream=self.upstream,
             skip_reason=None if attempts else self.skip_reason,
             trigger_mode=self.trigger_mode,
@@ -419,7 +423,8 @@ class RunState:
         for definition in pipeline.stages:
             stage = self._stage(definition.name)
             stage.loop = definition.loop
-            stage.triggers = tuple(trigger.describe() for trigger in definition.triggers)
+            stage.trigger_specs = tuple(map(trigger_record, definition.triggers))
+            stage.triggers = tuple(trigger.description for trigger in stage.trigger_specs)
             stage.upstream = tuple(pipeline.upstream.get(definition.name, ()))
             stage.trigger_mode = str(definition.trigger_mode)
 
