@@ -254,6 +254,27 @@ def test_console_export_and_json_logs_are_json() -> None:
         ("DB_PASSWORD: abc", "DB_PASSWORD: [REDACTED]"),
         ("session_id=abc;x=1", "session_id=[REDACTED];x=1"),
         ("passed=3 tokenizer=bpe keyboard: qwerty", "passed=3 tokenizer=bpe keyboard: qwerty"),
+        # Every key word, in any case, also in the Unicode spellings that fold to ASCII.
+        *(
+            (f"{word}={value}", f"{word}=[REDACTED]")
+            for word in (
+                "Passwd",
+                "PWD",
+                "secrets",
+                "Token",
+                "api-key",
+                "APIKEYS",
+                "authorisation",
+                "Credential",
+                "private_key",
+                "cookies",
+                "Session",
+                "DSN",
+                "pa\u017f\u017fword",
+                "api_\u212aey",
+            )
+            for value in ("hunter2",)
+        ),
     ],
 )
 def test_secret_keys_assigned_in_free_text_lose_their_value(text: str, expected: str) -> None:
