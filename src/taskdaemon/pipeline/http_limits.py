@@ -19,10 +19,16 @@ connections                 512          the connection that has waited longest 
                                          file-descriptor limit minus 128, so idle connections
                                          cannot starve the process of descriptors
 events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 429
-``/metrics`` render         1 s          a render's bytes serve every scrape for at least 1 s
-                                         and at least 10x as long as the render took (so
-                                         rendering costs at most ~10% of the interpreter);
-                                         concurrent scrapes wait for one render
+``/metrics`` render         1 s, 2%      a render's bytes serve every scrape for at least 1 s
+                                         and for 50x the CPU time the render took (so rendering
+                                         takes at most 2% of a core away from the engine, however
+                                         large the registry); concurrent scrapes wait for one
+                                         render. A scraper more than 1 s after the previous
+                                         render always gets a fresh one: the bound on staleness
+                                         is max(1 s, 50x the render's CPU time), 2 s for a
+                                         340 KiB exposition, well under Prometheus' scrape
+                                         interval (15 s by default). The gzip form, which
+                                         Prometheus asks for, is compressed once per render
 ``/metrics`` responses      20 per s     further scrapes wait their turn (so the wait is
                                          bounded by the connection cap): a scrape storm costs
                                          the engine a bounded share of the interpreter, where
@@ -37,6 +43,7 @@ server error logs           10 per 60 s  the rest are counted and the count is a
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import resource
@@ -48,11 +55,12 @@ from typing import Any, Final
 
 import h11
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 __all__ = [
     "HttpLimits",
+    "MetricsBody",
     "MetricsCache",
     "RateLimitFilter",
     "RequestLimitMiddleware",
@@ -80,6 +88,7 @@ class HttpLimits:
     max_connections: int = 512
     max_pending_events: int = 1000
     metrics_max_age: float = 1.0
+    metrics_cpu_share: float = 0.02
     metrics_per_second: float = 20.0
     engine_timeout: float = 5.0
     log_burst: int = 10
@@ -358,29 +367,54 @@ def rate_limited_exception_handler(
 # --- /metrics ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class MetricsBody:
+    """One scrape's answer: the bytes, their content type and ``Content-Encoding`` (or None)."""
+
+    body: bytes
+    content_type: str
+    encoding: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Render:
+    expires: float
+    plain: bytes
+    gzipped: bytes
+
+
 class MetricsCache:
-    """Renders a registry at most once per ``max_age`` seconds per format, off the event loop,
-    and answers at most ``per_second`` scrapes a second.
+    """Renders a registry off the event loop, at most once per scrape interval per format, and
+    answers at most ``per_second`` scrapes a second.
 
     Concurrent scrapes wait for the render in progress instead of starting their own, so 200
-    scrapers cost one render, not 200. A render is reused for ``max_age`` seconds or ten times
-    as long as it took, whichever is longer. ``max_age=0`` renders for every scrape (still
-    shared by concurrent ones).
+    scrapers cost one render, not 200. A render (with its gzip form, compressed in the same
+    worker thread) is reused for ``max_age`` seconds or until rendering has cost ``cpu_share``
+    of one core, whichever is longer: its CPU time divided by ``cpu_share`` (thread CPU time,
+    not wall time, so a loaded machine does not stretch it). ``max_age=0`` renders for every
+    scrape (still shared by concurrent ones). :attr:`renders` counts the renders.
     """
 
     def __init__(
-        self, registry: CollectorRegistry, *, max_age: float = 1.0, per_second: float = 0.0
+        self,
+        registry: CollectorRegistry,
+        *,
+        max_age: float = 1.0,
+        per_second: float = 0.0,
+        cpu_share: float = 0.02,
     ) -> None:
         self.registry = registry
         self.max_age = max_age
         self.per_second = per_second
+        self.cpu_share = cpu_share
         self._next_slot = 0.0
-        self._rendered: dict[str, tuple[float, bytes]] = {}
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._rendered: dict[str, _Render] = {}
+        self._pending: dict[str, asyncio.Future[_Render]] = {}
         self.renders = 0
 
-    async def render(self, accept: str | None) -> tuple[bytes, str]:
-        """The exposition in the format ``accept`` asks for, and its content type.
+    async def render(self, accept: str | None, accept_encoding: str | None = None) -> MetricsBody:
+        """The exposition in the format ``accept`` asks for, gzipped when ``accept_encoding``
+        allows it.
 
         With ``per_second`` > 0, calls are spaced at least ``1/per_second`` apart: a call
         waits for its slot.
@@ -392,23 +426,37 @@ class MetricsCache:
             if slot > now:
                 await asyncio.sleep(slot - now)
         encoder, content_type = choose_encoder(accept or "")
-        cached = self._rendered.get(content_type)
-        if cached is not None and time.monotonic() < cached[0]:
-            return cached[1], content_type
-        pending = self._pending.get(content_type)
-        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
-            pending = asyncio.ensure_future(self._render(encoder, content_type))
-            self._pending[content_type] = pending
-        return await asyncio.shield(pending), content_type
+        rendered = self._rendered.get(content_type)
+        if rendered is None or time.monotonic() >= rendered.expires:
+            pending = self._pending.get(content_type)
+            if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+                pending = asyncio.ensure_future(self._render(encoder, content_type))
+                self._pending[content_type] = pending
+            rendered = await asyncio.shield(pending)
+        if gzip_accepted(accept_encoding or ""):
+            return MetricsBody(rendered.gzipped, content_type, "gzip")
+        return MetricsBody(rendered.plain, content_type)
 
-    async def _render(self, encoder: Callable[[CollectorRegistry], bytes], key: str) -> bytes:
+    async def _render(self, encoder: Callable[[CollectorRegistry], bytes], key: str) -> _Render:
         try:
             started = time.monotonic()
-            body = await asyncio.to_thread(encoder, self.registry)
-            took = time.monotonic() - started
+            plain, gzipped, cpu = await asyncio.to_thread(_encode, encoder, self.registry)
             self.renders += 1
+            lifetime = max(self.max_age, cpu / self.cpu_share) if self.cpu_share > 0 else 0.0
+            rendered = _Render(started + lifetime, plain, gzipped)
             if self.max_age > 0:
-                self._rendered[key] = (started + max(self.max_age, 10 * took), body)
-            return body
+                self._rendered[key] = rendered
+            return rendered
         finally:
             self._pending.pop(key, None)
+
+
+def _encode(
+    encoder: Callable[[CollectorRegistry], bytes], registry: CollectorRegistry
+) -> tuple[bytes, bytes, float]:
+    """The exposition, its gzip form (level 1: fast, and still about 10x smaller), and the CPU
+    time both took in this thread."""
+    started = time.thread_time()
+    plain = encoder(registry)
+    gzipped = gzip.compress(plain, compresslevel=1, mtime=0)
+    return plain, gzipped, time.thread_time() - started

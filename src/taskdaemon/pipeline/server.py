@@ -5,7 +5,8 @@ Routes (all JSON unless stated):
 ========================================= ======================================================
 ``GET /metrics``                          the private Prometheus registry (text format 0.0.4, or
                                           OpenMetrics when the scraper asks for it); rendered
-                                          at most once a second, off the event loops
+                                          off the event loops and shared by concurrent scrapes
+                                          (bounds in ``http_limits.py``); gzip when asked
 ``GET /healthz``                          liveness: the *engine* loop's lag measured by a ticker
                                           task; 200 ``{"status": "ok", ...}`` or 503
 ``GET /readyz``                           readiness, one entry per component: ``span_export``
@@ -385,7 +386,12 @@ def create_app(
     auth = auth or ApiAuth.generate()
     bridge = LoopBridge(timeout=limits.engine_timeout)
     metrics_cache = (
-        MetricsCache(registry, max_age=limits.metrics_max_age, per_second=limits.metrics_per_second)
+        MetricsCache(
+            registry,
+            max_age=limits.metrics_max_age,
+            per_second=limits.metrics_per_second,
+            cpu_share=limits.metrics_cpu_share,
+        )
         if registry is not None
         else None
     )
@@ -404,8 +410,12 @@ def create_app(
             return error_response(
                 404, "metrics are not enabled (OTEL_METRICS_EXPORTER has no prometheus)"
             )
-        body, content_type = await metrics_cache.render(request.headers.get("accept"))
-        return Response(body, media_type=content_type)
+        headers = request.headers
+        answer = await metrics_cache.render(headers.get("accept"), headers.get("accept-encoding"))
+        extra = {"vary": "Accept, Accept-Encoding"}
+        if answer.encoding:
+            extra["content-encoding"] = answer.encoding
+        return Response(answer.body, media_type=answer.content_type, headers=extra)
 
     async def healthz(request: Request) -> Response:
         if sources.lag is None:
