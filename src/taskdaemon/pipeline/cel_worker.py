@@ -17,6 +17,7 @@ nothing of taskdaemon but this module, and exits when its stdin closes (the pare
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import functools
 import os
@@ -29,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from taskdaemon.pipeline._cel import cel
@@ -60,6 +62,7 @@ class CelWorker:
         self._process: subprocess.Popen[bytes] | None = None
         self._ready = False
         self._owner = 0
+        self._thread: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
         """Start the worker now if none runs (non-blocking: it gets ready in the background)."""
@@ -72,10 +75,30 @@ class CelWorker:
         Raises WorkerError over the time limit or when the worker dies; ``ValueError`` (and the
         other errors the binding raises) for an evaluation error, with the binding's message.
         """
+        return self.evaluate_encoded(self.encode(source, context))
+
+    @staticmethod
+    def encode(source: str, context: Mapping[str, Any]) -> bytes:
+        """The request :meth:`evaluate_encoded` sends: a snapshot of ``context``, so the caller
+        may change its data once this returns; ``ValueError`` when it cannot be sent."""
         try:
-            request = pickle.dumps((source, dict(context)), protocol=pickle.HIGHEST_PROTOCOL)
+            return pickle.dumps((source, dict(context)), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # a handler's result may hold anything
             raise ValueError(f"the context cannot be sent to the CEL worker: {exc}") from None
+
+    async def evaluate_async(self, request: bytes) -> Any:
+        """:meth:`evaluate_encoded` in a thread of the worker's own (``taskdaemon-cel``): the
+        event loop never waits for the worker. Requests queue there, one answered at a time."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskdaemon-cel")
+            thread = self._thread
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(thread, self.evaluate_encoded, request)
+
+    def evaluate_encoded(self, request: bytes) -> Any:
+        """:meth:`evaluate` of a request made by :meth:`encode` (safe to call from any thread:
+        it touches nothing but the worker)."""
         with self._lock:
             process = self._ensure()
             assert process.stdin is not None
@@ -98,9 +121,12 @@ class CelWorker:
         raise (KeyError(message) if kind == "KeyError" else ValueError(message))
 
     def close(self) -> None:
-        """Stop the worker (it is started again by the next call)."""
+        """Stop the worker and its waiting thread (both are started again by the next call)."""
         with self._lock:
             self._stop()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=True)
 
     # -- internals (the lock is held) -----------------------------------------------------------
 

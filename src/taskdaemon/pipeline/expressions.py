@@ -11,13 +11,16 @@ Bounded (docs/cel-limits.md): before compiling, an expression must pass the stat
 that is cheap by its estimate (the common case: comparisons, ``has``, ``size``, string
 functions) is evaluated in-process; one with a comprehension over the run's data, or a high
 estimate, is evaluated in the CEL worker process under a time limit (``cel_worker``), so no
-evaluation blocks the caller for longer than that limit. An expression that went over the time
-limit once is an error without being evaluated for the rest of the process: a condition is
-re-evaluated on every change of its run, and each attempt would cost the whole limit again.
+evaluation blocks the caller for longer than that limit; the engine awaits it
+(:meth:`Expression.evaluate_async`, ``engine/_isolated.py``), so its loop does not wait at
+all. An expression that went over the time limit once is an error without being evaluated for
+the rest of the process: a condition is re-evaluated on every change of its run, and each
+attempt would cost the whole limit again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -64,26 +67,44 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """Evaluate over ``context``; ExpressionError (with the source) on any failure,
-        including going over the time limit."""
+        including going over the time limit.
+
+        An isolated expression makes the caller wait for the worker, up to its time limit: code
+        running on an event loop uses :meth:`evaluate_async` instead."""
         if self._over_budget:
             raise ExpressionError(f"{clip(self.source, 200)!r}: {self._over_budget[0]}")
         try:
             if self.isolated:
                 return shared_worker().evaluate(self.source, context)
             return self._program.execute(dict(context))
-        except KeyError as exc:
+        except BaseException as exc:
+            raise self._failure(exc) from None
+
+    async def evaluate_async(self, context: Mapping[str, Any]) -> Any:
+        """:meth:`evaluate`, with an isolated expression's wait for the worker in the worker's
+        own thread (``taskdaemon-cel``), so the event loop never waits for it. ``context`` is
+        copied before the first ``await``: the caller may change its data meanwhile."""
+        if not self.isolated or self._over_budget:
+            return self.evaluate(context)
+        try:
+            worker = shared_worker()
+            return await worker.evaluate_async(worker.encode(self.source, context))
+        except BaseException as exc:
+            raise self._failure(exc) from None
+
+    def _failure(self, exc: BaseException) -> BaseException:
+        """The ExpressionError that stands for ``exc`` (interrupts and cancellation pass)."""
+        source = clip(self.source, 200)
+        if isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+            return exc
+        if isinstance(exc, KeyError):
             key = exc.args[0] if exc.args else "?"
-            raise ExpressionError(f"{clip(self.source, 200)!r}: no such key {key!r}") from None
-        except WorkerError as exc:
-            reason = f"evaluation stopped: {exc} (not evaluated again)"
-            self._over_budget.append(reason)
-            raise ExpressionError(
-                f"{clip(self.source, 200)!r}: evaluation stopped: {exc}"
-            ) from None
-        except BaseException as exc:  # ValueError/TypeError…, and the binding's PanicException
-            if isinstance(exc, KeyboardInterrupt | SystemExit):
-                raise
-            raise ExpressionError(f"{clip(self.source, 200)!r}: {_first_line(exc)}") from None
+            return ExpressionError(f"{source!r}: no such key {key!r}")
+        if isinstance(exc, WorkerError):
+            self._over_budget.append(f"evaluation stopped: {exc} (not evaluated again)")
+            return ExpressionError(f"{source!r}: evaluation stopped: {exc}")
+        # ValueError/TypeError…, and the binding's PanicException (a BaseException)
+        return ExpressionError(f"{source!r}: {_first_line(exc)}")
 
 
 def compile_expression(

@@ -184,7 +184,7 @@ class Attempts(RunBase):
         inputs: Mapping[str, Any]
         try:
             inputs = (
-                resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
+                await resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
                 if srt.cs.inputs
                 else EMPTY
             )
@@ -282,7 +282,7 @@ class Attempts(RunBase):
                     result = handler(context)
                     if isawaitable(result):
                         result = await result
-            ex.outputs = map_outputs(srt.cs, result, self.request)
+            ex.outputs = await map_outputs(srt.cs, result, self.request)
         except TimeoutError as exc:
             if deadline is None or not deadline.expired():
                 return FAILURE, _failed(ex, exc)

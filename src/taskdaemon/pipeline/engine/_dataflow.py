@@ -1,5 +1,8 @@
 """Data flow, pure: a stage's inputs from the run's context, its outputs from a handler's result.
 
+Both are awaited: an expression evaluated in the CEL worker is waited for off the event loop
+(``Expression.evaluate_async``).
+
 The context is ``{"request", "stages": {name: {"status", "outputs"}}}`` plus ``event`` for an
 event instance; the expressions are the ones the pipeline's plan compiled once.
 """
@@ -19,7 +22,7 @@ class DataError(PipelineError):
     same data would fail the same way."""
 
 
-def resolve_inputs(
+async def resolve_inputs(
     cs: CompiledStage,
     event: Mapping[str, Any] | None,
     request: Mapping[str, Any],
@@ -34,7 +37,7 @@ def resolve_inputs(
     for name, compiled, required in cs.inputs:
         expression = compiled.expression
         try:
-            inputs[name] = expression.evaluate(
+            inputs[name] = await expression.evaluate_async(
                 expression_context(expression, compiled.refs, request, stages, extra)
             )
         except ExpressionError as exc:
@@ -43,7 +46,9 @@ def resolve_inputs(
     return inputs
 
 
-def map_outputs(cs: CompiledStage, result: Any, request: Mapping[str, Any]) -> Mapping[str, Any]:
+async def map_outputs(
+    cs: CompiledStage, result: Any, request: Mapping[str, Any]
+) -> Mapping[str, Any]:
     """A handler's result as the stage's outputs.
 
     ``None`` is ``{}``, a non-mapping ``v`` is ``{"value": v}``; with an ``outputs:`` mapping
@@ -61,7 +66,7 @@ def map_outputs(cs: CompiledStage, result: Any, request: Mapping[str, Any]) -> M
     context = {"result": result, "request": request}
     for name, compiled, required in mappings:
         try:
-            outputs[name] = compiled.expression.evaluate(context)
+            outputs[name] = await compiled.expression.evaluate_async(context)
         except ExpressionError as exc:
             if required:
                 raise DataError(f"missing required output {name!r}: {exc}") from None

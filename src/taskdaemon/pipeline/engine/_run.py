@@ -254,7 +254,7 @@ class Run(Attempts, Triggers):
 
     def check_event_stage(self, srt: StageRun) -> None:
         """Finalize an event stage once nothing can start another instance of it."""
-        if srt.final or srt.open_instances or srt.events:
+        if srt.final or srt.open_instances or srt.events or self.isolated.has_events(srt):
             return
         cs = srt.cs
         if not cs.event_emitters:

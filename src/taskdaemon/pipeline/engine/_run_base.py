@@ -15,13 +15,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from taskdaemon.pipeline.engine._isolated import IsolatedEvaluations
 from taskdaemon.pipeline.engine._results import HandlerResolver, PauseGate, RunResult
 from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
 from taskdaemon.pipeline.events import EngineEvent, StageStarted, TaskRunRef
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import ErrorStrategy, Pipeline
 from taskdaemon.pipeline.state import RunStatus
-from taskdaemon.pipeline.triggers import TriggerPlan
+from taskdaemon.pipeline.triggers import TriggerPlan, TriggerState
 
 
 class DebugHook(Protocol):
@@ -131,6 +132,7 @@ class RunBase:
         self.cancel_reason: str | None = None
         self.cancel_cause: str | None = None
         self.result: RunResult | None = None
+        self.isolated = IsolatedEvaluations(self)  # expensive CEL, answered off the loop
 
     if TYPE_CHECKING:
         # Each part calls into the others; the scheduler (``_run.py``) defines these.
@@ -148,6 +150,30 @@ class RunBase:
 
         @abstractmethod
         def update(self, srt: StageRun) -> None: ...
+
+        @abstractmethod
+        def record(
+            self,
+            srt: StageRun,
+            index: int,
+            state: TriggerState,
+            detail: str,
+            values: Mapping[str, Any] | None,
+        ) -> None: ...
+
+        @abstractmethod
+        def filtered(
+            self,
+            srt: StageRun,
+            index: int,
+            seq: int,
+            payload: Mapping[str, Any],
+            *,
+            source: TaskRunRef | None,
+            accepted: bool,
+            detail: str,
+            values: Mapping[str, Any] | None,
+        ) -> None: ...
 
         @abstractmethod
         def fire(

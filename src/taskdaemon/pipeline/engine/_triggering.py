@@ -116,6 +116,9 @@ class Triggers(Approvals):
                 )
         elif isinstance(trigger, OnCondition):
             compiled = srt.cs.conditions[index]
+            if compiled.expression.isolated:
+                self.isolated.condition(srt, index)  # its verdict is recorded when it comes
+                return
             values = expression_context(
                 compiled.expression, compiled.refs, self.request, self.stages_ctx
             )
@@ -124,6 +127,17 @@ class Triggers(Approvals):
             state, detail = evaluate_manual(trigger, srt.approval)
         else:  # pragma: no cover - on_event triggers are not evaluated here
             return
+        self.record(srt, index, state, detail, values)
+
+    def record(
+        self,
+        srt: StageRun,
+        index: int,
+        state: TriggerState,
+        detail: str,
+        values: Mapping[str, Any] | None,
+    ) -> None:
+        """Set a trigger's new state, update the counters, report it."""
         old = srt.states[index]
         if old is not state:
             if old is SATISFIED:
@@ -225,6 +239,11 @@ class Triggers(Approvals):
                 if srt.final:
                     continue
             compiled = srt.cs.filters[index]
+            if self.isolated.has_events(srt) or (
+                compiled is not None and compiled.expression.isolated
+            ):
+                self.isolated.event(srt, index, self.event_seq, payload, source)
+                continue
             values = None
             if compiled is None:
                 accepted, detail = True, "no filter"
@@ -237,23 +256,47 @@ class Triggers(Approvals):
                     {"event": payload},
                 )
                 accepted, detail = evaluate_filter(compiled.expression, values)
-            if self.ctx.observed:
-                ready = accepted and srt.gate() is SATISFIED
-                self.evaluated(
-                    srt,
-                    index,
-                    SATISFIED if accepted else PENDING,
-                    f"event {self.event_seq}: {detail}",
-                    ready,
-                    values=values,
-                )
-            if accepted:
-                srt.events.append((payload, source))
-                if srt.cs.stage.trigger_mode is not ALL or srt.gate() is SATISFIED:
-                    self.admit(srt)
+            self.filtered(
+                srt,
+                index,
+                self.event_seq,
+                payload,
+                source=source,
+                accepted=accepted,
+                detail=detail,
+                values=values,
+            )
         for stage_name in self.plan.condition_stages:
             self.reevaluate_conditions(self.stages[stage_name])
         self.process()
+
+    def filtered(
+        self,
+        srt: StageRun,
+        index: int,
+        seq: int,
+        payload: Mapping[str, Any],
+        *,
+        source: TaskRunRef | None,
+        accepted: bool,
+        detail: str,
+        values: Mapping[str, Any] | None,
+    ) -> None:
+        """Report event ``seq``'s filter verdict; an accepted event may start an instance."""
+        if self.ctx.observed:
+            ready = accepted and srt.gate() is SATISFIED
+            self.evaluated(
+                srt,
+                index,
+                SATISFIED if accepted else PENDING,
+                f"event {seq}: {detail}",
+                ready,
+                values=values,
+            )
+        if accepted:
+            srt.events.append((payload, source))
+            if srt.cs.stage.trigger_mode is not ALL or srt.gate() is SATISFIED:
+                self.admit(srt)
 
     def reevaluate_conditions(self, srt: StageRun) -> None:
         if srt.final or srt.fired or srt.status is StageStatus.PENDING:
