@@ -559,6 +559,20 @@ async def test_binding_beyond_loopback_without_a_token_is_refused() -> None:
     await server.aclose()
 
 
+async def test_a_wildcard_bind_with_a_token_serves_clients_that_name_its_address() -> None:
+    """Bound to 0.0.0.0 with a token, a client naming an IP address of the machine in Host is
+    served (the Host check knows the bound address), and a foreign name is still 403."""
+    app = create_app(auth=ApiAuth.configured(TOKEN))
+    async with (
+        MonitorServer(app, host="0.0.0.0", port=0) as server,
+        httpx.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}) as client,
+    ):
+        url = f"http://127.0.0.1:{server.port}/api"
+        remote = await client.get(url, headers={"host": f"192.0.2.10:{server.port}"})
+        foreign = await client.get(url, headers={"host": "attacker.example"})
+    assert (remote.status_code, foreign.status_code) == (200, 403)
+
+
 def _taskdaemon(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "TASKDAEMON_HOME": str(home), **env}
     environment.pop("TASKDAEMON_API_TOKEN", None) if "TASKDAEMON_API_TOKEN" not in env else None

@@ -280,13 +280,22 @@ def remove_token_file(path: Path, token: str) -> None:
 class SecurityMiddleware:
     """ASGI middleware enforcing the rules of the module docstring before the app sees a request.
 
-    ``bind_host`` is the address the server listens on (for the Host allow-list).
+    ``bind_host`` is the address the server listens on (for the Host allow-list), or a
+    function returning it: the app is built before the server binds.
     """
 
-    def __init__(self, app: App, *, auth: ApiAuth, bind_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, app: App, *, auth: ApiAuth, bind_host: str | Callable[[], str] = "127.0.0.1"
+    ) -> None:
         self.app = app
         self.auth = auth
-        self.bind_host = bind_host
+        self._bind_host = bind_host
+
+    @property
+    def bind_host(self) -> str:
+        """The address the server listens on."""
+        bind = self._bind_host
+        return bind if isinstance(bind, str) else bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:

@@ -173,6 +173,7 @@ class MonitorServer:
         sock.setblocking(False)
         self._socket = sock
         self.port = sock.getsockname()[1]
+        self.app.state.bind_host = self.host  # the Host allow-list names the bound address
         bridge = getattr(self.app.state, "bridge", None)
         if isinstance(bridge, LoopBridge):
             bridge.loop = asyncio.get_running_loop()

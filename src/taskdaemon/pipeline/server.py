@@ -503,6 +503,7 @@ def create_app(
             return error_response(400, str(exc))
         return JSONResponse({"status": "accepted"}, status_code=202)
 
+    app: Starlette  # the Host check reads the bound address from its state, per request
     app = Starlette(
         routes=[
             Route("/metrics", metrics, methods=["GET"]),
@@ -518,12 +519,13 @@ def create_app(
             *_debug_routes(engine, dump, bridge, auth),
         ],
         middleware=[
-            Middleware(SecurityMiddleware, auth=auth),
+            Middleware(SecurityMiddleware, auth=auth, bind_host=lambda: app.state.bind_host),
             Middleware(RequestLimitMiddleware, limits=limits),
         ],
         exception_handlers={BadRequestError: bad_request},
     )
     app.state.auth = auth
+    app.state.bind_host = "127.0.0.1"  # MonitorServer sets the address it binds
     app.state.bridge = bridge
     app.state.limits = limits
     app.state.web = page
