@@ -1,0 +1,513 @@
+"""The token check as the API's gate: every rule of ``SecurityMiddleware`` (open paths, Host and
+Origin allow-lists, each credential form, the session start, simple content types) driven with
+raw ASGI requests, and the token's helpers (generation, the file, exposure)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from collections.abc import MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.http_security import (
+    OPEN_PATHS,
+    ApiAuth,
+    SecurityMiddleware,
+    check_exposure,
+    host_name,
+    is_loopback,
+    remove_token_file,
+    server_user,
+    write_token_file,
+)
+
+TOKEN = "s3cret-token-0123456789"
+PORT = 8123
+COOKIE = f"taskdaemon-session-{PORT}"
+
+
+class _Inner:
+    """The app behind the gate: records that a request reached it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        self.calls.append(scope.get("path", scope["type"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"inner"})
+
+
+class _Answer:
+    """What the gate sent: status, headers (lowercase names, first of each) and body."""
+
+    def __init__(self, messages: list[MutableMapping[str, Any]], reached: bool) -> None:
+        start = messages[0]
+        self.status: int = start["status"]
+        self.headers = {k.decode(): v.decode() for k, v in reversed(start["headers"])}
+        self.body: bytes = b"".join(m.get("body", b"") for m in messages[1:])
+        self.reached = reached
+
+    def error(self) -> str:
+        return str(json.loads(self.body)["error"])
+
+
+async def _request(
+    path: str = "/api/runs",
+    *,
+    method: str = "GET",
+    headers: list[tuple[str, str]] | None = None,
+    query: str = "",
+    auth: ApiAuth | None = None,
+    bind_host: str = "127.0.0.1",
+    scheme: str = "http",
+    server: tuple[str, int] | None = ("127.0.0.1", PORT),
+) -> _Answer:
+    inner = _Inner()
+    gate = SecurityMiddleware(inner, auth=auth or ApiAuth.configured(TOKEN), bind_host=bind_host)
+    scope: dict[str, Any] = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "scheme": scheme,
+        "query_string": query.encode(),
+        "headers": [(k.encode(), v.encode()) for k, v in (headers or [])],
+    }
+    if server is not None:
+        scope["server"] = server
+    sent: list[MutableMapping[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(message)
+
+    await gate(scope, receive, send)
+    return _Answer(sent, bool(inner.calls))
+
+
+def _bearer(token: str = TOKEN) -> tuple[str, str]:
+    return ("authorization", f"Bearer {token}")
+
+
+# --- open paths and the 401 ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(OPEN_PATHS))
+async def test_probes_pass_without_credentials_and_whatever_the_host(path: str) -> None:
+    """/metrics, /healthz and /readyz reach the app with no token and a foreign Host."""
+    answer = await _request(path, headers=[("host", "attacker.example"), ("origin", "null")])
+    assert (answer.status, answer.reached) == (200, True)
+
+
+async def test_open_paths_are_exactly_the_three_probes() -> None:
+    """The open set is the three probe paths, nothing else."""
+    assert frozenset({"/metrics", "/healthz", "/readyz"}) == OPEN_PATHS
+
+
+@pytest.mark.parametrize("path", ["/api/runs", "/", "/no/such/route", "/metrics/", "/healthzx"])
+async def test_every_other_path_needs_a_credential(path: str) -> None:
+    """Without a credential any other path, unknown ones too, is a 401 JSON error with a
+    ``WWW-Authenticate: Bearer`` challenge; the app never sees it."""
+    answer = await _request(path)
+    assert (answer.status, answer.reached) == (401, False)
+    assert answer.headers["www-authenticate"] == 'Bearer realm="taskdaemon"'
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["content-length"] == str(len(answer.body))
+    assert answer.error().startswith("authentication required: send 'Authorization: Bearer")
+
+
+async def test_a_non_http_scope_passes_through() -> None:
+    """Lifespan and other non-HTTP scopes are not requests: the gate lets them through."""
+    inner = _Inner()
+    gate = SecurityMiddleware(inner, auth=ApiAuth.configured(TOKEN))
+    sent: list[Any] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await gate({"type": "lifespan"}, lambda: None, send)
+    assert inner.calls == ["lifespan"]
+
+
+# --- credentials ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value", [f"Bearer {TOKEN}", f"token {TOKEN}", f"  BEARER   {TOKEN}  ", f"Token {TOKEN}"]
+)
+async def test_the_authorization_header_forms(value: str) -> None:
+    """``Bearer T`` and ``token T`` (any case, surrounding blanks) are accepted."""
+    answer = await _request(headers=[("authorization", value)])
+    assert (answer.status, answer.reached) == (200, True)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Basic {TOKEN}",
+        f"Bearer {TOKEN} extra",
+        f"Bearer{TOKEN}",
+        TOKEN,
+    ],
+)
+async def test_wrong_authorization_headers_are_401(value: str) -> None:
+    """A wrong token, another scheme, or a malformed header is refused."""
+    answer = await _request(headers=[("authorization", value)])
+    assert (answer.status, answer.reached) == (401, False)
+
+
+async def test_the_session_cookie_of_this_port_is_accepted() -> None:
+    """A session cookie signed by this server, named for its port, authenticates; the same
+    value under another port's name, a forged value or another server's cookie does not."""
+    auth = ApiAuth.configured(TOKEN)
+    session = auth.new_session()
+    other = ApiAuth.configured(TOKEN).new_session()
+    verdicts = [
+        (await _request(headers=[("cookie", cookie)], auth=auth)).status
+        for cookie in (
+            f"theme=dark; {COOKIE}={session}; lang=en",
+            f"{COOKIE}={session}",
+            f"taskdaemon-session-9999={session}",
+            f"{COOKIE}={session}x",
+            f"{COOKIE}={other}",
+            f"{COOKIE}",
+        )
+    ]
+    assert verdicts == [200, 200, 401, 401, 401, 401]
+
+
+async def test_the_first_of_repeated_cookies_counts() -> None:
+    """With the session cookie twice, the first value is the one checked."""
+    auth = ApiAuth.configured(TOKEN)
+    good = auth.new_session()
+    first_bad = await _request(
+        headers=[("cookie", f"{COOKIE}=bad.sig; {COOKIE}={good}")], auth=auth
+    )
+    first_good = await _request(headers=[("cookie", f"{COOKIE}={good}; {COOKIE}=bad")], auth=auth)
+    assert (first_bad.status, first_good.status) == (401, 200)
+
+
+async def test_a_server_without_a_port_names_its_cookie_for_port_zero() -> None:
+    """No ``server`` in the scope: the cookie is ``taskdaemon-session-0``."""
+    auth = ApiAuth.configured(TOKEN)
+    session = auth.new_session()
+    answer = await _request(
+        headers=[("cookie", f"taskdaemon-session-0={session}")], auth=auth, server=None
+    )
+    assert answer.status == 200
+
+
+async def test_a_wrong_header_falls_back_to_the_cookie_and_the_query() -> None:
+    """A stale Authorization header does not hide a valid cookie or ``?token=``."""
+    auth = ApiAuth.configured(TOKEN)
+    stale = ("authorization", "Bearer not-the-token-at-all")
+    cookie = await _request(
+        headers=[stale, ("cookie", f"{COOKIE}={auth.new_session()}")], auth=auth
+    )
+    query = await _request(headers=[stale], query=f"token={TOKEN}", auth=auth)
+    assert (cookie.status, query.status) == (200, 200)
+
+
+@pytest.mark.parametrize(("query", "status"), [(f"token={TOKEN}", 200), ("token=nope", 401)])
+async def test_the_token_in_the_query_of_an_api_call(query: str, status: int) -> None:
+    """``?token=T`` authenticates any request (a GET of /api is answered, not redirected)."""
+    answer = await _request("/api/runs", query=query)
+    assert answer.status == status
+
+
+# --- the session start ---------------------------------------------------------------------------
+
+
+async def test_the_web_page_with_the_token_sets_the_cookie_and_drops_the_token() -> None:
+    """``GET /?token=T&run=x`` answers 303 to ``/?run=x`` with a signed, HttpOnly, SameSite
+    cookie for this port, ``no-store``, and an empty body; the app is not called."""
+    auth = ApiAuth.configured(TOKEN)
+    answer = await _request("/", query=f"run=x&token={TOKEN}", auth=auth)
+    name, _, rest = answer.headers["set-cookie"].partition("=")
+    value, _, attributes = rest.partition(";")
+    assert (answer.status, answer.reached, answer.body) == (303, False, b"")
+    assert (answer.headers["location"], name) == ("/?run=x", COOKIE)
+    assert attributes.strip() == "Path=/; HttpOnly; SameSite=Strict"
+    assert (answer.headers["cache-control"], answer.headers["content-length"]) == ("no-store", "0")
+    assert auth.session_valid(value)
+
+
+async def test_the_session_start_without_other_parameters_goes_to_the_root() -> None:
+    """With only the token in the query the redirect goes to ``/``; over https the cookie is
+    ``Secure``."""
+    answer = await _request("/", query=f"token={TOKEN}", scheme="https")
+    assert answer.headers["location"] == "/"
+    assert answer.headers["set-cookie"].endswith("; Secure")
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "headers"),
+    [
+        ("/runs/r1", "GET", []),  # another page: served, the token stays usable
+        ("/", "POST", [("content-type", "application/json")]),  # not a GET
+        ("/", "GET", [("authorization", f"Bearer {TOKEN}")]),  # authenticated by header
+    ],
+)
+async def test_only_a_get_of_the_root_by_query_token_starts_a_session(
+    path: str, method: str, headers: list[tuple[str, str]]
+) -> None:
+    """Other requests carrying ``?token=`` go to the app, with no cookie set."""
+    answer = await _request(path, method=method, headers=headers, query=f"token={TOKEN}")
+    assert (answer.status, answer.reached, "set-cookie" in answer.headers) == (200, True, False)
+
+
+# --- Host and Origin -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:9090", 200),
+        ("localhost", 200),
+        ("[::1]:9090", 200),
+        ("LOCALHOST:80", 200),
+        ("attacker.example", 403),
+        ("attacker.example:9090", 403),
+        ("10.0.0.7", 403),
+    ],
+)
+async def test_the_host_header_must_name_this_server(host: str, status: int) -> None:
+    """Loopback names pass; other names (a rebinding page's own name) are 403, even with the
+    token, and the error says why."""
+    answer = await _request(headers=[_bearer(), ("host", host)])
+    assert (answer.status, answer.reached) == (status, status == 200)
+    if status == 403:
+        assert answer.error() == f"Host {host!r} is not allowed (DNS rebinding protection)"
+        assert answer.headers["content-length"] == str(len(answer.body))
+
+
+async def test_the_host_check_comes_before_the_token() -> None:
+    """A foreign Host is 403 without a token too (not 401): no hint the token was wrong."""
+    answer = await _request(headers=[("host", "attacker.example")])
+    assert answer.status == 403
+
+
+async def test_the_first_of_repeated_host_headers_counts() -> None:
+    """Header names are case-blind and the first Host header is the one checked."""
+    refused = await _request(headers=[_bearer(), ("Host", "evil.example"), ("host", "localhost")])
+    allowed = await _request(headers=[_bearer(), ("HOST", "localhost"), ("host", "evil.example")])
+    assert (refused.status, allowed.status) == (403, 200)
+
+
+async def test_a_request_without_host_passes() -> None:
+    """HTTP/1.0 without Host (never a browser) is judged on its credentials alone."""
+    answer = await _request(headers=[_bearer()])
+    assert answer.status == 200
+
+
+async def test_the_bind_host_and_a_wildcard_bind() -> None:
+    """The bind address is an allowed Host; on a wildcard bind any IP literal and this
+    machine's name are, other names are not."""
+    bound = await _request(headers=[_bearer(), ("host", "10.1.2.3:9090")], bind_host="10.1.2.3")
+    wildcard = [
+        (await _request(headers=[_bearer(), ("host", host)], bind_host="0.0.0.0")).status
+        for host in ("192.168.7.7:9090", socket.gethostname().upper(), "attacker.example")
+    ]
+    assert (bound.status, wildcard) == (200, [200, 200, 403])
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        ("http://127.0.0.1:9090", 200),
+        ("https://localhost", 200),
+        ("http://[::1]:9090", 200),
+        ("null", 403),
+        (" NULL ", 403),
+        ("http://attacker.example", 403),
+        ("ftp://127.0.0.1", 403),
+        ("http://[::1", 403),
+        ("http://", 403),
+        ("127.0.0.1", 403),
+    ],
+)
+async def test_the_origin_must_name_this_server(origin: str, status: int) -> None:
+    """A cross-site, opaque (``null``), non-HTTP or malformed Origin is 403."""
+    answer = await _request(headers=[_bearer(), ("origin", origin)])
+    assert answer.status == status
+    if status == 403:
+        assert answer.error() == f"Origin {origin!r} is not allowed"
+
+
+# --- simple requests -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data"]
+)
+async def test_state_changes_need_json(method: str, content_type: str | None) -> None:
+    """A state-changing method with a "simple" (or no) content type is 415, token or not."""
+    headers = [_bearer()] + ([("content-type", content_type)] if content_type else [])
+    answer = await _request(method=method, headers=headers)
+    assert (answer.status, answer.reached) == (415, False)
+    assert answer.error() == f"{method} needs Content-Type: application/json"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "Application/JSON; charset=utf-8", " application/json "]
+)
+async def test_json_state_changes_pass(content_type: str) -> None:
+    """``application/json``, with parameters or in any case, is accepted."""
+    answer = await _request(method="POST", headers=[_bearer(), ("content-type", content_type)])
+    assert (answer.status, answer.reached) == (200, True)
+
+
+async def test_reads_need_no_content_type() -> None:
+    """GET with a simple content type is fine: it changes nothing."""
+    answer = await _request(headers=[_bearer(), ("content-type", "text/plain")])
+    assert answer.status == 200
+
+
+# --- the token and its helpers -------------------------------------------------------------------
+
+
+def test_generated_tokens_are_fresh_hex_for_this_user() -> None:
+    """``generate()`` gives 48 hex digits, a new one each time, for the server's user."""
+    first, second = ApiAuth.generate(), ApiAuth.generate(principal="bob")
+    assert (len(first.token), int(first.token, 16) >= 0, first.token != second.token) == (
+        48,
+        True,
+        True,
+    )
+    assert (first.principal, second.principal, first.generated) == (server_user(), "bob", True)
+
+
+def test_configured_tokens_keep_their_principal_and_normalise_hosts() -> None:
+    """A configured token is not ``generated``; allowed hosts are trimmed, lowercased, without
+    a trailing dot, and blanks are dropped."""
+    auth = ApiAuth.configured(TOKEN, allowed_hosts=[" CI.Internal. ", "", "  "])
+    default = ApiAuth.configured(TOKEN)
+    assert (auth.generated, auth.allowed_hosts, default.principal) == (
+        False,
+        frozenset({"ci.internal"}),
+        server_user(),
+    )
+    assert auth.host_allowed("ci.internal.", bind_host="127.0.0.1")
+
+
+def test_sixteen_characters_is_the_shortest_token() -> None:
+    """16 characters are accepted, 15 are not."""
+    ApiAuth.configured("x" * 16)
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        ApiAuth.configured("x" * 15)
+
+
+def test_session_values_are_a_nonce_and_its_signature() -> None:
+    """A session value is 32 hex digits, a dot, 64 hex digits; each is new; an empty nonce or
+    a value without a dot is invalid."""
+    auth = ApiAuth.configured(TOKEN)
+    value, again = auth.new_session(), auth.new_session()
+    nonce, _, signature = value.partition(".")
+    assert (len(nonce), len(signature), value != again) == (32, 64, True)
+    assert (auth.session_valid(f".{signature}"), auth.session_valid(nonce + signature)) == (
+        False,
+        False,
+    )
+
+
+def test_server_user_names_an_unknown_uid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A uid without a passwd entry is named ``uid-N``."""
+    monkeypatch.setattr(os, "geteuid", lambda: 2_000_000_123)
+    assert server_user() == "uid-2000000123"
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("fe80::1%eth0", False),
+        ("::1%lo", True),
+        ("0x7f000001", True),
+        ("127.0.0.1.", True),
+        ("1.2.3.4.5", False),
+        ("0x7g.1", False),
+        ("[127.0.0.1]", True),
+        (" 127.0.0.1 ", True),
+    ],
+)
+def test_loopback_detection_of_zones_hex_and_padding(host: str, loopback: bool) -> None:
+    """Zone ids are ignored, hex and trailing dots understood, impossible forms refused."""
+    assert is_loopback(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("header", "name"),
+    [
+        ("example.com:notaport", "example.com:notaport"),
+        ("::1", "::1"),
+        (" Host.Example ", "host.example"),
+    ],
+)
+def test_host_header_edge_cases(header: str, name: str) -> None:
+    """A non-numeric port stays part of the name; a bare IPv6 address is kept whole."""
+    assert host_name(header) == name
+
+
+def test_token_file_is_exactly_0600_under_a_permissive_umask(tmp_path: Path) -> None:
+    """With umask 0 the file is still 0600, holds the token and a newline, and its parent
+    directories are made; no temporary file is left."""
+    old = os.umask(0)
+    try:
+        path = write_token_file(tmp_path / "a" / "home", TOKEN)
+    finally:
+        os.umask(old)
+    assert (stat.S_IMODE(path.stat().st_mode), path.read_text(), path.name) == (
+        0o600,
+        f"{TOKEN}\n",
+        "api-token",
+    )
+    assert [p.name for p in path.parent.iterdir()] == ["api-token"]
+
+
+def test_token_file_replaces_an_older_one_and_removing_a_missing_one_is_quiet(
+    tmp_path: Path,
+) -> None:
+    """A second server's token replaces the file; removing a file that is gone is no error."""
+    write_token_file(tmp_path, "old-token-0123456789")
+    path = write_token_file(tmp_path, TOKEN)
+    content = path.read_text()
+    path.unlink()
+    remove_token_file(path, TOKEN)
+    assert content == f"{TOKEN}\n"
+
+
+def test_token_file_refuses_a_symlink_in_its_place(tmp_path: Path) -> None:
+    """A symlink planted at the file's name is replaced, never written through."""
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    planted = tmp_path / "api-token"
+    planted.symlink_to(target)
+    path = write_token_file(tmp_path, TOKEN)
+    assert (path.is_symlink(), target.read_text(), path.read_text()) == (
+        False,
+        "untouched",
+        f"{TOKEN}\n",
+    )
+
+
+@pytest.mark.parametrize(("host", "shown"), [("0.0.0.0", "0.0.0.0"), ("", "all interfaces")])
+def test_exposure_error_names_the_address_and_the_fix(host: str, shown: str) -> None:
+    """The refusal names the address (or "all interfaces") and both ways out."""
+    with pytest.raises(SettingsError) as caught:
+        check_exposure(host, token_configured=False)
+    [(name, message)] = caught.value.problems
+    assert name == "TASKDAEMON_API_TOKEN"
+    assert message == (
+        f"refusing to serve the run API on {shown} without a configured token; set "
+        "TASKDAEMON_API_TOKEN (16+ characters) or bind 127.0.0.1"
+    )
