@@ -29,7 +29,8 @@ events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 
                                          340 KiB exposition, well under Prometheus' scrape
                                          interval (15 s by default). The gzip form, which
                                          Prometheus asks for, is compressed once per render
-``/metrics`` responses      20 per s     further scrapes wait their turn (so the wait is
+``/metrics`` responses      20 per s     further scrapes wait their turn, answered in batches
+                                         every 1/4 s (one wake-up each) (so the wait is
                                          bounded by the connection cap): a scrape storm costs
                                          the engine a bounded share of the interpreter, where
                                          rejecting would invite an instant retry. Prometheus
@@ -46,6 +47,7 @@ import asyncio
 import gzip
 import json
 import logging
+import math
 import resource
 import threading
 import time
@@ -71,6 +73,7 @@ __all__ = [
 _log = logging.getLogger("taskdaemon.http")
 
 _FD_RESERVE: Final = 128
+_BATCHES: Final = 4  # per second: when paced /metrics scrapes are answered
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Scope = MutableMapping[str, Any]
@@ -416,15 +419,18 @@ class MetricsCache:
         """The exposition in the format ``accept`` asks for, gzipped when ``accept_encoding``
         allows it.
 
-        With ``per_second`` > 0, calls are spaced at least ``1/per_second`` apart: a call
-        waits for its slot.
+        With ``per_second`` > 0, calls are answered at most ``per_second`` a second: a call
+        waits for its slot, rounded up to the next quarter second (so waiting calls are answered
+        together, with one wake-up of the thread).
         """
         if self.per_second > 0:
             now = time.monotonic()
             slot = max(now, self._next_slot)
             self._next_slot = slot + 1.0 / self.per_second
             if slot > now:
-                await asyncio.sleep(slot - now)
+                # Waiting scrapes are answered in batches, every 1/4 s: one wake-up of the
+                # server's thread (one take of the interpreter lock) answers several of them.
+                await asyncio.sleep(math.ceil(slot * _BATCHES) / _BATCHES - now)
         encoder, content_type = choose_encoder(accept or "")
         rendered = self._rendered.get(content_type)
         if rendered is None or time.monotonic() >= rendered.expires:
