@@ -4,6 +4,8 @@ raw ASGI requests, and the token's helpers (generation, the file, exposure)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -14,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from taskdaemon.pipeline import http_security
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.http_security import (
     OPEN_PATHS,
@@ -40,18 +43,26 @@ class _Inner:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         self.calls.append(scope.get("path", scope["type"]))
+        if scope["type"] != "http":
+            return
+        request = await receive()  # the app gets the client's stream, untouched
+        assert request["type"] == "http.request"
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"inner"})
 
 
 class _Answer:
-    """What the gate sent: status, headers (lowercase names, first of each) and body."""
+    """What the gate sent, checked against the ASGI protocol (a start message, then body
+    messages): status, headers (lowercase names, first of each) and body."""
 
     def __init__(self, messages: list[MutableMapping[str, Any]], reached: bool) -> None:
-        start = messages[0]
+        start, *rest = messages
+        assert start["type"] == "http.response.start"
+        assert rest
+        assert all(m["type"] == "http.response.body" for m in rest)
         self.status: int = start["status"]
         self.headers = {k.decode(): v.decode() for k, v in reversed(start["headers"])}
-        self.body: bytes = b"".join(m.get("body", b"") for m in messages[1:])
+        self.body: bytes = b"".join(m["body"] for m in rest)
         self.reached = reached
 
     def error(self) -> str:
@@ -63,7 +74,7 @@ async def _request(
     *,
     method: str = "GET",
     headers: list[tuple[str, str]] | None = None,
-    query: str = "",
+    query: str | None = "",
     auth: ApiAuth | None = None,
     bind_host: str = "127.0.0.1",
     scheme: str = "http",
@@ -71,14 +82,11 @@ async def _request(
 ) -> _Answer:
     inner = _Inner()
     gate = SecurityMiddleware(inner, auth=auth or ApiAuth.configured(TOKEN), bind_host=bind_host)
-    scope: dict[str, Any] = {
-        "type": "http",
-        "method": method,
-        "path": path,
-        "scheme": scheme,
-        "query_string": query.encode(),
-        "headers": [(k.encode(), v.encode()) for k, v in (headers or [])],
-    }
+    scope: dict[str, Any] = {"type": "http", "method": method, "path": path, "scheme": scheme}
+    if query is not None:
+        scope["query_string"] = query.encode()
+    if headers is not None:
+        scope["headers"] = [(k.encode(), v.encode()) for k, v in headers]
     if server is not None:
         scope["server"] = server
     sent: list[MutableMapping[str, Any]] = []
@@ -122,6 +130,14 @@ async def test_every_other_path_needs_a_credential(path: str) -> None:
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["content-length"] == str(len(answer.body))
     assert answer.error().startswith("authentication required: send 'Authorization: Bearer")
+
+
+async def test_a_scope_without_headers_or_query_is_judged_like_an_empty_one() -> None:
+    """Missing ``headers`` and ``query_string`` keys mean none: a 401, not a crash; with the
+    token in the query and no headers at all, the request passes."""
+    bare = await _request(headers=None, query=None)
+    by_query = await _request(headers=None, query=f"token={TOKEN}")
+    assert (bare.status, by_query.status) == (401, 200)
 
 
 async def test_a_non_http_scope_passes_through() -> None:
@@ -360,7 +376,13 @@ async def test_state_changes_need_json(method: str, content_type: str | None) ->
 
 
 @pytest.mark.parametrize(
-    "content_type", ["application/json", "Application/JSON; charset=utf-8", " application/json "]
+    "content_type",
+    [
+        "application/json",
+        "Application/JSON; charset=utf-8",
+        " application/json ",
+        "application/json; charset=utf-8; profile=x",
+    ],
 )
 async def test_json_state_changes_pass(content_type: str) -> None:
     """``application/json``, with parameters or in any case, is accepted."""
@@ -386,6 +408,38 @@ def test_generated_tokens_are_fresh_hex_for_this_user() -> None:
         True,
     )
     assert (first.principal, second.principal, first.generated) == (server_user(), "bob", True)
+
+
+def test_generated_tokens_normalise_their_allowed_hosts() -> None:
+    """``generate(allowed_hosts=...)`` trims and lowercases the names like ``configured``."""
+    auth = ApiAuth.generate(allowed_hosts=[" Build.Example. ", ""])
+    assert auth.allowed_hosts == frozenset({"build.example"})
+
+
+def test_host_names_are_compared_whole() -> None:
+    """Only dots are trimmed from a name's end (``LOCALHOSTX`` is no loopback name), and the
+    bind host is compared case-blind."""
+    auth = ApiAuth.configured(TOKEN)
+    assert (
+        auth.host_allowed("LOCALHOSTX", bind_host="127.0.0.1"),
+        auth.host_allowed("localhost..", bind_host="127.0.0.1"),
+        auth.host_allowed("myhost", bind_host="MyHost"),
+    ) == (False, True, True)
+
+
+def test_sessions_with_a_dotted_or_empty_nonce_are_invalid() -> None:
+    """A value is split at its first dot, and an empty nonce is refused even when signed."""
+    key = b"k" * 32
+    auth = ApiAuth(token=TOKEN, principal="p", cookie_key=key)
+
+    def signed(nonce: str) -> str:
+        return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
+
+    assert (
+        auth.session_valid(f"abc.{signed('abc')}"),
+        auth.session_valid(f"a.b.{signed('a.b')}"),
+        auth.session_valid(f".{signed('')}"),
+    ) == (True, False, False)
 
 
 def test_configured_tokens_keep_their_principal_and_normalise_hosts() -> None:
@@ -438,6 +492,9 @@ def test_server_user_names_an_unknown_uid(monkeypatch: pytest.MonkeyPatch) -> No
         ("0x7g.1", False),
         ("[127.0.0.1]", True),
         (" 127.0.0.1 ", True),
+        ("::1%a%b%c", True),
+        ("x127.1]", False),
+        ("[127.1x", False),
     ],
 )
 def test_loopback_detection_of_zones_hex_and_padding(host: str, loopback: bool) -> None:
@@ -451,6 +508,7 @@ def test_loopback_detection_of_zones_hex_and_padding(host: str, loopback: bool) 
         ("example.com:notaport", "example.com:notaport"),
         ("::1", "::1"),
         (" Host.Example ", "host.example"),
+        ("[::1]]:80", "::1"),
     ],
 )
 def test_host_header_edge_cases(header: str, name: str) -> None:
@@ -498,6 +556,20 @@ def test_token_file_refuses_a_symlink_in_its_place(tmp_path: Path) -> None:
         "untouched",
         f"{TOKEN}\n",
     )
+
+
+def test_token_file_never_opens_an_existing_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file planted at the temporary name (here made predictable) makes the write fail:
+    it is created exclusively, never opened through a symlink or truncated."""
+    monkeypatch.setattr(http_security.secrets, "token_hex", lambda n=None: "feedface")
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / f".api-token.{os.getpid()}.feedface").symlink_to(target)
+    with pytest.raises(FileExistsError):
+        write_token_file(tmp_path, TOKEN)
+    assert (target.read_text(), (tmp_path / "api-token").exists()) == ("untouched", False)
 
 
 @pytest.mark.parametrize(("host", "shown"), [("0.0.0.0", "0.0.0.0"), ("", "all interfaces")])
