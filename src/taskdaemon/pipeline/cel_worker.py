@@ -17,7 +17,6 @@ nothing of taskdaemon but this module, and exits when its stdin closes (the pare
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import functools
 import os
@@ -89,6 +88,8 @@ class CelWorker:
     async def evaluate_async(self, request: bytes) -> Any:
         """:meth:`evaluate_encoded` in a thread of the worker's own (``taskdaemon-cel``): the
         event loop never waits for the worker. Requests queue there, one answered at a time."""
+        import asyncio  # noqa: PLC0415 - `validate` and `dag` import this module, not asyncio
+
         with self._lock:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(1, thread_name_prefix="taskdaemon-cel")

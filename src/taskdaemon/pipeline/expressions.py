@@ -20,7 +20,6 @@ attempt would cost the whole limit again.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,18 +83,22 @@ class Expression:
         """:meth:`evaluate`, with an isolated expression's wait for the worker in the worker's
         own thread (``taskdaemon-cel``), so the event loop never waits for it. ``context`` is
         copied before the first ``await``: the caller may change its data meanwhile."""
+        import asyncio  # noqa: PLC0415 - `validate` and `dag` never evaluate: no asyncio there
+
         if not self.isolated or self._over_budget:
             return self.evaluate(context)
         try:
             worker = shared_worker()
             return await worker.evaluate_async(worker.encode(self.source, context))
+        except asyncio.CancelledError:
+            raise
         except BaseException as exc:
             raise self._failure(exc) from None
 
     def _failure(self, exc: BaseException) -> BaseException:
-        """The ExpressionError that stands for ``exc`` (interrupts and cancellation pass)."""
+        """The ExpressionError that stands for ``exc`` (interrupts pass)."""
         source = clip(self.source, 200)
-        if isinstance(exc, KeyboardInterrupt | SystemExit | asyncio.CancelledError):
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
             return exc
         if isinstance(exc, KeyError):
             key = exc.args[0] if exc.args else "?"
