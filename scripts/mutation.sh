@@ -48,6 +48,8 @@ tests_for() {
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
         pipeline/replay/verify.py)
             echo tests/pipeline_replay_verify_test.py ;;
+        pipeline/http_security.py)
+            echo tests/pipeline_http_security_test.py tests/http_security_middleware_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

@@ -129,7 +129,10 @@ async def test_every_other_path_needs_a_credential(path: str) -> None:
     assert answer.headers["www-authenticate"] == 'Bearer realm="taskdaemon"'
     assert answer.headers["content-type"] == "application/json"
     assert answer.headers["content-length"] == str(len(answer.body))
-    assert answer.error().startswith("authentication required: send 'Authorization: Bearer")
+    assert answer.error() == (
+        "authentication required: send 'Authorization: Bearer <token>' (the token is "
+        "TASKDAEMON_API_TOKEN or the api-token file under TASKDAEMON_HOME)"
+    )
 
 
 async def test_a_scope_without_headers_or_query_is_judged_like_an_empty_one() -> None:
@@ -412,8 +415,8 @@ def test_generated_tokens_are_fresh_hex_for_this_user() -> None:
 
 def test_generated_tokens_normalise_their_allowed_hosts() -> None:
     """``generate(allowed_hosts=...)`` trims and lowercases the names like ``configured``."""
-    auth = ApiAuth.generate(allowed_hosts=[" Build.Example. ", ""])
-    assert auth.allowed_hosts == frozenset({"build.example"})
+    auth = ApiAuth.generate(allowed_hosts=[" Build.Example. ", "", "BUILDX"])
+    assert auth.allowed_hosts == frozenset({"build.example", "buildx"})
 
 
 def test_host_names_are_compared_whole() -> None:
@@ -495,6 +498,7 @@ def test_server_user_names_an_unknown_uid(monkeypatch: pytest.MonkeyPatch) -> No
         ("::1%a%b%c", True),
         ("x127.1]", False),
         ("[127.1x", False),
+        ("LOCALHOSTX", False),
     ],
 )
 def test_loopback_detection_of_zones_hex_and_padding(host: str, loopback: bool) -> None:
