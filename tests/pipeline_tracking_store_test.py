@@ -678,8 +678,11 @@ def test_flush_says_false_when_the_writer_thread_is_gone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """If the writer thread dies (here: a BaseException out of a write), force_flush stops
-    claiming success and health() says the writer died."""
+    claiming success, health() says the writer died, and its checkpoint thread is gone too."""
+    before = set(threading.enumerate())
     processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    started = set(threading.enumerate()) - before
+    checkpoint_threads = [t for t in started if t.name.endswith("-checkpoint")]
 
     def die(*args: object, **kwargs: object) -> None:
         raise SystemExit("writer killed by the test")
@@ -689,4 +692,10 @@ def test_flush_says_false_when_the_writer_thread_is_gone(
     provider.get_tracer("test").start_span("lost").end()
     processor._thread.join(10)
     health = processor.health()
-    assert (processor.force_flush(), health.ok, "died" in health.detail) == (False, False, True)
+    left = [t for t in checkpoint_threads if t.is_alive()]
+    assert (processor.force_flush(), health.ok, "died" in health.detail, left) == (
+        False,
+        False,
+        True,
+        [],
+    )

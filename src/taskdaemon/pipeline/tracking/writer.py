@@ -370,6 +370,16 @@ class SqliteSpanProcessor(SpanProcessor):
         checkpointer = Checkpointer(self.path)
         self._ready.set()
         try:
+            self._serve(conn, checkpointer)
+        finally:  # also when the thread dies: leave no checkpoint thread or connection behind
+            checkpointer.close()
+            with sqlite_section():
+                conn.close()
+
+    def _serve(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
+        """The writer thread's work once the store is open: retention, then batches until
+        ``_STOP``."""
+        try:
             policy = self._retention if self._retention is not None else retention_from_env()
             if policy.is_active:
                 with sqlite_section():
@@ -424,9 +434,6 @@ class SqliteSpanProcessor(SpanProcessor):
                 last_beat = time.monotonic()
             for flush in flushes:
                 flush.done.set()
-        checkpointer.close()
-        with sqlite_section():
-            conn.close()
 
     def _write_failed(self, batch: list[tuple[bool, Any]], exc: Exception) -> None:
         """Count the batch's ended spans as dropped; log the first failure of a streak in one
