@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from taskdaemon.pipeline.errors import SettingsError
@@ -167,3 +169,60 @@ def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
     expected = ["OTEL_LOGS_EXPORTER", "TASKDAEMON_METRICS_PORT"]
     assert expected == sorted(name for name, _ in caught.value.problems)
+
+
+def test_the_api_token_is_masked_everywhere_but_its_getter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token reads back through ``get_secret_value`` only: repr, str and the dump's JSON of
+    the settings show a mask."""
+    token = "s3cr3t-token-of-20-chars"
+    monkeypatch.setenv("TASKDAEMON_API_TOKEN", token)
+    settings = load_settings()
+    assert settings.api_token is not None
+    shown = (repr(settings), str(settings.api_token), json.dumps(settings.as_json()))
+    assert (token, [False, False, False]) == (
+        settings.api_token.get_secret_value(),
+        [token in text for text in shown],
+    )
+
+
+def test_variables_are_matched_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable spelt in lower case is read, and the exact upper-case name wins over it."""
+    monkeypatch.setenv("taskdaemon_metrics_port", "9191")
+    monkeypatch.setenv("Taskdaemon_Log_Format", "json")
+    monkeypatch.setenv("TASKDAEMON_LOG_FORMAT", "text")
+    settings = load_settings()
+    assert (9191, "text") == (settings.metrics_port, settings.log_format)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [('["a", 1]', "JSON list of strings"), ("[unclosed", "invalid JSON list")],
+)
+def test_a_redact_list_must_be_strings(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    """A JSON list of patterns holding a non-string, or broken JSON, is refused with its reason."""
+    monkeypatch.setenv("TASKDAEMON_REDACT_PATTERNS", value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    ((name, message),) = caught.value.problems
+    assert ("TASKDAEMON_REDACT_PATTERNS", True) == (name, reason in message)
+
+
+def test_overrides_are_validated_and_unknown_ones_refused() -> None:
+    """An override goes through the variable's validation (reported under the variable's name);
+    an override naming no setting is a TypeError, not silently ignored."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(metrics_port=70000)
+    assert ["TASKDAEMON_METRICS_PORT"] == [name for name, _ in caught.value.problems]
+    with pytest.raises(TypeError, match="metric_port"):
+        load_settings(metric_port=1)
+
+
+def test_only_the_older_capture_variable_set_is_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TASKDAEMON_PAYLOAD_MAX_BYTES`` alone is the capture cap; with the newer one set too,
+    the newer one is."""
+    monkeypatch.setenv("TASKDAEMON_PAYLOAD_MAX_BYTES", "100")
+    older = load_settings().capture_limit
+    monkeypatch.setenv("TASKDAEMON_CAPTURE_MAX_BYTES", "200")
+    assert (100, 200) == (older, load_settings().capture_limit)

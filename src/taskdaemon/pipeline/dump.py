@@ -105,7 +105,7 @@ def _environment(settings: Any, capture: PayloadCapture) -> dict[str, Any]:
 
     values: dict[str, Any] = {}
     if settings is not None:
-        for key, value in settings.model_dump(mode="json").items():
+        for key, value in settings.as_json().items():
             if "header" in key.lower():
                 values[key] = REDACTED if value else value
             elif isinstance(value, str) and "://" in value:

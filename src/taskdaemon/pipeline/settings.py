@@ -1,8 +1,17 @@
 """Process settings: ``TASKDAEMON_*`` plus the standard ``OTEL_*`` variables, read once at start.
 
-Every setting comes from the environment (pydantic-settings); an invalid value fails
-:func:`load_settings` with :class:`~taskdaemon.pipeline.errors.SettingsError`, which names every
-offending variable and the reason (the CLI prints it and exits with status 2).
+Every setting comes from the environment; an invalid value fails :func:`load_settings` with
+:class:`~taskdaemon.pipeline.errors.SettingsError`, which names every offending variable and the
+reason (the CLI prints it and exits with status 2).
+
+The loader is a small typed one, not a settings library: it runs on the start-up path of every
+command (``taskdaemon run`` must reach its first stage within 150 ms, and pydantic-settings cost
+more than that alone). It keeps the behaviour the settings had: variable names are matched
+without regard to case (an exact upper-case name wins), an empty value is a value (``""`` is not
+a valid port), numbers are parsed as Python literals (``1_000``), and the reasons read like
+pydantic's (``Input should be less than or equal to 65535``), so scripts matching them keep
+working. Keyword overrides of :func:`load_settings` (field names) are validated the same way; an
+unknown one is a ``TypeError``.
 
 taskdaemon's own variables:
 
@@ -72,13 +81,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing import Any, Literal
 
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.log_levels import level_number
@@ -90,6 +99,7 @@ __all__ = [
     "METRICS_EXPORTERS",
     "OTLP_PROTOCOLS",
     "TRACES_EXPORTERS",
+    "Secret",
     "Settings",
     "load_settings",
 ]
@@ -101,191 +111,73 @@ METRICS_EXPORTERS = frozenset(
 LOGS_EXPORTERS = frozenset({"otlp", "otlp_proto_grpc", "otlp_proto_http", "console", "none"})
 OTLP_PROTOCOLS = frozenset({"grpc", "http/protobuf"})
 
-_OTLP_SIGNALS = ("TRACES", "METRICS", "LOGS")
+_MASK = "**********"
 
 
-def _otel(name: str) -> Any:
-    """A field read from the standard variable ``name`` (no ``TASKDAEMON_`` prefix)."""
-    return Field(default=None, validation_alias=AliasChoices(name))
+class Secret:
+    """A secret setting (the API token): shown as ``**********`` by ``str``, ``repr`` and
+    :meth:`Settings.as_json`; :meth:`get_secret_value` is the one way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The secret itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{_MASK}')"
+
+    def __str__(self) -> str:
+        return _MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
-class Settings(BaseSettings):
+@dataclass(frozen=True, slots=True)
+class Settings:
     """Every setting of one taskdaemon process; build it with :func:`load_settings`."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TASKDAEMON_",
-        extra="ignore",
-        frozen=True,
-        populate_by_name=True,
-    )
-
     home: Path = Path(".taskdaemon")
-    span_source_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("TASKDAEMON_SPAN_SOURCE", "span_source_url")
-    )
+    span_source_url: str | None = None
     metrics_host: str = "127.0.0.1"
-    metrics_port: int = Field(default=9090, ge=0, le=65535)
-    payload_max_bytes: int = Field(default=4096, ge=0)
-    capture_max_bytes: int = Field(default=65536, ge=0)
-    redact_patterns: Annotated[tuple[str, ...], NoDecode] = DEFAULT_REDACT_PATTERNS
-    export_timeout: float = Field(default=5.0, gt=0, le=300)
+    metrics_port: int = 9090
+    payload_max_bytes: int = 4096
+    capture_max_bytes: int = 65536
+    redact_patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS
+    export_timeout: float = 5.0
     log_format: Literal["json", "text"] = "text"
     log_level: str = "INFO"
-    api_token: SecretStr | None = None
+    api_token: Secret | None = None
     api_user: str | None = None
-    api_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ()
-    log_capture_max_lines: int = Field(default=10_000, ge=0)
-    log_capture_max_bytes: int = Field(default=1_048_576, ge=0)
+    api_allowed_hosts: tuple[str, ...] = ()
+    log_capture_max_lines: int = 10_000
+    log_capture_max_bytes: int = 1_048_576
     breakpoints: str = ""  # parsed by cli/debug.py (``STAGE[:CEL]`` separated by ``;``)
     grafana_url: str | None = None
 
-    otel_service_name: str | None = _otel("OTEL_SERVICE_NAME")
-    otel_resource_attributes: str | None = _otel("OTEL_RESOURCE_ATTRIBUTES")
-    otel_traces_exporter: Annotated[tuple[str, ...] | None, NoDecode] = _otel(
-        "OTEL_TRACES_EXPORTER"
-    )
-    otel_metrics_exporter: Annotated[tuple[str, ...] | None, NoDecode] = _otel(
-        "OTEL_METRICS_EXPORTER"
-    )
-    otel_logs_exporter: Annotated[tuple[str, ...] | None, NoDecode] = _otel("OTEL_LOGS_EXPORTER")
-    otel_exporter_otlp_protocol: str | None = _otel("OTEL_EXPORTER_OTLP_PROTOCOL")
-    otel_exporter_otlp_traces_protocol: str | None = _otel("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-    otel_exporter_otlp_metrics_protocol: str | None = _otel("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-    otel_exporter_otlp_logs_protocol: str | None = _otel("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
-    otel_exporter_otlp_endpoint: str | None = _otel("OTEL_EXPORTER_OTLP_ENDPOINT")
-    otel_exporter_otlp_traces_endpoint: str | None = _otel("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    otel_exporter_otlp_metrics_endpoint: str | None = _otel("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    otel_exporter_otlp_logs_endpoint: str | None = _otel("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+    otel_service_name: str | None = None
+    otel_resource_attributes: str | None = None
+    otel_traces_exporter: tuple[str, ...] | None = None
+    otel_metrics_exporter: tuple[str, ...] | None = None
+    otel_logs_exporter: tuple[str, ...] | None = None
+    otel_exporter_otlp_protocol: str | None = None
+    otel_exporter_otlp_traces_protocol: str | None = None
+    otel_exporter_otlp_metrics_protocol: str | None = None
+    otel_exporter_otlp_logs_protocol: str | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_metrics_endpoint: str | None = None
+    otel_exporter_otlp_logs_endpoint: str | None = None
 
-    # --- validation -------------------------------------------------------------------------
-
-    @field_validator("redact_patterns", mode="before")
-    @classmethod
-    def _split_patterns(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return tuple(json.loads(text))
-            return tuple(part.strip() for part in text.split(",") if part.strip())
-        return value
-
-    @field_validator("redact_patterns")
-    @classmethod
-    def _compile_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-        return value
-
-    @field_validator("metrics_host")
-    @classmethod
-    def _check_host(cls, value: str) -> str:
-        host = value.strip()
-        if not host:
-            raise ValueError("must not be empty (use 0.0.0.0 to listen on every interface)")
-        return host
-
-    @field_validator("api_token")
-    @classmethod
-    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value().strip()) < 16:
-            raise ValueError("must have at least 16 characters")
-        return value
-
-    @field_validator("grafana_url")
-    @classmethod
-    def _check_grafana(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        if not value.strip().lower().startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value.strip()
-
-    @field_validator("api_allowed_hosts", mode="before")
-    @classmethod
-    def _split_hosts(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-    @field_validator("log_level")
-    @classmethod
-    def _check_level(cls, value: str) -> str:
-        number = level_number(value)  # ValueError names the choices
-        return str(logging.getLevelName(number))
-
-    @field_validator(
-        "otel_traces_exporter", "otel_metrics_exporter", "otel_logs_exporter", mode="before"
-    )
-    @classmethod
-    def _split_exporters(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
-            return names or ("none",)
-        return value
-
-    @field_validator("otel_traces_exporter")
-    @classmethod
-    def _check_traces(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return _check_names(value, TRACES_EXPORTERS)
-
-    @field_validator("otel_metrics_exporter")
-    @classmethod
-    def _check_metrics(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return _check_names(value, METRICS_EXPORTERS)
-
-    @field_validator("otel_logs_exporter")
-    @classmethod
-    def _check_logs(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return _check_names(value, LOGS_EXPORTERS)
-
-    @field_validator(
-        "otel_exporter_otlp_protocol",
-        "otel_exporter_otlp_traces_protocol",
-        "otel_exporter_otlp_metrics_protocol",
-        "otel_exporter_otlp_logs_protocol",
-    )
-    @classmethod
-    def _check_protocol(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        protocol = value.strip().lower()
-        if protocol == "http/json":
-            raise ValueError("http/json is not supported by the Python SDK; use http/protobuf")
-        if protocol not in OTLP_PROTOCOLS:
-            raise ValueError(f"must be grpc or http/protobuf, not {value!r}")
-        return protocol
-
-    @field_validator(
-        "otel_exporter_otlp_endpoint",
-        "otel_exporter_otlp_traces_endpoint",
-        "otel_exporter_otlp_metrics_endpoint",
-        "otel_exporter_otlp_logs_endpoint",
-    )
-    @classmethod
-    def _check_endpoint(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not re.match(r"^https?://[^/\s]+", value.strip()):
-            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
-        return value.strip()
-
-    @field_validator("otel_resource_attributes")
-    @classmethod
-    def _check_resource_attributes(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        for part in value.split(","):
-            if part.strip() and "=" not in part:
-                raise ValueError(f"expected key=value pairs separated by commas, got {part!r}")
-        return value
+    #: The fields given a value (by a variable or an override) rather than defaulted.
+    fields_set: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     # --- derived values ---------------------------------------------------------------------
 
@@ -294,9 +186,7 @@ class Settings(BaseSettings):
         """The cap on each recorded value: ``TASKDAEMON_CAPTURE_MAX_BYTES``, else the older
         ``TASKDAEMON_PAYLOAD_MAX_BYTES`` when only that one is set, else 64 KiB (a request
         or a stage's outputs of a typical pipeline fit whole, so a replay can use them)."""
-        if "payload_max_bytes" in self.model_fields_set and (
-            "capture_max_bytes" not in self.model_fields_set
-        ):
+        if "payload_max_bytes" in self.fields_set and "capture_max_bytes" not in self.fields_set:
             return self.payload_max_bytes
         return self.capture_max_bytes
 
@@ -364,41 +254,275 @@ class Settings(BaseSettings):
         """``log_level`` as the :mod:`logging` number."""
         return level_number(self.log_level)
 
+    def as_json(self) -> dict[str, Any]:
+        """Every field as a JSON value (paths and tuples as text and lists, the token masked),
+        for a debug dump; the caller redacts what it must."""
+        values: dict[str, Any] = {}
+        for item in fields(self):
+            if item.name == "fields_set":
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, Path | Secret):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            values[item.name] = value
+        return values
 
-def _check_names(value: tuple[str, ...] | None, allowed: frozenset[str]) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    unknown = [name for name in value if name not in allowed]
-    if unknown:
-        expected = ", ".join(sorted(allowed))
-        raise ValueError(f"unknown exporter {', '.join(map(repr, unknown))}; expected {expected}")
+
+# --- parsing and validation --------------------------------------------------------------------
+# Each parser takes the raw value (the variable's text, or an override's Python value) and
+# answers the field's value or raises ValueError with the reason.
+
+Parser = Callable[[Any], Any]
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("Input should be a valid string")
     return value
 
 
-def _variable_name(field: str) -> str:
-    if field.upper().startswith(("OTEL_", "TASKDAEMON_")):
-        return field.upper()  # pydantic reports aliased fields by their variable name
-    info = Settings.model_fields.get(field)
-    if info is not None and isinstance(info.validation_alias, AliasChoices):
-        first = info.validation_alias.choices[0]
-        if isinstance(first, str):
-            return first
-    return f"TASKDAEMON_{field.upper()}"
+def _optional(parse: Parser) -> Parser:
+    def parse_optional(value: Any) -> Any:
+        return None if value is None else parse(value)
+
+    return parse_optional
+
+
+def _bounded(value: float, ge: float | None, gt: float | None, le: float | None) -> None:
+    if gt is not None and not value > gt:
+        raise ValueError(f"Input should be greater than {gt:g}")
+    if ge is not None and not value >= ge:
+        raise ValueError(f"Input should be greater than or equal to {ge:g}")
+    if le is not None and not value <= le:
+        raise ValueError(f"Input should be less than or equal to {le:g}")
+
+
+def _integer(*, ge: int | None = None, le: int | None = None) -> Parser:
+    def parse_integer(value: Any) -> int:
+        if isinstance(value, str):
+            try:
+                number = float(value) if "." in value else int(value)
+            except ValueError:
+                raise ValueError(
+                    "Input should be a valid integer, unable to parse string as an integer"
+                ) from None
+        elif isinstance(value, int | float):
+            number = value
+        else:
+            raise ValueError("Input should be a valid integer")
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise ValueError("Input should be a valid integer, got a number with a fraction")
+            number = int(number)
+        _bounded(number, ge, None, le)
+        return int(number)
+
+    return parse_integer
+
+
+def _number(*, gt: float | None = None, le: float | None = None) -> Parser:
+    def parse_number(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "Input should be a valid number, unable to parse string as a number"
+            ) from None
+        if math.isnan(number):  # no comparison holds: the upper bound is the one reported
+            raise ValueError(f"Input should be less than or equal to {le:g}")
+        _bounded(number, None, gt, le)
+        return number
+
+    return parse_number
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    """A comma list (text), or a sequence of strings (an override)."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise ValueError("Input should be a comma-separated list of strings")
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"invalid JSON list: {exc}") from None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ValueError("Input should be a JSON list of strings")
+    patterns = _words(value)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
+def _host(value: Any) -> str:
+    host = _text(value).strip()
+    if not host:
+        raise ValueError("must not be empty (use 0.0.0.0 to listen on every interface)")
+    return host
+
+
+def _token(value: Any) -> Secret:
+    text = value.get_secret_value() if isinstance(value, Secret) else _text(value)
+    if len(text.strip()) < 16:
+        raise ValueError("must have at least 16 characters")
+    return Secret(text)
+
+
+def _grafana(value: Any) -> str | None:
+    text = _text(value).strip()
+    if not text:
+        return None
+    if not text.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _log_format(value: Any) -> str:
+    text = _text(value).strip().lower()
+    if text not in ("json", "text"):
+        raise ValueError("Input should be 'json' or 'text'")
+    return text
+
+
+def _log_level(value: Any) -> str:
+    number = level_number(_text(value))  # ValueError names the choices
+    return str(logging.getLevelName(number))
+
+
+def _exporters(allowed: frozenset[str]) -> Parser:
+    def parse_exporters(value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
+            names = names or ("none",)
+        else:
+            names = _words(value)
+        unknown = [name for name in names if name not in allowed]
+        if unknown:
+            expected = ", ".join(sorted(allowed))
+            raise ValueError(
+                f"unknown exporter {', '.join(map(repr, unknown))}; expected {expected}"
+            )
+        return names
+
+    return parse_exporters
+
+
+def _protocol(value: Any) -> str:
+    protocol = _text(value).strip().lower()
+    if protocol == "http/json":
+        raise ValueError("http/json is not supported by the Python SDK; use http/protobuf")
+    if protocol not in OTLP_PROTOCOLS:
+        raise ValueError(f"must be grpc or http/protobuf, not {value!r}")
+    return protocol
+
+
+def _endpoint(value: Any) -> str:
+    text = _text(value)
+    if not re.match(r"^https?://[^/\s]+", text.strip()):
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+    return text.strip()
+
+
+def _resource_attributes(value: Any) -> str:
+    text = _text(value)
+    for part in text.split(","):
+        if part.strip() and "=" not in part:
+            raise ValueError(f"expected key=value pairs separated by commas, got {part!r}")
+    return text
+
+
+def _path(value: Any) -> Path:
+    return Path(value if isinstance(value, Path) else _text(value))
+
+
+#: Each field's variable and parser (a field not listed here is not a setting).
+_FIELDS: dict[str, tuple[str, Parser]] = {
+    "home": ("TASKDAEMON_HOME", _path),
+    "span_source_url": ("TASKDAEMON_SPAN_SOURCE", _optional(_text)),
+    "metrics_host": ("TASKDAEMON_METRICS_HOST", _host),
+    "metrics_port": ("TASKDAEMON_METRICS_PORT", _integer(ge=0, le=65535)),
+    "payload_max_bytes": ("TASKDAEMON_PAYLOAD_MAX_BYTES", _integer(ge=0)),
+    "capture_max_bytes": ("TASKDAEMON_CAPTURE_MAX_BYTES", _integer(ge=0)),
+    "redact_patterns": ("TASKDAEMON_REDACT_PATTERNS", _patterns),
+    "export_timeout": ("TASKDAEMON_EXPORT_TIMEOUT", _number(gt=0, le=300)),
+    "log_format": ("TASKDAEMON_LOG_FORMAT", _log_format),
+    "log_level": ("TASKDAEMON_LOG_LEVEL", _log_level),
+    "api_token": ("TASKDAEMON_API_TOKEN", _optional(_token)),
+    "api_user": ("TASKDAEMON_API_USER", _optional(_text)),
+    "api_allowed_hosts": ("TASKDAEMON_API_ALLOWED_HOSTS", _words),
+    "log_capture_max_lines": ("TASKDAEMON_LOG_CAPTURE_MAX_LINES", _integer(ge=0)),
+    "log_capture_max_bytes": ("TASKDAEMON_LOG_CAPTURE_MAX_BYTES", _integer(ge=0)),
+    "breakpoints": ("TASKDAEMON_BREAKPOINTS", _text),
+    "grafana_url": ("TASKDAEMON_GRAFANA_URL", _optional(_grafana)),
+    "otel_service_name": ("OTEL_SERVICE_NAME", _optional(_text)),
+    "otel_resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES", _optional(_resource_attributes)),
+    "otel_traces_exporter": ("OTEL_TRACES_EXPORTER", _optional(_exporters(TRACES_EXPORTERS))),
+    "otel_metrics_exporter": ("OTEL_METRICS_EXPORTER", _optional(_exporters(METRICS_EXPORTERS))),
+    "otel_logs_exporter": ("OTEL_LOGS_EXPORTER", _optional(_exporters(LOGS_EXPORTERS))),
+    "otel_exporter_otlp_protocol": ("OTEL_EXPORTER_OTLP_PROTOCOL", _optional(_protocol)),
+    "otel_exporter_otlp_traces_protocol": (
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        _optional(_protocol),
+    ),
+    "otel_exporter_otlp_metrics_protocol": (
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        _optional(_protocol),
+    ),
+    "otel_exporter_otlp_logs_protocol": ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", _optional(_protocol)),
+    "otel_exporter_otlp_endpoint": ("OTEL_EXPORTER_OTLP_ENDPOINT", _optional(_endpoint)),
+    "otel_exporter_otlp_traces_endpoint": (
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        _optional(_endpoint),
+    ),
+    "otel_exporter_otlp_metrics_endpoint": (
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        _optional(_endpoint),
+    ),
+    "otel_exporter_otlp_logs_endpoint": ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", _optional(_endpoint)),
+}
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:
+    """The raw text of each setting found in ``environ``: the exact name, else any spelling
+    of it in another case (as the settings have always been read)."""
+    folded = {name.upper(): value for name, value in environ.items()}
+    raw: dict[str, str] = {}
+    for name, (variable, _) in _FIELDS.items():
+        if variable in environ:
+            raw[name] = environ[variable]
+        elif variable in folded:
+            raw[name] = folded[variable]
+    return raw
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment; ``overrides`` (field names) win over it.
 
-    Raises :class:`SettingsError` listing each invalid variable with the reason.
+    Raises :class:`SettingsError` listing each invalid variable with the reason, and
+    ``TypeError`` for an override that names no setting.
     """
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False):
-            field = str(error["loc"][0]) if error["loc"] else "?"
-            reason = str(error["msg"]).removeprefix("Value error, ")
-            problems.append((_variable_name(field), reason))
-        raise SettingsError(problems) from None
-    except json.JSONDecodeError as exc:
-        raise SettingsError([("TASKDAEMON_REDACT_PATTERNS", f"invalid JSON list: {exc}")]) from None
+    unknown = sorted(set(overrides) - set(_FIELDS))
+    if unknown:
+        raise TypeError(f"load_settings: no such setting {', '.join(unknown)}")
+    raw: dict[str, Any] = {**_environment_values(os.environ), **overrides}
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for name, value in raw.items():
+        variable, parse = _FIELDS[name]
+        try:
+            values[name] = parse(value)
+        except ValueError as exc:
+            problems.append((variable, str(exc)))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values, fields_set=frozenset(values))
