@@ -23,7 +23,7 @@ import signal
 import sys
 from pathlib import Path
 
-from taskdaemon.pipeline.cli.serve import start_monitoring
+from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.config import load_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent

@@ -24,7 +24,7 @@ from typing import IO, Any
 import psutil
 import pytest
 
-from taskdaemon.pipeline.cli.run import parse_inputs
+from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.control import ControlServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -29,7 +29,7 @@ from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.cel_limits import COST_BUDGET, estimate_cost
 from taskdaemon.pipeline.cel_worker import CelWorker, WorkerError, shared_worker
-from taskdaemon.pipeline.cli.run import parse_inputs
+from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import (

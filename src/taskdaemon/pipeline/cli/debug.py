@@ -195,7 +195,7 @@ def _remote(words: Sequence[str]) -> int:
 
 def _local(args: argparse.Namespace, file: str) -> int:
     from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.run import parse_inputs  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,

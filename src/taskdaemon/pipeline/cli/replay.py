@@ -107,7 +107,7 @@ def _fail(code: int, message: str) -> int:
 
 def replay_command(args: argparse.Namespace) -> int:
     """Run the ``replay`` command named by ``args``; returns the exit code."""
-    from taskdaemon.pipeline.cli.run import parse_inputs  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
     from taskdaemon.pipeline.replay import (  # noqa: PLC0415
         ReplayError,
         build_plan,
@@ -169,8 +169,8 @@ def _default_source() -> str:
 
 
 async def _execute(args: argparse.Namespace, plan: Any) -> int:
+    from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run import ProgressView, render_summary  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.serve import start_monitoring  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,

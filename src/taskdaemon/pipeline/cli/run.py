@@ -51,9 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
-
-from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
@@ -73,7 +71,6 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
 
 __all__ = [
     "ApprovalPolicy",
@@ -165,44 +162,6 @@ def register(subparsers: Any) -> None:
 
 
 # -- request ----------------------------------------------------------------------------------
-
-
-def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[str, Any]:
-    """The run's request: ``input_file``'s mapping, then each ``key=value`` on top.
-
-    Raises ValueError with a one-line reason for a malformed pair or file.
-    """
-    request: dict[str, Any] = {}
-    if input_file is not None:
-        try:
-            text = Path(input_file).read_text(encoding="utf-8")
-        except OSError as error:
-            raise ValueError(f"--input-file {input_file}: {error.strerror or error}") from None
-        try:
-            data = load_bounded(text)  # JSON is YAML; bounded: it may be an alias bomb
-        except YamlLimitError as error:
-            raise ValueError(f"--input-file {input_file}: {error}") from None
-        except yaml.YAMLError as error:
-            first = str(error).splitlines()[0] if str(error) else "invalid"
-            raise ValueError(f"--input-file {input_file}: not JSON or YAML: {first}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise ValueError(f"--input-file {input_file}: expected a mapping at the top")
-        request.update({str(key): value for key, value in data.items()})
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--input {pair!r}: expected KEY=VALUE")
-        try:
-            value: Any = loads_bounded(raw)
-        except NotJSONError:
-            value = raw  # not JSON: the text itself
-        except BoundedInputError as error:
-            raise ValueError(f"--input {key}: {error}") from None
-        request[key] = value
-    return request
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -343,7 +302,7 @@ def build_observers(
     This is the one place to extend (monitoring adds its observer here and registers its
     shutdown on ``stack``, which is closed after the run ended, before the process exits).
     """
-    from taskdaemon.pipeline.cli.serve import parse_address, start_monitoring  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.monitoring import parse_address, start_monitoring  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(**settings_overrides(args))

@@ -90,7 +90,7 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    # As ``serve``'s api_auth, without importing serve's telemetry wiring.
+    # As ``cli/monitoring.py``'s api_auth, without importing its telemetry wiring.
     principal, hosts = settings.api_user or None, settings.api_allowed_hosts
     auth = (
         ApiAuth.configured(

@@ -1,0 +1,53 @@
+"""The request of a run from the command line (``--input KEY=VALUE``, ``--input-file F``),
+shared by ``run``, ``serve``, ``debug`` and ``replay``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
+
+__all__ = ["parse_inputs"]
+
+
+def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[str, Any]:
+    """The run's request: ``input_file``'s mapping, then each ``key=value`` on top.
+
+    Raises ValueError with a one-line reason for a malformed pair or file.
+    """
+    request: dict[str, Any] = {}
+    if input_file is not None:
+        try:
+            text = Path(input_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ValueError(f"--input-file {input_file}: {error.strerror or error}") from None
+        try:
+            data = load_bounded(text)  # JSON is YAML; bounded: it may be an alias bomb
+        except YamlLimitError as error:
+            raise ValueError(f"--input-file {input_file}: {error}") from None
+        except yaml.YAMLError as error:
+            first = str(error).splitlines()[0] if str(error) else "invalid"
+            raise ValueError(f"--input-file {input_file}: not JSON or YAML: {first}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ValueError(f"--input-file {input_file}: expected a mapping at the top")
+        request.update({str(key): value for key, value in data.items()})
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--input {pair!r}: expected KEY=VALUE")
+        try:
+            value: Any = loads_bounded(raw)
+        except NotJSONError:
+            value = raw  # not JSON: the text itself
+        except BoundedInputError as error:
+            raise ValueError(f"--input {key}: {error}") from None
+        request[key] = value
+    return request

@@ -1,0 +1,174 @@
+"""The monitoring wiring ``taskdaemon run``, ``serve`` and ``replay`` share.
+
+:func:`start_monitoring` builds telemetry from the settings, structured logging, one
+:class:`~taskdaemon.pipeline.monitor.PipelineMonitor`, and (when asked) the HTTP server with an
+engine controller to :meth:`~taskdaemon.pipeline.server.EngineController.bind` later. Without
+the server, nothing of it is imported (Starlette, Uvicorn: start-up time of ``taskdaemon run``).
+:func:`parse_address` reads the ``[HOST:]PORT`` of ``run --serve``.
+
+It lives apart from the command modules so that none of them imports another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.cli.run_logging import install_run_logging
+from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
+from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
+from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file, write_token_file
+from taskdaemon.pipeline.logs import configure_logging
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.server import EngineController, MonitorServer
+
+__all__ = ["Monitoring", "api_auth", "parse_address", "start_monitoring"]
+
+_log = logging.getLogger("taskdaemon.serve")
+
+
+def parse_address(text: str, default_host: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` (``[::1]:9090`` for IPv6) as ``(host, port)``; ValueError if invalid."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = default_host, text
+    host = host.strip("[]") or default_host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"expected [HOST:]PORT, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port}")
+    return host, port
+
+
+@dataclass(slots=True)
+class Monitoring:
+    """What :func:`start_monitoring` built: add :attr:`observers` to the engine, then
+    :meth:`bind` it."""
+
+    settings: Settings
+    telemetry: Telemetry
+    monitor: PipelineMonitor
+    controller: EngineController | None  # the run API's; None without the server
+    server: MonitorServer | None
+
+    @property
+    def observers(self) -> list[Any]:
+        """The engine observers monitoring needs (the monitor, the API's controller)."""
+        return [self.monitor] if self.controller is None else [self.monitor, self.controller]
+
+    def bind(self, engine: Any) -> None:
+        """Let the run API steer ``engine``."""
+        if self.controller is not None and self.controller.engine is not engine:
+            self.controller.bind(engine)
+
+
+def start_monitoring(
+    settings: Settings,
+    *,
+    serve: tuple[str, int] | None,
+    stack: contextlib.AsyncExitStack,
+) -> Monitoring:
+    """Build telemetry, logging, the monitor and (with ``serve``) start the HTTP server.
+
+    Call it inside the running event loop. Shutdowns are pushed on ``stack``: the server stops
+    first, then telemetry is flushed within ``TASKDAEMON_EXPORT_TIMEOUT``. Raises ``OSError``
+    when the address is taken.
+    """
+    telemetry = build_telemetry(settings, set_global=True, serve_metrics=serve is not None)
+    stack.callback(report_lost_spans, telemetry.span_processors)  # after the shutdown (LIFO)
+    stack.callback(telemetry.shutdown)
+    configure_logging(settings, logger_provider=telemetry.logger_provider)
+    announce_unavailable_store(telemetry.span_processors)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        capture=PayloadCapture(
+            max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
+        ),
+    )
+    install_run_logging(settings, monitor, telemetry, stack)
+    controller = server = None
+    if serve is not None:
+        from taskdaemon.pipeline.server import (  # noqa: PLC0415 - see the module docstring
+            EngineController,
+            HealthSources,
+            LoopLagMonitor,
+            MonitorServer,
+            create_app,
+        )
+        from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
+
+        controller = EngineController()
+        lag = LoopLagMonitor()
+        auth = api_auth(settings)
+        app = create_app(
+            dump=_dump_through(controller, monitor, telemetry.registry),
+            web=WebOptions(source_url=settings.span_source, grafana_url=settings.grafana_url),
+            engine=controller,
+            registry=telemetry.registry if telemetry.serves_prometheus else None,
+            health=HealthSources(
+                lag=lag, export=telemetry.export_health.snapshot, store=telemetry.store_health
+            ),
+            auth=auth,
+        )
+        server = MonitorServer(app, host=serve[0], port=serve[1], lag=lag)
+        server.start_nowait()
+        stack.push_async_callback(server.aclose)
+        _announce(server, auth, settings, stack)
+    return Monitoring(settings, telemetry, monitor, controller, server)
+
+
+def api_auth(settings: Settings) -> ApiAuth:
+    """The API's credentials: ``TASKDAEMON_API_TOKEN`` if set, else a token generated now."""
+    principal = settings.api_user or None
+    if settings.api_token is not None:
+        return ApiAuth.configured(
+            settings.api_token.get_secret_value(),
+            principal=principal,
+            allowed_hosts=settings.api_allowed_hosts,
+        )
+    return ApiAuth.generate(principal=principal, allowed_hosts=settings.api_allowed_hosts)
+
+
+def _announce(
+    server: MonitorServer, auth: ApiAuth, settings: Settings, stack: contextlib.AsyncExitStack
+) -> None:
+    """Write a generated token to its 0600 file and tell the console where to sign in.
+
+    The URL with the token goes to the console handler only (``_console_only``): never to an
+    OTLP log exporter. A configured token is neither written nor shown.
+    """
+    if not auth.generated:
+        _log.info("API: %s/ (token: TASKDAEMON_API_TOKEN)", server.url)
+        return
+    try:
+        path = write_token_file(settings.home, auth.token)
+    except OSError as error:
+        _log.warning("cannot write the API token file under %s: %s", settings.home, error)
+    else:
+        stack.callback(remove_token_file, path, auth.token)
+    _log.info(
+        "API: %s/?token=%s (token also in %s)",
+        server.url,
+        auth.token,
+        settings.home / "api-token",
+        extra={"_console_only": True},
+    )
+
+
+def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:
+    """``POST /api/runs/{id}/dump``: a dump of the controller's engine's run."""
+    from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+
+    async def write(run_id: str, path: str | None) -> str:
+        return await dump_writer(controller.engine, [monitor], registry)(run_id, path)
+
+    return write
