@@ -197,12 +197,18 @@ def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None
 
 @pytest.mark.slow
 def test_run_starts_its_first_stage_without_server_or_exporters(run_modules: list[str]) -> None:
-    """A plain ``run`` (no ``--serve``, default settings) reaches its first stage with the
-    tracing SDK but without the web server, any exporter, the metrics or logs SDK, or httpx."""
-    unneeded = (*NEVER, "httpx", "opentelemetry.sdk.metrics", "opentelemetry.sdk._logs")
+    """A plain ``run`` (no ``--serve``, default settings) reaches its first stage without the
+    web server, any exporter, the metrics or logs SDK, httpx or pydantic. (The tracing SDK and
+    the span writer load on a thread meanwhile, ``cli/deferred.py``: they may or may not be
+    there yet.)"""
+    unneeded = (
+        *NEVER,
+        "httpx",
+        "pydantic",
+        "opentelemetry.sdk.metrics",
+        "opentelemetry.sdk._logs",
+    )
     assert [] == loaded(run_modules, unneeded)
-    assert "opentelemetry.sdk.trace" in run_modules
-    assert "taskdaemon.pipeline.tracking.writer" in run_modules
 
 
 def test_commands_table_matches_what_each_module_registers() -> None:

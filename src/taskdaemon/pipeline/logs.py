@@ -67,6 +67,7 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "escape_controls",
+    "install_otel_log_handler",
     "log_context",
 ]
 
@@ -363,3 +364,13 @@ def configure_logging(
         root.addHandler(handler)
     root.setLevel(settings.log_level_number)
     return installed
+
+
+def install_otel_log_handler(logger_provider: LoggerProvider) -> logging.Handler:
+    """Add an :class:`OTelLogHandler` to the handlers :func:`configure_logging` installed
+    (which replaces it on its next call); for telemetry built after the console was set up."""
+    handler = OTelLogHandler(logger_provider)
+    handler.addFilter(ContextFilter())
+    setattr(handler, _INSTALLED, True)
+    logging.getLogger().addHandler(handler)
+    return handler

@@ -16,19 +16,21 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.cli.run_logging import install_run_logging
+from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
 from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file, write_token_file
-from taskdaemon.pipeline.logs import configure_logging
+from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
+
     from taskdaemon.pipeline.server import EngineController, MonitorServer
 
-__all__ = ["Monitoring", "api_auth", "parse_address", "start_monitoring"]
+__all__ = ["Monitoring", "api_auth", "build_monitor", "parse_address", "start_monitoring"]
 
 _log = logging.getLogger("taskdaemon.serve")
 
@@ -70,6 +72,42 @@ class Monitoring:
             self.controller.bind(engine)
 
 
+def build_monitor(
+    settings: Settings,
+    *,
+    serve_metrics: bool,
+    stack: contextlib.AsyncExitStack | contextlib.ExitStack,
+    slot: HandlerSlot | None = None,
+    capture: PayloadCapture | None = None,
+    id_generator: IdGenerator | None = None,
+) -> tuple[Telemetry, PipelineMonitor]:
+    """The telemetry (global providers) and the monitor of one process, with run logging.
+
+    Console logging must be configured already (``logs.configure_logging``); this adds the
+    OTel log handler when a log exporter is set. Shutdowns are pushed on ``stack``. ``capture``
+    defaults to one from the settings; ``slot`` and ``id_generator`` are for
+    ``cli/deferred.py`` (see ``install_run_logging`` and ``build_telemetry``).
+    """
+    telemetry = build_telemetry(
+        settings, set_global=True, serve_metrics=serve_metrics, id_generator=id_generator
+    )
+    stack.callback(report_lost_spans, telemetry.span_processors)  # after the shutdown (LIFO)
+    stack.callback(telemetry.shutdown)
+    if telemetry.logger_provider is not None:
+        install_otel_log_handler(telemetry.logger_provider)
+    announce_unavailable_store(telemetry.span_processors)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        capture=capture
+        or PayloadCapture(
+            max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
+        ),
+    )
+    install_run_logging(settings, monitor, telemetry, stack, slot=slot)
+    return telemetry, monitor
+
+
 def start_monitoring(
     settings: Settings,
     *,
@@ -82,19 +120,8 @@ def start_monitoring(
     first, then telemetry is flushed within ``TASKDAEMON_EXPORT_TIMEOUT``. Raises ``OSError``
     when the address is taken.
     """
-    telemetry = build_telemetry(settings, set_global=True, serve_metrics=serve is not None)
-    stack.callback(report_lost_spans, telemetry.span_processors)  # after the shutdown (LIFO)
-    stack.callback(telemetry.shutdown)
-    configure_logging(settings, logger_provider=telemetry.logger_provider)
-    announce_unavailable_store(telemetry.span_processors)
-    monitor = PipelineMonitor(
-        tracer_provider=telemetry.tracer_provider,
-        meter_provider=telemetry.meter_provider,
-        capture=PayloadCapture(
-            max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
-        ),
-    )
-    install_run_logging(settings, monitor, telemetry, stack)
+    configure_logging(settings)
+    telemetry, monitor = build_monitor(settings, serve_metrics=serve is not None, stack=stack)
     controller = server = None
     if serve is not None:
         from taskdaemon.pipeline.server import (  # noqa: PLC0415 - see the module docstring

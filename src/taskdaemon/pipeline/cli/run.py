@@ -302,21 +302,31 @@ def build_observers(
     This is the one place to extend (monitoring adds its observer here and registers its
     shutdown on ``stack``, which is closed after the run ended, before the process exits).
     """
-    from taskdaemon.pipeline.cli.monitoring import parse_address, start_monitoring  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     settings = load_settings(**settings_overrides(args))
     serve = getattr(args, "serve", None)
-    try:
-        address = parse_address(serve, settings.metrics_host) if serve else None
-        monitoring = start_monitoring(settings, serve=address, stack=stack)
-    except (ValueError, OSError) as error:  # reported by the CLI's main, exit 2
-        raise SettingsError([("--serve", str(error))]) from None
+    monitoring: list[Any]
+    if serve:
+        from taskdaemon.pipeline.cli.monitoring import (  # noqa: PLC0415
+            parse_address,
+            start_monitoring,
+        )
+
+        try:
+            address = parse_address(serve, settings.metrics_host)
+            monitoring = start_monitoring(settings, serve=address, stack=stack).observers
+        except (ValueError, OSError) as error:  # reported by the CLI's main, exit 2
+            raise SettingsError([("--serve", str(error))]) from None
+    else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)
+        from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring  # noqa: PLC0415
+
+        monitoring = [start_deferred_monitoring(settings, stack)]
     observers: list[Any] = [approvals]
     if progress is not None:
         observers.append(progress)
     # The monitor, then the API's controller (bound to the engine once it exists).
-    observers.extend(monitoring.observers)
+    observers.extend(monitoring)
     return observers
 
 

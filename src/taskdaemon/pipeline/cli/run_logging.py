@@ -14,6 +14,10 @@ already prints one progress line per transition, and a command's output is read 
 ``taskdaemon logs`` (a failed command's stderr tail is printed under its failure). Decision and
 event records (``--log-level debug|trace``) do reach the console: that is what one asks them for.
 Everything is undone when ``stack`` closes (the writer flushed within the export timeout).
+
+The store's log handler goes on the root logger, or into ``slot`` when one is given: ``run``
+loads telemetry on a thread while its pipeline starts (``cli/deferred.py``), and its slot, on
+the root logger from the start, keeps the run's records logged before the writer existed.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -35,13 +39,36 @@ _NOT_ON_CONSOLE = (LIFECYCLE_LOGGER, "taskdaemon.run.output")
 _logger = logging.getLogger(__name__)
 
 
+class HandlerSlot(Protocol):
+    """Where the store's log handler goes instead of the root logger."""
+
+    def attach(self, handler: logging.Handler) -> None:
+        """Start passing records to ``handler`` (with the ones kept until now)."""
+
+    def detach(self, handler: logging.Handler) -> None:
+        """Stop passing records to ``handler``."""
+
+
+class _RootSlot:
+    def attach(self, handler: logging.Handler) -> None:
+        logging.getLogger().addHandler(handler)
+
+    def detach(self, handler: logging.Handler) -> None:
+        logging.getLogger().removeHandler(handler)
+
+
 class _ConsoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith(_NOT_ON_CONSOLE)
 
 
 def install_run_logging(
-    settings: Settings, monitor: Any, telemetry: Any, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    monitor: Any,
+    telemetry: Any,
+    stack: contextlib.AsyncExitStack | contextlib.ExitStack,
+    *,
+    slot: HandlerSlot | None = None,
 ) -> Any | None:
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
     previous = stage_output.set_capture_limits(
@@ -57,7 +84,7 @@ def install_run_logging(
             handler.addFilter(_ConsoleFilter())
     writer = None
     if settings.span_source.lower().startswith("sqlite:///") and not _store_unavailable(telemetry):
-        writer = _store_writer(settings, root, stack)
+        writer = _store_writer(settings, slot or _RootSlot(), stack)
     if telemetry.logger_provider is not None:
         from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
 
@@ -67,7 +94,7 @@ def install_run_logging(
     return writer
 
 
-def _store_writer(settings: Settings, root: logging.Logger, stack: Any) -> Any | None:
+def _store_writer(settings: Settings, slot: HandlerSlot, stack: Any) -> Any | None:
     """The store's log writer, registered as sink and handler; None (one warning) when the
     store cannot be opened: the span store says the same of its spans, and the run goes on."""
     from taskdaemon.pipeline.tracking.log_read import store_path  # noqa: PLC0415
@@ -80,12 +107,12 @@ def _store_writer(settings: Settings, root: logging.Logger, stack: Any) -> Any |
         return None
     handler = writer.handler()
     handler.addFilter(ContextFilter())
-    root.addHandler(handler)
+    slot.attach(handler)
     stage_output.add_output_sink(writer)
 
     def close_writer() -> None:
         stage_output.remove_output_sink(writer)
-        root.removeHandler(handler)
+        slot.detach(handler)
         writer.close(settings.export_timeout)
 
     stack.callback(close_writer)

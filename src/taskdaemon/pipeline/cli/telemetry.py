@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
     from opentelemetry.sdk.metrics.view import View
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
     from prometheus_client import CollectorRegistry
 
 __all__ = [
@@ -368,6 +369,7 @@ def build_telemetry(
     extra_span_processors: Sequence[SpanProcessor] = (),
     set_global: bool = False,
     serve_metrics: bool = True,
+    id_generator: IdGenerator | None = None,
 ) -> Telemetry:
     """Build the providers ``settings`` describe (see the module docstring).
 
@@ -375,6 +377,7 @@ def build_telemetry(
     ``SimpleSpanProcessor(InMemorySpanExporter())``). With ``set_global`` the providers become
     the OTel globals unless someone (``opentelemetry-instrument``) already set them. With
     ``serve_metrics=False`` nothing will serve ``/metrics``, so no Prometheus reader is built.
+    ``id_generator`` replaces the SDK's random one (``cli/run_ids.py``).
     """
     install_repeated_log_filter()
     notes: list[str] = []
@@ -388,7 +391,9 @@ def build_telemetry(
         exporter = _span_exporter(name, settings)
         health.exporters.append(name)
         processors.append(BatchSpanProcessor(_ObservedSpanExporter(exporter, health, name)))
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    tracer_provider = TracerProvider(
+        resource=resource, shutdown_on_exit=False, id_generator=id_generator
+    )
     for processor in processors:
         tracer_provider.add_span_processor(processor)
 

@@ -1,0 +1,272 @@
+"""``taskdaemon run`` starts its pipeline while telemetry loads on a thread.
+
+Loading the OTel SDK, the span store and the monitor takes longer than everything else
+``run`` does before its first stage starts (``benchmarks/README.md``, "CLI start-up"). Without
+``--serve``, :func:`start_deferred_monitoring` therefore configures the console logging at once
+and builds the rest (``cli/monitoring.build_monitor``) on a thread, while the engine starts the
+run. :class:`DeferredMonitor` stands in for the monitor meanwhile:
+
+* **Nothing is lost.** Engine events are kept, in order, and handed to the monitor, before any
+  later one, as soon as it exists; span times come from the events, so the spans are the ones
+  an early monitor would have made. ``RunFinished`` waits for the monitor (a finished run's
+  telemetry is complete when the run returns, as always), and so does an event that finds
+  100,000 kept (memory stays bounded).
+* **The run id is still the trace id.** Asked for a run id before the monitor exists, the
+  stand-in draws one and the run span is later started with it as its trace id
+  (``cli/run_ids.py``).
+* **What needs the spans waits for them**: a stage's ``TRACEPARENT`` (``stage_environment``,
+  read by command stages before they spawn, and by ``logs.ContextFilter`` for each record a
+  stage logs, so every record still carries its span), ``flush`` and a debug dump (the
+  payload capture, which a dump reads, is made at once). So a command
+  stage spawns, and a stage's first log record is written, once telemetry is loaded; a Python
+  stage that logs nothing starts at once.
+* **Run logs**: the store's log handler is attached to a :class:`PendingLogHandler` installed on
+  the root logger at once; the records that belong to a run and are logged before the store is
+  open are kept there (up to 10,000) and written first.
+* **Monitoring never stops the pipeline**: if loading fails, one warning says why, the run goes
+  on, and the end says how many engine events were not recorded.
+
+One caveat, from the OTel API: spans a stage handler starts *without* a parent from its
+``TRACEPARENT`` before the global tracer provider is set (the first few tens of milliseconds)
+are non-recording, as with any provider set after use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.events import EngineEvent, RunFinished, RunStarted, StageStarted
+from taskdaemon.pipeline.logs import ContextFilter, configure_logging
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.monitor import PipelineMonitor
+
+__all__ = ["DeferredMonitor", "PendingLogHandler", "start_deferred_monitoring"]
+
+_log = logging.getLogger("taskdaemon.run")
+
+#: Engine events kept while the monitor loads; one more waits for it.
+MAX_KEPT_EVENTS = 100_000
+#: Run log records kept while the span store opens; more are counted and dropped.
+MAX_KEPT_RECORDS = 10_000
+
+Preset = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+class PendingLogHandler(logging.Handler):
+    """A root-logger handler standing in for the span store's log handler until it is attached
+    (see the module docstring); then every record goes to it. ``dropped`` counts records kept
+    past the bound, or never written because the store never opened."""
+
+    def __init__(self, limit: int = MAX_KEPT_RECORDS) -> None:
+        super().__init__()
+        self.addFilter(ContextFilter())  # the ids are those of the moment the record is logged
+        self._limit = limit
+        self._kept: deque[logging.LogRecord] = deque()
+        self._target: logging.Handler | None = None
+        self._closed = False
+        self.attached = False  # the store's handler came (else nothing was ever to be stored)
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Pass ``record`` on, or keep it if it belongs to a run (``logging`` holds the lock)."""
+        if self._target is not None:
+            self._target.handle(record)
+        elif self._closed or getattr(record, "run_id", None) is None:
+            return
+        elif len(self._kept) < self._limit:
+            self._kept.append(record)
+        else:
+            self.dropped += 1
+
+    def attach(self, handler: logging.Handler) -> None:
+        """Write the kept records to ``handler``, then pass it every new one."""
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            while self._kept:
+                handler.handle(self._kept.popleft())
+            self._target = handler
+            self.attached = True
+
+    def detach(self, handler: logging.Handler) -> None:
+        """Stop passing records on (the store is closing)."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._target is handler:
+                self._target = None
+            self._closed = True
+
+    def close(self) -> None:
+        """Count what was kept and never written; drop it."""
+        with self.lock:  # type: ignore[union-attr]
+            self.dropped += len(self._kept)
+            self._kept.clear()
+            self._closed = True
+        super().close()
+
+
+class DeferredMonitor:
+    """The engine observer standing in for the :class:`PipelineMonitor` while it loads (see the
+    module docstring). Its entry points never raise."""
+
+    def __init__(self, capture: PayloadCapture) -> None:
+        #: The monitor's payload capture, made before it (a debug dump reads it).
+        self.capture = capture
+        self._lock = threading.Lock()
+        self._loaded = threading.Event()  # set when the monitor exists, or loading failed
+        self._monitor: PipelineMonitor | None = None
+        self._preset: Preset | None = None
+        self._kept: list[EngineEvent] = []
+        self._named: set[str] = set()  # run ids drawn here (their span takes them as trace id)
+        self._failure: str | None = None
+        self.lost = 0  # engine events never recorded (loading failed)
+
+    # --- what the loading thread calls ---------------------------------------------------------
+
+    def started(self, monitor: PipelineMonitor, preset: Preset) -> None:
+        """The monitor exists: hand it the kept events, in order, then every new one."""
+        with self._lock:
+            self._monitor, self._preset = monitor, preset
+            for event in self._kept:  # no running loop on this thread: handled at once
+                self._forward(event)
+            self._kept.clear()
+            self._loaded.set()
+
+    def failed(self, reason: str) -> None:
+        """Loading failed: count the kept events as lost; the run goes on without telemetry."""
+        with self._lock:
+            self._failure = reason
+            self.lost += len(self._kept)
+            self._kept.clear()
+            self._loaded.set()
+
+    def wait(self, timeout: float | None = None) -> PipelineMonitor | None:
+        """The monitor once loaded (None if loading failed or ``timeout`` ran out)."""
+        self._loaded.wait(timeout)
+        return self._monitor
+
+    # --- observer protocol ---------------------------------------------------------------------
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Keep ``event`` until the monitor exists, or hand it over (see the module docstring)."""
+        with self._lock:
+            waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
+            if not self._loaded.is_set() and not waits:
+                self._kept.append(event)
+                return
+        # Only the engine's thread emits, so nothing can pass this event while it waits.
+        self._loaded.wait()
+        self._forward(event)
+
+    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
+        """The monitor's answer once it exists; before, a random id its run span will take."""
+        if self._loaded.is_set():
+            monitor = self._monitor
+            return monitor.allocate_run_id(pipeline, request) if monitor is not None else None
+        run_id = format(secrets.randbits(128) or 1, "032x")  # a trace id is never all zeros
+        self._named.add(run_id)
+        return run_id
+
+    def stage_environment(self, event: StageStarted) -> Mapping[str, str]:
+        """The execution's ``TRACEPARENT``: waits for the monitor; empty if it failed."""
+        monitor = self.wait()
+        return monitor.stage_environment(event) if monitor is not None else {}
+
+    def flush(self) -> None:
+        """Wait for the monitor and handle everything queued (a debug dump asks first)."""
+        monitor = self.wait()
+        if monitor is not None:
+            monitor.flush()
+
+    def _forward(self, event: EngineEvent) -> None:
+        monitor = self._monitor
+        if monitor is None:
+            self.lost += 1
+        elif isinstance(event, RunStarted) and event.run_id in self._named and self._preset:
+            with self._preset(event.run_id):
+                monitor.on_event(event)
+        else:
+            monitor.on_event(event)
+
+    def report(self) -> None:
+        """One warning if events were lost (after the run)."""
+        if self.lost:
+            _log.warning(
+                "%d engine events were not recorded: telemetry failed to start (%s)",
+                self.lost,
+                self._failure,
+            )
+
+
+def _store_directory(store: Path) -> None:
+    """Create the span store's directory 0700 now, as the store would (``tracking/_schema``'s
+    ``create_private``), before the run's workspace under it is made with the default mode."""
+    if not store.parent.exists():
+        with contextlib.suppress(OSError):  # the store says why when it opens
+            store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def start_deferred_monitoring(
+    settings: Settings, stack: contextlib.AsyncExitStack
+) -> DeferredMonitor:
+    """Configure console logging now, load telemetry and the monitor on a thread, and answer
+    the stand-in observer. ``stack`` waits for the loading, then shuts telemetry down (within
+    ``TASKDAEMON_EXPORT_TIMEOUT``) when it closes."""
+    configure_logging(settings)
+    root = logging.getLogger()
+    slot = PendingLogHandler()
+    if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs
+        root.addHandler(slot)
+        _store_directory(Path(settings.span_source[len("sqlite:///") :]))
+    capture = PayloadCapture(
+        max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
+    )
+    deferred = DeferredMonitor(capture)
+    loaded = contextlib.ExitStack()
+
+    def load() -> None:
+        try:
+            from taskdaemon.pipeline.cli.monitoring import build_monitor  # noqa: PLC0415
+            from taskdaemon.pipeline.cli.run_ids import (  # noqa: PLC0415
+                PresetIdGenerator,
+                preset_trace_id,
+            )
+
+            _, monitor = build_monitor(
+                settings,
+                serve_metrics=False,
+                stack=loaded,
+                slot=slot,
+                capture=capture,
+                id_generator=PresetIdGenerator(),
+            )
+        except Exception as error:  # monitoring never stops the pipeline
+            _log.warning("telemetry failed to start; the run goes on without it: %s", error)
+            deferred.failed(f"{type(error).__name__}: {error}")
+        else:
+            deferred.started(monitor, preset_trace_id)
+
+    thread = threading.Thread(target=load, name="taskdaemon-telemetry-load", daemon=True)
+
+    def close() -> None:
+        thread.join()
+        try:
+            loaded.close()  # telemetry shutdown, then the lost-span report (as start_monitoring)
+        finally:
+            root.removeHandler(slot)
+            slot.close()
+            deferred.report()
+            if slot.attached and slot.dropped:
+                _log.warning("%d run log records were not stored", slot.dropped)
+
+    stack.callback(close)
+    thread.start()
+    return deferred

@@ -1,0 +1,194 @@
+"""``taskdaemon run``'s stand-in monitor (``cli/deferred.py``): a run that starts before its
+monitor exists is recorded as if the monitor had been there from the start."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import format_span_id, format_trace_id
+
+from pipeline_monitor_support import chain_pipeline
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.deferred import DeferredMonitor, PendingLogHandler
+from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import LoopRegistry, StageContext
+from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
+
+
+class Spans:
+    """A real tracer provider (the preset id generator) exporting to memory."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(id_generator=PresetIdGenerator())
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def monitor(self) -> PipelineMonitor:
+        """A monitor on this provider (no metrics, no resource sampling)."""
+        return PipelineMonitor(tracer_provider=self.provider, resource_sampling=False)
+
+
+@pytest.fixture
+def spans() -> Iterator[Spans]:
+    """Spans of one test; the provider shut down after it."""
+    made = Spans()
+    yield made
+    made.provider.shutdown()
+
+
+class Resolver:
+    """Each stage runs ``handler``."""
+
+    def __init__(self, handler: Any) -> None:
+        self.handler = handler
+        self.registry = LoopRegistry()
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        return self.handler
+
+
+async def run_late(
+    spans: Spans, pipeline: Pipeline, *, read_environment: bool = False
+) -> tuple[str, DeferredMonitor, PipelineMonitor, list[Mapping[str, str]]]:
+    """Run ``pipeline`` with a stand-in whose monitor is made on a thread started by the first
+    stage (so the run's start and that stage's start are kept, then handed over)."""
+    deferred = DeferredMonitor(PayloadCapture())
+    monitor = spans.monitor()
+    loader = threading.Thread(target=deferred.started, args=(monitor, preset_trace_id))
+    environments: list[Mapping[str, str]] = []
+
+    async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        if not loader.is_alive() and loader.ident is None:
+            loader.start()
+        if read_environment:
+            environments.append(dict(ctx.environment))
+        return {}
+
+    engine = Engine(resolver=Resolver(handler), observers=[deferred])
+    async with engine:
+        result = await engine.run(pipeline, {})
+    loader.join()
+    monitor.close()
+    assert result.succeeded
+    return result.run_id, deferred, monitor, environments
+
+
+async def test_a_run_started_before_its_monitor_is_fully_recorded(spans: Spans) -> None:
+    """Events kept before the monitor existed are handed over in order: one trace whose id is
+    the run id, the run span its root, every stage span its child, each ended."""
+    run_id, deferred, _, _ = await run_late(spans, chain_pipeline(("a", "b", "c")))
+    finished = spans.exporter.get_finished_spans()
+    run_span = next(s for s in finished if s.name.startswith("RUN "))
+    stage_names = sorted(s.name for s in finished if s is not run_span)
+    assert run_span.context is not None
+    expected = (run_id, run_id, 3, {run_span.context.span_id}, 0)
+    actual = (
+        format_trace_id(run_span.context.trace_id),
+        (run_span.attributes or {}).get(t.CICD_PIPELINE_RUN_ID),
+        len(stage_names),
+        {s.parent.span_id for s in finished if s is not run_span and s.parent is not None},
+        deferred.lost,
+    )
+    assert expected == actual, stage_names
+    assert {format_trace_id(s.context.trace_id) for s in finished if s.context} == {run_id}
+
+
+async def test_a_stage_environment_carries_its_span(spans: Spans) -> None:
+    """A stage reading its environment while the monitor may still be loading gets the
+    ``TRACEPARENT`` of its own stage span."""
+    run_id, _, _, environments = await run_late(
+        spans, chain_pipeline(("a",)), read_environment=True
+    )
+    (stage_span,) = [s for s in spans.exporter.get_finished_spans() if not s.name.startswith("RUN")]
+    assert stage_span.context is not None
+    expected = [run_id, format_span_id(stage_span.context.span_id)]
+    assert [expected] == [env.get("TRACEPARENT", "").split("-")[1:3] for env in environments]
+
+
+async def test_a_monitor_that_never_loads_does_not_stop_the_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When loading fails the run still succeeds; the kept and later events are counted as
+    lost and one warning says so with the reason."""
+    deferred = DeferredMonitor(PayloadCapture())
+
+    async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        deferred.failed("ImportError: no SDK")
+        return {}
+
+    engine = Engine(resolver=Resolver(handler), observers=[deferred])
+    async with engine:
+        result = await engine.run(chain_pipeline(("a", "b")), {})
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.run"):
+        deferred.report()
+    assert (True, True) == (result.succeeded, deferred.lost > 0)
+    assert [f"{deferred.lost} engine events were not recorded"] == [
+        r.getMessage().split(":")[0] for r in caplog.records
+    ]
+    assert "no SDK" in caplog.records[0].getMessage()
+
+
+def test_run_ids_drawn_before_the_monitor_become_trace_ids(spans: Spans) -> None:
+    """The preset id generator gives a span started inside ``preset_trace_id`` that trace id,
+    and random ones outside."""
+    tracer = spans.provider.get_tracer("test")
+    run_id = "0af7651916cd43dd8448eb211c80319c"
+    with preset_trace_id(run_id):
+        inside = tracer.start_span("inside")
+    outside = tracer.start_span("outside")
+    inside.end()
+    outside.end()
+    ids = [format_trace_id(s.get_span_context().trace_id) for s in (inside, outside)]
+    assert (run_id, False) == (ids[0], ids[1] == run_id)
+
+
+def record(message: str, run_id: str | None) -> logging.LogRecord:
+    """A record as ``logging`` makes it, with ``run_id`` as an extra when given."""
+    extra = {"run_id": run_id} if run_id else None
+    return logging.getLogger("test.pending").makeRecord(
+        "test.pending", logging.INFO, __file__, 1, message, (), None, extra=extra
+    )
+
+
+class Collect(logging.Handler):
+    """Keeps the messages it handles."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_run_records_logged_before_the_store_are_written_first() -> None:
+    """Records of a run logged before the store's handler exists are handed to it first, in
+    order; records of no run are not kept; after attaching every record goes through."""
+    pending = PendingLogHandler()
+    target = Collect()
+    for message, run_id in (("one", "r1"), ("no run", None), ("two", "r1")):
+        pending.handle(record(message, run_id))
+    pending.attach(target)
+    pending.handle(record("after", None))
+    assert (["one", "two", "after"], 0) == (target.messages, pending.dropped)
+
+
+def test_records_past_the_bound_are_counted() -> None:
+    """Past its bound the pending handler counts records instead of keeping them; what is
+    kept and never written (the store never attached) is counted at close too."""
+    pending = PendingLogHandler(limit=2)
+    for index in range(5):
+        pending.handle(record(f"r{index}", "run"))
+    overflow = pending.dropped
+    pending.close()
+    assert (3, 5, False) == (overflow, pending.dropped, pending.attached)
