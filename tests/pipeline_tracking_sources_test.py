@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_tracking_support import (
     Backend,
@@ -365,3 +368,45 @@ def test_otlp_json_directory_search(tmp_path: Path) -> None:
     (summary,) = source.search(pipeline="alpha")
     assert (spans[0].trace_id, "success") == (summary.run_id, summary.status)
     assert reconstruct_run(spans) == source.get_run(spans[0].trace_id)
+
+
+READ_AND_LIST_MODULES = """
+import json, sys
+from taskdaemon.pipeline.tracking import open_source, reconstruct_run
+source = open_source(sys.argv[1])
+try:
+    found = source.search(limit=10)
+    record = source.get_run(found[0].run_id)
+    rebuilt = reconstruct_run(source.get_trace(found[0].run_id))
+finally:
+    source.close()
+print(json.dumps({"runs": len(found), "same": record == rebuilt, "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.slow
+def test_reading_the_store_imports_nothing_of_the_writing_side(tmp_path: Path) -> None:
+    """Searching the store and rebuilding a run, in a fresh interpreter, loads neither the span
+    writer nor its entry point nor any OpenTelemetry module."""
+
+    provider = TracerProvider()
+    provider.add_span_processor(SqliteSpanProcessor(tmp_path / "spans.db"))
+    write_example_run(provider)
+    provider.shutdown()
+    db = tmp_path / "spans.db"
+    done = subprocess.run(
+        [sys.executable, "-c", READ_AND_LIST_MODULES, f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    report = json.loads(done.stdout)
+    writing = (
+        "opentelemetry",
+        "taskdaemon.pipeline.tracking.writer",
+        "taskdaemon.pipeline.tracking.store_processor",
+    )
+    loaded = [m for m in report["modules"] if m.startswith(writing)]
+    assert (1, True, []) == (report["runs"], report["same"], loaded)

@@ -65,7 +65,7 @@ from taskdaemon.pipeline.cli.span_losses import observe_dropped_spans
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
-from taskdaemon.pipeline.tracking import store_processor_for
+from taskdaemon.pipeline.tracking.store_processor import store_processor_for
 from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
 
 if TYPE_CHECKING:  # imported where built (see "Start-up time" above)

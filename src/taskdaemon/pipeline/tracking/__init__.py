@@ -76,7 +76,7 @@ _HOMES: dict[str, str] = {
     "reconstruct_run": "reconstruct",
     "retention_from_env": "store",
     "span_record_from_sdk": "spans",
-    "store_processor_for": "sources",
+    "store_processor_for": "store_processor",
     "summarize_run": "reconstruct",
 }
 
@@ -111,7 +111,6 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         TempoSource,
         default_source_url,
         open_source,
-        store_processor_for,
     )
     from taskdaemon.pipeline.tracking.spans import (
         SpanEventRecord,
@@ -126,4 +125,5 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         SpanStore,
         retention_from_env,
     )
+    from taskdaemon.pipeline.tracking.store_processor import store_processor_for
     from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor

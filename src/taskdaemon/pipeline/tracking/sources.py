@@ -61,7 +61,6 @@ from taskdaemon.pipeline.tracking.store import SpanStore
 if TYPE_CHECKING:  # imported where used: reading the store needs neither (start-up time)
     import httpx
 
-    from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 
 __all__ = [
     "JaegerSource",
@@ -70,7 +69,6 @@ __all__ = [
     "TempoSource",
     "default_source_url",
     "open_source",
-    "store_processor_for",
 ]
 
 logger = logging.getLogger(__name__)
@@ -543,7 +541,7 @@ def default_source_url() -> str:
     return f"sqlite:///{(home / 'spans.db').as_posix()}"
 
 
-def _sqlite_path(url: str) -> Path:
+def sqlite_path(url: str) -> Path:
     """``sqlite:///rel/path`` and ``sqlite:////abs/path`` (SQLAlchemy style), or a path whose
     first character is ``/`` after ``sqlite://``."""
     rest = url.split("://", 1)[1]
@@ -561,7 +559,7 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
     url = (url or default_source_url()).strip()
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme == "sqlite":
-        return SpanStore(_sqlite_path(url), **options)
+        return SpanStore(sqlite_path(url), **options)
     if scheme == "otlp-json":
         return OtlpJsonSource(_otlp_path(url))
     if scheme == "dump":
@@ -596,21 +594,3 @@ def _otlp_path(url: str) -> Path:
     if not rest:
         raise SpanSourceError(f"bad otlp-json URL {display_url(url)!r}: no path")
     return Path(rest)
-
-
-def store_processor_for(settings_or_url: Any = None, **options: Any) -> SqliteSpanProcessor | None:
-    """The span processor that fills the embedded store, or None when the configured span source
-    is not ``sqlite://`` (a remote backend is fed by an OTLP exporter instead).
-
-    Accepts a ``Settings`` (uses its ``span_source``), a URL string, or None (the environment).
-    """
-    if settings_or_url is None or isinstance(settings_or_url, str):
-        url = settings_or_url or default_source_url()
-    else:
-        url = str(settings_or_url.span_source)
-    if not url.lower().startswith("sqlite://"):
-        return None
-    # The writer needs the OTel SDK; readers of the store never import it.
-    from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor  # noqa: PLC0415
-
-    return SqliteSpanProcessor(_sqlite_path(url), **options)
