@@ -23,11 +23,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.run_tables import format_runs_table
 from taskdaemon.pipeline.tracking import (
     RetentionPolicy,
     SpanStore,
     SqliteSpanProcessor,
-    format_runs_table,
     reconstruct_run,
     span_record_from_sdk,
 )

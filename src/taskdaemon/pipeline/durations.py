@@ -1,14 +1,26 @@
-"""The one way every view writes a duration: the ``run`` summary and progress lines,
+"""Durations and points in time as people write and read them.
+
+The one way every view writes a duration: the ``run`` summary and progress lines,
 ``runs list``, ``runs show`` and the DAG labels all call :func:`format_duration`.
 
 Decision: compact units without a space (``850ms``, ``12.3s``, ``4m05s``, ``2h03m``), as
 people type them in ``--since 10m`` and in pipeline files' ``timeout: 30s``. Each unit is
 chosen after rounding, so 0.9996 s reads ``1.0s``, never ``1000ms``.
+
+Parsing (:func:`parse_age`, :func:`parse_when`; queries, retention, the web API): ages are ``90``
+(seconds), ``500ms``, ``30s``, ``10m``, ``2h``, ``30d``, ``2w``. Points in time (``--since`` /
+``--until``): an age meaning "that long before now", or an ISO 8601 date/time (naive means
+local time).
 """
 
 from __future__ import annotations
 
-__all__ = ["format_duration"]
+import re
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+__all__ = ["format_duration", "parse_age", "parse_when"]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -31,3 +43,30 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m{rest:02d}s"
     hours, rest = divmod(whole, 3600)
     return f"{hours}h{rest // 60:02d}m"
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def parse_age(text: str) -> float:
+    """Seconds in ``text`` (``30d``, ``12h``, ``90``); ValueError naming the text otherwise."""
+    match = _AGE.match(text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 2h, 30d)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_when(text: str, *, clock: Callable[[], float] = time.time) -> float:
+    """Epoch seconds of ``text``: an age before now (``1h``) or an ISO 8601 date/time."""
+    try:
+        return clock() - parse_age(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
+            "2025-01-31T12:00)"
+        ) from None

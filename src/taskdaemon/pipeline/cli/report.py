@@ -82,7 +82,7 @@ def _remote_data(source: Any, args: argparse.Namespace, since: float, until: flo
 
 def run_report(args: argparse.Namespace) -> int:
     """Compute and write the report ``args`` asks for; returns the exit code."""
-    from taskdaemon.pipeline.tracking.history import parse_when  # noqa: PLC0415
+    from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
     if args.limit < 1:

@@ -1,4 +1,4 @@
-"""``taskdaemon runs list|show`` and ``taskdaemon retention``: run history from stored spans.
+"""``taskdaemon runs list|show``: run history from stored spans.
 
 Exit codes: 0 ok, 1 the run was not found, 2 bad arguments or an unusable span source.
 
@@ -14,18 +14,12 @@ import json
 import sys
 from typing import Any
 
+from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
+from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
-from taskdaemon.pipeline.tracking import (
-    RetentionPolicy,
-    SpanStore,
-    format_run_table,
-    format_runs_table,
-    open_source,
-    parse_age,
-    parse_when,
-)
+from taskdaemon.pipeline.tracking import open_source
 
 __all__ = ["register"]
 
@@ -33,7 +27,7 @@ STATUSES = RUN_RECORD_STATUSES
 
 
 def register(subparsers: Any) -> None:
-    """Add ``runs`` (``list``, ``show``) and ``retention``."""
+    """Add ``runs`` (``list``, ``show``)."""
     runs = subparsers.add_parser(
         "runs",
         help="list and inspect past and running runs",
@@ -76,21 +70,6 @@ def register(subparsers: Any) -> None:
         "--at", metavar="T", help="the run as it stood T after its start (12.5s, 1m30s)"
     )
     show_p.set_defaults(func=_show)
-
-    ret = subparsers.add_parser(
-        "retention",
-        help="delete old runs from the embedded span store, per pipeline",
-        description="Delete old runs from the embedded span store, per pipeline.",
-    )
-    ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
-    ret.add_argument("--keep", type=int, default=None, help="keep the newest N runs per pipeline")
-    ret.add_argument(
-        "--vacuum",
-        action="store_true",
-        help="then compact the whole file (VACUUM; writers wait while it runs)",
-    )
-    ret.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
-    ret.set_defaults(func=_retention)
 
 
 def _error(message: str, code: int) -> int:
@@ -167,32 +146,3 @@ def _run_json(run: Any) -> dict[str, Any]:
         for attempt, attempt_data in zip(stage.attempts, stage_data["attempts"], strict=True):
             attempt_data["duration"] = attempt.duration
     return data
-
-
-def _retention(args: argparse.Namespace) -> int:
-    try:
-        max_age = parse_age(args.max_age) if args.max_age else None
-    except ValueError as exc:
-        return _error(f"--max-age: {exc}", 2)
-    if args.keep is not None and args.keep < 0:
-        return _error("--keep must be >= 0", 2)
-    policy = RetentionPolicy(max_age=max_age, keep=args.keep)
-    if not policy.is_active and not args.vacuum:
-        return _error("nothing to do: give --max-age, --keep and/or --vacuum", 2)
-    try:
-        source = open_source(args.source, retention=RetentionPolicy())
-    except (SpanSourceError, TypeError) as exc:
-        return _error(f"retention applies to the embedded sqlite store only: {exc}", 2)
-    try:
-        if not isinstance(source, SpanStore):
-            return _error("retention applies to the embedded sqlite:// store only", 2)
-        result = source.apply_retention(policy)
-        print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
-        if args.vacuum:
-            before, after = source.vacuum()
-            print(f"vacuumed {source.path}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
-    except SpanSourceError as exc:
-        return _error(str(exc), 2)
-    finally:
-        source.close()
-    return 0

@@ -1,5 +1,5 @@
 """Execution tracking rebuilt from spans: the embedded SQLite span store, the Tempo / Jaeger /
-OTLP-JSON sources, run reconstruction, history and retention.
+OTLP-JSON sources, run reconstruction and retention.
 
 Writing: ``SqliteSpanProcessor(path)`` (or ``store_processor_for(settings)``) is an OTel span
 processor; add it to the ``TracerProvider`` the CLI builds and every span lands in the store when
@@ -35,13 +35,8 @@ __all__ = [
     "default_source_url",
     "encode_traces",
     "find_root",
-    "format_duration",
-    "format_run_table",
-    "format_runs_table",
     "open_source",
-    "parse_age",
     "parse_traces",
-    "parse_when",
     "reconstruct_run",
     "retention_from_env",
     "span_record_from_sdk",
@@ -66,13 +61,8 @@ _HOMES: dict[str, str] = {
     "default_source_url": "sources",
     "encode_traces": "otlp_json",
     "find_root": "reconstruct",
-    "format_duration": "history",
-    "format_run_table": "history",
-    "format_runs_table": "history",
     "open_source": "sources",
-    "parse_age": "history",
     "parse_traces": "otlp_json",
-    "parse_when": "history",
     "reconstruct_run": "reconstruct",
     "retention_from_env": "store",
     "span_record_from_sdk": "spans",
@@ -95,13 +85,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
-    from taskdaemon.pipeline.tracking.history import (
-        format_duration,
-        format_run_table,
-        format_runs_table,
-        parse_age,
-        parse_when,
-    )
     from taskdaemon.pipeline.tracking.otlp_json import encode_traces, parse_traces
     from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
     from taskdaemon.pipeline.tracking.sources import (

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
-from taskdaemon.pipeline.tracking.history import parse_age
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 

@@ -374,7 +374,7 @@ def _raw_filters(request: Request) -> dict[str, str]:
 
 def _filters(request: Request) -> dict[str, Any]:
     """The query's filters for ``RunData.recent``; ValueError with the reason."""
-    from taskdaemon.pipeline.tracking.history import parse_when  # noqa: PLC0415
+    from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
 
     query = request.query_params
     limit_text = query.get("limit", "100")

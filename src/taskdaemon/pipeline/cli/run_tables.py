@@ -1,53 +1,14 @@
-"""Run history: time parsing for queries and the pure text renderers of ``taskdaemon runs``.
-
-Ages: ``90`` (seconds), ``500ms``, ``30s``, ``10m``, ``2h``, ``30d``, ``2w``. Points in time
-(``--since`` / ``--until``): an age meaning "that long before now", or an ISO 8601 date/time
-(naive means local time).
-"""
+"""The text tables of ``taskdaemon runs list`` and ``runs show`` (pure renderers)."""
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary
 
-__all__ = [
-    "format_duration",
-    "format_run_table",
-    "format_runs_table",
-    "parse_age",
-    "parse_when",
-]
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-
-
-def parse_age(text: str) -> float:
-    """Seconds in ``text`` (``30d``, ``12h``, ``90``); ValueError naming the text otherwise."""
-    match = _AGE.match(text)
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 2h, 30d)")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-
-
-def parse_when(text: str, *, clock: Callable[[], float] = time.time) -> float:
-    """Epoch seconds of ``text``: an age before now (``1h``) or an ISO 8601 date/time."""
-    try:
-        return clock() - parse_age(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ValueError(
-            f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
-            "2025-01-31T12:00)"
-        ) from None
+__all__ = ["format_run_table", "format_runs_table"]
 
 
 def _format_time(epoch: float | None) -> str:

@@ -1,0 +1,70 @@
+"""``taskdaemon retention``: delete old runs from the embedded span store, per pipeline.
+
+Exit codes: 0 ok, 2 bad arguments, a span source that is not the embedded store, or a store
+that cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from taskdaemon.pipeline.durations import parse_age
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, open_source
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``retention``."""
+    ret = subparsers.add_parser(
+        "retention",
+        help="delete old runs from the embedded span store, per pipeline",
+        description="Delete old runs from the embedded span store, per pipeline.",
+    )
+    ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
+    ret.add_argument("--keep", type=int, default=None, help="keep the newest N runs per pipeline")
+    ret.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then compact the whole file (VACUUM; writers wait while it runs)",
+    )
+    ret.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
+    ret.set_defaults(func=_retention)
+
+
+def _error(message: str, code: int) -> int:
+    print(f"taskdaemon: {redact_text(message)}", file=sys.stderr)
+    return code
+
+
+def _retention(args: argparse.Namespace) -> int:
+    try:
+        max_age = parse_age(args.max_age) if args.max_age else None
+    except ValueError as exc:
+        return _error(f"--max-age: {exc}", 2)
+    if args.keep is not None and args.keep < 0:
+        return _error("--keep must be >= 0", 2)
+    policy = RetentionPolicy(max_age=max_age, keep=args.keep)
+    if not policy.is_active and not args.vacuum:
+        return _error("nothing to do: give --max-age, --keep and/or --vacuum", 2)
+    try:
+        source = open_source(args.source, retention=RetentionPolicy())
+    except (SpanSourceError, TypeError) as exc:
+        return _error(f"retention applies to the embedded sqlite store only: {exc}", 2)
+    try:
+        if not isinstance(source, SpanStore):
+            return _error("retention applies to the embedded sqlite:// store only", 2)
+        result = source.apply_retention(policy)
+        print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
+        if args.vacuum:
+            before, after = source.vacuum()
+            print(f"vacuumed {source.path}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
+    except SpanSourceError as exc:
+        return _error(str(exc), 2)
+    finally:
+        source.close()
+    return 0
