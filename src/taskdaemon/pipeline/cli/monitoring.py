@@ -28,6 +28,7 @@ from taskdaemon.pipeline.settings import Settings
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.id_generator import IdGenerator
 
+    from taskdaemon.pipeline.engine import Engine
     from taskdaemon.pipeline.server import EngineController, MonitorServer
 
 __all__ = ["Monitoring", "api_auth", "build_monitor", "parse_address", "start_monitoring"]
@@ -66,7 +67,7 @@ class Monitoring:
         """The engine observers monitoring needs (the monitor, the API's controller)."""
         return [self.monitor] if self.controller is None else [self.monitor, self.controller]
 
-    def bind(self, engine: Any) -> None:
+    def bind(self, engine: Engine) -> None:
         """Let the run API steer ``engine``."""
         if self.controller is not None and self.controller.engine is not engine:
             self.controller.bind(engine)

@@ -49,7 +49,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
@@ -71,6 +71,10 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_text
+
+if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
+    from taskdaemon.pipeline.debug_ops import DebugOps
+    from taskdaemon.pipeline.engine import Engine, RunHandle, RunResult
 
 __all__ = [
     "ApprovalPolicy",
@@ -261,14 +265,14 @@ class ApprovalPolicy:
     def __init__(self, stages: Sequence[str] = (), *, approve_all: bool = False) -> None:
         self._stages = frozenset(stages)
         self._all = approve_all
-        self._handle: Any = None
+        self._handle: RunHandle | None = None
         self._pending: list[str] = []
 
     def wants(self, stage: str) -> bool:
         """True if the command line grants ``stage``'s approval."""
         return self._all or stage in self._stages
 
-    def attach(self, handle: Any) -> None:
+    def attach(self, handle: RunHandle) -> None:
         """Start granting through ``handle`` (a RunHandle); grants asked before now go first."""
         self._handle = handle
         pending, self._pending = self._pending, []
@@ -284,6 +288,8 @@ class ApprovalPolicy:
                 asyncio.get_running_loop().call_soon(self._grant, event.stage)
 
     def _grant(self, stage: str) -> None:
+        if self._handle is None:  # only called once attached
+            return
         with contextlib.suppress(PipelineError):  # the run ended or the stage moved on meanwhile
             self._handle.approve(
                 stage, by="cli --approve" if not self._all else "cli --auto-approve"
@@ -333,8 +339,8 @@ def build_observers(
 # -- summary ----------------------------------------------------------------------------------
 
 
-def render_summary(result: Any, pipeline: Pipeline) -> str:
-    """The summary table of a finished run (a ``RunResult``), stages in file order.
+def render_summary(result: RunResult, pipeline: Pipeline) -> str:
+    """The summary table of a finished run, stages in file order.
 
     Columns: stage, status, instances (how many ran), attempts (the most any one instance
     needed, as in ``runs show``), queue time (the longest wait for a slot), duration (first
@@ -526,7 +532,7 @@ async def run_pipeline(
     return EXIT_FAILURE
 
 
-def _breakpoints(engine: Any, pipeline: Pipeline, args: argparse.Namespace) -> str | None:
+def _breakpoints(engine: Engine, pipeline: Pipeline, args: argparse.Namespace) -> str | None:
     """Debug mode with the run's breakpoints, when it has some; the one-line error if bad."""
     from taskdaemon.pipeline.cli.debug import apply_breakpoints  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
@@ -541,14 +547,14 @@ def _breakpoints(engine: Any, pipeline: Pipeline, args: argparse.Namespace) -> s
     return None
 
 
-def _dump_on_sigusr1(engine: Any, observers: Sequence[Any]) -> Callable[[], None]:
+def _dump_on_sigusr1(engine: Engine, observers: Sequence[object]) -> Callable[[], None]:
     """SIGUSR1 writes a debug dump of the run, which goes on (``cli/_dump_hook.py``)."""
     from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
 
     return install_dump_signal(engine, dump_writer(engine, observers))
 
 
-def _debug_ops(engine: Any, run_id: str, observers: Sequence[Any]) -> Any:
+def _debug_ops(engine: Engine, run_id: str, observers: Sequence[object]) -> DebugOps:
     """The control socket's ``debug`` op (``taskdaemon debug attach``)."""
     from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
     from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
@@ -561,7 +567,7 @@ def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
         loop.remove_signal_handler(signum)
 
 
-def _status(handle: Any) -> dict[str, Any]:
+def _status(handle: RunHandle) -> dict[str, Any]:
     snapshot = handle.snapshot()
     return {
         "run_id": snapshot.run_id,

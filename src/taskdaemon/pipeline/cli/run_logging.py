@@ -25,13 +25,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.logs import ContextFilter
 from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
 from taskdaemon.pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.cli.telemetry import Telemetry
+    from taskdaemon.pipeline.monitor import PipelineMonitor
+    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
 __all__ = ["install_run_logging"]
 
@@ -64,12 +69,12 @@ class _ConsoleFilter(logging.Filter):
 
 def install_run_logging(
     settings: Settings,
-    monitor: Any,
-    telemetry: Any,
+    monitor: PipelineMonitor,
+    telemetry: Telemetry,
     stack: contextlib.AsyncExitStack | contextlib.ExitStack,
     *,
     slot: HandlerSlot | None = None,
-) -> Any | None:
+) -> SqliteLogWriter | None:
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
     previous = stage_output.set_capture_limits(
         stage_output.CaptureLimits(settings.log_capture_max_lines, settings.log_capture_max_bytes)
@@ -94,7 +99,9 @@ def install_run_logging(
     return writer
 
 
-def _store_writer(settings: Settings, slot: HandlerSlot, stack: Any) -> Any | None:
+def _store_writer(
+    settings: Settings, slot: HandlerSlot, stack: contextlib.AsyncExitStack | contextlib.ExitStack
+) -> SqliteLogWriter | None:
     """The store's log writer, registered as sink and handler; None (one warning) when the
     store cannot be opened: the span store says the same of its spans, and the run goes on."""
     from taskdaemon.pipeline.tracking.log_read import store_path  # noqa: PLC0415
@@ -119,7 +126,7 @@ def _store_writer(settings: Settings, slot: HandlerSlot, stack: Any) -> Any | No
     return writer
 
 
-def _store_unavailable(telemetry: Any) -> bool:
+def _store_unavailable(telemetry: Telemetry) -> bool:
     """True when the span store could not be opened: its warning (spans are not stored, and
     why) already covers the run logs kept in the same file, so no second one is written."""
     from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore  # noqa: PLC0415

@@ -30,7 +30,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
@@ -39,6 +39,11 @@ from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.engine import Engine
+    from taskdaemon.pipeline.loops import LoopRegistry
+    from taskdaemon.pipeline.model import Pipeline
 
 __all__ = ["register", "serve_command"]
 
@@ -89,13 +94,15 @@ class _AutoApprove:
     """Grants every approval as soon as it is asked for (after the event is delivered)."""
 
     def __init__(self) -> None:
-        self.engine: Any = None
+        self.engine: Engine | None = None
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, ApprovalRequested) and self.engine is not None:
             asyncio.get_running_loop().call_soon(self._grant, event.run_id, event.stage)
 
     def _grant(self, run_id: str, stage: str) -> None:
+        if self.engine is None:  # scheduled only once bound
+            return
         with contextlib.suppress(PipelineError):  # the run ended or moved on meanwhile
             self.engine.approve(run_id, stage, "serve --auto-approve")
 
@@ -155,8 +162,8 @@ async def _serve(
     settings: Settings,
     *,
     address: tuple[str, int],
-    pipeline: Any,
-    registry: Any,
+    pipeline: Pipeline | None,
+    registry: LoopRegistry | None,
     request: dict[str, Any],
 ) -> int:
     from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
@@ -201,7 +208,11 @@ async def _serve(
 
 
 async def _schedule(
-    engine: Any, pipeline: Any, request: dict[str, Any], args: argparse.Namespace, stop: Any
+    engine: Engine,
+    pipeline: Pipeline,
+    request: dict[str, Any],
+    args: argparse.Namespace,
+    stop: asyncio.Event,
 ) -> None:
     runs = 0
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):

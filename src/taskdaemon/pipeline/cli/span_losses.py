@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
 
 __all__ = ["announce_unavailable_store", "observe_dropped_spans", "report_lost_spans"]
 
@@ -36,7 +39,9 @@ def _stores(processors: Iterable[Any]) -> list[Any]:
     return [p for p in processors if isinstance(getattr(p, "dropped_spans", None), int)]
 
 
-def observe_dropped_spans(meter_provider: MeterProvider, processors: Sequence[Any]) -> None:
+def observe_dropped_spans(
+    meter_provider: MeterProvider, processors: Sequence[SpanProcessor]
+) -> None:
     """Register ``taskdaemon.spans.dropped`` over the processors that count dropped spans
     (none: no instrument, there is no store to lose anything)."""
     stores = _stores(processors)
@@ -56,14 +61,14 @@ def observe_dropped_spans(meter_provider: MeterProvider, processors: Sequence[An
     )
 
 
-def announce_unavailable_store(processors: Iterable[Any]) -> None:
+def announce_unavailable_store(processors: Iterable[SpanProcessor]) -> None:
     """Log the one warning line of a span store that could not be opened (once per store)."""
     for processor in processors:
         if isinstance(processor, UnavailableSpanStore):
             processor.warn_once()
 
 
-def report_lost_spans(processors: Iterable[Any]) -> int:
+def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
     """Log one warning line when the span store dropped spans after it opened; returns the
     count. Call it once the processors are shut down, so the count is final."""
     lost = 0

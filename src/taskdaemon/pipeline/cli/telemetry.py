@@ -47,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -67,6 +67,7 @@ from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking.store_processor import store_processor_for
 from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
+from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 
 if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
     from opentelemetry.sdk._logs import LoggerProvider
@@ -75,6 +76,8 @@ if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
     from opentelemetry.sdk.metrics.view import View
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from prometheus_client import CollectorRegistry
+
+    from taskdaemon.pipeline.tracking._health import StoreHealth
 
 __all__ = [
     "EXPORTER_LOGGERS",
@@ -297,12 +300,11 @@ class Telemetry:
         """True when ``registry`` has our Prometheus reader (``/metrics`` has data)."""
         return self.registry is not None
 
-    def store_health(self) -> Any | None:
+    def store_health(self) -> StoreHealth | None:
         """The span store processor's ``health()`` answer, or ``None`` without a store."""
         for processor in self.span_processors:
-            health = getattr(processor, "health", None)
-            if callable(health):
-                return health()
+            if isinstance(processor, SqliteSpanProcessor | UnavailableSpanStore):
+                return processor.health()
         return None
 
     def shutdown(self, timeout: float | None = None) -> bool:
