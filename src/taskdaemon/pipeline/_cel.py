@@ -1,10 +1,10 @@
 """The CEL core: the compiled extension of ``common-expression-language``, without its package.
 
 ``import cel`` runs the package's ``__init__``, which also imports the package's interactive
-command-line tool (``cel.cli``: typer, rich, pygments, prompt_toolkit): over 100 ms at every
-start of ``taskdaemon`` for code a pipeline never calls. This module loads only the extension,
-``cel.cel`` (``compile``, ``evaluate``, ``Context``, ``Program``, ``OptionalValue``: the whole
-API ``cel`` re-exports from it), as :data:`cel`.
+command-line tool (``cel.cli``: typer, rich, pygments, prompt_toolkit): paid at every start of
+``taskdaemon`` for code a pipeline never calls (``benchmarks/README.md``, "CLI start-up"). This
+module loads only the extension, ``cel.cel`` (``compile``, ``evaluate``, ``Context``, ``Program``,
+``OptionalValue``: the whole API ``cel`` re-exports from it), as :data:`cel`.
 
 The extension is registered in ``sys.modules`` under its own name, so a later ``import cel`` (by
 a handler, a test) runs the package's ``__init__`` over this very module: the extension is

@@ -358,9 +358,9 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _plain(value: object) -> Any:
-    """``dataclasses.asdict``'s value for the hash's JSON, without its deep copies (a run of a
-    300-stage file spent 10 ms in them): dataclasses as dicts, tuples and lists item by item,
-    anything else as is (every field here is immutable)."""
+    """``dataclasses.asdict``'s value for the hash's JSON, without its deep copies (their cost
+    grew with the file: ``benchmarks/README.md``, "Per-stage cost"): dataclasses as dicts,
+    tuples and lists item by item, anything else as is (every field here is immutable)."""
     kind = type(value)
     names = _FIELD_NAMES.get(kind)
     if names is None and is_dataclass(kind):

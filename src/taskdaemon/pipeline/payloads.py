@@ -80,7 +80,8 @@ class PayloadCapture:
         """Redact, serialise (compact JSON, keys sorted), measure, hash and cap ``payload``.
 
         orjson does the serialising: a stage's inputs and outputs are captured twice per stage
-        on the monitor's hot path, and it is several times faster than ``json`` there. Values
+        on the monitor's hot path, where it is much faster than ``json``
+        (``benchmarks/json_encoding.py``). Values
         JSON has no form for are written as ``str(value)``, other mappings as objects; what
         cannot be written at all (cycles, lone surrogates, huge ints) is captured as its repr.
         """

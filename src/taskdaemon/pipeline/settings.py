@@ -5,13 +5,13 @@ Every setting comes from the environment; an invalid value fails :func:`load_set
 reason (the CLI prints it and exits with status 2).
 
 The loader is a small typed one, not a settings library: it runs on the start-up path of every
-command (``taskdaemon run`` must reach its first stage within 150 ms, and pydantic-settings cost
-more than that alone). It keeps the behaviour the settings had: variable names are matched
-without regard to case (an exact upper-case name wins), an empty value is a value (``""`` is not
-a valid port), numbers are parsed as Python literals (``1_000``), and the reasons read like
-pydantic's (``Input should be less than or equal to 65535``), so scripts matching them keep
-working. Keyword overrides of :func:`load_settings` (field names) are validated the same way; an
-unknown one is a ``TypeError``.
+command (``taskdaemon run`` must reach its first stage within 150 ms, a budget pydantic-settings
+alone exceeded: ``benchmarks/README.md``, "CLI start-up"). It keeps the behaviour the settings had:
+variable names are matched without regard to case (an exact upper-case name wins), an empty value is
+a value (``""`` is not a valid port), numbers are parsed as Python literals (``1_000``), and the
+reasons read like pydantic's (``Input should be less than or equal to 65535``), so scripts matching
+them keep working. Keyword overrides of :func:`load_settings` (field names) are validated the same
+way; an unknown one is a ``TypeError``.
 
 taskdaemon's own variables:
 

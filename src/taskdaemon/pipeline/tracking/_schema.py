@@ -30,8 +30,8 @@ Schema version 7 (``PRAGMA user_version``):
 Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirteen columns and a
 unique index on (trace id, span id): random trace ids scattered index entries over the whole
 index, so each batch dirtied most index pages, and the resource JSON was repeated in every row.
-Version 4 writes six values per span into one append-ordered tree: SQLite's own time per row
-fell from 9.7 to 5.5 µs (figures in ``benchmarks/README.md``).
+Version 4 writes six values per span into one append-ordered tree, which cut SQLite's own time
+per row by about 40% (figures in ``benchmarks/README.md``, "Span store").
 
 Migrations run in one write transaction when a file is opened: version 1 gains the ``writers``
 table and ``runs.writer_id`` (its open runs, having no known writer, read as interrupted);

@@ -9,9 +9,9 @@ before they were called. The rows are those of ``tracking._schema``; the ``runs`
 this processor saw start is summarized from an in-memory tally when the run span ends, with no
 read-back.
 
-Cost. The caller pays one queue put (~1 µs). The writer spends about 10 µs per span: some 3 µs
-building the JSON body, 3 µs in SQLite, 1-2 µs on the run tally, the rest reading the span
-(figures in ``benchmarks/README.md``). It reads an SDK span's attributes, events and links in
+Cost. The caller pays one queue put. The writer's time per span goes to building the JSON
+body, the SQLite inserts, the run tally and reading the span, in that order of weight (figures
+in ``benchmarks/README.md``, "Span store"). It reads an SDK span's attributes, events and links in
 place when it can (``_parts``), and WAL checkpoints run on their own thread
 (``_checkpoint.Checkpointer``).
 """
@@ -149,8 +149,8 @@ def _json_default(value: Any) -> Any:
 
 
 def _dumps(value: Any) -> str:
-    """Compact JSON text via orjson (~0.4 µs for a stage span's attributes against ~5 µs for the
-    standard library)."""
+    """Compact JSON text via orjson (an order of magnitude faster than the standard library
+    here: ``benchmarks/json_encoding.py``)."""
     return orjson.dumps(value, default=_json_default).decode()
 
 
