@@ -36,9 +36,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 
-__all__ = ["apply_breakpoints", "parse_breakpoint", "register"]
+__all__ = ["register"]
 
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_INVALID, EXIT_SIGINT = 0, 1, 2, 130
 _ACTIONS = ("attach", "continue", "step", "skip")
@@ -75,58 +76,6 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workspace", metavar="DIR", help="as for taskdaemon run")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=debug_command)
-
-
-def add_break_options(parser: argparse.ArgumentParser) -> None:
-    """``--break`` and ``--break-on-failure`` (``debug`` and ``run`` share them)."""
-    parser.add_argument(
-        "--break",
-        dest="breaks",
-        action="append",
-        default=[],
-        metavar="STAGE[:CEL]",
-        help="pause before STAGE starts (when the CEL condition holds); repeatable",
-    )
-    parser.add_argument(
-        "--break-on-failure",
-        action="store_true",
-        help="pause a stage after it fails, before the error strategy acts",
-    )
-
-
-def parse_breakpoint(
-    spec: str, stages: Sequence[str], origin: str = "--break"
-) -> tuple[str, str | None]:
-    """``STAGE[:CEL]`` -> (stage, condition); ValueError with a one-line reason."""
-    stage, sep, when = spec.partition(":")
-    stage = stage.strip()
-    if stage not in stages:
-        raise ValueError(f"{origin} {spec!r}: no stage {stage!r} (stages: {', '.join(stages)})")
-    when = when.strip()
-    if sep and not when:
-        raise ValueError(f"{origin} {spec!r}: empty condition after ':'")
-    return stage, when or None
-
-
-def apply_breakpoints(session: Any, pipeline: Any, args: argparse.Namespace, env: str) -> int:
-    """Set the breakpoints of ``--break``, ``--break-on-failure`` and ``env``
-    (``TASKDAEMON_BREAKPOINTS``) on ``session`` for ``pipeline``; returns how many.
-    ValueError (one line) for a bad one."""
-    specs = [("TASKDAEMON_BREAKPOINTS", s.strip()) for s in env.split(";") if s.strip()]
-    specs += [("--break", s) for s in getattr(args, "breaks", [])]
-    stages = list(pipeline.stage_map)
-    count = 0
-    for origin, spec in specs:
-        stage, when = parse_breakpoint(spec, stages, origin)
-        try:
-            session.set_breakpoint(stage, when, pipeline=pipeline.name)
-        except PipelineError as exc:
-            raise ValueError(f"{origin} {spec!r}: {exc}") from None
-        count += 1
-    if getattr(args, "break_on_failure", False):
-        session.set_breakpoint(None, on="failure", pipeline=pipeline.name)
-        count += 1
-    return count
 
 
 def _fail(code: int, message: str) -> int:

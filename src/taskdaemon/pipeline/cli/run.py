@@ -159,7 +159,7 @@ def register(subparsers: Any) -> None:
         "(HOST defaults to TASKDAEMON_METRICS_HOST)",
     )
     add_log_level_option(parser)
-    from taskdaemon.pipeline.cli.debug import add_break_options  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.breakpoints import add_break_options  # noqa: PLC0415
 
     add_break_options(parser)
     parser.set_defaults(func=run_command)
@@ -534,7 +534,7 @@ async def run_pipeline(
 
 def _breakpoints(engine: Engine, pipeline: Pipeline, args: argparse.Namespace) -> str | None:
     """Debug mode with the run's breakpoints, when it has some; the one-line error if bad."""
-    from taskdaemon.pipeline.cli.debug import apply_breakpoints  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.breakpoints import apply_breakpoints  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     env = load_settings().breakpoints
