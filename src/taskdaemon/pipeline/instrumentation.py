@@ -18,8 +18,9 @@ What it does: wraps ``Engine.__init__`` and ``Engine.add_observer`` (wrapt) so t
 created while instrumented gets one shared :class:`~taskdaemon.pipeline.monitor.PipelineMonitor`
 observer (created in ``instrument()``, never at import, from the ``tracer_provider`` /
 ``meter_provider`` keyword arguments or the globals). An engine that already has its own
-``PipelineMonitor`` (the ``taskdaemon run`` command attaches one) is left alone, and an engine
-that gets one later loses the automatic one, so runs are never traced twice.
+``PipelineMonitor`` (the ``taskdaemon run`` command attaches one, or its stand-in while the
+monitor loads: an observer whose class sets ``is_pipeline_monitor = True``) is left alone, and
+an engine that gets one later loses the automatic one, so runs are never traced twice.
 ``uninstrument()`` unwraps both methods; engines built meanwhile keep their monitor. Both calls
 are idempotent (``BaseInstrumentor`` guards them). ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=
 taskdaemon`` makes ``opentelemetry-instrument`` skip it.
@@ -46,6 +47,14 @@ __all__ = ["PipelineInstrumentor"]
 _log = logging.getLogger(__name__)
 
 _INSTRUMENTS = ("taskdaemon >= 0.1, < 1.0",)
+
+
+def _is_monitor(observer: object) -> bool:
+    """A PipelineMonitor, or an observer standing for one (see the module docstring)."""
+    return (
+        isinstance(observer, PipelineMonitor)
+        or getattr(type(observer), "is_pipeline_monitor", False) is True
+    )
 
 
 class PipelineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -75,7 +84,7 @@ class PipelineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         ) -> Any:
             observer = args[0] if args else kwargs.get("observer")
             auto = automatic.get(instance)
-            if isinstance(observer, PipelineMonitor) and observer is not auto:
+            if _is_monitor(observer) and observer is not auto:
                 # The engine's owner brought its own monitor: one trace per run, not two.
                 _guarded(lambda: automatic.pop(instance, None) and instance.remove_observer(auto))
             return wrapped(*args, **kwargs)
@@ -90,7 +99,7 @@ class PipelineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             observers = list(kwargs.get("observers", ()))  # it may be a one-shot iterable
             kwargs["observers"] = observers
             result = wrapped(*args, **kwargs)
-            if not any(isinstance(o, PipelineMonitor) for o in observers):
+            if not any(_is_monitor(o) for o in observers):
                 automatic[instance] = monitor
                 _guarded(lambda: instance.add_observer(monitor))
             return result

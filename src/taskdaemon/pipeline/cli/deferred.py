@@ -40,7 +40,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskdaemon.pipeline.events import EngineEvent, RunFinished, RunStarted, StageStarted
 from taskdaemon.pipeline.logs import ContextFilter, configure_logging
@@ -116,6 +116,10 @@ class PendingLogHandler(logging.Handler):
 class DeferredMonitor:
     """The engine observer standing in for the :class:`PipelineMonitor` while it loads (see the
     module docstring). Its entry points never raise."""
+
+    #: Auto-instrumentation (``instrumentation.py``) leaves an engine with one of these alone,
+    #: as it does one with a PipelineMonitor: a run is traced once.
+    is_pipeline_monitor: ClassVar[bool] = True
 
     def __init__(self, capture: PayloadCapture) -> None:
         #: The monitor's payload capture, made before it (a debug dump reads it).
