@@ -5,10 +5,11 @@ The model is the one Jupyter's server uses, tightened where it is loose:
 * **Token.** ``TASKDAEMON_API_TOKEN`` when set (at least 16 characters), else 48 random hex
   digits generated at start (:meth:`ApiAuth.generate`). A generated token is written to
   ``$TASKDAEMON_HOME/api-token`` with mode 0600 (created ``O_EXCL`` under a temporary name,
-  then renamed: no moment where it is readable by others) and logged to the console only in the
-  URL ``http://host:port/?token=…`` (never to an OTLP log exporter). A configured token is never
-  written anywhere: its owner already has it. The file is removed when the server stops (if it
-  still holds this server's token; the most recent server of a home owns the file).
+  then renamed: no moment where it is readable by others) and shown in the sign-in URL
+  ``http://host:port/?token=…`` on a terminal only, never logged (``cli.sign_in``). A
+  configured token is never written anywhere: its owner already has it. The file is removed
+  when the server stops (if it still holds this server's token; the most recent server of a
+  home owns the file).
 * **Credentials.** ``Authorization: Bearer T`` or ``Authorization: token T``; or the session
   cookie ``taskdaemon-session-<port>`` (HMAC-signed with a per-process key, ``HttpOnly``,
   ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so

@@ -20,8 +20,7 @@ Every record that reaches a handler installed by :func:`configure_logging` carri
 with the same ids in brackets. With ``OTEL_LOGS_EXPORTER`` set, :class:`OTelLogHandler` also
 sends every record to the ``LoggerProvider`` (with the span context, so backends link logs to
 spans). Records of the ``opentelemetry`` loggers are never exported that way, so a failing log
-exporter cannot feed on its own complaints; nor are records logged with
-``extra={"_console_only": True}`` (the API's sign-in URL carries its token).
+exporter cannot feed on its own complaints.
 
 In ``text`` format, control characters in the message and the ids are escaped
 (:func:`escape_controls`): a value that reached a log line from outside (a rejection reason, a
@@ -288,7 +287,7 @@ class OTelLogHandler(logging.Handler):
         self._provider = logger_provider
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("opentelemetry") or getattr(record, "_console_only", False):
+        if record.name.startswith("opentelemetry"):
             return
         try:
             attributes: dict[str, Any] = {

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
+from taskdaemon.pipeline.cli.sign_in import announce_sign_in
 from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file, write_token_file
@@ -26,6 +27,8 @@ from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from opentelemetry.sdk.trace.id_generator import IdGenerator
 
     from taskdaemon.pipeline.engine import Engine
@@ -169,27 +172,20 @@ def api_auth(settings: Settings) -> ApiAuth:
 def _announce(
     server: MonitorServer, auth: ApiAuth, settings: Settings, stack: contextlib.AsyncExitStack
 ) -> None:
-    """Write a generated token to its 0600 file and tell the console where to sign in.
-
-    The URL with the token goes to the console handler only (``_console_only``): never to an
-    OTLP log exporter. A configured token is neither written nor shown.
-    """
+    """Write a generated token to its 0600 file and say where to sign in (``cli.sign_in``:
+    the token itself only to a terminal, never to a log). A configured token is neither
+    written nor shown."""
     if not auth.generated:
-        _log.info("API: %s/ (token: TASKDAEMON_API_TOKEN)", server.url)
+        announce_sign_in(_log, "API", server.url, None, None)
         return
+    path: Path | None = None
     try:
         path = write_token_file(settings.home, auth.token)
     except OSError as error:
         _log.warning("cannot write the API token file under %s: %s", settings.home, error)
     else:
         stack.callback(remove_token_file, path, auth.token)
-    _log.info(
-        "API: %s/?token=%s (token also in %s)",
-        server.url,
-        auth.token,
-        settings.home / "api-token",
-        extra={"_console_only": True},
-    )
+    announce_sign_in(_log, "API", server.url, auth.token, path)
 
 
 def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:

@@ -81,7 +81,12 @@ def ui_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Any, url: str, host: str, port: int) -> int:
-    from taskdaemon.pipeline.http_security import ApiAuth  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sign_in import announce_sign_in  # noqa: PLC0415
+    from taskdaemon.pipeline.http_security import (  # noqa: PLC0415
+        ApiAuth,
+        remove_token_file,
+        write_token_file,
+    )
     from taskdaemon.pipeline.server import MonitorServer, create_app  # noqa: PLC0415
     from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
     from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
@@ -105,16 +110,25 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     )
     server = MonitorServer(app, host=host, port=port)
     await server.start()
+    token_file = None
     try:
-        where = f"{server.url}/?token={auth.token}" if auth.generated else f"{server.url}/"
-        _log.info(
-            "taskdaemon ui: %s (read-only, runs from %s)",
-            where,
-            display_url(url),
-            extra={"_console_only": True},
+        if auth.generated:
+            try:
+                token_file = write_token_file(settings.home, auth.token)
+            except OSError as error:
+                _log.warning("cannot write the API token file under %s: %s", settings.home, error)
+        _log.info("taskdaemon ui: read-only, runs from %s", display_url(url))
+        announce_sign_in(
+            _log,
+            "taskdaemon ui",
+            server.url,
+            auth.token if auth.generated else None,
+            token_file,
         )
         await stop.wait()
     finally:
+        if token_file is not None:
+            remove_token_file(token_file, auth.token)
         await server.aclose()
         app.state.web.close()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -1,0 +1,47 @@
+"""Where to sign in to a server's web page and API: shown in full only to a terminal.
+
+Jupyter prints its sign-in URL, token included, so that its owner can open it with one click;
+the project's rule is that a secret never reaches a log. Both hold here: the log line names the
+URL and the 0600 file holding the token (``$TASKDAEMON_HOME/api-token``), and the URL with the
+token is written straight to stderr, outside logging, only when stderr is a terminal, that is
+when the person who started the server is reading it. Captured stderr (a pipe, a file, a CI
+log, a journal) and every log handler or exporter therefore never see the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["announce_sign_in"]
+
+
+def announce_sign_in(
+    log: logging.Logger,
+    label: str,
+    url: str,
+    token: str | None,
+    token_file: Path | None,
+    *,
+    stream: TextIO | None = None,
+) -> None:
+    """Log ``label: url/`` and where the token is; show the token URL on a terminal.
+
+    ``token`` is None for a configured ``TASKDAEMON_API_TOKEN`` (its owner already has it: it
+    is never shown). ``token_file`` is None when the token could not be written to its file.
+    """
+    if token is None:
+        log.info("%s: %s/ (token: TASKDAEMON_API_TOKEN)", label, url)
+        return
+    where = f"token in {token_file}" if token_file is not None else "token on the terminal only"
+    log.info("%s: %s/ (%s)", label, url, where)
+    out = sys.stderr if stream is None else stream
+    try:
+        interactive = out.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream: treat as captured
+        interactive = False
+    if interactive:
+        out.write(f"  sign in: {url}/?token={token}\n")
+        out.flush()

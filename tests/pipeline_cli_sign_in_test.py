@@ -1,0 +1,94 @@
+"""``taskdaemon serve`` says where to sign in: the token to a terminal only, never to a log."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+_URL = re.compile(r"API: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
+_SIGN_IN = re.compile(r"sign in: (http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]+)")
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
+    env.update(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none", PYTHONUNBUFFERED="1")
+    return env
+
+
+def _serve(home: Path, stderr: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "serve", "--port", "0"],
+        env=_environment(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+
+
+def _read_until(fd: int, pattern: re.Pattern[str], seconds: float = 60) -> str:
+    """What ``fd`` gave until ``pattern`` matched (AssertionError with all of it if not)."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while not pattern.search(seen.decode(errors="replace")):
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([fd], [], [], max(left, 0))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no {pattern.pattern!r} in:\n{seen.decode(errors='replace')}")
+        seen += chunk
+    return seen.decode(errors="replace")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_a_terminal_gets_the_sign_in_url_with_the_token(tmp_path: Path) -> None:
+    """On a terminal the server shows the URL with its generated token (the one in the 0600
+    token file), beside a log line naming only the file."""
+    controller, terminal = pty.openpty()
+    process = _serve(tmp_path / "home", terminal)
+    os.close(terminal)
+    try:
+        text = _read_until(controller, _SIGN_IN)
+        token_file = Path(_URL.search(text).group(2))  # type: ignore[union-attr]
+        stored = token_file.read_text().strip()
+        mode = token_file.stat().st_mode & 0o777
+    finally:
+        _stop(process)
+        os.close(controller)
+    shown = _SIGN_IN.search(text)
+    assert shown is not None
+    assert (shown.group(2), mode, len(stored)) == (stored, 0o600, 48)
+
+
+@pytest.mark.slow
+def test_captured_stderr_names_the_token_file_but_never_holds_the_token(tmp_path: Path) -> None:
+    """With stderr captured (a pipe, as in CI or a service manager) the token is nowhere in
+    it, and the log line still says where to find it."""
+    read, write = os.pipe()
+    process = _serve(tmp_path / "home", write)
+    os.close(write)
+    try:
+        text = _read_until(read, _URL)
+        token = Path(_URL.search(text).group(2)).read_text().strip()  # type: ignore[union-attr]
+    finally:
+        _stop(process)
+        with os.fdopen(read, "rb") as rest:
+            text += rest.read().decode(errors="replace")
+    assert (token in text, "sign in:" in text, len(token)) == (False, False, 48)
