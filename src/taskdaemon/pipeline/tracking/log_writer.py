@@ -10,6 +10,11 @@ same file, so a stage writing thousands of lines never waits for SQLite. It take
   (stamped by ``logs.ContextFilter`` or given in ``extra``) are kept, the store being per run.
 
 Bodies and attributes are redacted (``redaction``) on the writer thread, off the run's path.
+Rows are written in batches, one transaction each: once a row arrives at an idle writer, it
+waits up to :data:`LINGER_SECONDS` for more (less when a batch fills up, ``flush`` or
+``close`` is called), and a row queued meanwhile wakes nobody. Without the wait every record
+of a run whose loop often waits (sync handlers in threads, subprocesses) cost a thread wake-up
+and a commit of its own.
 At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and counted
 (``dropped``), with one warning per writer: logging must not exhaust memory nor stop a run.
 """
@@ -31,10 +36,12 @@ from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._schema import connect, rollback
 
-__all__ = ["MAX_PENDING", "SqliteLogWriter"]
+__all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 
 #: Rows waiting for the writer thread at most; more are dropped and counted.
 MAX_PENDING: Final = 200_000
+#: Seconds an idle writer waits, after a row arrives, for more rows to write in the same batch.
+LINGER_SECONDS: Final = 0.05
 _logger = logging.getLogger(__name__)
 
 # (trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope, body,
@@ -54,15 +61,20 @@ _OUTPUT_SCOPE: Final = "taskdaemon.run.output"
 class SqliteLogWriter:
     """Appends log rows to ``path``'s ``logs`` table on a thread of its own (see the module)."""
 
-    def __init__(self, path: str | Path, *, batch_size: int = 2000) -> None:
+    def __init__(
+        self, path: str | Path, *, batch_size: int = 2000, linger: float = LINGER_SECONDS
+    ) -> None:
         self.path = Path(path)
         self._batch_size = batch_size
+        self._linger_seconds = linger
         self._conn: sqlite3.Connection = connect(self.path)
         self._pending: deque[_Row] = deque()
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
+        self._flushing = 0  # flush() callers waiting: the writer does not linger for them
         self.written = 0
+        self.batches = 0  # transactions committed
         self.dropped = 0
         self._warned = False
         self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
@@ -83,8 +95,12 @@ class SqliteLogWriter:
                     )
                 self.dropped += lost
                 rows = rows[: max(room, 0)]
-            self._pending.extend(rows)
-            self._cond.notify()
+            pending = self._pending
+            pending.extend(rows)
+            # Wake the writer only from idle (or for a full batch): while it lingers or writes,
+            # it finds these rows itself.
+            if len(pending) == len(rows) or len(pending) >= self._batch_size:
+                self._cond.notify_all()
 
     def write_output(self, batch: OutputBatch) -> None:
         """Queue one batch of captured output (the ``OutputSink`` protocol)."""
@@ -177,11 +193,16 @@ class SqliteLogWriter:
         """Wait until every queued row is written; False when ``timeout`` ran out first."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._thread.is_alive():
-                    return False
-                self._cond.wait(min(left, 0.05))
+            self._flushing += 1
+            self._cond.notify_all()  # a lingering writer writes now
+            try:
+                while self._pending or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(min(left, 0.05))
+            finally:
+                self._flushing -= 1
         return True
 
     def close(self, timeout: float = 10.0) -> None:
@@ -203,12 +224,14 @@ class SqliteLogWriter:
                     self._cond.wait()
                 if not self._pending:
                     return
+                self._linger()
                 size = min(len(self._pending), self._batch_size)
                 rows = [self._pending.popleft() for _ in range(size)]
                 self._busy = True
             try:
                 self._write(rows)
                 self.written += len(rows)
+                self.batches += 1
             except Exception as error:  # a broken file loses these rows, never the run
                 self.dropped += len(rows)
                 if not self._warned:  # said once, in one line; close() says how many were lost
@@ -218,6 +241,16 @@ class SqliteLogWriter:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _linger(self) -> None:
+        """Wait (holding ``_cond``) up to ``linger`` seconds for the batch to fill, unless it
+        is full, a ``flush`` waits or the writer is closing."""
+        deadline = time.monotonic() + self._linger_seconds
+        while len(self._pending) < self._batch_size and not self._flushing and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._cond.wait(left)
 
     def _write(self, rows: list[_Row]) -> None:
         values = []
