@@ -16,6 +16,12 @@ handlers, made cheaper for the many short handlers a pipeline runs:
 
 A thread cannot be interrupted: when the awaiting task is cancelled (timeout, run cancelled)
 the call goes on in the background and its result is dropped.
+
+No inline fast path: a sync handler never runs on the loop's thread, even a cheap one. Nothing
+tells a cheap handler from one that blocks before it has run (the first call of a handler that
+reads a socket may be its slow one), and one blocking call on the loop stalls every other
+stage, the stage's own timeout, approvals and cancellation. A handler whose cost matters is
+written ``async def``: it runs on the loop, without the hop (see benchmarks/README.md).
 """
 
 from __future__ import annotations
