@@ -6,6 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
+from taskdaemon.pipeline.cli.deferred import PendingLogHandler
 from taskdaemon.pipeline.tracking.log_read import run_log_records
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
@@ -51,3 +52,19 @@ def test_close_writes_a_lingering_batch_at_once(tmp_path: Path) -> None:
     writer.close(timeout=10.0)
     assert writer.written == 1
     assert ["only"] == [row.body for row in run_log_records(db, RUN)]
+
+
+def test_a_flush_of_the_pending_root_handler_reaches_the_store(tmp_path: Path) -> None:
+    """The root handler standing in while the store opens passes flush() on to the store's
+    handler once attached, so the debugger's ``logs`` and dumps read every record so far."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db, linger=60.0)
+    pending = PendingLogHandler()
+    try:
+        pending.attach(writer.handler())
+        pending.handle(_record("through the stand-in"))
+        pending.flush()
+        assert ["through the stand-in"] == [row.body for row in run_log_records(db, RUN)]
+    finally:
+        pending.close()
+        writer.close()

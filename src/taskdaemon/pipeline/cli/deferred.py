@@ -97,6 +97,13 @@ class PendingLogHandler(logging.Handler):
             self._target = handler
             self.attached = True
 
+    def flush(self) -> None:
+        """Flush the attached handler: the store's log writer batches its rows, and a debug
+        dump or the debugger's ``logs`` reads the store right after a flush."""
+        target = self._target
+        if target is not None:
+            target.flush()
+
     def detach(self, handler: logging.Handler) -> None:
         """Stop passing records on (the store is closing)."""
         with self.lock:  # type: ignore[union-attr]
