@@ -272,6 +272,7 @@ def test_console_export_and_json_logs_are_json() -> None:
                 "DSN",
                 "pa\u017f\u017fword",
                 "api_\u212aey",
+                "sess\u0130on",
             )
             for value in ("hunter2",)
         ),
