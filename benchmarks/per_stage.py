@@ -74,6 +74,9 @@ def timed(
     """Wall seconds and CPU seconds (user + system) of one child process (with ``source``
     first on its ``PYTHONPATH`` when given)."""
     env = dict(os.environ, TASKDAEMON_HOME=str(home))
+    # Byte-code caches as a user has them: without them every process compiles every module,
+    # seconds of noise in a difference of two whole processes.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     if source:
         env["PYTHONPATH"] = source
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
