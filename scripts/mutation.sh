@@ -50,6 +50,11 @@ tests_for() {
             echo tests/pipeline_replay_verify_test.py ;;
         pipeline/http_security.py)
             echo tests/pipeline_http_security_test.py tests/http_security_middleware_test.py ;;
+        pipeline/run_state.py)
+            echo tests/pipeline_run_state_vocabulary_test.py tests/pipeline_run_state_reducer_test.py \
+                tests/pipeline_run_state_test.py tests/pipeline_visualization_live_test.py \
+                tests/pipeline_tracking_reconstruct_test.py \
+                tests/pipeline_tracking_live_vs_stored_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

@@ -1,0 +1,687 @@
+"""run_state's reducer fed by hand with engine events: each event's effect on the record, the
+orders and gaps an observer can meet (attached mid-run, events after the end, repeats), the
+timings it derives, and what it redacts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
+    EngineEvent,
+    EventPublished,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    StageWaiting,
+)
+from taskdaemon.pipeline.model import (
+    Manual,
+    OnCompletion,
+    OnEvent,
+    Pipeline,
+    Stage,
+    TriggerMode,
+)
+from taskdaemon.pipeline.run_state import RunState, apply
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+RUN = "run-1"
+PIPE = Pipeline(
+    "p",
+    (
+        Stage("a", "python", (Manual(),), emits=("item",)),
+        Stage("b", "shell", (OnCompletion("a"), OnEvent("item")), trigger_mode=TriggerMode.ALL),
+        Stage("c", "python", (OnCompletion("b", success_only=False),)),
+    ),
+)
+SECRET = "password=hunter2"
+
+
+def run_started(at: float = 10.0, **fields: Any) -> RunStarted:
+    return RunStarted(RUN, PIPE, {}, at, **fields)
+
+
+def queued(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> StageQueued:
+    return StageQueued(RUN, "p", stage, instance, attempt, at, f"{stage}.{instance}.{attempt}")
+
+
+def started(
+    stage: str,
+    at: float,
+    *,
+    instance: int = 0,
+    attempt: int = 1,
+    queued_at: float | None = None,
+    considered_at: float | None = None,
+    paused: float = 0.0,
+    inputs: Mapping[str, Any] | None = None,
+    loop: str = "python",
+) -> StageStarted:
+    return StageStarted(
+        RUN,
+        "p",
+        stage,
+        instance,
+        attempt,
+        f"{stage}.{instance}.{attempt}",
+        loop,
+        at,
+        at if queued_at is None else queued_at,
+        at if considered_at is None else considered_at,
+        inputs or {},
+        paused=paused,
+    )
+
+
+def finished(
+    stage: str,
+    status: StageStatus,
+    at: float,
+    *,
+    instance: int = 0,
+    attempt: int = 1,
+    **fields: Any,
+) -> StageFinished:
+    return StageFinished(
+        RUN, "p", stage, instance, attempt, f"{stage}.{instance}.{attempt}", status, at, **fields
+    )
+
+
+def hit(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> BreakpointHit:
+    task_run_id = f"{stage}.{instance}.{attempt}"
+    return BreakpointHit(RUN, "p", stage, instance, attempt, task_run_id, at, "step", "step")
+
+
+def resumed(stage: str, at: float, paused: float, *, attempt: int = 1) -> BreakpointResumed:
+    return BreakpointResumed(
+        RUN, "p", stage, 0, attempt, f"{stage}.0.{attempt}", at, "continue", "alice", paused
+    )
+
+
+def end(status: RunStatus, at: float = 50.0, **fields: Any) -> RunFinished:
+    return RunFinished(RUN, "p", status, at, **fields)
+
+
+def fold(events: Iterable[EngineEvent], **kwargs: Any) -> RunState:
+    state: RunState | None = None
+    for event in events:
+        state = apply(state, event, **kwargs)
+    assert state is not None
+    return state
+
+
+def statuses(state: RunState) -> dict[str, str]:
+    return {stage.name: stage.status for stage in state.record().stages}
+
+
+def test_run_started_records_the_definition() -> None:
+    """The run's identity, origin, stages in definition order, their loops, triggers, upstream
+    and mode, the edges and the definition hash all come from ``RunStarted``."""
+    record = fold([run_started(12.5, started_by="cli", replay_of="run-0")]).record()
+    assert (record.run_id, record.pipeline, record.status) == (RUN, "p", "running")
+    assert (record.start, record.end, record.started_by, record.replay_of) == (
+        12.5,
+        None,
+        "cli",
+        "run-0",
+    )
+    assert record.definition_hash == PIPE.definition_hash
+    assert [(e.source, e.target, e.label) for e in record.edges] == [
+        (e.source, e.target, e.label) for e in PIPE.edges
+    ]
+    assert len(record.edges) == 3
+    a, b, c = record.stages
+    assert (a.name, a.loop, a.triggers, a.upstream, a.status) == (
+        "a",
+        "python",
+        ("on run start",),
+        (),
+        "pending",
+    )
+    assert (b.name, b.loop, b.upstream, b.trigger_mode) == ("b", "shell", ("a",), "all")
+    assert b.triggers == ("on completion of a", "on event item")
+    assert (c.name, c.triggers, c.trigger_mode) == (
+        "c",
+        ("on completion of b (any result)",),
+        "any",
+    )
+    assert (record.error, record.error_type) == (None, None)
+
+
+def test_an_observer_attached_mid_run_starts_at_the_first_event_it_sees() -> None:
+    """Begun from a later event, the state takes that event's run, pipeline name and time, keeps
+    the stages in the order it met them, and has no definition nor origin."""
+    state = fold([queued("b", 20.0), started("a", 21.0)])
+    record = state.record()
+    assert (record.run_id, record.pipeline, record.start) == (RUN, "p", 20.0)
+    assert [s.name for s in record.stages] == ["b", "a"]
+    assert (record.edges, record.definition_hash) == ((), None)
+    assert (record.started_by, record.replay_of) == (None, None)
+    assert statuses(state) == {"b": "queued", "a": "running"}
+
+
+def test_a_state_made_directly_knows_nothing_yet() -> None:
+    """A new ``RunState`` is a running run without start time, origin, stages or edges."""
+    record = RunState(RUN, "p").record()
+    assert (record.run_id, record.pipeline, record.status, record.start, record.end) == (
+        RUN,
+        "p",
+        "running",
+        0.0,
+        None,
+    )
+    assert (record.started_by, record.replay_of, record.stages, record.edges) == (
+        None,
+        None,
+        (),
+        (),
+    )
+
+
+def test_stages_outside_the_definition_come_after_it() -> None:
+    """A stage an event names that the definition lacks is listed after the defined ones."""
+    state = fold([run_started(), started("zz", 11.0), started("b", 12.0)])
+    assert [s.name for s in state.record().stages] == ["a", "b", "c", "zz"]
+
+
+def test_a_stage_moves_through_waiting_queued_running_and_success() -> None:
+    """Each lifecycle event shows in the live record: waiting, queued, running, success."""
+    state = fold([run_started()])
+    seen = []
+    for event in (
+        StageWaiting(RUN, "p", "a", 11.0, 10.0),
+        queued("a", 12.0),
+        started("a", 13.0, queued_at=12.0, considered_at=10.0, loop="shell"),
+        finished("a", StageStatus.SUCCESS, 15.0),
+    ):
+        state.apply(event)
+        seen.append(statuses(state)["a"])
+    assert seen == ["waiting", "queued", "running", "success"]
+    (attempt,) = state.record().stage("a").attempts
+    assert (attempt.start, attempt.end, attempt.queue_time, attempt.trigger_wait) == (
+        13.0,
+        15.0,
+        1.0,
+        2.0,
+    )
+    assert state.record().stage("a").loop == "shell"  # the loop the execution ran in
+    assert (attempt.error, attempt.error_type, attempt.inputs, attempt.outputs) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
+def test_waiting_does_not_undo_a_later_status() -> None:
+    """A ``StageWaiting`` for a stage already skipped leaves it skipped."""
+    state = fold([run_started(), StageSkipped(RUN, "p", "b", "upstream failed", 11.0)])
+    state.apply(StageWaiting(RUN, "p", "b", 12.0, 10.0))
+    assert statuses(state)["b"] == "skipped"
+
+
+def test_queue_time_excludes_the_time_paused_and_is_never_negative() -> None:
+    """Queue time is the wait from queued to start minus the pause; trigger wait runs from
+    considered to queued; clock skew never makes either negative."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 20.0, queued_at=12.0, considered_at=11.0, paused=5.0),
+            started("b", 20.0, queued_at=21.0, considered_at=22.0),
+        ]
+    )
+    (a,) = state.record().stage("a").attempts
+    (b,) = state.record().stage("b").attempts
+    assert (a.queue_time, a.trigger_wait) == (3.0, 1.0)
+    assert (b.queue_time, b.trigger_wait) == (0.0, 0.0)
+
+
+def test_a_failed_attempt_records_its_error() -> None:
+    """A failure keeps the engine's message (redacted) and the exception's class as its type; a
+    failure without a message says its type; a timeout's type is ``timeout``."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0),
+            finished("a", StageStatus.FAILURE, 12.0, error=f"bad {SECRET}", exception=KeyError()),
+            started("b", 11.0),
+            finished("b", StageStatus.FAILURE, 12.0, error_type="Boom"),
+            started("c", 11.0),
+            finished("c", StageStatus.TIMEOUT, 12.0, error="took too long"),
+        ]
+    )
+    record = state.record()
+    (a,) = record.stage("a").attempts
+    assert a.error_type == "KeyError"
+    assert a.error is not None
+    assert a.error.startswith("bad ")
+    assert "hunter2" not in a.error
+    (b,) = record.stage("b").attempts
+    assert (b.status, b.error, b.error_type) == ("failure", "Boom", "Boom")
+    (c,) = record.stage("c").attempts
+    assert (c.status, c.error, c.error_type) == ("timeout", "took too long", "timeout")
+
+
+def test_a_cancelled_attempt_says_why() -> None:
+    """An attempt a stop cancelled says ``cancelled: <why>`` and carries the stop's reason and
+    cause; the stage carries them too; an exception's message and type are kept otherwise."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0),
+            finished(
+                "a",
+                StageStatus.CANCELLED,
+                12.0,
+                cancel_reason="stage b failed",
+                cancel_cause="b",
+                exception=RuntimeError("stopped"),
+            ),
+            started("b", 11.0),
+            finished(
+                "b", StageStatus.CANCELLED, 12.0, exception=RuntimeError(f"stopped by {SECRET}")
+            ),
+            started("c", 11.0),
+            finished("c", StageStatus.CANCELLED, 12.0, cancel_reason="", cancel_cause=""),
+        ]
+    )
+    record = state.record()
+    (a,) = record.stage("a").attempts
+    assert (a.error, a.error_type) == ("cancelled: stage b failed", "RuntimeError")
+    assert (a.cancel_reason, a.cancel_cause) == ("stage b failed", "b")
+    assert (record.stage("a").cancel_reason, record.stage("a").cancel_cause) == (
+        "stage b failed",
+        "b",
+    )
+    (b,) = record.stage("b").attempts
+    assert b.error is not None
+    assert b.error.startswith("stopped by password")
+    assert "hunter2" not in b.error
+    assert b.error_type == "RuntimeError"
+    (c,) = record.stage("c").attempts
+    assert (c.error, c.error_type, c.cancel_reason, c.cancel_cause) == (None, None, None, None)
+    assert (record.stage("c").cancel_reason, record.stage("c").cancel_cause) == (None, None)
+
+
+def test_a_finished_attempt_keeps_its_measurements() -> None:
+    """CPU time and peak memory of the process tree reach the attempt."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0),
+            finished("a", StageStatus.SUCCESS, 12.0, cpu_seconds=0.25, peak_memory_bytes=4096),
+        ]
+    )
+    (a,) = state.record().stage("a").attempts
+    assert (a.cpu_seconds, a.peak_memory_bytes) == (0.25, 4096)
+
+
+def test_a_repeated_finish_changes_nothing() -> None:
+    """The first ``StageFinished`` of an execution wins; a repeat of it is ignored."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0),
+            finished("a", StageStatus.SUCCESS, 12.0),
+            finished("a", StageStatus.FAILURE, 13.0, error="late"),
+        ]
+    )
+    (a,) = state.record().stage("a").attempts
+    assert (a.status, a.end, a.error) == ("success", 12.0, None)
+
+
+def test_an_execution_cancelled_while_queued_never_ran() -> None:
+    """Finished before it started, a queued execution leaves no attempt; the stage is skipped
+    as not reached when the run ends."""
+    state = fold([run_started(), queued("a", 11.0), finished("a", StageStatus.CANCELLED, 12.0)])
+    assert state.record().stage("a").attempts == ()
+    assert statuses(state)["a"] == "pending"
+    state.apply(end(RunStatus.CANCELLED, 13.0))
+    stage = state.record().stage("a")
+    assert (stage.status, stage.skip_reason) == (
+        "skipped",
+        "not reached: the run ended (cancelled)",
+    )
+
+
+def test_an_execution_started_before_the_observer_is_kept() -> None:
+    """A finish whose start the state never saw becomes an attempt with what is known."""
+    state = fold([finished("b", StageStatus.FAILURE, 30.0, instance=2, attempt=3)])
+    (b,) = state.record().stage("b").attempts
+    assert (b.task_run_id, b.instance, b.attempt, b.status) == ("b.2.3", 2, 3, "failure")
+    assert (b.start, b.end, b.error_type) == (30.0, 30.0, "_OTHER")
+
+
+def test_a_retry_shows_until_the_next_attempt_is_queued() -> None:
+    """A failed attempt that will be retried reads ``retrying`` until the next one is queued,
+    then ``queued``; both attempts are kept in order."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0),
+            finished("a", StageStatus.FAILURE, 12.0, will_retry=True),
+        ]
+    )
+    assert statuses(state)["a"] == "retrying"
+    state.apply(queued("a", 13.0, attempt=2))
+    assert statuses(state)["a"] == "queued"
+    state.apply(started("a", 14.0, attempt=2))
+    state.apply(finished("a", StageStatus.SUCCESS, 15.0, attempt=2))
+    record = state.record().stage("a")
+    assert record.status == "success"
+    assert [(x.attempt, x.status) for x in record.attempts] == [(1, "failure"), (2, "success")]
+
+
+def test_stage_retrying_marks_the_stage_retrying() -> None:
+    """``StageRetrying`` alone (no ``will_retry`` on the finish) also reads ``retrying``."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0),
+            finished("a", StageStatus.FAILURE, 12.0),
+        ]
+    )
+    assert statuses(state)["a"] == "failure"
+    state.apply(StageRetrying(RUN, "p", "a", 0, 1, "a.0.1", 1.0, "bad", "RuntimeError", 12.0))
+    assert statuses(state)["a"] == "retrying"
+
+
+def test_a_retry_of_another_instance_is_not_ended_by_this_ones_queue() -> None:
+    """Queueing instance 1's next attempt ends instance 1's retry only, not instance 0's."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0, instance=0),
+            started("a", 11.0, instance=1),
+            finished("a", StageStatus.FAILURE, 12.0, instance=0, will_retry=True),
+            finished("a", StageStatus.FAILURE, 12.0, instance=1, will_retry=True),
+            queued("a", 13.0, instance=1, attempt=2),
+            started("a", 14.0, instance=1, attempt=2),
+            finished("a", StageStatus.SUCCESS, 15.0, instance=1, attempt=2),
+        ]
+    )
+    assert statuses(state)["a"] == "retrying"
+
+
+def test_attempts_are_listed_in_start_order() -> None:
+    """Attempts are ordered by start time, then instance, then attempt, whatever the order of
+    their events."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 13.0, instance=0, attempt=2),
+            started("a", 12.0, instance=2),
+            started("a", 12.0, instance=1, attempt=3),
+            started("a", 12.0, instance=1, attempt=2),
+        ]
+    )
+    assert [(x.instance, x.attempt) for x in state.record().stage("a").attempts] == [
+        (1, 2),
+        (1, 3),
+        (2, 1),
+        (0, 2),
+    ]
+
+
+def test_two_attempts_are_listed_in_start_order() -> None:
+    """Two attempts whose starts arrive out of order are still listed by start time."""
+    state = fold([run_started(), started("a", 12.0, instance=1), started("a", 11.0, instance=0)])
+    assert [x.instance for x in state.record().stage("a").attempts] == [0, 1]
+
+
+def fan_out_status(events: Iterable[EngineEvent]) -> str:
+    return statuses(fold([run_started(), *events]))["a"]
+
+
+def test_a_fan_out_stage_reads_as_its_most_pressing_instance() -> None:
+    """Instances in different states (one retrying, one held at a breakpoint before it starts,
+    one queued, one running) give the stage the status that comes first in the precedence."""
+    retry_0 = [started("a", 11.0), finished("a", StageStatus.FAILURE, 12.0, will_retry=True)]
+    held_1 = [queued("a", 12.0, instance=1), hit("a", 12.5, instance=1)]
+    assert fan_out_status([*retry_0, *held_1]) == "paused"
+    assert fan_out_status([*retry_0, queued("a", 12.0, instance=1)]) == "retrying"
+    assert fan_out_status([*retry_0, started("a", 12.0, instance=2)]) == "running"
+    assert fan_out_status([started("a", 11.0, instance=3), queued("a", 11.0, instance=4)]) == (
+        "running"
+    )
+    assert fan_out_status([queued("a", 11.0, instance=3), queued("a", 11.0, instance=4)]) == (
+        "queued"
+    )
+
+
+def test_a_stage_that_runs_after_a_skip_has_no_skip_reason() -> None:
+    """A stage skipped first (e.g. one instance skipped at a breakpoint) and then run reads as
+    its attempts say, with no skip reason."""
+    state = fold([run_started(), StageSkipped(RUN, "p", "a", "skipped by alice", 11.0)])
+    state.apply(started("a", 12.0, instance=1))
+    stage = state.record().stage("a")
+    assert (stage.status, stage.skip_reason) == ("running", None)
+
+
+def test_the_first_skip_reason_wins_and_a_stage_that_ran_is_not_skipped() -> None:
+    """A skipped stage keeps its first reason and the stop that caused it; a skip of a stage
+    with attempts changes nothing."""
+    state = fold(
+        [
+            run_started(),
+            StageSkipped(RUN, "p", "b", "upstream a failed", 11.0, "stage a failed", "a"),
+            StageSkipped(RUN, "p", "b", "second reason", 12.0),
+            started("c", 11.0),
+            finished("c", StageStatus.SUCCESS, 12.0),
+            StageSkipped(RUN, "p", "c", "too late", 13.0),
+            StageSkipped(RUN, "p", "a", "no cause", 13.0, "", ""),
+        ]
+    )
+    record = state.record()
+    b = record.stage("b")
+    assert (b.status, b.skip_reason, b.cancel_reason, b.cancel_cause) == (
+        "skipped",
+        "upstream a failed",
+        "stage a failed",
+        "a",
+    )
+    c = record.stage("c")
+    assert (c.status, c.skip_reason) == ("success", None)
+    a = record.stage("a")
+    assert (a.status, a.skip_reason, a.cancel_reason, a.cancel_cause) == (
+        "skipped",
+        "no cause",
+        None,
+        None,
+    )
+    state.apply(end(RunStatus.SUCCESS))
+    assert state.record().stage("b").skip_reason == "upstream a failed"
+
+
+def test_the_end_of_a_run_closes_what_is_open() -> None:
+    """At the run's end open attempts are cancelled at its time, queued, retrying and paused
+    marks go, and stages never reached are skipped with the run's status as the reason."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0, instance=0),
+            queued("a", 11.0, instance=1),
+            started("b", 11.0),
+            finished("b", StageStatus.FAILURE, 12.0, will_retry=True),
+            hit("c", 12.0),
+        ]
+    )
+    assert statuses(state) == {"a": "running", "b": "retrying", "c": "paused"}
+    state.apply(end(RunStatus.CANCELLED, 40.0))
+    record = state.record()
+    assert (record.status, record.end, record.error, record.error_type) == (
+        "cancelled",
+        40.0,
+        None,
+        None,
+    )
+    (a,) = record.stage("a").attempts
+    assert (a.status, a.end, a.error) == ("cancelled", 40.0, None)
+    assert record.stage("a").status == "cancelled"
+    assert record.stage("b").status == "failure"
+    c = record.stage("c")
+    assert (c.status, c.skip_reason) == ("skipped", "not reached: the run ended (cancelled)")
+    assert state.finished
+
+
+def test_a_failed_run_records_its_error_redacted() -> None:
+    """A failed run keeps the engine's message, redacted, and its type; without them it says
+    ``_OTHER``."""
+    state = fold([run_started(), end(RunStatus.FAILURE, error=f"a: {SECRET}", error_type="E")])
+    record = state.record()
+    assert record.error_type == "E"
+    assert record.error is not None
+    assert record.error.startswith("a: ")
+    assert "hunter2" not in record.error
+    bare = fold([run_started(), end(RunStatus.FAILURE)]).record()
+    assert (bare.status, bare.error, bare.error_type) == ("failure", "_OTHER", "_OTHER")
+
+
+def test_a_successful_run_has_no_error() -> None:
+    """The end of a run that did not fail records no error, whatever the event carries."""
+    record = fold([run_started(), end(RunStatus.SUCCESS, error="x", error_type="E")]).record()
+    assert (record.status, record.error, record.error_type) == ("success", None, None)
+
+
+def test_approvals_are_awaited_until_answered_and_never_after_the_end() -> None:
+    """A requested approval is awaited and the stage waits; an answer ends the wait; a run that
+    ended awaits nothing."""
+    state = fold([run_started(), ApprovalRequested(RUN, "p", "a", 11.0, 5.0)])
+    state.apply(ApprovalRequested(RUN, "p", "c", 11.0))
+    assert state.awaiting_approval == {"a", "c"}
+    assert statuses(state)["a"] == "waiting"
+    state.apply(ApprovalResolved(RUN, "p", "a", True, 12.0, "alice"))
+    assert state.awaiting_approval == {"c"}
+    state.apply(end(RunStatus.CANCELLED))
+    assert state.awaiting_approval == frozenset()
+
+
+def test_a_breakpoint_pauses_the_execution_and_the_run_until_resumed() -> None:
+    """Paused at a breakpoint, the attempt, stage and run read ``paused``; resumed, they run on
+    and the attempt carries the seconds paused, summed over its pauses."""
+    state = fold([run_started(), started("a", 11.0), hit("a", 12.0)])
+    record = state.record()
+    assert (record.status, record.stage("a").status) == ("paused", "paused")
+    assert record.stage("a").attempts[0].status == "paused"
+    state.apply(resumed("a", 14.0, 2.0))
+    record = state.record()
+    assert (record.status, record.stage("a").status) == ("running", "running")
+    assert record.stage("a").attempts[0].paused_time == 2.0
+    state.apply(hit("a", 15.0))
+    state.apply(resumed("a", 16.5, 1.5))
+    state.apply(finished("a", StageStatus.SUCCESS, 17.0))
+    (a,) = state.record().stage("a").attempts
+    assert (a.status, a.paused_time) == ("success", 3.5)
+
+
+def test_a_run_stays_paused_while_any_execution_is() -> None:
+    """With two executions paused, resuming one leaves the run paused; resuming both runs it."""
+    state = fold([run_started(), started("a", 11.0), started("b", 11.0), hit("a", 12.0)])
+    state.apply(hit("b", 12.0))
+    state.apply(resumed("a", 13.0, 1.0))
+    assert (state.record().status, statuses(state)["a"], statuses(state)["b"]) == (
+        "paused",
+        "running",
+        "paused",
+    )
+    state.apply(resumed("b", 14.0, 2.0))
+    assert state.record().status == "running"
+
+
+def test_a_pause_before_the_start_is_carried_to_the_attempt() -> None:
+    """An execution held at a breakpoint before it starts makes its stage ``paused``; the time
+    it spent there is the attempt's paused time once it starts."""
+    state = fold([run_started(), queued("a", 11.0), hit("a", 11.0)])
+    assert statuses(state)["a"] == "paused"
+    state.apply(resumed("a", 15.0, 4.0))
+    assert statuses(state)["a"] == "queued"
+    state.apply(started("a", 16.0, queued_at=11.0, paused=4.0))
+    (a,) = state.record().stage("a").attempts
+    assert (a.paused_time, a.queue_time) == (4.0, 1.0)
+
+
+def test_a_paused_stage_with_an_ended_attempt_is_paused() -> None:
+    """A stage whose first instance succeeded and whose next one is held before it starts
+    reads ``paused``; the ended attempt keeps its own status."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 11.0, instance=0),
+            finished("a", StageStatus.SUCCESS, 12.0, instance=0),
+            hit("a", 12.0, attempt=1),  # a.0.1 ended: the pause is of a later execution
+        ]
+    )
+    assert statuses(state)["a"] == "paused"
+    assert state.record().stage("a").attempts[0].status == "success"
+
+
+def test_a_breakpoint_after_the_end_does_not_reopen_the_run() -> None:
+    """A late ``BreakpointHit`` after ``RunFinished`` leaves the run's final status."""
+    state = fold([run_started(), end(RunStatus.SUCCESS), hit("a", 60.0)])
+    assert state.record().status == "success"
+
+
+def test_a_resume_without_a_pause_leaves_the_run_status() -> None:
+    """A resume while the run is not paused leaves its status as it is."""
+    state = fold([run_started(), started("a", 11.0), resumed("a", 12.0, 0.5)])
+    assert state.record().status == "running"
+    state.apply(end(RunStatus.SUCCESS, 13.0))
+    state.apply(resumed("a", 14.0, 0.5))
+    assert state.record().status == "success"
+
+
+def test_payloads_are_encoded_and_redacted_when_an_encoder_is_given() -> None:
+    """With an encoder, inputs and a success's outputs are its text, redacted; a failure keeps
+    no outputs; without an encoder no payload is kept."""
+    seen: list[Mapping[str, Any]] = []
+
+    def encode(value: Mapping[str, Any]) -> str | None:
+        seen.append(value)
+        return None if "none" in value else f"{dict(value)} {SECRET}"
+
+    events = [
+        run_started(),
+        started("a", 11.0, inputs={"x": 1}),
+        finished("a", StageStatus.SUCCESS, 12.0, outputs={"y": 2}),
+        started("b", 11.0, inputs={"none": 1}),
+        finished("b", StageStatus.FAILURE, 12.0, outputs={"z": 3}),
+    ]
+    record = fold(events, payloads=encode).record()
+    (a,) = record.stage("a").attempts
+    assert a.inputs is not None
+    assert a.inputs.startswith("{'x': 1} password")
+    assert a.outputs is not None
+    assert a.outputs.startswith("{'y': 2} password")
+    assert "hunter2" not in a.inputs + a.outputs
+    (b,) = record.stage("b").attempts
+    assert (b.inputs, b.outputs) == (None, None)
+    assert {"z": 3} not in seen
+    plain = fold(events).record()
+    assert [(x.inputs, x.outputs) for s in plain.stages for x in s.attempts] == [(None, None)] * 2
+
+
+def test_events_the_reducer_does_not_use_change_nothing() -> None:
+    """An event of another kind (a published event) leaves the record as it was."""
+    state = fold([run_started(), started("a", 11.0)])
+    before = state.record()
+    assert state.apply(EventPublished(RUN, "p", "item", {}, 1, 12.0)) is state
+    assert state.record() == before
+
+
+def test_apply_folds_into_the_state_it_is_given() -> None:
+    """``apply`` returns the state it was given, changed, and records are frozen snapshots."""
+    state = fold([run_started()])
+    snapshot = state.record()
+    assert apply(state, started("a", 11.0)) is state
+    assert snapshot.stage("a").status == "pending"
+    assert state.record().stage("a").status == "running"
+    assert not state.finished
