@@ -47,11 +47,23 @@ SECRET = "password=hunter2"
 
 
 def run_started(at: float = 10.0, **fields: Any) -> RunStarted:
-    return RunStarted(RUN, PIPE, {}, at, **fields)
+    return RunStarted(run_id=RUN, pipeline=PIPE, request={}, at=at, **fields)
+
+
+def ids(stage: str, instance: int, attempt: int) -> dict[str, Any]:
+    """The fields that name one execution of ``stage`` in the run."""
+    return {
+        "run_id": RUN,
+        "pipeline": "p",
+        "stage": stage,
+        "instance": instance,
+        "attempt": attempt,
+        "task_run_id": f"{stage}.{instance}.{attempt}",
+    }
 
 
 def queued(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> StageQueued:
-    return StageQueued(RUN, "p", stage, instance, attempt, at, f"{stage}.{instance}.{attempt}")
+    return StageQueued(**ids(stage, instance, attempt), at=at)
 
 
 def started(
@@ -67,17 +79,12 @@ def started(
     loop: str = "python",
 ) -> StageStarted:
     return StageStarted(
-        RUN,
-        "p",
-        stage,
-        instance,
-        attempt,
-        f"{stage}.{instance}.{attempt}",
-        loop,
-        at,
-        at if queued_at is None else queued_at,
-        at if considered_at is None else considered_at,
-        inputs or {},
+        **ids(stage, instance, attempt),
+        loop=loop,
+        at=at,
+        queued_at=at if queued_at is None else queued_at,
+        considered_at=at if considered_at is None else considered_at,
+        inputs=inputs or {},
         paused=paused,
     )
 
@@ -91,24 +98,29 @@ def finished(
     attempt: int = 1,
     **fields: Any,
 ) -> StageFinished:
-    return StageFinished(
-        RUN, "p", stage, instance, attempt, f"{stage}.{instance}.{attempt}", status, at, **fields
-    )
+    return StageFinished(**ids(stage, instance, attempt), status=status, at=at, **fields)
 
 
 def hit(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> BreakpointHit:
-    task_run_id = f"{stage}.{instance}.{attempt}"
-    return BreakpointHit(RUN, "p", stage, instance, attempt, task_run_id, at, "step", "step")
+    return BreakpointHit(**ids(stage, instance, attempt), at=at, kind="step", reason="step")
 
 
 def resumed(stage: str, at: float, paused: float, *, attempt: int = 1) -> BreakpointResumed:
     return BreakpointResumed(
-        RUN, "p", stage, 0, attempt, f"{stage}.0.{attempt}", at, "continue", "alice", paused
+        **ids(stage, 0, attempt), at=at, action="continue", by="alice", paused=paused
     )
 
 
+def waiting(stage: str, at: float) -> StageWaiting:
+    return StageWaiting(run_id=RUN, pipeline="p", stage=stage, at=at, considered_at=10.0)
+
+
+def skipped(stage: str, reason: str, at: float, **fields: Any) -> StageSkipped:
+    return StageSkipped(run_id=RUN, pipeline="p", stage=stage, reason=reason, at=at, **fields)
+
+
 def end(status: RunStatus, at: float = 50.0, **fields: Any) -> RunFinished:
-    return RunFinished(RUN, "p", status, at, **fields)
+    return RunFinished(run_id=RUN, pipeline="p", status=status, at=at, **fields)
 
 
 def fold(events: Iterable[EngineEvent], **kwargs: Any) -> RunState:
@@ -124,8 +136,8 @@ def statuses(state: RunState) -> dict[str, str]:
 
 
 def test_run_started_records_the_definition() -> None:
-    """The run's identity, origin, stages in definition order, their loops, triggers, upstream
-    and mode, the edges and the definition hash all come from ``RunStarted``."""
+    """The run's identity, origin, stages in definition order, their loops, triggers (text and
+    fields), upstream and mode, the edges and the definition hash all come from ``RunStarted``."""
     record = fold([run_started(12.5, started_by="cli", replay_of="run-0")]).record()
     assert (record.run_id, record.pipeline, record.status) == (RUN, "p", "running")
     assert (record.start, record.end, record.started_by, record.replay_of) == (
@@ -149,6 +161,10 @@ def test_run_started_records_the_definition() -> None:
     )
     assert (b.name, b.loop, b.upstream, b.trigger_mode) == ("b", "shell", ("a",), "all")
     assert b.triggers == ("on completion of a", "on event item")
+    assert [(t.kind, t.stage, t.success_only, t.event_type) for t in b.trigger_specs] == [
+        ("on_completion", "a", True, None),
+        ("on_event", None, None, "item"),
+    ]
     assert (c.name, c.triggers, c.trigger_mode) == (
         "c",
         ("on completion of b (any result)",),
@@ -198,7 +214,7 @@ def test_a_stage_moves_through_waiting_queued_running_and_success() -> None:
     state = fold([run_started()])
     seen = []
     for event in (
-        StageWaiting(RUN, "p", "a", 11.0, 10.0),
+        waiting("a", 11.0),
         queued("a", 12.0),
         started("a", 13.0, queued_at=12.0, considered_at=10.0, loop="shell"),
         finished("a", StageStatus.SUCCESS, 15.0),
@@ -224,8 +240,8 @@ def test_a_stage_moves_through_waiting_queued_running_and_success() -> None:
 
 def test_waiting_does_not_undo_a_later_status() -> None:
     """A ``StageWaiting`` for a stage already skipped leaves it skipped."""
-    state = fold([run_started(), StageSkipped(RUN, "p", "b", "upstream failed", 11.0)])
-    state.apply(StageWaiting(RUN, "p", "b", 12.0, 10.0))
+    state = fold([run_started(), skipped("b", "upstream failed", 11.0)])
+    state.apply(waiting("b", 12.0))
     assert statuses(state)["b"] == "skipped"
 
 
@@ -391,7 +407,9 @@ def test_stage_retrying_marks_the_stage_retrying() -> None:
         ]
     )
     assert statuses(state)["a"] == "failure"
-    state.apply(StageRetrying(RUN, "p", "a", 0, 1, "a.0.1", 1.0, "bad", "RuntimeError", 12.0))
+    state.apply(
+        StageRetrying(**ids("a", 0, 1), delay=1.0, error="bad", error_type="RuntimeError", at=12.0)
+    )
     assert statuses(state)["a"] == "retrying"
 
 
@@ -461,7 +479,7 @@ def test_a_fan_out_stage_reads_as_its_most_pressing_instance() -> None:
 def test_a_stage_that_runs_after_a_skip_has_no_skip_reason() -> None:
     """A stage skipped first (e.g. one instance skipped at a breakpoint) and then run reads as
     its attempts say, with no skip reason."""
-    state = fold([run_started(), StageSkipped(RUN, "p", "a", "skipped by alice", 11.0)])
+    state = fold([run_started(), skipped("a", "skipped by alice", 11.0)])
     state.apply(started("a", 12.0, instance=1))
     stage = state.record().stage("a")
     assert (stage.status, stage.skip_reason) == ("running", None)
@@ -473,12 +491,14 @@ def test_the_first_skip_reason_wins_and_a_stage_that_ran_is_not_skipped() -> Non
     state = fold(
         [
             run_started(),
-            StageSkipped(RUN, "p", "b", "upstream a failed", 11.0, "stage a failed", "a"),
-            StageSkipped(RUN, "p", "b", "second reason", 12.0),
+            skipped(
+                "b", "upstream a failed", 11.0, cancel_reason="stage a failed", cancel_cause="a"
+            ),
+            skipped("b", "second reason", 12.0),
             started("c", 11.0),
             finished("c", StageStatus.SUCCESS, 12.0),
-            StageSkipped(RUN, "p", "c", "too late", 13.0),
-            StageSkipped(RUN, "p", "a", "no cause", 13.0, "", ""),
+            skipped("c", "too late", 13.0),
+            skipped("a", "no cause", 13.0, cancel_reason="", cancel_cause=""),
         ]
     )
     record = state.record()
@@ -555,11 +575,18 @@ def test_a_successful_run_has_no_error() -> None:
 def test_approvals_are_awaited_until_answered_and_never_after_the_end() -> None:
     """A requested approval is awaited and the stage waits; an answer ends the wait; a run that
     ended awaits nothing."""
-    state = fold([run_started(), ApprovalRequested(RUN, "p", "a", 11.0, 5.0)])
-    state.apply(ApprovalRequested(RUN, "p", "c", 11.0))
+    state = fold(
+        [
+            run_started(),
+            ApprovalRequested(run_id=RUN, pipeline="p", stage="a", at=11.0, timeout=5.0),
+        ]
+    )
+    state.apply(ApprovalRequested(run_id=RUN, pipeline="p", stage="c", at=11.0))
     assert state.awaiting_approval == {"a", "c"}
     assert statuses(state)["a"] == "waiting"
-    state.apply(ApprovalResolved(RUN, "p", "a", True, 12.0, "alice"))
+    state.apply(
+        ApprovalResolved(run_id=RUN, pipeline="p", stage="a", approved=True, at=12.0, by="alice")
+    )
     assert state.awaiting_approval == {"c"}
     state.apply(end(RunStatus.CANCELLED))
     assert state.awaiting_approval == frozenset()
@@ -673,7 +700,14 @@ def test_events_the_reducer_does_not_use_change_nothing() -> None:
     """An event of another kind (a published event) leaves the record as it was."""
     state = fold([run_started(), started("a", 11.0)])
     before = state.record()
-    assert state.apply(EventPublished(RUN, "p", "item", {}, 1, 12.0)) is state
+    assert (
+        state.apply(
+            EventPublished(
+                run_id=RUN, pipeline="p", event_type="item", payload={}, event_id=1, at=12.0
+            )
+        )
+        is state
+    )
     assert state.record() == before
 
 
