@@ -261,18 +261,16 @@ class _Stage:
     skip_reason: str | None = None
     skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
 
-    def status_now(self, ordered: list[_Attempt] | None = None) -> str:
+    def status_now(self, ordered: list[_Attempt]) -> str:
         """The stage's status from its executions (fan-out stages have several); ``ordered``:
-        its attempts in start order, when the caller has them."""
+        its attempts in start order. A paused execution counts through ``paused``."""
         if not self.attempts:
             if self.status == StageStatus.SKIPPED:
                 return self.status
             if self.paused:
                 return StageStatus.PAUSED.value
             return StageStatus.QUEUED.value if self.queued else self.status
-        if ordered is None:
-            ordered = self._ordered()
-        pairs = [(a.instance, self._live_status(a)) for a in ordered]
+        pairs = [(a.instance, a.status) for a in ordered]
         if self.paused:
             pairs.append((-1, StageStatus.PAUSED.value))  # an instance paused before it started
         if self.retrying:
@@ -280,11 +278,6 @@ class _Stage:
         if self.queued:
             pairs.append((-3, StageStatus.QUEUED.value))
         return stage_status_of(pairs)
-
-    def _live_status(self, attempt: _Attempt) -> str:
-        if attempt.end is None and attempt.task_run_id in self.paused:
-            return StageStatus.PAUSED.value
-        return attempt.status
 
     def _ordered(self) -> list[_Attempt]:
         # The order span reconstruction gives (start order); (instance, attempt) breaks ties.
