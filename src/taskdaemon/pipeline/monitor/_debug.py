@@ -29,14 +29,10 @@ from taskdaemon.pipeline.events import (
     InputOverridden,
     StageStarted,
 )
+from taskdaemon.pipeline.monitor._spans import ns
 from taskdaemon.pipeline.payloads import PayloadCapture
 
 __all__ = ["DebugSpans"]
-
-
-def _ns(seconds: float) -> int:
-    whole = int(seconds)
-    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
 
 
 class DebugSpans:
@@ -63,7 +59,7 @@ class DebugSpans:
                 t.OVERRIDE_BY: event.by,
             }
             key = (event.run_id, event.task_run_id)
-            self.pending.setdefault(key, []).append((_ns(event.at), overridden))
+            self.pending.setdefault(key, []).append((ns(event.at), overridden))
             return
         if not run_span.is_recording():
             return
@@ -76,12 +72,12 @@ class DebugSpans:
             attributes[t.BREAKPOINT_REASON] = event.reason
             if event.error:
                 attributes[t.STAGE_ERROR_MESSAGE] = event.error
-            run_span.add_event(t.EVENT_BREAKPOINT_HIT, attributes, timestamp=_ns(event.at))
+            run_span.add_event(t.EVENT_BREAKPOINT_HIT, attributes, timestamp=ns(event.at))
         else:
             attributes[t.BREAKPOINT_ACTION] = event.action
             attributes[t.BREAKPOINT_BY] = event.by
             attributes[t.BREAKPOINT_PAUSED] = float(event.paused)
-            run_span.add_event(t.EVENT_BREAKPOINT_RESUMED, attributes, timestamp=_ns(event.at))
+            run_span.add_event(t.EVENT_BREAKPOINT_RESUMED, attributes, timestamp=ns(event.at))
 
     def stage_started(self, span: Span, event: StageStarted) -> None:
         """Add what waited for this execution's span: its overrides and its paused time."""

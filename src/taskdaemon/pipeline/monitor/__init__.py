@@ -1,0 +1,234 @@
+"""``PipelineMonitor``: turns engine events into OpenTelemetry spans and metric records.
+
+Attach it to an engine as an observer; it uses only the OTel API and the providers it is given
+(the globals by default)::
+
+    from taskdaemon.pipeline.monitor import PipelineMonitor
+
+    monitor = PipelineMonitor(tracer_provider=tp, meter_provider=mp)
+    engine = Engine(observers=[monitor])      # or: engine.add_observer(monitor)
+    result = await engine.run(pipeline, {"goal": "..."})
+    print(monitor.get_metrics().success_rate)
+
+or drive it by hand from code that runs its own stages (the taskdaemon API)::
+
+    run_id = monitor.start_run(pipeline, {"goal": "..."})
+    monitor.stage_started(run_id, "planning", inputs={"goal": "..."})
+    monitor.stage_completed(run_id, "planning", {"plan": [...]})
+    monitor.finish_run(run_id)
+
+The manual API synthesises the same event records and feeds them to ``on_event``, so both
+paths produce identical telemetry.
+
+What is produced (contract: docs/architecture.md, "Telemetry schema"; names in ``telemetry.py``):
+
+* **Run span** ``RUN {pipeline}``, kind SERVER, root of a new trace. Its trace id *is* the run id:
+  the engine asks ``allocate_run_id`` before the run starts and the monitor answers the trace id of
+  the run span it just started. ``cicd.pipeline.result`` is success, failure (status ERROR,
+  ``error.type``) or cancellation (status UNSET: cancelling is not an error).
+* **Stage span** per execution (attempt × instance), kind INTERNAL, child of the run span, from
+  ``StageStarted.at`` to ``StageFinished.at``; failure and timeout set status ERROR and
+  ``error.type`` (the exception class's qualname, or ``timeout``); the original exception is
+  recorded with ``record_exception``. Links: ``triggered_by`` to the executions in ``fired_by``,
+  ``previous_attempt`` to the attempt a retry follows.
+* **Skip spans**: each stage that never ran (``StageSkipped``, or no event by ``RunFinished``)
+  gets a zero-length span with result ``skip`` and ``taskdaemon.stage.skip_reason`` when the run
+  ends, so the whole DAG is in the trace.
+* **Span events**: ``trigger.evaluated`` (on the stage's open span if there is one, else on the
+  run span), ``stage.input`` / ``stage.output`` (see ``payloads.PayloadCapture``),
+  ``approval.requested`` / ``approval.resolved`` and ``stage.retrying`` (run span),
+  ``pipeline.event.published`` (the publishing execution's span, else the run span), exceptions.
+* **Metrics**: see ``metrics.PipelineMetrics``.
+
+Decisions:
+
+* *External parent* (``RunStarted.parent_traceparent``, the manual API's ``context=``, or the
+  caller's current span when neither is given): the run span stays the root of a **new trace**
+  and **links** to the parent (relation ``parent``). A child span would share the parent's trace
+  id, so two runs started under one parent (a CI job, an HTTP request) would share a run id,
+  and "run id = trace id" would stop identifying a run.
+* *Replays* link to the original run's trace. Its root span id is not known at replay time (only
+  the run id is), so the link carries a span id derived from the trace id (its low 64 bits) and
+  ``taskdaemon.link.span_id_derived=true``; backends resolve trace links by trace id, and
+  ``taskdaemon.pipeline.replay_of`` carries the run id as a plain attribute.
+* If a run starts whose id the monitor did not allocate (another observer answered first), the
+  run span still gets ``cicd.pipeline.run.id`` = the engine's run id; a warning says the two
+  differ, since span stores then cannot fetch the run by id.
+* Executions still open when their run finishes are ended as ``cancellation``.
+* *Off the critical path*: records arriving from a running event loop are handled by a worker
+  thread (see ``on_event``), so a stage that waits on I/O pays almost nothing for being
+  monitored; ``RunFinished`` settles the queue, so a run's telemetry is complete when
+  ``engine.run`` returns. ``close()`` stops the worker (it also ends by itself when idle).
+  A Python stage's ``cpu_time_s`` is this process's CPU time between the handling of its start
+  and end records, so it is approximate (as it always is for in-process stages).
+* Expensive work (payload JSON and hashing, event attributes) is skipped when the span is not
+  recording. Observer entry points never raise: failures are logged and swallowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import SpanContext, TracerProvider
+
+from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline._record_queue import RecordQueue
+from taskdaemon.pipeline.errors import RunNotFoundError
+from taskdaemon.pipeline.events import EngineEvent, RunFinished, RunStarted, StageStarted
+from taskdaemon.pipeline.metrics import (
+    LabelGuard,
+    MonitorMetrics,
+    PipelineMetrics,
+    ResourceSampler,
+    RunAggregates,
+)
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.monitor._books import Run
+from taskdaemon.pipeline.monitor._feed import ManualFeed
+from taskdaemon.pipeline.monitor._worker import Recorder
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.span_redaction import RedactingTracer
+
+__all__ = ["PipelineMonitor"]
+
+_logger = logging.getLogger(__name__)
+#: Records handled at once, on the caller's thread: ``RunStarted`` reads the caller's current span
+#: (linked as the parent), ``RunFinished`` completes the run's telemetry (see ``on_event``).
+_SETTLE_NOW: frozenset[type] = frozenset({RunStarted, RunFinished})
+
+
+class PipelineMonitor(ManualFeed):
+    """The engine observer that records runs as traces and metrics. See the module docstring.
+
+    The facade over the package's parts: ``_worker.Recorder`` handles each record (books, spans
+    through ``_spans``, metrics), ``_record_queue.RecordQueue`` decides on which thread, and
+    ``_feed.ManualFeed`` (a base class) is the manual API.
+
+    ``clock`` (epoch seconds) times what the monitor starts itself: the run span in
+    ``allocate_run_id`` and every event of the manual API. ``label_limits`` caps distinct
+    metric label values (see ``metrics.LabelGuard``).
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture: PayloadCapture | None = None,
+        clock: Callable[[], float] = time.time,
+        resource_sampling: bool = True,
+        label_limits: Mapping[str, int] | None = None,
+    ) -> None:
+        provider = tracer_provider or trace.get_tracer_provider()
+        tracer = provider.get_tracer(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+        self.capture = capture if capture is not None else PayloadCapture()
+        self._clock = clock
+        self.sampler = ResourceSampler()
+        self.metrics = PipelineMetrics(
+            meter_provider=meter_provider,
+            label_guard=LabelGuard(label_limits),
+            sampler=self.sampler,
+            resource_sampling=resource_sampling,
+        )
+        self._aggregates = RunAggregates()
+        self._recorder = Recorder(
+            tracer=RedactingTracer(tracer),  # every value recorded on a span is redacted
+            capture=self.capture,
+            metrics=self.metrics,
+            sampler=self.sampler,
+            aggregates=self._aggregates,
+        )
+        # Records queued by on_event, handled in order under its lock by its worker thread or by
+        # whoever needs them settled first (see on_event and _record_queue).
+        self._queue = RecordQueue(self._recorder.handle)
+
+    @property
+    def span_hook(self) -> Any:
+        """Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
+        a recorded run. None outside a replay."""
+        return self._recorder.span_hook
+
+    @span_hook.setter
+    def span_hook(self, hook: Any) -> None:
+        self._recorder.span_hook = hook
+
+    def add_event_hook(self, hook: Callable[[EngineEvent, SpanContext | None], None]) -> None:
+        """Call ``hook(event, span_context)`` after each record is handled, on the thread that
+        handles it, with the span the record belongs to (its execution's, else its stage's open
+        one, else the run's; None for an unknown run). ``run_log`` writes run logs this way."""
+        self._recorder.hooks = (*self._recorder.hooks, hook)
+
+    # --- observer protocol ----------------------------------------------------------------
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Record one engine event, in order. Never raises.
+
+        Called from a running event loop (the engine), the record is queued and handled by the
+        monitor's worker thread: the engine goes on at once, and the spans and metric records
+        are made while the loop waits for I/O (a stage sleeping, a subprocess running) instead
+        of on the run's critical path. Span times come from the records, so nothing moves. A
+        loop that never waits handles the queue itself in batches (``_record_queue``). What
+        needs the result now settles the queue first, on the caller's thread: ``RunStarted`` (the
+        caller's current span is the run's parent link), ``RunFinished`` (a finished run's
+        telemetry is complete when ``engine.run`` returns), ``stage_environment``, the manual
+        API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API, records
+        fed by hand) every record is handled at once.
+        """
+        # The non-raising loop probe: get_running_loop() would raise for every hand-fed record.
+        if type(event) in _SETTLE_NOW or asyncio._get_running_loop() is None:
+            self._queue.handle_now(event)
+        else:
+            self._queue.put(event)
+
+    def flush(self) -> None:
+        """Handle every queued record now, on this thread (safe at any time, and twice)."""
+        self._queue.settle()
+
+    def close(self) -> None:
+        """Handle what is queued and stop the worker thread (safe twice; restarts on use)."""
+        self._queue.close()
+
+    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
+        """Start the run span now and answer its trace id (the run id); None if not tracing."""
+        try:
+            return self._allocate(pipeline, self._clock())
+        except Exception:
+            _logger.warning("monitor failed to allocate a run id", exc_info=True)
+            return None
+
+    def stage_environment(self, event: StageStarted) -> Mapping[str, str]:
+        """``TRACEPARENT`` (and ``TRACESTATE`` if any) of the execution's span, for subprocesses."""
+        self.flush()
+        try:
+            return self._recorder.stage_environment(event)
+        except Exception:
+            _logger.warning("monitor failed to build a stage environment", exc_info=True)
+            return {}
+
+    def get_metrics(self, pipeline: str | None = None) -> MonitorMetrics:
+        """A frozen snapshot of the in-process aggregates (one pipeline, or all of them)."""
+        self.flush()
+        return self._aggregates.snapshot(pipeline)
+
+    # --- what the manual feed needs (``_feed.ManualFeed``) ----------------------------------
+
+    def _now(self) -> float:
+        return self._clock()
+
+    def _allocate(self, pipeline: Pipeline, at: float) -> str | None:
+        with self._queue.lock:  # the books are only ever touched under the queue's lock
+            return self._recorder.allocate(pipeline, at)
+
+    def _run(self, run_id: str) -> Run:
+        self.flush()
+        run = self._recorder.runs.get(run_id)
+        if run is None:
+            raise RunNotFoundError(f"no open run {run_id!r} in this monitor")
+        return run

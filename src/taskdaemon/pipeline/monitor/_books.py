@@ -1,0 +1,182 @@
+"""The monitor's books: what it keeps per pipeline definition and per open run.
+
+``PipelineInfo`` is computed once per definition (the run span's start attributes, each stage's
+static span attributes); ``Run`` holds one open run's spans and what its later records need to
+find (open and ended executions, attempts, the last status and success per stage, skips).
+These are bookkeeping only: they make no span and record no metric. The worker
+(``_worker.Recorder``) fills them, the manual feed (``_feed``) reads them to synthesise records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanContext
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.events import StageSkipped, TaskRunRef
+from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.telemetry_codec import encode_edge, encode_trigger
+
+__all__ = [
+    "Allocated",
+    "Execution",
+    "PipelineInfo",
+    "Run",
+    "StageInfo",
+    "link_to",
+    "open_span_of",
+    "pipeline_info",
+    "stage_static",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """What a stage's spans say about its definition (computed once per pipeline)."""
+
+    loop: str
+    is_command: bool
+    event_type: str | None
+    static: Mapping[str, Any]  # attributes that do not depend on the run
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInfo:
+    """A definition's run span start attributes and its stages' ``StageInfo``."""
+
+    run_attributes: Mapping[str, Any]
+    stages: Mapping[str, StageInfo]
+
+
+@dataclass(slots=True)
+class Execution:
+    """One open stage execution (attempt x instance) and its span."""
+
+    span: Span
+    stage: str
+    instance: int
+    attempt: int
+    started_at: float
+    queue_time: float
+    is_command: bool
+    cpu_start: float
+
+
+@dataclass(slots=True)
+class Run:
+    """One open run: its span, its executions, and what later records of it look up."""
+
+    run_id: str
+    pipeline: Pipeline
+    info: PipelineInfo
+    span: Span
+    context: Context
+    started_at: float
+    open: dict[str, Execution] = field(default_factory=dict)
+    ended: dict[str, SpanContext] = field(default_factory=dict)
+    ran: set[str] = field(default_factory=set)
+    skipped: dict[str, StageSkipped] = field(default_factory=dict)
+    attempts: dict[tuple[str, int], int] = field(default_factory=dict)
+    last_status: dict[tuple[str, int], StageStatus] = field(default_factory=dict)
+    last_success: dict[str, TaskRunRef] = field(default_factory=dict)
+    stage_static: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Allocated:
+    """A run span started by ``allocate_run_id`` before its ``RunStarted`` arrives."""
+
+    span: Span
+    at: float
+
+
+def _is_command(pipeline: Pipeline, stage: Stage) -> bool:
+    if stage.command is not None or stage.loop == "command":
+        return True
+    loop = pipeline.loops.get(stage.loop)
+    return loop is not None and loop.command is not None
+
+
+def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -> PipelineInfo:
+    """The definition's span attributes: ``extra`` (recorded definition attributes) first."""
+    run_attributes: dict[str, Any] = {
+        **(extra or {}),
+        t.CICD_PIPELINE_NAME: pipeline.name,
+        t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+        t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
+        t.PIPELINE_STAGES: [stage.name for stage in pipeline.stages],
+        t.PIPELINE_STAGE_LOOPS: [stage.loop for stage in pipeline.stages],
+        t.PIPELINE_EDGE_SPECS: [encode_edge(edge) for edge in pipeline.edges],
+        t.PIPELINE_CONCURRENCY: pipeline.concurrency,
+        t.PIPELINE_ERROR_STRATEGY: str(pipeline.error_strategy),
+    }
+    stages: dict[str, StageInfo] = {}
+    for stage in pipeline.stages:
+        event_types = stage.event_types
+        stages[stage.name] = StageInfo(
+            loop=stage.loop,
+            is_command=_is_command(pipeline, stage),
+            event_type=event_types[0] if event_types else None,
+            static={
+                t.CICD_PIPELINE_NAME: pipeline.name,
+                t.CICD_TASK_NAME: stage.name,
+                t.STAGE_LOOP: stage.loop,
+                t.STAGE_UPSTREAM: list(pipeline.upstream.get(stage.name, ())),
+                t.STAGE_TRIGGERS: [trigger.describe() for trigger in stage.triggers],
+                t.STAGE_TRIGGER_SPECS: [encode_trigger(trigger) for trigger in stage.triggers],
+                t.STAGE_TRIGGER_MODE: str(stage.trigger_mode),
+            },
+        )
+    return PipelineInfo(run_attributes, stages)
+
+
+def _unknown_stage(pipeline: str, stage: str, loop: str = "") -> StageInfo:
+    return StageInfo(
+        loop=loop,
+        is_command=loop == "command",
+        event_type=None,
+        static={
+            t.CICD_PIPELINE_NAME: pipeline,
+            t.CICD_TASK_NAME: stage,
+            t.STAGE_LOOP: loop,
+            t.STAGE_UPSTREAM: [],
+            t.STAGE_TRIGGERS: [],
+            t.STAGE_TRIGGER_SPECS: [],
+            t.STAGE_TRIGGER_MODE: "any",
+        },
+    )
+
+
+def stage_static(run: Run, stage: str, loop: str) -> tuple[StageInfo, Mapping[str, Any]]:
+    """The stage's info and its run-wide span attributes (built once per run and stage); a
+    stage the definition does not name (the manual API allows it) gets empty ones."""
+    info = run.info.stages.get(stage) or _unknown_stage(run.pipeline.name, stage, loop)
+    static = run.stage_static.get(stage)
+    if static is None:
+        static = dict(info.static)
+        static[t.CICD_PIPELINE_RUN_ID] = run.run_id
+        run.stage_static[stage] = static
+    return info, static
+
+
+def link_to(run: Run, ref: TaskRunRef) -> SpanContext | None:
+    """The span context of the execution ``ref`` names, ended or open; None if unknown."""
+    ended = run.ended.get(ref.task_run_id)
+    if ended is not None:
+        return ended
+    execution = run.open.get(ref.task_run_id)
+    return execution.span.get_span_context() if execution is not None else None
+
+
+def open_span_of(run: Run, stage: str) -> Span | None:
+    """The span of the stage's latest started open execution, if any."""
+    found = None
+    for execution in run.open.values():
+        if execution.stage == stage:
+            found = execution.span  # the latest started wins
+    return found

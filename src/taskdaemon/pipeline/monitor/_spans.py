@@ -1,0 +1,392 @@
+"""Span building: the run, stage and skip spans and the span events, from engine records.
+
+Each function writes what docs/architecture.md, "Telemetry schema", says one record means on
+one span (names in ``telemetry.py``; the monitor's module docstring sums it up). They keep no
+state: the worker (``_worker.Recorder``) decides which span a record belongs to and keeps the
+books. Work that only feeds a span (attributes, payload JSON, events) is skipped when the span
+is not recording.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import (
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from taskdaemon.pipeline import recorded
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    EventPublished,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageRetrying,
+    StageStarted,
+    TriggerEvaluated,
+    task_run_id,
+)
+from taskdaemon.pipeline.monitor._books import Execution, Run, stage_static
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.run_state import (
+    FAILED_STAGE_STATUSES,
+    failure_error_type,
+    not_reached_reason,
+)
+from taskdaemon.pipeline.span_redaction import RedactingTracer
+from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.telemetry_codec import stage_result
+
+__all__ = [
+    "OTHER_ERROR",
+    "ROOT",
+    "add_approval_requested",
+    "add_approval_resolved",
+    "add_event_published",
+    "add_stage_retrying",
+    "add_trigger_evaluated",
+    "describe_run_start",
+    "emit_skip_spans",
+    "end_run_span",
+    "end_stage_span",
+    "ns",
+    "start_run_span",
+    "start_stage_span",
+    "subprocess_environment",
+    "traceparent_of",
+]
+
+_PROPAGATOR = TraceContextTextMapPropagator()
+ROOT = Context()  # an empty context: spans started in it are roots
+OTHER_ERROR = "_OTHER"  # semconv's fallback for error.type
+
+
+def ns(seconds: float) -> int:
+    """Epoch seconds as integer nanoseconds, exact to the nanosecond."""
+    # Whole and fractional parts apart: ``seconds * 1e9`` on an epoch float loses nanoseconds
+    # (61 significant bits do not fit a double), which would skew exact time attributes.
+    whole = int(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
+
+
+def traceparent_of(context: Context) -> str | None:
+    """The W3C ``traceparent`` of ``context``'s current span, if any."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context)
+    return carrier.get("traceparent")
+
+
+def subprocess_environment(span: Span) -> dict[str, str]:
+    """``TRACEPARENT`` (and ``TRACESTATE`` if any) naming ``span``, for a subprocess."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, trace.set_span_in_context(span))
+    return {key.upper(): value for key, value in carrier.items() if value}
+
+
+def _parse_traceparent(traceparent: str) -> SpanContext | None:
+    context = _PROPAGATOR.extract({"traceparent": traceparent})
+    span_context = trace.get_current_span(context).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+def _replay_context(original_run_id: str) -> SpanContext | None:
+    try:
+        trace_id = int(original_run_id, 16)
+    except ValueError:
+        return None
+    if not 0 < trace_id < 2**128:
+        return None
+    span_id = (trace_id & 0xFFFFFFFFFFFFFFFF) or 1
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(1))
+
+
+def _set_cancel_cause(attributes: dict[str, Any], reason: str | None, cause: str | None) -> None:
+    """Record why a stop of the run cancelled or skipped a stage, when one did."""
+    if reason:
+        attributes[t.STAGE_CANCEL_REASON] = reason
+    if cause:
+        attributes[t.STAGE_CANCEL_CAUSE] = cause
+
+
+# --- run span ---------------------------------------------------------------------------------
+
+
+def start_run_span(
+    tracer: RedactingTracer, pipeline: str, run_attributes: Mapping[str, Any], at: float
+) -> Span:
+    """The run span, started with the definition's attributes: what the run is must be known
+    from its start (samplers and the span store read start attributes)."""
+    return tracer.start_span(
+        t.run_span_name(pipeline),
+        context=ROOT,
+        kind=SpanKind.SERVER,
+        start_time=ns(at),
+        attributes=run_attributes,
+    )
+
+
+def describe_run_start(
+    span: Span, event: RunStarted, capture: PayloadCapture, span_hook: Any
+) -> None:
+    """What ``RunStarted`` adds to the run span: the run id, who started it, the request, and
+    the links to an external parent and to a replayed run."""
+    if not span.is_recording():
+        return
+    attributes: dict[str, Any] = {}  # the definition's are set at the span's start
+    attributes[t.CICD_PIPELINE_RUN_ID] = event.run_id
+    attributes[t.PIPELINE_STARTED_BY] = event.started_by
+    if event.replay_of is not None:
+        attributes[t.PIPELINE_REPLAY_OF] = event.replay_of
+    if capture.enabled and event.request:
+        attributes.update(recorded.request_attributes(capture, event.request))
+    if span_hook is not None:
+        span_hook.run_started(event, attributes)
+    span.set_attributes(attributes)
+    parent = None
+    if event.parent_traceparent:
+        parent = _parse_traceparent(event.parent_traceparent)
+    else:
+        current = trace.get_current_span().get_span_context()
+        parent = current if current.is_valid else None
+    if parent is not None:
+        span.add_link(parent, {t.LINK_RELATION: t.LINK_PARENT})
+    if event.replay_of is not None:
+        original = _replay_context(event.replay_of)
+        if original is not None:
+            span.add_link(
+                original,
+                {t.LINK_RELATION: t.LINK_REPLAY_OF, t.LINK_SPAN_ID_DERIVED: True},
+            )
+
+
+def end_run_span(span: Span, event: RunFinished, result: str, error_type: str | None) -> None:
+    """End the run span with its result (and status ERROR with ``error_type`` on failure)."""
+    if span.is_recording():
+        attributes: dict[str, Any] = {t.CICD_PIPELINE_RESULT: result}
+        if error_type is not None:
+            attributes[t.ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, event.error or error_type))
+        span.set_attributes(attributes)
+    span.end(end_time=ns(event.at))
+
+
+# --- stage spans ------------------------------------------------------------------------------
+
+
+def start_stage_span(
+    tracer: RedactingTracer,
+    run: Run,
+    event: StageStarted,
+    *,
+    static: Mapping[str, Any],
+    links: list[Link],
+    queue_time: float,
+    trigger_wait: float,
+    default_event_type: str | None,
+    capture: PayloadCapture,
+    span_hook: Any,
+) -> Span:
+    """Start the execution's span (child of the run span) with its input event."""
+    attributes = dict(static)
+    attributes[t.CICD_TASK_RUN_ID] = event.task_run_id
+    attributes[t.STAGE_ATTEMPT] = event.attempt
+    attributes[t.STAGE_INSTANCE] = event.instance
+    attributes[t.STAGE_QUEUE_TIME] = queue_time
+    attributes[t.STAGE_TRIGGER_WAIT] = trigger_wait
+    attributes[t.STAGE_QUEUED_AT] = ns(event.queued_at)
+    attributes[t.STAGE_CONSIDERED_AT] = ns(event.considered_at)
+    if event.triggers:
+        attributes[t.STAGE_FIRED_TRIGGERS] = list(event.triggers)
+    if event.event is not None:
+        event_type = event.event.get("type")
+        attributes[t.STAGE_EVENT_TYPE] = (
+            event_type if isinstance(event_type, str) else default_event_type or ""
+        )
+    if span_hook is not None:
+        span_hook.stage_started(event, attributes, links)
+    span = tracer.start_span(
+        t.stage_span_name(event.stage),
+        context=run.context,
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        links=links,
+        start_time=ns(event.at),
+    )
+    if capture.enabled and span.is_recording():
+        span.add_event(
+            t.EVENT_STAGE_INPUT,
+            recorded.payload_attributes(capture, event.inputs),
+            timestamp=ns(event.at),
+        )
+    return span
+
+
+def end_stage_span(
+    execution: Execution, event: StageFinished, capture: PayloadCapture, span_hook: Any
+) -> None:
+    """End the execution's span with its result, CPU and memory, error or output event."""
+    span = execution.span
+    status = event.status
+    end = ns(event.at)
+    if span.is_recording():
+        attributes: dict[str, Any] = {
+            t.CICD_TASK_RUN_RESULT: stage_result(status),
+            t.STAGE_STATUS: str(status),
+        }
+        cpu = event.cpu_seconds
+        if cpu is None and not execution.is_command:
+            cpu = max(0.0, time.process_time() - execution.cpu_start)
+        if cpu is not None:
+            attributes[t.STAGE_CPU_TIME] = cpu
+        if event.peak_memory_bytes is not None:
+            attributes[t.STAGE_PEAK_MEMORY] = event.peak_memory_bytes
+        if event.will_retry:
+            attributes[t.STAGE_WILL_RETRY] = True
+        if status in FAILED_STAGE_STATUSES:
+            error_type = failure_error_type(status, event.exception, event.error_type)
+            attributes[t.ERROR_TYPE] = error_type
+            description = event.error or error_type
+            attributes[t.STAGE_ERROR_MESSAGE] = description
+            if event.exception is not None:
+                span.record_exception(event.exception, timestamp=end)
+            else:
+                span.add_event(
+                    "exception",
+                    {"exception.type": error_type, "exception.message": description},
+                    timestamp=end,
+                )
+            span.set_status(Status(StatusCode.ERROR, description))
+        elif event.exception is not None:  # cancelled: keep the cause, not an error
+            span.record_exception(event.exception, timestamp=end)
+        _set_cancel_cause(attributes, event.cancel_reason, event.cancel_cause)
+        if capture.enabled and status is StageStatus.SUCCESS:
+            span.add_event(
+                t.EVENT_STAGE_OUTPUT,
+                recorded.payload_attributes(capture, event.outputs),
+                timestamp=end,
+            )
+        if span_hook is not None:
+            span_hook.stage_finished(event, attributes)
+        span.set_attributes(attributes)
+    span.end(end_time=end)
+
+
+def emit_skip_spans(tracer: RedactingTracer, run: Run, event: RunFinished) -> None:
+    """A zero-length ``skip`` span for each stage of the run that never ran, so the whole DAG
+    is in the trace: at its ``StageSkipped`` (with its reason), else at the run's end."""
+    for stage in run.pipeline.stages:
+        if stage.name in run.ran:
+            continue
+        skip = run.skipped.get(stage.name)
+        reason = skip.reason if skip else not_reached_reason(str(event.status))
+        at = skip.at if skip else event.at
+        _, static = stage_static(run, stage.name, stage.loop)
+        attributes = dict(static)
+        attributes[t.CICD_TASK_RUN_ID] = task_run_id(stage.name, 0, 0)
+        attributes[t.CICD_TASK_RUN_RESULT] = t.RESULT_SKIP
+        attributes[t.STAGE_STATUS] = str(StageStatus.SKIPPED)
+        attributes[t.STAGE_SKIP_REASON] = reason
+        if skip is not None:
+            _set_cancel_cause(attributes, skip.cancel_reason, skip.cancel_cause)
+        attributes[t.STAGE_ATTEMPT] = 0
+        attributes[t.STAGE_INSTANCE] = 0
+        span = tracer.start_span(
+            t.stage_span_name(stage.name),
+            context=run.context,
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=ns(at),
+        )
+        span.end(end_time=ns(at))
+
+
+# --- span events ------------------------------------------------------------------------------
+
+
+def add_trigger_evaluated(span: Span, event: TriggerEvaluated) -> None:
+    """``trigger.evaluated`` on the stage's open span, else on the run span."""
+    if span.is_recording():
+        span.add_event(
+            t.EVENT_TRIGGER_EVALUATED,
+            {
+                t.CICD_TASK_NAME: event.stage,
+                t.TRIGGER_INDEX: event.trigger_index,
+                t.TRIGGER_TYPE: event.trigger_type,
+                t.TRIGGER_DESCRIPTION: event.description,
+                t.TRIGGER_SATISFIED: event.satisfied,
+                t.TRIGGER_STAGE_READY: event.stage_ready,
+                t.TRIGGER_DETAIL: event.detail,
+            },
+            timestamp=ns(event.at),
+        )
+
+
+def add_approval_requested(run_span: Span, event: ApprovalRequested) -> None:
+    """``approval.requested`` on the run span."""
+    if not run_span.is_recording():
+        return
+    attributes: dict[str, Any] = {t.CICD_TASK_NAME: event.stage}
+    if event.timeout is not None:
+        attributes[t.APPROVAL_TIMEOUT] = float(event.timeout)
+    run_span.add_event(t.EVENT_APPROVAL_REQUESTED, attributes, timestamp=ns(event.at))
+
+
+def add_approval_resolved(run_span: Span, event: ApprovalResolved) -> None:
+    """``approval.resolved`` on the run span."""
+    if not run_span.is_recording():
+        return
+    run_span.add_event(
+        t.EVENT_APPROVAL_RESOLVED,
+        {
+            t.CICD_TASK_NAME: event.stage,
+            t.APPROVAL_APPROVED: event.approved,
+            t.APPROVAL_BY: event.by,
+            t.APPROVAL_TIMED_OUT: event.timed_out,
+        },
+        timestamp=ns(event.at),
+    )
+
+
+def add_stage_retrying(run_span: Span, event: StageRetrying) -> None:
+    """``stage.retrying`` on the run span."""
+    if not run_span.is_recording():
+        return
+    run_span.add_event(
+        t.EVENT_STAGE_RETRYING,
+        {
+            t.CICD_TASK_NAME: event.stage,
+            t.CICD_TASK_RUN_ID: event.task_run_id,
+            t.RETRY_DELAY: float(event.delay),
+            t.ERROR_TYPE: event.error_type,
+        },
+        timestamp=ns(event.at),
+    )
+
+
+def add_event_published(span: Span, event: EventPublished, capture: PayloadCapture) -> None:
+    """``pipeline.event.published`` on the publishing execution's span (else the run span)."""
+    if not span.is_recording():
+        return
+    attributes: dict[str, Any] = {
+        t.PUBLISHED_EVENT_TYPE: event.event_type,
+        t.PUBLISHED_EVENT_ID: event.event_id,
+    }
+    if event.source is not None:
+        attributes[t.PUBLISHED_EVENT_SOURCE] = event.source.task_run_id
+    if capture.enabled:
+        attributes.update(recorded.payload_attributes(capture, event.payload))
+    span.add_event(t.EVENT_PUBLISHED, attributes, timestamp=ns(event.at))

@@ -1,0 +1,390 @@
+"""The monitor's worker: handles each engine record, in order, on whatever thread settles it.
+
+``Recorder.handle`` is what the record queue (``_record_queue.RecordQueue``) calls, on its worker
+thread or on the caller's thread, always under the queue's lock. It dispatches a record by type,
+keeps the books (``_books``), has ``_spans`` build the spans, records the metrics, the
+in-process aggregates and the resource sampler's bookkeeping, and then calls the event hooks
+with the span the record belongs to. It never raises: a failure is logged and the record
+dropped, since monitoring must never stop a pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanContext, format_trace_id
+
+from taskdaemon.pipeline import recorded
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
+    EngineEvent,
+    EventPublished,
+    InputOverridden,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageProcess,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    StageWaiting,
+    TaskRunRef,
+    TriggerEvaluated,
+)
+from taskdaemon.pipeline.metrics import PipelineMetrics, ResourceSampler, RunAggregates
+from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.monitor import _spans
+from taskdaemon.pipeline.monitor._books import (
+    Allocated,
+    Execution,
+    PipelineInfo,
+    Run,
+    link_to,
+    open_span_of,
+    pipeline_info,
+    stage_static,
+)
+from taskdaemon.pipeline.monitor._debug import DebugSpans
+from taskdaemon.pipeline.monitor._spans import ROOT
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.span_redaction import RedactingTracer
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import run_result
+
+__all__ = ["EventHook", "Recorder"]
+
+# The facade's logger: what fails here is reported as the monitor's failure.
+_logger = logging.getLogger("taskdaemon.pipeline.monitor")
+
+#: ``hook(event, span_context)``, called after each record is handled (see ``add_event_hook``).
+EventHook = Callable[[EngineEvent, SpanContext | None], None]
+
+
+class Recorder:
+    """Turns records into spans and metric records and keeps the per-run books.
+
+    Every method is called under the record queue's lock, so the books need no lock of their
+    own.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracer: RedactingTracer,
+        capture: PayloadCapture,
+        metrics: PipelineMetrics,
+        sampler: ResourceSampler,
+        aggregates: RunAggregates,
+    ) -> None:
+        self.tracer = tracer
+        self.capture = capture
+        self.metrics = metrics
+        self.sampler = sampler
+        self.aggregates = aggregates
+        self.runs: dict[str, Run] = {}
+        self._allocated: dict[str, Allocated] = {}
+        self._infos: dict[int, tuple[Pipeline, PipelineInfo]] = {}
+        self._warned_foreign_id = False
+        #: Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
+        #: a recorded run. None outside a replay.
+        self.span_hook: Any = None
+        self.hooks: tuple[EventHook, ...] = ()
+        self._debug = DebugSpans(capture)
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            RunStarted: self._run_started,
+            RunFinished: self._run_finished,
+            StageWaiting: self._ignore,
+            StageQueued: self._ignore,
+            TriggerEvaluated: self._trigger_evaluated,
+            ApprovalRequested: self._approval_requested,
+            ApprovalResolved: self._approval_resolved,
+            StageStarted: self._stage_started,
+            StageProcess: self._stage_process,
+            StageRetrying: self._stage_retrying,
+            StageFinished: self._stage_finished,
+            StageSkipped: self._stage_skipped,
+            EventPublished: self._event_published,
+            BreakpointHit: self._debug_record,
+            BreakpointResumed: self._debug_record,
+            InputOverridden: self._debug_record,
+        }
+
+    def handle(self, event: EngineEvent) -> None:
+        """Handle one record, then call the hooks with its span. Never raises."""
+        try:
+            opens = isinstance(event, RunStarted | StageStarted)  # its span exists only after
+            span = None if opens or not self.hooks else self._span_context_of(event)
+            handler = self._handlers.get(type(event))
+            if handler is not None:
+                handler(event)
+            for hook in self.hooks:
+                hook(event, span if span is not None else self._span_context_of(event))
+        except Exception:
+            _logger.warning("monitor failed on %s", type(event).__name__, exc_info=True)
+
+    def _span_context_of(self, event: EngineEvent) -> SpanContext | None:
+        run = self.runs.get(event.run_id)
+        if run is None:
+            return None
+        task_run = getattr(event, "task_run_id", None)
+        if task_run is not None:
+            execution = run.open.get(task_run)
+            if execution is not None:
+                return execution.span.get_span_context()
+            if (ended := run.ended.get(task_run)) is not None:
+                return ended
+        stage = getattr(event, "stage", None)
+        if stage is not None and (span := open_span_of(run, stage)) is not None:
+            return span.get_span_context()
+        return run.span.get_span_context()
+
+    def allocate(self, pipeline: Pipeline, at: float) -> str | None:
+        """Start a run span now and answer its trace id (the run id); None if not tracing."""
+        span = self._start_run_span(pipeline, at)
+        span_context = span.get_span_context()
+        if not span_context.is_valid:
+            return None
+        run_id = format_trace_id(span_context.trace_id)
+        self._allocated[run_id] = Allocated(span, at)
+        return run_id
+
+    def stage_environment(self, event: StageStarted) -> dict[str, str]:
+        """The subprocess variables naming the execution's span ({} if it has none)."""
+        run = self.runs.get(event.run_id)
+        execution = run.open.get(event.task_run_id) if run is not None else None
+        if execution is None or not execution.span.get_span_context().is_valid:
+            return {}
+        return _spans.subprocess_environment(execution.span)
+
+    def _info(self, pipeline: Pipeline) -> PipelineInfo:
+        cached = self._infos.get(id(pipeline))
+        if cached is not None and cached[0] is pipeline:
+            return cached[1]
+        info = pipeline_info(pipeline, recorded.definition_attributes(pipeline, self.capture))
+        if len(self._infos) > 256:  # definitions are few; a reloading server must not leak
+            self._infos.clear()
+        self._infos[id(pipeline)] = (pipeline, info)
+        return info
+
+    def _start_run_span(self, pipeline: Pipeline, at: float) -> Span:
+        return _spans.start_run_span(
+            self.tracer, pipeline.name, self._info(pipeline).run_attributes, at
+        )
+
+    # --- handlers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _ignore(event: EngineEvent) -> None:
+        return None
+
+    def _run_started(self, event: RunStarted) -> None:
+        pipeline = event.pipeline
+        info = self._info(pipeline)
+        allocated = self._allocated.pop(event.run_id, None)
+        if allocated is not None:
+            span = allocated.span
+        else:
+            span = self._start_run_span(pipeline, event.at)
+            span_context = span.get_span_context()
+            if (
+                span_context.is_valid
+                and format_trace_id(span_context.trace_id) != event.run_id
+                and not self._warned_foreign_id
+            ):
+                self._warned_foreign_id = True
+                _logger.warning(
+                    "run %s was not named by this monitor: its trace id differs from its run id",
+                    event.run_id,
+                )
+        _spans.describe_run_start(span, event, self.capture, self.span_hook)
+        self.runs[event.run_id] = Run(
+            run_id=event.run_id,
+            pipeline=pipeline,
+            info=info,
+            span=span,
+            context=trace.set_span_in_context(span, ROOT),
+            started_at=event.at,
+        )
+        self.metrics.run_started(pipeline.name)
+        self.aggregates.run_started(pipeline.name)
+
+    def _stage_started(self, event: StageStarted) -> None:
+        run = self.runs.get(event.run_id)
+        if run is None:
+            return
+        info, static = stage_static(run, event.stage, event.loop)
+        links = []
+        for ref in event.fired_by:
+            linked = link_to(run, ref)
+            if linked is not None:
+                links.append(Link(linked, {t.LINK_RELATION: t.LINK_TRIGGERED_BY}))
+        if event.previous_attempt is not None:
+            linked = link_to(run, event.previous_attempt)
+            if linked is not None:
+                links.append(Link(linked, {t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT}))
+        queue_time = max(0.0, event.at - event.queued_at - event.paused)
+        trigger_wait = max(0.0, event.queued_at - event.considered_at)
+        span = _spans.start_stage_span(
+            self.tracer,
+            run,
+            event,
+            static=static,
+            links=links,
+            queue_time=queue_time,
+            trigger_wait=trigger_wait,
+            default_event_type=info.event_type,
+            capture=self.capture,
+            span_hook=self.span_hook,
+        )
+        if event.paused or self._debug.pending:
+            self._debug.stage_started(span, event)
+        cpu_start = None if info.is_command else time.process_time()  # one clock read, two uses
+        run.open[event.task_run_id] = Execution(
+            span=span,
+            stage=event.stage,
+            instance=event.instance,
+            attempt=event.attempt,
+            started_at=event.at,
+            queue_time=queue_time,
+            is_command=info.is_command,
+            cpu_start=cpu_start or 0.0,
+        )
+        run.ran.add(event.stage)
+        key = (event.stage, event.instance)
+        if run.attempts.get(key, 0) < event.attempt:
+            run.attempts[key] = event.attempt
+        self.metrics.stage_started(
+            run.pipeline.name,
+            event.stage,
+            queue_time,
+            trigger_wait if event.attempt == 1 else None,
+        )
+        self.sampler.stage_started(
+            (run.run_id, event.task_run_id),
+            run.pipeline.name,
+            event.stage,
+            is_command=info.is_command,
+            cpu=cpu_start,
+        )
+
+    def _debug_record(self, event: BreakpointHit | BreakpointResumed | InputOverridden) -> None:
+        run = self.runs.get(event.run_id)
+        if run is not None:
+            self._debug.record(run.span, event)
+
+    def _stage_process(self, event: StageProcess) -> None:
+        run = self.runs.get(event.run_id)
+        if run is None:
+            return
+        execution = run.open.get(event.task_run_id)
+        if execution is not None:
+            execution.is_command = True
+            if execution.span.is_recording():
+                execution.span.set_attribute(t.STAGE_PID, event.pid)
+        self.sampler.set_process((run.run_id, event.task_run_id), event.pid)
+
+    def _stage_finished(self, event: StageFinished) -> None:
+        run = self.runs.get(event.run_id)
+        if run is None:
+            return
+        execution = run.open.pop(event.task_run_id, None)
+        if execution is None:
+            return
+        self._end_execution(run, execution, event)
+
+    def _end_execution(self, run: Run, execution: Execution, event: StageFinished) -> None:
+        status = event.status
+        _spans.end_stage_span(execution, event, self.capture, self.span_hook)
+        run.ended[event.task_run_id] = execution.span.get_span_context()
+        run.last_status[(execution.stage, execution.instance)] = status
+        if status is StageStatus.SUCCESS:
+            run.last_success[execution.stage] = TaskRunRef(
+                execution.stage, execution.instance, execution.attempt
+            )
+        duration = max(0.0, event.at - execution.started_at)
+        self.metrics.stage_finished(run.pipeline.name, execution.stage, str(status), duration)
+        self.aggregates.stage_finished(
+            run.pipeline.name, execution.stage, str(status), duration, execution.queue_time
+        )
+        self.sampler.stage_finished((run.run_id, event.task_run_id))
+
+    def _trigger_evaluated(self, event: TriggerEvaluated) -> None:
+        run = self.runs.get(event.run_id)
+        if run is None:
+            return
+        self.metrics.trigger_evaluated(run.pipeline.name, event.stage, event.trigger_type)
+        _spans.add_trigger_evaluated(open_span_of(run, event.stage) or run.span, event)
+
+    def _approval_requested(self, event: ApprovalRequested) -> None:
+        run = self.runs.get(event.run_id)
+        if run is not None:
+            _spans.add_approval_requested(run.span, event)
+
+    def _approval_resolved(self, event: ApprovalResolved) -> None:
+        run = self.runs.get(event.run_id)
+        if run is not None:
+            _spans.add_approval_resolved(run.span, event)
+
+    def _stage_retrying(self, event: StageRetrying) -> None:
+        run = self.runs.get(event.run_id)
+        if run is not None:
+            _spans.add_stage_retrying(run.span, event)
+
+    def _stage_skipped(self, event: StageSkipped) -> None:
+        run = self.runs.get(event.run_id)
+        if run is not None and event.stage not in run.ran:
+            run.skipped.setdefault(event.stage, event)
+
+    def _event_published(self, event: EventPublished) -> None:
+        run = self.runs.get(event.run_id)
+        if run is None:
+            return
+        span = run.span
+        if event.source is not None:
+            execution = run.open.get(event.source.task_run_id)
+            if execution is not None:
+                span = execution.span
+        _spans.add_event_published(span, event, self.capture)
+
+    def _run_finished(self, event: RunFinished) -> None:
+        run = self.runs.pop(event.run_id, None)
+        if run is None:
+            return
+        if self._debug.pending:
+            self._debug.run_finished(run.run_id)
+        for trid, execution in list(run.open.items()):
+            del run.open[trid]
+            self._end_execution(
+                run,
+                execution,
+                StageFinished(
+                    run_id=run.run_id,
+                    pipeline=run.pipeline.name,
+                    stage=execution.stage,
+                    instance=execution.instance,
+                    attempt=execution.attempt,
+                    task_run_id=trid,
+                    status=StageStatus.CANCELLED,
+                    at=event.at,
+                    error="run ended while the stage ran",
+                ),
+            )
+        _spans.emit_skip_spans(self.tracer, run, event)
+        status = RunStatus(event.status)
+        result = run_result(status)
+        error_type = None
+        if status is RunStatus.FAILURE:
+            error_type = event.error_type or _spans.OTHER_ERROR
+        _spans.end_run_span(run.span, event, result, error_type)
+        duration = max(0.0, event.at - run.started_at)
+        self.metrics.run_finished(run.pipeline.name, str(status), result, duration, error_type)
+        self.aggregates.run_finished(run.pipeline.name, str(status), duration)
