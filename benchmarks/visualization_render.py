@@ -16,8 +16,8 @@ from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord, RunRecord, St
 from taskdaemon.pipeline.visualization import (
     VisualizationFormat,
     dag_snapshot,
-    render,
     render_json,
+    visualize,
 )
 
 STATUSES = ("success", "success", "success", "failure", "skipped", "running", "timeout")
@@ -83,8 +83,8 @@ def main() -> None:
     snap_only_ms = best(lambda: dag_snapshot(run=run), args.repeat)
     print(f"  snapshot (run only, from spans)  {snap_only_ms:7.1f} ms")
     for fmt in VisualizationFormat:
-        ms = best(lambda fmt=fmt: render(fmt, pipeline, run), args.repeat)
-        size = len(render(fmt, pipeline, run))
+        ms = best(lambda fmt=fmt: visualize(pipeline, fmt, run), args.repeat)
+        size = len(visualize(pipeline, fmt, run))
         print(f"  render {fmt.value:<8} (snapshot incl.) {ms:7.1f} ms  {size / 1024:7.0f} KiB")
     ms = best(lambda: render_json(pipeline, run, indent=None), args.repeat)
     size = len(render_json(pipeline, run, indent=None))

@@ -14,7 +14,7 @@ from pipeline_visualization_graphviz_test import PNG_MAGIC, run_dot, svg_nodes
 from pipeline_visualization_support import check_golden
 from taskdaemon.pipeline.config import load_pipeline
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
-from taskdaemon.pipeline.visualization import render, validate_dag
+from taskdaemon.pipeline.visualization import validate_dag, visualize
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "feature_delivery.yaml"
@@ -58,7 +58,7 @@ def test_output_file(tmp_path: Path) -> None:
     """``-o FILE`` writes the drawing there and nothing to stdout."""
     out = tmp_path / "pipeline.mmd"
     done = dag(str(EXAMPLE), "--format", "mermaid", "-o", str(out))
-    assert (0, "", render("mermaid", load_pipeline(str(EXAMPLE)))) == (
+    assert (0, "", visualize(load_pipeline(str(EXAMPLE)), "mermaid")) == (
         done.returncode,
         done.stdout,
         out.read_text(encoding="utf-8"),

@@ -18,7 +18,6 @@ from taskdaemon.pipeline.visualization import (
     VisualizationFormat,
     dag_snapshot,
     format_duration,
-    render,
     render_dot,
     render_json,
     render_mermaid,
@@ -32,21 +31,21 @@ SUFFIX = {"dot": "dot", "json": "json", "mermaid": "mmd"}
 @pytest.mark.parametrize("fmt", list(VisualizationFormat))
 def test_definition_golden(fmt: VisualizationFormat) -> None:
     """The definition alone renders to the golden text of each format."""
-    check_golden(f"feature_delivery.{SUFFIX[fmt]}", render(fmt, feature_delivery()))
+    check_golden(f"feature_delivery.{SUFFIX[fmt]}", visualize(feature_delivery(), fmt))
 
 
 @pytest.mark.parametrize("fmt", list(VisualizationFormat))
 def test_run_overlay_golden(fmt: VisualizationFormat) -> None:
     """A failed run with retried, fan-out and skipped stages overlays the golden text."""
     check_golden(
-        f"feature_delivery_run.{SUFFIX[fmt]}", render(fmt, feature_delivery(), failed_run())
+        f"feature_delivery_run.{SUFFIX[fmt]}", visualize(feature_delivery(), fmt, failed_run())
     )
 
 
 @pytest.mark.parametrize("fmt", list(VisualizationFormat))
 def test_run_only_golden(fmt: VisualizationFormat) -> None:
     """A run record alone (span-based export) renders to the golden text of each format."""
-    check_golden(f"run_only.{SUFFIX[fmt]}", render(fmt, run=failed_run()))
+    check_golden(f"run_only.{SUFFIX[fmt]}", visualize(None, fmt, run=failed_run()))
 
 
 def test_dot_follows_the_contract_lines() -> None:
@@ -201,11 +200,3 @@ def test_title_case(name: str, title: str) -> None:
 def test_format_duration(seconds: float | None, text: str) -> None:
     """Durations read as ms, s, m or h by size, the unit chosen after rounding."""
     assert text == format_duration(seconds)
-
-
-def test_monitor_visualize_delegates_to_the_renderers() -> None:
-    """PipelineMonitor.visualize(pipeline, VisualizationFormat.DOT) is render_dot(pipeline)."""
-    from taskdaemon.pipeline.monitor import PipelineMonitor
-
-    pipeline = feature_delivery()
-    assert render_dot(pipeline) == PipelineMonitor().visualize(pipeline, VisualizationFormat.DOT)

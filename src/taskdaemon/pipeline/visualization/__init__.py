@@ -62,7 +62,6 @@ __all__ = [
     "dag_schema",
     "dag_snapshot",
     "format_duration",
-    "render",
     "render_dot",
     "render_json",
     "render_mermaid",
@@ -145,19 +144,15 @@ _RENDERERS = {
 }
 
 
-def render(
-    fmt: VisualizationFormat | str,
-    pipeline: Pipeline | DagSnapshot | None = None,
-    run: RunRecord | None = None,
-) -> str:
-    """Render in ``fmt`` (an enum member or its value); ValueError for an unknown format."""
-    return _RENDERERS[VisualizationFormat(fmt)](pipeline, run)
-
-
 def visualize(
     pipeline: Pipeline | DagSnapshot | None,
     fmt: VisualizationFormat | str = VisualizationFormat.DOT,
     run: RunRecord | None = None,
 ) -> str:
-    """``visualize(pipeline, VisualizationFormat.DOT)``: the upstream API's name for ``render``."""
-    return render(fmt, pipeline, run)
+    """The DAG in ``fmt`` (an enum member or its value); ValueError for an unknown format.
+
+    A thin delegate, kept as the one spelling that picks a renderer by format (the upstream
+    API's name, used by ``examples/visualize_pipeline.py``): it calls ``render_dot``,
+    ``render_json`` or ``render_mermaid`` and adds nothing.
+    """
+    return _RENDERERS[VisualizationFormat(fmt)](pipeline, run)

@@ -47,7 +47,7 @@ from starlette.staticfiles import StaticFiles
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.tracking.log_read import store_path
-from taskdaemon.pipeline.visualization import DagWatcher, render
+from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
 from taskdaemon.pipeline.web._logs import MAX_STAGE_NAME, follow_stage_logs, stage_log_tail
@@ -268,7 +268,7 @@ class WebApp:
         except SpanSourceError as exc:
             return error_response(502, f"span source: {exc}")
         if fmt != "svg":
-            return Response(render(fmt, snapshot), media_type=_DAG_TYPES[fmt])
+            return Response(visualize(snapshot, fmt), media_type=_DAG_TYPES[fmt])
         try:
             svg = await self.svg.render(render_dot_snapshot(labelled(snapshot)))
         except GraphvizError as exc:
