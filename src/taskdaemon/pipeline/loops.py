@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.process_tree import TreePeaks
 from taskdaemon.pipeline.stage_output import OutputCapture, communicate
 
 if TYPE_CHECKING:  # imported where a command stage runs: validating needs neither
@@ -211,52 +212,11 @@ def _parse_stdout(text: str) -> Mapping[str, Any]:
     return {"stdout": text.rstrip("\n"), "exit_code": 0}
 
 
-class _TreeSampler:
-    """Samples a process tree: CPU seconds and peak RSS, summed over the tree.
-
-    CPU at one instant is the root's and every live descendant's user+system time, each with its
-    ``children_*`` time (what it reaped): every process is then counted exactly once, alive or
-    already reaped. The total only grows, so the largest sample is the best estimate; work done
-    in the last interval before the root exits is not seen.
-    """
-
-    def __init__(self, pid: int) -> None:
-        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
-
-        self.cpu_seconds: float | None = None
-        self.peak_rss: int | None = None
-        try:
-            self._root: psutil.Process | None = psutil.Process(pid)
-        except psutil.Error:
-            self._root = None
-
-    def sample(self) -> None:
-        import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
-
-        if self._root is None:
-            return
-        try:
-            tree = [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
-            return
-        cpu = 0.0
-        rss = 0
-        for process in tree:
-            try:
-                with process.oneshot():
-                    times = process.cpu_times()
-                    memory = process.memory_info().rss
-            except psutil.Error:
-                continue
-            cpu += times.user + times.system + times.children_user + times.children_system
-            rss += memory
-        self.cpu_seconds = cpu if self.cpu_seconds is None else max(self.cpu_seconds, cpu)
-        self.peak_rss = rss if self.peak_rss is None else max(self.peak_rss, rss)
-
-    async def run(self, interval: float) -> None:
-        while True:
-            await asyncio.to_thread(self.sample)
-            await asyncio.sleep(interval)
+async def _sample_peaks(peaks: TreePeaks, interval: float) -> None:
+    """Sample the tree every ``interval`` seconds, off the loop, until cancelled."""
+    while True:
+        await asyncio.to_thread(peaks.sample)
+        await asyncio.sleep(interval)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -400,8 +360,8 @@ def command_handler(
             capture.abandon()
             raise
         capture.spawned()
-        sampler = _TreeSampler(process.pid)
-        sampling = asyncio.create_task(sampler.run(sample_interval))
+        peaks = TreePeaks(process.pid)
+        sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
         ctx.report_process(process.pid)
         try:
             await communicate(process, stdin, capture)
@@ -412,7 +372,7 @@ def command_handler(
             sampling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampling
-            ctx.report_usage(sampler.cpu_seconds, sampler.peak_rss)
+            ctx.report_usage(peaks.cpu_seconds, peaks.peak_rss)
         await _kill_group(process.pid, kill_grace)
         code = process.returncode
         assert code is not None  # communicate() returns after the process was reaped

@@ -1,0 +1,135 @@
+"""CPU time and resident memory of a process tree: one root pid and all its descendants.
+
+The one place psutil reads a stage's processes. Two readers use it: the ``command`` loop
+(``loops``), which samples its subprocess tree while it runs and reports the largest CPU total
+and peak RSS when it ends (``TreePeaks``), and the metrics' ``ResourceSampler``, which reads a
+running stage's tree each time the gauges are collected.
+
+CPU is each process's user+system time plus its ``children_*`` time (what it reaped): every
+process of the tree is then counted exactly once, whether alive or already reaped. A process
+that vanishes between listing and reading is skipped; the tree's root not answering makes the
+CPU reading None. psutil is imported on first use, not at import: validating a pipeline or
+starting a run does not wait for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
+
+__all__ = ["ProcessTree", "TreePeaks"]
+
+
+class ProcessTree:
+    """The tree rooted at ``pid``; opens the root on first read and retries while it fails."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._root: psutil.Process | None = None
+
+    @property
+    def root(self) -> psutil.Process | None:
+        """The root process, or None if it cannot be opened (gone, or not ours to read)."""
+        if self._root is None:
+            import psutil  # noqa: PLC0415 - see the module docstring
+
+            try:
+                self._root = psutil.Process(self.pid)
+            except psutil.Error:
+                return None
+        return self._root
+
+    def processes(self) -> list[psutil.Process]:
+        """The root and every live descendant ([root] if they cannot be listed; [] if no root)."""
+        import psutil  # noqa: PLC0415 - see the module docstring
+
+        root = self.root
+        if root is None:
+            return []
+        try:
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return [root]
+
+    def cpu_seconds(self) -> float | None:
+        """The tree's CPU seconds so far (see the module docstring); None if the root is gone."""
+        import psutil  # noqa: PLC0415 - see the module docstring
+
+        tree = self.processes()
+        if not tree:
+            return None
+        try:
+            times = tree[0].cpu_times()
+        except psutil.Error:
+            return None
+        total = times.user + times.system + times.children_user + times.children_system
+        for process in tree[1:]:
+            try:
+                child = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += child.user + child.system + child.children_user + child.children_system
+        return total
+
+    def rss_bytes(self) -> int | None:
+        """The summed resident memory of the tree's live processes; None without a root."""
+        import psutil  # noqa: PLC0415 - see the module docstring
+
+        tree = self.processes()
+        if not tree:
+            return None
+        total = 0
+        for process in tree:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                continue
+        return total
+
+    def usage(self) -> tuple[float, int] | None:
+        """``(cpu_seconds, rss_bytes)`` in one pass: one listing of the tree and one read of
+        each process (psutil's ``oneshot``); None if the root is gone, as for ``cpu_seconds``."""
+        import psutil  # noqa: PLC0415 - see the module docstring
+
+        tree = self.processes()
+        if not tree:
+            return None
+        cpu = 0.0
+        rss = 0
+        for index, process in enumerate(tree):
+            try:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    memory = process.memory_info().rss
+            except psutil.Error:
+                if index == 0:
+                    return None
+                continue
+            cpu += times.user + times.system + times.children_user + times.children_system
+            rss += memory
+        return cpu, rss
+
+
+class TreePeaks:
+    """The largest CPU total and RSS seen over repeated ``sample()`` calls.
+
+    CPU only grows, so its largest sample is the best estimate of what the tree used; work done
+    after the last sample (the last interval before the root exits) is not seen. Both stay None
+    until a sample reads the tree.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.tree = ProcessTree(pid)
+        self.cpu_seconds: float | None = None
+        self.peak_rss: int | None = None
+
+    def sample(self) -> None:
+        """Read the tree once and keep the maxima."""
+        usage = self.tree.usage()
+        if usage is None:
+            return
+        cpu, rss = usage
+        self.cpu_seconds = cpu if self.cpu_seconds is None else max(self.cpu_seconds, cpu)
+        self.peak_rss = rss if self.peak_rss is None else max(self.peak_rss, rss)
