@@ -1,0 +1,207 @@
+"""The OTel instruments (listed in the package docstring) and their recording methods."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry import metrics as metrics_api
+from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
+
+from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.metrics._labels import LabelGuard
+from taskdaemon.pipeline.metrics._sampler import ResourceSampler
+
+__all__ = ["PipelineMetrics"]
+
+# The package's logger, as before the split: a failed sample is the metrics' failure.
+_logger = logging.getLogger("taskdaemon.pipeline.metrics")
+
+
+class PipelineMetrics:
+    """Every pipeline instrument, created from one meter, plus the recording methods.
+
+    Recording methods take plain label values and fold them through the ``LabelGuard``;
+    attribute dicts are cached per label combination (attribute hashing dominates the SDK's
+    recording cost). ``resource_sampling=False`` keeps the two gauges but observes nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: MeterProvider | None = None,
+        label_guard: LabelGuard | None = None,
+        sampler: ResourceSampler | None = None,
+        resource_sampling: bool = True,
+    ) -> None:
+        provider = meter_provider or metrics_api.get_meter_provider()
+        meter = provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+        self.guard = label_guard or LabelGuard()
+        self.sampler = sampler or ResourceSampler()
+        self.resource_sampling = resource_sampling
+        self._attrs: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        buckets = list(t.DURATION_BUCKETS)
+
+        def seconds_histogram(name: str, description: str) -> Histogram:
+            # Every duration is in seconds on the schema's buckets (docs/architecture.md).
+            return meter.create_histogram(
+                name,
+                unit=t.UNIT_SECONDS,
+                description=description,
+                explicit_bucket_boundaries_advisory=buckets,
+            )
+
+        self.executions = meter.create_counter(
+            t.METRIC_EXECUTIONS, unit=t.UNIT_EXECUTIONS, description="Finished pipeline runs."
+        )
+        self.execution_duration = seconds_histogram(
+            t.METRIC_EXECUTION_DURATION, "Duration of pipeline runs."
+        )
+        self.active_executions = meter.create_up_down_counter(
+            t.METRIC_ACTIVE_EXECUTIONS, unit=t.UNIT_EXECUTIONS, description="Runs in progress."
+        )
+        self.stage_executions = meter.create_counter(
+            t.METRIC_STAGE_EXECUTIONS,
+            unit=t.UNIT_EXECUTIONS,
+            description="Finished stage executions (every attempt and instance).",
+        )
+        self.stage_duration = seconds_histogram(
+            t.METRIC_STAGE_DURATION, "Duration of stage executions."
+        )
+        self.stage_queue_time = seconds_histogram(
+            t.METRIC_STAGE_QUEUE_TIME, "Time a ready stage waited for a worker slot."
+        )
+        self.trigger_evaluations = meter.create_counter(
+            t.METRIC_TRIGGER_EVALUATIONS,
+            unit=t.UNIT_EVALUATIONS,
+            description="Trigger evaluations.",
+        )
+        self.trigger_wait_time = seconds_histogram(
+            t.METRIC_TRIGGER_WAIT_TIME,
+            "Time from when a stage could be considered until it was ready.",
+        )
+        self.memory_usage = meter.create_observable_gauge(
+            t.METRIC_MEMORY_USAGE,
+            callbacks=[self._observe_memory],
+            unit=t.UNIT_BYTES,
+            description="Resident memory of running stages (process tree for command stages).",
+        )
+        self.cpu_usage = meter.create_observable_gauge(
+            t.METRIC_CPU_USAGE,
+            callbacks=[self._observe_cpu],
+            unit=t.UNIT_PERCENT,
+            description="CPU use of running stages since the previous collection.",
+        )
+        self.cicd_run_duration = seconds_histogram(
+            t.METRIC_CICD_RUN_DURATION, "Duration of a pipeline run grouped by pipeline and result."
+        )
+        self.cicd_run_active = meter.create_up_down_counter(
+            t.METRIC_CICD_RUN_ACTIVE,
+            unit=t.UNIT_RUNS,
+            description="The number of pipeline runs currently active per state.",
+        )
+        self.cicd_run_errors = meter.create_counter(
+            t.METRIC_CICD_RUN_ERRORS,
+            unit=t.UNIT_ERRORS,
+            description="The number of errors encountered in pipeline runs.",
+        )
+
+    def _labels(self, *pairs: tuple[str, str]) -> dict[str, Any]:
+        key = pairs
+        cached = self._attrs.get(key)
+        if cached is None:
+            cached = {label: self.guard.fold(label, value) for label, value in pairs}
+            if len(self._attrs) < 100_000:  # bounded: labels are already capped by the guard
+                self._attrs[key] = cached
+        return cached
+
+    # Recording ------------------------------------------------------------------------------
+
+    def run_started(self, pipeline: str) -> None:
+        """A run began."""
+        self.active_executions.add(1, self._labels((t.LABEL_PIPELINE, pipeline)))
+        self.cicd_run_active.add(
+            1,
+            self._labels(
+                (t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RUN_STATE, "executing")
+            ),
+        )
+
+    def run_finished(
+        self, pipeline: str, status: str, result: str, duration: float, error_type: str | None
+    ) -> None:
+        """A run ended with ``status`` (RunStatus value) and semconv ``result``."""
+        self.active_executions.add(-1, self._labels((t.LABEL_PIPELINE, pipeline)))
+        self.cicd_run_active.add(
+            -1,
+            self._labels(
+                (t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RUN_STATE, "executing")
+            ),
+        )
+        labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STATUS, status))
+        self.executions.add(1, labels)
+        self.execution_duration.record(duration, labels)
+        self.cicd_run_duration.record(
+            duration,
+            self._labels((t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RESULT, result)),
+        )
+        if error_type is not None:
+            self.cicd_run_errors.add(
+                1, self._labels((t.CICD_PIPELINE_NAME, pipeline), (t.ERROR_TYPE, error_type))
+            )
+
+    def stage_started(
+        self, pipeline: str, stage: str, queue_time: float, trigger_wait: float | None
+    ) -> None:
+        """A stage execution got its slot."""
+        labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage))
+        self.stage_queue_time.record(queue_time, labels)
+        if trigger_wait is not None:
+            self.trigger_wait_time.record(trigger_wait, labels)
+
+    def stage_finished(self, pipeline: str, stage: str, status: str, duration: float) -> None:
+        """A stage execution ended with ``status`` (StageStatus value)."""
+        labels = self._labels(
+            (t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage), (t.LABEL_STATUS, status)
+        )
+        self.stage_executions.add(1, labels)
+        self.stage_duration.record(duration, labels)
+
+    def trigger_evaluated(self, pipeline: str, stage: str, trigger_type: str) -> None:
+        """One trigger was evaluated."""
+        self.trigger_evaluations.add(
+            1,
+            self._labels(
+                (t.LABEL_PIPELINE, pipeline),
+                (t.LABEL_STAGE, stage),
+                (t.LABEL_TRIGGER_TYPE, trigger_type),
+            ),
+        )
+
+    # Observation ----------------------------------------------------------------------------
+
+    def _observations(self, values: dict[tuple[str, str], float]) -> Iterable[Observation]:
+        return [
+            Observation(value, self._labels((t.LABEL_PIPELINE, p), (t.LABEL_STAGE, s)))
+            for (p, s), value in values.items()
+        ]
+
+    def _observe_memory(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.resource_sampling:
+            return []
+        try:
+            return self._observations(self.sampler.memory())
+        except Exception:  # a broken sample must not break the whole scrape
+            _logger.warning("memory sampling failed", exc_info=True)
+            return []
+
+    def _observe_cpu(self, options: CallbackOptions) -> Iterable[Observation]:
+        if not self.resource_sampling:
+            return []
+        try:
+            return self._observations(self.sampler.cpu_percent())
+        except Exception:
+            _logger.warning("cpu sampling failed", exc_info=True)
+            return []
