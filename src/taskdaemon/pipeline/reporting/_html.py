@@ -15,8 +15,9 @@ import io
 from typing import Any, cast
 
 from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
-from taskdaemon.pipeline.reporting._render import _render_markdown, format_seconds
+from taskdaemon.pipeline.reporting._text import format_seconds
 from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["MISSING_EXTRA", "render_html"]
@@ -130,7 +131,7 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
     current: str | None = None
     parts: list[str] = []
     in_table = False
-    for line in _render_markdown(report).splitlines():
+    for line in render_markdown(report).splitlines():
         if line.startswith("## "):
             if current is not None:
                 out[current] = "".join(parts)

@@ -12,32 +12,20 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from taskdaemon.pipeline.durations import format_duration as format_seconds
+from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
+from taskdaemon.pipeline.reporting._text import (
+    STAGE_HEADER,
+    format_seconds,
+    heading,
+    stage_rows,
+    summary,
+)
 
-__all__ = ["REPORT_FORMATS", "format_seconds", "render_report", "report_to_dict"]
+__all__ = ["REPORT_FORMATS", "render_report", "report_to_dict"]
 
 REPORT_FORMATS = ("table", "markdown", "json", "html")
-
-
-def _percent(value: float) -> str:
-    return f"{value * 100:.1f}%"
-
-
-def _bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover (the loop returns)
-
-
-def _time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _iso(epoch: float) -> str:
@@ -114,40 +102,6 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
-_STAGE_HEADER = (
-    "STAGE", "EXEC", "FAILED", "RETRIES", "P50", "P90", "P99", "QUEUE P50", "QUEUE P90",
-    "CPU", "PEAK MEM", "CRITICAL",
-)  # fmt: skip
-
-
-def _stage_rows(p: PipelineReport) -> list[tuple[str, ...]]:
-    return [
-        (
-            s.stage,
-            str(s.executions),
-            _percent(s.failure_rate),
-            str(s.retries),
-            format_seconds(s.p50),
-            format_seconds(s.p90),
-            format_seconds(s.p99),
-            format_seconds(s.queue_p50),
-            format_seconds(s.queue_p90),
-            format_seconds(s.cpu_seconds),
-            _bytes(s.peak_memory_bytes),
-            _percent(s.critical_share),
-        )
-        for s in p.stages
-    ]
-
-
-def _summary(p: PipelineReport) -> str:
-    return (
-        f"{p.runs} runs, {_percent(p.success_rate)} succeeded, {_percent(p.failure_rate)} "
-        f"failed; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
-        f"p99 {format_seconds(p.p99)}"
-    )
-
-
 def _path_lines(label: str, path: CriticalPath | None) -> list[str]:
     if path is None or not path.steps:
         return []
@@ -180,74 +134,17 @@ def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[st
     ]
 
 
-def _heading(report: Report) -> str:
-    source = f" ({report.source})" if report.source else ""
-    return f"runs started {_time(report.since)} to {_time(report.until)}{source}"
-
-
 def _render_table(report: Report) -> str:
-    lines = [f"Report: {_heading(report)}"]
+    lines = [f"Report: {heading(report)}"]
     lines += [f"note: {note}" for note in report.notes]
     if not report.pipelines:
         lines.append("no ended runs in this window")
     for p in report.pipelines:
-        lines += ["", f"pipeline {p.pipeline}: {_summary(p)}", ""]
-        lines += _text_table(_STAGE_HEADER, _stage_rows(p))
+        lines += ["", f"pipeline {p.pipeline}: {summary(p)}", ""]
+        lines += _text_table(STAGE_HEADER, stage_rows(p))
         for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
             lines += ["", *_path_lines(label, path)]
         lines += ["", *_regression_lines(p)]
-    return "\n".join(lines) + "\n"
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def _render_markdown(report: Report) -> str:
-    lines = [f"# Pipeline report: {_heading(report)}"]
-    lines += [f"\n> {note}" for note in report.notes]
-    if not report.pipelines:
-        lines += ["", "No ended runs in this window."]
-    for p in report.pipelines:
-        lines += ["", f"## {_md_cell(p.pipeline)}", "", _summary(p) + ".", ""]
-        lines += _md_table(_STAGE_HEADER, _stage_rows(p))
-        for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
-            if path is not None and path.steps:
-                lines += [
-                    "",
-                    f"### Critical path of the {label} run `{path.run_id}` "
-                    f"({format_seconds(path.run_duration)})",
-                    "",
-                ]
-                lines += _md_table(
-                    ("STAGE", "WAITED", "RAN"),
-                    [
-                        (s.stage, format_seconds(s.wait), format_seconds(s.duration))
-                        for s in path.steps
-                    ],
-                )
-        lines += ["", "### Regressions", ""]
-        if p.regressions:
-            lines += _md_table(
-                ("STAGE", "P90 BEFORE", "P90 NOW", "CHANGE"),
-                [
-                    (
-                        r.stage,
-                        format_seconds(r.previous_p90),
-                        format_seconds(r.current_p90),
-                        f"+{r.change * 100:.0f}%",
-                    )
-                    for r in p.regressions
-                ],
-            )
-        else:
-            lines.append("None: no stage p90 rose more than 20% against the previous window.")
     return "\n".join(lines) + "\n"
 
 
@@ -263,7 +160,7 @@ def _render_html(report: Report) -> str:
 
 _RENDERERS: dict[str, Callable[[Report], str]] = {
     "table": _render_table,
-    "markdown": _render_markdown,
+    "markdown": render_markdown,
     "json": _render_json,
     "html": _render_html,
 }

@@ -1,0 +1,69 @@
+"""A report as Markdown (``taskdaemon report --format markdown``, and the HTML page's text)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from taskdaemon.pipeline.reporting._model import Report
+from taskdaemon.pipeline.reporting._text import (
+    STAGE_HEADER,
+    format_seconds,
+    heading,
+    stage_rows,
+    summary,
+)
+
+__all__ = ["render_markdown"]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def render_markdown(report: Report) -> str:
+    """``report`` as a Markdown document."""
+    lines = [f"# Pipeline report: {heading(report)}"]
+    lines += [f"\n> {note}" for note in report.notes]
+    if not report.pipelines:
+        lines += ["", "No ended runs in this window."]
+    for p in report.pipelines:
+        lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + ".", ""]
+        lines += _md_table(STAGE_HEADER, stage_rows(p))
+        for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
+            if path is not None and path.steps:
+                lines += [
+                    "",
+                    f"### Critical path of the {label} run `{path.run_id}` "
+                    f"({format_seconds(path.run_duration)})",
+                    "",
+                ]
+                lines += _md_table(
+                    ("STAGE", "WAITED", "RAN"),
+                    [
+                        (s.stage, format_seconds(s.wait), format_seconds(s.duration))
+                        for s in path.steps
+                    ],
+                )
+        lines += ["", "### Regressions", ""]
+        if p.regressions:
+            lines += _md_table(
+                ("STAGE", "P90 BEFORE", "P90 NOW", "CHANGE"),
+                [
+                    (
+                        r.stage,
+                        format_seconds(r.previous_p90),
+                        format_seconds(r.current_p90),
+                        f"+{r.change * 100:.0f}%",
+                    )
+                    for r in p.regressions
+                ],
+            )
+        else:
+            lines.append("None: no stage p90 rose more than 20% against the previous window.")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,83 @@
+"""The cells and lines every text format of a report shares: table, Markdown and HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from taskdaemon.pipeline.durations import format_duration as format_seconds
+from taskdaemon.pipeline.reporting._model import PipelineReport, Report
+
+__all__ = [
+    "STAGE_HEADER",
+    "byte_size",
+    "format_seconds",
+    "heading",
+    "percent",
+    "stage_rows",
+    "summary",
+    "window_time",
+]
+
+
+def percent(value: float) -> str:
+    """A fraction as a percentage with one decimal: ``0.123`` -> ``12.3%``."""
+    return f"{value * 100:.1f}%"
+
+
+def byte_size(value: int | None) -> str:
+    """Bytes in B, KiB, MiB or GiB (``-`` for unknown)."""
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover (the loop returns)
+
+
+def window_time(epoch: float) -> str:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM UTC``."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+STAGE_HEADER = (
+    "STAGE", "EXEC", "FAILED", "RETRIES", "P50", "P90", "P99", "QUEUE P50", "QUEUE P90",
+    "CPU", "PEAK MEM", "CRITICAL",
+)  # fmt: skip
+
+
+def stage_rows(p: PipelineReport) -> list[tuple[str, ...]]:
+    """One row of cells per stage, in ``STAGE_HEADER``'s order."""
+    return [
+        (
+            s.stage,
+            str(s.executions),
+            percent(s.failure_rate),
+            str(s.retries),
+            format_seconds(s.p50),
+            format_seconds(s.p90),
+            format_seconds(s.p99),
+            format_seconds(s.queue_p50),
+            format_seconds(s.queue_p90),
+            format_seconds(s.cpu_seconds),
+            byte_size(s.peak_memory_bytes),
+            percent(s.critical_share),
+        )
+        for s in p.stages
+    ]
+
+
+def summary(p: PipelineReport) -> str:
+    """The pipeline's one-line summary: runs, success and failure rates, duration percentiles."""
+    return (
+        f"{p.runs} runs, {percent(p.success_rate)} succeeded, {percent(p.failure_rate)} "
+        f"failed; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
+        f"p99 {format_seconds(p.p99)}"
+    )
+
+
+def heading(report: Report) -> str:
+    """The report's window (and source) as a heading."""
+    source = f" ({report.source})" if report.source else ""
+    return f"runs started {window_time(report.since)} to {window_time(report.until)}{source}"
