@@ -251,3 +251,134 @@ def test_checker_reports_providers_outside_composition_roots(fake_tree: Path) ->
         "taskdaemon.pipeline.monitor constructs TracerProvider (taskdaemon/pipeline/monitor.py:2)",
     ]
     assert expected == provider_violations(fake_tree)
+
+
+# --- import cycles and file size ------------------------------------------------------------------
+# The rule (docs/architecture.md, "Dependency rule"): no two source files may import each other,
+# directly or around a loop. Every import statement counts, at module level or inside a function
+# (an import deferred for start-up time is still a dependency), except those under
+# ``if TYPE_CHECKING:`` (annotations only; they never run). ``import a.b.c`` and
+# ``from a.b import c`` are edges to the module they name (``a.b.c``), not to its parent
+# packages; ``from a.b import name`` for a name that is not a module is an edge to ``a.b``.
+
+MAX_LINES = 700
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def runtime_imports(path: Path, name: str) -> list[Import]:
+    """The import statements of a module that can run: all but those under ``TYPE_CHECKING``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            skipped.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+    return [
+        imp
+        for imp, node in zip(read_imports(path, name), _import_nodes(tree), strict=True)
+        if id(node) not in skipped
+    ]
+
+
+def _import_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """The import nodes in ``read_imports``' order, one per ``Import`` it makes."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (node for _ in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module → the taskdaemon modules its runtime imports name (see the rule above)."""
+    modules = discover(root)
+    return {
+        name: {
+            target
+            for imp in runtime_imports(path, name)
+            for target in internal_targets(imp, modules)
+            if target != name
+        }
+        for name, path in modules.items()
+    }
+
+
+def import_cycles(root: Path) -> list[list[str]]:
+    """One shortest cycle (``[a, b, ..., a]``) through each group of modules importing each
+    other, sorted."""
+    graph = import_graph(root)
+    cycles = []
+    seen: set[str] = set()
+    for start in sorted(graph):
+        if start in seen:
+            continue
+        cycle = _shortest_cycle(graph, start)
+        if cycle:
+            seen.update(cycle)
+            cycles.append(cycle)
+    return sorted(cycles)
+
+
+def _shortest_cycle(graph: dict[str, set[str]], start: str) -> list[str] | None:
+    """The shortest path from ``start`` back to itself (breadth first), or None."""
+    parents: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        current = queue.popleft()
+        for target in sorted(graph.get(current, ())):
+            if target == start:
+                path = [current]
+                while path[-1] != start:
+                    path.append(parents[path[-1]])
+                return [start, *reversed(path[:-1]), start]
+            if target not in parents:
+                parents[target] = current
+                queue.append(target)
+    return None
+
+
+def long_files(root: Path, limit: int = MAX_LINES) -> list[str]:
+    """``path: N lines`` for each source file over ``limit`` lines."""
+    return [
+        f"{path.relative_to(root)}: {count} lines"
+        for path in sorted(root.rglob("*.py"))
+        if (count := len(path.read_text().splitlines())) > limit
+    ]
+
+
+def test_no_import_cycles() -> None:
+    """No source module imports itself through others (the rule above)."""
+    assert [] == [" -> ".join(cycle) for cycle in import_cycles(SRC)]
+
+
+def test_no_source_file_over_700_lines() -> None:
+    """Every source file has at most 700 lines (one responsibility per module)."""
+    assert [] == long_files(SRC)
+
+
+def test_cycle_checker_finds_lazy_cycles_and_skips_annotations(tmp_path: Path) -> None:
+    """The checker reports a cycle closed by a function-level import and by ``from pkg import
+    module``, and none made only by imports under ``if TYPE_CHECKING:``."""
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    files = {
+        "__init__.py": "",
+        "a.py": "def f():\n    from pkg import b\n",
+        "b.py": "from pkg.a import f\n",
+        "c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import d\n",
+        "d.py": "import pkg.c\n",
+    }
+    for name, text in files.items():
+        (pkg / name).write_text(text)
+    assert [["pkg.a", "pkg.b", "pkg.a"]] == import_cycles(tmp_path)
+
+
+def test_size_checker_counts_lines(tmp_path: Path) -> None:
+    """A file of ``limit + 1`` lines is reported with its count, one of ``limit`` is not."""
+    (tmp_path / "big.py").write_text("x = 1\n" * 11)
+    (tmp_path / "ok.py").write_text("x = 1\n" * 10)
+    assert ["big.py: 11 lines"] == long_files(tmp_path, limit=10)
