@@ -192,7 +192,10 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
     ):
         stream_url = f"{url}/api/runs/{run_id}/stream"
         async with client.stream("GET", stream_url) as first:
-            await events(first, 2)
+            # Keep the reader: a dropped text iterator closes its response, and the first
+            # stream with it, when the garbage collector gets to it.
+            reader = Blocks(first)
+            opened = await reader.take(2)
             # Headers only: were the cap broken, reading this stream's body would never end.
             async with client.stream("GET", stream_url) as second:
                 pass
@@ -203,11 +206,12 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
             await asyncio.sleep(0.01)
         async with client.stream("GET", stream_url) as third:
             await events(third, 2)
-    assert (503, "5", 200) == (
+    assert (503, "5", 200, "id: 1") == (
         second.status_code,
         second.headers.get("retry-after"),
         third.status_code,
-    )
+        opened[1][:5],  # a snapshot, not a "problem" event that ended the first stream
+    ), opened
 
 
 @pytest.mark.slow
