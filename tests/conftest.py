@@ -1,20 +1,23 @@
-"""Suite-wide guard: a test must not leave OpenTelemetry exporter threads running.
+"""Fixtures shared by the whole suite, and its guard against threads left running.
 
-An exporter left working after its test (a batch processor, a periodic metric reader, or a
-telemetry shutdown that outlived its bound) keeps exporting and logging into the root logger
-while later tests run, where tests that read log lines pick its lines up. Each test is checked
-on its own, so the one that leaks is the one that fails.
+A thread left working after its test (an OTel batch processor, a periodic metric reader, a
+span store writer, an HTTP server, a telemetry shutdown that outlived its bound) keeps
+exporting and logging into the root logger while later tests run, where tests that read log
+lines pick its lines up; a non-daemon one keeps the interpreter from exiting. Each test is
+checked on its own, so the one that leaks is the one that fails.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from pipeline_monitor_support import Telemetry as InMemoryTelemetry
     from taskdaemon.pipeline.cli.telemetry import Telemetry
     from taskdaemon.pipeline.settings import Settings
 
@@ -25,22 +28,47 @@ EXPORTER_THREADS = (
     "taskdaemon-telemetry-shutdown",
 )
 
+#: Every thread the project starts is named ``taskdaemon-...`` (span store writer, log writer,
+#: HTTP server, CEL worker, telemetry shutdown, ...).
+PROJECT_THREADS = "taskdaemon-"
 
-def _exporter_threads() -> set[threading.Thread]:
-    return {
-        thread
-        for thread in threading.enumerate()
-        if thread.name.startswith(EXPORTER_THREADS) and thread.is_alive()
-    }
+#: Seconds, all threads together, a test's leftover threads get to finish once its teardown
+#: returned: a thread already told to stop (an executor shut down without waiting, a server
+#: past its last request) is joined rather than reported. A thread nobody stopped still fails.
+STOPPING_GRACE = 2.0
+
+
+def _watched(thread: threading.Thread) -> bool:
+    """Threads a test must not leave behind: non-daemon ones (they keep the process alive),
+    the project's own and OpenTelemetry's exporters (they keep exporting and logging)."""
+    return not thread.daemon or thread.name.startswith((PROJECT_THREADS, *EXPORTER_THREADS))
+
+
+def _left_running(before: set[threading.Thread]) -> list[str]:
+    """Names of the watched threads started since ``before`` still alive after the grace."""
+    started = [t for t in threading.enumerate() if t not in before and _watched(t)]
+    deadline = time.monotonic() + STOPPING_GRACE
+    for thread in started:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sorted(thread.name for thread in started if thread.is_alive())
 
 
 @pytest.fixture(autouse=True)
-def no_exporter_left_running() -> Iterator[None]:
-    """Fail the test that leaves an exporter thread it started running after its teardown."""
-    before = _exporter_threads()
+def no_thread_left_running() -> Iterator[None]:
+    """Fail the test that leaves a thread it started running after its teardown."""
+    before = set(threading.enumerate())
     yield
-    left = sorted(thread.name for thread in _exporter_threads() - before)
-    assert not left, f"exporter threads left running: {left}"
+    left = _left_running(before)
+    assert not left, f"threads left running after the test: {left}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_thread_left_by_module() -> Iterator[None]:
+    """Fail the module whose module-scoped fixtures leave a thread running after teardown."""
+    before = set(threading.enumerate())
+    yield
+    left = _left_running(before)
+    assert not left, f"threads left running after the module's fixtures: {left}"
 
 
 @pytest.fixture
@@ -60,3 +88,24 @@ def telemetry_for() -> Iterator[Callable[[Settings], Telemetry]]:
     for telemetry in built:
         telemetry.shutdown()
         assert telemetry.wait_closed(60), "telemetry shutdown still running after 60 s"
+
+
+@pytest.fixture
+def tel() -> Iterator[InMemoryTelemetry]:
+    """In-memory tracer and meter providers; the monitors made with ``tel.monitor`` are closed
+    and the providers shut down at teardown."""
+    from pipeline_monitor_support import Telemetry as InMemoryTelemetry
+
+    telemetry = InMemoryTelemetry()
+    yield telemetry
+    telemetry.shutdown()
+
+
+@pytest.fixture
+def cel_worker() -> Iterator[None]:
+    """Stops the shared CEL worker (its process and its ``taskdaemon-cel`` thread) that the test
+    started: it is made for the whole process, and would otherwise outlive the test."""
+    yield
+    from taskdaemon.pipeline.cel_worker import shared_worker
+
+    shared_worker().close()

@@ -119,6 +119,7 @@ async def _stored_run(db: Path) -> RunRecord:
         async with Engine(resolver=Handlers(), observers=[monitor]) as engine:
             run_id = (await (await engine.start_run(PIPELINE)).wait()).run_id
     finally:
+        monitor.close()
         tracer_provider.shutdown()
     with SpanStore(db) as store:
         return store.get_run(run_id)

@@ -231,7 +231,9 @@ async def test_event_whose_filter_fails_to_evaluate_starts_nothing() -> None:
     )
 
 
-async def test_condition_reading_the_whole_stages_map_fires_when_it_holds() -> None:
+async def test_condition_reading_the_whole_stages_map_fires_when_it_holds(
+    cel_worker: None,
+) -> None:
     """A condition over every stage (``stages.all(...)``, not one named stage) sees the whole,
     current map: it fires only after every other stage succeeded."""
     p = pipeline(

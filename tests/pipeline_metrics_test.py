@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import time
-from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -27,13 +26,6 @@ from taskdaemon.pipeline.metrics import LabelGuard, MonitorMetrics, StageMetrics
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus, StageStatus
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    yield telemetry
-    telemetry.shutdown()
 
 
 def _run_chain(feed: Feed, *, fail: bool = False, seconds: float = 2.0) -> None:

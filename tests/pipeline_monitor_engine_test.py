@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -19,13 +19,6 @@ from taskdaemon.pipeline.loops import LoopRegistry, StageContext
 from taskdaemon.pipeline.model import ErrorStrategy, Manual, Pipeline, RetryPolicy, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    yield telemetry
-    telemetry.shutdown()
 
 
 class Resolver:
@@ -66,11 +59,7 @@ async def _phase(ctx: StageContext) -> Mapping[str, Any]:
 
 
 def _monitor(tel: Telemetry) -> PipelineMonitor:
-    return PipelineMonitor(
-        tracer_provider=tel.tracer_provider,
-        meter_provider=tel.meter_provider,
-        resource_sampling=False,
-    )
+    return tel.monitor(resource_sampling=False)
 
 
 def _example() -> Pipeline:

@@ -116,6 +116,7 @@ async def test_a_dead_collector_blocks_no_stage_and_shutdown_is_bounded(
     async with Engine(resolver=Resolver(), observers=[monitor]) as engine:
         result = await engine.run(parse_pipeline(PIPELINE), {})
     run_seconds = time.monotonic() - started
+    monitor.close()
     started = time.monotonic()
     await asyncio.to_thread(telemetry.shutdown)
     shutdown_seconds = time.monotonic() - started

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,18 @@ async def test_an_instrumented_engine_is_traced(providers: Providers) -> None:
     assert ["RUN tiny", "first", "second"] == providers.span_names()
 
 
+async def test_uninstrument_stops_the_shared_monitors_worker(providers: Providers) -> None:
+    """uninstrument closes the monitor it made: no monitor worker thread outlives it."""
+    before = set(threading.enumerate())
+    PipelineInstrumentor().instrument(
+        tracer_provider=providers.tracer_provider, meter_provider=providers.meter_provider
+    )
+    await _run(Engine(resolver=Resolver()))
+    PipelineInstrumentor().uninstrument()
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert (["RUN tiny", "first", "second"], []) == (providers.span_names(), left)
+
+
 async def test_uninstrument_restores_the_engine(providers: Providers) -> None:
     """After uninstrument, Engine's methods are plain functions and new engines are not traced."""
     PipelineInstrumentor().instrument(
@@ -113,6 +126,7 @@ async def test_an_engine_with_its_own_monitor_is_not_traced_twice(providers: Pro
         tracer_provider=own.tracer_provider, meter_provider=own.meter_provider
     )
     await _run(Engine(resolver=Resolver(), observers=iter([monitor])))
+    monitor.close()
     own.meter_provider.shutdown()
     assert ([], ["RUN tiny", "first", "second"]) == (providers.span_names(), own.span_names())
 
@@ -124,10 +138,12 @@ async def test_a_monitor_added_later_replaces_the_automatic_one(providers: Provi
     )
     own = Providers()
     engine = Engine(resolver=Resolver())
-    engine.add_observer(
-        PipelineMonitor(tracer_provider=own.tracer_provider, meter_provider=own.meter_provider)
+    monitor = PipelineMonitor(
+        tracer_provider=own.tracer_provider, meter_provider=own.meter_provider
     )
+    engine.add_observer(monitor)
     await _run(engine)
+    monitor.close()
     own.meter_provider.shutdown()
     assert ([], 3) == (providers.span_names(), len(own.span_names()))
 

@@ -161,6 +161,7 @@ async def test_metrics_of_a_real_run_pass_promtool(
         await sync.approval.wait()
         handle.approve("deploy", by="test")
         await handle.wait()
+    monitor.close()
     async with _client(create_app(registry=telemetry.registry)) as client:
         text = (await client.get("/metrics")).text
     telemetry.shutdown()

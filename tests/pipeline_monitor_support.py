@@ -78,6 +78,7 @@ class Telemetry:
     exporter: InMemorySpanExporter = field(default_factory=InMemorySpanExporter)
     reader: InMemoryMetricReader = field(default_factory=InMemoryMetricReader)
     meter_provider: MeterProvider | None = None
+    monitors: list[PipelineMonitor] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.exporter))
@@ -123,8 +124,19 @@ class Telemetry:
             if isinstance(p, HistogramDataPoint)
         }
 
+    def monitor(self, **options: Any) -> PipelineMonitor:
+        """A monitor on these providers (``options`` go to :class:`PipelineMonitor`), closed by
+        :meth:`shutdown` so that its worker thread does not outlive the test."""
+        monitor = PipelineMonitor(
+            tracer_provider=self.tracer_provider, meter_provider=self.meter_provider, **options
+        )
+        self.monitors.append(monitor)
+        return monitor
+
     def shutdown(self) -> None:
-        """Release the providers."""
+        """Close the monitors made by :meth:`monitor`, then release the providers."""
+        for monitor in self.monitors:
+            monitor.close()
         self.tracer_provider.shutdown()
         assert self.meter_provider is not None
         self.meter_provider.shutdown()
@@ -200,9 +212,7 @@ class Feed:
     ) -> None:
         self.now = T0
         self.pipeline = pipeline
-        self.monitor = monitor or PipelineMonitor(
-            tracer_provider=telemetry.tracer_provider,
-            meter_provider=telemetry.meter_provider,
+        self.monitor = monitor or telemetry.monitor(
             capture=capture,
             clock=lambda: self.now,
             resource_sampling=resource_sampling,

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import types
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,13 +30,6 @@ from taskdaemon.pipeline.payloads import REDACTED, CapturedPayload, PayloadCaptu
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 T0_NS = int(T0) * 1_000_000_000
-
-
-@pytest.fixture
-def tel() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    yield telemetry
-    telemetry.shutdown()
 
 
 def _tree(spans: list[ReadableSpan]) -> list[tuple[str, str, str | None]]:

@@ -236,6 +236,7 @@ async def _monitored_run(db: Path) -> str:
         async with Engine(resolver=_Handlers(), observers=[monitor]) as engine:
             return (await (await engine.start_run(PIPELINE)).wait()).run_id
     finally:
+        monitor.close()
         tracer_provider.shutdown()
 
 

@@ -54,6 +54,7 @@ async def test_a_stage_waiting_for_approval_reads_as_waiting_from_the_store(
         waiting = await _read_until(db, handle.run_id, "deploy", "waiting")
         handle.approve("deploy", by="test")
         await handle.wait()
+    monitor.close()
     tracer_provider.force_flush()
     done = await _read_until(db, handle.run_id, "deploy", "success")
     tracer_provider.shutdown()
@@ -83,6 +84,7 @@ async def test_a_fast_failed_run_is_listed_with_its_failed_stage(tmp_path: Path)
     monitor = PipelineMonitor(tracer_provider=tracer_provider, meter_provider=MeterProvider())
     async with Engine(resolver=Resolver({"build": fail}), observers=[monitor]) as engine:
         result = await engine.run(pipeline(stage("build"), stage("deploy", *after("build"))))
+    monitor.close()
     tracer_provider.shutdown()
     with SpanStore(db) as store:
         (summary,) = store.search()

@@ -31,6 +31,7 @@ async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: 
                 if snapshot.node("deploy").state == "waiting":
                     handle.approve("deploy", by="test")
         await handle.wait()
+    monitor.close()
     tracer_provider.shutdown()
     states = [(s.node("build").state, s.node("deploy").state) for s in snapshots]
     final = snapshots[-1]

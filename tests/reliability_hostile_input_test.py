@@ -28,7 +28,7 @@ from pipeline_engine_support import Recorder, Resolver
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.cel_limits import COST_BUDGET, estimate_cost
-from taskdaemon.pipeline.cel_worker import CelWorker, WorkerError, shared_worker
+from taskdaemon.pipeline.cel_worker import CelWorker, WorkerError
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
@@ -67,13 +67,6 @@ def home() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def worker() -> Iterator[None]:
-    """Stops the shared CEL worker that the test started."""
-    yield
-    shared_worker().close()
 
 
 def _limit_memory() -> None:
@@ -462,7 +455,7 @@ def test_worker_stops_a_long_evaluation_and_recovers() -> None:
 
 
 @pytest.mark.slow
-def test_worker_errors_are_evaluation_errors(worker: None) -> None:
+def test_worker_errors_are_evaluation_errors(cel_worker: None) -> None:
     """A missing key inside an isolated expression is the same ExpressionError as in-process."""
     expression = compile_expression("request.items.exists(i, i.missing == 1)")
     with pytest.raises(ExpressionError, match=r"no such key|missing"):
@@ -470,7 +463,7 @@ def test_worker_errors_are_evaluation_errors(worker: None) -> None:
 
 
 @pytest.mark.slow
-async def test_condition_over_budget_is_false_with_its_reason(worker: None) -> None:
+async def test_condition_over_budget_is_false_with_its_reason(cel_worker: None) -> None:
     """An on_condition over the runtime limit evaluates to false (the stage is skipped when the
     run can no longer change), its TriggerEvaluated detail gives the reason, and the run ends."""
     pipeline = Pipeline(

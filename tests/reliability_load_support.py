@@ -110,6 +110,7 @@ async def run_load(db: Path, runs: int, *, cancel_every: int = 10) -> Load:
                 result = await handle.wait()
                 load.statuses[handle.run_id] = str(result.status)
     finally:
+        monitor.close()
         provider.shutdown()
     for span in exporter.get_finished_spans():
         context = span.get_span_context()
@@ -166,6 +167,7 @@ async def long_lived(db: Path, rounds: int, runs: int = 100) -> list[int]:
                 provider.force_flush()
                 sizes.append(psutil.Process().memory_info().rss)
     finally:
+        monitor.close()
         provider.shutdown()
     return sizes
 

@@ -21,7 +21,9 @@ observer (created in ``instrument()``, never at import, from the ``tracer_provid
 ``PipelineMonitor`` (the ``taskdaemon run`` command attaches one, or its stand-in while the
 monitor loads: an observer whose class sets ``is_pipeline_monitor = True``) is left alone, and
 an engine that gets one later loses the automatic one, so runs are never traced twice.
-``uninstrument()`` unwraps both methods; engines built meanwhile keep their monitor. Both calls
+``uninstrument()`` unwraps both methods and closes the shared monitor, so that its worker
+thread does not outlive the instrumentation; engines built meanwhile keep their monitor (its
+worker starts again if one of them runs). Both calls
 are idempotent (``BaseInstrumentor`` guards them). ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=
 taskdaemon`` makes ``opentelemetry-instrument`` skip it.
 """
@@ -110,7 +112,9 @@ class PipelineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _uninstrument(self, **kwargs: Any) -> None:
         unwrap(engine_module.Engine, "__init__")
         unwrap(engine_module.Engine, "add_observer")
-        self._monitor = None
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            _guarded(monitor.close)
 
 
 def _guarded(action: Callable[[], Any]) -> None:
