@@ -15,6 +15,7 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
 
+from server_support import serving
 from taskdaemon.pipeline.cli.telemetry import ExportHealth, Telemetry
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
@@ -379,17 +380,8 @@ async def _get(url: str) -> httpx.Response:
 @pytest.fixture
 async def served() -> AsyncIterator[MonitorServer]:
     """A real server on a free port of 127.0.0.1 with an empty registry and a lag ticker."""
-    registry = CollectorRegistry()
-    lag = LoopLagMonitor(interval=0.05)
-    server = MonitorServer(
-        create_app(registry=registry, health=HealthSources(lag=lag)),
-        host="127.0.0.1",
-        port=0,
-        lag=lag,
-    )
-    await server.start()
-    yield server
-    await server.aclose()
+    async with serving(registry=CollectorRegistry(), lag=LoopLagMonitor(interval=0.05)) as server:
+        yield server
 
 
 @pytest.mark.slow

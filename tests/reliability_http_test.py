@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+import server_support
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import SettingsError
@@ -39,7 +41,7 @@ from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import ApiAuth, write_token_file
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
-from taskdaemon.pipeline.server import HealthSources, LoopLagMonitor, MonitorServer, create_app
+from taskdaemon.pipeline.server import LoopLagMonitor, MonitorServer, create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).parent / "taskdaemon")
@@ -102,29 +104,11 @@ class Recorder:
             self.started.set()
 
 
-@contextlib.asynccontextmanager
-async def serving(
-    engine: Any = None,
-    *,
-    auth: ApiAuth | None = None,
-    limits: HttpLimits | None = None,
-    registry: CollectorRegistry | None = None,
-    lag: LoopLagMonitor | None = None,
-) -> AsyncIterator[MonitorServer]:
-    """A real server on a free loopback port, stopped on exit."""
-    app = create_app(
-        engine=engine,
-        auth=auth or ApiAuth.configured(TOKEN, principal="operator"),
-        limits=limits,
-        registry=registry,
-        health=HealthSources(lag=lag),
-    )
-    server = MonitorServer(app, host="127.0.0.1", port=0, lag=lag)
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.aclose()
+def serving(engine: Any = None, **options: Any) -> AbstractAsyncContextManager[MonitorServer]:
+    """:func:`server_support.serving` with this file's token, unless the test brings its own
+    ``auth``."""
+    options.setdefault("auth", ApiAuth.configured(TOKEN, principal="operator"))
+    return server_support.serving(engine, **options)
 
 
 @contextlib.asynccontextmanager

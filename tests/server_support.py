@@ -1,0 +1,43 @@
+"""A real :class:`MonitorServer` for tests: the app over a free loopback port, in the test's loop.
+
+Shared by the server's own tests and the HTTP reliability tests, so that both start and stop the
+server the same way (its Uvicorn task and lag ticker end before the test does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from taskdaemon.pipeline.http_limits import HttpLimits
+from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.server import HealthSources, LoopLagMonitor, MonitorServer, create_app
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    engine: Any = None,
+    *,
+    auth: ApiAuth | None = None,
+    limits: HttpLimits | None = None,
+    registry: CollectorRegistry | None = None,
+    lag: LoopLagMonitor | None = None,
+) -> AsyncIterator[MonitorServer]:
+    """A real server on a free port of 127.0.0.1, stopped on exit. Without ``auth`` the app
+    generates its token (``server.app.state.auth.token``)."""
+    app = create_app(
+        engine=engine,
+        auth=auth,
+        limits=limits,
+        registry=registry,
+        health=HealthSources(lag=lag),
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0, lag=lag)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.aclose()
