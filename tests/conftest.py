@@ -9,9 +9,12 @@ checked on its own, so the one that leaks is the one that fails.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -109,3 +112,12 @@ def cel_worker() -> Iterator[None]:
     from taskdaemon.pipeline.cel_worker import shared_worker
 
     shared_worker().close()
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short TASKDAEMON_HOME under /tmp (a Unix socket path is limited to ~107 bytes, and the
+    control sockets live under it), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline_cli_test import environment, home, taskdaemon  # noqa: F401 - home is a fixture
+from pipeline_cli_test import taskdaemon
 from pipeline_engine_support import Recorder, after, pipeline, stage
 from pipeline_tracking_support import monitored_store
 from taskdaemon.pipeline import telemetry as t
@@ -247,7 +247,7 @@ async def test_the_api_shows_the_reason_of_a_cancelled_stage() -> None:
 
 
 @pytest.mark.slow
-def test_run_output_says_why(home: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_run_output_says_why(home: Path, tmp_path: Path) -> None:
     """``taskdaemon run`` prints the reason in the progress line and the summary row."""
     path = tmp_path / "cancels.yaml"
     path.write_text(

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,14 +27,6 @@ from taskdaemon.pipeline.control import ControlServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A short TASKDAEMON_HOME (Unix socket paths are limited to ~107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def environment(home: Path) -> dict[str, str]:

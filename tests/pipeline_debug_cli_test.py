@@ -8,10 +8,8 @@ import json
 import os
 import pty
 import select
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,14 +36,6 @@ PIPELINE = """\
         command: "exit 3"
         triggers: [{on_completion: {stage: b}}]
 """
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A short TASKDAEMON_HOME (Unix socket paths are limited to ~107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tarfile
-import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,14 +36,6 @@ PIPELINE = """\
         triggers: [{on_completion: {stage: a}}]
         inputs: {x: stages.a.outputs.x}
 """
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A short TASKDAEMON_HOME (Unix socket paths are limited to ~107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def environment(home: Path) -> dict[str, str]:

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 
-from pipeline_cli_test import ROOT, TASKDAEMON, environment, home, serve, taskdaemon, write
+from pipeline_cli_test import ROOT, TASKDAEMON, environment, serve, taskdaemon, write
 from pipeline_visualization_support import feature_delivery
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.visualization import dag_snapshot
 from taskdaemon.pipeline.visualization._terminal import changes, render_table, stage_rows
 
-__all__ = ["home", "serve"]  # fixtures re-used from the CLI tests
+__all__ = ["serve"]  # a fixture re-used from the CLI tests
 
 GATED = """\
     name: gated

@@ -15,10 +15,8 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -59,14 +57,6 @@ ENTRY = (Manual(approval_required=False),)
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A short TASKDAEMON_HOME, removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def _limit_memory() -> None:

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -31,7 +30,6 @@ from reliability_support import (
     TASKDAEMON,
     TWO_STAGES,
     environment,
-    short_dir,
     taskdaemon,
     write_pipeline,
 )
@@ -42,13 +40,6 @@ pytestmark = pytest.mark.slow
 
 WORKER = Path(__file__).with_name("reliability_load_support.py")
 NOBODY = 65534
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A short TASKDAEMON_HOME (the control socket lives under it)."""
-    with short_dir() as path:
-        yield path
 
 
 def _accounting(db: Path, load: Load) -> tuple[object, ...]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reliability_support import short_dir, taskdaemon
+from reliability_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import TempoSource, open_source
@@ -101,13 +101,6 @@ def _run_trace(trace_id: str, start_ns: int) -> dict[str, Any]:
         "attributes": attributes,
     }
     return {"batches": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": [span]}]}]}
-
-
-@pytest.fixture
-def home() -> Iterator[Path]:
-    """A TASKDAEMON_HOME for the subprocesses."""
-    with short_dir() as path:
-        yield path
 
 
 # --- an overall deadline --------------------------------------------------------------------------
