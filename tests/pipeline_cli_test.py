@@ -252,6 +252,7 @@ def test_failing_pipeline_exits_1(home: Path, tmp_path: Path) -> None:
     assert "oops" in done.stdout
 
 
+@pytest.mark.slow
 def test_inputs_reach_the_request(home: Path, tmp_path: Path) -> None:
     """--input-file then --input (JSON when it parses) make the request the stages read."""
     path = write(
@@ -306,6 +307,7 @@ def test_parse_inputs_rejects_pairs_without_equals() -> None:
 # -- approvals, events, cancel across processes -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_approve_reaches_a_run_in_another_process(home: Path, tmp_path: Path, serve: Any) -> None:
     """`taskdaemon approve RUN STAGE` grants the approval a served run waits for."""
     path = write(tmp_path / "gated.yaml", APPROVAL_PIPELINE)
@@ -352,6 +354,7 @@ def test_a_running_run_is_in_the_history_of_another_process(
     assert 0 == served.finish()[0]
 
 
+@pytest.mark.slow
 def test_reject_skips_the_stage(home: Path, tmp_path: Path, serve: Any) -> None:
     """`taskdaemon approve --reject` refuses the approval: the stage is skipped."""
     text = APPROVAL_PIPELINE.split("      - name: announce", maxsplit=1)[0]
@@ -366,6 +369,7 @@ def test_reject_skips_the_stage(home: Path, tmp_path: Path, serve: Any) -> None:
     assert 0 == code
 
 
+@pytest.mark.slow
 def test_approving_a_stage_not_waiting_is_refused(home: Path, tmp_path: Path, serve: Any) -> None:
     """Approving a stage that waits for no approval exits 1 with the run's reason."""
     path = write(tmp_path / "gated.yaml", APPROVAL_PIPELINE)
@@ -404,6 +408,7 @@ def test_stale_socket_is_reported(home: Path) -> None:
     assert "is not served any more" in done.stderr
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_the_run_and_its_processes(home: Path, tmp_path: Path, serve: Any) -> None:
     """SIGINT cancels the run cleanly: its command's processes die and the exit code is 130."""
     pids = tmp_path / "pids"

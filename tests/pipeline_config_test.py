@@ -774,6 +774,7 @@ _VALUES = st.recursive(
 
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=6))
+@pytest.mark.slow
 def test_any_structure_loads_or_raises_config_error(document: dict[str, object]) -> None:
     """Whatever shape a file has, loading returns a Pipeline or raises ConfigError, never more."""
     text = yaml.safe_dump(document)

@@ -155,6 +155,7 @@ def test_taskdaemon_breakpoints_sets_breakpoints_from_the_environment(
     )
 
 
+@pytest.mark.slow
 def test_a_bad_breakpoint_is_one_line_and_exit_2(home: Path, pipeline_file: Path) -> None:
     """An unknown stage or a condition that does not compile: one line on stderr, exit 2."""
     for spec, reason in (("nope", "no stage 'nope'"), ("b:inputs.x >", "does not compile")):

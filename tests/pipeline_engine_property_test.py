@@ -98,6 +98,7 @@ def accepts(trigger: OnCompletion, status: StageStatus) -> bool:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
+@pytest.mark.slow
 def test_random_dags_keep_the_engine_invariants(case: Case) -> None:
     """Random DAGs: starts follow satisfied triggers, no double runs, termination, slot bound."""
     result, recorder = asyncio.run(execute(case))

@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_engine_support import Recorder, Resolver, after, fail, pipeline, stage
@@ -77,6 +78,7 @@ def status_collections(source: str) -> list[tuple[int, list[str]]]:
     return sorted(found)
 
 
+@pytest.mark.slow
 def test_the_status_vocabulary_is_defined_once() -> None:
     """No source file outside state.py and run_state.py spells out a set or order of statuses."""
     defined_again = [

@@ -557,6 +557,7 @@ def _file_size_reaches(path: Path, size: int, timeout: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_log_is_checkpointed_into_the_file_while_the_writer_runs(tmp_path: Path) -> None:
     """The writer's connection never checkpoints in its own commits; its checkpoint thread
     moves the log into the database file while the processor is open, after a few rows (once
