@@ -42,14 +42,14 @@ tests_for() {
                 tests/pipeline_engine_triggers_test.py tests/pipeline_model_test.py \
                 tests/pipeline_config_test.py tests/pipeline_engine_test.py ;;
         pipeline/visualization/_dot.py)
-            echo tests/pipeline_visualization_test.py tests/pipeline_visualization_graphviz_test.py \
+            echo tests/pipeline_visualization_test.py tests/pipeline_visualization_dot_graphviz_test.py \
                 tests/pipeline_visualization_cli_test.py ;;
         pipeline/tracking/reconstruct.py)
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
         pipeline/replay/verify.py)
             echo tests/pipeline_replay_verify_test.py ;;
         pipeline/http_security.py)
-            echo tests/pipeline_http_security_test.py tests/http_security_middleware_test.py ;;
+            echo tests/pipeline_http_security_test.py tests/pipeline_http_security_middleware_test.py ;;
         pipeline/run_state.py)
             echo tests/pipeline_run_state_vocabulary_test.py tests/pipeline_run_state_reducer_test.py \
                 tests/pipeline_run_state_test.py tests/pipeline_visualization_live_test.py \

@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from taskdaemon.pipeline._record_queue import INLINE_BATCH, QUEUE_BOUND, RecordQueue
 
 
+@pytest.mark.slow
 def test_a_producer_faster_than_the_worker_handles_batches_itself() -> None:
     """A producer that outruns the worker (a loop that never waits) never leaves QUEUE_BOUND
     records queued: past INLINE_BATCH it handles the queue itself whenever the worker is not

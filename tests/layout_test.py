@@ -1,0 +1,102 @@
+"""The test suite's naming rule (tests/README.md): a test file names the module it tests.
+
+* ``pipeline_[<area>_]<module>[_<aspect>]_test.py``: ``<module>`` is a module or package of
+  ``src/taskdaemon/pipeline`` written as its path joined by ``_``, without leading underscores
+  (``tracking_store`` for ``tracking/store.py``, ``engine`` for the package); ``<area>`` is one of
+  :data:`AREAS`, kept first so that ``pytest -k pipeline_<area>`` selects the area's tests.
+* ``reliability_<topic>_test.py``: hostile input, load and failure suites across modules.
+* The repository checks of :data:`REPOSITORY_CHECKS`.
+* Everything else under ``tests/`` that is Python is ``conftest.py`` or a ``*_support.py`` helper.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = ROOT / "src" / "taskdaemon" / "pipeline"
+
+#: The areas the project's spec selects with ``-k pipeline_<area>``.
+AREAS = frozenset({"monitor", "visualization", "tracking", "metrics", "debug"})
+#: Test files about the repository as a whole rather than a module.
+REPOSITORY_CHECKS = frozenset(
+    {"architecture", "deploy_stack", "docs_references", "layout", "public_api", "readme"}
+)
+
+
+def module_names(package_root: Path) -> frozenset[str]:
+    """Every module and package under ``package_root`` as a file name spells it: its path
+    joined by ``_``, leading underscores dropped (``engine/_run.py`` is ``engine_run``)."""
+    names = set()
+    for path in package_root.rglob("*.py"):
+        parts = list(path.relative_to(package_root).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if parts:
+            names.add("_".join(part.lstrip("_") for part in parts))
+    return frozenset(names)
+
+
+def _names_a_module(words: list[str], modules: frozenset[str]) -> bool:
+    return any("_".join(words[:end]) in modules for end in range(1, len(words) + 1))
+
+
+def naming_violations(tests: Path, package_root: Path) -> list[str]:
+    """The Python files directly under ``tests`` that break the rule, each with the reason."""
+    modules = module_names(package_root)
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        name = path.name
+        if name == "conftest.py" or name.endswith("_support.py"):
+            continue
+        if not name.endswith("_test.py"):
+            found.append(f"{name}: not a *_test.py, a *_support.py or conftest")
+            continue
+        stem = name.removesuffix("_test.py")
+        if stem in REPOSITORY_CHECKS or stem.startswith("reliability_"):
+            continue
+        words = stem.split("_")
+        if words[0] != "pipeline" or len(words) < 2:
+            found.append(f"{name}: not pipeline_<module>..., reliability_... or a repository check")
+            continue
+        words = words[1:]
+        in_area = words[0] in AREAS and _names_a_module(words[1:], modules)
+        if not (_names_a_module(words, modules) or in_area):
+            found.append(f"{name}: names no module of src/taskdaemon/pipeline")
+    return found
+
+
+def test_every_test_file_names_what_it_tests() -> None:
+    """Each file under tests/ follows the naming rule, so a reader finds a module's tests."""
+    assert [] == naming_violations(ROOT / "tests", PACKAGE_ROOT)
+
+
+def test_the_rule_reports_misnamed_files(tmp_path: Path) -> None:
+    """The checker accepts module names with an area and an aspect, and reports the others."""
+    package = tmp_path / "pkg"
+    (package / "tracking").mkdir(parents=True)
+    for module in ("server.py", "tracking/__init__.py", "tracking/_store.py"):
+        (package / module).touch()
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    for name in (
+        "conftest.py",
+        "pipeline_support.py",
+        "readme_test.py",
+        "reliability_load_test.py",
+        "pipeline_server_test.py",
+        "pipeline_monitor_server_limits_test.py",
+        "pipeline_tracking_store_test.py",
+        "pipeline_tracking_test.py",
+        "pipeline_store_hash_test.py",
+        "pipeline_monitor_test.py",
+        "server_test.py",
+        "helpers.py",
+    ):
+        (tests / name).touch()
+    assert [
+        "helpers.py: not a *_test.py, a *_support.py or conftest",
+        "pipeline_monitor_test.py: names no module of src/taskdaemon/pipeline",
+        "pipeline_store_hash_test.py: names no module of src/taskdaemon/pipeline",
+        "server_test.py: not pipeline_<module>..., reliability_... or a repository check",
+    ] == naming_violations(tests, package)
