@@ -47,10 +47,10 @@ def _watched(thread: threading.Thread) -> bool:
     return not thread.daemon or thread.name.startswith((PROJECT_THREADS, *EXPORTER_THREADS))
 
 
-def _left_running(before: set[threading.Thread]) -> list[str]:
-    """Names of the watched threads started since ``before`` still alive after the grace."""
+def left_running(before: set[threading.Thread], grace: float = STOPPING_GRACE) -> list[str]:
+    """Names of the watched threads started since ``before`` still alive after ``grace``."""
     started = [t for t in threading.enumerate() if t not in before and _watched(t)]
-    deadline = time.monotonic() + STOPPING_GRACE
+    deadline = time.monotonic() + grace
     for thread in started:
         thread.join(max(0.0, deadline - time.monotonic()))
     return sorted(thread.name for thread in started if thread.is_alive())
@@ -61,7 +61,7 @@ def no_thread_left_running() -> Iterator[None]:
     """Fail the test that leaves a thread it started running after its teardown."""
     before = set(threading.enumerate())
     yield
-    left = _left_running(before)
+    left = left_running(before)
     assert not left, f"threads left running after the test: {left}"
 
 
@@ -70,7 +70,7 @@ def no_thread_left_by_module() -> Iterator[None]:
     """Fail the module whose module-scoped fixtures leave a thread running after teardown."""
     before = set(threading.enumerate())
     yield
-    left = _left_running(before)
+    left = left_running(before)
     assert not left, f"threads left running after the module's fixtures: {left}"
 
 

@@ -7,11 +7,16 @@
 * ``reliability_<topic>_test.py``: hostile input, load and failure suites across modules.
 * The repository checks of :data:`REPOSITORY_CHECKS`.
 * Everything else under ``tests/`` that is Python is ``conftest.py`` or a ``*_support.py`` helper.
+
+It also checks the suite's guard against threads left running (``conftest.left_running``).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+
+from conftest import left_running
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = ROOT / "src" / "taskdaemon" / "pipeline"
@@ -100,3 +105,23 @@ def test_the_rule_reports_misnamed_files(tmp_path: Path) -> None:
         "pipeline_store_hash_test.py: names no module of src/taskdaemon/pipeline",
         "server_test.py: not pipeline_<module>..., reliability_... or a repository check",
     ] == naming_violations(tests, package)
+
+
+def test_the_thread_guard_reports_only_watched_threads_still_running() -> None:
+    """A project thread nobody stopped is reported; one that stops within the grace, and a
+    foreign daemon thread, are not."""
+    before = set(threading.enumerate())
+    release, stop_soon = threading.Event(), threading.Event()
+    leaked = threading.Thread(target=release.wait, name="taskdaemon-leaked", daemon=True)
+    stopping = threading.Thread(target=stop_soon.wait, name="taskdaemon-stopping", daemon=True)
+    foreign = threading.Thread(target=release.wait, name="someone-elses", daemon=True)
+    for thread in (leaked, stopping, foreign):
+        thread.start()
+    stop_soon.set()
+    try:
+        left = left_running(before, grace=0.5)
+    finally:
+        release.set()
+        for thread in (leaked, stopping, foreign):
+            thread.join()
+    assert ["taskdaemon-leaked"] == left
