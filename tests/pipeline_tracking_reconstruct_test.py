@@ -671,3 +671,29 @@ def test_cancelled_stage_takes_the_reason_of_its_cancelled_attempt() -> None:
         stage.cancel_reason,
         stage.cancel_cause,
     )
+
+
+def test_paused_time_sums_the_run_spans_resume_events_per_execution() -> None:
+    """An execution's paused time is the sum of the run span's ``breakpoint.resumed`` events
+    naming it; other events, other executions and unreadable values add nothing."""
+    spans = example_spans()
+    root = _root(spans)
+    plan = reconstruct_run(spans).stage("plan").attempts[0].task_run_id
+
+    def resumed(trid: Any, seconds: Any, name: str = t.EVENT_BREAKPOINT_RESUMED) -> Any:
+        return SpanEventRecord(
+            name, T0 + S, {t.CICD_TASK_RUN_ID: trid, t.BREAKPOINT_PAUSED: seconds}
+        )
+
+    events = (
+        *root.events,
+        resumed(plan, 2.5),
+        resumed(plan, 1.5),
+        resumed(plan, "soon"),  # not a number
+        resumed(7, 9.0),  # not a task run id
+        resumed(plan, 8.0, name=t.EVENT_BREAKPOINT_HIT),
+        resumed("someone-else", 3.0),
+    )
+    run = reconstruct_run(_with(spans, root, dataclasses.replace(root, events=events)))
+    paused = {a.task_run_id: a.paused_time for s in run.stages for a in s.attempts}
+    assert paused == {trid: (4.0 if trid == plan else None) for trid in paused}
