@@ -17,18 +17,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
-from taskdaemon.pipeline.cli.sign_in import announce_sign_in
+from taskdaemon.pipeline.cli.sign_in import publish_sign_in
 from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
-from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file, write_token_file
+from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file
 from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from opentelemetry.sdk.trace.id_generator import IdGenerator
 
     from taskdaemon.pipeline.engine import Engine
@@ -173,19 +171,11 @@ def _announce(
     server: MonitorServer, auth: ApiAuth, settings: Settings, stack: contextlib.AsyncExitStack
 ) -> None:
     """Write a generated token to its 0600 file and say where to sign in (``cli.sign_in``:
-    the token itself only to a terminal, never to a log). A configured token is neither
-    written nor shown."""
-    if not auth.generated:
-        announce_sign_in(_log, "API", server.url, None, None)
-        return
-    path: Path | None = None
-    try:
-        path = write_token_file(settings.home, auth.token)
-    except OSError as error:
-        _log.warning("cannot write the API token file under %s: %s", settings.home, error)
-    else:
+    the token itself only to a terminal, never to a log); the file goes when the server
+    stops."""
+    path = publish_sign_in(_log, "API", server.url, auth, settings.home)
+    if path is not None:
         stack.callback(remove_token_file, path, auth.token)
-    announce_sign_in(_log, "API", server.url, auth.token, path)
 
 
 def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:

@@ -81,12 +81,8 @@ def ui_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Any, url: str, host: str, port: int) -> int:
-    from taskdaemon.pipeline.cli.sign_in import announce_sign_in  # noqa: PLC0415
-    from taskdaemon.pipeline.http_security import (  # noqa: PLC0415
-        ApiAuth,
-        remove_token_file,
-        write_token_file,
-    )
+    from taskdaemon.pipeline.cli.sign_in import publish_sign_in  # noqa: PLC0415
+    from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file  # noqa: PLC0415
     from taskdaemon.pipeline.server import MonitorServer, create_app  # noqa: PLC0415
     from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
     from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
@@ -112,19 +108,8 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     await server.start()
     token_file = None
     try:
-        if auth.generated:
-            try:
-                token_file = write_token_file(settings.home, auth.token)
-            except OSError as error:
-                _log.warning("cannot write the API token file under %s: %s", settings.home, error)
         _log.info("taskdaemon ui: read-only, runs from %s", display_url(url))
-        announce_sign_in(
-            _log,
-            "taskdaemon ui",
-            server.url,
-            auth.token if auth.generated else None,
-            token_file,
-        )
+        token_file = publish_sign_in(_log, "taskdaemon ui", server.url, auth, settings.home)
         await stop.wait()
     finally:
         if token_file is not None:
