@@ -19,7 +19,8 @@ from typing import Any, Final
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.tracking.otlp_json import parse_traces
-from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
+from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 __all__ = ["MAX_MEMBERS", "MAX_MEMBER_BYTES", "DumpSource", "read_dump_members"]
@@ -114,20 +115,15 @@ class DumpSource:
         until: float | None = None,
         limit: int = 100,
     ) -> list[RunSummary]:
-        """The dump's run, when it passes the filters."""
-        summaries = []
-        for trace_id in sorted({s.trace_id for s in self._spans}):
-            summary = summarize_run(self.get_run(trace_id))
-            if pipeline is not None and summary.pipeline != pipeline:
-                continue
-            if status is not None and summary.status != status:
-                continue
-            if since is not None and summary.start < since:
-                continue
-            if until is not None and summary.start > until:
-                continue
-            summaries.append(summary)
-        return summaries[: max(0, limit)]
+        """The dump's runs that pass the filters, newest first."""
+        return filter_summaries(
+            group_by_trace(self._spans),
+            pipeline=pipeline,
+            status=status,
+            since=since,
+            until=until,
+            limit=limit,
+        )
 
     def close(self) -> None:
         """Nothing to release (read when opened)."""

@@ -35,7 +35,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
@@ -54,7 +54,8 @@ from taskdaemon.pipeline.tracking._remote import (
     split_credentials,
 )
 from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id, parse_traces
-from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
 
@@ -109,41 +110,6 @@ def _check_run_id(run_id: str) -> str:
         return normalize_id(run_id.strip(), 32)
     except ValueError:
         raise RunNotFoundError(f"not a run id (32 hex characters): {run_id!r}") from None
-
-
-def _group_by_trace(spans: Iterable[SpanRecord]) -> dict[str, list[SpanRecord]]:
-    traces: dict[str, list[SpanRecord]] = {}
-    for span in spans:
-        traces.setdefault(span.trace_id, []).append(span)
-    return traces
-
-
-def _filter_summaries(
-    traces: dict[str, list[SpanRecord]],
-    *,
-    pipeline: str | None,
-    status: str | None,
-    since: float | None,
-    until: float | None,
-    limit: int,
-) -> list[RunSummary]:
-    """Summaries of the traces that hold a taskdaemon run and match the filters."""
-    out = []
-    for spans in traces.values():
-        if find_root(spans) is None and not any(t.CICD_TASK_NAME in s.attributes for s in spans):
-            continue  # not a taskdaemon run
-        summary = summarize_run(reconstruct_run(spans))
-        if pipeline is not None and summary.pipeline != pipeline:
-            continue
-        if status is not None and summary.status != status:
-            continue
-        if since is not None and summary.start < since:
-            continue
-        if until is not None and summary.start > until:
-            continue
-        out.append(summary)
-    out.sort(key=lambda s: (-s.start, s.run_id))
-    return out[:limit]
 
 
 # --- HTTP backends ---------------------------------------------------------------------------
@@ -436,8 +402,8 @@ class JaegerSource(_HttpSource):
         if response.status_code == 404:
             return []  # Jaeger answers 404 when no trace matched
         spans = self._traces(self._json(response), str(response.request.url))
-        return _filter_summaries(
-            _group_by_trace(spans),
+        return filter_summaries(
+            group_by_trace(spans),
             pipeline=pipeline,
             status=status,
             since=since,
@@ -515,8 +481,8 @@ class OtlpJsonSource:
         limit: int = 100,
     ) -> list[RunSummary]:
         """Runs found in the files, newest first."""
-        return _filter_summaries(
-            _group_by_trace(self._spans()),
+        return filter_summaries(
+            group_by_trace(self._spans()),
             pipeline=pipeline,
             status=status,
             since=since,

@@ -1,0 +1,50 @@
+"""Runs found among loose spans (OTLP files, a dump, an HTTP backend's answer), summarised and
+filtered the same way by every span source that has no index of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.records import RunSummary
+from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+
+__all__ = ["filter_summaries", "group_by_trace"]
+
+
+def group_by_trace(spans: Iterable[SpanRecord]) -> dict[str, list[SpanRecord]]:
+    """The spans keyed by trace id, each list in the order given."""
+    traces: dict[str, list[SpanRecord]] = {}
+    for span in spans:
+        traces.setdefault(span.trace_id, []).append(span)
+    return traces
+
+
+def filter_summaries(
+    traces: dict[str, list[SpanRecord]],
+    *,
+    pipeline: str | None,
+    status: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+) -> list[RunSummary]:
+    """Summaries of the traces that hold a taskdaemon run and match the filters, newest first,
+    at most ``limit`` (none for a negative limit)."""
+    out = []
+    for spans in traces.values():
+        if find_root(spans) is None and not any(t.CICD_TASK_NAME in s.attributes for s in spans):
+            continue  # not a taskdaemon run
+        summary = summarize_run(reconstruct_run(spans))
+        if pipeline is not None and summary.pipeline != pipeline:
+            continue
+        if status is not None and summary.status != status:
+            continue
+        if since is not None and summary.start < since:
+            continue
+        if until is not None and summary.start > until:
+            continue
+        out.append(summary)
+    out.sort(key=lambda s: (-s.start, s.run_id))
+    return out[: max(0, limit)]
