@@ -10,14 +10,17 @@ checked on its own, so the one that leaks is the one that fails.
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from cli_support import ROOT, TASKDAEMON, Served, environment
 
 if TYPE_CHECKING:
     from pipeline_monitor_support import Telemetry as InMemoryTelemetry
@@ -121,3 +124,28 @@ def home() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def serve(home: Path) -> Iterator[Any]:
+    """Start ``taskdaemon run`` processes in the background; kill leftovers at the end."""
+    started: list[Served] = []
+
+    def start(*args: str) -> Served:
+        process = subprocess.Popen(
+            [TASKDAEMON, "run", *args],
+            cwd=ROOT,
+            env=environment(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        served = Served(process)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        if served.process.poll() is None:
+            served.process.kill()
+            served.process.communicate()

@@ -23,7 +23,6 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline_metrics_prometheus_test import PROMETHEUS, _free_port, _stop, _until
 from pipeline_monitor_support import (
     PROMETHEUS_NAMES,
     Feed,
@@ -31,6 +30,7 @@ from pipeline_monitor_support import (
     example_pipeline,
     play_example_run,
 )
+from prometheus_support import PROMETHEUS, free_port, stop, until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -424,7 +424,7 @@ def test_exposition_has_the_ten_metrics() -> None:
 async def prometheus(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """A real Prometheus with this repository's recording and alert rules loaded and nothing to
     scrape (Alertmanager is left out: it is not there)."""
-    port = _free_port()
+    port = free_port()
     rendered = tmp_path / "etc-prometheus"
     shutil.copytree(ROOT / "prometheus", rendered)
     config = rendered / "prometheus.yml"
@@ -447,10 +447,10 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             async def ready() -> bool:
                 return (await client.get("/-/ready")).status_code == 200
 
-            await _until(ready, limit=30, what="prometheus ready")
+            await until(ready, limit=30, what="prometheus ready")
             yield client
     finally:
-        await _stop(process)
+        await stop(process)
         log.close()
 
 

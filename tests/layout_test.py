@@ -7,12 +7,15 @@
 * ``reliability_<topic>_test.py``: hostile input, load and failure suites across modules.
 * The repository checks of :data:`REPOSITORY_CHECKS`.
 * Everything else under ``tests/`` that is Python is ``conftest.py`` or a ``*_support.py`` helper.
+* A test file never imports another test file: what several files share is a ``*_support.py``
+  helper or a ``conftest.py`` fixture (importing a test module would also import its tests).
 
 It also checks the suite's guard against threads left running (``conftest.left_running``).
 """
 
 from __future__ import annotations
 
+import ast
 import threading
 from pathlib import Path
 
@@ -105,6 +108,35 @@ def test_the_rule_reports_misnamed_files(tmp_path: Path) -> None:
         "pipeline_store_hash_test.py: names no module of src/taskdaemon/pipeline",
         "server_test.py: not pipeline_<module>..., reliability_... or a repository check",
     ] == naming_violations(tests, package)
+
+
+def imports_of_test_modules(tests: Path) -> list[str]:
+    """``file: imports module`` for each import of a ``*_test`` module by a file of ``tests``."""
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            found += [f"{path.name}: imports {n}" for n in names if n.endswith("_test")]
+    return found
+
+
+def test_no_test_file_imports_another() -> None:
+    """Shared helpers live in *_support.py files and conftest.py, never in a test file."""
+    assert [] == imports_of_test_modules(ROOT / "tests")
+
+
+def test_the_import_rule_reports_each_import_of_a_test_module(tmp_path: Path) -> None:
+    """Both import forms of a test module are reported; support modules are not."""
+    (tmp_path / "a_test.py").write_text("import b_test\nfrom cli_support import x\n")
+    (tmp_path / "b_test.py").write_text("from a_test import serve\nimport os\n")
+    assert ["a_test.py: imports b_test", "b_test.py: imports a_test"] == imports_of_test_modules(
+        tmp_path
+    )
 
 
 def test_the_thread_guard_reports_only_watched_threads_still_running() -> None:

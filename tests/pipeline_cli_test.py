@@ -8,110 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 import pytest
 
+from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.control import ControlServer
-
-ROOT = Path(__file__).resolve().parent.parent
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
-
-
-def environment(home: Path) -> dict[str, str]:
-    """The commands' environment: this one, with its own home and no exporters."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "TASKDAEMON_HOME": str(home),
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_LOGS_EXPORTER": "none",
-        }
-    )
-    return env
-
-
-def taskdaemon(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run one command to its end."""
-    return subprocess.run(
-        [TASKDAEMON, *args],
-        cwd=ROOT,
-        env=environment(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def write(path: Path, text: str) -> Path:
-    """Write a dedented pipeline file."""
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-@dataclass
-class Served:
-    """A ``taskdaemon run`` in the background, read line by line from its stderr."""
-
-    process: subprocess.Popen[str]
-    run_id: str = ""
-
-    def wait_for_line(self, needle: str) -> str:
-        """Read stderr until a line contains ``needle`` (the explicit sync point)."""
-        stream: IO[str] | None = self.process.stderr
-        assert stream is not None
-        seen = []
-        for line in stream:
-            seen.append(line)
-            if line.startswith("run ") and " started " in line:
-                self.run_id = line.split()[1]
-            if needle in line:
-                return line
-        raise AssertionError(f"{needle!r} never came; stderr was:\n{''.join(seen)}")
-
-    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        """Wait for the exit code, stdout and the rest of stderr."""
-        stdout, stderr = self.process.communicate(timeout=timeout)
-        return self.process.returncode, stdout, stderr
-
-
-@pytest.fixture
-def serve(home: Path) -> Iterator[Any]:
-    """Start ``taskdaemon run`` processes in the background; kill leftovers at the end."""
-    started: list[Served] = []
-
-    def start(*args: str) -> Served:
-        process = subprocess.Popen(
-            [TASKDAEMON, "run", *args],
-            cwd=ROOT,
-            env=environment(home),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        served = Served(process)
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.communicate()
-
 
 APPROVAL_PIPELINE = """\
     name: gated

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline_cli_test import taskdaemon
+from cli_support import taskdaemon
 from pipeline_engine_support import Recorder, after, pipeline, stage
 from pipeline_tracking_support import monitored_store
 from taskdaemon.pipeline import telemetry as t

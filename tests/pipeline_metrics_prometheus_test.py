@@ -8,11 +8,8 @@ import json
 import math
 import os
 import shutil
-import signal
-import socket
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +17,10 @@ import httpx
 import pytest
 
 from pipeline_monitor_support import PROMETHEUS_NAMES
+from prometheus_support import PROMETHEUS, free_port, stop, until
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-# Found on PATH (scripts/setup.sh --dev installs it), not at a fixed place outside the repository.
-PROMETHEUS = Path(shutil.which("prometheus") or "prometheus")
 
 
 async def _promtool(*args: str) -> tuple[int | None, str]:
@@ -64,46 +60,11 @@ async def test_prometheus_config_is_valid() -> None:
 # --- a real Prometheus scraping a real daemon ---------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _until(
-    check: Callable[[], Awaitable[Any]], *, limit: float, what: str, interval: float = 0.25
-) -> Any:
-    """Poll an external process until ``check`` answers something truthy (servers offer no
-    completion event to wait on)."""
-    deadline = time.monotonic() + limit
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = await check()
-        except httpx.HTTPError as error:
-            last = error
-        else:
-            if last:
-                return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last answer: {last!r}")
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout=15)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     """Prometheus (scrape interval 1s) scraping `taskdaemon serve` running 3 scheduled runs."""
     assert os.access(PROMETHEUS, os.X_OK)
-    daemon_port, prometheus_port = _free_port(), _free_port()
+    daemon_port, prometheus_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -152,11 +113,11 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
             async def ready() -> bool:
                 return (await client.get(f"{base}/-/ready")).status_code == 200
 
-            await _until(ready, limit=60, what="Prometheus to be ready")
+            await until(ready, limit=60, what="Prometheus to be ready")
         yield {"prometheus": base, "tmp": tmp_path}
     finally:
-        await _stop(daemon)
-        await _stop(prometheus)
+        await stop(daemon)
+        await stop(prometheus)
         prometheus_log.close()
         daemon_log.close()
 
@@ -182,7 +143,7 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
             rows = await _query(client, base, "sum(pipeline_executions_total)")
             return rows and float(rows[0]["value"][1]) >= 3
 
-        await _until(three_runs_scraped, limit=90, what="3 runs in Prometheus")
+        await until(three_runs_scraped, limit=90, what="3 runs in Prometheus")
         by_status = await _query(client, base, "sum by (status) (pipeline_executions_total)")
         # The median over the buckets' totals, which one scrape after the three runs holds.
         # A rate() over them needs two scrapes on either side of a stage's end, which this test

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_tracking_report_test import store_with
-from pipeline_tracking_support import T0, S
+from pipeline_tracking_support import T0, S, store_with
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.reporting import RecordData, Report, build_report, render_report
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore

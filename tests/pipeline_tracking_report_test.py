@@ -8,17 +8,12 @@ import re
 import sqlite3
 import statistics
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
 
-from pipeline_tracking_support import RESOURCE, T0, Backend, S, serve
-from taskdaemon.pipeline import telemetry as t
+from pipeline_tracking_support import T0, Backend, S, serve, store_with
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.reporting import (
     RecordData,
@@ -27,7 +22,7 @@ from taskdaemon.pipeline.reporting import (
     percentile,
     render_report,
 )
-from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor, encode_traces
+from taskdaemon.pipeline.tracking import SpanStore, encode_traces
 from taskdaemon.pipeline.tracking.aggregates import StoreReportData
 
 MS = S // 1000
@@ -91,75 +86,6 @@ def test_critical_path_of_a_chain_and_its_ties() -> None:
 
 
 # -- writing runs -----------------------------------------------------------------------------
-
-# work → (fast, slow) → done
-EDGES = ["work>fast>on completion", "work>slow>on completion", "fast>done>", "slow>done>"]
-
-
-def write_run(
-    provider: TracerProvider,
-    t0: int,
-    work_ms: int,
-    *,
-    pipeline: str = "etl",
-    failed: bool = False,
-    queue_ms: int = 5,
-) -> str:
-    """One run: ``work`` (``work_ms`` long, retried once when ``failed``), then ``fast`` (10
-    ms) and ``slow`` (40 ms) from its end, then ``done`` (5 ms) after both. Returns the run id."""
-    tracer = provider.get_tracer(t.SCOPE_NAME)
-    root = tracer.start_span(
-        t.run_span_name(pipeline),
-        kind=SpanKind.SERVER,
-        start_time=t0,
-        attributes={
-            t.CICD_PIPELINE_NAME: pipeline,
-            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
-            t.PIPELINE_STAGES: ["work", "fast", "slow", "done"],
-            t.PIPELINE_EDGES: EDGES,
-        },
-    )
-    ctx = trace.set_span_in_context(root)
-
-    def stage(name: str, start: int, end: int, attempt: int = 1, result: str = "success") -> None:
-        span = tracer.start_span(
-            name,
-            context=ctx,
-            start_time=start,
-            attributes={
-                t.CICD_PIPELINE_NAME: pipeline,
-                t.CICD_TASK_NAME: name,
-                t.STAGE_ATTEMPT: attempt,
-                t.STAGE_INSTANCE: 0,
-                t.STAGE_QUEUE_TIME: queue_ms / 1000,
-                t.STAGE_CPU_TIME: 0.002,
-                t.STAGE_PEAK_MEMORY: 1000 + attempt,
-            },
-        )
-        span.set_attribute(t.CICD_TASK_RUN_RESULT, result)
-        span.end(end)
-
-    now = t0 + MS
-    if failed:
-        stage("work", now, now + MS, result=t.RESULT_FAILURE)
-        now += 2 * MS
-    stage("work", now, now + work_ms * MS, attempt=2 if failed else 1)
-    now += work_ms * MS
-    stage("fast", now + MS, now + 11 * MS)
-    stage("slow", now + 2 * MS, now + 42 * MS)
-    stage("done", now + 43 * MS, now + 48 * MS)
-    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_SUCCESS)
-    root.end(now + 50 * MS)
-    return format(root.get_span_context().trace_id, "032x")
-
-
-def store_with(db: Path, works: Sequence[int], *, t0: int = T0, step: int = 100 * S) -> list[str]:
-    """Write one run per ``works`` item (its ``work`` duration in ms), ``step`` apart."""
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SqliteSpanProcessor(db))
-    ids = [write_run(provider, t0 + i * step, w, failed=i % 10 == 3) for i, w in enumerate(works)]
-    provider.shutdown()
-    return ids
 
 
 def _window(t0: int = T0, days: float = 1.0) -> tuple[float, float]:

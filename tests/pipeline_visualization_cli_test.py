@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_tracking_support import make_provider, write_example_run
-from pipeline_visualization_dot_graphviz_test import PNG_MAGIC, run_dot, svg_nodes
-from pipeline_visualization_support import check_golden
+from pipeline_visualization_support import PNG_MAGIC, check_golden, run_dot, svg_nodes
 from taskdaemon.pipeline.config import load_pipeline
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.visualization import validate_dag, visualize

@@ -3,47 +3,26 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
-import shutil
-import subprocess
-import xml.etree.ElementTree as ET
 
 import pytest
 
-from pipeline_visualization_support import failed_run, feature_delivery
+from pipeline_visualization_support import (
+    PNG_MAGIC,
+    failed_run,
+    feature_delivery,
+    hostile_pipeline,
+    run_dot,
+    svg_nodes,
+)
 from taskdaemon.pipeline.model import (
     Manual,
     OnCompletion,
     OnCondition,
-    OnEvent,
     Pipeline,
     Stage,
 )
 from taskdaemon.pipeline.records import RunRecord, StageRecord
 from taskdaemon.pipeline.visualization import render_dot
-
-DOT = shutil.which("dot") or "dot"  # on PATH: scripts/setup.sh installs Graphviz
-SVG = "{http://www.w3.org/2000/svg}"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def run_dot(source: str, fmt: str) -> bytes:
-    """Render ``source`` with ``dot -T<fmt>``; any warning on stderr fails the test."""
-    done = subprocess.run(
-        [DOT, f"-T{fmt}"], input=source.encode(), capture_output=True, check=False, timeout=30
-    )
-    assert (done.returncode, done.stderr.decode()) == (0, "")
-    return done.stdout
-
-
-def svg_nodes(svg: bytes) -> list[str]:
-    """The titles (DOT node ids) of the SVG's node groups, in document order."""
-    root = ET.fromstring(svg)
-    return [
-        (group.findtext(f"{SVG}title") or "")
-        for group in root.iter(f"{SVG}g")
-        if group.get("class") == "node"
-    ]
 
 
 def stage_nodes(svg: bytes, pipeline: Pipeline) -> list[str]:
@@ -78,42 +57,6 @@ def test_png_is_a_png() -> None:
     """dot -Tpng turns the overlay into a PNG image."""
     png = run_dot(render_dot(feature_delivery(), failed_run()), "png")
     assert png[:8] == PNG_MAGIC
-
-
-HOSTILE = [
-    'say "hi"',
-    "back\\slash\\",
-    "two\nlines",
-    "\\N\\G\\l",
-    "node",
-    "Graph",
-    "<b>html</b> & co",
-    "{braces}; [brackets] -> arrow",
-    "unicode ünï · 日本",
-    "tab\there",
-]
-
-
-def hostile_pipeline() -> Pipeline:
-    """A chain of stages whose names and expressions are full of DOT syntax."""
-    stages = [Stage(HOSTILE[0], 'py"thon', (Manual(),), emits=('ev"t',))]
-    stages.extend(
-        Stage(name, "python", (OnCompletion(previous),))
-        for previous, name in itertools.pairwise(HOSTILE)
-    )
-    stages.append(
-        Stage(
-            "gated",
-            "python",
-            (
-                OnEvent('ev"t', 'event.x == "}\\"" && size(event.y) > 0'),
-                OnCondition('stages["node"].outputs.s == "a\\nb"'),
-                Manual(approval_required=True),
-                OnEvent("from.outside"),
-            ),
-        )
-    )
-    return Pipeline("hostile", tuple(stages))
 
 
 @pytest.mark.slow

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline_visualization_dot_graphviz_test import hostile_pipeline
-from pipeline_visualization_support import failed_run, feature_delivery
+from pipeline_visualization_support import failed_run, feature_delivery, hostile_pipeline
 from taskdaemon.pipeline.visualization import render_mermaid
 
 NODE = re.compile(r'^  ([sg]\d+)(\(|\{|\[\\|>)"([^"]*)"(\)|\}|/\]|\])$')

@@ -2,12 +2,17 @@
 
 The pipeline mirrors ``examples/feature_delivery.yaml``; the run has a retried stage, a fan-out
 stage with three instances (one of which was retried), a failed stage and a skipped stage, with
-fixed timestamps so renderings are byte-stable.
+fixed timestamps so renderings are byte-stable. Also: rendering DOT with the real Graphviz
+``dot``, and a pipeline whose stage names are full of DOT and Mermaid syntax.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from taskdaemon.pipeline.model import (
@@ -159,3 +164,65 @@ def check_golden(name: str, actual: str) -> None:
         path.write_text(actual, encoding="utf-8")
     expected = path.read_text(encoding="utf-8")
     assert expected == actual
+
+
+# -- Graphviz and hostile names ---------------------------------------------------------------
+
+DOT = shutil.which("dot") or "dot"  # on PATH: scripts/setup.sh installs Graphviz
+SVG = "{http://www.w3.org/2000/svg}"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_dot(source: str, fmt: str) -> bytes:
+    """Render ``source`` with ``dot -T<fmt>``; any warning on stderr fails the test."""
+    done = subprocess.run(
+        [DOT, f"-T{fmt}"], input=source.encode(), capture_output=True, check=False, timeout=30
+    )
+    assert (done.returncode, done.stderr.decode()) == (0, "")
+    return done.stdout
+
+
+def svg_nodes(svg: bytes) -> list[str]:
+    """The titles (DOT node ids) of the SVG's node groups, in document order."""
+    root = ET.fromstring(svg)
+    return [
+        (group.findtext(f"{SVG}title") or "")
+        for group in root.iter(f"{SVG}g")
+        if group.get("class") == "node"
+    ]
+
+
+HOSTILE = [
+    'say "hi"',
+    "back\\slash\\",
+    "two\nlines",
+    "\\N\\G\\l",
+    "node",
+    "Graph",
+    "<b>html</b> & co",
+    "{braces}; [brackets] -> arrow",
+    "unicode ünï · 日本",
+    "tab\there",
+]
+
+
+def hostile_pipeline() -> Pipeline:
+    """A chain of stages whose names and expressions are full of DOT syntax."""
+    stages = [Stage(HOSTILE[0], 'py"thon', (Manual(),), emits=('ev"t',))]
+    stages.extend(
+        Stage(name, "python", (OnCompletion(previous),))
+        for previous, name in itertools.pairwise(HOSTILE)
+    )
+    stages.append(
+        Stage(
+            "gated",
+            "python",
+            (
+                OnEvent('ev"t', 'event.x == "}\\"" && size(event.y) > 0'),
+                OnCondition('stages["node"].outputs.s == "a\\nb"'),
+                Manual(approval_required=True),
+                OnEvent("from.outside"),
+            ),
+        )
+    )
+    return Pipeline("hostile", tuple(stages))

@@ -21,13 +21,11 @@ from typing import Any
 
 import pytest
 
-from pipeline_cli_test import ROOT, TASKDAEMON, environment, serve, taskdaemon, write
+from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
 from pipeline_visualization_support import feature_delivery
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.visualization import dag_snapshot
 from taskdaemon.pipeline.visualization._terminal import changes, render_table, stage_rows
-
-__all__ = ["serve"]  # a fixture re-used from the CLI tests
 
 GATED = """\
     name: gated

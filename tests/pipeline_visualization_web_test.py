@@ -15,51 +15,34 @@ Playwright drives ``/usr/bin/chromium`` (``executable_path``): no browser is dow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
+from browser_support import (
+    TOKEN,
+    browser_page,
+    environment,
+    first_run,
+    server_url,
+    state_of,
+    taskdaemon,
+)
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.tracking.store import SpanStore
 from taskdaemon.pipeline.web import WebOptions
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
-TOKEN = "web-page-token-0123456789abcdef"
 SCREENSHOT = ROOT / "docs" / "images" / "run-page.png"
 REPORT_SCREENSHOT = ROOT / "docs" / "images" / "report.png"
-#: What a headless browser in CI needs: no sandbox as root, no background traffic (offline).
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-dev-shm-usage",
-    "--disable-extensions",
-    "--disable-sync",
-    "--metrics-recording-only",
-    "--no-first-run",
-]
-TIMEOUT_MS = 30_000
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh --dev)"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 PIPELINE = """\
 name: web-demo
@@ -116,89 +99,6 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def environment(home: Path) -> dict[str, str]:
-    """This environment without taskdaemon or OTel settings, with the test's home and token."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env.update(
-        TASKDAEMON_HOME=str(home),
-        TASKDAEMON_API_TOKEN=TOKEN,
-        TASKDAEMON_GRAFANA_URL="http://grafana.invalid:3000",
-        OTEL_METRICS_EXPORTER="none",
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-@contextlib.contextmanager
-def taskdaemon(argv: list[str], *, cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    """The CLI in a subprocess; killed (with a warning-free wait) if still running at exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "taskdaemon.pipeline.cli", *argv],
-        cwd=cwd,
-        env=environment(cwd / "home"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
-
-
-def server_url(process: subprocess.Popen[str]) -> str:
-    """The URL the process announces on stderr (``API: http://...``), read line by line."""
-    assert process.stderr is not None
-    seen: list[str] = []
-    for line in process.stderr:
-        seen.append(line)
-        found = re.search(r"API: (http://[\d.:]+)/", line)
-        if found:
-            # Keep draining stderr so the process never blocks on a full pipe.
-            drain = threading.Thread(target=process.stderr.read, daemon=True)
-            drain.start()
-            return found.group(1)
-    raise AssertionError("the server never announced its URL:\n" + "".join(seen))
-
-
-async def first_run(url: str) -> str:
-    """The id of the first run the server lists (waiting for the run to start)."""
-    async with httpx.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}) as client:
-        for _ in range(600):
-            runs = (await client.get(f"{url}/api/runs/recent")).json()["runs"]
-            if runs:
-                return str(runs[0]["run_id"])
-            await _pause()
-    raise AssertionError("no run appeared")
-
-
-async def _pause() -> None:
-    await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def browser_page() -> AsyncIterator[tuple[Any, list[str]]]:
-    """A fresh headless chromium page and the list its console errors are collected in."""
-    from playwright.async_api import async_playwright
-
-    errors: list[str] = []
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=LAUNCH_ARGS
-        )
-        try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 1000})
-            page = await context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, errors
-        finally:
-            await browser.close()
-
-
 def keep_screenshot(png: bytes, target: Path) -> None:
     """Write the README's screenshot when it is missing or ``TASKDAEMON_UPDATE_SCREENSHOTS=1``
     (so an ordinary test run leaves the checkout clean); either way it must be a PNG."""
@@ -206,11 +106,6 @@ def keep_screenshot(png: bytes, target: Path) -> None:
     if not target.exists() or os.environ.get("TASKDAEMON_UPDATE_SCREENSHOTS") == "1":
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(png)
-
-
-def state_of(stage: str, state: str) -> str:
-    """The selector of a stage row showing ``state``."""
-    return f'#stages tr[data-stage="{stage}"][data-state="{state}"]'
 
 
 async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path) -> None:

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline_visualization_web_test import (
-    CHROMIUM,
+from browser_support import (
     TOKEN,
     browser_page,
     first_run,
@@ -79,12 +78,7 @@ def ship(ctx):
     return {"shipped": True}
 """
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="needs Debian's chromium (scripts/setup.sh --dev)"
-    ),
-]
+pytestmark = pytest.mark.slow
 
 
 def warnings(page: Any) -> Any:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import resource
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -22,6 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli_support import environment
 from pipeline_engine_support import Recorder, Resolver
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
@@ -65,19 +64,10 @@ def _limit_memory() -> None:
 
 def taskdaemon(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI to its end under 1 GiB of address space and a 60 s timeout."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "TASKDAEMON_HOME": str(home),
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_LOGS_EXPORTER": "none",
-        }
-    )
     return subprocess.run(
         [TASKDAEMON, *args],
         cwd=ROOT,
-        env=env,
+        env=environment(home),
         capture_output=True,
         text=True,
         timeout=60,
@@ -521,7 +511,6 @@ def test_every_kind_of_name_is_capped() -> None:
     assert expected == paths
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
 def test_dot_renders_long_names_and_labels_with_graphviz() -> None:
     """Names, descriptions and conditions far over Graphviz's 16,384-byte strings render with
     the real dot; long text ends with an ellipsis and two long names stay two nodes."""

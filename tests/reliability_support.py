@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -16,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+
+from cli_support import environment
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
@@ -37,25 +38,6 @@ def write_pipeline(path: Path, text: str) -> Path:
     """Write a (dedented) pipeline file and return its path."""
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
-
-
-def environment(home: Path, **extra: str) -> dict[str, str]:
-    """This environment with its own ``TASKDAEMON_HOME``, no exporters, and ``extra``."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "TASKDAEMON_HOME": str(home),
-            "OTEL_TRACES_EXPORTER": "none",
-            "OTEL_METRICS_EXPORTER": "none",
-            "OTEL_LOGS_EXPORTER": "none",
-            "TASKDAEMON_LOG_FORMAT": "text",
-        }
-    )
-    for name in ("TASKDAEMON_SPAN_SOURCE", "TASKDAEMON_RETENTION_MAX_AGE"):
-        env.pop(name, None)
-    env.pop("TASKDAEMON_RETENTION_KEEP", None)
-    env.update(extra)
-    return env
 
 
 def taskdaemon(

@@ -1,0 +1,81 @@
+"""Running the real ``taskdaemon`` command in tests: its environment, one command to its end,
+pipeline files, and a run in the background read line by line (the ``serve`` fixture in
+``conftest.py``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+
+def environment(home: Path, **extra: str) -> dict[str, str]:
+    """This environment with its own ``TASKDAEMON_HOME``, no exporters, text logs, no span
+    source or retention of the caller's, and ``extra``."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "TASKDAEMON_HOME": str(home),
+            "OTEL_TRACES_EXPORTER": "none",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "TASKDAEMON_LOG_FORMAT": "text",
+        }
+    )
+    for name in ("TASKDAEMON_SPAN_SOURCE", "TASKDAEMON_RETENTION_MAX_AGE"):
+        env.pop(name, None)
+    env.pop("TASKDAEMON_RETENTION_KEEP", None)
+    env.update(extra)
+    return env
+
+
+def taskdaemon(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run one command to its end."""
+    return subprocess.run(
+        [TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def write(path: Path, text: str) -> Path:
+    """Write a dedented pipeline file."""
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@dataclass
+class Served:
+    """A ``taskdaemon run`` in the background, read line by line from its stderr."""
+
+    process: subprocess.Popen[str]
+    run_id: str = ""
+
+    def wait_for_line(self, needle: str) -> str:
+        """Read stderr until a line contains ``needle`` (the explicit sync point)."""
+        stream: IO[str] | None = self.process.stderr
+        assert stream is not None
+        seen = []
+        for line in stream:
+            seen.append(line)
+            if line.startswith("run ") and " started " in line:
+                self.run_id = line.split()[1]
+            if needle in line:
+                return line
+        raise AssertionError(f"{needle!r} never came; stderr was:\n{''.join(seen)}")
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        """Wait for the exit code, stdout and the rest of stderr."""
+        stdout, stderr = self.process.communicate(timeout=timeout)
+        return self.process.returncode, stdout, stderr
