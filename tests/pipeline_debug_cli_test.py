@@ -297,3 +297,20 @@ def test_one_shot_debug_commands_resume_or_refuse_in_one_line(
     missing = debug(home, "step", "f" * 32)
     assert missing.returncode == 1
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_stage_skipped_at_a_breakpoint_never_ran_in_the_summary_and_progress(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``skip`` at ``b``'s breakpoint: the summary shows no instance or attempt for ``b`` (it
+    never started) with the skip's reason, and the progress says ``b`` skipped once."""
+    done = debug(home, str(pipeline_file), "--break", "b", stdin="skip\n")
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("b "))
+    assert row.split(None, 4) == ["b", "skipped", "-", "-", row.split(None, 4)[4]]
+    assert row.endswith("skipped at a breakpoint by cli debug")
+    progress = [line.split(None, 2)[1:] for line in done.stderr.splitlines()]
+    assert [what for stage, what in progress if stage == "b" and "skipped" in what] == [
+        "skipped: skipped at a breakpoint by cli debug"
+    ]

@@ -199,6 +199,7 @@ class ProgressView:
         self._hint = approve_hint
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
+        self._skipped: set[str] = set()  # stages whose skip line is written
 
     def _write(self, stage: str, what: str, instance: int | None = None) -> None:
         label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
@@ -224,6 +225,8 @@ class ProgressView:
             self._write(event.stage, f"running{retry}", event.instance)
         elif isinstance(event, StageFinished):
             started = self._started.pop(event.task_run_id, None)
+            if started is None and event.stage in self._skipped:
+                return  # the end of an execution skipped before it ran: its skip line said it
             took = f" in {format_duration(event.at - started)}" if started is not None else ""
             error = event.cancel_reason if event.cancel_reason else event.error
             detail = f": {_one_line(error)}" if error else ""
@@ -234,6 +237,7 @@ class ProgressView:
         elif isinstance(event, StageRetrying):
             self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
         elif isinstance(event, StageSkipped):
+            self._skipped.add(event.stage)
             self._write(event.stage, f"skipped: {_one_line(event.reason)}")
         elif isinstance(event, ApprovalRequested):
             hint = f" ({self._hint(event.stage)})" if self._hint else ""
@@ -343,13 +347,17 @@ def render_summary(result: RunResult, pipeline: Pipeline) -> str:
     """The summary table of a finished run, stages in file order.
 
     Columns: stage, status, instances (how many ran), attempts (the most any one instance
-    needed, as in ``runs show``), queue time (the longest wait for a slot), duration (first
-    start to last end), error (the first error, or why the stage was skipped or cancelled).
+    needed, as in ``runs show``; ``-`` for a stage that never started), queue time (the
+    longest wait for a slot), duration (first start to last end), error (the first error, or
+    why the stage was skipped or cancelled).
     """
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
     rows: list[tuple[str, ...]] = []
     for stage in pipeline.stages:
-        executions = result.executions.get(stage.name, ())
+        every = result.executions.get(stage.name, ())
+        # What ran: an execution skipped or cancelled before its start is no attempt (its
+        # error, a cancellation's reason, still shows).
+        executions = [ex for ex in every if ex.times.running is not None]
         status = str(result.stage_status.get(stage.name, "pending"))
         instances = len({ex.instance for ex in executions})
         attempts = max((ex.attempt for ex in executions), default=0)
@@ -357,7 +365,7 @@ def render_summary(result: RunResult, pipeline: Pipeline) -> str:
         starts = [ex.times.running for ex in executions if ex.times.running is not None]
         ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
         duration = max(ends) - min(starts) if starts and ends else None
-        error = next((ex.error for ex in executions if ex.error), None)
+        error = next((ex.error for ex in every if ex.error), None)
         if error is None:
             error = result.skip_reasons.get(stage.name)
         rows.append(
