@@ -42,6 +42,7 @@ SHAPES = [
     (f"slack {SLACK}", SLACK, f"slack {REDACTED}"),
     (f"jwt: {JWT}", JWT, f"jwt: {REDACTED}"),
     (f"Authorization: Bearer {BEARER}", BEARER, f"Authorization: Bearer {REDACTED}"),
+    (f"sent BEARER {BEARER} on", BEARER, f"sent BEARER {REDACTED} on"),  # no other hint
     (f"key:\n{PEM}\nend", PEM_BODY, f"key:\n{REDACTED}\nend"),
     (f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}", PEM_BODY, REDACTED),  # cut before its END
     (
