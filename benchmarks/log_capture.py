@@ -34,7 +34,9 @@ import os
 import resource
 import statistics
 import tempfile
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +46,21 @@ from taskdaemon.pipeline.stage_output import CaptureLimits
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
 _STAGE_ONLY: dict[str, list[float]] = {}
+# CPU seconds of the threads that ended, by role: each thread's own clock (``thread_time``).
+_THREAD_CPU: Counter[str] = Counter()
+_ROLES = {"taskdaemon-output": "reader", "taskdaemon-log-writer": "writer"}
+_thread_run = threading.Thread.run
+
+
+def _timed_run(self: threading.Thread) -> None:
+    started = time.thread_time()
+    try:
+        _thread_run(self)
+    finally:
+        _THREAD_CPU[_ROLES.get(self.name, "other")] += time.thread_time() - started
+
+
+threading.Thread.run = _timed_run  # type: ignore[method-assign]
 _PLAIN = {
     "discarded": "{{ {command}; }} >/dev/null 2>&1",
     "piped-to-cat": "{{ {command}; }} 2>&1 | cat >/dev/null",
@@ -61,6 +78,8 @@ class Sample:
     wall: float
     own_cpu: float
     command_cpu: float
+    reader_cpu: float = 0.0
+    writer_cpu: float = 0.0
 
     @property
     def cpu(self) -> float:
@@ -91,6 +110,14 @@ def _ctx(command: str) -> StageContext:
 
 
 def _once(command: str, mode: str, lines: int, directory: Path) -> Sample:
+    sample = _measure(command, mode, lines, directory)
+    sample.reader_cpu, sample.writer_cpu = _THREAD_CPU["reader"], _THREAD_CPU["writer"]
+    _THREAD_CPU.clear()
+    return sample
+
+
+def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
+    _THREAD_CPU.clear()
     own0, child0 = _cpu()
     if mode in _PLAIN:
         started = time.perf_counter()
@@ -152,13 +179,17 @@ def main() -> None:
         f"{args.lines} lines, {args.repeat} runs each, medians "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
-    print(f"  {'mode':<13} {'wall':>9}  {'vs':>6}   {'CPU':>9}  {'vs':>6}   own CPU  command CPU")
+    print(
+        f"  {'mode':<13} {'wall':>9}  {'vs':>6}   {'CPU':>9}  {'vs':>6}"
+        "   own CPU (reader writer)  command CPU"
+    )
     for mode in modes:
         wall, cpu = median(mode, "wall"), median(mode, "cpu")
         line = (
             f"  {mode:<13} {wall * 1000:6.1f} ms  {100 * (wall / base_wall - 1):+5.1f}%"
             f"   {cpu * 1000:6.1f} ms  {100 * (cpu / base_cpu - 1):+5.1f}%"
             f"   {median(mode, 'own_cpu') * 1000:4.0f} ms"
+            f" ({median(mode, 'reader_cpu') * 1000:4.0f} {median(mode, 'writer_cpu') * 1000:4.0f})"
             f"  {median(mode, 'command_cpu') * 1000:8.0f} ms"
         )
         if mode in _STAGE_ONLY:

@@ -405,7 +405,7 @@ def test_an_otlp_endpoint_turns_log_export_on(monkeypatch: pytest.MonkeyPatch) -
 
 def _batch(run_id: str, text: str, stage: str = "build") -> OutputBatch:
     return OutputBatch(
-        run_id, "p", stage, 0, 1, run_id, "b7ad6b7169203331", "stdout", ((time.time_ns(), text),)
+        run_id, "p", stage, 0, 1, run_id, "b7ad6b7169203331", "stdout", (text,), time.time_ns()
     )
 
 

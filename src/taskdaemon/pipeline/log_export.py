@@ -17,7 +17,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import OutputBatch
 
 __all__ = ["OUTPUT_SCOPE", "OTelOutputSink"]
@@ -65,12 +65,13 @@ class OTelOutputSink:
                 },
             )
             return
-        for when, text in batch.lines:
+        when = batch.time_ns
+        for text in redact_lines(list(batch.texts)):
             self._logger.emit(
                 timestamp=when,
                 context=context,
                 severity_number=SeverityNumber.INFO,
                 severity_text="INFO",
-                body=redact_text(text),
+                body=text,
                 attributes=attributes,
             )

@@ -34,6 +34,7 @@ __all__ = [
     "REDACTED",
     "KeyMatcher",
     "redact",
+    "redact_lines",
     "redact_text",
 ]
 
@@ -224,6 +225,17 @@ def redact_text(text: str) -> str:
     if not _may_hold_secret(text) or _SHAPES.search(text) is None:
         return text
     return _SHAPES.sub(_replace, text)
+
+
+def redact_lines(lines: list[str]) -> list[str]:
+    """:func:`redact_text` of each line, as a list (``lines`` itself when none holds a secret).
+
+    For many lines at once (a command's output): the substring pre-check runs once on the
+    lines joined, and each line is checked only when that finds a hint (a substring missing
+    from the whole is missing from every line, so this never skips a line with a secret)."""
+    if not lines or not _may_hold_secret("\n".join(lines)):
+        return lines
+    return [redact_text(line) for line in lines]
 
 
 def redact(

@@ -1,12 +1,13 @@
 """Command stages' stdout and stderr, captured line by line as log records of their stage.
 
 :func:`communicate` replaces ``Process.communicate`` for a command stage: it writes stdin, reads
-both pipes (made by :class:`OutputCapture`) on a thread of its own in chunks of up to 64 KiB,
-and hands each chunk's complete lines, as one
-:class:`OutputBatch`, to every registered sink (:func:`add_output_sink`; the CLI registers the
-span store's log writer and, with an OTLP log exporter, the OTel one). The engine layer knows
-nothing of where lines go; with no sink registered, each line becomes a stdlib ``logging``
-record of the ``taskdaemon.run.output`` logger (INFO), so a library user's handlers see it.
+both pipes (made by :class:`OutputCapture`, 1 MiB each when allowed) on a thread of its own at a
+cadence (``output_pipes``: a wake-up per 20 ms at most, not per line written), and hands each
+read's complete lines, as one :class:`OutputBatch`, to every registered sink
+(:func:`add_output_sink`; the CLI registers the span store's log writer and, with an OTLP log
+exporter, the OTel one). The engine layer knows nothing of where lines go; with no sink
+registered, each line becomes a stdlib ``logging`` record of the ``taskdaemon.run.output``
+logger (INFO), so a library user's handlers see it.
 
 The contract of a capture (one per stage execution, both streams together):
 
@@ -33,13 +34,14 @@ import contextlib
 import logging
 import os
 import re
-import selectors
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
+
+from taskdaemon.pipeline.output_pipes import drain, make_pipe
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -59,10 +61,6 @@ __all__ = [
 STDERR_TAIL_LINES: Final = 20
 #: Longer lines are cut into pieces of this many bytes.
 MAX_LINE_BYTES: Final = 16_384
-_CHUNK: Final = 65_536
-#: After a short read, how long to let output gather in the pipe (a pipe holds 64 KiB, so only
-#: a command writing over ~13 MB/s is slowed; lines reach the sinks at most this much later).
-_GATHER_SECONDS: Final = 0.005
 _TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _logger = logging.getLogger("taskdaemon.run.output")
 _own_logger = logging.getLogger(__name__)
@@ -80,8 +78,9 @@ class CaptureLimits:
 class OutputBatch:
     """Lines one stage execution wrote on one stream, in order, and the marker of dropped ones.
 
-    ``lines`` are ``(time_ns, text)``: the time the chunk holding the line was read. A batch
-    with ``dropped_lines > 0`` (and no lines) is the end-of-capture marker.
+    ``texts`` are the lines (without their line ends), all read at ``time_ns`` (one read of
+    the pipe: one batch). A batch with ``dropped_lines > 0`` (and no lines) is the
+    end-of-capture marker.
     """
 
     run_id: str
@@ -92,10 +91,17 @@ class OutputBatch:
     trace_id: str | None
     span_id: str | None
     stream: str  # "stdout" | "stderr"
-    lines: tuple[tuple[int, str], ...] = ()
+    texts: Sequence[str] = ()
+    time_ns: int = 0
     dropped_lines: int = 0
     dropped_bytes: int = 0
     limits: CaptureLimits | None = None
+
+    @property
+    def lines(self) -> tuple[tuple[int, str], ...]:
+        """``(time_ns, text)`` per line (a convenience: built on each call)."""
+        when = self.time_ns
+        return tuple((when, text) for text in self.texts)
 
     def marker_text(self) -> str:
         """The marker record's message (only meaningful when ``dropped_lines``)."""
@@ -187,7 +193,7 @@ def _log_batch(batch: OutputBatch) -> None:
     }
     if batch.dropped_lines:
         _logger.warning("%s", batch.marker_text(), extra=extra)
-    for _, text in batch.lines:
+    for text in batch.texts:
         _logger.info("%s", text, extra=extra)
 
 
@@ -228,10 +234,12 @@ class OutputCapture:
         # [read end, write end] per stream; -1 once closed (a number closed twice could by then
         # be another file's, opened meanwhile by another thread).
         self._pipes: dict[str, list[int]] = {}
+        self._capacity: dict[str, int] = {}
         self._fd_lock = threading.Lock()
         try:
             for stream in ("stdout", "stderr"):
-                self._pipes[stream] = list(os.pipe())
+                read_end, write_end, self._capacity[stream] = make_pipe()
+                self._pipes[stream] = [read_end, write_end]
         except OSError:
             self.abandon()
             raise
@@ -278,6 +286,50 @@ class OutputCapture:
             if self._lines_left <= 0 or self._bytes_left <= 0:
                 self._drop(chunk)
                 return
+        if not self._feed_lines(stream, chunk):
+            self._feed_pieces(stream, chunk)
+
+    def _feed_lines(self, stream: str, chunk: bytes) -> bool:
+        """``feed``'s common case, without a Python object per line but the stored text: the
+        chunk's complete lines all fit in the bound (or all fall past it) and none is over
+        :data:`MAX_LINE_BYTES`. The lines are decoded together (``\\n`` never occurs inside a
+        UTF-8 sequence, so this decodes as line by line would) and split as text. False, with
+        nothing changed, when ``_feed_pieces`` must do it."""
+        end = chunk.rfind(b"\n")
+        if end < 0 or len(chunk) - end - 1 > MAX_LINE_BYTES:
+            return False
+        partial = self._partial[stream]
+        head = partial + chunk[:end] if partial else chunk[:end]
+        count = head.count(b"\n") + 1
+        size = len(head) - count + 1  # line ends not counted (a \r is, as in _take)
+        past = self._lines_left <= 0 or self._bytes_left <= 0
+        texts: list[str] = []
+        if not past:
+            if count > self._lines_left or size > self._bytes_left:
+                return False  # the bound falls inside this chunk
+            text = head.decode("utf-8", "replace")
+            texts = text.split("\n")
+            longest = max(map(len, texts))
+            if longest > MAX_LINE_BYTES // 4 and (longest > MAX_LINE_BYTES or not head.isascii()):
+                return False  # maybe a line to cut (a character is 1 to 4 bytes)
+            if "\r" in text:
+                texts = [line[:-1] if line.endswith("\r") else line for line in texts]
+        if stream == "stderr":
+            tail = head.rsplit(b"\n", STDERR_TAIL_LINES)[-STDERR_TAIL_LINES:]
+            self._stderr_tail.extend(line.rstrip(b"\r") for line in tail)
+        self._partial[stream] = chunk[end + 1 :]
+        if past:
+            self.dropped_lines += count
+            self.dropped_bytes += size
+            return True
+        self._lines_left -= count
+        self._bytes_left -= size
+        self.captured_lines += count
+        _deliver(self._batch(stream, texts=texts, time_ns=time.time_ns()))
+        return True
+
+    def _feed_pieces(self, stream: str, chunk: bytes) -> None:
+        """``feed``, line by line: where the bound falls, and lines to cut."""
         pieces = chunk.split(b"\n")
         partial = self._partial[stream]
         if partial:
@@ -318,28 +370,11 @@ class OutputCapture:
 
     def read_pipes(self, stop: threading.Event) -> None:
         """Read both pipes to their ends (or until ``stop``), then close them and end the
-        capture. Runs on a thread of its own: blocking reads cost nothing per line, and after a
-        short read it waits :data:`_GATHER_SECONDS` so a command writing line by line is read
-        in large chunks instead of one wake-up per line."""
-        selector = selectors.DefaultSelector()
+        capture. Runs on a thread of its own, reading at a cadence (``output_pipes.drain``)."""
         try:
-            for stream, ends in self._pipes.items():
-                selector.register(ends[0], selectors.EVENT_READ, stream)
-            while selector.get_map() and not stop.is_set():
-                events = selector.select(timeout=0.1)
-                full = False
-                for key, _ in events:
-                    chunk = os.read(key.fd, _CHUNK)
-                    if chunk:
-                        self.feed(key.data, chunk)
-                        full = full or len(chunk) == _CHUNK
-                    else:
-                        selector.unregister(key.fd)
-                        self._finish(key.data)
-                if events and not full:
-                    time.sleep(_GATHER_SECONDS)
+            pipes = {name: (ends[0], self._capacity[name]) for name, ends in self._pipes.items()}
+            drain(pipes, self.feed, self._finish, stop)
         finally:
-            selector.close()
             for stream in list(self._partial):
                 self._finish(stream)
             self.abandon()
@@ -355,7 +390,7 @@ class OutputCapture:
         if max(map(len, pieces)) > MAX_LINE_BYTES:  # a long line that came in one read
             pieces = [cut for piece in pieces for cut in _cut(piece)]
         now = time.time_ns()
-        lines: list[tuple[int, str]] = []
+        lines: list[str] = []
         append = lines.append
         for index, piece in enumerate(pieces):
             size = len(piece)
@@ -368,10 +403,10 @@ class OutputCapture:
             self._lines_left -= 1
             self._bytes_left -= size
             text = piece[:-1] if piece.endswith(b"\r") else piece
-            append((now, text.decode("utf-8", "replace")))
+            append(text.decode("utf-8", "replace"))
         if lines:
             self.captured_lines += len(lines)
-            _deliver(self._batch(stream, lines=tuple(lines)))
+            _deliver(self._batch(stream, texts=lines, time_ns=now))
 
     def _batch(self, stream: str, **fields: object) -> OutputBatch:
         run_id, pipeline, stage, instance, attempt, trace_id, span_id = self._ids

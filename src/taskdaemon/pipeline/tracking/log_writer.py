@@ -4,7 +4,8 @@
 same file, so a stage writing thousands of lines never waits for SQLite. It takes:
 
 * captured command output (``write_output``: it is a ``stage_output.OutputSink``), one
-  :class:`~taskdaemon.pipeline.stage_output.OutputBatch` per chunk read;
+  :class:`~taskdaemon.pipeline.stage_output.OutputBatch` per chunk read, queued whole and
+  written by one statement (``tracking._output_rows``);
 * stdlib ``logging`` records through :meth:`SqliteLogWriter.handler` (the run logs of
   ``run_log`` and a handler's own ``logging`` calls): only records that carry a ``run_id``
   (stamped by ``logs.ContextFilter`` or given in ``extra``) are kept, the store being per run.
@@ -21,12 +22,14 @@ At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and count
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,6 +37,7 @@ from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
+from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
 from taskdaemon.pipeline.tracking._schema import connect, rollback
 
 __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
@@ -47,6 +51,8 @@ _logger = logging.getLogger(__name__)
 # (trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope, body,
 #  attributes as a dict, redacted on the writer thread)
 _Row = tuple[str, int, int, str, Any, Any, Any, Any, Any, str, str, dict[str, Any]]
+# What waits for the writer: a row, or a batch of output lines (as many rows as its lines).
+_Entry = _Row | OutputBatch
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD: Final = frozenset(
@@ -55,7 +61,6 @@ _STANDARD: Final = frozenset(
 _IDS: Final = frozenset(
     {"run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id"}
 )
-_OUTPUT_SCOPE: Final = "taskdaemon.run.output"
 
 
 class SqliteLogWriter:
@@ -68,7 +73,8 @@ class SqliteLogWriter:
         self._batch_size = batch_size
         self._linger_seconds = linger
         self._conn: sqlite3.Connection = connect(self.path)
-        self._pending: deque[_Row] = deque()
+        self._pending: deque[_Entry] = deque()
+        self._queued = 0  # rows in _pending
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
@@ -82,74 +88,54 @@ class SqliteLogWriter:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def _put(self, rows: list[_Row]) -> None:
+    def _put(self, entries: Sequence[_Entry], count: int) -> None:
         with self._cond:
             if self._closed:
                 return
-            room = MAX_PENDING - len(self._pending)
-            if room < len(rows):
-                lost = len(rows) - max(room, 0)
+            room = MAX_PENDING - self._queued
+            if room < count:
+                lost = count - max(room, 0)
                 if self.dropped == 0:
                     _logger.warning(
                         "log writer of %s is behind; dropping log records (counted)", self.path
                     )
                 self.dropped += lost
-                rows = rows[: max(room, 0)]
-            pending = self._pending
-            pending.extend(rows)
+                entries, count = _first(entries, max(room, 0)), count - lost
+            if not entries:
+                return
+            idle = not self._pending
+            self._pending.extend(entries)
+            self._queued += count
             # Wake the writer only from idle (or for a full batch): while it lingers or writes,
             # it finds these rows itself.
-            if len(pending) == len(rows) or len(pending) >= self._batch_size:
+            if idle or self._queued >= self._batch_size:
                 self._cond.notify_all()
 
     def write_output(self, batch: OutputBatch) -> None:
         """Queue one batch of captured output (the ``OutputSink`` protocol)."""
-        head = (batch.run_id, batch.pipeline, batch.stage, batch.instance, batch.attempt)
-        attributes = {"log.iostream": batch.stream}
-        if batch.dropped_lines:
-            marker = {
-                "taskdaemon.log.dropped_lines": batch.dropped_lines,
-                "taskdaemon.log.dropped_bytes": batch.dropped_bytes,
-                **attributes,
-            }
-            now = time.time_ns()
-            self._put(
-                [
-                    (
-                        head[0],
-                        now,
-                        13,
-                        "WARNING",
-                        *head[1:],
-                        batch.span_id,
-                        _OUTPUT_SCOPE,
-                        batch.marker_text(),
-                        marker,
-                    )
-                ]
-            )
+        if not batch.dropped_lines:
+            self._put((batch,), len(batch.texts))
             return
-        run_id, pipeline, stage, instance, attempt = head
-        span_id = batch.span_id
-        self._put(
-            [
-                (
-                    run_id,
-                    when,
-                    9,
-                    "INFO",
-                    pipeline,
-                    stage,
-                    instance,
-                    attempt,
-                    span_id,
-                    _OUTPUT_SCOPE,
-                    text,
-                    attributes,
-                )
-                for when, text in batch.lines
-            ]
+        marker = {
+            "taskdaemon.log.dropped_lines": batch.dropped_lines,
+            "taskdaemon.log.dropped_bytes": batch.dropped_bytes,
+            "log.iostream": batch.stream,
+        }
+        row = (
+            batch.run_id,
+            time.time_ns(),
+            13,
+            "WARNING",
+            batch.pipeline,
+            batch.stage,
+            batch.instance,
+            batch.attempt,
+            batch.span_id,
+            OUTPUT_SCOPE,
+            batch.marker_text(),
+            marker,
         )
+        self._put((row,), 1)
 
     def write_record(self, record: logging.LogRecord) -> None:
         """Queue one stdlib record when it belongs to a run (has a ``run_id``)."""
@@ -180,7 +166,8 @@ class SqliteLogWriter:
                     record.getMessage(),
                     attributes,
                 )
-            ]
+            ],
+            1,
         )
 
     def handler(self) -> logging.Handler:
@@ -225,15 +212,20 @@ class SqliteLogWriter:
                 if not self._pending:
                     return
                 self._linger()
-                size = min(len(self._pending), self._batch_size)
-                rows = [self._pending.popleft() for _ in range(size)]
+                entries: list[_Entry] = []
+                size = 0
+                while self._pending and size < self._batch_size:
+                    entry = self._pending.popleft()
+                    entries.append(entry)
+                    size += _size(entry)
+                self._queued -= size
                 self._busy = True
             try:
-                self._write(rows)
-                self.written += len(rows)
+                self._write(entries)
+                self.written += size
                 self.batches += 1
             except Exception as error:  # a broken file loses these rows, never the run
-                self.dropped += len(rows)
+                self.dropped += size
                 if not self._warned:  # said once, in one line; close() says how many were lost
                     self._warned = True
                     _logger.warning("run log records are not stored: %s: %s", self.path, error)
@@ -246,35 +238,68 @@ class SqliteLogWriter:
         """Wait (holding ``_cond``) up to ``linger`` seconds for the batch to fill, unless it
         is full, a ``flush`` waits or the writer is closing."""
         deadline = time.monotonic() + self._linger_seconds
-        while len(self._pending) < self._batch_size and not self._flushing and not self._closed:
+        while self._queued < self._batch_size and not self._flushing and not self._closed:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
             self._cond.wait(left)
 
-    def _write(self, rows: list[_Row]) -> None:
-        values = []
+    def _write(self, entries: list[_Entry]) -> None:
+        # Everything but SQLite first (redaction, JSON), to hold the write lock the least.
+        steps: list[list[tuple[Any, ...]] | OutputRows] = []
+        values: list[tuple[Any, ...]] = []
         shared: object = None
         encoded = ""
-        for row in rows:
-            attributes = row[11]
-            if attributes is not shared:  # a batch of output lines shares one dict: encode once
+        for entry in entries:
+            if isinstance(entry, OutputBatch):
+                if values:
+                    steps.append(values)
+                    values = []
+                steps.append(OutputRows(entry))
+                continue
+            attributes = entry[11]
+            if attributes is not shared:  # rows often share one dict: encode it once
                 shared, encoded = attributes, json.dumps(redact(attributes), default=str)
-            values.append((*row[:10], redact_text(row[10]), encoded))
+            values.append((*entry[:10], redact_text(entry[10]), encoded))
+        if values:
+            steps.append(values)
         conn = self._conn
         with sqlite_section():  # a fork meanwhile would leave the child's SQLite locked
             conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row
             try:
-                conn.executemany(
-                    "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage,"
-                    " instance, attempt, span_id, scope, body, attributes)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    values,
-                )
+                for step in steps:
+                    if isinstance(step, OutputRows):
+                        step.insert(conn)
+                    else:
+                        conn.executemany(
+                            "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline,"
+                            " stage, instance, attempt, span_id, scope, body, attributes)"
+                            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            step,
+                        )
                 conn.execute("COMMIT")
             except BaseException:
                 rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
                 raise
+
+
+def _size(entry: _Entry) -> int:
+    return len(entry.texts) if isinstance(entry, OutputBatch) else 1
+
+
+def _first(entries: Sequence[_Entry], room: int) -> list[_Entry]:
+    """The entries holding the first ``room`` rows (a batch cut short when it must)."""
+    kept: list[_Entry] = []
+    for entry in entries:
+        if room <= 0:
+            break
+        size = _size(entry)
+        if size > room and isinstance(entry, OutputBatch):
+            kept.append(dataclasses.replace(entry, texts=entry.texts[:room]))
+        else:
+            kept.append(entry)
+        room -= size
+    return kept
 
 
 class _StoreHandler(logging.Handler):

@@ -1,0 +1,98 @@
+"""A command stage's output pipes, made large and read at a cadence rather than per write.
+
+A reader blocked in ``read`` (or ``select``) on a pipe is woken by every ``write`` into it: a
+command printing line by line (a shell loop of ``echo``, a program writing unbuffered) then
+pays a scheduler wake-up per line, and the reader a system call per line. Here instead
+(figures in ``benchmarks/README.md``, "log_capture.py"):
+
+* :func:`make_pipe` enlarges each pipe to :data:`PIPE_BYTES` (``F_SETPIPE_SZ``, Linux). When
+  that is refused (the user's pipe quota, ``/proc/sys/fs/pipe-user-pages-soft``, is spent, or
+  the platform has no such call) the pipe keeps its size, silently: the capture still works,
+  only with more wake-ups;
+* :func:`drain` waits until some output arrives, reads each ready pipe (up to its capacity at
+  once), then sleeps before looking again, so what the command writes meanwhile gathers in the
+  pipe and comes in one read: a wake-up per :data:`CADENCE_SECONDS` at most, not per line;
+* it never lets a pipe fill up and stall the command: a read that returns the pipe's whole
+  capacity means the writer may be waiting, so the pipes are read again at once; otherwise the
+  sleep is cut to the time the fullest pipe would take, at the rate just seen, to fill half-way.
+
+Lines therefore reach the sinks at most :data:`CADENCE_SECONDS` after they were written (plus
+what the sinks add), which keeps ``logs --follow`` and the per-stage live tail prompt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+__all__ = ["CADENCE_SECONDS", "PIPE_BYTES", "drain", "make_pipe"]
+
+#: The size asked for each output pipe: Linux's default ``pipe-max-size`` for unprivileged
+#: processes; the kernel allocates the pages only as output waits in it.
+PIPE_BYTES: Final = 1 << 20
+#: After a read that did not fill a pipe, how long output gathers before the next look.
+CADENCE_SECONDS: Final = 0.02
+_DEFAULT_PIPE_BYTES: Final = 65_536
+#: Wait for the first output this long at most per ``select`` (so a stop is seen soon).
+_SELECT_SECONDS: Final = 0.1
+
+
+def make_pipe() -> tuple[int, int, int]:
+    """A new pipe as ``(read end, write end, capacity in bytes)``, enlarged when allowed."""
+    read_end, write_end = os.pipe()
+    size = _DEFAULT_PIPE_BYTES
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        try:
+            size = fcntl.fcntl(write_end, set_size, PIPE_BYTES)
+        except OSError:  # over the user's quota: keep the pipe as it is, and its real size
+            with contextlib.suppress(OSError):
+                size = fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ)
+    return read_end, write_end, max(size, 4096)
+
+
+def drain(
+    pipes: Mapping[str, tuple[int, int]],
+    feed: Callable[[str, bytes], None],
+    finish: Callable[[str], None],
+    stop: threading.Event,
+) -> None:
+    """Read every pipe of ``pipes`` (name → ``(read end, capacity)``) to its end of file, or
+    until ``stop`` is set (seen within 0.1 s): ``feed(name, chunk)`` per read, in order, and
+    ``finish(name)`` at a pipe's end of file. The caller closes the descriptors."""
+    selector = selectors.DefaultSelector()
+    try:
+        for name, (fd, capacity) in pipes.items():
+            selector.register(fd, selectors.EVENT_READ, (name, capacity))
+        emptied = time.monotonic()
+        while selector.get_map() and not stop.is_set():
+            events = selector.select(timeout=_SELECT_SECONDS)
+            if not events:
+                continue
+            fill = 0.0  # of the fullest pipe just read, as a fraction of its capacity
+            for key, _ in events:
+                name, capacity = key.data
+                chunk = os.read(key.fd, capacity)
+                if chunk:
+                    feed(name, chunk)
+                    fill = max(fill, len(chunk) / capacity)
+                else:
+                    selector.unregister(key.fd)
+                    finish(name)
+            if not selector.get_map():
+                break
+            now = time.monotonic()
+            elapsed, emptied = now - emptied, now
+            if fill >= 1.0:  # the writer may be waiting on a full pipe: no sleep
+                continue
+            # Half-way to full at the rate seen since the previous read, at most the cadence.
+            pause = CADENCE_SECONDS if fill <= 0.0 else min(CADENCE_SECONDS, elapsed / fill / 2)
+            stop.wait(pause)
+    finally:
+        selector.close()
