@@ -32,7 +32,9 @@ import argparse
 import asyncio
 import os
 import resource
+import shlex
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -40,7 +42,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_pipes, stage_output
 from taskdaemon.pipeline.loops import StageContext, command_handler
 from taskdaemon.pipeline.stage_output import CaptureLimits
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
@@ -149,34 +151,43 @@ def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
     return Sample(elapsed, own1 - own0, child1 - child0)
 
 
-def main() -> None:
-    """Measure and print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--modes", default=",".join(_ALL_MODES), help="modes to run")
-    parser.add_argument("--command", help="command printing the lines (default: a sh loop)")
-    args = parser.parse_args()
-    command = args.command or (
-        f'i=0; while [ $i -lt {args.lines} ]; do i=$((i+1)); echo "line $i of a build log"; done'
-    )
-    modes = tuple(args.modes.split(","))
-    if "discarded" not in modes or not set(modes) <= set(_ALL_MODES):
-        parser.error(f"--modes: a subset of {','.join(_ALL_MODES)} with discarded")
+_SH_LOOP = 'i=0; while [ $i -lt {lines} ]; do i=$((i+1)); echo "line $i of a build log"; done'
+# Prints like most programs (stdio block-buffered when not a terminal), after a little work per
+# line: a digest, as a build or test tool would compute or format something per line.
+_PYTHON_PROGRAM = (
+    "import hashlib\n"
+    "for i in range({lines}):\n"
+    "    digest = hashlib.sha256(str(i).encode()).hexdigest()\n"
+    "    print(f'line {{i}} of a build log {{digest[:16]}}')\n"
+)
+_COMMANDS = {
+    "sh-echo": _SH_LOOP,
+    "python": f"{shlex.quote(sys.executable)} -c {{program}}",
+}
+
+
+def _command(name: str, lines: int) -> str:
+    if name == "python":
+        return _COMMANDS[name].format(program=shlex.quote(_PYTHON_PROGRAM.format(lines=lines)))
+    return _COMMANDS[name].format(lines=lines)
+
+
+def _table(name: str, command: str, modes: tuple[str, ...], lines: int, repeat: int) -> None:
     samples: dict[str, list[Sample]] = {mode: [] for mode in modes}
+    _STAGE_ONLY.clear()
     with tempfile.TemporaryDirectory() as tmp:
-        _once(command, modes[-1], args.lines, Path(tmp))  # warm-up
+        _once(command, modes[-1], lines, Path(tmp))  # warm-up
         _STAGE_ONLY.clear()
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             for mode in modes:
-                samples[mode].append(_once(command, mode, args.lines, Path(tmp)))
+                samples[mode].append(_once(command, mode, lines, Path(tmp)))
 
     def median(mode: str, field: str) -> float:
         return statistics.median(getattr(sample, field) for sample in samples[mode])
 
     base_wall, base_cpu = median("discarded", "wall"), median("discarded", "cpu")
     print(
-        f"{args.lines} lines, {args.repeat} runs each, medians "
+        f"{name}: {lines} lines, {repeat} runs each, medians "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     print(
@@ -196,6 +207,31 @@ def main() -> None:
             stage = statistics.median(_STAGE_ONLY[mode])
             line += f"   (stage alone {stage * 1000:.1f} ms, {100 * (stage / base_wall - 1):+.1f}%)"
         print(line)
+
+
+def main() -> None:
+    """Measure and print one table per command."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--modes", default=",".join(_ALL_MODES), help="modes to run")
+    parser.add_argument("--commands", default=",".join(_COMMANDS), help=f"of {','.join(_COMMANDS)}")
+    parser.add_argument("--command", help="measure this command instead")
+    parser.add_argument("--pipe-bytes", type=int, help="pipe size to ask for (default 256 KiB)")
+    args = parser.parse_args()
+    modes = tuple(args.modes.split(","))
+    if "discarded" not in modes or not set(modes) <= set(_ALL_MODES):
+        parser.error(f"--modes: a subset of {','.join(_ALL_MODES)} with discarded")
+    names = tuple(args.commands.split(","))
+    if not set(names) <= set(_COMMANDS):
+        parser.error(f"--commands: a subset of {','.join(_COMMANDS)}")
+    if args.pipe_bytes:
+        output_pipes.PIPE_BYTES = args.pipe_bytes  # type: ignore[misc]
+    if args.command:
+        _table("--command", args.command, modes, args.lines, args.repeat)
+        return
+    for name in names:
+        _table(name, _command(name, args.lines), modes, args.lines, args.repeat)
 
 
 if __name__ == "__main__":

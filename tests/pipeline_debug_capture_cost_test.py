@@ -85,7 +85,7 @@ def _open_fds() -> set[str]:
 
 
 def test_pipes_are_enlarged_when_the_system_allows_it() -> None:
-    """A capture's pipes hold 1 MiB where Linux lets an unprivileged process ask for it."""
+    """A capture's pipes hold 256 KiB where Linux lets an unprivileged process ask for it."""
     limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
     read_end, write_end, capacity = output_pipes.make_pipe()
     try:

@@ -5,10 +5,14 @@ command printing line by line (a shell loop of ``echo``, a program writing unbuf
 pays a scheduler wake-up per line, and the reader a system call per line. Here instead
 (figures in ``benchmarks/README.md``, "log_capture.py"):
 
-* :func:`make_pipe` enlarges each pipe to :data:`PIPE_BYTES` (``F_SETPIPE_SZ``, Linux). When
-  that is refused (the user's pipe quota, ``/proc/sys/fs/pipe-user-pages-soft``, is spent, or
-  the platform has no such call) the pipe keeps its size, silently: the capture still works,
-  only with more wake-ups;
+* :func:`make_pipe` enlarges each pipe from 64 KiB to :data:`PIPE_BYTES` (``F_SETPIPE_SZ``,
+  Linux). When that is refused (the user's pipe quota is spent, or the platform has no such
+  call) the pipe keeps its size, silently: the capture still works, only with more wake-ups.
+  Why 256 KiB and not Linux's unprivileged maximum of 1 MiB: the pipes of all of a user's
+  processes share one quota (``/proc/sys/fs/pipe-user-pages-soft``, 64 MiB by default), and a
+  user past it gets 8 KiB pipes for *every* new pipe, not only taskdaemon's; at 256 KiB that
+  takes 128 command stages at once (2 pipes each), at 1 MiB only 32. 256 KiB hold 20 ms of a
+  shell loop printing as fast as it can (about 12 MB/s here), and 1 MiB measured no cheaper;
 * :func:`drain` waits until some output arrives, reads each ready pipe (up to its capacity at
   once), then sleeps before looking again, so what the command writes meanwhile gathers in the
   pipe and comes in one read: a wake-up per :data:`CADENCE_SECONDS` at most, not per line;
@@ -33,9 +37,8 @@ from typing import Final
 
 __all__ = ["CADENCE_SECONDS", "PIPE_BYTES", "drain", "make_pipe"]
 
-#: The size asked for each output pipe: Linux's default ``pipe-max-size`` for unprivileged
-#: processes; the kernel allocates the pages only as output waits in it.
-PIPE_BYTES: Final = 1 << 20
+#: The size asked for each output pipe (the kernel allocates its pages only as output waits).
+PIPE_BYTES: Final = 1 << 18
 #: After a read that did not fill a pipe, how long output gathers before the next look.
 CADENCE_SECONDS: Final = 0.02
 _DEFAULT_PIPE_BYTES: Final = 65_536

@@ -1,9 +1,9 @@
 """Command stages' stdout and stderr, captured line by line as log records of their stage.
 
 :func:`communicate` replaces ``Process.communicate`` for a command stage: it writes stdin, reads
-both pipes (made by :class:`OutputCapture`, 1 MiB each when allowed) on a thread of its own at a
-cadence (``output_pipes``: a wake-up per 20 ms at most, not per line written), and hands each
-read's complete lines, as one :class:`OutputBatch`, to every registered sink
+both pipes (made by :class:`OutputCapture`, 256 KiB each when allowed) on a thread of its own
+at a cadence (``output_pipes``: a wake-up per 20 ms at most, not per line written), and hands
+each read's complete lines, as one :class:`OutputBatch`, to every registered sink
 (:func:`add_output_sink`; the CLI registers the span store's log writer and, with an OTLP log
 exporter, the OTel one). The engine layer knows nothing of where lines go; with no sink
 registered, each line becomes a stdlib ``logging`` record of the ``taskdaemon.run.output``
@@ -290,11 +290,12 @@ class OutputCapture:
             self._feed_pieces(stream, chunk)
 
     def _feed_lines(self, stream: str, chunk: bytes) -> bool:
-        """``feed``'s common case, without a Python object per line but the stored text: the
-        chunk's complete lines all fit in the bound (or all fall past it) and none is over
-        :data:`MAX_LINE_BYTES`. The lines are decoded together (``\\n`` never occurs inside a
-        UTF-8 sequence, so this decodes as line by line would) and split as text. False, with
-        nothing changed, when ``_feed_pieces`` must do it."""
+        """``feed``'s common case, without a Python object per line but the stored text: no
+        line to cut (over :data:`MAX_LINE_BYTES`) and the byte bound not reached inside the
+        chunk. The kept lines are decoded together (``\\n`` never occurs inside a UTF-8
+        sequence, so this decodes as line by line would) and split as text; where the line
+        bound falls inside the chunk, the lines past it are only counted. False, with nothing
+        changed, when ``_feed_pieces`` must do it."""
         end = chunk.rfind(b"\n")
         if end < 0 or len(chunk) - end - 1 > MAX_LINE_BYTES:
             return False
@@ -302,15 +303,24 @@ class OutputCapture:
         head = partial + chunk[:end] if partial else chunk[:end]
         count = head.count(b"\n") + 1
         size = len(head) - count + 1  # line ends not counted (a \r is, as in _take)
-        past = self._lines_left <= 0 or self._bytes_left <= 0
+        kept, kept_count = head, count
+        if self._lines_left <= 0 or self._bytes_left <= 0:
+            kept, kept_count = b"", 0
+        elif count > self._lines_left:  # the line bound falls inside this chunk
+            kept_count = self._lines_left
+            rest = head.split(b"\n", kept_count)[-1]
+            if len(rest) > MAX_LINE_BYTES and max(map(len, rest.split(b"\n"))) > MAX_LINE_BYTES:
+                return False  # _take counts the pieces of a cut line past the bound
+            kept = head[: len(head) - len(rest) - 1]
+        kept_size = len(kept) - kept_count + 1 if kept_count else 0
         texts: list[str] = []
-        if not past:
-            if count > self._lines_left or size > self._bytes_left:
-                return False  # the bound falls inside this chunk
-            text = head.decode("utf-8", "replace")
+        if kept_count:
+            if kept_size > self._bytes_left:
+                return False  # the byte bound falls inside this chunk
+            text = kept.decode("utf-8", "replace")
             texts = text.split("\n")
             longest = max(map(len, texts))
-            if longest > MAX_LINE_BYTES // 4 and (longest > MAX_LINE_BYTES or not head.isascii()):
+            if longest > MAX_LINE_BYTES // 4 and (longest > MAX_LINE_BYTES or not kept.isascii()):
                 return False  # maybe a line to cut (a character is 1 to 4 bytes)
             if "\r" in text:
                 texts = [line[:-1] if line.endswith("\r") else line for line in texts]
@@ -318,14 +328,14 @@ class OutputCapture:
             tail = head.rsplit(b"\n", STDERR_TAIL_LINES)[-STDERR_TAIL_LINES:]
             self._stderr_tail.extend(line.rstrip(b"\r") for line in tail)
         self._partial[stream] = chunk[end + 1 :]
-        if past:
-            self.dropped_lines += count
-            self.dropped_bytes += size
-            return True
-        self._lines_left -= count
-        self._bytes_left -= size
-        self.captured_lines += count
-        _deliver(self._batch(stream, texts=texts, time_ns=time.time_ns()))
+        if kept_count < count:  # (then kept_count is all the lines left: the bound is reached)
+            self.dropped_lines += count - kept_count
+            self.dropped_bytes += size - kept_size
+        if kept_count:
+            self._lines_left -= kept_count
+            self._bytes_left -= kept_size
+            self.captured_lines += kept_count
+            _deliver(self._batch(stream, texts=texts, time_ns=time.time_ns()))
         return True
 
     def _feed_pieces(self, stream: str, chunk: bytes) -> None:
