@@ -9,19 +9,27 @@ by side, alternating, ``--repeat`` times each:
 * ``counted``: taskdaemon's capture with a bound of 0: the command writes into the capture's
   pipes and the reader thread counts every line, nothing is stored: the floor of any capture;
 * ``captured``: output captured into the embedded store's ``logs`` table (the real
-  ``SqliteLogWriter`` on a fresh file), with the default bound (10,000 lines per stage), the
+  ``SqliteLogWriter`` on a new file), with the default bound (10,000 lines per stage), the
   time including the writer's flush of every captured line ("stage alone": until the stage
   returned, the writer thread still working);
 * ``captured-all``: the same with the bound raised above N (every line stored).
 
 For each it prints the median wall time and the median CPU time (user+sys) of both
-processes: taskdaemon's (event loop, reader and writer threads: ``RUSAGE_SELF``) and the
-command's (``RUSAGE_CHILDREN``), each against ``discarded``. On a shared machine read the CPU
-columns: the wall time of a mode depends on whether a core was free while it ran.
+processes: taskdaemon's (event loop, reader and writer threads: ``RUSAGE_SELF``; in brackets
+the reader's and the writer's own, ``thread_time``) and the command's (``RUSAGE_CHILDREN``),
+each against ``discarded``. On a shared machine read the CPU columns: the wall time of a mode
+depends on whether a core was free while it ran. The store is opened before the measure (once
+per process in taskdaemon) and closed inside it (its WAL checkpoint is part of storing rows).
 
-The command is a ``/bin/sh`` loop printing ``line <i> of a build log``: the worst case, a
-program doing nothing but print (0.2-1 s for 100,000 lines here, depending on the load).
-``--command`` takes any other; ``--modes`` a subset (``discarded`` always).
+Two commands, one table each (``--commands``):
+
+* ``sh-echo``: a ``/bin/sh`` loop of ``echo`` builtins printing ``line <i> of a build log``:
+  the worst case, a write system call per line and no other work;
+* ``python``: a Python program computing a SHA-256 digest per line and printing it with
+  ``print`` (block-buffered when stdout is not a terminal, like most programs' stdio).
+
+``--command`` measures any other; ``--modes`` a subset (``discarded`` always); ``--pipe-bytes``
+the pipe size asked for.
 
     .venv/bin/python benchmarks/log_capture.py [--lines 100000] [--repeat 7] [--modes ...]
 """
@@ -120,13 +128,16 @@ def _once(command: str, mode: str, lines: int, directory: Path) -> Sample:
 
 def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
     _THREAD_CPU.clear()
-    own0, child0 = _cpu()
     if mode in _PLAIN:
+        own0, child0 = _cpu()
         started = time.perf_counter()
         asyncio.run(command_handler()(_ctx(_PLAIN[mode].format(command=command))))
         wall = time.perf_counter() - started
         own1, child1 = _cpu()
         return Sample(wall, own1 - own0, child1 - child0)
+    # The store is opened once per process, not per stage: not measured. Its closing is (the
+    # WAL checkpoint copying the rows into the database file, which SQLite would otherwise do
+    # on the writer thread every 1,000 pages).
     writer = SqliteLogWriter(directory / f"{mode}-{time.monotonic_ns()}.db")
     limit = {
         "counted": CaptureLimits(0, 0),
@@ -136,6 +147,7 @@ def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
     previous = stage_output.set_capture_limits(limit)
     stage_output.add_output_sink(writer)
     try:
+        own0, child0 = _cpu()
         started = time.perf_counter()
         asyncio.run(command_handler()(_ctx(command)))
         stage = time.perf_counter() - started
@@ -143,11 +155,11 @@ def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
             raise SystemExit("the log writer did not catch up")
         elapsed = time.perf_counter() - started
         _STAGE_ONLY.setdefault(mode, []).append(stage)
-        own1, child1 = _cpu()
     finally:
         stage_output.remove_output_sink(writer)
         stage_output.set_capture_limits(previous)
         writer.close()
+    own1, child1 = _cpu()
     return Sample(elapsed, own1 - own0, child1 - child0)
 
 

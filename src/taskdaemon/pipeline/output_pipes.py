@@ -68,34 +68,41 @@ def drain(
 ) -> None:
     """Read every pipe of ``pipes`` (name → ``(read end, capacity)``) to its end of file, or
     until ``stop`` is set (seen within 0.1 s): ``feed(name, chunk)`` per read, in order, and
-    ``finish(name)`` at a pipe's end of file. The caller closes the descriptors."""
+    ``finish(name)`` at a pipe's end of file. The read ends are made non-blocking (they are
+    the reader's own; the command has the write ends); the caller closes them.
+
+    While output flows the reader reads and sleeps, and never waits on a pipe (a reader
+    waiting on a pipe is what makes each write wake it); only when a round found nothing does
+    it wait, in ``select``, for the next output."""
+    open_pipes = dict(pipes)
     selector = selectors.DefaultSelector()
     try:
-        for name, (fd, capacity) in pipes.items():
-            selector.register(fd, selectors.EVENT_READ, (name, capacity))
+        for fd, _ in open_pipes.values():
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ)
         emptied = time.monotonic()
-        while selector.get_map() and not stop.is_set():
-            events = selector.select(timeout=_SELECT_SECONDS)
-            if not events:
-                continue
-            fill = 0.0  # of the fullest pipe just read, as a fraction of its capacity
-            for key, _ in events:
-                name, capacity = key.data
-                chunk = os.read(key.fd, capacity)
-                if chunk:
-                    feed(name, chunk)
-                    fill = max(fill, len(chunk) / capacity)
-                else:
-                    selector.unregister(key.fd)
+        while open_pipes and not stop.is_set():
+            fill = -1.0  # of the fullest pipe just read, as a fraction of its capacity
+            for name, (fd, capacity) in list(open_pipes.items()):
+                try:
+                    chunk = os.read(fd, capacity)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    del open_pipes[name]
+                    selector.unregister(fd)
                     finish(name)
-            if not selector.get_map():
-                break
+                    continue
+                feed(name, chunk)
+                fill = max(fill, len(chunk) / capacity)
             now = time.monotonic()
             elapsed, emptied = now - emptied, now
-            if fill >= 1.0:  # the writer may be waiting on a full pipe: no sleep
+            if not open_pipes or fill >= 1.0:  # a full pipe: the writer may wait, read on
+                continue
+            if fill < 0.0:  # nothing came: wait for output (the command may be busy or idle)
+                selector.select(timeout=_SELECT_SECONDS)
                 continue
             # Half-way to full at the rate seen since the previous read, at most the cadence.
-            pause = CADENCE_SECONDS if fill <= 0.0 else min(CADENCE_SECONDS, elapsed / fill / 2)
-            stop.wait(pause)
+            stop.wait(min(CADENCE_SECONDS, elapsed / max(fill, 1e-9) / 2))
     finally:
         selector.close()
