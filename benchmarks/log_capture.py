@@ -26,7 +26,8 @@ Two commands, one table each (``--commands``):
 * ``sh-echo``: a ``/bin/sh`` loop of ``echo`` builtins printing ``line <i> of a build log``:
   the worst case, a write system call per line and no other work;
 * ``python``: a Python program computing a SHA-256 digest per line and printing it with
-  ``print`` (block-buffered when stdout is not a terminal, like most programs' stdio).
+  ``print`` (block-buffered when stdout is not a terminal, like most programs' stdio; run
+  without ``PYTHONUNBUFFERED``, which would make it write twice a line).
 
 ``--command`` measures any other; ``--modes`` a subset (``discarded`` always); ``--pipe-bytes``
 the pipe size asked for.
@@ -174,7 +175,8 @@ _PYTHON_PROGRAM = (
 )
 _COMMANDS = {
     "sh-echo": _SH_LOOP,
-    "python": f"{shlex.quote(sys.executable)} -c {{program}}",
+    # Without PYTHONUNBUFFERED (set in some shells and CI): with it, print writes twice a line.
+    "python": f"env -u PYTHONUNBUFFERED {shlex.quote(sys.executable)} -c {{program}}",
 }
 
 
