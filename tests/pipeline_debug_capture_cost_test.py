@@ -20,7 +20,7 @@ from taskdaemon.pipeline import output_pipes, stage_output
 from taskdaemon.pipeline.loops import CommandFailedError, StageContext, command_handler
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
-from taskdaemon.pipeline.tracking import log_writer
+from taskdaemon.pipeline.tracking import _output_rows, log_writer
 from taskdaemon.pipeline.tracking.log_read import run_log_records
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
@@ -333,3 +333,22 @@ def test_redacting_many_lines_redacts_each_line_with_a_secret() -> None:
     mixed = [*clean, *AWKWARD]
     assert [redact_text(line) for line in mixed] == redact_lines(mixed)
     assert redact_lines(mixed) != mixed
+
+
+def test_an_sqlite_without_json_functions_stores_rows_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where SQLite lacks ``json_each`` (a build without its JSON functions), batches are
+    stored row by row instead, the same lines in the same order."""
+    unknown = _output_rows._FROM_ARRAY.replace("json_each(", "json_each_missing(")
+    monkeypatch.setattr(_output_rows, "_FROM_ARRAY", unknown)
+    monkeypatch.setattr(_output_rows._Unsupported, "seen", False)
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    try:
+        writer.write_output(_batch(["one", "two"]))
+        writer.write_output(_batch(["three"]))
+    finally:
+        writer.close()
+    assert ["one", "two", "three"] == [row.body for row in run_log_records(db, RUN)]
+    assert _output_rows._Unsupported.seen
