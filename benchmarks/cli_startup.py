@@ -1,6 +1,6 @@
 """CLI start-up: each command timed as a whole process, side by side with ``python -c pass``.
 
-Run: ``python benchmarks/cli_startup.py [--rounds 11] [--quick]``.
+Run: ``python benchmarks/cli_startup.py [--rounds 11] [--quick] [--baseline TREE]``.
 
 Commands (the target is a median at or below 150 ms for each):
 
@@ -24,6 +24,12 @@ pipeline fill its span store), with ``TASKDAEMON_*``/``OTEL_*`` variables remove
 environment so the defaults apply. Each round runs every command once, in the same order, so a
 machine whose load changes spreads it over all commands alike; the first round is a warm-up
 (byte-code caches) and is not counted.
+
+``--baseline TREE`` times every command a second time in each round with ``PYTHONPATH`` at
+``TREE/src`` (another checkout of the project, e.g. ``git worktree add /tmp/main main``), same
+interpreter, same store, interleaved with this tree's: its rows follow, and the last column
+gives this tree's median over the baseline's (below 1.0: faster), a ratio that stays readable on
+a loaded machine.
 """
 
 from __future__ import annotations
@@ -77,13 +83,15 @@ def _taskdaemon() -> list[str]:
     return [sys.executable, "-m", "taskdaemon.pipeline.cli"]
 
 
-def _environment(home: Path) -> dict[str, str]:
+def _environment(home: Path, tree: Path) -> dict[str, str]:
+    """The environment of a command: defaults only, this home, the package from ``tree``."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("TASKDAEMON_", "OTEL_", "PYTHON"))
     }
     env["TASKDAEMON_HOME"] = str(home)
+    env["PYTHONPATH"] = str(tree / "src")
     return env
 
 
@@ -118,18 +126,63 @@ def _timed_run(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[Samp
     return (at - wall, cpu), whole
 
 
-def _row(name: str, samples: list[Sample], baseline: Sample | None, target: bool) -> str:
+def _medians(samples: list[Sample]) -> Sample:
+    return (
+        statistics.median(wall for wall, _ in samples) * 1000,
+        statistics.median(cpu for _, cpu in samples) * 1000,
+    )
+
+
+def _row(
+    name: str,
+    samples: list[Sample],
+    python: Sample | None,
+    target: bool,
+    *,
+    versus: Sample | None = None,
+    width: int = 30,
+) -> str:
+    """One table row: medians and ranges, ratios to ``python -c pass``, the verdict, and with
+    ``versus`` (this command's baseline medians) wall and CPU over the baseline's."""
     walls = [wall * 1000 for wall, _ in samples]
     cpus = [cpu * 1000 for _, cpu in samples]
     wall, cpu = statistics.median(walls), statistics.median(cpus)
-    ratios = f"{wall / baseline[0]:5.1f}x {cpu / baseline[1]:5.1f}x" if baseline else " " * 13
+    ratios = f"{wall / python[0]:5.1f}x {cpu / python[1]:5.1f}x" if python else " " * 13
     verdict = ""
     if target:
         verdict = "ok" if wall <= TARGET_MS else f"OVER {TARGET_MS:.0f} ms"
+    if versus is not None:
+        verdict = f"{verdict:<12} {wall / versus[0]:5.2f} {cpu / versus[1]:5.2f}"
     return (
-        f"  {name:<30} {wall:7.1f} ({min(walls):6.1f}-{max(walls):6.1f})"
+        f"  {name:<{width}} {wall:7.1f} ({min(walls):6.1f}-{max(walls):6.1f})"
         f" {cpu:7.1f} ({min(cpus):6.1f}-{max(cpus):6.1f})  {ratios}  {verdict}"
-    )
+    ).rstrip()
+
+
+def _commands(
+    cli: list[str], work: Path, env: dict[str, str], run_id: str
+) -> list[tuple[str, Callable[[], Sample], bool]]:
+    """(name, measure, has the target) of each command but ``run``, run with ``env``."""
+    example = "examples/feature_delivery.yaml"
+    return [
+        ("taskdaemon --version", lambda: _timed([*cli, "--version"], cwd=ROOT, env=env), True),
+        (
+            "validate feature_delivery.yaml",
+            lambda: _timed([*cli, "validate", example], cwd=ROOT, env=env),
+            True,
+        ),
+        ("runs list", lambda: _timed([*cli, "runs", "list"], cwd=work, env=env), True),
+        (
+            "runs show RUN_ID",
+            lambda: _timed([*cli, "runs", "show", run_id], cwd=work, env=env),
+            True,
+        ),
+        (
+            "dag feature_delivery.yaml",
+            lambda: _timed([*cli, "dag", example], cwd=ROOT, env=env),
+            True,
+        ),
+    ]
 
 
 def main() -> int:
@@ -137,14 +190,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=11, help="counted rounds (default 11)")
     parser.add_argument("--quick", action="store_true", help="3 rounds (a smoke pass)")
+    parser.add_argument(
+        "--baseline",
+        metavar="TREE",
+        type=Path,
+        help="also time the checkout at TREE (its src/ on PYTHONPATH), side by side",
+    )
     options = parser.parse_args()
     rounds = 3 if options.quick else options.rounds
+    baseline_tree: Path | None = options.baseline
+    if baseline_tree is not None and not (baseline_tree / "src" / "taskdaemon").is_dir():
+        parser.error(f"--baseline {baseline_tree}: no src/taskdaemon there")
 
     with tempfile.TemporaryDirectory(prefix="taskdaemon-startup-") as tmp:
         work = Path(tmp)
         (work / "startup.yaml").write_text(PIPELINE)
         (work / "startup_marker.py").write_text(MARKER)
-        env = _environment(work / "home")
+        env = _environment(work / "home", ROOT)
         cli = _taskdaemon()
         run_argv = [*cli, "run", "startup.yaml", "--quiet"]
         for _ in range(3):  # the store's runs, and a warm byte-code cache
@@ -154,55 +216,54 @@ def main() -> int:
         )
         run_id = json.loads(listed.stdout)[0]["run_id"]
 
-        example = "examples/feature_delivery.yaml"
-        commands: list[tuple[str, Callable[[], Sample], bool]] = [
+        trees = [("", env)]
+        if baseline_tree is not None:
+            trees.append(("baseline: ", _environment(work / "home", baseline_tree.resolve())))
+        python: list[tuple[str, Callable[[], Sample], bool]] = [
             (
                 "python -c pass",
                 lambda: _timed([sys.executable, "-c", "pass"], cwd=ROOT, env=env),
                 False,
-            ),
-            ("taskdaemon --version", lambda: _timed([*cli, "--version"], cwd=ROOT, env=env), True),
-            (
-                "validate feature_delivery.yaml",
-                lambda: _timed([*cli, "validate", example], cwd=ROOT, env=env),
-                True,
-            ),
-            ("runs list", lambda: _timed([*cli, "runs", "list"], cwd=work, env=env), True),
-            (
-                "runs show RUN_ID",
-                lambda: _timed([*cli, "runs", "show", run_id], cwd=work, env=env),
-                True,
-            ),
-            (
-                "dag feature_delivery.yaml",
-                lambda: _timed([*cli, "dag", example], cwd=ROOT, env=env),
-                True,
-            ),
+            )
+        ]
+        commands = python + [
+            (f"{prefix}{name}", measure, target)
+            for prefix, tree_env in trees
+            for name, measure, target in _commands(cli, work, tree_env, run_id)
         ]
         samples: dict[str, list[Sample]] = {name: [] for name, _, _ in commands}
-        samples["run (to first stage start)"] = []
-        samples["run (whole, for information)"] = []
+        for prefix, _ in trees:
+            samples[f"{prefix}run (to first stage start)"] = []
+            samples[f"{prefix}run (whole, for information)"] = []
         for index in range(rounds + 1):
             for name, measure, _ in commands:
                 value = measure()
                 if index:
                     samples[name].append(value)
-            to_stage, whole = _timed_run(run_argv, cwd=work, env=env)
-            if index:
-                samples["run (to first stage start)"].append(to_stage)
-                samples["run (whole, for information)"].append(whole)
+            for prefix, tree_env in trees:
+                to_stage, whole = _timed_run(run_argv, cwd=work, env=tree_env)
+                if index:
+                    samples[f"{prefix}run (to first stage start)"].append(to_stage)
+                    samples[f"{prefix}run (whole, for information)"].append(whole)
 
-    targets = {name for name, _, target in commands if target} | {"run (to first stage start)"}
-    passes = samples["python -c pass"]
-    baseline = (
-        statistics.median(wall for wall, _ in passes) * 1000,
-        statistics.median(cpu for _, cpu in passes) * 1000,
-    )
+    targets = {name for name, _, target in commands if target}
+    targets |= {f"{prefix}run (to first stage start)" for prefix, _ in trees}
+    python_pass = _medians(samples["python -c pass"])
     print(f"median (range) of {rounds} rounds, ms; ratios to python -c pass; target <= 150 ms wall")
     print(f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-    print(f"  {'command':<30} {'wall':>7} {'(range)':<15} {'cpu':>7} {'(range)':<15}  wall/  cpu/")
+    width = max(map(len, samples))
+    columns = f"{'wall':>7} {'(range)':<15} {'cpu':>7} {'(range)':<15}  wall/  cpu/"
+    header = f"  {'command':<{width}} {columns}"
+    if baseline_tree is not None:
+        header += f"{'':16}vs baseline: wall   cpu"
+        print(f"  baseline: {baseline_tree}")
+    print(header)
     for name, values in samples.items():
-        print(_row(name, values, None if name == "python -c pass" else baseline, name in targets))
+        versus = None
+        if baseline_tree is not None and f"baseline: {name}" in samples:
+            versus = _medians(samples[f"baseline: {name}"])
+        ratio_to = None if name == "python -c pass" else python_pass
+        print(_row(name, values, ratio_to, name in targets, versus=versus, width=width))
     return 0
 
 
