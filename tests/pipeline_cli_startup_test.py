@@ -150,18 +150,28 @@ def audit(argv: list[str], *, cwd: Path, home: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_version_imports_no_sub_command(workdir: Path) -> None:
-    """``--version`` loads the parser only: no sub-command module, no pipeline model."""
+    """``--version`` loads the parser only: no sub-command module, no pipeline model, not even
+    the error classes (dataclasses, and inspect with it)."""
     modules = audit(["--version"], cwd=workdir, home=workdir / "home")
-    extra = ("taskdaemon.pipeline.cli.", "taskdaemon.pipeline.model", "yaml", "asyncio")
+    extra = (
+        "taskdaemon.pipeline.cli.",
+        "taskdaemon.pipeline.model",
+        "taskdaemon.pipeline.errors",
+        "dataclasses",
+        "yaml",
+        "asyncio",
+    )
     assert [] == loaded(modules, READING) + [m for m in modules if m.startswith(extra)]
 
 
 @pytest.mark.slow
 def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> None:
     """``validate`` of the example (CEL, Python handlers) loads no OTel, web server or span
-    store, and of ``cel`` only its compiled core, not the package and its prompt_toolkit CLI."""
+    store, and of ``cel`` only its compiled core, not the package and its prompt_toolkit CLI,
+    nor the CEL worker (nothing is evaluated)."""
     modules = audit(["validate", EXAMPLE], cwd=ROOT, home=workdir / "home")
-    assert [] == loaded(modules, (*READING, "taskdaemon.pipeline.tracking"))
+    unneeded = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.cel_worker", "pickle")
+    assert [] == loaded(modules, (*READING, *unneeded))
     assert "cel.cel" in modules
     assert "cel" not in modules
 
@@ -169,7 +179,7 @@ def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> No
 @pytest.mark.slow
 def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[str]) -> None:
     """``runs list`` and ``runs show`` read the store without the OTel SDK, the span writer,
-    the HTTP client, the pipeline model or asyncio."""
+    the HTTP client, the pipeline model, asyncio or sockets."""
     home = workdir / "home"
     listed = subprocess.run(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", "runs", "list", "--json"],
@@ -183,15 +193,23 @@ def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[s
     run_id = json.loads(listed.stdout)[0]["run_id"]
     for argv in (["runs", "list"], ["runs", "show", run_id]):
         modules = audit(argv, cwd=workdir, home=home)
-        extra = ("taskdaemon.pipeline.model", "yaml", "asyncio", "cel")
+        extra = ("taskdaemon.pipeline.model", "yaml", "asyncio", "cel", "socket")
         assert [] == loaded(modules, (*READING, *extra)), argv
 
 
 @pytest.mark.slow
 def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None:
-    """``dag FILE`` loads neither the span store nor the live views (asyncio, engine events)."""
+    """``dag FILE`` loads neither the span store nor the live views (asyncio, engine events),
+    nor the CEL worker and its subprocess module, nor orjson (nothing is encoded)."""
     modules = audit(["dag", EXAMPLE], cwd=ROOT, home=workdir / "home")
-    extra = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.events", "asyncio")
+    extra = (
+        "taskdaemon.pipeline.tracking",
+        "taskdaemon.pipeline.events",
+        "taskdaemon.pipeline.cel_worker",
+        "asyncio",
+        "subprocess",
+        "orjson",
+    )
     assert [] == loaded(modules, (*READING, *extra))
 
 

@@ -34,7 +34,6 @@ from taskdaemon.pipeline.cel_limits import (
     clip,
     estimate_cost,
 )
-from taskdaemon.pipeline.cel_worker import WorkerError, shared_worker
 from taskdaemon.pipeline.errors import ExpressionError
 
 __all__ = ["CONTEXT_VARIABLES", "Expression", "ExpressionLimitError", "compile_expression"]
@@ -74,6 +73,8 @@ class Expression:
             raise ExpressionError(f"{clip(self.source, 200)!r}: {self._over_budget[0]}")
         try:
             if self.isolated:
+                from taskdaemon.pipeline.cel_worker import shared_worker  # noqa: PLC0415
+
                 return shared_worker().evaluate(self.source, context)
             return self._program.execute(dict(context))
         except BaseException as exc:
@@ -87,6 +88,8 @@ class Expression:
 
         if not self.isolated or self._over_budget:
             return self.evaluate(context)
+        from taskdaemon.pipeline.cel_worker import shared_worker  # noqa: PLC0415
+
         try:
             worker = shared_worker()
             return await worker.evaluate_async(worker.encode(self.source, context))
@@ -97,6 +100,10 @@ class Expression:
 
     def _failure(self, exc: BaseException) -> BaseException:
         """The ExpressionError that stands for ``exc`` (interrupts pass)."""
+        # The worker (subprocess, pickle, a thread pool) is imported only by isolated
+        # expressions: loading and validating a pipeline never starts it.
+        from taskdaemon.pipeline.cel_worker import WorkerError  # noqa: PLC0415
+
         source = clip(self.source, 200)
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             return exc

@@ -15,7 +15,6 @@ Dependency edges of the DAG come from two kinds of trigger:
 from __future__ import annotations
 
 import difflib
-import hashlib
 import heapq
 import json
 import re
@@ -328,6 +327,8 @@ class Pipeline:
     @cached_property
     def definition_hash(self) -> str:
         """sha256 (hex) of ``canonical_json``: equal definitions, equal hashes."""
+        import hashlib  # noqa: PLC0415 - OpenSSL's start-up, paid only when a hash is asked
+
         return hashlib.sha256(self.canonical_json.encode()).hexdigest()
 
     @cached_property

@@ -45,7 +45,6 @@ from taskdaemon.pipeline.records import (
 )
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
-from taskdaemon.pipeline.telemetry_codec import trigger_record
 
 if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load the engine's model
     from taskdaemon.pipeline.events import (
@@ -407,6 +406,9 @@ class RunState:
         return None if text is None else redact_text(text)
 
     def _run_started(self, event: RunStarted) -> None:
+        # Imported here: readers of stored runs (``runs list``) never need it, nor its orjson.
+        from taskdaemon.pipeline.telemetry_codec import trigger_record  # noqa: PLC0415
+
         pipeline = event.pipeline
         self.pipeline = pipeline
         self.pipeline_name = pipeline.name

@@ -42,8 +42,6 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
-
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.records import EdgeRecord, TriggerRecord
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -125,6 +123,10 @@ def run_status_of_result(result: object) -> str | None:
 
 
 def _dumps(value: object) -> str:
+    # orjson is imported where used: readers of stored runs (``runs list``) never call this,
+    # and orjson's own import loads uuid and platform.
+    import orjson  # noqa: PLC0415
+
     return orjson.dumps(value).decode()  # compact; non-ASCII kept as it is
 
 
@@ -166,6 +168,8 @@ def trigger_record(trigger: Trigger) -> TriggerRecord:
 def _loads(text: object) -> Any:
     if not isinstance(text, str):
         return None
+    import orjson  # noqa: PLC0415 - see _dumps
+
     try:
         return orjson.loads(text)  # depth-limited, unlike json.loads (RecursionError)
     except orjson.JSONDecodeError:

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from importlib import import_module
 
 from taskdaemon import __version__
-from taskdaemon.pipeline.errors import SettingsError
 
 __all__ = ["build_parser", "main"]
 
@@ -121,6 +120,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     args = build_parser(argv).parse_args(argv)
+    # Imported once a command runs: ``--version`` then needs no dataclasses (nor inspect).
+    from taskdaemon.pipeline.errors import SettingsError  # noqa: PLC0415
+
     try:
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2

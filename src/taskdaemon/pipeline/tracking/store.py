@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sqlite3
 import threading
 import time
@@ -163,7 +162,6 @@ class SpanStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._conn = connect(self.path)
-        self._host = socket.gethostname()
         policy = retention if retention is not None else retention_from_env()
         if policy.is_active:
             self.apply_retention(policy)
@@ -202,7 +200,10 @@ class SpanStore:
         pid, host, heartbeat_ns = row[0], row[1], row[2]
         if self._clock() - heartbeat_ns / 1e9 > STALE_AFTER:
             return False
-        if host == self._host:
+        # Imported here: reading runs needs no socket module unless a writer is live.
+        import socket  # noqa: PLC0415
+
+        if host == socket.gethostname():
             import psutil  # noqa: PLC0415 - only a run with a live writer needs it (start-up time)
 
             try:
