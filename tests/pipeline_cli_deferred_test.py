@@ -192,3 +192,53 @@ def test_records_past_the_bound_are_counted() -> None:
     overflow = pending.dropped
     pending.close()
     assert (3, 5, False) == (overflow, pending.dropped, pending.attached)
+
+
+class Probe:
+    """An engine observer noting, at each event, whether the stand-in lets loading begin."""
+
+    def __init__(self, deferred: DeferredMonitor) -> None:
+        self.deferred = deferred
+        self.seen: list[tuple[str, bool]] = []
+
+    def on_event(self, event: object) -> None:
+        self.seen.append((type(event).__name__, self.deferred.may_load))
+
+
+async def test_loading_begins_when_the_first_stage_starts() -> None:
+    """The loading thread is held until the run's first stage starts (it would share the
+    interpreter with the run's start otherwise); from then on it may load."""
+    deferred = DeferredMonitor(PayloadCapture())
+    probe = Probe(deferred)
+
+    def load() -> None:
+        deferred.wait_to_begin(60.0)
+        deferred.failed("not loaded in this test")
+
+    loader = threading.Thread(target=load)
+    loader.start()
+
+    async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        return {}
+
+    engine = Engine(resolver=Resolver(handler), observers=[deferred, probe])
+    try:
+        async with engine:
+            result = await engine.run(chain_pipeline(("a", "b")), {})
+    finally:
+        deferred.begin()
+        loader.join()
+    first = [name for name, _ in probe.seen].index("StageStarted")
+    assert result.succeeded
+    assert [False] * first + [True] * (len(probe.seen) - first) == [may for _, may in probe.seen], (
+        probe.seen
+    )
+
+
+def test_waiting_for_the_monitor_lets_loading_begin() -> None:
+    """Whatever needs the monitor (a stage's TRACEPARENT, a flush, the run's end) lets loading
+    begin at once instead of waiting for the first stage."""
+    deferred = DeferredMonitor(PayloadCapture())
+    before = deferred.may_load
+    assert deferred.wait(timeout=0.0) is None
+    assert (False, True) == (before, deferred.may_load)

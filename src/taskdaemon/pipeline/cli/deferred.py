@@ -3,8 +3,14 @@
 Loading the OTel SDK, the span store and the monitor takes longer than everything else
 ``run`` does before its first stage starts (``benchmarks/README.md``, "CLI start-up"). Without
 ``--serve``, :func:`start_deferred_monitoring` therefore configures the console logging at once
-and builds the rest (``cli/monitoring.build_monitor``) on a thread, while the engine starts the
-run. :class:`DeferredMonitor` stands in for the monitor meanwhile:
+and builds the rest (``cli/monitoring.build_monitor``) on a thread, once the run's first stage
+has started. :class:`DeferredMonitor` stands in for the monitor meanwhile:
+
+* **When loading begins.** A thread shares the interpreter (the GIL) with the run, so loading
+  beside the engine's start would still delay the first stage by its share. The thread
+  therefore waits until the first stage starts (``StageStarted``), until something needs the
+  monitor (below, and the end of the run), or at most ``LOAD_DELAY`` (a run whose first stage
+  waits for an approval or an event still reaches the span store at once).
 
 * **Nothing is lost.** Engine events are kept, in order, and handed to the monitor, before any
   later one, as soon as it exists; span times come from the events, so the spans are the ones
@@ -59,6 +65,8 @@ _log = logging.getLogger("taskdaemon.run")
 MAX_KEPT_EVENTS = 100_000
 #: Run log records kept while the span store opens; more are counted and dropped.
 MAX_KEPT_RECORDS = 10_000
+#: Seconds the loading waits for the first stage to start before it begins anyway.
+LOAD_DELAY = 0.25
 
 Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 
@@ -133,6 +141,7 @@ class DeferredMonitor:
         self.capture = capture
         self._lock = threading.Lock()
         self._loaded = threading.Event()  # set when the monitor exists, or loading failed
+        self._begin = threading.Event()  # set when loading may begin (see the module docstring)
         self._monitor: PipelineMonitor | None = None
         self._preset: Preset | None = None
         self._kept: list[EngineEvent] = []
@@ -159,8 +168,22 @@ class DeferredMonitor:
             self._kept.clear()
             self._loaded.set()
 
+    def wait_to_begin(self, timeout: float) -> None:
+        """Return once loading may begin, or after ``timeout`` seconds (the loading thread)."""
+        self._begin.wait(timeout)
+
+    def begin(self) -> None:
+        """Let loading begin now (the first stage started, or something needs the monitor)."""
+        self._begin.set()
+
+    @property
+    def may_load(self) -> bool:
+        """Whether loading may begin (see the module docstring)."""
+        return self._begin.is_set()
+
     def wait(self, timeout: float | None = None) -> PipelineMonitor | None:
         """The monitor once loaded (None if loading failed or ``timeout`` ran out)."""
+        self._begin.set()
         self._loaded.wait(timeout)
         return self._monitor
 
@@ -172,9 +195,11 @@ class DeferredMonitor:
             waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
             if not self._loaded.is_set() and not waits:
                 self._kept.append(event)
+                if isinstance(event, StageStarted):
+                    self._begin.set()
                 return
         # Only the engine's thread emits, so nothing can pass this event while it waits.
-        self._loaded.wait()
+        self.wait()
         self._forward(event)
 
     def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
@@ -244,6 +269,7 @@ def start_deferred_monitoring(
     loaded = contextlib.ExitStack()
 
     def load() -> None:
+        deferred.wait_to_begin(LOAD_DELAY)
         try:
             from taskdaemon.pipeline.cli.monitoring import build_monitor  # noqa: PLC0415
             from taskdaemon.pipeline.cli.run_ids import (  # noqa: PLC0415
@@ -268,6 +294,7 @@ def start_deferred_monitoring(
     thread = threading.Thread(target=load, name="taskdaemon-telemetry-load", daemon=True)
 
     def close() -> None:
+        deferred.begin()
         thread.join()
         try:
             loaded.close()  # telemetry shutdown, then the lost-span report (as start_monitoring)
