@@ -330,3 +330,39 @@ def test_telemetry_serving_metrics_keeps_the_prometheus_reader(quiet_settings: S
         assert not isinstance(telemetry.meter_provider, metrics_api.NoOpMeterProvider)
     finally:
         assert telemetry.shutdown(timeout=5.0)
+
+
+def imported_by(code: str) -> list[str]:
+    """The modules loaded in a fresh interpreter after running ``code``."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    modules: list[str] = json.loads(done.stdout)
+    return modules
+
+
+@pytest.mark.slow
+def test_the_engine_loads_no_run_record_classes() -> None:
+    """Importing the engine (what ``run`` does before its first stage) builds none of the
+    record classes a reader of stored runs needs: ``run_state`` imports them where used."""
+    modules = imported_by("import taskdaemon.pipeline.engine")
+    assert [] == loaded(modules, ("taskdaemon.pipeline.records", "orjson"))
+
+
+@pytest.mark.slow
+def test_redaction_compiles_its_value_shapes_on_first_use() -> None:
+    """Importing ``redaction`` does not compile the value-shape pattern; the first text that
+    may hold a secret does, and is still redacted."""
+    code = textwrap.dedent(
+        """
+        from taskdaemon.pipeline import redaction
+        before = redaction._shapes.cache_info().currsize
+        text = redaction.redact_text("password=hunter2 and no more")
+        print(before, redaction._shapes.cache_info().currsize, text)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "0 1 password=[REDACTED] and no more" == done.stdout.strip()

@@ -35,14 +35,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from taskdaemon.pipeline.records import (
-    AttemptRecord,
-    EdgeRecord,
-    RunRecord,
-    StageRecord,
-    TriggerRecord,
-    stage_cancel_cause,
-)
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -63,6 +55,16 @@ if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load th
         StageWaiting,
     )
     from taskdaemon.pipeline.model import Pipeline
+
+    # The engine imports this module for its status rules before its first stage starts; the
+    # record classes are built only when a run is read (``frozen``, ``record``): imported there.
+    from taskdaemon.pipeline.records import (
+        AttemptRecord,
+        EdgeRecord,
+        RunRecord,
+        StageRecord,
+        TriggerRecord,
+    )
 
 __all__ = [
     "ACTIVE_STAGE_STATUSES",
@@ -221,6 +223,8 @@ class _Attempt:
     paused_time: float | None = None
 
     def frozen(self, paused: bool) -> AttemptRecord:
+        from taskdaemon.pipeline.records import AttemptRecord  # noqa: PLC0415 - see the top
+
         status = StageStatus.PAUSED.value if paused and self.end is None else self.status
         return AttemptRecord(
             task_run_id=self.task_run_id,
@@ -285,6 +289,8 @@ class _Stage:
         return sorted(self.attempts.values(), key=lambda a: (a.start, a.instance, a.attempt))
 
     def frozen(self, name: str) -> StageRecord:
+        from taskdaemon.pipeline.records import StageRecord, stage_cancel_cause  # noqa: PLC0415
+
         ordered = self._ordered()
         attempts = tuple(a.frozen(a.task_run_id in self.paused) for a in ordered)
         cancel_reason, cancel_cause = stage_cancel_cause(attempts) if attempts else self.skip_cause
@@ -369,6 +375,8 @@ class RunState:
 
     def record(self) -> RunRecord:
         """A frozen ``RunRecord`` of the state now."""
+        from taskdaemon.pipeline.records import EdgeRecord, RunRecord  # noqa: PLC0415
+
         names = list(self._stages)
         edges: tuple[EdgeRecord, ...] = ()
         if self.pipeline is not None:
