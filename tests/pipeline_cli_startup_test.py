@@ -176,6 +176,35 @@ def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> No
     assert "cel" not in modules
 
 
+COMMAND_PIPELINE = """\
+name: commands
+stages:
+  - name: build
+    loop: command
+    command: "echo built"
+    triggers:
+      - manual: {approval_required: false}
+"""
+
+
+@pytest.mark.slow
+def test_validate_needs_no_event_loop(workdir: Path) -> None:
+    """``validate`` imports no asyncio (nor the worker threads and output capture of running
+    stages) for a pipeline of command stages, or with ``--no-resolve``: a Python handler's own
+    module may still import it."""
+    (workdir / "commands.yaml").write_text(COMMAND_PIPELINE)
+    unneeded = (
+        "asyncio",
+        "taskdaemon.pipeline._threads",
+        "taskdaemon.pipeline.stage_output",
+        "concurrent.futures",
+    )
+    for argv in (["validate", "commands.yaml"], ["validate", "--no-resolve", EXAMPLE]):
+        cwd = workdir if argv[1] == "commands.yaml" else ROOT
+        modules = audit(argv, cwd=cwd, home=workdir / "home")
+        assert [] == loaded(modules, unneeded), argv
+
+
 @pytest.mark.slow
 def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[str]) -> None:
     """``runs list`` and ``runs show`` read the store without the OTel SDK, the span writer,

@@ -27,7 +27,6 @@ mapping as is, ``None`` as ``{}``, anything else as ``{"result": value}``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib
 import inspect
@@ -39,13 +38,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.process_tree import TreePeaks
-from taskdaemon.pipeline.stage_output import OutputCapture, communicate
 
-if TYPE_CHECKING:  # imported where a command stage runs: validating needs neither
+if TYPE_CHECKING:
+    # Imported where a stage runs: ``validate`` resolves handlers without asyncio (a third of
+    # its start-up), its worker threads or the output capture; nor psutil.
+    import asyncio
+
     import psutil
 
 __all__ = [
@@ -148,6 +149,8 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
         return run_async
 
     async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
+        from taskdaemon.pipeline._threads import in_thread  # noqa: PLC0415 - see the top
+
         result: Any = await in_thread(function, ctx)
         if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
             result = await result
@@ -214,6 +217,8 @@ def _parse_stdout(text: str) -> Mapping[str, Any]:
 
 async def _sample_peaks(peaks: TreePeaks, interval: float) -> None:
     """Sample the tree every ``interval`` seconds, off the loop, until cancelled."""
+    import asyncio  # noqa: PLC0415 - see the top
+
     while True:
         await asyncio.to_thread(peaks.sample)
         await asyncio.sleep(interval)
@@ -249,6 +254,8 @@ async def _kill_group(pgid: int, grace: float) -> None:
 
     Signal delivery is asynchronous; waiting makes "the stage ended" mean "its processes ended".
     """
+    import asyncio  # noqa: PLC0415 - see the top
+
     if not _signal_group(pgid, signal.SIGKILL):
         return
     loop = asyncio.get_running_loop()
@@ -261,6 +268,8 @@ async def _kill_group(pgid: int, grace: float) -> None:
 
 async def _terminate_group(process: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the process group, wait for the root up to ``grace``, then SIGKILL the group."""
+    import asyncio  # noqa: PLC0415 - see the top
+
     pgid = process.pid  # start_new_session made the root a group leader
     if _signal_group(pgid, signal.SIGTERM):
         with contextlib.suppress(TimeoutError):
@@ -311,6 +320,10 @@ def command_handler(
     """
 
     async def run_command(ctx: StageContext) -> Mapping[str, Any]:
+        import asyncio  # noqa: PLC0415 - see the top
+
+        from taskdaemon.pipeline.stage_output import OutputCapture, communicate  # noqa: PLC0415
+
         text = command or ctx.command
         if not text:
             raise LoopTypeError(f"stage {ctx.stage!r}: loop type {ctx.loop!r}: no command to run")
