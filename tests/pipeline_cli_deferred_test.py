@@ -3,6 +3,7 @@ monitor exists is recorded as if the monitor had been there from the start."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -206,10 +207,12 @@ class Probe:
 
 
 async def test_loading_begins_when_the_first_stage_starts() -> None:
-    """The loading thread is held until the run's first stage starts (it would share the
-    interpreter with the run's start otherwise); from then on it may load."""
+    """The loading thread is held until the run's first stage has started (it would share the
+    interpreter with the run's start otherwise): not at ``StageStarted`` itself but from the
+    loop's next turn, so the stage's own start goes first."""
     deferred = DeferredMonitor(PayloadCapture())
     probe = Probe(deferred)
+    in_stage: list[bool] = []
 
     def load() -> None:
         deferred.wait_to_begin(60.0)
@@ -219,6 +222,10 @@ async def test_loading_begins_when_the_first_stage_starts() -> None:
     loader.start()
 
     async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        if not in_stage:  # the first stage
+            in_stage.append(deferred.may_load)
+            await asyncio.sleep(0)  # one turn of the loop
+            in_stage.append(deferred.may_load)
         return {}
 
     engine = Engine(resolver=Resolver(handler), observers=[deferred, probe])
@@ -228,11 +235,12 @@ async def test_loading_begins_when_the_first_stage_starts() -> None:
     finally:
         deferred.begin()
         loader.join()
-    first = [name for name, _ in probe.seen].index("StageStarted")
+    started = [name for name, _ in probe.seen].index("StageStarted") + 1
     assert result.succeeded
-    assert [False] * first + [True] * (len(probe.seen) - first) == [may for _, may in probe.seen], (
-        probe.seen
-    )
+    assert ([False] * started, [False, True]) == (
+        [may for _, may in probe.seen[:started]],
+        in_stage,
+    ), probe.seen
 
 
 def test_waiting_for_the_monitor_lets_loading_begin() -> None:

@@ -8,9 +8,10 @@ has started. :class:`DeferredMonitor` stands in for the monitor meanwhile:
 
 * **When loading begins.** A thread shares the interpreter (the GIL) with the run, so loading
   beside the engine's start would still delay the first stage by its share. The thread
-  therefore waits until the first stage starts (``StageStarted``), until something needs the
-  monitor (below, and the end of the run), or at most ``LOAD_DELAY`` (a run whose first stage
-  waits for an approval or an event still reaches the span store at once).
+  therefore waits until the first stage has started (the loop's turn after ``StageStarted``,
+  so the stage's own start goes first), until something needs the monitor (below, and the
+  end of the run), or at most ``LOAD_DELAY`` (a run whose first stage waits for an approval or
+  an event still reaches the span store at once).
 
 * **Nothing is lost.** Engine events are kept, in order, and handed to the monitor, before any
   later one, as soon as it exists; span times come from the events, so the spans are the ones
@@ -39,6 +40,7 @@ are non-recording, as with any provider set after use.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import secrets
@@ -176,6 +178,16 @@ class DeferredMonitor:
         """Let loading begin now (the first stage started, or something needs the monitor)."""
         self._begin.set()
 
+    def _begin_after_this_turn(self) -> None:
+        # Set from the loop's next turn: the callbacks already queued (the first stage's own
+        # start) run before the loading thread wakes to compete with them for the GIL.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on an event loop: nothing to let go first
+            self._begin.set()
+        else:
+            loop.call_soon(self._begin.set)
+
     @property
     def may_load(self) -> bool:
         """Whether loading may begin (see the module docstring)."""
@@ -196,7 +208,7 @@ class DeferredMonitor:
             if not self._loaded.is_set() and not waits:
                 self._kept.append(event)
                 if isinstance(event, StageStarted):
-                    self._begin.set()
+                    self._begin_after_this_turn()
                 return
         # Only the engine's thread emits, so nothing can pass this event while it waits.
         self.wait()
