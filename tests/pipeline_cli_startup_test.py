@@ -246,8 +246,8 @@ def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None
 def test_run_starts_its_first_stage_without_server_or_exporters(run_modules: list[str]) -> None:
     """A plain ``run`` (no ``--serve``, default settings) reaches its first stage without the
     web server, any exporter, the metrics or logs SDK, httpx or pydantic. (The tracing SDK and
-    the span writer load on a thread meanwhile, ``cli/deferred.py``: they may or may not be
-    there yet.)"""
+    the span writer load on a thread once the stage has started, ``cli/deferred.py``: a thread
+    switch may let them begin before the handler's first line.)"""
     unneeded = (
         *NEVER,
         "httpx",
