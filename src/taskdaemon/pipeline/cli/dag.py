@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +134,8 @@ def run_dag(args: argparse.Namespace) -> int:
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one rename: a temporary file in the same folder (same
     file system), flushed, then renamed over it."""
+    import tempfile  # noqa: PLC0415 - only --watch writes this way
+
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

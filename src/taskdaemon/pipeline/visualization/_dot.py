@@ -14,8 +14,6 @@ any stage name or expression renders with ``dot`` unchanged.
 
 from __future__ import annotations
 
-import hashlib
-import html
 import re
 
 from taskdaemon.pipeline.visualization._cancel import cancellations
@@ -92,6 +90,8 @@ def _id(name: str) -> str:
     (its prefix, an ellipsis and a digest of the whole name)."""
     if len(name) <= MAX_TEXT:
         return quote(name)
+    import hashlib  # noqa: PLC0415 - only for names too long to draw (OpenSSL's start-up)
+
     digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return quote(f"{name[: MAX_TEXT - 14]}…{digest}")
 
@@ -154,6 +154,8 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
         out.append(f"  {_id(cancel.source)} -> {_id(cancel.target)} {_attrs(pairs)};")
     states = states_present(snapshot)
     if snapshot.run is not None and states:
+        import html  # noqa: PLC0415 - only a run's legend needs it (html.entities: start-up)
+
         # One HTML-table node keeps the legend compact; states are our own plain words, and
         # unknown ones are escaped all the same.
         cells = "".join(
