@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -71,7 +72,6 @@ def pipeline_yaml(handler: str) -> str:
 
 
 async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
-    import contextlib  # the child's imports stay out of the parent
     import inspect
 
     from taskdaemon.pipeline.cli.telemetry import build_telemetry
@@ -119,7 +119,13 @@ async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
 def child(args: argparse.Namespace) -> None:
     home = Path(tempfile.mkdtemp(prefix="td-concurrent-"))
     try:
-        figures = asyncio.run(child_main(args.runs, args.handler, home))
+        # The collector as ``taskdaemon serve`` tunes it (heap.py; older checkouts have none).
+        try:
+            from taskdaemon.pipeline.heap import tuned_collector
+        except ImportError:
+            tuned_collector = contextlib.nullcontext
+        with tuned_collector():
+            figures = asyncio.run(child_main(args.runs, args.handler, home))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     figures["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -68,6 +68,7 @@ from taskdaemon.pipeline.events import (
     StageSkipped,
     StageStarted,
 )
+from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_text
@@ -441,7 +442,8 @@ def run_command(args: argparse.Namespace) -> int:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return EXIT_INVALID
     workspace = Path(args.workspace) if args.workspace else _home() / "workspaces"
-    return asyncio.run(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
+    with tuned_collector():  # fewer collections of the run's long-lived records (heap.py)
+        return asyncio.run(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
 
 
 async def run_pipeline(

@@ -37,6 +37,7 @@ from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_o
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import Settings, load_settings
 
@@ -142,16 +143,17 @@ def serve_command(args: argparse.Namespace) -> int:
             _log.error("%s", "\n".join(issues))
             return EXIT_INVALID
     try:
-        return asyncio.run(
-            _serve(
-                args,
-                settings,
-                address=(host, port),
-                pipeline=pipeline,
-                registry=registry,
-                request=request,
+        with tuned_collector():  # fewer collections of the runs' long-lived records (heap.py)
+            return asyncio.run(
+                _serve(
+                    args,
+                    settings,
+                    address=(host, port),
+                    pipeline=pipeline,
+                    registry=registry,
+                    request=request,
+                )
             )
-        )
     except OSError as error:
         _log.error("cannot serve on %s:%s: %s", host, port, error)
         return EXIT_ADDRESS
