@@ -46,7 +46,44 @@ ALIAS_BUDGET: Final = 100_000
 
 # The C parser composes nodes several times faster; the pure one is the fallback and also gives
 # the (deterministic) text of syntax errors.
-_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ComposingLoader(_CLoader):  # type: ignore[misc,valid-type]
+    """The loader that composes pipeline files: the safe schema, with the tag of a scalar
+    remembered per loader (one file).
+
+    Even the C composer calls back into Python for every node's tag: ``resolve`` matches the
+    scalar against the implicit resolvers' patterns, and ``descend_resolver`` /
+    ``ascend_resolver`` run around every collection although the safe schema has no path
+    resolvers. A pipeline repeats its keys and values (``name``, ``triggers``, ``python``...),
+    so the tag of a (kind, value, implicit) triple is looked up once per file; ``resolve`` is a
+    pure function of it with the class's fixed resolvers. The memo lives as long as the loader
+    (one ``compose``) and holds at most the file's distinct scalars.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._tags: dict[tuple[Any, str, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        key = (kind, value, implicit)
+        tags = self._tags
+        tag = tags.get(key)
+        if tag is None:
+            tag = tags[key] = super().resolve(kind, value, implicit)
+        return tag
+
+    if not _CLoader.yaml_path_resolvers:  # the safe schema has none: nothing to track
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            return None
+
+        def ascend_resolver(self) -> None:
+            return None
+
+
+_Loader: type[yaml.SafeLoader] = _ComposingLoader
 
 
 class YamlLimitError(ValueError):
@@ -100,7 +137,7 @@ def load_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
 def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
     """A YAML syntax error as ``(problem, line)``: the pure parser's words, the same with or
     without libyaml, except for a nesting error (the pure parser would recurse on it)."""
-    if _Loader is not yaml.SafeLoader and "maximum nesting depth" not in str(exc):
+    if _CLoader is not yaml.SafeLoader and "maximum nesting depth" not in str(exc):
         try:
             yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as pure:
