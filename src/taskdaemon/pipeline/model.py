@@ -366,11 +366,21 @@ def _plain(value: object) -> Any:
     names = _FIELD_NAMES.get(kind)
     if names is None and is_dataclass(kind):
         names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    # Most fields are plain scalars: taken as they are without a call (half the time of a
+    # 1,001-stage hash was calls that returned their argument).
     if names is not None:
-        return {name: _plain(getattr(value, name)) for name in names}
+        result = {}
+        for name in names:
+            item = getattr(value, name)
+            result[name] = item if type(item) in _LEAVES else _plain(item)
+        return result
     if kind is tuple or kind is list:
-        return [_plain(item) for item in value]  # type: ignore[attr-defined]
+        items: Any = value
+        return [item if type(item) in _LEAVES else _plain(item) for item in items]
     return value
+
+
+_LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 
 # --- validation -----------------------------------------------------------------------------
