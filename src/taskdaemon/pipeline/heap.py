@@ -4,17 +4,16 @@ A run allocates many small containers that live as long as the run does: event r
 and trace state, the monitor's books, asyncio tasks. CPython's collector counts every container
 allocated toward its generation-0 threshold (700), and each collection walks every young
 container that is still alive; the survivors then move to generation 1 and 2, where they are
-walked again. Next to the default, a 1,001-stage run made 217 generation-0, 20 generation-1
-and one full collection, 85-110 ms of CPU (about 90 µs a stage; 2,000 concurrent runs: about
-a tenth of their CPU), although the pipeline frees almost nothing that is cyclic while it runs.
+walked again. A long chain therefore pays for hundreds of collections that free almost
+nothing: the pipeline makes little cyclic garbage while it runs.
 
 :func:`tuned_collector` is what ``taskdaemon run`` and ``taskdaemon serve`` run under:
 
 * the generation-0 threshold is raised to :data:`GEN0_THRESHOLD` (the older generations keep
   their thresholds, relative to it): a young collection every 50,000 net container allocations
   instead of 700. Cyclic garbage now waits longer to be freed, at most about that many
-  containers (a few MiB); peak memory of 500 concurrent runs moved by less than the run-to-run
-  spread (173-175 against 172-174 MiB);
+  containers (a few MiB); the peak memory of long and of concurrent runs did not move beyond
+  its run-to-run spread;
 * what exists when it is entered (the imported modules, the loaded pipeline, the settings) is
   moved to the permanent generation (``gc.freeze``): it lives as long as the process, and a
   full collection of a long-lived ``serve`` no longer walks it.
@@ -22,7 +21,7 @@ a tenth of their CPU), although the pipeline frees almost nothing that is cyclic
 Both are undone on exit (``gc.unfreeze``, the previous thresholds), so a caller that runs the
 CLI in its own process (tests, an embedding application) gets its collector back as it was.
 Nothing is disabled: cycles are still found and freed, only less often. The figures are in
-benchmarks/README.md ("Cyclic GC").
+benchmarks/README.md (``gc_cost.py``).
 """
 
 from __future__ import annotations
