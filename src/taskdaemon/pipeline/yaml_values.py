@@ -22,6 +22,9 @@ from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
 __all__ = ["NodeConverter", "kind_of"]
 
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
 
 class NodeConverter:
     """Composed YAML nodes → plain values, recording the line of every field path."""
@@ -43,6 +46,8 @@ class NodeConverter:
         # A field's line is its key's line: where a reader looks for ``timeout:``.
         self.lines[path] = key_line if key_line is not None else node.start_mark.line + 1
         if isinstance(node, ScalarNode):
+            if node.tag == _STR:  # most values: no call
+                return node.value
             return self.scalar(node, path)
         if id(node) in self.active:
             self.issue(path, "recursive alias", node)
@@ -62,7 +67,7 @@ class NodeConverter:
         raise AssertionError(f"unexpected node {node!r}")  # pragma: no cover
 
     def scalar(self, node: ScalarNode, path: str) -> Any:
-        if node.tag == "tag:yaml.org,2002:str":
+        if node.tag == _STR:
             return node.value
         try:
             return self.constructor.construct_object(node)
@@ -75,10 +80,13 @@ class NodeConverter:
         pairs, merged = self.pairs(node, path)
         result: dict[str, Any] = {}
         for position, (key_node, value_node) in enumerate(pairs):
-            key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
-            if not isinstance(key, str):
-                self.issue(path, f"keys must be strings, got {kind_of(key)}", key_node)
-                continue
+            if key_node.tag == _STR and isinstance(key_node, ScalarNode):  # most keys: no call
+                key = key_node.value
+            else:
+                key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
+                if not isinstance(key, str):
+                    self.issue(path, f"keys must be strings, got {kind_of(key)}", key_node)
+                    continue
             field_path = f"{path}.{key}" if path else key
             # Merged keys may be overridden (by later merges and by the mapping's own keys);
             # only the mapping's own keys must be unique.
@@ -95,10 +103,13 @@ class NodeConverter:
         last-wins order), and how many of them were merged. Unlike PyYAML's
         ``flatten_mapping`` this leaves the nodes alone: an anchored mapping may be walked
         again through an alias."""
+        pairs: list[tuple[Node, Node]] = node.value
+        if not any(key_node.tag == _MERGE for key_node, _ in pairs):
+            return pairs, 0  # most mappings: nothing to expand, nothing to copy
         merged: list[tuple[Node, Node]] = []
         own: list[tuple[Node, Node]] = []
-        for key_node, value_node in node.value:
-            if key_node.tag != "tag:yaml.org,2002:merge":
+        for key_node, value_node in pairs:
+            if key_node.tag != _MERGE:
                 own.append((key_node, value_node))
                 continue
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
