@@ -66,6 +66,7 @@ __all__ = [
     "TextFormatter",
     "configure_logging",
     "escape_controls",
+    "has_ambient_ids",
     "install_otel_log_handler",
     "log_context",
 ]
@@ -126,6 +127,11 @@ def log_context(
 class ContextFilter(logging.Filter):
     """Stamps trace and run ids on each record (see the module docstring); never drops one."""
 
+    @staticmethod
+    def keeps_logger(name: str) -> bool:
+        """True: this filter drops no record (``log_rows.row_sink_for`` reads it)."""
+        return True
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             _stamp(record)
@@ -133,6 +139,16 @@ class ContextFilter(logging.Filter):
             for name in CONTEXT_FIELDS:
                 _setdefault(record, name, None)
         return True
+
+
+def has_ambient_ids() -> bool:
+    """Whether this thread's context has ids :class:`ContextFilter` would stamp on a record
+    that lacks them (a stage execution, a valid current span, a :func:`log_context`)."""
+    if current_execution() is not None:
+        return True
+    if trace.get_current_span().get_span_context().is_valid:
+        return True
+    return any(var.get() is not None for var in (_RUN_ID, _PIPELINE, _STAGE, _INSTANCE, _ATTEMPT))
 
 
 def _stamp(record: logging.LogRecord) -> None:

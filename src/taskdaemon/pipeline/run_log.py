@@ -21,6 +21,11 @@ Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
 
 Values are redacted (``redaction.redact``) and cut to :data:`MAX_VALUE_CHARS` of JSON. Nothing
 is computed for a level that is off (one ``isEnabledFor`` per event).
+
+When the span store's log writer is the only handler that wants a record (``taskdaemon run``'s
+lifecycle records: the console drops them), the record is not built: its row goes straight
+to the writer (``log_rows.row_sink_for``), the very row the store handler would have written.
+Any other handler wanting it (console, OTLP, ``caplog``) keeps the ``logging`` path.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ from taskdaemon.pipeline.events import (
     StageStarted,
     TriggerEvaluated,
 )
-from taskdaemon.pipeline.log_levels import TRACE
+from taskdaemon.pipeline.log_levels import TRACE, severity_number
+from taskdaemon.pipeline.log_rows import LogRow, row_sink_for
+from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.redaction import redact
 from taskdaemon.pipeline.run_state import is_failed
@@ -120,14 +127,43 @@ class RunLog:
         fields: Mapping[str, Any],
     ) -> None:
         pipeline = event.pipeline
+        pipeline_name = pipeline if isinstance(pipeline, str) else pipeline.name
+        stage = getattr(event, "stage", None)
+        instance = getattr(event, "instance", None)
+        attempt = getattr(event, "attempt", None)
+        valid = span is not None and span.is_valid
+        sink = row_sink_for(logger, level)
+        # A field left None is stamped by ContextFilter from the thread's context; the row
+        # path takes over only where that context has nothing to stamp (the same row).
+        if sink is not None and (
+            (valid and stage is not None and instance is not None and attempt is not None)
+            or not has_ambient_ids()
+        ):
+            sink.write_row(
+                LogRow(
+                    event.run_id,
+                    int(event.at * 1e9),
+                    severity_number(level),
+                    logging.getLevelName(level),
+                    pipeline_name,
+                    stage,
+                    instance,
+                    attempt,
+                    format(span.span_id, "016x") if valid and span is not None else None,
+                    logger.name,
+                    message % args if args else message,
+                    dict(fields),
+                )
+            )
+            return
         extra: dict[str, Any] = {
             "run_id": event.run_id,
-            "pipeline": pipeline if isinstance(pipeline, str) else pipeline.name,
-            "stage": getattr(event, "stage", None),
-            "instance": getattr(event, "instance", None),
-            "attempt": getattr(event, "attempt", None),
+            "pipeline": pipeline_name,
+            "stage": stage,
+            "instance": instance,
+            "attempt": attempt,
         }
-        if span is not None and span.is_valid:
+        if valid and span is not None:
             extra["trace_id"] = format(span.trace_id, "032x")
             extra["span_id"] = format(span.span_id, "016x")
         extra.update(fields)

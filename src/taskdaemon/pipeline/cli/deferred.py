@@ -99,6 +99,12 @@ class PendingLogHandler(logging.Handler):
         else:
             self.dropped += 1
 
+    @property
+    def forwards_to(self) -> logging.Handler | None:
+        """The attached handler every record goes to, None while records are kept
+        (``log_rows.row_sink_for`` reads it)."""
+        return self._target
+
     def attach(self, handler: logging.Handler) -> None:
         """Write the kept records to ``handler``, then pass it every new one."""
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__

@@ -63,6 +63,11 @@ class _RootSlot:
 
 
 class _ConsoleFilter(logging.Filter):
+    @staticmethod
+    def keeps_logger(name: str) -> bool:
+        """Whether records of logger ``name`` pass (``log_rows.row_sink_for`` reads it)."""
+        return not name.startswith(_NOT_ON_CONSOLE)
+
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.name.startswith(_NOT_ON_CONSOLE)
 

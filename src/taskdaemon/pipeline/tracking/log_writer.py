@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from taskdaemon.pipeline.log_levels import severity_number
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
@@ -169,6 +170,11 @@ class SqliteLogWriter:
             ],
             1,
         )
+
+    def write_row(self, row: LogRow) -> None:
+        """Queue one row built by its producer (``run_log``, see ``log_rows``): the row
+        :meth:`write_record` would make of the equivalent record."""
+        self._put([row])
 
     def handler(self) -> logging.Handler:
         """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
@@ -306,9 +312,17 @@ class _StoreHandler(logging.Handler):
     def __init__(self, writer: SqliteLogWriter) -> None:
         super().__init__()
         self._writer = writer
+        #: Where ``log_rows.row_sink_for`` sends rows of records only this handler wants.
+        self.row_sink = writer
+
+    @staticmethod
+    def keeps_logger(name: str) -> bool:
+        """False for the loggers whose records are never stored: the OTel SDK's, and this
+        writer's own (its warnings must not feed it)."""
+        return not name.startswith(("opentelemetry", "taskdaemon.pipeline.tracking.log_writer"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith(("opentelemetry", "taskdaemon.pipeline.tracking.log_writer")):
+        if not self.keeps_logger(record.name):
             return
         try:
             self._writer.write_record(record)

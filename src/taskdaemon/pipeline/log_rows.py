@@ -1,0 +1,117 @@
+"""Run-log rows handed straight to a row sink when no other ``logging`` handler wants them.
+
+``run_log.RunLog`` writes its records through stdlib ``logging`` so that every handler a
+process installed sees them (console, OTLP, pytest's ``caplog``). With ``taskdaemon run``'s
+defaults the only taker of a lifecycle record is the span store's log writer: the console
+drops the ``taskdaemon.run.lifecycle`` logger by name. For that case a record is built, run
+through ``ContextFilter`` two or three times (console, run-log slot, store handler) and taken
+apart again into a row, two records a stage. :func:`row_sink_for` tells when that detour can be
+skipped and a :class:`LogRow` handed to the sink directly; the row is the one the store handler
+would have written for the record.
+
+The decision walks the handlers a record of ``logger`` at ``level`` would reach (the logger
+and its ancestors, as ``Logger.callHandlers`` does) and answers the sink only when all of
+these hold, else None (the ``logging`` path):
+
+* the logger itself has no filters;
+* every handler reached either drops the record for sure (its level is above ``level``, or one
+  of its filters says it drops every record of that logger: a filter with a
+  ``keeps_logger(name) -> bool`` method answering False), or leads to a row sink;
+* a handler with a ``keeps_logger(name)`` method of its own drops the record when it answers
+  False;
+* a handler leads to a row sink when every filter it has declares ``keeps_logger(name)`` True
+  and it has a ``row_sink`` attribute that is not None (the store handler), or a
+  ``forwards_to`` attribute naming a handler that leads to one (the run-log slot of ``run``,
+  ``cli/deferred.PendingLogHandler``, once the store is open; while it keeps records, it has
+  none and the ``logging`` path keeps them in order);
+* exactly one row sink is reached.
+
+A filter without ``keeps_logger`` (a function, a third-party filter) or any other handler
+(console at ``--log-level debug`` for decision records, ``OTelLogHandler``, ``caplog``) keeps
+the ``logging`` path, so what those see is unchanged. Handlers and filters are read on every
+call (a few attribute reads on the handful of loggers of a dotted name), so one added or
+removed mid-run takes effect at once: ``logging`` gives no notice of either.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple, Protocol
+
+__all__ = ["LogRow", "RowSink", "row_sink_for"]
+
+
+class LogRow(NamedTuple):
+    """One row of the span store's ``logs`` table, as the log writer queues it (attributes
+    not yet redacted nor encoded: the writer does that on its thread)."""
+
+    run_id: str
+    time_ns: int
+    severity: int
+    level: str
+    pipeline: Any
+    stage: Any
+    instance: Any
+    attempt: Any
+    span_id: Any
+    scope: str
+    body: str
+    attributes: dict[str, Any]
+
+
+class RowSink(Protocol):
+    """What takes :class:`LogRow` directly (``tracking.log_writer.SqliteLogWriter``)."""
+
+    def write_row(self, row: LogRow) -> None:
+        """Queue ``row``; never raises for a full or closed writer (it counts or drops)."""
+
+
+_DROPS: Any = object()  # the handler drops the record for sure
+_NEEDS_RECORD: Any = object()  # the handler wants a real record
+
+
+def _sink_of(handler: logging.Handler, name: str, level: int, depth: int = 0) -> Any:
+    """The row sink ``handler`` leads to, or ``_DROPS``, or ``_NEEDS_RECORD``."""
+    if level < handler.level:
+        return _DROPS
+    own = getattr(handler, "keeps_logger", None)  # a handler that skips loggers by name
+    if own is not None and not own(name):
+        return _DROPS
+    for check in handler.filters:
+        keeps = getattr(check, "keeps_logger", None)
+        if keeps is None:
+            return _NEEDS_RECORD
+        if not keeps(name):
+            return _DROPS
+    sink = getattr(handler, "row_sink", None)
+    if sink is not None:
+        return sink
+    target = getattr(handler, "forwards_to", None)
+    if isinstance(target, logging.Handler) and depth < 4:
+        found = _sink_of(target, name, level, depth + 1)
+        # A forwarder whose target drops the record still took it: keep the logging path.
+        return _NEEDS_RECORD if found is _DROPS else found
+    return _NEEDS_RECORD
+
+
+def row_sink_for(logger: logging.Logger, level: int) -> RowSink | None:
+    """The one row sink that alone wants ``logger``'s records at ``level`` (module docstring),
+    or None when a record must go through ``logging``. The caller has checked
+    ``isEnabledFor``."""
+    if logger.filters or logger.disabled:
+        return None
+    name = logger.name
+    found: RowSink | None = None
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            sink = _sink_of(handler, name, level)
+            if sink is _DROPS:
+                continue
+            if sink is _NEEDS_RECORD or found is not None:
+                return None
+            found = sink
+        if not current.propagate:
+            break
+        current = current.parent
+    return found

@@ -1,0 +1,211 @@
+"""Run-log rows go straight to the store's log writer when no other handler wants the record."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanContext, TraceFlags
+
+from taskdaemon.pipeline.cli.deferred import PendingLogHandler
+from taskdaemon.pipeline.cli.run_logging import install_run_logging
+from taskdaemon.pipeline.events import RunFinished, StageFinished, StageStarted
+from taskdaemon.pipeline.log_rows import row_sink_for
+from taskdaemon.pipeline.logs import configure_logging, log_context
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
+from taskdaemon.pipeline.settings import load_settings
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+RUN = "0123456789abcdef0123456789abcdef"
+SPAN = SpanContext(int(RUN, 16), 0x42, False, TraceFlags(TraceFlags.SAMPLED))
+
+
+class _Wanting(logging.Handler):
+    """A handler that wants every record (as the OTLP handler or ``caplog`` do)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _records_made() -> Iterator[list[logging.LogRecord]]:
+    """Every ``LogRecord`` built meanwhile, through the record factory."""
+    made: list[logging.LogRecord] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        made.append(record)
+        return record
+
+    logging.setLogRecordFactory(counting)
+    try:
+        yield made
+    finally:
+        logging.setLogRecordFactory(factory)
+
+
+@contextlib.contextmanager
+def _runner_handlers_aside() -> Iterator[None]:
+    """The test runner's root handlers (``caplog``'s, added around each test call) set aside,
+    so that the store's writer is the only taker as in ``taskdaemon run``."""
+    root = logging.getLogger()
+    aside = [h for h in root.handlers if type(h).__module__.startswith("_pytest")]
+    for handler in aside:
+        root.removeHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in aside:
+            root.addHandler(handler)
+
+
+@pytest.fixture
+def run_logging(tmp_path: Path) -> Iterator[tuple[RunLog, Any, Path, PendingLogHandler]]:
+    """Logging as ``taskdaemon run`` sets it up (console, run-log slot, store writer), with
+    the test runner's own root handlers set aside so that the writer is the only taker."""
+    root = logging.getLogger()
+    saved, level = list(root.handlers), root.level
+    for handler in saved:
+        root.removeHandler(handler)
+    db = tmp_path / "spans.db"
+    settings = load_settings(span_source_url=f"sqlite:///{db}")
+    stack = contextlib.ExitStack()
+    monitor = PipelineMonitor(resource_sampling=False)
+    try:
+        installed = configure_logging(settings, stream=io.StringIO())
+        slot = PendingLogHandler()
+        root.addHandler(slot)
+        telemetry = SimpleNamespace(logger_provider=None, span_processors=())
+        writer = install_run_logging(settings, monitor, telemetry, stack, slot=slot)  # type: ignore[arg-type]
+        hook = monitor._recorder.hooks[-1]
+        assert isinstance(hook, RunLog)
+        yield hook, writer, db, slot
+    finally:
+        stack.close()
+        monitor.close()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in installed:
+            handler.close()
+        for handler in saved:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+def _stage(i: int) -> list[Any]:
+    common: dict[str, Any] = {"run_id": RUN, "pipeline": "p", "stage": f"s{i}", "instance": 0}
+    at = 1_700_000_000.25 + i
+    return [
+        StageStarted(
+            **common,
+            attempt=1,
+            task_run_id=f"s{i}.0.1",
+            loop="python",
+            at=at,
+            queued_at=at,
+            considered_at=at,
+            inputs={},
+        ),
+        StageFinished(
+            **common,
+            attempt=2,
+            task_run_id=f"s{i}.0.2",
+            status=StageStatus.FAILURE,
+            at=at + 0.5,
+            error="boom password=hunter2",
+            error_type="ValueError",
+        ),
+    ]
+
+
+def _rows(db: Path) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(
+            "SELECT trace_id, time_ns, severity, level, pipeline, stage, instance, attempt,"
+            " span_id, scope, body, attributes FROM logs ORDER BY id"
+        ).fetchall()
+
+
+def test_rows_written_directly_equal_the_rows_of_the_logging_path(run_logging: Any) -> None:
+    """With the writer the only taker, lifecycle records build no ``LogRecord`` and store the
+    very rows (ids, time, level, body, redacted attributes) the ``logging`` path stores."""
+    hook, writer, db, _ = run_logging
+    with _runner_handlers_aside(), _records_made() as made:
+        for event in _stage(0):
+            hook(event, SPAN)
+    assert made == []
+    writer.flush()
+    direct = _rows(db)
+    wanting = _Wanting()
+    logging.getLogger().addHandler(wanting)
+    try:
+        with _runner_handlers_aside():
+            for event in _stage(0):
+                hook(event, SPAN)
+    finally:
+        logging.getLogger().removeHandler(wanting)
+    writer.flush()
+    through_logging = _rows(db)[len(direct) :]
+    assert len(wanting.records) == 2
+    assert len(direct) == 2
+    assert direct == through_logging
+    assert "hunter2" not in repr(direct)
+
+
+def test_a_run_level_record_takes_the_ids_of_its_context_as_before(run_logging: Any) -> None:
+    """A record missing a stage inside a ``log_context(stage=...)`` goes through ``logging``,
+    so ``ContextFilter`` still stamps it; outside any context it is written directly."""
+    hook, writer, db, _ = run_logging
+    finished = RunFinished(run_id=RUN, pipeline="p", status=RunStatus.SUCCESS, at=1.5)
+    with _runner_handlers_aside():
+        with _records_made() as made, log_context(stage="ambient"):
+            hook(finished, SPAN)
+        assert len(made) == 1
+        with _records_made() as made:
+            hook(finished, SPAN)
+        assert made == []
+    writer.flush()
+    assert ["ambient", None] == [row[5] for row in _rows(db)]
+
+
+def test_the_logging_path_stays_for_any_other_taker(run_logging: Any) -> None:
+    """A handler that wants the record, a filter that does not say what it drops, the slot
+    keeping records before the store opens, or a record the console prints: no direct row."""
+    _, writer, _, slot = run_logging
+    with _runner_handlers_aside():
+        _check_routes(writer, slot)
+    assert row_sink_for(logging.getLogger(LIFECYCLE_LOGGER), logging.INFO) is None  # caplog
+
+
+def _check_routes(writer: Any, slot: PendingLogHandler) -> None:
+    root = logging.getLogger()
+    lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
+    decision = logging.getLogger("taskdaemon.run.decision")
+    assert row_sink_for(lifecycle, logging.INFO) is writer
+    assert row_sink_for(decision, logging.DEBUG) is None  # the console prints decisions
+    wanting = _Wanting()
+    root.addHandler(wanting)
+    assert row_sink_for(lifecycle, logging.INFO) is None
+    wanting.setLevel(logging.ERROR)
+    assert row_sink_for(lifecycle, logging.INFO) is writer
+    root.removeHandler(wanting)
+    slot.addFilter(lambda record: True)
+    assert row_sink_for(lifecycle, logging.INFO) is None
+    slot.filters.clear()
+    target = slot.forwards_to
+    assert target is not None
+    slot.detach(target)
+    assert row_sink_for(lifecycle, logging.INFO) is None
