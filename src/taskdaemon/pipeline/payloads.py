@@ -85,10 +85,21 @@ class PayloadCapture:
         JSON has no form for are written as ``str(value)``, other mappings as objects; what
         cannot be written at all (cycles, lone surrogates, huge ints) is captured as its repr.
         """
+        return self.capture_flagged(payload)[0]
+
+    def capture_flagged(self, payload: Any) -> tuple[CapturedPayload, bool]:
+        """:meth:`capture`, and whether redaction changed anything (``redact(payload) is not
+        payload``), from one redaction walk instead of two."""
+        changed = False
         try:
-            data = orjson.dumps(self.redact(payload), default=_json_default, option=_OPTIONS)
+            redacted = self.redact(payload)
+            changed = redacted is not payload
+            data = orjson.dumps(redacted, default=_json_default, option=_OPTIONS)
         except (TypeError, ValueError, RecursionError):  # JSONEncodeError is a TypeError
             data = orjson.dumps(_fallback_text(self, payload).encode("utf-8", "replace").decode())
+        return self._capped(data), changed
+
+    def _capped(self, data: bytes) -> CapturedPayload:
         digest = hashlib.sha256(data).hexdigest()
         if len(data) <= self.max_bytes:
             return CapturedPayload(data.decode(), len(data), digest, truncated=False)

@@ -85,6 +85,7 @@ def request_attributes(capture: PayloadCapture, request: Mapping[str, Any]) -> d
 
 def payload_attributes(capture: PayloadCapture, value: Any) -> dict[str, Any]:
     """A span event's ``taskdaemon.payload.*`` attributes for ``value``, with ``redacted``."""
-    attributes = capture.capture(value).attributes()
-    attributes[t.PAYLOAD_REDACTED] = _is_redacted(capture, value)
+    captured, redacted = capture.capture_flagged(value)
+    attributes = captured.attributes()
+    attributes[t.PAYLOAD_REDACTED] = redacted
     return attributes

@@ -15,7 +15,7 @@ The SDK span itself is what processors see; only the monitor holds the wrapper.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -24,11 +24,17 @@ from opentelemetry.util import types
 
 from taskdaemon.pipeline.redaction import redact, redact_text
 
-__all__ = ["RedactingSpan", "RedactingTracer"]
+__all__ = ["RedactingSpan", "RedactingTracer", "redact_attributes"]
 
 
 def _attributes(attributes: types.Attributes) -> Any:
     return redact(attributes) if attributes else attributes
+
+
+def redact_attributes(attributes: types.Attributes) -> Any:
+    """``attributes`` as a :class:`RedactingSpan` records them: for callers that record the
+    same attributes on many spans and redact them once (``start_span``'s ``redacted``)."""
+    return _attributes(attributes)
 
 
 class RedactingTracer:
@@ -46,16 +52,21 @@ class RedactingTracer:
         attributes: types.Attributes = None,
         links: Sequence[Link] | None = None,
         start_time: int | None = None,
+        redacted: Mapping[str, Any] | None = None,
     ) -> RedactingSpan:
         """Start a span as the wrapped tracer does, with its name, attributes and links'
-        attributes redacted."""
+        attributes redacted. ``redacted``: attributes already passed through
+        :func:`redact_attributes`, recorded first and as they are (``attributes`` after them)."""
         if links:
             links = [Link(link.context, _attributes(link.attributes)) for link in links]
+        recorded = _attributes(attributes)
+        if redacted:
+            recorded = {**redacted, **recorded} if recorded else redacted
         span = self._tracer.start_span(
             redact_text(name),
             context=context,
             kind=kind,
-            attributes=_attributes(attributes),
+            attributes=recorded,
             links=links,
             start_time=start_time,
         )

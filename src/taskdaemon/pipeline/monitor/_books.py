@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanContext
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageSkipped, TaskRunRef
 from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.span_redaction import redact_attributes
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.telemetry_codec import encode_edge, encode_trigger
 
@@ -31,6 +32,7 @@ __all__ = [
     "link_to",
     "open_span_of",
     "pipeline_info",
+    "stage_info",
     "stage_static",
 ]
 
@@ -43,6 +45,12 @@ class StageInfo:
     is_command: bool
     event_type: str | None
     static: Mapping[str, Any]  # attributes that do not depend on the run
+    #: ``static`` through ``span_redaction.redact_attributes``: a stage span records these
+    #: as they are, so they are redacted once per definition, not once per span.
+    redacted_static: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "redacted_static", redact_attributes(self.static))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +160,16 @@ def _unknown_stage(pipeline: str, stage: str, loop: str = "") -> StageInfo:
     )
 
 
+def stage_info(run: Run, stage: str, loop: str) -> StageInfo:
+    """The stage's info; a stage the definition does not name (the manual API allows it) gets
+    empty attributes."""
+    return run.info.stages.get(stage) or _unknown_stage(run.pipeline.name, stage, loop)
+
+
 def stage_static(run: Run, stage: str, loop: str) -> tuple[StageInfo, Mapping[str, Any]]:
     """The stage's info and its run-wide span attributes (built once per run and stage); a
     stage the definition does not name (the manual API allows it) gets empty ones."""
-    info = run.info.stages.get(stage) or _unknown_stage(run.pipeline.name, stage, loop)
+    info = stage_info(run, stage, loop)
     static = run.stage_static.get(stage)
     if static is None:
         static = dict(info.static)

@@ -40,7 +40,7 @@ from taskdaemon.pipeline.events import (
     TriggerEvaluated,
     task_run_id,
 )
-from taskdaemon.pipeline.monitor._books import Execution, Run, stage_static
+from taskdaemon.pipeline.monitor._books import Execution, Run, StageInfo, stage_static
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.run_state import (
     FAILED_STAGE_STATUSES,
@@ -192,16 +192,24 @@ def start_stage_span(
     run: Run,
     event: StageStarted,
     *,
-    static: Mapping[str, Any],
+    info: StageInfo,
     links: list[Link],
     queue_time: float,
     trigger_wait: float,
-    default_event_type: str | None,
     capture: PayloadCapture,
     span_hook: Any,
 ) -> Span:
-    """Start the execution's span (child of the run span) with its input event."""
-    attributes = dict(static)
+    """Start the execution's span (child of the run span) with its input event.
+
+    The definition's attributes (``info.static``) go to the span redacted once per definition
+    (``info.redacted_static``), not once per span; with a replay's ``span_hook``, which may
+    change any attribute, all of them are redacted here."""
+    redacted: Mapping[str, Any] | None = None
+    if span_hook is None:
+        attributes: dict[str, Any] = {t.CICD_PIPELINE_RUN_ID: run.run_id}
+        redacted = info.redacted_static
+    else:
+        attributes = dict(stage_static(run, event.stage, event.loop)[1])
     attributes[t.CICD_TASK_RUN_ID] = event.task_run_id
     attributes[t.STAGE_ATTEMPT] = event.attempt
     attributes[t.STAGE_INSTANCE] = event.instance
@@ -214,7 +222,7 @@ def start_stage_span(
     if event.event is not None:
         event_type = event.event.get("type")
         attributes[t.STAGE_EVENT_TYPE] = (
-            event_type if isinstance(event_type, str) else default_event_type or ""
+            event_type if isinstance(event_type, str) else info.event_type or ""
         )
     if span_hook is not None:
         span_hook.stage_started(event, attributes, links)
@@ -225,6 +233,7 @@ def start_stage_span(
         attributes=attributes,
         links=links,
         start_time=ns(event.at),
+        redacted=redacted,
     )
     if capture.enabled and span.is_recording():
         span.add_event(

@@ -51,7 +51,7 @@ from taskdaemon.pipeline.monitor._books import (
     link_to,
     open_span_of,
     pipeline_info,
-    stage_static,
+    stage_info,
 )
 from taskdaemon.pipeline.monitor._debug import DebugSpans
 from taskdaemon.pipeline.monitor._spans import ROOT
@@ -221,7 +221,7 @@ class Recorder:
         run = self.runs.get(event.run_id)
         if run is None:
             return
-        info, static = stage_static(run, event.stage, event.loop)
+        info = stage_info(run, event.stage, event.loop)
         links = []
         for ref in event.fired_by:
             linked = link_to(run, ref)
@@ -237,11 +237,10 @@ class Recorder:
             self.tracer,
             run,
             event,
-            static=static,
+            info=info,
             links=links,
             queue_time=queue_time,
             trigger_wait=trigger_wait,
-            default_event_type=info.event_type,
             capture=self.capture,
             span_hook=self.span_hook,
         )
