@@ -659,7 +659,8 @@ class SqliteSpanProcessor(SpanProcessor):
         else:
             declared = attrs.get(t.PIPELINE_STAGES)
             names = [str(n) for n in declared] if isinstance(declared, tuple | list) else []
-            names += [name for name in tally if name not in names]
+            declared_names = set(names)  # a set: a list's `in` made this quadratic in stages
+            names += [name for name in tally if name not in declared_names]
             stage_count = len(names)
             failed = 0
             for name in names:
