@@ -1,7 +1,8 @@
 """The span store's report aggregates: written as runs end, read by ``taskdaemon report``.
 
 Writing (``RunAggregator``, called by ``SqliteSpanProcessor`` once per batch, inside its
-transaction): the processor's ended stage spans are kept in memory per run (only for runs whose
+transaction): what the aggregates read of the processor's ended stage spans (an
+``AttemptRecord`` each, not the span) is kept in memory per run (only for runs whose
 run span started in this process, so the set is complete); when the run span ends, its run,
 attempt and critical-path rows (tables in ``tracking._aggregates_schema``) are written from
 them. A run this process did not see start (or whose stages were dropped from memory because
@@ -176,13 +177,18 @@ def _forget_run(conn: sqlite3.Connection, trace_no: int, pipeline: str, start_ns
     conn.execute("DELETE FROM run_aggregates WHERE trace_no = ?", (trace_no,))
 
 
+#: What is kept of an ended stage span: (stage, its attempt, its declared upstream or None).
+_Attempt = tuple[str, AttemptRecord, tuple[str, ...] | None]
+
+
 class RunAggregator:
-    """The writer's hook: keeps ended stage spans per open run, writes a run's aggregates when
-    its run span ends (see the module docstring). Used on the writer thread only."""
+    """The writer's hook: keeps the attempts of ended stage spans per open run, writes a run's
+    aggregates when its run span ends (see the module docstring). Used on the writer thread
+    only."""
 
     def __init__(self, max_open_runs: int = 10_000) -> None:
         self._max_open = max_open_runs
-        self._open: dict[int, list[Any]] = {}  # trace id (int) -> ended stage spans
+        self._open: dict[int, list[_Attempt]] = {}  # trace id (int) -> ended stage attempts
         self._keys: dict[Any, int] = {}
 
     def observe(
@@ -206,54 +212,65 @@ class RunAggregator:
                         del self._open[next(iter(self._open))]
                     self._open[trace] = []
             elif is_end and t.CICD_TASK_NAME in attrs:
-                spans = self._open.get(trace)
-                if spans is not None:
-                    spans.append(span)
+                attempts = self._open.get(trace)
+                if attempts is not None:
+                    # The few fields the aggregates read, not the span: with thousands of runs
+                    # open, their ended spans (attributes, payload events, links) were most
+                    # of the process's memory.
+                    attempt = _attempt_from_sdk(span)
+                    if attempt is not None:
+                        attempts.append(attempt)
         days = DayTotals()
         for root in ended_runs:
             trace = root.context.trace_id
-            spans = self._open.pop(trace, None)
+            kept = self._open.pop(trace, None)
             trace_no = trace_nos[trace]
-            if spans is None:
+            if kept is None:
                 stored = select_trace(conn, format(trace, "032x"))
                 if find_root(stored) is None:
                     continue
                 run = reconstruct_run(stored)
             else:
-                run = _run_from_sdk(root, spans)
+                run = _run_from_sdk(root, kept)
             write_run(conn, trace_no, run, self._keys, days)
         days.flush(conn)
 
 
-def _run_from_sdk(root: Any, spans: list[Any]) -> RunRecord:
-    """The parts of a ``RunRecord`` the aggregates need, from ended SDK spans (cheaper than a
-    full rebuild: no payloads, no events)."""
+def _attempt_from_sdk(span: Any) -> _Attempt | None:
+    """(stage, attempt, upstream if declared) of an ended stage span; None for a skip span or
+    one without a stage name (what ``_run_from_sdk`` leaves out)."""
+    a = span.attributes or {}
+    name = a.get(t.CICD_TASK_NAME)
+    if not isinstance(name, str) or not name or is_skip(a, span.start_time, span.end_time):
+        return None
+    memory = _number(a.get(t.STAGE_PEAK_MEMORY))
+    record = AttemptRecord(
+        task_run_id=str(a.get(t.CICD_TASK_RUN_ID) or ""),
+        instance=int(_number(a.get(t.STAGE_INSTANCE)) or 0),
+        attempt=int(_number(a.get(t.STAGE_ATTEMPT)) or 1),
+        status=ended_attempt_status(a, span.status.status_code.name),
+        start=span.start_time / _NS,
+        end=span.end_time / _NS,
+        queue_time=_number(a.get(t.STAGE_QUEUE_TIME)),
+        cpu_seconds=_number(a.get(t.STAGE_CPU_TIME)),
+        peak_memory_bytes=None if memory is None else int(memory),
+        span_id=format(span.context.span_id, "016x"),
+    )
+    up = a.get(t.STAGE_UPSTREAM)
+    upstream = tuple(str(u) for u in up) if isinstance(up, tuple | list) else None
+    return name, record, upstream
+
+
+def _run_from_sdk(root: Any, attempts: list[_Attempt]) -> RunRecord:
+    """The parts of a ``RunRecord`` the aggregates need, from the run span and its ended stage
+    spans' attempts (cheaper than a full rebuild: no payloads, no events)."""
     attrs = root.attributes or {}
     by_stage: dict[str, list[AttemptRecord]] = {}
     upstream: dict[str, tuple[str, ...]] = {}
-    for span in spans:
-        a = span.attributes or {}
-        name = a.get(t.CICD_TASK_NAME)
-        if not isinstance(name, str) or not name or is_skip(a, span.start_time, span.end_time):
-            continue
-        memory = _number(a.get(t.STAGE_PEAK_MEMORY))
-        by_stage.setdefault(name, []).append(
-            AttemptRecord(
-                task_run_id=str(a.get(t.CICD_TASK_RUN_ID) or ""),
-                instance=int(_number(a.get(t.STAGE_INSTANCE)) or 0),
-                attempt=int(_number(a.get(t.STAGE_ATTEMPT)) or 1),
-                status=ended_attempt_status(a, span.status.status_code.name),
-                start=span.start_time / _NS,
-                end=span.end_time / _NS,
-                queue_time=_number(a.get(t.STAGE_QUEUE_TIME)),
-                cpu_seconds=_number(a.get(t.STAGE_CPU_TIME)),
-                peak_memory_bytes=None if memory is None else int(memory),
-                span_id=format(span.context.span_id, "016x"),
-            )
-        )
-        up = a.get(t.STAGE_UPSTREAM)
-        if isinstance(up, tuple | list):
-            upstream[name] = tuple(str(u) for u in up)
+    for name, record, up in attempts:
+        by_stage.setdefault(name, []).append(record)
+        if up is not None:
+            upstream[name] = up
     return RunRecord(
         run_id=format(root.context.trace_id, "032x"),
         pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
