@@ -25,7 +25,7 @@ default) and one MeterProvider (an in-memory reader that is never collected duri
 measurement).
 
 Run: ``.venv/bin/python benchmarks/pipeline_with_monitoring.py [--rounds 15] [--stages 20]
-[--processor batch|simple|store]``.
+[--processor batch|simple|store] [--switch-interval S]``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ import gc
 import hashlib
 import json
 import logging
+import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -450,11 +452,22 @@ def main() -> None:
         help="batch/simple: an OTel processor over an exporter that drops spans; "
         "store: the embedded SQLite span store, as taskdaemon run has it",
     )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        metavar="S",
+        help="sys.setswitchinterval(S) first (CPython's default is 0.005): how long a thread "
+        "holding the GIL keeps a waiting one, e.g. the loop after a stage's sleep, waiting",
+    )
     args = parser.parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     medians = asyncio.run(main_async(args))
     us = {name: value * 1e6 for name, value in medians.items()}
     print(f"taskdaemon {__version__}: {args.stages}-stage chain, {args.rounds} interleaved rounds, "
-          f"{args.processor} span processor, median per stage")  # fmt: skip
+          f"{args.processor} span processor, switch interval {sys.getswitchinterval() * 1e3:g} ms,"
+          f" load average {os.getloadavg()[0]:.1f}, median per stage")  # fmt: skip
     for name, value in us.items():
         print(f"  {name:<16} {value:10.1f} µs")
     layer = us["monitor"] / us["raw"] - 1

@@ -177,8 +177,9 @@ def _forget_run(conn: sqlite3.Connection, trace_no: int, pipeline: str, start_ns
     conn.execute("DELETE FROM run_aggregates WHERE trace_no = ?", (trace_no,))
 
 
-#: What is kept of an ended stage span: (stage, its attempt, its declared upstream or None).
-_Attempt = tuple[str, AttemptRecord, tuple[str, ...] | None]
+#: What is kept of an ended stage span: (stage, its ``AttemptRecord`` fields, its declared
+#: upstream or None).
+_Attempt = tuple[str, tuple[Any, ...], tuple[str, ...] | None]
 
 
 class RunAggregator:
@@ -244,21 +245,23 @@ def _attempt_from_sdk(span: Any) -> _Attempt | None:
     if not isinstance(name, str) or not name or is_skip(a, span.start_time, span.end_time):
         return None
     memory = _number(a.get(t.STAGE_PEAK_MEMORY))
-    record = AttemptRecord(
-        task_run_id=str(a.get(t.CICD_TASK_RUN_ID) or ""),
-        instance=int(_number(a.get(t.STAGE_INSTANCE)) or 0),
-        attempt=int(_number(a.get(t.STAGE_ATTEMPT)) or 1),
-        status=ended_attempt_status(a, span.status.status_code.name),
-        start=span.start_time / _NS,
-        end=span.end_time / _NS,
-        queue_time=_number(a.get(t.STAGE_QUEUE_TIME)),
-        cpu_seconds=_number(a.get(t.STAGE_CPU_TIME)),
-        peak_memory_bytes=None if memory is None else int(memory),
-        span_id=format(span.context.span_id, "016x"),
+    # A tuple of plain values, not the record: the cyclic GC stops tracking such tuples, so
+    # thousands of open runs' attempts add nothing to its full collections.
+    fields = (
+        str(a.get(t.CICD_TASK_RUN_ID) or ""),
+        int(_number(a.get(t.STAGE_INSTANCE)) or 0),
+        int(_number(a.get(t.STAGE_ATTEMPT)) or 1),
+        ended_attempt_status(a, span.status.status_code.name),
+        span.start_time / _NS,
+        span.end_time / _NS,
+        _number(a.get(t.STAGE_QUEUE_TIME)),
+        _number(a.get(t.STAGE_CPU_TIME)),
+        None if memory is None else int(memory),
+        format(span.context.span_id, "016x"),
     )
     up = a.get(t.STAGE_UPSTREAM)
     upstream = tuple(str(u) for u in up) if isinstance(up, tuple | list) else None
-    return name, record, upstream
+    return name, fields, upstream
 
 
 def _run_from_sdk(root: Any, attempts: list[_Attempt]) -> RunRecord:
@@ -267,7 +270,20 @@ def _run_from_sdk(root: Any, attempts: list[_Attempt]) -> RunRecord:
     attrs = root.attributes or {}
     by_stage: dict[str, list[AttemptRecord]] = {}
     upstream: dict[str, tuple[str, ...]] = {}
-    for name, record, up in attempts:
+    for name, fields, up in attempts:
+        (trid, instance, attempt, status, start, end, queue_time, cpu, memory, span_id) = fields
+        record = AttemptRecord(
+            task_run_id=trid,
+            instance=instance,
+            attempt=attempt,
+            status=status,
+            start=start,
+            end=end,
+            queue_time=queue_time,
+            cpu_seconds=cpu,
+            peak_memory_bytes=memory,
+            span_id=span_id,
+        )
         by_stage.setdefault(name, []).append(record)
         if up is not None:
             upstream[name] = up
