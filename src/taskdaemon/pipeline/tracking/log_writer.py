@@ -174,7 +174,7 @@ class SqliteLogWriter:
     def write_row(self, row: LogRow) -> None:
         """Queue one row built by its producer (``run_log``, see ``log_rows``): the row
         :meth:`write_record` would make of the equivalent record."""
-        self._put([row])
+        self._put((row,), 1)
 
     def handler(self) -> logging.Handler:
         """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
