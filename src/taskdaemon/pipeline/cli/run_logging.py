@@ -69,7 +69,7 @@ class _ConsoleFilter(logging.Filter):
         return not name.startswith(_NOT_ON_CONSOLE)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.name.startswith(_NOT_ON_CONSOLE)
+        return self.keeps_logger(record.name)
 
 
 def install_run_logging(

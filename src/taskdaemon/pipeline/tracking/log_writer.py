@@ -49,11 +49,9 @@ MAX_PENDING: Final = 200_000
 LINGER_SECONDS: Final = 0.05
 _logger = logging.getLogger(__name__)
 
-# (trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope, body,
-#  attributes as a dict, redacted on the writer thread)
-_Row = tuple[str, int, int, str, Any, Any, Any, Any, Any, str, str, dict[str, Any]]
-# What waits for the writer: a row, or a batch of output lines (as many rows as its lines).
-_Entry = _Row | OutputBatch
+# What waits for the writer: a row (its attributes redacted on the writer thread), or a batch
+# of output lines (as many rows as its lines).
+_Entry = LogRow | OutputBatch
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD: Final = frozenset(
@@ -122,7 +120,7 @@ class SqliteLogWriter:
             "taskdaemon.log.dropped_bytes": batch.dropped_bytes,
             "log.iostream": batch.stream,
         }
-        row = (
+        row = LogRow(
             batch.run_id,
             time.time_ns(),
             13,
@@ -151,25 +149,21 @@ class SqliteLogWriter:
         if record.exc_info and record.exc_info[1] is not None:
             attributes["exception.type"] = type(record.exc_info[1]).__qualname__
             attributes["exception.message"] = str(record.exc_info[1])
-        self._put(
-            [
-                (
-                    str(run_id),
-                    int(record.created * 1e9),
-                    severity_number(record.levelno),
-                    record.levelname,
-                    getattr(record, "pipeline", None),
-                    getattr(record, "stage", None),
-                    getattr(record, "instance", None),
-                    getattr(record, "attempt", None),
-                    getattr(record, "span_id", None),
-                    record.name,
-                    record.getMessage(),
-                    attributes,
-                )
-            ],
-            1,
+        row = LogRow(
+            str(run_id),
+            int(record.created * 1e9),
+            severity_number(record.levelno),
+            record.levelname,
+            getattr(record, "pipeline", None),
+            getattr(record, "stage", None),
+            getattr(record, "instance", None),
+            getattr(record, "attempt", None),
+            getattr(record, "span_id", None),
+            record.name,
+            record.getMessage(),
+            attributes,
         )
+        self._put((row,), 1)
 
     def write_row(self, row: LogRow) -> None:
         """Queue one row built by its producer (``run_log``, see ``log_rows``): the row
@@ -263,10 +257,10 @@ class SqliteLogWriter:
                     values = []
                 steps.append(OutputRows(entry))
                 continue
-            attributes = entry[11]
+            attributes = entry.attributes
             if attributes is not shared:  # rows often share one dict: encode it once
                 shared, encoded = attributes, json.dumps(redact(attributes), default=str)
-            values.append((*entry[:10], redact_text(entry[10]), encoded))
+            values.append((*entry[:10], redact_text(entry.body), encoded))
         if values:
             steps.append(values)
         conn = self._conn
