@@ -289,3 +289,42 @@ async def test_cancelling_engine_run_cancels_the_run() -> None:
         (handle,) = engine.runs
         result = await handle.wait()
     assert RunStatus.CANCELLED == result.status
+
+
+class BrokenClock:
+    """Reads like ``Clock`` until its ``broken_from``-th reading, then raises on every one."""
+
+    def __init__(self, broken_from: int) -> None:
+        self.broken_from = broken_from
+        self.readings = 0
+
+    def __call__(self) -> float:
+        self.readings += 1
+        if self.readings >= self.broken_from:
+            raise RuntimeError("clock broke")
+        return 1000.0 + self.readings
+
+
+@pytest.mark.parametrize("handlers", [{}, {"a": fail}], ids=["succeeding", "failing"])
+async def test_a_clock_that_breaks_at_any_reading_never_hangs_the_run(
+    handlers: dict[str, Any],
+) -> None:
+    """Whichever reading of the clock raises first, ``Engine.run`` returns or raises the error
+    at once, its run counts as done, and no task of it is left behind (it used to wait forever
+    when the clock broke while a stage's end moved the run on)."""
+    outcomes: set[str] = set()
+    for broken_from in range(1, 60):
+        clock = BrokenClock(broken_from)
+        async with Engine(resolver=Resolver(handlers), clock=clock) as engine:
+            p = pipeline(stage("a"), stage("b", *after("a")), stage("c", *after("b")))
+            try:
+                result = await asyncio.wait_for(engine.run(p), 2)
+                outcomes.add(result.status.value)
+            except RuntimeError as exc:
+                outcomes.add(str(exc))
+            assert all(handle.done for handle in engine.runs)
+            for handle in engine.runs:
+                tasks = [i.task for s in handle._run.stages.values() for i in s.instances]
+                await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
+    # the clock broke at every step of the run, and late enough for some runs to finish
+    assert {"clock broke", "success" if not handlers else "failure"} == outcomes

@@ -148,7 +148,14 @@ class Engine:
             os.makedirs(run.workspace, exist_ok=True)
         handle = RunHandle(run)
         self._runs[run_id] = handle
-        run.start(started_by, parent_traceparent, replay_of)
+        try:
+            run.start(started_by, parent_traceparent, replay_of)
+        except Exception as exc:
+            # A run that broke while starting (an injected clock or observer hook that raises)
+            # is ended here, so that nothing waits for it; the caller gets the error.
+            run.abort(exc)
+            run.done.exception()  # retrieved: raised below, not logged as lost
+            raise
         return handle
 
     async def run(

@@ -170,7 +170,13 @@ class Attempts(RunBase):
             if self.stopping is None:
                 self.first_failure = self.first_failure or f"stage {srt.name!r}: {last.error}"
                 self.stop(RunStatus.FAILURE, self.first_failure, srt.name)
-        self.instance_ended(srt, inst)
+        try:
+            self.instance_ended(srt, inst)
+        except Exception as exc:
+            # The run's own bookkeeping broke while it moved on (a bug, or an injected clock
+            # that raises): nothing can finish the run any more, so fail its waiters now.
+            logger.exception("internal error ending stage %r of run %s", srt.name, self.run_id)
+            self.abort(exc)
 
     async def attempt(
         self, srt: StageRun, inst: Instance, ex: Execution, limit: float | None

@@ -40,8 +40,8 @@ class RunHandle:
 
     @property
     def done(self) -> bool:
-        """True once the run has ended."""
-        return self._run.result is not None
+        """True once the run has ended (with a result, or aborted by an internal error)."""
+        return self._run.done.done()
 
     async def wait(self) -> RunResult:
         """Wait for the run to end and return its result (cancelling the wait leaves the run)."""
@@ -73,7 +73,7 @@ class RunHandle:
             ) from None
 
     def _open(self, action: str) -> None:
-        if self._run.result is not None:
+        if self._run.done.done():
             raise PipelineError(f"run {self.run_id} has finished; cannot {action}")
 
     def approve(self, stage: str, by: str = "") -> None:

@@ -178,7 +178,7 @@ class Run(Attempts, Triggers):
         ``cause`` names the stage whose failure stops the run (its error strategy is not
         ``continue``); cancelled attempts and skipped stages then say so.
         """
-        if self.stopping is not None or self.result is not None:
+        if self.stopping is not None or self.result is not None or self.done.done():
             return
         self.stopping = status
         if cause is not None:

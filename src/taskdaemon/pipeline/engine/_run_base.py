@@ -134,6 +134,22 @@ class RunBase:
         self.result: RunResult | None = None
         self.isolated = IsolatedEvaluations(self)  # expensive CEL, answered off the loop
 
+    def abort(self, exc: BaseException) -> None:
+        """End the run on an internal error that left it unable to finish: cancel what still
+        runs, count it among the engine's finished runs, and raise ``exc`` in every waiter
+        (``RunHandle.wait``, ``Engine.run``) instead of letting them wait forever. Observers
+        get no ``RunFinished``: the bookkeeping that would build it is what failed."""
+        if self.done.done():
+            return
+        current = asyncio.current_task()
+        for srt in self.stages.values():
+            for inst in srt.instances:
+                task = inst.task
+                if task is not None and task is not current and not task.done():
+                    task.cancel()
+        self.ctx.run_finished(self.run_id)
+        self.done.set_exception(exc)
+
     if TYPE_CHECKING:
         # Each part calls into the others; the scheduler (``_run.py``) defines these.
 
