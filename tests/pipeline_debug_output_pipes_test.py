@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 from taskdaemon.pipeline import output_pipes, stage_output
-from taskdaemon.pipeline.loops import CommandFailedError, StageContext, command_handler
+from taskdaemon.pipeline.loops import (
+    CommandFailedError,
+    StageContext,
+    _sample_peaks,
+    command_handler,
+)
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
 from taskdaemon.pipeline.tracking import _output_rows, log_writer
@@ -211,6 +216,38 @@ async def test_a_stage_cancelled_mid_output_ends_its_capture(sink: Sink) -> None
     marker = sink.batches[-1]  # a cut last line counts as one, with the bytes it had
     assert marker.dropped_lines > 0
     assert 6 * (marker.dropped_lines - 1) <= marker.dropped_bytes <= 6 * marker.dropped_lines
+
+
+class _BlockedSample:
+    """A process-tree sample that runs until the test releases it."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+
+    def sample(self) -> None:
+        self.started.set()
+        self.release.wait(30)
+        self.finished.set()
+
+
+async def test_a_cancelled_sampler_ends_only_after_its_sample_in_progress() -> None:
+    """Cancelling a stage's process-tree sampler while a sample runs on a worker thread waits
+    for that sample, so no thread still reads /proc (the cause of the flaky fd check above)."""
+    peaks = _BlockedSample()
+    task = asyncio.ensure_future(_sample_peaks(peaks, 0.01))  # type: ignore[arg-type]
+    try:
+        assert await asyncio.to_thread(peaks.started.wait, 30)
+        task.cancel()
+        for _ in range(20):  # a cancellation of a task that does not wait is seen in one step
+            await asyncio.sleep(0)
+        assert not task.done()
+    finally:
+        peaks.release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert peaks.finished.is_set()
 
 
 # -- lines decoded per chunk ------------------------------------------------------------------

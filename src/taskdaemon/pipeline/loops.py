@@ -36,7 +36,7 @@ import re
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.model import Pipeline, Stage
@@ -61,6 +61,7 @@ __all__ = [
 
 #: The entry point group packages use to ship loop types (name → ``module:function``).
 ENTRY_POINT_GROUP = "taskdaemon.loops"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,12 +216,31 @@ def _parse_stdout(text: str) -> Mapping[str, Any]:
     return {"stdout": text.rstrip("\n"), "exit_code": 0}
 
 
+async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
+    """``function(*args)`` on a worker thread; when cancelled, the call still ends before the
+    cancellation is re-raised.
+
+    ``asyncio.to_thread`` alone gives up waiting but not the call: a process-tree sample would
+    go on reading ``/proc`` (files open, ``TreePeaks`` being updated) after its stage ended and
+    reported its usage from that same ``TreePeaks``."""
+    import asyncio  # noqa: PLC0415 - see the top
+
+    call = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    try:
+        return await asyncio.shield(call)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # the cancellation is what the caller sees
+            await asyncio.shield(call)
+        raise
+
+
 async def _sample_peaks(peaks: TreePeaks, interval: float) -> None:
-    """Sample the tree every ``interval`` seconds, off the loop, until cancelled."""
+    """Sample the tree every ``interval`` seconds, off the loop, until cancelled (a sample in
+    progress ends first)."""
     import asyncio  # noqa: PLC0415 - see the top
 
     while True:
-        await asyncio.to_thread(peaks.sample)
+        await _in_thread(peaks.sample)
         await asyncio.sleep(interval)
 
 
@@ -261,7 +281,7 @@ async def _kill_group(pgid: int, grace: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     while loop.time() < deadline:
-        if not await asyncio.to_thread(_group_members, pgid):
+        if not await _in_thread(_group_members, pgid):
             return
         await asyncio.sleep(0.01)  # SIGKILL needs no cooperation: this ends within ms
 
