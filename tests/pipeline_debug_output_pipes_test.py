@@ -20,6 +20,7 @@ from taskdaemon.pipeline import output_pipes, stage_output
 from taskdaemon.pipeline.loops import (
     CommandFailedError,
     StageContext,
+    _parse_stdout,
     _sample_peaks,
     command_handler,
 )
@@ -248,6 +249,25 @@ async def test_a_cancelled_sampler_ends_only_after_its_sample_in_progress() -> N
     with pytest.raises(asyncio.CancelledError):
         await task
     assert peaks.finished.is_set()
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (b"hello\nworld\n\n", {"stdout": "hello\nworld", "exit_code": 0}),
+        (b"x" + b"\n" * 100, {"stdout": "x", "exit_code": 0}),
+        (b"\n" * 100, {"stdout": "", "exit_code": 0}),
+        (b"a\r\n", {"stdout": "a\r", "exit_code": 0}),
+        (b"caf\xc3\n\n", {"stdout": "caf\ufffd", "exit_code": 0}),
+        ('\u00a0\n {"a": 1}\n\u2028'.encode(), {"a": 1}),
+        (b'{"a": 1} and text\n', {"stdout": '{"a": 1} and text', "exit_code": 0}),
+        (b"  [1, 2]\n", {"stdout": "  [1, 2]", "exit_code": 0}),
+    ],
+)
+def test_stdout_becomes_the_result_decoded_once(output: bytes, expected: object) -> None:
+    """A command's stdout, decoded from a view without its trailing newlines (however many), is
+    the text a whole decode and strip would give, or the JSON object it prints."""
+    assert expected == _parse_stdout(bytearray(output))
 
 
 # -- lines decoded per chunk ------------------------------------------------------------------
