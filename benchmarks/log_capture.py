@@ -14,6 +14,11 @@ by side, alternating, ``--repeat`` times each:
   returned, the writer thread still working);
 * ``captured-all``: the same with the bound raised above N (every line stored).
 
+``counted`` is the floor of any capture: the command writing into a pipe rather than
+``/dev/null`` (for a program writing once per line, each write is a system call that costs more
+into a pipe, whoever reads it) and taskdaemon reading and counting every line. The stored modes
+also print their cost against it ("vs counted"): what storing lines adds to reading them.
+
 For each it prints the median wall time and the median CPU time (user+sys) of both
 processes: taskdaemon's (event loop, reader and writer threads: ``RUSAGE_SELF``; in brackets
 the reader's and the writer's own, ``thread_time``) and the command's (``RUSAGE_CHILDREN``),
@@ -219,7 +224,14 @@ def _table(name: str, command: str, modes: tuple[str, ...], lines: int, repeat: 
         )
         if mode in _STAGE_ONLY:
             stage = statistics.median(_STAGE_ONLY[mode])
-            line += f"   (stage alone {stage * 1000:.1f} ms, {100 * (stage / base_wall - 1):+.1f}%)"
+            line += f"   (stage alone {stage * 1000:.1f} ms, {100 * (stage / base_wall - 1):+.1f}%"
+            if "counted" in samples and mode != "counted":
+                floor_wall, floor_cpu = median("counted", "wall"), median("counted", "cpu")
+                line += (
+                    f"; vs counted: wall {100 * (wall / floor_wall - 1):+.1f}%"
+                    f", CPU {100 * (cpu / floor_cpu - 1):+.1f}%"
+                )
+            line += ")"
         print(line)
 
 
