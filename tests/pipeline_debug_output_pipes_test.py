@@ -9,6 +9,7 @@ import asyncio
 import fcntl
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from taskdaemon.pipeline import output_pipes, stage_output
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.loops import (
     CommandFailedError,
     StageContext,
@@ -26,9 +28,10 @@ from taskdaemon.pipeline.loops import (
 )
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
-from taskdaemon.pipeline.tracking import _output_rows, log_writer
-from taskdaemon.pipeline.tracking.log_read import run_log_records
+from taskdaemon.pipeline.tracking import log_writer
+from taskdaemon.pipeline.tracking.log_read import read_logs, run_log_records
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+from taskdaemon.pipeline.web._logs import stage_log_tail
 
 RUN = "c" * 32
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -347,16 +350,20 @@ def _batch(texts: list[str], stream: str = "stdout") -> OutputBatch:
     return OutputBatch(RUN, "p", "s", 0, 1, RUN, "b7ad6b7169203331", stream, texts, time.time_ns())
 
 
+def _log_row(body: str) -> LogRow:
+    return LogRow(RUN, time.time_ns(), 9, "INFO", "p", "s", 0, 1, None, "run", body, {})
+
+
 def test_stored_lines_are_the_redacted_texts_in_order(tmp_path: Path) -> None:
-    """Batches stored by one statement each come back line for line, in order, redacted, with
-    their stream, whatever the characters (a NUL included, which the array form cannot hold)."""
+    """Batches stored as one row each come back line for line, in order, redacted, with their
+    stream, whatever the characters (a NUL, an empty line, a Unicode line separator)."""
     db = tmp_path / "spans.db"
     writer = SqliteLogWriter(db)
     many = [f"line {i}" for i in range(5000)]
     try:
         writer.write_output(_batch(many))
         writer.write_output(_batch(AWKWARD, "stderr"))
-        writer.write_output(_batch(AWKWARD[:1] + AWKWARD[2:]))  # no NUL: the array form
+        writer.write_output(_batch(AWKWARD[:1] + AWKWARD[2:]))
     finally:
         writer.close()
     rows = run_log_records(db, RUN)
@@ -395,20 +402,57 @@ def test_redacting_many_lines_redacts_each_line_with_a_secret() -> None:
     assert redact_lines(mixed) != mixed
 
 
-def test_an_sqlite_without_json_functions_stores_rows_one_by_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where SQLite lacks ``json_each`` (a build without its JSON functions), batches are
-    stored row by row instead, the same lines in the same order."""
-    unknown = _output_rows._FROM_ARRAY.replace("json_each(", "json_each_missing(")
-    monkeypatch.setattr(_output_rows, "_FROM_ARRAY", unknown)
-    monkeypatch.setattr(_output_rows._Unsupported, "seen", False)
+def test_a_batch_is_one_row_read_back_as_one_record_per_line(tmp_path: Path) -> None:
+    """A batch is stored as one row whose lines come back as records with consecutive ids of
+    their own, interleaved in order with other rows, so ``after`` and ``limit`` cut anywhere,
+    inside a batch too, as they would cut rows of one line each."""
     db = tmp_path / "spans.db"
     writer = SqliteLogWriter(db)
     try:
-        writer.write_output(_batch(["one", "two"]))
-        writer.write_output(_batch(["three"]))
+        writer.write_output(_batch(["a1", "a2", "a3"]))
+        writer.write_row(_log_row("between"))
+        writer.write_output(_batch(["b1", "", "b3", "b4"], "stderr"))
+        writer.write_output(_batch(["c1"]))
     finally:
         writer.close()
-    assert ["one", "two", "three"] == [row.body for row in run_log_records(db, RUN)]
-    assert _output_rows._Unsupported.seen
+    with sqlite3.connect(db) as conn:
+        assert 4 == conn.execute("SELECT count(*) FROM logs").fetchone()[0]
+    rows = read_logs(db, RUN)
+    assert ["a1", "a2", "a3", "between", "b1", "", "b3", "b4", "c1"] == [r.body for r in rows]
+    assert list(range(1, 10)) == [row.id for row in rows]
+    assert [{"log.iostream": "stderr"}] * 4 == [row.attributes for row in rows[4:8]]
+    for after in range(10):
+        for limit in (1, 2, 5, None):
+            expected = [row for row in rows if row.id > after][:limit]
+            assert expected == read_logs(db, RUN, after=after, limit=limit)
+
+
+def test_the_web_tail_counts_and_shows_the_lines_of_batch_rows(tmp_path: Path) -> None:
+    """The stage panel's tail counts each line of a batch row as a record and shows the last
+    ``TAIL`` lines, a batch cut where the tail begins."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    try:
+        writer.write_output(_batch([f"line {n}" for n in range(250)]))
+        writer.write_row(_log_row("done"))
+    finally:
+        writer.close()
+    tail = stage_log_tail(db, RUN, "s")
+    assert (251, 51) == (tail["total"], tail["hidden"])
+    expected = [*(f"line {n}" for n in range(51, 250)), "done"]
+    assert expected == [record["body"] for record in tail["records"]]
+    assert list(range(52, 252)) == [record["id"] for record in tail["records"]]
+
+
+def test_a_row_whose_body_does_not_split_into_its_lines_is_kept_whole(tmp_path: Path) -> None:
+    """An output row announcing more lines than its body holds (a damaged or foreign file) is
+    read as the one record it is, never split at the wrong places."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    try:
+        writer.write_output(_batch(["x", "y"]))
+    finally:
+        writer.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE logs SET body = 'x'")
+    assert [(2, "x")] == [(row.id, row.body) for row in read_logs(db, RUN)]

@@ -1,55 +1,52 @@
-"""Captured output lines into the ``logs`` table: one statement per batch, not one per line.
+"""Captured output lines into the ``logs`` table: one row per batch, not one per line.
 
 Every line of an :class:`~taskdaemon.pipeline.stage_output.OutputBatch` has the same ids,
-time, level, scope and attributes; only the body differs. So the batch is written by one
-``INSERT … SELECT … FROM json_each(?)`` whose parameter is the JSON array of the (redacted)
-bodies: SQLite expands it in C, in order, and Python builds no row per line. Against an
-``executemany`` of twelve-value rows this halves the cost of storing a line (figures in
-``benchmarks/README.md``, "log_capture.py").
+time, level, scope and attributes; only the body differs. So a batch of ``n`` lines is stored
+as one row: the (redacted) lines joined by ``\\n`` as its body, ``n`` in its attributes
+(``log_read.LINES_ATTRIBUTE``), and the ids of its lines reserved: the row's ``id`` is the id
+of its last line, its first line's is ``id - n + 1``, and no other row is given an id in that
+range (a new row's id is one above the largest). ``log_read`` gives the lines back as ``n``
+records with those ids, so readers, ``--follow`` and the web tail see one record per line as
+before. A line never holds a ``\\n`` (the capture splits on it), so the body splits back into
+exactly the lines stored.
 
-``executemany`` remains the fallback, for each batch where the array form would not store the
-same text (a body holding a NUL character, which SQLite's JSON functions end a string at) and
-for an SQLite built without its JSON functions.
+Why: SQLite's cost is per row (the row, its index entry, the bytes written to the WAL and
+checkpointed): 10,000 lines cost 30 ms as rows, 6 ms as the batches they were read in
+(``benchmarks/README.md``, "log_capture.py"). A batch of one line is a plain row.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Final
+from typing import Any, Final
 
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import OutputBatch
+from taskdaemon.pipeline.tracking.log_read import LINES_ATTRIBUTE, OUTPUT_SCOPE
 
 __all__ = ["OUTPUT_SCOPE", "OutputRows"]
 
-OUTPUT_SCOPE: Final = "taskdaemon.run.output"
-_COLUMNS: Final = (
-    "trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope,"
-    " body, attributes"
+# Constant text only: every value is a bound parameter. The id reserves the batch's line ids.
+_INSERT: Final = (
+    "INSERT INTO logs (id, trace_id, time_ns, severity, level, pipeline, stage, instance,"
+    " attempt, span_id, scope, body, attributes)"
+    " SELECT coalesce(max(id), 0) + ?, ?, ?, 9, 'INFO', ?, ?, ?, ?, ?, ?, ?, ? FROM logs"
 )
-# Constant text only: every value is a bound parameter.
-_FROM_ARRAY: Final = (
-    f"INSERT INTO logs ({_COLUMNS}) SELECT ?, ?, 9, 'INFO', ?, ?, ?, ?, ?, ?, value, ?"  # noqa: S608
-    " FROM json_each(?)"
-)
-_ONE_ROW: Final = f"INSERT INTO logs ({_COLUMNS}) VALUES (?,?,9,'INFO',?,?,?,?,?,?,?,?)"  # noqa: S608
-_ATTRIBUTES: Final = {
-    stream: json.dumps({"log.iostream": stream}) for stream in ("stdout", "stderr")
-}
-_NUL: Final = "\\u0000"  # how json.dumps writes a NUL character
 
 
 class OutputRows:
-    """One batch's rows, prepared (redacted, encoded) off the write transaction."""
+    """One batch's row, prepared (redacted, encoded) off the write transaction."""
 
-    __slots__ = ("array", "attributes", "bodies", "head")
+    __slots__ = ("params",)
 
     def __init__(self, batch: OutputBatch) -> None:
-        self.attributes = _ATTRIBUTES.get(batch.stream) or json.dumps(
-            {"log.iostream": batch.stream}
-        )
-        self.head = (
+        bodies = redact_lines(list(batch.texts))
+        attributes: dict[str, Any] = {"log.iostream": batch.stream}
+        if len(bodies) > 1:
+            attributes[LINES_ATTRIBUTE] = len(bodies)
+        self.params = (
+            max(len(bodies), 1),
             batch.run_id,
             batch.time_ns,
             batch.pipeline,
@@ -58,25 +55,10 @@ class OutputRows:
             batch.attempt,
             batch.span_id,
             OUTPUT_SCOPE,
+            "\n".join(bodies),
+            json.dumps(attributes),
         )
-        self.bodies = redact_lines(list(batch.texts))
-        array = json.dumps(self.bodies)
-        # Parameters of the array form; None when it would not store the same text.
-        self.array = None if _NUL in array else (*self.head, self.attributes, array)
 
     def insert(self, conn: sqlite3.Connection) -> None:
-        """Insert the rows, in order, inside the caller's transaction."""
-        if self.array is not None and not _Unsupported.seen:
-            try:
-                conn.execute(_FROM_ARRAY, self.array)
-                return
-            except sqlite3.OperationalError as error:
-                if "json_each" not in str(error):
-                    raise
-                _Unsupported.seen = True  # no JSON functions in this SQLite: rows from now on
-        head, attributes = self.head, self.attributes
-        conn.executemany(_ONE_ROW, [(*head, body, attributes) for body in self.bodies])
-
-
-class _Unsupported:
-    seen = False
+        """Insert the row inside the caller's transaction (which makes its ids its own)."""
+        conn.execute(_INSERT, self.params)

@@ -23,7 +23,8 @@ Schema version 7 (``PRAGMA user_version``):
   writes them, ``tracking.log_read`` reads them): time, severity number and text, the stage,
   instance and attempt, the span id, the logger (scope) name, the body and the other attributes
   as a JSON object. Rows are appended in order (``id``), so a reader follows a run by asking for
-  ids above the last one it saw; retention deletes a run's logs with its spans.
+  ids above the last one it saw; retention deletes a run's logs with its spans. Captured output
+  is one row per batch of lines, holding their ids (``tracking._output_rows``).
 - the report aggregates' per-day totals and histograms (v7): ``stage_days``, ``run_days``,
   ``histogram_days``, ``stale_days`` (``tracking._day_totals``).
 

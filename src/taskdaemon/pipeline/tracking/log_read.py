@@ -26,16 +26,24 @@ from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 
 __all__ = [
+    "COLUMNS",
+    "LINES_ATTRIBUTE",
+    "OUTPUT_SCOPE",
     "LogRow",
     "encode_logs",
     "read_logs",
+    "records",
     "run_ended",
     "run_log_records",
     "store_path",
     "write_otlp_json_logs",
 ]
 
-_COLUMNS: Final = (
+#: The logger (scope) name of captured command output.
+OUTPUT_SCOPE: Final = "taskdaemon.run.output"
+#: On an output row holding several lines (``tracking._output_rows``): how many.
+LINES_ATTRIBUTE: Final = "taskdaemon.log.lines"
+COLUMNS: Final = (
     "id, trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope,"
     " body, attributes"
 )
@@ -121,6 +129,39 @@ def _row(raw: Sequence[Any]) -> LogRow:
     )
 
 
+def records(raw: Sequence[Any]) -> list[LogRow]:
+    """The records of one row of :data:`COLUMNS`: one, or for an output row holding ``n``
+    lines, ``n`` records with ids ``id - n + 1`` to ``id`` (``tracking._output_rows``). A row
+    whose body does not split into the lines it announces is kept whole (never mis-split)."""
+    row = _row(raw)
+    count = row.attributes.get(LINES_ATTRIBUTE) if row.scope == OUTPUT_SCOPE else None
+    if type(count) is not int or count < 2:
+        return [row]
+    texts = row.body.split("\n")
+    if len(texts) != count:
+        return [row]
+    attributes = {k: v for k, v in row.attributes.items() if k != LINES_ATTRIBUTE}
+    first = row.id - count + 1
+    return [
+        LogRow(
+            first + index,
+            row.run_id,
+            row.time_ns,
+            row.severity,
+            row.level,
+            row.pipeline,
+            row.stage,
+            row.instance,
+            row.attempt,
+            row.span_id,
+            row.scope,
+            text,
+            attributes,
+        )
+        for index, text in enumerate(texts)
+    ]
+
+
 def read_logs(
     store: str | Path | sqlite3.Connection,
     run_id: str,
@@ -130,9 +171,10 @@ def read_logs(
     after: int = 0,
     limit: int | None = None,
 ) -> list[LogRow]:
-    """The run's records with ``id > after``, in order; ``stage`` and ``level`` (a name such as
-    ``warning``: that severity and above) filter them. ``store`` is the file, its
-    ``sqlite:///`` URL or an open connection. ValueError for an unknown level."""
+    """The run's records with ``id > after``, in order, at most ``limit``; ``stage`` and
+    ``level`` (a name such as ``warning``: that severity and above) filter them. ``store`` is
+    the file, its ``sqlite:///`` URL or an open connection. ValueError for an unknown level.
+    A row of several output lines gives one record per line (:func:`records`)."""
     where = ["trace_id = ?", "id > ?"]
     params: list[Any] = [run_id, after]
     if stage is not None:
@@ -141,18 +183,22 @@ def read_logs(
     if level is not None:
         where.append("severity >= ?")
         params.append(severity_number(level_number(level)))
-    sql = f"SELECT {_COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY id"  # noqa: S608
+    sql = f"SELECT {COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY id"  # noqa: S608
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     own = not isinstance(store, sqlite3.Connection)
     conn = _connect(store) if not isinstance(store, sqlite3.Connection) else store
     try:
-        return [_row(raw) for raw in conn.execute(sql, params).fetchall()]
+        rows = conn.execute(sql, params).fetchall()
     except sqlite3.Error as exc:
         raise SpanSourceError(f"cannot read run logs: {exc}") from exc
     finally:
         if own:
             conn.close()
+    # A row holds one record or more: ``limit`` rows hold at least ``limit`` records, and the
+    # first row may hold some at or below ``after``.
+    found = [record for raw in rows for record in records(raw) if record.id > after]
+    return found if limit is None else found[:limit]
 
 
 def run_ended(conn: sqlite3.Connection, run_id: str) -> bool:

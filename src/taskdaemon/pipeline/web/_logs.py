@@ -13,6 +13,8 @@ records were read.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator
@@ -20,14 +22,21 @@ from pathlib import Path
 from typing import Any, Final
 
 from taskdaemon.pipeline.tracking._schema import connect
-from taskdaemon.pipeline.tracking.log_read import LogRow, read_logs, run_ended
+from taskdaemon.pipeline.tracking.log_read import (
+    COLUMNS,
+    LINES_ATTRIBUTE,
+    OUTPUT_SCOPE,
+    LogRow,
+    read_logs,
+    records,
+    run_ended,
+)
 
 __all__ = ["MAX_STAGE_NAME", "TAIL", "follow_stage_logs", "stage_log_tail"]
 
 TAIL: Final = 200  # records a tail carries (the page shows these, and says how many are older)
 MAX_STAGE_NAME: Final = 256
 _BATCH: Final = 2000
-_COLUMNS: Final = "id, time_ns, level, instance, attempt, scope, body"
 
 
 def _record(row: LogRow | tuple[Any, ...]) -> dict[str, Any]:
@@ -56,17 +65,28 @@ def _tail(stage: str, records: deque[dict[str, Any]], total: int, *, live: bool)
 
 
 def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any], int, int]:
-    """(the last TAIL records, how many in all, the last row id) of the stage, now."""
+    """(the last TAIL records, how many in all, the last row id) of the stage, now. A row of
+    several output lines is as many records (``log_read.records``)."""
     total, last = conn.execute(
         "SELECT count(*), coalesce(max(id), 0) FROM logs WHERE trace_id = ? AND stage = ?",
         (run_id, stage),
     ).fetchone()
+    for (attributes,) in conn.execute(
+        "SELECT attributes FROM logs WHERE trace_id = ? AND stage = ? AND id <= ? AND scope = ?"
+        " AND attributes LIKE ?",
+        (run_id, stage, last, OUTPUT_SCOPE, f'%"{LINES_ATTRIBUTE}"%'),
+    ):
+        with contextlib.suppress(ValueError, AttributeError):
+            lines = json.loads(attributes).get(LINES_ATTRIBUTE)
+            if type(lines) is int and lines > 1:
+                total += lines - 1
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM logs WHERE trace_id = ? AND stage = ? AND id <= ? "  # noqa: S608
+        f"SELECT {COLUMNS} FROM logs WHERE trace_id = ? AND stage = ? AND id <= ? "  # noqa: S608
         "ORDER BY id DESC LIMIT ?",
         (run_id, stage, last, TAIL),
     ).fetchall()
-    return deque((_record(r) for r in reversed(rows)), maxlen=TAIL), total, last
+    tail = (_record(record) for raw in reversed(rows) for record in records(raw))
+    return deque(tail, maxlen=TAIL), total, last
 
 
 def stage_log_tail(path: Path, run_id: str, stage: str) -> dict[str, Any]:
