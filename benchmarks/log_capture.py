@@ -4,6 +4,8 @@ Runs one command stage (the real ``command_handler``) printing N lines (default 
 by side, alternating, ``--repeat`` times each:
 
 * ``discarded``: the same command with ``>/dev/null 2>&1`` (nothing reaches taskdaemon);
+* ``to-file``: the same command writing into a file (on ``/dev/shm``, a tmpfs, where there is
+  one): what a write per line costs into any real file rather than ``/dev/null``;
 * ``piped-to-cat``: the same command writing into a pipe drained by ``cat >/dev/null`` (cat
   wakes for every line the shell writes);
 * ``counted``: taskdaemon's capture with a bound of 0: the command writes into the capture's
@@ -23,7 +25,11 @@ For each it prints the median wall time and the median CPU time (user+sys) of bo
 processes: taskdaemon's (event loop, reader and writer threads: ``RUSAGE_SELF``; in brackets
 the reader's and the writer's own, ``thread_time``) and the command's (``RUSAGE_CHILDREN``),
 each against ``discarded``. On a shared machine read the CPU columns: the wall time of a mode
-depends on whether a core was free while it ran. The store is opened before the measure (once
+depends on whether a core was free while it ran. ``own+`` is taskdaemon's own CPU above
+``discarded``'s, as a share of ``discarded``'s total CPU: the capture's cost without the
+command's own run-to-run noise (±10-20% under load), which swamps the total's ratio; for a
+program whose CPU the pipe does not change (``python``) it is what the total's ratio would be
+on a quiet machine. The store is opened before the measure (once
 per process in taskdaemon) and closed inside it (its WAL checkpoint is part of storing rows).
 
 Two commands, one table each (``--commands``):
@@ -79,11 +85,14 @@ def _timed_run(self: threading.Thread) -> None:
 threading.Thread.run = _timed_run  # type: ignore[method-assign]
 _PLAIN = {
     "discarded": "{{ {command}; }} >/dev/null 2>&1",
+    "to-file": "{{ {command}; }} >{file} 2>&1",
     "piped-to-cat": "{{ {command}; }} 2>&1 | cat >/dev/null",
 }
+# A file in memory where there is a tmpfs: the cost of the writes themselves, not of a disk.
+_FILE_DIRECTORY = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
 
 
-_ALL_MODES = ("discarded", "piped-to-cat", "counted", "captured", "captured-all")
+_ALL_MODES = ("discarded", "to-file", "piped-to-cat", "counted", "captured", "captured-all")
 
 
 @dataclass
@@ -135,11 +144,16 @@ def _once(command: str, mode: str, lines: int, directory: Path) -> Sample:
 def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
     _THREAD_CPU.clear()
     if mode in _PLAIN:
+        handle, name = tempfile.mkstemp(dir=_FILE_DIRECTORY or directory)
+        os.close(handle)
+        target = Path(name)
+        shell = _PLAIN[mode].format(command=command, file=shlex.quote(str(target)))
         own0, child0 = _cpu()
         started = time.perf_counter()
-        asyncio.run(command_handler()(_ctx(_PLAIN[mode].format(command=command))))
+        asyncio.run(command_handler()(_ctx(shell)))
         wall = time.perf_counter() - started
         own1, child1 = _cpu()
+        target.unlink(missing_ok=True)
         return Sample(wall, own1 - own0, child1 - child0)
     # The store is opened once per process, not per stage: not measured. Its closing is (the
     # WAL checkpoint copying the rows into the database file, which SQLite would otherwise do
@@ -205,13 +219,14 @@ def _table(name: str, command: str, modes: tuple[str, ...], lines: int, repeat: 
         return statistics.median(getattr(sample, field) for sample in samples[mode])
 
     base_wall, base_cpu = median("discarded", "wall"), median("discarded", "cpu")
+    base_own = median("discarded", "own_cpu")
     print(
         f"{name}: {lines} lines, {repeat} runs each, medians "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
     print(
         f"  {'mode':<13} {'wall':>9}  {'vs':>6}   {'CPU':>9}  {'vs':>6}"
-        "   own CPU (reader writer)  command CPU"
+        "   own CPU (reader writer)  own+  command CPU"
     )
     for mode in modes:
         wall, cpu = median(mode, "wall"), median(mode, "cpu")
@@ -220,6 +235,7 @@ def _table(name: str, command: str, modes: tuple[str, ...], lines: int, repeat: 
             f"   {cpu * 1000:6.1f} ms  {100 * (cpu / base_cpu - 1):+5.1f}%"
             f"   {median(mode, 'own_cpu') * 1000:4.0f} ms"
             f" ({median(mode, 'reader_cpu') * 1000:4.0f} {median(mode, 'writer_cpu') * 1000:4.0f})"
+            f" {100 * (median(mode, 'own_cpu') - base_own) / base_cpu:+5.1f}%"
             f"  {median(mode, 'command_cpu') * 1000:8.0f} ms"
         )
         if mode in _STAGE_ONLY:
