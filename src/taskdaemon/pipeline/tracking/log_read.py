@@ -4,6 +4,8 @@
   level, after a row id (``taskdaemon logs --follow`` polls with the last id it saw);
 * :func:`run_log_records` is the one-call form for other tools (the debugger's ``logs STAGE``
   and its dumps);
+* :func:`row_records` turns one stored row into its records: captured output is stored one row
+  per batch of lines (``tracking._output_rows``) and read back one record per line;
 * :func:`encode_logs` / :func:`write_otlp_json_logs` give the records as an OTLP
   ``ExportLogsServiceRequest`` in JSON, one object a line: the collector file exporter's format
   (``resourceLogs`` → ``scopeLogs`` per logger → ``logRecords``, hex ids, ints as strings).
@@ -32,7 +34,7 @@ __all__ = [
     "LogRow",
     "encode_logs",
     "read_logs",
-    "records",
+    "row_records",
     "run_ended",
     "run_log_records",
     "store_path",
@@ -129,7 +131,7 @@ def _row(raw: Sequence[Any]) -> LogRow:
     )
 
 
-def records(raw: Sequence[Any]) -> list[LogRow]:
+def row_records(raw: Sequence[Any]) -> list[LogRow]:
     """The records of one row of :data:`COLUMNS`: one, or for an output row holding ``n``
     lines, ``n`` records with ids ``id - n + 1`` to ``id`` (``tracking._output_rows``). A row
     whose body does not split into the lines it announces is kept whole (never mis-split)."""
@@ -174,7 +176,7 @@ def read_logs(
     """The run's records with ``id > after``, in order, at most ``limit``; ``stage`` and
     ``level`` (a name such as ``warning``: that severity and above) filter them. ``store`` is
     the file, its ``sqlite:///`` URL or an open connection. ValueError for an unknown level.
-    A row of several output lines gives one record per line (:func:`records`)."""
+    A row of several output lines gives one record per line (:func:`row_records`)."""
     where = ["trace_id = ?", "id > ?"]
     params: list[Any] = [run_id, after]
     if stage is not None:
@@ -197,7 +199,7 @@ def read_logs(
             conn.close()
     # A row holds one record or more: ``limit`` rows hold at least ``limit`` records, and the
     # first row may hold some at or below ``after``.
-    found = [record for raw in rows for record in records(raw) if record.id > after]
+    found = [record for raw in rows for record in row_records(raw) if record.id > after]
     return found if limit is None else found[:limit]
 
 

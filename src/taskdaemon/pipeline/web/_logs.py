@@ -28,7 +28,7 @@ from taskdaemon.pipeline.tracking.log_read import (
     OUTPUT_SCOPE,
     LogRow,
     read_logs,
-    records,
+    row_records,
     run_ended,
 )
 
@@ -66,7 +66,7 @@ def _tail(stage: str, records: deque[dict[str, Any]], total: int, *, live: bool)
 
 def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any], int, int]:
     """(the last TAIL records, how many in all, the last row id) of the stage, now. A row of
-    several output lines is as many records (``log_read.records``)."""
+    several output lines is as many records (``log_read.row_records``)."""
     total, last = conn.execute(
         "SELECT count(*), coalesce(max(id), 0) FROM logs WHERE trace_id = ? AND stage = ?",
         (run_id, stage),
@@ -85,7 +85,7 @@ def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any
         "ORDER BY id DESC LIMIT ?",
         (run_id, stage, last, TAIL),
     ).fetchall()
-    tail = (_record(record) for raw in reversed(rows) for record in records(raw))
+    tail = (_record(record) for raw in reversed(rows) for record in row_records(raw))
     return deque(tail, maxlen=TAIL), total, last
 
 
