@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 7 (``PRAGMA user_version``):
+Schema version 8 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -24,7 +24,8 @@ Schema version 7 (``PRAGMA user_version``):
   instance and attempt, the span id, the logger (scope) name, the body and the other attributes
   as a JSON object. Rows are appended in order (``id``), so a reader follows a run by asking for
   ids above the last one it saw; retention deletes a run's logs with its spans. Captured output
-  is one row per batch of lines, holding their ids (``tracking._output_rows``).
+  is one row per batch of lines, holding their ids (``tracking._output_rows``; v8: older
+  versions read such a row as one record, so they must refuse the file).
 - the report aggregates' per-day totals and histograms (v7): ``stage_days``, ``run_days``,
   ``histogram_days``, ``stale_days`` (``tracking._day_totals``).
 
@@ -40,7 +41,10 @@ version 2 (spans in a WITHOUT ROWID tree keyed by trace id) and 3 (a rowid table
 index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each;
 version 4 gains the (empty) aggregate tables;
 version 5 gains the ``logs`` table;
-version 6 gains the day tables, every day listed as stale (``add_day_tables``).
+version 6 gains the day tables, every day listed as stale (``add_day_tables``);
+version 7 changes no table: from 8 on, a ``logs`` row may hold a batch of captured lines, and
+the version says so to older taskdaemons, which then refuse the file with a one-line error
+instead of showing each batch as one record.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, crea
 
 __all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
 
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 
 _LOGS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -183,6 +187,11 @@ def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
     _execute_script(conn, _LOGS_DDL)
 
 
+def _mark_batched_logs(conn: sqlite3.Connection) -> None:
+    """Version 7 to 8 changes no table: the new version tells older taskdaemons that a
+    ``logs`` row may hold a batch of lines (see the module docstring)."""
+
+
 _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
@@ -190,9 +199,10 @@ _MIGRATIONS: Final = {
     4: create_aggregates,
     5: _migrate_5_to_6,
     6: add_day_tables,
+    7: _mark_batched_logs,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8}
 
 
 def rollback(conn: sqlite3.Connection) -> None:
