@@ -133,6 +133,36 @@ def test_structures_are_redacted_by_key_and_by_value_shape() -> None:
     assert (True, expected) == (redact(clean) is clean, redact(value))
 
 
+def test_a_mapping_redacted_late_keeps_every_entry_in_order() -> None:
+    """A mapping whose first changed entry comes after unchanged ones (scalars, strings, nested
+    clean structures) comes back as a new dict with every entry, in order, the input untouched;
+    a mapping type other than dict is walked alike."""
+    from types import MappingProxyType
+
+    value = {"n": 1, "s": "plain", "deep": {"x": [1]}, "token": "t0", "after": f"Bearer {GITHUB}"}
+    before = dict(value)
+    redacted = redact(value)
+    proxied = redact(MappingProxyType(value))
+    expected = [
+        ("n", 1),
+        ("s", "plain"),
+        ("deep", {"x": [1]}),
+        ("token", REDACTED),
+        ("after", f"Bearer {REDACTED}"),
+    ]
+    assert (
+        list(redacted.items()),
+        list(proxied.items()),
+        value,
+        redacted["deep"] is value["deep"],
+    ) == (
+        expected,
+        expected,
+        before,
+        True,
+    )
+
+
 # --- a real run -----------------------------------------------------------------------------
 
 HANDLERS = f"""

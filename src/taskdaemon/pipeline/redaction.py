@@ -73,21 +73,22 @@ def key_words(key: str) -> list[str]:
 class KeyMatcher:
     """Decides which keys are secret, for one list of patterns (remembering its verdicts)."""
 
-    __slots__ = ("_decided", "_pattern")
+    __slots__ = ("_pattern", "decided")
 
     def __init__(self, patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS) -> None:
         self._pattern = (
             re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
         )
-        self._decided: dict[str, bool] = {}
+        #: The verdicts so far, by key (read directly by ``redact``'s walk, then call).
+        self.decided: dict[str, bool] = {}
 
     def __call__(self, key: str) -> bool:
         """True when ``key`` names a secret."""
-        decided = self._decided.get(key)
+        decided = self.decided.get(key)
         if decided is None:
             decided = self._decide(key)
-            if len(self._decided) < 10_000:  # keys repeat across payloads; few are distinct
-                self._decided[key] = decided
+            if len(self.decided) < 10_000:  # keys repeat across payloads; few are distinct
+                self.decided[key] = decided
         return decided
 
     def _decide(self, key: str) -> bool:
@@ -281,21 +282,27 @@ def _redact(value: Any, secret: KeyMatcher, replacement: str) -> Any:
 
 
 def _redact_mapping(value: Mapping[Any, Any], secret: KeyMatcher, replacement: str) -> Any:
-    changed = False
-    out: dict[Any, Any] = {}
+    # No copy until an entry changes (nearly every mapping recorded has nothing to redact), and
+    # the matcher's remembered verdicts read inline: this walk runs on every attribute mapping
+    # the monitor records, several a stage.
+    out: dict[Any, Any] | None = None
+    decided = secret.decided
     for key, item in value.items():
-        if type(key) is str and secret(key):
+        if type(key) is str and (
+            verdict if (verdict := decided.get(key)) is not None else secret(key)
+        ):
             new: Any = replacement
         elif type(item) is str:
             new = redact_text(item)
         elif type(item) in _SCALARS:
-            new = item
+            continue
         else:
             new = _redact(item, secret, replacement)
         if new is not item:
-            changed = True
-        out[key] = new
-    return out if changed else value
+            if out is None:
+                out = dict(value)  # every entry so far is unchanged; later ones are set below
+            out[key] = new
+    return value if out is None else out
 
 
 def _redact_sequence(value: Any, secret: KeyMatcher, replacement: str) -> Any:
