@@ -185,16 +185,15 @@ async def execute(case: Case) -> tuple[RunRecord, RunRecord]:
 
 
 def _attempt(attempt: AttemptRecord) -> AttemptRecord:
-    # Timings aside: clock readings, and the CPU the monitor measures itself for in-process
-    # stages. span_id is the store's identity of the attempt, which no event carries.
+    # Timings aside: clock readings. The CPU and memory come on the stage's end record, so live
+    # and stored agree on them. span_id is the store's identity of the attempt, which no event
+    # carries.
     return dataclasses.replace(
         attempt,
         start=0.0,
         end=None if attempt.end is None else 0.0,
         queue_time=None,
         trigger_wait=None,
-        cpu_seconds=None,
-        peak_memory_bytes=None,
         span_id="",
     )
 

@@ -251,7 +251,9 @@ class StageFinished:
     error_type: str | None = None
     exception: BaseException | None = None
     will_retry: bool = False
-    cpu_seconds: float | None = None  # user+system CPU of a command stage's process tree
+    # user+system CPU of a command stage's process tree (``report_usage``), else of the thread
+    # that ran a Python handler (``report_cpu``; docs/architecture.md, "Telemetry schema")
+    cpu_seconds: float | None = None
     peak_memory_bytes: int | None = None  # peak RSS of a command stage's process tree
     # Set when a stopped run cancelled this execution: why ("stage 'build' failed
     # (error_strategy: fail)", "run cancelled") and the stage whose failure stopped it, if any.

@@ -23,6 +23,14 @@ them), and its ``environment`` is still resolved on the loop, on first read.
 A thread cannot be interrupted, so on timeout or cancellation the stage ends at once while the
 thread finishes its call in the background. The function's return value becomes the result: a
 mapping as is, ``None`` as ``{}``, anything else as ``{"result": value}``.
+
+CPU time: a Python function's stage reports (``ctx.report_cpu``) the CPU time of the thread
+that ran it, measured where it ran with ``time.thread_time()``: for a sync function, its worker
+thread around the call (the exact CPU of the call, but nothing when the stage timed out or was
+cancelled while the thread still ran); for an async one, the loop thread across the awaited
+call, which includes whatever other coroutines and the loop's own bookkeeping ran meanwhile.
+Neither counts subprocesses (report them with ``report_usage``, which takes precedence) nor
+time spent waiting, so a handler that sleeps reports about zero.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
@@ -74,7 +83,10 @@ class StageContext:
     when monitored), asked of the observers on first read. ``report_process(pid)`` tells the
     engine (and so the monitor) which subprocess does the work, for resource sampling;
     ``report_usage(cpu_seconds, peak_bytes)`` reports what that process tree used in all, for
-    the stage's span. ``workspace`` is a directory the stage may write to, shared by the run.
+    the stage's span. ``report_cpu(seconds)`` is how the ``python`` loop type reports the CPU
+    time of the thread that ran the handler (the span's ``cpu_time_s`` when no process tree's
+    usage was reported; see the module docstring); callable from any thread, handlers need not
+    call it. ``workspace`` is a directory the stage may write to, shared by the run.
     """
 
     run_id: str
@@ -87,6 +99,7 @@ class StageContext:
     publish: Callable[[str, Mapping[str, Any]], None]
     report_process: Callable[[int], None]
     report_usage: Callable[[float | None, int | None], None] = lambda cpu, mem: None
+    report_cpu: Callable[[float], None] = lambda seconds: None
     timeout: float | None = None
     event: Mapping[str, Any] | None = None
     environment: Mapping[str, str] = field(default_factory=dict)
@@ -140,20 +153,35 @@ def _as_result(value: object) -> Mapping[str, Any]:
 def python_handler(function: Callable[[StageContext], Any]) -> Handler:
     """Wrap a sync or async function of the stage context into a :data:`Handler`.
 
-    A sync function runs in a worker thread; an async one is awaited on the engine's loop.
+    A sync function runs in a worker thread; an async one is awaited on the engine's loop. Both
+    report their thread's CPU time through ``ctx.report_cpu`` (see the module docstring), also
+    when they raise.
     """
     if inspect.iscoroutinefunction(function):
 
         async def run_async(ctx: StageContext) -> Mapping[str, Any]:
-            return _as_result(await function(ctx))
+            started = time.thread_time()
+            try:
+                return _as_result(await function(ctx))
+            finally:
+                ctx.report_cpu(time.thread_time() - started)
 
         run_async.__qualname__ = getattr(function, "__qualname__", "handler")
         return run_async
 
+    def timed(ctx: StageContext) -> Any:  # on the worker thread
+        started = time.thread_time()
+        try:
+            return function(ctx)
+        finally:
+            # Reported from the thread, before its result reaches the loop (so before the
+            # stage's end record is made); the thread-safe context passes ``report_cpu`` as is.
+            ctx.report_cpu(time.thread_time() - started)
+
     async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
         from taskdaemon.pipeline._threads import in_thread  # noqa: PLC0415 - see the top
 
-        result: Any = await in_thread(function, ctx)
+        result: Any = await in_thread(timed, ctx)
         if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
             result = await result
         return _as_result(result)

@@ -256,6 +256,7 @@ class Attempts(RunBase):
             self.first_start(srt, now)
         if data_error is not None:
             return FAILURE, _failed(ex, data_error)
+        usage = _UsageReporter(ex)
         context = StageContext(
             run_id=self.run_id,
             pipeline=self.name,
@@ -266,7 +267,8 @@ class Attempts(RunBase):
             inputs=inputs,
             publish=_Publisher(self, srt, inst, ex),
             report_process=_ProcessReporter(self, name, tid),
-            report_usage=_UsageReporter(ex),
+            report_usage=usage,
+            report_cpu=usage.thread_cpu,
             timeout=limit,
             event=inst.event,
             environment=environment,
@@ -340,7 +342,8 @@ class Attempts(RunBase):
                     error_type=ex.error_type,
                     exception=exception,
                     will_retry=will_retry,
-                    cpu_seconds=ex.cpu,
+                    # A process tree's reported usage, else the handler thread's CPU.
+                    cpu_seconds=ex.cpu if ex.cpu is not None else ex.thread_cpu,
                     peak_memory_bytes=ex.memory,
                     cancel_reason=self.cancel_reason if cancelled else None,
                     cancel_cause=ex.cancel_cause,
@@ -401,7 +404,8 @@ class _ProcessReporter:
 
 
 class _UsageReporter:
-    """``ctx.report_usage`` for one execution: CPU and peak memory of its process tree."""
+    """``ctx.report_usage`` for one execution: CPU and peak memory of its process tree; and
+    ``ctx.report_cpu`` (:meth:`thread_cpu`): the CPU time of the thread that ran its handler."""
 
     __slots__ = ("ex",)
 
@@ -411,6 +415,10 @@ class _UsageReporter:
     def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
         self.ex.cpu = cpu_seconds
         self.ex.memory = peak_bytes
+
+    def thread_cpu(self, seconds: float) -> None:
+        """The handler's thread used ``seconds`` of CPU (a plain store: any thread may call)."""
+        self.ex.thread_cpu = seconds
 
 
 class _LazyEnvironment(Mapping[str, str]):

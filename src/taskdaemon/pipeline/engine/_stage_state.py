@@ -56,6 +56,7 @@ class Execution:
         "running",
         "started",
         "status",
+        "thread_cpu",
     )
 
     def __init__(self, attempt: int, queued: float) -> None:
@@ -69,6 +70,7 @@ class Execution:
         self.error_type: str | None = None
         self.cpu: float | None = None
         self.memory: int | None = None
+        self.thread_cpu: float | None = None  # ``ctx.report_cpu``: the handler thread's CPU
         self.started = False
         self.cancel_cause: str | None = None  # the stage whose failure cancelled this attempt
 

@@ -59,8 +59,9 @@ Decisions:
   thread (see ``on_event``), so a stage that waits on I/O pays almost nothing for being
   monitored; ``RunFinished`` settles the queue, so a run's telemetry is complete when
   ``engine.run`` returns. ``close()`` stops the worker (it also ends by itself when idle).
-  A Python stage's ``cpu_time_s`` is this process's CPU time between the handling of its start
-  and end records, so it is approximate (as it always is for in-process stages).
+  A stage's ``cpu_time_s`` comes on its ``StageFinished`` record: its process tree's CPU for a
+  command stage, the CPU time of the thread that ran a Python handler (``loops.py``), measured
+  where the handler ran; the monitor reads no clock of its own for it.
 * Expensive work (payload JSON and hashing, event attributes) is skipped when the span is not
   recording. Observer entry points never raise: failures are logged and swallowed.
 """

@@ -72,7 +72,6 @@ class Execution:
     started_at: float
     queue_time: float
     is_command: bool
-    cpu_start: float
 
 
 @dataclass(slots=True)

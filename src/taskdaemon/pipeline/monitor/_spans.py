@@ -9,7 +9,6 @@ is not recording.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -256,9 +255,7 @@ def end_stage_span(
             t.CICD_TASK_RUN_RESULT: stage_result(status),
             t.STAGE_STATUS: str(status),
         }
-        cpu = event.cpu_seconds
-        if cpu is None and not execution.is_command:
-            cpu = max(0.0, time.process_time() - execution.cpu_start)
+        cpu = event.cpu_seconds  # the process tree's, else the handler thread's (loops.py)
         if cpu is not None:
             attributes[t.STAGE_CPU_TIME] = cpu
         if event.peak_memory_bytes is not None:

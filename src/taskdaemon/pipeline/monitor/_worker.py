@@ -11,7 +11,6 @@ dropped, since monitoring must never stop a pipeline.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -246,7 +245,6 @@ class Recorder:
         )
         if event.paused or self._debug.pending:
             self._debug.stage_started(span, event)
-        cpu_start = None if info.is_command else time.process_time()  # one clock read, two uses
         run.open[event.task_run_id] = Execution(
             span=span,
             stage=event.stage,
@@ -255,7 +253,6 @@ class Recorder:
             started_at=event.at,
             queue_time=queue_time,
             is_command=info.is_command,
-            cpu_start=cpu_start or 0.0,
         )
         run.ran.add(event.stage)
         key = (event.stage, event.instance)
@@ -272,7 +269,6 @@ class Recorder:
             run.pipeline.name,
             event.stage,
             is_command=info.is_command,
-            cpu=cpu_start,
         )
 
     def _debug_record(self, event: BreakpointHit | BreakpointResumed | InputOverridden) -> None:
