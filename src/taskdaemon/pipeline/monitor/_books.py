@@ -66,6 +66,7 @@ class Execution:
     """One open stage execution (attempt x instance) and its span."""
 
     span: Span
+    context: SpanContext  # ``span``'s, kept: several records of the execution look it up
     stage: str
     instance: int
     attempt: int
@@ -83,6 +84,7 @@ class Run:
     info: PipelineInfo
     span: Span
     context: Context
+    span_context: SpanContext  # ``span``'s, kept: every record not of an execution looks it up
     started_at: float
     open: dict[str, Execution] = field(default_factory=dict)
     ended: dict[str, SpanContext] = field(default_factory=dict)
@@ -183,7 +185,7 @@ def link_to(run: Run, ref: TaskRunRef) -> SpanContext | None:
     if ended is not None:
         return ended
     execution = run.open.get(ref.task_run_id)
-    return execution.span.get_span_context() if execution is not None else None
+    return execution.context if execution is not None else None
 
 
 def open_span_of(run: Run, stage: str) -> Span | None:

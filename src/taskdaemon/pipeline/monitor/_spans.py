@@ -225,20 +225,19 @@ def start_stage_span(
         )
     if span_hook is not None:
         span_hook.stage_started(event, attributes, links)
+    start = ns(event.at)
     span = tracer.start_span(
         t.stage_span_name(event.stage),
         context=run.context,
         kind=SpanKind.INTERNAL,
         attributes=attributes,
         links=links,
-        start_time=ns(event.at),
+        start_time=start,
         redacted=redacted,
     )
     if capture.enabled and span.is_recording():
         span.add_event(
-            t.EVENT_STAGE_INPUT,
-            recorded.payload_attributes(capture, event.inputs),
-            timestamp=ns(event.at),
+            t.EVENT_STAGE_INPUT, recorded.payload_attributes(capture, event.inputs), timestamp=start
         )
     return span
 

@@ -64,6 +64,9 @@ __all__ = ["EventHook", "Recorder"]
 # The facade's logger: what fails here is reported as the monitor's failure.
 _logger = logging.getLogger("taskdaemon.pipeline.monitor")
 
+#: Records whose span is made by handling them.
+_OPENING = frozenset({RunStarted, StageStarted})
+
 #: ``hook(event, span_context)``, called after each record is handled (see ``add_event_hook``).
 EventHook = Callable[[EngineEvent, SpanContext | None], None]
 
@@ -120,12 +123,14 @@ class Recorder:
     def handle(self, event: EngineEvent) -> None:
         """Handle one record, then call the hooks with its span. Never raises."""
         try:
-            opens = isinstance(event, RunStarted | StageStarted)  # its span exists only after
-            span = None if opens or not self.hooks else self._span_context_of(event)
-            handler = self._handlers.get(type(event))
+            kind = type(event)
+            hooks = self.hooks
+            # The span of a record that opens one exists only once the record is handled.
+            span = None if not hooks or kind in _OPENING else self._span_context_of(event)
+            handler = self._handlers.get(kind)
             if handler is not None:
                 handler(event)
-            for hook in self.hooks:
+            for hook in hooks:
                 hook(event, span if span is not None else self._span_context_of(event))
         except Exception:
             _logger.warning("monitor failed on %s", type(event).__name__, exc_info=True)
@@ -138,13 +143,13 @@ class Recorder:
         if task_run is not None:
             execution = run.open.get(task_run)
             if execution is not None:
-                return execution.span.get_span_context()
+                return execution.context
             if (ended := run.ended.get(task_run)) is not None:
                 return ended
         stage = getattr(event, "stage", None)
-        if stage is not None and (span := open_span_of(run, stage)) is not None:
+        if stage is not None and run.open and (span := open_span_of(run, stage)) is not None:
             return span.get_span_context()
-        return run.span.get_span_context()
+        return run.span_context
 
     def allocate(self, pipeline: Pipeline, at: float) -> str | None:
         """Start a run span now and answer its trace id (the run id); None if not tracing."""
@@ -160,7 +165,7 @@ class Recorder:
         """The subprocess variables naming the execution's span ({} if it has none)."""
         run = self.runs.get(event.run_id)
         execution = run.open.get(event.task_run_id) if run is not None else None
-        if execution is None or not execution.span.get_span_context().is_valid:
+        if execution is None or not execution.context.is_valid:
             return {}
         return _spans.subprocess_environment(execution.span)
 
@@ -211,6 +216,7 @@ class Recorder:
             info=info,
             span=span,
             context=trace.set_span_in_context(span, ROOT),
+            span_context=span.get_span_context(),
             started_at=event.at,
         )
         self.metrics.run_started(pipeline.name)
@@ -247,6 +253,7 @@ class Recorder:
             self._debug.stage_started(span, event)
         run.open[event.task_run_id] = Execution(
             span=span,
+            context=span.get_span_context(),
             stage=event.stage,
             instance=event.instance,
             attempt=event.attempt,
@@ -299,7 +306,7 @@ class Recorder:
     def _end_execution(self, run: Run, execution: Execution, event: StageFinished) -> None:
         status = event.status
         _spans.end_stage_span(execution, event, self.capture, self.span_hook)
-        run.ended[event.task_run_id] = execution.span.get_span_context()
+        run.ended[event.task_run_id] = execution.context
         run.last_status[(execution.stage, execution.instance)] = status
         if status is StageStatus.SUCCESS:
             run.last_success[execution.stage] = TaskRunRef(
