@@ -163,6 +163,24 @@ def test_a_mapping_redacted_late_keeps_every_entry_in_order() -> None:
     )
 
 
+def test_texts_remembered_clean_stay_bounded_and_secrets_are_never_remembered() -> None:
+    """redact_text remembers short texts without a secret (a bounded set, emptied when full,
+    long texts never kept) and never a text it changed: a secret is redacted every time."""
+    from taskdaemon.pipeline import redaction
+
+    secret = f"token: Bearer {GITHUB}"
+    first = redact_text(secret)
+    for i in range(3 * redaction._CLEAN_MAX_ENTRIES):
+        redact_text(f"stage-{i}.0.1")
+    long_text = "x" * (redaction._CLEAN_MAX_CHARS + 1)
+    redact_text(long_text)
+    assert (first, redact_text(secret)) == (f"token: Bearer {REDACTED}",) * 2
+    assert len(redaction._clean) <= redaction._CLEAN_MAX_ENTRIES
+    assert secret not in redaction._clean
+    assert long_text not in redaction._clean
+    assert f"stage-{3 * redaction._CLEAN_MAX_ENTRIES - 1}.0.1" in redaction._clean
+
+
 # --- a real run -----------------------------------------------------------------------------
 
 HANDLERS = f"""

@@ -227,15 +227,29 @@ def _has_assigned_hint(text: str) -> bool:
     return _ASSIGNED_HINT.search(text) is not None
 
 
+#: Short texts found to hold no secret, remembered: the monitor redacts the same few strings
+#: (run ids, pipeline, stage and status names, trigger descriptions) again on every stage. A
+#: verdict never changes (the shapes are constants); the set is emptied when full, so it stays
+#: bounded, and only texts no longer than ``_CLEAN_MAX_CHARS`` are kept.
+_clean: set[str] = set()
+_CLEAN_MAX_CHARS: Final = 128
+_CLEAN_MAX_ENTRIES: Final = 2048
+
+
 def redact_text(text: str) -> str:
     """``text`` with every secret of a known shape replaced by ``[REDACTED]`` (``text`` itself
     when it has none)."""
-    if not _may_hold_secret(text):
+    if text in _clean:
         return text
-    shapes = _shapes()
-    if shapes.search(text) is None:
-        return text
-    return shapes.sub(_replace, text)
+    if _may_hold_secret(text):
+        shapes = _shapes()
+        if shapes.search(text) is not None:
+            return shapes.sub(_replace, text)
+    if len(text) <= _CLEAN_MAX_CHARS:
+        if len(_clean) >= _CLEAN_MAX_ENTRIES:
+            _clean.clear()
+        _clean.add(text)
+    return text
 
 
 def redact_lines(lines: list[str]) -> list[str]:
