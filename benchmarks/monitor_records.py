@@ -1,0 +1,144 @@
+"""The monitor's CPU a stage: a real run's engine records, handled as ``taskdaemon run`` does.
+
+``.venv/bin/python benchmarks/monitor_records.py [--stages 301] [--rounds 7] [--pairs 3]
+[--baseline SRC]``
+
+Each measurement is a child process that runs ``per_stage.py``'s async chain of ``--stages``
+no-op stages once through the engine (no observer) to record its engine records, builds the
+monitor as ``taskdaemon run`` builds it (``cli.monitoring.build_monitor``: the embedded span
+store's processor, the run log, the default settings, a fresh ``TASKDAEMON_HOME``), and then
+feeds it the records ``--rounds`` + 1 times on a thread without an event loop, so that it
+handles each record inline, as the deferred monitor's loading thread does after an async chain
+(``cli/deferred.py``). It reports that thread's CPU time (``time.thread_time``) per stage: the
+first feed (``first``: every stage new to the label guard, the definition's attributes built,
+as in one ``taskdaemon run``), and the best and median of the later ones (warm). The span
+store's writer thread is not counted (the SDK floor pays it alike).
+
+With ``--baseline SRC`` (``git archive main src | tar -x -C /tmp/base``, then ``--baseline
+/tmp/base/src``) children alternate between this checkout and SRC, ``--pairs`` times; the
+figures are CPU time, so a loaded machine disturbs them less than wall time, but they still
+move by 10-20% between children under load: compare the pairs, not single children.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
+
+
+def child(stages: int, rounds: int) -> dict[str, float]:
+    """In the child: record a run's records, build the monitor, feed them; µs a stage."""
+    sys.path.insert(0, str(HERE))
+    from per_stage import HANDLERS, chain
+
+    work = Path(tempfile.mkdtemp(prefix="td-monitor-records-"))
+    os.environ["TASKDAEMON_HOME"] = str(work / "home")
+    (work / "bench_handlers.py").write_text(HANDLERS)
+    (work / "chain.yaml").write_text(chain("async", stages))
+    sys.path.insert(0, str(work))
+    from taskdaemon.pipeline.cli.monitoring import build_monitor
+    from taskdaemon.pipeline.config import load_pipeline
+    from taskdaemon.pipeline.engine import Engine
+    from taskdaemon.pipeline.logs import configure_logging
+    from taskdaemon.pipeline.settings import load_settings
+
+    pipeline = load_pipeline(str(work / "chain.yaml"))
+    records: list[Any] = []
+
+    class Keep:
+        def on_event(self, event: Any) -> None:
+            records.append(event)
+
+    asyncio.run(Engine(observers=[Keep()]).run(pipeline, {}))
+    settings = load_settings()
+    configure_logging(settings)
+    logging.getLogger("taskdaemon").setLevel(logging.ERROR)  # the foreign run id warning
+    samples: list[float] = []
+    with contextlib.ExitStack() as stack:
+        telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
+
+        def feed() -> None:
+            gc.collect()
+            on_event = monitor.on_event
+            started = time.thread_time()
+            for record in records:
+                on_event(record)
+            samples.append((time.thread_time() - started) / stages * 1e6)
+            telemetry.tracer_provider.force_flush()
+
+        for _ in range(rounds + 1):
+            thread = threading.Thread(target=feed)
+            thread.start()
+            thread.join()
+    warm = samples[1:]
+    return {"first": samples[0], "best": min(warm), "median": statistics.median(warm)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", type=int, default=301)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.stages, args.rounds)))
+        return
+    sources = {"this": str(SRC)}
+    if args.baseline:
+        if not (Path(args.baseline) / "taskdaemon").is_dir():
+            parser.error(f"--baseline {args.baseline}: no taskdaemon package there")
+        sources["base"] = str(Path(args.baseline).resolve())
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in sources}
+    for pair in range(args.pairs):
+        order = list(sources.items())
+        if pair % 2:  # ABBA: neither tree always runs first in a pair
+            order.reverse()
+        for name, source in order:
+            env = dict(os.environ, PYTHONPATH=source)
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", f"--stages={args.stages}",
+                 f"--rounds={args.rounds}"],
+                env=env, check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            figures = json.loads(out.splitlines()[-1])
+            results[name].append(figures)
+            print(
+                f"  {name}: first {figures['first']:.1f}, best {figures['best']:.1f}, "
+                f"median {figures['median']:.1f} µs/stage",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"monitor handling a {args.stages}-stage async run's records, thread CPU µs a stage, "
+        f"{args.pairs} alternating children (load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs)"
+    )
+    print(f"  {'variant':<8} {'first (cold)':>14} {'warm best':>10} {'warm median':>12}")
+    for name, rows in results.items():
+        print(
+            f"  {name:<8} {statistics.median(r['first'] for r in rows):14.1f}"
+            f" {min(r['best'] for r in rows):10.1f}"
+            f" {statistics.median(r['median'] for r in rows):12.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Where a stage's CPU goes in ``taskdaemon run``, thread by thread.
+
+``.venv/bin/python benchmarks/run_thread_cpu.py [--stages 301] [--rounds 5] [--kind async]
+[--baseline SRC]``
+
+Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
+of ``--kind`` (``sync`` or ``async``) and over a chain of 1, each a whole process with a fresh
+``TASKDAEMON_HOME``, under a wrapper that notes every thread's CPU time (``time.thread_time``
+read as the thread's ``run`` returns; the main thread's at exit) and the process's total
+(``os.times``). Per stage = (N-stage figure - 1-stage figure) / (N - 1), the median of the
+rounds, by thread name (pool threads summed): the engine and the YAML parse on ``main``, the
+monitor on ``taskdaemon-telemetry-load`` for an async chain (it finishes before telemetry has
+loaded, so the kept records are handled there in one batch; ``cli/deferred.py``) or on its
+worker thread for a sync one, the span store and run log writers on theirs. With ``--baseline
+SRC`` (another checkout's ``src``), the same rounds also run that code, beside this one, as a
+second column.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+WRAPPER = """\
+import atexit, json, os, sys, threading, time
+cpu = {}
+_run = threading.Thread.run
+def run(self):
+    try:
+        _run(self)
+    finally:
+        name = "ThreadPoolExecutor" if self.name.startswith("ThreadPoolExecutor") else self.name
+        cpu[name] = cpu.get(name, 0.0) + time.thread_time()
+threading.Thread.run = run
+def report():
+    cpu["main"] = time.thread_time()
+    times = os.times()
+    cpu["(process)"] = times.user + times.system
+    with open(os.environ["THREAD_CPU_OUT"], "w") as out:
+        json.dump(cpu, out)
+atexit.register(report)
+from taskdaemon.pipeline.cli import main
+sys.argv = ["taskdaemon", "run", "-q", sys.argv[1]]
+try:
+    main()
+except SystemExit:
+    pass
+"""
+
+
+def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
+    """Each thread's CPU seconds in one ``taskdaemon run -q FILE`` process (with ``source``
+    first on its ``PYTHONPATH`` when given)."""
+    home = work / "home"
+    out = work / "cpu.json"
+    env = dict(os.environ, TASKDAEMON_HOME=str(home), THREAD_CPU_OUT=str(out))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if source:
+        env["PYTHONPATH"] = source
+    subprocess.run(
+        [sys.executable, str(work / "wrapper.py"), file],
+        cwd=work, env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    shutil.rmtree(home, ignore_errors=True)
+    figures: dict[str, float] = json.loads(out.read_text())
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", type=int, default=301)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--kind", choices=("sync", "async"), default="async")
+    parser.add_argument("--baseline", metavar="SRC")
+    args = parser.parse_args()
+    sources: dict[str, str | None] = {"this": None}
+    if args.baseline:
+        if not (Path(args.baseline) / "taskdaemon").is_dir():
+            parser.error(f"--baseline {args.baseline}: no taskdaemon package there")
+        sources["base"] = str(Path(args.baseline).resolve())
+    sys.path.insert(0, str(HERE))
+    from per_stage import HANDLERS, chain
+
+    n = args.stages
+    work = Path(tempfile.mkdtemp(prefix="td-thread-cpu-"))
+    per_stage: dict[str, dict[str, list[float]]] = {
+        variant: defaultdict(list) for variant in sources
+    }
+    try:
+        (work / "wrapper.py").write_text(WRAPPER)
+        (work / "bench_handlers.py").write_text(HANDLERS)
+        (work / "one.yaml").write_text(chain(args.kind, 1))
+        (work / "many.yaml").write_text(chain(args.kind, n))
+        for source in sources.values():  # warm-up: page cache, .pyc files
+            measure(work, "one.yaml", source)
+        for round_no in range(args.rounds):
+            order = list(sources.items())
+            if round_no % 2:  # ABBA: neither tree always runs first
+                order.reverse()
+            for variant, source in order:
+                one = measure(work, "one.yaml", source)
+                many = measure(work, "many.yaml", source)
+                for name in one.keys() | many.keys():
+                    delta = (many.get(name, 0.0) - one.get(name, 0.0)) / (n - 1)
+                    per_stage[variant][name].append(delta)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"taskdaemon run -q, {args.kind} chain of {n} vs 1 no-op stages, CPU µs a stage by "
+        f"thread, median of {args.rounds} rounds (load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs)"
+    )
+    print(f"  {'thread':<34}" + "".join(f" {variant:>8}" for variant in sources))
+    this = per_stage["this"]
+    for name in sorted(this, key=lambda name: -statistics.median(this[name])):
+        print(
+            f"  {name:<34}"
+            + "".join(
+                f" {statistics.median(per_stage[v].get(name) or [0.0]) * 1e6:8.1f}" for v in sources
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
