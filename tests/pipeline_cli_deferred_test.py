@@ -250,3 +250,44 @@ def test_waiting_for_the_monitor_lets_loading_begin() -> None:
     before = deferred.may_load
     assert deferred.wait(timeout=0.0) is None
     assert (False, True) == (before, deferred.may_load)
+
+
+class GatedMonitor:
+    """A monitor stand-in that records what it is handed and holds the first event until
+    ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def on_event(self, event: object) -> None:
+        if not self.seen:
+            self.holding.set()
+            self.release.wait(10)
+        self.seen.append(event)
+
+
+def test_the_engine_keeps_running_while_kept_events_are_handed_over() -> None:
+    """While the loading thread hands the kept events to the monitor, a new engine event is
+    kept at once (the engine does not wait for the whole handover), and the monitor still
+    sees every event in the engine's order."""
+    deferred = DeferredMonitor(PayloadCapture())
+    monitor = GatedMonitor()
+    first, second, during, after = object(), object(), object(), object()
+    deferred.on_event(first)  # type: ignore[arg-type]
+    deferred.on_event(second)  # type: ignore[arg-type]
+    loader = threading.Thread(target=deferred.started, args=(monitor, preset_trace_id))
+    loader.start()
+    try:
+        assert monitor.holding.wait(10)
+        engine = threading.Thread(target=deferred.on_event, args=(during,))
+        engine.start()
+        engine.join(5)
+        kept_at_once = not engine.is_alive()
+    finally:
+        monitor.release.set()
+        loader.join()
+    engine.join()
+    deferred.on_event(after)  # type: ignore[arg-type]
+    assert (True, [first, second, during, after]) == (kept_at_once, monitor.seen)

@@ -160,13 +160,22 @@ class DeferredMonitor:
     # --- what the loading thread calls ---------------------------------------------------------
 
     def started(self, monitor: PipelineMonitor, preset: Preset) -> None:
-        """The monitor exists: hand it the kept events, in order, then every new one."""
+        """The monitor exists: hand it the kept events, in order, then every new one.
+
+        The kept events are taken in swaps and handed over outside the lock, so the engine
+        keeps running (and keeping) meanwhile instead of waiting for the whole replay; the
+        handover ends, and events go straight to the monitor, once a swap finds nothing new.
+        Only this thread forwards until then, so the order holds."""
         with self._lock:
             self._monitor, self._preset = monitor, preset
-            for event in self._kept:  # no running loop on this thread: handled at once
+        while True:
+            with self._lock:
+                kept, self._kept = self._kept, []
+                if not kept:
+                    self._loaded.set()
+                    return
+            for event in kept:  # no running loop on this thread: handled at once
                 self._forward(event)
-            self._kept.clear()
-            self._loaded.set()
 
     def failed(self, reason: str) -> None:
         """Loading failed: count the kept events as lost; the run goes on without telemetry."""
