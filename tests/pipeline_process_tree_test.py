@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from taskdaemon.pipeline.process_tree import ProcessTree, TreePeaks
@@ -73,3 +74,38 @@ def test_a_gone_process_reads_as_nothing() -> None:
         tree.usage(),
     )
     assert (None, None) == (peaks.cpu_seconds, peaks.peak_rss)
+
+
+@pytest.fixture
+def nested_tree() -> Iterator[subprocess.Popen[str]]:
+    """A shell with a child and, through a subshell, a grandchild, waiting on stdin."""
+    shell = subprocess.Popen(
+        ["sh", "-c", "(sleep 60 & sleep 60) & sleep 60 & echo up; read _"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert shell.stdout is not None
+    assert "up\n" == shell.stdout.readline()
+    yield shell
+    for process in psutil.Process(shell.pid).children(recursive=True):
+        process.kill()
+    assert shell.stdin is not None
+    shell.stdin.close()
+    shell.wait(timeout=10)
+    shell.stdout.close()
+
+
+def test_the_tree_is_every_descendant_psutil_finds(nested_tree: subprocess.Popen[str]) -> None:
+    """The tree read from the kernel's children lists holds the same processes as psutil's scan
+    of every process on the machine, grandchildren included."""
+    root = psutil.Process(nested_tree.pid)
+    for _ in range(500):  # until the subshell has started its background sleep
+        if any(p.ppid() != root.pid for p in root.children(recursive=True)):
+            break
+        psutil.wait_procs([], timeout=0.01)
+    descendants = root.children(recursive=True)
+    grandchildren = [p for p in descendants if p.ppid() != root.pid]
+    expected = {root.pid, *(p.pid for p in descendants)}
+    tree = {p.pid for p in ProcessTree(root.pid).processes()}
+    assert (True, expected) == (bool(grandchildren), tree)
