@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
+from taskdaemon.pipeline import _record_queue
 from taskdaemon.pipeline._record_queue import INLINE_BATCH, QUEUE_BOUND, RecordQueue
 
 
@@ -59,3 +61,107 @@ def test_a_few_records_go_to_the_worker_thread() -> None:
     finally:
         queue.close()
     assert ["taskdaemon-monitor"] * 3 == threads
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (a state another thread reaches) for up to 10 s."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.001)
+
+
+class _GatedHandler:
+    """Records handled by thread name; the worker's first record blocks until ``gate`` opens."""
+
+    def __init__(self, last: int) -> None:
+        self.by_thread: dict[str, list[int]] = {}
+        self.gate = threading.Event()
+        self.inside = threading.Event()
+        self.done = threading.Event()
+        self.last = last
+
+    def __call__(self, record: int) -> None:
+        name = threading.current_thread().name
+        if record == 0:
+            self.inside.set()
+            assert self.gate.wait(10)
+        self.by_thread.setdefault(name, []).append(record)
+        if record == self.last:
+            self.done.set()
+
+
+def test_a_settling_thread_waits_one_record_not_the_workers_batch() -> None:
+    """A thread that settles while the worker drains gets the lock once the worker's current
+    record is handled, and handles the rest itself, in order (it used to wait for the batch)."""
+    handler = _GatedHandler(last=49)
+    queue = RecordQueue(handler)
+    try:
+        for record in range(50):
+            queue.put(record)
+        assert handler.inside.wait(10)  # the worker is inside record 0, holding the lock
+        settler = threading.Thread(target=queue.settle, name="settler")
+        settler.start()
+        _wait_until(lambda: bool(queue.lock.waiting))
+        handler.gate.set()
+        settler.join(10)
+        assert not settler.is_alive()
+        stats = queue.stats()
+    finally:
+        queue.close()
+    assert {"taskdaemon-monitor": [0], "settler": list(range(1, 50))} == handler.by_thread
+    assert (1, 49, 0) == (stats["by_worker"], stats["by_caller"], stats["queued"])
+    # 1, or 2 when a record landed in the queue emptied by the worker's pop and rang again.
+    assert stats["handovers"] >= 1
+
+
+def test_records_left_behind_a_non_draining_lock_holder_go_back_to_the_worker() -> None:
+    """A thread that takes the lock without settling (the run-id allocation) makes the worker
+    hand it over; when it lets go, the worker is woken for the records still queued."""
+    handler = _GatedHandler(last=9)
+    queue = RecordQueue(handler)
+    holder_inside = threading.Event()
+
+    def hold() -> None:
+        with queue.lock:
+            holder_inside.set()
+
+    try:
+        for record in range(10):
+            queue.put(record)
+        assert handler.inside.wait(10)
+        holder = threading.Thread(target=hold, name="holder")
+        holder.start()
+        _wait_until(lambda: bool(queue.lock.waiting))
+        handler.gate.set()
+        assert holder_inside.wait(10)
+        holder.join(10)
+        assert handler.done.wait(10)  # no further put or settle: the release woke the worker
+    finally:
+        queue.close()
+    assert {"taskdaemon-monitor": list(range(10))} == handler.by_thread
+
+
+def test_an_idle_worker_ends_and_the_next_record_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The worker thread ends after its idle time; a record queued later is still handled by
+    a worker thread (the wake-up starts a new one)."""
+    monkeypatch.setattr(_record_queue, "WORKER_IDLE_SECONDS", 0.01)
+    handled: list[tuple[int, str]] = []
+    second = threading.Event()
+
+    def handle(record: int) -> None:
+        handled.append((record, threading.current_thread().name))
+        if record == 1:
+            second.set()
+
+    queue = RecordQueue(handle)
+    try:
+        queue.put(0)
+        _wait_until(lambda: bool(handled) and queue._worker._thread is None)
+        queue.put(1)
+        assert second.wait(10)
+    finally:
+        queue.close()
+    assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handled
