@@ -10,10 +10,10 @@ Policy, and why:
 
 * The worker is woken only when a record lands in an empty queue: while it has records to
   handle it finds the later ones itself, so the loop pays no wake-up per record. The wake-up is
-  the release of a bare lock the worker waits on (``_Bell``), not ``threading.Event.set``: the
-  producer's cost of waking a sleeping thread was 57-62 µs with the event (its condition
-  variable, its own lock and list of waiters) against 13-19 µs with the bare lock, and a
-  stage that waits (a sleep, a subprocess) pays one per stage on the run's critical path.
+  the release of a bare lock the worker waits on (``_Bell``), not ``threading.Event.set``
+  (a condition variable, its own lock and list of waiters): a stage that waits (a sleep, a
+  subprocess) pays one wake-up on the run's critical path, and the bare lock's is several
+  times cheaper for the producer (benchmarks/README.md, "Round 5").
 * A loop that never waits (instant stages, thousands of runs at once) never lets the worker
   run except when the interpreter forces a thread switch (every 5 ms), and the queue, with
   everything its records reference, would grow without bound. Once ``INLINE_BATCH`` records
@@ -24,9 +24,9 @@ Policy, and why:
   only if the lock is free (when the worker holds it, it is draining the queue already). At
   ``QUEUE_BOUND``, the memory bound, and whenever a thread settles the queue, the waiting
   thread asks for the lock (``_QueueLock``): the worker hands it over after the record it is
-  handling and the waiter handles the rest, so a wait lasts one record, not a batch (it lasted
-  up to a whole batch of ~1,000 records, about 0.1 s, and on a loaded machine a loop blocked
-  on that lock also waited for the OS to reschedule the worker).
+  handling and the waiter handles the rest, so a wait lasts one record, not a batch of up to
+  ``QUEUE_BOUND`` records (on a loaded machine a loop blocked on that lock also waited for
+  the OS to reschedule the worker).
 * Nothing is ever dropped: the producer that reaches the bound handles the queue itself, so
   the queue stays bounded without shedding records (a dropped ``StageFinished`` would leave a
   span open forever, and a dropped ``StageStarted`` a trace with a hole). ``stats()`` counts
@@ -56,7 +56,7 @@ class _Bell:
 
     A bare lock, held while no wake-up is pending: ``ring`` releases it (a ring while one is
     pending does nothing), ``wait`` takes it back. Waking a thread blocked on a bare lock is
-    one futex call, about a quarter of what ``threading.Event.set`` costs (module doc).
+    one futex call, without ``threading.Event``'s condition variable (module doc).
     """
 
     __slots__ = ("_lock",)
