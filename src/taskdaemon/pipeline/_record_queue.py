@@ -13,7 +13,7 @@ Policy, and why:
   the release of a bare lock the worker waits on (``_Bell``), not ``threading.Event.set``
   (a condition variable, its own lock and list of waiters): a stage that waits (a sleep, a
   subprocess) pays one wake-up on the run's critical path, and the bare lock's is several
-  times cheaper for the producer (benchmarks/README.md, "Round 5").
+  times cheaper for the producer (benchmarks/README.md, "Round 5 (concur5)").
 * A loop that never waits (instant stages, thousands of runs at once) never lets the worker
   run except when the interpreter forces a thread switch (every 5 ms), and the queue, with
   everything its records reference, would grow without bound. Once ``INLINE_BATCH`` records
