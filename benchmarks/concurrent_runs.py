@@ -12,9 +12,14 @@ is a no-op Python handler (``async def``, or a plain ``def`` with ``--handler sy
 in a worker thread).
 
 Each round runs in a fresh child process, so the peak resident memory (``ru_maxrss``) is the
-run's own. With ``--baseline SRC`` every round also runs the same workload with ``SRC`` (a
-``src`` directory of another checkout, e.g. ``git archive main src | tar -x -C /tmp/base``)
-first on ``PYTHONPATH``, interleaved, so the two are compared side by side on a busy machine.
+run's own. The child also reports where its CPU went: each thread's CPU time (read from
+``/proc/self/task`` once a second and after the runs; Linux only) and the cyclic collector's
+(``gc.callbacks``, with its collections by generation). The workload runs under the GIL, so
+the process's CPU time is what its throughput costs.
+
+With ``--baseline SRC`` every round also runs the same workload with ``SRC`` (a ``src``
+directory of another checkout, e.g. ``git archive main src | tar -x -C /tmp/base``) first on
+``PYTHONPATH``, interleaved, so the two are compared side by side on a busy machine.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -30,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -71,7 +78,62 @@ def pipeline_yaml(handler: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
+class CpuBooks:
+    """The child's CPU by thread name (sampled from ``/proc/self/task``) and the collector's
+    CPU and collections by generation (``gc.callbacks``), from ``start()`` on."""
+
+    def __init__(self) -> None:
+        self.gc_seconds = 0.0
+        self.collections = [0, 0, 0]
+        self._gc_started = 0.0
+        self._base: dict[int, float] = {}
+        self._seen: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        else:
+            self.gc_seconds += time.thread_time() - self._gc_started
+            self.collections[info["generation"]] += 1
+
+    def _cpu_by_thread(self) -> dict[int, float]:
+        found: dict[int, float] = {}
+        with contextlib.suppress(OSError):
+            for tid in os.listdir("/proc/self/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    with open(f"/proc/self/task/{tid}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                    found[int(tid)] = (int(fields[11]) + int(fields[12])) / self._tick
+        return found
+
+    def sample(self) -> None:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        for tid, cpu in self._cpu_by_thread().items():
+            name = names.get(tid) or self._seen.get(tid, ("(ended)", 0.0))[0]
+            self._seen[tid] = (name, cpu - self._base.get(tid, 0.0))
+
+    def _sampler(self) -> None:
+        while not self._stop.wait(1.0):
+            self.sample()
+
+    def start(self) -> None:
+        self._base = self._cpu_by_thread()
+        gc.callbacks.append(self._on_gc)
+        threading.Thread(target=self._sampler, name="cpu-books", daemon=True).start()
+
+    def stop(self) -> dict[str, Any]:
+        self.sample()
+        self._stop.set()
+        gc.callbacks.remove(self._on_gc)
+        threads: dict[str, float] = {}
+        for name, cpu in self._seen.values():
+            threads[name] = round(threads.get(name, 0.0) + cpu, 2)
+        return {"gc_s": self.gc_seconds, "gc_collections": self.collections, "threads": threads}
+
+
+async def child_main(runs: int, handler: str, home: Path) -> dict[str, Any]:
     import inspect
 
     from taskdaemon.pipeline.cli.telemetry import build_telemetry
@@ -104,6 +166,8 @@ async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
         async with engine:
             await engine.run(definition, {})  # warm-up: imports, caches
             await asyncio.to_thread(telemetry.tracer_provider.force_flush)
+            books = CpuBooks()
+            books.start()
             cpu = time.process_time()
             start = time.perf_counter()
             handles = [await engine.start_run(definition, {}) for _ in range(runs)]
@@ -112,8 +176,9 @@ async def child_main(runs: int, handler: str, home: Path) -> dict[str, float]:
             await asyncio.to_thread(telemetry.tracer_provider.force_flush)
             wall = time.perf_counter() - start
             cpu = time.process_time() - cpu
+            where = books.stop()
         failed = sum(1 for result in results if not result.succeeded)
-    return {"ran": ran, "wall": wall, "cpu": cpu, "failed": failed}
+    return {"ran": ran, "wall": wall, "cpu": cpu, "failed": failed, **where}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -132,7 +197,7 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(figures))
 
 
-def one_round(args: argparse.Namespace, source: str | None) -> dict[str, float]:
+def one_round(args: argparse.Namespace, source: str | None) -> dict[str, Any]:
     env = dict(os.environ)
     here = str(Path(__file__).resolve().parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, here) if p)
@@ -142,7 +207,7 @@ def one_round(args: argparse.Namespace, source: str | None) -> dict[str, float]:
     if done.returncode != 0:
         sys.exit(f"the child failed:\n{done.stderr}")
     output = done.stdout
-    figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
     return figures
 
 
@@ -160,7 +225,7 @@ def main() -> None:
     variants: dict[str, str | None] = {"this": None}
     if args.baseline:
         variants["baseline"] = str(Path(args.baseline).resolve())
-    samples: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for round_no in range(args.rounds):
         for name, source in variants.items():
             figures = one_round(args, source)
@@ -182,6 +247,21 @@ def main() -> None:
             f"stages/s, peak RSS {statistics.median(peak):5.0f} MiB "
             f"({min(peak):.0f}-{max(peak):.0f})"
         )
+    for name, rounds in samples.items():
+        gc_s = statistics.median(r["gc_s"] for r in rounds)
+        collections = "/".join(
+            f"{statistics.median(r['gc_collections'][g] for r in rounds):g}" for g in range(3)
+        )
+        threads: dict[str, list[float]] = {}
+        for r in rounds:
+            for thread, cpu in r["threads"].items():
+                threads.setdefault(thread, []).append(cpu)
+        split = ", ".join(
+            f"{thread} {statistics.median(cpus):.2f}"
+            for thread, cpus in sorted(threads.items(), key=lambda item: -max(item[1]))
+            if max(cpus) >= 0.05
+        )
+        print(f"  {name:<9} cpu s by thread: {split}; gc {gc_s:.2f} s ({collections} collections)")
     if "baseline" in samples:
         this = statistics.median(r["wall"] for r in samples["this"])
         base = statistics.median(r["wall"] for r in samples["baseline"])
