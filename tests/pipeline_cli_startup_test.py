@@ -402,3 +402,35 @@ def test_redaction_compiles_its_value_shapes_on_first_use() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert "0 1 password=[REDACTED] and no more" == done.stdout.strip()
+
+
+@pytest.mark.slow
+def test_log_filter_loads_no_otel_and_reads_spans_once_it_is_loaded(tmp_path: Path) -> None:
+    """The log filter stamps records without importing the OTel API (``run`` logs before its
+    telemetry loads); once a span is current, it stamps that span's ids."""
+    code = textwrap.dedent(
+        """
+        import io, json, logging, sys
+        from taskdaemon.pipeline.logs import configure_logging
+        from taskdaemon.pipeline.settings import load_settings
+        out = io.StringIO()
+        configure_logging(load_settings(log_format="json"), stream=out)
+        logging.getLogger("probe").warning("before")
+        loaded = sorted(m for m in sys.modules if m.startswith("opentelemetry"))
+        from opentelemetry.sdk.trace import TracerProvider
+        with TracerProvider().get_tracer("probe").start_as_current_span("s") as span:
+            logging.getLogger("probe").warning("inside")
+            ids = format(span.get_span_context().span_id, "016x")
+        before, inside = (json.loads(line) for line in out.getvalue().splitlines())
+        print(json.dumps([loaded, before.get("span_id"), inside.get("span_id") == ids]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=environment(tmp_path / "home"),
+    )
+    assert [[], None, True] == json.loads(done.stdout)

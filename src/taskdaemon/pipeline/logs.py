@@ -46,16 +46,15 @@ import traceback
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry._logs import SeverityNumber
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-
 from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (start-up time)
+    from types import ModuleType
+
+    from opentelemetry import context as otel_context
+    from opentelemetry._logs import SeverityNumber
     from opentelemetry.sdk._logs import LoggerProvider
 from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
 
@@ -141,22 +140,43 @@ class ContextFilter(logging.Filter):
         return True
 
 
+def _otel_trace() -> ModuleType | None:
+    """The OTel tracing API once something has imported it, else ``None``.
+
+    Before then no span can be current (a span in a context needs that API's key), so there
+    is no id to read; the filter does not import the API itself, which costs ``taskdaemon
+    run`` about a tenth of its start-up: the run loads it on a thread once its first stage has
+    started (``cli/deferred.py``). Importing it here while another thread is still loading it
+    waits for that load to finish.
+    """
+    if not _TRACE and "opentelemetry.trace" in sys.modules:
+        from opentelemetry import trace  # noqa: PLC0415 - loaded already, see above
+
+        _TRACE.append(trace)
+    return _TRACE[0] if _TRACE else None
+
+
+_TRACE: list[ModuleType] = []  # the API once loaded: the filter runs for every record
+
+
 def has_ambient_ids() -> bool:
     """Whether this thread's context has ids :class:`ContextFilter` would stamp on a record
     that lacks them (a stage execution, a valid current span, a :func:`log_context`)."""
     if current_execution() is not None:
         return True
-    if trace.get_current_span().get_span_context().is_valid:
+    trace = _otel_trace()
+    if trace is not None and trace.get_current_span().get_span_context().is_valid:
         return True
     return any(var.get() is not None for var in (_RUN_ID, _PIPELINE, _STAGE, _INSTANCE, _ATTEMPT))
 
 
 def _stamp(record: logging.LogRecord) -> None:
-    span = trace.get_current_span()
-    ctx = span.get_span_context()
+    trace = _otel_trace()
+    span = trace.get_current_span() if trace is not None else None
+    ctx = span.get_span_context() if span is not None else None
     execution = current_execution()
     ids = _execution_ids(execution.environment) if execution is not None else None
-    if ctx.is_valid and (ids is None or ids[0] == format(ctx.trace_id, "032x")):
+    if ctx is not None and ctx.is_valid and (ids is None or ids[0] == format(ctx.trace_id, "032x")):
         ids = (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
     _setdefault(record, "trace_id", ids[0] if ids else None)
     _setdefault(record, "span_id", ids[1] if ids else None)
@@ -275,20 +295,22 @@ def _iso(created: float) -> str:
     return f"{seconds}.{int(created % 1 * 1000):03d}Z"
 
 
-_SEVERITY: Final = (
-    (logging.CRITICAL, SeverityNumber.FATAL),
-    (logging.ERROR, SeverityNumber.ERROR),
-    (logging.WARNING, SeverityNumber.WARN),
-    (logging.INFO, SeverityNumber.INFO),
-    (logging.DEBUG, SeverityNumber.DEBUG),
-)
-
-
 def _severity(levelno: int) -> SeverityNumber:
-    for threshold, number in _SEVERITY:
+    from opentelemetry._logs import SeverityNumber  # noqa: PLC0415 - an exporter loaded it
+
+    for threshold, name in _SEVERITY:
         if levelno >= threshold:
-            return number
+            return SeverityNumber[name]
     return SeverityNumber.TRACE
+
+
+_SEVERITY: Final = (
+    (logging.CRITICAL, "FATAL"),
+    (logging.ERROR, "ERROR"),
+    (logging.WARNING, "WARN"),
+    (logging.INFO, "INFO"),
+    (logging.DEBUG, "DEBUG"),
+)
 
 
 class OTelLogHandler(logging.Handler):
@@ -338,6 +360,10 @@ class OTelLogHandler(logging.Handler):
 def _record_context(record: logging.LogRecord) -> otel_context.Context:
     """The current context, or, when it has no span, one whose span is the record's stage span
     (a handler's thread or task has no current span, but its records carry the stage's ids)."""
+    from opentelemetry import context as otel_context  # noqa: PLC0415 - see _otel_trace
+    from opentelemetry import trace  # noqa: PLC0415
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags  # noqa: PLC0415
+
     current = otel_context.get_current()
     if trace.get_current_span(current).get_span_context().is_valid:
         return current
