@@ -17,8 +17,7 @@ run under the system's temp dir) and does small, real, local things:
 ``taskdaemon validate`` imports this module to check that each handler exists (it runs none of
 them), so what only a running handler needs is imported inside it: asyncio (already loaded by
 the engine whenever a handler runs), ``shlex`` and ``tempfile``. A module-level ``import
-asyncio`` here would add its import time, about a fifth of the command's, to every
-``validate`` of the pipeline.
+asyncio`` here would add its import time to every ``validate`` of the pipeline.
 """
 
 from __future__ import annotations

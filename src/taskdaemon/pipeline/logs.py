@@ -144,10 +144,10 @@ def _otel_trace() -> ModuleType | None:
     """The OTel tracing API once something has imported it, else ``None``.
 
     Before then no span can be current (a span in a context needs that API's key), so there
-    is no id to read; the filter does not import the API itself, which costs ``taskdaemon
-    run`` about a tenth of its start-up: the run loads it on a thread once its first stage has
-    started (``cli/deferred.py``). Importing it here while another thread is still loading it
-    waits for that load to finish.
+    is no id to read; the filter does not import the API itself, which would put that import
+    on ``taskdaemon run``'s path to its first stage: the run loads it on a thread once that
+    stage has started (``cli/deferred.py``). Importing it here while another thread is still
+    loading it waits for that load to finish.
     """
     if not _TRACE and "opentelemetry.trace" in sys.modules:
         from opentelemetry import trace  # noqa: PLC0415 - loaded already, see above
