@@ -171,7 +171,7 @@ def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> No
     nor the CEL worker (nothing is evaluated)."""
     modules = audit(["validate", EXAMPLE], cwd=ROOT, home=workdir / "home")
     unneeded = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.cel_worker", "pickle")
-    assert [] == loaded(modules, (*READING, *unneeded))
+    assert [] == loaded(modules, (*READING, *unneeded, "difflib"))
     assert "cel.cel" in modules
     assert "cel" not in modules
 
@@ -384,6 +384,18 @@ def test_the_engine_loads_no_run_record_classes() -> None:
     record classes a reader of stored runs needs: ``run_state`` imports them where used."""
     modules = imported_by("import taskdaemon.pipeline.engine")
     assert [] == loaded(modules, ("taskdaemon.pipeline.records", "orjson"))
+
+
+@pytest.mark.slow
+def test_the_run_path_loads_no_otel_secrets_or_difflib() -> None:
+    """What ``run`` imports before its first stage (the command, the engine, the telemetry
+    stand-in, the file reader) loads neither the OTel API, nor ``secrets`` (run ids come
+    from ``os.urandom``), nor difflib (suggestions for wrong names only)."""
+    modules = imported_by(
+        "import taskdaemon.pipeline.cli.run, taskdaemon.pipeline.engine, "
+        "taskdaemon.pipeline.cli.deferred, taskdaemon.pipeline.config"
+    )
+    assert [] == loaded(modules, ("opentelemetry", "secrets", "random", "hmac", "difflib"))
 
 
 @pytest.mark.slow

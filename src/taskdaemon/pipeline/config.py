@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import difflib
 import gc
 import math
 import os
@@ -291,6 +290,13 @@ def _ancestors(path: str) -> Iterator[str]:
         yield path
 
 
+def _close_match(name: str, candidates: Collection[str]) -> list[str]:
+    """The candidate closest to a wrong ``name``, if any is close (a list of at most one)."""
+    import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
+
+    return difflib.get_close_matches(name, list(candidates), n=1)
+
+
 def _choices(names: Collection[str]) -> str:
     names = list(names)
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
@@ -339,7 +345,7 @@ class _Reader:
     def keys(self, data: dict[str, Any], allowed: Collection[str], path: str) -> None:
         for key in data:
             if key not in allowed:
-                close = difflib.get_close_matches(key, list(allowed), n=1)
+                close = _close_match(key, allowed)
                 hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
                 self.issue(_join(path, key), f"unknown key ({hint})")
 
@@ -432,7 +438,7 @@ class _Reader:
         if text is None:
             return None
         if text not in choices:
-            close = difflib.get_close_matches(text, list(choices), n=1)
+            close = _close_match(text, choices)
             hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(choices)}"
             self.issue(path, f"unknown {noun} {text!r} ({hint})")
             return None

@@ -14,7 +14,6 @@ Dependency edges of the DAG come from two kinds of trigger:
 
 from __future__ import annotations
 
-import difflib
 import heapq
 import json
 import re
@@ -442,11 +441,12 @@ class _Validator:
         self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
 
     def suggest(self, name: str, candidates: Collection[str]) -> str:
-        # difflib compares the name with every candidate: for the thousands of wrong names of a
-        # hostile file that is quadratic, so only the first few issues get a suggestion.
+        # difflib compares with every candidate: quadratic over a hostile file's wrong names.
         if self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
             return ""
         self.suggestions += 1
+        import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
+
         close = difflib.get_close_matches(name, list(candidates), n=1)
         return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -234,7 +234,9 @@ class DeferredMonitor:
         if self._loaded.is_set():
             monitor = self._monitor
             return monitor.allocate_run_id(pipeline, request) if monitor is not None else None
-        run_id = format(secrets.randbits(128) or 1, "032x")  # a trace id is never all zeros
+        # secrets.randbits(128), without importing secrets (random, hmac) before the first stage;
+        # a trace id is never all zeros.
+        run_id = format(int.from_bytes(os.urandom(16)) or 1, "032x")
         self._named.add(run_id)
         return run_id
 
