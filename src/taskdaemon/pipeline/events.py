@@ -32,6 +32,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "ApprovalRequested",
@@ -62,8 +63,8 @@ def task_run_id(stage: str, instance: int, attempt: int) -> str:
     return f"{stage}.{instance}.{attempt}"
 
 
-@dataclass(frozen=True, slots=True)
-class TaskRunRef:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class TaskRunRef(ValueMethods):
     """A reference to one stage execution (for links: what fired a trigger, the last attempt)."""
 
     stage: str
@@ -76,8 +77,8 @@ class TaskRunRef:
         return task_run_id(self.stage, self.instance, self.attempt)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunStarted:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class RunStarted(ValueMethods):
     """A run began (its entry stages are about to be considered)."""
 
     run_id: str
@@ -89,8 +90,8 @@ class RunStarted:
     replay_of: str | None = None  # run id of the original run when this run is a replay
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunFinished:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class RunFinished(ValueMethods):
     """A run ended; ``status`` is success, failure or cancelled."""
 
     run_id: str
@@ -102,8 +103,8 @@ class RunFinished:
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageWaiting:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageWaiting(ValueMethods):
     """A stage became considerable and now waits for its triggers (or an approval).
 
     ``considered_at`` is the first moment the stage could be considered (run start for entry
@@ -117,8 +118,8 @@ class StageWaiting:
     considered_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TriggerEvaluated:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class TriggerEvaluated(ValueMethods):
     """One trigger of a stage was evaluated. ``satisfied`` is the trigger's own answer;
     ``stage_ready`` whether the stage as a whole (ANY/ALL) is now ready."""
 
@@ -137,8 +138,8 @@ class TriggerEvaluated:
     values: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApprovalRequested:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class ApprovalRequested(ValueMethods):
     """A stage with a ``manual {approval_required: true}`` trigger asks for approval."""
 
     run_id: str
@@ -148,8 +149,8 @@ class ApprovalRequested:
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApprovalResolved:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class ApprovalResolved(ValueMethods):
     """An approval was granted or rejected (``approved``), or timed out (``timed_out``)."""
 
     run_id: str
@@ -161,8 +162,8 @@ class ApprovalResolved:
     timed_out: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageQueued:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageQueued(ValueMethods):
     """A stage execution is ready and waits for a worker slot."""
 
     run_id: str
@@ -174,8 +175,8 @@ class StageQueued:
     task_run_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageStarted:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageStarted(ValueMethods):
     """A stage execution got a worker slot and its handler is about to run.
 
     ``fired_by`` are the upstream executions whose completion (or emitted event) fired the
@@ -201,8 +202,8 @@ class StageStarted:
     paused: float = 0.0  # seconds the execution spent paused at a breakpoint before it started
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageProcess:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageProcess(ValueMethods):
     """A command stage spawned its subprocess (for resource sampling of the process tree)."""
 
     run_id: str
@@ -213,8 +214,8 @@ class StageProcess:
     at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageRetrying:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageRetrying(ValueMethods):
     """A failed attempt will be retried after ``delay`` seconds."""
 
     run_id: str
@@ -229,8 +230,8 @@ class StageRetrying:
     at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageFinished:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageFinished(ValueMethods):
     """A stage execution ended: success, failure, timeout or cancelled.
 
     On a retried failure ``StageFinished(status=FAILURE, will_retry=True)`` is followed by
@@ -261,8 +262,8 @@ class StageFinished:
     cancel_cause: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StageSkipped:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class StageSkipped(ValueMethods):
     """A stage will never run in this run (upstream failed, no event arrived, run ended)."""
 
     run_id: str
@@ -275,8 +276,8 @@ class StageSkipped:
     cancel_cause: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventPublished:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class EventPublished(ValueMethods):
     """An event was published into a run, by a stage (``source_stage``) or from outside."""
 
     run_id: str
@@ -288,8 +289,8 @@ class EventPublished:
     source: TaskRunRef | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BreakpointHit:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class BreakpointHit(ValueMethods):
     """An execution paused at a debugger breakpoint (see ``engine/_debug.py``).
 
     ``kind`` is ``start`` (before the execution starts: a breakpoint, a step, an event
@@ -309,8 +310,8 @@ class BreakpointHit:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BreakpointResumed:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class BreakpointResumed(ValueMethods):
     """A paused execution went on: ``action`` is ``continue``, ``step``, ``skip``, ``retry`` or
     ``cancel`` (the run stopped while it was paused); ``by`` says who; ``paused`` is seconds."""
 
@@ -326,8 +327,8 @@ class BreakpointResumed:
     paused: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InputOverridden:
+@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+class InputOverridden(ValueMethods):
     """An input of a paused execution was replaced before it started (old and new values)."""
 
     run_id: str

@@ -28,6 +28,7 @@ from taskdaemon.pipeline.cel_limits import clip
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "BUILTIN_LOOPS",
@@ -73,8 +74,8 @@ class TriggerMode(StrEnum):
     ALL = "all"
 
 
-@dataclass(frozen=True, slots=True)
-class Backoff:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Backoff(ValueMethods):
     """Exponential backoff between attempts, in seconds."""
 
     initial: float = 1.0
@@ -86,16 +87,16 @@ class Backoff:
         return min(self.max, self.initial * self.factor ** (attempt - 1))
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class RetryPolicy(ValueMethods):
     """How many attempts a stage gets in all (1 = no retry) and how long to wait between them."""
 
     max_attempts: int = 1
     backoff: Backoff = field(default_factory=Backoff)
 
 
-@dataclass(frozen=True, slots=True)
-class OnCompletion:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class OnCompletion(ValueMethods):
     """Fires when ``stage`` finishes (only on success when ``success_only``)."""
 
     kind: ClassVar[str] = "on_completion"
@@ -108,8 +109,8 @@ class OnCompletion:
         return f"on completion of {self.stage}{suffix}"
 
 
-@dataclass(frozen=True, slots=True)
-class OnEvent:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class OnEvent(ValueMethods):
     """Fires once per published event of ``type`` whose CEL ``filter`` (over ``event``) holds."""
 
     kind: ClassVar[str] = "on_event"
@@ -121,8 +122,8 @@ class OnEvent:
         return f"on event {self.type}" + (f" if {self.filter}" if self.filter else "")
 
 
-@dataclass(frozen=True, slots=True)
-class OnCondition:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class OnCondition(ValueMethods):
     """Fires when the CEL ``expression`` over the run context becomes true."""
 
     kind: ClassVar[str] = "on_condition"
@@ -133,8 +134,8 @@ class OnCondition:
         return f"on condition {self.expression}"
 
 
-@dataclass(frozen=True, slots=True)
-class Manual:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Manual(ValueMethods):
     """``approval_required=False``: an entry stage; ``True``: waits for an approval."""
 
     kind: ClassVar[str] = "manual"
@@ -151,8 +152,8 @@ class Manual:
 Trigger: TypeAlias = OnCompletion | OnEvent | OnCondition | Manual
 
 
-@dataclass(frozen=True, slots=True)
-class InputMapping:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class InputMapping(ValueMethods):
     """One stage input: ``name`` receives the value of the CEL expression ``source``."""
 
     name: str
@@ -160,8 +161,8 @@ class InputMapping:
     required: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class OutputMapping:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class OutputMapping(ValueMethods):
     """One stage output: ``name`` receives the value of ``source`` (CEL over ``result``)."""
 
     name: str
@@ -169,8 +170,8 @@ class OutputMapping:
     required: bool = True
 
 
-@dataclass(frozen=True, slots=True)
-class LoopDef:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class LoopDef(ValueMethods):
     """A loop type declared in the pipeline file: a Python ``handler`` or a shell ``command``."""
 
     name: str
@@ -178,8 +179,8 @@ class LoopDef:
     command: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Stage:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Stage(ValueMethods):
     """One node of the DAG."""
 
     name: str
@@ -207,8 +208,8 @@ class Stage:
         return tuple(t.type for t in self.triggers if isinstance(t, OnEvent))
 
 
-@dataclass(frozen=True, slots=True)
-class Edge:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Edge(ValueMethods):
     """A dependency edge of the DAG and the trigger that makes it."""
 
     source: str
@@ -223,8 +224,8 @@ class Edge:
         return "on completion" if self.trigger.success_only else "on completion\n(any result)"
 
 
-@dataclass(frozen=True)
-class Pipeline:
+@dataclass(frozen=True, eq=False, repr=False)
+class Pipeline(ValueMethods):
     """A validated pipeline definition. Build it with ``load_pipeline`` or ``Pipeline(...)``
     followed by ``validate_pipeline``."""
 
