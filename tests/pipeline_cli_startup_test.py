@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import metrics as metrics_api
 
-from taskdaemon.pipeline import tracking
+from taskdaemon.pipeline import cli, tracking
 from taskdaemon.pipeline.cli import COMMAND_MODULES, COMMANDS, build_parser
 from taskdaemon.pipeline.cli.telemetry import build_telemetry
 from taskdaemon.pipeline.settings import Settings, load_settings
@@ -292,6 +292,39 @@ def test_commands_table_matches_what_each_module_registers() -> None:
 def test_the_lazy_parser_parses_as_the_full_one(argv: list[str]) -> None:
     """The parser built for one command line gives the same arguments as the full parser."""
     assert vars(build_parser().parse_args(argv)) == vars(build_parser(argv).parse_args(argv))
+
+
+def help_texts() -> dict[str, str]:
+    """``--help`` of the top level and of every sub-command, as the full parser prints them."""
+    parser = build_parser()
+    texts = {"": parser.format_help()}
+    for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+        for name, sub in action.choices.items():
+            texts[name] = sub.format_help()
+    return texts
+
+
+@pytest.mark.parametrize("columns", [None, "40", "100", "0", "wide"])
+def test_help_is_formatted_as_argparse_formats_it(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser's own width lookup (no shutil) gives every help text the width argparse's
+    would, with ``COLUMNS`` set, unset, zero or not a number."""
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    ours = help_texts()
+    monkeypatch.setattr(cli._Parser, "_get_formatter", argparse.ArgumentParser._get_formatter)
+    assert ours == help_texts()
+
+
+@pytest.mark.slow
+def test_parsing_imports_no_shutil(workdir: Path) -> None:
+    """Building the parser and parsing (``--version``, ``runs list``) imports no shutil."""
+    for argv in (["--version"], ["runs", "list"]):
+        modules = audit(argv, cwd=workdir, home=workdir / "home")
+        assert [] == loaded(modules, ("shutil",)), argv
 
 
 def test_help_and_unknown_commands_still_list_every_command(

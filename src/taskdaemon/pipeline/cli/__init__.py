@@ -15,6 +15,7 @@ functions that need them (``tests/pipeline_cli_startup_test.py`` audits each com
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -76,10 +77,43 @@ def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
     return COMMAND_MODULES
 
 
+def _help_width() -> int:
+    """The width argparse formats help to: ``shutil.get_terminal_size().columns - 2``
+    (``COLUMNS``, else the terminal of stdout, else 80), read without importing shutil."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return columns - 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose formatters get their width from :func:`_help_width`.
+
+    argparse builds a formatter for every argument added (to check its metavar), and a
+    formatter without a width imports ``shutil`` (with zlib, bz2 and lzma) to ask for the
+    terminal's: every command paid that import. Sub-command parsers are of this class too
+    (``add_subparsers`` uses the parent's class).
+    """
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        formatter: argparse.HelpFormatter = self.formatter_class(
+            prog=self.prog,
+            width=_help_width(),  # type: ignore[call-arg]
+        )
+        return formatter
+
+
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The argument parser: with ``argv``, only the sub-commands parsing it needs registered;
     without, every sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="taskdaemon",
         description="Run pipelines and observe them the OpenTelemetry way.",
     )
@@ -107,8 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point stdout at devnull
         # so the interpreter's final flush has nowhere to fail.
-        import os  # noqa: PLC0415 - only this rare path needs it
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
