@@ -1,5 +1,5 @@
 """``ValueMethods`` compares, hashes and prints as the methods ``@dataclass(frozen=True)``
-generates, for the model and event classes that use it and for field options they may use."""
+generates, for every class that uses it and for the field options they may use."""
 
 from __future__ import annotations
 
@@ -7,12 +7,28 @@ import dataclasses
 import inspect
 import threading
 from collections.abc import Iterator
+from importlib import import_module
 from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline import events, model
 from taskdaemon.pipeline.value_methods import ValueMethods
+
+#: The modules whose frozen dataclasses are built on ``ValueMethods``.
+MODULES = (
+    "model",
+    "events",
+    "cel_limits",
+    "expressions",
+    "errors",
+    "state",
+    "triggers",
+    "settings",
+    "payloads",
+    "visualization._snapshot",
+    "visualization._cancel",
+    "tracking.spans",
+)
 
 
 def stock_twin(cls: type) -> type:
@@ -45,8 +61,9 @@ def hashed(obj: object) -> int | str:
 
 
 def value_classes() -> Iterator[type]:
-    """Every class of the model and the events built on ``ValueMethods``."""
-    for module in (model, events):
+    """Every class of ``MODULES`` built on ``ValueMethods``."""
+    for name in MODULES:
+        module = import_module(f"taskdaemon.pipeline.{name}")
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, ValueMethods) and cls.__module__ == module.__name__:
                 yield cls
@@ -63,11 +80,11 @@ def sample(cls: type, salt: int) -> dict[str, Any]:
     return values
 
 
-def test_model_and_events_use_the_shared_methods() -> None:
+def test_the_classes_use_the_shared_methods() -> None:
     """The classes this module compares are the ones ``dataclasses`` generated no value
     methods for (so the check below covers what they really run)."""
     classes = list(value_classes())
-    assert len(classes) >= 25
+    assert len(classes) >= 45
     for cls in classes:
         params = cls.__dataclass_params__  # type: ignore[attr-defined]
         assert (params.frozen, params.eq, params.repr) == (True, False, False), cls

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from taskdaemon.pipeline.value_methods import ValueMethods
+
 __all__ = [
     "ASSUMED_DATA_SIZE",
     "COST_BUDGET",
@@ -137,8 +139,8 @@ def _ends_operand(piece: str) -> bool:
     return piece in (")", "]", "}") or (bool(piece) and (piece[0].isalnum() or piece[0] in "_'\""))
 
 
-@dataclass(frozen=True, slots=True)
-class CostEstimate:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class CostEstimate(ValueMethods):
     """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
     collection from the run's data, whose real size only the evaluation knows."""
 
@@ -146,8 +148,8 @@ class CostEstimate:
     iterates_data: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Est:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class _Est(ValueMethods):
     cost: int
     size: int  # elements, if a collection
     data: bool  # the size is an assumption (the value comes from the run's data)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskdaemon.pipeline.value_methods import ValueMethods
+
 __all__ = [
     "ApprovalError",
     "ConfigError",
@@ -25,8 +27,8 @@ class TaskdaemonError(Exception):
     """Base class of every error taskdaemon raises on purpose."""
 
 
-@dataclass(frozen=True, slots=True)
-class ValidationIssue:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class ValidationIssue(ValueMethods):
     """One problem in a pipeline definition: where it is and why it is wrong.
 
     ``path`` is the field path in the canonical form (``stages[2].triggers[0].on_event.type``);

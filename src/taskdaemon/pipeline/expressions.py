@@ -35,6 +35,7 @@ from taskdaemon.pipeline.cel_limits import (
     estimate_cost,
 )
 from taskdaemon.pipeline.errors import ExpressionError
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = ["CONTEXT_VARIABLES", "Expression", "ExpressionLimitError", "compile_expression"]
 
@@ -48,8 +49,8 @@ class ExpressionLimitError(ExpressionError):
     """An expression over a static limit (size, nesting, estimated cost): never compiled."""
 
 
-@dataclass(frozen=True, slots=True)
-class Expression:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Expression(ValueMethods):
     """A compiled CEL expression and the top-level variables it reads.
 
     ``isolated``: evaluated in the CEL worker under its time limit (see the module docstring).

@@ -30,12 +30,13 @@ import orjson
 
 from taskdaemon.pipeline import telemetry
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "CapturedPayload", "PayloadCapture"]
 
 
-@dataclass(frozen=True, slots=True)
-class CapturedPayload:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class CapturedPayload(ValueMethods):
     """A payload as recorded on a span: capped JSON text plus the size and hash of the full JSON."""
 
     json: str
@@ -53,8 +54,8 @@ class CapturedPayload:
         }
 
 
-@dataclass(frozen=True)
-class PayloadCapture:
+@dataclass(frozen=True, eq=False, repr=False)
+class PayloadCapture(ValueMethods):
     """How payloads are captured. ``enabled=False`` records no payload events at all.
 
     ``max_bytes`` caps the JSON kept on the span (the size and hash always describe the full

@@ -92,6 +92,7 @@ from typing import Any, Literal
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "DEFAULT_REDACT_PATTERNS",
@@ -140,8 +141,8 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class Settings(ValueMethods):
     """Every setting of one taskdaemon process; build it with :func:`load_settings`."""
 
     home: Path = Path(".taskdaemon")

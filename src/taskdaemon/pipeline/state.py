@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from taskdaemon.pipeline.errors import InvalidTransitionError
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "RUN_TRANSITIONS",
@@ -127,8 +128,8 @@ def check_stage_transition(current: StageStatus, new: StageStatus) -> None:
         raise InvalidTransitionError(f"stage cannot move from {current} to {new}")
 
 
-@dataclass(frozen=True, slots=True)
-class StageTimes:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class StageTimes(ValueMethods):
     """Wall-clock timestamps (epoch seconds) of one stage attempt; ``None`` until reached."""
 
     pending: float | None = None

@@ -44,6 +44,7 @@ from taskdaemon.pipeline.model import (
 )
 from taskdaemon.pipeline.run_state import ENDED_STAGE_STATUSES
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "ApprovalState",
@@ -189,8 +190,8 @@ def expression_context(
     return context
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledExpression:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class CompiledExpression(ValueMethods):
     """An expression with the stage names it reads (None: unknown, read them all)."""
 
     expression: Expression
@@ -204,8 +205,8 @@ def _compile(source: str, allowed: frozenset[str]) -> CompiledExpression:
     return CompiledExpression(expression, _stage_refs(expression))
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledStage:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class CompiledStage(ValueMethods):
     """Everything the engine needs about one stage, computed once per pipeline."""
 
     stage: Stage
@@ -224,8 +225,8 @@ class CompiledStage:
     event_emitters: tuple[str, ...]  # stages that emit one of this stage's event types
 
 
-@dataclass(frozen=True)
-class TriggerPlan:
+@dataclass(frozen=True, eq=False, repr=False)
+class TriggerPlan(ValueMethods):
     """A pipeline compiled for execution: expressions compiled once, and the indexes that let
     each change re-evaluate only the stages it can affect."""
 

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.value_methods import ValueMethods
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
@@ -29,8 +31,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SpanEventRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class SpanEventRecord(ValueMethods):
     """A span event: name, time in epoch nanoseconds, attributes."""
 
     name: str
@@ -38,8 +40,8 @@ class SpanEventRecord:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class SpanLinkRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class SpanLinkRecord(ValueMethods):
     """A link to another span (hex ids) with the link's attributes."""
 
     trace_id: str
@@ -47,8 +49,8 @@ class SpanLinkRecord:
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class SpanRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class SpanRecord(ValueMethods):
     """One span, normalized (see the module docstring for the spelling of every field)."""
 
     trace_id: str

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, wrap
 
 __all__ = ["DagCancellation", "cancellations"]
 
 
-@dataclass(frozen=True, slots=True)
-class DagCancellation:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class DagCancellation(ValueMethods):
     """A cancellation edge: ``source`` failed, which stopped the run and cancelled ``target``."""
 
     source: str

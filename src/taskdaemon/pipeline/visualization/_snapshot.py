@@ -29,6 +29,7 @@ from taskdaemon.pipeline.records import (
     TriggerRecord,
 )
 from taskdaemon.pipeline.telemetry_codec import trigger_from_description, trigger_record
+from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "STATES",
@@ -120,8 +121,8 @@ def wrap(text: str, width: int = 40, max_lines: int = 3) -> str:
 DagTrigger = TriggerRecord
 
 
-@dataclass(frozen=True, slots=True)
-class DagNode:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class DagNode(ValueMethods):
     """A stage. ``state`` is None without a run overlay; timings aggregate its attempts:
     ``start`` is the first attempt's start, ``end`` the last end once every attempt ended."""
 
@@ -181,8 +182,8 @@ class DagNode:
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class DagEdge:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class DagEdge(ValueMethods):
     """A dependency edge: ``label`` is the DOT-contract label (``Edge.label``)."""
 
     source: str
@@ -195,8 +196,8 @@ class DagEdge:
     success_only: bool | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class DagSnapshot:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class DagSnapshot(ValueMethods):
     """The DAG (nodes in definition order, edges in definition order) and its run overlay."""
 
     pipeline: str
@@ -214,8 +215,8 @@ class DagSnapshot:
         raise KeyError(name)
 
 
-@dataclass(frozen=True, slots=True)
-class DagGate:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class DagGate(ValueMethods):
     """A trigger source that is not a stage, drawn as a pseudo-node pointing at its stage:
     a CEL condition, a manual approval, or an event published from outside the run."""
 
