@@ -420,15 +420,17 @@ def test_the_engine_loads_no_run_record_classes() -> None:
 
 
 @pytest.mark.slow
-def test_the_run_path_loads_no_otel_secrets_or_difflib() -> None:
+def test_the_run_path_loads_no_otel_secrets_difflib_or_cel_worker() -> None:
     """What ``run`` imports before its first stage (the command, the engine, the telemetry
     stand-in, the file reader) loads neither the OTel API, nor ``secrets`` (run ids come
-    from ``os.urandom``), nor difflib (suggestions for wrong names only)."""
+    from ``os.urandom``), nor difflib (suggestions for wrong names only), nor the CEL worker
+    and pickle (isolated expressions only)."""
     modules = imported_by(
         "import taskdaemon.pipeline.cli.run, taskdaemon.pipeline.engine, "
         "taskdaemon.pipeline.cli.deferred, taskdaemon.pipeline.config"
     )
-    assert [] == loaded(modules, ("opentelemetry", "secrets", "random", "hmac", "difflib"))
+    unneeded = ("opentelemetry", "secrets", "random", "hmac", "difflib", "pickle")
+    assert [] == loaded(modules, (*unneeded, "taskdaemon.pipeline.cel_worker"))
 
 
 @pytest.mark.slow

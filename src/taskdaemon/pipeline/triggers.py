@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from taskdaemon.pipeline.cel_worker import shared_worker
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.expressions import Expression, compile_expression
 from taskdaemon.pipeline.model import (
@@ -201,6 +200,9 @@ class CompiledExpression(ValueMethods):
 def _compile(source: str, allowed: frozenset[str]) -> CompiledExpression:
     expression = compile_expression(source, allowed)
     if expression.isolated:
+        # Imported here: only isolated expressions need the worker (pickle, a subprocess).
+        from taskdaemon.pipeline.cel_worker import shared_worker  # noqa: PLC0415
+
         shared_worker().start()  # now, so that it is ready by the first evaluation
     return CompiledExpression(expression, _stage_refs(expression))
 
