@@ -25,6 +25,7 @@ MODULES = (
     "triggers",
     "settings",
     "payloads",
+    "records",
     "visualization._snapshot",
     "visualization._cancel",
     "tracking.spans",
@@ -84,7 +85,7 @@ def test_the_classes_use_the_shared_methods() -> None:
     """The classes this module compares are the ones ``dataclasses`` generated no value
     methods for (so the check below covers what they really run)."""
     classes = list(value_classes())
-    assert len(classes) >= 45
+    assert len(classes) >= 50
     for cls in classes:
         params = cls.__dataclass_params__  # type: ignore[attr-defined]
         assert (params.frozen, params.eq, params.repr) == (True, False, False), cls

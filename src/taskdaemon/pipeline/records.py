@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskdaemon.pipeline.value_methods import ValueMethods
+
 __all__ = [
     "AttemptRecord",
     "EdgeRecord",
@@ -21,8 +23,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class AttemptRecord(ValueMethods):
     """One execution (attempt of one instance) of a stage. Times are epoch seconds."""
 
     task_run_id: str
@@ -52,8 +54,8 @@ class AttemptRecord:
         return None if self.end is None else max(0.0, self.end - self.start)
 
 
-@dataclass(frozen=True, slots=True)
-class TriggerRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class TriggerRecord(ValueMethods):
     """One trigger of a stage as a reader knows it: only the fields of its ``kind`` are set.
 
     ``kind`` is a trigger kind of the model (``on_completion``, ``on_event``, ``on_condition``,
@@ -72,8 +74,8 @@ class TriggerRecord:
     timeout: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StageRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class StageRecord(ValueMethods):
     """A stage of the run with every execution it had (none when it never ran)."""
 
     name: str
@@ -92,8 +94,8 @@ class StageRecord:
     trigger_specs: tuple[TriggerRecord, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class EdgeRecord(ValueMethods):
     """A DAG edge as recorded on the spans, with its trigger label (``model.Edge.label``:
     ``on completion``, ``on completion\n(any result)`` or ``on event\n{type}``; empty when
     the spans do not say). The trigger itself is the target stage's (``StageRecord.
@@ -104,8 +106,8 @@ class EdgeRecord:
     label: str
 
 
-@dataclass(frozen=True, slots=True)
-class RunRecord:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class RunRecord(ValueMethods):
     """A whole run rebuilt from its spans."""
 
     run_id: str
@@ -135,8 +137,8 @@ class RunRecord:
         raise KeyError(name)
 
 
-@dataclass(frozen=True, slots=True)
-class RunSummary:
+@dataclass(frozen=True, eq=False, repr=False, slots=True)
+class RunSummary(ValueMethods):
     """One row of the run history (``taskdaemon runs list``)."""
 
     run_id: str
