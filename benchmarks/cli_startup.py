@@ -27,9 +27,10 @@ machine whose load changes spreads it over all commands alike; the first round i
 
 ``--baseline TREE`` times every command a second time in each round with ``PYTHONPATH`` at
 ``TREE/src`` (another checkout of the project, e.g. ``git worktree add /tmp/main main``), same
-interpreter, same store, interleaved with this tree's: its rows follow, and the last column
-gives this tree's median over the baseline's (below 1.0: faster), a ratio that stays readable on
-a loaded machine.
+interpreter, same store, interleaved with this tree's (``validate`` and ``dag`` from TREE's
+root, so each tree reads its own example and handler module): its rows follow, and the last
+column gives this tree's median over the baseline's (below 1.0: faster), a ratio that stays
+readable on a loaded machine.
 """
 
 from __future__ import annotations
@@ -160,15 +161,18 @@ def _row(
 
 
 def _commands(
-    cli: list[str], work: Path, env: dict[str, str], run_id: str
+    cli: list[str], work: Path, env: dict[str, str], run_id: str, tree: Path
 ) -> list[tuple[str, Callable[[], Sample], bool]]:
-    """(name, measure, has the target) of each command but ``run``, run with ``env``."""
+    """(name, measure, has the target) of each command but ``run``, run with ``env``;
+    ``validate`` and ``dag`` from ``tree``'s root (its own example, whose handler module
+    ``validate`` imports), or from this one's if ``tree`` has no example."""
     example = "examples/feature_delivery.yaml"
+    root = tree if (tree / example).is_file() else ROOT
     return [
         ("taskdaemon --version", lambda: _timed([*cli, "--version"], cwd=ROOT, env=env), True),
         (
             "validate feature_delivery.yaml",
-            lambda: _timed([*cli, "validate", example], cwd=ROOT, env=env),
+            lambda: _timed([*cli, "validate", example], cwd=root, env=env),
             True,
         ),
         ("runs list", lambda: _timed([*cli, "runs", "list"], cwd=work, env=env), True),
@@ -179,7 +183,7 @@ def _commands(
         ),
         (
             "dag feature_delivery.yaml",
-            lambda: _timed([*cli, "dag", example], cwd=ROOT, env=env),
+            lambda: _timed([*cli, "dag", example], cwd=root, env=env),
             True,
         ),
     ]
@@ -216,9 +220,10 @@ def main() -> int:
         )
         run_id = json.loads(listed.stdout)[0]["run_id"]
 
-        trees = [("", env)]
+        trees = [("", env, ROOT)]
         if baseline_tree is not None:
-            trees.append(("baseline: ", _environment(work / "home", baseline_tree.resolve())))
+            baseline_env = _environment(work / "home", baseline_tree.resolve())
+            trees.append(("baseline: ", baseline_env, baseline_tree.resolve()))
         python: list[tuple[str, Callable[[], Sample], bool]] = [
             (
                 "python -c pass",
@@ -228,11 +233,11 @@ def main() -> int:
         ]
         commands = python + [
             (f"{prefix}{name}", measure, target)
-            for prefix, tree_env in trees
-            for name, measure, target in _commands(cli, work, tree_env, run_id)
+            for prefix, tree_env, tree in trees
+            for name, measure, target in _commands(cli, work, tree_env, run_id, tree)
         ]
         samples: dict[str, list[Sample]] = {name: [] for name, _, _ in commands}
-        for prefix, _ in trees:
+        for prefix, _, _ in trees:
             samples[f"{prefix}run (to first stage start)"] = []
             samples[f"{prefix}run (whole, for information)"] = []
         for index in range(rounds + 1):
@@ -240,14 +245,14 @@ def main() -> int:
                 value = measure()
                 if index:
                     samples[name].append(value)
-            for prefix, tree_env in trees:
+            for prefix, tree_env, _ in trees:
                 to_stage, whole = _timed_run(run_argv, cwd=work, env=tree_env)
                 if index:
                     samples[f"{prefix}run (to first stage start)"].append(to_stage)
                     samples[f"{prefix}run (whole, for information)"].append(whole)
 
     targets = {name for name, _, target in commands if target}
-    targets |= {f"{prefix}run (to first stage start)" for prefix, _ in trees}
+    targets |= {f"{prefix}run (to first stage start)" for prefix, _, _ in trees}
     python_pass = _medians(samples["python -c pass"])
     print(f"median (range) of {rounds} rounds, ms; ratios to python -c pass; target <= 150 ms wall")
     print(f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
