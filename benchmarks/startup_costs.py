@@ -42,7 +42,6 @@ PATHS: dict[str, tuple[str, ...]] = {
         "taskdaemon.pipeline.events",
         "taskdaemon.pipeline.engine",
         "taskdaemon.pipeline.config",
-        "opentelemetry.trace",
         "taskdaemon.pipeline.logs",
         "taskdaemon.pipeline.cli.deferred",
         "taskdaemon.pipeline.cli.run",
