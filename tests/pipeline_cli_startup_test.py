@@ -168,10 +168,11 @@ def test_version_imports_no_sub_command(workdir: Path) -> None:
 def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> None:
     """``validate`` of the example (CEL, Python handlers) loads no OTel, web server or span
     store, and of ``cel`` only its compiled core, not the package and its prompt_toolkit CLI,
-    nor the CEL worker (nothing is evaluated)."""
+    nor the CEL worker (nothing is evaluated), nor hashlib (resolving handlers needs no
+    definition hash)."""
     modules = audit(["validate", EXAMPLE], cwd=ROOT, home=workdir / "home")
     unneeded = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.cel_worker", "pickle")
-    assert [] == loaded(modules, (*READING, *unneeded, "difflib"))
+    assert [] == loaded(modules, (*READING, *unneeded, "difflib", "hashlib"))
     assert "cel.cel" in modules
     assert "cel" not in modules
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
-from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.model import LoopDef, Pipeline, Stage
 from taskdaemon.pipeline.process_tree import TreePeaks
 
 if TYPE_CHECKING:
@@ -466,18 +466,23 @@ class _EntryPointLoop:
     target: str  # module:function, imported on first use
 
 
+# loop type, handler, command, the file's declaration of the loop type
+_ResolutionKey: TypeAlias = tuple[str, str | None, str | None, LoopDef | None]
+
+
 class LoopRegistry:
     """Resolves stages to handlers: the engine's ``resolver``.
 
     ``resolve(pipeline, stage)`` (also ``registry(pipeline, stage)``) returns the stage's
     :data:`Handler` or raises :class:`LoopTypeError` naming the stage, the loop type and, for
-    Python handlers, the ``module:function`` that failed. Resolutions are cached per (definition
-    hash, stage name); ``register`` clears the cache.
+    Python handlers, the ``module:function`` that failed. Resolutions are cached per what they
+    read (the stage's loop type, handler and command, and the file's declaration of that loop
+    type); ``register`` clears the cache.
     """
 
     def __init__(self) -> None:
         self._types: dict[str, Handler | _EntryPointLoop] = {}
-        self._cache: dict[tuple[str, str], Handler] = {}
+        self._cache: dict[_ResolutionKey, Handler] = {}
         self._entry_points_read = True  # a bare registry has none to read
 
     @classmethod
@@ -518,7 +523,9 @@ class LoopRegistry:
 
     def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
         """The handler that runs ``stage`` of ``pipeline``."""
-        key = (pipeline.definition_hash, stage.name)
+        # Keyed by exactly what resolving reads, not by the definition's hash, whose canonical
+        # JSON and sha256 ``validate`` would pay for nothing.
+        key = (stage.loop, stage.handler, stage.command, pipeline.loops.get(stage.loop))
         handler = self._cache.get(key)
         if handler is None:
             handler = self._resolve(pipeline, stage)
