@@ -235,7 +235,8 @@ def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[s
 def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None:
     """``dag FILE`` loads neither the span store nor the live views (asyncio, engine events),
     nor the CEL worker and its subprocess module, nor orjson (nothing is encoded), nor what
-    only a run's legend (html) or ``--watch`` (tempfile) needs."""
+    only a run's legend (html), ``--watch`` (tempfile) or the JSON format's definition hash
+    (hashlib) needs."""
     modules = audit(["dag", EXAMPLE], cwd=ROOT, home=workdir / "home")
     extra = (
         "taskdaemon.pipeline.tracking",
@@ -246,6 +247,7 @@ def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None
         "orjson",
         "html",
         "tempfile",
+        "hashlib",
     )
     assert [] == loaded(modules, (*READING, *extra))
 

@@ -204,8 +204,16 @@ class DagSnapshot(ValueMethods):
     nodes: tuple[DagNode, ...]
     edges: tuple[DagEdge, ...]
     description: str = ""
-    definition_hash: str | None = None
+    definition: Pipeline | None = None  # the parsed definition, when drawn from one
     run: RunRecord | None = None  # the overlaid run
+
+    @property
+    def definition_hash(self) -> str | None:
+        """The definition's hash (the parsed file's, else the run's): computed when a format
+        shows it, so drawing DOT or Mermaid from a file needs no canonical JSON nor hashlib."""
+        if self.definition is not None:
+            return self.definition.definition_hash
+        return self.run.definition_hash if self.run is not None else None
 
     def node(self, name: str) -> DagNode:
         """The node called ``name``; KeyError if there is none."""
@@ -318,9 +326,7 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
         nodes=tuple(nodes),
         edges=tuple(edges),
         description=pipeline.description if pipeline is not None else "",
-        definition_hash=pipeline.definition_hash
-        if pipeline is not None
-        else (run.definition_hash if run is not None else None),
+        definition=pipeline,
         run=run,
     )
 
