@@ -26,6 +26,13 @@ class PipelineMetrics:
     Recording methods take plain label values and fold them through the ``LabelGuard``;
     attribute dicts are cached per label combination (attribute hashing dominates the SDK's
     recording cost). ``resource_sampling=False`` keeps the two gauges but observes nothing.
+
+    With the API's ``NoOpMeterProvider`` (what ``taskdaemon run`` has without a metric reader)
+    ``recording`` is False and the recording methods return at once: the no-op instruments
+    would drop every record, so folding labels and building attribute dicts for them (a new
+    stage name misses every cache, so each stage of a run paid it) records nothing. The label
+    guard then admits nothing either. A proxy provider (the global one before any is set) may
+    become real later, so it records as usual.
     """
 
     def __init__(
@@ -37,6 +44,8 @@ class PipelineMetrics:
         resource_sampling: bool = True,
     ) -> None:
         provider = meter_provider or metrics_api.get_meter_provider()
+        #: False when every record would be dropped (the API's no-op provider); see above.
+        self.recording = not isinstance(provider, metrics_api.NoOpMeterProvider)
         meter = provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
         self.guard = label_guard or LabelGuard()
         self.sampler = sampler or ResourceSampler()
@@ -121,6 +130,8 @@ class PipelineMetrics:
 
     def run_started(self, pipeline: str) -> None:
         """A run began."""
+        if not self.recording:
+            return
         self.active_executions.add(1, self._labels((t.LABEL_PIPELINE, pipeline)))
         self.cicd_run_active.add(
             1,
@@ -133,6 +144,8 @@ class PipelineMetrics:
         self, pipeline: str, status: str, result: str, duration: float, error_type: str | None
     ) -> None:
         """A run ended with ``status`` (RunStatus value) and semconv ``result``."""
+        if not self.recording:
+            return
         self.active_executions.add(-1, self._labels((t.LABEL_PIPELINE, pipeline)))
         self.cicd_run_active.add(
             -1,
@@ -156,6 +169,8 @@ class PipelineMetrics:
         self, pipeline: str, stage: str, queue_time: float, trigger_wait: float | None
     ) -> None:
         """A stage execution got its slot."""
+        if not self.recording:
+            return
         labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage))
         self.stage_queue_time.record(queue_time, labels)
         if trigger_wait is not None:
@@ -163,6 +178,8 @@ class PipelineMetrics:
 
     def stage_finished(self, pipeline: str, stage: str, status: str, duration: float) -> None:
         """A stage execution ended with ``status`` (StageStatus value)."""
+        if not self.recording:
+            return
         labels = self._labels(
             (t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage), (t.LABEL_STATUS, status)
         )
@@ -171,6 +188,8 @@ class PipelineMetrics:
 
     def trigger_evaluated(self, pipeline: str, stage: str, trigger_type: str) -> None:
         """One trigger was evaluated."""
+        if not self.recording:
+            return
         self.trigger_evaluations.add(
             1,
             self._labels(
