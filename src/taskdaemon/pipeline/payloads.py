@@ -101,14 +101,35 @@ class PayloadCapture(ValueMethods):
         return self._capped(data), changed
 
     def _capped(self, data: bytes) -> CapturedPayload:
+        size = len(data)
+        if size <= _SMALL_MAX_BYTES and size <= self.max_bytes:
+            # A whole short JSON text's capture depends on the text alone (see _small).
+            captured = _small.get(data)
+            if captured is None:
+                captured = CapturedPayload(
+                    data.decode(), size, hashlib.sha256(data).hexdigest(), truncated=False
+                )
+                if len(_small) >= _SMALL_MAX_ENTRIES:
+                    _small.clear()
+                _small[data] = captured
+            return captured
         digest = hashlib.sha256(data).hexdigest()
-        if len(data) <= self.max_bytes:
-            return CapturedPayload(data.decode(), len(data), digest, truncated=False)
+        if size <= self.max_bytes:
+            return CapturedPayload(data.decode(), size, digest, truncated=False)
         kept = data[: self.max_bytes].decode("utf-8", "ignore")
         return CapturedPayload(kept, len(data), digest, truncated=True)
 
 
 _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+#: Captures of short whole JSON texts, by text: most payloads a run records are a few
+#: repeated ones (``{}``, ``null``, the same small inputs stage after stage), and each capture
+#: would hash and decode them again. A capture is frozen and depends on the text alone when
+#: nothing is cut, so one may be shared; the dict is emptied when full, so it stays bounded
+#: (at most ``_SMALL_MAX_ENTRIES`` texts of at most ``_SMALL_MAX_BYTES`` bytes).
+_small: dict[bytes, CapturedPayload] = {}
+_SMALL_MAX_BYTES = 256
+_SMALL_MAX_ENTRIES = 1024
 
 
 def _json_default(value: Any) -> Any:
