@@ -1,7 +1,7 @@
 """The monitor's CPU a stage: a real run's engine records, handled as ``taskdaemon run`` does.
 
 ``.venv/bin/python benchmarks/monitor_records.py [--stages 301] [--rounds 7] [--pairs 3]
-[--baseline SRC]``
+[--cold N] [--baseline SRC]``
 
 Each measurement is a child process that runs ``per_stage.py``'s async chain of ``--stages``
 no-op stages once through the engine (no observer) to record its engine records, builds the
@@ -13,6 +13,12 @@ handles each record inline, as the deferred monitor's loading thread does after 
 first feed (``first``: every stage new to the label guard, the definition's attributes built,
 as in one ``taskdaemon run``), and the best and median of the later ones (warm). The span
 store's writer thread is not counted (the SDK floor pays it alike).
+
+``--cold N`` (default 0) adds ``cold``: the median of N more cold feeds in the same child, each
+to a new monitor (``build_monitor`` again) fed the records of a new run of a freshly loaded
+definition, with the process-wide memos emptied (``redaction._clean``, ``payloads._small``):
+what a new ``taskdaemon run`` process pays, bar the interpreter's own first-use costs. One
+``first`` per child is a single sample; the median of N is steadier.
 
 With ``--baseline SRC`` (``git archive main src | tar -x -C /tmp/base``, then ``--baseline
 /tmp/base/src``) children alternate between this checkout and SRC, ``--pairs`` times; the
@@ -42,7 +48,7 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
 
-def child(stages: int, rounds: int) -> dict[str, float]:
+def child(stages: int, rounds: int, cold: int = 0) -> dict[str, float]:
     """In the child: record a run's records, build the monitor, feed them; µs a stage."""
     sys.path.insert(0, str(HERE))
     from per_stage import HANDLERS, chain
@@ -58,14 +64,18 @@ def child(stages: int, rounds: int) -> dict[str, float]:
     from taskdaemon.pipeline.logs import configure_logging
     from taskdaemon.pipeline.settings import load_settings
 
-    pipeline = load_pipeline(str(work / "chain.yaml"))
-    records: list[Any] = []
+    def record_a_run() -> list[Any]:
+        pipeline = load_pipeline(str(work / "chain.yaml"))
+        kept: list[Any] = []
 
-    class Keep:
-        def on_event(self, event: Any) -> None:
-            records.append(event)
+        class Keep:
+            def on_event(self, event: Any) -> None:
+                kept.append(event)
 
-    asyncio.run(Engine(observers=[Keep()]).run(pipeline, {}))
+        asyncio.run(Engine(observers=[Keep()]).run(pipeline, {}))
+        return kept
+
+    records = record_a_run()
     settings = load_settings()
     configure_logging(settings)
     logging.getLogger("taskdaemon").setLevel(logging.ERROR)  # the foreign run id warning
@@ -87,7 +97,40 @@ def child(stages: int, rounds: int) -> dict[str, float]:
             thread.start()
             thread.join()
     warm = samples[1:]
-    return {"first": samples[0], "best": min(warm), "median": statistics.median(warm)}
+    figures = {"first": samples[0], "best": min(warm), "median": statistics.median(warm)}
+    if cold:
+        figures["cold"] = statistics.median(cold_feeds(cold, stages, settings, record_a_run))
+    return figures
+
+
+def cold_feeds(count: int, stages: int, settings: Any, record_a_run: Any) -> list[float]:
+    """``count`` cold feeds (see ``--cold``): µs a stage of each."""
+    from taskdaemon.pipeline import payloads, redaction
+    from taskdaemon.pipeline.cli.monitoring import build_monitor
+
+    samples: list[float] = []
+    for _ in range(count):
+        records = record_a_run()
+        redaction._clean.clear()
+        getattr(payloads, "_small", {}).clear()  # absent from trees before the memo
+        with contextlib.ExitStack() as stack:
+            telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
+
+            thread = threading.Thread(target=_feed, args=(monitor, records, stages, samples))
+            thread.start()
+            thread.join()
+            telemetry.tracer_provider.force_flush()
+    return samples
+
+
+def _feed(monitor: Any, records: list[Any], stages: int, samples: list[float]) -> None:
+    """Feed ``records`` to ``monitor`` on this thread; append its CPU µs a stage."""
+    gc.collect()
+    on_event = monitor.on_event
+    started = time.thread_time()
+    for record in records:
+        on_event(record)
+    samples.append((time.thread_time() - started) / stages * 1e6)
 
 
 def main() -> None:
@@ -95,11 +138,12 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=301)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--cold", type=int, default=0)
     parser.add_argument("--baseline", metavar="SRC")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.stages, args.rounds)))
+        print(json.dumps(child(args.stages, args.rounds, args.cold)))
         return
     sources = {"this": str(SRC)}
     if args.baseline:
@@ -115,13 +159,14 @@ def main() -> None:
             env = dict(os.environ, PYTHONPATH=source)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", f"--stages={args.stages}",
-                 f"--rounds={args.rounds}"],
+                 f"--rounds={args.rounds}", f"--cold={args.cold}"],
                 env=env, check=True, capture_output=True, text=True,
             ).stdout  # fmt: skip
             figures = json.loads(out.splitlines()[-1])
             results[name].append(figures)
+            cold = f", cold {figures['cold']:.1f}" if "cold" in figures else ""
             print(
-                f"  {name}: first {figures['first']:.1f}, best {figures['best']:.1f}, "
+                f"  {name}: first {figures['first']:.1f}{cold}, best {figures['best']:.1f}, "
                 f"median {figures['median']:.1f} µs/stage",
                 file=sys.stderr,
                 flush=True,
@@ -131,10 +176,14 @@ def main() -> None:
         f"{args.pairs} alternating children (load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs)"
     )
-    print(f"  {'variant':<8} {'first (cold)':>14} {'warm best':>10} {'warm median':>12}")
+    cold_header = f" {'cold median':>12}" if args.cold else ""
+    print(
+        f"  {'variant':<8} {'first (cold)':>14}{cold_header} {'warm best':>10} {'warm median':>12}"
+    )
     for name, rows in results.items():
+        cold = f" {statistics.median(r['cold'] for r in rows):12.1f}" if args.cold else ""
         print(
-            f"  {name:<8} {statistics.median(r['first'] for r in rows):14.1f}"
+            f"  {name:<8} {statistics.median(r['first'] for r in rows):14.1f}{cold}"
             f" {min(r['best'] for r in rows):10.1f}"
             f" {statistics.median(r['median'] for r in rows):12.1f}"
         )
