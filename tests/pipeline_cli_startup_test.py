@@ -427,12 +427,14 @@ def test_the_run_path_loads_no_otel_secrets_difflib_or_cel_worker() -> None:
     """What ``run`` imports before its first stage (the command, the engine, the telemetry
     stand-in, the file reader) loads neither the OTel API, nor ``secrets`` (run ids come
     from ``os.urandom``), nor difflib (suggestions for wrong names only), nor the CEL worker
-    and pickle (isolated expressions only)."""
+    and pickle (isolated expressions only), nor orjson with its uuid and platform, nor hashlib
+    (the payload capture's, used once monitoring has begun)."""
     modules = imported_by(
         "import taskdaemon.pipeline.cli.run, taskdaemon.pipeline.engine, "
         "taskdaemon.pipeline.cli.deferred, taskdaemon.pipeline.config"
     )
     unneeded = ("opentelemetry", "secrets", "random", "hmac", "difflib", "pickle")
+    unneeded += ("orjson", "uuid", "platform", "hashlib")
     assert [] == loaded(modules, (*unneeded, "taskdaemon.pipeline.cel_worker"))
 
 

@@ -21,12 +21,9 @@ Capture never raises: a payload that cannot be serialised is captured as its ``r
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from taskdaemon.pipeline import telemetry
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
@@ -91,16 +88,24 @@ class PayloadCapture(ValueMethods):
     def capture_flagged(self, payload: Any) -> tuple[CapturedPayload, bool]:
         """:meth:`capture`, and whether redaction changed anything (``redact(payload) is not
         payload``), from one redaction walk instead of two."""
+        # orjson (which loads uuid and platform) and hashlib (OpenSSL) are imported at the
+        # first capture, not with this module: ``run`` makes its capture before the first
+        # stage starts, and monitoring begins after it (cli/deferred.py).
+        import orjson  # noqa: PLC0415
+
         changed = False
         try:
             redacted = self.redact(payload)
             changed = redacted is not payload
-            data = orjson.dumps(redacted, default=_json_default, option=_OPTIONS)
+            options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+            data = orjson.dumps(redacted, default=_json_default, option=options)
         except (TypeError, ValueError, RecursionError):  # JSONEncodeError is a TypeError
             data = orjson.dumps(_fallback_text(self, payload).encode("utf-8", "replace").decode())
         return self._capped(data), changed
 
     def _capped(self, data: bytes) -> CapturedPayload:
+        import hashlib  # noqa: PLC0415 - see capture_flagged
+
         size = len(data)
         if size <= _SMALL_MAX_BYTES and size <= self.max_bytes:
             # A whole short JSON text's capture depends on the text alone (see _small).
@@ -119,8 +124,6 @@ class PayloadCapture(ValueMethods):
         kept = data[: self.max_bytes].decode("utf-8", "ignore")
         return CapturedPayload(kept, len(data), digest, truncated=True)
 
-
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 #: Captures of short whole JSON texts, by text: most payloads a run records are a few
 #: repeated ones (``{}``, ``null``, the same small inputs stage after stage), and each capture
