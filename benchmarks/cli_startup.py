@@ -27,10 +27,10 @@ machine whose load changes spreads it over all commands alike; the first round i
 
 ``--baseline TREE`` times every command a second time in each round with ``PYTHONPATH`` at
 ``TREE/src`` (another checkout of the project, e.g. ``git worktree add /tmp/main main``), same
-interpreter, same store, interleaved with this tree's (``validate`` and ``dag`` from TREE's
-root, so each tree reads its own example and handler module): its rows follow, and the last
-column gives this tree's median over the baseline's (below 1.0: faster), a ratio that stays
-readable on a loaded machine.
+interpreter, a home and store of its own (an older tree may refuse a newer store), interleaved
+with this tree's (``validate`` and ``dag`` from TREE's root, so each tree reads its own example
+and handler module): its rows follow, and the last column gives this tree's median over the
+baseline's (below 1.0: faster), a ratio that stays readable on a loaded machine.
 """
 
 from __future__ import annotations
@@ -213,17 +213,27 @@ def main() -> int:
         env = _environment(work / "home", ROOT)
         cli = _taskdaemon()
         run_argv = [*cli, "run", "startup.yaml", "--quiet"]
-        for _ in range(3):  # the store's runs, and a warm byte-code cache
-            _timed_run(run_argv, cwd=work, env=env)
-        listed = subprocess.run(
-            [*cli, "runs", "list", "--json"], cwd=work, env=env, capture_output=True, check=True
-        )
-        run_id = json.loads(listed.stdout)[0]["run_id"]
 
-        trees = [("", env, ROOT)]
+        def filled(tree_env: dict[str, str]) -> str:
+            """Three runs into the home's store (and a warm byte-code cache): a run id."""
+            for _ in range(3):
+                _timed_run(run_argv, cwd=work, env=tree_env)
+            listed = subprocess.run(
+                [*cli, "runs", "list", "--json"],
+                cwd=work,
+                env=tree_env,
+                capture_output=True,
+                check=True,
+            )
+            return str(json.loads(listed.stdout)[0]["run_id"])
+
+        trees = [("", env, ROOT, filled(env))]
         if baseline_tree is not None:
-            baseline_env = _environment(work / "home", baseline_tree.resolve())
-            trees.append(("baseline: ", baseline_env, baseline_tree.resolve()))
+            # A home of its own: an older tree may not open a store this one wrote.
+            baseline_env = _environment(work / "baseline-home", baseline_tree.resolve())
+            trees.append(
+                ("baseline: ", baseline_env, baseline_tree.resolve(), filled(baseline_env))
+            )
         python: list[tuple[str, Callable[[], Sample], bool]] = [
             (
                 "python -c pass",
@@ -233,11 +243,11 @@ def main() -> int:
         ]
         commands = python + [
             (f"{prefix}{name}", measure, target)
-            for prefix, tree_env, tree in trees
+            for prefix, tree_env, tree, run_id in trees
             for name, measure, target in _commands(cli, work, tree_env, run_id, tree)
         ]
         samples: dict[str, list[Sample]] = {name: [] for name, _, _ in commands}
-        for prefix, _, _ in trees:
+        for prefix, *_ in trees:
             samples[f"{prefix}run (to first stage start)"] = []
             samples[f"{prefix}run (whole, for information)"] = []
         for index in range(rounds + 1):
@@ -245,14 +255,14 @@ def main() -> int:
                 value = measure()
                 if index:
                     samples[name].append(value)
-            for prefix, tree_env, _ in trees:
+            for prefix, tree_env, *_ in trees:
                 to_stage, whole = _timed_run(run_argv, cwd=work, env=tree_env)
                 if index:
                     samples[f"{prefix}run (to first stage start)"].append(to_stage)
                     samples[f"{prefix}run (whole, for information)"].append(whole)
 
     targets = {name for name, _, target in commands if target}
-    targets |= {f"{prefix}run (to first stage start)" for prefix, _, _ in trees}
+    targets |= {f"{prefix}run (to first stage start)" for prefix, *_ in trees}
     python_pass = _medians(samples["python -c pass"])
     print(f"median (range) of {rounds} rounds, ms; ratios to python -c pass; target <= 150 ms wall")
     print(f"  {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
