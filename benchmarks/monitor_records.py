@@ -82,20 +82,11 @@ def child(stages: int, rounds: int, cold: int = 0) -> dict[str, float]:
     samples: list[float] = []
     with contextlib.ExitStack() as stack:
         telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
-
-        def feed() -> None:
-            gc.collect()
-            on_event = monitor.on_event
-            started = time.thread_time()
-            for record in records:
-                on_event(record)
-            samples.append((time.thread_time() - started) / stages * 1e6)
-            telemetry.tracer_provider.force_flush()
-
         for _ in range(rounds + 1):
-            thread = threading.Thread(target=feed)
+            thread = threading.Thread(target=_feed, args=(monitor, records, stages, samples))
             thread.start()
             thread.join()
+            telemetry.tracer_provider.force_flush()
     warm = samples[1:]
     figures = {"first": samples[0], "best": min(warm), "median": statistics.median(warm)}
     if cold:
@@ -115,7 +106,6 @@ def cold_feeds(count: int, stages: int, settings: Any, record_a_run: Any) -> lis
         getattr(payloads, "_small", {}).clear()  # absent from trees before the memo
         with contextlib.ExitStack() as stack:
             telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
-
             thread = threading.Thread(target=_feed, args=(monitor, records, stages, samples))
             thread.start()
             thread.join()
