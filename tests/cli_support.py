@@ -36,12 +36,14 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def taskdaemon(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run one command to its end."""
+def taskdaemon(
+    home: Path, *args: str, timeout: float = 60, cwd: Path = ROOT, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """Run one command to its end, in ``cwd``, with ``environment(home, **extra)``."""
     return subprocess.run(
         [TASKDAEMON, *args],
-        cwd=ROOT,
-        env=environment(home),
+        cwd=cwd,
+        env=environment(home, **extra),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import subprocess
-import sys
 import textwrap
 import weakref
 from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon
 from taskdaemon.pipeline.heap import GEN0_THRESHOLD, tuned_collector
-
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 
 
 class _Node:
@@ -90,16 +86,7 @@ def test_run_runs_its_handlers_under_the_tuned_collector(tmp_path: Path) -> None
         )
     )
     out = tmp_path / "probe.json"
-    env = dict(os.environ, TASKDAEMON_HOME=str(tmp_path / "home"), PROBE_OUT=str(out))
-    done = subprocess.run(
-        [TASKDAEMON, "run", "-q", "p.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = taskdaemon(tmp_path / "home", "run", "-q", "p.yaml", cwd=tmp_path, PROBE_OUT=str(out))
     assert done.returncode == 0, done.stderr
     threshold, frozen = json.loads(out.read_text())
     assert threshold == GEN0_THRESHOLD
