@@ -14,22 +14,27 @@ from taskdaemon.pipeline.process_tree import ProcessTree, TreePeaks
 BUSY = f"{sys.executable} -c 'sum(i * i for i in range(2_000_000))'"
 
 
-@pytest.fixture
-def shell_after_busy_child() -> Iterator[subprocess.Popen[str]]:
-    """A shell that ran a CPU-bound child to its end (and reaped it), then waits on stdin."""
+def waiting_shell(script: str, ready: str) -> Iterator[subprocess.Popen[str]]:
+    """A shell running ``script``, once it printed the line ``ready``; at the end its
+    descendants are killed, and the shell ends as its stdin closes."""
     shell = subprocess.Popen(
-        ["sh", "-c", f"{BUSY}; echo reaped; read _"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        ["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert shell.stdout is not None
-    assert "reaped\n" == shell.stdout.readline()
+    assert f"{ready}\n" == shell.stdout.readline()
     yield shell
+    for process in psutil.Process(shell.pid).children(recursive=True):
+        process.kill()
     assert shell.stdin is not None
     shell.stdin.close()
     shell.wait(timeout=10)
     shell.stdout.close()
+
+
+@pytest.fixture
+def shell_after_busy_child() -> Iterator[subprocess.Popen[str]]:
+    """A shell that ran a CPU-bound child to its end (and reaped it), then waits on stdin."""
+    yield from waiting_shell(f"{BUSY}; echo reaped; read _", "reaped")
 
 
 def test_cpu_counts_what_the_tree_reaped(shell_after_busy_child: subprocess.Popen[str]) -> None:
@@ -79,21 +84,7 @@ def test_a_gone_process_reads_as_nothing() -> None:
 @pytest.fixture
 def nested_tree() -> Iterator[subprocess.Popen[str]]:
     """A shell with a child and, through a subshell, a grandchild, waiting on stdin."""
-    shell = subprocess.Popen(
-        ["sh", "-c", "(sleep 60 & sleep 60) & sleep 60 & echo up; read _"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert shell.stdout is not None
-    assert "up\n" == shell.stdout.readline()
-    yield shell
-    for process in psutil.Process(shell.pid).children(recursive=True):
-        process.kill()
-    assert shell.stdin is not None
-    shell.stdin.close()
-    shell.wait(timeout=10)
-    shell.stdout.close()
+    yield from waiting_shell("(sleep 60 & sleep 60) & sleep 60 & echo up; read _", "up")
 
 
 def test_the_tree_is_every_descendant_psutil_finds(nested_tree: subprocess.Popen[str]) -> None:
