@@ -39,18 +39,15 @@ MAX_STAGE_NAME: Final = 256
 _BATCH: Final = 2000
 
 
-def _record(row: LogRow | tuple[Any, ...]) -> dict[str, Any]:
-    if isinstance(row, LogRow):
-        row = (row.id, row.time_ns, row.level, row.instance, row.attempt, row.scope, row.body)
-    number, time_ns, level, instance, attempt, scope, body = row
+def _record(row: LogRow) -> dict[str, Any]:
     return {
-        "id": number,
-        "time": time_ns / 1e9,
-        "level": level,
-        "instance": instance,
-        "attempt": attempt,
-        "logger": scope,
-        "body": body,
+        "id": row.id,
+        "time": row.time_ns / 1e9,
+        "level": row.level,
+        "instance": row.instance,
+        "attempt": row.attempt,
+        "logger": row.scope,
+        "body": row.body,
     }
 
 
