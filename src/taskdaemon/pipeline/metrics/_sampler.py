@@ -34,6 +34,7 @@ class _Sampled:
     stage: str
     tree: ProcessTree | None  # None: a Python stage (this process), or no pid yet
     is_command: bool
+    # the process tree's CPU and the clock at its previous reading (command stages only)
     last_cpu: float | None = None
     last_wall: float | None = None
 
@@ -70,11 +71,9 @@ class ResourceSampler:
         stage: str,
         *,
         is_command: bool,
-        cpu: float | None = None,
     ) -> None:
         """A stage execution started. Reads no clock: a Python stage is measured against the
-        process's reading at the previous collection (see the module docstring); ``cpu`` is
-        accepted for compatibility and ignored."""
+        process's reading at the previous collection (see the module docstring)."""
         sampled = _Sampled(pipeline, stage, None, is_command)
         with self._lock:
             self._running[key] = sampled
@@ -86,8 +85,6 @@ class ResourceSampler:
             if sampled is not None:
                 sampled.tree = ProcessTree(pid)
                 sampled.is_command = True
-                sampled.last_cpu = None
-                sampled.last_wall = None
 
     def stage_finished(self, key: tuple[str, str]) -> None:
         """The execution ended: it leaves the gauges."""
