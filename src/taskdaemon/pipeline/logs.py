@@ -47,6 +47,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
 
@@ -296,21 +297,10 @@ def _iso(created: float) -> str:
 
 
 def _severity(levelno: int) -> SeverityNumber:
+    """``log_levels.severity_number`` as the logs API's enum."""
     from opentelemetry._logs import SeverityNumber  # noqa: PLC0415 - an exporter loaded it
 
-    for threshold, name in _SEVERITY:
-        if levelno >= threshold:
-            return SeverityNumber[name]
-    return SeverityNumber.TRACE
-
-
-_SEVERITY: Final = (
-    (logging.CRITICAL, "FATAL"),
-    (logging.ERROR, "ERROR"),
-    (logging.WARNING, "WARN"),
-    (logging.INFO, "INFO"),
-    (logging.DEBUG, "DEBUG"),
-)
+    return SeverityNumber(severity_number(levelno))
 
 
 class OTelLogHandler(logging.Handler):
