@@ -27,14 +27,10 @@ from taskdaemon.pipeline.redaction import redact, redact_text
 __all__ = ["RedactingSpan", "RedactingTracer", "redact_attributes"]
 
 
-def _attributes(attributes: types.Attributes) -> Any:
-    return redact(attributes) if attributes else attributes
-
-
 def redact_attributes(attributes: types.Attributes) -> Any:
-    """``attributes`` as a :class:`RedactingSpan` records them: for callers that record the
-    same attributes on many spans and redact them once (``start_span``'s ``redacted``)."""
-    return _attributes(attributes)
+    """``attributes`` as a :class:`RedactingSpan` records them; also for callers that record
+    the same attributes on many spans and redact them once (``start_span``'s ``redacted``)."""
+    return redact(attributes) if attributes else attributes
 
 
 class RedactingTracer:
@@ -58,8 +54,8 @@ class RedactingTracer:
         attributes redacted. ``redacted``: attributes already passed through
         :func:`redact_attributes`, recorded first and as they are (``attributes`` after them)."""
         if links:
-            links = [Link(link.context, _attributes(link.attributes)) for link in links]
-        recorded = _attributes(attributes)
+            links = [Link(link.context, redact_attributes(link.attributes)) for link in links]
+        recorded = redact_attributes(attributes)
         if redacted:
             recorded = {**redacted, **recorded} if recorded else redacted
         span = self._tracer.start_span(
@@ -94,19 +90,19 @@ class RedactingSpan(Span):
         self._span.update_name(redact_text(name))
 
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
-        self._span.set_attributes(_attributes({key: value}))
+        self._span.set_attributes(redact_attributes({key: value}))
 
     def set_attributes(self, attributes: types.Attributes) -> None:
         if attributes:
-            self._span.set_attributes(_attributes(attributes))
+            self._span.set_attributes(redact_attributes(attributes))
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
-        self._span.add_event(name, _attributes(attributes), timestamp=timestamp)
+        self._span.add_event(name, redact_attributes(attributes), timestamp=timestamp)
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
-        self._span.add_link(context, _attributes(attributes))
+        self._span.add_link(context, redact_attributes(attributes))
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         if isinstance(status, Status):
@@ -137,4 +133,4 @@ class RedactingSpan(Span):
         }
         if attributes:
             recorded.update(attributes)
-        self._span.add_event("exception", _attributes(recorded), timestamp=timestamp)
+        self._span.add_event("exception", redact_attributes(recorded), timestamp=timestamp)
