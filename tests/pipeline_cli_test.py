@@ -135,6 +135,38 @@ def test_unresolvable_handler_exits_2(home: Path, tmp_path: Path) -> None:
     assert expected == done.stderr
 
 
+def test_stages_that_share_a_resolution_problem_share_one_line(home: Path, tmp_path: Path) -> None:
+    """Five stages whose handler module is missing give one line naming three and counting two
+    more; a stage with another problem keeps its own line, in file order."""
+    stages = "".join(
+        f"""
+          - name: s{i}
+            handler: "no_such_module_grp:run"
+            triggers: [{{manual: {{approval_required: false}}}}]"""
+        for i in range(5)
+    )
+    path = tmp_path / "many.yaml"
+    path.write_text(
+        "name: many\nstages:"
+        + stages
+        + """
+          - name: odd
+            handler: "os:no_such_function"
+            triggers: [{manual: {approval_required: false}}]
+        """.rstrip()
+        + "\n"
+    )
+    done = taskdaemon(home, "validate", str(path))
+    assert 2 == done.returncode
+    assert [
+        f"{path}: stages 's0', 's1', 's2' and 2 more: loop type 'python': handler "
+        "'no_such_module_grp:run': cannot import module 'no_such_module_grp': "
+        "ModuleNotFoundError: No module named 'no_such_module_grp'",
+        f"{path}: stage 'odd': loop type 'python': handler 'os:no_such_function': "
+        "module 'os' has no attribute 'no_such_function'",
+    ] == done.stdout.splitlines()
+
+
 def test_failing_pipeline_exits_1(home: Path, tmp_path: Path) -> None:
     """A run whose stage fails exits 1 and shows the stage's error and stderr in the table."""
     path = write(

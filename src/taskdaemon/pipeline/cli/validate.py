@@ -1,6 +1,7 @@
 """``taskdaemon validate FILE...``: check pipeline files without running them.
 
-For each file, prints ``OK FILE (N stages)`` or one line per issue (``FILE:LINE: PATH: REASON``).
+For each file, prints ``OK FILE (N stages)`` or one line per issue (``FILE:LINE: PATH: REASON``;
+stages whose handlers fail to resolve alike share one line, see :func:`resolve_issues`).
 Unless ``--no-resolve`` is given, every stage's loop type is also resolved to its handler, which
 imports the ``module:function`` of Python loop types (with the current directory on
 ``sys.path``, as ``taskdaemon run`` does), so a typo in a handler shows here and not mid-run.
@@ -25,7 +26,13 @@ from taskdaemon.pipeline.errors import ConfigError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
 
-__all__ = ["add_working_directory_to_path", "register", "resolve_issues", "run_validate"]
+__all__ = [
+    "SHOWN_STAGES",
+    "add_working_directory_to_path",
+    "register",
+    "resolve_issues",
+    "run_validate",
+]
 
 
 def register(subparsers: Any) -> None:
@@ -55,15 +62,42 @@ def add_working_directory_to_path() -> None:
         sys.path.insert(0, cwd)
 
 
+#: Stages named in one line before "and N more" (a grouped resolution problem).
+SHOWN_STAGES = 3
+
+
 def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
-    """One line per stage whose loop type does not resolve to a handler."""
-    issues = []
+    """One line per distinct problem of the stages whose loop type does not resolve to a
+    handler, in the order of the first stage that has it.
+
+    Stages that share a problem (the same handler module missing, say) share the line, which
+    names the first :data:`SHOWN_STAGES` and counts the rest: a 300-stage file whose handler
+    module is not on the path gets one line, not 300 copies of it.
+    """
+    stages_of: dict[str, list[str]] = {}
     for stage in pipeline.stages:
         try:
             registry.resolve(pipeline, stage)
         except LoopTypeError as error:
-            issues.append(f"{pipeline.source or '<pipeline>'}: {error}")
-    return issues
+            text = str(error)
+            prefix = f"stage {stage.name!r}: "
+            if text.startswith(prefix):
+                stages_of.setdefault(text[len(prefix) :], []).append(stage.name)
+            else:
+                stages_of.setdefault(text, [])
+    source = pipeline.source or "<pipeline>"
+    return [f"{source}: {_stages_phrase(names)}{problem}" for problem, names in stages_of.items()]
+
+
+def _stages_phrase(names: list[str]) -> str:
+    """``stage 'a': ``, ``stages 'a', 'b': `` or ``stages 'a', 'b', 'c' and 7 more: ``."""
+    if not names:
+        return ""
+    if len(names) == 1:
+        return f"stage {names[0]!r}: "
+    shown = ", ".join(repr(name) for name in names[:SHOWN_STAGES])
+    more = len(names) - SHOWN_STAGES
+    return f"stages {shown}{f' and {more} more' if more > 0 else ''}: "
 
 
 def run_validate(args: argparse.Namespace) -> int:
