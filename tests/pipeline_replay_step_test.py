@@ -23,7 +23,7 @@ from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.tracking import encode_traces
 from taskdaemon.pipeline.tracking.dump_logs import decode_logs
-from taskdaemon.pipeline.tracking.log_read import LogRow, encode_logs
+from taskdaemon.pipeline.tracking.log_read import StoredLog, encode_logs
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
 
@@ -126,8 +126,8 @@ def test_the_prompt_on_a_pipe_reads_logs_up_to_the_instant(recorded: tuple[Path,
     ``error:`` line, ``logs`` shows only the records written by the current instant."""
     home, run_id = recorded
     rows = [
-        LogRow(1, run_id, 0, 9, "INFO", "demo", "plan", 0, 1, None, "t", "early"),
-        LogRow(2, run_id, 2**62, 9, "INFO", "demo", "plan", 0, 1, None, "t", "late"),
+        StoredLog(1, run_id, 0, 9, "INFO", "demo", "plan", 0, 1, None, "t", "early"),
+        StoredLog(2, run_id, 2**62, 9, "INFO", "demo", "plan", 0, 1, None, "t", "late"),
     ]
     out = io.StringIO()
     prompt = StepPrompt(
@@ -248,8 +248,8 @@ def test_dump_log_records_read_back_as_written() -> None:
     """``decode_logs`` is the inverse of ``encode_logs`` for the fields a dump keeps; a
     foreign or broken body gives no records, not an error."""
     rows = [
-        LogRow(0, "a" * 32, 5, 9, "INFO", "demo", "plan", 0, 1, "b" * 16, "td", "hi", {"k": 1}),
-        LogRow(0, "a" * 32, 3, 13, "WARNING", "demo", None, None, None, None, "py", "w"),
+        StoredLog(0, "a" * 32, 5, 9, "INFO", "demo", "plan", 0, 1, "b" * 16, "td", "hi", {"k": 1}),
+        StoredLog(0, "a" * 32, 3, 13, "WARNING", "demo", None, None, None, None, "py", "w"),
     ]
     assert sorted(rows, key=lambda r: r.time_ns) == decode_logs(encode_logs(rows))
     for foreign in (None, [], {"resourceLogs": [1, {"scopeLogs": [2, {"logRecords": [3]}]}]}):

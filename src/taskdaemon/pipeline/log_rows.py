@@ -43,7 +43,8 @@ __all__ = ["LogRow", "RowSink", "row_sink_for"]
 
 class LogRow(NamedTuple):
     """One row of the span store's ``logs`` table, as the log writer queues it (attributes
-    not yet redacted nor encoded: the writer does that on its thread)."""
+    not yet redacted nor encoded: the writer does that on its thread). Read back, a row is a
+    :class:`taskdaemon.pipeline.tracking.log_read.StoredLog`."""
 
     run_id: str
     time_ns: int

@@ -26,12 +26,12 @@ from typing import IO, Any
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 from taskdaemon.pipeline.replay.walk import RecordedWalk
-from taskdaemon.pipeline.tracking.log_read import LogRow
+from taskdaemon.pipeline.tracking.log_read import StoredLog
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
 #: A stage's log records of the run: ``(run_id, stage) → rows`` (SpanSourceError when unread).
-LogReader = Callable[[str, str], list[LogRow]]
+LogReader = Callable[[str, str], list[StoredLog]]
 
 STEP_COMMANDS: dict[str, str] = {
     "next": "next (or an empty line): go to the next recorded event",
@@ -75,7 +75,7 @@ def log_reader_for(source_url: str, default_url: str) -> LogReader:
     if not store.lower().startswith("sqlite://"):
         store = ""
 
-    def read(run_id: str, stage: str) -> list[LogRow]:
+    def read(run_id: str, stage: str) -> list[StoredLog]:
         if not store:
             raise SpanSourceError("log records are kept in the embedded store (sqlite:///)")
         return run_log_records(store, run_id, stage=stage)

@@ -1,4 +1,4 @@
-"""The log records of a debug dump (``logs.otlp.json``), read back as ``LogRow`` objects.
+"""The log records of a debug dump (``logs.otlp.json``), read back as ``StoredLog`` objects.
 
 The inverse of :func:`~.log_read.encode_logs` (the collector file exporter's OTLP JSON), for
 tools that read a dump as they read the store: ``replay RUN --step --source dump://...`` shows
@@ -14,7 +14,7 @@ from typing import Any
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.dump_source import read_dump_members
-from taskdaemon.pipeline.tracking.log_read import LogRow
+from taskdaemon.pipeline.tracking.log_read import StoredLog
 from taskdaemon.pipeline.tracking.otlp_json import decode_any_value
 
 __all__ = ["decode_logs", "dump_log_records"]
@@ -30,7 +30,7 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def _record(raw: Any, scope: str) -> LogRow | None:
+def _record(raw: Any, scope: str) -> StoredLog | None:
     if not isinstance(raw, dict):
         return None
     attributes: dict[str, Any] = {}
@@ -39,7 +39,7 @@ def _record(raw: Any, scope: str) -> LogRow | None:
             attributes[item["key"]] = decode_any_value(item.get("value"))
     ids = {name: attributes.pop(f"taskdaemon.{name}", None) for name in _IDS}
     body = decode_any_value(raw.get("body"))
-    return LogRow(
+    return StoredLog(
         id=0,
         run_id=str(raw.get("traceId") or ids["run_id"] or ""),
         time_ns=_int(raw.get("timeUnixNano")) or 0,
@@ -56,9 +56,9 @@ def _record(raw: Any, scope: str) -> LogRow | None:
     )
 
 
-def decode_logs(body: Any) -> list[LogRow]:
+def decode_logs(body: Any) -> list[StoredLog]:
     """The records of one OTLP JSON ``ExportLogsServiceRequest``, in time order."""
-    rows: list[LogRow] = []
+    rows: list[StoredLog] = []
     if not isinstance(body, dict):
         return rows
     for resource in body.get("resourceLogs") or ():
@@ -77,7 +77,7 @@ def decode_logs(body: Any) -> list[LogRow]:
     return rows
 
 
-def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None) -> list[LogRow]:
+def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None) -> list[StoredLog]:
     """The records of ``run_id`` (a prefix of it does) in the dump at ``path``, optionally of
     one stage; SpanSourceError (one line) when the archive is not a readable dump."""
     path = Path(path)

@@ -31,7 +31,7 @@ __all__ = [
     "COLUMNS",
     "LINES_ATTRIBUTE",
     "OUTPUT_SCOPE",
-    "LogRow",
+    "StoredLog",
     "encode_logs",
     "read_logs",
     "row_records",
@@ -52,8 +52,11 @@ COLUMNS: Final = (
 
 
 @dataclass(frozen=True, slots=True)
-class LogRow:
-    """One stored log record of a run (``run_id`` is its trace id)."""
+class StoredLog:
+    """One log record read back from the store, with its row id (``run_id`` is its trace id).
+
+    The write side is :class:`taskdaemon.pipeline.log_rows.LogRow`: the row before it is stored.
+    """
 
     id: int
     run_id: str
@@ -109,12 +112,12 @@ def _connect(store: str | Path) -> sqlite3.Connection:
     return connect(path)
 
 
-def _row(raw: Sequence[Any]) -> LogRow:
+def _row(raw: Sequence[Any]) -> StoredLog:
     try:
         attributes = json.loads(raw[12]) if raw[12] else {}
     except ValueError:
         attributes = {}
-    return LogRow(
+    return StoredLog(
         id=raw[0],
         run_id=raw[1],
         time_ns=raw[2],
@@ -131,7 +134,7 @@ def _row(raw: Sequence[Any]) -> LogRow:
     )
 
 
-def row_records(raw: Sequence[Any]) -> list[LogRow]:
+def row_records(raw: Sequence[Any]) -> list[StoredLog]:
     """The records of one row of :data:`COLUMNS`: one, or for an output row holding ``n``
     lines, ``n`` records with ids ``id - n + 1`` to ``id`` (``tracking._output_rows``). A row
     whose body does not split into the lines it announces is kept whole (never mis-split)."""
@@ -145,7 +148,7 @@ def row_records(raw: Sequence[Any]) -> list[LogRow]:
     attributes = {k: v for k, v in row.attributes.items() if k != LINES_ATTRIBUTE}
     first = row.id - count + 1
     return [
-        LogRow(
+        StoredLog(
             first + index,
             row.run_id,
             row.time_ns,
@@ -172,7 +175,7 @@ def read_logs(
     level: str | None = None,
     after: int = 0,
     limit: int | None = None,
-) -> list[LogRow]:
+) -> list[StoredLog]:
     """The run's records with ``id > after``, in order, at most ``limit``; ``stage`` and
     ``level`` (a name such as ``warning``: that severity and above) filter them. ``store`` is
     the file, its ``sqlite:///`` URL or an open connection. ValueError for an unknown level.
@@ -211,13 +214,13 @@ def run_ended(conn: sqlite3.Connection, run_id: str) -> bool:
 
 def run_log_records(
     store: str | Path, run_id: str, *, stage: str | None = None, level: str | None = None
-) -> list[LogRow]:
+) -> list[StoredLog]:
     """Every stored record of ``run_id`` (a full id), in order: for the debugger and dumps."""
     return read_logs(store, run_id, stage=stage, level=level)
 
 
 def encode_logs(
-    rows: Iterable[LogRow], resource: Mapping[str, Any] | None = None
+    rows: Iterable[StoredLog], resource: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     """The rows as one OTLP JSON ``ExportLogsServiceRequest`` (one scope per logger name)."""
     scopes: dict[str, list[dict[str, Any]]] = {}
@@ -270,7 +273,7 @@ def encode_logs(
 
 
 def write_otlp_json_logs(
-    rows: Iterable[LogRow], out: IO[str], resource: Mapping[str, Any] | None = None
+    rows: Iterable[StoredLog], out: IO[str], resource: Mapping[str, Any] | None = None
 ) -> None:
     """Write the rows to ``out`` as the collector file exporter does: one JSON line."""
     out.write(json.dumps(encode_logs(rows, resource), separators=(",", ":")))

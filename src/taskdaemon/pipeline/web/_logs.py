@@ -26,7 +26,7 @@ from taskdaemon.pipeline.tracking.log_read import (
     COLUMNS,
     LINES_ATTRIBUTE,
     OUTPUT_SCOPE,
-    LogRow,
+    StoredLog,
     read_logs,
     row_records,
     run_ended,
@@ -39,7 +39,7 @@ MAX_STAGE_NAME: Final = 256
 _BATCH: Final = 2000
 
 
-def _record(row: LogRow) -> dict[str, Any]:
+def _record(row: StoredLog) -> dict[str, Any]:
     return {
         "id": row.id,
         "time": row.time_ns / 1e9,
