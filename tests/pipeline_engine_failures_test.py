@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from opentelemetry.trace import StatusCode
 
 from pipeline_engine_support import (
     FakeSleep,
@@ -17,8 +18,11 @@ from pipeline_engine_support import (
     retry,
     stage,
 )
+from pipeline_monitor_support import Telemetry
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import (
+    RunFinished,
+    RunStarted,
     StageFinished,
     StageQueued,
     StageRetrying,
@@ -328,3 +332,40 @@ async def test_a_clock_that_breaks_at_any_reading_never_hangs_the_run(
                 await asyncio.gather(*(t for t in tasks if t is not None), return_exceptions=True)
     # the clock broke at every step of the run, and late enough for some runs to finish
     assert {"clock broke", "success" if not handlers else "failure"} == outcomes
+
+
+async def test_an_aborted_run_ends_as_failed_for_its_observers() -> None:
+    """Whenever the clock breaks after the run started, observers get one ``RunFinished`` of
+    status failure naming the internal error, and the monitor ends the run span as an error
+    and a span for every stage that started (the run used to stay open, "running", for ever)."""
+    aborted = 0
+    for broken_from in range(1, 60):
+        telemetry = Telemetry()
+        monitor = telemetry.monitor(resource_sampling=False)
+        recorder = Recorder()
+        try:
+            async with Engine(
+                resolver=Resolver({}), clock=BrokenClock(broken_from), observers=[recorder, monitor]
+            ) as engine:
+                p = pipeline(stage("a"), stage("b", *after("a")), stage("c", *after("b")))
+                try:
+                    await asyncio.wait_for(engine.run(p), 2)
+                    continue  # the clock broke too late to matter
+                except RuntimeError:
+                    pass
+            if not recorder.of(RunStarted):
+                assert [] == recorder.of(RunFinished)
+                continue
+            aborted += 1
+            (finished,) = recorder.of(RunFinished)
+            assert RunStatus.FAILURE == finished.status
+            assert "internal error: RuntimeError('clock broke')" == finished.error
+            assert "RuntimeError" == finished.error_type
+            monitor.close()
+            (run_span,) = telemetry.by_name("RUN p")
+            assert StatusCode.ERROR == run_span.status.status_code
+            started = {event.stage for event in recorder.of(StageStarted)}
+            assert started <= {span.name for span in telemetry.spans()}
+        finally:
+            telemetry.shutdown()
+    assert aborted >= 5  # the clock broke at several points of a started run

@@ -10,6 +10,7 @@ by topic over classes that all extend :class:`RunBase`: attempts, timeouts and r
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from taskdaemon.pipeline.engine._isolated import IsolatedEvaluations
 from taskdaemon.pipeline.engine._results import HandlerResolver, PauseGate, RunResult
 from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
-from taskdaemon.pipeline.events import EngineEvent, StageStarted, TaskRunRef
+from taskdaemon.pipeline.events import EngineEvent, RunFinished, StageStarted, TaskRunRef
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import ErrorStrategy, Pipeline
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.triggers import TriggerPlan, TriggerState
 
@@ -137,8 +139,14 @@ class RunBase:
     def abort(self, exc: BaseException) -> None:
         """End the run on an internal error that left it unable to finish: cancel what still
         runs, count it among the engine's finished runs, and raise ``exc`` in every waiter
-        (``RunHandle.wait``, ``Engine.run``) instead of letting them wait forever. Observers
-        get no ``RunFinished``: the bookkeeping that would build it is what failed."""
+        (``RunHandle.wait``, ``Engine.run``) instead of letting them wait forever.
+
+        Observers that saw the run start get a ``RunFinished`` of status failure, whose error
+        is ``internal error: <exc>``, so the trace and the run history end the run as failed
+        rather than show it running for ever. It is built from what cannot have failed: the
+        time is the engine's clock, or the wall clock when that clock is what broke; no
+        outputs; the monitor ends the stage spans still open as cancelled.
+        """
         if self.done.done():
             return
         current = asyncio.current_task()
@@ -147,6 +155,18 @@ class RunBase:
                 task = inst.task
                 if task is not None and task is not current and not task.done():
                     task.cancel()
+        if self.ctx.observed and self.status is RunStatus.RUNNING:
+            self.status = RunStatus.FAILURE
+            self.ctx.emit(
+                RunFinished(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    status=RunStatus.FAILURE,
+                    at=_reading(self.ctx.clock),
+                    error=redact_text(f"internal error: {exc!r}"),
+                    error_type=type(exc).__qualname__,
+                )
+            )
         self.ctx.run_finished(self.run_id)
         self.done.set_exception(exc)
 
@@ -226,3 +246,11 @@ class RunBase:
     def cancelled_error(self) -> str:
         """The error of an attempt a stop cancels: ``cancelled: <why>``."""
         return f"cancelled: {self.cancel_reason}" if self.cancel_reason else "cancelled"
+
+
+def _reading(clock: Callable[[], float]) -> float:
+    """``clock()``, or the wall clock when reading it raises (an aborted run's end time)."""
+    try:
+        return clock()
+    except Exception:
+        return time.time()
