@@ -7,12 +7,12 @@ slow drift: ``engine/_run.py`` once held 1,394 lines and imported the engine tha
 from __future__ import annotations
 
 import ast
-import dataclasses
 from pathlib import Path
 
 import pytest
 
 from taskdaemon.pipeline import events
+from taskdaemon.pipeline.record_fields import is_record
 from taskdaemon.pipeline.state import StageStatus
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -21,9 +21,7 @@ PACKAGE = "taskdaemon.pipeline.engine"
 MAX_LINES = 700
 # Event records (every frozen record of events.py but the three-field ``TaskRunRef``).
 RECORDS = frozenset(
-    name
-    for name in events.__all__
-    if dataclasses.is_dataclass(getattr(events, name)) and name != "TaskRunRef"
+    name for name in events.__all__ if is_record(getattr(events, name)) and name != "TaskRunRef"
 )
 
 

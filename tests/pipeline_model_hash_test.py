@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 from taskdaemon.pipeline.model import (
@@ -18,11 +17,12 @@ from taskdaemon.pipeline.model import (
     TriggerMode,
     _stage_payload,
 )
+from taskdaemon.pipeline.record_fields import as_dict
 
 
 def _asdict_payload(stage: Stage) -> dict[str, object]:
-    payload = dataclasses.asdict(stage)
-    payload["triggers"] = [{t.kind: dataclasses.asdict(t)} for t in stage.triggers]
+    payload = as_dict(stage)
+    payload["triggers"] = [{t.kind: as_dict(t)} for t in stage.triggers]
     return payload
 
 

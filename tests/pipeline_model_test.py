@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 import time
@@ -24,6 +23,7 @@ from taskdaemon.pipeline.model import (
     Trigger,
     validate_pipeline,
 )
+from taskdaemon.pipeline.record_fields import replace
 
 
 def _stage(name: str, *triggers: Trigger, emits: tuple[str, ...] = ()) -> Stage:
@@ -118,16 +118,16 @@ def test_definition_hash_ignores_source_and_loop_order() -> None:
     """Where a pipeline was loaded from and the order of `loops:` do not change its hash."""
     loops_ab = {"a": LoopDef("a", command="x"), "b": LoopDef("b", handler="m:f")}
     loops_ba = {"b": LoopDef("b", handler="m:f"), "a": LoopDef("a", command="x")}
-    one = dataclasses.replace(_fan_out(), loops=loops_ab, source="one.yaml")
-    two = dataclasses.replace(_fan_out(), loops=loops_ba, source="two.toml")
+    one = replace(_fan_out(), loops=loops_ab, source="one.yaml")
+    two = replace(_fan_out(), loops=loops_ba, source="two.toml")
     assert one.definition_hash == two.definition_hash
 
 
 def test_definition_hash_changes_with_the_definition() -> None:
     """Changing any field of a stage changes the hash."""
-    changed = dataclasses.replace(
+    changed = replace(
         _fan_out(),
-        stages=(*_fan_out().stages[:-1], dataclasses.replace(_fan_out().stages[-1], timeout=5.0)),
+        stages=(*_fan_out().stages[:-1], replace(_fan_out().stages[-1], timeout=5.0)),
     )
     assert _fan_out().definition_hash != changed.definition_hash
 
@@ -142,7 +142,7 @@ def test_valid_pipeline_has_no_issues() -> None:
 
 def test_issues_of_python_built_pipelines_have_no_line() -> None:
     """validate_pipeline is pure: issues carry the pipeline's source as file and no line."""
-    pipeline = dataclasses.replace(_fan_out(), concurrency=0, source="built-in")
+    pipeline = replace(_fan_out(), concurrency=0, source="built-in")
     expected = [ValidationIssue("concurrency", "must be >= 1, got 0", file="built-in")]
     assert expected == validate_pipeline(pipeline)
 
@@ -277,12 +277,10 @@ def test_a_back_edge_always_yields_a_real_cycle(pipeline: Pipeline, data: st.Dat
                 frontier.append(nxt)
     source = data.draw(st.sampled_from(sorted(reachable)))
     stages = tuple(
-        dataclasses.replace(s, triggers=(*s.triggers, OnCompletion(source)))
-        if s.name == target
-        else s
+        replace(s, triggers=(*s.triggers, OnCompletion(source))) if s.name == target else s
         for s in pipeline.stages
     )
-    cyclic = dataclasses.replace(pipeline, stages=stages)
+    cyclic = replace(pipeline, stages=stages)
     cycles = [issue for issue in validate_pipeline(cyclic) if issue.message.startswith("cycle: ")]
     assert len(cycles) == 1
     names = cycles[0].message.removeprefix("cycle: ").split(" -> ")

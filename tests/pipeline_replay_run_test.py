@@ -14,6 +14,7 @@ from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import OutputMapping
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay import ReplayError
 from taskdaemon.pipeline.tracking import encode_traces
 
@@ -140,12 +141,9 @@ def test_verify_reports_a_nondeterministic_stage(rec: Recording) -> None:
 
 
 def _flow_without_plan_mapping() -> Any:
-    import dataclasses
 
-    stages = tuple(
-        dataclasses.replace(s, outputs=None) if s.name == "plan" else s for s in FLOW.stages
-    )
-    return dataclasses.replace(FLOW, stages=stages)
+    stages = tuple(replace(s, outputs=None) if s.name == "plan" else s for s in FLOW.stages)
+    return replace(FLOW, stages=stages)
 
 
 @pytest.mark.slow
@@ -198,14 +196,13 @@ def test_supplied_values_let_the_replay_run(rec: Recording) -> None:
 def test_definition_changed_on_disk_is_described_and_needs_use_file(rec: Recording) -> None:
     """A file that differs from the recorded definition is refused with what changed, and
     runs with use_file."""
-    import dataclasses
 
     original = rec.run()
-    changed = dataclasses.replace(
+    changed = replace(
         FLOW,
         stages=(
             *FLOW.stages[:3],
-            dataclasses.replace(FLOW.stages[3], outputs=(OutputMapping("ok", "result.released"),)),
+            replace(FLOW.stages[3], outputs=(OutputMapping("ok", "result.released"),)),
             stage("notify", *after("release"), loop="notify"),
         ),
     )

@@ -24,6 +24,7 @@ from taskdaemon.pipeline.model import (
 )
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay import ReplayOutcome, replay_async
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 
@@ -161,7 +162,6 @@ class Recording:
 def cut_like_tempo(spans: list[Any], limit: int = 2048) -> list[Any]:
     """``spans`` with every string attribute (of spans and span events) longer than ``limit``
     UTF-8 bytes cut to it, as Tempo's distributor does by default."""
-    import dataclasses
 
     def cut(attributes: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -172,13 +172,10 @@ def cut_like_tempo(spans: list[Any], limit: int = 2048) -> list[Any]:
         }
 
     return [
-        dataclasses.replace(
+        replace(
             span,
             attributes=cut(span.attributes),
-            events=tuple(
-                dataclasses.replace(event, attributes=cut(event.attributes))
-                for event in span.events
-            ),
+            events=tuple(replace(event, attributes=cut(event.attributes)) for event in span.events),
         )
         for span in spans
     ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import InputMapping, Manual, OnEvent
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord
 from taskdaemon.pipeline.run_state import (
     RunState,
@@ -165,7 +165,7 @@ def test_fan_out_with_a_failed_and_a_cancelled_instance_is_failure_in_the_engine
 
 
 def _no_timings(attempt: AttemptRecord) -> AttemptRecord:
-    return dataclasses.replace(
+    return replace(
         attempt,
         start=0.0,
         end=None if attempt.end is None else 0.0,
@@ -223,11 +223,10 @@ async def test_a_paused_run_reads_the_same_live_and_from_the_embedded_store(
                 _no_timings(a) for a in stored.stage("b").attempts
             ]
             assert current.stage("b").attempts[0].status == "paused"
-            assert current.stage("a") == dataclasses.replace(
+            assert current.stage("a") == replace(
                 stored.stage("a"),
                 attempts=tuple(
-                    dataclasses.replace(x, span_id="", cpu_seconds=None)
-                    for x in stored.stage("a").attempts
+                    replace(x, span_id="", cpu_seconds=None) for x in stored.stage("a").attempts
                 ),
             )
             now[0] += 5.0

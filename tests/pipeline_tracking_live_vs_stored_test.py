@@ -4,7 +4,6 @@ the record ``reconstruct_run`` rebuilds from the spans the real monitor wrote fo
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from taskdaemon.pipeline.model import (
 )
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.run_state import RunState, apply
 from taskdaemon.pipeline.tracking import reconstruct_run, span_record_from_sdk
@@ -188,7 +188,7 @@ def _attempt(attempt: AttemptRecord) -> AttemptRecord:
     # Timings aside: clock readings. The CPU and memory come on the stage's end record, so live
     # and stored agree on them. span_id is the store's identity of the attempt, which no event
     # carries.
-    return dataclasses.replace(
+    return replace(
         attempt,
         start=0.0,
         end=None if attempt.end is None else 0.0,
@@ -199,12 +199,12 @@ def _attempt(attempt: AttemptRecord) -> AttemptRecord:
 
 
 def _stage(stage: StageRecord) -> StageRecord:
-    return dataclasses.replace(stage, attempts=tuple(_attempt(a) for a in stage.attempts))
+    return replace(stage, attempts=tuple(_attempt(a) for a in stage.attempts))
 
 
 def _run(record: RunRecord) -> RunRecord:
     # ``attributes`` are the raw run-span attributes: only a record rebuilt from spans has them.
-    return dataclasses.replace(
+    return replace(
         record,
         start=0.0,
         end=None if record.end is None else 0.0,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
 
 from pipeline_tracking_support import T0, S, example_spans
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord
 from taskdaemon.pipeline.tracking import (
     SpanEventRecord,
@@ -133,7 +133,7 @@ def test_open_stage_span_is_interrupted_with_the_run() -> None:
     """An open stage span is an interrupted attempt when the run is interrupted."""
     spans = example_spans()
     open_plan = next(s for s in spans if s.name == "plan")
-    spans = [dataclasses.replace(open_plan, end_ns=None) if s is open_plan else s for s in spans]
+    spans = [replace(open_plan, end_ns=None) if s is open_plan else s for s in spans]
     run = reconstruct_run(spans, interrupted=True)
     assert (
         run.stage("plan").status,
@@ -149,7 +149,7 @@ def _open_run_waiting_on(*approval_events: tuple[str, int]) -> list[SpanRecord]:
     events = tuple(
         SpanEventRecord(name, T0 + at, {t.CICD_TASK_NAME: "deploy"}) for name, at in approval_events
     )
-    open_root = dataclasses.replace(root, end_ns=None, events=events)
+    open_root = replace(root, end_ns=None, events=events)
     return [open_root] + [s for s in spans if s is not root and s.name != "deploy"]
 
 
@@ -175,7 +175,7 @@ def test_duplicate_span_rows_prefer_the_ended_copy(ended_first: bool) -> None:
     copy comes first."""
     spans = example_spans()
     plan = next(s for s in spans if s.name == "plan")
-    open_copy = dataclasses.replace(plan, end_ns=None)
+    open_copy = replace(plan, end_ns=None)
     run = reconstruct_run([*spans, open_copy] if ended_first else [open_copy, *spans])
     assert [(a.status, a.end) for a in run.stage("plan").attempts] == [
         ("success", plan.end_ns / 1e9)
@@ -196,7 +196,7 @@ def test_summary_counts_stages_and_failures() -> None:
         )
         if key in ended_as:
             attributes = {**span.attributes, t.STAGE_STATUS: ended_as[key]}
-            spans = _with(spans, span, dataclasses.replace(span, attributes=attributes))
+            spans = _with(spans, span, replace(span, attributes=attributes))
     run = reconstruct_run(spans)
     summary = summarize_run(run)
     assert [(s.name, s.status) for s in run.stages] == [
@@ -252,7 +252,7 @@ def test_ended_run_status_follows_the_run_result(
     attributes = {k: v for k, v in root.attributes.items() if k != t.CICD_PIPELINE_RESULT}
     if result is not None:
         attributes[t.CICD_PIPELINE_RESULT] = result
-    ended = dataclasses.replace(root, attributes=attributes, status_code=status_code)
+    ended = replace(root, attributes=attributes, status_code=status_code)
     run = reconstruct_run(_with(spans, root, ended))
     assert (expected, (T0 + 7 * S) / 1e9) == (run.status, run.end)
 
@@ -287,7 +287,7 @@ def test_ended_attempt_status_follows_the_task_result(
     attributes = {k: v for k, v in build2.attributes.items() if k != t.CICD_TASK_RUN_RESULT}
     if result is not None:
         attributes[t.CICD_TASK_RUN_RESULT] = result
-    changed = dataclasses.replace(build2, attributes=attributes, status_code=status_code)
+    changed = replace(build2, attributes=attributes, status_code=status_code)
     build = reconstruct_run(_with(spans, build2, changed)).stage("build")
     assert (expected, expected) == (build.attempts[-1].status, build.status)
 
@@ -297,8 +297,8 @@ def test_finer_stage_status_beats_the_task_result() -> None:
     otherwise; an empty one is ignored."""
     spans = example_spans()
     plan = next(s for s in spans if s.name == "plan")
-    timed_out = dataclasses.replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: "timeout"})
-    empty = dataclasses.replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: ""})
+    timed_out = replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: "timeout"})
+    empty = replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: ""})
     assert ("timeout", "success") == (
         reconstruct_run(_with(spans, plan, timed_out)).stage("plan").status,
         reconstruct_run(_with(spans, plan, empty)).stage("plan").status,
@@ -336,7 +336,7 @@ def test_error_recorded_only_in_the_exception_event() -> None:
     }
 
     def attempt(*events: SpanEventRecord) -> tuple[str | None, str | None, str]:
-        span = dataclasses.replace(build1, attributes=bare, status_message="", events=events)
+        span = replace(build1, attributes=bare, status_message="", events=events)
         first = reconstruct_run(_with(spans, build1, span)).stage("build").attempts[0]
         return first.error, first.error_type, first.status
 
@@ -370,7 +370,7 @@ def test_edge_label_may_contain_the_separator() -> None:
     spans = example_spans()
     root = _root(spans)
     edges = ("a>b>on event\nitem\nif event.n > 1 && event.m >= 2", "a>c", "lonely")
-    changed = dataclasses.replace(root, attributes={**root.attributes, t.PIPELINE_EDGES: edges})
+    changed = replace(root, attributes={**root.attributes, t.PIPELINE_EDGES: edges})
     assert (
         EdgeRecord("a", "b", "on event\nitem\nif event.n > 1 && event.m >= 2"),
         EdgeRecord("a", "c", ""),
@@ -382,7 +382,7 @@ def test_edges_fall_back_to_the_stage_spans_upstream() -> None:
     spans = example_spans()
     root = _root(spans)
     attributes = {k: v for k, v in root.attributes.items() if k != t.PIPELINE_EDGES}
-    changed = dataclasses.replace(root, attributes=attributes)
+    changed = replace(root, attributes=attributes)
     assert (
         EdgeRecord("plan", "build", ""),
         EdgeRecord("build", "test", ""),
@@ -396,7 +396,7 @@ def _plan_attempt(spans: list[SpanRecord], **changes: Any) -> AttemptRecord:
     plan = next(s for s in spans if s.name == "plan")
     attributes = {**plan.attributes, **changes.pop("attributes", {})}
     attributes = {k: v for k, v in attributes.items() if v is not None}
-    changed = dataclasses.replace(plan, attributes=attributes, **changes)
+    changed = replace(plan, attributes=attributes, **changes)
     return reconstruct_run(_with(spans, plan, changed)).stage("plan").attempts[0]
 
 
@@ -446,7 +446,7 @@ def test_open_stage_span_in_a_running_run_is_running() -> None:
     """An open stage span reads running while nobody says the writer is gone."""
     spans = example_spans()
     root = _root(spans)
-    spans = _with(spans, root, dataclasses.replace(root, end_ns=None))
+    spans = _with(spans, root, replace(root, end_ns=None))
     attempt = _plan_attempt(spans, end_ns=None)
     assert ("running", None) == (attempt.status, attempt.end)
 
@@ -503,7 +503,7 @@ def test_pipeline_name_comes_from_the_run_span_then_a_stage_then_the_span_name()
             if value is not None:
                 attributes[t.CICD_PIPELINE_NAME] = value
             if keep_root or span is not root:
-                changed.append(dataclasses.replace(span, attributes=attributes))
+                changed.append(replace(span, attributes=attributes))
         return reconstruct_run(changed).pipeline
 
     assert [
@@ -519,10 +519,10 @@ def test_run_span_is_found_by_its_action_before_its_name() -> None:
     span, even when an earlier one is merely named ``RUN …``."""
     spans = example_spans()
     root = _root(spans)
-    decoy = dataclasses.replace(
+    decoy = replace(
         root, trace_id="e" * 32, span_id="d" * 16, name="RUN decoy", start_ns=T0 - S, attributes={}
     )
-    renamed = dataclasses.replace(root, name="custom")
+    renamed = replace(root, name="custom")
     run = reconstruct_run([decoy, *_with(spans, root, renamed)])
     assert ("demo", T0 / 1e9, root.trace_id) == (run.pipeline, run.start, run.run_id)
 
@@ -532,7 +532,7 @@ def test_run_keeps_the_run_span_attributes_and_replay_origin() -> None:
     spans = example_spans()
     root = _root(spans)
     attributes = {**root.attributes, t.PIPELINE_REPLAY_OF: "f" * 32}
-    run = reconstruct_run(_with(spans, root, dataclasses.replace(root, attributes=attributes)))
+    run = reconstruct_run(_with(spans, root, replace(root, attributes=attributes)))
     assert ("f" * 32, attributes) == (run.replay_of, run.attributes)
 
 
@@ -542,14 +542,10 @@ def test_only_spans_with_a_stage_name_are_stages() -> None:
     spans = example_spans()
     plan = next(s for s in spans if s.name == "plan")
     odd = [
-        dataclasses.replace(
-            plan, span_id=f"{n:016x}", attributes={**plan.attributes, t.CICD_TASK_NAME: name}
-        )
+        replace(plan, span_id=f"{n:016x}", attributes={**plan.attributes, t.CICD_TASK_NAME: name})
         for n, name in ((1, ""), (2, 5))
     ]
-    spans = _with(
-        spans, plan, dataclasses.replace(plan, attributes={**plan.attributes, t.STAGE_TRIGGERS: 7})
-    )
+    spans = _with(spans, plan, replace(plan, attributes={**plan.attributes, t.STAGE_TRIGGERS: 7}))
     run = reconstruct_run([*spans, *odd])
     assert (["plan", "build", "test", "deploy"], ("7",)) == (
         [s.name for s in run.stages],
@@ -575,9 +571,7 @@ def _without_deploy_spans(*, root_end: bool, loops: tuple[str, ...] = ()) -> lis
     spans = [s for s in example_spans() if s.name != "deploy"]
     root = _root(spans)
     attributes = {**root.attributes, t.PIPELINE_STAGE_LOOPS: loops}
-    changed = dataclasses.replace(
-        root, attributes=attributes, end_ns=root.end_ns if root_end else None
-    )
+    changed = replace(root, attributes=attributes, end_ns=root.end_ns if root_end else None)
     return _with(spans, root, changed)
 
 
@@ -614,9 +608,9 @@ def test_skip_span_carries_the_cancel_reason_and_cause() -> None:
         t.STAGE_CANCEL_REASON: "stage 'test' failed",
         t.STAGE_CANCEL_CAUSE: "test",
     }
-    stage = reconstruct_run(
-        _with(spans, deploy, dataclasses.replace(deploy, attributes=attributes))
-    ).stage("deploy")
+    stage = reconstruct_run(_with(spans, deploy, replace(deploy, attributes=attributes))).stage(
+        "deploy"
+    )
     assert ("skipped", "condition false", "stage 'test' failed", "test") == (
         stage.status,
         stage.skip_reason,
@@ -635,12 +629,12 @@ def test_stage_fields_come_from_its_first_span_then_the_run_span() -> None:
     spans = _with(
         spans,
         build1,
-        dataclasses.replace(build1, attributes={**build1.attributes, t.STAGE_TRIGGER_MODE: "all"}),
+        replace(build1, attributes={**build1.attributes, t.STAGE_TRIGGER_MODE: "all"}),
     )
     no_loop = {k: v for k, v in plan.attributes.items() if k != t.STAGE_LOOP}
-    spans = _with(spans, plan, dataclasses.replace(plan, attributes=no_loop))
+    spans = _with(spans, plan, replace(plan, attributes=no_loop))
     declared = {**root.attributes, t.PIPELINE_STAGE_LOOPS: ("declared-plan",)}
-    with_loops = _with(spans, root, dataclasses.replace(root, attributes=declared))
+    with_loops = _with(spans, root, replace(root, attributes=declared))
     build = reconstruct_run(spans).stage("build")
     assert [
         (build.loop, build.triggers, build.upstream, build.trigger_mode),
@@ -664,7 +658,7 @@ def test_cancelled_stage_takes_the_reason_of_its_cancelled_attempt() -> None:
     }
     spans = example_spans()
     plan = next(s for s in spans if s.name == "plan")
-    changed = dataclasses.replace(plan, attributes={**plan.attributes, **stage_attrs})
+    changed = replace(plan, attributes={**plan.attributes, **stage_attrs})
     stage = reconstruct_run(_with(spans, plan, changed)).stage("plan")
     assert ("cancelled", "stage 'x' failed", "x") == (
         stage.status,
@@ -694,6 +688,6 @@ def test_paused_time_sums_the_run_spans_resume_events_per_execution() -> None:
         resumed(plan, 8.0, name=t.EVENT_BREAKPOINT_HIT),
         resumed("someone-else", 3.0),
     )
-    run = reconstruct_run(_with(spans, root, dataclasses.replace(root, events=events)))
+    run = reconstruct_run(_with(spans, root, replace(root, events=events)))
     paused = {a.task_run_id: a.paused_time for s in run.stages for a in s.attempts}
     assert paused == {trid: (4.0 if trid == plan else None) for trid in paused}

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from taskdaemon.pipeline.frozen import MISSING, Record
+from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 #: The modules whose frozen dataclasses are built on ``ValueMethods``.
@@ -29,21 +31,28 @@ MODULES = (
     "visualization._snapshot",
     "visualization._cancel",
     "tracking.spans",
+    "tracking.store",
+    "engine._results",
 )
+
+
+def _or_missing(value: Any) -> Any:
+    """``dataclasses.MISSING`` for a record's ``MISSING``, else ``value``."""
+    return dataclasses.MISSING if value is MISSING else value
 
 
 def stock_twin(cls: type) -> type:
     """The same fields (with their options) in a plain ``@dataclass(frozen=True)`` class of
-    the same name, so ``dataclasses`` generates its methods."""
+    the same name, so ``dataclasses`` generates its methods (``cls`` a record or a dataclass)."""
     namespace: dict[str, Any] = {
-        "__annotations__": {f.name: f.type for f in dataclasses.fields(cls)},
+        "__annotations__": {f.name: f.type for f in fields(cls)},
         "__qualname__": cls.__qualname__,
         "__module__": __name__,
     }
-    for f in dataclasses.fields(cls):
+    for f in fields(cls):
         namespace[f.name] = dataclasses.field(
-            default=f.default,
-            default_factory=f.default_factory,
+            default=_or_missing(f.default),
+            default_factory=_or_missing(f.default_factory),
             repr=f.repr,
             hash=f.hash,
             compare=f.compare,
@@ -73,22 +82,22 @@ def value_classes() -> Iterator[type]:
 def sample(cls: type, salt: int) -> dict[str, Any]:
     """Constructor arguments for ``cls``: each required field gets a value built from ``salt``."""
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in fields(cls):
         if not f.init:
             continue
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if _or_missing(f.default) is _or_missing(f.default_factory) is dataclasses.MISSING:
             values[f.name] = f"{f.name}-{salt}"
     return values
 
 
 def test_the_classes_use_the_shared_methods() -> None:
-    """The classes this module compares are the ones ``dataclasses`` generated no value
-    methods for (so the check below covers what they really run)."""
+    """The classes this module compares are ``@frozen`` records, whose value methods are the
+    shared ones (so the check below covers what they really run)."""
     classes = list(value_classes())
-    assert len(classes) >= 50
+    assert len(classes) >= 55
     for cls in classes:
-        params = cls.__dataclass_params__  # type: ignore[attr-defined]
-        assert (params.frozen, params.eq, params.repr) == (True, False, False), cls
+        assert issubclass(cls, Record), cls
+        assert not hasattr(cls, "__dataclass_fields__"), cls
         assert "__eq__" not in vars(cls), cls
         assert "__repr__" not in vars(cls), cls
 

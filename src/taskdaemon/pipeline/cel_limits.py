@@ -19,9 +19,9 @@ The numbers and their reasons are in docs/cel-limits.md. Pure: no CEL, no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Final
 
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -139,7 +139,7 @@ def _ends_operand(piece: str) -> bool:
     return piece in (")", "]", "}") or (bool(piece) and (piece[0].isalnum() or piece[0] in "_'\""))
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class CostEstimate(ValueMethods):
     """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
     collection from the run's data, whose real size only the evaluation knows."""
@@ -148,7 +148,7 @@ class CostEstimate(ValueMethods):
     iterates_data: bool
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class _Est(ValueMethods):
     cost: int
     size: int  # elements, if a collection

@@ -33,7 +33,6 @@ in nor declared under ``loops:``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import math
 import os
@@ -65,6 +64,7 @@ from taskdaemon.pipeline.model import (
     TriggerMode,
     validate_pipeline,
 )
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.yaml_values import NodeConverter, kind_of
 from taskdaemon.pipeline.yamlsafe import (
     MAX_YAML_BYTES,
@@ -225,7 +225,7 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
         registered_loops = registered_loop_types() if unknown else ()
     found = validate_pipeline(pipeline, registered_loops=registered_loops)
     issues = reader.issues + [
-        dataclasses.replace(issue, file=source, line=reader.line_of(issue.path))
+        replace(issue, file=source, line=reader.line_of(issue.path))
         for issue in found
         if not reader.covers(issue.path)
     ]

@@ -29,7 +29,6 @@ literal in a command is in the store as well, which is why secrets belong in the
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib.metadata
 import io
@@ -47,6 +46,7 @@ from typing import Any, Final
 from taskdaemon import __version__
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
+from taskdaemon.pipeline.record_fields import as_dict, fields, is_record
 from taskdaemon.pipeline.tracking.otlp_json import encode_traces
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
@@ -87,8 +87,8 @@ def stored_logs(source_url: str, run_id: str) -> tuple[dict[str, Any] | None, st
 
 def _plain(value: Any) -> Any:
     """A model object as JSON-able data; a trigger is ``{kind: fields}``."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        data = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if is_record(value) and not isinstance(value, type):
+        data = {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
         kind = getattr(type(value), "kind", None)
         return {kind: data} if isinstance(kind, str) else data
     if isinstance(value, Mapping):
@@ -175,7 +175,7 @@ def write_dump(
     notes: list[str] = []
     members: dict[str, bytes] = {
         SPANS_MEMBER: json.dumps(encode_traces(spans), sort_keys=True).encode() + b"\n",
-        "run.json": _json(dataclasses.asdict(record)),
+        "run.json": _json(as_dict(record)),
     }
     if logs is None:
         notes.append(logs_note or "logs.otlp.json: the writer had no log records")

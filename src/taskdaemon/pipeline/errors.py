@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -27,7 +26,7 @@ class TaskdaemonError(Exception):
     """Base class of every error taskdaemon raises on purpose."""
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class ValidationIssue(ValueMethods):
     """One problem in a pipeline definition: where it is and why it is wrong.
 

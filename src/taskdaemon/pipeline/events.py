@@ -27,9 +27,9 @@ same way as ``on_event``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -63,7 +63,7 @@ def task_run_id(stage: str, instance: int, attempt: int) -> str:
     return f"{stage}.{instance}.{attempt}"
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class TaskRunRef(ValueMethods):
     """A reference to one stage execution (for links: what fired a trigger, the last attempt)."""
 
@@ -77,7 +77,7 @@ class TaskRunRef(ValueMethods):
         return task_run_id(self.stage, self.instance, self.attempt)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class RunStarted(ValueMethods):
     """A run began (its entry stages are about to be considered)."""
 
@@ -90,7 +90,7 @@ class RunStarted(ValueMethods):
     replay_of: str | None = None  # run id of the original run when this run is a replay
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class RunFinished(ValueMethods):
     """A run ended; ``status`` is success, failure or cancelled."""
 
@@ -103,7 +103,7 @@ class RunFinished(ValueMethods):
     outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageWaiting(ValueMethods):
     """A stage became considerable and now waits for its triggers (or an approval).
 
@@ -118,7 +118,7 @@ class StageWaiting(ValueMethods):
     considered_at: float
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class TriggerEvaluated(ValueMethods):
     """One trigger of a stage was evaluated. ``satisfied`` is the trigger's own answer;
     ``stage_ready`` whether the stage as a whole (ANY/ALL) is now ready."""
@@ -138,7 +138,7 @@ class TriggerEvaluated(ValueMethods):
     values: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ApprovalRequested(ValueMethods):
     """A stage with a ``manual {approval_required: true}`` trigger asks for approval."""
 
@@ -149,7 +149,7 @@ class ApprovalRequested(ValueMethods):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class ApprovalResolved(ValueMethods):
     """An approval was granted or rejected (``approved``), or timed out (``timed_out``)."""
 
@@ -162,7 +162,7 @@ class ApprovalResolved(ValueMethods):
     timed_out: bool = False
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageQueued(ValueMethods):
     """A stage execution is ready and waits for a worker slot."""
 
@@ -175,7 +175,7 @@ class StageQueued(ValueMethods):
     task_run_id: str
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageStarted(ValueMethods):
     """A stage execution got a worker slot and its handler is about to run.
 
@@ -202,7 +202,7 @@ class StageStarted(ValueMethods):
     paused: float = 0.0  # seconds the execution spent paused at a breakpoint before it started
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageProcess(ValueMethods):
     """A command stage spawned its subprocess (for resource sampling of the process tree)."""
 
@@ -214,7 +214,7 @@ class StageProcess(ValueMethods):
     at: float
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageRetrying(ValueMethods):
     """A failed attempt will be retried after ``delay`` seconds."""
 
@@ -230,7 +230,7 @@ class StageRetrying(ValueMethods):
     at: float
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageFinished(ValueMethods):
     """A stage execution ended: success, failure, timeout or cancelled.
 
@@ -262,7 +262,7 @@ class StageFinished(ValueMethods):
     cancel_cause: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class StageSkipped(ValueMethods):
     """A stage will never run in this run (upstream failed, no event arrived, run ended)."""
 
@@ -276,7 +276,7 @@ class StageSkipped(ValueMethods):
     cancel_cause: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class EventPublished(ValueMethods):
     """An event was published into a run, by a stage (``source_stage``) or from outside."""
 
@@ -289,7 +289,7 @@ class EventPublished(ValueMethods):
     source: TaskRunRef | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class BreakpointHit(ValueMethods):
     """An execution paused at a debugger breakpoint (see ``engine/_debug.py``).
 
@@ -310,7 +310,7 @@ class BreakpointHit(ValueMethods):
     error: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class BreakpointResumed(ValueMethods):
     """A paused execution went on: ``action`` is ``continue``, ``step``, ``skip``, ``retry`` or
     ``cancel`` (the run stopped while it was paused); ``by`` says who; ``paused`` is seconds."""
@@ -327,7 +327,7 @@ class BreakpointResumed(ValueMethods):
     paused: float
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True, kw_only=True)
+@frozen(kw_only=True)
 class InputOverridden(ValueMethods):
     """An input of a paused execution was replaced before it started (old and new values)."""
 

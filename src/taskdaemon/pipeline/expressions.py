@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from taskdaemon.pipeline._cel import cel
@@ -35,6 +34,7 @@ from taskdaemon.pipeline.cel_limits import (
     estimate_cost,
 )
 from taskdaemon.pipeline.errors import ExpressionError
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = ["CONTEXT_VARIABLES", "Expression", "ExpressionLimitError", "compile_expression"]
@@ -49,7 +49,7 @@ class ExpressionLimitError(ExpressionError):
     """An expression over a static limit (size, nesting, estimated cost): never compiled."""
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class Expression(ValueMethods):
     """A compiled CEL expression and the top-level variables it reads.
 

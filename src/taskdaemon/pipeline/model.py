@@ -18,7 +18,6 @@ import heapq
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import StrEnum
 from functools import cached_property
 from typing import Any, ClassVar, TypeAlias
@@ -27,7 +26,9 @@ from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_limits import clip
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
+from taskdaemon.pipeline.record_fields import as_dict, fields, is_record
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -74,7 +75,7 @@ class TriggerMode(StrEnum):
     ALL = "all"
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class Backoff(ValueMethods):
     """Exponential backoff between attempts, in seconds."""
 
@@ -87,7 +88,7 @@ class Backoff(ValueMethods):
         return min(self.max, self.initial * self.factor ** (attempt - 1))
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class RetryPolicy(ValueMethods):
     """How many attempts a stage gets in all (1 = no retry) and how long to wait between them."""
 
@@ -95,7 +96,7 @@ class RetryPolicy(ValueMethods):
     backoff: Backoff = field(default_factory=Backoff)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class OnCompletion(ValueMethods):
     """Fires when ``stage`` finishes (only on success when ``success_only``)."""
 
@@ -109,7 +110,7 @@ class OnCompletion(ValueMethods):
         return f"on completion of {self.stage}{suffix}"
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class OnEvent(ValueMethods):
     """Fires once per published event of ``type`` whose CEL ``filter`` (over ``event``) holds."""
 
@@ -122,7 +123,7 @@ class OnEvent(ValueMethods):
         return f"on event {self.type}" + (f" if {self.filter}" if self.filter else "")
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class OnCondition(ValueMethods):
     """Fires when the CEL ``expression`` over the run context becomes true."""
 
@@ -134,7 +135,7 @@ class OnCondition(ValueMethods):
         return f"on condition {self.expression}"
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class Manual(ValueMethods):
     """``approval_required=False``: an entry stage; ``True``: waits for an approval."""
 
@@ -152,7 +153,7 @@ class Manual(ValueMethods):
 Trigger: TypeAlias = OnCompletion | OnEvent | OnCondition | Manual
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class InputMapping(ValueMethods):
     """One stage input: ``name`` receives the value of the CEL expression ``source``."""
 
@@ -161,7 +162,7 @@ class InputMapping(ValueMethods):
     required: bool = True
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class OutputMapping(ValueMethods):
     """One stage output: ``name`` receives the value of ``source`` (CEL over ``result``)."""
 
@@ -170,7 +171,7 @@ class OutputMapping(ValueMethods):
     required: bool = True
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class LoopDef(ValueMethods):
     """A loop type declared in the pipeline file: a Python ``handler`` or a shell ``command``."""
 
@@ -179,7 +180,7 @@ class LoopDef(ValueMethods):
     command: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class Stage(ValueMethods):
     """One node of the DAG."""
 
@@ -208,7 +209,7 @@ class Stage(ValueMethods):
         return tuple(t.type for t in self.triggers if isinstance(t, OnEvent))
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class Edge(ValueMethods):
     """A dependency edge of the DAG and the trigger that makes it."""
 
@@ -224,7 +225,7 @@ class Edge(ValueMethods):
         return "on completion" if self.trigger.success_only else "on completion\n(any result)"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(slots=False)
 class Pipeline(ValueMethods):
     """A validated pipeline definition. Build it with ``load_pipeline`` or ``Pipeline(...)``
     followed by ``validate_pipeline``."""
@@ -341,8 +342,8 @@ class Pipeline(ValueMethods):
             "concurrency": self.concurrency,
             "timeout": self.timeout,
             "error_strategy": str(self.error_strategy),
-            "retry": asdict(self.retry),
-            "loops": {name: asdict(loop) for name, loop in sorted(self.loops.items())},
+            "retry": as_dict(self.retry),
+            "loops": {name: as_dict(loop) for name, loop in sorted(self.loops.items())},
             "external_events": list(self.external_events),
             "stages": [_stage_payload(stage) for stage in self.stages],
         }
@@ -364,7 +365,7 @@ def _plain(value: object) -> Any:
     tuples and lists item by item, anything else as is (every field here is immutable)."""
     kind = type(value)
     names = _FIELD_NAMES.get(kind)
-    if names is None and is_dataclass(kind):
+    if names is None and is_record(kind):
         names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
     # Most fields are plain scalars: taken as they are, without a call that would only return
     # its argument (most of the calls of a large file's hash were such calls).

@@ -22,17 +22,17 @@ Capture never raises: a payload that cannot be serialised is captured as its ``r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from taskdaemon.pipeline import telemetry
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "CapturedPayload", "PayloadCapture"]
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class CapturedPayload(ValueMethods):
     """A payload as recorded on a span: capped JSON text plus the size and hash of the full JSON."""
 
@@ -51,7 +51,7 @@ class CapturedPayload(ValueMethods):
         }
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(slots=False)
 class PayloadCapture(ValueMethods):
     """How payloads are captured. ``enabled=False`` records no payload events at all.
 

@@ -7,9 +7,9 @@ store, Tempo, Jaeger, OTLP-JSON files) gives the same record for the same spans.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class AttemptRecord(ValueMethods):
     """One execution (attempt of one instance) of a stage. Times are epoch seconds."""
 
@@ -54,7 +54,7 @@ class AttemptRecord(ValueMethods):
         return None if self.end is None else max(0.0, self.end - self.start)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class TriggerRecord(ValueMethods):
     """One trigger of a stage as a reader knows it: only the fields of its ``kind`` are set.
 
@@ -74,7 +74,7 @@ class TriggerRecord(ValueMethods):
     timeout: float | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class StageRecord(ValueMethods):
     """A stage of the run with every execution it had (none when it never ran)."""
 
@@ -94,7 +94,7 @@ class StageRecord(ValueMethods):
     trigger_specs: tuple[TriggerRecord, ...] = ()
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class EdgeRecord(ValueMethods):
     """A DAG edge as recorded on the spans, with its trigger label (``model.Edge.label``:
     ``on completion``, ``on completion\n(any result)`` or ``on event\n{type}``; empty when
@@ -106,7 +106,7 @@ class EdgeRecord(ValueMethods):
     label: str
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class RunRecord(ValueMethods):
     """A whole run rebuilt from its spans."""
 
@@ -137,7 +137,7 @@ class RunRecord(ValueMethods):
         raise KeyError(name)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class RunSummary(ValueMethods):
     """One row of the run history (``taskdaemon runs list``)."""
 

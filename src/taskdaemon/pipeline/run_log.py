@@ -30,7 +30,6 @@ Any other handler wanting it (console, OTLP, ``caplog``) keeps the ``logging`` p
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -55,6 +54,7 @@ from taskdaemon.pipeline.log_levels import TRACE, severity_number
 from taskdaemon.pipeline.log_rows import LogRow, row_sink_for
 from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
+from taskdaemon.pipeline.record_fields import fields as record_fields
 from taskdaemon.pipeline.redaction import redact
 from taskdaemon.pipeline.run_state import is_failed
 
@@ -95,7 +95,7 @@ class RunLog:
         if _event.isEnabledFor(TRACE):
             fields = {
                 f.name: getattr(event, f.name)
-                for f in dataclasses.fields(event)
+                for f in record_fields(event)
                 if f.name not in {"pipeline", "run_id", "exception"}
             }
             name = type(event).__name__

@@ -61,7 +61,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from prometheus_client import CollectorRegistry
@@ -90,6 +90,7 @@ from taskdaemon.pipeline.http_json import (
 from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLimitMiddleware
 from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
+from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.visualization import DagWatcher
 from taskdaemon.pipeline.web import WebApp, WebOptions
 
@@ -339,7 +340,7 @@ def render_metrics(registry: CollectorRegistry, accept: str | None) -> tuple[byt
 
 def runs_json(runs: Sequence[RunView]) -> dict[str, Any]:
     """``{"runs": [...]}`` with every snapshot as plain JSON."""
-    return {"runs": [asdict(run) for run in runs]}
+    return {"runs": [as_dict(run) for run in runs]}
 
 
 # --- the app -------------------------------------------------------------------------------------

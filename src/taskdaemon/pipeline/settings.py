@@ -85,12 +85,13 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.log_levels import level_number
+from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 from taskdaemon.pipeline.value_methods import ValueMethods
 
@@ -141,7 +142,7 @@ class Secret:
         return hash(self._value)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class Settings(ValueMethods):
     """Every setting of one taskdaemon process; build it with :func:`load_settings`."""
 

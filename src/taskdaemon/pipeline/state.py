@@ -14,10 +14,10 @@ looked at: the run start for entry stages, otherwise the start of its earliest u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from taskdaemon.pipeline.errors import InvalidTransitionError
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -128,7 +128,7 @@ def check_stage_transition(current: StageStatus, new: StageStatus) -> None:
         raise InvalidTransitionError(f"stage cannot move from {current} to {new}")
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class StageTimes(ValueMethods):
     """Wall-clock timestamps (epoch seconds) of one stage attempt; ``None`` until reached."""
 

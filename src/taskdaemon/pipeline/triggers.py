@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.expressions import Expression, compile_expression
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import (
     Manual,
     OnCompletion,
@@ -189,7 +189,7 @@ def expression_context(
     return context
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class CompiledExpression(ValueMethods):
     """An expression with the stage names it reads (None: unknown, read them all)."""
 
@@ -207,7 +207,7 @@ def _compile(source: str, allowed: frozenset[str]) -> CompiledExpression:
     return CompiledExpression(expression, _stage_refs(expression))
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class CompiledStage(ValueMethods):
     """Everything the engine needs about one stage, computed once per pipeline."""
 
@@ -227,7 +227,7 @@ class CompiledStage(ValueMethods):
     event_emitters: tuple[str, ...]  # stages that emit one of this stage's event types
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@frozen(slots=False)
 class TriggerPlan(ValueMethods):
     """A pipeline compiled for execution: expressions compiled once, and the indexes that let
     each change re-evaluate only the stages it can affect."""

@@ -1,7 +1,8 @@
 """``__eq__``, ``__hash__`` and ``__repr__`` of frozen dataclasses, written once for all of them.
 
-A class declared ``@dataclass(frozen=True, eq=False, repr=False, ...)`` that derives from
-:class:`ValueMethods` compares, hashes and prints exactly as ``@dataclass(frozen=True)`` makes
+A ``@frozen`` record (``taskdaemon.pipeline.frozen``, which gives every record this base), or a
+class declared ``@dataclass(frozen=True, eq=False, repr=False, ...)`` that derives from
+:class:`ValueMethods`, compares, hashes and prints exactly as ``@dataclass(frozen=True)`` makes
 it: equal when the other object is of the same class and the fields with ``compare=True`` are
 equal (else ``NotImplemented``); hashed over the fields ``dataclasses`` hashes (``hash=None``
 follows ``compare``); shown as ``QualName(field=value!r, ...)`` over the fields with
@@ -20,7 +21,7 @@ matched and read, rarely compared or hashed).
 from __future__ import annotations
 
 import threading
-from dataclasses import fields
+from typing import Any
 
 __all__ = ["ValueMethods"]
 
@@ -32,7 +33,11 @@ _SHOWING = threading.local()  # ids of the objects this thread's repr is inside
 def _names(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     names = _NAMES.get(cls)
     if names is None:
-        found = fields(cls)
+        found: Any = getattr(cls, "__record_fields__", None)
+        if found is None:  # a dataclass (``frozen.Record`` classes list their fields)
+            import dataclasses  # noqa: PLC0415 - a record never needs it
+
+            found = dataclasses.fields(cls)
         names = (
             tuple(f.name for f in found if f.compare),
             tuple(f.name for f in found if (f.compare if f.hash is None else f.hash)),

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -43,6 +42,7 @@ from taskdaemon.pipeline.errors import (
     SettingsError,
     SpanSourceError,
 )
+from taskdaemon.pipeline.record_fields import replace
 
 __all__ = ["register"]
 
@@ -183,9 +183,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     registry = LoopRegistry.default()
     pipeline = plan.pipeline
     # Only stages that run again need their handler here: fed stages never call theirs.
-    rerun = dataclasses.replace(
-        pipeline, stages=tuple(s for s in pipeline.stages if s.name in set(plan.rerun))
-    )
+    rerun = replace(pipeline, stages=tuple(s for s in pipeline.stages if s.name in set(plan.rerun)))
     issues = resolve_issues(rerun, registry)
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
@@ -212,7 +210,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if args.json and outcome.report is not None:
         print(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False))
     else:
-        print(render_summary(dataclasses.replace(result, stage_status=shown), pipeline))
+        print(render_summary(replace(result, stage_status=shown), pipeline))
         print(f"replay of run {plan.recorded.run_id}")
         if outcome.report is not None:
             print(outcome.report.render_table())

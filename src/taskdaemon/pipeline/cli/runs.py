@@ -9,7 +9,6 @@ more``), so that a pipe reads only rows.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.tracking import open_source
@@ -102,7 +102,7 @@ def _list(args: argparse.Namespace) -> int:
     except SpanSourceError as exc:
         return _error(str(exc), 2)
     if args.json:
-        rows = [{**dataclasses.asdict(r), "duration": r.duration} for r in runs]
+        rows = [{**as_dict(r), "duration": r.duration} for r in runs]
         print(json.dumps(rows, indent=2))
     elif runs:
         print(format_runs_table(runs))
@@ -139,7 +139,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _run_json(run: Any) -> dict[str, Any]:
-    data = dataclasses.asdict(run)
+    data = as_dict(run)
     data["duration"] = run.duration
     data["attributes"] = dict(run.attributes)
     for stage, stage_data in zip(run.stages, data["stages"], strict=True):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus, StageStatus, StageTimes
@@ -19,7 +19,7 @@ class HandlerResolver(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StageGateRequest:
     """What ``pause_gate`` is asked about: an execution that holds a slot and is about to start."""
 
@@ -34,7 +34,7 @@ class StageGateRequest:
     event: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GateDecision:
     """A pause gate's answer (``None`` means "go on, unchanged").
 
@@ -51,7 +51,7 @@ class GateDecision:
 PauseGate = Callable[[StageGateRequest], Awaitable[GateDecision | None]]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ExecutionResult:
     """One execution (attempt of one instance) of a stage, as it ended."""
 
@@ -71,7 +71,7 @@ class ExecutionResult:
         return f"{self.stage}.{self.instance}.{self.attempt}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunResult:
     """A finished (or, from ``RunHandle.snapshot``, running) run: a frozen snapshot."""
 

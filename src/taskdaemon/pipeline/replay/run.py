@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.loops import Handler, StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
 
@@ -181,10 +181,9 @@ def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
     if not names:
         return pipeline
     stages = tuple(
-        dataclasses.replace(stage, outputs=None) if stage.name in names else stage
-        for stage in pipeline.stages
+        replace(stage, outputs=None) if stage.name in names else stage for stage in pipeline.stages
     )
-    return dataclasses.replace(pipeline, stages=stages)
+    return replace(pipeline, stages=stages)
 
 
 async def execute_plan(

@@ -16,13 +16,13 @@ Nothing is executed: everything comes from the run's spans, from any span source
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking.reconstruct import (
     ended_attempt_status,
@@ -82,7 +82,7 @@ def spans_at(spans: Iterable[SpanRecord], at_ns: int) -> list[SpanRecord]:
             found.append(span)
             continue
         found.append(
-            dataclasses.replace(
+            replace(
                 span,
                 end_ns=None,
                 status_code="UNSET",

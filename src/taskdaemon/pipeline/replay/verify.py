@@ -15,13 +15,13 @@ too. The report renders as a table or as JSON; the CLI exits 3 when it is not em
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun
 
 __all__ = ["Divergence", "DivergenceReport", "compare_run"]
@@ -60,7 +60,7 @@ class DivergenceReport:
             "replay": self.replay,
             "compared": self.compared,
             "diverged": self.diverged,
-            "divergences": [{**asdict(d), "keys": list(d.keys)} for d in self.divergences],
+            "divergences": [{**as_dict(d), "keys": list(d.keys)} for d in self.divergences],
         }
 
     def render_table(self) -> str:
@@ -134,7 +134,7 @@ def _outputs_divergence(
         # raw outputs would put secrets into the report and crash on mixed key types.
         full = captured
         if captured.truncated:
-            full = dataclasses.replace(capture, max_bytes=captured.size).capture(outputs)
+            full = replace(capture, max_bytes=captured.size).capture(outputs)
         new = json.loads(full.json)
         if isinstance(old, Mapping) and isinstance(new, Mapping):
             keys = tuple(

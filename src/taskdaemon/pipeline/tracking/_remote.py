@@ -19,8 +19,9 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
+
+from taskdaemon.pipeline.frozen import frozen
 
 if TYPE_CHECKING:  # the HTTP client loads with the first remote query (CLI start-up time)
     import httpx
@@ -87,7 +88,7 @@ def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     return f"{url[:start]}{host}{url[end:]}", (parsed.username or user, parsed.password or password)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RemoteLimits:
     """The bounds of one remote source (see the module docstring)."""
 

@@ -25,10 +25,10 @@ sees the run span only once it ends) and ``skipped`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import (
     AttemptRecord,
     EdgeRecord,

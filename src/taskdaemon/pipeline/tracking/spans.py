@@ -14,9 +14,9 @@ from (the OTel SDK, the SQLite store, Tempo, Jaeger, OTLP-JSON files):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class SpanEventRecord(ValueMethods):
     """A span event: name, time in epoch nanoseconds, attributes."""
 
@@ -40,7 +40,7 @@ class SpanEventRecord(ValueMethods):
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class SpanLinkRecord(ValueMethods):
     """A link to another span (hex ids) with the link's attributes."""
 
@@ -49,7 +49,7 @@ class SpanLinkRecord(ValueMethods):
     attributes: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class SpanRecord(ValueMethods):
     """One span, normalized (see the module docstring for the spelling of every field)."""
 

@@ -30,12 +30,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
@@ -62,7 +62,7 @@ _HEX: Final = frozenset("0123456789abcdef")
 # --- retention -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetentionPolicy:
     """What to keep, per pipeline: runs younger than ``max_age`` seconds, the newest ``keep``."""
 
@@ -75,7 +75,7 @@ class RetentionPolicy:
         return self.max_age is not None or self.keep is not None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RetentionResult:
     """What one retention pass deleted."""
 

@@ -9,15 +9,14 @@ they get no edge, which would mostly repeat the dependency edges.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, wrap
 
 __all__ = ["DagCancellation", "cancellations"]
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class DagCancellation(ValueMethods):
     """A cancellation edge: ``source`` failed, which stopped the run and cancelled ``target``."""
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 import textwrap
-from dataclasses import dataclass
 
 from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import OnEvent, Pipeline, Stage, TriggerMode
 from taskdaemon.pipeline.records import (
     AttemptRecord,
@@ -121,7 +121,7 @@ def wrap(text: str, width: int = 40, max_lines: int = 3) -> str:
 DagTrigger = TriggerRecord
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class DagNode(ValueMethods):
     """A stage. ``state`` is None without a run overlay; timings aggregate its attempts:
     ``start`` is the first attempt's start, ``end`` the last end once every attempt ended."""
@@ -182,7 +182,7 @@ class DagNode(ValueMethods):
         return None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class DagEdge(ValueMethods):
     """A dependency edge: ``label`` is the DOT-contract label (``Edge.label``)."""
 
@@ -196,7 +196,7 @@ class DagEdge(ValueMethods):
     success_only: bool | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class DagSnapshot(ValueMethods):
     """The DAG (nodes in definition order, edges in definition order) and its run overlay."""
 
@@ -223,7 +223,7 @@ class DagSnapshot(ValueMethods):
         raise KeyError(name)
 
 
-@dataclass(frozen=True, eq=False, repr=False, slots=True)
+@frozen
 class DagGate(ValueMethods):
     """A trigger source that is not a stage, drawn as a pseudo-node pointing at its stage:
     a CEL condition, a manual approval, or an event published from outside the run."""

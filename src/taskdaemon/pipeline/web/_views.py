@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, replace
 from typing import Any
 from urllib.parse import quote
 
+from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
@@ -172,7 +172,7 @@ def run_state(
 
 def record_json(record: RunRecord) -> dict[str, Any]:
     """The run record as JSON (``asdict`` plus durations); values are as stored."""
-    data = asdict(record)
+    data = as_dict(record)
     data["duration"] = _r(record.duration)
     data["attributes"] = {k: v for k, v in record.attributes.items() if _jsonable(v)}
     return data

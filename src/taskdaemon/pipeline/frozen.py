@@ -1,0 +1,182 @@
+"""``@frozen``: the project's frozen, slotted value records, built without ``dataclasses``.
+
+A class decorated ``@frozen`` (or ``@frozen(kw_only=True)``) behaves as
+``@dataclass(frozen=True, slots=True)`` (with ``kw_only`` when asked): an ``__init__`` taking
+the annotated fields in order (defaults, ``field(default_factory=...)``, keyword-only fields,
+then ``__post_init__`` if the class has one), ``__slots__``, ``__match_args__``, equality, hash
+and repr of :class:`~taskdaemon.pipeline.value_methods.ValueMethods`, pickling and copying;
+assigning or deleting an attribute raises :class:`FrozenRecordError`, an ``AttributeError``
+like ``dataclasses.FrozenInstanceError``. ``ClassVar`` annotations are class attributes, as in
+``dataclasses``; ``InitVar``, ``init=False`` fields and ``super()`` in a method are not
+supported (no record uses them). Type checkers read it as a dataclass (PEP 681).
+
+Why: Python 3.11's ``dataclasses`` compiles three generated methods per frozen class (its
+``__init__`` and the two frozen guards, each with its own ``exec``) and imports ``inspect``;
+the CLI's commands build some fifty of these classes at start-up. Here each class compiles one
+short ``__init__``; the guards are inherited from one base (figures in
+``benchmarks/README.md``, "CLI start-up", fifth pass).
+
+Records are not dataclasses: ``dataclasses.fields``, ``replace`` and ``asdict`` reject them.
+``taskdaemon.pipeline.record_fields`` has the same three for records and dataclasses alike, so
+a command that reads the model needs no ``dataclasses`` (keeping the classes as dataclasses
+would have kept that import and the compiling on every command). ``StageContext``, which
+handlers copy with ``dataclasses.replace``, stays a dataclass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, dataclass_transform, overload
+
+from taskdaemon.pipeline.value_methods import ValueMethods
+
+__all__ = ["MISSING", "Field", "FrozenRecordError", "Record", "field", "frozen"]
+
+_T = TypeVar("_T")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()  # no default (``dataclasses.MISSING``'s role)
+
+
+class FrozenRecordError(AttributeError):
+    """An attribute of a frozen record was assigned or deleted."""
+
+
+class Field:
+    """One field of a record: ``name``, ``type`` (its annotation) and the ``field()`` options."""
+
+    init = True  # every field is an ``__init__`` parameter
+
+    def __init__(self, default: Any = MISSING, options: dict[str, Any] | None = None) -> None:
+        options = options or {}
+        self.name, self.type, self.default = "", "", default
+        self.default_factory = options.get("default_factory", MISSING)
+        self.repr, self.compare = options.get("repr", True), options.get("compare", True)
+        self.hash, self.kw_only = options.get("hash"), options.get("kw_only", MISSING)
+
+
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    repr: bool = True,
+    hash: bool | None = None,
+    compare: bool = True,
+    kw_only: bool | Any = MISSING,
+) -> Any:
+    """A field with options, as ``dataclasses.field`` (without ``init`` and ``metadata``)."""
+    if default is not MISSING and default_factory is not MISSING:
+        raise ValueError("cannot specify both default and default_factory")
+    options = {"default_factory": default_factory, "repr": repr, "hash": hash}
+    return Field(default, {**options, "compare": compare, "kw_only": kw_only})
+
+
+class Record(ValueMethods):
+    """Base every ``@frozen`` class gets: value methods, the frozen guards, pickling."""
+
+    __slots__ = ()
+    __record_fields__: tuple[Field, ...] = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenRecordError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenRecordError(f"cannot delete field {name!r}")
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in self.__record_fields__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        for f, value in zip(self.__record_fields__, state, strict=True):
+            object.__setattr__(self, f.name, value)
+
+
+def _own_fields(cls: type, kw_only: bool) -> list[Field]:
+    found: dict[str, Field] = {}
+    for base in reversed(cls.__mro__[1:]):
+        for f in getattr(base, "__record_fields__", ()):
+            found[f.name] = f
+    # The class's own annotations only (``inspect.get_annotations`` would import inspect).
+    for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if text.startswith(("ClassVar", "typing.ClassVar")):
+            continue
+        if text.startswith(("InitVar", "dataclasses.InitVar")):
+            raise TypeError(f"{cls.__qualname__}.{name}: InitVar is not supported")
+        value = cls.__dict__.get(name, MISSING)
+        made = value if isinstance(value, Field) else Field(value)
+        made.name, made.type = name, annotation
+        if made.kw_only is MISSING:
+            made.kw_only = kw_only
+        found[name] = made
+    return list(found.values())
+
+
+def _build(cls: type, kw_only: bool, slots: bool) -> type:
+    record_fields = _own_fields(cls, kw_only)
+    namespace = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+    own_names = [f.name for f in record_fields if f.name in namespace.get("__annotations__", {})]
+    for f in record_fields:
+        namespace.pop(f.name, None)
+        if not slots and f.default is not MISSING:  # as dataclasses: the default stays visible
+            namespace[f.name] = f.default
+    if slots:
+        inherited = {n for base in cls.__mro__[1:] for n in getattr(base, "__slots__", ())}
+        namespace["__slots__"] = tuple(n for n in own_names if n not in inherited)
+    namespace["__qualname__"] = cls.__qualname__
+    namespace["__record_fields__"] = tuple(record_fields)
+    positional = [f for f in record_fields if not f.kw_only]
+    namespace.setdefault("__match_args__", tuple(f.name for f in positional))
+
+    scope: dict[str, Any] = {"_s": object.__setattr__, "_F": MISSING}
+    params, body, seen_default = [], [], False
+    for f in positional + [f for f in record_fields if f.kw_only]:
+        if f.kw_only and "*" not in params:
+            params.append("*")
+        value = f.name
+        if f.default_factory is not MISSING:
+            scope[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_F")
+            value = f"_f_{f.name}() if {f.name} is _F else {f.name}"
+        elif f.default is not MISSING:
+            scope[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+        elif seen_default and not f.kw_only:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+        else:
+            params.append(f.name)
+        seen_default = seen_default or (not f.kw_only and params[-1] != f.name)
+        body.append(f" _s(self, {f.name!r}, {value})\n")
+    if hasattr(cls, "__post_init__"):
+        body.append(" self.__post_init__()\n")
+    source = f"def __init__(self, {', '.join(params)}):\n{''.join(body) or ' pass'}\n"
+    exec(source, scope)  # noqa: S102 - generated from field names only, as dataclasses does
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    namespace["__init__"] = init
+
+    bases = cls.__bases__
+    if not issubclass(cls, Record):
+        bases = (*(b for b in bases if b not in (object, ValueMethods)), Record)
+    return type(cls)(cls.__name__, bases, namespace)
+
+
+@overload
+def frozen(cls: type[_T], /) -> type[_T]: ...
+@overload
+def frozen(*, kw_only: bool = False, slots: bool = True) -> Callable[[type[_T]], type[_T]]: ...
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def frozen(cls: type[Any] | None = None, /, *, kw_only: bool = False, slots: bool = True) -> Any:
+    """Make ``cls`` a frozen value record (see the module docstring); ``slots=False`` keeps an
+    instance ``__dict__`` (for ``functools.cached_property``) and weak references."""
+    if cls is None:
+        return lambda inner: _build(inner, kw_only, slots)
+    return _build(cls, kw_only, slots)
