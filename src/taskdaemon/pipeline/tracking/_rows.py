@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from taskdaemon.pipeline.tracking.spans import (
     SpanEventRecord,
     SpanLinkRecord,
@@ -36,6 +34,8 @@ def _attributes(value: Any, where: str) -> dict[str, Any]:
 
 def decode_resource(text: Any) -> dict[str, Any]:
     """A ``resources.attributes`` value as a dict; ValueError when it is not a JSON object."""
+    import orjson  # noqa: PLC0415 - see decode_span
+
     try:
         value = orjson.loads(text)
     except (orjson.JSONDecodeError, TypeError) as exc:
@@ -51,6 +51,9 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     _check(isinstance(span_id, str) and bool(span_id), "span id is not text")
     _check(type(start_ns) is int, "start_ns is not an integer")
     _check(end_ns is None or type(end_ns) is int, "end_ns is not an integer")
+    # orjson imports uuid and platform: a reader that lists runs decodes no span (or resource)
+    import orjson  # noqa: PLC0415
+
     try:
         fields = orjson.loads(body)
     except (orjson.JSONDecodeError, TypeError) as exc:
