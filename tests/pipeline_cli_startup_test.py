@@ -214,7 +214,8 @@ def test_validate_needs_no_event_loop(workdir: Path) -> None:
 def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[str]) -> None:
     """``runs list`` and ``runs show`` read the store without the OTel SDK, the span writer,
     the HTTP client, the pipeline model, asyncio or sockets; ``runs list``, which decodes no
-    span, without orjson and what it imports (uuid, platform)."""
+    span, without orjson and what it imports (uuid, platform, ``dataclasses``, ``inspect``: the
+    run state's books are plain classes)."""
     home = workdir / "home"
     listed = subprocess.run(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", "runs", "list", "--json"],
@@ -230,7 +231,7 @@ def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[s
         modules = audit(argv, cwd=workdir, home=home)
         extra = ("taskdaemon.pipeline.model", "yaml", "asyncio", "cel", "socket")
         if argv[1] == "list":
-            extra += ("orjson", "uuid", "platform")
+            extra += ("orjson", "uuid", "platform", "dataclasses", "inspect")
         assert [] == loaded(modules, (*READING, *extra)), argv
 
 

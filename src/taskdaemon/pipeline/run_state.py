@@ -32,7 +32,6 @@ are in docs/run-state.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.redaction import redact_text
@@ -202,25 +201,43 @@ def not_reached_reason(run_status: str) -> str:
 PayloadText = Callable[[Mapping[str, Any]], str | None]
 
 
-@dataclass(slots=True)
 class _Attempt:
-    task_run_id: str
-    instance: int
-    attempt: int
-    start: float
-    status: str = StageStatus.RUNNING.value
-    end: float | None = None
-    queue_time: float | None = None
-    trigger_wait: float | None = None
-    cpu_seconds: float | None = None
-    peak_memory_bytes: int | None = None
-    inputs: str | None = None
-    outputs: str | None = None
-    error: str | None = None
-    error_type: str | None = None
-    cancel_reason: str | None = None
-    cancel_cause: str | None = None
-    paused_time: float | None = None
+    """One execution's book, updated as its events arrive (``frozen`` gives its record).
+
+    A plain slotted class, not a dataclass: ``runs list`` and ``runs show`` import this module,
+    and ``dataclasses`` (with ``inspect``) would be its largest import."""
+
+    # fmt: off
+    __slots__ = ("attempt", "cancel_cause", "cancel_reason", "cpu_seconds", "end", "error",
+        "error_type", "inputs", "instance", "outputs", "paused_time", "peak_memory_bytes",
+        "queue_time", "start", "status", "task_run_id", "trigger_wait")
+    # fmt: on
+
+    def __init__(
+        self,
+        task_run_id: str,
+        instance: int,
+        attempt: int,
+        start: float,
+        *,
+        queue_time: float | None = None,
+        trigger_wait: float | None = None,
+        inputs: str | None = None,
+        paused_time: float | None = None,
+    ) -> None:
+        self.task_run_id, self.instance = task_run_id, instance
+        self.attempt, self.start = attempt, start
+        self.queue_time, self.trigger_wait = queue_time, trigger_wait
+        self.inputs, self.paused_time = inputs, paused_time
+        self.status: str = StageStatus.RUNNING.value
+        self.end: float | None = None
+        self.cpu_seconds: float | None = None
+        self.peak_memory_bytes: int | None = None
+        self.outputs: str | None = None
+        self.error: str | None = None
+        self.error_type: str | None = None
+        self.cancel_reason: str | None = None
+        self.cancel_cause: str | None = None
 
     def frozen(self, paused: bool) -> AttemptRecord:
         from taskdaemon.pipeline.records import AttemptRecord  # noqa: PLC0415 - see the top
@@ -247,22 +264,32 @@ class _Attempt:
         )
 
 
-@dataclass(slots=True)
 class _Stage:
-    loop: str = ""
-    status: str = StageStatus.PENDING.value  # before any attempt: pending, waiting or skipped
-    attempts: dict[str, _Attempt] = field(default_factory=dict)
-    queued: set[str] = field(default_factory=set)  # task run ids queued, not started
-    seen_queued: set[str] = field(default_factory=set)  # every task run id seen queued
-    retrying: set[tuple[int, int]] = field(default_factory=set)  # (instance, failed attempt)
-    paused: set[str] = field(default_factory=set)  # task run ids paused at a breakpoint
-    paused_time: dict[str, float] = field(default_factory=dict)  # task run id -> seconds
-    triggers: tuple[str, ...] = ()
-    trigger_specs: tuple[TriggerRecord, ...] = ()  # as StageRecord.trigger_specs
-    upstream: tuple[str, ...] = ()
-    trigger_mode: str | None = None
-    skip_reason: str | None = None
-    skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason and cause stage
+    """One stage's book, updated as its events arrive (a plain class, as ``_Attempt``)."""
+
+    # fmt: off
+    __slots__ = ("attempts", "loop", "paused", "paused_time", "queued", "retrying", "seen_queued",
+        "skip_cause", "skip_reason", "status", "trigger_mode", "trigger_specs", "triggers",
+        "upstream")
+    # fmt: on
+
+    def __init__(self) -> None:
+        self.loop = ""
+        self.status: str = (
+            StageStatus.PENDING.value
+        )  # before any attempt: pending, waiting, skipped
+        self.attempts: dict[str, _Attempt] = {}
+        self.queued: set[str] = set()  # task run ids queued, not started
+        self.seen_queued: set[str] = set()  # every task run id seen queued
+        self.retrying: set[tuple[int, int]] = set()  # (instance, failed attempt)
+        self.paused: set[str] = set()  # task run ids paused at a breakpoint
+        self.paused_time: dict[str, float] = {}  # task run id -> seconds
+        self.triggers: tuple[str, ...] = ()
+        self.trigger_specs: tuple[TriggerRecord, ...] = ()  # as StageRecord.trigger_specs
+        self.upstream: tuple[str, ...] = ()
+        self.trigger_mode: str | None = None
+        self.skip_reason: str | None = None
+        self.skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason, cause
 
     def status_now(self, ordered: list[_Attempt]) -> str:
         """The stage's status from its executions (fan-out stages have several); ``ordered``:
@@ -316,21 +343,10 @@ class RunState:
     capture); without it records carry no payloads.
     """
 
-    __slots__ = (
-        "_approvals",
-        "_stages",
-        "end",
-        "error",
-        "error_type",
-        "payloads",
-        "pipeline",
-        "pipeline_name",
-        "replay_of",
-        "run_id",
-        "start",
-        "started_by",
-        "status",
-    )
+    # fmt: off
+    __slots__ = ("_approvals", "_stages", "end", "error", "error_type", "payloads", "pipeline",
+        "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
+    # fmt: on
 
     def __init__(
         self,
