@@ -462,6 +462,30 @@ def test_redaction_compiles_its_value_shapes_on_first_use() -> None:
     assert "0 1 password=[REDACTED] and no more" == done.stdout.strip()
 
 
+def test_key_and_description_patterns_are_compiled_on_first_use() -> None:
+    """Importing ``redaction`` and ``telemetry_codec`` compiles none of their key-word and
+    trigger-description patterns (``re``'s cache stays free of them); the first secret key
+    and the first old-schema description compile them, and are still read right."""
+    code = textwrap.dedent(
+        """
+        import re
+        from taskdaemon.pipeline import redaction, telemetry_codec
+        def ours():
+            return sorted(str(key[1])[:12] for key in re._cache if "(?:" in str(key[1])
+                          or "on event" in str(key[1]) or "A-Za-z0-9]+" in str(key[1]))
+        before = ours()
+        redacted = redaction.redact({"X-Api-Key": "k", "passed": True})
+        trigger = telemetry_codec.trigger_from_description("on event deploy if x > 1")
+        print(before, redacted, trigger.event_type, trigger.filter, len(ours()) >= 3)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    expected = "[] {'X-Api-Key': '[REDACTED]', 'passed': True} deploy x > 1 True"
+    assert expected == done.stdout.strip()
+
+
 @pytest.mark.slow
 def test_log_filter_loads_no_otel_and_reads_spans_once_it_is_loaded(tmp_path: Path) -> None:
     """The log filter stamps records without importing the OTel API (``run`` logs before its

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, Final
 
 __all__ = [
@@ -60,25 +60,30 @@ DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
 
 # --- keys ------------------------------------------------------------------------------------
 
-_PARTS: Final = re.compile(r"[^A-Za-z0-9]+")
-_WORDS: Final = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 _MAX_RUN: Final = 3  # longest run of words a pattern is tried on (private_key_id: 3)
+
+
+# Patterns are compiled on first use: the reading commands import this module, and most of
+# their invocations redact nothing (``benchmarks/README.md``, "CLI start-up", fifth pass).
+@cache
+def _key_splitters() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    return re.compile(r"[^A-Za-z0-9]+"), re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def key_words(key: str) -> list[str]:
     """The lowercase words of a key (``"X-Api-Key"`` → ``["x", "api", "key"]``)."""
-    return [word.lower() for part in _PARTS.split(key) for word in _WORDS.findall(part)]
+    parts, words = _key_splitters()
+    return [word.lower() for part in parts.split(key) for word in words.findall(part)]
 
 
 class KeyMatcher:
     """Decides which keys are secret, for one list of patterns (remembering its verdicts)."""
 
-    __slots__ = ("_pattern", "decided")
+    __slots__ = ("_pattern", "_source", "decided")
 
     def __init__(self, patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS) -> None:
-        self._pattern = (
-            re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
-        )
+        self._source = "|".join(f"(?:{p})" for p in patterns) if patterns else None
+        self._pattern: re.Pattern[str] | None = None  # compiled at the first key decided
         #: The verdicts so far, by key (read directly by ``redact``'s walk, then call).
         self.decided: dict[str, bool] = {}
 
@@ -92,9 +97,11 @@ class KeyMatcher:
         return decided
 
     def _decide(self, key: str) -> bool:
+        if self._source is None:
+            return False
         pattern = self._pattern
         if pattern is None:
-            return False
+            pattern = self._pattern = re.compile(self._source, re.IGNORECASE)
         words = key_words(key)
         for start in range(len(words)):
             for end in range(start + 1, min(len(words), start + _MAX_RUN) + 1):
@@ -156,7 +163,13 @@ _ASSIGNED_HINTS: Final = (
     "session",
     "dsn",
 )
-_ASSIGNED_HINT: Final = re.compile("|".join(_ASSIGNED_HINTS), re.IGNORECASE)
+
+
+@cache
+def _assigned_hint() -> re.Pattern[str]:
+    return re.compile("|".join(_ASSIGNED_HINTS), re.IGNORECASE)
+
+
 _SHAPES_PATTERN: Final = (
     rf"(?P<token>{_TOKEN_SHAPES})"
     # "Bearer <credential>" (RFC 6750): the word stays, the credential goes. A credential has a
@@ -224,7 +237,7 @@ def _has_assigned_hint(text: str) -> bool:
     if text.isascii():
         lowered = text.lower()
         return any(hint in lowered for hint in _ASSIGNED_HINTS)
-    return _ASSIGNED_HINT.search(text) is not None
+    return _assigned_hint().search(text) is not None
 
 
 #: Short texts found to hold no secret, remembered: the monitor redacts the same few strings

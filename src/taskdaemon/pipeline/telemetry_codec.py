@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline import telemetry as t
@@ -233,9 +234,15 @@ def decode_trigger(text: object, description: str | None = None) -> TriggerRecor
 _NUMBERS: Final = (int, float)
 
 
-_COMPLETION = re.compile(r"on completion of (?P<stage>.+?)(?P<any> \(any result\))?", re.DOTALL)
-_EVENT = re.compile(r"on event (?P<type>\S+)(?: if (?P<filter>.+))?", re.DOTALL)
-_APPROVAL = re.compile(r"manual approval(?: \(timeout (?P<timeout>[0-9.e+]+)s\))?")
+@cache
+def _description_patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    # Compiled on first use: only spans of schema 1 and 2 are read this way, and the commands
+    # that import this module (dag, runs) mostly read none.
+    return (
+        re.compile(r"manual approval(?: \(timeout (?P<timeout>[0-9.e+]+)s\))?"),
+        re.compile(r"on completion of (?P<stage>.+?)(?P<any> \(any result\))?", re.DOTALL),
+        re.compile(r"on event (?P<type>\S+)(?: if (?P<filter>.+))?", re.DOTALL),
+    )
 
 
 def trigger_from_description(description: str) -> TriggerRecord:
@@ -243,18 +250,19 @@ def trigger_from_description(description: str) -> TriggerRecord:
     (``unknown`` when the text does not say: an event type with a space, a foreign text)."""
     if description == "on run start":
         return TriggerRecord("manual", description, approval_required=False)
-    if match := _APPROVAL.fullmatch(description):
+    approval, completion, event = _description_patterns()
+    if match := approval.fullmatch(description):
         timeout = float(match["timeout"]) if match["timeout"] else None
         return TriggerRecord("manual", description, approval_required=True, timeout=timeout)
     if description.startswith("on condition "):
         expression = description.removeprefix("on condition ")
         return TriggerRecord("on_condition", description, expression=expression)
-    if match := _COMPLETION.fullmatch(description):
+    if match := completion.fullmatch(description):
         success_only = match["any"] is None
         return TriggerRecord(
             "on_completion", description, stage=match["stage"], success_only=success_only
         )
-    if match := _EVENT.fullmatch(description):
+    if match := event.fullmatch(description):
         return TriggerRecord(
             "on_event", description, event_type=match["type"], filter=match["filter"]
         )
