@@ -57,9 +57,8 @@ PATHS: dict[str, tuple[str, ...]] = {
         "taskdaemon.pipeline.config",
         "taskdaemon.pipeline.cli.validate",
     ),
-    "dag": (
+    "dag": (  # no dataclasses: its records are @frozen (taskdaemon.pipeline.frozen)
         "typing",
-        "dataclasses",
         "argparse",
         "yaml",
         "taskdaemon.pipeline._cel",
@@ -70,7 +69,6 @@ PATHS: dict[str, tuple[str, ...]] = {
     ),
     "runs": (
         "typing",
-        "dataclasses",
         "argparse",
         "logging",
         "taskdaemon.pipeline.records",
