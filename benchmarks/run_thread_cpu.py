@@ -6,9 +6,12 @@
 Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
 of ``--kind`` (``sync`` or ``async``) and over a chain of 1, each a whole process with a fresh
 ``TASKDAEMON_HOME``, under a wrapper that notes every thread's CPU time (``time.thread_time``
-read as the thread's ``run`` returns; the main thread's at exit) and the process's total
-(``os.times``). Per stage = (N-stage figure - 1-stage figure) / (N - 1), the median of the
-rounds, by thread name (pool threads summed): the engine and the YAML parse on ``main``, the
+read as the thread's ``run`` returns; the main thread's at exit; a thread still running at
+exit from ``/proc``, in clock ticks) and the process's total (``getrusage``), and beside each its
+voluntary and involuntary context switches (``/proc/self/task/<tid>/status``): a voluntary
+switch is the thread blocking (on a lock, a queue, the GIL), so they count the cross-thread
+wake-ups a stage causes. Per stage = (N-stage figure - 1-stage figure) / (N - 1), the median
+of the rounds, by thread name (pool threads summed): the engine and the YAML parse on ``main``, the
 monitor on ``taskdaemon-telemetry-load`` for an async chain (it finishes before telemetry has
 loaded, so the kept records are handled there in one batch; ``cli/deferred.py``) or on its
 worker thread for a sync one, the span store and run log writers on theirs. With ``--baseline
@@ -32,20 +35,49 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 WRAPPER = """\
-import atexit, json, os, sys, threading, time
+import atexit, json, os, resource, sys, threading, time
 cpu = {}
+TICK = os.sysconf("SC_CLK_TCK")
+def switches(tid):
+    voluntary = involuntary = 0
+    try:
+        with open(f"/proc/self/task/{tid}/status") as status:
+            for line in status:
+                if line.startswith("voluntary_ctxt_switches"):
+                    voluntary = int(line.split()[1])
+                elif line.startswith("nonvoluntary_ctxt_switches"):
+                    involuntary = int(line.split()[1])
+    except OSError:
+        pass
+    return voluntary, involuntary
+def note(name, seconds, tid):
+    if name.startswith(("ThreadPoolExecutor", "asyncio_")):
+        name = "(executor threads)"
+    voluntary, involuntary = switches(tid)
+    old = cpu.get(name, (0.0, 0, 0))
+    cpu[name] = (old[0] + seconds, old[1] + voluntary, old[2] + involuntary)
 _run = threading.Thread.run
 def run(self):
     try:
         _run(self)
     finally:
-        name = "ThreadPoolExecutor" if self.name.startswith("ThreadPoolExecutor") else self.name
-        cpu[name] = cpu.get(name, 0.0) + time.thread_time()
+        self._cpu_noted = True
+        note(self.name, time.thread_time(), threading.get_native_id())
 threading.Thread.run = run
 def report():
-    cpu["main"] = time.thread_time()
-    times = os.times()
-    cpu["(process)"] = times.user + times.system
+    note("main", time.thread_time(), threading.get_native_id())
+    for thread in threading.enumerate():  # still running at exit: CPU from /proc (in ticks)
+        if thread is threading.main_thread() or getattr(thread, "_cpu_noted", False):
+            continue
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, TypeError):
+            continue
+        note(thread.name + " (alive)", seconds, thread.native_id)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu["(process)"] = (usage.ru_utime + usage.ru_stime, usage.ru_nvcsw, usage.ru_nivcsw)
     with open(os.environ["THREAD_CPU_OUT"], "w") as out:
         json.dump(cpu, out)
 atexit.register(report)
@@ -58,9 +90,10 @@ except SystemExit:
 """
 
 
-def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
-    """Each thread's CPU seconds in one ``taskdaemon run -q FILE`` process (with ``source``
-    first on its ``PYTHONPATH`` when given)."""
+def measure(work: Path, file: str, source: str | None) -> dict[str, list[float]]:
+    """Each thread's [CPU seconds, voluntary switches, involuntary switches] in one
+    ``taskdaemon run -q FILE`` process (with ``source`` first on its ``PYTHONPATH`` when
+    given)."""
     home = work / "home"
     out = work / "cpu.json"
     env = dict(os.environ, TASKDAEMON_HOME=str(home), THREAD_CPU_OUT=str(out))
@@ -72,7 +105,7 @@ def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
         cwd=work, env=env, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     shutil.rmtree(home, ignore_errors=True)
-    figures: dict[str, float] = json.loads(out.read_text())
+    figures: dict[str, list[float]] = json.loads(out.read_text())
     return figures
 
 
@@ -93,8 +126,9 @@ def main() -> None:
 
     n = args.stages
     work = Path(tempfile.mkdtemp(prefix="td-thread-cpu-"))
-    per_stage: dict[str, dict[str, list[float]]] = {
-        variant: defaultdict(list) for variant in sources
+    # variant -> thread -> one list per figure (CPU, voluntary, involuntary) of per-stage deltas
+    per_stage: dict[str, dict[str, list[list[float]]]] = {
+        variant: defaultdict(lambda: [[], [], []]) for variant in sources
     }
     try:
         (work / "wrapper.py").write_text(WRAPPER)
@@ -111,24 +145,30 @@ def main() -> None:
                 one = measure(work, "one.yaml", source)
                 many = measure(work, "many.yaml", source)
                 for name in one.keys() | many.keys():
-                    delta = (many.get(name, 0.0) - one.get(name, 0.0)) / (n - 1)
-                    per_stage[variant][name].append(delta)
+                    lists = per_stage[variant][name]
+                    for i in range(3):
+                        before = one.get(name, (0.0, 0, 0))[i]
+                        lists[i].append((many.get(name, (0.0, 0, 0))[i] - before) / (n - 1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
-        f"taskdaemon run -q, {args.kind} chain of {n} vs 1 no-op stages, CPU µs a stage by "
-        f"thread, median of {args.rounds} rounds (load average {os.getloadavg()[0]:.1f} on "
-        f"{os.cpu_count()} CPUs)"
+        f"taskdaemon run -q, {args.kind} chain of {n} vs 1 no-op stages, a stage by thread: "
+        f"CPU µs, voluntary and involuntary context switches; median of {args.rounds} rounds "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
-    print(f"  {'thread':<34}" + "".join(f" {variant:>8}" for variant in sources))
+    print(
+        f"  {'thread':<34}"
+        + "".join(f" {variant + ' cpu':>9} {'vol':>6} {'invol':>6}" for variant in sources)
+    )
+
+    def figures(variant: str, name: str) -> str:
+        lists = per_stage[variant].get(name) or [[0.0], [0.0], [0.0]]
+        cpu, vol, invol = (statistics.median(values) for values in lists)
+        return f" {cpu * 1e6:9.1f} {vol:6.2f} {invol:6.2f}"
+
     this = per_stage["this"]
-    for name in sorted(this, key=lambda name: -statistics.median(this[name])):
-        print(
-            f"  {name:<34}"
-            + "".join(
-                f" {statistics.median(per_stage[v].get(name) or [0.0]) * 1e6:8.1f}" for v in sources
-            )
-        )
+    for name in sorted(this, key=lambda name: -statistics.median(this[name][0])):
+        print(f"  {name:<34}" + "".join(figures(v, name) for v in sources))
 
 
 if __name__ == "__main__":
