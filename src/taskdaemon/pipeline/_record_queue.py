@@ -10,7 +10,7 @@ Policy, and why:
 
 * The worker is woken only when a record lands in an empty queue: while it has records to
   handle it finds the later ones itself, so the loop pays no wake-up per record. The wake-up is
-  the release of a bare lock the worker waits on (``_Bell``), not ``threading.Event.set``
+  the release of a bare lock the worker waits on (``Bell``), not ``threading.Event.set``
   (a condition variable, its own lock and list of waiters): a stage that waits (a sleep, a
   subprocess) pays one wake-up on the run's critical path, and the bare lock's is several
   times cheaper for the producer (benchmarks/README.md, "Round 5 (concur5)").
@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["INLINE_BATCH", "QUEUE_BOUND", "WORKER_IDLE_SECONDS", "RecordQueue"]
+__all__ = ["INLINE_BATCH", "QUEUE_BOUND", "WORKER_IDLE_SECONDS", "Bell", "RecordQueue"]
 
 #: Seconds an idle worker thread waits for records before it ends (it restarts on demand).
 WORKER_IDLE_SECONDS = 5.0
@@ -51,7 +51,7 @@ INLINE_BATCH = 128
 QUEUE_BOUND = 8 * INLINE_BATCH
 
 
-class _Bell:
+class Bell:
     """A wake-up that coalesces: ``ring`` from any thread, ``wait`` on the one worker thread.
 
     A bare lock, held while no wake-up is pending: ``ring`` releases it (a ring while one is
@@ -87,7 +87,7 @@ class _Worker:
 
     def __init__(self, work: Callable[[], None]) -> None:
         self._work = work
-        self._bell = _Bell()
+        self._bell = Bell()
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False

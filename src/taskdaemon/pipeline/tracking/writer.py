@@ -9,7 +9,12 @@ before they were called. The rows are those of ``tracking._schema``; the ``runs`
 this processor saw start is summarized from an in-memory tally when the run span ends, with no
 read-back.
 
-Cost. The caller pays one queue put. The writer's time per span goes to building the JSON
+Wake-ups. The writer is woken by the first span that reaches it idle, then waits out the
+interval without being woken per span and writes what is queued; ``force_flush``,
+``flush_open_spans``, ``shutdown`` and a queue that reaches ``max_batch`` (the memory bound)
+wake it at once (``tracking._span_queue``).
+
+Cost. The caller pays one queue append. The writer's time per span goes to building the JSON
 body, the SQLite inserts, the run tally and reading the span, in that order of weight (figures
 in ``benchmarks/README.md``, "Span store"). It reads an SDK span's attributes, events and links in
 place when it can (``_parts``), and WAL checkpoints run on their own thread
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import sqlite3
 import threading
@@ -41,6 +45,7 @@ from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
 from taskdaemon.pipeline.tracking._schema import connect, rollback
+from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
 from taskdaemon.pipeline.tracking.aggregates import RunAggregator
 from taskdaemon.pipeline.tracking.reconstruct import (
     ended_attempt_status,
@@ -94,16 +99,6 @@ _UPSERT_RUN: Final = (
     "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages"
 )
 
-
-class _Flush:
-    __slots__ = ("done", "refresh")
-
-    def __init__(self, refresh: bool = False) -> None:
-        self.done = threading.Event()
-        self.refresh = refresh  # also rewrite open spans, whatever REFRESH_SPACING says
-
-
-_STOP = object()
 
 # The writers of this process, for flush_open_spans (a debug dump has no handle on them).
 _LIVE: weakref.WeakSet[SqliteSpanProcessor] = weakref.WeakSet()
@@ -226,7 +221,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._interval = flush_interval
         self._max_batch = max_batch
         self._retention = retention
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue = SpanQueue(flush_interval, max_batch)
         self._resource_json: dict[int, tuple[Any, str]] = {}
         # Per open run started here: stage name -> [(start_ns, instance, status)] of ended
         # attempts, so a run's summary needs no read-back when its run span ends.
@@ -268,7 +263,7 @@ class SqliteSpanProcessor(SpanProcessor):
         ``force_flush`` first, as with any OTel processor."""
         if self._shutdown:
             return
-        self._queue = queue.SimpleQueue()
+        self._queue = SpanQueue(self._interval, self._max_batch)
         self._tally = {}
         self._open = {}
         self._aggregates = RunAggregator()
@@ -277,8 +272,6 @@ class SqliteSpanProcessor(SpanProcessor):
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
-
-    # -- SpanProcessor interface (hot path: enqueue only)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Queue the span's start. Its attributes are read by the writer, off the caller's
@@ -300,8 +293,8 @@ class SqliteSpanProcessor(SpanProcessor):
         it died: nothing queued can be written then)."""
         if not self._thread.is_alive():
             return False
-        marker = _Flush()
-        self._queue.put(marker)
+        marker = Flush()
+        self._queue.put_urgent(marker)
         return marker.done.wait(timeout_millis / 1000)
 
     def flush_open_spans(self, timeout_millis: int = 30000) -> bool:
@@ -310,8 +303,8 @@ class SqliteSpanProcessor(SpanProcessor):
         it must see the run span's latest ``breakpoint.hit``)."""
         if not self._thread.is_alive():
             return False
-        marker = _Flush(refresh=True)
-        self._queue.put(marker)
+        marker = Flush(refresh=True)
+        self._queue.put_urgent(marker)
         return marker.done.wait(timeout_millis / 1000)
 
     def shutdown(self) -> None:
@@ -319,9 +312,7 @@ class SqliteSpanProcessor(SpanProcessor):
         if self._shutdown:
             return
         self._shutdown = True
-        marker = _Flush()
-        self._queue.put(marker)
-        self._queue.put(_STOP)
+        self._queue.put_urgent(Flush(), STOP)
         self._thread.join()
 
     @property
@@ -378,7 +369,7 @@ class SqliteSpanProcessor(SpanProcessor):
 
     def _serve(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
         """The writer thread's work once the store is open: retention, then batches until
-        ``_STOP``."""
+        ``STOP``."""
         try:
             policy = self._retention if self._retention is not None else retention_from_env()
             if policy.is_active:
@@ -391,27 +382,7 @@ class SqliteSpanProcessor(SpanProcessor):
         last_beat = time.monotonic()
         stop = False
         while not stop:
-            batch: list[tuple[bool, Any]] = []
-            flushes: list[_Flush] = []
-            deadline = time.monotonic() + HEARTBEAT_EVERY
-            while len(batch) < self._max_batch:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=timeout)
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                if isinstance(item, _Flush):
-                    flushes.append(item)
-                    break
-                if not batch:
-                    # First span of a batch: write it at most one interval from now.
-                    deadline = time.monotonic() + self._interval
-                batch.append(item)
+            batch, flushes, stop = self._queue.next_batch(last_beat + HEARTBEAT_EVERY)
             beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
             refresh = any(flush.refresh for flush in flushes)
             if batch or beat or stop or refresh:
@@ -434,6 +405,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 last_beat = time.monotonic()
             for flush in flushes:
                 flush.done.set()
+            del batch  # not kept alive while the writer waits: ended spans may be freed
 
     def _write_failed(self, batch: list[tuple[bool, Any]], exc: Exception) -> None:
         """Count the batch's ended spans as dropped; log the first failure of a streak in one
