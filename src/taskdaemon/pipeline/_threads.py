@@ -4,7 +4,9 @@
 handlers, made cheaper for the many short handlers a pipeline runs:
 
 * the handler runs in the caller's ``contextvars`` context (as with ``to_thread``), on a thread
-  of the loop's default executor (threads are reused; nothing is created per stage);
+  of the loop's default executor, a ``_sync_pool.SyncPool`` when the loop had none: a chain of
+  stages runs on one hot thread, woken by a bare lock (threads are reused; nothing is created
+  per stage);
 * its result comes back through one ``call_soon_threadsafe`` straight into the awaited future,
   instead of a ``concurrent.futures.Future`` chained to an asyncio future (two locks, two
   callback lists and a state copy per hop in ``wrap_future``);
@@ -35,6 +37,8 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from taskdaemon.pipeline._sync_pool import SyncPool
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
@@ -161,31 +165,45 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) -> T:
-    """``function(thread_safe(ctx))`` on a worker thread of the loop's default executor, in a
-    copy of the caller's ``contextvars`` context; its result or exception comes back here."""
+    """``function(thread_safe(ctx))`` on a worker thread of the loop's default executor (a
+    ``_sync_pool.SyncPool``, installed when the loop has none yet), in a copy of the caller's
+    ``contextvars`` context; its result or exception comes back here."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
     safe = thread_safe(ctx, loop)
 
-    def work() -> None:
+    def job() -> Callable[[], None]:
         error: BaseException | None = None
         result: Any = None
         try:
             result = context.run(function, safe)
         except BaseException as caught:  # handed to the awaiting task
             error = caught
-        # RuntimeError: the loop closed meanwhile, nobody awaits the result any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_deliver, future, result, error)
 
-    # The default executor's submit, without run_in_executor's asyncio future chained to the
-    # concurrent one: work() reports through call_soon_threadsafe itself. The first call (no
-    # executor yet) and a shut-down executor go through run_in_executor, which creates the
-    # executor or raises as asyncio does.
+        def deliver() -> None:
+            # RuntimeError: the loop closed meanwhile, nobody awaits the result any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, future, result, error)
+
+        return deliver
+
+    def work() -> None:  # job and delivery in one, for another executor
+        job()()
+
     executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
-    if executor is None or getattr(loop, "_executor_shutdown_called", True):
+    shut_down = getattr(loop, "_executor_shutdown_called", True)
+    if executor is None and not shut_down:
+        executor = SyncPool()
+        loop.set_default_executor(executor)
+    if isinstance(executor, SyncPool):
+        executor.dispatch(job)  # the thread is idle again before the result reaches the loop
+    elif executor is None or shut_down:
+        # Not a loop of asyncio's base class, or a shut-down executor: run_in_executor creates
+        # the executor or raises as asyncio does.
         loop.run_in_executor(None, work)
     else:
+        # Another default executor: its submit, without run_in_executor's asyncio future
+        # chained to the concurrent one (job's delivery reports through call_soon_threadsafe).
         executor.submit(work)
     return await future

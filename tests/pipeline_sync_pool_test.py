@@ -1,0 +1,110 @@
+"""The loop's default executor for sync handlers: one hot thread for a chain, bounded, joined."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from taskdaemon.pipeline._sync_pool import SyncPool
+from taskdaemon.pipeline._threads import in_thread
+from taskdaemon.pipeline.loops import StageContext
+
+
+def _context() -> StageContext:
+    return StageContext(
+        run_id="r",
+        pipeline="p",
+        stage="s",
+        loop="python",
+        instance=0,
+        attempt=1,
+        inputs={},
+        publish=lambda kind, payload: None,
+        report_process=lambda pid: None,
+    )
+
+
+def _thread_name(ctx: StageContext) -> str:
+    return threading.current_thread().name
+
+
+async def test_a_chain_of_sync_handlers_runs_on_one_thread() -> None:
+    """Sequential hops reuse the thread that ran the previous one (it is idle before its
+    result reaches the loop), so the pool never grows past one thread for a chain."""
+    names = [await in_thread(_thread_name, _context()) for _ in range(50)]
+    executor = asyncio.get_running_loop()._default_executor  # type: ignore[attr-defined]
+    assert isinstance(executor, SyncPool)
+    assert len(set(names)) == 1
+    assert names[0].startswith("taskdaemon-sync-")
+
+
+async def test_parallel_handlers_get_threads_up_to_the_bound_and_the_rest_wait() -> None:
+    """Handlers blocked at once each get a thread up to ``max_workers``; more wait in the
+    backlog and run as threads free up; every one returns."""
+    pool = SyncPool(max_workers=3)
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    started: list[str] = []
+    lock = threading.Lock()
+
+    three_started = asyncio.Event()
+
+    def block(ctx: StageContext) -> str:
+        with lock:
+            started.append(threading.current_thread().name)
+            if len(started) == 3:
+                loop.call_soon_threadsafe(three_started.set)
+        release.wait(10)
+        return threading.current_thread().name
+
+    tasks = [asyncio.ensure_future(in_thread(block, _context())) for _ in range(5)]
+    await asyncio.wait_for(three_started.wait(), 10)  # the three threads' handlers have begun
+    running = len(started)
+    release.set()
+    names = await asyncio.gather(*tasks)
+    assert running == 3
+    assert len(set(names)) == 3
+    assert len(names) == 5
+
+
+def test_shutdown_runs_the_backlog_and_joins_every_thread() -> None:
+    """``shutdown(wait=True)`` (what the loop's close calls) lets queued work finish, joins the
+    threads, and refuses new work afterwards, as ``ThreadPoolExecutor`` does."""
+    pool = SyncPool(max_workers=1)
+    gate = threading.Event()
+    first = pool.submit(gate.wait, 10)
+    second = pool.submit(lambda: 42)
+    gate.set()
+    pool.shutdown(wait=True)
+    assert first.result(0) is True
+    assert second.result(0) == 42
+    assert not [t for t in threading.enumerate() if t.name.startswith("taskdaemon-sync-")]
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        pool.submit(lambda: None)
+
+
+def test_a_submitted_callable_that_raises_fails_its_future_only() -> None:
+    """``submit`` keeps ``Executor``'s contract: the exception reaches the future, and the
+    thread goes on serving."""
+    pool = SyncPool(max_workers=1)
+    try:
+        failed = pool.submit(int, "x")
+        with pytest.raises(ValueError, match="invalid literal"):
+            failed.result(10)
+        assert pool.submit(lambda: "next").result(10) == "next"
+    finally:
+        pool.shutdown(wait=True)
+
+
+def test_asyncio_run_shuts_the_pool_down_with_the_loop() -> None:
+    """A loop that got the pool as its default executor joins its threads when it closes."""
+
+    async def main() -> str:
+        return await in_thread(_thread_name, _context())
+
+    name = asyncio.run(main())
+    assert name.startswith("taskdaemon-sync-")
+    assert not [t for t in threading.enumerate() if t.name == name]
