@@ -155,6 +155,10 @@ class DeferredMonitor:
         self._kept: list[EngineEvent] = []
         self._named: set[str] = set()  # run ids drawn here (their span takes them as trace id)
         self._failure: str | None = None
+        # Set once the monitor has every kept event: from then on events go straight to it,
+        # without the lock and the two Event calls of the hand-over (a few µs an event, on the
+        # engine's loop, while telemetry is live).
+        self._live = False
         self.lost = 0  # engine events never recorded (loading failed)
 
     # --- what the loading thread calls ---------------------------------------------------------
@@ -173,6 +177,7 @@ class DeferredMonitor:
                 kept, self._kept = self._kept, []
                 if not kept:
                     self._loaded.set()
+                    self._live = True
                     return
             for event in kept:  # no running loop on this thread: handled at once
                 self._forward(event)
@@ -218,6 +223,9 @@ class DeferredMonitor:
 
     def on_event(self, event: EngineEvent) -> None:
         """Keep ``event`` until the monitor exists, or hand it over (see the module docstring)."""
+        if self._live:  # only the engine's thread emits: nothing kept can be left to pass
+            self._forward(event)
+            return
         with self._lock:
             waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
             if not self._loaded.is_set() and not waits:
