@@ -1,6 +1,6 @@
 """Per-stage cost of ``taskdaemon run``, all in, against the raw OTel SDK floor.
 
-``.venv/bin/python benchmarks/per_stage.py [--rounds 7] [--stages 301]``
+``.venv/bin/python benchmarks/per_stage.py [--rounds 7] [--stages 301] [--floor-stages 3001]``
 
 Each measurement is a whole process, as a user runs it: ``taskdaemon run -q FILE`` (engine,
 monitor, embedded span store, Prometheus reader: the defaults) over a chain of ``--stages``
@@ -9,7 +9,9 @@ shut-down cancel out. Variants: ``sync`` (a plain ``def`` Python handler: it run
 thread), ``async`` (an ``async def`` handler) and ``command`` (``command: ":"``, one ``/bin/sh``
 per stage; reported apart, the spawn dominates). Beside them, in the same rounds,
 ``benchmarks/sdk_floor.py`` (also a subprocess) makes the same spans, span events, links and
-metric records through the same SDK set-up with no taskdaemon code: the floor.
+metric records through the same SDK set-up with no taskdaemon code: the floor, over a chain of
+``--floor-stages`` (3,001: its one-stage process varies by tens of ms, which 300 stages would
+turn into a tenth of a millisecond a stage).
 
 Rounds interleave every variant (in a shuffled order each round) so a busy neighbour on the
 shared machine hits them alike. Reported per variant: the median and range over rounds of the
@@ -94,6 +96,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--stages", type=int, default=301)
     parser.add_argument(
+        "--floor-stages",
+        type=int,
+        default=3001,
+        help="the floor's long chain (its per-stage figure is a difference of two whole "
+        "processes, which a larger N divides finer)",
+    )
+    parser.add_argument(
         "--variants", default="sync,async,command", help="comma list of sync, async, command"
     )
     parser.add_argument(
@@ -109,8 +118,11 @@ def main() -> None:
     try:
         (work / "bench_handlers.py").write_text(HANDLERS)
         commands: dict[str, tuple[list[str], list[str]]] = {
-            "floor": ([*FLOOR, "1"], [*FLOOR, str(n)])
+            "floor": ([*FLOOR, "1"], [*FLOOR, str(args.floor_stages)])
         }
+        # Each command's long chain, in stages: what a difference of two processes divides by.
+        long_chain = dict.fromkeys(("floor", *variants, *(f"{v}@base" for v in variants)), n)
+        long_chain["floor"] = args.floor_stages
         sources: dict[str, str | None] = {"floor": None}
         baseline = str(Path(args.baseline).resolve()) if args.baseline else None
         for kind in variants:
@@ -139,11 +151,11 @@ def main() -> None:
                 one, many = commands[name]
                 w1, c1 = timed(one, work, work / "home", sources[name])
                 wn, cn = timed(many, work, work / "home", sources[name])
-                per_round[name] = (wn - w1) / (n - 1)
+                per_round[name] = (wn - w1) / (long_chain[name] - 1)
                 raw[name][0].append(w1)
                 raw[name][1].append(wn)
                 wall[name].append(per_round[name])
-                cpu[name].append((cn - c1) / (n - 1))
+                cpu[name].append((cn - c1) / (long_chain[name] - 1))
             for name, values in ratios.items():
                 values.append(per_round[name] / per_round["floor"])
             print(
@@ -157,13 +169,13 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()[0]
     print(
-        f"taskdaemon run -q, chain of {n} vs 1 no-op stages, {args.rounds} interleaved rounds "
-        f"(load average {load:.1f} on {os.cpu_count()} CPUs)"
+        f"taskdaemon run -q, chain of {n} vs 1 no-op stages (the floor {args.floor_stages} vs "
+        f"1), {args.rounds} interleaved rounds (load average {load:.1f} on {os.cpu_count()} CPUs)"
     )
 
     def best(name: str) -> float:
         ones, manys = raw[name]
-        return (min(manys) - min(ones)) / (n - 1)
+        return (min(manys) - min(ones)) / (long_chain[name] - 1)
 
     print(
         f"  {'variant':<13} {'wall ms/stage: median (range)':<34} {'best':>7} {'cpu':>7}"
