@@ -108,3 +108,29 @@ def test_asyncio_run_shuts_the_pool_down_with_the_loop() -> None:
     name = asyncio.run(main())
     assert name.startswith("taskdaemon-sync-")
     assert not [t for t in threading.enumerate() if t.name == name]
+
+
+async def test_a_cancelled_helper_call_ends_before_the_cancellation_is_seen() -> None:
+    """``loops._in_thread`` (process-tree samples): cancelling the caller waits for the call
+    to end, so nothing it touches is used after the stage reported its usage."""
+    from taskdaemon.pipeline.loops import _in_thread
+
+    loop = asyncio.get_running_loop()
+    entered, release = asyncio.Event(), threading.Event()
+    ended: list[bool] = []
+
+    def call() -> None:
+        loop.call_soon_threadsafe(entered.set)
+        release.wait(10)
+        ended.append(True)
+
+    task = asyncio.ensure_future(_in_thread(call))
+    await asyncio.wait_for(entered.wait(), 10)
+    task.cancel()
+    for _ in range(5):  # the task takes the cancellation and waits on
+        await asyncio.sleep(0)
+    waited = not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (True, [True]) == (waited, ended)

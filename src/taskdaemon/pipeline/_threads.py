@@ -43,7 +43,7 @@ from taskdaemon.pipeline._sync_pool import SyncPool
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
 
-__all__ = ["LoopEnvironment", "in_thread", "on_loop", "thread_safe"]
+__all__ = ["LoopEnvironment", "call_in_thread", "in_thread", "on_loop", "thread_safe"]
 
 T = TypeVar("T")
 
@@ -165,19 +165,25 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) -> T:
-    """``function(thread_safe(ctx))`` on a worker thread of the loop's default executor (a
+    """``function(thread_safe(ctx))`` on a worker thread (``call_in_thread``); its result or
+    exception comes back here."""
+    return await call_in_thread(function, thread_safe(ctx, asyncio.get_running_loop()))
+
+
+def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``function(*args)`` on a worker thread of the running loop's default executor (a
     ``_sync_pool.SyncPool``, installed when the loop has none yet), in a copy of the caller's
-    ``contextvars`` context; its result or exception comes back here."""
+    ``contextvars`` context: a future of the loop, done with its result or exception.
+    Cancelling the future gives up the result, not the call."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
-    safe = thread_safe(ctx, loop)
 
     def job() -> Callable[[], None]:
         error: BaseException | None = None
         result: Any = None
         try:
-            result = context.run(function, safe)
+            result = context.run(function, *args)
         except BaseException as caught:  # handed to the awaiting task
             error = caught
 
@@ -206,4 +212,4 @@ async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) ->
         # Another default executor: its submit, without run_in_executor's asyncio future
         # chained to the concurrent one (job's delivery reports through call_soon_threadsafe).
         executor.submit(work)
-    return await future
+    return future

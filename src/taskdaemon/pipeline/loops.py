@@ -262,12 +262,16 @@ async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
     """``function(*args)`` on a worker thread; when cancelled, the call still ends before the
     cancellation is re-raised.
 
-    ``asyncio.to_thread`` alone gives up waiting but not the call: a process-tree sample would
-    go on reading ``/proc`` (files open, ``TreePeaks`` being updated) after its stage ended and
-    reported its usage from that same ``TreePeaks``."""
+    Giving up the wait alone would not give up the call: a process-tree sample would go on
+    reading ``/proc`` (files open, ``TreePeaks`` being updated) after its stage ended and
+    reported its usage from that same ``TreePeaks``. One loop future per call
+    (``_threads.call_in_thread``), shielded, instead of ``asyncio.to_thread``'s task, its
+    concurrent future chained to an asyncio one, and a task around that."""
     import asyncio  # noqa: PLC0415 - see the top
 
-    call = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    from taskdaemon.pipeline._threads import call_in_thread  # noqa: PLC0415 - see the top
+
+    call = call_in_thread(function, *args)
     try:
         return await asyncio.shield(call)
     except asyncio.CancelledError:
