@@ -1,0 +1,97 @@
+"""What one sync handler's thread hop costs: asyncio's default executor against ``SyncPool``.
+
+``.venv/bin/python benchmarks/thread_hop.py [--hops 2000] [--rounds 5]``
+
+Each round runs ``--hops`` sequential ``_threads.in_thread`` hops of a no-op handler (as a chain
+of sync stages makes them), once on a fresh event loop whose default executor is a
+``ThreadPoolExecutor`` (what asyncio makes) and once with ``_sync_pool.SyncPool`` (what
+``in_thread`` installs), alternating which goes first. Per hop: the process's CPU time and
+voluntary context switches (``getrusage``), the loop thread's CPU (``time.thread_time``) and the
+number of pool threads the hops used. Medians of the rounds; both in one process, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import os
+import resource
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+from taskdaemon.pipeline._sync_pool import SyncPool
+from taskdaemon.pipeline._threads import in_thread
+from taskdaemon.pipeline.loops import StageContext
+
+CONTEXT = StageContext(
+    run_id="r",
+    pipeline="p",
+    stage="s",
+    loop="python",
+    instance=0,
+    attempt=1,
+    inputs={},
+    publish=lambda kind, payload: None,
+    report_process=lambda pid: None,
+)
+
+
+def noop(ctx: StageContext) -> str:
+    return threading.current_thread().name
+
+
+async def hops(n: int, executor: concurrent.futures.ThreadPoolExecutor) -> dict[str, float]:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(executor)
+    for _ in range(50):  # warm-up: the pool's threads exist
+        await in_thread(noop, CONTEXT)
+    names: set[str] = set()
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    thread_cpu = time.thread_time()
+    for _ in range(n):
+        names.add(await in_thread(noop, CONTEXT))
+    thread_cpu = time.thread_time() - thread_cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {
+        "cpu": cpu / n * 1e6,
+        "loop": thread_cpu / n * 1e6,
+        "switches": (after.ru_nvcsw - before.ru_nvcsw) / n,
+        "threads": len(names),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hops", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    pools: dict[str, Callable[[], concurrent.futures.ThreadPoolExecutor]] = {
+        "ThreadPoolExecutor": concurrent.futures.ThreadPoolExecutor,
+        "SyncPool": SyncPool,
+    }
+    figures: dict[str, list[dict[str, float]]] = {name: [] for name in pools}
+    for round_no in range(args.rounds):
+        order = list(pools)
+        if round_no % 2:
+            order.reverse()
+        for name in order:
+            figures[name].append(asyncio.run(hops(args.hops, pools[name]())))
+    print(
+        f"{args.hops} sequential sync hops of a no-op, median of {args.rounds} rounds "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
+    print(f"  {'executor':<20} {'cpu µs':>8} {'loop µs':>8} {'vol sw':>7} {'threads':>8}")
+    for name, rounds in figures.items():
+        med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+        print(
+            f"  {name:<20} {med['cpu']:8.1f} {med['loop']:8.1f} {med['switches']:7.2f}"
+            f" {med['threads']:8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
