@@ -15,23 +15,26 @@ run under the system's temp dir) and does small, real, local things:
   iterations, as a Ralph loop does), and fails the stage if they never do.
 
 ``taskdaemon validate`` imports this module to check that each handler exists (it runs none of
-them), so what only a running handler needs is imported inside it: asyncio (already loaded by
-the engine whenever a handler runs), ``shlex`` and ``tempfile``. A module-level ``import
-asyncio`` here would add its import time to every ``validate`` of the pipeline.
+them), so what only a running handler needs is imported inside it: asyncio and ``dataclasses``
+(already loaded by the engine whenever a handler runs), ``shlex`` and ``tempfile``; the stage
+context's class is imported for the type checker only. A module-level ``import asyncio`` here
+would add its import time to every ``validate`` of the pipeline.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.errors import StageFailedError
-from taskdaemon.pipeline.loops import StageContext, command_handler
+from taskdaemon.pipeline.loops import command_handler
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.loops import StageContext
 
 __all__ = ["phase", "plan", "ralph", "spec"]
 
@@ -162,6 +165,7 @@ def _write_module(ctx: StageContext, ready: Mapping[str, Any]) -> tuple[dict[str
 async def phase(ctx: StageContext) -> dict[str, Any]:
     """Implement one spec: write ``src/<name>.py``, byte-compile it and run it."""
     import asyncio  # noqa: PLC0415 - a running handler's imports (see the top)
+    import dataclasses  # noqa: PLC0415
     import shlex  # noqa: PLC0415
 
     document, module = await asyncio.to_thread(_write_module, ctx, ctx.inputs["spec"])
@@ -192,6 +196,7 @@ sys.exit(1 if failed or not names else 0)
 async def ralph(ctx: StageContext) -> dict[str, Any]:
     """Run the generated modules' self-checks until they pass (at most ``max_iterations``)."""
     import asyncio  # noqa: PLC0415 - a running handler's imports (see the top)
+    import dataclasses  # noqa: PLC0415
     import shlex  # noqa: PLC0415
 
     max_iterations = int(ctx.inputs.get("max_iterations", 3))

@@ -169,10 +169,13 @@ def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> No
     """``validate`` of the example (CEL, Python handlers) loads no OTel, web server or span
     store, and of ``cel`` only its compiled core, not the package and its prompt_toolkit CLI,
     nor the CEL worker (nothing is evaluated), nor hashlib (resolving handlers needs no
-    definition hash)."""
+    definition hash), nor ``dataclasses`` and ``inspect`` (the stage context's class is only
+    imported when a stage runs)."""
     modules = audit(["validate", EXAMPLE], cwd=ROOT, home=workdir / "home")
     unneeded = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.cel_worker", "pickle")
     assert [] == loaded(modules, (*READING, *unneeded, "difflib", "hashlib"))
+    assert [] == [m for m in modules if m in ("dataclasses", "inspect")]
+    assert "examples.loops" in modules  # the handlers were resolved
     assert "cel.cel" in modules
     assert "cel" not in modules
 

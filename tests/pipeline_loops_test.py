@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from taskdaemon.pipeline.loops import (
     LoopRegistry,
     StageContext,
     command_handler,
+    python_handler,
 )
 from taskdaemon.pipeline.model import LoopDef, Manual, Pipeline, Stage
 
@@ -315,6 +317,39 @@ async def test_python_async_handler_is_awaited() -> None:
     assert expected == result
     expected = [("thing.done", {"n": 2})]
     assert expected == recorder.events
+
+
+class _Doubler:
+    """Holds the async method and the awaitable-returning instance of the next test."""
+
+    async def method(self, ctx: StageContext) -> dict[str, Any]:
+        return {"thread": threading.current_thread().name}
+
+    def __call__(self, ctx: StageContext) -> Any:
+        return self.method(ctx)  # a sync callable that returns a coroutine
+
+
+async def _where(ctx: StageContext, *, tag: str = "") -> dict[str, Any]:
+    return {"thread": threading.current_thread().name, "tag": tag}
+
+
+async def test_async_callables_are_awaited_on_the_loop_and_others_in_a_thread() -> None:
+    """A coroutine function, a bound async method and a partial of a coroutine function run on
+    the loop's thread; a sync callable that returns a coroutine runs in a worker thread and its
+    coroutine is then awaited on the loop (what ``inspect.iscoroutinefunction`` decides, read
+    without importing ``inspect``)."""
+    loop_thread = threading.current_thread().name
+    ctx = Recorder().context()
+    for function in (_where, _Doubler().method, functools.partial(_where, tag="p")):
+        result = await python_handler(function)(ctx)
+        assert loop_thread == result["thread"], function
+    assert {"thread": loop_thread, "tag": "p"} == await python_handler(
+        functools.partial(_where, tag="p")
+    )(ctx)
+    assert loop_thread == (await python_handler(_Doubler())(ctx))["thread"]
+    for sync in (sync_handler, functools.partial(sync_handler)):
+        result = await python_handler(sync)(Recorder().context(inputs={"n": 1}))
+        assert loop_thread != result["thread"]
 
 
 async def test_sync_handler_callbacks_run_on_the_loop_thread() -> None:

@@ -71,7 +71,7 @@ _HOMES: dict[str, str] = {
     "RunHandle": "engine",
     "RunResult": "engine",
     "LoopRegistry": "loops",
-    "StageContext": "loops",
+    "StageContext": "stage_context",
     "PipelineMonitor": "monitor",
     "MonitorMetrics": "metrics",
     "PayloadCapture": "payloads",
@@ -116,12 +116,13 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     )
     from taskdaemon.pipeline.events import EngineObserver
     from taskdaemon.pipeline.instrumentation import PipelineInstrumentor
-    from taskdaemon.pipeline.loops import LoopRegistry, StageContext
+    from taskdaemon.pipeline.loops import LoopRegistry
     from taskdaemon.pipeline.metrics import MonitorMetrics
     from taskdaemon.pipeline.model import Pipeline, Stage, validate_pipeline
     from taskdaemon.pipeline.monitor import PipelineMonitor
     from taskdaemon.pipeline.payloads import PayloadCapture
     from taskdaemon.pipeline.records import RunRecord
+    from taskdaemon.pipeline.stage_context import StageContext
     from taskdaemon.pipeline.state import RunStatus, StageStatus
     from taskdaemon.pipeline.tracking import (
         SpanSource,

@@ -36,18 +36,18 @@ time spent waiting, so a handler that sleeps reports about zero.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
-import inspect
 import json
 import os
 import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import LoopDef, Pipeline, Stage
 from taskdaemon.pipeline.process_tree import TreePeaks
 
@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     import asyncio
 
     import psutil
+
+    from taskdaemon.pipeline.stage_context import StageContext
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -74,40 +76,8 @@ _T = TypeVar("_T")
 _BLANK = re.compile(r"\s+")  # what str.strip removes
 
 
-@dataclass(frozen=True, slots=True)
-class StageContext:
-    """What a handler gets for one stage execution.
-
-    ``publish(event_type, payload)`` publishes an event into the run (it must be one of the
-    stage's ``emits``). ``environment`` holds extra variables for subprocesses (``TRACEPARENT``
-    when monitored), asked of the observers on first read. ``report_process(pid)`` tells the
-    engine (and so the monitor) which subprocess does the work, for resource sampling;
-    ``report_usage(cpu_seconds, peak_bytes)`` reports what that process tree used in all, for
-    the stage's span. ``report_cpu(seconds)`` is how the ``python`` loop type reports the CPU
-    time of the thread that ran the handler (the span's ``cpu_time_s`` when no process tree's
-    usage was reported; see the module docstring); callable from any thread, handlers need not
-    call it. ``workspace`` is a directory the stage may write to, shared by the run.
-    """
-
-    run_id: str
-    pipeline: str
-    stage: str
-    loop: str
-    instance: int
-    attempt: int
-    inputs: Mapping[str, Any]
-    publish: Callable[[str, Mapping[str, Any]], None]
-    report_process: Callable[[int], None]
-    report_usage: Callable[[float | None, int | None], None] = lambda cpu, mem: None
-    report_cpu: Callable[[float], None] = lambda seconds: None
-    timeout: float | None = None
-    event: Mapping[str, Any] | None = None
-    environment: Mapping[str, str] = field(default_factory=dict)
-    workspace: str | None = None
-    command: str | None = None
-
-
-Handler: TypeAlias = Callable[[StageContext], Awaitable[Mapping[str, Any]]]
+# A string: ``StageContext`` is only imported for type checkers here (see ``__getattr__``).
+Handler: TypeAlias = "Callable[[StageContext], Awaitable[Mapping[str, Any]]]"
 
 #: How often the process tree of a command stage is sampled, in seconds.
 SAMPLE_INTERVAL = 0.1
@@ -142,6 +112,37 @@ class CommandFailedError(StageFailedError):
 # -- python functions -------------------------------------------------------------------------
 
 
+def __getattr__(name: str) -> Any:
+    """``StageContext`` is imported on first use: it is a dataclass (handlers copy it with
+    ``dataclasses.replace``), and ``dataclasses`` brings ``inspect``, which ``validate``
+    resolving handlers has no use for (docs/architecture.md, "Dependency rule")."""
+    if name == "StageContext":
+        from taskdaemon.pipeline.stage_context import StageContext  # noqa: PLC0415
+
+        return StageContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_CO_COROUTINE = 0x80  # ``inspect.CO_COROUTINE``
+
+
+def _is_coroutine_function(function: object) -> bool:
+    """``inspect.iscoroutinefunction`` without importing ``inspect``: a bound method's or a
+    ``functools.partial``'s function is looked through, then its code's coroutine flag read.
+    A callable this misses (a C-compiled coroutine function, say) runs in a worker thread,
+    and the coroutine it returns is awaited on the loop (``run_sync``): slower, not wrong."""
+    while True:
+        inner = getattr(function, "__func__", None)
+        if inner is not None:
+            function = inner
+        elif isinstance(function, functools.partial):
+            function = function.func
+        else:
+            break
+    code = getattr(function, "__code__", None)
+    return code is not None and bool(code.co_flags & _CO_COROUTINE)
+
+
 def _as_result(value: object) -> Mapping[str, Any]:
     if value is None:
         return {}
@@ -157,7 +158,7 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
     report their thread's CPU time through ``ctx.report_cpu`` (see the module docstring), also
     when they raise.
     """
-    if inspect.iscoroutinefunction(function):
+    if _is_coroutine_function(function):
 
         async def run_async(ctx: StageContext) -> Mapping[str, Any]:
             started = time.thread_time()
@@ -182,7 +183,7 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
         from taskdaemon.pipeline._threads import in_thread  # noqa: PLC0415 - see the top
 
         result: Any = await in_thread(timed, ctx)
-        if inspect.isawaitable(result):  # a sync wrapper that returned a coroutine
+        if isinstance(result, Awaitable):  # a sync wrapper that returned a coroutine
             result = await result
         return _as_result(result)
 
@@ -465,7 +466,7 @@ def command_handler(
 # -- the registry -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _EntryPointLoop:
     target: str  # module:function, imported on first use
 

@@ -47,9 +47,10 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
 )
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
-from taskdaemon.pipeline.loops import Handler, StageContext
+from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import RetryPolicy, Stage
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.stage_context import StageContext
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 logger = logging.getLogger(__name__)

@@ -40,12 +40,13 @@ from taskdaemon.pipeline.events import (
     StageFinished,
     StageStarted,
 )
-from taskdaemon.pipeline.loops import Handler, StageContext
+from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
+from taskdaemon.pipeline.stage_context import StageContext
 
 __all__ = ["ReplayOutcome", "ReplaySpanHook", "execute_plan"]
 
