@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -37,11 +38,17 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
 
 
 def taskdaemon(
-    home: Path, *args: str, timeout: float = 60, cwd: Path = ROOT, **extra: str
+    home: Path,
+    *args: str,
+    timeout: float = 60,
+    cwd: Path = ROOT,
+    launcher: Sequence[str] = (TASKDAEMON,),
+    **extra: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one command to its end, in ``cwd``, with ``environment(home, **extra)``."""
+    """Run one command to its end, in ``cwd``, with ``environment(home, **extra)``;
+    ``launcher`` is what runs the CLI (the console script, or ``python -c CODE``)."""
     return subprocess.run(
-        [TASKDAEMON, *args],
+        [*launcher, *args],
         cwd=cwd,
         env=environment(home, **extra),
         capture_output=True,

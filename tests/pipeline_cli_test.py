@@ -10,6 +10,7 @@ import asyncio
 import json
 import signal
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,48 @@ def test_stages_that_share_a_resolution_problem_share_one_line(home: Path, tmp_p
         f"{path}: stage 'odd': loop type 'python': handler 'os:no_such_function': "
         "module 'os' has no attribute 'no_such_function'",
     ] == done.stdout.splitlines()
+
+
+THREADS_AT_EXIT = """\
+import atexit, runpy, sys, threading
+
+def report():
+    names = sorted(t.name for t in threading.enumerate() if t is not threading.main_thread())
+    print("threads at exit:", names, file=sys.stderr)
+
+atexit.register(report)
+sys.argv = ["taskdaemon", *sys.argv[1:]]
+runpy.run_module("taskdaemon.pipeline.cli", run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_run_leaves_no_thread_of_its_own_at_exit(home: Path, tmp_path: Path) -> None:
+    """When ``run`` returns, none of its threads is left: the monitor's worker thread, which
+    a run of sync handlers starts, used to outlive the command."""
+    (tmp_path / "sync_steps.py").write_text(
+        "import time\n\ndef step(ctx):\n    time.sleep(0.2)  # telemetry loads meanwhile\n"
+    )
+    path = write(
+        tmp_path / "sync.yaml",
+        """\
+        name: sync
+        stages:
+          - name: a
+            handler: "sync_steps:step"
+            triggers: [{manual: {approval_required: false}}]
+          - name: b
+            handler: "sync_steps:step"
+            triggers: [{on_completion: {stage: a}}]
+          - name: c
+            handler: "sync_steps:step"
+            triggers: [{on_completion: {stage: b}}]
+        """,
+    )
+    launcher = (sys.executable, "-c", THREADS_AT_EXIT)
+    done = taskdaemon(home, "run", "-q", str(path), cwd=tmp_path, launcher=launcher)
+    assert 0 == done.returncode, done.stderr
+    assert "threads at exit: []" in done.stderr.splitlines()
 
 
 def test_failing_pipeline_exits_1(home: Path, tmp_path: Path) -> None:

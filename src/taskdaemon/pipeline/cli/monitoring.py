@@ -107,6 +107,9 @@ def build_monitor(
         ),
     )
     install_run_logging(settings, monitor, telemetry, stack, slot=slot)
+    # Pushed last, so run first: what is still queued is handled while run logging and the
+    # providers are up, and the monitor's worker thread ends with the command.
+    stack.callback(monitor.close)
     return telemetry, monitor
 
 
