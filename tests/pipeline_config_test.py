@@ -585,6 +585,27 @@ def test_yaml_anchors_and_merge_keys_work() -> None:
     assert [stage.timeout for stage in _parse(text).stages] == [60.0, 60.0]
 
 
+def test_merged_keys_may_be_overridden_but_own_keys_not_repeated() -> None:
+    """A key merged by `<<` may be set again by the mapping itself, or by a later merge, but
+    a key the mapping sets twice itself is a duplicate, reported at its second line."""
+    text = """\
+        name: demo
+        stages:
+          - &base {name: a, command: make, triggers: [manual: {}]}
+          - <<: [*base, {command: other}]
+            name: b
+            command: test
+          - name: c
+            command: one
+            triggers: [manual: {}]
+            command: two
+        """
+    message = _parse_error(text)
+    assert message.splitlines() == ["<string>:10: stages[2].command: duplicate key"]
+    valid = text.replace("    command: two\n", "")
+    assert [stage.command for stage in _parse(valid).stages] == ["make", "test", "one"]
+
+
 def test_integers_are_not_floats_or_strings() -> None:
     """`concurrency: "3"` and `concurrency: 2.5` are refused as non-integers."""
     assert "concurrency: expected an integer, got string" in _parse_error(

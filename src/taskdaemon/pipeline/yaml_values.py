@@ -36,7 +36,6 @@ class NodeConverter:
         self.issues: list[ValidationIssue] = []
         self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()
-        self.own: set[str] = set()  # field paths set by a mapping's own (not merged) keys
 
     def issue(self, path: str, message: str, node: Node) -> None:
         line = node.start_mark.line + 1
@@ -79,6 +78,9 @@ class NodeConverter:
     def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
         pairs, merged = self.pairs(node, path)
         result: dict[str, Any] = {}
+        lines = self.lines
+        # The keys of the mapping's own (not merged) pairs: without a merge, the result's keys.
+        own: Any = result if not merged else set()
         for position, (key_node, value_node) in enumerate(pairs):
             if key_node.tag == _STR and isinstance(key_node, ScalarNode):  # most keys: no call
                 key = key_node.value
@@ -90,12 +92,17 @@ class NodeConverter:
             field_path = f"{path}.{key}" if path else key
             # Merged keys may be overridden (by later merges and by the mapping's own keys);
             # only the mapping's own keys must be unique.
-            if key in result and position >= merged and field_path in self.own:
-                self.issue(field_path, "duplicate key", key_node)
-                continue
             if position >= merged:
-                self.own.add(field_path)
-            result[key] = self.value(value_node, field_path, key_node.start_mark.line + 1)
+                if key in own:
+                    self.issue(field_path, "duplicate key", key_node)
+                    continue
+                if merged:
+                    own.add(key)
+            if value_node.tag == _STR and type(value_node) is ScalarNode:  # most values
+                lines[field_path] = key_node.start_mark.line + 1  # as ``value`` notes it
+                result[key] = value_node.value
+            else:
+                result[key] = self.value(value_node, field_path, key_node.start_mark.line + 1)
         return result
 
     def pairs(self, node: MappingNode, path: str) -> tuple[list[tuple[Node, Node]], int]:
