@@ -351,12 +351,29 @@ class Pipeline(ValueMethods):
 
 
 def _stage_payload(stage: Stage) -> dict[str, object]:
-    payload: dict[str, object] = _plain(stage)
-    payload["triggers"] = [{t.kind: _plain(t)} for t in stage.triggers]
+    """``_plain(stage)`` with each trigger under its kind (``{"manual": {...}}``)."""
+    payload: dict[str, object] = {}
+    for name in _field_names(Stage) or ():
+        if name == "triggers":  # not converted twice: once, under its kind
+            payload[name] = [{t.kind: _plain(t)} for t in stage.triggers]
+            continue
+        item = getattr(stage, name)
+        payload[name] = item if type(item) in _LEAVES else _plain(item)
     return payload
 
 
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+# Each type's field names, None for a type that is no record (remembered too: most values
+# converted are tuples, enums and None, and ``is_record`` is a few attribute look-ups).
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    try:
+        return _FIELD_NAMES[kind]
+    except KeyError:
+        names = tuple(f.name for f in fields(kind)) if is_record(kind) else None
+        _FIELD_NAMES[kind] = names
+        return names
 
 
 def _plain(value: object) -> Any:
@@ -364,9 +381,7 @@ def _plain(value: object) -> Any:
     grew with the file: ``benchmarks/README.md``, "Per-stage cost"): dataclasses as dicts,
     tuples and lists item by item, anything else as is (every field here is immutable)."""
     kind = type(value)
-    names = _FIELD_NAMES.get(kind)
-    if names is None and is_record(kind):
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in fields(kind))
+    names = _FIELD_NAMES[kind] if kind in _FIELD_NAMES else _field_names(kind)
     # Most fields are plain scalars: taken as they are, without a call that would only return
     # its argument (most of the calls of a large file's hash were such calls).
     if names is not None:
