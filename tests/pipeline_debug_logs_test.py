@@ -376,6 +376,7 @@ def test_trace_level_adds_every_engine_event() -> None:
     assert {
         "engine.RunStarted",
         "engine.StageQueued",
+        "engine.StageWaiting",
         "engine.StageStarted",
         "engine.TriggerEvaluated",
         "engine.RunFinished",

@@ -114,6 +114,18 @@ class RunLog:
         if isinstance(event, RunFinished):
             self._pipelines.pop(event.run_id, None)
 
+    def wants(self, kind: type) -> bool:
+        """Whether a record of type ``kind`` may write a run log record at the loggers' current
+        levels: the monitor does not queue a record that no part of it records and no hook
+        wants (``PipelineMonitor.on_event``). Conservative: False only for a type this class
+        writes nothing for below TRACE, or whose one record (``StageQueued``: the DEBUG slot
+        wait) is off."""
+        if _event.isEnabledFor(TRACE):
+            return True
+        if kind is StageQueued:
+            return _decision.isEnabledFor(logging.DEBUG)
+        return kind in _HANDLERS
+
     # -- records -------------------------------------------------------------------------------
 
     @staticmethod

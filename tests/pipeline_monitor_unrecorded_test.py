@@ -1,0 +1,122 @@
+"""Records the monitor makes nothing of are dropped on arrival unless a hook wants them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline_monitor_support import Telemetry, chain_pipeline
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import EngineEvent, StageQueued, StageWaiting
+from taskdaemon.pipeline.log_levels import TRACE
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.run_log import DECISION_LOGGER, EVENT_LOGGER, RunLog
+
+UNRECORDED = {StageQueued, StageWaiting}
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """Fresh SDK providers with in-memory export, shut down after the test."""
+    tel = Telemetry()
+    yield tel
+    tel.shutdown()
+
+
+class _Resolver:
+    """Resolves every stage to a no-op async handler."""
+
+    def resolve(self, pipeline: Any, stage: Any) -> Any:
+        async def handler(ctx: StageContext) -> dict[str, Any]:
+            return {}
+
+        return handler
+
+
+class _Hook:
+    """Keeps the type of every record it is called with; ``answer`` is its ``wants``."""
+
+    def __init__(self, answer: bool | None) -> None:
+        self.kinds: list[type] = []
+        if answer is not None:
+            self.wants = lambda kind: answer
+
+    def __call__(self, event: EngineEvent, span: Any) -> None:
+        self.kinds.append(type(event))
+
+
+def _run(monitor: PipelineMonitor) -> None:
+    async def play() -> None:
+        engine = Engine(resolver=_Resolver(), observers=[monitor])  # type: ignore[arg-type]
+        await engine.run(chain_pipeline(), {})
+
+    asyncio.run(play())
+    monitor.flush()
+
+
+def _span_shapes(telemetry: Telemetry) -> list[tuple[str, int, int, int]]:
+    return [
+        (span.name, len(span.attributes or {}), len(span.events), len(span.links))
+        for span in telemetry.spans()
+    ]
+
+
+def test_the_monitor_ignores_exactly_the_waiting_records() -> None:
+    """The records the recorder makes nothing of are the two waiting records of a stage."""
+    assert PipelineMonitor()._unrecorded == UNRECORDED
+
+
+def test_a_hook_without_wants_gets_every_record(telemetry: Telemetry) -> None:
+    """A hook that does not say what it wants still gets the records the recorder ignores."""
+    monitor = telemetry.monitor()
+    hook = _Hook(None)
+    monitor.add_event_hook(hook)
+    _run(monitor)
+    assert UNRECORDED <= set(hook.kinds)
+
+
+def test_dropping_unwanted_records_leaves_the_spans_alone() -> None:
+    """With every hook declining them, the waiting records are dropped, the hook gets the
+    others, and the spans (names, attribute, event and link counts) are those of a run that
+    handled them."""
+    shapes = []
+    for answer in (True, False):
+        telemetry = Telemetry()
+        try:
+            monitor = telemetry.monitor()
+            hook = _Hook(answer)
+            monitor.add_event_hook(hook)
+            _run(monitor)
+            shapes.append(_span_shapes(telemetry))
+        finally:
+            telemetry.shutdown()
+        assert bool(UNRECORDED & set(hook.kinds)) is answer
+        assert len(hook.kinds) > 6
+    assert shapes[0] == shapes[1]
+    assert len(shapes[0]) == 4  # the run and its three stages
+
+
+@pytest.mark.parametrize(
+    ("logger", "level", "wanted"),
+    [
+        (DECISION_LOGGER, logging.INFO, set()),
+        (DECISION_LOGGER, logging.DEBUG, {StageQueued}),
+        (EVENT_LOGGER, TRACE, UNRECORDED),
+    ],
+)
+def test_the_run_log_wants_waiting_records_only_at_their_levels(
+    logger: str, level: int, wanted: set[type]
+) -> None:
+    """The run log asks for `StageQueued` at DEBUG (its slot wait) and for both waiting
+    records at TRACE (every engine event), and for neither below."""
+    target = logging.getLogger(logger)
+    target.setLevel(level)
+    try:
+        assert {kind for kind in UNRECORDED if RunLog().wants(kind)} == wanted
+    finally:
+        target.setLevel(logging.NOTSET)
