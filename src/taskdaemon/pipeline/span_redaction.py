@@ -54,7 +54,7 @@ class RedactingTracer:
         attributes redacted. ``redacted``: attributes already passed through
         :func:`redact_attributes`, recorded first and as they are (``attributes`` after them)."""
         if links:
-            links = [Link(link.context, redact_attributes(link.attributes)) for link in links]
+            links = [_redacted_link(link) for link in links]
         recorded = redact_attributes(attributes)
         if redacted:
             recorded = {**redacted, **recorded} if recorded else redacted
@@ -67,6 +67,14 @@ class RedactingTracer:
             start_time=start_time,
         )
         return RedactingSpan(span)
+
+
+def _redacted_link(link: Link) -> Link:
+    """``link`` with its attributes redacted: itself when they hold nothing to redact (nearly
+    always: a stage span's ``triggered_by`` link), not a copy."""
+    attributes = link.attributes
+    redacted = redact_attributes(attributes)
+    return link if redacted is attributes else Link(link.context, redacted)
 
 
 class RedactingSpan(Span):
