@@ -171,6 +171,30 @@ def test_cycle_through_event_edges_is_reported_with_its_path() -> None:
     assert expected == validate_pipeline(pipeline)
 
 
+def test_a_cycle_beside_an_unknown_upstream_is_still_reported() -> None:
+    """A stage waiting on an unknown stage leaves no order of every stage; the cycle found
+    then is the real one, not the unknown edge."""
+    pipeline = Pipeline(
+        name="p",
+        stages=(
+            _stage("start", Manual()),
+            _stage("lost", OnCompletion("nowhere")),
+            _stage("a", OnCompletion("start"), OnCompletion("b")),
+            _stage("b", OnCompletion("a")),
+        ),
+    )
+    cycles = [issue for issue in validate_pipeline(pipeline) if "cycle" in issue.message]
+    assert cycles == [
+        ValidationIssue("stages[2].triggers[1].on_completion.stage", "cycle: a -> b -> a")
+    ]
+    assert not any("cycle" in issue.message for issue in validate_pipeline(_without_b(pipeline)))
+
+
+def _without_b(pipeline: Pipeline) -> Pipeline:
+    a = _stage("a", OnCompletion("start"))
+    return Pipeline(name="p", stages=(*pipeline.stages[:2], a))
+
+
 def test_each_cycle_is_reported_once() -> None:
     """Two separate cycles give two issues, one per cycle."""
     pipeline = Pipeline(

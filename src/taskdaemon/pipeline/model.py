@@ -630,6 +630,14 @@ class _Validator:
         return _syntax_message(source) or message
 
     def cycles(self, first_index: Mapping[str, int]) -> None:
+        try:
+            # Orders every stage only when the graph has no cycle; the engine reads the same
+            # cached order for each run, so a valid file pays one linear pass, not two.
+            self.pipeline.topological_order  # noqa: B018
+        except ValueError:
+            pass  # a cycle, or an edge from an unknown stage: look for cycles to report
+        else:
+            return
         for component in strongly_connected(self.pipeline.downstream):
             start = min(component, key=first_index.__getitem__)
             if len(component) == 1 and start not in self.pipeline.downstream[start]:
