@@ -15,9 +15,9 @@ from taskdaemon.pipeline.model import (
     RetryPolicy,
     Stage,
     TriggerMode,
-    _stage_payload,
 )
 from taskdaemon.pipeline.record_fields import as_dict
+from taskdaemon.pipeline.stage_payload import stage_payload as _stage_payload
 
 
 def _asdict_payload(stage: Stage) -> dict[str, object]:

@@ -20,7 +20,7 @@ import re
 from collections.abc import Collection, Mapping
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias
 
 from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_limits import clip
@@ -28,7 +28,8 @@ from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
-from taskdaemon.pipeline.record_fields import as_dict, fields, is_record
+from taskdaemon.pipeline.record_fields import as_dict
+from taskdaemon.pipeline.stage_payload import stage_payload
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -345,58 +346,9 @@ class Pipeline(ValueMethods):
             "retry": as_dict(self.retry),
             "loops": {name: as_dict(loop) for name, loop in sorted(self.loops.items())},
             "external_events": list(self.external_events),
-            "stages": [_stage_payload(stage) for stage in self.stages],
+            "stages": [stage_payload(stage) for stage in self.stages],
         }
         return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _stage_payload(stage: Stage) -> dict[str, object]:
-    """``_plain(stage)`` with each trigger under its kind (``{"manual": {...}}``)."""
-    payload: dict[str, object] = {}
-    for name in _field_names(Stage) or ():
-        if name == "triggers":  # not converted twice: once, under its kind
-            payload[name] = [{t.kind: _plain(t)} for t in stage.triggers]
-            continue
-        item = getattr(stage, name)
-        payload[name] = item if type(item) in _LEAVES else _plain(item)
-    return payload
-
-
-# Each type's field names, None for a type that is no record (remembered too: most values
-# converted are tuples, enums and None, and ``is_record`` is a few attribute look-ups).
-_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
-
-
-def _field_names(kind: type) -> tuple[str, ...] | None:
-    try:
-        return _FIELD_NAMES[kind]
-    except KeyError:
-        names = tuple(f.name for f in fields(kind)) if is_record(kind) else None
-        _FIELD_NAMES[kind] = names
-        return names
-
-
-def _plain(value: object) -> Any:
-    """``dataclasses.asdict``'s value for the hash's JSON, without its deep copies (their cost
-    grew with the file: ``benchmarks/README.md``, "Per-stage cost"): dataclasses as dicts,
-    tuples and lists item by item, anything else as is (every field here is immutable)."""
-    kind = type(value)
-    names = _FIELD_NAMES[kind] if kind in _FIELD_NAMES else _field_names(kind)
-    # Most fields are plain scalars: taken as they are, without a call that would only return
-    # its argument (most of the calls of a large file's hash were such calls).
-    if names is not None:
-        result = {}
-        for name in names:
-            item = getattr(value, name)
-            result[name] = item if type(item) in _LEAVES else _plain(item)
-        return result
-    if kind is tuple or kind is list:
-        items: Any = value
-        return [item if type(item) in _LEAVES else _plain(item) for item in items]
-    return value
-
-
-_LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 
 # --- validation -----------------------------------------------------------------------------
