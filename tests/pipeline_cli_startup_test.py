@@ -216,9 +216,9 @@ def test_validate_needs_no_event_loop(workdir: Path) -> None:
 @pytest.mark.slow
 def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[str]) -> None:
     """``runs list`` and ``runs show`` read the store without the OTel SDK, the span writer,
-    the HTTP client, the pipeline model, asyncio or sockets; ``runs list``, which decodes no
-    span, without orjson and what it imports (uuid, platform, ``dataclasses``, ``inspect``: the
-    run state's books are plain classes)."""
+    the HTTP client, the pipeline model, asyncio or sockets, and without orjson and what it
+    imports (uuid, platform, ``dataclasses``, ``inspect``): ``runs list`` decodes no span, and
+    ``runs show`` decodes its few with the standard library (``stored_json.py``)."""
     home = workdir / "home"
     listed = subprocess.run(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", "runs", "list", "--json"],
@@ -233,8 +233,7 @@ def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[s
     for argv in (["runs", "list"], ["runs", "show", run_id]):
         modules = audit(argv, cwd=workdir, home=home)
         extra = ("taskdaemon.pipeline.model", "yaml", "asyncio", "cel", "socket")
-        if argv[1] == "list":
-            extra += ("orjson", "uuid", "platform", "dataclasses", "inspect")
+        extra += ("orjson", "uuid", "platform", "dataclasses", "inspect")
         assert [] == loaded(modules, (*READING, *extra)), argv
 
 

@@ -169,11 +169,11 @@ def trigger_record(trigger: Trigger) -> TriggerRecord:
 def _loads(text: object) -> Any:
     if not isinstance(text, str):
         return None
-    import orjson  # noqa: PLC0415 - see _dumps
+    from taskdaemon.pipeline.stored_json import loads  # noqa: PLC0415
 
     try:
-        return orjson.loads(text)  # depth-limited, unlike json.loads (RecursionError)
-    except orjson.JSONDecodeError:
+        return loads(text)  # orjson's result (depth-limited), with no orjson import for a few
+    except ValueError:
         return None
 
 

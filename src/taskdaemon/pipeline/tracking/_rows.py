@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskdaemon.pipeline.stored_json import loads
 from taskdaemon.pipeline.tracking.spans import (
     SpanEventRecord,
     SpanLinkRecord,
@@ -34,11 +35,9 @@ def _attributes(value: Any, where: str) -> dict[str, Any]:
 
 def decode_resource(text: Any) -> dict[str, Any]:
     """A ``resources.attributes`` value as a dict; ValueError when it is not a JSON object."""
-    import orjson  # noqa: PLC0415 - see decode_span
-
     try:
-        value = orjson.loads(text)
-    except (orjson.JSONDecodeError, TypeError) as exc:
+        value = loads(text)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"resource: not JSON: {exc}") from None
     return _attributes(value, "resource")
 
@@ -51,12 +50,9 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     _check(isinstance(span_id, str) and bool(span_id), "span id is not text")
     _check(type(start_ns) is int, "start_ns is not an integer")
     _check(end_ns is None or type(end_ns) is int, "end_ns is not an integer")
-    # orjson imports uuid and platform: a reader that lists runs decodes no span (or resource)
-    import orjson  # noqa: PLC0415
-
     try:
-        fields = orjson.loads(body)
-    except (orjson.JSONDecodeError, TypeError) as exc:
+        fields = loads(body)  # orjson's result; a few rows need no orjson import (stored_json)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
     _check(isinstance(fields, list) and len(fields) == 8, "body is not an 8-item array")
     parent, name, kind, status_code, status_message, attributes, events, links = fields
