@@ -41,8 +41,6 @@ from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
-import yaml
-
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.model import (
@@ -65,6 +63,7 @@ from taskdaemon.pipeline.model import (
     validate_pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yaml_values import NodeConverter, kind_of
 from taskdaemon.pipeline.yamlsafe import (
     MAX_YAML_BYTES,

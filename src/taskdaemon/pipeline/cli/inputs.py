@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
 
 __all__ = ["parse_inputs"]
