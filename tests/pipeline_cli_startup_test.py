@@ -276,6 +276,15 @@ def test_run_starts_its_first_stage_without_server_or_exporters(run_modules: lis
     assert [] == loaded(run_modules, unneeded)
 
 
+@pytest.mark.slow
+def test_run_imports_its_debug_and_dump_code_when_first_used(run_modules: list[str]) -> None:
+    """A ``run`` reaches its first stage without the debugger's ops (``debug_ops``) and the
+    dump code (``cli/_dump_hook``): the control socket's ``debug`` op and the SIGUSR1 handler
+    import them at their first use."""
+    unneeded = ("taskdaemon.pipeline.debug_ops", "taskdaemon.pipeline.cli._dump_hook")
+    assert [] == loaded(run_modules, unneeded)
+
+
 def test_commands_table_matches_what_each_module_registers() -> None:
     """``COMMANDS`` names every sub-command each module registers, and no other."""
     for module in COMMAND_MODULES:

@@ -95,6 +95,18 @@ def install_dump_signal(engine: Any, writer: DumpWriter) -> Callable[[], None]:
     """On ``SIGUSR1`` write a dump of each of ``engine``'s open runs (in the running loop);
     returns the function that removes the handler."""
     loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, dump_signal_handler(engine, writer))
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+    return remove
+
+
+def dump_signal_handler(engine: Any, writer: DumpWriter) -> Callable[[], None]:
+    """The ``SIGUSR1`` handler of :func:`install_dump_signal`: each call starts a task (in the
+    running loop) writing a dump of each of ``engine``'s open runs."""
+    loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
     async def dump_all() -> None:
@@ -113,9 +125,4 @@ def install_dump_signal(engine: Any, writer: DumpWriter) -> Callable[[], None]:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    loop.add_signal_handler(signal.SIGUSR1, on_signal)
-
-    def remove() -> None:
-        loop.remove_signal_handler(signal.SIGUSR1)
-
-    return remove
+    return on_signal

@@ -47,7 +47,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -558,18 +558,49 @@ def _breakpoints(engine: Engine, pipeline: Pipeline, args: argparse.Namespace) -
 
 
 def _dump_on_sigusr1(engine: Engine, observers: Sequence[object]) -> Callable[[], None]:
-    """SIGUSR1 writes a debug dump of the run, which goes on (``cli/_dump_hook.py``)."""
-    from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
+    """SIGUSR1 writes a debug dump of the run, which goes on (``cli/_dump_hook.py``); returns
+    the function that removes the handler.
 
-    return install_dump_signal(engine, dump_writer(engine, observers))
+    The handler is installed now, the dump code imported at the first signal: it is not on the
+    path to the run's first stage (start-up time).
+    """
+    loop = asyncio.get_running_loop()
+    handler: list[Callable[[], None]] = []
+
+    def on_signal() -> None:
+        if not handler:
+            from taskdaemon.pipeline.cli._dump_hook import (  # noqa: PLC0415
+                dump_signal_handler,
+                dump_writer,
+            )
+
+            handler.append(dump_signal_handler(engine, dump_writer(engine, observers)))
+        handler[0]()
+
+    loop.add_signal_handler(signal.SIGUSR1, on_signal)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+    return remove
 
 
-def _debug_ops(engine: Engine, run_id: str, observers: Sequence[object]) -> DebugOps:
-    """The control socket's ``debug`` op (``taskdaemon debug attach``)."""
-    from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
-    from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
+def _debug_ops(
+    engine: Engine, run_id: str, observers: Sequence[object]
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """The control socket's ``debug`` op (``taskdaemon debug attach``): a ``DebugOps`` made at
+    the first request, so a run nobody debugs never imports it (start-up time)."""
+    ops: list[DebugOps] = []
 
-    return DebugOps(engine, run_id, dump=dump_writer(engine, observers))
+    async def debug(request: dict[str, Any]) -> dict[str, Any]:
+        if not ops:
+            from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+            from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
+
+            ops.append(DebugOps(engine, run_id, dump=dump_writer(engine, observers)))
+        return await ops[0](request)
+
+    return debug
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
