@@ -242,12 +242,14 @@ def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None
     """``dag FILE`` loads neither the span store nor the live views (asyncio, engine events),
     nor the CEL worker and its subprocess module, nor orjson (nothing is encoded), nor what
     only a run's legend (html), ``--watch`` (tempfile) or the JSON format's definition hash
-    (hashlib) needs, nor ``dataclasses`` and ``inspect`` (its records are ``@frozen``)."""
+    (hashlib) needs, nor ``dataclasses`` and ``inspect`` (its records are ``@frozen``), nor the
+    status state machines (``state.py``: the trigger codec keys its result tables by value)."""
     modules = audit(["dag", EXAMPLE], cwd=ROOT, home=workdir / "home")
     extra = (
         "taskdaemon.pipeline.tracking",
         "taskdaemon.pipeline.events",
         "taskdaemon.pipeline.cel_worker",
+        "taskdaemon.pipeline.state",
         "asyncio",
         "subprocess",
         "orjson",

@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.records import EdgeRecord, TriggerRecord
-from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Edge, Trigger
+    from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 __all__ = [
     "decode_edge",
@@ -68,29 +68,32 @@ __all__ = [
 
 # --- result codes ---------------------------------------------------------------------------
 
-_STAGE_RESULTS: Final[Mapping[StageStatus, str]] = {
-    StageStatus.SUCCESS: t.RESULT_SUCCESS,
-    StageStatus.FAILURE: t.RESULT_FAILURE,
-    StageStatus.TIMEOUT: t.RESULT_TIMEOUT,
-    StageStatus.CANCELLED: t.RESULT_CANCELLATION,
-    StageStatus.SKIPPED: t.RESULT_SKIP,
+# Keyed by the statuses' values (``StageStatus``/``RunStatus`` are StrEnums, so a member finds
+# its value's entry): drawing a pipeline file (``taskdaemon dag``) needs ``trigger_record``
+# from here, not the status state machines of ``state.py`` (start-up time).
+_STAGE_RESULTS: Final[Mapping[str, str]] = {
+    "success": t.RESULT_SUCCESS,
+    "failure": t.RESULT_FAILURE,
+    "timeout": t.RESULT_TIMEOUT,
+    "cancelled": t.RESULT_CANCELLATION,
+    "skipped": t.RESULT_SKIP,
 }
-_RUN_RESULTS: Final[Mapping[RunStatus, str]] = {
-    RunStatus.SUCCESS: t.RESULT_SUCCESS,
-    RunStatus.FAILURE: t.RESULT_FAILURE,
-    RunStatus.CANCELLED: t.RESULT_CANCELLATION,
+_RUN_RESULTS: Final[Mapping[str, str]] = {
+    "success": t.RESULT_SUCCESS,
+    "failure": t.RESULT_FAILURE,
+    "cancelled": t.RESULT_CANCELLATION,
 }
 # The way back accepts every semconv value, including those we never write (``error``, a
 # run's ``timeout`` or ``skip``): spans from other producers use them.
-_STAGE_STATUSES: Final[Mapping[str, StageStatus]] = {
+_STAGE_STATUSES: Final[Mapping[str, str]] = {
     **{result: status for status, result in _STAGE_RESULTS.items()},
-    t.RESULT_ERROR: StageStatus.FAILURE,
+    t.RESULT_ERROR: "failure",
 }
-_RUN_STATUSES: Final[Mapping[str, RunStatus]] = {
+_RUN_STATUSES: Final[Mapping[str, str]] = {
     **{result: status for status, result in _RUN_RESULTS.items()},
-    t.RESULT_ERROR: RunStatus.FAILURE,
-    t.RESULT_TIMEOUT: RunStatus.FAILURE,
-    t.RESULT_SKIP: RunStatus.CANCELLED,
+    t.RESULT_ERROR: "failure",
+    t.RESULT_TIMEOUT: "failure",
+    t.RESULT_SKIP: "cancelled",
 }
 
 
@@ -109,15 +112,13 @@ def run_result(status: RunStatus) -> str:
 def stage_status_of_result(result: object) -> str | None:
     """The stage status (a ``StageStatus`` value) a task run result stands for; None when
     ``result`` is not a semconv result."""
-    status = _STAGE_STATUSES.get(result) if isinstance(result, str) else None
-    return None if status is None else status.value
+    return _STAGE_STATUSES.get(result) if isinstance(result, str) else None
 
 
 def run_status_of_result(result: object) -> str | None:
     """The run status (a ``RunStatus`` value) a pipeline result stands for; None when
     ``result`` is not a semconv result."""
-    status = _RUN_STATUSES.get(result) if isinstance(result, str) else None
-    return None if status is None else status.value
+    return _RUN_STATUSES.get(result) if isinstance(result, str) else None
 
 
 # --- triggers -------------------------------------------------------------------------------
