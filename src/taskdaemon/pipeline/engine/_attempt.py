@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from inspect import isawaitable
 from typing import Any
 
+from taskdaemon.pipeline.engine._callbacks import (
+    LazyEnvironment,
+    ProcessReporter,
+    Publisher,
+    UsageReporter,
+)
 from taskdaemon.pipeline.engine._dataflow import DataError, map_outputs, resolve_inputs
 from taskdaemon.pipeline.engine._results import StageGateRequest
-from taskdaemon.pipeline.engine._run_base import RunBase, RunContext
+from taskdaemon.pipeline.engine._run_base import RunBase
 from taskdaemon.pipeline.engine._stage_state import (
     CANCELLED,
     EMPTY,
@@ -37,10 +43,8 @@ from taskdaemon.pipeline.engine._stage_state import (
     StageRun,
     move,
 )
-from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import (
     StageFinished,
-    StageProcess,
     StageQueued,
     StageRetrying,
     StageStarted,
@@ -228,6 +232,7 @@ class Attempts(RunBase):
         ex.status = RUNNING
         ex.started = True
         environment: Mapping[str, str] = EMPTY
+        loop = asyncio.get_running_loop()
         if ctx.observed:
             previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
             started = StageStarted(
@@ -252,12 +257,12 @@ class Attempts(RunBase):
             )
             ctx.emit(started)
             if ctx.env_hooks:
-                environment = _LazyEnvironment(ctx, started)
+                environment = LazyEnvironment(ctx, started, loop)
         if not srt.started:
             self.first_start(srt, now)
         if data_error is not None:
             return FAILURE, _failed(ex, data_error)
-        usage = _UsageReporter(ex)
+        usage = UsageReporter(ex, loop)
         context = StageContext(
             run_id=self.run_id,
             pipeline=self.name,
@@ -266,8 +271,8 @@ class Attempts(RunBase):
             instance=inst.index,
             attempt=ex.attempt,
             inputs=inputs,
-            publish=_Publisher(self, srt, inst, ex),
-            report_process=_ProcessReporter(self, name, tid),
+            publish=Publisher(self, srt, inst, ex, loop),
+            report_process=ProcessReporter(self, name, tid, loop),
             report_usage=usage,
             report_cpu=usage.thread_cpu,
             timeout=limit,
@@ -358,94 +363,3 @@ def _failed(ex: Execution, exc: BaseException) -> BaseException:
     ex.error = redact_text(str(exc)) or type(exc).__name__
     ex.error_type = "PipelineError" if isinstance(exc, DataError) else type(exc).__qualname__
     return exc
-
-
-class _Publisher:
-    """``ctx.publish`` for one execution: only the stage's ``emits``."""
-
-    __slots__ = ("ex", "inst", "run", "srt")
-
-    def __init__(self, run: RunBase, srt: StageRun, inst: Instance, ex: Execution) -> None:
-        self.run, self.srt, self.inst, self.ex = run, srt, inst, ex
-
-    def __call__(self, event_type: str, payload: Mapping[str, Any]) -> None:
-        emits = self.srt.cs.stage.emits
-        if event_type not in emits:
-            declared = ", ".join(emits) if emits else "none"
-            raise PipelineError(
-                f"stage {self.srt.name!r} cannot publish {event_type!r}: not in its emits "
-                f"(declared: {declared})"
-            )
-        ref = TaskRunRef(self.srt.name, self.inst.index, self.ex.attempt)
-        self.run.publish(event_type, payload, ref)
-
-
-class _ProcessReporter:
-    """``ctx.report_process`` for one execution: emits ``StageProcess``."""
-
-    __slots__ = ("name", "run", "tid")
-
-    def __init__(self, run: RunBase, name: str, tid: str) -> None:
-        self.run, self.name, self.tid = run, name, tid
-
-    def __call__(self, pid: int) -> None:
-        run = self.run
-        ctx = run.ctx
-        if ctx.observed:
-            ctx.emit(
-                StageProcess(
-                    run_id=run.run_id,
-                    pipeline=run.name,
-                    stage=self.name,
-                    task_run_id=self.tid,
-                    pid=pid,
-                    at=ctx.clock(),
-                )
-            )
-
-
-class _UsageReporter:
-    """``ctx.report_usage`` for one execution: CPU and peak memory of its process tree; and
-    ``ctx.report_cpu`` (:meth:`thread_cpu`): the CPU time of the thread that ran its handler."""
-
-    __slots__ = ("ex",)
-
-    def __init__(self, ex: Execution) -> None:
-        self.ex = ex
-
-    def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
-        self.ex.cpu = cpu_seconds
-        self.ex.memory = peak_bytes
-
-    def thread_cpu(self, seconds: float) -> None:
-        """The handler's thread used ``seconds`` of CPU (a plain store: any thread may call)."""
-        self.ex.thread_cpu = seconds
-
-
-class _LazyEnvironment(Mapping[str, str]):
-    """A stage's extra environment, asked of the observers' ``stage_environment`` hooks on
-    first read rather than when the stage starts: a handler that never reads it (most Python
-    stages) never makes an observer settle its books on the run's critical path. Read it on
-    the loop's thread (the ``python`` loop type resolves it before handing a context to a
-    worker thread)."""
-
-    __slots__ = ("_ctx", "_event", "_resolved")
-
-    def __init__(self, ctx: RunContext, event: StageStarted) -> None:
-        self._ctx = ctx
-        self._event = event
-        self._resolved: dict[str, str] | None = None
-
-    def _values(self) -> dict[str, str]:
-        if self._resolved is None:
-            self._resolved = self._ctx.environment(self._event)
-        return self._resolved
-
-    def __getitem__(self, key: str) -> str:
-        return self._values()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values())
-
-    def __len__(self) -> int:
-        return len(self._values())

@@ -1,0 +1,146 @@
+"""The engine's callbacks in a stage's context, safe from any thread.
+
+``ctx.publish``, ``ctx.report_process``, ``ctx.report_usage`` and ``ctx.report_cpu`` of one
+execution, and its lazily resolved ``environment``. Each is bound to the run's event loop and
+may be called from any thread (a sync handler's worker thread above all):
+
+* ``publish`` and ``report_process`` change the run or emit records, so called off the loop
+  they run on the loop's thread, and the calling thread waits for their result or exception
+  (``_threads.call_on_loop``): a sync handler sees what an async one sees (a refused
+  ``publish`` raises in the handler);
+* ``report_usage`` and ``report_cpu`` are plain stores on the execution, read once the
+  handler's result reached the loop (which orders them before that read);
+* the environment is asked of the observers on first read, on the loop's thread
+  (``_threads.LoopEnvironment``).
+
+Each says so with a ``loop_safe`` attribute holding its loop, so the ``python`` loop type hands
+the engine's context to a worker thread as it is (``_threads.thread_safe``), without copying it
+and wrapping each callback for every sync stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from taskdaemon.pipeline._threads import LoopEnvironment, call_on_loop
+from taskdaemon.pipeline.engine._run_base import RunBase, RunContext
+from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
+from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.events import StageProcess, StageStarted, TaskRunRef
+
+__all__ = ["LazyEnvironment", "ProcessReporter", "Publisher", "UsageReporter"]
+
+# The running loop of the calling thread, None off any loop (asyncio's own fast accessor).
+_running_loop = asyncio._get_running_loop
+
+
+class Publisher:
+    """``ctx.publish`` for one execution: only the stage's ``emits``."""
+
+    __slots__ = ("ex", "inst", "loop_safe", "run", "srt")
+
+    def __init__(
+        self,
+        run: RunBase,
+        srt: StageRun,
+        inst: Instance,
+        ex: Execution,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.run, self.srt, self.inst, self.ex = run, srt, inst, ex
+        self.loop_safe = loop
+
+    def __call__(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        loop = self.loop_safe
+        if _running_loop() is not loop:
+            call_on_loop(loop, self._publish, event_type, payload)
+        else:
+            self._publish(event_type, payload)
+
+    def _publish(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        emits = self.srt.cs.stage.emits
+        if event_type not in emits:
+            declared = ", ".join(emits) if emits else "none"
+            raise PipelineError(
+                f"stage {self.srt.name!r} cannot publish {event_type!r}: not in its emits "
+                f"(declared: {declared})"
+            )
+        ref = TaskRunRef(self.srt.name, self.inst.index, self.ex.attempt)
+        self.run.publish(event_type, payload, ref)
+
+
+class ProcessReporter:
+    """``ctx.report_process`` for one execution: emits ``StageProcess``."""
+
+    __slots__ = ("loop_safe", "name", "run", "tid")
+
+    def __init__(self, run: RunBase, name: str, tid: str, loop: asyncio.AbstractEventLoop) -> None:
+        self.run, self.name, self.tid = run, name, tid
+        self.loop_safe = loop
+
+    def __call__(self, pid: int) -> None:
+        loop = self.loop_safe
+        if _running_loop() is not loop:
+            call_on_loop(loop, self._report, pid)
+        else:
+            self._report(pid)
+
+    def _report(self, pid: int) -> None:
+        run = self.run
+        ctx = run.ctx
+        if ctx.observed:
+            ctx.emit(
+                StageProcess(
+                    run_id=run.run_id,
+                    pipeline=run.name,
+                    stage=self.name,
+                    task_run_id=self.tid,
+                    pid=pid,
+                    at=ctx.clock(),
+                )
+            )
+
+
+class UsageReporter:
+    """``ctx.report_usage`` for one execution: CPU and peak memory of its process tree; and
+    ``ctx.report_cpu`` (:meth:`thread_cpu`): the CPU time of the thread that ran its handler.
+    Plain stores, from any thread."""
+
+    __slots__ = ("ex", "loop_safe")
+
+    def __init__(self, ex: Execution, loop: asyncio.AbstractEventLoop) -> None:
+        self.ex = ex
+        self.loop_safe = loop
+
+    def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
+        ex = self.ex
+        ex.cpu = cpu_seconds
+        ex.memory = peak_bytes
+
+    def thread_cpu(self, seconds: float) -> None:
+        """The handler's thread used ``seconds`` of CPU (a plain store: any thread may call)."""
+        self.ex.thread_cpu = seconds
+
+
+class LazyEnvironment(LoopEnvironment):
+    """A stage's extra environment, asked of the observers' ``stage_environment`` hooks on
+    first read rather than when the stage starts: a handler that never reads it (most Python
+    stages) never makes an observer settle its books on the run's critical path. Read from
+    another thread, it is resolved on the loop's thread (``LoopEnvironment``)."""
+
+    __slots__ = ("_ctx", "_event")
+
+    def __init__(
+        self, ctx: RunContext, event: StageStarted, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        super().__init__(EMPTY_SOURCE, loop)
+        self._ctx = ctx
+        self._event = event
+
+    def _resolve(self) -> dict[str, str]:
+        return self._ctx.environment(self._event)
+
+
+EMPTY_SOURCE: Mapping[str, str] = {}

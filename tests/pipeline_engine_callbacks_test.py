@@ -1,0 +1,103 @@
+"""The engine's context callbacks from a sync handler's worker thread: no copy of the context,
+calls marshalled onto the loop, usage stored from the thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from taskdaemon.pipeline._threads import thread_safe
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.events import EngineEvent, EventPublished, StageFinished, StageProcess
+from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.loops import StageContext, python_handler
+from taskdaemon.pipeline.model import Manual, Pipeline, Stage
+from taskdaemon.pipeline.state import RunStatus
+
+
+class ThreadObserver:
+    """Notes every record with the thread it was handed on."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[EngineEvent, str]] = []
+
+    def on_event(self, event: EngineEvent) -> None:
+        self.seen.append((event, threading.current_thread().name))
+
+
+class Resolver:
+    """Resolves each stage to ``python_handler`` of its function in ``handlers``."""
+
+    def __init__(self, handlers: Mapping[str, Any]) -> None:
+        self.handlers = handlers
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        return python_handler(self.handlers[stage.name])
+
+
+async def test_sync_handler_gets_the_engine_context_and_its_calls_run_on_the_loop() -> None:
+    """A sync handler gets the engine's own context (not a copy); its publish and
+    report_process run on the loop's thread, a refused publish raises in the handler, and its
+    report_usage reaches the stage's end record."""
+    got: dict[str, Any] = {}
+
+    def work(ctx: StageContext) -> None:
+        got["thread"] = threading.current_thread().name
+        got["same"] = ctx is current_execution()
+        ctx.publish("x.done", {"n": 1})
+        ctx.report_process(os.getpid())
+        ctx.report_usage(1.5, 2048)
+        try:
+            ctx.publish("not.declared", {})
+        except PipelineError as exc:
+            got["refused"] = str(exc)
+
+    observer = ThreadObserver()
+    definition = Pipeline(
+        name="demo",
+        stages=(Stage(name="a", loop="python", emits=("x.done",), triggers=(Manual(),)),),
+    )
+    async with Engine(resolver=Resolver({"a": work}), observers=[observer]) as engine:
+        result = await engine.run(definition)
+    loop_thread = threading.current_thread().name
+    assert RunStatus.SUCCESS == result.status
+    assert loop_thread != got["thread"]
+    assert got["same"] is True
+    assert "stage 'a' cannot publish 'not.declared'" in got["refused"]
+    marshalled = [
+        (type(event), thread)
+        for event, thread in observer.seen
+        if isinstance(event, EventPublished | StageProcess)
+    ]
+    assert [(EventPublished, loop_thread), (StageProcess, loop_thread)] == marshalled
+    finished = [event for event, _ in observer.seen if isinstance(event, StageFinished)]
+    assert [(1.5, 2048)] == [(e.cpu_seconds, e.peak_memory_bytes) for e in finished]
+
+
+async def test_a_context_bound_to_another_loop_is_still_wrapped() -> None:
+    """thread_safe passes an engine context through only for the loop its callbacks are bound
+    to: for another loop it returns a copy whose callbacks marshal onto that loop."""
+    contexts: list[StageContext] = []
+
+    async def keep(ctx: StageContext) -> None:
+        contexts.append(ctx)
+
+    definition = Pipeline(
+        name="demo", stages=(Stage(name="a", loop="python", triggers=(Manual(),)),)
+    )
+    async with Engine(resolver=Resolver({"a": keep})) as engine:
+        await engine.run(definition)
+    (ctx,) = contexts
+    assert ctx is thread_safe(ctx, asyncio.get_running_loop())
+    other = asyncio.new_event_loop()
+    try:
+        copy = thread_safe(ctx, other)
+    finally:
+        other.close()
+    assert copy is not ctx
+    assert copy.publish is not ctx.publish
+    assert ctx.run_id == copy.run_id
