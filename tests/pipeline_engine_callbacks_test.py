@@ -1,11 +1,12 @@
-"""The engine's context callbacks from a sync handler's worker thread: no copy of the context,
-calls marshalled onto the loop, usage stored from the thread."""
+"""The engine's context callbacks from a sync handler's worker thread (no copy of the context,
+calls marshalled onto the loop, usage stored from the thread); ended instances' tasks let go."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import EngineEvent, EventPublished, StageFinished, StageProcess
 from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.loops import StageContext, python_handler
-from taskdaemon.pipeline.model import Manual, Pipeline, Stage
+from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus
 
 
@@ -101,3 +102,28 @@ async def test_a_context_bound_to_another_loop_is_still_wrapped() -> None:
     assert copy is not ctx
     assert copy.publish is not ctx.publish
     assert ctx.run_id == copy.run_id
+
+
+async def test_an_ended_instance_lets_its_task_go() -> None:
+    """Once a stage's instance ended, the run keeps no reference to its task: the task of a
+    finished stage is freed while its run (and the run's handle) still lives."""
+    tasks: dict[str, weakref.ref[asyncio.Task[Any]]] = {}
+
+    async def note(ctx: StageContext) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks[ctx.stage] = weakref.ref(task)
+
+    definition = Pipeline(
+        name="demo",
+        stages=(
+            Stage(name="a", loop="python", triggers=(Manual(),)),
+            Stage(name="b", loop="python", triggers=(OnCompletion(stage="a"),)),
+        ),
+    )
+    async with Engine(resolver=Resolver({"a": note, "b": note})) as engine:
+        handle = await engine.start_run(definition)
+        result = await handle.wait()
+        assert RunStatus.SUCCESS == result.status
+        assert ["a", "b"] == sorted(tasks)
+        assert tasks["a"]() is None

@@ -182,6 +182,9 @@ class Attempts(RunBase):
             # that raises): nothing can finish the run any more, so fail its waiters now.
             logger.exception("internal error ending stage %r of run %s", srt.name, self.run_id)
             self.abort(exc)
+        # Nothing cancels an ended instance: let its task go once it returns, rather than
+        # keep every finished task of the run (and asyncio's weak set of tasks) to its end.
+        inst.task = None
 
     async def attempt(
         self, srt: StageRun, inst: Instance, ex: Execution, limit: float | None
