@@ -1,0 +1,152 @@
+"""The engine's CPU a stage, with sync or async Python stages, without the monitor.
+
+Run: ``python benchmarks/engine_stage_cpu.py [--kind sync,async] [--children 8]
+[--baseline SRC]``.
+
+A chain of ``--stages`` no-op stages against a chain of one, each run in ``asyncio.run`` with
+an ``Engine`` whose one observer keeps every record (so every record is built, as under the
+monitor), the handlers wrapped by ``loops.python_handler`` as the ``python`` loop type wraps
+them (a sync one hops to a worker thread). Each child process times ``--pairs`` pairs after
+three warm-up pairs and reports the median of the pairs' difference, a stage:
+
+* ``main``: the CPU of the thread that runs the loop (``time.thread_time``);
+* ``process``: the process's CPU, every thread (``time.process_time``): the sync handlers'
+  worker thread included.
+
+With ``--baseline SRC`` (e.g. ``git archive main src | tar -x -C /tmp/base``, then
+``--baseline /tmp/base/src``) the children alternate between this tree and SRC (first on
+``PYTHONPATH``), and the table shows the median, low and high over the children of each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+
+
+def sync_noop(ctx: Any) -> None:
+    return None
+
+
+async def async_noop(ctx: Any) -> None:
+    return None
+
+
+def _child(kind: str, stages: int, pairs: int) -> dict[str, float]:
+    from taskdaemon.pipeline.engine import Engine  # the tree under test (PYTHONPATH)
+    from taskdaemon.pipeline.loops import python_handler
+    from taskdaemon.pipeline.model import (
+        Manual,
+        OnCompletion,
+        Pipeline,
+        Stage,
+    )
+
+    handler = python_handler(sync_noop if kind == "sync" else async_noop)
+
+    class Resolver:
+        def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+            return handler
+
+    class Keep:
+        def __init__(self) -> None:
+            self.records: list[object] = []
+
+        def on_event(self, event: object) -> None:
+            self.records.append(event)
+
+    def chain(n: int) -> Pipeline:
+        return Pipeline(
+            name=f"chain-{n}",
+            stages=tuple(
+                Stage(
+                    name=f"s{i}",
+                    loop="python",
+                    triggers=(Manual(),) if i == 0 else (OnCompletion(stage=f"s{i - 1}"),),
+                )
+                for i in range(n)
+            ),
+        )
+
+    async def run(definition: Pipeline) -> None:
+        async with Engine(resolver=Resolver(), observers=[Keep()]) as engine:
+            await engine.run(definition, {})
+
+    def once(definition: Pipeline) -> tuple[float, float]:
+        thread, process = time.thread_time(), time.process_time()
+        asyncio.run(run(definition))
+        return time.thread_time() - thread, time.process_time() - process
+
+    big, small = chain(stages), chain(1)
+    for _ in range(3):
+        once(big)
+        once(small)
+    main: list[float] = []
+    whole: list[float] = []
+    for _ in range(pairs):
+        long, short = once(big), once(small)
+        main.append((long[0] - short[0]) / (stages - 1) * 1e6)
+        whole.append((long[1] - short[1]) / (stages - 1) * 1e6)
+    return {"main": statistics.median(main), "process": statistics.median(whole)}
+
+
+def _spawn(source: str | None, kind: str, stages: int, pairs: int) -> Mapping[str, float]:
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = source
+    command = [sys.executable, __file__, "--child", kind, "--stages", str(stages)]
+    command += ["--pairs", str(pairs)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    result: Mapping[str, float] = json.loads(out.stdout)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", default="sync,async", help="comma list of sync, async")
+    parser.add_argument("--stages", type=int, default=301)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--children", type=int, default=8)
+    parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.stages, args.pairs)))
+        return
+    trees: dict[str, str | None] = {"this": os.environ.get("PYTHONPATH") or SRC}
+    if args.baseline:
+        trees["base"] = os.path.abspath(args.baseline)
+    print(
+        f"engine alone, keep-all observer, chain of {args.stages} vs 1, CPU µs a stage: "
+        f"median (low-high) over {args.children} children x {args.pairs} pairs "
+        f"(load average {os.getloadavg()[0]:.1f})"
+    )
+    print(f"  {'kind':6} {'tree':5} {'main':>24} {'process':>24}")
+    for kind in args.kind.split(","):
+        seen: dict[str, list[Mapping[str, float]]] = {name: [] for name in trees}
+        for _ in range(args.children):
+            for name, source in trees.items():
+                seen[name].append(_spawn(source, kind, args.stages, args.pairs))
+        for name, rows in seen.items():
+            cells = []
+            for key in ("main", "process"):
+                values = [row[key] for row in rows]
+                cells.append(
+                    f"{statistics.median(values):7.1f} ({min(values):.1f}-{max(values):.1f})"
+                )
+            print(f"  {kind:6} {name:5} {cells[0]:>24} {cells[1]:>24}")
+
+
+if __name__ == "__main__":
+    main()
