@@ -127,3 +127,52 @@ async def test_an_ended_instance_lets_its_task_go() -> None:
         assert RunStatus.SUCCESS == result.status
         assert ["a", "b"] == sorted(tasks)
         assert tasks["a"]() is None
+
+
+class ReadingEnvObserver:
+    """Answers ``stage_environment`` after reading the current execution's environment itself,
+    as a log filter stamping the execution's ids does while the monitor settles."""
+
+    def __init__(self) -> None:
+        self.inner: list[str | None] = []
+        self.reading = False
+
+    def on_event(self, event: EngineEvent) -> None:
+        return None
+
+    def stage_environment(self, event: object) -> dict[str, str]:
+        current = current_execution()
+        if current is not None and not self.reading:
+            self.reading = True  # the inner read asks again: answer that one plainly
+            try:
+                self.inner.append(current.environment.get("TRACEPARENT"))
+            finally:
+                self.reading = False
+        return {"TRACEPARENT": "tp"}
+
+
+async def test_an_environment_read_again_while_it_resolves_does_not_deadlock() -> None:
+    """An observer that reads the stage's environment while answering for it (on the loop,
+    for an async handler and for a sync one) gets an answer instead of deadlocking."""
+    seen: list[str] = []
+
+    async def reads_async(ctx: StageContext) -> None:
+        seen.append(ctx.environment["TRACEPARENT"])
+
+    def reads_sync(ctx: StageContext) -> None:
+        seen.append(ctx.environment["TRACEPARENT"])
+
+    observer = ReadingEnvObserver()
+    definition = Pipeline(
+        name="demo",
+        stages=(
+            Stage(name="a", loop="python", triggers=(Manual(),)),
+            Stage(name="b", loop="python", triggers=(OnCompletion(stage="a"),)),
+        ),
+    )
+    resolver = Resolver({"a": reads_async, "b": reads_sync})
+    async with Engine(resolver=resolver, observers=[observer]) as engine:
+        result = await asyncio.wait_for(engine.run(definition), 30)
+    assert RunStatus.SUCCESS == result.status
+    assert ["tp", "tp"] == seen
+    assert ["tp", "tp"] == observer.inner

@@ -142,5 +142,20 @@ class LazyEnvironment(LoopEnvironment):
     def _resolve(self) -> dict[str, str]:
         return self._ctx.environment(self._event)
 
+    def _values(self) -> dict[str, str]:
+        # On the loop, without the lock, as the engine always read it: resolving asks the
+        # observers, whose own work (a log record's filter stamping the execution's ids) may
+        # read this environment again on the same thread, and a lock held here, or by a worker
+        # thread waiting for the loop, would deadlock it. Such a read resolves it again.
+        resolved = self._resolved
+        if resolved is not None:
+            return resolved
+        if _running_loop() is self._loop:
+            resolved = self._resolve()
+            if self._resolved is None:
+                self._resolved = resolved
+            return self._resolved
+        return super()._values()
+
 
 EMPTY_SOURCE: Mapping[str, str] = {}
