@@ -1,7 +1,7 @@
 """The monitor's CPU a stage: a real run's engine records, handled as ``taskdaemon run`` does.
 
 ``.venv/bin/python benchmarks/monitor_records.py [--stages 301] [--rounds 7] [--pairs 3]
-[--cold N] [--baseline SRC]``
+[--cold N] [--baseline SRC] [--no-run-log]``
 
 Each measurement is a child process that runs ``per_stage.py``'s async chain of ``--stages``
 no-op stages once through the engine (no observer) to record its engine records, builds the
@@ -12,7 +12,9 @@ handles each record inline, as the deferred monitor's loading thread does after 
 (``cli/deferred.py``). It reports that thread's CPU time (``time.thread_time``) per stage: the
 first feed (``first``: every stage new to the label guard, the definition's attributes built,
 as in one ``taskdaemon run``), and the best and median of the later ones (warm). The span
-store's writer thread is not counted (the SDK floor pays it alike).
+store's writer thread is not counted (the SDK floor pays it alike). The run log writes its
+lifecycle rows at INFO, as in ``taskdaemon run`` (``--no-run-log``: off); the log writer's
+thread that stores them is not counted either.
 
 ``--cold N`` (default 0) adds ``cold``: the median of N more cold feeds in the same child, each
 to a new monitor (``build_monitor`` again) fed the records of a new run of a freshly loaded
@@ -48,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
 
-def child(stages: int, rounds: int, cold: int = 0) -> dict[str, float]:
+def child(stages: int, rounds: int, cold: int = 0, run_log: bool = True) -> dict[str, float]:
     """In the child: record a run's records, build the monitor, feed them; µs a stage."""
     sys.path.insert(0, str(HERE))
     from per_stage import HANDLERS, chain
@@ -78,7 +80,13 @@ def child(stages: int, rounds: int, cold: int = 0) -> dict[str, float]:
     records = record_a_run()
     settings = load_settings()
     configure_logging(settings)
-    logging.getLogger("taskdaemon").setLevel(logging.ERROR)  # the foreign run id warning
+    # Only the monitor's own logger is quietened (the foreign run id warning: the records are
+    # fed again). The run log stays at the settings' level (INFO), as in ``taskdaemon run``,
+    # which writes two lifecycle rows a stage; ``--no-run-log`` turns it off, as this script
+    # did before round 8 (it quietened the whole ``taskdaemon`` logger).
+    logging.getLogger("taskdaemon.pipeline.monitor").setLevel(logging.ERROR)
+    if not run_log:
+        logging.getLogger("taskdaemon.run").setLevel(logging.ERROR)
     samples: list[float] = []
     with contextlib.ExitStack() as stack:
         telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
@@ -130,10 +138,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--cold", type=int, default=0)
     parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument(
+        "--no-run-log", action="store_true", help="the run log off (the figures before round 8)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.stages, args.rounds, args.cold)))
+        print(json.dumps(child(args.stages, args.rounds, args.cold, not args.no_run_log)))
         return
     sources = {"this": str(SRC)}
     if args.baseline:
@@ -149,7 +160,8 @@ def main() -> None:
             env = dict(os.environ, PYTHONPATH=source)
             out = subprocess.run(
                 [sys.executable, __file__, "--child", f"--stages={args.stages}",
-                 f"--rounds={args.rounds}", f"--cold={args.cold}"],
+                 f"--rounds={args.rounds}", f"--cold={args.cold}",
+                 *(["--no-run-log"] if args.no_run_log else [])],
                 env=env, check=True, capture_output=True, text=True,
             ).stdout  # fmt: skip
             figures = json.loads(out.splitlines()[-1])
