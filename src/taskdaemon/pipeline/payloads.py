@@ -22,6 +22,7 @@ Capture never raises: a payload that cannot be serialised is captured as its ``r
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from taskdaemon.pipeline import telemetry
@@ -97,6 +98,11 @@ class PayloadCapture(ValueMethods):
         try:
             redacted = self.redact(payload)
             changed = redacted is not payload
+            if type(redacted) is MappingProxyType:
+                # A stage's inputs come frozen: orjson would hand the proxy to _json_default,
+                # whose ABC check and copy cost more than the whole capture of ``{}``. The copy
+                # made here is the one _json_default makes, so the JSON is the same.
+                redacted = dict(redacted)
             options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
             data = orjson.dumps(redacted, default=_json_default, option=options)
         except (TypeError, ValueError, RecursionError):  # JSONEncodeError is a TypeError
