@@ -91,6 +91,10 @@ class Recorder:
         self.capture = capture
         self.metrics = metrics
         self.sampler = sampler
+        # The sampler's books are read only by the metrics' two resource gauges: with no meter
+        # to report them (``taskdaemon run`` without a metric reader) or sampling off, keeping
+        # them is work nobody reads (a record and two locked calls a stage).
+        self._sampling = metrics.recording and metrics.resource_sampling
         self.aggregates = aggregates
         self.runs: dict[str, Run] = {}
         self._allocated: dict[str, Allocated] = {}
@@ -271,12 +275,13 @@ class Recorder:
             queue_time,
             trigger_wait if event.attempt == 1 else None,
         )
-        self.sampler.stage_started(
-            (run.run_id, event.task_run_id),
-            run.pipeline.name,
-            event.stage,
-            is_command=info.is_command,
-        )
+        if self._sampling:
+            self.sampler.stage_started(
+                (run.run_id, event.task_run_id),
+                run.pipeline.name,
+                event.stage,
+                is_command=info.is_command,
+            )
 
     def _debug_record(self, event: BreakpointHit | BreakpointResumed | InputOverridden) -> None:
         run = self.runs.get(event.run_id)
@@ -292,7 +297,8 @@ class Recorder:
             execution.is_command = True
             if execution.span.is_recording():
                 execution.span.set_attribute(t.STAGE_PID, event.pid)
-        self.sampler.set_process((run.run_id, event.task_run_id), event.pid)
+        if self._sampling:
+            self.sampler.set_process((run.run_id, event.task_run_id), event.pid)
 
     def _stage_finished(self, event: StageFinished) -> None:
         run = self.runs.get(event.run_id)
@@ -317,7 +323,8 @@ class Recorder:
         self.aggregates.stage_finished(
             run.pipeline.name, execution.stage, str(status), duration, execution.queue_time
         )
-        self.sampler.stage_finished((run.run_id, event.task_run_id))
+        if self._sampling:
+            self.sampler.stage_finished((run.run_id, event.task_run_id))
 
     def _trigger_evaluated(self, event: TriggerEvaluated) -> None:
         run = self.runs.get(event.run_id)
