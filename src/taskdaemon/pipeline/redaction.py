@@ -320,6 +320,8 @@ def _redact_mapping(value: Mapping[Any, Any], secret: KeyMatcher, replacement: s
         ):
             new: Any = replacement
         elif type(item) is str:
+            if item in _clean:  # redact_text's own first test, without the call (most texts)
+                continue
             new = redact_text(item)
         elif type(item) in _SCALARS:
             continue
@@ -337,7 +339,7 @@ def _redact_sequence(value: Any, secret: KeyMatcher, replacement: str) -> Any:
     out = []
     for item in value:
         if type(item) is str:
-            new = redact_text(item)
+            new = item if item in _clean else redact_text(item)
         elif type(item) in _SCALARS:
             new = item
         else:
