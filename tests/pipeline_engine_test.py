@@ -94,6 +94,24 @@ async def test_run_result_is_a_frozen_snapshot_with_executions_and_times() -> No
         result.status = RunStatus.FAILURE  # type: ignore[misc]
 
 
+async def test_run_result_repr_leaves_out_the_stages_and_their_outputs() -> None:
+    """A result's repr names the run, its status and error; not each stage's executions or
+    the outputs, which a repr would hand past redaction to whatever prints it."""
+
+    async def secret(ctx: StageContext) -> dict[str, str]:
+        return {"note": "hunter2-output"}
+
+    async with Engine(resolver=Resolver({"a": secret})) as engine:  # type: ignore[arg-type]
+        result = await engine.run(pipeline(stage("a"), stage("b", *after("a"))))
+    text = repr(result)
+    assert text.startswith("RunResult(run_id=")
+    for shown in (f"run_id={result.run_id!r}", "status=", "error=None"):
+        assert shown in text
+    for hidden in ("hunter2-output", "executions", "'b'"):
+        assert hidden not in text
+    assert {"note": "hunter2-output"} == dict(result.outputs["a"])
+
+
 async def test_handler_results_are_normalised() -> None:
     """None becomes {} and a non-mapping value v becomes {"value": v}."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus, StageStatus, StageTimes
@@ -73,7 +73,14 @@ class ExecutionResult:
 
 @frozen
 class RunResult:
-    """A finished (or, from ``RunHandle.snapshot``, running) run: a frozen snapshot."""
+    """A finished (or, from ``RunHandle.snapshot``, running) run: a frozen snapshot.
+
+    Its repr names the run and its outcome, not its stages: the per-stage mappings are left
+    out. A repr gets formatted where nobody reads it (``asyncio.run`` on the main thread
+    formats its main task's, result included, when it restores the SIGINT handler: every
+    stage's executions, once per run), and the outputs are the handlers' own values, which a
+    repr would hand to whatever logs or prints it, past redaction.
+    """
 
     run_id: str
     pipeline: str
@@ -81,10 +88,10 @@ class RunResult:
     started_at: float
     finished_at: float | None
     error: str | None
-    stage_status: Mapping[str, StageStatus]
-    executions: Mapping[str, tuple[ExecutionResult, ...]]
-    outputs: Mapping[str, Mapping[str, Any]]
-    skip_reasons: Mapping[str, str]
+    stage_status: Mapping[str, StageStatus] = field(repr=False)
+    executions: Mapping[str, tuple[ExecutionResult, ...]] = field(repr=False)
+    outputs: Mapping[str, Mapping[str, Any]] = field(repr=False)
+    skip_reasons: Mapping[str, str] = field(repr=False)
 
     @property
     def succeeded(self) -> bool:
