@@ -106,6 +106,19 @@ _STAGE_KEYS: Final = (
     "timeout",
     "retry",
 )
+#: A stage's optional fields and the ``_Reader`` method that converts each, in the order their
+#: issues are found. A field a stage leaves out (most, in most files) costs a membership test
+#: and takes ``Stage``'s own default: the defaults live in the model only.
+_STAGE_OPTIONAL: Final = (
+    ("description", "string"),
+    ("emits", "names"),
+    ("trigger_mode", "trigger_mode"),
+    ("inputs", "inputs"),
+    ("outputs", "outputs"),
+    ("parallel_instances", "integer"),
+    ("timeout", "duration"),
+    ("retry", "retry"),
+)
 _RETRY_KEYS: Final = ("max_attempts", "backoff")
 _BACKOFF_KEYS: Final = ("initial", "factor", "max")
 _LOOP_KEYS: Final = ("handler", "command")
@@ -530,50 +543,28 @@ class _Reader:
         if "loop" not in data and (handler is None) != (command is None):
             inferred = "python" if handler is not None else "command"
         loop = inferred or self.field(data, "loop", path, self.string, "", required=True)
-        mode = (
-            self.field(
-                data,
-                "trigger_mode",
-                path,
-                lambda v, p: self.choice(v, p, [m.value for m in TriggerMode], "trigger mode"),
-                TriggerMode.ANY.value,
-            )
-            if "trigger_mode" in data
-            else TriggerMode.ANY.value
+        name = self.field(data, "name", path, self.string, "", required=True)
+        triggers: tuple[Trigger, ...] = self.field(
+            data, "triggers", path, self.triggers, (), required=True, hint=ENTRY_STAGE_HINT
         )
-        # The optional fields a stage leaves out (most of them, in most files) are not asked
-        # for: one membership test instead of a call each. Same fields, order and issues.
+        given: dict[str, Any] = {}
+        for key, convert in _STAGE_OPTIONAL:
+            if key in data:
+                value = self.field(data, key, path, getattr(self, convert), None)
+                if value is not None:  # else its issue is recorded: the default stands
+                    given[key] = value
         return Stage(
-            name=self.field(data, "name", path, self.string, "", required=True),
+            name=name,
             loop=loop,
-            description=(
-                self.field(data, "description", path, self.string, "")
-                if "description" in data
-                else ""
-            ),
             handler=handler,
             command=command,
-            emits=self.field(data, "emits", path, self.names, ()) if "emits" in data else (),
-            triggers=self.field(
-                data, "triggers", path, self.triggers, (), required=True, hint=ENTRY_STAGE_HINT
-            ),
-            trigger_mode=_TRIGGER_MODES[mode],
-            inputs=self.field(data, "inputs", path, self.inputs, ()) if "inputs" in data else (),
-            outputs=(
-                self.field(data, "outputs", path, self.outputs, None) if "outputs" in data else None
-            ),
-            parallel_instances=(
-                self.field(data, "parallel_instances", path, self.integer, 1)
-                if "parallel_instances" in data
-                else 1
-            ),
-            timeout=(
-                self.field(data, "timeout", path, self.duration, None)
-                if "timeout" in data
-                else None
-            ),
-            retry=self.field(data, "retry", path, self.retry, None) if "retry" in data else None,
+            triggers=triggers,
+            **given,
         )
+
+    def trigger_mode(self, value: Any, path: str) -> TriggerMode | None:
+        mode = self.choice(value, path, _TRIGGER_MODES, "trigger mode")
+        return None if mode is None else _TRIGGER_MODES[mode]
 
     def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
         if not isinstance(value, list):
