@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import pickle
 import weakref
 from functools import cached_property
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from taskdaemon.pipeline import frozen as frozen_module
 from taskdaemon.pipeline.events import StageFinished, TaskRunRef
 from taskdaemon.pipeline.frozen import FrozenRecordError, Record, field, frozen
 from taskdaemon.pipeline.model import Pipeline, Stage
@@ -192,3 +194,56 @@ def test_records_of_the_cli_paths_are_records() -> None:
         finished.at = 3.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="max_bytes must be >= 0"):
         PayloadCapture(max_bytes=-1)
+
+
+def test_init_is_compiled_at_first_use_with_the_dataclass_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building a record compiles nothing; its ``__init__`` is compiled once, at the first
+    instantiation or lookup, and ``inspect.signature`` (a lookup) sees the same parameters as
+    for the stock dataclass, before and after an instantiation, for a subclass as well."""
+    compiled: list[str] = []
+
+    def counting_exec(source: str, scope: dict[str, Any]) -> None:
+        compiled.append(source)
+        exec(source, scope)
+
+    monkeypatch.setattr(frozen_module, "exec", counting_exec, raising=False)
+
+    @frozen
+    class Late:
+        x: int
+        y: int = 0
+        tags: list[str] = field(default_factory=list)
+
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class StockLate:
+        x: int
+        y: int = 0
+        tags: list[str] = dataclasses.field(default_factory=list)
+
+    class Child(Late):
+        __slots__ = ()
+
+    assert compiled == []
+    assert Child(1, 2).y == 2
+    assert len(compiled) == 1
+    assert Late(3).x == 3
+    assert Late.__init__.__qualname__.endswith("<locals>.Late.__init__")
+    assert len(compiled) == 1
+    ours, stock = inspect.signature(Late), inspect.signature(StockLate)
+    assert list(ours.parameters) == list(stock.parameters) == ["x", "y", "tags"]
+    assert [p.kind for p in ours.parameters.values()] == [p.kind for p in stock.parameters.values()]
+    assert ours.parameters["y"].default == 0
+
+    @frozen(kw_only=True)
+    class Looked:
+        a: int
+        b: str = "b"
+
+    assert [(p.name, p.kind) for p in inspect.signature(Looked).parameters.values()] == [
+        ("a", inspect.Parameter.KEYWORD_ONLY),
+        ("b", inspect.Parameter.KEYWORD_ONLY),
+    ]
+    assert Looked(a=1).b == "b"
+    assert len(compiled) == 2

@@ -13,8 +13,13 @@ supported (no record uses them). Type checkers read it as a dataclass (PEP 681).
 Why: Python 3.11's ``dataclasses`` compiles three generated methods per frozen class (its
 ``__init__`` and the two frozen guards, each with its own ``exec``) and imports ``inspect``;
 the CLI's commands build some fifty of these classes at start-up. Here each class compiles one
-short ``__init__``; the guards are inherited from one base (figures in
-``benchmarks/README.md``, "CLI start-up", fifth pass).
+short ``__init__``, and only when it is first looked up (an instantiation, ``inspect.signature``,
+``help``): ``run`` instantiates 15 of the 45 records it imports before its first stage, so the
+other 30 never compile there. The placeholder puts the compiled function in the class in its
+own place, so every lookup after it sees a plain function with the right signature. Compiling a
+module's classes together in one ``exec`` was tried and is not cheaper. The guards are
+inherited from one base (figures in ``benchmarks/README.md``, "CLI start-up", fifth and
+seventh passes).
 
 Records are not dataclasses: ``dataclasses.fields``, ``replace`` and ``asdict`` reject them.
 ``taskdaemon.pipeline.record_fields`` has the same three for records and dataclasses alike, so
@@ -98,6 +103,53 @@ class Record(ValueMethods):
             object.__setattr__(self, f.name, value)
 
 
+def _compile_init(cls: type, record_fields: tuple[Field, ...], post_init: bool) -> Any:
+    """The generated ``__init__`` of ``cls`` (checks done by ``_build``: only compiling is left)."""
+    scope: dict[str, Any] = {"_s": object.__setattr__, "_F": MISSING}
+    positional = [f for f in record_fields if not f.kw_only]
+    params, body = [], []
+    for f in positional + [f for f in record_fields if f.kw_only]:
+        if f.kw_only and "*" not in params:
+            params.append("*")
+        value = f.name
+        if f.default_factory is not MISSING:
+            scope[f"_f_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_F")
+            value = f"_f_{f.name}() if {f.name} is _F else {f.name}"
+        elif f.default is not MISSING:
+            scope[f"_d_{f.name}"] = f.default
+            params.append(f"{f.name}=_d_{f.name}")
+        else:
+            params.append(f.name)
+        body.append(f" _s(self, {f.name!r}, {value})\n")
+    if post_init:
+        body.append(" self.__post_init__()\n")
+    source = f"def __init__(self, {', '.join(params)}):\n{''.join(body) or ' pass'}\n"
+    exec(source, scope)  # noqa: S102 - generated from field names only, as dataclasses does
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    return init
+
+
+class _LazyInit:
+    """A record class's ``__init__`` until it is first looked up: then compiled and put in the
+    class in its place, so every later call and lookup (``inspect.signature``, ``help``) sees
+    the real function. Both an instantiation and a lookup on the class go through
+    ``__get__``; two threads racing here compile the same function twice, harmlessly."""
+
+    __slots__ = ("fields", "owner", "post_init")
+
+    def __init__(self, record_fields: list[Field], post_init: bool) -> None:
+        self.fields, self.post_init = tuple(record_fields), post_init
+        self.owner: type = object  # the built class, set by ``_build``
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        init = _compile_init(self.owner, self.fields, self.post_init)
+        type.__setattr__(self.owner, "__init__", init)
+        return init if instance is None else init.__get__(instance, owner)
+
+
 def _own_fields(cls: type, kw_only: bool) -> list[Field]:
     found: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
@@ -134,39 +186,20 @@ def _build(cls: type, kw_only: bool, slots: bool) -> type:
     namespace["__record_fields__"] = tuple(record_fields)
     positional = [f for f in record_fields if not f.kw_only]
     namespace.setdefault("__match_args__", tuple(f.name for f in positional))
-
-    scope: dict[str, Any] = {"_s": object.__setattr__, "_F": MISSING}
-    params, body, seen_default = [], [], False
-    for f in positional + [f for f in record_fields if f.kw_only]:
-        if f.kw_only and "*" not in params:
-            params.append("*")
-        value = f.name
-        if f.default_factory is not MISSING:
-            scope[f"_f_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=_F")
-            value = f"_f_{f.name}() if {f.name} is _F else {f.name}"
-        elif f.default is not MISSING:
-            scope[f"_d_{f.name}"] = f.default
-            params.append(f"{f.name}=_d_{f.name}")
-        elif seen_default and not f.kw_only:
+    seen_default = False
+    for f in positional:
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
-        else:
-            params.append(f.name)
-        seen_default = seen_default or (not f.kw_only and params[-1] != f.name)
-        body.append(f" _s(self, {f.name!r}, {value})\n")
-    if hasattr(cls, "__post_init__"):
-        body.append(" self.__post_init__()\n")
-    source = f"def __init__(self, {', '.join(params)}):\n{''.join(body) or ' pass'}\n"
-    exec(source, scope)  # noqa: S102 - generated from field names only, as dataclasses does
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    namespace["__init__"] = init
+    namespace["__init__"] = init = _LazyInit(record_fields, hasattr(cls, "__post_init__"))
 
     bases = cls.__bases__
     if not issubclass(cls, Record):
         bases = (*(b for b in bases if b not in (object, ValueMethods)), Record)
-    return type(cls)(cls.__name__, bases, namespace)
+    built: type = type(cls)(cls.__name__, bases, namespace)
+    init.owner = built
+    return built
 
 
 @overload
