@@ -280,11 +280,29 @@ def test_run_starts_its_first_stage_without_server_or_exporters(run_modules: lis
 
 @pytest.mark.slow
 def test_run_imports_its_debug_and_dump_code_when_first_used(run_modules: list[str]) -> None:
-    """A ``run`` reaches its first stage without the debugger's ops (``debug_ops``) and the
-    dump code (``cli/_dump_hook``): the control socket's ``debug`` op and the SIGUSR1 handler
-    import them at their first use."""
-    unneeded = ("taskdaemon.pipeline.debug_ops", "taskdaemon.pipeline.cli._dump_hook")
+    """A ``run`` reaches its first stage without the debugger's ops (``debug_ops``), the dump
+    code (``cli/_dump_hook``) and, without breakpoints, the debugger itself (``engine/_debug``
+    and its records): the control socket's ``debug`` op and the SIGUSR1 handler import them at
+    their first use, ``Engine.with_debug`` when debug mode is first turned on."""
+    unneeded = (
+        "taskdaemon.pipeline.debug_ops",
+        "taskdaemon.pipeline.cli._dump_hook",
+        "taskdaemon.pipeline.engine._debug",
+        "taskdaemon.pipeline.engine._debug_records",
+    )
     assert [] == loaded(run_modules, unneeded)
+
+
+def test_the_debugger_names_of_the_engine_package_resolve_lazily() -> None:
+    """``Breakpoint``, ``DebugSession`` and ``PausedExecution`` of the engine package are the
+    classes of ``engine/_debug.py``; another unknown name is an AttributeError."""
+    engine = import_module("taskdaemon.pipeline.engine")
+    debug = import_module("taskdaemon.pipeline.engine._debug")
+    for name in ("Breakpoint", "DebugSession", "PausedExecution"):
+        assert name in engine.__all__
+        assert getattr(engine, name) is getattr(debug, name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        engine.no_such_name  # noqa: B018
 
 
 def test_commands_table_matches_what_each_module_registers() -> None:

@@ -91,8 +91,9 @@ Layout: ``_api`` (``Engine``), ``_handle`` (``RunHandle``), ``_observers`` (fan-
 ``_debug_records``, ``_engine_state``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from taskdaemon.pipeline.engine._api import Engine
-from taskdaemon.pipeline.engine._debug import Breakpoint, DebugSession, PausedExecution
 from taskdaemon.pipeline.engine._engine_state import engine_state
 from taskdaemon.pipeline.engine._handle import RunHandle
 from taskdaemon.pipeline.engine._results import (
@@ -103,6 +104,9 @@ from taskdaemon.pipeline.engine._results import (
     RunResult,
     StageGateRequest,
 )
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.engine._debug import Breakpoint, DebugSession, PausedExecution
 
 __all__ = [
     "Breakpoint",
@@ -118,3 +122,18 @@ __all__ = [
     "StageGateRequest",
     "engine_state",
 ]
+
+
+#: The debugger's names, imported at their first use: a run that sets no breakpoint never loads
+#: ``_debug.py`` and its records (which build ``dataclasses``), start-up time of ``run``.
+_DEBUG_NAMES = ("Breakpoint", "DebugSession", "PausedExecution")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEBUG_NAMES:
+        from taskdaemon.pipeline.engine import _debug  # noqa: PLC0415
+
+        value = getattr(_debug, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,9 +9,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from taskdaemon.pipeline.engine._debug import DebugSession
 from taskdaemon.pipeline.engine._handle import RunHandle
 from taskdaemon.pipeline.engine._observers import Observers
 from taskdaemon.pipeline.engine._plan import plan_for
@@ -20,6 +19,9 @@ from taskdaemon.pipeline.engine._run import Run
 from taskdaemon.pipeline.engine._run_base import RunContext
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.engine._debug import DebugSession
 
 __all__ = ["Engine", "RunHandle"]
 
@@ -85,6 +87,10 @@ class Engine:
             if self._debug_session is None:
                 if ctx.pause_gate is not None:
                     raise PipelineError("this engine already has a pause_gate; no debug mode")
+                # Imported here: a run without breakpoints never loads the debugger (its
+                # records build ``dataclasses``), which is start-up time of ``run``.
+                from taskdaemon.pipeline.engine._debug import DebugSession  # noqa: PLC0415
+
                 session = DebugSession(self)
                 self._debug_session = session
                 ctx.debugger = session
