@@ -14,6 +14,15 @@ Commands (the target is a median at or below 150 ms for each):
   before the process was spawned. The rest of the run (its end, the telemetry flush) is shown
   as ``run (whole)`` for information.
 
+Two rows give the floor of ``run``, what the interpreter and its libraries cost before any of
+taskdaemon's code (measured as processes too, with the same interpreter): ``python -c "import
+asyncio, yaml, argparse"`` and the same plus ``asyncio.run`` of an empty coroutine, the event
+loop's start and close that ``run`` also pays. ``run`` cannot go below the second; the last
+lines of the table give ``run`` (to its first stage) over that floor: taskdaemon's own share.
+(The floor's ``import yaml`` compiles PyYAML's non-printable pattern the slow way, which
+``run`` does not: ``yaml_import.py``; so that share is understated by those few ms.)
+(The other commands import no asyncio: their floor is ``python -c pass`` and what they parse.)
+
 Two figures per command: wall time (the target's measure) and CPU time (user + system of the
 process; for ``run``, of the process up to the stage start, read by the handler). On a machine
 shared with other work, wall time includes waiting for a CPU while CPU time mostly does not, so
@@ -127,6 +136,16 @@ def _timed_run(argv: list[str], *, cwd: Path, env: dict[str, str]) -> tuple[Samp
     return (at - wall, cpu), whole
 
 
+#: (label, ``python -c`` code): the interpreter and libraries floor of ``run``.
+FLOOR = (
+    ("floor: import asyncio, yaml, argparse", "import asyncio, yaml, argparse"),
+    (
+        "floor: the same + asyncio.run(empty)",
+        "import asyncio, yaml, argparse\nasync def empty(): pass\nasyncio.run(empty())",
+    ),
+)
+
+
 def _medians(samples: list[Sample]) -> Sample:
     return (
         statistics.median(wall for wall, _ in samples) * 1000,
@@ -158,6 +177,11 @@ def _row(
         f"  {name:<{width}} {wall:7.1f} ({min(walls):6.1f}-{max(walls):6.1f})"
         f" {cpu:7.1f} ({min(cpus):6.1f}-{max(cpus):6.1f})  {ratios}  {verdict}"
     ).rstrip()
+
+
+def _python(code: str, env: dict[str, str]) -> Callable[[], Sample]:
+    """Times ``python -c code`` (this interpreter, ``env``)."""
+    return lambda: _timed([sys.executable, "-c", code], cwd=ROOT, env=env)
 
 
 def _commands(
@@ -235,11 +259,8 @@ def main() -> int:
                 ("baseline: ", baseline_env, baseline_tree.resolve(), filled(baseline_env))
             )
         python: list[tuple[str, Callable[[], Sample], bool]] = [
-            (
-                "python -c pass",
-                lambda: _timed([sys.executable, "-c", "pass"], cwd=ROOT, env=env),
-                False,
-            )
+            (label, _python(code, env), False)
+            for label, code in (("python -c pass", "pass"), *FLOOR)
         ]
         commands = python + [
             (f"{prefix}{name}", measure, target)
@@ -279,6 +300,12 @@ def main() -> int:
             versus = _medians(samples[f"baseline: {name}"])
         ratio_to = None if name == "python -c pass" else python_pass
         print(_row(name, values, ratio_to, name in targets, versus=versus, width=width))
+    floor = _medians(samples[FLOOR[-1][0]])
+    print(f"  run to its first stage over the floor ({FLOOR[-1][0][7:]}): taskdaemon's own")
+    for prefix, *_ in trees:
+        wall, cpu = _medians(samples[f"{prefix}run (to first stage start)"])
+        own = f"{wall - floor[0]:6.1f} ms wall {cpu - floor[1]:6.1f} ms cpu"
+        print(f"    {prefix or 'this tree: '}{own}")
     return 0
 
 
