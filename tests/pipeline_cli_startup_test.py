@@ -293,6 +293,25 @@ def test_run_imports_its_debug_and_dump_code_when_first_used(run_modules: list[s
     assert [] == loaded(run_modules, unneeded)
 
 
+@pytest.mark.slow
+def test_run_of_a_pipeline_without_expressions_loads_no_cel(run_modules: list[str]) -> None:
+    """The trivial pipeline has no CEL expression: its ``run`` reaches the first stage without
+    the CEL extension (``_cel`` is imported by the first compile; a pipeline with expressions
+    loads it while it is validated, as ``validate`` of the example shows)."""
+    assert [] == loaded(run_modules, ("cel", "taskdaemon.pipeline._cel"))
+
+
+def test_the_cel_lexer_is_compiled_by_the_first_check() -> None:
+    """``cel_limits`` compiles its lexer at the first check, once, and checks with it."""
+    cel_limits = import_module("taskdaemon.pipeline.cel_limits")
+    cel_limits._lexer.cache_clear()
+    assert cel_limits._lexer.cache_info().currsize == 0
+    cel_limits.check_limits("request.n + 1 > 2")
+    assert cel_limits._lexer.cache_info().currsize == 1
+    with pytest.raises(cel_limits.LimitError, match="nests brackets deeper"):
+        cel_limits.check_limits("(" * 200 + "1" + ")" * 200)
+
+
 def test_the_debugger_names_of_the_engine_package_resolve_lazily() -> None:
     """``Breakpoint``, ``DebugSession`` and ``PausedExecution`` of the engine package are the
     classes of ``engine/_debug.py``; another unknown name is an AttributeError."""

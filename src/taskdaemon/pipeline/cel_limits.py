@@ -19,6 +19,7 @@ The numbers and their reasons are in docs/cel-limits.md. Pure: no CEL, no I/O.
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Final
 
 from taskdaemon.pipeline.frozen import frozen
@@ -75,8 +76,9 @@ _BINARY: Final = {
     "%": 5,
 }
 _OPENING: Final = {"(": ")", "[": "]", "{": "}"}
-_TOKEN = re.compile(
-    r"""
+#: The tokenizer's pattern, compiled at the first check (``_tokens``): a pipeline without
+#: expressions never needs it, and compiling it is a visible part of ``run``'s start-up.
+_LEXEMES = r"""
     (?P<space>\s+|//[^\n]*)
     | (?P<string>[rRbB]{0,2}(?:'''[\s\S]*?'''|\"\"\"[\s\S]*?\"\"\"
                             |'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*"))
@@ -84,9 +86,7 @@ _TOKEN = re.compile(
     | (?P<ident>[A-Za-z_][A-Za-z0-9_]*)
     | (?P<op>==|!=|<=|>=|&&|\|\||[-+*/%<>!?:.,()\[\]{}])
     | (?P<other>.)
-    """,
-    re.VERBOSE,
-)
+    """
 
 
 class LimitError(ValueError):
@@ -99,8 +99,13 @@ def clip(source: str, width: int = 60) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+@cache
+def _lexer() -> re.Pattern[str]:
+    return re.compile(_LEXEMES, re.VERBOSE)
+
+
 def _tokens(source: str) -> list[str]:
-    return [m.group() for m in _TOKEN.finditer(source) if m.lastgroup != "space"]
+    return [m.group() for m in _lexer().finditer(source) if m.lastgroup != "space"]
 
 
 def check_limits(source: str) -> None:

@@ -24,7 +24,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_limits import (
     COST_BUDGET,
     IN_PROCESS_COST,
@@ -135,6 +134,10 @@ def compile_expression(
             "(a comprehension over a large list?)"
         )
     try:
+        # Imported here, as in ``model.py``: a pipeline without expressions never loads the CEL
+        # extension (start-up time of ``run``).
+        from taskdaemon.pipeline._cel import cel  # noqa: PLC0415
+
         program = cel.compile(source)
     except BaseException as exc:  # the binding may panic: a BaseException, not an Exception
         if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -22,7 +22,6 @@ from enum import StrEnum
 from functools import cached_property
 from typing import ClassVar, TypeAlias
 
-from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_limits import clip
 from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
@@ -636,6 +635,8 @@ def _syntax_message(source: str) -> str | None:
     """The binding's first syntax error, short: its position and problem, without the list of
     every token the grammar would accept (``compile_expression`` keeps only the first line of
     the error text, which loses the position of multi-line expressions)."""
+    from taskdaemon.pipeline._cel import cel  # noqa: PLC0415 - with its first expression
+
     try:
         cel.compile(source)
     except BaseException as exc:  # ValueError, or a panic; any failure just means "no detail"
