@@ -11,6 +11,7 @@ import json
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -322,11 +323,17 @@ def test_a_running_run_is_in_the_history_of_another_process(
     home: Path, tmp_path: Path, serve: Any
 ) -> None:
     """While a run waits for an approval, `runs list` and `runs show` in another process see
-    it running, with the stages that already finished."""
+    it running, with the stages that already finished. The span writer commits a running run's
+    rows within its flush interval (``tracking/writer.py``), which may end after the approval
+    line is printed: the listing is asked again until the run is there (at most 30 s)."""
     path = write(tmp_path / "gated.yaml", APPROVAL_PIPELINE)
     served = serve(str(path))
     served.wait_for_line("deploy                   waiting for approval")
+    deadline = time.monotonic() + 30
     listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    while not listed and time.monotonic() < deadline:
+        time.sleep(0.05)
+        listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
     assert [(served.run_id, "gated", "running")] == [
         (row["run_id"], row["pipeline"], row["status"]) for row in listed
     ]
