@@ -39,7 +39,12 @@ machine whose load changes spreads it over all commands alike; the first round i
 interpreter, a home and store of its own (an older tree may refuse a newer store), interleaved
 with this tree's (``validate`` and ``dag`` from TREE's root, so each tree reads its own example
 and handler module): its rows follow, and the last column gives this tree's median over the
-baseline's (below 1.0: faster), a ratio that stays readable on a loaded machine.
+baseline's (below 1.0: faster), a ratio that stays readable on a loaded machine. The two trees
+take turns going first, round by round, and a last block gives, per command, the median of the
+per-round differences of CPU time (this tree minus the baseline, the same round) with a 95%
+confidence interval of that median (order statistics): a VM whose speed drifts moves both
+sides of a round alike, so these resolve a few milliseconds where the medians' ranges overlap.
+``--run-only`` times ``run`` alone (and ``python -c pass``), for many rounds of one change.
 """
 
 from __future__ import annotations
@@ -146,6 +151,17 @@ FLOOR = (
 )
 
 
+def _paired(ours: list[Sample], baseline: list[Sample]) -> tuple[float, float, float]:
+    """Median of the per-round CPU differences (ms), and the 95% confidence interval of that
+    median: the order statistics ``n/2 -+ 0.98 sqrt(n)`` (the sign test's normal bound)."""
+    diffs = sorted((mine[1] - base[1]) * 1000 for mine, base in zip(ours, baseline, strict=True))
+    count = len(diffs)
+    half = 0.98 * count**0.5
+    low = diffs[max(int(count / 2 - half), 0)]
+    high = diffs[min(int(count / 2 + half), count - 1)]
+    return statistics.median(diffs), low, high
+
+
 def _medians(samples: list[Sample]) -> Sample:
     return (
         statistics.median(wall for wall, _ in samples) * 1000,
@@ -219,6 +235,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=11, help="counted rounds (default 11)")
     parser.add_argument("--quick", action="store_true", help="3 rounds (a smoke pass)")
     parser.add_argument(
+        "--run-only", action="store_true", help="time run alone (and python -c pass)"
+    )
+    parser.add_argument(
         "--baseline",
         metavar="TREE",
         type=Path,
@@ -260,28 +279,53 @@ def main() -> int:
             )
         python: list[tuple[str, Callable[[], Sample], bool]] = [
             (label, _python(code, env), False)
-            for label, code in (("python -c pass", "pass"), *FLOOR)
+            for label, code in (("python -c pass", "pass"), *([] if options.run_only else FLOOR))
         ]
-        commands = python + [
-            (f"{prefix}{name}", measure, target)
+        per_tree = [
+            [
+                (f"{prefix}{name}", measure, target)
+                for name, measure, target in _commands(cli, work, tree_env, run_id, tree)
+            ]
             for prefix, tree_env, tree, run_id in trees
-            for name, measure, target in _commands(cli, work, tree_env, run_id, tree)
         ]
+        if options.run_only:
+            per_tree = [[] for _ in trees]
+        commands = python + [command for tree_commands in per_tree for command in tree_commands]
         samples: dict[str, list[Sample]] = {name: [] for name, _, _ in commands}
         for prefix, *_ in trees:
             samples[f"{prefix}run (to first stage start)"] = []
             samples[f"{prefix}run (whole, for information)"] = []
         for index in range(rounds + 1):
-            for name, measure, _ in commands:
+            for name, measure, _ in python:
                 value = measure()
                 if index:
                     samples[name].append(value)
-            for prefix, tree_env, *_ in trees:
+            # The trees take turns going first.
+            order = range(len(trees)) if index % 2 else range(len(trees) - 1, -1, -1)
+            for turn in order:
+                prefix, tree_env, *_ = trees[turn]
+                for name, measure, _ in per_tree[turn]:
+                    value = measure()
+                    if index:
+                        samples[name].append(value)
                 to_stage, whole = _timed_run(run_argv, cwd=work, env=tree_env)
                 if index:
                     samples[f"{prefix}run (to first stage start)"].append(to_stage)
                     samples[f"{prefix}run (whole, for information)"].append(whole)
 
+    _report(samples, commands, trees, rounds, baseline_tree)
+    return 0
+
+
+def _report(
+    samples: dict[str, list[Sample]],
+    commands: list[tuple[str, Callable[[], Sample], bool]],
+    trees: list[tuple[str, dict[str, str], Path, str]],
+    rounds: int,
+    baseline_tree: Path | None,
+) -> None:
+    """Print the table, the paired differences (with a baseline) and run's share over the
+    floor (when the floor was timed)."""
     targets = {name for name, _, target in commands if target}
     targets |= {f"{prefix}run (to first stage start)" for prefix, *_ in trees}
     python_pass = _medians(samples["python -c pass"])
@@ -300,13 +344,19 @@ def main() -> int:
             versus = _medians(samples[f"baseline: {name}"])
         ratio_to = None if name == "python -c pass" else python_pass
         print(_row(name, values, ratio_to, name in targets, versus=versus, width=width))
-    floor = _medians(samples[FLOOR[-1][0]])
-    print(f"  run to its first stage over the floor ({FLOOR[-1][0][7:]}): taskdaemon's own")
-    for prefix, *_ in trees:
-        wall, cpu = _medians(samples[f"{prefix}run (to first stage start)"])
-        own = f"{wall - floor[0]:6.1f} ms wall {cpu - floor[1]:6.1f} ms cpu"
-        print(f"    {prefix or 'this tree: '}{own}")
-    return 0
+    if baseline_tree is not None:
+        print("  per round, this tree's CPU minus the baseline's: median (95% CI), ms")
+        for name, values in samples.items():
+            if f"baseline: {name}" in samples:
+                middle, low, high = _paired(values, samples[f"baseline: {name}"])
+                print(f"    {name:<{width - 4}} {middle:+7.2f} ({low:+7.2f} {high:+7.2f})")
+    if FLOOR[-1][0] in samples:
+        floor = _medians(samples[FLOOR[-1][0]])
+        print(f"  run to its first stage over the floor ({FLOOR[-1][0][7:]}): taskdaemon's own")
+        for prefix, *_ in trees:
+            wall, cpu = _medians(samples[f"{prefix}run (to first stage start)"])
+            own = f"{wall - floor[0]:6.1f} ms wall {cpu - floor[1]:6.1f} ms cpu"
+            print(f"    {prefix or 'this tree: '}{own}")
 
 
 if __name__ == "__main__":
