@@ -165,3 +165,105 @@ def test_an_idle_worker_ends_and_the_next_record_starts_another(
     finally:
         queue.close()
     assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handled
+
+
+class _CountingBell(_record_queue.Bell):
+    """The worker's bell, counting its rings (``ring`` is what wakes a waiting worker)."""
+
+    __slots__ = ("rings",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rings = 0
+
+    def ring(self) -> None:
+        self.rings += 1
+        super().ring()
+
+
+def _lingering_queue(
+    monkeypatch: pytest.MonkeyPatch, handle: Callable[[int], None]
+) -> tuple[RecordQueue, _CountingBell]:
+    """A queue whose worker lingers far longer than any test waits: only a ring (``stop``, or
+    the test's own) ends the linger, so what happens meanwhile does not depend on timing."""
+    monkeypatch.setattr(_record_queue, "WORKER_LINGER_SECONDS", 3600.0)
+    queue = RecordQueue(handle)
+    bell = _CountingBell()
+    queue._worker._bell = bell
+    return queue, bell
+
+
+def test_records_queued_while_the_worker_lingers_wake_nobody_and_go_in_one_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first record wakes the worker; the ones queued while it lingers ring nothing, and
+    the worker handles them all in the one turn that ends its linger."""
+    handled: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def handle(record: int) -> None:
+        handled.append((record, threading.current_thread().name))
+        if record == 4:
+            done.set()
+
+    queue, bell = _lingering_queue(monkeypatch, handle)
+    try:
+        queue.put(0)
+        _wait_until(lambda: not queue._worker.idle and queue._worker._thread is not None)
+        for record in range(1, 5):
+            queue.put(record)
+        assert 1 == bell.rings
+        assert [] == handled  # the worker lingers: nothing is handled yet
+        bell.ring()  # the linger ends (as its time-out would)
+        assert done.wait(10)
+        stats = queue.stats()
+    finally:
+        queue.close()
+    assert [(record, "taskdaemon-monitor") for record in range(5)] == handled
+    assert (5, 0) == (stats["by_worker"], stats["by_caller"])
+
+
+def test_a_settle_during_the_linger_handles_the_records_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whoever needs the telemetry complete does not wait for the linger: ``settle`` handles
+    what is queued on its own thread at once; a record queued after it, while the worker still
+    lingers, rings nothing; ``close`` ends the linger, drains and joins the worker."""
+    handled: list[tuple[int, str]] = []
+
+    def handle(record: int) -> None:
+        handled.append((record, threading.current_thread().name))
+
+    queue, bell = _lingering_queue(monkeypatch, handle)
+    caller = threading.current_thread().name
+    try:
+        queue.put(0)
+        queue.put(1)
+        queue.settle()
+        assert [(0, caller), (1, caller)] == handled
+        queue.put(2)  # into an empty queue, but the worker lingers: no ring
+        assert 1 == bell.rings
+    finally:
+        queue.close()
+    assert [(0, caller), (1, caller), (2, caller)] == handled
+    assert queue._worker._thread is None
+    assert (0, 3, 0) == tuple(queue.stats()[key] for key in ("by_worker", "by_caller", "queued"))
+
+
+def test_a_record_is_handled_after_the_linger_without_any_settle() -> None:
+    """With the real linger, a record nobody settles is still handled, by the worker."""
+    assert 0 < _record_queue.WORKER_LINGER_SECONDS < 0.1
+    handled = threading.Event()
+    threads: list[str] = []
+
+    def handle(record: int) -> None:
+        threads.append(threading.current_thread().name)
+        handled.set()
+
+    queue = RecordQueue(handle)
+    try:
+        queue.put(0)
+        assert handled.wait(10)
+    finally:
+        queue.close()
+    assert ["taskdaemon-monitor"] == threads

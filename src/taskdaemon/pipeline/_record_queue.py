@@ -8,12 +8,25 @@ thread (whoever needs the telemetry complete: the run's end, ``stage_environment
 
 Policy, and why:
 
-* The worker is woken only when a record lands in an empty queue: while it has records to
-  handle it finds the later ones itself, so the loop pays no wake-up per record. The wake-up is
-  the release of a bare lock the worker waits on (``Bell``), not ``threading.Event.set``
-  (a condition variable, its own lock and list of waiters): a stage that waits (a sleep, a
-  subprocess) pays one wake-up on the run's critical path, and the bare lock's is several
-  times cheaper for the producer (benchmarks/README.md, "Round 5 (concur5)").
+* The worker is woken only by a record that finds it idle (waiting for a first record, or no
+  thread at all): while it lingers or handles records it finds the later ones itself, so the
+  loop pays no wake-up per record. The wake-up is the release of a bare lock the worker waits
+  on (``Bell``), not ``threading.Event.set`` (a condition variable, its own lock and list of
+  waiters): a stage that waits (a sleep, a subprocess) pays one wake-up on the run's critical
+  path, and the bare lock's is several times cheaper for the producer (benchmarks/README.md,
+  "Round 5 (concur5)").
+* Once woken, the worker lingers ``WORKER_LINGER_SECONDS`` before it handles what is queued,
+  as the span store's writer waits out its interval (``tracking/_span_queue.py``): the records
+  of the next few stages join the batch without a wake-up each. Without it, a chain of sync
+  stages woke the worker about once a stage, each wake-up a thread switch and a GIL hand-over
+  with the loop and the handler's thread, dear on this VM when the thread runs on the other
+  CPU (benchmarks/README.md, "Round 9 (wake9)", which also says how the value was chosen).
+  The trade: live readers that do not settle (the live views, ``watch``) see a record up to
+  the linger later; whatever needs the telemetry complete settles the queue itself, at once
+  (``stage_environment``, ``flush``, ``get_metrics``, ``RunStarted``/``RunFinished``), so a
+  settle finds up to a linger's records more than before, on its own thread. The linger is
+  kept well under the time a chain of sync stages takes to queue ``INLINE_BATCH`` records, so
+  the worker, not the loop, still handles them. Only ``stop`` cuts a linger short.
 * A loop that never waits (instant stages, thousands of runs at once) never lets the worker
   run except when the interpreter forces a thread switch (every 5 ms), and the queue, with
   everything its records reference, would grow without bound. Once ``INLINE_BATCH`` records
@@ -21,7 +34,8 @@ Policy, and why:
   have waited for the GIL, and each batch saves the thread switches and their cache misses.
   Below that, a burst of records around a stage start (a few per stage) goes to the worker.
 * The loop never waits for the worker's whole batch. At ``INLINE_BATCH`` it handles the queue
-  only if the lock is free (when the worker holds it, it is draining the queue already). At
+  only if the lock is free (when the worker holds it, it is draining the queue already; a
+  lingering worker does not hold it). At
   ``QUEUE_BOUND``, the memory bound, and whenever a thread settles the queue, the waiting
   thread asks for the lock (``_QueueLock``): the worker hands it over after the record it is
   handling and the waiter handles the rest, so a wait lasts one record, not a batch of up to
@@ -40,10 +54,19 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["INLINE_BATCH", "QUEUE_BOUND", "WORKER_IDLE_SECONDS", "Bell", "RecordQueue"]
+__all__ = [
+    "INLINE_BATCH",
+    "QUEUE_BOUND",
+    "WORKER_IDLE_SECONDS",
+    "WORKER_LINGER_SECONDS",
+    "Bell",
+    "RecordQueue",
+]
 
 #: Seconds an idle worker thread waits for records before it ends (it restarts on demand).
 WORKER_IDLE_SECONDS = 5.0
+#: Seconds the worker, woken by a first record, waits for more before it handles them.
+WORKER_LINGER_SECONDS = 0.002
 #: Queued records at which the producing loop handles the queue itself (see the module doc).
 INLINE_BATCH = 128
 #: Queued records at which the producing loop takes the lock from the worker (which hands it
@@ -82,17 +105,25 @@ class Bell:
 
 
 class _Worker:
-    """A daemon thread that calls ``work`` whenever woken; it ends after
-    ``WORKER_IDLE_SECONDS`` without records and is started again by the next ``wake``."""
+    """A daemon thread that calls ``work`` once records are queued in ``pending`` and it has
+    lingered ``WORKER_LINGER_SECONDS`` for more (module doc). It ends after
+    ``WORKER_IDLE_SECONDS`` without records and is started again by the next ``wake``.
 
-    def __init__(self, work: Callable[[], None]) -> None:
+    ``idle`` is True while no thread runs or the thread waits for a first record: only then
+    does a new record need a ``wake``. While it lingers or works, it finds later records
+    itself."""
+
+    def __init__(self, work: Callable[[], None], pending: deque[Any]) -> None:
         self._work = work
+        self._pending = pending
         self._bell = Bell()
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self.idle = True
 
     def wake(self) -> None:
+        self.idle = False
         self._bell.ring()
         if self._thread is None:
             with self._guard:
@@ -107,23 +138,37 @@ class _Worker:
         with self._guard:
             thread, self._thread = self._thread, None
             self._stopping = True
+            self.idle = True  # the next record starts a new thread
         self._bell.ring()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
     def _loop(self) -> None:
         bell = self._bell
-        while True:
-            woken = bell.wait(WORKER_IDLE_SECONDS)
+        pending = self._pending
+        bell.take()  # the ring of the ``wake`` that started this thread: it finds the records
+        while not self._stopping:  # ``stop`` sets it, then rings
+            if not pending:
+                self.idle = True
+                # Checked again once idle is published: a record queued before it is seen
+                # here, one queued after it rings the bell.
+                if not pending:
+                    woken = bell.wait(WORKER_IDLE_SECONDS)
+                    if self._stopping:
+                        return
+                    if not woken:
+                        with self._guard:
+                            # A ring between the time-out and the guard: it found the thread
+                            # still registered and started none, so this thread does the work.
+                            if not bell.take():
+                                self._thread = None
+                                return
+                self.idle = False
+            # The linger: records that land meanwhile ring nobody. Only ``stop`` cuts it short
+            # (or a ring left over from a record queued as the worker went idle).
+            bell.wait(WORKER_LINGER_SECONDS)
             if self._stopping:
                 return
-            if not woken:
-                with self._guard:
-                    # A ring between the time-out and the guard: it found the thread still
-                    # registered and started none, so this thread does the work.
-                    if not bell.take():
-                        self._thread = None
-                        return
             self._work()
 
 
@@ -161,8 +206,9 @@ class _QueueLock:
 
     def release(self) -> None:
         self._lock.release()
-        if self._queue._pending:
-            self._queue._worker.wake()
+        queue = self._queue
+        if queue._pending and queue._worker.idle:
+            queue._worker.wake()
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -178,7 +224,7 @@ class RecordQueue:
         self._handle = handle
         self._pending: deque[Any] = deque()
         self.lock = _QueueLock(self)
-        self._worker = _Worker(self._work)
+        self._worker = _Worker(self._work, self._pending)
         # What went where (``stats``): plain counters, only ever written under ``lock``.
         self._by_worker = 0
         self._by_caller = 0
@@ -188,10 +234,10 @@ class RecordQueue:
         """Queue ``record`` (from the producing loop's thread)."""
         pending = self._pending
         pending.append(record)
-        queued = len(pending)
-        if queued == 1:
+        if self._worker.idle:
             self._worker.wake()
-        elif queued >= INLINE_BATCH:
+        elif len(pending) >= INLINE_BATCH:
+            queued = len(pending)
             if queued >= QUEUE_BOUND:
                 self.settle()
             elif self.lock._lock.acquire(blocking=False):  # else the worker is draining it
