@@ -1,7 +1,7 @@
 """Where a stage's CPU goes in ``taskdaemon run``, thread by thread.
 
 ``.venv/bin/python benchmarks/run_thread_cpu.py [--stages 301] [--rounds 5] [--kind async]
-[--baseline SRC]``
+[--baseline SRC] [--pin CPU]``
 
 Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
 of ``--kind`` (``sync`` or ``async``) and over a chain of 1, each a whole process with a fresh
@@ -16,7 +16,11 @@ monitor on ``taskdaemon-telemetry-load`` for an async chain (it finishes before 
 loaded, so the kept records are handled there in one batch; ``cli/deferred.py``) or on its
 worker thread for a sync one, the span store and run log writers on theirs. With ``--baseline
 SRC`` (another checkout's ``src``), the same rounds also run that code, beside this one, as a
-second column.
+second column. With ``--pin CPU``, each tree also runs under ``taskset -c CPU`` (every thread on
+one CPU), in the same rounds, as a column ``@pin``: a diagnostic of how much of a tree's cost
+is threads waking each other across CPUs (dear on this VM), not a setting ``run`` would use
+(it would bind users' handlers and their processes to one CPU). Rounds run the variants in a
+shuffled order.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -90,18 +95,21 @@ except SystemExit:
 """
 
 
-def measure(work: Path, file: str, source: str | None) -> dict[str, list[float]]:
+def measure(
+    work: Path, file: str, source: str | None, pin: str | None = None
+) -> dict[str, list[float]]:
     """Each thread's [CPU seconds, voluntary switches, involuntary switches] in one
     ``taskdaemon run -q FILE`` process (with ``source`` first on its ``PYTHONPATH`` when
-    given)."""
+    given, under ``taskset -c PIN`` when ``pin`` is)."""
     home = work / "home"
     out = work / "cpu.json"
     env = dict(os.environ, TASKDAEMON_HOME=str(home), THREAD_CPU_OUT=str(out))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if source:
         env["PYTHONPATH"] = source
+    taskset = ["taskset", "-c", pin] if pin else []
     subprocess.run(
-        [sys.executable, str(work / "wrapper.py"), file],
+        [*taskset, sys.executable, str(work / "wrapper.py"), file],
         cwd=work, env=env, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
     shutil.rmtree(home, ignore_errors=True)
@@ -115,12 +123,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--kind", choices=("sync", "async"), default="async")
     parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--pin", metavar="CPU", help="also run each tree under taskset -c CPU")
     args = parser.parse_args()
-    sources: dict[str, str | None] = {"this": None}
+    trees: dict[str, str | None] = {"this": None}
     if args.baseline:
         if not (Path(args.baseline) / "taskdaemon").is_dir():
             parser.error(f"--baseline {args.baseline}: no taskdaemon package there")
-        sources["base"] = str(Path(args.baseline).resolve())
+        trees["base"] = str(Path(args.baseline).resolve())
+    if args.pin and not shutil.which("taskset"):
+        parser.error("--pin needs taskset (util-linux)")
+    # variant -> (source, pin)
+    sources: dict[str, tuple[str | None, str | None]] = {
+        name: (source, None) for name, source in trees.items()
+    }
+    if args.pin:
+        sources.update({f"{name}@pin": (source, args.pin) for name, source in trees.items()})
     sys.path.insert(0, str(HERE))
     from per_stage import HANDLERS, chain
 
@@ -135,15 +152,14 @@ def main() -> None:
         (work / "bench_handlers.py").write_text(HANDLERS)
         (work / "one.yaml").write_text(chain(args.kind, 1))
         (work / "many.yaml").write_text(chain(args.kind, n))
-        for source in sources.values():  # warm-up: page cache, .pyc files
+        for source in trees.values():  # warm-up: page cache, .pyc files
             measure(work, "one.yaml", source)
-        for round_no in range(args.rounds):
+        for _ in range(args.rounds):
             order = list(sources.items())
-            if round_no % 2:  # ABBA: neither tree always runs first
-                order.reverse()
-            for variant, source in order:
-                one = measure(work, "one.yaml", source)
-                many = measure(work, "many.yaml", source)
+            random.shuffle(order)  # no variant always runs first
+            for variant, (source, pin) in order:
+                one = measure(work, "one.yaml", source, pin)
+                many = measure(work, "many.yaml", source, pin)
                 for name in one.keys() | many.keys():
                     lists = per_stage[variant][name]
                     for i in range(3):
