@@ -71,6 +71,20 @@ def _wait_until(condition: Callable[[], bool]) -> None:
         time.sleep(0.001)
 
 
+class _ByThread:
+    """Records handled, each with its thread's name; ``done`` is set once ``last`` is."""
+
+    def __init__(self, last: int) -> None:
+        self.handled: list[tuple[int, str]] = []
+        self.done = threading.Event()
+        self.last = last
+
+    def __call__(self, record: int) -> None:
+        self.handled.append((record, threading.current_thread().name))
+        if record == self.last:
+            self.done.set()
+
+
 class _GatedHandler:
     """Records handled by thread name; the worker's first record blocks until ``gate`` opens."""
 
@@ -148,23 +162,16 @@ def test_an_idle_worker_ends_and_the_next_record_starts_another(
     """The worker thread ends after its idle time; a record queued later is still handled by
     a worker thread (the wake-up starts a new one)."""
     monkeypatch.setattr(_record_queue, "WORKER_IDLE_SECONDS", 0.01)
-    handled: list[tuple[int, str]] = []
-    second = threading.Event()
-
-    def handle(record: int) -> None:
-        handled.append((record, threading.current_thread().name))
-        if record == 1:
-            second.set()
-
-    queue = RecordQueue(handle)
+    handler = _ByThread(last=1)
+    queue = RecordQueue(handler)
     try:
         queue.put(0)
-        _wait_until(lambda: bool(handled) and queue._worker._thread is None)
+        _wait_until(lambda: bool(handler.handled) and queue._worker._thread is None)
         queue.put(1)
-        assert second.wait(10)
+        assert handler.done.wait(10)
     finally:
         queue.close()
-    assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handled
+    assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handler.handled
 
 
 class _CountingBell(_record_queue.Bell):
@@ -198,28 +205,21 @@ def test_records_queued_while_the_worker_lingers_wake_nobody_and_go_in_one_turn(
 ) -> None:
     """The first record wakes the worker; the ones queued while it lingers ring nothing, and
     the worker handles them all in the one turn that ends its linger."""
-    handled: list[tuple[int, str]] = []
-    done = threading.Event()
-
-    def handle(record: int) -> None:
-        handled.append((record, threading.current_thread().name))
-        if record == 4:
-            done.set()
-
-    queue, bell = _lingering_queue(monkeypatch, handle)
+    handler = _ByThread(last=4)
+    queue, bell = _lingering_queue(monkeypatch, handler)
     try:
         queue.put(0)
         _wait_until(lambda: not queue._worker.idle and queue._worker._thread is not None)
         for record in range(1, 5):
             queue.put(record)
         assert 1 == bell.rings
-        assert [] == handled  # the worker lingers: nothing is handled yet
+        assert [] == handler.handled  # the worker lingers: nothing is handled yet
         bell.ring()  # the linger ends (as its time-out would)
-        assert done.wait(10)
+        assert handler.done.wait(10)
         stats = queue.stats()
     finally:
         queue.close()
-    assert [(record, "taskdaemon-monitor") for record in range(5)] == handled
+    assert [(record, "taskdaemon-monitor") for record in range(5)] == handler.handled
     assert (5, 0) == (stats["by_worker"], stats["by_caller"])
 
 
@@ -229,23 +229,19 @@ def test_a_settle_during_the_linger_handles_the_records_at_once(
     """Whoever needs the telemetry complete does not wait for the linger: ``settle`` handles
     what is queued on its own thread at once; a record queued after it, while the worker still
     lingers, rings nothing; ``close`` ends the linger, drains and joins the worker."""
-    handled: list[tuple[int, str]] = []
-
-    def handle(record: int) -> None:
-        handled.append((record, threading.current_thread().name))
-
-    queue, bell = _lingering_queue(monkeypatch, handle)
+    handler = _ByThread(last=2)
+    queue, bell = _lingering_queue(monkeypatch, handler)
     caller = threading.current_thread().name
     try:
         queue.put(0)
         queue.put(1)
         queue.settle()
-        assert [(0, caller), (1, caller)] == handled
+        assert [(0, caller), (1, caller)] == handler.handled
         queue.put(2)  # into an empty queue, but the worker lingers: no ring
         assert 1 == bell.rings
     finally:
         queue.close()
-    assert [(0, caller), (1, caller), (2, caller)] == handled
+    assert [(0, caller), (1, caller), (2, caller)] == handler.handled
     assert queue._worker._thread is None
     assert (0, 3, 0) == tuple(queue.stats()[key] for key in ("by_worker", "by_caller", "queued"))
 
@@ -253,17 +249,11 @@ def test_a_settle_during_the_linger_handles_the_records_at_once(
 def test_a_record_is_handled_after_the_linger_without_any_settle() -> None:
     """With the real linger, a record nobody settles is still handled, by the worker."""
     assert 0 < _record_queue.WORKER_LINGER_SECONDS < 0.1
-    handled = threading.Event()
-    threads: list[str] = []
-
-    def handle(record: int) -> None:
-        threads.append(threading.current_thread().name)
-        handled.set()
-
-    queue = RecordQueue(handle)
+    handler = _ByThread(last=0)
+    queue = RecordQueue(handler)
     try:
         queue.put(0)
-        assert handled.wait(10)
+        assert handler.done.wait(10)
     finally:
         queue.close()
-    assert ["taskdaemon-monitor"] == threads
+    assert [(0, "taskdaemon-monitor")] == handler.handled
