@@ -246,6 +246,30 @@ def test_a_settle_during_the_linger_handles_the_records_at_once(
     assert (0, 3, 0) == tuple(queue.stats()[key] for key in ("by_worker", "by_caller", "queued"))
 
 
+def test_a_record_that_lands_while_the_worker_polls_after_a_batch_rings_nobody(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a batch the worker keeps looking for records instead of waiting idle: a record
+    queued then (a stage that ended a few ms after the last) wakes nobody, and the worker
+    still handles it; ``close`` ends the poll and joins the worker."""
+    monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", 3600.0)
+    handler = _ByThread(last=1)
+    queue = RecordQueue(handler)
+    bell = _CountingBell()
+    queue._worker._bell = bell
+    try:
+        queue.put(0)
+        _wait_until(lambda: bool(handler.handled))
+        time.sleep(0.05)  # well past the linger: without the poll the worker would wait idle
+        queue.put(1)
+        assert handler.done.wait(10)
+        assert 1 == bell.rings
+    finally:
+        queue.close()
+    assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handler.handled
+    assert queue._worker._thread is None
+
+
 def test_a_record_is_handled_after_the_linger_without_any_settle() -> None:
     """With the real linger, a record nobody settles is still handled, by the worker."""
     assert 0 < _record_queue.WORKER_LINGER_SECONDS < 0.1

@@ -27,6 +27,14 @@ Policy, and why:
   settle finds up to a linger's records more than before, on its own thread. The linger is
   kept well under the time a chain of sync stages takes to queue ``INLINE_BATCH`` records, so
   the worker, not the loop, still handles them. Only ``stop`` cuts a linger short.
+* After a batch the worker does not go idle at once: for ``WORKER_POLL_SECONDS`` it looks for
+  records every linger, still busy, so the records of a stage that ends within that time ring
+  nobody. A stage that sleeps or waits for a subprocess (10 ms, say) used to find the worker
+  idle and pay the wake-up on the run's critical path, a futex call that on this VM costs the
+  loop tens of µs when the worker sleeps on the other CPU; now the worker finds the records on
+  its own timer. A poll that finds nothing costs the worker a timed wait, off the critical
+  path, at most ``WORKER_POLL_SECONDS / WORKER_LINGER_SECONDS`` times after each batch
+  (benchmarks/README.md, "The worker polls after a batch").
 * A loop that never waits (instant stages, thousands of runs at once) never lets the worker
   run except when the interpreter forces a thread switch (every 5 ms), and the queue, with
   everything its records reference, would grow without bound. Once ``INLINE_BATCH`` records
@@ -50,6 +58,7 @@ Policy, and why:
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +68,7 @@ __all__ = [
     "QUEUE_BOUND",
     "WORKER_IDLE_SECONDS",
     "WORKER_LINGER_SECONDS",
+    "WORKER_POLL_SECONDS",
     "Bell",
     "RecordQueue",
 ]
@@ -67,6 +77,9 @@ __all__ = [
 WORKER_IDLE_SECONDS = 5.0
 #: Seconds the worker, woken by a first record, waits for more before it handles them.
 WORKER_LINGER_SECONDS = 0.002
+#: Seconds the worker keeps looking for records, every linger, after it has handled a batch,
+#: before it waits idle (only an idle worker is rung; module doc).
+WORKER_POLL_SECONDS = 0.05
 #: Queued records at which the producing loop handles the queue itself (see the module doc).
 INLINE_BATCH = 128
 #: Queued records at which the producing loop takes the lock from the worker (which hands it
@@ -149,6 +162,10 @@ class _Worker:
         bell.take()  # the ring of the ``wake`` that started this thread: it finds the records
         while not self._stopping:  # ``stop`` sets it, then rings
             if not pending:
+                self._poll()
+                if self._stopping:
+                    return
+            if not pending:
                 self.idle = True
                 # Checked again once idle is published: a record queued before it is seen
                 # here, one queued after it rings the bell.
@@ -170,6 +187,18 @@ class _Worker:
             if self._stopping:
                 return
             self._work()
+
+    def _poll(self) -> None:
+        """Look for records every linger for up to ``WORKER_POLL_SECONDS``, still busy (not
+        ``idle``), so a record that lands meanwhile rings nobody. A ring (``stop``, a settle's
+        release with records queued) ends a wait early; it finds what the ring was for."""
+        bell, pending = self._bell, self._pending
+        deadline = time.monotonic() + WORKER_POLL_SECONDS
+        while not pending and not self._stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            bell.wait(min(WORKER_LINGER_SECONDS, left))
 
 
 class _QueueLock:
