@@ -123,8 +123,8 @@ class _Worker:
     ``WORKER_IDLE_SECONDS`` without records and is started again by the next ``wake``.
 
     ``idle`` is True while no thread runs or the thread waits for a first record: only then
-    does a new record need a ``wake``. While it lingers or works, it finds later records
-    itself."""
+    does a new record need a ``wake``. While it lingers, works or polls after a batch, it
+    finds later records itself."""
 
     def __init__(self, work: Callable[[], None], pending: deque[Any]) -> None:
         self._work = work
