@@ -20,6 +20,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.deferred import DeferredMonitor, PendingLogHandler
 from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import StageQueued, StageStarted
 from taskdaemon.pipeline.loops import LoopRegistry, StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -291,3 +292,17 @@ def test_the_engine_keeps_running_while_kept_events_are_handed_over() -> None:
     engine.join()
     deferred.on_event(after)  # type: ignore[arg-type]
     assert (True, [first, second, during, after]) == (kept_at_once, monitor.seen)
+
+
+def test_the_stand_in_keeps_every_record_until_its_monitor_answers(spans: Spans) -> None:
+    """Before its monitor exists the stand-in wants every record (which ones the monitor's
+    hooks will want is not known yet); then it answers as the monitor does."""
+    deferred = DeferredMonitor(PayloadCapture())
+    assert [True, True] == [deferred.wants_record(kind) for kind in (StageQueued, StageStarted)]
+    monitor = spans.monitor()
+    deferred.started(monitor, preset_trace_id)
+    try:
+        answers = [deferred.wants_record(kind) for kind in (StageQueued, StageStarted)]
+        assert [monitor.wants_record(StageQueued), True] == answers
+    finally:
+        monitor.close()

@@ -313,6 +313,48 @@ async def test_run_id_comes_from_the_first_observer_that_answers() -> None:
     assert "ab" * 16 == result.run_id
 
 
+async def test_records_no_observer_wants_are_not_built(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """wants_record: StageWaiting and StageQueued are built only when some observer wants
+    them; an observer without the hook wants every record, and a raising hook counts as
+    wanting (logged once). Other records never ask."""
+
+    class Declining(Recorder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked: list[str] = []
+
+        def wants_record(self, kind: type) -> bool:
+            self.asked.append(kind.__name__)
+            return False
+
+    class Raising(Declining):
+        def wants_record(self, kind: type) -> bool:
+            raise RuntimeError("no")
+
+    p = pipeline(stage("a"), stage("b", *after("a")))
+    declining = Declining()
+    async with Engine(resolver=Resolver(), observers=[declining]) as engine:
+        await engine.run(p)
+    assert [] == declining.of(StageWaiting) + declining.of(StageQueued)
+    assert {"StageWaiting", "StageQueued"} == set(declining.asked)
+    assert 2 == len(declining.of(StageStarted))
+
+    declining, keeping = Declining(), Recorder()
+    async with Engine(resolver=Resolver(), observers=[declining, keeping]) as engine:
+        await engine.run(p)
+    assert keeping.names() == declining.names()
+    assert 2 == len(keeping.of(StageQueued))
+
+    raising = Raising()
+    with caplog.at_level(logging.ERROR, logger="taskdaemon.pipeline.engine"):
+        async with Engine(resolver=Resolver(), observers=[raising]) as engine:
+            await engine.run(p)
+    assert 2 == len(raising.of(StageQueued))
+    assert 1 == sum("wants_record failed on StageQueued" in r.getMessage() for r in caplog.records)
+
+
 async def test_default_run_id_is_32_hex() -> None:
     """Without an allocating observer the run id is 32 lowercase hex digits."""
     async with Engine(resolver=Resolver()) as engine:

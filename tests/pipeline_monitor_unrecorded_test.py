@@ -11,7 +11,13 @@ import pytest
 
 from pipeline_monitor_support import Telemetry, chain_pipeline
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import EngineEvent, StageQueued, StageWaiting
+from taskdaemon.pipeline.events import (
+    EngineEvent,
+    StageFinished,
+    StageQueued,
+    StageStarted,
+    StageWaiting,
+)
 from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -120,3 +126,14 @@ def test_the_run_log_wants_waiting_records_only_at_their_levels(
         assert {kind for kind in UNRECORDED if RunLog().wants(kind)} == wanted
     finally:
         target.setLevel(logging.NOTSET)
+
+
+def test_the_monitor_tells_the_engine_which_records_to_skip() -> None:
+    """``wants_record`` answers as ``on_event`` drops: the waiting records only when some hook
+    wants them, every other record always; a hook without ``wants`` wants them all."""
+    monitor = PipelineMonitor()
+    monitor.add_event_hook(_Hook(False))
+    assert not any(monitor.wants_record(kind) for kind in UNRECORDED)
+    assert all(monitor.wants_record(kind) for kind in (StageStarted, StageFinished))
+    monitor.add_event_hook(_Hook(None))
+    assert all(monitor.wants_record(kind) for kind in UNRECORDED)

@@ -22,6 +22,10 @@ same way as ``on_event``):
   observer that answers a 32-hex id names the run (the monitor answers its trace id).
 * ``stage_environment(event: StageStarted) -> Mapping[str, str]``: extra environment variables
   for a command stage's subprocess (the monitor answers ``TRACEPARENT``/``TRACESTATE``).
+* ``wants_record(kind: type) -> bool``: asked, each time, before the engine builds a record an
+  observer may do without (``StageWaiting``, ``StageQueued``); the record is built when some
+  observer wants it, and an observer without the hook wants every record (the monitor declines
+  the two when none of its hooks wants them, e.g. the run log at INFO).
 """
 
 from __future__ import annotations

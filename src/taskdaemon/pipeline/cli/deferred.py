@@ -237,6 +237,12 @@ class DeferredMonitor:
         self.wait()
         self._forward(event)
 
+    def wants_record(self, kind: type) -> bool:
+        """The monitor's answer once it exists (``PipelineMonitor.wants_record``); before, every
+        record is kept: which ones its hooks will want is not known until it is built."""
+        monitor = self._monitor
+        return True if monitor is None else monitor.wants_record(kind)
+
     def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
         """The monitor's answer once it exists; before, a random id its run span will take."""
         if self._loaded.is_set():

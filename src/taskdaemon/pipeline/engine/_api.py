@@ -52,6 +52,7 @@ class Engine:
             clock=clock,
             sleep=sleep,
             emit=self._observers.emit,
+            wants_record=self._observers.wants_record,
             environment=self._observers.environment,
             resolver=self._resolver_or_default,
             run_finished=self._run_finished,

@@ -70,7 +70,7 @@ class Attempts(RunBase):
         now = ctx.clock()
         ex = Execution(attempt, now)
         inst.executions.append(ex)
-        if ctx.observed:
+        if ctx.observed and ctx.wants_record(StageQueued):
             ctx.emit(
                 StageQueued(
                     run_id=self.run_id,

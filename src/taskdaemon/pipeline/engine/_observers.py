@@ -23,13 +23,14 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 class ObserverEntry:
     """One registered observer with its optional hooks, looked up once."""
 
-    __slots__ = ("allocate", "environment", "observer", "on_event")
+    __slots__ = ("allocate", "environment", "observer", "on_event", "wants_record")
 
     def __init__(self, observer: Any) -> None:
         self.observer = observer
         self.on_event: Callable[[EngineEvent], None] = observer.on_event
         self.allocate: Callable[..., Any] | None = getattr(observer, "allocate_run_id", None)
         self.environment: Callable[..., Any] | None = getattr(observer, "stage_environment", None)
+        self.wants_record: Callable[[type], bool] | None = getattr(observer, "wants_record", None)
 
 
 class Observers:
@@ -76,6 +77,21 @@ class Observers:
                 entry.on_event(event)
             except Exception:
                 self._log_once(entry, type(event), "observer %s failed on %s (ignored)")
+
+    def wants_record(self, kind: type) -> bool:
+        """True when some observer wants records of type ``kind``: one without a ``wants_record``
+        hook takes every record. Asked before a record is built, for the records observers
+        may decline (``StageWaiting``, ``StageQueued``); a hook that fails counts as wanting."""
+        for entry in self.entries:
+            if entry.wants_record is None:
+                return True
+            try:
+                if entry.wants_record(kind):
+                    return True
+            except Exception:
+                self._log_once(entry, kind, "observer %s wants_record failed on %s (ignored)")
+                return True
+        return False
 
     def environment(self, event: StageStarted) -> dict[str, str]:
         """The merge of the observers' ``stage_environment`` answers for ``event``."""

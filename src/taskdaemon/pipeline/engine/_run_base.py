@@ -47,6 +47,8 @@ class RunContext:
     """What a run needs of its engine; one per engine, shared by its runs, kept current.
 
     ``observed``: some observer is registered (without one no record is even built).
+    ``wants_record(kind)``: some observer wants records of that type (asked for the ones observers
+    may decline, before building them).
     ``env_hooks``: some observer answers ``stage_environment``, which ``environment`` merges.
     ``resolver()``: the engine's handler resolver (the default one made on first use).
     ``run_finished(run_id)``: the run ended (the engine trims the finished runs it keeps).
@@ -63,6 +65,7 @@ class RunContext:
         "resolver",
         "run_finished",
         "sleep",
+        "wants_record",
     )
 
     def __init__(
@@ -71,6 +74,7 @@ class RunContext:
         clock: Callable[[], float],
         sleep: Callable[[float], Awaitable[Any]],
         emit: Callable[[EngineEvent], None],
+        wants_record: Callable[[type], bool],
         environment: Callable[[StageStarted], dict[str, str]],
         resolver: Callable[[], HandlerResolver],
         run_finished: Callable[[str], None],
@@ -79,6 +83,7 @@ class RunContext:
         self.clock = clock
         self.sleep = sleep
         self.emit = emit
+        self.wants_record = wants_record
         self.environment = environment
         self.resolver = resolver
         self.run_finished = run_finished

@@ -81,7 +81,7 @@ class Triggers(Approvals):
         srt.considered_at = at
         srt.waiting_at = now
         srt.ctx["status"] = "waiting"
-        if self.ctx.observed:
+        if self.ctx.observed and self.ctx.wants_record(StageWaiting):
             self.ctx.emit(
                 StageWaiting(
                     run_id=self.run_id, pipeline=self.name, stage=srt.name, at=now, considered_at=at

@@ -199,6 +199,12 @@ class PipelineMonitor(ManualFeed):
         else:
             self._queue.put(event)
 
+    def wants_record(self, kind: type) -> bool:
+        """Whether records of type ``kind`` are worth building: False for the types the
+        recorder makes nothing of when no hook wants them either (the engine asks before it
+        builds a ``StageWaiting`` or ``StageQueued``; ``on_event`` would drop it at once)."""
+        return kind not in self._unrecorded or not self._unwanted(kind)
+
     def _unwanted(self, kind: type) -> bool:
         """True when no hook wants records of type ``kind``: each hook has a ``wants(kind)``
         that answers False (``run_log.RunLog`` at its levels). A hook without one gets every
