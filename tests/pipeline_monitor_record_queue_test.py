@@ -194,6 +194,11 @@ def _lingering_queue(
     """A queue whose worker lingers far longer than any test waits: only a ring (``stop``, or
     the test's own) ends the linger, so what happens meanwhile does not depend on timing."""
     monkeypatch.setattr(_record_queue, "WORKER_LINGER_SECONDS", 3600.0)
+    return _counting_queue(handle)
+
+
+def _counting_queue(handle: Callable[[int], None]) -> tuple[RecordQueue, _CountingBell]:
+    """A queue whose worker's bell counts its rings."""
     queue = RecordQueue(handle)
     bell = _CountingBell()
     queue._worker._bell = bell
@@ -254,9 +259,7 @@ def test_a_record_that_lands_while_the_worker_polls_after_a_batch_rings_nobody(
     still handles it; ``close`` ends the poll and joins the worker."""
     monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", 3600.0)
     handler = _ByThread(last=1)
-    queue = RecordQueue(handler)
-    bell = _CountingBell()
-    queue._worker._bell = bell
+    queue, bell = _counting_queue(handler)
     try:
         queue.put(0)
         _wait_until(lambda: bool(handler.handled))

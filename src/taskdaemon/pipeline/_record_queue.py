@@ -265,8 +265,7 @@ class RecordQueue:
         pending.append(record)
         if self._worker.idle:
             self._worker.wake()
-        elif len(pending) >= INLINE_BATCH:
-            queued = len(pending)
+        elif (queued := len(pending)) >= INLINE_BATCH:
             if queued >= QUEUE_BOUND:
                 self.settle()
             elif self.lock._lock.acquire(blocking=False):  # else the worker is draining it

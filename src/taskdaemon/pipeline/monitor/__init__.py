@@ -191,7 +191,7 @@ class PipelineMonitor(ManualFeed):
         fed by hand) every record is handled at once.
         """
         kind = type(event)
-        if kind in self._unrecorded and self._unwanted(kind):
+        if not self.wants_record(kind):  # a record built by someone who did not ask
             return
         # The non-raising loop probe: get_running_loop() would raise for every hand-fed record.
         if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
@@ -202,7 +202,7 @@ class PipelineMonitor(ManualFeed):
     def wants_record(self, kind: type) -> bool:
         """Whether records of type ``kind`` are worth building: False for the types the
         recorder makes nothing of when no hook wants them either (the engine asks before it
-        builds a ``StageWaiting`` or ``StageQueued``; ``on_event`` would drop it at once)."""
+        builds a ``StageWaiting`` or ``StageQueued``; ``on_event`` drops what it declines)."""
         return kind not in self._unrecorded or not self._unwanted(kind)
 
     def _unwanted(self, kind: type) -> bool:
