@@ -18,6 +18,7 @@ from opentelemetry.trace import format_span_id, format_trace_id
 from pipeline_monitor_support import chain_pipeline
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.deferred import DeferredMonitor, PendingLogHandler
+from taskdaemon.pipeline.cli.run import ApprovalPolicy
 from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import StageQueued, StageStarted
@@ -306,3 +307,41 @@ def test_the_stand_in_keeps_every_record_until_its_monitor_answers(spans: Spans)
         assert [monitor.wants_record(StageQueued), True] == answers
     finally:
         monitor.close()
+
+
+class Declining:
+    """An observer that declines the waiting records and notes every record it gets."""
+
+    def __init__(self) -> None:
+        self.kinds: list[str] = []
+
+    def wants_record(self, kind: type) -> bool:
+        return False
+
+    def on_event(self, event: object) -> None:
+        self.kinds.append(type(event).__name__)
+
+
+async def test_run_s_observers_decline_the_waiting_records_with_the_monitor(
+    spans: Spans,
+) -> None:
+    """``taskdaemon run``'s observers (its approval policy, the stand-in) build no
+    ``StageWaiting`` or ``StageQueued`` once the monitor declines them: the policy reads only
+    approval requests, so it does not ask for every record on its own."""
+    deferred = DeferredMonitor(PayloadCapture())
+    monitor = spans.monitor()
+    deferred.started(monitor, preset_trace_id)
+    probe = Declining()
+
+    async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        return {}
+
+    observers = [ApprovalPolicy(), deferred, probe]
+    try:
+        async with Engine(resolver=Resolver(handler), observers=observers) as engine:
+            result = await engine.run(chain_pipeline(("a", "b")), {})
+    finally:
+        monitor.close()
+    assert result.succeeded
+    assert 2 == probe.kinds.count("StageStarted")
+    assert [] == [kind for kind in probe.kinds if kind in {"StageWaiting", "StageQueued"}]

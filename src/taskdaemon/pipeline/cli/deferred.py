@@ -230,7 +230,7 @@ class DeferredMonitor:
             waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
             if not self._loaded.is_set() and not waits:
                 self._kept.append(event)
-                if isinstance(event, StageStarted):
+                if isinstance(event, StageStarted) and not self._begin.is_set():
                     self._begin_after_this_turn()
                 return
         # Only the engine's thread emits, so nothing can pass this event while it waits.

@@ -284,6 +284,12 @@ class ApprovalPolicy:
         for stage in pending:
             self._grant(stage)
 
+    def wants_record(self, kind: type) -> bool:
+        """Only ``ApprovalRequested`` (the engine's ``wants_record`` hook): without this
+        answer, every record the other observers decline would still be built for this one,
+        which reads none of them."""
+        return kind is ApprovalRequested
+
     def on_event(self, event: EngineEvent) -> None:
         """Grant the approval when ``event`` asks for one the command line allows."""
         if isinstance(event, ApprovalRequested) and self.wants(event.stage):
