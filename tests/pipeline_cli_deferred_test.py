@@ -21,11 +21,15 @@ from taskdaemon.pipeline.cli.deferred import DeferredMonitor, PendingLogHandler
 from taskdaemon.pipeline.cli.run import ApprovalPolicy
 from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import StageQueued, StageStarted
+from taskdaemon.pipeline.events import OPTIONAL_RECORDS, StageFinished, StageQueued, StageStarted
+from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.loops import LoopRegistry, StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.run_log import RunLog
+from taskdaemon.pipeline.run_log_scope import DECISION_LOGGER, EVENT_LOGGER
+from taskdaemon.pipeline.run_log_scope import wants as run_log_wants
 
 
 class Spans:
@@ -345,3 +349,42 @@ async def test_run_s_observers_decline_the_waiting_records_with_the_monitor(
     assert result.succeeded
     assert 2 == probe.kinds.count("StageStarted")
     assert [] == [kind for kind in probe.kinds if kind in {"StageWaiting", "StageQueued"}]
+
+
+@pytest.mark.parametrize(
+    ("logger", "level"),
+    [(DECISION_LOGGER, logging.INFO), (DECISION_LOGGER, logging.DEBUG), (EVENT_LOGGER, TRACE)],
+)
+def test_the_stand_in_declines_what_its_monitor_will_decline(logger: str, level: int) -> None:
+    """Before its monitor exists, ``run``'s stand-in answers for the optional records as the
+    monitor with its run log hook (what ``cli/monitoring.build_monitor`` makes) will, at each
+    level, and keeps every other record."""
+    target = logging.getLogger(logger)
+    target.setLevel(level)
+    try:
+        deferred = DeferredMonitor(PayloadCapture(), hooks_want=run_log_wants)
+        kinds = [*OPTIONAL_RECORDS, StageStarted, StageFinished]
+        early = [deferred.wants_record(kind) for kind in kinds]
+        monitor = PipelineMonitor()
+        monitor.add_event_hook(RunLog())
+        assert [monitor.wants_record(kind) for kind in kinds] == early
+    finally:
+        target.setLevel(logging.NOTSET)
+    assert early[-2:] == [True, True]
+
+
+def test_the_stand_in_says_when_its_monitor_wanted_what_it_declined(
+    spans: Spans, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A monitor that wants a record type the stand-in declined (its hooks changed between
+    the two answers) gets a warning naming the type: those records were never built."""
+    deferred = DeferredMonitor(PayloadCapture(), hooks_want=lambda kind: False)
+    assert not deferred.wants_record(StageQueued)
+    monitor = spans.monitor()
+    monitor.add_event_hook(lambda event, span: None)  # no ``wants``: wants every record
+    with caplog.at_level(logging.WARNING, logger="taskdaemon"):
+        deferred.started(monitor, preset_trace_id)
+    monitor.close()
+    assert ["StageQueued records were not built before telemetry loaded"] == [
+        r.getMessage() for r in caplog.records
+    ]

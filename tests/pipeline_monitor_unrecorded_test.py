@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 
 from pipeline_monitor_support import Telemetry, chain_pipeline
+from taskdaemon.pipeline import run_log
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import (
+    OPTIONAL_RECORDS,
     EngineEvent,
     StageFinished,
     StageQueued,
@@ -22,6 +24,7 @@ from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.run_log import DECISION_LOGGER, EVENT_LOGGER, RunLog
+from taskdaemon.pipeline.run_log_scope import LOGGED
 
 UNRECORDED = {StageQueued, StageWaiting}
 
@@ -137,3 +140,11 @@ def test_the_monitor_tells_the_engine_which_records_to_skip() -> None:
     assert all(monitor.wants_record(kind) for kind in (StageStarted, StageFinished))
     monitor.add_event_hook(_Hook(None))
     assert all(monitor.wants_record(kind) for kind in UNRECORDED)
+
+
+def test_the_run_log_s_scope_names_the_types_it_writes() -> None:
+    """``run_log_scope.LOGGED`` (what ``taskdaemon run``'s stand-in answers from before the run
+    log exists) is the run log's own list of handled types, and the optional records are the
+    ones the monitor makes nothing of."""
+    assert set(run_log._HANDLERS) == LOGGED
+    assert OPTIONAL_RECORDS == UNRECORDED

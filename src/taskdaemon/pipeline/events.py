@@ -31,7 +31,7 @@ same way as ``on_event``):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Final, Protocol, TypeAlias, runtime_checkable
 
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.model import Pipeline
@@ -39,6 +39,7 @@ from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
+    "OPTIONAL_RECORDS",
     "ApprovalRequested",
     "ApprovalResolved",
     "BreakpointHit",
@@ -366,6 +367,9 @@ EngineEvent: TypeAlias = (
     | BreakpointResumed
     | InputOverridden
 )
+
+#: The records the engine asks ``wants_record`` about before it builds them (module docstring).
+OPTIONAL_RECORDS: Final = frozenset({StageWaiting, StageQueued})
 
 
 @runtime_checkable

@@ -56,13 +56,16 @@ from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.record_fields import fields as record_fields
 from taskdaemon.pipeline.redaction import redact
+from taskdaemon.pipeline.run_log_scope import (
+    DECISION_LOGGER,
+    EVENT_LOGGER,
+    LIFECYCLE_LOGGER,
+    wants,
+)
 from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "MAX_VALUE_CHARS", "RunLog"]
 
-LIFECYCLE_LOGGER: Final = "taskdaemon.run.lifecycle"
-DECISION_LOGGER: Final = "taskdaemon.run.decision"
-EVENT_LOGGER: Final = "taskdaemon.run.event"
 #: JSON of a logged value (inputs, CEL values, event fields) is cut past this many characters.
 MAX_VALUE_CHARS: Final = 2048
 
@@ -114,17 +117,12 @@ class RunLog:
         if isinstance(event, RunFinished):
             self._pipelines.pop(event.run_id, None)
 
-    def wants(self, kind: type) -> bool:
+    @staticmethod
+    def wants(kind: type) -> bool:
         """Whether a record of type ``kind`` may write a run log record at the loggers' current
-        levels: the monitor does not queue a record that no part of it records and no hook
-        wants (``PipelineMonitor.on_event``). Conservative: False only for a type this class
-        writes nothing for below TRACE, or whose one record (``StageQueued``: the DEBUG slot
-        wait) is off."""
-        if _event.isEnabledFor(TRACE):
-            return True
-        if kind is StageQueued:
-            return _decision.isEnabledFor(logging.DEBUG)
-        return kind in _HANDLERS
+        levels (``run_log_scope.wants``): the monitor does not queue a record that no part of
+        it records and no hook wants (``PipelineMonitor.on_event``)."""
+        return wants(kind)
 
     # -- records -------------------------------------------------------------------------------
 

@@ -30,6 +30,12 @@ has started. :class:`DeferredMonitor` stands in for the monitor meanwhile:
 * **Run logs**: the store's log handler is attached to a :class:`PendingLogHandler` installed on
   the root logger at once; the records that belong to a run and are logged before the store is
   open are kept there (up to 10,000) and written first.
+* **Records nobody will want are not built.** The engine asks before it builds a
+  ``StageWaiting`` or ``StageQueued`` (``events.OPTIONAL_RECORDS``). The monitor declines them
+  when its one hook, the run log, writes nothing for them at its loggers' levels; those levels
+  are set before the run starts, so the stand-in gives the same answer
+  (``run_log_scope.wants``) without waiting for the monitor. Should the monitor it gets want a
+  kind it declined, it says so once.
 * **Monitoring never stops the pipeline**: if loading fails, one warning says why, the run goes
   on, and the end says how many engine events were not recorded.
 
@@ -50,10 +56,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taskdaemon.pipeline.events import EngineEvent, RunFinished, RunStarted, StageStarted
+from taskdaemon.pipeline.events import (
+    OPTIONAL_RECORDS,
+    EngineEvent,
+    RunFinished,
+    RunStarted,
+    StageStarted,
+)
 from taskdaemon.pipeline.logs import ContextFilter, configure_logging
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.run_log_scope import wants as run_log_wants
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -144,9 +157,15 @@ class DeferredMonitor:
     #: as it does one with a PipelineMonitor: a run is traced once.
     is_pipeline_monitor: ClassVar[bool] = True
 
-    def __init__(self, capture: PayloadCapture) -> None:
+    def __init__(
+        self, capture: PayloadCapture, hooks_want: Callable[[type], bool] | None = None
+    ) -> None:
         #: The monitor's payload capture, made before it (a debug dump reads it).
         self.capture = capture
+        # What the monitor's hooks will answer for an optional record (None: not known, so
+        # every record is kept until the monitor answers itself).
+        self._hooks_want = hooks_want
+        self._declined: set[type] = set()  # optional kinds declined before the monitor existed
         self._lock = threading.Lock()
         self._loaded = threading.Event()  # set when the monitor exists, or loading failed
         self._begin = threading.Event()  # set when loading may begin (see the module docstring)
@@ -172,6 +191,9 @@ class DeferredMonitor:
         Only this thread forwards until then, so the order holds."""
         with self._lock:
             self._monitor, self._preset = monitor, preset
+        wanted = sorted(kind.__name__ for kind in self._declined if monitor.wants_record(kind))
+        if wanted:
+            _log.warning("%s records were not built before telemetry loaded", ", ".join(wanted))
         while True:
             with self._lock:
                 kept, self._kept = self._kept, []
@@ -238,10 +260,17 @@ class DeferredMonitor:
         self._forward(event)
 
     def wants_record(self, kind: type) -> bool:
-        """The monitor's answer once it exists (``PipelineMonitor.wants_record``); before, every
-        record is kept: which ones its hooks will want is not known until it is built."""
+        """The monitor's answer once it exists (``PipelineMonitor.wants_record``). Before, the
+        answer its hooks will give for an optional record (module docstring); every other
+        record, or every record when that answer is not known, is kept."""
         monitor = self._monitor
-        return True if monitor is None else monitor.wants_record(kind)
+        if monitor is not None:
+            return monitor.wants_record(kind)
+        hooks_want = self._hooks_want
+        if hooks_want is None or kind not in OPTIONAL_RECORDS or hooks_want(kind):
+            return True
+        self._declined.add(kind)
+        return False
 
     def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
         """The monitor's answer once it exists; before, a random id its run span will take."""
@@ -308,7 +337,7 @@ def start_deferred_monitoring(
     capture = PayloadCapture(
         max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
     )
-    deferred = DeferredMonitor(capture)
+    deferred = DeferredMonitor(capture, hooks_want=run_log_wants)
     loaded = contextlib.ExitStack()
 
     def load() -> None:
