@@ -9,7 +9,9 @@ shut down at exit, and the metric records made through the API's no-op meter pro
 without ``--serve`` has no metric reader, so no metrics SDK). ``--prometheus`` makes them through
 a ``MeterProvider`` with a ``PrometheusMetricReader`` and the same histogram views (what
 ``--serve`` adds); ``--batch`` adds a ``BatchSpanProcessor`` over an exporter that drops spans
-(what an OTLP exporter adds).
+(what an OTLP exporter adds); ``--no-store`` leaves the span store's processor out, so what is
+left is the SDK's own work for that telemetry (its spans are still recorded: the default
+sampler samples them all).
 
 Per stage, as the monitor records it (``benchmarks/per_stage.py`` checks the counts):
 
@@ -107,10 +109,11 @@ def trigger_event(stage: str, kind: str, description: str, ready: bool, detail: 
     }
 
 
-def run(stages: int, home: Path, batch: bool, prometheus: bool = False) -> None:
+def run(stages: int, home: Path, batch: bool, prometheus: bool = False, store: bool = True) -> None:
     resource = Resource.create({"service.name": "taskdaemon", "service.version": __version__})
     tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    tracer_provider.add_span_processor(SqliteSpanProcessor(home / "spans.db"))
+    if store:
+        tracer_provider.add_span_processor(SqliteSpanProcessor(home / "spans.db"))
     if batch:
         tracer_provider.add_span_processor(BatchSpanProcessor(DropExporter()))
     aggregation = ExplicitBucketHistogramAggregation(boundaries=BUCKETS)
@@ -268,14 +271,17 @@ def main() -> None:
     parser.add_argument(
         "--prometheus", action="store_true", help="the metrics SDK with a Prometheus reader"
     )
+    parser.add_argument(
+        "--no-store", action="store_true", help="no span store processor: the SDK's work alone"
+    )
     args = parser.parse_args()
     home = os.environ.get("TASKDAEMON_HOME")
     if home:
         Path(home).mkdir(parents=True, exist_ok=True)
-        run(args.stages, Path(home), args.batch, args.prometheus)
+        run(args.stages, Path(home), args.batch, args.prometheus, not args.no_store)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        run(args.stages, Path(tmp), args.batch, args.prometheus)
+        run(args.stages, Path(tmp), args.batch, args.prometheus, not args.no_store)
 
 
 if __name__ == "__main__":
