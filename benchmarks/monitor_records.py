@@ -1,7 +1,7 @@
 """The monitor's CPU a stage: a real run's engine records, handled as ``taskdaemon run`` does.
 
 ``.venv/bin/python benchmarks/monitor_records.py [--stages 301] [--rounds 7] [--pairs 3]
-[--cold N] [--baseline SRC] [--no-run-log]``
+[--cold N] [--baseline SRC] [--no-run-log] [--deferred]``
 
 Each measurement is a child process that runs ``per_stage.py``'s async chain of ``--stages``
 no-op stages once through the engine (no observer) to record its engine records, builds the
@@ -15,6 +15,11 @@ as in one ``taskdaemon run``), and the best and median of the later ones (warm).
 store's writer thread is not counted (the SDK floor pays it alike). The run log writes its
 lifecycle rows at INFO, as in ``taskdaemon run`` (``--no-run-log``: off); the log writer's
 thread that stores them is not counted either.
+
+``--deferred`` feeds the records as ``taskdaemon run`` hands them over after an async chain:
+kept by a ``cli.deferred.DeferredMonitor`` (not timed, the engine's side), then handed to the
+monitor by its ``started`` on the feeding thread, ``RunFinished`` last (timed). Without it each
+record goes to ``monitor.on_event`` one by one, as the stand-in did before it handed batches.
 
 ``--cold N`` (default 0) adds ``cold``: the median of N more cold feeds in the same child, each
 to a new monitor (``build_monitor`` again) fed the records of a new run of a freshly loaded
@@ -50,7 +55,9 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 
 
-def child(stages: int, rounds: int, cold: int = 0, run_log: bool = True) -> dict[str, float]:
+def child(
+    stages: int, rounds: int, cold: int = 0, run_log: bool = True, deferred: bool = False
+) -> dict[str, float]:
     """In the child: record a run's records, build the monitor, feed them; µs a stage."""
     sys.path.insert(0, str(HERE))
     from per_stage import HANDLERS, chain
@@ -88,21 +95,22 @@ def child(stages: int, rounds: int, cold: int = 0, run_log: bool = True) -> dict
     if not run_log:
         logging.getLogger("taskdaemon.run").setLevel(logging.ERROR)
     samples: list[float] = []
+    feed = _feed_deferred if deferred else _feed
     with contextlib.ExitStack() as stack:
         telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
         for _ in range(rounds + 1):
-            thread = threading.Thread(target=_feed, args=(monitor, records, stages, samples))
+            thread = threading.Thread(target=feed, args=(monitor, records, stages, samples))
             thread.start()
             thread.join()
             telemetry.tracer_provider.force_flush()
     warm = samples[1:]
     figures = {"first": samples[0], "best": min(warm), "median": statistics.median(warm)}
     if cold:
-        figures["cold"] = statistics.median(cold_feeds(cold, stages, settings, record_a_run))
+        figures["cold"] = statistics.median(cold_feeds(cold, stages, settings, record_a_run, feed))
     return figures
 
 
-def cold_feeds(count: int, stages: int, settings: Any, record_a_run: Any) -> list[float]:
+def cold_feeds(count: int, stages: int, settings: Any, record_a_run: Any, feed: Any) -> list[float]:
     """``count`` cold feeds (see ``--cold``): µs a stage of each."""
     from taskdaemon.pipeline import payloads, redaction
     from taskdaemon.pipeline.cli.monitoring import build_monitor
@@ -114,7 +122,7 @@ def cold_feeds(count: int, stages: int, settings: Any, record_a_run: Any) -> lis
         getattr(payloads, "_small", {}).clear()  # absent from trees before the memo
         with contextlib.ExitStack() as stack:
             telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
-            thread = threading.Thread(target=_feed, args=(monitor, records, stages, samples))
+            thread = threading.Thread(target=feed, args=(monitor, records, stages, samples))
             thread.start()
             thread.join()
             telemetry.tracer_provider.force_flush()
@@ -131,6 +139,22 @@ def _feed(monitor: Any, records: list[Any], stages: int, samples: list[float]) -
     samples.append((time.thread_time() - started) / stages * 1e6)
 
 
+def _feed_deferred(monitor: Any, records: list[Any], stages: int, samples: list[float]) -> None:
+    """Keep ``records`` in a stand-in monitor, then time its hand-over to ``monitor`` on this
+    thread (``--deferred``); append the CPU µs a stage."""
+    from taskdaemon.pipeline.cli.deferred import DeferredMonitor
+
+    deferred = DeferredMonitor(monitor.capture)
+    *kept, last = records  # RunFinished waits for the monitor: handed over once it is live
+    for record in kept:
+        deferred.on_event(record)
+    gc.collect()
+    started = time.thread_time()
+    deferred.started(monitor, lambda run_id: contextlib.nullcontext())
+    deferred.on_event(last)
+    samples.append((time.thread_time() - started) / stages * 1e6)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, default=301)
@@ -141,10 +165,17 @@ def main() -> None:
     parser.add_argument(
         "--no-run-log", action="store_true", help="the run log off (the figures before round 8)"
     )
+    parser.add_argument(
+        "--deferred", action="store_true", help="hand the records over as `run`'s stand-in does"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.stages, args.rounds, args.cold, not args.no_run_log)))
+        print(
+            json.dumps(
+                child(args.stages, args.rounds, args.cold, not args.no_run_log, args.deferred)
+            )
+        )
         return
     sources = {"this": str(SRC)}
     if args.baseline:
@@ -161,7 +192,8 @@ def main() -> None:
             out = subprocess.run(
                 [sys.executable, __file__, "--child", f"--stages={args.stages}",
                  f"--rounds={args.rounds}", f"--cold={args.cold}",
-                 *(["--no-run-log"] if args.no_run_log else [])],
+                 *(["--no-run-log"] if args.no_run_log else []),
+                 *(["--deferred"] if args.deferred else [])],
                 env=env, check=True, capture_output=True, text=True,
             ).stdout  # fmt: skip
             figures = json.loads(out.splitlines()[-1])
@@ -174,7 +206,8 @@ def main() -> None:
                 flush=True,
             )
     print(
-        f"monitor handling a {args.stages}-stage async run's records, thread CPU µs a stage, "
+        f"monitor handling a {args.stages}-stage async run's records"
+        f"{' (handed over by the stand-in)' if args.deferred else ''}, thread CPU µs a stage, "
         f"{args.pairs} alternating children (load average {os.getloadavg()[0]:.1f} on "
         f"{os.cpu_count()} CPUs)"
     )
