@@ -19,6 +19,9 @@ class ListMonitor:
     def on_event(self, event: EngineEvent) -> None:
         self.seen.append(event)
 
+    def on_events(self, events: list[EngineEvent]) -> None:
+        self.seen.extend(events)
+
 
 def test_once_loaded_events_skip_the_handover_lock() -> None:
     """After the kept events are handed over, an engine event reaches the monitor without the

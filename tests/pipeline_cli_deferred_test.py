@@ -273,6 +273,10 @@ class GatedMonitor:
             self.release.wait(10)
         self.seen.append(event)
 
+    def on_events(self, events: list[object]) -> None:
+        for event in events:
+            self.on_event(event)
+
 
 def test_the_engine_keeps_running_while_kept_events_are_handed_over() -> None:
     """While the loading thread hands the kept events to the monitor, a new engine event is

@@ -201,8 +201,7 @@ class DeferredMonitor:
                     self._loaded.set()
                     self._live = True
                     return
-            for event in kept:  # no running loop on this thread: handled at once
-                self._forward(event)
+            self._forward_all(kept)
 
     def failed(self, reason: str) -> None:
         """Loading failed: count the kept events as lost; the run goes on without telemetry."""
@@ -293,6 +292,23 @@ class DeferredMonitor:
         monitor = self.wait()
         if monitor is not None:
             monitor.flush()
+
+    def _forward_all(self, events: list[EngineEvent]) -> None:
+        """Hand ``events`` to the monitor in order, in batches (``PipelineMonitor.on_events``:
+        one lock a slice, not one a record); a run start whose id was drawn here goes alone,
+        under its preset (``_forward``). The loading thread has no running loop: every event
+        is handled at once, as ``on_event`` handles it there."""
+        monitor = self._monitor
+        if monitor is None:
+            self.lost += len(events)
+            return
+        start = 0
+        for index, event in enumerate(events):
+            if isinstance(event, RunStarted) and event.run_id in self._named and self._preset:
+                monitor.on_events(events[start:index])
+                self._forward(event)
+                start = index + 1
+        monitor.on_events(events[start:] if start else events)
 
     def _forward(self, event: EngineEvent) -> None:
         monitor = self._monitor
