@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from taskdaemon.pipeline.cli.deferred import PendingLogHandler
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.tracking.log_read import run_log_records
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
@@ -68,3 +70,31 @@ def test_a_flush_of_the_pending_root_handler_reaches_the_store(tmp_path: Path) -
     finally:
         pending.close()
         writer.close()
+
+
+def _row(body: str, attributes: dict[str, Any]) -> LogRow:
+    return LogRow(RUN, 1, 9, "INFO", "chain", "a", 0, 1, None, "test", body, attributes)
+
+
+def test_repeated_attributes_are_redacted_and_equal_values_of_other_types_kept(
+    tmp_path: Path,
+) -> None:
+    """Rows whose attributes repeat (the run log's lifecycle rows; their JSON is remembered)
+    are redacted every time, and attributes equal under ``==`` but of other types (``True``
+    and ``1``, ``0.0`` and ``-0.0``) are each stored as they are."""
+    db = tmp_path / "spans.db"
+    secret = {"event": "x", "api_token": "abc123", "note": "password=hunter2"}
+    writer = SqliteLogWriter(db)
+    try:
+        for index, attributes in enumerate(
+            [secret, dict(secret), {"flag": True}, {"flag": 1}, {"v": 0.0}, {"v": -0.0}]
+        ):
+            writer.write_row(_row(str(index), attributes))
+        assert writer.flush(timeout=10.0)
+    finally:
+        writer.close()
+    stored = [row.attributes for row in run_log_records(db, RUN)]
+    redacted = {"event": "x", "api_token": "[REDACTED]", "note": "password=[REDACTED]"}
+    assert [redacted, redacted, {"flag": True}, {"flag": 1}, {"v": 0.0}, {"v": -0.0}] == stored
+    assert [bool, int] == [type(row["flag"]) for row in stored[2:4]]
+    assert ["0.0", "-0.0"] == [repr(row["v"]) for row in stored[4:]]

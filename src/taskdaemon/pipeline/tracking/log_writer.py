@@ -47,6 +47,8 @@ __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 MAX_PENDING: Final = 200_000
 #: Seconds an idle writer waits, after a row arrives, for more rows to write in the same batch.
 LINGER_SECONDS: Final = 0.05
+#: Encoded attribute mappings remembered at most (``SqliteLogWriter._encode``).
+_ENCODED_MAX: Final = 256
 _logger = logging.getLogger(__name__)
 
 # What waits for the writer: a row (its attributes redacted on the writer thread), or a batch
@@ -82,6 +84,7 @@ class SqliteLogWriter:
         self.batches = 0  # transactions committed
         self.dropped = 0
         self._warned = False
+        self._encoded: dict[tuple[Any, ...], str] = {}  # only the writer thread uses it
         self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
         self._thread.start()
 
@@ -244,6 +247,23 @@ class SqliteLogWriter:
                 return
             self._cond.wait(left)
 
+    def _encode(self, attributes: dict[str, Any]) -> str:
+        """The redacted JSON of a row's attributes. Those of the run log's lifecycle rows
+        repeat (``{"event": "stage.finished", "status": "success", "error_type": null}``, two
+        rows a stage), so the JSON of attributes holding only strings and None is remembered
+        by their items (at most ``_ENCODED_MAX``, emptied when full): redaction is a pure
+        function of the items, so a remembered text is the one a new walk would make."""
+        key = _text_key(attributes)
+        if key is None:
+            return json.dumps(redact(attributes), default=str)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = json.dumps(redact(attributes), default=str)
+            if len(self._encoded) >= _ENCODED_MAX:
+                self._encoded.clear()
+            self._encoded[key] = encoded
+        return encoded
+
     def _write(self, entries: list[_Entry]) -> None:
         # Everything but SQLite first (redaction, JSON), to hold the write lock the least.
         steps: list[list[tuple[Any, ...]] | OutputRows] = []
@@ -259,7 +279,7 @@ class SqliteLogWriter:
                 continue
             attributes = entry.attributes
             if attributes is not shared:  # rows often share one dict: encode it once
-                shared, encoded = attributes, json.dumps(redact(attributes), default=str)
+                shared, encoded = attributes, self._encode(attributes)
             values.append((*entry[:10], redact_text(entry.body), encoded))
         if values:
             steps.append(values)
@@ -281,6 +301,16 @@ class SqliteLogWriter:
             except BaseException:
                 rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
                 raise
+
+
+def _text_key(attributes: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The memo key of ``attributes`` when every value is a string or None (then equal keys
+    mean equal redacted JSON), else None: ``True == 1`` and ``0.0 == -0.0`` would share a
+    key while their JSON differs."""
+    for value in attributes.values():
+        if value is not None and type(value) is not str:
+            return None
+    return tuple(attributes.items())
 
 
 def _size(entry: _Entry) -> int:
