@@ -249,6 +249,43 @@ async def test_loading_begins_when_the_first_stage_starts() -> None:
     ), probe.seen
 
 
+async def test_only_the_first_stage_start_schedules_the_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While the monitor loads, the first kept ``StageStarted`` schedules the loading's start
+    on the loop; the later ones schedule nothing more (a callback a stage, for nothing)."""
+    deferred = DeferredMonitor(PayloadCapture())
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon", counting)
+    for stage in ("a", "b", "c"):
+        deferred.on_event(
+            StageStarted(
+                run_id="r",
+                pipeline="p",
+                stage=stage,
+                instance=0,
+                attempt=1,
+                task_run_id=f"{stage}.0.1",
+                loop="python",
+                at=0.0,
+                queued_at=0.0,
+                considered_at=0.0,
+                inputs={},
+            )
+        )
+        await asyncio.sleep(0)
+    monkeypatch.undo()
+    begins = [callback for callback in scheduled if callback == deferred._begin.set]
+    assert (1, True) == (len(begins), deferred.may_load)
+
+
 def test_waiting_for_the_monitor_lets_loading_begin() -> None:
     """Whatever needs the monitor (a stage's TRACEPARENT, a flush, the run's end) lets loading
     begin at once instead of waiting for the first stage."""
