@@ -17,8 +17,9 @@ lifecycle rows at INFO, as in ``taskdaemon run`` (``--no-run-log``: off); the lo
 thread that stores them is not counted either.
 
 ``--deferred`` feeds the records as ``taskdaemon run`` hands them over after an async chain:
-kept by a ``cli.deferred.DeferredMonitor`` (not timed, the engine's side), then handed to the
-monitor by its ``started`` on the feeding thread, ``RunFinished`` last (timed). Without it each
+kept by a ``cli.deferred.DeferredMonitor`` (not timed, the engine's side; the records it
+declines, as the engine would not build them, left out), then handed to the monitor by its
+``started`` on the feeding thread, ``RunFinished`` last (timed). Without it each
 record goes to ``monitor.on_event`` one by one, as the stand-in did before it handed batches.
 
 ``--cold N`` (default 0) adds ``cold``: the median of N more cold feeds in the same child, each
@@ -144,10 +145,16 @@ def _feed_deferred(monitor: Any, records: list[Any], stages: int, samples: list[
     thread (``--deferred``); append the CPU µs a stage."""
     from taskdaemon.pipeline.cli.deferred import DeferredMonitor
 
-    deferred = DeferredMonitor(monitor.capture)
+    try:  # the stand-in declines what the run log will not write (trees from a6e8bc2 on)
+        from taskdaemon.pipeline.run_log_scope import wants
+
+        deferred = DeferredMonitor(monitor.capture, hooks_want=wants)
+    except ImportError:
+        deferred = DeferredMonitor(monitor.capture)
     *kept, last = records  # RunFinished waits for the monitor: handed over once it is live
     for record in kept:
-        deferred.on_event(record)
+        if deferred.wants_record(type(record)):  # else the engine would not have built it
+            deferred.on_event(record)
     gc.collect()
     started = time.thread_time()
     deferred.started(monitor, lambda run_id: contextlib.nullcontext())
