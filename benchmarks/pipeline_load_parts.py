@@ -1,22 +1,37 @@
-"""The pipeline file's load, part by part, CPU µs a stage.
+"""The pipeline file's load, part by part, per stage: thread CPU, or instructions (valgrind).
 
-``.venv/bin/python benchmarks/pipeline_load_parts.py [--stages 301] [--pairs 3] [--baseline SRC]``
+``.venv/bin/python benchmarks/pipeline_load_parts.py [--stages 301,1001] [--pairs 3]
+[--parts compose,load] [--baseline SRC] [--instructions]``
 
-Each child writes ``per_stage.py``'s sync chain of ``--stages`` stages and times, best of 31
-(``time.thread_time``): ``compose`` (``yamlsafe.compose_bounded``: the C parser and its Python
-call-backs), ``convert`` (``yaml_values.NodeConverter``: nodes to plain values with their
-lines), ``reader`` (``config._Reader``: plain values to the model, every field checked),
-``validate`` (``model.validate_pipeline``) and ``load`` (``config.load_pipeline``, all of it),
-each divided by the number of stages. With ``--baseline SRC`` (``git archive main src | tar -x
--C /tmp/base``, then ``--baseline /tmp/base/src``) children alternate between this checkout and
-SRC, ``--pairs`` times.
+Each child writes ``per_stage.py``'s async chain of each ``--stages`` size and times, best of
+``--repeat`` (``time.thread_time``, after one untimed run, the sizes interleaved): ``compose``
+(``yamlsafe.compose_bounded``: the C parser and its Python call-backs), ``convert`` (nodes to
+plain values: ``yaml_values.plain_tree`` where the tree has it, as ``load_pipeline`` reads a
+file without aliases or mistakes, else ``yaml_values.NodeConverter``), ``reader``
+(``config._Reader``: plain values to the model, every field checked), ``validate``
+(``model.validate_pipeline``) and ``load`` (``config.load_pipeline``, all of it), each divided
+by the number of stages. The parts run with the cyclic collector paused, as ``load_pipeline``
+runs them. With ``--baseline SRC`` (``git archive main src | tar -x -C /tmp/base``, then
+``--baseline /tmp/base/src``) children alternate between this checkout and SRC, ``--pairs``
+times (the order flipped every pair); each figure is the median over a tree's children of
+their best (with its range) and of their median.
+
+This VM's speed drifts by up to 2x within seconds, more than most levers on the parse move it.
+``--instructions`` counts instead: each part of each tree runs under ``valgrind --tool=
+cachegrind`` twice, with ``--repeat`` runs and with none, and the difference of the two
+instruction counts is divided by runs and stages. The count is the same on every run (hash
+seed fixed); it weighs a C-level dict look-up and a Python frame by their instructions, not
+by their cache misses, so it ranks levers, and the CPU figures confirm them.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,10 +42,19 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
+PARTS = ("compose", "convert", "reader", "validate", "load")
 
 
-def child(stages: int) -> dict[str, float]:
-    """In the child: each part's best of 31, µs a stage."""
+class _NoLines(dict[str, int]):
+    """No lines, for either form of ``_Reader``'s argument: a mapping before parse10, a
+    callable that returns one after (a chain has no issue, so neither is read)."""
+
+    def __call__(self) -> dict[str, int]:
+        return self
+
+
+def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
+    """Each part's work on a fresh chain of ``stages`` stages written in ``folder``."""
     sys.path.insert(0, str(HERE))
     from per_stage import chain
     from taskdaemon.pipeline.config import _Reader, load_pipeline
@@ -38,63 +62,140 @@ def child(stages: int) -> dict[str, float]:
     from taskdaemon.pipeline.yaml_values import NodeConverter
     from taskdaemon.pipeline.yamlsafe import compose_bounded
 
-    path = Path(tempfile.mkdtemp(prefix="td-load-parts-")) / "chain.yaml"
-    text = chain("sync", stages)
+    path = folder / f"chain-{stages}.yaml"
+    text = chain("async", stages)
     path.write_text(text)
-
-    def best(work: Callable[[], object]) -> float:
-        times = []
-        for _ in range(31):
-            started = time.thread_time()
-            work()
-            times.append(time.thread_time() - started)
-        return min(times) / stages * 1e6
-
     node = compose_bounded(text)
     assert node is not None
+    try:
+        from taskdaemon.pipeline.yaml_values import plain_tree
+    except ImportError:  # a tree before parse10
+
+        def convert() -> object:
+            return NodeConverter("f").value(node, "", None)
+    else:
+
+        def convert() -> object:
+            return plain_tree(node)
+
     data = NodeConverter("f").value(node, "", None)
-    pipeline = _Reader("f", {}).pipeline(data)
+    pipeline = _Reader("f", _NoLines()).pipeline(data)
     return {
-        "compose": best(lambda: compose_bounded(text)),
-        "convert": best(lambda: NodeConverter("f").value(node, "", None)),
-        "reader": best(lambda: _Reader("f", {}).pipeline(data)),
-        "validate": best(lambda: validate_pipeline(pipeline, registered_loops=())),
-        "load": best(lambda: load_pipeline(path)),
+        "compose": lambda: compose_bounded(text),
+        "convert": convert,
+        "reader": lambda: _Reader("f", _NoLines()).pipeline(data),
+        "validate": lambda: validate_pipeline(pipeline, registered_loops=()),
+        "load": lambda: load_pipeline(path),
     }
+
+
+def child(sizes: list[int], parts: list[str], repeat: int) -> dict[str, list[float]]:
+    """In the child: ``{"PART@SIZE": [best, median]}``, µs a stage."""
+    folder = Path(tempfile.mkdtemp(prefix="td-load-parts-"))
+    work = {size: _work(size, folder) for size in sizes}
+    times: dict[str, list[float]] = {f"{part}@{size}": [] for part in parts for size in sizes}
+    gc.disable()
+    for size in sizes:
+        for part in parts:
+            work[size][part]()
+    for _ in range(repeat):
+        for size in sizes:
+            for part in parts:
+                started = time.thread_time()
+                work[size][part]()
+                times[f"{part}@{size}"].append((time.thread_time() - started) / size * 1e6)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {key: [min(found), statistics.median(found)] for key, found in times.items()}
+
+
+def counted(size: int, part: str, runs: int) -> None:
+    """In a child under valgrind: one untimed run, then ``runs`` more of ``part``."""
+    work = _work(size, Path(tempfile.mkdtemp(prefix="td-load-parts-")))[part]
+    gc.disable()
+    for _ in range(runs + 1):
+        work()
+
+
+def instructions(source: str, size: int, part: str, runs: int) -> float:
+    """Instructions a stage of ``part`` with ``source`` first on the path (valgrind)."""
+    env = dict(os.environ, PYTHONPATH=source, PYTHONHASHSEED="0")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    found = []
+    for count in (0, 0, runs):  # the first writes any stale byte-code cache: not counted
+        command = [
+            "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+            sys.executable, __file__, "--count", part, "--stages", str(size),
+            "--repeat", str(count),
+        ]  # fmt: skip
+        out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+        match = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
+        assert match is not None, out.stderr
+        found.append(int(match.group(1).replace(",", "")))
+    return (found[2] - found[1]) / runs / size
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", type=int, default=301)
+    parser.add_argument("--stages", default="301,1001", help="comma list of chain sizes")
+    parser.add_argument("--parts", default=",".join(PARTS), help="comma list of parts")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--instructions", action="store_true")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--count", metavar="PART", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sizes = [int(size) for size in args.stages.split(",")]
+    parts = [part for part in args.parts.split(",") if part]
+    if args.count:
+        counted(sizes[0], args.count, args.repeat)
+        return
     if args.child:
-        print(json.dumps(child(args.stages)))
+        print(json.dumps(child(sizes, parts, args.repeat)))
         return
     variants = {"this": str(SRC)}
     if args.baseline:
         variants["base"] = args.baseline
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+    if args.instructions:
+        runs = max(1, args.repeat // 5)
+        print(f"pipeline file load, async chain, instructions a stage ({runs} runs minus none)")
+        print("  variant  part      " + "".join(f"{size:>12}" for size in sizes))
+        for part in parts:
+            for name, source in variants.items():
+                counts = [instructions(source, size, part, runs) for size in sizes]
+                print(f"  {name:<8} {part:<9} " + "".join(f"{c:12,.0f}" for c in counts))
+        return
+    results: dict[str, list[dict[str, list[float]]]] = {name: [] for name in variants}
+    order = list(variants.items())
+    loads = []
     for _ in range(args.pairs):
-        for name, source in variants.items():
+        for name, source in order:
             env = dict(os.environ, PYTHONPATH=source)
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", "--stages", str(args.stages)],
-                env=env, check=True, capture_output=True, text=True,
-            )  # fmt: skip
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            command = [
+                sys.executable, __file__, "--child", "--stages", args.stages,
+                "--parts", args.parts, "--repeat", str(args.repeat),
+            ]  # fmt: skip
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
             results[name].append(json.loads(out.stdout))
-    load = os.getloadavg()[0]
+        loads.append(os.getloadavg()[0])
+        order.reverse()
     print(
-        f"pipeline file load, {args.stages}-stage chain, CPU µs a stage, best of 31 in each of "
-        f"{args.pairs} children, median over children (load average {load:.1f})"
+        f"pipeline file load, async chain, thread CPU µs a stage: best and median of "
+        f"{args.repeat} in each of {args.pairs} children a tree; median over children, the "
+        f"children's best in brackets (load average {min(loads):.1f}-{max(loads):.1f})"
     )
-    parts = ("compose", "convert", "reader", "validate", "load")
-    print("  variant  " + "".join(f"{part:>10}" for part in parts))
-    for name, rows in results.items():
-        medians = [statistics.median(row[part] for row in rows) for part in parts]
-        print(f"  {name:<8} " + "".join(f"{value:10.1f}" for value in medians))
+    for part in parts:
+        for size in sizes:
+            key = f"{part}@{size}"
+            for name, rows in results.items():
+                bests = [row[key][0] for row in rows]
+                medians = [row[key][1] for row in rows]
+                print(
+                    f"  {name:<6} {part:<9} {size:>6}  best {statistics.median(bests):7.1f} "
+                    f"({min(bests):.1f}-{max(bests):.1f})  median "
+                    f"{statistics.median(medians):7.1f}"
+                )
 
 
 if __name__ == "__main__":
