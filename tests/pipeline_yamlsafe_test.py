@@ -1,9 +1,14 @@
-"""The composing loader's remembered scalar tags (yamlsafe._ComposingLoader)."""
+"""The composing loader (yamlsafe._ComposingLoader): remembered scalar tags, its lifetime."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
+import pytest
 import yaml
 
+from taskdaemon.pipeline import yamlsafe
 from taskdaemon.pipeline.yamlsafe import compose_bounded
 
 TEXT = """\
@@ -37,3 +42,27 @@ def test_a_repeated_scalar_keeps_the_tag_its_quoting_gives() -> None:
     assert values["b"] == "tag:yaml.org,2002:str"
     assert values["d"] == values["f"] == "tag:yaml.org,2002:int"
     assert values["e"] == "tag:yaml.org,2002:str"
+
+
+def test_a_composing_loader_is_freed_without_the_cyclic_collector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tag memo refers to its loader; ``dispose`` drops it, so the loader (and its parser's
+    buffers) goes when ``compose`` returns, not at the next collection."""
+    loaders: list[weakref.ref[yamlsafe._ComposingLoader]] = []
+    original = yamlsafe._ComposingLoader.__init__
+
+    def remembering(self: yamlsafe._ComposingLoader, stream: str) -> None:
+        original(self, stream)
+        loaders.append(weakref.ref(self))
+
+    monkeypatch.setattr(yamlsafe._ComposingLoader, "__init__", remembering)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        node = compose_bounded(TEXT)
+        assert node is not None
+        assert [ref() for ref in loaders] == [None]
+    finally:
+        if was_enabled:
+            gc.enable()

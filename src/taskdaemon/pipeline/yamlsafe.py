@@ -20,6 +20,7 @@ costs one look-up, and the refusal of a bomb takes microseconds.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 import yaml
@@ -53,34 +54,32 @@ class _ComposingLoader(_CLoader):  # type: ignore[misc,valid-type]
     """The loader that composes pipeline files: the safe schema, with the tag of a scalar
     remembered per loader (one file).
 
-    Even the C composer calls back into Python for every node's tag: ``resolve`` matches the
-    scalar against the implicit resolvers' patterns, and ``descend_resolver`` /
-    ``ascend_resolver`` run around every collection although the safe schema has no path
-    resolvers. A pipeline repeats its keys and values (``name``, ``triggers``, ``python``...),
-    so the tag of a (kind, value, implicit) triple is looked up once per file; ``resolve`` is a
-    pure function of it with the class's fixed resolvers. The memo lives as long as the loader
-    (one ``compose``) and holds at most the file's distinct scalars.
+    Even the C composer calls back into Python for every node: ``resolve`` for its tag (it
+    matches a scalar against the implicit resolvers' patterns), ``descend_resolver`` and
+    ``ascend_resolver`` around it although the safe schema has no path resolvers. So each
+    hook is a C callable, and a node costs no Python frame in them:
+
+    * ``resolve`` is a pure function of its (kind, value, implicit) arguments with the class's
+      fixed resolvers, and a pipeline repeats its keys and values (``name``, ``triggers``,
+      ``python``...): a ``functools.lru_cache`` of it, whose hits are a C dict look-up, answers
+      each triple after the first. The memo lives as long as the loader (one ``compose``),
+      holds at most the file's distinct scalars, and is dropped by ``dispose`` (it refers to
+      the loader: without that the loader would wait for the cyclic collector).
+    * the two path-resolver hooks do nothing: ``{}.get`` takes their two arguments and
+      ``tuple`` none (each returns a value the composer ignores).
     """
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
-        self._tags: dict[tuple[Any, str, Any], str] = {}
+        self.resolve = functools.lru_cache(maxsize=None)(super().resolve)
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        key = (kind, value, implicit)
-        tags = self._tags
-        tag = tags.get(key)
-        if tag is None:
-            tag = tags[key] = super().resolve(kind, value, implicit)
-        return tag
+    def dispose(self) -> None:
+        self.__dict__.pop("resolve", None)
+        super().dispose()
 
     if not _CLoader.yaml_path_resolvers:  # the safe schema has none: nothing to track
-
-        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-            return None
-
-        def ascend_resolver(self) -> None:
-            return None
+        descend_resolver: Any = {}.get
+        ascend_resolver: Any = tuple
 
 
 _Loader: type[yaml.SafeLoader] = _ComposingLoader
