@@ -37,11 +37,11 @@ import gc
 import math
 import os
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
-from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
+from taskdaemon.pipeline.config_text import read_toml, read_yaml
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
@@ -63,15 +63,8 @@ from taskdaemon.pipeline.model import (
     validate_pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
-from taskdaemon.pipeline.yaml_import import yaml
-from taskdaemon.pipeline.yaml_values import NodeConverter, kind_of
-from taskdaemon.pipeline.yamlsafe import (
-    MAX_YAML_BYTES,
-    MAX_YAML_DEPTH,
-    YamlLimitError,
-    compose_bounded,
-    syntax_problem,
-)
+from taskdaemon.pipeline.yaml_values import kind_of
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
 __all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registered_loop_types"]
 
@@ -219,11 +212,12 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] | None) -> Pipeline:
+    lines: Callable[[], dict[str, int]]
     if fmt == "yaml":
-        data, lines, issues = _read_yaml(text, source)
+        data, lines, issues = read_yaml(text, source)
     elif fmt == "toml":
-        data, issues = _read_toml(text, source)
-        lines = {}
+        data, issues = read_toml(text, source)
+        lines = dict  # TOML has no lines
     else:
         raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml' or 'toml')")
     if issues:
@@ -248,45 +242,6 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)
     return pipeline
-
-
-# --- reading the file ------------------------------------------------------------------------
-
-
-def _read_yaml(text: str, file: str) -> tuple[Any, dict[str, int], list[ValidationIssue]]:
-    try:
-        node = compose_bounded(text)
-    except YamlLimitError as exc:
-        return None, {}, [ValidationIssue("", str(exc), file=file, line=exc.line)]
-    except yaml.YAMLError as exc:
-        problem, line = syntax_problem(text, exc)
-        return None, {}, [ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)]
-    if node is None:
-        return None, {}, [ValidationIssue("", "the file is empty", file=file, line=1)]
-    converter = NodeConverter(file)
-    try:
-        data = converter.value(node, "", None)
-    except RecursionError:
-        issue = ValidationIssue("", "nested too deeply", file=file, line=1)
-        return None, {}, [issue]
-    return data, converter.lines, converter.issues
-
-
-def _read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
-    import tomllib  # noqa: PLC0415 - only TOML files need it (start-up time)
-
-    try:
-        data = tomllib.loads(text)
-        check_depth(data, MAX_YAML_DEPTH)
-        return data, []
-    except (RecursionError, BoundedInputError):  # tomllib recurses, from about 330 levels
-        return None, [ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)]
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = re.search(r"\(at line (\d+), column \d+\)$", message)
-        line = int(found.group(1)) if found else None
-        reason = message[: found.start()].rstrip() if found else message
-        return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file, line=line)]
 
 
 def _join(path: str, key: str) -> str:
@@ -323,12 +278,15 @@ class _Reader:
     """Builds the model from plain values, collecting an issue for every field that is wrong.
 
     A wrong field gets its default (or the element is dropped) so that reading goes on and the
-    rest of the file is still checked.
+    rest of the file is still checked. ``lines`` gives the line of each field path (empty for
+    TOML); it is called at the first issue only, since most files have none and their lines
+    would cost a walk of the file's nodes (``config_text.yaml_lines``).
     """
 
-    def __init__(self, file: str, lines: dict[str, int]) -> None:
+    def __init__(self, file: str, lines: Callable[[], Mapping[str, int]]) -> None:
         self.file = file
-        self.lines = lines
+        self._lines_of = lines
+        self._lines: Mapping[str, int] | None = None
         self.issues: list[ValidationIssue] = []
         self.fatal = False
         self._paths: set[str] = set()
@@ -344,11 +302,14 @@ class _Reader:
 
     def line_of(self, path: str) -> int | None:
         """The line of ``path`` or of its nearest ancestor the file has (TOML: None)."""
-        if not self.lines:
+        lines = self._lines
+        if lines is None:
+            lines = self._lines = self._lines_of()
+        if not lines:
             return None
-        while path not in self.lines and path:
+        while path not in lines and path:
             path = _parent(path)
-        return self.lines.get(path)
+        return lines.get(path)
 
     def covers(self, path: str) -> bool:
         """True if an issue was already reported at, inside or around ``path``."""

@@ -7,6 +7,13 @@ reference, so it must only be given a node graph that ``yamlsafe.compose_bounded
 its work is then bounded by the expanded size that function measured. It stops (with an issue)
 at collections nested deeper than ``max_depth``, which ``compose_bounded`` leaves to it when
 the file has no alias.
+
+Most files have no alias and no mistake: :func:`plain_tree` reads such a tree in one walk with
+no field paths, no lines and no issue bookkeeping (a Python call per collection and per list
+item, none per string value of a mapping), and gives up at the first thing that would be an
+issue; the caller then reads the file again with :class:`NodeConverter`, which words it. Lines
+are only needed for an issue, so a caller of :func:`plain_tree` finds them (with the
+converter) only when one is reported.
 """
 
 from __future__ import annotations
@@ -20,10 +27,58 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from taskdaemon.pipeline.errors import ValidationIssue
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
-__all__ = ["NodeConverter", "kind_of"]
+__all__ = ["NOT_PLAIN", "NodeConverter", "kind_of", "plain_tree"]
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
+
+#: What :func:`plain_tree` returns when the tree has something only the converter words.
+NOT_PLAIN: Any = object()
+
+
+class _NotPlainError(Exception):
+    """Raised inside :func:`plain_tree` at the first irregular node."""
+
+
+def plain_tree(node: Node, max_depth: int = MAX_YAML_DEPTH) -> Any:
+    """The plain value of the alias-free node tree ``node``, or :data:`NOT_PLAIN` when reading
+    it with :class:`NodeConverter` would report an issue (or might: the test is cautious).
+
+    Irregular: a key that is not a plain string (a ``<<`` merge, a number), a duplicate key, a
+    scalar the safe constructor refuses, collections nested ``max_depth`` deep. The value is
+    then the converter's, equal in every other case. Only for a tree: an alias could make a
+    node its own ancestor, which this walk would follow to ``max_depth`` each time.
+    """
+    constructor = yaml.constructor.SafeConstructor()
+    try:
+        return _plain(node, 0, max_depth, constructor.construct_object)
+    except (_NotPlainError, yaml.YAMLError):
+        return NOT_PLAIN
+
+
+def _plain(node: Node, depth: int, max_depth: int, construct: Any) -> Any:
+    kind = type(node)
+    if kind is ScalarNode:
+        return node.value if node.tag == _STR else construct(node)
+    if depth >= max_depth:  # as the converter counts: collections above this one
+        raise _NotPlainError
+    depth += 1
+    if kind is MappingNode:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _STR or type(key_node) is not ScalarNode:
+                raise _NotPlainError  # a merge, a key of another type
+            key = key_node.value
+            if key in result:
+                raise _NotPlainError  # a duplicate
+            if value_node.tag == _STR and type(value_node) is ScalarNode:
+                result[key] = value_node.value
+            else:
+                result[key] = _plain(value_node, depth, max_depth, construct)
+        return result
+    if kind is SequenceNode:
+        return [_plain(item, depth, max_depth, construct) for item in node.value]
+    raise _NotPlainError  # pragma: no cover - the composer makes no other node
 
 
 class NodeConverter:
