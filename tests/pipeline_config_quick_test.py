@@ -1,19 +1,25 @@
 """The loader's quick paths give what its thorough ones give: the same values, issues and lines.
 
 ``yaml_values.plain_tree`` reads an alias-free file without paths or lines (``config_text``
-finds the lines again only for an issue). It must give way to the thorough path whenever that
-one would say something.
+finds the lines again only for an issue), ``trigger_values.quick_trigger`` reads a right
+trigger with a few type tests, and ``config._Reader.stage`` takes a field of the right type
+without a ``field`` call. Each must give way to the thorough path whenever that one would say
+something.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.config import _Reader, parse_pipeline
 from taskdaemon.pipeline.errors import ConfigError
+from taskdaemon.pipeline.trigger_values import quick_trigger
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree
 from taskdaemon.pipeline.yamlsafe import compose_bounded
 
@@ -75,6 +81,34 @@ def test_plain_tree_reads_collections_just_under_the_depth_limit() -> None:
     assert plain_tree(node) == expected
 
 
+def test_a_stage_of_wrong_types_reports_each_field_on_its_line() -> None:
+    text = (
+        "name: demo\n"
+        "stages:\n"
+        "  - name: 5\n"
+        "    loop: [x]\n"
+        "    handler: 1\n"
+        "    command: true\n"
+        "    triggers: nope\n"
+    )
+    assert _error(text) == (
+        "<string>:3: stages[0].name: expected a string, got integer\n"
+        "<string>:4: stages[0].loop: expected a string, got list\n"
+        "<string>:5: stages[0].handler: expected a string, got integer\n"
+        "<string>:6: stages[0].command: expected a string, got boolean\n"
+        "<string>:7: stages[0].triggers: expected a list, got string"
+    )
+
+
+def test_null_required_fields_are_reported_on_their_lines() -> None:
+    text = "name: demo\nstages:\n  - name: ~\n    loop:\n    handler: 'a:b'\n    triggers:\n"
+    assert _error(text) == (
+        "<string>:3: stages[0].name: expected a string, got null\n"
+        "<string>:4: stages[0].loop: expected a string, got null\n"
+        "<string>:6: stages[0].triggers: expected a list, got null"
+    )
+
+
 def test_issues_of_a_file_read_quickly_keep_their_lines() -> None:
     """No alias and no mistake the converter sees: the lines come from composing again."""
     text = (
@@ -124,3 +158,61 @@ def test_a_star_that_is_no_alias_takes_the_converter_and_keeps_lines() -> None:
 def test_the_depth_limit_of_a_file_without_aliases_keeps_its_message() -> None:
     text = "name: demo\nstages: " + "[" * 101 + "]" * 101 + "\n"
     assert _error(text) == "<string>:2: nested deeper than 100 levels"
+
+
+#: Each trigger kind's body keys (and a misspelt kind), for the exhaustive check below.
+_KINDS = {
+    "on_completion": ["stage", "success_only"],
+    "on_event": ["type", "filter"],
+    "on_condition": ["expression"],
+    "manual": ["approval_required", "timeout"],
+    "on_complete": ["stage"],
+}
+_ABSENT = object()
+_VALUES = [_ABSENT, None, True, False, 0, 1, "", " ", "a", "10m", ["a"]]
+
+
+def _trigger_items() -> Iterator[Any]:
+    """Every body of every kind over ``_VALUES`` (each key absent or one of them, with and
+    without an unknown key), plus items of other shapes."""
+    for kind, keys in _KINDS.items():
+        for values in itertools.product(_VALUES, repeat=len(keys)):
+            pairs = zip(keys, values, strict=True)
+            body = {key: value for key, value in pairs if value is not _ABSENT}
+            yield {kind: body}
+            yield {kind: {**body, "bogus": 1}}
+            yield {kind: body, "manual": None}
+        yield from ({kind: body} for body in (None, "", "a", 1, []))
+    yield from (None, "manual", 1, [], {})
+
+
+def test_quick_trigger_takes_only_what_the_reader_takes_without_an_issue() -> None:
+    checked = 0
+    for item in _trigger_items():
+        reader = _Reader("f", dict)
+        expected = reader.trigger(item, "stages[0].triggers[0]")
+        found = quick_trigger(item)
+        if reader.issues or expected is None:
+            assert found is None, item
+        else:
+            assert found is None or found == expected, item
+            checked += found is not None
+    assert checked > 100  # the quick path took a good share of the right ones
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"on_completion": {"stage": "a"}},
+        {"on_completion": {"stage": "a", "success_only": False}},
+        {"on_event": {"type": "e", "filter": "event.x > 1"}},
+        {"on_condition": {"expression": "stages.a.ok"}},
+        {"manual": None},
+        {"manual": {"approval_required": True}},
+    ],
+)
+def test_quick_trigger_reads_each_kind_of_right_trigger(item: dict[str, Any]) -> None:
+    reader = _Reader("f", dict)
+    assert quick_trigger(item) == reader.trigger(item, "t")
+    assert quick_trigger(item) is not None
+    assert not reader.issues

@@ -63,6 +63,8 @@ from taskdaemon.pipeline.model import (
     validate_pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
+from taskdaemon.pipeline.trigger_values import quick_trigger
 from taskdaemon.pipeline.yaml_values import kind_of
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
@@ -116,12 +118,8 @@ _RETRY_KEYS: Final = ("max_attempts", "backoff")
 _BACKOFF_KEYS: Final = ("initial", "factor", "max")
 _LOOP_KEYS: Final = ("handler", "command")
 _MAPPING_KEYS: Final = ("from", "required")
-_TRIGGER_KEYS: Final = {
-    "on_completion": ("stage", "success_only"),
-    "on_event": ("type", "filter"),
-    "on_condition": ("expression",),
-    "manual": ("approval_required", "timeout"),
-}
+#: The keys a stage may have, for the common case's one test (``_STAGE_KEYS`` words an issue).
+_STAGE_KEY_SET: Final = frozenset(_STAGE_KEYS)
 
 _TRIGGER_MODES: Final = {mode.value: mode for mode in TriggerMode}
 
@@ -490,24 +488,50 @@ class _Reader:
         if not isinstance(value, list):
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
-        found = (self.stage(item, f"{path}[{i}]") for i, item in enumerate(value))
-        return tuple(stage for stage in found if stage is not None)
+        stages = []
+        for i, item in enumerate(value):
+            stage = self.stage(item, f"{path}[{i}]")
+            if stage is not None:
+                stages.append(stage)
+        return tuple(stages)
 
     def stage(self, value: Any, path: str) -> Stage | None:
+        # A field present with its type (or absent where allowed) is taken with a type test;
+        # any other goes through ``field``, which reports it: the same issues, in this order.
         data = self.mapping(value, path)
         if data is None:
             return None
-        self.keys(data, _STAGE_KEYS, path)
-        handler = self.field(data, "handler", path, self.string, None)
-        command = self.field(data, "command", path, self.string, None)
-        inferred = None
+        if not data.keys() <= _STAGE_KEY_SET:
+            self.keys(data, _STAGE_KEYS, path)
+        get = data.get
+        handler = get("handler")
+        if handler is not None and not isinstance(handler, str):
+            handler = self.field(data, "handler", path, self.string, None)
+        command = get("command")
+        if command is not None and not isinstance(command, str):
+            command = self.field(data, "command", path, self.string, None)
+        loop = get("loop")
         if "loop" not in data and (handler is None) != (command is None):
-            inferred = "python" if handler is not None else "command"
-        loop = inferred or self.field(data, "loop", path, self.string, "", required=True)
-        name = self.field(data, "name", path, self.string, "", required=True)
-        triggers: tuple[Trigger, ...] = self.field(
-            data, "triggers", path, self.triggers, (), required=True, hint=ENTRY_STAGE_HINT
-        )
+            loop = "python" if handler is not None else "command"
+        elif not isinstance(loop, str):
+            loop = self.field(data, "loop", path, self.string, "", required=True)
+        name = get("name")
+        if not isinstance(name, str):
+            name = self.field(data, "name", path, self.string, "", required=True)
+        triggers: tuple[Trigger, ...] | None = None
+        if isinstance(found := get("triggers"), list):
+            triggers = self.triggers(found, f"{path}.triggers")
+        if triggers is None:
+            no_triggers: tuple[Trigger, ...] = ()
+            triggers = self.field(
+                data,
+                "triggers",
+                path,
+                self.triggers,
+                no_triggers,
+                required=True,
+                hint=ENTRY_STAGE_HINT,
+            )
         given: dict[str, Any] = {}
         for key, convert in _STAGE_OPTIONAL:
             if key in data:
@@ -531,8 +555,15 @@ class _Reader:
         if not isinstance(value, list):
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
-        found = (self.trigger(item, f"{path}[{i}]") for i, item in enumerate(value))
-        return tuple(trigger for trigger in found if trigger is not None)
+        triggers = []
+        for i, item in enumerate(value):
+            # Most items are right: read at once; any other is read field by field.
+            trigger = quick_trigger(item)
+            if trigger is None:
+                trigger = self.trigger(item, f"{path}[{i}]")
+            if trigger is not None:
+                triggers.append(trigger)
+        return tuple(triggers)
 
     def trigger(self, value: Any, path: str) -> Trigger | None:
         if not isinstance(value, dict):
