@@ -3,8 +3,8 @@
 ``yaml_values.plain_tree`` reads an alias-free file without paths or lines (``config_text``
 finds the lines again only for an issue), ``trigger_values.quick_trigger`` reads a right
 trigger with a few type tests, and ``config._Reader.stage`` takes a field of the right type
-without a ``field`` call. Each must give way to the thorough path whenever that one would say
-something.
+without a ``field`` call; ``model._Validator`` builds a field's path only for an issue. Each
+must give way to the thorough path whenever that one would say something.
 """
 
 from __future__ import annotations
@@ -216,3 +216,40 @@ def test_quick_trigger_reads_each_kind_of_right_trigger(item: dict[str, Any]) ->
     assert quick_trigger(item) == reader.trigger(item, "t")
     assert quick_trigger(item) is not None
     assert not reader.issues
+
+
+def test_the_validator_names_each_field_it_reports() -> None:
+    """The validator joins a field's path only for an issue: each path as it was built before."""
+    text = (
+        "name: demo\n"
+        "timeout: 0\n"
+        "retry: {max_attempts: 0, backoff: {factor: 0.5}}\n"
+        "loops:\n"
+        "  lint: {handler: not-a-handler}\n"
+        "stages:\n"
+        "  - name: a\n"
+        "    command: x\n"
+        "    parallel_instances: 0\n"
+        "    retry: {backoff: {initial: 0, max: 0}}\n"
+        "    triggers:\n"
+        "      - manual: {}\n"
+        "      - manual: {approval_required: true, timeout: 0}\n"
+        "      - on_completion: {stage: nope}\n"
+        "  - name: b\n"
+        "    loop: lint\n"
+        "    triggers: [{on_completion: {stage: a}}]\n"
+    )
+    assert _error(text).splitlines() == [
+        "<string>:2: timeout: must be > 0, got 0",
+        "<string>:3: retry.max_attempts: must be >= 1, got 0",
+        "<string>:3: retry.backoff.factor: must be >= 1, got 0.5",
+        "<string>:5: loops.lint.handler: invalid handler 'not-a-handler' (expected "
+        "module:function)",
+        "<string>:6: stages: no entry stage (a stage with no upstream stages and a manual, "
+        "on_condition or external on_event trigger)",
+        "<string>:9: stages[0].parallel_instances: must be >= 1, got 0",
+        "<string>:10: stages[0].retry.backoff.initial: must be > 0, got 0",
+        "<string>:10: stages[0].retry.backoff.max: must be > 0, got 0",
+        "<string>:13: stages[0].triggers[1].manual.timeout: must be > 0, got 0",
+        "<string>:14: stages[0].triggers[2].on_completion.stage: unknown stage 'nope'",
+    ]

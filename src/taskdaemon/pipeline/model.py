@@ -423,9 +423,9 @@ class _Validator:
         self.name("name", pipeline.name)
         for index, event_type in enumerate(pipeline.external_events):
             self.name_length(f"external_events[{index}]", event_type, "event type")
-        self.at_least("concurrency", pipeline.concurrency, 1)
-        self.positive("timeout", pipeline.timeout)
-        self.retry("retry", pipeline.retry)
+        self.at_least("", "concurrency", pipeline.concurrency, 1)
+        self.positive("", "timeout", pipeline.timeout)
+        self.retry("", "retry", pipeline.retry)
         for name, loop in pipeline.loops.items():
             self.loop_def(f"loops.{name}", name, loop)
         if not pipeline.stages:
@@ -466,21 +466,26 @@ class _Validator:
         )
         return False
 
-    def at_least(self, path: str, value: float, minimum: int) -> None:
+    # The checks of a field take the path of what holds it and the field's name, and join the
+    # two only for an issue: a valid file has none, and a path per field was most of the cost
+    # of validating a stage.
+
+    def at_least(self, owner: str, field: str, value: float, minimum: int) -> None:
         if value < minimum:
-            self.issue(path, f"must be >= {minimum}, got {value:g}")
+            self.issue(_path(owner, field), f"must be >= {minimum}, got {value:g}")
 
-    def positive(self, path: str, value: float | None) -> None:
+    def positive(self, owner: str, field: str, value: float | None) -> None:
         if value is not None and not value > 0:
-            self.issue(path, f"must be > 0, got {value:g}")
+            self.issue(_path(owner, field), f"must be > 0, got {value:g}")
 
-    def retry(self, path: str, retry: RetryPolicy | None) -> None:
+    def retry(self, owner: str, field: str, retry: RetryPolicy | None) -> None:
         if retry is None:
             return
-        self.at_least(f"{path}.max_attempts", retry.max_attempts, 1)
-        self.positive(f"{path}.backoff.initial", retry.backoff.initial)
-        self.at_least(f"{path}.backoff.factor", retry.backoff.factor, 1)
-        self.positive(f"{path}.backoff.max", retry.backoff.max)
+        path = _path(owner, field)
+        self.at_least(path, "max_attempts", retry.max_attempts, 1)
+        self.positive(path, "backoff.initial", retry.backoff.initial)
+        self.at_least(path, "backoff.factor", retry.backoff.factor, 1)
+        self.positive(path, "backoff.max", retry.backoff.max)
 
     def loop_def(self, path: str, name: str, loop: LoopDef) -> None:
         self.name_length(path, name, "loop type")
@@ -488,13 +493,14 @@ class _Validator:
             self.issue(path, f"shadows the built-in loop type {name!r}")
         if (loop.handler is None) == (loop.command is None):
             self.issue(path, "expected exactly one of 'handler' or 'command'")
-        self.handler(f"{path}.handler", loop.handler)
+        self.handler(path, loop.handler)
         if loop.command is not None and not loop.command.strip():
             self.issue(f"{path}.command", "must not be empty")
 
-    def handler(self, path: str, handler: str | None) -> None:
+    def handler(self, owner: str, handler: str | None) -> None:
         if handler is not None and not _HANDLER_PATTERN.fullmatch(handler):
-            self.issue(path, f"invalid handler {handler!r} (expected module:function)")
+            message = f"invalid handler {handler!r} (expected module:function)"
+            self.issue(f"{owner}.handler", message)
 
     def stage(self, path: str, stage: Stage) -> None:
         if stage.loop not in self.loop_names:
@@ -511,38 +517,47 @@ class _Validator:
                 self.issue(f"{path}.command", "required for loop 'command'")
             if stage.handler is not None:
                 self.issue(f"{path}.handler", "not used by loop 'command'")
-        self.handler(f"{path}.handler", stage.handler)
+        self.handler(path, stage.handler)
         if stage.command is not None and not stage.command.strip():
             self.issue(f"{path}.command", "must not be empty")
-        self.at_least(f"{path}.parallel_instances", stage.parallel_instances, 1)
-        self.positive(f"{path}.timeout", stage.timeout)
-        self.retry(f"{path}.retry", stage.retry)
+        self.at_least(path, "parallel_instances", stage.parallel_instances, 1)
+        self.positive(path, "timeout", stage.timeout)
+        self.retry(path, "retry", stage.retry)
         if not stage.triggers:
             self.issue(f"{path}.triggers", f"must not be empty{ENTRY_STAGE_HINT}")
         for index, trigger in enumerate(stage.triggers):
-            self.trigger(f"{path}.triggers[{index}].{trigger.kind}", stage, trigger)
-        event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)
-        input_variables = _EVENT_VARIABLES if event_triggered else _BASE_VARIABLES
-        seen: set[str] = set()
-        for mapping in stage.inputs:
-            if mapping.name in seen:
-                self.issue(f"{path}.inputs.{mapping.name}", "duplicate input name")
-            seen.add(mapping.name)
-            self.expression(f"{path}.inputs.{mapping.name}.from", mapping.source, input_variables)
-        seen.clear()
-        for output in stage.outputs or ():
-            if output.name in seen:
-                self.issue(f"{path}.outputs.{output.name}", "duplicate output name")
-            seen.add(output.name)
-            self.expression(f"{path}.outputs.{output.name}.from", output.source, _OUTPUT_VARIABLES)
+            self.trigger(path, index, stage, trigger)
+        if stage.inputs:
+            event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)
+            variables = _EVENT_VARIABLES if event_triggered else _BASE_VARIABLES
+            self.mappings(f"{path}.inputs", stage.inputs, variables, "input")
+        if stage.outputs:
+            self.mappings(f"{path}.outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
 
-    def trigger(self, path: str, stage: Stage, trigger: Trigger) -> None:
+    def mappings(
+        self,
+        path: str,
+        mappings: tuple[InputMapping | OutputMapping, ...],
+        variables: frozenset[str],
+        noun: str,
+    ) -> None:
+        seen: set[str] = set()
+        for mapping in mappings:
+            if mapping.name in seen:
+                self.issue(f"{path}.{mapping.name}", f"duplicate {noun} name")
+            seen.add(mapping.name)
+            self.expression(f"{path}.{mapping.name}.from", mapping.source, variables)
+
+    def trigger(self, owner: str, index: int, stage: Stage, trigger: Trigger) -> None:
         if isinstance(trigger, OnCompletion):
             # A completion of the stage itself is a cycle ``a -> a``, reported by ``cycles``.
             if trigger.stage not in self.stage_names:
                 hint = self.suggest(trigger.stage, self.stage_names)
-                self.issue(f"{path}.stage", f"unknown stage {clip(trigger.stage)!r}{hint}")
-        elif isinstance(trigger, OnEvent):
+                path = f"{owner}.triggers[{index}].on_completion.stage"
+                self.issue(path, f"unknown stage {clip(trigger.stage)!r}{hint}")
+            return
+        path = f"{owner}.triggers[{index}].{trigger.kind}"
+        if isinstance(trigger, OnEvent):
             known = trigger.type in self.emitted or trigger.type in self.external
             if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
                 self.issue(
@@ -554,7 +569,7 @@ class _Validator:
         elif isinstance(trigger, OnCondition):
             self.expression(f"{path}.expression", trigger.expression, _BASE_VARIABLES)
         else:
-            self.positive(f"{path}.timeout", trigger.timeout)
+            self.positive(path, "timeout", trigger.timeout)
             if trigger.timeout is not None and not trigger.approval_required:
                 self.issue(f"{path}.timeout", "only used when approval_required is true")
 
@@ -651,6 +666,10 @@ def _syntax_message(source: str) -> str | None:
         where = f"column {column}" if line == "1" else f"line {line}, column {column}"
         return f"syntax error at {where}: {problem}"
     return None
+
+
+def _path(owner: str, field: str) -> str:
+    return f"{owner}.{field}" if owner else field
 
 
 def _bad_name(name: str) -> str:
