@@ -805,3 +805,48 @@ def test_any_structure_loads_or_raises_config_error(document: dict[str, object])
     except ConfigError as error:
         issues = error.issues or (ValidationIssue("", "raised without issues"),)
     assert all(issue.file == "<string>" for issue in issues)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2020-02-30", "invalid timestamp value: day is out of range for month"),
+        ("!!int x", "invalid int value: invalid literal for int() with base 10: 'x'"),
+        ("!!float x", "invalid float value: could not convert string to float: 'x'"),
+        ("!!int " + "9" * 5000, "invalid int value: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_a_scalar_the_constructor_refuses_is_an_issue(value: str, message: str) -> None:
+    """A tagged or implicit scalar PyYAML cannot convert (a date that does not exist, ``!!int``
+    of a word) is an issue on its line, not a ``ValueError`` escaping the loader."""
+    text = _one_stage(f"timeout: {value}")
+    error = _parse_error(text)
+    assert error.startswith(f"<string>:7: stages[0].timeout: {message}"), error
+    assert "\n" not in error
+
+
+def test_issues_after_a_dropped_list_item_keep_the_file_s_numbering() -> None:
+    """A stage or trigger the reader dropped for its own issue is not in the model; what the
+    validator then finds in a later item is still reported at that item's index and line in
+    the file, not at the index it has in the model."""
+    text = """\
+        name: demo
+        stages:
+          - name: a
+            command: make
+            triggers:
+              - manual: {}
+          - 5
+          - name: b
+            command: make
+            triggers:
+              - on_event: {type: ""}
+              - manual: {timeout: 0}
+    """
+    assert _parse_error(text).splitlines() == [
+        "<string>:7: stages[1]: expected a mapping, got integer",
+        "<string>:11: stages[2].triggers[0].on_event.type: must not be empty",
+        "<string>:12: stages[2].triggers[1].manual.timeout: must be > 0, got 0",
+        "<string>:12: stages[2].triggers[1].manual.timeout: "
+        "only used when approval_required is true",
+    ]

@@ -230,11 +230,11 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
         unknown = any(stage.loop not in declared for stage in pipeline.stages)
         registered_loops = registered_loop_types() if unknown else ()
     found = validate_pipeline(pipeline, registered_loops=registered_loops)
-    issues = reader.issues + [
-        replace(issue, file=source, line=reader.line_of(issue.path))
-        for issue in found
-        if not reader.covers(issue.path)
-    ]
+    issues = list(reader.issues)
+    for issue in found:
+        path = reader.file_path(issue.path)
+        if not reader.covers(path):
+            issues.append(replace(issue, path=path, file=source, line=reader.line_of(path)))
     if issues:
         # Stable: issues on one line keep the order they were found in; TOML has no lines.
         issues.sort(key=lambda issue: issue.line or 0)
@@ -289,6 +289,9 @@ class _Reader:
         self.fatal = False
         self._paths: set[str] = set()
         self._covered: set[str] = set()
+        # The file's index of each item kept from a list the reader dropped items from, by the
+        # list's path in the file (``file_path``).
+        self._kept: dict[str, list[int]] = {}
 
     # issues
 
@@ -308,6 +311,31 @@ class _Reader:
         while path not in lines and path:
             path = _parent(path)
         return lines.get(path)
+
+    def file_path(self, path: str) -> str:
+        """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list
+        item the reader dropped for its issue is not in the model, so the validator's indices
+        of later items are lower than the file's."""
+        if not self._kept:
+            return path
+        result, rest = "", path
+        while (opening := rest.find("[")) >= 0 and (closing := rest.find("]", opening)) >= 0:
+            result += rest[:opening]
+            number = rest[opening + 1 : closing]
+            kept = self._kept.get(result)
+            if kept is not None and number.isdigit() and int(number) < len(kept):
+                number = str(kept[int(number)])
+            result += f"[{number}]"
+            rest = rest[closing + 1 :]
+        return result + rest
+
+    def _compacted(self, path: str, items: list[Any], total: int) -> list[Any]:
+        """The values of ``items`` (file index, value or None), the Nones dropped; their file
+        indices are kept for ``file_path`` when any was."""
+        kept = [(index, item) for index, item in items if item is not None]
+        if len(kept) != total:
+            self._kept[path] = [index for index, _ in kept]
+        return [item for _, item in kept]
 
     def covers(self, path: str) -> bool:
         """True if an issue was already reported at, inside or around ``path``."""
@@ -402,8 +430,8 @@ class _Reader:
         if not isinstance(value, list):
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
-        found = (self.name(item, f"{path}[{i}]") for i, item in enumerate(value))
-        return tuple(item for item in found if item is not None)
+        found = [(i, self.name(item, f"{path}[{i}]")) for i, item in enumerate(value)]
+        return tuple(self._compacted(path, found, len(value)))
 
     def choice(self, value: Any, path: str, choices: Collection[str], noun: str) -> str | None:
         text = self.string(value, path)
@@ -488,12 +516,8 @@ class _Reader:
         if not isinstance(value, list):
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
-        stages = []
-        for i, item in enumerate(value):
-            stage = self.stage(item, f"{path}[{i}]")
-            if stage is not None:
-                stages.append(stage)
-        return tuple(stages)
+        stages = [(i, self.stage(item, f"{path}[{i}]")) for i, item in enumerate(value)]
+        return tuple(self._compacted(path, stages, len(value)))
 
     def stage(self, value: Any, path: str) -> Stage | None:
         # A field present with its type (or absent where allowed) is taken with a type test;
@@ -561,9 +585,8 @@ class _Reader:
             trigger = quick_trigger(item)
             if trigger is None:
                 trigger = self.trigger(item, f"{path}[{i}]")
-            if trigger is not None:
-                triggers.append(trigger)
-        return tuple(triggers)
+            triggers.append((i, trigger))
+        return tuple(self._compacted(path, triggers, len(value)))
 
     def trigger(self, value: Any, path: str) -> Trigger | None:
         if not isinstance(value, dict):

@@ -35,6 +35,10 @@ _MERGE = "tag:yaml.org,2002:merge"
 #: What :func:`plain_tree` returns when the tree has something only the converter words.
 NOT_PLAIN: Any = object()
 
+#: What PyYAML's safe constructor raises for a scalar it refuses: its own errors, and the
+#: Python ones of the conversion (``!!int x``, ``2020-02-30``, an int of over 4,300 digits).
+_REFUSED = (yaml.YAMLError, ValueError, OverflowError)
+
 
 class _NotPlainError(Exception):
     """Raised inside :func:`plain_tree` at the first irregular node."""
@@ -52,7 +56,7 @@ def plain_tree(node: Node, max_depth: int = MAX_YAML_DEPTH) -> Any:
     constructor = yaml.constructor.SafeConstructor()
     try:
         return _plain(node, 0, max_depth, constructor.construct_object)
-    except (_NotPlainError, yaml.YAMLError):
+    except (_NotPlainError, *_REFUSED):
         return NOT_PLAIN
 
 
@@ -125,9 +129,10 @@ class NodeConverter:
             return node.value
         try:
             return self.constructor.construct_object(node)
-        except yaml.YAMLError as exc:
+        except _REFUSED as exc:
             problem = getattr(exc, "problem", None) or str(exc)
-            self.issue(path, f"invalid value: {problem}", node)
+            tag = node.tag.rpartition(":")[2]
+            self.issue(path, f"invalid {tag} value: {problem}", node)
             return None
 
     def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
