@@ -24,6 +24,7 @@ from taskdaemon.pipeline.yamlsafe import (
     MAX_YAML_DEPTH,
     YamlLimitError,
     compose_bounded,
+    is_tree,
     syntax_problem,
 )
 
@@ -44,7 +45,7 @@ def read_yaml(
         return None, dict, [ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)]
     if node is None:
         return None, dict, [ValidationIssue("", "the file is empty", file=file, line=1)]
-    if "*" not in text:  # no alias (``compose_bounded``'s test): the nodes are a tree
+    if is_tree(text):
         data = plain_tree(node)
         if data is not NOT_PLAIN:  # and no issue: its lines only if the model has one
             return data, lambda: yaml_lines(text, file), []

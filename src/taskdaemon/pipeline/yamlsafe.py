@@ -34,6 +34,7 @@ __all__ = [
     "MAX_YAML_DEPTH",
     "YamlLimitError",
     "compose_bounded",
+    "is_tree",
     "load_bounded",
     "syntax_problem",
 ]
@@ -93,6 +94,12 @@ class YamlLimitError(ValueError):
         self.line = line
 
 
+def is_tree(text: str) -> bool:
+    """True when ``text`` cannot hold an alias (it has no ``*``), so its composed nodes are a
+    tree: no node is reached twice, and none is its own ancestor."""
+    return "*" not in text
+
+
 def compose_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Node | None:
     """The composed node of the single YAML document ``text`` (None if empty).
 
@@ -110,7 +117,7 @@ def compose_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Node | Non
         node = yaml.compose(text, Loader=_Loader)
     except RecursionError:  # only the pure-Python composer recurses
         raise YamlLimitError(f"nested deeper than {max_depth} levels", 1) from None
-    if node is not None and "*" in text:
+    if node is not None and not is_tree(text):
         _check(node, max_depth)
     return node
 
