@@ -329,11 +329,11 @@ class _Reader:
             rest = rest[closing + 1 :]
         return result + rest
 
-    def _compacted(self, path: str, items: list[Any], total: int) -> list[Any]:
-        """The values of ``items`` (file index, value or None), the Nones dropped; their file
-        indices are kept for ``file_path`` when any was."""
+    def _compacted(self, path: str, items: list[Any]) -> list[Any]:
+        """The values of ``items`` (file index, value or None, one a list item), the Nones
+        dropped; their file indices are kept for ``file_path`` when any was."""
         kept = [(index, item) for index, item in items if item is not None]
-        if len(kept) != total:
+        if len(kept) != len(items):
             self._kept[path] = [index for index, _ in kept]
         return [item for _, item in kept]
 
@@ -431,7 +431,7 @@ class _Reader:
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
         found = [(i, self.name(item, f"{path}[{i}]")) for i, item in enumerate(value)]
-        return tuple(self._compacted(path, found, len(value)))
+        return tuple(self._compacted(path, found))
 
     def choice(self, value: Any, path: str, choices: Collection[str], noun: str) -> str | None:
         text = self.string(value, path)
@@ -517,7 +517,7 @@ class _Reader:
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
         stages = [(i, self.stage(item, f"{path}[{i}]")) for i, item in enumerate(value)]
-        return tuple(self._compacted(path, stages, len(value)))
+        return tuple(self._compacted(path, stages))
 
     def stage(self, value: Any, path: str) -> Stage | None:
         # A field present with its type (or absent where allowed) is taken with a type test;
@@ -586,7 +586,7 @@ class _Reader:
             if trigger is None:
                 trigger = self.trigger(item, f"{path}[{i}]")
             triggers.append((i, trigger))
-        return tuple(self._compacted(path, triggers, len(value)))
+        return tuple(self._compacted(path, triggers))
 
     def trigger(self, value: Any, path: str) -> Trigger | None:
         if not isinstance(value, dict):
