@@ -304,7 +304,7 @@ class DeferredMonitor:
             return
         start = 0
         for index, event in enumerate(events):
-            if isinstance(event, RunStarted) and event.run_id in self._named and self._preset:
+            if self._preset_for(event) is not None:
                 monitor.on_events(events[start:index])
                 self._forward(event)
                 start = index + 1
@@ -314,11 +314,18 @@ class DeferredMonitor:
         monitor = self._monitor
         if monitor is None:
             self.lost += 1
-        elif isinstance(event, RunStarted) and event.run_id in self._named and self._preset:
-            with self._preset(event.run_id):
+        elif (preset := self._preset_for(event)) is not None:
+            with preset(event.run_id):
                 monitor.on_event(event)
         else:
             monitor.on_event(event)
+
+    def _preset_for(self, event: EngineEvent) -> Preset | None:
+        """The preset to record ``event`` under: a run start whose id this stand-in drew, so
+        that the id becomes its span's trace id (``cli/run_ids.py``); else None."""
+        if isinstance(event, RunStarted) and event.run_id in self._named:
+            return self._preset
+        return None
 
     def report(self) -> None:
         """One warning if events were lost (after the run)."""
