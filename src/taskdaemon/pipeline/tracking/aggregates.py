@@ -59,7 +59,15 @@ from taskdaemon.pipeline.tracking.reconstruct import (
 )
 from taskdaemon.pipeline.tracking.store import SpanStore, select_trace
 
-__all__ = ["RunAggregator", "StoreReportData", "aggregate_missing", "write_run"]
+__all__ = [
+    "RUN_ENDED",
+    "RUN_STARTED",
+    "STAGE_ENDED",
+    "RunAggregator",
+    "StoreReportData",
+    "aggregate_missing",
+    "write_run",
+]
 
 _NS: Final = 1e9
 
@@ -177,6 +185,11 @@ def _forget_run(conn: sqlite3.Connection, trace_no: int, pipeline: str, start_ns
     conn.execute("DELETE FROM run_aggregates WHERE trace_no = ?", (trace_no,))
 
 
+#: What a written batch tells ``RunAggregator.observe`` about a span.
+RUN_STARTED: Final = 0
+STAGE_ENDED: Final = 1
+RUN_ENDED: Final = 2
+
 #: What is kept of an ended stage span: (stage, its ``AttemptRecord`` fields, its declared
 #: upstream or None).
 _Attempt = tuple[str, tuple[Any, ...], tuple[str, ...] | None]
@@ -195,32 +208,33 @@ class RunAggregator:
     def observe(
         self,
         conn: sqlite3.Connection,
-        batch: Sequence[tuple[bool, Any]],
+        seen: Sequence[tuple[int, Any, Mapping[str, Any]]],
         trace_nos: Mapping[int, int],
     ) -> None:
-        """Take one written batch of (ended?, SDK span); write the aggregates of the runs whose
-        run span ended in it. Runs inside the writer's transaction."""
+        """Take what one written batch says about runs: ``(RUN_STARTED | STAGE_ENDED |
+        RUN_ENDED, SDK span, its attributes)`` in the batch's order (the writer sorts its spans
+        out as it builds their rows, and hands over their attributes read in place); write the
+        aggregates of the runs whose run span ended in it. Runs inside the writer's
+        transaction."""
         ended_runs = []
-        for is_end, span in batch:
-            attrs = span.attributes or {}
+        for kind, span, attrs in seen:
             trace = span.context.trace_id
-            if span.parent is None and attrs.get(t.CICD_PIPELINE_ACTION_NAME) == t.RUN_ACTION:
-                if is_end:
-                    ended_runs.append(span)
-                elif trace not in self._open:
-                    if len(self._open) >= self._max_open:
-                        # The oldest run is rebuilt from its spans when it ends.
-                        del self._open[next(iter(self._open))]
-                    self._open[trace] = []
-            elif is_end and t.CICD_TASK_NAME in attrs:
+            if kind == STAGE_ENDED:
                 attempts = self._open.get(trace)
                 if attempts is not None:
                     # The few fields the aggregates read, not the span: with thousands of runs
                     # open, their ended spans (attributes, payload events, links) were most
                     # of the process's memory.
-                    attempt = _attempt_from_sdk(span)
+                    attempt = _attempt_from_sdk(span, attrs)
                     if attempt is not None:
                         attempts.append(attempt)
+            elif kind == RUN_ENDED:
+                ended_runs.append(span)
+            elif trace not in self._open:
+                if len(self._open) >= self._max_open:
+                    # The oldest run is rebuilt from its spans when it ends.
+                    del self._open[next(iter(self._open))]
+                self._open[trace] = []
         days = DayTotals()
         for root in ended_runs:
             trace = root.context.trace_id
@@ -237,10 +251,10 @@ class RunAggregator:
         days.flush(conn)
 
 
-def _attempt_from_sdk(span: Any) -> _Attempt | None:
-    """(stage, attempt, upstream if declared) of an ended stage span; None for a skip span or
-    one without a stage name (what ``_run_from_sdk`` leaves out)."""
-    a = span.attributes or {}
+def _attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> _Attempt | None:
+    """(stage, attempt, upstream if declared) of an ended stage span whose attributes are
+    ``a``; None for a skip span or one without a stage name (what ``_run_from_sdk`` leaves
+    out)."""
     name = a.get(t.CICD_TASK_NAME)
     if not isinstance(name, str) or not name or is_skip(a, span.start_time, span.end_time):
         return None

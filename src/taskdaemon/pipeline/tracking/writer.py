@@ -46,7 +46,12 @@ from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
 from taskdaemon.pipeline.tracking._schema import connect, rollback
 from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
-from taskdaemon.pipeline.tracking.aggregates import RunAggregator
+from taskdaemon.pipeline.tracking.aggregates import (
+    RUN_ENDED,
+    RUN_STARTED,
+    STAGE_ENDED,
+    RunAggregator,
+)
 from taskdaemon.pipeline.tracking.reconstruct import (
     ended_attempt_status,
     ended_run_status,
@@ -65,6 +70,7 @@ from taskdaemon.pipeline.tracking.store import (
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span
+    from opentelemetry.trace import SpanContext
 
 __all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth", "flush_open_spans"]
 
@@ -134,10 +140,19 @@ def _parts(span: ReadableSpan) -> tuple[Mapping[str, Any], Sequence[Any], Sequen
     return span.attributes or {}, span.events, span.links
 
 
+def _plain(attributes: Any) -> Any:
+    """An event's or link's attributes for the JSON body: the dict inside the SDK's
+    ``BoundedAttributes``, read in place as in ``_parts`` (its ``len`` and its ABC type test,
+    through orjson's ``default``, cost more than the encoding); anything else as it is."""
+    inner = getattr(attributes, "_dict", None)
+    if type(inner) is dict:
+        return inner
+    return attributes if attributes else {}
+
+
 def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):  # event and link attributes (BoundedAttributes): as in _parts
-        inner = getattr(value, "_dict", None)
-        return inner if type(inner) is dict else dict(value)
+    if isinstance(value, Mapping):  # attributes of a layout _plain does not know
+        return dict(value)
     if isinstance(value, bytes):
         return value.hex()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
@@ -151,14 +166,16 @@ def _dumps(value: Any) -> str:
 
 def _body(
     span: ReadableSpan,
+    parent: SpanContext | None,
     attributes: Mapping[str, Any],
     events: Sequence[Any],
     links: Sequence[Any],
+    *,
     ended: bool,
 ) -> str:
     """The ``body`` column: ``[parent, name, kind, status, message, attributes, events, links]``
-    (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too)."""
-    parent = span.parent
+    (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too);
+    ``parent`` is the span's, which the caller has read."""
     parent_id = None if parent is None else format(parent.span_id, "016x")
     if ended:
         status = span.status
@@ -176,12 +193,12 @@ def _body(
             code,
             message,
             attributes,
-            [(e.name, e.timestamp, e.attributes or {}) for e in events] if events else (),
+            [(e.name, e.timestamp, _plain(e.attributes)) for e in events] if events else (),
             [
                 (
                     format(link.context.trace_id, "032x"),
                     format(link.context.span_id, "016x"),
-                    link.attributes or {},
+                    _plain(link.attributes),
                 )
                 for link in links
             ]
@@ -445,14 +462,19 @@ class SqliteSpanProcessor(SpanProcessor):
         resources: dict[int, Any] = {}
         new_runs: list[tuple[Any, ...]] = []
         ended_root_spans: list[tuple[str, Any]] = []
+        seen: list[tuple[int, Any, Mapping[str, Any]]] = []  # for the report aggregates
         for is_end, span in batch:
             end_ns = span.end_time
+            parent = span.parent
             if not is_end and end_ns is not None:
                 # Ended before this batch was written: its end is queued (on_end comes after the
                 # end time is set), in this batch or the next, so only the end row is written.
                 # A run's start still opens its tally: its stages' ends come before its own.
-                if span.parent is None and _is_run_span(None, _parts(span)[0]):
-                    self._tally.setdefault(format(span.context.trace_id, "032x"), {})
+                if parent is None:
+                    attrs = _parts(span)[0]
+                    if _is_run_span(None, attrs):
+                        self._tally.setdefault(format(span.context.trace_id, "032x"), {})
+                        seen.append((RUN_STARTED, span, attrs))
                 continue
             context = span.context
             trace = context.trace_id
@@ -472,18 +494,21 @@ class SqliteSpanProcessor(SpanProcessor):
                 start_ns,
                 end_ns,
                 id(resource),
-                _body(span, attrs, events, links, is_end),
+                _body(span, parent, attrs, events, links, ended=is_end),
             ]
-            is_run = _is_run_span(span.parent, attrs)
+            is_run = _is_run_span(parent, attrs)
             key = (trace, context.span_id)
             if is_end:
                 self._open.pop(key, None)
                 ended.append(row)
                 if is_run:
                     ended_root_spans.append((trace_id, span))
+                    seen.append((RUN_ENDED, span, attrs))
                 else:
                     status = span.status.status_code._name_
                     self._count(trace_id, start_ns, end_ns, status, attrs)
+                    if t.CICD_TASK_NAME in attrs:
+                        seen.append((STAGE_ENDED, span, attrs))
             else:
                 self._open[key] = [span, (len(events), len(attrs))]
                 started.append(row)
@@ -492,6 +517,7 @@ class SqliteSpanProcessor(SpanProcessor):
                     # Only a start opens a tally: one opened at the run's end would have missed
                     # its stages, and the summary trusts a tally (it rebuilds the run without).
                     self._tally.setdefault(trace_id, {})
+                    seen.append((RUN_STARTED, span, attrs))
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
@@ -519,7 +545,7 @@ class SqliteSpanProcessor(SpanProcessor):
             conn.executemany(_INSERT_RUN, new_runs)
             finished = (self._finished_run_row(conn, run, span) for run, span in ended_root_spans)
             conn.executemany(_UPSERT_RUN, [row for row in finished if row is not None])
-            self._aggregates.observe(conn, batch, trace_nos)
+            self._aggregates.observe(conn, seen, trace_nos)
             now = time.time_ns()
             conn.execute(
                 "UPDATE writers SET heartbeat_ns = ?, closed_ns = ? WHERE id = ?",
@@ -551,7 +577,8 @@ class SqliteSpanProcessor(SpanProcessor):
             if trace not in trace_ids:
                 trace_ids[trace] = format(trace, "032x")
                 first_start[trace] = span.start_time or 0
-            rows.append([_body(span, attrs, events, links, False), trace, format(span_id, "016x")])
+            body = _body(span, span.parent, attrs, events, links, ended=False)
+            rows.append([body, trace, format(span_id, "016x")])
         return rows
 
     @staticmethod
