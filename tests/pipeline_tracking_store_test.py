@@ -474,6 +474,65 @@ def test_older_database_is_migrated(tmp_path: Path, version: int) -> None:
     assert _orphans_and_integrity(db) == (0, "ok")
 
 
+def _as_version_8(db: Path) -> None:
+    """Put a current file's span rows back in version 8's WITHOUT ROWID tree."""
+    with sqlite3.connect(db) as conn:
+        view = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'spans_readable'"
+        ).fetchone()[0]
+        conn.executescript(
+            "DROP VIEW spans_readable; ALTER TABLE spans RENAME TO spans_v9;"
+            "CREATE TABLE spans (trace_no INTEGER NOT NULL, span_id TEXT NOT NULL,"
+            " start_ns INTEGER NOT NULL, end_ns INTEGER, resource_no INTEGER NOT NULL,"
+            " body TEXT NOT NULL, PRIMARY KEY (trace_no, span_id)) WITHOUT ROWID;"
+            "INSERT INTO spans SELECT * FROM spans_v9; DROP TABLE spans_v9;"
+            f"{view}; PRAGMA user_version = 8;"
+        )
+
+
+def _spans_table_sql(db: Path) -> str:
+    with sqlite3.connect(db) as conn:
+        sql: str = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'spans'").fetchone()[0]
+    return sql
+
+
+def test_version_8_spans_move_to_a_rowid_table(tmp_path: Path) -> None:
+    """A version 8 file (span rows in a WITHOUT ROWID tree) opens at the current version with
+    its spans in a rowid table: every span and run reads back as before, the readable view
+    works, a span's end still replaces its start row, and nothing is orphaned."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider, _ = make_provider(processor)
+    ended = write_example_run(provider)
+    provider.shutdown()
+    with SpanStore(db) as store:
+        before = (store.get_trace(ended), store.search())
+    _as_version_8(db)
+    was = _spans_table_sql(db)
+    processor = SqliteSpanProcessor(db)  # migrates, then writes an open and an ended run
+    provider, _ = make_provider(processor)
+    open_run = write_example_run(provider, pipeline="later", t0=T0 + 100 * S, end_run=False)
+    processor.force_flush()
+    open_stages = len(SpanStore(db).get_trace(open_run))
+    provider.shutdown()
+    with SpanStore(db) as store:
+        after = (store.get_trace(ended), [s for s in store.search() if s.run_id == ended])
+        reopened = store.get_trace(open_run)
+    with sqlite3.connect(db) as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        readable = conn.execute("SELECT COUNT(*) FROM spans_readable").fetchone()[0]
+        rows = conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+    assert ("WITHOUT ROWID" in was, "WITHOUT ROWID" in _spans_table_sql(db)) == (True, False)
+    assert (version, after, readable, rows) == (
+        SCHEMA_VERSION,
+        before,
+        rows,
+        len(before[0]) + len(reopened),
+    )
+    assert open_stages == len(reopened)
+    assert _orphans_and_integrity(db) == (0, "ok")
+
+
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     """A file written by a newer taskdaemon is refused with a clear error."""
     db = tmp_path / "new.db"

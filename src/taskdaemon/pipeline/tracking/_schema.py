@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 8 (``PRAGMA user_version``):
+Schema version 9 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -8,8 +8,8 @@ Schema version 8 (``PRAGMA user_version``):
 - ``resources``: one row per distinct resource (its attributes as JSON), referenced by number;
   ``trace_resources`` says which traces use which resource, so retention can drop resources no
   span refers to any more without scanning the spans;
-- ``spans``: one row per span, keyed by (``trace_no``, ``span_id``) in a WITHOUT ROWID tree, so a
-  trace's spans sit together on disk and new traces are appended at the tree's right edge.
+- ``spans``: one row per span, appended in a rowid table, with a unique index on (``trace_no``,
+  ``span_id``) that finds a trace's spans and lets a span's end row replace its start row.
   ``start_ns`` and ``end_ns`` are columns (retention and open-span checks read them); everything
   else is one JSON array in ``body``: ``[parent_span_id, name, kind, status_code,
   status_message, attributes, events, links]`` with events as ``[name, time_ns, attributes]``
@@ -33,7 +33,13 @@ Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirte
 unique index on (trace id, span id): random trace ids scattered index entries over the whole
 index, so each batch dirtied most index pages, and the resource JSON was repeated in every row.
 Version 4 writes six values per span into one append-ordered tree, which cut SQLite's own time
-per row by about 40% (figures in ``benchmarks/README.md``, "Span store").
+per row by about 40% (figures in ``benchmarks/README.md``, "Span store"). That tree was a
+WITHOUT ROWID table: its rows are its B-tree's keys, and a span row (1-2 KB with its payload
+events, a third of a page) is far above the twentieth of a page such tables are meant for. With
+many runs open at once, each row landed in another trace's pages, and each insert split or
+rewrote a nearly full page. Version 9 appends the rows to a rowid table and keeps only the
+small (trace, span) key in the index, which cut SQLite's time per row of the concurrent-runs
+workload by about 3x and halved the file (``benchmarks/README.md``, "Round 11 (lead)").
 
 Migrations run in one write transaction when a file is opened: version 1 gains the ``writers``
 table and ``runs.writer_id`` (its open runs, having no known writer, read as interrupted);
@@ -44,7 +50,8 @@ version 5 gains the ``logs`` table;
 version 6 gains the day tables, every day listed as stale (``add_day_tables``);
 version 7 changes no table: from 8 on, a ``logs`` row may hold a batch of captured lines, and
 the version says so to older taskdaemons, which then refuse the file with a one-line error
-instead of showing each batch as one record.
+instead of showing each batch as one record;
+version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid table.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, crea
 
 __all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
 
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 
 _LOGS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -81,7 +88,29 @@ CREATE TABLE IF NOT EXISTS logs (
 CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id, id)
 """
 
-_BASE_DDL: Final = """
+# The span rows and their readable view (a migration makes them again on their own).
+_SPANS_DDL: Final = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_no INTEGER NOT NULL,
+    span_id TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER,
+    resource_no INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (trace_no, span_id)
+);
+CREATE VIEW IF NOT EXISTS spans_readable AS
+SELECT t.trace_id, s.span_id, json_extract(s.body, '$[0]') AS parent_span_id,
+    json_extract(s.body, '$[1]') AS name, json_extract(s.body, '$[2]') AS kind, s.start_ns,
+    s.end_ns, json_extract(s.body, '$[3]') AS status_code,
+    json_extract(s.body, '$[4]') AS status_message, json_extract(s.body, '$[5]') AS attributes,
+    json_extract(s.body, '$[6]') AS events, json_extract(s.body, '$[7]') AS links,
+    r.attributes AS resource
+FROM spans s JOIN traces t USING (trace_no) JOIN resources r USING (resource_no);
+"""
+
+_BASE_DDL: Final = (
+    """
 CREATE TABLE IF NOT EXISTS traces (
     trace_no INTEGER PRIMARY KEY,
     trace_id TEXT NOT NULL UNIQUE,
@@ -98,23 +127,9 @@ CREATE TABLE IF NOT EXISTS trace_resources (
     PRIMARY KEY (trace_no, resource_no)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trace_resources_resource ON trace_resources (resource_no);
-CREATE TABLE IF NOT EXISTS spans (
-    trace_no INTEGER NOT NULL,
-    span_id TEXT NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER,
-    resource_no INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (trace_no, span_id)
-) WITHOUT ROWID;
-CREATE VIEW IF NOT EXISTS spans_readable AS
-SELECT t.trace_id, s.span_id, json_extract(s.body, '$[0]') AS parent_span_id,
-    json_extract(s.body, '$[1]') AS name, json_extract(s.body, '$[2]') AS kind, s.start_ns,
-    s.end_ns, json_extract(s.body, '$[3]') AS status_code,
-    json_extract(s.body, '$[4]') AS status_message, json_extract(s.body, '$[5]') AS attributes,
-    json_extract(s.body, '$[6]') AS events, json_extract(s.body, '$[7]') AS links,
-    r.attributes AS resource
-FROM spans s JOIN traces t USING (trace_no) JOIN resources r USING (resource_no);
+"""
+    + _SPANS_DDL
+    + """
 CREATE TABLE IF NOT EXISTS runs (
     trace_id TEXT PRIMARY KEY,
     pipeline TEXT NOT NULL,
@@ -137,6 +152,7 @@ CREATE TABLE IF NOT EXISTS writers (
     closed_ns INTEGER
 );
 """
+)
 _DDL: Final = _BASE_DDL + ";\n" + _LOGS_DDL
 
 
@@ -192,6 +208,20 @@ def _mark_batched_logs(conn: sqlite3.Connection) -> None:
     ``logs`` row may hold a batch of lines (see the module docstring)."""
 
 
+def _spans_to_rowid_table(conn: sqlite3.Connection) -> None:
+    """v9 appends span rows to a rowid table instead of a WITHOUT ROWID tree (see the module
+    docstring). The view names the table, so it is dropped first and made again with it."""
+    conn.execute("DROP VIEW IF EXISTS spans_readable")
+    conn.execute("ALTER TABLE spans RENAME TO spans_v8")
+    _execute_script(conn, _SPANS_DDL)
+    conn.execute(
+        "INSERT INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
+        "SELECT trace_no, span_id, start_ns, end_ns, resource_no, body FROM spans_v8 "
+        "ORDER BY trace_no, span_id"
+    )
+    conn.execute("DROP TABLE spans_v8")
+
+
 _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
@@ -200,9 +230,10 @@ _MIGRATIONS: Final = {
     5: _migrate_5_to_6,
     6: add_day_tables,
     7: _mark_batched_logs,
+    8: _spans_to_rowid_table,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9}
 
 
 def rollback(conn: sqlite3.Connection) -> None:
