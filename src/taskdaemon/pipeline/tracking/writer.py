@@ -78,9 +78,9 @@ logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY: Final = 1.0  # seconds between writer heartbeats (see store.STALE_AFTER)
 #: After rewriting open spans that gained events (``_refresh_open``), the writer waits this many
-#: times what it took before doing it again: a handful of open runs are refreshed on every batch,
-#: thousands of them (each run span rewritten whole, with up to 128 events) cost the writer at
-#: most a tenth of its time instead of most of it.
+#: times what it took (building the rows and their UPDATE) before doing it again: a handful of
+#: open runs are refreshed on every batch, thousands of them (each run span rewritten whole,
+#: with up to 128 events) cost the writer at most a tenth of its time instead of most of it.
 REFRESH_SPACING: Final = 9.0
 
 _INSERT_SPAN: Final = (
@@ -531,7 +531,10 @@ class SqliteSpanProcessor(SpanProcessor):
             trace_nos = self._trace_numbers(conn, trace_ids, first_start)
             for row in refreshed:
                 row[1] = trace_nos[row[1]]
-            conn.executemany(_REFRESH_OPEN, refreshed)
+            if refreshed:
+                updating = time.monotonic()
+                conn.executemany(_REFRESH_OPEN, refreshed)
+                self._refresh_due += REFRESH_SPACING * (time.monotonic() - updating)
             resource_nos = {key: self._resource_no(conn, r) for key, r in resources.items()}
             uses: set[tuple[int, int]] = set()
             for rows in (started, ended):
