@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon
-from taskdaemon.pipeline.heap import GEN0_THRESHOLD, tuned_collector
+from taskdaemon.pipeline.heap import (
+    GEN0_THRESHOLD,
+    GEN1_THRESHOLD,
+    tuned_collector,
+    tuned_thresholds,
+)
 
 
 class _Node:
@@ -21,12 +26,40 @@ class _Node:
 
 
 def test_thresholds_are_raised_inside_and_restored_after() -> None:
-    """The young threshold is raised in the body; every threshold is back afterwards."""
+    """The young and generation-1 thresholds are raised in the body; every threshold is back
+    afterwards."""
     before = gc.get_threshold()
     with tuned_collector():
         inside = gc.get_threshold()
-    assert inside == (max(before[0], GEN0_THRESHOLD), *before[1:])
+    assert inside == tuned_thresholds(before)
+    assert inside[0] >= GEN0_THRESHOLD
+    assert inside[1] >= GEN1_THRESHOLD
     assert gc.get_threshold() == before
+
+
+def _young_per_full(thresholds: tuple[int, int, int]) -> int:
+    """Young collections between two full ones (an older generation is collected when its
+    count exceeds its threshold)."""
+    return (thresholds[1] + 1) * (thresholds[2] + 1)
+
+
+@pytest.mark.parametrize("before", [(700, 10, 10), (2000, 10, 10), (700, 5, 3), (700, 200, 10)])
+def test_generation_1_is_collected_less_often_and_full_collections_no_less(
+    before: tuple[int, int, int],
+) -> None:
+    """Generation 1 waits for many young collections, never fewer than before, while a full
+    collection comes at least as often (in young collections) as it did."""
+    tuned = tuned_thresholds(before)
+    assert tuned[0] == max(before[0], GEN0_THRESHOLD)
+    assert tuned[1] > before[1] or before[1] >= GEN1_THRESHOLD
+    assert 1 <= tuned[2] <= before[2]
+    assert _young_per_full(tuned) <= _young_per_full(before)
+
+
+def test_the_default_collector_gets_the_generation_1_threshold() -> None:
+    """CPython's default thresholds (700, 10, 10) become (50,000, 50, 1): generation 1 every 51
+    young collections, a full one at most every 102 (121 before)."""
+    assert tuned_thresholds((700, 10, 10)) == (GEN0_THRESHOLD, GEN1_THRESHOLD, 1)
 
 
 def test_existing_objects_are_frozen_inside_and_unfrozen_after() -> None:
