@@ -45,7 +45,6 @@ from taskdaemon.pipeline.tracking._day_totals import (
     bucket_low,
     day_of,
     mark_stale,
-    pipeline_key,
     refresh_stale_days,
     stage_totals_add,
 )
@@ -117,7 +116,9 @@ def write_run(
     start_ns = _ns(run.start)
     path = run_critical_path(run)
     ran = [s for s in run.stages if any(a.end is not None for a in s.attempts)]
-    _learn_keys(conn, run.pipeline, [s.name for s in ran] + [s.stage for s in path.steps], keys)
+    # With the pipeline's own key (stage ""), last: keys are numbered in order of first sight.
+    stages = [s.name for s in ran] + [s.stage for s in path.steps] + [""]
+    _learn_keys(conn, run.pipeline, stages, keys)
     attempts = []
     for stage in ran:
         key_no = keys[run.pipeline, stage.name]
@@ -171,10 +172,7 @@ def write_run(
         totals.attempt(key_no, start_ns, failed, attempt_no, took, queue_ns, cpu_s, peak)
     for key_no, _, _, _, run_ns in steps:
         totals.critical(key_no, start_ns, run_ns)
-    own = keys.get((run.pipeline, ""))
-    if own is None:
-        own = keys[run.pipeline, ""] = pipeline_key(conn, run.pipeline)
-    totals.run(own, start_ns, run.status, duration_ns)
+    totals.run(keys[run.pipeline, ""], start_ns, run.status, duration_ns)
     if days is None:
         totals.flush(conn)
 
