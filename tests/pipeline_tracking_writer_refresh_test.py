@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,21 @@ def test_deferred_refresh_keeps_an_open_spans_events_for_later(
     final = _open_body(db)
     assert ("first-event" in deferred, "second-event" in deferred) == (True, False)
     assert ("first-event" in final, "second-event" in final) == (True, True)
+
+
+def test_a_closed_writer_does_not_fail_flush_open_spans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``writer.flush_open_spans`` asks this process's writers; one already shut down (still
+    referenced, as a finished run's telemetry is) is not among them, so the live writer's
+    flush is what it answers. (The list is the test's own: other tests' writers, some of them
+    dead by design, are not this test's business.)"""
+    monkeypatch.setattr(writer, "_LIVE", weakref.WeakSet())
+    closed = SqliteSpanProcessor(tmp_path / "closed.db")
+    closed.shutdown()
+    live = SqliteSpanProcessor(tmp_path / "live.db")
+    try:
+        answered = writer.flush_open_spans()
+    finally:
+        live.shutdown()
+    assert (answered, closed.flush_open_spans()) == (True, False)

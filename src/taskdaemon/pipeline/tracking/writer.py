@@ -325,10 +325,12 @@ class SqliteSpanProcessor(SpanProcessor):
         return marker.done.wait(timeout_millis / 1000)
 
     def shutdown(self) -> None:
-        """Flush, mark this writer closed, stop the thread; safe to call twice."""
+        """Flush, mark this writer closed, stop the thread; safe to call twice. A closed writer
+        leaves this process's writers (``flush_open_spans`` has nothing to ask it)."""
         if self._shutdown:
             return
         self._shutdown = True
+        _LIVE.discard(self)
         self._queue.put_urgent(Flush(), STOP)
         self._thread.join()
 
