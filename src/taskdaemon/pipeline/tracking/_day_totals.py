@@ -36,8 +36,7 @@ from it, a run's aggregates were rewritten, a store migrated from version 6) is 
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 __all__ = [
@@ -158,7 +157,9 @@ class DayTotals:
     def __init__(self) -> None:
         self._stages: dict[tuple[int, int], list[Any]] = {}
         self._runs: dict[tuple[int, int, str], list[int]] = {}
-        self._histogram: Counter[tuple[int, int, int, int]] = Counter()
+        # A plain dict, not a Counter: its ``+= 1`` on a new key goes through a Python-level
+        # ``__missing__``, once per attempt.
+        self._histogram: dict[tuple[int, int, int, int], int] = {}
 
     def __bool__(self) -> bool:
         return bool(self._stages or self._runs)
@@ -180,9 +181,54 @@ class DayTotals:
         if totals is None:
             totals = self._stages[key_no, day] = new_totals()
         stage_totals_add(totals, failed, attempt, queue_ns, cpu_s, peak_memory)
-        self._histogram[key_no, SERIES_DURATION, day, bucket(duration_ns)] += 1
+        histogram = self._histogram
+        where = (key_no, SERIES_DURATION, day, bucket(duration_ns))
+        histogram[where] = histogram.get(where, 0) + 1
         if queue_ns is not None:
-            self._histogram[key_no, SERIES_QUEUE, day, bucket(queue_ns)] += 1
+            where = (key_no, SERIES_QUEUE, day, bucket(queue_ns))
+            histogram[where] = histogram.get(where, 0) + 1
+
+    def add_run(  # noqa: PLR0917 (one value per run_aggregates column)
+        self,
+        pipeline_key: int,
+        start_ns: int,
+        status: str,
+        duration_ns: int,
+        attempts: Iterable[Sequence[Any]],
+        steps: Iterable[Sequence[Any]],
+    ) -> None:
+        """One ended run started at ``start_ns``: its ``stage_attempts`` rows (``attempts``),
+        its ``critical_steps`` rows (``steps``) and itself. The same sums as ``attempt``,
+        ``critical`` and ``run`` called row by row (in the same order: the CPU time is a float
+        sum), with the day found once and each stage's totals looked up once for its
+        consecutive attempts, not once an attempt."""
+        day = start_ns // DAY_NS
+        stages = self._stages
+        histogram = self._histogram
+        last_key: int | None = None
+        totals: list[Any] = []
+        for key_no, _, _, _, attempt, failed, took, queue_ns, cpu_s, peak in attempts:
+            if key_no != last_key:
+                last_key = key_no
+                totals = stages.get((key_no, day)) or stages.setdefault((key_no, day), new_totals())
+            totals[0] += 1
+            totals[1] += failed
+            totals[2] += attempt > 1
+            if cpu_s is not None:
+                totals[3] = cpu_s if totals[3] is None else totals[3] + cpu_s
+                totals[4] += 1
+            if peak is not None and (totals[5] is None or peak > totals[5]):
+                totals[5] = peak
+            where = (key_no, SERIES_DURATION, day, bucket(took))
+            histogram[where] = histogram.get(where, 0) + 1
+            if queue_ns is not None:
+                totals[6] += 1
+                where = (key_no, SERIES_QUEUE, day, bucket(queue_ns))
+                histogram[where] = histogram.get(where, 0) + 1
+        for key_no, _, _, _, run_ns in steps:
+            totals = stages.get((key_no, day)) or stages.setdefault((key_no, day), new_totals())
+            totals[7] += run_ns
+        self.run(pipeline_key, start_ns, status, duration_ns)
 
     def critical(self, key_no: int, start_ns: int, run_ns: int) -> None:
         """One critical-path step of a run started at ``start_ns``."""
@@ -198,7 +244,8 @@ class DayTotals:
         totals = self._runs.setdefault((pipeline_key, day, status), [0, 0])
         totals[0] += 1
         totals[1] += duration_ns
-        self._histogram[pipeline_key, SERIES_RUN, day, bucket(duration_ns)] += 1
+        where = (pipeline_key, SERIES_RUN, day, bucket(duration_ns))
+        self._histogram[where] = self._histogram.get(where, 0) + 1
 
     def flush(self, conn: sqlite3.Connection) -> None:
         """Add everything gathered to the day rows (inside the caller's transaction), then
@@ -213,7 +260,7 @@ class DayTotals:
             conn.executemany(
                 _UPSERT_HISTOGRAM, [(*key, count) for key, count in self._histogram.items()]
             )
-        self._stages, self._runs, self._histogram = {}, {}, Counter()
+        self._stages, self._runs, self._histogram = {}, {}, {}
 
 
 def pipeline_key(conn: sqlite3.Connection, pipeline: str) -> int:

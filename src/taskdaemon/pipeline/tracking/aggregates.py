@@ -29,12 +29,15 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final, overload
 
-from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
-from taskdaemon.pipeline.reporting import PipelineSample, StageSample, run_critical_path
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.reporting import (
+    CriticalStep,
+    PipelineSample,
+    StageSample,
+    run_critical_path,
+)
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
-from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking._day_totals import (
     DAY_NS,
     SERIES_DURATION,
@@ -48,14 +51,16 @@ from taskdaemon.pipeline.tracking._day_totals import (
     refresh_stale_days,
     stage_totals_add,
 )
-from taskdaemon.pipeline.tracking._schema import connect, rollback
-from taskdaemon.pipeline.tracking.reconstruct import (
-    ended_attempt_status,
-    ended_run_status,
-    find_root,
-    is_skip,
-    reconstruct_run,
+from taskdaemon.pipeline.tracking._kept_runs import (
+    EdgeUpstream,
+    Kept,
+    KeptRun,
+    attempt_from_sdk,
+    kept_run,
 )
+from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns
+from taskdaemon.pipeline.tracking._schema import connect, rollback
+from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.store import SpanStore, select_trace
 
 __all__ = [
@@ -69,16 +74,6 @@ __all__ = [
 ]
 
 _NS: Final = 1e9
-
-
-def _ns(seconds: float) -> int:
-    return round(seconds * _NS)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 def _learn_keys(
@@ -100,6 +95,84 @@ def _learn_keys(
         cache[pipeline, stage] = number
 
 
+_INSERT_RUN: Final = "INSERT INTO run_aggregates VALUES (?, ?, ?, ?, ?, ?)"
+_INSERT_ATTEMPT: Final = (
+    "INSERT OR REPLACE INTO stage_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_STEP: Final = "INSERT OR REPLACE INTO critical_steps VALUES (?, ?, ?, ?, ?)"
+
+
+class _Pending:
+    """Aggregate rows of ended runs not written yet: a batch's runs are written with one
+    ``executemany`` a table, not three a run."""
+
+    def __init__(self) -> None:
+        self.traces: set[int] = set()
+        self.runs: list[tuple[Any, ...]] = []
+        self.attempts: list[tuple[Any, ...]] = []
+        self.steps: list[tuple[Any, ...]] = []
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Insert the rows gathered (inside the caller's transaction), then start over."""
+        if self.runs:
+            conn.executemany(_INSERT_RUN, self.runs)
+            conn.executemany(_INSERT_ATTEMPT, self.attempts)
+            conn.executemany(_INSERT_STEP, self.steps)
+        self.traces, self.runs, self.attempts, self.steps = set(), [], [], []
+
+
+def _step_rows(
+    path: Sequence[CriticalStep],
+    pipeline: str,
+    start_ns: int,
+    trace_no: int,
+    keys: Mapping[Any, int],
+) -> tuple[list[tuple[int, int, int, int, int]], int]:
+    """The ``critical_steps`` rows of a run's critical path, and its length in ns: the sum
+    ``CriticalPath.length`` takes, of the same terms (each step's duration read once)."""
+    rows = []
+    terms = []
+    for step in path:
+        took = max(0.0, step.end - step.start)  # CriticalStep.duration
+        terms.append(step.wait + took)
+        rows.append((keys[pipeline, step.stage], start_ns, trace_no, _ns(step.wait), _ns(took)))
+    return rows, _ns(sum(terms))
+
+
+def _put_run(  # noqa: PLR0917 (one value per run_aggregates column, then the run's rows)
+    conn: sqlite3.Connection,
+    trace_no: int,
+    pipeline: str,
+    status: str,
+    start_ns: int,
+    duration_ns: int,
+    critical_ns: int,
+    attempts: list[tuple[Any, ...]],
+    steps: list[tuple[int, int, int, int, int]],
+    own_key: int,
+    days: DayTotals,
+    pending: _Pending,
+) -> None:
+    """Queue one ended run's rows on ``pending`` and add it to ``days``. A run aggregated before
+    loses its old rows first, and its days (old and new) are listed as stale instead of added
+    to (sums cannot be taken back)."""
+    if trace_no in pending.traces:  # the same run twice in one batch: the first one is read
+        pending.flush(conn)
+    before = conn.execute(
+        "SELECT pipeline, start_ns FROM run_aggregates WHERE trace_no = ?", (trace_no,)
+    ).fetchone()
+    if before is not None:
+        _forget_run(conn, trace_no, before[0], before[1])
+        mark_stale(conn, before[0], [day_of(before[1])])
+        mark_stale(conn, pipeline, [day_of(start_ns)])
+    pending.traces.add(trace_no)
+    pending.runs.append((trace_no, pipeline, status, start_ns, duration_ns, critical_ns))
+    pending.attempts += attempts
+    pending.steps += steps
+    if before is None:
+        days.add_run(own_key, start_ns, status, duration_ns, attempts, steps)
+
+
 def write_run(
     conn: sqlite3.Connection,
     trace_no: int,
@@ -110,9 +183,25 @@ def write_run(
     """Write the aggregates of one ended run (replacing any already there) and add it to
     ``days`` (the caller flushes them; None: flushed here). A run aggregated before is
     replaced, and its days are listed as stale instead (sums cannot be taken back)."""
+    pending = _Pending()
+    totals = DayTotals() if days is None else days
+    _write_record(conn, trace_no, run, {} if cache is None else cache, totals, pending)
+    pending.flush(conn)
+    if days is None:
+        totals.flush(conn)
+
+
+def _write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
+    conn: sqlite3.Connection,
+    trace_no: int,
+    run: RunRecord,
+    keys: dict[Any, int],
+    days: DayTotals,
+    pending: _Pending,
+) -> None:
+    """``write_run`` of a rebuilt run, its rows queued on ``pending``."""
     if run.end is None:
         return
-    keys = {} if cache is None else cache
     start_ns = _ns(run.start)
     path = run_critical_path(run)
     ran = [s for s in run.stages if any(a.end is not None for a in s.attempts)]
@@ -139,42 +228,68 @@ def write_run(
                     attempt.peak_memory_bytes,
                 )
             )
-    steps = [
-        (
-            keys[run.pipeline, step.stage],
-            start_ns,
-            trace_no,
-            _ns(step.wait),
-            _ns(step.duration),
-        )
-        for step in path.steps
-    ]
-    duration_ns = _ns(run.duration or 0.0)
-    before = conn.execute(
-        "SELECT pipeline, start_ns FROM run_aggregates WHERE trace_no = ?", (trace_no,)
-    ).fetchone()
-    if before is not None:
-        _forget_run(conn, trace_no, before[0], before[1])
-        mark_stale(conn, before[0], [day_of(before[1])])
-        mark_stale(conn, run.pipeline, [day_of(start_ns)])
-    conn.execute(
-        "INSERT INTO run_aggregates VALUES (?, ?, ?, ?, ?, ?)",
-        (trace_no, run.pipeline, run.status, start_ns, duration_ns, _ns(path.length)),
+    steps, length_ns = _step_rows(path.steps, run.pipeline, start_ns, trace_no, keys)
+    _put_run(
+        conn,
+        trace_no,
+        run.pipeline,
+        run.status,
+        start_ns,
+        _ns(run.duration or 0.0),
+        length_ns,
+        attempts,
+        steps,
+        keys[run.pipeline, ""],
+        days,
+        pending,
     )
-    conn.executemany(
-        "INSERT OR REPLACE INTO stage_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", attempts
+
+
+def _write_kept(  # noqa: PLR0917 (write_run's, from a KeptRun)
+    conn: sqlite3.Connection,
+    trace_no: int,
+    run: KeptRun,
+    keys: dict[Any, int],
+    days: DayTotals,
+    pending: _Pending,
+) -> None:
+    """``_write_record`` of a run whose attempts were kept as it ran (``tracking._kept_runs``):
+    the same rows, straight from the kept tuples."""
+    pipeline, start_ns = run.pipeline, run.start_ns
+    _learn_keys(conn, pipeline, [*run.stages, ""], keys)
+    attempts = []
+    for name, kept in run.stages.items():
+        key_no = keys[pipeline, name]
+        attempts += [
+            (
+                key_no,
+                start_ns,
+                trace_no,
+                span_id,
+                attempt,
+                failed,
+                round((end - start) * _NS),  # _ns, inline: once an attempt
+                None if queue is None else round(queue * _NS),
+                cpu,
+                memory,
+            )
+            for _, span_id, attempt, failed, start, end, queue, cpu, memory, _ in kept
+        ]
+    steps, length_ns = _step_rows(run.path, pipeline, start_ns, trace_no, keys)
+    _put_run(
+        conn,
+        trace_no,
+        pipeline,
+        run.status,
+        start_ns,
+        run.duration_ns,
+        length_ns,
+        attempts,
+        steps,
+        keys[pipeline, ""],
+        days,
+        pending,
     )
-    conn.executemany("INSERT OR REPLACE INTO critical_steps VALUES (?, ?, ?, ?, ?)", steps)
-    if before is not None:
-        return
-    totals = DayTotals() if days is None else days
-    for key_no, _, _, _, attempt_no, failed, took, queue_ns, cpu_s, peak in attempts:
-        totals.attempt(key_no, start_ns, failed, attempt_no, took, queue_ns, cpu_s, peak)
-    for key_no, _, _, _, run_ns in steps:
-        totals.critical(key_no, start_ns, run_ns)
-    totals.run(keys[run.pipeline, ""], start_ns, run.status, duration_ns)
-    if days is None:
-        totals.flush(conn)
 
 
 def _forget_run(conn: sqlite3.Connection, trace_no: int, pipeline: str, start_ns: int) -> None:
@@ -194,10 +309,6 @@ RUN_STARTED: Final = 0
 STAGE_ENDED: Final = 1
 RUN_ENDED: Final = 2
 
-#: What is kept of an ended stage span: (stage, its ``AttemptRecord`` fields, its declared
-#: upstream or None).
-_Attempt = tuple[str, tuple[Any, ...], tuple[str, ...] | None]
-
 
 class RunAggregator:
     """The writer's hook: keeps the attempts of ended stage spans per open run, writes a run's
@@ -206,8 +317,9 @@ class RunAggregator:
 
     def __init__(self, max_open_runs: int = 10_000) -> None:
         self._max_open = max_open_runs
-        self._open: dict[int, list[_Attempt]] = {}  # trace id (int) -> ended stage attempts
+        self._open: dict[int, list[Kept]] = {}  # trace id (int) -> ended stage attempts
         self._keys: dict[Any, int] = {}
+        self._edges = EdgeUpstream()
 
     def observe(
         self,
@@ -220,103 +332,46 @@ class RunAggregator:
         out as it builds their rows, and hands over their attributes read in place); write the
         aggregates of the runs whose run span ended in it. Runs inside the writer's
         transaction."""
+        open_runs = self._open
         ended_runs = []
         for kind, span, attrs in seen:
-            trace = span.context.trace_id
             if kind == STAGE_ENDED:
-                attempts = self._open.get(trace)
+                attempts = open_runs.get(span.context.trace_id)
                 if attempts is not None:
                     # The few fields the aggregates read, not the span: with thousands of runs
                     # open, their ended spans (attributes, payload events, links) were most
                     # of the process's memory.
-                    attempt = _attempt_from_sdk(span, attrs)
+                    attempt = attempt_from_sdk(span, attrs)
                     if attempt is not None:
                         attempts.append(attempt)
             elif kind == RUN_ENDED:
-                ended_runs.append(span)
-            elif trace not in self._open:
-                if len(self._open) >= self._max_open:
-                    # The oldest run is rebuilt from its spans when it ends.
-                    del self._open[next(iter(self._open))]
-                self._open[trace] = []
-        days = DayTotals()
-        for root in ended_runs:
-            trace = root.context.trace_id
-            kept = self._open.pop(trace, None)
-            trace_no = trace_nos[trace]
-            if kept is None:
-                stored = select_trace(conn, format(trace, "032x"))
-                if find_root(stored) is None:
-                    continue
-                run = reconstruct_run(stored)
+                ended_runs.append((span, attrs))
             else:
-                run = _run_from_sdk(root, kept)
-            write_run(conn, trace_no, run, self._keys, days)
+                trace = span.context.trace_id
+                if trace not in open_runs:
+                    if len(open_runs) >= self._max_open:
+                        # The oldest run is rebuilt from its spans when it ends.
+                        del open_runs[next(iter(open_runs))]
+                    open_runs[trace] = []
+        if not ended_runs:
+            return
+        days = DayTotals()
+        pending = _Pending()
+        for root, attrs in ended_runs:
+            trace = root.context.trace_id
+            kept = open_runs.pop(trace, None)
+            trace_no = trace_nos[trace]
+            if kept is not None:
+                run = kept_run(root, attrs, kept, self._edges)
+                _write_kept(conn, trace_no, run, self._keys, days, pending)
+                continue
+            stored = select_trace(conn, format(trace, "032x"))
+            if find_root(stored) is not None:
+                pending.flush(conn)  # the stored spans are read, not the rows gathered
+                rebuilt = reconstruct_run(stored)
+                _write_record(conn, trace_no, rebuilt, self._keys, days, pending)
+        pending.flush(conn)
         days.flush(conn)
-
-
-def _attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> _Attempt | None:
-    """(stage, attempt, upstream if declared) of an ended stage span whose attributes are
-    ``a``; None for a skip span or one without a stage name (what ``_run_from_sdk`` leaves
-    out)."""
-    name = a.get(t.CICD_TASK_NAME)
-    if not isinstance(name, str) or not name or is_skip(a, span.start_time, span.end_time):
-        return None
-    memory = _number(a.get(t.STAGE_PEAK_MEMORY))
-    # A tuple of plain values, not the record: the cyclic GC stops tracking such tuples, so
-    # thousands of open runs' attempts add nothing to its full collections.
-    fields = (
-        str(a.get(t.CICD_TASK_RUN_ID) or ""),
-        int(_number(a.get(t.STAGE_INSTANCE)) or 0),
-        int(_number(a.get(t.STAGE_ATTEMPT)) or 1),
-        ended_attempt_status(a, span.status.status_code.name),
-        span.start_time / _NS,
-        span.end_time / _NS,
-        _number(a.get(t.STAGE_QUEUE_TIME)),
-        _number(a.get(t.STAGE_CPU_TIME)),
-        None if memory is None else int(memory),
-        format(span.context.span_id, "016x"),
-    )
-    up = a.get(t.STAGE_UPSTREAM)
-    upstream = tuple(str(u) for u in up) if isinstance(up, tuple | list) else None
-    return name, fields, upstream
-
-
-def _run_from_sdk(root: Any, attempts: list[_Attempt]) -> RunRecord:
-    """The parts of a ``RunRecord`` the aggregates need, from the run span and its ended stage
-    spans' attempts (cheaper than a full rebuild: no payloads, no events)."""
-    attrs = root.attributes or {}
-    by_stage: dict[str, list[AttemptRecord]] = {}
-    upstream: dict[str, tuple[str, ...]] = {}
-    for name, fields, up in attempts:
-        (trid, instance, attempt, status, start, end, queue_time, cpu, memory, span_id) = fields
-        record = AttemptRecord(
-            task_run_id=trid,
-            instance=instance,
-            attempt=attempt,
-            status=status,
-            start=start,
-            end=end,
-            queue_time=queue_time,
-            cpu_seconds=cpu,
-            peak_memory_bytes=memory,
-            span_id=span_id,
-        )
-        by_stage.setdefault(name, []).append(record)
-        if up is not None:
-            upstream[name] = up
-    return RunRecord(
-        run_id=format(root.context.trace_id, "032x"),
-        pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
-        status=ended_run_status(attrs, root.status.status_code.name),
-        start=(root.start_time or 0) / _NS,
-        end=(root.end_time or 0) / _NS,
-        stages=tuple(
-            StageRecord(name, "", "", tuple(attempts), upstream=upstream.get(name, ()))
-            for name, attempts in by_stage.items()
-        ),
-        edges=edges_of(attrs) or (),
-    )
 
 
 def aggregate_missing(conn: sqlite3.Connection, batch: int = 500) -> int:

@@ -1,0 +1,205 @@
+"""What the report aggregates keep of a run's ended stage spans, and that run's aggregates
+computed straight from it when the run span ends (``tracking.aggregates.RunAggregator``).
+
+An ended stage span is kept as one flat tuple of plain values (``attempt_from_sdk``): the cyclic
+GC stops tracking such tuples, so thousands of open runs' attempts add nothing to its full
+collections, and the span itself (attributes, payload events, links) can be freed. Only what
+an aggregate row reads is kept: the stage, span id, attempt number, whether it failed, start,
+end, queue wait, CPU time, peak memory and the declared upstream (not the task run id or the
+instance: no row reads them; a span id is never empty, so it always names the attempt).
+
+At the run's end, ``kept_run`` groups the attempts by stage and finds the critical path from
+them, with no ``AttemptRecord``, ``StageRecord`` or ``RunRecord`` built only to be read back
+(those objects were most of the aggregates' cost). Every figure goes through the same float
+arithmetic as ``write_run`` over a run rebuilt from its stored spans (times in epoch seconds,
+``start_ns / 1e9``, durations rounded back to ns), so the two paths write the same rows; a test
+holds them equal.
+
+A run span's DAG edges are decoded once per distinct edge list (``EdgeUpstream``): every run of
+a pipeline carries the same ``edge_specs`` attribute, and decoding it (one JSON document an
+edge) cost more than the rest of the run's critical path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any, Final, NamedTuple
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.reporting import CriticalStep, critical_path
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
+from taskdaemon.pipeline.telemetry_codec import edges_of
+from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, ended_run_status
+
+__all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
+
+_NS: Final = 1e9
+_EXACT: Final = 1 << 53  # ints below this survive the float round trip of ``number``
+
+#: (stage, span id, attempt, failed (0/1), start s, end s, queue wait s or None, CPU s or None,
+#: peak memory or None, declared upstream or None)
+Kept = tuple[str, str, int, int, float, float, float | None, float | None, int | None, Any]
+
+
+def to_ns(seconds: float) -> int:
+    """Seconds (float) to integer ns, as every aggregate column stores them."""
+    return round(seconds * _NS)
+
+
+def number(value: Any) -> float | None:
+    """A numeric attribute as a float; None for anything else (bools included)."""
+    if type(value) is float:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+# The attribute names attempt_from_sdk reads, bound once (it runs once a stage span).
+_TASK_NAME: Final = t.CICD_TASK_NAME
+_RESULT: Final = t.CICD_TASK_RUN_RESULT
+_SKIP: Final = t.RESULT_SKIP
+_STATUS: Final = t.STAGE_STATUS
+_ATTEMPT: Final = t.STAGE_ATTEMPT
+_QUEUE: Final = t.STAGE_QUEUE_TIME
+_CPU: Final = t.STAGE_CPU_TIME
+_MEMORY: Final = t.STAGE_PEAK_MEMORY
+_UPSTREAM: Final = t.STAGE_UPSTREAM
+
+
+def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
+    """What is kept of an ended stage span whose attributes are ``a`` (see the module
+    docstring); None for a skip span or one without a stage name (a rebuilt run leaves those
+    out too)."""
+    name = a.get(_TASK_NAME)
+    if not isinstance(name, str) or not name:
+        return None
+    start_ns, end_ns = span.start_time, span.end_time
+    if end_ns == start_ns and a.get(_RESULT) == _SKIP:  # reconstruct.is_skip
+        return None
+    status = a.get(_STATUS)
+    if not isinstance(status, str) or not status:
+        status = ended_attempt_status(a, span.status.status_code._name_)
+    attempt = a.get(_ATTEMPT)
+    if type(attempt) is not int or not 0 < attempt < _EXACT:
+        attempt = int(number(attempt) or 1)
+    memory = a.get(_MEMORY)
+    if type(memory) is not int or not -_EXACT < memory < _EXACT:
+        memory = number(memory)
+        memory = None if memory is None else int(memory)
+    queue = a.get(_QUEUE)
+    if type(queue) is not float:
+        queue = number(queue)
+    cpu = a.get(_CPU)
+    if type(cpu) is not float:
+        cpu = number(cpu)
+    up = a.get(_UPSTREAM)
+    return (
+        name,
+        format(span.context.span_id, "016x"),
+        attempt,
+        int(status in FAILED_STAGE_STATUSES),
+        start_ns / _NS,
+        end_ns / _NS,
+        queue,
+        cpu,
+        memory,
+        tuple(map(str, up)) if isinstance(up, tuple | list) else None,
+    )
+
+
+class EdgeUpstream:
+    """Stage -> the stages its DAG edges come from, per distinct edge list of run spans, decoded
+    once (see the module docstring). At most ``size`` lists are kept; a full cache starts over."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._known: dict[Any, dict[str, frozenset[str]]] = {}
+
+    def of(self, attrs: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        """The upstream map of the edges on a run span whose attributes are ``attrs``."""
+        key = (attrs.get(t.PIPELINE_EDGE_SPECS), attrs.get(t.PIPELINE_EDGES))
+        try:
+            found = self._known.get(key)
+        except TypeError:  # an unhashable value (a list): decoded every time
+            return self._decode(attrs)
+        if found is None:
+            if len(self._known) >= self._size:
+                self._known.clear()
+            found = self._known[key] = self._decode(attrs)
+        return found
+
+    @staticmethod
+    def _decode(attrs: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+        upstream: dict[str, set[str]] = {}
+        for edge in edges_of(attrs) or ():
+            upstream.setdefault(edge.target, set()).add(edge.source)
+        return {target: frozenset(sources) for target, sources in upstream.items()}
+
+
+class _Upstream(Mapping[str, frozenset[str]]):
+    """A run's upstream map (``reporting.run_upstream``: its edges' and its stages' declared
+    lists, united), merged only for the stages the critical path asks about."""
+
+    def __init__(
+        self, edges: Mapping[str, frozenset[str]], declared: Mapping[str, tuple[str, ...]]
+    ) -> None:
+        self._edges = edges
+        self._declared = declared
+
+    def __getitem__(self, stage: str) -> frozenset[str]:
+        declared = self._declared.get(stage)
+        from_edges = self._edges.get(stage)
+        if declared is None:
+            if from_edges is None:
+                raise KeyError(stage)
+            return from_edges
+        if from_edges is None:
+            return frozenset(declared)
+        return from_edges if from_edges.issuperset(declared) else from_edges.union(declared)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._edges.keys() | self._declared.keys())
+
+    def __len__(self) -> int:
+        return len(self._edges.keys() | self._declared.keys())
+
+
+class KeptRun(NamedTuple):
+    """An ended run's figures, from its run span and its kept attempts."""
+
+    pipeline: str
+    status: str
+    start_ns: int
+    duration_ns: int
+    stages: dict[str, list[Kept]]  # in order of first sight
+    path: tuple[CriticalStep, ...]
+
+
+def kept_run(root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeUpstream) -> KeptRun:
+    """The figures of the run whose run span ``root`` (attributes ``attrs``) ended, from its
+    kept attempts: what ``write_run`` reads of a ``RunRecord``, computed the same way."""
+    start = (root.start_time or 0) / _NS
+    end = (root.end_time or 0) / _NS
+    stages: dict[str, list[Kept]] = {}
+    declared: dict[str, tuple[str, ...]] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    for attempt in kept:
+        name = attempt[0]
+        span = intervals.get(name)
+        if span is None:
+            stages[name] = [attempt]
+            intervals[name] = (attempt[4], attempt[5])
+        else:
+            stages[name].append(attempt)
+            intervals[name] = (min(span[0], attempt[4]), max(span[1], attempt[5]))
+        if attempt[9] is not None:
+            declared[name] = attempt[9]
+    return KeptRun(
+        pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
+        status=ended_run_status(attrs, root.status.status_code._name_),
+        start_ns=to_ns(start),
+        duration_ns=to_ns(max(0.0, end - start)),
+        stages=stages,
+        path=critical_path(start, intervals, _Upstream(edges.of(attrs), declared)),
+    )

@@ -1,0 +1,155 @@
+"""The writer's report aggregates, computed from what it kept of each run's stage spans, are the
+rows a rebuild of the same runs from their stored spans writes: every aggregate table, row for
+row, over runs of many shapes (retries, fan-out, skips, failures, DAG edges and declared
+upstream lists, ties, stages started before their upstream ended, times whose float seconds
+round)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from pipeline_tracking_support import RESOURCE, T0
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
+
+_TABLES = (
+    "run_aggregates",
+    "stage_attempts",
+    "critical_steps",
+    "stage_days",
+    "run_days",
+    "histogram_days",
+)
+_HOUR = 3600 * 10**9
+
+
+def _write_random_run(tracer: Any, rng: random.Random, number: int) -> None:
+    """One ended run of a random DAG of 2-9 stages, its spans ended in an order a run could."""
+    pipeline = rng.choice(["etl", "deploy"])
+    names = [f"s{i}" for i in range(rng.randrange(2, 10))]
+    upstream = {
+        name: rng.sample(names[:i], min(i, rng.randrange(3))) for i, name in enumerate(names)
+    }
+    edges = [json.dumps([u, n, ["on_completion", u, True]]) for n in names for u in upstream[n]]
+    start = T0 + number * rng.choice([7, _HOUR // 10**9]) * 10**9 + rng.randrange(10**9)
+    attributes: dict[str, Any] = {
+        t.CICD_PIPELINE_NAME: pipeline,
+        t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+        t.PIPELINE_STAGES: names,
+    }
+    if rng.random() < 0.7:  # else the declared upstream lists alone
+        attributes[t.PIPELINE_EDGE_SPECS] = edges
+    root = tracer.start_span(
+        t.run_span_name(pipeline), kind=SpanKind.SERVER, start_time=start, attributes=attributes
+    )
+    context = trace.set_span_in_context(root)
+    ends: dict[str, int] = {}
+    last = start
+    for name in names:
+        ready = max((ends.get(u, start) for u in upstream[name]), default=start)
+        begin = ready + rng.choice([0, 1, 137, 10**6, -(10**5), rng.randrange(10**9)])
+        if rng.random() < 0.1:  # never ran: a zero-length skip span
+            skip = tracer.start_span(
+                name,
+                context=context,
+                start_time=begin,
+                attributes={t.CICD_TASK_NAME: name, t.CICD_TASK_RUN_RESULT: t.RESULT_SKIP},
+            )
+            skip.end(begin)
+            continue
+        tries = rng.choice([1, 1, 1, 2, 3])
+        instances = rng.choice([1, 1, 1, 2])
+        for instance in range(instances):
+            at = begin + instance * rng.randrange(1000)
+            for attempt in range(1, tries + 1):
+                failing = attempt < tries or rng.random() < 0.05
+                stage_attributes: dict[str, Any] = {
+                    t.CICD_PIPELINE_NAME: pipeline,
+                    t.CICD_TASK_NAME: name,
+                    t.CICD_TASK_RUN_ID: f"{name}.{instance}.{attempt}",
+                    t.STAGE_ATTEMPT: attempt,
+                    t.STAGE_INSTANCE: instance,
+                    t.STAGE_UPSTREAM: upstream[name],
+                }
+                if rng.random() < 0.8:
+                    stage_attributes[t.STAGE_QUEUE_TIME] = rng.random() / 50
+                if rng.random() < 0.8:
+                    stage_attributes[t.STAGE_CPU_TIME] = rng.random() / 10
+                if rng.random() < 0.8:
+                    stage_attributes[t.STAGE_PEAK_MEMORY] = rng.randrange(10**9)
+                span = tracer.start_span(
+                    name, context=context, start_time=at, attributes=stage_attributes
+                )
+                if rng.random() < 0.5:
+                    span.set_attribute(t.STAGE_STATUS, "failure" if failing else "success")
+                elif rng.random() < 0.5:
+                    result = t.RESULT_FAILURE if failing else t.RESULT_SUCCESS
+                    span.set_attribute(t.CICD_TASK_RUN_RESULT, result)
+                elif failing:
+                    span.set_status(Status(StatusCode.ERROR))
+                took = rng.choice([0, 1, 999, 10**6 + 1, rng.randrange(5 * 10**9)])
+                span.end(at + took)
+                at += took + rng.randrange(10**6)
+                last = max(last, at)
+            ends[name] = max(ends.get(name, 0), at)
+    result = rng.choice([t.RESULT_SUCCESS, t.RESULT_FAILURE])
+    root.set_attribute(t.CICD_PIPELINE_RESULT, result)
+    root.end(last + rng.randrange(10**7))
+
+
+def _tables(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every aggregate table's rows, sorted. A day's CPU time is a float sum, whose last bits
+    depend on the order and grouping of its terms (by batch, by a rebuilt run's attempt
+    order): compared to 12 significant digits."""
+    tables = {
+        table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
+        for table in _TABLES
+    }
+    tables["stage_days"] = [
+        (*row[:5], None if row[5] is None else float(f"{row[5]:.12g}"), *row[6:])
+        for row in tables["stage_days"]
+    ]
+    return tables
+
+
+def test_kept_attempts_give_the_rows_of_runs_rebuilt_from_their_spans(tmp_path: Path) -> None:
+    db = tmp_path / "spans.db"
+    rng = random.Random(14)
+    provider = TracerProvider(resource=RESOURCE)
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider.add_span_processor(processor)
+    try:
+        tracer = provider.get_tracer(t.SCOPE_NAME)
+        for number in range(120):
+            _write_random_run(tracer, rng, number)
+            if number % 7 == 0:
+                assert processor.force_flush()  # some batches end mid-way through runs
+    finally:
+        provider.shutdown()
+    conn = connect(db)
+    try:
+        kept = _tables(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        for table in _TABLES:
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("COMMIT")
+        rebuilt_runs = aggregate_missing(conn)
+        rebuilt = _tables(conn)
+    finally:
+        conn.close()
+    assert rebuilt_runs == 120
+    assert len(kept["stage_attempts"]) > 500
+    assert {table: len(rows) for table, rows in kept.items()} == {
+        table: len(rows) for table, rows in rebuilt.items()
+    }
+    assert kept == rebuilt
