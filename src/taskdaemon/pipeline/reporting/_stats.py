@@ -101,7 +101,11 @@ def critical_path(
     def latest(names: Iterable[str]) -> str:
         return min(names, key=lambda n: (-intervals[n][1], -intervals[n][0], n))
 
-    current = latest(intervals)
+    # The writer finds every ended run's path: the last stage by its end alone unless ends tie,
+    # and a lone candidate taken as it is (a chain's every step), cost no sort key a stage.
+    last_end = max(end for _, end in intervals.values())
+    ending = [name for name, (_, end) in intervals.items() if end == last_end]
+    current = ending[0] if len(ending) == 1 else latest(ending or intervals)
     chain: list[tuple[str, str | None]] = []
     seen: set[str] = set()
     while True:
@@ -112,7 +116,10 @@ def critical_path(
             for name in upstream.get(current, ())
             if name in intervals and name not in seen and intervals[name][1] <= start + _TOLERANCE
         ]
-        blocker = latest(candidates) if candidates else None
+        if len(candidates) > 1:
+            blocker: str | None = latest(candidates)
+        else:
+            blocker = candidates[0] if candidates else None
         chain.append((current, blocker))
         if blocker is None:
             break
