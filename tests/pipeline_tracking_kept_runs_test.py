@@ -16,9 +16,10 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from pipeline_tracking_support import RESOURCE, T0
+from pipeline_tracking_support import RESOURCE, T0, make_provider
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking._day_totals import refresh_stale_days
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
@@ -152,4 +153,46 @@ def test_kept_attempts_give_the_rows_of_runs_rebuilt_from_their_spans(tmp_path: 
     assert {table: len(rows) for table, rows in kept.items()} == {
         table: len(rows) for table, rows in rebuilt.items()
     }
+    assert kept == rebuilt
+
+
+def test_a_run_span_ended_twice_is_aggregated_once(tmp_path: Path) -> None:
+    """A run span that reaches the writer twice (in one batch, and in a later one) leaves its
+    run's rows once and its days rebuilt, not counted twice, and no batch is lost."""
+    db = tmp_path / "spans.db"
+    rng = random.Random(3)
+    exporter_provider, exporter = make_provider()
+    tracer = exporter_provider.get_tracer(t.SCOPE_NAME)
+    for number in range(3):
+        _write_random_run(tracer, rng, number)
+    spans = exporter.get_finished_spans()
+    roots = [span for span in spans if span.parent is None]
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy(), flush_interval=600)
+    try:
+        for root in roots:  # each run starts before its stages, as the SDK calls them
+            processor.on_start(root)  # type: ignore[arg-type]
+        for span in spans:
+            if span.parent is not None:
+                processor.on_start(span)  # type: ignore[arg-type]
+            processor.on_end(span)
+        processor.on_end(roots[0])  # again, in the same batch
+        assert processor.force_flush()
+        processor.on_end(roots[1])  # again, in a later batch
+        assert processor.force_flush()
+        assert processor.dropped_spans == 0
+    finally:
+        processor.shutdown()
+    conn = connect(db)
+    try:
+        refresh_stale_days(conn)
+        kept = _tables(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        for table in _TABLES:
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("COMMIT")
+        assert aggregate_missing(conn) == 3
+        rebuilt = _tables(conn)
+    finally:
+        conn.close()
+    assert len(kept["run_aggregates"]) == 3
     assert kept == rebuilt

@@ -24,9 +24,12 @@ from taskdaemon.pipeline.reporting._render import REPORT_FORMATS, render_report
 from taskdaemon.pipeline.reporting._stats import (
     CriticalPath,
     CriticalStep,
+    critical_chain,
     critical_path,
     percentile,
     run_critical_path,
+    run_upstream,
+    stage_intervals,
 )
 
 __all__ = [
@@ -44,8 +47,11 @@ __all__ = [
     "StageReport",
     "StageSample",
     "build_report",
+    "critical_chain",
     "critical_path",
     "percentile",
     "render_report",
     "run_critical_path",
+    "run_upstream",
+    "stage_intervals",
 ]

@@ -19,7 +19,7 @@ the first step) to its own start, which covers queueing, trigger evaluation and 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from taskdaemon.pipeline.records import RunRecord
@@ -27,6 +27,7 @@ from taskdaemon.pipeline.records import RunRecord
 __all__ = [
     "CriticalPath",
     "CriticalStep",
+    "critical_chain",
     "critical_path",
     "percentile",
     "run_critical_path",
@@ -95,14 +96,27 @@ def critical_path(
     the stages it depends on. Ties (equal ends) go to the stage that started later, then to
     the name that sorts first, so the answer never depends on mapping order.
     """
+    steps = critical_chain(run_start, intervals, lambda stage: upstream.get(stage, ()))
+    return tuple(CriticalStep(*step) for step in steps)
+
+
+def critical_chain(
+    run_start: float,
+    intervals: Mapping[str, tuple[float, float]],
+    upstream_of: Callable[[str], Iterable[str]],
+) -> list[tuple[str, float, float, float]]:
+    """``critical_path`` as ``(stage, start, end, wait)`` tuples, the upstream stages of a stage
+    given by ``upstream_of``: for the span store's writer, which finds every ended run's path
+    and only writes its rows (no ``CriticalStep`` objects, whose frozen ``__init__`` was most of
+    a chain's cost)."""
     if not intervals:
-        return ()
+        return []
 
     def latest(names: Iterable[str]) -> str:
         return min(names, key=lambda n: (-intervals[n][1], -intervals[n][0], n))
 
-    # The writer finds every ended run's path: the last stage by its end alone unless ends tie,
-    # and a lone candidate taken as it is (a chain's every step), cost no sort key a stage.
+    # The last stage by its end alone unless ends tie, and a lone candidate taken as it is (a
+    # chain's every step): no sort key a stage for the common shapes.
     last_end = max(end for _, end in intervals.values())
     ending = [name for name, (_, end) in intervals.items() if end == last_end]
     current = ending[0] if len(ending) == 1 else latest(ending or intervals)
@@ -113,7 +127,7 @@ def critical_path(
         start = intervals[current][0]
         candidates = [
             name
-            for name in upstream.get(current, ())
+            for name in upstream_of(current)
             if name in intervals and name not in seen and intervals[name][1] <= start + _TOLERANCE
         ]
         if len(candidates) > 1:
@@ -128,8 +142,8 @@ def critical_path(
     for stage, blocker in reversed(chain):
         start, end = intervals[stage]
         released = intervals[blocker][1] if blocker is not None else run_start
-        steps.append(CriticalStep(stage, start, end, max(0.0, start - released)))
-    return tuple(steps)
+        steps.append((stage, start, end, max(0.0, start - released)))
+    return steps
 
 
 def stage_intervals(run: RunRecord) -> dict[str, tuple[float, float]]:

@@ -22,11 +22,11 @@ edge) cost more than the rest of the run's critical path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.reporting import CriticalStep, critical_path
+from taskdaemon.pipeline.reporting import critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, ended_run_status
@@ -137,8 +137,8 @@ class EdgeUpstream:
         return {target: frozenset(sources) for target, sources in upstream.items()}
 
 
-class _Upstream(Mapping[str, frozenset[str]]):
-    """A run's upstream map (``reporting.run_upstream``: its edges' and its stages' declared
+class _Upstream:
+    """A run's upstream stages (``reporting.run_upstream``: its edges' and its stages' declared
     lists, united), merged only for the stages the critical path asks about."""
 
     def __init__(
@@ -147,22 +147,15 @@ class _Upstream(Mapping[str, frozenset[str]]):
         self._edges = edges
         self._declared = declared
 
-    def __getitem__(self, stage: str) -> frozenset[str]:
+    def of(self, stage: str) -> Iterable[str]:
+        """The stages ``stage`` depends on."""
         declared = self._declared.get(stage)
         from_edges = self._edges.get(stage)
         if declared is None:
-            if from_edges is None:
-                raise KeyError(stage)
-            return from_edges
+            return () if from_edges is None else from_edges
         if from_edges is None:
-            return frozenset(declared)
+            return declared
         return from_edges if from_edges.issuperset(declared) else from_edges.union(declared)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._edges.keys() | self._declared.keys())
-
-    def __len__(self) -> int:
-        return len(self._edges.keys() | self._declared.keys())
 
 
 class KeptRun(NamedTuple):
@@ -173,7 +166,7 @@ class KeptRun(NamedTuple):
     start_ns: int
     duration_ns: int
     stages: dict[str, list[Kept]]  # in order of first sight
-    path: tuple[CriticalStep, ...]
+    path: list[tuple[str, float, float, float]]  # reporting.critical_chain
 
 
 def kept_run(root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeUpstream) -> KeptRun:
@@ -201,5 +194,5 @@ def kept_run(root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeU
         start_ns=to_ns(start),
         duration_ns=to_ns(max(0.0, end - start)),
         stages=stages,
-        path=critical_path(start, intervals, _Upstream(edges.of(attrs), declared)),
+        path=critical_chain(start, intervals, _Upstream(edges.of(attrs), declared).of),
     )

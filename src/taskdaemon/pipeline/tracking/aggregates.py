@@ -32,10 +32,11 @@ from typing import Any, Final, overload
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting import (
-    CriticalStep,
     PipelineSample,
     StageSample,
-    run_critical_path,
+    critical_chain,
+    run_upstream,
+    stage_intervals,
 )
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.tracking._day_totals import (
@@ -104,9 +105,11 @@ _INSERT_STEP: Final = "INSERT OR REPLACE INTO critical_steps VALUES (?, ?, ?, ?,
 
 class _Pending:
     """Aggregate rows of ended runs not written yet: a batch's runs are written with one
-    ``executemany`` a table, not three a run."""
+    ``executemany`` a table, not three a run. ``known``: the runs known to have rows already
+    (None: not known, each run is looked up)."""
 
-    def __init__(self) -> None:
+    def __init__(self, known: set[int] | None = None) -> None:
+        self.known = known
         self.traces: set[int] = set()
         self.runs: list[tuple[Any, ...]] = []
         self.attempts: list[tuple[Any, ...]] = []
@@ -122,20 +125,20 @@ class _Pending:
 
 
 def _step_rows(
-    path: Sequence[CriticalStep],
+    path: Iterable[tuple[str, float, float, float]],
     pipeline: str,
     start_ns: int,
     trace_no: int,
     keys: Mapping[Any, int],
 ) -> tuple[list[tuple[int, int, int, int, int]], int]:
-    """The ``critical_steps`` rows of a run's critical path, and its length in ns: the sum
-    ``CriticalPath.length`` takes, of the same terms (each step's duration read once)."""
+    """The ``critical_steps`` rows of a run's critical path (``reporting.critical_chain``), and
+    its length in ns: the sum ``CriticalPath.length`` takes, of the same terms."""
     rows = []
     terms = []
-    for step in path:
-        took = max(0.0, step.end - step.start)  # CriticalStep.duration
-        terms.append(step.wait + took)
-        rows.append((keys[pipeline, step.stage], start_ns, trace_no, _ns(step.wait), _ns(took)))
+    for stage, start, end, wait in path:
+        took = max(0.0, end - start)  # CriticalStep.duration
+        terms.append(wait + took)
+        rows.append((keys[pipeline, stage], start_ns, trace_no, _ns(wait), _ns(took)))
     return rows, _ns(sum(terms))
 
 
@@ -156,11 +159,16 @@ def _put_run(  # noqa: PLR0917 (one value per run_aggregates column, then the ru
     """Queue one ended run's rows on ``pending`` and add it to ``days``. A run aggregated before
     loses its old rows first, and its days (old and new) are listed as stale instead of added
     to (sums cannot be taken back)."""
-    if trace_no in pending.traces:  # the same run twice in one batch: the first one is read
-        pending.flush(conn)
-    before = conn.execute(
-        "SELECT pipeline, start_ns FROM run_aggregates WHERE trace_no = ?", (trace_no,)
-    ).fetchone()
+    known = pending.known
+    before = None
+    if known is None or trace_no in known:
+        if trace_no in pending.traces:  # the same run twice in one batch: the first one is read
+            pending.flush(conn)
+        before = conn.execute(
+            "SELECT pipeline, start_ns FROM run_aggregates WHERE trace_no = ?", (trace_no,)
+        ).fetchone()
+    if known is not None:
+        known.add(trace_no)
     if before is not None:
         _forget_run(conn, trace_no, before[0], before[1])
         mark_stale(conn, before[0], [day_of(before[1])])
@@ -203,10 +211,11 @@ def _write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
     if run.end is None:
         return
     start_ns = _ns(run.start)
-    path = run_critical_path(run)
+    upstream = run_upstream(run)  # reporting.run_critical_path, as tuples
+    path = critical_chain(run.start, stage_intervals(run), lambda s: upstream.get(s, ()))
     ran = [s for s in run.stages if any(a.end is not None for a in s.attempts)]
     # With the pipeline's own key (stage ""), last: keys are numbered in order of first sight.
-    stages = [s.name for s in ran] + [s.stage for s in path.steps] + [""]
+    stages = [s.name for s in ran] + [step[0] for step in path] + [""]
     _learn_keys(conn, run.pipeline, stages, keys)
     attempts = []
     for stage in ran:
@@ -228,7 +237,7 @@ def _write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
                     attempt.peak_memory_bytes,
                 )
             )
-    steps, length_ns = _step_rows(path.steps, run.pipeline, start_ns, trace_no, keys)
+    steps, length_ns = _step_rows(path, run.pipeline, start_ns, trace_no, keys)
     _put_run(
         conn,
         trace_no,
@@ -356,7 +365,19 @@ class RunAggregator:
         if not ended_runs:
             return
         days = DayTotals()
-        pending = _Pending()
+        # One lookup of the batch's runs that have aggregates already (only a run ended twice
+        # has), not one a run.
+        numbers = ",".join(str(trace_nos[root.context.trace_id]) for root, _ in ended_runs)
+        pending = _Pending(
+            {
+                row[0]
+                for row in conn.execute(
+                    "SELECT trace_no FROM run_aggregates "
+                    "WHERE trace_no IN (SELECT value FROM json_each(?))",
+                    (f"[{numbers}]",),
+                )
+            }
+        )
         for root, attrs in ended_runs:
             trace = root.context.trace_id
             kept = open_runs.pop(trace, None)
@@ -367,7 +388,6 @@ class RunAggregator:
                 continue
             stored = select_trace(conn, format(trace, "032x"))
             if find_root(stored) is not None:
-                pending.flush(conn)  # the stored spans are read, not the rows gathered
                 rebuilt = reconstruct_run(stored)
                 _write_record(conn, trace_no, rebuilt, self._keys, days, pending)
         pending.flush(conn)
