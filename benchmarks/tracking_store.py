@@ -2,6 +2,8 @@
 1,000-stage run.
 
 Run: ``.venv/bin/python benchmarks/tracking_store.py`` (``--quick`` for a smaller, faster pass).
+``--baseline SRC`` (another checkout's ``src``) times ingest alone, this tree against ``SRC``, each
+with the report aggregates on and off, in fresh child processes, interleaved.
 Targets: ingest >= 50,000 spans/s, list < 50 ms, reconstruct < 100 ms.
 """
 
@@ -9,9 +11,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import random
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -225,13 +231,71 @@ def bench_reconstruct(tmp: Path, stages: int) -> tuple[float, float]:
     return statistics.median(pure) * 1000, statistics.median(stored) * 1000
 
 
+def _child_ingest(runs: int, aggregates: bool) -> None:
+    """One ingest round in this process (``--baseline``'s child): prints spans/s as JSON."""
+    if not aggregates:
+        from taskdaemon.pipeline.tracking.aggregates import RunAggregator
+
+        RunAggregator.observe = lambda *args: None  # type: ignore[method-assign]
+    with tempfile.TemporaryDirectory() as name:
+        rates, _ = bench_ingest(Path(name), runs, 20, 1)
+    print(json.dumps(rates[0]))
+
+
+def compare_ingest(runs: int, rounds: int, baseline: str) -> None:
+    """Ingest only, each round in fresh children, interleaved: this tree and ``baseline`` (a
+    ``src`` directory first on ``PYTHONPATH``), each with the report aggregates on and off
+    (``RunAggregator.observe`` a no-op). What the aggregates cost a span is the difference of
+    the two rates' reciprocals, per tree."""
+    variants = {
+        f"{tree} {state}": (src, state == "on")
+        for tree, src in (("this", None), ("baseline", str(Path(baseline).resolve())))
+        for state in ("on", "off")
+    }
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (src, aggregates) in variants.items():
+            env = dict(os.environ)
+            if src is not None:
+                env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+            command = [sys.executable, __file__, "--child-ingest", str(runs)]
+            if not aggregates:
+                command.append("--no-aggregates")
+            out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+            rates[name].append(json.loads(out.stdout))
+    print(
+        f"ingest, {rounds} interleaved rounds of {runs} runs x 21 spans (load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): spans/s, median (range)"
+    )
+    for name, values in rates.items():
+        low, high = min(values), max(values)
+        print(f"  {name:<13} {statistics.median(values):8,.0f} ({low:,.0f}-{high:,.0f})")
+    for tree in ("this", "baseline"):
+        on, off = (statistics.median(rates[f"{tree} {s}"]) for s in ("on", "off"))
+        print(f"  {tree}: the aggregates cost {(1 / on - 1 / off) * 1e6:.1f} us a span (medians)")
+
+
 def main() -> None:
     """Run the three benchmarks and print their figures."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     parser.add_argument("--rounds", type=int, default=5, help="ingest rounds (default 5)")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="ingest only: compare with SRC (another checkout's src directory), the report "
+        "aggregates on and off, each round in fresh children, interleaved",
+    )
+    parser.add_argument("--child-ingest", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--no-aggregates", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     ingest_runs, list_runs = (200, 10_000) if args.quick else (2_500, 100_000)
+    if args.child_ingest:
+        _child_ingest(args.child_ingest, not args.no_aggregates)
+        return
+    if args.baseline:
+        compare_ingest(ingest_runs, args.rounds, args.baseline)
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         before = reference_loop()
