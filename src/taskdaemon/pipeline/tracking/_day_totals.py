@@ -205,6 +205,8 @@ class DayTotals:
         day = start_ns // DAY_NS
         stages = self._stages
         histogram = self._histogram
+        count = histogram.get
+        find = bucket
         last_key: int | None = None
         totals: list[Any] = []
         for key_no, _, _, _, attempt, failed, took, queue_ns, cpu_s, peak in attempts:
@@ -219,12 +221,12 @@ class DayTotals:
                 totals[4] += 1
             if peak is not None and (totals[5] is None or peak > totals[5]):
                 totals[5] = peak
-            where = (key_no, SERIES_DURATION, day, bucket(took))
-            histogram[where] = histogram.get(where, 0) + 1
+            where = (key_no, 0, day, find(took))  # SERIES_DURATION
+            histogram[where] = count(where, 0) + 1
             if queue_ns is not None:
                 totals[6] += 1
-                where = (key_no, SERIES_QUEUE, day, bucket(queue_ns))
-                histogram[where] = histogram.get(where, 0) + 1
+                where = (key_no, 1, day, find(queue_ns))  # SERIES_QUEUE
+                histogram[where] = count(where, 0) + 1
         for key_no, _, _, _, run_ns in steps:
             totals = stages.get((key_no, day)) or stages.setdefault((key_no, day), new_totals())
             totals[7] += run_ns

@@ -80,18 +80,19 @@ def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
     status = a.get(_STATUS)
     if not isinstance(status, str) or not status:
         status = ended_attempt_status(a, span.status.status_code._name_)
+    # number() and its int() round trip only for values that are not already what it gives.
     attempt = a.get(_ATTEMPT)
     if type(attempt) is not int or not 0 < attempt < _EXACT:
         attempt = int(number(attempt) or 1)
     memory = a.get(_MEMORY)
-    if type(memory) is not int or not -_EXACT < memory < _EXACT:
+    if memory is not None and (type(memory) is not int or not -_EXACT < memory < _EXACT):
         memory = number(memory)
         memory = None if memory is None else int(memory)
     queue = a.get(_QUEUE)
-    if type(queue) is not float:
+    if queue is not None and type(queue) is not float:
         queue = number(queue)
     cpu = a.get(_CPU)
-    if type(cpu) is not float:
+    if cpu is not None and type(cpu) is not float:
         cpu = number(cpu)
     up = a.get(_UPSTREAM)
     return (
