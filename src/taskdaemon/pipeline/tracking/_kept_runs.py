@@ -95,6 +95,8 @@ def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
     if cpu is not None and type(cpu) is not float:
         cpu = number(cpu)
     up = a.get(_UPSTREAM)
+    if up is not None:
+        up = _shared_upstream(up)
     return (
         name,
         format(span.context.span_id, "016x"),
@@ -105,8 +107,27 @@ def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
         queue,
         cpu,
         memory,
-        tuple(map(str, up)) if isinstance(up, tuple | list) else None,
+        up,
     )
+
+
+_UPSTREAMS: dict[Any, tuple[str, ...] | None] = {}
+
+
+def _shared_upstream(value: Any) -> tuple[str, ...] | None:
+    """A declared upstream list as a tuple of names (None: not a list), one shared tuple per
+    distinct list: every run of a pipeline declares the same lists, and thousands of open runs
+    kept a tuple each. At most 4,096 lists are kept; a full cache starts over."""
+    try:
+        found = _UPSTREAMS.get(value, _UPSTREAMS)
+    except TypeError:  # unhashable (a list, or a tuple holding one)
+        return tuple(map(str, value)) if isinstance(value, tuple | list) else None
+    if found is not _UPSTREAMS:
+        return found  # type: ignore[return-value]
+    if len(_UPSTREAMS) >= 4096:
+        _UPSTREAMS.clear()
+    shared = _UPSTREAMS[value] = tuple(map(str, value)) if isinstance(value, tuple | list) else None
+    return shared
 
 
 class EdgeUpstream:
@@ -166,7 +187,8 @@ class KeptRun(NamedTuple):
     status: str
     start_ns: int
     duration_ns: int
-    stages: dict[str, list[Kept]]  # in order of first sight
+    stages: dict[str, tuple[float, float]]  # stage -> (start, end), in order of first sight
+    attempts: list[Kept]  # in the order they ended
     path: list[tuple[str, float, float, float]]  # reporting.critical_chain
 
 
@@ -175,25 +197,22 @@ def kept_run(root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeU
     kept attempts: what ``write_run`` reads of a ``RunRecord``, computed the same way."""
     start = (root.start_time or 0) / _NS
     end = (root.end_time or 0) / _NS
-    stages: dict[str, list[Kept]] = {}
     declared: dict[str, tuple[str, ...]] = {}
     intervals: dict[str, tuple[float, float]] = {}
-    for attempt in kept:
-        name = attempt[0]
+    for name, _, _, _, first, last, _, _, _, up in kept:
         span = intervals.get(name)
         if span is None:
-            stages[name] = [attempt]
-            intervals[name] = (attempt[4], attempt[5])
+            intervals[name] = (first, last)
         else:
-            stages[name].append(attempt)
-            intervals[name] = (min(span[0], attempt[4]), max(span[1], attempt[5]))
-        if attempt[9] is not None:
-            declared[name] = attempt[9]
+            intervals[name] = (min(span[0], first), max(span[1], last))
+        if up is not None:
+            declared[name] = up
     return KeptRun(
         pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
         status=ended_run_status(attrs, root.status.status_code._name_),
         start_ns=to_ns(start),
         duration_ns=to_ns(max(0.0, end - start)),
-        stages=stages,
+        stages=intervals,
+        attempts=kept,
         path=critical_chain(start, intervals, _Upstream(edges.of(attrs), declared).of),
     )

@@ -266,24 +266,23 @@ def _write_kept(  # noqa: PLR0917 (write_run's, from a KeptRun)
     the same rows, straight from the kept tuples."""
     pipeline, start_ns = run.pipeline, run.start_ns
     _learn_keys(conn, pipeline, [*run.stages, ""], keys)
-    attempts = []
-    for name, kept in run.stages.items():
-        key_no = keys[pipeline, name]
-        attempts += [
-            (
-                key_no,
-                start_ns,
-                trace_no,
-                span_id,
-                attempt,
-                failed,
-                round((end - start) * _NS),  # _ns, inline: once an attempt
-                None if queue is None else round(queue * _NS),
-                cpu,
-                memory,
-            )
-            for _, span_id, attempt, failed, start, end, queue, cpu, memory, _ in kept
-        ]
+    # In the order the attempts ended, not grouped by stage: a stage's own attempts keep their
+    # order, which is all the day totals' float sums depend on.
+    attempts = [
+        (
+            keys[pipeline, name],
+            start_ns,
+            trace_no,
+            span_id,
+            attempt,
+            failed,
+            round((end - start) * _NS),  # _ns, inline: once an attempt
+            None if queue is None else round(queue * _NS),
+            cpu,
+            memory,
+        )
+        for name, span_id, attempt, failed, start, end, queue, cpu, memory, _ in run.attempts
+    ]
     steps, length_ns = _step_rows(run.path, pipeline, start_ns, trace_no, keys)
     _put_run(
         conn,
