@@ -1,12 +1,14 @@
 """The span store's report aggregates: written as runs end, read by ``taskdaemon report``.
 
 Writing (``RunAggregator``, called by ``SqliteSpanProcessor`` once per batch, inside its
-transaction): what the aggregates read of the processor's ended stage spans (an
-``AttemptRecord`` each, not the span) is kept in memory per run (only for runs whose
+transaction): what the aggregates read of the processor's ended stage spans (a flat tuple
+each, not the span: ``tracking._kept_runs``) is kept in memory per run (only for runs whose
 run span started in this process, so the set is complete); when the run span ends, its run,
-attempt and critical-path rows (tables in ``tracking._aggregates_schema``) are written from
-them. A run this process did not see start (or whose stages were dropped from memory because
-more than ``max_open_runs`` runs were open) is rebuilt from its stored spans instead. The cost
+attempt and critical-path rows (tables in ``tracking._aggregates_schema``) are computed
+straight from those tuples, with no record objects, and a batch's rows are inserted with one
+``executemany`` a table. A run this process did not see start (or whose stages were dropped
+from memory because more than ``max_open_runs`` runs were open) is rebuilt from its stored
+spans instead (``write_run``; the two paths write the same rows, which a test holds). The cost
 is paid once per run, off the pipeline's threads, on the writer thread. Each batch's runs are
 also added to the per-day totals and histograms (``tracking._day_totals``), one upsert per
 touched day row per batch.
