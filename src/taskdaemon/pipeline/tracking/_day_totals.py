@@ -207,24 +207,17 @@ class DayTotals:
         histogram = self._histogram
         count = histogram.get
         find = bucket
+        add = stage_totals_add
         last_key: int | None = None
         totals: list[Any] = []
         for key_no, _, _, _, attempt, failed, took, queue_ns, cpu_s, peak in attempts:
             if key_no != last_key:
                 last_key = key_no
                 totals = stages.get((key_no, day)) or stages.setdefault((key_no, day), new_totals())
-            totals[0] += 1
-            totals[1] += failed
-            totals[2] += attempt > 1
-            if cpu_s is not None:
-                totals[3] = cpu_s if totals[3] is None else totals[3] + cpu_s
-                totals[4] += 1
-            if peak is not None and (totals[5] is None or peak > totals[5]):
-                totals[5] = peak
+            add(totals, failed, attempt, queue_ns, cpu_s, peak)
             where = (key_no, 0, day, find(took))  # SERIES_DURATION
             histogram[where] = count(where, 0) + 1
             if queue_ns is not None:
-                totals[6] += 1
                 where = (key_no, 1, day, find(queue_ns))  # SERIES_QUEUE
                 histogram[where] = count(where, 0) + 1
         for key_no, _, _, _, run_ns in steps:
