@@ -176,11 +176,30 @@ class DayTotals:
         peak_memory: int | None,
     ) -> None:
         """One ended attempt of a run started at ``start_ns``."""
-        day = day_of(start_ns)
+        self._attempt(
+            key_no, day_of(start_ns), failed, attempt, duration_ns, queue_ns, cpu_s, peak_memory
+        )
+
+    def _stage_totals(self, key_no: int, day: int) -> list[Any]:
         totals = self._stages.get((key_no, day))
         if totals is None:
             totals = self._stages[key_no, day] = new_totals()
-        stage_totals_add(totals, failed, attempt, queue_ns, cpu_s, peak_memory)
+        return totals
+
+    def _attempt(  # noqa: PLR0917 (attempt's, with the day found)
+        self,
+        key_no: int,
+        day: int,
+        failed: int,
+        attempt: int,
+        duration_ns: int,
+        queue_ns: int | None,
+        cpu_s: float | None,
+        peak_memory: int | None,
+    ) -> None:
+        stage_totals_add(
+            self._stage_totals(key_no, day), failed, attempt, queue_ns, cpu_s, peak_memory
+        )
         histogram = self._histogram
         where = (key_no, SERIES_DURATION, day, bucket(duration_ns))
         histogram[where] = histogram.get(where, 0) + 1
@@ -198,40 +217,20 @@ class DayTotals:
         steps: Iterable[Sequence[Any]],
     ) -> None:
         """One ended run started at ``start_ns``: its ``stage_attempts`` rows (``attempts``),
-        its ``critical_steps`` rows (``steps``) and itself. The same sums as ``attempt``,
-        ``critical`` and ``run`` called row by row (in the same order: the CPU time is a float
-        sum), with the day found once and each stage's totals looked up once for its
-        consecutive attempts, not once an attempt."""
-        day = start_ns // DAY_NS
-        stages = self._stages
-        histogram = self._histogram
-        count = histogram.get
-        find = bucket
-        add = stage_totals_add
-        last_key: int | None = None
-        totals: list[Any] = []
+        its ``critical_steps`` rows (``steps``) and itself; ``attempt``, ``critical`` and
+        ``run`` row by row, in the same order (the CPU time is a float sum), with the day
+        found once."""
+        day = day_of(start_ns)
+        add = self._attempt
         for key_no, _, _, _, attempt, failed, took, queue_ns, cpu_s, peak in attempts:
-            if key_no != last_key:
-                last_key = key_no
-                totals = stages.get((key_no, day)) or stages.setdefault((key_no, day), new_totals())
-            add(totals, failed, attempt, queue_ns, cpu_s, peak)
-            where = (key_no, 0, day, find(took))  # SERIES_DURATION
-            histogram[where] = count(where, 0) + 1
-            if queue_ns is not None:
-                where = (key_no, 1, day, find(queue_ns))  # SERIES_QUEUE
-                histogram[where] = count(where, 0) + 1
+            add(key_no, day, failed, attempt, took, queue_ns, cpu_s, peak)
         for key_no, _, _, _, run_ns in steps:
-            totals = stages.get((key_no, day)) or stages.setdefault((key_no, day), new_totals())
-            totals[7] += run_ns
+            self._stage_totals(key_no, day)[7] += run_ns
         self.run(pipeline_key, start_ns, status, duration_ns)
 
     def critical(self, key_no: int, start_ns: int, run_ns: int) -> None:
         """One critical-path step of a run started at ``start_ns``."""
-        day = day_of(start_ns)
-        totals = self._stages.get((key_no, day))
-        if totals is None:
-            totals = self._stages[key_no, day] = new_totals()
-        totals[7] += run_ns
+        self._stage_totals(key_no, day_of(start_ns))[7] += run_ns
 
     def run(self, pipeline_key: int, start_ns: int, status: str, duration_ns: int) -> None:
         """One ended run of the pipeline whose key is ``pipeline_key``."""

@@ -29,7 +29,11 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
-from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, ended_run_status
+from taskdaemon.pipeline.tracking.reconstruct import (
+    ended_attempt_status,
+    ended_run_status,
+    is_skip,
+)
 
 __all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
 
@@ -57,9 +61,6 @@ def number(value: Any) -> float | None:
 
 # The attribute names attempt_from_sdk reads, bound once (it runs once a stage span).
 _TASK_NAME: Final = t.CICD_TASK_NAME
-_RESULT: Final = t.CICD_TASK_RUN_RESULT
-_SKIP: Final = t.RESULT_SKIP
-_STATUS: Final = t.STAGE_STATUS
 _ATTEMPT: Final = t.STAGE_ATTEMPT
 _QUEUE: Final = t.STAGE_QUEUE_TIME
 _CPU: Final = t.STAGE_CPU_TIME
@@ -75,11 +76,9 @@ def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
     if not isinstance(name, str) or not name:
         return None
     start_ns, end_ns = span.start_time, span.end_time
-    if end_ns == start_ns and a.get(_RESULT) == _SKIP:  # reconstruct.is_skip
+    if is_skip(a, start_ns, end_ns):
         return None
-    status = a.get(_STATUS)
-    if not isinstance(status, str) or not status:
-        status = ended_attempt_status(a, span.status.status_code._name_)
+    status = ended_attempt_status(a, span.status.status_code._name_)
     # number() and its int() round trip only for values that are not already what it gives.
     attempt = a.get(_ATTEMPT)
     if type(attempt) is not int or not 0 < attempt < _EXACT:

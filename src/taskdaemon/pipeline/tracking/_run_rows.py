@@ -23,8 +23,6 @@ from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns
 
 __all__ = ["Pending", "write_kept", "write_record", "write_run"]
 
-_NS: Final = 1e9
-
 
 def _learn_keys(
     conn: sqlite3.Connection, pipeline: str, stages: Iterable[str], cache: dict[Any, int]
@@ -225,8 +223,8 @@ def write_kept(  # noqa: PLR0917 (write_run's, from a KeptRun)
             span_id,
             attempt,
             failed,
-            round((end - start) * _NS),  # _ns, inline: once an attempt
-            None if queue is None else round(queue * _NS),
+            _ns(end - start),
+            None if queue is None else _ns(queue),
             cpu,
             memory,
         )
