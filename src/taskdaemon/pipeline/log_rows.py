@@ -31,14 +31,29 @@ A filter without ``keeps_logger`` (a function, a third-party filter) or any othe
 the ``logging`` path, so what those see is unchanged. Handlers and filters are read on every
 call (a few attribute reads on the handful of loggers of a dotted name), so one added or
 removed mid-run takes effect at once: ``logging`` gives no notice of either.
+
+A row is a plain tuple of the ``logs`` table's twelve columns in its order (:data:`Row`); its
+last item is the attributes' mapping, or already their redacted JSON when a producer found it
+in :func:`encoded_attributes` (the writer then inserts the row as it is, bar the body's
+redaction). The run log's lifecycle rows repeat a few mappings (``{"event": "stage.started",
+"loop": "python"}``): their JSON is remembered by :func:`encode_attributes`, which the writer
+calls on its thread, and only looked up on the producer's (the monitor's) thread, so a mapping
+is redacted and encoded once per process rather than once per row, and never on the run's path.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
-__all__ = ["LogRow", "RowSink", "row_sink_for"]
+from taskdaemon.pipeline.redaction import redact
+
+__all__ = ["LogRow", "Row", "RowSink", "encode_attributes", "encoded_attributes", "row_sink_for"]
+
+#: Encoded attribute mappings remembered at most (:func:`encode_attributes`).
+_ENCODED_MAX: Final = 256
+_encoded: dict[tuple[Any, ...], str] = {}
 
 
 class LogRow(NamedTuple):
@@ -60,11 +75,49 @@ class LogRow(NamedTuple):
     attributes: dict[str, Any]
 
 
-class RowSink(Protocol):
-    """What takes :class:`LogRow` directly (``tracking.log_writer.SqliteLogWriter``)."""
+#: A row as the writer queues it: a :class:`LogRow`, or a plain tuple of the same twelve
+#: columns (cheaper to build) whose attributes may be their redacted JSON already.
+Row = tuple[str, int, int, str, Any, Any, Any, Any, Any, str, str, dict[str, Any] | str]
 
-    def write_row(self, row: LogRow) -> None:
+
+class RowSink(Protocol):
+    """What takes rows directly (``tracking.log_writer.SqliteLogWriter``)."""
+
+    def write_row(self, row: Row) -> None:
         """Queue ``row``; never raises for a full or closed writer (it counts or drops)."""
+
+
+def _text_key(attributes: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The memo key of ``attributes`` when every value is a string or None (then equal keys
+    mean equal redacted JSON), else None: ``True == 1`` and ``0.0 == -0.0`` would share a
+    key while their JSON differs."""
+    for value in attributes.values():
+        if value is not None and type(value) is not str:
+            return None
+    return tuple(attributes.items())
+
+
+def encode_attributes(attributes: dict[str, Any]) -> str:
+    """The redacted JSON of a row's attributes, remembered (at most ``_ENCODED_MAX``, emptied
+    when full) for mappings holding only strings and None: redaction is a pure function of
+    the items, so a remembered text is the one a new walk would make."""
+    key = _text_key(attributes)
+    if key is None:
+        return json.dumps(redact(attributes), default=str)
+    encoded = _encoded.get(key)
+    if encoded is None:
+        encoded = json.dumps(redact(attributes), default=str)
+        if len(_encoded) >= _ENCODED_MAX:
+            _encoded.clear()
+        _encoded[key] = encoded
+    return encoded
+
+
+def encoded_attributes(attributes: dict[str, Any]) -> str | None:
+    """The JSON :func:`encode_attributes` remembers for ``attributes``, or None (not yet
+    encoded, or not of the kind it remembers): a lookup, no redaction nor encoding."""
+    key = _text_key(attributes)
+    return None if key is None else _encoded.get(key)
 
 
 _DROPS: Any = object()  # the handler drops the record for sure

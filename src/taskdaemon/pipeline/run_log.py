@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from typing import Any, Final
 
 from opentelemetry.trace import SpanContext
@@ -51,7 +50,7 @@ from taskdaemon.pipeline.events import (
     TriggerEvaluated,
 )
 from taskdaemon.pipeline.log_levels import TRACE, severity_number
-from taskdaemon.pipeline.log_rows import LogRow, row_sink_for
+from taskdaemon.pipeline.log_rows import encoded_attributes, row_sink_for
 from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.record_fields import fields as record_fields
@@ -134,7 +133,7 @@ class RunLog:
         span: SpanContext | None,
         message: str,
         args: tuple[Any, ...],
-        fields: Mapping[str, Any],
+        fields: dict[str, Any],
     ) -> None:
         pipeline = event.pipeline
         pipeline_name = pipeline if isinstance(pipeline, str) else pipeline.name
@@ -149,8 +148,9 @@ class RunLog:
             (valid and stage is not None and instance is not None and attempt is not None)
             or not has_ambient_ids()
         ):
+            # A plain tuple, its attributes' JSON when the writer has it already (log_rows).
             sink.write_row(
-                LogRow(
+                (
                     event.run_id,
                     int(event.at * 1e9),
                     severity_number(level),
@@ -162,7 +162,7 @@ class RunLog:
                     format(span.span_id, "016x") if valid and span is not None else None,
                     logger.name,
                     message % args if args else message,
-                    dict(fields),
+                    encoded_attributes(fields) or fields,
                 )
             )
             return

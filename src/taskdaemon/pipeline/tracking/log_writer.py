@@ -10,7 +10,11 @@ same file, so a stage writing thousands of lines never waits for SQLite. It take
   ``run_log`` and a handler's own ``logging`` calls): only records that carry a ``run_id``
   (stamped by ``logs.ContextFilter`` or given in ``extra``) are kept, the store being per run.
 
-Bodies and attributes are redacted (``redaction``) on the writer thread, off the run's path.
+Bodies and attributes are redacted (``redaction``) on the writer thread, off the run's path:
+the bodies of a batch with one substring pre-check over all of them (``redact_lines``: almost
+no row holds a hint), the attributes' JSON remembered when it repeats
+(``log_rows.encode_attributes``). A row whose producer found that JSON remembered
+(``run_log``'s lifecycle rows, see ``log_rows``) comes with it, and is inserted as it is.
 Rows are written in batches, one transaction each: once a row arrives at an idle writer, it
 waits up to :data:`LINGER_SECONDS` for more (less when a batch fills up, ``flush`` or
 ``close`` is called), and a row queued meanwhile wakes nobody. Without the wait every record
@@ -23,7 +27,6 @@ At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and count
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sqlite3
 import threading
@@ -31,11 +34,11 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from taskdaemon.pipeline.log_levels import severity_number
-from taskdaemon.pipeline.log_rows import LogRow
-from taskdaemon.pipeline.redaction import redact, redact_text
+from taskdaemon.pipeline.log_rows import LogRow, Row, encode_attributes
+from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
@@ -47,13 +50,11 @@ __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 MAX_PENDING: Final = 200_000
 #: Seconds an idle writer waits, after a row arrives, for more rows to write in the same batch.
 LINGER_SECONDS: Final = 0.05
-#: Encoded attribute mappings remembered at most (``SqliteLogWriter._encode``).
-_ENCODED_MAX: Final = 256
 _logger = logging.getLogger(__name__)
 
-# What waits for the writer: a row (its attributes redacted on the writer thread), or a batch
-# of output lines (as many rows as its lines).
-_Entry = LogRow | OutputBatch
+# What waits for the writer: a row (its body, and its attributes unless encoded already,
+# redacted on the writer thread), or a batch of output lines (as many rows as its lines).
+_Entry = Row | OutputBatch
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD: Final = frozenset(
@@ -84,7 +85,6 @@ class SqliteLogWriter:
         self.batches = 0  # transactions committed
         self.dropped = 0
         self._warned = False
-        self._encoded: dict[tuple[Any, ...], str] = {}  # only the writer thread uses it
         self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
         self._thread.start()
 
@@ -168,10 +168,21 @@ class SqliteLogWriter:
         )
         self._put((row,), 1)
 
-    def write_row(self, row: LogRow) -> None:
+    def write_row(self, row: Row) -> None:
         """Queue one row built by its producer (``run_log``, see ``log_rows``): the row
-        :meth:`write_record` would make of the equivalent record."""
-        self._put((row,), 1)
+        :meth:`write_record` would make of the equivalent record. :meth:`_put` for one row,
+        without its sequence (two rows a stage come this way)."""
+        with self._cond:
+            if self._closed:
+                return
+            if self._queued >= MAX_PENDING:
+                self._put((row,), 1)  # counts the row as dropped, warns once
+                return
+            idle = not self._pending
+            self._pending.append(row)
+            self._queued += 1
+            if idle or self._queued >= self._batch_size:
+                self._cond.notify_all()
 
     def handler(self) -> logging.Handler:
         """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
@@ -247,42 +258,28 @@ class SqliteLogWriter:
                 return
             self._cond.wait(left)
 
-    def _encode(self, attributes: dict[str, Any]) -> str:
-        """The redacted JSON of a row's attributes. Those of the run log's lifecycle rows
-        repeat (``{"event": "stage.finished", "status": "success", "error_type": null}``, two
-        rows a stage), so the JSON of attributes holding only strings and None is remembered
-        by their items (at most ``_ENCODED_MAX``, emptied when full): redaction is a pure
-        function of the items, so a remembered text is the one a new walk would make."""
-        key = _text_key(attributes)
-        if key is None:
-            return json.dumps(redact(attributes), default=str)
-        encoded = self._encoded.get(key)
-        if encoded is None:
-            encoded = json.dumps(redact(attributes), default=str)
-            if len(self._encoded) >= _ENCODED_MAX:
-                self._encoded.clear()
-            self._encoded[key] = encoded
-        return encoded
-
     def _write(self, entries: list[_Entry]) -> None:
         # Everything but SQLite first (redaction, JSON), to hold the write lock the least.
-        steps: list[list[tuple[Any, ...]] | OutputRows] = []
-        values: list[tuple[Any, ...]] = []
+        steps: list[list[Row] | OutputRows] = []
+        values: list[Row] = []
         shared: object = None
         encoded = ""
         for entry in entries:
             if isinstance(entry, OutputBatch):
                 if values:
-                    steps.append(values)
+                    steps.append(_redacted(values))
                     values = []
                 steps.append(OutputRows(entry))
                 continue
-            attributes = entry.attributes
+            attributes = entry[11]
+            if isinstance(attributes, str):  # encoded by its producer: inserted as it is
+                values.append(entry)
+                continue
             if attributes is not shared:  # rows often share one dict: encode it once
-                shared, encoded = attributes, self._encode(attributes)
-            values.append((*entry[:10], redact_text(entry.body), encoded))
+                shared, encoded = attributes, encode_attributes(attributes)
+            values.append((*entry[:11], encoded))
         if values:
-            steps.append(values)
+            steps.append(_redacted(values))
         conn = self._conn
         with sqlite_section():  # a fork meanwhile would leave the child's SQLite locked
             conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row
@@ -303,14 +300,18 @@ class SqliteLogWriter:
                 raise
 
 
-def _text_key(attributes: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The memo key of ``attributes`` when every value is a string or None (then equal keys
-    mean equal redacted JSON), else None: ``True == 1`` and ``0.0 == -0.0`` would share a
-    key while their JSON differs."""
-    for value in attributes.values():
-        if value is not None and type(value) is not str:
-            return None
-    return tuple(attributes.items())
+def _redacted(values: list[Row]) -> list[Row]:
+    """``values`` with their bodies redacted: one substring pre-check over all the bodies
+    (``redact_lines``), each body checked only when that finds a hint, as ``redact_text`` of
+    each would do."""
+    bodies = [row[10] for row in values]
+    clean = redact_lines(bodies)
+    if clean is bodies:
+        return values
+    return [
+        row if body is text else (*row[:10], text, row[11])
+        for row, body, text in zip(values, bodies, clean, strict=True)
+    ]
 
 
 def _size(entry: _Entry) -> int:
