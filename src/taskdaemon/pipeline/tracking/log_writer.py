@@ -77,7 +77,10 @@ class SqliteLogWriter:
         self._conn: sqlite3.Connection = connect(self.path)
         self._pending: deque[_Entry] = deque()
         self._queued = 0  # rows in _pending
-        self._cond = threading.Condition()
+        # The condition's own lock, also held bare where no wait nor notice is needed
+        # (``write_row``: ``Condition.__enter__`` is a Python call, two a stage).
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._busy = False
         self._closed = False
         self._flushing = 0  # flush() callers waiting: the writer does not linger for them
@@ -172,7 +175,7 @@ class SqliteLogWriter:
         """Queue one row built by its producer (``run_log``, see ``log_rows``): the row
         :meth:`write_record` would make of the equivalent record. :meth:`_put` for one row,
         without its sequence (two rows a stage come this way)."""
-        with self._cond:
+        with self._lock:
             if self._closed:
                 return
             if self._queued >= MAX_PENDING:
