@@ -59,7 +59,6 @@ from taskdaemon.pipeline.run_log_scope import (
     DECISION_LOGGER,
     EVENT_LOGGER,
     LIFECYCLE_LOGGER,
-    takes,
     wants,
 )
 from taskdaemon.pipeline.run_state import is_failed
@@ -123,12 +122,6 @@ class RunLog:
         levels (``run_log_scope.wants``): the monitor does not queue a record that no part of
         it records and no hook wants (``PipelineMonitor.on_event``)."""
         return wants(kind)
-
-    @staticmethod
-    def takes(kind: type) -> bool:
-        """Whether a record of type ``kind``, handled by the monitor anyway, may write a record
-        now (``run_log_scope.takes``): ``Recorder.handle`` calls the hook only then."""
-        return takes(kind)
 
     # -- records -------------------------------------------------------------------------------
 

@@ -71,21 +71,6 @@ _OPENING = frozenset({RunStarted, StageStarted})
 EventHook = Callable[[EngineEvent, SpanContext | None], None]
 
 
-def _taking(hooks: tuple[EventHook, ...], kind: type) -> tuple[EventHook, ...]:
-    """The hooks to call with a record of type ``kind``: all but those with a ``takes(kind)``
-    answering False (``run_log.RunLog`` at its levels), so that no span is looked up for a
-    record no hook writes anything for."""
-    for hook in hooks:
-        if not _takes(hook, kind):
-            return tuple(h for h in hooks if _takes(h, kind))
-    return hooks
-
-
-def _takes(hook: EventHook, kind: type) -> bool:
-    takes = getattr(hook, "takes", None)
-    return takes is None or bool(takes(kind))
-
-
 class Recorder:
     """Turns records into spans and metric records and keeps the per-run books.
 
@@ -144,8 +129,6 @@ class Recorder:
         try:
             kind = type(event)
             hooks = self.hooks
-            if hooks:
-                hooks = _taking(hooks, kind)
             # The span of a record that opens one exists only once the record is handled.
             span = None if not hooks or kind in _OPENING else self._span_context_of(event)
             handler = self._handlers.get(kind)
