@@ -115,9 +115,12 @@ def encode_attributes(attributes: dict[str, Any]) -> str:
 
 def encoded_attributes(attributes: dict[str, Any]) -> str | None:
     """The JSON :func:`encode_attributes` remembers for ``attributes``, or None (not yet
-    encoded, or not of the kind it remembers): a lookup, no redaction nor encoding."""
-    key = _text_key(attributes)
-    return None if key is None else _encoded.get(key)
+    encoded, or not of the kind it remembers): a lookup, no redaction nor encoding. (The test
+    of ``_text_key`` inline: this runs on the monitor's thread for every row.)"""
+    for value in attributes.values():
+        if value is not None and type(value) is not str:
+            return None
+    return _encoded.get(tuple(attributes.items()))
 
 
 _DROPS: Any = object()  # the handler drops the record for sure
