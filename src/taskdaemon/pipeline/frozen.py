@@ -103,6 +103,29 @@ class Record(ValueMethods):
             object.__setattr__(self, f.name, value)
 
 
+class _Probe:
+    __slots__ = ("slot",)
+
+
+_MEMBER = type(_Probe.__dict__["slot"])  # ``types.MemberDescriptorType``, without ``types``
+
+
+def _slot_setter(cls: type, name: str) -> Any:
+    """The ``__set__`` of field ``name``'s slot, or None when the field is no slot (a record
+    made with ``slots=False``): the generated ``__init__`` then calls ``object.__setattr__``.
+
+    Why: the guard that makes records frozen is a ``__setattr__`` of their base, so the
+    ``__init__`` cannot assign; ``object.__setattr__`` then looks the name up in the class's
+    MRO again for every field of every record, while the slot's ``__set__``, found here once per
+    class, stores the value at once. A record has up to seventeen fields and the engine builds
+    several a stage, so this is a visible share of a stage's cost."""
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name)
+        if found is not None:
+            return found.__set__ if type(found) is _MEMBER else None
+    return None
+
+
 def _compile_init(cls: type, record_fields: tuple[Field, ...], post_init: bool) -> Any:
     """The generated ``__init__`` of ``cls`` (checks done by ``_build``: only compiling is left)."""
     scope: dict[str, Any] = {"_s": object.__setattr__, "_F": MISSING}
@@ -121,7 +144,12 @@ def _compile_init(cls: type, record_fields: tuple[Field, ...], post_init: bool) 
             params.append(f"{f.name}=_d_{f.name}")
         else:
             params.append(f.name)
-        body.append(f" _s(self, {f.name!r}, {value})\n")
+        setter = _slot_setter(cls, f.name)
+        if setter is not None:
+            scope[f"_m_{f.name}"] = setter
+            body.append(f" _m_{f.name}(self, {value})\n")
+        else:
+            body.append(f" _s(self, {f.name!r}, {value})\n")
     if post_init:
         body.append(" self.__post_init__()\n")
     source = f"def __init__(self, {', '.join(params)}):\n{''.join(body) or ' pass'}\n"
