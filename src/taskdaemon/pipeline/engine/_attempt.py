@@ -107,15 +107,20 @@ class Attempts(RunBase):
         policy = self.retry_policy(stage)
         max_attempts = policy.max_attempts if policy is not None else 1
         ex = inst.executions[-1]
+        slots = self.slots
         try:
             while True:
                 retry_now = False
-                async with self.slots:
+                if not slots.take():
+                    await slots.wait()
+                try:
                     status, exception = await self.attempt(srt, inst, ex, timeout)
                     debugger = ctx.debugger
                     if status in FAILED and debugger is not None:
                         # A failure breakpoint: before the error strategy acts (engine/_debug.py)
                         retry_now = await debugger.failed(self, srt, inst, ex)
+                finally:
+                    slots.release()
                 attempt = ex.attempt
                 will_retry = retry_now or (
                     status in FAILED

@@ -359,7 +359,7 @@ class DebugSession:
             "stepping": run.run_id in self._stepping,
             "paused": [p.as_dict() for p in self.paused(run.run_id)],
             "breakpoints": [bp.as_dict() for bp in self.breakpoints(run.run_id)],
-            "slots": {"size": concurrency, "free": run.slots._value},
+            "slots": {"size": concurrency, "free": run.slots.free},
             "stages": stages,
         }
 

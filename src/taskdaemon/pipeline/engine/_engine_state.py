@@ -46,7 +46,7 @@ def engine_state(engine: Engine, run_id: str) -> dict[str, Any]:
         "pipeline": run.name,
         "status": str(run.status),
         "done": handle.done,
-        "slots": {"size": max(1, run.pipeline.concurrency), "free": run.slots._value},
+        "slots": {"size": max(1, run.pipeline.concurrency), "free": run.slots.free},
         "active": run.active,
         "stages": stages,
         "debug": session is not None,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.engine._isolated import IsolatedEvaluations
 from taskdaemon.pipeline.engine._results import HandlerResolver, PauseGate, RunResult
+from taskdaemon.pipeline.engine._slots import WorkerSlots
 from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
 from taskdaemon.pipeline.events import EngineEvent, RunFinished, StageStarted, TaskRunRef
 from taskdaemon.pipeline.loops import Handler
@@ -121,7 +122,7 @@ class RunBase:
             stage_ctx: dict[str, Any] = {"status": "pending", "outputs": {}}
             self.stages_ctx[name] = stage_ctx
             self.stages[name] = StageRun(cs, stage_ctx, self.started_at)
-        self.slots = asyncio.Semaphore(max(1, pipeline.concurrency))
+        self.slots = WorkerSlots(max(1, pipeline.concurrency))
         self.active = 0  # unfinished instances + open approval requests
         self.stopping: RunStatus | None = None  # the final status a stop aims at
         self.finished_queue: deque[StageRun] = deque()
