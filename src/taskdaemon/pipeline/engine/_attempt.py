@@ -24,7 +24,12 @@ from taskdaemon.pipeline.engine._callbacks import (
     Publisher,
     UsageReporter,
 )
-from taskdaemon.pipeline.engine._dataflow import DataError, map_outputs, resolve_inputs
+from taskdaemon.pipeline.engine._dataflow import (
+    DataError,
+    map_outputs,
+    plain_outputs,
+    resolve_inputs,
+)
 from taskdaemon.pipeline.engine._results import StageGateRequest
 from taskdaemon.pipeline.engine._run_base import RunBase
 from taskdaemon.pipeline.engine._stage_state import (
@@ -304,7 +309,12 @@ class Attempts(RunBase):
                     result = handler(context)
                     if isawaitable(result):
                         result = await result
-            ex.outputs = await map_outputs(srt.cs, result, self.request)
+            cs = srt.cs
+            ex.outputs = (
+                plain_outputs(result)
+                if cs.outputs is None
+                else await map_outputs(cs, result, self.request)
+            )
         except TimeoutError as exc:
             if deadline is None or not deadline.expired():
                 return FAILURE, _failed(ex, exc)

@@ -55,15 +55,12 @@ async def map_outputs(
     the outputs are those expressions over ``result`` (and ``request``). DataError names the
     first required output that cannot be read; an optional one is left out.
     """
-    if result is None:
-        result = {}
-    elif not isinstance(result, Mapping):
-        result = {"value": result}
+    plain = plain_outputs(result)
     mappings = cs.outputs
     if mappings is None:
-        return result  # type: ignore[no-any-return]
+        return plain
     outputs: dict[str, Any] = {}
-    context = {"result": result, "request": request}
+    context = {"result": plain, "request": request}
     for name, compiled, required in mappings:
         try:
             outputs[name] = await compiled.expression.evaluate_async(context)
@@ -71,6 +68,16 @@ async def map_outputs(
             if required:
                 raise DataError(f"missing required output {name!r}: {exc}") from None
     return outputs
+
+
+def plain_outputs(result: Any) -> Mapping[str, Any]:
+    """A handler's result as the outputs of a stage without an ``outputs:`` mapping (the first
+    step of :func:`map_outputs`, which such a stage calls directly: no coroutine to await)."""
+    if result is None:
+        return {}
+    if isinstance(result, Mapping):
+        return result
+    return {"value": result}
 
 
 def stage_outputs(instances: Sequence[Instance]) -> Mapping[str, Any]:
