@@ -24,6 +24,7 @@ from taskdaemon.pipeline.engine._callbacks import (
     Publisher,
     UsageReporter,
 )
+from taskdaemon.pipeline.engine._context_builder import new_context
 from taskdaemon.pipeline.engine._dataflow import (
     DataError,
     map_outputs,
@@ -59,7 +60,6 @@ from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import RetryPolicy, Stage
 from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.stage_context import StageContext
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 logger = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class Attempts(RunBase):
         if data_error is not None:
             return FAILURE, _failed(ex, data_error)
         usage = UsageReporter(ex, loop)
-        context = StageContext(
+        context = new_context(
             run_id=self.run_id,
             pipeline=self.name,
             stage=name,
