@@ -58,7 +58,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.loops import Handler
-from taskdaemon.pipeline.model import RetryPolicy, Stage
+from taskdaemon.pipeline.model import Stage
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -73,7 +73,7 @@ class Attempts(RunBase):
         move(srt, inst, QUEUED)
         ctx = self.ctx
         now = ctx.clock()
-        ex = Execution(attempt, now)
+        ex = Execution(attempt, now, f"{srt.name}.{inst.index}.{attempt}")
         inst.executions.append(ex)
         if ctx.observed and ctx.wants_record(StageQueued):
             ctx.emit(
@@ -84,7 +84,7 @@ class Attempts(RunBase):
                     instance=inst.index,
                     attempt=attempt,
                     at=now,
-                    task_run_id=f"{srt.name}.{inst.index}.{attempt}",
+                    task_run_id=ex.task_run_id,
                 )
             )
         return ex
@@ -100,16 +100,13 @@ class Attempts(RunBase):
             self.handlers[stage.name] = handler
         return handler
 
-    def retry_policy(self, stage: Stage) -> RetryPolicy | None:
-        """The stage's own policy, else the pipeline's under ``error_strategy: retry``."""
-        return stage.retry if stage.retry is not None else self.default_retry
-
     async def execute(self, srt: StageRun, inst: Instance) -> None:
         """Run every attempt of one instance; never raises (outcomes go to the run)."""
         ctx = self.ctx
         stage = srt.cs.stage
         timeout = stage.timeout if stage.timeout is not None else self.pipeline.timeout
-        policy = self.retry_policy(stage)
+        # The stage's own retry policy, else the pipeline's under ``error_strategy: retry``.
+        policy = stage.retry if stage.retry is not None else self.default_retry
         max_attempts = policy.max_attempts if policy is not None else 1
         ex = inst.executions[-1]
         slots = self.slots
@@ -149,7 +146,7 @@ class Attempts(RunBase):
                             stage=srt.name,
                             instance=inst.index,
                             attempt=attempt,
-                            task_run_id=f"{srt.name}.{inst.index}.{attempt}",
+                            task_run_id=ex.task_run_id,
                             delay=delay,
                             error=ex.error or "",
                             error_type=ex.error_type or "",
@@ -203,7 +200,7 @@ class Attempts(RunBase):
         ctx = self.ctx
         stage = srt.cs.stage
         name = srt.name
-        tid = f"{name}.{inst.index}.{ex.attempt}"
+        tid = ex.task_run_id
         data_error: DataError | None = None
         inputs: Mapping[str, Any]
         try:
@@ -358,7 +355,7 @@ class Attempts(RunBase):
                     stage=srt.name,
                     instance=inst.index,
                     attempt=ex.attempt,
-                    task_run_id=f"{srt.name}.{inst.index}.{ex.attempt}",
+                    task_run_id=ex.task_run_id,
                     status=status,
                     at=now,
                     outputs=ex.outputs,

@@ -56,12 +56,15 @@ class Execution:
         "running",
         "started",
         "status",
+        "task_run_id",
         "thread_cpu",
     )
 
-    def __init__(self, attempt: int, queued: float) -> None:
+    def __init__(self, attempt: int, queued: float, task_run_id: str) -> None:
         self.attempt = attempt
         self.queued = queued
+        self.task_run_id = task_run_id  # "{stage}.{instance}.{attempt}", made once: every record
+        # of the attempt carries it
         self.running: float | None = None
         self.ended: float | None = None
         self.status = QUEUED
