@@ -16,6 +16,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from inspect import isawaitable
+from types import CoroutineType
 from typing import Any
 
 from taskdaemon.pipeline.engine._callbacks import (
@@ -63,6 +64,8 @@ from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 logger = logging.getLogger(__name__)
+# What an ``async def`` handler returns: known at once, before ``isawaitable``'s ABC checks.
+_COROUTINE = CoroutineType
 
 
 class Attempts(RunBase):
@@ -298,13 +301,13 @@ class Attempts(RunBase):
             handler = self.handler_for(stage)
             if limit is None:  # no timeout: spare the Timeout object on the hot path
                 result: Any = handler(context)
-                if isawaitable(result):
+                if type(result) is _COROUTINE or isawaitable(result):
                     result = await result
             else:
                 deadline = asyncio.timeout(limit)
                 async with deadline:
                     result = handler(context)
-                    if isawaitable(result):
+                    if type(result) is _COROUTINE or isawaitable(result):
                         result = await result
             cs = srt.cs
             ex.outputs = (
