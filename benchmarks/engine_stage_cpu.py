@@ -1,13 +1,17 @@
 """The engine's CPU a stage, with sync or async Python stages, without the monitor.
 
 Run: ``python benchmarks/engine_stage_cpu.py [--kind sync,async] [--children 8]
-[--baseline SRC]``.
+[--observer keep|none|monitor] [--baseline SRC]``.
 
 A chain of ``--stages`` no-op stages against a chain of one, each run in ``asyncio.run`` with
 an ``Engine`` whose one observer keeps every record (so every record is built, as under the
 monitor), the handlers wrapped by ``loops.python_handler`` as the ``python`` loop type wraps
-them (a sync one hops to a worker thread). Each child process times ``--pairs`` pairs after
-three warm-up pairs and reports the median of the pairs' difference, a stage:
+them (a sync one hops to a worker thread). ``--observer none`` runs the engine without any
+observer (no record is built); ``--observer monitor`` attaches a ``PipelineMonitor`` over a
+tracer provider whose batch processor drops the spans and an in-memory metric reader (its
+hooks on the loop's thread count in ``main``; its worker thread's share only in ``process``,
+as far as it kept up). Each child process times ``--pairs`` pairs after three warm-up pairs
+and reports the median of the pairs' difference, a stage:
 
 * ``main``: the CPU of the thread that runs the loop (``time.thread_time``);
 * ``process``: the process's CPU, every thread (``time.process_time``): the sync handlers'
@@ -43,7 +47,41 @@ async def async_noop(ctx: Any) -> None:
     return None
 
 
-def _child(kind: str, stages: int, pairs: int) -> dict[str, float]:
+def _observers(observer: str) -> list[object]:
+    if observer == "none":
+        return []
+    if observer == "keep":
+
+        class Keep:
+            def __init__(self) -> None:
+                self.records: list[object] = []
+
+            def on_event(self, event: object) -> None:
+                self.records.append(event)
+
+        return [Keep()]
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    from taskdaemon.pipeline.monitor import PipelineMonitor
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return [PipelineMonitor(tracer_provider=tracer_provider, meter_provider=meter_provider)]
+
+
+def _child(kind: str, stages: int, pairs: int, observer: str = "keep") -> dict[str, float]:
     from taskdaemon.pipeline.engine import Engine  # the tree under test (PYTHONPATH)
     from taskdaemon.pipeline.loops import python_handler
     from taskdaemon.pipeline.model import (
@@ -59,12 +97,7 @@ def _child(kind: str, stages: int, pairs: int) -> dict[str, float]:
         def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
             return handler
 
-    class Keep:
-        def __init__(self) -> None:
-            self.records: list[object] = []
-
-        def on_event(self, event: object) -> None:
-            self.records.append(event)
+    observers = _observers(observer)
 
     def chain(n: int) -> Pipeline:
         return Pipeline(
@@ -80,7 +113,7 @@ def _child(kind: str, stages: int, pairs: int) -> dict[str, float]:
         )
 
     async def run(definition: Pipeline) -> None:
-        async with Engine(resolver=Resolver(), observers=[Keep()]) as engine:
+        async with Engine(resolver=Resolver(), observers=observers) as engine:
             await engine.run(definition, {})
 
     def once(definition: Pipeline) -> tuple[float, float]:
@@ -101,12 +134,14 @@ def _child(kind: str, stages: int, pairs: int) -> dict[str, float]:
     return {"main": statistics.median(main), "process": statistics.median(whole)}
 
 
-def _spawn(source: str | None, kind: str, stages: int, pairs: int) -> Mapping[str, float]:
+def _spawn(
+    source: str | None, kind: str, stages: int, pairs: int, observer: str
+) -> Mapping[str, float]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = source
     command = [sys.executable, __file__, "--child", kind, "--stages", str(stages)]
-    command += ["--pairs", str(pairs)]
+    command += ["--pairs", str(pairs), "--observer", observer]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     result: Mapping[str, float] = json.loads(out.stdout)
     return result
@@ -118,17 +153,18 @@ def main() -> None:
     parser.add_argument("--stages", type=int, default=301)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--children", type=int, default=8)
+    parser.add_argument("--observer", choices=("keep", "none", "monitor"), default="keep")
     parser.add_argument("--baseline", metavar="SRC")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, args.stages, args.pairs)))
+        print(json.dumps(_child(args.child, args.stages, args.pairs, args.observer)))
         return
     trees: dict[str, str | None] = {"this": os.environ.get("PYTHONPATH") or SRC}
     if args.baseline:
         trees["base"] = os.path.abspath(args.baseline)
     print(
-        f"engine alone, keep-all observer, chain of {args.stages} vs 1, CPU µs a stage: "
+        f"engine, observer {args.observer}, chain of {args.stages} vs 1, CPU µs a stage: "
         f"median (low-high) over {args.children} children x {args.pairs} pairs "
         f"(load average {os.getloadavg()[0]:.1f})"
     )
@@ -137,7 +173,7 @@ def main() -> None:
         seen: dict[str, list[Mapping[str, float]]] = {name: [] for name in trees}
         for _ in range(args.children):
             for name, source in trees.items():
-                seen[name].append(_spawn(source, kind, args.stages, args.pairs))
+                seen[name].append(_spawn(source, kind, args.stages, args.pairs, args.observer))
         for name, rows in seen.items():
             cells = []
             for key in ("main", "process"):
