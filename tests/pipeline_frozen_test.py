@@ -16,7 +16,7 @@ import pytest
 
 from taskdaemon.pipeline import frozen as frozen_module
 from taskdaemon.pipeline.events import StageFinished, TaskRunRef
-from taskdaemon.pipeline.frozen import FrozenRecordError, Record, field, frozen
+from taskdaemon.pipeline.frozen import FrozenRecordError, Record, field, frozen, maker
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict, fields, is_record, replace
@@ -247,3 +247,39 @@ def test_init_is_compiled_at_first_use_with_the_dataclass_signature(
     ]
     assert Looked(a=1).b == "b"
     assert len(compiled) == 2
+
+
+def test_a_maker_builds_the_record_its_class_builds() -> None:
+    make = maker(Point)
+    assert make(1) == Point(1)
+    assert make(1, 2, ["a"]).tags == ["a"]
+    assert make(1).tags is not make(1).tags  # the default factory runs for each record
+    assert type(make(3, y=4)) is Point
+    with pytest.raises(FrozenRecordError):
+        make(1).x = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        make()  # type: ignore[call-arg]
+    finished = maker(StageFinished)(
+        run_id="r", pipeline="p", stage="s", instance=0, attempt=1, task_run_id="s.0.1",
+        status=StageStatus.SUCCESS, at=1.0,
+    )  # fmt: skip
+    assert finished == StageFinished(
+        run_id="r", pipeline="p", stage="s", instance=0, attempt=1, task_run_id="s.0.1",
+        status=StageStatus.SUCCESS, at=1.0,
+    )  # fmt: skip
+    assert pickle.loads(pickle.dumps(finished)) == finished
+    assert maker(Cached)(3).square == 9  # a record with a ``__dict__`` (no slot setters)
+
+
+def test_a_maker_runs_post_init() -> None:
+    @frozen
+    class Checked:
+        n: int
+
+        def __post_init__(self) -> None:
+            if self.n < 0:
+                raise ValueError("negative")
+
+    assert maker(Checked)(1) == Checked(1)
+    with pytest.raises(ValueError, match="negative"):
+        maker(Checked)(-1)

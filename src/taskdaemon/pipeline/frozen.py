@@ -31,13 +31,14 @@ handlers copy with ``dataclasses.replace``, stays a dataclass.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, dataclass_transform, overload
+from typing import Any, ParamSpec, TypeVar, cast, dataclass_transform, overload
 
 from taskdaemon.pipeline.value_methods import ValueMethods
 
-__all__ = ["MISSING", "Field", "FrozenRecordError", "Record", "field", "frozen"]
+__all__ = ["MISSING", "Field", "FrozenRecordError", "Record", "field", "frozen", "maker"]
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 class _Missing:
@@ -126,8 +127,11 @@ def _slot_setter(cls: type, name: str) -> Any:
     return None
 
 
-def _compile_init(cls: type, record_fields: tuple[Field, ...], post_init: bool) -> Any:
-    """The generated ``__init__`` of ``cls`` (checks done by ``_build``: only compiling is left)."""
+def _compile_init(
+    cls: type, record_fields: tuple[Field, ...], post_init: bool, maker: bool = False
+) -> Any:
+    """The generated ``__init__`` of ``cls`` (checks done by ``_build``: only compiling is
+    left); with ``maker``, the same body as a function that makes the record (:func:`maker`)."""
     scope: dict[str, Any] = {"_s": object.__setattr__, "_F": MISSING}
     positional = [f for f in record_fields if not f.kw_only]
     params, body = [], []
@@ -152,12 +156,34 @@ def _compile_init(cls: type, record_fields: tuple[Field, ...], post_init: bool) 
             body.append(f" _s(self, {f.name!r}, {value})\n")
     if post_init:
         body.append(" self.__post_init__()\n")
-    source = f"def __init__(self, {', '.join(params)}):\n{''.join(body) or ' pass'}\n"
+    if maker:
+        scope["_new"], scope["_cls"] = object.__new__, cls
+        name, head, tail = "make", " self = _new(_cls)\n", " return self\n"
+        source = f"def make({', '.join(params)}):\n{head}{''.join(body)}{tail}"
+    else:
+        name = "__init__"
+        source = f"def __init__(self, {', '.join(params)}):\n{''.join(body) or ' pass'}\n"
     exec(source, scope)  # noqa: S102 - generated from field names only, as dataclasses does
-    init = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init = scope[name]
+    init.__qualname__ = f"{cls.__qualname__}.{name}"
     init.__module__ = cls.__module__
     return init
+
+
+def maker(cls: Callable[_P, _T]) -> Callable[_P, _T]:
+    """A function that makes ``cls`` records: ``maker(C)(**fields)`` is ``C(**fields)``, the
+    same record, built the same way, with the same parameters (type checkers see the class's).
+
+    Why: CPython 3.11 calls a class's ``__init__`` with its keyword arguments packed into a
+    dict and unpacked again, which for a record of a dozen keyword-only fields costs more than
+    storing them; a plain function takes them as they are passed. The engine builds several
+    records a stage, each through a maker made once when its module is imported (compiled
+    there: only for the records made on hot paths)."""
+    record_fields: tuple[Field, ...] = cls.__record_fields__  # type: ignore[attr-defined]
+    made: Callable[_P, _T] = _compile_init(
+        cast(type, cls), record_fields, hasattr(cls, "__post_init__"), maker=True
+    )
+    return made
 
 
 class _LazyInit:
