@@ -58,12 +58,17 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
 )
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
+from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Stage
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 logger = logging.getLogger(__name__)
+# Every attempt's records, built through makers (``frozen.maker``: no keyword dict per record).
+_stage_queued = maker(StageQueued)
+_stage_started = maker(StageStarted)
+_stage_finished = maker(StageFinished)
 # What an ``async def`` handler returns: known at once, before ``isawaitable``'s ABC checks.
 _COROUTINE = CoroutineType
 
@@ -80,7 +85,7 @@ class Attempts(RunBase):
         inst.executions.append(ex)
         if ctx.observed and ctx.wants_record(StageQueued):
             ctx.emit(
-                StageQueued(
+                _stage_queued(
                     run_id=self.run_id,
                     pipeline=self.name,
                     stage=srt.name,
@@ -248,7 +253,7 @@ class Attempts(RunBase):
         loop = asyncio.get_running_loop()
         if ctx.observed:
             previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
-            started = StageStarted(
+            started = _stage_started(
                 run_id=self.run_id,
                 pipeline=self.name,
                 stage=name,
@@ -352,7 +357,7 @@ class Attempts(RunBase):
             ex.cancel_cause = self.cancel_cause
         if ctx.observed:
             ctx.emit(
-                StageFinished(
+                _stage_finished(
                     run_id=self.run_id,
                     pipeline=self.name,
                     stage=srt.name,

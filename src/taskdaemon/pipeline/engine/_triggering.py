@@ -28,6 +28,7 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
     TriggerEvaluated,
 )
+from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.triggers import (
@@ -39,6 +40,10 @@ from taskdaemon.pipeline.triggers import (
     evaluate_manual,
     expression_context,
 )
+
+# Every stage's trigger records, built through makers (``frozen.maker``: no keyword dict each).
+_trigger_evaluated = maker(TriggerEvaluated)
+_stage_waiting = maker(StageWaiting)
 
 
 class Triggers(Approvals):
@@ -57,7 +62,7 @@ class Triggers(Approvals):
         if self.ctx.observed:
             trigger = srt.cs.stage.triggers[index]
             self.ctx.emit(
-                TriggerEvaluated(
+                _trigger_evaluated(
                     run_id=self.run_id,
                     pipeline=self.name,
                     stage=srt.name,
@@ -83,7 +88,7 @@ class Triggers(Approvals):
         srt.ctx["status"] = "waiting"
         if self.ctx.observed and self.ctx.wants_record(StageWaiting):
             self.ctx.emit(
-                StageWaiting(
+                _stage_waiting(
                     run_id=self.run_id, pipeline=self.name, stage=srt.name, at=now, considered_at=at
                 )
             )
