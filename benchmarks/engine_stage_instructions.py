@@ -1,0 +1,125 @@
+"""The engine's machine instructions a stage, counted under valgrind: an A/B that load ignores.
+
+Run: ``python benchmarks/engine_stage_instructions.py [--kind async,sync]
+[--observer none,keep] [--runs 3] [--gc on|off] [--baseline SRC]`` (needs ``valgrind`` and
+``setarch``).
+
+Timing figures on this shared VM move by tens of percent with the neighbours' load; an
+instruction count does not. Each child process (``engine_stage_cpu.py``'s chain, handler and
+observers) runs two warm-up pairs of a chain of 301 no-op stages and of a chain of 1, then
+``--runs`` more of one of them; run under ``valgrind --tool=callgrind`` with address-space
+randomisation off, a fixed hash seed and no ``.pyc`` written, its instruction count repeats
+to the instruction. The figure is (count with the long chains - count with the short ones) /
+(runs x 300): the instructions a stage, start-up and warm-up cancelled. ``--gc off``
+disables the cyclic collector for the counted runs (what it collects depends on where the
+counted code's objects land, which moves the count by a few percent between two versions of
+unrelated code).
+Instructions are not time (cache misses, system calls), so measure time too
+(``engine_stage_cpu.py``); they show which change does less work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.join(os.path.dirname(HERE), "src")
+STAGES = 301
+
+
+def _child(kind: str, observer: str, which: str, runs: int, gc_off: bool) -> None:
+    from engine_stage_cpu import _observers, async_noop, sync_noop
+    from taskdaemon.pipeline.engine import Engine  # the tree under test (PYTHONPATH)
+    from taskdaemon.pipeline.loops import python_handler
+    from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+
+    handler = python_handler(sync_noop if kind == "sync" else async_noop)
+    observers = _observers(observer)
+
+    class Resolver:
+        def resolve(self, pipeline: Pipeline, stage: Stage) -> object:
+            return handler
+
+    def chain(n: int) -> Pipeline:
+        return Pipeline(
+            name=f"chain-{n}",
+            stages=tuple(
+                Stage(
+                    name=f"s{i}",
+                    loop="python",
+                    triggers=(Manual(),) if i == 0 else (OnCompletion(stage=f"s{i - 1}"),),
+                )
+                for i in range(n)
+            ),
+        )
+
+    async def run(definition: Pipeline) -> None:
+        async with Engine(resolver=Resolver(), observers=observers) as engine:
+            await engine.run(definition, {})
+
+    big, small = chain(STAGES), chain(1)
+    for _ in range(2):
+        asyncio.run(run(big))
+        asyncio.run(run(small))
+    if gc_off:
+        gc.collect()
+        gc.disable()
+    for _ in range(runs):
+        asyncio.run(run(big if which == "big" else small))
+
+
+def _count(source: str, kind: str, observer: str, which: str, args: argparse.Namespace) -> int:
+    # No .pyc written: else the first child compiles and writes them, the next one reads them,
+    # and the difference of two children counts the compiling.
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join((source, HERE)))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    command = ["setarch", "-R", "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    command += [sys.executable, __file__, "--child", kind, "--observer", observer]
+    command += ["--which", which, "--runs", str(args.runs), "--gc", args.gc]
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        sys.exit(f"no instruction count from valgrind:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", default="async,sync", help="comma list of sync, async")
+    parser.add_argument("--observer", default="none,keep", help="comma list of none, keep")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--gc", choices=("on", "off"), default="off")
+    parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--which", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.observer, args.which, args.runs, args.gc == "off")
+        return
+    trees = {"this": os.environ.get("PYTHONPATH") or SRC}
+    if args.baseline:
+        trees["base"] = os.path.abspath(args.baseline)
+    print(f"instructions a stage, chain of {STAGES} vs 1, {args.runs} runs, gc {args.gc}")
+    for kind in args.kind.split(","):
+        for observer in args.observer.split(","):
+            counts = {}
+            for name, source in trees.items():
+                big = _count(source, kind, observer, "big", args)
+                small = _count(source, kind, observer, "small", args)
+                counts[name] = (big - small) / (args.runs * (STAGES - 1))
+            line = f"  {kind:5} {observer:5} " + "  ".join(
+                f"{name} {value:9,.0f}" for name, value in counts.items()
+            )
+            if "base" in counts:
+                line += f"  ({counts['this'] / counts['base'] - 1:+.1%})"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
