@@ -32,7 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -81,42 +81,49 @@ def _observers(observer: str) -> list[object]:
     return [PipelineMonitor(tracer_provider=tracer_provider, meter_provider=meter_provider)]
 
 
-def _child(kind: str, stages: int, pairs: int, observer: str = "keep") -> dict[str, float]:
+def chain(n: int) -> Any:
+    """A chain of ``n`` python stages, each waiting for the one before (the tree under test's
+    model, imported here: PYTHONPATH picks the tree)."""
+    from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+
+    return Pipeline(
+        name=f"chain-{n}",
+        stages=tuple(
+            Stage(
+                name=f"s{i}",
+                loop="python",
+                triggers=(Manual(),) if i == 0 else (OnCompletion(stage=f"s{i - 1}"),),
+            )
+            for i in range(n)
+        ),
+    )
+
+
+def runner(kind: str, observer: str) -> Callable[[Any], Awaitable[None]]:
+    """``run(pipeline)``: one run on a fresh engine with no-op ``kind`` handlers, wrapped as
+    the ``python`` loop type wraps them, and the ``observer`` variant's observers."""
     from taskdaemon.pipeline.engine import Engine  # the tree under test (PYTHONPATH)
     from taskdaemon.pipeline.loops import python_handler
-    from taskdaemon.pipeline.model import (
-        Manual,
-        OnCompletion,
-        Pipeline,
-        Stage,
-    )
 
     handler = python_handler(sync_noop if kind == "sync" else async_noop)
 
     class Resolver:
-        def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        def resolve(self, pipeline: Any, stage: Any) -> Any:
             return handler
 
     observers = _observers(observer)
 
-    def chain(n: int) -> Pipeline:
-        return Pipeline(
-            name=f"chain-{n}",
-            stages=tuple(
-                Stage(
-                    name=f"s{i}",
-                    loop="python",
-                    triggers=(Manual(),) if i == 0 else (OnCompletion(stage=f"s{i - 1}"),),
-                )
-                for i in range(n)
-            ),
-        )
-
-    async def run(definition: Pipeline) -> None:
+    async def run(definition: Any) -> None:
         async with Engine(resolver=Resolver(), observers=observers) as engine:
             await engine.run(definition, {})
 
-    def once(definition: Pipeline) -> tuple[float, float]:
+    return run
+
+
+def _child(kind: str, stages: int, pairs: int, observer: str = "keep") -> dict[str, float]:
+    run = runner(kind, observer)
+
+    def once(definition: Any) -> tuple[float, float]:
         thread, process = time.thread_time(), time.process_time()
         asyncio.run(run(definition))
         return time.thread_time() - thread, time.process_time() - process

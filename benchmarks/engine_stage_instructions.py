@@ -34,35 +34,9 @@ STAGES = 301
 
 
 def _child(kind: str, observer: str, which: str, runs: int, gc_off: bool) -> None:
-    from engine_stage_cpu import _observers, async_noop, sync_noop
-    from taskdaemon.pipeline.engine import Engine  # the tree under test (PYTHONPATH)
-    from taskdaemon.pipeline.loops import python_handler
-    from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+    from engine_stage_cpu import chain, runner
 
-    handler = python_handler(sync_noop if kind == "sync" else async_noop)
-    observers = _observers(observer)
-
-    class Resolver:
-        def resolve(self, pipeline: Pipeline, stage: Stage) -> object:
-            return handler
-
-    def chain(n: int) -> Pipeline:
-        return Pipeline(
-            name=f"chain-{n}",
-            stages=tuple(
-                Stage(
-                    name=f"s{i}",
-                    loop="python",
-                    triggers=(Manual(),) if i == 0 else (OnCompletion(stage=f"s{i - 1}"),),
-                )
-                for i in range(n)
-            ),
-        )
-
-    async def run(definition: Pipeline) -> None:
-        async with Engine(resolver=Resolver(), observers=observers) as engine:
-            await engine.run(definition, {})
-
+    run = runner(kind, observer)
     big, small = chain(STAGES), chain(1)
     for _ in range(2):
         asyncio.run(run(big))
