@@ -77,8 +77,8 @@ class SqliteLogWriter:
         self._conn: sqlite3.Connection = connect(self.path)
         self._pending: deque[_Entry] = deque()
         self._queued = 0  # rows in _pending
-        # The condition's own lock, also held bare where no wait nor notice is needed
-        # (``write_row``: ``Condition.__enter__`` is a Python call, two a stage).
+        # The condition's own lock, held bare where nothing waits (``_put``: every queued row
+        # takes it, two a stage from the run log; ``Condition.__enter__`` is a Python call).
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._busy = False
@@ -94,7 +94,7 @@ class SqliteLogWriter:
     # -- input ---------------------------------------------------------------------------------
 
     def _put(self, entries: Sequence[_Entry], count: int) -> None:
-        with self._cond:
+        with self._lock:  # the condition's own lock, bare: nothing waits here (see __init__)
             if self._closed:
                 return
             room = MAX_PENDING - self._queued
@@ -173,19 +173,8 @@ class SqliteLogWriter:
 
     def write_row(self, row: Row) -> None:
         """Queue one row built by its producer (``run_log``, see ``log_rows``): the row
-        :meth:`write_record` would make of the equivalent record. :meth:`_put` for one row,
-        without its sequence (two rows a stage come this way)."""
-        with self._lock:
-            if self._closed:
-                return
-            if self._queued >= MAX_PENDING:
-                self._put((row,), 1)  # counts the row as dropped, warns once
-                return
-            idle = not self._pending
-            self._pending.append(row)
-            self._queued += 1
-            if idle or self._queued >= self._batch_size:
-                self._cond.notify_all()
+        :meth:`write_record` would make of the equivalent record."""
+        self._put((row,), 1)
 
     def handler(self) -> logging.Handler:
         """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
