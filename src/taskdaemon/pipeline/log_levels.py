@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Final
 
@@ -33,21 +34,10 @@ def level_number(name: str) -> int:
     return logging.getLevelNamesMapping()[key]
 
 
+@functools.lru_cache(maxsize=64)  # levels are few; an odd caller must not grow it unbounded
 def severity_number(levelno: int) -> int:
     """The OTel severity number of a stdlib level (TRACE=1, DEBUG=5, INFO=9, WARN=13, ...).
     Remembered by level (a pure function of a few numbers; every stored row asks)."""
-    number = _severities.get(levelno)
-    if number is None:
-        number = _severity(levelno)
-        if len(_severities) < 64:  # levels are few; an odd caller must not grow it unbounded
-            _severities[levelno] = number
-    return number
-
-
-_severities: dict[int, int] = {}
-
-
-def _severity(levelno: int) -> int:
     for threshold, number in ((50, 21), (40, 17), (30, 13), (20, 9), (10, 5)):
         if levelno >= threshold:
             return number
