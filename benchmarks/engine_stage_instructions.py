@@ -48,19 +48,29 @@ def _child(kind: str, observer: str, which: str, runs: int, gc_off: bool) -> Non
         asyncio.run(run(big if which == "big" else small))
 
 
-def _count(source: str, kind: str, observer: str, which: str, args: argparse.Namespace) -> int:
+def instructions(command: list[str], env: dict[str, str], cwd: str | None = None) -> int:
+    """The instructions valgrind counts for ``command``, run with address-space randomisation
+    off, a fixed hash seed and no ``.pyc`` written (``env`` plus those); exits with valgrind's
+    output when it gives no count. Also ``per_stage_instructions.py``'s counter."""
     # No .pyc written: else the first child compiles and writes them, the next one reads them,
     # and the difference of two children counts the compiling.
-    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=os.pathsep.join((source, HERE)))
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    command = ["setarch", "-R", "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
-    command += [sys.executable, __file__, "--child", kind, "--observer", observer]
-    command += ["--which", which, "--runs", str(args.runs), "--gc", args.gc]
-    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    env = dict(env, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+    valgrind = ["setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=no"]
+    valgrind += ["--branch-sim=no", "--callgrind-out-file=/dev/null"]
+    done = subprocess.run(
+        [*valgrind, *command], cwd=cwd, env=env, check=False, capture_output=True, text=True
+    )
     found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        sys.exit(f"no instruction count from valgrind:\n{done.stderr[-2000:]}")
+    if done.returncode != 0 or found is None:
+        sys.exit(f"{' '.join(command)}: no instruction count from valgrind:\n{done.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def _count(source: str, kind: str, observer: str, which: str, args: argparse.Namespace) -> int:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join((source, HERE)))
+    command = [sys.executable, __file__, "--child", kind, "--observer", observer]
+    command += ["--which", which, "--runs", str(args.runs), "--gc", args.gc]
+    return instructions(command, env)
 
 
 def main() -> None:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -34,30 +32,20 @@ HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
 
-from per_stage import HANDLERS, chain  # noqa: E402 - the benchmarks directory, added above
+from engine_stage_instructions import instructions  # noqa: E402 - the benchmarks directory
+from per_stage import HANDLERS, chain  # noqa: E402 - added above
 
 
 def count(command: list[str], cwd: Path, source: Path) -> int:
     """The instructions valgrind counts for ``command`` run in ``cwd`` with ``source`` first on
     its ``PYTHONPATH`` and a fresh ``TASKDAEMON_HOME``."""
     home = Path(tempfile.mkdtemp(prefix="home-", dir=cwd))
-    env = dict(os.environ, PYTHONHASHSEED="0", TASKDAEMON_HOME=str(home))
+    env = dict(os.environ, TASKDAEMON_HOME=str(home))
     env["PYTHONPATH"] = os.pathsep.join((str(source), str(cwd)))
-    # No .pyc written: else the first process compiles and writes them and the next reads
-    # them, and a difference of two processes would count the compiling.
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    valgrind = ["setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=no"]
-    valgrind += ["--branch-sim=no", "--callgrind-out-file=/dev/null"]
     try:
-        done = subprocess.run(
-            [*valgrind, *command], cwd=cwd, env=env, capture_output=True, text=True, check=False
-        )
+        return instructions(command, env, str(cwd))
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if done.returncode != 0 or found is None:
-        sys.exit(f"{' '.join(command)}: no instruction count from valgrind:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
 
 
 def main() -> None:
