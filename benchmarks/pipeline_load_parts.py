@@ -9,8 +9,9 @@ Each child writes ``per_stage.py``'s async chain of each ``--stages`` size and t
 plain values: ``yaml_values.plain_tree`` where the tree has it, as ``load_pipeline`` reads a
 file without aliases or mistakes, else ``yaml_values.NodeConverter``), ``reader``
 (``config._Reader``: plain values to the model, every field checked), ``validate``
-(``model.validate_pipeline``) and ``load`` (``config.load_pipeline``, all of it), each divided
-by the number of stages. The parts run with the cyclic collector paused, as ``load_pipeline``
+(``model.validate_pipeline``), ``load`` (``config.load_pipeline``, all of it) and ``canonical``
+(``Pipeline.canonical_json`` of the loaded chain, computed anew each time), each divided by the
+number of stages. The parts run with the cyclic collector paused, as ``load_pipeline``
 runs them. With ``--baseline SRC`` (``git archive main src | tar -x -C /tmp/base``, then
 ``--baseline /tmp/base/src``) children alternate between this checkout and SRC, ``--pairs``
 times (the order flipped every pair); each figure is the median over a tree's children of
@@ -42,7 +43,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-PARTS = ("compose", "convert", "reader", "validate", "load")
+PARTS = ("compose", "convert", "reader", "validate", "load", "canonical")
 
 
 class _NoLines(dict[str, int]):
@@ -86,6 +87,8 @@ def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
         "reader": lambda: _Reader("f", _NoLines()).pipeline(data),
         "validate": lambda: validate_pipeline(pipeline, registered_loops=()),
         "load": lambda: load_pipeline(path),
+        # The cached property's function: a fresh text each time from the same model.
+        "canonical": lambda: type(pipeline).canonical_json.func(pipeline),
     }
 
 
