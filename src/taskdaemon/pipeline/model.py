@@ -15,7 +15,6 @@ Dependency edges of the DAG come from two kinds of trigger:
 from __future__ import annotations
 
 import heapq
-import json
 import re
 from collections.abc import Collection, Mapping
 from enum import StrEnum
@@ -28,7 +27,7 @@ from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expres
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
 from taskdaemon.pipeline.record_fields import as_dict
-from taskdaemon.pipeline.stage_payload import stage_payload
+from taskdaemon.pipeline.stage_payload import dumps, stage_json
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -336,18 +335,21 @@ class Pipeline(ValueMethods):
     def canonical_json(self) -> str:
         """The definition as canonical JSON (sorted keys, compact): what a run span records
         and ``taskdaemon.pipeline.definition.pipeline_from_canonical`` reads back."""
-        payload = {
+        # Every key but ``stages`` and ``timeout`` sorts before them: the text of the rest,
+        # then the stages' texts (``stage_json``, the bulk), then the timeout, is the text of
+        # the whole payload (``tests/pipeline_stage_payload_json_test.py`` holds it to the
+        # old code's texts).
+        head = {
             "name": self.name,
             "description": self.description,
             "concurrency": self.concurrency,
-            "timeout": self.timeout,
             "error_strategy": str(self.error_strategy),
             "retry": as_dict(self.retry),
             "loops": {name: as_dict(loop) for name, loop in sorted(self.loops.items())},
             "external_events": list(self.external_events),
-            "stages": [stage_payload(stage) for stage in self.stages],
         }
-        return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+        stages = ",".join([stage_json(stage) for stage in self.stages])
+        return f'{dumps(head)[:-1]},"stages":[{stages}],"timeout":{dumps(self.timeout)}}}'
 
 
 # --- validation -----------------------------------------------------------------------------

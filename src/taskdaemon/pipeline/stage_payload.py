@@ -4,15 +4,31 @@
 dicts, tuples and lists as lists, anything else as is, every field being immutable), with each
 trigger under its kind (``{"manual": {...}}``), built without deep copies: the hash is taken
 over every stage of the file once a run (``benchmarks/README.md``, "Per-stage cost").
+
+``stage_json(stage)`` is that payload's text as the canonical JSON writes it
+(``json.dumps(stage_payload(stage), sort_keys=True, separators=(",", ":"), default=str)``),
+written directly for the values a loaded definition holds: each field's text put in its sorted
+place with the encoder's own string function (C), no dict built, no generic walk. Every value
+is taken only where its text cannot differ from ``json.dumps``'s: a string (or ``str``
+subclass, such as the trigger mode) by the encoder's own function, ``None``, ``True`` and
+``False`` by identity, a number only of exact type ``int`` or finite ``float``, a tuple or list
+item by item, and a record only when its class has the expected field names (a stage, trigger,
+mapping, retry policy or backoff). Anything else (a field added to a record, a value of
+another type, a number that is not finite) sends that stage through ``stage_payload`` and
+``json.dumps``, so the text is the same for every stage;
+``tests/pipeline_stage_payload_json_test.py`` holds both ways to texts the old code wrote.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 from taskdaemon.pipeline.record_fields import fields, is_record
 
-__all__ = ["stage_payload"]
+__all__ = ["stage_json", "stage_payload"]
 
 
 def stage_payload(stage: Any) -> dict[str, object]:
@@ -25,6 +41,24 @@ def stage_payload(stage: Any) -> dict[str, object]:
         item = getattr(stage, name)
         payload[name] = item if type(item) in _LEAVES else _plain(item)
     return payload
+
+
+def stage_json(stage: Any) -> str:
+    """``stage`` (a ``model.Stage``) as the canonical JSON's text of its entry (see the module
+    docstring): the same text as ``json.dumps`` of :func:`stage_payload`."""
+    kind = type(stage)
+    names = _FIELD_NAMES[kind] if kind in _FIELD_NAMES else _field_names(kind)
+    if names == _STAGE_FIELDS:
+        try:
+            return _stage_text(stage)
+        except _NotPlainError:
+            pass
+    return dumps(stage_payload(stage))
+
+
+def dumps(value: object) -> str:
+    """``value`` as canonical JSON: sorted keys, compact, anything else as its ``str``."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 # Each type's field names, None for a type that is no record (remembered too: most values
@@ -60,3 +94,168 @@ def _plain(value: object) -> Any:
 
 
 _LEAVES: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
+# --- the text written directly -------------------------------------------------------------
+
+#: The encoder's string function (C when the ``_json`` accelerator is there, as for
+#: ``json.dumps``); it raises TypeError for anything that is not a ``str``.
+_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+#: ``model.Stage``'s field names, in its order (compared as a tuple with the class's own).
+_STAGE_FIELDS = (
+    "name",
+    "loop",
+    "triggers",
+    "trigger_mode",
+    "inputs",
+    "outputs",
+    "parallel_instances",
+    "timeout",
+    "retry",
+    "emits",
+    "command",
+    "handler",
+    "description",
+)
+
+
+class _NotPlainError(Exception):
+    """A value the direct text does not take: the stage goes the general way."""
+
+
+def _stage_text(stage: Any) -> str:
+    # Keys in sorted order, as ``sort_keys`` puts them.
+    command, handler, timeout, retry = stage.command, stage.handler, stage.timeout, stage.retry
+    inputs, outputs = stage.inputs, stage.outputs
+    try:
+        return (
+            f'{{"command":{"null" if command is None else _string(command)}'
+            f',"description":{_string(stage.description)}'
+            f',"emits":{_strings(stage.emits)}'
+            f',"handler":{"null" if handler is None else _string(handler)}'
+            f',"inputs":{"[]" if inputs == () else _mappings(inputs)}'
+            f',"loop":{_string(stage.loop)}'
+            f',"name":{_string(stage.name)}'
+            f',"outputs":{"null" if outputs is None else _mappings(outputs)}'
+            f',"parallel_instances":{_integer(stage.parallel_instances)}'
+            f',"retry":{"null" if retry is None else _retry(retry)}'
+            f',"timeout":{"null" if timeout is None else _number(timeout)}'
+            f',"trigger_mode":{_string(stage.trigger_mode)}'
+            f',"triggers":[{",".join([_trigger(t) for t in _items(stage.triggers)])}]}}'
+        )
+    except (TypeError, KeyError):  # not a string, not a known trigger
+        raise _NotPlainError from None
+
+
+def _items(value: Any) -> Any:
+    if type(value) is tuple or type(value) is list:
+        return value
+    raise _NotPlainError
+
+
+def _strings(value: Any) -> str:
+    if value == ():
+        return "[]"
+    return f"[{','.join([_string(item) for item in _items(value)])}]"
+
+
+def _boolean(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    raise _NotPlainError
+
+
+def _integer(value: Any) -> str:
+    if type(value) is int:
+        return int.__repr__(value)
+    raise _NotPlainError
+
+
+def _number(value: Any) -> str:
+    kind = type(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    if kind is int:
+        return int.__repr__(value)
+    raise _NotPlainError
+
+
+def _record(value: Any, names: tuple[str, ...]) -> None:
+    kind = type(value)
+    if (_FIELD_NAMES[kind] if kind in _FIELD_NAMES else _field_names(kind)) != names:
+        raise _NotPlainError
+
+
+def _mappings(value: Any) -> str:
+    texts = []
+    for item in _items(value):
+        _record(item, ("name", "source", "required"))
+        texts.append(
+            f'{{"name":{_string(item.name)},"required":{_boolean(item.required)}'
+            f',"source":{_string(item.source)}}}'
+        )
+    return f"[{','.join(texts)}]"
+
+
+def _retry(retry: Any) -> str:
+    _record(retry, ("max_attempts", "backoff"))
+    backoff = retry.backoff
+    _record(backoff, ("initial", "factor", "max"))
+    return (
+        f'{{"backoff":{{"factor":{_number(backoff.factor)},"initial":{_number(backoff.initial)}'
+        f',"max":{_number(backoff.max)}}},"max_attempts":{_integer(retry.max_attempts)}}}'
+    )
+
+
+def _on_completion(trigger: Any) -> str:
+    return (
+        f'{{"on_completion":{{"stage":{_string(trigger.stage)}'
+        f',"success_only":{_boolean(trigger.success_only)}}}}}'
+    )
+
+
+def _on_event(trigger: Any) -> str:
+    found = trigger.filter
+    return (
+        f'{{"on_event":{{"filter":{"null" if found is None else _string(found)}'
+        f',"type":{_string(trigger.type)}}}}}'
+    )
+
+
+def _on_condition(trigger: Any) -> str:
+    return f'{{"on_condition":{{"expression":{_string(trigger.expression)}}}}}'
+
+
+def _manual(trigger: Any) -> str:
+    timeout = trigger.timeout
+    return (
+        f'{{"manual":{{"approval_required":{_boolean(trigger.approval_required)}'
+        f',"timeout":{"null" if timeout is None else _number(timeout)}}}}}'
+    )
+
+
+#: Each trigger kind's field names and text; a trigger class is taken when both match.
+_TRIGGER_FORMS: dict[tuple[str, tuple[str, ...] | None], Callable[[Any], str]] = {
+    ("on_completion", ("stage", "success_only")): _on_completion,
+    ("on_event", ("type", "filter")): _on_event,
+    ("on_condition", ("expression",)): _on_condition,
+    ("manual", ("approval_required", "timeout")): _manual,
+}
+#: The text function of each trigger class met (KeyError for one whose form is unknown).
+_TRIGGER_TEXTS: dict[type, Callable[[Any], str]] = {}
+
+
+def _trigger(trigger: Any) -> str:
+    kind = type(trigger)
+    text = _TRIGGER_TEXTS.get(kind)
+    if text is None:
+        form = (getattr(kind, "kind", None), _field_names(kind))
+        text = _TRIGGER_TEXTS[kind] = _TRIGGER_FORMS.get(form, _not_plain)  # type: ignore[arg-type]
+    return text(trigger)
+
+
+def _not_plain(trigger: Any) -> str:
+    raise _NotPlainError
