@@ -120,6 +120,9 @@ _LOOP_KEYS: Final = ("handler", "command")
 _MAPPING_KEYS: Final = ("from", "required")
 #: The keys a stage may have, for the common case's one test (``_STAGE_KEYS`` words an issue).
 _STAGE_KEY_SET: Final = frozenset(_STAGE_KEYS)
+#: The keys of a stage that are not in ``_STAGE_OPTIONAL`` (a stage with no other key is built
+#: without looking for them).
+_STAGE_REQUIRED_SET: Final = _STAGE_KEY_SET - {key for key, _ in _STAGE_OPTIONAL}
 
 _TRIGGER_MODES: Final = {mode.value: mode for mode in TriggerMode}
 
@@ -516,16 +519,21 @@ class _Reader:
         if not isinstance(value, list):
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
-        stages = [(i, self.stage(item, f"{path}[{i}]")) for i, item in enumerate(value)]
-        return tuple(self._compacted(path, stages))
+        read = self.stage
+        stages = [read(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        kept = [stage for stage in stages if stage is not None]
+        if len(kept) != len(stages):  # as ``_compacted``, without a pair a stage
+            self._kept[path] = [i for i, stage in enumerate(stages) if stage is not None]
+        return tuple(kept)
 
     def stage(self, value: Any, path: str) -> Stage | None:
         # A field present with its type (or absent where allowed) is taken with a type test;
         # any other goes through ``field``, which reports it: the same issues, in this order.
-        data = self.mapping(value, path)
+        data = value if type(value) is dict else self.mapping(value, path)
         if data is None:
             return None
-        if not data.keys() <= _STAGE_KEY_SET:
+        keys = data.keys()
+        if not keys <= _STAGE_KEY_SET:
             self.keys(data, _STAGE_KEYS, path)
         get = data.get
         handler = get("handler")
@@ -544,7 +552,10 @@ class _Reader:
             name = self.field(data, "name", path, self.string, "", required=True)
         triggers: tuple[Trigger, ...] | None = None
         if isinstance(found := get("triggers"), list):
-            triggers = self.triggers(found, f"{path}.triggers")
+            # Most lists are all right: read at once (a trigger is never false); any other
+            # is read item by item, which words each issue.
+            quick: list[Any] = [quick_trigger(item) for item in found]
+            triggers = tuple(quick) if all(quick) else self.triggers(found, f"{path}.triggers")
         if triggers is None:
             no_triggers: tuple[Trigger, ...] = ()
             triggers = self.field(
@@ -556,6 +567,8 @@ class _Reader:
                 required=True,
                 hint=ENTRY_STAGE_HINT,
             )
+        if keys <= _STAGE_REQUIRED_SET:  # no optional field: nothing more to read
+            return Stage(name=name, loop=loop, handler=handler, command=command, triggers=triggers)
         given: dict[str, Any] = {}
         for key, convert in _STAGE_OPTIONAL:
             if key in data:

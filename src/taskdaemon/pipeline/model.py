@@ -406,6 +406,7 @@ class _Validator:
         self.emitted = {event_type for stage in pipeline.stages for event_type in stage.emits}
         self.external = set(pipeline.external_events)
         self.suggestions = 0
+        self.handlers: set[str] = set()  # the handlers found valid
 
     def issue(self, path: str, message: str) -> None:
         self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
@@ -500,9 +501,13 @@ class _Validator:
             self.issue(f"{path}.command", "must not be empty")
 
     def handler(self, owner: str, handler: str | None) -> None:
-        if handler is not None and not _HANDLER_PATTERN.fullmatch(handler):
+        if handler is None:
+            return
+        if not _HANDLER_PATTERN.fullmatch(handler):
             message = f"invalid handler {handler!r} (expected module:function)"
             self.issue(f"{owner}.handler", message)
+        else:  # stages share handlers: each valid one is matched once
+            self.handlers.add(handler)
 
     def stage(self, path: str, stage: Stage) -> None:
         if stage.loop not in self.loop_names:
@@ -519,15 +524,22 @@ class _Validator:
                 self.issue(f"{path}.command", "required for loop 'command'")
             if stage.handler is not None:
                 self.issue(f"{path}.handler", "not used by loop 'command'")
-        self.handler(path, stage.handler)
+        if stage.handler is not None and stage.handler not in self.handlers:
+            self.handler(path, stage.handler)
         if stage.command is not None and not stage.command.strip():
             self.issue(f"{path}.command", "must not be empty")
-        self.at_least(path, "parallel_instances", stage.parallel_instances, 1)
-        self.positive(path, "timeout", stage.timeout)
-        self.retry(path, "retry", stage.retry)
+        # The checks most stages pass, tested here before a call that would only pass them.
+        if not stage.parallel_instances >= 1:
+            self.at_least(path, "parallel_instances", stage.parallel_instances, 1)
+        if stage.timeout is not None:
+            self.positive(path, "timeout", stage.timeout)
+        if stage.retry is not None:
+            self.retry(path, "retry", stage.retry)
         if not stage.triggers:
             self.issue(f"{path}.triggers", f"must not be empty{ENTRY_STAGE_HINT}")
         for index, trigger in enumerate(stage.triggers):
+            if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
+                continue  # a known stage: nothing to report (``trigger`` says the same)
             self.trigger(path, index, stage, trigger)
         if stage.inputs:
             event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)

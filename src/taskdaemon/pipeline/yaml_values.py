@@ -69,16 +69,16 @@ def _plain(node: Node, depth: int, max_depth: int, construct: Any) -> Any:
     depth += 1
     if kind is MappingNode:
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        pairs = node.value
+        for key_node, value_node in pairs:
             if key_node.tag != _STR or type(key_node) is not ScalarNode:
                 raise _NotPlainError  # a merge, a key of another type
-            key = key_node.value
-            if key in result:
-                raise _NotPlainError  # a duplicate
             if value_node.tag == _STR and type(value_node) is ScalarNode:
-                result[key] = value_node.value
+                result[key_node.value] = value_node.value
             else:
-                result[key] = _plain(value_node, depth, max_depth, construct)
+                result[key_node.value] = _plain(value_node, depth, max_depth, construct)
+        if len(result) != len(pairs):
+            raise _NotPlainError  # a duplicate key (the dict kept one)
         return result
     if kind is SequenceNode:
         return [_plain(item, depth, max_depth, construct) for item in node.value]
