@@ -96,6 +96,50 @@ def test_upstream_and_downstream_are_distinct_stage_names() -> None:
     assert (pipeline.upstream["b"], pipeline.downstream["a"]) == (("a",), ("b",))
 
 
+def _earliest_ready_order(pipeline: Pipeline) -> tuple[str, ...] | None:
+    """The order "always take the earliest ready stage in the file", the plain way (None on a
+    cycle): what ``topological_order`` must give, by whichever way it computes it. A name
+    given twice is placed where it is given last."""
+    last = {stage.name: index for index, stage in enumerate(pipeline.stages)}
+    names = sorted(last, key=last.__getitem__)
+    waiting = {name: set(pipeline.upstream[name]) for name in names}
+    order: list[str] = []
+    while waiting:
+        ready = [name for name in names if name in waiting and not waiting[name]]
+        if not ready:
+            return None
+        order.append(ready[0])
+        del waiting[ready[0]]
+        for sources in waiting.values():
+            sources.discard(ready[0])
+    return tuple(order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 7), st.lists(st.integers(0, 8), max_size=3)),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_topological_order_is_the_earliest_ready_order(
+    shape: list[tuple[int, list[int]]],
+) -> None:
+    """In file order or not, with cycles, duplicate names and unknown stages (``s8``)."""
+    stages = tuple(
+        _stage(f"s{name}", Manual(), *(OnCompletion(f"s{source}") for source in sources))
+        for name, sources in shape
+    )
+    pipeline = Pipeline(name="p", stages=stages)
+    expected = _earliest_ready_order(pipeline)
+    if expected is None or len(expected) != len(pipeline.stage_map):
+        with pytest.raises(ValueError, match="has a cycle"):
+            _ = pipeline.topological_order
+    else:
+        assert pipeline.topological_order == expected
+
+
 def test_topological_order_of_10000_stages_is_fast() -> None:
     """Ordering 10,000 independent stages takes well under a second (no quadratic re-sorts)."""
     pipeline = Pipeline(name="p", stages=tuple(_stage(f"s{i}", Manual()) for i in range(10_000)))

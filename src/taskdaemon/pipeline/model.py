@@ -307,8 +307,17 @@ class Pipeline(ValueMethods):
         """
         # A heap keyed by file position: the same order as "always take the earliest ready
         # stage", in O(E + V log V) instead of re-sorting the ready list after every pop.
-        remaining = {name: len(sources) for name, sources in self.upstream.items()}
+        upstream = self.upstream
         position = {stage.name: i for i, stage in enumerate(self.stages)}
+        if len(position) == len(self.stages) and all(
+            position[source] < index
+            for index, name in enumerate(position)
+            for source in upstream[name]
+        ):
+            # Every stage after its upstream stages in the file (most files): the earliest
+            # ready stage is always the next one, so the order is the file's.
+            return tuple(position)
+        remaining = {name: len(sources) for name, sources in upstream.items()}
         names = {i: name for name, i in position.items()}
         order: list[str] = []
         ready = [position[name] for name, count in remaining.items() if count == 0]
