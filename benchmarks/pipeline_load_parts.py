@@ -1,7 +1,7 @@
 """The pipeline file's load, part by part, per stage: thread CPU, or instructions (valgrind).
 
 ``.venv/bin/python benchmarks/pipeline_load_parts.py [--stages 301,1001] [--pairs 3]
-[--parts compose,load] [--baseline SRC] [--instructions]``
+[--parts compose,load] [--baseline SRC] [--instructions | --process]``
 
 Each child writes ``per_stage.py``'s async chain of each ``--stages`` size and times, best of
 ``--repeat`` (``time.thread_time``, after one untimed run, the sizes interleaved): ``compose``
@@ -23,6 +23,12 @@ cachegrind`` twice, with ``--repeat`` runs and with none, and the difference of 
 instruction counts is divided by runs and stages. The count is the same on every run (hash
 seed fixed); it weighs a C-level dict look-up and a Python frame by their instructions, not
 by their cache misses, so it ranks levers, and the CPU figures confirm them.
+
+``--process`` counts what a command pays, as the lead's budget of a stage does
+(``benchmarks/README.md``, "Quiet-window figures, sixth session of 2026-12-01"): a fresh process
+that loads the chain once (``load``), or loads it and reads its ``canonical_json`` (``load+json``),
+under ``engine_stage_instructions.instructions``; (count with each ``--stages`` size - count
+with a chain of 1) / (size - 1), start-up, imports and first-use compiling cancelled.
 """
 
 from __future__ import annotations
@@ -119,6 +125,35 @@ def counted(size: int, part: str, runs: int) -> None:
         work()
 
 
+def once(size: int, canonical: bool) -> None:
+    """In a counted process: load the chain of ``size`` stages once, and read its JSON."""
+    sys.path.insert(0, str(HERE))
+    from per_stage import chain
+    from taskdaemon.pipeline.config import load_pipeline
+
+    folder = Path(tempfile.mkdtemp(prefix="td-load-once-"))
+    path = folder / "chain.yaml"
+    path.write_text(chain("async", size))
+    pipeline = load_pipeline(path)
+    if canonical:
+        _ = pipeline.canonical_json
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def process_instructions(source: str, size: int, canonical: bool) -> float:
+    """Instructions a stage of a process that loads the chain once (see the docstring)."""
+    sys.path.insert(0, str(HERE))
+    from engine_stage_instructions import instructions as counted_process
+
+    env = dict(os.environ, PYTHONPATH=source)
+    found = []
+    for stages in (1, size):
+        command = [sys.executable, __file__, "--once", str(stages)]
+        command += ["--canonical"] if canonical else []
+        found.append(counted_process(command, env))
+    return (found[1] - found[0]) / (size - 1)
+
+
 def instructions(source: str, size: int, part: str, runs: int) -> float:
     """Instructions a stage of ``part`` with ``source`` first on the path (valgrind)."""
     env = dict(os.environ, PYTHONPATH=source, PYTHONHASHSEED="0")
@@ -145,11 +180,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--baseline", metavar="SRC")
     parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--process", action="store_true", help="whole processes, counted")
+    parser.add_argument("--once", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--canonical", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count", metavar="PART", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sizes = [int(size) for size in args.stages.split(",")]
     parts = [part for part in args.parts.split(",") if part]
+    if args.once is not None:
+        once(args.once, args.canonical)
+        return
     if args.count:
         counted(sizes[0], args.count, args.repeat)
         return
@@ -159,6 +200,14 @@ def main() -> None:
     variants = {"this": str(SRC)}
     if args.baseline:
         variants["base"] = args.baseline
+    if args.process:
+        print("a process that loads the chain once, instructions a stage (N against 1)")
+        print("  variant  reads     " + "".join(f"{size:>12}" for size in sizes))
+        for label, canonical in (("load", False), ("load+json", True)):
+            for name, source in variants.items():
+                counts = [process_instructions(source, size, canonical) for size in sizes]
+                print(f"  {name:<8} {label:<9} " + "".join(f"{c:12,.0f}" for c in counts))
+        return
     if args.instructions:
         runs = max(1, args.repeat // 5)
         print(f"pipeline file load, async chain, instructions a stage ({runs} runs minus none)")
