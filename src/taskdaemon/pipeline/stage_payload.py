@@ -127,12 +127,16 @@ class _NotPlainError(Exception):
 def _stage_text(stage: Any) -> str:
     # Keys in sorted order, as ``sort_keys`` puts them.
     command, handler, timeout, retry = stage.command, stage.handler, stage.timeout, stage.retry
-    inputs, outputs = stage.inputs, stage.outputs
+    inputs, outputs, emits, triggers = stage.inputs, stage.outputs, stage.emits, stage.triggers
     try:
+        if type(triggers) is tuple and len(triggers) == 1:  # most stages: no list to join
+            trigger_texts = _trigger(triggers[0])
+        else:
+            trigger_texts = ",".join([_trigger(t) for t in _items(triggers)])
         return (
             f'{{"command":{"null" if command is None else _string(command)}'
             f',"description":{_string(stage.description)}'
-            f',"emits":{_strings(stage.emits)}'
+            f',"emits":{"[]" if emits == () else _strings(emits)}'
             f',"handler":{"null" if handler is None else _string(handler)}'
             f',"inputs":{"[]" if inputs == () else _mappings(inputs)}'
             f',"loop":{_string(stage.loop)}'
@@ -142,7 +146,7 @@ def _stage_text(stage: Any) -> str:
             f',"retry":{"null" if retry is None else _retry(retry)}'
             f',"timeout":{"null" if timeout is None else _number(timeout)}'
             f',"trigger_mode":{_string(stage.trigger_mode)}'
-            f',"triggers":[{",".join([_trigger(t) for t in _items(stage.triggers)])}]}}'
+            f',"triggers":[{trigger_texts}]}}'
         )
     except (TypeError, KeyError):  # not a string, not a known trigger
         raise _NotPlainError from None
@@ -155,8 +159,6 @@ def _items(value: Any) -> Any:
 
 
 def _strings(value: Any) -> str:
-    if value == ():
-        return "[]"
     return f"[{','.join([_string(item) for item in _items(value)])}]"
 
 
@@ -211,9 +213,10 @@ def _retry(retry: Any) -> str:
 
 
 def _on_completion(trigger: Any) -> str:
+    success_only = trigger.success_only
     return (
         f'{{"on_completion":{{"stage":{_string(trigger.stage)}'
-        f',"success_only":{_boolean(trigger.success_only)}}}}}'
+        f',"success_only":{"true" if success_only is True else _boolean(success_only)}}}}}'
     )
 
 
