@@ -33,7 +33,13 @@ def quick_trigger(item: Any) -> Trigger | None:
     issue; None when in doubt (the reader then reads it, see the module docstring)."""
     if type(item) is not dict or len(item) != 1:
         return None
-    ((kind, body),) = item.items()
+    (kind,) = item  # its one key
+    body = item[kind]
+    if kind == "on_completion" and type(body) is dict and len(body) == 1:
+        # ``{stage: NAME}``, the most common trigger of all: no look-ups beyond its one key.
+        stage = body.get("stage")
+        if type(stage) is str and stage.strip():
+            return OnCompletion(stage, True)
     if body is None and kind == "manual":
         body = {}
     allowed = _BODY_KEYS.get(kind)
