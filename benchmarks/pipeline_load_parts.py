@@ -21,8 +21,9 @@ This VM's speed drifts by up to 2x within seconds, more than most levers on the 
 ``--instructions`` counts instead: each part of each tree runs under ``valgrind --tool=
 cachegrind`` twice, with ``--repeat`` runs and with none, and the difference of the two
 instruction counts is divided by runs and stages. The count is the same on every run (hash
-seed fixed); it weighs a C-level dict look-up and a Python frame by their instructions, not
-by their cache misses, so it ranks levers, and the CPU figures confirm them.
+seed fixed, and address randomisation off: the composer's tag memo is keyed on a class, whose
+hash is its address); it weighs a C-level dict look-up and a Python frame by their
+instructions, not by their cache misses, so it ranks levers, and the CPU figures confirm them.
 
 ``--process`` counts what a command pays, as the lead's budget of a stage does
 (``benchmarks/README.md``, "Quiet-window figures, sixth session of 2026-12-01"): a fresh process
@@ -161,7 +162,8 @@ def instructions(source: str, size: int, part: str, runs: int) -> float:
     found = []
     for count in (0, 0, runs):  # the first writes any stale byte-code cache: not counted
         command = [
-            "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+            "setarch", "-R", "valgrind", "--tool=cachegrind", "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
             sys.executable, __file__, "--count", part, "--stages", str(size),
             "--repeat", str(count),
         ]  # fmt: skip
