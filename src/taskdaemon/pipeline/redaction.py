@@ -221,8 +221,9 @@ def _may_hold_secret(text: str) -> bool:
         ("@" in text and "://" in text)
         or "-----" in text
         or "eyJ" in text
-        or "earer" in text
-        or "EARER" in text
+        # The bearer shape takes the word in any casing ("BeArEr"); str.lower maps each ASCII
+        # letter to its lower case in place, whatever surrounds it.
+        or "bearer" in text.lower()
         or ("_" in text and ("gh" in text or "github_pat_" in text))
         or ("-" in text and ("gl" in text or "xox" in text or "xapp" in text))
         or "AKIA" in text
