@@ -288,6 +288,10 @@ def redact(
     come back as dicts and tuples as lists, but only where something was redacted: ``value``
     itself comes back, uncopied, when nothing was."""
     secret = _DEFAULT_MATCHER if patterns is DEFAULT_REDACT_PATTERNS else key_matcher(patterns)
+    # A dict (every span attribute mapping the monitor records, several a stage) goes straight
+    # to its walk: what _redact would decide for it, without the call.
+    if type(value) is dict:
+        return _redact_mapping(value, secret, replacement)
     return _redact(value, secret, replacement)
 
 
@@ -326,6 +330,8 @@ def _redact_mapping(value: Mapping[Any, Any], secret: KeyMatcher, replacement: s
             new = redact_text(item)
         elif type(item) in _SCALARS:
             continue
+        elif type(item) is list:  # what _redact would do with it, without the call
+            new = _redact_sequence(item, secret, replacement)
         else:
             new = _redact(item, secret, replacement)
         if new is not item:
