@@ -26,10 +26,11 @@ from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.payloads import CapturedPayload, PayloadCapture
 
 __all__ = [
     "DEFINITION_CAP_FACTOR",
+    "captured_attributes",
     "definition_attributes",
     "payload_attributes",
     "request_attributes",
@@ -85,7 +86,11 @@ def request_attributes(capture: PayloadCapture, request: Mapping[str, Any]) -> d
 
 def payload_attributes(capture: PayloadCapture, value: Any) -> dict[str, Any]:
     """A span event's ``taskdaemon.payload.*`` attributes for ``value``, with ``redacted``."""
-    captured, redacted = capture.capture_flagged(value)
+    return captured_attributes(*capture.capture_flagged(value))
+
+
+def captured_attributes(captured: CapturedPayload, redacted: bool) -> dict[str, Any]:
+    """``payload_attributes`` of a capture already made (``capture_flagged``'s answer)."""
     attributes = captured.attributes()
     attributes[t.PAYLOAD_REDACTED] = redacted
     return attributes

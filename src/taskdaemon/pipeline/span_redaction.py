@@ -101,13 +101,22 @@ class RedactingSpan(Span):
         self._span.set_attributes(redact_attributes({key: value}))
 
     def set_attributes(self, attributes: types.Attributes) -> None:
-        if attributes:
-            self._span.set_attributes(redact_attributes(attributes))
+        if attributes:  # redact_attributes inline, one call less: a few times a stage
+            self._span.set_attributes(redact(attributes))
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
-        self._span.add_event(name, redact_attributes(attributes), timestamp=timestamp)
+        self._span.add_event(
+            name, redact(attributes) if attributes else attributes, timestamp=timestamp
+        )
+
+    def add_redacted_event(
+        self, name: str, attributes: Mapping[str, Any], timestamp: int | None = None
+    ) -> None:
+        """``add_event`` of ``attributes`` already passed through :func:`redact_attributes`
+        (by a caller that records the same redacted mapping on many spans), as they are."""
+        self._span.add_event(name, attributes, timestamp=timestamp)
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         self._span.add_link(context, redact_attributes(attributes))

@@ -19,7 +19,7 @@ from opentelemetry.trace import Span, SpanContext
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageSkipped, TaskRunRef
 from taskdaemon.pipeline.model import Pipeline, Stage
-from taskdaemon.pipeline.span_redaction import redact_attributes
+from taskdaemon.pipeline.span_redaction import RedactingSpan, redact_attributes
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.telemetry_codec import encode_edge, encode_trigger
 
@@ -65,7 +65,7 @@ class PipelineInfo:
 class Execution:
     """One open stage execution (attempt x instance) and its span."""
 
-    span: Span
+    span: RedactingSpan
     context: SpanContext  # ``span``'s, kept: several records of the execution look it up
     stage: str
     instance: int

@@ -46,7 +46,7 @@ from taskdaemon.pipeline.run_state import (
     failure_error_type,
     not_reached_reason,
 )
-from taskdaemon.pipeline.span_redaction import RedactingTracer
+from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.telemetry_codec import stage_result
 
@@ -197,7 +197,7 @@ def start_stage_span(
     trigger_wait: float,
     capture: PayloadCapture,
     span_hook: Any,
-) -> Span:
+) -> RedactingSpan:
     """Start the execution's span (child of the run span) with its input event.
 
     The definition's attributes (``info.static``) go to the span redacted once per definition
@@ -236,10 +236,38 @@ def start_stage_span(
         redacted=redacted,
     )
     if capture.enabled and span.is_recording():
-        span.add_event(
-            t.EVENT_STAGE_INPUT, recorded.payload_attributes(capture, event.inputs), timestamp=start
+        span.add_redacted_event(
+            t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
         )
     return span
+
+
+#: The recorded (redacted) ``stage.input`` / ``stage.output`` attributes of whole short
+#: payload texts, by text and redacted flag: most stages take and give the same few payloads
+#: (``{}``, ``null``), and building and redacting their five attributes again was two walks a
+#: stage. Exact: a whole text fixes its size and hash, and redaction is a function of the
+#: values alone. Bounded: emptied when full, texts of at most ``_PAYLOAD_EVENT_MAX_BYTES``.
+_payload_events: dict[tuple[str, bool], Mapping[str, Any]] = {}
+_PAYLOAD_EVENT_MAX_BYTES = 256
+_PAYLOAD_EVENTS_MAX = 1024
+
+
+def _payload_event(capture: PayloadCapture, value: Any) -> Mapping[str, Any]:
+    """``value``'s payload event attributes as a redacting span records them."""
+    captured, redacted = capture.capture_flagged(value)
+    if captured.truncated or captured.size > _PAYLOAD_EVENT_MAX_BYTES:
+        whole: Mapping[str, Any] = redact_attributes(
+            recorded.captured_attributes(captured, redacted)
+        )
+        return whole
+    key = (captured.json, redacted)
+    attributes = _payload_events.get(key)
+    if attributes is None:
+        attributes = redact_attributes(recorded.captured_attributes(captured, redacted))
+        if len(_payload_events) >= _PAYLOAD_EVENTS_MAX:
+            _payload_events.clear()
+        _payload_events[key] = attributes
+    return attributes
 
 
 def end_stage_span(
@@ -279,10 +307,8 @@ def end_stage_span(
             span.record_exception(event.exception, timestamp=end)
         _set_cancel_cause(attributes, event.cancel_reason, event.cancel_cause)
         if capture.enabled and status is StageStatus.SUCCESS:
-            span.add_event(
-                t.EVENT_STAGE_OUTPUT,
-                recorded.payload_attributes(capture, event.outputs),
-                timestamp=end,
+            span.add_redacted_event(
+                t.EVENT_STAGE_OUTPUT, _payload_event(capture, event.outputs), timestamp=end
             )
         if span_hook is not None:
             span_hook.stage_finished(event, attributes)

@@ -1,0 +1,81 @@
+"""The ``stage.input`` / ``stage.output`` events of repeated payloads: each span records its
+own payload's attributes, whatever was recorded before (the monitor shares the redacted
+attributes of whole short texts between spans, ``_spans._payload_event``)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline_monitor_support import Feed, Telemetry
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
+from taskdaemon.pipeline.state import RunStatus
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """Fresh SDK providers with in-memory export, shut down after the test."""
+    tel = Telemetry()
+    yield tel
+    tel.shutdown()
+
+
+def _expected(text: str, redacted: bool, cap: int = 4096) -> dict[str, Any]:
+    data = text.encode()
+    return {
+        t.PAYLOAD_JSON: data[:cap].decode(),
+        t.PAYLOAD_SIZE: len(data),
+        t.PAYLOAD_SHA256: hashlib.sha256(data).hexdigest(),
+        t.PAYLOAD_TRUNCATED: len(data) > cap,
+        t.PAYLOAD_REDACTED: redacted,
+    }
+
+
+def test_each_payload_event_records_its_own_payload_when_payloads_repeat(
+    telemetry: Telemetry,
+) -> None:
+    """Two runs of four stages: a payload redacted and one that only looks redacted (same JSON
+    text, flag False), the empty payload again and again, and two too long to share, cut at
+    the cap to the same text. Every event has its own payload's attributes, in the same order."""
+    big = {"items": list(range(40))}
+    bigger = {"items": list(range(41))}  # the same first 64 bytes of JSON
+    payloads: list[tuple[dict[str, Any], dict[str, Any]]] = [
+        ({"password": "hunter2"}, {}),  # input redacted
+        ({"password": REDACTED}, {}),  # the same JSON text, nothing redacted
+        ({}, {"password": "hunter2"}),
+        (big, bigger),
+    ]
+    names = [f"s{i}" for i in range(len(payloads))]
+    stages = [Stage(names[0], "python", (Manual(approval_required=False),))]
+    stages += [Stage(n, "python", (OnCompletion(p),)) for p, n in itertools.pairwise(names)]
+    capture = PayloadCapture(max_bytes=64)
+    feed = Feed(telemetry, Pipeline(name="payloads", stages=tuple(stages)), capture=capture)
+    for _ in range(2):
+        feed.start_run()
+        for name, (inputs, outputs) in zip(names, payloads, strict=True):
+            feed.start(name, inputs=inputs)
+            feed.finish(name, outputs=outputs)
+        feed.finish_run(RunStatus.SUCCESS)
+    redacted_text = json.dumps({"password": REDACTED}, separators=(",", ":"))
+    big_text = json.dumps(big, separators=(",", ":"))
+    bigger_text = json.dumps(bigger, separators=(",", ":"))
+    expected = [
+        (_expected(redacted_text, True), _expected("{}", False)),
+        (_expected(redacted_text, False), _expected("{}", False)),
+        (_expected("{}", False), _expected(redacted_text, True)),
+        (_expected(big_text, False, 64), _expected(bigger_text, False, 64)),
+    ]
+    for name, (inputs, outputs) in zip(names, expected, strict=True):
+        spans = telemetry.by_name(t.stage_span_name(name))
+        assert len(spans) == 2
+        for span in spans:
+            events = {event.name: dict(event.attributes or {}) for event in span.events}
+            assert list(events[t.EVENT_STAGE_INPUT].items()) == list(inputs.items())
+            assert list(events[t.EVENT_STAGE_OUTPUT].items()) == list(outputs.items())
