@@ -121,7 +121,10 @@ class RunAggregates:
     ) -> None:
         """Count one finished stage execution."""
         with self._lock:
-            aggregate = self._pipeline(pipeline).stages.setdefault(stage, _StageAggregate())
+            stages = self._pipeline(pipeline).stages
+            aggregate = stages.get(stage)
+            if aggregate is None:  # not setdefault: it would build an aggregate every call
+                aggregate = stages[stage] = _StageAggregate()
             aggregate.count += 1
             if status == "success":
                 aggregate.success += 1
