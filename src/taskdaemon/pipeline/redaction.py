@@ -216,7 +216,12 @@ def _replace(match: re.Match[str]) -> str:
 
 def _may_hold_secret(text: str) -> bool:
     """False when ``text`` lacks every substring some shape needs: plain substring tests, a
-    few times faster than the full pattern, which almost every recorded string then skips."""
+    few times faster than the full pattern, which almost every recorded string then skips.
+
+    First, one pass over the characters: a text holding none of ``_GATE_CHARS`` (most stage
+    names, execution ids, trigger descriptions) holds no shape and skips the dozen tests."""
+    if _GATE_CHARS.isdisjoint(text):
+        return False
     return (
         ("@" in text and "://" in text)
         or "-----" in text
@@ -232,6 +237,13 @@ def _may_hold_secret(text: str) -> bool:
         or "ACCA" in text
         or (("=" in text or ":" in text) and _has_assigned_hint(text))
     )
+
+
+#: A character every shape's match holds at least one of: ``A`` (AWS key ids: AKIA, ASIA,
+#: ABIA, ACCA), ``_`` (GitHub: gh?_, github_pat_), ``-`` (GitLab and Slack tokens, PEM keys),
+#: ``J`` (JWTs: eyJ), ``b`` or ``B`` (Bearer, in any casing), ``@`` and ``:`` (URL passwords),
+#: ``:`` or ``=`` (assignments). Exact: the gate never skips a text a shape can match.
+_GATE_CHARS: Final = frozenset("A_-JbB@:=")
 
 
 def _has_assigned_hint(text: str) -> bool:
