@@ -164,9 +164,8 @@ def main() -> None:
         print(f"  {name:5} everything          {full:11,.0f}", flush=True)
         for part in parts:
             value = count(source, part)
-            print(
-                f"  {name:5} without {part:11} {value:11,.0f}  ({full - value:+,.0f})", flush=True
-            )
+            line = f"  {name:5} without {part:11} {value:11,.0f}  (the part: {full - value:,.0f})"
+            print(line, flush=True)
 
 
 if __name__ == "__main__":
