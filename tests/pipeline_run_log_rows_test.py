@@ -209,3 +209,61 @@ def _check_routes(writer: Any, slot: PendingLogHandler) -> None:
     assert target is not None
     slot.detach(target)
     assert row_sink_for(lifecycle, logging.INFO) is None
+
+
+class _Slotted:
+    """A filter without a ``__dict__``: its state cannot be read, so no answer is kept."""
+
+    __slots__ = ("drop",)
+
+    def __init__(self) -> None:
+        self.drop = False
+
+    def keeps_logger(self, name: str) -> bool:
+        return not self.drop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.drop
+
+
+def test_a_remembered_answer_follows_every_change_made_in_place(run_logging: Any) -> None:
+    """``row_sink_for`` remembers its answer, yet a change made without ``addHandler`` /
+    ``addFilter`` (lists edited in place, attributes set directly) is seen at the next call."""
+    _, writer, _, slot = run_logging
+    root = logging.getLogger()
+    lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
+    with _runner_handlers_aside():
+        assert row_sink_for(lifecycle, logging.INFO) is writer
+        wanting = _Wanting()
+        root.handlers.append(wanting)  # in place, as some code does
+        assert row_sink_for(lifecycle, logging.INFO) is None
+        root.handlers.remove(wanting)
+        assert row_sink_for(lifecycle, logging.INFO) is writer
+        lifecycle.handlers.append(wanting)
+        lifecycle.propagate = False  # the writer is on the root: now out of reach
+        try:
+            assert row_sink_for(lifecycle, logging.INFO) is None
+            wanting.level = logging.CRITICAL  # set directly: drops the record now
+            assert row_sink_for(lifecycle, logging.INFO) is None  # and nothing else takes it
+        finally:
+            lifecycle.propagate = True
+            lifecycle.handlers.remove(wanting)
+        assert row_sink_for(lifecycle, logging.INFO) is writer
+        target = slot.forwards_to
+        assert target is not None
+        target.filters.append(lambda record: True)  # the store handler's filters, in place
+        assert row_sink_for(lifecycle, logging.INFO) is None
+        target.filters.pop()
+        assert row_sink_for(lifecycle, logging.INFO) is writer
+        target.row_sink = None  # type: ignore[attr-defined]
+        assert row_sink_for(lifecycle, logging.INFO) is None
+        target.row_sink = writer  # type: ignore[attr-defined]
+        slotted = _Slotted()
+        target.addFilter(slotted)
+        try:
+            assert row_sink_for(lifecycle, logging.INFO) is writer
+            slotted.drop = True  # not seen in any ``__dict__``: walked again all the same
+            assert row_sink_for(lifecycle, logging.INFO) is None
+        finally:
+            target.removeFilter(slotted)
+        assert row_sink_for(lifecycle, logging.INFO) is writer
