@@ -212,7 +212,7 @@ def _check_routes(writer: Any, slot: PendingLogHandler) -> None:
 
 
 class _Slotted:
-    """A filter without a ``__dict__``: its state cannot be read, so no answer is kept."""
+    """A filter without a ``__dict__`` whose answer follows its own state."""
 
     __slots__ = ("drop",)
 
@@ -227,8 +227,9 @@ class _Slotted:
 
 
 def test_a_remembered_answer_follows_every_change_made_in_place(run_logging: Any) -> None:
-    """``row_sink_for`` remembers its answer, yet a change made without ``addHandler`` /
-    ``addFilter`` (lists edited in place, attributes set directly) is seen at the next call."""
+    """A change made without ``addHandler`` / ``addFilter`` (lists edited in place, attributes
+    set directly, a filter's own state) is seen at the next call: a remembered answer that is
+    not checked against all of these fails here."""
     _, writer, _, slot = run_logging
     root = logging.getLogger()
     lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
@@ -262,7 +263,7 @@ def test_a_remembered_answer_follows_every_change_made_in_place(run_logging: Any
         target.addFilter(slotted)
         try:
             assert row_sink_for(lifecycle, logging.INFO) is writer
-            slotted.drop = True  # not seen in any ``__dict__``: walked again all the same
+            slotted.drop = True  # in no ``__dict__``
             assert row_sink_for(lifecycle, logging.INFO) is None
         finally:
             target.removeFilter(slotted)

@@ -28,21 +28,9 @@ these hold, else None (the ``logging`` path):
 
 A filter without ``keeps_logger`` (a function, a third-party filter) or any other handler
 (console at ``--log-level debug`` for decision records, ``OTelLogHandler``, ``caplog``) keeps
-the ``logging`` path, so what those see is unchanged.
-
-The answer is remembered per (logger, level) with a witness of everything the walk read: each
-logger's instance attributes (its ``handlers`` and ``filters`` lists by content), and each
-handler's and filter's class and instance attributes (a ``forwards_to`` or ``row_sink``
-property reads those). Every later call first checks the witness against the objects' state
-now, and walks again when anything differs, so a handler or filter added, removed or changed
-mid-run takes effect at once, as when every call walked (``logging`` gives no notice of
-either). The check is one C-level comparison (``operator.attrgetter`` per object, mapped with
-``operator.call``), where a walk is a dozen Python calls a row, two rows a stage. It is exact
-because the walk's answer depends on nothing else: which requires a ``keeps_logger(name)`` to
-be a function of the name and of its object's instance attributes only (taskdaemon's are of
-the name alone), and classes not to be patched while a run logs. A change that does not alter
-the answer (a count in a handler's attributes) only costs a walk. The witness keeps removed
-handlers alive until the next call for that logger and level replaces it.
+the ``logging`` path, so what those see is unchanged. Handlers and filters are read on every
+call (a few attribute reads on the handful of loggers of a dotted name), so one added or
+removed mid-run takes effect at once: ``logging`` gives no notice of either.
 
 A row is a plain tuple of the ``logs`` table's twelve columns in its order (:data:`Row`); its
 last item is the attributes' mapping, or already their redacted JSON when a producer found it
@@ -57,7 +45,6 @@ from __future__ import annotations
 
 import json
 import logging
-import operator
 from typing import Any, Final, NamedTuple, Protocol
 
 from taskdaemon.pipeline.redaction import redact
@@ -140,13 +127,8 @@ _DROPS: Any = object()  # the handler drops the record for sure
 _NEEDS_RECORD: Any = object()  # the handler wants a real record
 
 
-def _sink_of(
-    handler: logging.Handler, name: str, level: int, witness: _Witness, depth: int = 0
-) -> Any:
+def _sink_of(handler: logging.Handler, name: str, level: int, depth: int = 0) -> Any:
     """The row sink ``handler`` leads to, or ``_DROPS``, or ``_NEEDS_RECORD``."""
-    witness.read(_HANDLER_STATE, handler)
-    for check in handler.filters:
-        witness.read(_FILTER_STATE, check)
     if level < handler.level:
         return _DROPS
     own = getattr(handler, "keeps_logger", None)  # a handler that skips loggers by name
@@ -163,92 +145,24 @@ def _sink_of(
         return sink
     target = getattr(handler, "forwards_to", None)
     if isinstance(target, logging.Handler) and depth < 4:
-        found = _sink_of(target, name, level, witness, depth + 1)
+        found = _sink_of(target, name, level, depth + 1)
         # A forwarder whose target drops the record still took it: keep the logging path.
         return _NEEDS_RECORD if found is _DROPS else found
     return _NEEDS_RECORD
 
 
-#: What the witness reads of a logger (its ``handlers`` and ``filters`` lists are also in its
-#: ``__dict__``, but there by identity: they are compared by content too).
-_LOGGER_STATE: Final = operator.attrgetter("__dict__", "handlers", "filters")
-#: ... of a handler or a filter (a filter has no ``filters`` of its own: read as its class).
-_HANDLER_STATE: Final = operator.attrgetter("__class__", "__dict__", "filters")
-_FILTER_STATE: Final = operator.attrgetter("__class__", "__dict__")
-#: Remembered answers at most (a handful of loggers and levels); emptied when full.
-_ANSWERS_MAX: Final = 64
-
-
-class _Witness:
-    """The objects a walk read and their state then, as frozen copies (see the module)."""
-
-    __slots__ = ("getters", "objects", "states")
-
-    def __init__(self) -> None:
-        self.getters: list[Any] = []
-        self.objects: list[Any] = []
-        self.states: list[Any] = []
-
-    def read(self, getter: Any, obj: Any) -> None:
-        try:
-            state = tuple(_frozen(value) for value in getter(obj))
-        except AttributeError:  # no ``__dict__`` (slots): never taken to hold, walked each time
-            getter, state = _unknown, ()
-        self.getters.append(getter)
-        self.objects.append(obj)
-        self.states.append(state)
-
-    def holds(self) -> bool:
-        """Whether every object read is as it was (the comparison runs in C)."""
-        return list(map(operator.call, self.getters, self.objects)) == self.states
-
-
-def _unknown(obj: Any) -> object:
-    """A state equal to no other: the witness of an object it cannot read never holds."""
-    return object()
-
-
-def _frozen(value: Any) -> Any:
-    """A copy of a mutable container read by the walk (the live one changes in place)."""
-    if type(value) is list:
-        return list(value)
-    if type(value) is dict:
-        return dict(value)
-    return value
-
-
-_answers: dict[tuple[logging.Logger, int], tuple[_Witness, RowSink | None]] = {}
-
-
 def row_sink_for(logger: logging.Logger, level: int) -> RowSink | None:
     """The one row sink that alone wants ``logger``'s records at ``level`` (module docstring),
     or None when a record must go through ``logging``. The caller has checked
-    ``isEnabledFor``. Remembered while its witness holds (module docstring)."""
-    key = (logger, level)
-    known = _answers.get(key)
-    if known is not None and known[0].holds():
-        return known[1]
-    witness = _Witness()
-    answer = _walk(logger, level, witness)
-    if len(_answers) >= _ANSWERS_MAX:
-        _answers.clear()
-    _answers[key] = (witness, answer)
-    return answer
-
-
-def _walk(logger: logging.Logger, level: int, witness: _Witness) -> RowSink | None:
-    """:func:`row_sink_for`'s answer, every object it reads noted in ``witness``."""
-    witness.read(_LOGGER_STATE, logger)
+    ``isEnabledFor``."""
     if logger.filters or logger.disabled:
         return None
     name = logger.name
     found: RowSink | None = None
     current: logging.Logger | None = logger
     while current is not None:
-        if current is not logger:
-            witness.read(_LOGGER_STATE, current)
         for handler in current.handlers:
-            sink = _sink_of(handler, name, level, witness)
+            sink = _sink_of(handler, name, level)
             if sink is _DROPS:
                 continue
             if sink is _NEEDS_RECORD or found is not None:
