@@ -89,11 +89,7 @@ class PayloadCapture(ValueMethods):
     def capture_flagged(self, payload: Any) -> tuple[CapturedPayload, bool]:
         """:meth:`capture`, and whether redaction changed anything (``redact(payload) is not
         payload``), from one redaction walk instead of two."""
-        # orjson (which loads uuid and platform) and hashlib (OpenSSL) are imported at the
-        # first capture, not with this module: ``run`` makes its capture before the first
-        # stage starts, and monitoring begins after it (cli/deferred.py).
-        import orjson  # noqa: PLC0415
-
+        orjson = _orjson or _import_orjson()
         changed = False
         try:
             redacted = self.redact(payload)
@@ -110,21 +106,17 @@ class PayloadCapture(ValueMethods):
         return self._capped(data), changed
 
     def _capped(self, data: bytes) -> CapturedPayload:
-        import hashlib  # noqa: PLC0415 - see capture_flagged
-
         size = len(data)
         if size <= _SMALL_MAX_BYTES and size <= self.max_bytes:
             # A whole short JSON text's capture depends on the text alone (see _small).
             captured = _small.get(data)
             if captured is None:
-                captured = CapturedPayload(
-                    data.decode(), size, hashlib.sha256(data).hexdigest(), truncated=False
-                )
+                captured = CapturedPayload(data.decode(), size, _sha256(data), truncated=False)
                 if len(_small) >= _SMALL_MAX_ENTRIES:
                     _small.clear()
                 _small[data] = captured
             return captured
-        digest = hashlib.sha256(data).hexdigest()
+        digest = _sha256(data)
         if size <= self.max_bytes:
             return CapturedPayload(data.decode(), size, digest, truncated=False)
         kept = data[: self.max_bytes].decode("utf-8", "ignore")
@@ -139,6 +131,29 @@ class PayloadCapture(ValueMethods):
 _small: dict[bytes, CapturedPayload] = {}
 _SMALL_MAX_BYTES = 256
 _SMALL_MAX_ENTRIES = 1024
+
+
+#: orjson, once the first capture has imported it. orjson (which loads uuid and platform) and
+#: hashlib (OpenSSL) are imported at the first capture, not with this module: ``run`` makes its
+#: capture before the first stage starts, and monitoring begins after it (cli/deferred.py). The
+#: module is kept here rather than imported in ``capture_flagged``: an ``import`` statement of
+#: a loaded module still looks it up in ``sys.modules`` through the import machinery, twice a
+#: stage.
+_orjson: Any = None
+
+
+def _import_orjson() -> Any:
+    global _orjson  # noqa: PLW0603 - the lazily imported module, set once
+    import orjson  # noqa: PLC0415 - see _orjson
+
+    _orjson = orjson
+    return orjson
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # noqa: PLC0415 - see _orjson; only for a text not captured before
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _json_default(value: Any) -> Any:
