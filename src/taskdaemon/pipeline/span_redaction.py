@@ -49,12 +49,18 @@ class RedactingTracer:
         links: Sequence[Link] | None = None,
         start_time: int | None = None,
         redacted: Mapping[str, Any] | None = None,
+        redacted_links: Sequence[Link] = (),
     ) -> RedactingSpan:
         """Start a span as the wrapped tracer does, with its name, attributes and links'
         attributes redacted. ``redacted``: attributes already passed through
-        :func:`redact_attributes`, recorded first and as they are (``attributes`` after them)."""
+        :func:`redact_attributes`, recorded first and as they are (``attributes`` after them).
+        ``redacted_links``: links whose attributes already went through it (a stage span's
+        ``triggered_by`` links, whose attributes are one constant redacted once), recorded
+        after ``links`` and as they are."""
         if links:
             links = [_redacted_link(link) for link in links]
+        if redacted_links:
+            links = [*links, *redacted_links] if links else redacted_links
         recorded = redact_attributes(attributes)
         if redacted:
             recorded = {**redacted, **recorded} if recorded else redacted

@@ -10,6 +10,7 @@ is not recording.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 from opentelemetry import trace
@@ -41,6 +42,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.monitor._books import Execution, Run, StageInfo, stage_static
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import (
     FAILED_STAGE_STATUSES,
     failure_error_type,
@@ -201,8 +203,9 @@ def start_stage_span(
     """Start the execution's span (child of the run span) with its input event.
 
     The definition's attributes (``info.static``) go to the span redacted once per definition
-    (``info.redacted_static``), not once per span; with a replay's ``span_hook``, which may
-    change any attribute, all of them are redacted here."""
+    (``info.redacted_static``), not once per span, and ``links``, whose attributes the worker
+    redacted once (constants), as they are; with a replay's ``span_hook``, which may change any
+    attribute or link, all of them are redacted here."""
     redacted: Mapping[str, Any] | None = None
     if span_hook is None:
         attributes: dict[str, Any] = {t.CICD_PIPELINE_RUN_ID: run.run_id}
@@ -231,9 +234,10 @@ def start_stage_span(
         context=run.context,
         kind=SpanKind.INTERNAL,
         attributes=attributes,
-        links=links,
+        links=links if span_hook is not None else None,
         start_time=start,
         redacted=redacted,
+        redacted_links=links if span_hook is None else (),
     )
     if capture.enabled and span.is_recording():
         span.add_redacted_event(
@@ -348,22 +352,80 @@ def emit_skip_spans(tracer: RedactingTracer, run: Run, event: RunFinished) -> No
 # --- span events ------------------------------------------------------------------------------
 
 
-def add_trigger_evaluated(span: Span, event: TriggerEvaluated) -> None:
-    """``trigger.evaluated`` on the stage's open span, else on the run span."""
-    if span.is_recording():
-        span.add_event(
-            t.EVENT_TRIGGER_EVALUATED,
-            {
-                t.CICD_TASK_NAME: event.stage,
-                t.TRIGGER_INDEX: event.trigger_index,
-                t.TRIGGER_TYPE: event.trigger_type,
-                t.TRIGGER_DESCRIPTION: event.description,
-                t.TRIGGER_SATISFIED: event.satisfied,
-                t.TRIGGER_STAGE_READY: event.stage_ready,
-                t.TRIGGER_DETAIL: event.detail,
-            },
-            timestamp=ns(event.at),
-        )
+def add_trigger_evaluated(
+    span: Span, event: TriggerEvaluated, info: StageInfo | None = None
+) -> None:
+    """``trigger.evaluated`` on the stage's open span, else on the run span.
+
+    Two a stage, so with the stage's definition ``info`` and a redacting span the attributes
+    are built already redacted and recorded as they are (``add_redacted_event``), never
+    walked. Exact: the keys are constants that name no secret (checked once,
+    ``_trigger_keys_clean``); the index and the two flags are an int and bools, which redaction
+    leaves alone; the stage name and the description, when equal to the definition's (as the
+    engine's always are), take their redacted form from ``info.redacted_static``, which holds
+    ``redact_text`` of those very strings (redaction is a function of the value alone); the
+    type and the detail go through ``redact_text`` here."""
+    if not span.is_recording():
+        return
+    at = ns(event.at)
+    if info is None or type(span) is not RedactingSpan or not _trigger_keys_clean():
+        span.add_event(t.EVENT_TRIGGER_EVALUATED, _trigger_attributes(event), timestamp=at)
+        return
+    static, redacted = info.static, info.redacted_static
+    stage = event.stage
+    name = redacted[t.CICD_TASK_NAME] if stage == static[t.CICD_TASK_NAME] else redact_text(stage)
+    index = event.trigger_index
+    described = static[t.STAGE_TRIGGERS]
+    description = event.description
+    if type(index) is int and 0 <= index < len(described) and described[index] == description:
+        description = redacted[t.STAGE_TRIGGERS][index]
+    else:
+        description = redact_text(description)
+    span.add_redacted_event(
+        t.EVENT_TRIGGER_EVALUATED,
+        {
+            t.CICD_TASK_NAME: name,
+            t.TRIGGER_INDEX: index,
+            t.TRIGGER_TYPE: redact_text(event.trigger_type),
+            t.TRIGGER_DESCRIPTION: description,
+            t.TRIGGER_SATISFIED: event.satisfied,
+            t.TRIGGER_STAGE_READY: event.stage_ready,
+            t.TRIGGER_DETAIL: redact_text(event.detail),
+        },
+        timestamp=at,
+    )
+
+
+def _trigger_attributes(event: TriggerEvaluated) -> dict[str, Any]:
+    """The ``trigger.evaluated`` event's attributes, before redaction."""
+    return {
+        t.CICD_TASK_NAME: event.stage,
+        t.TRIGGER_INDEX: event.trigger_index,
+        t.TRIGGER_TYPE: event.trigger_type,
+        t.TRIGGER_DESCRIPTION: event.description,
+        t.TRIGGER_SATISFIED: event.satisfied,
+        t.TRIGGER_STAGE_READY: event.stage_ready,
+        t.TRIGGER_DETAIL: event.detail,
+    }
+
+
+@cache
+def _trigger_keys_clean() -> bool:
+    """Whether no key of ``trigger.evaluated`` names a secret (constants, so always true;
+    checked once rather than assumed, so a renamed key cannot skip redaction)."""
+    keys = dict.fromkeys(_TRIGGER_KEYS, 0)
+    return redact_attributes(keys) is keys
+
+
+_TRIGGER_KEYS = (
+    t.CICD_TASK_NAME,
+    t.TRIGGER_INDEX,
+    t.TRIGGER_TYPE,
+    t.TRIGGER_DESCRIPTION,
+    t.TRIGGER_SATISFIED,
+    t.TRIGGER_STAGE_READY,
+    t.TRIGGER_DETAIL,
+)
 
 
 def add_approval_requested(run_span: Span, event: ApprovalRequested) -> None:

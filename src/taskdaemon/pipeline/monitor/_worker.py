@@ -55,7 +55,7 @@ from taskdaemon.pipeline.monitor._books import (
 from taskdaemon.pipeline.monitor._debug import DebugSpans
 from taskdaemon.pipeline.monitor._spans import ROOT
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.span_redaction import RedactingTracer
+from taskdaemon.pipeline.span_redaction import RedactingTracer, redact_attributes
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.telemetry_codec import run_result
 
@@ -105,6 +105,11 @@ class Recorder:
         self.span_hook: Any = None
         self.hooks: tuple[EventHook, ...] = ()
         self._debug = DebugSpans(capture)
+        # The constant attributes of a stage span's links, redacted once here (the SDK copies a
+        # link's attributes, so one mapping serves every link): ``_spans.start_stage_span``
+        # records them as they are, without a redaction walk per link.
+        self._triggered_by = redact_attributes({t.LINK_RELATION: t.LINK_TRIGGERED_BY})
+        self._previous_attempt = redact_attributes({t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT})
         self._handlers: dict[type, Callable[[Any], None]] = {
             RunStarted: self._run_started,
             RunFinished: self._run_finished,
@@ -232,14 +237,15 @@ class Recorder:
             return
         info = stage_info(run, event.stage, event.loop)
         links = []
+        triggered_by = self._triggered_by
         for ref in event.fired_by:
             linked = link_to(run, ref)
             if linked is not None:
-                links.append(Link(linked, {t.LINK_RELATION: t.LINK_TRIGGERED_BY}))
+                links.append(Link(linked, triggered_by))
         if event.previous_attempt is not None:
             linked = link_to(run, event.previous_attempt)
             if linked is not None:
-                links.append(Link(linked, {t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT}))
+                links.append(Link(linked, self._previous_attempt))
         queue_time = max(0.0, event.at - event.queued_at - event.paused)
         trigger_wait = max(0.0, event.queued_at - event.considered_at)
         span = _spans.start_stage_span(
@@ -331,7 +337,9 @@ class Recorder:
         if run is None:
             return
         self.metrics.trigger_evaluated(run.pipeline.name, event.stage, event.trigger_type)
-        _spans.add_trigger_evaluated(open_span_of(run, event.stage) or run.span, event)
+        _spans.add_trigger_evaluated(
+            open_span_of(run, event.stage) or run.span, event, run.info.stages.get(event.stage)
+        )
 
     def _approval_requested(self, event: ApprovalRequested) -> None:
         run = self.runs.get(event.run_id)
