@@ -10,11 +10,13 @@ import pytest
 
 from pipeline_monitor_support import Feed, Telemetry
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.events import TaskRunRef, TriggerEvaluated
+from taskdaemon.pipeline.events import StageStarted, TaskRunRef, TriggerEvaluated, task_run_id
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, Pipeline, Stage
+from taskdaemon.pipeline.monitor._spans import ns
 from taskdaemon.pipeline.payloads import REDACTED
 from taskdaemon.pipeline.redaction import redact
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.telemetry_codec import encode_trigger
 
 TOKEN = "ghp_" + "T3st" * 9  # a GitHub token's shape, not a real one
 #: A valid stage name (lower case, digits, ``_``) that is a GitHub token's shape too.
@@ -155,3 +157,83 @@ def test_stage_links_keep_their_relations_and_order(telemetry: Telemetry) -> Non
         (first.context.span_id, relation),
         (once.context.span_id, {t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT}),
     ]
+
+
+def _started(
+    feed: Feed, stage: str, instance: int, triggers: tuple[str, ...], event: Any
+) -> StageStarted:
+    return StageStarted(
+        run_id=feed.run_id,
+        pipeline=feed.pipeline.name,
+        stage=stage,
+        instance=instance,
+        attempt=1,
+        task_run_id=task_run_id(stage, instance, 1),
+        loop="python",
+        at=feed.now + 0.25,
+        queued_at=feed.now,
+        considered_at=feed.now - 0.5,
+        inputs={},
+        triggers=triggers,
+        event=event,
+    )
+
+
+def test_stage_span_start_attributes_are_the_whole_mapping_redacted(
+    telemetry: Telemetry,
+) -> None:
+    """A stage span's name and start attributes are ``redact`` of what they always were, in
+    the same order: a secret-shaped stage name, fired trigger (the definition's or not) or
+    event type never reaches the span."""
+    pipeline = _pipeline()
+    feed = Feed(telemetry, pipeline)
+    run_id = feed.start_run()
+    static = pipeline.stage(SECRET_NAME)
+    described = tuple(trigger.describe() for trigger in static.triggers)
+    cases = [
+        (SECRET_NAME, described, None),
+        (SECRET_NAME, (described[1], f"not the definition's {TOKEN}"), {"type": f"t.{TOKEN}"}),
+        (SECRET_NAME + "0", (f"fired {TOKEN}",), {"type": 7}),
+    ]
+    started = [
+        _started(feed, stage, instance, fired, event)
+        for instance, (stage, fired, event) in enumerate(cases)
+    ]
+    for event in started:
+        feed.emit(event)
+    feed.finish_run(RunStatus.SUCCESS)
+    spans = {s.attributes[t.CICD_TASK_RUN_ID]: s for s in telemetry.spans() if s.parent}
+    for event in started:
+        definition = pipeline.stage(event.stage) if event.stage == SECRET_NAME else None
+        raw: dict[str, Any] = {
+            t.CICD_PIPELINE_NAME: pipeline.name,
+            t.CICD_TASK_NAME: event.stage,
+            t.STAGE_LOOP: "python",
+            t.STAGE_UPSTREAM: list(pipeline.upstream.get(event.stage, ())),
+            t.STAGE_TRIGGERS: list(described) if definition else [],
+            t.STAGE_TRIGGER_SPECS: (
+                [encode_trigger(trigger) for trigger in definition.triggers] if definition else []
+            ),
+            t.STAGE_TRIGGER_MODE: str(definition.trigger_mode) if definition else "any",
+            t.CICD_PIPELINE_RUN_ID: run_id,
+            t.CICD_TASK_RUN_ID: event.task_run_id,
+            t.STAGE_ATTEMPT: 1,
+            t.STAGE_INSTANCE: event.instance,
+            t.STAGE_QUEUE_TIME: 0.25,
+            t.STAGE_TRIGGER_WAIT: 0.5,
+            t.STAGE_QUEUED_AT: ns(event.queued_at),
+            t.STAGE_CONSIDERED_AT: ns(event.considered_at),
+            t.STAGE_FIRED_TRIGGERS: list(event.triggers),
+        }
+        if event.event is not None:
+            kind = event.event["type"]
+            raw[t.STAGE_EVENT_TYPE] = kind if isinstance(kind, str) else ""
+        # The SDK keeps a sequence as a tuple.
+        expected = {k: tuple(v) if type(v) is list else v for k, v in redact(raw).items()}
+        span = spans[redact(event.task_run_id)]
+        attributes = dict(span.attributes or {})
+        assert list(attributes)[: len(expected)] == list(expected)
+        assert {key: attributes[key] for key in expected} == expected
+        assert span.name == redact(event.stage)
+        assert TOKEN not in repr(attributes)
+        assert SECRET_NAME not in repr(attributes) + span.name

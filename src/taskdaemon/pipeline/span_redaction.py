@@ -50,13 +50,15 @@ class RedactingTracer:
         start_time: int | None = None,
         redacted: Mapping[str, Any] | None = None,
         redacted_links: Sequence[Link] = (),
+        name_redacted: bool = False,
     ) -> RedactingSpan:
         """Start a span as the wrapped tracer does, with its name, attributes and links'
         attributes redacted. ``redacted``: attributes already passed through
         :func:`redact_attributes`, recorded first and as they are (``attributes`` after them).
         ``redacted_links``: links whose attributes already went through it (a stage span's
         ``triggered_by`` links, whose attributes are one constant redacted once), recorded
-        after ``links`` and as they are."""
+        after ``links`` and as they are. ``name_redacted``: ``name`` already went through
+        ``redact_text``."""
         if links:
             links = [_redacted_link(link) for link in links]
         if redacted_links:
@@ -65,7 +67,7 @@ class RedactingTracer:
         if redacted:
             recorded = {**redacted, **recorded} if recorded else redacted
         span = self._tracer.start_span(
-            redact_text(name),
+            name if name_redacted else redact_text(name),
             context=context,
             kind=kind,
             attributes=recorded,

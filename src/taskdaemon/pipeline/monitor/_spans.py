@@ -206,6 +206,25 @@ def start_stage_span(
     (``info.redacted_static``), not once per span, and ``links``, whose attributes the worker
     redacted once (constants), as they are; with a replay's ``span_hook``, which may change any
     attribute or link, all of them are redacted here."""
+    start = ns(event.at)
+    if span_hook is None:
+        prepared = _prepared_start(run, event, info, queue_time, trigger_wait)
+        if prepared is not None:
+            name, recorded = prepared
+            span = tracer.start_span(
+                name,
+                context=run.context,
+                kind=SpanKind.INTERNAL,
+                start_time=start,
+                redacted=recorded,
+                redacted_links=links,
+                name_redacted=True,
+            )
+            if capture.enabled and span.is_recording():
+                span.add_redacted_event(
+                    t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
+                )
+            return span
     redacted: Mapping[str, Any] | None = None
     if span_hook is None:
         attributes: dict[str, Any] = {t.CICD_PIPELINE_RUN_ID: run.run_id}
@@ -228,7 +247,6 @@ def start_stage_span(
         )
     if span_hook is not None:
         span_hook.stage_started(event, attributes, links)
-    start = ns(event.at)
     span = tracer.start_span(
         t.stage_span_name(event.stage),
         context=run.context,
@@ -244,6 +262,77 @@ def start_stage_span(
             t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
         )
     return span
+
+
+def _prepared_start(
+    run: Run, event: StageStarted, info: StageInfo, queue_time: float, trigger_wait: float
+) -> tuple[str, dict[str, Any]] | None:
+    """The stage span's name and start attributes as ``start_stage_span``'s general way records
+    them (redacted), built already redacted instead of walked; None when a value is not of a
+    type this is exact for (then the general way runs).
+
+    Exact: the keys are constants that name no secret (``_start_keys_clean``); the numbers are
+    ints and floats, which redaction leaves alone; every text goes through ``redact_text``,
+    except the name and fired triggers equal to the definition's stage name and trigger
+    descriptions, which take their redacted form from ``info.redacted_static`` (``redact_text``
+    of those very strings: redaction is a function of the value alone)."""
+    attempt, instance = event.attempt, event.instance
+    if type(attempt) is not int or type(instance) is not int or not _start_keys_clean():
+        return None
+    static, redacted = info.static, info.redacted_static
+    name = t.stage_span_name(event.stage)
+    if type(name) is not str:
+        return None
+    name = redacted[t.CICD_TASK_NAME] if name == static[t.CICD_TASK_NAME] else redact_text(name)
+    recorded = {**redacted}
+    recorded[t.CICD_PIPELINE_RUN_ID] = redact_text(run.run_id)
+    recorded[t.CICD_TASK_RUN_ID] = redact_text(event.task_run_id)
+    recorded[t.STAGE_ATTEMPT] = attempt
+    recorded[t.STAGE_INSTANCE] = instance
+    recorded[t.STAGE_QUEUE_TIME] = queue_time
+    recorded[t.STAGE_TRIGGER_WAIT] = trigger_wait
+    recorded[t.STAGE_QUEUED_AT] = ns(event.queued_at)
+    recorded[t.STAGE_CONSIDERED_AT] = ns(event.considered_at)
+    if event.triggers:
+        described = static[t.STAGE_TRIGGERS]
+        fired = []
+        for description in event.triggers:
+            if type(description) is not str:
+                return None
+            if description in described:
+                fired.append(redacted[t.STAGE_TRIGGERS][described.index(description)])
+            else:
+                fired.append(redact_text(description))
+        recorded[t.STAGE_FIRED_TRIGGERS] = fired
+    if event.event is not None:
+        event_type = event.event.get("type")
+        if not isinstance(event_type, str):
+            event_type = info.event_type or ""
+        if type(event_type) is not str:
+            return None
+        recorded[t.STAGE_EVENT_TYPE] = redact_text(event_type)
+    return name, recorded
+
+
+@cache
+def _start_keys_clean() -> bool:
+    """Whether no key ``_prepared_start`` writes names a secret (constants: checked once)."""
+    keys = dict.fromkeys(_START_KEYS, 0)
+    return redact_attributes(keys) is keys
+
+
+_START_KEYS = (
+    t.CICD_PIPELINE_RUN_ID,
+    t.CICD_TASK_RUN_ID,
+    t.STAGE_ATTEMPT,
+    t.STAGE_INSTANCE,
+    t.STAGE_QUEUE_TIME,
+    t.STAGE_TRIGGER_WAIT,
+    t.STAGE_QUEUED_AT,
+    t.STAGE_CONSIDERED_AT,
+    t.STAGE_FIRED_TRIGGERS,
+    t.STAGE_EVENT_TYPE,
+)
 
 
 #: The recorded (redacted) ``stage.input`` / ``stage.output`` attributes of whole short
