@@ -322,6 +322,10 @@ def _redact(value: Any, secret: KeyMatcher, replacement: str) -> Any:
         return _redact_mapping(value, secret, replacement)
     if kind is list or kind is tuple or isinstance(value, list | tuple):
         return _redact_sequence(value, secret, replacement)
+    if isinstance(value, str):
+        # A str subclass (a StrEnum member, a library's string type): its text is recorded as
+        # any text is, so it is redacted as one. Tested last: exact str is the common case.
+        return redact_text(value)
     return value
 
 
