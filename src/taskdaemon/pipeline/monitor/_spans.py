@@ -207,24 +207,53 @@ def start_stage_span(
     redacted once (constants), as they are; with a replay's ``span_hook``, which may change any
     attribute or link, all of them are redacted here."""
     start = ns(event.at)
-    if span_hook is None:
-        prepared = _prepared_start(run, event, info, queue_time, trigger_wait)
-        if prepared is not None:
-            name, recorded = prepared
-            span = tracer.start_span(
-                name,
-                context=run.context,
-                kind=SpanKind.INTERNAL,
-                start_time=start,
-                redacted=recorded,
-                redacted_links=links,
-                name_redacted=True,
-            )
-            if capture.enabled and span.is_recording():
-                span.add_redacted_event(
-                    t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
-                )
-            return span
+    prepared = (
+        None
+        if span_hook is not None
+        else _prepared_start(run, event, info, queue_time, trigger_wait)
+    )
+    if prepared is not None:
+        name, recorded = prepared
+        span = tracer.start_span(
+            name,
+            context=run.context,
+            kind=SpanKind.INTERNAL,
+            start_time=start,
+            redacted=recorded,
+            redacted_links=links,
+            name_redacted=True,
+        )
+    else:
+        span = _start_walked(
+            tracer,
+            run,
+            event,
+            info=info,
+            links=links,
+            queue_time=queue_time,
+            trigger_wait=trigger_wait,
+            span_hook=span_hook,
+        )
+    if capture.enabled and span.is_recording():
+        span.add_redacted_event(
+            t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
+        )
+    return span
+
+
+def _start_walked(
+    tracer: RedactingTracer,
+    run: Run,
+    event: StageStarted,
+    *,
+    info: StageInfo,
+    links: list[Link],
+    queue_time: float,
+    trigger_wait: float,
+    span_hook: Any,
+) -> RedactingSpan:
+    """``start_stage_span``'s general way: the attributes built as they are, then redacted by
+    the tracer (with a replay's ``span_hook``, after it has changed them)."""
     redacted: Mapping[str, Any] | None = None
     if span_hook is None:
         attributes: dict[str, Any] = {t.CICD_PIPELINE_RUN_ID: run.run_id}
@@ -247,21 +276,16 @@ def start_stage_span(
         )
     if span_hook is not None:
         span_hook.stage_started(event, attributes, links)
-    span = tracer.start_span(
+    return tracer.start_span(
         t.stage_span_name(event.stage),
         context=run.context,
         kind=SpanKind.INTERNAL,
         attributes=attributes,
         links=links if span_hook is not None else None,
-        start_time=start,
+        start_time=ns(event.at),
         redacted=redacted,
         redacted_links=links if span_hook is None else (),
     )
-    if capture.enabled and span.is_recording():
-        span.add_redacted_event(
-            t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
-        )
-    return span
 
 
 def _prepared_start(
@@ -317,8 +341,13 @@ def _prepared_start(
 @cache
 def _start_keys_clean() -> bool:
     """Whether no key ``_prepared_start`` writes names a secret (constants: checked once)."""
-    keys = dict.fromkeys(_START_KEYS, 0)
-    return redact_attributes(keys) is keys
+    return _name_no_secret(_START_KEYS)
+
+
+def _name_no_secret(keys: tuple[str, ...]) -> bool:
+    """Whether redaction leaves a mapping with these keys (and values it leaves alone) as is."""
+    mapping = dict.fromkeys(keys, 0)
+    return redact_attributes(mapping) is mapping
 
 
 _START_KEYS = (
@@ -502,8 +531,7 @@ def _trigger_attributes(event: TriggerEvaluated) -> dict[str, Any]:
 def _trigger_keys_clean() -> bool:
     """Whether no key of ``trigger.evaluated`` names a secret (constants, so always true;
     checked once rather than assumed, so a renamed key cannot skip redaction)."""
-    keys = dict.fromkeys(_TRIGGER_KEYS, 0)
-    return redact_attributes(keys) is keys
+    return _name_no_secret(_TRIGGER_KEYS)
 
 
 _TRIGGER_KEYS = (
