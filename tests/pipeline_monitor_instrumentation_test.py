@@ -217,6 +217,12 @@ def _instrumented(args: list[str], tmp_path: Path, **extra: str) -> Any:
         "OTEL_METRICS_EXPORTER": "console",
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_METRIC_EXPORT_INTERVAL": "600000",
+        # The span processor's timer too: both console exporters then write only at exit, one
+        # after the other. With its 5 s default, a run slowed past 5 s by a loaded machine can
+        # have the span thread's timed export coincide with the metric thread's last export at
+        # exit, two threads writing one stdout (a TextIOWrapper, not thread-safe). The one
+        # failure seen, under load 9, was the metric export's JSON broken at its 2,015th line.
+        "OTEL_BSP_SCHEDULE_DELAY": "600000",
         **extra,
     }
     return asyncio.create_subprocess_exec(
