@@ -332,13 +332,14 @@ class _Reader:
             rest = rest[closing + 1 :]
         return result + rest
 
-    def _compacted(self, path: str, items: list[Any]) -> list[Any]:
-        """The values of ``items`` (file index, value or None, one a list item), the Nones
-        dropped; their file indices are kept for ``file_path`` when any was."""
-        kept = [(index, item) for index, item in items if item is not None]
+    def _compacted(self, path: str, items: list[Any]) -> tuple[Any, ...]:
+        """``items`` (one a list item of the file, in its order, None where it was refused)
+        without the Nones; the kept items' file indices are kept for ``file_path`` when any
+        was dropped."""
+        kept = [item for item in items if item is not None]
         if len(kept) != len(items):
-            self._kept[path] = [index for index, _ in kept]
-        return [item for _, item in kept]
+            self._kept[path] = [index for index, item in enumerate(items) if item is not None]
+        return tuple(kept)
 
     def covers(self, path: str) -> bool:
         """True if an issue was already reported at, inside or around ``path``."""
@@ -433,8 +434,9 @@ class _Reader:
         if not isinstance(value, list):
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
-        found = [(i, self.name(item, f"{path}[{i}]")) for i, item in enumerate(value)]
-        return tuple(self._compacted(path, found))
+        return self._compacted(
+            path, [self.name(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        )
 
     def choice(self, value: Any, path: str, choices: Collection[str], noun: str) -> str | None:
         text = self.string(value, path)
@@ -520,11 +522,7 @@ class _Reader:
             self.issue(path, f"expected a list, got {kind_of(value)}")
             return None
         read = self.stage
-        stages = [read(item, f"{path}[{i}]") for i, item in enumerate(value)]
-        kept = [stage for stage in stages if stage is not None]
-        if len(kept) != len(stages):  # as ``_compacted``, without a pair a stage
-            self._kept[path] = [i for i, stage in enumerate(stages) if stage is not None]
-        return tuple(kept)
+        return self._compacted(path, [read(item, f"{path}[{i}]") for i, item in enumerate(value)])
 
     def stage(self, value: Any, path: str) -> Stage | None:
         # A field present with its type (or absent where allowed) is taken with a type test;
@@ -598,8 +596,8 @@ class _Reader:
             trigger = quick_trigger(item)
             if trigger is None:
                 trigger = self.trigger(item, f"{path}[{i}]")
-            triggers.append((i, trigger))
-        return tuple(self._compacted(path, triggers))
+            triggers.append(trigger)
+        return self._compacted(path, triggers)
 
     def trigger(self, value: Any, path: str) -> Trigger | None:
         if not isinstance(value, dict):
