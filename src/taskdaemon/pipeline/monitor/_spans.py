@@ -307,7 +307,7 @@ def _prepared_start(
     name = t.stage_span_name(event.stage)
     if type(name) is not str:
         return None
-    name = redacted[t.CICD_TASK_NAME] if name == static[t.CICD_TASK_NAME] else redact_text(name)
+    name = _redacted_name(info, name)
     recorded = {**redacted}
     recorded[t.CICD_PIPELINE_RUN_ID] = redact_text(run.run_id)
     recorded[t.CICD_TASK_RUN_ID] = redact_text(event.task_run_id)
@@ -336,6 +336,15 @@ def _prepared_start(
             return None
         recorded[t.STAGE_EVENT_TYPE] = redact_text(event_type)
     return name, recorded
+
+
+def _redacted_name(info: StageInfo, name: str) -> str:
+    """``redact_text(name)``, taken from ``info.redacted_static`` (which holds it) when ``name``
+    is the definition's stage name, as the engine's records always have it."""
+    if name == info.static[t.CICD_TASK_NAME]:
+        redacted: str = info.redacted_static[t.CICD_TASK_NAME]
+        return redacted
+    return redact_text(name)
 
 
 @cache
@@ -490,8 +499,7 @@ def add_trigger_evaluated(
         span.add_event(t.EVENT_TRIGGER_EVALUATED, _trigger_attributes(event), timestamp=at)
         return
     static, redacted = info.static, info.redacted_static
-    stage = event.stage
-    name = redacted[t.CICD_TASK_NAME] if stage == static[t.CICD_TASK_NAME] else redact_text(stage)
+    name = _redacted_name(info, event.stage)
     index = event.trigger_index
     described = static[t.STAGE_TRIGGERS]
     description = event.description
