@@ -46,9 +46,7 @@ def stage_payload(stage: Any) -> dict[str, object]:
 def stage_json(stage: Any) -> str:
     """``stage`` (a ``model.Stage``) as the canonical JSON's text of its entry (see the module
     docstring): the same text as ``json.dumps`` of :func:`stage_payload`."""
-    kind = type(stage)
-    names = _FIELD_NAMES[kind] if kind in _FIELD_NAMES else _field_names(kind)
-    if names == _STAGE_FIELDS:
+    if _field_names(type(stage)) == _STAGE_FIELDS:
         try:
             return _stage_text(stage)
         except _NotPlainError:
@@ -186,8 +184,7 @@ def _number(value: Any) -> str:
 
 
 def _record(value: Any, names: tuple[str, ...]) -> None:
-    kind = type(value)
-    if (_FIELD_NAMES[kind] if kind in _FIELD_NAMES else _field_names(kind)) != names:
+    if _field_names(type(value)) != names:
         raise _NotPlainError
 
 
