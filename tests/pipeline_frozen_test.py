@@ -271,6 +271,27 @@ def test_a_maker_builds_the_record_its_class_builds() -> None:
     assert maker(Cached)(3).square == 9  # a record with a ``__dict__`` (no slot setters)
 
 
+def test_a_maker_fills_a_twin_that_becomes_the_frozen_record() -> None:
+    @frozen
+    class Base:
+        a: int
+
+    @frozen(kw_only=True)
+    class Child(Base):
+        b: str
+        c: tuple[int, ...] = ()
+
+    made = maker(Child)(1, b="x", c=(2,))
+    assert type(made) is Child
+    assert made == Child(1, b="x", c=(2,))
+    assert (made.a, made.b, made.c) == (1, "x", (2,))
+    with pytest.raises(FrozenRecordError):
+        made.b = "y"  # type: ignore[misc]
+    with pytest.raises(FrozenRecordError):
+        del made.a  # type: ignore[misc]
+    assert hash(made) == hash(Child(1, b="x", c=(2,)))
+
+
 def test_a_maker_runs_post_init() -> None:
     @frozen
     class Checked:

@@ -127,12 +127,40 @@ def _slot_setter(cls: type, name: str) -> Any:
     return None
 
 
+def _twin(cls: type) -> type | None:
+    """A mutable twin of record class ``cls`` for :func:`maker`, or None when ``cls`` has none
+    (a record with a ``__dict__``, or more than one base).
+
+    The twin has ``cls``'s base and its own slots in the same order, so an instance of either
+    has the same layout and may change its class to the other; its ``__setattr__`` and
+    ``__delattr__`` are ``object``'s own, so the interpreter sees a plain slotted class and a
+    store to a field is one specialised instruction, where a frozen record's store goes
+    through its slot's ``__set__`` (a call that packs its arguments). A maker fills a twin,
+    then gives it ``cls`` as its class: the caller only ever holds the finished record.
+    Overriding both guards matters: a twin that kept its base's Python ``__setattr__`` would
+    store through a slot wrapper again, slower than the setters (an earlier round's
+    finding)."""
+    own = cls.__dict__.get("__slots__")
+    if own is None or "__dict__" in cls.__dict__ or len(cls.__bases__) != 1:
+        return None
+    namespace = {
+        "__slots__": tuple(own),
+        "__setattr__": object.__setattr__,
+        "__delattr__": object.__delattr__,
+        "__qualname__": f"{cls.__qualname__}.__twin__",
+        "__module__": cls.__module__,
+    }
+    return type(cls)(f"{cls.__name__}Twin", cls.__bases__, namespace)
+
+
 def _compile_init(
     cls: type, record_fields: tuple[Field, ...], post_init: bool, maker: bool = False
 ) -> Any:
     """The generated ``__init__`` of ``cls`` (checks done by ``_build``: only compiling is
-    left); with ``maker``, the same body as a function that makes the record (:func:`maker`)."""
+    left); with ``maker``, the same body as a function that makes the record (:func:`maker`):
+    through ``cls``'s twin (:func:`_twin`) when it has one."""
     scope: dict[str, Any] = {"_s": object.__setattr__, "_F": MISSING}
+    twin = _twin(cls) if maker else None
     positional = [f for f in record_fields if not f.kw_only]
     params, body = [], []
     for f in positional + [f for f in record_fields if f.kw_only]:
@@ -149,16 +177,21 @@ def _compile_init(
         else:
             params.append(f.name)
         setter = _slot_setter(cls, f.name)
-        if setter is not None:
+        if twin is not None:
+            body.append(f" self.{f.name} = {value}\n")
+        elif setter is not None:
             scope[f"_m_{f.name}"] = setter
             body.append(f" _m_{f.name}(self, {value})\n")
         else:
             body.append(f" _s(self, {f.name!r}, {value})\n")
+    if twin is not None:
+        body.append(" self.__class__ = _cls\n")
     if post_init:
         body.append(" self.__post_init__()\n")
     if maker:
-        scope["_new"], scope["_cls"] = object.__new__, cls
-        name, head, tail = "make", " self = _new(_cls)\n", " return self\n"
+        scope["_new"], scope["_cls"], scope["_twin"] = object.__new__, cls, twin
+        made = "_cls" if twin is None else "_twin"
+        name, head, tail = "make", f" self = _new({made})\n", " return self\n"
         source = f"def make({', '.join(params)}):\n{head}{''.join(body)}{tail}"
     else:
         name = "__init__"
