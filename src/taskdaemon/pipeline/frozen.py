@@ -154,7 +154,11 @@ def _twin(cls: type) -> type | None:
 
 
 def _compile_init(
-    cls: type, record_fields: tuple[Field, ...], post_init: bool, maker: bool = False
+    cls: type,
+    record_fields: tuple[Field, ...],
+    post_init: bool,
+    maker: bool = False,
+    leading: int = 0,
 ) -> Any:
     """The generated ``__init__`` of ``cls`` (checks done by ``_build``: only compiling is
     left); with ``maker``, the same body as a function that makes the record (:func:`maker`):
@@ -163,8 +167,11 @@ def _compile_init(
     twin = _twin(cls) if maker else None
     positional = [f for f in record_fields if not f.kw_only]
     params, body = [], []
-    for f in positional + [f for f in record_fields if f.kw_only]:
-        if f.kw_only and "*" not in params:
+    ordered = positional + [f for f in record_fields if f.kw_only]
+    for number, f in enumerate(ordered):
+        if number == leading and leading:
+            params.append("/")
+        if number >= leading and f.kw_only and "*" not in params:
             params.append("*")
         value = f.name
         if f.default_factory is not MISSING:
@@ -203,18 +210,27 @@ def _compile_init(
     return init
 
 
-def maker(cls: Callable[_P, _T]) -> Callable[_P, _T]:
+@overload
+def maker(cls: Callable[_P, _T]) -> Callable[_P, _T]: ...
+@overload
+def maker(cls: Callable[..., _T], positional: int) -> Callable[..., _T]: ...
+def maker(cls: Callable[..., _T], positional: int = 0) -> Callable[..., _T]:
     """A function that makes ``cls`` records: ``maker(C)(**fields)`` is ``C(**fields)``, the
     same record, built the same way, with the same parameters (type checkers see the class's).
+    With ``positional``, the record's first ``positional`` fields are positional-only
+    parameters of the maker (and type checkers see no parameters: give the maker a protocol).
 
     Why: CPython 3.11 calls a class's ``__init__`` with its keyword arguments packed into a
     dict and unpacked again, which for a record of a dozen keyword-only fields costs more than
     storing them; a plain function takes them as they are passed. The engine builds several
     records a stage, each through a maker made once when its module is imported (compiled
-    there: only for the records made on hot paths)."""
+    there: only for the records made on hot paths). ``positional`` is for the records of more
+    than fifteen fields: CPython 3.11's compiler turns a call whose positional arguments plus
+    twice its keyword arguments exceed thirty into a call through a dict, which costs as much
+    as the record's stores; passing the first fields by position keeps the call direct."""
     record_fields: tuple[Field, ...] = cls.__record_fields__  # type: ignore[attr-defined]
-    made: Callable[_P, _T] = _compile_init(
-        cast(type, cls), record_fields, hasattr(cls, "__post_init__"), maker=True
+    made: Callable[..., _T] = _compile_init(
+        cast(type, cls), record_fields, hasattr(cls, "__post_init__"), True, positional
     )
     return made
 

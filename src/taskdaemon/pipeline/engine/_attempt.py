@@ -32,6 +32,7 @@ from taskdaemon.pipeline.engine._dataflow import (
     plain_outputs,
     resolve_inputs,
 )
+from taskdaemon.pipeline.engine._makers import stage_finished, stage_queued, stage_started
 from taskdaemon.pipeline.engine._results import StageGateRequest
 from taskdaemon.pipeline.engine._run_base import RunBase
 from taskdaemon.pipeline.engine._stage_state import (
@@ -51,24 +52,17 @@ from taskdaemon.pipeline.engine._stage_state import (
     move,
 )
 from taskdaemon.pipeline.events import (
-    StageFinished,
     StageQueued,
     StageRetrying,
-    StageStarted,
     TaskRunRef,
 )
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
-from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Stage
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 logger = logging.getLogger(__name__)
-# Every attempt's records, built through makers (``frozen.maker``: no keyword dict per record).
-_stage_queued = maker(StageQueued)
-_stage_started = maker(StageStarted)
-_stage_finished = maker(StageFinished)
 # What an ``async def`` handler returns: known at once, before ``isawaitable``'s ABC checks.
 _COROUTINE = CoroutineType
 
@@ -85,7 +79,7 @@ class Attempts(RunBase):
         inst.executions.append(ex)
         if ctx.observed and ctx.wants_record(StageQueued):
             ctx.emit(
-                _stage_queued(
+                stage_queued(
                     run_id=self.run_id,
                     pipeline=self.name,
                     stage=srt.name,
@@ -253,9 +247,9 @@ class Attempts(RunBase):
         loop = asyncio.get_running_loop()
         if ctx.observed:
             previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
-            started = _stage_started(
-                run_id=self.run_id,
-                pipeline=self.name,
+            started = stage_started(
+                self.run_id,
+                self.name,
                 stage=name,
                 instance=inst.index,
                 attempt=ex.attempt,
@@ -357,11 +351,11 @@ class Attempts(RunBase):
             ex.cancel_cause = self.cancel_cause
         if ctx.observed:
             ctx.emit(
-                _stage_finished(
-                    run_id=self.run_id,
-                    pipeline=self.name,
-                    stage=srt.name,
-                    instance=inst.index,
+                stage_finished(
+                    self.run_id,
+                    self.name,
+                    srt.name,
+                    inst.index,
                     attempt=ex.attempt,
                     task_run_id=ex.task_run_id,
                     status=status,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskdaemon.pipeline.engine._approvals import Approvals
+from taskdaemon.pipeline.engine._makers import stage_waiting, trigger_evaluated
 from taskdaemon.pipeline.engine._stage_state import (
     ALL,
     IMPOSSIBLE,
@@ -26,9 +27,7 @@ from taskdaemon.pipeline.events import (
     EventPublished,
     StageWaiting,
     TaskRunRef,
-    TriggerEvaluated,
 )
-from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.triggers import (
@@ -40,10 +39,6 @@ from taskdaemon.pipeline.triggers import (
     evaluate_manual,
     expression_context,
 )
-
-# Every stage's trigger records, built through makers (``frozen.maker``: no keyword dict each).
-_trigger_evaluated = maker(TriggerEvaluated)
-_stage_waiting = maker(StageWaiting)
 
 
 class Triggers(Approvals):
@@ -62,7 +57,7 @@ class Triggers(Approvals):
         if self.ctx.observed:
             trigger = srt.cs.stage.triggers[index]
             self.ctx.emit(
-                _trigger_evaluated(
+                trigger_evaluated(
                     run_id=self.run_id,
                     pipeline=self.name,
                     stage=srt.name,
@@ -88,7 +83,7 @@ class Triggers(Approvals):
         srt.ctx["status"] = "waiting"
         if self.ctx.observed and self.ctx.wants_record(StageWaiting):
             self.ctx.emit(
-                _stage_waiting(
+                stage_waiting(
                     run_id=self.run_id, pipeline=self.name, stage=srt.name, at=now, considered_at=at
                 )
             )
