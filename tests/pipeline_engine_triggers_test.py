@@ -131,6 +131,32 @@ async def test_mode_any_fires_on_the_first_upstream() -> None:
     assert 1 == len(result.executions["either"])
 
 
+async def test_started_names_the_satisfied_triggers_in_their_order() -> None:
+    """``StageStarted.triggers``: every non-event trigger when all are satisfied (mode all),
+    only the satisfied ones when the stage fires on some (mode any), in trigger order."""
+    gate = asyncio.Event()
+
+    async def slow(ctx: StageContext) -> None:
+        await gate.wait()
+
+    p = pipeline(
+        stage("a"),
+        stage("slow"),
+        stage("join", *after("slow", "a"), trigger_mode=ALL),
+        stage("either", *after("slow", "a")),
+    )
+    recorder = Recorder()
+    resolver = Resolver({"slow": slow})  # type: ignore[dict-item]
+    async with Engine(resolver=resolver, observers=[recorder]) as engine:
+        handle = await engine.start_run(p)
+        await turns()
+        gate.set()
+        await handle.wait()
+    started = {e.stage: e.triggers for e in recorder.of(StageStarted)}
+    assert ("on completion of slow", "on completion of a") == started["join"]
+    assert ("on completion of a",) == started["either"]
+
+
 async def test_on_condition_fires_when_it_becomes_true() -> None:
     """An on_condition stage starts once the stages it reads make the expression true."""
 

@@ -225,6 +225,9 @@ class CompiledStage(ValueMethods):
     outputs: tuple[tuple[str, CompiledExpression, bool], ...] | None
     descriptions: tuple[str, ...]
     event_emitters: tuple[str, ...]  # stages that emit one of this stage's event types
+    # The descriptions of ``other_triggers``, in their order: what a stage that fires with all
+    # of them satisfied reports in ``StageStarted.triggers`` (made once here, not per firing).
+    other_descriptions: tuple[str, ...] = ()
 
 
 @frozen(slots=False)
@@ -324,6 +327,7 @@ class TriggerPlan(ValueMethods):
                     for m in stage.outputs
                 )
             )
+            descriptions = tuple(t.describe() for t in stage.triggers)
             compiled[stage.name] = CompiledStage(
                 stage=stage,
                 index=position,
@@ -337,8 +341,9 @@ class TriggerPlan(ValueMethods):
                 filters=filters,
                 inputs=inputs,
                 outputs=outputs,
-                descriptions=tuple(t.describe() for t in stage.triggers),
+                descriptions=descriptions,
                 event_emitters=tuple(event_emitters),
+                other_descriptions=tuple(descriptions[i] for i in others),
             )
         return cls(
             stages=compiled,

@@ -30,6 +30,7 @@ __all__ = [
     "stage_queued",
     "stage_started",
     "stage_waiting",
+    "task_run_ref",
     "trigger_evaluated",
 ]
 
@@ -88,6 +89,7 @@ class MakeStageFinished(Protocol):
     ) -> StageFinished: ...
 
 
+task_run_ref = maker(TaskRunRef)  # what fired a stage: one per upstream execution
 stage_waiting = maker(StageWaiting)
 trigger_evaluated = maker(TriggerEvaluated)
 stage_queued = maker(StageQueued)

@@ -237,7 +237,11 @@ class Run(Attempts, Triggers):
             descriptions = srt.cs.descriptions
             if event_trigger is not None:
                 triggers = (descriptions[event_trigger],)
-            triggers += tuple(descriptions[i] for i, s in srt.states.items() if s is SATISFIED)
+            states = srt.states
+            if srt.n_sat == len(states):  # all satisfied (the usual firing): made once a stage
+                triggers += srt.cs.other_descriptions
+            elif srt.n_sat:
+                triggers += tuple(descriptions[i] for i, s in states.items() if s is SATISFIED)
         inst = Instance(len(srt.instances), event, fired_by, triggers)
         srt.instances.append(inst)
         srt.open_instances += 1

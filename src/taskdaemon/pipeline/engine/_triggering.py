@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from taskdaemon.pipeline.engine._approvals import Approvals
-from taskdaemon.pipeline.engine._makers import stage_waiting, trigger_evaluated
+from taskdaemon.pipeline.engine._makers import stage_waiting, task_run_ref, trigger_evaluated
 from taskdaemon.pipeline.engine._stage_state import (
     ALL,
     IMPOSSIBLE,
@@ -110,7 +110,7 @@ class Triggers(Approvals):
                 if srt.fired_by is None:
                     srt.fired_by = {}
                 srt.fired_by[index] = tuple(
-                    TaskRunRef(upstream.name, inst.index, inst.executions[-1].attempt)
+                    task_run_ref(upstream.name, inst.index, inst.executions[-1].attempt)
                     for inst in upstream.instances
                     if inst.executions
                 )
