@@ -153,6 +153,12 @@ def _twin(cls: type) -> type | None:
     return type(cls)(f"{cls.__name__}Twin", cls.__bases__, namespace)
 
 
+def _plain_instantiation(twin: type) -> bool:
+    """Whether calling ``twin()`` only allocates (``object``'s own ``__new__`` and
+    ``__init__``): not when a base record brings its generated ``__init__``."""
+    return not any("__init__" in k.__dict__ or "__new__" in k.__dict__ for k in twin.__mro__[:-1])
+
+
 def _compile_init(
     cls: type,
     record_fields: tuple[Field, ...],
@@ -197,8 +203,10 @@ def _compile_init(
         body.append(" self.__post_init__()\n")
     if maker:
         scope["_new"], scope["_cls"], scope["_twin"] = object.__new__, cls, twin
-        made = "_cls" if twin is None else "_twin"
-        name, head, tail = "make", f" self = _new({made})\n", " return self\n"
+        made = "_new(_cls)" if twin is None else "_new(_twin)"
+        if twin is not None and _plain_instantiation(twin):
+            made = "_twin()"  # the class call is cheaper than ``object.__new__``'s wrapper
+        name, head, tail = "make", f" self = {made}\n", " return self\n"
         source = f"def make({', '.join(params)}):\n{head}{''.join(body)}{tail}"
     else:
         name = "__init__"
