@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.cli.deferred import PendingLogHandler
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.events import RunFinished, StageFinished, StageStarted
@@ -268,3 +269,29 @@ def test_a_remembered_answer_follows_every_change_made_in_place(run_logging: Any
         finally:
             target.removeFilter(slotted)
         assert row_sink_for(lifecycle, logging.INFO) is writer
+
+
+def test_a_handler_added_between_two_turns_sees_the_next_turns_records(run_logging: Any) -> None:
+    """Where a row goes is asked once per turn of the monitor's record queue (``run_log``'s
+    decision): a handler added after one turn gets the records of the next one, through
+    ``logging``, and the store still gets every row. Fails when the answer of the first turn
+    is kept for later turns."""
+    hook, writer, db, _ = run_logging
+    queue = RecordQueue(lambda event: hook(event, SPAN))
+    wanting = _Wanting()
+    try:
+        with _runner_handlers_aside():
+            with _records_made() as made:
+                queue.handle_batch(_stage(0))  # one turn: the writer alone takes these
+            assert made == []
+            logging.getLogger().addHandler(wanting)
+            queue.handle_batch(_stage(1))  # the next turn
+    finally:
+        logging.getLogger().removeHandler(wanting)
+        queue.close()
+    assert [record.getMessage() for record in wanting.records] == [
+        "stage s1.0.1 started (attempt 1)",
+        "stage s1.0.2 finished: failure: boom password=hunter2",
+    ]
+    writer.flush()
+    assert [row[5] for row in _rows(db)] == ["s0", "s0", "s1", "s1"]

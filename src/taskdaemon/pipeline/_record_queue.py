@@ -53,6 +53,11 @@ Policy, and why:
   the queue stays bounded without shedding records (a dropped ``StageFinished`` would leave a
   span open forever, and a dropped ``StageStarted`` a trace with a hole). ``stats()`` counts
   what went where, for tests and benchmarks.
+* Each turn of the queue (a worker batch, or one caller's drain, settle, ``handle_now`` or
+  ``handle_batch`` slice) is announced on its thread: ``turn.token`` is a new object for its
+  duration, None outside one. A handler may keep an answer for the records of one turn by
+  keying it on the token (``run_log``: where a row goes is asked once a turn, not once a
+  row); the queue itself neither knows nor cares who reads it.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ __all__ = [
     "WORKER_POLL_SECONDS",
     "Bell",
     "RecordQueue",
+    "turn",
 ]
 
 #: Seconds an idle worker thread waits for records before it ends (it restarts on demand).
@@ -85,6 +91,31 @@ INLINE_BATCH = 128
 #: Queued records at which the producing loop takes the lock from the worker (which hands it
 #: over after its current record) and handles the rest: the memory bound.
 QUEUE_BOUND = 8 * INLINE_BATCH
+
+
+class _Turn(threading.local):
+    """The turn of a record queue under way on this thread (module doc)."""
+
+    #: A new object at the start of each turn, None outside one.
+    token: object | None = None
+
+
+#: The turn under way on this thread (module doc).
+turn = _Turn()
+
+
+class _TurnScope:
+    """``with _TurnScope():`` one turn: a new token, the previous one put back at its end
+    (a turn within a turn, a handler settling its own queue, gets a token of its own)."""
+
+    __slots__ = ("_previous",)
+
+    def __enter__(self) -> None:
+        self._previous = turn.token
+        turn.token = object()
+
+    def __exit__(self, *exc_info: object) -> None:
+        turn.token = self._previous
 
 
 class Bell:
@@ -270,13 +301,14 @@ class RecordQueue:
                 self.settle()
             elif self.lock._lock.acquire(blocking=False):  # else the worker is draining it
                 try:
-                    self._drain()
+                    with _TurnScope():
+                        self._drain()
                 finally:
                     self.lock._lock.release()
 
     def handle_now(self, record: Any) -> None:
         """Handle what is queued, then ``record``, on this thread."""
-        with self.lock:
+        with self.lock, _TurnScope():
             self._drain()
             self._by_caller += 1
             self._handle(record)
@@ -291,7 +323,7 @@ class RecordQueue:
         handle = self._handle
         for start in range(0, len(records), INLINE_BATCH):
             part = records[start : start + INLINE_BATCH]
-            with self.lock:
+            with self.lock, _TurnScope():
                 self._drain()
                 for record in part:
                     handle(record)
@@ -299,7 +331,7 @@ class RecordQueue:
 
     def settle(self) -> None:
         """Handle every queued record now, on this thread."""
-        with self.lock:
+        with self.lock, _TurnScope():
             self._drain()
 
     def close(self) -> None:
@@ -334,7 +366,8 @@ class RecordQueue:
         handle = self._handle
         lock = self.lock._lock
         waiting = self.lock.waiting
-        with lock:  # not ``self.lock``: the worker never asks another thread to hand over
+        # not ``self.lock``: the worker never asks another thread to hand over
+        with lock, _TurnScope():
             handled = 0
             while pending and not waiting:
                 handle(pending.popleft())

@@ -29,8 +29,16 @@ these hold, else None (the ``logging`` path):
 A filter without ``keeps_logger`` (a function, a third-party filter) or any other handler
 (console at ``--log-level debug`` for decision records, ``OTelLogHandler``, ``caplog``) keeps
 the ``logging`` path, so what those see is unchanged. Handlers and filters are read on every
-call (a few attribute reads on the handful of loggers of a dotted name), so one added or
-removed mid-run takes effect at once: ``logging`` gives no notice of either.
+call (a few attribute reads on the handful of loggers of a dotted name), so the answer is exact
+at the time of the call: ``logging`` gives no notice of a change, and checking exactly that
+nothing changed since an earlier answer costs more than the walk.
+
+Decision (the caller's, ``run_log.RunLog``): the answer is kept for the records the monitor
+handles in one turn of its record queue (``_record_queue.turn``: one worker batch, or one
+caller's drain, settle or ``handle_batch`` slice) and asked again at the next turn. A logging
+change made while a turn is under way thus takes effect from the next turn, a few milliseconds
+later. That is no weaker in practice: a record is handled some time after it was made anyway,
+so which configuration sees which record was already a matter of the queue's timing.
 
 A row is a plain tuple of the ``logs`` table's twelve columns in its order (:data:`Row`); its
 last item is the attributes' mapping, or already their redacted JSON when a producer found it

@@ -26,6 +26,17 @@ When the span store's log writer is the only handler that wants a record (``task
 lifecycle records: the console drops them), the record is not built: its row goes straight
 to the writer (``log_rows.row_sink_for``), the very row the store handler would have written.
 Any other handler wanting it (console, OTLP, ``caplog``) keeps the ``logging`` path.
+
+Decision: ``row_sink_for``'s answer is kept for the records the monitor handles in one turn of
+its record queue (one worker batch, or one caller's drain, settle or ``handle_batch`` slice:
+``_record_queue.turn``) and asked again at the next turn, not on every row. Why: the answer
+depends on the whole logging configuration, ``logging`` gives no notice of a change, and checking
+exactly that nothing changed costs more than the walk itself (benchmarks/README.md, "Round 15
+(runlog12)"); asking once a turn costs the walk once per (logger, level) and batch. What it
+changes: a logging change made while a turn is under way takes effect from the next turn, a few
+milliseconds later. That is no weaker in practice: a record is handled some time after it was
+made anyway, so which configuration sees which record was already a matter of the queue's
+timing. Outside a turn (the hook called directly) the answer is asked for every row.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from typing import Any, Final
 
 from opentelemetry.trace import SpanContext
 
+from taskdaemon.pipeline._record_queue import turn as _turn
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -50,7 +62,7 @@ from taskdaemon.pipeline.events import (
     TriggerEvaluated,
 )
 from taskdaemon.pipeline.log_levels import TRACE, severity_number
-from taskdaemon.pipeline.log_rows import encoded_attributes, row_sink_for
+from taskdaemon.pipeline.log_rows import RowSink, encoded_attributes, row_sink_for
 from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.record_fields import fields as record_fields
@@ -71,6 +83,7 @@ MAX_VALUE_CHARS: Final = 2048
 _lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
 _decision = logging.getLogger(DECISION_LOGGER)
 _event = logging.getLogger(EVENT_LOGGER)
+_UNKNOWN: Any = object()  # no answer kept yet for this turn
 
 
 def _value(value: Any) -> str:
@@ -89,6 +102,13 @@ class RunLog:
 
     def __init__(self) -> None:
         self._pipelines: dict[str, Pipeline] = {}
+        # ``row_sink_for``'s answers of one turn (module doc), by (logger, level), with the
+        # turn's token: one tuple, replaced whole, so an answer is never read under another
+        # turn's token.
+        self._sinks: tuple[object, dict[tuple[logging.Logger, int], RowSink | None]] = (
+            _UNKNOWN,
+            {},
+        )
 
     def __call__(self, event: EngineEvent, span: SpanContext | None) -> None:
         """Write the records of ``event`` (never raises into the monitor: it guards hooks)."""
@@ -125,8 +145,8 @@ class RunLog:
 
     # -- records -------------------------------------------------------------------------------
 
-    @staticmethod
     def _emit(  # noqa: PLR0917 - every call passes the same seven, in this order
+        self,
         logger: logging.Logger,
         level: int,
         event: EngineEvent,
@@ -141,7 +161,16 @@ class RunLog:
         instance = getattr(event, "instance", None)
         attempt = getattr(event, "attempt", None)
         valid = span is not None and span.is_valid
-        sink = row_sink_for(logger, level)
+        token = _turn.token
+        if token is None:  # not in a turn of the monitor's queue: asked for every row
+            sink = row_sink_for(logger, level)
+        else:
+            sinks = self._sinks
+            if sinks[0] is not token:
+                sinks = self._sinks = (token, {})
+            sink = sinks[1].get((logger, level), _UNKNOWN)
+            if sink is _UNKNOWN:
+                sink = sinks[1][logger, level] = row_sink_for(logger, level)
         # A field left None is stamped by ContextFilter from the thread's context; the row
         # path takes over only where that context has nothing to stamp (the same row).
         if sink is not None and (
