@@ -295,3 +295,25 @@ def test_a_handler_added_between_two_turns_sees_the_next_turns_records(run_loggi
     ]
     writer.flush()
     assert [row[5] for row in _rows(db)] == ["s0", "s0", "s1", "s1"]
+
+
+def test_a_turns_rows_keep_their_order_around_a_record_through_logging(run_logging: Any) -> None:
+    """The direct rows of a turn are handed over together, but never after a record the hook
+    writes through ``logging`` later in the same turn: the store keeps the records' order."""
+    hook, writer, db, _ = run_logging
+    queue = RecordQueue(lambda event: hook(event, SPAN))
+    finished = RunFinished(run_id=RUN, pipeline="p", status=RunStatus.SUCCESS, at=1.5)
+    try:
+        with _runner_handlers_aside(), log_context(stage="ambient"), _records_made() as made:
+            # Stage rows go directly; the run's record, lacking a stage, goes through
+            # ``logging`` (ContextFilter stamps the ambient one), after them.
+            queue.handle_batch([*_stage(0), finished])
+    finally:
+        queue.close()
+    assert len(made) == 1
+    writer.flush()
+    assert [(row[5], row[10]) for row in _rows(db)] == [
+        ("s0", "stage s0.0.1 started (attempt 1)"),
+        ("s0", "stage s0.0.2 finished: failure: boom password=[REDACTED]"),
+        ("ambient", f"run {RUN} finished: success"),
+    ]

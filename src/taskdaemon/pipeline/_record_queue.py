@@ -54,10 +54,12 @@ Policy, and why:
   span open forever, and a dropped ``StageStarted`` a trace with a hole). ``stats()`` counts
   what went where, for tests and benchmarks.
 * Each turn of the queue (a worker batch, or one caller's drain, settle, ``handle_now`` or
-  ``handle_batch`` slice) is announced on its thread: ``turn.token`` is a new object for its
+  ``handle_batch`` slice) is announced on its thread: ``turn.token`` is a new list for its
   duration, None outside one. A handler may keep an answer for the records of one turn by
-  keying it on the token (``run_log``: where a row goes is asked once a turn, not once a
-  row); the queue itself neither knows nor cares who reads it.
+  keying it on the token, and append to it what is to be called when the turn ends (``run_log``:
+  where a row goes is asked once a turn, not once a row, and the turn's rows are handed to the
+  writer together at its end); the queue itself neither knows nor cares who does so. What is
+  appended must not raise: it runs in the queue's own loop.
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ QUEUE_BOUND = 8 * INLINE_BATCH
 class _Turn(threading.local):
     """The turn of a record queue under way on this thread (module doc)."""
 
-    #: A new object at the start of each turn, None outside one.
-    token: object | None = None
+    #: A new list at the start of each turn, of what to call at its end; None outside one.
+    token: list[Callable[[], None]] | None = None
 
 
 #: The turn under way on this thread (module doc).
@@ -105,17 +107,22 @@ turn = _Turn()
 
 
 class _TurnScope:
-    """``with _TurnScope():`` one turn: a new token, the previous one put back at its end
-    (a turn within a turn, a handler settling its own queue, gets a token of its own)."""
+    """``with _TurnScope():`` one turn: a new token, the previous one put back at its end,
+    then what the turn's handlers appended to it called, in order (a turn within a turn, a
+    handler settling its own queue, gets a token of its own)."""
 
     __slots__ = ("_previous",)
 
     def __enter__(self) -> None:
         self._previous = turn.token
-        turn.token = object()
+        turn.token = []
 
     def __exit__(self, *exc_info: object) -> None:
+        ending = turn.token
         turn.token = self._previous
+        if ending:
+            for call in ending:
+                call()
 
 
 class Bell:

@@ -94,6 +94,9 @@ class RowSink(Protocol):
     def write_row(self, row: Row) -> None:
         """Queue ``row``; never raises for a full or closed writer (it counts or drops)."""
 
+    def write_rows(self, rows: list[Row]) -> None:
+        """Queue ``rows``, in order, as :meth:`write_row` of each would."""
+
 
 def _text_key(attributes: dict[str, Any]) -> tuple[Any, ...] | None:
     """The memo key of ``attributes`` when every value is a string or None (then equal keys

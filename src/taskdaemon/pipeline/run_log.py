@@ -37,6 +37,17 @@ changes: a logging change made while a turn is under way takes effect from the n
 milliseconds later. That is no weaker in practice: a record is handled some time after it was
 made anyway, so which configuration sees which record was already a matter of the queue's
 timing. Outside a turn (the hook called directly) the answer is asked for every row.
+
+Decision: within a turn, the direct rows are kept and handed to the writer together when the
+turn ends (``SqliteLogWriter.write_rows``, called by the queue at the end of the turn), not one
+``write_row`` each: one locked hand-over a turn instead of two a stage. Their order is kept:
+the rows go in the order they were made, and before this hook writes anything through
+``logging`` (a record another handler wants, which the store handler then queues at once) the
+rows made before it are handed over first. Rows other code logs meanwhile (another thread, a
+hook of its own) may land before the turn's rows: their order against the monitor's records was
+already a matter of the queue's timing, as above. A ``flush`` that needs the rows settles the
+monitor's queue first, and a turn ends (its rows handed over) before the queue's lock goes to
+the thread that waits for it.
 """
 
 from __future__ import annotations
@@ -62,7 +73,7 @@ from taskdaemon.pipeline.events import (
     TriggerEvaluated,
 )
 from taskdaemon.pipeline.log_levels import TRACE, severity_number
-from taskdaemon.pipeline.log_rows import RowSink, encoded_attributes, row_sink_for
+from taskdaemon.pipeline.log_rows import Row, RowSink, encoded_attributes, row_sink_for
 from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.record_fields import fields as record_fields
@@ -109,6 +120,9 @@ class RunLog:
             _UNKNOWN,
             {},
         )
+        # The direct rows of the turn under way, not yet handed to their sink (module doc).
+        self._rows: list[Row] = []
+        self._rows_sink: RowSink | None = None
 
     def __call__(self, event: EngineEvent, span: SpanContext | None) -> None:
         """Write the records of ``event`` (never raises into the monitor: it guards hooks)."""
@@ -135,6 +149,16 @@ class RunLog:
             handler(self, event, span)
         if isinstance(event, RunFinished):
             self._pipelines.pop(event.run_id, None)
+
+    def _hand_over(self) -> None:
+        """Hand the rows kept so far to their sink (at a turn's end, and before anything else
+        is written, so that the rows keep their order). Never raises: ``write_rows`` does not."""
+        rows = self._rows
+        if rows:
+            self._rows = []
+            sink = self._rows_sink
+            if sink is not None:
+                sink.write_rows(rows)
 
     @staticmethod
     def wants(kind: type) -> bool:
@@ -168,6 +192,7 @@ class RunLog:
             sinks = self._sinks
             if sinks[0] is not token:
                 sinks = self._sinks = (token, {})
+                token.append(self._hand_over)  # this turn's rows, at its end
             sink = sinks[1].get((logger, level), _UNKNOWN)
             if sink is _UNKNOWN:
                 sink = sinks[1][logger, level] = row_sink_for(logger, level)
@@ -178,23 +203,32 @@ class RunLog:
             or not has_ambient_ids()
         ):
             # A plain tuple, its attributes' JSON when the writer has it already (log_rows).
-            sink.write_row(
-                (
-                    event.run_id,
-                    int(event.at * 1e9),
-                    severity_number(level),
-                    logging.getLevelName(level),
-                    pipeline_name,
-                    stage,
-                    instance,
-                    attempt,
-                    format(span.span_id, "016x") if valid and span is not None else None,
-                    logger.name,
-                    message % args if args else message,
-                    encoded_attributes(fields) or fields,
-                )
+            row: Row = (
+                event.run_id,
+                int(event.at * 1e9),
+                severity_number(level),
+                logging.getLevelName(level),
+                pipeline_name,
+                stage,
+                instance,
+                attempt,
+                format(span.span_id, "016x") if valid and span is not None else None,
+                logger.name,
+                message % args if args else message,
+                encoded_attributes(fields) or fields,
             )
+            if token is None:
+                if self._rows:  # rows of an earlier turn first (one cut short by an error)
+                    self._hand_over()
+                sink.write_row(row)
+            else:  # handed over with the turn's other rows (module doc)
+                if sink is not self._rows_sink:
+                    self._hand_over()
+                    self._rows_sink = sink
+                self._rows.append(row)
             return
+        if self._rows:  # rows made before this record are stored before it
+            self._hand_over()
         extra: dict[str, Any] = {
             "run_id": event.run_id,
             "pipeline": pipeline_name,

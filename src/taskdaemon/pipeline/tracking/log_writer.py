@@ -176,6 +176,11 @@ class SqliteLogWriter:
         :meth:`write_record` would make of the equivalent record."""
         self._put((row,), 1)
 
+    def write_rows(self, rows: list[Row]) -> None:
+        """Queue ``rows`` in order, as :meth:`write_row` of each would, in one call (the run
+        log's rows of one turn of the monitor's queue)."""
+        self._put(rows, len(rows))
+
     def handler(self) -> logging.Handler:
         """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
         return _StoreHandler(self)
