@@ -17,7 +17,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.cli.deferred import PendingLogHandler
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
-from taskdaemon.pipeline.events import RunFinished, StageFinished, StageStarted
+from taskdaemon.pipeline.events import RunFinished, StageFinished, StageStarted, TriggerEvaluated
 from taskdaemon.pipeline.log_rows import row_sink_for
 from taskdaemon.pipeline.logs import configure_logging, log_context
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -317,3 +317,51 @@ def test_a_turns_rows_keep_their_order_around_a_record_through_logging(run_loggi
         ("s0", "stage s0.0.2 finished: failure: boom password=[REDACTED]"),
         ("ambient", f"run {RUN} finished: success"),
     ]
+
+
+class _Taking:
+    """A hook that takes the record types in ``taking`` (``Recorder.handle`` asks ``takes``)."""
+
+    def __init__(self, *taking: type) -> None:
+        self.taking = set(taking)
+        self.seen: list[type] = []
+
+    def __call__(self, event: Any, span: Any) -> None:
+        self.seen.append(type(event))
+
+    def takes(self, kind: type) -> bool:
+        return kind in self.taking
+
+
+def test_the_monitor_calls_a_hook_for_what_it_takes_asked_each_turn() -> None:
+    """A hook is called only for the types its ``takes`` answers True for, asked anew at each
+    turn of the record queue (``monitor.on_events`` hands a batch over in one turn)."""
+    monitor = PipelineMonitor(resource_sampling=False)
+    hook = _Taking(StageStarted)
+    monitor.add_event_hook(hook)
+    try:
+        monitor.on_events(_stage(0))
+        hook.taking.add(StageFinished)
+        monitor.on_events(_stage(1))
+    finally:
+        monitor.close()
+    assert hook.seen == [StageStarted, StageStarted, StageFinished]
+
+
+def test_the_run_log_takes_trigger_evaluations_only_with_decisions_on() -> None:
+    """At INFO the run log writes nothing for a trigger evaluation, so it does not take one;
+    with the decision logger at DEBUG it does. Run starts and ends it always takes."""
+    decision = logging.getLogger("taskdaemon.run.decision")
+    lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
+    saved = decision.level, lifecycle.level
+    try:
+        decision.setLevel(logging.INFO)
+        lifecycle.setLevel(logging.ERROR)
+        assert not RunLog.takes(TriggerEvaluated)
+        assert RunLog.takes(StageStarted)
+        assert RunLog.takes(RunFinished)
+        decision.setLevel(logging.DEBUG)
+        assert RunLog.takes(TriggerEvaluated)
+    finally:
+        decision.setLevel(saved[0])
+        lifecycle.setLevel(saved[1])

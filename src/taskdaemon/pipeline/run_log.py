@@ -82,6 +82,7 @@ from taskdaemon.pipeline.run_log_scope import (
     DECISION_LOGGER,
     EVENT_LOGGER,
     LIFECYCLE_LOGGER,
+    takes,
     wants,
 )
 from taskdaemon.pipeline.run_state import is_failed
@@ -159,6 +160,13 @@ class RunLog:
             sink = self._rows_sink
             if sink is not None:
                 sink.write_rows(rows)
+
+    @staticmethod
+    def takes(kind: type) -> bool:
+        """Whether the monitor is to call this hook for records of type ``kind`` at the
+        loggers' current levels (``run_log_scope.takes``; ``Recorder.handle`` asks once per
+        turn of its queue, see the module doc)."""
+        return takes(kind)
 
     @staticmethod
     def wants(kind: type) -> bool:

@@ -26,7 +26,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.log_levels import TRACE
 
-__all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "LOGGED", "wants"]
+__all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "LOGGED", "takes", "wants"]
 
 LIFECYCLE_LOGGER: Final = "taskdaemon.run.lifecycle"
 DECISION_LOGGER: Final = "taskdaemon.run.decision"
@@ -48,6 +48,9 @@ LOGGED: Final = frozenset(
     }
 )
 
+#: The types whose only records are decisions (DEBUG).
+_DECISIONS: Final = frozenset({StageQueued, TriggerEvaluated, ApprovalRequested, ApprovalResolved})
+
 _decision = logging.getLogger(DECISION_LOGGER)
 _event = logging.getLogger(EVENT_LOGGER)
 
@@ -59,5 +62,18 @@ def wants(kind: type) -> bool:
     if _event.isEnabledFor(TRACE):
         return True
     if kind is StageQueued:
+        return _decision.isEnabledFor(logging.DEBUG)
+    return kind in LOGGED
+
+
+def takes(kind: type) -> bool:
+    """Whether the run log has anything to do with a record of type ``kind`` at the loggers'
+    current levels: as :func:`wants`, but False also for the types whose only records are
+    decisions while DEBUG is off (the monitor queues a ``TriggerEvaluated`` for its spans; the
+    run log writes nothing for it at INFO). True for ``RunStarted`` and ``RunFinished`` at any
+    level: the run log keeps each run's pipeline between them."""
+    if _event.isEnabledFor(TRACE):
+        return True
+    if kind in _DECISIONS:
         return _decision.isEnabledFor(logging.DEBUG)
     return kind in LOGGED

@@ -19,6 +19,7 @@ from opentelemetry.trace import Link, Span, SpanContext, format_trace_id
 
 from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline._record_queue import turn as _turn
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -71,6 +72,12 @@ _OPENING = frozenset({RunStarted, StageStarted})
 EventHook = Callable[[EngineEvent, SpanContext | None], None]
 
 
+def _takes(hook: EventHook, kind: type) -> bool:
+    """Whether ``hook`` takes records of type ``kind`` (``Recorder.handle``)."""
+    takes = getattr(hook, "takes", None)
+    return takes is None or bool(takes(kind))
+
+
 class Recorder:
     """Turns records into spans and metric records and keeps the per-run books.
 
@@ -104,6 +111,13 @@ class Recorder:
         #: a recorded run. None outside a replay.
         self.span_hook: Any = None
         self.hooks: tuple[EventHook, ...] = ()
+        # The hooks that take each record type, asked once per turn of the record queue:
+        # (turn token, hooks, {type: the hooks that take it}); see ``handle``.
+        self._taking: tuple[object, tuple[EventHook, ...], dict[type, tuple[EventHook, ...]]] = (
+            None,
+            (),
+            {},
+        )
         self._debug = DebugSpans(capture)
         # The constant attributes of a stage span's links, redacted once here (the SDK copies a
         # link's attributes, so one mapping serves every link): ``_spans.start_stage_span``
@@ -130,10 +144,27 @@ class Recorder:
         }
 
     def handle(self, event: EngineEvent) -> None:
-        """Handle one record, then call the hooks with its span. Never raises."""
+        """Handle one record, then call the hooks that take its type with its span. Never
+        raises.
+
+        A hook with a ``takes(kind)`` method is called only for the types it answers True for
+        (``run_log.RunLog``: nothing to write at its loggers' levels for a trigger evaluation
+        at INFO), and then the record's span is not looked up either. The answers are asked
+        once per type and turn of the record queue (``_record_queue.turn``), as the run log
+        asks where its rows go (its module doc says why a logging change may wait for the next
+        turn); outside a turn, for every record."""
         try:
             kind = type(event)
             hooks = self.hooks
+            if hooks:
+                token = _turn.token
+                taking = self._taking
+                if token is None or taking[0] is not token or taking[1] is not hooks:
+                    taking = self._taking = (token, hooks, {})
+                found = taking[2].get(kind)
+                if found is None:
+                    found = taking[2][kind] = tuple(h for h in hooks if _takes(h, kind))
+                hooks = found
             # The span of a record that opens one exists only once the record is handled.
             span = None if not hooks or kind in _OPENING else self._span_context_of(event)
             handler = self._handlers.get(kind)
