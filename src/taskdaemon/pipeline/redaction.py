@@ -25,7 +25,7 @@ possessive), so a hostile string costs a few passes over its length, never a bac
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
 from typing import Any, Final
 
@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_REDACT_PATTERNS",
     "REDACTED",
     "KeyMatcher",
+    "mappings_unchanged",
     "redact",
     "redact_lines",
     "redact_text",
@@ -287,6 +288,50 @@ def redact_lines(lines: list[str]) -> list[str]:
     if not lines or not _may_hold_secret("\n".join(lines)):
         return lines
     return [redact_text(line) for line in lines]
+
+
+def mappings_unchanged(mappings: Iterable[Mapping[Any, Any]]) -> bool:
+    """Whether :func:`redact` (default patterns) returns each of ``mappings`` itself, decided
+    with one pre-check of all their texts: True only for flat mappings (text keys; values
+    texts, numbers, bools, None, bytes, or lists and tuples of those) whose keys name no
+    secret and whose texts, joined, hold no hint of a secret's shape (``_may_hold_secret``).
+    False means "not shown", not "holds a secret".
+
+    For many mappings recorded as they are once decided (a definition's stage attributes,
+    ``monitor/_books.py``): a text seen for the first time costs a dozen substring tests and
+    a memo insert, mostly call overhead for a short text; one pass of each test over the
+    joined texts costs a fraction of that.
+
+    Exact, because every test of ``_may_hold_secret`` holds for the joined text when it holds
+    for one of its texts: each asks whether a character or substring is in the text (a
+    substring of one text is one of the joined text), or in its lower case (``str.lower``
+    maps each character on its own, but for the Greek sigma's final form, which no hint
+    holds), or is matched by the case-insensitive search of plain words (which finds in the
+    joined text, ASCII or not, every match it or ``in`` on the lower case finds in a part).
+    So no hint in the whole is no hint in any text, and ``redact_text`` returns each as it
+    is; scalars are left alone and a list or mapping nothing changed in is returned itself.
+    """
+    secret = _DEFAULT_MATCHER
+    decided = secret.decided
+    texts: list[str] = []
+    for mapping in mappings:
+        for key, value in mapping.items():
+            if type(key) is not str or (
+                verdict if (verdict := decided.get(key)) is not None else secret(key)
+            ):
+                return False
+            kind = type(value)
+            if kind is str:
+                texts.append(value)
+            elif kind is list or kind is tuple:
+                for item in value:
+                    if type(item) is str:
+                        texts.append(item)
+                    elif type(item) not in _SCALARS:
+                        return False
+            elif kind not in _SCALARS:
+                return False
+    return not _may_hold_secret("\n".join(texts))
 
 
 def redact(

@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanContext
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageSkipped, TaskRunRef
 from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.redaction import mappings_unchanged
 from taskdaemon.pipeline.span_redaction import RedactingSpan, redact_attributes
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.telemetry_codec import encode_edge, encode_trigger
@@ -47,10 +48,7 @@ class StageInfo:
     static: Mapping[str, Any]  # attributes that do not depend on the run
     #: ``static`` through ``span_redaction.redact_attributes``: a stage span records these
     #: as they are, so they are redacted once per definition, not once per span.
-    redacted_static: Mapping[str, Any] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "redacted_static", redact_attributes(self.static))
+    redacted_static: Mapping[str, Any] = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +57,10 @@ class PipelineInfo:
 
     run_attributes: Mapping[str, Any]
     stages: Mapping[str, StageInfo]
+    #: ``run_attributes`` through ``span_redaction.redact_attributes``, recorded as they are
+    #: on every run span of the definition: redacted once per definition, not once per run
+    #: (the definition's text and its three lists of a name per stage or edge).
+    redacted_run_attributes: Mapping[str, Any] = field(repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -124,40 +126,73 @@ def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) ->
         t.PIPELINE_CONCURRENCY: pipeline.concurrency,
         t.PIPELINE_ERROR_STRATEGY: str(pipeline.error_strategy),
     }
+    statics = [
+        {
+            t.CICD_PIPELINE_NAME: pipeline.name,
+            t.CICD_TASK_NAME: stage.name,
+            t.STAGE_LOOP: stage.loop,
+            t.STAGE_UPSTREAM: list(pipeline.upstream.get(stage.name, ())),
+            t.STAGE_TRIGGERS: [trigger.describe() for trigger in stage.triggers],
+            t.STAGE_TRIGGER_SPECS: [encode_trigger(trigger) for trigger in stage.triggers],
+            t.STAGE_TRIGGER_MODE: str(stage.trigger_mode),
+        }
+        for stage in pipeline.stages
+    ]
     stages: dict[str, StageInfo] = {}
-    for stage in pipeline.stages:
+    for stage, static, redacted in zip(
+        pipeline.stages, statics, _redacted_each(statics), strict=True
+    ):
         event_types = stage.event_types
         stages[stage.name] = StageInfo(
             loop=stage.loop,
             is_command=_is_command(pipeline, stage),
             event_type=event_types[0] if event_types else None,
-            static={
-                t.CICD_PIPELINE_NAME: pipeline.name,
-                t.CICD_TASK_NAME: stage.name,
-                t.STAGE_LOOP: stage.loop,
-                t.STAGE_UPSTREAM: list(pipeline.upstream.get(stage.name, ())),
-                t.STAGE_TRIGGERS: [trigger.describe() for trigger in stage.triggers],
-                t.STAGE_TRIGGER_SPECS: [encode_trigger(trigger) for trigger in stage.triggers],
-                t.STAGE_TRIGGER_MODE: str(stage.trigger_mode),
-            },
+            static=static,
+            redacted_static=redacted,
         )
-    return PipelineInfo(run_attributes, stages)
+    return PipelineInfo(run_attributes, stages, _redacted_run(run_attributes))
+
+
+def _redacted_run(run_attributes: dict[str, Any]) -> Mapping[str, Any]:
+    """``redact_attributes(run_attributes)``, with the three lists of a name per stage or edge
+    shown to be left as they are by one pre-check of their texts (``_redacted_each``'s), and
+    the rest (the definition's text among them) redacted as before. Order kept."""
+    lists = {key: value for key, value in run_attributes.items() if type(value) is list}
+    if not lists or not mappings_unchanged((lists,)):
+        walked: Mapping[str, Any] = redact_attributes(run_attributes)
+        return walked
+    rest = {key: value for key, value in run_attributes.items() if key not in lists}
+    redacted = redact_attributes(rest)
+    if redacted is rest:
+        return run_attributes
+    return {key: redacted[key] if key in rest else value for key, value in run_attributes.items()}
+
+
+def _redacted_each(statics: list[dict[str, Any]]) -> list[Mapping[str, Any]]:
+    """``redact_attributes`` of each stage's static attributes, which nearly always leaves
+    them as they are: shown for all of them at once by one pre-check of their texts
+    (``redaction.mappings_unchanged``, exact), else decided one by one as before."""
+    if mappings_unchanged(statics):
+        return list(statics)
+    return [redact_attributes(static) for static in statics]
 
 
 def _unknown_stage(pipeline: str, stage: str, loop: str = "") -> StageInfo:
+    static = {
+        t.CICD_PIPELINE_NAME: pipeline,
+        t.CICD_TASK_NAME: stage,
+        t.STAGE_LOOP: loop,
+        t.STAGE_UPSTREAM: [],
+        t.STAGE_TRIGGERS: [],
+        t.STAGE_TRIGGER_SPECS: [],
+        t.STAGE_TRIGGER_MODE: "any",
+    }
     return StageInfo(
         loop=loop,
         is_command=loop == "command",
         event_type=None,
-        static={
-            t.CICD_PIPELINE_NAME: pipeline,
-            t.CICD_TASK_NAME: stage,
-            t.STAGE_LOOP: loop,
-            t.STAGE_UPSTREAM: [],
-            t.STAGE_TRIGGERS: [],
-            t.STAGE_TRIGGER_SPECS: [],
-            t.STAGE_TRIGGER_MODE: "any",
-        },
+        static=static,
+        redacted_static=redact_attributes(static),
     )
 
 

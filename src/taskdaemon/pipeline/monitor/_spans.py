@@ -127,16 +127,18 @@ def _set_cancel_cause(attributes: dict[str, Any], reason: str | None, cause: str
 
 
 def start_run_span(
-    tracer: RedactingTracer, pipeline: str, run_attributes: Mapping[str, Any], at: float
+    tracer: RedactingTracer, pipeline: str, redacted_attributes: Mapping[str, Any], at: float
 ) -> Span:
     """The run span, started with the definition's attributes: what the run is must be known
-    from its start (samplers and the span store read start attributes)."""
+    from its start (samplers and the span store read start attributes). They come redacted
+    (``PipelineInfo.redacted_run_attributes``, once per definition) and are recorded as
+    they are."""
     return tracer.start_span(
         t.run_span_name(pipeline),
         context=ROOT,
         kind=SpanKind.SERVER,
         start_time=ns(at),
-        attributes=run_attributes,
+        redacted=redacted_attributes,
     )
 
 

@@ -221,7 +221,7 @@ class Recorder:
 
     def _start_run_span(self, pipeline: Pipeline, at: float) -> Span:
         return _spans.start_run_span(
-            self.tracer, pipeline.name, self._info(pipeline).run_attributes, at
+            self.tracer, pipeline.name, self._info(pipeline).redacted_run_attributes, at
         )
 
     # --- handlers ---------------------------------------------------------------------------
