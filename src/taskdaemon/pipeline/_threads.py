@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import contextvars
 import dataclasses
 import threading
@@ -47,6 +46,7 @@ __all__ = [
     "LoopEnvironment",
     "call_in_thread",
     "call_on_loop",
+    "hop",
     "in_thread",
     "on_loop",
     "thread_safe",
@@ -198,7 +198,14 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
 async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) -> T:
     """``function(thread_safe(ctx))`` on a worker thread (``call_in_thread``); its result or
     exception comes back here."""
-    return await call_in_thread(function, thread_safe(ctx, asyncio.get_running_loop()))
+    return await hop(function, ctx)
+
+
+def hop(function: Callable[[StageContext], T], ctx: StageContext) -> asyncio.Future[T]:
+    """``in_thread`` as the future it awaits: what the ``python`` loop type's sync handler
+    awaits itself, without a coroutine (its frame, its two resumptions) in between."""
+    loop = asyncio.get_running_loop()
+    return _call(loop, function, (thread_safe(ctx, loop),))
 
 
 def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -206,7 +213,13 @@ def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     ``_sync_pool.SyncPool``, installed when the loop has none yet), in a copy of the caller's
     ``contextvars`` context: a future of the loop, done with its result or exception.
     Cancelling the future gives up the result, not the call."""
-    loop = asyncio.get_running_loop()
+    return _call(asyncio.get_running_loop(), function, args)
+
+
+def _call(
+    loop: asyncio.AbstractEventLoop, function: Callable[..., T], args: tuple[Any, ...]
+) -> asyncio.Future[T]:
+    """``call_in_thread`` on ``loop``, the running loop."""
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
 
@@ -219,9 +232,11 @@ def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
             error = caught
 
         def deliver() -> None:
-            # RuntimeError: the loop closed meanwhile, nobody awaits the result any more.
-            with contextlib.suppress(RuntimeError):
+            # try/except, not contextlib.suppress (three calls more): once a stage.
+            try:  # noqa: SIM105
                 loop.call_soon_threadsafe(_deliver, future, result, error)
+            except RuntimeError:  # the loop closed meanwhile, nobody awaits the result any more
+                pass
 
         return deliver
 

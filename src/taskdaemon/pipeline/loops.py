@@ -180,9 +180,11 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
             ctx.report_cpu(time.thread_time() - started)
 
     async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
-        from taskdaemon.pipeline._threads import in_thread  # noqa: PLC0415 - see the top
+        from taskdaemon.pipeline._threads import hop  # noqa: PLC0415 - see the top
 
-        result: Any = await in_thread(timed, ctx)
+        result: Any = await hop(timed, ctx)
+        if result is None:  # most sync handlers: spare the ABC checks below
+            return {}
         if isinstance(result, Awaitable):  # a sync wrapper that returned a coroutine
             result = await result
         return _as_result(result)
