@@ -3,11 +3,13 @@
 ``.venv/bin/python benchmarks/thread_hop.py [--hops 2000] [--rounds 5]``
 
 Each round runs ``--hops`` sequential ``_threads.in_thread`` hops of a no-op handler (as a chain
-of sync stages makes them), once on a fresh event loop whose default executor is a
-``ThreadPoolExecutor`` (what asyncio makes) and once with ``_sync_pool.SyncPool`` (what
-``in_thread`` installs), alternating which goes first. Per hop: the process's CPU time and
-voluntary context switches (``getrusage``), the loop thread's CPU (``time.thread_time``) and the
-number of pool threads the hops used. Medians of the rounds; both in one process, side by side.
+of sync stages makes them) on a fresh event loop, once for each default executor: a
+``ThreadPoolExecutor`` (what asyncio makes), a ``_sync_pool.SyncPool`` set by hand (its results
+through ``call_soon_threadsafe``) and "(installed)", none set: what ``in_thread`` installs (a
+``SyncPool`` whose results come through the loop's ``_loop_inbox``, since round 17), in turns
+that alternate which goes first. Per hop: the process's CPU time and voluntary context switches
+(``getrusage``), the loop thread's CPU (``time.thread_time``) and the number of pool threads
+the hops used. Medians of the rounds; all in one process, side by side.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ def noop(ctx: StageContext) -> str:
     return threading.current_thread().name
 
 
-async def hops(n: int, executor: concurrent.futures.ThreadPoolExecutor) -> dict[str, float]:
+async def hops(n: int, executor: concurrent.futures.ThreadPoolExecutor | None) -> dict[str, float]:
     loop = asyncio.get_running_loop()
-    loop.set_default_executor(executor)
+    if executor is not None:  # None: the pool ``in_thread`` installs itself
+        loop.set_default_executor(executor)
     for _ in range(50):  # warm-up: the pool's threads exist
         await in_thread(noop, CONTEXT)
     names: set[str] = set()
@@ -69,9 +72,10 @@ def main() -> None:
     parser.add_argument("--hops", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    pools: dict[str, Callable[[], concurrent.futures.ThreadPoolExecutor]] = {
+    pools: dict[str, Callable[[], concurrent.futures.ThreadPoolExecutor | None]] = {
         "ThreadPoolExecutor": concurrent.futures.ThreadPoolExecutor,
         "SyncPool": SyncPool,
+        "(installed)": lambda: None,
     }
     figures: dict[str, list[dict[str, float]]] = {name: [] for name in pools}
     for round_no in range(args.rounds):

@@ -7,9 +7,11 @@ handlers, made cheaper for the many short handlers a pipeline runs:
   of the loop's default executor, a ``_sync_pool.SyncPool`` when the loop had none: a chain of
   stages runs on one hot thread, woken by a bare lock (threads are reused; nothing is created
   per stage);
-* its result comes back through one ``call_soon_threadsafe`` straight into the awaited future,
-  instead of a ``concurrent.futures.Future`` chained to an asyncio future (two locks, two
-  callback lists and a state copy per hop in ``wrap_future``);
+* its result comes back straight into the awaited future, instead of a
+  ``concurrent.futures.Future`` chained to an asyncio future (two locks, two callback lists and
+  a state copy per hop in ``wrap_future``): through the loop's ``_loop_inbox.Inbox`` (its own
+  eventfd, without ``call_soon_threadsafe``'s handle and self-pipe) when the pool is the one
+  installed here, else through one ``call_soon_threadsafe``;
 * ``thread_safe(ctx, loop)`` marshals the context's engine callbacks (``publish``,
   ``report_process``, ``report_usage``) onto the loop and waits for them, and wraps a lazily
   resolved ``environment`` so that it is still resolved on first read, on the loop's thread: a
@@ -37,6 +39,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taskdaemon.pipeline._loop_inbox import open_inbox
 from taskdaemon.pipeline._sync_pool import SyncPool
 
 if TYPE_CHECKING:
@@ -222,6 +225,11 @@ def _call(
     """``call_in_thread`` on ``loop``, the running loop."""
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
+    executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
+    if executor is None and not getattr(loop, "_executor_shutdown_called", True):
+        executor = _LoopPool(loop)
+        loop.set_default_executor(executor)
+    inbox = executor.inbox if type(executor) is _LoopPool else None
 
     def job() -> Callable[[], None]:
         error: BaseException | None = None
@@ -230,6 +238,13 @@ def _call(
             result = context.run(function, *args)
         except BaseException as caught:  # handed to the awaiting task
             error = caught
+
+        if inbox is not None:
+
+            def put() -> None:
+                inbox.put(future, result, error)
+
+            return put
 
         def deliver() -> None:
             # try/except, not contextlib.suppress (three calls more): once a stage.
@@ -243,11 +258,7 @@ def _call(
     def work() -> None:  # job and delivery in one, for another executor
         job()()
 
-    executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
     shut_down = getattr(loop, "_executor_shutdown_called", True)
-    if executor is None and not shut_down:
-        executor = SyncPool()
-        loop.set_default_executor(executor)
     if isinstance(executor, SyncPool):
         executor.dispatch(job)  # the thread is idle again before the result reaches the loop
     elif executor is None or shut_down:
@@ -259,3 +270,21 @@ def _call(
         # chained to the concurrent one (job's delivery reports through call_soon_threadsafe).
         executor.submit(work)
     return future
+
+
+class _LoopPool(SyncPool):
+    """The pool ``_call`` installs as a loop's default executor: with the loop's
+    ``_loop_inbox.Inbox`` (None where it has none), through which its jobs' results reach the
+    loop, closed when the pool is shut down with the loop closed (``loop.close``; ``asyncio.run``
+    first shuts the pool down from another thread while the loop still runs, and a backlog's
+    results still need the inbox then)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+        self.inbox = open_inbox(loop, _deliver)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        if self.inbox is not None and self._loop.is_closed():
+            self.inbox.close()

@@ -1,0 +1,91 @@
+"""Results handed from worker threads to the event loop through one ``eventfd`` of its own.
+
+``call_soon_threadsafe`` wakes the loop through asyncio's self-pipe: a ``Handle`` made on the
+worker, a byte written, and on the loop the pipe's reader, which reads until the pipe is empty
+and so ends every wake-up on a raised ``BlockingIOError``. A sync stage pays that once. An
+:class:`Inbox` instead keeps the results in a deque and rings one ``eventfd`` registered with the
+loop's selector; its reader reads the counter once (no exception: it is only called when the
+counter is set) and completes every queued future. The wake-ups are the same (one a result,
+coalesced when several land before the loop reads), the Python around them is less.
+
+Lifetime: the fd is the loop's; it is closed when the loop is closed (its default executor's
+``shutdown``, see ``_threads``) or, failing that, when the loop is collected. A worker that
+finishes after that (a cancelled stage's thread still running) finds it closed and drops its
+result, as ``call_soon_threadsafe`` would raise on a closed loop: ``put`` and ``close`` share a
+lock so a write never reaches a closed (and perhaps reused) fd number.
+
+Only where ``os.eventfd`` exists (Linux) and the loop's ``add_reader`` works (selector loops):
+:func:`open_inbox` returns None elsewhere, and the caller keeps ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Inbox", "open_inbox"]
+
+#: What a result is handed to on the loop: ``deliver(future, result, error)``.
+Deliver = Callable[[Any, Any, Any], None]
+
+
+class Inbox:
+    """Results from any thread, delivered on one loop (see the module docstring)."""
+
+    __slots__ = ("__weakref__", "_deliver", "_fd", "_guard", "_items")
+
+    def __init__(self, fd: int, deliver: Deliver) -> None:
+        self._fd = fd
+        self._deliver = deliver
+        self._items: deque[tuple[Any, Any, Any]] = deque()
+        self._guard = threading.Lock()
+
+    def put(self, future: Any, result: Any, error: Any) -> None:
+        """Queue ``deliver(future, result, error)`` for the loop and wake it; dropped once the
+        inbox is closed (the loop closed: nobody awaits the result any more)."""
+        with self._guard:
+            if self._fd < 0:
+                return
+            self._items.append((future, result, error))
+            os.eventfd_write(self._fd, 1)
+
+    def _drain(self) -> None:
+        """The fd's reader, on the loop: every queued result delivered."""
+        os.eventfd_read(self._fd)  # only called readable: the counter is set
+        items = self._items
+        deliver = self._deliver
+        while items:
+            deliver(*items.popleft())
+
+    def close(self) -> None:
+        """Close the fd (once); later ``put``\\ s are dropped."""
+        with self._guard:
+            fd, self._fd = self._fd, -1
+            if fd >= 0:
+                os.close(fd)
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+
+def open_inbox(loop: asyncio.AbstractEventLoop, deliver: Deliver) -> Inbox | None:
+    """An inbox registered with ``loop`` (which must be running on this thread), closed at
+    the latest when ``loop`` is collected; None where there is none to be had."""
+    make = getattr(os, "eventfd", None)
+    if make is None:
+        return None
+    fd = make(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    inbox = Inbox(fd, deliver)
+    try:
+        loop.add_reader(fd, inbox._drain)
+    except NotImplementedError:  # not a selector loop
+        inbox.close()
+        return None
+    weakref.finalize(loop, inbox.close)
+    return inbox
