@@ -39,7 +39,7 @@ description, do.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
@@ -56,7 +56,9 @@ __all__ = [
     "edge_from_legacy",
     "edges_of",
     "encode_edge",
+    "encode_edges",
     "encode_trigger",
+    "encode_triggers",
     "run_result",
     "run_status_of_result",
     "stage_result",
@@ -152,6 +154,53 @@ def encode_trigger(trigger: Trigger) -> str:
     """The ``taskdaemon.stage.trigger_specs`` item of ``trigger``: a compact JSON array, its
     kind and then its fields (``["manual",true,60.0]``; the module docstring has each kind)."""
     return _dumps(_trigger_items(trigger))
+
+
+#: A character orjson writes other than as it is in a string (an escape: the quote, the
+#: backslash, the C0 controls), or refuses (a lone surrogate). It leaves everything else as it
+#: is, non-ASCII included: a string without these is written as ``"`` + itself + ``"``.
+_NOT_PLAIN: Final = re.compile(r'[\x00-\x1f"\\\ud800-\udfff]')
+
+
+def encode_triggers(triggers: Sequence[Trigger]) -> dict[int, str]:
+    """``encode_trigger`` of each of ``triggers``, by the trigger's ``id`` (the caller keeps
+    the triggers alive): the same texts, made for a whole definition at once.
+
+    Why: a definition's run writes one spec per trigger and one per edge, and orjson's call
+    per item (with its import statement, the items list and the decode) is most of their
+    cost. The common triggers (a completion, an event without filter, a manual trigger without
+    timeout) whose strings orjson writes as they are (``_NOT_PLAIN``: one search of all of
+    them joined) are written here by hand, text for text; any other trigger, and every one of
+    a batch with a string orjson would escape, goes through ``encode_trigger``."""
+    found: dict[int, str] = {}
+    names: list[str] = []
+    slow: list[Trigger] = []
+    for trigger in triggers:
+        kind, fields = trigger.kind, _any(trigger)
+        if kind == "on_completion":
+            stage, success_only = fields.stage, fields.success_only
+            if type(stage) is str and type(success_only) is bool:
+                names.append(stage)
+                flag = "true" if success_only else "false"
+                found[id(trigger)] = f'["on_completion","{stage}",{flag}]'
+                continue
+        elif kind == "on_event":
+            event_type = fields.type
+            if type(event_type) is str and fields.filter is None:
+                names.append(event_type)
+                found[id(trigger)] = f'["on_event","{event_type}",null]'
+                continue
+        elif kind == "manual":
+            approval = fields.approval_required
+            if type(approval) is bool and fields.timeout is None:
+                found[id(trigger)] = '["manual",true,null]' if approval else '["manual",false,null]'
+                continue
+        slow.append(trigger)
+    if names and _NOT_PLAIN.search("".join(names)) is not None:
+        slow = list(triggers)
+    for trigger in slow:
+        found[id(trigger)] = encode_trigger(trigger)
+    return found
 
 
 def trigger_record(trigger: Trigger) -> TriggerRecord:
@@ -293,6 +342,25 @@ def triggers_of(attributes: Mapping[str, Any]) -> tuple[TriggerRecord, ...]:
 
 
 # --- edges ----------------------------------------------------------------------------------
+
+
+def encode_edges(edges: Sequence[Edge], specs: Mapping[int, str]) -> list[str]:
+    """``encode_edge`` of each of ``edges``, given ``encode_triggers`` of their triggers
+    (``specs``, by ``id``): the same texts, the trigger's text reused as it is (orjson writes a
+    list as its items' texts joined), the two names written by hand when orjson would write
+    them as they are (``encode_triggers`` says why); else each edge through ``encode_edge``."""
+    texts: list[str] = []
+    names: list[str] = []
+    for edge in edges:
+        spec, source, target = specs.get(id(edge.trigger)), edge.source, edge.target
+        if spec is None or type(source) is not str or type(target) is not str:
+            texts.append(encode_edge(edge))
+            continue
+        names += (source, target)
+        texts.append(f'["{source}","{target}",{spec}]')
+    if names and _NOT_PLAIN.search("".join(names)) is not None:
+        return [encode_edge(edge) for edge in edges]
+    return texts
 
 
 def encode_edge(edge: Edge) -> str:

@@ -18,11 +18,11 @@ from opentelemetry.trace import Span, SpanContext
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageSkipped, TaskRunRef
-from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.model import OnEvent, Pipeline
 from taskdaemon.pipeline.redaction import mappings_unchanged
 from taskdaemon.pipeline.span_redaction import RedactingSpan, redact_attributes
 from taskdaemon.pipeline.state import StageStatus
-from taskdaemon.pipeline.telemetry_codec import encode_edge, encode_trigger
+from taskdaemon.pipeline.telemetry_codec import encode_edges, encode_triggers
 
 __all__ = [
     "Allocated",
@@ -106,50 +106,55 @@ class Allocated:
     at: float
 
 
-def _is_command(pipeline: Pipeline, stage: Stage) -> bool:
-    if stage.command is not None or stage.loop == "command":
-        return True
-    loop = pipeline.loops.get(stage.loop)
-    return loop is not None and loop.command is not None
-
-
 def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -> PipelineInfo:
-    """The definition's span attributes: ``extra`` (recorded definition attributes) first."""
+    """The definition's span attributes: ``extra`` (recorded definition attributes) first.
+
+    One pass over the stages, the model's own properties inlined (``Stage.event_types``, which
+    builds a tuple for its first item, and the loop's command look-up) and each ``StageInfo``
+    built with positional arguments: this runs once per definition, but a definition of
+    thousands of stages pays it per stage. The trigger and edge specs come from
+    ``telemetry_codec.encode_triggers`` / ``encode_edges``, made for all of them at once."""
+    stages_of = pipeline.stages
+    name = pipeline.name
+    specs = encode_triggers([trigger for stage in stages_of for trigger in stage.triggers])
     run_attributes: dict[str, Any] = {
         **(extra or {}),
-        t.CICD_PIPELINE_NAME: pipeline.name,
+        t.CICD_PIPELINE_NAME: name,
         t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
         t.PIPELINE_DEFINITION_HASH: pipeline.definition_hash,
-        t.PIPELINE_STAGES: [stage.name for stage in pipeline.stages],
-        t.PIPELINE_STAGE_LOOPS: [stage.loop for stage in pipeline.stages],
-        t.PIPELINE_EDGE_SPECS: [encode_edge(edge) for edge in pipeline.edges],
+        t.PIPELINE_STAGES: [stage.name for stage in stages_of],
+        t.PIPELINE_STAGE_LOOPS: [stage.loop for stage in stages_of],
+        t.PIPELINE_EDGE_SPECS: encode_edges(pipeline.edges, specs),
         t.PIPELINE_CONCURRENCY: pipeline.concurrency,
         t.PIPELINE_ERROR_STRATEGY: str(pipeline.error_strategy),
     }
+    upstream = pipeline.upstream
     statics = [
         {
-            t.CICD_PIPELINE_NAME: pipeline.name,
+            t.CICD_PIPELINE_NAME: name,
             t.CICD_TASK_NAME: stage.name,
             t.STAGE_LOOP: stage.loop,
-            t.STAGE_UPSTREAM: list(pipeline.upstream.get(stage.name, ())),
+            t.STAGE_UPSTREAM: list(upstream.get(stage.name, ())),
             t.STAGE_TRIGGERS: [trigger.describe() for trigger in stage.triggers],
-            t.STAGE_TRIGGER_SPECS: [encode_trigger(trigger) for trigger in stage.triggers],
+            t.STAGE_TRIGGER_SPECS: [specs[id(trigger)] for trigger in stage.triggers],
             t.STAGE_TRIGGER_MODE: str(stage.trigger_mode),
         }
-        for stage in pipeline.stages
+        for stage in stages_of
     ]
+    loops = pipeline.loops
     stages: dict[str, StageInfo] = {}
-    for stage, static, redacted in zip(
-        pipeline.stages, statics, _redacted_each(statics), strict=True
-    ):
-        event_types = stage.event_types
-        stages[stage.name] = StageInfo(
-            loop=stage.loop,
-            is_command=_is_command(pipeline, stage),
-            event_type=event_types[0] if event_types else None,
-            static=static,
-            redacted_static=redacted,
-        )
+    for stage, static, redacted in zip(stages_of, statics, _redacted_each(statics), strict=True):
+        event_type = None
+        for trigger in stage.triggers:
+            if isinstance(trigger, OnEvent):
+                event_type = trigger.type
+                break
+        loop = stage.loop
+        is_command = stage.command is not None or loop == "command"
+        if not is_command:
+            loop_def = loops.get(loop)
+            is_command = loop_def is not None and loop_def.command is not None
+        stages[stage.name] = StageInfo(loop, is_command, event_type, static, redacted)
     return PipelineInfo(run_attributes, stages, _redacted_run(run_attributes))
 
 

@@ -1,0 +1,79 @@
+"""``encode_triggers`` and ``encode_edges``: a whole definition's trigger and edge specs at once,
+text for text what ``encode_trigger`` and ``encode_edge`` (orjson) write for each.
+
+The batch writes the common triggers by hand when orjson would write their strings as they are;
+these tests hold it to orjson for every character class orjson escapes or refuses, for those it
+leaves alone (non-ASCII, DEL, the line separators), and for every kind and field shape.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from taskdaemon.pipeline.model import Edge, Manual, OnCompletion, OnCondition, OnEvent, Trigger
+from taskdaemon.pipeline.telemetry_codec import (
+    encode_edge,
+    encode_edges,
+    encode_trigger,
+    encode_triggers,
+)
+
+# Characters orjson escapes (quote, backslash, the C0 controls), and some it leaves as they are.
+_ESCAPED = ['"', "\\", "\x00", "\n", "\t", "\x1f"]
+_PLAIN = ["", "a", "s-1.x_y", "\x7f", "\x85", "\u2028", "\u2029", "/", "<&>", "é", "\U0001f600"]
+
+
+def _triggers(name: str) -> list[Trigger]:
+    return [
+        OnCompletion(name),
+        OnCompletion(name, success_only=False),
+        OnEvent(name),
+        OnEvent(name, f"event.x == '{name}'"),
+        OnEvent("plain", name),
+        OnCondition(name),
+        Manual(),
+        Manual(approval_required=True),
+        Manual(approval_required=True, timeout=60.0),
+        Manual(approval_required=False, timeout=1e20),
+    ]
+
+
+def _edges(name: str, triggers: list[Trigger]) -> list[Edge]:
+    made = [t for t in triggers if isinstance(t, OnCompletion | OnEvent)]
+    return [Edge(name, "target", t) for t in made] + [Edge("source", name, t) for t in made]
+
+
+@pytest.mark.parametrize("name", _ESCAPED + _PLAIN + [f"x{c}y" for c in _ESCAPED + _PLAIN])
+def test_batch_specs_are_the_specs_one_by_one(name: str) -> None:
+    triggers = _triggers(name) + _triggers("ok")
+    specs = encode_triggers(triggers)
+    assert [specs[id(t)] for t in triggers] == [encode_trigger(t) for t in triggers]
+    edges = _edges(name, triggers) + _edges("ok", triggers)
+    assert encode_edges(edges, specs) == [encode_edge(e) for e in edges]
+
+
+@pytest.mark.parametrize("name", ["\ud800", "a\udfffb"])
+def test_a_lone_surrogate_is_refused_as_orjson_refuses_it(name: str) -> None:
+    with pytest.raises(TypeError):
+        encode_trigger(OnCompletion(name))
+    with pytest.raises(TypeError):
+        encode_triggers([OnCompletion("ok"), OnCompletion(name)])
+    specs = encode_triggers([OnCompletion("ok")])
+    with pytest.raises(TypeError):
+        encode_edges([Edge(name, "t", OnCompletion("ok"))], specs)
+
+
+def test_an_edge_whose_trigger_was_not_given_is_encoded_alone() -> None:
+    edge = Edge("a", "b", OnEvent("t"))
+    assert encode_edges([edge], {}) == [encode_edge(edge)]
+
+
+def test_fields_of_other_types_go_through_orjson() -> None:
+    # Not what the model's types say, but what a Pipeline built by hand may hold.
+    odd: list[Trigger] = [OnCompletion("a", 1), Manual(1), OnEvent(("t",))]  # type: ignore[arg-type]
+    specs = encode_triggers(odd)
+    assert [specs[id(t)] for t in odd] == [
+        '["on_completion","a",1]',
+        '["manual",1,null]',
+        '["on_event",["t"],null]',
+    ]
