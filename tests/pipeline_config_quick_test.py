@@ -19,6 +19,18 @@ import yaml
 
 from taskdaemon.pipeline.config import _Reader, parse_pipeline
 from taskdaemon.pipeline.errors import ConfigError
+from taskdaemon.pipeline.frozen import FrozenRecordError
+from taskdaemon.pipeline.model import (
+    InputMapping,
+    Manual,
+    OnCompletion,
+    OnEvent,
+    OutputMapping,
+    RetryPolicy,
+    Stage,
+    TriggerMode,
+)
+from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.trigger_values import quick_trigger
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree
 from taskdaemon.pipeline.yamlsafe import compose_bounded
@@ -266,3 +278,45 @@ def test_the_validator_names_each_field_it_reports() -> None:
         "<string>:13: stages[0].triggers[1].manual.timeout: must be > 0, got 0",
         "<string>:14: stages[0].triggers[2].on_completion.stage: unknown stage 'nope'",
     ]
+
+
+def test_a_stage_read_is_the_record_its_class_builds() -> None:
+    """The reader builds stages through ``frozen.maker`` (a mutable twin, then ``Stage``): the
+    record it gives is a ``Stage`` equal field for field to the class's, and as frozen."""
+    text = (
+        "name: p\nexternal_events: [t]\nstages:\n"
+        "  - {name: a, handler: 'm:f', triggers: [{manual: {approval_required: false}}]}\n"
+        "  - name: b\n    loop: command\n    command: 'true'\n    description: d\n"
+        "    triggers: [{on_completion: {stage: a}}, {on_event: {type: t}}]\n"
+        "    trigger_mode: all\n    parallel_instances: 2\n    timeout: 5s\n"
+        "    retry: {max_attempts: 3}\n    emits: [u]\n    inputs: {x: request.x}\n"
+        "    outputs: {y: result.y}\n"
+    )
+    pipeline = parse_pipeline(text, registered_loops=())
+    expected = (
+        Stage("a", "python", (Manual(False),), handler="m:f"),
+        Stage(
+            "b",
+            "command",
+            (OnCompletion("a"), OnEvent("t")),
+            TriggerMode.ALL,
+            (InputMapping("x", "request.x"),),
+            (OutputMapping("y", "result.y"),),
+            2,
+            5.0,
+            RetryPolicy(3),
+            ("u",),
+            "true",
+            None,
+            "d",
+        ),
+    )
+    assert pipeline.stages == expected
+    for read, built in zip(pipeline.stages, expected, strict=True):
+        assert type(read) is Stage
+        assert [getattr(read, f.name) for f in fields(Stage)] == [
+            getattr(built, f.name) for f in fields(Stage)
+        ]
+        assert hash(read) == hash(built)
+        with pytest.raises(FrozenRecordError):
+            read.name = "c"  # type: ignore[misc]

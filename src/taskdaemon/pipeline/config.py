@@ -33,6 +33,7 @@ in nor declared under ``loops:``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import math
 import os
@@ -43,6 +44,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from taskdaemon.pipeline.config_text import read_toml, read_yaml
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
+from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
     ENTRY_STAGE_HINT,
@@ -133,6 +135,18 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
+
+
+@functools.cache
+def _make_stage() -> Callable[..., Stage]:
+    """``frozen.maker(Stage)``, compiled when a file's first stage is read.
+
+    Why: the reader builds one ``Stage`` a stage of the file, and a class call with keyword
+    arguments packs them into a dict for the generated ``__init__``, which then stores each of
+    the thirteen fields through its slot's setter; the maker takes the keywords as they come
+    and fills a mutable twin (``frozen.maker``). Compiled on first use, in place of
+    ``Stage.__init__``, which the commands that read a file then never compile."""
+    return maker(Stage)
 
 
 def registered_loop_types() -> frozenset[str]:
@@ -566,14 +580,16 @@ class _Reader:
                 hint=ENTRY_STAGE_HINT,
             )
         if keys <= _STAGE_REQUIRED_SET:  # no optional field: nothing more to read
-            return Stage(name=name, loop=loop, handler=handler, command=command, triggers=triggers)
+            return _make_stage()(
+                name=name, loop=loop, handler=handler, command=command, triggers=triggers
+            )
         given: dict[str, Any] = {}
         for key, convert in _STAGE_OPTIONAL:
             if key in data:
                 value = self.field(data, key, path, getattr(self, convert), None)
                 if value is not None:  # else its issue is recorded: the default stands
                     given[key] = value
-        return Stage(
+        return _make_stage()(
             name=name,
             loop=loop,
             handler=handler,
