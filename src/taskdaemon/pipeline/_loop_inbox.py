@@ -69,10 +69,6 @@ class Inbox:
             if fd >= 0:
                 os.close(fd)
 
-    @property
-    def closed(self) -> bool:
-        return self._fd < 0
-
 
 def open_inbox(loop: asyncio.AbstractEventLoop, deliver: Deliver) -> Inbox | None:
     """An inbox registered with ``loop`` (which must be running on this thread), closed at

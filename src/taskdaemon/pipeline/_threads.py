@@ -226,7 +226,8 @@ def _call(
     future: asyncio.Future[T] = loop.create_future()
     context = contextvars.copy_context()
     executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
-    if executor is None and not getattr(loop, "_executor_shutdown_called", True):
+    shut_down = getattr(loop, "_executor_shutdown_called", True)
+    if executor is None and not shut_down:
         executor = _LoopPool(loop)
         loop.set_default_executor(executor)
     inbox = executor.inbox if type(executor) is _LoopPool else None
@@ -258,7 +259,6 @@ def _call(
     def work() -> None:  # job and delivery in one, for another executor
         job()()
 
-    shut_down = getattr(loop, "_executor_shutdown_called", True)
     if isinstance(executor, SyncPool):
         executor.dispatch(job)  # the thread is idle again before the result reaches the loop
     elif executor is None or shut_down:
