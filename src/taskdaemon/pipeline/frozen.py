@@ -189,10 +189,9 @@ def _compile_init(
             params.append(f"{f.name}=_d_{f.name}")
         else:
             params.append(f.name)
-        setter = _slot_setter(cls, f.name)
         if twin is not None:
             body.append(f" self.{f.name} = {value}\n")
-        elif setter is not None:
+        elif (setter := _slot_setter(cls, f.name)) is not None:
             scope[f"_m_{f.name}"] = setter
             body.append(f" _m_{f.name}(self, {value})\n")
         else:
