@@ -7,7 +7,10 @@ Each child writes ``per_stage.py``'s async chain of each ``--stages`` size and t
 ``--repeat`` (``time.thread_time``, after one untimed run, the sizes interleaved): ``compose``
 (``yamlsafe.compose_bounded``: the C parser and its Python call-backs), ``convert`` (nodes to
 plain values: ``yaml_values.plain_tree`` where the tree has it, as ``load_pipeline`` reads a
-file without aliases or mistakes, else ``yaml_values.NodeConverter``), ``reader``
+file without aliases or mistakes, else ``yaml_values.NodeConverter``), ``read`` (the text to
+plain values as ``load_pipeline`` reads it, ``config_text.read_yaml``: since round 18 most files
+are read by ``yaml_quick`` without composing, so ``compose`` and ``convert`` are what such a
+file no longer pays, and ``read`` what it does), ``reader``
 (``config._Reader``: plain values to the model, every field checked), ``validate``
 (``model.validate_pipeline``), ``load`` (``config.load_pipeline``, all of it) and ``canonical``
 (``Pipeline.canonical_json`` of the loaded chain, computed anew each time), each divided by the
@@ -50,7 +53,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
-PARTS = ("compose", "convert", "reader", "validate", "load", "canonical")
+PARTS = ("compose", "convert", "read", "reader", "validate", "load", "canonical")
 
 
 class _NoLines(dict[str, int]):
@@ -86,11 +89,23 @@ def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
         def convert() -> object:
             return plain_tree(node)
 
+    try:
+        from taskdaemon.pipeline.config_text import read_yaml
+    except ImportError:  # a tree before parse10
+
+        def read() -> object:
+            return NodeConverter("f").value(compose_bounded(text), "", None)
+    else:
+
+        def read() -> object:
+            return read_yaml(text, "f")
+
     data = NodeConverter("f").value(node, "", None)
     pipeline = _Reader("f", _NoLines()).pipeline(data)
     return {
         "compose": lambda: compose_bounded(text),
         "convert": convert,
+        "read": read,
         "reader": lambda: _Reader("f", _NoLines()).pipeline(data),
         "validate": lambda: validate_pipeline(pipeline, registered_loops=()),
         "load": lambda: load_pipeline(path),

@@ -2,12 +2,14 @@
 reading it (YAML through ``yamlsafe`` and ``yaml_values``, TOML through ``tomllib``).
 
 The lines are given as a callable, since they are only read for an issue and most files have
-none. A YAML file without an alias is a tree of nodes, which ``yaml_values.plain_tree`` reads
-in one walk without paths or lines; if that walk meets anything irregular, or the file has an
-alias, ``yaml_values.NodeConverter`` reads it again, with every field's line and an issue for
-each mistake. The lines of a file that ``plain_tree`` read are found, when a later check
-reports an issue, by composing the text again: a file with a mistake pays one more compose, a
-file without one keeps no nodes while its model is built.
+none. A file in the common part of YAML (one-line values in block mappings and sequences) is
+read by ``yaml_quick.quick_tree`` without composing it at all. Any other YAML file is composed;
+without an alias it is a tree of nodes, which ``yaml_values.plain_tree`` reads in one walk
+without paths or lines; if that walk meets anything irregular, or the file has an alias,
+``yaml_values.NodeConverter`` reads it again, with every field's line and an issue for each
+mistake. The lines of a file that ``quick_tree`` or ``plain_tree`` read are found, when a later
+check reports an issue, by composing the text again: a file with a mistake pays one more
+compose, a file without one keeps no nodes while its model is built.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
 from taskdaemon.pipeline.errors import ValidationIssue
 from taskdaemon.pipeline.yaml_import import yaml
+from taskdaemon.pipeline.yaml_quick import quick_tree
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree
 from taskdaemon.pipeline.yamlsafe import (
     MAX_YAML_DEPTH,
@@ -36,6 +39,9 @@ def read_yaml(
 ) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
     """The file's value, the lines of its field paths (a callable, see the module docstring)
     and the issues of reading it."""
+    data = quick_tree(text)
+    if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
+        return data, lambda: yaml_lines(text, file), []
     try:
         node = compose_bounded(text)
     except YamlLimitError as exc:
@@ -60,7 +66,8 @@ def read_yaml(
 
 
 def yaml_lines(text: str, file: str) -> dict[str, int]:
-    """The line of every field path of ``text``, a file ``plain_tree`` read without issues.
+    """The line of every field path of ``text``, a file ``quick_tree`` or ``plain_tree`` read
+    without issues.
 
     Composed again rather than kept: a reader asks only when the file has a mistake, and the
     nodes of a large file would otherwise live as long as its model is being built.

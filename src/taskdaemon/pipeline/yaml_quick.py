@@ -1,0 +1,259 @@
+"""The common shape of a pipeline file read without PyYAML's nodes: block mappings and
+sequences of one-line values, line by line.
+
+Even PyYAML's C composer builds, per YAML node, a Python ``Node`` (its ``__init__`` is
+Python), two ``Mark`` objects and a tag look-up; for a pipeline file that is most of what
+loading it costs, and ``yaml_values.plain_tree`` then walks the nodes once more. Most pipeline
+files are written in a small part of YAML: ``key: value`` lines, ``- `` entries, one-line flow
+collections (``{stage: build}``), comments. :func:`quick_tree` reads exactly that part (one
+``findall`` of a regular expression splits the text into rows, a line each, and one Python loop
+builds the value) and gives up (:data:`~taskdaemon.pipeline.yaml_values.NOT_PLAIN`) at anything
+else, the caller then composing the file as before; it gives the value
+``plain_tree(compose_bounded(text))`` gives, or gives up. Why it is exact:
+
+* Every character of a line it reads is printable ASCII (the line feed ends the line): no tab,
+  carriage return, byte order mark or other line break YAML 1.1 knows (NEL, U+2028/9), nothing
+  libyaml's reader refuses. A line the pattern does not read lands in the row's last group,
+  which takes any line, so ``findall`` never skips one.
+* Every line is blank, a comment, or ``INDENT [- ]KEY: [VALUE]`` / ``INDENT - VALUE`` with an
+  optional `` #comment``. A key is a plain word (``[A-Za-z_][A-Za-z0-9_-]*``, under libyaml's
+  1,024 characters of a simple key). A value is one of: a double-quoted string without ``\\``,
+  a single-quoted one without ``'`` (both are their text between the quotes, tagged ``str``
+  since a quoted scalar is never resolved), a one-line flow mapping or sequence of plain words,
+  or a plain scalar whose first character is no indicator and that holds no ``#``, no ``:``
+  before a space or at its end (no key, no comment inside); a plain word in a flow collection
+  holds no ``:`` or ``,`` at all. Nothing here is an anchor, alias, tag, block scalar,
+  directive, document marker, complex key or multi-line scalar: a line more indented than its
+  block without a key waiting for a value (which would continue a plain scalar or be an error)
+  gives up, so does a dedent to a column no open block has.
+* Structure: a key without a value on its line takes the block on the next content line when
+  that line is more indented (a mapping, or a sequence of ``- `` entries), or is a sequence
+  starting at the key's own column (YAML's indentless sequence), else its value is null, as an
+  empty plain scalar resolves. ``- KEY: ...`` opens a mapping whose column is the key's.
+* Scalars are resolved as the composer resolves a plain scalar (implicit, not quoted), with
+  ``yaml.resolver.Resolver``'s tables, which the composing loader uses: a word that matches none
+  of their implicit patterns is a ``str`` (the resolver tries a subset of those patterns, so it
+  finds none either), anything else is resolved by the
+  resolver itself and constructed by PyYAML's safe constructor, as ``plain_tree`` does. A key
+  that is not a ``str``, a duplicate key, a value the constructor refuses or 64 nested
+  collections give up (``plain_tree`` would, or the converter words them as issues).
+* Equal scalars of one file are resolved once (a per-call memo); their values are immutable
+  (``str``, ``int``, ``float``, ``bool``, ``None``, dates), so sharing one is invisible.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import yaml
+from yaml.nodes import ScalarNode
+
+from taskdaemon.pipeline.yaml_values import NOT_PLAIN
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
+
+__all__ = ["quick_tree"]
+
+_STR: Final = "tag:yaml.org,2002:str"
+#: Nested collections past which the quick read gives up (``plain_tree`` allows 100).
+_MAX_DEPTH: Final = 64
+
+_KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,200}"
+_CHAR = r"[A-Za-z0-9_./()+,=$@%~^-]"  # inside a plain scalar (block context)
+_FIRST = r"[A-Za-z0-9_./(]"  # its first character: no indicator, no ``-``
+_WORD = rf"{_CHAR}+(?::{_CHAR}+)*"  # a ``:`` only between two characters
+_PLAIN = rf"{_FIRST}{_CHAR}*(?::{_CHAR}+)*(?:\ +{_WORD})*"
+_FCHAR = r"[A-Za-z0-9_./()+=$@%~^-]"  # inside a plain scalar of a flow collection
+_FPLAIN = rf"{_FIRST}{_FCHAR}*(?:\ +{_FCHAR}+)*"
+_FPAIR = rf"{_KEY}:\ +{_FPLAIN}"
+_FMAP = rf"\{{\ *(?:{_FPAIR}(?:\ *,\ *{_FPAIR})*\ *)?\}}"
+_FSEQ = rf"\[\ *(?:{_FPLAIN}(?:\ *,\ *{_FPLAIN})*\ *)?\]"
+_VALUE = rf"""(?:"[\ !\#-\[\]-~]*"|'[\ -&(-~]*'|{_FMAP}|{_FSEQ}|{_PLAIN})"""
+_COMMENT = r"\#[\ -~]*"
+#: A row a line: (indent, dash, key, value, item, a line not read). A row's match ends at a line
+#: feed or the end, and a line the first branch does not read falls to the last group, which
+#: takes any line: ``findall`` never skips one.
+_ROWS = re.compile(
+    rf"""(?:(\ *)(?:
+        (-\ +)?(?:({_KEY}):(?:\ +({_VALUE}))?|({_VALUE}))(?:\ +{_COMMENT})?\ *
+      | (?:{_COMMENT})?
+    )(?:\n|\Z)
+    | ([^\n]+\n?))""",
+    re.X,
+)
+_FLOW_PAIR = re.compile(rf"\ *({_KEY}):\ +({_FPLAIN})\ *", re.X)
+
+
+def _resolvable() -> re.Pattern[str]:
+    """One pattern that matches a word iff one of the resolver's implicit patterns does."""
+    seen: dict[int, str] = {}
+    for resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.values():
+        for _tag, regexp in resolvers:
+            flags = "x" if regexp.flags & re.X else ""
+            seen[id(regexp)] = f"(?{flags}:{regexp.pattern})" if flags else f"(?:{regexp.pattern})"
+    return re.compile("|".join(seen.values()))
+
+
+_RESOLVABLE = _resolvable()
+
+
+class _GiveUpError(Exception):
+    """Raised inside :func:`quick_tree` at the first thing it does not read."""
+
+
+class _Scalars:
+    """The plain scalars of one file, resolved and constructed once each (see the module
+    docstring)."""
+
+    def __init__(self) -> None:
+        self.memo: dict[str, Any] = {}
+        self.constructor: yaml.constructor.SafeConstructor | None = None
+
+    def value(self, word: str) -> Any:
+        if _RESOLVABLE.match(word) is None:
+            self.memo[word] = word
+            return word
+        resolver = yaml.resolver.Resolver()
+        tag = resolver.resolve(ScalarNode, word, (True, False))  # type: ignore[no-untyped-call]
+        if tag == _STR:
+            value: Any = word
+        else:
+            if self.constructor is None:
+                self.constructor = yaml.constructor.SafeConstructor()
+            try:
+                value = self.constructor.construct_object(ScalarNode(tag, word))
+            except (yaml.YAMLError, ValueError, OverflowError):
+                raise _GiveUpError from None
+        self.memo[word] = value
+        return value
+
+    def key(self, word: str) -> str:
+        key = self.memo.get(word, NOT_PLAIN)
+        if key is NOT_PLAIN:
+            key = self.value(word)
+        if type(key) is not str:
+            raise _GiveUpError
+        return key
+
+
+def _value(text: str, scalars: _Scalars) -> Any:
+    first = text[0]
+    if first in "\"'":  # a quoted scalar (the pattern gave it both quotes)
+        word = text[1:-1]
+        scalars.memo[text] = word
+        return word
+    if first == "{":
+        result: dict[str, Any] = {}
+        inner = text[1:-1]
+        if inner.strip():
+            for part in inner.split(","):
+                pair = _FLOW_PAIR.fullmatch(part)
+                assert pair is not None  # the line's pattern matched it
+                key = scalars.key(pair[1])
+                if key in result:
+                    raise _GiveUpError
+                result[key] = _plain(pair[2], scalars)
+        return result
+    if first == "[":
+        inner = text[1:-1]
+        if not inner.strip():
+            return []
+        return [_plain(word.strip(), scalars) for word in inner.split(",")]
+    return _plain(text, scalars)
+
+
+def _plain(word: str, scalars: _Scalars) -> Any:
+    value = scalars.memo.get(word, NOT_PLAIN)
+    return scalars.value(word) if value is NOT_PLAIN else value
+
+
+def quick_tree(text: str) -> Any:
+    """The plain value of the YAML ``text``, or :data:`NOT_PLAIN` when it is not in the part
+    of YAML this module reads (see the module docstring)."""
+    if len(text) > MAX_YAML_BYTES:
+        return NOT_PLAIN
+    try:
+        return _read(_ROWS.findall(text))
+    except _GiveUpError:
+        return NOT_PLAIN
+
+
+def _read(rows: list[tuple[str, ...]]) -> Any:
+    scalars = _Scalars()
+    memo = scalars.memo
+    missing = NOT_PLAIN
+    root: dict[str, Any] = {}
+    # The innermost open block (``top``, at ``top_col``) and the blocks around it.
+    top: Any = root
+    top_col = 0
+    cols: list[int] = []
+    blocks: list[Any] = []
+    started = False
+    waiting: dict[str, Any] | None = None  # the mapping whose last key waits for a value
+    waiting_key = ""
+    waiting_col = 0
+    for spaces, dash, key, value, item, other in rows:
+        if not key:
+            if other:
+                raise _GiveUpError  # a line not read here
+            if not item:
+                continue  # blank or comment
+        col = len(spaces)
+        if waiting is not None:
+            if col > waiting_col or (col == waiting_col and dash):
+                if len(cols) >= _MAX_DEPTH:
+                    raise _GiveUpError
+                block: Any = [] if dash else {}
+                waiting[waiting_key] = block
+                cols.append(top_col)
+                blocks.append(top)
+                top, top_col = block, col
+            waiting = None  # else its value stays null
+        elif not started:  # the first content line: a key of the root mapping at column 0
+            if col or dash or not key:
+                raise _GiveUpError
+            started = True
+        if col != top_col:
+            while top_col > col:
+                top_col = cols.pop()
+                top = blocks.pop()
+            if top_col != col:
+                raise _GiveUpError
+        if dash:
+            if top.__class__ is not list:
+                raise _GiveUpError
+            if not key:
+                found = memo.get(item, missing)
+                top.append(_value(item, scalars) if found is missing else found)
+                continue
+            if len(cols) >= _MAX_DEPTH:
+                raise _GiveUpError
+            mapping: dict[str, Any] = {}
+            top.append(mapping)
+            cols.append(top_col)
+            blocks.append(top)
+            top = mapping
+            top_col = col = col + len(dash)
+        else:
+            if top.__class__ is list:  # an indentless sequence ends at its mapping's next key
+                if not cols or cols[-1] != col:
+                    raise _GiveUpError
+                top_col = cols.pop()
+                top = blocks.pop()
+            if not key:
+                raise _GiveUpError  # a scalar on a line of its own
+            mapping = top
+        name = memo.get(key, missing)
+        if name.__class__ is not str:
+            name = scalars.key(key)
+        if name in mapping:
+            raise _GiveUpError
+        if value:
+            found = memo.get(value, missing)
+            mapping[name] = _value(value, scalars) if found is missing else found
+        else:
+            mapping[name] = None
+            waiting, waiting_key, waiting_col = mapping, name, col
+    if not started:
+        raise _GiveUpError  # no content: the caller words an empty file
+    return root

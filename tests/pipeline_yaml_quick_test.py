@@ -1,0 +1,229 @@
+"""``yaml_quick.quick_tree`` reads what the composer reads, or gives up.
+
+Whatever it returns must be the value ``plain_tree(compose_bounded(text))`` gives, key order and
+value types included; anything outside its part of YAML (or that the composer or the converter
+would refuse or word as an issue) must give up, so the loader composes the file as before.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from taskdaemon.pipeline import yamlsafe
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.errors import ConfigError
+from taskdaemon.pipeline.yaml_quick import quick_tree
+from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree
+from taskdaemon.pipeline.yamlsafe import compose_bounded, is_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+YAML_FILES = sorted(
+    [*(ROOT / "tests" / "pipelines").rglob("*.yaml"), *(ROOT / "examples").rglob("*.yaml")]
+)
+
+
+def _chain(stages: int) -> str:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from per_stage import chain
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return chain("async", stages)  # type: ignore[no-any-return]
+
+
+def _composed(text: str) -> Any:
+    """What the loader reads from ``text`` the thorough way: a value, or NOT_PLAIN when it
+    would report anything (a syntax error, a limit, an issue of the converter, no document)."""
+    try:
+        node = compose_bounded(text)
+    except (yaml.YAMLError, yamlsafe.YamlLimitError):
+        return NOT_PLAIN
+    if node is None:
+        return NOT_PLAIN
+    if is_tree(text):
+        return plain_tree(node)
+    converter = NodeConverter("f")
+    value = converter.value(node, "", None)
+    return NOT_PLAIN if converter.issues else value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, of the same types, with the same key order, all the way down."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[key], b[key]) for key in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+def _agrees(text: str) -> bool:
+    quick = quick_tree(text)
+    return quick is NOT_PLAIN or _same(quick, _composed(text))
+
+
+def test_the_resolver_tables_are_the_composing_loader_s() -> None:
+    # quick_tree resolves a word with the tables of yaml.resolver.Resolver: they must be
+    # those the loader of compose_bounded resolves with.
+    loader = yamlsafe._Loader
+    assert loader.yaml_implicit_resolvers is yaml.resolver.Resolver.yaml_implicit_resolvers
+    assert not loader.yaml_path_resolvers
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda path: path.name)
+def test_a_file_of_the_repository_reads_as_composed(path: Path) -> None:
+    assert _agrees(path.read_text())
+
+
+def test_the_benchmark_chain_is_read_quickly() -> None:
+    text = _chain(7)
+    quick = quick_tree(text)
+    assert quick is not NOT_PLAIN
+    assert _same(quick, _composed(text))
+
+
+READ = [
+    "a: b\n",
+    "a: b",
+    "# c\n\na: b  # c\n  # indented comment\nc:   d   \n",
+    "a:\n  b: 1\n  c:\n    - x\n    - y: 2\n      z: [p, q]\n  d: {}\ne: []\n",
+    "a:\n- 1\n- b: 2\n  c: 3\n- {x: y}\nd: 4\n",  # indentless sequences
+    "a:\n  - b:\n    - 1\n    c: 2\n",  # an indentless sequence in a mapping of a sequence
+    "a:\nb:\n  # c\nc: d\n",  # nulls
+    "a:    \n  b: c\n",
+    "a: x-\n",
+    "n: 12\nf: 1.5\nx: 0x1f\no: 017\nt: true\nF: False\nnull_: null\nd: 2020-01-02\n",
+    "s: 1_000\ninf: .inf\nnan: .NaN\nsexa: 190:20:30\nts: 2001-12-14t21:59:43.10-05:00\n",
+    "h: bench_handlers:async_noop\nu: http://x/y.z\ncmd: ls -la ./x (y) a=b $HOME 50%\n",
+    "q: \"a # b: c, {d} [e] 'f' !g &h *i\"\nr: 'x \"y\" # z'\ne: ''\nd: \"\"\n",
+    "m: {a: b, c: 1, d: true , e: x y}\ns: [ a, 2 ,x y ]\n",
+    "a:\n  -   b: 1\n      c: 2\n",
+    "a:\n   - 1\n   - 2\nb: 3\n",
+    "stages:\n  - name: s0\n    triggers:\n      - manual: {approval_required: false}\n",
+]
+
+
+@pytest.mark.parametrize("text", READ)
+def test_each_shape_it_reads_is_the_composed_value(text: str) -> None:
+    quick = quick_tree(text)
+    assert quick is not NOT_PLAIN
+    assert _same(quick, _composed(text))
+
+
+GIVE_UP = [
+    "",
+    "# only a comment\n",
+    "- a\n",  # not a mapping at the top
+    "  a: b\n",  # not at column 0
+    "a: b\na: c\n",  # a duplicate key
+    "on: b\n",  # a key that resolves to a boolean
+    "1: b\n",
+    "a: 2020-02-30\n",  # a date the constructor refuses
+    "a: b\n  c\n",  # a plain scalar continued on the next line
+    "a:\n  b\n",  # a plain scalar on the next line
+    "a: b\n  c: d\n",
+    "a:\n    b: 1\n  c: 2\n",  # a dedent to no open block
+    "a: b: c\n",
+    "a: b:\n",
+    "a: &x b\nc: *x\n",
+    "a: !!str 1\n",
+    "a: |\n  text\n",
+    "a: >\n  text\n",
+    "---\na: b\n",
+    "a: b\n...\n",
+    "%YAML 1.1\n---\na: b\n",
+    "a:\tb\n",
+    "a: b\r\n",
+    "a: caf\u00e9\n",
+    "a: b\x85c\n",
+    "a: b\u2028c\n",
+    "\ufeffa: b\n",
+    "a: {b: c, b: d}\n",
+    "a: {b: [c]}\n",
+    "a: {b: c,}\n",
+    "a: [b, {c: d}]\n",
+    "a: {b: c\n  }\n",
+    'a: "b\\nc"\n',
+    "a: 'b''c'\n",
+    "a: b#c\n",
+    "a: b #c\nd:#e\n",
+    "? a\n: b\n",
+    '"a": b\n',
+    "a : b\n",
+    "<<: {a: b}\n",
+    "a: =\n",
+    "a: -1\n",
+    "a:\n  - \n",
+    "a:\n  -\n",
+    "a:\n  - - b\n",
+    "a: [b\n",
+    "a: b\n- c\n",
+    "a:\n- b\nc: d\n- e\n",
+    "a: " + "x" * 10 + "\n" + "k" * 300 + ": v\n",
+    "".join(f"{'  ' * i}k{i}:\n" for i in range(70)) + "  " * 70 + "v: 1\n",
+]
+
+
+@pytest.mark.parametrize("text", GIVE_UP)
+def test_it_gives_up_outside_its_part_of_yaml(text: str) -> None:
+    assert quick_tree(text) is NOT_PLAIN
+
+
+def _mutants(seed: int, count: int) -> list[str]:
+    """Texts a few random edits away from the repository's files and the chain: most are
+    outside the quick part or wrong YAML, which is what this looks for."""
+    texts = [path.read_text() for path in YAML_FILES] + [_chain(3), *READ]
+    pieces = [*" \n-:#{}[],'\"abcz09._/&*!|>?%@`\t~=<(", "  ", "\n  ", ": ", "- ", " #"]
+    pieces += ["yes", "on", "null", "1.5", "0x1f", "2020-02-30", "<<", "...", "---", "''"]
+    rng = random.Random(seed)
+    found = []
+    for _ in range(count):
+        text = rng.choice(texts)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text) + 1)
+            choice = rng.random()
+            if choice < 0.45:
+                text = text[:at] + rng.choice(pieces) + text[at:]
+            elif choice < 0.75:
+                text = text[:at] + text[at + rng.randint(1, 3) :]
+            else:
+                lines = text.split("\n")
+                row = rng.randrange(len(lines))
+                lines[row] = " " * rng.randint(0, 6) + lines[row].lstrip()
+                text = "\n".join(lines)
+        found.append(text)
+    return found
+
+
+def test_texts_near_real_files_read_as_composed_or_give_up() -> None:
+    mutants = _mutants(18, 1500)
+    read = [text for text in mutants if quick_tree(text) is not NOT_PLAIN]
+    assert len(read) > 100  # the check reaches the quick part, not only its refusals
+    assert [text for text in read if not _agrees(text)] == []
+
+
+def test_a_file_read_quickly_keeps_its_issues_and_lines() -> None:
+    text = (
+        "name: p\nstages:\n  - name: a\n    loop: python\n    handler: m:f\n"
+        "    triggers:\n      - manual: {}\n  - name: b\n    loop: python\n"
+        "    handler: m:f\n    timeout: 0\n    triggers:\n      - on_completion: {stage: zz}\n"
+    )
+    assert quick_tree(text) is not NOT_PLAIN
+    with pytest.raises(ConfigError) as caught:
+        parse_pipeline(text, source="p.yaml", registered_loops=())
+    # The same issues, and lines, as the file read through the composer (a comment with a
+    # ``*`` makes it take the thorough way).
+    with pytest.raises(ConfigError) as thorough:
+        parse_pipeline(text + "# *\n", source="p.yaml", registered_loops=())
+    assert str(caught.value) == str(thorough.value)
+    assert ":11" in str(caught.value) or "line 11" in str(caught.value)
