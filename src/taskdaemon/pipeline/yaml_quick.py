@@ -32,8 +32,8 @@ else, the caller then composing the file as before; it gives the value
   empty plain scalar resolves. ``- KEY: ...`` opens a mapping whose column is the key's.
 * Scalars are resolved as the composer resolves a plain scalar (implicit, not quoted), with
   ``yaml.resolver.Resolver``'s tables, which the composing loader uses: a word that matches none
-  of their implicit patterns is a ``str`` (the resolver tries a subset of those patterns, so it
-  finds none either), anything else is resolved by the
+  of the implicit patterns the resolver tries for its first character is a ``str`` (as the
+  resolver finds), anything else is resolved by the
   resolver itself and constructed by PyYAML's safe constructor, as ``plain_tree`` does. A key
   that is not a ``str``, a duplicate key, a value the constructor refuses or 64 nested
   collections give up (``plain_tree`` would, or the converter words them as issues).
@@ -62,21 +62,24 @@ _KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,200}"
 _CHAR = r"[A-Za-z0-9_./()+,=$@%~^-]"  # inside a plain scalar (block context)
 _FIRST = r"[A-Za-z0-9_./(]"  # its first character: no indicator, no ``-``
 _WORD = rf"{_CHAR}+(?::{_CHAR}+)*"  # a ``:`` only between two characters
-_PLAIN = rf"{_FIRST}{_CHAR}*(?::{_CHAR}+)*(?:\ +{_WORD})*"
+# Possessive: what may follow a plain scalar (a space before a comment, the line's end) never
+# holds its characters, so giving some back could not let a line match.
+_PLAIN = rf"{_FIRST}{_CHAR}*+(?::{_CHAR}++)*+(?:\ ++{_WORD})*+"
 _FCHAR = r"[A-Za-z0-9_./()+=$@%~^-]"  # inside a plain scalar of a flow collection
 _FPLAIN = rf"{_FIRST}{_FCHAR}*(?:\ +{_FCHAR}+)*"
 _FPAIR = rf"{_KEY}:\ +{_FPLAIN}"
 _FMAP = rf"\{{\ *(?:{_FPAIR}(?:\ *,\ *{_FPAIR})*\ *)?\}}"
 _FSEQ = rf"\[\ *(?:{_FPLAIN}(?:\ *,\ *{_FPLAIN})*\ *)?\]"
-_VALUE = rf"""(?:"[\ !\#-\[\]-~]*"|'[\ -&(-~]*'|{_FMAP}|{_FSEQ}|{_PLAIN})"""
+_VALUE = rf"""(?:{_PLAIN}|"[\ !\#-\[\]-~]*"|'[\ -&(-~]*'|{_FMAP}|{_FSEQ})"""
 _COMMENT = r"\#[\ -~]*"
 #: A row a line: (indent, dash, key, value, item, a line not read). A row's match ends at a line
 #: feed or the end, and a line the first branch does not read falls to the last group, which
-#: takes any line: ``findall`` never skips one.
+#: takes any line: ``findall`` never skips one. (``(X|)`` rather than ``(X)?``: the same rows,
+#: and ``re`` matches it with less work.)
 _ROWS = re.compile(
     rf"""(?:(\ *)(?:
-        (-\ +)?(?:({_KEY}):(?:\ +({_VALUE}))?|({_VALUE}))(?:\ +{_COMMENT})?\ *
-      | (?:{_COMMENT})?
+        (-\ +|)(?:({_KEY}):(?:\ +({_VALUE})|)|({_VALUE}))(?:\ +{_COMMENT}|)\ *
+      | (?:{_COMMENT}|)
     )(?:\n|\Z)
     | ([^\n]+\n?))""",
     re.X,
@@ -84,17 +87,27 @@ _ROWS = re.compile(
 _FLOW_PAIR = re.compile(rf"\ *({_KEY}):\ +({_FPLAIN})\ *", re.X)
 
 
-def _resolvable() -> re.Pattern[str]:
-    """One pattern that matches a word iff one of the resolver's implicit patterns does."""
-    seen: dict[int, str] = {}
-    for resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.values():
-        for _tag, regexp in resolvers:
-            flags = "x" if regexp.flags & re.X else ""
-            seen[id(regexp)] = f"(?{flags}:{regexp.pattern})" if flags else f"(?:{regexp.pattern})"
-    return re.compile("|".join(seen.values()))
+def _patterns_by_first() -> dict[str, re.Pattern[str]]:
+    """For each first character the resolver has implicit patterns for, one pattern that
+    matches a word iff one of those (or of the wildcard ones, tried for every word) does."""
+    tables = yaml.resolver.Resolver.yaml_implicit_resolvers
+    wildcard = tables.get(None, [])
+    found = {}
+    for first, resolvers in tables.items():
+        if first is None:
+            continue
+        parts = []
+        for _tag, regexp in [*resolvers, *wildcard]:
+            flags = "(?x:" if regexp.flags & re.X else "(?:"
+            parts.append(f"{flags}{regexp.pattern})")
+        found[first] = re.compile("|".join(parts))
+    return found
 
 
-_RESOLVABLE = _resolvable()
+_BY_FIRST = _patterns_by_first()
+#: Whether the resolver has patterns for words of any first character (PyYAML's safe schema has
+#: none): then every word is resolved by the resolver itself.
+_WILDCARD = bool(yaml.resolver.Resolver.yaml_implicit_resolvers.get(None))
 
 
 class _GiveUpError(Exception):
@@ -110,8 +123,9 @@ class _Scalars:
         self.constructor: yaml.constructor.SafeConstructor | None = None
 
     def value(self, word: str) -> Any:
-        if _RESOLVABLE.match(word) is None:
-            self.memo[word] = word
+        pattern = _BY_FIRST.get(word[0])
+        if not _WILDCARD and (pattern is None or pattern.match(word) is None):
+            self.memo[word] = word  # no implicit pattern matches it: a str
             return word
         resolver = yaml.resolver.Resolver()
         tag = resolver.resolve(ScalarNode, word, (True, False))  # type: ignore[no-untyped-call]
