@@ -19,10 +19,11 @@ else, the caller then composing the file as before; it gives the value
   optional `` #comment``. A key is a plain word (``[A-Za-z_][A-Za-z0-9_-]*``, under libyaml's
   1,024 characters of a simple key). A value is one of: a double-quoted string without ``\\``,
   a single-quoted one without ``'`` (both are their text between the quotes, tagged ``str``
-  since a quoted scalar is never resolved), a one-line flow mapping or sequence of plain words,
-  or a plain scalar whose first character is no indicator and that holds no ``#``, no ``:``
-  before a space or at its end (no key, no comment inside); a plain word in a flow collection
-  holds no ``:`` or ``,`` at all. Nothing here is an anchor, alias, tag, block scalar,
+  since a quoted scalar is never resolved), a one-line flow mapping or sequence of such quoted
+  strings and plain words, or a plain scalar whose first character is no indicator (a ``-``
+  only before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at
+  its end (no key, no comment inside); a plain word in a flow collection holds no ``:`` or
+  ``,`` at all. Nothing here is an anchor, alias, tag, block scalar,
   directive, document marker, complex key or multi-line scalar: a line more indented than its
   block without a key waiting for a value (which would continue a plain scalar or be an error)
   gives up, so does a dedent to a column no open block has.
@@ -60,17 +61,20 @@ _MAX_DEPTH: Final = 64
 
 _KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,200}"
 _CHAR = r"[A-Za-z0-9_./()+,=$@%~^-]"  # inside a plain scalar (block context)
-_FIRST = r"[A-Za-z0-9_./(]"  # its first character: no indicator, no ``-``
+_FIRST = r"(?:[A-Za-z0-9_./(]|-(?=[0-9]))"  # its first: no indicator, ``-`` only before a digit
 _WORD = rf"{_CHAR}+(?::{_CHAR}+)*"  # a ``:`` only between two characters
 # Possessive: what may follow a plain scalar (a space before a comment, the line's end) never
 # holds its characters, so giving some back could not let a line match.
 _PLAIN = rf"{_FIRST}{_CHAR}*+(?::{_CHAR}++)*+(?:\ ++{_WORD})*+"
 _FCHAR = r"[A-Za-z0-9_./()+=$@%~^-]"  # inside a plain scalar of a flow collection
 _FPLAIN = rf"{_FIRST}{_FCHAR}*(?:\ +{_FCHAR}+)*"
-_FPAIR = rf"{_KEY}:\ +{_FPLAIN}"
+_DQ = r'"[\ !\#-\[\]-~]*"'  # no quote, no backslash
+_SQ = r"'[\ -&(-~]*'"  # no quote
+_FVALUE = rf"(?:{_FPLAIN}|{_DQ}|{_SQ})"
+_FPAIR = rf"{_KEY}:\ +{_FVALUE}"
 _FMAP = rf"\{{\ *(?:{_FPAIR}(?:\ *,\ *{_FPAIR})*\ *)?\}}"
-_FSEQ = rf"\[\ *(?:{_FPLAIN}(?:\ *,\ *{_FPLAIN})*\ *)?\]"
-_VALUE = rf"""(?:{_PLAIN}|"[\ !\#-\[\]-~]*"|'[\ -&(-~]*'|{_FMAP}|{_FSEQ})"""
+_FSEQ = rf"\[\ *(?:{_FVALUE}(?:\ *,\ *{_FVALUE})*\ *)?\]"
+_VALUE = rf"(?:{_PLAIN}|{_DQ}|{_SQ}|{_FMAP}|{_FSEQ})"
 _COMMENT = r"\#[\ -~]*"
 #: A row a line: (indent, dash, key, value, item, a line not read). A row's match ends at a line
 #: feed or the end, and a line the first branch does not read falls to the last group, which
@@ -84,7 +88,10 @@ _ROWS = re.compile(
     | ([^\n]+\n?))""",
     re.X,
 )
-_FLOW_PAIR = re.compile(rf"\ *({_KEY}):\ +({_FPLAIN})\ *", re.X)
+# The pairs and items of a flow collection the row's pattern read: each ends at its comma, which
+# no plain word holds and a quoted one holds only between its quotes, taken whole.
+_FLOW_PAIRS = re.compile(rf"\ *({_KEY}):\ +({_FVALUE})\ *,?", re.X)
+_FLOW_ITEMS = re.compile(rf"\ *({_FVALUE})\ *,?", re.X)
 
 
 def _patterns_by_first() -> dict[str, re.Pattern[str]]:
@@ -152,33 +159,33 @@ class _Scalars:
 
 def _value(text: str, scalars: _Scalars) -> Any:
     first = text[0]
-    if first in "\"'":  # a quoted scalar (the pattern gave it both quotes)
+    if first == "{":
+        result: dict[str, Any] = {}
+        memo = scalars.memo
+        for word, value in _FLOW_PAIRS.findall(text, 1, len(text) - 1):
+            key = memo.get(word, NOT_PLAIN)
+            if key.__class__ is not str:
+                key = scalars.key(word)
+            if key in result:
+                raise _GiveUpError
+            found = memo.get(value, NOT_PLAIN)
+            result[key] = _scalar(value, scalars) if found is NOT_PLAIN else found
+        return result
+    if first == "[":
+        return [_scalar(word, scalars) for word in _FLOW_ITEMS.findall(text, 1, len(text) - 1)]
+    return _scalar(text, scalars)
+
+
+def _scalar(text: str, scalars: _Scalars) -> Any:
+    """A plain or quoted scalar's value (memoised under its text, quotes included)."""
+    found = scalars.memo.get(text, NOT_PLAIN)
+    if found is not NOT_PLAIN:
+        return found
+    if text[0] in "\"'":  # a quoted scalar (the pattern gave it both quotes)
         word = text[1:-1]
         scalars.memo[text] = word
         return word
-    if first == "{":
-        result: dict[str, Any] = {}
-        inner = text[1:-1]
-        if inner.strip():
-            for part in inner.split(","):
-                pair = _FLOW_PAIR.fullmatch(part)
-                assert pair is not None  # the line's pattern matched it
-                key = scalars.key(pair[1])
-                if key in result:
-                    raise _GiveUpError
-                result[key] = _plain(pair[2], scalars)
-        return result
-    if first == "[":
-        inner = text[1:-1]
-        if not inner.strip():
-            return []
-        return [_plain(word.strip(), scalars) for word in inner.split(",")]
-    return _plain(text, scalars)
-
-
-def _plain(word: str, scalars: _Scalars) -> Any:
-    value = scalars.memo.get(word, NOT_PLAIN)
-    return scalars.value(word) if value is NOT_PLAIN else value
+    return scalars.value(text)
 
 
 def quick_tree(text: str) -> Any:
