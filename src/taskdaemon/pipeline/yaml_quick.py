@@ -23,10 +23,10 @@ else, the caller then composing the file as before; it gives the value
   strings and plain words, or a plain scalar whose first character is no indicator (a ``-``
   only before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at
   its end (no key, no comment inside); a plain word in a flow collection holds no ``:`` or
-  ``,`` at all. Nothing here is an anchor, alias, tag, block scalar,
-  directive, document marker, complex key or multi-line scalar: a line more indented than its
-  block without a key waiting for a value (which would continue a plain scalar or be an error)
-  gives up, so does a dedent to a column no open block has.
+  ``,`` at all. Nothing here is an anchor, alias, tag, block scalar, directive, document
+  marker, complex key or multi-line scalar: a line more indented than its block without a key
+  waiting for a value (which would continue a plain scalar or be an error) gives up, so does a
+  dedent to a column no open block has.
 * Structure: a key without a value on its line takes the block on the next content line when
   that line is more indented (a mapping, or a sequence of ``- `` entries), or is a sequence
   starting at the key's own column (YAML's indentless sequence), else its value is null, as an
@@ -34,10 +34,10 @@ else, the caller then composing the file as before; it gives the value
 * Scalars are resolved as the composer resolves a plain scalar (implicit, not quoted), with
   ``yaml.resolver.Resolver``'s tables, which the composing loader uses: a word that matches none
   of the implicit patterns the resolver tries for its first character is a ``str`` (as the
-  resolver finds), anything else is resolved by the
-  resolver itself and constructed by PyYAML's safe constructor, as ``plain_tree`` does. A key
-  that is not a ``str``, a duplicate key, a value the constructor refuses or 64 nested
-  collections give up (``plain_tree`` would, or the converter words them as issues).
+  resolver finds), anything else is resolved by the resolver itself and constructed by
+  PyYAML's safe constructor, as ``plain_tree`` does. A key that is not a ``str``, a duplicate
+  key, a value the constructor refuses or 64 nested collections give up (``plain_tree`` would,
+  or the converter words them as issues).
 * Equal scalars of one file are resolved once (a per-call memo); their values are immutable
   (``str``, ``int``, ``float``, ``bool``, ``None``, dates), so sharing one is invisible.
 """
