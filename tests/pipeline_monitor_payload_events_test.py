@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -79,3 +80,42 @@ def test_each_payload_event_records_its_own_payload_when_payloads_repeat(
             events = {event.name: dict(event.attributes or {}) for event in span.events}
             assert list(events[t.EVENT_STAGE_INPUT].items()) == list(inputs.items())
             assert list(events[t.EVENT_STAGE_OUTPUT].items()) == list(outputs.items())
+
+
+@pytest.mark.parametrize("cap", [0, 1, 2, 3, 4096])
+def test_empty_payloads_are_cut_at_their_own_capture_cap(telemetry: Telemetry, cap: int) -> None:
+    """Empty inputs and outputs (a dict, a mapping proxy), recorded whole by one monitor, then
+    by a monitor whose capture has ``cap``: each event is ``{}`` as its own capture keeps it
+    (nothing under a cap of 0, ``{`` under 1, whole from 2), whatever was remembered from the
+    first (``_spans._payload_event`` shares the attributes of an empty payload)."""
+    first = Feed(
+        telemetry,
+        Pipeline(name="first", stages=(Stage("a", "python", (Manual(approval_required=False),)),)),
+    )
+    first.start_run()
+    first.start("a", inputs={})
+    first.finish("a", outputs={})
+    first.finish_run(RunStatus.SUCCESS)
+    second = Feed(
+        telemetry,
+        Pipeline(name="second", stages=(Stage("b", "python", (Manual(approval_required=False),)),)),
+        capture=PayloadCapture(max_bytes=cap),
+    )
+    second.start_run()
+    second.start("b", inputs=MappingProxyType({}))
+    second.finish("b", outputs=MappingProxyType({}))
+    second.finish_run(RunStatus.SUCCESS)
+    second.start_run()
+    second.start("b", inputs={})
+    second.finish("b", outputs={})
+    second.finish_run(RunStatus.SUCCESS)
+    [whole] = telemetry.by_name(t.stage_span_name("a"))
+    spans = telemetry.by_name(t.stage_span_name("b"))
+    assert len(spans) == 2
+    for span, expected in [
+        (whole, _expected("{}", False)),
+        *((s, _expected("{}", False, cap)) for s in spans),
+    ]:
+        events = {event.name: dict(event.attributes or {}) for event in span.events}
+        assert list(events[t.EVENT_STAGE_INPUT].items()) == list(expected.items())
+        assert list(events[t.EVENT_STAGE_OUTPUT].items()) == list(expected.items())

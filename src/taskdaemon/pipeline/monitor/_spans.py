@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
@@ -42,7 +43,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.monitor._books import Execution, Run, StageInfo, stage_static
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
 from taskdaemon.pipeline.run_state import (
     FAILED_STAGE_STATUSES,
     failure_error_type,
@@ -311,8 +312,11 @@ def _prepared_start(
         return None
     name = _redacted_name(info, name)
     recorded = {**redacted}
-    recorded[t.CICD_PIPELINE_RUN_ID] = redact_text(run.run_id)
-    recorded[t.CICD_TASK_RUN_ID] = redact_text(event.task_run_id)
+    # ``redact_text``'s own first test inline (a text it found clean before is returned as
+    # it is): the run id is the same text on every stage of the run.
+    run_id, task_run = run.run_id, event.task_run_id
+    recorded[t.CICD_PIPELINE_RUN_ID] = run_id if run_id in CLEAN_TEXTS else redact_text(run_id)
+    recorded[t.CICD_TASK_RUN_ID] = task_run if task_run in CLEAN_TEXTS else redact_text(task_run)
     recorded[t.STAGE_ATTEMPT] = attempt
     recorded[t.STAGE_INSTANCE] = instance
     recorded[t.STAGE_QUEUE_TIME] = queue_time
@@ -383,10 +387,28 @@ _START_KEYS = (
 _payload_events: dict[tuple[str, bool], Mapping[str, Any]] = {}
 _PAYLOAD_EVENT_MAX_BYTES = 256
 _PAYLOAD_EVENTS_MAX = 1024
+#: The types whose empty value a capture writes as ``{}``, unredacted (``_payload_event``).
+_EMPTY_MAPPINGS = frozenset({dict, MappingProxyType})
+_EMPTY_KEY = ("{}", False)
 
 
 def _payload_event(capture: PayloadCapture, value: Any) -> Mapping[str, Any]:
-    """``value``'s payload event attributes as a redacting span records them."""
+    """``value``'s payload event attributes as a redacting span records them.
+
+    An empty dict or mapping proxy (a no-op stage's inputs and outputs, so most payloads)
+    takes the remembered attributes of ``{}`` without a capture: its redaction walks nothing
+    and returns it as it is (flag False), and its JSON is ``{}`` (a proxy is written as the
+    dict it is copied into), kept whole when the cap holds two bytes; which is exactly the
+    text and flag the memo's entry was made for. Only for ``PayloadCapture`` itself (a
+    subclass may capture otherwise), and only once a capture has made the entry."""
+    if (
+        type(value) in _EMPTY_MAPPINGS
+        and not value
+        and type(capture) is PayloadCapture
+        and capture.max_bytes >= 2
+        and (known := _payload_events.get(_EMPTY_KEY)) is not None
+    ):
+        return known
     captured, redacted = capture.capture_flagged(value)
     if captured.truncated or captured.size > _PAYLOAD_EVENT_MAX_BYTES:
         whole: Mapping[str, Any] = redact_attributes(
@@ -501,7 +523,8 @@ def add_trigger_evaluated(
         span.add_event(t.EVENT_TRIGGER_EVALUATED, _trigger_attributes(event), timestamp=at)
         return
     static, redacted = info.static, info.redacted_static
-    name = _redacted_name(info, event.stage)
+    name = event.stage  # ``_redacted_name``, inline: two a stage
+    name = redacted[t.CICD_TASK_NAME] if name == static[t.CICD_TASK_NAME] else redact_text(name)
     index = event.trigger_index
     described = static[t.STAGE_TRIGGERS]
     description = event.description
@@ -509,16 +532,19 @@ def add_trigger_evaluated(
         description = redacted[t.STAGE_TRIGGERS][index]
     else:
         description = redact_text(description)
+    # ``redact_text``'s own first test inline: the type is one of a few texts, found clean
+    # before; a detail seen for the first time takes the call.
+    kind, detail = event.trigger_type, event.detail
     span.add_redacted_event(
         t.EVENT_TRIGGER_EVALUATED,
         {
             t.CICD_TASK_NAME: name,
             t.TRIGGER_INDEX: index,
-            t.TRIGGER_TYPE: redact_text(event.trigger_type),
+            t.TRIGGER_TYPE: kind if kind in CLEAN_TEXTS else redact_text(kind),
             t.TRIGGER_DESCRIPTION: description,
             t.TRIGGER_SATISFIED: event.satisfied,
             t.TRIGGER_STAGE_READY: event.stage_ready,
-            t.TRIGGER_DETAIL: redact_text(event.detail),
+            t.TRIGGER_DETAIL: detail if detail in CLEAN_TEXTS else redact_text(detail),
         },
         timestamp=at,
     )
