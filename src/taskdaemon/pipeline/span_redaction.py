@@ -93,6 +93,14 @@ class RedactingSpan(Span):
     def __init__(self, span: Span) -> None:
         self._span = span
 
+    @property
+    def wrapped(self) -> Span:
+        """The span this one records on (what processors see). For a parent context only:
+        the SDK reads nothing but the span context of a parent, the same on both, and asking
+        the wrapped span skips a call of this class three times a child span; recording on it
+        would skip redaction."""
+        return self._span
+
     def get_span_context(self) -> SpanContext:
         return self._span.get_span_context()
 

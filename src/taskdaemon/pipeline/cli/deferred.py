@@ -304,7 +304,8 @@ class DeferredMonitor:
             return
         start = 0
         for index, event in enumerate(events):
-            if self._preset_for(event) is not None:
+            # ``_preset_for``'s first test inline: one run start among a run's records.
+            if isinstance(event, RunStarted) and self._preset_for(event) is not None:
                 monitor.on_events(events[start:index])
                 self._forward(event)
                 start = index + 1

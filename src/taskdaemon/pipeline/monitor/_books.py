@@ -94,7 +94,10 @@ class Run:
     skipped: dict[str, StageSkipped] = field(default_factory=dict)
     attempts: dict[tuple[str, int], int] = field(default_factory=dict)
     last_status: dict[tuple[str, int], StageStatus] = field(default_factory=dict)
-    last_success: dict[str, TaskRunRef] = field(default_factory=dict)
+    #: The latest successful execution of each stage, as ``TaskRunRef``'s fields (stage,
+    #: instance, attempt): one a stage is kept, and only the manual feed makes the reference
+    #: (``TaskRunRef(*fields)``), when a stage it starts links to its upstream stages.
+    last_success: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     stage_static: dict[str, Mapping[str, Any]] = field(default_factory=dict)
 
 

@@ -106,7 +106,8 @@ class ManualFeed(ABC):
         attempt = run.attempts.get((stage, instance), 0) + 1
         now = self._now()
         upstream = run.pipeline.upstream.get(stage, ()) if stage in run.info.stages else ()
-        fired_by = tuple(run.last_success[u] for u in upstream if u in run.last_success)
+        last = run.last_success
+        fired_by = tuple(TaskRunRef(*last[u]) for u in upstream if u in last)
         info = run.info.stages.get(stage)
         trid = task_run_id(stage, instance, attempt)
         self.on_event(

@@ -37,7 +37,6 @@ from taskdaemon.pipeline.events import (
     StageSkipped,
     StageStarted,
     StageWaiting,
-    TaskRunRef,
     TriggerEvaluated,
 )
 from taskdaemon.pipeline.metrics import PipelineMetrics, ResourceSampler, RunAggregates
@@ -56,7 +55,7 @@ from taskdaemon.pipeline.monitor._books import (
 from taskdaemon.pipeline.monitor._debug import DebugSpans
 from taskdaemon.pipeline.monitor._spans import ROOT
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.span_redaction import RedactingTracer, redact_attributes
+from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.telemetry_codec import run_result
 
@@ -255,7 +254,10 @@ class Recorder:
             pipeline=pipeline,
             info=info,
             span=span,
-            context=trace.set_span_in_context(span, ROOT),
+            # The stage spans' parent: the SDK span itself (``RedactingSpan.wrapped`` says why).
+            context=trace.set_span_in_context(
+                span.wrapped if type(span) is RedactingSpan else span, ROOT
+            ),
             span_context=span.get_span_context(),
             started_at=event.at,
         )
@@ -306,12 +308,14 @@ class Recorder:
         key = (event.stage, event.instance)
         if run.attempts.get(key, 0) < event.attempt:
             run.attempts[key] = event.attempt
-        self.metrics.stage_started(
-            run.pipeline.name,
-            event.stage,
-            queue_time,
-            trigger_wait if event.attempt == 1 else None,
-        )
+        metrics = self.metrics
+        if metrics.recording:  # what its method tests first, without the call (``run -q``)
+            metrics.stage_started(
+                run.pipeline.name,
+                event.stage,
+                queue_time,
+                trigger_wait if event.attempt == 1 else None,
+            )
         if self._sampling:
             self.sampler.stage_started(
                 (run.run_id, event.task_run_id),
@@ -352,11 +356,15 @@ class Recorder:
         run.ended[event.task_run_id] = execution.context
         run.last_status[(execution.stage, execution.instance)] = status
         if status is StageStatus.SUCCESS:
-            run.last_success[execution.stage] = TaskRunRef(
-                execution.stage, execution.instance, execution.attempt
+            run.last_success[execution.stage] = (
+                execution.stage,
+                execution.instance,
+                execution.attempt,
             )
         duration = max(0.0, event.at - execution.started_at)
-        self.metrics.stage_finished(run.pipeline.name, execution.stage, str(status), duration)
+        metrics = self.metrics
+        if metrics.recording:  # what its method tests first, without the call (``run -q``)
+            metrics.stage_finished(run.pipeline.name, execution.stage, str(status), duration)
         self.aggregates.stage_finished(
             run.pipeline.name, execution.stage, str(status), duration, execution.queue_time
         )
@@ -367,7 +375,9 @@ class Recorder:
         run = self.runs.get(event.run_id)
         if run is None:
             return
-        self.metrics.trigger_evaluated(run.pipeline.name, event.stage, event.trigger_type)
+        metrics = self.metrics
+        if metrics.recording:  # what its method tests first, without the call (``run -q``)
+            metrics.trigger_evaluated(run.pipeline.name, event.stage, event.trigger_type)
         _spans.add_trigger_evaluated(
             open_span_of(run, event.stage) or run.span, event, run.info.stages.get(event.stage)
         )
