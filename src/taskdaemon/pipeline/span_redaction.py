@@ -63,7 +63,7 @@ class RedactingTracer:
             links = [_redacted_link(link) for link in links]
         if redacted_links:
             links = [*links, *redacted_links] if links else redacted_links
-        recorded = redact_attributes(attributes)
+        recorded = redact(attributes) if attributes else attributes  # redact_attributes inline
         if redacted:
             recorded = {**redacted, **recorded} if recorded else redacted
         span = self._tracer.start_span(
@@ -119,6 +119,11 @@ class RedactingSpan(Span):
     def set_attributes(self, attributes: types.Attributes) -> None:
         if attributes:  # redact_attributes inline, one call less: a few times a stage
             self._span.set_attributes(redact(attributes))
+
+    def set_redacted_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """``set_attributes`` of ``attributes`` already passed through
+        :func:`redact_attributes` (built redacted by the caller), as they are."""
+        self._span.set_attributes(attributes)
 
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None

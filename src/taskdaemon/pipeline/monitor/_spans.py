@@ -433,6 +433,14 @@ def end_stage_span(
     status = event.status
     end = ns(event.at)
     if span.is_recording():
+        if span_hook is None and (done := _succeeded(event)) is not None:
+            if capture.enabled:
+                span.add_redacted_event(
+                    t.EVENT_STAGE_OUTPUT, _payload_event(capture, event.outputs), timestamp=end
+                )
+            span.set_redacted_attributes(done)
+            span.end(end_time=end)
+            return
         attributes: dict[str, Any] = {
             t.CICD_TASK_RUN_RESULT: stage_result(status),
             t.STAGE_STATUS: str(status),
@@ -469,6 +477,54 @@ def end_stage_span(
             span_hook.stage_finished(event, attributes)
         span.set_attributes(attributes)
     span.end(end_time=end)
+
+
+def _succeeded(event: StageFinished) -> dict[str, Any] | None:
+    """The end attributes of a plain success (no retry, no exception, no cancel cause),
+    built already redacted, as ``end_stage_span``'s general way records them after its walk
+    (same keys, same order); None for any other end, which takes that way.
+
+    Exact: the keys are constants that name no secret (``_end_keys_clean``, checked once);
+    the result and status are the two texts of a success, redacted once
+    (``_success_texts``); the CPU time and peak memory are a float and an int, or absent,
+    which redaction leaves alone."""
+    if (
+        event.status is not StageStatus.SUCCESS
+        or event.will_retry
+        or event.exception is not None
+        or event.cancel_reason
+        or event.cancel_cause
+        or not _end_keys_clean()
+    ):
+        return None
+    cpu, peak = event.cpu_seconds, event.peak_memory_bytes
+    result, status = _success_texts()
+    attributes: dict[str, Any] = {t.CICD_TASK_RUN_RESULT: result, t.STAGE_STATUS: status}
+    if cpu is not None:
+        if type(cpu) is not float:
+            return None
+        attributes[t.STAGE_CPU_TIME] = cpu
+    if peak is not None:
+        if type(peak) is not int:
+            return None
+        attributes[t.STAGE_PEAK_MEMORY] = peak
+    return attributes
+
+
+@cache
+def _success_texts() -> tuple[str, str]:
+    """A success's ``cicd.pipeline.task.run.result`` and ``taskdaemon.stage.status``,
+    redacted (constants: once)."""
+    success = StageStatus.SUCCESS
+    return redact_text(stage_result(success)), redact_text(str(success))
+
+
+@cache
+def _end_keys_clean() -> bool:
+    """Whether no key ``_succeeded`` writes names a secret (constants: checked once)."""
+    return _name_no_secret(
+        (t.CICD_TASK_RUN_RESULT, t.STAGE_STATUS, t.STAGE_CPU_TIME, t.STAGE_PEAK_MEMORY)
+    )
 
 
 def emit_skip_spans(tracer: RedactingTracer, run: Run, event: RunFinished) -> None:

@@ -1,0 +1,91 @@
+"""A stage span's end attributes: a plain success's, built already redacted
+(``_spans._succeeded``), record what the general way records, in the same order; every other
+end still takes the general way."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pipeline_monitor_support import Feed, Telemetry
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.model import Manual, Pipeline, Stage
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+#: Every attribute a stage span's end may set, in the order ``end_stage_span`` sets them.
+END_KEYS = (
+    t.CICD_TASK_RUN_RESULT,
+    t.STAGE_STATUS,
+    t.STAGE_CPU_TIME,
+    t.STAGE_PEAK_MEMORY,
+    t.STAGE_WILL_RETRY,
+    t.ERROR_TYPE,
+    t.STAGE_ERROR_MESSAGE,
+    t.STAGE_CANCEL_REASON,
+    t.STAGE_CANCEL_CAUSE,
+)
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """Fresh SDK providers with in-memory export, shut down after the test."""
+    tel = Telemetry()
+    yield tel
+    tel.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("status", "finished", "expected"),
+    [
+        (StageStatus.SUCCESS, {}, [("success", "success")]),
+        (
+            StageStatus.SUCCESS,
+            {"cpu_seconds": 0.25, "peak_memory_bytes": 4096},
+            [("success", "success"), 0.25, 4096],
+        ),
+        (StageStatus.SUCCESS, {"cpu_seconds": 0.5}, [("success", "success"), 0.5, None]),
+        (StageStatus.SUCCESS, {"peak_memory_bytes": 7}, [("success", "success"), None, 7]),
+        # Not a float, not an int: the general way (the SDK records them as they are).
+        (StageStatus.SUCCESS, {"cpu_seconds": 2}, [("success", "success"), 2, None]),
+        (
+            StageStatus.SUCCESS,
+            {"peak_memory_bytes": True, "cpu_seconds": 0.125},
+            [("success", "success"), 0.125, True],
+        ),
+        (
+            StageStatus.SUCCESS,
+            {"cancel_reason": "stop", "cancel_cause": "password=hunter2"},
+            [("success", "success"), None, None, None, None, None, "stop", "password=[REDACTED]"],
+        ),
+        (
+            StageStatus.FAILURE,
+            {"error": "token=abc123", "error_type": "ValueError", "will_retry": True},
+            [("failure", "failure"), None, None, True, "ValueError", "token=[REDACTED]"],
+        ),
+        (StageStatus.CANCELLED, {"cpu_seconds": 0.5}, [("cancellation", "cancelled"), 0.5]),
+    ],
+)
+def test_end_attributes_in_order(
+    telemetry: Telemetry, status: StageStatus, finished: dict[str, Any], expected: list[Any]
+) -> None:
+    """The end attributes of a stage span, key by key in ``end_stage_span``'s order (absent
+    ones left out), for plain successes and the ends that take the general way."""
+    feed = Feed(
+        telemetry,
+        Pipeline(name="ends", stages=(Stage("a", "python", (Manual(approval_required=False),)),)),
+    )
+    feed.start_run()
+    feed.start("a")
+    feed.finish("a", status=status, **finished)
+    feed.finish_run(RunStatus.SUCCESS if status is StageStatus.SUCCESS else RunStatus.FAILURE)
+    [span] = telemetry.by_name(t.stage_span_name("a"))
+    result, stage_status = expected[0]
+    values = [result, stage_status, *expected[1:]]
+    want = [(key, value) for key, value in zip(END_KEYS, values, strict=False) if value is not None]
+    got = [(key, value) for key, value in (span.attributes or {}).items() if key in END_KEYS]
+    assert got == want
+    assert [type(value) for _, value in got] == [type(value) for _, value in want]
+    start_keys = [key for key in (span.attributes or {}) if key not in END_KEYS]
+    assert list(span.attributes or {})[len(start_keys) :] == [key for key, _ in want]
