@@ -268,7 +268,8 @@ class Recorder:
         run = self.runs.get(event.run_id)
         if run is None:
             return
-        info = stage_info(run, event.stage, event.loop)
+        # ``stage_info``, inline: the definition's stages are nearly always all there is.
+        info = run.info.stages.get(event.stage) or stage_info(run, event.stage, event.loop)
         links = []
         triggered_by = self._triggered_by
         for ref in event.fired_by:
