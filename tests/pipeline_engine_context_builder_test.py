@@ -47,3 +47,11 @@ def test_a_built_context_is_frozen() -> None:
     built = new_context(**_fields())
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.stage = "other"  # type: ignore[misc]
+
+
+def test_the_leading_fields_are_taken_by_position() -> None:
+    # The engine passes run_id and pipeline by position (engine/_attempt.py).
+    fields = _fields()
+    built = new_context(fields.pop("run_id"), fields.pop("pipeline"), **fields)
+    assert built == StageContext(**_fields())  # type: ignore[arg-type]
+    assert (built.run_id, built.pipeline) == ("r" * 32, "p")

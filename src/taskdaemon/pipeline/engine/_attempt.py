@@ -276,8 +276,8 @@ class Attempts(RunBase):
             return FAILURE, _failed(ex, data_error)
         usage = UsageReporter(ex, loop)
         context = new_context(
-            run_id=self.run_id,
-            pipeline=self.name,
+            self.run_id,
+            self.name,
             stage=name,
             loop=stage.loop,
             instance=inst.index,
