@@ -161,10 +161,12 @@ def thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageCont
     it is resolved lazily, resolved on ``loop`` on first read.
 
     ``ctx`` itself when that is so already: its three callbacks say they are safe from any
-    thread for ``loop`` (a ``loop_safe`` attribute that is ``loop``: the engine's own, which
-    marshal themselves when called off the loop) and its environment is a plain mapping or a
-    :class:`LoopEnvironment` of ``loop``. That spares a sync stage a copy of its context (a
-    ``dataclasses.replace``, ~7 µs) and three wrappers on the loop's thread."""
+    thread for ``loop`` (a ``loop_safe`` attribute that is ``loop``, on the callback or, for a
+    bound method, on its object, every public method of which is then safe: the engine's own,
+    ``engine/_callbacks.Callbacks``, which marshal themselves when called off the loop) and its
+    environment is a plain mapping or a :class:`LoopEnvironment` of ``loop``. That spares a
+    sync stage a copy of its context (a ``dataclasses.replace``, ~7 µs) and three wrappers on
+    the loop's thread."""
     environment = ctx.environment
     kind = type(environment)
     safe = kind is dict or kind is MappingProxyType
@@ -173,11 +175,13 @@ def thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageCont
             safe = True
         else:
             environment = LoopEnvironment(environment, loop)
+    # Inline, not a helper function: a Python frame each, on every sync stage.
+    publish, report_process, report_usage = ctx.publish, ctx.report_process, ctx.report_usage
     if (
         safe
-        and getattr(ctx.publish, "loop_safe", None) is loop
-        and getattr(ctx.report_process, "loop_safe", None) is loop
-        and getattr(ctx.report_usage, "loop_safe", None) is loop
+        and getattr(getattr(publish, "__self__", publish), "loop_safe", None) is loop
+        and getattr(getattr(report_process, "__self__", report_process), "loop_safe", None) is loop
+        and getattr(getattr(report_usage, "__self__", report_usage), "loop_safe", None) is loop
     ):
         return ctx
     return dataclasses.replace(

@@ -19,12 +19,7 @@ from inspect import isawaitable
 from types import CoroutineType
 from typing import Any
 
-from taskdaemon.pipeline.engine._callbacks import (
-    LazyEnvironment,
-    ProcessReporter,
-    Publisher,
-    UsageReporter,
-)
+from taskdaemon.pipeline.engine._callbacks import Callbacks, LazyEnvironment
 from taskdaemon.pipeline.engine._context_builder import new_context
 from taskdaemon.pipeline.engine._dataflow import (
     DataError,
@@ -274,7 +269,7 @@ class Attempts(RunBase):
             self.first_start(srt, now)
         if data_error is not None:
             return FAILURE, _failed(ex, data_error)
-        usage = UsageReporter(ex, loop)
+        callbacks = Callbacks(self, srt, inst, ex, loop)
         context = new_context(
             self.run_id,
             self.name,
@@ -283,10 +278,10 @@ class Attempts(RunBase):
             instance=inst.index,
             attempt=ex.attempt,
             inputs=inputs,
-            publish=Publisher(self, srt, inst, ex, loop),
-            report_process=ProcessReporter(self, name, tid, loop),
-            report_usage=usage,
-            report_cpu=usage.thread_cpu,
+            publish=callbacks.publish,
+            report_process=callbacks.report_process,
+            report_usage=callbacks.report_usage,
+            report_cpu=callbacks.report_cpu,
             timeout=limit,
             event=inst.event,
             environment=environment,

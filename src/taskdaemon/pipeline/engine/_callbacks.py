@@ -13,9 +13,10 @@ may be called from any thread (a sync handler's worker thread above all):
 * the environment is asked of the observers on first read, on the loop's thread
   (``_threads.LoopEnvironment``).
 
-Each says so with a ``loop_safe`` attribute holding its loop, so the ``python`` loop type hands
-the engine's context to a worker thread as it is (``_threads.thread_safe``), without copying it
-and wrapping each callback for every sync stage.
+They are the bound methods of one :class:`Callbacks` object, whose ``loop_safe`` attribute
+holds its loop and says so, so the ``python`` loop type hands the engine's context to a worker
+thread as it is (``_threads.thread_safe``), without copying it and wrapping each callback for
+every sync stage.
 """
 
 from __future__ import annotations
@@ -30,14 +31,22 @@ from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRu
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import StageProcess, StageStarted, TaskRunRef
 
-__all__ = ["LazyEnvironment", "ProcessReporter", "Publisher", "UsageReporter"]
+__all__ = ["Callbacks", "LazyEnvironment"]
 
 # The running loop of the calling thread, None off any loop (asyncio's own fast accessor).
 _running_loop = asyncio._get_running_loop
 
 
-class Publisher:
-    """``ctx.publish`` for one execution: only the stage's ``emits``."""
+class Callbacks:
+    """One execution's ``ctx.publish``, ``ctx.report_process``, ``ctx.report_usage`` and
+    ``ctx.report_cpu``: the bound methods of one object.
+
+    One object a stage and four bound methods (made in C, without a Python frame) rather than
+    an object per callback, each with its own ``__init__`` frame: every attempt makes them,
+    whether its handler calls them or not (most never do). Every public method is safe from
+    any thread for ``loop_safe`` (the two that change the run marshal themselves onto it, the
+    two others are plain stores), which ``_threads.thread_safe`` reads through a bound
+    method's ``__self__``."""
 
     __slots__ = ("ex", "inst", "loop_safe", "run", "srt")
 
@@ -52,7 +61,8 @@ class Publisher:
         self.run, self.srt, self.inst, self.ex = run, srt, inst, ex
         self.loop_safe = loop
 
-    def __call__(self, event_type: str, payload: Mapping[str, Any]) -> None:
+    def publish(self, event_type: str, payload: Mapping[str, Any]) -> None:
+        """``ctx.publish``: only the stage's ``emits``."""
         loop = self.loop_safe
         if _running_loop() is not loop:
             call_on_loop(loop, self._publish, event_type, payload)
@@ -70,17 +80,8 @@ class Publisher:
         ref = TaskRunRef(self.srt.name, self.inst.index, self.ex.attempt)
         self.run.publish(event_type, payload, ref)
 
-
-class ProcessReporter:
-    """``ctx.report_process`` for one execution: emits ``StageProcess``."""
-
-    __slots__ = ("loop_safe", "name", "run", "tid")
-
-    def __init__(self, run: RunBase, name: str, tid: str, loop: asyncio.AbstractEventLoop) -> None:
-        self.run, self.name, self.tid = run, name, tid
-        self.loop_safe = loop
-
-    def __call__(self, pid: int) -> None:
+    def report_process(self, pid: int) -> None:
+        """``ctx.report_process``: emits ``StageProcess``."""
         loop = self.loop_safe
         if _running_loop() is not loop:
             call_on_loop(loop, self._report, pid)
@@ -95,32 +96,22 @@ class ProcessReporter:
                 StageProcess(
                     run_id=run.run_id,
                     pipeline=run.name,
-                    stage=self.name,
-                    task_run_id=self.tid,
+                    stage=self.srt.name,
+                    task_run_id=self.ex.task_run_id,
                     pid=pid,
                     at=ctx.clock(),
                 )
             )
 
-
-class UsageReporter:
-    """``ctx.report_usage`` for one execution: CPU and peak memory of its process tree; and
-    ``ctx.report_cpu`` (:meth:`thread_cpu`): the CPU time of the thread that ran its handler.
-    Plain stores, from any thread."""
-
-    __slots__ = ("ex", "loop_safe")
-
-    def __init__(self, ex: Execution, loop: asyncio.AbstractEventLoop) -> None:
-        self.ex = ex
-        self.loop_safe = loop
-
-    def __call__(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
+    def report_usage(self, cpu_seconds: float | None, peak_bytes: int | None) -> None:
+        """``ctx.report_usage``: CPU and peak memory of the execution's process tree (plain
+        stores, from any thread)."""
         ex = self.ex
         ex.cpu = cpu_seconds
         ex.memory = peak_bytes
 
-    def thread_cpu(self, seconds: float) -> None:
-        """The handler's thread used ``seconds`` of CPU (a plain store: any thread may call)."""
+    def report_cpu(self, seconds: float) -> None:
+        """``ctx.report_cpu``: the handler's thread used ``seconds`` of CPU (a plain store)."""
         self.ex.thread_cpu = seconds
 
 
