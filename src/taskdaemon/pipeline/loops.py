@@ -163,7 +163,9 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
         async def run_async(ctx: StageContext) -> Mapping[str, Any]:
             started = time.thread_time()
             try:
-                return _as_result(await function(ctx))
+                result = await function(ctx)
+                # Most handlers return None: ``_as_result``'s answer without its call.
+                return {} if result is None else _as_result(result)
             finally:
                 ctx.report_cpu(time.thread_time() - started)
 

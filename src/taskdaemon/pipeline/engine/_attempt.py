@@ -304,11 +304,12 @@ class Attempts(RunBase):
                     if type(result) is _COROUTINE or isawaitable(result):
                         result = await result
             cs = srt.cs
-            ex.outputs = (
-                plain_outputs(result)
-                if cs.outputs is None
-                else await map_outputs(cs, result, self.request)
-            )
+            if cs.outputs is not None:
+                ex.outputs = await map_outputs(cs, result, self.request)
+            elif type(result) is dict:  # what the python loop type returns: a mapping as is
+                ex.outputs = result  # plain_outputs' answer, without its call and ABC check
+            else:
+                ex.outputs = plain_outputs(result)
         except TimeoutError as exc:
             if deadline is None or not deadline.expired():
                 return FAILURE, _failed(ex, exc)

@@ -313,7 +313,7 @@ class Run(Attempts, Triggers):
         status = srt.final_status()
         srt.status = status
         ctx = srt.ctx
-        ctx["status"] = status.value
+        ctx["status"] = status._value_  # ``.value`` is a Python property: the same, read direct
         ctx["outputs"] = stage_outputs(srt.instances)
         self.finished_queue.append(srt)
 
