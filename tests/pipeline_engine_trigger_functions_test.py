@@ -159,6 +159,21 @@ def test_plan_indexes_dependents_listeners_and_readers() -> None:
     assert ("a", "d", "z") == plan.entry_stages
 
 
+def test_plan_lists_the_stages_a_manual_trigger_starts_in_pipeline_order() -> None:
+    """``manual_entries``: the stages with a manual trigger that needs no approval (what
+    ``Stage.is_entry`` says), upstream or not, in the pipeline's order."""
+    definition = pipeline(
+        stage("z", *after("a"), Manual()),
+        stage("a"),
+        stage("b", *after("a")),
+        stage("c", Manual(approval_required=True)),
+        stage("d", OnEvent("e"), Manual()),
+    )
+    plan = TriggerPlan.build(definition)
+    assert ("z", "a", "d") == plan.manual_entries
+    assert plan.manual_entries == tuple(s.name for s in definition.stages if s.is_entry)
+
+
 def test_plan_lists_each_stage_once_and_never_as_its_own_emitter() -> None:
     """A stage with two conditions is one condition stage; a stage listening to an event it
     emits itself does not wait for itself; each emitter is listed once."""

@@ -249,6 +249,9 @@ class TriggerPlan(ValueMethods):
     #: event type -> stages that emit it
     emitters: Mapping[str, tuple[str, ...]]
     entry_stages: tuple[str, ...]  # no upstream: considered at run start
+    #: stages with a manual trigger that needs no approval (``Stage.is_entry``), in pipeline
+    #: order: considered at run start after ``entry_stages`` (asked once here, not every run)
+    manual_entries: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, pipeline: Pipeline) -> TriggerPlan:
@@ -354,6 +357,7 @@ class TriggerPlan(ValueMethods):
             condition_stages=tuple(condition_stages),
             emitters={k: tuple(v) for k, v in emitters.items()},
             entry_stages=tuple(s.name for s in pipeline.stages if not upstream[s.name]),
+            manual_entries=tuple(s.name for s in pipeline.stages if s.is_entry),
         )
 
 

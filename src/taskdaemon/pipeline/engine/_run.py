@@ -62,9 +62,9 @@ class Run(Attempts, Triggers):
         try:
             for name in self.plan.entry_stages:
                 self.consider(self.stages[name], self.started_at)
-            for stage in self.pipeline.stages:
-                if stage.is_entry and self.stages[stage.name].status is StageStatus.PENDING:
-                    self.consider(self.stages[stage.name], self.started_at)
+            for name in self.plan.manual_entries:
+                if self.stages[name].status is StageStatus.PENDING:
+                    self.consider(self.stages[name], self.started_at)
         finally:
             self.processing = False
         self.process()
@@ -379,4 +379,8 @@ class Run(Attempts, Triggers):
             dep = stages[name]
             if dep.status is StageStatus.PENDING:
                 self.consider(dep, at)
-        self.process()
+        # ``process()`` only when considering them ended a stage: else it has nothing to do,
+        # since this stage's own instance is active (counted in ``active`` until it ends), so
+        # the run cannot be idle.
+        if self.finished_queue:
+            self.process()

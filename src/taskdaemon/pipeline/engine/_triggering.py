@@ -169,7 +169,9 @@ class Triggers(Approvals):
                 if srt.status is StageStatus.PENDING:
                     self.consider(srt, self.ctx.clock())  # evaluates again, then fires
                 else:
-                    self.fire(srt, None, self.collect_fired_by(srt), None)
+                    # Only StageStarted reads it: no call for an unobserved run (its answer ())
+                    fired_by = self.collect_fired_by(srt) if self.ctx.observed else ()
+                    self.fire(srt, None, fired_by, None)
             elif readiness is IMPOSSIBLE:
                 self.skip(srt, self.impossible_reason(srt), self.ctx.clock())
             elif cs.stage.trigger_mode is ALL:
