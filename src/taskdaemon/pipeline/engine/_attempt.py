@@ -41,6 +41,7 @@ from taskdaemon.pipeline.engine._stage_state import (
     SKIPPED,
     SUCCESS,
     TIMEOUT,
+    TRANSITIONS,
     Execution,
     Instance,
     StageRun,
@@ -67,7 +68,9 @@ class Attempts(RunBase):
 
     def queue(self, srt: StageRun, inst: Instance, attempt: int) -> Execution:
         """Queue attempt ``attempt`` of ``inst`` (it waits for a worker slot)."""
-        move(srt, inst, QUEUED)
+        if QUEUED not in TRANSITIONS[inst.status]:
+            move(srt, inst, QUEUED)  # raises: the move is refused
+        inst.status = QUEUED  # move(srt, inst, QUEUED), checked inline
         ctx = self.ctx
         now = ctx.clock()
         ex = Execution(attempt, now, f"{srt.name}.{inst.index}.{attempt}")
@@ -131,7 +134,9 @@ class Attempts(RunBase):
                     srt, inst, ex, status=status, exception=exception, will_retry=will_retry
                 )
                 if not will_retry:
-                    move(srt, inst, status)
+                    if status not in TRANSITIONS[inst.status]:
+                        move(srt, inst, status)  # raises: the move is refused
+                    inst.status = status  # move(srt, inst, status), checked inline
                     break
                 delay = 0.0 if retry_now or policy is None else policy.backoff.delay(attempt)
                 move(srt, inst, RETRYING)
@@ -233,7 +238,9 @@ class Attempts(RunBase):
                     return SKIPPED, None
                 if decision.inputs is not None:
                     inputs, data_error = decision.inputs, None
-        move(srt, inst, RUNNING)
+        if RUNNING not in TRANSITIONS[inst.status]:
+            move(srt, inst, RUNNING)  # raises: the move is refused
+        inst.status = RUNNING  # move(srt, inst, RUNNING), checked inline
         now = ctx.clock()
         ex.running = now
         ex.status = RUNNING

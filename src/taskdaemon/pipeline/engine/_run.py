@@ -310,11 +310,18 @@ class Run(Attempts, Triggers):
             self.skip(srt, self.skip_reason_for(srt), self.ctx.clock())
             return
         srt.final = True
-        status = srt.final_status()
-        srt.status = status
         ctx = srt.ctx
-        ctx["status"] = status._value_  # ``.value`` is a Python property: the same, read direct
-        ctx["outputs"] = stage_outputs(srt.instances)
+        instances = srt.instances
+        if len(instances) == 1:  # final_status() and stage_outputs() of one instance, inline
+            only = instances[0]
+            status = only.status
+            ctx["status"] = status._value_  # ``.value`` is a Python property: the same, direct
+            ctx["outputs"] = only.executions[-1].outputs
+        else:
+            status = srt.final_status()
+            ctx["status"] = status._value_
+            ctx["outputs"] = stage_outputs(instances)
+        srt.status = status
         self.finished_queue.append(srt)
 
     def propagate(self, srt: StageRun) -> None:

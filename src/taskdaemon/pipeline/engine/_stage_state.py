@@ -172,8 +172,16 @@ class StageRun:
         return StageStatus(stage_status_of((inst.index, inst.status) for inst in self.instances))
 
 
+#: ``state.STAGE_TRANSITIONS``: the hot paths check a move inline, calling :func:`move` only
+#: for the error (a Python call per move, three a stage, is a visible cost).
+TRANSITIONS = STAGE_TRANSITIONS
+
+
 def move(srt: StageRun, inst: Instance, new: StageStatus) -> None:
-    """Move an instance to ``new``, enforcing the stage state machine of ``state.py``."""
+    """Move an instance to ``new``, enforcing the stage state machine of ``state.py``.
+
+    The attempt's three usual moves do the same inline (``if new not in
+    TRANSITIONS[inst.status]: move(...)``, which raises, then the store)."""
     if new not in STAGE_TRANSITIONS[inst.status]:
         raise InvalidTransitionError(
             f"stage {srt.name!r} instance {inst.index} cannot move from {inst.status} to {new}"
