@@ -25,29 +25,24 @@ import os
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Inbox", "open_inbox"]
-
-#: What a result is handed to on the loop: ``deliver(future, result, error)``.
-Deliver = Callable[[Any, Any, Any], None]
 
 
 class Inbox:
     """Results from any thread, delivered on one loop (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_deliver", "_fd", "_guard", "_items")
+    __slots__ = ("__weakref__", "_fd", "_guard", "_items")
 
-    def __init__(self, fd: int, deliver: Deliver) -> None:
+    def __init__(self, fd: int) -> None:
         self._fd = fd
-        self._deliver = deliver
         self._items: deque[tuple[Any, Any, Any]] = deque()
         self._guard = threading.Lock()
 
-    def put(self, future: Any, result: Any, error: Any) -> None:
-        """Queue ``deliver(future, result, error)`` for the loop and wake it; dropped once the
-        inbox is closed (the loop closed: nobody awaits the result any more)."""
+    def put(self, future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+        """Queue ``future``'s result (``error`` None) or exception for the loop and wake it;
+        dropped once the inbox is closed (the loop closed: nobody awaits the result any more)."""
         with self._guard:
             if self._fd < 0:
                 return
@@ -55,12 +50,18 @@ class Inbox:
             os.eventfd_write(self._fd, 1)
 
     def _drain(self) -> None:
-        """The fd's reader, on the loop: every queued result delivered."""
+        """The fd's reader, on the loop: every queued result delivered, here rather than
+        through a function called for each (a Python frame a result)."""
         os.eventfd_read(self._fd)  # only called readable: the counter is set
         items = self._items
-        deliver = self._deliver
         while items:
-            deliver(*items.popleft())
+            future, result, error = items.popleft()
+            if future.done():  # the awaiting task was cancelled meanwhile
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
 
     def close(self) -> None:
         """Close the fd (once); later ``put``\\ s are dropped."""
@@ -70,14 +71,14 @@ class Inbox:
                 os.close(fd)
 
 
-def open_inbox(loop: asyncio.AbstractEventLoop, deliver: Deliver) -> Inbox | None:
+def open_inbox(loop: asyncio.AbstractEventLoop) -> Inbox | None:
     """An inbox registered with ``loop`` (which must be running on this thread), closed at
     the latest when ``loop`` is collected; None where there is none to be had."""
     make = getattr(os, "eventfd", None)
     if make is None:
         return None
     fd = make(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-    inbox = Inbox(fd, deliver)
+    inbox = Inbox(fd)
     try:
         loop.add_reader(fd, inbox._drain)
     except NotImplementedError:  # not a selector loop

@@ -136,11 +136,13 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
         job, worker.job = worker.job, None  # worker.job is only ever a job not yet taken
         while True:
             deliver = job() if job is not None else _nothing
+            closing = False
             with self._guard:
                 if self._backlog:
                     job = self._backlog.popleft()
                 elif self._closed:
                     job = None
+                    closing = True
                     self._running.discard(threading.current_thread())
                 else:
                     job = None
@@ -148,16 +150,17 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
             deliver()
             if job is not None:
                 continue
-            if not self._wait(worker):
+            if closing or not self._wait(worker):
                 return
             job, worker.job = worker.job, None
 
     def _wait(self, worker: _Worker) -> bool:
-        """Wait idle for a job; False when the thread is to end (shut down, or idle too long)."""
-        with self._guard:
-            if self._closed and worker.job is None:
-                self._end(worker)
-                return False
+        """Wait idle for a job; False when the thread is to end (shut down, or idle too long).
+
+        Only an idle thread waits (on the idle stack, put there under the guard while the pool
+        was open; a thread that found it closed ends in ``_serve``), so no check of
+        ``_closed`` comes first: a ``shutdown`` after the thread went idle rang its bell, and
+        the wait returns at once to the check below."""
         woken = worker.bell.wait(IDLE_SECONDS)
         with self._guard:
             if not woken and worker.bell.take():

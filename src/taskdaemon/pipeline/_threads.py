@@ -36,6 +36,7 @@ import contextvars
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -245,11 +246,8 @@ def _call(
             error = caught
 
         if inbox is not None:
-
-            def put() -> None:
-                inbox.put(future, result, error)
-
-            return put
+            # A partial, not a closure: no Python frame of its own on the worker thread.
+            return partial(inbox.put, future, result, error)
 
         def deliver() -> None:
             # try/except, not contextlib.suppress (three calls more): once a stage.
@@ -286,7 +284,7 @@ class _LoopPool(SyncPool):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self._loop = loop
-        self.inbox = open_inbox(loop, _deliver)
+        self.inbox = open_inbox(loop)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         super().shutdown(wait, cancel_futures=cancel_futures)
