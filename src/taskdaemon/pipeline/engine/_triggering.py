@@ -109,14 +109,23 @@ class Triggers(Approvals):
             if state is SATISFIED and self.ctx.observed:  # only StageStarted reads it
                 if srt.fired_by is None:
                     srt.fired_by = {}
-                # A list comprehension, not a generator: no generator resumed per instance.
-                srt.fired_by[index] = tuple(
-                    [
-                        task_run_ref(upstream.name, inst.index, inst.executions[-1].attempt)
-                        for inst in upstream.instances
-                        if inst.executions
-                    ]
-                )
+                instances = upstream.instances
+                if len(instances) == 1:  # the comprehension below, without its frame
+                    only = instances[0]
+                    srt.fired_by[index] = (
+                        (task_run_ref(upstream.name, only.index, only.executions[-1].attempt),)
+                        if only.executions
+                        else ()
+                    )
+                else:
+                    # A list comprehension, not a generator: no generator resumed per instance.
+                    srt.fired_by[index] = tuple(
+                        [
+                            task_run_ref(upstream.name, inst.index, inst.executions[-1].attempt)
+                            for inst in instances
+                            if inst.executions
+                        ]
+                    )
         elif isinstance(trigger, OnCondition):
             compiled = srt.cs.conditions[index]
             if compiled.expression.isolated:
