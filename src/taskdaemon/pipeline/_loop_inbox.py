@@ -51,7 +51,8 @@ class Inbox:
 
     def _drain(self) -> None:
         """The fd's reader, on the loop: every queued result delivered, here rather than
-        through a function called for each (a Python frame a result)."""
+        through a function called for each (a Python frame a result): the lines of
+        ``_threads._deliver``, which the loops without an inbox still call."""
         os.eventfd_read(self._fd)  # only called readable: the counter is set
         items = self._items
         while items:
