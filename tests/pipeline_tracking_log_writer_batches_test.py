@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.deferred import PendingLogHandler
 from taskdaemon.pipeline.log_rows import LogRow
+from taskdaemon.pipeline.tracking import log_writer
 from taskdaemon.pipeline.tracking.log_read import run_log_records
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
@@ -98,3 +100,62 @@ def test_repeated_attributes_are_redacted_and_equal_values_of_other_types_kept(
     assert [redacted, redacted, {"flag": True}, {"flag": 1}, {"v": 0.0}, {"v": -0.0}] == stored
     assert [bool, int] == [type(row["flag"]) for row in stored[2:4]]
     assert ["0.0", "-0.0"] == [repr(row["v"]) for row in stored[4:]]
+
+
+def _stored(db: Path) -> list[tuple[Any, ...]]:
+    """Every column of every ``logs`` row with its SQLite type, in ``id`` order."""
+    conn = sqlite3.connect(db)
+    try:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(logs)")]
+        typed = ", ".join(f"{name}, typeof({name})" for name in columns)
+        return conn.execute(f"SELECT {typed} FROM logs ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_large_batch_stores_the_rows_one_insert_a_row_would(tmp_path: Path) -> None:
+    """A batch of more rows than one multi-row statement takes (two whole statements and a
+    rest) stores every column as writing the rows one by one does: same values, same types,
+    same ids in the same order, the same redaction."""
+    count = 2 * log_writer.ROWS_A_STATEMENT + 7
+    rows = [
+        LogRow(
+            RUN,
+            1_000 + index,
+            9 if index % 3 else 13,
+            "INFO" if index % 3 else "WARNING",
+            None if index % 5 == 0 else "chain",
+            None if index % 7 == 0 else f"s{index}",
+            None if index % 4 == 0 else index,
+            index % 3,
+            None if index % 2 else f"{index:016x}",
+            "taskdaemon.run.lifecycle",
+            f"row {index} password=hunter2" if index % 11 == 0 else f"row {index}",
+            {"event": "stage.started", "n": index, "flag": index % 2 == 0, "x": index / 4},
+        )
+        for index in range(count)
+    ]
+    together, one_by_one = tmp_path / "together.db", tmp_path / "one_by_one.db"
+    writer = SqliteLogWriter(together, linger=60.0)
+    try:
+        writer.write_rows(list(rows))
+        assert writer.flush(timeout=10.0)
+        assert (count, 1) == (writer.written, writer.batches)
+    finally:
+        writer.close()
+    writer = SqliteLogWriter(one_by_one)
+    try:
+        for row in rows:
+            writer.write_row(row)
+            assert writer.flush(timeout=10.0)
+        assert (count, count) == (writer.written, writer.batches)
+    finally:
+        writer.close()
+    stored = _stored(together)
+    assert count == len(stored)
+    assert _stored(one_by_one) == stored
+    body = 2 * 11  # the body's value in a stored row (each column is followed by its type)
+    assert ["row 0 password=[REDACTED]", "row 1"] == [row[body] for row in stored[:2]]
+    assert [f"row {index}" for index in range(count)] == [
+        row[body].split(" password")[0] for row in stored
+    ]

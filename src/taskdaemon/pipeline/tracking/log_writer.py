@@ -15,9 +15,10 @@ the bodies of a batch with one substring pre-check over all of them (``redact_li
 no row holds a hint), the attributes' JSON remembered when it repeats
 (``log_rows.encode_attributes``). A row whose producer found that JSON remembered
 (``run_log``'s lifecycle rows, see ``log_rows``) comes with it, and is inserted as it is.
-Rows are written in batches, one transaction each: once a row arrives at an idle writer, it
-waits up to :data:`LINGER_SECONDS` for more (less when a batch fills up, ``flush`` or
-``close`` is called), and a row queued meanwhile wakes nobody. Without the wait every record
+Rows are written in batches, one transaction each, many rows a statement (``_insert_rows``):
+once a row arrives at an idle writer, it waits up to :data:`LINGER_SECONDS` for more (less
+when a batch fills up, ``flush`` or ``close`` is called), and a row queued meanwhile wakes
+nobody. Without the wait every record
 of a run whose loop often waits (sync handlers in threads, subprocesses) cost a thread wake-up
 and a commit of its own.
 At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and counted
@@ -33,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Final
 
@@ -50,7 +52,15 @@ __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 MAX_PENDING: Final = 200_000
 #: Seconds an idle writer waits, after a row arrives, for more rows to write in the same batch.
 LINGER_SECONDS: Final = 0.05
+#: Rows a multi-row ``INSERT`` writes at once (``_insert_rows``); 480 parameters, far under
+#: SQLite's limit on a statement's parameters (999 in the oldest SQLite Python supports).
+ROWS_A_STATEMENT: Final = 40
 _logger = logging.getLogger(__name__)
+_INSERT_ONE: Final = (
+    "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage, instance, attempt,"
+    " span_id, scope, body, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+_INSERT_MANY: Final = _INSERT_ONE + ",(?,?,?,?,?,?,?,?,?,?,?,?)" * (ROWS_A_STATEMENT - 1)
 
 # What waits for the writer: a row (its body, and its attributes unless encoded already,
 # redacted on the writer thread), or a batch of output lines (as many rows as its lines).
@@ -285,16 +295,31 @@ class SqliteLogWriter:
                     if isinstance(step, OutputRows):
                         step.insert(conn)
                     else:
-                        conn.executemany(
-                            "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline,"
-                            " stage, instance, attempt, span_id, scope, body, attributes)"
-                            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            step,
-                        )
+                        _insert_rows(conn, step)
                 conn.execute("COMMIT")
             except BaseException:
                 rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
                 raise
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    """Insert ``rows`` in order: :data:`ROWS_A_STATEMENT` at a time by one multi-row
+    ``INSERT``, the rest by ``executemany``.
+
+    Why: ``executemany`` runs its statement once a row, and each run has a fixed cost in the
+    ``sqlite3`` module and in SQLite (step, halt, reset, the statement's counters) on top of
+    the row's own work; one statement of many rows pays it once (benchmarks/README.md,
+    "Round 18 (runlog14)").
+    Exact: a ``VALUES`` list is inserted in its order, each row with the ``id`` after the one
+    before, and every value is bound as ``executemany`` binds it (the same parameter types, in
+    the same order), so the stored rows are the ones one statement a row would store."""
+    whole = len(rows) - len(rows) % ROWS_A_STATEMENT
+    for start in range(0, whole, ROWS_A_STATEMENT):
+        conn.execute(
+            _INSERT_MANY, list(chain.from_iterable(rows[start : start + ROWS_A_STATEMENT]))
+        )
+    if whole < len(rows):
+        conn.executemany(_INSERT_ONE, rows[whole:] if whole else rows)
 
 
 def _redacted(values: list[Row]) -> list[Row]:
