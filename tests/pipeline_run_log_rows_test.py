@@ -365,3 +365,125 @@ def test_the_run_log_takes_trigger_evaluations_only_with_decisions_on() -> None:
     finally:
         decision.setLevel(saved[0])
         lifecycle.setLevel(saved[1])
+
+
+def _varied() -> list[tuple[Any, SpanContext | None]]:
+    """Lifecycle records of every level and shape, each with its span: two stages alike (the
+    second one's attributes remembered), a retried failure, a failure, a timeout, a
+    cancellation, a start without a span and one with an invalid span."""
+    spans = [SpanContext(int(RUN, 16), 0x100 + i, False, TraceFlags(1)) for i in range(6)]
+    invalid = SpanContext(0, 0, False, TraceFlags(0))
+    at = 1_700_000_000.125
+
+    def started(i: int, loop: str) -> StageStarted:
+        return StageStarted(
+            run_id=RUN,
+            pipeline="p",
+            stage=f"s{i}",
+            instance=i % 2,
+            attempt=1,
+            task_run_id=f"s{i}.0.1",
+            loop=loop,
+            at=at + i,
+            queued_at=at,
+            considered_at=at,
+            inputs={},
+        )
+
+    def finished(i: int, status: StageStatus, **more: Any) -> StageFinished:
+        common = {"run_id": RUN, "pipeline": "p", "stage": f"s{i}", "instance": i % 2}
+        return StageFinished(
+            **common, attempt=1, task_run_id=f"s{i}.0.1", status=status, at=at + i + 0.5, **more
+        )
+
+    failed = {"error": "boom password=hunter2", "error_type": "ValueError"}
+    return [
+        (started(0, "python"), spans[0]),
+        (finished(0, StageStatus.SUCCESS), spans[0]),
+        (started(1, "python"), spans[1]),
+        (finished(1, StageStatus.SUCCESS), spans[1]),
+        (started(2, "thread"), spans[2]),
+        (finished(2, StageStatus.FAILURE, will_retry=True, **failed), spans[2]),
+        (finished(2, StageStatus.FAILURE, **failed), spans[2]),
+        (finished(3, StageStatus.TIMEOUT, error="late", error_type=None), spans[3]),
+        (finished(4, StageStatus.CANCELLED, error=None, error_type="Cancelled"), spans[4]),
+        (started(5, "python"), None),
+        (started(6, "python"), invalid),
+        (finished(6, StageStatus.SUCCESS), spans[5]),
+    ]
+
+
+def test_a_turns_lifecycle_rows_equal_the_rows_of_each_record_asked_alone(
+    run_logging: Any,
+) -> None:
+    """In a turn with neither TRACE nor DEBUG on, a stage's start and end take the run log's
+    lean path (its answers kept for the turn, a row built at once); outside a turn every
+    record is asked alone and built through the general ``_emit``, and with another taker it
+    goes through ``logging``. The three store the same rows, column for column."""
+    hook, writer, db, _ = run_logging
+    records = _varied()
+    queue = RecordQueue(lambda pair: hook(*pair))
+    wanting = _Wanting()
+    try:
+        with _runner_handlers_aside(), _records_made() as made:
+            queue.handle_batch(records)  # one turn
+            for event, span in records:  # outside a turn
+                hook(event, span)
+        assert made == []
+        logging.getLogger().addHandler(wanting)
+        with _runner_handlers_aside():
+            queue.handle_batch(records)  # through logging
+    finally:
+        logging.getLogger().removeHandler(wanting)
+        queue.close()
+    assert len(wanting.records) == len(records)
+    writer.flush()
+    rows = _rows(db)
+    count = len(records)
+    assert len(rows) == 3 * count
+    lean, alone, through_logging = (rows[i : i + count] for i in (0, count, 2 * count))
+    assert lean == alone
+    assert lean == through_logging
+    assert [row[3] for row in lean] == [
+        *["INFO"] * 5,
+        "WARNING",
+        "ERROR",
+        "ERROR",
+        "WARNING",
+        *["INFO"] * 3,
+    ]
+    assert [row[8] for row in lean[9:]] == [None, None, "0000000000000105"]
+    assert "hunter2" not in repr(rows)
+
+
+def test_levels_changed_between_two_turns_hold_from_the_next_turn(run_logging: Any) -> None:
+    """The lean path's levels are asked once per turn (``run_log``'s decision): DEBUG switched
+    on after a turn brings the next turn's decision records, and the lifecycle logger raised
+    to WARNING drops the next turn's INFO rows. Fails when a turn's answers outlive it."""
+    hook, writer, db, _ = run_logging
+    decision = logging.getLogger("taskdaemon.run.decision")
+    lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
+    saved = decision.level, lifecycle.level
+    queue = RecordQueue(lambda event: hook(event, SPAN))
+    try:
+        with _runner_handlers_aside():
+            queue.handle_batch(_stage(0))
+            decision.setLevel(logging.DEBUG)
+            queue.handle_batch(_stage(1))
+            decision.setLevel(saved[0])
+            lifecycle.setLevel(logging.WARNING)
+            queue.handle_batch(_stage(2))
+    finally:
+        decision.setLevel(saved[0])
+        lifecycle.setLevel(saved[1])
+        queue.close()
+    writer.flush()
+    assert [(row[5], row[9].rsplit(".", 1)[1], row[3]) for row in _rows(db)] == [
+        ("s0", "lifecycle", "INFO"),
+        ("s0", "lifecycle", "ERROR"),
+        ("s1", "decision", "DEBUG"),
+        ("s1", "decision", "DEBUG"),
+        ("s1", "lifecycle", "INFO"),
+        ("s1", "lifecycle", "ERROR"),
+        ("s2", "lifecycle", "ERROR"),
+    ]

@@ -38,6 +38,20 @@ milliseconds later. That is no weaker in practice: a record is handled some time
 made anyway, so which configuration sees which record was already a matter of the queue's
 timing. Outside a turn (the hook called directly) the answer is asked for every row.
 
+Decision: within a turn with neither TRACE nor DEBUG on (``taskdaemon run``'s default), a
+stage's start and end take a lean path (``_LEAN``): the loggers' levels are asked once a turn
+with where the rows go (a level changed while a turn is under way holds from the next turn, as
+for the handlers above; the monitor already asks the hook's ``takes`` once a turn), and the
+lifecycle row is built at once, not through ``_emit``'s general form. Why: the general path
+costs a stage's records several Python calls each (three ``isEnabledFor``, ``_emit``, the
+level's number and name, the span's id, the attributes' memo lookup), the larger part of the run
+log's work on the monitor's thread. Exact: the row is the one ``_emit`` builds (the same
+values, message, level name and redacted attributes: the test of the rows pins it), and any
+record the lean path cannot write directly (another handler wants it, no valid span, an id
+missing) goes the general way. Two things are remembered: the last span context's formatted id
+(a stage's two rows carry the same context, an immutable tuple) and the attributes' JSON by the
+record's values when they are strings (equal values, equal redacted JSON: ``log_rows``).
+
 Decision: within a turn, the direct rows are kept and handed to the writer together when the
 turn ends (``SqliteLogWriter.write_rows``, called by the queue at the end of the turn), not one
 ``write_row`` each: one locked hand-over a turn instead of two a stage. Their order is kept:
@@ -85,7 +99,7 @@ from taskdaemon.pipeline.run_log_scope import (
     takes,
     wants,
 )
-from taskdaemon.pipeline.run_state import is_failed
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, is_failed
 
 __all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "MAX_VALUE_CHARS", "RunLog"]
 
@@ -96,6 +110,9 @@ _lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
 _decision = logging.getLogger(DECISION_LOGGER)
 _event = logging.getLogger(EVENT_LOGGER)
 _UNKNOWN: Any = object()  # no answer kept yet for this turn
+_OFF: Any = object()  # the logger drops records at that level
+#: Attribute texts ``RunLog`` remembers at most (``RunLog._attributes``).
+_TEXTS_MAX: Final = 256
 
 
 def _value(value: Any) -> str:
@@ -124,9 +141,27 @@ class RunLog:
         # The direct rows of the turn under way, not yet handed to their sink (module doc).
         self._rows: list[Row] = []
         self._rows_sink: RowSink | None = None
+        # The lifecycle-only path (``_lean``): the turn's token and, when neither TRACE nor
+        # DEBUG is on, the answers for the lifecycle logger by level (``_lifecycle_answer``).
+        self._lean: tuple[object, dict[int, Any] | None] = (_UNKNOWN, None)
+        # The last span context whose id a direct row carries, and that id formatted.
+        self._span: Any = _UNKNOWN
+        self._span_hex = ""
+        # Remembered attribute texts, by the record's event name and its other values.
+        self._texts: dict[tuple[Any, ...], str] = {}
 
     def __call__(self, event: EngineEvent, span: SpanContext | None) -> None:
         """Write the records of ``event`` (never raises into the monitor: it guards hooks)."""
+        token = _turn.token
+        if token is not None:
+            lean = self._lean
+            if lean[0] is not token:
+                lean = self._begin_turn(token)
+            if lean[1] is not None:
+                build = _LEAN.get(type(event))
+                if build is not None:
+                    build(self, lean[1], event, span)
+                    return
         if isinstance(event, RunStarted):
             self._pipelines[event.run_id] = event.pipeline
         if _event.isEnabledFor(TRACE):
@@ -161,6 +196,156 @@ class RunLog:
             if sink is not None:
                 sink.write_rows(rows)
 
+    def _sink(self, logger: logging.Logger, level: int, token: list[Any] | None) -> RowSink | None:
+        """``row_sink_for``'s answer: kept for the turn of ``token`` (module doc), asked for
+        every row outside a turn."""
+        if token is None:
+            return row_sink_for(logger, level)
+        sinks = self._sinks
+        if sinks[0] is not token:
+            sinks = self._sinks = (token, {})
+            token.append(self._hand_over)  # this turn's rows, at its end
+        sink: RowSink | None = sinks[1].get((logger, level), _UNKNOWN)
+        if sink is _UNKNOWN:
+            sink = sinks[1][logger, level] = row_sink_for(logger, level)
+        return sink
+
+    def _begin_turn(self, token: list[Any]) -> tuple[object, dict[int, Any] | None]:
+        """The turn's lean state: lifecycle answers to fill when neither TRACE nor DEBUG is
+        on (then a stage's start and end write lifecycle records only), else None."""
+        lean = not _event.isEnabledFor(TRACE) and not _decision.isEnabledFor(logging.DEBUG)
+        state: tuple[object, dict[int, Any] | None] = (token, {} if lean else None)
+        self._lean = state
+        return state
+
+    def _lifecycle_answer(self, answers: dict[int, Any], level: int) -> Any:
+        """What a lifecycle record at ``level`` takes this turn: ``_OFF`` when the logger
+        drops it, else its sink (None: the ``logging`` path), severity number and level name;
+        kept in ``answers`` for the rest of the turn."""
+        if not _lifecycle.isEnabledFor(level):
+            answer: Any = _OFF
+        else:
+            sink = self._sink(_lifecycle, level, _turn.token)
+            answer = (sink, severity_number(level), logging.getLevelName(level))
+        answers[level] = answer
+        return answer
+
+    def _attributes(self, key: tuple[Any, ...], fields: dict[str, Any]) -> dict[str, Any] | str:
+        """``fields``' JSON when the writer has it already (``log_rows.encoded_attributes``),
+        remembered by ``key`` (the record's event name and other values, each a string or
+        None: equal keys are equal fields, whose redacted JSON is the same); else ``fields``."""
+        text = encoded_attributes(fields)
+        if text is None:
+            return fields
+        if len(self._texts) >= _TEXTS_MAX:
+            self._texts.clear()
+        self._texts[key] = text
+        return text
+
+    def _span_hex_of(self, span: SpanContext | None) -> str | None:
+        """``span``'s id as a row stores it, or None when it has none (not valid). The last
+        one is remembered: a stage's two rows carry the same span context, an immutable
+        tuple, so the same object has the same id."""
+        if span is None or not span.is_valid:
+            return None
+        self._span = span
+        self._span_hex = text = format(span.span_id, "016x")
+        return text
+
+    def _keep(self, sink: RowSink, row: Row) -> None:
+        """Keep ``row`` with the turn's other rows for ``sink`` (module doc)."""
+        if sink is not self._rows_sink:
+            self._hand_over()
+            self._rows_sink = sink
+        self._rows.append(row)
+
+    def _lean_stage_started(
+        self, answers: dict[int, Any], event: StageStarted, span: SpanContext | None
+    ) -> None:
+        """``_stage_started`` when only lifecycle records are on (``_LEAN``)."""
+        answer = answers.get(logging.INFO) or self._lifecycle_answer(answers, logging.INFO)
+        if answer is _OFF:
+            return
+        span_hex = self._span_hex if span is self._span else self._span_hex_of(span)
+        sink = answer[0]
+        stage, instance, attempt = event.stage, event.instance, event.attempt
+        if sink is None or span_hex is None or stage is None or instance is None or attempt is None:
+            self._stage_started(event, span)  # the logging path, or ids to be stamped
+            return
+        loop = event.loop
+        attributes: dict[str, Any] | str | None = (
+            self._texts.get(("stage.started", loop)) if type(loop) is str else None
+        )
+        if attributes is None:
+            attributes = self._attributes(
+                ("stage.started", loop), {"event": "stage.started", "loop": loop}
+            )
+        pipeline = event.pipeline
+        self._keep(
+            sink,
+            (
+                event.run_id,
+                int(event.at * 1e9),
+                answer[1],
+                answer[2],
+                pipeline if isinstance(pipeline, str) else pipeline.name,
+                stage,
+                instance,
+                attempt,
+                span_hex,
+                LIFECYCLE_LOGGER,
+                "stage %s started (attempt %d)" % (event.task_run_id, attempt),  # noqa: UP031
+                attributes,
+            ),
+        )
+
+    def _lean_stage_finished(
+        self, answers: dict[int, Any], event: StageFinished, span: SpanContext | None
+    ) -> None:
+        """``_stage_finished`` when only lifecycle records are on (``_LEAN``)."""
+        status = str(event.status)
+        if status in FAILED_STAGE_STATUSES:
+            level = logging.WARNING if event.will_retry else logging.ERROR
+        else:
+            level = logging.WARNING if status == "cancelled" else logging.INFO
+        answer = answers.get(level) or self._lifecycle_answer(answers, level)
+        if answer is _OFF:
+            return
+        span_hex = self._span_hex if span is self._span else self._span_hex_of(span)
+        sink = answer[0]
+        stage, instance, attempt = event.stage, event.instance, event.attempt
+        if sink is None or span_hex is None or stage is None or instance is None or attempt is None:
+            self._stage_finished(event, span)  # the logging path, or ids to be stamped
+            return
+        error_type = event.error_type
+        key = ("stage.finished", status, error_type)
+        attributes: dict[str, Any] | str | None = (
+            self._texts.get(key) if error_type is None or type(error_type) is str else None
+        )
+        if attributes is None:
+            attributes = self._attributes(
+                key, {"event": "stage.finished", "status": status, "error_type": error_type}
+            )
+        error = f": {event.error}" if event.error else ""
+        pipeline = event.pipeline
+        self._keep(
+            sink,
+            (
+                event.run_id,
+                int(event.at * 1e9),
+                answer[1],
+                answer[2],
+                pipeline if isinstance(pipeline, str) else pipeline.name,
+                stage,
+                instance,
+                attempt,
+                span_hex,
+                LIFECYCLE_LOGGER,
+                "stage %s finished: %s%s" % (event.task_run_id, status, error),  # noqa: UP031
+                attributes,
+            ),
+        )
+
     @staticmethod
     def takes(kind: type) -> bool:
         """Whether the monitor is to call this hook for records of type ``kind`` at the
@@ -194,16 +379,7 @@ class RunLog:
         attempt = getattr(event, "attempt", None)
         valid = span is not None and span.is_valid
         token = _turn.token
-        if token is None:  # not in a turn of the monitor's queue: asked for every row
-            sink = row_sink_for(logger, level)
-        else:
-            sinks = self._sinks
-            if sinks[0] is not token:
-                sinks = self._sinks = (token, {})
-                token.append(self._hand_over)  # this turn's rows, at its end
-            sink = sinks[1].get((logger, level), _UNKNOWN)
-            if sink is _UNKNOWN:
-                sink = sinks[1][logger, level] = row_sink_for(logger, level)
+        sink = self._sink(logger, level, token)
         # A field left None is stamped by ContextFilter from the thread's context; the row
         # path takes over only where that context has nothing to stamp (the same row).
         if sink is not None and (
@@ -458,4 +634,10 @@ _HANDLERS: Final[dict[type, Any]] = {
     TriggerEvaluated: RunLog._trigger_evaluated,
     ApprovalRequested: RunLog._approval_requested,
     ApprovalResolved: RunLog._approval_resolved,
+}
+
+#: The records with a lean path, taken when neither TRACE nor DEBUG is on for the turn.
+_LEAN: Final[dict[type, Any]] = {
+    StageStarted: RunLog._lean_stage_started,
+    StageFinished: RunLog._lean_stage_finished,
 }
