@@ -159,3 +159,19 @@ def test_a_large_batch_stores_the_rows_one_insert_a_row_would(tmp_path: Path) ->
     assert [f"row {index}" for index in range(count)] == [
         row[body].split(" password")[0] for row in stored
     ]
+
+
+def test_a_batch_holds_at_most_batch_size_rows_and_the_rest_follows_in_order(
+    tmp_path: Path,
+) -> None:
+    """Rows queued together beyond ``batch_size`` are written in batches of that many, the
+    last one with what is left, in the order queued."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db, batch_size=3, linger=60.0)
+    try:
+        writer.write_rows([_row(f"r{index}", {"event": "x"}) for index in range(7)])
+        assert writer.flush(timeout=10.0)
+        assert (7, 3) == (writer.written, writer.batches)
+    finally:
+        writer.close()
+    assert [f"r{index}" for index in range(7)] == [row.body for row in run_log_records(db, RUN)]

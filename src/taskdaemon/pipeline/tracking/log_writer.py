@@ -233,12 +233,7 @@ class SqliteLogWriter:
                 if not self._pending:
                     return
                 self._linger()
-                entries: list[_Entry] = []
-                size = 0
-                while self._pending and size < self._batch_size:
-                    entry = self._pending.popleft()
-                    entries.append(entry)
-                    size += _size(entry)
+                entries, size = self._take()
                 self._queued -= size
                 self._busy = True
             try:
@@ -254,6 +249,24 @@ class SqliteLogWriter:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _take(self) -> tuple[list[_Entry], int]:
+        """The next batch (holding ``_cond``): entries while fewer than ``batch_size`` rows are
+        taken, and how many rows they hold. When fewer than that wait in all (``_queued``
+        counts them), every entry is taken at once, as the loop would take them one by one,
+        without asking each one's size."""
+        pending = self._pending
+        if self._queued < self._batch_size:
+            entries = list(pending)
+            pending.clear()
+            return entries, self._queued
+        entries = []
+        size = 0
+        while pending and size < self._batch_size:
+            entry = pending.popleft()
+            entries.append(entry)
+            size += _size(entry)
+        return entries, size
 
     def _linger(self) -> None:
         """Wait (holding ``_cond``) up to ``linger`` seconds for the batch to fill, unless it
