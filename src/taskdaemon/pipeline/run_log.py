@@ -252,12 +252,37 @@ class RunLog:
         self._span_hex = text = format(span.span_id, "016x")
         return text
 
-    def _keep(self, sink: RowSink, row: Row) -> None:
-        """Keep ``row`` with the turn's other rows for ``sink`` (module doc)."""
+    def _keep(
+        self,
+        answer: tuple[RowSink, int, str],
+        event: StageStarted | StageFinished,
+        span_hex: str,
+        body: str,
+        attributes: dict[str, Any] | str,
+    ) -> None:
+        """Keep ``event``'s lifecycle row (the one ``_emit`` builds) with the turn's other rows
+        for the sink of ``answer`` (module doc)."""
+        sink = answer[0]
         if sink is not self._rows_sink:
             self._hand_over()
             self._rows_sink = sink
-        self._rows.append(row)
+        pipeline = event.pipeline
+        self._rows.append(
+            (
+                event.run_id,
+                int(event.at * 1e9),
+                answer[1],
+                answer[2],
+                pipeline if isinstance(pipeline, str) else pipeline.name,
+                event.stage,
+                event.instance,
+                event.attempt,
+                span_hex,
+                LIFECYCLE_LOGGER,
+                body,
+                attributes,
+            )
+        )
 
     def _lean_stage_started(
         self, answers: dict[int, Any], event: StageStarted, span: SpanContext | None
@@ -280,24 +305,9 @@ class RunLog:
             attributes = self._attributes(
                 ("stage.started", loop), {"event": "stage.started", "loop": loop}
             )
-        pipeline = event.pipeline
-        self._keep(
-            sink,
-            (
-                event.run_id,
-                int(event.at * 1e9),
-                answer[1],
-                answer[2],
-                pipeline if isinstance(pipeline, str) else pipeline.name,
-                stage,
-                instance,
-                attempt,
-                span_hex,
-                LIFECYCLE_LOGGER,
-                "stage %s started (attempt %d)" % (event.task_run_id, attempt),  # noqa: UP031
-                attributes,
-            ),
-        )
+        # ``_emit``'s ``message % args``, the same text:
+        body = "stage %s started (attempt %d)" % (event.task_run_id, attempt)  # noqa: UP031
+        self._keep(answer, event, span_hex, body, attributes)
 
     def _lean_stage_finished(
         self, answers: dict[int, Any], event: StageFinished, span: SpanContext | None
@@ -327,24 +337,9 @@ class RunLog:
                 key, {"event": "stage.finished", "status": status, "error_type": error_type}
             )
         error = f": {event.error}" if event.error else ""
-        pipeline = event.pipeline
-        self._keep(
-            sink,
-            (
-                event.run_id,
-                int(event.at * 1e9),
-                answer[1],
-                answer[2],
-                pipeline if isinstance(pipeline, str) else pipeline.name,
-                stage,
-                instance,
-                attempt,
-                span_hex,
-                LIFECYCLE_LOGGER,
-                "stage %s finished: %s%s" % (event.task_run_id, status, error),  # noqa: UP031
-                attributes,
-            ),
-        )
+        # ``_emit``'s ``message % args``, the same text:
+        body = "stage %s finished: %s%s" % (event.task_run_id, status, error)  # noqa: UP031
+        self._keep(answer, event, span_hex, body, attributes)
 
     @staticmethod
     def takes(kind: type) -> bool:
