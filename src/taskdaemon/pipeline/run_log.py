@@ -252,17 +252,56 @@ class RunLog:
         self._span_hex = text = format(span.span_id, "016x")
         return text
 
-    def _keep(
+    def _lean_row(
         self,
-        answer: tuple[RowSink, int, str],
+        answers: dict[int, Any],
         event: StageStarted | StageFinished,
-        span_hex: str,
-        body: str,
-        attributes: dict[str, Any] | str,
+        span: SpanContext | None,
     ) -> None:
-        """Keep ``event``'s lifecycle row (the one ``_emit`` builds) with the turn's other rows
-        for the sink of ``answer`` (module doc)."""
+        """``_stage_started`` or ``_stage_finished`` when only lifecycle records are on
+        (``_LEAN``): the row ``_emit`` builds, kept with the turn's other rows for its sink
+        (module doc). One method for both, not two that share their checks: the same lines
+        once, and no call of a third to keep the row."""
+        if isinstance(event, StageStarted):
+            level = logging.INFO
+        else:
+            status = str(event.status)
+            if status in FAILED_STAGE_STATUSES:
+                level = logging.WARNING if event.will_retry else logging.ERROR
+            else:
+                level = logging.WARNING if status == "cancelled" else logging.INFO
+        answer = answers.get(level) or self._lifecycle_answer(answers, level)
+        if answer is _OFF:
+            return
+        span_hex = self._span_hex if span is self._span else self._span_hex_of(span)
         sink = answer[0]
+        stage, instance, attempt = event.stage, event.instance, event.attempt
+        if sink is None or span_hex is None or stage is None or instance is None or attempt is None:
+            # The logging path, or ids to be stamped.
+            _HANDLERS[type(event)](self, event, span)
+            return
+        # The attributes' JSON is remembered by the record's values when each is a string or
+        # None (``_attributes``); the body is ``_emit``'s ``message % args``, the same text.
+        key: tuple[Any, ...]
+        attributes: dict[str, Any] | str | None
+        if isinstance(event, StageStarted):
+            loop = event.loop
+            key = ("stage.started", loop)
+            attributes = self._texts.get(key) if type(loop) is str else None
+            if attributes is None:
+                attributes = self._attributes(key, {"event": "stage.started", "loop": loop})
+            body = "stage %s started (attempt %d)" % (event.task_run_id, attempt)  # noqa: UP031
+        else:
+            error_type = event.error_type
+            key = ("stage.finished", status, error_type)
+            attributes = (
+                self._texts.get(key) if error_type is None or type(error_type) is str else None
+            )
+            if attributes is None:
+                fields = {"event": "stage.finished", "status": status, "error_type": error_type}
+                attributes = self._attributes(key, fields)
+            error = f": {event.error}" if event.error else ""
+            body = "stage %s finished: %s%s" % (event.task_run_id, status, error)  # noqa: UP031
         if sink is not self._rows_sink:
             self._hand_over()
             self._rows_sink = sink
@@ -274,72 +313,15 @@ class RunLog:
                 answer[1],
                 answer[2],
                 pipeline if isinstance(pipeline, str) else pipeline.name,
-                event.stage,
-                event.instance,
-                event.attempt,
+                stage,
+                instance,
+                attempt,
                 span_hex,
                 LIFECYCLE_LOGGER,
                 body,
                 attributes,
             )
         )
-
-    def _lean_stage_started(
-        self, answers: dict[int, Any], event: StageStarted, span: SpanContext | None
-    ) -> None:
-        """``_stage_started`` when only lifecycle records are on (``_LEAN``)."""
-        answer = answers.get(logging.INFO) or self._lifecycle_answer(answers, logging.INFO)
-        if answer is _OFF:
-            return
-        span_hex = self._span_hex if span is self._span else self._span_hex_of(span)
-        sink = answer[0]
-        stage, instance, attempt = event.stage, event.instance, event.attempt
-        if sink is None or span_hex is None or stage is None or instance is None or attempt is None:
-            self._stage_started(event, span)  # the logging path, or ids to be stamped
-            return
-        loop = event.loop
-        attributes: dict[str, Any] | str | None = (
-            self._texts.get(("stage.started", loop)) if type(loop) is str else None
-        )
-        if attributes is None:
-            attributes = self._attributes(
-                ("stage.started", loop), {"event": "stage.started", "loop": loop}
-            )
-        # ``_emit``'s ``message % args``, the same text:
-        body = "stage %s started (attempt %d)" % (event.task_run_id, attempt)  # noqa: UP031
-        self._keep(answer, event, span_hex, body, attributes)
-
-    def _lean_stage_finished(
-        self, answers: dict[int, Any], event: StageFinished, span: SpanContext | None
-    ) -> None:
-        """``_stage_finished`` when only lifecycle records are on (``_LEAN``)."""
-        status = str(event.status)
-        if status in FAILED_STAGE_STATUSES:
-            level = logging.WARNING if event.will_retry else logging.ERROR
-        else:
-            level = logging.WARNING if status == "cancelled" else logging.INFO
-        answer = answers.get(level) or self._lifecycle_answer(answers, level)
-        if answer is _OFF:
-            return
-        span_hex = self._span_hex if span is self._span else self._span_hex_of(span)
-        sink = answer[0]
-        stage, instance, attempt = event.stage, event.instance, event.attempt
-        if sink is None or span_hex is None or stage is None or instance is None or attempt is None:
-            self._stage_finished(event, span)  # the logging path, or ids to be stamped
-            return
-        error_type = event.error_type
-        key = ("stage.finished", status, error_type)
-        attributes: dict[str, Any] | str | None = (
-            self._texts.get(key) if error_type is None or type(error_type) is str else None
-        )
-        if attributes is None:
-            attributes = self._attributes(
-                key, {"event": "stage.finished", "status": status, "error_type": error_type}
-            )
-        error = f": {event.error}" if event.error else ""
-        # ``_emit``'s ``message % args``, the same text:
-        body = "stage %s finished: %s%s" % (event.task_run_id, status, error)  # noqa: UP031
-        self._keep(answer, event, span_hex, body, attributes)
 
     @staticmethod
     def takes(kind: type) -> bool:
@@ -633,6 +615,6 @@ _HANDLERS: Final[dict[type, Any]] = {
 
 #: The records with a lean path, taken when neither TRACE nor DEBUG is on for the turn.
 _LEAN: Final[dict[type, Any]] = {
-    StageStarted: RunLog._lean_stage_started,
-    StageFinished: RunLog._lean_stage_finished,
+    StageStarted: RunLog._lean_row,
+    StageFinished: RunLog._lean_row,
 }
