@@ -181,9 +181,16 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
             # stage's end record is made); the thread-safe context passes ``report_cpu`` as is.
             ctx.report_cpu(time.thread_time() - started)
 
-    async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
-        from taskdaemon.pipeline._threads import hop  # noqa: PLC0415 - see the top
+    # ``_threads.hop``, imported at the first call (see the top) and kept: an ``import``
+    # statement of a loaded module still runs the import machinery's look-up every time.
+    hop: Any = None
 
+    async def run_sync(ctx: StageContext) -> Mapping[str, Any]:
+        nonlocal hop
+        if hop is None:
+            from taskdaemon.pipeline._threads import hop as imported  # noqa: PLC0415
+
+            hop = imported
         result: Any = await hop(timed, ctx)
         if result is None:  # most sync handlers: spare the ABC checks below
             return {}
