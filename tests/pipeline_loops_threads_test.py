@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline._threads import LoopEnvironment, in_thread
+from taskdaemon.pipeline._threads import LoopEnvironment, call_in_thread, in_thread
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import EngineEvent, StageStarted
 from taskdaemon.pipeline.loops import StageContext, python_handler
@@ -165,3 +165,26 @@ async def test_in_thread_cancelled_caller_leaves_the_thread_to_finish() -> None:
         await task
     release.set()
     assert await asyncio.to_thread(finished.wait, 10)
+
+
+def test_a_loop_that_makes_its_own_futures_makes_each_hop_s() -> None:
+    """The pool asks a loop class that overrides ``create_future`` (as uvloop's does) for
+    every hop's future; only asyncio's own method is skipped for the future it would make."""
+    made: list[asyncio.Future[Any]] = []
+
+    class OwnFutures(asyncio.SelectorEventLoop):
+        def create_future(self) -> asyncio.Future[Any]:
+            future = super().create_future()
+            made.append(future)
+            return future
+
+    async def main() -> list[int]:
+        return [await call_in_thread(lambda n=n: n + 1) for n in range(2)]
+
+    loop = OwnFutures()
+    try:
+        assert loop.run_until_complete(main()) == [1, 2]
+        assert [future.result() for future in made] == [1, 2]
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()

@@ -172,7 +172,10 @@ def thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageCont
     kind = type(environment)
     safe = kind is dict or kind is MappingProxyType
     if not safe:
-        if isinstance(environment, LoopEnvironment) and environment._loop is loop:
+        # The class's MRO, not ``isinstance``: a Mapping's ABC check costs a Python frame
+        # (``ABCMeta.__instancecheck__``); the MRO holds every real subclass, and a virtual one
+        # (registered) would have no ``_loop``.
+        if LoopEnvironment in kind.__mro__ and getattr(environment, "_loop", None) is loop:
             safe = True
         else:
             environment = LoopEnvironment(environment, loop)
@@ -228,14 +231,18 @@ def _call(
     loop: asyncio.AbstractEventLoop, function: Callable[..., T], args: tuple[Any, ...]
 ) -> asyncio.Future[T]:
     """``call_in_thread`` on ``loop``, the running loop."""
-    future: asyncio.Future[T] = loop.create_future()
-    context = contextvars.copy_context()
     executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
     shut_down = getattr(loop, "_executor_shutdown_called", True)
     if executor is None and not shut_down:
         executor = _LoopPool(loop)
         loop.set_default_executor(executor)
-    inbox = executor.inbox if type(executor) is _LoopPool else None
+    if type(executor) is _LoopPool:
+        inbox = executor.inbox
+        future: asyncio.Future[T] = executor.new_future()
+    else:
+        inbox = None
+        future = loop.create_future()
+    context = contextvars.copy_context()
 
     def job() -> Callable[[], None]:
         error: BaseException | None = None
@@ -258,12 +265,14 @@ def _call(
 
         return deliver
 
+    if isinstance(executor, SyncPool):
+        executor.dispatch(job)  # the thread is idle again before the result reaches the loop
+        return future
+
     def work() -> None:  # job and delivery in one, for another executor
         job()()
 
-    if isinstance(executor, SyncPool):
-        executor.dispatch(job)  # the thread is idle again before the result reaches the loop
-    elif executor is None or shut_down:
+    if executor is None or shut_down:
         # Not a loop of asyncio's base class, or a shut-down executor: run_in_executor creates
         # the executor or raises as asyncio does.
         loop.run_in_executor(None, work)
@@ -285,6 +294,14 @@ class _LoopPool(SyncPool):
         super().__init__()
         self._loop = loop
         self.inbox = open_inbox(loop)
+        # ``loop.create_future()``: asyncio's own future made directly (its C class, no Python
+        # frame of the loop's method) when the loop's class keeps asyncio's method, which does
+        # only that; a loop that overrides it is asked.
+        self.new_future: Callable[[], asyncio.Future[Any]] = (
+            partial(asyncio.Future, loop=loop)
+            if type(loop).create_future is asyncio.BaseEventLoop.create_future
+            else loop.create_future
+        )
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         super().shutdown(wait, cancel_futures=cancel_futures)
