@@ -127,6 +127,9 @@ class _Scalars:
 
     def __init__(self) -> None:
         self.memo: dict[str, Any] = {}
+        # Made at the first word that needs them (most files have a few, or none), then
+        # kept for the file: neither's answer for a scalar depends on the scalars before it.
+        self.resolver: yaml.resolver.Resolver | None = None
         self.constructor: yaml.constructor.SafeConstructor | None = None
 
     def value(self, word: str) -> Any:
@@ -134,7 +137,9 @@ class _Scalars:
         if not _WILDCARD and (pattern is None or pattern.match(word) is None):
             self.memo[word] = word  # no implicit pattern matches it: a str
             return word
-        resolver = yaml.resolver.Resolver()
+        resolver = self.resolver
+        if resolver is None:
+            resolver = self.resolver = yaml.resolver.Resolver()
         tag = resolver.resolve(ScalarNode, word, (True, False))  # type: ignore[no-untyped-call]
         if tag == _STR:
             value: Any = word
