@@ -57,7 +57,7 @@ def test_generation_1_is_collected_less_often_and_full_collections_no_less(
 
 
 def test_the_default_collector_gets_the_generation_1_threshold() -> None:
-    """CPython's default thresholds (700, 10, 10) become (50,000, 50, 1): generation 1 every 51
+    """CPython's default thresholds (700, 10, 10) become (200,000, 50, 1): generation 1 every 51
     young collections, a full one at most every 102 (121 before)."""
     assert tuned_thresholds((700, 10, 10)) == (GEN0_THRESHOLD, GEN1_THRESHOLD, 1)
 

@@ -10,9 +10,14 @@ nothing: the pipeline makes little cyclic garbage while it runs.
 :func:`tuned_collector` is what ``taskdaemon run`` and ``taskdaemon serve`` run under:
 
 * the generation-0 threshold is raised to :data:`GEN0_THRESHOLD`: a young collection every
-  50,000 net container allocations instead of 700. Cyclic garbage now waits longer to be freed,
-  at most about that many containers (a few MiB); the peak memory of long and of concurrent
-  runs did not move beyond its run-to-run spread;
+  200,000 net container allocations instead of 700. Cyclic garbage now waits longer to be
+  freed, at most about that many containers (tens of MiB at worst, far less in practice: a
+  run makes little of it); the peak memory of long and of concurrent runs did not move beyond
+  its run-to-run spread. Why so high: a young collection walks every young container still
+  alive, and with many runs open most of them are (a run's records, spans and books live as
+  long as the run); the rarer the collection, the more of the short-lived ones (a stage's
+  records, an ended span handed to the store's writer) are freed by their reference count
+  before it comes, and are never walked at all;
 * generation 1 is collected every :data:`GEN1_THRESHOLD` young collections instead of every
   10. A run's records, spans and books live as long as the run, so with many runs open
   almost every young container survives its young collection, and a collection of
@@ -43,7 +48,7 @@ from typing import Final
 __all__ = ["GEN0_THRESHOLD", "GEN1_THRESHOLD", "tuned_collector", "tuned_thresholds"]
 
 #: Net container allocations between two young collections while pipelines run.
-GEN0_THRESHOLD: Final = 50_000
+GEN0_THRESHOLD: Final = 200_000
 #: Young collections between two collections of generation 1 while pipelines run.
 GEN1_THRESHOLD: Final = 50
 
