@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import threading
+import weakref
 
 import pytest
 
+from taskdaemon.pipeline import _sync_pool
 from taskdaemon.pipeline._sync_pool import SyncPool
 from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.loops import StageContext
@@ -134,3 +138,66 @@ async def test_a_cancelled_helper_call_ends_before_the_cancellation_is_seen() ->
     with pytest.raises(asyncio.CancelledError):
         await task
     assert (True, [True]) == (waited, ended)
+
+
+_ASKED: contextvars.ContextVar[str] = contextvars.ContextVar("asked", default="unset")
+
+
+def _read_and_set(ctx: StageContext) -> str:
+    seen = _ASKED.get()
+    _ASKED.set("set by the handler")
+    return seen
+
+
+async def test_a_handler_runs_in_a_copy_of_the_callers_context() -> None:
+    """The handler sees the awaiting task's context variables, and what it sets stays in its
+    copy (as with ``asyncio.to_thread``)."""
+    _ASKED.set("set by the caller")
+    seen = await in_thread(_read_and_set, _context())
+    assert (seen, _ASKED.get()) == ("set by the caller", "set by the caller")
+
+
+class _Payload:
+    """An object a handler's exception holds (a weak reference tells whether it lives on)."""
+
+
+async def test_an_idle_thread_keeps_nothing_of_the_last_job() -> None:
+    """Once the result is delivered, the idle pool thread holds neither the result nor the
+    exception (whose traceback holds the handler's frames) while it waits for the next job:
+    asked by the next job on that same thread, the last one's exception is gone."""
+    held: list[weakref.ref[_Payload]] = []
+
+    def fail(ctx: StageContext) -> None:
+        payload = _Payload()
+        held.append(weakref.ref(payload))
+        raise ValueError(payload)
+
+    def last_gone(ctx: StageContext) -> tuple[str, bool]:
+        gc.collect()
+        return threading.current_thread().name, held[0]() is None
+
+    failed_on = ""
+    try:
+        await in_thread(fail, _context())
+    except ValueError:  # not pytest.raises: its record of the exception would hold the payload
+        failed_on = "raised"
+    name, gone = await in_thread(last_gone, _context())
+    assert failed_on == "raised"
+    assert name.startswith("taskdaemon-sync-")
+    assert gone
+
+
+async def test_an_idle_thread_ends_and_the_next_job_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread idle for ``IDLE_SECONDS`` ends; the next job gets a new thread."""
+    monkeypatch.setattr(_sync_pool, "IDLE_SECONDS", 0.01)
+    first = await in_thread(_thread_name, _context())
+    ending = [t for t in threading.enumerate() if t.name == first]
+    for thread in ending:
+        thread.join(10)
+    second = await in_thread(_thread_name, _context())
+    assert ending
+    assert not any(thread.is_alive() for thread in ending)
+    assert second.startswith("taskdaemon-sync-")
+    assert second != first

@@ -9,11 +9,15 @@ pool's queue (``benchmarks/README.md``, "Round 7 (wakeup7)": 4.4 context switche
 
 :class:`SyncPool` instead:
 
-* makes a thread idle *before* its result reaches the loop (``dispatch``'s job returns the
-  delivery, which the thread calls once it is back on the idle stack), so a chain of stages
-  runs on one thread;
+* makes a thread idle *before* its result reaches the loop (``dispatch`` takes the call and
+  its delivery apart: the thread calls the delivery with the call's result or exception once it
+  is back on the idle stack), so a chain of stages runs on one thread;
 * hands the next job to the most recently idle thread (a stack), woken by the release of a
-  bare lock (``_record_queue.Bell``), not a queue's condition variable;
+  bare lock (the ``_record_queue.Bell`` technique, its two methods bound on the worker: no
+  Python frame a wake-up), not a queue's condition variable;
+* runs the call and the delivery itself: a job is a pair of callables (``partial`` objects of
+  C functions for a stage's hop), not a Python function that runs one and returns the other
+  (a frame and a closure a stage);
 * starts a thread only when none is idle, never more than ``max_workers`` (as
   ``ThreadPoolExecutor``'s default, ``min(32, cpus + 4)``); jobs beyond that wait in a FIFO
   backlog that busy threads take from before they go idle; a thread idle for
@@ -36,31 +40,44 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from taskdaemon.pipeline._record_queue import Bell
-
-__all__ = ["IDLE_SECONDS", "Job", "SyncPool"]
+__all__ = ["IDLE_SECONDS", "Call", "Deliver", "SyncPool"]
 
 T = TypeVar("T")
 
 #: Seconds an idle thread waits for a job before it ends.
 IDLE_SECONDS = 10.0
 
-#: A job runs on a pool thread and returns its delivery: a call made once the thread is idle.
-Job = Callable[[], Callable[[], None]]
+#: A job's call: run on a pool thread; what it returns or raises goes to its delivery.
+Call = Callable[[], Any]
+#: A job's delivery: ``deliver(result, error)`` (``error`` None when the call returned), called
+#: on the pool thread once it is idle again.
+Deliver = Callable[[Any, "BaseException | None"], None]
 
 _numbers = itertools.count(1)
 
 
-def _nothing() -> None:
+def _ignore(result: Any, error: BaseException | None) -> None:
     return None
 
 
 class _Worker:
-    __slots__ = ("bell", "job")
+    """A pool thread's job slot and its bell.
 
-    def __init__(self, job: Job) -> None:
-        self.bell = Bell()
-        self.job: Job | None = job
+    The bell is a bare lock held while no wake-up is pending (``_record_queue.Bell``), with its
+    ``release`` and ``acquire`` bound here as ``ring`` and ``wait``, so neither costs a Python
+    frame. ``ring`` never finds it released: only a thread taken off the idle stack is rung,
+    under the pool's guard, once (by ``dispatch`` or ``shutdown``, whichever took it), and it
+    was pushed there after consuming its previous ring (or as a new thread, never rung)."""
+
+    __slots__ = ("call", "deliver", "ring", "wait")
+
+    def __init__(self) -> None:
+        lock = threading.Lock()
+        lock.acquire()
+        self.ring = lock.release
+        self.wait = lock.acquire
+        self.call: Call | None = None  # a job handed to the idle thread, not yet taken
+        self.deliver: Deliver = _ignore
 
 
 class SyncPool(concurrent.futures.ThreadPoolExecutor):
@@ -72,24 +89,30 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
         self._limit = workers
         self._guard = threading.Lock()
         self._idle: list[_Worker] = []  # a stack: the last thread to go idle is woken first
-        self._backlog: deque[Job] = deque()
+        self._backlog: deque[tuple[Call, Deliver]] = deque()
         self._running: set[threading.Thread] = set()
         self._closed = False
 
-    def dispatch(self, job: Job) -> None:
-        """Run ``job`` on a pool thread; raise ``RuntimeError`` after ``shutdown``."""
+    def dispatch(self, call: Call, deliver: Deliver) -> None:
+        """Run ``call()`` on a pool thread, then, once that thread is idle again,
+        ``deliver(result, None)`` or ``deliver(None, error)`` with what it raised (any
+        ``BaseException``); raise ``RuntimeError`` after ``shutdown``."""
         with self._guard:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if self._idle:
                 worker = self._idle.pop()
-                worker.job = job
-                worker.bell.ring()
+                worker.call = call
+                worker.deliver = deliver
+                worker.ring()
                 return
             if len(self._running) >= self._limit:
-                self._backlog.append(job)
+                self._backlog.append((call, deliver))
                 return
-            worker = _Worker(job)
+            worker = _Worker()
+            # The first job in the slot too, not in the thread's arguments (which the thread
+            # object keeps until it ends).
+            worker.call, worker.deliver = call, deliver
             thread = threading.Thread(
                 target=self._serve,
                 args=(worker,),
@@ -105,15 +128,14 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
         """``Executor.submit``: ``fn(*args, **kwargs)`` on a pool thread, as a future."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-        def job() -> Callable[[], None]:
+        def call() -> None:
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(fn(*args, **kwargs))
                 except BaseException as error:  # the future's caller sees it
                     future.set_exception(error)
-            return _nothing
 
-        self.dispatch(job)
+        self.dispatch(call, _ignore)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -126,49 +148,70 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
             idle, self._idle = self._idle, []
             threads = list(self._running)
         for worker in idle:
-            worker.bell.ring()  # job None and closed: the thread ends
+            worker.ring()  # no call and closed: the thread ends
         if wait:
             for thread in threads:
                 if thread is not threading.current_thread():
                     thread.join()
 
     def _serve(self, worker: _Worker) -> None:
-        job, worker.job = worker.job, None  # worker.job is only ever a job not yet taken
+        call: Call = worker.call  # type: ignore[assignment]  # set by dispatch
+        deliver = worker.deliver
+        worker.call, worker.deliver = None, _ignore
         while True:
-            deliver = job() if job is not None else _nothing
+            error: BaseException | None = None
+            try:
+                result = call()
+            except BaseException as caught:  # handed to the delivery
+                result, error = None, caught
+            next_call: Call | None = None
             closing = False
             with self._guard:
                 if self._backlog:
-                    job = self._backlog.popleft()
+                    next_call, next_deliver = self._backlog.popleft()
                 elif self._closed:
-                    job = None
                     closing = True
                     self._running.discard(threading.current_thread())
                 else:
-                    job = None
                     self._idle.append(worker)
-            deliver()
-            if job is not None:
+            deliver(result, error)
+            # Nothing of the job is kept while the thread waits idle: its call holds the
+            # handler's context, its delivery the awaited future, an exception's traceback the
+            # handler's frames.
+            del call, deliver, result, error
+            if next_call is not None:
+                call, deliver = next_call, next_deliver
                 continue
-            if closing or not self._wait(worker):
+            if closing:
                 return
-            job, worker.job = worker.job, None
+            # The idle wait, inline (a method would be a frame a stage). Only an idle thread
+            # waits (on the idle stack, put there under the guard while the pool was open; a
+            # thread that found it closed ended above), so no check of ``_closed`` comes first:
+            # a ``shutdown`` after the thread went idle rang it. Rung with a job, the slot is
+            # read without the guard: ``dispatch`` set it before it rang, under the guard, and
+            # took the thread off the idle stack, so nothing else writes it now. Anything else
+            # (a time-out, ``shutdown``'s ring) is settled under the guard.
+            taken = worker.call if worker.wait(True, IDLE_SECONDS) else None
+            if taken is None:
+                taken = self._idle_taken(worker)
+                if taken is None:
+                    return
+            call, deliver = taken, worker.deliver
+            worker.call, worker.deliver = None, _ignore
+            del taken
 
-    def _wait(self, worker: _Worker) -> bool:
-        """Wait idle for a job; False when the thread is to end (shut down, or idle too long).
-
-        Only an idle thread waits (on the idle stack, put there under the guard while the pool
-        was open; a thread that found it closed ends in ``_serve``), so no check of
-        ``_closed`` comes first: a ``shutdown`` after the thread went idle rang its bell, and
-        the wait returns at once to the check below."""
-        woken = worker.bell.wait(IDLE_SECONDS)
+    def _idle_taken(self, worker: _Worker) -> Call | None:
+        """After an idle wait that timed out, or was rung without a job (by ``shutdown``): the
+        job that came meanwhile, or None when the thread is to end (it is then forgotten)."""
         with self._guard:
-            if not woken and worker.bell.take():
-                woken = True  # rung between the time-out and the guard
-            if worker.job is None and (not woken or self._closed):
+            taken = worker.call
+            if taken is None:
                 self._end(worker)
-                return False
-        return True
+                return None
+            # Rung between the time-out and the guard: the ring is consumed, so that the next
+            # idle wait does not return at once.
+            worker.wait(False)
+            return taken
 
     def _end(self, worker: _Worker) -> None:
         """Forget this (idle or closing) thread; under ``_guard``."""

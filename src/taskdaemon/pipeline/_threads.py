@@ -206,6 +206,31 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_exception(error)
 
 
+def _deliver_soon(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: Any,
+    error: BaseException | None,
+) -> None:
+    """A job's delivery without the loop's inbox: ``_deliver`` through
+    ``call_soon_threadsafe`` (on the worker thread)."""
+    # try/except, not contextlib.suppress (three calls more): once a stage.
+    try:  # noqa: SIM105
+        loop.call_soon_threadsafe(_deliver, future, result, error)
+    except RuntimeError:  # the loop closed meanwhile, nobody awaits the result any more
+        pass
+
+
+def _work(call: Callable[[], Any], deliver: Callable[[Any, BaseException | None], None]) -> None:
+    """A job's call and delivery in one, for an executor other than a ``SyncPool``."""
+    try:
+        result = call()
+    except BaseException as error:  # handed to the awaiting task
+        deliver(None, error)
+    else:
+        deliver(result, None)
+
+
 async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) -> T:
     """``function(thread_safe(ctx))`` on a worker thread (``call_in_thread``); its result or
     exception comes back here."""
@@ -231,55 +256,51 @@ def _call(
     loop: asyncio.AbstractEventLoop, function: Callable[..., T], args: tuple[Any, ...]
 ) -> asyncio.Future[T]:
     """``call_in_thread`` on ``loop``, the running loop."""
-    executor: concurrent.futures.Executor | None = getattr(loop, "_default_executor", None)
-    shut_down = getattr(loop, "_executor_shutdown_called", True)
-    if executor is None and not shut_down:
-        executor = _LoopPool(loop)
-        loop.set_default_executor(executor)
-    if type(executor) is _LoopPool:
-        inbox = executor.inbox
-        future: asyncio.Future[T] = executor.new_future()
+    pool = getattr(loop, "_default_executor", None)
+    # The job is two ``partial`` objects of C functions, not a closure: no Python frame of its
+    # own on the worker thread (the pool calls ``call`` and passes what it returned or raised
+    # to ``deliver``), no cells made here. ``call`` runs ``function`` in a copy of this
+    # context, as the closure did.
+    call = partial(contextvars.copy_context().run, function, *args)
+    if type(pool) is not _LoopPool:
+        # The loop's own pool is looked for first, without asking whether the loop shut its
+        # executor down: the pool's ``dispatch`` refuses a job once it is shut down, as
+        # ``_elsewhere`` does for the others.
+        shut_down = getattr(loop, "_executor_shutdown_called", True)
+        if pool is not None or shut_down:
+            return _elsewhere(loop, pool, shut_down, call)
+        pool = _LoopPool(loop)
+        loop.set_default_executor(pool)
+    future: asyncio.Future[T] = pool.new_future()
+    put = pool.put
+    # The thread is idle again before the result reaches the loop.
+    if put is not None:
+        pool.dispatch(call, partial(put, future))
     else:
-        inbox = None
-        future = loop.create_future()
-    context = contextvars.copy_context()
+        pool.dispatch(call, partial(_deliver_soon, loop, future))
+    return future
 
-    def job() -> Callable[[], None]:
-        error: BaseException | None = None
-        result: Any = None
-        try:
-            result = context.run(function, *args)
-        except BaseException as caught:  # handed to the awaiting task
-            error = caught
 
-        if inbox is not None:
-            # A partial, not a closure: no Python frame of its own on the worker thread.
-            return partial(inbox.put, future, result, error)
-
-        def deliver() -> None:
-            # try/except, not contextlib.suppress (three calls more): once a stage.
-            try:  # noqa: SIM105
-                loop.call_soon_threadsafe(_deliver, future, result, error)
-            except RuntimeError:  # the loop closed meanwhile, nobody awaits the result any more
-                pass
-
-        return deliver
-
+def _elsewhere(
+    loop: asyncio.AbstractEventLoop,
+    executor: concurrent.futures.Executor | None,
+    shut_down: bool,
+    call: Callable[[], T],
+) -> asyncio.Future[T]:
+    """``_call``'s job on an executor other than the loop's ``_LoopPool``: one set by hand
+    (a ``SyncPool`` or another), or none on a loop that is not of asyncio's base class or
+    has shut its executor down; its result comes back through ``call_soon_threadsafe``."""
+    future: asyncio.Future[T] = loop.create_future()
+    deliver = partial(_deliver_soon, loop, future)
     if isinstance(executor, SyncPool):
-        executor.dispatch(job)  # the thread is idle again before the result reaches the loop
-        return future
-
-    def work() -> None:  # job and delivery in one, for another executor
-        job()()
-
-    if executor is None or shut_down:
-        # Not a loop of asyncio's base class, or a shut-down executor: run_in_executor creates
-        # the executor or raises as asyncio does.
-        loop.run_in_executor(None, work)
+        executor.dispatch(call, deliver)
+    elif executor is None or shut_down:
+        # run_in_executor creates the executor or raises as asyncio does.
+        loop.run_in_executor(None, _work, call, deliver)
     else:
         # Another default executor: its submit, without run_in_executor's asyncio future
-        # chained to the concurrent one (job's delivery reports through call_soon_threadsafe).
-        executor.submit(work)
+        # chained to the concurrent one (the delivery reports through call_soon_threadsafe).
+        executor.submit(_work, call, deliver)
     return future
 
 
@@ -294,6 +315,8 @@ class _LoopPool(SyncPool):
         super().__init__()
         self._loop = loop
         self.inbox = open_inbox(loop)
+        #: ``inbox.put``, bound once (None without an inbox).
+        self.put = self.inbox.put if self.inbox is not None else None
         # ``loop.create_future()``: asyncio's own future made directly (its C class, no Python
         # frame of the loop's method) when the loop's class keeps asyncio's method, which does
         # only that; a loop that overrides it is asked.
