@@ -4,13 +4,14 @@ calls marshalled onto the loop, usage stored from the thread); ended instances' 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from taskdaemon.pipeline._threads import thread_safe
+from taskdaemon.pipeline._threads import LoopEnvironment, hop, thread_safe
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import EngineEvent, EventPublished, StageFinished, StageProcess
@@ -79,9 +80,8 @@ async def test_sync_handler_gets_the_engine_context_and_its_calls_run_on_the_loo
     assert [(1.5, 2048)] == [(e.cpu_seconds, e.peak_memory_bytes) for e in finished]
 
 
-async def test_a_context_bound_to_another_loop_is_still_wrapped() -> None:
-    """thread_safe passes an engine context through only for the loop its callbacks are bound
-    to: for another loop it returns a copy whose callbacks marshal onto that loop."""
+async def _engine_context() -> StageContext:
+    """The context the engine gave an async stage of a one-stage run on this loop."""
     contexts: list[StageContext] = []
 
     async def keep(ctx: StageContext) -> None:
@@ -93,6 +93,13 @@ async def test_a_context_bound_to_another_loop_is_still_wrapped() -> None:
     async with Engine(resolver=Resolver({"a": keep})) as engine:
         await engine.run(definition)
     (ctx,) = contexts
+    return ctx
+
+
+async def test_a_context_bound_to_another_loop_is_still_wrapped() -> None:
+    """thread_safe passes an engine context through only for the loop its callbacks are bound
+    to: for another loop it returns a copy whose callbacks marshal onto that loop."""
+    ctx = await _engine_context()
     assert ctx is thread_safe(ctx, asyncio.get_running_loop())
     other = asyncio.new_event_loop()
     try:
@@ -102,6 +109,37 @@ async def test_a_context_bound_to_another_loop_is_still_wrapped() -> None:
     assert copy is not ctx
     assert copy.publish is not ctx.publish
     assert ctx.run_id == copy.run_id
+
+
+async def test_an_environment_of_another_loop_is_wrapped_for_this_one() -> None:
+    """The hop's quick test of an engine context holds only for an environment of the loop
+    asked for (or a plain mapping): one bound to another loop reaches the handler wrapped for
+    this one; a callback that says itself loop-safe (not a bound method) passes as before, and
+    the engine's own context goes through as it is."""
+    ctx = await _engine_context()
+    loop = asyncio.get_running_loop()
+
+    def given(seen: StageContext) -> StageContext:
+        return seen
+
+    other = asyncio.new_event_loop()
+    try:
+        foreign = dataclasses.replace(ctx, environment=LoopEnvironment({"A": "1"}, other))
+        wrapped = await hop(given, foreign)
+    finally:
+        other.close()
+    assert wrapped is not foreign
+    assert type(wrapped.environment) is LoopEnvironment
+    assert wrapped.environment._loop is loop  # type: ignore[attr-defined]
+    assert dict(wrapped.environment) == {"A": "1"}
+
+    def publish(event_type: str, payload: Any) -> None:
+        return None
+
+    publish.loop_safe = loop  # type: ignore[attr-defined]
+    plain = dataclasses.replace(ctx, publish=publish)
+    assert await hop(given, plain) is plain
+    assert await hop(given, ctx) is ctx
 
 
 async def test_an_ended_instance_lets_its_task_go() -> None:

@@ -241,6 +241,27 @@ def hop(function: Callable[[StageContext], T], ctx: StageContext) -> asyncio.Fut
     """``in_thread`` as the future it awaits: what the ``python`` loop type's sync handler
     awaits itself, without a coroutine (its frame, its two resumptions) in between."""
     loop = asyncio.get_running_loop()
+    # The engine's own context is recognised here first, by attribute reads in a ``try`` (no
+    # ``thread_safe`` frame, no ``getattr`` calls, each a builtin call): a plain mapping or a
+    # ``LoopEnvironment`` of ``loop``, and three bound methods whose object's ``loop_safe`` is
+    # ``loop``. That is a case of ``thread_safe``'s test, which passes such a context through
+    # unchanged; any other context (or one of these reads failing) goes through it.
+    try:
+        environment = ctx.environment
+        kind = type(environment)
+        if (
+            (
+                kind is MappingProxyType
+                or kind is dict
+                or (LoopEnvironment in kind.__mro__ and environment._loop is loop)  # type: ignore[attr-defined]
+            )
+            and ctx.publish.__self__.loop_safe is loop  # type: ignore[attr-defined]
+            and ctx.report_process.__self__.loop_safe is loop  # type: ignore[attr-defined]
+            and ctx.report_usage.__self__.loop_safe is loop  # type: ignore[attr-defined]
+        ):
+            return _call(loop, function, (ctx,))
+    except AttributeError:
+        pass
     return _call(loop, function, (thread_safe(ctx, loop),))
 
 
