@@ -164,6 +164,11 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
                 result = call()
             except BaseException as caught:  # handed to the delivery
                 result, error = None, caught
+            # Nothing of the job is kept while the thread waits idle: the call holds the
+            # handler's context, the delivery the awaited future (and an exception's traceback
+            # the handler's frames). The call goes first, here, so that freeing it does not
+            # hold the GIL between the delivery's wake-up of the loop and the wait below.
+            del call
             next_call: Call | None = None
             closing = False
             with self._guard:
@@ -175,10 +180,7 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
                 else:
                     self._idle.append(worker)
             deliver(result, error)
-            # Nothing of the job is kept while the thread waits idle: its call holds the
-            # handler's context, its delivery the awaited future, an exception's traceback the
-            # handler's frames.
-            del call, deliver, result, error
+            del deliver, result, error
             if next_call is not None:
                 call, deliver = next_call, next_deliver
                 continue
