@@ -1,6 +1,6 @@
 """What one sync handler's thread hop costs: asyncio's default executor against ``SyncPool``.
 
-``.venv/bin/python benchmarks/thread_hop.py [--hops 2000] [--rounds 5]``
+``.venv/bin/python benchmarks/thread_hop.py [--hops 2000] [--rounds 5] [--engine-context]``
 
 Each round runs ``--hops`` sequential ``_threads.in_thread`` hops of a no-op handler (as a chain
 of sync stages makes them) on a fresh event loop, once for each default executor: a
@@ -10,6 +10,12 @@ through ``call_soon_threadsafe``) and "(installed)", none set: what ``in_thread`
 that alternate which goes first. Per hop: the process's CPU time and voluntary context switches
 (``getrusage``), the loop thread's CPU (``time.thread_time``) and the number of pool threads
 the hops used. Medians of the rounds; all in one process, side by side.
+
+The handler's context has plain functions as callbacks and a plain environment, so each hop
+also pays ``_threads.thread_safe``'s copy of it. With ``--engine-context`` it is shaped as the
+engine's (bound methods of an object whose ``loop_safe`` is the loop, as
+``engine/_callbacks.Callbacks``), which a stage's hop passes through as it is: the hop a
+``taskdaemon run`` stage makes.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import resource
 import statistics
@@ -45,17 +52,44 @@ def noop(ctx: StageContext) -> str:
     return threading.current_thread().name
 
 
-async def hops(n: int, executor: concurrent.futures.ThreadPoolExecutor | None) -> dict[str, float]:
+class _LoopSafe:
+    """Callbacks safe from any thread for ``loop`` (as the engine's own say they are)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop_safe = loop
+
+    def publish(self, kind: str, payload: object) -> None:
+        return None
+
+    def report_process(self, pid: int) -> None:
+        return None
+
+    def report_usage(self, cpu: float | None, peak: int | None) -> None:
+        return None
+
+
+async def hops(
+    n: int, executor: concurrent.futures.ThreadPoolExecutor | None, engine_context: bool = False
+) -> dict[str, float]:
     loop = asyncio.get_running_loop()
+    context = CONTEXT
+    if engine_context:
+        safe = _LoopSafe(loop)
+        context = dataclasses.replace(
+            CONTEXT,
+            publish=safe.publish,
+            report_process=safe.report_process,
+            report_usage=safe.report_usage,
+        )
     if executor is not None:  # None: the pool ``in_thread`` installs itself
         loop.set_default_executor(executor)
     for _ in range(50):  # warm-up: the pool's threads exist
-        await in_thread(noop, CONTEXT)
+        await in_thread(noop, context)
     names: set[str] = set()
     before = resource.getrusage(resource.RUSAGE_SELF)
     thread_cpu = time.thread_time()
     for _ in range(n):
-        names.add(await in_thread(noop, CONTEXT))
+        names.add(await in_thread(noop, context))
     thread_cpu = time.thread_time() - thread_cpu
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
@@ -71,6 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hops", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--engine-context", action="store_true", help="callbacks shaped as the engine's"
+    )
     args = parser.parse_args()
     pools: dict[str, Callable[[], concurrent.futures.ThreadPoolExecutor | None]] = {
         "ThreadPoolExecutor": concurrent.futures.ThreadPoolExecutor,
@@ -83,7 +120,7 @@ def main() -> None:
         if round_no % 2:
             order.reverse()
         for name in order:
-            figures[name].append(asyncio.run(hops(args.hops, pools[name]())))
+            figures[name].append(asyncio.run(hops(args.hops, pools[name](), args.engine_context)))
     print(
         f"{args.hops} sequential sync hops of a no-op, median of {args.rounds} rounds "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
