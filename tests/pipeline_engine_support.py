@@ -125,3 +125,19 @@ __all__ = [
     "retry",
     "stage",
 ]
+
+
+def plain_context() -> StageContext:
+    """A stage context outside any engine (plain callbacks that do nothing), for the tests
+    that hop to a worker thread themselves."""
+    return StageContext(
+        run_id="r",
+        pipeline="p",
+        stage="s",
+        loop="python",
+        instance=0,
+        attempt=1,
+        inputs={},
+        publish=lambda kind, payload: None,
+        report_process=lambda pid: None,
+    )

@@ -10,24 +10,13 @@ import weakref
 
 import pytest
 
+from pipeline_engine_support import plain_context
 from taskdaemon.pipeline import _sync_pool
 from taskdaemon.pipeline._sync_pool import SyncPool
 from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.loops import StageContext
 
-
-def _context() -> StageContext:
-    return StageContext(
-        run_id="r",
-        pipeline="p",
-        stage="s",
-        loop="python",
-        instance=0,
-        attempt=1,
-        inputs={},
-        publish=lambda kind, payload: None,
-        report_process=lambda pid: None,
-    )
+_context = plain_context
 
 
 def _thread_name(ctx: StageContext) -> str:

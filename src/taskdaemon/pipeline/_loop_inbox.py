@@ -57,12 +57,15 @@ class Inbox:
         items = self._items
         while items:
             future, result, error = items.popleft()
-            if future.done():  # the awaiting task was cancelled meanwhile
-                continue
-            if error is None:
-                future.set_result(result)
-            else:
-                future.set_exception(error)
+            # No ``done()`` asked first (a Python frame for a ``_hop_future.HopFuture``): a done
+            # future refuses its result with ``InvalidStateError``, as ``asyncio.Future`` does.
+            try:
+                if error is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(error)
+            except asyncio.InvalidStateError:  # the awaiting task was cancelled meanwhile
+                pass
 
     def close(self) -> None:
         """Close the fd (once); later ``put``\\ s are dropped."""

@@ -40,6 +40,7 @@ from functools import partial
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from taskdaemon.pipeline._hop_future import HopFuture
 from taskdaemon.pipeline._loop_inbox import open_inbox
 from taskdaemon.pipeline._sync_pool import SyncPool
 
@@ -259,10 +260,10 @@ def hop(function: Callable[[StageContext], T], ctx: StageContext) -> asyncio.Fut
             and ctx.report_process.__self__.loop_safe is loop  # type: ignore[attr-defined]
             and ctx.report_usage.__self__.loop_safe is loop  # type: ignore[attr-defined]
         ):
-            return _call(loop, function, (ctx,))
+            return _call(loop, function, (ctx,), True)
     except AttributeError:
         pass
-    return _call(loop, function, (thread_safe(ctx, loop),))
+    return _call(loop, function, (thread_safe(ctx, loop),), True)
 
 
 def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -274,9 +275,14 @@ def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
 
 
 def _call(
-    loop: asyncio.AbstractEventLoop, function: Callable[..., T], args: tuple[Any, ...]
+    loop: asyncio.AbstractEventLoop,
+    function: Callable[..., T],
+    args: tuple[Any, ...],
+    hop: bool = False,
 ) -> asyncio.Future[T]:
-    """``call_in_thread`` on ``loop``, the running loop."""
+    """``call_in_thread`` on ``loop``, the running loop. For ``hop`` (a stage's handler, which
+    awaits the answer itself), on the loop's own pool, the answer is a
+    ``_hop_future.HopFuture``: the awaiting task resumes in the turn its result arrives."""
     pool = getattr(loop, "_default_executor", None)
     # The job is two ``partial`` objects of C functions, not a closure: no Python frame of its
     # own on the worker thread (the pool calls ``call`` and passes what it returned or raised
@@ -292,7 +298,7 @@ def _call(
             return _elsewhere(loop, pool, shut_down, call)
         pool = _LoopPool(loop)
         loop.set_default_executor(pool)
-    future: asyncio.Future[T] = pool.new_future()
+    future: asyncio.Future[T] = HopFuture(loop) if hop else pool.new_future()  # type: ignore[assignment]
     put = pool.put
     # The thread is idle again before the result reaches the loop.
     if put is not None:
