@@ -59,6 +59,12 @@ def _switch_off(part: str, monitor: Any) -> None:
         span_redaction.redact = same
         _books.redact_attributes = same  # type: ignore[assignment]
         _spans.redact_attributes = same  # type: ignore[assignment]  # absent before round 14
+        try:  # round 19: the stage spans' own module
+            from taskdaemon.pipeline.monitor import _stage_spans
+        except ImportError:
+            pass
+        else:
+            _stage_spans.redact_attributes = same  # type: ignore[assignment]
         if hasattr(_books, "mappings_unchanged"):  # round 16: the definition's joined pre-check
             _books.mappings_unchanged = lambda mappings: True  # type: ignore[attr-defined]
     elif part == "capture":

@@ -2,9 +2,9 @@
 
 ``Recorder.handle`` is what the record queue (``_record_queue.RecordQueue``) calls, on its worker
 thread or on the caller's thread, always under the queue's lock. It dispatches a record by type,
-keeps the books (``_books``), has ``_spans`` build the spans, records the metrics, the
-in-process aggregates and the resource sampler's bookkeeping, and then calls the event hooks
-with the span the record belongs to. It never raises: a failure is logged and the record
+keeps the books (``_books``), has ``_spans`` and ``_stage_spans`` build the spans, records the
+metrics, the in-process aggregates and the resource sampler's bookkeeping, and then calls the
+event hooks with the span the record belongs to. It never raises: a failure is logged and the record
 dropped, since monitoring must never stop a pipeline.
 """
 
@@ -41,7 +41,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.metrics import PipelineMetrics, ResourceSampler, RunAggregates
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.monitor import _spans
+from taskdaemon.pipeline.monitor import _spans, _stage_spans
 from taskdaemon.pipeline.monitor._books import (
     Allocated,
     Execution,
@@ -119,7 +119,7 @@ class Recorder:
         )
         self._debug = DebugSpans(capture)
         # The constant attributes of a stage span's links, redacted once here (the SDK copies a
-        # link's attributes, so one mapping serves every link): ``_spans.start_stage_span``
+        # link's attributes, so one mapping serves every link): ``_stage_spans.start_stage_span``
         # records them as they are, without a redaction walk per link.
         self._triggered_by = redact_attributes({t.LINK_RELATION: t.LINK_TRIGGERED_BY})
         self._previous_attempt = redact_attributes({t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT})
@@ -282,7 +282,7 @@ class Recorder:
                 links.append(Link(linked, self._previous_attempt))
         queue_time = max(0.0, event.at - event.queued_at - event.paused)
         trigger_wait = max(0.0, event.queued_at - event.considered_at)
-        span = _spans.start_stage_span(
+        span = _stage_spans.start_stage_span(
             self.tracer,
             run,
             event,
@@ -353,7 +353,7 @@ class Recorder:
 
     def _end_execution(self, run: Run, execution: Execution, event: StageFinished) -> None:
         status = event.status
-        _spans.end_stage_span(execution, event, self.capture, self.span_hook)
+        _stage_spans.end_stage_span(execution, event, self.capture, self.span_hook)
         run.ended[event.task_run_id] = execution.context
         run.last_status[(execution.stage, execution.instance)] = status
         if status is StageStatus.SUCCESS:
