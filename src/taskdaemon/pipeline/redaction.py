@@ -324,26 +324,33 @@ def mappings_unchanged(mappings: Iterable[Mapping[Any, Any]]) -> bool:
     So no hint in the whole is no hint in any text, and ``redact_text`` returns each as it
     is; scalars are left alone and a list or mapping nothing changed in is returned itself.
     """
-    secret = _DEFAULT_MATCHER
-    decided = secret.decided
     texts: list[str] = []
+    items: list[Any] = []  # the items of every list and tuple value, typed at once below
+    keys: set[Any] = set()
     for mapping in mappings:
-        for key, value in mapping.items():
-            if type(key) is not str or (
-                verdict if (verdict := decided.get(key)) is not None else secret(key)
-            ):
-                return False
+        keys.update(mapping.keys())
+        for value in mapping.values():
             kind = type(value)
             if kind is str:
                 texts.append(value)
             elif kind is list or kind is tuple:
-                for item in value:
-                    if type(item) is str:
-                        texts.append(item)
-                    elif type(item) not in _SCALARS:
-                        return False
+                items += value
             elif kind not in _SCALARS:
                 return False
+    # Each distinct key once (a batch of a definition's stage attributes repeats the same
+    # few), and the items' types with one C pass: the verdict of the walk item by item.
+    secret = _DEFAULT_MATCHER
+    decided = secret.decided
+    for key in keys:
+        if type(key) is not str or (
+            verdict if (verdict := decided.get(key)) is not None else secret(key)
+        ):
+            return False
+    if items:
+        kinds = set(map(type, items))
+        if not kinds <= _TEXT_OR_SCALAR:
+            return False
+        texts += items if kinds == _TEXT else [item for item in items if type(item) is str]
     return not _may_hold_secret("\n".join(texts))
 
 
@@ -368,6 +375,9 @@ def redact(
 # Types that hold no text: returned as they are without an isinstance walk (Mapping's ABC
 # check alone costs more than redacting a short string, on the monitor's hot path).
 _SCALARS: Final = frozenset({int, float, bool, type(None), bytes})
+#: The item types ``mappings_unchanged`` takes in a list or tuple value.
+_TEXT_OR_SCALAR: Final = _SCALARS | {str}
+_TEXT: Final = frozenset({str})
 
 
 def _redact(value: Any, secret: KeyMatcher, replacement: str) -> Any:
