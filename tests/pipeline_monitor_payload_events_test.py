@@ -1,6 +1,6 @@
 """The ``stage.input`` / ``stage.output`` events of repeated payloads: each span records its
 own payload's attributes, whatever was recorded before (the monitor shares the redacted
-attributes of whole short texts between spans, ``_spans._payload_event``)."""
+attributes of whole short texts between spans, ``_stage_spans._payload_event``)."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_empty_payloads_are_cut_at_their_own_capture_cap(telemetry: Telemetry, c
     """Empty inputs and outputs (a dict, a mapping proxy), recorded whole by one monitor, then
     by a monitor whose capture has ``cap``: each event is ``{}`` as its own capture keeps it
     (nothing under a cap of 0, ``{`` under 1, whole from 2), whatever was remembered from the
-    first (``_spans._payload_event`` shares the attributes of an empty payload)."""
+    first (``_stage_spans._payload_event`` shares the attributes of an empty payload)."""
     first = Feed(
         telemetry,
         Pipeline(name="first", stages=(Stage("a", "python", (Manual(approval_required=False),)),)),

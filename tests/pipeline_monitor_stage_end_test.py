@@ -1,5 +1,5 @@
 """A stage span's end attributes: a plain success's, built already redacted
-(``_spans._succeeded``), record what the general way records, in the same order; every other
+(``_stage_spans._succeeded``), record what the general way records, in the same order; every other
 end still takes the general way."""
 
 from __future__ import annotations
