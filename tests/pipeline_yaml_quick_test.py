@@ -106,6 +106,10 @@ READ = [
     "a:\n   - 1\n   - 2\nb: 3\n",
     "stages:\n  - name: s0\n    triggers:\n      - manual: {approval_required: false}\n",
     _chain(7),  # the benchmarks' chain
+    # Equal lines read once, each in its own place: in other blocks, at the end without a line
+    # feed, blank and comment lines repeated.
+    "a:\n  - x: 1\n    y: 2\n  - x: 1\n    y: 2\nb:\n  x: 1\n  c:\n  - x: 1\n    y: 2\n",
+    "a:\n  - 1\n  - 1\n\n\n# c\n# c\nb:\n  - 1\n\n  - 1",
 ]
 
 
@@ -168,6 +172,8 @@ GIVE_UP = [
     "a: [b\n",
     "a: b\n- c\n",
     "a:\n- b\nc: d\n- e\n",
+    "a: 1\nb:\n  c: 1\na: 1\n",  # a duplicate key on an equal line
+    "a:\n  b: 1\n c: 1\n  b: 1\n",  # an equal line after one it does not read
     "a: " + "x" * 10 + "\n" + "k" * 300 + ": v\n",
     "".join(f"{'  ' * i}k{i}:\n" for i in range(70)) + "  " * 70 + "v: 1\n",
 ]

@@ -40,11 +40,21 @@ else, the caller then composing the file as before; it gives the value
   or the converter words them as issues).
 * Equal scalars of one file are resolved once (a per-call memo); their values are immutable
   (``str``, ``int``, ``float``, ``bool``, ``None``, dates), so sharing one is invisible.
+* Equal lines of one file are matched once: the pattern runs over the file's distinct lines
+  (joined by line feeds, in the order they first appear), and each line of the file takes its
+  distinct line's row. That is the row ``findall`` of the whole text gives it: a row's match
+  starts at a line's start and ends at its line feed or at the end of the text (no class of the
+  pattern holds a line feed, and a line feed and the end are both accepted after a line), so a
+  line's row depends on its characters alone; one row a line, in order, and at most one empty
+  row after the last line (an empty match at the end), which ``zip`` leaves out and which was
+  a blank row anyway. Pipeline files repeat most of their lines (``loop: python``,
+  ``triggers:``), and a line costs the pattern many times the look-up of its row.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Final
 
 import yaml
@@ -198,13 +208,17 @@ def quick_tree(text: str) -> Any:
     of YAML this module reads (see the module docstring)."""
     if len(text) > MAX_YAML_BYTES:
         return NOT_PLAIN
+    lines = text.split("\n")
+    distinct = dict.fromkeys(lines)
+    # One row a distinct line (see the module docstring), each line's row then looked up in C.
+    by_line = dict(zip(distinct, _ROWS.findall("\n".join(distinct)), strict=False))
     try:
-        return _read(_ROWS.findall(text))
+        return _read(map(by_line.__getitem__, lines))
     except _GiveUpError:
         return NOT_PLAIN
 
 
-def _read(rows: list[tuple[str, ...]]) -> Any:
+def _read(rows: Iterable[tuple[str, ...]]) -> Any:
     scalars = _Scalars()
     memo = scalars.memo
     missing = NOT_PLAIN
