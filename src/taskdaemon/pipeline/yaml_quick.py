@@ -48,7 +48,9 @@ else, the caller then composing the file as before; it gives the value
   line's row depends on its characters alone; one row a line, in order, and at most one empty
   row after the last line (an empty match at the end), which ``zip`` leaves out and which was
   a blank row anyway. Pipeline files repeat most of their lines (``loop: python``,
-  ``triggers:``), and a line costs the pattern many times the look-up of its row.
+  ``triggers:``), and a line costs the pattern many times the look-up of its row. A file of
+  few equal lines (more than three in four distinct) is matched as one text, as before: its
+  lines joined again and looked up would cost more than the matches they save.
 """
 
 from __future__ import annotations
@@ -210,10 +212,14 @@ def quick_tree(text: str) -> Any:
         return NOT_PLAIN
     lines = text.split("\n")
     distinct = dict.fromkeys(lines)
-    # One row a distinct line (see the module docstring), each line's row then looked up in C.
-    by_line = dict(zip(distinct, _ROWS.findall("\n".join(distinct)), strict=False))
+    rows: Iterable[tuple[str, ...]]
+    if len(distinct) * 4 > len(lines) * 3:  # few equal lines: the text at once is cheaper
+        rows = _ROWS.findall(text)
+    else:  # one row a distinct line (see the module docstring), each line's looked up in C
+        by_line = dict(zip(distinct, _ROWS.findall("\n".join(distinct)), strict=False))
+        rows = map(by_line.__getitem__, lines)
     try:
-        return _read(map(by_line.__getitem__, lines))
+        return _read(rows)
     except _GiveUpError:
         return NOT_PLAIN
 
