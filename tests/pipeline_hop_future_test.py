@@ -137,3 +137,16 @@ async def test_a_task_awaiting_a_hop_is_cancelled_and_the_late_result_dropped() 
         loop.set_exception_handler(None)
     assert task.cancelled()
     assert errors == []
+
+
+async def test_a_handler_raising_stop_iteration_fails_its_await_instead_of_hanging() -> None:
+    """``asyncio.Future.set_exception`` refuses a ``StopIteration`` (a ``TypeError`` in the
+    inbox's reader), which left the stage awaiting for ever; the hop's future takes it, and the
+    await fails as a generator raising it does."""
+
+    def handler(ctx: StageContext) -> None:
+        raise StopIteration("from a handler")
+
+    with pytest.raises(RuntimeError, match="StopIteration") as caught:
+        await asyncio.wait_for(hop(handler, _context()), 10)
+    assert isinstance(caught.value.__cause__, StopIteration)
