@@ -167,9 +167,9 @@ async def test_in_thread_cancelled_caller_leaves_the_thread_to_finish() -> None:
     assert await asyncio.to_thread(finished.wait, 10)
 
 
-def test_a_loop_that_makes_its_own_futures_makes_each_hop_s() -> None:
-    """The pool asks a loop class that overrides ``create_future`` (as uvloop's does) for
-    every hop's future; only asyncio's own method is skipped for the future it would make."""
+def test_a_loop_that_makes_its_own_futures_makes_each_call_in_threads() -> None:
+    """``call_in_thread`` asks a loop class that overrides ``create_future`` (as uvloop's
+    does) for every future it answers."""
     made: list[asyncio.Future[Any]] = []
 
     class OwnFutures(asyncio.SelectorEventLoop):

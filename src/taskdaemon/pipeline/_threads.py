@@ -298,7 +298,7 @@ def _call(
             return _elsewhere(loop, pool, shut_down, call)
         pool = _LoopPool(loop)
         loop.set_default_executor(pool)
-    future: asyncio.Future[T] = HopFuture(loop) if hop else pool.new_future()  # type: ignore[assignment]
+    future: asyncio.Future[T] = HopFuture(loop) if hop else loop.create_future()  # type: ignore[assignment]
     put = pool.put
     # The thread is idle again before the result reaches the loop.
     if put is not None:
@@ -344,14 +344,6 @@ class _LoopPool(SyncPool):
         self.inbox = open_inbox(loop)
         #: ``inbox.put``, bound once (None without an inbox).
         self.put = self.inbox.put if self.inbox is not None else None
-        # ``loop.create_future()``: asyncio's own future made directly (its C class, no Python
-        # frame of the loop's method) when the loop's class keeps asyncio's method, which does
-        # only that; a loop that overrides it is asked.
-        self.new_future: Callable[[], asyncio.Future[Any]] = (
-            partial(asyncio.Future, loop=loop)
-            if type(loop).create_future is asyncio.BaseEventLoop.create_future
-            else loop.create_future
-        )
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         super().shutdown(wait, cancel_futures=cancel_futures)
