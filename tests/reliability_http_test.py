@@ -509,9 +509,11 @@ async def test_accepted_sockets_have_tcp_nodelay() -> None:
 
 async def test_probes_answer_while_the_engine_loop_is_blocked() -> None:
     """With the engine's loop blocked, /healthz and /metrics still answer: HTTP runs in its own
-    thread (a blocking request from the engine's loop to its own server used to hang)."""
+    thread (a blocking request from the engine's loop to its own server used to hang). The
+    lag bound is a minute: the blocked loop does not tick, and on a loaded machine the
+    requests could outlast the default second, when /healthz rightly answers 503."""
     lag = LoopLagMonitor(interval=0.05)
-    async with serving(registry=CollectorRegistry(), lag=lag) as server:
+    async with serving(registry=CollectorRegistry(), lag=lag, max_lag=60.0) as server:
         await lag.next_tick()
         with httpx.Client(timeout=5.0) as blocking:  # blocks this loop: the engine's
             health = blocking.get(f"{server.url}/healthz").status_code  # noqa: ASYNC212

@@ -25,15 +25,21 @@ async def serving(
     limits: HttpLimits | None = None,
     registry: CollectorRegistry | None = None,
     lag: LoopLagMonitor | None = None,
+    max_lag: float = 1.0,
 ) -> AsyncIterator[MonitorServer]:
     """A real server on a free port of 127.0.0.1, stopped on exit. Without ``auth`` the app
-    generates its token (``server.app.state.auth.token``)."""
+    generates its token (``server.app.state.auth.token``).
+
+    ``max_lag`` is ``/healthz``'s bound on the loop's lag and on the time since its last
+    tick. A test about serving, not about that verdict, raises it: on a loaded machine the
+    test's own loop can go a second without a tick, and the server would then rightly answer
+    503."""
     app = create_app(
         engine=engine,
         auth=auth,
         limits=limits,
         registry=registry,
-        health=HealthSources(lag=lag),
+        health=HealthSources(lag=lag, max_lag=max_lag),
     )
     server = MonitorServer(app, host="127.0.0.1", port=0, lag=lag)
     await server.start()
