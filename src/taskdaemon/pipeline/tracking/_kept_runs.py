@@ -30,9 +30,7 @@ from taskdaemon.pipeline.reporting import critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking.reconstruct import (
-    ended_attempt_status,
     ended_run_status,
-    is_skip,
 )
 
 __all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
@@ -60,7 +58,6 @@ def number(value: Any) -> float | None:
 
 
 # The attribute names attempt_from_sdk reads, bound once (it runs once a stage span).
-_TASK_NAME: Final = t.CICD_TASK_NAME
 _ATTEMPT: Final = t.STAGE_ATTEMPT
 _QUEUE: Final = t.STAGE_QUEUE_TIME
 _CPU: Final = t.STAGE_CPU_TIME
@@ -68,17 +65,13 @@ _MEMORY: Final = t.STAGE_PEAK_MEMORY
 _UPSTREAM: Final = t.STAGE_UPSTREAM
 
 
-def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
-    """What is kept of an ended stage span whose attributes are ``a`` (see the module
-    docstring); None for a skip span or one without a stage name (a rebuilt run leaves those
-    out too)."""
-    name = a.get(_TASK_NAME)
-    if not isinstance(name, str) or not name:
-        return None
-    start_ns, end_ns = span.start_time, span.end_time
-    if is_skip(a, start_ns, end_ns):
-        return None
-    status = ended_attempt_status(a, span.status.status_code._name_)
+def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it read it)
+    a: Mapping[str, Any], name: str, span_id: str, status: str, start_ns: int, end_ns: int
+) -> Kept:
+    """What is kept of an ended stage attempt whose attributes are ``a``: stage ``name`` (a
+    non-empty string), hex ``span_id``, ``status`` (``ended_attempt_status``), start and end
+    (see the module docstring). The writer reads those for its own tally and hands them over
+    (a skip span or one without a stage name is not kept: a rebuilt run leaves those out too)."""
     # number() and its int() round trip only for values that are not already what it gives.
     attempt = a.get(_ATTEMPT)
     if type(attempt) is not int or not 0 < attempt < _EXACT:
@@ -98,7 +91,7 @@ def attempt_from_sdk(span: Any, a: Mapping[str, Any]) -> Kept | None:
         up = _shared_upstream(up)
     return (
         name,
-        format(span.context.span_id, "016x"),
+        span_id,
         attempt,
         int(status in FAILED_STAGE_STATUSES),
         start_ns / _NS,

@@ -85,26 +85,26 @@ class RunAggregator:
     def observe(
         self,
         conn: sqlite3.Connection,
-        seen: Sequence[tuple[int, Any, Mapping[str, Any]]],
+        seen: Sequence[tuple[int, Any, Mapping[str, Any], Any]],
         trace_nos: Mapping[int, int],
     ) -> None:
         """Take what one written batch says about runs: ``(RUN_STARTED | STAGE_ENDED |
-        RUN_ENDED, SDK span, its attributes)`` in the batch's order (the writer sorts its spans
-        out as it builds their rows, and hands over their attributes read in place); write the
-        aggregates of the runs whose run span ended in it. Runs inside the writer's
-        transaction."""
+        RUN_ENDED, SDK span, its attributes, stage)`` in the batch's order (the writer sorts its
+        spans out as it builds their rows, and hands over their attributes read in place); write
+        the aggregates of the runs whose run span ended in it. ``stage``, for an ended stage
+        attempt only: ``(trace id, stage name, span id, status or None for a skip span, start
+        ns, end ns)``, as the writer worked them out for its own tally (the same reads, once).
+        Runs inside the writer's transaction."""
         open_runs = self._open
         ended_runs = []
-        for kind, span, attrs in seen:
+        for kind, span, attrs, stage in seen:
             if kind == STAGE_ENDED:
-                attempts = open_runs.get(span.context.trace_id)
-                if attempts is not None:
+                attempts = open_runs.get(stage[0])
+                if attempts is not None and stage[3] is not None:
                     # The few fields the aggregates read, not the span: with thousands of runs
                     # open, their ended spans (attributes, payload events, links) were most
                     # of the process's memory.
-                    attempt = attempt_from_sdk(span, attrs)
-                    if attempt is not None:
-                        attempts.append(attempt)
+                    attempts.append(attempt_from_sdk(attrs, *stage[1:]))
             elif kind == RUN_ENDED:
                 ended_runs.append((span, attrs))
             else:

@@ -17,7 +17,7 @@ wake it at once (``tracking._span_queue``).
 Cost. The caller pays one queue append. The writer's time per span goes to building the JSON
 body, the SQLite inserts, the run tally and reading the span, in that order of weight (figures
 in ``benchmarks/README.md``, "Span store"). It reads an SDK span's attributes, events and links in
-place when it can (``_parts``), and WAL checkpoints run on their own thread
+place when it can (``tracking._bodies.parts``), and WAL checkpoints run on their own thread
 (``_checkpoint.Checkpointer``).
 """
 
@@ -30,8 +30,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,6 +40,9 @@ from opentelemetry.sdk.trace import SpanProcessor
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
+from taskdaemon.pipeline.tracking._bodies import body as _body
+from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
+from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
@@ -70,7 +72,6 @@ from taskdaemon.pipeline.tracking.store import (
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span
-    from opentelemetry.trace import SpanContext
 
 __all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth", "flush_open_spans"]
 
@@ -120,97 +121,6 @@ def flush_open_spans(timeout_millis: int = 30000) -> bool:
     (True when each finished in time)."""
     finished = [processor.flush_open_spans(timeout_millis) for processor in list(_LIVE)]
     return all(finished)  # every writer flushed, even after one timed out
-
-
-# --- reading SDK spans cheaply -----------------------------------------------------------------
-
-
-def _parts(span: ReadableSpan) -> tuple[Mapping[str, Any], Sequence[Any], Sequence[Any]]:
-    """A span's attributes, events and links.
-
-    For spans the SDK built (``Span`` and the ``ReadableSpan`` it hands to ``on_end``): the dict
-    inside their ``BoundedAttributes`` and the deques inside their ``BoundedList``s, read in
-    place. The public properties copy them through Python-level locks on every access, which
-    costs more than the rest of the row; reading in place is safe because the writer only reads
-    them while holding the GIL (one orjson call, one lookup at a time). Any other layout goes
-    through the public properties.
-    """
-    raw: Any = span
-    try:
-        attributes, events, links = raw._attributes._dict, raw._events._dq, raw._links._dq
-    except AttributeError:
-        return span.attributes or {}, span.events, span.links
-    if type(attributes) is dict and type(events) is deque and type(links) is deque:
-        return attributes, events, links
-    return span.attributes or {}, span.events, span.links
-
-
-def _plain(attributes: Any) -> Any:
-    """An event's or link's attributes for the JSON body: the dict inside the SDK's
-    ``BoundedAttributes``, read in place as in ``_parts`` (its ``len`` and its ABC type test,
-    through orjson's ``default``, cost more than the encoding); anything else as it is."""
-    inner = getattr(attributes, "_dict", None)
-    if type(inner) is dict:
-        return inner
-    return attributes if attributes else {}
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Mapping):  # attributes of a layout _plain does not know
-        return dict(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")
-
-
-def _dumps(value: Any) -> str:
-    """Compact JSON text via orjson (an order of magnitude faster than the standard library
-    here: ``benchmarks/json_encoding.py``)."""
-    return orjson.dumps(value, default=_json_default).decode()
-
-
-def _body(
-    span: ReadableSpan,
-    parent: SpanContext | None,
-    attributes: Mapping[str, Any],
-    events: Sequence[Any],
-    links: Sequence[Any],
-    *,
-    ended: bool,
-) -> str:
-    """The ``body`` column: ``[parent, name, kind, status, message, attributes, events, links]``
-    (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too);
-    ``parent`` is the span's, which the caller has read."""
-    parent_id = None if parent is None else format(parent.span_id, "016x")
-    if ended:
-        status = span.status
-        code, message = status.status_code._name_, status.description or ""
-    else:
-        # An open span's status is not final (its end row has it); its events so far are
-        # copied in one C call, since the span's own thread may be appending meanwhile.
-        code, message = "UNSET", ""
-        events = tuple(events)
-    return _dumps(
-        (
-            parent_id,
-            span.name,
-            span.kind._name_,
-            code,
-            message,
-            attributes,
-            [(e.name, e.timestamp, _plain(e.attributes)) for e in events] if events else (),
-            [
-                (
-                    format(link.context.trace_id, "032x"),
-                    format(link.context.span_id, "016x"),
-                    _plain(link.attributes),
-                )
-                for link in links
-            ]
-            if links
-            else (),
-        )
-    )
 
 
 def _is_run_span(parent: object, attributes: Mapping[str, Any]) -> bool:
@@ -446,7 +356,7 @@ class SqliteSpanProcessor(SpanProcessor):
         # long-lived writer would otherwise keep it for ever).
         for is_end, span in batch:
             if is_end and _is_run_span(span.parent, span.attributes or {}):
-                self._tally.pop(format(span.context.trace_id, "032x"), None)
+                self._tally.pop("%032x" % span.context.trace_id, None)  # noqa: UP031 (see _bodies)
 
     def _write(
         self,
@@ -469,7 +379,7 @@ class SqliteSpanProcessor(SpanProcessor):
         resources: dict[int, Any] = {}
         new_runs: list[tuple[Any, ...]] = []
         ended_root_spans: list[tuple[str, Any]] = []
-        seen: list[tuple[int, Any, Mapping[str, Any]]] = []  # for the report aggregates
+        seen: list[tuple[int, Any, Mapping[str, Any], Any]] = []  # for the report aggregates
         for is_end, span in batch:
             end_ns = span.end_time
             parent = span.parent
@@ -480,24 +390,25 @@ class SqliteSpanProcessor(SpanProcessor):
                 if parent is None:
                     attrs = _parts(span)[0]
                     if _is_run_span(None, attrs):
-                        self._tally.setdefault(format(span.context.trace_id, "032x"), {})
-                        seen.append((RUN_STARTED, span, attrs))
+                        self._tally.setdefault("%032x" % span.context.trace_id, {})  # noqa: UP031 (see _bodies)
+                        seen.append((RUN_STARTED, span, attrs, None))
                 continue
             context = span.context
             trace = context.trace_id
             start_ns = span.start_time or 0
             trace_id = trace_ids.get(trace)
             if trace_id is None:
-                trace_id = trace_ids[trace] = format(trace, "032x")
+                trace_id = trace_ids[trace] = "%032x" % trace  # noqa: UP031 (see _bodies)
                 first_start[trace] = start_ns
             elif start_ns < first_start[trace]:
                 first_start[trace] = start_ns
             resource = span.resource
             resources[id(resource)] = resource
             attrs, events, links = _parts(span)
+            span_hex = "%016x" % context.span_id  # noqa: UP031 (see _bodies)
             row = [
                 trace,
-                format(context.span_id, "016x"),
+                span_hex,
                 start_ns,
                 end_ns,
                 id(resource),
@@ -510,12 +421,20 @@ class SqliteSpanProcessor(SpanProcessor):
                 ended.append(row)
                 if is_run:
                     ended_root_spans.append((trace_id, span))
-                    seen.append((RUN_ENDED, span, attrs))
+                    seen.append((RUN_ENDED, span, attrs, None))
                 else:
-                    status = span.status.status_code._name_
-                    self._count(trace_id, start_ns, end_ns, status, attrs)
-                    if t.CICD_TASK_NAME in attrs:
-                        seen.append((STAGE_ENDED, span, attrs))
+                    name = attrs.get(t.CICD_TASK_NAME)
+                    if isinstance(name, str) and name:
+                        # A stage attempt: what the run's tally and the report aggregates
+                        # read of it is worked out once, for both (None: a skip span).
+                        status = (
+                            None
+                            if is_skip(attrs, start_ns, end_ns)
+                            else ended_attempt_status(attrs, span.status.status_code._name_)
+                        )
+                        self._count(trace_id, name, start_ns, status, attrs)
+                        stage = (trace, name, span_hex, status, start_ns, end_ns)
+                        seen.append((STAGE_ENDED, span, attrs, stage))
             else:
                 self._open[key] = [span, (len(events), len(attrs))]
                 started.append(row)
@@ -524,7 +443,7 @@ class SqliteSpanProcessor(SpanProcessor):
                     # Only a start opens a tally: one opened at the run's end would have missed
                     # its stages, and the summary trusts a tally (it rebuilds the run without).
                     self._tally.setdefault(trace_id, {})
-                    seen.append((RUN_STARTED, span, attrs))
+                    seen.append((RUN_STARTED, span, attrs, None))
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
@@ -585,10 +504,10 @@ class SqliteSpanProcessor(SpanProcessor):
                 continue
             entry[1] = counts
             if trace not in trace_ids:
-                trace_ids[trace] = format(trace, "032x")
+                trace_ids[trace] = "%032x" % trace  # noqa: UP031 (see _bodies)
                 first_start[trace] = span.start_time or 0
             body = _body(span, span.parent, attrs, events, links, ended=False)
-            rows.append([body, trace, format(span_id, "016x")])
+            rows.append([body, trace, "%016x" % span_id])  # noqa: UP031 (see _bodies)
         return rows
 
     @staticmethod
@@ -630,21 +549,21 @@ class SqliteSpanProcessor(SpanProcessor):
     def _count(
         self,
         trace_id: str,
+        name: str,
         start: int,
-        end: int | None,
-        status_code: str,
+        status: str | None,
         attrs: Mapping[str, Any],
     ) -> None:
-        """Tally an ended stage span of a run this processor saw start."""
+        """Tally an ended attempt of stage ``name`` (a non-empty string) of a run this
+        processor saw start; ``status`` is its ``ended_attempt_status``, None for a skip span
+        (its stage is still one of the run's)."""
         tally = self._tally.get(trace_id)
-        name = attrs.get(t.CICD_TASK_NAME)
-        if tally is None or not isinstance(name, str) or not name:
+        if tally is None:
             return
         entries = tally.setdefault(name, [])
-        if is_skip(attrs, start, end):
+        if status is None:
             return
         instance = attrs.get(t.STAGE_INSTANCE, 0)
-        status = ended_attempt_status(attrs, status_code)
         entries.append((start, instance if isinstance(instance, int) else 0, status))
 
     def _finished_run_row(

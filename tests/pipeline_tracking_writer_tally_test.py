@@ -1,0 +1,65 @@
+"""The writer's summary of a run it saw start (the ``runs`` row, from its in-memory tally) is the
+summary a rebuild of the run from its stored spans gives: stages declared or not, a stage whose
+only span is a skip, a stage span without a stage name, failed and retried attempts."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from pipeline_tracking_support import T0, make_provider
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
+from taskdaemon.pipeline.tracking.store import select_trace
+
+
+def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None:
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider, _ = make_provider(processor)
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span(
+        t.run_span_name("p"),
+        start_time=T0,
+        attributes={
+            t.CICD_PIPELINE_NAME: "p",
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: ["declared"],
+        },
+    )
+    processor.force_flush()  # the run's start is written first: its tally is opened
+    context = trace.set_span_in_context(root)
+
+    def stage(name: str | None, start: int, end: int, **attributes: object) -> None:
+        if name is not None:
+            attributes[t.CICD_TASK_NAME] = name
+        span = tracer.start_span(
+            name or "nameless", context=context, start_time=start, attributes=attributes
+        )
+        if attributes.get(t.STAGE_STATUS) == "failure":
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(end)
+
+    stage("declared", T0 + 10, T0 + 20, **{t.STAGE_ATTEMPT: 1})
+    # Undeclared stages: one that never ran (only its skip span), one that failed twice.
+    stage("skipped", T0 + 30, T0 + 30, **{t.CICD_TASK_RUN_RESULT: t.RESULT_SKIP})
+    for attempt in (1, 2):
+        stage("flaky", T0 + 40 * attempt, T0 + 50 * attempt, **{t.STAGE_STATUS: "failure"})
+    stage(None, T0 + 60, T0 + 70)  # a child span that is no stage attempt
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
+    root.end(T0 + 200)
+    processor.shutdown()
+
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    with sqlite3.connect(db) as conn:
+        written = conn.execute(
+            "SELECT status, stage_count, failed_stages FROM runs WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        spans = select_trace(conn, trace_id)
+    rebuilt = summarize_run(reconstruct_run(spans))
+    assert written == (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages)
+    assert written[1:] == (3, 1)  # declared, skipped and flaky; flaky failed
