@@ -17,9 +17,11 @@ from taskdaemon.pipeline.model import (
     Stage,
     TriggerMode,
 )
+from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.triggers import (
     ApprovalState,
+    CompiledStage,
     TriggerPlan,
     TriggerState,
     combine,
@@ -247,3 +249,36 @@ def test_plan_accepts_the_request_in_inputs_and_outputs() -> None:
         tuple(name for name, _, _ in plan.stages["a"].outputs or ()),
         tuple(name for name, _, _ in plan.stages["b"].inputs),
     )
+
+
+def test_plan_describes_each_stage_s_triggers_in_order() -> None:
+    """``descriptions``: every trigger's, in order; ``other_descriptions``: the non-event
+    triggers' (all of them when the stage has no event trigger, none for no trigger). Each
+    compiled stage is the record its class builds from the same fields."""
+    plan = TriggerPlan.build(
+        pipeline(
+            stage("a", emits=("e",)),
+            stage("b", *after("a")),
+            stage("c", OnEvent("e"), *after("a"), Manual(approval_required=True)),
+            stage("d", OnCondition("request.x == 1"), OnCompletion("b", success_only=False)),
+            stage("f", OnEvent("e", "event.n > 1")),
+        )
+    )
+    described = {name: (cs.descriptions, cs.other_descriptions) for name, cs in plan.stages.items()}
+    assert described == {
+        "a": (("on run start",), ("on run start",)),
+        "b": (("on completion of a",), ("on completion of a",)),
+        "c": (
+            ("on event e", "on completion of a", "manual approval"),
+            ("on completion of a", "manual approval"),
+        ),
+        "d": (
+            ("on condition request.x == 1", "on completion of b (any result)"),
+            ("on condition request.x == 1", "on completion of b (any result)"),
+        ),
+        "f": (("on event e if event.n > 1",), ()),
+    }
+    for cs in plan.stages.values():
+        rebuilt = CompiledStage(**{f.name: getattr(cs, f.name) for f in fields(cs)})
+        assert type(cs) is CompiledStage
+        assert cs == rebuilt

@@ -24,14 +24,15 @@ Semantics (the engine's docstring has the whole story):
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.expressions import Expression, compile_expression
-from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.frozen import frozen, maker
 from taskdaemon.pipeline.model import (
     Manual,
     OnCompletion,
@@ -269,22 +270,29 @@ class TriggerPlan(ValueMethods):
         condition_stages: list[str] = []
         compiled: dict[str, CompiledStage] = {}
         base = frozenset({"request", "stages"})
+        entry_stages: list[str] = []
+        manual_entries: list[str] = []
+        make = _make_compiled_stage()
         for position, stage in enumerate(pipeline.stages):
+            name = stage.name
+            if not upstream[name]:
+                entry_stages.append(name)
             conditions: dict[int, CompiledExpression] = {}
             filters: dict[int, CompiledExpression | None] = {}
             others: list[int] = []
             events: list[int] = []
             approval: int | None = None
+            entry = False  # ``stage.is_entry``, read off the loop over its triggers
             event_emitters: list[str] = []
-            for index, trigger in enumerate(stage.triggers):
-                where = f"stage {stage.name!r} trigger {index}"
+            triggers = stage.triggers
+            for index, trigger in enumerate(triggers):
                 if isinstance(trigger, OnEvent):
                     events.append(index)
                     listeners.setdefault(trigger.type, []).append((stage.name, index))
                     filters[index] = (
                         None
                         if trigger.filter is None
-                        else _compiled(trigger.filter, base | {"event"}, where)
+                        else _compiled(trigger.filter, base | {"event"}, _where(name, index))
                     )
                     for emitter in emitters.get(trigger.type, ()):
                         if emitter != stage.name and emitter not in event_emitters:
@@ -294,26 +302,33 @@ class TriggerPlan(ValueMethods):
                 if isinstance(trigger, OnCompletion):
                     completion.setdefault(trigger.stage, []).append((stage.name, index))
                 elif isinstance(trigger, OnCondition):
-                    expr = _compiled(trigger.expression, base, where)
+                    expr = _compiled(trigger.expression, base, _where(name, index))
                     conditions[index] = expr
                     if expr.refs is None:
                         opaque.append((stage.name, index))
                     else:
-                        for name in expr.refs:
-                            readers.setdefault(name, []).append((stage.name, index))
+                        for ref in expr.refs:
+                            readers.setdefault(ref, []).append((stage.name, index))
                     if stage.name not in condition_stages:
                         condition_stages.append(stage.name)
-                elif isinstance(trigger, Manual) and trigger.approval_required:
-                    approval = index
-            input_vars = base | ({"event"} if events else set())
-            inputs = tuple(
-                (
-                    m.name,
-                    _compiled(m.source, input_vars, f"stage {stage.name!r} input {m.name!r}"),
-                    m.required,
+                elif isinstance(trigger, Manual):
+                    if trigger.approval_required:
+                        approval = index
+                    else:
+                        entry = True
+            if entry:
+                manual_entries.append(name)
+            inputs: tuple[tuple[str, CompiledExpression, bool], ...] = ()
+            if stage.inputs:  # most stages have none: no generator made for an empty tuple
+                input_vars = base | ({"event"} if events else set())
+                inputs = tuple(
+                    (
+                        m.name,
+                        _compiled(m.source, input_vars, f"stage {stage.name!r} input {m.name!r}"),
+                        m.required,
+                    )
+                    for m in stage.inputs
                 )
-                for m in stage.inputs
-            )
             outputs = (
                 None
                 if stage.outputs is None
@@ -330,8 +345,11 @@ class TriggerPlan(ValueMethods):
                     for m in stage.outputs
                 )
             )
-            descriptions = tuple(t.describe() for t in stage.triggers)
-            compiled[stage.name] = CompiledStage(
+            if len(triggers) == 1:  # the usual stage: its one description, without a loop
+                descriptions: tuple[str, ...] = (triggers[0].describe(),)
+            else:
+                descriptions = tuple([t.describe() for t in triggers])
+            compiled[name] = make(
                 stage=stage,
                 index=position,
                 upstream=upstream[stage.name],
@@ -346,7 +364,12 @@ class TriggerPlan(ValueMethods):
                 outputs=outputs,
                 descriptions=descriptions,
                 event_emitters=tuple(event_emitters),
-                other_descriptions=tuple(descriptions[i] for i in others),
+                # Every trigger is a non-event one (the usual case): all the descriptions.
+                other_descriptions=(
+                    descriptions
+                    if len(others) == len(descriptions)
+                    else tuple([descriptions[i] for i in others])
+                ),
             )
         return cls(
             stages=compiled,
@@ -356,9 +379,25 @@ class TriggerPlan(ValueMethods):
             opaque_conditions=tuple(opaque),
             condition_stages=tuple(condition_stages),
             emitters={k: tuple(v) for k, v in emitters.items()},
-            entry_stages=tuple(s.name for s in pipeline.stages if not upstream[s.name]),
-            manual_entries=tuple(s.name for s in pipeline.stages if s.is_entry),
+            entry_stages=tuple(entry_stages),
+            manual_entries=tuple(manual_entries),
         )
+
+
+def _where(stage: str, index: int) -> str:
+    """The place a trigger's expression error names (made only for an expression)."""
+    return f"stage {stage!r} trigger {index}"
+
+
+@functools.cache
+def _make_compiled_stage() -> Callable[..., CompiledStage]:
+    """``frozen.maker(CompiledStage)``, compiled at the first plan built.
+
+    Why: a plan builds one ``CompiledStage`` a stage of the pipeline, and a class call with
+    keyword arguments packs its fifteen into a dict for the generated ``__init__``, which then
+    stores each field through its slot's setter; the maker takes the keywords as they come and
+    fills a mutable twin (``frozen.maker``): the same record, of the same class."""
+    return maker(CompiledStage)
 
 
 def _compiled(source: str, allowed: frozenset[str] | set[str], where: str) -> CompiledExpression:
