@@ -320,3 +320,33 @@ def test_a_stage_read_is_the_record_its_class_builds() -> None:
         assert hash(read) == hash(built)
         with pytest.raises(FrozenRecordError):
             read.name = "c"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("triggers", "success_only"),
+    [
+        ("[{on_completion: {stage: a}}]", (True,)),
+        ("[{on_completion: {stage: a, success_only: false}}]", (False,)),
+        (
+            "[{on_completion: {stage: a}}, {on_completion: {stage: a, success_only: true}}]",
+            (True, True),
+        ),
+    ],
+)
+def test_a_completion_trigger_read_is_the_record_its_class_builds(
+    triggers: str, success_only: tuple[bool, ...]
+) -> None:
+    """The quick read builds ``on_completion`` triggers through ``frozen.maker``, a stage of one
+    trigger without the list's comprehension: each is an ``OnCompletion`` equal to the class's,
+    of the same hash, and as frozen."""
+    text = (
+        "name: p\nstages:\n  - {name: a, handler: 'm:f', triggers: [{manual: {}}]}\n"
+        f"  - {{name: b, handler: 'm:f', triggers: {triggers}}}\n"
+    )
+    read = parse_pipeline(text, registered_loops=()).stages[1].triggers
+    expected = tuple(OnCompletion("a", flag) for flag in success_only)
+    assert (read, hash(read)) == (expected, hash(expected))
+    for trigger in read:
+        assert type(trigger) is OnCompletion
+        with pytest.raises(FrozenRecordError):
+            trigger.stage = "c"  # type: ignore[misc]

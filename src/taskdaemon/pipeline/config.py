@@ -566,8 +566,12 @@ class _Reader:
         if isinstance(found := get("triggers"), list):
             # Most lists are all right: read at once (a trigger is never false); any other
             # is read item by item, which words each issue.
-            quick: list[Any] = [quick_trigger(item) for item in found]
-            triggers = tuple(quick) if all(quick) else self.triggers(found, f"{path}.triggers")
+            if len(found) == 1:  # most stages: the comprehension below, without its frame
+                only = quick_trigger(found[0])
+                triggers = (only,) if only else self.triggers(found, f"{path}.triggers")
+            else:
+                quick: list[Any] = [quick_trigger(item) for item in found]
+                triggers = tuple(quick) if all(quick) else self.triggers(found, f"{path}.triggers")
         if triggers is None:
             no_triggers: tuple[Trigger, ...] = ()
             triggers = self.field(

@@ -12,8 +12,11 @@ would take without an issue, and builds the trigger the reader would build from 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any, Final, TypeGuard
 
+from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent, Trigger
 
 __all__ = ["TRIGGER_KEYS", "quick_trigger"]
@@ -39,7 +42,7 @@ def quick_trigger(item: Any) -> Trigger | None:
         # ``{stage: NAME}``, the most common trigger of all: no look-ups beyond its one key.
         stage = body.get("stage")
         if type(stage) is str and stage.strip():
-            return OnCompletion(stage, True)
+            return _make_on_completion()(stage, True)
     if body is None and kind == "manual":
         body = {}
     allowed = _BODY_KEYS.get(kind)
@@ -49,7 +52,7 @@ def quick_trigger(item: Any) -> Trigger | None:
     if kind == "on_completion":
         stage, success_only = get("stage"), get("success_only")
         if _is_name(stage) and (success_only is None or isinstance(success_only, bool)):
-            return OnCompletion(stage, True if success_only is None else success_only)
+            return _make_on_completion()(stage, True if success_only is None else success_only)
     elif kind == "on_event":
         event_type, event_filter = get("type"), get("filter")
         if _is_name(event_type) and (event_filter is None or isinstance(event_filter, str)):
@@ -63,6 +66,16 @@ def quick_trigger(item: Any) -> Trigger | None:
         if get("timeout") is None and (approval is None or isinstance(approval, bool)):
             return Manual(approval_required=bool(approval))
     return None
+
+
+@functools.cache
+def _make_on_completion() -> Callable[[str, bool], OnCompletion]:
+    """``frozen.maker(OnCompletion)``, compiled at the first ``{stage: NAME}`` trigger read.
+
+    Why: a chain's file has one such trigger a stage, and a class call runs the generated
+    ``__init__``, which stores each field through its slot's setter; the maker fills a mutable
+    twin and gives it the class (``frozen.maker``): the same record, of the same class."""
+    return maker(OnCompletion)
 
 
 def _is_name(value: Any) -> TypeGuard[str]:
