@@ -13,6 +13,7 @@ from typing import Any
 
 from taskdaemon.pipeline._threads import LoopEnvironment, hop, thread_safe
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.engine._callbacks import LazyEnvironment
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import EngineEvent, EventPublished, StageFinished, StageProcess
 from taskdaemon.pipeline.execution import current_execution
@@ -214,3 +215,19 @@ async def test_an_environment_read_again_while_it_resolves_does_not_deadlock() -
     assert RunStatus.SUCCESS == result.status
     assert ["tp", "tp"] == seen
     assert ["tp", "tp"] == observer.inner
+
+
+def test_a_lazy_environment_sets_every_field_its_base_sets() -> None:
+    """``LazyEnvironment`` stores ``LoopEnvironment``'s fields itself (no ``super()`` call): each
+    of them, with the values the base's ``__init__`` gives for an empty source."""
+    loop = asyncio.new_event_loop()
+    try:
+        base = LoopEnvironment({}, loop)
+        lazy = LazyEnvironment(object(), object(), loop)  # type: ignore[arg-type]
+        for name in LoopEnvironment.__slots__:
+            assert type(getattr(lazy, name)) is type(getattr(base, name)), name
+        assert lazy._loop is loop
+        assert lazy._resolved is None
+        assert dict(lazy._source) == {}
+    finally:
+        loop.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from threading import Lock
 from typing import Any
 
 from taskdaemon.pipeline._threads import LoopEnvironment, call_on_loop
@@ -126,7 +127,14 @@ class LazyEnvironment(LoopEnvironment):
     def __init__(
         self, ctx: RunContext, event: StageStarted, loop: asyncio.AbstractEventLoop
     ) -> None:
-        super().__init__(EMPTY_SOURCE, loop)
+        # ``LoopEnvironment.__init__(self, EMPTY_SOURCE, loop)``'s stores, inline: every
+        # observed stage makes one of these, and the ``super()`` call is a frame (and a
+        # ``super`` object) of its own. ``tests/pipeline_engine_callbacks_test.py`` holds the
+        # two to the same fields.
+        self._source = EMPTY_SOURCE
+        self._loop = loop
+        self._resolved = None
+        self._guard = Lock()
         self._ctx = ctx
         self._event = event
 

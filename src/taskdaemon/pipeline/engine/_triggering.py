@@ -161,9 +161,26 @@ class Triggers(Approvals):
             elif state is IMPOSSIBLE:
                 srt.n_imp += 1
             srt.states[index] = state
-        if self.ctx.observed:
-            ready = (srt.gate() if srt.cs.has_events else srt.readiness()) is SATISFIED
-            self.evaluated(srt, index, state, detail, ready, values=values)
+        ctx = self.ctx
+        if ctx.observed:
+            # ``evaluated(...)``, inline: a frame and a keyword call less, twice a stage.
+            cs = srt.cs
+            ready = (srt.gate() if cs.has_events else srt.readiness()) is SATISFIED
+            ctx.emit(
+                trigger_evaluated(
+                    run_id=self.run_id,
+                    pipeline=self.name,
+                    stage=srt.name,
+                    trigger_index=index,
+                    trigger_type=cs.stage.triggers[index].kind,
+                    description=cs.descriptions[index],
+                    satisfied=state is SATISFIED,
+                    stage_ready=ready,
+                    at=ctx.clock(),
+                    detail=detail,
+                    values=values,
+                )
+            )
 
     def update(self, srt: StageRun) -> None:
         """Act on a stage's trigger states: fire it, skip it, or ask for its approval."""
