@@ -190,6 +190,29 @@ def test_run_records_logged_before_the_store_are_written_first() -> None:
     assert (["one", "two", "after"], 0) == (target.messages, pending.dropped)
 
 
+async def test_every_event_after_a_failed_load_is_counted_lost_at_once() -> None:
+    """Once loading failed, no event is kept any more: each one the engine hands over from
+    then on is counted lost as it comes, before the run ends."""
+    deferred = DeferredMonitor(PayloadCapture())
+    seen: list[tuple[str, int, int]] = []
+
+    class Counter:
+        def on_event(self, event: object) -> None:
+            seen.append((type(event).__name__, deferred.lost, len(deferred._kept)))
+
+    deferred.failed("ImportError: no SDK")
+
+    async def handler(ctx: StageContext) -> Mapping[str, Any]:
+        return {}
+
+    # The counter is handed each event after the stand-in, so it sees what the stand-in did.
+    engine = Engine(resolver=Resolver(handler), observers=[deferred, Counter()])
+    async with engine:
+        result = await engine.run(chain_pipeline(("a", "b")), {})
+    assert result.succeeded
+    assert [(name, number, 0) for number, (name, _, _) in enumerate(seen, 1)] == seen
+
+
 def test_records_past_the_bound_are_counted() -> None:
     """Past its bound the pending handler counts records instead of keeping them; what is
     kept and never written (the store never attached) is counted at close too."""

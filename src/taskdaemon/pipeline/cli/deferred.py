@@ -168,6 +168,9 @@ class DeferredMonitor:
         self._declined: set[type] = set()  # optional kinds declined before the monitor existed
         self._lock = threading.Lock()
         self._loaded = threading.Event()  # set when the monitor exists, or loading failed
+        # ``_loaded.is_set()`` as a plain attribute, for ``on_event``, which reads it under the
+        # lock for every event kept (a Python frame each): set under the lock, with it.
+        self._over = False
         self._begin = threading.Event()  # set when loading may begin (see the module docstring)
         self._monitor: PipelineMonitor | None = None
         self._preset: Preset | None = None
@@ -198,6 +201,7 @@ class DeferredMonitor:
             with self._lock:
                 kept, self._kept = self._kept, []
                 if not kept:
+                    self._over = True
                     self._loaded.set()
                     self._live = True
                     return
@@ -209,6 +213,7 @@ class DeferredMonitor:
             self._failure = reason
             self.lost += len(self._kept)
             self._kept.clear()
+            self._over = True
             self._loaded.set()
 
     def wait_to_begin(self, timeout: float) -> None:
@@ -249,7 +254,7 @@ class DeferredMonitor:
             return
         with self._lock:
             waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
-            if not self._loaded.is_set() and not waits:
+            if not self._over and not waits:  # ``_loaded.is_set()``, read as its flag
                 self._kept.append(event)
                 if isinstance(event, StageStarted) and not self._begin.is_set():
                     self._begin_after_this_turn()
