@@ -128,9 +128,13 @@ def _stage_text(stage: Any) -> str:
     inputs, outputs, emits, triggers = stage.inputs, stage.outputs, stage.emits, stage.triggers
     try:
         if type(triggers) is tuple and len(triggers) == 1:  # most stages: no list to join
-            trigger_texts = _trigger(triggers[0])
+            only = triggers[0]
+            # ``_trigger(only)``, its look-up inline for a class already met (a frame less).
+            text = _TRIGGER_TEXTS.get(type(only))
+            trigger_texts = _trigger(only) if text is None else text(only)
         else:
             trigger_texts = ",".join([_trigger(t) for t in _items(triggers)])
+        parallel = stage.parallel_instances
         return (
             f'{{"command":{"null" if command is None else _string(command)}'
             f',"description":{_string(stage.description)}'
@@ -140,7 +144,9 @@ def _stage_text(stage: Any) -> str:
             f',"loop":{_string(stage.loop)}'
             f',"name":{_string(stage.name)}'
             f',"outputs":{"null" if outputs is None else _mappings(outputs)}'
-            f',"parallel_instances":{_integer(stage.parallel_instances)}'
+            # ``_integer(parallel)``, inline for an ``int`` (the function raises for the rest).
+            f',"parallel_instances":'
+            f"{int.__repr__(parallel) if type(parallel) is int else _integer(parallel)}"
             f',"retry":{"null" if retry is None else _retry(retry)}'
             f',"timeout":{"null" if timeout is None else _number(timeout)}'
             f',"trigger_mode":{_string(stage.trigger_mode)}'
