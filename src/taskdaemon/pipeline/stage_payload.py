@@ -123,6 +123,10 @@ class _NotPlainError(Exception):
 
 
 def _stage_text(stage: Any) -> str:
+    """The stage's entry, written directly. A one-trigger stage's text function is looked up
+    and called inline, and an ``int`` ``parallel_instances`` written by ``int.__repr__``
+    inline: what ``_trigger`` and ``_integer`` do for them, each a frame less; any other value
+    still goes through those two, which raise for what the direct text does not take."""
     # Keys in sorted order, as ``sort_keys`` puts them.
     command, handler, timeout, retry = stage.command, stage.handler, stage.timeout, stage.retry
     inputs, outputs, emits, triggers = stage.inputs, stage.outputs, stage.emits, stage.triggers

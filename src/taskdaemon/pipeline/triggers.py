@@ -256,7 +256,15 @@ class TriggerPlan(ValueMethods):
 
     @classmethod
     def build(cls, pipeline: Pipeline) -> TriggerPlan:
-        """Compile ``pipeline``; ExpressionError names the stage and field of a bad expression."""
+        """Compile ``pipeline``; ExpressionError names the stage and field of a bad expression.
+
+        Built in one loop over the stages, without a generator a stage: ``Stage.is_entry`` is
+        "a ``manual`` trigger without approval", which the loop's ``Manual`` branch notes as it
+        goes; a stage whose triggers are all non-event ones has every description as its
+        ``other_descriptions``, in the same order; a trigger's error location is only ever read
+        in an error, so it is made only for an expression. Each ``CompiledStage`` comes from
+        ``frozen.maker``: the record its class call would give (:func:`_make_compiled_stage`).
+        """
         emitters: dict[str, list[str]] = {}
         for stage in pipeline.stages:
             for event_type in stage.emits:

@@ -248,7 +248,11 @@ class DeferredMonitor:
     # --- observer protocol ---------------------------------------------------------------------
 
     def on_event(self, event: EngineEvent) -> None:
-        """Keep ``event`` until the monitor exists, or hand it over (see the module docstring)."""
+        """Keep ``event`` until the monitor exists, or hand it over (see the module docstring).
+
+        Whether loading is over is read from ``_over``, not ``_loaded.is_set()`` (a frame an
+        event): the flag is set under the lock together with each ``_loaded.set()``, and read
+        here under the same lock, so both give the same answer."""
         if self._live:  # only the engine's thread emits: nothing kept can be left to pass
             self._forward(event)
             return

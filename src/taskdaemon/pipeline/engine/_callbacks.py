@@ -120,7 +120,11 @@ class LazyEnvironment(LoopEnvironment):
     """A stage's extra environment, asked of the observers' ``stage_environment`` hooks on
     first read rather than when the stage starts: a handler that never reads it (most Python
     stages) never makes an observer settle its books on the run's critical path. Read from
-    another thread, it is resolved on the loop's thread (``LoopEnvironment``)."""
+    another thread, it is resolved on the loop's thread (``LoopEnvironment``).
+
+    Its ``__init__`` stores the base's four fields itself, as ``LoopEnvironment.__init__`` with an
+    empty source would: one is made for every observed stage, and the ``super()`` call is a
+    frame of its own."""
 
     __slots__ = ("_ctx", "_event")
 

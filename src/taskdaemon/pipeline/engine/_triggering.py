@@ -149,7 +149,11 @@ class Triggers(Approvals):
         detail: str,
         values: Mapping[str, Any] | None,
     ) -> None:
-        """Set a trigger's new state, update the counters, report it."""
+        """Set a trigger's new state, update the counters, report it.
+
+        The report is :meth:`evaluated`'s record, built here rather than through that call (a
+        frame and a keyword call, twice a stage of a chain): the same fields from the same
+        values, in the same order, when the run is observed."""
         old = srt.states[index]
         if old is not state:
             if old is SATISFIED:
