@@ -4,6 +4,7 @@ monitor exists is recorded as if the monitor had been there from the start."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -17,8 +18,9 @@ from opentelemetry.trace import format_span_id, format_trace_id
 
 from pipeline_monitor_support import chain_pipeline
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli import build_parser
 from taskdaemon.pipeline.cli.deferred import DeferredMonitor, PendingLogHandler
-from taskdaemon.pipeline.cli.run import ApprovalPolicy
+from taskdaemon.pipeline.cli.run import ApprovalPolicy, build_observers
 from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import OPTIONAL_RECORDS, StageFinished, StageQueued, StageStarted
@@ -452,3 +454,21 @@ def test_the_stand_in_says_when_its_monitor_wanted_what_it_declined(
     assert ["StageQueued records were not built before telemetry loaded"] == [
         r.getMessage() for r in caplog.records
     ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "observes"),
+    [((), False), (("--approve", "deploy"), True), (("--auto-approve",), True)],
+)
+async def test_the_approval_policy_observes_only_when_it_grants(
+    home: Any, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], observes: bool
+) -> None:
+    """``run``'s approval policy is among the engine's observers only when the command line
+    grants an approval: one that grants nothing would be offered every record for nothing."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+    argv = ["run", "pipeline.yaml", "-q", *flags]
+    args = build_parser(argv).parse_args(argv)
+    approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
+    async with contextlib.AsyncExitStack() as stack:
+        observers = build_observers(args, progress=None, approvals=approvals, stack=stack)
+    assert (observes, 1) == (approvals in observers, len(observers) - observes)

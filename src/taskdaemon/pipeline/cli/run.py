@@ -277,6 +277,14 @@ class ApprovalPolicy:
         """True if the command line grants ``stage``'s approval."""
         return self._all or stage in self._stages
 
+    @property
+    def grants(self) -> bool:
+        """True if the command line grants any approval: only then does the policy observe
+        the run (``build_observers``). An observer costs the engine a call per record it is
+        offered and a ``wants_record`` question per kind it declines, every stage, and a
+        policy that grants nothing would act on none of them."""
+        return self._all or bool(self._stages)
+
     def attach(self, handle: RunHandle) -> None:
         """Start granting through ``handle`` (a RunHandle); grants asked before now go first."""
         self._handle = handle
@@ -318,6 +326,7 @@ def build_observers(
 
     This is the one place to extend (monitoring adds its observer here and registers its
     shutdown on ``stack``, which is closed after the run ended, before the process exits).
+    ``approvals`` is among them only when it grants something (``ApprovalPolicy.grants``).
     """
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
@@ -339,7 +348,7 @@ def build_observers(
         from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring  # noqa: PLC0415
 
         monitoring = [start_deferred_monitoring(settings, stack)]
-    observers: list[Any] = [approvals]
+    observers: list[Any] = [approvals] if approvals.grants else []
     if progress is not None:
         observers.append(progress)
     # The monitor, then the API's controller (bound to the engine once it exists).
