@@ -54,3 +54,31 @@ def test_a_clean_link_is_not_copied() -> None:
     redacted = _redacted_link(secret)
     assert redacted is not secret
     assert (redacted.context, dict(redacted.attributes or {})) == (LINKED, {"password": REDACTED})
+
+
+def test_each_call_redacts_or_passes_on_as_it_says(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """The redacting calls redact; the pass-through ones (``add_redacted_event`` and
+    ``is_recording``, the wrapped span's own bound methods, ``set_redacted_attributes``,
+    ``end``, ``get_span_context``) record what they are given, at the times given, on the
+    wrapped span."""
+    provider, exporter = spans
+    tracer = RedactingTracer(provider.get_tracer("test"))
+    span = tracer.start_span("s", start_time=1_000)
+    assert span.is_recording() is True
+    assert span.get_span_context() == span.wrapped.get_span_context()
+    span.add_event("walked", {"note": TOKEN}, timestamp=2_000)
+    span.add_redacted_event("as-is", {"note": TOKEN}, timestamp=3_000)
+    span.set_attributes({"walked": TOKEN})
+    span.set_attribute("one", TOKEN)
+    span.set_redacted_attributes({"as_is": TOKEN})
+    span.end(end_time=4_000)
+    assert span.is_recording() is False
+    (ended,) = exporter.get_finished_spans()
+    assert [(e.name, e.timestamp, dict(e.attributes or {})) for e in ended.events] == [
+        ("walked", 2_000, {"note": REDACTED}),
+        ("as-is", 3_000, {"note": TOKEN}),
+    ]
+    assert dict(ended.attributes or {}) == {"walked": REDACTED, "one": REDACTED, "as_is": TOKEN}
+    assert (ended.start_time, ended.end_time) == (1_000, 4_000)

@@ -15,7 +15,7 @@ The SDK span itself is what processors see; only the monitor holds the wrapper.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.context import Context
@@ -86,12 +86,28 @@ def _redacted_link(link: Link) -> Link:
 
 
 class RedactingSpan(Span):
-    """A span that redacts every value recorded on it before the wrapped span gets it."""
+    """A span that redacts every value recorded on it before the wrapped span gets it.
 
-    __slots__ = ("_span",)
+    ``is_recording`` and ``add_redacted_event`` (whose values the caller redacted) are the
+    wrapped span's own bound methods, set per instance, not methods of this class that call
+    them: the monitor makes each twice a stage on a stage span and twice on the run span, and
+    a forwarding method is a Python frame more each time. Exact: the same method of the same
+    span is called with the same arguments (``timestamp``, a keyword, is the SDK API's own
+    name); nothing the wrapper redacts goes through them."""
+
+    __slots__ = ("_span", "add_redacted_event", "is_recording")
+
+    #: ``span.is_recording`` of the wrapped span.
+    is_recording: Callable[[], bool]
+    #: ``add_event`` of attributes already passed through :func:`redact_attributes` (by a
+    #: caller that records the same redacted mapping on many spans), as they are: the wrapped
+    #: span's ``add_event(name, attributes, timestamp=...)``.
+    add_redacted_event: Callable[..., None]
 
     def __init__(self, span: Span) -> None:
         self._span = span
+        self.is_recording = span.is_recording
+        self.add_redacted_event = span.add_event
 
     @property
     def wrapped(self) -> Span:
@@ -104,11 +120,13 @@ class RedactingSpan(Span):
     def get_span_context(self) -> SpanContext:
         return self._span.get_span_context()
 
-    def is_recording(self) -> bool:
-        return self._span.is_recording()
-
     def end(self, end_time: int | None = None) -> None:
         self._span.end(end_time=end_time)
+
+    def set_redacted_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """``set_attributes`` of ``attributes`` already passed through
+        :func:`redact_attributes` (built redacted by the caller), as they are."""
+        self._span.set_attributes(attributes)
 
     def update_name(self, name: str) -> None:
         self._span.update_name(redact_text(name))
@@ -120,24 +138,12 @@ class RedactingSpan(Span):
         if attributes:  # redact_attributes inline, one call less: a few times a stage
             self._span.set_attributes(redact(attributes))
 
-    def set_redacted_attributes(self, attributes: Mapping[str, Any]) -> None:
-        """``set_attributes`` of ``attributes`` already passed through
-        :func:`redact_attributes` (built redacted by the caller), as they are."""
-        self._span.set_attributes(attributes)
-
     def add_event(
         self, name: str, attributes: types.Attributes = None, timestamp: int | None = None
     ) -> None:
         self._span.add_event(
             name, redact(attributes) if attributes else attributes, timestamp=timestamp
         )
-
-    def add_redacted_event(
-        self, name: str, attributes: Mapping[str, Any], timestamp: int | None = None
-    ) -> None:
-        """``add_event`` of ``attributes`` already passed through :func:`redact_attributes`
-        (by a caller that records the same redacted mapping on many spans), as they are."""
-        self._span.add_event(name, attributes, timestamp=timestamp)
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         self._span.add_link(context, redact_attributes(attributes))
