@@ -151,7 +151,7 @@ class PipelineMonitor(ManualFeed):
         self._queue = RecordQueue(self._recorder.handle)
         # The record types the recorder makes nothing of (a stage waiting for its triggers or a
         # worker slot: two of a stage's six records). on_event drops them at once unless a hook
-        # wants them (see _unwanted): queueing, settling and handling them cost ~10 µs a stage.
+        # wants them (wants_record): queueing, settling and handling them cost ~10 µs a stage.
         # Read from the recorder's own table, so a type it starts handling is never dropped.
         ignore = Recorder._ignore
         self._unrecorded = frozenset(
@@ -191,7 +191,9 @@ class PipelineMonitor(ManualFeed):
         fed by hand) every record is handled at once.
         """
         kind = type(event)
-        if not self.wants_record(kind):  # a record built by someone who did not ask
+        # A record built by someone who did not ask. ``wants_record``'s first test inline:
+        # a type the recorder handles is always wanted, without the call (a few a stage).
+        if kind in self._unrecorded and not self.wants_record(kind):
             return
         # The non-raising loop probe: get_running_loop() would raise for every hand-fed record.
         if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
@@ -220,17 +222,16 @@ class PipelineMonitor(ManualFeed):
         """Whether records of type ``kind`` are worth building: False for the types the
         recorder makes nothing of when no hook wants them either (the engine asks before it
         builds a ``StageWaiting`` or ``StageQueued``; ``on_event`` drops what it declines)."""
-        return kind not in self._unrecorded or not self._unwanted(kind)
-
-    def _unwanted(self, kind: type) -> bool:
-        """True when no hook wants records of type ``kind``: each hook has a ``wants(kind)``
-        that answers False (``run_log.RunLog`` at its levels). A hook without one gets every
-        record. Asked when the record arrives, on the caller's thread."""
+        if kind not in self._unrecorded:
+            return True
+        # Else whether some hook wants them: each hook has a ``wants(kind)`` (``run_log.RunLog``
+        # at its levels), and one without it gets every record. Asked when the record is to
+        # be built or arrives, on the caller's thread (the engine asks twice a stage).
         for hook in self._recorder.hooks:
             wants = getattr(hook, "wants", None)
             if wants is None or wants(kind):
-                return False
-        return True
+                return True
+        return False
 
     def flush(self) -> None:
         """Handle every queued record now, on this thread (safe at any time, and twice)."""
