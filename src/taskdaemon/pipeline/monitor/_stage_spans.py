@@ -151,7 +151,9 @@ def _prepared_start(
     name = t.stage_span_name(event.stage)
     if type(name) is not str:
         return None
-    name = _redacted_name(info, name)
+    # ``redact_text(name)``, taken from ``info.redacted_static`` (which holds it) when ``name``
+    # is the definition's stage name, as the engine's records always have it.
+    name = redacted[t.CICD_TASK_NAME] if name == static[t.CICD_TASK_NAME] else redact_text(name)
     recorded = {**redacted}
     # ``redact_text``'s own first test inline (a text it found clean before is returned as
     # it is): the run id is the same text on every stage of the run.
@@ -183,15 +185,6 @@ def _prepared_start(
             return None
         recorded[t.STAGE_EVENT_TYPE] = redact_text(event_type)
     return name, recorded
-
-
-def _redacted_name(info: StageInfo, name: str) -> str:
-    """``redact_text(name)``, taken from ``info.redacted_static`` (which holds it) when ``name``
-    is the definition's stage name, as the engine's records always have it."""
-    if name == info.static[t.CICD_TASK_NAME]:
-        redacted: str = info.redacted_static[t.CICD_TASK_NAME]
-        return redacted
-    return redact_text(name)
 
 
 @cache

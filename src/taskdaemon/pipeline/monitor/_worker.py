@@ -280,8 +280,12 @@ class Recorder:
             linked = link_to(run, event.previous_attempt)
             if linked is not None:
                 links.append(Link(linked, self._previous_attempt))
-        queue_time = max(0.0, event.at - event.queued_at - event.paused)
-        trigger_wait = max(0.0, event.queued_at - event.considered_at)
+        # ``max(0.0, x)`` as a comparison, three times a stage without the builtin's call:
+        # the same value for every x (0.0 for a negative, zero or NaN x, else x itself).
+        queue_time = event.at - event.queued_at - event.paused
+        queue_time = queue_time if queue_time > 0.0 else 0.0
+        trigger_wait = event.queued_at - event.considered_at
+        trigger_wait = trigger_wait if trigger_wait > 0.0 else 0.0
         span = _stage_spans.start_stage_span(
             self.tracer,
             run,
@@ -362,7 +366,8 @@ class Recorder:
                 execution.instance,
                 execution.attempt,
             )
-        duration = max(0.0, event.at - execution.started_at)
+        duration = event.at - execution.started_at
+        duration = duration if duration > 0.0 else 0.0  # max(0.0, ...): ``_stage_started``
         metrics = self.metrics
         if metrics.recording:  # what its method tests first, without the call (``run -q``)
             metrics.stage_finished(run.pipeline.name, execution.stage, str(status), duration)
@@ -379,9 +384,10 @@ class Recorder:
         metrics = self.metrics
         if metrics.recording:  # what its method tests first, without the call (``run -q``)
             metrics.trigger_evaluated(run.pipeline.name, event.stage, event.trigger_type)
-        _spans.add_trigger_evaluated(
-            open_span_of(run, event.stage) or run.span, event, run.info.stages.get(event.stage)
-        )
+        # No open execution (a chain's next stage is evaluated once the last one ended): the
+        # run span, without ``open_span_of``'s call, which would find none.
+        open_span = run.open and open_span_of(run, event.stage)
+        _spans.add_trigger_evaluated(open_span or run.span, event, run.info.stages.get(event.stage))
 
     def _approval_requested(self, event: ApprovalRequested) -> None:
         run = self.runs.get(event.run_id)
