@@ -12,7 +12,7 @@ plain values as ``load_pipeline`` reads it, ``config_text.read_yaml``: since rou
 are read by ``yaml_quick`` without composing, so ``compose`` and ``convert`` are what such a
 file no longer pays, and ``read`` what it does), ``reader``
 (``config._Reader``: plain values to the model, every field checked), ``validate``
-(``model.validate_pipeline``), ``load`` (``config.load_pipeline``, all of it) and ``canonical``
+(``validation.validate_pipeline``), ``load`` (``config.load_pipeline``, all of it) and ``canonical``
 (``Pipeline.canonical_json`` of the loaded chain, computed anew each time), each divided by the
 number of stages. The parts run with the cyclic collector paused, as ``load_pipeline``
 runs them. With ``--baseline SRC`` (``git archive main src | tar -x -C /tmp/base``, then
@@ -69,7 +69,7 @@ def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
     sys.path.insert(0, str(HERE))
     from per_stage import chain
     from taskdaemon.pipeline.config import _Reader, load_pipeline
-    from taskdaemon.pipeline.model import validate_pipeline
+    from taskdaemon.pipeline.validation import validate_pipeline
     from taskdaemon.pipeline.yaml_values import NodeConverter
     from taskdaemon.pipeline.yamlsafe import compose_bounded
 

@@ -3,7 +3,7 @@
 ``yaml_values.plain_tree`` reads an alias-free file without paths or lines (``config_text``
 finds the lines again only for an issue), ``trigger_values.quick_trigger`` reads a right
 trigger with a few type tests, and ``config._Reader.stage`` takes a field of the right type
-without a ``field`` call; ``model._Validator`` builds a field's path only for an issue. Each
+without a ``field`` call; ``validation._Validator`` builds a field's path only for an issue. Each
 must give way to the thorough path whenever that one would say something.
 """
 

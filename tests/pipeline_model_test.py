@@ -21,9 +21,9 @@ from taskdaemon.pipeline.model import (
     Pipeline,
     Stage,
     Trigger,
-    validate_pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.validation import validate_pipeline
 
 
 def _stage(name: str, *triggers: Trigger, emits: tuple[str, ...] = ()) -> Stage:

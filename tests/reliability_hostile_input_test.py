@@ -43,10 +43,10 @@ from taskdaemon.pipeline.model import (
     OnCondition,
     Pipeline,
     Stage,
-    validate_pipeline,
 )
 from taskdaemon.pipeline.server import create_app
 from taskdaemon.pipeline.tracking import JaegerSource, OtlpJsonSource, TempoSource
+from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.visualization import render_dot, render_mermaid
 
 ROOT = Path(__file__).resolve().parent.parent

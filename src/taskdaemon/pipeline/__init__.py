@@ -61,7 +61,7 @@ _HOMES: dict[str, str] = {
     "ValidationIssue": "errors",
     "Pipeline": "model",
     "Stage": "model",
-    "validate_pipeline": "model",
+    "validate_pipeline": "validation",
     "load_pipeline": "config",
     "parse_pipeline": "config",
     "RunStatus": "state",
@@ -118,7 +118,7 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
     from taskdaemon.pipeline.instrumentation import PipelineInstrumentor
     from taskdaemon.pipeline.loops import LoopRegistry
     from taskdaemon.pipeline.metrics import MonitorMetrics
-    from taskdaemon.pipeline.model import Pipeline, Stage, validate_pipeline
+    from taskdaemon.pipeline.model import Pipeline, Stage
     from taskdaemon.pipeline.monitor import PipelineMonitor
     from taskdaemon.pipeline.payloads import PayloadCapture
     from taskdaemon.pipeline.records import RunRecord
@@ -131,6 +131,7 @@ if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
         open_source,
         reconstruct_run,
     )
+    from taskdaemon.pipeline.validation import validate_pipeline
     from taskdaemon.pipeline.visualization import (
         DagWatcher,
         VisualizationFormat,

@@ -62,11 +62,11 @@ from taskdaemon.pipeline.model import (
     Stage,
     Trigger,
     TriggerMode,
-    validate_pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
+from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.yaml_values import kind_of
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 

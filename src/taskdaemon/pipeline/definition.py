@@ -9,7 +9,8 @@ definition hashes to the recorded hash, which is how a cut or altered text is de
 ``definition_changes`` says how two definitions differ, stage by stage, for a replay run with
 a file that is not the recorded definition.
 
-Pure: imports only the model. Errors are ``ValueError`` with a one-line reason.
+Pure: imports only the model and its validator (``validation``). Errors are ``ValueError``
+with a one-line reason.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from taskdaemon.pipeline.model import (
     Stage,
     Trigger,
     TriggerMode,
-    validate_pipeline,
 )
+from taskdaemon.pipeline.validation import validate_pipeline
 
 __all__ = ["DefinitionChanges", "definition_changes", "pipeline_from_canonical", "sha256_text"]
 

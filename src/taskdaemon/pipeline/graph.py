@@ -1,7 +1,7 @@
 """Graph algorithms over a pipeline's dependency graph (stage name → downstream stage names).
 
 Iterative, so a 40,000-stage chain never meets the recursion limit, and linear in stages plus
-edges. ``model.validate_pipeline`` reports cycles with them.
+edges. ``validation.validate_pipeline`` reports cycles with them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,378 @@
+"""Validating a pipeline definition: ``validate_pipeline``, every problem its types cannot express.
+
+Split from ``model`` (which had grown to the 700-line limit) because it is a responsibility of
+its own: ``model`` says what a pipeline *is* (frozen records, the DAG's edges and order, the
+canonical JSON), this module says what a *valid* one is (names, references, numeric ranges, CEL,
+cycles, an entry stage). The dependency is one-way, this module on ``model`` and never the
+reverse: a ``Pipeline`` does not validate itself when built (the loader ``config.load_pipeline``
+and ``definition.pipeline_from_canonical`` call ``validate_pipeline`` after building one, and a
+program that builds ``Pipeline(...)`` calls it itself), so ``model`` needs nothing from here, and
+``model`` re-exports nothing from here either (that would be an import cycle): import
+``validate_pipeline`` from this module.
+
+The naming rules (``NAME_PATTERN``, ``MAX_NAME_LENGTH``) live here too: only validation reads
+them. ``BUILTIN_LOOPS`` and ``ENTRY_STAGE_HINT`` stay in ``model``: the loader reads them as well,
+and they describe the model (the loop types it knows, what an entry stage is), not a check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+
+from taskdaemon.pipeline.cel_limits import clip
+from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
+from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
+from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
+from taskdaemon.pipeline.model import (
+    BUILTIN_LOOPS,
+    ENTRY_STAGE_HINT,
+    InputMapping,
+    LoopDef,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    OutputMapping,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+    Trigger,
+)
+
+__all__ = ["MAX_NAME_LENGTH", "NAME_PATTERN", "validate_pipeline"]
+
+#: What pipeline and stage names look like (a full match is required).
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+#: The longest pipeline, stage, loop type or event type name, in characters: names end up in
+#: span attributes, metric labels and graph labels (Graphviz refuses strings over 16,384).
+MAX_NAME_LENGTH = 128
+# "Did you mean" suggestions per validation (each one compares with every candidate).
+_MAX_SUGGESTIONS = 20
+
+_HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+# ``stages.NAME`` or ``stages["NAME"]`` where ``stages`` is the context variable (not ``x.stages``).
+_STAGE_REFERENCE = re.compile(
+    r"""(?<![\w.])stages\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
+)
+# ``stages.release-gate``: CEL reads it as ``stages.release - gate``; worth a precise hint.
+_DASHED_REFERENCE = re.compile(r"(?<![\w.])stages\.(\w+(?:-\w+)+)")
+
+_BASE_VARIABLES = frozenset({"request", "stages"})
+_EVENT_VARIABLES = _BASE_VARIABLES | {"event"}
+_OUTPUT_VARIABLES = _BASE_VARIABLES | {"result"}
+
+
+def validate_pipeline(
+    pipeline: Pipeline, *, registered_loops: Collection[str] = ()
+) -> list[ValidationIssue]:
+    """Every problem of ``pipeline`` that its types cannot express, in a stable order.
+
+    Pure: ``registered_loops`` are the loop types known besides the built-in ones and the
+    pipeline's ``loops:`` (the loader passes the names of the ``taskdaemon.loops`` entry points).
+    Paths are those of the canonical file form (``stages[2].triggers[0].on_event.type``); issues
+    carry ``pipeline.source`` as their file and no line (the loader adds lines). Runs in time
+    linear in the size of the definition (plus the number of edges); the "did you mean" look-ups
+    only run for names that are wrong.
+
+    Checked: names, duplicate stages, empty stages/triggers, numeric ranges (concurrency,
+    parallel instances, attempts, backoff, timeouts > 0), loop types and their handler/command,
+    trigger references (stages, event types), CEL expressions and the variables and stages they
+    read, cycles over ``edges`` (reported with their path), and that some stage can start when
+    the run starts.
+    """
+    return _Validator(pipeline, frozenset(registered_loops)).run()
+
+
+class _Validator:
+    def __init__(self, pipeline: Pipeline, registered_loops: frozenset[str]) -> None:
+        self.pipeline = pipeline
+        self.issues: list[ValidationIssue] = []
+        self.loop_names = BUILTIN_LOOPS | set(pipeline.loops) | registered_loops
+        self.stage_names = {stage.name for stage in pipeline.stages}
+        self.emitted = {event_type for stage in pipeline.stages for event_type in stage.emits}
+        self.external = set(pipeline.external_events)
+        self.suggestions = 0
+        self.handlers: set[str] = set()  # the handlers found valid
+
+    def issue(self, path: str, message: str) -> None:
+        self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
+
+    def suggest(self, name: str, candidates: Collection[str]) -> str:
+        # difflib compares with every candidate: quadratic over a hostile file's wrong names.
+        if self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
+            return ""
+        self.suggestions += 1
+        import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
+
+        close = difflib.get_close_matches(name, list(candidates), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+
+    def run(self) -> list[ValidationIssue]:
+        pipeline = self.pipeline
+        self.name("name", pipeline.name)
+        for index, event_type in enumerate(pipeline.external_events):
+            self.name_length(f"external_events[{index}]", event_type, "event type")
+        self.at_least("", "concurrency", pipeline.concurrency, 1)
+        self.positive("", "timeout", pipeline.timeout)
+        self.retry("", "retry", pipeline.retry)
+        for name, loop in pipeline.loops.items():
+            self.loop_def(f"loops.{name}", name, loop)
+        if not pipeline.stages:
+            self.issue("stages", "must not be empty")
+            return self.issues
+        first_index: dict[str, int] = {}
+        for index, stage in enumerate(pipeline.stages):
+            path = f"stages[{index}]"
+            if stage.name in first_index:
+                first = f"stages[{first_index[stage.name]}]"
+                message = f"duplicate stage name {stage.name!r} (first at {first})"
+                self.issue(f"{path}.name", message)
+            else:
+                first_index[stage.name] = index
+                self.name(f"{path}.name", stage.name)
+            for position, event_type in enumerate(stage.emits):
+                self.name_length(f"{path}.emits[{position}]", event_type, "event type")
+            self.stage(path, stage)
+        if len(first_index) == len(pipeline.stages):
+            # Edges join stages by name: with duplicate names the graph is ambiguous, and
+            # conclusions about cycles or entry stages would only add noise to that issue.
+            self.cycles(first_index)
+            self.entry()
+        return self.issues
+
+    def name(self, path: str, name: str) -> None:
+        if self.name_length(path, name, "name") and not NAME_PATTERN.fullmatch(name):
+            self.issue(path, _bad_name(name))
+
+    def name_length(self, path: str, name: str, what: str) -> bool:
+        """False (and an issue) if ``name`` is longer than MAX_NAME_LENGTH characters."""
+        if len(name) <= MAX_NAME_LENGTH:
+            return True
+        self.issue(
+            path,
+            f"{what} {clip(name, 40)!r} is {len(name)} characters long "
+            f"(the limit is {MAX_NAME_LENGTH})",
+        )
+        return False
+
+    # The checks of a field take the path of what holds it and the field's name, and join the
+    # two only for an issue: a valid file has none, and a path per field was most of the cost
+    # of validating a stage.
+
+    def at_least(self, owner: str, field: str, value: float, minimum: int) -> None:
+        if value < minimum:
+            self.issue(_path(owner, field), f"must be >= {minimum}, got {value:g}")
+
+    def positive(self, owner: str, field: str, value: float | None) -> None:
+        if value is not None and not value > 0:
+            self.issue(_path(owner, field), f"must be > 0, got {value:g}")
+
+    def retry(self, owner: str, field: str, retry: RetryPolicy | None) -> None:
+        if retry is None:
+            return
+        path = _path(owner, field)
+        self.at_least(path, "max_attempts", retry.max_attempts, 1)
+        self.positive(path, "backoff.initial", retry.backoff.initial)
+        self.at_least(path, "backoff.factor", retry.backoff.factor, 1)
+        self.positive(path, "backoff.max", retry.backoff.max)
+
+    def loop_def(self, path: str, name: str, loop: LoopDef) -> None:
+        self.name_length(path, name, "loop type")
+        if name in BUILTIN_LOOPS:
+            self.issue(path, f"shadows the built-in loop type {name!r}")
+        if (loop.handler is None) == (loop.command is None):
+            self.issue(path, "expected exactly one of 'handler' or 'command'")
+        self.handler(path, loop.handler)
+        if loop.command is not None and not loop.command.strip():
+            self.issue(f"{path}.command", "must not be empty")
+
+    def handler(self, owner: str, handler: str | None) -> None:
+        if handler is None:
+            return
+        if not _HANDLER_PATTERN.fullmatch(handler):
+            message = f"invalid handler {handler!r} (expected module:function)"
+            self.issue(f"{owner}.handler", message)
+        else:  # stages share handlers: each valid one is matched once
+            self.handlers.add(handler)
+
+    def stage(self, path: str, stage: Stage) -> None:
+        if stage.loop not in self.loop_names:
+            known = ", ".join(sorted(self.loop_names)) if len(self.loop_names) <= 20 else "…"
+            hint = self.suggest(stage.loop, self.loop_names) or f" (known: {known})"
+            self.issue(f"{path}.loop", f"unknown loop type {stage.loop!r}{hint}")
+        if stage.loop == "python":
+            if stage.handler is None:
+                self.issue(f"{path}.handler", "required for loop 'python'")
+            if stage.command is not None:
+                self.issue(f"{path}.command", "not used by loop 'python'")
+        elif stage.loop == "command":
+            if stage.command is None:
+                self.issue(f"{path}.command", "required for loop 'command'")
+            if stage.handler is not None:
+                self.issue(f"{path}.handler", "not used by loop 'command'")
+        if stage.handler is not None and stage.handler not in self.handlers:
+            self.handler(path, stage.handler)
+        if stage.command is not None and not stage.command.strip():
+            self.issue(f"{path}.command", "must not be empty")
+        # The checks most stages pass, tested here before a call that would only pass them.
+        if not stage.parallel_instances >= 1:
+            self.at_least(path, "parallel_instances", stage.parallel_instances, 1)
+        if stage.timeout is not None:
+            self.positive(path, "timeout", stage.timeout)
+        if stage.retry is not None:
+            self.retry(path, "retry", stage.retry)
+        if not stage.triggers:
+            self.issue(f"{path}.triggers", f"must not be empty{ENTRY_STAGE_HINT}")
+        for index, trigger in enumerate(stage.triggers):
+            if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
+                continue  # a known stage: nothing to report (``trigger`` says the same)
+            self.trigger(path, index, stage, trigger)
+        if stage.inputs:
+            event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)
+            variables = _EVENT_VARIABLES if event_triggered else _BASE_VARIABLES
+            self.mappings(f"{path}.inputs", stage.inputs, variables, "input")
+        if stage.outputs:
+            self.mappings(f"{path}.outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
+
+    def mappings(
+        self,
+        path: str,
+        mappings: tuple[InputMapping | OutputMapping, ...],
+        variables: frozenset[str],
+        noun: str,
+    ) -> None:
+        seen: set[str] = set()
+        for mapping in mappings:
+            if mapping.name in seen:
+                self.issue(f"{path}.{mapping.name}", f"duplicate {noun} name")
+            seen.add(mapping.name)
+            self.expression(f"{path}.{mapping.name}.from", mapping.source, variables)
+
+    def trigger(self, owner: str, index: int, stage: Stage, trigger: Trigger) -> None:
+        if isinstance(trigger, OnCompletion):
+            # A completion of the stage itself is a cycle ``a -> a``, reported by ``cycles``.
+            if trigger.stage not in self.stage_names:
+                hint = self.suggest(trigger.stage, self.stage_names)
+                path = f"{owner}.triggers[{index}].on_completion.stage"
+                self.issue(path, f"unknown stage {clip(trigger.stage)!r}{hint}")
+            return
+        path = f"{owner}.triggers[{index}].{trigger.kind}"
+        if isinstance(trigger, OnEvent):
+            known = trigger.type in self.emitted or trigger.type in self.external
+            if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
+                self.issue(
+                    f"{path}.type",
+                    f"no stage emits {trigger.type!r} and it is not in external_events",
+                )
+            if trigger.filter is not None:
+                self.expression(f"{path}.filter", trigger.filter, _EVENT_VARIABLES)
+        elif isinstance(trigger, OnCondition):
+            self.expression(f"{path}.expression", trigger.expression, _BASE_VARIABLES)
+        else:
+            self.positive(path, "timeout", trigger.timeout)
+            if trigger.timeout is not None and not trigger.approval_required:
+                self.issue(f"{path}.timeout", "only used when approval_required is true")
+
+    def expression(self, path: str, source: str, allowed: frozenset[str]) -> None:
+        try:
+            compile_expression(source, allowed)
+        except ExpressionLimitError as exc:  # never compiled: the binding may crash on it
+            self.issue(path, f"{clip(source)!r}: {exc}")
+            return
+        except ExpressionError as exc:
+            self.issue(path, self.expression_message(source, str(exc)))
+            return
+        for match in _STAGE_REFERENCE.finditer(source):
+            name = next(group for group in match.groups() if group is not None)
+            if name not in self.stage_names:
+                hint = self.suggest(name, self.stage_names)
+                self.issue(path, f"reads unknown stage {name!r}{hint}")
+
+    def expression_message(self, source: str, message: str) -> str:
+        for match in _DASHED_REFERENCE.finditer(source):
+            if match.group(1) in self.stage_names:
+                name = match.group(1)
+                return f'stages.{name} is a subtraction in CEL (write stages["{name}"])'
+        return _syntax_message(source) or message
+
+    def cycles(self, first_index: Mapping[str, int]) -> None:
+        try:
+            # Orders every stage only when the graph has no cycle; the engine reads the same
+            # cached order for each run, so a valid file pays one linear pass, not two.
+            self.pipeline.topological_order  # noqa: B018
+        except ValueError:
+            pass  # a cycle, or an edge from an unknown stage: look for cycles to report
+        else:
+            return
+        for component in strongly_connected(self.pipeline.downstream):
+            start = min(component, key=first_index.__getitem__)
+            if len(component) == 1 and start not in self.pipeline.downstream[start]:
+                continue
+            cycle = shortest_cycle(self.pipeline.downstream, start, set(component))
+            closing = cycle[-2]  # the edge closing -> start is the one reported, on ``start``
+            index = first_index[start]
+            stage = self.pipeline.stages[index]
+            closing_emits = set(self.pipeline.stage(closing).emits)
+            for position, trigger in enumerate(stage.triggers):
+                if isinstance(trigger, OnCompletion) and trigger.stage == closing:
+                    field_ = "on_completion.stage"
+                elif isinstance(trigger, OnEvent) and trigger.type in closing_emits:
+                    field_ = "on_event.type"
+                else:
+                    continue
+                path = f"stages[{index}].triggers[{position}].{field_}"
+                self.issue(path, "cycle: " + " -> ".join(cycle))
+                break
+
+    def entry(self) -> None:
+        targets = {edge.target for edge in self.pipeline.edges}
+        # An on_completion of an unknown stage adds an edge whose source is not a stage; the
+        # stage still waits on it, so it is no entry stage either.
+        for stage in self.pipeline.stages:
+            if stage.name in targets:
+                continue
+            for trigger in stage.triggers:
+                if isinstance(trigger, Manual | OnCondition) or (
+                    isinstance(trigger, OnEvent) and trigger.type in self.external
+                ):
+                    return
+        self.issue(
+            "stages",
+            "no entry stage (a stage with no upstream stages and a manual, on_condition "
+            "or external on_event trigger)",
+        )
+
+
+_CEL_SYNTAX_ERROR = re.compile(r"<input>:(\d+):(\d+): Syntax error: ([^\n]*)")
+
+
+def _syntax_message(source: str) -> str | None:
+    """The binding's first syntax error, short: its position and problem, without the list of
+    every token the grammar would accept (``compile_expression`` keeps only the first line of
+    the error text, which loses the position of multi-line expressions)."""
+    from taskdaemon.pipeline._cel import cel  # noqa: PLC0415 - with its first expression
+
+    try:
+        cel.compile(source)
+    except BaseException as exc:  # ValueError, or a panic; any failure just means "no detail"
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        found = _CEL_SYNTAX_ERROR.search(str(exc))
+        if found is None:
+            return None
+        line, column, problem = found.groups()
+        cut = problem.find(" expecting {")
+        problem = problem[:cut] if cut != -1 else problem
+        where = f"column {column}" if line == "1" else f"line {line}, column {column}"
+        return f"syntax error at {where}: {problem}"
+    return None
+
+
+def _path(owner: str, field: str) -> str:
+    return f"{owner}.{field}" if owner else field
+
+
+def _bad_name(name: str) -> str:
+    return f"invalid name {name!r} (expected [a-z0-9][a-z0-9_.-]*)"
