@@ -69,9 +69,13 @@ def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
     sys.path.insert(0, str(HERE))
     from per_stage import chain
     from taskdaemon.pipeline.config import _Reader, load_pipeline
-    from taskdaemon.pipeline.validation import validate_pipeline
     from taskdaemon.pipeline.yaml_values import NodeConverter
     from taskdaemon.pipeline.yamlsafe import compose_bounded
+
+    try:
+        from taskdaemon.pipeline.validation import validate_pipeline
+    except ImportError:  # a tree before model16, when the validator was in ``model``
+        from taskdaemon.pipeline.model import validate_pipeline  # type: ignore[attr-defined,no-redef]
 
     path = folder / f"chain-{stages}.yaml"
     text = chain("async", stages)
