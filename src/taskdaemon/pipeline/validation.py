@@ -123,18 +123,27 @@ class _Validator:
             self.issue("stages", "must not be empty")
             return self.issues
         first_index: dict[str, int] = {}
+        # A stage's own path, its name's and its event types' are formatted only for an issue,
+        # and its name is tested inline, ``name``'s two tests in the same order: ``name`` (the
+        # same checks, the same issues) runs only for a name that fails one, so the issues are
+        # those of calling it for every stage, without two frames a stage.
+        fullmatch = NAME_PATTERN.fullmatch
         for index, stage in enumerate(pipeline.stages):
-            path = f"stages[{index}]"
-            if stage.name in first_index:
-                first = f"stages[{first_index[stage.name]}]"
-                message = f"duplicate stage name {stage.name!r} (first at {first})"
-                self.issue(f"{path}.name", message)
+            name = stage.name
+            if name in first_index:
+                first = f"stages[{first_index[name]}]"
+                message = f"duplicate stage name {name!r} (first at {first})"
+                self.issue(f"stages[{index}].name", message)
             else:
-                first_index[stage.name] = index
-                self.name(f"{path}.name", stage.name)
-            for position, event_type in enumerate(stage.emits):
-                self.name_length(f"{path}.emits[{position}]", event_type, "event type")
-            self.stage(path, stage)
+                first_index[name] = index
+                if len(name) > MAX_NAME_LENGTH or not fullmatch(name):
+                    self.name(f"stages[{index}].name", name)
+            if stage.emits:
+                for position, event_type in enumerate(stage.emits):
+                    if len(event_type) > MAX_NAME_LENGTH:  # ``name_length``'s test
+                        path = f"stages[{index}].emits[{position}]"
+                        self.name_length(path, event_type, "event type")
+            self.stage(index, stage)
         if len(first_index) == len(pipeline.stages):
             # Edges join stages by name: with duplicate names the graph is ambiguous, and
             # conclusions about cycles or entry stages would only add noise to that issue.
@@ -197,44 +206,46 @@ class _Validator:
         else:  # stages share handlers: each valid one is matched once
             self.handlers.add(handler)
 
-    def stage(self, path: str, stage: Stage) -> None:
+    def stage(self, index: int, stage: Stage) -> None:
+        # ``index`` rather than the stage's path ``stages[INDEX]``: each issue formats it, so a
+        # stage with none (most of them) never does. The same paths as before, in each branch.
         if stage.loop not in self.loop_names:
             known = ", ".join(sorted(self.loop_names)) if len(self.loop_names) <= 20 else "…"
             hint = self.suggest(stage.loop, self.loop_names) or f" (known: {known})"
-            self.issue(f"{path}.loop", f"unknown loop type {stage.loop!r}{hint}")
+            self.issue(f"stages[{index}].loop", f"unknown loop type {stage.loop!r}{hint}")
         if stage.loop == "python":
             if stage.handler is None:
-                self.issue(f"{path}.handler", "required for loop 'python'")
+                self.issue(f"stages[{index}].handler", "required for loop 'python'")
             if stage.command is not None:
-                self.issue(f"{path}.command", "not used by loop 'python'")
+                self.issue(f"stages[{index}].command", "not used by loop 'python'")
         elif stage.loop == "command":
             if stage.command is None:
-                self.issue(f"{path}.command", "required for loop 'command'")
+                self.issue(f"stages[{index}].command", "required for loop 'command'")
             if stage.handler is not None:
-                self.issue(f"{path}.handler", "not used by loop 'command'")
+                self.issue(f"stages[{index}].handler", "not used by loop 'command'")
         if stage.handler is not None and stage.handler not in self.handlers:
-            self.handler(path, stage.handler)
+            self.handler(f"stages[{index}]", stage.handler)
         if stage.command is not None and not stage.command.strip():
-            self.issue(f"{path}.command", "must not be empty")
+            self.issue(f"stages[{index}].command", "must not be empty")
         # The checks most stages pass, tested here before a call that would only pass them.
         if not stage.parallel_instances >= 1:
-            self.at_least(path, "parallel_instances", stage.parallel_instances, 1)
-        if stage.timeout is not None:
-            self.positive(path, "timeout", stage.timeout)
+            self.at_least(f"stages[{index}]", "parallel_instances", stage.parallel_instances, 1)
+        if stage.timeout is not None and not stage.timeout > 0:  # ``positive``'s test
+            self.positive(f"stages[{index}]", "timeout", stage.timeout)
         if stage.retry is not None:
-            self.retry(path, "retry", stage.retry)
+            self.retry(f"stages[{index}]", "retry", stage.retry)
         if not stage.triggers:
-            self.issue(f"{path}.triggers", f"must not be empty{ENTRY_STAGE_HINT}")
-        for index, trigger in enumerate(stage.triggers):
+            self.issue(f"stages[{index}].triggers", f"must not be empty{ENTRY_STAGE_HINT}")
+        for position, trigger in enumerate(stage.triggers):
             if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
                 continue  # a known stage: nothing to report (``trigger`` says the same)
-            self.trigger(path, index, stage, trigger)
+            self.trigger(f"stages[{index}]", position, stage, trigger)
         if stage.inputs:
             event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)
             variables = _EVENT_VARIABLES if event_triggered else _BASE_VARIABLES
-            self.mappings(f"{path}.inputs", stage.inputs, variables, "input")
+            self.mappings(f"stages[{index}].inputs", stage.inputs, variables, "input")
         if stage.outputs:
-            self.mappings(f"{path}.outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
+            self.mappings(f"stages[{index}].outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
 
     def mappings(
         self,

@@ -1,0 +1,100 @@
+"""``validate_pipeline``'s issues, path and message, for a stage of each kind of mistake.
+
+The validator formats a stage's path only for an issue and tests a stage name inline before
+calling ``name``; this pins every per-stage path and message (at several indexes, so a path
+built from the wrong number shows) to what the validator said when it formatted each path
+up front.
+"""
+
+from __future__ import annotations
+
+from taskdaemon.pipeline.model import (
+    Backoff,
+    InputMapping,
+    LoopDef,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    OutputMapping,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+)
+from taskdaemon.pipeline.validation import validate_pipeline
+
+
+def test_each_stage_issue_has_its_path_and_message() -> None:
+    """Every per-stage check that fails, at stage indexes 0 to 5: the same issues, in the
+    same order, as the validator that built each stage's path before its checks."""
+    bad_retry = RetryPolicy(0, Backoff(0.0, 0.5, 0.0))
+    stages = (
+        Stage("a", "command", (Manual(),), command="true", emits=("ok", "x" * 129)),
+        Stage("Bad Name", "python", (OnCompletion("a"),), command="true", timeout=0.0),
+        Stage(
+            "b" * 129,
+            "command",
+            (),
+            handler="nope",
+            parallel_instances=0,
+            timeout=-1.0,
+            retry=bad_retry,
+        ),
+        Stage(
+            "a",
+            "lint",
+            (OnEvent("missing"), OnCondition("stages.a.ok =="), Manual(True, 0.0)),
+            handler="not-a-handler",
+            command=" ",
+            inputs=(InputMapping("x", "request.x"), InputMapping("x", "stages.zz")),
+            outputs=(OutputMapping("y", "result.y"),),
+            emits=("e",),
+        ),
+        Stage(
+            "c",
+            "python",
+            (OnCompletion("b"), OnEvent("ok", "event.x ==")),
+            handler="m:f",
+            emits=("ok", "y" * 200),
+        ),
+        Stage("d", "ralph", (Manual(),), handler="m:f"),
+    )
+    pipeline = Pipeline("demo", stages, loops={"lint": LoopDef("lint", command="x")})
+    expected = [
+        "stages[0].emits[1]: event type 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' is "
+        "129 characters long (the limit is 128)",
+        "stages[1].name: invalid name 'Bad Name' (expected [a-z0-9][a-z0-9_.-]*)",
+        "stages[1].handler: required for loop 'python'",
+        "stages[1].command: not used by loop 'python'",
+        "stages[1].timeout: must be > 0, got 0",
+        "stages[2].name: name 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb…' is 129 "
+        "characters long (the limit is 128)",
+        "stages[2].command: required for loop 'command'",
+        "stages[2].handler: not used by loop 'command'",
+        "stages[2].handler: invalid handler 'nope' (expected module:function)",
+        "stages[2].parallel_instances: must be >= 1, got 0",
+        "stages[2].timeout: must be > 0, got -1",
+        "stages[2].retry.max_attempts: must be >= 1, got 0",
+        "stages[2].retry.backoff.initial: must be > 0, got 0",
+        "stages[2].retry.backoff.factor: must be >= 1, got 0.5",
+        "stages[2].retry.backoff.max: must be > 0, got 0",
+        "stages[2].triggers: must not be empty (an entry stage has triggers: [{manual: "
+        "{approval_required: false}}])",
+        "stages[3].name: duplicate stage name 'a' (first at stages[0])",
+        "stages[3].handler: invalid handler 'not-a-handler' (expected module:function)",
+        "stages[3].command: must not be empty",
+        "stages[3].triggers[0].on_event.type: no stage emits 'missing' and it is not in "
+        "external_events",
+        "stages[3].triggers[1].on_condition.expression: syntax error at column 15: "
+        "mismatched input '<EOF>'",
+        "stages[3].triggers[2].manual.timeout: must be > 0, got 0",
+        "stages[3].inputs.x: duplicate input name",
+        "stages[3].inputs.x.from: reads unknown stage 'zz'",
+        "stages[4].emits[1]: event type 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy…' is "
+        "200 characters long (the limit is 128)",
+        "stages[4].triggers[0].on_completion.stage: unknown stage 'b'",
+        "stages[4].triggers[1].on_event.filter: syntax error at column 11: mismatched "
+        "input '<EOF>'",
+        "stages[5].loop: unknown loop type 'ralph' (known: command, lint, python)",
+    ]
+    assert expected == [f"{i.path}: {i.message}" for i in validate_pipeline(pipeline)]
