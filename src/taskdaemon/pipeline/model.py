@@ -20,12 +20,12 @@ Dependency edges of the DAG come from two kinds of trigger:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from typing import ClassVar, TypeAlias
 
-from taskdaemon.pipeline.frozen import field, frozen
+from taskdaemon.pipeline.frozen import field, frozen, maker
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.stage_payload import dumps, stage_json
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -221,6 +221,17 @@ class Edge(ValueMethods):
         return "on completion" if self.trigger.success_only else "on completion\n(any result)"
 
 
+@cache
+def _make_edge() -> Callable[[str, str, OnCompletion | OnEvent], Edge]:
+    """``frozen.maker(Edge)``, compiled when a pipeline's edges are first listed.
+
+    Why: ``Pipeline.edges`` builds one ``Edge`` a dependency (a chain: one a stage), and a
+    class call runs the generated ``__init__``, which stores each field through its slot's
+    setter; the maker fills a mutable twin and gives it the class (``frozen.maker``): the
+    same record, of the same class, equal and hashing as one built by ``Edge(...)``."""
+    return maker(Edge)
+
+
 @frozen(slots=False)
 class Pipeline(ValueMethods):
     """A validated pipeline definition. Build it with ``load_pipeline`` or ``Pipeline(...)``
@@ -264,13 +275,14 @@ class Pipeline(ValueMethods):
             for event_type in stage.emits:
                 emitters.setdefault(event_type, []).append(stage.name)
         edges: list[Edge] = []
+        make_edge = _make_edge()
         for stage in self.stages:
             for trigger in stage.triggers:
                 if isinstance(trigger, OnCompletion):
-                    edges.append(Edge(trigger.stage, stage.name, trigger))
+                    edges.append(make_edge(trigger.stage, stage.name, trigger))
                 elif isinstance(trigger, OnEvent):
                     edges.extend(
-                        Edge(emitter, stage.name, trigger)
+                        make_edge(emitter, stage.name, trigger)
                         for emitter in emitters.get(trigger.type, ())
                         if emitter != stage.name
                     )
