@@ -25,6 +25,7 @@ PACKAGE = "taskdaemon.pipeline"
 
 CORE = (
     "model",
+    "validation",
     "state",
     "events",
     "triggers",
