@@ -60,9 +60,23 @@ async def test_prometheus_config_is_valid() -> None:
 # --- a real Prometheus scraping a real daemon ---------------------------------------------------
 
 
+# The example, with a last stage that holds each run until the test opens its gate: the resource
+# gauges exist only while a stage runs, and the example's stages are over in a fraction of a
+# second, so whether a once-a-second scrape caught one running was chance (a fresh clone missed
+# both gauges once). Held, a running stage is there to be scraped for as long as it takes.
+HOLD_STAGE = """
+  - name: hold
+    loop: command
+    command: 'while [ ! -e "$TASKDAEMON_TEST_GATE" ]; do sleep 0.05; done'
+    triggers:
+      - on_completion: {stage: release}
+"""
+
+
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    """Prometheus (scrape interval 1s) scraping `taskdaemon serve` running 3 scheduled runs."""
+    """Prometheus (scrape interval 1s) scraping `taskdaemon serve` running 3 scheduled runs of
+    the example, each held in its last stage until ``gate`` exists."""
     assert os.access(PROMETHEUS, os.X_OK)
     daemon_port, prometheus_port = free_port(), free_port()
     config = tmp_path / "prometheus.yml"
@@ -82,8 +96,12 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=prometheus_log,
     )
+    pipeline = tmp_path / "feature_delivery_held.yaml"
+    pipeline.write_text((ROOT / "examples" / "feature_delivery.yaml").read_text() + HOLD_STAGE)
+    gate = tmp_path / "gate"
     env = {
         **os.environ,
+        "TASKDAEMON_TEST_GATE": str(gate),
         "TASKDAEMON_HOME": str(tmp_path / "home"),
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
@@ -95,7 +113,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
         "--port",
         str(daemon_port),
         "--pipeline",
-        "examples/feature_delivery.yaml",
+        str(pipeline),
         "--every",
         "1",
         "--max-runs",
@@ -114,7 +132,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
                 return (await client.get(f"{base}/-/ready")).status_code == 200
 
             await until(ready, limit=60, what="Prometheus to be ready")
-        yield {"prometheus": base, "tmp": tmp_path}
+        yield {"prometheus": base, "tmp": tmp_path, "gate": gate}
     finally:
         await stop(daemon)
         await stop(prometheus)
@@ -134,10 +152,18 @@ async def _query(client: httpx.AsyncClient, base: str, promql: str) -> list[dict
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
-    """After three scheduled runs, PromQL counts them by status, sees all ten pipeline metrics
-    and computes a stage-duration median from the histogram."""
+    """While a run's stage runs, Prometheus scrapes its resource gauges; after three scheduled
+    runs, PromQL counts them by status, sees all ten pipeline metrics and computes a
+    stage-duration median from the histogram."""
     base = stack["prometheus"]
     async with httpx.AsyncClient(timeout=5.0) as client:
+
+        async def gauges_scraped() -> Any:
+            names = '{__name__=~"pipeline_memory_usage_bytes|pipeline_cpu_usage_percent"}'
+            return len(await _query(client, base, f"count by (__name__) ({names})")) == 2
+
+        await until(gauges_scraped, limit=60, what="a held stage's gauges in Prometheus")
+        stack["gate"].touch()
 
         async def three_runs_scraped() -> Any:
             rows = await _query(client, base, "sum(pipeline_executions_total)")
@@ -177,6 +203,7 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
             "implementation": 9.0,
             "verification": 3.0,
             "release": 3.0,
+            "hold": 3.0,
         },
         set(PROMETHEUS_NAMES),
     )
