@@ -16,7 +16,7 @@ import pytest
 
 from taskdaemon.pipeline import frozen as frozen_module
 from taskdaemon.pipeline.events import StageFinished, TaskRunRef
-from taskdaemon.pipeline.frozen import FrozenRecordError, Record, field, frozen, maker
+from taskdaemon.pipeline.frozen import FrozenRecordError, Record, field, frozen, lazy_maker, maker
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict, fields, is_record, replace
@@ -269,6 +269,27 @@ def test_a_maker_builds_the_record_its_class_builds() -> None:
     )  # fmt: skip
     assert pickle.loads(pickle.dumps(finished)) == finished
     assert maker(Cached)(3).square == 9  # a record with a ``__dict__`` (no slot setters)
+
+
+def test_a_lazy_maker_compiles_its_maker_once_at_the_first_call() -> None:
+    """``lazy_maker(C)`` compiles nothing until called, then keeps one maker, which builds the
+    record the class builds."""
+    compiled: list[type] = []
+    real = frozen_module._compile_init
+
+    def counting(cls: type, *args: Any) -> Any:
+        compiled.append(cls)
+        return real(cls, *args)
+
+    frozen_module._compile_init = counting  # type: ignore[assignment]
+    try:
+        make = lazy_maker(Point)
+        before = list(compiled)
+        first, second = make(), make()
+    finally:
+        frozen_module._compile_init = real
+    assert ([], [Point], True) == (before, compiled, first is second)
+    assert (Point(1, 2), Point) == (first(1, 2), type(first(1)))
 
 
 def test_a_maker_fills_a_twin_that_becomes_the_frozen_record() -> None:

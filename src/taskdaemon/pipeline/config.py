@@ -33,7 +33,6 @@ in nor declared under ``loops:``.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import math
 import os
@@ -44,7 +43,7 @@ from typing import Any, Final, Literal, TypeVar
 
 from taskdaemon.pipeline.config_text import read_toml, read_yaml
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
-from taskdaemon.pipeline.frozen import maker
+from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
     ENTRY_STAGE_HINT,
@@ -137,16 +136,10 @@ _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
 
 
-@functools.cache
-def _make_stage() -> Callable[..., Stage]:
-    """``frozen.maker(Stage)``, compiled when a file's first stage is read.
-
-    Why: the reader builds one ``Stage`` a stage of the file, and a class call with keyword
-    arguments packs them into a dict for the generated ``__init__``, which then stores each of
-    the thirteen fields through its slot's setter; the maker takes the keywords as they come
-    and fills a mutable twin (``frozen.maker``). Compiled on first use, in place of
-    ``Stage.__init__``, which the commands that read a file then never compile."""
-    return maker(Stage)
+#: The reader builds one ``Stage`` (thirteen fields) a stage of the file: through its maker,
+#: compiled when a file's first stage is read, in place of ``Stage.__init__``, which the
+#: commands that read a file then never compile.
+_make_stage = lazy_maker(Stage)
 
 
 def registered_loop_types() -> frozenset[str]:

@@ -30,12 +30,22 @@ handlers copy with ``dataclasses.replace``, stays a dataclass.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, cast, dataclass_transform, overload
 
 from taskdaemon.pipeline.value_methods import ValueMethods
 
-__all__ = ["MISSING", "Field", "FrozenRecordError", "Record", "field", "frozen", "maker"]
+__all__ = [
+    "MISSING",
+    "Field",
+    "FrozenRecordError",
+    "Record",
+    "field",
+    "frozen",
+    "lazy_maker",
+    "maker",
+]
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
@@ -240,6 +250,19 @@ def maker(cls: Callable[..., _T], positional: int = 0) -> Callable[..., _T]:
         cast(type, cls), record_fields, hasattr(cls, "__post_init__"), True, positional
     )
     return made
+
+
+def lazy_maker(cls: Callable[_P, _T]) -> Callable[[], Callable[_P, _T]]:
+    """``maker(cls)``, compiled at the first call of the function returned and kept:
+    ``lazy_maker(C)()(**fields)`` is ``C(**fields)``.
+
+    Why: for a record built once per item of a definition (a stage read from a file, a
+    trigger, an edge, a compiled stage), where a class call packs the keywords into a dict
+    and stores each field through its slot's setter. Compiling a maker costs start-up, and
+    only the commands that read or plan a definition build these, so a module makes its maker
+    this way rather than at import. The function returned is a ``functools.cache`` of no
+    arguments: after the first call it is a C call that returns the kept maker, no frame."""
+    return functools.cache(lambda: maker(cls))
 
 
 class _LazyInit:

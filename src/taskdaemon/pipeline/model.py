@@ -20,12 +20,12 @@ Dependency edges of the DAG come from two kinds of trigger:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
-from functools import cache, cached_property
+from functools import cached_property
 from typing import ClassVar, TypeAlias
 
-from taskdaemon.pipeline.frozen import field, frozen, maker
+from taskdaemon.pipeline.frozen import field, frozen, lazy_maker
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.stage_payload import dumps, stage_json
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -221,15 +221,9 @@ class Edge(ValueMethods):
         return "on completion" if self.trigger.success_only else "on completion\n(any result)"
 
 
-@cache
-def _make_edge() -> Callable[[str, str, OnCompletion | OnEvent], Edge]:
-    """``frozen.maker(Edge)``, compiled when a pipeline's edges are first listed.
-
-    Why: ``Pipeline.edges`` builds one ``Edge`` a dependency (a chain: one a stage), and a
-    class call runs the generated ``__init__``, which stores each field through its slot's
-    setter; the maker fills a mutable twin and gives it the class (``frozen.maker``): the
-    same record, of the same class, equal and hashing as one built by ``Edge(...)``."""
-    return maker(Edge)
+#: ``Pipeline.edges`` builds one ``Edge`` a dependency (a chain: one a stage), through its
+#: maker, compiled when a pipeline's edges are first listed.
+_make_edge = lazy_maker(Edge)
 
 
 @frozen(slots=False)

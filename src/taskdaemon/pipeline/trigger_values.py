@@ -12,11 +12,9 @@ would take without an issue, and builds the trigger the reader would build from 
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any, Final, TypeGuard
 
-from taskdaemon.pipeline.frozen import maker
+from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent, Trigger
 
 __all__ = ["TRIGGER_KEYS", "quick_trigger"]
@@ -68,14 +66,9 @@ def quick_trigger(item: Any) -> Trigger | None:
     return None
 
 
-@functools.cache
-def _make_on_completion() -> Callable[[str, bool], OnCompletion]:
-    """``frozen.maker(OnCompletion)``, compiled at the first ``{stage: NAME}`` trigger read.
-
-    Why: a chain's file has one such trigger a stage, and a class call runs the generated
-    ``__init__``, which stores each field through its slot's setter; the maker fills a mutable
-    twin and gives it the class (``frozen.maker``): the same record, of the same class."""
-    return maker(OnCompletion)
+#: A chain's file has one ``{stage: NAME}`` trigger a stage: built through its maker,
+#: compiled at the first such trigger read.
+_make_on_completion = lazy_maker(OnCompletion)
 
 
 def _is_name(value: Any) -> TypeGuard[str]:

@@ -24,15 +24,14 @@ Semantics (the engine's docstring has the whole story):
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.expressions import Expression, compile_expression
-from taskdaemon.pipeline.frozen import frozen, maker
+from taskdaemon.pipeline.frozen import frozen, lazy_maker
 from taskdaemon.pipeline.model import (
     Manual,
     OnCompletion,
@@ -397,15 +396,9 @@ def _where(stage: str, index: int) -> str:
     return f"stage {stage!r} trigger {index}"
 
 
-@functools.cache
-def _make_compiled_stage() -> Callable[..., CompiledStage]:
-    """``frozen.maker(CompiledStage)``, compiled at the first plan built.
-
-    Why: a plan builds one ``CompiledStage`` a stage of the pipeline, and a class call with
-    keyword arguments packs its fifteen into a dict for the generated ``__init__``, which then
-    stores each field through its slot's setter; the maker takes the keywords as they come and
-    fills a mutable twin (``frozen.maker``): the same record, of the same class."""
-    return maker(CompiledStage)
+#: A plan builds one ``CompiledStage`` (fifteen fields) a stage of the pipeline: through its
+#: maker, compiled at the first plan built.
+_make_compiled_stage = lazy_maker(CompiledStage)
 
 
 def _compiled(source: str, allowed: frozenset[str] | set[str], where: str) -> CompiledExpression:
