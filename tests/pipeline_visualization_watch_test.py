@@ -6,12 +6,14 @@ process and waits for an approval; the plain-lines fallback through a pipe.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import pty
 import re
 import select
+import sqlite3
 import struct
 import subprocess
 import termios
@@ -194,13 +196,35 @@ def test_a_short_terminal_keeps_the_active_stages() -> None:
 
 
 @pytest.mark.slow
+def _until_stored(home: Path, run_id: str, timeout: float = 30) -> None:
+    """Return once the span store in ``home`` holds the trace ``run_id``.
+
+    A run's progress lines are printed as it goes, and its spans reach the store a batch
+    later (the store's writer commits on an interval), so a run id prefix resolves (against
+    stored traces) only after that."""
+    deadline = time.monotonic() + timeout
+    uri = f"file:{home / 'spans.db'}?mode=ro"
+    while True:
+        try:
+            with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+                query = "SELECT 1 FROM traces WHERE trace_id = ?"
+                if conn.execute(query, (run_id,)).fetchone() is not None:
+                    return
+        except sqlite3.OperationalError:  # not created yet, or its schema not yet written
+            pass
+        assert time.monotonic() < deadline, f"run {run_id} never reached the span store"
+        time.sleep(0.02)
+
+
 def test_watch_follows_a_run_in_another_process_on_a_terminal(
     home: Path, tmp_path: Path, serve: Any
 ) -> None:
     """`taskdaemon watch RUN` on a pty draws the table: deploy waits for its approval, then,
-    once approved from a third process, the run's final state."""
+    once approved from a third process, the run's final state. The run is named by a prefix,
+    which resolves against the stored runs: the watch starts once the run is stored."""
     served = serve(str(write(tmp_path / "gated.yaml", GATED)))
     served.wait_for_line("waiting for approval")
+    _until_stored(home, served.run_id)
     terminal = Terminal(home, "watch", served.run_id[:8], "--interval", "0.1")
     try:
         screen = terminal.read_until(r"deploy\s+waiting\s+.*approval")
