@@ -5,21 +5,69 @@ in place (``parts``), and the ``body`` column's JSON text (``body``; layout in
 Span and trace ids are written as ``"%016x" % n`` and ``"%032x" % n``: the same digits and zero
 padding as ``format(n, "016x")`` for every int (printf-style ``x`` and the format mini-language
 share CPython's conversion), for about half the work (no format-spec parsing).
+
+A span's fields (``fields``, ``body``) and its events' are read from the private attributes the
+SDK's properties return, when the span's class and the event's are the SDK's own (each such
+property is ``return self._x``, the same look-up): a property is a Python call, several per span
+and three per event, on every row and every open span's rewrite. Any other class goes through
+the public properties.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
+from typing import Any, Final
 
 import orjson
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.sdk.trace import Event, EventBase, ReadableSpan
+from opentelemetry.trace import Link, SpanContext, _LinkBase
 
-if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import ReadableSpan
-    from opentelemetry.trace import SpanContext
+__all__ = ["body", "dumps", "fields", "parts"]
 
-__all__ = ["body", "dumps", "parts"]
+#: The span fields the writer reads of each span: ``fields``' and ``body``'s.
+_FIELDS: Final = ("end_time", "parent", "context", "start_time", "resource")
+_HEAD: Final = ("name", "kind", "status")
+#: Per span class, the getter of those fields: of the private attributes when each of the
+#: class's properties is ``ReadableSpan``'s own (module docstring; the SDK's two span classes),
+#: else of the properties. Looked up in C, with no Python call a span.
+_field_getters: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+_head_getters: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
+#: ``Event``, whose events are read in place, if its three properties are still the SDK's plain
+#: field reads (checked once); else None, and every event goes through its properties.
+_SDK_EVENT: Final = (
+    Event
+    if Event.name is vars(EventBase)["name"]
+    and Event.timestamp is vars(EventBase)["timestamp"]
+    and Event.attributes is vars(Event)["attributes"]
+    else None
+)
+#: ``Link``, likewise (its ``context`` and ``attributes``: ``_LinkBase``'s and its own).
+_SDK_LINK: Final = (
+    Link
+    if Link.context is vars(_LinkBase)["context"] and Link.attributes is vars(Link)["attributes"]
+    else None
+)
+
+
+def _getter(cls: type, names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``attrgetter`` of ``names`` for spans of class ``cls``: of their private attributes when
+    each of those properties of ``cls`` is ``ReadableSpan``'s own, of the properties else."""
+    own = vars(ReadableSpan)
+    if all(getattr(cls, name, None) is own[name] for name in names):
+        return attrgetter(*(f"_{name}" for name in names))
+    return attrgetter(*names)
+
+
+def fields(span: ReadableSpan) -> tuple[Any, ...]:
+    """``(end_time, parent, context, start_time, resource)`` of ``span``."""
+    cls = type(span)
+    read = _field_getters.get(cls)
+    if read is None:
+        read = _field_getters[cls] = _getter(cls, _FIELDS)
+    return read(span)
 
 
 def parts(span: ReadableSpan) -> tuple[Mapping[str, Any], Sequence[Any], Sequence[Any]]:
@@ -78,9 +126,17 @@ def body(
     """The ``body`` column: ``[parent, name, kind, status, message, attributes, events, links]``
     (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too);
     ``parent`` is the span's, which the caller has read."""
-    parent_id = None if parent is None else "%016x" % parent.span_id  # noqa: UP031 (module docstring)
+    if parent is None:
+        parent_id = None
+    else:  # a ``SpanContext``'s ``span_id`` is its second item (as a link's, below)
+        span_no = parent[1] if type(parent) is SpanContext else parent.span_id
+        parent_id = "%016x" % span_no  # noqa: UP031 (module docstring)
+    cls = type(span)
+    read = _head_getters.get(cls)
+    if read is None:
+        read = _head_getters[cls] = _getter(cls, _HEAD)
+    name, kind, status = read(span)
     if ended:
-        status = span.status
         code, message = status.status_code._name_, status.description or ""
     else:
         # An open span's status is not final (its end row has it); its events so far are
@@ -90,14 +146,35 @@ def body(
     return dumps(
         (
             parent_id,
-            span.name,
-            span.kind._name_,
+            name,
+            kind._name_,
             code,
             message,
             attributes,
-            [(e.name, e.timestamp, _plain(e.attributes)) for e in events] if events else (),
+            # An SDK event's fields and its attributes' dict read in place (module docstring),
+            # inline: four Python calls an event fewer (three properties and ``_plain``).
             [
                 (
+                    e._name,
+                    e._timestamp,
+                    a._dict if type(a := e._attributes) is BoundedAttributes else _plain(a),
+                )
+                if type(e) is _SDK_EVENT
+                else (e.name, e.timestamp, _plain(e.attributes))
+                for e in events
+            ]
+            if events
+            else (),
+            # The same for a link, and its ``SpanContext``'s ids as the tuple items its
+            # ``trace_id`` and ``span_id`` properties return.
+            [
+                (
+                    "%032x" % c[0],  # noqa: UP031 (module docstring)
+                    "%016x" % c[1],  # noqa: UP031 (module docstring)
+                    a._dict if type(a := link._attributes) is BoundedAttributes else _plain(a),
+                )
+                if type(link) is _SDK_LINK and type(c := link._context) is SpanContext
+                else (
                     "%032x" % link.context.trace_id,  # noqa: UP031 (module docstring)
                     "%016x" % link.context.span_id,  # noqa: UP031 (module docstring)
                     _plain(link.attributes),

@@ -36,12 +36,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import SpanContext
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.tracking._bodies import body as _body
 from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
+from taskdaemon.pipeline.tracking._bodies import fields as _fields
 from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
@@ -381,8 +383,8 @@ class SqliteSpanProcessor(SpanProcessor):
         ended_root_spans: list[tuple[str, Any]] = []
         seen: list[tuple[int, Any, Mapping[str, Any], Any]] = []  # for the report aggregates
         for is_end, span in batch:
-            end_ns = span.end_time
-            parent = span.parent
+            # The span's five fields in one call, read in place for the SDK's spans (_bodies).
+            end_ns, parent, context, start_ns, resource = _fields(span)
             if not is_end and end_ns is not None:
                 # Ended before this batch was written: its end is queued (on_end comes after the
                 # end time is set), in this batch or the next, so only the end row is written.
@@ -390,22 +392,25 @@ class SqliteSpanProcessor(SpanProcessor):
                 if parent is None:
                     attrs = _parts(span)[0]
                     if _is_run_span(None, attrs):
-                        self._tally.setdefault("%032x" % span.context.trace_id, {})  # noqa: UP031 (see _bodies)
+                        self._tally.setdefault("%032x" % context.trace_id, {})  # noqa: UP031 (see _bodies)
                         seen.append((RUN_STARTED, span, attrs, None))
                 continue
-            context = span.context
-            trace = context.trace_id
-            start_ns = span.start_time or 0
+            # A ``SpanContext`` is a tuple whose ``trace_id`` and ``span_id`` properties return
+            # its first two items: read as items, two property calls fewer a span.
+            if type(context) is SpanContext:
+                trace, span_no = context[0], context[1]
+            else:
+                trace, span_no = context.trace_id, context.span_id
+            start_ns = start_ns or 0
             trace_id = trace_ids.get(trace)
             if trace_id is None:
                 trace_id = trace_ids[trace] = "%032x" % trace  # noqa: UP031 (see _bodies)
                 first_start[trace] = start_ns
             elif start_ns < first_start[trace]:
                 first_start[trace] = start_ns
-            resource = span.resource
             resources[id(resource)] = resource
             attrs, events, links = _parts(span)
-            span_hex = "%016x" % context.span_id  # noqa: UP031 (see _bodies)
+            span_hex = "%016x" % span_no  # noqa: UP031 (see _bodies)
             row = [
                 trace,
                 span_hex,
@@ -415,7 +420,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 _body(span, parent, attrs, events, links, ended=is_end),
             ]
             is_run = _is_run_span(parent, attrs)
-            key = (trace, context.span_id)
+            key = (trace, span_no)
             if is_end:
                 self._open.pop(key, None)
                 ended.append(row)
