@@ -22,7 +22,7 @@ from pipeline_monitor_support import (
     play_example_run,
 )
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.metrics import LabelGuard, MonitorMetrics, StageMetrics
+from taskdaemon.pipeline.metrics import LabelGuard, MonitorMetrics, PipelineMetrics, StageMetrics
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -342,3 +342,47 @@ def test_resource_sampling_off_observes_nothing(tel: Telemetry) -> None:
     assert {} == tel.values(t.METRIC_MEMORY_USAGE)
     feed.finish("a")
     feed.finish_run()
+
+
+def test_stage_records_fold_and_repeat_their_labels(tel: Telemetry) -> None:
+    """Each per-stage record (queue and trigger wait, trigger evaluation, execution and
+    duration) counts a repeated label set under the same series, and a stage name past the
+    cap under ``#other#``, on its first record and on every later one alike."""
+    metrics = PipelineMetrics(
+        meter_provider=tel.meter_provider, label_guard=LabelGuard({"stage": 2})
+    )
+    for stage in ("a", "b", "c", "a", "c", "d", "b"):
+        metrics.stage_started("p", stage, 0.5, 0.25)
+        metrics.trigger_evaluated("p", stage, "manual")
+        metrics.trigger_evaluated("p", stage, "on_completion")
+        metrics.stage_finished("p", stage, "success", 1.0)
+    metrics.stage_finished("p", "a", "failure", 2.0)
+    p = ("pipeline", "p")
+    stages = {(p, ("stage", "a")): 2, (p, ("stage", "b")): 2, (p, ("stage", "#other#")): 3}
+    assert (
+        tel.values(t.METRIC_STAGE_EXECUTIONS),
+        tel.values(t.METRIC_TRIGGER_EVALUATIONS),
+        {k: h.count for k, h in tel.histograms(t.METRIC_STAGE_QUEUE_TIME).items()},
+        {k: h.count for k, h in tel.histograms(t.METRIC_TRIGGER_WAIT_TIME).items()},
+        {k: h.sum for k, h in tel.histograms(t.METRIC_STAGE_DURATION).items()},
+    ) == (
+        {
+            (p, ("stage", "a"), ("status", "success")): 2,
+            (p, ("stage", "b"), ("status", "success")): 2,
+            (p, ("stage", "#other#"), ("status", "success")): 3,
+            (p, ("stage", "a"), ("status", "failure")): 1,
+        },
+        {
+            (p, key[1], ("trigger_type", kind)): count
+            for key, count in stages.items()
+            for kind in ("manual", "on_completion")
+        },
+        stages,
+        stages,
+        {
+            (p, ("stage", "a"), ("status", "success")): 2.0,
+            (p, ("stage", "b"), ("status", "success")): 2.0,
+            (p, ("stage", "#other#"), ("status", "success")): 3.0,
+            (p, ("stage", "a"), ("status", "failure")): 2.0,
+        },
+    )

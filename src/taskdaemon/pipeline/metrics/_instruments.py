@@ -20,6 +20,16 @@ __all__ = ["PipelineMetrics"]
 _logger = logging.getLogger("taskdaemon.pipeline.metrics")
 
 
+#: At most this many attribute dicts per cache (labels are already capped by the guard).
+_CACHED_MAX = 100_000
+
+
+def _remember(cache: dict[Any, dict[str, Any]], key: Any, labels: dict[str, Any]) -> None:
+    """Cache ``labels`` under ``key`` unless the cache is full (bounded)."""
+    if len(cache) < _CACHED_MAX:
+        cache[key] = labels
+
+
 class PipelineMetrics:
     """Every pipeline instrument, created from one meter, plus the recording methods.
 
@@ -51,6 +61,13 @@ class PipelineMetrics:
         self.sampler = sampler or ResourceSampler()
         self.resource_sampling = resource_sampling
         self._attrs: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        # The per-stage records' attribute dicts by their flat label values, in front of
+        # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
+        # (five records a stage). Exact: a folded value never changes once folded (the guard's
+        # sets only grow), so a dict cached once is what ``_labels`` would give again.
+        self._stage_attrs: dict[tuple[str, str], dict[str, Any]] = {}
+        self._finished_attrs: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._trigger_attrs: dict[tuple[str, str, str], dict[str, Any]] = {}
         buckets = list(t.DURATION_BUCKETS)
 
         def seconds_histogram(name: str, description: str) -> Histogram:
@@ -122,8 +139,7 @@ class PipelineMetrics:
         cached = self._attrs.get(key)
         if cached is None:
             cached = {label: self.guard.fold(label, value) for label, value in pairs}
-            if len(self._attrs) < 100_000:  # bounded: labels are already capped by the guard
-                self._attrs[key] = cached
+            _remember(self._attrs, key, cached)
         return cached
 
     # Recording ------------------------------------------------------------------------------
@@ -171,7 +187,11 @@ class PipelineMetrics:
         """A stage execution got its slot."""
         if not self.recording:
             return
-        labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage))
+        key = (pipeline, stage)
+        labels = self._stage_attrs.get(key)
+        if labels is None:
+            labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage))
+            _remember(self._stage_attrs, key, labels)
         self.stage_queue_time.record(queue_time, labels)
         if trigger_wait is not None:
             self.trigger_wait_time.record(trigger_wait, labels)
@@ -180,9 +200,13 @@ class PipelineMetrics:
         """A stage execution ended with ``status`` (StageStatus value)."""
         if not self.recording:
             return
-        labels = self._labels(
-            (t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage), (t.LABEL_STATUS, status)
-        )
+        key = (pipeline, stage, status)
+        labels = self._finished_attrs.get(key)
+        if labels is None:
+            labels = self._labels(
+                (t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage), (t.LABEL_STATUS, status)
+            )
+            _remember(self._finished_attrs, key, labels)
         self.stage_executions.add(1, labels)
         self.stage_duration.record(duration, labels)
 
@@ -190,14 +214,16 @@ class PipelineMetrics:
         """One trigger was evaluated."""
         if not self.recording:
             return
-        self.trigger_evaluations.add(
-            1,
-            self._labels(
+        key = (pipeline, stage, trigger_type)
+        labels = self._trigger_attrs.get(key)
+        if labels is None:
+            labels = self._labels(
                 (t.LABEL_PIPELINE, pipeline),
                 (t.LABEL_STAGE, stage),
                 (t.LABEL_TRIGGER_TYPE, trigger_type),
-            ),
-        )
+            )
+            _remember(self._trigger_attrs, key, labels)
+        self.trigger_evaluations.add(1, labels)
 
     # Observation ----------------------------------------------------------------------------
 
