@@ -121,7 +121,9 @@ class RunAggregates:
     ) -> None:
         """Count one finished stage execution."""
         with self._lock:
-            stages = self._pipeline(pipeline).stages
+            # ``_pipeline``, inline: one call less a stage, the pipeline nearly always known.
+            known = self._pipelines.get(pipeline)
+            stages = (known if known is not None else self._pipeline(pipeline)).stages
             aggregate = stages.get(stage)
             if aggregate is None:  # not setdefault: it would build an aggregate every call
                 aggregate = stages[stage] = _StageAggregate()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # imported by the sampling callbacks: no run waits for it to 
 __all__ = ["ResourceSampler"]
 
 
-@dataclass
+@dataclass(slots=True)  # one a stage execution: no instance dict to build and free
 class _Sampled:
     pipeline: str
     stage: str
