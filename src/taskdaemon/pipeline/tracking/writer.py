@@ -419,7 +419,8 @@ class SqliteSpanProcessor(SpanProcessor):
                 id(resource),
                 _body(span, parent, attrs, events, links, ended=is_end),
             ]
-            is_run = _is_run_span(parent, attrs)
+            # Only a root can be a run span: a stage span's row skips the call.
+            is_run = parent is None and _is_run_span(None, attrs)
             key = (trace, span_no)
             if is_end:
                 self._open.pop(key, None)
