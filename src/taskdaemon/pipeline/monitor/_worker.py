@@ -369,10 +369,11 @@ class Recorder:
         duration = event.at - execution.started_at
         duration = duration if duration > 0.0 else 0.0  # max(0.0, ...): ``_stage_started``
         metrics = self.metrics
+        status_text = str(status)  # once, for the metrics and the aggregates
         if metrics.recording:  # what its method tests first, without the call (``run -q``)
-            metrics.stage_finished(run.pipeline.name, execution.stage, str(status), duration)
+            metrics.stage_finished(run.pipeline.name, execution.stage, status_text, duration)
         self.aggregates.stage_finished(
-            run.pipeline.name, execution.stage, str(status), duration, execution.queue_time
+            run.pipeline.name, execution.stage, status_text, duration, execution.queue_time
         )
         if self._sampling:
             self.sampler.stage_finished((run.run_id, event.task_run_id))
