@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_monitor_support import Feed, Telemetry
+from pipeline_monitor_support import Feed, Telemetry, chain_pipeline
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -89,3 +89,32 @@ def test_end_attributes_in_order(
     assert [type(value) for _, value in got] == [type(value) for _, value in want]
     start_keys = [key for key in (span.attributes or {}) if key not in END_KEYS]
     assert list(span.attributes or {})[len(start_keys) :] == [key for key, _ in want]
+
+
+def test_an_execution_is_kept_with_what_its_start_said(tel: Telemetry) -> None:
+    """The books of an open execution hold its start record's stage, instance, attempt and
+    time, its queue time, whether it is a command and its span's context (its end, the
+    metrics and the links read them); distinct values, so no two fields can trade places."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+    run_id = feed.start_run()
+    feed.tick(5)
+    started = feed.start("a", instance=2, attempt=3, queue=0.25)
+    execution = feed.monitor._recorder.runs[run_id].open[started.task_run_id]
+    assert (
+        execution.stage,
+        execution.instance,
+        execution.attempt,
+        execution.started_at,
+        execution.queue_time,
+        execution.is_command,
+        execution.context,
+    ) == (
+        "a",
+        2,
+        3,
+        started.at,
+        started.at - started.queued_at,
+        False,
+        execution.span.get_span_context(),
+    )
+    assert execution.context.is_valid
