@@ -32,7 +32,8 @@ _FIELDS: Final = ("end_time", "parent", "context", "start_time", "resource")
 _HEAD: Final = ("name", "kind", "status")
 #: Per span class, the getter of those fields: of the private attributes when each of the
 #: class's properties is ``ReadableSpan``'s own (module docstring; the SDK's two span classes),
-#: else of the properties. Looked up in C, with no Python call a span.
+#: else of the properties: one look-up and one C call a span, where each property was a
+#: Python call.
 _field_getters: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 _head_getters: dict[type, Callable[[Any], tuple[Any, ...]]] = {}
 #: ``Event``, whose events are read in place, if its three properties are still the SDK's plain
