@@ -199,8 +199,16 @@ class Triggers(Approvals):
                 if srt.status is StageStatus.PENDING:
                     self.consider(srt, self.ctx.clock())  # evaluates again, then fires
                 else:
-                    # Only StageStarted reads it: no call for an unobserved run (its answer ())
-                    fired_by = self.collect_fired_by(srt) if self.ctx.observed else ()
+                    # Only StageStarted reads it: none for an unobserved run (its answer ()).
+                    fired_by: tuple[TaskRunRef, ...] = ()
+                    if self.ctx.observed:
+                        refs = srt.fired_by
+                        if len(srt.states) != 1:
+                            fired_by = self.collect_fired_by(srt)
+                        elif refs is not None:
+                            # ``collect_fired_by``'s answer for the usual one-trigger stage,
+                            # without its frame and list: ready, so its one trigger is satisfied.
+                            fired_by = refs.get(cs.other_triggers[0], ())
                     self.fire(srt, None, fired_by, None)
             elif readiness is IMPOSSIBLE:
                 self.skip(srt, self.impossible_reason(srt), self.ctx.clock())
