@@ -24,6 +24,8 @@ from taskdaemon.pipeline.triggers import ApprovalState
 class Approvals(RunBase):
     """The run's part that handles approvals."""
 
+    __slots__ = ()  # the run's fields: ``RunBase.__slots__``
+
     def maybe_request_approval(self, srt: StageRun) -> None:
         """Mode ``all``: ask for the approval once every other trigger holds."""
         index = srt.cs.approval_trigger

@@ -66,6 +66,8 @@ _COROUTINE = CoroutineType
 class Attempts(RunBase):
     """The run's part that runs attempts: queue one, run every attempt of an instance."""
 
+    __slots__ = ()  # the run's fields: ``RunBase.__slots__``
+
     def queue(self, srt: StageRun, inst: Instance, attempt: int) -> Execution:
         """Queue attempt ``attempt`` of ``inst`` (it waits for a worker slot)."""
         if QUEUED not in TRANSITIONS[inst.status]:
@@ -94,7 +96,12 @@ class Attempts(RunBase):
         handler = self.handlers.get(stage.name)
         if handler is None:
             try:
-                handler = self.ctx.resolver().resolve(self.pipeline, stage)
+                # The engine's resolver, asked of it once a run rather than once a stage (a
+                # frame each time): it is made once and never replaced.
+                resolver = self.resolver
+                if resolver is None:
+                    resolver = self.resolver = self.ctx.resolver()
+                handler = resolver.resolve(self.pipeline, stage)
             except Exception as exc:
                 raise DataError(f"cannot resolve loop {stage.loop!r}: {exc}") from exc
             self.handlers[stage.name] = handler

@@ -44,6 +44,8 @@ from taskdaemon.pipeline.triggers import ApprovalState
 class Run(Attempts, Triggers):
     """Everything about one run; all methods run on the event loop thread."""
 
+    __slots__ = ()  # the run's fields: ``RunBase.__slots__``
+
     def start(self, started_by: str, parent: str | None, replay_of: str | None) -> None:
         self.status = RunStatus.RUNNING
         if self.ctx.observed:

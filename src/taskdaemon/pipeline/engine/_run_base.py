@@ -95,7 +95,46 @@ class RunContext:
 
 
 class RunBase:
-    """Everything about one run; all methods run on the event loop thread."""
+    """Everything about one run; all methods run on the event loop thread.
+
+    Its fields are slots, declared here for the whole run (its parts add none): a stage reads
+    and stores a run's fields many times, and CPython 3.11 shares an instance dict's keys for
+    fewer than thirty names only; past that each run gets a dict of its own, whose reads and
+    stores cost more than a slot's (figures in ``benchmarks/README.md``, round 21).
+    """
+
+    __slots__ = (
+        "active",
+        "cancel_cause",
+        "cancel_reason",
+        "ctx",
+        "default_retry",
+        "done",
+        "error",
+        "error_type",
+        "event_seq",
+        "finished_at",
+        "finished_queue",
+        "first_failure",
+        "handlers",
+        "isolated",
+        "name",
+        "pipeline",
+        "plan",
+        "processing",
+        "request",
+        "resolver",
+        "result",
+        "run_id",
+        "slots",
+        "stages",
+        "stages_ctx",
+        "started_at",
+        "status",
+        "stopping",
+        "strategy",
+        "workspace",
+    )
 
     def __init__(
         self,
@@ -130,6 +169,7 @@ class RunBase:
         self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self.event_seq = 0
         self.handlers: dict[str, Handler] = {}
+        self.resolver: HandlerResolver | None = None  # ``ctx.resolver()``, asked at first use
         self.workspace: str | None = None
         strategy = pipeline.error_strategy
         self.strategy = strategy

@@ -44,6 +44,8 @@ from taskdaemon.pipeline.triggers import (
 class Triggers(Approvals):
     """The run's part that evaluates triggers and decides to fire, skip or ask for approval."""
 
+    __slots__ = ()  # the run's fields: ``RunBase.__slots__``
+
     def evaluated(
         self,
         srt: StageRun,
