@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 
-from taskdaemon.pipeline.engine._context_builder import new_context
+from taskdaemon.pipeline.engine._context_builder import MakeStageContext, new_context
 from taskdaemon.pipeline.stage_context import StageContext
 
 
@@ -49,9 +50,17 @@ def test_a_built_context_is_frozen() -> None:
         built.stage = "other"  # type: ignore[misc]
 
 
-def test_the_leading_fields_are_taken_by_position() -> None:
-    # The engine passes run_id and pipeline by position (engine/_attempt.py).
-    fields = _fields()
-    built = new_context(fields.pop("run_id"), fields.pop("pipeline"), **fields)
+def test_every_field_is_taken_by_position_in_its_order() -> None:
+    # The engine passes every field by position (engine/_attempt.py).
+    built = new_context(*_fields().values())  # type: ignore[call-arg]
     assert built == StageContext(**_fields())  # type: ignore[arg-type]
-    assert (built.run_id, built.pipeline) == ("r" * 32, "p")
+    assert {f.name: getattr(built, f.name) for f in dataclasses.fields(built)} == _fields()
+
+
+def test_the_protocol_has_the_builder_s_parameters() -> None:
+    def shape(function: object, skip_self: bool) -> list[tuple[str, object]]:
+        found = list(inspect.signature(function).parameters.values())  # type: ignore[arg-type]
+        return [(p.name, p.kind) for p in found[1 if skip_self else 0 :]]
+
+    assert shape(MakeStageContext.__call__, True) == shape(new_context, False)
+    assert [name for name, _kind in shape(new_context, False)] == list(_fields())

@@ -206,6 +206,8 @@ def _compile_init(
             body.append(f" _m_{f.name}(self, {value})\n")
         else:
             body.append(f" _s(self, {f.name!r}, {value})\n")
+    if leading >= len(ordered) > 0:  # every field by position
+        params.append("/")
     if twin is not None:
         body.append(" self.__class__ = _cls\n")
     if post_init:
@@ -235,7 +237,8 @@ def maker(cls: Callable[..., _T], positional: int = 0) -> Callable[..., _T]:
     """A function that makes ``cls`` records: ``maker(C)(**fields)`` is ``C(**fields)``, the
     same record, built the same way, with the same parameters (type checkers see the class's).
     With ``positional``, the record's first ``positional`` fields are positional-only
-    parameters of the maker (and type checkers see no parameters: give the maker a protocol).
+    parameters of the maker, every field when it is their number (and type checkers see no
+    parameters: give the maker a protocol).
 
     Why: CPython 3.11 calls a class's ``__init__`` with its keyword arguments packed into a
     dict and unpacked again, which for a record of a dozen keyword-only fields costs more than
@@ -244,7 +247,9 @@ def maker(cls: Callable[..., _T], positional: int = 0) -> Callable[..., _T]:
     there: only for the records made on hot paths). ``positional`` is for the records of more
     than fifteen fields: CPython 3.11's compiler turns a call whose positional arguments plus
     twice its keyword arguments exceed thirty into a call through a dict, which costs as much
-    as the record's stores; passing the first fields by position keeps the call direct."""
+    as the record's stores; passing the first fields by position keeps the call direct. Every
+    field by position spares more: the callee matches each keyword against its parameters'
+    names one by one, a cost that grows with the number of fields."""
     record_fields: tuple[Field, ...] = cls.__record_fields__  # type: ignore[attr-defined]
     made: Callable[..., _T] = _compile_init(
         cast(type, cls), record_fields, hasattr(cls, "__post_init__"), True, positional

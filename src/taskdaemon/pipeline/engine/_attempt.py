@@ -79,14 +79,14 @@ class Attempts(RunBase):
         inst.executions.append(ex)
         if ctx.observed and ctx.wants_record(StageQueued):
             ctx.emit(
-                stage_queued(
-                    run_id=self.run_id,
-                    pipeline=self.name,
-                    stage=srt.name,
-                    instance=inst.index,
-                    attempt=attempt,
-                    at=now,
-                    task_run_id=ex.task_run_id,
+                stage_queued(  # every field by position, in its order (``_makers``)
+                    self.run_id,
+                    self.name,  # pipeline
+                    srt.name,  # stage
+                    inst.index,  # instance
+                    attempt,
+                    now,  # at
+                    ex.task_run_id,
                 )
             )
         return ex
@@ -256,25 +256,23 @@ class Attempts(RunBase):
         loop = asyncio.get_running_loop()
         if ctx.observed:
             previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
-            started = stage_started(
+            started = stage_started(  # every field by position, in its order (``_makers``)
                 self.run_id,
-                self.name,
-                stage=name,
-                instance=inst.index,
-                attempt=ex.attempt,
-                task_run_id=tid,
-                loop=stage.loop,
-                at=now,
-                queued_at=ex.queued,
-                considered_at=(
-                    srt.considered_at if srt.considered_at is not None else self.started_at
-                ),
-                inputs=inputs,
-                fired_by=inst.fired_by,
-                previous_attempt=previous,
-                triggers=inst.triggers,
-                event=inst.event,
-                paused=paused,
+                self.name,  # pipeline
+                name,  # stage
+                inst.index,  # instance
+                ex.attempt,
+                tid,  # task_run_id
+                stage.loop,
+                now,  # at
+                ex.queued,  # queued_at
+                srt.considered_at if srt.considered_at is not None else self.started_at,
+                inputs,
+                inst.fired_by,
+                previous,  # previous_attempt
+                inst.triggers,
+                inst.event,
+                paused,
             )
             ctx.emit(started)
             if ctx.env_hooks:
@@ -284,23 +282,23 @@ class Attempts(RunBase):
         if data_error is not None:
             return FAILURE, _failed(ex, data_error)
         callbacks = Callbacks(self, srt, inst, ex, loop)
-        context = new_context(
+        context = new_context(  # every field by position, in its order (``_context_builder``)
             self.run_id,
-            self.name,
-            stage=name,
-            loop=stage.loop,
-            instance=inst.index,
-            attempt=ex.attempt,
-            inputs=inputs,
-            publish=callbacks.publish,
-            report_process=callbacks.report_process,
-            report_usage=callbacks.report_usage,
-            report_cpu=callbacks.report_cpu,
-            timeout=limit,
-            event=inst.event,
-            environment=environment,
-            workspace=self.workspace,
-            command=stage.command,
+            self.name,  # pipeline
+            name,  # stage
+            stage.loop,
+            inst.index,  # instance
+            ex.attempt,
+            inputs,
+            callbacks.publish,
+            callbacks.report_process,
+            callbacks.report_usage,
+            callbacks.report_cpu,
+            limit,  # timeout
+            inst.event,
+            environment,
+            self.workspace,
+            stage.command,
         )
         deadline = None
         # The handler's own code (its log records above all) knows which execution it serves.
@@ -361,25 +359,25 @@ class Attempts(RunBase):
             ex.cancel_cause = self.cancel_cause
         if ctx.observed:
             ctx.emit(
-                stage_finished(
+                stage_finished(  # every field by position, in its order (``_makers``)
                     self.run_id,
-                    self.name,
-                    srt.name,
-                    inst.index,
-                    attempt=ex.attempt,
-                    task_run_id=ex.task_run_id,
-                    status=status,
-                    at=now,
-                    outputs=ex.outputs,
-                    error=ex.error,
-                    error_type=ex.error_type,
-                    exception=exception,
-                    will_retry=will_retry,
-                    # A process tree's reported usage, else the handler thread's CPU.
-                    cpu_seconds=ex.cpu if ex.cpu is not None else ex.thread_cpu,
-                    peak_memory_bytes=ex.memory,
-                    cancel_reason=self.cancel_reason if cancelled else None,
-                    cancel_cause=ex.cancel_cause,
+                    self.name,  # pipeline
+                    srt.name,  # stage
+                    inst.index,  # instance
+                    ex.attempt,
+                    ex.task_run_id,
+                    status,
+                    now,  # at
+                    ex.outputs,
+                    ex.error,
+                    ex.error_type,
+                    exception,
+                    will_retry,
+                    # cpu_seconds: a process tree's reported usage, else the handler thread's.
+                    ex.cpu if ex.cpu is not None else ex.thread_cpu,
+                    ex.memory,  # peak_memory_bytes
+                    self.cancel_reason if cancelled else None,  # cancel_reason
+                    ex.cancel_cause,
                 )
             )
 

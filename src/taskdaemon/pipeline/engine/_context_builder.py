@@ -9,12 +9,14 @@ assignments are the interpreter's fastest store, then given its real class (a ``
 assignment, which CPython allows between classes of the same layout). What comes out is an
 ordinary ``StageContext``: same type, fields, equality, ``replace`` and frozenness.
 
-The engine passes the first two fields (``run_id``, ``pipeline``) by position and the other
-fourteen by keyword: CPython 3.11's compiler turns a call whose positional arguments plus
-twice its keyword arguments exceed thirty into a call through a dict (built, then unpacked
-again), and sixteen keywords are thirty-two. Both stay ordinary parameters, so a call by
-keyword alone (the tests, the probe below) still works. The twin is made by calling it (it has
-no ``__init__``): cheaper than ``object.__new__(twin)``, and the same empty instance.
+The engine passes every field by position, in the dataclass's field order: with sixteen
+keywords, CPython 3.11's compiler would pass them through a dict (built, then unpacked again:
+a call's positional arguments plus twice its keyword arguments past thirty), and the callee
+would match each keyword against its parameters' names in turn. They stay ordinary
+parameters, so a call by keyword (the tests, the probe below) still works; type checkers see
+them through :class:`MakeStageContext`, which the tests hold to the builder's parameters. The
+twin is made by calling it (it has no ``__init__``): cheaper than ``object.__new__(twin)``,
+and the same empty instance.
 
 Should a change of ``StageContext`` make the twin's layout differ (the assignment would then
 raise), the probe at import notices it and ``new_context`` is the dataclass itself.
@@ -22,30 +24,49 @@ raise), the probe at import notices it and ``new_context`` is the dataclass itse
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from taskdaemon.pipeline.stage_context import StageContext
 
-__all__ = ["new_context"]
-
-#: The leading fields (``run_id``, ``pipeline``) the engine passes by position; see above.
-_POSITIONAL = 2
+__all__ = ["MakeStageContext", "new_context"]
 
 
-def _twin_builder() -> Callable[..., StageContext]:
+class MakeStageContext(Protocol):
+    """``new_context``'s parameters: the context's fields, in their order."""
+
+    def __call__(  # noqa: PLR0917 - the record's fields by position (see above)
+        self,
+        run_id: str,
+        pipeline: str,
+        stage: str,
+        loop: str,
+        instance: int,
+        attempt: int,
+        inputs: Mapping[str, Any],
+        publish: Callable[[str, Mapping[str, Any]], None],
+        report_process: Callable[[int], None],
+        report_usage: Callable[[float | None, int | None], None],
+        report_cpu: Callable[[float], None],
+        timeout: float | None,
+        event: Mapping[str, Any] | None,
+        environment: Mapping[str, str],
+        workspace: str | None,
+        command: str | None,
+    ) -> StageContext: ...
+
+
+def _twin_builder() -> MakeStageContext:
     names: tuple[str, ...] = StageContext.__slots__
     twin = type("_MutableStageContext", (), {"__slots__": names})
-    leading = ", ".join(names[:_POSITIONAL])
-    rest = ", ".join(names[_POSITIONAL:])
     stores = "".join(f" c.{name} = {name}\n" for name in names)
     source = (
-        f"def new_context({leading}, *, {rest}):\n c = _Twin()\n{stores}"
+        f"def new_context({', '.join(names)}):\n c = _Twin()\n{stores}"
         " c.__class__ = _Real\n return c\n"
     )
     scope: dict[str, Any] = {"_Twin": twin, "_Real": StageContext}
     exec(source, scope)  # noqa: S102 - generated from the dataclass's own field names
-    builder: Callable[..., StageContext] = scope["new_context"]
+    builder: MakeStageContext = scope["new_context"]
     probe: dict[str, Any] = dict.fromkeys(names)
     try:
         built = builder(**probe)
@@ -56,4 +77,4 @@ def _twin_builder() -> Callable[..., StageContext]:
     return builder
 
 
-new_context: Callable[..., StageContext] = _twin_builder()
+new_context: MakeStageContext = _twin_builder()

@@ -1,18 +1,20 @@
 """The makers of the records the engine builds for every stage (``frozen.maker``).
 
-``StageStarted`` and ``StageFinished`` have sixteen and seventeen fields: called with a keyword
-for each, CPython 3.11 would pass them through a dict (``frozen.maker`` says why), so their
-makers take the first fields by position, as few as keep the call direct, always the leading
-identity of the execution in the records' own order (``run_id, pipeline`` and, for
-``StageFinished``, ``stage, instance``). Type checkers see those two makers through the
-protocols below, which ``tests/pipeline_engine_makers_test.py`` holds to the makers'
-real parameters.
+The five records a stage makes (``StageWaiting``, ``TriggerEvaluated``, ``StageQueued``,
+``StageStarted``, ``StageFinished``) are made with every field passed by position, in the
+record's own field order: called with keywords, a function matches each one against its
+parameters' names in turn (five to seventeen fields here, several records a stage), and past
+fifteen keywords CPython 3.11 passes them through a dict (``frozen.maker`` says why). Type
+checkers see the makers through the protocols below, whose parameters
+``tests/pipeline_engine_makers_test.py`` holds to the makers' real ones (names, order,
+defaults), and that test holds what each maker builds to its class's record; the engine's call
+sites name each field in a comment where its value does not.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from taskdaemon.pipeline.events import (
     StageFinished,
@@ -34,16 +36,60 @@ __all__ = [
     "trigger_evaluated",
 ]
 
+_R = TypeVar("_R")
 
-class MakeStageStarted(Protocol):
-    """``StageStarted``'s maker: ``run_id`` and ``pipeline`` by position."""
+
+class MakeStageWaiting(Protocol):
+    """``StageWaiting``'s maker: every field by position."""
 
     def __call__(
+        self, run_id: str, pipeline: str, stage: str, at: float, considered_at: float, /
+    ) -> StageWaiting: ...
+
+
+class MakeTriggerEvaluated(Protocol):
+    """``TriggerEvaluated``'s maker: every field by position."""
+
+    def __call__(  # noqa: PLR0917 - the record's fields by position (see above)
         self,
         run_id: str,
         pipeline: str,
+        stage: str,
+        trigger_index: int,
+        trigger_type: str,
+        description: str,
+        satisfied: bool,
+        stage_ready: bool,
+        at: float,
+        detail: str = ...,
+        values: Mapping[str, Any] | None = ...,
         /,
-        *,
+    ) -> TriggerEvaluated: ...
+
+
+class MakeStageQueued(Protocol):
+    """``StageQueued``'s maker: every field by position."""
+
+    def __call__(  # noqa: PLR0917 - the record's fields by position (see above)
+        self,
+        run_id: str,
+        pipeline: str,
+        stage: str,
+        instance: int,
+        attempt: int,
+        at: float,
+        task_run_id: str,
+        /,
+    ) -> StageQueued: ...
+
+
+class MakeStageStarted(Protocol):
+    """``StageStarted``'s maker: every field by position."""
+
+    def __call__(  # noqa: PLR0917 - the record's fields by position (see above)
+        self,
+        run_id: str,
+        pipeline: str,
         stage: str,
         instance: int,
         attempt: int,
@@ -58,21 +104,19 @@ class MakeStageStarted(Protocol):
         triggers: tuple[str, ...] = ...,
         event: Mapping[str, Any] | None = ...,
         paused: float = ...,
+        /,
     ) -> StageStarted: ...
 
 
 class MakeStageFinished(Protocol):
-    """``StageFinished``'s maker: ``run_id``, ``pipeline``, ``stage`` and ``instance`` by
-    position."""
+    """``StageFinished``'s maker: every field by position."""
 
-    def __call__(
+    def __call__(  # noqa: PLR0917 - the record's fields by position (see above)
         self,
         run_id: str,
         pipeline: str,
         stage: str,
         instance: int,
-        /,
-        *,
         attempt: int,
         task_run_id: str,
         status: StageStatus,
@@ -86,12 +130,18 @@ class MakeStageFinished(Protocol):
         peak_memory_bytes: int | None = ...,
         cancel_reason: str | None = ...,
         cancel_cause: str | None = ...,
+        /,
     ) -> StageFinished: ...
 
 
+def _by_position(cls: type[_R]) -> Any:
+    """``cls``'s maker taking every field by position."""
+    return maker(cls, len(cls.__record_fields__))  # type: ignore[attr-defined]
+
+
 task_run_ref = maker(TaskRunRef)  # what fired a stage: one per upstream execution
-stage_waiting = maker(StageWaiting)
-trigger_evaluated = maker(TriggerEvaluated)
-stage_queued = maker(StageQueued)
-stage_started: MakeStageStarted = maker(StageStarted, 2)
-stage_finished: MakeStageFinished = maker(StageFinished, 4)
+stage_waiting: MakeStageWaiting = _by_position(StageWaiting)
+trigger_evaluated: MakeTriggerEvaluated = _by_position(TriggerEvaluated)
+stage_queued: MakeStageQueued = _by_position(StageQueued)
+stage_started: MakeStageStarted = _by_position(StageStarted)
+stage_finished: MakeStageFinished = _by_position(StageFinished)

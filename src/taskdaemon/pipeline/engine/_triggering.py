@@ -59,18 +59,18 @@ class Triggers(Approvals):
         if self.ctx.observed:
             trigger = srt.cs.stage.triggers[index]
             self.ctx.emit(
-                trigger_evaluated(
-                    run_id=self.run_id,
-                    pipeline=self.name,
-                    stage=srt.name,
-                    trigger_index=index,
-                    trigger_type=trigger.kind,
-                    description=srt.cs.descriptions[index],
-                    satisfied=state is SATISFIED,
-                    stage_ready=ready,
-                    at=self.ctx.clock(),
-                    detail=detail,
-                    values=values,
+                trigger_evaluated(  # every field by position, in its order (``_makers``)
+                    self.run_id,
+                    self.name,  # pipeline
+                    srt.name,  # stage
+                    index,  # trigger_index
+                    trigger.kind,  # trigger_type
+                    srt.cs.descriptions[index],  # description
+                    state is SATISFIED,  # satisfied
+                    ready,  # stage_ready
+                    self.ctx.clock(),  # at
+                    detail,
+                    values,
                 )
             )
 
@@ -84,11 +84,9 @@ class Triggers(Approvals):
         srt.waiting_at = now
         srt.ctx["status"] = "waiting"
         if self.ctx.observed and self.ctx.wants_record(StageWaiting):
-            self.ctx.emit(
-                stage_waiting(
-                    run_id=self.run_id, pipeline=self.name, stage=srt.name, at=now, considered_at=at
-                )
-            )
+            # Every field by position, in its order (``_makers``): run_id, pipeline, stage, at,
+            # considered_at.
+            self.ctx.emit(stage_waiting(self.run_id, self.name, srt.name, now, at))
         cs = srt.cs
         if cs.approval_trigger is not None and cs.stage.trigger_mode is not ALL:
             self.request_approval(srt)
@@ -173,18 +171,18 @@ class Triggers(Approvals):
             cs = srt.cs
             ready = (srt.gate() if cs.has_events else srt.readiness()) is SATISFIED
             ctx.emit(
-                trigger_evaluated(
-                    run_id=self.run_id,
-                    pipeline=self.name,
-                    stage=srt.name,
-                    trigger_index=index,
-                    trigger_type=cs.stage.triggers[index].kind,
-                    description=cs.descriptions[index],
-                    satisfied=state is SATISFIED,
-                    stage_ready=ready,
-                    at=ctx.clock(),
-                    detail=detail,
-                    values=values,
+                trigger_evaluated(  # every field by position, in its order (``_makers``)
+                    self.run_id,
+                    self.name,  # pipeline
+                    srt.name,  # stage
+                    index,  # trigger_index
+                    cs.stage.triggers[index].kind,  # trigger_type
+                    cs.descriptions[index],  # description
+                    state is SATISFIED,  # satisfied
+                    ready,  # stage_ready
+                    ctx.clock(),  # at
+                    detail,
+                    values,
                 )
             )
 
