@@ -3,7 +3,8 @@
 * ``Triggers.update`` gives a one-trigger stage its ``fired_by`` without
   ``collect_fired_by``: the records must carry what that method answers;
 * a run's fields are slots (``RunBase.__slots__``; its parts add none);
-* the engine's resolver is asked once a run, and each stage's handler resolved once a run.
+* the engine's resolver is asked once a run, and each stage's handler resolved once a run;
+* ``StageRun.ready``, which ``Triggers.record`` keeps, is always ``readiness()``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,20 @@ from typing import Any
 
 import pytest
 
-from pipeline_engine_support import Recorder, Resolver, after, entry, pipeline, stage
+from pipeline_engine_support import Recorder, Resolver, after, entry, fail, pipeline, stage
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.engine._run import Run
-from taskdaemon.pipeline.events import StageStarted, TaskRunRef
+from taskdaemon.pipeline.events import EngineEvent, StageStarted, TaskRunRef, TriggerEvaluated
 from taskdaemon.pipeline.loops import StageContext
-from taskdaemon.pipeline.model import OnEvent, Pipeline, Stage, TriggerMode
+from taskdaemon.pipeline.model import (
+    ErrorStrategy,
+    OnCondition,
+    OnEvent,
+    Pipeline,
+    Stage,
+    TriggerMode,
+)
+from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -98,3 +107,44 @@ async def test_each_run_resolves_each_stage_once() -> None:
         await engine.run(chain)
     assert ["a", "b", "c", "a", "b", "c"] == resolver.resolved
     assert 2 == asked  # the engine's resolver, asked once a run
+
+
+async def test_a_stages_ready_is_its_readiness_after_every_record() -> None:
+    """Stages that become ready, impossible (a failed upstream, in either mode) and stay
+    pending, by completion, condition and event triggers: after every record, each stage's
+    kept ``ready`` is what ``readiness()`` computes from its counters."""
+    engine: Engine
+    checked: list[str] = []
+
+    class Check:
+        def on_event(self, event: EngineEvent) -> None:
+            run = engine.get_run(event.run_id)._run
+            for name, srt in run.stages.items():
+                assert srt.ready is srt.readiness(), (type(event).__name__, name)
+            if isinstance(event, TriggerEvaluated):
+                checked.append(f"{event.stage} {event.satisfied} {event.stage_ready}")
+
+    p = pipeline(
+        *_fan().stages,
+        stage("broken", entry()),
+        stage("after_broken", *after("broken")),
+        stage("any_broken", *after("broken", "plan")),
+        stage("all_broken", *after("plan", "broken"), trigger_mode=TriggerMode.ALL),
+        stage("cond", OnCondition("stages.plan.status == 'success'")),
+        stage("never", OnCondition("request.go == true")),
+        error_strategy=ErrorStrategy.CONTINUE,
+    )
+    engine = Engine(resolver=Resolver({"spec": _spec, "broken": fail}), observers=[Check()])
+    async with engine:
+        result = await engine.run(p, {"go": False})
+    assert RunStatus.FAILURE == result.status
+    assert {
+        "after_broken": StageStatus.SKIPPED,
+        "any_broken": StageStatus.SUCCESS,
+        "all_broken": StageStatus.SKIPPED,
+        "cond": StageStatus.SUCCESS,
+        "never": StageStatus.SKIPPED,
+        "both": StageStatus.SUCCESS,
+    }.items() <= dict(result.stage_status).items()
+    assert "all_broken False False" in checked  # impossible: stage_ready stays false
+    assert "cond True True" in checked

@@ -269,7 +269,7 @@ class Run(Attempts, Triggers):
             if not self.stages[emitter].final:
                 return
         if srt.states:
-            readiness = srt.readiness()
+            readiness = srt.ready
             if cs.stage.trigger_mode is ALL:
                 if readiness is PENDING:
                     return

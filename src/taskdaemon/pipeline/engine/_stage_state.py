@@ -117,6 +117,7 @@ class StageRun:
         "n_sat",
         "name",
         "open_instances",
+        "ready",
         "skip_reason",
         "started",
         "states",
@@ -132,6 +133,11 @@ class StageRun:
         self.states: dict[int, TriggerState] = dict.fromkeys(cs.other_triggers, PENDING)
         self.n_sat = 0
         self.n_imp = 0
+        # :meth:`readiness`, kept current by ``Triggers.record`` (the one place that changes a
+        # trigger's state): read several times a stage, and a frame each time it is computed.
+        # Every trigger pending: pending, whatever the mode; only a stage without non-event
+        # triggers has another answer.
+        self.ready = PENDING if self.states else self.readiness()
         self.fired = False
         self.fired_by: dict[int, tuple[TaskRunRef, ...]] | None = None
         self.final = False
@@ -148,7 +154,8 @@ class StageRun:
         self.skip_reason: str | None = None
 
     def readiness(self) -> TriggerState:
-        """The combined state of the non-event triggers (O(1) from the counters)."""
+        """The combined state of the non-event triggers (O(1) from the counters); the run reads
+        it as :attr:`ready`, computed again here when a trigger's state changes."""
         n = len(self.states)
         if self.cs.stage.trigger_mode is ALL:
             if self.n_imp:
@@ -160,7 +167,7 @@ class StageRun:
 
     def gate(self) -> TriggerState:
         """For an event stage in mode ``all``: whether events may start instances."""
-        return self.readiness() if self.states else SATISFIED
+        return self.ready if self.states else SATISFIED
 
     def final_status(self) -> StageStatus:
         """The stage's status once every instance ended: the worst of them."""

@@ -165,11 +165,12 @@ class Triggers(Approvals):
             elif state is IMPOSSIBLE:
                 srt.n_imp += 1
             srt.states[index] = state
+            srt.ready = srt.readiness()  # the counters changed: so may the stage's readiness
         ctx = self.ctx
         if ctx.observed:
             # ``evaluated(...)``, inline: a frame and a keyword call less, twice a stage.
             cs = srt.cs
-            ready = (srt.gate() if cs.has_events else srt.readiness()) is SATISFIED
+            ready = (srt.gate() if cs.has_events else srt.ready) is SATISFIED
             ctx.emit(
                 trigger_evaluated(  # every field by position, in its order (``_makers``)
                     self.run_id,
@@ -194,7 +195,7 @@ class Triggers(Approvals):
         if not cs.has_events:
             if srt.fired:
                 return
-            readiness = srt.readiness()
+            readiness = srt.ready
             if readiness is SATISFIED:
                 if srt.status is StageStatus.PENDING:
                     self.consider(srt, self.ctx.clock())  # evaluates again, then fires
@@ -226,7 +227,7 @@ class Triggers(Approvals):
                 self.admit(srt)
             else:
                 self.maybe_request_approval(srt)
-        elif srt.states and not srt.fired and srt.readiness() is SATISFIED:
+        elif srt.states and not srt.fired and srt.ready is SATISFIED:
             if srt.status is StageStatus.PENDING:
                 self.consider(srt, self.ctx.clock())  # evaluates again, then fires
                 return
