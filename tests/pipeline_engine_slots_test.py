@@ -1,12 +1,19 @@
-"""The run's worker slots: a semaphore's order without its coroutines (engine/_slots.py)."""
+"""The run's worker slots: a semaphore's order without its coroutines (engine/_slots.py), and
+the engine's attempt loop, which does their usual case inline, held to the same order."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
+from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
+from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.engine._slots import WorkerSlots
+from taskdaemon.pipeline.events import StageQueued, StageStarted
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.state import RunStatus
 
 
 async def _holder(slots: WorkerSlots, name: str, log: list[str], go: asyncio.Event) -> None:
@@ -82,3 +89,41 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     assert not slots.waiters
     slots.release()
     assert slots.free == 1
+
+
+async def test_the_engine_takes_and_gives_back_slots_as_the_methods_do() -> None:
+    """The attempt loop takes a free slot and gives it back inline when nobody waits, and
+    calls ``wait``/``release`` otherwise: attempts start in the order they queued, never more
+    than ``concurrency`` at once, and every slot is free again once they ended."""
+    release = asyncio.Event()
+    running: list[str] = []
+    peak = 0
+
+    async def held(ctx: StageContext) -> dict[str, Any]:
+        nonlocal peak
+        running.append(ctx.stage)
+        peak = max(peak, len(running))
+        try:
+            await release.wait()
+        finally:
+            running.remove(ctx.stage)
+        return {}
+
+    recorder = Recorder()
+    names = [f"s{i}" for i in range(6)]
+    p = pipeline(*(stage(name) for name in names), stage("last", *after(*names)), concurrency=2)
+    async with Engine(resolver=Resolver({"python": held}), observers=[recorder]) as engine:
+        handle = await engine.start_run(p)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert ["s0", "s1"] == running  # two took a free slot at once, four wait
+        slots = handle._run.slots
+        assert (0, 4) == (slots.free, len(slots.waiters))
+        release.set()
+        result = await handle.wait()
+    assert RunStatus.SUCCESS == result.status
+    assert 2 == peak
+    queued = [e.stage for e in recorder.of(StageQueued)]
+    assert queued == [e.stage for e in recorder.of(StageStarted)]  # first come, first served
+    assert [*names, "last"] == queued
+    assert (2, 0) == (slots.free, len(slots.waiters))  # "last" took one and gave it back

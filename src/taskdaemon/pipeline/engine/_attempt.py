@@ -120,7 +120,11 @@ class Attempts(RunBase):
         try:
             while True:
                 retry_now = False
-                if not slots.take():
+                # ``slots.take()`` and ``slots.release()`` inline for the usual case, a free slot
+                # and nobody waiting: a frame each, every attempt (``_slots.py`` is the rule).
+                if slots.free > 0 and not slots.waiters:
+                    slots.free -= 1
+                else:
                     await slots.wait()
                 try:
                     status, exception = await self.attempt(srt, inst, ex, timeout)
@@ -129,7 +133,10 @@ class Attempts(RunBase):
                         # A failure breakpoint: before the error strategy acts (engine/_debug.py)
                         retry_now = await debugger.failed(self, srt, inst, ex)
                 finally:
-                    slots.release()
+                    if slots.waiters:
+                        slots.release()  # handed to the first waiter still waiting
+                    else:
+                        slots.free += 1
                 attempt = ex.attempt
                 will_retry = retry_now or (
                     status in FAILED
