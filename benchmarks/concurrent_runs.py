@@ -5,8 +5,9 @@
 Starts ``--runs`` runs of a 22-stage pipeline at once on one engine, monitored as
 ``taskdaemon serve`` monitors them, less the HTTP server (``cli/telemetry.build_telemetry`` with
 the default settings and its Prometheus reader: the embedded span store, the metrics SDK, in a
-fresh ``TASKDAEMON_HOME``; ``PipelineMonitor`` with the settings' payload capture), and
-waits until every run ended and every span is written (``force_flush``). The pipeline: one entry
+fresh ``TASKDAEMON_HOME``; ``PipelineMonitor`` with the settings' payload capture; the event
+loop ``serve`` makes, ``event_loop.new_event_loop``, where the code has one), and waits until
+every run ended and every span is written (``force_flush``). The pipeline: one entry
 stage, four branches of five stages after it, one stage joining them (mode ``all``); each stage
 is a no-op Python handler (``async def``, or a plain ``def`` with ``--handler sync``, which runs
 in a worker thread).
@@ -189,8 +190,13 @@ def child(args: argparse.Namespace) -> None:
             from taskdaemon.pipeline.heap import tuned_collector
         except ImportError:
             tuned_collector = contextlib.nullcontext
+        # The event loop ``serve`` runs its runs on (event_loop.py; older checkouts: asyncio's).
+        try:
+            from taskdaemon.pipeline.event_loop import run as run_loop
+        except ImportError:
+            run_loop = asyncio.run
         with tuned_collector():
-            figures = asyncio.run(child_main(args.runs, args.handler, home))
+            figures = run_loop(child_main(args.runs, args.handler, home))
     finally:
         shutil.rmtree(home, ignore_errors=True)
     figures["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

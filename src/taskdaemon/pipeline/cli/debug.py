@@ -38,6 +38,7 @@ from typing import Any
 
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
+from taskdaemon.pipeline.event_loop import run as run_loop
 
 __all__ = ["register"]
 
@@ -236,7 +237,7 @@ class _RunThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            asyncio.run(self._main())
+            run_loop(self._main())  # as ``run``'s (event_loop.py)
         except (SettingsError, ValueError) as exc:
             self.code, self.error = EXIT_INVALID, str(exc).replace("\n", "; ")
         except Exception as exc:  # never a traceback: say it in one line

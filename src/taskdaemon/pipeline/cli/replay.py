@@ -28,7 +28,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import sys
@@ -42,6 +41,7 @@ from taskdaemon.pipeline.errors import (
     SettingsError,
     SpanSourceError,
 )
+from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.record_fields import replace
 
 __all__ = ["register"]
@@ -159,7 +159,7 @@ def replay_command(args: argparse.Namespace) -> int:
         plan.check()
     except ReplayError as error:
         return _fail(2, str(error))
-    return asyncio.run(_execute(args, plan))
+    return run_loop(_execute(args, plan))  # as ``run``'s (event_loop.py)
 
 
 def _default_source() -> str:

@@ -56,6 +56,7 @@ from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_o
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
+from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -458,7 +459,8 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     workspace = Path(args.workspace) if args.workspace else _home() / "workspaces"
     with tuned_collector():  # fewer collections of the run's long-lived records (heap.py)
-        return asyncio.run(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
+        # The loop that spaces a busy loop's polls (event_loop.py).
+        return run_loop(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
 
 
 async def run_pipeline(

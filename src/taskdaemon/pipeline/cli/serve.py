@@ -36,6 +36,7 @@ from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
+from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.logs import configure_logging
@@ -144,7 +145,7 @@ def serve_command(args: argparse.Namespace) -> int:
             return EXIT_INVALID
     try:
         with tuned_collector():  # fewer collections of the runs' long-lived records (heap.py)
-            return asyncio.run(
+            return run_loop(  # the loop that spaces a busy loop's polls (event_loop.py)
                 _serve(
                     args,
                     settings,

@@ -1,0 +1,138 @@
+"""The pipeline commands' event loop (``event_loop.py``): a busy loop polls its selector at most
+once a spacing, an idle one as before, and ``run`` runs its stages on it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import time
+from pathlib import Path
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline.event_loop import POLL_SPACING, SpacedSelector, new_event_loop, run
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_zero_timeout_poll_within_the_spacing_is_skipped() -> None:
+    clock = Clock()
+    selector = SpacedSelector(spacing=0.001, clock=clock)
+    reader, writer = socket.socketpair()
+    try:
+        selector.register(reader, 1)  # EVENT_READ
+        writer.send(b"x")
+        assert [key.fileobj for key, _ in selector.select(0)] == [reader]  # the first poll
+        clock.now += 0.0009
+        assert selector.select(0) == []  # ready, but polled 0.9 ms ago: not asked
+        assert selector.select(-1) == []  # a negative timeout is a zero one
+        clock.now += 0.0002  # 1.1 ms after the last poll
+        assert [key.fileobj for key, _ in selector.select(0)] == [reader]
+        # A poll that may block always asks the kernel, however soon.
+        assert [key.fileobj for key, _ in selector.select(0.01)] == [reader]
+        clock.now += 0.0005
+        assert selector.select(0) == []  # spaced from that poll, the latest
+    finally:
+        selector.close()
+        reader.close()
+        writer.close()
+
+
+def test_the_spacing_counts_from_the_end_of_a_blocking_poll() -> None:
+    clock = Clock()
+    selector = SpacedSelector(spacing=0.001, clock=clock)
+    reader, writer = socket.socketpair()
+    try:
+        selector.register(reader, 1)
+        assert selector.select(0.001) == []  # nothing ready: waited, then returned
+        writer.send(b"x")
+        assert selector.select(0) == []  # the clock has not moved since that poll
+        clock.now += POLL_SPACING
+        assert [key.fileobj for key, _ in selector.select(0)] == [reader]
+    finally:
+        selector.close()
+        reader.close()
+        writer.close()
+
+
+def test_a_busy_loop_still_sees_ready_io() -> None:
+    """Callbacks keep the loop busy for 0.4 s; a byte arrives after 0.05 s and its reader runs
+    while the loop is still busy, not after."""
+
+    async def main() -> tuple[float | None, float, float]:
+        loop = asyncio.get_running_loop()
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        seen: list[float] = []
+        loop.add_reader(reader, lambda: seen.append(time.monotonic()) or reader.recv(1))
+        start = time.monotonic()
+        done = loop.create_future()
+        sent: list[float] = []
+
+        def busy() -> None:  # one turn's callback: the loop never waits
+            now = time.monotonic()
+            if not sent and now - start >= 0.05:
+                writer.send(b"x")
+                sent.append(now)
+            if now - start < 0.4:
+                loop.call_soon(busy)
+            else:
+                done.set_result(now)
+
+        loop.call_soon(busy)
+        ended = await done
+        loop.remove_reader(reader)
+        reader.close()
+        writer.close()
+        return (seen[0] if seen else None), sent[0], ended
+
+    read_at, sent_at, ended_at = run(main())
+    assert read_at is not None, "the reader never ran"
+    assert sent_at <= read_at < ended_at
+    assert read_at - sent_at < 0.2
+
+
+def test_new_event_loop_polls_through_a_spaced_selector() -> None:
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop._selector, SpacedSelector)  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+
+
+def test_run_runs_its_stages_on_the_spaced_loop(home: Path, tmp_path: Path) -> None:
+    """``taskdaemon run``'s stages run on ``new_event_loop``'s loop."""
+    (tmp_path / "probe.py").write_text(
+        textwrap.dedent(
+            """\
+            import asyncio
+            from pathlib import Path
+
+
+            async def record(ctx):
+                selector = asyncio.get_running_loop()._selector
+                Path("selector.txt").write_text(type(selector).__name__)
+            """
+        )
+    )
+    path = write(
+        tmp_path / "probe.yaml",
+        """\
+        name: probe
+        stages:
+          - name: look
+            handler: probe:record
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    done = taskdaemon(home, "run", "-q", str(path), cwd=tmp_path, PYTHONPATH=str(tmp_path))
+    assert 0 == done.returncode, done.stderr
+    assert "SpacedSelector" == (tmp_path / "selector.txt").read_text()
