@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from opentelemetry import metrics as metrics_api
@@ -24,10 +24,21 @@ _logger = logging.getLogger("taskdaemon.pipeline.metrics")
 _CACHED_MAX = 100_000
 
 
-def _remember(cache: dict[Any, dict[str, Any]], key: Any, labels: dict[str, Any]) -> None:
-    """Cache ``labels`` under ``key`` unless the cache is full (bounded)."""
-    if len(cache) < _CACHED_MAX:
-        cache[key] = labels
+class _FlatLabels(dict[tuple[str, ...], dict[str, Any]]):
+    """The attribute dicts of one set of label names by their flat label values: a record's
+    look-up is one subscript; a miss (``__missing__``) makes the dict through ``make`` (pairs
+    of name and value) and keeps it while under the bound."""
+
+    def __init__(self, make: Callable[..., dict[str, Any]], *names: str) -> None:
+        super().__init__()
+        self._make = make
+        self._names = names
+
+    def __missing__(self, key: tuple[str, ...]) -> dict[str, Any]:
+        labels = self._make(*zip(self._names, key, strict=True))
+        if len(self) < _CACHED_MAX:
+            self[key] = labels
+        return labels
 
 
 class PipelineMetrics:
@@ -65,9 +76,13 @@ class PipelineMetrics:
         # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
         # (five records a stage). Exact: a folded value never changes once folded (the guard's
         # sets only grow), so a dict cached once is what ``_labels`` would give again.
-        self._stage_attrs: dict[tuple[str, str], dict[str, Any]] = {}
-        self._finished_attrs: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._trigger_attrs: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._stage_attrs = _FlatLabels(self._labels, t.LABEL_PIPELINE, t.LABEL_STAGE)
+        self._finished_attrs = _FlatLabels(
+            self._labels, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_STATUS
+        )
+        self._trigger_attrs = _FlatLabels(
+            self._labels, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_TRIGGER_TYPE
+        )
         buckets = list(t.DURATION_BUCKETS)
 
         def seconds_histogram(name: str, description: str) -> Histogram:
@@ -139,7 +154,8 @@ class PipelineMetrics:
         cached = self._attrs.get(key)
         if cached is None:
             cached = {label: self.guard.fold(label, value) for label, value in pairs}
-            _remember(self._attrs, key, cached)
+            if len(self._attrs) < _CACHED_MAX:  # bounded: labels are already capped by the guard
+                self._attrs[key] = cached
         return cached
 
     # Recording ------------------------------------------------------------------------------
@@ -187,11 +203,7 @@ class PipelineMetrics:
         """A stage execution got its slot."""
         if not self.recording:
             return
-        key = (pipeline, stage)
-        labels = self._stage_attrs.get(key)
-        if labels is None:
-            labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage))
-            _remember(self._stage_attrs, key, labels)
+        labels = self._stage_attrs[pipeline, stage]
         self.stage_queue_time.record(queue_time, labels)
         if trigger_wait is not None:
             self.trigger_wait_time.record(trigger_wait, labels)
@@ -200,13 +212,7 @@ class PipelineMetrics:
         """A stage execution ended with ``status`` (StageStatus value)."""
         if not self.recording:
             return
-        key = (pipeline, stage, status)
-        labels = self._finished_attrs.get(key)
-        if labels is None:
-            labels = self._labels(
-                (t.LABEL_PIPELINE, pipeline), (t.LABEL_STAGE, stage), (t.LABEL_STATUS, status)
-            )
-            _remember(self._finished_attrs, key, labels)
+        labels = self._finished_attrs[pipeline, stage, status]
         self.stage_executions.add(1, labels)
         self.stage_duration.record(duration, labels)
 
@@ -214,24 +220,12 @@ class PipelineMetrics:
         """One trigger was evaluated."""
         if not self.recording:
             return
-        key = (pipeline, stage, trigger_type)
-        labels = self._trigger_attrs.get(key)
-        if labels is None:
-            labels = self._labels(
-                (t.LABEL_PIPELINE, pipeline),
-                (t.LABEL_STAGE, stage),
-                (t.LABEL_TRIGGER_TYPE, trigger_type),
-            )
-            _remember(self._trigger_attrs, key, labels)
-        self.trigger_evaluations.add(1, labels)
+        self.trigger_evaluations.add(1, self._trigger_attrs[pipeline, stage, trigger_type])
 
     # Observation ----------------------------------------------------------------------------
 
     def _observations(self, values: dict[tuple[str, str], float]) -> Iterable[Observation]:
-        return [
-            Observation(value, self._labels((t.LABEL_PIPELINE, p), (t.LABEL_STAGE, s)))
-            for (p, s), value in values.items()
-        ]
+        return [Observation(value, self._stage_attrs[p, s]) for (p, s), value in values.items()]
 
     def _observe_memory(self, options: CallbackOptions) -> Iterable[Observation]:
         if not self.resource_sampling:
