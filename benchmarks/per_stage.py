@@ -18,8 +18,11 @@ shared machine hits them alike. Reported per variant: the median and range over 
 wall time per stage; the best-of figure, (fastest N-stage process - fastest 1-stage process) /
 (N - 1), the least disturbed by neighbours (a process start varies by seconds on a loaded
 machine, which per-round differences divide by N - 1 only); the median CPU time per stage
-(user + system of the child, from ``getrusage``); and the ratios to the floor of each. Every
-process gets a fresh ``TASKDAEMON_HOME``. With
+(user + system of the child, from ``getrusage``); and the ratios to the floor of each: the
+wall ratio as the median of each round's ratio, the CPU ratio both as the ratio of the medians
+and, paired, as the median (and range) of each round's ratio, which a VM that runs faster or
+slower for minutes at a time moves less, since a round's variants run within seconds of each
+other. Every process gets a fresh ``TASKDAEMON_HOME``. With
 ``--baseline SRC`` (e.g. ``git archive main src | tar -x -C /tmp/base``, then
 ``--baseline /tmp/base/src``) each variant is also timed with that code, in the same rounds.
 """
@@ -143,6 +146,7 @@ def main() -> None:
         # Whole-process wall times of each size, for the best-of figure.
         raw: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in commands}
         ratios: dict[str, list[float]] = {name: [] for name in commands if name != "floor"}
+        cpu_ratios: dict[str, list[float]] = {name: [] for name in ratios}
         for round_no in range(args.rounds):
             order = list(commands)
             random.shuffle(order)
@@ -158,6 +162,7 @@ def main() -> None:
                 cpu[name].append((cn - c1) / (long_chain[name] - 1))
             for name, values in ratios.items():
                 values.append(per_round[name] / per_round["floor"])
+                cpu_ratios[name].append(cpu[name][-1] / cpu["floor"][-1])
             print(
                 f"round {round_no + 1}: "
                 + ", ".join(f"{k} {v * 1e3:.3f}" for k, v in sorted(per_round.items()))
@@ -179,7 +184,7 @@ def main() -> None:
 
     print(
         f"  {'variant':<13} {'wall ms/stage: median (range)':<34} {'best':>7} {'cpu':>7}"
-        "   x floor: wall median (range), best, cpu"
+        "   x floor: wall median (range), best, cpu, cpu paired (range)"
     )
     for name in commands:
         w = wall[name]
@@ -189,11 +194,12 @@ def main() -> None:
             f" {statistics.median(cpu[name]) * 1e3:7.3f}"
         )
         if name in ratios:
-            r = ratios[name]
+            r, c = ratios[name], cpu_ratios[name]
             cpu_ratio = statistics.median(cpu[name]) / statistics.median(cpu["floor"])
             line += (
                 f"   {statistics.median(r):.2f}x ({min(r):.2f}-{max(r):.2f}), "
-                f"{best(name) / best('floor'):.2f}x, {cpu_ratio:.2f}x"
+                f"{best(name) / best('floor'):.2f}x, {cpu_ratio:.2f}x, "
+                f"{statistics.median(c):.2f}x ({min(c):.2f}-{max(c):.2f})"
             )
         print(line)
     print("  target: sync and async at most 1.7x the floor (command stages: the spawn dominates)")
