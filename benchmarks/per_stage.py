@@ -115,7 +115,7 @@ def main() -> None:
         "PYTHONPATH, in the same rounds, as VARIANT@base",
     )
     args = parser.parse_args()
-    n = args.stages
+    n: int = args.stages
     variants = [v for v in args.variants.split(",") if v]
     work = Path(tempfile.mkdtemp(prefix="td-per-stage-"))
     try:
