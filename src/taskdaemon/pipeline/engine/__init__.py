@@ -13,8 +13,11 @@ Usage::
 :class:`~taskdaemon.pipeline.loops.StageContext`); the default is
 ``LoopRegistry.default()``. Observers receive every :mod:`~taskdaemon.pipeline.events` record,
 in causal order, synchronously; one that raises is logged (once per observer and event type)
-and ignored. With no observer no record is even built. Leaving ``async with`` cancels open runs.
-One engine runs any number of runs at once; each run has its own worker slots.
+and ignored. An observer whose class sets ``guards_itself = True`` promises that its
+``on_event`` and ``wants_record`` never raise; when it is the only one, the engine calls them
+directly, without the guarding fan-out. With no observer no record is even built. Leaving
+``async with`` cancels open runs. One engine runs any number of runs at once; each run has its
+own worker slots.
 
 Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
 

@@ -115,8 +115,10 @@ class Engine:
         self._observers.remove(observer)
 
     def _observers_changed(self) -> None:
-        self._ctx.observed = bool(self._observers.entries)
-        self._ctx.env_hooks = bool(self._observers.env_hooks)
+        ctx, observers = self._ctx, self._observers
+        ctx.observed = bool(observers.entries)
+        ctx.env_hooks = bool(observers.env_hooks)
+        ctx.emit, ctx.wants_record = observers.callables()
 
     def _resolver_or_default(self) -> HandlerResolver:
         if self._resolver is None:

@@ -23,10 +23,13 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 class ObserverEntry:
     """One registered observer with its optional hooks, looked up once."""
 
-    __slots__ = ("allocate", "environment", "observer", "on_event", "wants_record")
+    __slots__ = ("allocate", "environment", "guarded", "observer", "on_event", "wants_record")
 
     def __init__(self, observer: Any) -> None:
         self.observer = observer
+        # Its class promises that ``on_event`` and ``wants_record`` never raise (module docstring
+        # of ``engine``); read from the class, as ``instrumentation`` reads its marker.
+        self.guarded = getattr(type(observer), "guards_itself", False) is True
         self.on_event: Callable[[EngineEvent], None] = observer.on_event
         self.allocate: Callable[..., Any] | None = getattr(observer, "allocate_run_id", None)
         self.environment: Callable[..., Any] | None = getattr(observer, "stage_environment", None)
@@ -63,6 +66,17 @@ class Observers:
         self.entries = entries
         self.env_hooks = tuple(e for e in entries if e.environment is not None)
         self.on_change()
+
+    def callables(self) -> tuple[Callable[[EngineEvent], None], Callable[[type], bool]]:
+        """What the engine calls to hand out a record and to ask whether one is wanted: ``emit``
+        and ``wants_record``, or, when the only observer guards itself (``guards_itself``), its
+        own ``on_event`` and ``wants_record`` (when it has one): the same calls without the
+        fan-out's frame and guard, a few times a stage."""
+        entries = self.entries
+        if len(entries) != 1 or not entries[0].guarded:
+            return self.emit, self.wants_record
+        sole = entries[0]
+        return sole.on_event, sole.wants_record or self.wants_record
 
     def _log_once(self, entry: ObserverEntry, what: type, message: str) -> None:
         key = (id(entry.observer), what)

@@ -48,6 +48,8 @@ class RunContext:
     """What a run needs of its engine; one per engine, shared by its runs, kept current.
 
     ``observed``: some observer is registered (without one no record is even built).
+    ``emit(record)``: hand a record to the observers (``Observers.callables``: the fan-out, or the
+    one observer that guards itself, called directly).
     ``wants_record(kind)``: some observer wants records of that type (asked for the ones observers
     may decline, before building them).
     ``env_hooks``: some observer answers ``stage_environment``, which ``environment`` merges.
