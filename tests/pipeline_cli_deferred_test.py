@@ -472,3 +472,69 @@ async def test_the_approval_policy_observes_only_when_it_grants(
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(args, progress=None, approvals=approvals, stack=stack)
     assert (observes, 1) == (approvals in observers, len(observers) - observes)
+
+
+def started_record(stage: str) -> StageStarted:
+    """A ``StageStarted`` of stage ``stage`` in run ``r``."""
+    return StageStarted(
+        run_id="r",
+        pipeline="p",
+        stage=stage,
+        instance=0,
+        attempt=1,
+        task_run_id=f"{stage}.0.1",
+        loop="python",
+        at=0.0,
+        queued_at=0.0,
+        considered_at=0.0,
+        inputs={},
+    )
+
+
+def test_the_stand_in_counts_a_record_its_monitor_fails_on_and_does_not_raise(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A record the monitor raises on is counted lost and logged once per type; ``on_event``
+    never raises (the engine calls it directly: ``guards_itself``)."""
+
+    class Failing:
+        def on_event(self, event: object) -> None:
+            raise RuntimeError("no")
+
+    deferred = DeferredMonitor(PayloadCapture())
+    deferred.started(Failing(), preset_trace_id)  # type: ignore[arg-type]  # a stand-in
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.run"):
+        deferred.on_event(started_record("a"))
+        deferred.on_event(started_record("b"))
+    assert (2, ["telemetry failed recording a StageStarted record (ignored)"]) == (
+        deferred.lost,
+        [r.getMessage() for r in caplog.records],
+    )
+
+
+def test_the_stand_in_wants_a_record_its_hook_fails_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook that raises when asked about a record counts as wanting it, logged once per
+    type; ``wants_record`` never raises."""
+
+    def failing(kind: type) -> bool:
+        raise RuntimeError("no")
+
+    deferred = DeferredMonitor(PayloadCapture(), hooks_want=failing)
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.run"):
+        answers = [deferred.wants_record(StageQueued), deferred.wants_record(StageQueued)]
+    assert ([True, True], ["telemetry failed asking for a StageQueued record (ignored)"]) == (
+        answers,
+        [r.getMessage() for r in caplog.records],
+    )
+
+
+def test_the_engine_calls_run_s_stand_in_directly() -> None:
+    """As the only observer, the stand-in (which guards itself) is handed records directly."""
+    deferred = DeferredMonitor(PayloadCapture())
+    engine = Engine(resolver=Resolver(None), observers=[deferred])
+    assert (deferred.on_event, deferred.wants_record) == (
+        engine._ctx.emit,
+        engine._ctx.wants_record,
+    )

@@ -156,6 +156,9 @@ class DeferredMonitor:
     #: Auto-instrumentation (``instrumentation.py``) leaves an engine with one of these alone,
     #: as it does one with a PipelineMonitor: a run is traced once.
     is_pipeline_monitor: ClassVar[bool] = True
+    #: ``on_event`` and ``wants_record`` never raise (each catches and logs what fails), so the
+    #: engine calls them directly when this is its only observer (``engine/_observers``).
+    guards_itself: ClassVar[bool] = True
 
     def __init__(
         self, capture: PayloadCapture, hooks_want: Callable[[type], bool] | None = None
@@ -172,6 +175,10 @@ class DeferredMonitor:
         # lock for every event kept (a Python frame each): set under the lock, with it.
         self._over = False
         self._begin = threading.Event()  # set when loading may begin (see the module docstring)
+        # A stage started and ``_begin`` is set from the loop's next turn: later starts need not
+        # ask ``_begin.is_set()`` (a Python frame a stage) while events are kept.
+        self._begin_asked = False
+        self._failed_kinds: set[type] = set()  # record types an entry point failed on (logged)
         self._monitor: PipelineMonitor | None = None
         self._preset: Preset | None = None
         self._kept: list[EngineEvent] = []
@@ -252,33 +259,52 @@ class DeferredMonitor:
 
         Whether loading is over is read from ``_over``, not ``_loaded.is_set()`` (a frame an
         event): the flag is set under the lock together with each ``_loaded.set()``, and read
-        here under the same lock, so both give the same answer."""
-        if self._live:  # only the engine's thread emits: nothing kept can be left to pass
-            self._forward(event)
-            return
-        with self._lock:
-            waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
-            if not self._over and not waits:  # ``_loaded.is_set()``, read as its flag
-                self._kept.append(event)
-                if isinstance(event, StageStarted) and not self._begin.is_set():
-                    self._begin_after_this_turn()
+        here under the same lock, so both give the same answer. Never raises: a failure is
+        logged once per record type and the event counted as lost."""
+        try:
+            if self._live:  # only the engine's thread emits: nothing kept can be left to pass
+                self._forward(event)
                 return
-        # Only the engine's thread emits, so nothing can pass this event while it waits.
-        self.wait()
-        self._forward(event)
+            with self._lock:
+                waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
+                if not self._over and not waits:  # ``_loaded.is_set()``, read as its flag
+                    self._kept.append(event)
+                    if isinstance(event, StageStarted) and not self._begin_asked:
+                        self._begin_asked = True
+                        self._begin_after_this_turn()
+                    return
+            # Only the engine's thread emits, so nothing can pass this event while it waits.
+            self.wait()
+            self._forward(event)
+        except Exception:
+            self.lost += 1
+            self._log_failure(type(event), "recording")
 
     def wants_record(self, kind: type) -> bool:
         """The monitor's answer once it exists (``PipelineMonitor.wants_record``). Before, the
         answer its hooks will give for an optional record (module docstring); every other
-        record, or every record when that answer is not known, is kept."""
-        monitor = self._monitor
-        if monitor is not None:
-            return monitor.wants_record(kind)
-        hooks_want = self._hooks_want
-        if hooks_want is None or kind not in OPTIONAL_RECORDS or hooks_want(kind):
+        record, or every record when that answer is not known, is kept. Never raises: a
+        failure is logged once per record type and answers True."""
+        try:
+            monitor = self._monitor
+            if monitor is not None:
+                return monitor.wants_record(kind)
+            hooks_want = self._hooks_want
+            if hooks_want is None or kind not in OPTIONAL_RECORDS or hooks_want(kind):
+                return True
+            self._declined.add(kind)
+            return False
+        except Exception:
+            self._log_failure(kind, "asking for")
             return True
-        self._declined.add(kind)
-        return False
+
+    def _log_failure(self, kind: type, what: str) -> None:
+        """Log the failure being handled, once per record type."""
+        if kind not in self._failed_kinds:
+            self._failed_kinds.add(kind)
+            _log.warning(
+                "telemetry failed %s a %s record (ignored)", what, kind.__name__, exc_info=True
+            )
 
     def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
         """The monitor's answer once it exists; before, a random id its run span will take."""
