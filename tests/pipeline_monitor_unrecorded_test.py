@@ -148,3 +148,56 @@ def test_the_run_log_s_scope_names_the_types_it_writes() -> None:
     ones the monitor makes nothing of."""
     assert set(run_log._HANDLERS) == LOGGED
     assert OPTIONAL_RECORDS == UNRECORDED
+
+
+class _FailingWants:
+    """A hook whose ``wants`` raises."""
+
+    def wants(self, kind: type) -> bool:
+        raise RuntimeError("no")
+
+    def __call__(self, event: EngineEvent, span: Any) -> None:
+        pass
+
+
+def test_a_hook_that_fails_on_wants_counts_as_wanting(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hook whose ``wants`` raises counts as wanting the record, logged once per type:
+    ``wants_record`` never raises (the engine calls it directly: ``guards_itself``)."""
+    monitor = PipelineMonitor(resource_sampling=False)
+    monitor.add_event_hook(_FailingWants())
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.monitor"):
+        answers = [monitor.wants_record(StageQueued), monitor.wants_record(StageQueued)]
+    assert ([True, True], ["monitor failed asking a hook about a StageQueued record"]) == (
+        answers,
+        [r.getMessage() for r in caplog.records],
+    )
+
+
+def test_a_record_the_queue_fails_on_is_logged_once_and_not_raised(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose handling raises is logged once per type; ``on_event`` never raises."""
+    monitor = PipelineMonitor(resource_sampling=False)
+
+    def failing(record: object) -> None:
+        raise RuntimeError("no")
+
+    monkeypatch.setattr(monitor._queue, "handle_now", failing)
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.monitor"):
+        for _ in range(2):
+            monitor.on_event(StageFinished.__new__(StageFinished))
+    assert ["monitor failed recording a StageFinished record"] == [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+def test_the_engine_calls_a_sole_monitor_directly() -> None:
+    """As the only observer, the monitor (which guards itself) is handed records directly."""
+    monitor = PipelineMonitor(resource_sampling=False)
+    engine = Engine(resolver=_Resolver(), observers=[monitor])  # type: ignore[arg-type]
+    assert (monitor.on_event, monitor.wants_record) == (
+        engine._ctx.emit,
+        engine._ctx.wants_record,
+    )

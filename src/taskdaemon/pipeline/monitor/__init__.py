@@ -72,7 +72,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
@@ -117,6 +117,10 @@ class PipelineMonitor(ManualFeed):
     metric label values (see ``metrics.LabelGuard``).
     """
 
+    #: ``on_event`` and ``wants_record`` never raise (each catches and logs what fails), so the
+    #: engine calls them directly when this is its only observer (``engine/_observers``).
+    guards_itself: ClassVar[bool] = True
+
     def __init__(
         self,
         *,
@@ -157,6 +161,7 @@ class PipelineMonitor(ManualFeed):
         self._unrecorded = frozenset(
             kind for kind, handler in self._recorder._handlers.items() if handler is ignore
         )
+        self._failed_kinds: set[type] = set()  # record types an entry point failed on (logged)
 
     @property
     def span_hook(self) -> Any:
@@ -188,18 +193,22 @@ class PipelineMonitor(ManualFeed):
         caller's current span is the run's parent link), ``RunFinished`` (a finished run's
         telemetry is complete when ``engine.run`` returns), ``stage_environment``, the manual
         API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API, records
-        fed by hand) every record is handled at once.
+        fed by hand) every record is handled at once. What fails is logged once per record type.
         """
         kind = type(event)
-        # A record built by someone who did not ask. ``wants_record``'s first test inline:
-        # a type the recorder handles is always wanted, without the call (a few a stage).
-        if kind in self._unrecorded and not self.wants_record(kind):
-            return
-        # The non-raising loop probe: get_running_loop() would raise for every hand-fed record.
-        if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
-            self._queue.handle_now(event)
-        else:
-            self._queue.put(event)
+        try:
+            # A record built by someone who did not ask. ``wants_record``'s first test inline:
+            # a type the recorder handles is always wanted, without the call (a few a stage).
+            if kind in self._unrecorded and not self.wants_record(kind):
+                return
+            # The non-raising loop probe: get_running_loop() would raise for every hand-fed
+            # record.
+            if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
+                self._queue.handle_now(event)
+            else:
+                self._queue.put(event)
+        except Exception:
+            self._log_failure(kind, "recording")
 
     def on_events(self, events: Sequence[EngineEvent]) -> None:
         """Record ``events``, in order, now, on this thread, as ``on_event`` records each one
@@ -226,12 +235,23 @@ class PipelineMonitor(ManualFeed):
             return True
         # Else whether some hook wants them: each hook has a ``wants(kind)`` (``run_log.RunLog``
         # at its levels), and one without it gets every record. Asked when the record is to
-        # be built or arrives, on the caller's thread (the engine asks twice a stage).
-        for hook in self._recorder.hooks:
-            wants = getattr(hook, "wants", None)
-            if wants is None or wants(kind):
-                return True
+        # be built or arrives, on the caller's thread (the engine asks twice a stage). A hook
+        # that fails counts as wanting (logged once per record type): this never raises.
+        try:
+            for hook in self._recorder.hooks:
+                wants = getattr(hook, "wants", None)
+                if wants is None or wants(kind):
+                    return True
+        except Exception:
+            self._log_failure(kind, "asking a hook about")
+            return True
         return False
+
+    def _log_failure(self, kind: type, what: str) -> None:
+        """Log the failure being handled, once per record type."""
+        if kind not in self._failed_kinds:
+            self._failed_kinds.add(kind)
+            _logger.warning("monitor failed %s a %s record", what, kind.__name__, exc_info=True)
 
     def flush(self) -> None:
         """Handle every queued record now, on this thread (safe at any time, and twice)."""
