@@ -376,7 +376,10 @@ OPTIONAL_RECORDS: Final = frozenset({StageWaiting, StageQueued})
 class EngineObserver(Protocol):
     """Receives every engine event, in order, on the engine's event loop thread.
 
-    Must not block: do I/O elsewhere. Exceptions are logged and swallowed by the engine.
+    Must not block: do I/O elsewhere. Exceptions are logged and swallowed by the engine; a
+    class that sets ``guards_itself = True`` promises that its ``on_event`` and
+    ``wants_record`` never raise, and is then called without the engine's guard when it is
+    the only observer.
     """
 
     def on_event(self, event: EngineEvent) -> None:
