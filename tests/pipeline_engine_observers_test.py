@@ -10,7 +10,7 @@ import pytest
 
 from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import OPTIONAL_RECORDS, StageQueued, StageWaiting
+from taskdaemon.pipeline.events import OPTIONAL_RECORDS, EngineEvent, StageQueued, StageWaiting
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -33,10 +33,11 @@ class GuardingDeclining(Guarding):
         return False
 
 
-class Raising:
-    """An observer that fails on every record (and does not guard itself)."""
+class Raising(Recorder):
+    """A recorder that fails on every record after keeping it (and does not guard itself)."""
 
-    def on_event(self, event: object) -> None:
+    def on_event(self, event: EngineEvent) -> None:
+        super().on_event(event)
         raise RuntimeError("no")
 
 
@@ -67,14 +68,18 @@ def test_an_observer_that_does_not_guard_itself_goes_through_the_fan_out() -> No
 
 
 async def test_a_second_observer_brings_the_guarded_fan_out_back() -> None:
-    """Beside a raising observer, a guarding one gets every record and the run succeeds: the
-    fan-out guards the raising one."""
-    guarding, alone = Guarding(), Recorder()
+    """Beside a raising observer, a guarding one and the raising one each get every record
+    and the run succeeds: the fan-out guards the raising one."""
+    guarding, raising, alone = Guarding(), Raising(), Recorder()
     async with Engine(resolver=Resolver(), observers=[alone]) as engine:
         await engine.run(PIPELINE)
-    async with Engine(resolver=Resolver(), observers=[guarding, Raising()]) as engine:
+    async with Engine(resolver=Resolver(), observers=[guarding, raising]) as engine:
         result = await engine.run(PIPELINE)
-    assert (True, alone.names()) == (result.succeeded, guarding.names())
+    assert (True, alone.names(), alone.names()) == (
+        result.succeeded,
+        guarding.names(),
+        raising.names(),
+    )
 
 
 def test_removing_the_other_observer_calls_the_guarding_one_directly_again() -> None:
