@@ -16,12 +16,14 @@ import re
 import sqlite3
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from reliability_support import (
     TWO_STAGES,
@@ -271,6 +273,59 @@ def test_a_heartbeat_alone_does_not_end_a_failing_streak() -> None:
         failures.last_error,
     )
     assert expected == actual
+
+
+def _start_under_lock(db: Path) -> tuple[threading.Event, list[SqliteSpanProcessor]]:
+    """Start a writer on ``db`` on a thread of its own; the event is set once it started."""
+    started = threading.Event()
+    made: list[SqliteSpanProcessor] = []
+
+    def start() -> None:
+        made.append(SqliteSpanProcessor(db))
+        started.set()
+
+    threading.Thread(target=start, daemon=True).start()
+    return started, made
+
+
+def test_a_writer_starts_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """A store whose write lock another connection holds (a ``retention --vacuum``, say) does
+    not hold up the writer's start, which a run waits for before its first command stage."""
+    db = _valid_store(tmp_path / "spans.db")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started, made = _start_under_lock(db)
+        actual = started.wait(10.0)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    started.wait(60.0)  # the writer, started either way, is shut down before the test ends
+    made[0].shutdown()
+    expected = True
+    assert expected == actual
+
+
+def test_spans_ended_while_the_write_lock_was_held_are_stored_after(tmp_path: Path) -> None:
+    """Spans that end while another connection holds the store's write lock are written once
+    it is released: none is lost, none counted as dropped."""
+    db = _valid_store(tmp_path / "spans.db")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        started, made = _start_under_lock(db)
+        started.wait(10.0)
+        provider = TracerProvider()
+        provider.add_span_processor(made[0])
+        with provider.get_tracer("test").start_as_current_span("held"):
+            pass
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    made[0].shutdown()
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT count(*) FROM spans").fetchone()
+    assert (1, 0) == (stored, made[0].dropped_spans)
 
 
 # --- file modes --------------------------------------------------------------------------------

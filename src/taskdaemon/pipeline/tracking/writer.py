@@ -133,6 +133,27 @@ def _is_run_span(parent: object, attributes: Mapping[str, Any]) -> bool:
     )
 
 
+def _register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
+    """Insert this writer's ``writers`` row and return its id. Without ``wait``, None at once
+    when another connection holds the write lock (with it, SQLite's busy timeout applies);
+    any other error is raised."""
+    (busy_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+    if not wait:
+        conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        now = time.time_ns()
+        return conn.execute(
+            "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
+            (os.getpid(), socket.gethostname(), now, now),
+        ).lastrowid
+    except sqlite3.OperationalError as exc:
+        if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            raise
+        return None
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+
 class SqliteSpanProcessor(SpanProcessor):
     """An OTel ``SpanProcessor`` writing every span to the SQLite store at start and at end.
 
@@ -284,12 +305,11 @@ class SqliteSpanProcessor(SpanProcessor):
         try:
             with sqlite_section():
                 conn = connect(self.path)
-                now = time.time_ns()
-                self._writer_id = conn.execute(
-                    "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
-                    (os.getpid(), socket.gethostname(), now, now),
-                ).lastrowid
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
+                # Not waited for when the write lock is taken: the constructor (and a run's
+                # first command stage, which needs the monitor) would wait out the busy
+                # timeout. The first write registers then (``_write``).
+                self._writer_id = _register_writer(conn, wait=False)
         except BaseException as exc:  # reported to the constructor
             self._error = exc
             self._ready.set()
@@ -371,6 +391,8 @@ class SqliteSpanProcessor(SpanProcessor):
         """Write one batch in one transaction: span rows, the traces and resources they use,
         new and finished runs, and this writer's heartbeat. ``flushing`` (a ``force_flush``
         asks, see ``flush_open_spans``) rewrites open spans whatever the spacing says."""
+        if self._writer_id is None:  # the write lock was taken when the writer started
+            self._writer_id = _register_writer(conn, wait=True)
         # Rows are built before the transaction, with the trace id (int) and the resource's
         # id() in place of their numbers: those are looked up inside it (so no other process's
         # retention can delete a trace or resource in between) and patched into the rows.
