@@ -185,6 +185,18 @@ def test_retention_command_vacuums_the_file(
     )
 
 
+def test_retention_on_a_damaged_store_names_the_damage_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """retention on an embedded store that is not a database says so, without claiming the
+    store is not the embedded one."""
+    db = tmp_path / "spans.db"
+    db.write_bytes(b"not a database" * 512)
+    assert main(["retention", "--keep", "1", "--source", f"sqlite:///{db}"]) == 2
+    expected = f"taskdaemon: {db}: cannot open span store: file is not a database\n"
+    assert expected == capsys.readouterr().err
+
+
 def test_bad_source_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown source scheme is a usage error."""
     assert main(["runs", "list", "--source", "nope://x"]) == 2

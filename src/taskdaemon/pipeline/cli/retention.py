@@ -13,7 +13,12 @@ from typing import Any
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, open_source
+from taskdaemon.pipeline.tracking import (
+    RetentionPolicy,
+    SpanStore,
+    default_source_url,
+    open_source,
+)
 
 __all__ = ["register"]
 
@@ -51,10 +56,13 @@ def _retention(args: argparse.Namespace) -> int:
     policy = RetentionPolicy(max_age=max_age, keep=args.keep)
     if not policy.is_active and not args.vacuum:
         return _error("nothing to do: give --max-age, --keep and/or --vacuum", 2)
+    url = (args.source or default_source_url()).strip()
+    if not url.lower().startswith("sqlite://"):  # asked first: other sources take no policy
+        return _error("retention applies to the embedded sqlite:// store only", 2)
     try:
-        source = open_source(args.source, retention=RetentionPolicy())
-    except (SpanSourceError, TypeError) as exc:
-        return _error(f"retention applies to the embedded sqlite store only: {exc}", 2)
+        source = open_source(url, retention=RetentionPolicy())
+    except SpanSourceError as exc:  # the embedded store, damaged or out of reach: say which
+        return _error(str(exc), 2)
     try:
         if not isinstance(source, SpanStore):
             return _error("retention applies to the embedded sqlite:// store only", 2)
