@@ -192,6 +192,28 @@ def test_a_dump_holds_no_seeded_secret(
 
 
 @pytest.mark.slow
+def test_dump_into_an_existing_directory_writes_the_archive_inside_it(home: Path) -> None:
+    """``dump RUN -o DIR`` on an existing directory writes the archive into it under the
+    default file name, and leaves nothing else behind, beside it or in it."""
+    path = home / "dumped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    ran = taskdaemon(home, "run", str(path), "-q")
+    run_id = ran.stdout.strip()
+    directory = home / "out"
+    directory.mkdir()
+    dumped = taskdaemon(home, "dump", run_id, "-o", str(directory))
+    written = Path(dumped.stdout.strip())
+    expected = (0, [written.name], True, ["dumped.yaml", "out", "spans.db"])
+    actual = (
+        dumped.returncode,
+        sorted(p.name for p in directory.iterdir()),
+        written.name.startswith(f"{run_id}-") and written.parent == directory,
+        sorted(p.name for p in home.iterdir() if p.is_file() or p.name == "out"),
+    )
+    assert expected == actual
+
+
+@pytest.mark.slow
 def test_sigusr1_writes_a_dump_and_the_run_goes_on(
     home: Path, paused_run: tuple[subprocess.Popen[str], str]
 ) -> None:

@@ -162,7 +162,8 @@ def write_dump(
     logs_note: str | None = None,
 ) -> Path:
     """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
-    name then renamed, mode 0600) and return ``path``. ``spans`` are the run's spans from the
+    name then renamed, mode 0600; into ``path`` under the default file name when it is a
+    directory) and return the file written. ``spans`` are the run's spans from the
     store; the rest is optional (the manifest notes what is missing). ValueError without
     spans."""
     from taskdaemon.pipeline.visualization import render_dot  # noqa: PLC0415
@@ -215,16 +216,22 @@ def write_dump(
             for name, data in members.items()
         },
     }
+    if path.is_dir():  # as cp does: into it, under the default file name
+        path = path / default_dump_path(path, record.run_id).name
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as raw:
-        partial.chmod(0o600)
-        with tarfile.open(fileobj=raw, mode="w:gz") as archive:
-            for name, data in {"manifest.json": _json(manifest), **members}.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                info.mtime = int(created)
-                info.mode = 0o600
-                archive.addfile(info, io.BytesIO(data))
-    partial.replace(path)
+    try:
+        with partial.open("wb") as raw:
+            partial.chmod(0o600)
+            with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+                for name, data in {"manifest.json": _json(manifest), **members}.items():
+                    info = tarfile.TarInfo(name)
+                    info.size = len(data)
+                    info.mtime = int(created)
+                    info.mode = 0o600
+                    archive.addfile(info, io.BytesIO(data))
+        partial.replace(path)
+    except BaseException:  # a full disk, say: no half-written archive is left behind
+        partial.unlink(missing_ok=True)
+        raise
     return path

@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
         "2 bad arguments.",
     )
     parser.add_argument("run_id", metavar="RUN", help="run id (a unique prefix is enough)")
-    parser.add_argument("-o", "--output", metavar="FILE", help="where to write the archive")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="the archive to write, or a directory to write it in"
+    )
     parser.add_argument("--source", metavar="URL", help="span source for a run not served here")
     parser.set_defaults(func=dump_command)
 
