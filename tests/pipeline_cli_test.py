@@ -20,7 +20,8 @@ import pytest
 
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli.inputs import parse_inputs
-from taskdaemon.pipeline.control import ControlServer
+from taskdaemon.pipeline.control import ControlServer, send_request
+from taskdaemon.pipeline.errors import RunNotFoundError
 
 APPROVAL_PIPELINE = """\
     name: gated
@@ -512,3 +513,14 @@ async def test_control_protocol_answers_every_op(home: Path) -> None:
     ]
     assert expected_calls == target.calls
     assert not server.path.exists()
+
+
+async def test_an_empty_run_id_names_no_served_run(home: Path) -> None:
+    """An empty RUN (an unset shell variable, say) reaches no run, even the only one served:
+    every run id starts with the empty prefix, so it would pick that run."""
+    target = RecordingTarget()
+    async with ControlServer("f" * 32, target, status=lambda: {"x": 1}, home=home):
+        with pytest.raises(RunNotFoundError) as refused:
+            await asyncio.to_thread(send_request, "", {"op": "cancel"}, home=home)
+    expected = ("no run id given: name a run in progress by its id or a prefix of it", [])
+    assert expected == (str(refused.value), target.calls)

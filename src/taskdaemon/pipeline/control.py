@@ -222,6 +222,10 @@ async def _maybe_await(value: object) -> None:
 
 
 def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
+    if not run_id:  # every served run starts with "": it would pick the only one
+        raise RunNotFoundError(
+            "no run id given: name a run in progress by its id or a prefix of it"
+        )
     path = socket_path(run_id, home)
     if path.exists():
         return path

@@ -49,7 +49,8 @@ def dump_command(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.control import send_request, served_runs  # noqa: PLC0415
 
     output = str(Path(args.output).absolute()) if args.output else None
-    served = [run for run in served_runs() if run.startswith(args.run_id)]
+    # An empty RUN names no run here (every id starts with it); the source refuses it.
+    served = [run for run in served_runs() if args.run_id and run.startswith(args.run_id)]
     if len(served) == 1 and not args.source:
         try:
             answer = send_request(
