@@ -28,7 +28,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pipeline_tracking_support import make_provider, write_example_run
 from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.log_export import OTelOutputSink
@@ -646,6 +648,25 @@ def test_logs_of_an_unknown_run_is_one_line(tmp_path: Path) -> None:
         text=True,
     )
     assert (1, 1) == (done.returncode, len(done.stderr.strip().splitlines()))
+
+
+def test_logs_of_a_stage_the_run_does_not_have_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``logs RUN --stage S`` for a stage the run has not (a typo) says so and exits 1, rather
+    than printing nothing as for a stage that logged nothing."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider, _ = make_provider(processor)
+    run_id = write_example_run(provider)
+    processor.shutdown()
+    code = main(["logs", run_id, "--stage", "biuld", "--source", f"sqlite:///{db}"])
+    expected = (
+        1,
+        f"taskdaemon logs: run {run_id} of pipeline 'demo' has no stage 'biuld' "
+        "(its stages: plan, build, test, deploy)\n",
+    )
+    assert expected == (code, capsys.readouterr().err)
 
 
 # -- the deployment stack -------------------------------------------------------------------

@@ -13,8 +13,8 @@ written last). Text lines read ``time LEVEL stage.instance.attempt [stream] mess
 control characters escaped; ``--json`` prints one object a line with every id (``run_id``,
 ``pipeline``, ``stage``, ``instance``, ``attempt``, ``trace_id``, ``span_id``) and field.
 
-Exit codes: 0 ok, 1 the run was not found, 2 bad arguments or an unusable span source, 130
-interrupted.
+Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found, 2 bad arguments or an unusable
+span source, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ _CONTROLS[ord("\t")] = "\t"
 #: After the run ended, polls go on until one finds nothing (the log writer may trail the
 #: span writer by a batch), at most this long.
 _DRAIN_SECONDS = 2.0
+#: Stage names an unknown ``--stage`` error lists (one line, whatever the run's size).
+_NAMED_STAGES = 20
 
 
 def register(subparsers: Any) -> None:
@@ -93,6 +95,19 @@ def logs_command(args: argparse.Namespace) -> int:
         if not isinstance(source, SpanStore):
             return _fail(2, "run logs are kept in the embedded store only (a sqlite:/// source)")
         run_id = source.resolve_run_id(args.run_id)
+        if args.stage is not None:
+            # A stage that logged nothing prints nothing: a typo must not look the same.
+            record = source.get_run(run_id)
+            stages = [stage.name for stage in record.stages]
+            if args.stage not in stages:
+                named = ", ".join(stages[:_NAMED_STAGES])
+                if len(stages) > _NAMED_STAGES:
+                    named += f" and {len(stages) - _NAMED_STAGES} more"
+                return _fail(
+                    1,
+                    f"run {run_id} of pipeline {record.pipeline!r} has no stage "
+                    f"{args.stage!r} (its stages: {named})",
+                )
         conn = sqlite3.connect(source.path, timeout=30.0)
         try:
             return _print(args, conn, run_id, source)
