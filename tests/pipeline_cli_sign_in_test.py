@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 _URL = re.compile(r"API: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
+_UI_URL = re.compile(r"taskdaemon ui: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
 _SIGN_IN = re.compile(r"sign in: (http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]+)")
 
 
@@ -24,9 +25,9 @@ def _environment(home: Path) -> dict[str, str]:
     return env
 
 
-def _serve(home: Path, stderr: int) -> subprocess.Popen[bytes]:
+def _serve(home: Path, stderr: int, command: str = "serve") -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "taskdaemon.pipeline.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", command, "--port", "0"],
         env=_environment(home),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -92,3 +93,31 @@ def test_captured_stderr_names_the_token_file_but_never_holds_the_token(tmp_path
         with os.fdopen(read, "rb") as rest:
             text += rest.read().decode(errors="replace")
     assert (token in text, "sign in:" in text, len(token)) == (False, False, 48)
+
+
+@pytest.mark.slow
+def test_a_ui_beside_a_serve_leaves_the_serve_token_file_alone(tmp_path: Path) -> None:
+    """``ui`` started in the home of a running ``serve`` keeps its generated token in a file
+    of its own: the ``api-token`` file still holds serve's token, while ui runs and after."""
+    home = tmp_path / "home"
+    serve_read, serve_write = os.pipe()
+    serve = _serve(home, serve_write)
+    os.close(serve_write)
+    try:
+        token_file = Path(_URL.search(_read_until(serve_read, _URL)).group(2))  # type: ignore[union-attr]
+        serve_token = token_file.read_text()
+        ui_read, ui_write = os.pipe()
+        ui = _serve(home, ui_write, "ui")
+        os.close(ui_write)
+        try:
+            ui_file = Path(_UI_URL.search(_read_until(ui_read, _UI_URL)).group(2))  # type: ignore[union-attr]
+            while_both = token_file.read_text()
+        finally:
+            _stop(ui)
+            os.close(ui_read)
+        after_ui = token_file.read_text() if token_file.exists() else None
+    finally:
+        _stop(serve)
+        os.close(serve_read)
+    expected = (serve_token, serve_token, True)
+    assert expected == (while_both, after_ui, ui_file != token_file)

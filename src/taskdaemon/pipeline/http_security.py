@@ -63,6 +63,7 @@ from taskdaemon.pipeline.errors import SettingsError
 __all__ = [
     "OPEN_PATHS",
     "TOKEN_FILE_NAME",
+    "UI_TOKEN_FILE_NAME",
     "ApiAuth",
     "SecurityMiddleware",
     "check_exposure",
@@ -79,6 +80,9 @@ _log = logging.getLogger(__name__)
 OPEN_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
 #: The file under ``TASKDAEMON_HOME`` holding a generated token.
 TOKEN_FILE_NAME: Final = "api-token"  # noqa: S105 - a file name, not a secret
+#: The file under ``TASKDAEMON_HOME`` holding ``taskdaemon ui``'s generated token: the
+#: ``api-token`` file is the run-controlling server's, which a ``ui`` beside it must not replace.
+UI_TOKEN_FILE_NAME: Final = "ui-token"  # noqa: S105 - a file name, not a secret
 MIN_TOKEN_LENGTH: Final = 16
 
 _STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -247,11 +251,12 @@ def _machine_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def write_token_file(home: Path, token: str) -> Path:
-    """Write ``token`` to ``home/api-token`` with mode 0600, atomically; returns the path."""
+def write_token_file(home: Path, token: str, name: str = TOKEN_FILE_NAME) -> Path:
+    """Write ``token`` to ``home/name`` (``api-token``) with mode 0600, atomically; returns the
+    path."""
     home.mkdir(parents=True, exist_ok=True)
-    target = home / TOKEN_FILE_NAME
-    temporary = home / f".{TOKEN_FILE_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    target = home / name
+    temporary = home / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     fd = os.open(temporary, flags, 0o600)
     try:

@@ -15,24 +15,30 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from taskdaemon.pipeline.http_security import ApiAuth, write_token_file
+from taskdaemon.pipeline.http_security import TOKEN_FILE_NAME, ApiAuth, write_token_file
 
 __all__ = ["announce_sign_in", "publish_sign_in"]
 
 
 def publish_sign_in(
-    log: logging.Logger, label: str, url: str, auth: ApiAuth, home: Path
+    log: logging.Logger,
+    label: str,
+    url: str,
+    auth: ApiAuth,
+    home: Path,
+    *,
+    file_name: str = TOKEN_FILE_NAME,
 ) -> Path | None:
-    """Write a generated token to its 0600 file under ``home`` and say where to sign in; the
-    file's path (for the caller to remove with ``remove_token_file`` when the server stops),
-    or None: a configured token (neither written nor shown) or a file that could not be
-    written (one warning)."""
+    """Write a generated token to its 0600 file ``file_name`` under ``home`` and say where to
+    sign in; the file's path (for the caller to remove with ``remove_token_file`` when the
+    server stops), or None: a configured token (neither written nor shown) or a file that
+    could not be written (one warning)."""
     if not auth.generated:
         announce_sign_in(log, label, url, None, None)
         return None
     path: Path | None = None
     try:
-        path = write_token_file(home, auth.token)
+        path = write_token_file(home, auth.token, file_name)
     except OSError as error:
         log.warning("cannot write the API token file under %s: %s", home, error)
     announce_sign_in(log, label, url, auth.token, path)

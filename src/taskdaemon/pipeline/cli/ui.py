@@ -12,9 +12,10 @@
   controlled where they run (``serve``, ``run --serve``, ``taskdaemon approve``).
 * Binds ``--host`` (default ``TASKDAEMON_METRICS_HOST``, 127.0.0.1) and ``--port`` (default 9091,
   next to ``serve``'s 9090 so both can run at once). Access is the API's: the token
-  (``TASKDAEMON_API_TOKEN``, else one generated now and shown once on the console as a sign-in
-  URL). A generated token is not written to the ``api-token`` file, which belongs to the
-  server that can control runs.
+  (``TASKDAEMON_API_TOKEN``, else one generated now, written 0600 to ``ui-token`` under the
+  home and shown as a sign-in URL on a terminal: ``cli/sign_in.py``). Not to the ``api-token``
+  file: that is the file of the server that can control runs, which a ``ui`` beside it must
+  not replace.
 * Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the address is taken, 2 bad settings or source.
 """
 
@@ -82,7 +83,11 @@ def ui_command(args: argparse.Namespace) -> int:
 
 async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     from taskdaemon.pipeline.cli.sign_in import publish_sign_in  # noqa: PLC0415
-    from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file  # noqa: PLC0415
+    from taskdaemon.pipeline.http_security import (  # noqa: PLC0415
+        UI_TOKEN_FILE_NAME,
+        ApiAuth,
+        remove_token_file,
+    )
     from taskdaemon.pipeline.server import MonitorServer, create_app  # noqa: PLC0415
     from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
     from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
@@ -109,7 +114,9 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     token_file = None
     try:
         _log.info("taskdaemon ui: read-only, runs from %s", display_url(url))
-        token_file = publish_sign_in(_log, "taskdaemon ui", server.url, auth, settings.home)
+        token_file = publish_sign_in(
+            _log, "taskdaemon ui", server.url, auth, settings.home, file_name=UI_TOKEN_FILE_NAME
+        )
         await stop.wait()
     finally:
         if token_file is not None:
