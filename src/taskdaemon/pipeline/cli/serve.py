@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import time
@@ -75,7 +76,11 @@ def register(subparsers: Any) -> None:
         "--every", type=float, default=60.0, metavar="SECONDS", help="seconds between run starts"
     )
     parser.add_argument(
-        "--max-runs", type=int, default=0, metavar="N", help="stop scheduling after N runs"
+        "--max-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop scheduling after N runs (default 0: never)",
     )
     parser.add_argument(
         "--auto-approve", action="store_true", help="grant every approval when it is asked for"
@@ -117,8 +122,11 @@ def serve_command(args: argparse.Namespace) -> int:
     if not 0 <= port <= 65535:
         _log.error("--port must be 0-65535, got %s", port)
         return EXIT_INVALID
-    if args.every <= 0:
-        _log.error("--every must be positive, got %s", args.every)
+    if not 0 < args.every < math.inf:  # NaN fails too: it ran the runs back to back
+        _log.error("--every must be a positive number of seconds, got %s", args.every)
+        return EXIT_INVALID
+    if args.max_runs < 0:
+        _log.error("--max-runs must be 0 (no limit) or more, got %s", args.max_runs)
         return EXIT_INVALID
     pipeline = registry = None
     request: dict[str, Any] = {}
