@@ -131,7 +131,8 @@ async def test_every_other_path_needs_a_credential(path: str) -> None:
     assert answer.headers["content-length"] == str(len(answer.body))
     assert answer.error() == (
         "authentication required: send 'Authorization: Bearer <token>' (the token is "
-        "TASKDAEMON_API_TOKEN or the api-token file under TASKDAEMON_HOME)"
+        "TASKDAEMON_API_TOKEN, or the file the server wrote under TASKDAEMON_HOME: "
+        "api-token for serve, ui-token for ui)"
     )
 
 

@@ -326,7 +326,8 @@ class SecurityMiddleware:
                 send,
                 401,
                 "authentication required: send 'Authorization: Bearer <token>' (the token is "
-                "TASKDAEMON_API_TOKEN or the api-token file under TASKDAEMON_HOME)",
+                "TASKDAEMON_API_TOKEN, or the file the server wrote under TASKDAEMON_HOME: "
+                "api-token for serve, ui-token for ui)",
                 extra=[(b"www-authenticate", b'Bearer realm="taskdaemon"')],
             )
             return
