@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -192,6 +193,18 @@ def test_a_dump_holds_no_seeded_secret(
 
 
 @pytest.mark.slow
+def test_a_default_dump_is_private_in_a_private_folder(home: Path) -> None:
+    """``dump RUN`` without ``-o`` writes under ``$TASKDAEMON_HOME/dumps``, made 0700, an
+    archive of mode 0600: a dump holds the run's data."""
+    path = home / "dumped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    ran = taskdaemon(home, "run", str(path), "-q")
+    dumped = taskdaemon(home, "dump", ran.stdout.strip())
+    written = Path(dumped.stdout.strip())
+    modes = [stat.S_IMODE(p.stat().st_mode) for p in (written.parent, written)]
+    assert (0, home / "dumps", [0o700, 0o600]) == (dumped.returncode, written.parent, modes)
+
+
 def test_dump_into_an_existing_directory_writes_the_archive_inside_it(home: Path) -> None:
     """``dump RUN -o DIR`` on an existing directory writes the archive into it under the
     default file name, and leaves nothing else behind, beside it or in it."""

@@ -353,16 +353,28 @@ def test_store_files_and_home_are_private(tmp_path: Path) -> None:
 
 
 def test_run_creates_its_home_private(tmp_path: Path) -> None:
-    """``taskdaemon run`` with a home that does not exist yet creates it 0700 and the store
-    0600."""
+    """``taskdaemon run`` with a home that does not exist yet creates it 0700, the store 0600
+    and the run's workspace (and the folder of workspaces) 0700."""
     home = tmp_path / "fresh"
     pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
     done = taskdaemon(home, "run", "-q", str(pipeline))
-    modes = (
-        stat.S_IMODE(home.stat().st_mode),
-        stat.S_IMODE((home / "spans.db").stat().st_mode),
-    )
-    assert (0, (0o700, 0o600)) == (done.returncode, modes), done.stderr
+    workspaces = home / "workspaces"
+    modes = [
+        stat.S_IMODE(path.stat().st_mode)
+        for path in (home, home / "spans.db", workspaces, *workspaces.iterdir())
+    ]
+    assert (0, [0o700, 0o600, 0o700, 0o700]) == (done.returncode, modes), done.stderr
+
+
+def test_a_run_workspace_is_private_in_a_shared_folder(tmp_path: Path) -> None:
+    """In a workspace folder others may read (``--workspace`` made 0755 by the user), each
+    run's own folder is still 0700."""
+    shared = tmp_path / "ws"
+    shared.mkdir(mode=0o755)
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    done = taskdaemon(tmp_path / "home", "run", "-q", str(pipeline), "--workspace", str(shared))
+    modes = [stat.S_IMODE(path.stat().st_mode) for path in shared.iterdir()]
+    assert (0, [0o700]) == (done.returncode, modes), done.stderr
 
 
 # --- damaged rows ------------------------------------------------------------------------------

@@ -218,7 +218,7 @@ def write_dump(
     }
     if path.is_dir():  # as cp does: into it, under the default file name
         path = path / default_dump_path(path, record.run_id).name
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # made here: the owner's only
     partial = path.with_name(f".{path.name}.partial")
     try:
         with partial.open("wb") as raw:

@@ -154,7 +154,10 @@ class Engine:
         run = Run(self._ctx, pipeline, plan, run_id, request)
         if self._workspace is not None:
             run.workspace = os.path.join(self._workspace, run_id)
-            os.makedirs(run.workspace, exist_ok=True)
+            # Private to the owner, as the span store is: a run's files are run data. The
+            # parent too when made here (``makedirs`` gives ``mode`` to the last part only).
+            os.makedirs(self._workspace, mode=0o700, exist_ok=True)
+            os.makedirs(run.workspace, mode=0o700, exist_ok=True)
         handle = RunHandle(run)
         self._runs[run_id] = handle
         try:
