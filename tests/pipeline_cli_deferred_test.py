@@ -290,21 +290,7 @@ async def test_only_the_first_stage_start_schedules_the_loading(
 
     monkeypatch.setattr(loop, "call_soon", counting)
     for stage in ("a", "b", "c"):
-        deferred.on_event(
-            StageStarted(
-                run_id="r",
-                pipeline="p",
-                stage=stage,
-                instance=0,
-                attempt=1,
-                task_run_id=f"{stage}.0.1",
-                loop="python",
-                at=0.0,
-                queued_at=0.0,
-                considered_at=0.0,
-                inputs={},
-            )
-        )
+        deferred.on_event(started_record(stage))
         await asyncio.sleep(0)
     monkeypatch.undo()
     begins = [callback for callback in scheduled if callback == deferred._begin.set]
