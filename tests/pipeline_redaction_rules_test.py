@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline.redaction import REDACTED, KeyMatcher, key_words, redact, redact_text
+from taskdaemon.pipeline.redaction import (
+    REDACTED,
+    KeyMatcher,
+    key_words,
+    redact,
+    redact_endpoint_passwords,
+    redact_text,
+)
 
 
 @pytest.mark.parametrize(
@@ -120,3 +127,30 @@ def test_the_walk_enters_every_kind_of_container() -> None:
         [{"secret": REDACTED}, 2],
         7,
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "exporting traces to user:s3cret@127.0.0.1:4317, retrying in 1.07s",
+            f"exporting traces to user:{REDACTED}@127.0.0.1:4317, retrying in 1.07s",
+        ),
+        ("user:pw@collector", f"user:{REDACTED}@collector"),  # at the start
+        ("(user:pw@h:1) and x=u:p@[::1]:1", f"(user:{REDACTED}@h:1) and x=u:{REDACTED}@[::1]:1"),
+        ("git@github.com:org/repo.git", "git@github.com:org/repo.git"),  # no password
+        ("user@host:22", "user@host:22"),
+        ("at 10:30 @home", "at 10:30 @home"),  # the @ does not end a password
+        ("a:b", "a:b"),  # no @ at all
+    ],
+)
+def test_endpoint_passwords_without_a_scheme(text: str, expected: str) -> None:
+    """``user:password@host`` with no scheme (how the gRPC exporter names its endpoint) loses
+    its password; a user alone, a time or a text without ``@`` stays as it is."""
+    assert expected == redact_endpoint_passwords(text)
+
+
+def test_endpoint_passwords_are_not_a_shape_of_recorded_values() -> None:
+    """``redact_text``, which every recorded value passes through, leaves a scheme-less
+    ``a:b@c`` alone: only the exporters' log lines are scrubbed of it."""
+    assert "note:see@home" == redact_text("note:see@home")

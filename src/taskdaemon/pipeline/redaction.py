@@ -36,6 +36,7 @@ __all__ = [
     "KeyMatcher",
     "mappings_unchanged",
     "redact",
+    "redact_endpoint_passwords",
     "redact_lines",
     "redact_text",
 ]
@@ -290,6 +291,31 @@ def redact_text(text: str) -> str:
             _clean.clear()
         _clean.add(text)
     return text
+
+
+@cache
+def _netloc_password() -> re.Pattern[str]:
+    """``user:password@host`` written without a scheme, starting a token (after a space, a
+    quote, a bracket, ``,`` or ``=``, or at the start): the user, then the password up to the
+    ``@``. Compiled on first use, as the shapes are."""
+    return re.compile(
+        r"(?<![^\s\"'(\[<,=])([A-Za-z0-9._~%!$&*+;=-]++):[^\s@/?#\"'<>]++@(?=[A-Za-z0-9\[])"
+    )
+
+
+def redact_endpoint_passwords(text: str) -> str:
+    """``text`` with the password of each ``user:password@host`` that has no scheme replaced by
+    ``[REDACTED]`` (``text`` itself when there is none).
+
+    For the OTLP exporters' own log lines only: the gRPC exporter names its endpoint by its bare
+    ``host:port`` part, credentials included, which :func:`redact_text`'s URL shape (it needs
+    ``scheme://``) does not take. Not a shape of :func:`redact_text`: in recorded values, words
+    such as ``note:see@home`` are too often not credentials, and every recorded string would pay
+    for one more pattern."""
+    if "@" not in text:
+        return text
+    hidden = _netloc_password().sub(rf"\1:{REDACTED}@", text)
+    return text if hidden == text else hidden
 
 
 def redact_lines(lines: list[str]) -> list[str]:

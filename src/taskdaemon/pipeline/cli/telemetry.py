@@ -63,6 +63,7 @@ from opentelemetry.sdk.trace.export import (
 from taskdaemon import __version__
 from taskdaemon.pipeline.cli.span_losses import observe_dropped_spans
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.redaction import redact_endpoint_passwords
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking.store_processor import store_processor_for
@@ -81,11 +82,13 @@ if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
 
 __all__ = [
     "EXPORTER_LOGGERS",
+    "EndpointPasswordFilter",
     "ExportHealth",
     "ExportHealthSnapshot",
     "RepeatedLogFilter",
     "Telemetry",
     "build_telemetry",
+    "install_endpoint_password_filter",
     "install_repeated_log_filter",
     "store_span_processors",
 ]
@@ -251,6 +254,41 @@ def install_repeated_log_filter(
     return dedupe
 
 
+class EndpointPasswordFilter(logging.Filter):
+    """Hides the password of an endpoint named as ``user:password@host`` in a record's message.
+
+    The gRPC exporter logs its endpoint without the scheme (``exporting traces to
+    user:pw@collector:4317``), and the log formatters' redaction only takes a password inside a
+    ``scheme://`` URL (``redaction.redact_endpoint_passwords`` says why). Installed on the
+    exporters' loggers after :class:`RepeatedLogFilter`, which keys on the message's template:
+    a record that passes has its arguments merged into a redacted message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record: the handler reports it, as without this filter
+            return True
+        hidden = redact_endpoint_passwords(message)
+        if hidden is not message:
+            record.msg, record.args = hidden, None
+        return True
+
+
+def install_endpoint_password_filter(
+    loggers: Sequence[str] = EXPORTER_LOGGERS,
+) -> EndpointPasswordFilter:
+    """Attach one :class:`EndpointPasswordFilter` to ``loggers`` (once: reuses an installed
+    one), after any filter already there."""
+    for name in loggers:
+        for existing in logging.getLogger(name).filters:
+            if isinstance(existing, EndpointPasswordFilter):
+                return existing
+    hide = EndpointPasswordFilter()
+    for name in loggers:
+        logging.getLogger(name).addFilter(hide)
+    return hide
+
+
 # --- the span store's slot -----------------------------------------------------------------------
 
 
@@ -382,6 +420,7 @@ def build_telemetry(
     ``id_generator`` replaces the SDK's random one (``cli/run_ids.py``).
     """
     install_repeated_log_filter()
+    install_endpoint_password_filter()  # after the repeats' filter: see its docstring
     notes: list[str] = []
     resource = Resource.create(
         {"service.name": settings.service_name, "service.version": __version__}
