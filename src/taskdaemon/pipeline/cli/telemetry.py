@@ -47,7 +47,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -106,6 +106,7 @@ EXPORTER_LOGGERS: tuple[str, ...] = (
 )
 
 Signal = Literal["traces", "metrics", "logs"]
+_FilterT = TypeVar("_FilterT", bound=logging.Filter)
 
 
 # --- export health ------------------------------------------------------------------------------
@@ -244,14 +245,7 @@ def install_repeated_log_filter(
     loggers: Sequence[str] = EXPORTER_LOGGERS, *, window: float = 300.0
 ) -> RepeatedLogFilter:
     """Attach one :class:`RepeatedLogFilter` to ``loggers`` (once: reuses an installed one)."""
-    for name in loggers:
-        for existing in logging.getLogger(name).filters:
-            if isinstance(existing, RepeatedLogFilter):
-                return existing
-    dedupe = RepeatedLogFilter(window=window)
-    for name in loggers:
-        logging.getLogger(name).addFilter(dedupe)
-    return dedupe
+    return _install_once(RepeatedLogFilter, lambda: RepeatedLogFilter(window=window), loggers)
 
 
 class EndpointPasswordFilter(logging.Filter):
@@ -279,14 +273,21 @@ def install_endpoint_password_filter(
 ) -> EndpointPasswordFilter:
     """Attach one :class:`EndpointPasswordFilter` to ``loggers`` (once: reuses an installed
     one), after any filter already there."""
+    return _install_once(EndpointPasswordFilter, EndpointPasswordFilter, loggers)
+
+
+def _install_once(
+    kind: type[_FilterT], make: Callable[[], _FilterT], loggers: Sequence[str]
+) -> _FilterT:
+    """The ``kind`` filter already on one of ``loggers``, else ``make()`` added to each."""
     for name in loggers:
         for existing in logging.getLogger(name).filters:
-            if isinstance(existing, EndpointPasswordFilter):
+            if isinstance(existing, kind):
                 return existing
-    hide = EndpointPasswordFilter()
+    made = make()
     for name in loggers:
-        logging.getLogger(name).addFilter(hide)
-    return hide
+        logging.getLogger(name).addFilter(made)
+    return made
 
 
 # --- the span store's slot -----------------------------------------------------------------------
