@@ -50,6 +50,8 @@ from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
+from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (start-up time)
     from types import ModuleType
@@ -57,7 +59,6 @@ if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (
     from opentelemetry import context as otel_context
     from opentelemetry._logs import SeverityNumber
     from opentelemetry.sdk._logs import LoggerProvider
-from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
 
 __all__ = [
     "ContextFilter",
@@ -270,7 +271,7 @@ class TextFormatter(logging.Formatter):
         return redact_text(line)
 
 
-_CONTROLS: Final = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))} | {
+_CONTROLS: Final = CONTROL_ESCAPES | {
     ord("\n"): "\\n",
     ord("\r"): "\\r",
     ord("\t"): "\\t",

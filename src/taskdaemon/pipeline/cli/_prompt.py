@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, ClassVar
 
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["CommandPrompt"]
 
@@ -79,7 +80,9 @@ class CommandPrompt:
         return line
 
     def _print(self, text: str) -> None:
-        self._out.write(text + "\n")
+        # What the commands print comes from the run (errors, log records, reasons): each
+        # line's control characters are escaped (``terminal_text``).
+        self._out.write("\n".join(map(shown, text.split("\n"))) + "\n")
         self._out.flush()
 
     def execute(self, line: str) -> None:

@@ -27,12 +27,11 @@ import time
 from typing import Any
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["register"]
 
 _LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
-_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-_CONTROLS[ord("\t")] = "\t"
 #: After the run ended, polls go on until one finds nothing (the log writer may trail the
 #: span writer by a batch), at most this long.
 _DRAIN_SECONDS = 2.0
@@ -72,7 +71,7 @@ def _text(row: Any) -> str:
         where = f"{row.stage}.{row.instance}.{row.attempt}"
     stream = row.attributes.get("log.iostream")
     prefix = f"[{stream}] " if stream else ""
-    return f"{_iso(row.time_ns)} {row.level:<7} {where} {prefix}{row.body}".translate(_CONTROLS)
+    return shown(f"{_iso(row.time_ns)} {row.level:<7} {where} {prefix}{row.body}")
 
 
 def _fail(code: int, message: str) -> int:

@@ -73,6 +73,7 @@ from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.terminal_text import one_line, shown
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
     from taskdaemon.pipeline.debug_ops import DebugOps
@@ -88,7 +89,6 @@ __all__ = [
     "run_pipeline",
 ]
 
-_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
 EXIT_SUCCESS = 0
 EXIT_FAILURE = 1
 EXIT_INVALID = 2
@@ -173,13 +173,6 @@ def register(subparsers: Any) -> None:
 # -- progress ---------------------------------------------------------------------------------
 
 
-def _one_line(text: str | None, width: int = 80) -> str:
-    if not text:
-        return ""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
-
-
 class ProgressView:
     """An engine observer writing one line per stage transition to ``stream`` (stderr).
 
@@ -213,7 +206,7 @@ class ProgressView:
         """A failed command's last stderr lines, indented under its failure line (redacted,
         control characters escaped: the text came from the command)."""
         for line in tail.splitlines():
-            self._stream.write(f"{'':10}  | {redact_text(line).translate(_CONTROLS)}\n")
+            self._stream.write(f"{'':10}  | {shown(redact_text(line))}\n")
         self._stream.flush()
 
     def on_event(self, event: EngineEvent) -> None:
@@ -231,7 +224,7 @@ class ProgressView:
                 return  # the end of an execution skipped before it ran: its skip line said it
             took = f" in {format_duration(event.at - started)}" if started is not None else ""
             error = event.cancel_reason if event.cancel_reason else event.error
-            detail = f": {_one_line(error)}" if error else ""
+            detail = f": {one_line(error, 80)}" if error else ""
             retry = " (will retry)" if event.will_retry else ""
             self._write(event.stage, f"{event.status}{took}{retry}{detail}", event.instance)
             if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
@@ -240,7 +233,7 @@ class ProgressView:
             self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
         elif isinstance(event, StageSkipped):
             self._skipped.add(event.stage)
-            self._write(event.stage, f"skipped: {_one_line(event.reason)}")
+            self._write(event.stage, f"skipped: {one_line(event.reason, 80)}")
         elif isinstance(event, ApprovalRequested):
             hint = f" ({self._hint(event.stage)})" if self._hint else ""
             self._write(event.stage, f"waiting for approval{hint}")
@@ -257,7 +250,7 @@ class ProgressView:
         elif isinstance(event, BreakpointResumed):
             self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
         elif isinstance(event, RunFinished):
-            error = f": {_one_line(event.error)}" if event.error else ""
+            error = f": {one_line(event.error, 80)}" if event.error else ""
             self._write(f"run {event.pipeline}", f"{event.status}{error}")
 
 
@@ -393,7 +386,7 @@ def render_summary(result: RunResult, pipeline: Pipeline) -> str:
                 str(attempts) if executions else "-",
                 format_duration(max(queues) if queues else None),
                 format_duration(duration),
-                _one_line(error, 70),
+                one_line(error, 70),
             )
         )
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
@@ -405,7 +398,7 @@ def render_summary(result: RunResult, pipeline: Pipeline) -> str:
     lines.append("")
     lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
     if result.error:
-        lines.append(f"error: {_one_line(result.error, 200)}")
+        lines.append(f"error: {one_line(result.error, 200)}")
     return "\n".join(lines)
 
 
@@ -548,7 +541,7 @@ async def run_pipeline(
     if args.quiet:
         print(result.run_id, flush=True)
         if not result.succeeded:  # --quiet drops progress and summary, never the reason
-            reason = f": {_one_line(result.error, 500)}" if result.error else ""
+            reason = f": {one_line(result.error, 500)}" if result.error else ""
             _fail(EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
     else:
         print(render_summary(result, pipeline), flush=True)

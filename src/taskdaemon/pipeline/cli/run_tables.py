@@ -7,6 +7,7 @@ from datetime import datetime
 
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary
+from taskdaemon.pipeline.terminal_text import one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
 
@@ -57,11 +58,8 @@ def format_runs_table(runs: Sequence[RunSummary]) -> str:
     return _table(header, rows)
 
 
-def _one_line(text: str | None, width: int = 60) -> str:
-    if not text:
-        return "-"
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
+def _one_line(text: str | None) -> str:
+    return one_line(text, 60) or "-"
 
 
 def _last(attempts: Sequence[AttemptRecord]) -> AttemptRecord | None:

@@ -1,0 +1,40 @@
+"""Text from a run, made safe to print on a terminal.
+
+A stage's error, a skip reason, a command's output line: a handler's code or a command's
+output chose that text. Printed as it is, an escape sequence in it drives the reader's
+terminal: it can clear the screen, set the window's title, or, on some terminals, write the
+clipboard (OSC 52). So every command that prints such text shows the C0 and C1 control
+characters and DEL as visible escapes (``\\x1b``). The logs' one-line format
+(``logs.escape_controls``) builds on the same table, and escapes line breaks and tabs too.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["CONTROL_ESCAPES", "one_line", "shown"]
+
+#: ``str.translate`` table: each C0 and C1 control and DEL, as its ``\\xNN`` escape.
+CONTROL_ESCAPES: Final = {
+    code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
+}
+
+#: The table for a line shown whole: a tab only moves the cursor, so it stays.
+_SHOWN: Final = CONTROL_ESCAPES | {ord("\t"): "\t"}
+
+
+def shown(line: str) -> str:
+    """``line`` with every control character but the tab escaped."""
+    return line.translate(_SHOWN)
+
+
+def one_line(text: str | None, width: int) -> str:
+    """``text`` as one line for a table cell or a progress line.
+
+    Runs of whitespace, line breaks included, become one space. Control characters are then
+    escaped, and a result longer than ``width`` is cut, ending in ``…``. Empty for None.
+    """
+    if not text:
+        return ""
+    line = " ".join(text.split()).translate(CONTROL_ESCAPES)
+    return line if len(line) <= width else line[: width - 1] + "…"

@@ -1,0 +1,85 @@
+"""Text from a run is printed with its control characters escaped (``terminal_text``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline.terminal_text import one_line, shown
+
+#: Clears the screen, sets the window's title, and rings the bell.
+HOSTILE = "disk full \x1b[2J\x1b]0;owned\x07 \x9b31m"
+ESCAPED = "disk full \\x1b[2J\\x1b]0;owned\\x07 \\x9b31m"
+
+
+def test_one_line_escapes_every_control_character() -> None:
+    """ESC, BEL and the C1 CSI come out as visible escapes."""
+    assert ESCAPED == one_line(HOSTILE, 200)
+
+
+def test_one_line_joins_lines_and_cuts_to_width() -> None:
+    """Line breaks and tabs become single spaces, and a long line is cut with an ellipsis."""
+    assert "first second\\x1b…" == one_line("first\n\tsecond\x1b[0m", 17)
+
+
+def test_shown_keeps_the_tab_and_escapes_a_carriage_return() -> None:
+    """A tab only moves the cursor; a carriage return would overwrite the line, so it is escaped."""
+    assert "a\tb\\x0dc" == shown("a\tb\rc")
+
+
+@pytest.fixture
+def failed_run(tmp_path: Path) -> tuple[Path, str, str]:
+    """A run whose one stage fails with ``HOSTILE`` as its error: the home, the run's id, and
+    everything ``taskdaemon run`` printed."""
+    (tmp_path / "hostile.py").write_text(f"def fail(ctx):\n    raise RuntimeError({HOSTILE!r})\n")
+    pipeline = write(
+        tmp_path / "p.yaml",
+        """\
+        name: hostile
+        stages:
+          - name: write
+            loop: python
+            handler: "hostile:fail"
+            triggers:
+              - manual: {approval_required: false}
+        """,
+    )
+    home = tmp_path / "home"
+    done = taskdaemon(home, "run", str(pipeline), cwd=tmp_path, PYTHONPATH=str(tmp_path))
+    assert 1 == done.returncode, done.stderr
+    run_id = done.stderr.split()[1]  # "run <id> of hostile started ..."
+    return home, run_id, done.stdout + done.stderr
+
+
+def test_run_prints_a_stage_error_with_its_controls_escaped(
+    failed_run: tuple[Path, str, str],
+) -> None:
+    """The progress lines, the summary and the final error show the escapes, and no control
+    character but the line breaks reaches the terminal."""
+    _, _, printed = failed_run
+    assert 4 == printed.count(ESCAPED[:40])  # the stage's line, the run's, the table, the error
+    assert [] == [c for c in printed if c != "\n" and (ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0)]
+
+
+def test_runs_show_prints_a_stage_error_with_its_controls_escaped(
+    failed_run: tuple[Path, str, str],
+) -> None:
+    """``runs show`` (rebuilt from the stored spans) escapes the stage's error in its table."""
+    home, run_id, _ = failed_run
+    shown_run = taskdaemon(home, "runs", "show", run_id)
+    assert 0 == shown_run.returncode, shown_run.stderr
+    assert "\x1b" not in shown_run.stdout
+    assert "disk full \\x1b[2J" in shown_run.stdout
+
+
+def test_logs_prints_a_stage_error_with_its_controls_escaped(
+    failed_run: tuple[Path, str, str],
+) -> None:
+    """``logs`` escapes the stage's error in the run's log records."""
+    home, run_id, _ = failed_run
+    logged = taskdaemon(home, "logs", run_id)
+    assert 0 == logged.returncode, logged.stderr
+    assert "\x1b" not in logged.stdout
+    assert "disk full \\x1b[2J" in logged.stdout
