@@ -4,8 +4,8 @@
 work item returned, that is after the result was handed to the loop; the loop then submits the
 next stage before that, finds no idle thread and starts another, up to its maximum. A chain of
 sync stages so round-robins over several threads, and each hop wakes a cold one through the
-pool's queue (``benchmarks/README.md``, "Round 7 (wakeup7)": 4.4 context switches and 105-128
-µs CPU a bare hop, against 2.9 and 66-74 µs here).
+pool's queue: more context switches and more CPU a hop than here (benchmarks/README.md,
+"Round 7 (wakeup7)").
 
 :class:`SyncPool` instead:
 

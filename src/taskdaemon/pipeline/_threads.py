@@ -167,8 +167,8 @@ def thread_safe(ctx: StageContext, loop: asyncio.AbstractEventLoop) -> StageCont
     bound method, on its object, every public method of which is then safe: the engine's own,
     ``engine/_callbacks.Callbacks``, which marshal themselves when called off the loop) and its
     environment is a plain mapping or a :class:`LoopEnvironment` of ``loop``. That spares a
-    sync stage a copy of its context (a ``dataclasses.replace``, ~7 µs) and three wrappers on
-    the loop's thread."""
+    sync stage a copy of its context (a ``dataclasses.replace``) and three wrappers on the
+    loop's thread (benchmarks/README.md, "Round 8 (engine8)")."""
     environment = ctx.environment
     kind = type(environment)
     safe = kind is dict or kind is MappingProxyType

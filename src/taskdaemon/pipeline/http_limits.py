@@ -25,10 +25,12 @@ events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 
                                          large the registry); concurrent scrapes wait for one
                                          render. A scraper more than 1 s after the previous
                                          render always gets a fresh one: the bound on staleness
-                                         is max(1 s, 50x the render's CPU time), 2 s for a
-                                         340 KiB exposition, well under Prometheus' scrape
-                                         interval (15 s by default). The gzip form, which
-                                         Prometheus asks for, is compressed once per render
+                                         is max(1 s, 50x the render's CPU time), well under
+                                         Prometheus' scrape interval (15 s by default) for the
+                                         expositions measured (benchmarks/README.md, "HTTP
+                                         server under scrape load (http_load.py)"). The gzip
+                                         form, which Prometheus asks for, is compressed once
+                                         per render
 ``/metrics`` responses      20 per s     further scrapes wait their turn, answered in batches
                                          every 1/4 s (one wake-up each) (so the wait is
                                          bounded by the connection cap): a scrape storm costs
@@ -460,7 +462,7 @@ class MetricsCache:
 def _encode(
     encoder: Callable[[CollectorRegistry], bytes], registry: CollectorRegistry
 ) -> tuple[bytes, bytes, float]:
-    """The exposition, its gzip form (level 1: fast, and still about 10x smaller), and the CPU
+    """The exposition, its gzip form (level 1: fast, and still much smaller), and the CPU
     time both took in this thread."""
     started = time.thread_time()
     plain = encoder(registry)

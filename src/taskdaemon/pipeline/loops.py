@@ -252,7 +252,7 @@ def _parse_stdout(data: bytes | bytearray) -> Mapping[str, Any]:
     trailing newlines (a newline byte never occurs inside a UTF-8 sequence, so this decodes as
     the whole output would), and only an output whose first non-blank character is ``{`` is
     stripped and parsed. Decoding, stripping and cutting the newlines off each copied it
-    (7 ms of a 4 MB output, ``benchmarks/README.md``, "log_capture.py")."""
+    (``benchmarks/README.md``, "log_capture.py")."""
     tail = data[-64:]
     kept = len(tail.rstrip(b"\n"))
     end = len(data) - len(tail) + kept if kept else len(data.rstrip(b"\n"))

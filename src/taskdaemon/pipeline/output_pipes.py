@@ -11,8 +11,8 @@ pays a scheduler wake-up per line, and the reader a system call per line. Here i
   Why 256 KiB and not Linux's unprivileged maximum of 1 MiB: the pipes of all of a user's
   processes share one quota (``/proc/sys/fs/pipe-user-pages-soft``, 64 MiB by default), and a
   user past it gets 8 KiB pipes for *every* new pipe, not only taskdaemon's; at 256 KiB that
-  takes 128 command stages at once (2 pipes each), at 1 MiB only 32. 256 KiB hold 20 ms of a
-  shell loop printing as fast as it can (about 12 MB/s here), and 1 MiB measured no cheaper;
+  takes 128 command stages at once (2 pipes each), at 1 MiB only 32. 256 KiB hold many
+  wake-ups' worth of a shell loop printing as fast as it can, and 1 MiB measured no cheaper;
 * :func:`drain` waits until some output arrives, reads each ready pipe (up to its capacity at
   once), then sleeps before looking again, so what the command writes meanwhile gathers in the
   pipe and comes in one read: a wake-up per :data:`CADENCE_SECONDS` at most, not per line;

@@ -1,11 +1,12 @@
 """PyYAML, imported without compiling its slowest pattern the slow way.
 
 Importing ``yaml`` compiles ``yaml.reader.Reader.NON_PRINTABLE``, a negated character class
-whose ranges reach U+10FFFF: ``re`` spends about 6 ms of CPU on it, the largest single item of
+whose ranges reach U+10FFFF: ``re`` spends more on it than on anything else at the start of
 every command that reads a pipeline file (``validate``, ``dag``, ``run``). The same set of code
-points written as what it matches (the few non-printable ranges) compiles about five times
-faster. Before the first ``import yaml``, this module puts that pattern in ``re``'s cache under
-the key of PyYAML's pattern, so PyYAML's ``re.compile`` returns it.
+points written as what it matches (the few non-printable ranges) compiles several times faster
+(benchmarks/README.md, "Sixth pass: `runs show` without orjson, PyYAML's slowest pattern,
+`run`'s window profiled"). Before the first ``import yaml``, this module puts that pattern in
+``re``'s cache under the key of PyYAML's pattern, so PyYAML's ``re.compile`` returns it.
 
 Only what is matched is the same; the pattern's ``.pattern`` text differs (PyYAML only calls
 ``search``). ``tests/pipeline_yaml_import_test.py`` checks both sets over every code point. When

@@ -7,9 +7,10 @@ a Python stage through this process (see the package docstring for the caveats).
 
 A Python stage's CPU percent is this process's since the previous collection (or the sampler's
 creation): one reading of the process CPU clock per collection, shared by every Python stage,
-and none when a stage starts. That clock sums every thread's time (a system call that held the
-GIL for 16-85 µs in a busy ``taskdaemon run``), and the figure is the whole process's either
-way, so a per-stage baseline bought nothing but that cost on every stage.
+and none when a stage starts. That clock sums every thread's time (a system call that holds
+the GIL, dear in a busy ``taskdaemon run``: benchmarks/README.md, "Round 4 (issue 14,
+monitorcost, 2026-12-01; load average 3-6 on 2 CPUs)"), and the figure is the whole process's
+either way, so a per-stage baseline bought nothing but that cost on every stage.
 """
 
 from __future__ import annotations

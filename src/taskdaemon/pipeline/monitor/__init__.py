@@ -155,7 +155,8 @@ class PipelineMonitor(ManualFeed):
         self._queue = RecordQueue(self._recorder.handle)
         # The record types the recorder makes nothing of (a stage waiting for its triggers or a
         # worker slot: two of a stage's six records). on_event drops them at once unless a hook
-        # wants them (wants_record): queueing, settling and handling them cost ~10 µs a stage.
+        # wants them (wants_record): queueing, settling and handling them is work per stage
+        # for nothing (benchmarks/README.md, "Round 8 (engine8)").
         # Read from the recorder's own table, so a type it starts handling is never dropped.
         ignore = Recorder._ignore
         self._unrecorded = frozenset(

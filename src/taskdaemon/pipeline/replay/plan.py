@@ -120,8 +120,8 @@ def _load_definition(
     if value is not None and problem is None:
         try:
             # The text hashes to the definition that ran, which was valid then: no need to
-            # validate it again (a third of the plan's time on a 1,000-stage run). ``check``
-            # parsed it already: parsing it again cost 1.5 ms of about 30 on 1,000 stages.
+            # validate it again. ``check`` parsed it already, so it is not parsed twice
+            # (benchmarks/README.md, "Replay plan (`replay_plan.py`)").
             original = pipeline_from_canonical(
                 data if isinstance(data, dict) else value.text or "",
                 source=f"run {recorded.run_id}",

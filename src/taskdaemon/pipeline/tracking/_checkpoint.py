@@ -18,8 +18,9 @@ class Checkpointer:
     """Copies the write-ahead log into the database file on its own thread and connection.
 
     SQLite's automatic checkpoint runs inside whichever commit crosses 1,000 WAL pages, on the
-    committing thread: the span writer would stop for the page copies and the fsyncs (measured:
-    about 40% of the writer's time on a 50,000-span burst). The writer's connection therefore has
+    committing thread: the span writer would stop for the page copies and the fsyncs, a large
+    share of its time on a burst (benchmarks/README.md, "Span store (tracking_store.py)"). The
+    writer's connection therefore has
     ``wal_autocheckpoint = 0`` and reports its rows here; every ``every`` rows (about as many
     pages as SQLite's default), and when the writer goes idle, this thread runs a PASSIVE
     checkpoint. The sqlite3 module releases the GIL for it, so the copy runs beside the writer on
