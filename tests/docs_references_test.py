@@ -13,7 +13,8 @@ every file git knows (tracked, or new and not ignored) as text and reports, one 
   and URLs are someone else's and are skipped; lower-case bare names (``plan.md``) are data
   files a program writes, not documents;
 * a section cited after a path, ``docs/architecture.md, "Dependency rule"`` or
-  ``docs/architecture.md ("Metrics")``, that is not a heading of that document;
+  ``docs/architecture.md ("Metrics")``, that is not a heading of that document (a name may
+  wrap onto the next two lines, which are joined without their indentation and comment marks);
 * in ``*.md`` files, a relative link ``[text](path#anchor)`` whose target does not exist, or whose
   anchor is not a heading of the target Markdown file (GitHub's heading ids);
 * any mention of the ``shared`` folder beside the repository (after ``..`` or ``/work``), and
@@ -44,7 +45,11 @@ _BARE_DOCUMENT = re.compile(rf"(?<![\w/.-])({_DESIGN}|{_STYLE})(?:\.md)?(?![\w-]
 _OUTSIDE = re.compile(rf"\.\.{_SIBLING}\b|/work{_SIBLING}\b")
 _MD_PATH = re.compile(r"(?<![\w/.:-])((?:[\w.-]+/)*[\w.-]+\.md)(?![\w-])")
 _UPPER_BARE = re.compile(r"[A-Z][A-Z0-9_-]*\.md")
-_SECTION = re.compile(r'\s*(?:,\s*|\(\s*)"([^"\n]{1,80})"')
+_SECTION = re.compile(r'\s*(?:,\s*|\(\s*)"([^"]{1,160})"')
+#: What starts a continued line of prose: indentation, and a comment's or a list's marker.
+_LINE_LEAD = re.compile(r"^\s*(?:#+\s*|\*\s+)?")
+#: Lines after a cited path that its section's name may run on to.
+_CONTINUED = 2
 _MD_LINK = re.compile(r"!?\[[^\]\n]*\]\(([^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _CLIMB = re.compile(
@@ -106,7 +111,8 @@ def _check_file(root: Path, name: str, text: str) -> Iterator[str]:
     scan = _URL.sub(lambda match: " " * len(match.group(0)), text)
     if name.endswith(".md"):  # link targets are checked as links, relative to the file only
         scan = _MD_LINK.sub(lambda match: " " * len(match.group(0)), scan)
-    for number, line in enumerate(scan.splitlines(), start=1):
+    lines = scan.splitlines()
+    for number, line in enumerate(lines, start=1):
         where = f"{name}:{number}"
         if "shared" in line:
             for match in _OUTSIDE.finditer(line):
@@ -115,7 +121,8 @@ def _check_file(root: Path, name: str, text: str) -> Iterator[str]:
             for match in _BARE_DOCUMENT.finditer(line):
                 yield f"{where}: {match.group(0)!r} is not a document of this repository"
         if ".md" in line:  # the path pattern backtracks on every word: only where it can match
-            yield from _check_paths(root, path, where, line)
+            after = [_LINE_LEAD.sub("", later) for later in lines[number : number + _CONTINUED]]
+            yield from _check_paths(root, path, where, line, " ".join(after))
         if "__file__" in line:
             for match in _CLIMB.finditer(line):
                 levels = int(match.group(2)) + 1 if match.group(2) else match.group(1).count(".")
@@ -125,7 +132,10 @@ def _check_file(root: Path, name: str, text: str) -> Iterator[str]:
         yield from _check_links(root, name, text)
 
 
-def _check_paths(root: Path, path: Path, where: str, line: str) -> Iterator[str]:
+def _check_paths(root: Path, path: Path, where: str, line: str, after: str) -> Iterator[str]:
+    """The paths cited on ``line``, and their sections, whose names may wrap onto the lines
+    ``after`` it (joined, without their indentation and comment markers)."""
+    joined = f"{line} {after}"
     for match in _MD_PATH.finditer(line):
         target = match.group(1)
         if "/" not in target and not _UPPER_BARE.fullmatch(target):
@@ -136,7 +146,7 @@ def _check_paths(root: Path, path: Path, where: str, line: str) -> Iterator[str]
         if resolved is None:
             yield f"{where}: {target} does not exist"
             continue
-        section = _SECTION.match(line, match.end())
+        section = _SECTION.match(joined, match.end())
         if section and resolved.is_file():
             texts, _ = headings(resolved.read_text())
             if section.group(1) not in texts:
@@ -225,6 +235,7 @@ def test_checker_reports_each_kind_of_broken_reference(tmp_path: Path) -> None:
                 "A = Path(__file__).resolve().parents[2]\nB = Path(__file__).parent.parent.parent\n"
                 "C = Path(__file__).resolve().parents[1] / Path(__file__).parent.parent\n"
             ),
+            "src/wrap.py": '# docs/architecture.md, "Dependency\n# rules" wraps\nx = 1\n',
             "README.md": (
                 "[gone](docs/nope.md) [bad anchor](docs/architecture.md#no-such)\n"
                 '[fenced heading](docs/architecture.md#not-a-heading) docs/architecture.md ("X")\n'
@@ -239,6 +250,7 @@ def test_checker_reports_each_kind_of_broken_reference(tmp_path: Path) -> None:
         f"pyproject.toml:2: '..{_SIBLING}' is outside the repository",
         "pyproject.toml:1: docs/missing.md does not exist",
         "pyproject.toml:1: CONTRIBUTING.md does not exist",
+        "src/wrap.py:1: docs/architecture.md has no section 'Dependency rules'",
         f"src/mod.py:1: '{_DESIGN}' is not a document of this repository",
         f"src/mod.py:2: '{_DESIGN}' is not a document of this repository",
         f"src/mod.py:2: '{_STYLE}.md' is not a document of this repository",
@@ -263,6 +275,7 @@ def test_checker_accepts_references_that_resolve(tmp_path: Path) -> None:
                 f"https://example.com/{_DESIGN}.md grafana/tempo:docs/api.md writes plan.md\n"
                 'README.md and tests/README.md (from the root), ../docs/architecture.md."""\n'
             ),
+            "src/wrap.py": '"""Wrapped: docs/architecture.md, "Dependency\n    rule"."""\n',
             "README.md": f"[site](https://example.com/{_STYLE}.md) [arch](docs/architecture.md)\n",
         },
     )

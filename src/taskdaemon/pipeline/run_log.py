@@ -27,16 +27,17 @@ lifecycle records: the console drops them), the record is not built: its row goe
 to the writer (``log_rows.row_sink_for``), the very row the store handler would have written.
 Any other handler wanting it (console, OTLP, ``caplog``) keeps the ``logging`` path.
 
-Decision: ``row_sink_for``'s answer is kept for the records the monitor handles in one turn of
-its record queue (one worker batch, or one caller's drain, settle or ``handle_batch`` slice:
-``_record_queue.turn``) and asked again at the next turn, not on every row. Why: the answer
-depends on the whole logging configuration, ``logging`` gives no notice of a change, and checking
-exactly that nothing changed costs more than the walk itself (benchmarks/README.md, "Round 15
-(runlog12)"); asking once a turn costs the walk once per (logger, level) and batch. What it
-changes: a logging change made while a turn is under way takes effect from the next turn, a few
-milliseconds later. That is no weaker in practice: a record is handled some time after it was
-made anyway, so which configuration sees which record was already a matter of the queue's
-timing. Outside a turn (the hook called directly) the answer is asked for every row.
+Decision: ``row_sink_for``'s answer is kept for the records the monitor handles in one turn of its
+record queue (one worker batch, or one caller's drain, settle or ``handle_batch`` slice:
+``_record_queue.turn``) and asked again at the next turn, not on every row. Why: the answer depends
+on the whole logging configuration, ``logging`` gives no notice of a change, and checking exactly
+that nothing changed costs more than the walk itself (benchmarks/README.md, "Round 15 (runlog12):
+remembering `row_sink_for`'s answer, tried and dropped (2026-12-01)"); asking once a turn costs the
+walk once per (logger, level) and batch. What it changes: a logging change made while a turn is
+under way takes effect from the next turn, a few milliseconds later. That is no weaker in practice:
+a record is handled some time after it was made anyway, so which configuration sees which record
+was already a matter of the queue's timing. Outside a turn (the hook called directly) the answer is
+asked for every row.
 
 Decision: within a turn with neither TRACE nor DEBUG on (``taskdaemon run``'s default), a
 stage's start and end take a lean path (``_LEAN``): the loggers' levels are asked once a turn

@@ -322,7 +322,7 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
     Why: ``executemany`` runs its statement once a row, and each run has a fixed cost in the
     ``sqlite3`` module and in SQLite (step, halt, reset, the statement's counters) on top of
     the row's own work; one statement of many rows pays it once (benchmarks/README.md,
-    "Round 18 (runlog14)").
+    "Round 18 (runlog14): the run log's rows, fourth round (2026-12-02)").
     Exact: a ``VALUES`` list is inserted in its order, each row with the ``id`` after the one
     before, and every value is bound as ``executemany`` binds it (the same parameter types, in
     the same order), so the stored rows are the ones one statement a row would store."""
