@@ -1,4 +1,5 @@
-"""The composing loader (yamlsafe._ComposingLoader): remembered scalar tags, its lifetime."""
+"""yamlsafe: the alias budget and the depth, counted exactly; the composing loader's remembered
+scalar tags and its lifetime."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import yaml
 
 from taskdaemon.pipeline import yamlsafe
-from taskdaemon.pipeline.yamlsafe import compose_bounded
+from taskdaemon.pipeline.yamlsafe import ALIAS_BUDGET, YamlLimitError, compose_bounded
 
 TEXT = """\
 a: true
@@ -66,3 +67,76 @@ def test_a_composing_loader_is_freed_without_the_cyclic_collector(
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _expanded(node: yaml.Node) -> int:
+    """The nodes a walk that follows every alias visits (keys and values): the oracle that
+    ``compose_bounded``'s memoised count must equal."""
+    if isinstance(node, yaml.MappingNode):
+        return 1 + sum(_expanded(part) for pair in node.value for part in pair)
+    if isinstance(node, yaml.SequenceNode):
+        return 1 + sum(_expanded(item) for item in node.value)
+    return 1
+
+
+def _shared(aliases: int) -> str:
+    """A ten-node list and a list of ``aliases`` references to it: 14 nodes of its own (the
+    root, two keys, two lists, nine numbers), and 14 + 10 x ``aliases`` expanded."""
+    return "base: &b [1, 2, 3, 4, 5, 6, 7, 8, 9]\nrefs: [" + ", ".join(["*b"] * aliases) + "]\n"
+
+
+def test_a_file_exactly_at_its_alias_budget_composes() -> None:
+    """Aliases adding exactly ``ALIAS_BUDGET`` nodes are allowed, and the count is exact."""
+    node = compose_bounded(_shared(ALIAS_BUDGET // 10))
+    assert node is not None
+    assert 14 + ALIAS_BUDGET == _expanded(node)
+
+
+def test_one_alias_past_the_budget_is_refused_with_the_exact_count() -> None:
+    """One more reference is refused, naming the file's own nodes, the expanded count and the
+    limit, all three exact."""
+    with pytest.raises(YamlLimitError) as refused:
+        compose_bounded(_shared(ALIAS_BUDGET // 10 + 1))
+    limit = 14 + ALIAS_BUDGET
+    expected = (
+        f"aliases and merge keys expand 14 nodes to {limit + 10} "
+        f"(the limit is {limit}: is this an alias bomb?)",
+        1,
+    )
+    assert expected == (str(refused.value), refused.value.line)
+
+
+def test_a_large_file_may_expand_to_five_times_its_own_nodes() -> None:
+    """Past ``ALIAS_BUDGET / 4`` own nodes, the budget is four times the file's own nodes."""
+    own_numbers = ALIAS_BUDGET // 2  # own: root, 3 keys, 3 lists, the numbers and the 9
+    own = 7 + own_numbers + 9
+    text = "data: [" + ", ".join(["0"] * own_numbers) + "]\n" + _shared(4 * own // 10)
+    node = compose_bounded(text)
+    assert node is not None
+    assert own + 10 * (4 * own // 10) == _expanded(node) <= 5 * own
+
+
+def _chain(links: int) -> str:
+    """``links`` one-item lists, each holding the previous one by alias: the last is nested
+    ``links`` deep on line ``links``, though the text itself nests two levels."""
+    lines = ["l0: &l0 [0]"]
+    lines += [f"l{i}: &l{i} [*l{i - 1}]" for i in range(1, links)]
+    return "\n".join(lines) + "\n"
+
+
+def test_nesting_through_aliases_is_measured() -> None:
+    """A chain of aliases 101 lists deep is refused at the line of the list past the limit."""
+    with pytest.raises(YamlLimitError) as refused:
+        compose_bounded(_chain(101))
+    assert ("nested deeper than 100 levels", 101) == (str(refused.value), refused.value.line)
+
+
+def test_nesting_through_aliases_up_to_the_limit_composes() -> None:
+    """99 chained lists under the root mapping make 100 levels: allowed."""
+    assert compose_bounded(_chain(99)) is not None
+
+
+def test_a_recursive_alias_is_counted_once_and_composes() -> None:
+    """A list holding itself is measured without looping: the node converter reports it."""
+    node = compose_bounded("a: &a [1, *a]\n")
+    assert node is not None
