@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
 from cli_support import taskdaemon, write
+from taskdaemon.pipeline.cli.run import ProgressView
+from taskdaemon.pipeline.events import ApprovalResolved
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 #: Clears the screen, sets the window's title, and rings the bell.
@@ -83,3 +86,16 @@ def test_logs_prints_a_stage_error_with_its_controls_escaped(
     assert 0 == logged.returncode, logged.stderr
     assert "\x1b" not in logged.stdout
     assert "disk full \\x1b[2J" in logged.stdout
+
+
+def test_a_progress_line_escapes_an_approvers_name() -> None:
+    """The name an approval records (which a client of the control socket chose) is escaped
+    on ``run``'s progress line."""
+    out = io.StringIO()
+    view = ProgressView(out, clock=lambda: 0.0)
+    view.on_event(
+        ApprovalResolved(
+            run_id="r", pipeline="p", stage="release", approved=True, at=0.0, by="eve\x1b[2J"
+        )
+    )
+    assert "    0.00s  release                  approved by eve\\x1b[2J\n" == out.getvalue()

@@ -199,7 +199,8 @@ class ProgressView:
     def _write(self, stage: str, what: str, instance: int | None = None) -> None:
         label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
         elapsed = self._clock() - self._start
-        self._stream.write(f"{elapsed:8.2f}s  {label:<24} {what}\n")
+        # ``what`` may hold text from outside (an approver's name, a breakpoint's reason).
+        self._stream.write(f"{elapsed:8.2f}s  {label:<24} {shown(what)}\n")
         self._stream.flush()
 
     def _write_tail(self, tail: str) -> None:
