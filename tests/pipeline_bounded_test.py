@@ -42,3 +42,9 @@ def test_the_callers_depth_limit_applies() -> None:
     """A document within json's own limits but deeper than ``max_depth`` is refused."""
     with pytest.raises(BoundedInputError, match="nested deeper than 3 levels"):
         loads_bounded('{"a": [[{}]]}', max_depth=3)
+
+
+def test_a_str_as_long_as_the_limit_in_characters_is_still_encoded() -> None:
+    """Twelve characters under a 12-byte limit are measured as their 22 bytes, and refused."""
+    with pytest.raises(BoundedInputError, match="larger than 12 bytes"):
+        loads_bounded(ACCENTS, max_bytes=12)

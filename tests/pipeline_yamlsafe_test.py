@@ -10,7 +10,12 @@ import pytest
 import yaml
 
 from taskdaemon.pipeline import yamlsafe
-from taskdaemon.pipeline.yamlsafe import ALIAS_BUDGET, YamlLimitError, compose_bounded
+from taskdaemon.pipeline.yamlsafe import (
+    ALIAS_BUDGET,
+    YamlLimitError,
+    compose_bounded,
+    syntax_problem,
+)
 
 TEXT = """\
 a: true
@@ -140,3 +145,28 @@ def test_a_recursive_alias_is_counted_once_and_composes() -> None:
     """A list holding itself is measured without looping: the node converter reports it."""
     node = compose_bounded("a: &a [1, *a]\n")
     assert node is not None
+
+
+def test_a_syntax_error_is_worded_by_the_pure_parser_with_its_line() -> None:
+    """libyaml's error is replaced by the pure parser's words and its 1-based line."""
+    text = "a: 1\nb: [2\nc: 3\n"
+    with pytest.raises(yaml.YAMLError) as caught:
+        yaml.compose(text, Loader=yaml.CSafeLoader)
+    assert ("expected ',' or ']', but got ':'", 3) == syntax_problem(text, caught.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (yaml.MarkedYAMLError(problem="bad\nindent"), ("bad indent", None)),
+        (yaml.MarkedYAMLError(context="while scanning"), ("while scanning", None)),
+        (yaml.MarkedYAMLError(), ("syntax error", None)),
+        (yaml.YAMLError("first line\nsecond line"), ("first line", None)),
+        (yaml.YAMLError(), ("syntax error", None)),
+    ],
+)
+def test_an_error_without_marks_or_words_is_still_one_line(
+    error: yaml.YAMLError, expected: tuple[str, None]
+) -> None:
+    """Without a mark there is no line; without a problem the context or a default names it."""
+    assert expected == syntax_problem("", error)
