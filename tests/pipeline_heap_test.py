@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import textwrap
 import weakref
 from pathlib import Path
@@ -124,3 +125,83 @@ def test_run_runs_its_handlers_under_the_tuned_collector(tmp_path: Path) -> None
     threshold, frozen = json.loads(out.read_text())
     assert threshold == GEN0_THRESHOLD
     assert frozen > 0
+
+
+def _in_generations(made: object) -> bool:
+    """Whether ``made`` is in a generation the collector walks (not the permanent one)."""
+    return any(found is made for found in gc.get_objects())
+
+
+def test_the_body_can_freeze_what_it_made() -> None:
+    """The callable the body gets moves a container made in the body to the permanent
+    generation."""
+    with tuned_collector() as keep:
+        made = _Node()
+        keep()
+        assert _in_generations(made) is False
+
+
+def test_the_body_freezes_nothing_under_an_earlier_freeze() -> None:
+    """Under a freeze that is not the tuned collector's, the body's callable moves nothing."""
+    gc.freeze()
+    try:
+        with tuned_collector() as keep:
+            made = _Node()
+            keep()
+            assert _in_generations(made) is True
+    finally:
+        gc.unfreeze()
+
+
+# Runs ``taskdaemon run`` in this process with the collections that start between the start of
+# the definition's load and the first stage recorded (``python -c``: argv[1:] are run's).
+_LOAD_PROBE = """
+import gc, json, sys
+import gc_probe
+from taskdaemon.pipeline import config
+from taskdaemon.pipeline.cli import main
+load = config.load_pipeline
+def loading(*args, **kwargs):
+    gc_probe.EVENTS.append("loading")
+    return load(*args, **kwargs)
+config.load_pipeline = loading
+gc.callbacks.append(
+    lambda phase, info: phase == "start" and gc_probe.EVENTS.append(info["generation"])
+)
+code = main(sys.argv[1:])
+events = gc_probe.EVENTS
+print(json.dumps(events[events.index("loading") : events.index("stage")]))
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_run_loads_a_large_definition_without_a_young_collection(tmp_path: Path) -> None:
+    """From the start of a 300-stage definition's load to its first stage no collection
+    starts: the load's containers are frozen with the start-up heap, not walked."""
+    (tmp_path / "gc_probe.py").write_text(
+        "EVENTS = []\n\n\ndef probe(ctx):\n    EVENTS.append('stage')\n"
+    )
+    lines = ["name: gc-load", "stages:"]
+    for i in range(300):
+        trigger = (
+            "manual: {approval_required: false}"
+            if i == 0
+            else f"on_completion: {{stage: s{i - 1}}}"
+        )
+        lines += [
+            f"  - name: s{i}",
+            "    handler: gc_probe:probe",
+            f"    triggers: [{{{trigger}}}]",
+        ]
+    (tmp_path / "p.yaml").write_text("\n".join(lines) + "\n")
+    done = taskdaemon(
+        tmp_path / "home",
+        "run",
+        "-q",
+        "p.yaml",
+        cwd=tmp_path,
+        launcher=(sys.executable, "-c", _LOAD_PROBE),
+    )
+    assert done.returncode == 0, done.stderr
+    assert ["loading"] == json.loads(done.stdout.splitlines()[-1])

@@ -30,7 +30,11 @@ nothing: the pipeline makes little cyclic garbage while it runs.
   instead of 11;
 * what exists when it is entered (the imported modules, the loaded pipeline, the settings) is
   moved to the permanent generation (``gc.freeze``): it lives as long as the process, and a
-  full collection of a long-lived ``serve`` no longer walks it.
+  full collection of a long-lived ``serve`` no longer walks it. The body is given a callable
+  that moves what exists by then to it too: ``taskdaemon run`` loads its pipeline inside and
+  then calls it, so that the young collection due when the load's pause of the collector ends
+  (``config._gc_paused``: every container of the definition counts toward the threshold) does
+  not come at the default threshold and walk the whole definition first.
 
 Both are undone on exit (``gc.unfreeze``, the previous thresholds), so a caller that runs the
 CLI in its own process (tests, an embedding application) gets its collector back as it was.
@@ -42,7 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 __all__ = ["GEN0_THRESHOLD", "GEN1_THRESHOLD", "tuned_collector", "tuned_thresholds"]
@@ -71,9 +75,11 @@ def tuned_thresholds(previous: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 @contextlib.contextmanager
-def tuned_collector() -> Iterator[None]:
+def tuned_collector() -> Iterator[Callable[[], None]]:
     """Run the body with the collector tuned for pipeline runs (see the module docstring);
-    the previous thresholds and the frozen set are restored on the way out."""
+    the previous thresholds and the frozen set are restored on the way out. The body gets a
+    callable that freezes what exists when it is called (a loaded definition) with the rest,
+    or does nothing when the freeze is not this one's (an earlier freeze is left alone)."""
     previous = gc.get_threshold()
     # Someone froze objects already (an embedding application): leave its freeze alone.
     freeze = gc.get_freeze_count() == 0
@@ -81,8 +87,12 @@ def tuned_collector() -> Iterator[None]:
         gc.freeze()
     gc.set_threshold(*tuned_thresholds(previous))
     try:
-        yield
+        yield gc.freeze if freeze else _keep_nothing
     finally:
         gc.set_threshold(*previous)
         if freeze:
             gc.unfreeze()
+
+
+def _keep_nothing() -> None:
+    """The body's callable when the freeze is someone else's: nothing is moved."""

@@ -440,19 +440,22 @@ def run_command(args: argparse.Namespace) -> int:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
         return _fail(EXIT_INVALID, str(error))
-    try:
-        pipeline = load_pipeline(args.file)
-    except ConfigError as error:
-        print(error, file=sys.stderr, flush=True)
-        return EXIT_INVALID
-    add_working_directory_to_path()
-    registry = LoopRegistry.default()
-    issues = resolve_issues(pipeline, registry) + _check_approvals(pipeline, args.approve)
-    if issues:
-        print("\n".join(issues), file=sys.stderr, flush=True)
-        return EXIT_INVALID
-    workspace = Path(args.workspace) if args.workspace else _home() / "workspaces"
-    with tuned_collector():  # fewer collections of the run's long-lived records (heap.py)
+    # Fewer collections of the run's long-lived records (heap.py); tuned before the load, so
+    # that the definition is frozen with the rest rather than walked by a young collection.
+    with tuned_collector() as keep:
+        try:
+            pipeline = load_pipeline(args.file)
+        except ConfigError as error:
+            print(error, file=sys.stderr, flush=True)
+            return EXIT_INVALID
+        add_working_directory_to_path()
+        registry = LoopRegistry.default()
+        issues = resolve_issues(pipeline, registry) + _check_approvals(pipeline, args.approve)
+        if issues:
+            print("\n".join(issues), file=sys.stderr, flush=True)
+            return EXIT_INVALID
+        workspace = Path(args.workspace) if args.workspace else _home() / "workspaces"
+        keep()
         # The loop that spaces a busy loop's polls (event_loop.py).
         return run_loop(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
 
