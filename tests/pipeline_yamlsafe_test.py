@@ -12,6 +12,7 @@ import yaml
 from taskdaemon.pipeline import yamlsafe
 from taskdaemon.pipeline.yamlsafe import (
     ALIAS_BUDGET,
+    MAX_YAML_BYTES,
     YamlLimitError,
     compose_bounded,
     syntax_problem,
@@ -170,3 +171,22 @@ def test_an_error_without_marks_or_words_is_still_one_line(
 ) -> None:
     """Without a mark there is no line; without a problem the context or a default names it."""
     assert expected == syntax_problem("", error)
+
+
+def test_a_text_at_the_size_limit_composes_and_one_character_more_is_refused() -> None:
+    """16 MiB of comment is read (an empty document); one character more is refused unread."""
+    assert compose_bounded("#" * MAX_YAML_BYTES) is None
+    with pytest.raises(YamlLimitError) as refused:
+        compose_bounded("#" * (MAX_YAML_BYTES + 1))
+    assert ("larger than 16 MiB", 1) == (str(refused.value), refused.value.line)
+
+
+def test_an_empty_document_with_a_star_in_a_comment_composes_to_none() -> None:
+    """A ``*`` makes the graph measured, but an empty document has no graph to measure."""
+    assert compose_bounded("# a *starred* comment\n") is None
+
+
+def test_the_callers_depth_limit_bounds_nesting_through_aliases() -> None:
+    """``max_depth`` reaches the measure: a chain of aliases four lists deep is refused at 3."""
+    with pytest.raises(YamlLimitError, match="nested deeper than 3 levels"):
+        compose_bounded(_chain(4), max_depth=3)
