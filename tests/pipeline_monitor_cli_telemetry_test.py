@@ -20,6 +20,7 @@ from cli_support import taskdaemon
 from conftest import EXPORTER_THREADS
 from taskdaemon.pipeline.cli.telemetry import (
     EndpointPasswordFilter,
+    ExportHealth,
     RepeatedLogFilter,
     Telemetry,
     build_telemetry,
@@ -93,6 +94,84 @@ def test_prometheus_exporter_setting_means_our_single_reader(
     telemetry.shutdown()
     expected = (1, True)
     assert expected == (len(lines), "one reader per registry" in " ".join(telemetry.notes))
+
+
+async def _run_wide(telemetry: Telemetry) -> None:
+    """Run ``PIPELINE`` (21 spans: the run's and its 20 stages') monitored on ``telemetry``,
+    and flush its span processors."""
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    async with Engine(resolver=Resolver(), observers=[monitor]) as engine:
+        await engine.run(parse_pipeline(PIPELINE), {})
+    monitor.close()
+    await asyncio.to_thread(telemetry.tracer_provider.force_flush, 5000)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+async def test_spans_a_dead_collector_did_not_take_are_counted(
+    dead_collector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    protocol: str,
+    telemetry_for: TelemetryFor,
+) -> None:
+    """Every span of a run whose export failed is counted, per exporter, on ``/metrics``."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
+    await _run_wide(telemetry)
+    assert telemetry.registry is not None
+    failed = telemetry.registry.get_sample_value(
+        "taskdaemon_spans_export_failed_total", _scope({"exporter": "otlp"})
+    )
+    assert 21.0 == failed
+
+
+async def test_the_sdks_own_export_metrics_reach_our_registry(
+    dead_collector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    telemetry_for: TelemetryFor,
+) -> None:
+    """With the SDK's self-observability switched on, the OTLP exporter's and the batch
+    processor's metrics land on the registry ``/metrics`` serves (they are given its meter
+    provider, not the global one, which is unset here)."""
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
+    await _run_wide(telemetry)
+    assert telemetry.registry is not None
+    exported = [
+        (sample.labels["otel_component_type"], "error_type" in sample.labels, sample.value)
+        for metric in telemetry.registry.collect()
+        if metric.name == "otel_sdk_exporter_span_exported"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+    ]
+    assert [("otlp_grpc_span_exporter", True, 21.0)] == exported
+
+
+def test_failed_spans_are_summed_per_exporter_and_successes_add_none() -> None:
+    """Each failed export adds its spans to its exporter's count; a success adds nothing."""
+    health = ExportHealth()
+    health.record(False, "otlp: down", exporter="otlp", spans=3)
+    health.record(True)
+    health.record(False, "otlp: down", exporter="otlp", spans=4)
+    health.record(False, "console: closed", exporter="console", spans=1)
+    assert {"otlp": 7, "console": 1} == health.failed_spans()
+
+
+def _scope(labels: dict[str, str]) -> dict[str, str]:
+    """``labels`` with the instrumentation scope labels of taskdaemon's own metrics."""
+    from taskdaemon import __version__
+    from taskdaemon.pipeline import telemetry as t
+
+    scope = {
+        "otel_scope_name": t.SCOPE_NAME,
+        "otel_scope_schema_url": t.SCHEMA_URL,
+        "otel_scope_version": __version__,
+    }
+    return {**labels, **scope}
 
 
 def test_shutdown_is_safe_to_call_twice(tmp_path: Path, telemetry_for: TelemetryFor) -> None:

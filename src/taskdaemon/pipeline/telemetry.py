@@ -181,6 +181,9 @@ METRIC_CPU_USAGE: Final = "pipeline.cpu.usage"  # pipeline_cpu_usage_percent
 # Spans the embedded span store could not keep: a write failed (full disk) or the store could
 # not be opened. Monotonic, per process.
 METRIC_SPANS_DROPPED: Final = "taskdaemon.spans.dropped"  # taskdaemon_spans_dropped_total
+# Spans whose export failed, per exporter (attribute ``exporter``: ``otlp``, ``console``): the
+# exporter answered an error or raised. Monotonic, per process.
+METRIC_SPANS_EXPORT_FAILED: Final = "taskdaemon.spans.export_failed"
 
 # semconv CI/CD run metrics
 METRIC_CICD_RUN_DURATION: Final = "cicd.pipeline.run.duration"

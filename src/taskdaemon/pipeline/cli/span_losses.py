@@ -1,4 +1,4 @@
-"""Saying and counting what the embedded span store lost.
+"""Saying and counting what the embedded span store, and the span exporters, lost.
 
 Monitoring never stops a pipeline, so when the span store drops spans (a full disk, a store that
 could not be opened) the run goes on; the loss is told three ways:
@@ -12,13 +12,18 @@ could not be opened) the run goes on; the loss is told three ways:
   stored and why. A store that could not be opened at all already said so in its one line at
   start (:func:`announce_unavailable_store`), so it is not repeated.
 
+A span exporter's failed exports (a dead collector) are counted in
+``taskdaemon.spans.export_failed`` (``taskdaemon_spans_export_failed_total``, per ``exporter``:
+:func:`observe_failed_exports`), said by the exporter's own log line (once per five minutes,
+``telemetry.RepeatedLogFilter``) and shown on ``/readyz``.
+
 The exit code of ``taskdaemon run`` stays the pipeline's: lost telemetry is not a failed run.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
@@ -30,7 +35,12 @@ from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
 
-__all__ = ["announce_unavailable_store", "observe_dropped_spans", "report_lost_spans"]
+__all__ = [
+    "announce_unavailable_store",
+    "observe_dropped_spans",
+    "observe_failed_exports",
+    "report_lost_spans",
+]
 
 _log = logging.getLogger("taskdaemon.spans")
 
@@ -58,6 +68,26 @@ def observe_dropped_spans(
         unit=t.UNIT_SPANS,
         description="Spans the embedded span store could not keep (failed write, store "
         "unavailable)",
+    )
+
+
+def observe_failed_exports(
+    meter_provider: MeterProvider, failed_spans: Callable[[], Mapping[str, int]]
+) -> None:
+    """Register ``taskdaemon.spans.export_failed`` over ``failed_spans()`` (spans whose export
+    failed, per exporter name; ``ExportHealth.failed_spans``). An exporter that never failed
+    has no series until it does."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        for exporter, spans in failed_spans().items():
+            yield Observation(spans, {"exporter": exporter})
+
+    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+    meter.create_observable_counter(
+        t.METRIC_SPANS_EXPORT_FAILED,
+        callbacks=[observe],
+        unit=t.UNIT_SPANS,
+        description="Spans whose export failed (the exporter answered an error or raised)",
     )
 
 

@@ -32,7 +32,12 @@ Prometheus exporter.
 
 A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
 span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
-count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch.
+count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch. What is lost is
+counted the OTel way: the batch processors and the OTLP span exporters are given the meter
+provider, so the SDK's own self-observability metrics count the spans a full queue dropped
+(``otel.sdk.processor.span.processed`` with ``error.type`` ``queue_full``) and the spans whose
+export failed (``otel.sdk.exporter.span.exported`` with ``error.type``), beside the queue's
+size and capacity. Without an exporter there is no batch processor, and nothing is added.
 
 :meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
 seconds in all (a helper thread does the work; past the bound it is abandoned, a warning says how
@@ -61,7 +66,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from taskdaemon import __version__
-from taskdaemon.pipeline.cli.span_losses import observe_dropped_spans
+from taskdaemon.pipeline.cli.span_losses import observe_dropped_spans, observe_failed_exports
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.redaction import redact_endpoint_passwords
 from taskdaemon.pipeline.settings import Settings
@@ -139,10 +144,13 @@ class ExportHealth:
         self._results: deque[tuple[float, bool]] = deque(maxlen=1024)
         self._last_error: str | None = None
         self._last_success: float | None = None
+        self._failed_spans: dict[str, int] = {}
         self.exporters: list[str] = []
 
-    def record(self, ok: bool, error: str | None = None) -> None:
-        """Note one export's outcome."""
+    def record(
+        self, ok: bool, error: str | None = None, *, exporter: str = "", spans: int = 0
+    ) -> None:
+        """Note one export's outcome; a failed one adds its ``spans`` to ``exporter``'s count."""
         now = self._clock()
         with self._lock:
             self._results.append((now, ok))
@@ -150,6 +158,12 @@ class ExportHealth:
                 self._last_success = now
             else:
                 self._last_error = error or "export failed"
+                self._failed_spans[exporter] = self._failed_spans.get(exporter, 0) + spans
+
+    def failed_spans(self) -> dict[str, int]:
+        """Spans whose export failed since the start, per exporter (never reset)."""
+        with self._lock:
+            return dict(self._failed_spans)
 
     def snapshot(self) -> ExportHealthSnapshot:
         """Outcomes in the window. ``successes`` counts only those after the last failure."""
@@ -182,15 +196,18 @@ class _ObservedSpanExporter(SpanExporter):
         self._name = name
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        name = self._name
         try:
             result = self._inner.export(spans)
         except Exception as exc:
-            self._health.record(False, f"{self._name}: {type(exc).__name__}: {exc}")
+            error = f"{name}: {type(exc).__name__}: {exc}"
+            self._health.record(False, error, exporter=name, spans=len(spans))
             raise
-        ok = result is SpanExportResult.SUCCESS
-        self._health.record(
-            ok, None if ok else f"{self._name}: export of {len(spans)} spans failed"
-        )
+        if result is SpanExportResult.SUCCESS:
+            self._health.record(True)
+        else:
+            error = f"{name}: export of {len(spans)} spans failed"
+            self._health.record(False, error, exporter=name, spans=len(spans))
         return result
 
     def shutdown(self) -> None:
@@ -426,19 +443,6 @@ def build_telemetry(
     resource = Resource.create(
         {"service.name": settings.service_name, "service.version": __version__}
     )
-    health = ExportHealth()
-
-    processors: list[SpanProcessor] = [*store_span_processors(settings), *extra_span_processors]
-    for name in settings.traces_exporters:
-        exporter = _span_exporter(name, settings)
-        health.exporters.append(name)
-        processors.append(BatchSpanProcessor(_ObservedSpanExporter(exporter, health, name)))
-    tracer_provider = TracerProvider(
-        resource=resource, shutdown_on_exit=False, id_generator=id_generator
-    )
-    for processor in processors:
-        tracer_provider.add_span_processor(processor)
-
     registry: CollectorRegistry | None = None
     readers: list[MetricReader] = []
     for name in settings.metrics_exporters:
@@ -469,7 +473,24 @@ def build_telemetry(
             views=_histogram_views(),
             shutdown_on_exit=False,
         )
+
+    # After the meter provider: the batch processors and the OTLP exporters count what they
+    # drop and fail to export on it (the SDK's ``otel.sdk.*`` metrics, module docstring).
+    health = ExportHealth()
+    processors: list[SpanProcessor] = [*store_span_processors(settings), *extra_span_processors]
+    for name in settings.traces_exporters:
+        exporter = _span_exporter(name, settings, meter_provider)
+        health.exporters.append(name)
+        observed = _ObservedSpanExporter(exporter, health, name)
+        processors.append(BatchSpanProcessor(observed, meter_provider=meter_provider))
+    tracer_provider = TracerProvider(
+        resource=resource, shutdown_on_exit=False, id_generator=id_generator
+    )
+    for processor in processors:
+        tracer_provider.add_span_processor(processor)
     observe_dropped_spans(meter_provider, processors)
+    if health.exporters:
+        observe_failed_exports(meter_provider, health.failed_spans)
 
     logger_provider: LoggerProvider | None = None
     if settings.logs_exporters:
@@ -524,7 +545,9 @@ def _timeout(settings: Settings, signal: Signal) -> float | None:
     return None if settings.otlp_timeout_is_set(signal) else settings.export_timeout
 
 
-def _span_exporter(name: str, settings: Settings) -> SpanExporter:
+def _span_exporter(
+    name: str, settings: Settings, meter_provider: metrics_api.MeterProvider
+) -> SpanExporter:
     if name == "console":
         return ConsoleSpanExporter()
     protocol = _protocol(name, settings, "traces")
@@ -535,13 +558,13 @@ def _span_exporter(name: str, settings: Settings) -> SpanExporter:
             OTLPSpanExporter as GrpcSpanExporter,
         )
 
-        return GrpcSpanExporter(timeout=timeout)
+        return GrpcSpanExporter(timeout=timeout, meter_provider=meter_provider)
     # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter as HttpSpanExporter,
     )
 
-    return HttpSpanExporter(timeout=timeout)
+    return HttpSpanExporter(timeout=timeout, meter_provider=meter_provider)
 
 
 def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
