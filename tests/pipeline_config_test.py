@@ -442,6 +442,32 @@ def test_json_files_are_read_as_yaml(tmp_path: Path) -> None:
     assert load_pipeline(path).topological_order == ("a",)
 
 
+def test_json_syntax_error_is_reported_as_json(tmp_path: Path) -> None:
+    """A .json file with a syntax error is one "invalid json" issue with JSON's line."""
+    path = tmp_path / "p.json"
+    path.write_text('{"name": "j",\n "stages": []\n "loops": {}}\n')
+    expected = f"{path}:3: invalid json: expecting ',' delimiter"
+    assert expected == str(_load_error(path))
+
+
+def test_json_file_yaml_cannot_read_loads(tmp_path: Path) -> None:
+    """A valid .json file that YAML refuses (a raw DEL character in a string) loads."""
+    path = tmp_path / "p.json"
+    path.write_text(
+        '{"name": "j", "description": "a\x7fb", "stages": [{"name": "a", "command": "true",'
+        ' "triggers": [{"manual": {}}]}]}'
+    )
+    assert "a\x7fb" == load_pipeline(path).description
+
+
+def test_json_file_with_a_duplicate_key_is_an_issue(tmp_path: Path) -> None:
+    """A duplicate key in a .json file that YAML refuses is an issue, not a silent last-wins."""
+    path = tmp_path / "p.json"
+    path.write_text('{"name": "j", "name": "k", "description": "\x7f"}')
+    expected = f"{path}: invalid json: duplicate key 'name'"
+    assert expected == str(_load_error(path))
+
+
 # --- fields, forms and defaults ----------------------------------------------------------------
 
 

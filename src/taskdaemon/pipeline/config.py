@@ -18,7 +18,8 @@ Decisions where the canonical form is silent:
   ``command`` (loop ``command``).
 * Duplicate keys in a YAML mapping are errors (YAML loaders silently keep the last one).
   Anchors, aliases and ``<<`` merge keys work, within the limits of ``yamlsafe``.
-* ``.json`` files are read with the YAML parser (JSON is YAML).
+* ``.json`` files are read with the YAML parser (JSON is YAML); one YAML cannot read is read as
+  JSON, so that its syntax error is JSON's (``config_text.read_yaml``).
 * Issues that would only repeat an earlier one are dropped: once a field fails to load, the
   model checks of ``validate_pipeline`` about that field (or the whole that contains it, such as
   "no entry stage" after a broken trigger) are not reported.
@@ -74,7 +75,12 @@ __all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registe
 #: The entry point group through which packages register loop types (name = loop type).
 LOOP_ENTRY_POINT_GROUP: Final = "taskdaemon.loops"
 
-_SUFFIXES: Final = {".yaml": "yaml", ".yml": "yaml", ".json": "yaml", ".toml": "toml"}
+_SUFFIXES: Final[dict[str, Literal["yaml", "json", "toml"]]] = {
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".toml": "toml",
+}
 
 _PIPELINE_KEYS: Final = (
     "name",
@@ -176,7 +182,7 @@ def load_pipeline(
         raise ConfigError([ValidationIssue("", reason, file=file)]) from None
     return parse_pipeline(
         text,
-        fmt="toml" if fmt == "toml" else "yaml",
+        fmt=fmt,
         source=file,
         registered_loops=registered_loops,
     )
@@ -185,7 +191,7 @@ def load_pipeline(
 def parse_pipeline(
     text: str,
     *,
-    fmt: Literal["yaml", "toml"] = "yaml",
+    fmt: Literal["yaml", "json", "toml"] = "yaml",
     source: str = "<string>",
     registered_loops: Collection[str] | None = None,
 ) -> Pipeline:
@@ -221,13 +227,13 @@ def _gc_paused() -> Iterator[None]:
 
 def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] | None) -> Pipeline:
     lines: Callable[[], dict[str, int]]
-    if fmt == "yaml":
-        data, lines, issues = read_yaml(text, source)
+    if fmt in ("yaml", "json"):
+        data, lines, issues = read_yaml(text, source, as_json=fmt == "json")
     elif fmt == "toml":
         data, issues = read_toml(text, source)
         lines = dict  # TOML has no lines
     else:
-        raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml' or 'toml')")
+        raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml', 'json' or 'toml')")
     if issues:
         raise ConfigError(issues)
     reader = _Reader(source, lines)

@@ -1,5 +1,6 @@
 """A pipeline file's text to plain values, the lines of their field paths, and the issues of
-reading it (YAML through ``yamlsafe`` and ``yaml_values``, TOML through ``tomllib``).
+reading it (YAML through ``yamlsafe`` and ``yaml_values``, TOML through ``tomllib``, JSON as
+YAML, with ``json`` for what YAML cannot read).
 
 The lines are given as a callable, since they are only read for an issue and most files have
 none. A file in the common part of YAML (one-line values in block mappings and sequences) is
@@ -35,10 +36,15 @@ __all__ = ["read_toml", "read_yaml", "yaml_lines"]
 
 
 def read_yaml(
-    text: str, file: str
+    text: str, file: str, *, as_json: bool = False
 ) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
     """The file's value, the lines of its field paths (a callable, see the module docstring)
-    and the issues of reading it."""
+    and the issues of reading it.
+
+    ``as_json``: the file is JSON. It is read as YAML all the same (JSON is YAML, and YAML gives
+    each field's line); text YAML cannot read is read by :func:`_read_json`, so that a syntax
+    error is JSON's, not YAML's, and valid JSON that YAML refuses still loads.
+    """
     data = quick_tree(text)
     if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
         return data, lambda: yaml_lines(text, file), []
@@ -47,6 +53,8 @@ def read_yaml(
     except YamlLimitError as exc:
         return None, dict, [ValidationIssue("", str(exc), file=file, line=exc.line)]
     except yaml.YAMLError as exc:
+        if as_json:
+            return _read_json(text, file)
         problem, line = syntax_problem(text, exc)
         return None, dict, [ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)]
     if node is None:
@@ -63,6 +71,34 @@ def read_yaml(
         return None, dict, [issue]
     lines = converter.lines
     return data, lambda: lines, converter.issues
+
+
+def _read_json(
+    text: str, file: str
+) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
+    """A JSON file YAML could not read: its value (no lines) or JSON's own syntax error."""
+    import json  # noqa: PLC0415 - only a JSON file YAML refused needs it
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        mapping: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in mapping:
+                raise ValueError(f"duplicate key {key!r}")
+            mapping[key] = value
+        return mapping
+
+    try:
+        data = json.loads(text, object_pairs_hook=unique)
+        check_depth(data, MAX_YAML_DEPTH)
+    except (RecursionError, BoundedInputError):
+        issue = ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)
+        return None, dict, [issue]
+    except json.JSONDecodeError as exc:
+        issue = ValidationIssue("", f"invalid json: {exc.msg.lower()}", file=file, line=exc.lineno)
+        return None, dict, [issue]
+    except ValueError as exc:  # a duplicate key, an integer over Python's digit limit
+        return None, dict, [ValidationIssue("", f"invalid json: {exc}", file=file)]
+    return data, dict, []
 
 
 def yaml_lines(text: str, file: str) -> dict[str, int]:
