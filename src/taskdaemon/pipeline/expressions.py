@@ -3,7 +3,8 @@
 
 Expressions are compiled once when a pipeline is loaded; evaluating one costs tens of
 microseconds. A missing key or an undefined variable is an evaluation error
-(``ExpressionError``), which callers turn into "trigger not satisfied" or "missing input".
+(``MissingKeyError``, an ``ExpressionError``), which callers turn into "trigger not satisfied"
+or "missing input"; any other evaluation error (a type error, say) is a plain ``ExpressionError``.
 
 Bounded (docs/cel-limits.md): before compiling, an expression must pass the static limits of
 ``cel_limits`` (length, nesting, operators, member chains, estimated cost); over one it is an
@@ -36,7 +37,13 @@ from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
-__all__ = ["CONTEXT_VARIABLES", "Expression", "ExpressionLimitError", "compile_expression"]
+__all__ = [
+    "CONTEXT_VARIABLES",
+    "Expression",
+    "ExpressionLimitError",
+    "MissingKeyError",
+    "compile_expression",
+]
 
 _MACRO_BINDING = re.compile(r"\b(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
 
@@ -46,6 +53,11 @@ CONTEXT_VARIABLES = frozenset({"request", "stages", "event", "result"})
 
 class ExpressionLimitError(ExpressionError):
     """An expression over a static limit (size, nesting, estimated cost): never compiled."""
+
+
+class MissingKeyError(ExpressionError):
+    """An evaluation that read a key its data does not have (the value is missing, rather than
+    of the wrong type)."""
 
 
 @frozen
@@ -109,7 +121,7 @@ class Expression(ValueMethods):
             return exc
         if isinstance(exc, KeyError):
             key = exc.args[0] if exc.args else "?"
-            return ExpressionError(f"{source!r}: no such key {key!r}")
+            return MissingKeyError(f"{source!r}: no such key {key!r}")
         if isinstance(exc, WorkerError):
             self._over_budget.append(f"evaluation stopped: {exc} (not evaluated again)")
             return ExpressionError(f"{source!r}: evaluation stopped: {exc}")

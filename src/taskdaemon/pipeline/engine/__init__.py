@@ -28,8 +28,8 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
 * **Retries**: the policy is ``stage.retry``, else ``pipeline.retry`` when the error strategy is
   ``retry``, else a single attempt. A failed or timed-out attempt ``n < max_attempts`` is
   followed by ``await sleep(backoff.delay(n))`` (the injected ``sleep``) and attempt ``n + 1``.
-  *Data errors are not retried*: a missing required input or output, or a loop type that cannot
-  be resolved, ends the stage at once (the same data would fail the same way).
+  *Data errors are not retried*: a required input or output that cannot be read, or a loop type
+  that cannot be resolved, ends the stage at once (the same data would fail the same way).
 * **Error strategies**: ``fail`` and ``retry`` (once retries are spent): the run stops: running
   executions end ``cancelled``, stages that never started are ``skipped``, the run ends
   ``failure``. ``continue``: the stage ends ``failure``/``timeout``, everything that does not
@@ -66,7 +66,8 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
   upstream (it did not complete).
 * **Data flow**: the context is ``{"request", "stages": {name: {"status", "outputs"}}}`` plus
   ``event`` for event instances. Input ``from`` expressions are compiled once per pipeline; a
-  missing required input fails the attempt with ``missing required input 'x': <path>: <why>``.
+  missing required input fails the attempt with ``missing required input 'x': <path>: <why>``
+  (``cannot evaluate required input`` when the expression fails otherwise, a type error say).
   A handler's ``None`` result is ``{}`` and a non-mapping ``v`` is ``{"value": v}``; with an
   ``outputs:`` mapping the outputs are those expressions over ``result``. A stage with more than
   one instance has ``stages.X.outputs == {"instances": [outputs, in instance order]}``.

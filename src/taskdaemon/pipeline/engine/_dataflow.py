@@ -14,6 +14,7 @@ from typing import Any
 
 from taskdaemon.pipeline.engine._stage_state import Instance
 from taskdaemon.pipeline.errors import ExpressionError, PipelineError
+from taskdaemon.pipeline.expressions import MissingKeyError
 from taskdaemon.pipeline.triggers import CompiledStage, expression_context
 
 
@@ -28,7 +29,9 @@ async def resolve_inputs(
     request: Mapping[str, Any],
     stages: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """The stage's inputs; DataError naming the first required input that cannot be read.
+    """The stage's inputs; DataError naming the first required input that cannot be read
+    (``missing required input`` for a key the data lacks, ``cannot evaluate required input``
+    for any other evaluation error).
 
     An optional input that cannot be read is left out.
     """
@@ -42,7 +45,7 @@ async def resolve_inputs(
             )
         except ExpressionError as exc:
             if required:
-                raise DataError(f"missing required input {name!r}: {exc}") from None
+                raise DataError(f"{_failed(exc)} required input {name!r}: {exc}") from None
     return inputs
 
 
@@ -53,7 +56,8 @@ async def map_outputs(
 
     ``None`` is ``{}``, a non-mapping ``v`` is ``{"value": v}``; with an ``outputs:`` mapping
     the outputs are those expressions over ``result`` (and ``request``). DataError names the
-    first required output that cannot be read; an optional one is left out.
+    first required output that cannot be read (as :func:`resolve_inputs` names an input); an
+    optional one is left out.
     """
     plain = plain_outputs(result)
     mappings = cs.outputs
@@ -66,8 +70,14 @@ async def map_outputs(
             outputs[name] = await compiled.expression.evaluate_async(context)
         except ExpressionError as exc:
             if required:
-                raise DataError(f"missing required output {name!r}: {exc}") from None
+                raise DataError(f"{_failed(exc)} required output {name!r}: {exc}") from None
     return outputs
+
+
+def _failed(exc: ExpressionError) -> str:
+    """How a required value failed: missing (the data lacks a key it reads), or not evaluable
+    (a type error, a limit): only the first is the data's absence."""
+    return "missing" if isinstance(exc, MissingKeyError) else "cannot evaluate"
 
 
 def plain_outputs(result: Any) -> Mapping[str, Any]:
