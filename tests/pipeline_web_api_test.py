@@ -410,3 +410,34 @@ def test_grafana_url_must_be_http(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError, match="TASKDAEMON_GRAFANA_URL"):
         load_settings()
     assert "https://grafana.example:3000" == accepted
+
+
+@pytest.mark.slow
+async def test_a_server_closed_as_its_run_ends_still_sends_the_end() -> None:
+    """A server closed right after its run ended (``run --serve``) sends its streams the
+    finished run and ``event: end``, so the page stops at the final state."""
+    seen = ApprovalSeen()
+    async with (
+        Engine(resolver=Resolver(), observers=[seen]) as engine,
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+    ):
+        app = create_app(engine=engine, auth=ApiAuth.configured(TOKEN))
+        server = MonitorServer(app, host="127.0.0.1", port=0)
+        await server.start()
+        try:
+            handle = await engine.start_run(parse_pipeline(PIPELINE), {})
+            await seen.event.wait()
+            stream_url = f"{server.url}/api/runs/{handle.run_id}/stream"
+            async with client.stream("GET", stream_url) as response:
+                reader = Blocks(response)
+                await reader.take(2)  # retry, then the waiting run
+                engine.approve(handle.run_id, "deploy")
+                await handle.wait()
+                await server.aclose()
+                rest = await reader.take(10)
+        finally:
+            await server.aclose()
+    assert ("success", "event: end") == (
+        data_of(rest[-2])["run"]["status"],
+        rest[-1].split("\n")[0],
+    )

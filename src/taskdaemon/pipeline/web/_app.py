@@ -153,9 +153,23 @@ class WebApp:
         self.templates.filters["when"] = _when
 
     def close(self) -> None:
-        """End every stream and close the span source (idempotent, thread-safe)."""
-        self.hub.close()
+        """End every stream and close the span source (idempotent, thread-safe); the stream
+        of a run of this process that has ended gets its final state and ``event: end``."""
+        self.hub.close(final=self._final_snapshot)
         self.data.close()
+
+    def _final_snapshot(self, key: str) -> Any:
+        """The last snapshot of a live stream's run once the run ended, else None."""
+        kind, _, run_id = key.partition(":")
+        live = self.data.live
+        if kind != "live" or live is None:
+            return None
+        try:
+            if live.record(run_id).end is None:
+                return None
+            return live.snapshot(run_id)
+        except KeyError:  # the watcher no longer holds the run
+            return None
 
     def routes(self) -> list[BaseRoute]:
         """The routes to add to the server's app (``/`` among them)."""

@@ -18,7 +18,10 @@ closes; the page then stops reconnecting.
 
 The hub lives on the HTTP server's event loop; feeds run there as tasks and end when their last
 subscriber leaves. :meth:`StreamHub.close` (thread-safe) ends every stream, so a server stops
-without waiting for its streams' grace period.
+without waiting for its streams' grace period; a feed whose run has ended by then (``run
+--serve`` closes its server as its run ends, before the feed has woken to the last change) is
+given its final item first, so its clients get the finished run and ``event: end`` rather than a
+cut stream they would reconnect to for ever.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ class Feed:
 
     def __init__(self, key: str, render: Callable[[Any], Any], source: AsyncIterator[Any]):
         self.key = key
-        self._render = render
+        self.render = render
         self._source = source
         self.subscribers: set[Subscription] = set()
         self.latest: bytes | None = None
@@ -139,7 +142,7 @@ class Feed:
         try:
             async for item in self._source:
                 self.counter += 1
-                self.latest = encode_event(self.counter, self._render(item))
+                self.latest = encode_event(self.counter, self.render(item))
                 for subscriber in list(self.subscribers):
                     subscriber.offer(self.latest)
             self.done = True
@@ -224,8 +227,13 @@ class StreamHub:
             if feed.task is not None and not feed.task.done():
                 feed.task.cancel()
 
-    def close(self) -> None:
-        """End every stream and refuse new ones (thread-safe; idempotent)."""
+    def close(self, final: Callable[[str], Any] | None = None) -> None:
+        """End every stream and refuse new ones (thread-safe; idempotent).
+
+        ``final(key)``, called on the hub's loop, is the last item of a feed whose source has
+        ended (a finished run), else None: it is sent before ``event: end``. Any other stream
+        ends without ``end``, so its client reconnects.
+        """
         self._closed = True
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -235,15 +243,28 @@ class StreamHub:
         except RuntimeError:
             running = None
         if running is loop:
-            self._end_all()
+            self._end_all(final)
         else:
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._end_all)
+                loop.call_soon_threadsafe(self._end_all, final)
 
-    def _end_all(self) -> None:
+    def _end_all(self, final: Callable[[str], Any] | None) -> None:
         for feed in list(self._feeds.values()):
+            last = None
+            if final is not None and not feed.done:
+                try:
+                    item = final(feed.key)
+                    if item is not None:
+                        feed.counter += 1
+                        last = encode_event(feed.counter, feed.render(item))
+                except Exception as exc:  # a failing render must not keep the server up
+                    _log.warning("final state of %s not sent: %s", feed.key, exc)
             for subscriber in list(feed.subscribers):
-                subscriber.end(None)
+                if last is not None:
+                    subscriber.offer(last)
+                    subscriber.end()
+                else:
+                    subscriber.end(None)
             if feed.task is not None:
                 feed.task.cancel()
 
