@@ -382,6 +382,23 @@ async def test_a_pause_is_not_queue_time_and_does_not_run_the_timeout() -> None:
     assert started.at - started.queued_at - started.paused == pytest.approx(0.0)
 
 
+async def test_a_pause_is_not_in_the_run_results_queue_time() -> None:
+    """The run result's queue time of an execution paused before it started leaves the pause
+    out (``taskdaemon run``'s QUEUE column reads it), as its span does."""
+    now = [1000.0]
+    p = pipeline(stage("a"), stage("b", *after("a")))
+    async with Engine(resolver=Resolver(), clock=lambda: now[0]) as engine:
+        debug = engine.with_debug(True)
+        debug.set_breakpoint("b")
+        task = asyncio.create_task(debug.execute(p))
+        assert await debug.wait_paused() is not None
+        now[0] += 100.0
+        debug.continue_()
+        result = await task
+    (execution,) = result.executions["b"]
+    assert 0.0 == execution.times.queue_time
+
+
 async def test_cancelling_a_paused_run_resumes_it_as_cancelled() -> None:
     """A cancel while paused ends the run ``cancelled``; the pause ends with action cancel."""
     recorder = Recorder()

@@ -130,7 +130,11 @@ def check_stage_transition(current: StageStatus, new: StageStatus) -> None:
 
 @frozen
 class StageTimes(ValueMethods):
-    """Wall-clock timestamps (epoch seconds) of one stage attempt; ``None`` until reached."""
+    """Wall-clock timestamps (epoch seconds) of one stage attempt; ``None`` until reached.
+
+    ``paused``: seconds the attempt was held at a debugger breakpoint between ``queued`` and
+    ``running`` (not a timestamp; 0 when it was not).
+    """
 
     pending: float | None = None
     considered: float | None = None
@@ -138,6 +142,7 @@ class StageTimes(ValueMethods):
     queued: float | None = None
     running: float | None = None
     ended: float | None = None
+    paused: float = 0.0
 
     @property
     def trigger_wait(self) -> float | None:
@@ -148,10 +153,11 @@ class StageTimes(ValueMethods):
 
     @property
     def queue_time(self) -> float | None:
-        """Seconds the stage spent ready but without a free worker slot."""
+        """Seconds the stage spent ready but without a free worker slot (a breakpoint's pause
+        is not queueing: it is left out, as from the span's ``taskdaemon.stage.queue_time_s``)."""
         if self.running is None or self.queued is None:
             return None
-        return max(0.0, self.running - self.queued)
+        return max(0.0, self.running - self.queued - self.paused)
 
     @property
     def duration(self) -> float | None:

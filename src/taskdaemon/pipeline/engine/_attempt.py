@@ -247,7 +247,7 @@ class Attempts(RunBase):
                 )
             )
             if decision is not None:
-                paused = decision.paused
+                paused = ex.paused = decision.paused
                 if decision.skip:
                     return SKIPPED, None
                 if decision.inputs is not None:

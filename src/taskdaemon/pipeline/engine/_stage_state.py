@@ -52,6 +52,7 @@ class Execution:
         "error_type",
         "memory",
         "outputs",
+        "paused",
         "queued",
         "running",
         "started",
@@ -59,6 +60,10 @@ class Execution:
         "task_run_id",
         "thread_cpu",
     )
+
+    # Seconds a breakpoint held the attempt before it started: set only then, never in
+    # ``__init__`` (every attempt would pay for a value only the debugger gives).
+    paused: float
 
     def __init__(self, attempt: int, queued: float, task_run_id: str) -> None:
         self.attempt = attempt
@@ -224,6 +229,8 @@ class ExecutionsView(Mapping[str, tuple[ExecutionResult, ...]]):
                         ex.queued,
                         ex.running,
                         ex.ended,
+                        # set only by a breakpoint's pause: no cost for the executions without
+                        getattr(ex, "paused", 0.0),
                     ),
                     outputs=ex.outputs,
                     error=ex.error,
