@@ -4,6 +4,7 @@ another process over the control socket."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt
 from taskdaemon.pipeline.tracking.store import SpanStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -314,3 +316,21 @@ def test_a_stage_skipped_at_a_breakpoint_never_ran_in_the_summary_and_progress(
     assert [what for stage, what in progress if stage == "b" and "skipped" in what] == [
         "skipped: skipped at a breakpoint by cli debug"
     ]
+
+
+def test_quit_after_the_run_ended_elsewhere_does_not_say_cancelled() -> None:
+    """``quit`` at a prompt whose run another client resumed to its end sends no cancel and
+    does not claim to have cancelled it."""
+    sent: list[str] = []
+    paused = {"task_run_id": "b.0.1", "reason": "#1 before b", "stage": "b"}
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        sent.append(request["action"])
+        if request["action"] == "wait":  # the first stop, before the other client resumed
+            return {"paused": [paused], "done": False, "status": "paused", "error": None}
+        state = {"stages": {"a": "success", "b": "success"}, "run_id": "r1", "pipeline": "p"}
+        return {"state": state, "done": len(sent) > 2}
+
+    out = io.StringIO()
+    DebugPrompt(call, stdin=io.StringIO("quit\n"), stdout=out).run()
+    assert (["state", "wait", "state"], False) == (sent, "run cancelled" in out.getvalue())

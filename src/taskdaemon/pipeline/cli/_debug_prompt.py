@@ -264,7 +264,9 @@ class DebugPrompt(CommandPrompt):
 
     def _do_quit(self, args: Sequence[str]) -> None:
         self.quit = True
-        if not self.done:
+        # Asked, not assumed: another client (debug attach, the web page) may have resumed
+        # the run to its end since this prompt last waited.
+        if not self.done and not self._call({"action": "state"})["done"]:
             self._call({"action": "cancel"})
             self._print("run cancelled")
 
