@@ -360,6 +360,25 @@ async def test_an_input_override_is_what_the_stage_runs_with_and_is_recorded() -
     assert started[0].inputs == {"plan": {"steps": 2}}
 
 
+async def test_overriding_an_input_the_stage_does_not_declare_is_refused() -> None:
+    """``override`` of a name that is not one of the stage's inputs (a typo) is refused with
+    the stage's input names, rather than adding an input the stage never reads."""
+    calls = Calls()
+    resolver = Resolver({"planning": calls.handler({"plan": "p1"})})
+    async with Engine(resolver=resolver) as engine:
+        debug = engine.with_debug(True)
+        debug.set_breakpoint("specification")
+        task = asyncio.create_task(debug.execute(spec_pipeline()))
+        paused = await debug.wait_paused()
+        assert paused is not None
+        with pytest.raises(PipelineError) as refused:
+            debug.override(paused.run_id, "specification", "plna", 2, by="tester")
+        debug.continue_()
+        await task
+    expected = "stage 'specification' has no input 'plna' (inputs: plan)"
+    assert expected == str(refused.value)
+
+
 async def test_a_pause_is_not_queue_time_and_does_not_run_the_timeout() -> None:
     """A stage with a 50 ms timeout paused for longer still succeeds, and its StageStarted says
     how long it was paused, which the queue time leaves out."""

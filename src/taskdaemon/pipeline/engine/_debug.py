@@ -244,7 +244,12 @@ class DebugSession:
 
     def override(self, run_id: str, stage: str, name: str, value: Any, by: str = "") -> None:
         """Replace input ``name`` of ``stage``'s paused execution before it starts (recorded as
-        ``InputOverridden`` with the old and new values)."""
+        ``InputOverridden`` with the old and new values).
+
+        ``name`` must be one of the stage's declared inputs (an optional one that did not
+        resolve included): any other name is a typo the stage would never read, so it raises
+        PipelineError naming the inputs.
+        """
         pause = self._one(
             run_id,
             stage,
@@ -252,6 +257,10 @@ class DebugSession:
             "override an input of",
             "inputs can only be overridden before the execution starts",
         )
+        declared = [input_name for input_name, _compiled, _required in pause.srt.cs.inputs]
+        if name not in declared:
+            names = ", ".join(declared) if declared else "none"
+            raise PipelineError(f"stage {pause.srt.name!r} has no input {name!r} (inputs: {names})")
         old = pause.inputs.get(name)
         pause.inputs[name] = value
         if name not in pause.overridden:
