@@ -289,3 +289,30 @@ def test_corrupt_foreign_and_hostile_archives_are_one_line_errors(tmp_path: Path
         message = str(caught.value)
         assert reason in message, (path.name, message)
         assert "\n" not in message
+
+
+def test_hostile_json_in_a_dump_is_a_one_line_error(tmp_path: Path) -> None:
+    """A manifest nested 100,000 deep, a manifest whose ``files`` is not a mapping, and spans
+    nested 100,000 deep (under a matching sha256) each give one SpanSourceError line."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    def manifest(files: object) -> bytes:
+        return json.dumps({"format": "taskdaemon-dump", "version": 1, "files": files}).encode()
+
+    spans_entry = {"spans.otlp.json": {"sha256": hashlib.sha256(deep).hexdigest()}}
+    cases = {
+        _archive(tmp_path / "deep.tar.gz", {"manifest.json": deep}): "manifest.json is not JSON",
+        _archive(
+            tmp_path / "files.tar.gz", {"manifest.json": manifest([]), "spans.otlp.json": b"{}"}
+        ): "does not match its sha256",
+        _archive(
+            tmp_path / "spans.tar.gz",
+            {"manifest.json": manifest(spans_entry), "spans.otlp.json": deep},
+        ): "spans.otlp.json is not JSON",
+    }
+    actual = {}
+    for path, reason in cases.items():
+        with pytest.raises(SpanSourceError) as caught:
+            DumpSource(path)
+        actual[path] = (reason in str(caught.value), "\n" in str(caught.value))
+    assert dict.fromkeys(cases, (True, False)) == actual

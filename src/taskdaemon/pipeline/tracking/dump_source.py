@@ -64,7 +64,7 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
 def _manifest(path: Path, data: bytes) -> dict[str, Any]:
     try:
         manifest = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # the decoder recurses: a hostile file nests deep
         raise SpanSourceError(f"{path}: manifest.json is not JSON") from None
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise SpanSourceError(f"{path}: not a taskdaemon debug dump (foreign manifest)")
@@ -83,12 +83,14 @@ class DumpSource:
         spans = members.get("spans.otlp.json")
         if spans is None:
             raise SpanSourceError(f"{self.path}: the dump has no spans.otlp.json")
-        expected = self.manifest.get("files", {}).get("spans.otlp.json", {}).get("sha256")
+        files = self.manifest.get("files")
+        entry = files.get("spans.otlp.json") if isinstance(files, dict) else None
+        expected = entry.get("sha256") if isinstance(entry, dict) else None
         if hashlib.sha256(spans).hexdigest() != expected:
             raise SpanSourceError(f"{self.path}: spans.otlp.json does not match its sha256")
         try:
             body = json.loads(spans)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise SpanSourceError(f"{self.path}: spans.otlp.json is not JSON") from None
         self._spans: list[SpanRecord] = parse_traces(body, where=str(self.path))
         if not self._spans:
