@@ -334,3 +334,23 @@ def test_quit_after_the_run_ended_elsewhere_does_not_say_cancelled() -> None:
     out = io.StringIO()
     DebugPrompt(call, stdin=io.StringIO("quit\n"), stdout=out).run()
     assert (["state", "wait", "state"], False) == (sent, "run cancelled" in out.getvalue())
+
+
+def test_set_with_a_value_nested_too_deep_is_one_error_line() -> None:
+    """``set`` with a JSON value nested 100,000 deep is one error line naming the depth limit,
+    and nothing is sent to the run (it used to leave the debugger hung on a RecursionError)."""
+    sent: list[str] = []
+    paused = {"task_run_id": "b.0.1", "reason": "#1 before b", "stage": "b"}
+
+    def call(request: dict[str, Any]) -> dict[str, Any]:
+        sent.append(request["action"])
+        if request["action"] == "wait":
+            return {"paused": [paused], "done": False, "status": "paused", "error": None}
+        state = {"stages": {"a": "success", "b": "paused"}, "run_id": "r1", "pipeline": "p"}
+        return {"state": state, "done": False}
+
+    out = io.StringIO()
+    deep = "[" * 100_000 + "]" * 100_000
+    DebugPrompt(call, stdin=io.StringIO(f"set b x {deep}\n"), stdout=out).run()
+    errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
+    assert (["error: value nested deeper than 100 levels"], ["state", "wait"]) == (errors, sent)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
 from taskdaemon.pipeline.errors import PipelineError
 
@@ -217,9 +218,11 @@ class DebugPrompt(CommandPrompt):
             raise PipelineError("usage: set STAGE INPUT JSON")
         text = " ".join(args[2:])
         try:
-            value = json.loads(text)
-        except ValueError:
+            value = loads_bounded(text)
+        except NotJSONError:
             raise PipelineError(f"not JSON: {text!r} (quote a string: '\"text\"')") from None
+        except BoundedInputError as exc:  # json recurses: a deep value would crash the prompt
+            raise PipelineError(f"value {exc}") from None
         self._call(
             {"action": "set", "stage": args[0], "input": args[1], "value": value, "by": self._by}
         )
