@@ -524,3 +524,20 @@ async def test_an_empty_run_id_names_no_served_run(home: Path) -> None:
             await asyncio.to_thread(send_request, "", {"op": "cancel"}, home=home)
     expected = ("no run id given: name a run in progress by its id or a prefix of it", [])
     assert expected == (str(refused.value), target.calls)
+
+
+async def test_a_deeply_nested_control_request_is_a_one_line_answer(home: Path) -> None:
+    """A request line nested 10,000 deep is answered with the depth limit on the same
+    connection, which then still answers (json's recursion no longer kills the handler)."""
+    target = RecordingTarget()
+    async with ControlServer("f" * 32, target, status=lambda: {"x": 1}, home=home) as server:
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        answers = []
+        for line in ["[" * 10_000 + "]" * 10_000, json.dumps({"op": "cancel"})]:
+            writer.write(line.encode() + b"\n")
+            await writer.drain()
+            answers.append(json.loads(await reader.readline()))
+        writer.close()
+        await writer.wait_closed()
+    expected = [{"ok": False, "error": "nested deeper than 100 levels"}, {"ok": True}]
+    assert expected == answers

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 
 __all__ = [
@@ -177,9 +178,9 @@ class ControlServer:
     async def handle(self, line: bytes) -> dict[str, Any]:
         """Answer one request line (exposed for tests and other transports)."""
         try:
-            request = json.loads(line)
-        except ValueError as exc:
-            return {"ok": False, "error": f"not JSON: {exc}"}
+            request = loads_bounded(line)  # json recurses: a deep line would kill the handler
+        except BoundedInputError as exc:
+            return {"ok": False, "error": str(exc)}
         if not isinstance(request, dict):
             return {"ok": False, "error": "a request is a JSON object with an 'op'"}
         op = request.get("op")
