@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.dump_source import MAX_MEMBERS, DumpSource
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -316,3 +317,14 @@ def test_hostile_json_in_a_dump_is_a_one_line_error(tmp_path: Path) -> None:
             DumpSource(path)
         actual[path] = (reason in str(caught.value), "\n" in str(caught.value))
     assert dict.fromkeys(cases, (True, False)) == actual
+
+
+def test_a_deeply_nested_log_member_is_a_one_line_error(tmp_path: Path) -> None:
+    """A dump whose ``logs.otlp.json`` nests 100,000 deep gives one SpanSourceError line when
+    its log records are read, not a RecursionError."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    manifest = json.dumps({"format": "taskdaemon-dump", "version": 1}).encode()
+    path = _archive(tmp_path / "logs.tar.gz", {"manifest.json": manifest, "logs.otlp.json": deep})
+    with pytest.raises(SpanSourceError) as caught:
+        dump_log_records(path, "0" * 32)
+    assert f"{path}: logs.otlp.json is not JSON" == str(caught.value)

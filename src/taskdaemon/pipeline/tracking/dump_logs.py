@@ -87,7 +87,7 @@ def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None)
         return []
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # the decoder recurses: a hostile file nests deep
         raise SpanSourceError(f"{path}: {_MEMBER} is not JSON") from None
     wanted = run_id.strip().lower()
     return [
