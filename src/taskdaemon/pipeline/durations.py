@@ -11,6 +11,11 @@ Parsing (:func:`parse_age`, :func:`parse_when`; queries, retention, the web API)
 (seconds), ``500ms``, ``30s``, ``10m``, ``2h``, ``30d``, ``2w``. Points in time (``--since`` /
 ``--until``): an age meaning "that long before now", or an ISO 8601 date/time (naive means
 local time).
+
+Bounds: an age is at most a hundred years (``36500d``) and a point in time lies between 1900
+and 2200. The span store keeps times as signed 64-bit nanoseconds (1678 to 2262) and a report
+reaches back a second window as long as the first, so anything wider would overflow there, as
+a traceback or an HTTP 500, instead of being refused here in one line.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 __all__ = ["format_duration", "parse_age", "parse_when"]
+
+_MAX_AGE_DAYS = 36500
+_EARLIEST = -2208988800.0  # 1900-01-01T00:00Z
+_LATEST = 7258118400.0  # 2200-01-01T00:00Z
 
 
 def format_duration(seconds: float | None) -> str:
@@ -54,19 +63,25 @@ def parse_age(text: str) -> float:
     match = _AGE.match(text)
     if not match:
         raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 2h, 30d)")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if not seconds <= _MAX_AGE_DAYS * 86400.0:  # NaN-proof: "9" * 400 is inf
+        raise ValueError(f"not a duration: {text!r} (at most {_MAX_AGE_DAYS}d, a hundred years)")
+    return seconds
 
 
 def parse_when(text: str, *, clock: Callable[[], float] = time.time) -> float:
-    """Epoch seconds of ``text``: an age before now (``1h``) or an ISO 8601 date/time."""
-    try:
-        return clock() - parse_age(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise ValueError(
-            f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
-            "2025-01-31T12:00)"
-        ) from None
+    """Epoch seconds of ``text``: an age before now (``1h``) or an ISO 8601 date/time, from
+    1900 to 2200 (see the module docstring)."""
+    if _AGE.match(text):
+        when = clock() - parse_age(text)  # an age over the limit: its own error
+    else:
+        try:
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError):
+            raise ValueError(
+                f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
+                "2025-01-31T12:00)"
+            ) from None
+    if not _EARLIEST <= when <= _LATEST:
+        raise ValueError(f"not a time: {text!r} (out of range: 1900 to 2200)")
+    return when
