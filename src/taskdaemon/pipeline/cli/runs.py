@@ -24,6 +24,8 @@ from taskdaemon.pipeline.tracking import open_source
 __all__ = ["register"]
 
 STATUSES = RUN_RECORD_STATUSES
+#: The largest --limit: far past any history listed in a terminal, and within SQLite's integers.
+MAX_LIST = 1_000_000
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +48,9 @@ def register(subparsers: Any) -> None:
     list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     list_p.add_argument("--since", help="started at or after: an age (1h, 7d) or ISO time")
     list_p.add_argument("--until", help="started at or before: an age or ISO time")
-    list_p.add_argument("--limit", type=int, default=20, help="at most N runs (default 20)")
+    list_p.add_argument(
+        "--limit", type=int, default=20, help=f"at most N runs (default 20, at most {MAX_LIST})"
+    )
     list_p.add_argument("--json", action="store_true", help="JSON instead of a table")
     list_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
     list_p.set_defaults(func=_list)
@@ -83,8 +87,8 @@ def _list(args: argparse.Namespace) -> int:
         until = parse_when(args.until) if args.until else None
     except ValueError as exc:
         return _error(str(exc), 2)
-    if args.limit < 1:
-        return _error("--limit must be at least 1", 2)
+    if not 1 <= args.limit <= MAX_LIST:  # past it, SQLite's integers overflow (a traceback)
+        return _error(f"--limit must be 1 to {MAX_LIST}", 2)
     filters = {"pipeline": args.pipeline, "status": args.status, "since": since, "until": until}
     total: int | None = None
     try:

@@ -1,0 +1,21 @@
+"""``taskdaemon runs``: the bounds of its options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taskdaemon.pipeline.cli import main
+
+
+def test_a_limit_past_what_the_store_can_take_is_one_line(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``runs list --limit`` past 1,000,000 exits 2 with one line naming the range (it used to
+    be an OverflowError traceback from SQLite)."""
+    code = main(
+        ["runs", "list", "--limit", "99999999999999999999", "--source", f"sqlite:///{home}/s.db"]
+    )
+    expected = (2, "taskdaemon: --limit must be 1 to 1000000\n")
+    assert expected == (code, capsys.readouterr().err)
