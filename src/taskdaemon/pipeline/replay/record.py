@@ -7,7 +7,9 @@ a ``RecordedValue``: its text, and what the spans say about its full form (size,
 as it is, or None when the text is the exact value:
 
 * the text does not hash to the recorded sha256: it was cut, by taskdaemon's cap
-  (``truncated``) or on the way (a backend's attribute limit, Tempo's 2,048 bytes);
+  (``truncated``) or on the way (a backend's attribute limit, Tempo's 2,048 bytes), or, when
+  it holds ``[REDACTED]``, a secret in it was replaced before it was stored (the definition is
+  hashed unredacted; span redaction replaces a secret written in a command, say);
 * ``redacted``: some keys were replaced by ``[REDACTED]`` (named by path);
 * version 1 spans have no request hash: a request that is not JSON was cut, and one holding
   ``[REDACTED]`` was redacted.
@@ -87,6 +89,8 @@ class RecordedValue:
                         f"truncated at capture ({len(data)}{size} bytes kept; "
                         "TASKDAEMON_CAPTURE_MAX_BYTES sets the cap)"
                     ), None
+                if REDACTED in self.text:  # not a size limit: Tempo's hint would mislead
+                    return "redacted before it was stored (a secret in it became [REDACTED])", None
                 return f"cut on the way to the span source ({len(data)}{size} bytes kept)", None
             cut = False
         try:
