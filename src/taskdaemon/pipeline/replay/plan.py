@@ -22,11 +22,11 @@ outputs: the JSON object of its outputs, or ``{"instances": [...]}`` for several
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.definition import (
     DefinitionChanges,
     definition_changes,
@@ -323,9 +323,11 @@ def load_stage_output(spec: str) -> tuple[str, Any]:
     if not sep or not stage or not path:
         raise ValueError(f"--stage-output {spec!r}: expected STAGE=FILE.json")
     try:
-        with open(path, encoding="utf-8") as handle:
-            return stage, json.load(handle)
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError as error:
         raise ValueError(f"--stage-output {spec}: {error.strerror or error}") from None
-    except ValueError as error:
-        raise ValueError(f"--stage-output {spec}: not JSON ({error})") from None
+    try:  # bounded: json recurses, and a deep file would end in a RecursionError traceback
+        return stage, loads_bounded(data)
+    except BoundedInputError as error:  # not JSON, not UTF-8, nested too deep
+        raise ValueError(f"--stage-output {spec}: {error}") from None
