@@ -219,6 +219,17 @@ async def test_healthz_is_503_when_the_ticker_stalled() -> None:
     assert (response.status_code, response.json()["status"]) == (503, "unavailable")
 
 
+def test_liveness_fails_when_the_loop_never_ticked_since_the_ticker_started() -> None:
+    """A ticker started but never run (the loop was blocked from the start, by a handler that
+    sleeps in an async function, say) is a failed liveness check once past the bound."""
+    snapshot = LoopLagSnapshot(
+        interval=0.25, lag=0.0, max_recent_lag=0.0, last_tick=None, ticks=0, started=10.0
+    )
+    report = liveness(snapshot, now=13.0, max_lag=1.0)
+    expected = (False, "event loop has not ticked since the ticker started 3.00s ago")
+    assert expected == (report.ok, report.components["event_loop"].detail)
+
+
 def test_liveness_fails_on_a_large_lag() -> None:
     """A measured lag above the bound is a failed liveness check naming the lag."""
     snapshot = LoopLagSnapshot(interval=0.25, lag=2.5, max_recent_lag=2.5, last_tick=10.0, ticks=3)

@@ -190,13 +190,15 @@ class HealthReport:
 
 @dataclass(frozen=True, slots=True)
 class LoopLagSnapshot:
-    """The ticker's last measurement: lag of the last tick and when it ran (monotonic)."""
+    """The ticker's last measurement: lag of the last tick and when it ran, and when the
+    ticker was started (monotonic; None before ``start``)."""
 
     interval: float
     lag: float
     max_recent_lag: float
     last_tick: float | None
     ticks: int
+    started: float | None = None
 
 
 class LoopLagMonitor:
@@ -211,10 +213,12 @@ class LoopLagMonitor:
         self._ticks = 0
         self._task: asyncio.Task[None] | None = None
         self._ticked: asyncio.Event | None = None
+        self._started: float | None = None
 
     def start(self) -> None:
         """Start ticking in the running loop (idempotent)."""
         if self._task is None or self._task.done():
+            self._started = self._clock()
             self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag")
 
     async def aclose(self) -> None:
@@ -253,6 +257,7 @@ class LoopLagMonitor:
             max_recent_lag=max(self._recent, default=0.0),
             last_tick=self._last_tick,
             ticks=self._ticks,
+            started=self._started,
         )
 
 
@@ -263,7 +268,14 @@ def liveness(lag: LoopLagSnapshot, *, now: float, max_lag: float = 1.0) -> Healt
         "max_recent_lag_seconds": round(lag.max_recent_lag, 6),
     }
     if lag.last_tick is None:
-        verdict = ComponentHealth(True, "ticker not started yet", data)
+        # Not ticked yet: fine just after the start, a stuck loop once past the bound (a
+        # handler that blocked the loop before its first tick would otherwise look alive).
+        waited = None if lag.started is None else now - lag.started
+        if waited is not None and waited > lag.interval + max_lag:
+            detail = f"event loop has not ticked since the ticker started {waited:.2f}s ago"
+            verdict = ComponentHealth(False, detail, data)
+        else:
+            verdict = ComponentHealth(True, "ticker not started yet", data)
     elif now - lag.last_tick > lag.interval + max_lag:
         stale = now - lag.last_tick
         verdict = ComponentHealth(False, f"event loop has not ticked for {stale:.2f}s", data)
