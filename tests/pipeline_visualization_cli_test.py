@@ -90,6 +90,21 @@ def test_run_from_spans_alone_renders_with_dot(stored_run: tuple[str, str]) -> N
 
 
 @pytest.mark.slow
+def test_a_run_over_the_file_of_another_pipeline_is_refused(stored_run: tuple[str, str]) -> None:
+    """``dag FILE --run RUN`` where RUN is a run of another pipeline exits 2 with one line,
+    instead of drawing the run's stages under the file's name and loop labels."""
+    run_id, url = stored_run
+    done = dag(str(EXAMPLE), "--run", run_id, "--source", url)
+    expected = (
+        2,
+        "",
+        f"taskdaemon dag: run {run_id} is a run of pipeline 'demo', not of 'feature-delivery' "
+        f"({EXAMPLE})\n",
+    )
+    assert expected == (done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

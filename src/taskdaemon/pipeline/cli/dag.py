@@ -107,7 +107,11 @@ def run_dag(args: argparse.Namespace) -> int:
         if args.watch:
             import asyncio  # noqa: PLC0415 (drawing a file once needs no event loop)
 
-            asyncio.run(_watch(pipeline, args.run, args.source, args.format, Path(args.output)))
+            asyncio.run(
+                _watch(
+                    pipeline, args.run, args.source, args.format, Path(args.output), file=args.file
+                )
+            )
             return 0
         if args.run is not None:
             run = _load_run(args.run, args.source, args.at)
@@ -119,6 +123,8 @@ def run_dag(args: argparse.Namespace) -> int:
         return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         return 130
+    if pipeline is not None and run is not None and run.pipeline != pipeline.name:
+        return _fail(2, _other_pipeline(run, pipeline, args.file))
     text = visualize(pipeline, VisualizationFormat(args.format), run=run)
     if args.output is None:
         sys.stdout.write(text)
@@ -129,6 +135,14 @@ def run_dag(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
     return 0
+
+
+def _other_pipeline(run: RunRecord, pipeline: Pipeline, file: str | None) -> str:
+    """Why a run is not drawn over FILE: drawn together they would mix the run's stages with
+    the file's name and loop labels."""
+    return (
+        f"run {run.run_id} is a run of pipeline {run.pipeline!r}, not of {pipeline.name!r} ({file})"
+    )
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -147,7 +161,13 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 async def _watch(
-    pipeline: Pipeline | None, run_id: str, source_url: str | None, fmt: str, output: Path
+    pipeline: Pipeline | None,
+    run_id: str,
+    source_url: str | None,
+    fmt: str,
+    output: Path,
+    *,
+    file: str | None = None,
 ) -> None:
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
     from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
@@ -161,6 +181,9 @@ async def _watch(
         resolve = getattr(source, "resolve_run_id", None)
         full_id = resolve(run_id) if callable(resolve) else run_id
         async for snapshot in watch_stored_run(source, full_id, pipeline=pipeline):
+            run = snapshot.run
+            if pipeline is not None and run is not None and run.pipeline != pipeline.name:
+                raise ValueError(_other_pipeline(run, pipeline, file))
             write_atomically(output, visualize(snapshot, VisualizationFormat(fmt)))
     finally:
         source.close()
