@@ -239,6 +239,25 @@ def test_a_reader_that_stops_early_gets_no_traceback(crowded_store: str, attempt
     assert (first.strip(), code, stderr) == (b"[", EXIT_BROKEN_PIPE, "")
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_on_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """``dag FILE > /dev/full`` (stdout on a full disk) exits 1 with one line on stderr."""
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        done = subprocess.run(
+            [TASKDAEMON, "dag", "examples/feature_delivery.yaml"],
+            cwd=ROOT,
+            env=_env(tmp_path),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    expected = (1, "taskdaemon: cannot write the output: No space left on device\n")
+    assert expected == (done.returncode, done.stderr)
+
+
 def test_a_cut_list_says_how_many_runs_match(
     crowded_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -133,19 +133,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code.
 
     A closed stdout (the reader of a pipe exited early) ends the command quietly with
-    ``EXIT_BROKEN_PIPE``: no traceback, no "Exception ignored" at interpreter exit.
+    ``EXIT_BROKEN_PIPE``: no traceback, no "Exception ignored" at interpreter exit. Output that
+    cannot be written (a full disk) is one line on stderr and exit 1.
     """
     try:
         code = _dispatch(argv)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
     except BrokenPipeError:
-        # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point stdout at devnull
-        # so the interpreter's final flush has nowhere to fail.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _stdout_to_devnull()
         return EXIT_BROKEN_PIPE
+    except OSError as error:
+        import errno  # noqa: PLC0415 - only a failed write needs it (start-up time)
+
+        # A full or failing device: stdout on a full disk (``> /dev/full``) raises one.
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+            raise
+        _stdout_to_devnull()
+        print(f"taskdaemon: cannot write the output: {error.strerror}", file=sys.stderr)
+        return 1
     return code
+
+
+def _stdout_to_devnull() -> None:
+    # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point stdout at devnull so
+    # the interpreter's final flush has nowhere to fail.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
