@@ -24,8 +24,10 @@ from browser_support import (
     state_of,
     taskdaemon,
 )
+from pipeline_tracking_support import make_provider, write_example_run
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 from taskdaemon.pipeline.web import WebOptions
 
 PIPELINE = """\
@@ -195,3 +197,32 @@ async def test_logs_routes_refuse_bad_requests_in_one_line(tmp_path: Path) -> No
             app.state.web.close()
     ok = [(400, True), (400, True), (404, True), (404, True)]
     assert ok + ok == answers
+
+
+async def test_logs_of_a_stage_the_run_does_not_have_are_404(tmp_path: Path) -> None:
+    """``/logs?stage=biuld`` (a typo) on a stored run answers 404 naming the run's stages, as
+    ``taskdaemon logs --stage`` refuses it, rather than an empty tail that looks like silence."""
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    provider, _exporter = make_provider(processor)
+    run_id = write_example_run(provider)
+    provider.shutdown()
+    store = f"sqlite:///{(tmp_path / 'spans.db').as_posix()}"
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=store, read_only=True)
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as client:
+            typo = await client.get(f"/api/runs/{run_id}/logs?stage=biuld")
+            known = await client.get(f"/api/runs/{run_id}/logs?stage=build")
+    finally:
+        app.state.web.close()
+    expected = (
+        404,
+        f"run {run_id} has no stage 'biuld' (its stages: plan, build, test, deploy)",
+        200,
+    )
+    assert expected == (typo.status_code, typo.json()["error"], known.status_code)

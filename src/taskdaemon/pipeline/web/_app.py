@@ -349,7 +349,16 @@ class WebApp:
             return error_response(404, str(exc))
         except SpanSourceError as exc:
             return error_response(502, f"span source: {exc}")
-        return path, snapshot.run.run_id if snapshot.run is not None else run_id, stage
+        full_id = snapshot.run.run_id if snapshot.run is not None else run_id
+        stages = [node.name for node in snapshot.nodes]
+        if stage not in stages:  # a typo's empty tail would look like a stage that is silent
+            named = ", ".join(stages[:20]) + (
+                f" and {len(stages) - 20} more" if len(stages) > 20 else ""
+            )
+            return error_response(
+                404, f"run {full_id} has no stage {stage!r} (its stages: {named})"
+            )
+        return path, full_id, stage
 
     async def api_logs(self, request: Request) -> Response:
         """The stage's last ``TAIL`` records and how many it has (``web._logs``)."""
