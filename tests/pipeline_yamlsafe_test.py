@@ -15,6 +15,7 @@ from taskdaemon.pipeline.yamlsafe import (
     MAX_YAML_BYTES,
     YamlLimitError,
     compose_bounded,
+    load_bounded,
     syntax_problem,
 )
 
@@ -120,6 +121,8 @@ def test_a_large_file_may_expand_to_five_times_its_own_nodes() -> None:
     node = compose_bounded(text)
     assert node is not None
     assert own + 10 * (4 * own // 10) == _expanded(node) <= 5 * own
+    with pytest.raises(YamlLimitError, match="alias bomb"):
+        compose_bounded(text.replace("refs: [", "refs: [*b, ", 1))
 
 
 def _chain(links: int) -> str:
@@ -190,3 +193,20 @@ def test_the_callers_depth_limit_bounds_nesting_through_aliases() -> None:
     """``max_depth`` reaches the measure: a chain of aliases four lists deep is refused at 3."""
     with pytest.raises(YamlLimitError, match="nested deeper than 3 levels"):
         compose_bounded(_chain(4), max_depth=3)
+
+
+def test_load_bounded_gives_the_value_with_aliases_shared() -> None:
+    """An input file's anchors and aliases load as the values they name."""
+    assert {"a": [1, 2], "b": [1, 2]} == load_bounded("a: &x [1, 2]\nb: *x\n")
+
+
+def test_load_bounded_refuses_a_tree_nested_past_the_limit() -> None:
+    """A file without aliases is not measured when composed; its value's depth is checked."""
+    with pytest.raises(YamlLimitError) as refused:
+        load_bounded("a: " + "[" * 100 + "]" * 100 + "\n")
+    assert ("nested deeper than 100 levels", 1) == (str(refused.value), refused.value.line)
+
+
+def test_load_bounded_of_an_empty_document_is_none() -> None:
+    """No document, no value."""
+    assert load_bounded("# nothing here\n") is None
