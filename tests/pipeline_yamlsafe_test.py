@@ -210,3 +210,10 @@ def test_load_bounded_refuses_a_tree_nested_past_the_limit() -> None:
 def test_load_bounded_of_an_empty_document_is_none() -> None:
     """No document, no value."""
     assert load_bounded("# nothing here\n") is None
+
+
+@pytest.mark.parametrize("text", ["a: [[1]]\n", "a: &x [[1]]\nb: *x\n"])
+def test_load_bounded_applies_the_callers_depth(text: str) -> None:
+    """``max_depth`` bounds a tree's value and an aliased graph's measure alike."""
+    with pytest.raises(YamlLimitError, match="nested deeper than 2 levels"):
+        load_bounded(text, max_depth=2)
