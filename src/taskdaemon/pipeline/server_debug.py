@@ -12,9 +12,10 @@
 ``POST   /api/runs/{id}/dump``                              write a debug dump; answers its path
 ========================================================== ===================================
 
-Answers: 200 with the action's result (201 for a new breakpoint), 404 unknown run, 409 the run
-cannot do that now (nothing paused, a finished run), 400 a bad body, 503 no engine (or it did
-not answer in time).
+Answers: 200 with the action's result (201 for a new breakpoint), 404 unknown run, 400 a body
+that is not one JSON object, 409 whatever the run's debugger refuses, the body's content
+included (nothing paused, a finished run, an unknown stage, a ``when`` that does not compile),
+503 no engine (or it did not answer in time).
 
 Access: these routes are behind the API's rule (``http_security.py``): the token, an allowed
 ``Host``/``Origin``, and ``Content-Type: application/json`` on every state change. Who resumed
