@@ -1,14 +1,23 @@
-"""The monitor's redacting tracer: links' attributes are redacted, and clean links pass as is."""
+"""The monitor's redacting tracer: every name, attribute, link, status and exception recorded
+through it is redacted, and what the caller redacted already passes as it is."""
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link, SpanContext
+from opentelemetry.trace import (
+    Link,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    set_span_in_context,
+)
 
 from taskdaemon.pipeline.payloads import REDACTED
 from taskdaemon.pipeline.span_redaction import RedactingTracer, _redacted_link
@@ -82,3 +91,226 @@ def test_each_call_redacts_or_passes_on_as_it_says(
     ]
     assert dict(ended.attributes or {}) == {"walked": REDACTED, "one": REDACTED, "as_is": TOKEN}
     assert (ended.start_time, ended.end_time) == (1_000, 4_000)
+
+
+def test_the_span_name_is_redacted(spans: tuple[TracerProvider, InMemorySpanExporter]) -> None:
+    """A span name holding a secret is recorded with it redacted."""
+    provider, exporter = spans
+    RedactingTracer(provider.get_tracer("test")).start_span(f"deploy {TOKEN}").end()
+    (span,) = exporter.get_finished_spans()
+    assert f"deploy {REDACTED}" == span.name
+
+
+def test_a_name_already_redacted_is_recorded_as_it_is(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``name_redacted=True`` records the name as given, not through ``redact_text`` again."""
+    provider, exporter = spans
+    RedactingTracer(provider.get_tracer("test")).start_span(TOKEN, name_redacted=True).end()
+    (span,) = exporter.get_finished_spans()
+    assert TOKEN == span.name
+
+
+def test_start_attributes_are_recorded_redacted(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """Attributes given at the start are recorded, a secret key's value redacted."""
+    provider, exporter = spans
+    tracer = RedactingTracer(provider.get_tracer("test"))
+    tracer.start_span("s", attributes={"password": "x", "stage": "build"}).end()
+    (span,) = exporter.get_finished_spans()
+    assert {"password": REDACTED, "stage": "build"} == dict(span.attributes or {})
+
+
+def test_pre_redacted_attributes_come_first_and_as_they_are(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``redacted`` is recorded unchanged and first, ``attributes`` after it (winning a
+    shared key) and redacted."""
+    provider, exporter = spans
+    tracer = RedactingTracer(provider.get_tracer("test"))
+    tracer.start_span(
+        "s",
+        redacted={"as_is": TOKEN, "shared": "old"},
+        attributes={"note": TOKEN, "shared": "new"},
+    ).end()
+    (span,) = exporter.get_finished_spans()
+    expected = [("as_is", TOKEN), ("shared", "new"), ("note", REDACTED)]
+    assert expected == list((span.attributes or {}).items())
+
+
+def test_pre_redacted_links_follow_the_given_links_as_they_are(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``redacted_links`` are recorded after ``links`` and unchanged; ``links`` redacted."""
+    provider, exporter = spans
+    tracer = RedactingTracer(provider.get_tracer("test"))
+    tracer.start_span(
+        "s",
+        links=[Link(LINKED, {"note": TOKEN})],
+        redacted_links=[Link(LINKED, {"as_is": TOKEN})],
+    ).end()
+    (span,) = exporter.get_finished_spans()
+    recorded = [dict(link.attributes or {}) for link in span.links]
+    assert [{"note": REDACTED}, {"as_is": TOKEN}] == recorded
+
+
+def test_pre_redacted_links_alone_are_recorded(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``redacted_links`` without ``links`` are recorded, unchanged."""
+    provider, exporter = spans
+    tracer = RedactingTracer(provider.get_tracer("test"))
+    tracer.start_span("s", redacted_links=[Link(LINKED, {"as_is": TOKEN})]).end()
+    (span,) = exporter.get_finished_spans()
+    assert [{"as_is": TOKEN}] == [dict(link.attributes or {}) for link in span.links]
+
+
+def test_the_parent_context_and_kind_are_passed_on(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """A span started with a parent context and a kind has that parent and that kind."""
+    provider, exporter = spans
+    tracer = RedactingTracer(provider.get_tracer("test"))
+    parent = tracer.start_span("parent")
+    child = tracer.start_span(
+        "child", context=set_span_in_context(parent.wrapped), kind=SpanKind.SERVER
+    )
+    child.end()
+    parent.end()
+    ended = {span.name: span for span in exporter.get_finished_spans()}
+    recorded = (ended["child"].parent, ended["child"].kind)
+    assert (ended["parent"].context, SpanKind.SERVER) == recorded
+
+
+def test_update_name_redacts_the_new_name(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """A name given later through ``update_name`` is recorded with its secret redacted."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.update_name(f"renamed {TOKEN}")
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    assert f"renamed {REDACTED}" == ended.name
+
+
+def test_add_link_records_the_context_with_its_attributes_redacted(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """A link added later keeps its context and has its secret attributes redacted."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.add_link(LINKED, {"token": "x", "relation": "retry_of"})
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    recorded = [(link.context, dict(link.attributes or {})) for link in ended.links]
+    assert [(LINKED, {"token": REDACTED, "relation": "retry_of"})] == recorded
+
+
+def test_a_status_object_keeps_its_code_with_its_description_redacted(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``set_status(Status(ERROR, text))`` records ERROR and the text redacted."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.set_status(Status(StatusCode.ERROR, f"failed with {TOKEN}"))
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    recorded = (ended.status.status_code, ended.status.description)
+    assert (StatusCode.ERROR, f"failed with {REDACTED}") == recorded
+
+
+def test_a_status_object_without_description_is_recorded(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``set_status(Status(OK))`` records OK with no description."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.set_status(Status(StatusCode.OK))
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    assert (StatusCode.OK, None) == (ended.status.status_code, ended.status.description)
+
+
+def test_a_status_code_keeps_its_description_redacted(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``set_status(ERROR, text)`` records ERROR and the text redacted."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.set_status(StatusCode.ERROR, f"failed with {TOKEN}")
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    recorded = (ended.status.status_code, ended.status.description)
+    assert (StatusCode.ERROR, f"failed with {REDACTED}") == recorded
+
+
+def test_a_status_code_without_description_has_none(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``set_status(ERROR)`` records ERROR with no description."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.set_status(StatusCode.ERROR)
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    assert (StatusCode.ERROR, None) == (ended.status.status_code, ended.status.description)
+
+
+class LeakError(RuntimeError):
+    """An exception of a module other than ``builtins``."""
+
+
+def _raised(error: BaseException) -> BaseException:
+    """``error`` after it was raised and caught, so that it has a traceback."""
+    try:
+        raise error
+    except BaseException as caught:
+        return caught
+
+
+def test_record_exception_records_the_sdk_event_redacted(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """``record_exception`` records one ``exception`` event at the given time with the type's
+    qualified name, the message and the stack trace redacted, ``escaped`` as text and the
+    given attributes redacted."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    error = _raised(LeakError(f"login with {TOKEN}"))
+    span.record_exception(error, {"api_key": "k", "stage": "b"}, timestamp=5_000, escaped=True)
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    (event,) = ended.events
+    stacktrace = "".join(traceback.format_exception(error)).replace(TOKEN, REDACTED)
+    expected = {
+        "exception.type": f"{__name__}.LeakError",
+        "exception.message": f"login with {REDACTED}",
+        "exception.stacktrace": stacktrace,
+        "exception.escaped": "True",
+        "api_key": REDACTED,
+        "stage": "b",
+    }
+    assert ("exception", 5_000, expected) == (
+        event.name,
+        event.timestamp,
+        dict(event.attributes or {}),
+    )
+
+
+def test_a_builtin_exception_type_is_named_without_its_module(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """A builtin exception's type is its bare name, and ``escaped`` defaults to ``"False"``."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.record_exception(_raised(ValueError("bad")))
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    (event,) = ended.events
+    attributes = event.attributes or {}
+    assert ("ValueError", "False") == (
+        attributes["exception.type"],
+        attributes["exception.escaped"],
+    )
