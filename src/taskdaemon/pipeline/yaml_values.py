@@ -144,11 +144,15 @@ class NodeConverter:
         for position, (key_node, value_node) in enumerate(pairs):
             if key_node.tag == _STR and isinstance(key_node, ScalarNode):  # most keys: no call
                 key = key_node.value
-            else:
-                key = self.scalar(key_node, path) if isinstance(key_node, ScalarNode) else None
+            elif isinstance(key_node, ScalarNode):
+                key = self.scalar(key_node, path)
                 if not isinstance(key, str):
                     self.issue(path, f"keys must be strings, got {kind_of(key)}", key_node)
                     continue
+            else:  # a collection as a key (``? [a]``), which is never converted
+                kind = "list" if isinstance(key_node, SequenceNode) else "mapping"
+                self.issue(path, f"keys must be strings, got {kind}", key_node)
+                continue
             field_path = f"{path}.{key}" if path else key
             # Merged keys may be overridden (by later merges and by the mapping's own keys);
             # only the mapping's own keys must be unique.
