@@ -353,3 +353,50 @@ def test_what_does_not_parse_has_no_estimate(source: str) -> None:
 def test_nesting_too_deep_for_the_parser_has_no_estimate() -> None:
     """Parentheses nested past Python's recursion limit give no estimate, not an error."""
     assert None is estimate_cost("(" * 1000 + "1" + ")" * 1000)
+
+
+def test_a_bracket_at_the_start_is_no_index_step() -> None:
+    """A list at the very start is an operand, not an index: 64 index steps may follow it."""
+    assert None is check_limits("[0]" + "[0]" * MAX_CHAIN)
+
+
+def test_a_chain_after_an_operator_may_have_the_longest_length() -> None:
+    """After an operator a chain starts from no steps: ``MAX_CHAIN`` of them are accepted."""
+    assert None is check_limits("x + a" + ".b" * MAX_CHAIN)
+
+
+def test_a_product_binds_tighter_than_a_sum() -> None:
+    """``[1] * [2] + [3]`` is a sum of two one-element values: the next comprehension walks
+    two elements."""
+    assert CostEstimate(14, False) == estimate_cost("([1] * [2] + [3]).map(x, x)")
+
+
+def test_a_name_of_the_run_s_data_is_iterated_data() -> None:
+    """A comprehension over a bare name walks the run's data, of the assumed size."""
+    assert CostEstimate(301, True) == estimate_cost("items.all(x, x)")
+
+
+def test_a_name_may_start_with_an_underscore() -> None:
+    """``_a`` is a name like any other."""
+    assert CostEstimate(1, False) == estimate_cost("_a")
+
+
+@pytest.mark.parametrize("source", ["{}", "[]", "size()", "Name{}"])
+def test_empty_brackets_cost_one_step(source: str) -> None:
+    """An empty map, list, call or message costs one step."""
+    assert CostEstimate(1, False) == estimate_cost(source)
+
+
+@pytest.mark.parametrize("source", ["true ? 1 , 2", "a[1)", "[1, 2)", "{1, 2}", "size(1]"])
+def test_a_wrong_separator_or_closing_bracket_has_no_estimate(source: str) -> None:
+    """A conditional without ``:``, a map item without ``:`` or a bracket closed by another
+    kind does not parse."""
+    assert None is estimate_cost(source)
+
+
+def test_the_cost_of_a_map_literal_s_comprehension_is_a_whole_number() -> None:
+    """A map literal's size counts its keys in whole numbers: the cost is an ``int`` (messages
+    print it with thousands separators)."""
+    estimate = estimate_cost("{1: 2, 3: 4}.all(k, k)")
+    assert estimate is not None
+    assert (11, int) == (estimate.cost, type(estimate.cost))
