@@ -140,3 +140,8 @@ def test_a_collection_tagged_as_a_string_is_read_as_its_collection_by_plain_tree
 def test_kind_of_names_each_kind_of_value_in_yaml_s_words(value: object, word: str) -> None:
     """Each loaded value's type has its YAML word; any other is its Python type's name."""
     assert word == kind_of(value)
+
+
+def test_the_keys_after_a_collection_key_are_read() -> None:
+    """A list used as a key is skipped and the keys after it are read."""
+    assert {"b": 2} == _convert("? [a]\n: 1\nb: 2\n")[0]
