@@ -1,0 +1,724 @@
+"""http_limits: the body middleware's answers and replay, the connection cap's arithmetic, the
+log filter's windows, the event-loop handler's record, the /metrics cache's lifetime and pace
+on a controlled clock, and the bounded h11 protocol's timers and evictions on a controlled loop
+and transport."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import resource
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import uvicorn
+import uvicorn.server
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.registry import Collector
+
+from taskdaemon.pipeline import http_limits
+from taskdaemon.pipeline.http_limits import (
+    HttpLimits,
+    MetricsCache,
+    RateLimitFilter,
+    RequestLimitMiddleware,
+    bounded_protocol,
+    rate_limited_exception_handler,
+)
+
+Message = dict[str, Any]
+
+
+class _App:
+    """An ASGI app that reads one message, keeps it and the receive callable, answers 200."""
+
+    def __init__(self) -> None:
+        self.receive: Any = None
+        self.received: list[Message] = []
+
+    async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+        self.receive = receive
+        self.received.append(await receive())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+class _Client:
+    """The client side of one request: the messages it sends, then none ever after."""
+
+    def __init__(self, *messages: Message) -> None:
+        self.messages = list(messages)
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        if self.messages:
+            return self.messages.pop(0)
+        await asyncio.Event().wait()  # a client that sends nothing more
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+def _scope(method: str = "POST", *headers: tuple[bytes, bytes]) -> Message:
+    return {"type": "http", "method": method, "headers": list(headers)}
+
+
+def _chunk(body: bytes, more: bool = False) -> Message:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+def _closed(status: int, body: bytes) -> list[Message]:
+    """What the middleware sends when it refuses a request and closes the connection."""
+    return [
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        },
+        {"type": "http.response.body", "body": body},
+    ]
+
+
+async def _serve(scope: Message, client: _Client, **limits: Any) -> _App:
+    app = _App()
+    await RequestLimitMiddleware(app, limits=HttpLimits(**limits))(
+        scope, client.receive, client.send
+    )
+    return app
+
+
+# --- request bodies ------------------------------------------------------------------------------
+
+
+async def test_a_content_length_that_is_no_number_is_400_and_closes() -> None:
+    """``Content-Length: abc`` is answered 400 with a JSON error and ``connection: close``."""
+    client = _Client()
+    await _serve(_scope("POST", (b"content-length", b"abc")), client)
+    assert _closed(400, b'{"error": "Content-Length is not a number"}') == client.sent
+
+
+async def test_a_declared_length_over_the_limit_is_413_before_reading() -> None:
+    """A declared length over ``max_body_bytes`` is 413 naming the limit; nothing is read."""
+    client = _Client(_chunk(b"x" * 11))
+    await _serve(_scope("POST", (b"content-length", b"11")), client, max_body_bytes=10)
+    expected = (_closed(413, b'{"error": "request body over 10 bytes"}'), 1)
+    assert expected == (client.sent, len(client.messages))
+
+
+async def test_the_length_header_is_found_in_any_case_and_with_spaces() -> None:
+    """``Content-Length`` is matched whatever its case, its value without surrounding spaces."""
+    client = _Client()
+    await _serve(_scope("POST", (b"Content-Length", b" 11 ")), client, max_body_bytes=10)
+    assert _closed(413, b'{"error": "request body over 10 bytes"}') == client.sent
+
+
+async def test_a_body_of_exactly_the_limit_reaches_the_app_whole() -> None:
+    """A body of ``max_body_bytes`` sent in chunks reaches the app as one message."""
+    client = _Client(_chunk(b"12345", more=True), _chunk(b"67890"))
+    app = await _serve(_scope("POST", (b"content-length", b"10")), client, max_body_bytes=10)
+    assert [_chunk(b"1234567890")] == app.received
+
+
+async def test_a_streamed_body_over_the_limit_is_413() -> None:
+    """A body without a declared length that streams past the limit is 413, the app not run."""
+    client = _Client(_chunk(b"123456", more=True), _chunk(b"78901", more=True), _chunk(b"2"))
+    app = await _serve(_scope("POST"), client, max_body_bytes=10)
+    expected = (_closed(413, b'{"error": "request body over 10 bytes"}'), [], 1)
+    assert expected == (client.sent, app.received, len(client.messages))
+
+
+async def test_a_body_not_received_in_time_is_408() -> None:
+    """A client that stops sending before the body's end is answered 408 after the timeout."""
+    client = _Client(_chunk(b"1", more=True))
+    await _serve(_scope("POST"), client, body_timeout=0.01)
+    assert _closed(408, b'{"error": "request body not received in time"}') == client.sent
+
+
+async def test_a_client_that_goes_away_gets_nothing_and_the_app_does_not_run() -> None:
+    """A disconnect while the body is read ends the request silently."""
+    client = _Client(_chunk(b"1", more=True), {"type": "http.disconnect"})
+    app = await _serve(_scope("POST"), client)
+    assert ([], []) == (client.sent, app.received)
+
+
+async def test_after_the_replayed_body_the_app_receives_from_the_client() -> None:
+    """The app's second ``receive`` is the client's next message (a disconnect, say)."""
+    client = _Client(_chunk(b"{}"), {"type": "http.disconnect"})
+    app = await _serve(_scope("POST"), client)
+    assert {"type": "http.disconnect"} == await app.receive()
+
+
+async def test_a_get_without_a_body_is_passed_through_unread() -> None:
+    """A GET with no length and no chunked encoding gets the client's own ``receive``."""
+    client = _Client(_chunk(b""))
+    app = await _serve(_scope("GET"), client)
+    assert client.receive == app.receive
+
+
+async def test_a_get_with_a_zero_length_is_passed_through_unread() -> None:
+    """``Content-Length: 0`` on a GET declares no body: the app reads from the client."""
+    client = _Client(_chunk(b""))
+    app = await _serve(_scope("GET", (b"content-length", b"0")), client)
+    assert client.receive == app.receive
+
+
+async def test_a_get_with_a_declared_body_is_read_within_the_limit() -> None:
+    """A GET that declares a body has it read and bounded like any other."""
+    client = _Client(_chunk(b"x" * 11))
+    await _serve(_scope("GET", (b"content-length", b"11")), client, max_body_bytes=10)
+    assert _closed(413, b'{"error": "request body over 10 bytes"}') == client.sent
+
+
+async def test_a_get_with_a_chunked_body_is_read_within_the_limit() -> None:
+    """``Transfer-Encoding: gzip, Chunked`` (any case) on a GET has its body read and bounded."""
+    client = _Client(_chunk(b"x" * 11))
+    scope = _scope("GET", (b"Transfer-Encoding", b"gzip, Chunked"))
+    await _serve(scope, client, max_body_bytes=10)
+    assert _closed(413, b'{"error": "request body over 10 bytes"}') == client.sent
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
+async def test_a_body_method_has_its_body_read_without_a_length(method: str) -> None:
+    """POST, PUT, PATCH and DELETE have their body read even when they declare none."""
+    client = _Client(_chunk(b"x" * 11))
+    await _serve(_scope(method), client, max_body_bytes=10)
+    assert _closed(413, b'{"error": "request body over 10 bytes"}') == client.sent
+
+
+async def test_a_scope_other_than_http_is_passed_through() -> None:
+    """A lifespan or websocket scope goes to the app untouched, with the client's receive."""
+    client = _Client({"type": "lifespan.startup"})
+    app = await _serve({"type": "lifespan"}, client)
+    assert (client.receive, [{"type": "lifespan.startup"}]) == (app.receive, app.received)
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def descriptor_limit(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sets the soft descriptor limit ``connection_cap`` sees: the list's one item."""
+    soft = [resource.RLIM_INFINITY]
+    monkeypatch.setattr(resource, "getrlimit", lambda _which: (soft[0], resource.RLIM_INFINITY))
+    return soft
+
+
+def test_without_a_descriptor_limit_the_cap_is_max_connections(descriptor_limit: list[int]) -> None:
+    """An unlimited descriptor table leaves ``max_connections`` as it is."""
+    assert 10**6 == HttpLimits(max_connections=10**6).connection_cap()
+
+
+def test_the_cap_leaves_128_descriptors_to_the_process(descriptor_limit: list[int]) -> None:
+    """Under a limit of 300 descriptors the cap is 172."""
+    descriptor_limit[0] = 300
+    assert 172 == HttpLimits(max_connections=512).connection_cap()
+
+
+def test_a_lower_max_connections_stays_the_cap(descriptor_limit: list[int]) -> None:
+    """``max_connections`` under the descriptor budget is the cap."""
+    descriptor_limit[0] = 300
+    assert 100 == HttpLimits(max_connections=100).connection_cap()
+
+
+def test_the_cap_is_never_under_eight(descriptor_limit: list[int]) -> None:
+    """Even with fewer descriptors than the reserve, eight connections are allowed."""
+    descriptor_limit[0] = 100
+    assert 8 == HttpLimits(max_connections=512).connection_cap()
+
+
+def test_the_bounded_protocol_carries_the_limits(descriptor_limit: list[int]) -> None:
+    """The protocol class has the header timeout and the connection cap of the limits."""
+    protocol = bounded_protocol(HttpLimits(header_timeout=3.5, max_connections=20))
+    assert ("BoundedH11Protocol", 3.5, 20) == (
+        protocol.__name__,
+        protocol.header_timeout,  # type: ignore[attr-defined]
+        protocol.connection_cap,  # type: ignore[attr-defined]
+    )
+
+
+# --- logs ----------------------------------------------------------------------------------------
+
+
+def _record(message: str = "accept failed %d", *args: object) -> logging.LogRecord:
+    return logging.LogRecord("t", logging.ERROR, __file__, 1, message, args or (1,), None)
+
+
+def test_by_default_ten_records_pass_a_minute() -> None:
+    """The default filter passes ten records, drops the eleventh, and passes again at 60 s."""
+    now = [0.0]
+    limiter = RateLimitFilter(clock=lambda: now[0])
+    passed = [limiter.filter(_record()) for _ in range(11)]
+    now[0] = 59.9
+    passed.append(limiter.filter(_record()))
+    now[0] = 60.0
+    passed.append(limiter.filter(_record()))
+    assert [True] * 10 + [False, False, True] == passed
+
+
+def test_a_window_is_measured_from_its_start() -> None:
+    """A clock that starts late opens the next window an interval after its start, not before."""
+    now = [100.0]
+    limiter = RateLimitFilter(burst=1, interval=10.0, clock=lambda: now[0])
+    passed = [limiter.filter(_record())]
+    now[0] = 105.0
+    passed.append(limiter.filter(_record()))
+    now[0] = 110.0
+    passed.append(limiter.filter(_record()))
+    assert [True, False, True] == passed
+
+
+def test_each_window_reports_the_records_dropped_in_the_one_before() -> None:
+    """Each window passes ``burst`` records again, and its first says how many the window
+    before it dropped, not a running total."""
+    now = [0.0]
+    limiter = RateLimitFilter(burst=2, interval=10.0, clock=lambda: now[0])
+    messages = []
+    for window, count in enumerate((4, 5, 3)):
+        now[0] = 10.0 * window
+        for i in range(count):
+            record = _record("failure %d", i)
+            if limiter.filter(record):
+                messages.append(record.getMessage())
+    expected = [
+        "failure 0",
+        "failure 1",
+        "failure 0 [2 similar records suppressed before this one]",
+        "failure 1",
+        "failure 0 [3 similar records suppressed before this one]",
+        "failure 1",
+    ]
+    assert (expected, 6) == (messages, limiter.suppressed_total)
+
+
+def test_the_exception_handler_logs_the_message_and_the_exception() -> None:
+    """The event-loop handler logs one error with the context's message and exception."""
+    log = logging.getLogger("taskdaemon.test.http_limits.handler")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    log.addHandler(handler)
+    try:
+        handle = rate_limited_exception_handler(log)
+        loop = asyncio.new_event_loop()
+        try:
+            handle(loop, {"message": "accept failed", "exception": OSError(24, "too many")})
+            handle(loop, {})
+        finally:
+            loop.close()
+    finally:
+        log.removeHandler(handler)
+    expected = [
+        (logging.ERROR, "HTTP server: accept failed: OSError(24, 'too many')"),
+        (logging.ERROR, "HTTP server: unhandled error"),
+    ]
+    assert expected == [(r.levelno, r.getMessage()) for r in records]
+
+
+# --- /metrics ------------------------------------------------------------------------------------
+
+
+class _Time:
+    """The clock and the thread CPU time ``http_limits`` reads: the clock moves only when told,
+    each render takes ``cpu`` seconds of CPU."""
+
+    def __init__(self, cpu: float) -> None:
+        self.now = 1000.0
+        self.cpu = cpu
+        self._reads = 0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def thread_time(self) -> float:
+        self._reads += 1  # a render reads it twice: before and after
+        return 0.0 if self._reads % 2 else self.cpu
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Time:
+    """``http_limits``' own clock, at 1000 s, with renders of 10 ms of CPU."""
+    fake = _Time(cpu=0.01)
+    monkeypatch.setattr(http_limits, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The delays ``http_limits`` sleeps for, recorded instead of slept."""
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+
+    fake = SimpleNamespace(**{k: v for k, v in vars(asyncio).items() if not k.startswith("__")})
+    fake.sleep = sleep
+    monkeypatch.setattr(http_limits, "asyncio", fake)
+    return delays
+
+
+def _registry() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    Counter("scraped_total", "a counter", registry=registry).inc()
+    return registry
+
+
+async def _renders_at(cache: MetricsCache, clock: _Time, *offsets: float) -> list[int]:
+    """``cache.renders`` after a scrape at each offset from the clock's start."""
+    start, counts = clock.now, []
+    for offset in offsets:
+        clock.now = start + offset
+        await cache.render(None)
+        counts.append(cache.renders)
+    return counts
+
+
+async def test_by_default_a_cheap_render_serves_for_one_second(clock: _Time) -> None:
+    """A render of little CPU is reused until 1 s after it started, and replaced then."""
+    assert [1, 1, 2] == await _renders_at(MetricsCache(_registry()), clock, 0.0, 0.99, 1.0)
+
+
+async def test_by_default_a_render_serves_for_fifty_times_its_cpu_time(clock: _Time) -> None:
+    """A render of 40 ms of CPU is reused for 2 s (2% of a core), and replaced then."""
+    clock.cpu = 0.04
+    assert [1, 1, 2] == await _renders_at(MetricsCache(_registry()), clock, 0.0, 1.99, 2.0)
+
+
+async def test_a_zero_cpu_share_renders_every_scrape(clock: _Time) -> None:
+    """With ``cpu_share=0`` a render has no lifetime: each scrape renders."""
+    cache = MetricsCache(_registry(), max_age=60.0, cpu_share=0.0)
+    assert [1, 2] == await _renders_at(cache, clock, 0.0, 0.0)
+
+
+async def test_a_zero_max_age_renders_every_scrape(clock: _Time) -> None:
+    """With ``max_age=0`` no render is kept, however costly: each scrape renders."""
+    clock.cpu = 1.0
+    assert [1, 2] == await _renders_at(MetricsCache(_registry(), max_age=0.0), clock, 0.0, 0.0)
+
+
+async def test_paced_scrapes_wait_for_their_slot_rounded_to_a_quarter_second(
+    clock: _Time, sleeps: list[float]
+) -> None:
+    """At 4 a second, the first scrape is answered at once, the next ones at their slot
+    (every 1/4 s) rounded up to the next quarter second."""
+    clock.now = 1000.1
+    cache = MetricsCache(_registry(), max_age=60.0, per_second=4.0)
+    for _ in range(3):
+        await cache.render(None)
+    assert [pytest.approx(0.4), pytest.approx(0.65)] == sleeps
+
+
+async def test_a_pace_under_one_a_second_is_kept(clock: _Time, sleeps: list[float]) -> None:
+    """At one scrape every 2 s the second waits for its slot."""
+    clock.now = 1000.0
+    cache = MetricsCache(_registry(), max_age=60.0, per_second=0.5)
+    for _ in range(2):
+        await cache.render(None)
+    assert [pytest.approx(2.0)] == sleeps
+
+
+async def test_without_a_pace_no_scrape_waits(clock: _Time, sleeps: list[float]) -> None:
+    """By default scrapes are not paced: none of them sleeps."""
+    cache = MetricsCache(_registry(), max_age=0.0)
+    for _ in range(3):
+        await cache.render(None)
+    assert [] == sleeps
+
+
+class _FailsOnce(Collector):
+    """A collector whose first collection raises."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def collect(self) -> Iterator[Any]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("first collection fails")
+        return iter(())
+
+
+async def test_a_failed_render_is_not_reused() -> None:
+    """After a render raised, the next scrape renders again instead of getting the failure."""
+    registry = _registry()
+    registry.register(_FailsOnce())
+    cache = MetricsCache(registry, max_age=60.0)
+    with pytest.raises(RuntimeError):
+        await cache.render(None)
+    body = (await cache.render(None)).body
+    assert generate_latest(registry) == body
+
+
+async def test_the_gzip_form_is_level_1_without_a_timestamp() -> None:
+    """The gzip body is the exposition compressed at level 1 with mtime 0 (the same bytes for
+    the same exposition)."""
+    registry = _registry()
+    answer = await MetricsCache(registry, max_age=60.0).render(None, "gzip")
+    assert gzip.compress(generate_latest(registry), compresslevel=1, mtime=0) == answer.body
+
+
+# --- the bounded h11 protocol, on a controlled loop and transport --------------------------------
+
+
+class _Timer:
+    """A timer of :class:`_Loop`: due at ``when``, fired by the test."""
+
+    def __init__(self, when: float, callback: Any) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Loop:
+    """The loop a protocol sees: a clock moved by the test, timers fired by the test, tasks
+    run on the real running loop."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[_Timer] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> _Timer:
+        timer = _Timer(self.now + delay, lambda: callback(*args))
+        self.timers.append(timer)
+        return timer
+
+    def create_task(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.append(task)
+        return task
+
+    def armed(self) -> list[float]:
+        """When each timer that is neither cancelled nor fired is due."""
+        return [t.when for t in self.timers if not t.cancelled]
+
+    def fire(self) -> None:
+        """Run every armed timer's callback (as if its time had come)."""
+        for timer in [t for t in self.timers if not t.cancelled]:
+            timer.cancelled = True
+            timer.callback()
+
+
+class _Transport(asyncio.Transport):
+    """A connection's transport that keeps what is written and whether it was closed."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self.written = b""
+        self.eof = False
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", self.port), "sockname": ("127.0.0.1", 80)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _ok(scope: Message, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class _Server:
+    """Connections of one server of the bounded protocol, on one :class:`_Loop`."""
+
+    def __init__(self, cap: int = 10, header_timeout: float = 10.0) -> None:
+        limits = HttpLimits(max_connections=cap, header_timeout=header_timeout)
+        self.protocol = bounded_protocol(limits)
+        self.protocol.connection_cap = cap  # type: ignore[attr-defined]
+        self.config = uvicorn.Config(_ok, log_config=None, lifespan="off")
+        self.state = uvicorn.server.ServerState()
+        self.loop = _Loop()
+
+    def connect(self, port: int) -> tuple[Any, _Transport]:
+        protocol = self.protocol(self.config, self.state, {}, _loop=self.loop)
+        transport = _Transport(port)
+        protocol.connection_made(transport)
+        return protocol, transport
+
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+#: A request head whose body never comes: the connection stays busy.
+POST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Callable[..., _Server]]:
+    """Makes :class:`_Server` s; cancels the requests their connections left running."""
+    made: list[_Server] = []
+
+    def make(**limits: Any) -> _Server:
+        made.append(_Server(**limits))
+        return made[-1]
+
+    yield make
+    tasks = [task for server in made for task in server.loop.tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_new_connection_must_send_its_head_within_the_header_timeout(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection gets one timer, due ``header_timeout`` after it was made."""
+    server = servers(header_timeout=3.0)
+    server.loop.now = 5.0
+    server.connect(1)
+    assert [8.0] == server.loop.armed()
+
+
+async def test_a_connection_without_a_complete_head_in_time_is_closed(
+    servers: Callable[..., _Server],
+) -> None:
+    """When the header timer fires on a connection that sent only part of a head, it is
+    closed."""
+    server = servers()
+    protocol, transport = server.connect(1)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    server.loop.fire()
+    assert True is transport.closed
+
+
+async def test_a_complete_head_disarms_the_header_timer(servers: Callable[..., _Server]) -> None:
+    """Once the head is complete the timer is cancelled: a slow app never costs the
+    connection."""
+    server = servers()
+    protocol, _transport = server.connect(1)
+    protocol.data_received(POST)
+    assert [] == server.loop.armed()
+
+
+async def test_a_timer_firing_on_a_busy_connection_leaves_it_open(
+    servers: Callable[..., _Server],
+) -> None:
+    """A header timer that fires while a request is in progress does not close it."""
+    server = servers()
+    protocol, transport = server.connect(1)
+    timer = server.loop.timers[0]
+    protocol.data_received(POST)
+    timer.callback()
+    assert False is transport.closed
+
+
+async def test_after_a_response_the_header_timer_is_armed_again(
+    servers: Callable[..., _Server],
+) -> None:
+    """A keep-alive connection whose response completed waits for the next head under a new
+    header timer, from the time the response completed."""
+    server = servers(header_timeout=3.0)
+    protocol, _transport = server.connect(1)
+    server.loop.now = 2.0
+    protocol.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    # 7.0: uvicorn's own keep-alive timer, armed by the same response.
+    assert [5.0, 7.0] == sorted(server.loop.armed())
+
+
+async def test_a_lost_connection_cancels_its_header_timer(servers: Callable[..., _Server]) -> None:
+    """When the client goes away, the header timer is cancelled."""
+    server = servers()
+    protocol, _transport = server.connect(1)
+    protocol.connection_lost(None)
+    assert [] == server.loop.armed()
+
+
+async def test_over_the_cap_the_longest_idle_connection_makes_room(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection over the cap closes the one that has waited longest for a request."""
+    server = servers(cap=2)
+    transports = []
+    for port in (1, 2, 3):
+        server.loop.now = float(port)
+        transports.append(server.connect(port)[1])
+    assert [True, False, False] == [t.closed for t in transports]
+
+
+async def test_the_idle_time_of_a_kept_alive_connection_starts_at_its_response(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection that was served waits for its next request from the response's end, so an
+    older idle connection is closed first."""
+    server = servers(cap=2)
+    served, served_transport = server.connect(1)
+    server.loop.now = 1.0
+    _idle, idle_transport = server.connect(2)
+    server.loop.now = 2.0
+    served.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    server.loop.now = 3.0
+    server.connect(3)
+    assert (False, True) == (served_transport.closed, idle_transport.closed)
+
+
+async def test_a_connection_mid_request_is_not_closed_to_make_room(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection that has sent a head is busy: the idle one is closed instead."""
+    server = servers(cap=2)
+    busy, busy_transport = server.connect(1)
+    busy.data_received(POST)
+    server.loop.now = 1.0
+    _idle, idle_transport = server.connect(2)
+    server.connect(3)
+    assert (False, True) == (busy_transport.closed, idle_transport.closed)
+
+
+async def test_when_every_connection_is_busy_a_new_one_gets_503(
+    servers: Callable[..., _Server],
+) -> None:
+    """Over the cap with no idle connection, the new one is answered 503, half-closed, and
+    closed a second later; what it sends is ignored."""
+    server = servers(cap=1)
+    busy, _busy_transport = server.connect(1)
+    busy.data_received(POST)
+    server.loop.now = 10.0
+    refused, transport = server.connect(2)
+    refused.data_received(GET)
+    due = server.loop.armed()
+    server.loop.fire()
+    body = b'{"error": "too many open connections"}'
+    expected = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body),
+        True,
+        [11.0],
+        True,
+    )
+    assert expected == (transport.written, transport.eof, due, transport.closed)
