@@ -1,0 +1,273 @@
+"""http_limits: the bounded h11 protocol's header timer, connection cap and evictions, on a
+controlled loop (clock and timers moved by the test) and transport: no socket, no sleep."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import uvicorn
+import uvicorn.server
+
+from taskdaemon.pipeline.http_limits import HttpLimits, bounded_protocol
+
+Message = dict[str, Any]
+
+
+class _Timer:
+    """A timer of :class:`_Loop`: due at ``when``, fired by the test."""
+
+    def __init__(self, when: float, callback: Any) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Loop:
+    """The loop a protocol sees: a clock moved by the test, timers fired by the test, tasks
+    run on the real running loop."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[_Timer] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Any, *args: Any) -> _Timer:
+        timer = _Timer(self.now + delay, lambda: callback(*args))
+        self.timers.append(timer)
+        return timer
+
+    def create_task(self, coroutine: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self.tasks.append(task)
+        return task
+
+    def armed(self) -> list[float]:
+        """When each timer that is neither cancelled nor fired is due."""
+        return [t.when for t in self.timers if not t.cancelled]
+
+    def fire(self) -> None:
+        """Run every armed timer's callback (as if its time had come)."""
+        for timer in [t for t in self.timers if not t.cancelled]:
+            timer.cancelled = True
+            timer.callback()
+
+
+class _Transport(asyncio.Transport):
+    """A connection's transport that keeps what is written and whether it was closed."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self.written = b""
+        self.eof = False
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", self.port), "sockname": ("127.0.0.1", 80)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def _ok(scope: Message, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class _Server:
+    """Connections of one server of the bounded protocol, on one :class:`_Loop`."""
+
+    def __init__(self, cap: int = 10, header_timeout: float = 10.0) -> None:
+        limits = HttpLimits(max_connections=cap, header_timeout=header_timeout)
+        self.protocol = bounded_protocol(limits)
+        self.protocol.connection_cap = cap  # type: ignore[attr-defined]
+        self.config = uvicorn.Config(_ok, log_config=None, lifespan="off")
+        self.state = uvicorn.server.ServerState()
+        self.loop = _Loop()
+
+    def connect(self, port: int) -> tuple[Any, _Transport]:
+        protocol = self.protocol(self.config, self.state, {}, _loop=self.loop)
+        transport = _Transport(port)
+        protocol.connection_made(transport)
+        return protocol, transport
+
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+#: A request head whose body never comes: the connection stays busy.
+POST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n"
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Callable[..., _Server]]:
+    """Makes :class:`_Server` s; cancels the requests their connections left running."""
+    made: list[_Server] = []
+
+    def make(**limits: Any) -> _Server:
+        made.append(_Server(**limits))
+        return made[-1]
+
+    yield make
+    tasks = [task for server in made for task in server.loop.tasks]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_new_connection_must_send_its_head_within_the_header_timeout(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection gets one timer, due ``header_timeout`` after it was made."""
+    server = servers(header_timeout=3.0)
+    server.loop.now = 5.0
+    server.connect(1)
+    assert [8.0] == server.loop.armed()
+
+
+async def test_a_connection_without_a_complete_head_in_time_is_closed(
+    servers: Callable[..., _Server],
+) -> None:
+    """When the header timer fires on a connection that sent only part of a head, it is
+    closed."""
+    server = servers()
+    protocol, transport = server.connect(1)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    server.loop.fire()
+    assert True is transport.closed
+
+
+async def test_a_complete_head_disarms_the_header_timer(servers: Callable[..., _Server]) -> None:
+    """Once the head is complete the timer is cancelled: a slow app never costs the
+    connection."""
+    server = servers()
+    protocol, _transport = server.connect(1)
+    protocol.data_received(POST)
+    assert [] == server.loop.armed()
+
+
+async def test_a_timer_firing_on_a_busy_connection_leaves_it_open(
+    servers: Callable[..., _Server],
+) -> None:
+    """A header timer that fires while a request is in progress does not close it."""
+    server = servers()
+    protocol, transport = server.connect(1)
+    timer = server.loop.timers[0]
+    protocol.data_received(POST)
+    timer.callback()
+    assert False is transport.closed
+
+
+async def test_after_a_response_the_header_timer_is_armed_again(
+    servers: Callable[..., _Server],
+) -> None:
+    """A keep-alive connection whose response completed waits for the next head under a new
+    header timer, from the time the response completed."""
+    server = servers(header_timeout=3.0)
+    protocol, _transport = server.connect(1)
+    server.loop.now = 2.0
+    protocol.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    # 7.0: uvicorn's own keep-alive timer, armed by the same response.
+    assert [5.0, 7.0] == sorted(server.loop.armed())
+
+
+async def test_a_lost_connection_cancels_its_header_timer(servers: Callable[..., _Server]) -> None:
+    """When the client goes away, the header timer is cancelled."""
+    server = servers()
+    protocol, _transport = server.connect(1)
+    protocol.connection_lost(None)
+    assert [] == server.loop.armed()
+
+
+async def test_over_the_cap_the_longest_idle_connection_makes_room(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection over the cap closes the one that has waited longest for a request."""
+    server = servers(cap=2)
+    transports = []
+    for port in (1, 2, 3):
+        server.loop.now = float(port)
+        transports.append(server.connect(port)[1])
+    assert [True, False, False] == [t.closed for t in transports]
+
+
+async def test_the_idle_time_of_a_kept_alive_connection_starts_at_its_response(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection that was served waits for its next request from the response's end, so an
+    older idle connection is closed first."""
+    server = servers(cap=2)
+    served, served_transport = server.connect(1)
+    server.loop.now = 1.0
+    _idle, idle_transport = server.connect(2)
+    server.loop.now = 2.0
+    served.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    server.loop.now = 3.0
+    server.connect(3)
+    assert (False, True) == (served_transport.closed, idle_transport.closed)
+
+
+async def test_a_connection_mid_request_is_not_closed_to_make_room(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection that has sent a head is busy: the idle one is closed instead."""
+    server = servers(cap=2)
+    busy, busy_transport = server.connect(1)
+    busy.data_received(POST)
+    server.loop.now = 1.0
+    _idle, idle_transport = server.connect(2)
+    server.connect(3)
+    assert (False, True) == (busy_transport.closed, idle_transport.closed)
+
+
+async def test_when_every_connection_is_busy_a_new_one_gets_503(
+    servers: Callable[..., _Server],
+) -> None:
+    """Over the cap with no idle connection, the new one is answered 503, half-closed, and
+    closed a second later; what it sends is ignored."""
+    server = servers(cap=1)
+    busy, _busy_transport = server.connect(1)
+    busy.data_received(POST)
+    server.loop.now = 10.0
+    refused, transport = server.connect(2)
+    refused.data_received(GET)
+    due = server.loop.armed()
+    server.loop.fire()
+    body = b'{"error": "too many open connections"}'
+    expected = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body),
+        True,
+        [11.0],
+        True,
+    )
+    assert expected == (transport.written, transport.eof, due, transport.closed)
