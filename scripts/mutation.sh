@@ -55,6 +55,21 @@ tests_for() {
                 tests/pipeline_run_state_test.py tests/pipeline_visualization_live_test.py \
                 tests/pipeline_tracking_reconstruct_test.py \
                 tests/pipeline_tracking_live_vs_stored_test.py ;;
+        pipeline/cel_limits.py)
+            echo tests/pipeline_cel_limits_test.py tests/reliability_hostile_input_test.py \
+                tests/pipeline_engine_trigger_functions_test.py tests/pipeline_validation_test.py ;;
+        pipeline/span_redaction.py)
+            echo tests/pipeline_span_redaction_test.py \
+                tests/pipeline_monitor_definition_redaction_test.py \
+                tests/pipeline_monitor_redaction_once_test.py tests/pipeline_monitor_payloads_test.py ;;
+        pipeline/yaml_values.py)
+            echo tests/pipeline_yaml_values_test.py tests/pipeline_yaml_quick_test.py \
+                tests/pipeline_config_quick_test.py tests/pipeline_yamlsafe_test.py \
+                tests/pipeline_config_test.py ;;
+        pipeline/http_limits.py)
+            echo tests/pipeline_http_limits_test.py tests/pipeline_http_limits_protocol_test.py \
+                tests/pipeline_metrics_http_limits_cache_test.py tests/pipeline_http_security_test.py \
+                tests/reliability_http_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
