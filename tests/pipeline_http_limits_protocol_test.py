@@ -103,14 +103,20 @@ async def _ok(scope: Message, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
+async def _early(scope: Message, receive: Any, send: Any) -> None:
+    """Answers 401 without reading the request's body, as the security middleware does."""
+    await send({"type": "http.response.start", "status": 401, "headers": []})
+    await send({"type": "http.response.body", "body": b"no"})
+
+
 class _Server:
     """Connections of one server of the bounded protocol, on one :class:`_Loop`."""
 
-    def __init__(self, cap: int = 10, header_timeout: float = 10.0) -> None:
+    def __init__(self, cap: int = 10, header_timeout: float = 10.0, app: Any = _ok) -> None:
         limits = HttpLimits(max_connections=cap, header_timeout=header_timeout)
         self.protocol = bounded_protocol(limits)
         self.protocol.connection_cap = cap  # type: ignore[attr-defined]
-        self.config = uvicorn.Config(_ok, log_config=None, lifespan="off")
+        self.config = uvicorn.Config(app, log_config=None, lifespan="off")
         self.state = uvicorn.server.ServerState()
         self.loop = _Loop()
 
@@ -271,3 +277,31 @@ async def test_when_every_connection_is_busy_a_new_one_gets_503(
         True,
     )
     assert expected == (transport.written, transport.eof, due, transport.closed)
+
+
+async def test_a_request_answered_before_its_body_is_timed_from_the_body_s_end(
+    servers: Callable[..., _Server],
+) -> None:
+    """A request answered before its body was read (a 401) waits for the next head under a
+    header timer armed when the body's last byte arrives."""
+    server = servers(header_timeout=3.0, app=_early)
+    protocol, _transport = server.connect(1)
+    protocol.data_received(POST)
+    await asyncio.gather(*server.loop.tasks)
+    server.loop.now = 4.0
+    protocol.data_received(b"12345")
+    assert [7.0] == server.loop.armed()
+
+
+async def test_a_request_answered_before_its_body_is_closed_without_a_next_head(
+    servers: Callable[..., _Server],
+) -> None:
+    """After the body of a request answered early, a connection that sends no next head is
+    closed when the header timer fires."""
+    server = servers(app=_early)
+    protocol, transport = server.connect(1)
+    protocol.data_received(POST)
+    await asyncio.gather(*server.loop.tasks)
+    protocol.data_received(b"12345")
+    server.loop.fire()
+    assert True is transport.closed

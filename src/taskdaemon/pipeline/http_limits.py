@@ -8,9 +8,11 @@ request body                1 MiB        413, checked on ``Content-Length`` firs
 body read time              30 s         408 (the connection is closed)
 request headers             16 KiB       400 (h11's own bound on an incomplete event)
 header read time            10 s         the connection is closed: a client that connects, or
-                                         finishes a response on keep-alive, must send a complete
-                                         request head within this time (uvicorn has no such
-                                         timeout: its keep-alive timer is disarmed by any byte)
+                                         finishes a response on keep-alive (or the body of a
+                                         request answered before it was read), must send a
+                                         complete request head within this time (uvicorn has no
+                                         such timeout: its keep-alive timer is disarmed by any
+                                         byte)
 keep-alive idle time        5 s          the connection is closed (uvicorn's
                                          ``timeout_keep_alive``)
 connections                 512          the connection that has waited longest for a request
@@ -241,6 +243,12 @@ class _BoundedH11Protocol(H11Protocol):
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm_header_timer()
+        elif self._header_timer is None and self._waiting_for_request():
+            # A request answered before its body was read (a 401 from the security
+            # middleware) ends its cycle here, when the body's last byte arrives, not in
+            # on_response_complete; uvicorn has disarmed its keep-alive timer on that byte.
+            self._idle_since = self.loop.time()
+            self._arm_header_timer()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
