@@ -4,6 +4,7 @@ controlled loop (clock and timers moved by the test) and transport: no socket, n
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -305,3 +306,66 @@ async def test_a_request_answered_before_its_body_is_closed_without_a_next_head(
     protocol.data_received(b"12345")
     server.loop.fire()
     assert True is transport.closed
+
+
+async def test_a_connection_still_sending_a_body_answered_early_is_busy(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection whose early answer is sent but whose body is still coming is not idle:
+    over the cap the new connection is refused instead."""
+    server = servers(cap=1, app=_early)
+    sending, sending_transport = server.connect(1)
+    sending.data_received(POST)
+    await asyncio.gather(*server.loop.tasks)
+    _refused, refused_transport = server.connect(2)
+    status = refused_transport.written.split(b"\r\n", 1)[0]
+    assert (False, b"HTTP/1.1 503 Service Unavailable") == (sending_transport.closed, status)
+
+
+async def test_a_connection_closed_by_its_header_timer_is_lost_cleanly(
+    servers: Callable[..., _Server],
+) -> None:
+    """After its header timer closed it, the connection's loss cancels nothing and raises
+    nothing."""
+    server = servers()
+    protocol, _transport = server.connect(1)
+    server.loop.fire()
+    protocol.connection_lost(None)
+    assert [] == server.loop.armed()
+
+
+async def test_the_header_timeout_is_logged_with_the_client_and_the_limit(
+    servers: Callable[..., _Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing a connection for its header timeout logs, at debug level, the client and why."""
+    server = servers(header_timeout=2.5)
+    server.connect(7)
+    with caplog.at_level(logging.DEBUG, logger="taskdaemon.http"):
+        server.loop.fire()
+    expected = [
+        (
+            "taskdaemon.http",
+            logging.DEBUG,
+            "closing HTTP connection from ('127.0.0.1', 7): no complete request head within 2.5s",
+        )
+    ]
+    assert expected == caplog.record_tuples
+
+
+async def test_an_eviction_is_logged_with_the_client_and_the_reason(
+    servers: Callable[..., _Server], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Closing an idle connection to make room logs, at debug level, its client and why."""
+    server = servers(cap=1)
+    server.connect(7)
+    with caplog.at_level(logging.DEBUG, logger="taskdaemon.http"):
+        server.connect(8)
+    expected = [
+        (
+            "taskdaemon.http",
+            logging.DEBUG,
+            "closing HTTP connection from ('127.0.0.1', 7): "
+            "closed to make room for a new connection",
+        )
+    ]
+    assert expected == caplog.record_tuples

@@ -167,6 +167,15 @@ async def test_a_get_with_a_zero_length_is_passed_through_unread() -> None:
     assert client.receive == app.receive
 
 
+async def test_a_get_with_chunked_only_in_another_header_is_passed_through_unread() -> None:
+    """A GET is chunked only by ``Transfer-Encoding``: ``chunked`` in another header, or
+    another encoding, leaves it unread."""
+    client = _Client(_chunk(b""))
+    scope = _scope("GET", (b"x-note", b"chunked"), (b"transfer-encoding", b"gzip"))
+    app = await _serve(scope, client)
+    assert client.receive == app.receive
+
+
 async def test_a_get_with_a_declared_body_is_read_within_the_limit() -> None:
     """A GET that declares a body has it read and bounded like any other."""
     client = _Client(_chunk(b"x" * 11))
@@ -335,8 +344,8 @@ class _Time:
         return self.now
 
     def thread_time(self) -> float:
-        self._reads += 1  # a render reads it twice: before and after
-        return 0.0 if self._reads % 2 else self.cpu
+        self._reads += 1  # a render reads it twice: before and after (the thread ran before)
+        return 5.0 if self._reads % 2 else 5.0 + self.cpu
 
 
 @pytest.fixture
@@ -459,3 +468,10 @@ async def test_the_gzip_form_is_level_1_without_a_timestamp() -> None:
     registry = _registry()
     answer = await MetricsCache(registry, max_age=60.0).render(None, "gzip")
     assert gzip.compress(generate_latest(registry), compresslevel=1, mtime=0) == answer.body
+
+
+async def test_the_gzip_answer_has_the_exposition_s_content_type() -> None:
+    """A gzip answer names the format of what it compresses, as the plain one does."""
+    cache = MetricsCache(_registry(), max_age=60.0)
+    plain, zipped = await cache.render(None), await cache.render(None, "gzip")
+    assert plain.content_type == zipped.content_type
