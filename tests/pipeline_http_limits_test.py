@@ -33,10 +33,12 @@ class _App:
     """An ASGI app that reads one message, keeps it and the receive callable, answers 200."""
 
     def __init__(self) -> None:
+        self.scope: Message | None = None
         self.receive: Any = None
         self.received: list[Message] = []
 
     async def __call__(self, scope: Message, receive: Any, send: Any) -> None:
+        self.scope = scope
         self.receive = receive
         self.received.append(await receive())
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -202,8 +204,17 @@ async def test_a_body_method_has_its_body_read_without_a_length(method: str) -> 
 async def test_a_scope_other_than_http_is_passed_through() -> None:
     """A lifespan or websocket scope goes to the app untouched, with the client's receive."""
     client = _Client({"type": "lifespan.startup"})
-    app = await _serve({"type": "lifespan"}, client)
-    assert (client.receive, [{"type": "lifespan.startup"}]) == (app.receive, app.received)
+    scope = {"type": "lifespan"}
+    app = await _serve(scope, client)
+    expected = (scope, client.receive, [{"type": "lifespan.startup"}])
+    assert expected == (app.scope, app.receive, app.received)
+
+
+async def test_a_request_message_without_body_or_more_body_is_an_empty_complete_body() -> None:
+    """``body`` and ``more_body`` may be left out of a message (ASGI): no bytes, and the last."""
+    client = _Client({"type": "http.request"})
+    app = await _serve(_scope("POST"), client)
+    assert [_chunk(b"")] == app.received
 
 
 # --- connections ---------------------------------------------------------------------------------
