@@ -369,3 +369,44 @@ async def test_an_eviction_is_logged_with_the_client_and_the_reason(
         )
     ]
     assert expected == caplog.record_tuples
+
+
+async def test_a_trickled_partial_head_does_not_move_the_header_timer(
+    servers: Callable[..., _Server],
+) -> None:
+    """Bytes of an unfinished head leave the header timer due where it was (a slowloris
+    client cannot push it back)."""
+    server = servers(header_timeout=10.0)
+    protocol, _transport = server.connect(1)
+    server.loop.now = 5.0
+    protocol.data_received(b"GET / HTTP/1.1\r\n")
+    assert [10.0] == server.loop.armed()
+
+
+async def test_after_a_body_answered_early_the_connection_is_idle_from_its_end(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection whose early-answered body ended later than another connection went idle
+    has waited less: the other one is closed to make room."""
+    server = servers(cap=2, app=_early)
+    early, early_transport = server.connect(1)
+    early.data_received(POST)
+    await asyncio.gather(*server.loop.tasks)
+    server.loop.now = 1.0
+    _idle, idle_transport = server.connect(2)
+    server.loop.now = 2.0
+    early.data_received(b"12345")
+    server.loop.now = 3.0
+    server.connect(3)
+    assert (False, True) == (early_transport.closed, idle_transport.closed)
+
+
+async def test_a_connection_lost_with_an_error_hands_the_error_on(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection lost with an error is reported to uvicorn as such, which then leaves the
+    transport to asyncio instead of closing it."""
+    server = servers()
+    protocol, transport = server.connect(1)
+    protocol.connection_lost(ConnectionResetError())
+    assert False is transport.closed
