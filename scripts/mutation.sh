@@ -70,6 +70,10 @@ tests_for() {
             echo tests/pipeline_http_limits_test.py tests/pipeline_http_limits_protocol_test.py \
                 tests/pipeline_metrics_http_limits_cache_test.py tests/pipeline_http_security_test.py \
                 tests/reliability_http_test.py ;;
+        pipeline/yamlsafe.py)
+            echo tests/pipeline_yamlsafe_test.py tests/pipeline_yaml_quick_test.py \
+                tests/pipeline_config_quick_test.py tests/reliability_hostile_input_test.py \
+                tests/pipeline_config_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
