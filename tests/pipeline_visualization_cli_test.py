@@ -54,13 +54,14 @@ def test_definition_to_stdout(fmt: str) -> None:
 
 @pytest.mark.slow
 def test_output_file(tmp_path: Path) -> None:
-    """``-o FILE`` writes the drawing there and nothing to stdout."""
+    """``-o FILE`` writes the drawing there, private to its owner, and nothing to stdout."""
     out = tmp_path / "pipeline.mmd"
     done = dag(str(EXAMPLE), "--format", "mermaid", "-o", str(out))
-    assert (0, "", visualize(load_pipeline(str(EXAMPLE)), "mermaid")) == (
+    assert (0, "", visualize(load_pipeline(str(EXAMPLE)), "mermaid"), 0o600) == (
         done.returncode,
         done.stdout,
         out.read_text(encoding="utf-8"),
+        out.stat().st_mode & 0o777,
     )
 
 

@@ -18,11 +18,11 @@ reader never sees half a file. Exit codes: 0 drawn, 1 the run or its source coul
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.output_file import write_atomically, write_output
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
@@ -125,16 +125,10 @@ def run_dag(args: argparse.Namespace) -> int:
         return 130
     if pipeline is not None and run is not None and run.pipeline != pipeline.name:
         return _fail(2, _other_pipeline(run, pipeline, args.file))
-    text = visualize(pipeline, VisualizationFormat(args.format), run=run)
-    if args.output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return 0
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
-    return 0
+    problem = write_output(
+        visualize(pipeline, VisualizationFormat(args.format), run=run), args.output
+    )
+    return _fail(1, problem) if problem else 0
 
 
 def _other_pipeline(run: RunRecord, pipeline: Pipeline, file: str | None) -> str:
@@ -143,21 +137,6 @@ def _other_pipeline(run: RunRecord, pipeline: Pipeline, file: str | None) -> str
     return (
         f"run {run.run_id} is a run of pipeline {run.pipeline!r}, not of {pipeline.name!r} ({file})"
     )
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename: a temporary file in the same folder (same
-    file system), flushed, then renamed over it."""
-    import tempfile  # noqa: PLC0415 - only --watch writes this way
-
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 async def _watch(

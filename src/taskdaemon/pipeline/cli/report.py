@@ -20,9 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 
 __all__ = ["register", "run_report"]
@@ -116,15 +116,8 @@ def run_report(args: argparse.Namespace) -> int:
         return _fail(1, str(exc))
     finally:
         source.close()
-    if args.output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return 0
-    try:
-        Path(args.output).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
-    return 0
+    problem = write_output(text, args.output)
+    return _fail(1, problem) if problem else 0
 
 
 def _compute(

@@ -1,0 +1,67 @@
+"""``cli/output_file``: what ``dag -o`` and ``report -o`` write, and how."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from taskdaemon.pipeline.cli.output_file import write_output
+
+
+def test_a_file_is_private_to_its_owner_whatever_the_umask(tmp_path: Path) -> None:
+    """Under a umask that would leave it readable by all, the file is still 0600."""
+    target = tmp_path / "report.html"
+    previous = os.umask(0o022)
+    try:
+        assert write_output("<html/>", str(target)) is None
+    finally:
+        os.umask(previous)
+    assert ("<html/>", 0o600) == (target.read_text(), stat.S_IMODE(target.stat().st_mode))
+
+
+def test_an_existing_file_is_replaced_and_made_private(tmp_path: Path) -> None:
+    """A target left 0644 by an earlier version is replaced whole, its mode not kept."""
+    target = tmp_path / "dag.dot"
+    target.write_text("old")
+    target.chmod(0o644)
+    assert write_output("new", str(target)) is None
+    assert ("new", 0o600) == (target.read_text(), stat.S_IMODE(target.stat().st_mode))
+
+
+def test_a_failed_write_keeps_the_previous_file_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails midway (a full disk) is one line; the old file and the folder are
+    as they were."""
+    target = tmp_path / "report.md"
+    target.write_text("previous report")
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    problem = write_output("new report", str(target))
+    assert (
+        f"cannot write {target}: No space left on device",
+        ["report.md"],
+        "previous report",
+    ) == (
+        problem,
+        sorted(path.name for path in tmp_path.iterdir()),
+        target.read_text(),
+    )
+
+
+def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
+    """A target in a folder that does not exist is refused with the reason."""
+    target = tmp_path / "missing" / "dag.svg"
+    assert f"cannot write {target}: No such file or directory" == write_output("x", str(target))
+
+
+def test_without_a_file_the_text_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    """No ``-o``: the text is printed as it is."""
+    assert write_output("digraph {}\n", None) is None
+    assert "digraph {}\n" == capsys.readouterr().out
