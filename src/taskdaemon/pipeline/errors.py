@@ -1,6 +1,9 @@
-"""Every exception taskdaemon raises on purpose, in one place."""
+"""Every exception taskdaemon raises on purpose, in one place, and the error wording that
+several front ends share."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -19,7 +22,11 @@ __all__ = [
     "StageTimeoutError",
     "TaskdaemonError",
     "ValidationIssue",
+    "no_such_stage",
 ]
+
+#: Stage names an unknown-stage error lists (one line, whatever the run's size).
+NAMED_STAGES = 20
 
 
 class TaskdaemonError(Exception):
@@ -97,3 +104,13 @@ class StageFailedError(TaskdaemonError):
 
 class StageTimeoutError(TaskdaemonError):
     """Raised when a stage attempt ran past its timeout."""
+
+
+def no_such_stage(stage: str, stages: Sequence[str]) -> str:
+    """``has no stage 'x' (its stages: a, b and 3 more)``: what ``taskdaemon logs --stage`` and
+    the web page's log routes say of a stage the run does not have, after naming the run; at
+    most :data:`NAMED_STAGES` names, so a typo is one line however large the run."""
+    named = ", ".join(stages[:NAMED_STAGES])
+    if len(stages) > NAMED_STAGES:
+        named += f" and {len(stages) - NAMED_STAGES} more"
+    return f"has no stage {stage!r} (its stages: {named})"

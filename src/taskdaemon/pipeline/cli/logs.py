@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["register"]
@@ -35,8 +35,6 @@ _LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 #: After the run ended, polls go on until one finds nothing (the log writer may trail the
 #: span writer by a batch), at most this long.
 _DRAIN_SECONDS = 2.0
-#: Stage names an unknown ``--stage`` error lists (one line, whatever the run's size).
-_NAMED_STAGES = 20
 
 
 def register(subparsers: Any) -> None:
@@ -99,14 +97,8 @@ def logs_command(args: argparse.Namespace) -> int:
             record = source.get_run(run_id)
             stages = [stage.name for stage in record.stages]
             if args.stage not in stages:
-                named = ", ".join(stages[:_NAMED_STAGES])
-                if len(stages) > _NAMED_STAGES:
-                    named += f" and {len(stages) - _NAMED_STAGES} more"
-                return _fail(
-                    1,
-                    f"run {run_id} of pipeline {record.pipeline!r} has no stage "
-                    f"{args.stage!r} (its stages: {named})",
-                )
+                where = f"run {run_id} of pipeline {record.pipeline!r}"
+                return _fail(1, f"{where} {no_such_stage(args.stage, stages)}")
         conn = sqlite3.connect(source.path, timeout=30.0)
         try:
             return _print(args, conn, run_id, source)

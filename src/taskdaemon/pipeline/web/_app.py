@@ -44,7 +44,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.tracking.log_read import store_path
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
@@ -352,12 +352,7 @@ class WebApp:
         full_id = snapshot.run.run_id if snapshot.run is not None else run_id
         stages = [node.name for node in snapshot.nodes]
         if stage not in stages:  # a typo's empty tail would look like a stage that is silent
-            named = ", ".join(stages[:20]) + (
-                f" and {len(stages) - 20} more" if len(stages) > 20 else ""
-            )
-            return error_response(
-                404, f"run {full_id} has no stage {stage!r} (its stages: {named})"
-            )
+            return error_response(404, f"run {full_id} {no_such_stage(stage, stages)}")
         return path, full_id, stage
 
     async def api_logs(self, request: Request) -> Response:
