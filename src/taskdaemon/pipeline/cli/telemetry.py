@@ -33,11 +33,13 @@ Prometheus exporter.
 A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
 span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
 count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch. What is lost is
-counted the OTel way: the batch processors and the OTLP span exporters are given the meter
-provider, so the SDK's own self-observability metrics count the spans a full queue dropped
-(``otel.sdk.processor.span.processed`` with ``error.type`` ``queue_full``) and the spans whose
-export failed (``otel.sdk.exporter.span.exported`` with ``error.type``), beside the queue's
-size and capacity. Without an exporter there is no batch processor, and nothing is added.
+counted: the spans of every failed export in ``taskdaemon.spans.export_failed``, per exporter
+(``span_losses.observe_failed_exports``). The batch processors and the OTLP span exporters are
+also given the meter provider, so when the SDK's own self-observability metrics are switched
+on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``; off by default upstream) they reach the
+same readers: the spans a full queue dropped (``otel.sdk.processor.span.processed`` with
+``error.type`` ``queue_full``), the exports by ``error.type``, the queue's size and capacity.
+Without an exporter there is no batch processor, and nothing is added.
 
 :meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
 seconds in all (a helper thread does the work; past the bound it is abandoned, a warning says how
@@ -158,7 +160,8 @@ class ExportHealth:
                 self._last_success = now
             else:
                 self._last_error = error or "export failed"
-                self._failed_spans[exporter] = self._failed_spans.get(exporter, 0) + spans
+                if spans:
+                    self._failed_spans[exporter] = self._failed_spans.get(exporter, 0) + spans
 
     def failed_spans(self) -> dict[str, int]:
         """Spans whose export failed since the start, per exporter (never reset)."""
