@@ -41,11 +41,12 @@ import tarfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from taskdaemon import __version__
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
+from taskdaemon.pipeline.private_file import replace_privately
 from taskdaemon.pipeline.record_fields import as_dict, fields, is_record
 from taskdaemon.pipeline.tracking.otlp_json import encode_traces
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
@@ -219,19 +220,16 @@ def write_dump(
     if path.is_dir():  # as cp does: into it, under the default file name
         path = path / default_dump_path(path, record.run_id).name
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # made here: the owner's only
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("wb") as raw:
-            partial.chmod(0o600)
-            with tarfile.open(fileobj=raw, mode="w:gz") as archive:
-                for name, data in {"manifest.json": _json(manifest), **members}.items():
-                    info = tarfile.TarInfo(name)
-                    info.size = len(data)
-                    info.mtime = int(created)
-                    info.mode = 0o600
-                    archive.addfile(info, io.BytesIO(data))
-        partial.replace(path)
-    except BaseException:  # a full disk, say: no half-written archive is left behind
-        partial.unlink(missing_ok=True)
-        raise
+
+    def archive_into(raw: BinaryIO) -> None:
+        with tarfile.open(fileobj=raw, mode="w:gz") as archive:
+            for name, data in {"manifest.json": _json(manifest), **members}.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mtime = int(created)
+                info.mode = 0o600
+                archive.addfile(info, io.BytesIO(data))
+
+    # Whole and 0600: a full disk, say, leaves no half-written archive behind.
+    replace_privately(path, archive_into)
     return path
