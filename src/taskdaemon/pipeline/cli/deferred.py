@@ -408,7 +408,7 @@ def start_deferred_monitoring(
                 preset_trace_id,
             )
 
-            _, monitor = build_monitor(
+            _, monitor, _ = build_monitor(
                 settings,
                 serve_metrics=False,
                 stack=loaded,

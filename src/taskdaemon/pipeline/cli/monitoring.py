@@ -11,6 +11,7 @@ It lives apart from the command modules so that none of them imports another.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from taskdaemon.pipeline.engine import Engine
     from taskdaemon.pipeline.server import EngineController, MonitorServer
+    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
 __all__ = ["Monitoring", "api_auth", "build_monitor", "parse_address", "start_monitoring"]
 
@@ -82,8 +84,9 @@ def build_monitor(
     slot: HandlerSlot | None = None,
     capture: PayloadCapture | None = None,
     id_generator: IdGenerator | None = None,
-) -> tuple[Telemetry, PipelineMonitor]:
-    """The telemetry (global providers) and the monitor of one process, with run logging.
+) -> tuple[Telemetry, PipelineMonitor, SqliteLogWriter | None]:
+    """The telemetry (global providers) and the monitor of one process, with run logging (and
+    its store writer, when run logs are stored).
 
     Console logging must be configured already (``logs.configure_logging``); this adds the
     OTel log handler when a log exporter is set. Shutdowns are pushed on ``stack``. ``capture``
@@ -106,11 +109,11 @@ def build_monitor(
             max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
         ),
     )
-    install_run_logging(settings, monitor, telemetry, stack, slot=slot)
+    writer = install_run_logging(settings, monitor, telemetry, stack, slot=slot)
     # Pushed last, so run first: what is still queued is handled while run logging and the
     # providers are up, and the monitor's worker thread ends with the command.
     stack.callback(monitor.close)
-    return telemetry, monitor
+    return telemetry, monitor, writer
 
 
 def start_monitoring(
@@ -122,11 +125,13 @@ def start_monitoring(
     """Build telemetry, logging, the monitor and (with ``serve``) start the HTTP server.
 
     Call it inside the running event loop. Shutdowns are pushed on ``stack``: the server stops
-    first, then telemetry is flushed within ``TASKDAEMON_EXPORT_TIMEOUT``. Raises ``OSError``
-    when the address is taken.
+    first (once the records queued by then are stored), then telemetry is flushed within
+    ``TASKDAEMON_EXPORT_TIMEOUT``. Raises ``OSError`` when the address is taken.
     """
     configure_logging(settings)
-    telemetry, monitor = build_monitor(settings, serve_metrics=serve is not None, stack=stack)
+    telemetry, monitor, writer = build_monitor(
+        settings, serve_metrics=serve is not None, stack=stack
+    )
     controller = server = None
     if serve is not None:
         from taskdaemon.pipeline.server import (  # noqa: PLC0415 - see the module docstring
@@ -153,9 +158,23 @@ def start_monitoring(
         )
         server = MonitorServer(app, host=serve[0], port=serve[1], lag=lag)
         server.start_nowait()
-        stack.push_async_callback(server.aclose)
+        stack.push_async_callback(
+            _close_once_stored, server, monitor, writer, settings.export_timeout
+        )
         _announce(server, auth, settings, stack)
     return Monitoring(settings, telemetry, monitor, controller, server)
+
+
+async def _close_once_stored(
+    server: MonitorServer, monitor: PipelineMonitor, writer: SqliteLogWriter | None, seconds: float
+) -> None:
+    """Close ``server`` once the records queued so far are in the store (within ``seconds``):
+    ``run --serve`` closes it as its run ends, and the stage log streams it ends then send
+    their final tail read from the store (``web._app``), not one cut before the last lines."""
+    monitor.flush()
+    if writer is not None:
+        await asyncio.to_thread(writer.flush, seconds)
+    await server.aclose()
 
 
 def api_auth(settings: Settings) -> ApiAuth:

@@ -159,16 +159,28 @@ class WebApp:
         self.data.close()
 
     def _final_snapshot(self, key: str) -> Any:
-        """The last snapshot of a live stream's run once the run ended, else None."""
-        kind, _, run_id = key.partition(":")
+        """The last item of a stream whose run (of this process) has ended, else None: the
+        run's last snapshot, or its stage's log tail read from the store now (``run --serve``
+        stores the run's last records before it closes the server)."""
+        kind, _, rest = key.partition(":")
+        run_id, _, stage = rest.partition(":")
         live = self.data.live
-        if kind != "live" or live is None:
+        if live is None or kind not in ("live", "logs") or not self._held_ended(run_id):
+            return None
+        if kind == "logs":
+            path = self._logs_store()
+            return None if path is None else stage_log_tail(path, run_id, stage, ended=True)
+        return live.snapshot(run_id)
+
+    def _held_ended(self, run_id: str) -> bool | None:
+        """Whether the run this process's engine holds has ended; None when it holds no such
+        run (the span source then has the only word)."""
+        live = self.data.live
+        if live is None:
             return None
         try:
-            if live.record(run_id).end is None:
-                return None
-            return live.snapshot(run_id)
-        except KeyError:  # the watcher no longer holds the run
+            return live.record(run_id).end is not None
+        except KeyError:
             return None
 
     def routes(self) -> list[BaseRoute]:
@@ -361,7 +373,11 @@ class WebApp:
         if isinstance(found, Response):
             return found
         try:
-            return JSONResponse(await asyncio.to_thread(stage_log_tail, *found))
+            path, run_id, stage = found
+            ended = self._held_ended(run_id)
+            return JSONResponse(
+                await asyncio.to_thread(stage_log_tail, path, run_id, stage, ended=ended)
+            )
         except (SpanSourceError, sqlite3.Error) as exc:
             return error_response(502, f"span store: {exc}")
 
@@ -373,11 +389,18 @@ class WebApp:
             return found
         path, run_id, stage = found
         interval = self.options.poll_interval
+        # The engine's word on the run's end, while it holds the run (``follow_stage_logs``).
+        # A run it no longer holds (None) has ended.
+        ended = (
+            None
+            if self._held_ended(run_id) is None
+            else lambda: self._held_ended(run_id) is not False
+        )
         try:
             subscription = self.hub.subscribe(
                 f"logs:{run_id}:{stage}",
                 lambda tail: tail,
-                lambda: follow_stage_logs(path, run_id, stage, interval=interval),
+                lambda: follow_stage_logs(path, run_id, stage, interval=interval, ended=ended),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))

@@ -17,7 +17,7 @@ import contextlib
 import json
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -86,33 +86,58 @@ def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any
     return deque(tail, maxlen=TAIL), total, last
 
 
-def stage_log_tail(path: Path, run_id: str, stage: str) -> dict[str, Any]:
-    """The stage's tail now (blocking: call it in a worker thread)."""
+def stage_log_tail(
+    path: Path, run_id: str, stage: str, *, ended: bool | None = None
+) -> dict[str, Any]:
+    """The stage's tail now (blocking: call it in a worker thread). ``ended`` is whether the
+    run has ended, from a caller that knows better than the store (see ``follow_stage_logs``);
+    None asks the store."""
     conn = connect(path)
     try:
         records, total, _ = _first(conn, run_id, stage)
-        return _tail(stage, records, total, live=not run_ended(conn, run_id))
+        if ended is None:
+            ended = run_ended(conn, run_id)
+        return _tail(stage, records, total, live=not ended)
     finally:
         conn.close()
 
 
 async def follow_stage_logs(
-    path: Path, run_id: str, stage: str, *, interval: float = 0.5
+    path: Path,
+    run_id: str,
+    stage: str,
+    *,
+    interval: float = 0.5,
+    ended: Callable[[], bool] | None = None,
 ) -> AsyncIterator[dict[str, Any]]:
     """The stage's tail, then a new tail each time records arrive, polling every ``interval``
     seconds; ends one poll after the run was seen ended with nothing more to read (the log
-    writer commits on its own thread, a moment after the run's end may be stored)."""
+    writer commits on its own thread, a moment after the run's end), or at the first poll for a
+    run that had ended before.
+
+    ``ended()`` (cheap, called on the loop) says whether the run has ended; by default the
+    store's run row does. A caller whose engine holds the run passes its word: the row is
+    written by the span store's writer a moment after the run starts, and "no row" reads as
+    ended (a run the store no longer holds)."""
+
+    async def has_ended() -> bool:
+        if ended is not None:
+            return ended()
+        return await asyncio.to_thread(run_ended, conn, run_id)
+
     conn = await asyncio.to_thread(connect, path)
     try:
         records, total, last = await asyncio.to_thread(_first, conn, run_id, stage)
-        ended_before = await asyncio.to_thread(run_ended, conn, run_id)
+        ended_before = await has_ended()
+        waited = ended_before  # ended before the stream began: what is stored is all there is
         yield _tail(stage, records, total, live=True)
         more = False
         while True:
-            if not (ended_before or more):
+            if not (waited or more):
                 await asyncio.sleep(interval)
+            waited = False
             # The end is read before the records: whatever was written before it is read now.
-            ended = await asyncio.to_thread(run_ended, conn, run_id)
+            now_ended = await has_ended()
             rows = await asyncio.to_thread(
                 read_logs, conn, run_id, stage=stage, after=last, limit=_BATCH
             )
@@ -121,11 +146,11 @@ async def follow_stage_logs(
                 total += len(rows)
                 records.extend(_record(row) for row in rows)
             more = len(rows) == _BATCH
-            done = ended and ended_before and not more
+            done = now_ended and ended_before and not more
             if rows or done:
                 yield _tail(stage, records, total, live=not done)
             if done:
                 return
-            ended_before = ended and not more
+            ended_before = now_ended and not more
     finally:
         await asyncio.to_thread(conn.close)

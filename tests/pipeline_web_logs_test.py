@@ -1,0 +1,78 @@
+"""The stage panel's log stream of a ``run --serve`` server, as a page reads it."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli_support import TASKDAEMON, environment
+
+TOKEN = "a-test-token-of-enough-length"
+_API = re.compile(r"API: (http://127\.0\.0\.1:\d+)/")
+_STARTED = re.compile(r"run ([0-9a-f]{32}) of gate started")
+
+
+def _events(lines: Iterator[str]) -> list[str]:
+    """Every event block of the stream's lines until it ends (the server closed it)."""
+    blocks, block = [], ""
+    for line in lines:
+        if line:
+            block += line + "\n"
+        elif block:
+            blocks.append(block)
+            block = ""
+    return blocks
+
+
+@pytest.mark.slow
+def test_a_run_serve_log_stream_ends_with_the_stages_last_lines(home: Path) -> None:
+    """When a ``run --serve`` run ends, its server closes; a stage's log stream still gets the
+    tail with the stage's last line, not live any more, then ``event: end``."""
+    gate = home / "go"
+    pipeline = home / "gate.yaml"
+    pipeline.write_text(
+        "name: gate\nstages:\n  - name: deploy\n    loop: command\n"
+        f'    command: "while [ ! -e {gate} ]; do sleep 0.02; done; echo deployed"\n'
+        "    triggers: [{manual: {approval_required: false}}]\n"
+    )
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(pipeline), "--serve", "127.0.0.1:0"],
+        env=environment(home, TASKDAEMON_API_TOKEN=TOKEN),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        text, api, started = "", None, None
+        for line in process.stderr:  # until the server's address and the run's id are out
+            text += line
+            if (api := _API.search(text)) and (started := _STARTED.search(text)):
+                break
+        assert api is not None, text
+        assert started is not None, text
+        url, run_id = api.group(1), started.group(1)
+        stream = f"{url}/api/runs/{run_id}/logs/stream?stage=deploy"
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        with httpx.stream("GET", stream, headers=headers, timeout=30) as response:
+            lines = response.iter_lines()
+            while next(lines) != "":  # the stream's first block: it is open
+                pass
+            gate.touch()
+            rest = _events(lines)
+    finally:
+        process.kill()
+        process.communicate()  # waits, and closes the pipe
+    tail = json.loads(rest[-2].split("data: ", 1)[1])
+    bodies = [record["body"] for record in tail["records"]]
+    assert (["deployed", "stage deploy.0.1 finished: success"], False, "event: end") == (
+        bodies[-2:],
+        tail["live"],
+        rest[-1].split("\n")[0],
+    )
