@@ -1,4 +1,4 @@
-"""The stage panel's log stream of a ``run --serve`` server, as a page reads it."""
+"""The stage panel's log routes: a ``run --serve`` server's live stream, and a dump's records."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ import httpx
 import pytest
 
 from cli_support import TASKDAEMON, environment
+from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.server import create_app
+from taskdaemon.pipeline.web import WebOptions
 
 TOKEN = "a-test-token-of-enough-length"
 _API = re.compile(r"API: (http://127\.0\.0\.1:\d+)/")
@@ -75,4 +78,58 @@ def test_a_run_serve_log_stream_ends_with_the_stages_last_lines(home: Path) -> N
         bodies[-2:],
         tail["live"],
         rest[-1].split("\n")[0],
+    )
+
+
+@pytest.fixture
+def dumped_run(home: Path) -> tuple[str, Path]:
+    """(run id, archive): a finished run whose one stage printed two lines, dumped."""
+    pipeline = home / "two.yaml"
+    pipeline.write_text(
+        "name: two\nstages:\n  - name: say\n    loop: command\n"
+        '    command: "echo one; echo two"\n'
+        "    triggers: [{manual: {approval_required: false}}]\n"
+    )
+    env = environment(home)
+    ran = subprocess.run(
+        [TASKDAEMON, "run", "-q", str(pipeline)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    archive = home / "run.tar.gz"
+    run_id = ran.stdout.strip()
+    subprocess.run(
+        [TASKDAEMON, "dump", run_id, "-o", str(archive)], env=env, capture_output=True, check=True
+    )
+    return run_id, archive
+
+
+@pytest.mark.slow
+async def test_a_dumps_stage_logs_are_served_from_the_dump(dumped_run: tuple[str, Path]) -> None:
+    """``ui --source dump://...`` serves a stage's log records from the dump, once and not
+    live, on both routes (the stream then ends), as the store would."""
+    run_id, archive = dumped_run
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN),
+        web=WebOptions(source_url=f"dump://{archive}", read_only=True),
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as client:
+            once = (await client.get(f"/api/runs/{run_id}/logs?stage=say")).json()
+            stream = await client.get(f"/api/runs/{run_id}/logs/stream?stage=say")
+    finally:
+        app.state.web.close()
+    blocks = stream.text.strip().split("\n\n")
+    output = [r["body"] for r in once["records"] if r["logger"] == "taskdaemon.run.output"]
+    assert (["one", "two"], False, once, "event: end") == (
+        output,
+        once["live"],
+        json.loads(blocks[-2].split("data: ", 1)[1]),
+        blocks[-1].split("\n")[0],
     )

@@ -50,7 +50,13 @@ from taskdaemon.pipeline.tracking.log_read import store_path
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
-from taskdaemon.pipeline.web._logs import MAX_STAGE_NAME, follow_stage_logs, stage_log_tail
+from taskdaemon.pipeline.web._logs import (
+    MAX_STAGE_NAME,
+    dump_stage_log_tail,
+    dump_stage_logs,
+    follow_stage_logs,
+    stage_log_tail,
+)
 from taskdaemon.pipeline.web._streams import EventStreamResponse, StreamHub, StreamLimitError
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
@@ -168,8 +174,10 @@ class WebApp:
         if live is None or kind not in ("live", "logs") or not self._held_ended(run_id):
             return None
         if kind == "logs":
-            path = self._logs_store()
-            return None if path is None else stage_log_tail(path, run_id, stage, ended=True)
+            place = self._logs_place()
+            if place is None or place[1]:
+                return None
+            return stage_log_tail(place[0], run_id, stage, ended=True)
         return live.snapshot(run_id)
 
     def _held_ended(self, run_id: str) -> bool | None:
@@ -245,7 +253,7 @@ class WebApp:
             grafana=grafana,
             live=live,
             control=self.can_control and live,
-            logs=self._logs_store() is not None,
+            logs=self._logs_place() is not None,
         )
 
     # --- API ------------------------------------------------------------------------------
@@ -339,21 +347,28 @@ class WebApp:
 
     # --- the stage panel's logs ------------------------------------------------------------
 
-    def _logs_store(self) -> Path | None:
-        """The embedded store's file, where run logs are kept; None for other sources."""
-        url = self.data.source_url
-        if url is None or not url.lower().startswith("sqlite:///"):
-            return None
-        return store_path(url)
+    def _logs_place(self) -> tuple[Path, bool] | None:
+        """Where the source's run logs are kept: (the embedded store's file, False) or (a
+        debug dump's archive, True); None for the sources that keep none (Tempo, Jaeger, OTLP
+        files)."""
+        url = self.data.source_url or ""
+        if url.lower().startswith("sqlite:///"):
+            return store_path(url), False
+        if url.lower().startswith("dump://") and len(url) > len("dump://"):
+            return Path(url[len("dump://") :]), True
+        return None
 
-    async def _logs_request(self, request: Request) -> tuple[Path, str, str] | Response:
-        """(store, run, stage) of a logs request, or the error response to send."""
+    async def _logs_request(self, request: Request) -> tuple[Path, bool, str, str] | Response:
+        """(store or dump, whether a dump, run, stage) of a logs request, or the error
+        response to send."""
         stage = request.query_params.get("stage", "")
         if not stage or len(stage) > MAX_STAGE_NAME:
             return error_response(400, f"?stage= must name a stage (1-{MAX_STAGE_NAME} chars)")
-        path = self._logs_store()
-        if path is None:
-            return error_response(404, "run logs are kept in the embedded span store only")
+        place = self._logs_place()
+        if place is None:
+            return error_response(
+                404, "run logs are kept in the embedded span store and in debug dumps only"
+            )
         run_id = request.path_params["run_id"]
         try:
             snapshot = await self.data.snapshot(run_id)
@@ -365,19 +380,21 @@ class WebApp:
         stages = [node.name for node in snapshot.nodes]
         if stage not in stages:  # a typo's empty tail would look like a stage that is silent
             return error_response(404, f"run {full_id} {no_such_stage(stage, stages)}")
-        return path, full_id, stage
+        return *place, full_id, stage
 
     async def api_logs(self, request: Request) -> Response:
         """The stage's last ``TAIL`` records and how many it has (``web._logs``)."""
         found = await self._logs_request(request)
         if isinstance(found, Response):
             return found
+        path, in_dump, run_id, stage = found
         try:
-            path, run_id, stage = found
-            ended = self._held_ended(run_id)
-            return JSONResponse(
-                await asyncio.to_thread(stage_log_tail, path, run_id, stage, ended=ended)
-            )
+            if in_dump:
+                tail = await asyncio.to_thread(dump_stage_log_tail, path, run_id, stage)
+            else:
+                ended = self._held_ended(run_id)
+                tail = await asyncio.to_thread(stage_log_tail, path, run_id, stage, ended=ended)
+            return JSONResponse(tail)
         except (SpanSourceError, sqlite3.Error) as exc:
             return error_response(502, f"span store: {exc}")
 
@@ -387,7 +404,7 @@ class WebApp:
         found = await self._logs_request(request)
         if isinstance(found, Response):
             return found
-        path, run_id, stage = found
+        path, in_dump, run_id, stage = found
         interval = self.options.poll_interval
         # The engine's word on the run's end, while it holds the run (``follow_stage_logs``).
         # A run it no longer holds (None) has ended.
@@ -400,7 +417,11 @@ class WebApp:
             subscription = self.hub.subscribe(
                 f"logs:{run_id}:{stage}",
                 lambda tail: tail,
-                lambda: follow_stage_logs(path, run_id, stage, interval=interval, ended=ended),
+                lambda: (
+                    dump_stage_logs(path, run_id, stage)
+                    if in_dump
+                    else follow_stage_logs(path, run_id, stage, interval=interval, ended=ended)
+                ),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))

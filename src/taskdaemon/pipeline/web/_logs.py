@@ -1,13 +1,16 @@
 """The stage panel's logs: one stage's stored log records as a bounded live tail.
 
 Records come from the embedded span store's ``logs`` table (``tracking.log_read``), where the
-log writer stored them redacted; other span sources (Tempo, Jaeger, files) keep no run logs,
-and the routes say so (404). A tail is a *snapshot*: the stage's last ``TAIL`` records and how
-many it has in all, so it fits the event streams of ``web._streams`` unchanged: one feed per
-(run, stage) polls the store, every event is a full tail, and a client dropped for being slow
-or reconnecting loses only intermediate states. Memory is bounded by ``TAIL`` per feed, each
-poll reads at most ``_BATCH`` new rows, and the stream ends once the run has ended and its last
-records were read.
+log writer stored them redacted, or from a debug dump's ``logs.otlp.json``
+(``tracking.dump_logs``: the store's records, taken when the dump was written); other span
+sources (Tempo, Jaeger, OTLP files) keep no run logs, and the routes say so (404).
+
+A tail is a *snapshot*: the stage's last ``TAIL`` records and how many it has in all, so it
+fits the event streams of ``web._streams`` unchanged: one feed per (run, stage) polls the
+store, every event is a full tail, and a client dropped for being slow or reconnecting loses
+only intermediate states. Memory is bounded by ``TAIL`` per feed, each poll reads at most
+``_BATCH`` new rows, and the stream ends once the run has ended and its last records were
+read. A dump's stream is its one tail.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.log_read import (
     COLUMNS,
     LINES_ATTRIBUTE,
@@ -32,7 +36,14 @@ from taskdaemon.pipeline.tracking.log_read import (
     run_ended,
 )
 
-__all__ = ["MAX_STAGE_NAME", "TAIL", "follow_stage_logs", "stage_log_tail"]
+__all__ = [
+    "MAX_STAGE_NAME",
+    "TAIL",
+    "dump_stage_log_tail",
+    "dump_stage_logs",
+    "follow_stage_logs",
+    "stage_log_tail",
+]
 
 TAIL: Final = 200  # records a tail carries (the page shows these, and says how many are older)
 MAX_STAGE_NAME: Final = 256
@@ -100,6 +111,21 @@ def stage_log_tail(
         return _tail(stage, records, total, live=not ended)
     finally:
         conn.close()
+
+
+def dump_stage_log_tail(path: Path, run_id: str, stage: str) -> dict[str, Any]:
+    """The stage's tail in the debug dump at ``path`` (blocking): never live, a dump is
+    written once. Its records carry no store ids: they are numbered from 1, in order."""
+    rows = dump_log_records(path, run_id, stage=stage)
+    records = deque(
+        ({**_record(row), "id": number} for number, row in enumerate(rows, 1)), maxlen=TAIL
+    )
+    return _tail(stage, records, len(rows), live=False)
+
+
+async def dump_stage_logs(path: Path, run_id: str, stage: str) -> AsyncIterator[dict[str, Any]]:
+    """The stream of a stage's tail in a debug dump: the one tail, then the end."""
+    yield await asyncio.to_thread(dump_stage_log_tail, path, run_id, stage)
 
 
 async def follow_stage_logs(

@@ -308,7 +308,7 @@
       lines.replaceChildren();
       if (!body.dataset.logs) {
         section.dataset.logState = "unavailable";
-        logNote.textContent = "This server's span source keeps no run logs (the embedded store does).";
+        logNote.textContent = "This server's span source keeps no run logs (the embedded store and debug dumps do).";
         return;
       }
       section.dataset.logState = "connecting";
