@@ -114,6 +114,15 @@ async def test_command_json_array_stdout_is_text() -> None:
     assert expected == result
 
 
+async def test_command_json_nested_past_the_decoder_is_text() -> None:
+    """A JSON object nested deeper than ``json`` decodes stays text, as any other output that
+    is not an object, rather than failing the stage with a RecursionError."""
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    result = await run_command(f"printf '%s' '{deep}'")
+    expected = {"stdout": deep, "exit_code": 0}
+    assert expected == result
+
+
 async def test_command_failure_carries_exit_code_and_stderr_tail() -> None:
     """A non-zero exit raises with the code and the last 20 lines of stderr."""
     script = "for i in $(seq 1 30); do echo line$i >&2; done; exit 3"

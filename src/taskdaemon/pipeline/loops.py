@@ -246,7 +246,8 @@ def _input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
 def _parse_stdout(data: bytes | bytearray) -> Mapping[str, Any]:
     """A command's result from its whole stdout: the JSON object it printed, else
     ``{"stdout": text, "exit_code": 0}`` with the text decoded as UTF-8 (with replacement)
-    without its trailing newlines (like the shell's ``$(...)``).
+    without its trailing newlines (like the shell's ``$(...)``). An object nested deeper than
+    ``json`` decodes is text too: what a command prints never fails its stage.
 
     The output may be megabytes: it is decoded once, from a view of its bytes without the
     trailing newlines (a newline byte never occurs inside a UTF-8 sequence, so this decodes as
@@ -262,7 +263,7 @@ def _parse_stdout(data: bytes | bytearray) -> Mapping[str, Any]:
     if text.startswith("{", blank.end() if blank else 0):
         try:
             value = json.loads(text.strip())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what json decodes
             pass
         else:
             if isinstance(value, dict):
