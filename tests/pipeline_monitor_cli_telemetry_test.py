@@ -151,6 +151,31 @@ async def test_the_sdks_own_export_metrics_reach_our_registry(
     assert [("otlp_grpc_span_exporter", True, 21.0)] == exported
 
 
+async def test_the_sdks_export_durations_get_the_seconds_buckets(
+    dead_collector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    telemetry_for: TelemetryFor,
+) -> None:
+    """The SDK's export duration histogram (seconds) gets taskdaemon's seconds buckets, not
+    the SDK's default edges of 0 to 10,000, which would hold every export in one bucket."""
+    from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
+
+    monkeypatch.setenv("OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED", "true")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
+    await _run_wide(telemetry)
+    assert telemetry.registry is not None
+    edges = [
+        float(sample.labels["le"])
+        for metric in telemetry.registry.collect()
+        if metric.name == "otel_sdk_exporter_operation_duration_seconds"
+        for sample in metric.samples
+        if sample.name.endswith("_bucket") and sample.labels["le"] != "+Inf"
+    ]
+    assert list(DURATION_BUCKETS) == sorted(set(edges))
+
+
 def test_failed_spans_are_summed_per_exporter_and_successes_add_none() -> None:
     """Each failed export adds its spans to its exporter's count; a success adds nothing."""
     health = ExportHealth()

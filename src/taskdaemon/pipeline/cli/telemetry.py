@@ -18,7 +18,8 @@ What it builds:
   ``OTEL_METRICS_EXPORTER`` includes ``prometheus`` (the default), plus a
   ``PeriodicExportingMetricReader`` for ``otlp``/``console``. One reader per registry: naming
   ``prometheus`` never starts the SDK's own server on 9464; it is our reader, and a note says so.
-  Views pin every ``pipeline.*``/``cicd.*`` histogram to the seconds buckets of
+  Views pin every ``pipeline.*``/``cicd.*`` histogram (and the SDK's own ``otel.sdk.*``
+  durations) to the seconds buckets of
   :data:`~taskdaemon.pipeline.telemetry.DURATION_BUCKETS` (never exponential).
 * **Logs**: a ``LoggerProvider`` with a batch processor when ``OTEL_LOGS_EXPORTER`` is set;
   ``logs.configure_logging`` attaches the handler.
@@ -539,7 +540,9 @@ def _histogram_views() -> list[View]:
     aggregation = ExplicitBucketHistogramAggregation(boundaries=DURATION_BUCKETS)
     return [
         View(instrument_type=Histogram, instrument_name=pattern, aggregation=aggregation)
-        for pattern in ("pipeline.*", "cicd.pipeline.*")
+        # The SDK's own histograms (``otel.sdk.*``, opt-in, see the module docstring) are in
+        # seconds too; the SDK's default edges (0 to 10,000) would put every export in one.
+        for pattern in ("pipeline.*", "cicd.pipeline.*", "otel.sdk.*")
     ]
 
 
