@@ -433,13 +433,50 @@ def test_release_file_loads_every_field() -> None:
     assert expected == test
 
 
-def test_json_files_are_read_as_yaml(tmp_path: Path) -> None:
-    """A .json pipeline file loads (JSON is YAML)."""
+def test_json_files_load(tmp_path: Path) -> None:
+    """A .json pipeline file loads."""
     path = tmp_path / "p.json"
     path.write_text(
         '{"name": "j", "stages": [{"name": "a", "command": "true", "triggers": [{"manual": {}}]}]}'
     )
     assert load_pipeline(path).topological_order == ("a",)
+
+
+def test_json_numbers_follow_json_not_yaml(tmp_path: Path) -> None:
+    """``1e-1`` and ``2.5e0`` in a .json file are numbers, as JSON says (YAML 1.1 reads both
+    as strings, which made them a bad duration and "expected a number")."""
+    path = tmp_path / "p.json"
+    path.write_text(
+        '{"name": "j", "retry": {"backoff": {"initial": 1e-1, "factor": 2.5e0}}, "stages":'
+        ' [{"name": "a", "command": "true", "triggers": [{"manual": {}}]}]}'
+    )
+    backoff = load_pipeline(path).retry.backoff
+    assert (0.1, 2.5) == (backoff.initial, backoff.factor)
+
+
+def test_json_nan_is_an_issue(tmp_path: Path) -> None:
+    """``NaN`` (which Python's ``json`` accepts) is not JSON: one issue naming it."""
+    path = tmp_path / "p.json"
+    path.write_text('{"name": "j", "retry": {"backoff": {"factor": NaN}}}')
+    expected = f"{path}: invalid json: NaN is not JSON"
+    assert expected == str(_load_error(path))
+
+
+def test_json_file_issue_names_its_line(tmp_path: Path) -> None:
+    """A mistake in a .json file is reported at the line of its field."""
+    path = tmp_path / "p.json"
+    path.write_text(
+        '{"name": "j",\n "stages": [{"name": "a", "command": "true",\n'
+        '   "triggers": [{"manual": {}}], "concurrency": 2}]}\n'
+    )
+    assert str(_load_error(path)).startswith(f"{path}:3: stages[0].concurrency: unknown key")
+
+
+def test_empty_json_file_is_an_issue(tmp_path: Path) -> None:
+    """A .json file of blanks is "the file is empty", as a YAML one is."""
+    path = tmp_path / "p.json"
+    path.write_text(" \n")
+    assert f"{path}:1: the file is empty" == str(_load_error(path))
 
 
 def test_json_syntax_error_is_reported_as_json(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ Decisions where the canonical form is silent:
   ``command`` (loop ``command``).
 * Duplicate keys in a YAML mapping are errors (YAML loaders silently keep the last one).
   Anchors, aliases and ``<<`` merge keys work, within the limits of ``yamlsafe``.
-* ``.json`` files are read with the YAML parser (JSON is YAML); one YAML cannot read is read as
-  JSON, so that its syntax error is JSON's (``config_text.read_yaml``).
+* ``.json`` files are read with ``json``, by JSON's rules (``1e3`` is a number, where YAML 1.1
+  reads a string); the lines of their fields come from reading them as YAML
+  (``config_text.read_json``).
 * Issues that would only repeat an earlier one are dropped: once a field fails to load, the
   model checks of ``validate_pipeline`` about that field (or the whole that contains it, such as
   "no entry stage" after a broken trigger) are not reported.
@@ -42,7 +43,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
-from taskdaemon.pipeline.config_text import read_toml, read_yaml
+from taskdaemon.pipeline.config_text import read_json, read_toml, read_yaml
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
@@ -227,8 +228,10 @@ def _gc_paused() -> Iterator[None]:
 
 def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] | None) -> Pipeline:
     lines: Callable[[], dict[str, int]]
-    if fmt in ("yaml", "json"):
-        data, lines, issues = read_yaml(text, source, as_json=fmt == "json")
+    if fmt == "yaml":
+        data, lines, issues = read_yaml(text, source)
+    elif fmt == "json":
+        data, lines, issues = read_json(text, source)
     elif fmt == "toml":
         data, issues = read_toml(text, source)
         lines = dict  # TOML has no lines

@@ -1,6 +1,6 @@
 """A pipeline file's text to plain values, the lines of their field paths, and the issues of
-reading it (YAML through ``yamlsafe`` and ``yaml_values``, TOML through ``tomllib``, JSON as
-YAML, with ``json`` for what YAML cannot read).
+reading it (YAML through ``yamlsafe`` and ``yaml_values``, TOML through ``tomllib``, JSON
+through ``json``).
 
 The lines are given as a callable, since they are only read for an issue and most files have
 none. A file in the common part of YAML (one-line values in block mappings and sequences) is
@@ -32,19 +32,14 @@ from taskdaemon.pipeline.yamlsafe import (
     syntax_problem,
 )
 
-__all__ = ["read_toml", "read_yaml", "yaml_lines"]
+__all__ = ["read_json", "read_toml", "read_yaml", "yaml_lines"]
 
 
 def read_yaml(
-    text: str, file: str, *, as_json: bool = False
+    text: str, file: str
 ) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
     """The file's value, the lines of its field paths (a callable, see the module docstring)
-    and the issues of reading it.
-
-    ``as_json``: the file is JSON. It is read as YAML all the same (JSON is YAML, and YAML gives
-    each field's line); text YAML cannot read is read by :func:`_read_json`, so that a syntax
-    error is JSON's, not YAML's, and valid JSON that YAML refuses still loads.
-    """
+    and the issues of reading it."""
     data = quick_tree(text)
     if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
         return data, lambda: yaml_lines(text, file), []
@@ -53,8 +48,6 @@ def read_yaml(
     except YamlLimitError as exc:
         return None, dict, [ValidationIssue("", str(exc), file=file, line=exc.line)]
     except yaml.YAMLError as exc:
-        if as_json:
-            return _read_json(text, file)
         problem, line = syntax_problem(text, exc)
         return None, dict, [ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)]
     if node is None:
@@ -73,11 +66,19 @@ def read_yaml(
     return data, lambda: lines, converter.issues
 
 
-def _read_json(
+def read_json(
     text: str, file: str
 ) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
-    """A JSON file YAML could not read: its value (no lines) or JSON's own syntax error."""
-    import json  # noqa: PLC0415 - only a JSON file YAML refused needs it
+    """A JSON file's value, the lines of its field paths and the issues of reading it.
+
+    Read by ``json``, with JSON's rules: ``1e3`` and ``2.5e0`` are numbers (YAML 1.1, which
+    PyYAML follows, reads them as strings), a syntax error is JSON's, and ``NaN`` and
+    ``Infinity`` (which Python's ``json`` accepts) are not JSON. A duplicate key is an issue, and
+    nesting has the YAML files' depth limit. The lines, asked for only when the model has an
+    issue, come from reading the text as YAML (JSON is YAML, and the paths are the same); a
+    file YAML refuses (a raw DEL in a string) has none.
+    """
+    import json  # noqa: PLC0415 - only JSON files need it (start-up time)
 
     def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         mapping: dict[str, Any] = {}
@@ -87,8 +88,13 @@ def _read_json(
             mapping[key] = value
         return mapping
 
+    def not_json(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    if not text.strip():
+        return None, dict, [ValidationIssue("", "the file is empty", file=file, line=1)]
     try:
-        data = json.loads(text, object_pairs_hook=unique)
+        data = json.loads(text, object_pairs_hook=unique, parse_constant=not_json)
         check_depth(data, MAX_YAML_DEPTH)
     except (RecursionError, BoundedInputError):
         issue = ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)
@@ -96,9 +102,17 @@ def _read_json(
     except json.JSONDecodeError as exc:
         issue = ValidationIssue("", f"invalid json: {exc.msg.lower()}", file=file, line=exc.lineno)
         return None, dict, [issue]
-    except ValueError as exc:  # a duplicate key, an integer over Python's digit limit
+    except ValueError as exc:  # a duplicate key, NaN, an integer over Python's digit limit
         return None, dict, [ValidationIssue("", f"invalid json: {exc}", file=file)]
-    return data, dict, []
+    return data, lambda: _json_lines(text, file), []
+
+
+def _json_lines(text: str, file: str) -> dict[str, int]:
+    """The lines of a JSON file's field paths, read as YAML; none for a file YAML refuses."""
+    try:
+        return yaml_lines(text, file)
+    except (yaml.YAMLError, YamlLimitError):
+        return {}
 
 
 def yaml_lines(text: str, file: str) -> dict[str, int]:
