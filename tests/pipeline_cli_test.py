@@ -282,6 +282,22 @@ def test_parse_inputs_json_or_text(tmp_path: Path) -> None:
     assert expected == actual
 
 
+def test_parse_inputs_reads_a_json_file_by_jsons_rules(tmp_path: Path) -> None:
+    """A ``.json`` input file's ``1e3`` is a number, as ``--input n=1e3`` is (YAML 1.1 would
+    read it as text)."""
+    (tmp_path / "r.json").write_text('{"n": 1e3}')
+    assert {"n": 1000.0, "m": 1000.0} == parse_inputs(["m=1e3"], str(tmp_path / "r.json"))
+
+
+def test_parse_inputs_names_a_json_files_syntax_error(tmp_path: Path) -> None:
+    """A ``.json`` input file that is not JSON is one line naming the file and JSON's reason."""
+    path = tmp_path / "r.json"
+    path.write_text('{"n": 1,}')
+    with pytest.raises(ValueError, match="not JSON") as caught:
+        parse_inputs([], str(path))
+    assert str(caught.value).startswith(f"--input-file {path}: not JSON: Expecting property")
+
+
 def test_parse_inputs_rejects_pairs_without_equals() -> None:
     """A --input without '=' is refused with its text."""
     with pytest.raises(ValueError, match="--input 'oops': expected KEY=VALUE"):

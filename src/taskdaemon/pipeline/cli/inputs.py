@@ -26,8 +26,11 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
         except OSError as error:
             raise ValueError(f"--input-file {input_file}: {error.strerror or error}") from None
         try:
-            data = load_bounded(text)  # JSON is YAML; bounded: it may be an alias bomb
-        except YamlLimitError as error:
+            if Path(input_file).suffix.lower() == ".json":  # JSON's numbers: 1e3 (YAML 1.1: text)
+                data = loads_bounded(text)
+            else:
+                data = load_bounded(text)  # bounded: it may be an alias bomb
+        except (YamlLimitError, BoundedInputError) as error:
             raise ValueError(f"--input-file {input_file}: {error}") from None
         except yaml.YAMLError as error:
             first = str(error).splitlines()[0] if str(error) else "invalid"
