@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from taskdaemon.pipeline._record_queue import RecordQueue
@@ -89,7 +90,9 @@ def run_logging(tmp_path: Path) -> Iterator[tuple[RunLog, Any, Path, PendingLogH
         installed = configure_logging(settings, stream=io.StringIO())
         slot = PendingLogHandler()
         root.addHandler(slot)
-        telemetry = SimpleNamespace(logger_provider=None, span_processors=())
+        telemetry = SimpleNamespace(
+            logger_provider=None, span_processors=(), meter_provider=NoOpMeterProvider()
+        )
         writer = install_run_logging(settings, monitor, telemetry, stack, slot=slot)  # type: ignore[arg-type]
         hook = monitor._recorder.hooks[-1]
         assert isinstance(hook, RunLog)

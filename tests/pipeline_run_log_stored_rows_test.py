@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -120,7 +121,9 @@ def _run(db: Path, *, wanting: bool) -> tuple[list[EngineEvent], dict[tuple[str,
     try:
         with _only_taskdaemon_handlers(), contextlib.ExitStack() as stack:
             configure_logging(settings, stream=io.StringIO())
-            telemetry = SimpleNamespace(logger_provider=None, span_processors=())
+            telemetry = SimpleNamespace(
+                logger_provider=None, span_processors=(), meter_provider=NoOpMeterProvider()
+            )
             writer = install_run_logging(settings, monitor, telemetry, stack)  # type: ignore[arg-type]
             assert writer is not None
             other = _Wanting()

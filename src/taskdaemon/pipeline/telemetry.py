@@ -184,6 +184,9 @@ METRIC_SPANS_DROPPED: Final = "taskdaemon.spans.dropped"  # taskdaemon_spans_dro
 # Spans whose export failed, per exporter (attribute ``exporter``: ``otlp``, ``console``): the
 # exporter answered an error or raised. Monotonic, per process.
 METRIC_SPANS_EXPORT_FAILED: Final = "taskdaemon.spans.export_failed"
+# Run log records the embedded store's log writer could not keep: its queue was full, or a
+# write failed (full disk). Monotonic, per process.
+METRIC_LOGS_DROPPED: Final = "taskdaemon.logs.dropped"  # taskdaemon_logs_dropped_total
 
 # semconv CI/CD run metrics
 METRIC_CICD_RUN_DURATION: Final = "cicd.pipeline.run.duration"
@@ -200,6 +203,7 @@ UNIT_EVALUATIONS: Final = "{evaluation}"
 UNIT_RUNS: Final = "{run}"
 UNIT_ERRORS: Final = "{error}"
 UNIT_SPANS: Final = "{span}"
+UNIT_LOG_RECORDS: Final = "{record}"
 
 # metric label keys
 LABEL_PIPELINE: Final = "pipeline"

@@ -7,7 +7,10 @@
   captured command output and every ``logging`` record that belongs to a run;
 * with an OTel ``LoggerProvider`` (``OTEL_LOGS_EXPORTER``, or an OTLP endpoint), captured output
   is also exported (records already are, by ``logs.OTelLogHandler``);
-* the capture bound comes from ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES``.
+* the capture bound comes from ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES``;
+* the records the writer could not keep (its queue full, a failed write) are counted in
+  ``taskdaemon.logs.dropped`` (Prometheus ``taskdaemon_logs_dropped_total``), beside the
+  writer's warning line, as the span store's losses are (``span_losses``).
 
 Decision: the console (stderr) does not print lifecycle records nor captured output: ``run``
 already prints one progress line per transition, and a command's output is read with
@@ -34,6 +37,10 @@ from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from opentelemetry.metrics import CallbackOptions, MeterProvider
+
     from taskdaemon.pipeline.cli.telemetry import Telemetry
     from taskdaemon.pipeline.monitor import PipelineMonitor
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
@@ -95,6 +102,8 @@ def install_run_logging(
     writer = None
     if settings.span_source.lower().startswith("sqlite:///") and not _store_unavailable(telemetry):
         writer = _store_writer(settings, slot or _RootSlot(), stack)
+        if writer is not None:
+            _observe_dropped(telemetry.meter_provider, writer)
     if telemetry.logger_provider is not None:
         from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
 
@@ -129,6 +138,26 @@ def _store_writer(
 
     stack.callback(close_writer)
     return writer
+
+
+def _observe_dropped(meter_provider: MeterProvider, writer: SqliteLogWriter) -> None:
+    """Register ``taskdaemon.logs.dropped`` over ``writer.dropped``."""
+    from opentelemetry.metrics import Observation  # noqa: PLC0415 - with the writer only
+
+    from taskdaemon import __version__  # noqa: PLC0415
+    from taskdaemon.pipeline import telemetry as t  # noqa: PLC0415
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(writer.dropped)
+
+    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+    meter.create_observable_counter(
+        t.METRIC_LOGS_DROPPED,
+        callbacks=[observe],
+        unit=t.UNIT_LOG_RECORDS,
+        description="Run log records the embedded store's log writer could not keep (queue "
+        "full, failed write)",
+    )
 
 
 def _store_unavailable(telemetry: Telemetry) -> bool:

@@ -1,0 +1,51 @@
+"""Run logging's wiring (``cli/run_logging.py``): what the store's log writer loses is counted."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.run_logging import install_run_logging
+from taskdaemon.pipeline.cli.telemetry import Telemetry
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.settings import Settings, load_settings
+from taskdaemon.pipeline.stage_output import OutputBatch
+from taskdaemon.pipeline.tracking import log_writer
+
+
+def test_records_the_log_writer_drops_are_counted_on_metrics(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    telemetry_for: Callable[[Settings], Telemetry],
+) -> None:
+    """Records the store's log writer cannot keep (here its queue is full) are counted in
+    ``taskdaemon_logs_dropped_total`` on the registry ``/metrics`` serves."""
+    monkeypatch.setattr(log_writer, "MAX_PENDING", 0)
+    settings = load_settings(home=tmp_path)
+    telemetry = telemetry_for(settings)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    run_id = "d" * 32
+    lines = ("one", "two", "three")
+    batch = OutputBatch(run_id, "p", "s", 0, 1, run_id, "b7ad6b7169203331", "stdout", lines, 0)
+    with contextlib.ExitStack() as stack:
+        stack.callback(monitor.close)
+        writer = install_run_logging(settings, monitor, telemetry, stack)
+        assert writer is not None
+        writer.write_output(batch)
+        assert telemetry.registry is not None
+        dropped = telemetry.registry.get_sample_value(
+            "taskdaemon_logs_dropped_total",
+            {
+                "otel_scope_name": t.SCOPE_NAME,
+                "otel_scope_schema_url": t.SCHEMA_URL,
+                "otel_scope_version": __version__,
+            },
+        )
+    assert 3.0 == dropped
