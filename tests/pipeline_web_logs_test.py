@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,3 +135,35 @@ async def test_a_dumps_stage_logs_are_served_from_the_dump(dumped_run: tuple[str
         json.loads(blocks[-2].split("data: ", 1)[1]),
         blocks[-1].split("\n")[0],
     )
+
+
+@pytest.mark.slow
+async def test_a_dump_whose_logs_are_not_json_is_a_one_line_502(
+    dumped_run: tuple[str, Path],
+) -> None:
+    """A dump whose spans read but whose ``logs.otlp.json`` is hostile (nested 100,000 deep)
+    answers the logs route 502 with one line naming the member, never a 500."""
+    run_id, archive = dumped_run
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    members["logs.otlp.json"] = b"[" * 100_000 + b"]" * 100_000
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN),
+        web=WebOptions(source_url=f"dump://{archive}", read_only=True),
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as client:
+            response = await client.get(f"/api/runs/{run_id}/logs?stage=say")
+    finally:
+        app.state.web.close()
+    expected = (502, f"dump: {archive}: logs.otlp.json is not JSON")
+    assert expected == (response.status_code, response.json()["error"])

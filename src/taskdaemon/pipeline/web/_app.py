@@ -396,7 +396,7 @@ class WebApp:
                 tail = await asyncio.to_thread(stage_log_tail, path, run_id, stage, ended=ended)
             return JSONResponse(tail)
         except (SpanSourceError, sqlite3.Error) as exc:
-            return error_response(502, f"span store: {exc}")
+            return error_response(502, f"{'dump' if in_dump else 'span store'}: {exc}")
 
     async def api_logs_stream(self, request: Request) -> Response | EventStreamResponse:
         """The stage's tail as Server-Sent Events, a new one as records arrive (one feed per
