@@ -1,7 +1,8 @@
 """``per_stage.py`` counted in machine instructions: ``taskdaemon run`` a stage against the floor.
 
 Run: ``python benchmarks/per_stage_instructions.py [--stages 301] [--variants async,sync]
-[--baseline SRC]`` (needs ``valgrind`` and ``setarch``; about half a minute a process).
+[--baseline SRC] [--rounds 1]`` (needs ``valgrind`` and ``setarch``; about half a minute a
+process).
 
 ``per_stage.py`` times whole processes, and on a shared VM their CPU time moves by tens of
 percent with the neighbours' load and with which CPU each thread wakes on. This script runs
@@ -10,7 +11,14 @@ stages and over a chain of 1, a fresh ``TASKDAEMON_HOME`` each; ``sdk_floor.py``
 two lengths) under ``valgrind --tool=callgrind``, with address-space randomisation off, a fixed
 hash seed and no ``.pyc`` written, and reports (count of the long chain - count of the chain of
 1) / (stages - 1): the instructions a stage, every thread of the process included, start-up
-and shut-down cancelled. The count repeats to a fraction of a percent, whatever the load.
+and shut-down cancelled.
+
+The count does not depend on the machine's speed, but it is not fixed either: the threads
+beside the loop (the SDK's batch processor, the monitor's worker, the writers) do work per
+batch, and how many batches a run makes depends on when each thread ran, so two runs of the
+same tree differ by a little (benchmarks/README.md, "Instruction counts between runs
+(2026-12-02)"). Compare trees within one run, and give ``--rounds`` (each round runs every
+tree, interleaved; the median is printed with the range) for a steadier figure.
 
 What it leaves out is what ``per_stage.py`` shows: instructions are not time. valgrind runs
 one thread at a time, so the cost of threads waking each other across CPUs and handing the
@@ -24,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -48,11 +57,31 @@ def count(command: list[str], cwd: Path, source: Path) -> int:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def per_stage(
+    command: list[str], chains: tuple[str, str], work: Path, source: Path, n: int
+) -> float:
+    """(the count of ``command`` over the long chain - its count over the chain of 1) / (n - 1),
+    ``chains`` being (long, chain of 1)."""
+    long, short = chains
+    return (count([*command, long], work, source) - count([*command, short], work, source)) / (
+        n - 1
+    )
+
+
+def summary(values: list[float]) -> str:
+    """The median, and the range when there are several."""
+    shown = f"{statistics.median(values):11,.0f}"
+    if len(values) > 1:
+        shown += f" [{min(values):,.0f}-{max(values):,.0f}]"
+    return shown
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, default=301)
     parser.add_argument("--variants", default="async,sync", help="comma list of async, sync")
     parser.add_argument("--baseline", metavar="SRC", help="also count SRC (a checkout's src)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds, interleaved (median)")
     args = parser.parse_args()
     for tool in ("valgrind", "setarch"):
         if shutil.which(tool) is None:
@@ -73,23 +102,30 @@ def main() -> None:
             for size in (1, n):
                 (work / f"{kind}{size}.yaml").write_text(chain(kind, size))
         floor_command = [sys.executable, str(HERE / "sdk_floor.py")]
-        many, one = (count([*floor_command, str(size)], work, SRC) for size in (n, 1))
-        floor = (many - one) / (n - 1)
-        print(f"instructions a stage, chain of {n} vs 1 (valgrind, every thread of the process)")
-        print(f"  floor (sdk_floor.py)   {floor:11,.0f}")
         run = [sys.executable, "-m", "taskdaemon.pipeline.cli", "run", "-q"]
+        floors: list[float] = []
+        figures: dict[str, dict[str, list[float]]] = {k: {t: [] for t in trees} for k in variants}
+        for _ in range(args.rounds):
+            floors.append(per_stage(floor_command, (str(n), "1"), work, SRC, n))
+            for kind in variants:
+                for name, source in trees.items():
+                    value = per_stage(run, (f"{kind}{n}.yaml", f"{kind}1.yaml"), work, source, n)
+                    figures[kind][name].append(value)
+        floor = statistics.median(floors)
+        rounds = f", median of {args.rounds} rounds" if args.rounds > 1 else ""
+        print(
+            f"instructions a stage, chain of {n} vs 1 (valgrind, every thread of the process"
+            f"{rounds})"
+        )
+        print(f"  floor (sdk_floor.py)   {summary(floors)}")
         for kind in variants:
-            figures = {}
-            for name, source in trees.items():
-                many = count([*run, f"{kind}{n}.yaml"], work, source)
-                one = count([*run, f"{kind}1.yaml"], work, source)
-                figures[name] = (many - one) / (n - 1)
+            medians = {name: statistics.median(values) for name, values in figures[kind].items()}
             line = f"  {kind:5}                  " + "   ".join(
-                f"{name} {value:11,.0f} ({value / floor:.2f}x the floor)"
-                for name, value in figures.items()
+                f"{name} {summary(figures[kind][name])} ({medians[name] / floor:.2f}x the floor)"
+                for name in trees
             )
-            if "base" in figures:
-                line += f"   {figures['this'] / figures['base'] - 1:+.1%}"
+            if "base" in medians:
+                line += f"   {medians['this'] / medians['base'] - 1:+.1%}"
             print(line, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
