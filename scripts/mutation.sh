@@ -74,6 +74,8 @@ tests_for() {
             echo tests/pipeline_yamlsafe_test.py tests/pipeline_yaml_quick_test.py \
                 tests/pipeline_config_quick_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_config_test.py ;;
+        pipeline/yaml_quick.py)
+            echo tests/pipeline_yaml_quick_test.py tests/pipeline_config_quick_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

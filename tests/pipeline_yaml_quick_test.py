@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import math
 import random
+import string
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from yaml.nodes import ScalarNode
 
-from taskdaemon.pipeline import yamlsafe
+from taskdaemon.pipeline import yaml_quick, yamlsafe
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.errors import ConfigError
 from taskdaemon.pipeline.yaml_quick import quick_tree
@@ -110,6 +112,8 @@ READ = [
     # feed, blank and comment lines repeated.
     "a:\n  - x: 1\n    y: 2\n  - x: 1\n    y: 2\nb:\n  x: 1\n  c:\n  - x: 1\n    y: 2\n",
     "a:\n  - 1\n  - 1\n\n\n# c\n# c\nb:\n  - 1\n\n  - 1",
+    # Words of every first letter, upper and lower case.
+    "".join(f"{letter}k: {letter}v\n" for letter in string.ascii_letters),
 ]
 
 
@@ -232,3 +236,88 @@ def test_a_file_read_quickly_keeps_its_issues_and_lines() -> None:
         parse_pipeline(text + "# *\n", source="p.yaml", registered_loops=())
     assert str(caught.value) == str(thorough.value)
     assert ":11" in str(caught.value) or "line 11" in str(caught.value)
+
+
+# Words the resolver gives a tag other than str for, and words it leaves str, of many first
+# characters: the quick reader's per-first-character patterns must sort them the same way.
+WORDS = [
+    *["yes", "No", "on", "OFF", "y", "n", "true", "False", "null", "Null", "~", "NULL"],
+    *["1", "-1", "+1", "0x1f", "0o17", "017", "0b101", "1_000", "190:20:30", "-0x1f"],
+    *["1.5", "-1.5e+3", "1e3", ".inf", "-.Inf", "+.INF", ".NaN", ".5", "1.", "<<", "="],
+    *["2020-01-02", "2001-12-14t21:59:43.10-05:00", "2001-12-14 21:59:43.10 -5"],
+    *["abc", "x1", "1a", "nul", "yess", "0x", "2020-1-2x", "--1", ".", "+", "Yes!", "<"],
+    *["tru", "onion", "nan", "inf", "0o", "1:2:x", "=x", "~x", "2020-01-02x", "0b2"],
+]
+
+
+def test_the_first_character_patterns_match_what_the_resolver_tags_other_than_str() -> None:
+    """For each word, the pattern for its first character matches it iff the composing
+    loader's resolver gives it a tag other than str (so a word it calls str is one)."""
+    patterns = yaml_quick._patterns_by_first()
+    resolver = yaml.resolver.Resolver()
+    expected = [
+        word
+        for word in WORDS
+        if resolver.resolve(ScalarNode, word, (True, False)) != "tag:yaml.org,2002:str"
+    ]
+    actual = [
+        word
+        for word in WORDS
+        if (pattern := patterns.get(word[0])) is not None and pattern.match(word) is not None
+    ]
+    assert expected == actual
+
+
+def test_the_first_character_patterns_cover_every_first_character_of_the_tables() -> None:
+    """There is one pattern for each first character the resolver has patterns for."""
+    tables = yaml.resolver.Resolver.yaml_implicit_resolvers
+    expected = sorted(first for first in tables if first is not None)
+    assert expected == sorted(yaml_quick._patterns_by_first())
+
+
+def test_a_text_at_the_size_limit_is_read_and_one_character_more_gives_up() -> None:
+    """Like the composer, the quick reader takes a text of exactly ``MAX_YAML_BYTES``
+    characters and gives up at one more (the loader then words the limit)."""
+    value = "x" * (yamlsafe.MAX_YAML_BYTES - len("a: \n"))
+    at_limit = quick_tree(f"a: {value}\n")
+    past_limit = quick_tree(f"a: {value}x\n")
+    assert ({"a": value}, NOT_PLAIN) == (at_limit, past_limit)
+
+
+def _nesting(value: Any) -> int:
+    """How many collections are nested under ``value``, following first members."""
+    depth = 0
+    while isinstance(value, dict | list) and value:
+        value = next(iter(value.values())) if isinstance(value, dict) else value[0]
+        depth += 1
+    return depth - 1 if depth else 0
+
+
+def _nested_keys(depth: int) -> str:
+    """Mappings nested ``depth`` deep under the root, each the value of a key."""
+    return "".join(f"{'  ' * i}k{i}:\n" for i in range(depth)) + "  " * depth + "v: 1\n"
+
+
+def _nested_entries(depth: int) -> str:
+    """Collections nested ``depth`` deep under the root, alternating sequences and mappings
+    opened by an entry's key (``- k:``), the deepest one too."""
+    lines = ["a:"] if depth % 2 == 0 else ["a:", "  b:"]
+    indent = len(lines) - 1
+    for i in range(depth // 2):
+        end = " 1" if i == depth // 2 - 1 else ""
+        lines.append(f"{'  ' * (indent + i)}- k{i}:{end}")
+    return "\n".join(lines) + "\n"
+
+
+def test_mappings_nested_64_deep_are_read_and_65_deep_give_up() -> None:
+    """The quick reader reads up to 64 collections nested under the root, each opened by a
+    key, and gives up at 65."""
+    read = quick_tree(_nested_keys(64))
+    assert (64, NOT_PLAIN) == (_nesting(read), quick_tree(_nested_keys(65)))
+
+
+def test_collections_nested_64_deep_by_entries_are_read_and_65_deep_give_up() -> None:
+    """The same depth limit holds when the deepest collection is a mapping opened by a
+    sequence entry's key (``- k:``)."""
+    read = quick_tree(_nested_entries(64))
+    assert (64, NOT_PLAIN) == (_nesting(read), quick_tree(_nested_entries(65)))
