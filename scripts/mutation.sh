@@ -76,6 +76,9 @@ tests_for() {
                 tests/pipeline_config_test.py ;;
         pipeline/yaml_quick.py)
             echo tests/pipeline_yaml_quick_test.py tests/pipeline_config_quick_test.py ;;
+        pipeline/durations.py)
+            echo tests/pipeline_durations_test.py tests/pipeline_visualization_test.py \
+                tests/pipeline_tracking_report_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

@@ -34,3 +34,42 @@ def test_a_time_past_2200_is_one_line() -> None:
 def test_an_age_as_a_point_in_time_is_before_now() -> None:
     """``--since 2h`` is two hours before the clock."""
     assert NOW - 7200.0 == parse_when("2h", clock=lambda: NOW)
+
+
+def test_a_bare_number_is_seconds() -> None:
+    """An age without a unit (``90``) is that many seconds."""
+    assert 90.0 == parse_age("90")
+
+
+def test_an_age_one_second_past_a_hundred_years_is_refused() -> None:
+    """The limit is exactly 36500 days: one second more is refused."""
+    with pytest.raises(ValueError, match="at most 36500d"):
+        parse_age(str(36500 * 86400 + 1))
+
+
+def test_text_that_is_no_duration_is_one_line_naming_it() -> None:
+    """A word that is no duration is a ValueError that quotes it and shows the forms."""
+    with pytest.raises(ValueError, match="not a duration") as refused:
+        parse_age("ten minutes")
+    expected = "not a duration: 'ten minutes' (use e.g. 90, 30s, 10m, 2h, 30d)"
+    assert expected == str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1900-01-01T00:00Z", -2208988800.0), ("2200-01-01T00:00Z", 7258118400.0)],
+)
+def test_the_first_and_last_instants_of_the_range_are_accepted(text: str, expected: float) -> None:
+    """1900-01-01 and 2200-01-01 at midnight UTC, the bounds themselves, are points in time."""
+    assert expected == parse_when(text, clock=lambda: NOW)
+
+
+def test_a_time_with_a_lowercase_z_is_not_iso_8601() -> None:
+    """ISO 8601 writes UTC as ``Z``: a lowercase ``z`` is refused as not a time, in one line."""
+    with pytest.raises(ValueError, match="not a time") as refused:
+        parse_when("2025-01-31T12:00z", clock=lambda: NOW)
+    expected = (
+        "not a time: '2025-01-31T12:00z' (use an age such as 1h or 30d, or ISO 8601 such as "
+        "2025-01-31T12:00)"
+    )
+    assert expected == str(refused.value)
