@@ -27,6 +27,17 @@ def test_one_line_joins_lines_and_cuts_to_width() -> None:
     assert "first second\\x1b…" == one_line("first\n\tsecond\x1b[0m", 17)
 
 
+def test_one_line_keeps_a_line_exactly_as_wide_as_the_width() -> None:
+    """A line of exactly ``width`` characters fits: it is shown whole, without an ellipsis."""
+    assert "abcde" == one_line("abcde", 5)
+
+
+@pytest.mark.parametrize("text", [None, ""])
+def test_one_line_of_no_text_is_empty(text: str | None) -> None:
+    """None (no error, no reason) and the empty string both give an empty cell."""
+    assert "" == one_line(text, 10)
+
+
 def test_shown_keeps_the_tab_and_escapes_a_carriage_return() -> None:
     """A tab only moves the cursor; a carriage return would overwrite the line, so it is escaped."""
     assert "a\tb\\x0dc" == shown("a\tb\rc")
