@@ -81,6 +81,8 @@ tests_for() {
                 tests/pipeline_tracking_report_test.py ;;
         pipeline/terminal_text.py)
             echo tests/pipeline_terminal_text_test.py tests/pipeline_cli_runs_test.py ;;
+        pipeline/control.py)
+            echo tests/pipeline_control_test.py tests/pipeline_cli_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
