@@ -413,3 +413,33 @@ async def test_a_run_that_never_answers_is_left_after_the_timeout(home: Path) ->
     async with _answering(control.socket_path(RUN, home), None):
         with pytest.raises(TimeoutError):
             await _in_thread(send_request, RUN, {"op": "cancel"}, home=home, timeout=0.2)
+
+
+async def test_an_answer_over_a_mebibyte_is_refused_unread(home: Path) -> None:
+    """An answer line past 1 MiB (a stage's large outputs in ``debug inspect``) is a one-line
+    PipelineError, not a JSON error from its first mebibyte, and the rest is never read."""
+    answer = json.dumps({"ok": True, "text": "x" * (2 << 20)}).encode() + b"\n"
+    async with _answering(control.socket_path(RUN, home), answer):
+        with pytest.raises(PipelineError, match="1 MiB") as refused:
+            await _in_thread(send_request, RUN, {"op": "status"}, home=home)
+    assert f"run '{RUN}' answered with more than 1 MiB: not read" == str(refused.value)
+
+
+async def test_an_answer_just_under_a_mebibyte_is_read(home: Path) -> None:
+    """An answer of exactly 1 MiB, its line feed included, is read whole."""
+    empty = json.dumps({"ok": True, "text": ""}).encode()
+    text = "x" * ((1 << 20) - len(empty) - 1)
+    answer = json.dumps({"ok": True, "text": text}).encode() + b"\n"
+    async with _answering(control.socket_path(RUN, home), answer):
+        response = await _in_thread(send_request, RUN, {"op": "status"}, home=home)
+    assert {"ok": True, "text": text} == response
+
+
+@pytest.mark.parametrize("answer", [b"not json\n", b'["ok"]\n', b'{"ok": tr'])
+async def test_an_answer_that_is_no_json_object_is_one_line(home: Path, answer: bytes) -> None:
+    """Something other than a JSON object (another program on the socket, an answer cut
+    short) is a one-line PipelineError naming the run."""
+    async with _answering(control.socket_path(RUN, home), answer):
+        with pytest.raises(PipelineError, match="JSON object") as refused:
+            await _in_thread(send_request, RUN, {"op": "status"}, home=home)
+    assert f"run '{RUN}' answered with something other than a JSON object" == str(refused.value)

@@ -252,7 +252,8 @@ def send_request(
     """Send one request to the process serving ``run_id`` and return its response.
 
     Raises RunNotFoundError when no process serves that run (no socket, or a stale one), and
-    PipelineError when the run answers with an error.
+    PipelineError when the run answers with an error, or with anything but one JSON object on
+    a line of at most 1 MiB (an answer is never read further).
     """
     path = _resolve_run(run_id, home)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -269,7 +270,14 @@ def send_request(
             line = stream.readline(_MAX_LINE)
     if not line:
         raise PipelineError(f"run {path.stem!r} closed the connection without answering")
-    response: dict[str, Any] = json.loads(line)
+    if len(line) == _MAX_LINE and not line.endswith(b"\n"):
+        raise PipelineError(f"run {path.stem!r} answered with more than 1 MiB: not read")
+    try:
+        response = json.loads(line)
+    except ValueError:
+        response = None
+    if not isinstance(response, dict):
+        raise PipelineError(f"run {path.stem!r} answered with something other than a JSON object")
     if not response.get("ok"):
         raise PipelineError(str(response.get("error", "request refused")))
     return response
