@@ -302,6 +302,18 @@ async def test_reject_reaches_the_run_with_the_approver(home: Path) -> None:
     assert [("reject", "release", "bob")] == target.calls
 
 
+@pytest.mark.parametrize("op", ["approve", "reject"])
+async def test_an_approval_without_an_approver_is_by_the_control_socket(
+    home: Path, op: str
+) -> None:
+    """``control.approve`` and ``control.reject`` without ``by`` name no one: the run records
+    the approval as given by the control socket."""
+    target = Target()
+    async with ControlServer(RUN, target, home=home):
+        await _in_thread(getattr(control, op), RUN, "release", home=str(home))
+    assert [(op, "release", "control socket")] == target.calls
+
+
 async def test_publish_reaches_the_run_with_its_payload(home: Path) -> None:
     """``control.publish`` publishes the event, type and payload, in the serving process."""
     target = Target()
