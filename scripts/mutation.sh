@@ -83,6 +83,8 @@ tests_for() {
             echo tests/pipeline_terminal_text_test.py tests/pipeline_cli_runs_test.py ;;
         pipeline/control.py)
             echo tests/pipeline_control_test.py tests/pipeline_cli_test.py ;;
+        pipeline/stored_json.py)
+            echo tests/pipeline_stored_json_test.py tests/pipeline_tracking_store_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

@@ -23,6 +23,7 @@ TEXTS = [
     "[Infinity, -Infinity]",
     "[1e999]",
     '["\\ud800"]',  # a lone surrogate: orjson refuses it
+    '["\\uD800"]',  # the same, written in upper case
     '["\\uD83D\\uDE00"]',  # a pair: both read the emoji
     "[" * 1030 + "]" * 1030,  # past orjson's depth limit
     "[" * 900 + "]" * 900,
@@ -79,3 +80,49 @@ def test_a_few_rows_import_no_orjson_and_many_do() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     ).stdout.split()
     assert ["False", "True"] == out
+
+
+def test_bytes_decode_as_orjson_decodes_them_on_the_standard_library_s_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bytes, which the standard library's decoder does not take, go to orjson even while
+    the budget lasts and orjson is not imported."""
+    monkeypatch.setattr(stored_json, "_left", stored_json.STDLIB_ROWS)
+    monkeypatch.delitem(sys.modules, "orjson")
+    assert [1, {"a": 2.5}] == stored_json.loads(b'[1, {"a": 2.5}]')
+
+
+def test_the_first_rows_import_no_orjson_and_the_next_one_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In a process that has not imported orjson, the first ``STDLIB_ROWS`` texts are
+    decoded without it; the next one imports it."""
+    monkeypatch.setattr(stored_json, "_left", stored_json.STDLIB_ROWS)
+    monkeypatch.delitem(sys.modules, "orjson")
+    for _ in range(stored_json.STDLIB_ROWS):
+        stored_json.loads('[1, {"a": 2.5}]')
+    imported_within_budget = "orjson" in sys.modules
+    stored_json.loads("[1]")
+    assert (False, True) == (imported_within_budget, "orjson" in sys.modules)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 1030 + "]" * 1030, '{"a":' * 1030 + "1" + "}" * 1030],
+    ids=["lists", "objects"],
+)
+def test_nesting_past_orjson_s_limit_is_its_error_whatever_the_recursion_limit(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a recursion limit high enough for the standard library to read 1030 levels,
+    such a text still raises orjson's depth error, as orjson would."""
+    expected = _outcome(orjson.loads, text)
+    monkeypatch.setattr(stored_json, "_left", stored_json.STDLIB_ROWS)
+    monkeypatch.delitem(sys.modules, "orjson")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)
+    try:
+        got = _outcome(stored_json.loads, text)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert repr(expected) == repr(got)
