@@ -209,6 +209,21 @@ async def test_closing_does_not_wait_for_a_client_that_stays_connected(home: Pat
     assert not socket_left
 
 
+async def test_closing_waits_for_a_departed_client_s_connection_to_end(home: Path) -> None:
+    """A connection whose client has just left is finished by ``aclose``: no task of the
+    server is left pending for the event loop to cancel at exit."""
+    server = ControlServer(RUN, Target(), home=home)
+    await server.start()
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+    writer.write(b'{"op": "status"}\n')
+    await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    await server.aclose()
+    pending = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    assert [] == pending
+
+
 # -- the requests ------------------------------------------------------------------------------
 
 
