@@ -83,6 +83,9 @@ tests_for() {
             echo tests/pipeline_terminal_text_test.py tests/pipeline_cli_runs_test.py ;;
         pipeline/control.py)
             echo tests/pipeline_control_test.py tests/pipeline_cli_test.py ;;
+        pipeline/cel_worker.py)
+            echo tests/pipeline_cel_worker_test.py tests/reliability_hostile_input_test.py \
+                tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_triggers_test.py ;;
         pipeline/stored_json.py)
             echo tests/pipeline_stored_json_test.py tests/pipeline_tracking_store_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
