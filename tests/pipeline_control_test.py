@@ -435,8 +435,8 @@ async def test_a_run_that_closes_without_answering_is_one_line(home: Path) -> No
 
 
 async def test_a_run_that_never_answers_is_left_after_the_timeout(home: Path) -> None:
-    """A run that reads the request and never answers raises TimeoutError (an OSError,
-    which the CLI reports in one line) once the timeout has passed."""
+    """A run that reads the request and never answers is given up once the timeout has
+    passed: ``send_request`` raises TimeoutError (an OSError)."""
     async with _answering(control.socket_path(RUN, home), None):
         with pytest.raises(TimeoutError):
             await _in_thread(send_request, RUN, {"op": "cancel"}, home=home, timeout=0.2)
