@@ -4,8 +4,10 @@ once a spacing, an idle one as before, and ``run`` runs its stages on it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -136,3 +138,29 @@ def test_run_runs_its_stages_on_the_spaced_loop(home: Path, tmp_path: Path) -> N
     done = taskdaemon(home, "run", "-q", str(path), cwd=tmp_path, PYTHONPATH=str(tmp_path))
     assert 0 == done.returncode, done.stderr
     assert "SpacedSelector" == (tmp_path / "selector.txt").read_text()
+
+
+def test_run_does_not_wait_for_a_sync_call_its_caller_gave_up_on() -> None:
+    """``run`` returns once its coroutine has, while a sync call it cancelled still blocks."""
+    from taskdaemon.pipeline._threads import call_in_thread
+
+    release = threading.Event()
+    finished = threading.Event()
+
+    def stuck() -> None:
+        release.wait()
+        finished.set()
+
+    async def main() -> str:
+        call = call_in_thread(stuck)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call, 0.01)  # a stage's timeout: the call goes on
+        return "ended"
+
+    guard = threading.Timer(10.0, release.set)  # never hangs the suite, even unfixed
+    guard.start()
+    try:
+        assert ("ended", False) == (run(main()), finished.is_set())
+    finally:
+        release.set()
+        guard.cancel()

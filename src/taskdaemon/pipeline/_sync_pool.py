@@ -92,6 +92,7 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
         self._backlog: deque[tuple[Call, Deliver]] = deque()
         self._running: set[threading.Thread] = set()
         self._closed = False
+        self._join = True  # whether ``shutdown(wait=True)`` joins the threads (``let_go``)
 
     def dispatch(self, call: Call, deliver: Deliver) -> None:
         """Run ``call()`` on a pool thread, then, once that thread is idle again,
@@ -149,10 +150,17 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
             threads = list(self._running)
         for worker in idle:
             worker.ring()  # no call and closed: the thread ends
-        if wait:
+        if wait and self._join:
             for thread in threads:
                 if thread is not threading.current_thread():
                     thread.join()
+
+    def let_go(self) -> None:
+        """Make a later ``shutdown`` join no thread: a thread still in a call that nobody
+        awaits any more (a sync handler whose stage timed out or was cancelled: a thread cannot
+        be interrupted) goes on as the daemon thread it is, and ends with its call or with the
+        process. Jobs are still taken until ``shutdown``."""
+        self._join = False
 
     def _serve(self, worker: _Worker) -> None:
         call: Call = worker.call  # type: ignore[assignment]  # set by dispatch

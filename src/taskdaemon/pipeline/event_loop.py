@@ -77,6 +77,20 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)`` on :func:`new_event_loop`'s loop."""
+    """``asyncio.run(main)`` on :func:`new_event_loop`'s loop, except that closing the loop
+    does not wait for the calls still running on its ``_sync_pool.SyncPool``.
+
+    Once ``main`` has ended, a call still running there is one its caller gave up on: a sync
+    stage handler that timed out or whose run was cancelled (a thread cannot be interrupted).
+    ``asyncio.run`` would join its thread, so a handler that never returns would hold the
+    command after its run had ended and its summary was printed, Ctrl-C included; the pool's
+    threads are daemon threads, and end with the process instead.
+    """
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+        try:
+            return runner.run(main)
+        finally:
+            # Asked by name: the pool's module is imported only once a sync stage runs.
+            let_go = getattr(getattr(runner.get_loop(), "_default_executor", None), "let_go", None)
+            if let_go is not None:
+                let_go()
