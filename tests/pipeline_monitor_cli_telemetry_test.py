@@ -423,3 +423,38 @@ def test_run_with_a_password_in_its_grpc_endpoint_never_prints_it(tmp_path: Path
     expected = (0, False, True)
     actual = (done.returncode, "s3cretpw" in done.stderr, "user:[REDACTED]@" in done.stderr)
     assert expected == actual, done.stderr
+
+
+def test_ctrl_c_while_shutdown_waits_stops_the_wait_without_raising(tmp_path: Path) -> None:
+    """Ctrl-C during a shutdown that waits for a slow exporter ends the wait as the bound does."""
+    import signal
+
+    from opentelemetry.sdk.trace import SpanProcessor
+
+    began, release = threading.Event(), threading.Event()
+
+    class Stuck(SpanProcessor):
+        def shutdown(self) -> None:
+            began.set()
+            release.wait(30)
+
+    telemetry = build_telemetry(
+        load_settings(home=tmp_path, export_timeout=30.0), extra_span_processors=(Stuck(),)
+    )
+
+    def interrupt() -> None:
+        began.wait(30)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    try:
+        try:
+            outcome = "finished" if telemetry.shutdown() else "stopped waiting"
+        except KeyboardInterrupt:
+            outcome = "KeyboardInterrupt"
+    finally:
+        release.set()
+        sender.join()
+        telemetry.wait_closed(30)
+    assert "stopped waiting" == outcome

@@ -369,7 +369,8 @@ class Telemetry:
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Flush and shut down every provider within ``timeout`` seconds (default: the export
-        timeout setting). Returns True when everything finished in time. Safe to call twice."""
+        timeout setting). Returns True when everything finished in time; False past the bound or
+        when Ctrl-C (``KeyboardInterrupt``) stopped the wait. Safe to call twice."""
         with self._lock:
             if self._closed:
                 return True
@@ -401,8 +402,15 @@ class Telemetry:
 
         worker = threading.Thread(target=work, name="taskdaemon-telemetry-shutdown", daemon=True)
         self._shutdown_worker = worker
-        worker.start()
-        worker.join(budget)
+        try:
+            worker.start()
+            worker.join(budget)
+        except KeyboardInterrupt:
+            # Ctrl-C while a slow exporter holds the exit (the run has ended, its signal
+            # handlers are gone): stop waiting, as at the bound, rather than a traceback that
+            # also loses the run's summary and exit code.
+            _log.warning("telemetry shutdown interrupted; unexported spans and metrics are dropped")
+            return False
         if worker.is_alive():
             _log.warning(
                 "telemetry shutdown did not finish within %.1fs (TASKDAEMON_EXPORT_TIMEOUT); "
