@@ -116,6 +116,25 @@ def test_invalid_file_exits_2_without_traceback(home: Path, tmp_path: Path) -> N
     assert "" == done.stdout
 
 
+def test_a_workspace_that_cannot_be_made_is_one_line(home: Path, tmp_path: Path) -> None:
+    """A workspace directory that cannot be created (a read-only home) is one line, exit 2."""
+    path = write(
+        tmp_path / "one.yaml",
+        """\
+        name: one
+        stages:
+          - name: a
+            command: "true"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    (tmp_path / "file").write_text("not a directory")
+    done = taskdaemon(home, "run", str(path), "--workspace", str(tmp_path / "file" / "ws"))
+    lines = done.stderr.splitlines()
+    assert (2, 1) == (done.returncode, len(lines)), done.stderr
+    assert lines[0].startswith(f"taskdaemon run: cannot create the workspace {tmp_path}/file/ws")
+
+
 def test_unresolvable_handler_exits_2(home: Path, tmp_path: Path) -> None:
     """A handler that cannot be imported is reported before the run starts, with exit 2."""
     path = write(

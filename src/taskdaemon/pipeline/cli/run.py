@@ -497,7 +497,10 @@ async def run_pipeline(
             breakpoints = _breakpoints(engine, pipeline, args)
             if breakpoints is not None:
                 return _fail(EXIT_INVALID, breakpoints)
-            handle = await engine.start_run(pipeline, request, started_by="cli")
+            try:
+                handle = await engine.start_run(pipeline, request, started_by="cli")
+            except PipelineError as error:  # its workspace cannot be made (a read-only home)
+                return _fail(EXIT_INVALID, str(error))
             run_ids.append(handle.run_id)
             if not args.quiet:
                 print(

@@ -44,7 +44,7 @@ from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
-    from taskdaemon.pipeline.engine import Engine
+    from taskdaemon.pipeline.engine import Engine, RunHandle, RunResult
     from taskdaemon.pipeline.loops import LoopRegistry
     from taskdaemon.pipeline.model import Pipeline
 
@@ -228,23 +228,24 @@ async def _schedule(
     runs = 0
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
         started = time.monotonic()
-        handle = await engine.start_run(pipeline, request, started_by="schedule")
         runs += 1
-        waiter = asyncio.ensure_future(handle.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
-        if not waiter.done():
-            handle.cancel()
-        result = await waiter
-        _log.info(
-            "run %s of %s ended %s (%d of %s)",
-            result.run_id,
-            pipeline.name,
-            result.status,
-            runs,
-            args.max_runs or "unlimited",
-        )
+        try:
+            handle = await engine.start_run(pipeline, request, started_by="schedule")
+        except PipelineError as error:  # its workspace cannot be made (a read-only home)
+            # One line, and the server goes on: the next slot may find the disk writable.
+            _log.error("run %d of %s could not start: %s", runs, pipeline.name, error)
+            result = None
+        else:
+            result = await _until_end_or_stop(handle, stop)
+        if result is not None:
+            _log.info(
+                "run %s of %s ended %s (%d of %s)",
+                result.run_id,
+                pipeline.name,
+                result.status,
+                runs,
+                args.max_runs or "unlimited",
+            )
         if args.max_runs > 0 and runs >= args.max_runs:
             break
         delay = max(0.0, args.every - (time.monotonic() - started))
@@ -253,6 +254,17 @@ async def _schedule(
     if not stop.is_set():
         _log.info("schedule done; serving until stopped")
         await stop.wait()
+
+
+async def _until_end_or_stop(handle: RunHandle, stop: asyncio.Event) -> RunResult:
+    """The run's result once it has ended, cancelled first when ``stop`` is set before."""
+    waiter = asyncio.ensure_future(handle.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not waiter.done():
+        handle.cancel()
+    return await waiter
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:

@@ -143,7 +143,7 @@ class Engine:
         """Start a run of ``pipeline`` and return its handle (the run goes on in the background).
 
         PipelineError if the pipeline cannot run (unknown stage reference, cycle, bad
-        expression) or ``run_id`` is taken.
+        expression), ``run_id`` is taken, or the run's workspace cannot be created.
         """
         plan = plan_for(pipeline)
         request = dict(request or {})
@@ -156,8 +156,14 @@ class Engine:
             run.workspace = os.path.join(self._workspace, run_id)
             # Private to the owner, as the span store is: a run's files are run data. The
             # parent too when made here (``makedirs`` gives ``mode`` to the last part only).
-            os.makedirs(self._workspace, mode=0o700, exist_ok=True)
-            os.makedirs(run.workspace, mode=0o700, exist_ok=True)
+            try:
+                os.makedirs(self._workspace, mode=0o700, exist_ok=True)
+                os.makedirs(run.workspace, mode=0o700, exist_ok=True)
+            except OSError as error:  # a read-only or full home, a file in the way
+                reason = error.strerror or str(error)
+                raise PipelineError(
+                    f"cannot create the workspace {run.workspace}: {reason}"
+                ) from error
         handle = RunHandle(run)
         self._runs[run_id] = handle
         try:
