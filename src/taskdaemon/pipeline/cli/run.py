@@ -29,9 +29,10 @@
 * Python loop types import with the current directory first on ``sys.path``
   (``examples.loops:plan`` works from the repository root).
 * Exit codes: 0 the run succeeded, 1 it failed (or was cancelled through ``taskdaemon cancel``),
-  2 invalid file or arguments, 130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143). The first
-  signal cancels the run cleanly (running commands are killed with their process groups); a
-  second one exits at once.
+  2 invalid file or arguments (or a workspace that cannot be created), 130 cancelled by Ctrl-C
+  (SIGINT; SIGTERM gives 143). The first signal cancels the run cleanly (running commands are
+  killed with their process groups; a sync handler's thread, which cannot be, is not waited
+  for once the run has ended); a second one exits at once.
 * Lost telemetry never changes the exit code, which is the pipeline's: a span store that cannot
   be opened is one warning line at start, spans it failed to write (a full disk) are one warning
   line when they start failing and one at the end with how many were lost, and the metric
@@ -104,8 +105,8 @@ stages and fan-out); ATTEMPTS is the most attempts one instance needed (1: no re
 longest wait for a worker slot; DURATION from the first start to the last end; ERROR the first
 error, why the stage was skipped, or why it was cancelled.
 
-Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 invalid file or arguments,
-130 interrupted by Ctrl-C (143 by SIGTERM).
+Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 invalid file or arguments
+(or a workspace that cannot be created), 130 interrupted by Ctrl-C (143 by SIGTERM).
 """
 
 
