@@ -436,10 +436,19 @@ async def test_a_run_that_closes_without_answering_is_one_line(home: Path) -> No
 
 async def test_a_run_that_never_answers_is_left_after_the_timeout(home: Path) -> None:
     """A run that reads the request and never answers is given up once the timeout has
-    passed: ``send_request`` raises TimeoutError (an OSError)."""
+    passed, with a one-line PipelineError (``debug`` and ``dump`` print it, no traceback)."""
     async with _answering(control.socket_path(RUN, home), None):
-        with pytest.raises(TimeoutError):
+        with pytest.raises(PipelineError, match="did not answer") as refused:
             await _in_thread(send_request, RUN, {"op": "cancel"}, home=home, timeout=0.2)
+    assert f"run '{RUN}' did not answer within 0.2 s" == str(refused.value)
+
+
+async def test_an_answer_nested_past_the_decoder_is_one_line(home: Path) -> None:
+    """An answer nested deeper than ``json`` decodes is the same one-line PipelineError as
+    any answer that is not a JSON object, not a RecursionError."""
+    async with _answering(control.socket_path(RUN, home), b"[" * 100_000 + b"\n"):
+        with pytest.raises(PipelineError, match="JSON object"):
+            await _in_thread(send_request, RUN, {"op": "cancel"}, home=home)
 
 
 async def test_an_answer_over_a_mebibyte_is_refused_unread(home: Path) -> None:

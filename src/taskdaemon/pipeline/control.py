@@ -252,8 +252,9 @@ def send_request(
     """Send one request to the process serving ``run_id`` and return its response.
 
     Raises RunNotFoundError when no process serves that run (no socket, or a stale one), and
-    PipelineError when the run answers with an error, or with anything but one JSON object on
-    a line of at most 1 MiB (an answer is never read further).
+    PipelineError when the run answers with an error, does not answer within ``timeout``
+    seconds, or answers anything but one JSON object on a line of at most 1 MiB (an answer is
+    never read further).
     """
     path = _resolve_run(run_id, home)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -265,16 +266,19 @@ def send_request(
                 f"run {path.stem!r} is not served any more (stale socket {path}): "
                 "its 'taskdaemon run' process has ended"
             ) from None
-        client.sendall(json.dumps(dict(request)).encode() + b"\n")
-        with client.makefile("rb") as stream:
-            line = stream.readline(_MAX_LINE)
+        try:
+            client.sendall(json.dumps(dict(request)).encode() + b"\n")
+            with client.makefile("rb") as stream:
+                line = stream.readline(_MAX_LINE)
+        except TimeoutError:  # its loop is blocked, or it is stopped (SIGSTOP, a debugger)
+            raise PipelineError(f"run {path.stem!r} did not answer within {timeout:g} s") from None
     if not line:
         raise PipelineError(f"run {path.stem!r} closed the connection without answering")
     if len(line) == _MAX_LINE and not line.endswith(b"\n"):
         raise PipelineError(f"run {path.stem!r} answered with more than 1 MiB: not read")
     try:
         response = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what json decodes
         response = None
     if not isinstance(response, dict):
         raise PipelineError(f"run {path.stem!r} answered with something other than a JSON object")
