@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from taskdaemon.pipeline import settings as settings_module
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.settings import DEFAULT_REDACT_PATTERNS, load_settings
 
@@ -142,6 +143,9 @@ def test_service_name_comes_from_resource_attributes(monkeypatch: pytest.MonkeyP
         ("TASKDAEMON_LOG_FORMAT", "xml", "'json' or 'text'"),
         ("TASKDAEMON_LOG_LEVEL", "LOUD", "must be one of"),
         ("TASKDAEMON_EXPORT_TIMEOUT", "0", "greater than 0"),
+        ("TASKDAEMON_EXPORT_TIMEOUT", "nan", "a number, not NaN"),
+        ("TASKDAEMON_SPAN_SOURCE", "ftp://spans.example/x", "must be sqlite:///PATH"),
+        ("TASKDAEMON_SPAN_SOURCE", "spans.db", "must be sqlite:///PATH"),
         ("TASKDAEMON_REDACT_PATTERNS", "(unclosed", "invalid regular expression"),
         ("OTEL_TRACES_EXPORTER", "zipkin", "unknown exporter 'zipkin'"),
         ("OTEL_METRICS_EXPORTER", "statsd", "unknown exporter 'statsd'"),
@@ -159,6 +163,21 @@ def test_invalid_values_name_the_variable(
         load_settings()
     ((name, message),) = caught.value.problems
     assert (variable, True) == (name, reason in message)
+
+
+@pytest.mark.parametrize("scheme", settings_module._SPAN_SOURCE_SCHEMES)
+def test_every_span_source_scheme_the_settings_take_is_one_a_source_opens(scheme: str) -> None:
+    """The schemes ``TASKDAEMON_SPAN_SOURCE`` accepts are schemes ``open_source`` knows: a
+    URL of each is refused, if at all, for its host or path, never as an unknown source."""
+    from taskdaemon.pipeline.errors import SpanSourceError
+    from taskdaemon.pipeline.tracking.sources import open_source
+
+    try:
+        open_source(f"{scheme}://").close()
+        problem = ""
+    except SpanSourceError as error:
+        problem = str(error)
+    assert "unknown span source" not in problem
 
 
 def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

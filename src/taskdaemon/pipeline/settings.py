@@ -86,7 +86,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
@@ -332,8 +332,8 @@ def _number(*, gt: float | None = None, le: float | None = None) -> Parser:
             raise ValueError(
                 "Input should be a valid number, unable to parse string as a number"
             ) from None
-        if math.isnan(number):  # no comparison holds: the upper bound is the one reported
-            raise ValueError(f"Input should be less than or equal to {le:g}")
+        if math.isnan(number):  # no comparison holds: named, rather than a bound it misses
+            raise ValueError("Input should be a number, not NaN")
         _bounded(number, None, gt, le)
         return number
 
@@ -386,6 +386,34 @@ def _grafana(value: Any) -> str | None:
         return None
     if not text.lower().startswith(("http://", "https://")):
         raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+#: The span source URL schemes ``tracking.sources.open_source`` reads.
+_SPAN_SOURCE_SCHEMES: Final = (
+    "sqlite",
+    "tempo+http",
+    "tempo+https",
+    "jaeger+http",
+    "jaeger+https",
+    "otlp-json",
+    "dump",
+)
+
+
+def _span_source(value: Any) -> str | None:
+    """A span source URL whose scheme is known (the rest is checked where it is opened): a
+    typo such as ``ftp://`` would otherwise only show when a command reads the source, and
+    ``run``, which only writes to the embedded store, would ignore it."""
+    text = _text(value).strip()
+    if not text:
+        return None
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme not in _SPAN_SOURCE_SCHEMES:
+        raise ValueError(
+            "must be sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, "
+            "otlp-json:///PATH or dump:///PATH.tar.gz"
+        )
     return text
 
 
@@ -450,7 +478,7 @@ def _path(value: Any) -> Path:
 #: Each field's variable and parser (a field not listed here is not a setting).
 _FIELDS: dict[str, tuple[str, Parser]] = {
     "home": ("TASKDAEMON_HOME", _path),
-    "span_source_url": ("TASKDAEMON_SPAN_SOURCE", _optional(_text)),
+    "span_source_url": ("TASKDAEMON_SPAN_SOURCE", _optional(_span_source)),
     "metrics_host": ("TASKDAEMON_METRICS_HOST", _host),
     "metrics_port": ("TASKDAEMON_METRICS_PORT", _integer(ge=0, le=65535)),
     "payload_max_bytes": ("TASKDAEMON_PAYLOAD_MAX_BYTES", _integer(ge=0)),
