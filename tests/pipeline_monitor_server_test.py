@@ -345,6 +345,21 @@ async def test_api_publishes_events_and_cancels(pipeline: Pipeline) -> None:
     assert expected == (published.status_code, cancelled.status_code, result.status)
 
 
+async def test_api_refuses_to_cancel_a_run_that_has_ended(pipeline: Pipeline) -> None:
+    """POST cancel on a run that has already ended is 409 naming its status, not an
+    "accepted" that does nothing."""
+    resolver, sync = Resolver(hold=True), Sync()
+    async with Engine(resolver=resolver, observers=[sync]) as engine:
+        handle = await engine.start_run(pipeline, {})
+        await sync.started.wait()
+        handle.cancel()
+        await handle.wait()
+        async with _client(create_app(engine=engine)) as client:
+            again = await client.post(f"/api/runs/{handle.run_id}/cancel", json={})
+    expected = (409, f"run {handle.run_id} has already ended (cancelled)")
+    assert expected == (again.status_code, again.json()["error"])
+
+
 @pytest.mark.parametrize(
     ("path", "body", "status"),
     [

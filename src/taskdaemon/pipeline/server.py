@@ -27,7 +27,7 @@ Routes (all JSON unless stated):
                                           optional)
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
 ``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
-``POST /api/runs/{id}/cancel``            cancel the run
+``POST /api/runs/{id}/cancel``            cancel the run (409 once it has ended)
 ``/api/runs/{id}/debug[...]``, ``/dump``  the debugger (``server_debug.py``)
 ========================================= ======================================================
 
@@ -656,5 +656,9 @@ class EngineController:
         engine.publish(run_id, event_type, payload)
 
     async def cancel(self, run_id: str) -> None:
-        """Cancel the run."""
-        self._engine().cancel(run_id)
+        """Cancel the run; PipelineError (409) once it has ended, as approving a stage that
+        waits no more is refused, rather than an "accepted" that does nothing."""
+        handle = self._engine().get_run(run_id)
+        if handle.done:
+            raise PipelineError(f"run {run_id} has already ended ({handle.status})")
+        handle.cancel()
