@@ -328,6 +328,32 @@ def test_spans_ended_while_the_write_lock_was_held_are_stored_after(tmp_path: Pa
     assert (1, 0) == (stored, made[0].dropped_spans)
 
 
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_store_file_gone_under_its_writer_is_counted_and_said(tmp_path: Path, how: str) -> None:
+    """A store file deleted or replaced while a writer has it open (``rm spans.db`` during a
+    run) is a failing write: the spans are counted as dropped and ``health()`` says why,
+    rather than written into a file no reader sees."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("before"):
+        pass
+    processor.force_flush()
+    for path in tmp_path.glob("spans.db*"):
+        path.unlink()
+    if how == "replaced":
+        _valid_store(db)
+    with tracer.start_as_current_span("after"):
+        pass
+    processor.force_flush()
+    health = processor.health()
+    provider.shutdown()
+    assert (1, False) == (processor.dropped_spans, health.ok)
+    assert f"{db} was deleted or replaced while this process wrote to it" in health.detail
+
+
 # --- file modes --------------------------------------------------------------------------------
 
 

@@ -154,6 +154,15 @@ def _register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
 
 
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 class SqliteSpanProcessor(SpanProcessor):
     """An OTel ``SpanProcessor`` writing every span to the SQLite store at start and at end.
 
@@ -162,6 +171,11 @@ class SqliteSpanProcessor(SpanProcessor):
     failure and the recovery are logged in one line each, and ``health()`` reports the store
     down until a batch of spans is written again (``tracking._health``). Register it with
     ``tracer_provider.add_span_processor(SqliteSpanProcessor(path))``.
+
+    A store file deleted or replaced under the writer (``rm spans.db`` while a run goes) is a
+    failing write too: SQLite would go on writing into the unlinked file, which no reader sees,
+    and the run would be lost without a word. Each batch first checks that ``path`` still
+    names the file the connection opened (device and inode: one ``stat`` a batch).
     """
 
     def __init__(
@@ -173,6 +187,8 @@ class SqliteSpanProcessor(SpanProcessor):
         retention: RetentionPolicy | None = None,
     ) -> None:
         self.path = Path(path)
+        self._absolute = Path(os.path.abspath(path))  # a handler's chdir must not move it
+        self._identity: tuple[int, int] | None = None  # the opened file's (device, inode)
         self._interval = flush_interval
         self._max_batch = max_batch
         self._retention = retention
@@ -305,6 +321,7 @@ class SqliteSpanProcessor(SpanProcessor):
         try:
             with sqlite_section():
                 conn = connect(self.path)
+                self._identity = _file_identity(self._absolute)
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
                 # Not waited for when the write lock is taken: the constructor (and a run's
                 # first command stage, which needs the monitor) would wait out the busy
@@ -391,6 +408,10 @@ class SqliteSpanProcessor(SpanProcessor):
         """Write one batch in one transaction: span rows, the traces and resources they use,
         new and finished runs, and this writer's heartbeat. ``flushing`` (a ``force_flush``
         asks, see ``flush_open_spans``) rewrites open spans whatever the spacing says."""
+        if _file_identity(self._absolute) != self._identity:
+            raise SpanSourceError(
+                f"{self.path} was deleted or replaced while this process wrote to it"
+            )
         if self._writer_id is None:  # the write lock was taken when the writer started
             self._writer_id = _register_writer(conn, wait=True)
         # Rows are built before the transaction, with the trace id (int) and the resource's
