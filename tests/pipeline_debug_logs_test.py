@@ -719,3 +719,19 @@ def test_grafana_links_traces_to_logs_and_logs_to_traces() -> None:
         derived["matcherRegex"],
         derived["datasourceUid"],
     )
+
+
+def test_log_rows_for_a_store_deleted_under_the_writer_are_counted(tmp_path: Path) -> None:
+    """Rows written after the store file was deleted (``rm spans.db`` during a run) are
+    counted as dropped, not written into the unlinked file no reader sees."""
+    writer = SqliteLogWriter(tmp_path / "spans.db")
+    try:
+        writer.write_output(_batch("e" * 32, "kept"))
+        writer.flush()
+        for path in tmp_path.glob("spans.db*"):
+            path.unlink()
+        writer.write_output(_batch("e" * 32, "lost"))
+        writer.flush()
+    finally:
+        writer.close()
+    assert (1, 1) == (writer.written, writer.dropped)

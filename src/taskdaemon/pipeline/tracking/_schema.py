@@ -65,7 +65,7 @@ from typing import Final
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, create_aggregates
 
-__all__ = ["SCHEMA_VERSION", "connect", "create_private", "rollback"]
+__all__ = ["SCHEMA_VERSION", "connect", "create_private", "file_identity", "rollback"]
 
 SCHEMA_VERSION: Final = 9
 
@@ -261,6 +261,17 @@ def create_private(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``, None when there is none: a writer compares it
+    with the file it opened, to tell a store deleted or replaced under it (SQLite would go on
+    writing into the unlinked file, which no reader sees)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -23,12 +23,15 @@ of a run whose loop often waits (sync handlers in threads, subprocesses) cost a 
 and a commit of its own.
 At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and counted
 (``dropped``), with one warning per writer: logging must not exhaust memory nor stop a run.
+A batch that cannot be written (a full disk, or a store file deleted or replaced under the
+writer, which SQLite would go on writing into unseen) is dropped and counted the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -44,7 +47,7 @@ from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
-from taskdaemon.pipeline.tracking._schema import connect, rollback
+from taskdaemon.pipeline.tracking._schema import connect, file_identity, rollback
 
 __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 
@@ -82,9 +85,11 @@ class SqliteLogWriter:
         self, path: str | Path, *, batch_size: int = 2000, linger: float = LINGER_SECONDS
     ) -> None:
         self.path = Path(path)
+        self._absolute = Path(os.path.abspath(path))  # a handler's chdir must not move it
         self._batch_size = batch_size
         self._linger_seconds = linger
         self._conn: sqlite3.Connection = connect(self.path)
+        self._identity = file_identity(self._absolute)  # the file a deleted store would lose
         self._pending: deque[_Entry] = deque()
         self._queued = 0  # rows in _pending
         # The condition's own lock, held bare where nothing waits (``_put``: every queued row
@@ -300,6 +305,8 @@ class SqliteLogWriter:
             values.append((*entry[:11], encoded))
         if values:
             steps.append(_redacted(values))
+        if file_identity(self._absolute) != self._identity:
+            raise OSError(f"{self.path} was deleted or replaced while this process wrote to it")
         conn = self._conn
         with sqlite_section():  # a fork meanwhile would leave the child's SQLite locked
             conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row

@@ -48,7 +48,7 @@ from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
-from taskdaemon.pipeline.tracking._schema import connect, rollback
+from taskdaemon.pipeline.tracking._schema import connect, file_identity, rollback
 from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
 from taskdaemon.pipeline.tracking.aggregates import (
     RUN_ENDED,
@@ -152,15 +152,6 @@ def _register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
         return None
     finally:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
-
-
-def _file_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the file at ``path``; None when there is none."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
 
 
 class SqliteSpanProcessor(SpanProcessor):
@@ -321,7 +312,7 @@ class SqliteSpanProcessor(SpanProcessor):
         try:
             with sqlite_section():
                 conn = connect(self.path)
-                self._identity = _file_identity(self._absolute)
+                self._identity = file_identity(self._absolute)
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
                 # Not waited for when the write lock is taken: the constructor (and a run's
                 # first command stage, which needs the monitor) would wait out the busy
@@ -408,7 +399,7 @@ class SqliteSpanProcessor(SpanProcessor):
         """Write one batch in one transaction: span rows, the traces and resources they use,
         new and finished runs, and this writer's heartbeat. ``flushing`` (a ``force_flush``
         asks, see ``flush_open_spans``) rewrites open spans whatever the spacing says."""
-        if _file_identity(self._absolute) != self._identity:
+        if file_identity(self._absolute) != self._identity:
             raise SpanSourceError(
                 f"{self.path} was deleted or replaced while this process wrote to it"
             )
