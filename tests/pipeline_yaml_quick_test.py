@@ -114,6 +114,15 @@ READ = [
     "a:\n  - 1\n  - 1\n\n\n# c\n# c\nb:\n  - 1\n\n  - 1",
     # Words of every first letter, upper and lower case.
     "".join(f"{letter}k: {letter}v\n" for letter in string.ascii_letters),
+    # Nested flow collections, on one line.
+    "a: {b: [c]}\n",
+    "a: [b, {c: d}]\n",
+    "a: [{b: c},{d: e}]  # c\n",
+    "a: [[], {}, [[x]], {b: {}}]\n",
+    "a: [ {b: c d , e: [1, -2.5, true, null, 2020-01-02]} ]  \n",
+    'a: [{b: "x, ]}", c: \'{y\'}, "[z"]\n',
+    "a:\n  - {name: s1, triggers: [{on_completion: {stage: s0}}]}\n  - [x, [y]]\n",
+    "a: " + "[" * 32 + "]" * 32 + "\n",
 ]
 
 
@@ -153,9 +162,7 @@ GIVE_UP = [
     "a: b\u2028c\n",
     "\ufeffa: b\n",
     "a: {b: c, b: d}\n",
-    "a: {b: [c]}\n",
     "a: {b: c,}\n",
-    "a: [b, {c: d}]\n",
     "a: {b: c\n  }\n",
     'a: "b\\nc"\n',
     "a: 'b''c'\n",
@@ -180,6 +187,32 @@ GIVE_UP = [
     "a:\n  b: 1\n c: 1\n  b: 1\n",  # an equal line after one it does not read
     "a: " + "x" * 10 + "\n" + "k" * 300 + ": v\n",
     "".join(f"{'  ' * i}k{i}:\n" for i in range(70)) + "  " * 70 + "v: 1\n",
+    # Nested flow collections it does not read.
+    "a: [{b: }]\n",  # a key without a value
+    "a: [{b}]\n",  # a value without a key
+    "a: [b: c, {d: e}]\n",  # a pair in a sequence
+    "a: [{b: c}, ]\n",  # a trailing comma
+    "a: [{b: c},, {d: e}]\n",
+    "a: [, {b: c}]\n",
+    "a: [{b: c} d]\n",  # two values without a comma
+    "a: [{b: c}]]\n",  # a token after the end
+    "a: [{b: c}]}\n",
+    "a: [{b: c}\n",  # unclosed
+    "a: [{b: c]}\n",  # crossed
+    "a: [{b: c, b: d}]\n",  # a duplicate key
+    "a: [{on: c}]\n",  # a key that is not a string
+    "a: [{b: c}]#c\n",
+    "a: [{b:c}]\n",
+    "a: [{ b : c }]\n",
+    "a: [{b: c: d}]\n",
+    "a: [&x {b: c}]\n",
+    "a: [*x, [y]]\n",
+    "a: [!!str {b: c}]\n",
+    "a: [{? b: c}]\n",
+    'a: [{"b": c}]\n',
+    'a: [{b: "c\\"d"}]\n',
+    "a: [{b: 2020-02-30}]\n",
+    "a: " + "[" * 33 + "]" * 33 + "\n",  # nested past its depth
 ]
 
 
@@ -321,3 +354,39 @@ def test_collections_nested_64_deep_by_entries_are_read_and_65_deep_give_up() ->
     sequence entry's key (``- k:``)."""
     read = quick_tree(_nested_entries(64))
     assert (64, NOT_PLAIN) == (_nesting(read), quick_tree(_nested_entries(65)))
+
+
+def _big_pipeline(shape: str, size: int) -> str:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        from big_pipeline_memory import pipeline
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return pipeline(shape, size)[0]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("shape", ["block", "block-entries", "flow"])
+def test_a_generated_large_file_reads_quickly_as_composed(shape: str) -> None:
+    """The benchmark's shapes, over more than one piece of text, read quickly as composed."""
+    text = _big_pipeline(shape, 200_000)
+    quick = quick_tree(text)
+    assert quick is not NOT_PLAIN
+    assert _same(quick, _composed(text))
+
+
+@pytest.mark.parametrize("shape", ["block", "block-entries", "flow"])
+def test_a_generated_large_file_loads_the_definition_the_thorough_way_does(shape: str) -> None:
+    """The definition loaded the quick way equals the one loaded through the composer."""
+    text = _big_pipeline(shape, 200_000)
+    # A comment with a ``*`` makes the loader compose the file and convert every node.
+    thorough = parse_pipeline(text + "# *\n", registered_loops=())
+    assert thorough == parse_pipeline(text, registered_loops=())
+
+
+def test_rows_dropped_between_pieces_read_the_same_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows kept for repeated lines dropped after every piece of text change no value."""
+    text = _big_pipeline("block", 200_000)
+    expected = quick_tree(text)
+    monkeypatch.setattr(yaml_quick, "_KEPT_ROWS", 1)
+    monkeypatch.setattr(yaml_quick, "_PIECE", 1000)
+    assert _same(expected, quick_tree(text))

@@ -19,14 +19,24 @@ else, the caller then composing the file as before; it gives the value
   optional `` #comment``. A key is a plain word (``[A-Za-z_][A-Za-z0-9_-]*``, under libyaml's
   1,024 characters of a simple key). A value is one of: a double-quoted string without ``\\``,
   a single-quoted one without ``'`` (both are their text between the quotes, tagged ``str``
-  since a quoted scalar is never resolved), a one-line flow mapping or sequence of such quoted
-  strings and plain words, or a plain scalar whose first character is no indicator (a ``-``
-  only before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at
-  its end (no key, no comment inside); a plain word in a flow collection holds no ``:`` or
-  ``,`` at all. Nothing here is an anchor, alias, tag, block scalar, directive, document
+  since a quoted scalar is never resolved), a one-line flow collection of such quoted strings
+  and plain words, or a plain scalar whose first character is no indicator (a ``-`` only
+  before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at its
+  end (no key, no comment inside); a plain word in a flow collection holds no ``,``, bracket
+  or brace, and a ``:`` only between two of its characters (``m:f``, one scalar to libyaml and
+  PyYAML alike). Nothing here is an anchor, alias, tag, block scalar, directive, document
   marker, complex key or multi-line scalar: a line more indented than its block without a key
   waiting for a value (which would continue a plain scalar or be an error) gives up, so does a
   dedent to a column no open block has.
+* Flow collections: one without another inside (``{stage: build}``) is read by the row's
+  pattern and split at its commas. A line whose value is a nested one
+  (``triggers: [{on_completion: {stage: s0}}]``) falls to the row's last group, so that other
+  lines pay nothing for it; a second pattern reads that line again, delimits the collection,
+  and it is read token by token, each entry a plain-word key with ``: `` and a value
+  (mappings) or a value (sequences), separated by commas, at most 32 deep. It gives up at a
+  key without a value or a value without a key (``{a: }``, ``{a}``: YAML's nulls), a pair in a
+  sequence (``[a: b]``, YAML's one-pair mapping), a trailing comma (YAML ignores it), any
+  other character, and anything after the collection closes but spaces and a comment.
 * Structure: a key without a value on its line takes the block on the next content line when
   that line is more indented (a mapping, or a sequence of ``- `` entries), or is a sequence
   starting at the key's own column (YAML's indentless sequence), else its value is null, as an
@@ -50,13 +60,16 @@ else, the caller then composing the file as before; it gives the value
   a blank row anyway. Pipeline files repeat most of their lines (``loop: python``,
   ``triggers:``), and a line costs the pattern many times the look-up of its row. A file of
   few equal lines (more than three in four distinct) is matched as one text, as before: its
-  lines joined again and looked up would cost more than the matches they save.
+  lines joined again and looked up would cost more than the matches they save. A large file
+  is split and matched a piece of whole lines at a time, and the rows kept for repeated lines
+  are dropped past a count: what the read holds beside the value it builds stays small.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Any, Final
 
 import yaml
@@ -79,13 +92,26 @@ _WORD = rf"{_CHAR}+(?::{_CHAR}+)*"  # a ``:`` only between two characters
 # holds its characters, so giving some back could not let a line match.
 _PLAIN = rf"{_FIRST}{_CHAR}*+(?::{_CHAR}++)*+(?:\ ++{_WORD})*+"
 _FCHAR = r"[A-Za-z0-9_./()+=$@%~^-]"  # inside a plain scalar of a flow collection
-_FPLAIN = rf"{_FIRST}{_FCHAR}*(?:\ +{_FCHAR}+)*"
+# Possessive too, and the flow collections' repeats: what follows a flow scalar (spaces, then a
+# comma or a closing bracket) or an entry (the same) never starts like one, so giving back
+# could not let a line match; and ``re`` keeps no state for each entry of a possessive repeat,
+# which a line of a million entries would otherwise pile up (hundreds of MB).
+_FWORD = rf"{_FCHAR}++(?::{_FCHAR}++)*+"  # a ``:`` only between two characters, as in a block
+_FPLAIN = rf"{_FIRST}{_FCHAR}*+(?::{_FCHAR}++)*+(?:\ ++{_FWORD})*+"
 _DQ = r'"[\ !\#-\[\]-~]*"'  # no quote, no backslash
 _SQ = r"'[\ -&(-~]*'"  # no quote
 _FVALUE = rf"(?:{_FPLAIN}|{_DQ}|{_SQ})"
 _FPAIR = rf"{_KEY}:\ +{_FVALUE}"
-_FMAP = rf"\{{\ *(?:{_FPAIR}(?:\ *,\ *{_FPAIR})*\ *)?\}}"
-_FSEQ = rf"\[\ *(?:{_FVALUE}(?:\ *,\ *{_FVALUE})*\ *)?\]"
+_FMAP = rf"\{{\ *(?:{_FPAIR}(?:\ *,\ *{_FPAIR})*+\ *)?\}}"
+_FSEQ = rf"\[\ *(?:{_FVALUE}(?:\ *,\ *{_FVALUE})*+\ *)?\]"
+# A nested flow collection, only delimited here (``_flow`` reads its tokens): it opens with a
+# bracket, holds another before any closing one, and takes printable characters but a quote
+# (quoted strings whole), a ``#``, or spaces before neither, up to a closing bracket. Possessive
+# all through: the text a line offers is taken once, with no backtracking, at any length.
+_FBODY = r"(?:[!$-&(-~]++|\ ++(?=[!$-&(-~\"'])|" + _DQ + "|" + _SQ + ")"
+_FNEST = (
+    rf"[\[{{](?:[!$-&(-Z\\^-z|~]++|\ ++(?=[!$-&(-~\"'])|{_DQ}|{_SQ})*+[\[{{]{_FBODY}*+(?<=[\]}}])"
+)
 _VALUE = rf"(?:{_PLAIN}|{_DQ}|{_SQ}|{_FMAP}|{_FSEQ})"
 _COMMENT = r"\#[\ -~]*"
 #: A row a line: (indent, dash, key, value, item, a line not read). A row's match ends at a line
@@ -104,6 +130,16 @@ _ROWS = re.compile(
 # no plain word holds and a quoted one holds only between its quotes, taken whole.
 _FLOW_PAIRS = re.compile(rf"\ *({_KEY}):\ +({_FVALUE})\ *,?", re.X)
 _FLOW_ITEMS = re.compile(rf"\ *({_FVALUE})\ *,?", re.X)
+#: A line the row's pattern does not read, read again as one whose value is a nested flow
+#: collection (only such lines pay for it): indent, dash, key, the collection.
+_NESTED_ROW = re.compile(rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)({_FNEST})(?:\ +{_COMMENT}|)\ *\n?")
+#: How deeply a nested flow collection may nest: with the blocks around it (at most
+#: ``_MAX_DEPTH``), still below the 100 levels ``plain_tree`` reads.
+_MAX_FLOW_DEPTH: Final = 32
+# The tokens of a nested flow collection: a bracket or comma, a key with its ``: ``, a scalar,
+# or any other character (which gives up). Each match starts where the last ended (every
+# character is some token's, spaces before one included), so ``findall`` skips nothing.
+_FLOW_TOKENS = re.compile(rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_FVALUE})|(.))")
 
 
 def _patterns_by_first() -> dict[str, re.Pattern[str]]:
@@ -193,6 +229,75 @@ def _value(text: str, scalars: _Scalars) -> Any:
     return _scalar(text, scalars)
 
 
+def _flow(text: str, scalars: _Scalars, room: int) -> Any:
+    """A one-line flow collection of plain and quoted scalars, nested at most ``room`` deep.
+
+    Gives up at anything else: a key that is not a plain word, a key without a value, a
+    value without a key in a mapping, a pair in a sequence, two values or commas in a row, a
+    trailing comma, unbalanced brackets, a token after the collection closes.
+    """
+    memo = scalars.memo
+    missing = NOT_PLAIN
+    root: Any = None
+    top: Any = None
+    outer: list[Any] = []
+    key: Any = None  # the key of ``top`` (a mapping) waiting for its value
+    after = False  # an entry of ``top`` was just read: a comma or its end comes next
+    comma = False  # a comma was just read: an entry comes next
+    for mark, word, scalar, other in _FLOW_TOKENS.findall(text):
+        if other or root is not None:
+            raise _GiveUpError  # a character no token takes, a token after the end
+        if word:
+            if top.__class__ is not dict or key is not None or after:
+                raise _GiveUpError
+            name = memo.get(word, missing)
+            if name.__class__ is not str:
+                name = scalars.key(word)
+            if name in top:
+                raise _GiveUpError
+            key = name
+            continue
+        if mark == ",":
+            if not after:
+                raise _GiveUpError
+            after, comma = False, True
+            continue
+        if mark in {"]", "}"}:
+            if key is not None or comma or (mark == "]") is not (top.__class__ is list):
+                raise _GiveUpError
+            if not outer:
+                root = top
+                continue
+            top = outer.pop()
+            after, comma = True, False
+            continue
+        if after or (top.__class__ is dict and key is None):
+            raise _GiveUpError
+        if mark:  # an opening bracket
+            if len(outer) + (top is not None) >= room:  # the collections around it
+                raise _GiveUpError
+            value: Any = [] if mark == "[" else {}
+        else:
+            value = memo.get(scalar, missing)
+            if value is missing:
+                value = _scalar(scalar, scalars)
+        if top.__class__ is dict:
+            top[key] = value
+            key = None
+        elif top is not None:
+            top.append(value)
+        if mark:
+            if top is not None:
+                outer.append(top)
+            top = value
+            after = comma = False
+        else:
+            after, comma = True, False
+    if root is None:
+        raise _GiveUpError
+    return root
+
+
 def _scalar(text: str, scalars: _Scalars) -> Any:
     """A plain or quoted scalar's value (memoised under its text, quotes included)."""
     found = scalars.memo.get(text, NOT_PLAIN)
@@ -210,18 +315,38 @@ def quick_tree(text: str) -> Any:
     of YAML this module reads (see the module docstring)."""
     if len(text) > MAX_YAML_BYTES:
         return NOT_PLAIN
-    lines = text.split("\n")
-    distinct = dict.fromkeys(lines)
-    rows: Iterable[tuple[str, ...]]
-    if len(distinct) * 4 > len(lines) * 3:  # few equal lines: the text at once is cheaper
-        rows = _ROWS.findall(text)
-    else:  # one row a distinct line (see the module docstring), each line's looked up in C
-        by_line = dict(zip(distinct, _ROWS.findall("\n".join(distinct)), strict=False))
-        rows = map(by_line.__getitem__, lines)
     try:
-        return _read(rows)
+        return _read(chain.from_iterable(_rows(text)))
     except _GiveUpError:
         return NOT_PLAIN
+
+
+#: The text is split and matched a piece of about this many characters at a time, and the rows
+#: of at most this many distinct lines are kept for the lines that repeat them: what reading a
+#: file holds beside its value stays this small whatever the file's size.
+_PIECE: Final = 1 << 16
+_KEPT_ROWS: Final = 1 << 14
+
+
+def _rows(text: str) -> Iterator[Iterable[tuple[str, ...]]]:
+    """The rows of ``text``'s lines, a piece of whole lines at a time (see the module
+    docstring: a line's row depends on its characters alone, so any piece gives it)."""
+    by_line: dict[str, tuple[str, ...]] = {}
+    start = 0
+    while start >= 0:
+        end = text.find("\n", start + _PIECE)
+        piece = text[start:end] if end >= 0 else text[start:]
+        start = end if end < 0 else end + 1
+        lines = piece.split("\n")
+        distinct = dict.fromkeys(lines)
+        if len(distinct) * 4 > len(lines) * 3:  # few equal lines: the piece at once is cheaper
+            yield _ROWS.findall(piece)
+            continue
+        if len(by_line) > _KEPT_ROWS:
+            by_line = {}  # the last piece's rows are all read: most lines that repeat come back
+        new = list(distinct.keys() - by_line.keys())
+        by_line.update(zip(new, _ROWS.findall("\n".join(new)), strict=False))
+        yield map(by_line.__getitem__, lines)  # one row a line, each looked up in C
 
 
 def _read(rows: Iterable[tuple[str, ...]]) -> Any:
@@ -240,9 +365,16 @@ def _read(rows: Iterable[tuple[str, ...]]) -> Any:
     waiting_col = 0
     for spaces, dash, key, value, item, other in rows:
         if not key:
-            if other:
-                raise _GiveUpError  # a line not read here
-            if not item:
+            if other:  # a line with a nested flow collection, or one not read here
+                nested = _NESTED_ROW.fullmatch(other)
+                if nested is None:
+                    raise _GiveUpError
+                spaces, dash, key, flow = nested.groups()  # noqa: PLW2901 - the row, read again
+                # Its value is found in the memo as any other (always this line's own: the
+                # line is read again at each occurrence, and no scalar starts with a bracket).
+                memo[flow] = _flow(flow, scalars, _MAX_FLOW_DEPTH)
+                value, item = (flow, "") if key else ("", flow)  # noqa: PLW2901 - the same
+            elif not item:
                 continue  # blank or comment
         col = len(spaces)
         if waiting is not None:
