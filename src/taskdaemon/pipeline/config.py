@@ -175,6 +175,7 @@ def load_pipeline(
         with open(file, "rb") as stream:  # never more than the limit: it may be a huge file
             data = stream.read(MAX_YAML_BYTES + 1)
         text = data.decode("utf-8")
+        del data  # the bytes would live as long as the load: a file's size more at its peak
     except OSError as exc:
         reason = f"cannot read the file: {(exc.strerror or str(exc)).lower()}"
         raise ConfigError([ValidationIssue("", reason, file=file)]) from None
@@ -241,6 +242,7 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
         raise ConfigError(issues)
     reader = _Reader(source, lines)
     pipeline = reader.pipeline(data)
+    del data  # the plain values are all read: the validator's peak need not hold them too
     if reader.fatal:
         raise ConfigError(reader.issues)
     declared = BUILTIN_LOOPS | set(pipeline.loops)
