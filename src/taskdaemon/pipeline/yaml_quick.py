@@ -67,6 +67,7 @@ else, the caller then composing the file as before; it gives the value
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from itertools import chain
@@ -132,14 +133,14 @@ _FLOW_PAIRS = re.compile(rf"\ *({_KEY}):\ +({_FVALUE})\ *,?", re.X)
 _FLOW_ITEMS = re.compile(rf"\ *({_FVALUE})\ *,?", re.X)
 #: A line the row's pattern does not read, read again as one whose value is a nested flow
 #: collection (only such lines pay for it): indent, dash, key, the collection.
-_NESTED_ROW = re.compile(rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)({_FNEST})(?:\ +{_COMMENT}|)\ *\n?")
+_NESTED_ROW = rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)({_FNEST})(?:\ +{_COMMENT}|)\ *\n?"
 #: How deeply a nested flow collection may nest: with the blocks around it (at most
 #: ``_MAX_DEPTH``), still below the 100 levels ``plain_tree`` reads.
 _MAX_FLOW_DEPTH: Final = 32
 # The tokens of a nested flow collection: a bracket or comma, a key with its ``: ``, a scalar,
 # or any other character (which gives up). Each match starts where the last ended (every
 # character is some token's, spaces before one included), so ``findall`` skips nothing.
-_FLOW_TOKENS = re.compile(rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_FVALUE})|(.))")
+_FLOW_TOKENS = rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_FVALUE})|(.))"
 
 
 def _patterns_by_first() -> dict[str, re.Pattern[str]]:
@@ -163,6 +164,14 @@ _BY_FIRST = _patterns_by_first()
 #: Whether the resolver has patterns for words of any first character (PyYAML's safe schema has
 #: none): then every word is resolved by the resolver itself.
 _WILDCARD = bool(yaml.resolver.Resolver.yaml_implicit_resolvers.get(None))
+
+
+@functools.cache
+def _nested_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The patterns of nested flow collections (a line's, its tokens'), compiled at the first
+    such line: compiling them costs every command that imports this module as much as reading
+    a few hundred stages, and most files have none."""
+    return re.compile(_NESTED_ROW), re.compile(_FLOW_TOKENS)
 
 
 class _GiveUpError(Exception):
@@ -244,7 +253,7 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
     key: Any = None  # the key of ``top`` (a mapping) waiting for its value
     after = False  # an entry of ``top`` was just read: a comma or its end comes next
     comma = False  # a comma was just read: an entry comes next
-    for mark, word, scalar, other in _FLOW_TOKENS.findall(text):
+    for mark, word, scalar, other in _nested_patterns()[1].findall(text):
         if other or root is not None:
             raise _GiveUpError  # a character no token takes, a token after the end
         if word:
@@ -366,7 +375,7 @@ def _read(rows: Iterable[tuple[str, ...]]) -> Any:
     for spaces, dash, key, value, item, other in rows:
         if not key:
             if other:  # a line with a nested flow collection, or one not read here
-                nested = _NESTED_ROW.fullmatch(other)
+                nested = _nested_patterns()[0].fullmatch(other)
                 if nested is None:
                     raise _GiveUpError
                 spaces, dash, key, flow = nested.groups()  # noqa: PLW2901 - the row, read again
