@@ -97,8 +97,8 @@ _FCHAR = r"[A-Za-z0-9_./()+=$@%~^-]"  # inside a plain scalar of a flow collecti
 # comma or a closing bracket) or an entry (the same) never starts like one, so giving back
 # could not let a line match; and ``re`` keeps no state for each entry of a possessive repeat,
 # which a line of a million entries would otherwise pile up (hundreds of MB).
-_FWORD = rf"{_FCHAR}++(?::{_FCHAR}++)*+"  # a ``:`` only between two characters, as in a block
-_FPLAIN = rf"{_FIRST}{_FCHAR}*+(?::{_FCHAR}++)*+(?:\ ++{_FWORD})*+"
+# Words separated by a ``:`` (only between two characters, as in a block) or by spaces.
+_FPLAIN = rf"{_FIRST}{_FCHAR}*+(?:(?::|\ ++){_FCHAR}++)*+"
 _DQ = r'"[\ !\#-\[\]-~]*"'  # no quote, no backslash
 _SQ = r"'[\ -&(-~]*'"  # no quote
 _FVALUE = rf"(?:{_FPLAIN}|{_DQ}|{_SQ})"
