@@ -123,6 +123,12 @@ READ = [
     'a: [{b: "x, ]}", c: \'{y\'}, "[z"]\n',
     "a:\n  - {name: s1, triggers: [{on_completion: {stage: s0}}]}\n  - [x, [y]]\n",
     "a: " + "[" * 32 + "]" * 32 + "\n",
+    # Quoted keys in a nested one, as JSON writes them; a flow mapping that is the document.
+    'a: [{"b": c, \'d\': e, "f":"g", "h":-1, "i":[1,2]}]\n',
+    "{a: b}\n",
+    'a: [{b: c}, {"d" : e}]\n',
+    "# c\n{a: [b, {c: d}]}  # e\n\n# f\n",
+    '{"name": "p", "stages": [{"name": "s0", "triggers": [{"manual": {}}]}]}',
 ]
 
 
@@ -209,10 +215,18 @@ GIVE_UP = [
     "a: [*x, [y]]\n",
     "a: [!!str {b: c}]\n",
     "a: [{? b: c}]\n",
-    'a: [{"b": c}]\n',
+    'a: [{b: c}, {"d": e}]: f\n',  # a flow collection as a key
     'a: [{b: "c\\"d"}]\n',
     "a: [{b: 2020-02-30}]\n",
     "a: " + "[" * 33 + "]" * 33 + "\n",  # nested past its depth
+    # A flow collection as the document, not alone or not a mapping.
+    "{a: b}\nc: d\n",
+    "{a: [b]}\n- c\n",
+    "{a: [b]}\n{c: d}\n",
+    "  {a: b}\n",
+    "[a, {b: c}]\n",
+    '{"a": b, "a": c}\n',
+    '{"a": [b]}x\n',
 ]
 
 

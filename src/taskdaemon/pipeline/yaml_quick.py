@@ -16,27 +16,30 @@ else, the caller then composing the file as before; it gives the value
   libyaml's reader refuses. A line the pattern does not read lands in the row's last group,
   which takes any line, so ``findall`` never skips one.
 * Every line is blank, a comment, or ``INDENT [- ]KEY: [VALUE]`` / ``INDENT - VALUE`` with an
-  optional `` #comment``. A key is a plain word (``[A-Za-z_][A-Za-z0-9_-]*``, under libyaml's
-  1,024 characters of a simple key). A value is one of: a double-quoted string without ``\\``,
-  a single-quoted one without ``'`` (both are their text between the quotes, tagged ``str``
-  since a quoted scalar is never resolved), a one-line flow collection of such quoted strings
-  and plain words, or a plain scalar whose first character is no indicator (a ``-`` only
-  before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at its
-  end (no key, no comment inside); a plain word in a flow collection holds no ``,``, bracket
-  or brace, and a ``:`` only between two of its characters (``m:f``, one scalar to libyaml and
+  optional `` #comment``; or the one content line is a flow mapping at column 0, the whole
+  document (a one-line JSON file). A key is a plain word (``[A-Za-z_][A-Za-z0-9_-]*``, under
+  libyaml's 1,024 characters of a simple key). A value is one of: a double-quoted string without
+  ``\\``, a single-quoted one without ``'`` (both are their text between the quotes, tagged
+  ``str`` since a quoted scalar is never resolved), a one-line flow collection of such quoted
+  strings and plain words, or a plain scalar whose first character is no indicator (a ``-`` only
+  before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at its end
+  (no key, no comment inside); a plain word in a flow collection holds no ``,``, bracket or
+  brace, and a ``:`` only between two of its characters (``m:f``, one scalar to libyaml and
   PyYAML alike). Nothing here is an anchor, alias, tag, block scalar, directive, document
   marker, complex key or multi-line scalar: a line more indented than its block without a key
   waiting for a value (which would continue a plain scalar or be an error) gives up, so does a
   dedent to a column no open block has.
-* Flow collections: one without another inside (``{stage: build}``) is read by the row's
-  pattern and split at its commas. A line whose value is a nested one
-  (``triggers: [{on_completion: {stage: s0}}]``) falls to the row's last group, so that other
-  lines pay nothing for it; a second pattern reads that line again, delimits the collection,
-  and it is read token by token, each entry a plain-word key with ``: `` and a value
-  (mappings) or a value (sequences), separated by commas, at most 32 deep. It gives up at a
-  key without a value or a value without a key (``{a: }``, ``{a}``: YAML's nulls), a pair in a
-  sequence (``[a: b]``, YAML's one-pair mapping), a trailing comma (YAML ignores it), any
-  other character, and anything after the collection closes but spaces and a comment.
+* Flow collections: one without another inside (``{stage: build}``) is read by the row's pattern
+  and split at its commas. A line whose value is a nested one (``triggers: [{on_completion:
+  {stage: s0}}]``) falls to the row's last group, so that other lines pay nothing for it; a
+  second pattern reads that line again, delimits the collection, and it is read token by token,
+  each entry a key and a value (mappings) or a value (sequences), separated by commas, at most
+  32 deep. A key is a plain word with ``: ``, or a quoted string (its text, never resolved) and
+  a ``:`` with or without spaces around it, as JSON writes it (``"a":1``; libyaml and PyYAML
+  read both so). It gives up at a key without a value or a value without a key (``{a: }``,
+  ``{a}``: YAML's nulls), a pair in a sequence (``[a: b]``, YAML's one-pair mapping), a trailing
+  comma (YAML ignores it), any other character, and anything after the collection closes but
+  spaces and a comment.
 * Structure: a key without a value on its line takes the block on the next content line when
   that line is more indented (a mapping, or a sequence of ``- `` entries), or is a sequence
   starting at the key's own column (YAML's indentless sequence), else its value is null, as an
@@ -140,7 +143,7 @@ _MAX_FLOW_DEPTH: Final = 32
 # The tokens of a nested flow collection: a bracket or comma, a key with its ``: ``, a scalar,
 # or any other character (which gives up). Each match starts where the last ended (every
 # character is some token's, spaces before one included), so ``findall`` skips nothing.
-_FLOW_TOKENS = rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_FVALUE})|(.))"
+_FLOW_TOKENS = rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_DQ}|{_SQ})\ *:\ *|({_FVALUE})|(.))"
 
 
 def _patterns_by_first() -> dict[str, re.Pattern[str]]:
@@ -241,7 +244,8 @@ def _value(text: str, scalars: _Scalars) -> Any:
 def _flow(text: str, scalars: _Scalars, room: int) -> Any:
     """A one-line flow collection of plain and quoted scalars, nested at most ``room`` deep.
 
-    Gives up at anything else: a key that is not a plain word, a key without a value, a
+    Gives up at anything else: a key that is neither a plain word nor quoted, a key without a
+    value, a
     value without a key in a mapping, a pair in a sequence, two values or commas in a row, a
     trailing comma, unbalanced brackets, a token after the collection closes.
     """
@@ -253,15 +257,23 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
     key: Any = None  # the key of ``top`` (a mapping) waiting for its value
     after = False  # an entry of ``top`` was just read: a comma or its end comes next
     comma = False  # a comma was just read: an entry comes next
-    for mark, word, scalar, other in _nested_patterns()[1].findall(text):
+    tokens = _nested_patterns()[1]
+    # A long line's tokens one at a time (``findall`` would hold a tuple for each at once).
+    found: Iterable[Any] = (
+        tokens.findall(text) if len(text) < _PIECE else map(_groups, tokens.finditer(text))
+    )
+    for mark, word, quoted, scalar, other in found:
         if other or root is not None:
             raise _GiveUpError  # a character no token takes, a token after the end
-        if word:
+        if word or quoted:
             if top.__class__ is not dict or key is not None or after:
                 raise _GiveUpError
-            name = memo.get(word, missing)
-            if name.__class__ is not str:
-                name = scalars.key(word)
+            if quoted:  # a quoted key (``"a": b``, ``"a":b`` as JSON writes it): its text
+                name = quoted[1:-1]
+            else:
+                name = memo.get(word, missing)
+                if name.__class__ is not str:
+                    name = scalars.key(word)
             if name in top:
                 raise _GiveUpError
             key = name
@@ -305,6 +317,9 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
     if root is None:
         raise _GiveUpError
     return root
+
+
+_groups = re.Match.groups
 
 
 def _scalar(text: str, scalars: _Scalars) -> Any:
@@ -397,9 +412,16 @@ def _read(rows: Iterable[tuple[str, ...]]) -> Any:
                 top, top_col = block, col
             waiting = None  # else its value stays null
         elif not started:  # the first content line: a key of the root mapping at column 0
-            if col or dash or not key:
+            if col or dash:
                 raise _GiveUpError
             started = True
+            if not key:  # or a flow mapping, the whole document
+                if item[0] != "{":
+                    raise _GiveUpError
+                found = memo.get(item, missing)
+                root = _value(item, scalars) if found is missing else found
+                top_col = -1  # a later content line is at a column no block has: gives up
+                continue
         if col != top_col:
             while top_col > col:
                 top_col = cols.pop()
