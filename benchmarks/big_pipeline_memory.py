@@ -13,6 +13,7 @@ last one at most the limit, 16 MiB), in one of these shapes (:func:`pipeline`):
   ``per_stage.py``'s chain);
 * ``flow``: one flow mapping a stage (``- {name: s1, handler: ..., triggers: [...]}``);
 * ``oneline``: the whole file one flow mapping on one line;
+* ``json``: the same as JSON (``json.dumps``, one line), a ``.json`` file;
 * ``anchors``: ``block`` with the handler shared through an anchor and aliases (which the
   loader reads the thorough way, composing every node);
 * ``worst``: ``stages: [a, a, ...]`` on one line, the most stages a byte (each one an issue).
@@ -28,6 +29,7 @@ src | tar -x -C /tmp/base``). ``--instructions`` also counts each command under 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -38,7 +40,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LIMIT = 16 * 1024 * 1024
-SHAPES = ("block", "block-entries", "flow", "oneline", "anchors", "worst")
+SHAPES = ("block", "block-entries", "flow", "oneline", "json", "anchors", "worst")
 COMMANDS = {
     "validate-no-resolve": ["validate", "--no-resolve"],
     "validate": ["validate"],
@@ -67,6 +69,11 @@ def _stage(shape: str, i: int) -> str:
         )
     if shape == "flow":
         return f"  - {{name: s{i}, handler: {HANDLER}, triggers: [{_trigger(i)}]}}\n"
+    if shape == "json":
+        stage: dict[str, object] = {"name": f"s{i}", "handler": HANDLER}
+        trigger = {"on_completion": {"stage": f"s{i - 1}"}} if i else {"manual": {}}
+        stage["triggers"] = [trigger]
+        return (", " if i else "") + json.dumps(stage)
     if shape == "oneline":
         return f"{', ' if i else ''}{{name: s{i}, handler: {HANDLER}, triggers: [{_trigger(i)}]}}"
     raise ValueError(f"unknown shape {shape!r}")
@@ -78,9 +85,10 @@ def pipeline(shape: str, size: int) -> tuple[str, int]:
         head, tail = "name: big\nstages: [a", "]\n"
         count = (size - len(head) - len(tail)) // 2 + 1
         return head + ",a" * (count - 1) + tail, count
-    head, tail = (
-        ("{name: big, stages: [", "]}\n") if shape == "oneline" else ("name: big\nstages:\n", "")
-    )
+    head, tail = {
+        "oneline": ("{name: big, stages: [", "]}\n"),
+        "json": ('{"name": "big", "stages": [', "]}\n"),
+    }.get(shape, ("name: big\nstages:\n", ""))
     parts = [head]
     total = len(head) + len(tail)
     i = 0
@@ -132,7 +140,8 @@ def main() -> None:
             size = min(LIMIT, int(float(size_text) * 1024 * 1024))
             for shape in args.shapes.split(","):
                 text, stages = pipeline(shape, size)
-                path = Path(tmp) / f"{shape}-{size_text}.yaml"
+                suffix = ".json" if shape == "json" else ".yaml"
+                path = Path(tmp) / f"{shape}-{size_text}{suffix}"
                 path.write_text(text)
                 del text
                 for name in args.commands.split(","):

@@ -12,7 +12,7 @@ import random
 import string
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -379,7 +379,7 @@ def _big_pipeline(shape: str, size: int) -> str:
     return pipeline(shape, size)[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("shape", ["block", "block-entries", "flow"])
+@pytest.mark.parametrize("shape", ["block", "block-entries", "flow", "oneline", "json"])
 def test_a_generated_large_file_reads_quickly_as_composed(shape: str) -> None:
     """The benchmark's shapes, over more than one piece of text, read quickly as composed."""
     text = _big_pipeline(shape, 200_000)
@@ -388,13 +388,14 @@ def test_a_generated_large_file_reads_quickly_as_composed(shape: str) -> None:
     assert _same(quick, _composed(text))
 
 
-@pytest.mark.parametrize("shape", ["block", "block-entries", "flow"])
+@pytest.mark.parametrize("shape", ["block", "block-entries", "flow", "oneline", "json"])
 def test_a_generated_large_file_loads_the_definition_the_thorough_way_does(shape: str) -> None:
     """The definition loaded the quick way equals the one loaded through the composer."""
     text = _big_pipeline(shape, 200_000)
+    fmt: Literal["yaml", "json"] = "json" if shape == "json" else "yaml"
     # A comment with a ``*`` makes the loader compose the file and convert every node.
-    thorough = parse_pipeline(text + "# *\n", registered_loops=())
-    assert thorough == parse_pipeline(text, registered_loops=())
+    thorough = parse_pipeline(text + "# *\n", fmt=fmt, registered_loops=())
+    assert thorough == parse_pipeline(text, fmt=fmt, registered_loops=())
 
 
 def test_rows_dropped_between_pieces_read_the_same_value(monkeypatch: pytest.MonkeyPatch) -> None:
