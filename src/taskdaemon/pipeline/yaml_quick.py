@@ -108,14 +108,10 @@ _FVALUE = rf"(?:{_FPLAIN}|{_DQ}|{_SQ})"
 _FPAIR = rf"{_KEY}:\ +{_FVALUE}"
 _FMAP = rf"\{{\ *(?:{_FPAIR}(?:\ *,\ *{_FPAIR})*+\ *)?\}}"
 _FSEQ = rf"\[\ *(?:{_FVALUE}(?:\ *,\ *{_FVALUE})*+\ *)?\]"
-# A nested flow collection, only delimited here (``_flow`` reads its tokens): it opens with a
-# bracket, holds another before any closing one, and takes printable characters but a quote
-# (quoted strings whole), a ``#``, or spaces before neither, up to a closing bracket. Possessive
-# all through: the text a line offers is taken once, with no backtracking, at any length.
-_FBODY = r"(?:[!$-&(-~]++|\ ++(?=[!$-&(-~\"'])|" + _DQ + "|" + _SQ + ")"
-_FNEST = (
-    rf"[\[{{](?:[!$-&(-Z\\^-z|~]++|\ ++(?=[!$-&(-~\"'])|{_DQ}|{_SQ})*+[\[{{]{_FBODY}*+(?<=[\]}}])"
-)
+# A nested flow collection, only delimited here (``_flow`` reads its tokens, and gives up at
+# anything else): from a bracket to the line's last closing bracket that only spaces and a
+# comment follow. A comment that holds a bracket is taken in, and ``_flow`` gives up at it.
+_FNEST = r"[\[{][\ -~]*[\]}]"
 _VALUE = rf"(?:{_PLAIN}|{_DQ}|{_SQ}|{_FMAP}|{_FSEQ})"
 _COMMENT = r"\#[\ -~]*"
 #: A row a line: (indent, dash, key, value, item, a line not read). A row's match ends at a line
@@ -143,7 +139,7 @@ _MAX_FLOW_DEPTH: Final = 32
 # The tokens of a nested flow collection: a bracket or comma, a key with its ``: ``, a scalar,
 # or any other character (which gives up). Each match starts where the last ended (every
 # character is some token's, spaces before one included), so ``findall`` skips nothing.
-_FLOW_TOKENS = rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_DQ}|{_SQ})\ *:\ *|({_FVALUE})|(.))"
+_FLOW_TOKENS = rf"\ *(?:([\[\]{{}},])|({_KEY}):\ +|({_DQ}|{_SQ})(\ *:\ *|)|({_FPLAIN})|(.))"
 
 
 def _patterns_by_first() -> dict[str, re.Pattern[str]]:
@@ -262,13 +258,13 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
     found: Iterable[Any] = (
         tokens.findall(text) if len(text) < _PIECE else map(_groups, tokens.finditer(text))
     )
-    for mark, word, quoted, scalar, other in found:
+    for mark, word, quoted, colon, plain, other in found:
         if other or root is not None:
             raise _GiveUpError  # a character no token takes, a token after the end
-        if word or quoted:
+        if word or colon:
             if top.__class__ is not dict or key is not None or after:
                 raise _GiveUpError
-            if quoted:  # a quoted key (``"a": b``, ``"a":b`` as JSON writes it): its text
+            if colon:  # a quoted key (``"a": b``, ``"a":b`` as JSON writes it): its text
                 name = quoted[1:-1]
             else:
                 name = memo.get(word, missing)
@@ -299,6 +295,7 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
                 raise _GiveUpError
             value: Any = [] if mark == "[" else {}
         else:
+            scalar = quoted or plain
             value = memo.get(scalar, missing)
             if value is missing:
                 value = _scalar(scalar, scalars)
@@ -390,6 +387,8 @@ def _read(rows: Iterable[tuple[str, ...]]) -> Any:
     for spaces, dash, key, value, item, other in rows:
         if not key:
             if other:  # a line with a nested flow collection, or one not read here
+                if "[" not in other and "{" not in other:
+                    raise _GiveUpError  # no collection: not worth compiling the patterns
                 nested = _nested_patterns()[0].fullmatch(other)
                 if nested is None:
                     raise _GiveUpError
