@@ -158,6 +158,8 @@ GIVE_UP = [
     "a: !!str 1\n",
     "a: |\n  text\n",
     "a: >\n  text\n",
+    'a: ">"\nb: |-\n  text\n',  # a block scalar after lines it reads
+    'a: "x: | y"\n',  # a block scalar's look in a quoted string: composed, as any other
     "---\na: b\n",
     "a: b\n...\n",
     "%YAML 1.1\n---\na: b\n",

@@ -336,6 +336,11 @@ def quick_tree(text: str) -> Any:
     of YAML this module reads (see the module docstring)."""
     if len(text) > MAX_YAML_BYTES:
         return NOT_PLAIN
+    if ": |" in text or ": >" in text:
+        # Most likely a block scalar, where the read would give up anyway, after reading the
+        # lines before it (and maybe compiling the nested patterns): give up at once. Should
+        # the text be elsewhere (a quoted string), the file is composed, as any other.
+        return NOT_PLAIN
     try:
         return _read(chain.from_iterable(_rows(text)))
     except _GiveUpError:
