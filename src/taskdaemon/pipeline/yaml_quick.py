@@ -99,7 +99,8 @@ _FCHAR = r"[A-Za-z0-9_./()+=$@%~^-]"  # inside a plain scalar of a flow collecti
 # Possessive too, and the flow collections' repeats: what follows a flow scalar (spaces, then a
 # comma or a closing bracket) or an entry (the same) never starts like one, so giving back
 # could not let a line match; and ``re`` keeps no state for each entry of a possessive repeat,
-# which a line of a million entries would otherwise pile up (hundreds of MB).
+# which it would otherwise pile up for every entry of a line (a long line's worth, many times
+# over: benchmarks/big_pipeline_memory.py's ``worst`` shape).
 # Words separated by a ``:`` (only between two characters, as in a block) or by spaces.
 _FPLAIN = rf"{_FIRST}{_FCHAR}*+(?:(?::|\ ++){_FCHAR}++)*+"
 _DQ = r'"[\ !\#-\[\]-~]*"'  # no quote, no backslash
@@ -168,8 +169,8 @@ _WILDCARD = bool(yaml.resolver.Resolver.yaml_implicit_resolvers.get(None))
 @functools.cache
 def _nested_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     """The patterns of nested flow collections (a line's, its tokens'), compiled at the first
-    such line: compiling them costs every command that imports this module as much as reading
-    a few hundred stages, and most files have none."""
+    such line: most files have none, and every command that imports this module would
+    otherwise pay for compiling them."""
     return re.compile(_NESTED_ROW), re.compile(_FLOW_TOKENS)
 
 
