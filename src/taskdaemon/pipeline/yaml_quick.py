@@ -73,7 +73,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import chain, filterfalse
 from typing import Any, Final
 
 import yaml
@@ -371,7 +371,7 @@ def _rows(text: str) -> Iterator[Iterable[tuple[str, ...]]]:
             continue
         if len(by_line) > _KEPT_ROWS:
             by_line = {}  # the last piece's rows are all read: most lines that repeat come back
-        new = list(distinct.keys() - by_line.keys())
+        new = list(filterfalse(by_line.__contains__, distinct))
         by_line.update(zip(new, _ROWS.findall("\n".join(new)), strict=False))
         yield map(by_line.__getitem__, lines)  # one row a line, each looked up in C
 
