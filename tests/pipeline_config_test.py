@@ -913,3 +913,16 @@ def test_issues_after_a_dropped_list_item_keep_the_file_s_numbering() -> None:
         "<string>:12: stages[2].triggers[1].manual.timeout: "
         "only used when approval_required is true",
     ]
+
+
+def test_a_file_with_thousands_of_issues_reports_the_first_thousand(tmp_path: Path) -> None:
+    """A file of 3,000 wrong stages reports the first 1,000 issues, then one saying more were
+    not shown, rather than holding and printing every one."""
+    path = tmp_path / "many.yaml"
+    path.write_text("name: w\nstages: [" + ",".join(["a"] * 3000) + "]\n")
+    issues = _load_error(path).issues
+    assert (1001, "stages[999]: expected a mapping, got string") == (
+        len(issues),
+        f"{issues[999].path}: {issues[999].message}",
+    )
+    assert f"{path}: more issues not shown (at most 1000 are)" == str(issues[-1])

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from taskdaemon.pipeline.config_text import read_json, read_toml, read_yaml
-from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
+from taskdaemon.pipeline.errors import MAX_ISSUES, ConfigError, ValidationIssue
 from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
@@ -317,6 +317,8 @@ class _Reader:
     # issues
 
     def issue(self, path: str, message: str) -> None:
+        if len(self.issues) > MAX_ISSUES:  # enough to say so (``ConfigError``)
+            return
         self.issues.append(ValidationIssue(path, message, file=self.file, line=self.line_of(path)))
         self._paths.add(path)
         self._covered.add(path)

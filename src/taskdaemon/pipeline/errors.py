@@ -4,6 +4,7 @@ several front ends share."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -53,10 +54,23 @@ class ValidationIssue(ValueMethods):
         return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
+#: Issues one pipeline file reports at most. The readers stop collecting one past it, and
+#: ``ConfigError`` says more were not shown: a hostile 16 MiB file of one-character stages
+#: (``stages: [a,a,...]``) would otherwise hold millions of issues and their lines in memory,
+#: and no reader of its output needs more than the first thousand.
+MAX_ISSUES: Final = 1000
+
+
 class ConfigError(TaskdaemonError):
-    """Raised when a pipeline file or definition is invalid; carries every issue found."""
+    """Raised when a pipeline file or definition is invalid; carries every issue found, or the
+    first ``MAX_ISSUES`` of them and one that says more were not shown."""
 
     def __init__(self, issues: list[ValidationIssue] | tuple[ValidationIssue, ...]) -> None:
+        if len(issues) > MAX_ISSUES:
+            more = ValidationIssue(
+                "", f"more issues not shown (at most {MAX_ISSUES} are)", file=issues[0].file
+            )
+            issues = (*issues[:MAX_ISSUES], more)
         self.issues = tuple(issues)
         super().__init__("\n".join(str(issue) for issue in self.issues))
 

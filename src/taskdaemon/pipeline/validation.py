@@ -21,7 +21,7 @@ import re
 from collections.abc import Collection, Mapping
 
 from taskdaemon.pipeline.cel_limits import clip
-from taskdaemon.pipeline.errors import ExpressionError, ValidationIssue
+from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
 from taskdaemon.pipeline.model import (
@@ -97,7 +97,8 @@ class _Validator:
         self.handlers: set[str] = set()  # the handlers found valid
 
     def issue(self, path: str, message: str) -> None:
-        self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
+        if len(self.issues) <= MAX_ISSUES:  # past it, ``ConfigError`` says more were found
+            self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
 
     def suggest(self, name: str, candidates: Collection[str]) -> str:
         # difflib compares with every candidate: quadratic over a hostile file's wrong names.

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from taskdaemon.pipeline.errors import ValidationIssue
+from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
 __all__ = ["NOT_PLAIN", "NodeConverter", "kind_of", "plain_tree"]
@@ -97,8 +97,9 @@ class NodeConverter:
         self.active: set[int] = set()
 
     def issue(self, path: str, message: str, node: Node) -> None:
-        line = node.start_mark.line + 1
-        self.issues.append(ValidationIssue(path, message, file=self.file, line=line))
+        if len(self.issues) <= MAX_ISSUES:  # past it, ``ConfigError`` says more were found
+            line = node.start_mark.line + 1
+            self.issues.append(ValidationIssue(path, message, file=self.file, line=line))
 
     def value(self, node: Node, path: str, key_line: int | None) -> Any:
         # A field's line is its key's line: where a reader looks for ``timeout:``.
