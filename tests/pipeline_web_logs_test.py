@@ -83,6 +83,23 @@ def test_a_run_serve_log_stream_ends_with_the_stages_last_lines(home: Path) -> N
     )
 
 
+async def _get_from_ui(archive: Path, *paths: str) -> list[httpx.Response]:
+    """``GET`` each path, in order, from a ``ui --source dump://archive`` app."""
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN),
+        web=WebOptions(source_url=f"dump://{archive}", read_only=True),
+    )
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as client:
+            return [await client.get(path) for path in paths]
+    finally:
+        app.state.web.close()
+
+
 @pytest.fixture
 def dumped_run(home: Path) -> tuple[str, Path]:
     """(run id, archive): a finished run whose one stage printed two lines, dumped."""
@@ -113,20 +130,10 @@ async def test_a_dumps_stage_logs_are_served_from_the_dump(dumped_run: tuple[str
     """``ui --source dump://...`` serves a stage's log records from the dump, once and not
     live, on both routes (the stream then ends), as the store would."""
     run_id, archive = dumped_run
-    app = create_app(
-        auth=ApiAuth.configured(TOKEN),
-        web=WebOptions(source_url=f"dump://{archive}", read_only=True),
+    answered, stream = await _get_from_ui(
+        archive, f"/api/runs/{run_id}/logs?stage=say", f"/api/runs/{run_id}/logs/stream?stage=say"
     )
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://127.0.0.1",
-            headers={"authorization": f"Bearer {TOKEN}"},
-        ) as client:
-            once = (await client.get(f"/api/runs/{run_id}/logs?stage=say")).json()
-            stream = await client.get(f"/api/runs/{run_id}/logs/stream?stage=say")
-    finally:
-        app.state.web.close()
+    once = answered.json()
     blocks = stream.text.strip().split("\n\n")
     output = [r["body"] for r in once["records"] if r["logger"] == "taskdaemon.run.output"]
     assert (["one", "two"], False, once, "event: end") == (
@@ -152,18 +159,6 @@ async def test_a_dump_whose_logs_are_not_json_is_a_one_line_502(
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    app = create_app(
-        auth=ApiAuth.configured(TOKEN),
-        web=WebOptions(source_url=f"dump://{archive}", read_only=True),
-    )
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://127.0.0.1",
-            headers={"authorization": f"Bearer {TOKEN}"},
-        ) as client:
-            response = await client.get(f"/api/runs/{run_id}/logs?stage=say")
-    finally:
-        app.state.web.close()
+    (response,) = await _get_from_ui(archive, f"/api/runs/{run_id}/logs?stage=say")
     expected = (502, f"dump: {archive}: logs.otlp.json is not JSON")
     assert expected == (response.status_code, response.json()["error"])

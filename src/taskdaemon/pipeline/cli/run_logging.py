@@ -31,16 +31,13 @@ import sqlite3
 from typing import TYPE_CHECKING, Protocol
 
 from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.cli.span_losses import observe_dropped_logs
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.logs import ContextFilter
 from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from opentelemetry.metrics import CallbackOptions, MeterProvider
-
     from taskdaemon.pipeline.cli.telemetry import Telemetry
     from taskdaemon.pipeline.monitor import PipelineMonitor
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
@@ -103,7 +100,7 @@ def install_run_logging(
     if settings.span_source.lower().startswith("sqlite:///") and not _store_unavailable(telemetry):
         writer = _store_writer(settings, slot or _RootSlot(), stack)
         if writer is not None:
-            _observe_dropped(telemetry.meter_provider, writer)
+            observe_dropped_logs(telemetry.meter_provider, writer)
     if telemetry.logger_provider is not None:
         from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
 
@@ -138,26 +135,6 @@ def _store_writer(
 
     stack.callback(close_writer)
     return writer
-
-
-def _observe_dropped(meter_provider: MeterProvider, writer: SqliteLogWriter) -> None:
-    """Register ``taskdaemon.logs.dropped`` over ``writer.dropped``."""
-    from opentelemetry.metrics import Observation  # noqa: PLC0415 - with the writer only
-
-    from taskdaemon import __version__  # noqa: PLC0415
-    from taskdaemon.pipeline import telemetry as t  # noqa: PLC0415
-
-    def observe(options: CallbackOptions) -> Iterable[Observation]:
-        yield Observation(writer.dropped)
-
-    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
-    meter.create_observable_counter(
-        t.METRIC_LOGS_DROPPED,
-        callbacks=[observe],
-        unit=t.UNIT_LOG_RECORDS,
-        description="Run log records the embedded store's log writer could not keep (queue "
-        "full, failed write)",
-    )
 
 
 def _store_unavailable(telemetry: Telemetry) -> bool:

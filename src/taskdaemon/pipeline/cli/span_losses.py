@@ -1,4 +1,5 @@
-"""Saying and counting what the embedded span store, and the span exporters, lost.
+"""Saying and counting what the embedded span store, and the span exporters, lost (and
+counting the run log records the store's log writer lost: :func:`observe_dropped_logs`).
 
 Monitoring never stops a pipeline, so when the span store drops spans (a full disk, a store that
 could not be opened) the run goes on; the loss is told three ways:
@@ -35,8 +36,11 @@ from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
 
+    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+
 __all__ = [
     "announce_unavailable_store",
+    "observe_dropped_logs",
     "observe_dropped_spans",
     "observe_failed_exports",
     "report_lost_spans",
@@ -61,13 +65,28 @@ def observe_dropped_spans(
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(sum(store.dropped_spans for store in stores))
 
-    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
-    meter.create_observable_counter(
+    _observe(
+        meter_provider,
         t.METRIC_SPANS_DROPPED,
-        callbacks=[observe],
-        unit=t.UNIT_SPANS,
-        description="Spans the embedded span store could not keep (failed write, store "
-        "unavailable)",
+        t.UNIT_SPANS,
+        "Spans the embedded span store could not keep (failed write, store unavailable)",
+        observe,
+    )
+
+
+def observe_dropped_logs(meter_provider: MeterProvider, writer: SqliteLogWriter) -> None:
+    """Register ``taskdaemon.logs.dropped`` over the store's log writer's ``dropped``: run log
+    records it could not keep (its queue full, a failed write)."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(writer.dropped)
+
+    _observe(
+        meter_provider,
+        t.METRIC_LOGS_DROPPED,
+        t.UNIT_LOG_RECORDS,
+        "Run log records the embedded store's log writer could not keep (queue full, failed write)",
+        observe,
     )
 
 
@@ -82,13 +101,25 @@ def observe_failed_exports(
         for exporter, spans in failed_spans().items():
             yield Observation(spans, {"exporter": exporter})
 
-    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
-    meter.create_observable_counter(
+    _observe(
+        meter_provider,
         t.METRIC_SPANS_EXPORT_FAILED,
-        callbacks=[observe],
-        unit=t.UNIT_SPANS,
-        description="Spans whose export failed (the exporter answered an error or raised)",
+        t.UNIT_SPANS,
+        "Spans whose export failed (the exporter answered an error or raised)",
+        observe,
     )
+
+
+def _observe(
+    meter_provider: MeterProvider,
+    name: str,
+    unit: str,
+    description: str,
+    callback: Callable[[CallbackOptions], Iterable[Observation]],
+) -> None:
+    """One of taskdaemon's own observable counters, under its scope."""
+    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+    meter.create_observable_counter(name, callbacks=[callback], unit=unit, description=description)
 
 
 def announce_unavailable_store(processors: Iterable[SpanProcessor]) -> None:
