@@ -246,6 +246,22 @@ def test_a_worker_that_sends_garbage_is_an_error(
     assert "the CEL worker sent garbage" == str(raised.value)
 
 
+def test_a_worker_whose_answer_is_not_a_pickle_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that answers four bytes that do not unpickle is a WorkerError, not the
+    ``pickle.UnpicklingError`` of its answer."""
+    header = "".join(f"\\{byte:03o}" for byte in cel_worker._HEADER.pack(4))
+    _stand_in(f"printf 'R{header}abcd'; exec sleep 60", tmp_path, monkeypatch)
+    worker = CelWorker()
+    try:
+        with pytest.raises(WorkerError, match="failed") as raised:
+            worker.evaluate("1", {})
+    finally:
+        worker.close()
+    assert "the CEL worker failed: unpickling stack underflow" == str(raised.value)
+
+
 def test_a_worker_that_dies_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A worker that exits before it is ready is a WorkerError naming the likely cause."""
     _stand_in("exit 0", tmp_path, monkeypatch)

@@ -113,7 +113,8 @@ class CelWorker:
                 deadline = time.monotonic() + self.time_limit
                 (size,) = _HEADER.unpack(self._read(process, _HEADER.size, deadline, "answer"))
                 reply = pickle.loads(self._read(process, size, deadline, "answer"))  # noqa: S301 - our own worker
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
+                # UnpicklingError and EOFError: an answer that is not one (a broken worker)
                 self._restart()
                 raise WorkerError(f"the CEL worker failed: {exc}") from None
         if reply[0] == "ok":
