@@ -242,9 +242,8 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
     """A one-line flow collection of plain and quoted scalars, nested at most ``room`` deep.
 
     Gives up at anything else: a key that is neither a plain word nor quoted, a key without a
-    value, a
-    value without a key in a mapping, a pair in a sequence, two values or commas in a row, a
-    trailing comma, unbalanced brackets, a token after the collection closes.
+    value, a value without a key in a mapping, a pair in a sequence, two values or commas in a
+    row, a trailing comma, unbalanced brackets, a token after the collection closes.
     """
     memo = scalars.memo
     missing = NOT_PLAIN
