@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from browser_support import TOKEN as BROWSER_TOKEN
+from browser_support import browser_page
 from cli_support import TASKDAEMON, environment
 from taskdaemon.pipeline.http_security import ApiAuth
-from taskdaemon.pipeline.server import create_app
+from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.web import WebOptions
 
 TOKEN = "a-test-token-of-enough-length"
@@ -162,3 +164,29 @@ async def test_a_dump_whose_logs_are_not_json_is_a_one_line_502(
     (response,) = await _get_from_ui(archive, f"/api/runs/{run_id}/logs?stage=say")
     expected = (502, f"dump: {archive}: logs.otlp.json is not JSON")
     assert expected == (response.status_code, response.json()["error"])
+
+
+@pytest.mark.slow
+async def test_a_dumps_page_shows_the_stage_logs_in_chromium(dumped_run: tuple[str, Path]) -> None:
+    """The run page of ``ui --source dump://...``, in Debian's chromium: selecting the stage
+    shows its two output lines, marked complete, and the page logs no error."""
+    run_id, archive = dumped_run
+    app = create_app(
+        auth=ApiAuth.configured(BROWSER_TOKEN),
+        web=WebOptions(source_url=f"dump://{archive}", read_only=True),
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        async with browser_page() as (page, errors):
+            await page.goto(f"{server.url}/?token={BROWSER_TOKEN}")
+            await page.goto(f"{server.url}/runs/{run_id}")
+            await page.click('#stages tr[data-stage="say"] button.select')
+            await page.wait_for_selector('#stage-logs[data-log-state="complete"]')
+            bodies = await page.eval_on_selector_all(
+                "#log-lines li .log-body", "items => items.map(i => i.textContent)"
+            )
+    finally:
+        await server.aclose()
+        app.state.web.close()
+    assert (["one", "two"], []) == ([b for b in bodies if b in ("one", "two")], errors)
