@@ -354,6 +354,24 @@ def test_a_store_file_gone_under_its_writer_is_counted_and_said(tmp_path: Path, 
     assert f"{db} was deleted or replaced while this process wrote to it" in health.detail
 
 
+def test_a_store_on_a_read_only_file_system_is_read(tmp_path: Path) -> None:
+    """A home on a file system mounted read-only (a backup's snapshot) can still be read:
+    ``runs list`` lists its run and ``logs`` prints its lines, where SQLite alone cannot open
+    the store (it must create the ``-shm`` file even to read)."""
+    with tmpfs(tmp_path / "mount", size="8m") as mount:
+        home = mount / "home"
+        pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES.replace('"true"', '"echo hi"'))
+        ran = taskdaemon(home, "run", "-q", str(pipeline))
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        listed = taskdaemon(home, "runs", "list")
+        logs = taskdaemon(home, "logs", ran.stdout.strip(), "--stage", "first")
+    assert (0, True, True) == (
+        ran.returncode,
+        ran.stdout.strip() in listed.stdout,
+        "hi" in logs.stdout,
+    ), listed.stderr + logs.stderr
+
+
 # --- file modes --------------------------------------------------------------------------------
 
 

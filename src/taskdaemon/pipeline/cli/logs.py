@@ -79,6 +79,7 @@ def _fail(code: int, message: str) -> int:
 
 def logs_command(args: argparse.Namespace) -> int:
     """Print (and with ``--follow`` keep printing) the run's records; returns the exit code."""
+    from taskdaemon.pipeline.tracking.log_read import connect_store  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
 
@@ -99,7 +100,7 @@ def logs_command(args: argparse.Namespace) -> int:
             if args.stage not in stages:
                 where = f"run {run_id} of pipeline {record.pipeline!r}"
                 return _fail(1, f"{where} {no_such_stage(args.stage, stages)}")
-        conn = sqlite3.connect(source.path, timeout=30.0)
+        conn = connect_store(source.path)
         try:
             return _print(args, conn, run_id, source)
         finally:

@@ -57,15 +57,26 @@ version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid ta
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, create_aggregates
 
-__all__ = ["SCHEMA_VERSION", "connect", "create_private", "file_identity", "rollback"]
+_logger = logging.getLogger("taskdaemon.tracking")
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "connect",
+    "connect_to_read",
+    "create_private",
+    "file_identity",
+    "rollback",
+]
 
 SCHEMA_VERSION: Final = 9
 
@@ -272,6 +283,52 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return status.st_dev, status.st_ino
+
+
+def connect_to_read(path: Path) -> sqlite3.Connection:
+    """:func:`connect`, or for a store on a read-only file system (a backup's snapshot, a
+    container's read-only volume) a connection that only reads it.
+
+    A store in WAL mode cannot be opened as usual there: SQLite must create its ``-shm`` file
+    even to read. Nobody can write the file on such a file system, so it is opened
+    ``immutable`` (no locks, no ``-shm``), which only holds for a file that cannot change. What a
+    writer left in a ``-wal`` file it did not checkpoint (a crashed process) is not read then:
+    one warning says so. For the commands that only read the store (``runs``, ``logs``,
+    ``dag --run``, the web page); writers keep :func:`connect`."""
+    try:
+        return connect(path)
+    except SpanSourceError as error:
+        try:
+            read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        if not read_only:
+            raise
+        try:
+            conn = sqlite3.connect(
+                f"file:{urllib.parse.quote(str(path.absolute()))}?immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error:
+            raise error from None
+        if version != SCHEMA_VERSION:  # it cannot be migrated here
+            conn.close()
+            raise SpanSourceError(
+                f"{path}: span store schema version {version} on a read-only file system "
+                f"(this taskdaemon reads {SCHEMA_VERSION} and cannot migrate it there)"
+            ) from None
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            _logger.warning(
+                "%s: on a read-only file system, read without its write-ahead log %s: the "
+                "runs written last may be missing",
+                path,
+                wal,
+            )
+        return conn
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -24,7 +24,7 @@ from typing import IO, Any, Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.log_levels import level_number, severity_number
-from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "LINES_ATTRIBUTE",
     "OUTPUT_SCOPE",
     "StoredLog",
+    "connect_store",
     "encode_logs",
     "read_logs",
     "row_records",
@@ -105,11 +106,14 @@ def store_path(store: str | Path) -> Path:
     return Path(text)
 
 
-def _connect(store: str | Path) -> sqlite3.Connection:
+def connect_store(store: str | Path) -> sqlite3.Connection:
+    """A connection that reads the store's logs (the file, or its ``sqlite:///`` URL), on a
+    read-only file system too (``_schema.connect_to_read``); SpanSourceError when there is
+    none."""
     path = store_path(store)
     if not path.exists():
         raise SpanSourceError(f"{path}: no span store here")
-    return connect(path)
+    return connect_to_read(path)
 
 
 def _row(raw: Sequence[Any]) -> StoredLog:
@@ -192,7 +196,7 @@ def read_logs(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     own = not isinstance(store, sqlite3.Connection)
-    conn = _connect(store) if not isinstance(store, sqlite3.Connection) else store
+    conn = connect_store(store) if not isinstance(store, sqlite3.Connection) else store
     try:
         rows = conn.execute(sql, params).fetchall()
     except sqlite3.Error as exc:

@@ -39,7 +39,7 @@ from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
-from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
+from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect_to_read, rollback
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
@@ -161,7 +161,7 @@ class SpanStore:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
-        self._conn = connect(self.path)
+        self._conn = connect_to_read(self.path)
         policy = retention if retention is not None else retention_from_env()
         if policy.is_active:
             self.apply_retention(policy)

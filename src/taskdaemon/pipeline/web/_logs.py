@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final
 
-from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.log_read import (
     COLUMNS,
@@ -103,7 +103,7 @@ def stage_log_tail(
     """The stage's tail now (blocking: call it in a worker thread). ``ended`` is whether the
     run has ended, from a caller that knows better than the store (see ``follow_stage_logs``);
     None asks the store."""
-    conn = connect(path)
+    conn = connect_to_read(path)
     try:
         records, total, _ = _first(conn, run_id, stage)
         if ended is None:
@@ -151,7 +151,7 @@ async def follow_stage_logs(
             return ended()
         return await asyncio.to_thread(run_ended, conn, run_id)
 
-    conn = await asyncio.to_thread(connect, path)
+    conn = await asyncio.to_thread(connect_to_read, path)
     try:
         records, total, last = await asyncio.to_thread(_first, conn, run_id, stage)
         ended_before = await has_ended()
