@@ -71,10 +71,10 @@ _logger = logging.getLogger("taskdaemon.tracking")
 
 __all__ = [
     "SCHEMA_VERSION",
+    "OpenedFile",
     "connect",
     "connect_to_read",
     "create_private",
-    "file_identity",
     "rollback",
 ]
 
@@ -274,15 +274,32 @@ def create_private(path: Path) -> None:
     os.close(fd)
 
 
-def file_identity(path: Path) -> tuple[int, int] | None:
-    """(device, inode) of the file at ``path``, None when there is none: a writer compares it
-    with the file it opened, to tell a store deleted or replaced under it (SQLite would go on
-    writing into the unlinked file, which no reader sees)."""
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    return status.st_dev, status.st_ino
+class OpenedFile:
+    """The store file a writer opened, to tell when its path names another file (the store
+    deleted or replaced under the writer: SQLite would go on writing into the unlinked file,
+    which no reader sees). Made right after the connection is opened."""
+
+    __slots__ = ("_absolute", "_identity", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._absolute = Path(os.path.abspath(path))  # a handler's chdir must not move it
+        self._identity = self._now()
+
+    def _now(self) -> tuple[int, int] | None:
+        """(device, inode) of the file at the path now, None when there is none."""
+        try:
+            status = os.stat(self._absolute)
+        except OSError:
+            return None
+        return status.st_dev, status.st_ino
+
+    def check(self) -> None:
+        """SpanSourceError when the path no longer names the opened file (one ``stat``)."""
+        if self._now() != self._identity:
+            raise SpanSourceError(
+                f"{self.path} was deleted or replaced while this process wrote to it"
+            )
 
 
 def connect_to_read(path: Path) -> sqlite3.Connection:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -47,7 +46,7 @@ from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
-from taskdaemon.pipeline.tracking._schema import connect, file_identity, rollback
+from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback
 
 __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 
@@ -85,11 +84,10 @@ class SqliteLogWriter:
         self, path: str | Path, *, batch_size: int = 2000, linger: float = LINGER_SECONDS
     ) -> None:
         self.path = Path(path)
-        self._absolute = Path(os.path.abspath(path))  # a handler's chdir must not move it
         self._batch_size = batch_size
         self._linger_seconds = linger
         self._conn: sqlite3.Connection = connect(self.path)
-        self._identity = file_identity(self._absolute)  # the file a deleted store would lose
+        self._opened = OpenedFile(self.path)  # a store deleted under it fails its batches
         self._pending: deque[_Entry] = deque()
         self._queued = 0  # rows in _pending
         # The condition's own lock, held bare where nothing waits (``_put``: every queued row
@@ -305,8 +303,7 @@ class SqliteLogWriter:
             values.append((*entry[:11], encoded))
         if values:
             steps.append(_redacted(values))
-        if file_identity(self._absolute) != self._identity:
-            raise OSError(f"{self.path} was deleted or replaced while this process wrote to it")
+        self._opened.check()
         conn = self._conn
         with sqlite_section():  # a fork meanwhile would leave the child's SQLite locked
             conn.execute("BEGIN IMMEDIATE")  # one transaction per batch: autocommit is per row

@@ -48,7 +48,7 @@ from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
-from taskdaemon.pipeline.tracking._schema import connect, file_identity, rollback
+from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback
 from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
 from taskdaemon.pipeline.tracking.aggregates import (
     RUN_ENDED,
@@ -178,8 +178,7 @@ class SqliteSpanProcessor(SpanProcessor):
         retention: RetentionPolicy | None = None,
     ) -> None:
         self.path = Path(path)
-        self._absolute = Path(os.path.abspath(path))  # a handler's chdir must not move it
-        self._identity: tuple[int, int] | None = None  # the opened file's (device, inode)
+        self._opened: OpenedFile | None = None  # set once the writer thread opened the file
         self._interval = flush_interval
         self._max_batch = max_batch
         self._retention = retention
@@ -312,7 +311,7 @@ class SqliteSpanProcessor(SpanProcessor):
         try:
             with sqlite_section():
                 conn = connect(self.path)
-                self._identity = file_identity(self._absolute)
+                self._opened = OpenedFile(self.path)
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
                 # Not waited for when the write lock is taken: the constructor (and a run's
                 # first command stage, which needs the monitor) would wait out the busy
@@ -399,10 +398,8 @@ class SqliteSpanProcessor(SpanProcessor):
         """Write one batch in one transaction: span rows, the traces and resources they use,
         new and finished runs, and this writer's heartbeat. ``flushing`` (a ``force_flush``
         asks, see ``flush_open_spans``) rewrites open spans whatever the spacing says."""
-        if file_identity(self._absolute) != self._identity:
-            raise SpanSourceError(
-                f"{self.path} was deleted or replaced while this process wrote to it"
-            )
+        assert self._opened is not None  # set before the first batch
+        self._opened.check()
         if self._writer_id is None:  # the write lock was taken when the writer started
             self._writer_id = _register_writer(conn, wait=True)
         # Rows are built before the transaction, with the trace id (int) and the resource's
