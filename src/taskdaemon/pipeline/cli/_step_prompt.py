@@ -64,20 +64,18 @@ def log_reader_for(source_url: str, default_url: str) -> LogReader:
     """How ``logs STAGE`` reads records for spans from ``source_url`` (see the module
     docstring); ``default_url`` is the embedded store's URL for the other sources."""
     from taskdaemon.pipeline.tracking.log_read import run_log_records  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.source_urls import logs_place  # noqa: PLC0415
 
-    scheme = source_url.split("://", 1)[0].lower() if "://" in source_url else ""
-    if scheme == "dump":
+    place = logs_place(source_url)  # the source was opened: its URL is sound
+    if place is not None and place.dump:
         from taskdaemon.pipeline.tracking.dump_logs import dump_log_records  # noqa: PLC0415
 
-        path = source_url.split("://", 1)[1]
-        return lambda run, stage: dump_log_records(path, run, stage=stage)
-    store = source_url if scheme == "sqlite" else default_url
-    if not store.lower().startswith("sqlite://"):
-        store = ""
+        dump = place.path
+        return lambda run, stage: dump_log_records(dump, run, stage=stage)
+    store = source_url if place is not None else default_url
 
     def read(run_id: str, stage: str) -> list[StoredLog]:
-        if not store:
-            raise SpanSourceError("log records are kept in the embedded store (sqlite:///)")
+        # A default that is not the embedded store says so here, when logs are asked for.
         return run_log_records(store, run_id, stage=stage)
 
     return read

@@ -115,8 +115,8 @@ def _store_writer(
 ) -> SqliteLogWriter | None:
     """The store's log writer, registered as sink and handler; None (one warning) when the
     store cannot be opened: the span store says the same of its spans, and the run goes on."""
-    from taskdaemon.pipeline.tracking.log_read import store_path  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.source_urls import store_path  # noqa: PLC0415
 
     try:
         writer = SqliteLogWriter(store_path(settings.span_source))

@@ -26,6 +26,7 @@ from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.log_levels import level_number, severity_number
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
+from taskdaemon.pipeline.tracking.source_urls import store_path
 
 __all__ = [
     "COLUMNS",
@@ -95,15 +96,6 @@ class StoredLog:
         }
         entry.update({k: v for k, v in self.attributes.items() if k not in entry})
         return entry
-
-
-def store_path(store: str | Path) -> Path:
-    text = str(store)
-    if text.lower().startswith("sqlite:///"):
-        return Path(text[len("sqlite:///") :])
-    if "://" in text:
-        raise SpanSourceError(f"{text}: run logs are kept in the embedded store only (sqlite:///)")
-    return Path(text)
 
 
 def connect_store(store: str | Path) -> sqlite3.Connection:

@@ -56,6 +56,7 @@ from taskdaemon.pipeline.tracking._remote import (
 from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id, parse_traces
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace
+from taskdaemon.pipeline.tracking.source_urls import file_path, scheme_of, sqlite_path
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
 
@@ -507,31 +508,19 @@ def default_source_url() -> str:
     return f"sqlite:///{(home / 'spans.db').as_posix()}"
 
 
-def sqlite_path(url: str) -> Path:
-    """``sqlite:///rel/path`` and ``sqlite:////abs/path`` (SQLAlchemy style), or a path whose
-    first character is ``/`` after ``sqlite://``."""
-    rest = url.split("://", 1)[1]
-    if not rest.startswith("/"):
-        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: use sqlite:///PATH")
-    path = rest[1:]
-    if not path:
-        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: no path")
-    return Path(path)
-
-
 def open_source(url: str | None = None, **options: Any) -> SpanSource:
     """The span source named by ``url`` (see the module docstring); ``SpanSourceError`` for
     an unknown scheme or a bad URL. ``options`` go to the source's constructor."""
     url = (url or default_source_url()).strip()
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    scheme = scheme_of(url)
     if scheme == "sqlite":
         return SpanStore(sqlite_path(url), **options)
     if scheme == "otlp-json":
-        return OtlpJsonSource(_otlp_path(url))
+        return OtlpJsonSource(file_path(url))
     if scheme == "dump":
         from taskdaemon.pipeline.tracking.dump_source import DumpSource  # noqa: PLC0415
 
-        return DumpSource(_otlp_path(url))
+        return DumpSource(file_path(url))
     if scheme in ("tempo+http", "tempo+https", "jaeger+http", "jaeger+https"):
         try:
             parts = urlsplit(url)
@@ -552,11 +541,3 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
         f"unknown span source {display_url(url)!r}: use sqlite:///PATH, tempo+http://HOST:PORT, "
         "jaeger+http://HOST:PORT, otlp-json:///PATH or dump:///PATH.tar.gz"
     )
-
-
-def _otlp_path(url: str) -> Path:
-    """``otlp-json:///abs/path`` → ``/abs/path``; ``otlp-json://rel/path`` → ``rel/path``."""
-    rest = url.split("://", 1)[1]
-    if not rest:
-        raise SpanSourceError(f"bad otlp-json URL {display_url(url)!r}: no path")
-    return Path(rest)

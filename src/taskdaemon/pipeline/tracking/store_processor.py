@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from taskdaemon.pipeline.tracking.sources import default_source_url, sqlite_path
+from taskdaemon.pipeline.tracking.source_urls import sqlite_path
+from taskdaemon.pipeline.tracking.sources import default_source_url
 from taskdaemon.pipeline.tracking.store import RetentionPolicy
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 

@@ -46,7 +46,7 @@ from starlette.staticfiles import StaticFiles
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
-from taskdaemon.pipeline.tracking.log_read import store_path
+from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
@@ -175,9 +175,9 @@ class WebApp:
             return None
         if kind == "logs":
             place = self._logs_place()
-            if place is None or place[1]:
+            if place is None or place.dump:
                 return None
-            return stage_log_tail(place[0], run_id, stage, ended=True)
+            return stage_log_tail(place.path, run_id, stage, ended=True)
         return live.snapshot(run_id)
 
     def _held_ended(self, run_id: str) -> bool | None:
@@ -347,16 +347,9 @@ class WebApp:
 
     # --- the stage panel's logs ------------------------------------------------------------
 
-    def _logs_place(self) -> tuple[Path, bool] | None:
-        """Where the source's run logs are kept: (the embedded store's file, False) or (a
-        debug dump's archive, True); None for the sources that keep none (Tempo, Jaeger, OTLP
-        files)."""
-        url = self.data.source_url or ""
-        if url.lower().startswith("sqlite:///"):
-            return store_path(url), False
-        if url.lower().startswith("dump://") and len(url) > len("dump://"):
-            return Path(url[len("dump://") :]), True
-        return None
+    def _logs_place(self) -> LogsPlace | None:
+        """Where the source's run logs are kept (``source_urls.logs_place``)."""
+        return logs_place(self.data.source_url or "")
 
     async def _logs_request(self, request: Request) -> tuple[Path, bool, str, str] | Response:
         """(store or dump, whether a dump, run, stage) of a logs request, or the error

@@ -1,0 +1,80 @@
+"""Span source URLs read as text: their scheme and the files they name.
+
+The one place a source URL is cut into its parts, for the sources (``sources.open_source``),
+for the writers of the embedded store, and for the readers of run logs (the web page's stage
+panel, the replay prompt's ``logs STAGE``). String work only: no source is opened here, so
+any command may import it at no cost.
+
+File paths follow SQLAlchemy's convention for every file scheme: ``sqlite:///rel/path`` is
+relative to the working directory, ``sqlite:////abs/path`` absolute (``otlp-json://`` and
+``dump://`` take the path as written after ``://``, which is where the two styles met first).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking._remote import display_url
+
+__all__ = ["LogsPlace", "file_path", "logs_place", "scheme_of", "sqlite_path", "store_path"]
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of ``url``, lower-cased; ``""`` when it has none (a plain path)."""
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///rel/path`` and ``sqlite:////abs/path`` (SQLAlchemy style), or a path whose
+    first character is ``/`` after ``sqlite://``."""
+    rest = url.split("://", 1)[1]
+    if not rest.startswith("/"):
+        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: use sqlite:///PATH")
+    path = rest[1:]
+    if not path:
+        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: no path")
+    return Path(path)
+
+
+def file_path(url: str) -> Path:
+    """The file of an ``otlp-json://`` or ``dump://`` URL: ``///abs/path`` → ``/abs/path``,
+    ``//rel/path`` → ``rel/path``."""
+    rest = url.split("://", 1)[1]
+    if not rest:
+        raise SpanSourceError(f"bad {scheme_of(url)} URL {display_url(url)!r}: no path")
+    return Path(rest)
+
+
+def store_path(store: str | Path) -> Path:
+    """The embedded store's file: a ``sqlite://`` URL's path, or ``store`` itself when it is a
+    path; ``SpanSourceError`` for any other source, which keeps no run logs."""
+    text = str(store)
+    scheme = scheme_of(text)
+    if not scheme:
+        return Path(text)
+    if scheme != "sqlite":
+        raise SpanSourceError(
+            f"{display_url(text)}: run logs are kept in the embedded store only (sqlite:///)"
+        )
+    return sqlite_path(text)
+
+
+class LogsPlace(NamedTuple):
+    """Where a source's run logs are: the embedded store's file, or a debug dump's archive."""
+
+    path: Path
+    dump: bool
+
+
+def logs_place(url: str) -> LogsPlace | None:
+    """Where the run logs of the source at ``url`` are kept; None for the sources that keep
+    none (Tempo, Jaeger, OTLP files). ``SpanSourceError`` for a store or dump URL without a
+    path."""
+    scheme = scheme_of(url)
+    if scheme == "sqlite":
+        return LogsPlace(sqlite_path(url), dump=False)
+    if scheme == "dump":
+        return LogsPlace(file_path(url), dump=True)
+    return None

@@ -1,0 +1,73 @@
+"""Span source URLs cut into their parts (``tracking/source_urls.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking.source_urls import (
+    LogsPlace,
+    file_path,
+    logs_place,
+    scheme_of,
+    sqlite_path,
+    store_path,
+)
+
+
+def test_scheme_of_is_lower_cased_and_empty_for_a_path() -> None:
+    """A URL's scheme is read lower-cased, and a plain path has none."""
+    assert ("tempo+http", "") == (scheme_of("TEMPO+HTTP://h:1"), scheme_of("/tmp/spans.db"))
+
+
+def test_sqlite_paths_follow_sqlalchemy() -> None:
+    """Three slashes name a relative path and four an absolute one."""
+    expected = (Path("rel/spans.db"), Path("/abs/spans.db"))
+    assert expected == (
+        sqlite_path("sqlite:///rel/spans.db"),
+        sqlite_path("sqlite:////abs/spans.db"),
+    )
+
+
+def test_a_sqlite_url_without_a_path_is_refused() -> None:
+    """``sqlite:///`` alone names no file."""
+    with pytest.raises(SpanSourceError, match="no path"):
+        sqlite_path("sqlite:///")
+
+
+def test_a_file_url_without_a_path_names_its_scheme() -> None:
+    """``dump://`` alone is refused as a dump URL."""
+    with pytest.raises(SpanSourceError, match="bad dump URL 'dump://': no path"):
+        file_path("dump://")
+
+
+def test_store_path_takes_a_plain_path_as_it_is() -> None:
+    """A path without a scheme is the store's file itself."""
+    assert Path("/x/spans.db") == store_path("/x/spans.db")
+
+
+def test_store_path_of_a_remote_source_hides_its_password() -> None:
+    """Refusing a remote source for run logs never shows the URL's password."""
+    with pytest.raises(SpanSourceError) as raised:
+        store_path("tempo+https://me:s3cret@tempo:3200")
+    assert (
+        "tempo+https://me:***@tempo:3200: run logs are kept in the embedded store only (sqlite:///)"
+        == str(raised.value)
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////h/spans.db", LogsPlace(Path("/h/spans.db"), dump=False)),
+        ("DUMP:///tmp/run.tar.gz", LogsPlace(Path("/tmp/run.tar.gz"), dump=True)),
+        ("tempo+http://h:3200", None),
+        ("otlp-json:///tmp/spans.jsonl", None),
+        ("", None),
+    ],
+)
+def test_logs_place_names_the_store_or_the_dump(url: str, expected: LogsPlace | None) -> None:
+    """Run logs are in the embedded store or a dump, and nowhere else."""
+    assert expected == logs_place(url)
