@@ -6,9 +6,8 @@ import json
 
 import pytest
 
-from taskdaemon.pipeline import settings as settings_module
 from taskdaemon.pipeline.errors import SettingsError
-from taskdaemon.pipeline.settings import DEFAULT_REDACT_PATTERNS, load_settings
+from taskdaemon.pipeline.settings import DEFAULT_REDACT_PATTERNS, SPAN_SOURCE_SCHEMES, load_settings
 
 _VARIABLES = (
     "TASKDAEMON_HOME",
@@ -165,7 +164,7 @@ def test_invalid_values_name_the_variable(
     assert (variable, True) == (name, reason in message)
 
 
-@pytest.mark.parametrize("scheme", settings_module._SPAN_SOURCE_SCHEMES)
+@pytest.mark.parametrize("scheme", SPAN_SOURCE_SCHEMES)
 def test_every_span_source_scheme_the_settings_take_is_one_a_source_opens(scheme: str) -> None:
     """The schemes ``TASKDAEMON_SPAN_SOURCE`` accepts are schemes ``open_source`` knows: a
     URL of each is refused, if at all, for its host or path, never as an unknown source."""

@@ -100,6 +100,8 @@ __all__ = [
     "LOGS_EXPORTERS",
     "METRICS_EXPORTERS",
     "OTLP_PROTOCOLS",
+    "SPAN_SOURCE_SCHEMES",
+    "SPAN_SOURCE_USAGE",
     "TRACES_EXPORTERS",
     "Secret",
     "Settings",
@@ -389,8 +391,10 @@ def _grafana(value: Any) -> str | None:
     return text
 
 
-#: The span source URL schemes ``tracking.sources.open_source`` reads.
-_SPAN_SOURCE_SCHEMES: Final = (
+#: The span source URL schemes ``tracking.sources.open_source`` opens (``tracking.source_urls``
+#: gives them to the sources): kept here, where every command already is, so that checking
+#: ``TASKDAEMON_SPAN_SOURCE`` imports nothing more.
+SPAN_SOURCE_SCHEMES: Final = (
     "sqlite",
     "tempo+http",
     "tempo+https",
@@ -398,6 +402,12 @@ _SPAN_SOURCE_SCHEMES: Final = (
     "jaeger+https",
     "otlp-json",
     "dump",
+)
+
+#: The accepted forms, as errors name them.
+SPAN_SOURCE_USAGE: Final = (
+    "sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, otlp-json:///PATH or "
+    "dump:///PATH.tar.gz"
 )
 
 
@@ -409,11 +419,8 @@ def _span_source(value: Any) -> str | None:
     if not text:
         return None
     scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in _SPAN_SOURCE_SCHEMES:
-        raise ValueError(
-            "must be sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, "
-            "otlp-json:///PATH or dump:///PATH.tar.gz"
-        )
+    if scheme not in SPAN_SOURCE_SCHEMES:
+        raise ValueError(f"must be {SPAN_SOURCE_USAGE}")
     return text
 
 

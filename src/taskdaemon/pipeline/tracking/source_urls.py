@@ -2,8 +2,8 @@
 
 The one place a source URL is cut into its parts, for the sources (``sources.open_source``),
 for the writers of the embedded store, and for the readers of run logs (the web page's stage
-panel, the replay prompt's ``logs STAGE``). String work only: no source is opened here, so
-any command may import it at no cost.
+panel, the replay prompt's ``logs STAGE``). String work only: no source is opened here. The
+schemes a source may have are ``settings.SPAN_SOURCE_SCHEMES``.
 
 File paths follow SQLAlchemy's convention for every file scheme: ``sqlite:///rel/path`` is
 relative to the working directory, ``sqlite:////abs/path`` absolute (``otlp-json://`` and
@@ -13,12 +13,26 @@ relative to the working directory, ``sqlite:////abs/path`` absolute (``otlp-json
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.tracking._remote import display_url
+from taskdaemon.pipeline.frozen import frozen
 
-__all__ = ["LogsPlace", "file_path", "logs_place", "scheme_of", "sqlite_path", "store_path"]
+__all__ = [
+    "LogsPlace",
+    "file_path",
+    "logs_place",
+    "scheme_of",
+    "sqlite_path",
+    "store_path",
+]
+
+
+def _shown(url: str) -> str:
+    """``url`` as errors may show it (no password); imported on error only: the settings
+    import this module on every command."""
+    from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
+
+    return display_url(url)
 
 
 def scheme_of(url: str) -> str:
@@ -31,10 +45,10 @@ def sqlite_path(url: str) -> Path:
     first character is ``/`` after ``sqlite://``."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
-        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: use sqlite:///PATH")
+        raise SpanSourceError(f"bad sqlite URL {_shown(url)!r}: use sqlite:///PATH")
     path = rest[1:]
     if not path:
-        raise SpanSourceError(f"bad sqlite URL {display_url(url)!r}: no path")
+        raise SpanSourceError(f"bad sqlite URL {_shown(url)!r}: no path")
     return Path(path)
 
 
@@ -43,7 +57,7 @@ def file_path(url: str) -> Path:
     ``//rel/path`` → ``rel/path``."""
     rest = url.split("://", 1)[1]
     if not rest:
-        raise SpanSourceError(f"bad {scheme_of(url)} URL {display_url(url)!r}: no path")
+        raise SpanSourceError(f"bad {scheme_of(url)} URL {_shown(url)!r}: no path")
     return Path(rest)
 
 
@@ -56,12 +70,13 @@ def store_path(store: str | Path) -> Path:
         return Path(text)
     if scheme != "sqlite":
         raise SpanSourceError(
-            f"{display_url(text)}: run logs are kept in the embedded store only (sqlite:///)"
+            f"{_shown(text)}: run logs are kept in the embedded store only (sqlite:///)"
         )
     return sqlite_path(text)
 
 
-class LogsPlace(NamedTuple):
+@frozen
+class LogsPlace:
     """Where a source's run logs are: the embedded store's file, or a debug dump's archive."""
 
     path: Path

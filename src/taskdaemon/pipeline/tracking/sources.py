@@ -46,6 +46,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_b
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
+from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.tracking._remote import (
     RemoteLimits,
@@ -537,7 +538,4 @@ def open_source(url: str | None = None, **options: Any) -> SpanSource:
             headers = {"X-Scope-OrgID": query["org"]} if "org" in query else None
             return TempoSource(base, headers=headers, **options)
         return JaegerSource(base, service=query.get("service"), **options)
-    raise SpanSourceError(
-        f"unknown span source {display_url(url)!r}: use sqlite:///PATH, tempo+http://HOST:PORT, "
-        "jaeger+http://HOST:PORT, otlp-json:///PATH or dump:///PATH.tar.gz"
-    )
+    raise SpanSourceError(f"unknown span source {display_url(url)!r}: use {SPAN_SOURCE_USAGE}")

@@ -373,7 +373,7 @@ class WebApp:
         stages = [node.name for node in snapshot.nodes]
         if stage not in stages:  # a typo's empty tail would look like a stage that is silent
             return error_response(404, f"run {full_id} {no_such_stage(stage, stages)}")
-        return *place, full_id, stage
+        return place.path, place.dump, full_id, stage
 
     async def api_logs(self, request: Request) -> Response:
         """The stage's last ``TAIL`` records and how many it has (``web._logs``)."""
