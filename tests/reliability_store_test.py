@@ -10,6 +10,7 @@ code, one-line warnings and no traceback, while ``/readyz`` and the metric
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -370,6 +371,27 @@ def test_a_store_on_a_read_only_file_system_is_read(tmp_path: Path) -> None:
         ran.stdout.strip() in listed.stdout,
         "hi" in logs.stdout,
     ), listed.stderr + logs.stderr
+
+
+def test_a_report_on_a_read_only_file_system_is_made_from_a_private_copy(tmp_path: Path) -> None:
+    """``report`` on a home mounted read-only reports the run, says it used a temporary copy
+    (its aggregates must be written somewhere), and leaves no copy behind."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with tmpfs(tmp_path / "mount", size="8m") as mount:
+        home = mount / "home"
+        pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+        ran = taskdaemon(home, "run", "-q", str(pipeline))
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        report = taskdaemon(home, "report", "--format", "json", TMPDIR=str(scratch))
+    stages = json.loads(report.stdout)["pipelines"][0]["stages"] if report.stdout else []
+    assert (0, 0, ["first", "second"], [], True) == (
+        ran.returncode,
+        report.returncode,
+        sorted(stage["stage"] for stage in stages),
+        list(scratch.iterdir()),
+        "on a read-only file system, reporting from a temporary copy" in report.stderr,
+    ), report.stderr
 
 
 # --- file modes --------------------------------------------------------------------------------

@@ -59,7 +59,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Final
@@ -75,6 +77,8 @@ __all__ = [
     "connect",
     "connect_to_read",
     "create_private",
+    "on_read_only_file_system",
+    "private_copy",
     "rollback",
 ]
 
@@ -302,6 +306,39 @@ class OpenedFile:
             )
 
 
+def on_read_only_file_system(path: Path) -> bool:
+    """Whether ``path`` is on a file system mounted read-only (False when it cannot be told)."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def private_copy(path: Path) -> Path:
+    """A copy of the store at ``path`` that can be written, in a new directory private to its
+    owner (0700, the copy 0600) under the temporary directory: for ``taskdaemon report`` on a
+    read-only file system, whose aggregates must be written somewhere. The caller removes the
+    directory (``copy.parent``). The copy is taken through SQLite's backup, from what
+    :func:`connect_to_read` reads."""
+    folder = Path(tempfile.mkdtemp(prefix="taskdaemon-report-"))
+    copy = folder / path.name
+    try:
+        create_private(copy)
+        source = connect_to_read(path)
+        try:
+            target = sqlite3.connect(copy)
+            try:
+                source.backup(target)
+            finally:
+                target.close()
+        finally:
+            source.close()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return copy
+
+
 def connect_to_read(path: Path) -> sqlite3.Connection:
     """:func:`connect`, or for a store on a read-only file system (a backup's snapshot, a
     container's read-only volume) a connection that only reads it.
@@ -315,11 +352,7 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
     try:
         return connect(path)
     except SpanSourceError as error:
-        try:
-            read_only = bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-        except OSError:
-            read_only = False
-        if not read_only:
+        if not on_read_only_file_system(path):
             raise
         try:
             conn = sqlite3.connect(

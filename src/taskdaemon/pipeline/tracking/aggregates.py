@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import logging
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final, overload
 
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -48,7 +51,12 @@ from taskdaemon.pipeline.tracking._day_totals import (
 from taskdaemon.pipeline.tracking._kept_runs import EdgeUpstream, Kept, attempt_from_sdk, kept_run
 from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns
 from taskdaemon.pipeline.tracking._run_rows import Pending, write_kept, write_record, write_run
-from taskdaemon.pipeline.tracking._schema import connect, rollback
+from taskdaemon.pipeline.tracking._schema import (
+    connect,
+    on_read_only_file_system,
+    private_copy,
+    rollback,
+)
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.store import SpanStore, select_trace
 
@@ -61,6 +69,8 @@ __all__ = [
     "aggregate_missing",
     "write_run",
 ]
+
+_logger = logging.getLogger("taskdaemon.tracking")
 
 _NS: Final = 1e9
 
@@ -288,19 +298,38 @@ class StoreReportData:
 
     def __init__(self, store: SpanStore) -> None:
         self._store = store
-        self._conn = connect(store.path)
+        self._copy: Path | None = None
+        try:
+            self._conn = connect(store.path)
+        except SpanSourceError:
+            if not on_read_only_file_system(store.path):
+                raise
+            # A backup's snapshot or a read-only volume: the aggregates are written to a
+            # private copy, for this report only, rather than refusing to report.
+            self._copy = private_copy(store.path)
+            _logger.warning(
+                "%s: on a read-only file system, reporting from a temporary copy", store.path
+            )
+            try:
+                self._conn = connect(self._copy)
+            except BaseException:
+                shutil.rmtree(self._copy.parent, ignore_errors=True)
+                raise
         try:
             self.aggregated = aggregate_missing(self._conn)
             self.rebuilt_days = refresh_stale_days(self._conn)
             self._conn.execute("BEGIN")
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     def close(self) -> None:
-        """Close the aggregates connection (the store stays the caller's)."""
+        """Close the aggregates connection (the store stays the caller's), and remove the
+        temporary copy if the store was read from one."""
         rollback(self._conn)
         self._conn.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy.parent, ignore_errors=True)
 
     def pipelines(self, since: float, until: float) -> list[str]:
         """Pipelines with ended runs started in [since, until), sorted."""
