@@ -351,6 +351,25 @@ def long_files(root: Path, limit: int = MAX_LINES) -> list[str]:
     ]
 
 
+def stray_docstrings(root: Path) -> list[str]:
+    """``path:line name`` for each function or class whose first string statement is not its
+    first statement: written as its docstring, it is none (``__doc__`` is None, and help and
+    the type checkers never see it)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                continue
+            if ast.get_docstring(node) is not None:
+                continue
+            for statement in node.body[1:]:
+                value = statement.value if isinstance(statement, ast.Expr) else None
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    found.append(f"{path.relative_to(root)}:{statement.lineno} {node.name}")
+                    break
+    return found
+
+
 def test_no_import_cycles() -> None:
     """No source module imports itself through others (the rule above)."""
     assert [] == [" -> ".join(cycle) for cycle in import_cycles(SRC)]
@@ -359,6 +378,21 @@ def test_no_import_cycles() -> None:
 def test_no_source_file_over_700_lines() -> None:
     """Every source file has at most 700 lines (one responsibility per module)."""
     assert [] == long_files(SRC)
+
+
+def test_every_docstring_is_its_functions_first_statement() -> None:
+    """No function or class has a docstring that a statement before it turned into a bare
+    string."""
+    assert [] == stray_docstrings(SRC)
+
+
+def test_the_docstring_checker_reports_a_string_after_a_statement(tmp_path: Path) -> None:
+    """A string after an import is reported; a docstring first, with strings after it, is not."""
+    (tmp_path / "m.py").write_text(
+        'def late():\n    import os\n    """Doc."""\n\n\n'
+        'def right():\n    """Doc."""\n    "not a docstring either, but the doc is there"\n'
+    )
+    assert ["m.py:3 late"] == stray_docstrings(tmp_path)
 
 
 def test_cycle_checker_finds_lazy_cycles_and_skips_annotations(tmp_path: Path) -> None:

@@ -315,9 +315,9 @@ def _signal_group(pgid: int, sig: signal.Signals) -> bool:
 
 
 def _group_members(pgid: int) -> list[psutil.Process]:
+    """The live (non-zombie) processes of a process group."""
     import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
 
-    """The live (non-zombie) processes of a process group."""
     members = []
     for process in psutil.process_iter():
         try:
