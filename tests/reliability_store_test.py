@@ -394,6 +394,24 @@ def test_a_report_on_a_read_only_file_system_is_made_from_a_private_copy(tmp_pat
     ), report.stderr
 
 
+def test_a_report_whose_copy_does_not_fit_says_so_in_one_line(tmp_path: Path) -> None:
+    """``report`` on a read-only home, with a temporary directory too small for the store's
+    copy, fails in one line naming the cause, and leaves nothing there."""
+    with tmpfs(tmp_path / "mount", size="8m") as mount, tmpfs(tmp_path / "tmp", size="16k") as tmp:
+        home = mount / "home"
+        ran = taskdaemon(home, "run", "-q", str(write_pipeline(tmp_path / "t.yaml", TWO_STAGES)))
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        report = taskdaemon(home, "report", TMPDIR=str(tmp))
+        left = list(tmp.iterdir())
+    lines = report.stderr.strip().splitlines()
+    assert (0, 1, [], True) == (
+        ran.returncode,
+        report.returncode,
+        left,
+        "cannot copy the store" in lines[-1] and "full" in lines[-1],
+    ), report.stderr
+
+
 # --- file modes --------------------------------------------------------------------------------
 
 

@@ -319,8 +319,12 @@ def private_copy(path: Path) -> Path:
     owner (0700, the copy 0600) under the temporary directory: for ``taskdaemon report`` on a
     read-only file system, whose aggregates must be written somewhere. The caller removes the
     directory (``copy.parent``). The copy is taken through SQLite's backup, from what
-    :func:`connect_to_read` reads."""
-    folder = Path(tempfile.mkdtemp(prefix="taskdaemon-report-"))
+    :func:`connect_to_read` reads; SpanSourceError (one line) when it cannot be made (a full
+    temporary directory)."""
+    try:
+        folder = Path(tempfile.mkdtemp(prefix="taskdaemon-report-"))
+    except OSError as error:
+        raise SpanSourceError(f"{path}: cannot copy the store to report from: {error}") from None
     copy = folder / path.name
     try:
         create_private(copy)
@@ -333,6 +337,11 @@ def private_copy(path: Path) -> Path:
                 target.close()
         finally:
             source.close()
+    except (OSError, sqlite3.Error) as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise SpanSourceError(
+            f"{path}: cannot copy the store to {folder} to report from: {error}"
+        ) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
