@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking import source_urls
 from taskdaemon.pipeline.tracking.source_urls import (
     LogsPlace,
     file_path,
@@ -71,3 +72,29 @@ def test_store_path_of_a_remote_source_hides_its_password() -> None:
 def test_logs_place_names_the_store_or_the_dump(url: str, expected: LogsPlace | None) -> None:
     """Run logs are in the embedded store or a dump, and nowhere else."""
     assert expected == logs_place(url)
+
+
+def test_a_relative_path_that_reads_as_absolute_is_warned_about_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``sqlite:///tmp/x.db`` where ``./tmp`` is missing names ``tmp/x.db`` as asked, with one
+    warning naming the four-slash form."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(source_urls, "_HINTED", set())
+    paths = [sqlite_path("sqlite:///tmp/x.db"), sqlite_path("sqlite:///tmp/x.db")]
+    expected = [
+        "sqlite:///tmp/x.db names tmp/x.db under the working directory; "
+        "sqlite:////tmp/x.db names /tmp/x.db"
+    ]
+    assert ([Path("tmp/x.db")] * 2, expected) == (paths, [r.getMessage() for r in caplog.records])
+
+
+def test_a_relative_path_whose_directory_is_here_is_not_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """When ``./tmp`` exists, ``sqlite:///tmp/x.db`` is plainly meant relative: no warning."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(source_urls, "_HINTED", set())
+    (tmp_path / "tmp").mkdir()
+    sqlite_path("sqlite:///tmp/x.db")
+    assert [] == caplog.records

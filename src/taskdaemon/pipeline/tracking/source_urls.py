@@ -2,16 +2,19 @@
 
 The one place a source URL is cut into its parts, for the sources (``sources.open_source``),
 for the writers of the embedded store, and for the readers of run logs (the web page's stage
-panel, the replay prompt's ``logs STAGE``). String work only: no source is opened here. The
-schemes a source may have are ``settings.SPAN_SOURCE_SCHEMES``.
+panel, the replay prompt's ``logs STAGE``). No source is opened here. The schemes a source may
+have are ``settings.SPAN_SOURCE_SCHEMES``.
 
-File paths follow SQLAlchemy's convention for every file scheme: ``sqlite:///rel/path`` is
-relative to the working directory, ``sqlite:////abs/path`` absolute (``otlp-json://`` and
-``dump://`` take the path as written after ``://``, which is where the two styles met first).
+File paths follow SQLAlchemy's convention: ``sqlite:///rel/path`` is relative to the working
+directory, ``sqlite:////abs/path`` absolute; ``otlp-json://`` and ``dump://`` take the path as
+written after ``://``. A relative store path whose first directory is missing here but exists
+at the root (``sqlite:///tmp/x.db``) gets one warning, since a slash was likely lost: the
+store would otherwise be made, silently, under the working directory.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -49,7 +52,31 @@ def sqlite_path(url: str) -> Path:
     path = rest[1:]
     if not path:
         raise SpanSourceError(f"bad sqlite URL {_shown(url)!r}: no path")
+    _hint_if_meant_absolute(path)
     return Path(path)
+
+
+#: The relative store paths already warned about (once a process each).
+_HINTED: set[str] = set()
+
+
+def _hint_if_meant_absolute(path: str) -> None:
+    """Warn once when a relative store path reads as an absolute one with a slash lost
+    (``sqlite:///tmp/x.db``): its first directory is missing here but exists at the root. The
+    store would be made under the working directory, where nobody looks for it."""
+    first = Path(path).parts[0]
+    if path.startswith("/") or path in _HINTED or Path(first).exists():
+        return
+    if not Path("/", first).is_dir():
+        return
+    _HINTED.add(path)
+    logging.getLogger("taskdaemon.tracking").warning(
+        "sqlite:///%s names %s under the working directory; sqlite:////%s names /%s",
+        path,
+        path,
+        path,
+        path,
+    )
 
 
 def file_path(url: str) -> Path:
