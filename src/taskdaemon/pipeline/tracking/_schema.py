@@ -59,9 +59,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Final
@@ -321,6 +319,9 @@ def private_copy(path: Path) -> Path:
     directory (``copy.parent``). The copy is taken through SQLite's backup, from what
     :func:`connect_to_read` reads; SpanSourceError (one line) when it cannot be made (a full
     temporary directory)."""
+    import shutil  # noqa: PLC0415 - the readers import this module: kept off their start-up
+    import tempfile  # noqa: PLC0415
+
     try:
         folder = Path(tempfile.mkdtemp(prefix="taskdaemon-report-"))
     except OSError as error:

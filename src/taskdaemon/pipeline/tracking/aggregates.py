@@ -27,7 +27,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import logging
-import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -291,6 +290,13 @@ class _Window:
         return self.first_day, self.end_day
 
 
+def _remove(copy: Path) -> None:
+    """Remove a store's private copy and its directory (``_schema.private_copy``)."""
+    import shutil  # noqa: PLC0415 - the writer imports this module: kept off its start-up
+
+    shutil.rmtree(copy.parent, ignore_errors=True)
+
+
 class StoreReportData:
     """``reporting.ReportData`` over the embedded store's aggregates (see the module docstring).
     Aggregates missing ended runs and rebuilds stale days when opened, then reads everything in
@@ -313,7 +319,7 @@ class StoreReportData:
             try:
                 self._conn = connect(self._copy)
             except BaseException:
-                shutil.rmtree(self._copy.parent, ignore_errors=True)
+                _remove(self._copy)
                 raise
         try:
             self.aggregated = aggregate_missing(self._conn)
@@ -329,7 +335,7 @@ class StoreReportData:
         rollback(self._conn)
         self._conn.close()
         if self._copy is not None:
-            shutil.rmtree(self._copy.parent, ignore_errors=True)
+            _remove(self._copy)
 
     def pipelines(self, since: float, until: float) -> list[str]:
         """Pipelines with ended runs started in [since, until), sorted."""
