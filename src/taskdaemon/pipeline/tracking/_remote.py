@@ -136,12 +136,19 @@ def read_bounded(
     (``shown`` names the URL in messages)."""
     import httpx  # noqa: PLC0415
 
+    from taskdaemon.pipeline.tracking import _deadline_io  # noqa: PLC0415 - with httpx
+
     remaining = deadline_at - time.monotonic()
     if remaining <= 0:
         raise httpx.ReadTimeout("deadline reached")
     per_read = min(read_timeout, remaining)
     timeout = httpx.Timeout(per_read, connect=min(3.0, per_read))
-    with client.stream("GET", path, params=params, timeout=timeout) as response:
+    # The deadline bounds each socket operation too: the status line and headers of a
+    # trickling backend come before the body's loop below (``tracking._deadline_io``).
+    with (
+        _deadline_io.at(deadline_at),
+        client.stream("GET", path, params=params, timeout=timeout) as response,
+    ):
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():

@@ -174,6 +174,9 @@ class _HttpSource:
             transport=transport,
             auth=credentials,
         )
+        from taskdaemon.pipeline.tracking import _deadline_io  # noqa: PLC0415 - with httpx
+
+        _deadline_io.bound(self._client)
 
     def close(self) -> None:
         """Close the HTTP client; safe to call twice."""
