@@ -332,6 +332,34 @@ def test_server_error_is_retried_then_reported() -> None:
     assert tries == 3
 
 
+def test_an_error_body_is_shown_as_one_line_without_control_characters() -> None:
+    """A 401 whose body holds terminal escapes and line breaks is reported with the body's
+    text on one line, every control character escaped."""
+    run_id = "c" * 32
+    with serve(Backend()) as backend:
+        backend.route(f"/api/v2/traces/{run_id}", b"\x1b]0;title\x07\x1b[2Jdenied\r\nfake", 401)
+        with TempoSource(backend.url) as source, pytest.raises(SpanSourceError) as caught:
+            source.get_trace(run_id)
+    message = str(caught.value)
+    expected = ("HTTP 401: \\x1b]0;title\\x07\\x1b[2Jdenied fake", True)
+    actual = (message.partition(f"{run_id}: ")[2], message.isprintable())
+    assert expected == actual
+
+
+def test_a_backend_error_message_is_cut_to_one_short_line() -> None:
+    """A trace answer whose ``error`` is a megabyte with line breaks is reported in one
+    printable line of at most 400 characters."""
+    run_id = "c" * 32
+    with serve(Backend()) as backend:
+        backend.route(f"/api/v2/traces/{run_id}", {"error": "x\n\x1b" * 500_000})
+        with TempoSource(backend.url) as source, pytest.raises(SpanSourceError) as caught:
+            source.get_trace(run_id)
+    message = str(caught.value)
+    expected = (True, True, True)
+    actual = ("backend error: x" in message, message.isprintable(), len(message) <= 400)
+    assert expected == actual, message[:500]
+
+
 def test_dead_port_is_a_clear_error() -> None:
     """A backend nobody listens on raises SpanSourceError saying it cannot be reached."""
     with socket.socket() as sock:

@@ -48,6 +48,7 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.state import RunStatus
+from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking._remote import (
     RemoteLimits,
     display_url,
@@ -77,6 +78,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEARCH_WINDOW = 7 * 86400.0  # Tempo's default max search duration is 168h
+_SNIPPET_WIDTH = 200  # characters of a backend's own text in an error message
 
 
 @runtime_checkable
@@ -251,7 +253,8 @@ class _HttpSource:
         spans: list[SpanRecord] = []
         for item in bodies:
             if isinstance(item, dict) and "error" in item and "result" not in item:
-                raise SpanSourceError(f"{where}: backend error: {item['error']}")
+                error = one_line(str(item["error"]), _SNIPPET_WIDTH)
+                raise SpanSourceError(f"{where}: backend error: {error}")
             spans.extend(parse_traces(item, where=where))
         return spans
 
@@ -276,8 +279,9 @@ class _HttpSource:
 
 
 def _snippet(response: httpx.Response) -> str:
-    text = response.text.strip().replace("\n", " ")
-    return text[:200] or response.reason_phrase
+    """The start of an error answer's body as one line: the backend chose that text, so its
+    control characters (a terminal's escapes, line breaks) are shown escaped."""
+    return one_line(response.text, _SNIPPET_WIDTH) or response.reason_phrase
 
 
 class TempoSource(_HttpSource):
