@@ -360,6 +360,27 @@ def test_a_backend_error_message_is_cut_to_one_short_line() -> None:
     assert expected == actual, message[:500]
 
 
+def test_a_body_declared_in_another_charset_is_read_as_json_reads_it() -> None:
+    """JSON is UTF-8 whatever the Content-Type says: a search answered as ``charset=utf-16``
+    is read, not a decoding error."""
+    with serve(Backend()) as backend:
+        backend.route("/api/search", {"traces": []}, content_type="text/html; charset=utf-16")
+        with TempoSource(backend.url) as source:
+            found = source.search()
+    assert [] == found
+
+
+def test_a_body_that_is_not_utf8_is_a_clear_error() -> None:
+    """A body that is not UTF-8 raises SpanSourceError naming the URL."""
+    with serve(Backend()) as backend:
+        backend.route("/api/search", b'{"traces": [{"traceID": "\xff"}]}')
+        with (
+            TempoSource(backend.url) as source,
+            pytest.raises(SpanSourceError, match=r"/api/search\?.*: malformed JSON body"),
+        ):
+            source.search()
+
+
 def test_dead_port_is_a_clear_error() -> None:
     """A backend nobody listens on raises SpanSourceError saying it cannot be reached."""
     with socket.socket() as sock:

@@ -255,14 +255,16 @@ def example_spans(**kwargs: Any) -> list[SpanRecord]:
 class Backend:
     """Routes of a local HTTP server: path → (status, body); records every request line."""
 
-    routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     url: str = ""
 
-    def route(self, path: str, body: Any, status: int = 200) -> None:
+    def route(
+        self, path: str, body: Any, status: int = 200, content_type: str = "application/json"
+    ) -> None:
         """Answer ``path`` (query ignored) with ``body`` (JSON-encoded unless bytes)."""
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.routes[path] = (status, data)
+        self.routes[path] = (status, data, content_type)
 
 
 @contextmanager
@@ -272,9 +274,11 @@ def serve(backend: Backend) -> Iterator[Backend]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             backend.requests.append(self.path)
-            status, body = backend.routes.get(self.path.split("?", 1)[0], (404, b"not found"))
+            status, body, content_type = backend.routes.get(
+                self.path.split("?", 1)[0], (404, b"not found", "application/json")
+            )
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -234,7 +234,14 @@ class _HttpSource:
             raise SpanSourceError(
                 f"{response.request.url}: HTTP {response.status_code}: {_snippet(response)}"
             )
-        text = response.text
+        try:
+            # JSON is UTF-8 (RFC 8259), whatever charset the Content-Type names.
+            text = response.content.decode()
+        except UnicodeDecodeError as exc:
+            raise SpanSourceError(
+                f"{response.request.url}: malformed JSON body ({len(response.content)} bytes): "
+                f"not UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from None
         try:
             return loads_bounded(text)
         except NotJSONError:
@@ -281,7 +288,8 @@ class _HttpSource:
 def _snippet(response: httpx.Response) -> str:
     """The start of an error answer's body as one line: the backend chose that text, so its
     control characters (a terminal's escapes, line breaks) are shown escaped."""
-    return one_line(response.text, _SNIPPET_WIDTH) or response.reason_phrase
+    text = response.content.decode(errors="replace")  # any charset it names may be wrong too
+    return one_line(text, _SNIPPET_WIDTH) or response.reason_phrase
 
 
 class TempoSource(_HttpSource):
