@@ -109,6 +109,23 @@ def test_tempo_search_fixture_is_served_as_a_search() -> None:
     assert (summary.run_id, summary.status) == ("5b8efff798038103d269b633813fc700", "running")
 
 
+def test_search_results_that_are_not_objects_are_skipped() -> None:
+    """A search answer whose ``traces`` holds a string and a number besides a real hit skips
+    the two and fetches the hit."""
+    found = _fixture("api_search_traceql_response.json")
+    assert isinstance(found, dict)
+    found["traces"] = ["5b8efff798038103d269b633813fc700", 7, *found["traces"]]
+    with serve(Backend()) as backend:
+        backend.route("/api/search", found)
+        backend.route(
+            "/api/v2/traces/5b8efff798038103d269b633813fc700",
+            _fixture("api_v2_traces_response.json"),
+        )
+        with TempoSource(backend.url) as source:
+            runs = source.search(since=1_600_000_000, until=1_800_000_000)
+    assert ["5b8efff798038103d269b633813fc700"] == [run.run_id for run in runs]
+
+
 def test_any_value_shapes_are_decoded() -> None:
     """Every OTLP AnyValue kind decodes to its normalized Python value."""
     body = {
