@@ -323,6 +323,28 @@ def test_truncated_body_is_a_clear_error() -> None:
             source.get_trace(run_id)
 
 
+def test_a_body_of_many_lines_that_are_not_json_is_one_error_and_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body of 100 lines none of which is JSON (a protobuf or HTML answer) is one
+    SpanSourceError, with no warning logged for its lines."""
+    run_id = "a" * 32
+    with serve(Backend()) as backend:
+        backend.route(f"/api/v3/traces/{run_id}", b"\x08\x01 not json\n" * 100)
+        with (
+            caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
+            JaegerSource(backend.url) as source,
+            pytest.raises(SpanSourceError) as caught,
+        ):
+            source.get_trace(run_id)
+    expected = (True, [])
+    actual = (
+        "malformed JSON body" in str(caught.value),
+        [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING],
+    )
+    assert expected == actual
+
+
 def test_body_that_is_not_a_trace_is_a_clear_error() -> None:
     """JSON that is not an OTLP document raises SpanSourceError."""
     run_id = "b" * 32

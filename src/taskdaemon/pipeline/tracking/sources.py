@@ -246,8 +246,8 @@ class _HttpSource:
             return loads_bounded(text)
         except NotJSONError:
             # grpc-gateway streams one JSON object per line.
-            objects = list(iter_json_lines(text, where=str(response.request.url)))
-            if objects and len(objects) == len([ln for ln in text.splitlines() if ln.strip()]):
+            objects = _json_lines(text)
+            if objects:
                 return objects
             raise SpanSourceError(
                 f"{response.request.url}: malformed JSON body ({len(text)} bytes): {text[:80]!r}"
@@ -283,6 +283,20 @@ class _HttpSource:
 
     def get_trace(self, run_id: str) -> list[SpanRecord]:
         raise NotImplementedError
+
+
+def _json_lines(text: str) -> list[Any] | None:
+    """Every line of ``text`` decoded, blank lines left out; None at the first line that does
+    not decode. Quietly: a body that is not JSON lines is one error for the caller, not a
+    warning per line (a protobuf or HTML answer)."""
+    objects = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                objects.append(loads_bounded(line))
+            except BoundedInputError:
+                return None
+    return objects
 
 
 def _snippet(response: httpx.Response) -> str:
