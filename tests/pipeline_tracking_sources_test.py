@@ -345,6 +345,20 @@ def test_a_body_of_many_lines_that_are_not_json_is_one_error_and_no_warning(
     assert expected == actual
 
 
+def test_a_redirect_is_reported_not_followed() -> None:
+    """A 302 to another host is an error naming the status and the target (its password
+    hidden), and nothing is asked of the other host."""
+    run_id = "a" * 32
+    with serve(Backend()) as backend:
+        backend.route(f"/api/v3/traces/{run_id}", b"", 302)
+        backend.location = "http://u:pw@elsewhere.invalid/login"
+        with JaegerSource(backend.url) as source, pytest.raises(SpanSourceError) as caught:
+            source.get_trace(run_id)
+    message = str(caught.value)
+    expected = "HTTP 302, a redirect to http://u:***@elsewhere.invalid/login: not followed"
+    assert expected == message.partition(f"{run_id}: ")[2]
+
+
 def test_body_that_is_not_a_trace_is_a_clear_error() -> None:
     """JSON that is not an OTLP document raises SpanSourceError."""
     run_id = "b" * 32

@@ -258,6 +258,7 @@ class Backend:
     routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     url: str = ""
+    location: str | None = None  # the Location header of every answer, when set
 
     def route(
         self, path: str, body: Any, status: int = 200, content_type: str = "application/json"
@@ -279,6 +280,8 @@ def serve(backend: Backend) -> Iterator[Backend]:
             )
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            if backend.location is not None:
+                self.send_header("Location", backend.location)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)

@@ -234,6 +234,14 @@ class _HttpSource:
             raise SpanSourceError(
                 f"{response.request.url}: HTTP {response.status_code}: {_snippet(response)}"
             )
+        if 300 <= response.status_code < 400:
+            # Not followed: a backend's address is configured, and a redirect to a sign-in
+            # page or another host is worth a clear line, not an empty or HTML "trace".
+            target = one_line(display_url(response.headers.get("Location", "")), _SNIPPET_WIDTH)
+            raise SpanSourceError(
+                f"{response.request.url}: HTTP {response.status_code}, a redirect to "
+                f"{target or 'nowhere'}: not followed"
+            )
         try:
             # JSON is UTF-8 (RFC 8259), whatever charset the Content-Type names.
             text = response.content.decode()
