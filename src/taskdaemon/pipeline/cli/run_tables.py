@@ -1,4 +1,8 @@
-"""The text tables of ``taskdaemon runs list`` and ``runs show`` (pure renderers)."""
+"""The text tables of ``taskdaemon runs list`` and ``runs show`` (pure renderers).
+
+Every cell is text from spans, and spans from a remote source are whatever was sent to the
+backend: control characters in a name are shown as escapes (``terminal_text``), so a name
+cannot drive the reader's terminal or break a row."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from datetime import datetime
 
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary
-from taskdaemon.pipeline.terminal_text import one_line
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
 
@@ -30,6 +34,7 @@ def _format_bytes(value: int | None) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[cell.translate(CONTROL_ESCAPES) for cell in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
@@ -76,8 +81,8 @@ def format_run_table(run: RunRecord) -> str:
     """
     head = [
         f"run       {run.run_id}",
-        f"pipeline  {run.pipeline}",
-        f"status    {run.status}",
+        f"pipeline  {run.pipeline.translate(CONTROL_ESCAPES)}",
+        f"status    {run.status.translate(CONTROL_ESCAPES)}",
         f"start     {_format_time(run.start)}",
         f"duration  {format_duration(run.duration)}",
     ]

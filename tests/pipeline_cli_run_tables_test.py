@@ -1,0 +1,43 @@
+"""The text tables of ``runs list`` and ``runs show`` over what a span source returned."""
+
+from __future__ import annotations
+
+from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
+
+RUN_ID = "0123456789abcdef0123456789abcdef"
+HOSTILE = "p\x1b]0;title\x07\x1b[2J\r\nfake"
+SHOWN = "p\\x1b]0;title\\x07\\x1b[2J\\x0d\\x0afake"
+
+
+def _run(stage: str) -> RunRecord:
+    attempt = AttemptRecord(f"{stage}.0.1", 0, 1, "success", 1.0, 2.0)
+    return RunRecord(
+        RUN_ID,
+        "p",
+        "success",
+        1.0,
+        2.0,
+        (StageRecord(stage, "python", "success", (attempt,)),),
+        (),
+    )
+
+
+def test_a_pipeline_name_with_control_characters_is_shown_escaped() -> None:
+    """A run's pipeline name holding a terminal's escapes and a line break is one table row,
+    each control character shown as its escape."""
+    table = format_runs_table([RunSummary(RUN_ID, HOSTILE, "success", 1.0, 2.0)])
+    lines = table.splitlines()
+    expected = (2, True, True)
+    actual = (len(lines), SHOWN in lines[1], table.replace("\n", "").isprintable())
+    assert expected == actual, table
+
+
+def test_a_stage_name_with_control_characters_is_shown_escaped() -> None:
+    """A stage name holding a terminal's escapes and a line break is one row of the stage
+    table, each control character shown as its escape."""
+    table = format_run_table(_run(HOSTILE))
+    rows = table.split("\n\n", 1)[1].splitlines()
+    expected = (2, True, True)
+    actual = (len(rows), rows[1].startswith(SHOWN), table.replace("\n", "").isprintable())
+    assert expected == actual, table
