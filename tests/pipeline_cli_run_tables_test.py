@@ -41,3 +41,15 @@ def test_a_stage_name_with_control_characters_is_shown_escaped() -> None:
     expected = (2, True, True)
     actual = (len(rows), rows[1].startswith(SHOWN), table.replace("\n", "").isprintable())
     assert expected == actual, table
+
+
+def test_a_megabyte_stage_name_is_cut_so_rows_stay_short() -> None:
+    """A stage name of a million characters beside a short one is cut to 128 characters with
+    an ellipsis, so no row is padded to a megabyte."""
+    run = _run("x" * 1_000_000)
+    short = StageRecord("s", "python", "success", run.stages[0].attempts)
+    table = format_run_table(RunRecord(RUN_ID, "p", "success", 1.0, 2.0, (*run.stages, short), ()))
+    rows = table.split("\n\n", 1)[1].splitlines()
+    expected = ("x" * 127 + "…", True)
+    actual = (rows[1].split()[0], max(len(row) for row in rows) < 300)
+    assert expected == actual

@@ -2,7 +2,7 @@
 
 Every cell is text from spans, and spans from a remote source are whatever was sent to the
 backend: control characters in a name are shown as escapes (``terminal_text``), so a name
-cannot drive the reader's terminal or break a row."""
+cannot drive the reader's terminal or break a row, and a cell is cut at 128 characters."""
 
 from __future__ import annotations
 
@@ -33,8 +33,18 @@ def _format_bytes(value: int | None) -> str:
     return f"{size:.1f}GiB"  # pragma: no cover - loop always returns
 
 
+#: Characters of a cell at most (the longest name validation allows): a remote source's
+#: megabyte name would otherwise pad every row of its table to a megabyte.
+_MAX_CELL = 128
+
+
+def _cell(text: str) -> str:
+    text = text.translate(CONTROL_ESCAPES)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    rows = [[cell.translate(CONTROL_ESCAPES) for cell in row] for row in rows]
+    rows = [[_cell(cell) for cell in row] for row in rows]
     widths = [len(h) for h in header]
     for row in rows:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
