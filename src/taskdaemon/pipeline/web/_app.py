@@ -46,6 +46,7 @@ from starlette.staticfiles import StaticFiles
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
@@ -227,7 +228,8 @@ class WebApp:
             rows=rows,
             filters=_raw_filters(request),
             error=error,
-            source=self.data.source_url or "",
+            # The URL may carry a password or a token for the backend: named, never shown.
+            source=redact_text(self.data.source_url or ""),
         )
 
     async def run_page(self, request: Request) -> Response:
