@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pty
 import re
@@ -13,6 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from taskdaemon.pipeline.cli.sign_in import announce_sign_in
+from taskdaemon.pipeline.redaction import redact_text
 
 _URL = re.compile(r"API: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
 _UI_URL = re.compile(r"taskdaemon ui: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
@@ -56,6 +60,17 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def test_a_configured_token_is_named_in_a_line_the_logs_keep_whole(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With TASKDAEMON_API_TOKEN configured, the line naming where the token is reads the same
+    after the logs' redaction: it holds no secret, so nothing in it looks hidden."""
+    with caplog.at_level(logging.INFO, logger="qa21.sign_in"):
+        announce_sign_in(logging.getLogger("qa21.sign_in"), "API", "http://127.0.0.1:1", None, None)
+    (message,) = [record.getMessage() for record in caplog.records]
+    assert redact_text(message) == message
 
 
 @pytest.mark.slow

@@ -60,7 +60,8 @@ def announce_sign_in(
     is never shown). ``token_file`` is None when the token could not be written to its file.
     """
     if token is None:
-        log.info("%s: %s/ (token: TASKDAEMON_API_TOKEN)", label, url)
+        # Not "token: NAME": the logs redact whatever follows "token:", the name included.
+        log.info("%s: %s/ (token from TASKDAEMON_API_TOKEN)", label, url)
         return
     where = f"token in {token_file}" if token_file is not None else "token on the terminal only"
     log.info("%s: %s/ (%s)", label, url, where)
