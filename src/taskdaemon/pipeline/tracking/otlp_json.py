@@ -204,6 +204,15 @@ def _resource_spans(body: Any) -> list[Any]:
     )
 
 
+def _list(value: Any, key: str) -> list[Any]:
+    """``value``, a list (None is an empty one); SpanSourceError naming ``key`` otherwise."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise SpanSourceError(f"not an OTLP trace body: {key!r} is not a list")
+    return value
+
+
 def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
     """Every readable span of a decoded OTLP JSON body, in body order.
 
@@ -220,12 +229,13 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             logger.warning("%s: unreadable resource attributes ignored: %s", where, exc)
             resource = {}
-        scopes = resource_spans.get("scopeSpans")
+        key, scopes = "scopeSpans", resource_spans.get("scopeSpans")
         if scopes is None:
-            scopes = resource_spans.get("instrumentationLibrarySpans")
-        for scope_spans in scopes or []:
+            key = "instrumentationLibrarySpans"
+            scopes = resource_spans.get(key)
+        for scope_spans in _list(scopes, key):
             raw_spans = scope_spans.get("spans") if isinstance(scope_spans, Mapping) else None
-            for raw in raw_spans or []:
+            for raw in _list(raw_spans, "spans"):
                 try:
                     spans.append(_span(raw, resource))
                 except _BadSpanError as exc:
