@@ -11,7 +11,7 @@ Accepted on input, in any combination:
   ints; nanosecond times as strings or ints;
 - OTLP ``AnyValue``: string, int (string or number), double, bool, array, kvlist, bytes.
 
-A malformed span inside a good body is skipped with one warning (logging) each, never a crash;
+A malformed span inside a good body is skipped, never a crash, with one warning (logging) a body;
 a body that is not an OTLP trace at all raises ``SpanSourceError``.
 """
 
@@ -216,10 +216,11 @@ def _list(value: Any, key: str) -> list[Any]:
 def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
     """Every readable span of a decoded OTLP JSON body, in body order.
 
-    Raises ``SpanSourceError`` when the body is not an OTLP trace document; skips (with one
-    warning each, naming ``where``) spans that cannot be read.
+    Raises ``SpanSourceError`` when the body is not an OTLP trace document; skips spans that
+    cannot be read, with one warning for the body naming ``where``, their count and the first.
     """
     spans: list[SpanRecord] = []
+    skipped, first = 0, ""
     for resource_spans in _resource_spans(body):
         if not isinstance(resource_spans, Mapping):
             logger.warning("%s: skipped a resourceSpans entry that is not an object", where)
@@ -239,8 +240,19 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
                 try:
                     spans.append(_span(raw, resource))
                 except _BadSpanError as exc:
-                    span_id = raw.get("spanId") if isinstance(raw, Mapping) else None
-                    logger.warning("%s: skipped malformed span %s: %s", where, span_id, exc)
+                    if not skipped:
+                        span_id = raw.get("spanId") if isinstance(raw, Mapping) else None
+                        first = f"{span_id}: {exc}"
+                    skipped += 1
+    if skipped:
+        # One line for the body, however many spans it lost: the run shown is partial.
+        logger.warning(
+            "%s: skipped %d malformed span%s (the first, %s)",
+            where,
+            skipped,
+            "" if skipped == 1 else "s",
+            first,
+        )
     return spans
 
 
