@@ -126,6 +126,22 @@ def test_search_results_that_are_not_objects_are_skipped() -> None:
     assert ["5b8efff798038103d269b633813fc700"] == [run.run_id for run in runs]
 
 
+def test_search_hits_without_a_trace_id_are_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A search answer of 500 hits without a ``traceID`` lists no run and logs one warning
+    counting them."""
+    with serve(Backend()) as backend:
+        backend.route("/api/search", {"traces": [{"rootServiceName": "x"}] * 500})
+        with (
+            caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
+            TempoSource(backend.url) as source,
+        ):
+            runs = source.search(since=1_600_000_000, until=1_800_000_000)
+    messages = [record.getMessage() for record in caplog.records]
+    expected = ([], 1, True)
+    actual = (runs, len(messages), messages[0].startswith("Tempo search: skipped 500 results"))
+    assert expected == actual, messages[:3]
+
+
 def test_any_value_shapes_are_decoded() -> None:
     """Every OTLP AnyValue kind decodes to its normalized Python value."""
     body = {

@@ -370,11 +370,20 @@ class TempoSource(_HttpSource):
         if not isinstance(body, dict) or not isinstance(body.get("traces", []), list):
             raise SpanSourceError(f"{response.request.url}: not a Tempo search response")
         trace_ids: list[tuple[int, str]] = []
+        unusable, first = 0, ""
         for found in body.get("traces") or []:
             try:
                 trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32)))
             except (KeyError, TypeError, ValueError) as exc:
-                logger.warning("Tempo search: skipped a result without a usable traceID: %s", exc)
+                first = first or one_line(str(exc), _SNIPPET_WIDTH)
+                unusable += 1
+        if unusable:  # one line for the answer: the list shown lacks these runs
+            logger.warning(
+                "Tempo search: skipped %d result%s without a usable traceID (the first: %s)",
+                unusable,
+                "" if unusable == 1 else "s",
+                first,
+            )
         trace_ids.sort(reverse=True)
         out = []
         for _, trace_id in trace_ids[: max(limit, 0)]:
