@@ -24,6 +24,7 @@ from typing import Any
 
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
+from taskdaemon.pipeline.redaction import redact_text
 
 __all__ = ["register", "run_report"]
 
@@ -149,7 +150,8 @@ def _compute(
             since,
             until,
             pipeline=args.pipeline,
-            source=url,
+            # A report is shared: the backend's password or token in its URL stays here.
+            source=redact_text(url),
             charts=args.format == "html",
             notes=notes,
         )
