@@ -12,12 +12,14 @@ from taskdaemon.pipeline.reporting._text import (
     stage_rows,
     summary,
 )
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = ["render_markdown"]
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    # Names come from spans, a remote source's as sent: no control character reaches the file.
+    return text.translate(CONTROL_ESCAPES).replace("|", "\\|")
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

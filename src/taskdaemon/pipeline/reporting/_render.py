@@ -22,6 +22,7 @@ from taskdaemon.pipeline.reporting._text import (
     stage_rows,
     summary,
 )
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = ["REPORT_FORMATS", "render_report", "report_to_dict"]
 
@@ -145,7 +146,9 @@ def _render_table(report: Report) -> str:
         for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
             lines += ["", *_path_lines(label, path)]
         lines += ["", *_regression_lines(p)]
-    return "\n".join(lines) + "\n"
+    # Names come from spans (a remote source's as sent): a control character in one, a line
+    # break included, is shown as its escape, so it can neither drive the terminal nor add a line.
+    return "\n".join(line.translate(CONTROL_ESCAPES) for line in lines) + "\n"
 
 
 def _render_json(report: Report) -> str:
