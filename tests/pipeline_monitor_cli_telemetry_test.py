@@ -127,6 +127,63 @@ async def test_spans_a_dead_collector_did_not_take_are_counted(
     assert 21.0 == failed
 
 
+@pytest.fixture
+def babbling_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """OTLP/HTTP pointed at a local server answering every export with a 64 MiB body, as fast
+    as the client reads it; yields a one-item list: the body bytes it has sent so far, in all
+    (counted as they are written, so it is current whenever it is read)."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    sent = [0]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()  # HTTP/1.0, no length: the body ends when the connection does
+            count = 0
+            try:
+                while count < 64 * 2**20:
+                    self.wfile.write(b"\0" * 65536)
+                    count += 65536
+                    sent[0] += 65536
+            except OSError:  # the client stopped reading: what the bound is for
+                pass
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.block_on_close = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_METRICS_EXPORTER"):
+        monkeypatch.delenv(name, raising=False)
+    yield sent
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+async def test_a_collector_answering_without_end_is_read_no_further_than_a_bound(
+    babbling_collector: list[int], tmp_path: Path, telemetry_for: TelemetryFor
+) -> None:
+    """A collector answering an OTLP/HTTP export with a 64 MiB body: the exporter stops
+    reading it within a few MiB, and the run's spans are counted as not exported."""
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=5.0))
+    await _run_wide(telemetry)
+    assert telemetry.registry is not None
+    failed = telemetry.registry.get_sample_value(
+        "taskdaemon_spans_export_failed_total", _scope({"exporter": "otlp"})
+    )
+    expected = (21.0, True)
+    actual = (failed, 0 < babbling_collector[0] < 8 * 2**20)
+    assert expected == actual, babbling_collector
+
+
 async def test_the_sdks_own_export_metrics_reach_our_registry(
     dead_collector: str,
     monkeypatch: pytest.MonkeyPatch,

@@ -578,7 +578,11 @@ def _span_exporter(
         OTLPSpanExporter as HttpSpanExporter,
     )
 
-    return HttpSpanExporter(timeout=timeout, meter_provider=meter_provider)
+    from taskdaemon.pipeline.cli.bounded_session import bounded_session  # noqa: PLC0415
+
+    return HttpSpanExporter(
+        timeout=timeout, meter_provider=meter_provider, session=bounded_session("TRACES")
+    )
 
 
 def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
@@ -600,7 +604,9 @@ def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
         OTLPMetricExporter as HttpMetricExporter,
     )
 
-    return HttpMetricExporter(timeout=timeout)
+    from taskdaemon.pipeline.cli.bounded_session import bounded_session  # noqa: PLC0415
+
+    return HttpMetricExporter(timeout=timeout, session=bounded_session("METRICS"))
 
 
 def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
@@ -622,7 +628,9 @@ def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
         OTLPLogExporter as HttpLogExporter,
     )
 
-    return HttpLogExporter(timeout=timeout)
+    from taskdaemon.pipeline.cli.bounded_session import bounded_session  # noqa: PLC0415
+
+    return HttpLogExporter(timeout=timeout, session=bounded_session("LOGS"))
 
 
 def _protocol(name: str, settings: Settings, signal: Signal) -> str:
