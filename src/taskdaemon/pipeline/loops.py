@@ -53,7 +53,7 @@ from taskdaemon.pipeline.process_tree import TreePeaks
 
 if TYPE_CHECKING:
     # Imported where a stage runs: ``validate`` resolves handlers without asyncio (a third of
-    # its start-up), its worker threads or the output capture; nor psutil.
+    # its start-up), its worker threads, the output capture or the group watchdog; nor psutil.
     import asyncio
 
     import psutil
@@ -365,7 +365,14 @@ async def _end_spawned(spawning: asyncio.Future[asyncio.subprocess.Process], gra
         process = await spawning
     except Exception:
         return  # it did not start: nothing to end
-    await _terminate_group(process, grace)
+    from taskdaemon.pipeline.group_watchdog import shared_watchdog  # noqa: PLC0415 - see the top
+
+    watchdog = shared_watchdog(grace)
+    watchdog.started(process.pid)
+    try:
+        await _terminate_group(process, grace)
+    finally:
+        watchdog.ended(process.pid)
 
 
 def command_handler(
@@ -391,7 +398,10 @@ def command_handler(
     with the code and the last lines of stderr. On cancellation (the engine's timeout included)
     the whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds, and the
     cancellation is re-raised. When the command exits, whatever it left running in its process
-    group is killed: a stage's processes do not outlive it.
+    group is killed: a stage's processes do not outlive it. Nor do they outlive this process
+    when it is killed outright (``kill -9``): the group is listed with the process's watchdog
+    (``group_watchdog``) while it exists. A process that leaves the group (``setsid``) is out
+    of reach.
 
     The process tree is sampled every ``sample_interval`` seconds; the CPU seconds and peak RSS
     of the tree are reported through ``ctx.report_usage`` when the command ends (also on failure
@@ -401,6 +411,7 @@ def command_handler(
     async def run_command(ctx: StageContext) -> Mapping[str, Any]:
         import asyncio  # noqa: PLC0415 - see the top
 
+        from taskdaemon.pipeline.group_watchdog import shared_watchdog  # noqa: PLC0415
         from taskdaemon.pipeline.stage_output import OutputCapture, communicate  # noqa: PLC0415
 
         text = command or ctx.command
@@ -451,21 +462,27 @@ def command_handler(
         except BaseException:
             capture.abandon()
             raise
-        capture.spawned()
-        peaks = TreePeaks(process.pid)
-        sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
-        ctx.report_process(process.pid)
+        # Listed until its group is gone and its leader reaped (group ids are then reused).
+        watchdog = shared_watchdog(kill_grace)
+        watchdog.started(process.pid)
         try:
-            await communicate(process, stdin, capture)
-        except BaseException:
-            await asyncio.shield(_terminate_group(process, kill_grace))
-            raise
+            capture.spawned()
+            peaks = TreePeaks(process.pid)
+            sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
+            ctx.report_process(process.pid)
+            try:
+                await communicate(process, stdin, capture)
+            except BaseException:
+                await asyncio.shield(_terminate_group(process, kill_grace))
+                raise
+            finally:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
+                ctx.report_usage(peaks.cpu_seconds, peaks.peak_rss)
+            await _kill_group(process.pid, kill_grace)
         finally:
-            sampling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sampling
-            ctx.report_usage(peaks.cpu_seconds, peaks.peak_rss)
-        await _kill_group(process.pid, kill_grace)
+            watchdog.ended(process.pid)
         code = process.returncode
         assert code is not None  # communicate() returns after the process was reaped
         if code != 0:

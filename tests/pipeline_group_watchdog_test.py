@@ -1,0 +1,342 @@
+"""The process-group watchdog: with real processes, a command stage's groups end with the
+taskdaemon process that started them, however it ends, and nothing else is signalled."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cli_support import ROOT, TASKDAEMON, environment, write
+from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog
+
+#: Seconds a test waits for processes to appear or to go (a loaded machine is slow, not wrong).
+DEADLINE = 30.0
+
+
+def _gone(pid: int) -> bool:
+    """True when ``pid`` runs no more (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition()`` until it holds, failing after :data:`DEADLINE` seconds."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE:g} s"
+        time.sleep(0.02)
+
+
+def _kill(pids: list[int]) -> None:
+    """SIGKILL whatever of ``pids`` a failed test left running."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _group(*argv: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A process in a session (so a process group) of its own, killed at the end."""
+    process = subprocess.Popen(argv, start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# -- the watchdog object, in this process ------------------------------------------------------
+
+
+def test_a_listed_group_gets_sigterm_when_the_pipe_closes() -> None:
+    """A group listed with ``started`` is sent SIGTERM once the pipe's write end closes."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as process:
+        watchdog.started(process.pid)
+        watchdog.close()
+        assert -signal.SIGTERM == process.wait(DEADLINE)
+
+
+def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
+    """A group whose processes ignore SIGTERM is killed with SIGKILL after the grace period."""
+    watchdog = GroupWatchdog(grace=0.2)
+    with _group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
+        watchdog.started(process.pid)
+        watchdog.close()
+        assert -signal.SIGKILL == process.wait(DEADLINE)
+
+
+def test_an_ended_group_is_not_signalled() -> None:
+    """A group unlisted with ``ended`` is left alone when the pipe closes."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as process:
+        watchdog.started(process.pid)
+        watchdog.ended(process.pid)
+        watchdog.close()  # returns once the watchdog process has exited
+        assert None is process.poll()
+
+
+def test_no_watchdog_process_before_the_first_group() -> None:
+    """Making the object starts no process: the first ``started`` does."""
+    watchdog = GroupWatchdog(grace=5.0)
+    assert None is watchdog.pid
+
+
+def test_a_watchdog_that_cannot_start_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """When the watchdog cannot be started, the calls do nothing and one warning says so."""
+    watchdog = GroupWatchdog(grace=5.0, executable="/nonexistent/python")
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.group_watchdog"):
+        watchdog.started(123456)
+        watchdog.ended(123456)
+        watchdog.started(123457)
+    assert 1 == len(caplog.records)
+
+
+def test_a_watchdog_that_died_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    """When the watchdog process has died, the next calls warn once and raise nothing."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as process:
+        watchdog.started(process.pid)
+        pid = watchdog.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        _until(lambda: _gone(pid), "the watchdog's end")
+        with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.group_watchdog"):
+            watchdog.ended(process.pid)
+            watchdog.started(process.pid)
+        watchdog.close()
+        assert 1 == len(caplog.records)
+
+
+# -- a parent that dies while a forked process still holds the pipe -----------------------------
+
+_HOLDER = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog
+
+    watchdog = GroupWatchdog(grace=5.0)
+    watchdog._start()
+    # A process that inherits the write end: the pipe never reaches end-of-file.
+    holder = subprocess.Popen(
+        ["sleep", "300"], start_new_session=True, pass_fds=(watchdog._fd,)
+    )
+    watchdog.started(holder.pid)
+    print(holder.pid, watchdog.pid, flush=True)
+    sys.stdin.read()
+    os._exit(0)
+    """
+)
+
+
+@pytest.mark.slow
+def test_the_parent_death_signal_ends_the_groups_without_end_of_file() -> None:
+    """When the parent dies while another process holds the pipe's write end, the
+    parent-death signal still makes the watchdog end the listed groups."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pids: list[int] = []
+    try:
+        assert parent.stdout is not None
+        assert parent.stdin is not None
+        pids = [int(word) for word in parent.stdout.readline().split()]
+        holder, watchdog = pids
+        parent.stdin.close()  # the parent leaves through os._exit: no atexit, no close
+        parent.wait(DEADLINE)
+        _until(lambda: _gone(holder) and _gone(watchdog), "the holder's and watchdog's end")
+        assert [True, True] == [_gone(holder), _gone(watchdog)]
+    finally:
+        _kill([*pids, parent.pid])
+        parent.wait()
+        for stream in (parent.stdin, parent.stdout):
+            if stream is not None:
+                stream.close()
+
+
+# -- taskdaemon run and serve, killed with SIGKILL ----------------------------------------------
+
+
+def _family_pipeline(directory: Path, *, wait_for: Path | None = None) -> Path:
+    """A one-stage pipeline whose command starts two children and a grandchild, writes the pids of
+    all four processes to ``directory / "pids"``; it then waits for them (or, with
+    ``wait_for``, until that file exists, and ends, its stage ending the other two)."""
+    pids = directory / "pids"
+    tail = "wait" if wait_for is None else f"until [ -e {wait_for} ]; do sleep 0.05; done"
+    command = (
+        # The two in the background leave the output pipes (a stage reads them to their end).
+        f"echo $$ >> {pids}; (sleep 300 & echo $! >> {pids}; wait) >/dev/null 2>&1 & "
+        f"echo $! >> {pids}; sleep 300 >/dev/null 2>&1 & echo $! >> {pids}; "
+        f"{tail}"
+    )
+    return write(
+        directory / "family.yaml",
+        f"""\
+        name: family
+        stages:
+          - name: work
+            command: {command!r}
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+
+
+def _recorded(directory: Path) -> list[int]:
+    """The four pids the command writes (the grandchild writes its own, in its own time)."""
+    path = directory / "pids"
+
+    def pids() -> list[int]:
+        text = path.read_text() if path.exists() else ""
+        return [int(word) for word in text.split() if word.isdigit()]
+
+    _until(lambda: len(pids()) == 4, "the command's pids")
+    return pids()
+
+
+def _watchdogs(parent: int) -> list[int]:
+    """The watchdog processes among ``parent``'s children."""
+    found: list[int] = []
+    for child in psutil.Process(parent).children():
+        with contextlib.suppress(psutil.Error):
+            if any(PROGRAM in part for part in child.cmdline()):
+                found.append(child.pid)
+    return found
+
+
+def _watchdog(parent: int) -> int:
+    """The pid of ``parent``'s watchdog, once it started (the command may start first)."""
+    _until(lambda: bool(_watchdogs(parent)), "the watchdog's start")
+    return _watchdogs(parent)[0]
+
+
+def _killed_with_family(argv: list[str], home: Path, directory: Path) -> list[bool]:
+    """Start ``argv`` (which runs the family pipeline), SIGKILL it once the command wrote its
+    pids, and tell for each of them and the watchdog whether it is gone within the deadline."""
+    process = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pids: list[int] = []
+    try:
+        pids = _recorded(directory)
+        pids.append(_watchdog(process.pid))
+        process.kill()
+        process.wait(DEADLINE)
+        with contextlib.suppress(AssertionError):
+            _until(lambda: all(_gone(pid) for pid in pids), "the command's processes' end")
+        return [_gone(pid) for pid in pids]
+    finally:
+        _kill([*pids, process.pid])
+        process.wait()
+
+
+@pytest.mark.slow
+def test_kill_9_of_run_ends_the_command_its_child_and_grandchild(
+    home: Path, tmp_path: Path
+) -> None:
+    """After ``kill -9`` of ``taskdaemon run``, the command's shell, its child, its
+    grandchild and the watchdog are all gone within the deadline."""
+    pipeline = _family_pipeline(tmp_path)
+    gone = _killed_with_family([TASKDAEMON, "run", str(pipeline)], home, tmp_path)
+    assert [True] * 5 == gone
+
+
+@pytest.mark.slow
+def test_kill_9_of_serve_ends_the_command_its_child_and_grandchild(
+    home: Path, tmp_path: Path
+) -> None:
+    """After ``kill -9`` of ``taskdaemon serve`` driving a run, the command's shell, its
+    child, its grandchild and the watchdog are all gone within the deadline."""
+    pipeline = _family_pipeline(tmp_path)
+    argv = [TASKDAEMON, "serve", "--port", "0", "--pipeline", str(pipeline), "--max-runs", "1"]
+    gone = _killed_with_family(argv, home, tmp_path)
+    assert [True] * 5 == gone
+
+
+@pytest.mark.slow
+def test_a_run_that_ends_normally_leaves_no_watchdog(home: Path, tmp_path: Path) -> None:
+    """When ``taskdaemon run`` exits normally, its watchdog process has exited too."""
+    go = tmp_path / "go"
+    pipeline = _family_pipeline(tmp_path, wait_for=go)
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", "-q", str(pipeline)],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pids: list[int] = []
+    try:
+        pids = _recorded(tmp_path)
+        watchdog = _watchdog(process.pid)
+        pids.append(watchdog)
+        go.touch()
+        process.wait(DEADLINE)
+        assert False is psutil.pid_exists(watchdog)
+    finally:
+        _kill([*pids, process.pid])
+        process.wait()
+
+
+_CHILDREN = """\
+import os
+
+import psutil
+
+
+def children(ctx):
+    with open(os.environ["CHILDREN_FILE"], "w") as out:
+        for child in psutil.Process().children():
+            out.write(" ".join(child.cmdline()) + "\\n")
+"""
+
+
+@pytest.mark.slow
+def test_a_run_without_command_stages_starts_no_watchdog(home: Path, tmp_path: Path) -> None:
+    """A run of Python stages only never starts a watchdog process."""
+    (tmp_path / "children_handler.py").write_text(_CHILDREN)
+    pipeline = write(
+        tmp_path / "python.yaml",
+        """\
+        name: python-only
+        stages:
+          - name: look
+            handler: children_handler:children
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    listing = tmp_path / "children.txt"
+    env = environment(home, CHILDREN_FILE=str(listing), PYTHONPATH=str(tmp_path))
+    done = subprocess.run(
+        [TASKDAEMON, "run", "-q", str(pipeline)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 2,
+        check=False,
+    )
+    assert (0, []) == (
+        done.returncode,
+        [line for line in listing.read_text().splitlines() if PROGRAM in line],
+    )
