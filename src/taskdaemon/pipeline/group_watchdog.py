@@ -50,9 +50,11 @@ endings as after ``kill -9``. So is a group started in the instant between the s
 ``+PGID`` line, should taskdaemon be killed exactly then.
 
 When the watchdog cannot be started (no interpreter to run, no processes left), or has died,
-command stages run as before without it: one warning, and nothing else changes. There is no
-natural counter for it (a new metric would change the exported telemetry, which this must
-not), so the warning is the signal.
+command stages run as before without it: one warning, and nothing else changes. (A write to a
+dead watchdog's pipe is an error Python handles because it ignores SIGPIPE; a program that
+embeds the engine and restores SIGPIPE's default action would die of that write instead.)
+There is no natural counter for it (a new metric would change the exported telemetry, which
+this must not), so the warning is the signal.
 """
 
 from __future__ import annotations
