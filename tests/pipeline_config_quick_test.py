@@ -180,6 +180,54 @@ def test_a_star_that_is_no_alias_takes_the_converter_and_keeps_lines() -> None:
     )
 
 
+def test_mistakes_of_a_flow_list_over_lines_are_each_on_their_own_line() -> None:
+    """A file of mistakes only, its list written over three lines: each stage's issue is on
+    the line its item starts on."""
+    assert _error("name: w\nstages: [a,\n  b,\n  3]\n").splitlines() == [
+        "<string>:2: stages[0]: expected a mapping, got string",
+        "<string>:3: stages[1]: expected a mapping, got string",
+        "<string>:4: stages[2]: expected a mapping, got integer",
+    ]
+
+
+def test_the_last_issue_shown_of_many_mistakes_is_on_its_line() -> None:
+    """Of 1,005 wrong stages, one a line, the thousandth issue shown is on its item's line."""
+    lines = _error("name: w\nstages:\n" + "  - a\n" * 1005).splitlines()
+    assert "<string>:1002: stages[999]: expected a mapping, got string" == lines[999]
+
+
+def test_an_issue_of_a_merged_field_is_on_the_anchored_mapping_s_line() -> None:
+    """A file with an alias: a field merged by ``<<`` is placed where the anchor wrote it."""
+    text = (
+        "name: demo\n"
+        "stages:\n"
+        "  - &base {name: a, command: make, timeout: 0,\n"
+        "           triggers: [manual: {}]}\n"
+        "  - <<: *base\n"
+        "    name: b\n"
+    )
+    assert _error(text).splitlines() == [
+        "<string>:3: stages[0].timeout: must be > 0, got 0",
+        "<string>:3: stages[1].timeout: must be > 0, got 0",
+    ]
+
+
+def test_an_issue_after_an_alias_is_on_its_field_s_line() -> None:
+    """A file with an alias: a later stage's mistake is on the line of its own field."""
+    text = (
+        "name: demo\n"
+        "stages:\n"
+        "  - name: a\n"
+        '    handler: &h "x:y"\n'
+        "    triggers: [manual: {}]\n"
+        "  - name: b\n"
+        "    handler: *h\n"
+        "    triggers: [{on_completion: {stage: c}}]\n"
+    )
+    expected = "<string>:8: stages[1].triggers[0].on_completion.stage: unknown stage 'c'"
+    assert expected == _error(text)
+
+
 def test_the_depth_limit_of_a_file_without_aliases_keeps_its_message() -> None:
     text = "name: demo\nstages: " + "[" * 101 + "]" * 101 + "\n"
     assert _error(text) == "<string>:2: nested deeper than 100 levels"

@@ -43,7 +43,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
-from taskdaemon.pipeline.config_text import read_json, read_toml, read_yaml
+from taskdaemon.pipeline.config_text import Lines, no_lines, read_json, read_toml, read_yaml
 from taskdaemon.pipeline.errors import MAX_ISSUES, ConfigError, ValidationIssue
 from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
@@ -228,14 +228,14 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] | None) -> Pipeline:
-    lines: Callable[[], dict[str, int]]
+    lines: Lines
     if fmt == "yaml":
         data, lines, issues = read_yaml(text, source)
     elif fmt == "json":
         data, lines, issues = read_json(text, source)
     elif fmt == "toml":
         data, issues = read_toml(text, source)
-        lines = dict  # TOML has no lines
+        lines = no_lines  # TOML has no lines
     else:
         raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml', 'json' or 'toml')")
     if issues:
@@ -244,7 +244,7 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
     pipeline = reader.pipeline(data)
     del data  # the plain values are all read: the validator's peak need not hold them too
     if reader.fatal:
-        raise ConfigError(reader.issues)
+        raise ConfigError(reader.placed(reader.issues))
     declared = BUILTIN_LOOPS | set(pipeline.loops)
     if registered_loops is None:
         # Entry point discovery scans every installed distribution: only pay for it when needed.
@@ -255,8 +255,9 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
     for issue in found:
         path = reader.file_path(issue.path)
         if not reader.covers(path):
-            issues.append(replace(issue, path=path, file=source, line=reader.line_of(path)))
+            issues.append(replace(issue, path=path, file=source))
     if issues:
+        issues = reader.placed(issues)
         # Stable: issues on one line keep the order they were found in; TOML has no lines.
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)
@@ -270,6 +271,12 @@ def _join(path: str, key: str) -> str:
 def _parent(path: str) -> str:
     cut = max(path.rfind("."), path.rfind("["))
     return path[:cut] if cut > 0 else ""
+
+
+def _line_of(lines: Mapping[str, int], path: str) -> int | None:
+    while path not in lines and path:
+        path = _parent(path)
+    return lines.get(path)
 
 
 def _ancestors(path: str) -> Iterator[str]:
@@ -297,15 +304,15 @@ class _Reader:
     """Builds the model from plain values, collecting an issue for every field that is wrong.
 
     A wrong field gets its default (or the element is dropped) so that reading goes on and the
-    rest of the file is still checked. ``lines`` gives the line of each field path (empty for
-    TOML); it is called at the first issue only, since most files have none and their lines
-    would cost a walk of the file's nodes (``config_text.yaml_lines``).
+    rest of the file is still checked. ``lines`` gives the line of each field path asked for
+    (none for TOML); it is called once, by :meth:`placed`, for the paths of the issues found,
+    since most files have none and their lines would cost a walk of the file
+    (``config_text.yaml_lines``). An issue has no line until then.
     """
 
-    def __init__(self, file: str, lines: Callable[[], Mapping[str, int]]) -> None:
+    def __init__(self, file: str, lines: Lines) -> None:
         self.file = file
         self._lines_of = lines
-        self._lines: Mapping[str, int] | None = None
         self.issues: list[ValidationIssue] = []
         self.fatal = False
         self._paths: set[str] = set()
@@ -319,21 +326,19 @@ class _Reader:
     def issue(self, path: str, message: str) -> None:
         if len(self.issues) > MAX_ISSUES:  # enough to say so (``ConfigError``)
             return
-        self.issues.append(ValidationIssue(path, message, file=self.file, line=self.line_of(path)))
+        self.issues.append(ValidationIssue(path, message, file=self.file))
         self._paths.add(path)
         self._covered.add(path)
         self._covered.update(_ancestors(path))
 
-    def line_of(self, path: str) -> int | None:
-        """The line of ``path`` or of its nearest ancestor the file has (TOML: None)."""
-        lines = self._lines
-        if lines is None:
-            lines = self._lines = self._lines_of()
-        if not lines:
-            return None
-        while path not in lines and path:
-            path = _parent(path)
-        return lines.get(path)
+    def placed(self, issues: list[ValidationIssue]) -> list[ValidationIssue]:
+        """``issues`` each on the line of its path, or of the nearest ancestor of it the file
+        has (TOML: none): the file's lines are read once, for these paths and their ancestors."""
+        wanted = {issue.path for issue in issues}
+        for issue in issues:
+            wanted.update(_ancestors(issue.path))
+        lines = self._lines_of(wanted)
+        return [replace(issue, line=_line_of(lines, issue.path)) for issue in issues]
 
     def file_path(self, path: str) -> str:
         """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list

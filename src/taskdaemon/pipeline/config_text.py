@@ -2,26 +2,29 @@
 reading it (YAML through ``yamlsafe`` and ``yaml_values``, TOML through ``tomllib``, JSON
 through ``json``).
 
-The lines are given as a callable, since they are only read for an issue and most files have
-none. A file in the common part of YAML (one-line values in block mappings and sequences) is
-read by ``yaml_quick.quick_tree`` without composing it at all. Any other YAML file is composed;
-without an alias it is a tree of nodes, which ``yaml_values.plain_tree`` reads in one walk
-without paths or lines; if that walk meets anything irregular, or the file has an alias,
+The lines are given as a callable (:data:`Lines`) of the paths whose lines are wanted, since
+they are only read for the paths of issues, and most files have none. A file in the common
+part of YAML (one-line values in block mappings and sequences) is read by
+``yaml_quick.quick_tree`` without composing it at all. Any other YAML file is composed; without
+an alias it is a tree of nodes, which ``yaml_values.plain_tree`` reads in one walk without
+paths or lines; if that walk meets anything irregular, or the file has an alias,
 ``yaml_values.NodeConverter`` reads it again, with every field's line and an issue for each
 mistake. The lines of a file that ``quick_tree`` or ``plain_tree`` read are found, when a later
-check reports an issue, by composing the text again: a file with a mistake pays one more
-compose, a file without one keeps no nodes while its model is built.
+check reports issues, by reading the text's events again (``yaml_lines.tree_lines``), keeping
+the lines of the issues' paths only: a file with mistakes pays one more parse, a file without
+one keeps no nodes while its model is built, and neither keeps a line for every path.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeAlias
 
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
 from taskdaemon.pipeline.errors import ValidationIssue
 from taskdaemon.pipeline.yaml_import import yaml
+from taskdaemon.pipeline.yaml_lines import tree_lines
 from taskdaemon.pipeline.yaml_quick import quick_tree
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree
 from taskdaemon.pipeline.yamlsafe import (
@@ -32,43 +35,49 @@ from taskdaemon.pipeline.yamlsafe import (
     syntax_problem,
 )
 
-__all__ = ["read_json", "read_toml", "read_yaml", "yaml_lines"]
+__all__ = ["Lines", "no_lines", "read_json", "read_toml", "read_yaml", "yaml_lines"]
+
+#: The lines of a file's field paths: given the paths wanted (each with the paths around it),
+#: the line of each that the file has.
+Lines: TypeAlias = Callable[[Collection[str]], Mapping[str, int]]
 
 
-def read_yaml(
-    text: str, file: str
-) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
+def no_lines(wanted: Collection[str]) -> Mapping[str, int]:
+    """No line for any path: a file that has none (TOML), or that was not read."""
+    return {}
+
+
+def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
     """The file's value, the lines of its field paths (a callable, see the module docstring)
     and the issues of reading it."""
     data = quick_tree(text)
     if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
-        return data, lambda: yaml_lines(text, file), []
+        return data, lambda wanted: yaml_lines(text, wanted), []
     try:
         node = compose_bounded(text)
     except YamlLimitError as exc:
-        return None, dict, [ValidationIssue("", str(exc), file=file, line=exc.line)]
+        return None, no_lines, [ValidationIssue("", str(exc), file=file, line=exc.line)]
     except yaml.YAMLError as exc:
         problem, line = syntax_problem(text, exc)
-        return None, dict, [ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)]
+        issue = ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)
+        return None, no_lines, [issue]
     if node is None:
-        return None, dict, [ValidationIssue("", "the file is empty", file=file, line=1)]
+        return None, no_lines, [ValidationIssue("", "the file is empty", file=file, line=1)]
     if is_tree(text):
         data = plain_tree(node)
         if data is not NOT_PLAIN:  # and no issue: its lines only if the model has one
-            return data, lambda: yaml_lines(text, file), []
+            return data, lambda wanted: yaml_lines(text, wanted), []
     converter = NodeConverter(file)
     try:
         data = converter.value(node, "", None)
     except RecursionError:
         issue = ValidationIssue("", "nested too deeply", file=file, line=1)
-        return None, dict, [issue]
+        return None, no_lines, [issue]
     lines = converter.lines
-    return data, lambda: lines, converter.issues
+    return data, lambda wanted: lines, converter.issues
 
 
-def read_json(
-    text: str, file: str
-) -> tuple[Any, Callable[[], dict[str, int]], list[ValidationIssue]]:
+def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
     """A JSON file's value, the lines of its field paths and the issues of reading it.
 
     Read by ``json``, with JSON's rules: ``1e3`` and ``2.5e0`` are numbers (YAML 1.1, which
@@ -92,41 +101,38 @@ def read_json(
         raise ValueError(f"{name} is not JSON")
 
     if not text.strip():
-        return None, dict, [ValidationIssue("", "the file is empty", file=file, line=1)]
+        return None, no_lines, [ValidationIssue("", "the file is empty", file=file, line=1)]
     try:
         data = json.loads(text, object_pairs_hook=unique, parse_constant=not_json)
         check_depth(data, MAX_YAML_DEPTH)
     except (RecursionError, BoundedInputError):
         issue = ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)
-        return None, dict, [issue]
+        return None, no_lines, [issue]
     except json.JSONDecodeError as exc:
         issue = ValidationIssue("", f"invalid json: {exc.msg.lower()}", file=file, line=exc.lineno)
-        return None, dict, [issue]
+        return None, no_lines, [issue]
     except ValueError as exc:  # a duplicate key, NaN, an integer over Python's digit limit
-        return None, dict, [ValidationIssue("", f"invalid json: {exc}", file=file)]
-    return data, lambda: _json_lines(text, file), []
+        return None, no_lines, [ValidationIssue("", f"invalid json: {exc}", file=file)]
+    return data, lambda wanted: _json_lines(text, wanted), []
 
 
-def _json_lines(text: str, file: str) -> dict[str, int]:
-    """The lines of a JSON file's field paths, read as YAML; none for a file YAML refuses."""
+def _json_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
+    """The lines of a JSON file's ``wanted`` field paths, read as YAML; none for a file YAML
+    refuses."""
     try:
-        return yaml_lines(text, file)
-    except (yaml.YAMLError, YamlLimitError):
+        return yaml_lines(text, wanted)
+    except (yaml.YAMLError, ValueError):
         return {}
 
 
-def yaml_lines(text: str, file: str) -> dict[str, int]:
-    """The line of every field path of ``text``, a file ``quick_tree`` or ``plain_tree`` read
-    without issues.
+def yaml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
+    """The line of each ``wanted`` field path of ``text`` (a file ``quick_tree`` or
+    ``plain_tree`` read without issues) that it has.
 
-    Composed again rather than kept: a reader asks only when the file has a mistake, and the
-    nodes of a large file would otherwise live as long as its model is being built.
+    Read again rather than kept: a reader asks only when the file has a mistake, and only for
+    its mistakes' paths (``yaml_lines.tree_lines``, from the parser's events, without nodes).
     """
-    node = compose_bounded(text)
-    assert node is not None  # it composed to a tree before
-    converter = NodeConverter(file)
-    converter.value(node, "", None)
-    return converter.lines
+    return tree_lines(text, wanted)
 
 
 def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:

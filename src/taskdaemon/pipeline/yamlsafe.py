@@ -36,6 +36,7 @@ __all__ = [
     "compose_bounded",
     "is_tree",
     "load_bounded",
+    "parser_of",
     "syntax_problem",
 ]
 
@@ -120,6 +121,12 @@ def compose_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Node | Non
     if node is not None and not is_tree(text):
         _check(node, max_depth)
     return node
+
+
+def parser_of(text: str) -> yaml.SafeLoader:
+    """A loader of ``text`` whose ``get_event`` gives its parser's events (the C parser when
+    PyYAML has it, as :func:`compose_bounded` uses); ``dispose`` it after."""
+    return _CLoader(text)
 
 
 def load_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:

@@ -1,0 +1,147 @@
+"""The lines of chosen field paths of an alias-free YAML text, read from the parser's events.
+
+A pipeline file's lines are needed only to word its issues, and only for their paths (and the
+paths around them, where a missing field is placed). Composing the text to find them kept a
+node and two marks for every value and ``NodeConverter`` a line for every path, all at once:
+for a file of millions of one-character stages, far more than the file's value.
+:func:`tree_lines` walks the events once, keeps a path's line only when it was asked for, and
+skips what lies under a collection that holds no such path (and a list's items past the last
+asked for) without building their paths: what it holds beside the text is the open
+collections and the answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH, parser_of
+
+__all__ = ["tree_lines"]
+
+_STARTS = (MappingStartEvent, SequenceStartEvent)
+_ENDS = (MappingEndEvent, SequenceEndEvent)
+
+
+def tree_lines(
+    text: str, wanted: Collection[str], max_depth: int = MAX_YAML_DEPTH
+) -> dict[str, int]:
+    """The 1-based line of each path of ``wanted`` that ``text`` has, as
+    ``yaml_values.NodeConverter`` records it: a mapping field's is its key's line, a list
+    item's and the whole document's (``""``) the line its value starts on; a collection
+    ``max_depth`` collections deep has a line, what it holds none.
+
+    For a text that composes to a tree of string keys (no alias, no ``<<`` merge, no key of
+    another type: what ``quick_tree``, ``plain_tree`` and JSON read). A later duplicate key
+    and what it holds are passed over, as the converter passes them over. Raises ``ValueError``
+    at an alias or a key that is not a scalar, and ``yaml.YAMLError`` as composing would.
+    """
+    last = _last_items(wanted)
+    lines: dict[str, int] = {}
+    parser = parser_of(text)
+    try:
+        get = parser.get_event
+        # The innermost open collection: its path, its keys so far (None for a list), its key
+        # waiting for a value and that key's line, or its next item's index and the last
+        # index asked for; the collections around it, each as such a tuple.
+        path = ""
+        keys: set[str] | None = None
+        key: str | None = None
+        key_line = index = stop = 0
+        outer: list[tuple[str, set[str] | None, str | None, int, int, int]] = []
+        level = 0  # open collections
+        skip = 0  # open collections inside a skipped one, itself included
+        while True:
+            event = get()  # type: ignore[no-untyped-call]
+            kind = event.__class__
+            if skip:
+                if kind in _STARTS:
+                    skip += 1
+                elif kind in _ENDS:
+                    skip -= 1
+                    level -= not skip  # the skipped collection's own end
+                continue
+            if kind in _ENDS:
+                level -= 1
+                if not level:
+                    break  # the document's collection ends
+                path, keys, key, key_line, index, stop = outer.pop()
+                continue
+            if kind is StreamEndEvent or kind is DocumentEndEvent:
+                break
+            if kind is AliasEvent:
+                raise ValueError(f"an alias (*{event.anchor}): not a tree")
+            if kind is not ScalarEvent and kind not in _STARTS:
+                continue  # the stream's and the document's start
+            if not level:  # the document's value
+                here, line = "", event.start_mark.line + 1
+            elif keys is not None:  # a mapping's key, or its value
+                if key is None:
+                    if kind is not ScalarEvent:
+                        raise ValueError("a key that is not a scalar")
+                    key, key_line = event.value, event.start_mark.line + 1
+                    continue
+                here = f"{path}.{key}" if path else key
+                line = key_line
+                duplicate = key in keys
+                keys.add(key)
+                key = None
+                if duplicate:  # not the converter's: passed over
+                    if kind is not ScalarEvent:
+                        skip, level = 1, level + 1
+                    continue
+            else:  # a list's item
+                if index > stop:  # past the last item asked for: pass over the list's rest
+                    if level == 1:
+                        break
+                    skip = 1 + (kind is not ScalarEvent)
+                    path, keys, key, key_line, index, stop = outer.pop()
+                    continue
+                here = f"{path}[{index}]"
+                line = event.start_mark.line + 1
+                index += 1
+            if here in wanted:
+                lines[here] = line
+            if kind is ScalarEvent:
+                if not level:
+                    break  # the document is one scalar
+                continue
+            if here not in wanted or level >= max_depth:
+                # Nothing asked for inside, or a collection the converter does not go into.
+                if not level:
+                    break
+                skip, level = 1, level + 1
+                continue
+            if level:
+                outer.append((path, keys, key, key_line, index, stop))
+            level += 1
+            path, key, index = here, None, 0
+            keys = set() if kind is MappingStartEvent else None
+            stop = -1 if keys is not None else last.get(here, -1)
+    finally:
+        parser.dispose()
+    return lines
+
+
+def _last_items(wanted: Collection[str]) -> dict[str, int]:
+    """The largest index asked for in each list (by the list's path), from the paths that end
+    with an index (a key that holds brackets may add one that is no list's: it only makes
+    the walk read further)."""
+    last: dict[str, int] = {}
+    for path in wanted:
+        if path.endswith("]"):
+            cut = path.rfind("[")
+            number = path[cut + 1 : -1]
+            if cut >= 0 and number.isdigit():
+                last[path[:cut]] = max(last.get(path[:cut], -1), int(number))
+    return last

@@ -1,0 +1,94 @@
+"""yaml_lines: the lines of the paths asked for, as the converter records them, with the parts
+of a file that hold none passed over."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taskdaemon.pipeline.yaml_lines import tree_lines
+from taskdaemon.pipeline.yaml_values import NodeConverter
+from taskdaemon.pipeline.yamlsafe import compose_bounded, is_tree
+
+ROOT = Path(__file__).resolve().parent.parent
+YAML_FILES = sorted([*(ROOT / "tests").rglob("*.yaml"), *(ROOT / "examples").rglob("*.yaml")])
+
+
+def _composes(path: Path) -> bool:
+    try:
+        return compose_bounded(path.read_text()) is not None
+    except (yaml.YAMLError, ValueError):
+        return False
+
+
+#: The repository's YAML files that compose to a tree (the invalid ones too: most are
+#: pipeline mistakes, not YAML ones).
+TREES = [path for path in YAML_FILES if is_tree(path.read_text()) and _composes(path)]
+
+
+def _converter_lines(text: str, max_depth: int = 100) -> dict[str, int]:
+    node = compose_bounded(text)
+    assert node is not None
+    converter = NodeConverter("f", max_depth=max_depth)
+    converter.value(node, "", None)
+    return converter.lines
+
+
+def test_the_files_compared_are_many() -> None:
+    """The comparison below reads most of the repository's valid YAML files."""
+    assert len(TREES) > 20
+
+
+@pytest.mark.parametrize("path", TREES, ids=lambda path: path.name)
+def test_every_path_asked_for_has_the_converter_s_line(path: Path) -> None:
+    """Asked for every path of a file, the lines are those the converter records."""
+    text = path.read_text()
+    expected = _converter_lines(text)
+    assert expected == tree_lines(text, set(expected))
+
+
+def test_only_the_paths_asked_for_are_given() -> None:
+    """Paths not asked for have no line in the answer, nor do paths the file does not have."""
+    text = "a:\n  b: 1\n  c: 2\nd: [x, y]\n"
+    assert {"": 1, "a": 1, "a.c": 3} == tree_lines(text, {"", "a", "a.c", "a.e"})
+
+
+def test_keys_after_a_list_passed_over_are_still_read() -> None:
+    """A list's items past the last one asked for are passed over, and the keys after the
+    list keep their lines."""
+    text = "stages: [a,\n  [b, c],\n  {d: e}]\nafter:\n  x: 1\n"
+    wanted = {"", "stages", "stages[0]", "after", "after.x"}
+    assert {"": 1, "stages": 1, "stages[0]": 1, "after": 4, "after.x": 5} == tree_lines(
+        text, wanted
+    )
+
+
+def test_a_list_item_holding_a_collection_is_found() -> None:
+    """An item asked for inside a collection that is itself a list's item has its line."""
+    text = "- a\n- - b\n  - c\n- d\n"
+    assert {"": 1, "[1]": 2, "[1][1]": 3} == tree_lines(text, {"", "[1]", "[1][1]"})
+
+
+def test_a_later_duplicate_key_and_what_it_holds_have_no_line() -> None:
+    """As the converter reads it: the first of two equal keys gives the lines."""
+    text = "a:\n  x: 1\na:\n  x: 2\n  y: 3\n"
+    assert _converter_lines(text) == tree_lines(text, {"", "a", "a.x", "a.y"})
+
+
+def test_a_collection_at_the_depth_limit_has_a_line_but_not_its_fields() -> None:
+    """A collection as deep as the converter goes has its line; its fields have none."""
+    text = "a:\n  b:\n    c: 1\n"
+    assert {"": 1, "a": 1, "a.b": 2} == tree_lines(text, {"", "a", "a.b", "a.b.c"}, max_depth=2)
+
+
+def test_a_document_of_one_scalar_has_its_line() -> None:
+    """A file whose value is one scalar places its path on the scalar's line."""
+    assert {"": 3} == tree_lines("\n\nhello\n", {""})
+
+
+def test_an_alias_is_refused() -> None:
+    """A text with an alias is no tree: its lines are the converter's to find."""
+    with pytest.raises(ValueError, match="alias"):
+        tree_lines("a: &x 1\nb: *x\n", {"", "a", "b"})
