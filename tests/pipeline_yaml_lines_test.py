@@ -1,5 +1,5 @@
-"""yaml_lines: the lines of the paths asked for, as the converter records them, with the parts
-of a file that hold none passed over."""
+"""yaml_lines: the lines of the paths asked for, as the converter records them (aliases of
+scalars too), with the parts of a file that hold none passed over."""
 
 from __future__ import annotations
 
@@ -88,7 +88,21 @@ def test_a_document_of_one_scalar_has_its_line() -> None:
     assert {"": 3} == tree_lines("\n\nhello\n", {""})
 
 
-def test_an_alias_is_refused() -> None:
-    """A text with an alias is no tree: its lines are the converter's to find."""
-    with pytest.raises(ValueError, match="alias"):
-        tree_lines("a: &x 1\nb: *x\n", {"", "a", "b"})
+def test_an_alias_of_a_scalar_is_placed_as_the_converter_places_it() -> None:
+    """A field whose value is an alias is on its key's line, a list's item that is one on
+    the line of the scalar it refers to."""
+    text = "a: &x 1\nb:\n  - *x\nc: *x\n"
+    expected = {"": 1, "a": 1, "b": 2, "b[0]": 1, "c": 4}
+    assert (expected, expected) == (_converter_lines(text), tree_lines(text, set(expected)))
+
+
+def test_an_alias_of_a_scalar_anchored_where_nothing_was_asked_for_is_placed() -> None:
+    """A scalar anchored inside a collection passed over still places its aliases."""
+    text = "a:\n  b: [c, &x d]\ne:\n  - *x\n"
+    assert {"": 1, "e": 3, "e[0]": 2} == tree_lines(text, {"", "e", "e[0]"})
+
+
+def test_an_alias_of_a_collection_is_refused() -> None:
+    """A text with an alias of a collection is no tree: its lines are the converter's."""
+    with pytest.raises(ValueError, match="alias of a collection"):
+        tree_lines("a: &x [1]\nb: *x\n", {"", "a", "b"})

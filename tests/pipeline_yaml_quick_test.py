@@ -129,6 +129,10 @@ READ = [
     'a: [{b: c}, {"d" : e}]\n',
     "# c\n{a: [b, {c: d}]}  # e\n\n# f\n",
     '{"name": "p", "stages": [{"name": "s0", "triggers": [{"manual": {}}]}]}',
+    # Anchored scalars and their aliases.
+    "a: &x b\nc: *x\n",
+    "a: &x-1_Y 12  # c\nb:\n  - *x-1_Y\n  - &q 'c d'\n  - c: *q # c\nd: *q\n",
+    'a: &d 2020-01-02\nb: &s "x: y"\nc: [1]\ne: *d\nf: *s\n',
 ]
 
 
@@ -154,7 +158,13 @@ GIVE_UP = [
     "a:\n    b: 1\n  c: 2\n",  # a dedent to no open block
     "a: b: c\n",
     "a: b:\n",
-    "a: &x b\nc: *x\n",
+    "&x a: b\n",  # an anchor on a key
+    "a: *x\n",  # an alias of no anchor
+    "a: &x b\nc: &x d\n",  # a name anchored twice
+    "a: &x [b]\nc: *x\n",  # an anchored collection
+    "a: &x\n  b: c\nd: *x\n",
+    "a: &x b\nc: [*x]\n",  # an alias in a flow collection
+    "a: &x b\nc: *x d\n",
     "a: !!str 1\n",
     "a: |\n  text\n",
     "a: >\n  text\n",
@@ -381,7 +391,7 @@ def _big_pipeline(shape: str, size: int) -> str:
     return pipeline(shape, size)[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("shape", ["block", "block-entries", "flow", "oneline", "json"])
+@pytest.mark.parametrize("shape", ["block", "block-entries", "flow", "oneline", "json", "anchors"])
 def test_a_generated_large_file_reads_quickly_as_composed(shape: str) -> None:
     """The benchmark's shapes, over more than one piece of text, read quickly as composed."""
     text = _big_pipeline(shape, 200_000)
@@ -390,7 +400,7 @@ def test_a_generated_large_file_reads_quickly_as_composed(shape: str) -> None:
     assert _same(quick, _composed(text))
 
 
-@pytest.mark.parametrize("shape", ["block", "block-entries", "flow", "oneline", "json"])
+@pytest.mark.parametrize("shape", ["block", "block-entries", "flow", "oneline", "json", "anchors"])
 def test_a_generated_large_file_loads_the_definition_the_thorough_way_does(shape: str) -> None:
     """The definition loaded the quick way (a ``.json`` file: by ``json``) equals the one
     loaded through the composer."""
@@ -399,6 +409,19 @@ def test_a_generated_large_file_loads_the_definition_the_thorough_way_does(shape
     # A comment with a ``*`` makes the loader compose the file and convert every node.
     thorough = parse_pipeline(text + "# *\n", fmt="yaml", registered_loops=())
     assert thorough == parse_pipeline(text, fmt=fmt, registered_loops=())
+
+
+def test_aliases_past_the_budget_give_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More aliases than the budget lets through give the file to the composer, which
+    measures it."""
+    monkeypatch.setattr(yaml_quick, "ALIAS_BUDGET", 2)
+    assert quick_tree("a: &x b\nc: *x\nd: *x\ne: *x\n") is NOT_PLAIN
+
+
+def test_aliases_up_to_the_budget_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many aliases as the budget lets through are read quickly."""
+    monkeypatch.setattr(yaml_quick, "ALIAS_BUDGET", 2)
+    assert {"a": "b", "c": "b", "d": "b"} == quick_tree("a: &x b\nc: *x\nd: *x\n")
 
 
 def test_rows_dropped_between_pieces_read_the_same_value(monkeypatch: pytest.MonkeyPatch) -> None:

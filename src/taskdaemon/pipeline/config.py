@@ -2,7 +2,7 @@
 
 ``load_pipeline(path)`` and ``parse_pipeline(text)`` return a validated ``Pipeline`` or raise one
 ``ConfigError`` that carries **every** issue of the file, each with the file, the 1-based line
-(YAML only: lines come from PyYAML's composed nodes), the field path in the canonical form
+(YAML only: lines come from PyYAML's parser), the field path in the canonical form
 (``stages[2].triggers[0].on_event.type``) and a short lower-case reason. ``str(error)`` is one
 line per issue, ``FILE:LINE: PATH: REASON``, ready for a CLI to print without a traceback.
 

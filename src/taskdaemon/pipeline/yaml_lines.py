@@ -1,4 +1,4 @@
-"""The lines of chosen field paths of an alias-free YAML text, read from the parser's events.
+"""The lines of chosen field paths of a YAML tree, read from the parser's events.
 
 A pipeline file's lines are needed only to word its issues, and only for their paths (and the
 paths around them, where a missing field is placed). Composing the text to find them kept a
@@ -41,13 +41,16 @@ def tree_lines(
     item's and the whole document's (``""``) the line its value starts on; a collection
     ``max_depth`` collections deep has a line, what it holds none.
 
-    For a text that composes to a tree of string keys (no alias, no ``<<`` merge, no key of
-    another type: what ``quick_tree``, ``plain_tree`` and JSON read). A later duplicate key
-    and what it holds are passed over, as the converter passes them over. Raises ``ValueError``
-    at an alias or a key that is not a scalar, and ``yaml.YAMLError`` as composing would.
+    For a text that composes to a tree of string keys but for aliases of scalars (no alias of
+    a collection, no ``<<`` merge, no key of another type: what ``quick_tree``, ``plain_tree``
+    and JSON read). An alias in a list is on its anchored scalar's line, as the converter
+    places the node it refers to. A later duplicate key and what it holds are passed over, as
+    the converter passes them over. Raises ``ValueError`` at an alias of anything else or a
+    key that is not a scalar, and ``yaml.YAMLError`` as composing would.
     """
     last = _last_items(wanted)
     lines: dict[str, int] = {}
+    anchored: dict[str, int] = {}  # the line of each anchored scalar, by its name
     parser = parser_of(text)
     try:
         get = parser.get_event
@@ -70,6 +73,8 @@ def tree_lines(
                 elif kind in _ENDS:
                     skip -= 1
                     level -= not skip  # the skipped collection's own end
+                elif kind is ScalarEvent and event.anchor is not None:
+                    anchored[event.anchor] = event.start_mark.line + 1  # for a later alias
                 continue
             if kind in _ENDS:
                 level -= 1
@@ -80,16 +85,25 @@ def tree_lines(
             if kind is StreamEndEvent or kind is DocumentEndEvent:
                 break
             if kind is AliasEvent:
-                raise ValueError(f"an alias (*{event.anchor}): not a tree")
-            if kind is not ScalarEvent and kind not in _STARTS:
+                if event.anchor not in anchored:
+                    raise ValueError(f"an alias of a collection (*{event.anchor}): not a tree")
+                kind = ScalarEvent  # read as the scalar it refers to, on that one's line
+                start = anchored[event.anchor]
+            elif kind is ScalarEvent or kind in _STARTS:
+                start = event.start_mark.line + 1
+                if event.anchor is not None and kind is ScalarEvent:
+                    anchored[event.anchor] = start
+            else:
                 continue  # the stream's and the document's start
             if not level:  # the document's value
-                here, line = "", event.start_mark.line + 1
+                here, line = "", start
             elif keys is not None:  # a mapping's key, or its value
                 if key is None:
                     if kind is not ScalarEvent:
                         raise ValueError("a key that is not a scalar")
-                    key, key_line = event.value, event.start_mark.line + 1
+                    if event.__class__ is not ScalarEvent:
+                        raise ValueError("an alias as a key")
+                    key, key_line = event.value, start
                     continue
                 here = f"{path}.{key}" if path else key
                 line = key_line
@@ -108,7 +122,7 @@ def tree_lines(
                     path, keys, key, key_line, index, stop = outer.pop()
                     continue
                 here = f"{path}[{index}]"
-                line = event.start_mark.line + 1
+                line = start
                 index += 1
             if here in wanted:
                 lines[here] = line

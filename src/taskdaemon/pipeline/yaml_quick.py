@@ -25,10 +25,18 @@ else, the caller then composing the file as before; it gives the value
   before a digit: never an entry) and that holds no ``#``, no ``:`` before a space or at its end
   (no key, no comment inside); a plain word in a flow collection holds no ``,``, bracket or
   brace, and a ``:`` only between two of its characters (``m:f``, one scalar to libyaml and
-  PyYAML alike). Nothing here is an anchor, alias, tag, block scalar, directive, document
-  marker, complex key or multi-line scalar: a line more indented than its block without a key
-  waiting for a value (which would continue a plain scalar or be an error) gives up, so does a
-  dedent to a column no open block has.
+  PyYAML alike). Nothing here is a tag, block scalar, directive, document marker, complex key
+  or multi-line scalar: a line more indented than its block without a key waiting for a value
+  (which would continue a plain scalar or be an error) gives up, so does a dedent to a column
+  no open block has.
+* Anchors and aliases of scalars: a line whose value (or item) is ``&NAME SCALAR`` or
+  ``*NAME`` falls to the row's last group, and a third pattern reads it again. An alias is the
+  value of the scalar anchored before it, which the converter gives for it (a scalar's value
+  does not depend on its anchor). It gives up at an anchor or alias anywhere else (on a key, a
+  collection, in a flow collection), an alias of a name not anchored before, a name anchored
+  twice (PyYAML refuses both) and more than ``ALIAS_BUDGET`` aliases: each adds one node, so
+  up to that many the file is within ``yamlsafe``'s budget, whatever its size, and no alias
+  adds depth.
 * Flow collections: one without another inside (``{stage: build}``) is read by the row's pattern
   and split at its commas. A line whose value is a nested one (``triggers: [{on_completion:
   {stage: s0}}]``) falls to the row's last group, so that other lines pay nothing for it; a
@@ -80,7 +88,7 @@ import yaml
 from yaml.nodes import ScalarNode
 
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN
-from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
+from taskdaemon.pipeline.yamlsafe import ALIAS_BUDGET, MAX_YAML_BYTES
 
 __all__ = ["quick_tree"]
 
@@ -134,6 +142,13 @@ _FLOW_ITEMS = re.compile(rf"\ *({_FVALUE})\ *,?", re.X)
 #: A line the row's pattern does not read, read again as one whose value is a nested flow
 #: collection (only such lines pay for it): indent, dash, key, the collection.
 _NESTED_ROW = rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)({_FNEST})(?:\ +{_COMMENT}|)\ *\n?"
+#: A line the row's pattern does not read, read again as one whose value is an anchored scalar
+#: or an alias: indent, dash, key, the anchor and its scalar, or the alias. (A name's
+#: characters are YAML's: letters, digits, ``_`` and ``-``.)
+_ALIAS_ROW = (
+    rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)(?:&([A-Za-z0-9_-]+)\ +({_PLAIN}|{_DQ}|{_SQ})"
+    rf"|\*([A-Za-z0-9_-]+))(?:\ +{_COMMENT}|)\ *\n?"
+)
 #: How deeply a nested flow collection may nest: with the blocks around it (at most
 #: ``_MAX_DEPTH``), still below the 100 levels ``plain_tree`` reads.
 _MAX_FLOW_DEPTH: Final = 32
@@ -174,6 +189,12 @@ def _nested_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(_NESTED_ROW), re.compile(_FLOW_TOKENS)
 
 
+@functools.cache
+def _alias_pattern() -> re.Pattern[str]:
+    """The pattern of anchored scalars and aliases, compiled at the first such line."""
+    return re.compile(_ALIAS_ROW)
+
+
 class _GiveUpError(Exception):
     """Raised inside :func:`quick_tree` at the first thing it does not read."""
 
@@ -188,6 +209,8 @@ class _Scalars:
         # kept for the file: neither's answer for a scalar depends on the scalars before it.
         self.resolver: yaml.resolver.Resolver | None = None
         self.constructor: yaml.constructor.SafeConstructor | None = None
+        self.anchors: dict[str, Any] = {}  # the value of each anchored scalar, by its name
+        self.aliases = 0
 
     def value(self, word: str) -> Any:
         pattern = _BY_FIRST.get(word[0])
@@ -209,6 +232,28 @@ class _Scalars:
                 raise _GiveUpError from None
         self.memo[word] = value
         return value
+
+    def anchored(self, line: str) -> tuple[str, str, str, str, str] | None:
+        """The row of a line whose value is an anchored scalar or an alias, as the row's
+        pattern gives one (indent, dash, key, value, item; the value's text a name under which
+        the memo holds its value), or None for another line."""
+        found = _alias_pattern().fullmatch(line)
+        if found is None:
+            return None
+        spaces, dash, key, anchor, scalar, alias = found.groups()
+        if alias:
+            if alias not in self.anchors or self.aliases >= ALIAS_BUDGET:
+                raise _GiveUpError  # PyYAML's error, or over the budget: composed and worded
+            self.aliases += 1
+            value = self.anchors[alias]
+        else:
+            if anchor in self.anchors:
+                raise _GiveUpError  # anchored twice: PyYAML's error
+            value = self.anchors[anchor] = _scalar(scalar, self)
+        # No scalar's text starts with ``&`` or ``*``: the text is this value's alone.
+        text = f"*{alias}" if alias else f"&{anchor}"
+        self.memo[text] = value
+        return (spaces, dash, key, text, "") if key else (spaces, dash, key, "", text)
 
     def key(self, word: str) -> str:
         key = self.memo.get(word, NOT_PLAIN)
@@ -391,17 +436,21 @@ def _read(rows: Iterable[tuple[str, ...]]) -> Any:
     waiting_col = 0
     for spaces, dash, key, value, item, other in rows:
         if not key:
-            if other:  # a line with a nested flow collection, or one not read here
-                if "[" not in other and "{" not in other:
+            if other:  # a nested flow collection, an anchor or alias, or a line not read here
+                row = scalars.anchored(other) if "&" in other or "*" in other else None
+                if row is not None:
+                    spaces, dash, key, value, item = row  # noqa: PLW2901 - the row, read again
+                elif "[" not in other and "{" not in other:
                     raise _GiveUpError  # no collection: not worth compiling the patterns
-                nested = _nested_patterns()[0].fullmatch(other)
-                if nested is None:
-                    raise _GiveUpError
-                spaces, dash, key, flow = nested.groups()  # noqa: PLW2901 - the row, read again
-                # Its value is found in the memo as any other (always this line's own: the
-                # line is read again at each occurrence, and no scalar starts with a bracket).
-                memo[flow] = _flow(flow, scalars, _MAX_FLOW_DEPTH)
-                value, item = (flow, "") if key else ("", flow)  # noqa: PLW2901 - the same
+                else:
+                    nested = _nested_patterns()[0].fullmatch(other)
+                    if nested is None:
+                        raise _GiveUpError
+                    spaces, dash, key, flow = nested.groups()  # noqa: PLW2901 - read again
+                    # Its value is found in the memo as any other (always this line's own: the
+                    # line is read again at each occurrence, no scalar starts with a bracket).
+                    memo[flow] = _flow(flow, scalars, _MAX_FLOW_DEPTH)
+                    value, item = (flow, "") if key else ("", flow)  # noqa: PLW2901 - the same
             elif not item:
                 continue  # blank or comment
         col = len(spaces)
