@@ -14,8 +14,10 @@ last one at most the limit, 16 MiB), in one of these shapes (:func:`pipeline`):
 * ``flow``: one flow mapping a stage (``- {name: s1, handler: ..., triggers: [...]}``);
 * ``oneline``: the whole file one flow mapping on one line;
 * ``json``: the same as JSON (``json.dumps``, one line), a ``.json`` file;
-* ``anchors``: ``block`` with the handler shared through an anchor and aliases (which the
-  loader reads the thorough way, composing every node);
+* ``anchors``: ``block`` with the handler shared through an anchor and aliases (since round
+  25 read the quick way, as ``block``);
+* ``merges``: ``block`` with the first stage anchored and merged into every other one
+  (``<<: *base``, which the loader reads the thorough way, composing every node);
 * ``worst``: ``stages: [a, a, ...]`` on one line, the most stages a byte (each one an issue).
 
 Each command (``taskdaemon validate --no-resolve``, ``validate``, ``dag``, with the repository's
@@ -40,7 +42,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 LIMIT = 16 * 1024 * 1024
-SHAPES = ("block", "block-entries", "flow", "oneline", "json", "anchors", "worst")
+SHAPES = ("block", "block-entries", "flow", "oneline", "json", "anchors", "merges", "worst")
 COMMANDS = {
     "validate-no-resolve": ["validate", "--no-resolve"],
     "validate": ["validate"],
@@ -63,6 +65,11 @@ def _stage(shape: str, i: int) -> str:
     if shape == "anchors":
         handler = f"&h {HANDLER}" if i == 0 else "*h"
         return f"  - name: s{i}\n    handler: {handler}\n    triggers: [{_trigger(i)}]\n"
+    if shape == "merges":
+        if i == 0:
+            head = "  - &base\n    name: s0\n"
+            return head + f"    handler: {HANDLER}\n    triggers: [{_trigger(0)}]\n"
+        return f"  - <<: *base\n    name: s{i}\n    triggers: [{_trigger(i)}]\n"
     if shape == "block-entries":
         return (
             f"  - name: s{i}\n    handler: {HANDLER}\n    triggers:\n      - {_trigger(i)[1:-1]}\n"
