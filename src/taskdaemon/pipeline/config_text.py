@@ -24,7 +24,6 @@ from typing import Any, TypeAlias
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
 from taskdaemon.pipeline.errors import ValidationIssue
 from taskdaemon.pipeline.yaml_import import yaml
-from taskdaemon.pipeline.yaml_lines import tree_lines
 from taskdaemon.pipeline.yaml_quick import quick_tree
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree
 from taskdaemon.pipeline.yamlsafe import (
@@ -132,6 +131,9 @@ def yaml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
     Read again rather than kept: a reader asks only when the file has a mistake, and only for
     its mistakes' paths (``yaml_lines.tree_lines``, from the parser's events, without nodes).
     """
+    # Only a file with issues needs it (start-up time).
+    from taskdaemon.pipeline.yaml_lines import tree_lines  # noqa: PLC0415 - see above
+
     return tree_lines(text, wanted)
 
 
