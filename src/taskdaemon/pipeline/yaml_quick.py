@@ -34,9 +34,10 @@ else, the caller then composing the file as before; it gives the value
   value of the scalar anchored before it, which the converter gives for it (a scalar's value
   does not depend on its anchor). It gives up at an anchor or alias anywhere else (on a key, a
   collection, in a flow collection), an alias of a name not anchored before, a name anchored
-  twice (PyYAML refuses both) and more than ``ALIAS_BUDGET`` aliases: each adds one node, so
-  up to that many the file is within ``yamlsafe``'s budget, whatever its size, and no alias
-  adds depth.
+  twice (PyYAML refuses both), and aliases past ``yamlsafe``'s budget: each adds one node to
+  the file's own (no depth), so a file whose aliases are more than ``max(ALIAS_BUDGET, 4 ×
+  its own nodes)`` is refused there, and is given up here (its nodes are counted only past
+  ``ALIAS_BUDGET`` aliases, by a walk of the value read).
 * Flow collections: one without another inside (``{stage: build}``) is read by the row's pattern
   and split at its commas. A line whose value is a nested one (``triggers: [{on_completion:
   {stage: s0}}]``) falls to the row's last group, so that other lines pay nothing for it; a
@@ -242,8 +243,8 @@ class _Scalars:
             return None
         spaces, dash, key, anchor, scalar, alias = found.groups()
         if alias:
-            if alias not in self.anchors or self.aliases >= ALIAS_BUDGET:
-                raise _GiveUpError  # PyYAML's error, or over the budget: composed and worded
+            if alias not in self.anchors:
+                raise _GiveUpError  # PyYAML's error: composed and worded
             self.aliases += 1
             value = self.anchors[alias]
         else:
@@ -518,4 +519,23 @@ def _read(rows: Iterable[tuple[str, ...]]) -> Any:
             waiting, waiting_key, waiting_col = mapping, name, col
     if not started:
         raise _GiveUpError  # no content: the caller words an empty file
+    aliases = scalars.aliases
+    if aliases > ALIAS_BUDGET and aliases > 4 * (_nodes(root) - aliases):
+        raise _GiveUpError  # over yamlsafe's budget: composed and refused there
     return root
+
+
+def _nodes(value: Any) -> int:
+    """The nodes the composer makes of ``value`` (as ``_read`` builds one): one a scalar, one
+    a collection and one each key; an alias one, the node it refers to."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if item.__class__ is dict:
+            count += len(item)
+            stack.extend(item.values())
+        elif item.__class__ is list:
+            stack.extend(item)
+    return count
