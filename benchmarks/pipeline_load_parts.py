@@ -57,10 +57,11 @@ PARTS = ("compose", "convert", "read", "reader", "validate", "load", "canonical"
 
 
 class _NoLines(dict[str, int]):
-    """No lines, for either form of ``_Reader``'s argument: a mapping before parse10, a
-    callable that returns one after (a chain has no issue, so neither is read)."""
+    """No lines, for any form of ``_Reader``'s argument: a mapping before parse10, a callable
+    that returns one after, given the paths wanted since mem21 (a chain has no issue, so none
+    is read)."""
 
-    def __call__(self) -> dict[str, int]:
+    def __call__(self, wanted: object = None) -> dict[str, int]:
         return self
 
 
