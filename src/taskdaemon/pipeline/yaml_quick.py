@@ -30,7 +30,9 @@ else, the caller then composing the file as before; it gives the value
   (which would continue a plain scalar or be an error) gives up, so does a dedent to a column
   no open block has.
 * Anchors and aliases of scalars: a line whose value (or item) is ``&NAME SCALAR`` or
-  ``*NAME`` falls to the row's last group, and a third pattern reads it again. An alias is the
+  ``*NAME`` falls to the row's last group, and is read again by the row's pattern, the anchor
+  or alias set aside: what comes before it must read as a row whose value (or item) it is, and
+  the scalar after an anchor (with the same comment) as that row's value. An alias is the
   value of the scalar anchored before it, which the converter gives for it (a scalar's value
   does not depend on its anchor). It gives up at an anchor or alias anywhere else (on a key, a
   collection, in a flow collection), an alias of a name not anchored before, a name anchored
@@ -81,6 +83,7 @@ from __future__ import annotations
 
 import functools
 import re
+import string
 from collections.abc import Iterable, Iterator
 from itertools import chain, filterfalse
 from typing import Any, Final
@@ -143,13 +146,8 @@ _FLOW_ITEMS = re.compile(rf"\ *({_FVALUE})\ *,?", re.X)
 #: A line the row's pattern does not read, read again as one whose value is a nested flow
 #: collection (only such lines pay for it): indent, dash, key, the collection.
 _NESTED_ROW = rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)({_FNEST})(?:\ +{_COMMENT}|)\ *\n?"
-#: A line the row's pattern does not read, read again as one whose value is an anchored scalar
-#: or an alias: indent, dash, key, the anchor and its scalar, or the alias. (A name's
-#: characters are YAML's: letters, digits, ``_`` and ``-``.)
-_ALIAS_ROW = (
-    rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)(?:&([A-Za-z0-9_-]+)\ +({_PLAIN}|{_DQ}|{_SQ})"
-    rf"|\*([A-Za-z0-9_-]+))(?:\ +{_COMMENT}|)\ *\n?"
-)
+#: The characters of an anchor's or alias's name (YAML's: letters, digits, ``_`` and ``-``).
+_NAME: Final = frozenset(string.ascii_letters + string.digits + "_-")
 #: How deeply a nested flow collection may nest: with the blocks around it (at most
 #: ``_MAX_DEPTH``), still below the 100 levels ``plain_tree`` reads.
 _MAX_FLOW_DEPTH: Final = 32
@@ -190,12 +188,6 @@ def _nested_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(_NESTED_ROW), re.compile(_FLOW_TOKENS)
 
 
-@functools.cache
-def _alias_pattern() -> re.Pattern[str]:
-    """The pattern of anchored scalars and aliases, compiled at the first such line."""
-    return re.compile(_ALIAS_ROW)
-
-
 class _GiveUpError(Exception):
     """Raised inside :func:`quick_tree` at the first thing it does not read."""
 
@@ -212,6 +204,8 @@ class _Scalars:
         self.constructor: yaml.constructor.SafeConstructor | None = None
         self.anchors: dict[str, Any] = {}  # the value of each anchored scalar, by its name
         self.aliases = 0
+        # Each line with an anchor or alias read (most repeat: ``handler: *h``), by its text.
+        self.anchor_rows: dict[str, tuple[str, ...]] = {}
 
     def value(self, word: str) -> Any:
         pattern = _BY_FIRST.get(word[0])
@@ -238,21 +232,25 @@ class _Scalars:
         """The row of a line whose value is an anchored scalar or an alias, as the row's
         pattern gives one (indent, dash, key, value, item; the value's text a name under which
         the memo holds its value), or None for another line."""
-        found = _alias_pattern().fullmatch(line)
+        found = self.anchor_rows.get(line)
         if found is None:
+            if len(self.anchor_rows) > _KEPT_ROWS:
+                self.anchor_rows = {}  # as the rows kept for repeated lines
+            found = self.anchor_rows[line] = _anchor_row(line)
+        if not found:
             return None
-        spaces, dash, key, anchor, scalar, alias = found.groups()
-        if alias:
-            if alias not in self.anchors:
+        spaces, dash, key, mark, name, scalar = found
+        if mark == "*":
+            if name not in self.anchors:
                 raise _GiveUpError  # PyYAML's error: composed and worded
             self.aliases += 1
-            value = self.anchors[alias]
+            value = self.anchors[name]
         else:
-            if anchor in self.anchors:
-                raise _GiveUpError  # anchored twice: PyYAML's error
-            value = self.anchors[anchor] = _scalar(scalar, self)
+            if scalar[0] in "[{" or name in self.anchors:
+                raise _GiveUpError  # an anchored collection; a name anchored twice (PyYAML's)
+            value = self.anchors[name] = _scalar(scalar, self)
         # No scalar's text starts with ``&`` or ``*``: the text is this value's alone.
-        text = f"*{alias}" if alias else f"&{anchor}"
+        text = mark + name
         self.memo[text] = value
         return (spaces, dash, key, text, "") if key else (spaces, dash, key, "", text)
 
@@ -263,6 +261,33 @@ class _Scalars:
         if type(key) is not str:
             raise _GiveUpError
         return key
+
+
+def _anchor_row(line: str) -> tuple[str, ...]:
+    """``line`` read as a row whose value (or item) is an anchored scalar or an alias: indent,
+    dash, key, ``&`` or ``*``, the name and the anchored scalar's text (``""`` for an alias);
+    or ``()`` when it is no such row. What comes before the anchor or alias must read as a row
+    whose value it is (a placeholder word in its place does), and what comes after it as the
+    rest of such a row: spaces and a comment after an alias, the scalar and those after an
+    anchor."""
+    text = line.rstrip("\n")
+    at = min(found for found in (text.find("&"), text.find("*")) if found >= 0)
+    end = at + 1
+    while end < len(text) and text[end] in _NAME:
+        end += 1
+    prefix, name, rest = text[:at], text[at + 1 : end], text[end:]
+    place = _ROWS.match(prefix + "x").groups("")  # type: ignore[union-attr]
+    if not name or place[5] or (place[3] or place[4]) != "x":
+        return ()
+    if text[at] == "*":
+        if _ROWS.match(prefix + "x" + rest).groups("") != place:  # type: ignore[union-attr]
+            return ()
+        return (*place[:3], "*", name, "")
+    row = _ROWS.match(prefix + rest.lstrip(" ")).groups("")  # type: ignore[union-attr]
+    scalar = row[3] or row[4]
+    if not rest.startswith(" ") or row[5] or row[:3] != place[:3] or not scalar:
+        return ()
+    return (*place[:3], "&", name, scalar)
 
 
 def _value(text: str, scalars: _Scalars) -> Any:
