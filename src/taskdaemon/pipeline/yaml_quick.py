@@ -83,7 +83,6 @@ from __future__ import annotations
 
 import functools
 import re
-import string
 from collections.abc import Iterable, Iterator
 from itertools import chain, filterfalse
 from typing import Any, Final
@@ -146,8 +145,9 @@ _FLOW_ITEMS = re.compile(rf"\ *({_FVALUE})\ *,?", re.X)
 #: A line the row's pattern does not read, read again as one whose value is a nested flow
 #: collection (only such lines pay for it): indent, dash, key, the collection.
 _NESTED_ROW = rf"(\ *)(-\ +|)(?:({_KEY}):\ +|)({_FNEST})(?:\ +{_COMMENT}|)\ *\n?"
-#: The characters of an anchor's or alias's name (YAML's: letters, digits, ``_`` and ``-``).
-_NAME: Final = frozenset(string.ascii_letters + string.digits + "_-")
+#: The characters of an anchor's or alias's name (YAML's: letters, digits, ``_`` and ``-``),
+#: spelt out: importing ``string`` compiles its ``Template`` pattern, for every command.
+_NAME: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 #: How deeply a nested flow collection may nest: with the blocks around it (at most
 #: ``_MAX_DEPTH``), still below the 100 levels ``plain_tree`` reads.
 _MAX_FLOW_DEPTH: Final = 32
