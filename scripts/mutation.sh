@@ -88,6 +88,9 @@ tests_for() {
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_triggers_test.py ;;
         pipeline/stored_json.py)
             echo tests/pipeline_stored_json_test.py tests/pipeline_tracking_store_test.py ;;
+        pipeline/private_file.py)
+            echo tests/pipeline_private_file_test.py tests/pipeline_cli_output_file_test.py \
+                tests/pipeline_debug_dump_test.py ;;
         pipeline/payloads.py | pipeline/redaction.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;

@@ -1,0 +1,60 @@
+"""``private_file``: run data written whole, through a private temporary beside the target."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from taskdaemon.pipeline.private_file import replace_privately
+
+
+def _folder_while_writing(target: Path) -> list[str]:
+    """The names in ``target``'s folder seen from inside the write, with ``target`` written."""
+    seen: list[str] = []
+
+    def write(handle: BinaryIO) -> None:
+        seen.extend(sorted(path.name for path in target.parent.iterdir()))
+        handle.write(b"data")
+
+    replace_privately(target, write)
+    return seen
+
+
+def test_the_temporary_is_written_in_the_targets_folder(tmp_path: Path) -> None:
+    """While the write runs, one file besides the target's old copy sits in its folder: the
+    rename that publishes it never crosses a file system."""
+    target = tmp_path / "report.html"
+    target.write_text("old")
+    assert 2 == len(_folder_while_writing(target))
+
+
+def test_the_temporary_is_hidden_and_never_takes_the_targets_suffix(tmp_path: Path) -> None:
+    """The half-written file is a dot file named after the target and ending in ``.tmp``, so
+    neither ``ls`` nor a glob for the target's kind (``*.html``) ever lists it."""
+    target = tmp_path / "report.html"
+    (temporary,) = _folder_while_writing(target)
+    assert (True, True, ["report.html"]) == (
+        temporary.startswith(".report.html."),
+        temporary.endswith(".tmp"),
+        sorted(path.name for path in tmp_path.iterdir()),
+    )
+
+
+def test_the_writers_error_is_raised_when_its_temporary_is_already_gone(
+    tmp_path: Path,
+) -> None:
+    """A write that fails after its temporary was removed by someone else (a cleaner emptying
+    the folder) raises the write's own error, not one about the missing temporary."""
+    target = tmp_path / "dump.json"
+
+    def write(handle: BinaryIO) -> None:
+        for path in tmp_path.iterdir():
+            path.unlink()
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left on device") as raised:
+        replace_privately(target, write)
+    assert (28, []) == (raised.value.errno, os.listdir(tmp_path))
