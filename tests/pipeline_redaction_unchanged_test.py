@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from taskdaemon.pipeline.redaction import (
@@ -46,7 +48,7 @@ def test_a_text_resembling_no_secret_is_shown_unchanged_at_once(text: str) -> No
 
 def test_a_secret_key_decided_for_the_first_time_is_refused() -> None:
     """A key no walk has decided yet is decided now: one naming a secret is not shown."""
-    key = "ledger_passwd_first_seen_here"
+    key = f"ledger_passwd_{uuid.uuid4().hex}"  # new on every run in one process (as mutmut's)
     assert (False, False) == (key in key_matcher().decided, mappings_unchanged([{key: "x"}]))
 
 
