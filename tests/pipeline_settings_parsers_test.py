@@ -1,0 +1,139 @@
+"""Settings: the parsers of numbers, exporter lists and optional values, built here as the
+settings table builds them at import (so each test runs the parser code it names)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline.settings import (
+    TRACES_EXPORTERS,
+    _exporters,
+    _integer,
+    _number,
+    _optional,
+    _text,
+)
+
+PORT = _integer(ge=0, le=65535)  # TASKDAEMON_METRICS_PORT's parser
+COUNT = _integer(ge=0)  # the byte and line caps' parser
+TIMEOUT = _number(gt=0, le=300)  # TASKDAEMON_EXPORT_TIMEOUT's parser
+
+
+def _reason(parse: Any, value: Any) -> str:
+    """The reason ``parse`` gives for refusing ``value``."""
+    with pytest.raises(ValueError) as caught:  # noqa: PT011 - the reason is what is compared
+        parse(value)
+    return str(caught.value)
+
+
+def test_an_integer_written_with_a_zero_fraction_is_taken() -> None:
+    """``"2.0"`` is the integer 2."""
+    assert 2 == PORT("2.0")
+
+
+def test_an_integer_literal_with_underscores_is_taken() -> None:
+    """``"1_000"`` is read as Python reads it."""
+    assert 1000 == PORT("1_000")
+
+
+def test_a_large_integer_is_read_exactly() -> None:
+    """An integer past a float's precision keeps every digit."""
+    assert 9_007_199_254_740_993 == COUNT("9007199254740993")
+
+
+def test_an_integer_override_is_kept() -> None:
+    """A Python int given as an override is taken as it is."""
+    assert 3 == PORT(3)
+
+
+def test_a_float_override_without_a_fraction_is_an_integer() -> None:
+    """A Python float such as ``3.0`` is the integer 3."""
+    assert (3, int) == (PORT(3.0), type(PORT(3.0)))
+
+
+def test_an_integer_with_a_fraction_is_refused_with_its_reason() -> None:
+    """``"2.5"`` is no integer: pydantic's words."""
+    assert "Input should be a valid integer, got a number with a fraction" == _reason(PORT, "2.5")
+
+
+def test_text_that_is_no_integer_is_refused_with_its_reason() -> None:
+    """A word for an integer setting is refused with pydantic's words."""
+    expected = "Input should be a valid integer, unable to parse string as an integer"
+    assert expected == _reason(PORT, "http")
+
+
+def test_an_integer_override_of_another_type_is_refused_with_its_reason() -> None:
+    """A list given for an integer setting is refused with pydantic's words."""
+    assert "Input should be a valid integer" == _reason(PORT, [1])
+
+
+def test_an_integer_below_its_lower_bound_is_refused_with_its_reason() -> None:
+    """-1 for a setting of at least 0 is refused, naming the bound."""
+    assert "Input should be greater than or equal to 0" == _reason(PORT, "-1")
+
+
+def test_an_integer_above_its_upper_bound_is_refused_with_its_reason() -> None:
+    """65536 for a port is refused, naming the bound."""
+    assert "Input should be less than or equal to 65535" == _reason(PORT, "65536")
+
+
+def test_a_number_is_read_as_a_float() -> None:
+    """``"1.5"`` seconds is 1.5."""
+    assert 1.5 == TIMEOUT("1.5")
+
+
+def test_text_that_is_no_number_is_refused_with_its_reason() -> None:
+    """A word for a number setting is refused with pydantic's words."""
+    expected = "Input should be a valid number, unable to parse string as a number"
+    assert expected == _reason(TIMEOUT, "soon")
+
+
+def test_not_a_number_is_refused_by_name() -> None:
+    """``nan`` is refused as NaN, not as a bound it misses."""
+    assert "Input should be a number, not NaN" == _reason(TIMEOUT, "nan")
+
+
+def test_a_number_at_its_exclusive_lower_bound_is_refused_with_its_reason() -> None:
+    """0 seconds is refused: the timeout must be above 0."""
+    assert "Input should be greater than 0" == _reason(TIMEOUT, "0")
+
+
+def test_a_number_above_its_upper_bound_is_refused_with_its_reason() -> None:
+    """301 seconds is refused, naming the bound."""
+    assert "Input should be less than or equal to 300" == _reason(TIMEOUT, "301")
+
+
+def test_exporter_names_are_stripped_and_lowered() -> None:
+    """``" OTLP, Console "`` names the otlp and console exporters."""
+    assert ("otlp", "console") == _exporters(TRACES_EXPORTERS)(" OTLP, Console ")
+
+
+def test_an_empty_exporter_list_means_none() -> None:
+    """An empty variable is the ``none`` exporter."""
+    assert ("none",) == _exporters(TRACES_EXPORTERS)("")
+
+
+def test_an_exporter_override_may_be_a_list() -> None:
+    """A list of names given as an override is taken."""
+    assert ("otlp",) == _exporters(TRACES_EXPORTERS)(["otlp"])
+
+
+def test_unknown_exporters_are_all_named_with_the_choices() -> None:
+    """Every unknown name is quoted, then the exporters there are, sorted."""
+    expected = (
+        "unknown exporter 'zipkin', 'statsd'; "
+        "expected console, none, otlp, otlp_proto_grpc, otlp_proto_http"
+    )
+    assert expected == _reason(_exporters(TRACES_EXPORTERS), "zipkin, otlp, statsd")
+
+
+def test_an_optional_setting_given_none_is_none() -> None:
+    """None is taken as no value, without parsing it."""
+    assert None is _optional(_text)(None)
+
+
+def test_an_optional_setting_given_a_value_parses_it() -> None:
+    """A value is passed to the setting's parser."""
+    assert "x" == _optional(_text)("x")
