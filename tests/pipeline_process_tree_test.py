@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
+from taskdaemon.pipeline import process_tree
 from taskdaemon.pipeline.process_tree import ProcessTree, TreePeaks
 
 BUSY = f"{sys.executable} -c 'sum(i * i for i in range(2_000_000))'"
@@ -87,16 +91,120 @@ def nested_tree() -> Iterator[subprocess.Popen[str]]:
     yield from waiting_shell("(sleep 60 & sleep 60) & sleep 60 & echo up; read _", "up")
 
 
-def test_the_tree_is_every_descendant_psutil_finds(nested_tree: subprocess.Popen[str]) -> None:
-    """The tree read from the kernel's children lists holds the same processes as psutil's scan
-    of every process on the machine, grandchildren included."""
-    root = psutil.Process(nested_tree.pid)
+def _settled_descendants(root: psutil.Process) -> list[psutil.Process]:
+    """``root``'s descendants once the nested tree's subshell has started its own child."""
     for _ in range(500):  # until the subshell has started its background sleep
         if any(p.ppid() != root.pid for p in root.children(recursive=True)):
             break
         psutil.wait_procs([], timeout=0.01)
-    descendants = root.children(recursive=True)
+    return root.children(recursive=True)
+
+
+def test_the_tree_is_every_descendant_psutil_finds(nested_tree: subprocess.Popen[str]) -> None:
+    """The tree read from the kernel's children lists holds the same processes as psutil's scan
+    of every process on the machine, grandchildren included."""
+    root = psutil.Process(nested_tree.pid)
+    descendants = _settled_descendants(root)
     grandchildren = [p for p in descendants if p.ppid() != root.pid]
     expected = {root.pid, *(p.pid for p in descendants)}
     tree = {p.pid for p in ProcessTree(root.pid).processes()}
     assert (True, expected) == (bool(grandchildren), tree)
+
+
+def test_on_linux_the_descendants_are_read_from_the_kernels_lists(
+    nested_tree: subprocess.Popen[str],
+) -> None:
+    """Where the kernel keeps children lists, they give every descendant, not None."""
+    expected = sorted(p.pid for p in _settled_descendants(psutil.Process(nested_tree.pid)))
+    found = process_tree._descendant_pids(nested_tree.pid)
+    assert expected == (sorted(found) if found is not None else None)
+
+
+def test_without_the_kernels_lists_psutil_finds_the_grandchildren(
+    nested_tree: subprocess.Popen[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel has no children lists, psutil's scan gives the whole tree."""
+    root = psutil.Process(nested_tree.pid)
+    expected = {root.pid, *(p.pid for p in _settled_descendants(root))}
+    monkeypatch.setattr(process_tree, "_descendant_pids", lambda pid: None)
+    assert expected == {p.pid for p in ProcessTree(root.pid).processes()}
+
+
+def test_a_listed_process_gone_before_it_is_opened_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A descendant that exits between the listing and its opening is left out, and the ones
+    listed after it are kept."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    tree = ProcessTree(os.getpid())
+    monkeypatch.setattr(process_tree, "_descendant_pids", lambda pid: [gone.pid, os.getppid()])
+    assert [os.getpid(), os.getppid()] == [p.pid for p in tree.processes()]
+
+
+class FakeProcess:
+    """A process whose CPU times and RSS are given, or that is gone when read."""
+
+    def __init__(self, times: tuple[float, float, float, float], rss: int, gone: bool = False):
+        self._times = SimpleNamespace(
+            user=times[0], system=times[1], children_user=times[2], children_system=times[3]
+        )
+        self._rss = rss
+        self._gone = gone
+
+    def cpu_times(self) -> SimpleNamespace:
+        """The four CPU times psutil gives, or NoSuchProcess when gone."""
+        if self._gone:
+            raise psutil.NoSuchProcess(1)
+        return self._times
+
+    def memory_info(self) -> SimpleNamespace:
+        """The resident size, or NoSuchProcess when gone."""
+        if self._gone:
+            raise psutil.NoSuchProcess(1)
+        return SimpleNamespace(rss=self._rss)
+
+    @contextmanager
+    def oneshot(self) -> Iterator[None]:
+        """psutil's cached reads: nothing to cache here."""
+        yield
+
+
+ROOT = FakeProcess((1, 2, 4, 8), 1000)
+GONE = FakeProcess((0, 0, 0, 0), 0, gone=True)
+CHILD = FakeProcess((16, 32, 64, 128), 2000)
+
+
+def _tree(monkeypatch: pytest.MonkeyPatch, processes: list[FakeProcess]) -> ProcessTree:
+    """A tree whose listing gives ``processes``."""
+    monkeypatch.setattr(ProcessTree, "processes", lambda self: processes)
+    return ProcessTree(1)
+
+
+def test_cpu_sums_every_time_of_each_process_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """User, system and reaped children's times of each process are added up; a process gone
+    when read is skipped, the ones after it counted."""
+    assert 255 == _tree(monkeypatch, [ROOT, GONE, CHILD]).cpu_seconds()
+
+
+def test_rss_sums_each_process_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resident sizes are added up; a process gone when read is skipped."""
+    assert 3000 == _tree(monkeypatch, [ROOT, GONE, CHILD]).rss_bytes()
+
+
+def test_usage_sums_each_process_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``usage`` gives the same sums in one pass, skipping a process gone when read."""
+    assert (255, 3000) == _tree(monkeypatch, [ROOT, GONE, CHILD]).usage()
+
+
+def test_usage_is_none_when_the_root_is_gone_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root that vanished after the listing makes the usage None, whatever its children."""
+    assert None is _tree(monkeypatch, [GONE, CHILD]).usage()
+
+
+def test_a_lower_cpu_sample_never_lowers_the_peak() -> None:
+    """CPU peaks keep the largest sample, as RSS peaks do."""
+    peaks = TreePeaks(os.getpid())
+    peaks.cpu_seconds = 1e9  # as if an earlier sample had seen more
+    peaks.sample()
+    assert 1e9 == peaks.cpu_seconds
