@@ -91,9 +91,25 @@ tests_for() {
         pipeline/private_file.py)
             echo tests/pipeline_private_file_test.py tests/pipeline_cli_output_file_test.py \
                 tests/pipeline_debug_dump_test.py ;;
-        pipeline/payloads.py | pipeline/redaction.py)
+        pipeline/payloads.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
+        pipeline/redaction.py)
+            echo tests/pipeline_redaction_memory_test.py tests/pipeline_redaction_unchanged_test.py \
+                tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
+                tests/pipeline_redaction_precheck_test.py tests/pipeline_redaction_memo_walk_test.py \
+                tests/pipeline_redaction_str_subclass_test.py \
+                tests/pipeline_monitor_definition_redaction_test.py \
+                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
+        pipeline/settings.py)
+            echo tests/pipeline_settings_test.py tests/pipeline_settings_parsers_test.py \
+                tests/pipeline_monitor_settings_test.py tests/pipeline_monitor_cli_telemetry_test.py \
+                tests/pipeline_redaction_test.py tests/pipeline_http_security_test.py ;;
+        pipeline/log_export.py)
+            echo tests/pipeline_log_export_test.py tests/pipeline_debug_logs_test.py ;;
+        pipeline/process_tree.py)
+            echo tests/pipeline_process_tree_test.py tests/pipeline_loops_test.py \
+                tests/pipeline_metrics_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
@@ -105,9 +121,13 @@ tests_for() {
 # Tests that read the source files as text (the mutated copies are many times larger) or
 # measure CPU time over thousands of stages: under mutmut's trampolines, nice and a loaded
 # machine they only hit their timeout, and they pin layout and cost, not behaviour.
+# The last one follows a run in another process: under mutmut's stats pass, nice and load, its
+# follower's last line was not the run's end (it fails there, not run normally), and mutmut
+# credits nothing a subprocess does.
 deselect=(
     tests/pipeline_engine_test.py::test_engine_modules_import_no_telemetry
     tests/pipeline_config_test.py::test_loading_is_linear_in_the_number_of_stages
+    tests/pipeline_debug_logs_test.py::test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail
 )
 
 fresh=0
@@ -161,7 +181,10 @@ for module in "${modules[@]}"; do
         echo "[tool.mutmut]"
         echo 'source_paths = ["src"]'
         echo "only_mutate = [\"$source\"]"
-        echo 'also_copy = ["examples", "docs", "scripts", "benchmarks", "README.md"]'
+        # The deployment files too: the log tests check the collector and Loki configuration.
+        echo 'also_copy = ["examples", "docs", "scripts", "benchmarks", "README.md",' \
+            '"docker-compose.yml", "collector", "loki", "tempo", "prometheus", "grafana",' \
+            '"alertmanager", "Dockerfile"]'
         printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"%s]\n' \
             "$(printf ', "--deselect", "%s"' "${deselect[@]}")"
         printf 'pytest_add_cli_args_test_selection = [%s]\n' \
