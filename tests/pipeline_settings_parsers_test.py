@@ -1,5 +1,5 @@
-"""Settings: the parsers of numbers, exporter lists and optional values, built here as the
-settings table builds them at import (so each test runs the parser code it names)."""
+"""Settings: the parsers of numbers, exporter lists and optional values, built in each test
+as the settings table builds them at import."""
 
 from __future__ import annotations
 
@@ -16,9 +16,22 @@ from taskdaemon.pipeline.settings import (
     _text,
 )
 
-PORT = _integer(ge=0, le=65535)  # TASKDAEMON_METRICS_PORT's parser
-COUNT = _integer(ge=0)  # the byte and line caps' parser
-TIMEOUT = _number(gt=0, le=300)  # TASKDAEMON_EXPORT_TIMEOUT's parser
+
+# Built in each test, not once at import: mutmut imports the test file before it applies a
+# mutant, so a parser built at import would never be the mutated one.
+def _port(value: Any) -> Any:
+    """``TASKDAEMON_METRICS_PORT``'s parser applied to ``value``."""
+    return _integer(ge=0, le=65535)(value)
+
+
+def _count(value: Any) -> Any:
+    """The byte and line caps' parser applied to ``value``."""
+    return _integer(ge=0)(value)
+
+
+def _timeout(value: Any) -> Any:
+    """``TASKDAEMON_EXPORT_TIMEOUT``'s parser applied to ``value``."""
+    return _number(gt=0, le=300)(value)
 
 
 def _reason(parse: Any, value: Any) -> str:
@@ -30,79 +43,79 @@ def _reason(parse: Any, value: Any) -> str:
 
 def test_an_integer_written_with_a_zero_fraction_is_taken() -> None:
     """``"2.0"`` is the integer 2."""
-    assert 2 == PORT("2.0")
+    assert 2 == _port("2.0")
 
 
 def test_an_integer_literal_with_underscores_is_taken() -> None:
     """``"1_000"`` is read as Python reads it."""
-    assert 1000 == PORT("1_000")
+    assert 1000 == _port("1_000")
 
 
 def test_a_large_integer_is_read_exactly() -> None:
     """An integer past a float's precision keeps every digit."""
-    assert 9_007_199_254_740_993 == COUNT("9007199254740993")
+    assert 9_007_199_254_740_993 == _count("9007199254740993")
 
 
 def test_an_integer_override_is_kept() -> None:
     """A Python int given as an override is taken as it is."""
-    assert 3 == PORT(3)
+    assert 3 == _port(3)
 
 
 def test_a_float_override_without_a_fraction_is_an_integer() -> None:
     """A Python float such as ``3.0`` is the integer 3."""
-    assert (3, int) == (PORT(3.0), type(PORT(3.0)))
+    assert (3, int) == (_port(3.0), type(_port(3.0)))
 
 
 def test_an_integer_with_a_fraction_is_refused_with_its_reason() -> None:
     """``"2.5"`` is no integer: pydantic's words."""
-    assert "Input should be a valid integer, got a number with a fraction" == _reason(PORT, "2.5")
+    assert "Input should be a valid integer, got a number with a fraction" == _reason(_port, "2.5")
 
 
 def test_text_that_is_no_integer_is_refused_with_its_reason() -> None:
     """A word for an integer setting is refused with pydantic's words."""
     expected = "Input should be a valid integer, unable to parse string as an integer"
-    assert expected == _reason(PORT, "http")
+    assert expected == _reason(_port, "http")
 
 
 def test_an_integer_override_of_another_type_is_refused_with_its_reason() -> None:
     """A list given for an integer setting is refused with pydantic's words."""
-    assert "Input should be a valid integer" == _reason(PORT, [1])
+    assert "Input should be a valid integer" == _reason(_port, [1])
 
 
 def test_an_integer_below_its_lower_bound_is_refused_with_its_reason() -> None:
     """-1 for a setting of at least 0 is refused, naming the bound."""
-    assert "Input should be greater than or equal to 0" == _reason(PORT, "-1")
+    assert "Input should be greater than or equal to 0" == _reason(_port, "-1")
 
 
 def test_an_integer_above_its_upper_bound_is_refused_with_its_reason() -> None:
     """65536 for a port is refused, naming the bound."""
-    assert "Input should be less than or equal to 65535" == _reason(PORT, "65536")
+    assert "Input should be less than or equal to 65535" == _reason(_port, "65536")
 
 
 def test_a_number_is_read_as_a_float() -> None:
     """``"1.5"`` seconds is 1.5."""
-    assert 1.5 == TIMEOUT("1.5")
+    assert 1.5 == _timeout("1.5")
 
 
 def test_text_that_is_no_number_is_refused_with_its_reason() -> None:
     """A word for a number setting is refused with pydantic's words."""
     expected = "Input should be a valid number, unable to parse string as a number"
-    assert expected == _reason(TIMEOUT, "soon")
+    assert expected == _reason(_timeout, "soon")
 
 
 def test_not_a_number_is_refused_by_name() -> None:
     """``nan`` is refused as NaN, not as a bound it misses."""
-    assert "Input should be a number, not NaN" == _reason(TIMEOUT, "nan")
+    assert "Input should be a number, not NaN" == _reason(_timeout, "nan")
 
 
 def test_a_number_at_its_exclusive_lower_bound_is_refused_with_its_reason() -> None:
     """0 seconds is refused: the timeout must be above 0."""
-    assert "Input should be greater than 0" == _reason(TIMEOUT, "0")
+    assert "Input should be greater than 0" == _reason(_timeout, "0")
 
 
 def test_a_number_above_its_upper_bound_is_refused_with_its_reason() -> None:
     """301 seconds is refused, naming the bound."""
-    assert "Input should be less than or equal to 300" == _reason(TIMEOUT, "301")
+    assert "Input should be less than or equal to 300" == _reason(_timeout, "301")
 
 
 def test_exporter_names_are_stripped_and_lowered() -> None:
