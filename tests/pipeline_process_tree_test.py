@@ -173,6 +173,9 @@ class FakeProcess:
 ROOT = FakeProcess((1, 2, 4, 8), 1000)
 GONE = FakeProcess((0, 0, 0, 0), 0, gone=True)
 CHILD = FakeProcess((16, 32, 64, 128), 2000)
+LAST = FakeProcess((256, 512, 1024, 2048), 4000)
+#: A root, a child read, one gone when read, and one listed after it.
+TREE = [ROOT, CHILD, GONE, LAST]
 
 
 def _tree(monkeypatch: pytest.MonkeyPatch, processes: list[FakeProcess]) -> ProcessTree:
@@ -184,17 +187,17 @@ def _tree(monkeypatch: pytest.MonkeyPatch, processes: list[FakeProcess]) -> Proc
 def test_cpu_sums_every_time_of_each_process_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """User, system and reaped children's times of each process are added up; a process gone
     when read is skipped, the ones after it counted."""
-    assert 255 == _tree(monkeypatch, [ROOT, GONE, CHILD]).cpu_seconds()
+    assert 4095 == _tree(monkeypatch, TREE).cpu_seconds()
 
 
 def test_rss_sums_each_process_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """The resident sizes are added up; a process gone when read is skipped."""
-    assert 3000 == _tree(monkeypatch, [ROOT, GONE, CHILD]).rss_bytes()
+    assert 7000 == _tree(monkeypatch, TREE).rss_bytes()
 
 
 def test_usage_sums_each_process_read(monkeypatch: pytest.MonkeyPatch) -> None:
     """``usage`` gives the same sums in one pass, skipping a process gone when read."""
-    assert (255, 3000) == _tree(monkeypatch, [ROOT, GONE, CHILD]).usage()
+    assert (4095, 7000) == _tree(monkeypatch, TREE).usage()
 
 
 def test_usage_is_none_when_the_root_is_gone_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
