@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from taskdaemon.pipeline import run_log as run_log_module
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
+    RunFinished,
     RunStarted,
     StageFinished,
     StageQueued,
@@ -21,6 +23,7 @@ from taskdaemon.pipeline.events import (
     StageStarted,
     TriggerEvaluated,
 )
+from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.model import Manual, OnCondition, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.run_log import (
     DECISION_LOGGER,
@@ -29,7 +32,7 @@ from taskdaemon.pipeline.run_log import (
     MAX_VALUE_CHARS,
     RunLog,
 )
-from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 RUN = "0123456789abcdef0123456789abcdef"
 SPAN = SpanContext(int(RUN, 16), 0x42, False, TraceFlags(TraceFlags.SAMPLED))
@@ -322,3 +325,70 @@ def test_an_approval_resolved_says_how_and_by_whom(
     assert [(DECISION_LOGGER, "DEBUG", message, "approval.resolved", approved, by)] == _shown(
         records, "event", "approved", "by"
     )
+
+
+def test_an_engine_event_at_trace_is_its_type_and_fields(records: list[logging.LogRecord]) -> None:
+    """With the event logger at TRACE, an event is one record of its type and its fields as
+    JSON, without the run id and pipeline (ids of every record) or an exception."""
+    event_logger = logging.getLogger(EVENT_LOGGER)
+    event_logger.setLevel(TRACE)
+    RunLog()(StageQueued(**IDS, at=5.0, task_run_id="build.0.1"), SPAN)
+    fields = (
+        '{"at": 5.0, "attempt": 1, "instance": 0, "stage": "build", "task_run_id": "build.0.1"}'
+    )
+    assert (EVENT_LOGGER, "TRACE", f"engine event StageQueued {fields}", "engine.StageQueued") == (
+        _shown(records, "event")[0]
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "level", "message"),
+    [
+        (
+            RunStatus.FAILURE,
+            "stage build failed",
+            "ERROR",
+            f"run {RUN} finished: failure: stage build failed",
+        ),
+        (RunStatus.CANCELLED, None, "WARNING", f"run {RUN} finished: cancelled"),
+        (RunStatus.SUCCESS, None, "INFO", f"run {RUN} finished: success"),
+    ],
+)
+def test_a_finished_run_is_logged_at_its_outcomes_level(
+    records: list[logging.LogRecord],
+    status: RunStatus,
+    error: str | None,
+    level: str,
+    message: str,
+) -> None:
+    """A failed run is an ERROR with its error, a cancelled one a WARNING, a success INFO."""
+    RunLog()(RunFinished(run_id=RUN, pipeline="ship", status=status, at=20.0, error=error), SPAN)
+    assert [(LIFECYCLE_LOGGER, level, message, "run.finished", str(status))] == _shown(
+        records, "event", "status"
+    )
+
+
+def test_a_record_carries_the_events_time(records: list[logging.LogRecord]) -> None:
+    """A record's creation time is the event's, milliseconds included."""
+    RunLog()(StageQueued(**IDS, at=1_700_000_000.25, task_run_id="build.0.1"), SPAN)
+    (record,) = records
+    assert (1_700_000_000.25, 250.0) == (record.created, record.msecs)
+
+
+def test_a_record_names_the_run_log_module_as_its_source(records: list[logging.LogRecord]) -> None:
+    """The records' code location (exported as ``code.file.path`` and ``code.line.number``) is
+    this module, with no line."""
+    RunLog()(StageQueued(**IDS, at=5.0, task_run_id="build.0.1"), SPAN)
+    (record,) = records
+    assert (run_log_module.__file__, 0) == (record.pathname, record.lineno)
+
+
+def test_a_finished_runs_pipeline_is_forgotten(records: list[logging.LogRecord]) -> None:
+    """After its run finishes, a trigger of that run has no expression: the run log keeps no
+    pipeline of a run that ended."""
+    run_log = _run_log_of_ship()
+    lifecycle = logging.getLogger(LIFECYCLE_LOGGER)
+    lifecycle.setLevel(logging.ERROR)
+    run_log(RunFinished(run_id=RUN, pipeline="ship", status=RunStatus.SUCCESS, at=20.0), SPAN)
+    run_log(_evaluated(0, True), SPAN)
+    assert [None] == [getattr(r, "expression", None) for r in records]
