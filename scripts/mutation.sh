@@ -105,6 +105,10 @@ tests_for() {
             echo tests/pipeline_settings_test.py tests/pipeline_settings_parsers_test.py \
                 tests/pipeline_monitor_settings_test.py tests/pipeline_monitor_cli_telemetry_test.py \
                 tests/pipeline_redaction_test.py tests/pipeline_http_security_test.py ;;
+        pipeline/run_log.py)
+            echo tests/pipeline_run_log_records_test.py tests/pipeline_run_log_rows_test.py \
+                tests/pipeline_run_log_stored_rows_test.py tests/pipeline_debug_logs_test.py \
+                tests/pipeline_monitor_unrecorded_test.py tests/pipeline_cli_deferred_test.py ;;
         pipeline/log_export.py)
             echo tests/pipeline_log_export_test.py tests/pipeline_debug_logs_test.py ;;
         pipeline/process_tree.py)
@@ -121,12 +125,14 @@ tests_for() {
 # Tests that read the source files as text (the mutated copies are many times larger) or
 # measure CPU time over thousands of stages: under mutmut's trampolines, nice and a loaded
 # machine they only hit their timeout, and they pin layout and cost, not behaviour.
-# The last one follows a run in another process: under mutmut's stats pass, nice and load, its
-# follower's last line was not the run's end (it fails there, not run normally), and mutmut
-# credits nothing a subprocess does.
+# The resource gauge test wants a busy child above 5% CPU, which a niced child on a loaded
+# machine does not reach. The last one follows a run in another process: under mutmut's stats
+# pass, nice and load, its follower's last line was not the run's end (it fails there, not run
+# normally), and mutmut credits nothing a subprocess does.
 deselect=(
     tests/pipeline_engine_test.py::test_engine_modules_import_no_telemetry
     tests/pipeline_config_test.py::test_loading_is_linear_in_the_number_of_stages
+    tests/pipeline_metrics_test.py::test_resource_gauges_follow_a_command_stage
     tests/pipeline_debug_logs_test.py::test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail
 )
 
