@@ -12,6 +12,7 @@ import pytest
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from taskdaemon.pipeline import run_log as run_log_module
+from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -392,3 +393,19 @@ def test_a_finished_runs_pipeline_is_forgotten(records: list[logging.LogRecord])
     run_log(RunFinished(run_id=RUN, pipeline="ship", status=RunStatus.SUCCESS, at=20.0), SPAN)
     run_log(_evaluated(0, True), SPAN)
     assert [None] == [getattr(r, "expression", None) for r in records]
+
+
+def test_in_a_queue_turn_an_engine_event_at_trace_is_still_written(
+    records: list[logging.LogRecord],
+) -> None:
+    """Within a turn of the monitor's record queue, TRACE on for the event logger (decisions
+    off) keeps a stage's start off the lifecycle-only path: its engine event is written."""
+    logging.getLogger(EVENT_LOGGER).setLevel(TRACE)
+    logging.getLogger(DECISION_LOGGER).setLevel(logging.INFO)
+    run_log = RunLog()
+    queue = RecordQueue(lambda event: run_log(event, SPAN))
+    try:
+        queue.handle_batch([_started()])
+    finally:
+        queue.close()
+    assert ["engine.StageStarted", "stage.started"] == [getattr(r, "event", "") for r in records]
