@@ -93,14 +93,15 @@ def _shown(records: list[logging.LogRecord], *names: str) -> list[tuple[Any, ...
     ]
 
 
-def _started(**inputs: Any) -> StageStarted:
-    """Stage build's first execution started at 10.5 s, queued at 10.25 s, with ``inputs``."""
+def _started(queued_at: float = 10.25, **inputs: Any) -> StageStarted:
+    """Stage build's first execution started at 10.5 s, queued at ``queued_at``, with
+    ``inputs``."""
     return StageStarted(
         **IDS,
         task_run_id="build.0.1",
         loop="python",
         at=10.5,
-        queued_at=10.25,
+        queued_at=queued_at,
         considered_at=10.0,
         inputs=inputs,
     )
@@ -131,8 +132,9 @@ def test_a_queued_stage_is_a_decision_record(records: list[logging.LogRecord]) -
 
 
 def test_a_started_stage_records_its_wait_for_a_slot(records: list[logging.LogRecord]) -> None:
-    """The slot record gives the time from queueing to start, in the message and in seconds."""
-    RunLog()(_started(), SPAN)
+    """The slot record gives the time from queueing to start, in the message to the
+    millisecond and as a field to the microsecond."""
+    RunLog()(_started(queued_at=10.2499998), SPAN)
     (slot,) = [r for r in records if getattr(r, "event", "") == "slot.acquired"]
     assert ("DEBUG", "build.0.1 got a worker slot after 0.250s", 0.25) == (
         slot.levelname,
@@ -409,3 +411,46 @@ def test_in_a_queue_turn_an_engine_event_at_trace_is_still_written(
     finally:
         queue.close()
     assert ["engine.StageStarted", "stage.started"] == [getattr(r, "event", "") for r in records]
+
+
+def _each_kind() -> list[Any]:
+    """One event of each kind that writes a record."""
+    return [
+        StageQueued(**IDS, at=5.0, task_run_id="build.0.1"),
+        _started(),
+        StageFinished(**IDS, task_run_id="build.0.1", status=StageStatus.SUCCESS, at=11.0),
+        StageSkipped(run_id=RUN, pipeline="ship", stage="deploy", reason="upstream", at=12.0),
+        _evaluated(0, True),
+        ApprovalRequested(run_id=RUN, pipeline="ship", stage="deploy", at=12.0),
+        ApprovalResolved(run_id=RUN, pipeline="ship", stage="deploy", approved=True, at=13.0),
+        RunFinished(run_id=RUN, pipeline="ship", status=RunStatus.SUCCESS, at=20.0),
+    ]
+
+
+@pytest.mark.parametrize("event", _each_kind(), ids=lambda event: type(event).__name__)
+def test_every_record_carries_the_spans_ids(records: list[logging.LogRecord], event: Any) -> None:
+    """Each record an event writes (engine event at TRACE included) names the trace and the
+    span it belongs to."""
+    logging.getLogger(EVENT_LOGGER).setLevel(TRACE)
+    RunLog()(event, SPAN)
+    ids = {(getattr(r, "trace_id", None), getattr(r, "span_id", None)) for r in records}
+    assert {(RUN, "0000000000000042")} == ids
+
+
+def test_a_failed_stages_engine_event_leaves_its_exception_out(
+    records: list[logging.LogRecord],
+) -> None:
+    """The TRACE record of a stage that raised lists its fields but not the exception
+    object (its error text is a field of its own)."""
+    logging.getLogger(EVENT_LOGGER).setLevel(TRACE)
+    failed = StageFinished(
+        **IDS,
+        task_run_id="build.0.1",
+        status=StageStatus.FAILURE,
+        at=11.0,
+        error="boom",
+        exception=ValueError("raised object"),
+    )
+    RunLog()(failed, SPAN)
+    (trace,) = [r.getMessage() for r in records if r.levelname == "TRACE"]
+    assert (True, False) == ('"error": "boom"' in trace, "raised object" in trace)
