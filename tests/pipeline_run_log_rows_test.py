@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -490,3 +492,44 @@ def test_levels_changed_between_two_turns_hold_from_the_next_turn(run_logging: A
         ("s1", "lifecycle", "ERROR"),
         ("s2", "lifecycle", "ERROR"),
     ]
+
+
+def _first_row_of_a_turn(run_logging: Any, span: SpanContext | None) -> tuple[Any, Any]:
+    """The span id and attributes stored for a turn whose only record is a stage start with a
+    loop name new to the process (attributes the writer has never encoded), under ``span``."""
+    hook, writer, db, _ = run_logging
+    started = StageStarted(
+        run_id=RUN,
+        pipeline="p",
+        stage="s0",
+        instance=0,
+        attempt=1,
+        task_run_id="s0.0.1",
+        loop=f"loop{uuid.uuid4().hex}",  # never encoded before, whatever ran in this process
+        at=1_700_000_000.5,
+        queued_at=1_700_000_000.5,
+        considered_at=1_700_000_000.5,
+        inputs={},
+    )
+    queue = RecordQueue(lambda event: hook(event, span))
+    try:
+        with _runner_handlers_aside():
+            queue.handle_batch([started])
+    finally:
+        queue.close()
+    writer.flush()
+    ((span_id, attributes),) = [(row[8], row[11]) for row in _rows(db)]
+    return span_id, (started.loop, json.loads(attributes))
+
+
+def test_a_turns_first_row_of_new_attributes_stores_them(run_logging: Any) -> None:
+    """A stage start whose attributes the writer has never encoded, the first row of a turn,
+    is stored with them."""
+    span_id, (loop, attributes) = _first_row_of_a_turn(run_logging, SPAN)
+    assert ("0000000000000042", {"event": "stage.started", "loop": loop}) == (span_id, attributes)
+
+
+def test_a_turns_first_row_without_a_span_has_no_span_id(run_logging: Any) -> None:
+    """A stage start without a span, the first row of a turn, is stored without a span id."""
+    span_id, (loop, attributes) = _first_row_of_a_turn(run_logging, None)
+    assert (None, {"event": "stage.started", "loop": loop}) == (span_id, attributes)
