@@ -83,6 +83,31 @@ def test_shutdown_runs_the_backlog_and_joins_every_thread() -> None:
         pool.submit(lambda: None)
 
 
+def test_after_let_go_shutdown_joins_the_idle_threads_but_not_a_busy_one() -> None:
+    """After ``let_go``, ``shutdown(wait=True)`` returns while a call nobody awaits still
+    runs, but the threads that were idle have ended by then (not merely been woken)."""
+    pool = SyncPool(max_workers=2)
+    gate = threading.Event()
+    busy = pool.submit(gate.wait, 30)
+    idle: list[threading.Thread] = []
+    delivered = threading.Event()
+
+    def deliver(result: threading.Thread, error: BaseException | None) -> None:
+        idle.append(result)  # called once the thread is idle again
+        delivered.set()
+
+    pool.dispatch(threading.current_thread, deliver)
+    delivered.wait(10)
+    pool.let_go()
+    try:
+        pool.shutdown(wait=True)
+        alive = (idle[0].is_alive(), busy.done())
+    finally:
+        gate.set()
+        busy.result(10)
+    assert (False, False) == alive
+
+
 def test_a_submitted_callable_that_raises_fails_its_future_only() -> None:
     """``submit`` keeps ``Executor``'s contract: the exception reaches the future, and the
     thread goes on serving."""

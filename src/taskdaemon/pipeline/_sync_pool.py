@@ -69,7 +69,7 @@ class _Worker:
     under the pool's guard, once (by ``dispatch`` or ``shutdown``, whichever took it), and it
     was pushed there after consuming its previous ring (or as a new thread, never rung)."""
 
-    __slots__ = ("call", "deliver", "ring", "wait")
+    __slots__ = ("call", "deliver", "ring", "thread", "wait")
 
     def __init__(self) -> None:
         lock = threading.Lock()
@@ -78,6 +78,7 @@ class _Worker:
         self.wait = lock.acquire
         self.call: Call | None = None  # a job handed to the idle thread, not yet taken
         self.deliver: Deliver = _ignore
+        self.thread: threading.Thread | None = None  # set before the thread starts
 
 
 class SyncPool(concurrent.futures.ThreadPoolExecutor):
@@ -120,6 +121,7 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
                 name=f"taskdaemon-sync-{next(_numbers)}",
                 daemon=True,
             )
+            worker.thread = thread
             self._running.add(thread)
         thread.start()
 
@@ -141,25 +143,31 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more jobs; idle threads end, busy ones after the backlog (dropped first
-        with ``cancel_futures``: its ``submit`` futures are cancelled); ``wait`` joins them."""
+        with ``cancel_futures``: its ``submit`` futures are cancelled); ``wait`` joins them,
+        or after ``let_go`` the idle ones only (they end at once)."""
         with self._guard:
             self._closed = True
             if cancel_futures:
                 self._backlog.clear()  # a submit's job never ran: its future stays pending
             idle, self._idle = self._idle, []
-            threads = list(self._running)
+            if self._join:
+                threads = list(self._running)
+            else:
+                threads = [worker.thread for worker in idle if worker.thread is not None]
         for worker in idle:
             worker.ring()  # no call and closed: the thread ends
-        if wait and self._join:
+        if wait:
             for thread in threads:
                 if thread is not threading.current_thread():
                     thread.join()
 
     def let_go(self) -> None:
-        """Make a later ``shutdown`` join no thread: a thread still in a call that nobody
-        awaits any more (a sync handler whose stage timed out or was cancelled: a thread cannot
-        be interrupted) goes on as the daemon thread it is, and ends with its call or with the
-        process. Jobs are still taken until ``shutdown``."""
+        """Make a later ``shutdown`` join only the idle threads: a thread still in a call that
+        nobody awaits any more (a sync handler whose stage timed out or was cancelled: a thread
+        cannot be interrupted) goes on as the daemon thread it is, and ends with its call or
+        with the process. The idle ones are still joined, so that a command whose handlers all
+        returned leaves no thread behind when it exits. Jobs are still taken until
+        ``shutdown``."""
         self._join = False
 
     def _serve(self, worker: _Worker) -> None:
