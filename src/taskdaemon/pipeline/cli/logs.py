@@ -32,9 +32,10 @@ from taskdaemon.pipeline.terminal_text import shown
 __all__ = ["register"]
 
 _LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
-#: After the run ended, polls go on until one finds nothing (the log writer may trail the
-#: span writer by a batch), at most this long.
-_DRAIN_SECONDS = 2.0
+#: After the run ended, polls go on until the run's last lifecycle record is stored and a
+#: poll finds nothing more (the log writer may trail the span writer), at most this long: a
+#: run killed outright, or logged above INFO, has no such record.
+_DRAIN_SECONDS = 5.0
 
 
 def register(subparsers: Any) -> None:
@@ -118,12 +119,19 @@ def logs_command(args: argparse.Namespace) -> int:
 
 
 def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, source: Any) -> int:
-    from taskdaemon.pipeline.tracking.log_read import read_logs, run_ended  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.log_read import (  # noqa: PLC0415
+        read_logs,
+        run_end_logged,
+        run_ended,
+    )
 
     last = 0
     drain_until: float | None = None
     while True:
-        ended = args.follow and (run_ended(conn, run_id) or source.is_interrupted(run_id))
+        interrupted = args.follow and source.is_interrupted(run_id)
+        ended = args.follow and (interrupted or run_ended(conn, run_id))
+        # Read before the rows: a record stored after this check is still read below.
+        complete = ended and (interrupted or run_end_logged(conn, run_id))
         rows = read_logs(conn, run_id, stage=args.stage, level=args.level, after=last)
         for row in rows:
             if args.json:
@@ -139,6 +147,6 @@ def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, sour
         if ended:
             now = time.monotonic()
             drain_until = drain_until if drain_until is not None else now + _DRAIN_SECONDS
-            if not rows or now >= drain_until:
+            if (complete and not rows) or now >= drain_until:
                 return 0
         time.sleep(args.interval)

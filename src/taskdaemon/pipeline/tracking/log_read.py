@@ -24,6 +24,7 @@ from typing import IO, Any, Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.log_levels import level_number, severity_number
+from taskdaemon.pipeline.run_log_scope import LIFECYCLE_LOGGER
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 from taskdaemon.pipeline.tracking.source_urls import store_path
@@ -37,6 +38,7 @@ __all__ = [
     "encode_logs",
     "read_logs",
     "row_records",
+    "run_end_logged",
     "run_ended",
     "run_log_records",
     "store_path",
@@ -206,6 +208,18 @@ def run_ended(conn: sqlite3.Connection, run_id: str) -> bool:
     """True when the run's row says it ended (or no run row exists)."""
     row = conn.execute("SELECT end_ns FROM runs WHERE trace_id = ?", (run_id,)).fetchone()
     return row is None or row[0] is not None
+
+
+def run_end_logged(conn: sqlite3.Connection, run_id: str) -> bool:
+    """True when the run's last lifecycle record (``run ... finished``) is stored. The log
+    records and the run's span are written by two threads: a run can read as ended before
+    its last records are in the store."""
+    row = conn.execute(
+        "SELECT 1 FROM logs WHERE trace_id = ? AND stage IS NULL AND scope = ?"
+        " AND json_extract(attributes, '$.event') = 'run.finished' LIMIT 1",
+        (run_id, LIFECYCLE_LOGGER),
+    ).fetchone()
+    return row is not None
 
 
 def run_log_records(

@@ -1,0 +1,55 @@
+"""``taskdaemon logs --follow`` (``cli/logs.py``): when a follower stops."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline.cli import logs as logs_command
+from taskdaemon.pipeline.cli import main
+
+_FINISHED = "SELECT * FROM logs WHERE json_extract(attributes, '$.event') = 'run.finished'"
+
+
+@pytest.mark.slow
+def test_follow_waits_for_the_runs_last_record_once_the_run_has_ended(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run whose span says it ended while its last log record is not stored yet (the two
+    are written by two threads) is followed until that record is printed, past a poll that
+    found nothing."""
+    pipeline = write(
+        tmp_path / "one.yaml",
+        """\
+        name: one
+        stages:
+          - name: only
+            command: "true"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    store = home / "spans.db"
+    with sqlite3.connect(store) as conn:  # the log writer has not stored the run's end yet
+        finished = conn.execute(_FINISHED).fetchone()
+        conn.execute("DELETE FROM logs WHERE id = ?", (finished[0],))
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 2:  # the writer catches up after a poll that found nothing
+            marks = ", ".join("?" * len(finished))
+            with sqlite3.connect(store) as conn:
+                conn.execute(f"INSERT INTO logs VALUES ({marks})", finished)
+
+    clock = SimpleNamespace(**{**vars(time), "sleep": sleep})  # the module's time, but sleep
+    monkeypatch.setattr(logs_command, "time", clock)
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+    code = main(["logs", run_id, "--follow", "--interval", "0.01"])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert (0, True) == (code, last.endswith(f"run {run_id} finished: success")), last
