@@ -43,8 +43,9 @@ same readers: the spans a full queue dropped (``otel.sdk.processor.span.processe
 Without an exporter there is no batch processor, and nothing is added.
 
 :meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
-seconds in all (a helper thread does the work; past the bound it is abandoned, a warning says how
-much was lost, and the process exits anyway). It is safe to call twice.
+seconds in all (a helper thread does the work; past the bound it is abandoned, a warning says
+that what was not exported yet is dropped, and the process exits anyway: the SDK does not say
+how much its queues still held). It is safe to call twice.
 """
 
 from __future__ import annotations
