@@ -138,3 +138,18 @@ def test_otlp_log_records_carry_the_span_context() -> None:
         record.attributes["rows"] if record.attributes else None,
     )
     assert expected == actual
+
+
+@pytest.mark.usefixtures("root_logging")
+@pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
+def test_the_http_clients_request_lines_show_only_from_debug(level: str, shown: bool) -> None:
+    """httpx's line a request (a remote span source polled by ``ui``) is not printed at the
+    default INFO level, and is at DEBUG."""
+    stream = io.StringIO()
+    configure_logging(load_settings(log_format="text", log_level=level), stream=stream)
+    try:
+        logging.getLogger("httpx").info("HTTP Request: GET http://tempo:3200/api/search")
+    finally:
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert shown == ("HTTP Request" in stream.getvalue())

@@ -367,6 +367,10 @@ def _record_context(record: logging.LogRecord) -> otel_context.Context:
     return trace.set_span_in_context(span, current)
 
 
+#: Loggers of the HTTP client the remote span sources use (``tracking._remote``).
+_HTTP_CLIENT_LOGGERS: Final = ("httpx", "httpcore")
+
+
 def configure_logging(
     settings: Settings,
     *,
@@ -378,7 +382,8 @@ def configure_logging(
     One stream handler (stderr by default) with the format of ``TASKDAEMON_LOG_FORMAT`` and the
     level of ``TASKDAEMON_LOG_LEVEL``, plus an :class:`OTelLogHandler` when ``logger_provider``
     is given. Handlers installed by others (pytest, the OTel logging instrumentation) are kept.
-    Returns the handlers installed.
+    The HTTP client's own loggers (a line a request) speak at WARNING and up unless the level
+    is DEBUG or below. Returns the handlers installed.
     """
     root = logging.getLogger()
     for handler in list(root.handlers):
@@ -395,6 +400,12 @@ def configure_logging(
         setattr(handler, _INSTALLED, True)
         root.addHandler(handler)
     root.setLevel(settings.log_level_number)
+    # The HTTP client logs every request at INFO: a remote span source (``ui`` polling Tempo)
+    # would print a line a request, three for a retried one. Shown from DEBUG down.
+    level = settings.log_level_number
+    chatty = level if level <= logging.DEBUG else max(level, logging.WARNING)
+    for name in _HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(chatty)
     return installed
 
 
