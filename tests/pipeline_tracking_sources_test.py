@@ -488,6 +488,29 @@ def test_otlp_json_directory_search(tmp_path: Path) -> None:
     assert reconstruct_run(spans) == source.get_run(spans[0].trace_id)
 
 
+def test_an_otlp_json_files_bad_lines_are_one_warning_of_each_kind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Undecodable lines and lines that are JSON but no trace are skipped with one warning
+    each for the file, counting them and naming the first by its own line number."""
+    spans = example_spans(pipeline="alpha")
+    good = json.dumps(encode_traces(spans))
+    lines = ["{truncated", good, '{"not": "a trace"}', "also bad", '{"resourceSpans": 3}']
+    (tmp_path / "a.json").write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        (summary,) = OtlpJsonSource(tmp_path).search(pipeline="alpha")
+    file = tmp_path / "a.json"
+    expected = [
+        f"{file}: skipped 2 undecodable lines (the first, line 1: not JSON",
+        f"{file}: skipped 2 lines that are not an OTLP trace (the first, line 3: ",
+    ]
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (spans[0].trace_id, expected) == (
+        summary.run_id,
+        [m[: len(e)] for m, e in zip(messages, expected, strict=True)],
+    ), messages
+
+
 READ_AND_LIST_MODULES = """
 import json, sys
 from taskdaemon.pipeline.tracking import open_source, reconstruct_run

@@ -358,14 +358,23 @@ def encode_traces(
     }
 
 
-def iter_json_lines(text: str, *, where: str) -> Iterator[Any]:
-    """Decoded objects of a JSON-lines text; an undecodable line is skipped with a warning."""
+def iter_json_lines(text: str, *, where: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, decoded object)`` for each line of a JSON-lines text. Undecodable lines
+    are skipped, with one warning for the text (how many, and the first): a file of garbage
+    is one line on the terminal, not one a line."""
+    skipped, first = 0, ""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             document = loads_bounded(line)
         except BoundedInputError as exc:  # not JSON, or nested too deeply
-            logger.warning("%s:%d: skipped a line: %s", where, number, exc)
+            first = first or f"line {number}: {exc}"
+            skipped += 1
             continue
-        yield document
+        yield number, document
+    if skipped:
+        plural = "" if skipped == 1 else "s"
+        logger.warning(
+            "%s: skipped %d undecodable line%s (the first, %s)", where, skipped, plural, first
+        )

@@ -504,11 +504,22 @@ class OtlpJsonSource:
                     pass
                 except BoundedInputError as exc:
                     raise SpanSourceError(f"{file}: {exc}") from None
-            for number, document in enumerate(iter_json_lines(text, where=str(file)), 1):
+            other, first = 0, ""
+            for number, document in iter_json_lines(text, where=str(file)):
                 try:
                     spans.extend(parse_traces(document, where=f"{file}:{number}"))
                 except SpanSourceError as exc:
-                    logger.warning("%s:%d: skipped a line: %s", file, number, exc)
+                    first = first or f"line {number}: {exc}"
+                    other += 1
+            if other:  # one line for the file, however many of its lines were not traces
+                logger.warning(
+                    "%s: skipped %d line%s that %s not an OTLP trace (the first, %s)",
+                    file,
+                    other,
+                    "" if other == 1 else "s",
+                    "is" if other == 1 else "are",
+                    first,
+                )
         return spans
 
     def get_trace(self, run_id: str) -> list[SpanRecord]:
