@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import pickle
 import resource
 import struct
@@ -272,3 +273,12 @@ def test_a_worker_that_dies_is_an_error(tmp_path: Path, monkeypatch: pytest.Monk
     finally:
         worker.close()
     assert "the CEL worker died (over its memory limit?)" == str(raised.value)
+
+
+def test_a_ctrl_c_on_the_terminal_does_not_reach_the_worker(worker: CelWorker) -> None:
+    """The worker leads a session of its own, so a SIGINT to taskdaemon's process group (a
+    Ctrl-C) does not kill it under an evaluation in flight."""
+    assert 2 == worker.evaluate("a + 1", {"a": 1})
+    process = worker._process
+    assert process is not None
+    assert process.pid == os.getsid(process.pid)

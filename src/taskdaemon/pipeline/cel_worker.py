@@ -143,6 +143,11 @@ class CelWorker:
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
+            # Its own session: a Ctrl-C on the terminal reaches taskdaemon's process group,
+            # and would kill the worker under an evaluation in flight ("the CEL worker died"),
+            # while taskdaemon itself winds the run down. It still ends with taskdaemon: its
+            # stdin closes then.
+            start_new_session=True,
         )
         self._owner = os.getpid()
         self._ready = False
