@@ -226,16 +226,17 @@ def _watchdog(parent: int) -> int:
     return _watchdogs(parent)[0]
 
 
+def _quiet(argv: list[str], home: Path) -> subprocess.Popen[bytes]:
+    """``argv`` started from the repository's root with ``home``, its output discarded."""
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=environment(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
 def _killed_with_family(argv: list[str], home: Path, directory: Path) -> list[bool]:
     """Start ``argv`` (which runs the family pipeline), SIGKILL it once the command wrote its
     pids, and tell for each of them and the watchdog whether it is gone within the deadline."""
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env=environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = _quiet(argv, home)
     pids: list[int] = []
     try:
         pids = _recorded(directory)
@@ -278,13 +279,7 @@ def test_a_run_that_ends_normally_leaves_no_watchdog(home: Path, tmp_path: Path)
     """When ``taskdaemon run`` exits normally, its watchdog process has exited too."""
     go = tmp_path / "go"
     pipeline = _family_pipeline(tmp_path, wait_for=go)
-    process = subprocess.Popen(
-        [TASKDAEMON, "run", "-q", str(pipeline)],
-        cwd=ROOT,
-        env=environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = _quiet([TASKDAEMON, "run", "-q", str(pipeline)], home)
     pids: list[int] = []
     try:
         pids = _recorded(tmp_path)
