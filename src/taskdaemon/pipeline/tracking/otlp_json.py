@@ -28,6 +28,7 @@ from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
 
 __all__ = [
+    "Skipped",
     "decode_any_value",
     "encode_any_value",
     "encode_traces",
@@ -39,6 +40,31 @@ logger = logging.getLogger(__name__)
 
 _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
+
+
+class Skipped:
+    """What reading one body, file or answer passed over: counted, the first one kept, then one
+    warning for them all (:meth:`warn`): a file of garbage is one line on the terminal, not one
+    a line, and the reader is told that what is shown is partial."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first = ""
+
+    def add(self, what: str) -> None:
+        """One more passed over; ``what`` names it (and why) if it is the first."""
+        if not self.count:
+            self.first = what
+        self.count += 1
+
+    def warn(self, log: logging.Logger, where: str, one: str, many: str) -> None:
+        """``WHERE: skipped N MANY (the first, FIRST)`` (``one`` for a single one) on ``log``;
+        nothing when none was passed over."""
+        if self.count:
+            noun = one if self.count == 1 else many
+            log.warning("%s: skipped %d %s (the first, %s)", where, self.count, noun, self.first)
 
 
 class _BadSpanError(ValueError):
@@ -220,7 +246,7 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
     cannot be read, with one warning for the body naming ``where``, their count and the first.
     """
     spans: list[SpanRecord] = []
-    skipped, first = 0, ""
+    skipped = Skipped()
     for resource_spans in _resource_spans(body):
         if not isinstance(resource_spans, Mapping):
             logger.warning("%s: skipped a resourceSpans entry that is not an object", where)
@@ -240,19 +266,9 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
                 try:
                     spans.append(_span(raw, resource))
                 except _BadSpanError as exc:
-                    if not skipped:
-                        span_id = raw.get("spanId") if isinstance(raw, Mapping) else None
-                        first = f"{span_id}: {exc}"
-                    skipped += 1
-    if skipped:
-        # One line for the body, however many spans it lost: the run shown is partial.
-        logger.warning(
-            "%s: skipped %d malformed span%s (the first, %s)",
-            where,
-            skipped,
-            "" if skipped == 1 else "s",
-            first,
-        )
+                    span_id = raw.get("spanId") if isinstance(raw, Mapping) else None
+                    skipped.add(f"{span_id}: {exc}")
+    skipped.warn(logger, where, "malformed span", "malformed spans")
     return spans
 
 
@@ -360,21 +376,15 @@ def encode_traces(
 
 def iter_json_lines(text: str, *, where: str) -> Iterator[tuple[int, Any]]:
     """``(line number, decoded object)`` for each line of a JSON-lines text. Undecodable lines
-    are skipped, with one warning for the text (how many, and the first): a file of garbage
-    is one line on the terminal, not one a line."""
-    skipped, first = 0, ""
+    are skipped, with one warning for the text (:class:`Skipped`)."""
+    skipped = Skipped()
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             document = loads_bounded(line)
         except BoundedInputError as exc:  # not JSON, or nested too deeply
-            first = first or f"line {number}: {exc}"
-            skipped += 1
+            skipped.add(f"line {number}: {exc}")
             continue
         yield number, document
-    if skipped:
-        plural = "" if skipped == 1 else "s"
-        logger.warning(
-            "%s: skipped %d undecodable line%s (the first, %s)", where, skipped, plural, first
-        )
+    skipped.warn(logger, where, "undecodable line", "undecodable lines")

@@ -55,7 +55,12 @@ from taskdaemon.pipeline.tracking._remote import (
     read_bounded,
     split_credentials,
 )
-from taskdaemon.pipeline.tracking.otlp_json import iter_json_lines, normalize_id, parse_traces
+from taskdaemon.pipeline.tracking.otlp_json import (
+    Skipped,
+    iter_json_lines,
+    normalize_id,
+    parse_traces,
+)
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace
 from taskdaemon.pipeline.tracking.source_urls import file_path, scheme_of, sqlite_path
@@ -370,20 +375,18 @@ class TempoSource(_HttpSource):
         if not isinstance(body, dict) or not isinstance(body.get("traces", []), list):
             raise SpanSourceError(f"{response.request.url}: not a Tempo search response")
         trace_ids: list[tuple[int, str]] = []
-        unusable, first = 0, ""
+        unusable = Skipped()  # one line for the answer: the list shown lacks these runs
         for found in body.get("traces") or []:
             try:
                 trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32)))
             except (KeyError, TypeError, ValueError) as exc:
-                first = first or one_line(str(exc), _SNIPPET_WIDTH)
-                unusable += 1
-        if unusable:  # one line for the answer: the list shown lacks these runs
-            logger.warning(
-                "Tempo search: skipped %d result%s without a usable traceID (the first: %s)",
-                unusable,
-                "" if unusable == 1 else "s",
-                first,
-            )
+                unusable.add(one_line(str(exc), _SNIPPET_WIDTH))
+        unusable.warn(
+            logger,
+            "Tempo search",
+            "result without a usable traceID",
+            "results without a usable traceID",
+        )
         trace_ids.sort(reverse=True)
         out = []
         for _, trace_id in trace_ids[: max(limit, 0)]:
@@ -504,22 +507,18 @@ class OtlpJsonSource:
                     pass
                 except BoundedInputError as exc:
                     raise SpanSourceError(f"{file}: {exc}") from None
-            other, first = 0, ""
+            other = Skipped()
             for number, document in iter_json_lines(text, where=str(file)):
                 try:
                     spans.extend(parse_traces(document, where=f"{file}:{number}"))
                 except SpanSourceError as exc:
-                    first = first or f"line {number}: {exc}"
-                    other += 1
-            if other:  # one line for the file, however many of its lines were not traces
-                logger.warning(
-                    "%s: skipped %d line%s that %s not an OTLP trace (the first, %s)",
-                    file,
-                    other,
-                    "" if other == 1 else "s",
-                    "is" if other == 1 else "are",
-                    first,
-                )
+                    other.add(f"line {number}: {exc}")
+            other.warn(
+                logger,
+                str(file),
+                "line that is not an OTLP trace",
+                "lines that are not an OTLP trace",
+            )
         return spans
 
     def get_trace(self, run_id: str) -> list[SpanRecord]:
