@@ -41,7 +41,6 @@ __all__ = [
     "run_end_logged",
     "run_ended",
     "run_log_records",
-    "store_path",
     "write_otlp_json_logs",
 ]
 
