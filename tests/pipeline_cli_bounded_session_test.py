@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
 
+from collector_support import answering_posts
 from taskdaemon.pipeline.cli.bounded_session import (
     BoundedSession,
     ResponseTooLargeError,
@@ -22,27 +20,9 @@ from taskdaemon.pipeline.cli.bounded_session import (
 
 @contextmanager
 def _answering(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
-    """A server on 127.0.0.1 whose every POST gets ``answer(handler)``; yields its URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with contextlib.suppress(OSError):  # the client went away: what bounds are for
-                answer(self)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.block_on_close = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1/traces"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A collector whose every POST gets ``answer(handler)``; yields its traces URL."""
+    with answering_posts(answer) as base:
+        yield f"{base}/v1/traces"
 
 
 def test_a_small_answer_is_returned_whole() -> None:

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from cli_support import taskdaemon
+from collector_support import answering_posts
 from conftest import EXPORTER_THREADS
 from taskdaemon.pipeline.cli.telemetry import (
     EndpointPasswordFilter,
@@ -132,40 +134,24 @@ def babbling_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """OTLP/HTTP pointed at a local server answering every export with a 64 MiB body, as fast
     as the client reads it; yields a one-item list: the body bytes it has sent so far, in all
     (counted as they are written, so it is current whenever it is read)."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     sent = [0]
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.end_headers()  # HTTP/1.0, no length: the body ends when the connection does
-            count = 0
-            try:
-                while count < 64 * 2**20:
-                    self.wfile.write(b"\0" * 65536)
-                    count += 65536
-                    sent[0] += 65536
-            except OSError:  # the client stopped reading: what the bound is for
-                pass
+    def babble(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/x-protobuf")
+        handler.end_headers()  # HTTP/1.0, no length: the body ends when the connection does
+        count = 0
+        while count < 64 * 2**20:  # until the client stops reading: what the bound is for
+            handler.wfile.write(b"\0" * 65536)
+            count += 65536
+            sent[0] += 65536
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.block_on_close = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_METRICS_EXPORTER"):
-        monkeypatch.delenv(name, raising=False)
-    yield sent
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with answering_posts(babble) as url:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", url)
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_METRICS_EXPORTER"):
+            monkeypatch.delenv(name, raising=False)
+        yield sent
 
 
 async def test_a_collector_answering_without_end_is_read_no_further_than_a_bound(

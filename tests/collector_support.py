@@ -1,0 +1,37 @@
+"""A local stand-in for an OTLP/HTTP collector: a loopback server whose every POST gets the
+answer a test writes, for the tests of how the exporters read a collector's answer."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@contextlib.contextmanager
+def answering_posts(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each POST's body, then calls ``answer(handler)`` (a
+    client that went away is not an error: it is what the bounds under test do); yields its
+    base URL, and stops and joins the server on exit."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with contextlib.suppress(OSError):
+                answer(self)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.block_on_close = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
