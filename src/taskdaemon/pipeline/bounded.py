@@ -27,6 +27,9 @@ __all__ = ["DEFAULT_MAX_DEPTH", "BoundedInputError", "NotJSONError", "check_dept
 #: How deeply containers may nest in decoded input unless a caller says otherwise.
 DEFAULT_MAX_DEPTH: Final = 100
 
+#: Types that never hold other values (what JSON, TOML and YAML scalars decode to, mostly).
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+
 
 class BoundedInputError(ValueError):
     """The input is too large, too deeply nested, not UTF-8 or not JSON; ``str()`` is one line."""
@@ -75,21 +78,30 @@ def check_depth(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
     ``[]`` depth 1. Shared sub-values are walked once per reference, so only call it on
     freshly decoded trees (JSON and TOML have no sharing).
     """
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, Mapping):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
+    # Level by level, keeping only the children that may be containers: a decoded document is
+    # mostly scalars, and one set lookup of their type is far cheaper than an ABC isinstance.
+    level: list[Any] = [value]
+    depth = 0
+    while True:
+        below: list[Any] = []
+        containers = False
+        for item in level:
+            if isinstance(item, dict):
+                children: Any = item.values()
+            elif isinstance(item, list | tuple):
+                children = item
+            elif isinstance(item, Mapping):
+                children = item.values()
+            else:
+                continue
+            containers = True
+            below += [child for child in children if type(child) not in _SCALARS]
+        if not containers:
+            return
         depth += 1
         if depth > max_depth:
             raise BoundedInputError(f"nested deeper than {max_depth} levels")
-        stack.extend(
-            (child, depth) for child in children if isinstance(child, Mapping | list | tuple)
-        )
+        level = below
 
 
 def _utf8_length(text: str, limit: int) -> int:
