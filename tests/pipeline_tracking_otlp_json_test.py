@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from typing import Any
 
@@ -9,6 +10,9 @@ import pytest
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import parse_traces
+from taskdaemon.pipeline.tracking.otlp_json import may_hold_trace
+
+TRACE = "000000000000000089abcdef01234567"
 
 
 @pytest.mark.parametrize(
@@ -44,3 +48,38 @@ def test_a_thousand_malformed_spans_are_one_warning(caplog: pytest.LogCaptureFix
     expected = (1, 1, True)
     actual = (len(spans), len(messages), messages[0].startswith("here: skipped 1000 malformed"))
     assert expected == actual, messages[:3]
+
+
+def _base64(trace_id: str) -> str:
+    return base64.b64encode(bytes.fromhex(trace_id)).decode()
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        TRACE,
+        TRACE.upper(),
+        "000000000000000089ABcdef01234567",
+        TRACE[16:],
+        _base64(TRACE),
+        _base64(TRACE)[:21] + "B==",  # the last character's padding bits set
+        "\\u0030" + TRACE[1:],  # "0" escaped
+        TRACE[:20] + "\\/" + TRACE[20:],  # no id, but an escaped "/" may hide one
+    ],
+    ids=["hex", "upper", "mixed", "jaeger", "base64", "base64-padding-bits", "u-escape", "slash"],
+)
+def test_a_line_spelling_the_trace_id_any_way_may_hold_it(spelling: str) -> None:
+    """Every spelling ``normalize_id`` reads, or an escape that may hide one, keeps the line."""
+    line = '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ID"}]}]}]}'
+    assert may_hold_trace(TRACE)(line.replace("ID", spelling)) is True
+
+
+def test_a_line_of_another_trace_cannot_hold_it() -> None:
+    """A line whose ids are another trace's, with escapes that spell no id, is passed over."""
+    other = "1" * 32
+    template = (
+        '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "TRACE", "spanId": "SPAN",'
+        ' "name": "a \\u003c b \\u0026 \\"c\\""}]}]}]}'
+    )
+    line = template.replace("TRACE", other).replace("SPAN", _base64(other)[:16])
+    assert may_hold_trace(TRACE)(line) is False

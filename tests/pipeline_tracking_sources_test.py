@@ -511,6 +511,36 @@ def test_an_otlp_json_files_bad_lines_are_one_warning_of_each_kind(
     ), messages
 
 
+def test_one_run_is_read_from_a_lines_file_of_many_runs_whatever_their_spelling(
+    tmp_path: Path,
+) -> None:
+    """``get_trace`` finds a run written with base64 ids among runs written in hex, and yields
+    the same spans as reading the whole file does."""
+    wanted = example_spans(pipeline="alpha")
+    others = [example_spans(pipeline=f"other{i}") for i in range(3)]
+    lines = [json.dumps(encode_traces(spans)) for spans in others]
+    lines.insert(2, json.dumps(encode_traces(wanted, ids="base64", key="batches")))
+    (tmp_path / "a.json").write_text("\n".join(lines) + "\n")
+    source = OtlpJsonSource(tmp_path)
+    whole = [s for s in source._spans() if s.trace_id == wanted[0].trace_id]
+    assert (wanted, wanted) == (source.get_trace(wanted[0].trace_id), whole)
+
+
+def test_reading_one_run_passes_over_bad_lines_that_cannot_hold_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad line without the run's id is not decoded for ``get_trace``, so no warning; the
+    whole-file read of ``search`` still warns about it."""
+    spans = example_spans(pipeline="alpha")
+    (tmp_path / "a.json").write_text(json.dumps(encode_traces(spans)) + "\n{truncated\n")
+    source = OtlpJsonSource(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        source.get_trace(spans[0].trace_id)
+        after_get = len(caplog.records)
+        source.search()
+    assert (0, 1) == (after_get, len(caplog.records) - after_get)
+
+
 READ_AND_LIST_MODULES = """
 import json, sys
 from taskdaemon.pipeline.tracking import open_source, reconstruct_run

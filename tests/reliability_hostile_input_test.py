@@ -312,9 +312,11 @@ def test_otlp_json_file_nested_deeply_is_a_source_error(tmp_path: Path) -> None:
 def test_otlp_json_lines_nested_deeply_are_skipped(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """In a JSON-lines file, a line nested too deeply is skipped with a warning, not a crash."""
+    """In a JSON-lines file, a line nested too deeply that may hold the run is skipped with a
+    warning, not a crash."""
     path = tmp_path / "lines.json"
-    path.write_text('{"resourceSpans": []}\n' + "[" * 5000 + "]" * 5000 + "\n")
+    deep = "[" * 5000 + '"' + "a" * 32 + '"' + "]" * 5000
+    path.write_text('{"resourceSpans": []}\n' + deep + "\n")
     with caplog.at_level(logging.WARNING), pytest.raises(RunNotFoundError):
         OtlpJsonSource(path).get_trace("a" * 32)
     assert any("nested deeper than 100 levels" in r.getMessage() for r in caplog.records)

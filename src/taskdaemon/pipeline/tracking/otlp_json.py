@@ -20,7 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
@@ -32,6 +33,7 @@ __all__ = [
     "decode_any_value",
     "encode_any_value",
     "encode_traces",
+    "may_hold_trace",
     "normalize_id",
     "parse_traces",
 ]
@@ -374,12 +376,42 @@ def encode_traces(
     }
 
 
-def iter_json_lines(text: str, *, where: str) -> Iterator[tuple[int, Any]]:
-    """``(line number, decoded object)`` for each line of a JSON-lines text. Undecodable lines
-    are skipped, with one warning for the text (:class:`Skipped`)."""
+# A JSON escape of a character an id may be spelled with (a digit, a letter, ``+``, ``/`` or
+# ``=``): text holding one may hide an id from a plain search.
+_ID_CHARACTER_ESCAPE = re.compile(r"\\(?:/|u00(?:2[bBfF]|3[0-9dD]|[4-7][0-9a-fA-F]))")
+
+
+def may_hold_trace(trace_id: str) -> Callable[[str], bool]:
+    """A test of JSON text: False only when the text cannot hold a span of ``trace_id`` (lower-
+    case hex), so a reader may skip it without decoding it.
+
+    Exact for every spelling :func:`normalize_id` reads: hex in any case (the 16-character
+    Jaeger form ends the 32-character one), or base64 of the 16 bytes, whose first 21
+    characters hold 126 of the 128 bits (the 22nd may carry any padding bits). Text with a
+    JSON escape of a character an id is spelled with is always kept.
+    """
+    hex_tail = trace_id[16:]
+    base64_form = base64.b64encode(bytes.fromhex(trace_id)).decode()[:21]
+
+    def test(text: str) -> bool:
+        return (
+            hex_tail in text.lower()
+            or base64_form in text
+            or ("\\" in text and _ID_CHARACTER_ESCAPE.search(text) is not None)
+        )
+
+    return test
+
+
+def iter_json_lines(
+    text: str, *, where: str, keep: Callable[[str], bool] | None = None
+) -> Iterator[tuple[int, Any]]:
+    """``(line number, decoded object)`` for each line of a JSON-lines text, passing over the
+    lines ``keep`` refuses without decoding them. Undecodable lines are skipped, with one
+    warning for the text (:class:`Skipped`)."""
     skipped = Skipped()
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+        if not line.strip() or (keep is not None and not keep(line)):
             continue
         try:
             document = loads_bounded(line)

@@ -58,6 +58,7 @@ from taskdaemon.pipeline.tracking._remote import (
 from taskdaemon.pipeline.tracking.otlp_json import (
     Skipped,
     iter_json_lines,
+    may_hold_trace,
     normalize_id,
     parse_traces,
 )
@@ -491,7 +492,9 @@ class OtlpJsonSource:
             )
         return [self.path]
 
-    def _spans(self) -> list[SpanRecord]:
+    def _spans(self, keep: Callable[[str], bool] | None = None) -> list[SpanRecord]:
+        """The spans of every file; in a JSON-lines file, only of the lines ``keep`` accepts
+        (lines passed over are not decoded, so they are not warned about either)."""
         spans: list[SpanRecord] = []
         for file in self._files():
             try:
@@ -508,7 +511,7 @@ class OtlpJsonSource:
                 except BoundedInputError as exc:
                     raise SpanSourceError(f"{file}: {exc}") from None
             other = Skipped()
-            for number, document in iter_json_lines(text, where=str(file)):
+            for number, document in iter_json_lines(text, where=str(file), keep=keep):
                 try:
                     spans.extend(parse_traces(document, where=f"{file}:{number}"))
                 except SpanSourceError as exc:
@@ -522,9 +525,15 @@ class OtlpJsonSource:
         return spans
 
     def get_trace(self, run_id: str) -> list[SpanRecord]:
-        """Every span of the run found in the files."""
+        """Every span of the run found in the files.
+
+        Decision: the lines of a JSON-lines file that cannot hold the run are passed over
+        without decoding (``may_hold_trace``), so one run is read from a file of thousands in
+        a fraction of the time; a bad line among them is not warned about here, since the run
+        shown is whole without it (``runs list`` reads every line, and warns).
+        """
         trace_id = _check_run_id(run_id)
-        spans = [s for s in self._spans() if s.trace_id == trace_id]
+        spans = [s for s in self._spans(may_hold_trace(trace_id)) if s.trace_id == trace_id]
         if not spans:
             raise RunNotFoundError(f"no run {trace_id} in {self.path}")
         return spans
