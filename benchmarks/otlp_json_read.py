@@ -7,8 +7,8 @@ Writes a file of ``--runs`` lines, one run of ``--spans`` spans a line (a root a
 spans, each with five attributes and two events, hex ids, as the collector's file exporter
 writes them), into a temporary folder. Each measurement is a child process that opens it as
 ``--source otlp-json://FILE`` does (``OtlpJsonSource``) and times, in CPU seconds of the
-process, ``get_trace`` of the run in the file's middle (what ``runs show`` reads) and
-``search`` (what ``runs list`` reads), and reports its peak RSS. With ``--baseline SRC``
+process, ``get_trace`` of the run in the file's middle (what ``runs show`` reads) and then
+``search`` (what ``runs list`` reads), with the peak RSS after each. With ``--baseline SRC``
 (``git archive main src | tar -x -C /tmp/base``, then ``--baseline /tmp/base/src``) children
 alternate between this checkout and SRC, ``--pairs`` times each.
 """
@@ -84,11 +84,15 @@ def child(path: str, trace_id: str) -> dict[str, float]:
     started = time.process_time()
     spans = len(source.get_trace(trace_id))
     got = time.process_time() - started
+    got_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.process_time()
     runs = len(source.search(limit=1_000_000))
     searched = time.process_time() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"get_trace": got, "search": searched, "spans": spans, "runs": runs, "peak": peak}
+    return {
+        "get_trace": got, "get_peak": got_peak, "search": searched, "spans": spans, "runs": runs,
+        "peak": peak,
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -128,8 +132,8 @@ def main() -> None:
                 ).stdout  # fmt: skip
                 got = json.loads(out.splitlines()[-1])
                 print(f"  {name:<5} get_trace {got['get_trace']:6.2f} ({got['spans']:.0f} "
-                      f"spans)  search {got['search']:6.2f} ({got['runs']:.0f} runs)  "
-                      f"peak {got['peak']:6.0f}", flush=True)  # fmt: skip
+                      f"spans, peak {got['get_peak']:4.0f})  search {got['search']:6.2f} "
+                      f"({got['runs']:.0f} runs, peak {got['peak']:4.0f})", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pipeline_tracking_support import (
     write_example_run,
 )
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.tracking import (
     JaegerSource,
     OtlpJsonSource,
@@ -539,6 +540,17 @@ def test_reading_one_run_passes_over_bad_lines_that_cannot_hold_it(
         after_get = len(caplog.records)
         source.search()
     assert (0, 1) == (after_get, len(caplog.records) - after_get)
+
+
+def test_a_raw_next_line_character_in_a_span_name_does_not_split_its_line(tmp_path: Path) -> None:
+    """A span name holding a raw U+0085 or U+2028 (valid JSON, written as it is by writers
+    that do not escape it) leaves its line whole: the run is read, not warned away."""
+    spans = example_spans(pipeline="alpha")
+    named = [replace(spans[0], name="a\x85b\u2028c"), *spans[1:]]
+    other = json.dumps(encode_traces(example_spans(pipeline="beta")))
+    text = json.dumps(encode_traces(named), ensure_ascii=False) + "\n" + other + "\n"
+    (tmp_path / "a.json").write_text(text, encoding="utf-8")
+    assert named == OtlpJsonSource(tmp_path).get_trace(spans[0].trace_id)
 
 
 READ_AND_LIST_MODULES = """

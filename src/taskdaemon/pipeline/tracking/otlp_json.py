@@ -404,13 +404,13 @@ def may_hold_trace(trace_id: str) -> Callable[[str], bool]:
 
 
 def iter_json_lines(
-    text: str, *, where: str, keep: Callable[[str], bool] | None = None
+    lines: Iterable[str], *, where: str, keep: Callable[[str], bool] | None = None
 ) -> Iterator[tuple[int, Any]]:
-    """``(line number, decoded object)`` for each line of a JSON-lines text, passing over the
-    lines ``keep`` refuses without decoding them. Undecodable lines are skipped, with one
-    warning for the text (:class:`Skipped`)."""
+    """``(line number, decoded object)`` for each of the JSON ``lines`` (an open text file, for
+    one), passing over the lines ``keep`` refuses without decoding them. Undecodable lines are
+    skipped, with one warning for them all (:class:`Skipped`)."""
     skipped = Skipped()
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip() or (keep is not None and not keep(line)):
             continue
         try:

@@ -498,30 +498,9 @@ class OtlpJsonSource:
         spans: list[SpanRecord] = []
         for file in self._files():
             try:
-                text = file.read_text(encoding="utf-8")
+                spans.extend(_file_spans(file, keep))
             except (OSError, UnicodeDecodeError) as exc:
                 raise SpanSourceError(f"{file}: cannot read: {exc}") from exc
-            stripped = text.lstrip()
-            if stripped.startswith("{") and "\n{" not in text.strip():
-                try:
-                    spans.extend(parse_traces(loads_bounded(text), where=str(file)))
-                    continue
-                except NotJSONError:
-                    pass
-                except BoundedInputError as exc:
-                    raise SpanSourceError(f"{file}: {exc}") from None
-            other = Skipped()
-            for number, document in iter_json_lines(text, where=str(file), keep=keep):
-                try:
-                    spans.extend(parse_traces(document, where=f"{file}:{number}"))
-                except SpanSourceError as exc:
-                    other.add(f"line {number}: {exc}")
-            other.warn(
-                logger,
-                str(file),
-                "line that is not an OTLP trace",
-                "lines that are not an OTLP trace",
-            )
         return spans
 
     def get_trace(self, run_id: str) -> list[SpanRecord]:
@@ -562,6 +541,49 @@ class OtlpJsonSource:
 
     def close(self) -> None:
         """Nothing to release (files are opened per query)."""
+
+
+def _one_document(file: Path) -> bool:
+    """Whether ``file`` reads as one (pretty-printed) JSON document rather than JSON lines: its
+    first non-blank line starts with ``{`` and no later line does. Read line by line, and
+    decided at a JSON-lines file's second line."""
+    first_seen = False
+    with file.open(encoding="utf-8") as handle:
+        for line in handle:
+            if first_seen:
+                if line.startswith("{"):
+                    return False
+            elif line.strip():
+                if not line.lstrip().startswith("{"):
+                    return False
+                first_seen = True
+    return first_seen
+
+
+def _file_spans(file: Path, keep: Callable[[str], bool] | None) -> list[SpanRecord]:
+    """The spans of one OTLP-JSON file (see ``OtlpJsonSource``). A JSON-lines file is read a
+    line at a time, so memory holds one line, not the file twice over; its lines end at line
+    feeds only, not at the other characters ``str.splitlines`` ends lines at (U+0085, U+2028),
+    which JSON allows raw in a string."""
+    if _one_document(file):
+        try:
+            return parse_traces(loads_bounded(file.read_text(encoding="utf-8")), where=str(file))
+        except NotJSONError:
+            pass
+        except BoundedInputError as exc:
+            raise SpanSourceError(f"{file}: {exc}") from None
+    spans: list[SpanRecord] = []
+    other = Skipped()
+    with file.open(encoding="utf-8") as handle:
+        for number, document in iter_json_lines(handle, where=str(file), keep=keep):
+            try:
+                spans.extend(parse_traces(document, where=f"{file}:{number}"))
+            except SpanSourceError as exc:
+                other.add(f"line {number}: {exc}")
+    other.warn(
+        logger, str(file), "line that is not an OTLP trace", "lines that are not an OTLP trace"
+    )
+    return spans
 
 
 # --- choosing a source -----------------------------------------------------------------------
