@@ -114,6 +114,8 @@ tests_for() {
         pipeline/process_tree.py)
             echo tests/pipeline_process_tree_test.py tests/pipeline_loops_test.py \
                 tests/pipeline_metrics_test.py ;;
+        pipeline/tracking/source_urls.py)
+            echo tests/pipeline_tracking_source_urls_test.py tests/pipeline_tracking_sources_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

@@ -98,3 +98,53 @@ def test_a_relative_path_whose_directory_is_here_is_not_warned_about(
     (tmp_path / "tmp").mkdir()
     sqlite_path("sqlite:///tmp/x.db")
     assert [] == caplog.records
+
+
+def test_the_scheme_is_what_comes_before_the_first_separator() -> None:
+    """A URL whose path holds ``://`` again has the scheme before the first one."""
+    assert "otlp-json" == scheme_of("otlp-json:///data/http://x.jsonl")
+
+
+def test_a_sqlite_path_may_hold_the_separator() -> None:
+    """The store's path is everything after the first ``://``, another ``://`` included."""
+    assert Path("/data/a://b.db") == sqlite_path("sqlite:////data/a://b.db")
+
+
+def test_a_file_path_may_hold_the_separator() -> None:
+    """An OTLP file's path is everything after the first ``://``, another ``://`` included."""
+    assert Path("/data/a://b.jsonl") == file_path("otlp-json:///data/a://b.jsonl")
+
+
+def test_a_sqlite_url_with_a_host_is_refused_without_its_password() -> None:
+    """``sqlite://`` followed by a host instead of a slash is refused, the password hidden."""
+    with pytest.raises(SpanSourceError) as raised:
+        sqlite_path("sqlite://me:s3cret@host/spans.db")
+    assert "bad sqlite URL 'sqlite://me:***@host/spans.db': use sqlite:///PATH" == str(raised.value)
+
+
+def test_store_path_of_a_sqlite_url_is_its_file() -> None:
+    """The embedded store's URL gives the file it names."""
+    assert Path("/x/spans.db") == store_path("SQLite:////x/spans.db")
+
+
+def test_the_warning_about_a_lost_slash_is_the_tracking_loggers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning about ``sqlite:///tmp/x.db`` comes from the ``taskdaemon.tracking``
+    logger, which logging configuration can select."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(source_urls, "_HINTED", set())
+    sqlite_path("sqlite:///tmp/x.db")
+    assert ["taskdaemon.tracking"] == [record.name for record in caplog.records]
+
+
+def test_a_relative_path_whose_directory_is_nowhere_is_not_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relative store path whose first directory is missing at the root too reads as
+    meant: no warning."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(source_urls, "_HINTED", set())
+    first = f"{tmp_path.name}-nowhere"
+    sqlite_path(f"sqlite:///{first}/x.db")
+    assert [] == caplog.records
