@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,6 +59,41 @@ def test_an_answer_past_the_cap_is_refused() -> None:
         session.post(url, data=b"x", timeout=5)
 
 
+def _body(size: int, declared: int | None = None) -> Callable[[BaseHTTPRequestHandler], None]:
+    """An answer handler sending ``size`` bytes of body with a Content-Length of
+    ``declared`` (``size`` by default)."""
+
+    def send(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(size if declared is None else declared))
+        handler.end_headers()
+        handler.wfile.write(b"\0" * size)
+
+    return send
+
+
+def test_an_answer_past_the_cap_is_refused_before_its_end() -> None:
+    """An answer that sends one byte past the cap, then holds its (declared) rest back, is
+    refused at once: the body is read as it comes, never waited for whole."""
+    release = threading.Event()
+    send = _body(2**20 + 1, declared=2**21)
+
+    def unfinished(handler: BaseHTTPRequestHandler) -> None:
+        send(handler)
+        handler.wfile.flush()
+        release.wait(60)
+
+    with _answering(unfinished) as url, BoundedSession(max_bytes=2**20) as session:
+        try:
+            session.post(url, data=b"x", timeout=10)
+            outcome = "answered"
+        except requests.exceptions.RequestException as error:
+            outcome = type(error).__name__
+        finally:
+            release.set()
+    assert "ResponseTooLargeError" == outcome
+
+
 def test_a_body_trickled_past_the_timeout_is_a_read_timeout() -> None:
     """A body sent a byte every 0.1 s, which never trips the per-read timeout, ends the
     request as a ReadTimeout once the request's timeout (1 s) has passed."""
@@ -73,7 +110,7 @@ def test_a_body_trickled_past_the_timeout_is_a_read_timeout() -> None:
     with (
         _answering(trickle) as url,
         BoundedSession() as session,
-        pytest.raises(requests.exceptions.ReadTimeout),
+        pytest.raises(requests.exceptions.ReadTimeout, match=r"^answer not read whole within 1 s$"),
     ):
         session.post(url, data=b"x", timeout=1)
 
@@ -90,3 +127,120 @@ def test_a_credential_provider_session_is_left_to_the_sdk(
         isinstance(bounded_session("LOGS"), BoundedSession),
     )
     assert expected == actual
+
+
+def test_a_trickled_body_is_given_up_before_its_end() -> None:
+    """A body trickled a byte every 0.1 s ends the request as a ReadTimeout soon after its
+    timeout (1 s), long before 300 bytes have come: each piece is checked as it arrives, not
+    once 64 KiB (or the declared end) have come."""
+    sent = [0]
+    release = threading.Event()
+
+    def trickle(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "100000")
+        handler.end_headers()
+        while sent[0] < 300 and not release.wait(0.1):
+            handler.wfile.write(b"\0")
+            handler.wfile.flush()
+            sent[0] += 1
+        release.wait(60)
+
+    with _answering(trickle) as url, BoundedSession() as session:
+        try:
+            session.post(url, data=b"x", timeout=1)
+            outcome = "answered"
+        except requests.exceptions.RequestException as error:
+            outcome = type(error).__name__
+        finally:
+            at_the_end = sent[0]
+            release.set()
+    assert ("ReadTimeout", True) == (outcome, at_the_end < 300)
+
+
+def test_a_gzip_answer_comes_back_decoded() -> None:
+    """An answer sent gzip-encoded comes back decoded, as requests gives it."""
+
+    def compressed(handler: BaseHTTPRequestHandler) -> None:
+        body = gzip.compress(b"partial success")
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with _answering(compressed) as url, BoundedSession() as session:
+        response = session.post(url, data=b"x", timeout=5)
+    assert b"partial success" == response.content
+
+
+def test_a_chunked_answer_comes_back_whole() -> None:
+    """An answer sent in chunks comes back as its whole body."""
+
+    def chunked(handler: BaseHTTPRequestHandler) -> None:
+        handler.protocol_version = "HTTP/1.1"
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        handler.wfile.write(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+
+    with _answering(chunked) as url, BoundedSession() as session:
+        response = session.post(url, data=b"x", timeout=5)
+    assert b"abcde" == response.content
+
+
+def _outcome(answer: Callable[[BaseHTTPRequestHandler], None], timeout: float = 5) -> str:
+    """The name of the exception a request to a collector answering with ``answer`` raises."""
+    with _answering(answer) as url, BoundedSession() as session:
+        try:
+            session.post(url, data=b"x", timeout=timeout)
+        except requests.exceptions.RequestException as error:
+            return type(error).__name__
+    return "answered"
+
+
+def test_a_body_cut_short_is_a_chunked_encoding_error() -> None:
+    """A connection closed before the declared body's end raises requests'
+    ChunkedEncodingError, as ``iter_content`` reports it."""
+
+    def short(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "10")
+        handler.end_headers()
+        handler.wfile.write(b"12345")
+
+    assert "ChunkedEncodingError" == _outcome(short)
+
+
+def test_a_body_that_cannot_be_decoded_is_a_content_decoding_error() -> None:
+    """A body declared gzip that is not raises requests' ContentDecodingError."""
+
+    def garbled(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", "10")
+        handler.end_headers()
+        handler.wfile.write(b"not gzip!!")
+
+    assert "ContentDecodingError" == _outcome(garbled)
+
+
+def test_a_body_stalled_past_the_read_timeout_is_a_connection_error() -> None:
+    """A body that stops coming for longer than the per-read timeout raises requests'
+    ConnectionError, as ``iter_content`` reports it."""
+    release = threading.Event()
+
+    def stalled(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "10")
+        handler.end_headers()
+        handler.wfile.write(b"12345")
+        handler.wfile.flush()
+        release.wait(60)
+
+    try:
+        outcome = _outcome(stalled, timeout=0.5)
+    finally:
+        release.set()
+    assert "ConnectionError" == outcome

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from typing import Any, Final
 
 import requests
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 
 __all__ = ["MAX_RESPONSE_BYTES", "BoundedSession", "ResponseTooLargeError", "bounded_session"]
 
@@ -54,7 +56,7 @@ class BoundedSession(requests.Session):
         response = super().send(request, **kwargs)
         body = bytearray()
         try:
-            for chunk in response.iter_content(_CHUNK):
+            for chunk in _arriving(response):
                 body += chunk
                 if len(body) > self.max_bytes:
                     raise ResponseTooLargeError(
@@ -70,6 +72,33 @@ class BoundedSession(requests.Session):
         # The body as ``requests`` keeps a body it read itself (``stream=False``).
         response._content = bytes(body)
         return response
+
+
+def _arriving(response: requests.Response) -> Iterator[bytes]:
+    """The (decoded) body of a streamed ``response`` as it arrives, at most ``_CHUNK`` bytes a
+    piece, with requests' exceptions for urllib3's, as ``iter_content`` gives them.
+
+    ``iter_content(n)`` returns a piece only once ``n`` bytes (or the end) have come: a body
+    trickled a byte at a time within the per-read timeout reached the caller's checks once
+    every ``n`` bytes, so the request's timeout held only for ``n`` times the trickle's pace
+    (hours). ``read1`` returns as soon as some bytes are there. urllib3 before 2.3 has no
+    ``read1``: there the body is read as ``iter_content`` reads it.
+    """
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:
+        yield from response.iter_content(_CHUNK)
+        return
+    try:
+        while chunk := read1(_CHUNK, decode_content=True):
+            yield chunk
+    except ProtocolError as error:
+        raise requests.exceptions.ChunkedEncodingError(error) from error
+    except DecodeError as error:
+        raise requests.exceptions.ContentDecodingError(error) from error
+    except ReadTimeoutError as error:
+        raise requests.exceptions.ConnectionError(error) from error
+    except SSLError as error:
+        raise requests.exceptions.SSLError(error) from error
 
 
 def bounded_session(signal: str) -> BoundedSession | None:
