@@ -116,6 +116,8 @@ tests_for() {
                 tests/pipeline_metrics_test.py ;;
         pipeline/tracking/source_urls.py)
             echo tests/pipeline_tracking_source_urls_test.py tests/pipeline_tracking_sources_test.py ;;
+        pipeline/cli/bounded_session.py)
+            echo tests/pipeline_cli_bounded_session_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

@@ -72,6 +72,24 @@ def _body(size: int, declared: int | None = None) -> Callable[[BaseHTTPRequestHa
     return send
 
 
+def test_an_answer_of_exactly_the_cap_is_returned_whole() -> None:
+    """An answer of exactly ``max_bytes`` bytes is within the bound."""
+    with _answering(_body(10)) as url, BoundedSession(max_bytes=10) as session:
+        response = session.post(url, data=b"x", timeout=5)
+    assert b"\0" * 10 == response.content
+
+
+def test_the_refusal_names_the_status_and_the_cap() -> None:
+    """The error for an answer past the cap says its status and the cap."""
+    with (
+        _answering(_body(11)) as url,
+        BoundedSession(max_bytes=10) as session,
+        pytest.raises(ResponseTooLargeError) as raised,
+    ):
+        session.post(url, data=b"x", timeout=5)
+    assert "200 answer larger than 10 bytes; not read further" == str(raised.value)
+
+
 def test_an_answer_past_the_cap_is_refused_before_its_end() -> None:
     """An answer that sends one byte past the cap, then holds its (declared) rest back, is
     refused at once: the body is read as it comes, never waited for whole."""
@@ -191,18 +209,21 @@ def test_a_chunked_answer_comes_back_whole() -> None:
 
 
 def _outcome(answer: Callable[[BaseHTTPRequestHandler], None], timeout: float = 5) -> str:
-    """The name of the exception a request to a collector answering with ``answer`` raises."""
+    """The exception a request to a collector answering with ``answer`` raises, as
+    ``Name(NameOfWhatItHolds)``: requests' exception holding urllib3's, as ``iter_content``
+    raises it (the exporter's log shows both)."""
     with _answering(answer) as url, BoundedSession() as session:
         try:
             session.post(url, data=b"x", timeout=timeout)
         except requests.exceptions.RequestException as error:
-            return type(error).__name__
+            cause = error.args[0] if error.args else None
+            return f"{type(error).__name__}({type(cause).__name__})"
     return "answered"
 
 
 def test_a_body_cut_short_is_a_chunked_encoding_error() -> None:
     """A connection closed before the declared body's end raises requests'
-    ChunkedEncodingError, as ``iter_content`` reports it."""
+    ChunkedEncodingError holding urllib3's error, as ``iter_content`` reports it."""
 
     def short(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -210,11 +231,12 @@ def test_a_body_cut_short_is_a_chunked_encoding_error() -> None:
         handler.end_headers()
         handler.wfile.write(b"12345")
 
-    assert "ChunkedEncodingError" == _outcome(short)
+    assert "ChunkedEncodingError(ProtocolError)" == _outcome(short)
 
 
 def test_a_body_that_cannot_be_decoded_is_a_content_decoding_error() -> None:
-    """A body declared gzip that is not raises requests' ContentDecodingError."""
+    """A body declared gzip that is not raises requests' ContentDecodingError holding
+    urllib3's error."""
 
     def garbled(handler: BaseHTTPRequestHandler) -> None:
         handler.send_response(200)
@@ -223,12 +245,12 @@ def test_a_body_that_cannot_be_decoded_is_a_content_decoding_error() -> None:
         handler.end_headers()
         handler.wfile.write(b"not gzip!!")
 
-    assert "ContentDecodingError" == _outcome(garbled)
+    assert "ContentDecodingError(DecodeError)" == _outcome(garbled)
 
 
 def test_a_body_stalled_past_the_read_timeout_is_a_connection_error() -> None:
     """A body that stops coming for longer than the per-read timeout raises requests'
-    ConnectionError, as ``iter_content`` reports it."""
+    ConnectionError holding urllib3's read timeout, as ``iter_content`` reports it."""
     release = threading.Event()
 
     def stalled(handler: BaseHTTPRequestHandler) -> None:
@@ -243,4 +265,4 @@ def test_a_body_stalled_past_the_read_timeout_is_a_connection_error() -> None:
         outcome = _outcome(stalled, timeout=0.5)
     finally:
         release.set()
-    assert "ConnectionError" == outcome
+    assert "ConnectionError(ReadTimeoutError)" == outcome
