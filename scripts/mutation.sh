@@ -118,6 +118,9 @@ tests_for() {
             echo tests/pipeline_tracking_source_urls_test.py tests/pipeline_tracking_sources_test.py ;;
         pipeline/cli/bounded_session.py)
             echo tests/pipeline_cli_bounded_session_test.py ;;
+        pipeline/tracking/_deadline_io.py)
+            echo tests/pipeline_tracking_deadline_io_test.py tests/reliability_sources_test.py \
+                tests/pipeline_tracking_sources_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
