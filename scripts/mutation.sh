@@ -121,6 +121,8 @@ tests_for() {
         pipeline/tracking/_deadline_io.py)
             echo tests/pipeline_tracking_deadline_io_test.py tests/reliability_sources_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
+        pipeline/group_watchdog.py)
+            echo tests/pipeline_group_watchdog_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from cli_support import ROOT, TASKDAEMON, environment, write
-from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog
+from taskdaemon.pipeline import group_watchdog
+from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog, shared_watchdog
 
 #: Seconds a test waits for processes to appear or to go (a loaded machine is slow, not wrong).
 DEADLINE = 30.0
@@ -335,3 +336,215 @@ def test_a_run_without_command_stages_starts_no_watchdog(home: Path, tmp_path: P
         done.returncode,
         [line for line in listing.read_text().splitlines() if PROGRAM in line],
     )
+
+
+# -- how the watchdog process is started, and what it holds ------------------------------------
+
+
+@contextlib.contextmanager
+def _started(watchdog: GroupWatchdog) -> Iterator[int]:
+    """``watchdog`` started on a group of its own (a sleeping process, killed at the end);
+    yields the watchdog process's pid, and closes the watchdog at the end."""
+    with _group("sleep", "300") as process:
+        try:
+            watchdog.started(process.pid)
+            pid = watchdog.pid
+            assert pid is not None
+            yield pid
+        finally:
+            watchdog.close()
+
+
+def test_the_watchdog_runs_its_file_isolated_with_this_pid_and_the_grace() -> None:
+    """The watchdog process is ``python -I -S`` of the file beside the module, given this
+    process's pid and the grace period."""
+    watchdog = GroupWatchdog(grace=2.5)
+    program = str(ROOT / "src" / "taskdaemon" / "pipeline" / PROGRAM)
+    with _started(watchdog) as pid:
+        argv = psutil.Process(pid).cmdline()
+    expected = [sys.executable, "-I", "-S", program, str(os.getpid()), "2.5"]
+    assert expected == [argv[0], *argv[1:3], str(Path(argv[3]).resolve()), *argv[4:]]
+
+
+def test_the_watchdog_runs_in_a_session_of_its_own() -> None:
+    """The watchdog leads a session of its own, so a signal to taskdaemon's process group or
+    terminal does not reach it."""
+    with _started(GroupWatchdog(grace=5.0)) as pid:
+        session = os.getsid(pid)
+    assert (pid, True) == (session, session != os.getsid(0))
+
+
+def test_the_watchdogs_output_goes_nowhere() -> None:
+    """The watchdog's stdout and stderr are ``/dev/null``: a reader of taskdaemon's output
+    sees its end when taskdaemon ends."""
+    with _started(GroupWatchdog(grace=5.0)) as pid:
+        targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in (1, 2)]
+    assert ["/dev/null", "/dev/null"] == targets
+
+
+def test_the_watchdog_inherits_no_other_descriptor() -> None:
+    """An inheritable descriptor of this process (here a pipe's write end) is not held by the
+    watchdog, which would keep that pipe's reader from seeing its end."""
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        pipe = os.readlink(f"/proc/self/fd/{write_end}")
+        with _started(GroupWatchdog(grace=5.0)) as pid:
+            held = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert False is (pipe in held)
+
+
+def test_a_second_start_keeps_the_running_watchdog() -> None:
+    """Starting a started watchdog again (as a thread that lost the race to start it does)
+    succeeds and keeps the same process."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _started(watchdog) as pid:
+        assert (True, pid) == (watchdog._start(), watchdog.pid)
+
+
+def test_a_closed_watchdog_used_again_starts_a_new_process() -> None:
+    """After ``close``, the next ``started`` starts a new watchdog, which ends that group when
+    closed in turn."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _started(watchdog):
+        pass
+    with _group("sleep", "300") as process:
+        watchdog.started(process.pid)
+        watchdog.close()
+        assert -signal.SIGTERM == process.wait(DEADLINE)
+
+
+def test_the_warning_when_it_cannot_start_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning of a watchdog that cannot start names the error and what is lost."""
+    watchdog = GroupWatchdog(grace=5.0, executable="/nonexistent/python")
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.group_watchdog"):
+        watchdog.started(123456)
+    expected = [
+        "process-group watchdog: cannot start it: [Errno 2] No such file or directory: "
+        "'/nonexistent/python'; command stages still end with their stage, but no longer when "
+        "this process is killed (kill -9)"
+    ]
+    assert expected == [record.getMessage() for record in caplog.records]
+
+
+def _killed(watchdog: GroupWatchdog, group: int) -> int:
+    """Start ``watchdog`` on ``group``, SIGKILL its process and wait until it is gone (a
+    zombie); its pid."""
+    watchdog.started(group)
+    pid = watchdog.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    _until(lambda: _gone(pid), "the watchdog's end")
+    return pid
+
+
+def test_the_warning_when_it_died_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    """The warning of a watchdog that died names the failed write and what is lost."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as process:
+        _killed(watchdog, process.pid)
+        with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.group_watchdog"):
+            watchdog.ended(process.pid)
+        watchdog.close()
+    expected = [
+        "process-group watchdog: it has ended ([Errno 32] Broken pipe); command stages still "
+        "end with their stage, but no longer when this process is killed (kill -9)"
+    ]
+    assert expected == [record.getMessage() for record in caplog.records]
+
+
+def test_a_watchdog_that_died_is_reaped() -> None:
+    """The first write that finds the watchdog dead reaps its process: no zombie is left
+    (before ``close``, which would reap it too)."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as process:
+        pid = _killed(watchdog, process.pid)
+        try:
+            watchdog.ended(process.pid)
+            left = Path(f"/proc/{pid}").exists()
+        finally:
+            watchdog.close()
+    assert False is left
+
+
+def test_a_watchdog_that_died_writes_nothing_more(capfd: pytest.CaptureFixture[str]) -> None:
+    """After its watchdog died, ``started`` and ``ended`` write nowhere (not to another
+    descriptor that took the pipe's number)."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as process:
+        _killed(watchdog, process.pid)
+        watchdog.ended(process.pid)
+        capfd.readouterr()
+        watchdog.started(process.pid)
+        watchdog.ended(process.pid)
+        watchdog.close()
+    assert ("", "") == tuple(capfd.readouterr())
+
+
+@pytest.mark.slow
+def test_close_gives_up_on_a_watchdog_that_does_not_exit() -> None:
+    """``close`` waits for a stopped watchdog for the grace period and five seconds, then
+    returns without it (the process exits anyway; the watchdog is left as it is)."""
+    watchdog = GroupWatchdog(grace=0.1)
+    with _group("sleep", "300") as process:
+        watchdog.started(process.pid)
+        running = watchdog._process
+        assert running is not None
+        running.send_signal(signal.SIGSTOP)
+        try:
+            watchdog.close()
+            status = psutil.Process(running.pid).status()
+        finally:
+            running.kill()
+            running.wait()
+    assert psutil.STATUS_STOPPED == status
+
+
+# -- one watchdog a process, forgotten in a fork child ------------------------------------------
+
+
+def test_the_shared_watchdog_is_one_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``shared_watchdog`` gives the same watchdog on every call, with the first call's
+    grace."""
+    monkeypatch.setattr(group_watchdog, "_shared", None)
+    first = shared_watchdog(3.0)
+    second = shared_watchdog(7.0)
+    assert (True, 3.0) == (first is second, second.grace)
+
+
+def test_a_fork_child_starts_a_watchdog_of_its_own() -> None:
+    """In a fork child (``_forget``), the parent's watchdog is dropped: the child's next
+    ``started`` starts a new one, which ends the child's group, while the parent's, whose
+    pipe the parent still holds, keeps running."""
+    watchdog = GroupWatchdog(grace=5.0)
+    with _group("sleep", "300") as first, _group("sleep", "300") as second:
+        watchdog.started(first.pid)
+        parents = watchdog._process
+        assert parents is not None
+        held = os.dup(watchdog._fd)  # the parent's write end, which the child shares
+        try:
+            watchdog._forget()
+            forgotten = watchdog.pid
+            watchdog.started(second.pid)
+            own = watchdog.pid
+            watchdog.close()
+            status = second.wait(DEADLINE)
+            running = (first.poll(), parents.poll())
+        finally:
+            os.close(held)
+            parents.wait(DEADLINE)
+    expected = (None, True, -signal.SIGTERM, (None, None))
+    assert expected == (forgotten, own not in (None, parents.pid), status, running)
+
+
+def test_a_fork_child_tries_again_where_the_parents_watchdog_failed() -> None:
+    """A watchdog that could not start in the parent is tried again in a fork child."""
+    watchdog = GroupWatchdog(grace=5.0, executable="/nonexistent/python")
+    watchdog.started(123456)
+    watchdog._executable = sys.executable
+    watchdog._forget()
+    with _started(watchdog) as pid:
+        assert psutil.pid_exists(pid)
