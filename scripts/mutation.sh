@@ -123,6 +123,8 @@ tests_for() {
                 tests/pipeline_tracking_sources_test.py ;;
         pipeline/group_watchdog.py)
             echo tests/pipeline_group_watchdog_test.py ;;
+        pipeline/yaml_lines.py)
+            echo tests/pipeline_yaml_lines_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

@@ -106,3 +106,69 @@ def test_an_alias_of_a_collection_is_refused() -> None:
     """A text with an alias of a collection is no tree: its lines are the converter's."""
     with pytest.raises(ValueError, match="alias of a collection"):
         tree_lines("a: &x [1]\nb: *x\n", {"", "a", "b"})
+
+
+def test_a_collection_passed_over_deep_inside_keeps_the_walks_depth() -> None:
+    """After a collection passed over three collections deep, the fields after it, in its
+    mapping and in the mappings around it, keep their lines."""
+    text = "a:\n  b:\n    skipped: {x: 1}\n    c: 1\n  d: 2\ne: 3\n"
+    wanted = {"", "a", "a.b", "a.b.c", "a.d", "e"}
+    expected = {"": 1, "a": 1, "a.b": 2, "a.b.c": 4, "a.d": 5, "e": 6}
+    assert expected == tree_lines(text, wanted)
+
+
+def test_an_alias_of_a_collection_anchored_where_nothing_was_asked_for_is_refused() -> None:
+    """A collection anchored inside a part passed over is no scalar: its alias is refused."""
+    with pytest.raises(ValueError, match="alias of a collection"):
+        tree_lines("a:\n  b: &x [1]\nc: *x\n", {"", "c"})
+
+
+def test_an_empty_text_has_no_lines() -> None:
+    """A text without a document (empty, or only a comment) has no path, the document's
+    included."""
+    assert [{}, {}] == [tree_lines("", {""}), tree_lines("# nothing\n", {""})]
+
+
+def test_a_key_that_is_a_collection_is_refused() -> None:
+    """A mapping key that is a collection (``? [a]``) is no tree's key."""
+    with pytest.raises(ValueError, match=r"^a key that is not a scalar$"):
+        tree_lines("? [a]\n: 1\n", {"", "a"})
+
+
+def test_an_alias_as_a_key_is_refused() -> None:
+    """A mapping key that is an alias is refused, even of a scalar."""
+    with pytest.raises(ValueError, match=r"^an alias as a key$"):
+        tree_lines("a: &x k\n*x : 1\n", {"", "a"})
+
+
+def test_the_keys_after_a_duplicate_scalar_keep_their_lines() -> None:
+    """A later duplicate key holding a scalar is passed over, and the keys after it are read."""
+    text = "a: 1\na: 2\nb: 3\n"
+    assert {"": 1, "a": 1, "b": 3} == tree_lines(text, {"", "a", "b"})
+
+
+def test_a_duplicates_collection_is_passed_over_with_what_it_holds() -> None:
+    """A later duplicate key holding a mapping is passed over whole: a field inside it named
+    like a later key does not take that key's line, and the later key is read."""
+    text = "a: {x: 1}\na:\n  b: 2\nb: 4\n"
+    assert {"": 1, "a": 1, "b": 4} == tree_lines(text, {"", "a", "b"})
+
+
+def test_a_document_deeper_than_the_limit_has_only_its_own_line() -> None:
+    """With a depth limit of 0, the document's collection has its line and its fields none,
+    as the converter records them."""
+    text = "a: 1\n"
+    expected = _converter_lines(text, max_depth=0)
+    assert (expected, expected) == ({"": 1}, tree_lines(text, {"", "a"}, max_depth=0))
+
+
+def test_a_key_holding_brackets_is_found() -> None:
+    """A key that ends in brackets without a number (``a[x]``) is a key like any other."""
+    assert {"": 1, "a[x]": 1} == tree_lines("a[x]: 1\n", {"", "a[x]"})
+
+
+def test_an_alias_passed_over_does_not_place_its_anchor() -> None:
+    """An alias of a collection inside a part passed over does not make that collection
+    read as a scalar: a later alias of it is still refused."""
+    with pytest.raises(ValueError, match="alias of a collection"):
+        tree_lines("a: &x [1]\nb:\n  c: *x\nd: *x\n", {"", "d"})
