@@ -76,6 +76,8 @@ def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
     """A group whose processes ignore SIGTERM is killed with SIGKILL after the grace period."""
     watchdog = GroupWatchdog(grace=0.2)
     with _group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
+        # The shell starts its child only after it set the trap.
+        _until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
         watchdog.started(process.pid)
         watchdog.close()
         assert -signal.SIGKILL == process.wait(DEADLINE)
