@@ -125,6 +125,10 @@ tests_for() {
             echo tests/pipeline_group_watchdog_test.py ;;
         pipeline/yaml_lines.py)
             echo tests/pipeline_yaml_lines_test.py ;;
+        pipeline/_watchdog_process.py)
+            # In-process tests only: the program runs as `python -I -S` of its (mutated) file,
+            # which cannot import mutmut's trampoline, so the watchdog tests fail every mutant.
+            echo tests/pipeline_watchdog_process_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

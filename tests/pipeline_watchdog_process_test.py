@@ -1,0 +1,181 @@
+"""The watchdog program's parts (``_watchdog_process.py``) in this process: the listing the
+pipe's lines make, the groups still alive, and their ending (SIGTERM, then SIGKILL).
+
+The program itself runs as ``python -I -S`` of its file (``pipeline_group_watchdog_test.py``
+drives it); these tests call its functions directly, so that a change in them is seen here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from taskdaemon.pipeline._watchdog_process import (
+    _end_groups,
+    _Listing,
+    _live_groups,
+    _signal_groups,
+)
+
+#: Seconds a test waits for a process to change state (a loaded machine is slow, not wrong).
+DEADLINE = 30.0
+
+
+def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition()`` until it holds, failing after :data:`DEADLINE` seconds."""
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE:g} s"
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def _group(*argv: str) -> Iterator[subprocess.Popen[bytes]]:
+    """A process in a session (so a process group) of its own, killed at the end."""
+    process = subprocess.Popen(argv, start_new_session=True)
+    try:
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _listing(*chunks: bytes) -> set[int]:
+    listing = _Listing()
+    for chunk in chunks:
+        listing.feed(chunk)
+    return listing.groups
+
+
+def test_plus_lists_a_group_and_minus_unlists_it() -> None:
+    """``+PGID`` lines list groups and ``-PGID`` lines unlist them, in order."""
+    assert {13, 14} == _listing(b"+12\n+13\n-12\n+14\n")
+
+
+def test_a_line_split_between_chunks_is_read_whole() -> None:
+    """A line whose end comes in a later read is read once it is whole."""
+    assert [set(), {123}] == [set(_listing(b"+1")), _listing(b"+1", b"23\n")]
+
+
+def test_unlisting_a_group_never_listed_is_nothing() -> None:
+    """``-PGID`` of a group not listed, and lines of neither kind, change nothing."""
+    assert {5} == _listing(b"-7\n\nx\n+5\n")
+
+
+def test_drain_reads_what_the_pipe_holds_without_waiting() -> None:
+    """``drain`` lists what was written and returns while the write end is still open."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, b"+7\n+8\n-7\n")
+        listing = _Listing()
+        listing.drain(read_end)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert {8} == listing.groups
+
+
+def test_a_group_with_a_running_process_is_alive() -> None:
+    """A group with a sleeping process is among the live groups; one nobody has is not."""
+    with _group("sleep", "300") as process:
+        live = _live_groups({process.pid, 2**22 + 1})
+    assert {process.pid} == live
+
+
+def test_a_group_within_this_session_is_found_by_its_group_id() -> None:
+    """A group that is not a session of its own is found by its group id, not its
+    session's."""
+    process = subprocess.Popen(["sleep", "300"], process_group=0)
+    try:
+        live = _live_groups({process.pid})
+    finally:
+        process.kill()
+        process.wait()
+    assert {process.pid} == live
+
+
+def test_a_command_name_holding_a_parenthesis_is_read_past(tmp_path: Path) -> None:
+    """A process whose name holds ``) Z 1 1`` (what a zombie's fields look like) is read by
+    the fields after its name's last parenthesis: alive."""
+    sleep = tmp_path / "s) Z 1 1"
+    sleep.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    with _group(str(sleep), "300") as process:
+        live = _live_groups({process.pid})
+    assert {process.pid} == live
+
+
+def test_a_group_of_a_zombie_only_is_not_alive() -> None:
+    """A group whose only process has ended and waits for its reaper is not alive."""
+    process = subprocess.Popen(["true"], start_new_session=True)
+    try:
+        _until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE, "the zombie")
+        live = _live_groups({process.pid})
+    finally:
+        process.wait()
+    assert set() == live
+
+
+def test_ending_groups_sends_sigterm_first() -> None:
+    """A group that heeds SIGTERM ends of it, within the grace period."""
+    with _group("sleep", "300") as process:
+        _end_groups({process.pid}, grace=DEADLINE)
+        assert -signal.SIGTERM == process.wait(DEADLINE)
+
+
+def test_ending_groups_sends_sigkill_after_the_grace() -> None:
+    """A group that ignores SIGTERM is killed with SIGKILL once the grace period has passed."""
+    with _group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
+        # The shell starts its child only after it set the trap.
+        _until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
+        _end_groups({process.pid}, grace=0.2)
+        assert -signal.SIGKILL == process.wait(DEADLINE)
+
+
+def test_ending_groups_waits_for_a_group_that_ends_within_the_grace() -> None:
+    """A group still busy a second after SIGTERM, but done well within the grace period, is
+    left to end by itself: no SIGKILL."""
+    script = "trap 'sleep 1; exit 3' TERM; sleep 300 & wait"
+    with _group("sh", "-c", script) as process:
+        # The trap is set once the child is there, and the child's SIGTERM ends it once it is
+        # ``sleep`` (the forked shell before its exec would only note the trap, and exec).
+        _until(
+            lambda: ["sleep"] == [c.name() for c in psutil.Process(process.pid).children()],
+            "the child's sleep",
+        )
+        _end_groups({process.pid}, grace=DEADLINE)
+        assert 3 == process.wait(DEADLINE)
+
+
+def test_ending_groups_returns_once_they_are_gone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once no listed group is alive, the ending returns without waiting out its grace and
+    sends no SIGKILL."""
+    sent: list[tuple[int, int]] = []
+    real = os.killpg
+
+    def killpg(pgid: int, sig: int) -> None:
+        sent.append((pgid, sig))
+        real(pgid, sig)
+
+    monkeypatch.setattr(os, "killpg", killpg)
+    with _group("sleep", "300") as process:
+        _end_groups({process.pid}, grace=3600.0)
+        signals = list(sent)
+        status = process.wait(DEADLINE)
+    assert ([(process.pid, signal.SIGTERM)], -signal.SIGTERM) == (signals, status)
+
+
+def test_a_group_that_is_gone_keeps_no_other_from_its_signal() -> None:
+    """A listed group that no longer exists is passed over; the others get the signal."""
+    with _group("sleep", "300") as process:
+        _signal_groups({2**22 + 1, process.pid, 2**22 + 3}, signal.SIGTERM)
+        assert -signal.SIGTERM == process.wait(DEADLINE)
