@@ -129,6 +129,10 @@ tests_for() {
             # In-process tests only: the program runs as `python -I -S` of its (mutated) file,
             # which cannot import mutmut's trampoline, so the watchdog tests fail every mutant.
             echo tests/pipeline_watchdog_process_test.py ;;
+        pipeline/tracking/otlp_json.py)
+            echo tests/pipeline_tracking_otlp_json_test.py \
+                tests/pipeline_tracking_otlp_json_encoding_test.py \
+                tests/pipeline_tracking_sources_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
 from typing import Any
 
@@ -10,9 +11,10 @@ import pytest
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import parse_traces
-from taskdaemon.pipeline.tracking.otlp_json import may_hold_trace
+from taskdaemon.pipeline.tracking.otlp_json import decode_any_value, iter_json_lines, may_hold_trace
+from taskdaemon.pipeline.tracking.spans import SpanEventRecord
 
-TRACE = "000000000000000089abcdef01234567"
+SOUGHT = "000000000000000089abcdef01234567"
 
 
 @pytest.mark.parametrize(
@@ -57,21 +59,21 @@ def _base64(trace_id: str) -> str:
 @pytest.mark.parametrize(
     "spelling",
     [
-        TRACE,
-        TRACE.upper(),
+        SOUGHT,
+        SOUGHT.upper(),
         "000000000000000089ABcdef01234567",
-        TRACE[16:],
-        _base64(TRACE),
-        _base64(TRACE)[:21] + "B==",  # the last character's padding bits set
-        "\\u0030" + TRACE[1:],  # "0" escaped
-        TRACE[:20] + "\\/" + TRACE[20:],  # no id, but an escaped "/" may hide one
+        SOUGHT[16:],
+        _base64(SOUGHT),
+        _base64(SOUGHT)[:21] + "B==",  # the last character's padding bits set
+        "\\u0030" + SOUGHT[1:],  # "0" escaped
+        SOUGHT[:20] + "\\/" + SOUGHT[20:],  # no id, but an escaped "/" may hide one
     ],
     ids=["hex", "upper", "mixed", "jaeger", "base64", "base64-padding-bits", "u-escape", "slash"],
 )
 def test_a_line_spelling_the_trace_id_any_way_may_hold_it(spelling: str) -> None:
     """Every spelling ``normalize_id`` reads, or an escape that may hide one, keeps the line."""
     line = '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "ID"}]}]}]}'
-    assert may_hold_trace(TRACE)(line.replace("ID", spelling)) is True
+    assert may_hold_trace(SOUGHT)(line.replace("ID", spelling)) is True
 
 
 def test_a_line_of_another_trace_cannot_hold_it() -> None:
@@ -82,4 +84,200 @@ def test_a_line_of_another_trace_cannot_hold_it() -> None:
         ' "name": "a \\u003c b \\u0026 \\"c\\""}]}]}]}'
     )
     line = template.replace("TRACE", other).replace("SPAN", _base64(other)[:16])
-    assert may_hold_trace(TRACE)(line) is False
+    assert may_hold_trace(SOUGHT)(line) is False
+
+
+def test_blank_lines_are_passed_over_and_lines_keep_their_numbers() -> None:
+    """A JSON-lines text with blank lines gives each document with its own line number."""
+    text = '{"a": 1}\n\n   \n{"b": 2}\n'
+    assert [(1, {"a": 1}), (4, {"b": 2})] == list(iter_json_lines(io.StringIO(text), where="f"))
+
+
+def test_one_undecodable_line_is_one_warning_in_the_singular(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A single undecodable line is skipped with a warning that names it in the singular."""
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        documents = list(iter_json_lines(io.StringIO('{"a": 1}\nnot json\n'), where="f"))
+    messages = [record.getMessage() for record in caplog.records]
+    expected = ([(1, {"a": 1})], 1, True)
+    actual = (
+        documents,
+        len(messages),
+        messages[0].startswith("f: skipped 1 undecodable line (the first, line 2: "),
+    )
+    assert expected == actual, messages
+
+
+# --- one span's fields ------------------------------------------------------------------------
+
+TRACE = "0123456789abcdef0123456789abcdef"
+GOOD: dict[str, Any] = {
+    "traceId": TRACE,
+    "spanId": "00000000000000aa",
+    "name": "s",
+    "startTimeUnixNano": "1",
+    "endTimeUnixNano": "2",
+}
+DROP = object()
+
+
+def _body(*spans: dict[str, Any], resource: Any = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"scopeSpans": [{"spans": list(spans)}]}
+    if resource is not None:
+        entry["resource"] = resource
+    return {"resourceSpans": [entry]}
+
+
+def _span(**changes: Any) -> dict[str, Any]:
+    """:data:`GOOD` with ``changes`` (:data:`DROP` removes a field)."""
+    span = {**GOOD, **changes}
+    return {key: value for key, value in span.items() if value is not DROP}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"name": DROP}, "name", ""),
+        ({"kind": DROP}, "kind", "UNSPECIFIED"),
+        ({"kind": ""}, "kind", "UNSPECIFIED"),
+        ({"kind": 0}, "kind", "UNSPECIFIED"),
+        ({"kind": "2"}, "kind", "SERVER"),
+        ({"kind": "span_kind_client"}, "kind", "CLIENT"),
+        ({"endTimeUnixNano": DROP}, "end_ns", None),
+        ({"endTimeUnixNano": ""}, "end_ns", None),
+        ({"endTimeUnixNano": "0"}, "end_ns", None),
+        ({"endTimeUnixNano": 0}, "end_ns", None),
+        ({"startTimeUnixNano": 10.0}, "start_ns", 10),
+        ({"status": {"code": "2"}}, "status_code", "ERROR"),
+        ({"events": [{}]}, "events", (SpanEventRecord("", 0, {}),)),
+        ({"traceId": "00000000000000AB"}, "trace_id", "0" * 30 + "ab"),
+    ],
+    ids=str,
+)
+def test_a_field_is_read_as_otlp_json_writes_it(
+    changes: dict[str, Any], field: str, expected: Any
+) -> None:
+    """A missing or empty field takes its default, enums are read from numbers and names of
+    any case, times from whole floats, and a 64-bit trace id is padded."""
+    [span] = parse_traces(_body(_span(**changes)))
+    assert expected == getattr(span, field)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"kind": True}, "bad enum value True"),
+        ({"kind": 6}, "enum value 6 out of range"),
+        ({"kind": "SPAN_KIND_BOGUS"}, "unknown enum value 'SPAN_KIND_BOGUS'"),
+        ({"startTimeUnixNano": DROP}, "missing time"),
+        ({"startTimeUnixNano": True}, "bad time True"),
+        ({"startTimeUnixNano": "1.5"}, "bad time '1.5'"),
+        ({"attributes": {"a": 1}}, "attributes must be a list"),
+        ({"attributes": [{"key": "a", "value": 5}]}, "AnyValue must be an object, got 5"),
+        (
+            {"attributes": [{"key": "a", "value": {"fooValue": 1}}]},
+            "unknown AnyValue key 'fooValue'",
+        ),
+        ({"traceId": 5}, "id must be a non-empty string, got 5"),
+        ({"traceId": ""}, "id must be a non-empty string, got ''"),
+        ({"traceId": "X" * 32}, f"id {'X' * 32!r} decodes to 24 bytes, expected 16"),
+        ({"traceId": "0" * 20}, f"id {'0' * 20!r} decodes to 15 bytes, expected 16"),
+    ],
+    ids=str,
+)
+def test_a_malformed_span_is_skipped_with_its_reason(
+    changes: dict[str, Any], reason: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A span that cannot be read is skipped, and the warning names it and why."""
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        spans = parse_traces(_body(_span(**changes)))
+    expected = [f"body: skipped 1 malformed span (the first, 00000000000000aa: {reason})"]
+    assert ([], expected) == (spans, [record.getMessage() for record in caplog.records])
+
+
+def test_a_span_that_is_not_an_object_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+    """A span that is not an object is skipped, the one beside it read."""
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        spans = parse_traces(_body(5, GOOD), where="f")  # type: ignore[arg-type]
+    expected = (
+        ["00000000000000aa"],
+        ["f: skipped 1 malformed span (the first, None: span is not an object)"],
+    )
+    actual = ([span.span_id for span in spans], [r.getMessage() for r in caplog.records])
+    assert expected == actual
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("true", True), ("false", False), (1, True)])
+def test_a_bool_value_is_read_from_text_or_number(raw: Any, expected: bool) -> None:
+    """``boolValue`` as the text ``true`` or ``false``, or as a number, is a bool."""
+    assert expected is decode_any_value({"boolValue": raw})
+
+
+# --- the body around the spans ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ([1], "expected an object, got list"),
+        ({"batches": 5}, "'batches' is not a list"),
+        ({"foo": 1}, "no 'resourceSpans', 'batches', 'trace' or 'result' key (keys: ['foo'])"),
+        (
+            dict.fromkeys("fedcba", 1),
+            "no 'resourceSpans', 'batches', 'trace' or 'result' key "
+            "(keys: ['a', 'b', 'c', 'd', 'e'])",
+        ),
+        ({"resourceSpans": [{"scopeSpans": 7}]}, "'scopeSpans' is not a list"),
+        (
+            {"resourceSpans": [{"instrumentationLibrarySpans": 7}]},
+            "'instrumentationLibrarySpans' is not a list",
+        ),
+        ({"resourceSpans": [{"scopeSpans": [{"spans": 5}]}]}, "'spans' is not a list"),
+    ],
+    ids=str,
+)
+def test_a_body_that_is_no_otlp_trace_is_refused_saying_why(body: Any, message: str) -> None:
+    """A body of no accepted shape is SpanSourceError naming what is wrong in it."""
+    with pytest.raises(SpanSourceError) as raised:
+        parse_traces(body)
+    assert f"not an OTLP trace body: {message}" == str(raised.value)
+
+
+@pytest.mark.parametrize("trace", [None, {}], ids=str)
+def test_a_tempo_v2_answer_without_its_trace_has_no_spans(trace: Any) -> None:
+    """Tempo v2's ``trace`` null or empty (nothing found) is no span."""
+    assert [] == parse_traces({"trace": trace})
+
+
+def test_a_resource_entry_that_is_not_an_object_is_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A ``resourceSpans`` entry that is not an object is skipped with a warning, and the
+    entries after it are read."""
+    body = {"resourceSpans": [5, *_body(GOOD)["resourceSpans"]]}
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        spans = parse_traces(body, where="f")
+    expected = (1, ["f: skipped a resourceSpans entry that is not an object"])
+    assert expected == (len(spans), [r.getMessage() for r in caplog.records])
+
+
+def test_unreadable_resource_attributes_are_ignored_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A resource whose attributes cannot be read gives its spans an empty resource, with a
+    warning saying why."""
+    body = _body(GOOD, resource={"attributes": {"x": 1}})
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        spans = parse_traces(body, where="f")
+    expected: tuple[list[dict[str, Any]], list[str]] = (
+        [{}],
+        ["f: unreadable resource attributes ignored: attributes must be a list"],
+    )
+    assert expected == ([span.resource for span in spans], [r.getMessage() for r in caplog.records])
+
+
+def test_a_scope_entry_that_is_not_an_object_holds_no_spans() -> None:
+    """A ``scopeSpans`` entry that is not an object is passed over, the next one read."""
+    body = {"resourceSpans": [{"scopeSpans": [5, {"spans": [GOOD]}]}]}
+    assert ["00000000000000aa"] == [span.span_id for span in parse_traces(body)]
