@@ -30,6 +30,34 @@ from taskdaemon.pipeline._watchdog_process import (
 DEADLINE = 30.0
 
 
+@pytest.fixture(autouse=True)
+def _only_our_groups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``os.killpg`` limited to the groups this process started (their leader is, or was,
+    its child): a signal to another live group is refused (PermissionError) and fails the
+    test, one to a group without a leader is ProcessLookupError, as for a group that is gone.
+    The code under test signals whatever groups it finds alive; a fault there (or a mutant)
+    must not reach the machine's other processes."""
+    real = os.killpg
+    ours: set[int] = set()
+    refused: list[int] = []
+
+    def killpg(pgid: int, sig: int) -> None:
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pgid).ppid() == os.getpid():
+                ours.add(pgid)
+        if pgid in ours:
+            real(pgid, sig)
+        elif psutil.pid_exists(pgid):
+            refused.append(pgid)
+            raise PermissionError(f"test guard: group {pgid} is not this test's")
+        else:
+            raise ProcessLookupError(f"test guard: no group {pgid} of this test")
+
+    monkeypatch.setattr(os, "killpg", killpg)
+    yield
+    assert [] == refused
+
+
 def _until(condition: Callable[[], bool], what: str) -> None:
     """Poll ``condition()`` until it holds, failing after :data:`DEADLINE` seconds."""
     deadline = time.monotonic() + DEADLINE
