@@ -183,6 +183,10 @@ def test_a_field_is_read_as_otlp_json_writes_it(
         ({"traceId": ""}, "id must be a non-empty string, got ''"),
         ({"traceId": "X" * 32}, f"id {'X' * 32!r} decodes to 24 bytes, expected 16"),
         ({"traceId": "0" * 20}, f"id {'0' * 20!r} decodes to 15 bytes, expected 16"),
+        (
+            {"traceId": "ASNFZ4mrze8B!I0VniavN7w=="},
+            "id 'ASNFZ4mrze8B!I0VniavN7w==' is neither hex nor base64",
+        ),
     ],
     ids=str,
 )
