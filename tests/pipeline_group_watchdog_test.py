@@ -363,6 +363,8 @@ def test_the_watchdog_runs_its_file_isolated_with_this_pid_and_the_grace() -> No
     watchdog = GroupWatchdog(grace=2.5)
     program = str(ROOT / "src" / "taskdaemon" / "pipeline" / PROGRAM)
     with _started(watchdog) as pid:
+        # Its arguments show once exec has set them up, a moment after Popen returns.
+        _until(lambda: bool(psutil.Process(pid).cmdline()), "the watchdog's arguments")
         argv = psutil.Process(pid).cmdline()
     expected = [sys.executable, "-I", "-S", program, str(os.getpid()), "2.5"]
     assert expected == [argv[0], *argv[1:3], str(Path(argv[3]).resolve()), *argv[4:]]
