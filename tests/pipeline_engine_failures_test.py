@@ -30,7 +30,7 @@ from taskdaemon.pipeline.events import (
     StageStarted,
     TaskRunRef,
 )
-from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.loops import StageContext, python_handler
 from taskdaemon.pipeline.model import ErrorStrategy
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -369,3 +369,37 @@ async def test_an_aborted_run_ends_as_failed_for_its_observers() -> None:
         finally:
             telemetry.shutdown()
     assert aborted >= 5  # the clock broke at several points of a started run
+
+
+class _Bare(BaseException):
+    """A ``BaseException`` that is none of the built-in ones."""
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [SystemExit(3), KeyboardInterrupt(), GeneratorExit(), _Bare("bare")],
+    ids=["SystemExit", "KeyboardInterrupt", "GeneratorExit", "BaseException"],
+)
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_handler_raising_a_base_exception_fails_its_stage(
+    raised: BaseException, kind: str
+) -> None:
+    """A handler raising a ``BaseException`` that is no cancellation fails its stage, and the
+    run ends (it used to wait for ever)."""
+
+    def sync_handler(ctx: StageContext) -> None:
+        raise raised
+
+    async def async_handler(ctx: StageContext) -> None:
+        raise raised
+
+    handler = python_handler(sync_handler) if kind == "sync" else async_handler
+    p = pipeline(stage("s"), stage("next", *after("s", success_only=False)))
+    async with Engine(resolver=Resolver({"s": handler})) as engine:
+        result = await asyncio.wait_for(engine.run(p), 5)
+    (execution,) = result.executions["s"]
+    assert (RunStatus.FAILURE, StageStatus.FAILURE, type(raised).__qualname__) == (
+        result.status,
+        execution.status,
+        execution.error_type,
+    )

@@ -151,6 +151,19 @@ def _as_result(value: object) -> Mapping[str, Any]:
     return {"result": value}
 
 
+class _CarriedExitError(Exception):
+    """A sync handler's ``GeneratorExit``, on its way from the worker thread to the loop.
+
+    A future's exception reaches the awaiting task through ``coroutine.throw``, and a thrown
+    ``GeneratorExit`` *closes* every coroutine awaited below the task's own instead of entering
+    them: the engine's attempt never saw it, and the run waited for ever for the instance. So
+    the thread hands it over wrapped, and ``run_sync`` raises it again where it awaits."""
+
+    def __init__(self, exit_: GeneratorExit) -> None:
+        super().__init__()
+        self.exit = exit_
+
+
 def python_handler(function: Callable[[StageContext], Any]) -> Handler:
     """Wrap a sync or async function of the stage context into a :data:`Handler`.
 
@@ -176,6 +189,8 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
         started = time.thread_time()
         try:
             return function(ctx)
+        except GeneratorExit as exit_:
+            raise _CarriedExitError(exit_) from None  # see ``_CarriedExitError``
         finally:
             # Reported from the thread, before its result reaches the loop (so before the
             # stage's end record is made); the thread-safe context passes ``report_cpu`` as is.
@@ -191,7 +206,10 @@ def python_handler(function: Callable[[StageContext], Any]) -> Handler:
             from taskdaemon.pipeline._threads import hop as imported  # noqa: PLC0415
 
             hop = imported
-        result: Any = await hop(timed, ctx)
+        try:
+            result: Any = await hop(timed, ctx)
+        except _CarriedExitError as carried:
+            raise carried.exit from None  # raised here, it fails the attempt like any error
         if result is None:  # most sync handlers: spare the ABC checks below
             return {}
         if isinstance(result, Awaitable):  # a sync wrapper that returned a coroutine

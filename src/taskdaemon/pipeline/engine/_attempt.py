@@ -337,6 +337,14 @@ class Attempts(RunBase):
             return TIMEOUT, exc
         except Exception as exc:
             return FAILURE, _failed(ex, exc)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # The handler's own ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or bare
+            # ``BaseException`` (a sync handler's comes from its worker thread: no signal is
+            # ever delivered there): the attempt fails. Let through, it ended the task with
+            # the instance still running, and the run waited for it for ever.
+            return FAILURE, _failed(ex, exc)
         finally:
             leave_execution(token)
         return SUCCESS, None
