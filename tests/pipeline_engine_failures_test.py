@@ -20,6 +20,7 @@ from pipeline_engine_support import (
 )
 from pipeline_monitor_support import Telemetry
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.errors import ERROR_MAX_CHARS
 from taskdaemon.pipeline.events import (
     RunFinished,
     RunStarted,
@@ -403,3 +404,44 @@ async def test_a_handler_raising_a_base_exception_fails_its_stage(
         execution.status,
         execution.error_type,
     )
+
+
+class _UnprintableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+async def test_an_exception_whose_str_raises_fails_the_stage_as_itself() -> None:
+    """A handler's exception whose ``__str__`` raises fails its stage with its own type and a
+    message saying so, not as an internal error of the engine."""
+
+    async def handler(ctx: StageContext) -> None:
+        raise _UnprintableError
+
+    async with Engine(resolver=Resolver({"s": handler})) as engine:
+        result = await engine.run(pipeline(stage("s")))
+    (execution,) = result.executions["s"]
+    assert (StageStatus.FAILURE, "_UnprintableError", "<_UnprintableError: str() failed>") == (
+        execution.status,
+        execution.error_type,
+        execution.error,
+    )
+
+
+async def test_a_huge_error_message_is_kept_bounded_and_says_so() -> None:
+    """A handler's 10 MB error message is kept as its first and last characters around a
+    marker that says how much was cut."""
+    message = "h" * 5_000 + "x" * 10_000_000 + "t" * 5_000
+
+    async def handler(ctx: StageContext) -> None:
+        raise RuntimeError(message)
+
+    async with Engine(resolver=Resolver({"s": handler})) as engine:
+        result = await engine.run(pipeline(stage("s")))
+    (execution,) = result.executions["s"]
+    cut = len(message) - ERROR_MAX_CHARS
+    half = ERROR_MAX_CHARS // 2
+    expected = "h" * half + f"…[{cut} characters cut]…" + "t" * half
+    assert expected == execution.error

@@ -19,6 +19,7 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
+from taskdaemon.pipeline.errors import ERROR_MAX_CHARS, STACKTRACE_MAX_CHARS
 from taskdaemon.pipeline.payloads import REDACTED
 from taskdaemon.pipeline.span_redaction import RedactingTracer, _redacted_link
 
@@ -313,4 +314,50 @@ def test_a_builtin_exception_type_is_named_without_its_module(
     assert ("ValueError", "False") == (
         attributes["exception.type"],
         attributes["exception.escaped"],
+    )
+
+
+class _UnprintableError(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise ValueError("no text")
+
+
+def test_record_exception_of_an_exception_whose_str_raises(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """An exception whose ``__str__`` raises is recorded with a message that says so."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    span.record_exception(_raised(_UnprintableError()))
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    (event,) = ended.events
+    assert "<_UnprintableError: str() failed>" == (event.attributes or {})["exception.message"]
+
+
+def test_record_exception_bounds_a_huge_message_and_stack_trace(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """A 10 MB exception message is recorded cut to ``ERROR_MAX_CHARS`` plus its marker, and
+    its stack trace (which repeats it) to ``STACKTRACE_MAX_CHARS`` plus its marker."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    error = _raised(RuntimeError("x" * 10_000_000))
+    full = "".join(traceback.format_exception(error))
+    span.record_exception(error)
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    (event,) = ended.events
+    attributes = event.attributes or {}
+    message_cut = 10_000_000 - ERROR_MAX_CHARS
+    trace_cut = len(full) - STACKTRACE_MAX_CHARS
+    expected = (
+        ERROR_MAX_CHARS + len(f"…[{message_cut} characters cut]…"),
+        STACKTRACE_MAX_CHARS + len(f"…[{trace_cut} characters cut]…"),
+    )
+    assert expected == (
+        len(str(attributes["exception.message"])),
+        len(str(attributes["exception.stacktrace"])),
     )

@@ -10,6 +10,8 @@ from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
+    "ERROR_MAX_CHARS",
+    "STACKTRACE_MAX_CHARS",
     "ApprovalError",
     "ConfigError",
     "ExpressionError",
@@ -23,6 +25,8 @@ __all__ = [
     "StageTimeoutError",
     "TaskdaemonError",
     "ValidationIssue",
+    "bounded_text",
+    "exception_text",
     "no_such_stage",
 ]
 
@@ -128,3 +132,31 @@ def no_such_stage(stage: str, stages: Sequence[str]) -> str:
     if len(stages) > NAMED_STAGES:
         named += f" and {len(stages) - NAMED_STAGES} more"
     return f"has no stage {stage!r} (its stages: {named})"
+
+
+#: Characters of a failed attempt's error message that are kept (``bounded_text``): a handler's
+#: message reaches the run's result, every span, log record, view and report of it, and the
+#: skip reason of each stage its failure stopped, so a 10 MB one would be stored many times.
+ERROR_MAX_CHARS: Final = 8192
+
+#: The same bound for a recorded stack trace, which repeats the message.
+STACKTRACE_MAX_CHARS: Final = 65536
+
+
+def exception_text(error: BaseException) -> str:
+    """``str(error)``, or ``<Type: str() failed>`` when its ``__str__`` raises (a handler's
+    exception is anyone's code: failing to describe it must not fail the engine)."""
+    try:
+        return str(error)
+    except Exception:
+        return f"<{type(error).__qualname__}: str() failed>"
+
+
+def bounded_text(text: str, limit: int = ERROR_MAX_CHARS) -> str:
+    """``text``, or when longer than ``limit`` its first and last ``limit // 2`` characters
+    around ``…[N characters cut]…``. Cut after redaction, never before: a cut must not leave a
+    part of a secret that redaction would no longer recognise."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}…[{len(text) - 2 * half} characters cut]…{text[len(text) - half :]}"

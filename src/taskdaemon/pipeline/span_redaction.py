@@ -22,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util import types
 
+from taskdaemon.pipeline.errors import STACKTRACE_MAX_CHARS, bounded_text, exception_text
 from taskdaemon.pipeline.redaction import redact, redact_text
 
 __all__ = ["RedactingSpan", "RedactingTracer", "redact_attributes"]
@@ -171,10 +172,16 @@ class RedactingSpan(Span):
             "exception.type": f"{module}.{cls.__qualname__}"
             if module and module != "builtins"
             else cls.__qualname__,
-            "exception.message": str(exception),
+            "exception.message": exception_text(exception),
             "exception.stacktrace": "".join(traceback.format_exception(exception)),
             "exception.escaped": str(escaped),
         }
         if attributes:
             recorded.update(attributes)
-        self._span.add_event("exception", redact_attributes(recorded), timestamp=timestamp)
+        recorded = redact_attributes(recorded)
+        # Bounded once redacted (``bounded_text``): a handler's message may be 10 MB.
+        recorded["exception.message"] = bounded_text(recorded["exception.message"])
+        recorded["exception.stacktrace"] = bounded_text(
+            recorded["exception.stacktrace"], STACKTRACE_MAX_CHARS
+        )
+        self._span.add_event("exception", recorded, timestamp=timestamp)

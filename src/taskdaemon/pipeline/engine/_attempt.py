@@ -47,6 +47,7 @@ from taskdaemon.pipeline.engine._stage_state import (
     StageRun,
     move,
 )
+from taskdaemon.pipeline.errors import bounded_text, exception_text
 from taskdaemon.pipeline.events import (
     StageQueued,
     StageRetrying,
@@ -400,6 +401,6 @@ class Attempts(RunBase):
 def _failed(ex: Execution, exc: BaseException) -> BaseException:
     """Note a failed attempt's error on ``ex`` and return ``exc``."""
     # The message reaches results, the CLI, /api and every view: never with a secret in it.
-    ex.error = redact_text(str(exc)) or type(exc).__name__
+    ex.error = bounded_text(redact_text(exception_text(exc))) or type(exc).__name__
     ex.error_type = "PipelineError" if isinstance(exc, DataError) else type(exc).__qualname__
     return exc
