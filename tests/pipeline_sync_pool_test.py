@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
+import os
 import threading
 import weakref
 
 import pytest
 
-from pipeline_engine_support import plain_context
+from pipeline_engine_support import Resolver, after, pipeline, plain_context, stage
 from taskdaemon.pipeline import _sync_pool
 from taskdaemon.pipeline._sync_pool import SyncPool
 from taskdaemon.pipeline._threads import in_thread
-from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import StageContext, python_handler
+from taskdaemon.pipeline.model import ErrorStrategy, TriggerMode
+from taskdaemon.pipeline.state import StageStatus
 
 _context = plain_context
 
@@ -218,3 +222,36 @@ async def test_an_idle_thread_ends_and_the_next_job_starts_another(
     assert not ending.is_alive()
     assert second.startswith("taskdaemon-sync-")
     assert second != ending.name
+
+
+async def test_sync_handlers_that_never_return_do_not_starve_the_pool() -> None:
+    """More sync handlers than the pool has threads hang past their stages' timeout: the stage
+    after them still runs (it used to wait for a thread for ever), and the handler still in the
+    backlog when its stage timed out never runs."""
+    workers = min(32, (os.cpu_count() or 1) + 4)  # the pool's bound, as ThreadPoolExecutor's
+    gate = threading.Event()
+    calls: list[str] = []
+
+    def hang(ctx: StageContext) -> None:
+        calls.append(ctx.stage)
+        gate.wait(30)
+
+    def ok(ctx: StageContext) -> None:
+        return None
+
+    hanging = [stage(f"h{i}", timeout=0.2) for i in range(workers + 1)]
+    names = (s.name for s in hanging)
+    last = stage("last", *after(*names, success_only=False), trigger_mode=TriggerMode.ALL)
+    p = pipeline(
+        *hanging,
+        last,
+        concurrency=workers + 2,
+        error_strategy=ErrorStrategy.CONTINUE,
+    )
+    handlers = {s.name: python_handler(hang) for s in hanging} | {"last": python_handler(ok)}
+    try:
+        async with Engine(resolver=Resolver(handlers)) as engine:
+            result = await asyncio.wait_for(engine.run(p), 10)
+    finally:
+        gate.set()
+    assert (StageStatus.SUCCESS, workers) == (result.stage_status["last"], len(calls))

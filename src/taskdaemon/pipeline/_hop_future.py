@@ -49,6 +49,7 @@ class HopFuture:
         "_cancel_message",
         "_error",
         "_loop",
+        "_on_cancel",
         "_result",
         "_state",
     )
@@ -61,6 +62,8 @@ class HopFuture:
         self._cancel_message: Any = None
         self._callbacks: list[tuple[Callback, contextvars.Context]] = []
         self._asyncio_future_blocking = False
+        #: Called when the future is cancelled: the pool gives up the job (``_threads._call``).
+        self._on_cancel: Callable[[], object] | None = None
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
@@ -112,6 +115,8 @@ class HopFuture:
             return False
         self._state = _CANCELLED
         self._cancel_message = msg
+        if self._on_cancel is not None:
+            self._on_cancel()
         callbacks, self._callbacks = self._callbacks, []
         for fn, context in callbacks:
             self._loop.call_soon(fn, self, context=context)

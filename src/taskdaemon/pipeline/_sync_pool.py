@@ -21,7 +21,9 @@ pool's queue: more context switches and more CPU a hop than here (benchmarks/REA
 * starts a thread only when none is idle, never more than ``max_workers`` (as
   ``ThreadPoolExecutor``'s default, ``min(32, cpus + 4)``); jobs beyond that wait in a FIFO
   backlog that busy threads take from before they go idle; a thread idle for
-  ``IDLE_SECONDS`` ends.
+  ``IDLE_SECONDS`` ends;
+* forgets a job its caller gave up on (``give_up``: a sync handler whose stage timed out or
+  was cancelled): dropped from the backlog, or, running, no longer counted against the bound.
 
 It is a ``ThreadPoolExecutor`` (``loop.set_default_executor`` requires one) so the loop shuts it
 down as it does its default executor (``asyncio.run``, ``Runner.close``:
@@ -94,6 +96,7 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
         self._running: set[threading.Thread] = set()
         self._closed = False
         self._join = True  # whether ``shutdown(wait=True)`` joins the threads (``let_go``)
+        self._given_up: set[Deliver] = set()  # running jobs nobody waits for (``give_up``)
 
     def dispatch(self, call: Call, deliver: Deliver) -> None:
         """Run ``call()`` on a pool thread, then, once that thread is idle again,
@@ -161,6 +164,22 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
                 if thread is not threading.current_thread():
                     thread.join()
 
+    def give_up(self, deliver: Deliver) -> None:
+        """Nobody waits any more for the job dispatched with ``deliver`` (its stage timed out
+        or was cancelled). Still in the backlog, it is dropped: it never runs. Running (a
+        thread cannot be interrupted), its thread no longer counts against ``max_workers``
+        until its call returns: sync handlers that never return would otherwise take every
+        thread, and every later job would wait in the backlog for ever. A job given up on
+        after its call returned (its result on the way to the loop) leaves the bound one
+        higher until the pool ends: a thread more, never a job less."""
+        with self._guard:
+            for index, (_, queued) in enumerate(self._backlog):
+                if queued is deliver:
+                    del self._backlog[index]
+                    return
+            self._given_up.add(deliver)
+            self._limit += 1
+
     def let_go(self) -> None:
         """Make a later ``shutdown`` join only the idle threads: a thread still in a call that
         nobody awaits any more (a sync handler whose stage timed out or was cancelled: a thread
@@ -188,6 +207,9 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
             next_call: Call | None = None
             closing = False
             with self._guard:
+                if self._given_up and deliver in self._given_up:
+                    self._given_up.discard(deliver)
+                    self._limit -= 1
                 if self._backlog:
                     next_call, next_deliver = self._backlog.popleft()
                 elif self._closed:

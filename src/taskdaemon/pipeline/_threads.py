@@ -301,10 +301,10 @@ def _call(
     future: asyncio.Future[T] = HopFuture(loop) if hop else loop.create_future()  # type: ignore[assignment]
     put = pool.put
     # The thread is idle again before the result reaches the loop.
-    if put is not None:
-        pool.dispatch(call, partial(put, future))
-    else:
-        pool.dispatch(call, partial(_deliver_soon, loop, future))
+    deliver = partial(put, future) if put is not None else partial(_deliver_soon, loop, future)
+    if hop:  # a stage that timed out or was cancelled gives its handler's job up
+        future._on_cancel = partial(pool.give_up, deliver)  # type: ignore[attr-defined]
+    pool.dispatch(call, deliver)
     return future
 
 
