@@ -523,8 +523,10 @@ def test_the_first_skip_reason_wins_and_a_stage_that_ran_is_not_skipped() -> Non
 
 
 def test_the_end_of_a_run_closes_what_is_open() -> None:
-    """At the run's end open attempts are cancelled at its time, queued, retrying and paused
-    marks go, and stages never reached are skipped with the run's status as the reason."""
+    """At the run's end open attempts are cancelled at its time, queued and paused marks go,
+    a stage caught waiting for its retry is cancelled (as the engine ends it; its failed
+    attempt stays a failure), and stages never reached are skipped with the run's status as
+    the reason."""
     state = fold(
         [
             run_started(),
@@ -547,7 +549,8 @@ def test_the_end_of_a_run_closes_what_is_open() -> None:
     (a,) = record.stage("a").attempts
     assert (a.status, a.end, a.error) == ("cancelled", 40.0, None)
     assert record.stage("a").status == "cancelled"
-    assert record.stage("b").status == "failure"
+    assert record.stage("b").status == "cancelled"
+    assert [a.status for a in record.stage("b").attempts] == ["failure"]
     c = record.stage("c")
     assert (c.status, c.skip_reason) == ("skipped", "not reached: the run ended (cancelled)")
     assert state.finished

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from pipeline_engine_support import Recorder, Resolver, after, fail, pipeline, stage
+from pipeline_engine_support import Recorder, Resolver, after, fail, pipeline, retry, stage
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.loops import StageContext
@@ -286,3 +286,36 @@ async def test_a_stage_waiting_for_approval_reads_the_same_live_and_from_the_sto
     finally:
         monitor.close()
         provider.shutdown()
+
+
+def test_a_stage_the_run_stopped_in_its_backoff_is_cancelled_as_in_the_engine() -> None:
+    """A stage whose failed attempt waits for its retry when another stage's failure stops the
+    run reads ``cancelled`` in the live record, as in the engine's result; its attempt stays a
+    failure (the record said ``failure``)."""
+
+    async def go() -> tuple[str, RunRecord]:
+        recorder = Recorder()
+        first_failed = asyncio.Event()
+
+        async def flaky(ctx: StageContext) -> None:
+            first_failed.set()
+            raise RuntimeError("flaky")
+
+        async def breaks(ctx: StageContext) -> None:
+            await first_failed.wait()
+            raise RuntimeError("breaks")
+
+        p = pipeline(stage("flaky", retry=retry(2, initial=60.0)), stage("breaks"))
+        resolver = Resolver({"flaky": flaky, "breaks": breaks})
+        async with Engine(resolver=resolver, observers=[recorder]) as engine:
+            result = await asyncio.wait_for(engine.run(p), 10)
+        state: RunState | None = None
+        for event in recorder.events:
+            state = apply(state, event)
+        assert state is not None
+        return str(result.stage_status["flaky"]), state.record()
+
+    engine_status, record = asyncio.run(go())
+    flaky = record.stage("flaky")
+    expected = ("cancelled", "cancelled", ["failure"])
+    assert expected == (engine_status, flaky.status, [a.status for a in flaky.attempts])

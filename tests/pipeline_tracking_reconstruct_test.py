@@ -691,3 +691,33 @@ def test_paused_time_sums_the_run_spans_resume_events_per_execution() -> None:
     run = reconstruct_run(_with(spans, root, replace(root, events=events)))
     paused = {a.task_run_id: a.paused_time for s in run.stages for a in s.attempts}
     assert paused == {trid: (4.0 if trid == plan else None) for trid in paused}
+
+
+def _plan_left_to_retry(*, run_ended: bool, interrupted: bool = False) -> str:
+    """The plan stage's status once its one attempt failed with ``will_retry`` and no attempt
+    followed, in the example run (its run span ended cancelled, or left open)."""
+    spans = example_spans(result="cancellation")
+    plan = next(s for s in spans if s.name == "plan")
+    failed = {**plan.attributes, t.STAGE_STATUS: "failure", t.STAGE_WILL_RETRY: True}
+    spans = _with(spans, plan, replace(plan, attributes=failed, status_code="ERROR"))
+    if not run_ended:
+        root = _root(spans)
+        spans = _with(spans, root, replace(root, end_ns=None))
+    return reconstruct_run(spans, interrupted=interrupted).stage("plan").status
+
+
+def test_a_stage_stopped_while_waiting_to_retry_reads_cancelled() -> None:
+    """A stage whose last attempt failed and was to be retried, in a run that ended, was
+    stopped in its backoff: it reads ``cancelled``, as the engine ends it (its attempt stays a
+    failure). It read ``failure``, while ``taskdaemon run`` said ``cancelled``."""
+    assert "cancelled" == _plan_left_to_retry(run_ended=True)
+
+
+def test_a_stage_waiting_to_retry_in_a_running_run_reads_retrying() -> None:
+    """The same stage in a run still going is waiting for its next attempt: ``retrying``."""
+    assert "retrying" == _plan_left_to_retry(run_ended=False)
+
+
+def test_a_stage_waiting_to_retry_in_an_interrupted_run_reads_interrupted() -> None:
+    """The same stage in a run whose writer is gone reads ``interrupted``, as the run does."""
+    assert "interrupted" == _plan_left_to_retry(run_ended=False, interrupted=True)

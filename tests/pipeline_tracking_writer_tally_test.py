@@ -63,3 +63,47 @@ def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None
     rebuilt = summarize_run(reconstruct_run(spans))
     assert written == (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages)
     assert written[1:] == (3, 1)  # declared, skipped and flaky; flaky failed
+
+
+def test_a_stage_stopped_before_its_retry_is_no_failed_stage_in_the_row(tmp_path: Path) -> None:
+    """A stage whose last attempt failed to be retried, in a run cancelled during the backoff,
+    was cancelled, not failed: the tallied row and the rebuilt summary both count no failed
+    stage."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider, _ = make_provider(processor)
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span(
+        t.run_span_name("p"),
+        start_time=T0,
+        attributes={
+            t.CICD_PIPELINE_NAME: "p",
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: ["a"],
+        },
+    )
+    processor.force_flush()  # the run's start is written first: its tally is opened
+    attempt = tracer.start_span(
+        "a",
+        context=trace.set_span_in_context(root),
+        start_time=T0 + 10,
+        attributes={
+            t.CICD_TASK_NAME: "a",
+            t.STAGE_STATUS: "failure",
+            t.STAGE_WILL_RETRY: True,
+        },
+    )
+    attempt.set_status(Status(StatusCode.ERROR))
+    attempt.end(T0 + 20)
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_CANCELLATION)
+    root.end(T0 + 200)
+    processor.shutdown()
+
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    with sqlite3.connect(db) as conn:
+        written = conn.execute(
+            "SELECT status, failed_stages FROM runs WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
+    rebuilt_row = (rebuilt.status, rebuilt.failed_stages)
+    assert [("cancelled", 0), ("cancelled", 0)] == [written, rebuilt_row]

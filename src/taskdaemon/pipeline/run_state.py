@@ -19,9 +19,9 @@ disagree:
   the state was given the same encoder the monitor uses (``payloads=``).
 
   While a run is open the live record is finer than the stored one: spans cannot show a stage
-  that is ``queued``, ``retrying`` or ``waiting`` for its triggers (stored records say
-  ``pending`` unless it waits for an approval), so the live record says so and the stored one
-  catches up when the run ends.
+  that is ``queued`` or ``waiting`` for its triggers (stored records say ``pending`` unless it
+  waits for an approval), so the live record says so and the stored one catches up when the
+  run ends. A stage the run's end caught waiting for a retry is ``cancelled`` in both.
 
 The state is mutable and ``apply`` returns the state it was given: copying the books on every
 event would cost O(stages) per event on the engine's thread. Take :meth:`RunState.record` for a
@@ -269,8 +269,8 @@ class _Stage:
 
     # fmt: off
     __slots__ = ("attempts", "loop", "paused", "paused_time", "queued", "retrying", "seen_queued",
-        "skip_cause", "skip_reason", "status", "trigger_mode", "trigger_specs", "triggers",
-        "upstream")
+        "skip_cause", "skip_reason", "status", "stopped", "trigger_mode", "trigger_specs",
+        "triggers", "upstream")
     # fmt: on
 
     def __init__(self) -> None:
@@ -282,6 +282,7 @@ class _Stage:
         self.queued: set[str] = set()  # task run ids queued, not started
         self.seen_queued: set[str] = set()  # every task run id seen queued
         self.retrying: set[tuple[int, int]] = set()  # (instance, failed attempt)
+        self.stopped: set[int] = set()  # instances the run's end caught waiting for a retry
         self.paused: set[str] = set()  # task run ids paused at a breakpoint
         self.paused_time: dict[str, float] = {}  # task run id -> seconds
         self.triggers: tuple[str, ...] = ()
@@ -301,6 +302,14 @@ class _Stage:
                 return StageStatus.PAUSED.value
             return StageStatus.QUEUED.value if self.queued else self.status
         pairs = [(a.instance, a.status) for a in ordered]
+        if self.stopped:  # stopped in their backoff: cancelled, as the engine ends them
+            last = {a.instance: a for a in ordered}
+            pairs = [
+                (a.instance, StageStatus.CANCELLED.value)
+                if a.instance in self.stopped and last[a.instance] is a
+                else (a.instance, a.status)
+                for a in ordered
+            ]
         if self.paused:
             pairs.append((-1, StageStatus.PAUSED.value))  # an instance paused before it started
         if self.retrying:
@@ -451,6 +460,7 @@ class RunState:
         status = str(event.status)
         for stage in self._stages.values():
             stage.queued.clear()
+            stage.stopped = {instance for instance, _ in stage.retrying}
             stage.retrying.clear()
             stage.paused.clear()
             for attempt in stage.attempts.values():

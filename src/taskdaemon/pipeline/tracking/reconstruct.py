@@ -232,8 +232,30 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     return totals
 
 
-def _stage_status(attempts: tuple[AttemptRecord, ...]) -> str:
-    return stage_status_of((a.instance, a.status) for a in attempts)
+def _stage_status(
+    attempts: tuple[AttemptRecord, ...], to_retry: set[str], pending_retry: str
+) -> str:
+    """The stage's status from its attempts. An instance whose last attempt failed with
+    ``will_retry`` (its span id in ``to_retry``) and had no next one counts as
+    ``pending_retry`` (see ``_retry_status``)."""
+    if not to_retry:
+        return stage_status_of((a.instance, a.status) for a in attempts)
+    last = {a.instance: a for a in attempts}
+    return stage_status_of(
+        (a.instance, pending_retry if a.span_id in to_retry and last[a.instance] is a else a.status)
+        for a in attempts
+    )
+
+
+def _retry_status(run_status: str) -> str:
+    """What a stage left waiting for a retry is: ``retrying`` while its run goes, stopped in
+    its backoff (``cancelled``, as the engine ends it) once the run ended, ``interrupted`` with
+    an interrupted run. Its failed attempt stays a failure."""
+    if run_status == INTERRUPTED:
+        return INTERRUPTED
+    if run_status in OPEN_RUN_STATUSES:
+        return StageStatus.RETRYING.value
+    return StageStatus.CANCELLED.value
 
 
 def _edges(
@@ -324,7 +346,8 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         if name in paused.values():
             stage_status = StageStatus.PAUSED.value
         elif attempts:
-            stage_status = _stage_status(attempts)
+            to_retry = {s.span_id for s in real if s.attributes.get(t.STAGE_WILL_RETRY) is True}
+            stage_status = _stage_status(attempts, to_retry, _retry_status(status))
         elif skips:
             stage_status = StageStatus.SKIPPED.value
             skip_attrs = skips[0].attributes

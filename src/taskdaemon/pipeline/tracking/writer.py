@@ -41,6 +41,7 @@ from opentelemetry.trace import SpanContext
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
+from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.tracking._bodies import body as _body
 from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
 from taskdaemon.pipeline.tracking._bodies import fields as _fields
@@ -601,6 +602,10 @@ class SqliteSpanProcessor(SpanProcessor):
         if status is None:
             return
         instance = attrs.get(t.STAGE_INSTANCE, 0)
+        if attrs.get(t.STAGE_WILL_RETRY) is True:
+            # Last of its instance when the run ends, the retry never came: the stage was
+            # stopped in its backoff (``reconstruct._retry_status`` of an ended run).
+            status = StageStatus.CANCELLED.value
         entries.append((start, instance if isinstance(instance, int) else 0, status))
 
     def _finished_run_row(
