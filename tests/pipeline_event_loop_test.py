@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import textwrap
 import threading
 import time
 from pathlib import Path
+
+import pytest
 
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline.event_loop import POLL_SPACING, SpacedSelector, new_event_loop, run
@@ -164,3 +167,30 @@ def test_run_does_not_wait_for_a_sync_call_its_caller_gave_up_on() -> None:
     finally:
         release.set()
         guard.cancel()
+
+
+def test_run_says_how_many_sync_calls_it_left_running(caplog: pytest.LogCaptureFixture) -> None:
+    """``run`` logs one warning naming the sync calls still running when its coroutine ended
+    (handlers whose stage timed out or was cancelled), which end only with the process."""
+    from taskdaemon.pipeline._threads import call_in_thread
+
+    release = threading.Event()
+
+    async def main() -> None:
+        for _ in range(2):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call_in_thread(release.wait), 0.01)
+
+    guard = threading.Timer(10.0, release.set)  # never hangs the suite, even unfixed
+    guard.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.event_loop"):
+            run(main())
+    finally:
+        release.set()
+        guard.cancel()
+    expected = [
+        "sync handlers still running after their stages ended (timed out or cancelled): 2, "
+        "left to end with the process"
+    ]
+    assert expected == [r.getMessage() for r in caplog.records if r.name.endswith("event_loop")]

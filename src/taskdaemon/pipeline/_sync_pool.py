@@ -180,6 +180,11 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
             self._given_up.add(deliver)
             self._limit += 1
 
+    def busy(self) -> int:
+        """How many threads are in a call now."""
+        with self._guard:
+            return len(self._running) - len(self._idle)
+
     def let_go(self) -> None:
         """Make a later ``shutdown`` join only the idle threads: a thread still in a call that
         nobody awaits any more (a sync handler whose stage timed out or was cancelled: a thread

@@ -84,13 +84,24 @@ def run(main: Coroutine[Any, Any, T]) -> T:
     stage handler that timed out or whose run was cancelled (a thread cannot be interrupted).
     ``asyncio.run`` would join its thread, so a handler that never returns would hold the
     command after its run had ended and its summary was printed, Ctrl-C included; the pool's
-    threads are daemon threads, and end with the process instead.
+    threads are daemon threads, and end with the process instead. How many were left so is
+    logged, once, as a warning.
     """
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         try:
             return runner.run(main)
         finally:
             # Asked by name: the pool's module is imported only once a sync stage runs.
-            let_go = getattr(getattr(runner.get_loop(), "_default_executor", None), "let_go", None)
+            pool = getattr(runner.get_loop(), "_default_executor", None)
+            let_go = getattr(pool, "let_go", None)
             if let_go is not None:
                 let_go()
+                busy: int = pool.busy()  # type: ignore[union-attr]
+                if busy:  # said once, not silently left behind
+                    import logging  # noqa: PLC0415 - only then (start-up time)
+
+                    logging.getLogger(__name__).warning(
+                        "sync handlers still running after their stages ended (timed out or "
+                        "cancelled): %d, left to end with the process",
+                        busy,
+                    )
