@@ -53,3 +53,17 @@ def test_a_megabyte_stage_name_is_cut_so_rows_stay_short() -> None:
     expected = ("x" * 127 + "…", True)
     actual = (rows[1].split()[0], max(len(row) for row in rows) < 300)
     assert expected == actual
+
+
+def test_a_failed_stage_whose_last_instance_succeeded_shows_its_last_error() -> None:
+    """A stage of several instances that failed, whose last attempt to end succeeded, shows
+    the last error among its attempts (it showed ``-``: a failed stage without a reason)."""
+    attempts = (
+        AttemptRecord("work.0.1", 0, 1, "success", 1.0, 2.0),
+        AttemptRecord("work.1.1", 1, 1, "failure", 1.0, 2.0, error="bad item 3"),
+        AttemptRecord("work.2.1", 2, 1, "success", 1.0, 3.0),
+    )
+    stage = StageRecord("work", "python", "failure", attempts)
+    table = format_run_table(RunRecord(RUN_ID, "p", "failure", 1.0, 3.0, (stage,), ()))
+    row = table.split("\n\n", 1)[1].splitlines()[1]
+    assert "bad item 3" == row.split("  ")[-1].strip()

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from taskdaemon.pipeline.durations import format_duration
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
+from taskdaemon.pipeline.run_state import is_failed
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
@@ -81,13 +82,24 @@ def _last(attempts: Sequence[AttemptRecord]) -> AttemptRecord | None:
     return attempts[-1] if attempts else None
 
 
+def _stage_error(stage: StageRecord, last: AttemptRecord | None) -> str | None:
+    """The ERROR cell: the last attempt's error, else the skip reason; for a failed stage
+    whose last attempt has none (another instance failed) the last error of any attempt."""
+    if last is None:
+        return stage.skip_reason
+    if last.error is None and is_failed(stage.status):
+        return next((a.error for a in reversed(stage.attempts) if a.error), None)
+    return last.error
+
+
 def format_run_table(run: RunRecord) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (of the stage's last attempt; start is the first attempt's).
 
     INSTANCES counts the instances that ran; ATTEMPTS is the most attempts one instance needed
     (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the last attempt's
-    error (``cancelled: <why>`` for a stage a stop of the run cancelled) or the skip reason.
+    error (``cancelled: <why>`` for a stage a stop of the run cancelled) or the skip reason;
+    for a failed stage whose last attempt has none, the last error of another instance.
     """
     head = [
         f"run       {run.run_id}",
@@ -129,7 +141,7 @@ def format_run_table(run: RunRecord) -> str:
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
                 _format_bytes(max(mem)) if mem else "-",
-                _one_line(last.error if last else stage.skip_reason),
+                _one_line(_stage_error(stage, last)),
             )
         )
     return "\n".join(head) + "\n\n" + _table(header, rows)
