@@ -255,3 +255,26 @@ async def test_sync_handlers_that_never_return_do_not_starve_the_pool() -> None:
     finally:
         gate.set()
     assert (StageStatus.SUCCESS, workers) == (result.stage_status["last"], len(calls))
+
+
+async def test_a_handlers_result_is_freed_once_its_hop_is_done() -> None:
+    """A sync handler's result is freed by reference counting as soon as the stage let go of
+    it, with the cyclic collector off: nothing of the hop (its future, the pool's hook to give
+    it up) keeps it in a reference cycle until a collection."""
+    held: list[weakref.ref[_Payload]] = []
+
+    def produce(ctx: StageContext) -> _Payload:
+        payload = _Payload()
+        held.append(weakref.ref(payload))
+        return payload
+
+    await in_thread(_thread_name, _context())  # the pool and its thread exist already
+    gc.disable()
+    try:
+        result = await in_thread(produce, _context())
+        del result
+        await in_thread(_thread_name, _context())  # the thread let go of it too (same thread)
+        gone = held[0]() is None
+    finally:
+        gc.enable()
+    assert gone

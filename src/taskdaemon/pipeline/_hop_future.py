@@ -115,8 +115,9 @@ class HopFuture:
             return False
         self._state = _CANCELLED
         self._cancel_message = msg
-        if self._on_cancel is not None:
-            self._on_cancel()
+        on_cancel, self._on_cancel = self._on_cancel, None
+        if on_cancel is not None:
+            on_cancel()
         callbacks, self._callbacks = self._callbacks, []
         for fn, context in callbacks:
             self._loop.call_soon(fn, self, context=context)
@@ -128,6 +129,9 @@ class HopFuture:
             raise asyncio.InvalidStateError(f"{self._state}: {self!r}")
         self._result = result
         self._state = _FINISHED
+        # The hook holds the job's delivery, which holds this future: no cycle once done, so
+        # refcounting frees the result as soon as the stage lets go of it.
+        self._on_cancel = None
         callbacks, self._callbacks = self._callbacks, []
         for fn, context in callbacks:
             try:
