@@ -113,8 +113,11 @@ def chromium() -> str:
 
 
 @contextlib.asynccontextmanager
-async def browser_page() -> AsyncIterator[tuple[Any, list[str]]]:
-    """A fresh headless chromium page and the list its console errors are collected in."""
+async def browser_page(
+    *, timezone_id: str | None = None, width: int = 1280
+) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A fresh headless chromium page ``width`` pixels wide (in ``timezone_id``, default the
+    machine's) and the list its console errors are collected in."""
     from playwright.async_api import async_playwright
 
     errors: list[str] = []
@@ -123,7 +126,9 @@ async def browser_page() -> AsyncIterator[tuple[Any, list[str]]]:
             executable_path=chromium(), headless=True, args=LAUNCH_ARGS
         )
         try:
-            context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+            context = await browser.new_context(
+                viewport={"width": width, "height": 1000}, timezone_id=timezone_id
+            )
             page = await context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -15,12 +15,16 @@ Playwright drives ``/usr/bin/chromium`` (``executable_path``): no browser is dow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -33,6 +37,7 @@ from browser_support import (
     state_of,
     taskdaemon,
 )
+from pipeline_tracking_support import T0, store_with
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.tracking.store import SpanStore
@@ -242,3 +247,46 @@ def test_store_is_closed_by_the_ui_app(workdir: Path) -> None:
     assert isinstance(source, SpanStore)
     assert app.state.web.data._source is None
     assert shutil.which("dot") is not None
+
+
+@contextlib.asynccontextmanager
+async def stored_runs_server(db: Path) -> AsyncIterator[str]:
+    """A ``ui``-style server (read-only) over the store ``db``; yields its URL."""
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{db}", read_only=True)
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.aclose()
+        app.state.web.close()
+
+
+def other_zone(epoch: float) -> str:
+    """A time zone whose clock at ``epoch`` differs from this machine's."""
+    local = datetime.fromtimestamp(epoch).astimezone().utcoffset()
+    tokyo = datetime.fromtimestamp(epoch, ZoneInfo("Asia/Tokyo")).utcoffset()
+    return "Asia/Tokyo" if local != tokyo else "America/New_York"
+
+
+async def test_every_time_on_the_pages_is_in_the_browsers_zone(tmp_path: Path) -> None:
+    """A run's start reads the same on the runs page as the server sent it, after the page's
+    own refresh, and on the run page: the browser's local time, which the script uses for every
+    other time it shows."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    zone = other_zone(T0 / 1e9)
+    shown = datetime.fromtimestamp(T0 / 1e9, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(timezone_id=zone) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        first = await page.text_content(f'#runs tr[data-run-id="{run_id}"] td:nth-child(4)')
+        await page.locator("#runs-updated", has_text="Updated").wait_for()
+        refreshed = await page.text_content(f'#runs tr[data-run-id="{run_id}"] td:nth-child(4)')
+        await page.goto(f"{url}/runs/{run_id}")
+        started = await page.text_content("#run-started")
+    assert (shown, shown, shown) == (first, refreshed, started)
+    assert [] == errors

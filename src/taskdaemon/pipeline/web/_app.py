@@ -34,7 +34,7 @@ import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,7 @@ class WebApp:
             lstrip_blocks=True,
         )
         self.templates.filters["when"] = _when
+        self.templates.filters["iso"] = _iso
 
     def close(self) -> None:
         """End every stream and close the span source (idempotent, thread-safe); the stream
@@ -452,7 +453,17 @@ def _filters(request: Request) -> dict[str, Any]:
 
 
 def _when(epoch: float | None) -> str:
-    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` (``-`` for None)."""
+    """Epoch seconds as the server's local ``YYYY-MM-DD HH:MM:SS`` (``-`` for None): the text
+    of a page read without its script, which rewrites it in the browser's zone (``_iso``)."""
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(epoch: float | None) -> str:
+    """Epoch seconds as ISO 8601 in UTC, for a ``<time datetime>`` (empty for None). The
+    page's script shows every time in the browser's zone, the ones it fetches as well as
+    these, so a time never changes zone when the page refreshes a row."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")

@@ -32,6 +32,15 @@
       pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
+  // Times the server wrote (its own zone) are rewritten in the browser's, as fmtTime
+  // writes every other one: a row the refresh redraws must not jump by the zones' offset.
+  function localizeTimes() {
+    for (const node of document.querySelectorAll("time[datetime]")) {
+      const epoch = Date.parse(node.dateTime);
+      if (!Number.isNaN(epoch)) node.textContent = fmtTime(epoch / 1000);
+    }
+  }
+
   function fmtBytes(value) {
     if (value === null || value === undefined) return "-";
     let size = value;
@@ -75,7 +84,9 @@
       tr.appendChild(first);
       tr.appendChild(el("td", null, run.pipeline));
       const status = el("td"); status.appendChild(statePill(run.status)); tr.appendChild(status);
-      tr.appendChild(el("td", null, fmtTime(run.start)));
+      const started = el("td");
+      started.appendChild(el("time", { datetime: new Date(run.start * 1000).toISOString() }, fmtTime(run.start)));
+      tr.appendChild(started);
       tr.appendChild(el("td", null, run.duration));
       tr.appendChild(el("td", null, run.stages));
       tr.appendChild(el("td", null, run.failed_stages));
@@ -458,6 +469,7 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     const page = document.body.dataset.page;
+    localizeTimes();
     if (page === "runs") runsPage();
     if (page === "run") runPage();
   });
