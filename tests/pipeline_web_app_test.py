@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 import httpx
 
+from pipeline_tracking_support import store_with
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.web import WebOptions
@@ -34,4 +40,53 @@ async def test_the_runs_page_names_its_source_without_its_secrets() -> None:
         "hunter2pw" in page,
         "qtokensecret" in page,
     )
+    assert expected == actual
+
+
+@contextlib.asynccontextmanager
+async def stored(db: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A read-only page server over the store ``db`` and a client holding its token."""
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN),
+        web=WebOptions(source_url=f"sqlite:///{db}", read_only=True),
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as client:
+            yield client
+    finally:
+        await server.aclose()
+        app.state.web.close()
+
+
+async def test_the_run_record_of_one_stage_holds_that_stage_alone(tmp_path: Path) -> None:
+    """``GET /api/runs/{id}?stage=S`` (what the stage panel asks) answers the run with ``S``'s
+    record and edges only and no run attributes, so selecting a stage of a 2,000-stage run does
+    not fetch all 2,000 with the definition."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with stored(tmp_path / "spans.db") as client:
+        answer = (await client.get(f"/api/runs/{run_id}", params={"stage": "slow"})).json()
+    expected = (run_id, ["slow"], [("work", "slow"), ("slow", "done")], {})
+    actual = (
+        answer["run_id"],
+        [stage["name"] for stage in answer["stages"]],
+        [(edge["source"], edge["target"]) for edge in answer["edges"]],
+        answer["attributes"],
+    )
+    assert expected == actual
+
+
+async def test_the_run_record_of_a_stage_the_run_lacks_is_404_naming_its_stages(
+    tmp_path: Path,
+) -> None:
+    """``?stage=`` naming no stage of the run is 404 with the run's stages, as the logs
+    routes answer it, not a record without stages."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with stored(tmp_path / "spans.db") as client:
+        response = await client.get(f"/api/runs/{run_id}", params={"stage": "sloww"})
+    expected = (404, f"run {run_id} has no stage 'sloww' (its stages: work, fast, slow, done)")
+    actual = (response.status_code, response.json()["error"])
     assert expected == actual

@@ -9,7 +9,8 @@
 ``GET /api/runs/recent``                        the runs page's rows (``pipeline``, ``status``,
                                                 ``since``, ``until``: an age such as ``1h`` or
                                                 ISO 8601; ``limit`` up to 500)
-``GET /api/runs/{id}``                          the run record (JSON)
+``GET /api/runs/{id}``                          the run record (JSON); ``?stage=S``: with
+                                                that stage's record and edges alone
 ``GET /api/runs/{id}/dag?format=F``             the DAG: ``dot``, ``json``, ``mermaid``,
                                                 ``svg`` (``dot -Tsvg``; every state in words)
 ``GET /api/runs/{id}/stream``                   live state as Server-Sent Events (``_streams``)
@@ -46,6 +47,7 @@ from starlette.staticfiles import StaticFiles
 
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
@@ -284,13 +286,23 @@ class WebApp:
         return JSONResponse({"pipelines": pipelines_json(summaries, known)})
 
     async def api_run(self, request: Request) -> Response:
-        """The run record."""
+        """The run record; with ``?stage=S``, what the stage panel shows: the run's fields with
+        that stage's record and edges alone, and no run attributes (a run of thousands of
+        stages is megabytes whole, its definition and edge list among them)."""
         try:
             record = await self.data.record(request.path_params["run_id"])
         except RunNotFoundError as exc:
             return error_response(404, str(exc))
         except SpanSourceError as exc:
             return error_response(502, f"span source: {exc}")
+        stage = request.query_params.get("stage")
+        if stage is not None:
+            stages = tuple(s for s in record.stages if s.name == stage)
+            if not stages:
+                names = [s.name for s in record.stages]
+                return error_response(404, f"run {record.run_id} {no_such_stage(stage, names)}")
+            edges = tuple(e for e in record.edges if stage in (e.source, e.target))
+            record = replace(record, stages=stages, edges=edges, attributes={})
         return JSONResponse({**record_json(record), "live": self.data.is_live(record.run_id)})
 
     async def api_dag(self, request: Request) -> Response:

@@ -387,14 +387,16 @@
       document.getElementById("logs-command").textContent = "taskdaemon logs " + runId + " --stage " + selected;
       let response;
       try {
-        response = await fetch(body.dataset.record, { credentials: "same-origin" });
+        // The selected stage's record only: the whole run's is megabytes for thousands of stages.
+        response = await fetch(body.dataset.record + "?stage=" + encodeURIComponent(selected), { credentials: "same-origin" });
       } catch (error) {
         box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: the server is unreachable."));
         box.hidden = false;
         return;
       }
-      if (!response.ok) { box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: HTTP " + response.status)); box.hidden = false; return; }
-      const record = await response.json();
+      // 404: the run has no record of the stage yet (nothing of it has started).
+      if (!response.ok && response.status !== 404) { box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: HTTP " + response.status)); box.hidden = false; return; }
+      const record = response.ok ? await response.json() : { stages: [] };
       const stage = record.stages.find((s) => s.name === selected);
       const parts = [el("h3", { "data-stage": selected }, selected)];
       if (!stage) {
