@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -89,4 +91,22 @@ async def test_the_run_record_of_a_stage_the_run_lacks_is_404_naming_its_stages(
         response = await client.get(f"/api/runs/{run_id}", params={"stage": "sloww"})
     expected = (404, f"run {run_id} has no stage 'sloww' (its stages: work, fast, slow, done)")
     actual = (response.status_code, response.json()["error"])
+    assert expected == actual
+
+
+def run_ids(page: str) -> list[str]:
+    """The runs a runs page lists, in its order."""
+    return re.findall(r'<tr data-run-id="([0-9a-f]+)"', page)
+
+
+async def test_a_full_runs_page_links_to_the_runs_older_than_its_last(tmp_path: Path) -> None:
+    """A runs page showing as many runs as its limit says so and links to the older ones:
+    following the link lists the runs after its last row, newest first."""
+    ids = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10, 10, 10])
+    async with stored(tmp_path / "spans.db") as client:
+        first = (await client.get("/", params={"limit": 2})).text
+        link = re.search(r'<a id="older-runs" href="([^"]+)"', first)
+        older = (await client.get(html.unescape(link.group(1)) if link else "/nowhere")).text
+    expected = ([ids[2], ids[1]], [ids[0]])
+    actual = (run_ids(first), run_ids(older))
     assert expected == actual

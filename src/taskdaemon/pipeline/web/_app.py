@@ -32,12 +32,14 @@ hostile stage name reaching the page cannot run.
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
@@ -218,18 +220,24 @@ class WebApp:
 
     async def runs_page(self, request: Request) -> Response:
         """The runs page, its first rows rendered here (a bad filter: 400 with the reason)."""
-        error, status, rows = None, 200, []
+        error, status, rows, older = None, 200, [], None
         try:
-            rows = await self._recent(_filters(request))
+            filters = _filters(request)
+            rows = await self._recent(filters)
         except ValueError as exc:
             error, status = str(exc), 400
         except SpanSourceError as exc:
             error, status = f"span source: {exc}", 502
+        else:
+            if len(rows) == filters["limit"]:  # maybe more: a link to the runs before the last
+                older = _older_url(request, rows[-1]["start"])
         return self._page(
             "runs.html",
             status=status,
             rows=rows,
             filters=_raw_filters(request),
+            older=older,
+            newest=_page_url(request, None) if "until" in request.query_params else None,
             error=error,
             # The URL may carry a password or a token for the backend: named, never shown.
             source=redact_text(self.data.source_url or ""),
@@ -436,6 +444,22 @@ class WebApp:
             response.headers["retry-after"] = "5"
             return response
         return EventStreamResponse(subscription)
+
+
+def _older_url(request: Request, start: float) -> str:
+    """The runs page with the same filters, listing the runs that started before ``start``
+    (to the microsecond ``until`` is read at, less one: the last row is not shown again)."""
+    micros = math.floor(start * 1_000_000) - 1
+    until = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    return _page_url(request, until.isoformat().replace("+00:00", "Z"))
+
+
+def _page_url(request: Request, until: str | None) -> str:
+    """The runs page with the request's query, its ``until`` replaced (None: removed)."""
+    query = {k: v for k, v in request.query_params.items() if k != "until"}
+    if until is not None:
+        query["until"] = until
+    return "/?" + urlencode(query)
 
 
 def _raw_filters(request: Request) -> dict[str, str]:
