@@ -22,6 +22,14 @@ def test_one_line_escapes_every_control_character() -> None:
     assert ESCAPED == one_line(HOSTILE, 200)
 
 
+def test_one_line_escapes_the_bidirectional_overrides_and_isolates() -> None:
+    """U+202A-202E and U+2066-2069, which reorder what follows them on the line (an error
+    ending in U+202E shows the next columns reversed), come out as visible escapes."""
+    hostile = "boom \u202eevil\u202c \u2066x\u2069 \u202a\u202b\u202d\u2067\u2068"
+    expected = "boom \\u202eevil\\u202c \\u2066x\\u2069 \\u202a\\u202b\\u202d\\u2067\\u2068"
+    assert expected == one_line(hostile, 200)
+
+
 def test_one_line_joins_lines_and_cuts_to_width() -> None:
     """Line breaks and tabs become single spaces, and a long line is cut with an ellipsis."""
     assert "first second\\x1b…" == one_line("first\n\tsecond\x1b[0m", 17)

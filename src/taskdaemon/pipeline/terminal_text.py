@@ -4,7 +4,8 @@ A stage's error, a skip reason, a command's output line: a handler's code or a c
 output chose that text. Printed as it is, an escape sequence in it drives the reader's
 terminal: it can clear the screen, set the window's title, or, on some terminals, write the
 clipboard (OSC 52). So every command that prints such text shows the C0 and C1 control
-characters and DEL as visible escapes (``\\x1b``). The logs' one-line format
+characters and DEL as visible escapes (``\\x1b``), and the bidirectional controls that would
+reorder the rest of a line (``\\u202e``). The logs' one-line format
 (``logs.escape_controls``) builds on the same table, and escapes line breaks and tabs too.
 """
 
@@ -14,10 +15,13 @@ from typing import Final
 
 __all__ = ["CONTROL_ESCAPES", "one_line", "shown"]
 
-#: ``str.translate`` table: each C0 and C1 control and DEL, as its ``\\xNN`` escape.
+#: ``str.translate`` table: each C0 and C1 control and DEL, as its ``\\xNN`` escape, and each
+#: bidirectional embedding, override and isolate (U+202A-202E, U+2066-2069), as ``\\uNNNN``:
+#: those reorder the rest of the line they are on, so an error ending in U+202E would show
+#: the columns printed after it reversed (the "Trojan Source" spoof).
 CONTROL_ESCAPES: Final = {
     code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
-}
+} | {code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 
 #: The table for a line shown whole: a tab only moves the cursor, so it stays.
 _SHOWN: Final = CONTROL_ESCAPES | {ord("\t"): "\t"}
