@@ -38,6 +38,7 @@ from browser_support import (
     taskdaemon,
 )
 from pipeline_tracking_support import T0, store_with
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.tracking.store import SpanStore
@@ -289,4 +290,23 @@ async def test_every_time_on_the_pages_is_in_the_browsers_zone(tmp_path: Path) -
         await page.goto(f"{url}/runs/{run_id}")
         started = await page.text_content("#run-started")
     assert (shown, shown, shown) == (first, refreshed, started)
+    assert [] == errors
+
+
+@pytest.mark.parametrize("work_ms", [999.6, 59_960])
+async def test_the_stage_panel_writes_durations_as_the_terminal_does(
+    tmp_path: Path, work_ms: float
+) -> None:
+    """An attempt's duration near a unit's end reads as ``format_duration`` writes it for
+    ``runs show`` (``1.0s``, ``1m00s``), not as ``1000ms`` or ``60.0s``."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [work_ms])
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.click('#stages tr[data-stage="work"] button.select')
+        took = await page.text_content('#stage-detail dt:text-is("took") + dd')
+    assert format_duration(work_ms / 1000) == took
     assert [] == errors

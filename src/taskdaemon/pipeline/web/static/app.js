@@ -14,11 +14,15 @@
     return node;
   }
 
+  // durations.format_duration, as the terminal writes them: each unit is chosen by the value
+  // rounded to its precision, so 0.9996 s is 1.0s (not 1000ms) and 59.96 s 1m00s (not 60.0s).
   function fmtDuration(seconds) {
     if (seconds === null || seconds === undefined) return "-";
     const s = Math.max(0, seconds);
-    if (s < 1) return Math.round(s * 1000) + "ms";
-    if (s < 60) return (Math.round(s * 10) / 10).toFixed(1) + "s";
+    const millis = Math.round(s * 1000);
+    if (millis < 1000) return millis + "ms";
+    const tenths = Math.round(s * 10);
+    if (tenths < 600) return (tenths / 10).toFixed(1) + "s";
     const whole = Math.round(s);
     if (whole < 3600) return Math.floor(whole / 60) + "m" + String(whole % 60).padStart(2, "0") + "s";
     return Math.floor(whole / 3600) + "h" + String(Math.floor((whole % 3600) / 60)).padStart(2, "0") + "m";
