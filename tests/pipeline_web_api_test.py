@@ -30,7 +30,13 @@ from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.visualization import STATES, dag_snapshot
 from taskdaemon.pipeline.web import WebOptions
 from taskdaemon.pipeline.web._streams import StreamHub, StreamLimitError
-from taskdaemon.pipeline.web._views import STATE_NAMES, grafana_trace_url, timeline
+from taskdaemon.pipeline.web._views import (
+    MAX_ERROR,
+    STATE_NAMES,
+    grafana_trace_url,
+    run_state,
+    timeline,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "web-api-token-0123456789abcdef"
@@ -363,6 +369,28 @@ def test_timeline_cuts_attempts_into_queued_paused_and_running_segments() -> Non
         ("b", 1, [("paused", 15.0, 20.0)]),
     ] == cut
     assert (8.0, 20.0) == (rows["start"], rows["end"])
+
+
+def test_a_megabyte_error_is_cut_in_every_live_update() -> None:
+    """A stage failing with a 1 MB message (stored whole on its span) reaches the page's live
+    document, which every event of every viewer carries, as its first ``MAX_ERROR``
+    characters and an ellipsis, in the stage's row and in the run's error; the stage panel
+    reads the attempt's whole error from the run record."""
+    huge = "Z" * 1_000_000
+    failed = AttemptRecord("a.0.1", 0, 1, "failure", start=1.0, end=2.0, error=huge)
+    run = RunRecord(
+        run_id="r" * 32,
+        pipeline="p",
+        status="failure",
+        start=0.5,
+        end=2.5,
+        error=f"stage 'a' failure: {huge}",
+        stages=(StageRecord("a", "work", "failure", attempts=(failed,)),),
+        edges=(),
+    )
+    state = run_state(dag_snapshot(None, run), now=3.0, can_control=False)
+    expected = ("Z" * (MAX_ERROR - 1) + "…", "stage 'a' failure: " + "Z" * (MAX_ERROR - 20) + "…")
+    assert expected == (state["nodes"][0]["error"], state["run"]["error"])
 
 
 def test_the_style_sheet_colours_every_state_like_the_dag() -> None:

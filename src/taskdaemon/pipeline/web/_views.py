@@ -2,8 +2,9 @@
 
 * :func:`run_state` is the document every live update carries (one per Server-Sent Event): the
   run's status, each node's state with its text label, the timeline rows and what the viewer may
-  do (approve, reject, continue, step). The page redraws itself from it alone, so a client that
-  reconnects needs nothing but the latest one.
+  do (approve, reject, continue, step); errors in it are cut to :data:`MAX_ERROR` characters.
+  The page redraws itself from it alone, so a client that reconnects needs nothing but the
+  latest one.
 * :func:`timeline` cuts every stage attempt into segments: ``queued`` (waiting for a worker
   slot), ``paused`` (held at a debugger breakpoint) and ``running``. An open segment ends at
   ``now``. Rows are capped (:data:`MAX_ROWS`) so a fan-out of thousands stays a bounded event.
@@ -26,6 +27,7 @@ from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, form
 from taskdaemon.pipeline.visualization._snapshot import node_summary
 
 __all__ = [
+    "MAX_ERROR",
     "MAX_ROWS",
     "STATE_NAMES",
     "grafana_trace_url",
@@ -41,6 +43,17 @@ __all__ = [
 
 #: The most timeline rows one event carries; the rest are counted in ``hidden``.
 MAX_ROWS = 2000
+
+#: The most characters of an error (a stage's, the run's) or a skip reason one event carries:
+#: a span keeps a handler's message whole, and a live document goes to every viewer at every
+#: change. The stage panel reads an attempt's whole error from the run record.
+MAX_ERROR = 1000
+
+
+def _cut(text: str | None) -> str | None:
+    if text is None or len(text) <= MAX_ERROR:
+        return text
+    return text[: MAX_ERROR - 1] + "…"
 
 
 def _r(value: float | None) -> float | None:
@@ -145,8 +158,8 @@ def run_state(
                 "duration": _r(node.duration),
                 "instances": node.instances,
                 "attempts": len(node.attempts),
-                "error": node.error,
-                "skip_reason": node.skip_reason,
+                "error": _cut(node.error),
+                "skip_reason": _cut(node.skip_reason),
                 "approvable": bool(can_control and open_run and waiting),
                 "resumable": bool(can_control and debug and open_run and node.state == "paused"),
             }
@@ -161,7 +174,7 @@ def run_state(
             "start": _r(run.start),
             "end": _r(run.end),
             "duration": format_duration(run.duration if run.end is not None else now - run.start),
-            "error": run.error,
+            "error": _cut(run.error),
         },
         "nodes": nodes,
         "timeline": timeline(snapshot, now=now),
