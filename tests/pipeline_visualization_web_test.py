@@ -27,6 +27,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from browser_support import (
     TOKEN,
@@ -37,10 +40,12 @@ from browser_support import (
     state_of,
     taskdaemon,
 )
-from pipeline_tracking_support import T0, store_with
+from pipeline_tracking_support import RESOURCE, T0, store_with
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 from taskdaemon.pipeline.tracking.store import SpanStore
 from taskdaemon.pipeline.web import WebOptions
 
@@ -309,4 +314,83 @@ async def test_the_stage_panel_writes_durations_as_the_terminal_does(
         await page.click('#stages tr[data-stage="work"] button.select')
         took = await page.text_content('#stage-detail dt:text-is("took") + dd')
     assert format_duration(work_ms / 1000) == took
+    assert [] == errors
+
+
+def store_a_failed_stage(db: Path, error: str) -> str:
+    """A stored run whose one stage, ``work``, failed with ``error``; returns the run id."""
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    root = tracer.start_span(
+        t.run_span_name("wide"),
+        kind=SpanKind.SERVER,
+        start_time=T0,
+        attributes={
+            t.CICD_PIPELINE_NAME: "wide",
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: ["work"],
+        },
+    )
+    work = tracer.start_span(
+        "work",
+        context=trace.set_span_in_context(root),
+        start_time=T0 + 1000,
+        attributes={
+            t.CICD_PIPELINE_NAME: "wide",
+            t.CICD_TASK_NAME: "work",
+            t.STAGE_ATTEMPT: 1,
+            t.STAGE_INSTANCE: 0,
+            t.CICD_TASK_RUN_RESULT: t.RESULT_FAILURE,
+            t.STAGE_ERROR_MESSAGE: error,
+        },
+    )
+    work.set_status(Status(StatusCode.ERROR, error))
+    work.end(T0 + 2000)
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
+    root.set_status(Status(StatusCode.ERROR, f"stage 'work' failure: {error}"))
+    root.end(T0 + 3000)
+    provider.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_a_long_unbroken_error_never_widens_the_run_page(tmp_path: Path, width: int) -> None:
+    """An error of 900 characters without a space (a token, a blob) wraps inside its stages
+    cell and its stage panel: the page is no wider than the window, so the Actions column
+    stays in view."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "E" * 900)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(width=width) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.click('#stages tr[data-stage="work"] button.select')
+        await page.wait_for_selector("#stage-detail pre.error")
+        widths = await page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+    assert widths[1] == widths[0]
+    assert [] == errors
+
+
+async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
+    tmp_path: Path,
+) -> None:
+    """The stages table shows an error's first 200 characters (a row stays a row, as a
+    terminal table cuts its cell); the stage panel shows the whole error."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "E" * 900)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        rendered = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
+        await page.click('#stages tr[data-stage="work"] button.select')
+        panel = await page.text_content("#stage-detail pre.error")
+        redrawn = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
+    cut = "E" * 199 + "…"
+    assert (cut, cut, "E" * 900) == (rendered, redrawn, panel)
     assert [] == errors

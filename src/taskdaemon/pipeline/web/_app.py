@@ -163,6 +163,7 @@ class WebApp:
         )
         self.templates.filters["when"] = _when
         self.templates.filters["iso"] = _iso
+        self.templates.filters["cell"] = _cell
 
     def close(self) -> None:
         """End every stream and close the span source (idempotent, thread-safe); the stream
@@ -494,6 +495,16 @@ def _when(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+#: The characters of an error a stages table cell shows (the script cuts alike); the stage
+#: panel shows it whole.
+_CELL = 200
+
+
+def _cell(text: str) -> str:
+    """``text`` cut to ``_CELL`` characters, the last an ellipsis."""
+    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
 
 
 def _iso(epoch: float | None) -> str:

@@ -55,6 +55,13 @@
     return String(value);
   }
 
+  // A stages table cell shows an error's first CELL characters (a row stays one row); the
+  // stage panel shows it whole. The server's first rendering cuts alike (_app._cell).
+  const CELL = 200;
+  function cellText(text) {
+    return text.length <= CELL ? text : text.slice(0, CELL - 1) + "\u2026";
+  }
+
   function statePill(state, label) {
     return el("span", { class: "state state-" + state }, label || state);
   }
@@ -272,7 +279,7 @@
         const cell = el("td"); cell.appendChild(statePill(node.state, node.label)); tr.appendChild(cell);
         tr.appendChild(el("td", null, node.instances));
         tr.appendChild(el("td", null, node.attempts));
-        tr.appendChild(el("td", { class: "error-cell" }, node.error || node.skip_reason || ""));
+        tr.appendChild(el("td", { class: "error-cell" }, cellText(node.error || node.skip_reason || "")));
         tr.appendChild(actionButtons(node));
         return tr;
       });
