@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from browser_support import TOKEN as BROWSER_TOKEN
 from browser_support import browser_page
 from cli_support import TASKDAEMON, environment
 from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 from taskdaemon.pipeline.web import WebOptions
+from taskdaemon.pipeline.web._logs import MAX_BODY, stage_log_tail
 
 TOKEN = "a-test-token-of-enough-length"
 _API = re.compile(r"API: (http://127\.0\.0\.1:\d+)/")
@@ -190,3 +194,21 @@ async def test_a_dumps_page_shows_the_stage_logs_in_chromium(dumped_run: tuple[s
         await server.aclose()
         app.state.web.close()
     assert (["one", "two"], []) == ([b for b in bodies if b in ("one", "two")], errors)
+
+
+def test_a_megabyte_log_record_is_cut_in_the_stage_panels_tail(tmp_path: Path) -> None:
+    """A ``logging`` record of 1 MB (stored whole) reaches the stage panel's tail as its first
+    ``MAX_BODY`` characters and a note of how many more ``taskdaemon logs`` shows; a tail is
+    then at most ``TAIL`` records of that size, not 200 MB."""
+    db = tmp_path / "spans.db"
+    run = "d" * 32
+    writer = SqliteLogWriter(db)
+    try:
+        writer.write_row(
+            LogRow(run, time.time_ns(), 13, "WARNING", "p", "s", 0, 1, None, "s", "L" * 10**6, {})
+        )
+    finally:
+        writer.close()
+    body = stage_log_tail(db, run, "s")["records"][0]["body"]
+    rest = 10**6 - MAX_BODY
+    assert "L" * MAX_BODY + f"… ({rest} more characters: taskdaemon logs shows them)" == body

@@ -8,9 +8,9 @@ sources (Tempo, Jaeger, OTLP files) keep no run logs, and the routes say so (404
 A tail is a *snapshot*: the stage's last ``TAIL`` records and how many it has in all, so it
 fits the event streams of ``web._streams`` unchanged: one feed per (run, stage) polls the
 store, every event is a full tail, and a client dropped for being slow or reconnecting loses
-only intermediate states. Memory is bounded by ``TAIL`` per feed, each poll reads at most
-``_BATCH`` new rows, and the stream ends once the run has ended and its last records were
-read. A dump's stream is its one tail.
+only intermediate states. Memory is bounded by ``TAIL`` records of at most ``MAX_BODY``
+characters per feed, each poll reads at most ``_BATCH`` new rows, and the stream ends once the
+run has ended and its last records were read. A dump's stream is its one tail.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from taskdaemon.pipeline.tracking.log_read import (
 )
 
 __all__ = [
+    "MAX_BODY",
     "MAX_STAGE_NAME",
     "TAIL",
     "dump_stage_log_tail",
@@ -46,6 +47,10 @@ __all__ = [
 ]
 
 TAIL: Final = 200  # records a tail carries (the page shows these, and says how many are older)
+#: The characters of a record's body a tail carries. A captured output line is stored in
+#: pieces of at most 16 KiB, but a ``logging`` record is stored whole: 200 records of 1 MB
+#: each would be a 200 MB event, sent again at every new record.
+MAX_BODY: Final = 16 * 1024
 MAX_STAGE_NAME: Final = 256
 _BATCH: Final = 2000
 
@@ -58,8 +63,15 @@ def _record(row: StoredLog) -> dict[str, Any]:
         "instance": row.instance,
         "attempt": row.attempt,
         "logger": row.scope,
-        "body": row.body,
+        "body": _body(row.body),
     }
+
+
+def _body(text: str) -> str:
+    if len(text) <= MAX_BODY:
+        return text
+    rest = len(text) - MAX_BODY
+    return f"{text[:MAX_BODY]}… ({rest} more characters: taskdaemon logs shows them)"
 
 
 def _tail(stage: str, records: deque[dict[str, Any]], total: int, *, live: bool) -> dict[str, Any]:
