@@ -27,7 +27,12 @@ from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
 from pipeline_visualization_support import feature_delivery
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.visualization import dag_snapshot
-from taskdaemon.pipeline.visualization._terminal import changes, render_table, stage_rows
+from taskdaemon.pipeline.visualization._terminal import (
+    _fit,
+    changes,
+    render_table,
+    stage_rows,
+)
 
 GATED = """\
     name: gated
@@ -190,6 +195,30 @@ def test_a_short_terminal_keeps_the_active_stages() -> None:
     text = console.export_text()
     assert "implementation" in text
     assert re.search(r"… \d+ more stages \(.*pending", text)
+
+
+def test_a_short_terminal_shows_running_stages_before_queued_ones() -> None:
+    """With more stages queued than the terminal has rows, the running and failed stages are
+    the ones shown (in DAG order), and the queued ones are counted: a wide pipeline's workers
+    stay in view."""
+
+    def stage(name: str, status: str) -> StageRecord:
+        attempt = AttemptRecord(f"{name}.0.1", 0, 1, status, start=1.0, end=None)
+        return StageRecord(name, "work", status, attempts=(attempt,))
+
+    names = [("q1", "queued"), ("q2", "queued"), ("failed", "failure"), ("q3", "queued")]
+    run = RunRecord(
+        run_id="r" * 32,
+        pipeline="p",
+        status="running",
+        start=0.0,
+        end=None,
+        stages=(*(stage(n, s) for n, s in names), stage("busy", "running")),
+        edges=(),
+    )
+    rows, more = _fit(stage_rows(dag_snapshot(None, run), 5.0), 3)
+    expected = ([("failed", "failure"), ("busy", "running")], "… 3 more stages (3 queued)")
+    assert expected == ([(r.stage, r.state) for r in rows], more)
 
 
 # -- through a real terminal, following a run in another process ------------------------------

@@ -136,20 +136,26 @@ def summary_line(snapshot: DagSnapshot, now: float) -> str:
 
 
 _ACTIVE = ACTIVE_STAGE_STATUSES | FAILED_STAGE_STATUSES
+# Of those, the ones a short terminal keeps first: what runs (or holds a worker) and what
+# failed. A wide pipeline has more stages queued or waiting than a terminal has rows.
+_AT_WORK = _ACTIVE - NOT_STARTED_STAGE_STATUSES - {StageStatus.QUEUED}
 
 
 def _fit(rows: list[StageRow], max_rows: int | None) -> tuple[list[StageRow], str]:
-    """At most ``max_rows`` rows: the active and failed stages first, then the others in DAG
-    order; and a line counting, by state, the stages left out."""
+    """At most ``max_rows`` rows, in DAG order: the running, paused, retrying and failed stages
+    first, then the queued and waiting ones, then the others; and a line counting, by state,
+    the stages left out."""
     if max_rows is None or len(rows) <= max_rows:
         return rows, ""
     keep = max(1, max_rows - 1)
-    chosen = {id(r) for r in rows if r.state in _ACTIVE}
-    for row in rows:
-        if len(chosen) >= keep:
-            break
-        chosen.add(id(row))
-    shown = [r for r in rows if id(r) in chosen][:keep]
+    chosen: set[int] = set()
+    for tier in (_AT_WORK, _ACTIVE, None):
+        for row in rows:
+            if len(chosen) >= keep:
+                break
+            if tier is None or row.state in tier:
+                chosen.add(id(row))
+    shown = [r for r in rows if id(r) in chosen]
     left: dict[str, int] = {}
     shown_ids = {id(r) for r in shown}
     for row in rows:
