@@ -394,3 +394,39 @@ async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
     cut = "E" * 199 + "…"
     assert (cut, cut, "E" * 900) == (rendered, redrawn, panel)
     assert [] == errors
+
+
+async def test_the_dag_drawing_is_named_for_screen_readers(tmp_path: Path) -> None:
+    """The drawn DAG (an ``img`` to assistive technology) carries a text alternative naming
+    the pipeline and how many stages it draws; the stages table lists them in words."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "disk full")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector("#dag svg")
+        label = await page.get_attribute("#dag svg", "aria-label")
+    assert "DAG of wide: 1 stage (the stages table lists each with its state)" == label
+    assert [] == errors
+
+
+async def test_the_stage_panels_scrolling_boxes_take_keyboard_focus(tmp_path: Path) -> None:
+    """The stage panel's boxes (here the error's) and its log list scroll when long, so each
+    takes keyboard focus (``tabindex=0``): a keyboard user can scroll them too."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "disk full")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.click('#stages tr[data-stage="work"] button.select')
+        await page.wait_for_selector("#stage-detail pre.error")
+        boxes = await page.eval_on_selector_all(
+            "#stage-detail pre, #log-lines",
+            "nodes => nodes.map(n => [n.id || n.className, n.tabIndex])",
+        )
+    assert [["error", 0], ["log-lines", 0]] == boxes
+    assert [] == errors

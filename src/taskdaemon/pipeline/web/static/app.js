@@ -195,6 +195,8 @@
           if (svg.nodeName !== "svg") break;
           clean(svg);
           svg.setAttribute("role", "img");
+          const count = nodes.length + (nodes.length === 1 ? " stage" : " stages");
+          svg.setAttribute("aria-label", "DAG of " + (state.run ? state.run.pipeline : "the run") + ": " + count + " (the stages table lists each with its state)");
           container.replaceChildren(document.importNode(svg, true));
           drawnKey = key;
           drawnNodes = nodes;
@@ -383,7 +385,8 @@
       parent.appendChild(el("h4", null, title));
       let shown = text;
       try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { shown = text; }
-      parent.appendChild(el("pre", { class: title.toLowerCase() }, shown));
+      // tabindex: a long value scrolls in its box, which a keyboard user must reach too.
+      parent.appendChild(el("pre", { class: title.toLowerCase(), tabindex: "0" }, shown));
     }
 
     async function loadDetail() {
@@ -430,7 +433,7 @@
           fact(list, "CPU", a.cpu_seconds === null ? "-" : fmtDuration(a.cpu_seconds));
           fact(list, "peak memory", fmtBytes(a.peak_memory_bytes));
           box2.appendChild(list);
-          if (a.error) box2.appendChild(el("pre", { class: "error" }, (a.error_type ? a.error_type + ": " : "") + a.error));
+          if (a.error) box2.appendChild(el("pre", { class: "error", tabindex: "0" }, (a.error_type ? a.error_type + ": " : "") + a.error));
           showValue(box2, "Inputs", a.inputs);
           showValue(box2, "Outputs", a.outputs);
           parts.push(box2);
