@@ -430,3 +430,24 @@ async def test_the_stage_panels_scrolling_boxes_take_keyboard_focus(tmp_path: Pa
         )
     assert [["error", 0], ["log-lines", 0]] == boxes
     assert [] == errors
+
+
+async def test_a_bidirectional_override_in_an_error_is_shown_as_an_escape(
+    tmp_path: Path,
+) -> None:
+    """U+202E in an error would show the rest of it reversed ("evil" read "live"); the page
+    writes it as ``\\u202e``, as the terminal does, as sent and as the script redraws it."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "x \u202eevil")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        sent = await page.text_content("#run-error")
+        await page.click('#stages tr[data-stage="work"] button.select')
+        cell = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
+        panel = await page.text_content("#stage-detail pre.error")
+    expected = ("stage 'work' failure: x \\u202eevil", "x \\u202eevil", "x \\u202eevil")
+    assert expected == (sent, cell, panel)
+    assert [] == errors

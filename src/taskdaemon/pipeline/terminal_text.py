@@ -13,15 +13,19 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CONTROL_ESCAPES", "one_line", "shown"]
+__all__ = ["BIDI_ESCAPES", "CONTROL_ESCAPES", "one_line", "shown"]
 
-#: ``str.translate`` table: each C0 and C1 control and DEL, as its ``\\xNN`` escape, and each
-#: bidirectional embedding, override and isolate (U+202A-202E, U+2066-2069), as ``\\uNNNN``:
-#: those reorder the rest of the line they are on, so an error ending in U+202E would show
-#: the columns printed after it reversed (the "Trojan Source" spoof).
+#: ``str.translate`` tables: each bidirectional embedding, override and isolate (U+202A-202E,
+#: U+2066-2069) as ``\\uNNNN`` (those reorder the rest of the line they are on, so an error
+#: ending in U+202E would show the columns printed after it reversed: the "Trojan Source"
+#: spoof; the web page escapes them too), and with them each C0 and C1 control and DEL, as
+#: its ``\\xNN`` escape.
+BIDI_ESCAPES: Final = {
+    code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
 CONTROL_ESCAPES: Final = {
     code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
-} | {code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+} | BIDI_ESCAPES
 
 #: The table for a line shown whole: a tab only moves the cursor, so it stays.
 _SHOWN: Final = CONTROL_ESCAPES | {ord("\t"): "\t"}

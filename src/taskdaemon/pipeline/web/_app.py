@@ -51,6 +51,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_suc
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.terminal_text import BIDI_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
@@ -164,6 +165,7 @@ class WebApp:
         self.templates.filters["when"] = _when
         self.templates.filters["iso"] = _iso
         self.templates.filters["cell"] = _cell
+        self.templates.filters["shown"] = _shown
 
     def close(self) -> None:
         """End every stream and close the span source (idempotent, thread-safe); the stream
@@ -505,6 +507,12 @@ _CELL = 200
 def _cell(text: str) -> str:
     """``text`` cut to ``_CELL`` characters, the last an ellipsis."""
     return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+
+
+def _shown(text: str) -> str:
+    """``text`` with its bidirectional controls written as escapes (the script writes every
+    text it draws alike, and the terminal too: ``terminal_text``)."""
+    return text.translate(BIDI_ESCAPES)
 
 
 def _iso(epoch: float | None) -> str:

@@ -5,12 +5,20 @@
 (function () {
   const REFRESH_MS = 3000;
 
+  // Bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069) reorder the
+  // text after them ("x \u202eevil" reads "x live"): written as escapes, as the terminal
+  // writes them (terminal_text) and the server's first rendering does (_app._shown).
+  const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+  function visible(text) {
+    return String(text).replace(BIDI, (c) => "\\u" + c.charCodeAt(0).toString(16));
+  }
+
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value !== null && value !== undefined && value !== false) node.setAttribute(key, value);
     }
-    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (text !== undefined && text !== null) node.textContent = visible(text);
     return node;
   }
 
@@ -295,7 +303,7 @@
       status.textContent = run.status;
       document.getElementById("run-duration").textContent = run.duration;
       const error = document.getElementById("run-error");
-      error.textContent = run.error || "";
+      error.textContent = visible(run.error || "");
       error.hidden = !run.error;
       body.dataset.runStatus = run.status;
       document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
