@@ -212,6 +212,48 @@ def test_an_issue_of_a_merged_field_is_on_the_anchored_mapping_s_line() -> None:
     ]
 
 
+def test_an_issue_inside_an_aliased_list_is_on_the_anchored_list_s_line() -> None:
+    """A file with an alias of a list: its item's mistake is reported under each path, on
+    the line the anchored list wrote it."""
+    text = (
+        "name: demo\n"
+        "stages:\n"
+        "  - name: a\n"
+        "    command: make\n"
+        "    triggers: &t [{on_completion: {stage: nope}}]\n"
+        "  - name: b\n"
+        "    command: make\n"
+        "    triggers: *t\n"
+    )
+    assert _error(text).splitlines()[1:] == [
+        "<string>:5: stages[0].triggers[0].on_completion.stage: unknown stage 'nope'",
+        "<string>:5: stages[1].triggers[0].on_completion.stage: unknown stage 'nope'",
+    ]
+
+
+def test_an_issue_of_a_key_merged_and_set_again_is_on_the_own_key_s_line() -> None:
+    """A key both merged by ``<<`` and the mapping's own (before or after the merge) is placed
+    on the own key's line."""
+    text = (
+        "name: demo\n"
+        "stages:\n"
+        "  - &base\n"
+        "    name: a\n"
+        "    command: make\n"
+        "    timeout: 1m\n"
+        "    retry: {max_attempts: 2, backoff: {initial: 1s}}\n"
+        "    triggers: [manual: {}]\n"
+        "  - name: b\n"
+        "    retry: {backoff: {initial: 1s, factor: 0}}\n"
+        "    <<: *base\n"
+        "    timeout: 0\n"
+    )
+    assert _error(text).splitlines() == [
+        "<string>:10: stages[1].retry.backoff.factor: must be >= 1, got 0",
+        "<string>:12: stages[1].timeout: must be > 0, got 0",
+    ]
+
+
 def test_an_issue_after_an_alias_is_on_its_field_s_line() -> None:
     """A file with an alias: a later stage's mistake is on the line of its own field."""
     text = (

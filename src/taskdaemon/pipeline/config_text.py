@@ -5,14 +5,17 @@ through ``json``).
 The lines are given as a callable (:data:`Lines`) of the paths whose lines are wanted, since
 they are only read for the paths of issues, and most files have none. A file in the common
 part of YAML (one-line values in block mappings and sequences) is read by
-``yaml_quick.quick_tree`` without composing it at all. Any other YAML file is composed; without
-an alias it is a tree of nodes, which ``yaml_values.plain_tree`` reads in one walk without
-paths or lines; if that walk meets anything irregular, or the file has an alias,
+``yaml_quick.quick_tree`` without composing it at all. A file with an alias (of a collection,
+or a ``<<`` merge key) is read from the parser's events by ``yaml_graph.graph_tree``, also
+without nodes, unless the converter would word an issue. Any other YAML file is composed;
+without an alias it is a tree of nodes, which ``yaml_values.plain_tree`` reads in one walk
+without paths or lines; if that walk meets anything irregular, or the file has an alias,
 ``yaml_values.NodeConverter`` reads it again, with every field's line and an issue for each
-mistake. The lines of a file that ``quick_tree`` or ``plain_tree`` read are found, when a later
-check reports issues, by reading the text's events again (``yaml_lines.tree_lines``), keeping
-the lines of the issues' paths only: a file with mistakes pays one more parse, a file without
-one keeps no nodes while its model is built, and neither keeps a line for every path.
+mistake. The lines of a file that ``quick_tree``, ``graph_tree`` or ``plain_tree`` read are
+found, when a later check reports issues, by reading the text's events again
+(``yaml_lines.tree_lines``, ``yaml_graph.graph_lines``), keeping the lines of the issues' paths
+only: a file with mistakes pays one more parse, a file without one keeps no nodes while its
+model is built, and neither keeps a line for every path.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
     if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
         return data, lambda wanted: yaml_lines(text, wanted), []
     try:
+        if not is_tree(text):  # an alias: read from the events, unless the converter words it
+            data = _graph_tree(text)
+            if data is not NOT_PLAIN:
+                return data, lambda wanted: _graph_lines(text, wanted), []
         node = compose_bounded(text)
     except YamlLimitError as exc:
         return None, no_lines, [ValidationIssue("", str(exc), file=file, line=exc.line)]
@@ -74,6 +81,19 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
         return None, no_lines, [issue]
     lines = converter.lines
     return data, lambda wanted: lines, converter.issues
+
+
+def _graph_tree(text: str) -> Any:
+    # Only a file with an alias needs it (start-up time).
+    from taskdaemon.pipeline.yaml_graph import graph_tree  # noqa: PLC0415 - see above
+
+    return graph_tree(text)
+
+
+def _graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
+    from taskdaemon.pipeline.yaml_graph import graph_lines  # noqa: PLC0415 - see _graph_tree
+
+    return graph_lines(text, wanted)
 
 
 def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
