@@ -95,14 +95,24 @@ def test_collections_nested_64_deep_through_an_alias_give_up() -> None:
 
 
 def test_a_file_over_the_alias_budget_is_refused_as_the_composer_refuses_it() -> None:
-    """Aliases expanding the file past ``yamlsafe``'s budget: the composer's message."""
-    text = "a: &a [" + ", ".join(["x"] * 100) + "]\nb: &b [" + ", ".join(["*a"] * 100) + "]\n"
-    text += "c: [" + ", ".join(["*b"] * 11) + "]\n"
+    """Aliases found past ``yamlsafe``'s budget once the text is read: the composer's message
+    (a long string after them kept the rest of the text from ruling it out sooner)."""
+    text = "a: &a [" + ", ".join(["x"] * 1000) + "]\nb: [" + ", ".join(["*a"] * 101) + "]\n"
+    text += "c: '" + "y" * 300_000 + "'\n"
     with pytest.raises(YamlLimitError) as composed:
         compose_bounded(text)
     with pytest.raises(YamlLimitError) as read:
         graph_tree(text)
     assert (str(composed.value), composed.value.line) == (str(read.value), read.value.line)
+
+
+def test_aliases_past_any_budget_the_rest_could_allow_give_up_at_once() -> None:
+    """Aliases past the budget of any file the rest of the text could make: given up (the
+    composer refuses the file)."""
+    text = "a: &a [" + ", ".join(["x"] * 20_000) + "]\nb: [" + ", ".join(["*a"] * 5) + "]\n"
+    with pytest.raises(YamlLimitError):
+        compose_bounded(text)
+    assert NOT_PLAIN is graph_tree(text)
 
 
 def _early_aliases() -> str:

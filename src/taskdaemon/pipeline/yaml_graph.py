@@ -87,7 +87,7 @@ def graph_tree(text: str) -> Any:
         return NOT_PLAIN
     parser = parser_of(text)
     try:
-        return _Values(parser.get_event).document()
+        return _Values(parser.get_event, len(text)).document()
     except (_GiveUpError, yaml.YAMLError):
         return NOT_PLAIN
     finally:
@@ -97,8 +97,9 @@ def graph_tree(text: str) -> Any:
 class _Values:
     """One read of the events of a text, into its value (see the module docstring)."""
 
-    def __init__(self, get: Callable[[], Any]) -> None:
+    def __init__(self, get: Callable[[], Any], size: int) -> None:
         self.get = get
+        self.size = size  # the text's, which bounds the nodes still to come
         self.memo: dict[str, Any] = {}  # each plain scalar's value, by its text
         self.resolver: yaml.resolver.Resolver | None = None
         self.constructor: yaml.constructor.SafeConstructor | None = None
@@ -143,7 +144,7 @@ class _Values:
                 self.anchors[event.anchor] = (value, 1, 0)
             return value
         if kind is AliasEvent:
-            return self.alias(event.anchor, level)
+            return self.alias(event, level)
         anchor = event.anchor
         if event.tag is not None:
             raise _GiveUpError
@@ -163,15 +164,17 @@ class _Values:
             raise _GiveUpError  # a name anchored twice (PyYAML refuses it)
         self.named.add(name)
 
-    def alias(self, name: str, level: int) -> Any:
-        """The anchored value ``name`` refers to, read again ``level`` collections deep; a
-        collection is copied now, or (past the budget so far) listed for a copy later by the
-        caller (``self.pending``)."""
-        found = self.anchors.get(name)
+    def alias(self, event: Any, level: int) -> Any:
+        """The anchored value the alias ``event`` refers to, read again ``level`` collections
+        deep; a collection is copied now, or (past the budget so far) listed for a copy later
+        by the caller (``self.pending``)."""
+        found = self.anchors.get(event.anchor)
         if found is None:
             raise _GiveUpError  # not anchored, or on a collection still open
         value, size, depth = found
         self.shared += size
+        if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
+            self.beyond(event)
         if depth:
             if level + depth > self.deepest:
                 self.deepest = level + depth
@@ -179,6 +182,14 @@ class _Values:
                     raise _GiveUpError
             return self.fresh(value)
         return value
+
+    def beyond(self, event: Any) -> None:
+        """Give up once the aliases so far are past the budget of any file the rest of the text
+        could make (at most two nodes a character: ``{a,b}``): the composer, whose aliases
+        cost no Python call, refuses it sooner, with the whole file's figures."""
+        rest = self.size - event.end_mark.index
+        if self.shared > 4 * (self.own + 2 * rest):
+            raise _GiveUpError
 
     def fresh(self, value: Any) -> Any:
         """A copy of the shared collection ``value`` while the aliases so far are within the
@@ -286,6 +297,8 @@ class _Values:
                 raise _GiveUpError
             value, size, depth = found
             self.shared += size
+            if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
+                self.beyond(event)
             if level + depth > self.deepest:
                 self.deepest = level + depth
                 if self.deepest >= _MAX_DEPTH:
