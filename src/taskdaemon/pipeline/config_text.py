@@ -57,9 +57,11 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
         return data, lambda wanted: yaml_lines(text, wanted), []
     try:
         if not is_tree(text):  # an alias: read from the events, unless the converter words it
-            data = _graph_tree(text)
-            if data is not NOT_PLAIN:
-                return data, lambda wanted: _graph_lines(text, wanted), []
+            read = _graph_read(text, file)
+            if read is not None and read[1]:
+                return None, no_lines, read[1]
+            if read is not None:
+                return read[0], lambda wanted: _graph_lines(text, wanted), []
         node = compose_bounded(text)
     except YamlLimitError as exc:
         return None, no_lines, [ValidationIssue("", str(exc), file=file, line=exc.line)]
@@ -83,15 +85,15 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
     return data, lambda wanted: lines, converter.issues
 
 
-def _graph_tree(text: str) -> Any:
+def _graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | None:
     # Only a file with an alias needs it (start-up time).
-    from taskdaemon.pipeline.yaml_graph import graph_tree  # noqa: PLC0415 - see above
+    from taskdaemon.pipeline.yaml_graph import graph_read  # noqa: PLC0415 - see above
 
-    return graph_tree(text)
+    return graph_read(text, file)
 
 
 def _graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
-    from taskdaemon.pipeline.yaml_graph import graph_lines  # noqa: PLC0415 - see _graph_tree
+    from taskdaemon.pipeline.yaml_lines import graph_lines  # noqa: PLC0415 - see _graph_read
 
     return graph_lines(text, wanted)
 

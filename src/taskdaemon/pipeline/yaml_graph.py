@@ -25,22 +25,21 @@ composes the file as before. Why the value is the converter's:
   that is not a mapping gives up.
 * Limits: ``yamlsafe``'s. Each alias adds its target's expanded size (counted once, when the
   anchored node closes), each own node one: the expanded tree's size and the file's own nodes,
-  as ``yamlsafe._check`` counts them. Over its budget, the text is refused with its message
-  (:class:`~taskdaemon.pipeline.yamlsafe.YamlLimitError`) once it is read without another
-  reason to give up; collections nested 64 deep in the expanded tree give up (the converter
-  allows 100). Copies are made when an alias is read while the aliases so far are within the
-  budget of the own nodes so far, else after the whole text was read and found within it: the
-  copying is bounded by the budget, however the file is built.
+  as ``yamlsafe._check`` counts them. Past its budget (``max(ALIAS_BUDGET, 4 × own nodes)``)
+  for the nodes read so far, it gives up at once: the composer, whose aliases cost no Python
+  call, refuses such a file in less time than reading it, and a file whose later own nodes
+  would bring it back within the budget is read as before. Collections nested 64 deep in the
+  expanded tree give up (the converter allows 100). An alias of a collection is copied when it
+  is read while the aliases so far are within four times the own nodes so far, else once the
+  whole text is read: a file refused costs no copy past that, one read at most the budget's.
 
-:func:`graph_lines` finds the lines of chosen field paths of such a file, as the converter
-records them, again from the events: it keeps a node-free outline (lines and keys) of the
-anchored collections and the merge sources only, and places each alias and merged pair as the
-converter walks them (merged pairs before the mapping's own, whose lines win).
+The lines of such a file's field paths are found, for the paths of its issues only, by
+``yaml_lines.graph_lines``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, Final
 
 import yaml
@@ -58,36 +57,45 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from taskdaemon.pipeline.yaml_values import NOT_PLAIN
+from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.yaml_values import NOT_PLAIN, kind_of
 from taskdaemon.pipeline.yamlsafe import (
     ALIAS_BUDGET,
     MAX_YAML_BYTES,
-    YamlLimitError,
     parser_of,
 )
 
-__all__ = ["graph_lines", "graph_tree"]
+__all__ = ["graph_read", "graph_tree"]
 
 _STR: Final = "tag:yaml.org,2002:str"
 #: Collections nested in the expanded tree past which the read gives up (the converter: 100).
 _MAX_DEPTH: Final = 64
 _MERGE: Final = "<<"
+#: What PyYAML's safe constructor raises for a scalar it refuses (as ``yaml_values`` catches).
+_REFUSED = (yaml.YAMLError, ValueError, OverflowError)
+#: What the issues' read gives for a collection (it builds no value).
+_MAPPING: Final = ("mapping",)
+_LIST: Final = ("list",)
 
 
 class _GiveUpError(Exception):
     """Raised inside :func:`graph_tree` at the first thing it does not read."""
 
 
+class _IssueError(_GiveUpError):
+    """Raised inside :func:`graph_tree` at a mistake the converter words, which
+    :func:`graph_read` may word too."""
+
+
 def graph_tree(text: str) -> Any:
     """The value ``yaml_values.NodeConverter`` gives of the composed ``text``, or
     :data:`NOT_PLAIN` when it would report an issue (or might), or the text is not one YAML
-    document. Raises ``YamlLimitError`` as ``yamlsafe.compose_bounded`` does when the aliases
-    expand the text past its budget."""
+    document."""
     if len(text) > MAX_YAML_BYTES:
         return NOT_PLAIN
     parser = parser_of(text)
     try:
-        return _Values(parser.get_event, len(text)).document()
+        return _Values(parser.get_event).document()
     except (_GiveUpError, yaml.YAMLError):
         return NOT_PLAIN
     finally:
@@ -97,9 +105,8 @@ def graph_tree(text: str) -> Any:
 class _Values:
     """One read of the events of a text, into its value (see the module docstring)."""
 
-    def __init__(self, get: Callable[[], Any], size: int) -> None:
+    def __init__(self, get: Callable[[], Any]) -> None:
         self.get = get
-        self.size = size  # the text's, which bounds the nodes still to come
         self.memo: dict[str, Any] = {}  # each plain scalar's value, by its text
         self.resolver: yaml.resolver.Resolver | None = None
         self.constructor: yaml.constructor.SafeConstructor | None = None
@@ -121,14 +128,6 @@ class _Values:
         value = self.node(get(), 0)
         if get().__class__ is not DocumentEndEvent or get().__class__ is not StreamEndEvent:
             raise _GiveUpError  # another document (PyYAML refuses it)
-        allowed = self.own + max(ALIAS_BUDGET, 4 * self.own)
-        expanded = self.own + self.shared
-        if expanded > allowed:
-            raise YamlLimitError(
-                f"aliases and merge keys expand {self.own} nodes to {expanded} "
-                f"(the limit is {allowed}: is this an alias bomb?)",
-                1,
-            )
         for container, key, shared in self.later:
             container[key] = _copy(shared)
         return value
@@ -174,7 +173,7 @@ class _Values:
         value, size, depth = found
         self.shared += size
         if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
-            self.beyond(event)
+            raise _GiveUpError  # past the budget so far (see the module docstring)
         if depth:
             if level + depth > self.deepest:
                 self.deepest = level + depth
@@ -183,19 +182,11 @@ class _Values:
             return self.fresh(value)
         return value
 
-    def beyond(self, event: Any) -> None:
-        """Give up once the aliases so far are past the budget of any file the rest of the text
-        could make (at most two nodes a character: ``{a,b}``): the composer, whose aliases
-        cost no Python call, refuses it sooner, with the whole file's figures."""
-        rest = self.size - event.end_mark.index
-        if self.shared > 4 * (self.own + 2 * rest):
-            raise _GiveUpError
-
     def fresh(self, value: Any) -> Any:
-        """A copy of the shared collection ``value`` while the aliases so far are within the
-        budget of the nodes so far (which only grows), else ``value`` itself, marked for a
-        copy once the budget is known."""
-        if self.shared <= max(ALIAS_BUDGET, 4 * self.own):
+        """A copy of the shared collection ``value`` while the aliases so far are within four
+        times the nodes so far, else ``value`` itself, marked for a copy once the text is read
+        (see the module docstring)."""
+        if self.shared <= 4 * self.own:
             return _copy(value)
         self.pending = True
         return value
@@ -240,7 +231,9 @@ class _Values:
             if kind is MappingEndEvent:
                 break
             if kind is not ScalarEvent or event.tag is not None:
-                raise _GiveUpError  # a collection, an alias or a tagged scalar as a key
+                if kind is MappingStartEvent or kind is SequenceStartEvent:
+                    raise _IssueError  # a collection as a key
+                raise _GiveUpError  # an alias or a tagged scalar as a key
             self.own += 1
             text = event.value
             if event.implicit[0]:  # plain: resolved
@@ -253,14 +246,14 @@ class _Values:
                 if key.__class__ is not str:
                     key = self.value(text)
                     if key.__class__ is not str:
-                        raise _GiveUpError  # the converter's "keys must be strings"
+                        raise _IssueError  # the converter's "keys must be strings"
             else:
                 key = text
             if event.anchor is not None:
                 self.anchor(event.anchor)
                 self.anchors[event.anchor] = (key, 1, 0)
             if key in result:
-                raise _GiveUpError  # a duplicate key
+                raise _IssueError  # a duplicate key
             event = get()
             if event.__class__ is ScalarEvent and event.anchor is None:
                 self.own += 1
@@ -276,7 +269,7 @@ class _Values:
         result.clear()
         for key, value in merged.items():
             if key not in own:
-                result[key] = self.fresh(value) if value.__class__ in {dict, list} else value
+                result[key] = self.fresh(value) if value.__class__ in _COLLECTIONS else value
                 if self.pending:
                     self.pending = False
                     self.later.append((result, key, value))
@@ -298,7 +291,7 @@ class _Values:
             value, size, depth = found
             self.shared += size
             if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
-                self.beyond(event)
+                raise _GiveUpError
             if level + depth > self.deepest:
                 self.deepest = level + depth
                 if self.deepest >= _MAX_DEPTH:
@@ -336,160 +329,217 @@ class _Values:
                 self.constructor = yaml.constructor.SafeConstructor()
             try:
                 value = self.constructor.construct_object(ScalarNode(tag, text))
-            except (yaml.YAMLError, ValueError, OverflowError):
-                raise _GiveUpError from None
+            except _REFUSED:
+                raise _IssueError from None
         self.memo[text] = value
         return value
 
 
 def _copy(value: Any) -> Any:
-    """A fresh copy of a value read (its scalars are immutable, and shared)."""
+    """A fresh copy of a value read (its scalars are immutable, and shared: no call for one)."""
     if value.__class__ is dict:
-        return {key: _copy(item) for key, item in value.items()}
+        return {
+            key: _copy(item) if item.__class__ in _COLLECTIONS else item
+            for key, item in value.items()
+        }
     if value.__class__ is list:
-        return [_copy(item) for item in value]
+        return [_copy(item) if item.__class__ in _COLLECTIONS else item for item in value]
     return value
 
 
-# --- lines ---------------------------------------------------------------------------------
-
-#: An outline of a node for :func:`graph_lines`: a scalar is its line; a collection
-#: ``(True, line, pairs)`` for a mapping (``(key, key's line, outline)`` each, merged pairs
-#: expanded first, as the converter's ``pairs()`` gives them) or ``(False, line, items)``.
-_Outline = Any
-_NOTHING: Final[frozenset[str]] = frozenset()
+_COLLECTIONS: Final = frozenset({dict, list})
 
 
-def graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
-    """The 1-based line of each path of ``wanted`` that ``text`` (a text :func:`graph_tree`
-    read) has, as ``yaml_values.NodeConverter`` records it: a mapping field's is its key's
-    line, a list item's and the whole document's (``""``) the line its node starts on, an alias
-    the node it refers to, a merged field its key's line in the mapping it was merged from;
-    when both the merged pairs and the mapping's own pairs give a path a line (the same key, or
-    a key holding a ``.``), the own one's.
-
-    ``wanted`` holds each path's ancestors too (what ``config._Reader.placed`` asks): nothing
-    under a collection whose path is not wanted is followed, but for its anchors.
-    """
+def graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | None:
+    """``text``'s value and no issue (as :func:`graph_tree`), or None and the converter's
+    issues of a mistake in its YAML (a duplicate key, a key that is not a string, a scalar its
+    tag refuses) outside anchored collections and merge sources, in the converter's order and
+    words; or None where the converter or the composer must read it."""
+    if len(text) > MAX_YAML_BYTES:
+        return None
     parser = parser_of(text)
     try:
-        get: Callable[[], Any] = parser.get_event
-        lines = _Lines(get, wanted)
-        get()  # the stream's start
-        get()  # the document's
-        lines.node(get(), "", None, keep=False)
+        return _Values(parser.get_event).document(), []
+    except _IssueError:
+        pass  # read again below, for the issues
+    except (_GiveUpError, yaml.YAMLError):
+        return None
     finally:
         parser.dispose()
-    return lines.lines
+    parser = parser_of(text)
+    try:
+        issues = _Issues(parser.get_event, file).document()
+    except (_GiveUpError, yaml.YAMLError):
+        return None
+    finally:
+        parser.dispose()
+    return (None, issues) if issues else None
 
 
-class _Lines:
-    """One read of the events of a text :func:`graph_tree` read, for the lines of ``wanted``."""
+class _Issues(_Values):
+    """A second read of a text the first met a mistake in, for the converter's issues: paths
+    built, no value (a collection is :data:`_MAPPING` or :data:`_LIST`). It gives up at a
+    mistake inside an anchored node or a merge source (the converter words it again at each
+    alias, in words that may depend on where), at a merge of anything but a mapping and at what
+    :func:`graph_tree` gives up at but mistakes. The converter passes over a duplicate key's
+    value and a key that is not a string with its value: so does this read, wording nothing in
+    them (but within the limits, and giving up at a mistake in an anchored node there)."""
 
-    def __init__(self, get: Callable[[], Any], wanted: Collection[str]) -> None:
-        self.get = get
-        self.wanted = wanted
-        self.lines: dict[str, int] = {}
-        self.written: list[str] = []  # every path given a line, in order
-        self.anchors: dict[str, _Outline] = {}
+    def __init__(self, get: Callable[[], Any], file: str) -> None:
+        super().__init__(get)
+        self.file = file
+        self.issues: list[ValidationIssue] = []
+        self.inside = 0  # anchored nodes and merge sources open around the read
+        self.quiet = 0  # values the converter passes over open around it
+        self.tags: dict[str, str] = {}  # each plain scalar's resolved tag, by its text
 
-    def record(self, path: str, line: int, skip: Collection[str]) -> None:
-        if path in self.wanted and path not in skip:
-            self.lines[path] = line
-            self.written.append(path)
+    def document(self) -> Any:
+        get = self.get
+        if get().__class__ is not StreamStartEvent or get().__class__ is not DocumentStartEvent:
+            raise _GiveUpError
+        self.read(get(), 0, "")
+        if get().__class__ is not DocumentEndEvent or get().__class__ is not StreamEndEvent:
+            raise _GiveUpError
+        return self.issues
 
-    def node(self, event: Any, path: str | None, key_line: int | None, keep: bool) -> _Outline:
-        """Read the node ``event`` starts: record the lines under ``path`` (None: none), and
-        give its outline when ``keep`` or anchored (else None)."""
+    def issue(self, path: str, message: str, line: int) -> None:
+        if self.inside:
+            raise _GiveUpError
+        if not self.quiet and len(self.issues) <= MAX_ISSUES:  # as the converter counts
+            self.issues.append(ValidationIssue(path, message, file=self.file, line=line))
+
+    def read(self, event: Any, level: int, path: str) -> Any:
+        """Read the node ``event`` starts at ``path``, ``level`` collections deep."""
         kind = event.__class__
         if kind is AliasEvent:
-            target = self.anchors[event.anchor]
-            if path is not None:
-                self.walk(target, path, key_line, _NOTHING)
-            return target
-        start = event.start_mark.line + 1
-        if kind is ScalarEvent:
-            if event.anchor is not None:
-                self.anchors[event.anchor] = start
-            if path is not None:
-                self.record(path, start if key_line is None else key_line, _NOTHING)
-            return start
+            found = self.anchors.get(event.anchor)
+            if found is None:
+                raise _GiveUpError
+            value, size, depth = found
+            self.shared += size
+            if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
+                raise _GiveUpError
+            if level + depth >= _MAX_DEPTH:
+                raise _GiveUpError
+            return value
         anchor = event.anchor
-        keep = keep or anchor is not None
-        if path is not None:
-            self.record(path, start if key_line is None else key_line, _NOTHING)
-            if path not in self.wanted:
-                path = None  # nothing asked for inside
-        if kind is MappingStartEvent:
-            outline = self.mapping(path, start, keep)
-        else:
-            outline = self.sequence(path, start, keep)
-        if anchor is not None:
-            self.anchors[anchor] = outline
-        return outline
+        if anchor is None:
+            if kind is ScalarEvent:
+                self.own += 1
+                return self.checked(event, path)
+            return self.collection_at(kind, level + 1, path)
+        self.anchor(anchor)
+        before, deepest = self.own + self.shared, self.deepest
+        self.deepest = level
+        self.inside += 1
+        try:
+            if kind is ScalarEvent:
+                self.own += 1
+                value = self.checked(event, path)
+            else:
+                value = self.collection_at(kind, level + 1, path)
+        finally:
+            self.inside -= 1
+        depth = self.deepest - level
+        self.deepest = max(deepest, self.deepest)
+        self.anchors[anchor] = (value, self.own + self.shared - before, depth)
+        return value
 
-    def sequence(self, path: str | None, start: int, keep: bool) -> _Outline:
-        get = self.get
-        items: list[_Outline] = []
-        index = 0
-        while True:
-            event = get()
-            if event.__class__ is SequenceEndEvent:
-                return (False, start, items) if keep else None
-            here = None if path is None else f"{path}[{index}]"
-            item = self.node(event, here, None, keep)
-            if keep:
-                items.append(item)
-            index += 1
+    def passed(self, event: Any, level: int) -> None:
+        """Read a node the converter passes over (a duplicate key's value, a collection key)."""
+        self.quiet += 1
+        try:
+            self.read(event, level, "")
+        finally:
+            self.quiet -= 1
 
-    def mapping(self, path: str | None, start: int, keep: bool) -> _Outline:
+    def collection_at(self, kind: type, level: int, path: str) -> Any:
+        if level > self.deepest:
+            self.deepest = level
+            if level >= _MAX_DEPTH:
+                raise _GiveUpError
+        self.own += 1
         get = self.get
-        pairs: list[tuple[str, int, _Outline]] = []
-        sources: list[_Outline] = []
-        first = len(self.written)
-        while True:
-            event = get()
-            if event.__class__ is MappingEndEvent:
-                break
-            key = event.value
-            key_line = event.start_mark.line + 1
-            if event.anchor is not None:
-                self.anchors[event.anchor] = key_line
-            if key == _MERGE and event.implicit[0]:
-                sources.append(self.node(get(), None, None, keep=True))
+        if kind is SequenceStartEvent:
+            index = 0
+            while (event := get()).__class__ is not SequenceEndEvent:
+                self.read(event, level, f"{path}[{index}]")
+                index += 1
+            return _LIST
+        own: set[str] = set()
+        while (event := get()).__class__ is not MappingEndEvent:
+            kind = event.__class__
+            if kind is AliasEvent:
+                raise _GiveUpError  # an alias as a key (worded on its anchor's line)
+            line = event.start_mark.line + 1
+            if kind is not ScalarEvent:  # a collection as a key, which is never converted
+                got = "list" if kind is SequenceStartEvent else "mapping"
+                self.issue(path, f"keys must be strings, got {got}", line)
+                self.passed(event, level)
+                self.passed(get(), level)
                 continue
-            here = None if path is None else (f"{path}.{key}" if path else key)
-            value = self.node(get(), here, key_line, keep)
-            if keep:
-                pairs.append((key, key_line, value))
-        if sources:
-            merged: list[tuple[str, int, _Outline]] = []
-            for source in sources:
-                for mapping in reversed(source[2] if not source[0] else [source]):
-                    merged.extend(mapping[2])
-            if path is not None:
-                # The converter walks the merged pairs first: the own ones' lines win.
-                own = set(self.written[first:])
-                for key, key_line, value in merged:
-                    self.walk(value, f"{path}.{key}" if path else key, key_line, own)
-            pairs = merged + pairs
-        return (True, start, pairs) if keep else None
+            if event.tag is None and event.implicit[0] and event.value == _MERGE:
+                if event.anchor is not None:
+                    raise _GiveUpError
+                self.own += 1
+                self.merged(get(), level)
+                continue
+            key = self.read(event, level, path)
+            if key.__class__ is not str:
+                self.issue(path, f"keys must be strings, got {kind_of(key)}", line)
+                self.passed(get(), level)
+                continue
+            field = f"{path}.{key}" if path else key
+            if key in own:
+                self.issue(field, "duplicate key", line)
+                self.passed(get(), level)
+                continue
+            own.add(key)
+            self.read(get(), level, field)
+        return _MAPPING
 
-    def walk(
-        self, outline: _Outline, path: str, key_line: int | None, skip: Collection[str]
-    ) -> None:
-        """Record the lines under ``path`` of a node read again (an alias, a merged value),
-        but those of ``skip``."""
-        if outline.__class__ is int:
-            self.record(path, outline if key_line is None else key_line, skip)
-            return
-        is_mapping, start, children = outline
-        self.record(path, start if key_line is None else key_line, skip)
-        if path not in self.wanted:
-            return
-        if is_mapping:
-            for key, line, value in children:
-                self.walk(value, f"{path}.{key}" if path else key, line, skip)
-        else:
-            for index, item in enumerate(children):
-                self.walk(item, f"{path}[{index}]", None, skip)
+    def merged(self, event: Any, level: int) -> None:
+        """Read a ``<<`` value: mappings only (else the converter's "<< merges mappings
+        only"), with no mistake inside."""
+        self.inside += 1
+        try:
+            if event.__class__ is SequenceStartEvent and event.anchor is None:
+                if level + 1 >= _MAX_DEPTH:
+                    raise _GiveUpError
+                self.own += 1
+                while (item := self.get()).__class__ is not SequenceEndEvent:
+                    if self.read(item, level + 1, "") is not _MAPPING:
+                        raise _GiveUpError
+            elif self.read(event, level, "") is not _MAPPING:
+                raise _GiveUpError
+        finally:
+            self.inside -= 1
+
+    def checked(self, event: Any, path: str) -> Any:
+        """A scalar's value, as the converter constructs it (an issue where it refuses)."""
+        tag, text = event.tag, event.value
+        if tag is None:
+            if not event.implicit[0]:
+                return text
+            found = self.memo.get(text, NOT_PLAIN)
+            if found is not NOT_PLAIN:
+                return found
+            tag = self.tags.get(text)
+            if tag is None:
+                if self.resolver is None:
+                    self.resolver = yaml.resolver.Resolver()
+                resolve = self.resolver.resolve
+                tag = self.tags[text] = resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        elif tag == "!":
+            raise _GiveUpError  # the non-specific tag: resolved otherwise
+        if tag == _STR:
+            return text
+        if self.constructor is None:
+            self.constructor = yaml.constructor.SafeConstructor()
+        try:
+            return self.constructor.construct_object(ScalarNode(tag, text))
+        except _REFUSED as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            line = event.start_mark.line + 1
+            self.issue(path, f"invalid {tag.rpartition(':')[2]} value: {problem}", line)
+            return None

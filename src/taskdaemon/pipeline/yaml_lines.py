@@ -1,4 +1,4 @@
-"""The lines of chosen field paths of a YAML tree, read from the parser's events.
+"""The lines of chosen field paths of a YAML file, read from the parser's events.
 
 A pipeline file's lines are needed only to word its issues, and only for their paths (and the
 paths around them, where a missing field is placed). Composing the text to find them kept a
@@ -7,12 +7,17 @@ for a file of millions of one-character stages, far more than the file's value.
 :func:`tree_lines` walks the events once, keeps a path's line only when it was asked for, and
 skips what lies under a collection that holds no such path (and a list's items past the last
 asked for) without building their paths: what it holds beside the text is the open
-collections and the answer.
+collections and the answer. :func:`graph_lines` does the same for a file with aliases of
+collections or ``<<`` merge keys (one ``yaml_graph.graph_tree`` read), keeping besides a
+node-free outline (lines and keys) of the anchored collections and the merge sources only, and
+placing each alias and merged pair as the converter walks them (merged pairs before the
+mapping's own, whose lines win).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
+from typing import Any, Final
 
 from yaml.events import (
     AliasEvent,
@@ -27,9 +32,10 @@ from yaml.events import (
 
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH, parser_of
 
-__all__ = ["tree_lines"]
+__all__ = ["graph_lines", "tree_lines"]
 
 _STARTS = (MappingStartEvent, SequenceStartEvent)
+_MERGE: Final = "<<"
 _ENDS = (MappingEndEvent, SequenceEndEvent)
 
 
@@ -159,3 +165,146 @@ def _last_items(wanted: Collection[str]) -> dict[str, int]:
             if cut >= 0 and number.isdigit():
                 last[path[:cut]] = max(last.get(path[:cut], -1), int(number))
     return last
+
+
+#: An outline of a node for :func:`graph_lines`: a scalar is its line; a collection
+#: ``(True, line, pairs)`` for a mapping (``(key, key's line, outline)`` each, merged pairs
+#: expanded first, as the converter's ``pairs()`` gives them) or ``(False, line, items)``.
+_Outline = Any
+_NOTHING: Final[frozenset[str]] = frozenset()
+
+
+def graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
+    """The 1-based line of each path of ``wanted`` that ``text`` (a text
+    ``yaml_graph.graph_tree`` read) has, as ``yaml_values.NodeConverter`` records it: a mapping
+    field's is its key's line, a list item's and the whole document's (``""``) the line its node
+    starts on, an alias the node it refers to, a merged field its key's line in the mapping it
+    was merged from; when both the merged pairs and the mapping's own pairs give a path a line
+    (the same key, or a key holding a ``.``), the own one's.
+
+    ``wanted`` holds each path's ancestors too (what ``config._Reader.placed`` asks): nothing
+    under a collection whose path is not wanted is followed, but for its anchors.
+    """
+    parser = parser_of(text)
+    try:
+        get: Callable[[], Any] = parser.get_event
+        lines = _Lines(get, wanted)
+        get()  # the stream's start
+        get()  # the document's
+        lines.node(get(), "", None, keep=False)
+    finally:
+        parser.dispose()
+    return lines.lines
+
+
+class _Lines:
+    """One read of the events of a text ``yaml_graph.graph_tree`` read, for the lines of
+    ``wanted``."""
+
+    def __init__(self, get: Callable[[], Any], wanted: Collection[str]) -> None:
+        self.get = get
+        self.wanted = wanted
+        self.lines: dict[str, int] = {}
+        self.written: list[str] = []  # every path given a line, in order
+        self.anchors: dict[str, _Outline] = {}
+
+    def record(self, path: str, line: int, skip: Collection[str]) -> None:
+        if path in self.wanted and path not in skip:
+            self.lines[path] = line
+            self.written.append(path)
+
+    def node(self, event: Any, path: str | None, key_line: int | None, keep: bool) -> _Outline:
+        """Read the node ``event`` starts: record the lines under ``path`` (None: none), and
+        give its outline when ``keep`` or anchored (else None)."""
+        kind = event.__class__
+        if kind is AliasEvent:
+            target = self.anchors[event.anchor]
+            if path is not None:
+                self.walk(target, path, key_line, _NOTHING)
+            return target
+        start = event.start_mark.line + 1
+        if kind is ScalarEvent:
+            if event.anchor is not None:
+                self.anchors[event.anchor] = start
+            if path is not None:
+                self.record(path, start if key_line is None else key_line, _NOTHING)
+            return start
+        anchor = event.anchor
+        keep = keep or anchor is not None
+        if path is not None:
+            self.record(path, start if key_line is None else key_line, _NOTHING)
+            if path not in self.wanted:
+                path = None  # nothing asked for inside
+        if kind is MappingStartEvent:
+            outline = self.mapping(path, start, keep)
+        else:
+            outline = self.sequence(path, start, keep)
+        if anchor is not None:
+            self.anchors[anchor] = outline
+        return outline
+
+    def sequence(self, path: str | None, start: int, keep: bool) -> _Outline:
+        get = self.get
+        items: list[_Outline] = []
+        index = 0
+        while True:
+            event = get()
+            if event.__class__ is SequenceEndEvent:
+                return (False, start, items) if keep else None
+            here = None if path is None else f"{path}[{index}]"
+            item = self.node(event, here, None, keep)
+            if keep:
+                items.append(item)
+            index += 1
+
+    def mapping(self, path: str | None, start: int, keep: bool) -> _Outline:
+        get = self.get
+        pairs: list[tuple[str, int, _Outline]] = []
+        sources: list[_Outline] = []
+        first = len(self.written)
+        while True:
+            event = get()
+            if event.__class__ is MappingEndEvent:
+                break
+            key = event.value
+            key_line = event.start_mark.line + 1
+            if event.anchor is not None:
+                self.anchors[event.anchor] = key_line
+            if key == _MERGE and event.implicit[0]:
+                sources.append(self.node(get(), None, None, keep=True))
+                continue
+            here = None if path is None else (f"{path}.{key}" if path else key)
+            value = self.node(get(), here, key_line, keep)
+            if keep:
+                pairs.append((key, key_line, value))
+        if sources:
+            merged: list[tuple[str, int, _Outline]] = []
+            for source in sources:
+                for mapping in reversed(source[2] if not source[0] else [source]):
+                    merged.extend(mapping[2])
+            if path is not None:
+                # The converter walks the merged pairs first: the own ones' lines win.
+                own = set(self.written[first:])
+                for key, key_line, value in merged:
+                    self.walk(value, f"{path}.{key}" if path else key, key_line, own)
+            pairs = merged + pairs
+        return (True, start, pairs) if keep else None
+
+    def walk(
+        self, outline: _Outline, path: str, key_line: int | None, skip: Collection[str]
+    ) -> None:
+        """Record the lines under ``path`` of a node read again (an alias, a merged value),
+        but those of ``skip``."""
+        if outline.__class__ is int:
+            self.record(path, outline if key_line is None else key_line, skip)
+            return
+        is_mapping, start, children = outline
+        self.record(path, start if key_line is None else key_line, skip)
+        if path not in self.wanted:
+            return
+        if is_mapping:
+            for key, line, value in children:
+                self.walk(value, f"{path}.{key}" if path else key, line, skip)
+        else:
+            for index, item in enumerate(children):
+                self.walk(item, f"{path}[{index}]", None, skip)
