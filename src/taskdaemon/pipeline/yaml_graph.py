@@ -25,13 +25,14 @@ composes the file as before. Why the value is the converter's:
   that is not a mapping gives up.
 * Limits: ``yamlsafe``'s. Each alias adds its target's expanded size (counted once, when the
   anchored node closes), each own node one: the expanded tree's size and the file's own nodes,
-  as ``yamlsafe._check`` counts them. Past its budget (``max(ALIAS_BUDGET, 4 × own nodes)``)
-  for the nodes read so far, it gives up at once: the composer, whose aliases cost no Python
-  call, refuses such a file in less time than reading it, and a file whose later own nodes
-  would bring it back within the budget is read as before. Collections nested 64 deep in the
-  expanded tree give up (the converter allows 100). An alias of a collection is copied when it
-  is read while the aliases so far are within four times the own nodes so far, else once the
-  whole text is read: a file refused costs no copy past that, one read at most the budget's.
+  as ``yamlsafe._check`` counts them. Once the aliases add more than four times the own nodes
+  read so far, and :data:`_SPARE` more, it gives up: the composer, whose aliases cost no Python
+  call, refuses a file over its budget in less time than reading it takes (and the floor of
+  ``ALIAS_BUDGET`` lets a file of few own nodes composed through, which costs little memory);
+  a file whose later own nodes would bring it back within is composed, as before. Collections
+  nested 64 deep in the expanded tree give up (the converter allows 100). An alias of a
+  collection is copied when it is read while the aliases are within four times the own nodes,
+  else once the whole text is read: a file refused costs no copy past that.
 
 The lines of such a file's field paths are found, for the paths of its issues only, by
 ``yaml_lines.graph_lines``.
@@ -60,7 +61,6 @@ from yaml.nodes import ScalarNode
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, kind_of
 from taskdaemon.pipeline.yamlsafe import (
-    ALIAS_BUDGET,
     MAX_YAML_BYTES,
     parser_of,
 )
@@ -71,6 +71,8 @@ _STR: Final = "tag:yaml.org,2002:str"
 #: Collections nested in the expanded tree past which the read gives up (the converter: 100).
 _MAX_DEPTH: Final = 64
 _MERGE: Final = "<<"
+#: Nodes the aliases may add beyond four times the own nodes read so far (module docstring).
+_SPARE: Final = 1_000
 #: What PyYAML's safe constructor raises for a scalar it refuses (as ``yaml_values`` catches).
 _REFUSED = (yaml.YAMLError, ValueError, OverflowError)
 #: What the issues' read gives for a collection (it builds no value).
@@ -172,7 +174,7 @@ class _Values:
             raise _GiveUpError  # not anchored, or on a collection still open
         value, size, depth = found
         self.shared += size
-        if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
+        if self.shared > 4 * self.own + _SPARE:
             raise _GiveUpError  # past the budget so far (see the module docstring)
         if depth:
             if level + depth > self.deepest:
@@ -290,7 +292,7 @@ class _Values:
                 raise _GiveUpError
             value, size, depth = found
             self.shared += size
-            if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
+            if self.shared > 4 * self.own + _SPARE:
                 raise _GiveUpError
             if level + depth > self.deepest:
                 self.deepest = level + depth
@@ -417,7 +419,7 @@ class _Issues(_Values):
                 raise _GiveUpError
             value, size, depth = found
             self.shared += size
-            if self.shared > ALIAS_BUDGET and self.shared > 4 * self.own:
+            if self.shared > 4 * self.own + _SPARE:
                 raise _GiveUpError
             if level + depth >= _MAX_DEPTH:
                 raise _GiveUpError
