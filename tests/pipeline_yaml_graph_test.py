@@ -133,19 +133,42 @@ def test_collections_nested_64_deep_through_an_alias_give_up() -> None:
     )
 
 
-def _over_budget(rest: str) -> str:
-    """Aliases past ``yamlsafe``'s budget of the nodes before them, then ``rest``."""
-    head = "a: &a [" + ", ".join(["x"] * 1000) + "]\nb: [" + ", ".join(["*a"] * 101) + "]\n"
-    return head + rest
-
-
-def test_aliases_past_the_budget_so_far_are_left_to_the_composer() -> None:
-    """Aliases past the budget of the nodes read before them: given up, and the composer
-    refuses the file."""
-    text = _over_budget("")
+def test_aliases_past_the_budget_early_in_the_text_are_left_to_the_composer() -> None:
+    """Aliases past the budget of the nodes before them, in the text's first third: given up,
+    and the composer refuses the file."""
+    text = "a: &a [" + ", ".join(["x"] * 10) + "]\nb: [" + ", ".join(["*a"] * 9100) + "]\n"
     with pytest.raises(YamlLimitError):
         compose_bounded(text)
     assert NOT_PLAIN is graph_tree(text)
+
+
+_FLOOD = ", ".join(["*a"] * 60_000)
+LATE = {
+    "aliases of a scalar": "a: &a x\nb: ["
+    + ", ".join(["x"] * 10_000)
+    + "]\nc: ["
+    + _FLOOD
+    + ", "
+    + _FLOOD
+    + "]\n",
+    "an anchored mapping open": (
+        "a: &a x\nz: &z\n  b: [" + ", ".join(["x"] * 10_000) + "]\n  c: [" + _FLOOD + "]\n"
+        "d: &d [" + ", ".join(["*a"] * 100) + "]\ne: [*z, *z, *d]\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("text", LATE.values(), ids=LATE.keys())
+def test_aliases_past_the_budget_late_in_the_text_are_refused_as_the_composer_does(
+    text: str,
+) -> None:
+    """Aliases past the budget of the nodes before them, past the text's first third: the rest
+    is counted, and the text refused with the composer's message."""
+    with pytest.raises(YamlLimitError) as composed:
+        compose_bounded(text)
+    with pytest.raises(YamlLimitError) as read:
+        graph_tree(text)
+    assert (str(composed.value), composed.value.line) == (str(read.value), read.value.line)
 
 
 def test_aliases_past_four_times_the_nodes_so_far_are_left_even_within_the_budget() -> None:

@@ -61,7 +61,9 @@ from yaml.nodes import ScalarNode
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, kind_of
 from taskdaemon.pipeline.yamlsafe import (
+    ALIAS_BUDGET,
     MAX_YAML_BYTES,
+    YamlLimitError,
     parser_of,
 )
 
@@ -71,6 +73,8 @@ _STR: Final = "tag:yaml.org,2002:str"
 #: Collections nested in the expanded tree past which the read gives up (the converter: 100).
 _MAX_DEPTH: Final = 64
 _MERGE: Final = "<<"
+#: The events that may carry an anchor.
+_NAMED: Final = frozenset({ScalarEvent, MappingStartEvent, SequenceStartEvent})
 #: Nodes the aliases may add beyond four times the own nodes read so far (module docstring).
 _SPARE: Final = 1_000
 #: What PyYAML's safe constructor raises for a scalar it refuses (as ``yaml_values`` catches).
@@ -97,7 +101,7 @@ def graph_tree(text: str) -> Any:
         return NOT_PLAIN
     parser = parser_of(text)
     try:
-        return _Values(parser.get_event).document()
+        return _Values(parser.get_event, len(text)).document()
     except (_GiveUpError, yaml.YAMLError):
         return NOT_PLAIN
     finally:
@@ -107,8 +111,12 @@ def graph_tree(text: str) -> Any:
 class _Values:
     """One read of the events of a text, into its value (see the module docstring)."""
 
-    def __init__(self, get: Callable[[], Any]) -> None:
+    def __init__(self, get: Callable[[], Any], size: int) -> None:
         self.get = get
+        self.size = size  # the text's
+        # The open anchored collections: name, own and shared nodes before, level, deepest
+        # around (for :meth:`count_rest`).
+        self.open: list[tuple[str, int, int, int]] = []
         self.memo: dict[str, Any] = {}  # each plain scalar's value, by its text
         self.resolver: yaml.resolver.Resolver | None = None
         self.constructor: yaml.constructor.SafeConstructor | None = None
@@ -154,7 +162,9 @@ class _Values:
         self.anchor(anchor)
         before, deepest = self.own + self.shared, self.deepest
         self.deepest = level
+        self.open.append((anchor, before, level + 1, deepest))
         value = self.collection(kind, level + 1)
+        self.open.pop()
         depth = self.deepest - level
         self.deepest = max(deepest, self.deepest)
         self.anchors[anchor] = (value, self.own + self.shared - before, depth)
@@ -175,7 +185,7 @@ class _Values:
         value, size, depth = found
         self.shared += size
         if self.shared > 4 * self.own + _SPARE:
-            raise _GiveUpError  # past the budget so far (see the module docstring)
+            self.over(event, level)
         if depth:
             if level + depth > self.deepest:
                 self.deepest = level + depth
@@ -183,6 +193,66 @@ class _Values:
                     raise _GiveUpError
             return self.fresh(value)
         return value
+
+    def over(self, event: Any, level: int) -> None:
+        """The aliases so far add more than four times the own nodes read and :data:`_SPARE`:
+        give up while less than a third of the text is read (the composer refuses a file over
+        the budget in less time than reading it, its aliases costing no Python call); past
+        that, reading the rest costs less than the composer's whole read, so count its nodes
+        (:meth:`count_rest`) and refuse the text over the budget, or give up within it."""
+        if event.end_mark.index * 3 < self.size:
+            raise _GiveUpError
+        self.count_rest(level)
+
+    def count_rest(self, level: int) -> None:
+        """Count the nodes of the rest of the text, after an alias ``level`` collections deep,
+        as ``yamlsafe._check`` does; raise ``YamlLimitError`` as ``compose_bounded`` when they
+        are over the budget, else give up. Gives up at what :meth:`node` gives up at."""
+        get, anchors, opened = self.get, self.anchors, self.open
+        own, shared, deepest = self.own, self.shared, self.deepest
+        while True:
+            event = get()
+            kind = event.__class__
+            anchor = event.anchor if kind in _NAMED else None
+            if anchor is not None:
+                self.anchor(anchor)
+            if kind is ScalarEvent:
+                own += 1
+                if anchor is not None:
+                    anchors[anchor] = (None, 1, 0)
+            elif kind is AliasEvent:
+                found = anchors.get(event.anchor)
+                if found is None:
+                    raise _GiveUpError
+                shared += found[1]
+                deepest = max(deepest, level + found[2])
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                own += 1
+                level += 1
+                if anchor is not None:
+                    opened.append((anchor, own + shared - 1, level, deepest))
+                    deepest = level - 1
+                deepest = max(deepest, level)
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                if opened and opened[-1][2] == level:
+                    name, before, _, around = opened.pop()
+                    anchors[name] = (None, own + shared - before, deepest - level + 1)
+                    deepest = max(around, deepest)
+                level -= 1
+            elif kind is DocumentEndEvent:
+                break
+            if deepest >= _MAX_DEPTH:
+                raise _GiveUpError
+        if get().__class__ is not StreamEndEvent:
+            raise _GiveUpError
+        allowed = own + max(ALIAS_BUDGET, 4 * own)
+        if own + shared > allowed:
+            raise YamlLimitError(
+                f"aliases and merge keys expand {own} nodes to {own + shared} "
+                f"(the limit is {allowed}: is this an alias bomb?)",
+                1,
+            )
+        raise _GiveUpError
 
     def fresh(self, value: Any) -> Any:
         """A copy of the shared collection ``value`` while the aliases so far are within four
@@ -293,7 +363,7 @@ class _Values:
             value, size, depth = found
             self.shared += size
             if self.shared > 4 * self.own + _SPARE:
-                raise _GiveUpError
+                self.over(event, level)
             if level + depth > self.deepest:
                 self.deepest = level + depth
                 if self.deepest >= _MAX_DEPTH:
@@ -361,7 +431,7 @@ def graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | None
         return None
     parser = parser_of(text)
     try:
-        return _Values(parser.get_event).document(), []
+        return _Values(parser.get_event, len(text)).document(), []
     except _IssueError:
         pass  # read again below, for the issues
     except (_GiveUpError, yaml.YAMLError):
@@ -370,7 +440,7 @@ def graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | None
         parser.dispose()
     parser = parser_of(text)
     try:
-        issues = _Issues(parser.get_event, file).document()
+        issues = _Issues(parser.get_event, len(text), file).document()
     except (_GiveUpError, yaml.YAMLError):
         return None
     finally:
@@ -387,8 +457,8 @@ class _Issues(_Values):
     value and a key that is not a string with its value: so does this read, wording nothing in
     them (but within the limits, and giving up at a mistake in an anchored node there)."""
 
-    def __init__(self, get: Callable[[], Any], file: str) -> None:
-        super().__init__(get)
+    def __init__(self, get: Callable[[], Any], size: int, file: str) -> None:
+        super().__init__(get, size)
         self.file = file
         self.issues: list[ValidationIssue] = []
         self.inside = 0  # anchored nodes and merge sources open around the read
