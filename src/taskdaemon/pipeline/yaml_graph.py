@@ -26,13 +26,16 @@ composes the file as before. Why the value is the converter's:
 * Limits: ``yamlsafe``'s. Each alias adds its target's expanded size (counted once, when the
   anchored node closes), each own node one: the expanded tree's size and the file's own nodes,
   as ``yamlsafe._check`` counts them. Once the aliases add more than four times the own nodes
-  read so far, and :data:`_SPARE` more, it gives up: the composer, whose aliases cost no Python
-  call, refuses a file over its budget in less time than reading it takes (and the floor of
-  ``ALIAS_BUDGET`` lets a file of few own nodes composed through, which costs little memory);
-  a file whose later own nodes would bring it back within is composed, as before. Collections
-  nested 64 deep in the expanded tree give up (the converter allows 100). An alias of a
-  collection is copied when it is read while the aliases are within four times the own nodes,
-  else once the whole text is read: a file refused costs no copy past that.
+  read so far, and :data:`_SPARE` more, the file may be over the budget: in the text's first
+  third it gives up (the composer, whose aliases cost no Python call, refuses a bomb in less
+  time than reading it takes, and the floor of ``ALIAS_BUDGET`` lets a file of few own nodes
+  through, which it composes in little memory); past it, reading the rest costs less than the
+  composer's whole read, so the rest's nodes are counted, and the text refused with the
+  composer's message (:class:`~taskdaemon.pipeline.yamlsafe.YamlLimitError`) or, within the
+  budget after all, given up. Collections nested 64 deep in the expanded tree give up (the
+  converter allows 100). An alias of a collection is copied when it is read while the aliases
+  are within four times the own nodes, else once the whole text is read: a file refused costs
+  no copy past that.
 
 The lines of such a file's field paths are found, for the paths of its issues only, by
 ``yaml_lines.graph_lines``.
@@ -96,7 +99,8 @@ class _IssueError(_GiveUpError):
 def graph_tree(text: str) -> Any:
     """The value ``yaml_values.NodeConverter`` gives of the composed ``text``, or
     :data:`NOT_PLAIN` when it would report an issue (or might), or the text is not one YAML
-    document."""
+    document. Raises ``YamlLimitError`` as ``yamlsafe.compose_bounded`` does for a text its
+    aliases expand past the budget, when it finds so (see the module docstring)."""
     if len(text) > MAX_YAML_BYTES:
         return NOT_PLAIN
     parser = parser_of(text)
@@ -426,7 +430,8 @@ def graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | None
     """``text``'s value and no issue (as :func:`graph_tree`), or None and the converter's
     issues of a mistake in its YAML (a duplicate key, a key that is not a string, a scalar its
     tag refuses) outside anchored collections and merge sources, in the converter's order and
-    words; or None where the converter or the composer must read it."""
+    words; or None where the converter or the composer must read it. Raises
+    ``YamlLimitError`` as :func:`graph_tree`."""
     if len(text) > MAX_YAML_BYTES:
         return None
     parser = parser_of(text)
