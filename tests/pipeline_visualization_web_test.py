@@ -396,6 +396,32 @@ async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
     assert [] == errors
 
 
+async def test_a_stage_picked_before_the_first_live_update_opens_its_panel(
+    tmp_path: Path,
+) -> None:
+    """A stage picked in the table the server drew, before the stream's first update has come
+    (held back here), opens its panel and marks its row, with no script error."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "boom")
+    held: list[object] = []
+
+    async def hold(route: object) -> None:  # never answered: no update comes
+        held.append(route)
+
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.route("**/stream", hold)
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.click('#stages tr[data-stage="work"] button.select')
+        panel = await page.text_content("#stage-detail pre.error")
+        marked = await page.get_attribute('#stages tr[data-stage="work"]', "class")
+        stream_state = await page.get_attribute("body", "data-stream-state")
+    expected = ("boom", "selected", "connecting", [])
+    assert expected == (panel, marked, stream_state, errors)
+
+
 async def test_the_dag_drawing_is_named_for_screen_readers(tmp_path: Path) -> None:
     """The drawn DAG (an ``img`` to assistive technology) carries a text alternative naming
     the pipeline and how many stages it draws; the stages table lists them in words."""

@@ -317,11 +317,14 @@
       button.disabled = false;
     });
 
+    // A stage may be picked in the table the server drew before the stream's first update
+    // (state) has come: its row is marked in place, and its panel loads all the same.
     function select(name) {
       const changed = name !== selected;
       selected = name;
       detailKey = null;
-      renderStages();
+      if (state) renderStages();
+      else for (const row of document.querySelectorAll("#stages tbody tr")) row.classList.toggle("selected", row.dataset.stage === name);
       markNodes();
       loadDetail();
       if (changed) followLogs(name);
@@ -398,8 +401,8 @@
     }
 
     async function loadDetail() {
-      if (!selected || !state) return;
-      const node = state.nodes.find((n) => n.name === selected);
+      if (!selected) return;
+      const node = state ? state.nodes.find((n) => n.name === selected) : undefined;
       const key = selected + "\u0000" + (node ? node.label : "");
       if (key === detailKey) return;
       detailKey = key;
