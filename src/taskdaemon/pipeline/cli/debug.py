@@ -253,6 +253,7 @@ class _RunThread(threading.Thread):
             ProgressView,
             build_observers,
             render_summary,
+            summary_width,
         )
         from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
         from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
@@ -281,7 +282,7 @@ class _RunThread(threading.Thread):
                 result = await handle.wait()
                 await asyncio.get_running_loop().run_in_executor(None, self._finished.wait)
         if not args.quiet:
-            print(render_summary(result, self._pipeline), flush=True)
+            print(render_summary(result, self._pipeline, summary_width()), flush=True)
         if result.succeeded:
             self.code = EXIT_SUCCESS
         elif self.interrupted:

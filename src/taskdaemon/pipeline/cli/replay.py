@@ -170,7 +170,11 @@ def _default_source() -> str:
 
 async def _execute(args: argparse.Namespace, plan: Any) -> int:
     from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.run import ProgressView, render_summary  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
+        ProgressView,
+        render_summary,
+        summary_width,
+    )
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,
@@ -210,7 +214,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if args.json and outcome.report is not None:
         print(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False))
     else:
-        print(render_summary(replace(result, stage_status=shown), pipeline))
+        print(render_summary(replace(result, stage_status=shown), pipeline, summary_width()))
         print(f"replay of run {plan.recorded.run_id}")
         if outcome.report is not None:
             print(outcome.report.render_table())

@@ -88,6 +88,7 @@ __all__ = [
     "register",
     "render_summary",
     "run_pipeline",
+    "summary_width",
 ]
 
 EXIT_SUCCESS = 0
@@ -355,13 +356,36 @@ def build_observers(
 # -- summary ----------------------------------------------------------------------------------
 
 
-def render_summary(result: RunResult, pipeline: Pipeline) -> str:
+#: Characters of a stage's error the summary keeps, and the fewest it cuts one to for a narrow
+#: terminal.
+_ERROR_WIDTH = 70
+_MIN_ERROR = 16
+
+
+def summary_width() -> int | None:
+    """The columns of the terminal stdout is (``COLUMNS`` first, as ``shutil`` reads it), or
+    None when stdout is not a terminal: a pipe or a file gets the summary unfitted."""
+    try:
+        if not sys.stdout.isatty():
+            return None
+        columns = int(os.environ.get("COLUMNS") or 0)
+        return columns if columns > 0 else os.get_terminal_size(sys.stdout.fileno()).columns
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = None) -> str:
     """The summary table of a finished run, stages in file order.
 
     Columns: stage, status, instances (how many ran), attempts (the most any one instance
     needed, as in ``runs show``; ``-`` for a stage that never started), queue time (the
     longest wait for a slot), duration (first start to last end), error (the first error, or
     why the stage was skipped or cancelled).
+
+    ``width``: the columns of the terminal the summary is written to. Its errors, the table's
+    and the run's, are then cut to fit the line (keeping at least ``_MIN_ERROR`` characters of
+    the table's), since a wrapped row no longer reads as a row; ``runs show`` has them whole.
+    None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
     rows: list[tuple[str, ...]] = []
@@ -388,19 +412,24 @@ def render_summary(result: RunResult, pipeline: Pipeline) -> str:
                 str(attempts) if executions else "-",
                 format_duration(max(queues) if queues else None),
                 format_duration(duration),
-                one_line(error, 70),
+                error or "",
             )
         )
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in (header[:-1], *rows)) for i in range(len(header) - 1)]
+    room = _ERROR_WIDTH if width is None else width - sum(widths) - 2 * len(widths)
+    room = min(_ERROR_WIDTH, max(_MIN_ERROR, room))
+    rows = [(*row[:-1], one_line(row[-1], room)) for row in rows]
+    widths.append(max(len(row[-1]) for row in (header, *rows)))
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        "  ".join(cell.ljust(size) for cell, size in zip(row, widths, strict=True)).rstrip()
         for row in (header, *rows)
     ]
     total = None if result.finished_at is None else result.finished_at - result.started_at
     lines.append("")
     lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
     if result.error:
-        lines.append(f"error: {one_line(result.error, 200)}")
+        room = 200 if width is None else max(_MIN_ERROR, width - len("error: "))
+        lines.append(f"error: {one_line(result.error, room)}")
     return "\n".join(lines)
 
 
@@ -552,7 +581,7 @@ async def run_pipeline(
             reason = f": {one_line(result.error, 500)}" if result.error else ""
             _fail(EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
     else:
-        print(render_summary(result, pipeline), flush=True)
+        print(render_summary(result, pipeline, summary_width()), flush=True)
     if result.succeeded:
         return EXIT_SUCCESS
     if interrupted and str(result.status) == "cancelled":

@@ -1,0 +1,125 @@
+"""The summary table ``taskdaemon run`` prints at a run's end (``cli/run.render_summary``),
+fitted to the terminal it is written to."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_support import ROOT, TASKDAEMON, environment, write
+from pipeline_engine_support import Resolver, after, pipeline, stage
+from taskdaemon.pipeline.cli.run import render_summary
+from taskdaemon.pipeline.engine import Engine, RunResult
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import Pipeline
+
+ERROR = "the deploy target refused the artifact because " + "its checksum did not match " * 4
+
+
+async def _failed_run() -> tuple[RunResult, Pipeline]:
+    """A run whose first stage fails with the long ``ERROR``, skipping the second."""
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError(ERROR)
+
+    graph = pipeline(stage("deploy"), stage("announce", *after("deploy")))
+    async with Engine(resolver=Resolver({"deploy": refuse})) as engine:  # type: ignore[arg-type]
+        return await engine.run(graph), graph
+
+
+async def test_a_terminal_of_80_columns_gets_rows_of_80_at_most() -> None:
+    """Given the terminal's 80 columns, every line of the summary fits in them, the errors cut
+    with an ellipsis."""
+    result, graph = await _failed_run()
+    lines = render_summary(result, graph, 80).splitlines()
+    expected = (True, True, True)
+    actual = (
+        all(len(line) <= 80 for line in lines),
+        lines[1].endswith("…"),
+        lines[-1].startswith("error: ") and lines[-1].endswith("…"),
+    )
+    assert expected == actual, lines
+
+
+async def test_a_pipe_keeps_70_characters_of_a_stage_error() -> None:
+    """Without a width (a pipe or a file), a stage's error keeps its first 69 characters and
+    an ellipsis, whatever the row's length."""
+    result, graph = await _failed_run()
+    row = render_summary(result, graph).splitlines()[1]
+    assert row.endswith("  " + ERROR[:69] + "…"), row
+
+
+async def test_a_terminal_too_narrow_for_the_other_columns_keeps_16_error_characters() -> None:
+    """A 40-column terminal cannot hold the other columns: the error keeps its first 15
+    characters and an ellipsis rather than vanishing."""
+    result, graph = await _failed_run()
+    row = render_summary(result, graph, 40).splitlines()[1]
+    assert row.endswith("  " + ERROR[:15] + "…"), row
+
+
+@pytest.mark.slow
+def test_run_on_an_80_column_terminal_prints_a_summary_that_fits(
+    home: Path, tmp_path: Path
+) -> None:
+    """``taskdaemon run`` with its stdout on an 80-column pseudo-terminal prints no line
+    longer than 80 characters, though the failing command's error is longer."""
+    write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: narrow
+        stages:
+          - name: deploy
+            triggers: [{{manual: {{approval_required: false}}}}]
+            command: "echo '{ERROR}' >&2; exit 3"
+          - name: announce
+            command: "echo sent"
+            triggers: [{{on_completion: {{stage: deploy}}}}]
+        """,
+    )
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = environment(home, TERM="xterm-256color")
+    env.pop("COLUMNS", None)
+    child = subprocess.Popen(
+        [TASKDAEMON, "run", str(tmp_path / "p.yaml")],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            elif child.poll() is not None:
+                break
+        code = child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    table = [line for line in lines if line.startswith(("STAGE", "deploy"))]
+    expected = (1, 2, True)
+    assert expected == (code, len(table), all(len(line) <= 80 for line in lines)), lines
