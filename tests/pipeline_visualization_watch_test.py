@@ -382,3 +382,52 @@ def test_dag_watch_needs_run_and_output(home: Path) -> None:
         done.returncode,
         done.stderr,
     )
+
+
+def _failed_run() -> RunRecord:
+    """A run of feature_delivery whose ``specification`` failed (its error on two lines) and
+    whose ``implementation`` was skipped for it."""
+    t0 = 1_700_000_000.0
+    failed = AttemptRecord(
+        "specification.0", 0, 1, "failure", t0 + 1, t0 + 2, error="schema invalid:\n  id missing"
+    )
+    return RunRecord(
+        run_id="cd" * 16,
+        pipeline="feature_delivery",
+        status="running",
+        start=t0,
+        end=None,
+        stages=(
+            StageRecord("planning", "plan", "success", (attempt("planning", 0, t0, t0 + 1),)),
+            StageRecord("specification", "spec", "failure", (failed,)),
+            StageRecord("implementation", "phase", "skipped", skip_reason="upstream failed"),
+        ),
+        edges=(),
+    )
+
+
+def test_a_failed_stage_shows_its_error_and_a_skipped_one_why_while_the_run_goes() -> None:
+    """Rows carry a failed stage's error on one line and a skipped stage's reason, before the
+    run has ended; a stage that succeeded carries none."""
+    snapshot = dag_snapshot(feature_delivery(), _failed_run())
+    rows = {row.stage: row for row in stage_rows(snapshot, now=1_700_000_010.0)}
+    expected = ("schema invalid: id missing", "upstream failed", "")
+    assert expected == (
+        rows["specification"].error,
+        rows["implementation"].error,
+        rows["planning"].error,
+    )
+
+
+def test_the_table_and_the_plain_lines_show_a_failed_stage_error() -> None:
+    """The live table shows the error in the stage's row; the plain line of its change ends
+    with it."""
+    from rich.console import Console
+
+    snapshot = dag_snapshot(feature_delivery(), _failed_run())
+    console = Console(width=120, record=True, force_terminal=False)
+    console.print(render_table(snapshot, 1_700_000_010.0))
+    row = next(line for line in console.export_text().splitlines() if "specification" in line)
+    lines = changes(None, snapshot, 1_700_000_010.0)
+    expected = (True, "specification: failure, 1.0s, schema invalid: id missing")
+    assert expected == (row.rstrip().endswith("schema invalid: id missing"), lines[1])

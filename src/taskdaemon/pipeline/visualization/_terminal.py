@@ -1,12 +1,14 @@
 """A run's live state for a terminal: one row per stage, as a ``rich`` table or as plain lines.
 
 ``stage_rows(snapshot, now)`` is the pure part: per stage its state, elapsed time, instance
-progress (``7/10``: instances ended out of instances started, shown for stages with several)
-and what it waits for (an approval, its upstream stages, an event, a condition, a worker slot,
-a retry). ``render_table`` draws those rows with ``rich`` (imported when called, never at module
-import: the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for
-output that is not a terminal: one line per stage whose state changed, and one when the run
-ends, so a 300-stage run prints about one line per stage, not a screenful per change.
+progress (``7/10``: instances ended out of instances started, shown for stages with several),
+what it waits for (an approval, its upstream stages, an event, a condition, a worker slot, a
+retry), and, once it has failed or been skipped, its error or the reason, as soon as the run has
+it: a user watching a failure should not have to wait for the run's end to read why.
+``render_table`` draws those rows with ``rich`` (imported when called, never at module import:
+the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for output
+that is not a terminal: one line per stage whose state changed, and one when the run ends, so a
+300-stage run prints about one line per stage, not a screenful per change.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from taskdaemon.pipeline.run_state import (
     TERMINAL_STAGE_STATUSES,
 )
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
 
 __all__ = ["StageRow", "changes", "render_table", "stage_rows", "summary_line"]
@@ -51,7 +54,12 @@ class StageRow:
     elapsed: float | None
     progress: str  # "7/10" for stages with several instances, else ""
     waiting_for: str
+    error: str = ""  # a failed stage's error, a skipped or cancelled one's reason, on one line
 
+
+#: Characters of a stage's error (or skip reason) a row or a plain line shows: the table's
+#: last column is cut to the terminal's width anyway, and ``runs show`` has it whole.
+_ERROR_CHARS = 200
 
 # An upstream stage in one of these no longer holds its downstream stages up (a cancelled one
 # is listed: the run is stopping and the line says what it was waiting for).
@@ -107,6 +115,12 @@ def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+def _error(node: DagNode) -> str:
+    if node.state not in FAILED_STAGE_STATUSES and node.state != StageStatus.SKIPPED:
+        return ""
+    return one_line(node.error or node.skip_reason or node.cancel_reason, _ERROR_CHARS)
+
+
 def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
     """The rows of ``snapshot`` at wall-clock time ``now`` (epoch seconds), in DAG order."""
     states = {node.name: node.state for node in snapshot.nodes}
@@ -117,6 +131,7 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
             elapsed=_elapsed(node, now),
             progress=_progress(node),
             waiting_for=_waiting_for(node, states),
+            error=_error(node),
         )
         for node in snapshot.nodes
     ]
@@ -179,14 +194,14 @@ def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None)
     table.add_column("STATE", no_wrap=True)
     table.add_column("ELAPSED", justify="right", no_wrap=True)
     table.add_column("INST", justify="right", no_wrap=True)
-    table.add_column("WAITING FOR", overflow="ellipsis", no_wrap=True)
+    table.add_column("WAITING FOR / ERROR", overflow="ellipsis", no_wrap=True)
     for row in rows:
         table.add_row(
             Text(row.stage),
             Text(row.state, style=_STYLES.get(row.state, "")),
             "" if row.elapsed is None else format_duration(row.elapsed),
             row.progress,
-            Text(row.waiting_for),
+            Text(row.waiting_for) if row.waiting_for else Text(row.error, style="red"),
         )
     parts: list[Any] = [Text(summary_line(snapshot, now), style="bold"), table]
     if more:
@@ -212,6 +227,8 @@ def changes(previous: DagSnapshot | None, current: DagSnapshot, now: float) -> l
             parts.append(format_duration(row.elapsed))
         if row.waiting_for:
             parts.append(f"waiting for {row.waiting_for}")
+        if row.error:
+            parts.append(row.error)
         lines.append(", ".join(parts))
     run = current.run
     was = previous.run.status if previous is not None and previous.run is not None else None
