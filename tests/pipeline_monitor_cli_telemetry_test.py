@@ -489,6 +489,9 @@ def test_ctrl_c_while_shutdown_waits_stops_the_wait_without_raising(tmp_path: Pa
         began.wait(30)
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
+    # Said if this fails: a SIGINT handler left by an earlier test (an event loop never
+    # closed keeps asyncio's no-op one) would make the signal do nothing, and the wait finish.
+    handler = signal.getsignal(signal.SIGINT)
     sender = threading.Thread(target=interrupt)
     sender.start()
     try:
@@ -500,4 +503,4 @@ def test_ctrl_c_while_shutdown_waits_stops_the_wait_without_raising(tmp_path: Pa
         release.set()
         sender.join()
         telemetry.wait_closed(30)
-    assert "stopped waiting" == outcome
+    assert "stopped waiting" == outcome, f"SIGINT handler at the start: {handler!r}"
