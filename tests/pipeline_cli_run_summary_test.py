@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import ROOT, TASKDAEMON, environment, write
-from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_engine_support import Resolver, after, pipeline, retry, stage
 from taskdaemon.pipeline.cli.run import render_summary
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.loops import StageContext
@@ -123,3 +123,20 @@ def test_run_on_an_80_column_terminal_prints_a_summary_that_fits(
     table = [line for line in lines if line.startswith(("STAGE", "deploy"))]
     expected = (1, 2, True)
     assert expected == (code, len(table), all(len(line) <= 80 for line in lines)), lines
+
+
+async def test_a_stage_a_retry_made_good_shows_no_error() -> None:
+    """A stage whose first attempt failed and second succeeded reads ``success`` with two
+    attempts and an empty error cell: the failed attempt is not the stage's error."""
+    calls: list[int] = []
+
+    async def flaky(ctx: StageContext) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom 1")
+
+    graph = pipeline(stage("a", retry=retry(2, initial=0.01)))
+    async with Engine(resolver=Resolver({"a": flaky})) as engine:  # type: ignore[arg-type]
+        result = await engine.run(graph)
+    row = render_summary(result, graph).splitlines()[1].split()
+    assert (["a", "success", "1", "2"], []) == (row[:4], row[6:]), row  # no ERROR cell

@@ -379,8 +379,9 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
 
     Columns: stage, status, instances (how many ran), attempts (the most any one instance
     needed, as in ``runs show``; ``-`` for a stage that never started), queue time (the
-    longest wait for a slot), duration (first start to last end), error (the first error, or
-    why the stage was skipped or cancelled).
+    longest wait for a slot), duration (first start to last end), error (that of an instance
+    whose last attempt failed, as ``runs show`` reads it: an attempt a retry made good is not
+    the stage's error; or why the stage was skipped or cancelled).
 
     ``width``: the columns of the terminal the summary is written to. Its errors, the table's
     and the run's, are then cut to fit the line (keeping at least ``_MIN_ERROR`` characters of
@@ -401,7 +402,8 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
         starts = [ex.times.running for ex in executions if ex.times.running is not None]
         ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
         duration = max(ends) - min(starts) if starts and ends else None
-        error = next((ex.error for ex in every if ex.error), None)
+        last = {ex.instance: ex for ex in every}  # each instance's last execution
+        error = next((ex.error for ex in reversed(last.values()) if ex.error), None)
         if error is None:
             error = result.skip_reasons.get(stage.name)
         rows.append(
