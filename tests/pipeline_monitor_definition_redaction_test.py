@@ -37,6 +37,10 @@ PIPELINES = {
     "token in a condition": _chain(CLEAN, f'request.ref == "{TOKEN}"'),
     "assignment in a condition": _chain(CLEAN, 'request.note == "password=hunter22"'),
     "hint only, no secret": _chain(CLEAN, 'request.key == "x"'),
+    # In the definition's JSON text the inner quotes are escaped (\"api_key\": \"...\").
+    "JSON assignment in a condition": _chain(
+        CLEAN, 'request.note == \'{"api_key": "abcdefgh12345678"}\''
+    ),
 }
 
 
@@ -52,7 +56,7 @@ def test_definition_attributes_are_what_redacting_each_mapping_gives(which: str)
     recorded = repr(
         [info.redacted_run_attributes, *(s.redacted_static for s in info.stages.values())]
     )
-    for secret in (TOKEN, SECRET_NAME, "hunter22"):
+    for secret in (TOKEN, SECRET_NAME, "hunter22", "abcdefgh12345678"):
         assert secret not in recorded
     if which in ("secret stage name", "token in a condition"):
         assert REDACTED in recorded

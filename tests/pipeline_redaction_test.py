@@ -4,6 +4,7 @@ spans, the logs, the CLI output or any view of the run."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -331,3 +332,22 @@ def test_secret_keys_assigned_in_free_text_lose_their_value(text: str, expected:
     """A secret key word assigned in free text (a command's output, a message) keeps the key and
     loses the value, quoted or not; words that merely contain a key word are left alone."""
     assert expected == redact_text(text)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"command": 'echo \'{"api_key": "abcdefgh12345678"}\''},
+        {"cmd": 'curl -d "token=abcdefgh12345678"'},
+        {"note": 'password: "abc\\\\def12345678" and more'},
+    ],
+    ids=["escaped-quoted", "bare-before-escaped-quote", "escaped-backslash-inside"],
+)
+def test_an_assignment_inside_json_text_loses_its_value_and_the_text_stays_json(
+    value: dict[str, str],
+) -> None:
+    """A secret assigned inside a JSON string (its quotes escaped, as in a recorded definition
+    or payload) loses its value, and the redacted text still decodes as JSON."""
+    redacted = redact_text(json.dumps(value))
+    decoded = json.loads(redacted)
+    assert (True, False) == (REDACTED in str(decoded), "12345678" in redacted), redacted

@@ -191,8 +191,12 @@ _SHAPES_PATTERN: Final = (
     # left for the bearer shape, which keeps the scheme word and takes the credential. Only the
     # start of a whole key may begin a match, so a long a_b_c_... run is scanned once.
     rf"|(?P<assign>(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
-    r"(?:[_.-][A-Za-z0-9]++)*+[\"']?\s*+[:=]\s*+)"
-    r"(?P<assigned>\"[^\"\n]*+\"|'[^'\n]*+'|(?!(?i:bearer|basic)\s)[^\s\"',;&}]++)"
+    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+[:=]\s*+)"
+    # The value: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"`` in a recorded
+    # definition or payload, which is JSON text); or bare, up to a space or a separator, and
+    # never taking the backslash of an escaped quote (the JSON text stays JSON).
+    r"(?P<assigned>\\\"(?:[^\"\\\n]|\\[^\"\n])*+\\\"|\"[^\"\n]*+\"|'[^'\n]*+'"
+    r"|(?!(?i:bearer|basic)\s)(?:[^\s\"',;&}\\]|\\(?![\"']))++)"
 )
 
 
@@ -212,6 +216,8 @@ def _replace(match: re.Match[str]) -> str:
         return f"{match['url']}{REDACTED}@"
     if kind == "assigned":  # the value group ends the match, so it is the last group
         quote = match["assigned"][0]
+        if quote == "\\":  # a JSON-escaped quote
+            return f'{match["assign"]}\\"{REDACTED}\\"'
         if quote in "\"'":
             return f"{match['assign']}{quote}{REDACTED}{quote}"
         return f"{match['assign']}{REDACTED}"
