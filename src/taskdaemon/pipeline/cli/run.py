@@ -430,7 +430,7 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     lines.append("")
     lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
     if result.error:
-        room = 200 if width is None else max(_MIN_ERROR, width - len("error: "))
+        room = 200 if width is None else min(200, max(_MIN_ERROR, width - len("error: ")))
         lines.append(f"error: {one_line(result.error, room)}")
     return "\n".join(lines)
 
