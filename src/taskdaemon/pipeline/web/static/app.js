@@ -141,11 +141,19 @@
     let selected = null;
     let drawnKey = null;
     let drawing = false;
-    let drawAgain = false;
+    let drawnAt = -Infinity;
+    let drawTimer = null;
     let detailKey = null;
     const note = document.getElementById("stream-note");
 
-    function labelsKey(s) { return s.nodes.map((n) => n.name + "\u0000" + n.label).join("\u0001") + "\u0002" + s.run.status; }
+    // The DAG is laid out again (a `dot` run on the server, seconds for thousands of stages)
+    // only when what its layout shows changes: the stages, their states and attempts, the
+    // run's status. Durations in the labels tick at every event and wait for the next such
+    // change. A DAG of more than BIG_DAG stages is redrawn at most every REDRAW_MS, its last
+    // state always drawn (docs/web.md, "The DAG drawing").
+    const BIG_DAG = 100;
+    const REDRAW_MS = 10000;
+    function drawKey(s) { return s.nodes.map((n) => n.name + "\u0000" + n.state + "\u0000" + n.attempts).join("\u0001") + "\u0002" + s.run.status; }
 
     // The DAG: Graphviz SVG fetched from the API, cleaned, then inserted as DOM nodes.
     function clean(svg) {
@@ -175,43 +183,58 @@
       }
     }
 
+    function wantDraw() {
+      const container = document.getElementById("dag");
+      if (!state || drawing || drawTimer !== null || drawKey(state) === drawnKey) return;
+      const wait = state.nodes.length > BIG_DAG ? drawnAt + REDRAW_MS - Date.now() : 0;
+      if (wait > 0) {
+        container.dataset.dagState = "waiting";
+        drawTimer = window.setTimeout(() => { drawTimer = null; wantDraw(); }, wait);
+        return;
+      }
+      drawDag();
+    }
+
     async function drawDag() {
-      if (drawing) { drawAgain = true; return; }
       drawing = true;
+      const container = document.getElementById("dag");
+      container.dataset.dagState = "drawing";
+      // A failed drawing is not asked again before the next change: the key counts as drawn.
+      const key = drawKey(state);
+      const nodes = state.nodes;
+      drawnKey = key;
       try {
-        do {
-          drawAgain = false;
-          const key = labelsKey(state);
-          const nodes = state.nodes;
-          const container = document.getElementById("dag");
-          let response;
-          try {
-            response = await fetch(body.dataset.dag, { credentials: "same-origin" });
-          } catch (error) {  // the server is gone (a run --serve process ends with its run)
-            note.textContent = "The server is unreachable; the drawing may be out of date.";
-            break;
-          }
-          if (!response.ok) {
-            let message = "HTTP " + response.status;
-            try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
-            container.replaceChildren(el("p", { class: "error" }, "Cannot draw the DAG: " + message));
-            break;
-          }
-          const text = await response.text();
-          const doc = new DOMParser().parseFromString(text, "image/svg+xml");
-          const svg = doc.documentElement;
-          if (svg.nodeName !== "svg") break;
-          clean(svg);
-          svg.setAttribute("role", "img");
-          const count = nodes.length + (nodes.length === 1 ? " stage" : " stages");
-          svg.setAttribute("aria-label", "DAG of " + (state.run ? state.run.pipeline : "the run") + ": " + count + " (the stages table lists each with its state)");
-          container.replaceChildren(document.importNode(svg, true));
-          drawnKey = key;
-          drawnNodes = nodes;
-          markNodes();
-        } while (drawAgain || (state && labelsKey(state) !== drawnKey));
+        let response;
+        try {
+          response = await fetch(body.dataset.dag, { credentials: "same-origin" });
+        } catch (error) {  // the server is gone (a run --serve process ends with its run)
+          note.textContent = "The server is unreachable; the drawing may be out of date.";
+          container.dataset.dagState = "failed";
+          return;
+        }
+        if (!response.ok) {
+          let message = "HTTP " + response.status;
+          try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+          container.replaceChildren(el("p", { class: "error" }, "Cannot draw the DAG: " + message));
+          container.dataset.dagState = "failed";
+          return;
+        }
+        const text = await response.text();
+        const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+        const svg = doc.documentElement;
+        if (svg.nodeName !== "svg") { container.dataset.dagState = "failed"; return; }
+        clean(svg);
+        svg.setAttribute("role", "img");
+        const count = nodes.length + (nodes.length === 1 ? " stage" : " stages");
+        svg.setAttribute("aria-label", "DAG of " + (state.run ? state.run.pipeline : "the run") + ": " + count + " (the stages table lists each with its state)");
+        container.replaceChildren(document.importNode(svg, true));
+        container.dataset.dagState = "drawn";
+        drawnNodes = nodes;
+        markNodes();
       } finally {
         drawing = false;
+        drawnAt = Date.now();
+        wantDraw();
       }
     }
 
@@ -460,7 +483,7 @@
       renderStages();
       renderTimeline();
       markNodes();
-      if (labelsKey(state) !== drawnKey) drawDag();
+      wantDraw();
       if (selected) loadDetail();
     }
 

@@ -1,0 +1,150 @@
+"""When the run page draws its DAG, in Debian's headless chromium (Playwright).
+
+The page's live stream is replaced (``page.route``) by events made from the run's real first
+event, so each test says exactly which states and labels arrive; the drawings are the real
+server's, and the test counts the page's requests for them (each one a ``dot`` run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from browser_support import TOKEN, browser_page
+from pipeline_tracking_support import store_with
+from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.web import WebOptions
+
+
+@contextlib.asynccontextmanager
+async def stored_run_server(db: Path) -> AsyncIterator[str]:
+    """A read-only server over the store ``db``; yields its URL."""
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{db}", read_only=True)
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.aclose()
+        app.state.web.close()
+
+
+async def first_event(url: str, run_id: str) -> dict[str, Any]:
+    """The run's first live event (the whole page state), as the server sends it."""
+    headers = {"authorization": f"Bearer {TOKEN}"}
+    async with (
+        httpx.AsyncClient(headers=headers, timeout=10) as client,
+        client.stream("GET", f"{url}/api/runs/{run_id}/stream") as response,
+    ):
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                return dict(json.loads(line.removeprefix("data: ")))
+    raise AssertionError("no event")
+
+
+def with_stages(event: dict[str, Any], states: list[str], label: str) -> dict[str, Any]:
+    """``event`` with one stage per state, each labelled ``label``: the run's first stage
+    (the one its drawing shows), then ``s1``, ``s2``, ..."""
+    node = event["nodes"][0]
+    made = copy.deepcopy(event)
+    made["run"]["status"] = "running"
+    names = [node["name"]] + [f"s{i}" for i in range(1, len(states))]
+    made["nodes"] = [
+        {**node, "name": name, "title": name, "state": state, "label": f"{state} {label}"}
+        for name, state in zip(names, states, strict=True)
+    ]
+    return made
+
+
+def stream_body(events: list[dict[str, Any]]) -> str:
+    """An SSE body sending ``events`` and then ``end``."""
+    parts = ["retry: 2000\n\n"]
+    parts += [f"id: {n}\ndata: {json.dumps(e)}\n\n" for n, e in enumerate(events, 1)]
+    return "".join(parts) + "event: end\ndata: {}\n\n"
+
+
+@contextlib.asynccontextmanager
+async def run_page_with(
+    tmp_path: Path, make: Any, *, fake_clock: bool = False
+) -> AsyncIterator[tuple[Any, list[str], list[str]]]:
+    """The run page of a stored run whose stream sends ``make(first_event)`` instead; yields
+    the page, its console errors and the DAG drawings it asked for so far."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with (
+        stored_run_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        body = stream_body(make(await first_event(url, run_id)))
+        drawings: list[str] = []
+        page.on("request", lambda r: drawings.append(r.url) if "format=svg" in r.url else None)
+
+        async def fake_stream(route: Any) -> None:
+            await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+        await page.route("**/api/runs/*/stream", fake_stream)
+        if fake_clock:
+            await page.clock.install()
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        yield page, errors, drawings
+
+
+async def test_ticking_durations_do_not_redraw_the_dag(tmp_path: Path) -> None:
+    """Three events whose stages keep their states while their durations tick are one drawing:
+    a new layout is asked for when states change, not labels."""
+    states = ["running", "pending"]
+
+    def make(event: dict[str, Any]) -> list[dict[str, Any]]:
+        return [with_stages(event, states, f"{n}.0s") for n in (1, 2, 3)]
+
+    async with run_page_with(tmp_path, make) as (page, errors, drawings):
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+        drawn = len(drawings)
+    assert 1 == drawn
+    assert [] == errors
+
+
+async def test_a_state_change_redraws_a_small_dag_at_once(tmp_path: Path) -> None:
+    """A small DAG is drawn again as soon as a stage's state changes."""
+
+    def make(event: dict[str, Any]) -> list[dict[str, Any]]:
+        return [with_stages(event, ["running"], "1.0s"), with_stages(event, ["success"], "2.0s")]
+
+    async with run_page_with(tmp_path, make) as (page, errors, drawings):
+        await page.wait_for_selector('#dag g.node[data-stage="work"][data-state="success"]')
+        drawn = len(drawings)
+    assert 2 == drawn
+    assert [] == errors
+
+
+async def test_a_big_dag_is_redrawn_at_most_every_ten_seconds(tmp_path: Path) -> None:
+    """A DAG of more than 100 stages whose states change is drawn, then waits ten seconds
+    (the browser's clock) before its next drawing, which shows the last state."""
+
+    def make(event: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            with_stages(event, ["pending"] * 150, ""),
+            with_stages(event, ["running"] + ["pending"] * 149, ""),
+            with_stages(event, ["success", "running"] + ["pending"] * 148, ""),
+        ]
+
+    async with run_page_with(tmp_path, make, fake_clock=True) as (page, errors, drawings):
+        await page.wait_for_selector('#dag[data-dag-state="waiting"]')
+        before = len(drawings)
+        await page.clock.fast_forward(10_000)
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+        after = len(drawings)
+        node = await page.get_attribute('#dag g.node[data-stage="work"]', "data-state")
+    assert (1, 2, "success") == (before, after, node)
+    assert [] == errors
