@@ -149,10 +149,12 @@
     // The DAG is laid out again (a `dot` run on the server, seconds for thousands of stages)
     // only when what its layout shows changes: the stages, their states and attempts, the
     // run's status. Durations in the labels tick at every event and wait for the next such
-    // change. A DAG of more than BIG_DAG stages is redrawn at most every REDRAW_MS, its last
-    // state always drawn (docs/web.md, "The DAG drawing").
+    // change. A DAG of more than BIG_DAG stages is redrawn at most every REDRAW_MS (its last
+    // state always drawn); one of more than MAX_DRAWN is not drawn at all: fit into the page it
+    // is specks, and its drawing is megabytes (docs/web.md, "The DAG drawing").
     const BIG_DAG = 100;
     const REDRAW_MS = 10000;
+    const MAX_DRAWN = 500;
     function drawKey(s) { return s.nodes.map((n) => n.name + "\u0000" + n.state + "\u0000" + n.attempts).join("\u0001") + "\u0002" + s.run.status; }
 
     // The DAG: Graphviz SVG fetched from the API, cleaned, then inserted as DOM nodes.
@@ -186,6 +188,17 @@
     function wantDraw() {
       const container = document.getElementById("dag");
       if (!state || drawing || drawTimer !== null || drawKey(state) === drawnKey) return;
+      if (state.nodes.length > MAX_DRAWN) {
+        drawnKey = drawKey(state);
+        drawnNodes = [];
+        container.dataset.dagState = "too-big";
+        const said = el("p", { class: "muted too-big" },
+          state.nodes.length.toLocaleString("en-US") + " stages: too many to draw readably here (the page draws up to " +
+          MAX_DRAWN + "). The stages table lists each with its state; ");
+        said.append(el("code", null, "taskdaemon dag --run " + runId + " --format dot | dot -Tsvg -o dag.svg"), " draws the whole DAG.");
+        container.replaceChildren(said);
+        return;
+      }
       const wait = state.nodes.length > BIG_DAG ? drawnAt + REDRAW_MS - Date.now() : 0;
       if (wait > 0) {
         container.dataset.dagState = "waiting";
