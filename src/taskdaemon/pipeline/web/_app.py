@@ -63,7 +63,12 @@ from taskdaemon.pipeline.web._logs import (
     follow_stage_logs,
     stage_log_tail,
 )
-from taskdaemon.pipeline.web._streams import EventStreamResponse, StreamHub, StreamLimitError
+from taskdaemon.pipeline.web._streams import (
+    EventStreamResponse,
+    Pace,
+    StreamHub,
+    StreamLimitError,
+)
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
     STATE_NAMES,
@@ -108,7 +113,9 @@ class WebOptions:
     ``read_only``: no approve/reject buttons even for runs of this process (``taskdaemon ui``).
     Streams: at most ``max_streams`` at once, ``queue_size`` events queued per client,
     a heartbeat comment every ``heartbeat`` seconds, browsers reconnect after ``retry_ms``;
-    a stored run is polled every ``poll_interval`` seconds.
+    a stored run is polled every ``poll_interval`` seconds; after an event of more than
+    ``pace_over`` bytes a stream waits for its share of ``pace_rate`` bytes a second before
+    it takes the next snapshot (``_streams``).
     """
 
     source_url: str | None = None
@@ -120,6 +127,8 @@ class WebOptions:
     retry_ms: int = 2000
     send_timeout: float = 10.0
     poll_interval: float = 0.5
+    pace_over: int = 64 * 1024
+    pace_rate: float = 512 * 1024
 
 
 class WebApp:
@@ -153,6 +162,7 @@ class WebApp:
             heartbeat=self.options.heartbeat,
             retry_ms=self.options.retry_ms,
             send_timeout=self.options.send_timeout,
+            pace=Pace(self.options.pace_over, self.options.pace_rate),
         )
         self.svg = SvgRenderer()
         self.templates = Environment(

@@ -9,6 +9,14 @@ snapshot, so it loses nothing but the intermediate states. A send that does not 
 a stream slot for long. At most ``max_streams`` streams are open at once; one more is answered
 503 with ``Retry-After``.
 
+Big documents are paced: after an event of more than ``pace_over`` bytes a feed waits until
+it has had its share of ``pace_rate`` bytes a second before it takes the next snapshot, so a
+viewer of a run of thousands of stages gets at most that many bytes a second, not a
+half-megabyte snapshot at every change. Nothing is lost: a feed's sources coalesce (the
+engine's ``DagWatcher.watch`` snapshots every change made meanwhile, a stored run is polled
+afresh), so the snapshot taken after the pause is the current one, and the run's last one is
+always sent, then ``end``.
+
 Framing (the HTML standard's ``text/event-stream``): the first event carries ``retry:``; every
 event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sent after
 ``heartbeat`` seconds without an event, so proxies and the browser keep the connection. A client
@@ -31,11 +39,11 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Feed", "StreamHub", "StreamLimitError", "Subscription", "encode_event"]
+__all__ = ["Feed", "Pace", "StreamHub", "StreamLimitError", "Subscription", "encode_event"]
 
 _log = logging.getLogger("taskdaemon.http")
 
@@ -125,13 +133,30 @@ class Subscription:
         self.hub._leave(self)
 
 
-class Feed:
-    """The snapshots of one run, encoded once and offered to every subscriber."""
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """After an event of more than ``over`` bytes, wait ``size / rate`` seconds (``sleep``)."""
 
-    def __init__(self, key: str, render: Callable[[Any], Any], source: AsyncIterator[Any]):
+    over: int
+    rate: float
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+
+
+class Feed:
+    """The snapshots of one run, encoded once and offered to every subscriber (paced by
+    ``pace``: see the module docstring)."""
+
+    def __init__(
+        self,
+        key: str,
+        render: Callable[[Any], Any],
+        source: AsyncIterator[Any],
+        pace: Pace | None = None,
+    ):
         self.key = key
         self.render = render
         self._source = source
+        self._pace = pace
         self.subscribers: set[Subscription] = set()
         self.latest: bytes | None = None
         self.counter = 0
@@ -145,6 +170,10 @@ class Feed:
                 self.latest = encode_event(self.counter, self.render(item))
                 for subscriber in list(self.subscribers):
                     subscriber.offer(self.latest)
+                pace = self._pace
+                if pace is not None and len(self.latest) > pace.over:
+                    # The source coalesces what changes meanwhile into its next snapshot.
+                    await pace.sleep(len(self.latest) / pace.rate)
             self.done = True
             for subscriber in list(self.subscribers):
                 subscriber.end()
@@ -163,7 +192,8 @@ class Feed:
 
 
 class StreamHub:
-    """Feeds by run and the subscriptions to them, within ``max_streams``."""
+    """Feeds by run and the subscriptions to them, within ``max_streams``; each feed paced by
+    ``pace`` (None: not paced)."""
 
     def __init__(
         self,
@@ -173,8 +203,10 @@ class StreamHub:
         heartbeat: float = 15.0,
         retry_ms: int = 2000,
         send_timeout: float = 10.0,
+        pace: Pace | None = None,
     ) -> None:
         self.max_streams = max_streams
+        self.pace = pace
         self.queue_size = queue_size
         self.heartbeat = heartbeat
         self.retry_ms = retry_ms
@@ -204,7 +236,7 @@ class StreamHub:
         self._loop = asyncio.get_running_loop()
         feed = self._feeds.get(key)
         if feed is None or (feed.task is not None and feed.task.done() and not feed.done):
-            feed = Feed(key, render, source())
+            feed = Feed(key, render, source(), self.pace)
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
         subscription = Subscription(self, feed, self.queue_size)

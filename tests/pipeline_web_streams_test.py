@@ -1,0 +1,106 @@
+"""The event-stream hub's pacing of big documents (``web/_streams.py``), on its objects.
+
+The hub is given a sleep the test controls, so each test says when a pause ends; the source
+coalesces as the feeds' real sources do (each pull yields the latest item put).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from taskdaemon.pipeline.web._streams import Pace, StreamHub
+
+
+class Latest:
+    """A coalescing source: a pull waits for an item and yields the last one put since the
+    previous pull; ``None`` ends it."""
+
+    def __init__(self) -> None:
+        self.items: asyncio.Queue[int | None] = asyncio.Queue()
+
+    async def __call__(self) -> AsyncIterator[int]:
+        while True:
+            item = await self.items.get()
+            while not self.items.empty():
+                item = self.items.get_nowait()
+            if item is None:
+                return
+            yield item
+
+
+class Pauses:
+    """A sleep that records each pause and ends it when the test says."""
+
+    def __init__(self) -> None:
+        self.asked: list[float] = []
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, seconds: float) -> None:
+        self.asked.append(seconds)
+        self.started.set()
+        await self.release.wait()
+        self.release.clear()
+
+
+def render(size: int) -> dict[str, Any]:
+    """A document of about ``size`` bytes, saying its size."""
+    return {"size": size, "pad": "x" * size}
+
+
+def size_of(chunk: bytes | None) -> Any:
+    """The size an event's document says, or ``end`` for the end event."""
+    assert chunk is not None
+    text = chunk.decode()
+    return "end" if "event: end" in text else json.loads(text.split("data: ", 1)[1])["size"]
+
+
+async def test_changes_during_a_big_documents_pause_are_sent_as_the_last_one() -> None:
+    """After an event over ``over`` bytes the feed pauses before its next snapshot: the
+    changes made meanwhile arrive as one event, the latest, then the end."""
+    source, pauses = Latest(), Pauses()
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    subscription = hub.subscribe("run", render, source)
+    source.items.put_nowait(2000)
+    first = size_of(await subscription.next(5.0))
+    await asyncio.wait_for(pauses.started.wait(), 5.0)
+    for size in (2001, 2002, 2003):
+        source.items.put_nowait(size)
+    pauses.release.set()
+    second = size_of(await subscription.next(5.0))
+    source.items.put_nowait(None)
+    pauses.release.set()
+    last = size_of(await subscription.next(5.0))
+    subscription.close()
+    assert [2000, 2003, "end"] == [first, second, last]
+
+
+async def test_a_big_documents_pause_is_its_share_of_the_byte_rate() -> None:
+    """The pause after an event is its size over ``rate`` bytes a second."""
+    source, pauses = Latest(), Pauses()
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    subscription = hub.subscribe("run", render, source)
+    source.items.put_nowait(5000)
+    chunk = await subscription.next(5.0)
+    await asyncio.wait_for(pauses.started.wait(), 5.0)
+    source.items.put_nowait(None)
+    pauses.release.set()
+    subscription.close()
+    assert chunk is not None
+    assert [len(chunk) / 100_000] == pauses.asked
+
+
+async def test_small_documents_are_sent_without_a_pause() -> None:
+    """Events of at most ``over`` bytes are sent as the source yields them, none paused."""
+    source, pauses = Latest(), Pauses()
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    subscription = hub.subscribe("run", render, source)
+    sizes = []
+    for size in (10, 11, 12, None):
+        source.items.put_nowait(size)
+        sizes.append(size_of(await subscription.next(5.0)))
+    subscription.close()
+    assert ([10, 11, 12, "end"], []) == (sizes, pauses.asked)
