@@ -8,6 +8,7 @@ import re
 import subprocess
 import tarfile
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 from taskdaemon.pipeline.web import WebOptions
-from taskdaemon.pipeline.web._logs import MAX_BODY, stage_log_tail
+from taskdaemon.pipeline.web._logs import MAX_BODY, follow_stage_logs, stage_log_tail
 
 TOKEN = "a-test-token-of-enough-length"
 _API = re.compile(r"API: (http://127\.0\.0\.1:\d+)/")
@@ -212,3 +213,50 @@ def test_a_megabyte_log_record_is_cut_in_the_stage_panels_tail(tmp_path: Path) -
     body = stage_log_tail(db, run, "s")["records"][0]["body"]
     rest = 10**6 - MAX_BODY
     assert "L" * MAX_BODY + f"… ({rest} more characters: taskdaemon logs shows them)" == body
+
+
+def megabyte_records(db: Path, run: str, count: int) -> None:
+    """``count`` ``logging`` records of 1 MB each, stage ``s`` of ``run``, in the store ``db``."""
+    writer = SqliteLogWriter(db)
+    try:
+        for _ in range(count):
+            writer.write_row(
+                LogRow(
+                    run, time.time_ns(), 13, "WARNING", "p", "s", 0, 1, None, "s", "L" * 10**6, {}
+                )
+            )
+    finally:
+        writer.close()
+
+
+def test_a_tail_of_megabyte_records_never_holds_them_whole(tmp_path: Path) -> None:
+    """Reading a tail of 20 records of 1 MB holds at most their cut bodies (under 4 MB of
+    Python memory at its peak), not 20 MB: the query cuts each body."""
+    db = tmp_path / "spans.db"
+    megabyte_records(db, "e" * 32, 20)
+    tracemalloc.start()
+    try:
+        tail = stage_log_tail(db, "e" * 32, "s")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (20, True) == (len(tail["records"]), peak < 4 * 10**6)
+
+
+async def test_a_followed_tail_reads_new_megabyte_records_cut(tmp_path: Path) -> None:
+    """Records that arrive while a tail is followed are read cut as well: the poll that reads
+    20 new records of 1 MB peaks under 4 MB of Python memory."""
+    db = tmp_path / "spans.db"
+    run = "f" * 32
+    megabyte_records(db, run, 0)
+    follow = follow_stage_logs(db, run, "s", interval=0.01, ended=lambda: False)
+    first = await anext(follow)
+    megabyte_records(db, run, 20)
+    tracemalloc.start()
+    try:
+        second = await anext(follow)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        await follow.aclose()
+    assert (0, 20, True) == (first["total"], second["total"], peak < 4 * 10**6)

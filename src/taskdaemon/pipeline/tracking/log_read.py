@@ -34,6 +34,7 @@ __all__ = [
     "LINES_ATTRIBUTE",
     "OUTPUT_SCOPE",
     "StoredLog",
+    "columns",
     "connect_store",
     "encode_logs",
     "read_logs",
@@ -74,6 +75,8 @@ class StoredLog:
     scope: str  # the logger's name
     body: str
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    #: The body's whole length when it was read cut (``read_logs(max_body=...)``), else None.
+    body_length: int | None = None
 
     @property
     def trace_id(self) -> str:
@@ -97,6 +100,20 @@ class StoredLog:
         }
         entry.update({k: v for k, v in self.attributes.items() if k not in entry})
         return entry
+
+
+def columns(max_body: int | None = None) -> str:
+    """:data:`COLUMNS`, with each body cut to ``max_body`` characters by SQLite and its whole
+    length as a last column (None: the body whole): a reader of a tail then never holds a
+    megabyte ``logging`` record to keep its first lines. A row of several output lines is read
+    whole, to be split into them: its lines were each cut to ``MAX_LINE_BYTES`` when captured,
+    and a row holds one read of the pipe."""
+    if max_body is None:
+        return COLUMNS
+    limit = int(max_body)
+    several = f"scope = '{OUTPUT_SCOPE}' AND attributes LIKE '%\"{LINES_ATTRIBUTE}\"%'"
+    body = f"CASE WHEN {several} THEN body ELSE substr(body, 1, {limit}) END"
+    return COLUMNS.replace(" body,", f" {body},") + ", length(body)"
 
 
 def connect_store(store: str | Path) -> sqlite3.Connection:
@@ -128,6 +145,7 @@ def _row(raw: Sequence[Any]) -> StoredLog:
         scope=raw[10],
         body=raw[11],
         attributes=attributes if isinstance(attributes, dict) else {},
+        body_length=raw[13] if len(raw) > 13 and raw[13] > len(raw[11]) else None,
     )
 
 
@@ -172,11 +190,14 @@ def read_logs(
     level: str | None = None,
     after: int = 0,
     limit: int | None = None,
+    max_body: int | None = None,
 ) -> list[StoredLog]:
     """The run's records with ``id > after``, in order, at most ``limit``; ``stage`` and
     ``level`` (a name such as ``warning``: that severity and above) filter them. ``store`` is
     the file, its ``sqlite:///`` URL or an open connection. ValueError for an unknown level.
-    A row of several output lines gives one record per line (:func:`row_records`)."""
+    A row of several output lines gives one record per line (:func:`row_records`). With
+    ``max_body``, bodies are read cut (:func:`columns`), their whole length in
+    ``body_length``."""
     where = ["trace_id = ?", "id > ?"]
     params: list[Any] = [run_id, after]
     if stage is not None:
@@ -185,7 +206,7 @@ def read_logs(
     if level is not None:
         where.append("severity >= ?")
         params.append(severity_number(level_number(level)))
-    sql = f"SELECT {COLUMNS} FROM logs WHERE {' AND '.join(where)} ORDER BY id"  # noqa: S608
+    sql = f"SELECT {columns(max_body)} FROM logs WHERE {' AND '.join(where)} ORDER BY id"  # noqa: S608
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     own = not isinstance(store, sqlite3.Connection)

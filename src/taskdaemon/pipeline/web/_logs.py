@@ -27,10 +27,10 @@ from typing import Any, Final
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.log_read import (
-    COLUMNS,
     LINES_ATTRIBUTE,
     OUTPUT_SCOPE,
     StoredLog,
+    columns,
     read_logs,
     row_records,
     run_ended,
@@ -63,14 +63,17 @@ def _record(row: StoredLog) -> dict[str, Any]:
         "instance": row.instance,
         "attempt": row.attempt,
         "logger": row.scope,
-        "body": _body(row.body),
+        "body": _body(row.body, row.body_length),
     }
 
 
-def _body(text: str) -> str:
-    if len(text) <= MAX_BODY:
+def _body(text: str, length: int | None = None) -> str:
+    """``text`` cut to ``MAX_BODY`` characters with a note of the rest; ``length`` is the
+    whole body's when ``text`` was read cut."""
+    whole = len(text) if length is None else length
+    if whole <= MAX_BODY:
         return text
-    rest = len(text) - MAX_BODY
+    rest = whole - MAX_BODY
     return f"{text[:MAX_BODY]}… ({rest} more characters: taskdaemon logs shows them)"
 
 
@@ -101,8 +104,8 @@ def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any
             if type(lines) is int and lines > 1:
                 total += lines - 1
     rows = conn.execute(
-        f"SELECT {COLUMNS} FROM logs WHERE trace_id = ? AND stage = ? AND id <= ? "  # noqa: S608
-        "ORDER BY id DESC LIMIT ?",
+        f"SELECT {columns(MAX_BODY + 1)} FROM logs"  # noqa: S608
+        " WHERE trace_id = ? AND stage = ? AND id <= ? ORDER BY id DESC LIMIT ?",
         (run_id, stage, last, TAIL),
     ).fetchall()
     tail = (_record(record) for raw in reversed(rows) for record in row_records(raw))
@@ -177,7 +180,13 @@ async def follow_stage_logs(
             # The end is read before the records: whatever was written before it is read now.
             now_ended = await has_ended()
             rows = await asyncio.to_thread(
-                read_logs, conn, run_id, stage=stage, after=last, limit=_BATCH
+                read_logs,
+                conn,
+                run_id,
+                stage=stage,
+                after=last,
+                limit=_BATCH,
+                max_body=MAX_BODY + 1,
             )
             if rows:
                 last = rows[-1].id
