@@ -477,3 +477,21 @@ async def test_a_bidirectional_override_in_an_error_is_shown_as_an_escape(
     expected = ("stage 'work' failure: x \\u202eevil", "x \\u202eevil", "x \\u202eevil")
     assert expected == (sent, cell, panel)
     assert [] == errors
+
+
+async def test_the_pipeline_filter_offers_the_known_pipelines(tmp_path: Path) -> None:
+    """The runs page's pipeline box (an exact match) offers the names of the pipelines with
+    runs as a ``datalist``, so a partial name finds its pipeline."""
+    await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.wait_for_selector("#pipeline-names option", state="attached")
+        offered = await page.eval_on_selector_all(
+            "#pipeline-names option", "options => options.map(o => o.value)"
+        )
+        wired = await page.get_attribute('#filters input[name="pipeline"]', "list")
+    assert (["etl"], "pipeline-names") == (offered, wired)
+    assert [] == errors

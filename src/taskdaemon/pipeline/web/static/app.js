@@ -130,6 +130,19 @@
       }
     }
     window.setInterval(refresh, REFRESH_MS);
+    offerPipelines();
+  }
+
+  // The pipeline filter matches a name exactly: the box offers the names the server knows
+  // (pipelines with recent runs, and the definitions its engine has seen).
+  async function offerPipelines() {
+    const list = document.getElementById("pipeline-names");
+    try {
+      const response = await fetch("/api/pipelines", { credentials: "same-origin" });
+      if (!response.ok) return;
+      const names = (await response.json()).pipelines.map((p) => p.name).sort();
+      list.replaceChildren(...names.map((name) => el("option", { value: name })));
+    } catch (error) { /* the box still takes any name */ }
   }
 
   // --- the run page ----------------------------------------------------------------------
