@@ -30,6 +30,21 @@ def test_one_line_escapes_the_bidirectional_overrides_and_isolates() -> None:
     assert expected == one_line(hostile, 200)
 
 
+def test_one_line_escapes_the_zero_width_characters() -> None:
+    """Zero-width and other invisible format characters (U+200B-200F, U+2060-2064, U+FEFF,
+    U+061C, U+180E) are shown as escapes: printed, they hide inside a word or a name."""
+    hostile = "pass\u200bword \u200c\u200d\u200e\u200f \u2060\u2061\u2064 \ufeff\u061c\u180e"
+    expected = (
+        "pass\\u200bword \\u200c\\u200d\\u200e\\u200f \\u2060\\u2061\\u2064 \\ufeff\\u061c\\u180e"
+    )
+    assert expected == one_line(hostile, 200)
+
+
+def test_shown_escapes_a_zero_width_space() -> None:
+    """A line shown whole escapes a zero-width space too."""
+    assert "a\\u200bb" == shown("a\u200bb")
+
+
 def test_one_line_joins_lines_and_cuts_to_width() -> None:
     """Line breaks and tabs become single spaces, and a long line is cut with an ellipsis."""
     assert "first second\\x1b…" == one_line("first\n\tsecond\x1b[0m", 17)

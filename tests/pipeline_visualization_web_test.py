@@ -495,3 +495,22 @@ async def test_the_pipeline_filter_offers_the_known_pipelines(tmp_path: Path) ->
         wired = await page.get_attribute('#filters input[name="pipeline"]', "list")
     assert (["etl"], "pipeline-names") == (offered, wired)
     assert [] == errors
+
+
+async def test_a_zero_width_space_in_an_error_is_shown_as_an_escape(tmp_path: Path) -> None:
+    """U+200B in an error is nothing to see (``pass\\u200bword`` reads ``password``); the page
+    writes it as ``\\u200b``, as the terminal does, as sent and as the script redraws it."""
+    run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "pass\u200bword")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        sent = await page.text_content("#run-error")
+        await page.click('#stages tr[data-stage="work"] button.select')
+        cell = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
+        panel = await page.text_content("#stage-detail pre.error")
+    expected = ("stage 'work' failure: pass\\u200bword", "pass\\u200bword", "pass\\u200bword")
+    assert expected == (sent, cell, panel)
+    assert [] == errors

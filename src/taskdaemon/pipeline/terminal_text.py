@@ -4,8 +4,9 @@ A stage's error, a skip reason, a command's output line: a handler's code or a c
 output chose that text. Printed as it is, an escape sequence in it drives the reader's
 terminal: it can clear the screen, set the window's title, or, on some terminals, write the
 clipboard (OSC 52). So every command that prints such text shows the C0 and C1 control
-characters and DEL as visible escapes (``\\x1b``), and the bidirectional controls that would
-reorder the rest of a line (``\\u202e``). The logs' one-line format
+characters and DEL as visible escapes (``\\x1b``), the bidirectional controls that would
+reorder the rest of a line (``\\u202e``), and the zero-width characters that would hide in it
+(``\\u200b``). The logs' one-line format
 (``logs.escape_controls``) builds on the same table, and escapes line breaks and tabs too.
 """
 
@@ -13,7 +14,14 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BIDI_ESCAPES", "CONTROL_ESCAPES", "one_line", "shown"]
+__all__ = [
+    "BIDI_ESCAPES",
+    "CONTROL_ESCAPES",
+    "INVISIBLE_ESCAPES",
+    "UNSEEN_ESCAPES",
+    "one_line",
+    "shown",
+]
 
 #: ``str.translate`` tables: each bidirectional embedding, override and isolate (U+202A-202E,
 #: U+2066-2069) as ``\\uNNNN`` (those reorder the rest of the line they are on, so an error
@@ -23,9 +31,22 @@ __all__ = ["BIDI_ESCAPES", "CONTROL_ESCAPES", "one_line", "shown"]
 BIDI_ESCAPES: Final = {
     code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
 }
+#: Zero-width and other invisible format characters as ``\\uNNNN``: U+200B-200F (zero-width
+#: space, non-joiner, joiner, the left-to-right and right-to-left marks), U+2060-2064 (word
+#: joiner, invisible operators), U+FEFF (zero-width no-break space), U+061C (Arabic letter
+#: mark), U+180E (Mongolian vowel separator). Printed, they are nothing to see, yet make
+#: ``pass\u200bword`` differ from ``password`` and hide in a name one copies. The joiner
+#: goes too, though it also joins emoji: an error is read for what it says.
+INVISIBLE_ESCAPES: Final = {
+    code: f"\\u{code:04x}"
+    for code in (*range(0x200B, 0x2010), *range(0x2060, 0x2065), 0xFEFF, 0x061C, 0x180E)
+}
+#: Every character that :data:`CONTROL_ESCAPES` writes as a ``\\u`` escape: what the web
+#: page escapes too.
+UNSEEN_ESCAPES: Final = BIDI_ESCAPES | INVISIBLE_ESCAPES
 CONTROL_ESCAPES: Final = {
     code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))
-} | BIDI_ESCAPES
+} | UNSEEN_ESCAPES
 
 #: The table for a line shown whole: a tab only moves the cursor, so it stays.
 _SHOWN: Final = CONTROL_ESCAPES | {ord("\t"): "\t"}

@@ -51,7 +51,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_suc
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.terminal_text import BIDI_ESCAPES
+from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
@@ -520,9 +520,9 @@ def _cell(text: str) -> str:
 
 
 def _shown(text: str) -> str:
-    """``text`` with its bidirectional controls written as escapes (the script writes every
-    text it draws alike, and the terminal too: ``terminal_text``)."""
-    return text.translate(BIDI_ESCAPES)
+    """``text`` with its bidirectional controls and zero-width characters written as escapes
+    (the script writes every text it draws alike, and the terminal too: ``terminal_text``)."""
+    return text.translate(UNSEEN_ESCAPES)
 
 
 def _iso(epoch: float | None) -> str:

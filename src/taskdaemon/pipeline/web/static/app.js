@@ -6,11 +6,13 @@
   const REFRESH_MS = 3000;
 
   // Bidirectional embeddings, overrides and isolates (U+202A-202E, U+2066-2069) reorder the
-  // text after them ("x \u202eevil" reads "x live"): written as escapes, as the terminal
-  // writes them (terminal_text) and the server's first rendering does (_app._shown).
-  const BIDI = /[\u202a-\u202e\u2066-\u2069]/g;
+  // text after them ("x \u202eevil" reads "x live"), and zero-width characters hide in it
+  // (U+200B-200F, U+2060-2064, U+FEFF, U+061C, U+180E): written as escapes, as the terminal
+  // writes them (terminal_text.UNSEEN_ESCAPES) and the server's first rendering does
+  // (_app._shown).
+  const UNSEEN = /[\u202a-\u202e\u2066-\u2069\u200b-\u200f\u2060-\u2064\ufeff\u061c\u180e]/g;
   function visible(text) {
-    return String(text).replace(BIDI, (c) => "\\u" + c.charCodeAt(0).toString(16));
+    return String(text).replace(UNSEEN, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
   }
 
   function el(tag, attrs, text) {
