@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
+import pytest
+
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
 
@@ -67,3 +72,31 @@ def test_a_failed_stage_whose_last_instance_succeeded_shows_its_last_error() -> 
     table = format_run_table(RunRecord(RUN_ID, "p", "failure", 1.0, 3.0, (stage,), ()))
     row = table.split("\n\n", 1)[1].splitlines()[1]
     assert "bad item 3" == row.split("  ")[-1].strip()
+
+
+@pytest.fixture
+def in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local time zone is Asia/Tokyo (UTC+09:00, no daylight saving)."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_list_says_the_zone_of_its_start_times_once() -> None:
+    """The START column's header names the local zone its times are in."""
+    table = format_runs_table([RunSummary(RUN_ID, "p", "success", 0.0, 2.0)])
+    header, row = table.splitlines()
+    column = header.index("START")
+    expected = ("START (UTC+09:00)", "1970-01-01 09:00:00")
+    assert expected == (header[column:].split("  ")[0], row[column : column + 19])
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_show_says_the_zone_of_its_times_once() -> None:
+    """The run's start line names the local zone of the view's times."""
+    table = format_run_table(RunRecord(RUN_ID, "p", "success", 0.0, 2.0, (), ()))
+    start = next(line for line in table.splitlines() if line.startswith("start"))
+    assert "start     1970-01-01 09:00:00 (UTC+09:00)" == start

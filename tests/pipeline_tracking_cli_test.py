@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -43,12 +44,14 @@ def test_runs_list_prints_an_aligned_table(
     url, ids = store_url
     assert main(["runs", "list", "--source", url]) == 0
     lines = capsys.readouterr().out.splitlines()
+    zone = datetime.fromtimestamp(T0 / 1e9).astimezone().strftime("%z")
     assert lines[0].split() == [
         "RUN",
         "ID",
         "PIPELINE",
         "STATUS",
         "START",
+        f"(UTC{zone[:3]}:{zone[3:]})",
         "DURATION",
         "STAGES",
         "FAILED",

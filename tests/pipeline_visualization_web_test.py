@@ -514,3 +514,20 @@ async def test_a_zero_width_space_in_an_error_is_shown_as_an_escape(tmp_path: Pa
     expected = ("stage 'work' failure: pass\\u200bword", "pass\\u200bword", "pass\\u200bword")
     assert expected == (sent, cell, panel)
     assert [] == errors
+
+
+async def test_the_pages_say_the_zone_of_their_times_once(tmp_path: Path) -> None:
+    """The header of the runs page and of the run page says which zone every time on the
+    page is in: the browser's, by name and UTC offset."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(timezone_id="Asia/Tokyo") as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        runs = await page.text_content("#time-zone")
+        await page.goto(f"{url}/runs/{run_id}")
+        run = await page.text_content("#time-zone")
+    said = "Times in your browser's zone: Asia/Tokyo (UTC+09:00)"
+    assert (said, said) == (runs, run)
+    assert [] == errors

@@ -6,7 +6,8 @@ cannot drive the reader's terminal or break a row, and a cell is cut at 128 char
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from taskdaemon.pipeline.durations import format_duration
@@ -21,6 +22,18 @@ def _format_time(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _zone(epochs: Iterable[float | None]) -> str:
+    """The local zone's UTC offset at ``epochs`` (``UTC+09:00``), which ``_format_time``
+    writes them in; ``local time`` when they straddle a change of offset (daylight saving).
+    No time at all: the offset now."""
+    known = [e for e in epochs if e is not None] or [time.time()]
+    offsets = {datetime.fromtimestamp(e).astimezone().strftime("%z") for e in known}
+    if len(offsets) != 1:
+        return "local time"
+    (offset,) = offsets
+    return f"UTC{offset[:3]}:{offset[3:5]}"
 
 
 def _format_bytes(value: int | None) -> str:
@@ -58,7 +71,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def format_runs_table(runs: Sequence[RunSummary]) -> str:
     """An aligned table: run id, pipeline, status, start, duration, stages, failed."""
-    header = ("RUN ID", "PIPELINE", "STATUS", "START", "DURATION", "STAGES", "FAILED")
+    start = f"START ({_zone(r.start for r in runs)})"
+    header = ("RUN ID", "PIPELINE", "STATUS", start, "DURATION", "STAGES", "FAILED")
     rows = [
         (
             r.run_id,
@@ -101,11 +115,13 @@ def format_run_table(run: RunRecord) -> str:
     error (``cancelled: <why>`` for a stage a stop of the run cancelled) or the skip reason;
     for a failed stage whose last attempt has none, the last error of another instance.
     """
+    # One zone for the view: the run's start and its stages' (a run rarely spans a change).
+    times = [run.start, *(s.attempts[0].start for s in run.stages if s.attempts)]
     head = [
         f"run       {run.run_id}",
         f"pipeline  {run.pipeline.translate(CONTROL_ESCAPES)}",
         f"status    {run.status.translate(CONTROL_ESCAPES)}",
-        f"start     {_format_time(run.start)}",
+        f"start     {_format_time(run.start)} ({_zone(times)})",
         f"duration  {format_duration(run.duration)}",
     ]
     if run.error or run.error_type:

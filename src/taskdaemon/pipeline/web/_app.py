@@ -228,7 +228,9 @@ class WebApp:
     # --- pages ----------------------------------------------------------------------------
 
     def _page(self, name: str, status: int = 200, **context: Any) -> Response:
-        html = self.templates.get_template(name).render(states=STATE_NAMES, **context)
+        html = self.templates.get_template(name).render(
+            states=STATE_NAMES, zone=_server_zone(self.clock()), **context
+        )
         return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
 
     async def runs_page(self, request: Request) -> Response:
@@ -523,6 +525,13 @@ def _shown(text: str) -> str:
     """``text`` with its bidirectional controls and zero-width characters written as escapes
     (the script writes every text it draws alike, and the terminal too: ``terminal_text``)."""
     return text.translate(UNSEEN_ESCAPES)
+
+
+def _server_zone(epoch: float) -> str:
+    """The UTC offset of the server's zone at ``epoch`` (``UTC+09:00``): the zone of the times
+    ``_when`` writes, which the script rewrites in the browser's, saying which."""
+    offset = datetime.fromtimestamp(epoch).astimezone().strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:5]}"
 
 
 def _iso(epoch: float | None) -> str:

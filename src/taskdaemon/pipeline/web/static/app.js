@@ -53,6 +53,18 @@
       const epoch = Date.parse(node.dateTime);
       if (!Number.isNaN(epoch)) node.textContent = fmtTime(epoch / 1000);
     }
+    // Said once, in the header: which zone every time on the page is in.
+    const zone = document.getElementById("time-zone");
+    if (zone) zone.textContent = "Times in your browser's zone: " + zoneName();
+  }
+
+  function zoneName() {
+    const east = -new Date().getTimezoneOffset();
+    const pad = (n) => String(n).padStart(2, "0");
+    const offset = "UTC" + (east < 0 ? "-" : "+") + pad(Math.floor(Math.abs(east) / 60)) + ":" + pad(Math.abs(east) % 60);
+    let name = "";
+    try { name = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { name = ""; }
+    return name ? name + " (" + offset + ")" : offset;
   }
 
   function fmtBytes(value) {
