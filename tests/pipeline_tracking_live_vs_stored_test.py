@@ -263,6 +263,11 @@ EXAMPLES = (
         {"s0": "ok", "fan": "flaky", "s1": "secret"},
         events=3,
     ),
+    _case(  # a retry queued for the one slot, cancelled unstarted when another stage fails
+        (_s("s0", timeout=0.05, retry=retry(2, initial=0.0)), _s("s1"), _s("s2"), _s("s3")),
+        {"s0": "timeout", "s1": "ok", "s2": "ok", "s3": "fail"},
+        concurrency=1,
+    ),
 )
 
 

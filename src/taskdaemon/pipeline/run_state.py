@@ -516,7 +516,12 @@ class RunState:
         attempt = stage.attempts.get(event.task_run_id)
         if attempt is None:
             if event.task_run_id in stage.seen_queued:
-                return  # ended before it started (cancelled while queued): it never ran
+                # Ended before it started (cancelled while queued): it never ran, and has no
+                # span. A retry so ended leaves its instance where the spans leave it: its
+                # last attempt failed with ``will_retry`` (``reconstruct._retry_status``).
+                if event.attempt > 1:
+                    stage.retrying.add((event.instance, event.attempt - 1))
+                return
             # Started before this state saw the run: keep what can be known of it.
             attempt = _Attempt(event.task_run_id, event.instance, event.attempt, event.at)
             stage.attempts[event.task_run_id] = attempt
