@@ -150,6 +150,27 @@ async def test_start_creates_a_private_home_control_directory_and_socket(home: P
     assert [0o700, 0o700, 0o600] == modes
 
 
+async def test_the_socket_is_never_at_its_path_before_it_is_private(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket is made 0600 before it appears at its path (bound elsewhere, then renamed),
+    so no one can find it there with the umask's mode, even for a moment; it leaves nothing
+    else in the control directory."""
+    server = ControlServer(RUN, Target(), home=home)
+    seen_at_chmod: list[bool] = []
+    chmod = os.chmod
+
+    def watched(path: Any, mode: int) -> None:
+        seen_at_chmod.append(server.path.exists())
+        chmod(path, mode)
+
+    monkeypatch.setattr(os, "chmod", watched)
+    async with server:
+        listed = sorted(p.name for p in server.path.parent.iterdir())
+        answer = await _ask(server, {"op": "status"})
+    assert ([False], [f"{RUN}.sock"], True) == (seen_at_chmod, listed, answer["ok"])
+
+
 async def test_a_server_starts_again_where_an_earlier_one_served(home: Path) -> None:
     """The control directory an earlier run left is reused, and its socket is served."""
     async with ControlServer(RUN, Target(), home=home):

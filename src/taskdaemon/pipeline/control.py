@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import itertools
 import json
 import os
 import socket
@@ -92,6 +93,10 @@ def served_runs(home: str | os.PathLike[str] | None = None) -> list[str]:
     return sorted(path.stem for path in directory.glob("*.sock"))
 
 
+#: Numbers the staging names of this process's sockets (``ControlServer.start``).
+_staged = itertools.count()
+
+
 class ControlServer:
     """Serves one run on its control socket. ``async with ControlServer(...)`` or
     ``start()`` / ``aclose()`` (both safe to call twice).
@@ -132,10 +137,23 @@ class ControlServer:
         self.path.parent.mkdir(exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket of a crashed process with the same run id
-        self._server = await asyncio.start_unix_server(
-            self._serve, path=str(self.path), limit=_MAX_LINE
-        )
-        os.chmod(self.path, 0o600)
+        # Bound under a name of its own, made 0600, then renamed into place: the socket is
+        # never at its path with the umask's mode, not even for the moment before a chmod.
+        # (short: a run's socket path may be near the limit of 107 bytes, and its name is longer).
+        staging = self.path.with_name(f".{os.getpid()}-{next(_staged)}")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+            listener.bind(str(staging))
+            os.chmod(staging, 0o600)
+            os.replace(staging, self.path)
+        except BaseException:
+            listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+            raise
+        self._server = await asyncio.start_unix_server(self._serve, sock=listener, limit=_MAX_LINE)
 
     async def aclose(self) -> None:
         """Stop serving and remove the socket."""
