@@ -1,10 +1,11 @@
 """The dependency rule of docs/architecture.md, checked by reading every module's imports (ast).
 
-* The core (model, state, events, triggers, engine, loops, group_watchdog, expressions, errors,
-  records, config, control, run_state) never imports OpenTelemetry, ``monitor``, ``metrics``,
-  ``tracking``, ``server`` or ``cli``: not directly, not through another taskdaemon module, not
-  through ``from taskdaemon.pipeline import ...``. Imports under ``if TYPE_CHECKING:`` count
-  too: the rule is about what the core knows, not only what it loads.
+* The core (model, state, events, triggers, engine, loops, cancel_grace, group_watchdog,
+  expressions, errors, records, config, control, run_state) never imports OpenTelemetry,
+  ``monitor``, ``metrics``, ``tracking``, ``server`` or ``cli``: not directly, not through
+  another taskdaemon module, not through ``from taskdaemon.pipeline import ...``. Imports
+  under ``if TYPE_CHECKING:`` count too: the rule is about what the core knows, not only what
+  it loads.
 * Only ``cli/`` and ``settings.py`` construct the OpenTelemetry SDK providers
   (``TracerProvider``, ``MeterProvider``, ``LoggerProvider``): everything else takes providers
   as arguments (importing a provider class to annotate such an argument is fine).
@@ -31,6 +32,7 @@ CORE = (
     "triggers",
     "engine",
     "loops",
+    "cancel_grace",
     "group_watchdog",
     "_watchdog_process",
     "expressions",

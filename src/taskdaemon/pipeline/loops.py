@@ -164,19 +164,35 @@ class _CarriedExitError(Exception):
         self.exit = exit_
 
 
-def python_handler(function: Callable[[StageContext], Any]) -> Handler:
+def python_handler(
+    function: Callable[[StageContext], Any], *, cancel_grace: float | None = None
+) -> Handler:
     """Wrap a sync or async function of the stage context into a :data:`Handler`.
 
     A sync function runs in a worker thread; an async one is awaited on the engine's loop. Both
     report their thread's CPU time through ``ctx.report_cpu`` (see the module docstring), also
-    when they raise.
+    when they raise. An async function that swallows its cancellation (the stage's timeout, the
+    run's cancellation) is abandoned ``cancel_grace`` seconds later (default
+    ``cancel_grace.CANCEL_GRACE``), and its stage ends as if it had not swallowed it
+    (``cancel_grace``).
     """
     if _is_coroutine_function(function):
+        # ``cancel_grace.driven``, imported at the first call and kept (as ``hop`` below): the
+        # module imports asyncio, which ``validate`` never needs.
+        driven: Any = None
+        grace = cancel_grace
 
         async def run_async(ctx: StageContext) -> Mapping[str, Any]:
+            nonlocal driven, grace
+            if driven is None:
+                from taskdaemon.pipeline import cancel_grace as module  # noqa: PLC0415
+
+                driven = module.driven
+                if grace is None:
+                    grace = module.CANCEL_GRACE
             started = time.thread_time()
             try:
-                result = await function(ctx)
+                result = await driven(function(ctx), grace, ctx.stage, ctx.run_id)
                 # Most handlers return None: ``_as_result``'s answer without its call.
                 return {} if result is None else _as_result(result)
             finally:
