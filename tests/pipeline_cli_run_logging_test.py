@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from taskdaemon import __version__
+from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.cli.telemetry import Telemetry
@@ -49,3 +50,19 @@ def test_records_the_log_writer_drops_are_counted_on_metrics(
             },
         )
     assert 3.0 == dropped
+
+
+def test_the_stdout_bound_setting_reaches_the_captures(
+    tmp_path: Path, telemetry_for: Callable[[Settings], Telemetry]
+) -> None:
+    """``TASKDAEMON_STDOUT_MAX_BYTES`` is the bound of the captures started while installed."""
+    settings = load_settings(home=tmp_path, stdout_max_bytes=4096)
+    telemetry = telemetry_for(settings)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    with contextlib.ExitStack() as stack:
+        stack.callback(monitor.close)
+        install_run_logging(settings, monitor, telemetry, stack)
+        bound = stage_output.capture_limits().stdout_max_bytes
+    assert 4096 == bound

@@ -66,6 +66,7 @@ __all__ = [
     "Handler",
     "LoopRegistry",
     "StageContext",
+    "StdoutTooLargeError",
     "command_handler",
     "python_handler",
 ]
@@ -83,6 +84,19 @@ Handler: TypeAlias = "Callable[[StageContext], Awaitable[Mapping[str, Any]]]"
 SAMPLE_INTERVAL = 0.1
 #: Seconds between SIGTERM and SIGKILL when a command stage is cancelled.
 KILL_GRACE = 2.0
+
+
+class StdoutTooLargeError(StageFailedError):
+    """Raised when a command stage printed more on stdout than its result may hold
+    (``stage_output.CaptureLimits.stdout_max_bytes``): its result would be cut, so wrong."""
+
+    def __init__(self, seen: int, bound: int) -> None:
+        self.seen = seen
+        self.bound = bound
+        super().__init__(
+            f"stdout of {seen} bytes is over the bound of {bound} bytes on a command's result "
+            "(TASKDAEMON_STDOUT_MAX_BYTES)"
+        )
 
 
 class CommandFailedError(StageFailedError):
@@ -426,9 +440,11 @@ def command_handler(
     are also written as one JSON object on stdin.
 
     Result: stdout parsed as JSON when it is a JSON object, else
-    ``{"stdout": text, "exit_code": 0}``. Both streams are captured line by line as log
-    records of the stage while the command runs (``stage_output``: bounded per stage). A
-    non-zero exit raises :class:`CommandFailedError`
+    ``{"stdout": text, "exit_code": 0}``; a stdout longer than the capture's
+    ``stdout_max_bytes`` is read to its end but not kept, and raises
+    :class:`StdoutTooLargeError` (after a non-zero exit's :class:`CommandFailedError`). Both
+    streams are captured line by line as log records of the stage while the command runs
+    (``stage_output``: bounded per stage). A non-zero exit raises :class:`CommandFailedError`
     with the code and the last lines of stderr. On cancellation (the engine's timeout included)
     the whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds, and the
     cancellation is re-raised. When the command exits, whatever it left running in its process
@@ -521,6 +537,8 @@ def command_handler(
         assert code is not None  # communicate() returns after the process was reaped
         if code != 0:
             raise CommandFailedError(text, code, capture.stderr_tail)
+        if capture.stdout_over:
+            raise StdoutTooLargeError(capture.stdout_bytes, capture.limits.stdout_max_bytes)
         return _parse_stdout(capture.stdout)
 
     return run_command

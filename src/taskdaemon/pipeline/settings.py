@@ -37,6 +37,8 @@ variable                        meaning                                 default
 ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` command output lines captured as  ``10000``
                                 log records per stage execution
 ``TASKDAEMON_LOG_CAPTURE_MAX_BYTES`` the same bound in bytes            ``1048576``
+``TASKDAEMON_STDOUT_MAX_BYTES`` bytes of a command stage's stdout kept   ``67108864`` (64 MiB)
+                                as its result; past it the stage fails
 ``TASKDAEMON_API_TOKEN``        the HTTP API's token (16+ characters);   generated at start
                                 required to bind beyond loopback
 ``TASKDAEMON_API_USER``         the principal the token stands for       the server's OS user
@@ -163,6 +165,7 @@ class Settings(ValueMethods):
     api_allowed_hosts: tuple[str, ...] = ()
     log_capture_max_lines: int = 10_000
     log_capture_max_bytes: int = 1_048_576
+    stdout_max_bytes: int = 64 * 1024 * 1024
     breakpoints: str = ""  # parsed by cli/debug.py (``STAGE[:CEL]`` separated by ``;``)
     grafana_url: str | None = None
 
@@ -499,6 +502,7 @@ _FIELDS: dict[str, tuple[str, Parser]] = {
     "api_allowed_hosts": ("TASKDAEMON_API_ALLOWED_HOSTS", _words),
     "log_capture_max_lines": ("TASKDAEMON_LOG_CAPTURE_MAX_LINES", _integer(ge=0)),
     "log_capture_max_bytes": ("TASKDAEMON_LOG_CAPTURE_MAX_BYTES", _integer(ge=0)),
+    "stdout_max_bytes": ("TASKDAEMON_STDOUT_MAX_BYTES", _integer(ge=0)),
     "breakpoints": ("TASKDAEMON_BREAKPOINTS", _text),
     "grafana_url": ("TASKDAEMON_GRAFANA_URL", _optional(_grafana)),
     "otel_service_name": ("OTEL_SERVICE_NAME", _optional(_text)),

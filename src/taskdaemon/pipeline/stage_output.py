@@ -18,9 +18,13 @@ The contract of a capture (one per stage execution, both streams together):
   (:class:`CaptureLimits`, ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES`` in the CLI);
   past the bound, lines are counted and dropped, and when the command ends one WARNING marker
   record says how many lines and bytes were dropped (``dropped_lines`` / ``dropped_bytes``);
-* the whole stdout is still kept in memory, as before, since it is the stage's result
-  (``{"stdout": ...}`` or the JSON object it prints); stderr is not, only its last
-  :data:`STDERR_TAIL_LINES` lines, for the failure message;
+* stdout is also kept whole in memory, since it is the stage's result (``{"stdout": ...}`` or
+  the JSON object it prints), up to ``stdout_max_bytes`` (``TASKDAEMON_STDOUT_MAX_BYTES`` in
+  the CLI, 64 MiB by default): past it what was kept is let go and the rest is read (so the
+  child never blocks on a full pipe) and only counted (``stdout_bytes``, ``stdout_over``); the
+  ``command`` loop type then fails the stage, since a cut result would be wrong data. The log
+  capture above is not affected. stderr is not kept, only its last :data:`STDERR_TAIL_LINES`
+  lines, for the failure message;
 * a sink that raises loses that batch, never the stage: the failure is logged once per sink.
 
 Each batch carries the execution's ids (``run_id``, ``pipeline``, ``stage``, ``instance``,
@@ -68,10 +72,12 @@ _own_logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class CaptureLimits:
-    """Per stage execution: lines and bytes captured at most (0 captures nothing)."""
+    """Per stage execution: lines and bytes captured as log records at most (0 captures
+    nothing), and the bytes of stdout kept as the stage's result at most."""
 
     max_lines: int = 10_000
     max_bytes: int = 1_048_576
+    stdout_max_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +234,7 @@ class OutputCapture:
         self.dropped_lines = 0
         self.dropped_bytes = 0
         self.stdout = bytearray()
+        self.stdout_bytes = 0  # read from stdout, kept or not
         self._stderr_tail: deque[bytes] = deque(maxlen=STDERR_TAIL_LINES)
         self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self._closed = False
@@ -243,6 +250,11 @@ class OutputCapture:
         except OSError:
             self.abandon()
             raise
+
+    @property
+    def stdout_over(self) -> bool:
+        """Whether stdout went past ``limits.stdout_max_bytes`` (then ``stdout`` is empty)."""
+        return self.stdout_bytes > self.limits.stdout_max_bytes
 
     @property
     def stderr_tail(self) -> str:
@@ -282,7 +294,11 @@ class OutputCapture:
     def feed(self, stream: str, chunk: bytes) -> None:
         """Capture one chunk read from ``stream`` (its complete lines; the rest waits)."""
         if stream == "stdout":
-            self.stdout += chunk
+            self.stdout_bytes += len(chunk)
+            if self.stdout_bytes <= self.limits.stdout_max_bytes:
+                self.stdout += chunk
+            elif self.stdout:  # past the bound: no result is made of it, so let it go
+                self.stdout = bytearray()
             if self._lines_left <= 0 or self._bytes_left <= 0:
                 self._drop(chunk)
                 return

@@ -86,7 +86,11 @@ def install_run_logging(
 ) -> SqliteLogWriter | None:
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
     previous = stage_output.set_capture_limits(
-        stage_output.CaptureLimits(settings.log_capture_max_lines, settings.log_capture_max_bytes)
+        stage_output.CaptureLimits(
+            settings.log_capture_max_lines,
+            settings.log_capture_max_bytes,
+            settings.stdout_max_bytes,
+        )
     )
     stack.callback(stage_output.set_capture_limits, previous)
     monitor.add_event_hook(RunLog())
