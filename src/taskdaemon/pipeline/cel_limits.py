@@ -38,6 +38,7 @@ __all__ = [
     "check_limits",
     "clip",
     "estimate_cost",
+    "tokens",
 ]
 
 #: Longest expression, in characters.
@@ -106,6 +107,12 @@ def _lexer() -> re.Pattern[str]:
 
 def _tokens(source: str) -> list[str]:
     return [m.group() for m in _lexer().finditer(source) if m.lastgroup != "space"]
+
+
+def tokens(source: str) -> list[str]:
+    """``source``'s tokens as the limits read them: identifiers, literals (a string literal
+    whole, quotes and prefix included), operators and brackets, without spaces and comments."""
+    return _tokens(source)
 
 
 def check_limits(source: str) -> None:

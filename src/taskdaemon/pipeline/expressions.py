@@ -10,18 +10,18 @@ Bounded (docs/cel-limits.md): before compiling, an expression must pass the stat
 ``cel_limits`` (length, nesting, operators, member chains, estimated cost); over one it is an
 ``ExpressionLimitError`` naming the limit. The binding's own panics are caught. An expression
 that is cheap by its estimate (the common case: comparisons, ``has``, ``size``, string
-functions) is evaluated in-process; one with a comprehension over the run's data, or a high
-estimate, is evaluated in the CEL worker process under a time limit (``cel_worker``), so no
-evaluation blocks the caller for longer than that limit; the engine awaits it
-(:meth:`Expression.evaluate_async`, ``engine/_isolated.py``), so its loop does not wait at
-all. An expression that went over the time limit once is an error without being evaluated for
-the rest of the process: a condition is re-evaluated on every change of its run, and each
-attempt would cost the whole limit again.
+functions) is evaluated in-process, given only the parts of its variables it can read
+(``cel_paths``: the binding converts whatever it is given, whole); one with a comprehension
+over the run's data, or a high estimate, is evaluated in the CEL worker process under a time
+limit (``cel_worker``), so no evaluation blocks the caller for longer than that limit; the
+engine awaits it (:meth:`Expression.evaluate_async`, ``engine/_isolated.py``), so its loop
+does not wait at all. An expression that went over the time limit once is an error without
+being evaluated for the rest of the process: a condition is re-evaluated on every change of its
+run, and each attempt would cost the whole limit again.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +33,7 @@ from taskdaemon.pipeline.cel_limits import (
     clip,
     estimate_cost,
 )
+from taskdaemon.pipeline.cel_paths import MACRO_BINDING, Paths, prune, read_paths
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -44,8 +45,6 @@ __all__ = [
     "MissingKeyError",
     "compile_expression",
 ]
-
-_MACRO_BINDING = re.compile(r"\b(?:map|filter|all|exists|exists_one)\(\s*([A-Za-z_]\w*)\s*,")
 
 #: The variables an expression may read.
 CONTEXT_VARIABLES = frozenset({"request", "stages", "event", "result"})
@@ -72,6 +71,8 @@ class Expression(ValueMethods):
     _program: Any
     isolated: bool = False
     cost: int | None = None
+    # The parts of its variables an in-process expression reads (``cel_paths``), None: whole.
+    paths: Paths | None = field(default=None, compare=False, repr=False)
     # Set once the expression went over the worker's time limit: never evaluated again.
     _over_budget: list[str] = field(default_factory=list, compare=False, repr=False)
 
@@ -88,7 +89,16 @@ class Expression(ValueMethods):
                 from taskdaemon.pipeline.cel_worker import shared_worker  # noqa: PLC0415
 
                 return shared_worker().evaluate(self.source, context)
-            return self._program.execute(dict(context))
+            paths = self.paths
+            if paths is None:
+                return self._program.execute(dict(context))
+            # Only the parts it reads: the binding converts whatever it is given, whole.
+            return self._program.execute(
+                {
+                    name: value if (trie := paths.get(name)) is None else prune(value, trie)
+                    for name, value in context.items()
+                }
+            )
         except BaseException as exc:
             raise self._failure(exc) from None
 
@@ -156,7 +166,7 @@ def compile_expression(
             raise
         raise ExpressionError(f"does not compile: {_first_line(exc)}") from None
     # Comprehension macros (``list.map(x, ...)``) bind their own names; those are not context.
-    bound = set(_MACRO_BINDING.findall(source))
+    bound = set(MACRO_BINDING.findall(source))
     variables = frozenset(program.variables()) - bound
     unknown = sorted(variables - set(allowed))
     if unknown:
@@ -164,7 +174,8 @@ def compile_expression(
         raise ExpressionError(f"unknown variable {unknown[0]!r} (available: {names})")
     isolated = estimate is None or estimate.iterates_data or estimate.cost > IN_PROCESS_COST
     cost = None if estimate is None else estimate.cost
-    return Expression(source, variables, program, isolated, cost)
+    paths = None if isolated else read_paths(source, variables)
+    return Expression(source, variables, program, isolated, cost, paths)
 
 
 def _first_line(exc: BaseException) -> str:
