@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import format_span_id, format_trace_id
 
+from cli_support import environment
 from pipeline_monitor_support import chain_pipeline
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli import build_parser
@@ -524,3 +528,35 @@ def test_the_engine_calls_run_s_stand_in_directly() -> None:
         engine._ctx.emit,
         engine._ctx.wants_record,
     )
+
+
+_BOUND_AT_ONCE = """
+import asyncio, contextlib
+from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring
+from taskdaemon.pipeline.settings import load_settings
+
+async def main():
+    async with contextlib.AsyncExitStack() as stack:
+        start_deferred_monitoring(load_settings(), stack)
+        print(stage_output.capture_limits().stdout_max_bytes)
+    print(stage_output.capture_limits().stdout_max_bytes)
+
+asyncio.run(main())
+"""
+
+
+def test_captures_are_bounded_as_configured_before_telemetry_loads(tmp_path: Path) -> None:
+    """``run``'s deferred monitoring sets the configured capture bounds at once, not once
+    telemetry has loaded on its thread (a stage may start first, and telemetry may fail to
+    load), and sets the previous ones again when it closes."""
+    done = subprocess.run(
+        [sys.executable, "-c", _BOUND_AT_ONCE],
+        env=environment(tmp_path / "home", TASKDAEMON_STDOUT_MAX_BYTES="100"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    default = str(64 * 1024 * 1024)
+    assert (0, ["100", default]) == (done.returncode, done.stdout.split()), done.stderr

@@ -51,10 +51,12 @@ __all__ = [
     "MAX_LINE_BYTES",
     "STDERR_TAIL_LINES",
     "CaptureLimits",
+    "CaptureSettings",
     "OutputBatch",
     "OutputCapture",
     "OutputSink",
     "add_output_sink",
+    "bound_captures",
     "capture_limits",
     "communicate",
     "remove_output_sink",
@@ -152,6 +154,29 @@ def remove_output_sink(sink: OutputSink) -> None:
     with _registry.lock:
         _registry.sinks = tuple(s for s in _registry.sinks if s is not sink)
         _registry.failed.discard(id(sink))
+
+
+class CaptureSettings(Protocol):
+    """The settings that bound captures (``settings.Settings`` has them)."""
+
+    @property
+    def log_capture_max_lines(self) -> int: ...
+    @property
+    def log_capture_max_bytes(self) -> int: ...
+    @property
+    def stdout_max_bytes(self) -> int: ...
+
+
+def bound_captures(
+    settings: CaptureSettings, stack: contextlib.ExitStack | contextlib.AsyncExitStack
+) -> None:
+    """Bound the captures started from now on as ``settings`` say, until ``stack`` closes
+    (the previous bound is then set again)."""
+    limits = CaptureLimits(
+        settings.log_capture_max_lines, settings.log_capture_max_bytes, settings.stdout_max_bytes
+    )
+    previous = set_capture_limits(limits)
+    stack.callback(set_capture_limits, previous)
 
 
 def set_capture_limits(limits: CaptureLimits) -> CaptureLimits:

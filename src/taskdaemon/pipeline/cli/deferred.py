@@ -388,6 +388,11 @@ def start_deferred_monitoring(
     the stand-in observer. ``stack`` waits for the loading, then shuts telemetry down (within
     ``TASKDAEMON_EXPORT_TIMEOUT``) when it closes."""
     configure_logging(settings)
+    # Now, not with the run logging on the loading thread: a command stage that starts
+    # before telemetry has loaded (or when it fails to) is bounded as configured too.
+    from taskdaemon.pipeline.stage_output import bound_captures  # noqa: PLC0415
+
+    bound_captures(settings, stack)
     root = logging.getLogger()
     slot = PendingLogHandler()
     if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs

@@ -85,14 +85,7 @@ def install_run_logging(
     slot: HandlerSlot | None = None,
 ) -> SqliteLogWriter | None:
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
-    previous = stage_output.set_capture_limits(
-        stage_output.CaptureLimits(
-            settings.log_capture_max_lines,
-            settings.log_capture_max_bytes,
-            settings.stdout_max_bytes,
-        )
-    )
-    stack.callback(stage_output.set_capture_limits, previous)
+    stage_output.bound_captures(settings, stack)
     monitor.add_event_hook(RunLog())
     root = logging.getLogger()
     for handler in root.handlers:
