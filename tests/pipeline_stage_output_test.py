@@ -1,0 +1,654 @@
+"""``stage_output`` in-process: the sink registry and its fallback to stdlib logging, the capture
+of one stage execution fed chunk by chunk (ids, bounds, the marker, stderr's tail), and
+``communicate`` with stand-in processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.stage_output import (
+    MAX_LINE_BYTES,
+    STDERR_TAIL_LINES,
+    CaptureLimits,
+    OutputBatch,
+    OutputCapture,
+    communicate,
+)
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+class Sink:
+    """An output sink keeping every batch it is given."""
+
+    def __init__(self) -> None:
+        self.batches: list[OutputBatch] = []
+
+    def write_output(self, batch: OutputBatch) -> None:
+        self.batches.append(batch)
+
+    def texts(self) -> list[str]:
+        return [text for batch in self.batches for text in batch.texts]
+
+
+class FailingSink:
+    """An output sink that raises on every batch."""
+
+    def write_output(self, batch: OutputBatch) -> None:
+        raise RuntimeError("sink down")
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    registered = Sink()
+    previous = stage_output.capture_limits()
+    stage_output.add_output_sink(registered)
+    try:
+        yield registered
+    finally:
+        stage_output.remove_output_sink(registered)
+        stage_output.set_capture_limits(previous)
+
+
+@pytest.fixture
+def captures() -> Iterator[list[OutputCapture]]:
+    """Captures made by a test; their pipes are closed at teardown."""
+    made: list[OutputCapture] = []
+    try:
+        yield made
+    finally:
+        for capture in made:
+            capture.abandon()
+
+
+@pytest.fixture
+def output_records() -> Iterator[list[logging.LogRecord]]:
+    """The records of ``taskdaemon.run.output`` (INFO and up) while no sink is registered."""
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("taskdaemon.run.output")
+    handler = Keep()
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+def _capture(
+    made: list[OutputCapture], limits: CaptureLimits | None = None, **ids: Any
+) -> OutputCapture:
+    fields: dict[str, Any] = {
+        "run_id": "r" * 32,
+        "pipeline": "p",
+        "stage": "build",
+        "instance": 2,
+        "attempt": 3,
+    }
+    fields.update(ids)
+    capture = OutputCapture(**fields, limits=limits)
+    made.append(capture)
+    return capture
+
+
+def _batch(*texts: str, **more: Any) -> OutputBatch:
+    return OutputBatch("r" * 32, "p", "build", 2, 3, "t" * 32, "s" * 16, "stdout", texts, **more)
+
+
+# -- the registry ----------------------------------------------------------------------------
+
+
+def test_removing_a_sink_keeps_the_others(sink: Sink, captures: list[OutputCapture]) -> None:
+    """After one of two sinks is removed, the other one still receives every batch."""
+    other = Sink()
+    stage_output.add_output_sink(other)
+    stage_output.remove_output_sink(other)
+    _capture(captures).feed("stdout", b"kept\n")
+    assert (["kept"], []) == (sink.texts(), other.texts())
+
+
+def test_a_sink_added_twice_receives_each_batch_once(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Adding a registered sink again does not make it receive batches twice."""
+    stage_output.add_output_sink(sink)
+    _capture(captures).feed("stdout", b"once\n")
+    assert ["once"] == sink.texts()
+
+
+def test_a_failing_sink_is_reported_once_and_the_others_still_receive(
+    sink: Sink, captures: list[OutputCapture], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sink that raises is logged once, with its exception, however often it fails, and the
+    sinks after it still get every batch."""
+    failing = FailingSink()
+    stage_output.remove_output_sink(sink)
+    stage_output.add_output_sink(failing)
+    stage_output.add_output_sink(sink)
+    try:
+        with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.stage_output"):
+            capture = _capture(captures)
+            capture.feed("stdout", b"one\n")
+            capture.feed("stdout", b"two\n")
+    finally:
+        stage_output.remove_output_sink(failing)
+    reports = [
+        (r.getMessage(), type(r.exc_info[1]) if r.exc_info else None)
+        for r in caplog.records
+        if r.name == "taskdaemon.pipeline.stage_output"
+    ]
+    expected = [(f"output sink {failing!r} failed; its batches are lost", RuntimeError)]
+    assert (expected, ["one", "two"]) == (reports, sink.texts())
+
+
+def test_a_sink_removed_and_added_again_is_reported_again(
+    captures: list[OutputCapture], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Removing a failing sink forgets that it failed: added again, its next failure is
+    logged again."""
+    failing = FailingSink()
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.stage_output"):
+        for _ in range(2):
+            stage_output.add_output_sink(failing)
+            try:
+                _capture(captures).feed("stdout", b"line\n")
+            finally:
+                stage_output.remove_output_sink(failing)
+    failures = [r for r in caplog.records if r.name == "taskdaemon.pipeline.stage_output"]
+    assert 2 == len(failures)
+
+
+def test_set_capture_limits_returns_the_previous_bound(sink: Sink) -> None:
+    """``set_capture_limits`` answers the bound it replaced, and ``capture_limits`` the new one."""
+    first = CaptureLimits(5, 50)
+    stage_output.set_capture_limits(first)
+    second = CaptureLimits(6, 60)
+    assert (first, second) == (
+        stage_output.set_capture_limits(second),
+        stage_output.capture_limits(),
+    )
+
+
+def test_a_capture_without_limits_takes_the_process_bound(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A capture made without limits applies the bound set for the process when it started."""
+    stage_output.set_capture_limits(CaptureLimits(max_lines=2, max_bytes=1000))
+    capture = _capture(captures)
+    capture.feed("stdout", b"a\nb\nc\n")
+    assert (["a", "b"], 1) == (sink.texts(), capture.dropped_lines)
+
+
+# -- the fallback: stdlib logging -------------------------------------------------------------
+
+
+def test_without_a_sink_each_line_is_an_info_record_with_the_ids(
+    output_records: list[logging.LogRecord], captures: list[OutputCapture]
+) -> None:
+    """With no sink registered, each line is one INFO record of ``taskdaemon.run.output``
+    carrying the execution's ids and its stream."""
+    capture = _capture(captures, environment={"TRACEPARENT": TRACEPARENT})
+    capture.feed("stderr", b"50% done\n")
+    record = output_records[0]
+    names = ("run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id", "stream")
+    expected = ("r" * 32, "p", "build", 2, 3, TRACEPARENT[3:35], TRACEPARENT[36:52], "stderr")
+    assert [(logging.INFO, "50% done", expected)] == [
+        (r.levelno, r.getMessage(), tuple(getattr(r, name) for name in names))
+        for r in output_records
+    ]
+    assert "taskdaemon.run.output" == record.name
+
+
+def test_without_a_sink_the_marker_is_a_warning_even_when_info_is_off(
+    output_records: list[logging.LogRecord], captures: list[OutputCapture]
+) -> None:
+    """The end-of-capture marker is a WARNING record with the execution's ids, logged even
+    when the output logger lets only warnings through."""
+    logging.getLogger("taskdaemon.run.output").setLevel(logging.WARNING)
+    capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1000))
+    capture.feed("stdout", b"a\nbc\n")
+    capture.close()
+    expected = (
+        "[taskdaemon] 1 output lines (2 bytes) dropped past the capture bound of "
+        "1 lines / 1000 bytes per stage"
+    )
+    assert [(logging.WARNING, expected, "stderr", "r" * 32)] == [
+        (r.levelno, r.getMessage(), r.stream, r.run_id)  # type: ignore[attr-defined]
+        for r in output_records
+    ]
+
+
+def test_without_a_sink_lines_are_not_logged_when_info_is_off(
+    output_records: list[logging.LogRecord], captures: list[OutputCapture]
+) -> None:
+    """Lines are INFO records: a logger at WARNING gets none of them."""
+    logging.getLogger("taskdaemon.run.output").setLevel(logging.WARNING)
+    _capture(captures).feed("stdout", b"quiet\n")
+    assert [] == output_records
+
+
+# -- the batch ---------------------------------------------------------------------------------
+
+
+def test_the_marker_text_names_the_drops_and_the_bound() -> None:
+    """The marker's message gives the lines and bytes dropped and the bound that dropped them."""
+    batch = _batch(dropped_lines=7, dropped_bytes=70, limits=CaptureLimits(3, 30))
+    expected = (
+        "[taskdaemon] 7 output lines (70 bytes) dropped past the capture bound of "
+        "3 lines / 30 bytes per stage"
+    )
+    assert expected == batch.marker_text()
+
+
+def test_the_marker_text_without_limits_names_the_default_bound() -> None:
+    """A marker batch without limits names the default bound."""
+    batch = _batch(dropped_lines=1, dropped_bytes=2)
+    expected = (
+        "[taskdaemon] 1 output lines (2 bytes) dropped past the capture bound of "
+        "10000 lines / 1048576 bytes per stage"
+    )
+    assert expected == batch.marker_text()
+
+
+def test_a_batchs_lines_pair_each_text_with_the_read_time() -> None:
+    """``lines`` gives every text with the batch's time, in order."""
+    batch = _batch("a", "b", time_ns=42)
+    assert ((42, "a"), (42, "b")) == batch.lines
+
+
+# -- the capture -------------------------------------------------------------------------------
+
+
+def test_a_batch_carries_the_execution_ids_and_the_traceparents_ids(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Each batch names its run, pipeline, stage, instance, attempt, stream, bound, and the
+    trace and span of the ``TRACEPARENT`` the command was given."""
+    limits = CaptureLimits(100, 1000)
+    _capture(captures, limits, environment={"TRACEPARENT": TRACEPARENT}).feed("stderr", b"x\n")
+    batch = sink.batches[0]
+    expected = ("r" * 32, "p", "build", 2, 3, TRACEPARENT[3:35], TRACEPARENT[36:52], "stderr")
+    assert (expected, limits) == (
+        (
+            batch.run_id,
+            batch.pipeline,
+            batch.stage,
+            batch.instance,
+            batch.attempt,
+            batch.trace_id,
+            batch.span_id,
+            batch.stream,
+        ),
+        batch.limits,
+    )
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [None, {}, {"TRACEPARENT": "not-a-traceparent"}, {"TRACEPARENT": TRACEPARENT.upper()}],
+)
+def test_a_batch_without_a_valid_traceparent_has_no_trace_ids(
+    sink: Sink, captures: list[OutputCapture], environment: dict[str, str] | None
+) -> None:
+    """Without a well-formed ``TRACEPARENT`` the batches carry neither a trace nor a span id."""
+    _capture(captures, environment=environment).feed("stdout", b"x\n")
+    assert (None, None) == (sink.batches[0].trace_id, sink.batches[0].span_id)
+
+
+def test_the_marker_is_sent_once_on_stderr_with_what_was_dropped(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Closing a capture that dropped lines sends one marker batch (on stderr) with the lines
+    and bytes dropped, however often it is closed."""
+    capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1000))
+    capture.feed("stdout", b"kept\nfour\nfive5\n")
+    capture.close()
+    capture.close()
+    markers = [
+        (b.stream, b.dropped_lines, b.dropped_bytes, b.texts)
+        for b in sink.batches
+        if b.dropped_lines
+    ]
+    assert [("stderr", 2, 9, ())] == markers
+
+
+def test_closing_a_capture_that_dropped_nothing_sends_no_marker(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A capture within its bound ends with no marker batch."""
+    capture = _capture(captures)
+    capture.feed("stdout", b"all\n")
+    capture.close()
+    assert [("all",)] == [tuple(b.texts) for b in sink.batches]
+
+
+def test_a_capture_stopped_early_still_delivers_its_partial_lines(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """``read_pipes`` stopped before the pipes end still delivers each stream's unfinished
+    last line, and closes every pipe end."""
+    capture = _capture(captures)
+    capture.feed("stdout", b"out-partial")
+    capture.feed("stderr", b"err-partial")
+    stop = threading.Event()
+    stop.set()
+    capture.read_pipes(stop)
+    assert ([("stdout", "out-partial"), ("stderr", "err-partial")], "err-partial") == (
+        [(b.stream, text) for b in sink.batches for text in b.texts],
+        capture.stderr_tail,
+    )
+
+
+def test_stderr_tail_keeps_the_last_lines_without_carriage_returns(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """``stderr_tail`` is the last ``STDERR_TAIL_LINES`` stderr lines, ``\\r`` dropped and bad
+    UTF-8 replaced, whether they came within the bound or past it."""
+    capture = _capture(captures, CaptureLimits(max_lines=3, max_bytes=1000))
+    lines = [f"e{n} X\r".encode() for n in range(30)] + [b"bad \xff"]
+    capture.feed("stderr", b"\n".join(lines) + b"\n")
+    expected = [f"e{n} X" for n in range(30 - STDERR_TAIL_LINES + 1, 30)] + ["bad \ufffd"]
+    assert expected == capture.stderr_tail.split("\n")
+
+
+# -- communicate -------------------------------------------------------------------------------
+
+
+class StandInWriter:
+    """A process's stdin whose ``drain`` or ``close`` raises what the test says."""
+
+    def __init__(self, raises: BaseException | None = None, where: str = "") -> None:
+        self.raises = raises
+        self.where = where
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    async def drain(self) -> None:
+        if self.where == "drain" and self.raises is not None:
+            raise self.raises
+
+    def close(self) -> None:
+        if self.where == "close" and self.raises is not None:
+            raise self.raises
+        self.closed = True
+
+
+class StandInProcess:
+    """What ``communicate`` uses of an ``asyncio.subprocess.Process``: stdin and ``wait``."""
+
+    def __init__(self, stdin: StandInWriter | None) -> None:
+        self.stdin = stdin
+        self.exited = asyncio.Event()
+        self.exited.set()
+
+    async def wait(self) -> int:
+        await self.exited.wait()
+        return 0
+
+
+async def test_communicate_feeds_stdin_and_captures_stdout(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """``communicate`` writes stdin to the command and captures what it prints, whole and as
+    lines."""
+    capture = _capture(captures)
+    process = await asyncio.create_subprocess_exec(
+        "cat",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=capture.child_stdout,
+        stderr=capture.child_stderr,
+    )
+    capture.spawned()
+    await communicate(process, b"in 1\nin 2\n", capture)
+    assert (b"in 1\nin 2\n", ["in 1", "in 2"]) == (bytes(capture.stdout), sink.texts())
+
+
+async def test_communicate_with_a_process_without_stdin_writes_nothing(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A process made without a stdin pipe is waited for; the data meant for it is ignored."""
+    capture = _capture(captures)
+    capture.spawned()
+    await communicate(StandInProcess(None), b"ignored", capture)  # type: ignore[arg-type]
+    assert [] == sink.batches
+
+
+@pytest.mark.parametrize("where", ["drain", "close"])
+@pytest.mark.parametrize("error", [BrokenPipeError, ConnectionResetError])
+async def test_a_command_that_does_not_read_its_stdin_is_not_an_error(
+    sink: Sink, captures: list[OutputCapture], where: str, error: type[OSError]
+) -> None:
+    """A stdin pipe the command closed (broken, or reset) while it was written or closed is
+    ignored, as ``Process.communicate`` does."""
+    capture = _capture(captures)
+    capture.spawned()
+    stdin = StandInWriter(error(), where)
+    await communicate(StandInProcess(stdin), b"data", capture)  # type: ignore[arg-type]
+    assert (b"data", where == "drain") == (stdin.written, stdin.closed)
+
+
+def test_a_reader_ending_after_its_loop_closed_raises_nothing(
+    captures: list[OutputCapture], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the stage is cancelled and its loop closed before the reader thread ends, the
+    reader ends quietly (no exception in the thread)."""
+    failures: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: failures.append(args.exc_value))
+    loop = asyncio.new_event_loop()
+    entered: asyncio.Future[None] = loop.create_future()
+    release = threading.Event()
+
+    class Blocking:
+        def write_output(self, batch: OutputBatch) -> None:
+            loop.call_soon_threadsafe(entered.set_result, None)
+            release.wait()
+
+    blocking = Blocking()
+    stage_output.add_output_sink(blocking)
+    try:
+        capture = _capture(captures)
+        os.write(capture.child_stdout, b"line\n")
+        process = StandInProcess(None)
+        process.exited.clear()  # a command that runs until the stage is cancelled
+        task = loop.create_task(communicate(process, b"", capture))  # type: ignore[arg-type]
+        loop.run_until_complete(entered)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            loop.run_until_complete(task)
+        loop.close()
+        reader = next(t for t in threading.enumerate() if t.name == "taskdaemon-output")
+        release.set()
+        reader.join()
+    finally:
+        release.set()
+        stage_output.remove_output_sink(blocking)
+        if not loop.is_closed():
+            loop.close()
+    assert [] == failures
+
+
+# -- the bounds, line by line ------------------------------------------------------------------
+
+
+def _finish(capture: OutputCapture) -> None:
+    """End the capture as a stage cancelled before its pipes ended: partial lines delivered."""
+    stop = threading.Event()
+    stop.set()
+    capture.read_pipes(stop)
+
+
+def test_a_last_line_that_fills_both_bounds_exactly_is_kept(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A line that takes the last line and the last byte the bound allows is captured."""
+    capture = _capture(captures, CaptureLimits(max_lines=2, max_bytes=2))
+    capture.feed("stderr", b"a\n")
+    capture.feed("stderr", b"b")
+    _finish(capture)
+    assert (["a", "b"], 0) == (sink.texts(), capture.dropped_lines)
+
+
+def test_past_the_byte_bound_even_an_empty_line_is_dropped(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Once the byte bound is spent, an empty line is dropped like any other, with the
+    pieces of a long line read in the same chunk."""
+    capture = _capture(captures, CaptureLimits(max_lines=10, max_bytes=3))
+    capture.feed("stderr", b"abc\n")
+    capture.feed("stderr", b"\n" + b"x" * (MAX_LINE_BYTES + 1))
+    assert (["abc"], 2, MAX_LINE_BYTES) == (
+        sink.texts(),
+        capture.dropped_lines,
+        capture.dropped_bytes,
+    )
+
+
+def test_a_line_of_exactly_max_line_bytes_is_one_line(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A line of ``MAX_LINE_BYTES`` bytes that arrives without its newline is kept whole and
+    becomes one line when the newline comes, not a piece and an empty line."""
+    capture = _capture(captures)
+    capture.feed("stdout", b"y" * MAX_LINE_BYTES)
+    capture.feed("stdout", b"\n")
+    assert [MAX_LINE_BYTES] == [len(text) for text in sink.texts()]
+
+
+def test_stderr_split_line_by_line_keeps_its_tail_as_written(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Where the byte bound falls inside a chunk, stderr's tail still keeps each line as
+    written, only a trailing ``\\r`` dropped."""
+    capture = _capture(captures, CaptureLimits(max_lines=100, max_bytes=5))
+    capture.feed("stderr", b"abcdef\r\nfix XX\n")
+    assert ("abcdef\nfix XX", 2) == (capture.stderr_tail, capture.dropped_lines)
+
+
+def test_each_batch_is_stamped_with_the_time_its_lines_were_taken(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A batch of complete lines and the batch of a last line without newline each carry the
+    time they were taken."""
+    capture = _capture(captures)
+    before = time.time_ns()
+    capture.feed("stdout", b"line\nunfinished")
+    _finish(capture)
+    after = time.time_ns()
+    assert [("line",), ("unfinished",)] == [tuple(b.texts) for b in sink.batches]
+    assert [True, True] == [before <= batch.time_ns <= after for batch in sink.batches]
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_the_last_line_a_bound_allows_is_kept_from_a_chunk(
+    sink: Sink, captures: list[OutputCapture], stream: str
+) -> None:
+    """A chunk whose line is the last line and byte the bound allows is captured."""
+    capture = _capture(captures, CaptureLimits(max_lines=3, max_bytes=3))
+    for chunk in (b"a\n", b"b\n", b"c\n"):
+        capture.feed(stream, chunk)
+    assert (["a", "b", "c"], 3, 0) == (sink.texts(), capture.captured_lines, capture.dropped_lines)
+
+
+def test_past_a_spent_byte_bound_empty_lines_are_dropped(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Once the byte bound is spent, empty lines are dropped too, while lines remain."""
+    capture = _capture(captures, CaptureLimits(max_lines=10, max_bytes=3))
+    capture.feed("stderr", b"abc\n")
+    capture.feed("stderr", b"\n\n")
+    assert (["abc"], 1, 2) == (sink.texts(), capture.captured_lines, capture.dropped_lines)
+
+
+def test_a_long_line_past_the_line_bound_is_counted_in_pieces(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A line longer than ``MAX_LINE_BYTES`` (spaces in it or not) past the line bound is
+    dropped as the pieces it would have been cut into."""
+    capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1 << 30))
+    capture.feed("stderr", b"a\n" + b"x " * MAX_LINE_BYTES + b"\n")
+    assert (["a"], 2, 2 * MAX_LINE_BYTES) == (
+        sink.texts(),
+        capture.dropped_lines,
+        capture.dropped_bytes,
+    )
+
+
+def test_an_end_closed_elsewhere_does_not_stop_the_others_closing(
+    captures: list[OutputCapture],
+) -> None:
+    """``spawned`` ignores a write end something else closed already and still closes the
+    other one."""
+    capture = _capture(captures)
+    stdout_end, stderr_end = capture.child_stdout, capture.child_stderr
+    os.close(stdout_end)
+    capture.spawned()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(stderr_end)
+
+
+async def test_the_reader_is_a_daemon_thread_named_for_the_output(
+    captures: list[OutputCapture],
+) -> None:
+    """Sinks are called on a daemon thread called ``taskdaemon-output`` (a stuck command never
+    keeps the process alive, and the thread guard knows it)."""
+    seen: list[tuple[str, bool]] = []
+
+    class Where:
+        def write_output(self, batch: OutputBatch) -> None:
+            thread = threading.current_thread()
+            seen.append((thread.name, thread.daemon))
+
+    where = Where()
+    stage_output.add_output_sink(where)
+    try:
+        capture = _capture(captures)
+        os.write(capture.child_stdout, b"line\n")
+        capture.spawned()
+        await communicate(StandInProcess(None), b"", capture)  # type: ignore[arg-type]
+    finally:
+        stage_output.remove_output_sink(where)
+    assert [("taskdaemon-output", True)] == seen
+
+
+def test_stdout_past_the_bound_counts_a_line_of_exactly_max_line_bytes_once(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Past the bound, a stdout line of ``MAX_LINE_BYTES`` whose newline comes in the next
+    chunk is one dropped line, not a piece and an empty line."""
+    capture = _capture(captures, CaptureLimits(max_lines=0, max_bytes=0))
+    capture.feed("stdout", b"y" * MAX_LINE_BYTES)
+    capture.feed("stdout", b"\n")
+    assert (1, MAX_LINE_BYTES) == (capture.dropped_lines, capture.dropped_bytes)
+
+
+def test_the_marker_counts_the_pieces_of_a_long_stdout_line_past_the_bound(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A stdout line with no newline past the bound is dropped in whole pieces, and the marker
+    gives their number."""
+    capture = _capture(captures, CaptureLimits(max_lines=0, max_bytes=0))
+    capture.feed("stdout", b"z" * (2 * MAX_LINE_BYTES + 1))
+    capture.close()
+    expected = (
+        f"[taskdaemon] 2 output lines ({2 * MAX_LINE_BYTES} bytes) dropped past the capture "
+        "bound of 0 lines / 0 bytes per stage"
+    )
+    assert [expected] == [batch.marker_text() for batch in sink.batches]
