@@ -57,9 +57,11 @@ def _ran(
     *,
     instance: int = 0,
     attempt: int = 1,
-    outputs: RecordedValue | None = None,
+    outputs: RecordedValue | str | None = "default",
     events: Sequence[RecordedEvent] = (),
 ) -> RecordedExecution:
+    """An execution of ``name``; its outputs ``{NAME_out: instance}`` unless given (None: the
+    span recorded none)."""
     return RecordedExecution(
         name,
         instance,
@@ -69,7 +71,7 @@ def _ran(
         0,
         1,
         None,
-        outputs if outputs is not None else _value({f"{name}_out": instance}),
+        _value({f"{name}_out": instance}) if isinstance(outputs, str) else outputs,
         tuple(events),
         None,
     )
@@ -121,14 +123,16 @@ def test_without_from_stage_every_stage_runs_again() -> None:
 
 
 def test_from_stage_feeds_the_stages_upstream_and_runs_it_and_downstream_again() -> None:
-    """From ``check``, its upstream stages are fed their recorded outputs and ``check`` and
-    everything after it run again."""
+    """From ``check`` (the plan says so), its upstream stages are fed their recorded outputs
+    and ``check`` and everything after it run again."""
     recorded = _recorded(_ran("plan"), _ran("build"), _ran("check"), _ran("release"))
     plan = build_plan(recorded, from_stage="check")
     assert (
+        "check",
         ("check", "release"),
         {"plan": {0: {"plan_out": 0}}, "build": {0: {"build_out": 0}}},
     ) == (
+        plan.from_stage,
         plan.rerun,
         _fed_outputs(plan.fed),
     )
@@ -282,10 +286,11 @@ def test_supplied_outputs_of_a_fed_stage_leave_no_note() -> None:
 # -- what is missing ---------------------------------------------------------------------------
 
 
-def test_fed_outputs_not_recorded_are_missing() -> None:
-    """A fed stage that succeeded without recorded outputs is missing them, to be supplied
-    with ``--stage-output``."""
-    recorded = _recorded(_ran("plan", outputs=RecordedValue(None)), _ran("build"))
+@pytest.mark.parametrize("outputs", [None, RecordedValue(None)])
+def test_fed_outputs_not_recorded_are_missing(outputs: RecordedValue | None) -> None:
+    """A fed stage that succeeded without recorded outputs (no attribute, or no text) is
+    missing them, to be supplied with ``--stage-output``."""
+    recorded = _recorded(_ran("plan", outputs=outputs), _ran("build"))
     plan = build_plan(recorded, from_stage="build")
     assert _missing(
         MissingValue("outputs of plan.0.1", "not recorded", "--stage-output plan=FILE.json")
@@ -333,6 +338,14 @@ def test_the_request_with_inputs_on_top() -> None:
     recorded = _recorded(_ran("plan"), request=_value({"goal": "g", "keep": 1}))
     plan = build_plan(recorded, inputs={"goal": "h"})
     assert ({"goal": "h", "keep": 1}, []) == (plan.request, plan.missing)
+
+
+def test_a_request_that_is_not_an_object_is_only_the_inputs() -> None:
+    """A recorded request that is JSON but not an object gives an empty request, the
+    ``--input`` values on top."""
+    recorded = _recorded(_ran("plan"), request=_value(["g"]))
+    plan = build_plan(recorded, inputs={"goal": "h"})
+    assert ({"goal": "h"}, []) == (plan.request, plan.missing)
 
 
 def test_a_redacted_request_is_missing_each_redacted_field() -> None:
@@ -476,14 +489,33 @@ def test_a_file_other_than_an_unreadable_definition_needs_use_file() -> None:
     )
 
 
-def test_a_recorded_definition_that_does_not_read_back_is_missing() -> None:
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"name": "flow"}, "KeyError('stages')"),
+        ([1], "TypeError('list indices must be integers or slices, not str')"),
+    ],
+)
+def test_a_recorded_definition_that_does_not_read_back_is_missing(
+    document: Any, reason: str
+) -> None:
     """A recorded definition whose JSON is not a pipeline is missing, with the reason."""
-    text = json.dumps({"name": "flow"})
+    text = json.dumps(document)
     bad = RecordedValue(text, size=len(text), sha256=sha256_text(text))
     plan = build_plan(_recorded(_ran("plan"), definition=bad))
-    assert [("the definition", "the pipeline file: taskdaemon replay RUN FILE")] == [
-        (m.what, m.supply) for m in plan.missing
-    ]
+    expected = MissingValue(
+        "the definition",
+        f"the recorded definition is not a taskdaemon definition ({reason})",
+        "the pipeline file: taskdaemon replay RUN FILE",
+    )
+    assert _missing(expected) == _missing(*plan.missing)
+
+
+def test_the_recorded_definition_names_the_run_as_its_source() -> None:
+    """The pipeline read back from a run's spans says it came from that run (messages about
+    it name the run, not a file)."""
+    plan = build_plan(_recorded(_ran("plan")))
+    assert f"run {RUN}" == (plan.pipeline.source if plan.pipeline else None)
 
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -590,3 +622,19 @@ def test_a_stage_output_file_nested_too_deep_is_one_line(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="nested") as refused:
         load_stage_output(f"b={path}")
     assert f"--stage-output b={path}: nested deeper than 100 levels" == str(refused.value)
+
+
+def test_a_stage_output_file_name_may_hold_an_equals_sign(tmp_path: Path) -> None:
+    """Only the first ``=`` ends the stage name: the file's name may hold more."""
+    path = tmp_path / "a=b.json"
+    path.write_text("[1]")
+    assert ("plan", [1]) == load_stage_output(f"plan={path}")
+
+
+def test_a_stage_output_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    """A file that is not UTF-8 is a one-line ValueError naming the spec and the offset."""
+    path = tmp_path / "latin.json"
+    path.write_bytes(b'{"a": "\xe9"}')
+    with pytest.raises(ValueError, match="UTF-8") as refused:
+        load_stage_output(f"plan={path}")
+    assert f"--stage-output plan={path}: not UTF-8 (invalid byte at offset 7)" == str(refused.value)
