@@ -317,9 +317,11 @@ def write_run(
     pipeline: str = "etl",
     failed: bool = False,
     queue_ms: int = 5,
+    result: str = t.RESULT_SUCCESS,
 ) -> str:
     """One run: ``work`` (``work_ms`` long, retried once when ``failed``), then ``fast`` (10
-    ms) and ``slow`` (40 ms) from its end, then ``done`` (5 ms) after both. Returns the run id."""
+    ms) and ``slow`` (40 ms) from its end, then ``done`` (5 ms) after both; the run ends
+    ``result``. Returns the run id."""
     tracer = provider.get_tracer(t.SCOPE_NAME)
     root = tracer.start_span(
         t.run_span_name(pipeline),
@@ -361,7 +363,7 @@ def write_run(
     stage("fast", now + MS, now + 11 * MS)
     stage("slow", now + 2 * MS, now + 42 * MS)
     stage("done", now + 43 * MS, now + 48 * MS)
-    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_SUCCESS)
+    root.set_attribute(t.CICD_PIPELINE_RESULT, result)
     root.end(now + 50 * MS)
     return format(root.get_span_context().trace_id, "032x")
 
