@@ -21,7 +21,8 @@ from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.reporting import PipelineSample
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._day_totals import DAY_NS
-from taskdaemon.pipeline.tracking.aggregates import StoreReportData
+from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.aggregates import StoreReportData, aggregate_missing
 
 #: The UTC day T0 falls in, and a window of that whole day (no cut day).
 DAY = T0 // DAY_NS
@@ -124,8 +125,10 @@ def test_a_pipeline_without_runs_has_an_empty_sample(
 ) -> None:
     """A pipeline with no run in the store gives a sample of no runs, not an error."""
     sample = data[0].sample("nope", *CUT_DAY)
-    assert (0, [], (), None, None, 0.0) == (
+    assert (0, 0, 0, [], (), None, None, 0.0) == (
         sample.runs,
+        sample.succeeded,
+        sample.failed,
         list(sample.durations),
         sample.stages,
         sample.median_run,
@@ -197,6 +200,21 @@ def test_runs_without_aggregates_are_aggregated_when_opened(tmp_path: Path) -> N
         finally:
             report.close()
     assert (3, [before[0] / 1e9, before[1] / 1e9]) == (aggregated, durations)
+
+
+def test_aggregate_missing_counts_the_runs_of_every_batch(tmp_path: Path) -> None:
+    """``aggregate_missing`` writes the missing aggregates ``batch`` runs per transaction and
+    returns how many it wrote in all."""
+    db = tmp_path / "spans.db"
+    _store(db, [(100, "success"), (300, "success"), (200, "success")])
+    conn = connect(db)
+    try:
+        conn.execute("DELETE FROM run_aggregates")
+        written = aggregate_missing(conn, batch=2)
+        stored = conn.execute("SELECT count(*) FROM run_aggregates").fetchone()[0]
+    finally:
+        conn.close()
+    assert (3, 3) == (written, stored)
 
 
 def test_a_run_whose_start_was_not_seen_is_aggregated_by_the_writer(tmp_path: Path) -> None:
