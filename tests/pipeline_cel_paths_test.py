@@ -119,3 +119,27 @@ def test_a_part_not_read_is_not_converted() -> None:
     """A value the binding cannot convert, where the expression never reads, is not converted."""
     expression = compile_expression("request.go")
     assert True is expression.evaluate({"request": {"go": True, "other": object()}})
+
+
+@pytest.mark.usefixtures("cel_worker")
+def test_the_worker_is_sent_only_the_parts_an_expression_reads() -> None:
+    """An expression evaluated in the CEL worker (a comprehension over the run's data) is sent
+    only the parts it reads: a value that cannot be pickled beside them no longer fails it,
+    and the answer is the one the whole request gives."""
+    expression = compile_expression("request.l.exists(x, x == 2) && request.go")
+    readable = {"request": {"l": [1, 2], "go": True, "a": {"b": 1}}}
+    beside = {"request": {**readable["request"], "handle": lambda: None}}
+    expected = (True, True, True)
+    assert expected == (
+        expression.isolated,
+        expression.evaluate(readable),
+        expression.evaluate(beside),
+    )
+
+
+@pytest.mark.usefixtures("cel_worker")
+async def test_the_worker_is_sent_only_the_parts_read_when_awaited() -> None:
+    """``evaluate_async`` sends the worker the same parts as ``evaluate``."""
+    expression = compile_expression("request.l.exists(x, x == 2)")
+    context = {"request": {"l": [1, 2], "handle": lambda: None}}
+    assert True is await expression.evaluate_async(context)

@@ -10,12 +10,13 @@ Bounded (docs/cel-limits.md): before compiling, an expression must pass the stat
 ``cel_limits`` (length, nesting, operators, member chains, estimated cost); over one it is an
 ``ExpressionLimitError`` naming the limit. The binding's own panics are caught. An expression
 that is cheap by its estimate (the common case: comparisons, ``has``, ``size``, string
-functions) is evaluated in-process, given only the parts of its variables it can read
-(``cel_paths``: the binding converts whatever it is given, whole); one with a comprehension
-over the run's data, or a high estimate, is evaluated in the CEL worker process under a time
-limit (``cel_worker``), so no evaluation blocks the caller for longer than that limit; the
-engine awaits it (:meth:`Expression.evaluate_async`, ``engine/_isolated.py``), so its loop
-does not wait at all. An expression that went over the time limit once is an error without
+functions) is evaluated in-process; one with a comprehension over the run's data, or a high
+estimate, is evaluated in the CEL worker process under a time limit (``cel_worker``), so no
+evaluation blocks the caller for longer than that limit; the engine awaits it
+(:meth:`Expression.evaluate_async`, ``engine/_isolated.py``), so its loop does not wait at all.
+Either way the expression is given only the parts of its variables it can read
+(``cel_paths``: the binding converts whatever it is given, whole, and the worker's pipe
+carries it pickled). An expression that went over the time limit once is an error without
 being evaluated for the rest of the process: a condition is re-evaluated on every change of its
 run, and each attempt would cost the whole limit again.
 """
@@ -71,7 +72,7 @@ class Expression(ValueMethods):
     _program: Any
     isolated: bool = False
     cost: int | None = None
-    # The parts of its variables an in-process expression reads (``cel_paths``), None: whole.
+    # The parts of its variables the expression reads (``cel_paths``), None: whole.
     paths: Paths | None = field(default=None, compare=False, repr=False)
     # Set once the expression went over the worker's time limit: never evaluated again.
     _over_budget: list[str] = field(default_factory=list, compare=False, repr=False)
@@ -88,19 +89,22 @@ class Expression(ValueMethods):
             if self.isolated:
                 from taskdaemon.pipeline.cel_worker import shared_worker  # noqa: PLC0415
 
-                return shared_worker().evaluate(self.source, context)
-            paths = self.paths
-            if paths is None:
-                return self._program.execute(dict(context))
-            # Only the parts it reads: the binding converts whatever it is given, whole.
-            return self._program.execute(
-                {
-                    name: value if (trie := paths.get(name)) is None else prune(value, trie)
-                    for name, value in context.items()
-                }
-            )
+                return shared_worker().evaluate(self.source, self._readable(context))
+            return self._program.execute(self._readable(context))
         except BaseException as exc:
             raise self._failure(exc) from None
+
+    def _readable(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """``context`` with only the parts of its variables the expression reads
+        (``cel_paths``): the binding converts whatever it is given, whole, and the worker's
+        pipe carries it pickled whole."""
+        paths = self.paths
+        if paths is None:
+            return dict(context)
+        return {
+            name: value if (trie := paths.get(name)) is None else prune(value, trie)
+            for name, value in context.items()
+        }
 
     async def evaluate_async(self, context: Mapping[str, Any]) -> Any:
         """:meth:`evaluate`, with an isolated expression's wait for the worker in the worker's
@@ -114,7 +118,7 @@ class Expression(ValueMethods):
 
         try:
             worker = shared_worker()
-            return await worker.evaluate_async(worker.encode(self.source, context))
+            return await worker.evaluate_async(worker.encode(self.source, self._readable(context)))
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -174,7 +178,7 @@ def compile_expression(
         raise ExpressionError(f"unknown variable {unknown[0]!r} (available: {names})")
     isolated = estimate is None or estimate.iterates_data or estimate.cost > IN_PROCESS_COST
     cost = None if estimate is None else estimate.cost
-    paths = None if isolated else read_paths(source, variables)
+    paths = read_paths(source, variables)
     return Expression(source, variables, program, isolated, cost, paths)
 
 
