@@ -56,6 +56,7 @@ from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
+from taskdaemon.pipeline.web._drawings import RunDrawings
 from taskdaemon.pipeline.web._logs import (
     MAX_STAGE_NAME,
     dump_stage_log_tail,
@@ -165,6 +166,7 @@ class WebApp:
             pace=Pace(self.options.pace_over, self.options.pace_rate),
         )
         self.svg = SvgRenderer()
+        self.drawings = RunDrawings()  # one drawing per run's states, for every viewer
         self.templates = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -342,7 +344,11 @@ class WebApp:
         if fmt != "svg":
             return Response(visualize(snapshot, fmt), media_type=_DAG_TYPES[fmt])
         try:
-            svg = await self.svg.render(render_dot_snapshot(labelled(snapshot)))
+            svg = await self.drawings.draw(
+                request.path_params["run_id"],
+                snapshot,
+                lambda: self.svg.render(render_dot_snapshot(labelled(snapshot))),
+            )
         except GraphvizError as exc:
             return error_response(503, str(exc))
         return Response(
