@@ -21,6 +21,10 @@ from typing import Any
 
 import httpx
 
+from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.web import WebOptions
+
 CHROMIUM = Path("/usr/bin/chromium")
 
 
@@ -141,3 +145,18 @@ async def browser_page(
 def state_of(stage: str, state: str) -> str:
     """The selector of a stage row showing ``state``."""
     return f'#stages tr[data-stage="{stage}"][data-state="{state}"]'
+
+
+@contextlib.asynccontextmanager
+async def stored_runs_server(db: Path) -> AsyncIterator[str]:
+    """A ``ui``-style server (read-only) over the store ``db``; yields its URL."""
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{db}", read_only=True)
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.aclose()
+        app.state.web.close()

@@ -17,26 +17,8 @@ from typing import Any
 
 import httpx
 
-from browser_support import TOKEN, browser_page
+from browser_support import TOKEN, browser_page, stored_runs_server
 from pipeline_tracking_support import store_with
-from taskdaemon.pipeline.http_security import ApiAuth
-from taskdaemon.pipeline.server import MonitorServer, create_app
-from taskdaemon.pipeline.web import WebOptions
-
-
-@contextlib.asynccontextmanager
-async def stored_run_server(db: Path) -> AsyncIterator[str]:
-    """A read-only server over the store ``db``; yields its URL."""
-    app = create_app(
-        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{db}", read_only=True)
-    )
-    server = MonitorServer(app, host="127.0.0.1", port=0)
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.aclose()
-        app.state.web.close()
 
 
 async def first_event(url: str, run_id: str) -> dict[str, Any]:
@@ -81,7 +63,7 @@ async def run_page_with(
     the page, its console errors and the DAG drawings it asked for so far."""
     (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
     async with (
-        stored_run_server(tmp_path / "spans.db") as url,
+        stored_runs_server(tmp_path / "spans.db") as url,
         browser_page() as (page, errors),
     ):
         body = stream_body(make(await first_event(url, run_id)))

@@ -15,13 +15,11 @@ Playwright drives ``/usr/bin/chromium`` (``executable_path``): no browser is dow
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +36,7 @@ from browser_support import (
     first_run,
     server_url,
     state_of,
+    stored_runs_server,
     taskdaemon,
 )
 from pipeline_tracking_support import RESOURCE, T0, store_with
@@ -253,21 +252,6 @@ def test_store_is_closed_by_the_ui_app(workdir: Path) -> None:
     assert isinstance(source, SpanStore)
     assert app.state.web.data._source is None
     assert shutil.which("dot") is not None
-
-
-@contextlib.asynccontextmanager
-async def stored_runs_server(db: Path) -> AsyncIterator[str]:
-    """A ``ui``-style server (read-only) over the store ``db``; yields its URL."""
-    app = create_app(
-        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{db}", read_only=True)
-    )
-    server = MonitorServer(app, host="127.0.0.1", port=0)
-    await server.start()
-    try:
-        yield server.url
-    finally:
-        await server.aclose()
-        app.state.web.close()
 
 
 def other_zone(epoch: float) -> str:
