@@ -6,7 +6,7 @@ store, Tempo, Jaeger, OTLP-JSON files) gives the same record for the same spans.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from taskdaemon.pipeline.frozen import field, frozen
@@ -19,6 +19,7 @@ __all__ = [
     "RunSummary",
     "StageRecord",
     "TriggerRecord",
+    "outcome_error",
     "stage_cancel_cause",
 ]
 
@@ -162,3 +163,13 @@ def stage_cancel_cause(attempts: tuple[AttemptRecord, ...]) -> tuple[str | None,
         if attempt.cancel_reason or attempt.cancel_cause:
             return attempt.cancel_reason, attempt.cancel_cause
     return None, None
+
+
+def outcome_error(attempts: Iterable[tuple[int, str | None]]) -> str | None:
+    """The error of a stage's outcome from its ``(instance, error)`` attempts in start order:
+    the last error among its instances' final attempts (the errors of attempts that a retry
+    made good do not count)."""
+    final: dict[int, str | None] = {}
+    for instance, error in attempts:
+        final[instance] = error
+    return next((error for error in reversed(final.values()) if error), None)

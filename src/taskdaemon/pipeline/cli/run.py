@@ -388,6 +388,8 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     the table's), since a wrapped row no longer reads as a row; ``runs show`` has them whole.
     None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
+    from taskdaemon.pipeline.records import outcome_error  # noqa: PLC0415 - at the run's end
+
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
     rows: list[tuple[str, ...]] = []
     for stage in pipeline.stages:
@@ -402,8 +404,7 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
         starts = [ex.times.running for ex in executions if ex.times.running is not None]
         ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
         duration = max(ends) - min(starts) if starts and ends else None
-        last = {ex.instance: ex for ex in every}  # each instance's last execution
-        error = next((ex.error for ex in reversed(last.values()) if ex.error), None)
+        error = outcome_error((ex.instance, ex.error) for ex in every)
         if error is None:
             error = result.skip_reasons.get(stage.name)
         rows.append(

@@ -27,6 +27,7 @@ from taskdaemon.pipeline.records import (
     RunRecord,
     StageRecord,
     TriggerRecord,
+    outcome_error,
 )
 from taskdaemon.pipeline.telemetry_codec import trigger_from_description, trigger_record
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -173,13 +174,7 @@ class DagNode(ValueMethods):
     def error(self) -> str | None:
         """The error of the stage's outcome: the last error of an instance whose final attempt
         failed (errors of attempts that a retry made good do not count)."""
-        latest: dict[int, AttemptRecord] = {}
-        for attempt in self.attempts:
-            latest[attempt.instance] = attempt
-        for attempt in reversed(latest.values()):
-            if attempt.error:
-                return attempt.error
-        return None
+        return outcome_error((attempt.instance, attempt.error) for attempt in self.attempts)
 
 
 @frozen
