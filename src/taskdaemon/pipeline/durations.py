@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-__all__ = ["format_duration", "parse_age", "parse_when"]
+__all__ = ["format_duration", "parse_age", "parse_when", "utc_offset"]
 
 _MAX_AGE_DAYS = 36500
 _EARLIEST = -2208988800.0  # 1900-01-01T00:00Z
@@ -56,6 +56,13 @@ def format_duration(seconds: float | None) -> str:
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+
+
+def utc_offset(epoch: float) -> str:
+    """The local zone's offset from UTC at ``epoch``, as the views name the zone of the local
+    times they write: ``UTC+09:00``, ``UTC-03:30``."""
+    offset = datetime.fromtimestamp(epoch).astimezone().strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:5]}"
 
 
 def parse_age(text: str) -> float:

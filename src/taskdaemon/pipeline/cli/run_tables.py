@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.durations import format_duration, utc_offset
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
 from taskdaemon.pipeline.run_state import is_failed
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
@@ -29,11 +29,11 @@ def _zone(epochs: Iterable[float | None]) -> str:
     writes them in; ``local time`` when they straddle a change of offset (daylight saving).
     No time at all: the offset now."""
     known = [e for e in epochs if e is not None] or [time.time()]
-    offsets = {datetime.fromtimestamp(e).astimezone().strftime("%z") for e in known}
+    offsets = {utc_offset(e) for e in known}
     if len(offsets) != 1:
         return "local time"
     (offset,) = offsets
-    return f"UTC{offset[:3]}:{offset[3:5]}"
+    return offset
 
 
 def _format_bytes(value: int | None) -> str:

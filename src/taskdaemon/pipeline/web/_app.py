@@ -47,6 +47,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from taskdaemon.pipeline.durations import utc_offset
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
@@ -230,8 +231,10 @@ class WebApp:
     # --- pages ----------------------------------------------------------------------------
 
     def _page(self, name: str, status: int = 200, **context: Any) -> Response:
+        # ``zone``: that of the times ``_when`` writes (the server's), which the script
+        # rewrites in the browser's zone, saying which.
         html = self.templates.get_template(name).render(
-            states=STATE_NAMES, zone=_server_zone(self.clock()), **context
+            states=STATE_NAMES, zone=utc_offset(self.clock()), **context
         )
         return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
 
@@ -531,13 +534,6 @@ def _shown(text: str) -> str:
     """``text`` with its bidirectional controls and zero-width characters written as escapes
     (the script writes every text it draws alike, and the terminal too: ``terminal_text``)."""
     return text.translate(UNSEEN_ESCAPES)
-
-
-def _server_zone(epoch: float) -> str:
-    """The UTC offset of the server's zone at ``epoch`` (``UTC+09:00``): the zone of the times
-    ``_when`` writes, which the script rewrites in the browser's, saying which."""
-    offset = datetime.fromtimestamp(epoch).astimezone().strftime("%z")
-    return f"UTC{offset[:3]}:{offset[3:5]}"
 
 
 def _iso(epoch: float | None) -> str:
