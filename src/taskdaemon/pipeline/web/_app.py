@@ -74,6 +74,7 @@ from taskdaemon.pipeline.web._streams import (
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
     STATE_NAMES,
+    cut,
     grafana_trace_url,
     labelled,
     pipelines_json,
@@ -527,7 +528,7 @@ _CELL = 200
 
 def _cell(text: str) -> str:
     """``text`` cut to ``_CELL`` characters, the last an ellipsis."""
-    return text if len(text) <= _CELL else text[: _CELL - 1] + "…"
+    return cut(text, _CELL) or ""
 
 
 def _shown(text: str) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_ERROR",
     "MAX_ROWS",
     "STATE_NAMES",
+    "cut",
     "grafana_trace_url",
     "labelled",
     "merge_details",
@@ -50,10 +51,11 @@ MAX_ROWS = 2000
 MAX_ERROR = 1000
 
 
-def _cut(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_ERROR:
+def cut(text: str | None, limit: int = MAX_ERROR) -> str | None:
+    """``text`` cut to ``limit`` characters, the last an ellipsis (None stays None)."""
+    if text is None or len(text) <= limit:
         return text
-    return text[: MAX_ERROR - 1] + "…"
+    return text[: limit - 1] + "…"
 
 
 def _r(value: float | None) -> float | None:
@@ -158,8 +160,8 @@ def run_state(
                 "duration": _r(node.duration),
                 "instances": node.instances,
                 "attempts": len(node.attempts),
-                "error": _cut(node.error),
-                "skip_reason": _cut(node.skip_reason),
+                "error": cut(node.error),
+                "skip_reason": cut(node.skip_reason),
                 "approvable": bool(can_control and open_run and waiting),
                 "resumable": bool(can_control and debug and open_run and node.state == "paused"),
             }
@@ -174,7 +176,7 @@ def run_state(
             "start": _r(run.start),
             "end": _r(run.end),
             "duration": format_duration(run.duration if run.end is not None else now - run.start),
-            "error": _cut(run.error),
+            "error": cut(run.error),
         },
         "nodes": nodes,
         "timeline": timeline(snapshot, now=now),
