@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -65,8 +66,9 @@ async def test_a_stdout_of_the_bound_is_the_result() -> None:
     assert {"stdout": "a" * 1000, "exit_code": 0} == result
 
 
-def test_stdout_past_the_bound_is_let_go() -> None:
-    """Once stdout passes the bound the capture keeps none of it, only its count."""
+@contextlib.contextmanager
+def _fed_past_the_bound() -> Iterator[OutputCapture]:
+    """A capture fed three stdout lines (16 bytes) past its stdout bound of 10 bytes."""
     capture = OutputCapture(
         run_id="r", pipeline="p", stage="s", instance=0, attempt=1,
         limits=CaptureLimits(stdout_max_bytes=10),
@@ -74,23 +76,21 @@ def test_stdout_past_the_bound_is_let_go() -> None:
     try:
         for chunk in (b"12345\n", b"67890\n", b"abc\n"):
             capture.feed("stdout", chunk)
-        assert (b"", 16, True) == (bytes(capture.stdout), capture.stdout_bytes, capture.stdout_over)
+        yield capture
     finally:
         capture.abandon()
+
+
+def test_stdout_past_the_bound_is_let_go() -> None:
+    """Once stdout passes the bound the capture keeps none of it, only its count."""
+    with _fed_past_the_bound() as capture:
+        assert (b"", 16, True) == (bytes(capture.stdout), capture.stdout_bytes, capture.stdout_over)
 
 
 def test_the_log_capture_ignores_the_stdout_bound() -> None:
     """Lines past the stdout bound are still captured as log records, up to their own bound."""
-    capture = OutputCapture(
-        run_id="r", pipeline="p", stage="s", instance=0, attempt=1,
-        limits=CaptureLimits(stdout_max_bytes=10),
-    )  # fmt: skip
-    try:
-        for chunk in (b"12345\n", b"67890\n", b"abc\n"):
-            capture.feed("stdout", chunk)
+    with _fed_past_the_bound() as capture:
         assert (3, 0) == (capture.captured_lines, capture.dropped_lines)
-    finally:
-        capture.abandon()
 
 
 def test_the_bound_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
