@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from opentelemetry import trace
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from pipeline_tracking_support import T0, make_provider
 from taskdaemon.pipeline import telemetry as t
@@ -17,8 +17,9 @@ from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_
 from taskdaemon.pipeline.tracking.store import select_trace
 
 
-def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None:
-    db = tmp_path / "spans.db"
+def _started_run(db: Path, stages: list[str]) -> tuple[SqliteSpanProcessor, Tracer, Span]:
+    """A processor over ``db``, its tracer, and a run span of pipeline ``p`` declaring
+    ``stages``, whose start is written first (its tally is opened)."""
     processor = SqliteSpanProcessor(db)
     provider, _ = make_provider(processor)
     tracer = provider.get_tracer("test")
@@ -28,10 +29,16 @@ def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None
         attributes={
             t.CICD_PIPELINE_NAME: "p",
             t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
-            t.PIPELINE_STAGES: ["declared"],
+            t.PIPELINE_STAGES: stages,
         },
     )
-    processor.force_flush()  # the run's start is written first: its tally is opened
+    processor.force_flush()
+    return processor, tracer, root
+
+
+def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None:
+    db = tmp_path / "spans.db"
+    processor, tracer, root = _started_run(db, ["declared"])
     context = trace.set_span_in_context(root)
 
     def stage(name: str | None, start: int, end: int, **attributes: object) -> None:
@@ -70,19 +77,7 @@ def test_a_stage_stopped_before_its_retry_is_no_failed_stage_in_the_row(tmp_path
     was cancelled, not failed: the tallied row and the rebuilt summary both count no failed
     stage."""
     db = tmp_path / "spans.db"
-    processor = SqliteSpanProcessor(db)
-    provider, _ = make_provider(processor)
-    tracer = provider.get_tracer("test")
-    root = tracer.start_span(
-        t.run_span_name("p"),
-        start_time=T0,
-        attributes={
-            t.CICD_PIPELINE_NAME: "p",
-            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
-            t.PIPELINE_STAGES: ["a"],
-        },
-    )
-    processor.force_flush()  # the run's start is written first: its tally is opened
+    processor, tracer, root = _started_run(db, ["a"])
     attempt = tracer.start_span(
         "a",
         context=trace.set_span_in_context(root),
