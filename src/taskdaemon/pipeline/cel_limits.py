@@ -22,6 +22,7 @@ import re
 from functools import cache
 from typing import Final
 
+from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
@@ -96,8 +97,7 @@ class LimitError(ValueError):
 
 def clip(source: str, width: int = 60) -> str:
     """``source`` on one line, cut to ``width`` characters with an ellipsis, for messages."""
-    line = " ".join(source.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
+    return cut_line(source, width)
 
 
 @cache

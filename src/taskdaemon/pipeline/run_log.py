@@ -74,6 +74,7 @@ from typing import Any, Final
 from opentelemetry.trace import SpanContext
 
 from taskdaemon.pipeline._record_queue import turn as _turn
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -122,9 +123,7 @@ def _value(value: Any) -> str:
         text = json.dumps(redact(value), default=str, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    if len(text) > MAX_VALUE_CHARS:
-        text = text[: MAX_VALUE_CHARS - 1] + "…"
-    return text
+    return cut(text, MAX_VALUE_CHARS)
 
 
 class RunLog:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from taskdaemon.pipeline.ellipsis import cut
+
 __all__ = [
     "BIDI_ESCAPES",
     "CONTROL_ESCAPES",
@@ -65,5 +67,4 @@ def one_line(text: str | None, width: int) -> str:
     """
     if not text:
         return ""
-    line = " ".join(text.split()).translate(CONTROL_ESCAPES)
-    return line if len(line) <= width else line[: width - 1] + "…"
+    return cut(" ".join(text.split()).translate(CONTROL_ESCAPES), width)

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from taskdaemon.pipeline.durations import format_duration, utc_offset
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
 from taskdaemon.pipeline.run_state import is_failed
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
@@ -53,8 +54,7 @@ _MAX_CELL = 128
 
 
 def _cell(text: str) -> str:
-    text = text.translate(CONTROL_ESCAPES)
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+    return cut(text.translate(CONTROL_ESCAPES), _MAX_CELL)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun
@@ -87,8 +88,7 @@ class DivergenceReport:
 
 
 def _short(value: Any, limit: int = 60) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return cut(json.dumps(value, sort_keys=True, default=str), limit)
 
 
 def first_difference(old: Any, new: Any, path: str = "") -> str | None:

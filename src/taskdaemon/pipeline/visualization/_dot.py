@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     DagGate,
@@ -55,9 +56,7 @@ def quote(text: str) -> str:
     ``\\l``…); other control characters, which Graphviz rejects, become spaces. Text over
     ``MAX_TEXT`` characters is cut, ending with an ellipsis.
     """
-    if len(text) > MAX_TEXT:
-        text = text[: MAX_TEXT - 1] + "…"
-    text = _CONTROL.sub(" ", text.replace("\r\n", "\n"))
+    text = _CONTROL.sub(" ", cut(text, MAX_TEXT).replace("\r\n", "\n"))
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 

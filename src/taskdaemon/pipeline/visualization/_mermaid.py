@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     STATE_HEX,
@@ -40,9 +41,7 @@ MAX_TEXT = 500
 def text(value: str) -> str:
     """Quoted Mermaid label text: lines joined by ``<br/>``, unsafe characters as ``#NNN;``;
     cut to ``MAX_TEXT`` characters with an ellipsis."""
-    if len(value) > MAX_TEXT:
-        value = value[: MAX_TEXT - 1] + "…"
-    lines = value.replace("\r\n", "\n").split("\n")
+    lines = cut(value, MAX_TEXT).replace("\r\n", "\n").split("\n")
     encoded = ["".join(ch if ch in _SAFE else f"#{ord(ch)};" for ch in line) for line in lines]
     return '"' + "<br/>".join(encoded) + '"'
 
@@ -50,9 +49,7 @@ def text(value: str) -> str:
 def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
     """The Mermaid text of ``snapshot`` (ends with a newline)."""
     ids = {node.name: f"s{index}" for index, node in enumerate(snapshot.nodes)}
-    title = run_title(snapshot).replace("\n", " — ")
-    if len(title) > MAX_TEXT:
-        title = title[: MAX_TEXT - 1] + "…"
+    title = cut(run_title(snapshot).replace("\n", " — "), MAX_TEXT)
     out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
     for node in snapshot.nodes:
         out.append(f"  {ids[node.name]}({text(chr(10).join(node_label_lines(node)))})")

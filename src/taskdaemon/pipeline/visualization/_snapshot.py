@@ -19,6 +19,7 @@ import re
 import textwrap
 
 from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import OnEvent, Pipeline, Stage, TriggerMode
 from taskdaemon.pipeline.records import (
@@ -42,7 +43,6 @@ __all__ = [
     "dag_snapshot",
     "format_duration",
     "gates",
-    "shorten",
     "title_case",
 ]
 
@@ -96,12 +96,6 @@ def title_case(name: str) -> str:
         return name
     words = [word for word in _WORD_SPLIT.split(name) if word]
     return " ".join(word[:1].upper() + word[1:] for word in words) or name
-
-
-def shorten(text: str, width: int = 40) -> str:
-    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def wrap(text: str, width: int = 40, max_lines: int = 3) -> str:
@@ -493,13 +487,13 @@ def node_tooltip(node: DagNode) -> str:
     if node.skip_reason:
         lines.append(f"skipped: {node.skip_reason}")
     if node.error:
-        lines.append(f"error: {shorten(node.error, 200)}")
+        lines.append(f"error: {cut_line(node.error, 200)}")
     if len(node.attempts) > 1 or (node.attempts and node.attempts[0].error):
         lines.append("attempts:")
         for attempt in node.attempts[:_TOOLTIP_ATTEMPTS]:
             took = format_duration(attempt.duration) if attempt.duration is not None else "open"
             line = f"  {attempt.task_run_id} {attempt.status} {took}"
-            lines.append(line + (f": {shorten(attempt.error, 80)}" if attempt.error else ""))
+            lines.append(line + (f": {cut_line(attempt.error, 80)}" if attempt.error else ""))
         if len(node.attempts) > _TOOLTIP_ATTEMPTS:
             lines.append(f"  … {len(node.attempts) - _TOOLTIP_ATTEMPTS} more")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.run_state import (
     ACTIVE_STAGE_STATUSES,
     FAILED_STAGE_STATUSES,
@@ -112,7 +113,7 @@ def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
         # spans show a stage ``waiting`` only while its approval is requested.
         reasons.append("approval" if not node.triggers else "its triggers")
     text = ", ".join(dict.fromkeys(reasons))
-    return text if len(text) <= 60 else text[:59] + "…"
+    return cut(text, 60)
 
 
 def _error(node: DagNode) -> str:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from taskdaemon.pipeline import ellipsis
 from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
@@ -53,9 +54,7 @@ MAX_ERROR = 1000
 
 def cut(text: str | None, limit: int = MAX_ERROR) -> str | None:
     """``text`` cut to ``limit`` characters, the last an ellipsis (None stays None)."""
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    return None if text is None else ellipsis.cut(text, limit)
 
 
 def _r(value: float | None) -> float | None:
