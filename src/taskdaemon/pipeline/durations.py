@@ -58,6 +58,15 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 
 
+def local_time(epoch: float | None) -> str:
+    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` (``-`` for None): how ``runs list``,
+    ``runs show`` and the web page read without its script write a point in time, beside the
+    zone :func:`utc_offset` names."""
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def utc_offset(epoch: float) -> str:
     """The local zone's offset from UTC at ``epoch``, as the views name the zone of the local
     times they write: ``UTC+09:00``, ``UTC-03:30``."""

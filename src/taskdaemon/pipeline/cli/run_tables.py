@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 
-from taskdaemon.pipeline.durations import format_duration, utc_offset
+from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
 from taskdaemon.pipeline.run_state import is_failed
@@ -19,14 +18,8 @@ from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 __all__ = ["format_run_table", "format_runs_table"]
 
 
-def _format_time(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _zone(epochs: Iterable[float | None]) -> str:
-    """The local zone's UTC offset at ``epochs`` (``UTC+09:00``), which ``_format_time``
+    """The local zone's UTC offset at ``epochs`` (``UTC+09:00``), which ``local_time``
     writes them in; ``local time`` when they straddle a change of offset (daylight saving).
     No time at all: the offset now."""
     known = [e for e in epochs if e is not None] or [time.time()]
@@ -78,7 +71,7 @@ def format_runs_table(runs: Sequence[RunSummary]) -> str:
             r.run_id,
             r.pipeline,
             r.status,
-            _format_time(r.start),
+            local_time(r.start),
             format_duration(r.duration),
             str(r.stage_count),
             str(r.failed_stages),
@@ -121,7 +114,7 @@ def format_run_table(run: RunRecord) -> str:
         f"run       {run.run_id}",
         f"pipeline  {run.pipeline.translate(CONTROL_ESCAPES)}",
         f"status    {run.status.translate(CONTROL_ESCAPES)}",
-        f"start     {_format_time(run.start)} ({_zone(times)})",
+        f"start     {local_time(run.start)} ({_zone(times)})",
         f"duration  {format_duration(run.duration)}",
     ]
     if run.error or run.error_type:
@@ -150,7 +143,7 @@ def format_run_table(run: RunRecord) -> str:
             (
                 stage.name,
                 stage.status,
-                _format_time(first.start if first else None),
+                local_time(first.start if first else None),
                 format_duration(duration),
                 format_duration(last.queue_time if last else None),
                 str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",

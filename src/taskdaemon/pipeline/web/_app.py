@@ -47,7 +47,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskdaemon.pipeline.durations import utc_offset
+from taskdaemon.pipeline.durations import local_time, utc_offset
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
@@ -176,7 +176,7 @@ class WebApp:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters["when"] = _when
+        self.templates.filters["when"] = local_time
         self.templates.filters["iso"] = _iso
         self.templates.filters["cell"] = _cell
         self.templates.filters["shown"] = _shown
@@ -232,7 +232,7 @@ class WebApp:
     # --- pages ----------------------------------------------------------------------------
 
     def _page(self, name: str, status: int = 200, **context: Any) -> Response:
-        # ``zone``: that of the times ``_when`` writes (the server's), which the script
+        # ``zone``: that of the times ``local_time`` writes (the server's), which the script
         # rewrites in the browser's zone, saying which.
         html = self.templates.get_template(name).render(
             states=STATE_NAMES, zone=utc_offset(self.clock()), **context
@@ -511,14 +511,6 @@ def _filters(request: Request) -> dict[str, Any]:
         "until": parse_when(until) if until else None,
         "limit": limit,
     }
-
-
-def _when(epoch: float | None) -> str:
-    """Epoch seconds as the server's local ``YYYY-MM-DD HH:MM:SS`` (``-`` for None): the text
-    of a page read without its script, which rewrites it in the browser's zone (``_iso``)."""
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 #: The characters of an error a stages table cell shows (the script cuts alike); the stage
