@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import ROOT, taskdaemon, write
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.control import ControlServer, send_request
 from taskdaemon.pipeline.errors import RunNotFoundError
@@ -150,11 +150,52 @@ def test_unresolvable_handler_exits_2(home: Path, tmp_path: Path) -> None:
     done = taskdaemon(home, "run", str(path))
     assert 2 == done.returncode
     expected = (
-        f"{path}: stage 'a': loop type 'python': handler 'no_such_module_abc:run': "
-        "cannot import module 'no_such_module_abc': "
-        "ModuleNotFoundError: No module named 'no_such_module_abc'\n"
+        f"{path}: stage 'a': cannot import module 'no_such_module_abc': "
+        "ModuleNotFoundError: No module named 'no_such_module_abc' (handler modules are "
+        f"imported from the current directory, {ROOT}, and PYTHONPATH)\n"
     )
     assert expected == done.stderr
+
+
+def test_an_example_run_from_another_directory_says_where_handlers_are_looked_for(
+    home: Path, tmp_path: Path
+) -> None:
+    """The example's four stages whose handler module is not found from another directory
+    share one line, which names the directory handler modules are imported from."""
+    done = taskdaemon(home, "validate", str(ROOT / "examples/feature_delivery.yaml"), cwd=tmp_path)
+    assert 2 == done.returncode
+    expected = (
+        f"{ROOT / 'examples/feature_delivery.yaml'}: stages 'planning', 'specification', "
+        "'implementation' and 1 more: cannot import module 'examples.loops': "
+        "ModuleNotFoundError: No module named 'examples' (handler modules are imported from "
+        f"the current directory, {tmp_path}, and PYTHONPATH)\n"
+    )
+    assert expected == done.stdout
+
+
+def test_a_handler_module_missing_a_dependency_is_not_blamed_on_the_directory(
+    home: Path, tmp_path: Path
+) -> None:
+    """A handler module that is found but imports a missing package names that package, with
+    no word about where handler modules are looked for."""
+    (tmp_path / "needs_dep_mod.py").write_text("import no_such_dependency_xyz\n")
+    path = write(
+        tmp_path / "dep.yaml",
+        """\
+        name: dep
+        stages:
+          - name: a
+            handler: "needs_dep_mod:run"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    done = taskdaemon(home, "validate", str(path), cwd=tmp_path)
+    assert 2 == done.returncode
+    expected = (
+        f"{path}: stage 'a': cannot import module 'needs_dep_mod': "
+        "ModuleNotFoundError: No module named 'no_such_dependency_xyz'\n"
+    )
+    assert expected == done.stdout
 
 
 def test_stages_that_share_a_resolution_problem_share_one_line(home: Path, tmp_path: Path) -> None:
@@ -181,9 +222,10 @@ def test_stages_that_share_a_resolution_problem_share_one_line(home: Path, tmp_p
     done = taskdaemon(home, "validate", str(path))
     assert 2 == done.returncode
     assert [
-        f"{path}: stages 's0', 's1', 's2' and 2 more: loop type 'python': handler "
-        "'no_such_module_grp:run': cannot import module 'no_such_module_grp': "
-        "ModuleNotFoundError: No module named 'no_such_module_grp'",
+        f"{path}: stages 's0', 's1', 's2' and 2 more: cannot import module "
+        "'no_such_module_grp': ModuleNotFoundError: No module named 'no_such_module_grp' "
+        f"(handler modules are imported from the current directory, {ROOT}, "
+        "and PYTHONPATH)",
         f"{path}: stage 'odd': loop type 'python': handler 'os:no_such_function': "
         "module 'os' has no attribute 'no_such_function'",
     ] == done.stdout.splitlines()

@@ -15,6 +15,7 @@ __all__ = [
     "ApprovalError",
     "ConfigError",
     "ExpressionError",
+    "HandlerImportError",
     "InvalidTransitionError",
     "LoopTypeError",
     "PipelineError",
@@ -106,6 +107,19 @@ class ExpressionError(TaskdaemonError):
 
 class LoopTypeError(TaskdaemonError):
     """Raised when a loop type cannot be resolved to a handler (bad module:function, no command)."""
+
+
+class HandlerImportError(LoopTypeError):
+    """A Python handler's module failed to import. Every stage whose handler lives in that
+    module fails alike, so front ends report it once per module: ``module`` (``pkg.mod``),
+    ``cause`` (``ModuleNotFoundError: No module named 'pkg'``) and ``missing``, the name a
+    ``ModuleNotFoundError`` could not find (None for any other failure)."""
+
+    def __init__(self, message: str, *, module: str, cause: str, missing: str | None) -> None:
+        super().__init__(message)
+        self.module = module
+        self.cause = cause
+        self.missing = missing
 
 
 class SettingsError(TaskdaemonError):

@@ -46,7 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
+from taskdaemon.pipeline.errors import HandlerImportError, LoopTypeError, StageFailedError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import LoopDef, Pipeline, Stage
 from taskdaemon.pipeline.process_tree import TreePeaks
@@ -262,8 +262,12 @@ def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageCont
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's module, name it
-        raise LoopTypeError(
-            f"{where}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}"
+        cause = f"{type(exc).__name__}: {exc}"
+        raise HandlerImportError(
+            f"{where}: cannot import module {module_name!r}: {cause}",
+            module=module_name,
+            cause=cause,
+            missing=exc.name if isinstance(exc, ModuleNotFoundError) else None,
         ) from exc
     for part in attribute.split("."):
         try:

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import Any
 
-from taskdaemon.pipeline.errors import ConfigError, LoopTypeError
+from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
 
@@ -72,12 +72,23 @@ def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
 
     Stages that share a problem (the same handler module missing, say) share the line, which
     names the first :data:`SHOWN_STAGES` and counts the rest: a 300-stage file whose handler
-    module is not on the path gets one line, not 300 copies of it.
+    module is not on the path gets one line, not 300 copies of it. A module that fails to
+    import is one problem whatever the loop types and functions that name it, and when the
+    module itself is not found the line says where handler modules are looked for: the usual
+    cause is a run started from another directory than the project's.
     """
     stages_of: dict[str, list[str]] = {}
     for stage in pipeline.stages:
         try:
             registry.resolve(pipeline, stage)
+        except HandlerImportError as error:
+            problem = f"cannot import module {error.module!r}: {error.cause}"
+            if error.missing is not None and f"{error.module}.".startswith(f"{error.missing}."):
+                problem += (
+                    f" (handler modules are imported from the current directory, {os.getcwd()},"
+                    " and PYTHONPATH)"
+                )
+            stages_of.setdefault(problem, []).append(stage.name)
         except LoopTypeError as error:
             text = str(error)
             prefix = f"stage {stage.name!r}: "
