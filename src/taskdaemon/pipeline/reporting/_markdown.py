@@ -9,6 +9,7 @@ from taskdaemon.pipeline.reporting._text import (
     STAGE_HEADER,
     format_seconds,
     heading,
+    labelled_paths,
     stage_rows,
     summary,
 )
@@ -37,21 +38,17 @@ def render_markdown(report: Report) -> str:
     for p in report.pipelines:
         lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + ".", ""]
         lines += _md_table(STAGE_HEADER, stage_rows(p))
-        for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
-            if path is not None and path.steps:
-                lines += [
-                    "",
-                    f"### Critical path of the {label} run `{path.run_id}` "
-                    f"({format_seconds(path.run_duration)})",
-                    "",
-                ]
-                lines += _md_table(
-                    ("STAGE", "WAITED", "RAN"),
-                    [
-                        (s.stage, format_seconds(s.wait), format_seconds(s.duration))
-                        for s in path.steps
-                    ],
-                )
+        for label, path in labelled_paths(p):
+            lines += [
+                "",
+                f"### Critical path of the {label} run `{path.run_id}` "
+                f"({format_seconds(path.run_duration)})",
+                "",
+            ]
+            lines += _md_table(
+                ("STAGE", "WAITED", "RAN"),
+                [(s.stage, format_seconds(s.wait), format_seconds(s.duration)) for s in path.steps],
+            )
         lines += ["", "### Regressions", ""]
         if p.regressions:
             lines += _md_table(

@@ -19,6 +19,7 @@ from taskdaemon.pipeline.reporting._text import (
     STAGE_HEADER,
     format_seconds,
     heading,
+    labelled_paths,
     stage_rows,
     summary,
 )
@@ -103,9 +104,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def _path_lines(label: str, path: CriticalPath | None) -> list[str]:
-    if path is None or not path.steps:
-        return []
+def _path_lines(label: str, path: CriticalPath) -> list[str]:
     took = format_seconds(path.run_duration)
     lines = [f"critical path of the {label} run {path.run_id} ({took}):"]
     lines += [
@@ -143,7 +142,7 @@ def _render_table(report: Report) -> str:
     for p in report.pipelines:
         lines += ["", f"pipeline {p.pipeline}: {summary(p)}", ""]
         lines += _text_table(STAGE_HEADER, stage_rows(p))
-        for label, path in (("median", p.median_path), ("slowest", p.slowest_path)):
+        for label, path in labelled_paths(p):
             lines += ["", *_path_lines(label, path)]
         lines += ["", *_regression_lines(p)]
     # Names come from spans (a remote source's as sent): a control character in one, a line

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
+from taskdaemon.pipeline.reporting._stats import CriticalPath
 
 __all__ = [
     "STAGE_HEADER",
@@ -71,7 +72,8 @@ def stage_rows(p: PipelineReport) -> list[tuple[str, ...]]:
 def summary(p: PipelineReport) -> str:
     """The pipeline's one-line summary: runs, success and failure rates, duration percentiles."""
     return (
-        f"{p.runs} runs, {percent(p.success_rate)} succeeded, {percent(p.failure_rate)} "
+        f"{p.runs} run{'' if p.runs == 1 else 's'}, {percent(p.success_rate)} succeeded, "
+        f"{percent(p.failure_rate)} "
         f"failed; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
         f"p99 {format_seconds(p.p99)}"
     )
@@ -81,3 +83,14 @@ def heading(report: Report) -> str:
     """The report's window (and source) as a heading."""
     source = f" ({report.source})" if report.source else ""
     return f"runs started {window_time(report.since)} to {window_time(report.until)}{source}"
+
+
+def labelled_paths(p: PipelineReport) -> list[tuple[str, CriticalPath]]:
+    """The critical paths a text report shows, each with the run it describes: the median
+    run's and the slowest run's, or one path labelled ``median and slowest`` when both are the
+    same run (one run in the window, say), which would otherwise be printed twice."""
+    both = (("median", p.median_path), ("slowest", p.slowest_path))
+    paths = [(label, path) for label, path in both if path is not None and path.steps]
+    if len(paths) == 2 and paths[0][1].run_id == paths[1][1].run_id:
+        return [("median and slowest", paths[0][1])]
+    return paths
