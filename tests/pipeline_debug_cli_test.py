@@ -354,3 +354,38 @@ def test_set_with_a_value_nested_too_deep_is_one_error_line() -> None:
     DebugPrompt(call, stdin=io.StringIO(f"set b x {deep}\n"), stdout=out).run()
     errors = [line for line in out.getvalue().splitlines() if line.startswith("error:")]
     assert (["error: value nested deeper than 100 levels"], ["state", "wait"]) == (errors, sent)
+
+
+@pytest.mark.slow
+def test_a_breakpoint_condition_keeps_the_quotes_of_its_cel_strings(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``break c if request.env == "prod"`` sets that condition as typed (the prompt's
+    argument split used to drop the quotes, making ``prod`` an unknown variable), and it
+    pauses c."""
+    done = debug(
+        home,
+        str(pipeline_file),
+        "--break",
+        "b",
+        "-q",
+        "--input",
+        "env=prod",
+        stdin='break c if request.env == "prod"\ncontinue\ncontinue\n',
+    )
+    run = done.stdout.split()[2][:8]
+    condition = f'#2 before c if request.env == "prod" (run {run})'
+    assert [f"breakpoint {condition}", f"paused at c.0.1 ({condition})"] == [
+        line for line in done.stdout.splitlines() if condition in line
+    ]
+
+
+@pytest.mark.slow
+def test_set_takes_a_json_object_with_quoted_keys_as_typed(home: Path, pipeline_file: Path) -> None:
+    """``set b x {"k": "v w"}`` overrides x with that object (the argument split used to
+    make it ``{k: v w}``, not JSON), and b runs with it."""
+    done = debug(
+        home, str(pipeline_file), "--break", "b", "-q", stdin='set b x {"k": "v w"}\ncontinue\n'
+    )
+    assert '(taskdaemon) set b x {"k": "v w"}\nb: input x = {"k": "v w"}\n' in done.stdout
+    assert {"got": {"k": "v w"}} == outputs_of(home, done.stdout.split()[2], "b")

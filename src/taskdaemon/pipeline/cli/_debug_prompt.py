@@ -146,7 +146,8 @@ class DebugPrompt(CommandPrompt):
             if rest:
                 if rest[0] != "if" or len(rest) < 2:
                     raise PipelineError("usage: break STAGE [if CEL]")
-                request["when"] = " ".join(rest[1:])
+                # As typed: the argument split would take the quotes off a CEL string.
+                request["when"] = self.rest_of_line(len(words) - len(rest) + 2)
         answer = self._call(request)
         self._print(f"breakpoint {answer['breakpoint']['description']}")
 
@@ -216,13 +217,10 @@ class DebugPrompt(CommandPrompt):
     def _do_set(self, args: Sequence[str]) -> None:
         if len(args) < 3:
             raise PipelineError("usage: set STAGE INPUT JSON")
-        text = " ".join(args[2:])
-        try:
-            value = loads_bounded(text)
-        except NotJSONError:
-            raise PipelineError(f"not JSON: {text!r} (quote a string: '\"text\"')") from None
-        except BoundedInputError as exc:  # json recurses: a deep value would crash the prompt
-            raise PipelineError(f"value {exc}") from None
+        # The value as typed (``{"k": "v"}``, ``"text"``); else as the argument split reads
+        # it, so that a value quoted whole (``'"text"'``) reads too.
+        typed = self.rest_of_line(3)
+        value = _json_value(typed, " ".join(args[2:]))
         self._call(
             {"action": "set", "stage": args[0], "input": args[1], "value": value, "by": self._by}
         )
@@ -272,6 +270,18 @@ class DebugPrompt(CommandPrompt):
         if not self.done and not self._call({"action": "state"})["done"]:
             self._call({"action": "cancel"})
             self._print("run cancelled")
+
+
+def _json_value(typed: str, split: str) -> Any:
+    """The JSON value of ``typed``, else of ``split``; PipelineError naming ``typed``."""
+    for text in dict.fromkeys((typed, split)):
+        try:
+            return loads_bounded(text)
+        except NotJSONError:
+            continue
+        except BoundedInputError as exc:  # json recurses: a deep value would crash the prompt
+            raise PipelineError(f"value {exc}") from None
+    raise PipelineError(f'not JSON: {typed!r} (a string is quoted: "text")')
 
 
 def _json(value: Any) -> str:

@@ -48,6 +48,7 @@ class CommandPrompt:
         self._out = stdout if stdout is not None else sys.stdout
         self._history = history
         self._interactive = self._in.isatty()
+        self._line = ""
         self.quit = False
 
     # ------------------------------------------------------------------ loop
@@ -87,6 +88,7 @@ class CommandPrompt:
 
     def execute(self, line: str) -> None:
         """Run one command line, printing its answer or its one-line error."""
+        self._line = line.strip()
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -105,6 +107,13 @@ class CommandPrompt:
             self._print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
             return
         self.after(command)
+
+    def rest_of_line(self, words: int) -> str:
+        """The command line being run as typed, after its first ``words`` words (split at
+        white space): a CEL condition or a JSON value keeps its quotes, which the shell-like
+        split of the arguments removes."""
+        parts = self._line.split(None, words)
+        return parts[words] if len(parts) > words else ""
 
     def empty_line(self) -> None:
         """What an empty line does: nothing (a subclass may repeat a command)."""
