@@ -9,6 +9,8 @@ import json
 import os
 import pty
 import select
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -389,3 +391,53 @@ def test_set_takes_a_json_object_with_quoted_keys_as_typed(home: Path, pipeline_
     )
     assert '(taskdaemon) set b x {"k": "v w"}\nb: input x = {"k": "v w"}\n' in done.stdout
     assert {"got": {"k": "v w"}} == outputs_of(home, done.stdout.split()[2], "b")
+
+
+@pytest.mark.slow
+def test_attach_to_a_garbage_run_id_is_one_line_and_reaches_no_socket(home: Path) -> None:
+    """``debug attach`` of an id that is a path (``../x``, naming a socket outside the control
+    directory) or too long for a file name is refused in one line, exit 1 (a long one was an
+    ``OSError`` traceback, a path was followed)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as elsewhere:
+        elsewhere.bind(str(home / "x.sock"))  # where control/../x.sock leads
+        answers = [debug(home, "attach", run_id) for run_id in ("../x", "a" * 300)]
+    assert [
+        (1, ["taskdaemon debug: not a run id: '../x'"]),
+        (1, ["taskdaemon debug: not a run id: '" + "a" * 80 + "'..."]),
+    ] == [
+        (done.returncode, [line.split(" (a run id")[0] for line in done.stderr.splitlines()])
+        for done in answers
+    ]
+
+
+#: Runs a command as this (root) user without the power to override file modes.
+NO_DAC_OVERRIDE = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv"
+)
+def test_attach_to_another_users_socket_is_one_line(home: Path) -> None:
+    """A run whose socket belongs to another user, attached without the power to override
+    file modes (root without CAP_DAC_OVERRIDE, as any other user is), is one line naming the
+    refusal, exit 1 (it was a ``PermissionError`` traceback)."""
+    control = home / "control"
+    control.mkdir(mode=0o700)
+    run_id = "f" * 32
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as theirs:
+        theirs.bind(str(control / f"{run_id}.sock"))
+        theirs.listen()
+        os.chmod(control / f"{run_id}.sock", 0o600)
+        os.chown(control / f"{run_id}.sock", 65534, 65534)
+        done = subprocess.run(
+            [*NO_DAC_OVERRIDE, TASKDAEMON, "debug", "attach", run_id],
+            env=environment(home),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    expected = f"taskdaemon debug: cannot reach run '{run_id}' at {control}/{run_id}.sock: "
+    assert (1, [expected + "Permission denied"]) == (done.returncode, done.stderr.splitlines())

@@ -29,6 +29,7 @@ import inspect
 import itertools
 import json
 import os
+import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -54,6 +55,9 @@ __all__ = [
 #: Unix socket paths are limited to about 107 bytes (sun_path) on Linux.
 _MAX_SOCKET_PATH = 107
 _MAX_LINE = 1 << 20
+#: What a run id (or a prefix of one) may be: ids are 32 hex digits; a socket's name is the id.
+_MAX_RUN_ID = 128
+_RUN_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{_MAX_RUN_ID}}}")
 
 
 class ControlTarget(Protocol):
@@ -245,10 +249,22 @@ def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
         raise RunNotFoundError(
             "no run id given: name a run in progress by its id or a prefix of it"
         )
+    # The id names a file under the control directory: ``../x`` or ``/tmp/x`` would reach a
+    # socket elsewhere (anyone's), and 300 characters a file name the system refuses.
+    if not _RUN_ID.fullmatch(run_id):
+        raise RunNotFoundError(
+            f"not a run id: {run_id[:80]!r}{'...' if len(run_id) > 80 else ''} (a run id is "
+            f"at most {_MAX_RUN_ID} letters, digits, '-' and '_')"
+        )
     path = socket_path(run_id, home)
-    if path.exists():
-        return path
-    matches = [served for served in served_runs(home) if served.startswith(run_id)]
+    try:
+        if path.exists():
+            return path
+        matches = [served for served in served_runs(home) if served.startswith(run_id)]
+    except OSError as exc:  # the control directory is another user's (EACCES)
+        raise RunNotFoundError(
+            f"cannot look for run {run_id!r} under {control_dir(home)}: {exc.strerror or exc}"
+        ) from None
     if len(matches) == 1:
         return socket_path(matches[0], home)
     where = control_dir(home)
@@ -283,6 +299,10 @@ def send_request(
             raise RunNotFoundError(
                 f"run {path.stem!r} is not served any more (stale socket {path}): "
                 "its 'taskdaemon run' process has ended"
+            ) from None
+        except OSError as exc:  # another user's socket (EACCES), not a socket...
+            raise RunNotFoundError(
+                f"cannot reach run {path.stem!r} at {path}: {exc.strerror or exc}"
             ) from None
         try:
             client.sendall(json.dumps(dict(request)).encode() + b"\n")
