@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -441,3 +442,48 @@ def test_attach_to_another_users_socket_is_one_line(home: Path) -> None:
         )
     expected = f"taskdaemon debug: cannot reach run '{run_id}' at {control}/{run_id}.sock: "
     assert (1, [expected + "Permission denied"]) == (done.returncode, done.stderr.splitlines())
+
+
+def _served_run_id(home: Path, process: subprocess.Popen[str], timeout: float = 30.0) -> str:
+    """The id of the run ``process`` serves, once its control socket exists (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if sockets := list((home / "control").glob("*.sock")):
+            return sockets[0].stem
+        time.sleep(0.05)
+    raise AssertionError("the run never served its control socket")
+
+
+@pytest.mark.slow
+def test_attach_to_a_run_with_nothing_paused_prompts_at_once(home: Path) -> None:
+    """``debug attach`` of a run busy in a 60 s stage says nothing is paused and takes a
+    breakpoint at once (the prompt used to wait, silent, for the next pause or the run's
+    end: here a minute, then the run was gone)."""
+    path = home / "slow.yaml"
+    path.write_text(
+        "name: slow\nstages:\n"
+        "  - {name: a, command: 'sleep 60', triggers: [{manual: {approval_required: false}}]}\n"
+        "  - {name: b, command: 'true', triggers: [{on_completion: {stage: a}}]}\n"
+    )
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(path), "-q"], cwd=ROOT, env=environment(home), text=True
+    )
+    try:
+        run_id = _served_run_id(home, process)
+        attached = subprocess.run(
+            [TASKDAEMON, "debug", "attach", run_id],
+            env=environment(home),
+            input="break b\n",
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        process.terminate()  # cancels the run, which ends its sleep
+        process.wait(timeout=30)
+    assert [
+        "run running, nothing paused ('continue' or 'step' waits for the next pause)",
+        "(taskdaemon) break b",
+        f"breakpoint #1 before b (run {run_id[:8]})",
+    ] == attached.stdout.splitlines()[1:]

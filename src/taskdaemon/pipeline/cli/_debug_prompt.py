@@ -77,8 +77,12 @@ class DebugPrompt(CommandPrompt):
 
     # ------------------------------------------------------------------ loop
 
-    def run(self) -> None:
-        """Report the first stop, then read and run commands until the input ends or quit."""
+    def run(self, *, first_stop: bool = True) -> None:
+        """Report the first stop (with ``first_stop``, waiting for it; else what is paused
+        now, or that nothing is), then read and run commands until the input ends or quit.
+
+        ``debug attach`` does not wait: the run it joins may be hours from its next pause,
+        and its user attached to set a breakpoint or look around now."""
         state = self._call({"action": "state"})
         self._stages = list(state["state"]["stages"])
         self._run_id = str(state["state"]["run_id"])
@@ -86,8 +90,21 @@ class DebugPrompt(CommandPrompt):
             f"debugging run {state['state']['run_id']} ({state['state']['pipeline']}); "
             "'help' lists the commands"
         )
-        self.wait()
+        if first_stop:
+            self.wait()
+        else:
+            self._report_now()
         self.loop()
+
+    def _report_now(self) -> None:
+        answer = self._call({"action": "wait", "timeout": 0})
+        if answer["paused"] or answer["done"]:
+            self._report(answer)
+        else:
+            self._print(
+                f"run {answer['status']}, nothing paused "
+                "('continue' or 'step' waits for the next pause)"
+            )
 
     def completion_words(self) -> Sequence[str]:
         """Stage names and the keywords of ``break`` and ``info``."""
@@ -102,15 +119,19 @@ class DebugPrompt(CommandPrompt):
         """Wait until something is paused or the run ended, and say which."""
         while True:
             answer = self._call({"action": "wait", "timeout": 5})
-            if answer["paused"]:
-                for paused in answer["paused"]:
-                    self._print(_paused_line(paused))
+            if answer["paused"] or answer["done"]:
+                self._report(answer)
                 return
-            if answer["done"]:
-                self.done = True
-                error = f": {answer['error']}" if answer.get("error") else ""
-                self._print(f"run ended {answer['status']}{error}")
-                return
+
+    def _report(self, answer: dict[str, Any]) -> None:
+        """Print what a ``wait`` answer found: each pause, else the run's end."""
+        if answer["paused"]:
+            for paused in answer["paused"]:
+                self._print(_paused_line(paused))
+            return
+        self.done = True
+        error = f": {answer['error']}" if answer.get("error") else ""
+        self._print(f"run ended {answer['status']}{error}")
 
     def _resume(self, action: str, args: Sequence[str]) -> None:
         stage = args[0] if args else None

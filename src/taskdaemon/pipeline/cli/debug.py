@@ -122,7 +122,7 @@ def _remote(words: Sequence[str]) -> int:
         if action == "attach":
             prompt = DebugPrompt(call, history=_home() / "debug_history", by="cli debug attach")
             try:
-                prompt.run()
+                prompt.run(first_stop=False)
             finally:
                 if not prompt.done and not prompt.quit:
                     call({"action": "detach", "by": "cli debug attach"})
