@@ -487,3 +487,34 @@ def test_attach_to_a_run_with_nothing_paused_prompts_at_once(home: Path) -> None
         "(taskdaemon) break b",
         f"breakpoint #1 before b (run {run_id[:8]})",
     ] == attached.stdout.splitlines()[1:]
+
+
+@pytest.mark.slow
+def test_a_second_attacher_leaving_keeps_the_first_ones_pause_and_breakpoints(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """While one ``debug attach`` prompt is at b's pause with a breakpoint of its own, a second
+    attaches, looks and leaves: b stays paused and both breakpoints stay (the second's leaving
+    used to delete every breakpoint, ``--break``'s too, and resume the run)."""
+    run_id = _paused_run_id(served)
+    first = subprocess.Popen(
+        [TASKDAEMON, "debug", "attach", run_id],
+        env=environment(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdin is not None
+    assert first.stdout is not None
+    first.stdin.write("break c\n")
+    first.stdin.flush()
+    next(line for line in first.stdout if line.startswith("breakpoint #2"))  # it is set
+    second = debug(home, "attach", run_id, stdin="where\n")
+    out, _err = first.communicate("info breakpoints\nwhere\n", timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert [
+        "#1 before b (pipeline dbg)  hits 1",
+        f"#2 before c (run {run_id[:8]})  hits 0",
+        "  b  paused",
+    ] == [line for line in out.splitlines() if line.startswith(("#", "  b "))]

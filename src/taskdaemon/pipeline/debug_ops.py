@@ -7,18 +7,27 @@ nobody attaches to never has a gate). Breakpoints set through it belong to that 
 
 Actions (fields in brackets are optional)::
 
-    state                               the run as the debugger sees it (DebugSession.state)
+    state [client]                      the run as the debugger sees it (DebugSession.state);
+                                        with ``client``, that prompt attaches
     wait [timeout]                      until something is paused or the run ended (≤ 30 s)
     continue|step|skip|retry [stage]    resume (see DebugSession)
     set stage input value               override an input of a paused execution
     inspect stage                       inputs, upstream outputs, triggers, pending events
-    break [stage] [when] [on]           add a breakpoint (on: start, failure, event:TYPE)
+    break [stage] [when] [on] [client]  add a breakpoint (on: start, failure, event:TYPE)
     delete [id]                         delete one breakpoint, or all of this run's
-    detach                              delete this run's breakpoints, leave step mode, resume
+    detach [client] [all]               a prompt leaves (see below), leave step mode, resume
     dump [path]                         write a debug dump (when the process can)
     sync                                flush the process's log handlers into the store
 
 ``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``.
+
+Several prompts can drive one run (``debug FILE`` and ``debug attach`` from other terminals).
+A prompt names itself with ``client`` on its first ``state`` (it attaches) and on each
+``break``; its ``detach`` deletes the breakpoints it set (not another prompt's, nor the
+``--break`` ones of the run's command line) and resumes the run only when no other prompt is
+attached: one prompt leaving must not pull the run from under another at a pause. ``detach``
+with ``all`` (the run's own ``debug FILE`` prompt at the end of its input) or without
+``client`` (an older client) deletes every breakpoint of the run and resumes it, as before.
 """
 
 from __future__ import annotations
@@ -82,6 +91,8 @@ class DebugOps:
         self._engine = engine
         self.run_id = run_id
         self._dump = dump
+        self._clients: set[str] = set()  # the prompts attached
+        self._set_by: dict[int, str] = {}  # breakpoint id -> the prompt that set it
 
     @property
     def session(self) -> DebugSession:
@@ -110,6 +121,8 @@ class DebugOps:
         stage = _text(request, "stage")
         handle = self._engine.get_run(run_id)
         if action == "state":
+            if (client := _text(request, "client")) is not None:
+                self._clients.add(client)
             return {"state": session.state(run_id), "done": handle.done}
         if action == "wait":
             return await self._wait(request)
@@ -138,18 +151,36 @@ class DebugOps:
             bp = session.set_breakpoint(
                 stage, _text(request, "when"), _text(request, "on") or "start", run_id=run_id
             )
+            if (client := _text(request, "client")) is not None:
+                self._set_by[bp.id] = client
             return {"breakpoint": bp.as_dict()}
+
         if action == "delete":
             return {"deleted": self._delete(request.get("id"))}
         if action == "sync":
             await asyncio.get_running_loop().run_in_executor(None, flush_log_handlers)
             return {}
         if action == "detach":
-            deleted = self._delete(None)
-            return {"deleted": deleted, "resumed": session.continue_(run_id, by=by)}
+            return self._detach(_text(request, "client"), bool(request.get("all")), by)
         if self._dump is None:
             raise PipelineError("this process cannot write debug dumps")
         return {"path": await self._dump(run_id, _text(request, "path"))}
+
+    def _detach(self, client: str | None, everything: bool, by: str) -> dict[str, Any]:
+        if client is None or everything:
+            deleted = self._delete(None)
+        else:
+            mine = [bp.id for bp in self.session.breakpoints(self.run_id)]
+            deleted = sum(
+                self.session.delete_breakpoint(number)
+                for number in mine
+                if self._set_by.get(number) == client
+            )
+        self._clients.discard(client or "")
+        if client is not None and not everything and self._clients:
+            # Another prompt is at work (at a pause, perhaps): leave the run to it.
+            return {"deleted": deleted, "resumed": 0}
+        return {"deleted": deleted, "resumed": self.session.continue_(self.run_id, by=by)}
 
     def _delete(self, breakpoint_id: Any) -> int:
         session = self.session

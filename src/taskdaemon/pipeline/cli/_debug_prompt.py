@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -71,6 +72,8 @@ class DebugPrompt(CommandPrompt):
         super().__init__(stdin=stdin, stdout=stdout, history=history)
         self._call = call
         self._by = by
+        # This prompt's name to the run: its breakpoints, and whether another prompt is on.
+        self.client = f"{by} {secrets.token_hex(4)}"
         self._stages: list[str] = []
         self._run_id = ""
         self.done = False  # the run ended
@@ -83,7 +86,7 @@ class DebugPrompt(CommandPrompt):
 
         ``debug attach`` does not wait: the run it joins may be hours from its next pause,
         and its user attached to set a breakpoint or look around now."""
-        state = self._call({"action": "state"})
+        state = self._call({"action": "state", "client": self.client})  # attaches it too
         self._stages = list(state["state"]["stages"])
         self._run_id = str(state["state"]["run_id"])
         self._print(
@@ -152,7 +155,7 @@ class DebugPrompt(CommandPrompt):
         self._resume("retry", args)
 
     def _do_break(self, args: Sequence[str]) -> None:
-        request: dict[str, Any] = {"action": "break"}
+        request: dict[str, Any] = {"action": "break", "client": self.client}
         words = list(args)
         if words[:2] == ["on", "event"] and len(words) == 3:
             request.update(on=f"event:{words[2]}")

@@ -19,8 +19,9 @@
   ``STAGE[:CEL]`` entries separated by ``;``. The same options exist on ``taskdaemon run``.
 * ``debug attach RUN`` opens the prompt on a run another ``taskdaemon run`` / ``debug`` process
   serves (a prefix of the id is enough); leaving it (end of input) deletes the breakpoints set
-  from it and resumes the run. ``debug continue|step|skip RUN [STAGE]`` does one thing and
-  exits (0 done, 1 refused, with the one-line reason).
+  from it and resumes the run, unless another prompt is attached (the run is left to it).
+  ``debug continue|step|skip RUN [STAGE]`` does one thing and exits (0 done, 1 refused, with
+  the one-line reason).
 * A file called like a sub-action (``attach``…) is named ``./attach``.
 """
 
@@ -125,7 +126,7 @@ def _remote(words: Sequence[str]) -> int:
                 prompt.run(first_stop=False)
             finally:
                 if not prompt.done and not prompt.quit:
-                    call({"action": "detach", "by": "cli debug attach"})
+                    call({"action": "detach", "by": "cli debug attach", "client": prompt.client})
             return EXIT_SUCCESS
         answer = call(
             {
@@ -181,7 +182,14 @@ def _local(args: argparse.Namespace, file: str) -> int:
     try:
         prompt.run()
         if not prompt.done:
-            call({"action": "detach", "by": "cli debug (end of input)"})
+            call(
+                {
+                    "action": "detach",
+                    "by": "cli debug (end of input)",
+                    "client": prompt.client,
+                    "all": True,
+                }
+            )
             while not prompt.done:
                 prompt.wait()
     except KeyboardInterrupt:
