@@ -518,3 +518,26 @@ def test_a_second_attacher_leaving_keeps_the_first_ones_pause_and_breakpoints(
         f"#2 before c (run {run_id[:8]})  hits 0",
         "  b  paused",
     ] == [line for line in out.splitlines() if line.startswith(("#", "  b "))]
+
+
+@pytest.mark.slow
+def test_a_breakpoint_condition_with_an_escape_is_refused_with_the_escape_shown(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``--break`` with an ESC in its condition, to ``debug`` and to ``run``: the one-line
+    refusal shows it as ``\\x1b`` (the CEL parser's message quoted it raw, to the terminal)."""
+    spec = "b:\x1b]0;owned\x07 == 1"
+    refusals = [
+        subprocess.run(
+            [TASKDAEMON, command, str(pipeline_file), "--break", spec, "-q"],
+            env=environment(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for command in ("debug", "run")
+    ]
+    assert [(2, 1, False), (2, 1, False)] == [
+        (done.returncode, len(done.stderr.splitlines()), "\x1b" in done.stderr) for done in refusals
+    ]

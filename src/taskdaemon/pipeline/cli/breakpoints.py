@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.terminal_text import shown
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession
@@ -63,7 +64,9 @@ def apply_breakpoints(
         try:
             session.set_breakpoint(stage, when, pipeline=pipeline.name)
         except PipelineError as exc:
-            raise ValueError(f"{origin} {spec!r}: {exc}") from None
+            # The CEL parser's message quotes the condition raw: an escape sequence in it
+            # (TASKDAEMON_BREAKPOINTS may come from anywhere) would drive the terminal.
+            raise ValueError(shown(f"{origin} {spec!r}: {exc}")) from None
         count += 1
     if getattr(args, "break_on_failure", False):
         session.set_breakpoint(None, on="failure", pipeline=pipeline.name)

@@ -81,7 +81,10 @@ def register(subparsers: Any) -> None:
 
 
 def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon debug: {message}", file=sys.stderr, flush=True)
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+    # A run's refusal quotes what it was given (a stage name from the command line, say).
+    print(f"taskdaemon debug: {shown(message)}", file=sys.stderr, flush=True)
     return code
 
 
