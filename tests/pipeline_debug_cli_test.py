@@ -541,3 +541,35 @@ def test_a_breakpoint_condition_with_an_escape_is_refused_with_the_escape_shown(
     assert [(2, 1, False), (2, 1, False)] == [
         (done.returncode, len(done.stderr.splitlines()), "\x1b" in done.stderr) for done in refusals
     ]
+
+
+@pytest.mark.slow
+def test_a_replay_names_what_the_debugger_did_that_it_does_not_repeat(
+    home: Path, pipeline_file: Path
+) -> None:
+    """A run whose b ran with an input overridden at a breakpoint and whose c was retried at
+    its failure: ``replay --dry-run`` notes both (it said nothing, and the replay's b then
+    differed from the original's)."""
+    done = debug(
+        home,
+        str(pipeline_file),
+        "--break",
+        "b",
+        "--break-on-failure",
+        "-q",
+        stdin="set b x 5\ncontinue\nretry\ncontinue\n",
+    )
+    replay = subprocess.run(
+        [TASKDAEMON, "replay", done.stdout.split()[2], "--dry-run"],
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    at = "at a breakpoint in the original (by cli debug): the replay runs"
+    assert [
+        f"note: b.0.1 had its input x overridden {at} b as its definition says, so it may "
+        "differ there",
+        f"note: c.0.1 was retried {at} c as its definition says, so it may differ there",
+    ] == replay.stderr.splitlines()

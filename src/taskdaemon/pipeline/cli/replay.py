@@ -43,6 +43,7 @@ from taskdaemon.pipeline.errors import (
 )
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["register"]
 
@@ -144,8 +145,8 @@ def replay_command(args: argparse.Namespace) -> int:
         return _fail(1, str(error))
     except (ReplayError, SpanSourceError) as error:
         return _fail(2, str(error))
-    for note in plan.notes:
-        print(f"note: {note}", file=sys.stderr)
+    for note in plan.notes:  # a note quotes the record (who resumed a breakpoint, say)
+        print(f"note: {shown(note)}", file=sys.stderr)
     if plan.changes is not None and plan.changes.any:
         print(f"note: the file differs from the recorded definition: {plan.changes.describe()}",
               file=sys.stderr)  # fmt: skip
@@ -209,12 +210,12 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         except PipelineError as error:
             return _fail(2, str(error))
     result = outcome.result
-    shown = dict(result.stage_status)
-    shown.update(dict.fromkeys(plan.fed, "replayed"))
+    statuses = dict(result.stage_status)
+    statuses.update(dict.fromkeys(plan.fed, "replayed"))
     if args.json and outcome.report is not None:
         print(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False))
     else:
-        print(render_summary(replace(result, stage_status=shown), pipeline, summary_width()))
+        print(render_summary(replace(result, stage_status=statuses), pipeline, summary_width()))
         print(f"replay of run {plan.recorded.run_id}")
         if outcome.report is not None:
             print(outcome.report.render_table())

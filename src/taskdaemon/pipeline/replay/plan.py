@@ -13,7 +13,10 @@
   and published events are handed to the run as they were (its span is ``replayed``).
   Stages upstream of ``from_stage`` are always fed, whatever their recorded status;
 * **what is missing**: every value the replay needs that was redacted or cut. A plan with
-  missing values must not run (``ReplayPlan.check``): replay never runs on wrong data.
+  missing values must not run (``ReplayPlan.check``): replay never runs on wrong data;
+* **what it cannot repeat**: an input overridden, a stage skipped or retried at a breakpoint
+  of the original, in a stage that runs again: one note each (the replay runs the stage as
+  its definition says, so it may differ there).
 
 Which values are needed: the request (every replay), the definition, and each fed stage's
 outputs and published events. ``--stage-output STAGE=FILE.json`` supplies a fed stage's
@@ -304,6 +307,13 @@ def build_plan(
     for name in supplied:
         if name not in fed:
             notes.append(f"--stage-output {name}: the stage runs again; the file is not used")
+    for done in recorded.interventions:
+        if done.stage in rerun:  # a fed stage hands on what the intervention led to
+            notes.append(
+                f"{done.task_run_id} {done.what} at a breakpoint in the original (by "
+                f"{done.by or 'a debugger'}): the replay runs {done.stage} as its definition "
+                "says, so it may differ there"
+            )
     return ReplayPlan(
         recorded=recorded,
         pipeline=pipeline,

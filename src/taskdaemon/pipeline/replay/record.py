@@ -35,6 +35,7 @@ __all__ = [
     "RecordedApproval",
     "RecordedEvent",
     "RecordedExecution",
+    "RecordedIntervention",
     "RecordedRun",
     "RecordedValue",
     "read_recorded_run",
@@ -159,6 +160,17 @@ class RecordedApproval:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordedIntervention:
+    """What a debugger did to an execution of the original: an input overridden, a stage
+    skipped or retried at a breakpoint (a replay does not do it again)."""
+
+    stage: str
+    task_run_id: str
+    what: str  # "had its input x overridden", "was skipped", "was retried"
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class RecordedExecution:
     """One attempt of one instance of a stage."""
 
@@ -173,6 +185,8 @@ class RecordedExecution:
     outputs: RecordedValue | None
     events: tuple[RecordedEvent, ...]
     error: str | None
+    #: (input, by) of each input a debugger overrode before the attempt ran.
+    overrides: tuple[tuple[str, str], ...] = ()
 
     @property
     def task_run_id(self) -> str:
@@ -196,6 +210,7 @@ class RecordedRun:
     approvals: tuple[RecordedApproval, ...] = ()
     skipped: tuple[str, ...] = ()
     spans: tuple[SpanRecord, ...] = field(default=(), repr=False)
+    interventions: tuple[RecordedIntervention, ...] = ()
 
     @cached_property
     def final(self) -> Mapping[str, dict[int, RecordedExecution]]:
@@ -240,11 +255,19 @@ def _events(span: SpanRecord) -> list[RecordedEvent]:
 def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
     attributes = span.attributes
     inputs = outputs = None
+    overrides = []
     for event in span.events:
         if event.name == t.EVENT_STAGE_INPUT:
             inputs = _payload(event.attributes)
         elif event.name == t.EVENT_STAGE_OUTPUT:
             outputs = _payload(event.attributes)
+        elif event.name == t.EVENT_INPUT_OVERRIDE:
+            overrides.append(
+                (
+                    str(event.attributes.get(t.OVERRIDE_INPUT, "")),
+                    str(event.attributes.get(t.OVERRIDE_BY, "")),
+                )
+            )
     status = (
         "running" if span.end_ns is None else ended_attempt_status(attributes, span.status_code)
     )
@@ -262,6 +285,7 @@ def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
         outputs=outputs,
         events=tuple(_events(span)),
         error=_str(attributes.get(t.STAGE_ERROR_MESSAGE)) or _str(span.status_message),
+        overrides=tuple(overrides),
     )
 
 
@@ -288,8 +312,29 @@ def read_recorded_run(spans: Iterable[SpanRecord]) -> RecordedRun:
             skipped.append(stage)
             continue
         executions.setdefault(stage, []).append(_execution(span, stage))
+    interventions = [
+        RecordedIntervention(
+            stage=execution.stage,
+            task_run_id=execution.task_run_id,
+            what=f"had its input {name} overridden",
+            by=by,
+        )
+        for found in executions.values()
+        for execution in found
+        for name, by in execution.overrides
+    ]
     approvals = []
     for event in root.events:
+        action = event.attributes.get(t.BREAKPOINT_ACTION)
+        if event.name == t.EVENT_BREAKPOINT_RESUMED and action in ("skip", "retry"):
+            interventions.append(
+                RecordedIntervention(
+                    stage=str(event.attributes.get(t.CICD_TASK_NAME, "")),
+                    task_run_id=str(event.attributes.get(t.CICD_TASK_RUN_ID, "")),
+                    what="was skipped" if action == "skip" else "was retried",
+                    by=str(event.attributes.get(t.BREAKPOINT_BY, "")),
+                )
+            )
         if event.name == t.EVENT_APPROVAL_RESOLVED:
             approvals.append(
                 RecordedApproval(
@@ -339,4 +384,5 @@ def read_recorded_run(spans: Iterable[SpanRecord]) -> RecordedRun:
         approvals=tuple(sorted(approvals, key=lambda a: a.time_ns)),
         skipped=tuple(skipped),
         spans=tuple(by_id.values()),
+        interventions=tuple(interventions),
     )
