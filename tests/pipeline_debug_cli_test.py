@@ -573,3 +573,35 @@ def test_a_replay_names_what_the_debugger_did_that_it_does_not_repeat(
         "differ there",
         f"note: c.0.1 was retried {at} c as its definition says, so it may differ there",
     ] == replay.stderr.splitlines()
+
+
+BIG_OUTPUT = """\
+name: big
+stages:
+  - name: a
+    command: >-
+      python3 -c 'import json; print(json.dumps({"x": "y" * 2000000}))'
+    triggers: [{manual: {approval_required: false}}]
+  - name: b
+    command: "true"
+    triggers: [{on_completion: {stage: a}}]
+    inputs: {x: stages.a.outputs.x}
+"""
+
+
+@pytest.mark.slow
+def test_a_pause_with_an_input_over_a_mebibyte_keeps_the_prompt(home: Path) -> None:
+    """b paused with a 2 MB input: the prompt reports the pause and ``inputs b`` prints the
+    value whole (the answer was over the control socket's 1 MiB: the prompt failed at the
+    pause and cancelled the run)."""
+    path = home / "big.yaml"
+    path.write_text(BIG_OUTPUT)
+    done = debug(home, str(path), "--break", "b", "-q", stdin="inputs b\nskip\n")
+    lines = done.stdout.splitlines()
+    assert [
+        "paused at b.0.1 (#1 before b (pipeline big))",
+        "(taskdaemon) inputs b",
+        json.dumps({"x": "y" * 2_000_000}),
+        "(taskdaemon) skip",
+        "run ended success",
+    ] == lines[1:]

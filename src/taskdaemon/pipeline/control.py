@@ -282,13 +282,14 @@ def send_request(
     *,
     home: str | os.PathLike[str] | None = None,
     timeout: float = 10.0,
+    max_bytes: int = _MAX_LINE,
 ) -> dict[str, Any]:
     """Send one request to the process serving ``run_id`` and return its response.
 
     Raises RunNotFoundError when no process serves that run (no socket, or a stale one), and
     PipelineError when the run answers with an error, does not answer within ``timeout``
-    seconds, or answers anything but one JSON object on a line of at most 1 MiB (an answer is
-    never read further).
+    seconds, or answers anything but one JSON object on a line of at most ``max_bytes`` (1 MiB
+    unless told; an answer is never read further).
     """
     path = _resolve_run(run_id, home)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -307,13 +308,15 @@ def send_request(
         try:
             client.sendall(json.dumps(dict(request)).encode() + b"\n")
             with client.makefile("rb") as stream:
-                line = stream.readline(_MAX_LINE)
+                line = stream.readline(max_bytes)
         except TimeoutError:  # its loop is blocked, or it is stopped (SIGSTOP, a debugger)
             raise PipelineError(f"run {path.stem!r} did not answer within {timeout:g} s") from None
     if not line:
         raise PipelineError(f"run {path.stem!r} closed the connection without answering")
-    if len(line) == _MAX_LINE and not line.endswith(b"\n"):
-        raise PipelineError(f"run {path.stem!r} answered with more than 1 MiB: not read")
+    if len(line) == max_bytes and not line.endswith(b"\n"):
+        raise PipelineError(
+            f"run {path.stem!r} answered with more than {max_bytes >> 20} MiB: not read"
+        )
     try:
         response = json.loads(line)
     except (ValueError, RecursionError):  # not JSON, or nested past what json decodes

@@ -92,6 +92,13 @@ def _home() -> Path:
     return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
 
 
+#: The longest debug answer read. An answer quotes a paused stage's inputs (each pause, each
+#: ``where``) and ``inputs``/``outputs`` a stage's values, which a command's stdout can make up
+#: to TASKDAEMON_STDOUT_MAX_BYTES (64 MiB) long: past the control socket's usual 1 MiB the
+#: prompt failed at the first pause and cancelled the run.
+MAX_ANSWER_BYTES = 256 << 20
+
+
 def caller(run_id: str) -> Any:
     """A function sending one debug request to run ``run_id``'s control socket."""
     from taskdaemon.pipeline.control import send_request  # noqa: PLC0415
@@ -99,7 +106,9 @@ def caller(run_id: str) -> Any:
     def call(request: dict[str, Any]) -> dict[str, Any]:
         if request.get("action") == "cancel":
             return send_request(run_id, {"op": "cancel"})
-        return send_request(run_id, {"op": "debug", **request}, timeout=60.0)
+        return send_request(
+            run_id, {"op": "debug", **request}, timeout=60.0, max_bytes=MAX_ANSWER_BYTES
+        )
 
     return call
 
