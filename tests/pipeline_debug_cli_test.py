@@ -605,3 +605,40 @@ def test_a_pause_with_an_input_over_a_mebibyte_keeps_the_prompt(home: Path) -> N
         "(taskdaemon) skip",
         "run ended success",
     ] == lines[1:]
+
+
+@pytest.mark.slow
+def test_dump_at_an_attached_prompt_writes_a_relative_path_where_the_prompt_is(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``dump here.tar.gz`` at a ``debug attach`` prompt started in another directory than the
+    run's process writes the archive in the prompt's directory (it was written in the run
+    process's), as ``taskdaemon dump -o`` does."""
+    (home / "run").mkdir()
+    (home / "prompt").mkdir()
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(pipeline_file), "--break", "b"],
+        cwd=home / "run",
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        attached = subprocess.run(
+            [TASKDAEMON, "debug", "attach", _paused_run_id(process)],
+            cwd=home / "prompt",
+            env=environment(home),
+            input="dump here.tar.gz\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert (f"dump written to {home / 'prompt' / 'here.tar.gz'}", ["here.tar.gz"]) == (
+        attached.stdout.splitlines()[-1],
+        os.listdir(home / "prompt"),
+    )

@@ -284,7 +284,10 @@ class DebugPrompt(CommandPrompt):
             self._print(f"  [{row.level}] {row.body}")
 
     def _do_dump(self, args: Sequence[str]) -> None:
-        answer = self._call({"action": "dump", "path": args[0] if args else None})
+        # The run's process writes it, in its own working directory: a relative path is this
+        # prompt's (``debug attach`` runs elsewhere), as for ``taskdaemon dump -o``.
+        path = str(Path(args[0]).expanduser().absolute()) if args else None
+        answer = self._call({"action": "dump", "path": path})
         self._print(f"dump written to {answer['path']}")
 
     def _do_quit(self, args: Sequence[str]) -> None:
