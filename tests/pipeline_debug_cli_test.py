@@ -642,3 +642,26 @@ def test_dump_at_an_attached_prompt_writes_a_relative_path_where_the_prompt_is(
         attached.stdout.splitlines()[-1],
         os.listdir(home / "prompt"),
     )
+
+
+@pytest.mark.slow
+def test_an_attacher_killed_at_the_prompt_does_not_hold_the_run_paused(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """A ``debug attach`` prompt killed (it never detaches) while another is attached: when the
+    other leaves, the run is resumed as if it had been the only one, and runs to its end."""
+    run_id = _paused_run_id(served)
+    killed = subprocess.Popen(
+        [TASKDAEMON, "debug", "attach", run_id],
+        env=environment(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert killed.stdout is not None
+    next(line for line in killed.stdout if line.startswith("paused at b.0.1"))  # attached
+    killed.kill()
+    killed.communicate()
+    debug(home, "attach", run_id, stdin="where\n")
+    served.communicate(timeout=60)
+    assert 1 == served.returncode  # c fails: the run went on to its end

@@ -7,7 +7,7 @@ nobody attaches to never has a gate). Breakpoints set through it belong to that 
 
 Actions (fields in brackets are optional)::
 
-    state [client]                      the run as the debugger sees it (DebugSession.state);
+    state [client] [pid]                the run as the debugger sees it (DebugSession.state);
                                         with ``client``, that prompt attaches
     wait [timeout]                      until something is paused or the run ended (≤ 30 s)
     continue|step|skip|retry [stage]    resume (see DebugSession)
@@ -22,12 +22,13 @@ Actions (fields in brackets are optional)::
 ``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``.
 
 Several prompts can drive one run (``debug FILE`` and ``debug attach`` from other terminals).
-A prompt names itself with ``client`` on its first ``state`` (it attaches) and on each
-``break``; its ``detach`` deletes the breakpoints it set (not another prompt's, nor the
-``--break`` ones of the run's command line) and resumes the run only when no other prompt is
-attached: one prompt leaving must not pull the run from under another at a pause. ``detach``
-with ``all`` (the run's own ``debug FILE`` prompt at the end of its input) or without
-``client`` (an older client) deletes every breakpoint of the run and resumes it, as before.
+A prompt names itself with ``client`` (and its process with ``pid``) on its first ``state``
+(it attaches) and on each ``break``; its ``detach`` deletes the breakpoints it set (not
+another prompt's, nor the ``--break`` ones of the run's command line) and resumes the run
+only when no other prompt is attached (a prompt whose process is gone is not): one prompt
+leaving must not pull the run from under another at a pause. ``detach`` with ``all`` (the
+run's own ``debug FILE`` prompt at the end of its input) or without ``client`` (an older
+client) deletes every breakpoint of the run and resumes it, as before.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -91,7 +93,7 @@ class DebugOps:
         self._engine = engine
         self.run_id = run_id
         self._dump = dump
-        self._clients: set[str] = set()  # the prompts attached
+        self._clients: dict[str, int | None] = {}  # the prompts attached, with their pids
         self._set_by: dict[int, str] = {}  # breakpoint id -> the prompt that set it
 
     @property
@@ -122,7 +124,8 @@ class DebugOps:
         handle = self._engine.get_run(run_id)
         if action == "state":
             if (client := _text(request, "client")) is not None:
-                self._clients.add(client)
+                pid = request.get("pid")
+                self._clients[client] = pid if isinstance(pid, int) and pid > 0 else None
             return {"state": session.state(run_id), "done": handle.done}
         if action == "wait":
             return await self._wait(request)
@@ -176,11 +179,25 @@ class DebugOps:
                 for number in mine
                 if self._set_by.get(number) == client
             )
-        self._clients.discard(client or "")
-        if client is not None and not everything and self._clients:
+        self._clients.pop(client or "", None)
+        if client is not None and not everything and self._attached():
             # Another prompt is at work (at a pause, perhaps): leave the run to it.
             return {"deleted": deleted, "resumed": 0}
         return {"deleted": deleted, "resumed": self.session.continue_(self.run_id, by=by)}
+
+    def _attached(self) -> bool:
+        """Whether a prompt is still attached: one whose process is gone (killed, its terminal
+        closed) never detached, and must not hold the run paused for ever."""
+        for client, pid in list(self._clients.items()):
+            if pid is None:
+                continue
+            try:
+                os.kill(pid, 0)  # the socket is a Unix one: the prompt is on this machine
+            except ProcessLookupError:
+                del self._clients[client]
+            except OSError:
+                pass  # another user's process: it exists
+        return bool(self._clients)
 
     def _delete(self, breakpoint_id: Any) -> int:
         session = self.session

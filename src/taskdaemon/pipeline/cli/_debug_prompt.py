@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,7 +87,8 @@ class DebugPrompt(CommandPrompt):
 
         ``debug attach`` does not wait: the run it joins may be hours from its next pause,
         and its user attached to set a breakpoint or look around now."""
-        state = self._call({"action": "state", "client": self.client})  # attaches it too
+        # Attaches this prompt too: its pid tells the run when it is gone without detaching.
+        state = self._call({"action": "state", "client": self.client, "pid": os.getpid()})
         self._stages = list(state["state"]["stages"])
         self._run_id = str(state["state"]["run_id"])
         self._print(
