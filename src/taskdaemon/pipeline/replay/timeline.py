@@ -9,7 +9,8 @@ Nothing is executed: everything comes from the run's spans, from any span source
   run's state at that instant (``runs show --at``, ``dag --run --at``).
 * ``timeline(spans)``: the run's events in time order: run started, stage started and
   finished, trigger evaluated, approval requested and resolved, event published, retry,
-  skip, run finished; ``replay --step`` walks it.
+  skip, a breakpoint's pause and resumption, an input overridden, run finished;
+  ``replay --step`` walks it.
 * ``parse_offset(text)``: ``12.5s``, ``1m30s``, ``500ms`` or a number of seconds, from the
   run's start.
 """
@@ -133,6 +134,14 @@ def _span_events(span: SpanRecord, stage: str | None) -> list[TimelineEvent]:
             what = f"event {a.get(t.PUBLISHED_EVENT_TYPE)} #{a.get(t.PUBLISHED_EVENT_ID)}{source}"
         elif event.name == t.EVENT_STAGE_RETRYING:
             what = f"{name} retries in {a.get(t.RETRY_DELAY)}s"
+        elif event.name == t.EVENT_BREAKPOINT_HIT:
+            what = f"{a.get(t.CICD_TASK_RUN_ID, name)} paused: {a.get(t.BREAKPOINT_REASON, '?')}"
+        elif event.name == t.EVENT_BREAKPOINT_RESUMED:
+            by = f" by {a.get(t.BREAKPOINT_BY)}" if a.get(t.BREAKPOINT_BY) else ""
+            what = f"{a.get(t.CICD_TASK_RUN_ID, name)} resumed: {a.get(t.BREAKPOINT_ACTION)}{by}"
+        elif event.name == t.EVENT_INPUT_OVERRIDE:
+            by = f" by {a.get(t.OVERRIDE_BY)}" if a.get(t.OVERRIDE_BY) else ""
+            what = f"{name}: input {a.get(t.OVERRIDE_INPUT)} overridden{by}"
         else:
             continue
         found.append(TimelineEvent(event.time_ns, what, name if isinstance(name, str) else None))
