@@ -292,6 +292,12 @@ def send_request(
     unless told; an answer is never read further).
     """
     path = _resolve_run(run_id, home)
+    data = json.dumps(dict(request)).encode() + b"\n"
+    if len(data) > _MAX_LINE:  # the run reads no longer line: it would close the connection
+        raise PipelineError(
+            f"a request of {len(data):,} bytes is over the control socket's bound of "
+            f"{_MAX_LINE:,} bytes"
+        )
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.settimeout(timeout)
         try:
@@ -306,11 +312,15 @@ def send_request(
                 f"cannot reach run {path.stem!r} at {path}: {exc.strerror or exc}"
             ) from None
         try:
-            client.sendall(json.dumps(dict(request)).encode() + b"\n")
+            client.sendall(data)
             with client.makefile("rb") as stream:
                 line = stream.readline(max_bytes)
         except TimeoutError:  # its loop is blocked, or it is stopped (SIGSTOP, a debugger)
             raise PipelineError(f"run {path.stem!r} did not answer within {timeout:g} s") from None
+        except OSError as exc:  # it closed the connection mid-request (it ended, say)
+            raise PipelineError(
+                f"run {path.stem!r} closed the connection: {exc.strerror or exc}"
+            ) from None
     if not line:
         raise PipelineError(f"run {path.stem!r} closed the connection without answering")
     if len(line) == max_bytes and not line.endswith(b"\n"):

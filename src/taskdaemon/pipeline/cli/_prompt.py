@@ -27,6 +27,10 @@ from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["CommandPrompt"]
 
+#: The longest command line split like a shell's (quotes, escapes); a longer one is split at
+#: white space. Commands are short: only a ``set`` value or a ``break`` condition is long.
+_SHELL_SPLIT_MAX = 64 << 10
+
 
 class CommandPrompt:
     """A read-dispatch loop over ``COMMANDS`` (subclasses fill the tables and the commands)."""
@@ -90,7 +94,10 @@ class CommandPrompt:
         """Run one command line, printing its answer or its one-line error."""
         self._line = line.strip()
         try:
-            words = shlex.split(line)
+            # shlex builds each word a character at a time, in time quadratic in its length:
+            # a long line (a large ``set`` value) is split at white space instead (the commands
+            # that take a long argument read it from the line as typed: ``rest_of_line``).
+            words = shlex.split(line) if len(line) <= _SHELL_SPLIT_MAX else line.split()
         except ValueError as exc:
             self._print(f"error: {exc}")
             return

@@ -210,6 +210,9 @@ def _local(args: argparse.Namespace, file: str) -> int:
     except PipelineError as exc:
         _fail(EXIT_FAILURE, str(exc))
         runner.cancel()
+    except BaseException:
+        runner.cancel()  # else finish() would wait for ever on a run left paused
+        raise
     finally:
         runner.finish()
     return runner.code
