@@ -193,6 +193,21 @@ def test_a_successful_stage_records_its_mapped_outputs(records: list[logging.Log
     ] == _shown(records, "event")
 
 
+def test_a_stopped_stage_says_cancelled_once(records: list[logging.LogRecord]) -> None:
+    """A stage a stop cancelled, whose error begins with its status, says the status once."""
+    finished = StageFinished(
+        **IDS,
+        task_run_id="build.0.1",
+        status=StageStatus.CANCELLED,
+        at=11.0,
+        error="cancelled: run cancelled",
+    )
+    RunLog()(finished, SPAN)
+    assert [
+        (LIFECYCLE_LOGGER, "WARNING", "stage build.0.1 finished: cancelled: run cancelled"),
+    ] == _shown(records)
+
+
 def test_a_skipped_stage_is_a_lifecycle_record(records: list[logging.LogRecord]) -> None:
     """A skipped stage is one INFO record naming the stage and the reason."""
     skipped = StageSkipped(
@@ -354,6 +369,13 @@ def test_an_engine_event_at_trace_is_its_type_and_fields(records: list[logging.L
             f"run {RUN} finished: failure: stage build failed",
         ),
         (RunStatus.CANCELLED, None, "WARNING", f"run {RUN} finished: cancelled"),
+        (RunStatus.CANCELLED, "cancelled", "WARNING", f"run {RUN} finished: cancelled"),
+        (
+            RunStatus.CANCELLED,
+            "cancelled: run cancelled",
+            "WARNING",
+            f"run {RUN} finished: cancelled: run cancelled",
+        ),
         (RunStatus.SUCCESS, None, "INFO", f"run {RUN} finished: success"),
     ],
 )

@@ -324,6 +324,30 @@ def test_a_turns_rows_keep_their_order_around_a_record_through_logging(run_loggi
     ]
 
 
+def test_a_stopped_stages_row_says_cancelled_once(run_logging: Any) -> None:
+    """A direct row of a stage a stop cancelled says its status once, as the record does."""
+    hook, writer, db, _ = run_logging
+    queue = RecordQueue(lambda event: hook(event, SPAN))
+    stopped = StageFinished(
+        run_id=RUN,
+        pipeline="p",
+        stage="s0",
+        instance=0,
+        attempt=1,
+        task_run_id="s0.0.1",
+        status=StageStatus.CANCELLED,
+        at=1_700_000_000.5,
+        error="cancelled: run cancelled",
+    )
+    try:
+        with _runner_handlers_aside():
+            queue.handle_batch([stopped])
+    finally:
+        queue.close()
+    writer.flush()
+    assert ["stage s0.0.1 finished: cancelled: run cancelled"] == [row[10] for row in _rows(db)]
+
+
 class _Taking:
     """A hook that takes the record types in ``taking`` (``Recorder.handle`` asks ``takes``)."""
 

@@ -117,6 +117,14 @@ _OFF: Any = object()  # the logger drops records at that level
 _TEXTS_MAX: Final = 256
 
 
+def _outcome(status: str, error: str | None) -> str:
+    """``status`` and its error, the status said once: a stop's error already begins with it
+    (``cancelled: run cancelled``), and a bare one is the status itself (``cancelled``)."""
+    if not error or error == status:
+        return status
+    return error if error.startswith(f"{status}: ") else f"{status}: {error}"
+
+
 def _value(value: Any) -> str:
     """Redacted, bounded JSON of ``value``."""
     try:
@@ -300,8 +308,8 @@ class RunLog:
             if attributes is None:
                 fields = {"event": "stage.finished", "status": status, "error_type": error_type}
                 attributes = self._attributes(key, fields)
-            error = f": {event.error}" if event.error else ""
-            body = "stage %s finished: %s%s" % (event.task_run_id, status, error)  # noqa: UP031
+            outcome = _outcome(status, event.error)
+            body = "stage %s finished: %s" % (event.task_run_id, outcome)  # noqa: UP031
         if sink is not self._rows_sink:
             self._hand_over()
             self._rows_sink = sink
@@ -424,14 +432,13 @@ class RunLog:
         status = str(event.status)
         level = {"failure": logging.ERROR, "cancelled": logging.WARNING}.get(status, logging.INFO)
         if _lifecycle.isEnabledFor(level):
-            error = f": {event.error}" if event.error else ""
             self._emit(
                 _lifecycle,
                 level,
                 event,
                 span,
-                "run %s finished: %s%s",
-                (event.run_id, status, error),
+                "run %s finished: %s",
+                (event.run_id, _outcome(status, event.error)),
                 {"event": "run.finished", "status": status},
             )
 
@@ -496,14 +503,13 @@ class RunLog:
                 {"event": "outputs.mapped"},
             )
         if _lifecycle.isEnabledFor(level):
-            error = f": {event.error}" if event.error else ""
             self._emit(
                 _lifecycle,
                 level,
                 event,
                 span,
-                "stage %s finished: %s%s",
-                (event.task_run_id, status, error),
+                "stage %s finished: %s",
+                (event.task_run_id, _outcome(status, event.error)),
                 {"event": "stage.finished", "status": status, "error_type": event.error_type},
             )
 
