@@ -29,6 +29,7 @@ __all__ = ["CommandPrompt"]
 
 #: The longest command line split like a shell's (quotes, escapes); a longer one is split at
 #: white space. Commands are short: only a ``set`` value or a ``break`` condition is long.
+#: Why: benchmarks/README.md, "Debug prompt lines split at white space past 64 KiB (qa24)".
 _SHELL_SPLIT_MAX = 64 << 10
 
 
