@@ -133,6 +133,18 @@ tests_for() {
             echo tests/pipeline_tracking_otlp_json_test.py \
                 tests/pipeline_tracking_otlp_json_encoding_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
+        pipeline/engine/_debug.py)
+            echo tests/pipeline_engine_debug_session_test.py \
+                tests/pipeline_engine_debug_commands_test.py \
+                tests/pipeline_engine_debug_inspect_test.py tests/pipeline_debug_engine_test.py \
+                tests/pipeline_debug_monitor_test.py tests/pipeline_debug_server_test.py \
+                tests/pipeline_run_state_test.py tests/pipeline_replay_step_test.py ;;
+        pipeline/engine/_triggering.py)
+            echo tests/pipeline_engine_triggering_test.py tests/pipeline_engine_debug_inspect_test.py \
+                tests/pipeline_engine_triggers_test.py tests/pipeline_engine_trigger_functions_test.py \
+                tests/pipeline_monitor_trigger_events_test.py tests/pipeline_engine_test.py \
+                tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_observers_test.py \
+                tests/pipeline_engine_property_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
