@@ -329,7 +329,10 @@ class SpanStore:
             clauses.append("pipeline = ?")
             params.append(pipeline)
         if status in OPEN_RUN_STATUSES:
-            clauses.append("end_ns IS NULL")
+            # An open run's row says 'running' until the upsert that sets its end also sets its
+            # final status: the status names lead SQLite to the open runs through runs_status,
+            # where "end_ns IS NULL" alone walked every run of the history.
+            clauses.append("status = 'running' AND end_ns IS NULL")
         elif status is not None:
             clauses.append("status = ?")
             params.append(status)
