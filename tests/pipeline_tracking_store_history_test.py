@@ -88,3 +88,37 @@ def test_open_run_filter_reads_no_ended_run(
 
     expected = _steps(counted, short, search)
     assert expected == _steps(counted, long, search)
+
+
+def test_retention_with_nothing_old_enough_reads_no_run(tmp_path: Path, counted: list[int]) -> None:
+    """A retention pass by age that deletes nothing executes as many instructions over 3,000
+    runs as over 50 (it runs each time a store opens with the policy in the environment)."""
+    short = _history(tmp_path / "short.db", SHORT, open_runs=0)
+    long = _history(tmp_path / "long.db", LONG, open_runs=0)
+    policy = RetentionPolicy(max_age=400 * 86400.0)
+
+    def retention(store: SpanStore) -> object:
+        return store.apply_retention(policy, now=T0 / 1e9 + 86400)
+
+    expected = _steps(counted, short, retention)
+    assert expected == _steps(counted, long, retention)
+
+
+def test_retention_by_count_keeps_the_runs_listed_first(tmp_path: Path) -> None:
+    """Of runs that started at the same instant, retention keeps those ``runs list`` shows
+    first, up to ``keep`` a pipeline."""
+    path = _history(tmp_path / "spans.db", 0, open_runs=0)
+    rows = [
+        (f"{n:032x}", "p", "success", T0 + (n // 4) * MINUTE, T0 + MINUTE * 10)
+        for n in (7, 3, 5, 1, 6, 2, 4, 0)
+    ]
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns) "
+            "VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+    with SpanStore(path, retention=RetentionPolicy()) as store:
+        expected = [s.run_id for s in store.search(limit=6)]
+        store.apply_retention(RetentionPolicy(keep=6))
+        assert expected == [s.run_id for s in store.search(limit=100)]

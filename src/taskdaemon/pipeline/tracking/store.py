@@ -38,6 +38,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
+from taskdaemon.pipeline.tracking._retention import delete_expired
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect_to_read, rollback
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
@@ -383,71 +384,18 @@ class SpanStore:
         ``policy.keep``, with their spans and log records, in one transaction; never a run
         still being written. Traces that have no run row (foreign spans) whose first span is
         older than ``max_age`` go too, and resources no remaining trace uses. Freed pages are then
-        released with an incremental vacuum."""
+        released with an incremental vacuum. What a pass reads grows with what it deletes and
+        with ``keep``, not with the whole history (``tracking._retention``)."""
         if not policy.is_active:
             return RetentionResult(0, 0)
         now = self._clock() if now is None else now
+        cutoff = None if policy.max_age is None else int((now - policy.max_age) * 1e9)
         with self._cursor() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("CREATE TEMP TABLE IF NOT EXISTS doomed (trace_id TEXT PRIMARY KEY)")
-                conn.execute("DELETE FROM temp.doomed")
-                cutoff = None
-                if policy.max_age is not None:
-                    cutoff = int((now - policy.max_age) * 1e9)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO temp.doomed SELECT trace_id FROM runs "
-                        "WHERE start_ns < ?",
-                        (cutoff,),
-                    )
-                if policy.keep is not None:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO temp.doomed SELECT trace_id FROM ("
-                        " SELECT trace_id, ROW_NUMBER() OVER ("
-                        "  PARTITION BY pipeline ORDER BY start_ns DESC, trace_id) AS n"
-                        " FROM runs) WHERE n > ?",
-                        (policy.keep,),
-                    )
-                open_rows = conn.execute(
-                    "SELECT r.trace_id, r.writer_id FROM runs r JOIN temp.doomed d "
-                    "ON d.trace_id = r.trace_id WHERE r.end_ns IS NULL"
-                ).fetchall()
-                for trace_id, writer_id in open_rows:
-                    if self._writer_alive(conn, writer_id):
-                        conn.execute("DELETE FROM temp.doomed WHERE trace_id = ?", (trace_id,))
-                if cutoff is not None:
-                    # Traces no run row describes (spans of other services) go by their age.
-                    conn.execute(
-                        "INSERT OR IGNORE INTO temp.doomed SELECT trace_id FROM traces "
-                        "WHERE first_ns < ? AND trace_id NOT IN (SELECT trace_id FROM runs)",
-                        (cutoff,),
-                    )
-                doomed_nos = (
-                    "SELECT trace_no FROM traces "
-                    "WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
+                runs, spans = delete_expired(
+                    conn, cutoff_ns=cutoff, keep=policy.keep, writer_alive=self._writer_alive
                 )
-                spans = conn.execute(
-                    f"DELETE FROM spans WHERE trace_no IN ({doomed_nos})"  # noqa: S608
-                ).rowcount
-                conn.execute(f"DELETE FROM trace_resources WHERE trace_no IN ({doomed_nos})")  # noqa: S608
-                conn.execute(
-                    "DELETE FROM resources WHERE NOT EXISTS (SELECT 1 FROM trace_resources t "
-                    "WHERE t.resource_no = resources.resource_no)"
-                )
-                conn.execute(
-                    "DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
-                )
-                conn.execute(
-                    "DELETE FROM logs WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
-                )
-                runs = conn.execute(
-                    "DELETE FROM runs WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
-                ).rowcount
-                conn.execute(
-                    "DELETE FROM writers WHERE closed_ns IS NOT NULL AND id NOT IN "
-                    "(SELECT writer_id FROM runs WHERE writer_id IS NOT NULL)"
-                )
-                conn.execute("DELETE FROM temp.doomed")
                 conn.execute("COMMIT")
             except BaseException:
                 rollback(conn)
