@@ -6,12 +6,13 @@ built by ``history_store.py`` on first use and kept in ``--dir``, take about 44 
 
 Every operation runs in a fresh child process over each store, under ``valgrind
 --tool=callgrind`` (``engine_stage_instructions.instructions``: address-space randomisation
-off, a fixed hash seed, no ``.pyc`` written), once with the operation done once and once with
-it done three times in a row; (count of three - count of one) / 2 is the operation's own
-instructions, the interpreter's start-up, imports and first-use work cancelled. Each size's
-figure is printed with the ratio of the largest size to the smallest: 1.0 is an operation
-whose cost does not depend on the history, 5.0 one that reads all of it. ``--memory`` adds
-each child's peak resident set (``ru_maxrss``, one run of the operation, no valgrind).
+off, a fixed hash seed, the ``.pyc`` files compiled first and written by no child), once with
+the operation done once and once with it done twice in a row; the difference is the
+operation's own instructions, the interpreter's start-up, imports and first-use work
+cancelled. Each size's figure is printed with the ratio of the largest size to the smallest:
+1.0 is an operation whose cost does not depend on the history, 5.0 one that reads all of it.
+``--memory`` adds each child's peak resident set (``ru_maxrss``, one run of the operation, no
+valgrind); ``--memory-only`` measures that alone.
 
 ``--baseline SRC`` (another checkout's ``src``) counts the same operations with that tree
 first on the path, side by side. Each operation is what a user runs: the CLI in-process
@@ -25,7 +26,9 @@ import argparse
 import concurrent.futures
 import contextlib
 import io
+import logging
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -33,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -69,10 +73,10 @@ def _web(path: str) -> Callable[[Path, dict[str, str]], None]:
     return run
 
 
-_CLIENTS: dict[Path, object] = {}
+_CLIENTS: dict[Path, Any] = {}
 
 
-def _client(db: Path) -> object:
+def _client(db: Path) -> Any:
     """One app per store and process, as a server keeps one (its first request opens the
     store: that cost is the first repetition's, as a server's first page pays it)."""
     if db not in _CLIENTS:
@@ -90,6 +94,14 @@ def _client(db: Path) -> object:
     return _CLIENTS[db]
 
 
+class StopWhenScheduleDone(logging.Handler):
+    """``serve`` goes on serving after its last run: its own stop signal, once it says so."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("schedule done"):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _serve_start(db: Path, ids: dict[str, str]) -> None:
     """``taskdaemon serve`` on the store (its home) running one one-stage run, then exiting."""
     pipeline = Path(tempfile.mkdtemp(prefix="history-serve-")) / "one.yaml"
@@ -99,6 +111,9 @@ def _serve_start(db: Path, ids: dict[str, str]) -> None:
         "    triggers: [{manual: {approval_required: false}}]\n"
         "    inputs: {goal: {from: request.goal, required: false}}\n"
     )
+    serve_log = logging.getLogger("taskdaemon.serve")
+    if not any(isinstance(h, StopWhenScheduleDone) for h in serve_log.handlers):
+        serve_log.addHandler(StopWhenScheduleDone())
     _cli("serve", "--port", "0", "--pipeline", str(pipeline), "--max-runs", "1")(db, ids)
 
 
@@ -193,16 +208,16 @@ def _store_for(op: str, db: Path) -> Path:
 
 
 def own_instructions(source: str, op: str, db: Path) -> int:
-    """Instructions of ``op`` itself over ``db``: (three times - once) / 2."""
+    """Instructions of ``op`` itself over ``db``: twice - once."""
     counts = []
-    for reps in (1, 3):
+    for reps in (1, 2):
         store = _store_for(op, db)
         try:
             counts.append(instructions(_command(op, store, reps), _env(source, store, op)))
         finally:
             if store != db:
                 subprocess.run(["rm", "-rf", str(store.parent)], check=False)
-    return (counts[1] - counts[0]) // 2
+    return counts[1] - counts[0]
 
 
 def peak_kib(source: str, op: str, db: Path) -> int:
@@ -248,6 +263,7 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="SRC")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--memory", action="store_true", help="also each child's peak RSS")
+    parser.add_argument("--memory-only", action="store_true", help="peak RSS, no valgrind")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind children at once")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
@@ -262,31 +278,31 @@ def main() -> None:
     if args.baseline:
         trees["base"] = os.path.abspath(args.baseline)
     stores = {size: ensure_store(args.dir, size) for size in sizes}
-    jobs = [(tree, op, size) for op in ops for tree in trees for size in sizes]
-    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
-        counted = dict(
-            zip(
-                jobs,
-                pool.map(lambda j: own_instructions(trees[j[0]], j[1], stores[j[2]]), jobs),
-                strict=True,
-            )
-        )
-    peaks = {}
-    if args.memory:
-        for job in jobs:
-            peaks[job] = peak_kib(trees[job[0]], job[1], stores[job[2]])
+    for source in (*trees.values(), str(HERE)):  # .pyc read by every child, written by none
+        subprocess.run([sys.executable, "-m", "compileall", "-q", source], check=True)
     small, large = sizes[0], sizes[-1]
     header = f"{'operation':26} {'tree':5}" + "".join(f" {s:>14,}" for s in sizes)
-    print(header + f" {'ratio':>7}" + ("   peak MiB (ratio)" if args.memory else ""))
-    for op in ops:
-        for tree in trees:
-            row = [counted[tree, op, size] for size in sizes]
-            ratio = row[-1] / row[0] if row[0] > 0 else float("nan")
-            line = f"{op:26} {tree:5}" + "".join(f" {n:>14,}" for n in row) + f" {ratio:7.2f}"
-            if args.memory:
-                low, high = peaks[tree, op, small], peaks[tree, op, large]
-                line += f"   {low / 1024:.0f} -> {high / 1024:.0f} ({high / low:.2f})"
-            print(line, flush=True)
+    memory = args.memory or args.memory_only
+    print(header + f" {'ratio':>7}" + ("   peak MiB (ratio)" if memory else ""), flush=True)
+    count = own_instructions if not args.memory_only else lambda *_: 0
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {
+            (tree, op, size): pool.submit(count, trees[tree], op, stores[size])
+            for op in ops
+            for tree in trees
+            for size in sizes
+        }
+        for op in ops:
+            for tree, source in trees.items():
+                row = [futures[tree, op, size].result() for size in sizes]
+                ratio = row[-1] / row[0] if row[0] > 0 else float("nan")
+                line = f"{op:26} {tree:5}" + "".join(f" {n:>14,}" for n in row)
+                line += f" {ratio:7.2f}"
+                if memory:
+                    low = peak_kib(source, op, stores[small])
+                    high = peak_kib(source, op, stores[large])
+                    line += f"   {low / 1024:.0f} -> {high / 1024:.0f} ({high / low:.2f})"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -187,6 +187,11 @@ def _log_rows(
         )
 
 
+def _time_of(row: tuple[Any, ...]) -> int:
+    time_ns: int = row[1]
+    return time_ns
+
+
 def build(db: Path, runs: int, newest_age: float = 60.0) -> None:
     """Replace ``db`` with a store of ``runs`` copies of a real run (see the module docstring)."""
     for suffix in ("", "-wal", "-shm"):
@@ -218,7 +223,7 @@ def build(db: Path, runs: int, newest_age: float = 60.0) -> None:
         conn.executemany(
             "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage, instance, "
             "attempt, span_id, scope, body, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            sorted(log_rows, key=lambda row: row[1]),
+            sorted(log_rows, key=_time_of),
         )
     with conn:
         one_writer_a_run(conn)
