@@ -219,11 +219,12 @@ def build(db: Path, runs: int, newest_age: float = 60.0) -> None:
             print(f"  {number + 1} runs written ({rate:.0f} runs/s)", file=sys.stderr, flush=True)
     processor.shutdown()
     conn = sqlite3.connect(db)
+    ordered: list[Any] = sorted(log_rows, key=_time_of)
     with conn:
         conn.executemany(
             "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage, instance, "
             "attempt, span_id, scope, body, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            sorted(log_rows, key=_time_of),
+            ordered,
         )
     with conn:
         one_writer_a_run(conn)
