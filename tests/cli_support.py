@@ -19,7 +19,7 @@ TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 
 def environment(home: Path, **extra: str) -> dict[str, str]:
     """This environment with its own ``TASKDAEMON_HOME``, no exporters, text logs, no span
-    source or retention of the caller's, and ``extra``."""
+    source, retention or breakpoints of the caller's, and ``extra``."""
     env = dict(os.environ)
     env.update(
         {
@@ -30,7 +30,11 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
             "TASKDAEMON_LOG_FORMAT": "text",
         }
     )
-    for name in ("TASKDAEMON_SPAN_SOURCE", "TASKDAEMON_RETENTION_MAX_AGE"):
+    for name in (
+        "TASKDAEMON_SPAN_SOURCE",
+        "TASKDAEMON_RETENTION_MAX_AGE",
+        "TASKDAEMON_BREAKPOINTS",
+    ):
         env.pop(name, None)
     env.pop("TASKDAEMON_RETENTION_KEEP", None)
     env.update(extra)
@@ -43,19 +47,36 @@ def taskdaemon(
     timeout: float = 60,
     cwd: Path = ROOT,
     launcher: Sequence[str] = (TASKDAEMON,),
+    stdin: str | None = None,
     **extra: str,
 ) -> subprocess.CompletedProcess[str]:
-    """Run one command to its end, in ``cwd``, with ``environment(home, **extra)``;
-    ``launcher`` is what runs the CLI (the console script, or ``python -c CODE``)."""
+    """Run one command to its end, in ``cwd``, with ``environment(home, **extra)`` and
+    ``stdin`` on a pipe (None: no input); ``launcher`` is what runs the CLI (the console
+    script, or ``python -c CODE``)."""
     return subprocess.run(
         [*launcher, *args],
         cwd=cwd,
         env=environment(home, **extra),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+#: Two stages, b reading a's output ``x``: what the debugger's tests pause at b and override.
+PAUSABLE_PIPELINE = """\
+    name: dbg
+    stages:
+      - name: a
+        command: "echo '{\\"x\\": 1}'"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "echo '{}'"
+        triggers: [{on_completion: {stage: a}}]
+        inputs: {x: stages.a.outputs.x}
+"""
 
 
 def write(path: Path, text: str) -> Path:

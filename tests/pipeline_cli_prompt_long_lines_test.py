@@ -4,27 +4,11 @@ request the run cannot read, and the prompt (and its run) going on."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
-
-PIPELINE = """\
-    name: dbg
-    stages:
-      - name: a
-        command: "echo '{\\"x\\": 1}'"
-        triggers: [{manual: {approval_required: false}}]
-      - name: b
-        command: "echo '{}'"
-        triggers: [{on_completion: {stage: a}}]
-        inputs: {x: stages.a.outputs.x}
-"""
+from cli_support import PAUSABLE_PIPELINE, taskdaemon, write
 
 
 @pytest.mark.slow
@@ -35,18 +19,10 @@ def test_a_set_value_over_the_sockets_bound_is_one_error_line_and_the_prompt_goe
     ``where`` answers and the run ends when the input does (the line's shell-like split took
     time quadratic in its length, then the broken pipe escaped the prompt and the process
     waited for ever on its paused run)."""
-    (home / "p.yaml").write_text(textwrap.dedent(PIPELINE))
-    env = {**os.environ, "TASKDAEMON_HOME": str(home), "OTEL_TRACES_EXPORTER": "none"}
-    env.pop("TASKDAEMON_BREAKPOINTS", None)
+    path = write(home / "p.yaml", PAUSABLE_PIPELINE)
     value = json.dumps("z" * 1_500_000)
-    done = subprocess.run(
-        [TASKDAEMON, "debug", str(home / "p.yaml"), "--break", "b", "-q"],
-        env=env,
-        input=f"set b x {value}\nwhere\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = taskdaemon(
+        home, "debug", str(path), "--break", "b", "-q", stdin=f"set b x {value}\nwhere\n"
     )
     request = {"op": "debug", "action": "set", "stage": "b", "input": "x"}
     size = len(json.dumps({**request, "value": "z" * 1_500_000, "by": "cli debug"})) + 1
