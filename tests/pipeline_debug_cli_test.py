@@ -404,7 +404,7 @@ def test_attach_to_a_garbage_run_id_is_one_line_and_reaches_no_socket(home: Path
         answers = [debug(home, "attach", run_id) for run_id in ("../x", "a" * 300)]
     assert [
         (1, ["taskdaemon debug: not a run id: '../x'"]),
-        (1, ["taskdaemon debug: not a run id: '" + "a" * 80 + "'..."]),
+        (1, ["taskdaemon debug: not a run id: '" + "a" * 79 + "…'"]),
     ] == [
         (done.returncode, [line.split(" (a run id")[0] for line in done.stderr.splitlines()])
         for done in answers

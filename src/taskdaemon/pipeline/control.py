@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 
 __all__ = [
@@ -253,7 +254,7 @@ def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
     # socket elsewhere (anyone's), and 300 characters a file name the system refuses.
     if not _RUN_ID.fullmatch(run_id):
         raise RunNotFoundError(
-            f"not a run id: {run_id[:80]!r}{'...' if len(run_id) > 80 else ''} (a run id is "
+            f"not a run id: {cut(run_id, 80)!r} (a run id is "
             f"at most {_MAX_RUN_ID} letters, digits, '-' and '_')"
         )
     path = socket_path(run_id, home)
