@@ -173,12 +173,12 @@ class DebugOps:
         if client is None or everything:
             deleted = self._delete(None)
         else:
-            mine = [bp.id for bp in self.session.breakpoints(self.run_id)]
-            deleted = sum(
-                self.session.delete_breakpoint(number)
-                for number in mine
-                if self._set_by.get(number) == client
-            )
+            mine = [
+                bp.id
+                for bp in self.session.breakpoints(self.run_id)
+                if self._set_by.get(bp.id) == client
+            ]
+            deleted = sum(self.session.delete_breakpoint(number) for number in mine)
         self._clients.pop(client or "", None)
         if client is not None and not everything and self._attached():
             # Another prompt is at work (at a pause, perhaps): leave the run to it.
