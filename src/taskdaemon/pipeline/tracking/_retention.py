@@ -22,16 +22,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Final
 
+from taskdaemon.pipeline.tracking._schema import PIPELINE_NAMES
+
 __all__ = ["delete_expired"]
 
-_PIPELINES: Final = (
-    "WITH RECURSIVE p(name) AS ("
-    " SELECT (SELECT min(pipeline) FROM runs)"
-    " UNION ALL"
-    " SELECT (SELECT min(pipeline) FROM runs WHERE pipeline > p.name) FROM p"
-    " WHERE p.name IS NOT NULL"
-    ") SELECT name FROM p WHERE name IS NOT NULL"
-)
 _DOOMED_NOS: Final = (
     "SELECT trace_no FROM traces WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
 )
@@ -115,7 +109,7 @@ def delete_expired(
             (cutoff_ns,),
         )
     if keep is not None:
-        for (pipeline,) in conn.execute(_PIPELINES).fetchall():
+        for (pipeline,) in conn.execute(PIPELINE_NAMES).fetchall():
             _doom_beyond(conn, pipeline, keep)
     open_rows = conn.execute(
         "SELECT r.trace_id, r.writer_id FROM temp.doomed d CROSS JOIN runs r "

@@ -70,6 +70,7 @@ from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, crea
 _logger = logging.getLogger("taskdaemon.tracking")
 
 __all__ = [
+    "PIPELINE_NAMES",
     "SCHEMA_VERSION",
     "OpenedFile",
     "connect",
@@ -81,6 +82,17 @@ __all__ = [
 ]
 
 SCHEMA_VERSION: Final = 9
+
+#: Every pipeline name of the runs table, in order, each found by one seek of the (pipeline,
+#: start) index from the name before: as many index reads as pipelines, not as runs.
+PIPELINE_NAMES: Final = (
+    "WITH RECURSIVE p(name) AS ("
+    " SELECT (SELECT min(pipeline) FROM runs)"
+    " UNION ALL"
+    " SELECT (SELECT min(pipeline) FROM runs WHERE pipeline > p.name) FROM p"
+    " WHERE p.name IS NOT NULL"
+    ") SELECT name FROM p WHERE name IS NOT NULL"
+)
 
 _LOGS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS logs (

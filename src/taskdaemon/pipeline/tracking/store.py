@@ -40,7 +40,12 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
-from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect_to_read, rollback
+from taskdaemon.pipeline.tracking._schema import (
+    PIPELINE_NAMES,
+    SCHEMA_VERSION,
+    connect_to_read,
+    rollback,
+)
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
@@ -319,6 +324,18 @@ class SpanStore:
         with self._cursor() as conn:
             row = conn.execute(f"SELECT COUNT(*) FROM runs {where}", params).fetchone()  # noqa: S608
         return int(row[0])
+
+    def pipeline_counts(self, limit: int = 1000) -> dict[str, int]:
+        """Each pipeline with runs (the first ``limit`` by name) and how many runs it has:
+        every name, however long ago it last ran, found through the (pipeline, start) index."""
+        with self._cursor() as conn:
+            names = [row[0] for row in conn.execute(f"{PIPELINE_NAMES} LIMIT ?", (limit,))]
+            return {
+                name: conn.execute(
+                    "SELECT COUNT(*) FROM runs WHERE pipeline = ?", (name,)
+                ).fetchone()[0]
+                for name in names
+            }
 
     @staticmethod
     def _where(

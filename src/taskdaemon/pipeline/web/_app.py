@@ -309,10 +309,10 @@ class WebApp:
     async def api_pipelines(self, request: Request) -> Response:
         """``{"pipelines": [...]}``."""
         try:
-            summaries, known = await self.data.pipelines()
+            summaries, known, counts = await self.data.pipelines()
         except SpanSourceError as exc:
             return error_response(502, f"span source: {exc}")
-        return JSONResponse({"pipelines": pipelines_json(summaries, known)})
+        return JSONResponse({"pipelines": pipelines_json(summaries, known, counts)})
 
     async def api_run(self, request: Request) -> Response:
         """The run record; with ``?stage=S``, what the stage panel shows: the run's fields with

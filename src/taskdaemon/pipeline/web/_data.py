@@ -170,11 +170,26 @@ class RunData:
         ordered = sorted(rows.values(), key=lambda row: row[0].start, reverse=True)
         return ordered[:limit]
 
-    async def pipelines(self) -> tuple[list[RunSummary], dict[str, Any]]:
-        """Recent runs (for their pipelines) and the definitions the engine has seen."""
+    async def pipelines(
+        self, limit: int = 1000
+    ) -> tuple[list[RunSummary], dict[str, Any], dict[str, int] | None]:
+        """Runs for their pipelines, the definitions the engine has seen, and each stored
+        pipeline's run count when the source can tell (the embedded store; else None).
+
+        The runs are the newest ``limit``, plus, from a source that counts, the newest run of
+        each pipeline that has none among them: a pipeline that last ran long ago is listed
+        too, with its true count, not only those of the recent runs."""
         known = self.live.pipelines() if self.live is not None else {}
-        summaries = [row[0] for row in await self.recent(limit=1000)]
-        return summaries, known
+        summaries = [row[0] for row in await self.recent(limit=limit)]
+        source = await asyncio.to_thread(self.source)
+        counter = getattr(source, "pipeline_counts", None)
+        if counter is None:
+            return summaries, known, None
+        counts: dict[str, int] = await asyncio.to_thread(counter)
+        listed = {summary.pipeline for summary in summaries}
+        for name in counts.keys() - listed:
+            summaries += await asyncio.to_thread(source.search, name, None, None, None, 1)
+        return summaries, known, counts
 
 
 def _summary(record: RunRecord) -> RunSummary:

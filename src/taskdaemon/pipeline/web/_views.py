@@ -245,11 +245,14 @@ def summary_json(summary: RunSummary, *, live: bool = False) -> dict[str, Any]:
 
 
 def pipelines_json(
-    summaries: Iterable[RunSummary], known: Mapping[str, Any]
+    summaries: Iterable[RunSummary],
+    known: Mapping[str, Any],
+    counts: Mapping[str, int] | None = None,
 ) -> list[dict[str, Any]]:
     """``/api/pipelines``: every pipeline with runs in ``summaries`` (newest first) or a
-    definition in ``known`` (name → ``model.Pipeline``): its run count, last run and, when
-    the definition is known, its stages and definition hash."""
+    definition in ``known`` (name → ``model.Pipeline``): its run count (from ``counts`` when
+    the source gave them, else among ``summaries``), last run and, when the definition is
+    known, its stages and definition hash."""
     found: dict[str, dict[str, Any]] = {}
     for summary in summaries:
         entry = found.setdefault(
@@ -263,6 +266,9 @@ def pipelines_json(
             },
         )
         entry["runs"] += 1
+    for name, count in (counts or {}).items():
+        if name in found:
+            found[name]["runs"] = count
     for name, pipeline in known.items():
         entry = found.setdefault(
             name,
