@@ -324,28 +324,18 @@ async def test_a_resume_without_a_name_is_by_the_api(command: str) -> None:
     assert "api" == recorder.of(BreakpointResumed)[0].by
 
 
-async def test_step_resumes_a_pause_of_its_own_run() -> None:
-    """With two runs paused, ``step`` of the second resumes the second's pause only."""
+@pytest.mark.parametrize("command", ["step", "skip"])
+async def test_a_command_takes_a_pause_of_its_own_run(command: str) -> None:
+    """With two runs paused, ``step`` (or ``skip``) of the second takes the second's pause
+    only, and returns it."""
     async with session() as (_engine, debug):
         debug.set_breakpoint("b")
         first = await paused_at(debug, chain())
         second = await paused_at(debug, chain())
-        stepped = debug.step(second.run_id)
+        taken = getattr(debug, command)(second.run_id)
         still = debug.paused(first.run_id)
         debug.continue_()
-    assert (second, [first]) == (stepped, still)
-
-
-async def test_skip_takes_a_pause_of_its_own_run() -> None:
-    """With two runs paused, ``skip`` of the second skips the second's execution only."""
-    async with session() as (_engine, debug):
-        debug.set_breakpoint("b")
-        first = await paused_at(debug, chain())
-        second = await paused_at(debug, chain())
-        skipped = debug.skip(second.run_id)
-        still = debug.paused(first.run_id)
-        debug.continue_()
-    assert (second, [first]) == (skipped, still)
+    assert (second, [first]) == (taken, still)
 
 
 async def test_a_retry_without_a_name_is_by_the_api() -> None:
