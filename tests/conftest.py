@@ -24,6 +24,7 @@ from cli_support import ROOT, TASKDAEMON, Served, environment
 
 if TYPE_CHECKING:
     from pipeline_monitor_support import Telemetry as InMemoryTelemetry
+    from pipeline_stage_output_support import Sink
     from taskdaemon.pipeline.cli.telemetry import Telemetry
     from taskdaemon.pipeline.settings import Settings
 
@@ -115,6 +116,23 @@ def cel_worker() -> Iterator[None]:
     from taskdaemon.pipeline.cel_worker import shared_worker
 
     shared_worker().close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    """An output sink registered for the test (``pipeline_stage_output_support.Sink``); the
+    capture limits the test began with are restored after it."""
+    from pipeline_stage_output_support import Sink
+    from taskdaemon.pipeline import stage_output
+
+    registered = Sink()
+    previous = stage_output.capture_limits()
+    stage_output.add_output_sink(registered)
+    try:
+        yield registered
+    finally:
+        stage_output.remove_output_sink(registered)
+        stage_output.set_capture_limits(previous)
 
 
 @pytest.fixture

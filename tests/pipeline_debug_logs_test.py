@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pipeline_stage_output_support import TRACEPARENT, Sink
 from pipeline_tracking_support import make_provider, write_example_run
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.cli import main
@@ -54,35 +55,6 @@ from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 IDS = ("run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id")
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-class Sink:
-    """An output sink keeping every batch it is given."""
-
-    def __init__(self) -> None:
-        self.batches: list[OutputBatch] = []
-
-    def write_output(self, batch: OutputBatch) -> None:
-        self.batches.append(batch)
-
-    def lines(self, stream: str | None = None) -> list[str]:
-        return [
-            text
-            for batch in self.batches
-            if stream is None or batch.stream == stream
-            for _, text in batch.lines
-        ]
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    registered = Sink()
-    stage_output.add_output_sink(registered)
-    try:
-        yield registered
-    finally:
-        stage_output.remove_output_sink(registered)
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from pipeline_stage_output_support import TRACEPARENT, Sink
 from taskdaemon.pipeline import output_pipes, stage_output
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.loops import (
@@ -34,40 +34,6 @@ from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 from taskdaemon.pipeline.web._logs import stage_log_tail
 
 RUN = "c" * 32
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-class Sink:
-    """An output sink keeping every batch, and telling a waiting test when lines arrived."""
-
-    def __init__(self) -> None:
-        self.batches: list[OutputBatch] = []
-        self.arrived = threading.Event()
-
-    def write_output(self, batch: OutputBatch) -> None:
-        self.batches.append(batch)
-        if batch.texts:
-            self.arrived.set()
-
-    def lines(self, stream: str | None = None) -> list[str]:
-        return [
-            text
-            for batch in self.batches
-            if stream is None or batch.stream == stream
-            for text in batch.texts
-        ]
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    registered = Sink()
-    previous = stage_output.capture_limits()
-    stage_output.add_output_sink(registered)
-    try:
-        yield registered
-    finally:
-        stage_output.remove_output_sink(registered)
-        stage_output.set_capture_limits(previous)
 
 
 def _ctx(command: str) -> StageContext:

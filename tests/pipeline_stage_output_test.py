@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_stage_output_support import TRACEPARENT, Sink
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.stage_output import (
     MAX_LINE_BYTES,
@@ -24,39 +25,12 @@ from taskdaemon.pipeline.stage_output import (
     communicate,
 )
 
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-class Sink:
-    """An output sink keeping every batch it is given."""
-
-    def __init__(self) -> None:
-        self.batches: list[OutputBatch] = []
-
-    def write_output(self, batch: OutputBatch) -> None:
-        self.batches.append(batch)
-
-    def texts(self) -> list[str]:
-        return [text for batch in self.batches for text in batch.texts]
-
 
 class FailingSink:
     """An output sink that raises on every batch."""
 
     def write_output(self, batch: OutputBatch) -> None:
         raise RuntimeError("sink down")
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    registered = Sink()
-    previous = stage_output.capture_limits()
-    stage_output.add_output_sink(registered)
-    try:
-        yield registered
-    finally:
-        stage_output.remove_output_sink(registered)
-        stage_output.set_capture_limits(previous)
 
 
 @pytest.fixture
@@ -119,7 +93,7 @@ def test_removing_a_sink_keeps_the_others(sink: Sink, captures: list[OutputCaptu
     stage_output.add_output_sink(other)
     stage_output.remove_output_sink(other)
     _capture(captures).feed("stdout", b"kept\n")
-    assert (["kept"], []) == (sink.texts(), other.texts())
+    assert (["kept"], []) == (sink.lines(), other.lines())
 
 
 def test_a_sink_added_twice_receives_each_batch_once(
@@ -128,7 +102,7 @@ def test_a_sink_added_twice_receives_each_batch_once(
     """Adding a registered sink again does not make it receive batches twice."""
     stage_output.add_output_sink(sink)
     _capture(captures).feed("stdout", b"once\n")
-    assert ["once"] == sink.texts()
+    assert ["once"] == sink.lines()
 
 
 def test_a_failing_sink_is_reported_once_and_the_others_still_receive(
@@ -153,7 +127,7 @@ def test_a_failing_sink_is_reported_once_and_the_others_still_receive(
         if r.name == "taskdaemon.pipeline.stage_output"
     ]
     expected = [(f"output sink {failing!r} failed; its batches are lost", RuntimeError)]
-    assert (expected, ["one", "two"]) == (reports, sink.texts())
+    assert (expected, ["one", "two"]) == (reports, sink.lines())
 
 
 def test_a_sink_removed_and_added_again_is_reported_again(
@@ -191,7 +165,7 @@ def test_a_capture_without_limits_takes_the_process_bound(
     stage_output.set_capture_limits(CaptureLimits(max_lines=2, max_bytes=1000))
     capture = _capture(captures)
     capture.feed("stdout", b"a\nb\nc\n")
-    assert (["a", "b"], 1) == (sink.texts(), capture.dropped_lines)
+    assert (["a", "b"], 1) == (sink.lines(), capture.dropped_lines)
 
 
 # -- the fallback: stdlib logging -------------------------------------------------------------
@@ -418,7 +392,7 @@ async def test_communicate_feeds_stdin_and_captures_stdout(
     )
     capture.spawned()
     await communicate(process, b"in 1\nin 2\n", capture)
-    assert (b"in 1\nin 2\n", ["in 1", "in 2"]) == (bytes(capture.stdout), sink.texts())
+    assert (b"in 1\nin 2\n", ["in 1", "in 2"]) == (bytes(capture.stdout), sink.lines())
 
 
 async def test_communicate_with_a_process_without_stdin_writes_nothing(
@@ -503,7 +477,7 @@ def test_a_last_line_that_fills_both_bounds_exactly_is_kept(
     capture.feed("stderr", b"a\n")
     capture.feed("stderr", b"b")
     _finish(capture)
-    assert (["a", "b"], 0) == (sink.texts(), capture.dropped_lines)
+    assert (["a", "b"], 0) == (sink.lines(), capture.dropped_lines)
 
 
 def test_past_the_byte_bound_even_an_empty_line_is_dropped(
@@ -515,7 +489,7 @@ def test_past_the_byte_bound_even_an_empty_line_is_dropped(
     capture.feed("stderr", b"abc\n")
     capture.feed("stderr", b"\n" + b"x" * (MAX_LINE_BYTES + 1))
     assert (["abc"], 2, MAX_LINE_BYTES) == (
-        sink.texts(),
+        sink.lines(),
         capture.dropped_lines,
         capture.dropped_bytes,
     )
@@ -529,7 +503,7 @@ def test_a_line_of_exactly_max_line_bytes_is_one_line(
     capture = _capture(captures)
     capture.feed("stdout", b"y" * MAX_LINE_BYTES)
     capture.feed("stdout", b"\n")
-    assert [MAX_LINE_BYTES] == [len(text) for text in sink.texts()]
+    assert [MAX_LINE_BYTES] == [len(text) for text in sink.lines()]
 
 
 def test_stderr_split_line_by_line_keeps_its_tail_as_written(
@@ -564,7 +538,7 @@ def test_the_last_line_a_bound_allows_is_kept_from_a_chunk(
     capture = _capture(captures, CaptureLimits(max_lines=3, max_bytes=3))
     for chunk in (b"a\n", b"b\n", b"c\n"):
         capture.feed(stream, chunk)
-    assert (["a", "b", "c"], 3, 0) == (sink.texts(), capture.captured_lines, capture.dropped_lines)
+    assert (["a", "b", "c"], 3, 0) == (sink.lines(), capture.captured_lines, capture.dropped_lines)
 
 
 def test_past_a_spent_byte_bound_empty_lines_are_dropped(
@@ -574,7 +548,7 @@ def test_past_a_spent_byte_bound_empty_lines_are_dropped(
     capture = _capture(captures, CaptureLimits(max_lines=10, max_bytes=3))
     capture.feed("stderr", b"abc\n")
     capture.feed("stderr", b"\n\n")
-    assert (["abc"], 1, 2) == (sink.texts(), capture.captured_lines, capture.dropped_lines)
+    assert (["abc"], 1, 2) == (sink.lines(), capture.captured_lines, capture.dropped_lines)
 
 
 def test_a_long_line_past_the_line_bound_is_counted_in_pieces(
@@ -585,7 +559,7 @@ def test_a_long_line_past_the_line_bound_is_counted_in_pieces(
     capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1 << 30))
     capture.feed("stderr", b"a\n" + b"x " * MAX_LINE_BYTES + b"\n")
     assert (["a"], 2, 2 * MAX_LINE_BYTES) == (
-        sink.texts(),
+        sink.lines(),
         capture.dropped_lines,
         capture.dropped_bytes,
     )
