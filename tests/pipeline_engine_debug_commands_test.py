@@ -11,7 +11,7 @@ import pytest
 from pipeline_engine_debug_support import chain, paused_at, session
 from pipeline_engine_support import Recorder, after, fail, pipeline, stage
 from taskdaemon.pipeline.errors import PipelineError
-from taskdaemon.pipeline.events import BreakpointResumed, StageSkipped
+from taskdaemon.pipeline.events import BreakpointResumed, InputOverridden, StageSkipped
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import ErrorStrategy, InputMapping, OnEvent
 from taskdaemon.pipeline.state import StageStatus
@@ -77,6 +77,20 @@ async def test_continue_of_a_stage_resumes_only_that_stage() -> None:
         left = [x.stage for x in debug.paused()]
         debug.continue_()
     assert (1, ["a"]) == (resumed, left)
+
+
+async def test_continue_of_a_run_counts_every_pause_it_resumed() -> None:
+    """``continue_(run_id)`` with two executions paused resumes both and returns 2."""
+    p = pipeline(stage("a"), stage("b"), concurrency=2)
+    async with session() as (engine, debug):
+        debug.set_breakpoint(None)
+        handle = await debug.start(p)
+        while len(debug.paused()) < 2:
+            await debug.wait_paused()
+            await asyncio.sleep(0)
+        resumed = debug.continue_(handle.run_id)
+        result = await engine.get_run(handle.run_id).wait()
+    assert (2, True) == (resumed, result.succeeded)
 
 
 async def test_step_with_nothing_paused_returns_none_and_the_next_execution_pauses() -> None:
@@ -224,6 +238,18 @@ async def test_overriding_an_input_twice_lists_it_once() -> None:
         (now,) = debug.paused()
         debug.continue_()
     assert (("x",), {"x": 3}) == (now.overridden, now.inputs)
+
+
+async def test_an_override_without_a_name_is_by_the_api() -> None:
+    """An override without ``by`` is recorded as by ``api``, as a resume without one is."""
+    recorder = Recorder()
+    async with session(recorder) as (engine, debug):
+        debug.set_breakpoint("b")
+        paused = await paused_at(debug, chain())
+        debug.override(paused.run_id, "b", "x", 2)
+        debug.continue_()
+        await engine.get_run(paused.run_id).wait()
+    assert "api" == recorder.of(InputOverridden)[0].by
 
 
 async def test_overriding_an_input_of_a_stage_without_inputs_is_refused() -> None:

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Breakpoint", "DebugHost", "DebugSession", "PausedExecution"]
 
 _START, _FAILURE_KIND = "start", "failure"
+_BY_API = "api"  # who a command without ``by`` is recorded as: the Python API
 _WHEN_VARIABLES = frozenset({"request", "stages", "event", "inputs", "error"})
 
 
@@ -280,7 +281,7 @@ class DebugSession:
                     name=name,
                     old=old,
                     new=value,
-                    by=by,
+                    by=by or _BY_API,
                 )
             )
 
@@ -604,7 +605,7 @@ class DebugSession:
     def _resume(self, pause: _Pause, action: str, by: str) -> int:
         if pause.future.done():
             return 0
-        pause.future.set_result((action, by or "api"))
+        pause.future.set_result((action, by or _BY_API))
         return 1
 
     def _run_of(self, run_id: str, need_open: bool = True) -> RunBase:
