@@ -5,6 +5,7 @@ reasons a stage can no longer fire, and events published while the run stops."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import pytest
@@ -398,3 +399,53 @@ async def test_an_event_starts_a_stage_of_mode_any_whose_other_trigger_waits() -
         gate.set()
         result = await handle.wait()
     assert RunStatus.SUCCESS == result.status
+
+
+async def test_an_event_reaches_the_listeners_after_one_that_is_final() -> None:
+    """A listener already final (skipped) does not keep the event from the listeners after it
+    in the plan."""
+
+    async def emit_one(ctx: StageContext) -> None:
+        ctx.publish("go", {"n": 1})
+
+    p = pipeline(
+        stage("a"),
+        stage("b", OnEvent("go"), *after("a"), trigger_mode=TriggerMode.ALL),
+        stage("c", OnEvent("go")),
+        stage("e", *after("a", success_only=False), emits=("go",)),
+        error_strategy=ErrorStrategy.CONTINUE,
+    )
+    recorder, _run_id = await run_recorded(p, {"a": fail, "e": emit_one})
+    started = sorted(e.stage for e in recorder.of(StageStarted))
+    skipped = [e.stage for e in recorder.of(StageSkipped)]
+    assert (["a", "c", "e"], ["b"]) == (started, skipped)
+
+
+class ValuesAtEvaluation:
+    """An observer that copies each verdict's values when it is given (they are live data)."""
+
+    def __init__(self) -> None:
+        self.verdicts: list[tuple[str, bool, Any]] = []
+
+    def on_event(self, event: Any) -> None:
+        if isinstance(event, TriggerEvaluated) and event.values is not None:
+            self.verdicts.append((event.stage, event.satisfied, copy.deepcopy(event.values)))
+
+
+async def test_an_event_filter_reads_the_request_and_the_stages_as_they_are() -> None:
+    """A filter over ``request`` and ``stages`` reads the run's request and the stages'
+    states when the event is published."""
+    p = pipeline(
+        stage("a", emits=("go",)),
+        stage(
+            "b",
+            OnEvent("go", filter="event.n == request.want && stages.a.status == 'running'"),
+            parallel_instances=2,
+        ),
+    )
+    observer = ValuesAtEvaluation()
+    async with Engine(resolver=Resolver({"a": emit_two}), observers=[observer]) as engine:
+        await engine.run(p, {"want": 2})
+    read = {"request": {"want": 2}, "stages": {"a": {"status": "running", "outputs": {}}}}
+    expected = [("b", False, {**read, "event": {"n": 1}}), ("b", True, {**read, "event": {"n": 2}})]
+    assert expected == observer.verdicts
