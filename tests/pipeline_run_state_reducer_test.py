@@ -105,9 +105,11 @@ def hit(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> Breakp
     return BreakpointHit(**ids(stage, instance, attempt), at=at, kind="step", reason="step")
 
 
-def resumed(stage: str, at: float, paused: float, *, attempt: int = 1) -> BreakpointResumed:
+def resumed(
+    stage: str, at: float, paused: float, *, attempt: int = 1, action: str = "continue"
+) -> BreakpointResumed:
     return BreakpointResumed(
-        **ids(stage, 0, attempt), at=at, action="continue", by="alice", paused=paused
+        **ids(stage, 0, attempt), at=at, action=action, by="alice", paused=paused
     )
 
 
@@ -367,6 +369,24 @@ def test_an_execution_cancelled_while_queued_never_ran() -> None:
         "skipped",
         "not reached: the run ended (cancelled)",
     )
+
+
+def test_an_execution_a_stop_cancelled_while_paused_before_its_start_is_cancelled() -> None:
+    """Paused before its start, then cancelled by a stop: the stage was reached and reads
+    ``cancelled`` at once and after the run's end, with no attempt and no skip reason."""
+    state = fold(
+        [
+            run_started(),
+            queued("a", 11.0),
+            hit("a", 11.0),
+            resumed("a", 12.0, 1.0, action="cancel"),
+            finished("a", StageStatus.CANCELLED, 12.0),
+        ]
+    )
+    assert statuses(state)["a"] == "cancelled"
+    state.apply(end(RunStatus.CANCELLED, 13.0))
+    stage = state.record().stage("a")
+    assert ("cancelled", (), None) == (stage.status, stage.attempts, stage.skip_reason)
 
 
 def test_an_execution_started_before_the_observer_is_kept() -> None:

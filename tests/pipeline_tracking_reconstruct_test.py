@@ -721,3 +721,41 @@ def test_a_stage_waiting_to_retry_in_a_running_run_reads_retrying() -> None:
 def test_a_stage_waiting_to_retry_in_an_interrupted_run_reads_interrupted() -> None:
     """The same stage in a run whose writer is gone reads ``interrupted``, as the run does."""
     assert "interrupted" == _plan_left_to_retry(run_ended=False, interrupted=True)
+
+
+def _deploy_resumed(action: str, task_run_id: str = "deploy.0.1") -> list[SpanRecord]:
+    """The example run (deploy skipped, never started) with a ``breakpoint.resumed`` event for
+    deploy's execution ``task_run_id`` on the run span, whose action is ``action``."""
+    spans = example_spans()
+    root = _root(spans)
+    event = SpanEventRecord(
+        t.EVENT_BREAKPOINT_RESUMED,
+        T0 + 5 * S,
+        {
+            t.CICD_TASK_NAME: "deploy",
+            t.CICD_TASK_RUN_ID: task_run_id,
+            t.BREAKPOINT_ACTION: action,
+            t.BREAKPOINT_BY: "engine",
+            t.BREAKPOINT_PAUSED: 1.0,
+        },
+    )
+    return _with(spans, root, replace(root, events=(*root.events, event)))
+
+
+def test_a_stage_a_stop_cancelled_while_paused_before_its_start_is_cancelled() -> None:
+    """An execution without a span whose pause a stop ended (``breakpoint.resumed``, action
+    ``cancel``) was reached: its stage reads ``cancelled``, with no attempt or skip reason."""
+    deploy = reconstruct_run(_deploy_resumed("cancel")).stage("deploy")
+    assert ("cancelled", (), None) == (deploy.status, deploy.attempts, deploy.skip_reason)
+
+
+@pytest.mark.parametrize(
+    ("action", "task_run_id"), [("continue", "deploy.0.1"), ("cancel", "deploy.x.1")]
+)
+def test_a_pause_resumed_otherwise_leaves_a_stage_without_spans_skipped(
+    action: str, task_run_id: str
+) -> None:
+    """A pause ended by anything but a stop, or naming no execution of the stage, changes
+    nothing: the stage keeps its skip span's status and reason."""
+    deploy = reconstruct_run(_deploy_resumed(action, task_run_id)).stage("deploy")
+    assert ("skipped", "condition false") == (deploy.status, deploy.skip_reason)

@@ -21,7 +21,8 @@ disagree:
   While a run is open the live record is finer than the stored one: spans cannot show a stage
   that is ``queued`` or ``waiting`` for its triggers (stored records say ``pending`` unless it
   waits for an approval), so the live record says so and the stored one catches up when the
-  run ends. A stage the run's end caught waiting for a retry is ``cancelled`` in both.
+  run ends. A stage the run's end caught waiting for a retry is ``cancelled`` in both, and so is
+  one a stop cancelled while it was paused before its start (:func:`halted_executions`).
 
 The state is mutable and ``apply`` returns the state it was given: copying the books on every
 event would cost O(stages) per event on the engine's thread. Take :meth:`RunState.record` for a
@@ -31,7 +32,7 @@ are in docs/run-state.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.redaction import redact_text
@@ -69,6 +70,7 @@ __all__ = [
     "ACTIVE_STAGE_STATUSES",
     "ENDED_STAGE_STATUSES",
     "FAILED_STAGE_STATUSES",
+    "HALTED_ACTION",
     "INTERRUPTED",
     "NOT_STARTED_STAGE_STATUSES",
     "OPEN_RUN_STATUSES",
@@ -80,6 +82,7 @@ __all__ = [
     "awaiting_approval",
     "exception_type_name",
     "failure_error_type",
+    "halted_executions",
     "is_failed",
     "not_reached_reason",
     "run_failed",
@@ -193,6 +196,33 @@ def failure_error_type(status: str, exception: BaseException | None, error_type:
     return error_type or _OTHER_ERROR
 
 
+#: The action of the ``BreakpointResumed`` (span event ``breakpoint.resumed``) that ends a pause
+#: when a stop of the run (a cancel, a failure elsewhere) cancels the paused execution.
+HALTED_ACTION: Final = "cancel"
+
+
+def halted_executions(
+    resumptions: Iterable[tuple[str, str, str]], started: Container[str]
+) -> dict[str, dict[str, int]]:
+    """Stage -> {task run id: instance} of the executions a stop cancelled while they were
+    paused at a breakpoint before they started, from ``(stage, task_run_id, action)``
+    breakpoint resumptions: those whose action is :data:`HALTED_ACTION` and whose task run id
+    is not in ``started`` (an execution paused after a failure did start).
+
+    Such an execution was reached (it held its worker slot, its inputs resolved) and ended
+    ``cancelled``, as the engine ends it; it has no span, since it never started, so this is
+    how a record built from spans knows it (docs/run-state.md, "Rules")."""
+    halted: dict[str, dict[str, int]] = {}
+    for stage, task_run_id, action in resumptions:
+        prefix = f"{stage}."  # a task run id is "{stage}.{instance}.{attempt}"
+        if action != HALTED_ACTION or task_run_id in started or not task_run_id.startswith(prefix):
+            continue
+        instance, _, attempt = task_run_id[len(prefix) :].partition(".")
+        if instance.isdigit() and attempt.isdigit():
+            halted.setdefault(stage, {})[task_run_id] = int(instance)
+    return halted
+
+
 def not_reached_reason(run_status: str) -> str:
     """The skip reason of a stage that had no event at all by the end of its run."""
     return f"not reached: the run ended ({run_status})"
@@ -268,9 +298,9 @@ class _Stage:
     """One stage's book, updated as its events arrive (a plain class, as ``_Attempt``)."""
 
     # fmt: off
-    __slots__ = ("attempts", "loop", "paused", "paused_time", "queued", "retrying", "seen_queued",
-        "skip_cause", "skip_reason", "status", "stopped", "trigger_mode", "trigger_specs",
-        "triggers", "upstream")
+    __slots__ = ("attempts", "halted", "loop", "paused", "paused_time", "queued", "retrying",
+        "seen_queued", "skip_cause", "skip_reason", "status", "stopped", "trigger_mode",
+        "trigger_specs", "triggers", "upstream")
     # fmt: on
 
     def __init__(self) -> None:
@@ -284,6 +314,7 @@ class _Stage:
         self.retrying: set[tuple[int, int]] = set()  # (instance, failed attempt)
         self.stopped: set[int] = set()  # instances the run's end caught waiting for a retry
         self.paused: set[str] = set()  # task run ids paused at a breakpoint
+        self.halted: dict[str, int] = {}  # task run id -> instance: cancelled while paused
         self.paused_time: dict[str, float] = {}  # task run id -> seconds
         self.triggers: tuple[str, ...] = ()
         self.trigger_specs: tuple[TriggerRecord, ...] = ()  # as StageRecord.trigger_specs
@@ -295,7 +326,7 @@ class _Stage:
     def status_now(self, ordered: list[_Attempt]) -> str:
         """The stage's status from its executions (fan-out stages have several); ``ordered``:
         its attempts in start order. A paused execution counts through ``paused``."""
-        if not self.attempts:
+        if not self.attempts and not self.halted:
             if self.status == StageStatus.SKIPPED:
                 return self.status
             if self.paused:
@@ -310,6 +341,9 @@ class _Stage:
                 else (a.instance, a.status)
                 for a in ordered
             ]
+        # Reached (held at a breakpoint), then cancelled by a stop before it started: the
+        # latest execution of its instance (``halted_executions``).
+        pairs += [(instance, StageStatus.CANCELLED.value) for instance in self.halted.values()]
         if self.paused:
             pairs.append((-1, StageStatus.PAUSED.value))  # an instance paused before it started
         if self.retrying:
@@ -338,7 +372,7 @@ class _Stage:
             triggers=self.triggers,
             trigger_specs=self.trigger_specs,
             upstream=self.upstream,
-            skip_reason=None if attempts else self.skip_reason,
+            skip_reason=None if attempts or self.halted else self.skip_reason,
             trigger_mode=self.trigger_mode,
             cancel_reason=cancel_reason,
             cancel_cause=cancel_cause,
@@ -467,7 +501,7 @@ class RunState:
                 if attempt.end is None:  # ended as cancelled, without an error (the monitor's)
                     attempt.status = StageStatus.CANCELLED.value
                     attempt.end = event.at
-            if not stage.attempts and stage.status != StageStatus.SKIPPED:
+            if not stage.attempts and not stage.halted and stage.status != StageStatus.SKIPPED:
                 stage.status = StageStatus.SKIPPED.value
                 stage.skip_reason = not_reached_reason(status)
         self.status = status
@@ -573,6 +607,8 @@ class RunState:
         attempt = stage.attempts.get(event.task_run_id)
         if attempt is not None:
             attempt.paused_time = total
+        elif event.action == HALTED_ACTION:  # paused before its start, then stopped
+            stage.halted[event.task_run_id] = event.instance
         if self.status == RunStatus.PAUSED and not any(s.paused for s in self._stages.values()):
             self.status = RunStatus.RUNNING.value
 

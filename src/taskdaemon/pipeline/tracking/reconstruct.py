@@ -19,7 +19,9 @@ caller knows the writer is gone (``interrupted=True``), then ``interrupted``. Op
 get the same ``running`` / ``interrupted`` status. Stages named by the root but without any span
 are ``pending`` in a running run (``waiting`` when the run span's latest approval event for them
 is ``approval.requested``: the embedded store rewrites open spans as they gain events, a backend
-sees the run span only once it ends) and ``skipped`` otherwise.
+sees the run span only once it ends) and ``skipped`` otherwise, except an execution a stop
+cancelled while it was paused before its start: the run span's ``breakpoint.resumed`` event
+with action ``cancel`` says so, and it counts as ``cancelled`` (``run_state.halted_executions``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from taskdaemon.pipeline.run_state import (
     INTERRUPTED,
     OPEN_RUN_STATUSES,
     awaiting_approval,
+    halted_executions,
     stage_status_of,
 )
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -232,19 +235,41 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     return totals
 
 
+def _halted(root: SpanRecord | None, started: set[str]) -> dict[str, dict[str, int]]:
+    """Stage -> {task run id: instance} of the executions a stop cancelled while paused before
+    their start: the run span's ``breakpoint.resumed`` events (``run_state.halted_executions``)."""
+    if root is None:
+        return {}
+    resumptions = []
+    for event in sorted(root.events, key=lambda e: e.time_ns):
+        if event.name == t.EVENT_BREAKPOINT_RESUMED:
+            stage = event.attributes.get(t.CICD_TASK_NAME)
+            trid = event.attributes.get(t.CICD_TASK_RUN_ID)
+            action = event.attributes.get(t.BREAKPOINT_ACTION)
+            if isinstance(stage, str) and isinstance(trid, str) and isinstance(action, str):
+                resumptions.append((stage, trid, action))
+    return halted_executions(resumptions, started)
+
+
 def _stage_status(
-    attempts: tuple[AttemptRecord, ...], to_retry: set[str], pending_retry: str
+    attempts: tuple[AttemptRecord, ...],
+    to_retry: set[str],
+    pending_retry: str,
+    halted: Iterable[int] = (),
 ) -> str:
     """The stage's status from its attempts. An instance whose last attempt failed with
     ``will_retry`` (its span id in ``to_retry``) and had no next one counts as
-    ``pending_retry`` (see ``_retry_status``)."""
-    if not to_retry:
+    ``pending_retry`` (see ``_retry_status``). ``halted``: instances whose latest execution a
+    stop cancelled while it was paused before its start (it has no span): ``cancelled``."""
+    if not to_retry and not halted:
         return stage_status_of((a.instance, a.status) for a in attempts)
     last = {a.instance: a for a in attempts}
-    return stage_status_of(
+    pairs = [
         (a.instance, pending_retry if a.span_id in to_retry and last[a.instance] is a else a.status)
         for a in attempts
-    )
+    ]
+    pairs += [(instance, StageStatus.CANCELLED.value) for instance in halted]
+    return stage_status_of(pairs)
 
 
 def _retry_status(run_status: str) -> str:
@@ -315,6 +340,12 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
+    started = {
+        trid
+        for span in all_spans
+        if span is not root and isinstance(trid := span.attributes.get(t.CICD_TASK_RUN_ID), str)
+    }
+    halted = _halted(root, started)
     declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
@@ -343,11 +374,12 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             )
         skip_reason = None
         cancel_reason, cancel_cause = stage_cancel_cause(attempts)
+        halted_here = halted.get(name, {}).values()
         if name in paused.values():
             stage_status = StageStatus.PAUSED.value
-        elif attempts:
+        elif attempts or halted_here:
             to_retry = {s.span_id for s in real if s.attributes.get(t.STAGE_WILL_RETRY) is True}
-            stage_status = _stage_status(attempts, to_retry, _retry_status(status))
+            stage_status = _stage_status(attempts, to_retry, _retry_status(status), halted_here)
         elif skips:
             stage_status = StageStatus.SKIPPED.value
             skip_attrs = skips[0].attributes

@@ -1,0 +1,127 @@
+"""A stage that a stop of its run (``taskdaemon cancel``, a failure elsewhere) caught before it
+started reads the same in ``run``'s summary and progress, in its live record (``run --watch``
+on a pipe) and in ``runs show``, for each kind: paused at a start breakpoint, queued for a
+worker slot, waiting for an approval, pending (docs/run-state.md, "Rules")."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_support import Served, taskdaemon
+from taskdaemon.pipeline.terminal_text import one_line
+
+pytestmark = pytest.mark.slow
+
+
+def _pipeline(home: Path, concurrency: int, b: str) -> Path:
+    """Entry stage ``a``, which holds the run until the file ``go`` exists, then fails, and
+    stage ``b`` (``b``: its trigger line)."""
+    path = home / "p.yaml"
+    hold = f"while [ ! -e {home / 'go'} ]; do sleep 0.05; done; exit 3"
+    text = f"""\
+        name: stops
+        concurrency: {concurrency}
+        stages:
+          - name: a
+            command: "{hold}"
+            triggers: [{{manual: {{approval_required: false}}}}]
+          - name: b
+            command: "echo '{{}}'"
+            {b}
+    """
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+ENTRY = "triggers: [{manual: {approval_required: false}}]"
+APPROVAL = "triggers: [{manual: {approval_required: true}}]"
+AFTER_A = "triggers: [{on_completion: {stage: a}}]"
+
+
+def _summary(stdout: str, stage: str) -> tuple[str, str]:
+    """(status, error) of ``stage``'s row in ``run``'s summary table."""
+    row = next(line for line in stdout.splitlines() if line.startswith(f"{stage} "))
+    cells = row.split(None, 6)
+    return cells[1], cells[6] if len(cells) > 6 else ""
+
+
+def _live(stderr: str, stage: str) -> tuple[str, str]:
+    """(status, detail) of ``stage``'s last line from ``run --watch`` on a pipe."""
+    line = [line for line in stderr.splitlines() if line.startswith(f"{stage}: ")][-1]
+    status, _, rest = line.removeprefix(f"{stage}: ").partition(", ")
+    return status, rest
+
+
+def _stored(home: Path, run_id: str, stage: str) -> dict[str, Any]:
+    """``stage`` in ``runs show --json``."""
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert shown.returncode == 0, shown.stderr
+    stages = json.loads(shown.stdout)["stages"]
+    found: dict[str, Any] = next(s for s in stages if s["name"] == stage)
+    return found
+
+
+def _stop(home: Path, served: Served, how: str) -> None:
+    if how == "cancel":
+        done = taskdaemon(home, "cancel", served.run_id)
+        assert done.returncode == 0, done.stderr
+    else:
+        (home / "go").touch()  # ``a`` fails: error_strategy fail stops the run
+
+
+Start = Callable[..., Served]
+
+
+def _run(home: Path, serve: Start, pipeline: Path, until: str, how: str, *extra: str) -> Any:
+    """Run ``pipeline`` with ``--watch`` on a pipe, stop it (``how``) once ``until`` is on
+    stderr; answer the three views of ``b``: summary, live, stored."""
+    served = serve(str(pipeline), "--watch", *extra)
+    served.wait_for_line(until)
+    _stop(home, served, how)
+    code, stdout, stderr = served.finish()
+    assert code == 1, stderr
+    return _summary(stdout, "b"), _live(stderr, "b"), _stored(home, served.run_id, "b")
+
+
+@pytest.mark.parametrize("how", ["cancel", "failure"])
+def test_a_stage_paused_at_a_start_breakpoint_is_cancelled_in_every_view(
+    home: Path, serve: Start, how: str
+) -> None:
+    """Paused before its start when the run stops, ``b`` was reached: ``cancelled`` in the
+    summary, live and in ``runs show``, with no attempt (it never started)."""
+    pipeline = _pipeline(home, 2, ENTRY)
+    summary, live, stored = _run(home, serve, pipeline, "b: paused", how, "--break", "b")
+    assert ("cancelled", "cancelled", "cancelled", []) == (
+        summary[0],
+        live[0],
+        stored["status"],
+        stored["attempts"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("how", "triggers", "until"),
+    [
+        ("cancel", APPROVAL, "b: waiting"),
+        ("failure", APPROVAL, "b: waiting"),
+        ("cancel", AFTER_A, "a: running"),
+        ("failure", AFTER_A, "a: running"),
+    ],
+)
+def test_a_stage_waiting_or_pending_is_skipped_for_the_stop_in_every_view(
+    home: Path, serve: Start, how: str, triggers: str, until: str
+) -> None:
+    """Waiting for an approval, or pending behind ``a``, when the run stops, ``b`` is skipped
+    with the stop as its reason in the summary, live and in ``runs show``."""
+    summary, live, stored = _run(home, serve, _pipeline(home, 2, triggers), until, how)
+    reason = "run cancelled" if how == "cancel" else "run failed: stage 'a' failure: "
+    reason_stored = stored["skip_reason"]
+    assert summary[0] == live[0] == stored["status"] == "skipped"
+    assert (one_line(reason_stored, 70), reason_stored) == (summary[1], live[1])
+    assert reason_stored.startswith(reason)
