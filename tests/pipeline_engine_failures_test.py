@@ -239,7 +239,8 @@ async def test_pipeline_timeout_is_the_default_stage_timeout() -> None:
 
 
 async def test_cancel_ends_running_and_queued_executions_and_skips_the_rest() -> None:
-    """cancel(): running and queued executions end cancelled, never-started stages skipped."""
+    """cancel(): running and queued executions end cancelled; stages that never started are
+    skipped, a queued one's as not reached (as the run's records say)."""
     blocked = Blocked()
     recorder = Recorder()
     p = pipeline(stage("run"), stage("queued"), stage("later", *after("run")), concurrency=1)
@@ -251,9 +252,13 @@ async def test_cancel_ends_running_and_queued_executions_and_skips_the_rest() ->
         result = await handle.wait()
     assert {
         "run": StageStatus.CANCELLED,
-        "queued": StageStatus.CANCELLED,
+        "queued": StageStatus.SKIPPED,
         "later": StageStatus.SKIPPED,
     } == dict(result.stage_status)
+    assert {
+        "queued": "not reached: the run ended (cancelled)",
+        "later": "run cancelled",
+    } == dict(result.skip_reasons)
     assert RunStatus.CANCELLED == result.status
     # queued executions end at once; running ones when their handler has unwound
     assert [("queued", StageStatus.CANCELLED), ("run", StageStatus.CANCELLED)] == [

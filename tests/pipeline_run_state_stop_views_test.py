@@ -105,6 +105,37 @@ def test_a_stage_paused_at_a_start_breakpoint_is_cancelled_in_every_view(
     )
 
 
+@pytest.mark.parametrize("how", ["cancel", "failure"])
+def test_a_stage_queued_for_a_worker_slot_is_not_reached_in_every_view(
+    home: Path, serve: Start, how: str
+) -> None:
+    """Queued behind ``a`` for the one worker slot when the run stops, ``b`` never started and
+    no span says it was queued: ``skipped``, ``not reached: the run ended (<status>)`` in the
+    summary, live and in ``runs show``."""
+    status = "cancelled" if how == "cancel" else "failure"
+    reason = f"not reached: the run ended ({status})"
+    summary, live, stored = _run(home, serve, _pipeline(home, 1, ENTRY), "b: queued", how)
+    assert [("skipped", reason)] * 3 == [
+        summary,
+        live,
+        (stored["status"], stored["skip_reason"]),
+    ]
+
+
+def test_the_progress_line_of_a_stage_caught_queued_says_not_reached(
+    home: Path, serve: Start
+) -> None:
+    """``run``'s progress lines say a stage the stop caught queued was skipped, not reached,
+    as the summary does, and never that it was cancelled."""
+    served = serve(str(_pipeline(home, 1, ENTRY)))
+    served.wait_for_line("running")
+    _stop(home, served, "failure")
+    code, _, stderr = served.finish()
+    assert code == 1, stderr
+    said = [line.split(None, 2)[2] for line in stderr.splitlines() if line.split()[1:2] == ["b"]]
+    assert ["skipped: not reached: the run ended (failure)"] == said
+
+
 @pytest.mark.parametrize(
     ("how", "triggers", "until"),
     [

@@ -74,6 +74,7 @@ from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
@@ -197,6 +198,8 @@ class ProgressView:
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
         self._skipped: set[str] = set()  # stages whose skip line is written
+        self._reached: set[tuple[str, int]] = set()  # (stage, instance) started or paused
+        self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
 
     def _write(self, stage: str, what: str, instance: int | None = None) -> None:
         label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
@@ -219,12 +222,18 @@ class ProgressView:
             if event.event is not None or event.instance > 0:
                 self._multi.add(event.stage)
             self._started[event.task_run_id] = event.at
+            self._reached.add((event.stage, event.instance))
             retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._write(event.stage, f"running{retry}", event.instance)
         elif isinstance(event, StageFinished):
             started = self._started.pop(event.task_run_id, None)
             if started is None and event.stage in self._skipped:
                 return  # the end of an execution skipped before it ran: its skip line said it
+            if started is None and (event.stage, event.instance) not in self._reached:
+                # A stop caught it queued: not reached, as the run's records say (engine/_run.py,
+                # ``not_reached``); the run's status, which the reason names, comes at its end.
+                self._unreached.append((event.stage, event.instance))
+                return
             took = f" in {format_duration(event.at - started)}" if started is not None else ""
             error = event.cancel_reason if event.cancel_reason else event.error
             detail = f": {one_line(error, 80)}" if error else ""
@@ -248,11 +257,14 @@ class ProgressView:
                 what += f" by {event.by}" if event.by else ""
             self._write(event.stage, what)
         elif isinstance(event, BreakpointHit):
+            self._reached.add((event.stage, event.instance))
             attach = f"taskdaemon debug attach {event.run_id}"
             self._write(event.stage, f"paused: {event.reason} ({attach})", event.instance)
         elif isinstance(event, BreakpointResumed):
             self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
         elif isinstance(event, RunFinished):
+            for stage, instance in self._unreached:
+                self._write(stage, f"skipped: {not_reached_reason(str(event.status))}", instance)
             error = f": {one_line(event.error, 80)}" if event.error else ""
             self._write(f"run {event.pipeline}", f"{event.status}{error}")
 
@@ -404,9 +416,11 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
         starts = [ex.times.running for ex in executions if ex.times.running is not None]
         ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
         duration = max(ends) - min(starts) if starts and ends else None
-        error = outcome_error((ex.instance, ex.error) for ex in every)
-        if error is None:
-            error = result.skip_reasons.get(stage.name)
+        # A skipped stage's reason first: one whose executions a stop caught queued says it
+        # was not reached, as ``runs show`` does, rather than its executions' cancellation.
+        error = result.skip_reasons.get(stage.name) or outcome_error(
+            (ex.instance, ex.error) for ex in every
+        )
         rows.append(
             (
                 stage.name,

@@ -77,7 +77,11 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
   handler); ``publish`` from outside only types some stage listens to or ``external_events``.
 * **Cancellation** (``cancel()``, or leaving ``async with``): running and queued executions end
   ``cancelled`` (each execution that was queued gets its ``StageFinished``), stages that never
-  started are ``skipped``, the run ends ``cancelled``.
+  started are ``skipped``, the run ends ``cancelled``. Under any stop (this, or a failure under
+  ``fail``/``retry``) a stage paused at a start breakpoint is ``cancelled``; one whose
+  executions were all still queued for a worker slot is ``skipped``, ``not reached: the run
+  ended (<status>)`` in ``RunResult.stage_status`` and ``skip_reasons``, since its records
+  cannot know it was queued (docs/run-state.md, "Rules"; ``Run.not_reached``).
 * **pause_gate**: awaited with a :class:`StageGateRequest` after an execution got its slot and
   before ``StageStarted``; when None nothing is awaited. Its answer (a :class:`GateDecision`, or
   None to go on) may skip the execution or replace its inputs, and says how long it held it

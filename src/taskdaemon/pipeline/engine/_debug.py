@@ -405,6 +405,7 @@ class DebugSession:
         if reason is None:
             return None
         pause = self._new_pause(run, srt, inst, _START, reason, dict(request.inputs))
+        pause.ex.paused = 0.0  # held: reached, even if a stop cancels it here (``reached``)
         action, by, paused = await self._hold(pause, StageStatus.QUEUED)
         if action == "skip" and len(srt.instances) == 1 and not srt.final:
             srt.skip_reason = f"skipped at a breakpoint by {by}"

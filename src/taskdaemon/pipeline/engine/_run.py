@@ -28,6 +28,7 @@ from taskdaemon.pipeline.engine._stage_state import (
     Instance,
     StageRun,
     move,
+    reached,
 )
 from taskdaemon.pipeline.engine._triggering import Triggers
 from taskdaemon.pipeline.events import (
@@ -37,6 +38,7 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
 )
 from taskdaemon.pipeline.model import ErrorStrategy
+from taskdaemon.pipeline.run_state import not_reached_reason, stage_status_of
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.triggers import ApprovalState
 
@@ -311,19 +313,44 @@ class Run(Attempts, Triggers):
         if not srt.instances:
             self.skip(srt, self.skip_reason_for(srt), self.ctx.clock())
             return
+        instances = srt.instances
+        counted = instances  # the instances its status is of
+        if self.stopping is not None:  # an instance the stop caught queued is not counted
+            counted = [inst for inst in instances if reached(inst)]
+            if not counted:
+                self.not_reached(srt)
+                return
         srt.final = True
         ctx = srt.ctx
-        instances = srt.instances
         if len(instances) == 1:  # final_status() and stage_outputs() of one instance, inline
             only = instances[0]
             status = only.status
             ctx["status"] = status._value_  # ``.value`` is a Python property: the same, direct
             ctx["outputs"] = only.executions[-1].outputs
         else:
-            status = srt.final_status()
+            if counted is instances:
+                status = srt.final_status()
+            else:
+                status = StageStatus(stage_status_of((i.index, i.status) for i in counted))
             ctx["status"] = status._value_
             ctx["outputs"] = stage_outputs(instances)
         srt.status = status
+        self.finished_queue.append(srt)
+
+    def not_reached(self, srt: StageRun) -> None:
+        """End a stage of a stopped run whose every execution was cancelled while queued for a
+        worker slot: ``skipped``, ``not reached: the run ended (<status>)``.
+
+        Such an execution never started, so it has no span, and no run-span event says it
+        was queued (the monitor counts no execution for it either): the run's records can
+        only know that the stage never ran (``run_state.not_reached_reason``). The result
+        says what they say; its ``executions`` still list the cancelled execution. No
+        ``StageSkipped`` is emitted: the telemetry stays as it was. docs/run-state.md, "Rules".
+        """
+        srt.final = True
+        srt.status = SKIPPED
+        srt.skip_reason = not_reached_reason(str(self.stopping))
+        srt.ctx["status"] = "skipped"
         self.finished_queue.append(srt)
 
     def propagate(self, srt: StageRun) -> None:

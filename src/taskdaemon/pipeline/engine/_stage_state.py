@@ -61,8 +61,9 @@ class Execution:
         "thread_cpu",
     )
 
-    # Seconds a breakpoint held the attempt before it started: set only then, never in
-    # ``__init__`` (every attempt would pay for a value only the debugger gives).
+    # Seconds a breakpoint held the attempt before it started: set only then (0.0 from the
+    # pause until it is resumed, so ``reached`` knows it), never in ``__init__`` (every attempt
+    # would pay for a value only the debugger gives).
     paused: float
 
     def __init__(self, attempt: int, queued: float, task_run_id: str) -> None:
@@ -182,6 +183,12 @@ class StageRun:
         if len(instances) == 1:  # the worst of one status is that status
             return instances[0].status
         return StageStatus(stage_status_of((inst.index, inst.status) for inst in self.instances))
+
+
+def reached(inst: Instance) -> bool:
+    """Whether one of the instance's executions started or was held at a start breakpoint (its
+    ``paused`` is then set): an instance a stop cancelled while it was queued was not."""
+    return any(ex.started or hasattr(ex, "paused") for ex in inst.executions)
 
 
 #: ``state.STAGE_TRANSITIONS``: the hot paths check a move inline, calling :func:`move` only
