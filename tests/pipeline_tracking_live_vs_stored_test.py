@@ -1,11 +1,13 @@
 """Live vs stored (hypothesis): the record ``run_state`` reduces from a run's engine events equals
-the record ``reconstruct_run`` rebuilds from the spans the real monitor wrote for that run."""
+the record ``reconstruct_run`` rebuilds from the spans the real monitor wrote for that run, and
+each stage's status in both is the one the engine's own result gives (start breakpoints held,
+resumed or cancelled among what is generated)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline_engine_support import FakeSleep, retry
-from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.engine import DebugSession, Engine, RunResult
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import (
@@ -45,6 +47,10 @@ pytestmark = pytest.mark.timeout(120)
 # secret-shaped message (redacted on both sides).
 BEHAVIOURS = ("ok", "ok", "ok", "fail", "flaky", "timeout", "cancel", "secret")
 APPROVALS = ("none", "grant", "reject", "expire")
+# A start breakpoint on a stage, and what the driver does when it pauses there: nothing (held
+# until a stop of the run, or the driver's cancel once nothing else can move), continue, or
+# cancel the run.
+BREAKS = ("none", "none", "none", "hold", "continue", "cancel")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class Case:
     behaviour: dict[str, str]
     approval: dict[str, str]  # answer given to each stage that asks for an approval
     events: int  # events the first stage publishes for the fan-out stage (when there is one)
+    breaks: dict[str, str] = field(default_factory=dict)  # stage -> what its pause gets
 
 
 @st.composite
@@ -103,7 +110,9 @@ def cases(draw: st.DrawFn) -> Case:
         concurrency=draw(st.integers(1, 3)),
         error_strategy=draw(st.sampled_from(ErrorStrategy)),
     )
-    return Case(pipeline, behaviour, approval, draw(st.integers(0, 3)) if fan_out else 0)
+    breaks = {name: draw(st.sampled_from(BREAKS)) for name in behaviour}
+    breaks = {name: action for name, action in breaks.items() if action != "none"}
+    return Case(pipeline, behaviour, approval, draw(st.integers(0, 3)) if fan_out else 0, breaks)
 
 
 class _Live:
@@ -123,7 +132,18 @@ class _Live:
             self.asked.append(event.stage)
 
 
-async def execute(case: Case) -> tuple[RunRecord, RunRecord]:
+def _stuck(state: dict[str, Any]) -> bool:
+    """Whether nothing in the run can move by itself: no execution runs or awaits a retry, and
+    no approval is asked (held pauses then wait for a stop that may never come)."""
+    for stage in state["stages"].values():
+        if stage["approval"] == "requested":
+            return False
+        if any(status in ("running", "retrying") for status in stage["instances"]):
+            return False
+    return True
+
+
+async def execute(case: Case) -> tuple[RunRecord, RunRecord, RunResult]:
     calls: dict[tuple[str, int], int] = {}
     engine: Engine
 
@@ -159,10 +179,16 @@ async def execute(case: Case) -> tuple[RunRecord, RunRecord]:
     )
     live = _Live(capture)
     engine = Engine(resolver=Handlers(), observers=[monitor, live], sleep=FakeSleep())  # type: ignore[arg-type]
+    debug = engine.with_debug(True) if case.breaks else None
+    for stage in case.breaks:
+        assert debug is not None
+        debug.set_breakpoint(stage)
     try:
         handle = await engine.start_run(case.pipeline)
         answered: set[str] = set()
         while not handle.done:
+            if debug is not None:
+                _drive(engine, debug, handle.run_id, case.breaks)
             for stage in live.asked:
                 answer = case.approval.get(stage)
                 if stage in answered or handle.done or answer in (None, "expire"):
@@ -173,7 +199,7 @@ async def execute(case: Case) -> tuple[RunRecord, RunRecord]:
                 else:
                     engine.reject(handle.run_id, stage, "tester")
             await asyncio.sleep(0.001)
-        await asyncio.wait_for(handle.wait(), timeout=30)
+        result = await asyncio.wait_for(handle.wait(), timeout=30)
         monitor.flush()
         spans = [span_record_from_sdk(span) for span in exporter.get_finished_spans()]
     finally:
@@ -181,7 +207,23 @@ async def execute(case: Case) -> tuple[RunRecord, RunRecord]:
         provider.shutdown()
         meters.shutdown()
     assert live.state is not None
-    return live.state.record(), reconstruct_run(spans)
+    return live.state.record(), reconstruct_run(spans), result
+
+
+def _drive(engine: Engine, debug: DebugSession, run_id: str, breaks: Mapping[str, str]) -> None:
+    """Answer each pause as ``breaks`` says; cancel the run when only held pauses are left."""
+    held = False
+    for paused in debug.paused(run_id):
+        action = breaks.get(paused.stage, "hold")
+        if action == "continue":
+            debug.continue_(run_id, paused.stage)
+        elif action == "cancel":
+            engine.cancel(run_id)
+            return
+        else:
+            held = True
+    if held and _stuck(debug.state(run_id)):
+        engine.cancel(run_id)
 
 
 def _attempt(attempt: AttemptRecord) -> AttemptRecord:
@@ -216,7 +258,9 @@ def _run(record: RunRecord) -> RunRecord:
 def _case(stages: tuple[Stage, ...], behaviour: dict[str, str], **fields: Any) -> Case:
     approval = fields.pop("approval", {})
     events = fields.pop("events", 0)
-    return Case(Pipeline("live-vs-stored", stages, **fields), behaviour, approval, events)
+    breaks = fields.pop("breaks", {})
+    pipeline = Pipeline("live-vs-stored", stages, **fields)
+    return Case(pipeline, behaviour, approval, events, breaks)
 
 
 def _s(name: str, *triggers: Trigger, **fields: Any) -> Stage:
@@ -271,9 +315,43 @@ EXAMPLES = (
 )
 
 
+# Stages a stop caught before they started: paused at a start breakpoint (then cancelled by
+# the run's cancel, or by a failure elsewhere), queued for the one worker slot, on a fan-out.
+STOP_EXAMPLES = (
+    _case(  # s1 paused when s0's timeout stops the run
+        (_s("s0", timeout=0.05), _s("s1")),
+        {"s0": "timeout", "s1": "ok"},
+        breaks={"s1": "hold"},
+    ),
+    _case(  # the driver cancels the run while s1 is paused; s2 never considered
+        (_s("s0"), _s("s1", OnCompletion("s0")), _s("s2", OnCompletion("s1"))),
+        {"s0": "ok", "s1": "ok", "s2": "ok"},
+        breaks={"s1": "cancel"},
+    ),
+    _case(  # s1 queued behind s0 for the one slot when s0's timeout stops the run
+        (_s("s0", timeout=0.05), _s("s1")),
+        {"s0": "timeout", "s1": "ok"},
+        concurrency=1,
+    ),
+    _case(  # fan#0 paused, fan#1 queued when s1's timeout stops the run
+        (
+            _s("s0", emits=("item",)),
+            _s(
+                "fan", OnEvent("item"), inputs=(InputMapping("v", "event.v"),), parallel_instances=2
+            ),
+            _s("s1", OnCompletion("s0"), timeout=0.05),
+        ),
+        {"s0": "ok", "fan": "ok", "s1": "timeout"},
+        events=2,
+        concurrency=2,
+        breaks={"fan": "hold"},
+    ),
+)
+
+
 def with_examples(test: Callable[[Case], None]) -> Callable[[Case], None]:
-    """``test`` with each of ``EXAMPLES`` as an explicit hypothesis example."""
-    for case in EXAMPLES:
+    """``test`` with each of ``EXAMPLES`` and ``STOP_EXAMPLES`` as an explicit example."""
+    for case in (*EXAMPLES, *STOP_EXAMPLES):
         test = example(case)(test)
     return test
 
@@ -288,11 +366,50 @@ def with_examples(test: Callable[[Case], None]) -> Callable[[Case], None]:
 @with_examples
 def test_live_record_equals_the_record_rebuilt_from_spans(case: Case) -> None:
     """For generated pipelines and runs, the live record equals the stored one, field by field."""
-    live, stored = (_run(r) for r in asyncio.run(execute(case)))
+    live, stored, _ = asyncio.run(execute(case))
+    live, stored = _run(live), _run(stored)
     assert [s.name for s in stored.stages] == [s.name for s in live.stages]
     for stored_stage, live_stage in zip(stored.stages, live.stages, strict=True):
         assert stored_stage == live_stage, stored_stage.name
     assert stored == live
+
+
+def _outcomes(record: RunRecord) -> dict[str, tuple[str, str | None]]:
+    return {s.name: (s.status, s.skip_reason) for s in record.stages}
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(cases())
+@with_examples
+def test_each_stage_reads_in_both_records_as_in_the_engines_result(case: Case) -> None:
+    """For generated runs (breakpoints held, resumed or cancelled; failures; cancels), each
+    stage's status and skip reason in the live and the stored record are the engine's."""
+    live, stored, result = asyncio.run(execute(case))
+    engine = {
+        name: (str(status), result.skip_reasons.get(name))
+        for name, status in result.stage_status.items()
+    }
+    assert (engine, engine) == (_outcomes(live), _outcomes(stored))
+
+
+def test_the_stop_examples_reach_every_stage_a_stop_caught_unstarted() -> None:
+    """The stop examples reach a stage cancelled while paused before its start and one not
+    reached because the stop caught it queued, so the comparison above is not vacuous."""
+    seen: set[tuple[str, str | None]] = set()
+    for case in STOP_EXAMPLES:
+        _, stored, _ = asyncio.run(execute(case))
+        seen.update(
+            (stage.status, stage.skip_reason) for stage in stored.stages if not stage.attempts
+        )
+    assert {
+        ("cancelled", None),
+        ("skipped", "not reached: the run ended (failure)"),
+    } <= seen
 
 
 def test_the_examples_reach_every_outcome() -> None:
@@ -303,7 +420,7 @@ def test_the_examples_reach_every_outcome() -> None:
     skip_reasons: set[str] = set()
     instances = 0
     for case in EXAMPLES:
-        live, _ = asyncio.run(execute(case))
+        live, _, _ = asyncio.run(execute(case))
         run_statuses.add(live.status)
         for stage in live.stages:
             stage_statuses.add(stage.status)
