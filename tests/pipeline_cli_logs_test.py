@@ -1,7 +1,8 @@
-"""``taskdaemon logs --follow`` (``cli/logs.py``): when a follower stops."""
+"""``taskdaemon logs`` (``cli/logs.py``): when a follower stops; the ids of a run-level record."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -53,3 +54,41 @@ def test_follow_waits_for_the_runs_last_record_once_the_run_has_ended(
     code = main(["logs", run_id, "--follow", "--interval", "0.01"])
     last = capsys.readouterr().out.splitlines()[-1]
     assert (0, True) == (code, last.endswith(f"run {run_id} finished: success")), last
+
+
+@pytest.mark.slow
+def test_the_run_end_record_has_no_stage_after_a_published_event(
+    home: Path, tmp_path: Path
+) -> None:
+    """The run's end record, after stages fired by an event a Python handler published, names
+    no stage and carries the run span, as every run-level record does."""
+    write(
+        tmp_path / "publisher.py",
+        """\
+        def publish(ctx):
+            ctx.publish("x.done", {"n": 1})
+
+        def consume(ctx):
+            return {}
+        """,
+    )
+    pipeline = write(
+        tmp_path / "events.yaml",
+        """\
+        name: events
+        stages:
+          - name: a
+            handler: "publisher:publish"
+            emits: [x.done]
+            triggers: [{manual: {approval_required: false}}]
+          - name: b
+            handler: "publisher:consume"
+            triggers: [{on_event: {type: x.done}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline), cwd=tmp_path).stdout.strip()
+    records = taskdaemon(home, "logs", run_id, "--json").stdout.splitlines()
+    ends = [json.loads(line) for line in records if '"run.finished"' in line]
+    started = next(json.loads(line) for line in records if '"run.started"' in line)
+    expected = [(None, None, None, started["span_id"])]
+    assert expected == [(r["stage"], r["instance"], r["attempt"], r["span_id"]) for r in ends]

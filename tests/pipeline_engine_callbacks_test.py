@@ -15,10 +15,17 @@ from taskdaemon.pipeline._threads import LoopEnvironment, hop, thread_safe
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.engine._callbacks import LazyEnvironment
 from taskdaemon.pipeline.errors import PipelineError
-from taskdaemon.pipeline.events import EngineEvent, EventPublished, StageFinished, StageProcess
+from taskdaemon.pipeline.events import (
+    EngineEvent,
+    EventPublished,
+    RunFinished,
+    StageFinished,
+    StageProcess,
+    StageStarted,
+)
 from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.loops import StageContext, python_handler
-from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+from taskdaemon.pipeline.model import Manual, OnCompletion, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus
 
 
@@ -79,6 +86,59 @@ async def test_sync_handler_gets_the_engine_context_and_its_calls_run_on_the_loo
     assert [(EventPublished, loop_thread), (StageProcess, loop_thread)] == marshalled
     finished = [event for event, _ in observer.seen if isinstance(event, StageFinished)]
     assert [(1.5, 2048)] == [(e.cpu_seconds, e.peak_memory_bytes) for e in finished]
+
+
+class ExecutionObserver:
+    """Notes, for each record, which stage's execution was current where it was handed over."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str | None]] = []
+
+    def on_event(self, event: EngineEvent) -> None:
+        current = current_execution()
+        name = type(event).__name__
+        stage = getattr(event, "stage", None)
+        self.seen.append((f"{name} {stage}" if stage else name, current and current.stage))
+
+
+async def test_an_instance_started_by_a_published_event_runs_outside_the_publisher() -> None:
+    """An instance fired by an event a handler publishes does not inherit the publisher's
+    execution: outside its own handler call (its start and end records, the run's end) no
+    execution is current, as for any other instance."""
+
+    async def publish(ctx: StageContext) -> None:
+        ctx.publish("x.done", {"n": 1})
+
+    async def consume(ctx: StageContext) -> None:
+        return None
+
+    observer = ExecutionObserver()
+    definition = Pipeline(
+        name="demo",
+        stages=(
+            Stage(name="a", loop="python", emits=("x.done",), triggers=(Manual(),)),
+            Stage(name="b", loop="python", triggers=(OnEvent(type="x.done"),)),
+            Stage(name="c", loop="python", triggers=(OnCompletion(stage="b"),)),
+        ),
+    )
+    resolver = Resolver({"a": publish, "b": consume, "c": consume})
+    async with Engine(resolver=resolver, observers=[observer]) as engine:
+        result = await engine.run(definition)
+    assert RunStatus.SUCCESS == result.status
+    kinds = (StageStarted.__name__, StageFinished.__name__, RunFinished.__name__)
+    expected = [
+        ("StageStarted b", None),
+        ("StageFinished b", None),
+        ("StageStarted c", None),
+        ("StageFinished c", None),
+        ("RunFinished", None),
+    ]
+    actual = [
+        (name, current)
+        for name, current in observer.seen
+        if name.startswith(kinds) and not name.endswith(" a")
+    ]
+    assert expected == actual
 
 
 async def _engine_context() -> StageContext:

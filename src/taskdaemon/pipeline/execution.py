@@ -4,7 +4,11 @@ The engine sets it around each handler call (``engine/_attempt.py``) to the hand
 :class:`~taskdaemon.pipeline.loops.StageContext`. Asyncio tasks and ``asyncio.to_thread`` copy
 the context they start in, so the handler's own code sees it: on the engine's loop, in the
 worker thread a sync handler runs in, and in tasks the handler starts. Code outside a handler
-call (the engine between stages, the monitor's worker thread) sees ``None``.
+call (the engine between stages, the monitor's worker thread) sees ``None``: a task the engine
+starts on its own account (a stage instance, an approval's timer) is given
+:func:`outside_execution`'s context, because it may be started from inside a handler call (an
+event the handler publishes fires an ``on_event`` stage) and would otherwise inherit that
+execution for its whole life, with every record the engine hands over in it.
 
 ``logs.ContextFilter`` reads it to tag every log record made during a stage with the run, the
 stage, its instance and attempt, and the stage span's ids (from the execution's
@@ -19,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
 
-__all__ = ["current_execution", "enter_execution", "leave_execution"]
+__all__ = ["current_execution", "enter_execution", "leave_execution", "outside_execution"]
 
 _CURRENT: contextvars.ContextVar[StageContext | None] = contextvars.ContextVar(
     "taskdaemon_execution", default=None
@@ -39,3 +43,14 @@ enter_execution = _CURRENT.set
 
 #: Restore the execution that was current before :func:`enter_execution`.
 leave_execution = _CURRENT.reset
+
+
+def outside_execution() -> contextvars.Context | None:
+    """The context for a task the engine starts on its own account: a copy of the current one
+    with no execution current, or ``None`` (the task copies the current context, as usual) when
+    none is."""
+    if _CURRENT.get() is None:
+        return None
+    context = contextvars.copy_context()
+    context.run(_CURRENT.set, None)
+    return context

@@ -17,6 +17,7 @@ from taskdaemon.pipeline.engine._run_base import RunBase
 from taskdaemon.pipeline.engine._stage_state import SATISFIED, StageRun
 from taskdaemon.pipeline.errors import ApprovalError
 from taskdaemon.pipeline.events import ApprovalRequested, ApprovalResolved
+from taskdaemon.pipeline.execution import outside_execution
 from taskdaemon.pipeline.model import Manual
 from taskdaemon.pipeline.triggers import ApprovalState
 
@@ -57,7 +58,7 @@ class Approvals(RunBase):
             )
         if trigger.timeout is not None:
             srt.approval_timer = asyncio.get_running_loop().create_task(
-                self.approval_timeout(srt, trigger.timeout)
+                self.approval_timeout(srt, trigger.timeout), context=outside_execution()
             )
 
     def withdraw_approval(self, srt: StageRun) -> None:

@@ -37,6 +37,7 @@ from taskdaemon.pipeline.events import (
     StageSkipped,
     TaskRunRef,
 )
+from taskdaemon.pipeline.execution import outside_execution
 from taskdaemon.pipeline.model import ErrorStrategy
 from taskdaemon.pipeline.run_state import not_reached_reason, stage_status_of
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -251,7 +252,10 @@ class Run(Attempts, Triggers):
         srt.open_instances += 1
         self.active += 1
         self.queue(srt, inst, 1)
-        inst.task = asyncio.get_running_loop().create_task(self.execute(srt, inst))
+        # Not the execution of a handler that published the event firing it (``execution``).
+        inst.task = asyncio.get_running_loop().create_task(
+            self.execute(srt, inst), context=outside_execution()
+        )
 
     def admit(self, srt: StageRun) -> None:
         """Start instances for waiting events, up to ``parallel_instances`` unfinished at once."""
