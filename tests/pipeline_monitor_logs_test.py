@@ -141,6 +141,22 @@ def test_otlp_log_records_carry_the_span_context() -> None:
 
 
 @pytest.mark.usefixtures("root_logging")
+def test_otlp_log_records_leave_out_fields_without_a_value() -> None:
+    """An ``extra`` field that is None (a successful stage's ``error_type``) is left out of the
+    OTel log record, as the unknown ids are, not sent as the text ``"None"``."""
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    configure_logging(load_settings(), logger_provider=provider, stream=io.StringIO())
+    _log.info("stage finished", extra={"status": "success", "error_type": None})
+    provider.shutdown()
+    (data,) = exporter.get_finished_logs()
+    attributes = dict(data.log_record.attributes or {})
+    expected = {"status": "success"}
+    assert expected == {k: attributes[k] for k in ("status", "error_type") if k in attributes}
+
+
+@pytest.mark.usefixtures("root_logging")
 @pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
 def test_the_http_clients_request_lines_show_only_from_debug(level: str, shown: bool) -> None:
     """httpx's line a request (a remote span source polled by ``ui``) is not printed at the

@@ -329,6 +329,8 @@ class OTelLogHandler(logging.Handler):
                 if value is not None:
                     attributes[f"taskdaemon.{name}"] = value
             for key, value in _extras(record).items():
+                if value is None:  # no value: left out, as the ids are (not the text "None")
+                    continue
                 attributes[key] = (
                     value if isinstance(value, str | int | float | bool) else str(value)
                 )
