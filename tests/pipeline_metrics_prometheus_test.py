@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from pipeline_monitor_support import PROMETHEUS_NAMES
 from prometheus_support import PROMETHEUS, free_port, stop, until
@@ -49,6 +50,21 @@ async def test_rule_unit_tests_pass() -> None:
     """`promtool test rules` passes: quantiles, failure ratio and alerts behave as written."""
     code, output = await _promtool("test", "rules", "prometheus/tests/rules_test.yml")
     assert (0, True) == (code, "SUCCESS" in output), output
+
+
+def test_every_alert_rule_has_a_unit_test_that_fires_it_and_one_that_does_not() -> None:
+    """Each alert of prometheus/rules/alerts.yml has `promtool test rules` cases in
+    prometheus/tests/rules_test.yml both where it fires and where it does not."""
+    alerts = yaml.safe_load((ROOT / "prometheus/rules/alerts.yml").read_text())
+    names = {rule["alert"] for group in alerts["groups"] for rule in group["rules"]}
+    cases = yaml.safe_load((ROOT / "prometheus/tests/rules_test.yml").read_text())["tests"]
+    seen = {
+        (case["alertname"], bool(case["exp_alerts"]))
+        for test in cases
+        for case in test.get("alert_rule_test", [])
+    }
+    missing = {(name, fires) for name in names for fires in (True, False)} - seen
+    assert set() == {(name, "fires" if fires else "quiet") for name, fires in missing}
 
 
 async def test_prometheus_config_is_valid() -> None:
