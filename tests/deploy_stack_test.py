@@ -23,6 +23,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cli_support import TASKDAEMON, environment, write
 from pipeline_monitor_support import (
     PROMETHEUS_NAMES,
     Feed,
@@ -370,8 +371,8 @@ def test_dashboards_use_only_provisioned_datasources() -> None:
 
 
 def test_dashboard_has_pipeline_variable_and_recent_runs_table() -> None:
-    """The overview has a `$pipeline` variable over the runs metric and a Tempo table of run spans
-    whose run id links to the trace."""
+    """The overview has a `$pipeline` variable over the active-runs gauge and a Tempo table of
+    run spans whose run id links to the trace."""
     dashboard = json.loads((ROOT / "grafana/dashboards/taskdaemon-overview.json").read_text())
     variable = dashboard["templating"]["list"][0]
     table = next(panel for panel in dashboard["panels"] if panel["title"] == "Recent runs")
@@ -381,7 +382,7 @@ def test_dashboard_has_pipeline_variable_and_recent_runs_table() -> None:
         if override["matcher"]["options"] == "traceID"
     )
     links = next(prop for prop in link_override["properties"] if prop["id"] == "links")
-    assert ("pipeline", "label_values(pipeline_executions_total, pipeline)", True) == (
+    assert ("pipeline", "label_values(pipeline_active_executions, pipeline)", True) == (
         variable["name"],
         variable["definition"],
         variable["includeAll"],
@@ -470,3 +471,75 @@ async def test_every_dashboard_expression_runs_in_prometheus(
     assert 2 == len(groups)
     assert len(results) >= 25
     assert dict.fromkeys(results, "success") == results
+
+
+# A run that waits for an approval nobody gives: active for as long as it is served, never ended.
+WAITING_PIPELINE = """\
+    name: awaiting-approval
+    stages:
+      - name: start
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: gate
+        command: "true"
+        triggers: [{on_completion: {stage: start}}, {manual: {approval_required: true}}]
+        trigger_mode: all
+    """
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_the_pipeline_variable_offers_a_pipeline_whose_first_run_has_not_ended(
+    home: Path, tmp_path: Path
+) -> None:
+    """The dashboard's `$pipeline` choices, asked of a real Prometheus scraping a real
+    `taskdaemon run --serve` whose run waits for an approval, include that pipeline: the one
+    `PipelineRunsStuck` names can be picked on the dashboard it leads to."""
+    dashboard = json.loads((ROOT / "grafana/dashboards/taskdaemon-overview.json").read_text())
+    definition = dashboard["templating"]["list"][0]["definition"]
+    match = re.fullmatch(r"label_values\((.+), pipeline\)", definition)
+    assert match is not None, definition
+    daemon_port, prometheus_port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: taskdaemon\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{daemon_port}']}}]\n"
+    )
+    pipeline = write(tmp_path / "waiting.yaml", WAITING_PIPELINE)
+    log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = await asyncio.create_subprocess_exec(
+        str(PROMETHEUS),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=log,
+    )
+    daemon = await asyncio.create_subprocess_exec(
+        TASKDAEMON,
+        "run",
+        str(pipeline),
+        "--serve",
+        f"127.0.0.1:{daemon_port}",
+        env=environment(home, OTEL_METRICS_EXPORTER="prometheus"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{prometheus_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+
+            async def active_run_scraped() -> bool:
+                query = {"query": 'pipeline_active_executions{pipeline="awaiting-approval"} > 0'}
+                answer = (await client.get("/api/v1/query", params=query)).json()
+                return bool(answer.get("data", {}).get("result"))
+
+            await until(active_run_scraped, limit=90, what="the waiting run's active gauge")
+            answer = await client.get("/api/v1/label/pipeline/values", params={"match[]": match[1]})
+        assert ["awaiting-approval"] == answer.json()["data"]
+    finally:
+        await stop(daemon)
+        await stop(prometheus)
+        log.close()
