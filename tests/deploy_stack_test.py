@@ -6,6 +6,7 @@ that `/metrics` really exposes. The stack: docs/architecture.md, "Deployment sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -533,8 +534,9 @@ async def test_the_pipeline_variable_offers_a_pipeline_whose_first_run_has_not_e
 
             async def active_run_scraped() -> bool:
                 query = {"query": 'pipeline_active_executions{pipeline="awaiting-approval"} > 0'}
-                answer = (await client.get("/api/v1/query", params=query)).json()
-                return bool(answer.get("data", {}).get("result"))
+                response = await client.get("/api/v1/query", params=query)
+                response.raise_for_status()  # 503 while Prometheus starts: polled again
+                return bool(response.json()["data"]["result"])
 
             await until(active_run_scraped, limit=90, what="the waiting run's active gauge")
             answer = await client.get("/api/v1/label/pipeline/values", params={"match[]": match[1]})
@@ -543,3 +545,99 @@ async def test_the_pipeline_variable_offers_a_pipeline_whose_first_run_has_not_e
         await stop(daemon)
         await stop(prometheus)
         log.close()
+
+
+# Real runs for every panel: a stage held long enough to be scraped running (the resource
+# gauges), one queued behind it (one worker slot), one that fails.
+PANELS_PIPELINE = """\
+    name: panels
+    concurrency: 1
+    error_strategy: continue
+    stages:
+      - name: start
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: held
+        command: "sleep 1.5"
+        triggers: [{on_completion: {stage: start}}]
+      - name: queued
+        command: "true"
+        triggers: [{on_completion: {stage: start}}]
+      - name: fails
+        command: "exit 3"
+        triggers: [{on_completion: {stage: start}}]
+    """
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_path: Path) -> None:
+    """Every Prometheus target of the dashboards, with Grafana's variables substituted, answers
+    at least one series from a real Prometheus that loads this repository's rules (evaluated
+    every second) and scrapes a real `taskdaemon serve` running a pipeline every second, its
+    spans exported to a collector that is down."""
+    daemon_port, prometheus_port, dead_port = free_port(), free_port(), free_port()
+    rendered = tmp_path / "etc-prometheus"
+    shutil.copytree(ROOT / "prometheus", rendered)
+    config = rendered / "prometheus.yml"
+    data = _yaml(config)
+    data.pop("alerting")
+    data["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    data["scrape_configs"] = [
+        {"job_name": "taskdaemon", "static_configs": [{"targets": [f"127.0.0.1:{daemon_port}"]}]}
+    ]
+    config.write_text(yaml.safe_dump(data))
+    recording = rendered / "rules" / "recording.yml"
+    recording.write_text(recording.read_text().replace("interval: 30s", "interval: 1s"))
+    pipeline = write(tmp_path / "panels.yaml", PANELS_PIPELINE)
+    log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = await asyncio.create_subprocess_exec(
+        str(PROMETHEUS),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{prometheus_port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=log,
+    )
+    env = environment(
+        home,
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{dead_port}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+    )
+    env.pop("OTEL_TRACES_EXPORTER")
+    daemon = await asyncio.create_subprocess_exec(
+        TASKDAEMON,
+        "serve",
+        "--port",
+        str(daemon_port),
+        "--pipeline",
+        str(pipeline),
+        "--every",
+        "1",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    empty = {(title, expr) for title, expr in _dashboard_exprs()}
+    try:
+        base = f"http://127.0.0.1:{prometheus_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+
+            async def all_answered() -> bool:
+                for title, expr in sorted(empty):
+                    query = {"query": _grafana_substitute(expr)}
+                    response = await client.post("/api/v1/query", data=query)
+                    response.raise_for_status()  # 503 while Prometheus starts: polled again
+                    if response.json()["data"]["result"]:
+                        empty.discard((title, expr))
+                return not empty
+
+            with contextlib.suppress(AssertionError):
+                await until(all_answered, limit=120, what="data in every panel", interval=1)
+    finally:
+        await stop(daemon)
+        await stop(prometheus)
+        log.close()
+    assert set() == empty
