@@ -48,9 +48,10 @@ pytestmark = pytest.mark.timeout(120)
 BEHAVIOURS = ("ok", "ok", "ok", "fail", "flaky", "timeout", "cancel", "secret")
 APPROVALS = ("none", "grant", "reject", "expire")
 # A start breakpoint on a stage, and what the driver does when it pauses there: nothing (held
-# until a stop of the run, or the driver's cancel once nothing else can move), continue, or
+# until a stop of the run, or the driver's cancel once nothing else can move), continue, skip
+# (instance 0's pause; any other instance's is continued, so a fan-out ends partly skipped), or
 # cancel the run.
-BREAKS = ("none", "none", "none", "hold", "continue", "cancel")
+BREAKS = ("none", "none", "none", "hold", "continue", "skip", "cancel")
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,10 @@ def _drive(engine: Engine, debug: DebugSession, run_id: str, breaks: Mapping[str
         action = breaks.get(paused.stage, "hold")
         if action == "continue":
             debug.continue_(run_id, paused.stage)
+        elif action == "skip" and paused.instance == 0:
+            debug.skip(run_id, paused.stage)
+        elif action == "skip":
+            debug.continue_(run_id, paused.stage)
         elif action == "cancel":
             engine.cancel(run_id)
             return
@@ -348,10 +353,30 @@ STOP_EXAMPLES = (
     ),
 )
 
+# Executions skipped at a start breakpoint: a one-instance stage, and a fan-out whose instance 0
+# is skipped while instance 1 runs (the stage reads ``skipped``: some instance did not run).
+SKIP_EXAMPLES = (
+    _case(
+        (_s("s0"), _s("s1", OnCompletion("s0"))), {"s0": "ok", "s1": "ok"}, breaks={"s0": "skip"}
+    ),
+    _case(
+        (
+            _s("s0", emits=("item",)),
+            _s(
+                "fan", OnEvent("item"), inputs=(InputMapping("v", "event.v"),), parallel_instances=1
+            ),
+        ),
+        {"s0": "ok", "fan": "ok"},
+        events=2,
+        breaks={"fan": "skip"},
+    ),
+)
+
 
 def with_examples(test: Callable[[Case], None]) -> Callable[[Case], None]:
-    """``test`` with each of ``EXAMPLES`` and ``STOP_EXAMPLES`` as an explicit example."""
-    for case in (*EXAMPLES, *STOP_EXAMPLES):
+    """``test`` with each of ``EXAMPLES``, ``STOP_EXAMPLES`` and ``SKIP_EXAMPLES`` as an
+    explicit example."""
+    for case in (*EXAMPLES, *STOP_EXAMPLES, *SKIP_EXAMPLES):
         test = example(case)(test)
     return test
 

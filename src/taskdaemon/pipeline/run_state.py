@@ -22,7 +22,8 @@ disagree:
   that is ``queued`` or ``waiting`` for its triggers (stored records say ``pending`` unless it
   waits for an approval), so the live record says so and the stored one catches up when the
   run ends. A stage the run's end caught waiting for a retry is ``cancelled`` in both, and so is
-  one a stop cancelled while it was paused before its start (:func:`halted_executions`).
+  one a stop cancelled while it was paused before its start (:func:`halted_executions`; an
+  execution skipped there is ``skipped`` alike).
 
 The state is mutable and ``apply`` returns the state it was given: copying the books on every
 event would cost O(stages) per event on the engine's thread. Take :meth:`RunState.record` for a
@@ -70,7 +71,7 @@ __all__ = [
     "ACTIVE_STAGE_STATUSES",
     "ENDED_STAGE_STATUSES",
     "FAILED_STAGE_STATUSES",
-    "HALTED_ACTION",
+    "HALTED_ACTIONS",
     "INTERRUPTED",
     "NOT_STARTED_STAGE_STATUSES",
     "OPEN_RUN_STATUSES",
@@ -196,30 +197,32 @@ def failure_error_type(status: str, exception: BaseException | None, error_type:
     return error_type or _OTHER_ERROR
 
 
-#: The action of the ``BreakpointResumed`` (span event ``breakpoint.resumed``) that ends a pause
-#: when a stop of the run (a cancel, a failure elsewhere) cancels the paused execution.
-HALTED_ACTION: Final = "cancel"
+#: The actions of a ``BreakpointResumed`` (span event ``breakpoint.resumed``) that end an
+#: execution paused before its start without starting it, and the status it ends with: a stop
+#: of the run (a cancel, a failure elsewhere) cancels it; the debugger's ``skip`` skips it.
+HALTED_ACTIONS: Final = {"cancel": StageStatus.CANCELLED.value, "skip": StageStatus.SKIPPED.value}
 
 
 def halted_executions(
     resumptions: Iterable[tuple[str, str, str]], started: Container[str]
-) -> dict[str, dict[str, int]]:
-    """Stage -> {task run id: instance} of the executions a stop cancelled while they were
+) -> dict[str, dict[str, tuple[int, str]]]:
+    """Stage -> {task run id: (instance, status)} of the executions ended while they were
     paused at a breakpoint before they started, from ``(stage, task_run_id, action)``
-    breakpoint resumptions: those whose action is :data:`HALTED_ACTION` and whose task run id
-    is not in ``started`` (an execution paused after a failure did start).
+    breakpoint resumptions: those whose action is one of :data:`HALTED_ACTIONS` and whose task
+    run id is not in ``started`` (an execution paused after a failure did start).
 
-    Such an execution was reached (it held its worker slot, its inputs resolved) and ended
-    ``cancelled``, as the engine ends it; it has no span, since it never started, so this is
-    how a record built from spans knows it (docs/run-state.md, "Rules")."""
-    halted: dict[str, dict[str, int]] = {}
+    Such an execution was reached (it held its worker slot, its inputs resolved) and ended as
+    the engine ends it, ``cancelled`` or ``skipped``; it has no span, since it never started, so
+    this is how a record built from spans knows it (docs/run-state.md, "Rules")."""
+    halted: dict[str, dict[str, tuple[int, str]]] = {}
     for stage, task_run_id, action in resumptions:
         prefix = f"{stage}."  # a task run id is "{stage}.{instance}.{attempt}"
-        if action != HALTED_ACTION or task_run_id in started or not task_run_id.startswith(prefix):
+        status = HALTED_ACTIONS.get(action)
+        if status is None or task_run_id in started or not task_run_id.startswith(prefix):
             continue
         instance, _, attempt = task_run_id[len(prefix) :].partition(".")
         if instance.isdigit() and attempt.isdigit():
-            halted.setdefault(stage, {})[task_run_id] = int(instance)
+            halted.setdefault(stage, {})[task_run_id] = (int(instance), status)
     return halted
 
 
@@ -314,7 +317,8 @@ class _Stage:
         self.retrying: set[tuple[int, int]] = set()  # (instance, failed attempt)
         self.stopped: set[int] = set()  # instances the run's end caught waiting for a retry
         self.paused: set[str] = set()  # task run ids paused at a breakpoint
-        self.halted: dict[str, int] = {}  # task run id -> instance: cancelled while paused
+        # task run id -> (instance, status): ended while paused before its start
+        self.halted: dict[str, tuple[int, str]] = {}
         self.paused_time: dict[str, float] = {}  # task run id -> seconds
         self.triggers: tuple[str, ...] = ()
         self.trigger_specs: tuple[TriggerRecord, ...] = ()  # as StageRecord.trigger_specs
@@ -341,9 +345,9 @@ class _Stage:
                 else (a.instance, a.status)
                 for a in ordered
             ]
-        # Reached (held at a breakpoint), then cancelled by a stop before it started: the
-        # latest execution of its instance (``halted_executions``).
-        pairs += [(instance, StageStatus.CANCELLED.value) for instance in self.halted.values()]
+        # Reached (held at a breakpoint), then cancelled by a stop or skipped before it
+        # started: the latest execution of its instance (``halted_executions``).
+        pairs += self.halted.values()
         if self.paused:
             pairs.append((-1, StageStatus.PAUSED.value))  # an instance paused before it started
         if self.retrying:
@@ -372,7 +376,7 @@ class _Stage:
             triggers=self.triggers,
             trigger_specs=self.trigger_specs,
             upstream=self.upstream,
-            skip_reason=None if attempts or self.halted else self.skip_reason,
+            skip_reason=None if attempts else self.skip_reason,
             trigger_mode=self.trigger_mode,
             cancel_reason=cancel_reason,
             cancel_cause=cancel_cause,
@@ -607,8 +611,8 @@ class RunState:
         attempt = stage.attempts.get(event.task_run_id)
         if attempt is not None:
             attempt.paused_time = total
-        elif event.action == HALTED_ACTION:  # paused before its start, then stopped
-            stage.halted[event.task_run_id] = event.instance
+        elif event.action in HALTED_ACTIONS:  # paused before its start, then ended
+            stage.halted[event.task_run_id] = (event.instance, HALTED_ACTIONS[event.action])
         if self.status == RunStatus.PAUSED and not any(s.paused for s in self._stages.values()):
             self.status = RunStatus.RUNNING.value
 

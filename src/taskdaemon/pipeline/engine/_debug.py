@@ -407,7 +407,9 @@ class DebugSession:
         pause = self._new_pause(run, srt, inst, _START, reason, dict(request.inputs))
         pause.ex.paused = 0.0  # held: reached, even if a stop cancels it here (``reached``)
         action, by, paused = await self._hold(pause, StageStatus.QUEUED)
-        if action == "skip" and len(srt.instances) == 1 and not srt.final:
+        # A skip ends the whole stage only when it can have no other instance: an event stage
+        # may get more from later events (its status is then the worst of its instances).
+        if action == "skip" and not srt.cs.has_events and len(srt.instances) == 1 and not srt.final:
             srt.skip_reason = f"skipped at a breakpoint by {by}"
             ctx = run.ctx
             if ctx.observed:

@@ -20,8 +20,9 @@ get the same ``running`` / ``interrupted`` status. Stages named by the root but 
 are ``pending`` in a running run (``waiting`` when the run span's latest approval event for them
 is ``approval.requested``: the embedded store rewrites open spans as they gain events, a backend
 sees the run span only once it ends) and ``skipped`` otherwise, except an execution a stop
-cancelled while it was paused before its start: the run span's ``breakpoint.resumed`` event
-with action ``cancel`` says so, and it counts as ``cancelled`` (``run_state.halted_executions``).
+cancelled, or the debugger skipped, while it was paused before its start: the run span's
+``breakpoint.resumed`` event with action ``cancel`` or ``skip`` says so, and it counts as
+``cancelled`` or ``skipped`` (``run_state.halted_executions``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from taskdaemon.pipeline.run_state import (
     OPEN_RUN_STATUSES,
     awaiting_approval,
     halted_executions,
+    not_reached_reason,
     stage_status_of,
 )
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -235,9 +237,10 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     return totals
 
 
-def _halted(root: SpanRecord | None, started: set[str]) -> dict[str, dict[str, int]]:
-    """Stage -> {task run id: instance} of the executions a stop cancelled while paused before
-    their start: the run span's ``breakpoint.resumed`` events (``run_state.halted_executions``)."""
+def _halted(root: SpanRecord | None, started: set[str]) -> dict[str, dict[str, tuple[int, str]]]:
+    """Stage -> {task run id: (instance, status)} of the executions a stop cancelled, or the
+    debugger skipped, while paused before their start: the run span's ``breakpoint.resumed``
+    events (``run_state.halted_executions``)."""
     if root is None:
         return {}
     resumptions = []
@@ -255,12 +258,12 @@ def _stage_status(
     attempts: tuple[AttemptRecord, ...],
     to_retry: set[str],
     pending_retry: str,
-    halted: Iterable[int] = (),
+    halted: Iterable[tuple[int, str]] = (),
 ) -> str:
     """The stage's status from its attempts. An instance whose last attempt failed with
     ``will_retry`` (its span id in ``to_retry``) and had no next one counts as
-    ``pending_retry`` (see ``_retry_status``). ``halted``: instances whose latest execution a
-    stop cancelled while it was paused before its start (it has no span): ``cancelled``."""
+    ``pending_retry`` (see ``_retry_status``). ``halted``: ``(instance, status)`` of the
+    instances whose latest execution ended while paused before its start (it has no span)."""
     if not to_retry and not halted:
         return stage_status_of((a.instance, a.status) for a in attempts)
     last = {a.instance: a for a in attempts}
@@ -268,7 +271,7 @@ def _stage_status(
         (a.instance, pending_retry if a.span_id in to_retry and last[a.instance] is a else a.status)
         for a in attempts
     ]
-    pairs += [(instance, StageStatus.CANCELLED.value) for instance in halted]
+    pairs += halted
     return stage_status_of(pairs)
 
 
@@ -380,6 +383,11 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         elif attempts or halted_here:
             to_retry = {s.span_id for s in real if s.attributes.get(t.STAGE_WILL_RETRY) is True}
             stage_status = _stage_status(attempts, to_retry, _retry_status(status), halted_here)
+            if skips and not attempts and stage_status == StageStatus.SKIPPED:
+                # skipped at a breakpoint: the skip span says by whom
+                skip_reason = _str_or_none(skips[0].attributes.get(t.STAGE_SKIP_REASON))
+                if skip_reason == not_reached_reason(status):  # it was reached
+                    skip_reason = None
         elif skips:
             stage_status = StageStatus.SKIPPED.value
             skip_attrs = skips[0].attributes
