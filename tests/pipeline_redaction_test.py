@@ -335,6 +335,22 @@ def test_secret_keys_assigned_in_free_text_lose_their_value(text: str, expected:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('request.api_key == "hunter2"', 'request.api_key == "[REDACTED]"'),
+        ("inputs.password==hunter2 && ok", "inputs.password==[REDACTED] && ok"),
+        ("request.token != 'hunter2'", "request.token != '[REDACTED]'"),
+        ('api_key === "hunter2"', 'api_key === "[REDACTED]"'),
+        ("token := hunter2", "token := [REDACTED]"),
+    ],
+)
+def test_a_secret_key_compared_with_a_literal_loses_the_literal(text: str, expected: str) -> None:
+    """A secret key compared with a literal (a CEL condition, a breakpoint's ``when``) loses
+    the literal, which is the secret, as an assignment loses its value."""
+    assert expected == redact_text(text)
+
+
+@pytest.mark.parametrize(
     "value",
     [
         {"command": 'echo \'{"api_key": "abcdefgh12345678"}\''},

@@ -187,11 +187,13 @@ _SHAPES_PATTERN: Final = (
     r"|(?P<url>(?<![A-Za-z0-9+.\-])[A-Za-z][A-Za-z0-9+.\-]{0,31}://[^\s/?#@:\"'<>]*+:)"
     r"[^\s/?#\"'<>]+@"
     # A secret key word assigned in free text: password=x, DB_PASSWORD: x, "api_key": "x" (a
-    # command's output, an error message). The key stays; "Bearer" or "Basic" as the value is
-    # left for the bearer shape, which keeps the scheme word and takes the credential. Only the
-    # start of a whole key may begin a match, so a long a_b_c_... run is scanned once.
+    # command's output, an error message), or compared with a literal, which is then the
+    # secret: api_key == "x", token != 'x' (a CEL condition, a breakpoint's ``when``). The key
+    # stays; "Bearer" or "Basic" as the value is left for the bearer shape, which keeps the
+    # scheme word and takes the credential. Only the start of a whole key may begin a match, so
+    # a long a_b_c_... run is scanned once.
     rf"|(?P<assign>(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
-    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+[:=]\s*+)"
+    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:)\s*+)"
     # The value: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"`` in a recorded
     # definition or payload, which is JSON text); or bare, up to a space or a separator, and
     # never taking the backslash of an escaped quote (the JSON text stays JSON).
