@@ -150,3 +150,33 @@ async def test_the_debug_routes_follow_the_apis_access_rule() -> None:
     assert resumed.status_code == 200
     (event,) = recorder.of(BreakpointResumed)
     assert event.by == app.state.auth.principal
+
+
+async def test_a_paused_executions_inputs_are_redacted_with_the_servers_patterns() -> None:
+    """GET /debug of a run paused at a breakpoint shows an input named by the server's redact
+    patterns as ``[REDACTED]``, and the other inputs as they are."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    async with Engine(resolver=Resolver({"hold": hold})) as engine:
+        app = create_app(engine=engine, redact_patterns=("ssn",))
+        p = pipeline(
+            stage("hold"),
+            stage(
+                "a",
+                *after("hold"),
+                inputs=(InputMapping("ssn", "request.ssn"), InputMapping("n", "request.n")),
+            ),
+        )
+        handle = await engine.start_run(p, {"ssn": "078-05-1120", "n": 1})
+        base = f"/api/runs/{handle.run_id}/debug"
+        async with _client(app) as client:
+            await client.put(f"{base}/breakpoints", json={"stage": "a"})
+            gate.set()
+            await engine.with_debug(True).wait_paused(handle.run_id)
+            state = (await client.get(base)).json()
+            await client.post(f"{base}/continue", json={})
+        await handle.wait()
+    assert [{"ssn": "[REDACTED]", "n": 1}] == [paused["inputs"] for paused in state["paused"]]

@@ -21,6 +21,13 @@ Actions (fields in brackets are optional)::
 
 ``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``.
 
+Every answer shows run data as the spans hold it: inputs, outputs, overrides and waiting
+events' payloads redacted by key and shape (``redact_patterns``, the CLI's
+``TASKDAEMON_REDACT_PATTERNS``), and the texts that may quote them (errors, pause reasons,
+breakpoint conditions, trigger descriptions) by shape. The answers go to a terminal, to another
+process over the control socket and to any holder of the API token; the run itself still gets
+the values as they are.
+
 Several prompts can drive one run (``debug FILE`` and ``debug attach`` from other terminals).
 A prompt names itself with ``client`` (and its process with ``pid``) on its first ``state``
 (it attaches) and on each ``break``; its ``detach`` deletes the breakpoints it set (not
@@ -41,6 +48,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession, Engine
@@ -63,6 +71,11 @@ ACTIONS = (
     "sync",
 )
 _MAX_WAIT = 30.0
+#: Keys of an answer whose values are run data (a stage's inputs and outputs, an override,
+#: waiting events' payloads): redacted by key and by shape, as captured payloads are.
+_DATA_KEYS = frozenset({"inputs", "outputs", "pending_events", "value"})
+#: Keys of an answer whose values are text that may quote run data: redacted by shape.
+_TEXT_KEYS = frozenset({"error", "last_error", "reason", "when", "description"})
 
 DumpWriter = Callable[[str, str | None], Awaitable[str]]
 
@@ -89,10 +102,18 @@ def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> st
 class DebugOps:
     """Answers debugger requests for run ``run_id`` of ``engine`` (on the engine's loop)."""
 
-    def __init__(self, engine: Engine, run_id: str, *, dump: DumpWriter | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        run_id: str,
+        *,
+        dump: DumpWriter | None = None,
+        redact_patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS,
+    ) -> None:
         self._engine = engine
         self.run_id = run_id
         self._dump = dump
+        self._patterns = redact_patterns
         self._clients: dict[str, int | None] = {}  # the prompts attached, with their pids
         self._set_by: dict[int, str] = {}  # breakpoint id -> the prompt that set it
 
@@ -109,8 +130,29 @@ class DebugOps:
         try:
             answer = await self._answer(str(action), request)
         except PipelineError as exc:
-            return {"ok": False, "error": str(exc)}
-        return {"ok": True, **answer}
+            return {"ok": False, "error": redact_text(str(exc))}
+        return {"ok": True, **self._redacted(answer)}
+
+    def _redacted(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """``answer`` with its run data and texts redacted (see the module docstring). Only
+        the values under the known keys are: a map keyed by stage names (``stages``,
+        ``upstream``) is walked, never redacted by a stage's name."""
+
+        def walk(value: Any) -> Any:
+            if isinstance(value, dict):
+                return {key: entry(key, item) for key, item in value.items()}
+            if isinstance(value, list):
+                return [walk(item) for item in value]
+            return value
+
+        def entry(key: Any, value: Any) -> Any:
+            if key in _DATA_KEYS:
+                return redact(value, self._patterns)
+            if key in _TEXT_KEYS and isinstance(value, str):
+                return redact_text(value)
+            return walk(value)
+
+        return {key: entry(key, value) for key, value in answer.items()}
 
     def done(self) -> bool:
         """True once the run ended."""
@@ -144,7 +186,7 @@ class DebugOps:
             if "value" not in request:
                 raise PipelineError("'value' is required")
             session.override(run_id, stage or "", name, request["value"], by=by)
-            return {}
+            return {"inputs": {name: request["value"]}}  # as the stage will see it, redacted
         if action == "inspect":
             return {"stage": session.inspect(run_id, stage or "")}
         if action == "break":

@@ -91,6 +91,7 @@ from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLim
 from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
 from taskdaemon.pipeline.record_fields import as_dict
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 from taskdaemon.pipeline.visualization import DagWatcher
 from taskdaemon.pipeline.web import WebApp, WebOptions
 
@@ -383,6 +384,7 @@ def create_app(
     limits: HttpLimits | None = None,
     dump: Callable[[str, str | None], Awaitable[str]] | None = None,
     web: WebOptions | None = None,
+    redact_patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS,
 ) -> Starlette:
     """The Starlette app over ``engine``, ``registry`` and ``health``; ``web`` configures the
     web page (its span source, Grafana link; ``app.state.web.close()`` releases them).
@@ -392,7 +394,8 @@ def create_app(
     answers 404; without an engine the API answers 503. Without ``auth`` a token is generated
     (``app.state.auth.token``): the API is never open. Engine calls go through
     ``app.state.bridge``, which :class:`MonitorServer` points at the engine's loop. The
-    debugger's routes (``server_debug.py``) come with an engine; ``dump`` writes a run's dump.
+    debugger's routes (``server_debug.py``) come with an engine; ``dump`` writes a run's dump;
+    their answers hold run data redacted with ``redact_patterns``.
     """
     sources = health or HealthSources()
     limits = limits or HttpLimits()
@@ -529,7 +532,7 @@ def create_app(
             Route("/api/runs/{run_id}/reject/{stage}", reject, methods=["POST"]),
             Route("/api/runs/{run_id}/events", publish, methods=["POST"]),
             Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
-            *_debug_routes(engine, dump, bridge, auth),
+            *_debug_routes(engine, dump, bridge, auth, redact_patterns),
         ],
         middleware=[
             Middleware(SecurityMiddleware, auth=auth, bind_host=lambda: app.state.bind_host),
@@ -546,12 +549,18 @@ def create_app(
     return app
 
 
-def _debug_routes(controller: Any, dump: Any, bridge: LoopBridge, auth: ApiAuth) -> list[Route]:
+def _debug_routes(
+    controller: Any,
+    dump: Any,
+    bridge: LoopBridge,
+    auth: ApiAuth,
+    redact_patterns: tuple[str, ...],
+) -> list[Route]:
     if not isinstance(controller, EngineController):
         return []
     from taskdaemon.pipeline.server_debug import debug_routes  # noqa: PLC0415 - see its doc
 
-    return debug_routes(lambda: controller.engine, bridge, auth.principal, dump)
+    return debug_routes(lambda: controller.engine, bridge, auth.principal, dump, redact_patterns)
 
 
 def _guarded(source: Callable[[], Any] | None) -> Any | None:

@@ -36,6 +36,7 @@ from taskdaemon.pipeline.debug_ops import DebugOps, DumpWriter
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.http_json import error_response, json_body
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 
 __all__ = ["debug_routes"]
 
@@ -43,9 +44,14 @@ _RESUMING = ("continue", "step", "skip", "retry", "set")
 
 
 def debug_routes(
-    engine: Callable[[], Any], bridge: LoopBridge, principal: str, dump: DumpWriter | None = None
+    engine: Callable[[], Any],
+    bridge: LoopBridge,
+    principal: str,
+    dump: DumpWriter | None = None,
+    redact_patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS,
 ) -> list[Route]:
-    """The routes over ``engine()`` (the served Engine, or None before it is bound)."""
+    """The routes over ``engine()`` (the served Engine, or None before it is bound); answers
+    hold run data redacted with ``redact_patterns`` (``debug_ops.py``)."""
 
     async def run(request: Request, body: dict[str, Any], created: bool = False) -> Response:
         """Answer ``body`` (a debug_ops request) for the path's run, on the engine's loop."""
@@ -56,7 +62,7 @@ def debug_routes(
 
         async def on_engine() -> dict[str, Any]:
             handle = current.get_run(run_id)  # RunNotFoundError: 404
-            ops = DebugOps(current, handle.run_id, dump=dump)
+            ops = DebugOps(current, handle.run_id, dump=dump, redact_patterns=redact_patterns)
             if body["action"] == "state" and current._debugger is None:
                 # looking never turns debug mode on
                 return {

@@ -247,10 +247,12 @@ class DebugPrompt(CommandPrompt):
         # it, so that a value quoted whole (``'"text"'``) reads too.
         typed = self.rest_of_line(3)
         value = _json_value(typed, " ".join(args[2:]))
-        self._call(
+        answer = self._call(
             {"action": "set", "stage": args[0], "input": args[1], "value": value, "by": self._by}
         )
-        self._print(f"{args[0]}: input {args[1]} = {_json(value)}")
+        # The run's answer holds the value redacted; an older process's answer holds nothing.
+        shown = answer.get("inputs", {}).get(args[1], "[REDACTED]")
+        self._print(f"{args[0]}: input {args[1]} = {_json(shown)}")
 
     def _do_logs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "logs STAGE")

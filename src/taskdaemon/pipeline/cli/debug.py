@@ -295,8 +295,14 @@ class _RunThread(threading.Thread):
                 self._loop, self._handle = asyncio.get_running_loop(), handle
                 approvals.attach(handle)
                 from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+                from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
-                ops = DebugOps(engine, handle.run_id, dump=dump_writer(engine, observers))
+                ops = DebugOps(
+                    engine,
+                    handle.run_id,
+                    dump=dump_writer(engine, observers),
+                    redact_patterns=load_settings().redact_patterns,
+                )
                 server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
                 await server.start()
                 stack.push_async_callback(server.aclose)

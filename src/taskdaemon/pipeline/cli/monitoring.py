@@ -155,6 +155,7 @@ def start_monitoring(
                 lag=lag, export=telemetry.export_health.snapshot, store=telemetry.store_health
             ),
             auth=auth,
+            redact_patterns=settings.redact_patterns,
         )
         server = MonitorServer(app, host=serve[0], port=serve[1], lag=lag)
         server.start_nowait()

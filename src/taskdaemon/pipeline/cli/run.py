@@ -660,8 +660,16 @@ def _debug_ops(
         if not ops:
             from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
             from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
+            from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
-            ops.append(DebugOps(engine, run_id, dump=dump_writer(engine, observers)))
+            ops.append(
+                DebugOps(
+                    engine,
+                    run_id,
+                    dump=dump_writer(engine, observers),
+                    redact_patterns=load_settings().redact_patterns,
+                )
+            )
         return await ops[0](request)
 
     return debug
