@@ -537,6 +537,18 @@ def test_token_file_is_exactly_0600_under_a_permissive_umask(tmp_path: Path) -> 
     assert [p.name for p in path.parent.iterdir()] == ["api-token"]
 
 
+def test_the_home_a_token_file_makes_is_private_under_a_permissive_umask(tmp_path: Path) -> None:
+    """With umask 0, the home the token file is written to, and its missing parent, are made
+    0700 (``taskdaemon ui`` over a remote source writes its token into a home it makes)."""
+    old = os.umask(0)
+    try:
+        path = write_token_file(tmp_path / "a" / "home", TOKEN)
+    finally:
+        os.umask(old)
+    modes = [stat.S_IMODE(folder.stat().st_mode) for folder in (path.parent.parent, path.parent)]
+    assert [0o700, 0o700] == modes
+
+
 def test_token_file_replaces_an_older_one_and_removing_a_missing_one_is_quiet(
     tmp_path: Path,
 ) -> None:

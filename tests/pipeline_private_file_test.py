@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from taskdaemon.pipeline.private_file import replace_privately
+from taskdaemon.pipeline.private_file import make_private_dirs, replace_privately
 
 
 def _folder_while_writing(target: Path) -> list[str]:
@@ -58,3 +59,23 @@ def test_the_writers_error_is_raised_when_its_temporary_is_already_gone(
     with pytest.raises(OSError, match="No space left on device") as raised:
         replace_privately(target, write)
     assert (28, []) == (raised.value.errno, os.listdir(tmp_path))
+
+
+def test_each_folder_made_is_0700_and_an_existing_one_keeps_its_mode(tmp_path: Path) -> None:
+    """Under umask 0, every missing folder on the way is made 0700; the existing folder it
+    starts from keeps the mode someone chose (here 0755)."""
+    tmp_path.chmod(0o755)
+    old = os.umask(0)
+    try:
+        make_private_dirs(tmp_path / "a" / "b" / "c")
+    finally:
+        os.umask(old)
+    folders = (tmp_path, tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "c")
+    assert [0o755, 0o700, 0o700, 0o700] == [stat.S_IMODE(f.stat().st_mode) for f in folders]
+
+
+def test_a_file_in_the_way_is_an_error(tmp_path: Path) -> None:
+    """A file where a folder should be is refused (FileExistsError), as ``mkdir`` does."""
+    (tmp_path / "a").write_text("")
+    with pytest.raises(FileExistsError):
+        make_private_dirs(tmp_path / "a")

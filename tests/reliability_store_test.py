@@ -26,7 +26,9 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from cli_support import environment
 from reliability_support import (
+    TASKDAEMON,
     TWO_STAGES,
     fill,
     sample,
@@ -448,6 +450,25 @@ def test_run_creates_its_home_private(tmp_path: Path) -> None:
         for path in (home, home / "spans.db", workspaces, *workspaces.iterdir())
     ]
     assert (0, [0o700, 0o600, 0o700, 0o700]) == (done.returncode, modes), done.stderr
+
+
+def test_a_run_makes_its_homes_missing_parents_private_under_umask_0(tmp_path: Path) -> None:
+    """Under umask 0, ``taskdaemon run`` with a home two levels below any existing folder makes
+    each folder it creates 0700 (a folder others may write lets them swap the home for theirs)."""
+    home = tmp_path / "a" / "b" / "home"
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    done = subprocess.run(
+        [TASKDAEMON, "run", "-q", str(pipeline)],
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        umask=0,
+    )
+    made = (tmp_path / "a", tmp_path / "a" / "b", home, home / "workspaces")
+    modes = [stat.S_IMODE(path.stat().st_mode) for path in made]
+    assert (0, [0o700] * 4) == (done.returncode, modes), done.stderr
 
 
 def test_a_run_workspace_is_private_in_a_shared_folder(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.private_file import make_private_dirs
 
 __all__ = [
     "ControlServer",
@@ -138,8 +139,7 @@ class ControlServer:
                 "set TASKDAEMON_HOME to a shorter directory"
             )
         # TASKDAEMON_HOME too, when it is created here: it holds the span store (private).
-        self.path.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.path.parent.mkdir(exist_ok=True, mode=0o700)
+        make_private_dirs(self.path.parent)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a stale socket of a crashed process with the same run id
         # Bound under a name of its own, made 0600, then renamed into place: the socket is

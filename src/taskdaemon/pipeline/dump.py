@@ -46,7 +46,7 @@ from typing import Any, BinaryIO, Final
 from taskdaemon import __version__
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
-from taskdaemon.pipeline.private_file import replace_privately
+from taskdaemon.pipeline.private_file import make_private_dirs, replace_privately
 from taskdaemon.pipeline.record_fields import as_dict, fields, is_record
 from taskdaemon.pipeline.tracking.otlp_json import encode_traces
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
@@ -219,7 +219,7 @@ def write_dump(
     }
     if path.is_dir():  # as cp does: into it, under the default file name
         path = path / default_dump_path(path, record.run_id).name
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # made here: the owner's only
+    make_private_dirs(path.parent)  # made here: the owner's only
 
     def archive_into(raw: BinaryIO) -> None:
         with tarfile.open(fileobj=raw, mode="w:gz") as archive:

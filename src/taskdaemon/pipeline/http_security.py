@@ -59,6 +59,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.private_file import make_private_dirs
 
 __all__ = [
     "OPEN_PATHS",
@@ -254,7 +255,7 @@ def _machine_names() -> frozenset[str]:
 def write_token_file(home: Path, token: str, name: str = TOKEN_FILE_NAME) -> Path:
     """Write ``token`` to ``home/name`` (``api-token``) with mode 0600, atomically; returns the
     path."""
-    home.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(home)  # it may hold the store later, and other users' runs must not
     target = home / name
     temporary = home / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)

@@ -1,20 +1,48 @@
-"""Files of run data written whole and private: a debug dump, ``dag -o``, ``report -o``.
+"""Files of run data written whole and private (a debug dump, ``dag -o``, ``report -o``), and
+the private folders that hold run data (the home, the store's, workspaces, dumps).
 
 :func:`replace_privately` writes through a temporary file beside the target, made by
 ``tempfile.mkstemp`` (so readable by its owner only, 0600, from its creation on, whatever the
 umask), and renames it over the target. A write that fails (a full disk) removes the temporary
 and leaves the target as it was; a reader never sees half a file. The target is replaced, not
 rewritten: a mode it had before does not carry over.
+
+:func:`make_private_dirs` makes a folder and each missing one above it 0700. ``mkdir(parents=
+True, mode=0o700)`` and ``os.makedirs`` give the mode to the last folder only, the others the
+umask's: under umask 0, a parent anyone may write, where anyone may rename the private folder
+away and put one of theirs in its place.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["replace_privately"]
+__all__ = ["make_private_dirs", "replace_privately"]
+
+
+def make_private_dirs(path: str | os.PathLike[str]) -> None:
+    r"""Make the folder ``path`` and each missing folder above it, each with mode 0700 (less
+    what the umask takes away); existing folders keep their mode (someone chose it). A file at
+    ``path`` raises ``FileExistsError``, a file above it ``NotADirectoryError``, as ``mkdir``
+    does; other ``OSError``\ s are raised."""
+    target = Path(path)
+    missing = []
+    folder = target
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    if not missing and not target.is_dir():
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    for folder in reversed(missing):  # a file above them: NotADirectoryError, as mkdir says
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            if not folder.is_dir():  # a file; a folder made meanwhile by another process is fine
+                raise
 
 
 def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, ClassVar
 
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["CommandPrompt"]
@@ -161,7 +162,7 @@ class CommandPrompt:
         import readline  # noqa: PLC0415
 
         try:
-            self._history.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(self._history.parent)
             readline.set_history_length(1000)
             readline.write_history_file(self._history)
         except OSError:

@@ -66,6 +66,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.logs import ContextFilter, configure_logging
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.run_log_scope import wants as run_log_wants
 from taskdaemon.pipeline.settings import Settings
 
@@ -378,7 +379,7 @@ def _store_directory(store: Path) -> None:
     ``create_private``), before the run's workspace under it is made with the default mode."""
     if not store.parent.exists():
         with contextlib.suppress(OSError):  # the store says why when it opens
-            store.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            make_private_dirs(store.parent)
 
 
 def start_deferred_monitoring(

@@ -19,6 +19,7 @@ from taskdaemon.pipeline.engine._run import Run
 from taskdaemon.pipeline.engine._run_base import RunContext
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.private_file import make_private_dirs
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._debug import DebugSession
@@ -155,10 +156,10 @@ class Engine:
         if self._workspace is not None:
             run.workspace = os.path.join(self._workspace, run_id)
             # Private to the owner, as the span store is: a run's files are run data. The
-            # parent too when made here (``makedirs`` gives ``mode`` to the last part only).
+            # folders above it too when made here (``private_file``).
             try:
-                os.makedirs(self._workspace, mode=0o700, exist_ok=True)
-                os.makedirs(run.workspace, mode=0o700, exist_ok=True)
+                make_private_dirs(self._workspace)
+                make_private_dirs(run.workspace)
             except OSError as error:  # a read-only or full home, a file in the way
                 reason = error.strerror or str(error)
                 raise PipelineError(

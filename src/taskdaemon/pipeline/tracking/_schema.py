@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, create_aggregates
 
 _logger = logging.getLogger("taskdaemon.tracking")
@@ -279,8 +280,7 @@ def create_private(path: Path) -> None:
     exist yet: spans hold payloads and commands, which other local users must not read.
     SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file. An existing file
     or directory keeps the mode it has (someone chose it)."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
