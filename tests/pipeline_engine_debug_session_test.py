@@ -33,6 +33,23 @@ async def test_a_breakpoint_on_anything_but_start_failure_or_an_event_type_is_re
     assert expected == str(refused.value)
 
 
+async def test_a_refused_condition_or_kind_is_quoted_cut_in_its_error() -> None:
+    """A 100,000-character condition that does not compile, or ``on``, is quoted in the one-line
+    refusal by its first 60 characters and an ellipsis, not whole."""
+    async with session() as (_engine, debug):
+        errors = []
+        for when, on in (("x" * 100_000, "start"), (None, "y" * 100_000)):
+            with pytest.raises(PipelineError) as refused:
+                debug.set_breakpoint("a", when, on)
+            errors.append(str(refused.value))
+    expected = [
+        f"breakpoint condition '{'x' * 59}…': expression is 100000 characters long "
+        "(the limit is 8192)",
+        f"breakpoint 'on' must be start, failure or event:TYPE, not '{'y' * 59}…'",
+    ]
+    assert expected == errors
+
+
 async def test_a_breakpoint_records_what_it_was_set_with() -> None:
     """A breakpoint keeps its stage, kind, condition, pipeline (a Pipeline's name) and run, and
     ids count from 1."""

@@ -32,6 +32,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
 from taskdaemon.pipeline.errors import ExpressionError, PipelineError
@@ -55,6 +56,9 @@ __all__ = ["Breakpoint", "DebugHost", "DebugSession", "PausedExecution"]
 _START, _FAILURE_KIND = "start", "failure"
 _BY_API = "api"  # who a command without ``by`` is recorded as: the Python API
 _WHEN_VARIABLES = frozenset({"request", "stages", "event", "inputs", "error"})
+#: How much of a refused condition or kind its error quotes: a client may send megabytes, and
+#: the refusal goes back to it, to a terminal or an HTTP body (as validation quotes names).
+_QUOTED = 60
 
 
 class DebugHost(Protocol):
@@ -104,13 +108,15 @@ class DebugSession:
     ) -> Breakpoint:
         """Add a breakpoint and return it; PipelineError for a bad ``on`` or ``when``."""
         if on not in (_START, _FAILURE_KIND) and not (on.startswith("event:") and len(on) > 6):
-            raise PipelineError(f"breakpoint 'on' must be start, failure or event:TYPE, not {on!r}")
+            raise PipelineError(
+                f"breakpoint 'on' must be start, failure or event:TYPE, not {cut(on, _QUOTED)!r}"
+            )
         expression = None
         if when:
             try:
                 expression = compile_expression(when, _WHEN_VARIABLES)
             except ExpressionError as exc:
-                raise PipelineError(f"breakpoint condition {when!r}: {exc}") from None
+                raise PipelineError(f"breakpoint condition {cut(when, _QUOTED)!r}: {exc}") from None
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
         bp = Breakpoint(next(self._ids), stage, on, when or None, name, run_id)
         bp._expression = expression
