@@ -8,6 +8,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -16,6 +17,9 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
 
 __all__ = ["add_break_options", "apply_breakpoints", "parse_breakpoint"]
+
+#: How much of a refused spec an error quotes (an environment variable may hold megabytes).
+_QUOTED = 80
 
 
 def add_break_options(parser: argparse.ArgumentParser) -> None:
@@ -41,11 +45,14 @@ def parse_breakpoint(
     """``STAGE[:CEL]`` -> (stage, condition); ValueError with a one-line reason."""
     stage, sep, when = spec.partition(":")
     stage = stage.strip()
+    quoted = repr(cut(spec, _QUOTED))
     if stage not in stages:
-        raise ValueError(f"{origin} {spec!r}: no stage {stage!r} (stages: {', '.join(stages)})")
+        raise ValueError(
+            f"{origin} {quoted}: no stage {cut(stage, _QUOTED)!r} (stages: {', '.join(stages)})"
+        )
     when = when.strip()
     if sep and not when:
-        raise ValueError(f"{origin} {spec!r}: empty condition after ':'")
+        raise ValueError(f"{origin} {quoted}: empty condition after ':'")
     return stage, when or None
 
 
@@ -66,7 +73,7 @@ def apply_breakpoints(
         except PipelineError as exc:
             # The CEL parser's message quotes the condition raw: an escape sequence in it
             # (TASKDAEMON_BREAKPOINTS may come from anywhere) would drive the terminal.
-            raise ValueError(shown(f"{origin} {spec!r}: {exc}")) from None
+            raise ValueError(shown(f"{origin} {cut(spec, _QUOTED)!r}: {exc}")) from None
         count += 1
     if getattr(args, "break_on_failure", False):
         session.set_breakpoint(None, on="failure", pipeline=pipeline.name)
