@@ -15,12 +15,18 @@ import tarfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
-from taskdaemon.pipeline.tracking.dump_source import MAX_MEMBERS, DumpSource
+from taskdaemon.pipeline.tracking.dump_source import (
+    MAX_DUMP_BYTES,
+    MAX_MEMBER_BYTES,
+    MAX_MEMBERS,
+    DumpSource,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
@@ -290,6 +296,57 @@ def test_corrupt_foreign_and_hostile_archives_are_one_line_errors(tmp_path: Path
         message = str(caught.value)
         assert reason in message, (path.name, message)
         assert "\n" not in message
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, read without holding them: a member that gzip shrinks a
+    thousandfold (a decompression bomb)."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+def _bomb(path: Path, sizes: dict[str, int]) -> Path:
+    """An archive of zero-filled members of ``sizes`` (fast to write: gzip level 1)."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
+        for name, size in sizes.items():
+            info = tarfile.TarInfo(name)
+            info.size = size
+            archive.addfile(info, io.BufferedReader(_Zeros(size), 1 << 20))
+    return path
+
+
+@pytest.mark.slow
+def test_a_member_or_members_too_large_to_be_a_dump_are_refused_from_their_headers(
+    tmp_path: Path,
+) -> None:
+    """A member the reader skips that is larger than any member it reads, or members adding
+    up to more than a dump holds, are refused by their sizes: a gzip bomb is not inflated
+    to its end (an 8 GiB archive of 64 such members would take minutes)."""
+    member = MAX_DUMP_BYTES // 4 - 1  # each small enough: only the sum is too large
+    cases = {
+        _bomb(tmp_path / "one.tar.gz", {"dag.svg": MAX_MEMBER_BYTES + 1}): (
+            "dag.svg is larger than the dump limit"
+        ),
+        _bomb(tmp_path / "sum.tar.gz", {f"m{i}": member for i in range(5)}): (
+            "members larger than a dump"
+        ),
+    }
+    errors = []
+    for path, reason in cases.items():
+        with pytest.raises(SpanSourceError) as caught:
+            DumpSource(path)
+        errors.append(reason in str(caught.value))
+    assert [True, True] == errors
 
 
 def test_hostile_json_in_a_dump_is_a_one_line_error(tmp_path: Path) -> None:

@@ -2,8 +2,11 @@
 
 Reading is bounded, because a dump may come from anyone: at most ``MAX_MEMBERS`` members, each
 a regular file with a plain name (no directory part, no ``..``, no links: nothing is ever
-extracted to disk), at most ``MAX_MEMBER_BYTES`` for the two members read (``manifest.json``
-and ``spans.otlp.json``), and the spans' sha256 must match the manifest. Anything else, a
+extracted to disk), each at most ``MAX_MEMBER_BYTES`` (the members read, ``manifest.json`` and
+``spans.otlp.json``, and those skipped alike) and all together at most ``MAX_DUMP_BYTES``, and
+the spans' sha256 must match the manifest. Sizes are checked from each member's header, before
+its data is inflated: skipping a member of a gzip stream inflates it, and a gzip bomb shrinks a
+thousandfold. Anything else, a
 corrupt or foreign archive included, is one ``SpanSourceError`` line naming the file.
 """
 
@@ -23,10 +26,13 @@ from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
 from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
-__all__ = ["MAX_MEMBERS", "MAX_MEMBER_BYTES", "DumpSource", "read_dump_members"]
+__all__ = ["MAX_DUMP_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "DumpSource", "read_dump_members"]
 
 MAX_MEMBERS: Final = 64
 MAX_MEMBER_BYTES: Final = 128 * 1024 * 1024
+#: What all members may add up to: the members a dump holds beside the two larger ones (the
+#: logs, the run record, the DAG) are seldom larger than those.
+MAX_DUMP_BYTES: Final = 4 * MAX_MEMBER_BYTES
 _FORMAT: Final = "taskdaemon-dump"
 _WANTED: Final = ("manifest.json", "spans.otlp.json")
 
@@ -35,6 +41,7 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
     """The ``wanted`` members of the archive at ``path`` (bounded, see the module docstring);
     SpanSourceError (one line) when it is not a readable taskdaemon dump."""
     found: dict[str, bytes] = {}
+    total = 0
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for count, member in enumerate(archive, 1):
@@ -43,10 +50,15 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
                 name = member.name
                 if not member.isreg() or "/" in name or "\\" in name or name in ("", ".", ".."):
                     raise SpanSourceError(f"{path}: unexpected member {name!r}: not a dump")
-                if name not in wanted:
-                    continue
                 if member.size > MAX_MEMBER_BYTES:
                     raise SpanSourceError(f"{path}: {name} is larger than the dump limit")
+                total += member.size
+                if total > MAX_DUMP_BYTES:
+                    raise SpanSourceError(
+                        f"{path}: members larger than a dump ({MAX_DUMP_BYTES} bytes): not a dump"
+                    )
+                if name not in wanted:
+                    continue
                 stream = archive.extractfile(member)
                 if stream is None:
                     raise SpanSourceError(f"{path}: cannot read {name}")
