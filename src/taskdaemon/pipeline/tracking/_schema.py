@@ -64,6 +64,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Final
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, create_aggregates
@@ -403,9 +404,27 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
         return conn
 
 
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """SpanSourceError when a file without a schema version holds tables: another program's
+    database (a mistyped ``--source``), which must not gain the store's tables nor WAL mode."""
+    names = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite%' ORDER BY name LIMIT 4"
+        )
+    ]
+    if names:
+        shown = ", ".join(cut(name, 40) for name in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise SpanSourceError(
+            f"{path}: not a taskdaemon span store (no schema version, and tables of its own: "
+            f"{shown}); name another file"
+        )
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in WAL mode with the schema at ``SCHEMA_VERSION`` (created or migrated);
-    SpanSourceError naming the file when it cannot be opened or is newer than this code.
+    SpanSourceError naming the file when it cannot be opened, is newer than this code, or is
+    another program's database (left untouched).
 
     A missing file is created 0600 in a 0700 directory (``create_private``)."""
     conn: sqlite3.Connection | None = None
@@ -415,6 +434,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA busy_timeout = 30000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
+            _refuse_foreign(conn, path)
             # auto_vacuum must be chosen before the first table exists.
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
