@@ -175,6 +175,25 @@ def test_deep_nesting_is_one_line(home: Path, name: str, text: str, expected: st
     assert (2, True) == (done.returncode, expected in line)
 
 
+@pytest.mark.slow
+def test_a_toml_key_of_20000_dotted_parts_is_one_line_in_bounded_memory(home: Path) -> None:
+    """A 40 KB TOML key of 20,000 dotted parts (tomllib keeps each of its prefixes: 1.6 GB) is
+    refused as too deep in one line, within 1 GiB of address space."""
+    path = home / "dotted.toml"
+    path.write_text('name = "x"\n' + "a." * 20_000 + "b = 1\n")
+    done = subprocess.run(
+        [TASKDAEMON, "validate", str(path)],
+        env=environment(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)),
+    )
+    line = one_line_error(done)
+    assert (2, True) == (done.returncode, line.endswith("nested deeper than 100 levels"))
+
+
 def test_anchors_and_merges_for_shared_settings_still_load() -> None:
     """A file sharing retry settings through an anchor, an alias and a << merge loads as if the
     settings were written out in each stage."""

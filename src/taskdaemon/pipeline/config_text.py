@@ -159,16 +159,32 @@ def yaml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
     return tree_lines(text, wanted)
 
 
+#: More dotted key parts in a row than a value may nest (``a.b.c...`` in a key, a table header
+#: or an inline table; bare or quoted): found before tomllib reads the text, which keeps every
+#: prefix of a dotted key (20,000 parts in 40 KB took 1.6 GB), and whose value would be refused
+#: as too deep anyway. A string holding as many dotted words is refused alike. Searched in the
+#: text with the blanks around its dots taken out, and a run starts only where no part or dot
+#: comes before it: each run is scanned once from its start, not again from each of its parts.
+_DOTTED_RUN = re.compile(
+    r"(?<![A-Za-z0-9_.\"'-])(?:(?:[A-Za-z0-9_-]++|\"[^\"\n]*+\"|'[^'\n]*+')\.)"
+    rf"{{{MAX_YAML_DEPTH},}}+"
+)
+_BLANKS_AROUND_DOTS = re.compile(r"[ \t]*+\.[ \t]*+")
+
+
 def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
     """The file's value and the issues of reading it (TOML has no lines)."""
     import tomllib  # noqa: PLC0415 - only TOML files need it (start-up time)
 
+    too_deep = [ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)]
+    if "." in text and _DOTTED_RUN.search(_BLANKS_AROUND_DOTS.sub(".", text)) is not None:
+        return None, too_deep
     try:
         data = tomllib.loads(text)
         check_depth(data, MAX_YAML_DEPTH)
         return data, []
     except (RecursionError, BoundedInputError):  # tomllib recurses, from about 330 levels
-        return None, [ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)]
+        return None, too_deep
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         found = re.search(r"\(at line (\d+), column \d+\)$", message)
