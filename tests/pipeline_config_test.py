@@ -317,6 +317,13 @@ def test_toml_syntax_error_has_its_line() -> None:
     assert _parse_error(text, fmt="toml") == "<string>:2: invalid toml: invalid value"
 
 
+def test_a_toml_integer_too_long_to_convert_is_one_line() -> None:
+    """An integer of 5,000 digits, which Python refuses to convert, is a ConfigError line (it
+    was a ValueError traceback out of ``validate``)."""
+    text = f'name = "demo"\nconcurrency = {"9" * 5000}\n'
+    assert _parse_error(text, fmt="toml").startswith("<string>: invalid toml: exceeds the limit")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

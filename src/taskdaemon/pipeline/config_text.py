@@ -191,3 +191,6 @@ def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
         line = int(found.group(1)) if found else None
         reason = message[: found.start()].rstrip() if found else message
         return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file, line=line)]
+    except ValueError as exc:  # an integer of more digits than Python converts
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file)]
