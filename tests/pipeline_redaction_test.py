@@ -16,7 +16,13 @@ import pytest
 
 from taskdaemon.pipeline import payloads, settings
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.redaction import REDACTED, key_matcher, redact, redact_text
+from taskdaemon.pipeline.redaction import (
+    REDACTED,
+    key_matcher,
+    redact,
+    redact_lines,
+    redact_text,
+)
 from taskdaemon.pipeline.settings import load_settings
 from taskdaemon.pipeline.tracking import SpanStore
 
@@ -348,6 +354,15 @@ def test_a_secret_key_compared_with_a_literal_loses_the_literal(text: str, expec
     """A secret key compared with a literal (a CEL condition, a breakpoint's ``when``) loses
     the literal, which is the secret, as an assignment loses its value."""
     assert expected == redact_text(text)
+
+
+def test_a_private_key_printed_over_several_lines_loses_every_line() -> None:
+    """``redact_lines`` of a command's lines holding a PEM private key, its BEGIN and END lines
+    each a line of their own, replaces each line of the key and keeps the lines around it."""
+    begin, end = "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"
+    lines = ["before (1)", begin, PEM_BODY[:32], PEM_BODY[32:], end, "after (2)"]
+    expected = ["before (1)", REDACTED, REDACTED, REDACTED, REDACTED, "after (2)"]
+    assert expected == redact_lines(lines)
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ possessive), so a hostile string costs a few passes over its length, never a bac
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
@@ -39,6 +40,7 @@ __all__ = [
     "redact_endpoint_passwords",
     "redact_lines",
     "redact_text",
+    "redact_texts",
 ]
 
 REDACTED: Final = "[REDACTED]"
@@ -327,15 +329,55 @@ def redact_endpoint_passwords(text: str) -> str:
     return text if hidden == text else hidden
 
 
-def redact_lines(lines: list[str]) -> list[str]:
-    """:func:`redact_text` of each line, as a list (``lines`` itself when none holds a secret).
+def redact_texts(texts: list[str]) -> list[str]:
+    """:func:`redact_text` of each of ``texts`` (separate texts: log records' bodies), as a
+    list (``texts`` itself when none holds a secret). The substring pre-check runs once on the
+    texts joined (a substring missing from the whole is missing from every text)."""
+    if not texts or not _may_hold_secret("\n".join(texts)):
+        return texts
+    return [redact_text(text) for text in texts]
 
-    For many lines at once (a command's output): the substring pre-check runs once on the
-    lines joined, and each line is checked only when that finds a hint (a substring missing
-    from the whole is missing from every line, so this never skips a line with a secret)."""
-    if not lines or not _may_hold_secret("\n".join(lines)):
+
+def redact_lines(lines: list[str]) -> list[str]:
+    """``lines`` (consecutive lines of one text: a command's output) with every secret of a known
+    shape replaced, as a list of as many lines (``lines`` itself when none holds a secret).
+
+    The substring pre-check runs once on the lines joined (a substring missing from the whole
+    is missing from every line). Lines holding a PEM BEGIN line, the one shape printed over
+    several lines, are looked at joined by line breaks, so the key's BEGIN, base64 and END
+    lines are found together: each line a secret covers is replaced whole by ``[REDACTED]``, a
+    secret within one line as :func:`redact_text` replaces it. Other lines are redacted one by
+    one, as :func:`redact_text` of each (which remembers the short lines it found clean)."""
+    if not lines:
         return lines
-    return [redact_text(line) for line in lines]
+    joined = "\n".join(lines)
+    if not _may_hold_secret(joined):
+        return lines
+    if "-----BEGIN" not in joined:
+        return [redact_text(line) for line in lines]
+    matches = list(_shapes().finditer(joined))
+    if not matches:
+        return lines
+    out: list[str] = []
+    start = 0  # where the current line starts in ``joined``
+    first = 0  # the first match that may reach the current line (matches never overlap)
+    for line in lines:
+        end = start + len(line)
+        while first < len(matches) and matches[first].end() <= start:
+            first += 1
+        pieces: list[str] = []
+        at = start
+        for match in itertools.islice(matches, first, None):
+            if match.start() >= end:
+                break
+            if match.start() < start or match.end() > end:  # crosses a line break
+                pieces, at = [REDACTED], end
+                break
+            pieces += (joined[at : match.start()], _replace(match))
+            at = match.end()
+        out.append("".join(pieces) + joined[at:end] if pieces else line)
+        start = end + 1
+    return out
 
 
 def mappings_unchanged(mappings: Iterable[Mapping[Any, Any]]) -> bool:

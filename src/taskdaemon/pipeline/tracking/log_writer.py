@@ -11,7 +11,7 @@ same file, so a stage writing thousands of lines never waits for SQLite. It take
   (stamped by ``logs.ContextFilter`` or given in ``extra``) are kept, the store being per run.
 
 Bodies and attributes are redacted (``redaction``) on the writer thread, off the run's path:
-the bodies of a batch with one substring pre-check over all of them (``redact_lines``: almost
+the bodies of a batch with one substring pre-check over all of them (``redact_texts``: almost
 no row holds a hint), the attributes' JSON remembered when it repeats
 (``log_rows.encode_attributes``). A row whose producer found that JSON remembered
 (``run_log``'s lifecycle rows, see ``log_rows``) comes with it, and is inserted as it is.
@@ -42,7 +42,7 @@ from typing import Final
 
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.log_rows import LogRow, Row, encode_attributes
-from taskdaemon.pipeline.redaction import redact_lines
+from taskdaemon.pipeline.redaction import redact_texts
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
@@ -341,10 +341,10 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
 
 def _redacted(values: list[Row]) -> list[Row]:
     """``values`` with their bodies redacted: one substring pre-check over all the bodies
-    (``redact_lines``), each body checked only when that finds a hint, as ``redact_text`` of
+    (``redact_texts``), each body checked only when that finds a hint, as ``redact_text`` of
     each would do."""
     bodies = [row[10] for row in values]
-    clean = redact_lines(bodies)
+    clean = redact_texts(bodies)
     if clean is bodies:
         return values
     return [
