@@ -32,7 +32,7 @@ from pipeline_monitor_support import (
     example_pipeline,
     play_example_run,
 )
-from prometheus_support import PROMETHEUS, free_port, stop, until
+from prometheus_support import free_port, start_prometheus, stop, until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -435,14 +435,7 @@ async def prometheus(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     data["scrape_configs"] = []
     config.write_text(yaml.safe_dump(data))
     log = (tmp_path / "prometheus.log").open("wb")
-    process = await asyncio.create_subprocess_exec(
-        str(PROMETHEUS),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=log,
-    )
+    process = await start_prometheus(config, tmp_path, port, log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
 
@@ -510,14 +503,7 @@ async def test_the_pipeline_variable_offers_a_pipeline_whose_first_run_has_not_e
     )
     pipeline = write(tmp_path / "waiting.yaml", WAITING_PIPELINE)
     log = (tmp_path / "prometheus.log").open("wb")
-    prometheus = await asyncio.create_subprocess_exec(
-        str(PROMETHEUS),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=log,
-    )
+    prometheus = await start_prometheus(config, tmp_path, prometheus_port, log)
     daemon = await asyncio.create_subprocess_exec(
         TASKDAEMON,
         "run",
@@ -591,14 +577,7 @@ async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_
     recording.write_text(recording.read_text().replace("interval: 30s", "interval: 1s"))
     pipeline = write(tmp_path / "panels.yaml", PANELS_PIPELINE)
     log = (tmp_path / "prometheus.log").open("wb")
-    prometheus = await asyncio.create_subprocess_exec(
-        str(PROMETHEUS),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=log,
-    )
+    prometheus = await start_prometheus(config, tmp_path, prometheus_port, log)
     env = environment(
         home,
         OTEL_METRICS_EXPORTER="prometheus",

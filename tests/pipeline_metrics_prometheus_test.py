@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pipeline_monitor_support import PROMETHEUS_NAMES
-from prometheus_support import PROMETHEUS, free_port, stop, until
+from prometheus_support import PROMETHEUS, free_port, start_prometheus, stop, until
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -104,14 +104,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     )
     prometheus_log = (tmp_path / "prometheus.log").open("wb")
     daemon_log = (tmp_path / "daemon.log").open("wb")
-    prometheus = await asyncio.create_subprocess_exec(
-        str(PROMETHEUS),
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prometheus_port}",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=prometheus_log,
-    )
+    prometheus = await start_prometheus(config, tmp_path, prometheus_port, prometheus_log)
     pipeline = tmp_path / "feature_delivery_held.yaml"
     pipeline.write_text((ROOT / "examples" / "feature_delivery.yaml").read_text() + HOLD_STAGE)
     gate = tmp_path / "gate"

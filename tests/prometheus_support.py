@@ -1,5 +1,5 @@
-"""A real Prometheus in tests: where its binary is, a free port, waiting for an answer and
-stopping the process."""
+"""A real Prometheus in tests: where its binary is, starting it, a free port, waiting for an
+answer and stopping the process."""
 
 from __future__ import annotations
 
@@ -10,12 +10,27 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
 # Found on PATH (scripts/setup.sh --dev installs it), not at a fixed place outside the repository.
 PROMETHEUS = Path(shutil.which("prometheus") or "prometheus")
+
+
+async def start_prometheus(
+    config: Path, tmp_path: Path, port: int, log: IO[bytes]
+) -> asyncio.subprocess.Process:
+    """A real Prometheus reading ``config``, its TSDB in ``tmp_path/tsdb``, serving on
+    127.0.0.1:``port``, its log to ``log``; stop it with :func:`stop`."""
+    return await asyncio.create_subprocess_exec(
+        str(PROMETHEUS),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=log,
+    )
 
 
 def free_port() -> int:
