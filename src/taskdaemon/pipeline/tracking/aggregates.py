@@ -15,9 +15,11 @@ touched day row per batch.
 
 Reading (``StoreReportData``, a ``reporting.ReportData``): counts and sums of a window's whole
 UTC days come from the day rows, those of its two cut days from the attempts themselves; each
-percentile is exact: the window's histogram names the bucket holding rank ``k``, and one
-``LIMIT 1 OFFSET r`` step inside that bucket's value range, along an index ordered by the value
-(``_RankedColumn``), reads it. No sample is ever loaded into Python. Ended runs without
+percentile is exact: the window's histogram names the bucket holding rank ``k``, and either one
+``LIMIT 1 OFFSET r`` step inside that bucket's value range, along an index ordered by the value,
+or the window's own values in that bucket, sorted in memory when the history crowds the bucket
+(``_RankedColumn``), read it. No more than one bucket's values (``BUCKET_ROWS``) is ever loaded
+into Python. Ended runs without
 aggregates (written before schema version 5, or by a process that died between a run's end and
 its aggregates) are aggregated first, by rebuilding them; stale days are rebuilt next.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import json
 import logging
 import sqlite3
 from collections import Counter
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final, overload
 
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting import PipelineSample, StageSample
 from taskdaemon.pipeline.tracking._day_totals import (
@@ -205,28 +209,85 @@ def aggregate_missing(conn: sqlite3.Connection, batch: int = 500) -> int:
             return done
 
 
+#: The most values of one histogram bucket a percentile reads into memory at once: a bucket the
+#: window holds more of is always read by rank (``_RankedColumn``).
+BUCKET_ROWS: Final = 50_000
+#: A bucket is read through the window once the history holds more than this many times the
+#: window's rows in it: about what a rank walk's row costs against a window read's, which reads
+#: a wider row and hands its value to Python.
+WALK_PER_READ: Final = 2
+# Names each column for the bucket cache (an ``id`` can be reused by a later column).
+_SERIALS: Final = itertools.count()
+
+
+class _BucketCache:
+    """The sorted values of the last bucket read through the window, one bucket for a whole
+    report (so its memory is bounded by ``limit`` values): the reads of one column that follow
+    each other (the two ranks of a percentile, its neighbouring percentiles) hit it."""
+
+    def __init__(self, limit: int, walk_per_read: int) -> None:
+        self.limit = limit
+        self.walk_per_read = walk_per_read
+        self.key: tuple[int, int] | None = None  # (column's serial, bucket)
+        self.values: list[int] = []
+
+
+@frozen
+class _ColumnReads:
+    """How a ``_RankedColumn`` reads its table: the window's rows along the value index
+    (``by_value``: ``FROM ... WHERE ...`` with the window's parameters) and along its start
+    index (``by_start``), the value ``column``, and the columns that order equal values in the
+    value index (``ties``, comma-separated); ``history`` is the ``histogram_days`` key and
+    series counting the column's values in the whole history."""
+
+    by_value: str
+    by_start: str
+    column: str
+    ties: str
+    history: tuple[int, int]
+
+
 class _RankedColumn(Sequence[float]):
     """One column of a window's rows, in ascending order, read item by item: the window's
-    histogram (bucket -> count) says which bucket item ``k`` is in, one indexed ``LIMIT 1
-    OFFSET r`` step inside that bucket's value range reads it (``tracking._day_totals``)."""
+    histogram (bucket -> count) says which bucket item ``k`` is in, then the item is read one
+    of two ways (``tracking._day_totals``).
 
-    def __init__(
+    - A rank walk: one ``LIMIT 1 OFFSET r`` step inside the bucket's value range along the
+      value index, from the bucket's nearer end. It may cross every value of the bucket in the
+      whole history, the window's or not.
+    - A window read: the window's values in the bucket, read along the start index (crossing
+      all the window's ``walked`` rows), sorted in Python and kept for the next items
+      (``_BucketCache``); a value's row (``what`` other than the value) is then one step among
+      the window's rows of that very value, along the value index.
+
+    The window is read when the bucket holds at most ``cache.limit`` of the window's values and
+    more than ``cache.walk_per_read`` times the window's rows in the whole history (the history's
+    per-day histograms say how many), so an item costs at most a few times the window's rows
+    whatever the history holds. Both ways give the row of the same rank in the value index's
+    order (ties included), so the choice never changes an answer."""
+
+    def __init__(  # noqa: PLR0917 (a column is its query, window, histogram and cache)
         self,
         conn: sqlite3.Connection,
-        select: str,
-        column: str,
+        reads: _ColumnReads,
         params: tuple[Any, ...],
         histogram: Mapping[int, int],
+        walked: int,
+        cache: _BucketCache,
     ) -> None:
         self._conn = conn
-        self._select = select
-        self._column = column
+        self._reads = reads
         self._params = params
         self._buckets = sorted(b for b, n in histogram.items() if n > 0)
         self._counts = [histogram[b] for b in self._buckets]
         self._below = list(itertools.accumulate(self._counts, initial=0))
         self._length = self._below[-1]
         self._cache: dict[int, float] = {}
+        self._walked = walked
+        self._bucket_cache = cache
+        self._serial = next(_SERIALS)
+        self._history: dict[int, int] | None = None  # bucket -> values in the whole history
+        self._unread: set[int] = set()  # buckets whose rows disagreed with the histogram
 
     def __len__(self) -> int:
         return self._length
@@ -237,18 +298,81 @@ class _RankedColumn(Sequence[float]):
         number = self._buckets[position]
         rank = index - self._below[position]
         count = self._counts[position]
-        column = self._column
+        values = self._window_values(number, count, rank)
+        if values is not None:
+            return values[rank] if what == self._reads.column else self._tied(values, rank, what)
+        column = self._reads.column
         low, high = bucket_low(number), bucket_low(number + 1)
         if rank < count // 2:
             order, offset = column, rank
         else:
             order, offset = f"{column} DESC", count - 1 - rank
         row = self._conn.execute(
-            f"SELECT {what} {self._select} AND {column} >= ? AND {column} < ? "
+            f"SELECT {what} {self._reads.by_value} AND {column} >= ? AND {column} < ? "
             f"ORDER BY {order} LIMIT 1 OFFSET ?",
             (*self._params, low, high, offset),
         ).fetchone()
         if row is None:  # the histogram and the rows disagree: the store changed underneath
+            raise SpanSourceError("the report aggregates changed while being read; run it again")
+        return row[0]
+
+    def _window_values(self, number: int, count: int, rank: int) -> list[int] | None:
+        """The window's values in bucket ``number``, sorted, when reading them is the cheaper
+        way to item ``rank`` of the bucket (see the class docstring); else None."""
+        cache = self._bucket_cache
+        if cache.key == (self._serial, number):
+            return cache.values
+        if count > cache.limit or number in self._unread:
+            return None
+        if self._history_counts().get(number, 0) <= cache.walk_per_read * self._walked:
+            return None
+        column = self._reads.column
+        cache.key, cache.values = None, []  # the old values go before the new ones are read
+        # One JSON array parsed in C, not a Python row per value; ``+column``: the bucket's
+        # range must not pick the value index (the walk this read replaces).
+        (text,) = self._conn.execute(
+            f"SELECT json_group_array({column}) {self._reads.by_start} "
+            f"AND +{column} >= ? AND +{column} < ?",
+            (*self._params, bucket_low(number), bucket_low(number + 1)),
+        ).fetchone()
+        values: list[int] = json.loads(text)
+        if len(values) != count:
+            self._unread.add(number)
+            return None
+        values.sort()
+        cache.key, cache.values = (self._serial, number), values
+        return values
+
+    def _history_counts(self) -> dict[int, int]:
+        """Each bucket's values in the whole history (read once: one row per day and bucket)."""
+        if self._history is None:
+            self._history = dict(
+                self._conn.execute(
+                    "SELECT bucket, sum(count) FROM histogram_days WHERE key_no = ? "
+                    "AND series = ? GROUP BY bucket",
+                    self._reads.history,
+                ).fetchall()
+            )
+        return self._history
+
+    def _tied(self, values: list[int], rank: int, what: str) -> Any:
+        """``what`` of the row at ``rank`` of the bucket whose sorted ``values`` are given: one
+        step among the window's rows of its value, from their nearer end."""
+        value = values[rank]
+        first = bisect.bisect_left(values, value)
+        equal = bisect.bisect_right(values, value) - first
+        reads = self._reads
+        if rank - first < equal // 2:
+            order, offset = reads.ties, rank - first
+        else:
+            order = ", ".join(f"{tie} DESC" for tie in reads.ties.split(", "))
+            offset = first + equal - 1 - rank
+        row = self._conn.execute(
+            f"SELECT {what} {reads.by_value} AND {reads.column} = ? "
+            f"ORDER BY {order} LIMIT 1 OFFSET ?",
+            (*self._params, value, offset),
+        ).fetchone()
+        if row is None:
             raise SpanSourceError("the report aggregates changed while being read; run it again")
         return row[0]
 
@@ -265,7 +389,7 @@ class _RankedColumn(Sequence[float]):
             raise IndexError(index)
         value = self._cache.get(index)
         if value is None:
-            value = self._cache[index] = self.row_at(index, self._column) / _NS
+            value = self._cache[index] = self.row_at(index, self._reads.column) / _NS
         return value
 
     def __iter__(self) -> Iterator[float]:
@@ -311,8 +435,15 @@ class StoreReportData:
     Aggregates missing ended runs and rebuilds stale days when opened, then reads everything in
     one read transaction (one consistent snapshot); ``close()`` ends it and the connection."""
 
-    def __init__(self, store: SpanStore) -> None:
+    def __init__(
+        self,
+        store: SpanStore,
+        *,
+        bucket_rows: int = BUCKET_ROWS,
+        walk_per_read: int = WALK_PER_READ,
+    ) -> None:
         self._store = store
+        self._bucket_cache = _BucketCache(bucket_rows, walk_per_read)
         self._copy: Path | None = None
         try:
             self._conn = connect(store.path)
@@ -409,9 +540,11 @@ class StoreReportData:
         executions, failures, retries, cpu_s, cpu_count, peak, _, critical_ns = totals
         if not executions:
             return None
-        select = (
-            "FROM stage_attempts INDEXED BY {} WHERE key_no = ? AND start_ns >= ? AND start_ns < ?"
-        )
+        where = "WHERE key_no = ? AND start_ns >= ? AND start_ns < ?"
+        by_value = "FROM stage_attempts INDEXED BY {} " + where
+        # The primary key (key, start, trace, span): the window's range of the stage.
+        by_start = "FROM stage_attempts INDEXED BY sqlite_autoindex_stage_attempts_1 " + where
+        ties = "start_ns, trace_no, span_id"  # the value indexes' order after the value
         params = (key_no, window.since, window.until)
         return StageSample(
             stage=stage,
@@ -423,13 +556,31 @@ class StoreReportData:
             peak_memory_bytes=peak,
             durations=_RankedColumn(
                 self._conn,
-                select.format("stage_attempts_duration"),
-                "duration_ns",
+                _ColumnReads(
+                    by_value.format("stage_attempts_duration"),
+                    by_start,
+                    "duration_ns",
+                    ties,
+                    (key_no, SERIES_DURATION),
+                ),
                 params,
                 durations,
+                executions,
+                self._bucket_cache,
             ),
             queue_waits=_RankedColumn(
-                self._conn, select.format("stage_attempts_queue"), "queue_ns", params, queues
+                self._conn,
+                _ColumnReads(
+                    by_value.format("stage_attempts_queue"),
+                    by_start,
+                    "queue_ns",
+                    ties,
+                    (key_no, SERIES_QUEUE),
+                ),
+                params,
+                queues,
+                executions,  # a window read crosses the attempts without a queue wait too
+                self._bucket_cache,
             ),
             critical_seconds=critical_ns / _NS,
         )
@@ -471,13 +622,20 @@ class StoreReportData:
             if found is not None:
                 stages.append(found)
         runs = sum(counts.values())
+        where = "WHERE pipeline = ? AND start_ns >= ? AND start_ns < ? AND status != 'unknown'"
         durations = _RankedColumn(
             self._conn,
-            "FROM run_aggregates INDEXED BY run_aggregates_duration WHERE pipeline = ? "
-            "AND start_ns >= ? AND start_ns < ? AND status != 'unknown'",
-            "duration_ns",
+            _ColumnReads(
+                "FROM run_aggregates INDEXED BY run_aggregates_duration " + where,
+                "FROM run_aggregates INDEXED BY run_aggregates_start " + where,
+                "duration_ns",
+                "start_ns, trace_no",  # run_aggregates_duration's order after the value
+                (own[0] if own is not None else 0, SERIES_RUN),
+            ),
             (pipeline, window.since, window.until),
             histogram,
+            runs,
+            self._bucket_cache,
         )
         return PipelineSample(
             pipeline=pipeline,
