@@ -21,7 +21,7 @@ r`` where ``r`` is its rank inside the bucket, walking from the bucket's nearer 
 answer is the same value a sort of every sample would give (the reference tests compare them),
 and the walk is bounded by one bucket's rows (1/16 of an octave, 4-6% of the value range)
 instead of half the window's. Those are the bucket's rows of the whole history: when they are
-more than twice the window's rows, the window's own values in the bucket are read instead
+more than four times the window's rows, the window's own values in the bucket are read instead
 (``aggregates._RankedColumn``).
 
 Buckets (``bucket``, exact integer arithmetic, no floating point): values below 1 ns are bucket

@@ -215,7 +215,7 @@ BUCKET_ROWS: Final = 50_000
 #: A bucket is read through the window once the history holds more than this many times the
 #: window's rows in it: about what a rank walk's row costs against a window read's, which reads
 #: a wider row and hands its value to Python.
-WALK_PER_READ: Final = 2
+WALK_PER_READ: Final = 4
 # Names each column for the bucket cache (an ``id`` can be reused by a later column).
 _SERIALS: Final = itertools.count()
 
