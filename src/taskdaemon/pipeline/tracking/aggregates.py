@@ -298,7 +298,7 @@ class _RankedColumn(Sequence[float]):
         number = self._buckets[position]
         rank = index - self._below[position]
         count = self._counts[position]
-        values = self._window_values(number, count, rank)
+        values = self._window_values(number, count)
         if values is not None:
             return values[rank] if what == self._reads.column else self._tied(values, rank, what)
         column = self._reads.column
@@ -316,9 +316,9 @@ class _RankedColumn(Sequence[float]):
             raise SpanSourceError("the report aggregates changed while being read; run it again")
         return row[0]
 
-    def _window_values(self, number: int, count: int, rank: int) -> list[int] | None:
-        """The window's values in bucket ``number``, sorted, when reading them is the cheaper
-        way to item ``rank`` of the bucket (see the class docstring); else None."""
+    def _window_values(self, number: int, count: int) -> list[int] | None:
+        """The window's ``count`` values in bucket ``number``, sorted, when they are to be read
+        from the window rather than walked to (see the class docstring); else None."""
         cache = self._bucket_cache
         if cache.key == (self._serial, number):
             return cache.values
