@@ -326,16 +326,13 @@ class Run(Attempts, Triggers):
                 return
         srt.final = True
         ctx = srt.ctx
-        if len(instances) == 1:  # final_status() and stage_outputs() of one instance, inline
+        if len(instances) == 1:  # the status and stage_outputs() of one instance, inline
             only = instances[0]
             status = only.status
             ctx["status"] = status._value_  # ``.value`` is a Python property: the same, direct
             ctx["outputs"] = only.executions[-1].outputs
         else:
-            if counted is instances:
-                status = srt.final_status()
-            else:
-                status = StageStatus(stage_status_of((i.index, i.status) for i in counted))
+            status = StageStatus(stage_status_of((i.index, i.status) for i in counted))
             ctx["status"] = status._value_
             ctx["outputs"] = stage_outputs(instances)
         srt.status = status

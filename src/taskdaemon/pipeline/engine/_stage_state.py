@@ -16,7 +16,7 @@ from taskdaemon.pipeline.engine._results import ExecutionResult
 from taskdaemon.pipeline.errors import InvalidTransitionError
 from taskdaemon.pipeline.events import TaskRunRef
 from taskdaemon.pipeline.model import TriggerMode
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.state import STAGE_TRANSITIONS, StageStatus, StageTimes
 from taskdaemon.pipeline.triggers import ApprovalState, CompiledStage, TriggerState
 
@@ -174,15 +174,6 @@ class StageRun:
     def gate(self) -> TriggerState:
         """For an event stage in mode ``all``: whether events may start instances."""
         return self.ready if self.states else SATISFIED
-
-    def final_status(self) -> StageStatus:
-        """The stage's status once every instance ended: the worst of them."""
-        instances = self.instances
-        if not instances:
-            return SKIPPED
-        if len(instances) == 1:  # the worst of one status is that status
-            return instances[0].status
-        return StageStatus(stage_status_of((inst.index, inst.status) for inst in self.instances))
 
 
 def reached(inst: Instance) -> bool:
