@@ -43,6 +43,7 @@ from taskdaemon.pipeline.records import (
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.run_state import (
     FAILED_STAGE_STATUSES,
+    HALTED_ACTIONS,
     INTERRUPTED,
     OPEN_RUN_STATUSES,
     awaiting_approval,
@@ -237,20 +238,30 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     return totals
 
 
-def _halted(root: SpanRecord | None, started: set[str]) -> dict[str, dict[str, tuple[int, str]]]:
+def _halted(
+    root: SpanRecord | None, spans: Iterable[SpanRecord]
+) -> dict[str, dict[str, tuple[int, str]]]:
     """Stage -> {task run id: (instance, status)} of the executions a stop cancelled, or the
     debugger skipped, while paused before their start: the run span's ``breakpoint.resumed``
-    events (``run_state.halted_executions``)."""
+    events (``run_state.halted_executions``) naming an execution none of ``spans`` is of. The
+    execution spans are looked at only when such an event exists (most runs have none)."""
     if root is None:
         return {}
     resumptions = []
-    for event in sorted(root.events, key=lambda e: e.time_ns):
+    for event in root.events:
         if event.name == t.EVENT_BREAKPOINT_RESUMED:
             stage = event.attributes.get(t.CICD_TASK_NAME)
             trid = event.attributes.get(t.CICD_TASK_RUN_ID)
             action = event.attributes.get(t.BREAKPOINT_ACTION)
-            if isinstance(stage, str) and isinstance(trid, str) and isinstance(action, str):
+            if isinstance(stage, str) and isinstance(trid, str) and action in HALTED_ACTIONS:
                 resumptions.append((stage, trid, action))
+    if not resumptions:
+        return {}
+    started = {
+        trid
+        for span in spans
+        if span is not root and isinstance(trid := span.attributes.get(t.CICD_TASK_RUN_ID), str)
+    }
     return halted_executions(resumptions, started)
 
 
@@ -343,12 +354,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
-    started = {
-        trid
-        for span in all_spans
-        if span is not root and isinstance(trid := span.attributes.get(t.CICD_TASK_RUN_ID), str)
-    }
-    halted = _halted(root, started)
+    halted = _halted(root, all_spans)
     declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
