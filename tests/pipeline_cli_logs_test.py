@@ -92,3 +92,39 @@ def test_the_run_end_record_has_no_stage_after_a_published_event(
     started = next(json.loads(line) for line in records if '"run.started"' in line)
     expected = [(None, None, None, started["span_id"])]
     assert expected == [(r["stage"], r["instance"], r["attempt"], r["span_id"]) for r in ends]
+
+
+@pytest.mark.slow
+def test_a_private_key_a_command_prints_in_two_writes_is_not_in_the_logs(
+    home: Path, tmp_path: Path
+) -> None:
+    """A command stage printing a private key in two writes a pause apart (two reads of its
+    pipe) leaves no line of the key's body in ``taskdaemon logs``; the lines around it stay."""
+    first, second = "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy", "1tPf9Cnzj4p4WGeKLs1Pt8QuKUpRKf"
+    script = write(
+        tmp_path / "key.sh",
+        f"""\
+        echo before
+        printf -- '-----BEGIN RSA PRIVATE KEY-----\\n{first}\\n'
+        sleep 0.3
+        printf -- '{second}\\n-----END RSA PRIVATE KEY-----\\nafter\\n'
+        """,
+    )
+    pipeline = write(
+        tmp_path / "key.yaml",
+        f"""\
+        name: key
+        stages:
+          - name: show
+            command: "sh {script}"
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline), cwd=tmp_path).stdout.strip()
+    shown = taskdaemon(home, "logs", run_id).stdout
+    assert (True, True, False, False) == (
+        "before" in shown,
+        "after" in shown,
+        first in shown,
+        second in shown,
+    )

@@ -19,6 +19,7 @@ from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.redaction import (
     REDACTED,
     key_matcher,
+    open_key_start,
     redact,
     redact_lines,
     redact_text,
@@ -363,6 +364,37 @@ def test_a_private_key_printed_over_several_lines_loses_every_line() -> None:
     lines = ["before (1)", begin, PEM_BODY[:32], PEM_BODY[32:], end, "after (2)"]
     expected = ["before (1)", REDACTED, REDACTED, REDACTED, REDACTED, "after (2)"]
     assert expected == redact_lines(lines)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["a", "-----BEGIN RSA PRIVATE KEY-----", "MIIB", "Proc-Type: 4,ENCRYPTED"], 1),
+        (["key: -----BEGIN PRIVATE KEY-----", "MIIB"], 0),
+        (["-----BEGIN PRIVATE KEY-----", "MIIB", "-----END PRIVATE KEY-----"], None),
+        (["-----BEGIN PRIVATE KEY-----", "MIIB", "not base64 (a sentence)."], None),
+        (["-----BEGIN PRIVATE KEY----- (shown)"], None),
+        (["-----BEGIN CERTIFICATE-----", "MIIB"], None),
+        (["MIIB", "abc"], None),
+        ([], None),
+    ],
+    ids=[
+        "open",
+        "after-text",
+        "closed",
+        "cut-by-text",
+        "text-after-begin",
+        "not-a-key",
+        "none",
+        "empty",
+    ],
+)
+def test_open_key_start_names_the_begin_line_of_a_key_left_open(
+    lines: list[str], expected: int | None
+) -> None:
+    """``open_key_start`` is the index of a private key's BEGIN line when only a key body's
+    characters follow it to the last line, and None otherwise."""
+    assert expected == open_key_start(lines)
 
 
 @pytest.mark.parametrize(

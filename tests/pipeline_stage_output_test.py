@@ -5,6 +5,7 @@ of one stage execution fed chunk by chunk (ids, bounds, the marker, stderr's tai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import threading
@@ -13,9 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline_stage_output_support import TRACEPARENT, Sink
 from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import (
     MAX_LINE_BYTES,
     STDERR_TAIL_LINES,
@@ -626,3 +630,91 @@ def test_the_marker_counts_the_pieces_of_a_long_stdout_line_past_the_bound(
         "bound of 0 lines / 0 bytes per stage"
     )
     assert [expected] == [batch.marker_text() for batch in sink.batches]
+
+
+# -- a private key across reads ----------------------------------------------------------------
+
+_BEGIN, _END = "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----"
+_BODY = ("MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy", "1tPf9Cnzj4p4WGeKLs1Pt8QuKUpRKfFLfRYC9AIK")
+
+
+def test_a_private_key_cut_between_two_reads_is_delivered_in_one_batch(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A key whose BEGIN line came in one read and its END line in the next is held back and
+    delivered whole with the next read's lines; the lines before it are not held."""
+    capture = _capture(captures)
+    capture.feed("stdout", f"before\n{_BEGIN}\n{_BODY[0]}\n".encode())
+    capture.feed("stdout", f"{_BODY[1]}\n{_END}\nafter\n".encode())
+    assert [("before",), (_BEGIN, *_BODY, _END, "after")] == [tuple(b.texts) for b in sink.batches]
+
+
+def test_a_key_left_open_at_the_streams_end_is_delivered(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A key the command never closes is delivered when its stream ends, at its read's time."""
+    capture = _capture(captures)
+    capture.feed("stderr", f"{_BEGIN}\n{_BODY[0]}\n".encode())
+    held_at = time.time_ns()
+    stop = threading.Event()
+    stop.set()
+    capture.read_pipes(stop)
+    batch = sink.batches[0]
+    assert ((_BEGIN, _BODY[0]), "stderr", True) == (
+        tuple(batch.texts),
+        batch.stream,
+        batch.time_ns <= held_at,
+    )
+
+
+def test_a_key_open_past_the_hold_bound_is_delivered_at_once(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """Lines of an open key past ``KEY_HOLD_CHARS`` are not held: the capture's memory stays
+    bounded whatever a command prints after a BEGIN line."""
+    capture = _capture(captures)
+    body = ["A" * 1000] * (stage_output.KEY_HOLD_CHARS // 1000 + 1)
+    capture.feed("stdout", "\n".join([_BEGIN, *body, ""]).encode())
+    assert [(_BEGIN, *body)] == [tuple(b.texts) for b in sink.batches]
+
+
+def test_lines_after_a_closed_key_are_delivered_with_it(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """A read holding a whole key, or a BEGIN line followed by other text, is delivered at
+    once: nothing is held unless a key is left open."""
+    capture = _capture(captures)
+    capture.feed("stdout", f"{_BEGIN}\n{_BODY[0]}\n{_END}\n".encode())
+    capture.feed("stdout", f"{_BEGIN}\nnot a key (really)\n".encode())
+    assert [(_BEGIN, _BODY[0], _END), (_BEGIN, "not a key (really)")] == [
+        tuple(b.texts) for b in sink.batches
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.lists(st.sampled_from(["ok", "step 2 of 3.", "", "x = 1"]), max_size=3),
+    after=st.lists(st.sampled_from(["done", "", "exit 0."]), max_size=3),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+def test_a_private_key_is_redacted_whole_wherever_the_reads_cut_it(
+    before: list[str], after: list[str], cuts: list[int]
+) -> None:
+    """Whatever the pipe's reads cut (even inside a line), the batches a capture delivers,
+    each redacted as the sinks do (``redact_lines``), hold no part of a private key's body."""
+    sink = Sink()
+    stage_output.add_output_sink(sink)
+    capture = _capture([])
+    try:
+        data = "\n".join([*before, _BEGIN, *_BODY, _END, *after, ""]).encode()
+        edges = [0, *sorted({min(cut, len(data)) for cut in cuts}), len(data)]
+        for start, end in itertools.pairwise(edges):
+            capture.feed("stdout", data[start:end])
+        stop = threading.Event()
+        stop.set()
+        capture.read_pipes(stop)
+    finally:
+        stage_output.remove_output_sink(sink)
+        capture.abandon()
+    shown = "\n".join(line for b in sink.batches for line in redact_lines(list(b.texts)))
+    assert [] == [part for part in _BODY if part[:12] in shown or part[-12:] in shown]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, Final
 
@@ -36,6 +36,7 @@ __all__ = [
     "REDACTED",
     "KeyMatcher",
     "mappings_unchanged",
+    "open_key_start",
     "redact",
     "redact_endpoint_passwords",
     "redact_lines",
@@ -378,6 +379,34 @@ def redact_lines(lines: list[str]) -> list[str]:
         out.append("".join(pieces) + joined[at:end] if pieces else line)
         start = end + 1
     return out
+
+
+# A PEM private key's BEGIN and END markers and its body's characters, as the ``pem`` shape of
+# ``_SHAPES_PATTERN`` has them.
+_KEY_BEGIN: Final = re.compile(r"-----BEGIN[A-Z0-9 ]{0,40} PRIVATE KEY-----")
+_KEY_END: Final = re.compile(r"-----END[A-Z0-9 ]{0,40} PRIVATE KEY-----")
+_KEY_BODY: Final = re.compile(r"[A-Za-z0-9+/=\s\\:,-]*+")
+
+
+def open_key_start(lines: Sequence[str]) -> int | None:
+    """The index of the line where a PEM private key begins that ``lines`` (consecutive lines
+    of one text) leave open: its BEGIN marker, then only a key body's characters to the last
+    line, and no END marker. None when no key is open at the end.
+
+    For a command's output read a piece at a time: the capture holds an open key's lines back
+    until a later read closes it, so :func:`redact_lines` sees the key whole wherever the
+    pipe's reads cut it."""
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
+        if "-----" in line:
+            if _KEY_END.search(line):
+                return None
+            begins = list(_KEY_BEGIN.finditer(line))
+            if begins:
+                return index if _KEY_BODY.fullmatch(line, begins[-1].end()) else None
+        if not _KEY_BODY.fullmatch(line):
+            return None
+    return None
 
 
 def mappings_unchanged(mappings: Iterable[Mapping[Any, Any]]) -> bool:

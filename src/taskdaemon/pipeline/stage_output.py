@@ -25,7 +25,11 @@ The contract of a capture (one per stage execution, both streams together):
   ``command`` loop type then fails the stage, since a cut result would be wrong data. The log
   capture above is not affected. stderr is not kept, only its last :data:`STDERR_TAIL_LINES`
   lines, for the failure message;
-* a sink that raises loses that batch, never the stage: the failure is logged once per sink.
+* a sink that raises loses that batch, never the stage: the failure is logged once per sink;
+* a PEM private key is never split between batches: from its BEGIN line, lines that leave it
+  open (``redaction.open_key_start``) wait for the read that closes it, or the stream's end,
+  or :data:`KEY_HOLD_CHARS`, so the sinks' ``redact_lines`` finds it whole whatever the
+  pipe's reads cut (a command that pauses mid-key). Held lines keep their read's time.
 
 Each batch carries the execution's ids (``run_id``, ``pipeline``, ``stage``, ``instance``,
 ``attempt``) and the stage span's ``trace_id`` / ``span_id`` from its ``TRACEPARENT``.
@@ -46,8 +50,10 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from taskdaemon.pipeline.output_pipes import drain, make_pipe
+from taskdaemon.pipeline.redaction import open_key_start
 
 __all__ = [
+    "KEY_HOLD_CHARS",
     "MAX_LINE_BYTES",
     "STDERR_TAIL_LINES",
     "CaptureLimits",
@@ -67,6 +73,9 @@ __all__ = [
 STDERR_TAIL_LINES: Final = 20
 #: Longer lines are cut into pieces of this many bytes.
 MAX_LINE_BYTES: Final = 16_384
+#: An open PEM private key's lines held back for the next read at most (characters): more than
+#: any key's (an RSA key of 16,384 bits is about 13,000), so a key is always redacted whole.
+KEY_HOLD_CHARS: Final = 65_536
 _TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _logger = logging.getLogger("taskdaemon.run.output")
 _own_logger = logging.getLogger(__name__)
@@ -262,6 +271,7 @@ class OutputCapture:
         self.stdout_bytes = 0  # read from stdout, kept or not
         self._stderr_tail: deque[bytes] = deque(maxlen=STDERR_TAIL_LINES)
         self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+        self._held: dict[str, tuple[int, list[str]]] = {}  # an open key's lines, its read time
         self._closed = False
         # [read end, write end] per stream; -1 once closed (a number closed twice could by then
         # be another file's, opened meanwhile by another thread).
@@ -376,7 +386,7 @@ class OutputCapture:
             self._lines_left -= kept_count
             self._bytes_left -= kept_size
             self.captured_lines += kept_count
-            _deliver(self._batch(stream, texts=texts, time_ns=time.time_ns()))
+            self._emit(stream, texts, time.time_ns(), "-----BEGIN" in text)
         return True
 
     def _feed_pieces(self, stream: str, chunk: bytes) -> None:
@@ -418,6 +428,9 @@ class OutputCapture:
         partial = self._partial.pop(stream, b"")
         if partial:
             self._take(stream, [partial])
+        held = self._held.pop(stream, None)
+        if held is not None:
+            _deliver(self._batch(stream, texts=held[1], time_ns=held[0]))
 
     def read_pipes(self, stop: threading.Event) -> None:
         """Read both pipes to their ends (or until ``stop``), then close them and end the
@@ -457,7 +470,21 @@ class OutputCapture:
             append(text.decode("utf-8", "replace"))
         if lines:
             self.captured_lines += len(lines)
-            _deliver(self._batch(stream, texts=lines, time_ns=now))
+            self._emit(stream, lines, now, any("-----BEGIN" in line for line in lines))
+
+    def _emit(self, stream: str, texts: list[str], now: int, begins: bool) -> None:
+        """Deliver captured lines (``begins``: whether one holds ``-----BEGIN``), but for an
+        open private key's, held until a later read closes it (the module docstring)."""
+        held = self._held.pop(stream, None)
+        if held is not None:
+            now, texts = held[0], held[1] + texts
+        if held is not None or begins:
+            start = open_key_start(texts)
+            if start is not None and sum(map(len, texts[start:])) <= KEY_HOLD_CHARS:
+                self._held[stream] = (now, texts[start:])
+                texts = texts[:start]
+        if texts:
+            _deliver(self._batch(stream, texts=texts, time_ns=now))
 
     def _batch(self, stream: str, **fields: object) -> OutputBatch:
         run_id, pipeline, stage, instance, attempt, trace_id, span_id = self._ids
