@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from cli_support import ROOT, TASKDAEMON, Served, environment
+from taskdaemon.pipeline.secret_values import forget_secrets
 
 if TYPE_CHECKING:
     from pipeline_monitor_support import Telemetry as InMemoryTelemetry
@@ -67,6 +68,14 @@ def no_thread_left_running() -> Iterator[None]:
     yield
     left = left_running(before)
     assert not left, f"threads left running after the test: {left}"
+
+
+@pytest.fixture(autouse=True)
+def no_secret_value_kept() -> Iterator[None]:
+    """Forget the values a test's engines found under secret keys (``secret_values`` keeps them
+    for the process): one test's secret is not masked in the next one's records."""
+    yield
+    forget_secrets()
 
 
 @pytest.fixture(autouse=True, scope="module")

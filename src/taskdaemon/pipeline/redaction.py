@@ -33,8 +33,10 @@ from typing import Any, Final
 __all__ = [
     "CLEAN_TEXTS",
     "DEFAULT_REDACT_PATTERNS",
+    "MASKED",
     "REDACTED",
     "KeyMatcher",
+    "MaskedValues",
     "mappings_unchanged",
     "open_key_start",
     "redact",
@@ -239,7 +241,10 @@ def _may_hold_secret(text: str) -> bool:
     holds a substring only if it holds each of its characters (``"A"`` before the four AWS
     prefixes, ``"J"`` before ``eyJ``: one ``memchr`` pass each, where a multi-character search
     of a long text, the run span's definition, takes tens of times longer). The lower case is
-    made once."""
+    made once. Values known as secrets (:func:`remember_secrets`) are looked for first."""
+    masks = MASKED.values
+    if masks and _holds_any(masks, text):
+        return True
     if _GATE_CHARS.isdisjoint(text):
         return False
     if (
@@ -289,6 +294,42 @@ _CLEAN_MAX_ENTRIES: Final = 2048
 CLEAN_TEXTS: Final = _clean
 
 
+class MaskedValues:
+    """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
+    :func:`redact_text` and the functions built on it replace each wherever it appears."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        #: Longest first, so a value holding another is replaced whole; replaced whole on a
+        #: change, so readers on other threads need no lock.
+        self.values: tuple[str, ...] = ()
+
+    def replace(self, values: tuple[str, ...]) -> None:
+        """Mask ``values`` from now on (longest first), instead of the ones before."""
+        self.values = values
+        _clean.clear()  # a text found clean before may hold a value known from now on
+
+
+#: The process's masked values.
+MASKED: Final = MaskedValues()
+
+
+def _holds_any(values: tuple[str, ...], text: str) -> bool:
+    for value in values:  # noqa: SIM110 - no generator frame per value
+        if value in text:
+            return True
+    return False
+
+
+def _mask(text: str) -> str:
+    """``text`` with every masked value replaced (``text`` itself when none is in it)."""
+    for value in MASKED.values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
 def redact_text(text: str) -> str:
     """``text`` with every secret of a known shape replaced by ``[REDACTED]`` (``text`` itself
     when it has none)."""
@@ -297,7 +338,12 @@ def redact_text(text: str) -> str:
     if _may_hold_secret(text):
         shapes = _shapes()
         if shapes.search(text) is not None:
-            return shapes.sub(_replace, text)
+            redacted = shapes.sub(_replace, text)
+            return _mask(redacted) if MASKED.values else redacted
+        if MASKED.values:
+            masked = _mask(text)
+            if masked is not text:
+                return masked
     if len(text) <= _CLEAN_MAX_CHARS:
         if len(_clean) >= _CLEAN_MAX_ENTRIES:
             _clean.clear()
@@ -358,7 +404,7 @@ def redact_lines(lines: list[str]) -> list[str]:
         return [redact_text(line) for line in lines]
     matches = list(_shapes().finditer(joined))
     if not matches:
-        return lines
+        return [_mask(line) for line in lines] if MASKED.values else lines
     out: list[str] = []
     start = 0  # where the current line starts in ``joined``
     first = 0  # the first match that may reach the current line (matches never overlap)
@@ -378,7 +424,7 @@ def redact_lines(lines: list[str]) -> list[str]:
             at = match.end()
         out.append("".join(pieces) + joined[at:end] if pieces else line)
         start = end + 1
-    return out
+    return [_mask(line) for line in out] if MASKED.values else out
 
 
 # A PEM private key's BEGIN and END markers and its body's characters, as the ``pem`` shape of

@@ -391,9 +391,11 @@ def start_deferred_monitoring(
     configure_logging(settings)
     # Now, not with the run logging on the loading thread: a command stage that starts
     # before telemetry has loaded (or when it fails to) is bounded as configured too.
+    from taskdaemon.pipeline.secret_values import use_secret_key_patterns  # noqa: PLC0415
     from taskdaemon.pipeline.stage_output import bound_captures  # noqa: PLC0415
 
     bound_captures(settings, stack)
+    stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
     root = logging.getLogger()
     slot = PendingLogHandler()
     if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs

@@ -35,6 +35,7 @@ from taskdaemon.pipeline.cli.span_losses import observe_dropped_logs
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.logs import ContextFilter
 from taskdaemon.pipeline.run_log import LIFECYCLE_LOGGER, RunLog
+from taskdaemon.pipeline.secret_values import use_secret_key_patterns
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ def install_run_logging(
 ) -> SqliteLogWriter | None:
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
     stage_output.bound_captures(settings, stack)
+    stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
     monitor.add_event_hook(RunLog())
     root = logging.getLogger()
     for handler in root.handlers:

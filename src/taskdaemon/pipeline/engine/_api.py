@@ -20,6 +20,7 @@ from taskdaemon.pipeline.engine._run_base import RunContext
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.secret_values import remember_environment_secrets, remember_secrets
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._debug import DebugSession
@@ -41,6 +42,8 @@ class Engine:
         workspace: str | os.PathLike[str] | None = None,
         keep_finished: int = 1000,
     ) -> None:
+        # Command stages inherit this process's environment: its secrets are masked by value.
+        remember_environment_secrets()
         self._resolver = resolver
         self._debug_session: DebugSession | None = None
         self._workspace = None if workspace is None else os.fspath(workspace)
@@ -148,6 +151,8 @@ class Engine:
         """
         plan = plan_for(pipeline)
         request = dict(request or {})
+        if request:  # before any stage or record can carry a secret of it elsewhere
+            remember_secrets(request)
         if run_id is None:
             run_id = self._observers.allocate_run_id(pipeline, request)
         elif run_id in self._runs:

@@ -57,6 +57,7 @@ from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Stage
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 logger = logging.getLogger(__name__)
@@ -221,11 +222,10 @@ class Attempts(RunBase):
         data_error: DataError | None = None
         inputs: Mapping[str, Any]
         try:
-            inputs = (
-                await resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
-                if srt.cs.inputs
-                else EMPTY
-            )
+            inputs = EMPTY
+            if srt.cs.inputs:
+                inputs = await resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
+                remember_secrets(inputs)  # an input named api_key is a secret wherever it goes
         except DataError as exc:
             inputs, data_error = {}, exc
         gate = ctx.pause_gate
@@ -253,6 +253,7 @@ class Attempts(RunBase):
                     return SKIPPED, None
                 if decision.inputs is not None:
                     inputs, data_error = decision.inputs, None
+                    remember_secrets(inputs)
         if RUNNING not in TRANSITIONS[inst.status]:
             move(srt, inst, RUNNING)  # raises: the move is refused
         inst.status = RUNNING  # move(srt, inst, RUNNING), checked inline
@@ -330,6 +331,8 @@ class Attempts(RunBase):
                 ex.outputs = result  # plain_outputs' answer, without its call and ABC check
             else:
                 ex.outputs = plain_outputs(result)
+            if ex.outputs:  # before the next stage, or a record, carries a secret of them on
+                remember_secrets(ex.outputs)
         except TimeoutError as exc:
             if deadline is None or not deadline.expired():
                 return FAILURE, _failed(ex, exc)

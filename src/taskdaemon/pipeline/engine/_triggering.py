@@ -29,6 +29,7 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
 )
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition
+from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.triggers import (
     ApprovalState,
@@ -260,6 +261,8 @@ class Triggers(Approvals):
         self.event_seq += 1
         now = self.ctx.clock()
         payload = dict(payload)
+        if payload:  # before a listener or a record can carry a secret of it elsewhere
+            remember_secrets(payload)
         if self.ctx.debugger is not None:  # event breakpoints mark this very payload
             self.ctx.debugger.published(self, event_type, payload)
         if self.ctx.observed:

@@ -1,0 +1,131 @@
+"""Secrets known by their value: what was found under a secret key is masked everywhere after.
+
+Redaction by key replaces ``{"api_key": "…"}``'s value, and redaction by shape finds tokens,
+keys and passwords written ``password=…``. Neither sees a secret once it has left its key: a
+command stage that prints ``$TASKDAEMON_INPUT_API_KEY``, a handler that logs its ``password``
+input, a stage whose output ``token`` the next one echoes. As CI systems mask their secrets in
+job logs by value, taskdaemon remembers every text found under a secret key (the same key
+patterns, ``TASKDAEMON_REDACT_PATTERNS``) and ``redaction`` replaces it wherever it appears
+from then on: in spans, the run log, captured output, OTLP exports and every output format.
+
+The engine remembers a run's request when the run starts, each event's payload when it is
+published, and each stage's inputs and outputs as they are resolved and mapped: before any
+stage (or any record) can carry them on. The process's environment is read once, when an engine
+is made: a command stage inherits it (``PWD`` and ``OLDPWD``, paths, are left out).
+
+Bounds, and why: a value shorter than :data:`MASK_MIN_CHARS` is not masked (``1``, ``admin``,
+``enabled`` are words any output holds, and a key such as ``cookies_enabled`` reads as secret:
+masking them everywhere would garble more than it hides; passwords and tokens are longer); one
+longer than :data:`MASK_MAX_CHARS` neither (a private key or a certificate is found by its
+shape); at most :data:`MASK_MAX_VALUES` are kept, the oldest forgotten first, so the look-up
+every new text pays stays bounded in a server that ran many runs. What was recorded before a
+value became known is not revisited.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, Final
+
+from taskdaemon.pipeline.redaction import (
+    DEFAULT_REDACT_PATTERNS,
+    MASKED,
+    REDACTED,
+    KeyMatcher,
+    key_matcher,
+)
+
+__all__ = [
+    "MASK_MAX_CHARS",
+    "MASK_MAX_VALUES",
+    "MASK_MIN_CHARS",
+    "forget_secrets",
+    "remember_environment_secrets",
+    "remember_secrets",
+    "use_secret_key_patterns",
+]
+
+MASK_MIN_CHARS: Final = 8
+MASK_MAX_CHARS: Final = 4096
+MASK_MAX_VALUES: Final = 256
+#: Environment variables named with a secret word whose values are not secrets: ``pwd`` is a
+#: secret word for keys such as ``db_pwd``, and ``PWD`` is the working directory.
+_NOT_SECRET_VARIABLES: Final = frozenset({"PWD", "OLDPWD"})
+
+
+class _Registry:
+    """The process's remembered values, oldest first, and the key patterns that find them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.order: dict[str, None] = {}
+        self.patterns = DEFAULT_REDACT_PATTERNS
+        self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
+        self.environment_read = False
+
+
+_registry = _Registry()
+
+
+def use_secret_key_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    """Find the values to mask under the keys ``patterns`` name from now on (the CLI gives
+    ``TASKDAEMON_REDACT_PATTERNS``; the default patterns until then); returns the patterns
+    before."""
+    with _registry.lock:
+        previous, _registry.patterns = _registry.patterns, patterns
+        _registry.keys = key_matcher(patterns)
+    return previous
+
+
+def remember_secrets(value: Any) -> None:
+    """Mask, from now on, every text found under a secret key in ``value`` (at any depth),
+    within the bounds of the module docstring. Numbers are not masked: the digits of a
+    ``token_count`` would vanish from every count in the run log."""
+    found: list[str] = []
+    secret = _registry.keys
+    stack: list[tuple[Any, bool]] = [(value, False)]
+    while stack:
+        item, hidden = stack.pop()
+        if isinstance(item, str):
+            if hidden and MASK_MIN_CHARS <= len(item) <= MASK_MAX_CHARS and item not in REDACTED:
+                found.append(str(item))
+        elif isinstance(item, Mapping):
+            stack.extend(
+                (sub, hidden or (type(key) is str and secret(key))) for key, sub in item.items()
+            )
+        elif isinstance(item, list | tuple):
+            stack.extend((sub, hidden) for sub in item)
+    if found:
+        _add(found)
+
+
+def remember_environment_secrets() -> None:
+    """:func:`remember_secrets` of this process's environment, once per process."""
+    with _registry.lock:
+        if _registry.environment_read:
+            return
+        _registry.environment_read = True
+    remember_secrets({k: v for k, v in os.environ.items() if k not in _NOT_SECRET_VARIABLES})
+
+
+def forget_secrets() -> None:
+    """Forget every remembered value, and read the environment again when next asked (for
+    tests: the values are the process's)."""
+    with _registry.lock:
+        _registry.order.clear()
+        _registry.environment_read = False
+        MASKED.replace(())
+
+
+def _add(values: list[str]) -> None:
+    with _registry.lock:
+        order = _registry.order
+        new = [value for value in values if value not in order]
+        if not new:
+            return
+        order.update(dict.fromkeys(new))
+        while len(order) > MASK_MAX_VALUES:
+            del order[next(iter(order))]
+        MASKED.replace(tuple(sorted(order, key=len, reverse=True)))

@@ -1,0 +1,198 @@
+"""``secret_values``: texts found under a secret key are masked wherever they appear after, by
+every redaction function, within bounds; the engine remembers a run's data before any stage
+sees it, and a real run leaves no remembered value in any record."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline.redaction import (
+    REDACTED,
+    mappings_unchanged,
+    redact,
+    redact_lines,
+    redact_text,
+    redact_texts,
+)
+from taskdaemon.pipeline.secret_values import (
+    MASK_MAX_VALUES,
+    MASK_MIN_CHARS,
+    forget_secrets,
+    remember_environment_secrets,
+    remember_secrets,
+    use_secret_key_patterns,
+)
+
+SECRET = "hunter2-s3cr3t"
+
+
+def test_a_value_under_a_secret_key_is_masked_in_any_text_after() -> None:
+    """A text found under ``api_key`` is replaced wherever it appears from then on, the text
+    around it kept."""
+    remember_secrets({"user": "alice", "api_key": SECRET})
+    assert f"echo {REDACTED} done" == redact_text(f"echo {SECRET} done")
+
+
+def test_a_value_under_a_non_secret_key_is_not_masked() -> None:
+    """Only what sits under a secret key is remembered."""
+    remember_secrets({"user": "alice-the-admin"})
+    assert "user alice-the-admin" == redact_text("user alice-the-admin")
+
+
+def test_every_text_nested_under_a_secret_key_is_masked() -> None:
+    """Every text below a secret key, at any depth (mappings and lists), is remembered; texts
+    beside it are not."""
+    remember_secrets({"db": {"credentials": {"user": "db-owner-1", "hosts": ["replica-pass"]}}})
+    assert f"{REDACTED} {REDACTED} db-owner-2" == redact_text("db-owner-1 replica-pass db-owner-2")
+
+
+def test_a_value_shorter_than_the_minimum_is_not_masked() -> None:
+    """A value under ``MASK_MIN_CHARS`` characters stays visible elsewhere (a common word)."""
+    short = "x" * (MASK_MIN_CHARS - 1)
+    remember_secrets({"password": short, "token": "y" * MASK_MIN_CHARS})
+    assert f"{short} {REDACTED}" == redact_text(f"{short} {'y' * MASK_MIN_CHARS}")
+
+
+def test_numbers_under_a_secret_key_are_not_masked() -> None:
+    """A number under a secret key (``token_count``) is not masked in other texts."""
+    remember_secrets({"token_count": 123456789})
+    assert "read 123456789 rows" == redact_text("read 123456789 rows")
+
+
+def test_a_text_found_clean_before_is_masked_once_its_value_is_known() -> None:
+    """A short text redact_text remembered as clean is masked after the value in it is known."""
+    text = f"id {SECRET}"
+    assert text == redact_text(text)
+    remember_secrets({"secret": SECRET})
+    assert f"id {REDACTED}" == redact_text(text)
+
+
+def test_a_value_holding_another_is_replaced_whole() -> None:
+    """Of two remembered values one inside the other, the longer is replaced whole."""
+    remember_secrets({"token": "abcdefgh", "password": "abcdefgh-and-more"})
+    assert f"[{REDACTED}]" == redact_text("[abcdefgh-and-more]")
+
+
+def test_the_oldest_value_is_forgotten_past_the_bound() -> None:
+    """Past ``MASK_MAX_VALUES`` values the oldest is no longer masked, the newest still is."""
+    values = [f"value-{index:08d}" for index in range(MASK_MAX_VALUES + 1)]
+    for value in values:
+        remember_secrets({"token": value})
+    assert (values[0], REDACTED) == (redact_text(values[0]), redact_text(values[-1]))
+
+
+def test_forget_secrets_forgets_every_value() -> None:
+    """After ``forget_secrets`` a remembered value is shown again."""
+    remember_secrets({"token": SECRET})
+    forget_secrets()
+    assert SECRET == redact_text(SECRET)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["plain", f"echo {SECRET}"],
+        ["-----BEGIN RSA PRIVATE KEY-----", "MIIB", "-----END RSA PRIVATE KEY-----", SECRET],
+        ["-----BEGIN CERTIFICATE-----", SECRET],
+    ],
+    ids=["lines", "after-a-key", "beside-a-begin-line"],
+)
+def test_captured_lines_lose_a_remembered_value(lines: list[str]) -> None:
+    """``redact_lines`` (a command's output) masks a remembered value on every path."""
+    remember_secrets({"token": SECRET})
+    assert [] == [line for line in redact_lines(lines) if SECRET in line]
+
+
+def test_log_record_texts_and_structures_lose_a_remembered_value() -> None:
+    """``redact_texts`` and ``redact`` (a structure under harmless keys) mask it too, and
+    ``mappings_unchanged`` does not call such a mapping unchanged."""
+    remember_secrets({"token": SECRET})
+    mapping = {"note": f"got {SECRET}"}
+    assert ([f"got {REDACTED}"], {"note": f"got {REDACTED}"}, False) == (
+        redact_texts([f"got {SECRET}"]),
+        redact(mapping),
+        mappings_unchanged([mapping]),
+    )
+
+
+def test_configured_key_patterns_find_the_values_to_mask() -> None:
+    """With ``use_secret_key_patterns``, a key the configured patterns name is secret, and one
+    only the default patterns name is not."""
+    previous = use_secret_key_patterns((r"pin_code",))
+    try:
+        remember_secrets({"pin_code": "12-34-56-78", "password": "default-only"})
+    finally:
+        use_secret_key_patterns(previous)
+    assert f"{REDACTED} default-only" == redact_text("12-34-56-78 default-only")
+
+
+def test_the_environment_is_read_once_without_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A variable named as a secret is masked; ``PWD`` (a path) is not; a variable set after
+    the first read is not read again."""
+    monkeypatch.setenv("DEPLOY_API_TOKEN", SECRET)
+    monkeypatch.setenv("PWD", str(tmp_path))
+    remember_environment_secrets()
+    monkeypatch.setenv("LATER_PASSWORD", "set-after-the-read")
+    remember_environment_secrets()
+    shown = redact_text(f"{SECRET} {tmp_path} set-after-the-read")
+    assert f"{REDACTED} {tmp_path} set-after-the-read" == shown
+
+
+PIPELINE = """\
+    name: leak
+    stages:
+      - name: show
+        command: 'echo "key is $TASKDAEMON_INPUT_KEY and env is $DEPLOY_PASSWORD"'
+        inputs: {api_key: request.api_key, key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+      - name: hand
+        handler: "leaky:hand"
+        inputs: {note: stages.show.outputs.stdout}
+        triggers: [{on_completion: {stage: show}}]
+"""
+
+HANDLER = """\
+import logging
+
+def hand(ctx):
+    logging.getLogger("leaky").warning("the value: %s", ctx.inputs["note"])
+    return {"echo": ctx.inputs["note"]}
+"""
+
+
+@pytest.mark.slow
+def test_a_real_run_records_no_remembered_value_anywhere(home: Path, tmp_path: Path) -> None:
+    """A command echoing a secret request field through an input's variable, and the process
+    environment's secret, then a handler logging it: neither value is in ``logs``, ``runs
+    show --json`` or any byte of the span store."""
+    write(tmp_path / "leaky.py", HANDLER)
+    pipeline = write(tmp_path / "leak.yaml", PIPELINE)
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        "--input",
+        f"api_key={SECRET}",
+        str(pipeline),
+        cwd=tmp_path,
+        DEPLOY_PASSWORD="env-s3cr3t-value",
+        PYTHONPATH=str(tmp_path),
+    )
+    assert done.returncode == 0, done.stderr
+    run_id = done.stdout.strip()
+    shown = [
+        taskdaemon(home, "logs", run_id).stdout,
+        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
+    ]
+    with sqlite3.connect(home / "spans.db") as db:
+        for table in ("spans", "logs"):
+            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
+    leaks = [value for value in (SECRET, "env-s3cr3t-value") if any(value in s for s in shown)]
+    said = f"key is {REDACTED} and env is {REDACTED}"
+    assert ([], 2) == (leaks, shown[0].count(said))
