@@ -196,3 +196,15 @@ def test_a_real_run_records_no_remembered_value_anywhere(home: Path, tmp_path: P
     leaks = [value for value in (SECRET, "env-s3cr3t-value") if any(value in s for s in shown)]
     said = f"key is {REDACTED} and env is {REDACTED}"
     assert ([], 2) == (leaks, shown[0].count(said))
+
+
+def test_a_value_remembered_again_is_kept_past_the_bound() -> None:
+    """A value remembered again counts as the newest: past ``MASK_MAX_VALUES`` newer values it
+    is still masked, and the one remembered longest ago is the one forgotten."""
+    remember_secrets({"token": "first-value"})
+    remember_secrets({"token": "kept-value"})
+    for index in range(MASK_MAX_VALUES - 2):
+        remember_secrets({"token": f"value-{index:08d}"})
+    remember_secrets({"token": "first-value"})
+    remember_secrets({"token": "one-more-value"})
+    assert (REDACTED, "kept-value") == (redact_text("first-value"), redact_text("kept-value"))

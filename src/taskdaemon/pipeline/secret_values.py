@@ -17,8 +17,10 @@ Bounds, and why: a value shorter than :data:`MASK_MIN_CHARS` is not masked (``1`
 ``enabled`` are words any output holds, and a key such as ``cookies_enabled`` reads as secret:
 masking them everywhere would garble more than it hides; passwords and tokens are longer); one
 longer than :data:`MASK_MAX_CHARS` neither (a private key or a certificate is found by its
-shape); at most :data:`MASK_MAX_VALUES` are kept, the oldest forgotten first, so the look-up
-every new text pays stays bounded in a server that ran many runs. What was recorded before a
+shape); at most :data:`MASK_MAX_VALUES` are kept, the one remembered longest ago forgotten first (a
+value remembered again is the newest: a secret each run brings stays), so the look-up every new
+text pays stays bounded in a server that ran many runs (benchmarks/README.md, "Secrets masked
+by value"). What was recorded before a
 value became known is not revisited.
 """
 
@@ -60,7 +62,7 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.order: dict[str, None] = {}
+        self.order: dict[str, None] = {}  # least recently remembered first
         self.patterns = DEFAULT_REDACT_PATTERNS
         self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
         self.environment_read = False
@@ -122,10 +124,15 @@ def forget_secrets() -> None:
 def _add(values: list[str]) -> None:
     with _registry.lock:
         order = _registry.order
-        new = [value for value in values if value not in order]
+        new = False
+        for value in values:
+            if value in order:  # the newest again: a secret every run brings stays
+                del order[value]
+            else:
+                new = True
+            order[value] = None
         if not new:
             return
-        order.update(dict.fromkeys(new))
         while len(order) > MASK_MAX_VALUES:
             del order[next(iter(order))]
         MASKED.replace(tuple(sorted(order, key=len, reverse=True)))

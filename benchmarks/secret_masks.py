@@ -1,0 +1,83 @@
+"""What masking secrets by value (``secret_values``) costs the texts taskdaemon records.
+
+Times, side by side in one process, alternating rounds, with 0 values masked and with 8, 64
+and 256 (``MASK_MAX_VALUES``) values of 24 characters remembered:
+
+* ``lines``: ``redact_lines`` of batches of 100 distinct lines of a build log (what every read
+  of a command's output pays in the store's and the OTLP log writers);
+* ``texts``: ``redact_text`` of distinct short texts seen for the first time (what the monitor
+  pays for an attribute value it has not seen before).
+
+No line holds a masked value, the common case: each value is looked for and not found. Prints
+the median microseconds per line or text and the ratio against no value masked.
+
+    .venv/bin/python benchmarks/secret_masks.py [--rounds 7] [--lines 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from taskdaemon.pipeline.redaction import redact_lines, redact_text
+from taskdaemon.pipeline.secret_values import forget_secrets, remember_secrets
+
+COUNTS = (0, 8, 64, 256)
+
+
+def _lines(count: int, salt: int) -> list[list[str]]:
+    lines = [
+        f"INFO step {i} of {salt}: compiled src/module_{i % 97}.py in {i % 13}.{i % 7}s"
+        for i in range(count)
+    ]
+    return [lines[i : i + 100] for i in range(0, count, 100)]
+
+
+def _texts(count: int, salt: int) -> list[str]:
+    return [f"stage-{salt}-{i}" for i in range(count)]
+
+
+def _remember(count: int) -> None:
+    forget_secrets()
+    for i in range(count):
+        remember_secrets({"token": f"tok-{i:06d}-abcdefghijklmno"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--lines", type=int, default=20_000)
+    args = parser.parse_args()
+    per: dict[tuple[str, int], list[float]] = {}
+    salt = 0
+    for _ in range(args.rounds):
+        for count in COUNTS:
+            _remember(count)
+            salt += 1
+            batches = _lines(args.lines, salt)
+            start = time.perf_counter()
+            for batch in batches:
+                redact_lines(batch)
+            per.setdefault(("lines", count), []).append(
+                (time.perf_counter() - start) / args.lines * 1e6
+            )
+            texts = _texts(args.lines, salt)
+            start = time.perf_counter()
+            for text in texts:
+                redact_text(text)
+            per.setdefault(("texts", count), []).append(
+                (time.perf_counter() - start) / args.lines * 1e6
+            )
+    forget_secrets()
+    for kind in ("lines", "texts"):
+        base = statistics.median(per[(kind, 0)])
+        cells = []
+        for count in COUNTS:
+            median = statistics.median(per[(kind, count)])
+            cells.append(f"{count} values {median:.2f} µs ({median / base:.2f}x)")
+        print(f"{kind}: " + ", ".join(cells))
+
+
+if __name__ == "__main__":
+    main()
