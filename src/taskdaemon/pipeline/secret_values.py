@@ -20,7 +20,7 @@ longer than :data:`MASK_MAX_CHARS` neither (a private key or a certificate is fo
 shape); at most :data:`MASK_MAX_VALUES` are kept, the one remembered longest ago forgotten first (a
 value remembered again is the newest: a secret each run brings stays), so the look-up every new
 text pays stays bounded in a server that ran many runs (benchmarks/README.md, "Secrets masked
-by value"). What was recorded before a
+by value (2026-12-03)"). What was recorded before a
 value became known is not revisited.
 """
 
