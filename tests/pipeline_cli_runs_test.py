@@ -19,3 +19,16 @@ def test_a_limit_past_what_the_store_can_take_is_one_line(
     )
     expected = (2, "taskdaemon: --limit must be 1 to 1000000\n")
     assert expected == (code, capsys.readouterr().err)
+
+
+def test_an_invalid_retention_variable_is_an_invalid_setting(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reader opening the store under a bad ``TASKDAEMON_RETENTION_KEEP`` exits 2 naming the
+    variable, as for every invalid setting (docs/architecture.md, "Settings"), not with a
+    ValueError traceback."""
+    monkeypatch.setenv("TASKDAEMON_RETENTION_KEEP", "abc")
+    monkeypatch.delenv("TASKDAEMON_RETENTION_MAX_AGE", raising=False)
+    code = main(["runs", "list", "--source", f"sqlite:///{home}/s.db"])
+    expected = (2, "taskdaemon: invalid settings:\nTASKDAEMON_RETENTION_KEEP: not a count: 'abc'\n")
+    assert expected == (code, capsys.readouterr().err)

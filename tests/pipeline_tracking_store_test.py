@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.trace import Link
 
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.tracking import (
     SCHEMA_VERSION,
     RetentionPolicy,
@@ -29,6 +29,7 @@ from taskdaemon.pipeline.tracking import (
     SpanRecord,
     SpanStore,
     SqliteSpanProcessor,
+    retention_from_env,
     span_record_from_sdk,
     store_processor_for,
 )
@@ -360,6 +361,15 @@ def test_retention_from_environment_applies_on_open(
     monkeypatch.setenv("TASKDAEMON_RETENTION_KEEP", "1")
     with SpanStore(db) as store:
         assert len(store.search()) == 1
+
+
+def test_invalid_retention_variables_are_each_named() -> None:
+    """Bad ``TASKDAEMON_RETENTION_*`` values raise a SettingsError naming every variable."""
+    environ = {"TASKDAEMON_RETENTION_MAX_AGE": "soon", "TASKDAEMON_RETENTION_KEEP": "-1"}
+    with pytest.raises(SettingsError) as raised:
+        retention_from_env(environ)
+    expected = ("TASKDAEMON_RETENTION_MAX_AGE", "TASKDAEMON_RETENTION_KEEP")
+    assert expected == tuple(name for name, _ in raised.value.problems)
 
 
 _THIRTEEN_COLUMNS = """

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from taskdaemon.pipeline.durations import parse_age
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
@@ -91,20 +91,27 @@ class RetentionResult:
 
 def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy:
     """The policy of ``TASKDAEMON_RETENTION_MAX_AGE`` (``30d``, ``12h``, seconds) and
-    ``TASKDAEMON_RETENTION_KEEP`` (a count); unset means no limit. ValueError when invalid."""
+    ``TASKDAEMON_RETENTION_KEEP`` (a count); unset means no limit. ``SettingsError`` naming
+    each invalid variable, as ``settings.load_settings`` does: every command that opens the
+    store then exits 2 with one line per variable."""
     env = os.environ if environ is None else environ
     raw_age = env.get("TASKDAEMON_RETENTION_MAX_AGE", "").strip()
     raw_keep = env.get("TASKDAEMON_RETENTION_KEEP", "").strip()
-    try:
-        keep = int(raw_keep) if raw_keep else None
-    except ValueError:
-        raise ValueError(f"TASKDAEMON_RETENTION_KEEP: not a count: {raw_keep!r}") from None
-    if keep is not None and keep < 0:
-        raise ValueError(f"TASKDAEMON_RETENTION_KEEP: must be >= 0, not {keep}")
+    problems: list[tuple[str, str]] = []
+    max_age: float | None = None
+    keep: int | None = None
     try:
         max_age = parse_age(raw_age) if raw_age else None
     except ValueError as exc:
-        raise ValueError(f"TASKDAEMON_RETENTION_MAX_AGE: {exc}") from None
+        problems.append(("TASKDAEMON_RETENTION_MAX_AGE", str(exc)))
+    try:
+        keep = int(raw_keep) if raw_keep else None
+    except ValueError:
+        problems.append(("TASKDAEMON_RETENTION_KEEP", f"not a count: {raw_keep!r}"))
+    if keep is not None and keep < 0:
+        problems.append(("TASKDAEMON_RETENTION_KEEP", f"must be >= 0, not {keep}"))
+    if problems:
+        raise SettingsError(problems)
     return RetentionPolicy(max_age=max_age, keep=keep)
 
 
