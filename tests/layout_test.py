@@ -28,7 +28,15 @@ PACKAGE_ROOT = ROOT / "src" / "taskdaemon" / "pipeline"
 AREAS = frozenset({"monitor", "visualization", "tracking", "metrics", "debug"})
 #: Test files about the repository as a whole rather than a module.
 REPOSITORY_CHECKS = frozenset(
-    {"architecture", "deploy_stack", "docs_references", "layout", "public_api", "readme"}
+    {
+        "architecture",
+        "deploy_stack",
+        "docs_commands",
+        "docs_references",
+        "layout",
+        "public_api",
+        "readme",
+    }
 )
 
 
