@@ -251,6 +251,37 @@ def test_sigusr1_writes_a_dump_and_the_run_goes_on(
     assert process.returncode == 0
 
 
+@pytest.mark.slow
+def test_a_cli_dump_of_a_served_run_holds_its_metrics(home: Path) -> None:
+    """``taskdaemon dump RUN`` of a ``run --serve`` process, which exports Prometheus metrics,
+    holds ``metrics.prom`` (docs/debugging.md, "Dumps"), as its HTTP dump route's does."""
+    path = home / "dumped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    env = environment(home)
+    env.pop("OTEL_METRICS_EXPORTER")  # the default: taskdaemon's own /metrics
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(path), "--break", "b", "--serve", "127.0.0.1:0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        line = next(line for line in process.stderr if "taskdaemon debug attach " in line)
+        run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+        dumped = taskdaemon(home, "dump", run_id)
+        metrics = members(Path(dumped.stdout.strip())).get("metrics.prom", b"")
+        taskdaemon(home, "debug", "continue", run_id)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (0, True) == (dumped.returncode, b"pipeline_active_executions" in metrics)
+
+
 def _archive(path: Path, files: dict[str, bytes], *, kind: bytes = tarfile.REGTYPE) -> Path:
     with tarfile.open(path, "w:gz") as archive:
         for name, data in files.items():

@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
 
 __all__ = [
     "ApprovalPolicy",
+    "Observers",
     "ProgressView",
     "build_observers",
     "parse_inputs",
@@ -324,13 +325,21 @@ class ApprovalPolicy:
             )
 
 
+class Observers(list[Any]):
+    """A run's engine observers, and the Prometheus registry ``--serve`` exports (None without
+    it), whose metrics every dump the process writes of its run holds (``taskdaemon dump``,
+    ``SIGUSR1``, the debugger's ``dump``, the HTTP route: docs/debugging.md, "Dumps")."""
+
+    registry: Any = None
+
+
 def build_observers(
     args: argparse.Namespace,
     *,
     progress: ProgressView | None,
     approvals: ApprovalPolicy,
     stack: contextlib.AsyncExitStack,
-) -> list[Any]:
+) -> Observers:
     """The engine observers of one ``taskdaemon run``, in the order they see each event.
 
     This is the one place to extend (monitoring adds its observer here and registers its
@@ -341,7 +350,10 @@ def build_observers(
 
     settings = load_settings(**settings_overrides(args))
     serve = getattr(args, "serve", None)
-    monitoring: list[Any]
+    # Approvals, progress, the monitor, then the API's controller (bound to the engine later).
+    observers = Observers([approvals] if approvals.grants else [])
+    if progress is not None:
+        observers.append(progress)
     if serve:
         from taskdaemon.pipeline.cli.monitoring import (  # noqa: PLC0415
             parse_address,
@@ -350,18 +362,15 @@ def build_observers(
 
         try:
             address = parse_address(serve, settings.metrics_host)
-            monitoring = start_monitoring(settings, serve=address, stack=stack).observers
+            monitoring = start_monitoring(settings, serve=address, stack=stack)
         except (ValueError, OSError) as error:  # reported by the CLI's main, exit 2
             raise SettingsError([("--serve", str(error))]) from None
+        observers.extend(monitoring.observers)
+        observers.registry = monitoring.telemetry.registry
     else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)
         from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring  # noqa: PLC0415
 
-        monitoring = [start_deferred_monitoring(settings, stack)]
-    observers: list[Any] = [approvals] if approvals.grants else []
-    if progress is not None:
-        observers.append(progress)
-    # The monitor, then the API's controller (bound to the engine once it exists).
-    observers.extend(monitoring)
+        observers.append(start_deferred_monitoring(settings, stack))
     return observers
 
 
@@ -621,7 +630,7 @@ def _breakpoints(engine: Engine, pipeline: Pipeline, args: argparse.Namespace) -
     return None
 
 
-def _dump_on_sigusr1(engine: Engine, observers: Sequence[object]) -> Callable[[], None]:
+def _dump_on_sigusr1(engine: Engine, observers: Observers) -> Callable[[], None]:
     """SIGUSR1 writes a debug dump of the run, which goes on (``cli/_dump_hook.py``); returns
     the function that removes the handler.
 
@@ -638,7 +647,8 @@ def _dump_on_sigusr1(engine: Engine, observers: Sequence[object]) -> Callable[[]
                 dump_writer,
             )
 
-            handler.append(dump_signal_handler(engine, dump_writer(engine, observers)))
+            writer = dump_writer(engine, observers, observers.registry)
+            handler.append(dump_signal_handler(engine, writer))
         handler[0]()
 
     loop.add_signal_handler(signal.SIGUSR1, on_signal)
@@ -650,7 +660,7 @@ def _dump_on_sigusr1(engine: Engine, observers: Sequence[object]) -> Callable[[]
 
 
 def _debug_ops(
-    engine: Engine, run_id: str, observers: Sequence[object]
+    engine: Engine, run_id: str, observers: Observers
 ) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     """The control socket's ``debug`` op (``taskdaemon debug attach``): a ``DebugOps`` made at
     the first request, so a run nobody debugs never imports it (start-up time)."""
@@ -666,7 +676,7 @@ def _debug_ops(
                 DebugOps(
                     engine,
                     run_id,
-                    dump=dump_writer(engine, observers),
+                    dump=dump_writer(engine, observers, observers.registry),
                     redact_patterns=load_settings().redact_patterns,
                 )
             )
