@@ -1,7 +1,8 @@
 """Print the DOT (or JSON / Mermaid) drawing of the example pipeline.
 
-    python examples/visualize_pipeline.py > pipeline.dot && dot -Tpng pipeline.dot -o pipeline.png
-    python examples/visualize_pipeline.py --format mermaid   # paste into a GitHub Markdown file
+    .venv/bin/python examples/visualize_pipeline.py > pipeline.dot
+    dot -Tpng pipeline.dot -o pipeline.png
+    .venv/bin/python examples/visualize_pipeline.py --format mermaid   # for GitHub Markdown
 
 Any pipeline file can be given instead of ``examples/feature_delivery.yaml``; ``taskdaemon dag``
 does the same from the command line, and can overlay a recorded run.
