@@ -52,7 +52,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     parser.add_argument(
-        "--interval", type=float, default=0.5, metavar="SECONDS", help="--follow poll interval"
+        "--interval",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="--follow poll interval (default 0.5)",
     )
     parser.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
     parser.set_defaults(func=logs_command)

@@ -73,7 +73,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, help="port (default TASKDAEMON_METRICS_PORT)")
     parser.add_argument("--pipeline", metavar="FILE", help="a pipeline file to run repeatedly")
     parser.add_argument(
-        "--every", type=float, default=60.0, metavar="SECONDS", help="seconds between run starts"
+        "--every",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds between run starts (default 60)",
     )
     parser.add_argument(
         "--max-runs",
