@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from taskdaemon.pipeline.cli import debug as debug_module
+from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt
 from taskdaemon.pipeline.tracking.store import SpanStore
 
@@ -665,3 +667,20 @@ def test_an_attacher_killed_at_the_prompt_does_not_hold_the_run_paused(
     debug(home, "attach", run_id, stdin="where\n")
     served.communicate(timeout=60)
     assert 1 == served.returncode  # c fails: the run went on to its end
+
+
+@pytest.mark.parametrize(
+    ("resumed", "expected"),
+    [(0, "nothing was paused\n"), (1, "resumed 1 execution\n"), (3, "resumed 3 executions\n")],
+)
+def test_debug_continue_says_what_it_resumed(
+    resumed: int,
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``debug continue RUN`` says how many executions it resumed, or that nothing was paused,
+    as ``step`` does, rather than a bare count."""
+    monkeypatch.setattr(debug_module, "caller", lambda run_id: lambda request: {"resumed": resumed})
+    code = main(["debug", "continue", "abcd"])
+    assert (0, expected) == (code, capsys.readouterr().out)

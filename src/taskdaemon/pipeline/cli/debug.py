@@ -151,8 +151,13 @@ def _remote(words: Sequence[str]) -> int:
         return _fail(EXIT_FAILURE, str(exc))
     except KeyboardInterrupt:
         return EXIT_SIGINT
-    resumed = answer.get("resumed")
-    print(json.dumps(resumed, sort_keys=True) if resumed is not None else "nothing was paused")
+    resumed = answer.get("resumed")  # continue answers a count; step and skip an execution
+    if resumed is None or resumed == 0:
+        print("nothing was paused")
+    elif isinstance(resumed, int):
+        print(f"resumed {resumed} execution{'' if resumed == 1 else 's'}")
+    else:
+        print(json.dumps(resumed, sort_keys=True))
     return EXIT_SUCCESS
 
 
