@@ -124,9 +124,11 @@ def command_texts(markdown: str) -> Iterator[tuple[int, str, bool]]:
                 lines.append((first + offset, text))
         yield from ((number, text, False) for number, text in lines)
     prose = _FENCE.sub(lambda match: "\n" * match.group(0).count("\n"), markdown)
+    line, counted = 1, 0  # lines counted as the spans go: a count from the start is quadratic
     for span in _SPAN.finditer(prose):
+        line += prose.count("\n", counted, span.start())
+        counted = span.start()
         if "\n\n" not in span.group(1) and not _MISSING.match(prose, span.end()):
-            line = prose.count("\n", 0, span.start()) + 1
             yield line, " ".join(span.group(1).split()), True
 
 
