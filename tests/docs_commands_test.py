@@ -48,7 +48,8 @@ _INLINE_COMMAND = re.compile(r"(?:^|[|;&]\s*|opentelemetry-instrument\s+)taskdae
 _BLOCK_COMMENT = re.compile(r"(?:^|\s)#\s.*$")
 #: A span the text says is not there: ``run --dry-run`` does not exist.
 _MISSING = re.compile(r"\s+does not exist")
-_END = re.compile(r"\s\|\s|;|&&|\s\d?>|\s#\s|\)\s|$")
+#: A command ends at a pipe (``\|`` in a Markdown table), ``;``, ``&&``, a redirection, a comment.
+_END = re.compile(r"\s\\?\|\s|;|&&|\s\d?>|\s#\s|\)\s|$")
 _OPTION = re.compile(r"^\[*(--?[A-Za-z][\w-]*)")
 _WORD = re.compile(r"^[a-z][a-z-]*(?:\|[a-z][a-z-]*)*$")
 #: A variable's name; ``TASKDAEMON_INPUT_<NAME>`` is read as its prefix ``TASKDAEMON_INPUT``.
@@ -270,11 +271,12 @@ def test_checker_tells_known_from_unknown(command: str, expected: list[str]) -> 
 
 def test_checker_reads_blocks_spans_and_continued_lines() -> None:
     """Commands come from command blocks (indented lines continuing the one before, comments
-    dropped), console ``$`` lines and inline spans, never from a data block or a quoted
-    message."""
+    dropped), console ``$`` lines and inline spans (up to a pipe, escaped in a table or not),
+    never from a data block or a quoted message."""
     markdown = (
         "Run `taskdaemon watch RUN --follow` or `runs list --bogus`, not `not a taskdaemon"
         " span store`.\n\n```\ntaskdaemon report [-p P]\n    [--nope]  # taskdaemon x\n```\n\n"
+        "| `taskdaemon dag --run R \\| dot -Tpng` |\n\n"
         "```console\n$ taskdaemon validate --strict f.yaml\nOK taskdaemon y\n```\n\n"
         "```yaml\ncommand: taskdaemon frob\n```\n"
     )
@@ -288,7 +290,7 @@ def test_checker_reads_blocks_spans_and_continued_lines() -> None:
     ]
     expected = [
         (4, "report has no option --nope"),
-        (9, "validate has no option --strict"),
+        (11, "validate has no option --strict"),
         (1, "watch has no option --follow"),
         (1, "runs list has no option --bogus"),
     ]
