@@ -561,7 +561,7 @@ async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_
     """Every Prometheus target of the dashboards, with Grafana's variables substituted, answers
     at least one series from a real Prometheus that loads this repository's rules (evaluated
     every second) and scrapes a real `taskdaemon serve` running a pipeline every second, its
-    spans exported to a collector that is down."""
+    spans and logs exported to a collector that is down."""
     daemon_port, prometheus_port, dead_port = free_port(), free_port(), free_port()
     rendered = tmp_path / "etc-prometheus"
     shutil.copytree(ROOT / "prometheus", rendered)
@@ -586,6 +586,7 @@ async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_
         OTEL_BSP_SCHEDULE_DELAY="200",
     )
     env.pop("OTEL_TRACES_EXPORTER")
+    env.pop("OTEL_LOGS_EXPORTER")
     daemon = await asyncio.create_subprocess_exec(
         TASKDAEMON,
         "serve",

@@ -187,6 +187,9 @@ METRIC_SPANS_EXPORT_FAILED: Final = "taskdaemon.spans.export_failed"
 # Run log records the embedded store's log writer could not keep: its queue was full, or a
 # write failed (full disk). Monotonic, per process.
 METRIC_LOGS_DROPPED: Final = "taskdaemon.logs.dropped"  # taskdaemon_logs_dropped_total
+# Log records whose OTLP (or console) export failed, per exporter (attribute ``exporter``): the
+# collector was down or answered an error. Monotonic, per process.
+METRIC_LOGS_EXPORT_FAILED: Final = "taskdaemon.logs.export_failed"
 
 # semconv CI/CD run metrics
 METRIC_CICD_RUN_DURATION: Final = "cicd.pipeline.run.duration"

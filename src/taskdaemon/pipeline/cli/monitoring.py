@@ -19,7 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
 from taskdaemon.pipeline.cli.sign_in import publish_sign_in
-from taskdaemon.pipeline.cli.span_losses import announce_unavailable_store, report_lost_spans
+from taskdaemon.pipeline.cli.span_losses import (
+    announce_unavailable_store,
+    report_lost_spans,
+    report_unexported_logs,
+)
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file
 from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
@@ -96,7 +100,9 @@ def build_monitor(
     telemetry = build_telemetry(
         settings, set_global=True, serve_metrics=serve_metrics, id_generator=id_generator
     )
-    stack.callback(report_lost_spans, telemetry.span_processors)  # after the shutdown (LIFO)
+    # After the shutdown (LIFO), so that the counts are final.
+    stack.callback(report_unexported_logs, telemetry.log_export_failures)
+    stack.callback(report_lost_spans, telemetry.span_processors)
     stack.callback(telemetry.shutdown)
     if telemetry.logger_provider is not None:
         install_otel_log_handler(telemetry.logger_provider)

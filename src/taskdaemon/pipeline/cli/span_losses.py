@@ -1,5 +1,6 @@
 """Saying and counting what the embedded span store, and the span exporters, lost (and
-counting the run log records the store's log writer lost: :func:`observe_dropped_logs`).
+the run log records the store's log writer lost, :func:`observe_dropped_logs`, and those the
+log exporters failed to export, :class:`LogExportFailures`).
 
 Monitoring never stops a pipeline, so when the span store drops spans (a full disk, a store that
 could not be opened) the run goes on; the loss is told three ways:
@@ -18,12 +19,20 @@ A span exporter's failed exports (a dead collector) are counted in
 :func:`observe_failed_exports`), said by the exporter's own log line (once per five minutes,
 ``telemetry.RepeatedLogFilter``) and shown on ``/readyz``.
 
+A log exporter's failed exports (``OTEL_LOGS_EXPORTER``: a dead collector, an error answer)
+are counted in ``taskdaemon.logs.export_failed`` (``taskdaemon_logs_export_failed_total``, per
+``exporter``: :func:`observe_failed_log_exports` over :class:`LogExportFailures`, which the
+exporter wrapper of ``cli/observed_log_exporter.py`` feeds) and said in one warning line when
+the process ends (:func:`report_unexported_logs`), beside the span store's: the exporter's own
+log line says that a batch failed, never how many records the run lost in all.
+
 The exit code of ``taskdaemon run`` stays the pipeline's: lost telemetry is not a failed run.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +48,14 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
 __all__ = [
+    "LogExportFailures",
     "announce_unavailable_store",
     "observe_dropped_logs",
     "observe_dropped_spans",
     "observe_failed_exports",
+    "observe_failed_log_exports",
     "report_lost_spans",
+    "report_unexported_logs",
 ]
 
 _log = logging.getLogger("taskdaemon.spans")
@@ -110,6 +122,50 @@ def observe_failed_exports(
     )
 
 
+class LogExportFailures:
+    """Log records whose export failed, per exporter, with each exporter's last error
+    (thread-safe: the batch processors' threads record, a metric reader and the exit path
+    read; never reset)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[str, int] = {}
+        self._errors: dict[str, str] = {}
+
+    def record(self, exporter: str, records: int, error: str) -> None:
+        """Add ``records`` lost by one failed export of ``exporter``, and why."""
+        with self._lock:
+            self._records[exporter] = self._records.get(exporter, 0) + records
+            self._errors[exporter] = error
+
+    def failed_records(self) -> dict[str, int]:
+        """Records whose export failed since the start, per exporter."""
+        with self._lock:
+            return dict(self._records)
+
+    def last_errors(self) -> dict[str, str]:
+        """Each failed exporter's last error."""
+        with self._lock:
+            return dict(self._errors)
+
+
+def observe_failed_log_exports(meter_provider: MeterProvider, failures: LogExportFailures) -> None:
+    """Register ``taskdaemon.logs.export_failed`` over ``failures`` (per exporter name). An
+    exporter that never failed has no series until it does."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        for exporter, records in failures.failed_records().items():
+            yield Observation(records, {"exporter": exporter})
+
+    _observe(
+        meter_provider,
+        t.METRIC_LOGS_EXPORT_FAILED,
+        t.UNIT_LOG_RECORDS,
+        "Log records whose export failed (the exporter answered an error or raised)",
+        observe,
+    )
+
+
 def _observe(
     meter_provider: MeterProvider,
     name: str,
@@ -143,4 +199,16 @@ def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
             causes.append(f"{getattr(store, 'path', 'span store')}: {cause}")
     if lost:
         _log.warning("%d spans were not stored (%s)", lost, "; ".join(causes) or "write failed")
+    return lost
+
+
+def report_unexported_logs(failures: LogExportFailures | None) -> int:
+    """Log one warning line when log exports failed (``None``: no log exporter); returns the
+    count. Call it once the logger provider is shut down, so the count is final."""
+    if failures is None:
+        return 0
+    lost = sum(failures.failed_records().values())
+    if lost:
+        causes = "; ".join(f"{name}: {error}" for name, error in failures.last_errors().items())
+        _log.warning("%d log records were not exported (%s)", lost, causes)
     return lost

@@ -35,11 +35,13 @@ A dead or slow collector never blocks a stage: spans are queued by the batch pro
 span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
 count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch. What is lost is
 counted: the spans of every failed export in ``taskdaemon.spans.export_failed``, per exporter
-(``span_losses.observe_failed_exports``). The batch processors and the OTLP span exporters are
-also given the meter provider, so when the SDK's own self-observability metrics are switched
-on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``; off by default upstream) they reach the
-same readers: the spans a full queue dropped (``otel.sdk.processor.span.processed`` with
-``error.type`` ``queue_full``), the exports by ``error.type``, the queue's size and capacity.
+(``span_losses.observe_failed_exports``), and the log records of every failed log export in
+``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``). The batch span
+processors and the OTLP span exporters are also given the meter provider, so when the SDK's
+own self-observability metrics are switched on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``;
+off by default upstream) they reach the same readers: the spans a full queue dropped
+(``otel.sdk.processor.span.processed`` with ``error.type`` ``queue_full``), the exports by
+``error.type``, the queue's size and capacity.
 Without an exporter there is no batch processor, and nothing is added.
 
 :meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
@@ -70,7 +72,12 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from taskdaemon import __version__
-from taskdaemon.pipeline.cli.span_losses import observe_dropped_spans, observe_failed_exports
+from taskdaemon.pipeline.cli.span_losses import (
+    LogExportFailures,
+    observe_dropped_spans,
+    observe_failed_exports,
+    observe_failed_log_exports,
+)
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.redaction import redact_endpoint_passwords
 from taskdaemon.pipeline.settings import Settings
@@ -352,6 +359,8 @@ class Telemetry:
     export_health: ExportHealth
     span_processors: tuple[SpanProcessor, ...]
     notes: tuple[str, ...] = ()
+    #: Log records the log exporters failed to export; None without a log exporter.
+    log_export_failures: LogExportFailures | None = None
     _closed: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _shutdown_worker: threading.Thread | None = field(default=None, repr=False)
@@ -506,15 +515,21 @@ def build_telemetry(
         observe_failed_exports(meter_provider, health.failed_spans)
 
     logger_provider: LoggerProvider | None = None
+    log_failures: LogExportFailures | None = None
     if settings.logs_exporters:
         from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: PLC0415
 
+        from taskdaemon.pipeline.cli.observed_log_exporter import (  # noqa: PLC0415
+            ObservedLogExporter,
+        )
+
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        log_failures = LogExportFailures()
         for name in settings.logs_exporters:
-            logger_provider.add_log_record_processor(
-                BatchLogRecordProcessor(_log_exporter(name, settings))
-            )
+            observed_logs = ObservedLogExporter(_log_exporter(name, settings), log_failures, name)
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(observed_logs))
+        observe_failed_log_exports(meter_provider, log_failures)
 
     if set_global:
         _set_globals(tracer_provider, meter_provider, notes)
@@ -530,6 +545,7 @@ def build_telemetry(
         export_health=health,
         span_processors=tuple(processors),
         notes=tuple(notes),
+        log_export_failures=log_failures,
     )
 
 

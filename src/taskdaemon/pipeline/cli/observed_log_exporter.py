@@ -1,0 +1,45 @@
+"""A log exporter that counts what it failed to export (``cli/telemetry.py`` wraps each one).
+
+Monitoring never stops a pipeline, so a log export that fails (a dead collector, an error
+answer) loses its records; :class:`ObservedLogExporter` counts them per exporter in
+``span_losses.LogExportFailures``, which ``taskdaemon.logs.export_failed`` and the warning line
+at exit read. It lives apart from ``cli/telemetry.py`` because it subclasses the logs SDK's
+exporter, which only a process with a log exporter imports (start-up time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+from taskdaemon.pipeline.cli.span_losses import LogExportFailures
+
+__all__ = ["ObservedLogExporter"]
+
+
+class ObservedLogExporter(LogRecordExporter):
+    """Delegates to ``inner``; a failed export (an error result, or an exception, which is
+    raised on) adds its records to ``failures`` under ``name``."""
+
+    def __init__(self, inner: LogRecordExporter, failures: LogExportFailures, name: str) -> None:
+        self._inner = inner
+        self._failures = failures
+        self._name = name
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        try:
+            result = self._inner.export(batch)
+        except Exception as exc:
+            self._failures.record(self._name, len(batch), f"{type(exc).__name__}: {exc}")
+            raise
+        if result is not LogRecordExportResult.SUCCESS:
+            self._failures.record(self._name, len(batch), "export failed")
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self._inner.force_flush(timeout_millis)

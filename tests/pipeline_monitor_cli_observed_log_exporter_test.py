@@ -1,0 +1,144 @@
+"""Log records a log exporter failed to export are counted per exporter and said at exit."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon
+from collector_support import answering_posts
+from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.telemetry import Telemetry
+from taskdaemon.pipeline.settings import Settings, load_settings
+
+TelemetryFor = Callable[[Settings], Telemetry]  # the telemetry_for fixture (conftest.py)
+SERIES = "taskdaemon_logs_export_failed_total"
+PIPELINE = """
+name: echo
+stages:
+  - name: say
+    command: "echo one; echo two; echo three"
+    triggers: [{manual: {approval_required: false}}]
+"""
+
+
+def _labels(exporter: str) -> dict[str, str]:
+    """The ``exporter`` label with the scope labels of taskdaemon's own metrics."""
+    return {
+        "exporter": exporter,
+        "otel_scope_name": t.SCOPE_NAME,
+        "otel_scope_schema_url": t.SCHEMA_URL,
+        "otel_scope_version": __version__,
+    }
+
+
+def _logs_to(monkeypatch: pytest.MonkeyPatch, endpoint: str, protocol: str) -> None:
+    """OTLP log export (and nothing else) to ``endpoint`` over ``protocol``."""
+    monkeypatch.setenv("OTEL_LOGS_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", protocol)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
+
+
+def _answer(status: int) -> Callable[[BaseHTTPRequestHandler], None]:
+    """An OTLP/HTTP collector's answer with ``status`` and an empty body."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/x-protobuf")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer
+
+
+@pytest.fixture
+def erring_collector() -> Iterator[str]:
+    """A local OTLP/HTTP collector answering every export 500; yields its logs endpoint."""
+    with answering_posts(_answer(500)) as url:
+        yield f"{url}/v1/logs"
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _emit_and_flush(telemetry: Telemetry, count: int) -> None:
+    """Emit ``count`` log records through ``telemetry``'s logger provider, then flush it."""
+    assert telemetry.logger_provider is not None
+    logger = telemetry.logger_provider.get_logger("test")
+    for index in range(count):
+        logger.emit(body=f"record {index}")
+    telemetry.logger_provider.force_flush()
+
+
+def test_records_a_collector_answered_500_to_are_counted(
+    erring_collector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    telemetry_for: TelemetryFor,
+) -> None:
+    """Every record of a log export the collector answered 500 is counted on ``/metrics``."""
+    _logs_to(monkeypatch, erring_collector, "http/protobuf")
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=2.0))
+    _emit_and_flush(telemetry, 7)
+    assert telemetry.registry is not None
+    assert 7.0 == telemetry.registry.get_sample_value(SERIES, _labels("otlp"))
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_records_a_closed_port_did_not_take_are_counted(
+    protocol: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, telemetry_for: TelemetryFor
+) -> None:
+    """Every record of a log export to a closed port is counted, whichever the protocol."""
+    scheme_path = "/v1/logs" if protocol == "http/protobuf" else ""
+    _logs_to(monkeypatch, f"http://127.0.0.1:{_closed_port()}{scheme_path}", protocol)
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
+    _emit_and_flush(telemetry, 4)
+    assert telemetry.registry is not None
+    assert 4.0 == telemetry.registry.get_sample_value(SERIES, _labels("otlp"))
+
+
+def test_records_a_collector_took_are_not_counted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, telemetry_for: TelemetryFor
+) -> None:
+    """A collector answering 200 leaves the series absent: nothing was lost."""
+    with answering_posts(_answer(200)) as url:
+        _logs_to(monkeypatch, f"{url}/v1/logs", "http/protobuf")
+        telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=2.0))
+        _emit_and_flush(telemetry, 3)
+    assert telemetry.registry is not None
+    assert None is telemetry.registry.get_sample_value(SERIES, _labels("otlp"))
+
+
+@pytest.mark.slow
+def test_run_says_how_many_log_records_were_not_exported(
+    erring_collector: str, tmp_path: Path
+) -> None:
+    """`taskdaemon run` with a collector answering 500 succeeds and ends with one line saying
+    how many log records it lost."""
+    (tmp_path / "echo.yaml").write_text(PIPELINE)
+    done = taskdaemon(
+        tmp_path / "home",
+        "run",
+        "echo.yaml",
+        cwd=tmp_path,
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=erring_collector,
+        OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http/protobuf",
+    )
+    said = [line for line in done.stderr.splitlines() if "log records were not exported" in line]
+    expected = (0, 1, "otlp: export failed")
+    actual = (done.returncode, len(said), said[0].rpartition("(")[2].rstrip(")") if said else "")
+    assert expected == actual, done.stderr
