@@ -46,6 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
+from taskdaemon.pipeline.command_env import command_environment
 from taskdaemon.pipeline.errors import HandlerImportError, LoopTypeError, StageFailedError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import LoopDef, Pipeline, Stage
@@ -436,7 +437,8 @@ def command_handler(
     """A handler running ``command`` (else ``ctx.command``) through ``/bin/sh -c``.
 
     The subprocess gets its own session (so its own process group), ``ctx.workspace`` as working
-    directory when set, and this environment on top of the engine's own: one
+    directory when set, and this environment on top of the engine's own (less
+    ``opentelemetry-instrument``'s bootstrap: ``command_env``): one
     ``TASKDAEMON_INPUT_<NAME>`` per input (upper-cased, other characters than letters, digits and
     ``_`` replaced by ``_``; JSON-encoded unless a string), ``TASKDAEMON_RUN_ID``,
     ``TASKDAEMON_PIPELINE``, ``TASKDAEMON_STAGE``, ``TASKDAEMON_ATTEMPT``,
@@ -471,7 +473,7 @@ def command_handler(
         text = command or ctx.command
         if not text:
             raise LoopTypeError(f"stage {ctx.stage!r}: loop type {ctx.loop!r}: no command to run")
-        env = dict(os.environ)
+        env = command_environment()  # without opentelemetry-instrument's bootstrap
         env.update(_input_environment(ctx.inputs))
         env.update(
             {
