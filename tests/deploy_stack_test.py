@@ -32,7 +32,7 @@ from pipeline_monitor_support import (
     example_pipeline,
     play_example_run,
 )
-from prometheus_support import free_port, start_prometheus, stop, until
+from prometheus_support import answers, free_port, scraped_serves, start_prometheus, stop, until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -54,6 +54,7 @@ GRAFANA_VARIABLES = {
     "$__interval": "15s",
     "$__range": "1h",
     "$__tags": 'pipeline="feature-delivery", stage="planning"',
+    '${__span.tags["cicd.pipeline.name"]}': "feature-delivery",
 }
 # A metric or recording-rule name of ours: the bare `pipeline` label has no `_`/`:` after it.
 OUR_NAME = re.compile(r"\bpipeline(?:_stage)?[_:][a-zA-Z0-9_:]+")
@@ -86,14 +87,37 @@ def _dashboard_exprs() -> list[tuple[str, str]]:
     return found
 
 
-def _datasource_exprs() -> list[tuple[str, str]]:
-    """The trace-to-metrics queries of the Tempo datasource."""
+def _traces_to_metrics() -> dict[str, Any]:
+    """The Tempo datasource's trace-to-metrics settings."""
     datasources = _yaml(ROOT / "grafana/provisioning/datasources/datasources.yml")["datasources"]
+    tempo = next(source for source in datasources if source["type"] == "tempo")
+    settings: dict[str, Any] = tempo["jsonData"]["tracesToMetrics"]
+    return settings
+
+
+def _provisioned(text: str) -> str:
+    """``text`` as Grafana's provisioning keeps it: `$NAME` and `${...}` are environment
+    variables (none is set for Grafana: empty), `$$` a literal `$`."""
+    return "$".join(re.sub(r"\$(\{[^}]*\}|\w+)", "", part) for part in text.split("$$"))
+
+
+def _datasource_exprs() -> list[tuple[str, str]]:
+    """The trace-to-metrics queries of the Tempo datasource, as provisioned."""
     return [
-        (query["name"], query["query"])
-        for source in datasources
-        for query in source.get("jsonData", {}).get("tracesToMetrics", {}).get("queries", [])
+        (query["name"], _provisioned(query["query"])) for query in _traces_to_metrics()["queries"]
     ]
+
+
+def _span_link(query: str, attributes: dict[str, str]) -> str:
+    """A provisioned trace-to-metrics ``query`` as Grafana fills it in for a span with
+    ``attributes``: `$__tags` is the mapped tags the span has, `${__span.tags["K"]}` its K."""
+    tags = ", ".join(
+        f'{tag["value"]}="{attributes[tag["key"]]}"'
+        for tag in _traces_to_metrics()["tags"]
+        if tag["key"] in attributes
+    )
+    query = query.replace("$__tags", tags)
+    return re.sub(r'\$\{__span\.tags\["([^"]+)"\]\}', lambda m: attributes.get(m[1], ""), query)
 
 
 def _exposed_names() -> set[str]:
@@ -555,6 +579,20 @@ PANELS_PIPELINE = """\
     """
 
 
+# A second pipeline beside it, so that a link showing every pipeline is told from one showing
+# the span's.
+OTHER_PIPELINE = """\
+    name: other
+    stages:
+      - name: only
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+    """
+# The attributes of a run span and of a stage span of PANELS_PIPELINE that trace-to-metrics reads.
+RUN_SPAN = {"cicd.pipeline.name": "panels"}
+STAGE_SPAN = {**RUN_SPAN, "cicd.pipeline.task.name": "held"}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_path: Path) -> None:
@@ -562,62 +600,52 @@ async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_
     at least one series from a real Prometheus that loads this repository's rules (evaluated
     every second) and scrapes a real `taskdaemon serve` running a pipeline every second, its
     spans and logs exported to a collector that is down."""
-    daemon_port, prometheus_port, dead_port = free_port(), free_port(), free_port()
-    rendered = tmp_path / "etc-prometheus"
-    shutil.copytree(ROOT / "prometheus", rendered)
-    config = rendered / "prometheus.yml"
-    data = _yaml(config)
-    data.pop("alerting")
-    data["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    data["scrape_configs"] = [
-        {"job_name": "taskdaemon", "static_configs": [{"targets": [f"127.0.0.1:{daemon_port}"]}]}
-    ]
-    config.write_text(yaml.safe_dump(data))
-    recording = rendered / "rules" / "recording.yml"
-    recording.write_text(recording.read_text().replace("interval: 30s", "interval: 1s"))
-    pipeline = write(tmp_path / "panels.yaml", PANELS_PIPELINE)
-    log = (tmp_path / "prometheus.log").open("wb")
-    prometheus = await start_prometheus(config, tmp_path, prometheus_port, log)
-    env = environment(
-        home,
-        OTEL_METRICS_EXPORTER="prometheus",
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{dead_port}",
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-        OTEL_BSP_SCHEDULE_DELAY="200",
-    )
-    env.pop("OTEL_TRACES_EXPORTER")
-    env.pop("OTEL_LOGS_EXPORTER")
-    daemon = await asyncio.create_subprocess_exec(
-        TASKDAEMON,
-        "serve",
-        "--port",
-        str(daemon_port),
-        "--pipeline",
-        str(pipeline),
-        "--every",
-        "1",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
     empty = {(title, expr) for title, expr in _dashboard_exprs()}
-    try:
-        base = f"http://127.0.0.1:{prometheus_port}"
-        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+    async with scraped_serves(home, tmp_path, PANELS_PIPELINE) as client:
 
-            async def all_answered() -> bool:
-                for title, expr in sorted(empty):
-                    query = {"query": _grafana_substitute(expr)}
-                    response = await client.post("/api/v1/query", data=query)
-                    response.raise_for_status()  # 503 while Prometheus starts: polled again
-                    if response.json()["data"]["result"]:
-                        empty.discard((title, expr))
-                return not empty
+        async def all_answered() -> bool:
+            for title, expr in sorted(empty):
+                if await answers(client, _grafana_substitute(expr)):
+                    empty.discard((title, expr))
+            return not empty
 
-            with contextlib.suppress(AssertionError):
-                await until(all_answered, limit=120, what="data in every panel", interval=1)
-    finally:
-        await stop(daemon)
-        await stop(prometheus)
-        log.close()
+        with contextlib.suppress(AssertionError):
+            await until(all_answered, limit=120, what="data in every panel", interval=1)
     assert set() == empty
+
+
+def _of_span(series: dict[str, Any], span: dict[str, str]) -> bool:
+    """Whether a series is the span's: its pipeline, and its stage when both have one."""
+    labels = series["metric"]
+    stage = labels.get("stage")
+    same_stage = stage is None or stage == span.get("cicd.pipeline.task.name", stage)
+    return labels["pipeline"] == span["cicd.pipeline.name"] and same_stage
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_every_trace_link_shows_the_spans_data(home: Path, tmp_path: Path) -> None:
+    """Each trace-to-metrics link, as Grafana fills it in from a run span and from a stage
+    span, answers series, and only the span's pipeline's (and stage's), with two pipelines
+    scraped."""
+    links = {
+        (name, kind): _span_link(query, span)
+        for name, query in _datasource_exprs()
+        for kind, span in (("run", RUN_SPAN), ("stage", STAGE_SPAN))
+    }
+    spans = {"run": RUN_SPAN, "stage": STAGE_SPAN}
+    wrong = dict.fromkeys(links, "no data")
+    async with scraped_serves(home, tmp_path, PANELS_PIPELINE, OTHER_PIPELINE) as client:
+
+        async def all_right() -> bool:
+            for (name, kind), expr in links.items():
+                series = await answers(client, expr)
+                if series and all(_of_span(one, spans[kind]) for one in series):
+                    wrong.pop((name, kind), None)
+                elif series:
+                    wrong[(name, kind)] = f"{expr}: {[one['metric'] for one in series]}"
+            return not wrong
+
+        with contextlib.suppress(AssertionError):
+            await until(all_right, limit=90, what="the span's data in every link", interval=1)
+    assert {} == wrong

@@ -1,18 +1,24 @@
 """A real Prometheus in tests: where its binary is, starting it, a free port, waiting for an
-answer and stopping the process."""
+answer and stopping the process; and one scraping real `taskdaemon serve` processes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import yaml
+
+from cli_support import TASKDAEMON, environment, write
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Found on PATH (scripts/setup.sh --dev installs it), not at a fixed place outside the repository.
 PROMETHEUS = Path(shutil.which("prometheus") or "prometheus")
@@ -68,3 +74,64 @@ async def stop(process: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def scraped_serves(
+    home: Path, tmp_path: Path, *pipelines: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A real Prometheus that loads this repository's rules (evaluated every second) and scrapes
+    one real `taskdaemon serve` per pipeline text, each running it every second, its spans and
+    logs exported to a collector that is down; yields a client of Prometheus' API."""
+    ports, prometheus_port, dead_port = [free_port() for _ in pipelines], free_port(), free_port()
+    rendered = tmp_path / "etc-prometheus"
+    shutil.copytree(ROOT / "prometheus", rendered)
+    config = rendered / "prometheus.yml"
+    data = yaml.safe_load(config.read_text())
+    data.pop("alerting")
+    data["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    targets = [f"127.0.0.1:{port}" for port in ports]
+    data["scrape_configs"] = [{"job_name": "taskdaemon", "static_configs": [{"targets": targets}]}]
+    config.write_text(yaml.safe_dump(data))
+    recording = rendered / "rules" / "recording.yml"
+    recording.write_text(recording.read_text().replace("interval: 30s", "interval: 1s"))
+    log = (tmp_path / "prometheus.log").open("wb")
+    prometheus = await start_prometheus(config, tmp_path, prometheus_port, log)
+    daemons = []
+    try:
+        for index, (port, text) in enumerate(zip(ports, pipelines, strict=True)):
+            env = environment(
+                home / str(index),
+                OTEL_METRICS_EXPORTER="prometheus",
+                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{dead_port}",
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_BSP_SCHEDULE_DELAY="200",
+            )
+            env.pop("OTEL_TRACES_EXPORTER")
+            env.pop("OTEL_LOGS_EXPORTER")
+            pipeline = write(tmp_path / f"pipeline{index}.yaml", text)
+            daemons.append(
+                await asyncio.create_subprocess_exec(
+                    *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline)),
+                    *("--every", "1"),
+                    env=env,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+            )
+        base = f"http://127.0.0.1:{prometheus_port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            yield client
+    finally:
+        for daemon in daemons:
+            await stop(daemon)
+        await stop(prometheus)
+        log.close()
+
+
+async def answers(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
+    """The series a PromQL ``expr`` answers now (503 while Prometheus starts: raised, polled)."""
+    response = await client.post("/api/v1/query", data={"query": expr})
+    response.raise_for_status()
+    answer: list[dict[str, Any]] = response.json()["data"]["result"]
+    return answer
