@@ -69,3 +69,90 @@ async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_o
         f"run 1 of one could not start: cannot create the workspace {workspace}: Not a directory"
     ]
     assert expected == errors
+
+
+async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_path: Path) -> None:
+    """Each scheduled run whose workspace cannot be made adds one to
+    taskdaemon_runs_not_started_total for its pipeline."""
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from prometheus_client import CollectorRegistry
+
+    from taskdaemon.pipeline.cli.serve import not_started_counter
+
+    (tmp_path / "file").write_text("not a directory")
+    pipeline = parse_pipeline(
+        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
+    )
+    registry = CollectorRegistry()
+    meters = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    count = not_started_counter(meters)
+    stop = asyncio.Event()
+    counted: list[str] = []
+
+    def not_started(name: str) -> None:
+        count(name)
+        counted.append(name)
+        if len(counted) == 3:
+            stop.set()  # after its last run, the schedule would serve until a signal
+
+    try:
+        async with Engine(workspace=tmp_path / "file" / "ws") as engine:
+            args = argparse.Namespace(max_runs=3, every=0.001)
+            await _schedule(engine, pipeline, {}, args, stop, not_started=not_started)
+        sample = registry.get_sample_value("taskdaemon_runs_not_started_total", _labels("one"))
+    finally:
+        meters.shutdown()
+    assert 3.0 == sample
+
+
+def _labels(pipeline: str) -> dict[str, str]:
+    """The ``pipeline`` label with the scope labels of taskdaemon's own metrics."""
+    from taskdaemon import __version__
+    from taskdaemon.pipeline import telemetry as t
+
+    return {
+        "pipeline": pipeline,
+        "otel_scope_name": t.SCOPE_NAME,
+        "otel_scope_schema_url": t.SCHEMA_URL,
+        "otel_scope_version": __version__,
+    }
+
+
+@pytest.mark.slow
+async def test_serve_shows_its_runs_that_could_not_start_on_metrics(home: Path) -> None:
+    """`taskdaemon serve` in a home where no workspace can be made serves the count of its
+    scheduled runs that could not start on /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cli_support import TASKDAEMON, environment, write
+    from prometheus_support import free_port, stop, until
+
+    (home / "workspaces").write_text("not a directory")
+    pipeline = write(
+        home / "one.yaml",
+        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n",
+    )
+    port = free_port()
+    daemon = await asyncio.create_subprocess_exec(
+        *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline)),
+        *("--every", "0.1", "--max-runs", "2"),
+        env=environment(home, OTEL_METRICS_EXPORTER="prometheus"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def counted() -> float | None:
+                text = (await client.get("/metrics")).text
+                families = text_string_to_metric_families(text)
+                samples = [s for f in families for s in f.samples if s.labels == _labels("one")]
+                values = [s.value for s in samples if s.name == "taskdaemon_runs_not_started_total"]
+                return values[0] if values and values[0] >= 2 else None
+
+            value = await until(counted, limit=30, what="two runs counted as not started")
+    finally:
+        await stop(daemon)
+    assert 2.0 == value

@@ -190,6 +190,10 @@ METRIC_LOGS_DROPPED: Final = "taskdaemon.logs.dropped"  # taskdaemon_logs_droppe
 # Log records whose OTLP (or console) export failed, per exporter (attribute ``exporter``): the
 # collector was down or answered an error. Monotonic, per process.
 METRIC_LOGS_EXPORT_FAILED: Final = "taskdaemon.logs.export_failed"
+# Scheduled runs (``taskdaemon serve --pipeline``) that could not start, per pipeline: the
+# engine refused them before any span (their workspace could not be made: a read-only or full
+# home), so no pipeline.* series counts them. Monotonic, per process.
+METRIC_RUNS_NOT_STARTED: Final = "taskdaemon.runs.not_started"  # ..._runs_not_started_total
 
 # semconv CI/CD run metrics
 METRIC_CICD_RUN_DURATION: Final = "cicd.pipeline.run.duration"

@@ -16,6 +16,13 @@ pipeline on a schedule.
   (``POST /api/runs/{id}/approve/{stage}``).
 * Stopping: the first signal cancels the open run and exits 0 after telemetry is flushed (within
   ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
+* A scheduled run the engine cannot start (its workspace cannot be made: a read-only or full
+  ``$TASKDAEMON_HOME``) is one error line, no traceback, and counted in
+  ``taskdaemon.runs.not_started`` (``taskdaemon_runs_not_started_total``, label ``pipeline``);
+  the schedule goes on, as the next slot may find the disk writable. Decision: a
+  ``taskdaemon.*`` counter of its own, not a ``pipeline.executions`` failure: the run never
+  existed (no run id, no trace, nothing to look up), and the ``pipeline.*`` series count runs
+  that ran.
 * Exit codes: 0 stopped cleanly, 2 invalid settings, file or arguments, 1 the address is taken.
 
 The monitoring wiring it shares with ``run`` is in ``cli/monitoring.py``.
@@ -31,8 +38,11 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
@@ -44,6 +54,8 @@ from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+
     from taskdaemon.pipeline.engine import Engine, RunHandle, RunResult
     from taskdaemon.pipeline.loops import LoopRegistry
     from taskdaemon.pipeline.model import Pipeline
@@ -218,8 +230,25 @@ async def _serve(
             if pipeline is None:
                 await stop.wait()
             else:
-                await _schedule(engine, pipeline, request, args, stop)
+                not_started = not_started_counter(monitoring.telemetry.meter_provider)
+                await _schedule(engine, pipeline, request, args, stop, not_started=not_started)
     return EXIT_OK
+
+
+def not_started_counter(meter_provider: MeterProvider) -> Callable[[str], None]:
+    """A function that counts one scheduled run of a pipeline that could not start, in
+    ``taskdaemon.runs.not_started`` (module docstring)."""
+    meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
+    counter = meter.create_counter(
+        t.METRIC_RUNS_NOT_STARTED,
+        unit=t.UNIT_RUNS,
+        description="Scheduled runs that could not start (their workspace could not be made)",
+    )
+
+    def count(pipeline: str) -> None:
+        counter.add(1, {"pipeline": pipeline})
+
+    return count
 
 
 async def _schedule(
@@ -228,6 +257,8 @@ async def _schedule(
     request: dict[str, Any],
     args: argparse.Namespace,
     stop: asyncio.Event,
+    *,
+    not_started: Callable[[str], None] = lambda pipeline: None,
 ) -> None:
     runs = 0
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
@@ -238,6 +269,7 @@ async def _schedule(
         except PipelineError as error:  # its workspace cannot be made (a read-only home)
             # One line, and the server goes on: the next slot may find the disk writable.
             _log.error("run %d of %s could not start: %s", runs, pipeline.name, error)
+            not_started(pipeline.name)
             result = None
         else:
             result = await _until_end_or_stop(handle, stop)
