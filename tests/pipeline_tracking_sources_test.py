@@ -127,6 +127,30 @@ def test_search_results_that_are_not_objects_are_skipped() -> None:
     assert ["5b8efff798038103d269b633813fc700"] == [run.run_id for run in runs]
 
 
+def test_search_hits_whose_trace_is_gone_are_one_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A search hit whose trace Tempo no longer has (404) is left out of the list, and one
+    warning says so, beside the hit that could be read."""
+    found = _fixture("api_search_traceql_response.json")
+    assert isinstance(found, dict)
+    found["traces"] = [*found["traces"], {"traceID": "ab" * 16, "startTimeUnixNano": "1"}]
+    with serve(Backend()) as backend:
+        backend.route("/api/search", found)
+        backend.route(
+            "/api/v2/traces/5b8efff798038103d269b633813fc700",
+            _fixture("api_v2_traces_response.json"),
+        )
+        with (
+            caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
+            TempoSource(backend.url) as source,
+        ):
+            runs = source.search(since=1_600_000_000, until=1_800_000_000)
+    messages = [record.getMessage() for record in caplog.records]
+    said = "Tempo search: skipped 1 run it found but could not read (the first, no run abab"
+    expected = (["5b8efff798038103d269b633813fc700"], [True])
+    actual = ([run.run_id for run in runs], [message.startswith(said) for message in messages])
+    assert expected == actual, messages
+
+
 def test_search_hits_without_a_trace_id_are_one_warning(caplog: pytest.LogCaptureFixture) -> None:
     """A search answer of 500 hits without a ``traceID`` lists no run and logs one warning
     counting them."""

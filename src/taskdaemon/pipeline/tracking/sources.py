@@ -390,10 +390,14 @@ class TempoSource(_HttpSource):
         )
         trace_ids.sort(reverse=True)
         out = []
+        # Found by the search, then not there (Tempo had not written it yet, or it was
+        # trimmed between the two reads) or no run in it: one line, as the list lacks them.
+        gone = Skipped()
         for _, trace_id in trace_ids[: max(limit, 0)]:
             try:
                 summary = summarize_run(self.get_run(trace_id))
-            except RunNotFoundError:
+            except RunNotFoundError as exc:
+                gone.add(one_line(str(exc), _SNIPPET_WIDTH))
                 continue
             if status is not None and summary.status != status:
                 continue
@@ -402,6 +406,12 @@ class TempoSource(_HttpSource):
             ):
                 continue
             out.append(summary)
+        gone.warn(
+            logger,
+            "Tempo search",
+            "run it found but could not read",
+            "runs it found but could not read",
+        )
         out.sort(key=lambda s: (-s.start, s.run_id))
         return out[:limit]
 
