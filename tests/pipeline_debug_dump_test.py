@@ -416,3 +416,31 @@ def test_a_deeply_nested_log_member_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(SpanSourceError) as caught:
         dump_log_records(path, "0" * 32)
     assert f"{path}: logs.otlp.json is not JSON" == str(caught.value)
+
+
+def _listing(members: dict[str, bytes]) -> bytes:
+    """A dump manifest listing ``members`` with their sha256, as ``dump.py`` writes it."""
+    files = {name: {"sha256": hashlib.sha256(data).hexdigest()} for name, data in members.items()}
+    return json.dumps({"format": "taskdaemon-dump", "version": 1, "files": files}).encode()
+
+
+def test_a_dump_without_the_log_member_its_manifest_lists_is_a_one_line_error(
+    tmp_path: Path,
+) -> None:
+    """Log records asked of a dump that lost its ``logs.otlp.json`` give one error line, not
+    an empty list."""
+    manifest = _listing({"logs.otlp.json": b'{"resourceLogs": []}'})
+    path = _archive(tmp_path / "lost.tar.gz", {"manifest.json": manifest})
+    with pytest.raises(SpanSourceError) as caught:
+        dump_log_records(path, "0" * 32)
+    assert f"{path}: the manifest lists logs.otlp.json, the archive lacks it" == str(caught.value)
+
+
+def test_a_log_member_not_matching_its_sha256_is_a_one_line_error(tmp_path: Path) -> None:
+    """A dump whose ``logs.otlp.json`` was changed after it was written gives one error line."""
+    manifest = _listing({"logs.otlp.json": b'{"resourceLogs": []}'})
+    files = {"manifest.json": manifest, "logs.otlp.json": b'{"resourceLogs": [] }'}
+    path = _archive(tmp_path / "changed.tar.gz", files)
+    with pytest.raises(SpanSourceError) as caught:
+        dump_log_records(path, "0" * 32)
+    assert f"{path}: logs.otlp.json does not match its sha256" == str(caught.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -161,6 +162,11 @@ async def test_a_dump_whose_logs_are_not_json_is_a_one_line_502(
     with tarfile.open(archive) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     members["logs.otlp.json"] = b"[" * 100_000 + b"]" * 100_000
+    # Listed in the manifest as written, so that the reader gets as far as decoding it.
+    manifest = json.loads(members["manifest.json"])
+    sha256 = hashlib.sha256(members["logs.otlp.json"]).hexdigest()
+    manifest["files"]["logs.otlp.json"] = {"size": len(members["logs.otlp.json"]), "sha256": sha256}
+    members["manifest.json"] = json.dumps(manifest).encode()
     with tarfile.open(archive, "w:gz") as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
