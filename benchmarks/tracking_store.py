@@ -166,7 +166,7 @@ def bench_sqlite_floor(tmp: Path, runs: int, stages: int) -> float:
 def bench_list(tmp: Path, runs: int) -> dict[str, float]:
     """Milliseconds (median of 20) for ``runs list`` queries over ``runs`` stored runs."""
     db = tmp / "list.db"
-    SpanStore(db, retention=RetentionPolicy()).close()  # create the schema
+    SqliteSpanProcessor(db, retention=RetentionPolicy()).shutdown()  # create the schema
     rng = random.Random(7)
     with sqlite3.connect(db) as conn:
         conn.executemany(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore
+from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
 MINUTE = 60 * 10**9
@@ -21,7 +21,7 @@ def _run_row(number: int, *, ended: bool) -> tuple[object, ...]:
 
 def _aggregated_history(path: Path, runs: int) -> Path:
     """A store of ``runs`` ended runs, each with its aggregate row, and one open run."""
-    SpanStore(path, retention=RetentionPolicy()).close()
+    connect(path).close()  # as a writer does: readers never create a store
     with sqlite3.connect(path) as conn:
         conn.executemany(
             "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns) "

@@ -21,6 +21,7 @@ from taskdaemon.pipeline.tracking import (
     reconstruct_run,
     span_record_from_sdk,
 )
+from taskdaemon.pipeline.tracking._schema import connect
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def test_runs_show_takes_a_unique_prefix_of_the_run_id(
 def test_ambiguous_run_id_prefix_lists_the_candidates(tmp_path: Path) -> None:
     """A prefix that several stored runs share is refused with those runs listed."""
     db = tmp_path / "spans.db"
-    SpanStore(db, retention=RetentionPolicy()).close()  # creates the schema
+    connect(db).close()  # creates the schema, as a writer does
     with sqlite3.connect(db) as conn:
         conn.executemany(
             "INSERT INTO traces (trace_id, first_ns) VALUES (?, 0)",

@@ -91,7 +91,6 @@ def _trace_id(trace_no: int) -> str:
 def _write(db: Path, runs: Sequence[Run]) -> None:
     """The aggregate rows of ``runs`` (trace numbers from 1 in order), their days listed stale
     so opening the report builds the day rows from them."""
-    SpanStore(db, retention=None).close()
     conn = connect(db)
     try:
         conn.execute("BEGIN IMMEDIATE")

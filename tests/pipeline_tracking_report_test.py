@@ -23,6 +23,7 @@ from taskdaemon.pipeline.reporting import (
     render_report,
 )
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces
+from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import StoreReportData
 
 MS = S // 1000
@@ -231,6 +232,7 @@ def test_html_without_the_extra_says_how_to_get_it(
 ) -> None:
     """Without matplotlib, --format html exits 2 naming the [report] extra, in one line."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)
+    connect(tmp_path / "s.db").close()
     code = main(["report", "--source", f"sqlite:///{tmp_path / 's.db'}", "--format", "html"])
     err = capsys.readouterr().err
     assert 2 == code

@@ -16,6 +16,7 @@ import pytest
 
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore
 from taskdaemon.pipeline.tracking import store as store_module
+from taskdaemon.pipeline.tracking._schema import connect
 
 MINUTE = 60 * 10**9
 T0 = 1_700_000_000 * 10**9
@@ -45,7 +46,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 def _history(path: Path, runs: int, *, open_runs: int = 1) -> Path:
     """A store whose ``runs`` rows are ``runs`` ended runs of two pipelines, one a minute, then
     ``open_runs`` open ones (no spans, no live writer: interrupted)."""
-    SpanStore(path, retention=RetentionPolicy()).close()
+    connect(path).close()  # as a writer does: readers never create a store
     rows: list[tuple[Any, ...]] = []
     for number in range(runs + open_runs):
         start = T0 + number * MINUTE

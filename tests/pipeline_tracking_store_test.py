@@ -33,6 +33,7 @@ from taskdaemon.pipeline.tracking import (
     span_record_from_sdk,
     store_processor_for,
 )
+from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.writer import _parts
 
 TESTS = Path(__file__).resolve().parent
@@ -554,6 +555,7 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_unknown_run_is_not_found(tmp_path: Path) -> None:
     """Asking for a run the store never saw raises RunNotFoundError."""
+    connect(tmp_path / "spans.db").close()
     with SpanStore(tmp_path / "spans.db") as store, pytest.raises(RunNotFoundError):
         store.get_trace("f" * 32)
 

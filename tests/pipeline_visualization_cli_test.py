@@ -13,6 +13,7 @@ from pipeline_tracking_support import make_provider, write_example_run
 from pipeline_visualization_support import PNG_MAGIC, check_golden, run_dot, svg_nodes
 from taskdaemon.pipeline.config import load_pipeline
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.visualization import validate_dag, visualize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,6 +120,7 @@ def test_errors_exit_with_a_message(
     args: tuple[str, ...], code: int, message: str, tmp_path: Path
 ) -> None:
     """Bad arguments exit 2, an unknown run exits 1, each with a one-line reason on stderr."""
+    connect(tmp_path / "empty.db").close()
     done = dag(*(arg.replace("{tmp}", str(tmp_path)) for arg in args))
     assert (code, "") == (done.returncode, done.stdout)
     assert message in done.stderr

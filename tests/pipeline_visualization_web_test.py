@@ -45,6 +45,7 @@ from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.store import SpanStore
 from taskdaemon.pipeline.web import WebOptions
 
@@ -245,7 +246,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
 def test_store_is_closed_by_the_ui_app(workdir: Path) -> None:
     """The page's span source is opened on first use and closed by ``web.close()``."""
     path = workdir / "spans.db"
-    SpanStore(path).close()
+    connect(path).close()  # as a writer does: readers never create a store
     app = create_app(auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{path}"))
     source = app.state.web.data.source()
     app.state.web.close()

@@ -35,6 +35,7 @@ from reliability_support import (
 )
 from taskdaemon.pipeline.control import served_runs
 from taskdaemon.pipeline.tracking import SpanStore
+from taskdaemon.pipeline.tracking._schema import connect
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +74,7 @@ def test_processes_share_one_store_while_it_is_vacuumed(
     """Many processes writing one store at once, while another process's connection runs
     VACUUM in a loop, lose no span, duplicate none, and never see "database is locked"."""
     db = tmp_path / "spans.db"
-    SpanStore(db).close()
+    connect(db).close()  # as a writer does: readers never create a store
     workers = [
         subprocess.Popen(
             [sys.executable, str(WORKER), "load", str(db), str(runs)],

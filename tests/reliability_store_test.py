@@ -41,8 +41,9 @@ from reliability_support import (
 from taskdaemon.pipeline.cli.telemetry import build_telemetry
 from taskdaemon.pipeline.server import HealthSources, create_app
 from taskdaemon.pipeline.settings import load_settings
-from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._health import WriteFailures
+from taskdaemon.pipeline.tracking._schema import connect
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,7 @@ WARNING_LINE = re.compile(r"^\S+Z WARNING \S+: .+$")
 
 def _valid_store(path: Path) -> Path:
     """A store file holding a few pages (schema created, log checkpointed, closed)."""
-    SpanStore(path).close()
+    connect(path).close()
     return path
 
 

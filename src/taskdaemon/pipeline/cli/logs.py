@@ -105,6 +105,8 @@ def logs_command(args: argparse.Namespace) -> int:
             if args.stage not in stages:
                 where = f"run {run_id} of pipeline {record.pipeline!r}"
                 return _fail(1, f"{where} {no_such_stage(args.stage, stages)}")
+        if source.missing:  # the home's store, no run made yet: a full id is not resolved
+            raise RunNotFoundError(f"no run {run_id} in {source.path}")
         conn = connect_store(source.path)
         try:
             return _print(args, conn, run_id, source)

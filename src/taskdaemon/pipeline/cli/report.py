@@ -140,7 +140,8 @@ def _compute(
         except ImportError:
             raise ImportError(MISSING_EXTRA) from None
     notes: list[str] = []
-    if isinstance(source, SpanStore):
+    # A home's store no run has made yet reads as no runs; its aggregates would create it.
+    if isinstance(source, SpanStore) and not source.missing:
         data: Any = StoreReportData(source)
     else:
         data, notes = _remote_data(source, args, since, until)

@@ -68,7 +68,9 @@ def _retention(args: argparse.Namespace) -> int:
             return _error("retention applies to the embedded sqlite:// store only", 2)
         result = source.apply_retention(policy)
         print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
-        if args.vacuum:
+        if args.vacuum and source.missing:  # the home's store, not made yet
+            print(f"nothing to vacuum: no span store at {source.path} yet")
+        elif args.vacuum:
             before, after = source.vacuum()
             print(f"vacuumed {source.path}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
     except SpanSourceError as exc:

@@ -74,10 +74,12 @@ _logger = logging.getLogger("taskdaemon.tracking")
 __all__ = [
     "PIPELINE_NAMES",
     "SCHEMA_VERSION",
+    "MissingStoreError",
     "OpenedFile",
     "connect",
     "connect_to_read",
     "create_private",
+    "empty_store",
     "on_read_only_file_system",
     "private_copy",
     "rollback",
@@ -276,6 +278,20 @@ def rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
 
 
+class MissingStoreError(SpanSourceError):
+    """There is no store file at the path a reader was given (readers never create one)."""
+
+
+def empty_store() -> sqlite3.Connection:
+    """An in-memory store with the schema and no runs: what ``SpanStore`` reads while the home's
+    store file does not exist yet, so that every query answers as over an empty store."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    _execute_script(conn, _DDL)
+    create_aggregates(conn)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    return conn
+
+
 def create_private(path: Path) -> None:
     """Create the store file with mode 0600, and its directory with mode 0700, when they do not
     exist yet: spans hold payloads and commands, which other local users must not read.
@@ -371,9 +387,12 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
     ``immutable`` (no locks, no ``-shm``), which only holds for a file that cannot change. What a
     writer left in a ``-wal`` file it did not checkpoint (a crashed process) is not read then:
     one warning says so. For the commands that only read the store (``runs``, ``logs``,
-    ``dag --run``, the web page); writers keep :func:`connect`."""
+    ``dag --run``, the web page); writers keep :func:`connect`. It never creates the file: a
+    missing one is MissingStoreError (a mistyped path must not become an empty store)."""
     try:
-        return connect(path)
+        return connect(path, create=False)
+    except MissingStoreError:
+        raise
     except SpanSourceError as error:
         if not on_read_only_file_system(path):
             raise
@@ -421,16 +440,31 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     """A connection in WAL mode with the schema at ``SCHEMA_VERSION`` (created or migrated);
     SpanSourceError naming the file when it cannot be opened, is newer than this code, or is
     another program's database (left untouched).
 
-    A missing file is created 0600 in a 0700 directory (``create_private``)."""
+    A missing file is created 0600 in a 0700 directory (``create_private``); with ``create``
+    False it is MissingStoreError instead, and SQLite is told not to create it either (a file
+    removed after the check is not made again)."""
     conn: sqlite3.Connection | None = None
     try:
-        create_private(path)
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        if create:
+            create_private(path)
+            conn = sqlite3.connect(
+                path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
+        else:
+            if not path.exists():
+                raise MissingStoreError(f"{path}: no span store here")
+            conn = sqlite3.connect(
+                f"file:{urllib.parse.quote(str(path.absolute()))}?mode=rw",
+                uri=True,
+                timeout=30.0,
+                isolation_level=None,
+                check_same_thread=False,
+            )
         conn.execute("PRAGMA busy_timeout = 30000")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:

@@ -120,10 +120,7 @@ def connect_store(store: str | Path) -> sqlite3.Connection:
     """A connection that reads the store's logs (the file, or its ``sqlite:///`` URL), on a
     read-only file system too (``_schema.connect_to_read``); SpanSourceError when there is
     none."""
-    path = store_path(store)
-    if not path.exists():
-        raise SpanSourceError(f"{path}: no span store here")
-    return connect_to_read(path)
+    return connect_to_read(store_path(store))
 
 
 def _row(raw: Sequence[Any]) -> StoredLog:

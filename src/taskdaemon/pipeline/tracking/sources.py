@@ -599,23 +599,39 @@ def _file_spans(file: Path, keep: Callable[[str], bool] | None) -> list[SpanReco
 # --- choosing a source -----------------------------------------------------------------------
 
 
+def home_store() -> Path:
+    """The home's own store, ``$TASKDAEMON_HOME/spans.db`` (home defaulting to
+    ``./.taskdaemon``)."""
+    return Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon") / "spans.db"
+
+
 def default_source_url() -> str:
-    """``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db`` (home
-    defaulting to ``./.taskdaemon``)."""
+    """``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``."""
     url = os.environ.get("TASKDAEMON_SPAN_SOURCE", "").strip()
     if url:
         return url
-    home = Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon")
-    return f"sqlite:///{(home / 'spans.db').as_posix()}"
+    return f"sqlite:///{home_store().as_posix()}"
 
 
-def open_source(url: str | None = None, **options: Any) -> SpanSource:
+def open_source(
+    url: str | None = None, *, missing_ok: bool | None = None, **options: Any
+) -> SpanSource:
     """The span source named by ``url`` (see the module docstring); ``SpanSourceError`` for
-    an unknown scheme or a bad URL. ``options`` go to the source's constructor."""
+    an unknown scheme or a bad URL. ``options`` go to the source's constructor.
+
+    No source is created by reading it. An embedded store whose file is missing is an error
+    naming the path (``MissingStoreError``: a mistyped ``--source`` must not become an empty
+    store), except the home's own store (:func:`home_store`, however it was named), which
+    reads as a store without runs until the first run of the home creates it: a fresh home has
+    no runs yet, and that is not a mistake. ``missing_ok`` decides for any path instead (the
+    web page, whose command checked the path when it started)."""
     url = (url or default_source_url()).strip()
     scheme = scheme_of(url)
     if scheme == "sqlite":
-        return SpanStore(sqlite_path(url), **options)
+        path = sqlite_path(url)
+        if missing_ok is None:
+            missing_ok = os.path.abspath(path) == os.path.abspath(home_store())
+        return SpanStore(path, missing_ok=missing_ok, **options)
     if scheme == "otlp-json":
         return OtlpJsonSource(file_path(url))
     if scheme == "dump":

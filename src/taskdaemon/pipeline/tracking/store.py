@@ -19,6 +19,13 @@ Retention (``apply_retention``): per pipeline, runs older than ``max_age`` and b
 deleted), then freed pages are returned with ``PRAGMA incremental_vacuum`` outside it. The store
 applies ``TASKDAEMON_RETENTION_MAX_AGE`` / ``TASKDAEMON_RETENTION_KEEP`` when it opens.
 ``vacuum`` compacts the whole file on demand (``taskdaemon retention --vacuum``).
+
+A missing file. The store never creates its file (writers do: ``tracking.writer``), so a
+mistyped path is not turned into an empty store: opening one is MissingStoreError, naming the
+path. Opened with ``missing_ok`` (``open_source`` does so for the home's own store, which no
+run may have made yet), a missing file reads as a store without runs, and each query looks for
+it again, so a long-lived reader (``watch``, the web page) sees the runs of a writer started
+after it.
 """
 
 from __future__ import annotations
@@ -43,7 +50,9 @@ from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
 from taskdaemon.pipeline.tracking._schema import (
     PIPELINE_NAMES,
     SCHEMA_VERSION,
+    MissingStoreError,
     connect_to_read,
+    empty_store,
     rollback,
 )
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
@@ -161,7 +170,9 @@ class SpanStore:
     """The SQLite span store as a ``SpanSource`` (plus retention and summaries).
 
     Thread-safe (one connection behind a lock). ``retention``: a policy applied once on open;
-    None reads it from the environment (``retention_from_env``).
+    None reads it from the environment (``retention_from_env``). ``missing_ok``: a missing
+    file reads as an empty store until it appears (see the module docstring); else it is
+    MissingStoreError.
     """
 
     def __init__(
@@ -170,11 +181,18 @@ class SpanStore:
         *,
         retention: RetentionPolicy | None = None,
         clock: Any = time.time,
+        missing_ok: bool = False,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
-        self._conn = connect_to_read(self.path)
+        self._waiting = False  # the file is missing: _conn is an empty in-memory store
+        try:
+            self._conn = connect_to_read(self.path)
+        except MissingStoreError:
+            if not missing_ok:
+                raise
+            self._conn, self._waiting = empty_store(), True
         policy = retention if retention is not None else retention_from_env()
         if policy.is_active:
             self.apply_retention(policy)
@@ -192,10 +210,29 @@ class SpanStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def missing(self) -> bool:
+        """True while the file does not exist (a store opened with ``missing_ok``)."""
+        with self._lock:
+            return self._look_again()
+
+    def _look_again(self) -> bool:
+        """While waiting for the file, open it if it exists now; whether it is still missing.
+        Called with the lock held."""
+        if self._waiting:
+            try:
+                conn = connect_to_read(self.path)
+            except MissingStoreError:
+                return True
+            self._conn.close()
+            self._conn, self._waiting = conn, False
+        return False
+
     @contextmanager
     def _cursor(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             try:
+                self._look_again()
                 yield self._conn
             except sqlite3.Error as exc:
                 raise SpanSourceError(f"{self.path}: {exc}") from exc
@@ -394,7 +431,9 @@ class SpanStore:
         """Rewrite the file without its free pages (``VACUUM``) and truncate the log; returns
         the file size in bytes before and after. Trace and resource numbers are rowid aliases,
         which VACUUM keeps, so every reference survives. Writers in other processes wait (up to
-        the 30 s busy timeout) while it runs."""
+        the 30 s busy timeout) while it runs. A missing file has nothing to compact: (0, 0)."""
+        if self.missing:
+            return 0, 0
         before = self.path.stat().st_size
         with self._cursor() as conn:
             conn.execute("VACUUM")

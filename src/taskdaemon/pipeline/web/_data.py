@@ -15,6 +15,7 @@ calls run in worker threads; the source is opened on first use and closed by :me
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -65,7 +66,10 @@ class RunData:
                         open_source,
                     )
 
-                    opener = open_source
+                    # A store file still missing reads as no runs, and is looked for again
+                    # at each query: a run started after the page shows up on it. A path the
+                    # user named was checked when the command started (``cli/ui.py``).
+                    opener = functools.partial(open_source, missing_ok=True)
                 self._source = opener(self.source_url)
             return self._source
 
