@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,106 @@ def test_a_ui_beside_a_serve_leaves_the_serve_token_file_alone(tmp_path: Path) -
         os.close(serve_read)
     expected = (serve_token, serve_token, True)
     assert expected == (while_both, after_ui, ui_file != token_file)
+
+
+def _started(home: Path) -> tuple[subprocess.Popen[bytes], int, str, Path]:
+    """A ``serve`` in ``home`` once it has said where its token is: the process, the read end
+    of its stderr, its URL and its token file."""
+    read, write = os.pipe()
+    process = _serve(home, write)
+    os.close(write)
+    found = _URL.search(_read_until(read, _URL))
+    assert found is not None
+    return process, read, found.group(1), Path(found.group(2))
+
+
+def _status(url: str, token_file: Path) -> int:
+    """The status of ``GET url/api/runs`` with the token the file holds, as ``curl -H
+    "Authorization: Bearer $(cat FILE)"`` sends it."""
+    request = urllib.request.Request(
+        f"{url}/api/runs", headers={"Authorization": f"Bearer {token_file.read_text().strip()}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+@pytest.mark.slow
+def test_two_servers_in_one_home_each_take_the_token_in_their_own_file(tmp_path: Path) -> None:
+    """Two ``serve`` in one home each write a token file of their own, named in their log
+    line, and each server accepts the token its file holds, both at once."""
+    home = tmp_path / "home"
+    first, first_read, first_url, first_file = _started(home)
+    try:
+        second, second_read, second_url, second_file = _started(home)
+        try:
+            statuses = [_status(first_url, first_file), _status(second_url, second_file)]
+        finally:
+            _stop(second)
+            os.close(second_read)
+    finally:
+        _stop(first)
+        os.close(first_read)
+    assert ([200, 200], True) == (statuses, first_file != second_file)
+
+
+@pytest.mark.slow
+def test_a_second_server_leaves_api_token_to_the_first(tmp_path: Path) -> None:
+    """``api-token`` holds the first server's token while a second one runs beside it and
+    after the second has stopped."""
+    home = tmp_path / "home"
+    first, first_read, _, first_file = _started(home)
+    try:
+        second, second_read, _, _ = _started(home)
+        try:
+            while_both = (home / "api-token").read_text()
+        finally:
+            _stop(second)
+            os.close(second_read)
+        after_second = (home / "api-token").read_text()
+        first_token = first_file.read_text()
+    finally:
+        _stop(first)
+        os.close(first_read)
+    assert [first_token, first_token] == [while_both, after_second]
+
+
+@pytest.mark.slow
+def test_a_stopped_server_removes_its_own_token_file_only(tmp_path: Path) -> None:
+    """When one of two servers stops, its token file goes; the other's, and ``api-token``,
+    stay until that one stops too."""
+    home = tmp_path / "home"
+    first, first_read, _, first_file = _started(home)
+    try:
+        second, second_read, _, _ = _started(home)
+        _stop(second)
+        os.close(second_read)
+        left = sorted(path.name for path in home.glob("api-token*"))
+    finally:
+        _stop(first)
+        os.close(first_read)
+    after_both = sorted(path.name for path in home.glob("api-token*"))
+    assert (["api-token", first_file.name], []) == (left, after_both)
+
+
+@pytest.mark.slow
+def test_a_killed_servers_token_files_are_not_taken_for_a_live_servers(tmp_path: Path) -> None:
+    """After a server is killed (``kill -9``: nothing removed), the next server of the home
+    replaces its ``api-token`` and removes its port's file."""
+    home = tmp_path / "home"
+    killed, killed_read, _, killed_file = _started(home)
+    killed.kill()
+    killed.wait(30)
+    os.close(killed_read)
+    left_behind = killed_file.exists()
+    second, second_read, _, second_file = _started(home)
+    try:
+        names = sorted(path.name for path in home.glob("api-token*"))
+        shared = (home / "api-token").read_text()
+        token = second_file.read_text()
+    finally:
+        _stop(second)
+        os.close(second_read)
+    assert (True, ["api-token", second_file.name], token) == (left_behind, names, shared)

@@ -132,7 +132,7 @@ async def test_every_other_path_needs_a_credential(path: str) -> None:
     assert answer.error() == (
         "authentication required: send 'Authorization: Bearer <token>' (the token is "
         "TASKDAEMON_API_TOKEN, or the file the server wrote under TASKDAEMON_HOME: "
-        "api-token for serve, ui-token for ui)"
+        "api-token.PORT for serve, ui-token.PORT for ui)"
     )
 
 

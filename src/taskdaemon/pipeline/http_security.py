@@ -3,13 +3,12 @@
 The model is the one Jupyter's server uses, tightened where it is loose:
 
 * **Token.** ``TASKDAEMON_API_TOKEN`` when set (at least 16 characters), else 48 random hex
-  digits generated at start (:meth:`ApiAuth.generate`). A generated token is written to
-  ``$TASKDAEMON_HOME/api-token`` with mode 0600 (created ``O_EXCL`` under a temporary name,
-  then renamed: no moment where it is readable by others) and shown in the sign-in URL
-  ``http://host:port/?token=…`` on a terminal only, never logged (``cli.sign_in``). A
-  configured token is never written anywhere: its owner already has it. The file is removed
-  when the server stops (if it still holds this server's token; the most recent server of a
-  home owns the file).
+  digits generated at start (:meth:`ApiAuth.generate`). A generated token is written with
+  mode 0600 to ``$TASKDAEMON_HOME/api-token.PORT``, and to ``api-token`` unless a running
+  server of the home holds that name (``token_files``: one file per server, held while it
+  runs, removed when it stops) and shown in the sign-in URL ``http://host:port/?token=…`` on a
+  terminal only, never logged (``cli.sign_in``). A configured token is never written
+  anywhere: its owner already has it.
 * **Credentials.** ``Authorization: Bearer T`` or ``Authorization: token T``; or the session
   cookie ``taskdaemon-session-<port>`` (HMAC-signed with a per-process key, ``HttpOnly``,
   ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so
@@ -59,7 +58,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from taskdaemon.pipeline.errors import SettingsError
-from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.token_files import write_private
 
 __all__ = [
     "OPEN_PATHS",
@@ -79,10 +78,11 @@ _log = logging.getLogger(__name__)
 
 #: Paths served to anyone (probes and scrapers do not authenticate).
 OPEN_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
-#: The file under ``TASKDAEMON_HOME`` holding a generated token.
+#: The files under ``TASKDAEMON_HOME`` holding a generated token (``api-token.PORT``, and
+#: ``api-token`` for the first server of the home: ``token_files``).
 TOKEN_FILE_NAME: Final = "api-token"  # noqa: S105 - a file name, not a secret
-#: The file under ``TASKDAEMON_HOME`` holding ``taskdaemon ui``'s generated token: the
-#: ``api-token`` file is the run-controlling server's, which a ``ui`` beside it must not replace.
+#: The same for ``taskdaemon ui``'s generated token: ``api-token`` names a server that can
+#: control runs, which a read-only ``ui`` beside it must not pass for.
 UI_TOKEN_FILE_NAME: Final = "ui-token"  # noqa: S105 - a file name, not a secret
 MIN_TOKEN_LENGTH: Final = 16
 
@@ -253,19 +253,12 @@ def _machine_names() -> frozenset[str]:
 
 
 def write_token_file(home: Path, token: str, name: str = TOKEN_FILE_NAME) -> Path:
-    """Write ``token`` to ``home/name`` (``api-token``) with mode 0600, atomically; returns the
-    path."""
-    make_private_dirs(home)  # it may hold the store later, and other users' runs must not
+    """Write ``token`` to ``home/name`` (``api-token``) with mode 0600, atomically, replacing
+    what is there; returns the path. The servers use ``token_files.publish_token`` instead,
+    which never replaces another running server's file."""
     target = home / name
-    temporary = home / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    fd = os.open(temporary, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # the umask can only remove bits; make the mode exact
-        os.write(fd, f"{token}\n".encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fd, temporary = write_private(home, name, token)
+    os.close(fd)
     try:
         os.replace(temporary, target)
     except OSError:
@@ -328,7 +321,7 @@ class SecurityMiddleware:
                 401,
                 "authentication required: send 'Authorization: Bearer <token>' (the token is "
                 "TASKDAEMON_API_TOKEN, or the file the server wrote under TASKDAEMON_HOME: "
-                "api-token for serve, ui-token for ui)",
+                "api-token.PORT for serve, ui-token.PORT for ui)",
                 extra=[(b"www-authenticate", b'Bearer realm="taskdaemon"')],
             )
             return

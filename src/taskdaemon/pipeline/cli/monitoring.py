@@ -25,7 +25,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     report_unexported_logs,
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
-from taskdaemon.pipeline.http_security import ApiAuth, remove_token_file
+from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
@@ -199,12 +199,12 @@ def api_auth(settings: Settings) -> ApiAuth:
 def _announce(
     server: MonitorServer, auth: ApiAuth, settings: Settings, stack: contextlib.AsyncExitStack
 ) -> None:
-    """Write a generated token to its 0600 file and say where to sign in (``cli.sign_in``:
-    the token itself only to a terminal, never to a log); the file goes when the server
-    stops."""
-    path = publish_sign_in(_log, "API", server.url, auth, settings.home)
-    if path is not None:
-        stack.callback(remove_token_file, path, auth.token)
+    """Write a generated token to this server's 0600 files and say where to sign in
+    (``cli.sign_in``: the token itself only to a terminal, never to a log); the files go when
+    the server stops (``token_files``)."""
+    files = publish_sign_in(_log, "API", server.url, auth, settings.home)
+    if files is not None:
+        stack.callback(files.remove)
 
 
 def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Jupyter prints its sign-in URL, token included, so that its owner can open it with one click;
 the project's rule is that a secret never reaches a log. Both hold here: the log line names the
-URL and the 0600 file holding the token (``$TASKDAEMON_HOME/api-token``), and the URL with the
+URL and the 0600 file holding the token (``$TASKDAEMON_HOME/api-token.PORT``: this server's
+own file, ``token_files``; ``ui-token.PORT`` for ``ui``), and the URL with the
 token is written straight to stderr, outside logging, only when stderr is a terminal, that is
 when the person who started the server is reading it. Captured stderr (a pipe, a file, a CI
 log, a journal) and every log handler or exporter therefore never see the token.
@@ -14,8 +15,10 @@ import logging
 import sys
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
-from taskdaemon.pipeline.http_security import TOKEN_FILE_NAME, ApiAuth, write_token_file
+from taskdaemon.pipeline.http_security import TOKEN_FILE_NAME, ApiAuth
+from taskdaemon.pipeline.token_files import ServerTokenFiles, publish_token
 
 __all__ = ["announce_sign_in", "publish_sign_in"]
 
@@ -28,21 +31,22 @@ def publish_sign_in(
     home: Path,
     *,
     file_name: str = TOKEN_FILE_NAME,
-) -> Path | None:
-    """Write a generated token to its 0600 file ``file_name`` under ``home`` and say where to
-    sign in; the file's path (for the caller to remove with ``remove_token_file`` when the
-    server stops), or None: a configured token (neither written nor shown) or a file that
+) -> ServerTokenFiles | None:
+    """Write a generated token to this server's 0600 files ``file_name.PORT`` (and
+    ``file_name`` when no running server holds it: ``token_files``) under ``home``, the port
+    that of ``url``, and say where to sign in; the files (for the caller to ``remove()`` when
+    the server stops), or None: a configured token (neither written nor shown) or files that
     could not be written (one warning)."""
     if not auth.generated:
         announce_sign_in(log, label, url, None, None)
         return None
-    path: Path | None = None
+    files: ServerTokenFiles | None = None
     try:
-        path = write_token_file(home, auth.token, file_name)
+        files = publish_token(home, auth.token, file_name, urlsplit(url).port or 0)
     except OSError as error:
         log.warning("cannot write the API token file under %s: %s", home, error)
-    announce_sign_in(log, label, url, auth.token, path)
-    return path
+    announce_sign_in(log, label, url, auth.token, None if files is None else files.path)
+    return files
 
 
 def announce_sign_in(

@@ -12,10 +12,11 @@
   controlled where they run (``serve``, ``run --serve``, ``taskdaemon approve``).
 * Binds ``--host`` (default ``TASKDAEMON_METRICS_HOST``, 127.0.0.1) and ``--port`` (default 9091,
   next to ``serve``'s 9090 so both can run at once). Access is the API's: the token
-  (``TASKDAEMON_API_TOKEN``, else one generated now, written 0600 to ``ui-token`` under the
-  home and shown as a sign-in URL on a terminal: ``cli/sign_in.py``). Not to the ``api-token``
-  file: that is the file of the server that can control runs, which a ``ui`` beside it must
-  not replace.
+  (``TASKDAEMON_API_TOKEN``, else one generated now, written 0600 to ``ui-token.PORT`` under
+  the home, and to ``ui-token`` for the first ``ui`` of the home, as ``serve`` does with
+  ``api-token``: ``token_files``; shown as a sign-in URL on a terminal: ``cli/sign_in.py``).
+  Not to the ``api-token`` files: those name servers that can control runs, which a read-only
+  ``ui`` must not pass for.
 * Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the address is taken, 2 bad settings or source.
 """
 
@@ -86,7 +87,6 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     from taskdaemon.pipeline.http_security import (  # noqa: PLC0415
         UI_TOKEN_FILE_NAME,
         ApiAuth,
-        remove_token_file,
     )
     from taskdaemon.pipeline.server import MonitorServer, create_app  # noqa: PLC0415
     from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
@@ -111,16 +111,16 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     )
     server = MonitorServer(app, host=host, port=port)
     await server.start()
-    token_file = None
+    token_files = None
     try:
         _log.info("taskdaemon ui: read-only, runs from %s", display_url(url))
-        token_file = publish_sign_in(
+        token_files = publish_sign_in(
             _log, "taskdaemon ui", server.url, auth, settings.home, file_name=UI_TOKEN_FILE_NAME
         )
         await stop.wait()
     finally:
-        if token_file is not None:
-            remove_token_file(token_file, auth.token)
+        if token_files is not None:
+            token_files.remove()
         await server.aclose()
         app.state.web.close()
         for signum in (signal.SIGINT, signal.SIGTERM):

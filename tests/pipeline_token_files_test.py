@@ -1,0 +1,107 @@
+"""Token files of servers sharing a home: one per server, held while it runs, never another
+live server's replaced, each removed by its own server, a dead server's taken for stale."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from taskdaemon.pipeline.token_files import ServerTokenFiles, publish_token
+
+FIRST = "first-token-0123456789abcdef"
+SECOND = "second-token-0123456789abcdef"
+
+
+def _crash(files: ServerTokenFiles) -> None:
+    """Let go of the files as a killed server does: the lock goes, the files stay."""
+    fd = files._fd
+    assert fd is not None
+    os.close(fd)
+    files._fd = None
+
+
+def test_a_server_gets_its_port_file_and_the_shared_name(tmp_path: Path) -> None:
+    """The first server of a home writes its token, mode 0600, to NAME.PORT and NAME."""
+    files = publish_token(tmp_path, FIRST, "api-token", 9090)
+    try:
+        found = {
+            path.name: (stat.S_IMODE(path.stat().st_mode), path.read_text()) for path in files.paths
+        }
+        leftovers = sorted(path.name for path in tmp_path.iterdir())
+    finally:
+        files.remove()
+    expected = {"api-token.9090": (0o600, f"{FIRST}\n"), "api-token": (0o600, f"{FIRST}\n")}
+    assert (expected, ["api-token", "api-token.9090"]) == (found, leftovers)
+
+
+def test_a_second_server_leaves_the_shared_name_to_the_live_first(tmp_path: Path) -> None:
+    """A server started beside a live one gets its own NAME.PORT only; NAME keeps the first's."""
+    first = publish_token(tmp_path, FIRST, "api-token", 9090)
+    second = publish_token(tmp_path, SECOND, "api-token", 9092)
+    try:
+        seen = ([p.name for p in second.paths], (tmp_path / "api-token").read_text())
+    finally:
+        second.remove()
+        first.remove()
+    assert (["api-token.9092"], f"{FIRST}\n") == seen
+
+
+def test_a_stopping_server_removes_its_own_files_only(tmp_path: Path) -> None:
+    """When the second server stops, the first's NAME and NAME.PORT stay."""
+    first = publish_token(tmp_path, FIRST, "api-token", 9090)
+    try:
+        publish_token(tmp_path, SECOND, "api-token", 9092).remove()
+        left = sorted(path.name for path in tmp_path.iterdir())
+    finally:
+        first.remove()
+    assert ["api-token", "api-token.9090"] == left
+
+
+def test_a_dead_servers_shared_name_goes_to_the_next_server(tmp_path: Path) -> None:
+    """NAME left behind by a server that died is stale: the next server's token replaces it."""
+    _crash(publish_token(tmp_path, FIRST, "api-token", 9090))
+    second = publish_token(tmp_path, SECOND, "api-token", 9092)
+    try:
+        shared = (tmp_path / "api-token").read_text()
+    finally:
+        second.remove()
+    assert f"{SECOND}\n" == shared
+
+
+def test_a_dead_servers_port_file_is_removed_by_the_next_server(tmp_path: Path) -> None:
+    """NAME.PORT left behind by a server that died is removed when another server starts."""
+    _crash(publish_token(tmp_path, FIRST, "api-token", 9090))
+    second = publish_token(tmp_path, SECOND, "api-token", 9092)
+    try:
+        left = sorted(path.name for path in tmp_path.iterdir())
+    finally:
+        second.remove()
+    assert ["api-token", "api-token.9092"] == left
+
+
+def test_a_file_a_later_server_took_is_not_removed(tmp_path: Path) -> None:
+    """A name another server has since taken is not removed by the old owner's ``remove``."""
+    first = publish_token(tmp_path, FIRST, "api-token", 9090)
+    _crash(first)
+    second = publish_token(tmp_path, SECOND, "api-token", 9090)
+    first._fd = os.open(tmp_path, os.O_RDONLY)  # alive again, as far as remove() knows
+    first.remove()
+    try:
+        kept = [(tmp_path / name).read_text() for name in ("api-token", "api-token.9090")]
+    finally:
+        second.remove()
+    assert [f"{SECOND}\n", f"{SECOND}\n"] == kept
+
+
+def test_a_symlink_at_the_shared_name_is_replaced_not_followed(tmp_path: Path) -> None:
+    """A symlink planted at NAME is replaced by the token file; its target stays as it was."""
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / "api-token").symlink_to(target)
+    files = publish_token(tmp_path, FIRST, "api-token", 9090)
+    try:
+        seen = ((tmp_path / "api-token").is_symlink(), target.read_text())
+    finally:
+        files.remove()
+    assert (False, "untouched") == seen
