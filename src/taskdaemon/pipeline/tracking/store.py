@@ -186,6 +186,8 @@ class SpanStore:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.Lock()
+        # Read first: an invalid setting is reported before whatever the file's state is.
+        policy = retention if retention is not None else retention_from_env()
         self._waiting = False  # the file is missing: _conn is an empty in-memory store
         try:
             self._conn = connect_to_read(self.path)
@@ -193,7 +195,6 @@ class SpanStore:
             if not missing_ok:
                 raise
             self._conn, self._waiting = empty_store(), True
-        policy = retention if retention is not None else retention_from_env()
         if policy.is_active:
             self.apply_retention(policy)
 
