@@ -77,3 +77,28 @@ def test_fields_of_other_types_go_through_orjson() -> None:
         '["manual",1,null]',
         '["on_event",["t"],null]',
     ]
+
+
+def test_an_edge_after_one_encoded_alone_is_still_written() -> None:
+    """An edge whose trigger was not given does not end the batch: the edges after it are
+    written too, each as ``encode_edge`` writes it."""
+    given, alone = OnCompletion("a"), OnEvent("t")
+    edges = [Edge("a", "b", alone), Edge("a", "c", given)]
+    assert encode_edges(edges, encode_triggers([given])) == [encode_edge(e) for e in edges]
+
+
+def test_edge_names_of_other_types_go_through_orjson() -> None:
+    """An edge whose source or target is not a string (a Pipeline built by hand) is written as
+    orjson writes it, not quoted by hand."""
+    trigger = OnCompletion("a")
+    odd = [Edge("a", 2, trigger), Edge(1, "b", trigger)]  # type: ignore[arg-type]
+    assert encode_edges(odd, encode_triggers([trigger])) == [
+        '["a",2,["on_completion","a",true]]',
+        '[1,"b",["on_completion","a",true]]',
+    ]
+
+
+def test_a_completion_of_a_stage_name_of_another_type_goes_through_orjson() -> None:
+    """A completion trigger whose stage is not a string is written as orjson writes it."""
+    odd = OnCompletion(3)  # type: ignore[arg-type]
+    assert {id(odd): '["on_completion",3,true]'} == encode_triggers([odd])

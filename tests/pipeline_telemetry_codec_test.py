@@ -43,6 +43,7 @@ from taskdaemon.pipeline.telemetry_codec import (
     run_status_of_result,
     stage_result,
     stage_status_of_result,
+    trigger_from_description,
     trigger_record,
     triggers_of,
 )
@@ -317,3 +318,99 @@ def test_renders_of_schema_2_spans_are_unchanged() -> None:
     run = _schema2_run()
     assert (FIXTURES / "schema2_run.dot").read_text() == render_dot(run=run)
     assert (FIXTURES / "schema2_run.dag.json").read_text() == render_json(run=run)
+
+
+def test_an_unhashable_result_code_is_refused() -> None:
+    """A result attribute that is an array (another producer's span) reads as no status, for a
+    stage and for a run, rather than raising."""
+    assert (None, None) == (stage_status_of_result(["success"]), run_status_of_result(["success"]))
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [
+        (
+            "manual approval",
+            TriggerRecord("manual", "manual approval", approval_required=True, timeout=None),
+        ),
+        (
+            "on event deploy",
+            TriggerRecord("on_event", "on event deploy", event_type="deploy", filter=None),
+        ),
+        (
+            "on event deploy if event.env == 'prod'",
+            TriggerRecord(
+                "on_event",
+                "on event deploy if event.env == 'prod'",
+                event_type="deploy",
+                filter="event.env == 'prod'",
+            ),
+        ),
+    ],
+)
+def test_schema_2_descriptions_of_approvals_and_events_are_read(
+    description: str, expected: TriggerRecord
+) -> None:
+    """The ``describe()`` text of an approval without timeout and of an event trigger, with
+    and without its filter, reads back as that trigger."""
+    assert expected == trigger_from_description(description)
+
+
+def test_a_spec_keeps_the_description_the_span_gives_beside_it() -> None:
+    """A decoded spec is described by the span's own text at its place, not by the text this
+    version's ``describe()`` would write."""
+    attributes = {
+        t.STAGE_TRIGGERS: ("when the plan is done",),
+        t.STAGE_TRIGGER_SPECS: (encode_trigger(OnCompletion("plan")),),
+    }
+    assert (
+        TriggerRecord("on_completion", "when the plan is done", stage="plan", success_only=True),
+    ) == triggers_of(attributes)
+
+
+def test_specs_past_the_descriptions_are_described_by_their_trigger() -> None:
+    """A span with more specs than descriptions reads every spec; those without a description
+    get the trigger's ``describe()`` text."""
+    attributes = {
+        t.STAGE_TRIGGERS: ("on completion of plan",),
+        t.STAGE_TRIGGER_SPECS: (
+            encode_trigger(OnCompletion("plan")),
+            encode_trigger(OnCondition("x > 1")),
+        ),
+    }
+    assert (
+        TriggerRecord("on_completion", "on completion of plan", stage="plan", success_only=True),
+        TriggerRecord("on_condition", "on condition x > 1", expression="x > 1"),
+    ) == triggers_of(attributes)
+
+
+def test_a_bad_spec_without_a_description_is_an_unknown_trigger_with_no_text() -> None:
+    """A spec that does not decode, with no description at its place, is ``unknown`` with an
+    empty description."""
+    assert (TriggerRecord("unknown", ""),) == triggers_of({t.STAGE_TRIGGER_SPECS: ("[",)})
+
+
+def test_a_single_string_attribute_is_one_item() -> None:
+    """A trigger attribute given as one string (not an array) is read as a one-item array."""
+    assert (TriggerRecord("manual", "on run start", approval_required=False),) == triggers_of(
+        {t.STAGE_TRIGGERS: "on run start"}
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '["a",5,["on_completion","a",true]]',
+        '["a","b",["on_event","x",true]]',
+        '["a","b",["manual","x",null]]',
+    ],
+)
+def test_edge_specs_of_the_wrong_shape_are_refused(text: str) -> None:
+    """An edge spec whose target is not a string, or whose trigger's fields are not those of a
+    completion or an event, decodes to None."""
+    assert decode_edge(text) is None
+
+
+def test_a_schema_2_edge_without_a_label_has_an_empty_label() -> None:
+    """``source>target`` (no label part) is the edge with an empty label."""
+    assert edges_of({t.PIPELINE_EDGES: ("a>b",)}) == (EdgeRecord("a", "b", ""),)
