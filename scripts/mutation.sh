@@ -139,6 +139,10 @@ tests_for() {
                 tests/pipeline_engine_debug_inspect_test.py tests/pipeline_debug_engine_test.py \
                 tests/pipeline_debug_monitor_test.py tests/pipeline_debug_server_test.py \
                 tests/pipeline_run_state_test.py tests/pipeline_replay_step_test.py ;;
+        pipeline/debug_ops.py)
+            # The prompt's own test runs the debugger in a subprocess (not credited); the HTTP
+            # routes reach DebugOps in-process.
+            echo tests/pipeline_debug_ops_test.py tests/pipeline_debug_server_test.py ;;
         pipeline/engine/_triggering.py)
             echo tests/pipeline_engine_triggering_test.py tests/pipeline_engine_debug_inspect_test.py \
                 tests/pipeline_engine_triggers_test.py tests/pipeline_engine_trigger_functions_test.py \

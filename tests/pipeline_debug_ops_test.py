@@ -1,14 +1,28 @@
-"""The debugger's answers (``debug_ops.py``) hold run data as the spans do: secrets redacted,
-whatever the transport (the prompt of ``taskdaemon debug``, the control socket, HTTP)."""
+"""The debugger's requests and answers (``debug_ops.py``): each action's answer and refusals, what
+it does to the run, prompts attaching and detaching, and run data held as the spans hold it:
+secrets redacted, whatever the transport (the prompt of ``taskdaemon debug``, the control socket,
+HTTP)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import subprocess
 import textwrap
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli_support import taskdaemon
+from pipeline_engine_support import Recorder, Resolver, after, fail, pipeline, stage
+from taskdaemon.pipeline.debug_ops import ACTIONS, DebugOps
+from taskdaemon.pipeline.engine import Engine, RunHandle
+from taskdaemon.pipeline.events import BreakpointResumed, InputOverridden
+from taskdaemon.pipeline.model import InputMapping
 
 SECRET = "S3KR1Tdbg42value"
 
@@ -41,3 +55,448 @@ def test_the_prompts_inputs_outputs_and_set_show_no_secret(home: Path) -> None:
         line for line in done.stdout.splitlines() if not line.startswith("(taskdaemon)")
     )
     assert (0, 4) == (answers.count(SECRET), answers.count("[REDACTED]")), done.stdout
+
+
+# --- DebugOps in-process: each action's answer, its refusals and what it does to the run ----
+
+OPS_PIPELINE = pipeline(
+    stage("hold"),
+    stage("a", *after("hold"), inputs=(InputMapping("n", "request.n"),)),
+    stage("b", *after("a")),
+)
+
+
+class Debugged:
+    """A run of OPS_PIPELINE held at ``hold`` until :meth:`release`, and DebugOps for it."""
+
+    def __init__(self, engine: Engine, handle: RunHandle, ops: DebugOps) -> None:
+        self.engine, self.handle, self.ops = engine, handle, ops
+        self.gate = asyncio.Event()
+
+    @property
+    def run_id(self) -> str:
+        return self.handle.run_id
+
+    def release(self) -> None:
+        self.gate.set()
+
+    async def paused_at(self, stage_name: str) -> None:
+        """Set a breakpoint before ``stage_name``, let the run go, and wait for the pause."""
+        assert (await self.ops({"action": "break", "stage": stage_name}))["ok"]
+        self.release()
+        await self.engine.with_debug(True).wait_paused(self.run_id)
+
+
+@asynccontextmanager
+async def debugged(
+    recorder: Recorder | None = None, handlers: Mapping[str, Any] | None = None, **ops: Any
+) -> AsyncIterator[Debugged]:
+    """OPS_PIPELINE started with ``n`` = 1 and DebugOps on it; at the end everything paused is
+    resumed and the run waited for."""
+    holder: list[Debugged] = []
+
+    async def hold(ctx: Any) -> None:
+        await holder[0].gate.wait()
+
+    observers = [recorder] if recorder is not None else []
+    resolver = Resolver({"hold": hold, **(handlers or {})})
+    async with Engine(resolver=resolver, observers=observers) as engine:
+        handle = await engine.start_run(OPS_PIPELINE, {"n": 1})
+        holder.append(Debugged(engine, handle, DebugOps(engine, handle.run_id, **ops)))
+        try:
+            yield holder[0]
+        finally:
+            holder[0].release()
+            engine.with_debug(False)
+            await handle.wait()
+
+
+async def test_an_unknown_action_is_refused_with_the_list_of_actions() -> None:
+    """An action not in ACTIONS answers not ok, naming it and every action there is."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "jump"})
+    assert {"ok": False, "error": f"unknown action 'jump' ({', '.join(ACTIONS)})"} == answer
+
+
+async def test_state_answers_the_sessions_state_and_whether_the_run_ended() -> None:
+    """``state`` is the debug session's view of the run and ``done``, with ``ok``."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "state"})
+        expected = {"ok": True, "state": run.engine.with_debug(True).state(run.run_id)}
+    assert {**expected, "done": False} == answer
+
+
+async def test_an_empty_text_field_is_as_if_absent() -> None:
+    """``stage`` given as an empty string resumes whatever is paused, as no stage does."""
+    async with debugged() as run:
+        await run.paused_at("a")
+        answer = await run.ops({"action": "continue", "stage": ""})
+    assert {"ok": True, "resumed": 1} == answer
+
+
+async def test_a_text_field_of_another_type_is_refused() -> None:
+    """A ``stage`` that is not a string answers not ok, naming the field."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "inspect", "stage": 3})
+    assert {"ok": False, "error": "'stage' must be a string"} == answer
+
+
+async def test_continue_records_who_resumed() -> None:
+    """``continue`` with ``by`` resumes the pause and records ``by`` on its resume event."""
+    recorder = Recorder()
+    async with debugged(recorder) as run:
+        await run.paused_at("a")
+        answer = await run.ops({"action": "continue", "stage": "a", "by": "ann"})
+        await run.handle.wait()
+    resumed = [(e.stage, e.action, e.by) for e in recorder.of(BreakpointResumed)]
+    assert ({"ok": True, "resumed": 1}, [("a", "continue", "ann")]) == (answer, resumed)
+
+
+async def test_a_resume_without_by_is_recorded_as_the_debuggers() -> None:
+    """A ``continue`` that does not say who is recorded as by ``debugger``."""
+    recorder = Recorder()
+    async with debugged(recorder) as run:
+        await run.paused_at("a")
+        await run.ops({"action": "continue"})
+        await run.handle.wait()
+    assert ["debugger"] == [e.by for e in recorder.of(BreakpointResumed)]
+
+
+@pytest.mark.parametrize("action", ["step", "skip"])
+async def test_step_and_skip_answer_the_execution_they_resumed(action: str) -> None:
+    """``step`` and ``skip`` of a stage answer the paused execution they resumed, and record
+    the action and who on its resume event."""
+    recorder = Recorder()
+    async with debugged(recorder) as run:
+        await run.paused_at("a")
+        (paused,) = run.engine.with_debug(True).paused(run.run_id)
+        answer = await run.ops({"action": action, "stage": "a", "by": "bo"})
+        run.engine.with_debug(False)
+        await run.handle.wait()
+    resumed = [(e.task_run_id, e.action, e.by) for e in recorder.of(BreakpointResumed)]
+    expected = {"ok": True, "resumed": paused.as_dict()}
+    assert (expected, [("a.0.1", action, "bo")]) == (answer, resumed)
+
+
+async def test_retry_answers_the_failed_execution_it_resumed() -> None:
+    """``retry`` of a stage paused at its failure answers that execution and records the retry
+    and who on its resume event."""
+    recorder = Recorder()
+    async with debugged(recorder, {"a": fail}) as run:
+        await run.ops({"action": "break", "stage": "a", "on": "failure"})
+        run.release()
+        await run.engine.with_debug(True).wait_paused(run.run_id)
+        (paused,) = run.engine.with_debug(True).paused(run.run_id)
+        answer = await run.ops({"action": "retry", "stage": "a", "by": "di"})
+        run.engine.with_debug(False)
+        await run.handle.wait()
+    resumed = [(e.task_run_id, e.action, e.by) for e in recorder.of(BreakpointResumed)]
+    expected = {"ok": True, "resumed": paused.as_dict()}
+    assert (expected, [("a.0.1", "retry", "di")]) == (answer, resumed)
+
+
+async def test_a_step_with_nothing_paused_is_refused() -> None:
+    """``step`` when nothing is paused answers not ok with the session's reason."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "step", "stage": "a"})
+    error = f"stage 'a' of run {run.run_id} is not paused"
+    assert {"ok": False, "error": error} == answer
+
+
+async def test_set_overrides_the_input_and_answers_it_redacted() -> None:
+    """``set`` gives the paused stage the new value, records who set it, and answers the input
+    as the stage will see it, redacted by its name."""
+    seen: dict[str, Any] = {}
+
+    async def a(ctx: Any) -> None:
+        seen.update(ctx.inputs)
+
+    recorder = Recorder()
+    async with debugged(recorder, {"a": a}, redact_patterns=("n",)) as run:
+        await run.paused_at("a")
+        answer = await run.ops(
+            {"action": "set", "stage": "a", "input": "n", "value": 7, "by": "cy"}
+        )
+        await run.ops({"action": "continue"})
+        await run.handle.wait()
+    overridden = [(e.name, e.new, e.by) for e in recorder.of(InputOverridden)]
+    assert ({"ok": True, "inputs": {"n": "[REDACTED]"}}, {"n": 7}, [("n", 7, "cy")]) == (
+        answer,
+        seen,
+        overridden,
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "error"),
+    [({"value": 1}, "'input' is required"), ({"input": "n"}, "'value' is required")],
+)
+async def test_set_without_its_input_or_value_is_refused(
+    request_fields: dict[str, Any], error: str
+) -> None:
+    """``set`` without ``input``, or without ``value``, answers not ok naming the field."""
+    async with debugged() as run:
+        await run.paused_at("a")
+        answer = await run.ops({"action": "set", "stage": "a", **request_fields})
+    assert {"ok": False, "error": error} == answer
+
+
+async def test_inspect_answers_the_sessions_view_of_the_stage() -> None:
+    """``inspect`` answers what the debug session says of the stage."""
+    async with debugged() as run:
+        await run.paused_at("a")
+        answer = await run.ops({"action": "inspect", "stage": "a"})
+        expected = run.engine.with_debug(True).inspect(run.run_id, "a")
+    assert {"ok": True, "stage": expected} == answer
+
+
+async def test_break_adds_a_breakpoint_of_this_run() -> None:
+    """``break`` answers the new breakpoint, on this run, with its condition and kind."""
+    async with debugged() as run:
+        answer = await run.ops(
+            {"action": "break", "stage": "a", "when": "inputs.n > 0", "on": "failure"}
+        )
+        (bp,) = run.engine.with_debug(True).breakpoints(run.run_id)
+    assert {"ok": True, "breakpoint": bp.as_dict()} == answer
+    assert ("a", "failure", "inputs.n > 0", run.run_id) == (bp.stage, bp.on, bp.when, bp.run_id)
+
+
+async def test_a_breakpoint_without_on_is_before_the_start() -> None:
+    """``break`` without ``on`` sets a breakpoint on the stage's start."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "break", "stage": "a"})
+    assert "start" == answer["breakpoint"]["on"]
+
+
+async def test_a_breakpoint_on_an_unknown_stage_is_refused_naming_the_stages() -> None:
+    """``break`` on a stage the pipeline lacks answers not ok with the stages there are."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "break", "stage": "zz"})
+    assert {"ok": False, "error": "no stage 'zz' (stages: hold, a, b)"} == answer
+
+
+async def test_delete_by_id_deletes_that_breakpoint_only() -> None:
+    """``delete`` with an id deletes that breakpoint and answers one deleted."""
+    async with debugged() as run:
+        first = (await run.ops({"action": "break", "stage": "a"}))["breakpoint"]["id"]
+        await run.ops({"action": "break", "stage": "b"})
+        answer = await run.ops({"action": "delete", "id": first})
+        left = [bp.stage for bp in run.engine.with_debug(True).breakpoints(run.run_id)]
+    assert ({"ok": True, "deleted": 1}, ["b"]) == (answer, left)
+
+
+async def test_delete_without_id_deletes_every_breakpoint_of_the_run() -> None:
+    """``delete`` without an id deletes all of this run's breakpoints and answers how many."""
+    async with debugged() as run:
+        await run.ops({"action": "break", "stage": "a"})
+        await run.ops({"action": "break", "stage": "b"})
+        answer = await run.ops({"action": "delete"})
+        left = run.engine.with_debug(True).breakpoints(run.run_id)
+    assert ({"ok": True, "deleted": 2}, []) == (answer, left)
+
+
+@pytest.mark.parametrize("number", ["1", True, 1.0])
+async def test_delete_with_an_id_that_is_not_an_integer_is_refused(number: object) -> None:
+    """An ``id`` that is a string, a bool or a float answers not ok, and nothing is deleted."""
+    async with debugged() as run:
+        await run.ops({"action": "break", "stage": "a"})
+        answer = await run.ops({"action": "delete", "id": number})
+        left = len(run.engine.with_debug(True).breakpoints(run.run_id))
+    assert ({"ok": False, "error": "'id' must be an integer"}, 1) == (answer, left)
+
+
+async def test_sync_flushes_the_root_loggers_handlers_past_a_failing_one() -> None:
+    """``sync`` flushes every root handler, a handler whose flush raises included, and
+    answers ok."""
+    flushed: list[str] = []
+
+    class Handler(logging.Handler):
+        def __init__(self, name: str, broken: bool) -> None:
+            super().__init__()
+            self.label, self.broken = name, broken
+
+        def emit(self, record: logging.LogRecord) -> None:
+            pass
+
+        def flush(self) -> None:
+            flushed.append(self.label)
+            if self.broken:
+                raise OSError("disk gone")
+
+    handlers = [Handler("first", True), Handler("second", False)]
+    root = logging.getLogger()
+    for handler in handlers:
+        root.addHandler(handler)
+    try:
+        async with debugged() as run:
+            answer = await run.ops({"action": "sync"})
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+    assert ({"ok": True}, ["first", "second"]) == (answer, flushed)
+
+
+async def test_dump_without_a_writer_is_refused() -> None:
+    """``dump`` in a process that cannot write dumps answers not ok, saying so."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "dump"})
+    assert {"ok": False, "error": "this process cannot write debug dumps"} == answer
+
+
+async def test_dump_answers_the_path_the_writer_wrote() -> None:
+    """``dump`` calls the writer with the run and the path asked for, and answers its path."""
+    calls: list[tuple[str, str | None]] = []
+
+    async def write(run_id: str, path: str | None) -> str:
+        calls.append((run_id, path))
+        return "/dumps/x.tar.gz"
+
+    async with debugged(dump=write) as run:
+        answer = await run.ops({"action": "dump", "path": "here.tar.gz"})
+    assert ({"ok": True, "path": "/dumps/x.tar.gz"}, [(run.run_id, "here.tar.gz")]) == (
+        answer,
+        calls,
+    )
+
+
+async def test_an_error_text_is_redacted_by_shape() -> None:
+    """A refusal quoting a secret-shaped text answers it redacted."""
+    token = "ghp_" + "a1B2" * 9
+    async with debugged() as run:
+        answer = await run.ops({"action": "break", "stage": token})
+    assert {"ok": False, "error": "no stage '[REDACTED]' (stages: hold, a, b)"} == answer
+
+
+async def test_run_data_is_redacted_by_key_and_stage_names_are_not() -> None:
+    """In an answer, run data (``inputs``) is redacted by key while a map keyed by stage names
+    keeps a stage named like a secret."""
+    async with debugged(redact_patterns=("n", "a")) as run:
+        await run.paused_at("a")
+        answer = await run.ops({"action": "state"})
+    stages = answer["state"]["stages"]
+    paused_inputs = [p["inputs"] for p in answer["state"]["paused"]]
+    assert (True, [{"n": "[REDACTED]"}]) == ("a" in stages, paused_inputs)
+
+
+async def test_wait_answers_the_pause_once_there_is_one() -> None:
+    """``wait`` returns once a stage is paused, with the pause, the run not done, its status
+    and no error."""
+    async with debugged() as run:
+        await run.ops({"action": "break", "stage": "a"})
+        waiting = asyncio.ensure_future(run.ops({"action": "wait"}))
+        run.release()
+        answer = await waiting
+        (paused,) = run.engine.with_debug(True).paused(run.run_id)
+    expected = {"ok": True, "paused": [paused.as_dict()], "done": False, "error": None}
+    assert {**expected, "status": "paused"} == answer
+
+
+async def test_wait_with_a_zero_timeout_answers_at_once() -> None:
+    """``wait`` with timeout 0 and nothing paused answers the running run without a pause."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "wait", "timeout": 0})
+    assert {"ok": True, "paused": [], "done": False, "status": "running", "error": None} == answer
+
+
+async def test_wait_on_a_failed_run_answers_its_error() -> None:
+    """``wait`` on a run that ended in failure answers done, its status and its error."""
+    async with debugged(handlers={"a": fail}) as run:
+        run.release()
+        await run.handle.wait()
+        answer = await run.ops({"action": "wait", "timeout": 0})
+        error = run.handle.snapshot().error
+    assert {"ok": True, "paused": [], "done": True, "status": "failure", "error": error} == answer
+    assert error is not None
+
+
+@pytest.mark.parametrize("seconds", [-1, True, "5"])
+async def test_wait_with_a_bad_timeout_is_refused(seconds: object) -> None:
+    """A negative, boolean or text ``timeout`` answers not ok."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "wait", "timeout": seconds})
+    assert {"ok": False, "error": "'timeout' must be a number of seconds"} == answer
+
+
+async def test_done_says_whether_the_run_ended() -> None:
+    """``done()`` is False while the run goes on and True once it ended."""
+    async with debugged() as run:
+        before = run.ops.done()
+        run.release()
+        await run.handle.wait()
+        after_end = run.ops.done()
+    assert (False, True) == (before, after_end)
+
+
+async def test_detach_of_one_prompt_leaves_the_run_paused_for_another() -> None:
+    """A prompt's ``detach`` deletes only its breakpoints and resumes nothing while another
+    prompt (a live process) is attached."""
+    async with debugged() as run:
+        await run.ops({"action": "state", "client": "other", "pid": os.getpid()})
+        await run.ops({"action": "break", "stage": "b", "client": "other"})
+        await run.ops({"action": "break", "stage": "a", "client": "me"})
+        run.release()
+        await run.engine.with_debug(True).wait_paused(run.run_id)
+        answer = await run.ops({"action": "detach", "client": "me"})
+        left = [bp.stage for bp in run.engine.with_debug(True).breakpoints(run.run_id)]
+        still = len(run.engine.with_debug(True).paused(run.run_id))
+    assert ({"ok": True, "deleted": 1, "resumed": 0}, ["b"], 1) == (answer, left, still)
+
+
+async def test_a_prompt_attached_without_a_pid_holds_the_run() -> None:
+    """A prompt attached without a pid (or with one that is not a process id) counts as
+    attached: another prompt's ``detach`` resumes nothing."""
+    async with debugged() as run:
+        await run.ops({"action": "state", "client": "old", "pid": -5})
+        await run.paused_at("a")
+        answer = await run.ops({"action": "detach", "client": "me"})
+    assert {"ok": True, "deleted": 0, "resumed": 0} == answer
+
+
+@pytest.fixture
+def gone_pid() -> int:
+    """The pid of a process that has ended (and was reaped)."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    return gone.pid
+
+
+async def test_a_prompt_whose_process_is_gone_no_longer_holds_the_run(gone_pid: int) -> None:
+    """A prompt attached with the pid of a process that has ended does not count: another
+    prompt's ``detach`` resumes the run."""
+    async with debugged() as run:
+        await run.ops({"action": "state", "client": "old", "pid": gone_pid})
+        await run.ops({"action": "state", "client": "me", "pid": os.getpid()})
+        await run.paused_at("a")
+        answer = await run.ops({"action": "detach", "client": "me"})
+    assert {"ok": True, "deleted": 0, "resumed": 1} == answer
+
+
+async def test_a_prompt_that_detached_no_longer_holds_the_run() -> None:
+    """After a prompt detached, the next prompt's ``detach`` resumes the run."""
+    async with debugged() as run:
+        await run.ops({"action": "state", "client": "first", "pid": os.getpid()})
+        await run.ops({"action": "detach", "client": "first"})
+        await run.ops({"action": "state", "client": "second", "pid": os.getpid()})
+        await run.paused_at("a")
+        answer = await run.ops({"action": "detach", "client": "second"})
+    assert {"ok": True, "deleted": 0, "resumed": 1} == answer
+
+
+async def test_detach_all_deletes_every_breakpoint_and_resumes() -> None:
+    """``detach`` with ``all`` deletes every breakpoint of the run, another prompt's too, and
+    resumes it even while another prompt is attached."""
+    async with debugged() as run:
+        await run.ops({"action": "state", "client": "other", "pid": os.getpid()})
+        await run.ops({"action": "break", "stage": "b", "client": "other"})
+        await run.paused_at("a")
+        answer = await run.ops({"action": "detach", "client": "me", "all": True})
+    assert {"ok": True, "deleted": 2, "resumed": 1} == answer
+
+
+async def test_detach_without_client_deletes_every_breakpoint_and_resumes() -> None:
+    """``detach`` without ``client`` (an older prompt) deletes every breakpoint and resumes."""
+    async with debugged() as run:
+        await run.ops({"action": "state", "client": "other", "pid": os.getpid()})
+        await run.paused_at("a")
+        answer = await run.ops({"action": "detach", "by": "old"})
+    assert {"ok": True, "deleted": 1, "resumed": 1} == answer
