@@ -1,0 +1,447 @@
+"""Debug dumps written in-process (``dump.py``'s ``write_dump``): each member, the manifest and
+its notes of what is missing, redaction of the definition, engine state and settings, the
+archive's members and modes, Graphviz's part, the default file name and the stored logs.
+
+``pipeline_debug_dump_test.py`` drives the same code through the CLI, in subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.metadata
+import io
+import json
+import platform
+import re
+import stat
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_tracking_support import monitored_store
+from taskdaemon import __version__
+from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.model import RetryPolicy
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import as_dict
+from taskdaemon.pipeline.tracking import SpanStore, encode_traces, reconstruct_run
+from taskdaemon.pipeline.tracking.log_read import encode_logs
+from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.visualization import render_dot
+
+DUMPED = pipeline(
+    stage("a", timeout=2.5, retry=RetryPolicy(max_attempts=2)),
+    stage("b", *after("a", success_only=False)),
+    name="dumped",
+)
+
+#: The notes of a dump given only its spans, with no Graphviz.
+ALL_MISSING = [
+    "logs.otlp.json: the writer had no log records",
+    "definition.json: the writer did not have the pipeline definition",
+    "dag.svg: Graphviz's dot is not installed (or failed)",
+    "engine.json: the run is not live in the writing process",
+    "metrics.prom: the writing process has no Prometheus registry",
+]
+
+
+class Settings:
+    """Stands in for the settings: a dump reads only ``as_json()``."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+async def _run(db: Path) -> str:
+    tracer_provider, monitor = monitored_store(db)
+    try:
+        async with Engine(resolver=Resolver(), observers=[monitor]) as engine:
+            return (await (await engine.start_run(DUMPED)).wait()).run_id
+    finally:
+        monitor.close()
+        tracer_provider.shutdown()
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> tuple[Path, str]:
+    """DUMPED run through the real engine and monitor into an embedded store."""
+    db = tmp_path / "spans.db"
+    return db, asyncio.run(_run(db))
+
+
+@pytest.fixture
+def spans(stored: tuple[Path, str]) -> list[SpanRecord]:
+    """The stored run's spans."""
+    db, run_id = stored
+    with SpanStore(db) as store:
+        return store.get_trace(run_id)
+
+
+@pytest.fixture
+def no_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PATH without Graphviz's ``dot``."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def fake_dot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> Path:
+    """A ``dot`` on PATH running the shell ``body``; returns its folder."""
+    folder = tmp_path / "fake-bin"
+    folder.mkdir()
+    script = folder / "dot"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(folder))
+    return folder
+
+
+def members(path: Path) -> dict[str, bytes]:
+    """Every member of a dump, by name."""
+    with tarfile.open(path, "r:gz") as archive:
+        return {
+            m.name: archive.extractfile(m).read()  # type: ignore[union-attr]
+            for m in archive.getmembers()
+        }
+
+
+def member_json(path: Path, name: str) -> Any:
+    """Member ``name`` of a dump, read as JSON."""
+    return json.loads(members(path)[name])
+
+
+def dump(tmp_path: Path, spans: list[SpanRecord], **extra: Any) -> Path:
+    """``write_dump`` of the stored run into ``tmp_path/d.tar.gz``."""
+    return write_dump(tmp_path / "d.tar.gz", spans[0].trace_id, spans, **extra)
+
+
+def test_a_run_without_spans_is_refused(tmp_path: Path) -> None:
+    """No spans: ValueError naming the run, and no file."""
+    with pytest.raises(ValueError, match=r"^no spans of run r1: nothing to dump$"):
+        write_dump(tmp_path / "d.tar.gz", "r1", [])
+    assert [] == list(tmp_path.iterdir())
+
+
+def test_the_manifest_lists_every_other_member_with_its_size_and_hash(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """The manifest's ``files`` give each other member's size and sha256."""
+    found = members(dump(tmp_path, spans))
+    manifest = json.loads(found.pop("manifest.json"))
+    expected = {
+        name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        for name, data in found.items()
+    }
+    assert expected == manifest["files"]
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_the_manifest_names_the_run_and_notes_every_missing_member(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """Given only spans and no Graphviz, the manifest names the format, the run, its pipeline
+    and status, and notes each member it lacks."""
+    manifest = member_json(dump(tmp_path, spans), "manifest.json")
+    del manifest["files"], manifest["created_at"]
+    assert {
+        "format": "taskdaemon-dump",
+        "version": 1,
+        "run_id": spans[0].trace_id,
+        "pipeline": "dumped",
+        "status": "success",
+        "notes": ALL_MISSING,
+    } == manifest
+
+
+@pytest.mark.usefixtures("no_dot")
+def test_a_dump_of_spans_only_holds_the_members_it_always_has(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """Given only spans and no Graphviz: manifest, spans, run record, empty logs, the DAG in
+    DOT, and the environment."""
+    assert [
+        "manifest.json",
+        "spans.otlp.json",
+        "run.json",
+        "logs.otlp.json",
+        "dag.dot",
+        "environment.json",
+    ] == list(members(dump(tmp_path, spans)))
+
+
+def test_the_spans_member_is_the_runs_spans_as_otlp_json(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``spans.otlp.json`` is the spans encoded as one OTLP JSON document."""
+    assert encode_traces(spans) == member_json(dump(tmp_path, spans), "spans.otlp.json")
+
+
+def test_the_run_member_is_the_run_rebuilt_from_the_spans(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``run.json`` is the run record rebuilt from the spans."""
+    expected = json.loads(json.dumps(as_dict(reconstruct_run(spans)), default=str))
+    assert expected == member_json(dump(tmp_path, spans), "run.json")
+
+
+def test_json_members_are_indented_with_sorted_keys(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """A JSON member other than the spans is indented by two, its keys sorted, and ends with a
+    newline."""
+    engine_state = {"b": 1, "a": [2]}
+    written = members(dump(tmp_path, spans, engine_state=engine_state))["engine.json"]
+    assert b'{\n  "a": [\n    2\n  ],\n  "b": 1\n}\n' == written
+
+
+def test_the_dag_member_is_the_dot_drawing_of_the_definition_and_run(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``dag.dot`` is the DOT drawing of the definition with the run's states."""
+    expected = render_dot(DUMPED, reconstruct_run(spans)).encode()
+    assert expected == members(dump(tmp_path, spans, pipeline=DUMPED))["dag.dot"]
+
+
+def test_given_logs_are_the_logs_member_and_need_no_note(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """Logs given are written as ``logs.otlp.json`` and no note says they are missing."""
+    logs = {"resourceLogs": [{"scopeLogs": []}]}
+    path = dump(tmp_path, spans, logs=logs)
+    notes = member_json(path, "manifest.json")["notes"]
+    assert (logs, False) == (
+        member_json(path, "logs.otlp.json"),
+        any(note.startswith("logs.otlp.json") for note in notes),
+    )
+
+
+def test_without_logs_the_note_says_why_and_the_member_is_empty(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """Without logs, ``logs.otlp.json`` holds no resource and the caller's note says why."""
+    path = dump(tmp_path, spans, logs_note="logs.otlp.json: the store is elsewhere")
+    manifest = member_json(path, "manifest.json")
+    assert ({"resourceLogs": []}, "logs.otlp.json: the store is elsewhere") == (
+        member_json(path, "logs.otlp.json"),
+        manifest["notes"][0],
+    )
+
+
+def test_the_definition_is_plain_json_triggers_keyed_by_kind(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``definition.json`` holds the pipeline's fields as JSON: a trigger as ``{kind:
+    fields}``, tuples as lists, a nested record as an object, an enum as its text."""
+    definition = member_json(dump(tmp_path, spans, pipeline=DUMPED), "definition.json")
+    first, second = definition["stages"]
+    assert (
+        "dumped",
+        [{"on_completion": {"stage": "a", "success_only": False}}],
+        2.5,
+        2,
+        [],
+        str(DUMPED.stages[0].trigger_mode),
+    ) == (
+        definition["name"],
+        second["triggers"],
+        first["timeout"],
+        first["retry"]["max_attempts"],
+        first["inputs"],
+        first["trigger_mode"],
+    )
+
+
+def test_the_definition_is_redacted_by_the_capture(tmp_path: Path, spans: list[SpanRecord]) -> None:
+    """A definition value under a key the capture's patterns name is ``[REDACTED]``."""
+    capture = PayloadCapture(redact_patterns=("timeout",))
+    definition = member_json(
+        dump(tmp_path, spans, pipeline=DUMPED, capture=capture), "definition.json"
+    )
+    assert "[REDACTED]" == definition["stages"][0]["timeout"]
+
+
+def test_the_engine_state_is_redacted_by_the_capture(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``engine.json`` is the engine state given, values under secret keys redacted."""
+    state = {"waiting": [{"payload": {"password": "hunter2", "n": 1}}]}
+    written = member_json(dump(tmp_path, spans, engine_state=state), "engine.json")
+    assert {"waiting": [{"payload": {"password": "[REDACTED]", "n": 1}}]} == written
+
+
+def test_metrics_given_are_the_metrics_member(tmp_path: Path, spans: list[SpanRecord]) -> None:
+    """The Prometheus text given is ``metrics.prom``, byte for byte."""
+    text = b"# TYPE x counter\nx_total 1\n"
+    assert text == members(dump(tmp_path, spans, metrics=text))["metrics.prom"]
+
+
+def test_settings_lose_headers_url_passwords_and_secret_values(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """In ``environment.json`` a header setting is redacted (an empty one left empty), a URL's
+    password is redacted, a value under a secret key is redacted, the rest is as given."""
+    settings = Settings(
+        {
+            "otlp_Headers": "authorization=Bearer abc",
+            "metrics_headers": "",
+            "span_source": "https://ann:pw@host:4318/x",
+            "plain_url": "https://host/x",
+            "api_password": "hunter2",
+            "payload_max_bytes": 10,
+        }
+    )
+    environment = member_json(dump(tmp_path, spans, settings=settings), "environment.json")
+    assert {
+        "otlp_Headers": "[REDACTED]",
+        "metrics_headers": "",
+        "span_source": "https://ann:[REDACTED]@host:4318/x",
+        "plain_url": "https://host/x",
+        "api_password": "[REDACTED]",
+        "payload_max_bytes": 10,
+    } == environment["settings"]
+
+
+def test_without_settings_the_environment_has_none(tmp_path: Path, spans: list[SpanRecord]) -> None:
+    """Without settings, ``environment.json`` has an empty ``settings``."""
+    assert {} == member_json(dump(tmp_path, spans), "environment.json")["settings"]
+
+
+def test_the_environment_names_the_versions_and_platform(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``environment.json`` gives taskdaemon's, Python's and OpenTelemetry's versions, the
+    platform and the Python implementation."""
+    environment = member_json(dump(tmp_path, spans), "environment.json")
+    del environment["settings"]
+    assert {
+        "versions": {
+            "taskdaemon": __version__,
+            "python": sys.version.split()[0],
+            "opentelemetry-api": importlib.metadata.version("opentelemetry-api"),
+            "opentelemetry-sdk": importlib.metadata.version("opentelemetry-sdk"),
+        },
+        "platform": platform.platform(),
+        "python_implementation": platform.python_implementation(),
+    } == environment
+
+
+def test_a_package_not_installed_has_no_version(
+    tmp_path: Path, spans: list[SpanRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OpenTelemetry package that is not installed has the version None."""
+    real = importlib.metadata.version
+
+    def version(name: str) -> str:
+        if name == "opentelemetry-sdk":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    versions = member_json(dump(tmp_path, spans), "environment.json")["versions"]
+    assert None is versions["opentelemetry-sdk"]
+
+
+def test_the_svg_is_what_dot_draws_from_the_dot_member(
+    tmp_path: Path, spans: list[SpanRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Graphviz, ``dag.svg`` is what ``dot -Tsvg`` wrote for the DOT member on its
+    input."""
+    seen = tmp_path / "seen"
+    fake_dot(tmp_path, monkeypatch, f'echo "$@" > {seen}.args; /bin/cat > {seen}; echo "<svg/>"')
+    found = members(dump(tmp_path, spans))
+    assert (b"<svg/>\n", found["dag.dot"], "-Tsvg\n") == (
+        found["dag.svg"],
+        seen.read_bytes(),
+        Path(f"{seen}.args").read_text(),
+    )
+
+
+def test_a_failing_dot_leaves_no_svg_and_a_note(
+    tmp_path: Path, spans: list[SpanRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When ``dot`` exits with an error, the dump has no ``dag.svg`` and notes it."""
+    fake_dot(tmp_path, monkeypatch, 'echo "<svg/>"; exit 1')
+    path = dump(tmp_path, spans)
+    notes = member_json(path, "manifest.json")["notes"]
+    assert (False, True) == ("dag.svg" in members(path), ALL_MISSING[2] in notes)
+
+
+def test_a_dot_that_cannot_be_run_leaves_no_svg(
+    tmp_path: Path, spans: list[SpanRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``dot`` on PATH that the system cannot execute gives no ``dag.svg``, not an error."""
+    folder = fake_dot(tmp_path, monkeypatch, "")
+    (folder / "dot").write_bytes(b"\x7fELF not really")
+    assert "dag.svg" not in members(dump(tmp_path, spans))
+
+
+def test_every_member_is_private_and_dated_at_the_manifests_time(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """Each archive member has mode 0600 and the manifest's creation time (whole seconds)."""
+    path = dump(tmp_path, spans)
+    created = int(member_json(path, "manifest.json")["created_at"])
+    with tarfile.open(path, "r:gz") as archive:
+        headers = {(m.mode, m.mtime) for m in archive.getmembers()}
+    assert {(0o600, created)} == headers
+
+
+def test_the_archive_is_private_in_folders_made_for_it(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """The archive is written mode 0600 at the path asked for, its missing folders made, and
+    that path is returned."""
+    target = tmp_path / "new" / "deeper" / "d.tar.gz"
+    written = write_dump(target, spans[0].trace_id, spans)
+    assert (target, 0o600) == (written, stat.S_IMODE(target.stat().st_mode))
+
+
+def test_a_directory_gets_the_archive_inside_under_the_default_name(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """A directory as the path: the archive goes into it, named as ``default_dump_path``
+    names it, and that path is returned."""
+    run_id = spans[0].trace_id
+    written = write_dump(tmp_path, run_id, spans)
+    pattern = rf"{run_id}-\d{{8}}T\d{{6}}Z\.tar\.gz"
+    assert (tmp_path, True) == (written.parent, re.fullmatch(pattern, written.name) is not None)
+
+
+def test_the_default_dump_path_is_under_dumps_named_by_run_and_utc_time() -> None:
+    """``default_dump_path`` is ``HOME/dumps/RUN-YYYYmmddTHHMMSSZ.tar.gz``."""
+    path = default_dump_path(Path("/home/x"), "r1")
+    assert (Path("/home/x/dumps"), True) == (
+        path.parent,
+        re.fullmatch(r"r1-\d{8}T\d{6}Z\.tar\.gz", path.name) is not None,
+    )
+
+
+def test_stored_logs_are_the_runs_records_as_otlp_json(stored: tuple[Path, str]) -> None:
+    """From the embedded store, the run's records come back as OTLP JSON logs with no note."""
+    db, run_id = stored
+    assert (encode_logs([]), None) == stored_logs(f"sqlite:///{db}", run_id)
+
+
+def test_stored_logs_of_a_source_that_is_no_store_say_why(tmp_path: Path) -> None:
+    """A source that cannot be read gives no logs and a one-line note naming the member."""
+    logs, note = stored_logs(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", "r1")
+    assert (None, True, 1) == (
+        logs,
+        (note or "").startswith("logs.otlp.json: no log records ("),
+        len((note or "").splitlines()),
+    )
+
+
+def test_a_dump_reads_back_as_a_tar_gz(tmp_path: Path, spans: list[SpanRecord]) -> None:
+    """The file is a gzip-compressed tar archive."""
+    data = dump(tmp_path, spans).read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        assert "manifest.json" == archive.getnames()[0]
