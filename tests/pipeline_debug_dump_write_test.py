@@ -16,6 +16,8 @@ import re
 import stat
 import sys
 import tarfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from pipeline_tracking_support import monitored_store
 from taskdaemon import __version__
 from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.model import RetryPolicy
+from taskdaemon.pipeline.model import LoopDef, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces, reconstruct_run
@@ -38,6 +40,7 @@ DUMPED = pipeline(
     stage("a", timeout=2.5, retry=RetryPolicy(max_attempts=2)),
     stage("b", *after("a", success_only=False)),
     name="dumped",
+    loops={"sh": LoopDef("sh", command="sh -c")},
 )
 
 #: The notes of a dump given only its spans, with no Graphviz.
@@ -239,7 +242,8 @@ def test_the_definition_is_plain_json_triggers_keyed_by_kind(
     tmp_path: Path, spans: list[SpanRecord]
 ) -> None:
     """``definition.json`` holds the pipeline's fields as JSON: a trigger as ``{kind:
-    fields}``, tuples as lists, a nested record as an object, an enum as its text."""
+    fields}``, tuples as lists, a nested record as an object, a map as an object, an enum as
+    its text, None as null."""
     definition = member_json(dump(tmp_path, spans, pipeline=DUMPED), "definition.json")
     first, second = definition["stages"]
     assert (
@@ -249,6 +253,8 @@ def test_the_definition_is_plain_json_triggers_keyed_by_kind(
         2,
         [],
         str(DUMPED.stages[0].trigger_mode),
+        {"sh": {"name": "sh", "handler": None, "command": "sh -c"}},
+        None,
     ) == (
         definition["name"],
         second["triggers"],
@@ -256,6 +262,8 @@ def test_the_definition_is_plain_json_triggers_keyed_by_kind(
         first["retry"]["max_attempts"],
         first["inputs"],
         first["trigger_mode"],
+        definition["loops"],
+        second["retry"],
     )
 
 
@@ -431,13 +439,10 @@ def test_stored_logs_are_the_runs_records_as_otlp_json(stored: tuple[Path, str])
 
 
 def test_stored_logs_of_a_source_that_is_no_store_say_why(tmp_path: Path) -> None:
-    """A source that cannot be read gives no logs and a one-line note naming the member."""
-    logs, note = stored_logs(f"sqlite:///{tmp_path / 'missing' / 'x.db'}", "r1")
-    assert (None, True, 1) == (
-        logs,
-        (note or "").startswith("logs.otlp.json: no log records ("),
-        len((note or "").splitlines()),
-    )
+    """A source that cannot be read gives no logs and a note naming the member and why."""
+    missing = tmp_path / "missing" / "x.db"
+    note = f"logs.otlp.json: no log records ({missing}: no span store here)"
+    assert (None, note) == stored_logs(f"sqlite:///{missing}", "r1")
 
 
 def test_a_dump_reads_back_as_a_tar_gz(tmp_path: Path, spans: list[SpanRecord]) -> None:
@@ -445,3 +450,39 @@ def test_a_dump_reads_back_as_a_tar_gz(tmp_path: Path, spans: list[SpanRecord]) 
     data = dump(tmp_path, spans).read_bytes()
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         assert "manifest.json" == archive.getnames()[0]
+
+
+def test_values_json_cannot_write_are_written_as_text(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """A value of the engine state that is not JSON (a time) is written as its text."""
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    written = member_json(dump(tmp_path, spans, engine_state={"since": when}), "engine.json")
+    assert {"since": str(when)} == written
+
+
+def test_the_spans_member_has_its_keys_sorted(tmp_path: Path, spans: list[SpanRecord]) -> None:
+    """Every object of ``spans.otlp.json`` has its keys in sorted order (dumps diff line by
+    line)."""
+    orders: list[list[str]] = []
+
+    def keep(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        orders.append([key for key, _ in pairs])
+        return dict(pairs)
+
+    json.loads(members(dump(tmp_path, spans))["spans.otlp.json"], object_pairs_hook=keep)
+    assert [sorted(keys) for keys in orders] == orders
+
+
+def test_the_default_dump_path_is_stamped_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file name's time is UTC whatever the local time zone."""
+    monkeypatch.setenv("TZ", "JST-9")
+    time.tzset()
+    try:
+        before = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = default_dump_path(Path("/home/x"), "r1").name
+        after_call = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert name in {f"r1-{before}.tar.gz", f"r1-{after_call}.tar.gz"}
