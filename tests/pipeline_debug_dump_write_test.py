@@ -28,11 +28,13 @@ from pipeline_tracking_support import monitored_store
 from taskdaemon import __version__
 from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.model import LoopDef, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces, reconstruct_run
-from taskdaemon.pipeline.tracking.log_read import encode_logs
+from taskdaemon.pipeline.tracking.log_read import encode_logs, read_logs
+from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.visualization import render_dot
 
@@ -432,10 +434,21 @@ def test_the_default_dump_path_is_under_dumps_named_by_run_and_utc_time() -> Non
     )
 
 
-def test_stored_logs_are_the_runs_records_as_otlp_json(stored: tuple[Path, str]) -> None:
-    """From the embedded store, the run's records come back as OTLP JSON logs with no note."""
-    db, run_id = stored
-    assert (encode_logs([]), None) == stored_logs(f"sqlite:///{db}", run_id)
+def test_stored_logs_are_the_runs_records_as_otlp_json(tmp_path: Path) -> None:
+    """From the embedded store, the run's records (not another run's) come back as OTLP JSON
+    logs, with no note."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    try:
+        for run_id, body in (("a" * 32, "mine"), ("b" * 32, "other")):
+            writer.write_row(LogRow(run_id, 1, 9, "INFO", "p", "s", 0, 1, None, "s", body, {}))
+    finally:
+        writer.close()
+    rows = read_logs(db, "a" * 32)
+    assert (["mine"], (encode_logs(rows), None)) == (
+        [row.body for row in rows],
+        stored_logs(f"sqlite:///{db}", "a" * 32),
+    )
 
 
 def test_stored_logs_of_a_source_that_is_no_store_say_why(tmp_path: Path) -> None:
