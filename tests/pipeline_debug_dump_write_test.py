@@ -24,10 +24,9 @@ from typing import Any
 import pytest
 
 from pipeline_engine_support import Resolver, after, pipeline, stage
-from pipeline_tracking_support import monitored_store
+from pipeline_tracking_support import run_into_store
 from taskdaemon import __version__
 from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump
-from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.model import LoopDef, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
@@ -65,21 +64,11 @@ class Settings:
         return dict(self.values)
 
 
-async def _run(db: Path) -> str:
-    tracer_provider, monitor = monitored_store(db)
-    try:
-        async with Engine(resolver=Resolver(), observers=[monitor]) as engine:
-            return (await (await engine.start_run(DUMPED)).wait()).run_id
-    finally:
-        monitor.close()
-        tracer_provider.shutdown()
-
-
 @pytest.fixture
 def stored(tmp_path: Path) -> tuple[Path, str]:
     """DUMPED run through the real engine and monitor into an embedded store."""
     db = tmp_path / "spans.db"
-    return db, asyncio.run(_run(db))
+    return db, asyncio.run(run_into_store(db, DUMPED, Resolver()))
 
 
 @pytest.fixture

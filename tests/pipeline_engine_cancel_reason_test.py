@@ -23,7 +23,7 @@ import pytest
 
 from cli_support import taskdaemon
 from pipeline_engine_support import Recorder, after, pipeline, stage
-from pipeline_tracking_support import monitored_store
+from pipeline_tracking_support import run_into_store
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.engine import Engine
@@ -114,13 +114,7 @@ async def test_a_cancel_from_outside_has_a_reason_and_no_cause() -> None:
 
 
 async def _stored_run(db: Path) -> RunRecord:
-    tracer_provider, monitor = monitored_store(db)
-    try:
-        async with Engine(resolver=Handlers(), observers=[monitor]) as engine:
-            run_id = (await (await engine.start_run(PIPELINE)).wait()).run_id
-    finally:
-        monitor.close()
-        tracer_provider.shutdown()
+    run_id = await run_into_store(db, PIPELINE, Handlers())
     with SpanStore(db) as store:
         return store.get_run(run_id)
 

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 
 from pipeline_engine_support import after, pipeline, stage
-from pipeline_tracking_support import Backend, monitored_store, serve
+from pipeline_tracking_support import Backend, run_into_store, serve
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import (
     Edge,
@@ -231,21 +230,11 @@ class _Handlers:
         return build if stage.name == "build" else noop
 
 
-async def _monitored_run(db: Path) -> str:
-    tracer_provider, monitor = monitored_store(db)
-    try:
-        async with Engine(resolver=_Handlers(), observers=[monitor]) as engine:
-            return (await (await engine.start_run(PIPELINE)).wait()).run_id
-    finally:
-        monitor.close()
-        tracer_provider.shutdown()
-
-
 @pytest.fixture
 def stored(tmp_path: Path) -> tuple[Path, str]:
     """PIPELINE run through the real engine and monitor into an embedded store."""
     db = tmp_path / "spans.db"
-    return db, asyncio.run(_monitored_run(db))
+    return db, asyncio.run(run_into_store(db, PIPELINE, _Handlers()))
 
 
 def _expected_triggers() -> list[tuple[TriggerRecord, ...]]:

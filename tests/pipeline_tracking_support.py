@@ -23,8 +23,9 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
-from taskdaemon.pipeline.model import Manual, TriggerMode
+from taskdaemon.pipeline.model import Manual, Pipeline, TriggerMode
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.tracking import SpanRecord, SqliteSpanProcessor, span_record_from_sdk
 
@@ -48,6 +49,18 @@ def monitored_store(db: Path) -> tuple[TracerProvider, PipelineMonitor]:
     return tracer_provider, PipelineMonitor(
         tracer_provider=tracer_provider, meter_provider=MeterProvider()
     )
+
+
+async def run_into_store(db: Path, pipeline: Pipeline, resolver: Any) -> str:
+    """Run ``pipeline`` to its end through the real engine and monitor into the embedded
+    store at ``db`` (``monitored_store``), everything shut down after; the run's id."""
+    tracer_provider, monitor = monitored_store(db)
+    try:
+        async with Engine(resolver=resolver, observers=[monitor]) as engine:
+            return (await (await engine.start_run(pipeline)).wait()).run_id
+    finally:
+        monitor.close()
+        tracer_provider.shutdown()
 
 
 def slow_build(seconds: float) -> Resolver:
