@@ -684,3 +684,35 @@ def test_debug_continue_says_what_it_resumed(
     monkeypatch.setattr(debug_module, "caller", lambda run_id: lambda request: {"resumed": resumed})
     code = main(["debug", "continue", "abcd"])
     assert (0, expected) == (code, capsys.readouterr().out)
+
+
+APPROVED = """\
+    name: gated
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: release
+        command: "true"
+        triggers: [{on_completion: {stage: a}}, {manual: {approval_required: true}}]
+        trigger_mode: all
+"""
+
+
+@pytest.mark.slow
+def test_debug_auto_approve_grants_the_approval_a_pipe_cannot(home: Path) -> None:
+    """``debug FILE --auto-approve`` fed an empty pipe runs through an approval stage to
+    success, the approval granted by the command line."""
+    path = home / "gated.yaml"
+    path.write_text(textwrap.dedent(APPROVED))
+    done = debug(home, str(path), "--auto-approve")
+    assert (0, True) == (done.returncode, "approved by cli --auto-approve" in done.stderr)
+
+
+def test_debug_approve_of_a_stage_without_approval_is_one_line_and_exit_2(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``debug FILE --approve a`` for a stage with no approval trigger: one line, exit 2."""
+    done = debug(home, str(pipeline_file), "--approve", "a", "-q")
+    expected = (2, ["--approve a: the stage has no manual approval trigger"])
+    assert expected == (done.returncode, done.stderr.strip().splitlines())

@@ -37,6 +37,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.approval_policy import (
+    ApprovalPolicy,
+    add_approval_options,
+    check_approvals,
+)
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
@@ -75,6 +80,7 @@ def register(subparsers: Any) -> None:
         "--input", "-i", action="append", default=[], metavar="KEY=VALUE", help="a request field"
     )
     parser.add_argument("--input-file", metavar="FILE", help="request fields from a mapping")
+    add_approval_options(parser)
     parser.add_argument("--workspace", metavar="DIR", help="as for taskdaemon run")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=debug_command)
@@ -183,7 +189,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         return EXIT_INVALID
     add_working_directory_to_path()
     registry = LoopRegistry.default()
-    issues = resolve_issues(pipeline, registry)
+    issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, args.approve)
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return EXIT_INVALID
@@ -277,7 +283,6 @@ class _RunThread(threading.Thread):
         import contextlib  # noqa: PLC0415
 
         from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
-            ApprovalPolicy,
             ProgressView,
             build_observers,
             render_summary,
@@ -289,7 +294,7 @@ class _RunThread(threading.Thread):
 
         args = self._args
         progress = None if args.quiet else ProgressView(sys.stderr)
-        approvals = ApprovalPolicy()
+        approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
         async with contextlib.AsyncExitStack() as stack:
             observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
             engine = Engine(resolver=self._registry, observers=observers, workspace=self._workspace)

@@ -48,10 +48,15 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.cli.approval_policy import (
+    ApprovalPolicy,
+    add_approval_options,
+    check_approvals,
+)
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.control import ControlServer
@@ -72,7 +77,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
-from taskdaemon.pipeline.model import Manual, Pipeline
+from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.terminal_text import one_line, shown
@@ -133,17 +138,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--input-file", metavar="FILE", help="request fields from a JSON or YAML mapping"
     )
-    approvals = parser.add_mutually_exclusive_group()
-    approvals.add_argument(
-        "--approve",
-        action="append",
-        default=[],
-        metavar="STAGE",
-        help="grant this stage's approval when it is asked for; repeatable",
-    )
-    approvals.add_argument(
-        "--auto-approve", action="store_true", help="grant every approval when it is asked for"
-    )
+    add_approval_options(parser)
     parser.add_argument(
         "--workspace",
         metavar="DIR",
@@ -268,61 +263,6 @@ class ProgressView:
                 self._write(stage, f"skipped: {not_reached_reason(str(event.status))}", instance)
             error = f": {one_line(event.error, 80)}" if event.error else ""
             self._write(f"run {event.pipeline}", f"{event.status}{error}")
-
-
-class ApprovalPolicy:
-    """An engine observer granting approvals the user granted on the command line.
-
-    The grant is scheduled on the event loop (never re-entering the engine from inside its
-    event emission) once the run handle is known (``attach``).
-    """
-
-    def __init__(self, stages: Sequence[str] = (), *, approve_all: bool = False) -> None:
-        self._stages = frozenset(stages)
-        self._all = approve_all
-        self._handle: RunHandle | None = None
-        self._pending: list[str] = []
-
-    def wants(self, stage: str) -> bool:
-        """True if the command line grants ``stage``'s approval."""
-        return self._all or stage in self._stages
-
-    @property
-    def grants(self) -> bool:
-        """True if the command line grants any approval: only then does the policy observe
-        the run (``build_observers``). An observer costs the engine a call per record it is
-        offered and a ``wants_record`` question per kind it declines, every stage, and a
-        policy that grants nothing would act on none of them."""
-        return self._all or bool(self._stages)
-
-    def attach(self, handle: RunHandle) -> None:
-        """Start granting through ``handle`` (a RunHandle); grants asked before now go first."""
-        self._handle = handle
-        pending, self._pending = self._pending, []
-        for stage in pending:
-            self._grant(stage)
-
-    def wants_record(self, kind: type) -> bool:
-        """Only ``ApprovalRequested`` (the engine's ``wants_record`` hook): without this
-        answer, every record the other observers decline would still be built for this one,
-        which reads none of them."""
-        return kind is ApprovalRequested
-
-    def on_event(self, event: EngineEvent) -> None:
-        """Grant the approval when ``event`` asks for one the command line allows."""
-        if isinstance(event, ApprovalRequested) and self.wants(event.stage):
-            if self._handle is None:
-                self._pending.append(event.stage)
-            else:
-                asyncio.get_running_loop().call_soon(self._grant, event.stage)
-
-    def _grant(self, stage: str) -> None:
-        if self._handle is None:  # only called once attached
-            return
-        with contextlib.suppress(PipelineError):  # the run ended or the stage moved on meanwhile
-            self._handle.approve(
-                stage, by="cli --approve" if not self._all else "cli --auto-approve"
-            )
 
 
 class Observers(list[Any]):
@@ -471,19 +411,6 @@ def _home() -> Path:
     return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
 
 
-def _check_approvals(pipeline: Pipeline, stages: Sequence[str]) -> list[str]:
-    issues = []
-    for name in stages:
-        stage = pipeline.stage_map.get(name)
-        if stage is None:
-            issues.append(
-                f"--approve {name}: no such stage (stages: {', '.join(pipeline.stage_map)})"
-            )
-        elif not any(isinstance(t, Manual) and t.approval_required for t in stage.triggers):
-            issues.append(f"--approve {name}: the stage has no manual approval trigger")
-    return issues
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Validate, run and summarise the pipeline named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
@@ -506,7 +433,7 @@ def run_command(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         add_working_directory_to_path()
         registry = LoopRegistry.default()
-        issues = resolve_issues(pipeline, registry) + _check_approvals(pipeline, args.approve)
+        issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, args.approve)
         if issues:
             print("\n".join(issues), file=sys.stderr, flush=True)
             return EXIT_INVALID
