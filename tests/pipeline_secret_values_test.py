@@ -208,3 +208,10 @@ def test_a_value_remembered_again_is_kept_past_the_bound() -> None:
     remember_secrets({"token": "first-value"})
     remember_secrets({"token": "one-more-value"})
     assert (REDACTED, "kept-value") == (redact_text("first-value"), redact_text("kept-value"))
+
+
+def test_a_value_inside_the_marker_is_not_remembered() -> None:
+    """A secret whose value is part of ``[REDACTED]`` is not masked: it would mangle every
+    marker the other rules leave."""
+    remember_secrets({"token": "REDACTED"})
+    assert "password=[REDACTED]" == redact_text("password=hunter2-s3cr3t")

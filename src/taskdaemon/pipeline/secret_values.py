@@ -58,7 +58,8 @@ _NOT_SECRET_VARIABLES: Final = frozenset({"PWD", "OLDPWD"})
 
 
 class _Registry:
-    """The process's remembered values, oldest first, and the key patterns that find them."""
+    """The process's remembered values, least recently remembered first, and the key patterns
+    that find them."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -91,6 +92,7 @@ def remember_secrets(value: Any) -> None:
     while stack:
         item, hidden = stack.pop()
         if isinstance(item, str):
+            # Not a part of the marker itself ("REDACTED"): it would mangle every marker.
             if hidden and MASK_MIN_CHARS <= len(item) <= MASK_MAX_CHARS and item not in REDACTED:
                 found.append(str(item))
         elif isinstance(item, Mapping):
