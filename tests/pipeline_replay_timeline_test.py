@@ -12,9 +12,10 @@ import pytest
 
 from pipeline_engine_support import Recorder
 from pipeline_replay_support import Recording
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import RunFinished, RunStarted, StageFinished, StageStarted
 from taskdaemon.pipeline.replay.timeline import parse_offset, run_at, spans_at, timeline
-from taskdaemon.pipeline.tracking import reconstruct_run
+from taskdaemon.pipeline.tracking import SpanRecord, reconstruct_run
 
 #: States that happen before a stage starts; spans record only starts and ends.
 _NOT_STARTED = {"pending", "waiting", "queued"}
@@ -130,3 +131,22 @@ def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path)
 def test_timeline_of_no_spans_is_empty() -> None:
     """A trace without spans has no events (and no error)."""
     assert [] == timeline([])
+
+
+def _stage_span(span_id: str, stage: str, instance: int, start: int) -> SpanRecord:
+    attributes = {t.CICD_TASK_NAME: stage, t.STAGE_INSTANCE: instance, t.STAGE_ATTEMPT: 1}
+    return SpanRecord(
+        "a" * 32, span_id, "r" * 16, stage, "INTERNAL", start, start + 1, "OK", "", attributes
+    )
+
+
+def test_every_instance_of_a_fanned_out_stage_is_named_with_its_number() -> None:
+    """The instances of a stage that ran several are ``impl#0`` and ``impl#1``, as ``run``'s
+    progress names them; a stage that ran once has no number."""
+    spans = [
+        _stage_span("1" * 16, "plan", 0, 10),
+        _stage_span("2" * 16, "impl", 0, 20),
+        _stage_span("3" * 16, "impl", 1, 30),
+    ]
+    started = [e.what for e in timeline(spans) if e.what.endswith(" started")]
+    assert ["plan started", "impl#0 started", "impl#1 started"] == started

@@ -104,11 +104,13 @@ class TimelineEvent:
     stage: str | None = None
 
 
-def _stage_label(attributes: Mapping[str, Any]) -> str:
+def _stage_label(attributes: Mapping[str, Any], multi: set[str]) -> str:
+    """``stage``, ``stage#N`` for an instance of a stage in ``multi``, as ``run``'s progress
+    names them, and the attempt past the first."""
     stage = str(attributes.get(t.CICD_TASK_NAME, "?"))
     instance = attributes.get(t.STAGE_INSTANCE)
     attempt = attributes.get(t.STAGE_ATTEMPT)
-    suffix = f"#{instance}" if isinstance(instance, int) and instance > 0 else ""
+    suffix = f"#{instance}" if isinstance(instance, int) and stage in multi else ""
     retry = f" (attempt {attempt})" if isinstance(attempt, int) and attempt > 1 else ""
     return f"{stage}{suffix}{retry}"
 
@@ -152,6 +154,14 @@ def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
     """The run's recorded events in time order (stable: start before end at one instant)."""
     spans = list(spans)
     root = find_root(spans)
+    # Stages of several instances (fan-out, events): every instance is named with its number,
+    # the first one too, as ``run``'s progress lines name them.
+    multi = {
+        str(s.attributes.get(t.CICD_TASK_NAME))
+        for s in spans
+        if t.STAGE_EVENT_TYPE in s.attributes
+        or (isinstance(i := s.attributes.get(t.STAGE_INSTANCE), int) and i > 0)
+    }
     events: list[tuple[int, int, TimelineEvent]] = []
     for span in spans:
         if span is root:
@@ -167,7 +177,7 @@ def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
         stage = span.attributes.get(t.CICD_TASK_NAME)
         if not isinstance(stage, str):
             continue
-        label = _stage_label(span.attributes)
+        label = _stage_label(span.attributes, multi)
         if is_skip(span.attributes, span.start_ns, span.end_ns):
             reason = span.attributes.get(t.STAGE_SKIP_REASON, "")
             what = f"{stage} skipped" + (f": {reason}" if reason else "")
