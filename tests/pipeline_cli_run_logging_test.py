@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from taskdaemon import __version__
+from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline import stage_output
-from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -42,12 +41,7 @@ def test_records_the_log_writer_drops_are_counted_on_metrics(
         writer.write_output(batch)
         assert telemetry.registry is not None
         dropped = telemetry.registry.get_sample_value(
-            "taskdaemon_logs_dropped_total",
-            {
-                "otel_scope_name": t.SCOPE_NAME,
-                "otel_scope_schema_url": t.SCHEMA_URL,
-                "otel_scope_version": __version__,
-            },
+            "taskdaemon_logs_dropped_total", scope_labels()
         )
     assert 3.0 == dropped
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli.serve import _schedule
 from taskdaemon.pipeline.config import parse_pipeline
@@ -100,23 +101,12 @@ async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_pat
         async with Engine(workspace=tmp_path / "file" / "ws") as engine:
             args = argparse.Namespace(max_runs=3, every=0.001)
             await _schedule(engine, pipeline, {}, args, stop, not_started=not_started)
-        sample = registry.get_sample_value("taskdaemon_runs_not_started_total", _labels("one"))
+        sample = registry.get_sample_value(
+            "taskdaemon_runs_not_started_total", scope_labels(pipeline="one")
+        )
     finally:
         meters.shutdown()
     assert 3.0 == sample
-
-
-def _labels(pipeline: str) -> dict[str, str]:
-    """The ``pipeline`` label with the scope labels of taskdaemon's own metrics."""
-    from taskdaemon import __version__
-    from taskdaemon.pipeline import telemetry as t
-
-    return {
-        "pipeline": pipeline,
-        "otel_scope_name": t.SCOPE_NAME,
-        "otel_scope_schema_url": t.SCHEMA_URL,
-        "otel_scope_version": __version__,
-    }
 
 
 @pytest.mark.slow
@@ -148,7 +138,12 @@ async def test_serve_shows_its_runs_that_could_not_start_on_metrics(home: Path) 
             async def counted() -> float | None:
                 text = (await client.get("/metrics")).text
                 families = text_string_to_metric_families(text)
-                samples = [s for f in families for s in f.samples if s.labels == _labels("one")]
+                samples = [
+                    s
+                    for f in families
+                    for s in f.samples
+                    if s.labels == scope_labels(pipeline="one")
+                ]
                 values = [s.value for s in samples if s.name == "taskdaemon_runs_not_started_total"]
                 return values[0] if values and values[0] >= 2 else None
 

@@ -11,8 +11,7 @@ import pytest
 
 from cli_support import taskdaemon
 from collector_support import answering_posts
-from taskdaemon import __version__
-from taskdaemon.pipeline import telemetry as t
+from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.settings import Settings, load_settings
 
@@ -25,16 +24,6 @@ stages:
     command: "echo one; echo two; echo three"
     triggers: [{manual: {approval_required: false}}]
 """
-
-
-def _labels(exporter: str) -> dict[str, str]:
-    """The ``exporter`` label with the scope labels of taskdaemon's own metrics."""
-    return {
-        "exporter": exporter,
-        "otel_scope_name": t.SCOPE_NAME,
-        "otel_scope_schema_url": t.SCHEMA_URL,
-        "otel_scope_version": __version__,
-    }
 
 
 def _logs_to(monkeypatch: pytest.MonkeyPatch, endpoint: str, protocol: str) -> None:
@@ -94,7 +83,7 @@ def test_records_a_collector_answered_500_to_are_counted(
     telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=2.0))
     _emit_and_flush(telemetry, 7)
     assert telemetry.registry is not None
-    assert 7.0 == telemetry.registry.get_sample_value(SERIES, _labels("otlp"))
+    assert 7.0 == telemetry.registry.get_sample_value(SERIES, scope_labels(exporter="otlp"))
 
 
 @pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
@@ -107,7 +96,7 @@ def test_records_a_closed_port_did_not_take_are_counted(
     telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
     _emit_and_flush(telemetry, 4)
     assert telemetry.registry is not None
-    assert 4.0 == telemetry.registry.get_sample_value(SERIES, _labels("otlp"))
+    assert 4.0 == telemetry.registry.get_sample_value(SERIES, scope_labels(exporter="otlp"))
 
 
 def test_records_a_collector_took_are_not_counted(
@@ -119,7 +108,7 @@ def test_records_a_collector_took_are_not_counted(
         telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=2.0))
         _emit_and_flush(telemetry, 3)
     assert telemetry.registry is not None
-    assert None is telemetry.registry.get_sample_value(SERIES, _labels("otlp"))
+    assert None is telemetry.registry.get_sample_value(SERIES, scope_labels(exporter="otlp"))
 
 
 @pytest.mark.slow

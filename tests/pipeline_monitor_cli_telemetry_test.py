@@ -20,6 +20,7 @@ from prometheus_client import generate_latest
 from cli_support import taskdaemon
 from collector_support import answering_posts
 from conftest import EXPORTER_THREADS
+from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli.telemetry import (
     EndpointPasswordFilter,
     ExportHealth,
@@ -124,7 +125,7 @@ async def test_spans_a_dead_collector_did_not_take_are_counted(
     await _run_wide(telemetry)
     assert telemetry.registry is not None
     failed = telemetry.registry.get_sample_value(
-        "taskdaemon_spans_export_failed_total", _scope({"exporter": "otlp"})
+        "taskdaemon_spans_export_failed_total", scope_labels(exporter="otlp")
     )
     assert 21.0 == failed
 
@@ -163,7 +164,7 @@ async def test_a_collector_answering_without_end_is_read_no_further_than_a_bound
     await _run_wide(telemetry)
     assert telemetry.registry is not None
     failed = telemetry.registry.get_sample_value(
-        "taskdaemon_spans_export_failed_total", _scope({"exporter": "otlp"})
+        "taskdaemon_spans_export_failed_total", scope_labels(exporter="otlp")
     )
     expected = (21.0, True)
     actual = (failed, 0 < babbling_collector[0] < 8 * 2**20)
@@ -227,19 +228,6 @@ def test_failed_spans_are_summed_per_exporter_and_successes_add_none() -> None:
     health.record(False, "otlp: down", exporter="otlp", spans=4)
     health.record(False, "console: closed", exporter="console", spans=1)
     assert {"otlp": 7, "console": 1} == health.failed_spans()
-
-
-def _scope(labels: dict[str, str]) -> dict[str, str]:
-    """``labels`` with the instrumentation scope labels of taskdaemon's own metrics."""
-    from taskdaemon import __version__
-    from taskdaemon.pipeline import telemetry as t
-
-    scope = {
-        "otel_scope_name": t.SCOPE_NAME,
-        "otel_scope_schema_url": t.SCHEMA_URL,
-        "otel_scope_version": __version__,
-    }
-    return {**labels, **scope}
 
 
 def test_shutdown_is_safe_to_call_twice(tmp_path: Path, telemetry_for: TelemetryFor) -> None:

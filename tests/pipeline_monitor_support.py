@@ -468,3 +468,17 @@ def play_example_run(feed: Feed, specs: int = 2) -> None:
     )
     feed.tick()
     feed.finish_run()
+
+
+def scope_labels(**labels: str) -> dict[str, str]:
+    """``labels`` with the instrumentation scope labels every metric of taskdaemon's own
+    carries on ``/metrics`` (the sample's labels as ``get_sample_value`` takes them)."""
+    from taskdaemon import __version__
+    from taskdaemon.pipeline import telemetry as t
+
+    return {
+        **labels,
+        "otel_scope_name": t.SCOPE_NAME,
+        "otel_scope_schema_url": t.SCHEMA_URL,
+        "otel_scope_version": __version__,
+    }
