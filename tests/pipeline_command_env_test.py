@@ -11,8 +11,9 @@ import pytest
 from opentelemetry.instrumentation import auto_instrumentation
 
 from cli_support import TASKDAEMON, taskdaemon, write
+from pipeline_engine_support import plain_context
 from taskdaemon.pipeline.command_env import command_environment
-from taskdaemon.pipeline.loops import StageContext, command_handler
+from taskdaemon.pipeline.loops import command_handler
 
 #: The directory whose ``sitecustomize`` opentelemetry-instrument puts first on PYTHONPATH.
 BOOTSTRAP = str(Path(auto_instrumentation.__file__).parent)
@@ -21,24 +22,9 @@ FOREIGN_PYTHON = getattr(sys, "_base_executable", sys.executable)
 INSTRUMENT = str(Path(TASKDAEMON).with_name("opentelemetry-instrument"))
 
 
-def _context() -> StageContext:
-    """A command stage's context with no inputs."""
-    return StageContext(
-        run_id="0" * 31 + "1",
-        pipeline="demo",
-        stage="work",
-        loop="command",
-        instance=0,
-        attempt=1,
-        inputs={},
-        publish=lambda kind, payload: None,
-        report_process=lambda pid: None,
-    )
-
-
 async def _run(command: str) -> Any:
     """Run ``command`` as a command stage; its result."""
-    return await command_handler(command)(_context())
+    return await command_handler(command)(plain_context("command"))
 
 
 async def test_a_command_does_not_inherit_the_bootstrap_directory(

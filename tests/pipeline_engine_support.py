@@ -127,14 +127,14 @@ __all__ = [
 ]
 
 
-def plain_context() -> StageContext:
-    """A stage context outside any engine (plain callbacks that do nothing), for the tests
-    that hop to a worker thread themselves."""
+def plain_context(loop: str = "python") -> StageContext:
+    """A stage context of ``loop`` outside any engine (no inputs, plain callbacks that do
+    nothing), for the tests that call a handler themselves."""
     return StageContext(
         run_id="r",
         pipeline="p",
         stage="s",
-        loop="python",
+        loop=loop,
         instance=0,
         attempt=1,
         inputs={},
