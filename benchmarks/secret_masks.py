@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
+from typing import Any
 
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.secret_values import forget_secrets, remember_secrets
@@ -55,20 +57,17 @@ def main() -> None:
         for count in COUNTS:
             _remember(count)
             salt += 1
-            batches = _lines(args.lines, salt)
-            start = time.perf_counter()
-            for batch in batches:
-                redact_lines(batch)
-            per.setdefault(("lines", count), []).append(
-                (time.perf_counter() - start) / args.lines * 1e6
+            cases: tuple[tuple[str, Callable[[Any], object], list[Any]], ...] = (
+                ("lines", redact_lines, _lines(args.lines, salt)),
+                ("texts", redact_text, _texts(args.lines, salt)),
             )
-            texts = _texts(args.lines, salt)
-            start = time.perf_counter()
-            for text in texts:
-                redact_text(text)
-            per.setdefault(("texts", count), []).append(
-                (time.perf_counter() - start) / args.lines * 1e6
-            )
+            for kind, call, items in cases:
+                start = time.perf_counter()
+                for item in items:
+                    call(item)
+                per.setdefault((kind, count), []).append(
+                    (time.perf_counter() - start) / args.lines * 1e6
+                )
     forget_secrets()
     for kind in ("lines", "texts"):
         base = statistics.median(per[(kind, 0)])
