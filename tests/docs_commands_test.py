@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 
+from docs_support import repository_files
 from taskdaemon.pipeline.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,22 +145,9 @@ def commands_in(text: str, names: Iterable[str], inline: bool) -> Iterator[list[
         yield text[start : end.start() if end else len(text)].split()
 
 
-def git_files(root: Path, pattern: str) -> list[str]:
-    """The files matching ``pattern`` git knows under ``root`` (tracked, plus new ones not
-    ignored)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", pattern],
-        cwd=root,
-        capture_output=True,
-        check=True,
-    )
-    names = {name for name in listed.stdout.decode().split("\0") if name}
-    return sorted(name for name in names if (root / name).is_file())
-
-
 def markdown_files(root: Path) -> list[str]:
     """The Markdown files git knows under ``root``."""
-    return git_files(root, "*.md")
+    return repository_files(root, "*.md")
 
 
 def find_unknown_commands(root: Path, names: Iterable[str]) -> list[str]:
@@ -236,7 +223,7 @@ def test_documented_variables_exist_and_read_variables_are_documented() -> None:
     """Every ``TASKDAEMON_*`` variable the documents name is one the code or tests use, and
     every one the package reads is in the README or ``docs/``."""
     documents = markdown_files(ROOT)
-    code = git_files(ROOT, "*.py")
+    code = repository_files(ROOT, "*.py")
     named = _variables(ROOT, documents)
     used = _variables(ROOT, code)
     read = _variables(ROOT, [name for name in code if name.startswith("src/")])

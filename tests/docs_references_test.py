@@ -25,11 +25,12 @@ every file git knows (tracked, or new and not ignored) as text and reports, one 
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+
+from docs_support import repository_files
 
 ROOT = Path(__file__).resolve().parent.parent
 # This file spells out the forbidden references to describe and test them; the checker is shown
@@ -56,18 +57,6 @@ _CLIMB = re.compile(
     r"__file__\)(?:\.resolve\(\)|\.absolute\(\))?((?:\.parent\b)+|\.parents\[(\d+)\])"
 )
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
-
-
-def repository_files(root: Path) -> list[str]:
-    """The files git knows under ``root`` (tracked, plus new ones not ignored), as posix paths."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-        check=True,
-    )
-    names = {name for name in listed.stdout.decode().split("\0") if name}
-    return sorted(name for name in names if (root / name).is_file())
 
 
 def headings(markdown: str) -> tuple[set[str], set[str]]:
