@@ -9,14 +9,11 @@ import hmac
 import json
 import os
 import socket
-import stat
 from collections.abc import MutableMapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline import http_security
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.http_security import (
     OPEN_PATHS,
@@ -25,9 +22,7 @@ from taskdaemon.pipeline.http_security import (
     check_exposure,
     host_name,
     is_loopback,
-    remove_token_file,
     server_user,
-    write_token_file,
 )
 
 TOKEN = "s3cret-token-0123456789"
@@ -519,74 +514,6 @@ def test_loopback_detection_of_zones_hex_and_padding(host: str, loopback: bool) 
 def test_host_header_edge_cases(header: str, name: str) -> None:
     """A non-numeric port stays part of the name; a bare IPv6 address is kept whole."""
     assert host_name(header) == name
-
-
-def test_token_file_is_exactly_0600_under_a_permissive_umask(tmp_path: Path) -> None:
-    """With umask 0 the file is still 0600, holds the token and a newline, and its parent
-    directories are made; no temporary file is left."""
-    old = os.umask(0)
-    try:
-        path = write_token_file(tmp_path / "a" / "home", TOKEN)
-    finally:
-        os.umask(old)
-    assert (stat.S_IMODE(path.stat().st_mode), path.read_text(), path.name) == (
-        0o600,
-        f"{TOKEN}\n",
-        "api-token",
-    )
-    assert [p.name for p in path.parent.iterdir()] == ["api-token"]
-
-
-def test_the_home_a_token_file_makes_is_private_under_a_permissive_umask(tmp_path: Path) -> None:
-    """With umask 0, the home the token file is written to, and its missing parent, are made
-    0700 (``taskdaemon ui`` over a remote source writes its token into a home it makes)."""
-    old = os.umask(0)
-    try:
-        path = write_token_file(tmp_path / "a" / "home", TOKEN)
-    finally:
-        os.umask(old)
-    modes = [stat.S_IMODE(folder.stat().st_mode) for folder in (path.parent.parent, path.parent)]
-    assert [0o700, 0o700] == modes
-
-
-def test_token_file_replaces_an_older_one_and_removing_a_missing_one_is_quiet(
-    tmp_path: Path,
-) -> None:
-    """A second server's token replaces the file; removing a file that is gone is no error."""
-    write_token_file(tmp_path, "old-token-0123456789")
-    path = write_token_file(tmp_path, TOKEN)
-    content = path.read_text()
-    path.unlink()
-    remove_token_file(path, TOKEN)
-    assert content == f"{TOKEN}\n"
-
-
-def test_token_file_refuses_a_symlink_in_its_place(tmp_path: Path) -> None:
-    """A symlink planted at the file's name is replaced, never written through."""
-    target = tmp_path / "elsewhere"
-    target.write_text("untouched")
-    planted = tmp_path / "api-token"
-    planted.symlink_to(target)
-    path = write_token_file(tmp_path, TOKEN)
-    assert (path.is_symlink(), target.read_text(), path.read_text()) == (
-        False,
-        "untouched",
-        f"{TOKEN}\n",
-    )
-
-
-def test_token_file_never_opens_an_existing_temporary(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A file planted at the temporary name (here made predictable) makes the write fail:
-    it is created exclusively, never opened through a symlink or truncated."""
-    monkeypatch.setattr(http_security.secrets, "token_hex", lambda n=None: "feedface")
-    target = tmp_path / "elsewhere"
-    target.write_text("untouched")
-    (tmp_path / f".api-token.{os.getpid()}.feedface").symlink_to(target)
-    with pytest.raises(FileExistsError):
-        write_token_file(tmp_path, TOKEN)
-    assert (target.read_text(), (tmp_path / "api-token").exists()) == ("untouched", False)
 
 
 @pytest.mark.parametrize(("host", "shown"), [("0.0.0.0", "0.0.0.0"), ("", "all interfaces")])

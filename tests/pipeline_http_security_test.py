@@ -6,10 +6,8 @@ from __future__ import annotations
 import io
 import logging
 import resource
-import stat
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +18,6 @@ from taskdaemon.pipeline.http_security import (
     check_exposure,
     host_name,
     is_loopback,
-    remove_token_file,
-    write_token_file,
 )
 from taskdaemon.pipeline.logs import TextFormatter, configure_logging, escape_controls
 from taskdaemon.pipeline.settings import load_settings
@@ -124,19 +120,6 @@ def test_session_cookies_are_signed_per_process() -> None:
         auth.session_valid(f"{nonce}x.{signature}"),
         auth.session_valid(nonce),
     )
-
-
-def test_token_file_is_0600_and_removed_only_if_still_ours(tmp_path: Path) -> None:
-    """The token file is written 0600 (whatever the umask) and removed only if it holds ours."""
-    home = tmp_path / "home"
-    path = write_token_file(home, TOKEN)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    content = path.read_text().strip()
-    remove_token_file(path, "another-token-xxxxxxxx")
-    kept = path.exists()
-    remove_token_file(path, TOKEN)
-    leftovers = sorted(p.name for p in home.iterdir())
-    assert (0o600, TOKEN, True, []) == (mode, content, kept, leftovers)
 
 
 def test_exposure_beyond_loopback_needs_a_configured_token() -> None:

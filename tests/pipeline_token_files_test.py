@@ -7,6 +7,9 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
+from taskdaemon.pipeline import token_files
 from taskdaemon.pipeline.token_files import ServerTokenFiles, publish_token
 
 FIRST = "first-token-0123456789abcdef"
@@ -105,3 +108,48 @@ def test_a_symlink_at_the_shared_name_is_replaced_not_followed(tmp_path: Path) -
     finally:
         files.remove()
     assert (False, "untouched") == seen
+
+
+def test_token_files_are_exactly_0600_under_a_permissive_umask(tmp_path: Path) -> None:
+    """With umask 0 both files are still 0600 and hold the token and a newline; no temporary
+    file is left."""
+    old = os.umask(0)
+    try:
+        files = publish_token(tmp_path / "a" / "home", FIRST, "api-token", 9090)
+    finally:
+        os.umask(old)
+    try:
+        found = [(stat.S_IMODE(p.stat().st_mode), p.read_text()) for p in files.paths]
+        leftovers = sorted(p.name for p in (tmp_path / "a" / "home").iterdir())
+    finally:
+        files.remove()
+    assert ([(0o600, f"{FIRST}\n")] * 2, ["api-token", "api-token.9090"]) == (found, leftovers)
+
+
+def test_the_home_a_token_file_makes_is_private_under_a_permissive_umask(tmp_path: Path) -> None:
+    """With umask 0, the home the token files are written to, and its missing parent, are made
+    0700 (``taskdaemon ui`` over a remote source writes its token into a home it makes)."""
+    old = os.umask(0)
+    try:
+        files = publish_token(tmp_path / "a" / "home", FIRST, "api-token", 9090)
+    finally:
+        os.umask(old)
+    files.remove()
+    modes = [
+        stat.S_IMODE(folder.stat().st_mode) for folder in (tmp_path / "a", tmp_path / "a" / "home")
+    ]
+    assert [0o700, 0o700] == modes
+
+
+def test_a_token_file_never_opens_an_existing_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file planted at the temporary name (here made predictable) makes the write fail:
+    it is created exclusively, never opened through a symlink or truncated."""
+    monkeypatch.setattr(token_files.secrets, "token_hex", lambda n=None: "feedface")
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    (tmp_path / f".api-token.{os.getpid()}.feedface").symlink_to(target)
+    with pytest.raises(FileExistsError):
+        publish_token(tmp_path, FIRST, "api-token", 9090)
+    assert (target.read_text(), (tmp_path / "api-token").exists()) == ("untouched", False)

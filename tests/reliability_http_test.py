@@ -38,10 +38,11 @@ from taskdaemon.pipeline.events import (
     StageStarted,
 )
 from taskdaemon.pipeline.http_limits import HttpLimits
-from taskdaemon.pipeline.http_security import ApiAuth, write_token_file
+from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.server import LoopLagMonitor, MonitorServer, create_app
+from taskdaemon.pipeline.token_files import publish_token
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).parent / "taskdaemon")
@@ -311,8 +312,7 @@ async def test_another_local_user_cannot_drive_a_run(shared_home: Path, token_fi
     async with Engine(resolver=resolver, observers=[recorder]) as engine:
         auth = ApiAuth.generate() if token_file else ApiAuth.configured(TOKEN)
         path = shared_home / "api-token"
-        if token_file:
-            write_token_file(shared_home, auth.token)
+        files = publish_token(shared_home, auth.token, path.name, 9) if token_file else None
         async with serving(engine, auth=auth) as server:
             handle = await engine.start_run(parse_pipeline(PIPELINE), {})
             await recorder.approval.wait()
@@ -332,6 +332,8 @@ async def test_another_local_user_cannot_drive_a_run(shared_home: Path, token_fi
             still_waiting = str(handle.snapshot().stage_status["deploy"])
             resolved = list(recorder.resolved)
             handle.cancel()
+        if files is not None:
+            files.remove()
     found = json.loads(out or b"{}") if child.returncode == 0 else err.decode()
     expected = {
         "read": "denied" if token_file else "missing",

@@ -53,12 +53,10 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from taskdaemon.pipeline.errors import SettingsError
-from taskdaemon.pipeline.token_files import write_private
 
 __all__ = [
     "OPEN_PATHS",
@@ -69,9 +67,7 @@ __all__ = [
     "check_exposure",
     "host_name",
     "is_loopback",
-    "remove_token_file",
     "server_user",
-    "write_token_file",
 ]
 
 _log = logging.getLogger(__name__)
@@ -250,28 +246,6 @@ def _machine_names() -> frozenset[str]:
     with contextlib.suppress(OSError):
         names.add(socket.getfqdn().lower())
     return frozenset(names)
-
-
-def write_token_file(home: Path, token: str, name: str = TOKEN_FILE_NAME) -> Path:
-    """Write ``token`` to ``home/name`` (``api-token``) with mode 0600, atomically, replacing
-    what is there; returns the path. The servers use ``token_files.publish_token`` instead,
-    which never replaces another running server's file."""
-    target = home / name
-    fd, temporary = write_private(home, name, token)
-    os.close(fd)
-    try:
-        os.replace(temporary, target)
-    except OSError:
-        temporary.unlink(missing_ok=True)
-        raise
-    return target
-
-
-def remove_token_file(path: Path, token: str) -> None:
-    """Remove the token file if it still holds ``token`` (a newer server may have replaced it)."""
-    with contextlib.suppress(OSError):
-        if path.read_text().strip() == token:
-            path.unlink()
 
 
 # --- the middleware ------------------------------------------------------------------------------

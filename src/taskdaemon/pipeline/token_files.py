@@ -40,10 +40,10 @@ from pathlib import Path
 
 from taskdaemon.pipeline.private_file import make_private_dirs
 
-__all__ = ["ServerTokenFiles", "publish_token", "write_private"]
+__all__ = ["ServerTokenFiles", "publish_token"]
 
 
-def write_private(home: Path, name: str, token: str) -> tuple[int, Path]:
+def _write_private(home: Path, name: str, token: str) -> tuple[int, Path]:
     """Write ``token`` and a newline to a new file with mode 0600 under ``home`` (made private
     when missing), under a temporary name derived from ``name``; its open descriptor and path.
     The caller links or renames it into place, and closes the descriptor."""
@@ -137,7 +137,7 @@ def publish_token(home: Path, token: str, name: str, port: int) -> ServerTokenFi
     """Write ``token`` to ``home/NAME.PORT`` and, unless a live server holds it, ``home/NAME``
     (see the module docstring); the files, held until their ``remove()``. OSError when the
     file cannot be written at all."""
-    fd, temporary = write_private(home, name, token)
+    fd, temporary = _write_private(home, name, token)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new inode: nobody else holds it
         _remove_stale(home, name)
