@@ -22,6 +22,10 @@ from taskdaemon.pipeline.tracking import (
 
 __all__ = ["register"]
 
+#: The largest --keep: far past any history, and within SQLite's integers (past them, a
+#: traceback).
+MAX_KEEP = 1_000_000_000
+
 
 def register(subparsers: Any) -> None:
     """Add ``retention``."""
@@ -31,7 +35,13 @@ def register(subparsers: Any) -> None:
         description="Delete old runs from the embedded span store, per pipeline.",
     )
     ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
-    ret.add_argument("--keep", type=int, default=None, help="keep the newest N runs per pipeline")
+    ret.add_argument(
+        "--keep",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"keep the newest N runs per pipeline (0 to {MAX_KEEP})",
+    )
     ret.add_argument(
         "--vacuum",
         action="store_true",
@@ -51,8 +61,8 @@ def _retention(args: argparse.Namespace) -> int:
         max_age = parse_age(args.max_age) if args.max_age else None
     except ValueError as exc:
         return _error(f"--max-age: {exc}", 2)
-    if args.keep is not None and args.keep < 0:
-        return _error("--keep must be >= 0", 2)
+    if args.keep is not None and not 0 <= args.keep <= MAX_KEEP:
+        return _error(f"--keep must be 0 to {MAX_KEEP}", 2)
     policy = RetentionPolicy(max_age=max_age, keep=args.keep)
     if not policy.is_active and not args.vacuum:
         return _error("nothing to do: give --max-age, --keep and/or --vacuum", 2)
