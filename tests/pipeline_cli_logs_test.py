@@ -51,7 +51,7 @@ def test_follow_waits_for_the_runs_last_record_once_the_run_has_ended(
     clock = SimpleNamespace(**{**vars(time), "sleep": sleep})  # the module's time, but sleep
     monkeypatch.setattr(logs_command, "time", clock)
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
-    code = main(["logs", run_id, "--follow", "--interval", "0.01"])
+    code = main(["logs", run_id, "--follow", "--interval", "0.05"])
     last = capsys.readouterr().out.splitlines()[-1]
     assert (0, True) == (code, last.endswith(f"run {run_id} finished: success")), last
 

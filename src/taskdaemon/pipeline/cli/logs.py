@@ -26,6 +26,7 @@ import sys
 import time
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_interval_option
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -51,13 +52,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--level", type=str.lower, choices=_LEVELS, help="this level and above")
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
-    parser.add_argument(
-        "--interval",
-        type=float,
-        default=0.5,
-        metavar="SECONDS",
-        help="--follow poll interval (default 0.5)",
-    )
+    add_interval_option(parser, "the store with --follow")
     parser.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
     parser.set_defaults(func=logs_command)
 
@@ -88,8 +83,6 @@ def logs_command(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
 
-    if args.interval <= 0:
-        return _fail(2, "--interval must be positive")
     try:
         source = open_source(args.source)
     except SpanSourceError as error:

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.cli.options import add_interval_option
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 
 if TYPE_CHECKING:
@@ -40,13 +41,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
     parser.add_argument("--source", metavar="URL", help="span source URL (default: the store)")
-    parser.add_argument(
-        "--interval",
-        type=float,
-        default=0.5,
-        metavar="SECONDS",
-        help="seconds between polls of the source (default 0.5)",
-    )
+    add_interval_option(parser, "the span source")
     parser.set_defaults(func=run_watch)
 
 
@@ -122,8 +117,6 @@ def run_watch(args: argparse.Namespace) -> int:
     """Follow the run named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
-    if not 0.05 <= args.interval <= 60:
-        return _fail(2, f"--interval must be between 0.05 and 60 seconds, not {args.interval}")
     url = args.source
     if url is None:
         from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
