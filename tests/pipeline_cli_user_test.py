@@ -4,12 +4,13 @@ in one line with the exit code its kind of mistake has everywhere (docs/architec
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 
 import pytest
 
-from taskdaemon.pipeline.cli import main
+from taskdaemon.pipeline.cli import build_parser, main
 
 
 def test_retention_keep_past_sqlite_integers_is_one_line(
@@ -46,3 +47,52 @@ def test_interval_reads_the_same_in_logs_and_watch(capsys: pytest.CaptureFixture
         text = " ".join(capsys.readouterr().out.split())
         helps.append(re.findall(r"--interval SECONDS seconds between polls [^(]*(\(.*?\))", text))
     assert helps == [["(default 0.5; 0.05 to 60)"]] * 2
+
+
+def _declared(command: str, option: str) -> tuple[object, ...]:
+    """What ``taskdaemon COMMAND`` declares of ``option``: names, help, default, metavar,
+    type, choices."""
+    parser = build_parser()
+    for word in command.split():
+        parser = next(
+            action.choices[word]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+        )
+    action = next(action for action in parser._actions if option in action.option_strings)
+    return (
+        tuple(action.option_strings),
+        action.help,
+        repr(action.default),
+        action.metavar,
+        action.type,
+        action.choices,
+    )
+
+
+@pytest.mark.parametrize("option", ["--input", "--input-file"])
+def test_request_options_read_the_same_in_every_command(option: str) -> None:
+    """``run``, ``debug``, ``serve`` and ``replay`` take a run's request alike: ``debug``'s
+    ``--input`` said only "a request field", ``serve`` and ``replay`` had no ``--input-file``."""
+    declared = {command: _declared(command, option) for command in _REQUEST_COMMANDS}
+    assert len(set(declared.values())) == 1, declared
+
+
+_REQUEST_COMMANDS = ("run", "debug", "serve", "replay")
+
+
+@pytest.mark.parametrize("command", ["run", "debug", "replay"])
+def test_input_file_that_is_a_directory_or_empty_is_one_line(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--input-file ""`` read the current directory ("--input-file : Is a directory")."""
+    first = "abcd" if command == "replay" else str(tmp_path / "p.yaml")
+    codes, errors = [], []
+    for path in ("", str(tmp_path)):
+        codes.append(main([command, first, "--input-file", path]))
+        errors.append(capsys.readouterr().err)
+    assert codes == [2, 2]
+    assert errors == [
+        f"taskdaemon {command}: --input-file: an empty path\n",
+        f"taskdaemon {command}: --input-file {tmp_path}: Is a directory\n",
+    ]

@@ -43,6 +43,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     check_approvals,
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
+from taskdaemon.pipeline.cli.options import add_input_options
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
 
@@ -76,10 +77,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("words", nargs="+", metavar="FILE | attach|continue|step|skip RUN [STAGE]")
     add_break_options(parser)
-    parser.add_argument(
-        "--input", "-i", action="append", default=[], metavar="KEY=VALUE", help="a request field"
-    )
-    parser.add_argument("--input-file", metavar="FILE", help="request fields from a mapping")
+    add_input_options(parser)
     add_approval_options(parser)
     parser.add_argument("--workspace", metavar="DIR", help="as for taskdaemon run")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")

@@ -21,6 +21,8 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
     """
     request: dict[str, Any] = {}
     if input_file is not None:
+        if not input_file.strip():  # Path("") is the current directory: "Is a directory"
+            raise ValueError("--input-file: an empty path")
         try:
             text = Path(input_file).read_text(encoding="utf-8")
         except OSError as error:

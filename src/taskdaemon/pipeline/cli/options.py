@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["INTERVAL_RANGE", "add_interval_option", "poll_interval"]
+__all__ = ["INTERVAL_RANGE", "add_input_options", "add_interval_option", "poll_interval"]
 
 #: ``--interval`` bounds, in seconds: polls faster than 20 a second load the span source (a
 #: remote one too) for nothing a reader can see; slower than a minute, a follower looks hung.
@@ -38,4 +38,23 @@ def add_interval_option(parser: argparse.ArgumentParser, polled: str) -> None:
         default=0.5,
         metavar="SECONDS",
         help=f"seconds between polls of {polled} (default 0.5; {low:g} to {high:g})",
+    )
+
+
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """``--input KEY=VALUE`` (repeatable) and ``--input-file FILE``: the request of a run
+    (``run``, ``debug``, ``serve``, ``replay``; ``cli/inputs.py`` reads them)."""
+    parser.add_argument(
+        "--input",
+        "-i",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a request field; VALUE is JSON when it parses, else text "
+        "(-i goal='ship it', -i n=3, -i tags='[\"a\"]'); repeatable",
+    )
+    parser.add_argument(
+        "--input-file",
+        metavar="FILE",
+        help="request fields from a JSON or YAML mapping; --input fields go on top",
     )

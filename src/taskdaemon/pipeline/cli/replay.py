@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_input_options
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -88,10 +89,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="the divergence report as JSON")
     parser.add_argument("--dry-run", action="store_true", help="say what would run; run nothing")
     parser.add_argument("--use-file", action="store_true", help="run FILE even if it differs")
-    parser.add_argument(
-        "--input", "-i", action="append", default=[], metavar="KEY=VALUE",
-        help="supply a request field (VALUE is JSON when it parses); repeatable",
-    )  # fmt: skip
+    add_input_options(parser)
     parser.add_argument(
         "--stage-output", action="append", default=[], metavar="STAGE=FILE.json",
         help="supply a fed stage's outputs; repeatable",
@@ -119,7 +117,7 @@ def replay_command(args: argparse.Namespace) -> int:
     if args.step:
         return _step(args)
     try:
-        inputs = parse_inputs(args.input)
+        inputs = parse_inputs(args.input, args.input_file)
         stage_outputs = dict(load_stage_output(spec) for spec in args.stage_output)
     except ValueError as error:
         return _fail(2, str(error))

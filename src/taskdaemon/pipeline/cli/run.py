@@ -59,6 +59,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
 )
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
+from taskdaemon.pipeline.cli.options import add_input_options
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
@@ -127,17 +128,7 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="pipeline file (.yaml, .yml, .json, .toml)")
-    parser.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a request field (VALUE is JSON when it parses, else text); repeatable",
-    )
-    parser.add_argument(
-        "--input-file", metavar="FILE", help="request fields from a JSON or YAML mapping"
-    )
+    add_input_options(parser)
     add_approval_options(parser)
     parser.add_argument(
         "--workspace",

@@ -46,6 +46,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
+from taskdaemon.pipeline.cli.options import add_input_options
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
@@ -101,14 +102,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--auto-approve", action="store_true", help="grant every approval when it is asked for"
     )
-    parser.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a request field of every run (VALUE is JSON when it parses); repeatable",
-    )
+    add_input_options(parser)
     add_log_level_option(parser)
     parser.set_defaults(func=serve_command)
 
@@ -156,7 +150,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
         configure_logging(settings)
         try:
-            request = parse_inputs(args.input)
+            request = parse_inputs(args.input, args.input_file)
             pipeline = load_pipeline(args.pipeline)
         except (ValueError, ConfigError) as error:
             _log.error("%s", error)
