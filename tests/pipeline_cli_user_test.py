@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from taskdaemon.pipeline.cli import build_parser, main
+from taskdaemon.pipeline.cli.options import span_source
+from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE
 
 
 def test_retention_keep_past_sqlite_integers_is_one_line(
@@ -96,3 +98,51 @@ def test_input_file_that_is_a_directory_or_empty_is_one_line(
         f"taskdaemon {command}: --input-file: an empty path\n",
         f"taskdaemon {command}: --input-file {tmp_path}: Is a directory\n",
     ]
+
+
+#: Every (sub-)command that reads a span source.
+_SOURCE_COMMANDS = {
+    "dag": ["--run", "abcd"],
+    "dump": ["abcd"],
+    "logs": ["abcd"],
+    "replay": ["abcd"],
+    "report": [],
+    "retention": ["--keep", "1"],
+    "runs list": [],
+    "runs show": ["abcd"],
+    "ui": [],
+    "watch": ["abcd"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(_SOURCE_COMMANDS))
+def test_unknown_source_scheme_is_a_usage_error_in_every_command(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--source ftp://...`` exited 1 from ``dag``, ``dump``, ``watch`` and ``report``, 2
+    from ``runs``, ``logs`` and ``ui`` (after starting its logging); now 2 everywhere, in one
+    wording that names the scheme but not the URL (which may hold credentials)."""
+    argv = [*command.split(), *_SOURCE_COMMANDS[command], "--source", "ftp://me:pw@host/x"]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.splitlines()[-1] == (
+        f"taskdaemon {command}: error: argument --source: unknown span source scheme 'ftp': "
+        "use sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, "
+        "otlp-json:///PATH or dump:///PATH.tar.gz"
+    )
+    assert "pw" not in err
+
+
+@pytest.mark.parametrize("command", sorted(_SOURCE_COMMANDS))
+def test_source_reads_the_same_in_every_command(command: str) -> None:
+    """One ``--source``: its metavar, type and help (the embedded store's commands name
+    ``sqlite:///PATH`` alone)."""
+    names, text, _, metavar, kind, _ = _declared(command, "--source")
+    assert (names, metavar, kind) == (("--source",), "URL", span_source)
+    forms = "sqlite:///PATH" if command in ("logs", "retention") else SPAN_SOURCE_USAGE
+    assert text == (
+        f"span source: {forms} (default TASKDAEMON_SPAN_SOURCE, else the embedded store, "
+        "$TASKDAEMON_HOME/spans.db)"
+    )

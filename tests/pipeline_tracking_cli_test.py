@@ -202,8 +202,10 @@ def test_retention_on_a_damaged_store_names_the_damage_only(
 
 
 def test_bad_source_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
-    """An unknown source scheme is a usage error."""
-    assert main(["runs", "list", "--source", "nope://x"]) == 2
+    """An unknown source scheme is a usage error, told while the arguments are parsed."""
+    with pytest.raises(SystemExit) as exited:
+        main(["runs", "list", "--source", "nope://x"])
+    assert exited.value.code == 2
     assert "unknown span source" in capsys.readouterr().err
 
 

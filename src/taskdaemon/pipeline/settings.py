@@ -88,13 +88,18 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
+from taskdaemon.pipeline.span_source_forms import (
+    SPAN_SOURCE_SCHEMES,
+    SPAN_SOURCE_USAGE,
+    unknown_scheme,
+)
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -394,26 +399,6 @@ def _grafana(value: Any) -> str | None:
     return text
 
 
-#: The span source URL schemes ``tracking.sources.open_source`` opens (``tracking.source_urls``
-#: gives them to the sources): kept here, where every command already is, so that checking
-#: ``TASKDAEMON_SPAN_SOURCE`` imports nothing more.
-SPAN_SOURCE_SCHEMES: Final = (
-    "sqlite",
-    "tempo+http",
-    "tempo+https",
-    "jaeger+http",
-    "jaeger+https",
-    "otlp-json",
-    "dump",
-)
-
-#: The accepted forms, as errors name them.
-SPAN_SOURCE_USAGE: Final = (
-    "sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, otlp-json:///PATH or "
-    "dump:///PATH.tar.gz"
-)
-
-
 def _span_source(value: Any) -> str | None:
     """A span source URL whose scheme is known (the rest is checked where it is opened): a
     typo such as ``ftp://`` would otherwise only show when a command reads the source, and
@@ -421,8 +406,7 @@ def _span_source(value: Any) -> str | None:
     text = _text(value).strip()
     if not text:
         return None
-    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-    if scheme not in SPAN_SOURCE_SCHEMES:
+    if unknown_scheme(text):
         raise ValueError(f"must be {SPAN_SOURCE_USAGE}")
     return text
 

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_source_option
 from taskdaemon.pipeline.cli.output_file import write_atomically, write_output
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
@@ -44,7 +45,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("file", nargs="?", help="pipeline file (.yaml, .yml, .json, .toml)")
     parser.add_argument("--run", metavar="RUN_ID", help="overlay this run, rebuilt from spans")
-    parser.add_argument("--source", metavar="URL", help="span source URL for --run")
+    add_source_option(parser)
     parser.add_argument(
         "--at", metavar="T", help="with --run: the run as it stood T after its start (12.5s)"
     )

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_source_option
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 
 __all__ = ["register"]
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="the archive to write, or a directory to write it in"
     )
-    parser.add_argument("--source", metavar="URL", help="span source for a run not served here")
+    add_source_option(parser)
     parser.set_defaults(func=dump_command)
 
 

@@ -26,7 +26,7 @@ import sys
 import time
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_interval_option
+from taskdaemon.pipeline.cli.options import add_interval_option, add_source_option
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     add_interval_option(parser, "the store with --follow")
-    parser.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
+    add_source_option(parser, embedded_only=True)
     parser.set_defaults(func=logs_command)
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["INTERVAL_RANGE", "add_input_options", "add_interval_option", "poll_interval"]
+from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
+
+__all__ = [
+    "INTERVAL_RANGE",
+    "add_input_options",
+    "add_interval_option",
+    "add_source_option",
+    "poll_interval",
+    "span_source",
+]
 
 #: ``--interval`` bounds, in seconds: polls faster than 20 a second load the span source (a
 #: remote one too) for nothing a reader can see; slower than a minute, a follower looks hung.
@@ -57,4 +66,30 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
         "--input-file",
         metavar="FILE",
         help="request fields from a JSON or YAML mapping; --input fields go on top",
+    )
+
+
+def span_source(text: str) -> str:
+    """``--source``'s value, stripped, its scheme known (argparse type): an unknown one is a
+    usage error in every command, before anything is opened. The rest of the URL is checked
+    where it is opened. Empty: the default source. The error names the scheme only: a URL may
+    carry credentials."""
+    url = text.strip()
+    if url and unknown_scheme(url):
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        what = f"unknown span source scheme {scheme[:40]!r}" if scheme else "no scheme"
+        raise argparse.ArgumentTypeError(f"{what}: use {SPAN_SOURCE_USAGE}")
+    return url
+
+
+def add_source_option(parser: argparse.ArgumentParser, *, embedded_only: bool = False) -> None:
+    """``--source URL``: the span source a command reads (``embedded_only``: a command that
+    reads the embedded store alone, ``logs`` and ``retention``)."""
+    forms = "sqlite:///PATH" if embedded_only else SPAN_SOURCE_USAGE
+    parser.add_argument(
+        "--source",
+        type=span_source,
+        metavar="URL",
+        help=f"span source: {forms} (default TASKDAEMON_SPAN_SOURCE, else the embedded "
+        "store, $TASKDAEMON_HOME/spans.db)",
     )

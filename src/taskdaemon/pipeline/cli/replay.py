@@ -34,7 +34,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_input_options
+from taskdaemon.pipeline.cli.options import add_input_options, add_source_option
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -81,9 +81,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run_id", metavar="RUN", help="the recorded run's id")
     parser.add_argument("file", metavar="FILE", nargs="?", help="a definition file to run")
-    parser.add_argument(
-        "--source", metavar="URL", help="span source (default TASKDAEMON_SPAN_SOURCE)"
-    )
+    add_source_option(parser)
     parser.add_argument("--from", dest="from_stage", metavar="STAGE", help="run from this stage")
     parser.add_argument("--verify", action="store_true", help="compare with the record; exit 3")
     parser.add_argument("--json", action="store_true", help="the divergence report as JSON")

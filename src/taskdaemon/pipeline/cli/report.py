@@ -22,6 +22,7 @@ import sys
 import time
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_source_option
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -46,7 +47,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--until", help="runs started before: an age or ISO time (default now)")
     parser.add_argument("--format", "-f", choices=_FORMATS, default="table")
-    parser.add_argument("--source", metavar="URL", help="span source URL (default: the store)")
+    add_source_option(parser)
     parser.add_argument(
         "--limit",
         type=int,

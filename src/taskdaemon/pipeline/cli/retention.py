@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_source_option
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -47,7 +48,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="then compact the whole file (VACUUM; writers wait while it runs)",
     )
-    ret.add_argument("--source", help="sqlite:///PATH (default TASKDAEMON_SPAN_SOURCE)")
+    add_source_option(ret, embedded_only=True)
     ret.set_defaults(func=_retention)
 
 

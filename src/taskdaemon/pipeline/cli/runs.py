@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_source_option
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -52,7 +53,7 @@ def register(subparsers: Any) -> None:
         "--limit", type=int, default=20, help=f"at most N runs (default 20, at most {MAX_LIST})"
     )
     list_p.add_argument("--json", action="store_true", help="JSON instead of a table")
-    list_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
+    add_source_option(list_p)
     list_p.set_defaults(func=_list)
 
     show_p = runs_sub.add_parser(
@@ -69,7 +70,7 @@ def register(subparsers: Any) -> None:
         help="the run id (= trace id, 32 hex); in the embedded store also a unique prefix",
     )
     show_p.add_argument("--json", action="store_true", help="JSON instead of a table")
-    show_p.add_argument("--source", help="span source URL (default TASKDAEMON_SPAN_SOURCE)")
+    add_source_option(show_p)
     show_p.add_argument(
         "--at", metavar="T", help="the run as it stood T after its start (12.5s, 1m30s)"
     )

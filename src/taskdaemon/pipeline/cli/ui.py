@@ -29,6 +29,7 @@ import logging
 import signal
 from typing import Any
 
+from taskdaemon.pipeline.cli.options import add_source_option
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import load_settings
 
@@ -48,9 +49,7 @@ def register(subparsers: Any) -> None:
         description="Serve the runs and run pages, live, read-only, over a span source, until "
         "SIGINT or SIGTERM.",
     )
-    parser.add_argument(
-        "--source", metavar="URL", help="span source (default TASKDAEMON_SPAN_SOURCE or the store)"
-    )
+    add_source_option(parser)
     parser.add_argument("--host", help="address to bind (default TASKDAEMON_METRICS_HOST)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"

@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.cli.options import add_interval_option
+from taskdaemon.pipeline.cli.options import add_interval_option, add_source_option
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
         "per change otherwise. Ends when the run does: exit 0 if it succeeded, else 1.",
     )
     parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
-    parser.add_argument("--source", metavar="URL", help="span source URL (default: the store)")
+    add_source_option(parser)
     add_interval_option(parser, "the span source")
     parser.set_defaults(func=run_watch)
 

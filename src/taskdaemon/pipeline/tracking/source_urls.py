@@ -3,7 +3,7 @@
 The one place a source URL is cut into its parts, for the sources (``sources.open_source``),
 for the writers of the embedded store, and for the readers of run logs (the web page's stage
 panel, the replay prompt's ``logs STAGE``). No source is opened here. The schemes a source may
-have are ``settings.SPAN_SOURCE_SCHEMES``.
+have are ``span_source_forms.SPAN_SOURCE_SCHEMES``.
 
 File paths follow SQLAlchemy's convention: ``sqlite:///rel/path`` is relative to the working
 directory, ``sqlite:////abs/path`` absolute; ``otlp-json://`` and ``dump://`` take the path as
