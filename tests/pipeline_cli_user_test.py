@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.cli.options import span_source
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE
@@ -72,15 +73,27 @@ def _declared(command: str, option: str) -> tuple[object, ...]:
     )
 
 
-@pytest.mark.parametrize("option", ["--input", "--input-file"])
-def test_request_options_read_the_same_in_every_command(option: str) -> None:
-    """``run``, ``debug``, ``serve`` and ``replay`` take a run's request alike: ``debug``'s
-    ``--input`` said only "a request field", ``serve`` and ``replay`` had no ``--input-file``."""
-    declared = {command: _declared(command, option) for command in _REQUEST_COMMANDS}
+#: Options several commands declare, and the commands: each must read the same in all.
+_TWINS = {
+    "--input": ("run", "debug", "serve", "replay"),
+    "--input-file": ("run", "debug", "serve", "replay"),
+    "--workspace": ("run", "debug"),
+    "--approve": ("run", "debug"),
+    "--auto-approve": ("run", "debug", "serve"),
+    "--break": ("run", "debug"),
+    "--break-on-failure": ("run", "debug"),
+    "--log-level": ("run", "serve"),
+    "--interval": ("logs", "watch"),
+}
+
+
+@pytest.mark.parametrize("option", sorted(_TWINS))
+def test_options_declared_twice_read_the_same_in_every_command(option: str) -> None:
+    """One definition each (``cli/options.py`` and its siblings): ``debug``'s ``--input`` said
+    only "a request field", its ``--workspace`` "as for taskdaemon run"; ``serve`` and
+    ``replay`` had no ``--input-file``."""
+    declared = {command: _declared(command, option) for command in _TWINS[option]}
     assert len(set(declared.values())) == 1, declared
-
-
-_REQUEST_COMMANDS = ("run", "debug", "serve", "replay")
 
 
 @pytest.mark.parametrize("command", ["run", "debug", "replay"])
@@ -146,3 +159,31 @@ def test_source_reads_the_same_in_every_command(command: str) -> None:
         f"span source: {forms} (default TASKDAEMON_SPAN_SOURCE, else the embedded store, "
         "$TASKDAEMON_HOME/spans.db)"
     )
+
+
+_ONE_STAGE = """\
+name: one
+loops:
+  noop: {command: "true"}
+stages:
+  - name: a
+    loop: noop
+    triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_workspace_that_cannot_be_made_reads_the_same_in_run_and_debug(
+    tmp_path: Path,
+) -> None:
+    """``debug FILE --workspace /dev/null`` said ``PipelineError: cannot create ...`` and
+    exited 1 where ``run`` says ``cannot create ...`` and exits 2 (both: a bad argument)."""
+    pipeline = write(tmp_path / "one.yaml", _ONE_STAGE)
+    answers = [
+        taskdaemon(tmp_path / "home", command, str(pipeline), "--workspace", "/dev/null", "-q")
+        for command in ("run", "debug")
+    ]
+    assert [(done.returncode, re.sub(r"[0-9a-f]{32}", "RUN", done.stderr)) for done in answers] == [
+        (2, f"taskdaemon {command}: cannot create the workspace /dev/null/RUN: File exists\n")
+        for command in ("run", "debug")
+    ]

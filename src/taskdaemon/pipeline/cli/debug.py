@@ -43,7 +43,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     check_approvals,
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
-from taskdaemon.pipeline.cli.options import add_input_options
+from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
 
@@ -79,7 +79,7 @@ def register(subparsers: Any) -> None:
     add_break_options(parser)
     add_input_options(parser)
     add_approval_options(parser)
-    parser.add_argument("--workspace", metavar="DIR", help="as for taskdaemon run")
+    add_workspace_option(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=debug_command)
 
@@ -299,7 +299,11 @@ class _RunThread(threading.Thread):
             async with engine:
                 session = engine.with_debug(True)
                 apply_breakpoints(session, self._pipeline, args, self._env)
-                handle = await engine.start_run(self._pipeline, self._request, started_by="cli")
+                try:
+                    handle = await engine.start_run(self._pipeline, self._request, started_by="cli")
+                except PipelineError as error:  # its workspace cannot be made, as run says
+                    self.code, self.error = EXIT_INVALID, str(error)
+                    return
                 self._loop, self._handle = asyncio.get_running_loop(), handle
                 approvals.attach(handle)
                 from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415

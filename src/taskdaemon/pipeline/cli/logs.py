@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--level", type=str.lower, choices=_LEVELS, help="this level and above")
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
-    add_interval_option(parser, "the store with --follow")
+    add_interval_option(parser)
     add_source_option(parser, embedded_only=True)
     parser.set_defaults(func=logs_command)
 

@@ -17,6 +17,7 @@ __all__ = [
     "add_input_options",
     "add_interval_option",
     "add_source_option",
+    "add_workspace_option",
     "poll_interval",
     "span_source",
 ]
@@ -38,15 +39,16 @@ def poll_interval(text: str) -> float:
     return seconds
 
 
-def add_interval_option(parser: argparse.ArgumentParser, polled: str) -> None:
-    """``--interval SECONDS``: how often the command polls ``polled`` (``logs``, ``watch``)."""
+def add_interval_option(parser: argparse.ArgumentParser) -> None:
+    """``--interval SECONDS``: how often a follower polls the span source (``logs --follow``,
+    ``watch``)."""
     low, high = INTERVAL_RANGE
     parser.add_argument(
         "--interval",
         type=poll_interval,
         default=0.5,
         metavar="SECONDS",
-        help=f"seconds between polls of {polled} (default 0.5; {low:g} to {high:g})",
+        help=f"seconds between polls of the span source (default 0.5; {low:g} to {high:g})",
     )
 
 
@@ -92,4 +94,13 @@ def add_source_option(parser: argparse.ArgumentParser, *, embedded_only: bool = 
         metavar="URL",
         help=f"span source: {forms} (default TASKDAEMON_SPAN_SOURCE, else the embedded "
         "store, $TASKDAEMON_HOME/spans.db)",
+    )
+
+
+def add_workspace_option(parser: argparse.ArgumentParser) -> None:
+    """``--workspace DIR``: where a run's working directory is made (``run``, ``debug``)."""
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="each run works in DIR/<run_id> (default: $TASKDAEMON_HOME/workspaces)",
     )

@@ -59,7 +59,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
 )
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
-from taskdaemon.pipeline.cli.options import add_input_options
+from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
@@ -130,11 +130,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("file", metavar="FILE", help="pipeline file (.yaml, .yml, .json, .toml)")
     add_input_options(parser)
     add_approval_options(parser)
-    parser.add_argument(
-        "--workspace",
-        metavar="DIR",
-        help="each run works in DIR/<run_id> (default: $TASKDAEMON_HOME/workspaces)",
-    )
+    add_workspace_option(parser)
     parser.add_argument(
         "--quiet",
         "-q",

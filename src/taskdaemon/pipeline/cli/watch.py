@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
     add_source_option(parser)
-    add_interval_option(parser, "the span source")
+    add_interval_option(parser)
     parser.set_defaults(func=run_watch)
 
 
