@@ -293,7 +293,8 @@ def test_one_shot_debug_commands_resume_or_refuse_in_one_line(
     home: Path, served: subprocess.Popen[str]
 ) -> None:
     """``debug retry RUN`` on a stage paused before it starts is refused (exit 1, one line);
-    ``debug continue RUN b`` resumes it; an unknown run is one line too."""
+    ``debug continue RUN b`` resumes it; an unknown run is one line too, exit 3 as from
+    ``approve``."""
     run_id = _paused_run_id(served)
     refused = debug(home, "skip", run_id, "c")
     assert refused.returncode == 1
@@ -302,7 +303,7 @@ def test_one_shot_debug_commands_resume_or_refuse_in_one_line(
     assert resumed.returncode == 0, resumed.stderr
     served.communicate(timeout=60)
     missing = debug(home, "step", "f" * 32)
-    assert missing.returncode == 1
+    assert missing.returncode == 3
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
@@ -399,14 +400,14 @@ def test_set_takes_a_json_object_with_quoted_keys_as_typed(home: Path, pipeline_
 @pytest.mark.slow
 def test_attach_to_a_garbage_run_id_is_one_line_and_reaches_no_socket(home: Path) -> None:
     """``debug attach`` of an id that is a path (``../x``, naming a socket outside the control
-    directory) or too long for a file name is refused in one line, exit 1 (a long one was an
-    ``OSError`` traceback, a path was followed)."""
+    directory) or too long for a file name is refused in one line, exit 3 as from approve (a
+    long one was an ``OSError`` traceback, a path was followed)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as elsewhere:
         elsewhere.bind(str(home / "x.sock"))  # where control/../x.sock leads
         answers = [debug(home, "attach", run_id) for run_id in ("../x", "a" * 300)]
     assert [
-        (1, ["taskdaemon debug: not a run id: '../x'"]),
-        (1, ["taskdaemon debug: not a run id: '" + "a" * 79 + "…'"]),
+        (3, ["taskdaemon debug: not a run id: '../x'"]),
+        (3, ["taskdaemon debug: not a run id: '" + "a" * 79 + "…'"]),
     ] == [
         (done.returncode, [line.split(" (a run id")[0] for line in done.stderr.splitlines()])
         for done in answers
@@ -424,7 +425,7 @@ NO_DAC_OVERRIDE = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search"
 def test_attach_to_another_users_socket_is_one_line(home: Path) -> None:
     """A run whose socket belongs to another user, attached without the power to override
     file modes (root without CAP_DAC_OVERRIDE, as any other user is), is one line naming the
-    refusal, exit 1 (it was a ``PermissionError`` traceback)."""
+    refusal, exit 3 as from ``approve`` (it was a ``PermissionError`` traceback)."""
     control = home / "control"
     control.mkdir(mode=0o700)
     run_id = "f" * 32
@@ -443,7 +444,7 @@ def test_attach_to_another_users_socket_is_one_line(home: Path) -> None:
             check=False,
         )
     expected = f"taskdaemon debug: cannot reach run '{run_id}' at {control}/{run_id}.sock: "
-    assert (1, [expected + "Permission denied"]) == (done.returncode, done.stderr.splitlines())
+    assert (3, [expected + "Permission denied"]) == (done.returncode, done.stderr.splitlines())
 
 
 def _served_run_id(home: Path, process: subprocess.Popen[str], timeout: float = 30.0) -> str:

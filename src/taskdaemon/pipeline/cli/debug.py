@@ -21,7 +21,8 @@
   serves (a prefix of the id is enough); leaving it (end of input) deletes the breakpoints set
   from it and resumes the run, unless another prompt is attached (the run is left to it).
   ``debug continue|step|skip RUN [STAGE]`` does one thing and exits (0 done, 1 refused, with
-  the one-line reason).
+  the one-line reason). A run that is not in progress here (or an id that cannot be one) is
+  exit 3, as for ``approve``, ``publish``, ``cancel`` and ``status``.
 * A file called like a sub-action (``attach``…) is named ``./attach``.
 """
 
@@ -44,12 +45,19 @@ from taskdaemon.pipeline.cli.approval_policy import (
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option
-from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
+from taskdaemon.pipeline.errors import (
+    ConfigError,
+    PipelineError,
+    RunNotFoundError,
+    SettingsError,
+)
 from taskdaemon.pipeline.event_loop import run as run_loop
 
 __all__ = ["register"]
 
 EXIT_SUCCESS, EXIT_FAILURE, EXIT_INVALID, EXIT_SIGINT = 0, 1, 2, 130
+#: No such run in progress: ``approve``'s code for the same answer of the control socket.
+EXIT_NO_RUN = 3
 _ACTIONS = ("attach", "continue", "step", "skip")
 
 
@@ -151,7 +159,9 @@ def _remote(words: Sequence[str]) -> int:
                 "by": f"cli debug {action}",
             }
         )
-    except PipelineError as exc:  # RunNotFoundError too
+    except RunNotFoundError as exc:
+        return _fail(EXIT_NO_RUN, str(exc))
+    except PipelineError as exc:
         return _fail(EXIT_FAILURE, str(exc))
     except KeyboardInterrupt:
         return EXIT_SIGINT
