@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,48 @@ def test_a_workspace_that_cannot_be_made_reads_the_same_in_run_and_debug(
         (2, f"taskdaemon {command}: cannot create the workspace /dev/null/RUN: File exists\n")
         for command in ("run", "debug")
     ]
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+#: Sources that cannot answer (1) and URLs that name no source (2), for every reader.
+_SOURCE_FAULTS = {
+    "tempo+http://127.0.0.1:{port}": 1,
+    "sqlite:///{tmp}/absent/spans.db": 1,
+    "sqlite:///{tmp}/damaged.db": 1,
+    "tempo+http://127.0.0.1:99999": 2,
+    "sqlite://relative": 2,
+}
+
+
+@pytest.mark.parametrize("command", sorted(set(_SOURCE_COMMANDS) - {"ui"}))
+def test_a_source_that_cannot_answer_is_exit_1_and_a_bad_url_exit_2_everywhere(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unreachable Tempo exited 2 from ``runs`` and 1 from ``report``; a damaged store 2
+    from ``runs``, ``logs`` and ``retention`` and 1 from ``dag``, ``dump``, ``watch``; a port
+    out of range 1 from ``dag`` and 2 from ``runs``. Now: a source that cannot answer
+    (unreachable, missing, damaged) is 1, a URL that names no source 2, each in one line."""
+    (tmp_path / "damaged.db").write_bytes(b"not a database" * 512)
+    port = _closed_port()
+    run_id = "abcd" + "0" * 28  # a whole id: remote sources take no prefix
+    args = [run_id if word == "abcd" else word for word in _SOURCE_COMMANDS[command]]
+    codes = {}
+    for pattern in _SOURCE_FAULTS:
+        url = pattern.format(port=port, tmp=tmp_path)
+        if command in ("logs", "retention") and not url.startswith("sqlite"):
+            continue  # the embedded store's commands refuse any other source first
+        codes[pattern] = main([*command.split(), *args, "--source", url])
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1, err
+        assert "Traceback" not in err
+    assert codes == {
+        pattern: code
+        for pattern, code in _SOURCE_FAULTS.items()
+        if command not in ("logs", "retention") or pattern.startswith("sqlite")
+    }

@@ -193,10 +193,10 @@ def test_retention_on_a_damaged_store_names_the_damage_only(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """retention on an embedded store that is not a database says so, without claiming the
-    store is not the embedded one."""
+    store is not the embedded one: exit 1, a source that cannot answer, as in every reader."""
     db = tmp_path / "spans.db"
     db.write_bytes(b"not a database" * 512)
-    assert main(["retention", "--keep", "1", "--source", f"sqlite:///{db}"]) == 2
+    assert main(["retention", "--keep", "1", "--source", f"sqlite:///{db}"]) == 1
     expected = f"taskdaemon: {db}: cannot open span store: file is not a database\n"
     assert expected == capsys.readouterr().err
 

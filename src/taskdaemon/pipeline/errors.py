@@ -22,6 +22,7 @@ __all__ = [
     "RunNotFoundError",
     "SettingsError",
     "SpanSourceError",
+    "SpanSourceURLError",
     "StageFailedError",
     "StageTimeoutError",
     "TaskdaemonError",
@@ -99,6 +100,11 @@ class InvalidTransitionError(PipelineError):
 class SpanSourceError(TaskdaemonError):
     """Raised when a span source cannot answer: backend unreachable, HTTP error, malformed body,
     unreadable file, or an unknown source URL."""
+
+
+class SpanSourceURLError(SpanSourceError):
+    """A span source URL that names no source: an unknown scheme, no host, a bad port, no
+    path. The command line's mistake (exit 2), where a source that cannot answer is exit 1."""
 
 
 class ExpressionError(TaskdaemonError):

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import write_atomically, write_output
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
@@ -119,7 +119,7 @@ def run_dag(args: argparse.Namespace) -> int:
     except (ConfigError, SettingsError, ValueError) as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(1, str(exc))
+        return _fail(source_exit_code(exc), str(exc))
     except OSError as exc:
         return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
     except KeyboardInterrupt:

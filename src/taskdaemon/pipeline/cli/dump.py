@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 
 __all__ = ["register"]
@@ -40,9 +40,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=dump_command)
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = 1) -> int:
     print(f"taskdaemon dump: {message}", file=sys.stderr, flush=True)
-    return 1
+    return code
 
 
 def dump_command(args: argparse.Namespace) -> int:
@@ -97,7 +97,9 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
             logs=logs,
             logs_note=logs_note,
         )
-    except (PipelineError, SpanSourceError, ValueError, OSError) as exc:
+    except SpanSourceError as exc:
+        return _fail(str(exc).splitlines()[0], source_exit_code(exc))
+    except (PipelineError, ValueError, OSError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     print(written.absolute(), flush=True)
     return 0

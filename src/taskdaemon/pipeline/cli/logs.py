@@ -13,8 +13,8 @@ written last). Text lines read ``time LEVEL stage.instance.attempt [stream] mess
 control characters escaped; ``--json`` prints one object a line with every id (``run_id``,
 ``pipeline``, ``stage``, ``instance``, ``attempt``, ``trace_id``, ``span_id``) and field.
 
-Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found, 2 bad arguments or an unusable
-span source, 130 interrupted.
+Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found or the store cannot answer, 2 bad
+arguments (a source other than the embedded store too), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ import sys
 import time
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_interval_option, add_source_option
+from taskdaemon.pipeline.cli.options import (
+    add_interval_option,
+    add_source_option,
+    source_exit_code,
+)
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -86,7 +90,7 @@ def logs_command(args: argparse.Namespace) -> int:
     try:
         source = open_source(args.source)
     except SpanSourceError as error:
-        return _fail(2, str(error))
+        return _fail(source_exit_code(error), str(error))
     try:
         if not isinstance(source, SpanStore):
             return _fail(2, "run logs are kept in the embedded store only (a sqlite:/// source)")
@@ -108,7 +112,7 @@ def logs_command(args: argparse.Namespace) -> int:
     except RunNotFoundError as error:
         return _fail(1, str(error))
     except (SpanSourceError, sqlite3.Error) as error:
-        return _fail(2, str(error))
+        return _fail(source_exit_code(error), str(error))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

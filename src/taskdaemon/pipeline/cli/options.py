@@ -19,6 +19,7 @@ __all__ = [
     "add_source_option",
     "add_workspace_option",
     "poll_interval",
+    "source_exit_code",
     "span_source",
 ]
 
@@ -82,6 +83,15 @@ def span_source(text: str) -> str:
         what = f"unknown span source scheme {scheme[:40]!r}" if scheme else "no scheme"
         raise argparse.ArgumentTypeError(f"{what}: use {SPAN_SOURCE_USAGE}")
     return url
+
+
+def source_exit_code(error: Exception) -> int:
+    """The exit code for a span source that cannot be used, the same in every command: 2 for a
+    URL that names no source (``SpanSourceURLError``: the command line's mistake), 1 for a
+    source that cannot answer (unreachable, missing, damaged)."""
+    from taskdaemon.pipeline.errors import SpanSourceURLError  # noqa: PLC0415 - start-up time
+
+    return 2 if isinstance(error, SpanSourceURLError) else 1
 
 
 def add_source_option(parser: argparse.ArgumentParser, *, embedded_only: bool = False) -> None:

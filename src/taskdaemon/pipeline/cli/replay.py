@@ -34,7 +34,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_input_options, add_source_option
+from taskdaemon.pipeline.cli.options import (
+    add_input_options,
+    add_source_option,
+    source_exit_code,
+)
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -139,7 +143,9 @@ def replay_command(args: argparse.Namespace) -> int:
         return 2
     except RunNotFoundError as error:
         return _fail(1, str(error))
-    except (ReplayError, SpanSourceError) as error:
+    except SpanSourceError as error:
+        return _fail(source_exit_code(error), str(error))
+    except ReplayError as error:
         return _fail(2, str(error))
     for note in plan.notes:  # a note quotes the record (who resumed a breakpoint, say)
         print(f"note: {shown(note)}", file=sys.stderr)
@@ -242,7 +248,7 @@ def _step(args: argparse.Namespace) -> int:
     except RunNotFoundError as error:
         return _fail(1, str(error))
     except SpanSourceError as error:
-        return _fail(2, str(error))
+        return _fail(source_exit_code(error), str(error))
     try:
         walk = RecordedWalk(spans)
     except ValueError as error:

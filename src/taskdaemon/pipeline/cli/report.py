@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -109,13 +109,13 @@ def run_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(1, str(exc))
+        return _fail(source_exit_code(exc), str(exc))
     try:
         text = _compute(source, args, since, until, url)
     except ImportError as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(1, str(exc))
+        return _fail(source_exit_code(exc), str(exc))
     finally:
         source.close()
     problem = write_output(text, args.output)

@@ -1,7 +1,7 @@
 """``taskdaemon retention``: delete old runs from the embedded span store, per pipeline.
 
-Exit codes: 0 ok, 2 bad arguments, a span source that is not the embedded store, or a store
-that cannot be used.
+Exit codes: 0 ok, 1 a store that cannot answer (missing, damaged), 2 bad arguments or a span
+source that is not the embedded store.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -73,7 +73,7 @@ def _retention(args: argparse.Namespace) -> int:
     try:
         source = open_source(url, retention=RetentionPolicy())
     except SpanSourceError as exc:  # the embedded store, damaged or out of reach: say which
-        return _error(str(exc), 2)
+        return _error(str(exc), source_exit_code(exc))
     try:
         if not isinstance(source, SpanStore):
             return _error("retention applies to the embedded sqlite:// store only", 2)
@@ -85,7 +85,7 @@ def _retention(args: argparse.Namespace) -> int:
             before, after = source.vacuum()
             print(f"vacuumed {source.path}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
     except SpanSourceError as exc:
-        return _error(str(exc), 2)
+        return _error(str(exc), source_exit_code(exc))
     finally:
         source.close()
     return 0

@@ -1,6 +1,7 @@
 """``taskdaemon runs list|show``: run history from stored spans.
 
-Exit codes: 0 ok, 1 the run was not found, 2 bad arguments or an unusable span source.
+Exit codes: 0 ok, 1 the run was not found or the span source cannot answer, 2 bad arguments
+(a span source URL that names no source too).
 
 ``runs list`` says on stderr when ``--limit`` cut the list (``20 of 34 runs; --limit N for
 more``), so that a pipe reads only rows.
@@ -13,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -105,7 +106,7 @@ def _list(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except SpanSourceError as exc:
-        return _error(str(exc), 2)
+        return _error(str(exc), source_exit_code(exc))
     if args.json:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
         print(json.dumps(rows, indent=2))
@@ -135,7 +136,7 @@ def _show(args: argparse.Namespace) -> int:
     except RunNotFoundError as exc:
         return _error(str(exc), 1)
     except SpanSourceError as exc:
-        return _error(str(exc), 2)
+        return _error(str(exc), source_exit_code(exc))
     if args.json:
         print(json.dumps(_run_json(run), indent=2, default=str))
     else:

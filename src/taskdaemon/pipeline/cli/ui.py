@@ -29,7 +29,7 @@ import logging
 import signal
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import load_settings
 
@@ -73,7 +73,7 @@ def ui_command(args: argparse.Namespace) -> int:
         open_source(url).close()  # a bad URL or missing file is an error now, not per page
     except SpanSourceError as error:
         _log.error("%s", error)
-        return EXIT_INVALID
+        return source_exit_code(error)
     try:
         return asyncio.run(_serve(settings, url, host, args.port))
     except OSError as error:

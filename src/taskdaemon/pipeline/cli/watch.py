@@ -21,7 +21,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.cli.options import add_interval_option, add_source_option
+from taskdaemon.pipeline.cli.options import (
+    add_interval_option,
+    add_source_option,
+    source_exit_code,
+)
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 
 if TYPE_CHECKING:
@@ -127,13 +131,13 @@ def run_watch(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(1, str(exc))
+        return _fail(source_exit_code(exc), str(exc))
     try:
         last = asyncio.run(_watch(source, args.run, args.interval))
     except KeyboardInterrupt:
         return 130
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(1, str(exc))
+        return _fail(source_exit_code(exc), str(exc))
     finally:
         source.close()
     if last is None or last.run is None:

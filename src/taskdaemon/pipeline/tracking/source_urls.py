@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.errors import SpanSourceError, SpanSourceURLError
 from taskdaemon.pipeline.frozen import frozen
 
 __all__ = [
@@ -48,10 +48,10 @@ def sqlite_path(url: str) -> Path:
     first character is ``/`` after ``sqlite://``."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
-        raise SpanSourceError(f"bad sqlite URL {_shown(url)!r}: use sqlite:///PATH")
+        raise SpanSourceURLError(f"bad sqlite URL {_shown(url)!r}: use sqlite:///PATH")
     path = rest[1:]
     if not path:
-        raise SpanSourceError(f"bad sqlite URL {_shown(url)!r}: no path")
+        raise SpanSourceURLError(f"bad sqlite URL {_shown(url)!r}: no path")
     _hint_if_meant_absolute(path)
     return Path(path)
 
@@ -84,7 +84,7 @@ def file_path(url: str) -> Path:
     ``//rel/path`` → ``rel/path``."""
     rest = url.split("://", 1)[1]
     if not rest:
-        raise SpanSourceError(f"bad {scheme_of(url)} URL {_shown(url)!r}: no path")
+        raise SpanSourceURLError(f"bad {scheme_of(url)} URL {_shown(url)!r}: no path")
     return Path(rest)
 
 

@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, SpanSourceURLError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
@@ -644,9 +644,9 @@ def open_source(
             hostname = parts.hostname
             parts.port  # noqa: B018 - raises ValueError for a port out of range
         except ValueError as exc:  # a bad port or IPv6 literal
-            raise SpanSourceError(f"bad span source URL {display_url(url)!r}: {exc}") from None
+            raise SpanSourceURLError(f"bad span source URL {display_url(url)!r}: {exc}") from None
         if not hostname:
-            raise SpanSourceError(f"bad span source URL {display_url(url)!r}: no host")
+            raise SpanSourceURLError(f"bad span source URL {display_url(url)!r}: no host")
         backend, transport = scheme.split("+")
         base = f"{transport}://{parts.netloc}{parts.path.rstrip('/')}"
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -654,4 +654,4 @@ def open_source(
             headers = {"X-Scope-OrgID": query["org"]} if "org" in query else None
             return TempoSource(base, headers=headers, **options)
         return JaegerSource(base, service=query.get("service"), **options)
-    raise SpanSourceError(f"unknown span source {display_url(url)!r}: use {SPAN_SOURCE_USAGE}")
+    raise SpanSourceURLError(f"unknown span source {display_url(url)!r}: use {SPAN_SOURCE_USAGE}")
