@@ -144,7 +144,7 @@ def test_unknown_source_scheme_is_a_usage_error_in_every_command(
     assert err.splitlines()[-1] == (
         f"taskdaemon {command}: error: argument --source: unknown span source scheme 'ftp': "
         "use sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, "
-        "otlp-json:///PATH or dump:///PATH.tar.gz"
+        f"otlp-json:///PATH or dump:///PATH.tar.gz (see taskdaemon {command} --help)"
     )
     assert "pw" not in err
 
@@ -233,3 +233,34 @@ def test_a_source_that_cannot_answer_is_exit_1_and_a_bad_url_exit_2_everywhere(
         for pattern, code in _SOURCE_FAULTS.items()
         if command not in ("logs", "retention") or pattern.startswith("sqlite")
     }
+
+
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [
+        ([], "taskdaemon"),
+        (["bogus"], "taskdaemon"),
+        (["runs"], "taskdaemon runs"),
+        (["runs", "list", "--status", "bogus"], "taskdaemon runs list"),
+        (["runs", "list", "--limit", "1.5"], "taskdaemon runs list"),
+        (["logs", "--level", "loud", "abcd"], "taskdaemon logs"),
+        (["report", "--format", "pdf"], "taskdaemon report"),
+        (["dag", "--at"], "taskdaemon dag"),
+        (["run"], "taskdaemon run"),
+        (["retention", "--keep", "many"], "taskdaemon retention"),
+        (["ui", "--source", "ftp://x"], "taskdaemon ui"),
+    ],
+)
+def test_a_usage_error_is_one_line(
+    argv: list[str], prog: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse printed the whole usage before its error: up to seven lines in 80 columns for
+    one mistake. Now the error alone, pointing at ``--help``, exit 2."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert (exited.value.code, len(err.splitlines())) == (2, 1), err
+    assert (err.startswith(f"{prog}: error: "), err.endswith(f" (see {prog} --help)\n")) == (
+        True,
+        True,
+    ), err

@@ -19,8 +19,12 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
+from typing import TYPE_CHECKING
 
 from taskdaemon import __version__
+
+if TYPE_CHECKING:  # typing's names only: --version imports nothing more
+    from typing import NoReturn
 
 __all__ = ["build_parser", "main"]
 
@@ -94,13 +98,19 @@ def _help_width() -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose formatters get their width from :func:`_help_width`.
+    """An ``ArgumentParser`` whose formatters get their width from :func:`_help_width`, and
+    whose usage errors are one line.
 
     argparse builds a formatter for every argument added (to check its metavar), and a
     formatter without a width imports ``shutil`` (with zlib, bz2 and lzma) to ask for the
     terminal's: every command paid that import. Sub-command parsers are of this class too
     (``add_subparsers`` uses the parent's class).
     """
+
+    def error(self, message: str) -> NoReturn:
+        """A usage error in one line, exit 2: argparse's own prints the whole usage first
+        (seven lines for ``runs list`` in 80 columns), and bad input gets one line here."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def _get_formatter(self) -> argparse.HelpFormatter:
         formatter: argparse.HelpFormatter = self.formatter_class(
