@@ -17,7 +17,8 @@
   ``api-token``: ``token_files``; shown as a sign-in URL on a terminal: ``cli/sign_in.py``).
   Not to the ``api-token`` files: those name servers that can control runs, which a read-only
   ``ui`` must not pass for.
-* Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the address is taken, 2 bad settings or source.
+* Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the address is taken or the span source cannot
+  answer, 2 bad settings or a source URL that names no source.
 """
 
 from __future__ import annotations
