@@ -85,6 +85,7 @@ _TWINS = {
     "--break-on-failure": ("run", "debug"),
     "--log-level": ("run", "serve"),
     "--interval": ("logs", "watch"),
+    "--host": ("serve", "ui"),
 }
 
 
@@ -264,3 +265,21 @@ def test_a_usage_error_is_one_line(
         True,
         True,
     ), err
+
+
+@pytest.mark.parametrize("value", ["-1", "65536", str(2**64), "http", ""])
+def test_port_is_checked_alike_by_serve_and_ui(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve --port -1`` was a bare line (no command named), ``ui --port -1`` a timestamped
+    log record after logging had started: the same mistake in two wordings. Now one type checks
+    both while the arguments are parsed (their defaults differ: serve's is the settings')."""
+    errors = []
+    for command in ("serve", "ui"):
+        with pytest.raises(SystemExit) as exited:
+            main([command, f"--port={value}"])
+        assert exited.value.code == 2
+        errors.append(capsys.readouterr().err.replace(command, "COMMAND"))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith("taskdaemon COMMAND: error: argument --port: ")
+    assert _declared("serve", "--port")[3:] == _declared("ui", "--port")[3:]

@@ -16,9 +16,11 @@ __all__ = [
     "INTERVAL_RANGE",
     "add_input_options",
     "add_interval_option",
+    "add_server_options",
     "add_source_option",
     "add_workspace_option",
     "poll_interval",
+    "port_number",
     "source_exit_code",
     "span_source",
 ]
@@ -113,4 +115,32 @@ def add_workspace_option(parser: argparse.ArgumentParser) -> None:
         "--workspace",
         metavar="DIR",
         help="each run works in DIR/<run_id> (default: $TASKDAEMON_HOME/workspaces)",
+    )
+
+
+def port_number(text: str) -> int:
+    """``--port``'s value: 0 (any free port) to 65535 (argparse type)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text[:40]!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, not {text[:40]}")
+    return port
+
+
+def add_server_options(parser: argparse.ArgumentParser, default_port: str) -> None:
+    """``--host HOST`` and ``--port PORT`` of a command that serves HTTP (``serve``, ``ui``);
+    ``default_port`` says where the port comes from when none is given."""
+    parser.add_argument(
+        "--host",
+        metavar="HOST",
+        help="address to bind (default TASKDAEMON_METRICS_HOST, else 127.0.0.1; beyond "
+        "loopback the API needs TASKDAEMON_API_TOKEN)",
+    )
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        metavar="PORT",
+        help=f"port to bind, 0 for any free one (default {default_port})",
     )

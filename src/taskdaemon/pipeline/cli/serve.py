@@ -46,7 +46,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
-from taskdaemon.pipeline.cli.options import add_input_options
+from taskdaemon.pipeline.cli.options import add_input_options, add_server_options
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
@@ -82,8 +82,7 @@ def register(subparsers: Any) -> None:
         "routes) until SIGINT or SIGTERM; with --pipeline, also run that pipeline at once and "
         "then every --every seconds.",
     )
-    parser.add_argument("--host", help="address to bind (default TASKDAEMON_METRICS_HOST)")
-    parser.add_argument("--port", type=int, help="port (default TASKDAEMON_METRICS_PORT)")
+    add_server_options(parser, "TASKDAEMON_METRICS_PORT, else 9090")
     parser.add_argument("--pipeline", metavar="FILE", help="a pipeline file to run repeatedly")
     parser.add_argument(
         "--every",

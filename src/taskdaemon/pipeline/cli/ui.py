@@ -30,7 +30,11 @@ import logging
 import signal
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import (
+    add_server_options,
+    add_source_option,
+    source_exit_code,
+)
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import load_settings
 
@@ -51,10 +55,7 @@ def register(subparsers: Any) -> None:
         "SIGINT or SIGTERM.",
     )
     add_source_option(parser)
-    parser.add_argument("--host", help="address to bind (default TASKDAEMON_METRICS_HOST)")
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})"
-    )
+    add_server_options(parser, str(DEFAULT_PORT))
     parser.set_defaults(func=ui_command)
 
 
@@ -66,9 +67,7 @@ def ui_command(args: argparse.Namespace) -> int:
     settings = load_settings()
     configure_logging(settings)
     host = args.host or settings.metrics_host
-    if not 0 <= args.port <= 65535:
-        _log.error("--port must be 0-65535, got %s", args.port)
-        return EXIT_INVALID
+    port = DEFAULT_PORT if args.port is None else args.port
     url = args.source or settings.span_source
     try:
         open_source(url).close()  # a bad URL or missing file is an error now, not per page
@@ -76,9 +75,9 @@ def ui_command(args: argparse.Namespace) -> int:
         _log.error("%s", error)
         return source_exit_code(error)
     try:
-        return asyncio.run(_serve(settings, url, host, args.port))
+        return asyncio.run(_serve(settings, url, host, port))
     except OSError as error:
-        _log.error("cannot serve on %s:%s: %s", host, args.port, error)
+        _log.error("cannot serve on %s:%s: %s", host, port, error)
         return EXIT_ADDRESS
 
 
