@@ -17,7 +17,7 @@ def test_a_limit_past_what_the_store_can_take_is_one_line(
     code = main(
         ["runs", "list", "--limit", "99999999999999999999", "--source", f"sqlite:///{home}/s.db"]
     )
-    expected = (2, "taskdaemon: --limit must be 1 to 1000000\n")
+    expected = (2, "taskdaemon runs list: --limit must be 1 to 1000000\n")
     assert expected == (code, capsys.readouterr().err)
 
 

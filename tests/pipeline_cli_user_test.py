@@ -23,7 +23,7 @@ def test_retention_keep_past_sqlite_integers_is_one_line(
     """``retention --keep`` past SQLite's integers was an OverflowError traceback."""
     source = f"sqlite:///{tmp_path / 'spans.db'}"
     assert main(["retention", "--keep", str(2**64), "--source", source]) == 2
-    assert capsys.readouterr().err == "taskdaemon: --keep must be 0 to 1000000000\n"
+    assert capsys.readouterr().err == "taskdaemon retention: --keep must be 0 to 1000000000\n"
 
 
 @pytest.mark.parametrize("command", ["logs", "watch"])
@@ -283,3 +283,28 @@ def test_port_is_checked_alike_by_serve_and_ui(
     assert errors[0] == errors[1]
     assert errors[0].startswith("taskdaemon COMMAND: error: argument --port: ")
     assert _declared("serve", "--port")[3:] == _declared("ui", "--port")[3:]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "show", "zzzz"],
+        ["runs", "list", "--since", "yesterday"],
+        ["retention", "--max-age", "soon"],
+        ["logs", "zzzz"],
+        ["dag", "--run", "zzzz"],
+        ["watch", "zzzz"],
+        ["dump", "zzzz"],
+        ["replay", "zzzz"],
+    ],
+)
+def test_every_error_line_names_its_command(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``runs`` and ``retention`` said ``taskdaemon: ...`` where every other command says
+    ``taskdaemon COMMAND: ...``: in a script's log, which command failed was lost."""
+    command = " ".join(argv[:2]) if argv[0] == "runs" else argv[0]
+    main([*argv, "--source", f"sqlite:///{tmp_path / 'spans.db'}"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"taskdaemon {command}: "), err
+    assert len(err.splitlines()) == 1, err

@@ -197,7 +197,7 @@ def test_retention_on_a_damaged_store_names_the_damage_only(
     db = tmp_path / "spans.db"
     db.write_bytes(b"not a database" * 512)
     assert main(["retention", "--keep", "1", "--source", f"sqlite:///{db}"]) == 1
-    expected = f"taskdaemon: {db}: cannot open span store: file is not a database\n"
+    expected = f"taskdaemon retention: {db}: cannot open span store: file is not a database\n"
     assert expected == capsys.readouterr().err
 
 

@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
 
 
 def _error(message: str, code: int) -> int:
-    print(f"taskdaemon: {redact_text(message)}", file=sys.stderr)
+    print(f"taskdaemon retention: {redact_text(message)}", file=sys.stderr)
     return code
 
 

@@ -78,8 +78,8 @@ def register(subparsers: Any) -> None:
     show_p.set_defaults(func=_show)
 
 
-def _error(message: str, code: int) -> int:
-    print(f"taskdaemon: {redact_text(message)}", file=sys.stderr)
+def _error(action: str, message: str, code: int) -> int:
+    print(f"taskdaemon runs {action}: {redact_text(message)}", file=sys.stderr)
     return code
 
 
@@ -88,9 +88,9 @@ def _list(args: argparse.Namespace) -> int:
         since = parse_when(args.since) if args.since else None
         until = parse_when(args.until) if args.until else None
     except ValueError as exc:
-        return _error(str(exc), 2)
+        return _error("list", str(exc), 2)
     if not 1 <= args.limit <= MAX_LIST:  # past it, SQLite's integers overflow (a traceback)
-        return _error(f"--limit must be 1 to {MAX_LIST}", 2)
+        return _error("list", f"--limit must be 1 to {MAX_LIST}", 2)
     filters = {"pipeline": args.pipeline, "status": args.status, "since": since, "until": until}
     total: int | None = None
     try:
@@ -106,7 +106,7 @@ def _list(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except SpanSourceError as exc:
-        return _error(str(exc), source_exit_code(exc))
+        return _error("list", str(exc), source_exit_code(exc))
     if args.json:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
         print(json.dumps(rows, indent=2))
@@ -132,11 +132,11 @@ def _show(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except ValueError as exc:
-        return _error(str(exc), 2)
+        return _error("show", str(exc), 2)
     except RunNotFoundError as exc:
-        return _error(str(exc), 1)
+        return _error("show", str(exc), 1)
     except SpanSourceError as exc:
-        return _error(str(exc), source_exit_code(exc))
+        return _error("show", str(exc), source_exit_code(exc))
     if args.json:
         print(json.dumps(_run_json(run), indent=2, default=str))
     else:
