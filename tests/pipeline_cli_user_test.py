@@ -308,3 +308,33 @@ def test_every_error_line_names_its_command(
     err = capsys.readouterr().err
     assert err.startswith(f"taskdaemon {command}: "), err
     assert len(err.splitlines()) == 1, err
+
+
+def _leaf_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Every command (``runs list``, not ``runs``) and its parser."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    pending = [("", build_parser())]
+    while pending:
+        name, parser = pending.pop()
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not nested:
+            found[name.strip()] = parser
+        for action in nested:
+            pending.extend((f"{name} {word}", each) for word, each in action.choices.items())
+    return found
+
+
+@pytest.mark.parametrize("command", sorted(_leaf_parsers()))
+def test_every_argument_says_what_it_does_and_its_default(command: str) -> None:
+    """``report --format`` had no help at all, nor ``approve``'s STAGE or ``debug``'s words;
+    ``report --since`` and ``publish --payload`` kept their defaults (7d, {}) to themselves."""
+    missing = []
+    for action in _leaf_parsers()[command]._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        if not action.help:
+            missing.append(f"{name}: no help")
+        elif action.default not in (None, False, []) and "default" not in action.help:
+            missing.append(f"{name}: default {action.default!r} not said")
+    assert missing == []

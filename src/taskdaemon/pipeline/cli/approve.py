@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         description=f"Approve (or --reject) a stage waiting for approval. {where}",
     )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
-    parser.add_argument("stage", metavar="STAGE")
+    parser.add_argument("stage", metavar="STAGE", help="the stage waiting for approval")
     parser.add_argument("--reject", action="store_true", help="refuse instead of approving")
     parser.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
     parser.add_argument("--home", metavar="DIR", help=home_help)
@@ -63,7 +63,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
     parser.add_argument("type", metavar="TYPE", help="event type, e.g. spec.ready")
-    parser.add_argument("--payload", metavar="JSON", default="{}", help="a JSON object")
+    parser.add_argument(
+        "--payload",
+        metavar="JSON",
+        default="{}",
+        help="the event's payload, a JSON object (default {}): --payload '{\"ok\": true}'",
+    )
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_publish)
 

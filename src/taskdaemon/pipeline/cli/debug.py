@@ -83,7 +83,13 @@ def register(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="taskdaemon debug FILE [options] | debug attach|continue|step|skip RUN [STAGE]",
     )
-    parser.add_argument("words", nargs="+", metavar="FILE | attach|continue|step|skip RUN [STAGE]")
+    parser.add_argument(
+        "words",
+        nargs="+",
+        metavar="FILE | attach|continue|step|skip RUN [STAGE]",
+        help="a pipeline file to run under the debugger, or an action on a run in progress "
+        "(RUN: its id or a unique prefix; STAGE: the execution to resume)",
+    )
     add_break_options(parser)
     add_input_options(parser)
     add_approval_options(parser)

@@ -14,6 +14,7 @@ from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_sch
 
 __all__ = [
     "INTERVAL_RANGE",
+    "WHEN_FORMAT",
     "add_input_options",
     "add_interval_option",
     "add_server_options",
@@ -24,6 +25,11 @@ __all__ = [
     "source_exit_code",
     "span_source",
 ]
+
+#: How ``--since``, ``--until`` (``runs list``, ``report``) are written (``durations.parse_when``).
+WHEN_FORMAT = (
+    "an age (90s, 1h, 7d) or an ISO 8601 time (2025-01-31T12:00, local unless it ends in Z)"
+)
 
 #: ``--interval`` bounds, in seconds: polls faster than 20 a second load the span source (a
 #: remote one too) for nothing a reader can see; slower than a minute, a follower looks hung.

@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import WHEN_FORMAT, add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -43,10 +43,15 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--pipeline", "-p", metavar="P", help="only this pipeline")
     parser.add_argument(
-        "--since", default="7d", help="runs started at or after: an age (7d) or ISO time"
+        "--since", default="7d", metavar="T", help=f"runs started at or after T: {WHEN_FORMAT} "
+        "(default 7d)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--until", metavar="T", help=f"runs started before T: {WHEN_FORMAT} (default now)"
     )
-    parser.add_argument("--until", help="runs started before: an age or ISO time (default now)")
-    parser.add_argument("--format", "-f", choices=_FORMATS, default="table")
+    parser.add_argument(
+        "--format", "-f", choices=_FORMATS, default="table", help="output format (default table)"
+    )
     add_source_option(parser)
     parser.add_argument(
         "--limit",

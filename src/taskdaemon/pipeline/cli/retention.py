@@ -35,7 +35,11 @@ def register(subparsers: Any) -> None:
         help="delete old runs from the embedded span store, per pipeline",
         description="Delete old runs from the embedded span store, per pipeline.",
     )
-    ret.add_argument("--max-age", default=None, help="delete runs older than this (e.g. 30d)")
+    ret.add_argument(
+        "--max-age",
+        metavar="AGE",
+        help="delete runs that started more than AGE ago (90s, 12h, 30d)",
+    )
     ret.add_argument(
         "--keep",
         type=int,

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import WHEN_FORMAT, add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -46,12 +46,16 @@ def register(subparsers: Any) -> None:
         description="List runs, newest first. When --limit cuts the list, a note on stderr "
         "says how many runs match.",
     )
-    list_p.add_argument("--pipeline", help="only this pipeline")
+    list_p.add_argument("--pipeline", metavar="P", help="only this pipeline")
     list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")
-    list_p.add_argument("--since", help="started at or after: an age (1h, 7d) or ISO time")
-    list_p.add_argument("--until", help="started at or before: an age or ISO time")
+    list_p.add_argument("--since", metavar="T", help=f"started at or after T: {WHEN_FORMAT}")
+    list_p.add_argument("--until", metavar="T", help=f"started at or before T: {WHEN_FORMAT}")
     list_p.add_argument(
-        "--limit", type=int, default=20, help=f"at most N runs (default 20, at most {MAX_LIST})"
+        "--limit",
+        type=int,
+        default=20,
+        metavar="N",
+        help=f"at most N runs (default 20, at most {MAX_LIST})",
     )
     list_p.add_argument("--json", action="store_true", help="JSON instead of a table")
     add_source_option(list_p)
