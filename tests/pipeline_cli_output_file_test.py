@@ -65,3 +65,26 @@ def test_without_a_file_the_text_goes_to_stdout(capsys: pytest.CaptureFixture[st
     """No ``-o``: the text is printed as it is."""
     assert write_output("digraph {}\n", None) is None
     assert "digraph {}\n" == capsys.readouterr().out
+
+
+def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
+    """``-o`` naming a device or a pipe (``/dev/stdout``, ``/dev/null``) renamed a regular file
+    over it: as root, ``dag -o /dev/null`` replaced the machine's ``/dev/null``. A named pipe
+    stands in for a device here: it must still be one, and its reader must get the text."""
+    target = tmp_path / "pipe"
+    os.mkfifo(target)
+    reader = os.open(target, os.O_RDONLY | os.O_NONBLOCK)  # a reader, so the writer opens
+    try:
+        problem = write_output("digraph {}\n", str(target))
+        try:
+            got = os.read(reader, 65536)
+        except BlockingIOError:  # nothing came through the pipe
+            got = b""
+    finally:
+        os.close(reader)
+    assert (problem, got, stat.S_ISFIFO(target.stat().st_mode)) == (
+        None,
+        b"digraph {}\n",
+        True,
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pipe"]

@@ -7,6 +7,12 @@ umask), and renames it over the target. A write that fails (a full disk) removes
 and leaves the target as it was; a reader never sees half a file. The target is replaced, not
 rewritten: a mode it had before does not carry over.
 
+Decision: a target that exists and is neither a regular file nor a folder (``/dev/stdout``,
+``/dev/null``, a named pipe, or a link to one) is written into, not replaced: renaming over it
+put a regular file where a device was (as root, ``dag -o /dev/null`` replaced the machine's
+``/dev/null``), and a reader of a pipe waited for ever. Such a write is neither atomic nor
+private: the device is what the user named.
+
 :func:`make_private_dirs` makes a folder and each missing one above it 0700. ``mkdir(parents=
 True, mode=0o700)`` and ``os.makedirs`` give the mode to the last folder only, the others the
 umask's: under umask 0, a parent anyone may write, where anyone may rename the private folder
@@ -48,8 +54,17 @@ def make_private_dirs(path: str | os.PathLike[str]) -> None:
 def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` with what ``write(handle)`` writes to ``handle`` (see the module
     docstring); what ``write`` or the rename raises is raised, with nothing left behind."""
-    import tempfile  # noqa: PLC0415 - only a file written needs it (the CLI's start-up time)
+    import stat  # noqa: PLC0415 - only a file written needs them (the CLI's start-up time)
+    import tempfile  # noqa: PLC0415
 
+    try:
+        mode = os.stat(path).st_mode  # through a link: where the bytes would go
+    except FileNotFoundError:
+        mode = stat.S_IFREG
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a device or a pipe (the docstring)
+        with open(path, "wb") as handle:
+            write(handle)
+        return
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
