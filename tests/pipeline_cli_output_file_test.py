@@ -88,3 +88,14 @@ def test_a_named_pipe_is_written_into_not_replaced(tmp_path: Path) -> None:
         True,
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_a_link_is_written_through_not_replaced(tmp_path: Path) -> None:
+    """``-o /dev/stdout`` (a link to ``/proc/self/fd/1``) renamed a file over the link; a
+    link is now written through, and stays a link."""
+    target = tmp_path / "elsewhere.dot"
+    target.write_text("old")
+    link = tmp_path / "out.dot"
+    link.symlink_to(target)
+    assert write_output("new", str(link)) is None
+    assert (link.is_symlink(), target.read_text()) == (True, "new")

@@ -7,11 +7,11 @@ umask), and renames it over the target. A write that fails (a full disk) removes
 and leaves the target as it was; a reader never sees half a file. The target is replaced, not
 rewritten: a mode it had before does not carry over.
 
-Decision: a target that exists and is neither a regular file nor a folder (``/dev/stdout``,
-``/dev/null``, a named pipe, or a link to one) is written into, not replaced: renaming over it
-put a regular file where a device was (as root, ``dag -o /dev/null`` replaced the machine's
-``/dev/null``), and a reader of a pipe waited for ever. Such a write is neither atomic nor
-private: the device is what the user named.
+Decision: a target that exists and is neither a regular file nor a folder (``/dev/null``, a
+named pipe), or is a symbolic link (``/dev/stdout``), is written into, not replaced: renaming
+over it put a regular file where a device or a link was (as root, ``dag -o /dev/null``
+replaced the machine's ``/dev/null``; ``-o /dev/stdout`` the link), and a reader of a pipe
+waited for ever. Such a write is neither atomic nor private: the user named where it goes.
 
 :func:`make_private_dirs` makes a folder and each missing one above it 0700. ``mkdir(parents=
 True, mode=0o700)`` and ``os.makedirs`` give the mode to the last folder only, the others the
@@ -58,10 +58,10 @@ def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:
     import tempfile  # noqa: PLC0415
 
     try:
-        mode = os.stat(path).st_mode  # through a link: where the bytes would go
+        mode = os.lstat(path).st_mode
     except FileNotFoundError:
         mode = stat.S_IFREG
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a device or a pipe (the docstring)
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a device, a pipe, a link (docstring)
         with open(path, "wb") as handle:
             write(handle)
         return
