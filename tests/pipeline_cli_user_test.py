@@ -338,3 +338,24 @@ def test_every_argument_says_what_it_does_and_its_default(command: str) -> None:
         elif action.default not in (None, False, []) and "default" not in action.help:
             missing.append(f"{name}: default {action.default!r} not said")
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "then"),
+    [
+        (["runs", "list", "--since", "-5d"], "taskdaemon runs list: not a time: '-5d'"),
+        (["retention", "--max-age", "-5d"], "taskdaemon retention: --max-age: not a duration"),
+    ],
+)
+def test_a_negative_value_is_told_how_to_be_given(
+    argv: list[str], then: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--since -5d`` said only "expected one argument", as if the value were missing; the
+    line now says that such a value goes after ``=``, where it gets its own check."""
+    source = ["--source", f"sqlite:///{tmp_path / 'spans.db'}"]
+    with pytest.raises(SystemExit):
+        main([*argv, *source])
+    err = capsys.readouterr().err
+    assert "(a value starting with '-' goes after '=': --option=-value)" in err
+    main([*argv[:-2], f"{argv[-2]}={argv[-1]}", *source])
+    assert capsys.readouterr().err.startswith(then)

@@ -109,7 +109,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """A usage error in one line, exit 2: argparse's own prints the whole usage first
-        (seven lines for ``runs list`` in 80 columns), and bad input gets one line here."""
+        (seven lines for ``runs list`` in 80 columns), and bad input gets one line here.
+
+        A value that starts with ``-`` (``--since -5d``) reads as an option to argparse, which
+        then says only that the option lacks its value: the line says how to give one."""
+        if message.endswith(("expected one argument", "expected at most one argument")):
+            message += " (a value starting with '-' goes after '=': --option=-value)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
     def _get_formatter(self) -> argparse.HelpFormatter:
