@@ -359,3 +359,36 @@ def test_a_negative_value_is_told_how_to_be_given(
     assert "(a value starting with '-' goes after '=': --option=-value)" in err
     main([*argv[:-2], f"{argv[-2]}={argv[-1]}", *source])
     assert capsys.readouterr().err.startswith(then)
+
+
+_BROKEN = """\
+name: broken
+loops:
+  noop: {command: "true"}
+stages:
+  - name: a
+    loop: nope
+    triggers: [{manual: {approval_required: false}}]
+  - name: b
+    loop: noop
+    triggers: [{on_completion: {stage: aa}}]
+"""
+
+
+@pytest.mark.slow
+def test_an_invalid_pipeline_file_reads_the_same_in_every_command(tmp_path: Path) -> None:
+    """``run``, ``debug``, ``replay`` and ``validate`` write a file's issues one a line;
+    ``dag`` put ``taskdaemon dag:`` before the first only, and ``serve`` logged them all in
+    one record, its line breaks written ``\\n``. Now each command writes the same lines
+    (``serve`` one log record a line)."""
+    broken = write(tmp_path / "broken.yaml", _BROKEN)
+    home = tmp_path / "home"
+    expected = taskdaemon(home, "validate", str(broken))
+    issues = expected.stdout.splitlines()
+    assert (expected.returncode, len(issues)) == (2, 2), expected.stdout
+    for command in (["run"], ["debug"], ["dag"]):
+        done = taskdaemon(home, *command, str(broken))
+        assert (done.returncode, done.stderr.splitlines()) == (2, issues), command
+    served = taskdaemon(home, "serve", "--port", "0", "--pipeline", str(broken))
+    logged = [line.split(" taskdaemon.serve: ", 1)[-1] for line in served.stderr.splitlines()]
+    assert (served.returncode, logged) == (2, issues)

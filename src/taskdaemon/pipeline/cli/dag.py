@@ -116,7 +116,10 @@ def run_dag(args: argparse.Namespace) -> int:
             return 0
         if args.run is not None:
             run = _load_run(args.run, args.source, args.at)
-    except (ConfigError, SettingsError, ValueError) as exc:
+    except ConfigError as exc:  # the file's issues as validate and run write them, one a line
+        print(exc, file=sys.stderr, flush=True)
+        return 2
+    except (SettingsError, ValueError) as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(source_exit_code(exc), str(exc))

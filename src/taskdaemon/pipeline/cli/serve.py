@@ -123,6 +123,13 @@ class _AutoApprove:
             self.engine.approve(run_id, stage, "serve --auto-approve")
 
 
+def _log_lines(lines: list[str]) -> None:
+    """A pipeline file's issues, one record each, as ``validate`` writes them one a line: in one
+    record, the log formatter wrote their line breaks as ``\\n`` on a single line."""
+    for line in lines:
+        _log.error("%s", line)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Run the daemon described by ``args``; returns the exit code."""
     settings = load_settings(**settings_overrides(args))
@@ -152,13 +159,13 @@ def serve_command(args: argparse.Namespace) -> int:
             request = parse_inputs(args.input, args.input_file)
             pipeline = load_pipeline(args.pipeline)
         except (ValueError, ConfigError) as error:
-            _log.error("%s", error)
+            _log_lines(str(error).splitlines())
             return EXIT_INVALID
         add_working_directory_to_path()
         registry = LoopRegistry.default()
         issues = resolve_issues(pipeline, registry)
         if issues:
-            _log.error("%s", "\n".join(issues))
+            _log_lines(issues)
             return EXIT_INVALID
     try:
         with tuned_collector():  # fewer collections of the runs' long-lived records (heap.py)
