@@ -5,13 +5,20 @@ in one line with the exit code its kind of mistake has everywhere (docs/architec
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
+import pty
 import re
+import select
 import socket
+import struct
+import subprocess
+import termios
 from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.cli.options import span_source
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE
@@ -392,3 +399,53 @@ def test_an_invalid_pipeline_file_reads_the_same_in_every_command(tmp_path: Path
     served = taskdaemon(home, "serve", "--port", "0", "--pipeline", str(broken))
     logged = [line.split(" taskdaemon.serve: ", 1)[-1] for line in served.stderr.splitlines()]
     assert (served.returncode, logged) == (2, issues)
+
+
+def _on_terminal(home: Path, *args: str, columns: int = 60, **env: str) -> tuple[int, str]:
+    """Run ``taskdaemon ARGS`` on a pseudo-terminal ``columns`` wide, to its end: the exit
+    code and all it wrote (escape sequences kept)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    process = subprocess.Popen(
+        [TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(home) | {"COLUMNS": str(columns), **env},
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    raw = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        code = process.wait(timeout=60)
+        os.close(master)
+    return code, raw.decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_watch_on_a_dumb_terminal_writes_the_lines_a_pipe_gets(tmp_path: Path) -> None:
+    """On ``TERM=dumb`` (no cursor movement) ``watch`` drew nothing until the run ended, then
+    one table 80 columns wide in a terminal of 60. It now writes the plain lines it writes
+    through a pipe, no escape sequence among them; on a real terminal it still redraws."""
+    home = tmp_path / "home"
+    pipeline = write(tmp_path / "one.yaml", _ONE_STAGE)
+    ran = taskdaemon(home, "run", "-q", str(pipeline))
+    run_id = ran.stdout.strip()
+    piped = taskdaemon(home, "watch", run_id)
+    code, dumb = _on_terminal(home, "watch", run_id, TERM="dumb")
+    assert (ran.returncode, piped.returncode, code) == (0, 0, 0)
+    assert (dumb.replace("\r\n", "\n"), "\x1b" in dumb) == (piped.stdout, False)
+    code, live = _on_terminal(home, "watch", run_id, TERM="xterm")
+    assert (code, "\x1b[" in live) == (0, True)

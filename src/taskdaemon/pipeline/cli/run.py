@@ -482,10 +482,10 @@ async def run_pipeline(
             approvals.attach(handle)
             view = None
             if watcher is not None:
-                from taskdaemon.pipeline.cli.watch import follow  # noqa: PLC0415
+                from taskdaemon.pipeline.cli.watch import follow, redrawable  # noqa: PLC0415
 
                 stream = watcher.watch(handle.run_id)
-                view = asyncio.create_task(follow(stream, sys.stderr, tty=sys.stderr.isatty()))
+                view = asyncio.create_task(follow(stream, sys.stderr, tty=redrawable(sys.stderr)))
 
             def on_signal(signum: int) -> None:
                 if interrupted:  # a second signal: the user does not want to wait

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,7 @@ from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 if TYPE_CHECKING:
     from taskdaemon.pipeline.visualization import DagSnapshot
 
-__all__ = ["follow", "register", "run_watch"]
+__all__ = ["follow", "redrawable", "register", "run_watch"]
 
 
 def register(subparsers: Any) -> None:
@@ -102,6 +103,14 @@ async def follow(
     return view.snapshot
 
 
+def redrawable(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal that can redraw a live table: a tty whose ``TERM`` is
+    not ``dumb``. A dumb terminal cannot move its cursor: ``rich`` drew nothing there until the
+    run ended, then one table 80 columns wide whatever the terminal's; it gets the plain lines
+    a pipe gets."""
+    return stream.isatty() and os.environ.get("TERM", "") != "dumb"
+
+
 def _fail(code: int, message: str) -> int:
     print(f"taskdaemon watch: {message}", file=sys.stderr, flush=True)
     return code
@@ -114,7 +123,7 @@ async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | Non
     if callable(resolve):
         run_id = resolve(run_id)
     stream = watch_stored_run(source, run_id, interval=interval)
-    return await follow(stream, sys.stdout, tty=sys.stdout.isatty())
+    return await follow(stream, sys.stdout, tty=redrawable(sys.stdout))
 
 
 def run_watch(args: argparse.Namespace) -> int:
