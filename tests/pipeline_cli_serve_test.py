@@ -26,14 +26,22 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feature_deliver
     ids=["every-nan", "every-inf", "negative-max-runs"],
 )
 def test_a_schedule_argument_that_makes_no_schedule_exits_2_before_serving(
-    option: str, value: str, home: Path, monkeypatch: pytest.MonkeyPatch
+    option: str,
+    value: str,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A NaN or infinite --every, or a negative --max-runs, exits 2 without serving or running
-    anything (NaN ran the pipeline back to back, -1 ran it for ever as "1 of -1")."""
+    anything (NaN ran the pipeline back to back, -1 ran it for ever as "1 of -1"): a usage
+    error in one line, while the arguments are parsed."""
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
-    code = main(["serve", "--port", "0", "--pipeline", str(EXAMPLE), option, value])
-    expected = (2, [])
-    assert expected == (code, sorted(p.name for p in home.iterdir()))
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--port", "0", "--pipeline", str(EXAMPLE), option, value])
+    err = capsys.readouterr().err
+    expected = (2, 1, f"taskdaemon serve: error: argument {option}: ", [])
+    actual = (exited.value.code, len(err.splitlines()), err[: len(expected[2])])
+    assert expected == (*actual, sorted(p.name for p in home.iterdir()))
 
 
 async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_on(

@@ -73,6 +73,29 @@ EXIT_INVALID = 2
 # --- the command ---------------------------------------------------------------------------------
 
 
+def _every(text: str) -> float:
+    """``--every``: a positive, finite number of seconds (argparse type). NaN ran the runs back
+    to back."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text[:40]!r}") from None
+    if not 0 < seconds < math.inf:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text[:40]}")
+    return seconds
+
+
+def _max_runs(text: str) -> int:
+    """``--max-runs``: 0 (no limit) or more (argparse type); -1 ran for ever as "1 of -1"."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {text[:40]}")
+    return count
+
+
 def register(subparsers: Any) -> None:
     """Add the ``serve`` sub-command."""
     parser = subparsers.add_parser(
@@ -86,17 +109,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--pipeline", metavar="FILE", help="a pipeline file to run repeatedly")
     parser.add_argument(
         "--every",
-        type=float,
+        type=_every,
         default=60.0,
         metavar="SECONDS",
-        help="seconds between run starts (default 60)",
+        help="with --pipeline: seconds between run starts (default 60)",
     )
     parser.add_argument(
         "--max-runs",
-        type=int,
+        type=_max_runs,
         default=0,
         metavar="N",
-        help="stop scheduling after N runs (default 0: never)",
+        help="with --pipeline: stop scheduling after N runs (default 0: never)",
     )
     parser.add_argument(
         "--auto-approve", action="store_true", help="grant every approval when it is asked for"
@@ -137,12 +160,6 @@ def serve_command(args: argparse.Namespace) -> int:
     port = settings.metrics_port if args.port is None else args.port
     if not 0 <= port <= 65535:
         _log.error("--port must be 0-65535, got %s", port)
-        return EXIT_INVALID
-    if not 0 < args.every < math.inf:  # NaN fails too: it ran the runs back to back
-        _log.error("--every must be a positive number of seconds, got %s", args.every)
-        return EXIT_INVALID
-    if args.max_runs < 0:
-        _log.error("--max-runs must be 0 (no limit) or more, got %s", args.max_runs)
         return EXIT_INVALID
     pipeline = registry = None
     request: dict[str, Any] = {}
