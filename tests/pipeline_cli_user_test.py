@@ -449,3 +449,18 @@ def test_watch_on_a_dumb_terminal_writes_the_lines_a_pipe_gets(tmp_path: Path) -
     assert (dumb.replace("\r\n", "\n"), "\x1b" in dumb) == (piped.stdout, False)
     code, live = _on_terminal(home, "watch", run_id, TERM="xterm")
     assert (code, "\x1b[" in live) == (0, True)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [["--every", "5"], ["--max-runs", "3"], ["--auto-approve"], ["-i", "goal=x"]],
+)
+def test_serve_without_a_pipeline_refuses_what_only_a_pipeline_uses(
+    given: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve --every 5`` (no ``--pipeline``) served with no schedule and said nothing: the
+    options that only shape scheduled runs were dropped. Now one line, exit 2, as ``dag --at``
+    without ``--run``."""
+    option = "--input" if given[0] == "-i" else given[0]
+    assert main(["serve", "--port", "0", *given]) == 2
+    assert capsys.readouterr().err == f"taskdaemon serve: {option} needs --pipeline\n"

@@ -37,6 +37,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -110,14 +111,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--every",
         type=_every,
-        default=60.0,
+        default=None,
         metavar="SECONDS",
         help="with --pipeline: seconds between run starts (default 60)",
     )
     parser.add_argument(
         "--max-runs",
         type=_max_runs,
-        default=0,
+        default=None,
         metavar="N",
         help="with --pipeline: stop scheduling after N runs (default 0: never)",
     )
@@ -153,8 +154,27 @@ def _log_lines(lines: list[str]) -> None:
         _log.error("%s", line)
 
 
+#: What ``serve`` does with a run: each says so only with ``--pipeline`` (checked, not ignored).
+_RUN_OPTIONS = (
+    ("--every", "every"),
+    ("--max-runs", "max_runs"),
+    ("--auto-approve", "auto_approve"),
+    ("--input", "input"),
+    ("--input-file", "input_file"),
+)
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """Run the daemon described by ``args``; returns the exit code."""
+    if not args.pipeline:
+        given = [
+            name for name, dest in _RUN_OPTIONS if getattr(args, dest) not in (None, False, [])
+        ]
+        if given:  # a schedule without a pipeline ran nothing, silently
+            print(f"taskdaemon serve: {given[0]} needs --pipeline", file=sys.stderr, flush=True)
+            return EXIT_INVALID
+    args.every = 60.0 if args.every is None else args.every
+    args.max_runs = 0 if args.max_runs is None else args.max_runs
     settings = load_settings(**settings_overrides(args))
     host = args.host or settings.metrics_host
     port = settings.metrics_port if args.port is None else args.port
