@@ -10,6 +10,7 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -464,3 +465,31 @@ def test_serve_without_a_pipeline_refuses_what_only_a_pipeline_uses(
     option = "--input" if given[0] == "-i" else given[0]
     assert main(["serve", "--port", "0", *given]) == 2
     assert capsys.readouterr().err == f"taskdaemon serve: {option} needs --pipeline\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [["runs", "list"], ["report"], ["runs", "show", "a" * 32]])
+def test_ctrl_c_while_a_backend_is_silent_is_exit_130_without_a_traceback(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Ctrl-C while ``runs list``, ``report`` or ``runs show`` waited on a Tempo that accepts
+    and never answers printed a KeyboardInterrupt traceback. Now exit 130 and no traceback, as
+    ``run`` ends on Ctrl-C."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"tempo+http://127.0.0.1:{silent.getsockname()[1]}"
+        process = subprocess.Popen(
+            [TASKDAEMON, *command, "--source", url],
+            cwd=ROOT,
+            env=environment(tmp_path),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        accepted, _ = silent.accept()  # the command is waiting for its answer now
+        with accepted:
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+    assert (process.returncode, "Traceback" in err) == (130, False), err

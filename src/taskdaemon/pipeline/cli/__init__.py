@@ -143,17 +143,24 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 #: shell reports for a command a closed pipe killed.
 EXIT_BROKEN_PIPE = 141
 
+#: Exit code after Ctrl-C (SIGINT): 128 + SIGINT, what a shell reports, and what ``run`` returns.
+EXIT_INTERRUPTED = 130
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code.
 
     A closed stdout (the reader of a pipe exited early) ends the command quietly with
     ``EXIT_BROKEN_PIPE``: no traceback, no "Exception ignored" at interpreter exit. Output that
-    cannot be written (a full disk) is one line on stderr and exit 1.
+    cannot be written (a full disk) is one line on stderr and exit 1. Ctrl-C where a command
+    does not handle it itself (``runs list`` waiting on a slow backend) ends it with
+    ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end.
     """
     try:
         code = _dispatch(argv)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         _stdout_to_devnull()
         return EXIT_BROKEN_PIPE
