@@ -94,6 +94,7 @@ _TWINS = {
     "--log-level": ("run", "serve"),
     "--interval": ("logs", "watch"),
     "--host": ("serve", "ui"),
+    "--pipeline": ("runs list", "report"),
 }
 
 
@@ -493,3 +494,17 @@ def test_ctrl_c_while_a_backend_is_silent_is_exit_130_without_a_traceback(
             process.send_signal(signal.SIGINT)
             _, err = process.communicate(timeout=60)
     assert (process.returncode, "Traceback" in err) == (130, False), err
+
+
+@pytest.mark.parametrize("command", [["runs", "list"], ["report"]])
+def test_a_pipeline_name_that_is_not_utf8_is_one_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pipeline`` given a byte that is not UTF-8 (it reaches Python as a lone surrogate)
+    was a UnicodeEncodeError traceback from the store's query."""
+    name = b"caf\xe9".decode("utf-8", "surrogateescape")  # Latin-1 typed, read as UTF-8
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--pipeline", name, "--source", f"sqlite:///{tmp_path / 's.db'}"])
+    err = capsys.readouterr().err
+    assert (exited.value.code, len(err.splitlines())) == (2, 1)
+    assert "argument --pipeline/-p: not UTF-8 text: caf\\udce9" in err

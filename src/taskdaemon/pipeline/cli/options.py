@@ -17,9 +17,11 @@ __all__ = [
     "WHEN_FORMAT",
     "add_input_options",
     "add_interval_option",
+    "add_pipeline_filter",
     "add_server_options",
     "add_source_option",
     "add_workspace_option",
+    "pipeline_name",
     "poll_interval",
     "port_number",
     "source_exit_code",
@@ -149,4 +151,23 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: str) -> No
         type=port_number,
         metavar="PORT",
         help=f"port to bind, 0 for any free one (default {default_port})",
+    )
+
+
+def pipeline_name(text: str) -> str:
+    """``--pipeline``'s value (argparse type): text that is UTF-8. A byte that is not (a name
+    typed in another encoding) reached the store's query as a lone surrogate: a
+    UnicodeEncodeError traceback."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise argparse.ArgumentTypeError(f"not UTF-8 text: {shown[:80]}") from None
+    return text
+
+
+def add_pipeline_filter(parser: argparse.ArgumentParser) -> None:
+    """``--pipeline/-p NAME``: only the runs of one pipeline (``runs list``, ``report``)."""
+    parser.add_argument(
+        "--pipeline", "-p", type=pipeline_name, metavar="P", help="only this pipeline's runs"
     )

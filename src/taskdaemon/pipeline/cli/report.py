@@ -22,7 +22,12 @@ import sys
 import time
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import WHEN_FORMAT, add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import (
+    WHEN_FORMAT,
+    add_pipeline_filter,
+    add_source_option,
+    source_exit_code,
+)
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -41,7 +46,7 @@ def register(subparsers: Any) -> None:
         "pipeline and per stage, percentiles, failure rates, critical paths and regressions "
         "against the previous window of the same length.",
     )
-    parser.add_argument("--pipeline", "-p", metavar="P", help="only this pipeline")
+    add_pipeline_filter(parser)
     parser.add_argument(
         "--since", default="7d", metavar="T", help=f"runs started at or after T: {WHEN_FORMAT} "
         "(default 7d)"

@@ -14,7 +14,12 @@ import json
 import sys
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import WHEN_FORMAT, add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import (
+    WHEN_FORMAT,
+    add_pipeline_filter,
+    add_source_option,
+    source_exit_code,
+)
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -46,7 +51,7 @@ def register(subparsers: Any) -> None:
         description="List runs, newest first. When --limit cuts the list, a note on stderr "
         "says how many runs match.",
     )
-    list_p.add_argument("--pipeline", metavar="P", help="only this pipeline")
+    add_pipeline_filter(list_p)
     list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")
     list_p.add_argument("--since", metavar="T", help=f"started at or after T: {WHEN_FORMAT}")
     list_p.add_argument("--until", metavar="T", help=f"started at or before T: {WHEN_FORMAT}")
