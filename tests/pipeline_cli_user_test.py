@@ -508,3 +508,17 @@ def test_a_pipeline_name_that_is_not_utf8_is_one_line(
     err = capsys.readouterr().err
     assert (exited.value.code, len(err.splitlines())) == (2, 1)
     assert "argument --pipeline/-p: not UTF-8 text: caf\\udce9" in err
+
+
+@pytest.mark.slow
+def test_dump_where_a_file_stands_for_a_folder_names_the_target(tmp_path: Path) -> None:
+    """``dump RUN -o FILE/x.tar.gz`` (a file where a folder should be) said ``[Errno 17] File
+    exists: 'FILE'``, errno and all; ``dag -o`` and ``report -o`` say ``cannot write TARGET:
+    REASON``, and so does ``dump`` now."""
+    home = tmp_path / "home"
+    ran = taskdaemon(home, "run", "-q", str(write(tmp_path / "one.yaml", _ONE_STAGE)))
+    (tmp_path / "file").write_text("not a folder")
+    target = tmp_path / "file" / "x.tar.gz"
+    done = taskdaemon(home, "dump", ran.stdout.strip(), "-o", str(target))
+    expected = f"taskdaemon dump: cannot write {target}: File exists\n"
+    assert (ran.returncode, done.returncode, done.stderr) == (0, 1, expected)

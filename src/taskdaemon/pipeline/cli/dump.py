@@ -88,15 +88,18 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
             max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
         )
         logs, logs_note = stored_logs(url or default_source_url(), full_id)
-        written = write_dump(
-            target,
-            full_id,
-            spans,
-            settings=settings,
-            capture=capture,
-            logs=logs,
-            logs_note=logs_note,
-        )
+        try:
+            written = write_dump(
+                target,
+                full_id,
+                spans,
+                settings=settings,
+                capture=capture,
+                logs=logs,
+                logs_note=logs_note,
+            )
+        except OSError as exc:  # as dag -o and report -o say it, not the temporary's errno
+            return _fail(f"cannot write {target}: {exc.strerror or exc}")
     except SpanSourceError as exc:
         return _fail(str(exc).splitlines()[0], source_exit_code(exc))
     except (PipelineError, ValueError, OSError) as exc:
