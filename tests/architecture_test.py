@@ -225,6 +225,23 @@ def test_every_module_has_its_place_in_the_layers() -> None:
     )
 
 
+def test_the_shared_helpers_import_only_each_other() -> None:
+    """The "shared text and files" row of the Layers table is what any layer may use: its
+    modules import no other taskdaemon module, nor OpenTelemetry, so using one never pulls a
+    layer in."""
+    row = next(line for line in _architecture_section("Layers").splitlines() if "| shared" in line)
+    shared = {f"{PACKAGE}.{name}" for name in re.findall(r"`(\w+)`", row.split("|")[2])}
+    modules = discover(SRC)
+    found = [
+        f"{name} imports {imp.module} (line {imp.line})"
+        for name in sorted(shared)
+        for imp in read_imports(modules[name], name)
+        if is_under(imp.module, FORBIDDEN_EXTERNAL)
+        or any(target not in shared for target in internal_targets(imp, modules))
+    ]
+    assert ([], 8) == (found, len(shared))
+
+
 def test_the_documented_core_is_the_checked_core() -> None:
     """The core modules the Dependency rule lists are the ones this file checks."""
     rule = _architecture_section("Dependency rule")
