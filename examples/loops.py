@@ -1,7 +1,8 @@
 """Example loop types for ``feature_delivery.yaml``: plan → spec → phase → ralph, doing real work.
 
-Each works in the run's workspace (``ctx.workspace``; without one, a directory named after the
-run under the system's temp dir) and does small, real, local things:
+Each works in the run's workspace (``ctx.workspace``; without one, a private folder named
+after the run in ``taskdaemon-<uid>`` under the system's temp dir) and does small, real, local
+things:
 
 * ``plan`` turns the goal into steps and writes ``plan.md``;
 * ``spec`` writes one ``specs/<step>.json`` per step and publishes one ``spec.ready`` event per
@@ -24,6 +25,7 @@ would add its import time to every ``validate`` of the pipeline.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -42,9 +44,15 @@ __all__ = ["phase", "plan", "ralph", "spec"]
 def _workspace(ctx: StageContext) -> Path:
     import tempfile  # noqa: PLC0415 - a running handler's import (see the top)
 
-    root = Path(ctx.workspace) if ctx.workspace else Path(tempfile.gettempdir()) / "taskdaemon"
-    path = root if ctx.workspace else root / ctx.run_id
-    path.mkdir(parents=True, exist_ok=True)
+    if ctx.workspace:
+        path = Path(ctx.workspace)
+    else:  # an engine made without a workspace: a private folder of this user's, per run
+        root = Path(tempfile.gettempdir()) / f"taskdaemon-{os.getuid()}"
+        root.mkdir(mode=0o700, exist_ok=True)
+        if root.is_symlink() or root.stat().st_uid != os.getuid():
+            raise PermissionError(f"{root} is not this user's own folder")
+        path = root / ctx.run_id
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
