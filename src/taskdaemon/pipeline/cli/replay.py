@@ -290,6 +290,6 @@ def _workspace_root(args: argparse.Namespace) -> Path:
 
 
 def _home() -> Path:
-    import os  # noqa: PLC0415
+    from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
 
-    return Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon")
+    return home_directory()
