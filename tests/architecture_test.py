@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,6 +204,49 @@ def test_core_modules_exist() -> None:
     modules = discover(SRC)
     expected = ["errors", "events", "expressions", "loops", "model", "records", "state"]
     assert expected == [name for name in expected if f"{PACKAGE}.{name}" in modules]
+
+
+def _architecture_section(title: str) -> str:
+    text = (SRC.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    return text[start : text.find("\n## ", start + 1)]
+
+
+def test_every_module_has_its_place_in_the_layers() -> None:
+    """Every module and package directly under ``taskdaemon.pipeline`` is named in the Layers
+    table of docs/architecture.md: the map a reader starts from has no blank."""
+    package = SRC / "taskdaemon" / "pipeline"
+    names = {path.stem for path in package.glob("*.py") if path.stem != "__init__"}
+    names |= {f"{path.name}/" for path in package.iterdir() if path.is_dir()} - {"__pycache__/"}
+    layers = _architecture_section("Layers")
+    assert ([], True) == (
+        sorted(name for name in names if f"`{name}`" not in layers),
+        {"engine/", "loops", "redaction"} <= names,
+    )
+
+
+def test_the_shared_helpers_import_only_each_other() -> None:
+    """The "shared text and files" row of the Layers table is what any layer may use: its
+    modules import no other taskdaemon module, nor OpenTelemetry, so using one never pulls a
+    layer in."""
+    row = next(line for line in _architecture_section("Layers").splitlines() if "| shared" in line)
+    shared = {f"{PACKAGE}.{name}" for name in re.findall(r"`(\w+)`", row.split("|")[2])}
+    modules = discover(SRC)
+    found = [
+        f"{name} imports {imp.module} (line {imp.line})"
+        for name in sorted(shared)
+        for imp in read_imports(modules[name], name)
+        if is_under(imp.module, FORBIDDEN_EXTERNAL)
+        or any(target not in shared for target in internal_targets(imp, modules))
+    ]
+    assert ([], 9) == (found, len(shared))
+
+
+def test_the_documented_core_is_the_checked_core() -> None:
+    """The core modules the Dependency rule lists are the ones this file checks."""
+    rule = _architecture_section("Dependency rule")
+    listed = rule.split("The core modules (", 1)[1].split(")", 1)[0]
+    assert sorted(CORE) == sorted(re.findall(r"`(\w+)`", listed))
 
 
 # -- the checker catches what it must ---------------------------------------------------------

@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -128,3 +129,52 @@ def test_a_private_key_a_command_prints_in_two_writes_is_not_in_the_logs(
         first in shown,
         second in shown,
     )
+
+
+@pytest.mark.slow
+def test_a_dump_prints_the_records_the_store_prints(home: Path, tmp_path: Path) -> None:
+    """``logs RUN --source dump:///…`` prints what ``logs RUN`` prints from the store, the same
+    lines with every filter (a prefix of the id, ``--stage``, ``--level``, ``--json``, whose
+    objects lack the fields that are null in the store: OTLP JSON has no null); a stage the run
+    lacks is exit 1, a run the dump lacks too."""
+    pipeline = write(
+        tmp_path / "two.yaml",
+        """\
+        name: two
+        stages:
+          - name: a
+            command: "echo out; echo err >&2"
+            triggers: [{manual: {approval_required: false}}]
+          - name: b
+            command: "exit 3"
+            triggers: [{on_completion: {stage: a}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    dump = tmp_path / "run.tar.gz"
+    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(dump)).returncode
+    source = f"dump://{dump}"
+    for options in ([], ["--stage", "a"], ["--level", "warning"], ["--json"], ["-f"]):
+        stored = taskdaemon(home, "logs", run_id[:6], *options)
+        dumped = taskdaemon(home, "logs", run_id[:6], *options, "--source", source)
+        assert (0, _lines(stored.stdout), "") == (
+            dumped.returncode,
+            _lines(dumped.stdout),
+            dumped.stderr,
+        )
+        assert len(stored.stdout.splitlines()) >= 2, options
+    wrong = [
+        taskdaemon(home, "logs", run_id, "--stage", "c", "--source", source),
+        taskdaemon(home, "logs", "ffff", "--source", source),
+    ]
+    assert [1, 1] == [done.returncode for done in wrong], [done.stderr for done in wrong]
+
+
+def _lines(out: str) -> list[Any]:
+    """Each line of ``logs`` output; a JSON object without its null fields."""
+    if not out.startswith("{"):
+        return out.splitlines()
+    return [
+        {key: value for key, value in json.loads(line).items() if value is not None}
+        for line in out.splitlines()
+    ]

@@ -161,11 +161,14 @@ def test_unknown_source_scheme_is_a_usage_error_in_every_command(
 
 @pytest.mark.parametrize("command", sorted(_SOURCE_COMMANDS))
 def test_source_reads_the_same_in_every_command(command: str) -> None:
-    """One ``--source``: its metavar, type and help (the embedded store's commands name
-    ``sqlite:///PATH`` alone)."""
+    """One ``--source``: its metavar, type and help (``logs`` and ``retention`` name the forms
+    they read)."""
     names, text, _, metavar, kind, _ = _declared(command, "--source")
     assert (names, metavar, kind) == (("--source",), "URL", span_source)
-    forms = "sqlite:///PATH" if command in ("logs", "retention") else SPAN_SOURCE_USAGE
+    forms = {
+        "logs": "sqlite:///PATH or dump:///PATH.tar.gz",
+        "retention": "sqlite:///PATH",
+    }.get(command, SPAN_SOURCE_USAGE)
     assert text == (
         f"span source: {forms} (default TASKDAEMON_SPAN_SOURCE, else the embedded store, "
         "$TASKDAEMON_HOME/spans.db)"

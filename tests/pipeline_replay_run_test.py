@@ -213,3 +213,58 @@ def test_definition_changed_on_disk_is_described_and_needs_use_file(rec: Recordi
         str(outcome.result.status),
         dict(outcome.result.outputs["release"]),
     )
+
+
+async def _plan_in_workspace(ctx: Any) -> dict[str, Any]:
+    """Leaves a file in its workspace and returns its run id and the file's path."""
+    path = Path(ctx.workspace) / "plan.txt"
+    path.write_text(f"steps of {ctx.run_id}")
+    return {"steps": ["a"], "run": ctx.run_id, "file": str(path)}
+
+
+async def _build_from_file(ctx: Any) -> dict[str, Any]:
+    """Reads the file the plan left in the workspace (fails when it is not there)."""
+    return {"parts": [(Path(ctx.workspace) / "plan.txt").read_text()]}
+
+
+_IN_WORKSPACE = {**HANDLERS, "plan": _plan_in_workspace, "build": _build_from_file}
+
+
+@pytest.mark.slow
+def test_verify_reads_the_replays_run_id_as_the_recorded_one(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """Stages returning their run id, or a path and text in their workspace, re-executed in a
+    replay under the same workspace root, do not diverge; the replay's workspace is its own."""
+    root = tmp_path / "workspaces"
+    handlers = counting(_IN_WORKSPACE)[0]
+    original = rec.run(handlers=_IN_WORKSPACE, flow=_flow_without_plan_mapping(), workspace=root)
+    outcome = rec.replay(original.run_id, verify=True, resolver=handlers, workspace=str(root))
+    assert ([], "steps of " + outcome.run_id) == (
+        outcome.report.divergences,
+        (root / outcome.run_id / "plan.txt").read_text(),
+    )
+
+
+@pytest.mark.slow
+def test_a_stage_resumed_after_fed_ones_finds_the_files_they_left(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """With ``from_stage``, the replay's workspace starts as a copy of the recorded run's: the
+    resumed stage reads the file the fed stage wrote, the original's folder is left as it
+    was, and nothing diverges."""
+    root = tmp_path / "workspaces"
+    flow = _flow_without_plan_mapping()
+    original = rec.run(handlers=_IN_WORKSPACE, flow=flow, workspace=root)
+    before = sorted(p.name for p in (root / original.run_id).iterdir())
+    handlers, calls = counting(_IN_WORKSPACE)
+    outcome = rec.replay(
+        original.run_id, from_stage="build", verify=True, resolver=handlers, workspace=str(root)
+    )
+    assert ("success", [], False, before) == (
+        str(outcome.result.status),
+        outcome.report.divergences,
+        "plan" in calls,
+        sorted(p.name for p in (root / original.run_id).iterdir()),
+    )
+    assert (root / outcome.run_id / "plan.txt").read_text() == f"steps of {original.run_id}"

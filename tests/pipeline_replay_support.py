@@ -122,14 +122,19 @@ class Recording:
         handlers: Mapping[str, Any] = HANDLERS,
         approve: bool = True,
         recorder: Recorder | None = None,
+        workspace: Path | None = None,
     ) -> RunResult:
-        """Run ``flow`` with ``handlers``, granting (or rejecting) the approval when asked."""
+        """Run ``flow`` with ``handlers`` (in a workspace under ``workspace``, when given),
+        granting (or rejecting) the approval when asked."""
 
         async def go() -> RunResult:
             observers: list[Any] = [self.monitor]
             if recorder is not None:
                 observers.insert(0, recorder)
-            async with Engine(resolver=Resolver(dict(handlers)), observers=observers) as engine:
+            engine = Engine(
+                resolver=Resolver(dict(handlers)), observers=observers, workspace=workspace
+            )
+            async with engine:
                 handle = await engine.start_run(flow, dict(request or {"goal": "g"}))
                 while not handle.done:
                     snapshot = handle.snapshot()

@@ -128,6 +128,26 @@ def test_an_identical_replay_has_no_divergence() -> None:
     assert ([], 2, False) == (rows(report), report.compared, report.diverged)
 
 
+def test_the_replays_run_id_is_read_as_the_recorded_one() -> None:
+    """The replay's run id ("new") anywhere in its outputs or events' payloads, keys and
+    values, nested, is read as the recorded run's ("orig"); any other change still diverges.
+    """
+    recorded = run(
+        was(
+            "a",
+            {"run": "orig", "files": {"orig": ["/w/orig/x.txt"]}},
+            events=[("p", {"r": "orig"})],
+        ),
+        was("b", {"run": "orig"}),
+    )
+    report = compare(
+        recorded,
+        [now("a", {"run": "new", "files": {"new": ["/w/new/x.txt"]}}), now("b", {"run": "old"})],
+        {"a.0.1": [("p", {"r": "new"})]},
+    )
+    assert [("b", 0, 1, "outputs", ("run",), 'run: "orig" → "old"')] == rows(report)
+
+
 def test_changed_outputs_name_the_keys_and_the_first_difference() -> None:
     """Keys that differ, appear or disappear are named (sorted); the first difference is the
     first in key order, down into lists."""

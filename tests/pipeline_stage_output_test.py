@@ -21,6 +21,7 @@ from pipeline_stage_output_support import TRACEPARENT, Sink
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import (
+    CUT_LOOK_BYTES,
     MAX_LINE_BYTES,
     STDERR_TAIL_LINES,
     CaptureLimits,
@@ -491,7 +492,7 @@ def test_past_the_byte_bound_even_an_empty_line_is_dropped(
     pieces of a long line read in the same chunk."""
     capture = _capture(captures, CaptureLimits(max_lines=10, max_bytes=3))
     capture.feed("stderr", b"abc\n")
-    capture.feed("stderr", b"\n" + b"x" * (MAX_LINE_BYTES + 1))
+    capture.feed("stderr", b"\n" + b"x" * (MAX_LINE_BYTES + CUT_LOOK_BYTES + 1))
     assert (["abc"], 2, MAX_LINE_BYTES) == (
         sink.lines(),
         capture.dropped_lines,
@@ -623,7 +624,7 @@ def test_the_marker_counts_the_pieces_of_a_long_stdout_line_past_the_bound(
     """A stdout line with no newline past the bound is dropped in whole pieces, and the marker
     gives their number."""
     capture = _capture(captures, CaptureLimits(max_lines=0, max_bytes=0))
-    capture.feed("stdout", b"z" * (2 * MAX_LINE_BYTES + 1))
+    capture.feed("stdout", b"z" * (2 * MAX_LINE_BYTES + CUT_LOOK_BYTES + 1))
     capture.close()
     expected = (
         f"[taskdaemon] 2 output lines ({2 * MAX_LINE_BYTES} bytes) dropped past the capture "

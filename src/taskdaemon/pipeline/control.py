@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.private_file import make_private_dirs
 
 __all__ = [
@@ -80,9 +81,7 @@ class ControlTarget(Protocol):
 
 def control_dir(home: str | os.PathLike[str] | None = None) -> Path:
     """``<home>/control``; home is ``TASKDAEMON_HOME`` or ``./.taskdaemon`` when not given."""
-    base = (
-        Path(home) if home is not None else Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
-    )
+    base = Path(home) if home is not None else home_directory()
     return base / "control"
 
 

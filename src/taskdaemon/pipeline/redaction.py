@@ -44,6 +44,7 @@ __all__ = [
     "redact_lines",
     "redact_text",
     "redact_texts",
+    "secret_spans",
 ]
 
 REDACTED: Final = "[REDACTED]"
@@ -328,6 +329,19 @@ def _mask(text: str) -> str:
         if value in text:
             text = text.replace(value, REDACTED)
     return text
+
+
+def secret_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds a secret :func:`redact_text` would replace, as ``(start, end)``
+    pairs, which may overlap: each shape's whole match (the key of ``password=x`` too, so a
+    cut kept clear of it keeps the key beside its value) and each value known as a secret."""
+    spans = [match.span() for match in _shapes().finditer(text)] if _may_hold_secret(text) else []
+    for value in MASKED.values:
+        at = text.find(value)
+        while at >= 0:
+            spans.append((at, at + len(value)))
+            at = text.find(value, at + 1)
+    return spans
 
 
 def redact_text(text: str) -> str:

@@ -92,6 +92,7 @@ from typing import Any, Literal
 
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
+from taskdaemon.pipeline.home import home_path
 from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
@@ -465,13 +466,14 @@ def _resource_attributes(value: Any) -> str:
     return text
 
 
-def _path(value: Any) -> Path:
-    return Path(value if isinstance(value, Path) else _text(value))
+def _home(value: Any) -> Path:
+    """As every command finds the home (``home.home_path``): blank is the default."""
+    return value if isinstance(value, Path) else home_path(_text(value))
 
 
 #: Each field's variable and parser (a field not listed here is not a setting).
 _FIELDS: dict[str, tuple[str, Parser]] = {
-    "home": ("TASKDAEMON_HOME", _path),
+    "home": ("TASKDAEMON_HOME", _home),
     "span_source_url": ("TASKDAEMON_SPAN_SOURCE", _optional(_span_source)),
     "metrics_host": ("TASKDAEMON_METRICS_HOST", _host),
     "metrics_port": ("TASKDAEMON_METRICS_PORT", _integer(ge=0, le=65535)),

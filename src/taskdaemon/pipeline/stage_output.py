@@ -12,8 +12,11 @@ logger (INFO), so a library user's handlers see it.
 The contract of a capture (one per stage execution, both streams together):
 
 * lines are split on ``\\n`` (a trailing ``\\r`` dropped), decoded as UTF-8 with replacement;
-  a line longer than :data:`MAX_LINE_BYTES` is cut into pieces of that size, so a command that
-  never writes a newline costs bounded memory;
+  a line longer than :data:`MAX_LINE_BYTES` is cut into pieces of at most that size, so a
+  command that never writes a newline costs bounded memory. A cut is moved back to the start
+  of a secret it would split (a shape of ``redaction`` or a value known as a secret, looked
+  for :data:`CUT_LOOK_BYTES` around it), so the sinks find the secret whole in the next piece,
+  and never falls inside a UTF-8 character;
 * at most ``max_lines`` lines and ``max_bytes`` bytes (line ends not counted) are captured
   (:class:`CaptureLimits`, ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES`` in the CLI);
   past the bound, lines are counted and dropped, and when the command ends one WARNING marker
@@ -50,9 +53,10 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from taskdaemon.pipeline.output_pipes import drain, make_pipe
-from taskdaemon.pipeline.redaction import open_key_start
+from taskdaemon.pipeline.redaction import open_key_start, secret_spans
 
 __all__ = [
+    "CUT_LOOK_BYTES",
     "KEY_HOLD_CHARS",
     "MAX_LINE_BYTES",
     "STDERR_TAIL_LINES",
@@ -71,8 +75,12 @@ __all__ = [
 
 #: How much of a failed command's stderr its error message keeps.
 STDERR_TAIL_LINES: Final = 20
-#: Longer lines are cut into pieces of this many bytes.
+#: Longer lines are cut into pieces of at most this many bytes.
 MAX_LINE_BYTES: Final = 16_384
+#: How far before and after a cut of a long line the capture looks for a secret the cut would
+#: split: as long as the longest value known as a secret (``secret_values``), and past any
+#: token shape's bound (255 characters).
+CUT_LOOK_BYTES: Final = 4_096
 #: An open PEM private key's lines held back for the next read at most (characters): more than
 #: any key's (an RSA key of 16,384 bits is about 13,000), so a key is always redacted whole.
 KEY_HOLD_CHARS: Final = 65_536
@@ -396,10 +404,13 @@ class OutputCapture:
         if partial:
             pieces[0] = partial + pieces[0]
         partial = pieces.pop()
-        if len(partial) > MAX_LINE_BYTES:
-            cut = len(partial) - len(partial) % MAX_LINE_BYTES
-            pieces.extend(_cut(partial[:cut]))
+        if self._lines_left <= 0 or self._bytes_left <= 0:  # only counted: as _drop cuts
+            cut = _dropped_cut(len(partial))
+            pieces += [partial[at : at + MAX_LINE_BYTES] for at in range(0, cut, MAX_LINE_BYTES)]
             partial = partial[cut:]
+        elif len(partial) > MAX_LINE_BYTES + CUT_LOOK_BYTES:  # a cut must see what follows it
+            pieces += _cut(partial, MAX_LINE_BYTES + CUT_LOOK_BYTES)
+            partial = pieces.pop()
         self._partial[stream] = partial
         if pieces:
             self._take(stream, pieces)
@@ -417,12 +428,10 @@ class OutputCapture:
             partial = chunk[end + 1 :]
         else:
             partial += chunk
-        if len(partial) > MAX_LINE_BYTES:
-            cut = len(partial) - len(partial) % MAX_LINE_BYTES
-            self.dropped_lines += cut // MAX_LINE_BYTES
-            self.dropped_bytes += cut
-            partial = partial[cut:]
-        self._partial["stdout"] = partial
+        cut = _dropped_cut(len(partial))
+        self.dropped_lines += cut // MAX_LINE_BYTES
+        self.dropped_bytes += cut
+        self._partial["stdout"] = partial[cut:]
 
     def _finish(self, stream: str) -> None:
         partial = self._partial.pop(stream, b"")
@@ -512,10 +521,48 @@ class OutputCapture:
             )
 
 
-def _cut(data: bytes) -> list[bytes]:
-    if len(data) <= MAX_LINE_BYTES:
-        return [data]
-    return [data[i : i + MAX_LINE_BYTES] for i in range(0, len(data), MAX_LINE_BYTES)]
+def _cut(data: bytes, rest: int = MAX_LINE_BYTES) -> list[bytes]:
+    """``data`` cut into pieces of at most :data:`MAX_LINE_BYTES` while more than ``rest``
+    bytes are left; the last piece is what is left."""
+    pieces: list[bytes] = []
+    start = 0
+    while len(data) - start > rest:
+        end = _cut_point(data, start + MAX_LINE_BYTES)
+        pieces.append(data[start:end])
+        start = end
+    pieces.append(data[start:])
+    return pieces
+
+
+def _dropped_cut(size: int) -> int:
+    """How much of a line not yet ended, ``size`` bytes so far, a feed past the capture's bound
+    cuts off: as many whole pieces as :func:`_cut` makes of a line without secrets (the pieces
+    are only counted, so where a secret falls does not matter)."""
+    over = size - MAX_LINE_BYTES - CUT_LOOK_BYTES
+    return 0 if over <= 0 else -(-over // MAX_LINE_BYTES) * MAX_LINE_BYTES
+
+
+def _cut_point(data: bytes, at: int) -> int:
+    """Where to cut ``data`` at or before ``at``: not inside a UTF-8 character, and before a
+    secret found crossing the cut in the :data:`CUT_LOOK_BYTES` around it. A secret that
+    starts further back than that is cut where it is (documented in docs/redaction.md)."""
+    low = at - CUT_LOOK_BYTES
+    while at > low and data[at] & 0xC0 == 0x80:  # a continuation byte: back to its lead
+        at -= 1
+    # Bytes that are not UTF-8 decode to lone surrogates, one each, and encode back the same,
+    # so a character offset in the window converts back to a byte offset exactly.
+    before = data[low:at].decode("utf-8", "surrogateescape")
+    window = before + data[at : at + CUT_LOOK_BYTES].decode("utf-8", "surrogateescape")
+    spans = secret_spans(window)
+    cut = len(before)
+    while True:
+        starts = [start for start, end in spans if start < cut < end]
+        if not starts or min(starts) <= 0:
+            break
+        cut = min(starts)
+    if cut == len(before):
+        return at
+    return low + len(window[:cut].encode("utf-8", "surrogateescape"))
 
 
 async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:

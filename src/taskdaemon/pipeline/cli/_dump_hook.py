@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,10 +17,6 @@ __all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
 logger = logging.getLogger(__name__)
 
 DumpWriter = Callable[[str, str | None], Awaitable[str]]
-
-
-def _home() -> Path:
-    return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
 
 
 def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> DumpWriter:

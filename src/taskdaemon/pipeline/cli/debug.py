@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -52,6 +51,7 @@ from taskdaemon.pipeline.errors import (
     SettingsError,
 )
 from taskdaemon.pipeline.event_loop import run as run_loop
+from taskdaemon.pipeline.home import home_directory
 
 __all__ = ["register"]
 
@@ -106,10 +106,6 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _home() -> Path:
-    return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
-
-
 #: The longest debug answer read. An answer quotes a paused stage's inputs (each pause, each
 #: ``where``) and ``inputs``/``outputs`` a stage's values, which a command's stdout can make up
 #: to TASKDAEMON_STDOUT_MAX_BYTES (64 MiB) long: past the control socket's usual 1 MiB the
@@ -151,7 +147,9 @@ def _remote(words: Sequence[str]) -> int:
     call = caller(words[1])
     try:
         if action == "attach":
-            prompt = DebugPrompt(call, history=_home() / "debug_history", by="cli debug attach")
+            prompt = DebugPrompt(
+                call, history=home_directory() / "debug_history", by="cli debug attach"
+            )
             try:
                 prompt.run(first_stop=False)
             finally:
@@ -208,14 +206,16 @@ def _local(args: argparse.Namespace, file: str) -> int:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return EXIT_INVALID
     env = load_settings().breakpoints
-    workspace = (Path(args.workspace) if args.workspace else _home() / "workspaces").absolute()
+    workspace = (
+        Path(args.workspace) if args.workspace else home_directory() / "workspaces"
+    ).absolute()
     runner = _RunThread(args, pipeline, request, registry, workspace, env)
     runner.start()
     run_id = runner.started()
     if run_id is None:
         return _fail(runner.code, runner.error or "the run did not start")
     call = caller(run_id)
-    prompt = DebugPrompt(call, history=_home() / "debug_history", by="cli debug")
+    prompt = DebugPrompt(call, history=home_directory() / "debug_history", by="cli debug")
     try:
         prompt.run()
         if not prompt.done:

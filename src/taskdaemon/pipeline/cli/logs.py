@@ -1,4 +1,4 @@
-"""``taskdaemon logs RUN``: a run's log records from the embedded store.
+"""``taskdaemon logs RUN``: a run's log records from the embedded store, or a debug dump.
 
 ::
 
@@ -9,9 +9,11 @@ Prints the run's records in order: lifecycle records, engine decisions (runs mad
 ``RUN`` is a run id or a unique prefix (4+ hex digits). ``--stage`` keeps one stage's records,
 ``--level`` those at that level and above. ``--follow`` polls the store (every ``--interval``
 seconds) and prints records as another process writes them, until the run ends (then what was
-written last). Text lines read ``time LEVEL stage.instance.attempt [stream] message`` with
-control characters escaped; ``--json`` prints one object a line with every id (``run_id``,
-``pipeline``, ``stage``, ``instance``, ``attempt``, ``trace_id``, ``span_id``) and field.
+written last). ``--source dump:///PATH.tar.gz`` reads the records a debug dump holds (a
+finished snapshot: ``--follow`` prints them and ends). Text lines read ``time LEVEL
+stage.instance.attempt [stream] message`` with control characters escaped; ``--json`` prints
+one object a line with every id (``run_id``, ``pipeline``, ``stage``, ``instance``,
+``attempt``, ``trace_id``, ``span_id``) and field.
 
 Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found or the store cannot answer, 2 bad
 arguments (a source other than the embedded store too), 130 interrupted.
@@ -48,8 +50,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "logs",
         help="print a run's log records (lifecycle, decisions, command output)",
-        description="Print a run's log records from the embedded store: lifecycle records, "
-        "engine decisions, command output and handlers' own logging, in order.",
+        description="Print a run's log records from the embedded store (or a debug dump): "
+        "lifecycle records, engine decisions, command output and handlers' own logging, "
+        "in order.",
     )
     parser.add_argument("run_id", metavar="RUN", help="run id, or a unique prefix (4+ hex)")
     parser.add_argument("--stage", help="only this stage's records")
@@ -57,7 +60,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     add_interval_option(parser)
-    add_source_option(parser, embedded_only=True)
+    add_source_option(parser, forms="sqlite:///PATH or dump:///PATH.tar.gz")
     parser.set_defaults(func=logs_command)
 
 
@@ -92,16 +95,26 @@ def logs_command(args: argparse.Namespace) -> int:
     except SpanSourceError as error:
         return _fail(source_exit_code(error), str(error))
     try:
-        if not isinstance(source, SpanStore):
-            return _fail(2, "run logs are kept in the embedded store only (a sqlite:/// source)")
+        dump = _dump_path(args.source)
+        if not isinstance(source, SpanStore) and dump is None:
+            return _fail(
+                2,
+                "run logs are kept in the embedded store (a sqlite:/// source) and in debug "
+                "dumps (dump:///)",
+            )
+        if dump is not None:  # a dump is a finished snapshot: --follow has nothing to wait for
+            record = source.get_run(args.run_id)
+            unknown = _unknown_stage(args.stage, record)
+            if unknown is not None:
+                return _fail(1, unknown)
+            _write(args, _dump_rows(dump, record.run_id, args))
+            return 0
+        assert isinstance(source, SpanStore)
         run_id = source.resolve_run_id(args.run_id)
         if args.stage is not None:
-            # A stage that logged nothing prints nothing: a typo must not look the same.
-            record = source.get_run(run_id)
-            stages = [stage.name for stage in record.stages]
-            if args.stage not in stages:
-                where = f"run {run_id} of pipeline {record.pipeline!r}"
-                return _fail(1, f"{where} {no_such_stage(args.stage, stages)}")
+            unknown = _unknown_stage(args.stage, source.get_run(run_id))
+            if unknown is not None:
+                return _fail(1, unknown)
         if source.missing:  # the home's store, no run made yet: a full id is not resolved
             raise RunNotFoundError(f"no run {run_id} in {source.path}")
         conn = connect_store(source.path)
@@ -121,6 +134,45 @@ def logs_command(args: argparse.Namespace) -> int:
         source.close()
 
 
+def _unknown_stage(stage: str | None, record: Any) -> str | None:
+    """Why ``--stage`` names no stage of the run, if it does not: a stage that logged nothing
+    prints nothing, and a typo must not look the same."""
+    stages = [item.name for item in record.stages]
+    if stage is None or stage in stages:
+        return None
+    return f"run {record.run_id} of pipeline {record.pipeline!r} {no_such_stage(stage, stages)}"
+
+
+def _dump_path(url: str | None) -> str | None:
+    """The archive's path when ``url`` names a debug dump (its run logs are in it)."""
+    from taskdaemon.pipeline.tracking.source_urls import logs_place  # noqa: PLC0415
+
+    place = logs_place(url) if url is not None else None
+    return str(place.path) if place is not None and place.dump else None
+
+
+def _dump_rows(path: str, run_id: str, args: argparse.Namespace) -> list[Any]:
+    """The dump's records of ``run_id``, filtered as ``read_logs`` filters the store's."""
+    from taskdaemon.pipeline.log_levels import level_number, severity_number  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.dump_logs import dump_log_records  # noqa: PLC0415
+
+    rows = dump_log_records(path, run_id, stage=args.stage)
+    if args.level is None:
+        return rows
+    lowest = severity_number(level_number(args.level))
+    return [row for row in rows if row.severity >= lowest]
+
+
+def _write(args: argparse.Namespace, rows: list[Any]) -> None:
+    for row in rows:
+        if args.json:
+            sys.stdout.write(json.dumps(row.as_json(), default=str, ensure_ascii=False))
+        else:
+            sys.stdout.write(_text(row))
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
 def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, source: Any) -> int:
     from taskdaemon.pipeline.tracking.log_read import (  # noqa: PLC0415
         read_logs,
@@ -136,13 +188,7 @@ def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, sour
         # Read before the rows: a record stored after this check is still read below.
         complete = ended and (interrupted or run_end_logged(conn, run_id))
         rows = read_logs(conn, run_id, stage=args.stage, level=args.level, after=last)
-        for row in rows:
-            if args.json:
-                sys.stdout.write(json.dumps(row.as_json(), default=str, ensure_ascii=False))
-            else:
-                sys.stdout.write(_text(row))
-            sys.stdout.write("\n")
-        sys.stdout.flush()
+        _write(args, rows)
         if rows:
             last = rows[-1].id
         if not args.follow:

@@ -104,10 +104,9 @@ def source_exit_code(error: Exception) -> int:
     return 2 if isinstance(error, SpanSourceURLError) else 1
 
 
-def add_source_option(parser: argparse.ArgumentParser, *, embedded_only: bool = False) -> None:
-    """``--source URL``: the span source a command reads (``embedded_only``: a command that
-    reads the embedded store alone, ``logs`` and ``retention``)."""
-    forms = "sqlite:///PATH" if embedded_only else SPAN_SOURCE_USAGE
+def add_source_option(parser: argparse.ArgumentParser, *, forms: str = SPAN_SOURCE_USAGE) -> None:
+    """``--source URL``: the span source a command reads; ``forms``, the URL forms it takes
+    where not every source (``retention``: the embedded store alone)."""
     parser.add_argument(
         "--source",
         type=span_source,

@@ -4,13 +4,18 @@
 
     taskdaemon replay RUN [FILE] [--source URL] [--from STAGE] [--verify] [--json]
                           [--dry-run] [--use-file] [--input K=V ...] [--stage-output S=F.json ...]
+                          [--workspace DIR]
     taskdaemon replay RUN --step [--source URL]
 
 * The replay is a new run (a new trace) of the recorded definition and request with today's
-  handler code, linked to the original (``replay_of``). ``--from STAGE`` feeds what comes
-  before STAGE from the record (those stages show ``replayed``). ``FILE`` is used when it is
-  the recorded definition; when it differs the command says how and runs it only with
-  ``--use-file``. ``--dry-run`` prints what would run and what would be fed.
+  handler code, linked to the original (``replay_of``), with a workspace of its own as a
+  run has (``DIR/<run_id>``, ``--workspace DIR``, default ``$TASKDAEMON_HOME/workspaces``).
+  ``--from STAGE`` feeds what comes before STAGE from the record (those stages show
+  ``replayed``), and starts the replay's workspace as a copy of the recorded run's
+  (``DIR/<recorded run id>``, left untouched), so STAGE finds the files the fed stages left.
+  ``FILE`` is used when it is the recorded definition; when it differs the command says how
+  and runs it only with ``--use-file``. ``--dry-run`` prints what would run and what would be
+  fed.
 * A value the replay needs that was redacted or cut stops it before anything runs, with one
   error naming every such value and how to supply it (``--input``, ``--stage-output``).
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
@@ -59,11 +64,13 @@ Run a recorded run again from its stored spans, as a new run linked to the origi
 today's handler code: the recorded definition (or FILE: used when it is the recorded one, and
 only with --use-file when it differs) and the recorded request.
 
---from STAGE feeds the stages before STAGE from the record (they show as replayed) and runs
-STAGE and what follows. --verify compares every re-executed stage's outputs and published
-events with the record. --dry-run says what would run and what would be fed. A value the
-replay needs that was redacted or cut stops it first, naming each one and how to supply it
-(--input KEY=VALUE, --stage-output STAGE=FILE.json).
+The replay works in DIR/<run_id> as a run does (--workspace DIR). --from STAGE feeds the
+stages before STAGE from the record (they show as replayed) and runs STAGE and what follows,
+in a workspace that starts as a copy of the recorded run's (the files the fed stages left).
+--verify compares every re-executed stage's outputs and published events with the record
+(the replay's own run id read as the recorded one). --dry-run says what would run and what
+would be fed. A value the replay needs that was redacted or cut stops it first, naming each
+one and how to supply it (--input KEY=VALUE, --stage-output STAGE=FILE.json).
 
 --step runs nothing: it walks the recorded run event by event and prints the state of every
 stage after each, at the debugger's prompt (history, Tab completion, help). Commands (at the
@@ -98,6 +105,11 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--step", action="store_true", help="walk the recorded run, run nothing")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="the replay works in DIR/<run_id>, as a run (default: $TASKDAEMON_HOME/workspaces)",
+    )
     parser.set_defaults(func=replay_command)
 
 
@@ -183,7 +195,10 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         resolve_issues,
     )
     from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
-    from taskdaemon.pipeline.replay.run import execute_plan  # noqa: PLC0415
+    from taskdaemon.pipeline.replay.run import (  # noqa: PLC0415
+        execute_plan,
+        recorded_workspace,
+    )
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     add_working_directory_to_path()
@@ -196,6 +211,15 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
     observers = [] if args.quiet else [ProgressView(sys.stderr)]
+    root = str(_workspace_root(args))
+    seed = recorded_workspace(root, plan)
+    if plan.fed and seed is None:
+        print(
+            f"note: the recorded run's workspace {Path(root) / plan.recorded.run_id} is not "
+            "there: the stages run again start in an empty workspace",
+            file=sys.stderr,
+            flush=True,
+        )
     async with contextlib.AsyncExitStack() as stack:
         try:
             monitoring = start_monitoring(load_settings(), serve=None, stack=stack)
@@ -208,6 +232,8 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
                 monitor=monitoring.monitor,
                 observers=observers,
                 verify=args.verify,
+                workspace=root,
+                seed_workspace=seed,
             )
         except PipelineError as error:
             return _fail(2, str(error))
@@ -258,7 +284,14 @@ def _step(args: argparse.Namespace) -> int:
     return 0
 
 
-def _home() -> Path:
-    import os  # noqa: PLC0415
+def _workspace_root(args: argparse.Namespace) -> Path:
+    """Where the replay's workspace is made, as ``run`` makes a run's: without one a handler
+    that keeps files in its workspace (the example's) would write them into the current
+    directory, or a shared temporary one, and a stage reading them back would fail."""
+    return (Path(args.workspace) if args.workspace else _home() / "workspaces").absolute()
 
-    return Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon")
+
+def _home() -> Path:
+    from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
+
+    return home_directory()

@@ -52,7 +52,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="then compact the whole file (VACUUM; writers wait while it runs)",
     )
-    add_source_option(ret, embedded_only=True)
+    add_source_option(ret, forms="sqlite:///PATH")
     ret.set_defaults(func=_retention)
 
 

@@ -77,6 +77,7 @@ from taskdaemon.pipeline.events import (
     StageStarted,
 )
 from taskdaemon.pipeline.heap import tuned_collector
+from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.redaction import redact_text
@@ -394,10 +395,6 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
-def _home() -> Path:
-    return Path(os.environ.get("TASKDAEMON_HOME", ".taskdaemon"))
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Validate, run and summarise the pipeline named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
@@ -424,7 +421,7 @@ def run_command(args: argparse.Namespace) -> int:
         if issues:
             print("\n".join(issues), file=sys.stderr, flush=True)
             return EXIT_INVALID
-        workspace = Path(args.workspace) if args.workspace else _home() / "workspaces"
+        workspace = Path(args.workspace) if args.workspace else home_directory() / "workspaces"
         keep()
         # The loop that spaces a busy loop's polls (event_loop.py).
         return run_loop(run_pipeline(args, pipeline, request, registry, workspace.absolute()))

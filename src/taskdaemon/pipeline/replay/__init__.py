@@ -74,11 +74,15 @@ async def replay_async(
     monitor: Any = None,
     observers: Iterable[Any] = (),
     recorded: RecordedRun | None = None,
+    workspace: str | None = None,
 ) -> ReplayOutcome:
     """Replay ``run_id`` (see ``replay``) inside a running event loop."""
     from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415 - lazy
     from taskdaemon.pipeline.monitor import PipelineMonitor  # noqa: PLC0415 - lazy
-    from taskdaemon.pipeline.replay.run import execute_plan  # noqa: PLC0415 - lazy
+    from taskdaemon.pipeline.replay.run import (  # noqa: PLC0415 - lazy
+        execute_plan,
+        recorded_workspace,
+    )
 
     if recorded is None:
         recorded = load_recorded_run(run_id, source)
@@ -96,6 +100,8 @@ async def replay_async(
         monitor=monitor if monitor is not None else PipelineMonitor(),
         observers=observers,
         verify=verify,
+        workspace=workspace,
+        seed_workspace=None if workspace is None else recorded_workspace(workspace, plan),
     )
 
 
@@ -114,7 +120,9 @@ def replay(
     compare re-executed stages with the record (``outcome.report``). Options: ``pipeline``
     (a definition to use when it is the recorded one, or with ``use_file=True``), ``inputs``
     (request fields to supply), ``stage_outputs`` (stage → outputs to feed), ``resolver``,
-    ``monitor`` (default: a ``PipelineMonitor`` on the global providers), ``observers``.
+    ``monitor`` (default: a ``PipelineMonitor`` on the global providers), ``observers``,
+    ``workspace`` (the folder the replay's workspace is made in, as ``Engine(workspace=...)``;
+    with ``from_stage``, the recorded run's folder there, when there, is copied into it first).
     ``ReplayError`` names every value the replay needs that the spans lack.
     """
     return asyncio.run(

@@ -12,7 +12,11 @@
   original span, and keeps the run span's definition the replayed one;
 * approvals are decided as they were recorded (in order, per stage); an approval with no
   recorded decision is rejected, so a replay never approves what nobody approved;
-* events the original received from outside are published again, in order, at the start.
+* events the original received from outside are published again, in order, at the start;
+* with ``seed_workspace`` (the recorded run's workspace, when stages are fed), that folder is
+  copied into the replay's workspace before its first re-executed stage runs: a stage resumed
+  after fed ones finds the files they left, as it did in the original, and the original's
+  folder is not touched.
 
 With ``verify`` the re-executed stages are compared with the record (``verify.py``).
 """
@@ -21,6 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
+import threading
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,7 +55,7 @@ from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
 from taskdaemon.pipeline.stage_context import StageContext
 
-__all__ = ["ReplayOutcome", "ReplaySpanHook", "execute_plan"]
+__all__ = ["ReplayOutcome", "ReplaySpanHook", "execute_plan", "recorded_workspace"]
 
 
 @dataclass(frozen=True)
@@ -89,18 +96,61 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
     return handler
 
 
-class _ReplayResolver:
-    """Stand-in handlers for fed stages; the real resolver for every other stage."""
+def recorded_workspace(root: str, plan: ReplayPlan) -> str | None:
+    """The recorded run's workspace under ``root`` (``root/<run id>``), to seed the replay's
+    when ``plan`` feeds stages; ``None`` when it feeds none, or the folder is not there."""
+    folder = os.path.join(root, plan.recorded.run_id)
+    return folder if plan.fed and os.path.isdir(folder) else None
 
-    def __init__(self, base: HandlerResolver, plan: ReplayPlan) -> None:
+
+class _WorkspaceSeed:
+    """A folder copied into the run's workspace once, before the first stage that asks."""
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._lock = threading.Lock()
+        self._done = False
+
+    def ensure(self, workspace: str | None) -> None:
+        """Copy the folder into ``workspace`` unless done (blocking: call it on a thread)."""
+        with self._lock:
+            if self._done or workspace is None:
+                return
+            try:
+                shutil.copytree(self._source, workspace, symlinks=True, dirs_exist_ok=True)
+            except (OSError, shutil.Error) as error:
+                raise StageFailedError(
+                    f"replay: cannot copy the recorded run's workspace {self._source}: {error}"
+                ) from None
+            self._done = True
+
+    def wrap(self, handler: Handler) -> Handler:
+        """``handler``, run after the copy."""
+
+        async def seeded(ctx: StageContext) -> Mapping[str, Any]:
+            await asyncio.to_thread(self.ensure, ctx.workspace)
+            return await handler(ctx)
+
+        return seeded
+
+
+class _ReplayResolver:
+    """Stand-in handlers for fed stages; the real resolver for every other stage (run after
+    the workspace seed, when there is one)."""
+
+    def __init__(
+        self, base: HandlerResolver, plan: ReplayPlan, seed: _WorkspaceSeed | None
+    ) -> None:
         self._base = base
         self._plan = plan
+        self._seed = seed
 
     def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
         fed = self._plan.fed.get(stage.name)
         if fed is not None:
             return _fed_handler(stage.name, fed)
-        return self._base.resolve(pipeline, stage)
+        handler = self._base.resolve(pipeline, stage)
+        return handler if self._seed is None else self._seed.wrap(handler)
 
 
 class ReplaySpanHook:
@@ -195,15 +245,19 @@ async def execute_plan(
     observers: Iterable[Any] = (),
     verify: bool = False,
     workspace: str | None = None,
+    seed_workspace: str | None = None,
 ) -> ReplayOutcome:
-    """Run ``plan`` (which must pass ``check``) and return the outcome; the monitor's span
+    """Run ``plan`` (which must pass ``check``) in a workspace under ``workspace`` (seeded
+    from ``seed_workspace``: the module docstring) and return the outcome; the monitor's span
     hook is set for the run and cleared after it."""
     pipeline = plan.check()
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
     watcher = _ReplayObserver(plan)
     engine = Engine(
-        resolver=_ReplayResolver(resolver, plan),
+        resolver=_ReplayResolver(
+            resolver, plan, None if seed_workspace is None else _WorkspaceSeed(seed_workspace)
+        ),
         observers=[watcher, *observers, monitor],
         workspace=workspace,
     )

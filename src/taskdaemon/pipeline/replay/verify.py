@@ -9,6 +9,11 @@ instance and attempt) is compared with the original on
   report names the top-level keys that differ and the first difference;
 * the events it published: types and payload hashes, in order.
 
+The replay's own run id, wherever it appears in a value the replay produced, is read as the
+recorded run's before comparing: a stage that returns its run id (``TASKDAEMON_RUN_ID``) or a
+path in its workspace (``<root>/<run_id>/...``, the same root for both runs by default) did
+what it did in the original, and is not a divergence. Any other difference is.
+
 An execution the original had and the replay did not (or the other way round) is a divergence
 too. The report renders as a table or as JSON; the CLI exits 3 when it is not empty.
 """
@@ -170,6 +175,21 @@ def _events_divergence(
     return Divergence(recorded.stage, recorded.instance, recorded.attempt, "events", types, what)
 
 
+def _as_recorded(value: Any, replay_id: str, recorded_id: str) -> Any:
+    """A copy of ``value`` with ``replay_id`` read as ``recorded_id`` in every string, key or
+    value, at any depth (the module docstring)."""
+    if isinstance(value, str):
+        return value.replace(replay_id, recorded_id) if replay_id in value else value
+    if isinstance(value, Mapping):
+        return {
+            _as_recorded(k, replay_id, recorded_id): _as_recorded(v, replay_id, recorded_id)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_as_recorded(item, replay_id, recorded_id) for item in value]
+    return value
+
+
 def compare_run(  # noqa: PLR0917 - one call site, each argument named there
     recorded: RecordedRun,
     replay_id: str,
@@ -207,10 +227,18 @@ def compare_run(  # noqa: PLR0917 - one call site, each argument named there
                     Divergence(stage, instance, attempt, "status", (), f"{was.status} → {status}")
                 )
             elif status == "success":
-                found = _outputs_divergence(was, now.outputs, capture)
+                outputs = _as_recorded(now.outputs, replay_id, recorded.run_id)
+                found = _outputs_divergence(was, outputs, capture)
                 if found is not None:
                     report.divergences.append(found)
-            events = _events_divergence(was, published.get(was.task_run_id, ()), capture)
+            events = _events_divergence(
+                was,
+                [
+                    (kind, _as_recorded(payload, replay_id, recorded.run_id))
+                    for kind, payload in published.get(was.task_run_id, ())
+                ],
+                capture,
+            )
             if events is not None:
                 report.divergences.append(events)
     return report

@@ -44,6 +44,7 @@ from urllib.parse import parse_qs, urlsplit
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, SpanSourceURLError
+from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
@@ -602,7 +603,7 @@ def _file_spans(file: Path, keep: Callable[[str], bool] | None) -> list[SpanReco
 def home_store() -> Path:
     """The home's own store, ``$TASKDAEMON_HOME/spans.db`` (home defaulting to
     ``./.taskdaemon``)."""
-    return Path(os.environ.get("TASKDAEMON_HOME", "").strip() or ".taskdaemon") / "spans.db"
+    return home_directory() / "spans.db"
 
 
 def default_source_url() -> str:

@@ -1,0 +1,57 @@
+"""``taskdaemon replay`` of the shipped example, end to end: real subprocesses, each run and
+replay in its own private workspace, a full replay and one resumed from a stage verifying clean.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon
+
+
+@pytest.mark.slow
+def test_the_example_replays_and_resumes_from_a_stage_without_divergence(home: Path) -> None:
+    """The example keeps files in its workspace and returns paths and its run id: replayed
+    whole, and from ``verification`` (which checks the files the fed stages wrote), it verifies
+    with no divergence, each replay in a private workspace of its own beside the original's,
+    which the replays leave as it was."""
+    done = taskdaemon(home, "run", "examples/feature_delivery.yaml", "--auto-approve", "-q")
+    assert 0 == done.returncode, done.stderr
+    original = done.stdout.strip()
+    workspaces = home / "workspaces"
+    files = sorted(str(p.relative_to(workspaces)) for p in (workspaces / original).rglob("*"))
+    replays = [
+        taskdaemon(home, "replay", original, "--verify", "-q"),
+        taskdaemon(home, "replay", original, "--from", "verification", "--verify", "-q"),
+    ]
+    assert [(0, True)] * 2 == [
+        (replay.returncode, replay.stdout.splitlines()[-1].startswith("verify: no divergence"))
+        for replay in replays
+    ], [replay.stdout + replay.stderr for replay in replays]
+    folders = sorted(workspaces.iterdir())
+    assert (3, {0o700}, files) == (
+        len(folders),
+        {stat.S_IMODE(folder.stat().st_mode) for folder in folders},
+        sorted(str(p.relative_to(workspaces)) for p in (workspaces / original).rglob("*")),
+    )
+
+
+@pytest.mark.slow
+def test_a_resumed_replay_says_when_the_recorded_workspace_is_gone(home: Path) -> None:
+    """Resumed from a stage after the recorded run's workspace was removed, the replay says so
+    in one line, and the stage that needed its files fails on its own (exit 1)."""
+    done = taskdaemon(home, "run", "examples/feature_delivery.yaml", "--auto-approve", "-q")
+    assert 0 == done.returncode, done.stderr
+    original = done.stdout.strip()
+    for path in sorted((home / "workspaces" / original).rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (home / "workspaces" / original).rmdir()
+    replay = taskdaemon(home, "replay", original, "--from", "verification", "-q")
+    said = f"note: the recorded run's workspace {home}/workspaces/{original} is not there"
+    notes = [line for line in replay.stderr.splitlines() if line.startswith("note:")]
+    assert (1, [True]) == (replay.returncode, [note.startswith(said) for note in notes]), (
+        replay.stderr
+    )
