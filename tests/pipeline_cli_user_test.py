@@ -86,7 +86,7 @@ def _declared(command: str, option: str) -> tuple[object, ...]:
 _TWINS = {
     "--input": ("run", "debug", "serve", "replay"),
     "--input-file": ("run", "debug", "serve", "replay"),
-    "--workspace": ("run", "debug"),
+    "--workspace": ("run", "debug", "replay"),
     "--approve": ("run", "debug"),
     "--auto-approve": ("run", "debug", "serve"),
     "--break": ("run", "debug"),

@@ -42,6 +42,7 @@ from typing import Any
 from taskdaemon.pipeline.cli.options import (
     add_input_options,
     add_source_option,
+    add_workspace_option,
     source_exit_code,
 )
 from taskdaemon.pipeline.errors import (
@@ -105,11 +106,7 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--step", action="store_true", help="walk the recorded run, run nothing")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    parser.add_argument(
-        "--workspace",
-        metavar="DIR",
-        help="the replay works in DIR/<run_id>, as a run (default: $TASKDAEMON_HOME/workspaces)",
-    )
+    add_workspace_option(parser)
     parser.set_defaults(func=replay_command)
 
 
