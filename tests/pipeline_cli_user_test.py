@@ -14,6 +14,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import termios
 from pathlib import Path
 
@@ -471,6 +472,15 @@ def test_serve_without_a_pipeline_refuses_what_only_a_pipeline_uses(
     assert capsys.readouterr().err == f"taskdaemon serve: {option} needs --pipeline\n"
 
 
+#: Runs ARGV with SIGINT at its default, as a process of a terminal has it: a suite started in
+#: the background by a shell without job control inherits SIGINT ignored, and a Python started
+#: so installs no KeyboardInterrupt handler (an ignored signal stays ignored across exec).
+_SIGINT_DEFAULT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("command", [["runs", "list"], ["report"], ["runs", "show", "a" * 32]])
 def test_ctrl_c_while_a_backend_is_silent_is_exit_130_without_a_traceback(
@@ -484,7 +494,7 @@ def test_ctrl_c_while_a_backend_is_silent_is_exit_130_without_a_traceback(
         silent.listen()
         url = f"tempo+http://127.0.0.1:{silent.getsockname()[1]}"
         process = subprocess.Popen(
-            [TASKDAEMON, *command, "--source", url],
+            [sys.executable, "-c", _SIGINT_DEFAULT, TASKDAEMON, *command, "--source", url],
             cwd=ROOT,
             env=environment(tmp_path),
             stdin=subprocess.DEVNULL,
