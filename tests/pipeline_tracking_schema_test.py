@@ -13,7 +13,8 @@ from cli_support import taskdaemon
 @pytest.mark.slow
 def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(home: Path, tmp_path: Path) -> None:
     """``runs list --source`` naming another program's SQLite database (tables of its own, no
-    schema version) exits 2 with one line, and adds no table to it nor changes its journal."""
+    schema version) exits 1 with one line (a source that cannot answer, as a damaged store:
+    docs/architecture.md, "Exit codes"), and adds no table to it nor changes its journal."""
     foreign = tmp_path / "app.db"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE users (name TEXT)")
@@ -23,5 +24,5 @@ def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(home: Path, tmp_pat
         journal = conn.execute("PRAGMA journal_mode").fetchone()[0]
     lines = done.stderr.splitlines()
     said = "not a taskdaemon span store" in done.stderr
-    expected = (2, 1, True, ["users"], "delete")
+    expected = (1, 1, True, ["users"], "delete")
     assert expected == (done.returncode, len(lines), said, tables, journal), done.stderr
