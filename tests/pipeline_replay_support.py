@@ -122,6 +122,7 @@ class Recording:
         handlers: Mapping[str, Any] = HANDLERS,
         approve: bool = True,
         recorder: Recorder | None = None,
+        *,
         workspace: Path | None = None,
     ) -> RunResult:
         """Run ``flow`` with ``handlers`` (in a workspace under ``workspace``, when given),
