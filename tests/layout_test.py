@@ -33,6 +33,7 @@ REPOSITORY_CHECKS = frozenset(
         "deploy_stack",
         "docs_commands",
         "docs_references",
+        "examples_loops",
         "layout",
         "public_api",
         "readme",
