@@ -1,5 +1,5 @@
-"""``TASKDAEMON_HOME`` found by one rule (``home.py``): in-process, and by real commands that
-write and read a run through it."""
+"""``TASKDAEMON_HOME`` and the other variables found by one rule (``home.py``,
+``variables.py``): in-process, and by real commands that write and read a run through them."""
 
 from __future__ import annotations
 
@@ -78,3 +78,35 @@ def test_a_run_and_its_readers_find_the_same_home(
         (where / "workspaces" / run_id).is_dir() and (where / "spans.db").is_file(),
         [entry["run_id"] for entry in json.loads(listed.stdout or "[]")],
     ), run.stderr + listed.stderr
+
+
+@pytest.mark.slow
+def test_a_span_source_spelt_in_lower_case_is_where_the_run_and_the_readers_go(
+    home: Path, tmp_path: Path
+) -> None:
+    """``taskdaemon_span_source`` (the settings accept any case) is the store ``run`` writes
+    to and the one ``runs list`` reads, not the home's."""
+    pipeline = write(
+        tmp_path / "one.yaml",
+        """\
+        name: one
+        stages:
+          - name: only
+            command: "true"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    store = tmp_path / "elsewhere.db"
+    env = {**environment(home), "taskdaemon_span_source": f"sqlite:///{store}"}
+    done = [
+        subprocess.run(
+            [TASKDAEMON, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        for args in (("run", "-q", str(pipeline)), ("runs", "list", "--json"))
+    ]
+    listed = [entry["run_id"] for entry in json.loads(done[1].stdout or "[]")]
+    assert ([done[0].stdout.strip()], True, False) == (
+        listed,
+        store.is_file(),
+        (home / "spans.db").exists(),
+    ), done[0].stderr + done[1].stderr

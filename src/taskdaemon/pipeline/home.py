@@ -1,8 +1,8 @@
 """``TASKDAEMON_HOME``: where taskdaemon keeps a user's state (the span store, workspaces,
 control sockets, token files, prompt histories, dumps), found by one rule everywhere.
 
-The variable is read as ``settings`` reads every variable: its exact name, else the same name
-spelt in another case. Unset, empty or blank, the home is ``.taskdaemon`` in the current
+The variable is read as every variable is (``variables.variable``: its exact name, else the
+same name spelt in another case). Unset, empty or blank, the home is ``.taskdaemon`` in the current
 directory. One rule matters because the commands and the readers find the home apart: with
 an empty value a run used to write its store into the current directory while ``runs list``
 looked in ``.taskdaemon``, and a lower-case spelling moved the store but not the workspaces.
@@ -10,10 +10,11 @@ looked in ``.taskdaemon``, and a lower-case spelling moved the store but not the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+
+from taskdaemon.pipeline.variables import variable
 
 __all__ = ["DEFAULT_HOME", "HOME_VARIABLE", "home_directory", "home_path"]
 
@@ -29,8 +30,4 @@ def home_path(value: str | None) -> Path:
 
 def home_directory(environ: Mapping[str, str] | None = None) -> Path:
     """The home named by ``environ`` (default: the process's environment)."""
-    found = os.environ if environ is None else environ
-    value = found.get(HOME_VARIABLE)
-    if value is None:
-        value = next((v for k, v in found.items() if k.upper() == HOME_VARIABLE), None)
-    return home_path(value)
+    return home_path(variable(HOME_VARIABLE, environ))

@@ -102,6 +102,7 @@ from taskdaemon.pipeline.span_source_forms import (
     unknown_scheme,
 )
 from taskdaemon.pipeline.value_methods import ValueMethods
+from taskdaemon.pipeline.variables import reader
 
 __all__ = [
     "DEFAULT_REDACT_PATTERNS",
@@ -522,13 +523,12 @@ _FIELDS: dict[str, tuple[str, Parser]] = {
 def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:
     """The raw text of each setting found in ``environ``: the exact name, else any spelling
     of it in another case (as the settings have always been read)."""
-    folded = {name.upper(): value for name, value in environ.items()}
     raw: dict[str, str] = {}
-    for name, (variable, _) in _FIELDS.items():
-        if variable in environ:
-            raw[name] = environ[variable]
-        elif variable in folded:
-            raw[name] = folded[variable]
+    lookup = reader(environ)
+    for name, (name_of_variable, _) in _FIELDS.items():
+        value = lookup(name_of_variable)
+        if value is not None:
+            raw[name] = value
     return raw
 
 

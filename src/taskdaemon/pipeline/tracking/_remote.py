@@ -17,11 +17,12 @@ an overall deadline per query, a cap on the bytes of each response.
 from __future__ import annotations
 
 import math
-import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.variables import reader
 
 if TYPE_CHECKING:  # the HTTP client loads with the first remote query (CLI start-up time)
     import httpx
@@ -100,14 +101,16 @@ class RemoteLimits:
         """``TASKDAEMON_SOURCE_TIMEOUT`` (seconds > 0) and ``TASKDAEMON_SOURCE_MAX_BYTES`` (an
         integer > 0); unset means the default. SpanSourceError naming the variable when
         invalid."""
-        env = os.environ if environ is None else environ
-        deadline = _positive(env, "TASKDAEMON_SOURCE_TIMEOUT", float, DEFAULT_DEADLINE)
-        max_bytes = _positive(env, "TASKDAEMON_SOURCE_MAX_BYTES", int, DEFAULT_MAX_BYTES)
+        lookup = reader(environ)
+        deadline = _positive(lookup, "TASKDAEMON_SOURCE_TIMEOUT", float, DEFAULT_DEADLINE)
+        max_bytes = _positive(lookup, "TASKDAEMON_SOURCE_MAX_BYTES", int, DEFAULT_MAX_BYTES)
         return cls(deadline=float(deadline), max_bytes=int(max_bytes))
 
 
-def _positive(env: Any, name: str, kind: type[float] | type[int], default: float) -> float:
-    raw = str(env.get(name, "")).strip()
+def _positive(
+    lookup: Callable[[str], str | None], name: str, kind: type[float] | type[int], default: float
+) -> float:
+    raw = (lookup(name) or "").strip()
     if not raw:
         return default
     try:

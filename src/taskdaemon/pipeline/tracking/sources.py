@@ -68,6 +68,7 @@ from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_t
 from taskdaemon.pipeline.tracking.source_urls import file_path, scheme_of, sqlite_path
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
+from taskdaemon.pipeline.variables import variable
 
 if TYPE_CHECKING:  # imported where used: reading the store needs neither (start-up time)
     import httpx
@@ -608,7 +609,7 @@ def home_store() -> Path:
 
 def default_source_url() -> str:
     """``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``."""
-    url = os.environ.get("TASKDAEMON_SPAN_SOURCE", "").strip()
+    url = (variable("TASKDAEMON_SPAN_SOURCE") or "").strip()
     if url:
         return url
     return f"sqlite:///{home_store().as_posix()}"

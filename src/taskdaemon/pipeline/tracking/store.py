@@ -57,6 +57,7 @@ from taskdaemon.pipeline.tracking._schema import (
 )
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.variables import reader
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -103,9 +104,9 @@ def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy
     ``TASKDAEMON_RETENTION_KEEP`` (a count); unset means no limit. ``SettingsError`` naming
     each invalid variable, as ``settings.load_settings`` does: every command that opens the
     store then exits 2 with one line per variable."""
-    env = os.environ if environ is None else environ
-    raw_age = env.get("TASKDAEMON_RETENTION_MAX_AGE", "").strip()
-    raw_keep = env.get("TASKDAEMON_RETENTION_KEEP", "").strip()
+    lookup = reader(environ)
+    raw_age = (lookup("TASKDAEMON_RETENTION_MAX_AGE") or "").strip()
+    raw_keep = (lookup("TASKDAEMON_RETENTION_KEEP") or "").strip()
     problems: list[tuple[str, str]] = []
     max_age: float | None = None
     keep: int | None = None
