@@ -99,13 +99,18 @@ def counting(handlers: Mapping[str, Any]) -> tuple[Resolver, dict[str, int]]:
 class Recording:
     """A tracer provider writing to the embedded store at ``db`` and a monitor on it."""
 
-    def __init__(self, db: Path, capture: PayloadCapture | None = None) -> None:
+    def __init__(
+        self,
+        db: Path,
+        capture: PayloadCapture | None = None,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
         self.db = db
         self.provider = TracerProvider()
         self.provider.add_span_processor(SqliteSpanProcessor(db))
         self.monitor = PipelineMonitor(
             tracer_provider=self.provider,
-            meter_provider=MeterProvider(),
+            meter_provider=meter_provider if meter_provider is not None else MeterProvider(),
             capture=capture,
             resource_sampling=False,
         )

@@ -21,6 +21,7 @@ from taskdaemon.pipeline.reporting._model import (
 )
 from taskdaemon.pipeline.reporting._records import RecordData
 from taskdaemon.pipeline.reporting._render import REPORT_FORMATS, render_report
+from taskdaemon.pipeline.reporting._replays import FED, fed_stages, replay_note
 from taskdaemon.pipeline.reporting._stats import (
     CriticalPath,
     CriticalStep,
@@ -34,6 +35,7 @@ from taskdaemon.pipeline.reporting._stats import (
 
 __all__ = [
     "DAY",
+    "FED",
     "REGRESSION_THRESHOLD",
     "REPORT_FORMATS",
     "CriticalPath",
@@ -49,8 +51,10 @@ __all__ = [
     "build_report",
     "critical_chain",
     "critical_path",
+    "fed_stages",
     "percentile",
     "render_report",
+    "replay_note",
     "run_critical_path",
     "run_upstream",
     "stage_intervals",

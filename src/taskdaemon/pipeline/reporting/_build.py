@@ -25,6 +25,7 @@ from taskdaemon.pipeline.reporting._model import (
     StageReport,
     StageSample,
 )
+from taskdaemon.pipeline.reporting._replays import replay_note
 from taskdaemon.pipeline.reporting._stats import percentile, run_critical_path
 
 __all__ = ["DAY", "REGRESSION_THRESHOLD", "build_report"]
@@ -148,8 +149,11 @@ def build_report(
     names = [pipeline] if pipeline is not None else data.pipelines(since, until)
     previous_since = since - (until - since)
     reports = []
+    notes = list(notes)
     for name in names:
         sample = data.sample(name, since, until)
+        if sample.replays:
+            notes.append(replay_note(name, sample.replays))
         if sample.runs == 0:
             continue
         previous = data.sample(name, previous_since, since)

@@ -58,6 +58,7 @@ class PipelineSample:
     stages: tuple[StageSample, ...]  # by stage name
     median_run: str | None  # the run at the lower median duration
     slowest_run: str | None
+    replays: int = 0  # replays that fed stages, left out of the run figures above
 
 
 class ReportData(Protocol):

@@ -4,7 +4,8 @@ Used for span sources that keep no aggregates (Tempo, Jaeger, OTLP-JSON files): 
 the runs of the window, up to a limit, and hands them here. It counts exactly what the span
 store's aggregates count, so the same runs give the same report from either: ended runs only,
 ended attempts only (a skipped stage has none), failures are attempts that ended ``failure`` or
-``timeout``, retries are attempts beyond an instance's first.
+``timeout``, retries are attempts beyond an instance's first. A replay's fed executions are not
+counted, and a replay that fed stages is left out of the run figures (``reporting._replays``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._model import PipelineSample, StageSample
+from taskdaemon.pipeline.reporting._replays import FED, fed_stages
 from taskdaemon.pipeline.reporting._stats import run_critical_path
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 
@@ -24,7 +26,12 @@ class RecordData:
 
     def __init__(self, runs: Iterable[RunRecord]) -> None:
         self._runs = {run.run_id: run for run in runs if run.end is not None}
-        self._paths = {run_id: run_critical_path(run) for run_id, run in self._runs.items()}
+        self._fed = {run_id for run_id, run in self._runs.items() if fed_stages(run)}
+        self._paths = {
+            run_id: run_critical_path(run)
+            for run_id, run in self._runs.items()
+            if run_id not in self._fed
+        }
 
     def pipelines(self, since: float, until: float) -> list[str]:
         """Pipelines with ended runs started in [since, until), sorted."""
@@ -36,20 +43,24 @@ class RecordData:
 
     def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
         """The sample of ``pipeline``'s ended runs started in [since, until)."""
+        window = [
+            r for r in self._runs.values() if r.pipeline == pipeline and since <= r.start < until
+        ]
         runs = sorted(
-            (r for r in self._runs.values() if r.pipeline == pipeline and since <= r.start < until),
+            (r for r in window if r.run_id not in self._fed),
             key=lambda r: (r.duration or 0.0, r.start, r.run_id),
         )
+        replays = [r for r in window if r.run_id in self._fed]
         durations: dict[str, list[float]] = {}
         queues: dict[str, list[float]] = {}
         counts: dict[str, list[int]] = {}  # stage -> [executions, failures, retries, cpu n]
         cpu: dict[str, float] = {}
         memory: dict[str, int] = {}
         critical: dict[str, float] = {}
-        for run in runs:
+        for run in [*runs, *replays]:  # a replay's re-run stages count, its fed ones not
             for stage in run.stages:
                 for attempt in stage.attempts:
-                    if attempt.end is None:
+                    if attempt.end is None or attempt.status == FED:
                         continue
                     c = counts.setdefault(stage.name, [0, 0, 0, 0])
                     c[0] += 1
@@ -65,7 +76,8 @@ class RecordData:
                         memory[stage.name] = max(
                             memory.get(stage.name, 0), attempt.peak_memory_bytes
                         )
-            for step in self._paths[run.run_id].steps:
+            path = self._paths.get(run.run_id)
+            for step in path.steps if path is not None else ():
                 critical[step.stage] = critical.get(step.stage, 0.0) + step.duration
         stages = tuple(
             StageSample(
@@ -92,4 +104,5 @@ class RecordData:
             stages=stages,
             median_run=runs[(len(runs) - 1) // 2].run_id if runs else None,
             slowest_run=runs[-1].run_id if runs else None,
+            replays=len(replays),
         )

@@ -18,7 +18,10 @@ step inside one histogram bucket (see ``tracking._day_totals``). A trigger drops
 aggregates when retention deletes the trace, and lists its day as stale. Files written before
 version 5 gain empty tables; their ended runs are aggregated the first time a report reads the
 store. Files of version 5 or 6 gain the day tables with every day that has runs listed as
-stale, so the first report fills them (:func:`add_day_tables`).
+stale, so the first report fills them (:func:`add_day_tables`). Files of version 9 or older lose
+the aggregates of replays that fed stages, written when a fed execution still counted as an
+attempt, with their days listed as stale: the first report aggregates them again under the
+rule of ``reporting._replays`` (:func:`forget_replays`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Final
 
-__all__ = ["add_day_tables", "create_aggregates"]
+__all__ = ["add_day_tables", "create_aggregates", "forget_replays"]
 
 _TABLES: Final = """
 CREATE TABLE IF NOT EXISTS stage_keys (
@@ -146,3 +149,29 @@ def add_day_tables(conn: sqlite3.Connection) -> None:
         f"INSERT OR IGNORE INTO stale_days SELECT DISTINCT pipeline, {_DAY} "  # noqa: S608
         "FROM run_aggregates WHERE status != 'unknown'"
     )
+
+
+def forget_replays(conn: sqlite3.Connection) -> None:
+    """Version 9 to 10: drop the aggregates of every run with a fed (``replayed``) stage span
+    and list its day as stale; the first report aggregates those runs again (inside the
+    caller's transaction). One pass over the span rows: the text test skips the JSON of every
+    span that cannot be fed."""
+    for (trace_no,) in conn.execute(
+        "SELECT DISTINCT a.trace_no FROM spans s JOIN run_aggregates a USING (trace_no) "
+        "WHERE s.body LIKE '%\"replayed\"%' AND a.status != 'unknown' "
+        "AND json_extract(s.body, '$[5].\"taskdaemon.stage.status\"') = 'replayed'"
+    ).fetchall():
+        conn.execute(
+            f"INSERT OR IGNORE INTO stale_days SELECT pipeline, {_DAY} "  # noqa: S608
+            "FROM run_aggregates WHERE trace_no = ?",
+            (trace_no,),
+        )
+        for table in ("stage_attempts", "critical_steps"):
+            conn.execute(
+                f"DELETE FROM {table} WHERE trace_no = ?1 "  # noqa: S608 (a constant name)
+                "AND start_ns = (SELECT start_ns FROM run_aggregates WHERE trace_no = ?1) "
+                "AND key_no IN (SELECT key_no FROM stage_keys WHERE pipeline = "
+                "(SELECT pipeline FROM run_aggregates WHERE trace_no = ?1))",
+                (trace_no,),
+            )
+        conn.execute("DELETE FROM run_aggregates WHERE trace_no = ?", (trace_no,))

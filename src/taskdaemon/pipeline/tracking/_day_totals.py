@@ -41,6 +41,8 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from taskdaemon.pipeline.telemetry import STATUS_REPLAYED as _FED
+
 __all__ = [
     "DAY_NS",
     "SERIES_DURATION",
@@ -235,11 +237,15 @@ class DayTotals:
         self._stage_totals(key_no, day_of(start_ns))[7] += run_ns
 
     def run(self, pipeline_key: int, start_ns: int, status: str, duration_ns: int) -> None:
-        """One ended run of the pipeline whose key is ``pipeline_key``."""
+        """One ended run of the pipeline whose key is ``pipeline_key``. A replay that fed
+        stages (status ``replayed``) is counted under its status, apart, and is no run
+        duration (``reporting._replays``)."""
         day = day_of(start_ns)
         totals = self._runs.setdefault((pipeline_key, day, status), [0, 0])
         totals[0] += 1
         totals[1] += duration_ns
+        if status == _FED:
+            return
         where = (pipeline_key, SERIES_RUN, day, bucket(duration_ns))
         self._histogram[where] = self._histogram.get(where, 0) + 1
 

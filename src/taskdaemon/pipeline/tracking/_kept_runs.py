@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.reporting import critical_chain
+from taskdaemon.pipeline.reporting import FED, critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking.reconstruct import (
@@ -184,9 +184,13 @@ class KeptRun(NamedTuple):
     path: list[tuple[str, float, float, float]]  # reporting.critical_chain
 
 
-def kept_run(root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeUpstream) -> KeptRun:
+def kept_run(
+    root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeUpstream, *, fed: bool
+) -> KeptRun:
     """The figures of the run whose run span ``root`` (attributes ``attrs``) ended, from its
-    kept attempts: what ``write_run`` reads of a ``RunRecord``, computed the same way."""
+    kept attempts (its fed ones are never kept): what ``write_run`` reads of a ``RunRecord``,
+    computed the same way. ``fed``: the run is a replay that fed stages (``reporting.FED``):
+    its status is ``FED`` and it has no critical path (``reporting._replays``)."""
     start = (root.start_time or 0) / _NS
     end = (root.end_time or 0) / _NS
     declared: dict[str, tuple[str, ...]] = {}
@@ -201,10 +205,12 @@ def kept_run(root: Any, attrs: Mapping[str, Any], kept: list[Kept], edges: EdgeU
             declared[name] = up
     return KeptRun(
         pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
-        status=ended_run_status(attrs, root.status.status_code._name_),
+        status=FED if fed else ended_run_status(attrs, root.status.status_code._name_),
         start_ns=to_ns(start),
         duration_ns=to_ns(max(0.0, end - start)),
         stages=intervals,
         attempts=kept,
-        path=critical_chain(start, intervals, _Upstream(edges.of(attrs), declared).of),
+        path=[]
+        if fed
+        else critical_chain(start, intervals, _Upstream(edges.of(attrs), declared).of),
     )

@@ -15,7 +15,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.reporting import critical_chain, run_upstream, stage_intervals
+from taskdaemon.pipeline.reporting import (
+    FED,
+    critical_chain,
+    fed_stages,
+    run_upstream,
+    stage_intervals,
+)
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.tracking._day_totals import DayTotals, day_of, mark_stale
 from taskdaemon.pipeline.tracking._kept_runs import KeptRun
@@ -158,9 +164,16 @@ def write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
     if run.end is None:
         return
     start_ns = _ns(run.start)
+    # A replay that fed stages: no run figures, no critical path; its fed executions are not
+    # attempts (``reporting._replays``; ``kept_run`` does the same).
+    fed = fed_stages(run)
     upstream = run_upstream(run)  # reporting.run_critical_path, as tuples
-    path = critical_chain(run.start, stage_intervals(run), lambda s: upstream.get(s, ()))
-    ran = [s for s in run.stages if any(a.end is not None for a in s.attempts)]
+    path = (
+        []
+        if fed
+        else critical_chain(run.start, stage_intervals(run), lambda s: upstream.get(s, ()))
+    )
+    ran = [s for s in run.stages if any(a.end is not None and a.status != FED for a in s.attempts)]
     # With the pipeline's own key (stage ""), last: keys are numbered in order of first sight.
     stages = [s.name for s in ran] + [step[0] for step in path] + [""]
     _learn_keys(conn, run.pipeline, stages, keys)
@@ -168,7 +181,7 @@ def write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
     for stage in ran:
         key_no = keys[run.pipeline, stage.name]
         for attempt in stage.attempts:
-            if attempt.end is None:
+            if attempt.end is None or attempt.status == FED:
                 continue
             attempts.append(
                 (
@@ -189,7 +202,7 @@ def write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
         conn,
         trace_no,
         run.pipeline,
-        run.status,
+        FED if fed else run.status,
         start_ns,
         _ns(run.duration or 0.0),
         length_ns,

@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 9 (``PRAGMA user_version``):
+Schema version 10 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -51,7 +51,10 @@ version 6 gains the day tables, every day listed as stale (``add_day_tables``);
 version 7 changes no table: from 8 on, a ``logs`` row may hold a batch of captured lines, and
 the version says so to older taskdaemons, which then refuse the file with a one-line error
 instead of showing each batch as one record;
-version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid table.
+version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid table;
+version 9 changes no table: the aggregates of replays that fed stages are dropped and written
+again by the first report, under the rule that leaves fed executions and such replays out
+(``forget_replays``).
 """
 
 from __future__ import annotations
@@ -67,7 +70,11 @@ from typing import Final
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.private_file import make_private_dirs
-from taskdaemon.pipeline.tracking._aggregates_schema import add_day_tables, create_aggregates
+from taskdaemon.pipeline.tracking._aggregates_schema import (
+    add_day_tables,
+    create_aggregates,
+    forget_replays,
+)
 
 _logger = logging.getLogger("taskdaemon.tracking")
 
@@ -85,7 +92,7 @@ __all__ = [
     "rollback",
 ]
 
-SCHEMA_VERSION: Final = 9
+SCHEMA_VERSION: Final = 10
 
 #: Every pipeline name of the runs table, in order, each found by one seek of the (pipeline,
 #: start) index from the name before: as many index reads as pipelines, not as runs.
@@ -260,9 +267,10 @@ _MIGRATIONS: Final = {
     6: add_day_tables,
     7: _mark_batched_logs,
     8: _spans_to_rowid_table,
+    9: forget_replays,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10}
 
 
 def rollback(conn: sqlite3.Connection) -> None:

@@ -11,7 +11,9 @@ stages were dropped from memory because more than ``max_open_runs`` runs were op
 from its stored spans instead (``write_run``; the two paths write the same rows). The cost
 is paid once per run, off the pipeline's threads, on the writer thread. Each batch's runs are
 also added to the per-day totals and histograms (``tracking._day_totals``), one upsert per
-touched day row per batch.
+touched day row per batch. A replay's fed stage executions are not kept (no attempt rows), and
+a replay that fed any is written with status ``replayed``, no critical path and no run
+histogram entry: counted apart, never as a run (``reporting._replays``).
 
 Reading (``StoreReportData``, a ``reporting.ReportData``): counts and sums of a window's whole
 UTC days come from the day rows, those of its two cut days from the attempts themselves; each
@@ -39,7 +41,7 @@ from typing import Any, Final, overload
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.reporting import PipelineSample, StageSample
+from taskdaemon.pipeline.reporting import FED, PipelineSample, StageSample
 from taskdaemon.pipeline.tracking._day_totals import (
     DAY_NS,
     SERIES_DURATION,
@@ -92,6 +94,7 @@ class RunAggregator:
     def __init__(self, max_open_runs: int = 10_000) -> None:
         self._max_open = max_open_runs
         self._open: dict[int, list[Kept]] = {}  # trace id (int) -> ended stage attempts
+        self._fed: set[int] = set()  # open runs (trace ids) that fed a stage: replays
         self._keys: dict[Any, int] = {}
         self._edges = EdgeUpstream()
 
@@ -113,7 +116,10 @@ class RunAggregator:
         for kind, span, attrs, stage in seen:
             if kind == STAGE_ENDED:
                 attempts = open_runs.get(stage[0])
-                if attempts is not None and stage[3] is not None:
+                if stage[3] == FED:  # a replay's fed execution: no work, not an attempt
+                    if attempts is not None:
+                        self._fed.add(stage[0])
+                elif attempts is not None and stage[3] is not None:
                     # The few fields the aggregates read, not the span: with thousands of runs
                     # open, their ended spans (attributes, payload events, links) were most
                     # of the process's memory.
@@ -125,7 +131,9 @@ class RunAggregator:
                 if trace not in open_runs:
                     if len(open_runs) >= self._max_open:
                         # The oldest run is rebuilt from its spans when it ends.
-                        del open_runs[next(iter(open_runs))]
+                        oldest = next(iter(open_runs))
+                        del open_runs[oldest]
+                        self._fed.discard(oldest)
                     open_runs[trace] = []
         if not ended_runs:
             return
@@ -148,7 +156,9 @@ class RunAggregator:
             kept = open_runs.pop(trace, None)
             trace_no = trace_nos[trace]
             if kept is not None:
-                run = kept_run(root, attrs, kept, self._edges)
+                fed = trace in self._fed
+                self._fed.discard(trace)
+                run = kept_run(root, attrs, kept, self._edges, fed=fed)
                 write_kept(conn, trace_no, run, self._keys, days, pending)
                 continue
             stored = select_trace(conn, format(trace, "032x"))
@@ -601,7 +611,8 @@ class StoreReportData:
                 (own[0], *window.days),
             ):
                 counts[status] += runs
-                total_ns += duration
+                if status != FED:
+                    total_ns += duration
             histogram = self._histogram(own[0], SERIES_RUN, window)
         for low, high in window.edges:
             for status, duration in self._conn.execute(
@@ -610,8 +621,9 @@ class StoreReportData:
                 (pipeline, low, high),
             ):
                 counts[status] += 1
-                total_ns += duration
-                histogram[bucket(duration)] += 1
+                if status != FED:
+                    total_ns += duration
+                    histogram[bucket(duration)] += 1
         stages = []
         for key_no, stage in self._conn.execute(
             "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? AND stage != '' "
@@ -621,8 +633,13 @@ class StoreReportData:
             found = self._stage(key_no, stage, window)
             if found is not None:
                 stages.append(found)
+        # A replay that fed stages is counted apart, never as a run (``reporting._replays``).
+        replays = counts.pop(FED, 0)
         runs = sum(counts.values())
-        where = "WHERE pipeline = ? AND start_ns >= ? AND start_ns < ? AND status != 'unknown'"
+        where = (
+            "WHERE pipeline = ? AND start_ns >= ? AND start_ns < ? "
+            f"AND status NOT IN ('unknown', '{FED}')"
+        )
         durations = _RankedColumn(
             self._conn,
             _ColumnReads(
@@ -647,6 +664,7 @@ class StoreReportData:
             stages=tuple(stages),
             median_run=self._run_at(durations, (runs - 1) // 2) if runs else None,
             slowest_run=self._run_at(durations, runs - 1) if runs else None,
+            replays=replays,
         )
 
     def _run_at(self, durations: _RankedColumn, rank: int) -> str:
