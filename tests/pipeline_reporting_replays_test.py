@@ -1,8 +1,8 @@
 """Replays in reports and metrics, on real runs and real replays (engine, monitor, OTel SDK,
 embedded store): a replay's fed executions are not executions of their stage, and a replay that
 fed stages is left out of the run figures, alike from the store's aggregates (written as runs
-end, or rebuilt from spans) and from runs rebuilt from spans (the Tempo/Jaeger/OTLP path)
-(docs/reports.md, "Replays")."""
+end, or rebuilt from spans), from runs rebuilt from spans (the Tempo/Jaeger/OTLP path) and in
+the OTel metrics (docs/reports.md, "Replays")."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from pipeline_replay_support import Recording
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import (
     RecordData,
     Report,
@@ -203,3 +204,47 @@ def test_a_version_9_store_has_its_replays_aggregated_again(
     migrated, sample = _store_report(copy, *window)
     assert 2 == sample.replays
     assert render_report(fresh, "json") == render_report(migrated, "json")
+
+
+def _by_status(points: list[Any], stage: str) -> dict[str, Any]:
+    return {p.attributes[t.LABEL_STATUS]: p for p in points if p.attributes[t.LABEL_STAGE] == stage}
+
+
+def _points(reader: InMemoryMetricReader, metric: str) -> list[Any]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for item in scope.metrics
+        if item.name == metric
+        for point in item.data.data_points
+    ]
+
+
+@pytest.mark.slow
+def test_fed_executions_are_counted_replayed_with_no_duration_or_queue_time(
+    replayed: Replayed,
+) -> None:
+    """The metrics: plan's two fed executions add two ``replayed`` executions and no
+    observation to the duration or queue histograms, nor to ``get_metrics()``; check, which
+    every run executed, has three durations."""
+    executions = _points(replayed.reader, t.METRIC_STAGE_EXECUTIONS)
+    assert {"success": 1, "replayed": 2} == {
+        status: p.value for status, p in _by_status(executions, "plan").items()
+    }
+    durations = _points(replayed.reader, t.METRIC_STAGE_DURATION)
+    plan = _by_status(durations, "plan")
+    assert ["success"] == list(plan)
+    assert isinstance(plan["success"], HistogramDataPoint)
+    assert 1 == plan["success"].count
+    checks = _by_status(durations, "check")
+    assert 6 == sum(p.count for p in checks.values())  # two instances in each of three runs
+    queues = [
+        p
+        for p in _points(replayed.reader, t.METRIC_STAGE_QUEUE_TIME)
+        if p.attributes[t.LABEL_STAGE] == "plan"
+    ]
+    assert [1] == [p.count for p in queues]
+    assert 1 == replayed.rec.monitor.get_metrics("flow").stages["plan"].count

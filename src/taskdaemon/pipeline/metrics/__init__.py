@@ -24,8 +24,12 @@ the bucket advisory, so no View is needed and the SDK's millisecond defaults nev
 
 Statuses: runs are counted as ``success``, ``failure`` or ``cancelled``; stage executions
 (every attempt and instance) as ``success``, ``failure``, ``timeout`` or ``cancelled``. Skipped
-stages never executed and are not counted. Trigger wait is recorded once per stage instance
-(its first attempt: later attempts wait for a backoff, not a trigger); queue time per attempt.
+stages never executed and are not counted. A replay's fed execution (its recorded outputs
+returned, no handler run) is counted as ``replayed`` in ``pipeline_stage_executions_total``
+only: it records no duration, queue time or trigger wait, so the histograms (and the
+percentiles built from them across statuses) hold real executions only. Trigger wait is
+recorded once per stage instance (its first attempt: later attempts wait for a backoff, not a
+trigger); queue time per attempt.
 
 Resource gauges are sampled at collection time (scrape or export) by observable callbacks:
 

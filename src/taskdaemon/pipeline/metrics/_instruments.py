@@ -216,6 +216,13 @@ class PipelineMetrics:
         self.stage_executions.add(1, labels)
         self.stage_duration.record(duration, labels)
 
+    def stage_fed(self, pipeline: str, stage: str) -> None:
+        """A replay's fed execution ended: counted under status ``replayed``, with no duration
+        (it did no work; the duration histograms hold real executions only)."""
+        if not self.recording:
+            return
+        self.stage_executions.add(1, self._finished_attrs[pipeline, stage, t.STATUS_REPLAYED])
+
     def trigger_evaluated(self, pipeline: str, stage: str, trigger_type: str) -> None:
         """One trigger was evaluated."""
         if not self.recording:

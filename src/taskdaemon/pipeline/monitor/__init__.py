@@ -166,8 +166,9 @@ class PipelineMonitor(ManualFeed):
 
     @property
     def span_hook(self) -> Any:
-        """Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
-        a recorded run. None outside a replay."""
+        """Replay's hook (``replay.run.ReplaySpanHook``): marks the spans of stages fed from
+        a recorded run, and says which executions it feeds (``feeds(stage, instance)``: those
+        record no duration or queue time). None outside a replay."""
         return self._recorder.span_hook
 
     @span_hook.setter

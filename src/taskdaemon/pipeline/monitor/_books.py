@@ -80,6 +80,7 @@ class Execution:
     started_at: float
     queue_time: float
     is_command: bool
+    fed: bool = False  # a replay's fed execution: no work, recorded as ``replayed`` only
 
 
 @dataclass(slots=True)

@@ -299,8 +299,12 @@ class Recorder:
         )
         if event.paused or self._debug.pending:
             self._debug.stage_started(span, event)
+        # A replay's fed execution (``replay.run``) did no work: it records no queue time,
+        # trigger wait or duration (``_end_execution``).
+        hook = self.span_hook
+        fed = hook is not None and hook.feeds(event.stage, event.instance)
         # By position, in the field order (span, context, stage, instance, attempt, started_at,
-        # queue_time, is_command): keyword matching of eight arguments cost twice the call.
+        # queue_time, is_command, fed): keyword matching of nine arguments cost twice the call.
         run.open[event.task_run_id] = Execution(
             span,
             span.get_span_context(),
@@ -310,13 +314,14 @@ class Recorder:
             event.at,
             queue_time,
             info.is_command,
+            fed,
         )
         run.ran.add(event.stage)
         key = (event.stage, event.instance)
         if run.attempts.get(key, 0) < event.attempt:
             run.attempts[key] = event.attempt
         metrics = self.metrics
-        if metrics.recording:  # what its method tests first, without the call (``run -q``)
+        if metrics.recording and not fed:  # ``recording``: its method's first test (``run -q``)
             metrics.stage_started(
                 run.pipeline.name,
                 event.stage,
@@ -371,12 +376,15 @@ class Recorder:
         duration = event.at - execution.started_at
         duration = duration if duration > 0.0 else 0.0  # max(0.0, ...): ``_stage_started``
         metrics = self.metrics
-        status_text = str(status)  # once, for the metrics and the aggregates
-        if metrics.recording:  # what its method tests first, without the call (``run -q``)
-            metrics.stage_finished(run.pipeline.name, execution.stage, status_text, duration)
-        self.aggregates.stage_finished(
-            run.pipeline.name, execution.stage, status_text, duration, execution.queue_time
-        )
+        if execution.fed:  # counted as ``replayed``, no duration: see ``_stage_started``
+            metrics.stage_fed(run.pipeline.name, execution.stage)
+        else:
+            status_text = str(status)  # once, for the metrics and the aggregates
+            if metrics.recording:  # what its method tests first, without the call (``run -q``)
+                metrics.stage_finished(run.pipeline.name, execution.stage, status_text, duration)
+            self.aggregates.stage_finished(
+                run.pipeline.name, execution.stage, status_text, duration, execution.queue_time
+            )
         if self._sampling:
             self.sampler.stage_finished((run.run_id, event.task_run_id))
 

@@ -168,6 +168,11 @@ class ReplaySpanHook:
     def _fed(self, stage: str, instance: int) -> FedExecution | None:
         return self._plan.fed.get(stage, {}).get(instance)
 
+    def feeds(self, stage: str, instance: int) -> bool:
+        """Whether this instance of ``stage`` is fed from the record (the monitor then records
+        no duration or queue time for it: it does no work)."""
+        return self._fed(stage, instance) is not None
+
     def stage_started(
         self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
     ) -> None:
