@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from pipeline_replay_support import Recording
+from pipeline_tracking_support import AGGREGATE_TABLES, aggregate_rows
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import (
     RecordData,
@@ -30,14 +31,6 @@ from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import StoreReportData, aggregate_missing
 
 DAY = 86400.0
-_TABLES = (
-    "run_aggregates",
-    "stage_attempts",
-    "critical_steps",
-    "stage_days",
-    "run_days",
-    "histogram_days",
-)
 
 
 class Replayed:
@@ -132,10 +125,6 @@ def test_the_store_and_the_rebuilt_runs_give_the_same_report(replayed: Replayed)
         assert render_report(rebuilt, "json") == render_report(from_store, "json")
 
 
-def _rows(conn: sqlite3.Connection) -> dict[str, list[Any]]:
-    return {table: sorted(conn.execute(f"SELECT * FROM {table}")) for table in _TABLES}
-
-
 @pytest.mark.slow
 def test_the_writer_and_a_rebuild_from_spans_write_the_same_rows(
     replayed: Replayed, tmp_path: Path
@@ -149,11 +138,11 @@ def test_the_writer_and_a_rebuild_from_spans_write_the_same_rows(
     target.close()
     conn = connect(copy)
     try:
-        written = _rows(conn)
-        for table in _TABLES:
+        written = aggregate_rows(conn)
+        for table in AGGREGATE_TABLES:
             conn.execute(f"DELETE FROM {table}")
         assert 3 == aggregate_missing(conn)
-        assert written == _rows(conn)
+        assert written == aggregate_rows(conn)
         statuses = dict(
             conn.execute(
                 "SELECT t.trace_id, a.status FROM run_aggregates a JOIN traces t USING (trace_no)"

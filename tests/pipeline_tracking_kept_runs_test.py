@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +15,19 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from pipeline_tracking_support import RESOURCE, T0, make_provider
+from pipeline_tracking_support import (
+    AGGREGATE_TABLES,
+    RESOURCE,
+    T0,
+    aggregate_rows,
+    make_provider,
+)
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._day_totals import refresh_stale_days
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
-_TABLES = (
-    "run_aggregates",
-    "stage_attempts",
-    "critical_steps",
-    "stage_days",
-    "run_days",
-    "histogram_days",
-)
 _HOUR = 3600 * 10**9
 
 
@@ -108,21 +105,6 @@ def _write_random_run(tracer: Any, rng: random.Random, number: int) -> None:
     root.end(last + rng.randrange(10**7))
 
 
-def _tables(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every aggregate table's rows, sorted. A day's CPU time is a float sum, whose last bits
-    depend on the order and grouping of its terms (by batch, by a rebuilt run's attempt
-    order): compared to 12 significant digits."""
-    tables = {
-        table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
-        for table in _TABLES
-    }
-    tables["stage_days"] = [
-        (*row[:5], None if row[5] is None else float(f"{row[5]:.12g}"), *row[6:])
-        for row in tables["stage_days"]
-    ]
-    return tables
-
-
 def test_kept_attempts_give_the_rows_of_runs_rebuilt_from_their_spans(tmp_path: Path) -> None:
     db = tmp_path / "spans.db"
     rng = random.Random(14)
@@ -139,13 +121,13 @@ def test_kept_attempts_give_the_rows_of_runs_rebuilt_from_their_spans(tmp_path: 
         provider.shutdown()
     conn = connect(db)
     try:
-        kept = _tables(conn)
+        kept = aggregate_rows(conn)
         conn.execute("BEGIN IMMEDIATE")
-        for table in _TABLES:
+        for table in AGGREGATE_TABLES:
             conn.execute(f"DELETE FROM {table}")
         conn.execute("COMMIT")
         rebuilt_runs = aggregate_missing(conn)
-        rebuilt = _tables(conn)
+        rebuilt = aggregate_rows(conn)
     finally:
         conn.close()
     assert rebuilt_runs == 120
@@ -185,13 +167,13 @@ def test_a_run_span_ended_twice_is_aggregated_once(tmp_path: Path) -> None:
     conn = connect(db)
     try:
         refresh_stale_days(conn)
-        kept = _tables(conn)
+        kept = aggregate_rows(conn)
         conn.execute("BEGIN IMMEDIATE")
-        for table in _TABLES:
+        for table in AGGREGATE_TABLES:
             conn.execute(f"DELETE FROM {table}")
         conn.execute("COMMIT")
         assert aggregate_missing(conn) == 3
-        rebuilt = _tables(conn)
+        rebuilt = aggregate_rows(conn)
     finally:
         conn.close()
     assert len(kept["run_aggregates"]) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -388,3 +389,29 @@ def store_with(db: Path, works: Sequence[int], *, t0: int = T0, step: int = 100 
     ids = [write_run(provider, t0 + i * step, w, failed=i % 10 == 3) for i, w in enumerate(works)]
     provider.shutdown()
     return ids
+
+
+#: The report aggregates' tables (``tracking._aggregates_schema``) that hold a run's rows.
+AGGREGATE_TABLES = (
+    "run_aggregates",
+    "stage_attempts",
+    "critical_steps",
+    "stage_days",
+    "run_days",
+    "histogram_days",
+)
+
+
+def aggregate_rows(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    """Every aggregate table's rows, sorted. A day's CPU time is a float sum, whose last bits
+    depend on the order and grouping of its terms (by batch, by a rebuilt run's attempt
+    order): compared to 12 significant digits."""
+    tables = {
+        table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2, 3, 4").fetchall()
+        for table in AGGREGATE_TABLES
+    }
+    tables["stage_days"] = [
+        (*row[:5], None if row[5] is None else float(f"{row[5]:.12g}"), *row[6:])
+        for row in tables["stage_days"]
+    ]
+    return tables
