@@ -26,8 +26,11 @@
   ``next`` (or an empty line), ``prev``, ``goto T`` (``12.5s`` from the run's start),
   ``where``, ``inputs STAGE``, ``outputs STAGE``, ``logs STAGE`` (all at the current
   instant), ``quit``.
+* SIGINT and SIGTERM cancel the replay as they cancel ``run`` (``cli/stop_signals.py``): its
+  run is recorded ``cancelled``, never left ``interrupted``; a second signal exits at once.
 * Exit codes: 0 the replay succeeded (and, with ``--verify``, did not diverge), 1 it failed or
-  the run was not found, 2 invalid arguments or a value the replay cannot get, 3 divergence.
+  the run was not found, 2 invalid arguments or a value the replay cannot get, 3 divergence,
+  130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143).
 """
 
 from __future__ import annotations
@@ -88,7 +91,8 @@ def register(subparsers: Any) -> None:
         help="replay a recorded run from its spans, resume it from a stage, or step through it",
         description=DESCRIPTION,
         epilog="Exit codes: 0 success, 1 the replay failed or the run was not found, "
-        "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify).",
+        "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify), "
+        "130 cancelled by Ctrl-C (143 by SIGTERM).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_id", metavar="RUN", help="the recorded run's id")
@@ -187,6 +191,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         render_summary,
         summary_width,
     )
+    from taskdaemon.pipeline.cli.stop_signals import StopSignals  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,
@@ -217,11 +222,14 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
             file=sys.stderr,
             flush=True,
         )
+    signals = StopSignals()  # Ctrl-C and SIGTERM cancel the replay, as they cancel ``run``'s
     async with contextlib.AsyncExitStack() as stack:
         try:
             monitoring = start_monitoring(load_settings(), serve=None, stack=stack)
         except OSError as error:
             raise SettingsError([("monitoring", str(error))]) from None
+        signals.install()
+        stack.callback(signals.remove)
         try:
             outcome = await execute_plan(
                 plan,
@@ -231,6 +239,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
                 verify=args.verify,
                 workspace=root,
                 seed_workspace=seed,
+                started=lambda handle: signals.bind(handle.run_id, handle.cancel),
             )
         except PipelineError as error:
             return _fail(2, str(error))
@@ -246,7 +255,10 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
             print(outcome.report.render_table())
     if outcome.report is not None and outcome.report.diverged:
         return EXIT_DIVERGED
-    return 0 if result.succeeded else 1
+    if result.succeeded:
+        return 0
+    stopped = signals.exit_code()
+    return stopped if stopped is not None and str(result.status) == "cancelled" else 1
 
 
 # --- --step -----------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option
+from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
@@ -446,8 +447,7 @@ async def run_pipeline(
     watch = getattr(args, "watch", False) and not args.quiet
     progress = None if args.quiet or watch else ProgressView(sys.stderr, approve_hint=approve_hint)
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
-    loop = asyncio.get_running_loop()
-    interrupted: list[int] = []
+    signals = StopSignals()  # the first SIGINT or SIGTERM cancels the run
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
         watcher = None
@@ -484,17 +484,9 @@ async def run_pipeline(
                 stream = watcher.watch(handle.run_id)
                 view = asyncio.create_task(follow(stream, sys.stderr, tty=redrawable(sys.stderr)))
 
-            def on_signal(signum: int) -> None:
-                if interrupted:  # a second signal: the user does not want to wait
-                    os._exit(128 + signum)
-                interrupted.append(signum)
-                name = signal.Signals(signum).name
-                print(f"\n{name}: cancelling run {handle.run_id}...", file=sys.stderr, flush=True)
-                handle.cancel()
-
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, on_signal, signum)
-            stack.callback(_remove_signal_handlers, loop)
+            signals.install()
+            signals.bind(handle.run_id, handle.cancel)
+            stack.callback(signals.remove)
             stack.callback(_dump_on_sigusr1(engine, observers))
 
             server = ControlServer(
@@ -521,8 +513,9 @@ async def run_pipeline(
         print(render_summary(result, pipeline, summary_width()), flush=True)
     if result.succeeded:
         return EXIT_SUCCESS
-    if interrupted and str(result.status) == "cancelled":
-        return EXIT_SIGINT if interrupted[0] == signal.SIGINT else EXIT_SIGTERM
+    stopped = signals.exit_code()
+    if stopped is not None and str(result.status) == "cancelled":
+        return stopped
     return EXIT_FAILURE
 
 
@@ -594,11 +587,6 @@ def _debug_ops(
         return await ops[0](request)
 
     return debug
-
-
-def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.remove_signal_handler(signum)
 
 
 def _status(handle: RunHandle) -> dict[str, Any]:

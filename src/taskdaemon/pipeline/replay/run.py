@@ -29,7 +29,7 @@ import os
 import shutil
 import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from taskdaemon.pipeline import recorded as recorded_values
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.engine import Engine, HandlerResolver, RunResult
+from taskdaemon.pipeline.engine import Engine, HandlerResolver, RunHandle, RunResult
 from taskdaemon.pipeline.errors import PipelineError, StageFailedError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -251,10 +251,12 @@ async def execute_plan(
     verify: bool = False,
     workspace: str | None = None,
     seed_workspace: str | None = None,
+    started: Callable[[RunHandle], object] | None = None,
 ) -> ReplayOutcome:
     """Run ``plan`` (which must pass ``check``) in a workspace under ``workspace`` (seeded
     from ``seed_workspace``: the module docstring) and return the outcome; the monitor's span
-    hook is set for the run and cleared after it."""
+    hook is set for the run and cleared after it. ``started`` is given the run's handle as soon
+    as the run started (the CLI cancels it through the handle on SIGINT or SIGTERM)."""
     pipeline = plan.check()
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
@@ -276,6 +278,8 @@ async def execute_plan(
                 started_by="replay",
                 replay_of=plan.recorded.run_id,
             )
+            if started is not None:
+                started(handle)
             for event in plan.recorded.external_events:
                 if event.source is None and event.payload.problem() is None:
                     with contextlib.suppress(PipelineError):

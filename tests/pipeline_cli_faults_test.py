@@ -1,0 +1,143 @@
+"""Faults as an operator meets them, with real ``taskdaemon`` processes: a command stopped by
+SIGINT or SIGTERM records its run ``cancelled`` (never ``interrupted``, never a traceback) and
+leaves no process behind; a run whose process was killed (``kill -9``) can still be dumped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, write
+
+pytestmark = pytest.mark.slow
+
+
+def _slow_pipeline(tmp_path: Path) -> tuple[Path, Path]:
+    """A pipeline whose stage ``wait`` runs until stopped, and the file its sleeper's pid is
+    written to."""
+    pids = tmp_path / "pids"
+    path = write(
+        tmp_path / "slow.yaml",
+        f"""\
+        name: slow
+        stages:
+          - name: first
+            command: "echo '{{}}'"
+            triggers: [{{manual: {{approval_required: false}}}}]
+          - name: wait
+            command: "sleep 600 & echo $! >> {pids}; wait"
+            triggers: [{{on_completion: {{stage: first}}}}]
+        """,
+    )
+    return path, pids
+
+
+@pytest.fixture
+def start(home: Path) -> Iterator[Any]:
+    """Start ``taskdaemon ARGS`` in the background, each in a session of its own; whatever is
+    left of a session is killed at teardown."""
+    started: list[Served] = []
+
+    def launch(*args: str, stdin: int | None = subprocess.DEVNULL) -> Served:
+        process = subprocess.Popen(
+            [TASKDAEMON, *args],
+            cwd=ROOT,
+            env=environment(home),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        started.append(Served(process))
+        return started[-1]
+
+    yield launch
+    for served in started:
+        if served.process.poll() is None:
+            os.killpg(served.process.pid, signal.SIGKILL)
+        served.process.communicate()
+        if served.process.stdin is not None:
+            served.process.stdin.close()
+
+
+def _status(home: Path, run_id: str) -> str:
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert 0 == shown.returncode, shown.stderr
+    status: str = json.loads(shown.stdout)["status"]
+    return status
+
+
+def _wait_for_pids(pids: Path, count: int) -> None:
+    """Wait until ``count`` stage processes wrote their pid (the stage's "running" line comes
+    before its shell has started)."""
+    for _ in range(300):
+        if pids.exists() and len(pids.read_text().split()) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} pids never came to {pids}")
+
+
+def _no_sleeper_left(pids: Path) -> None:
+    for line in pids.read_text().split():
+        sleeper = int(line)
+        assert not psutil.pid_exists(sleeper) or (
+            psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+        ), f"stage process {sleeper} outlived the command"
+
+
+def _wait_until_stored(home: Path, run_id: str, stage: str) -> None:
+    """Wait until the store shows ``stage`` of the run started (the writer commits every
+    100 ms; a run killed before would have nothing to show)."""
+    for _ in range(300):
+        shown = taskdaemon(home, "runs", "show", run_id, "--json")
+        if shown.returncode == 0:
+            stages = {s["name"]: s["status"] for s in json.loads(shown.stdout)["stages"]}
+            if stages.get(stage) == "running":
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"stage {stage} of run {run_id} never showed running in the store")
+
+
+def _run_id_of_summary(stdout: str) -> str:
+    """The run id of the summary's ``run ID STATUS in T`` line."""
+    for line in stdout.splitlines():
+        if line.startswith("run ") and " in " in line:
+            return line.split()[1]
+    raise AssertionError(f"no summary line in {stdout!r}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_cancels_a_replay(
+    home: Path, tmp_path: Path, start: Any, signum: signal.Signals
+) -> None:
+    """SIGINT or SIGTERM to ``replay`` cancels the replayed run as it cancels ``run``'s: the
+    run is recorded cancelled, the exit code is 128 + the signal, no traceback, and its
+    command's processes are gone. Before, SIGINT was a KeyboardInterrupt traceback and SIGTERM
+    ended the process at once, leaving the replay ``interrupted`` in the store."""
+    path, pids = _slow_pipeline(tmp_path)
+    original = start("run", str(path))
+    original.wait_for_line("wait                     running")
+    _wait_for_pids(pids, 1)
+    original.process.send_signal(signal.SIGINT)
+    assert 130 == original.finish()[0]
+    replay = start("replay", original.run_id)
+    replay.wait_for_line("wait                     running")
+    _wait_for_pids(pids, 2)
+    replay.process.send_signal(signum)
+    code, stdout, stderr = replay.finish()
+    assert 128 + signum == code, stderr
+    assert "Traceback" not in stderr
+    assert f"{signum.name}: cancelling run " in stderr
+    assert "cancelled" == _status(home, _run_id_of_summary(stdout))
+    _no_sleeper_left(pids)
