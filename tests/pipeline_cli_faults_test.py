@@ -141,3 +141,36 @@ def test_a_signal_cancels_a_replay(
     assert f"{signum.name}: cancelling run " in stderr
     assert "cancelled" == _status(home, _run_id_of_summary(stdout))
     _no_sleeper_left(pids)
+
+
+def test_sigterm_cancels_a_debugged_run_paused_at_a_breakpoint(
+    home: Path, tmp_path: Path, start: Any
+) -> None:
+    """SIGTERM to ``debug FILE`` while its run is paused at a breakpoint (the prompt waiting
+    for a command) cancels the run, as Ctrl-C does: exit 143, the run recorded cancelled with
+    its summary printed. Before, the process ended at once, its run left ``interrupted``."""
+    path, _pids = _slow_pipeline(tmp_path)
+    debugged = start("debug", str(path), "--break", "wait", stdin=subprocess.PIPE)
+    debugged.wait_for_line("wait                     paused")
+    debugged.process.send_signal(signal.SIGTERM)
+    code, stdout, stderr = debugged.finish()
+    assert 143 == code, stderr
+    assert "Traceback" not in stderr
+    assert "SIGTERM: cancelling run " in stderr
+    run_id = _run_id_of_summary(stdout)
+    assert f"run {run_id} cancelled" in stdout
+    assert "cancelled" == _status(home, run_id)
+
+
+def test_sigterm_cancels_a_debugged_running_stage(home: Path, tmp_path: Path, start: Any) -> None:
+    """SIGTERM to ``debug FILE`` while a command stage runs: cancelled, exit 143, the stage's
+    processes killed."""
+    path, pids = _slow_pipeline(tmp_path)
+    debugged = start("debug", str(path), stdin=subprocess.PIPE)
+    debugged.wait_for_line("wait                     running")
+    _wait_for_pids(pids, 1)
+    debugged.process.send_signal(signal.SIGTERM)
+    code, stdout, stderr = debugged.finish()
+    assert 143 == code, stderr
+    assert "cancelled" == _status(home, _run_id_of_summary(stdout))
+    _no_sleeper_left(pids)

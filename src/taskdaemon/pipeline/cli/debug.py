@@ -12,7 +12,7 @@
   speaks to it there, so ``debug attach`` from another terminal drives the same run. When the
   input ends (a pipe), the run's breakpoints are deleted and the run goes on to its end; the
   exit code is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an
-  invalid file or breakpoint, 130 on Ctrl-C.
+  invalid file or breakpoint, 130 on Ctrl-C; SIGTERM cancels the run as Ctrl-C does, exit 143.
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -216,6 +218,9 @@ def _local(args: argparse.Namespace, file: str) -> int:
         return _fail(runner.code, runner.error or "the run did not start")
     call = caller(run_id)
     prompt = DebugPrompt(call, history=home_directory() / "debug_history", by="cli debug")
+    # SIGTERM stops the run as Ctrl-C does (cancelled, exit 143), not by its default action,
+    # which would leave the run ``interrupted`` in the store and skip its summary.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         prompt.run()
         if not prompt.done:
@@ -229,8 +234,13 @@ def _local(args: argparse.Namespace, file: str) -> int:
             )
             while not prompt.done:
                 prompt.wait()
-    except KeyboardInterrupt:
-        runner.interrupted = True
+    except KeyboardInterrupt as stop:
+        runner.interrupted = stop.signum if isinstance(stop, _Terminated) else signal.SIGINT
+        print(
+            f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
+            file=sys.stderr,
+            flush=True,
+        )
         runner.cancel()
     except PipelineError as exc:
         _fail(EXIT_FAILURE, str(exc))
@@ -239,8 +249,23 @@ def _local(args: argparse.Namespace, file: str) -> int:
         runner.cancel()  # else finish() would wait for ever on a run left paused
         raise
     finally:
-        runner.finish()
+        try:
+            runner.finish()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     return runner.code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the prompt's thread: handled as Ctrl-C is, exit code 143."""
+
+    signum = signal.SIGTERM
+
+
+def _terminated(signum: int, frame: object) -> None:
+    # A second SIGTERM while the run is being cancelled: the user does not want to wait.
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+    raise _Terminated
 
 
 class _RunThread(threading.Thread):
@@ -266,7 +291,7 @@ class _RunThread(threading.Thread):
         self.run_id: str | None = None
         self.code = EXIT_FAILURE
         self.error: str | None = None
-        self.interrupted = False
+        self.interrupted = 0  # the signal that stopped the run (SIGINT, SIGTERM), or 0
 
     def started(self) -> str | None:
         """Wait until the run started (its id) or could not (None, with ``code``/``error``)."""
@@ -343,6 +368,6 @@ class _RunThread(threading.Thread):
         if result.succeeded:
             self.code = EXIT_SUCCESS
         elif self.interrupted:
-            self.code = EXIT_SIGINT
+            self.code = 128 + self.interrupted  # 130 Ctrl-C, 143 SIGTERM
         else:
             self.code = EXIT_FAILURE
