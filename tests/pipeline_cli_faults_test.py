@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,3 +175,30 @@ def test_sigterm_cancels_a_debugged_running_stage(home: Path, tmp_path: Path, st
     assert 143 == code, stderr
     assert "cancelled" == _status(home, _run_id_of_summary(stdout))
     _no_sleeper_left(pids)
+
+
+def test_a_killed_run_is_dumped_from_the_store(home: Path, tmp_path: Path, start: Any) -> None:
+    """``dump RUN`` of a run whose process was killed (``kill -9``: its control socket is left
+    behind, stale) writes the dump from the stored spans, the run ``interrupted`` in it.
+    Before, the stale socket made it refuse ("is not served any more"), and a dump from the
+    store recorded such a run ``running``."""
+    path, _pids = _slow_pipeline(tmp_path)
+    killed = start("run", str(path))
+    killed.wait_for_line("wait                     running")
+    _wait_until_stored(home, killed.run_id, "wait")
+    killed.process.kill()  # taskdaemon alone: its group watchdog ends the stage's processes
+    killed.finish()
+    assert (home / "control" / f"{killed.run_id}.sock").exists()  # what the crash left
+    archive = tmp_path / "dump.tar.gz"
+    dumped = taskdaemon(home, "dump", killed.run_id[:8], "-o", str(archive))
+    assert (0, f"{archive}\n") == (dumped.returncode, dumped.stdout), dumped.stderr
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("run.json")
+        assert member is not None
+        record = json.loads(member.read())
+    assert (killed.run_id, "interrupted") == (record["run_id"], record["status"])
+    # Read back as a span source, the dump says so too (its spans alone would say running).
+    for args in (("runs", "show", killed.run_id, "--json"), ("runs", "list", "--json")):
+        shown = taskdaemon(home, *args, "--source", f"dump:///{archive}")
+        assert 0 == shown.returncode, shown.stderr
+        assert '"status": "interrupted"' in shown.stdout

@@ -161,19 +161,21 @@ def write_dump(
     capture: PayloadCapture | None = None,
     logs: Mapping[str, Any] | None = None,
     logs_note: str | None = None,
+    interrupted: bool = False,
 ) -> Path:
     """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
     name then renamed, mode 0600; into ``path`` under the default file name when it is a
     directory) and return the file written. ``spans`` are the run's spans from the
-    store; the rest is optional (the manifest notes what is missing). ValueError without
-    spans."""
+    store; the rest is optional (the manifest notes what is missing). ``interrupted``: the
+    store knows no process writes the run any more (it was killed), so an open run is recorded
+    ``interrupted``, not ``running``. ValueError without spans."""
     from taskdaemon.pipeline.visualization import render_dot  # noqa: PLC0415
 
     capture = capture or PayloadCapture()
     spans = list(spans)
     if not spans:
         raise ValueError(f"no spans of run {run_id}: nothing to dump")
-    record = reconstruct_run(spans)
+    record = reconstruct_run(spans, interrupted=interrupted)
     notes: list[str] = []
     members: dict[str, bytes] = {
         SPANS_MEMBER: json.dumps(encode_traces(spans), sort_keys=True).encode() + b"\n",

@@ -3,7 +3,8 @@
 A run still served by its ``taskdaemon run`` / ``debug`` process (a control socket under
 ``$TASKDAEMON_HOME/control/``) is dumped by that process, with its live engine state; any other
 run is dumped from the span source (``--source``, else ``TASKDAEMON_SPAN_SOURCE``, else the
-embedded store) without it (the manifest says what is missing). The default file is
+embedded store) without it (the manifest says what is missing), and so is a run whose socket
+is stale (its process was killed: the run reads ``interrupted``). The default file is
 ``$TASKDAEMON_HOME/dumps/<run_id>-<time>.tar.gz``; the written path goes to stdout. Exit codes:
 0 written, 1 no such run or the dump failed (one line on stderr), 2 bad arguments. See
 ``dump.py`` for the contents and docs/debugging.md for what a dump may hold.
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
-from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
+from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError, SpanSourceError
 
 __all__ = ["register"]
 
@@ -57,6 +58,10 @@ def dump_command(args: argparse.Namespace) -> int:
             answer = send_request(
                 served[0], {"op": "debug", "action": "dump", "path": output}, timeout=120.0
             )
+        except RunNotFoundError:
+            # A stale socket: its process ended without removing it (``kill -9``, a crash).
+            # The run's spans are in the store: dumped from there, as any ended run is.
+            return _from_source(served[0], output, None)
         except PipelineError as exc:
             return _fail(str(exc))
         print(answer["path"], flush=True)
@@ -80,6 +85,8 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
             resolve = getattr(source, "resolve_run_id", None)
             full_id = resolve(run_id) if callable(resolve) else run_id
             spans = source.get_trace(full_id)
+            is_interrupted = getattr(source, "is_interrupted", None)  # the embedded store's
+            interrupted = bool(is_interrupted(full_id)) if callable(is_interrupted) else False
         finally:
             source.close()
         full_id = spans[0].trace_id
@@ -97,6 +104,7 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
                 capture=capture,
                 logs=logs,
                 logs_note=logs_note,
+                interrupted=interrupted,
             )
         except OSError as exc:  # as dag -o and report -o say it, not the temporary's errno
             return _fail(f"cannot write {target}: {exc.strerror or exc}")

@@ -117,9 +117,18 @@ class DumpSource:
             raise RunNotFoundError(f"no run {run_id!r} in {self.path}")
         return [s for s in self._spans if s.trace_id == matches[0]]
 
+    def _interrupted(self) -> tuple[str, ...]:
+        """The dumped run's id when the dump recorded it ``interrupted`` (dumped from the
+        store after its process was killed): its spans alone would read ``running``."""
+        run_id = self.manifest.get("run_id")
+        if self.manifest.get("status") == "interrupted" and isinstance(run_id, str):
+            return (run_id,)
+        return ()
+
     def get_run(self, run_id: str) -> RunRecord:
         """The run rebuilt from the dump's spans."""
-        return reconstruct_run(self.get_trace(run_id))
+        spans = self.get_trace(run_id)
+        return reconstruct_run(spans, interrupted=spans[0].trace_id in self._interrupted())
 
     def search(
         self,
@@ -137,6 +146,7 @@ class DumpSource:
             since=since,
             until=until,
             limit=limit,
+            interrupted=self._interrupted(),
         )
 
     def close(self) -> None:

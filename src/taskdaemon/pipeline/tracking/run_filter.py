@@ -3,7 +3,7 @@ filtered the same way by every span source that has no index of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.records import RunSummary
@@ -29,14 +29,16 @@ def filter_summaries(
     since: float | None,
     until: float | None,
     limit: int,
+    interrupted: Container[str] = (),
 ) -> list[RunSummary]:
     """Summaries of the traces that hold a taskdaemon run and match the filters, newest first,
-    at most ``limit`` (none for a negative limit)."""
+    at most ``limit`` (none for a negative limit). A trace id in ``interrupted`` is a run the
+    caller knows no process writes any more (``reconstruct_run``)."""
     out = []
-    for spans in traces.values():
+    for trace_id, spans in traces.items():
         if find_root(spans) is None and not any(t.CICD_TASK_NAME in s.attributes for s in spans):
             continue  # not a taskdaemon run
-        summary = summarize_run(reconstruct_run(spans))
+        summary = summarize_run(reconstruct_run(spans, interrupted=trace_id in interrupted))
         if pipeline is not None and summary.pipeline != pipeline:
             continue
         if status is not None and summary.status != status:
