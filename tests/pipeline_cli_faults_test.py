@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import tarfile
 import time
@@ -202,3 +203,45 @@ def test_a_killed_run_is_dumped_from_the_store(home: Path, tmp_path: Path, start
         shown = taskdaemon(home, *args, "--source", f"dump:///{archive}")
         assert 0 == shown.returncode, shown.stderr
         assert '"status": "interrupted"' in shown.stdout
+
+
+def test_a_run_on_a_store_another_process_holds_locked_says_what_it_lost(
+    home: Path, tmp_path: Path
+) -> None:
+    """A store another process holds locked for longer than the run (``BEGIN EXCLUSIVE``, as a
+    ``sqlite3`` shell would): the run still succeeds (exit 0), its exit waits a bounded time,
+    and what it could not write is said, counted and explained: its spans and its log records,
+    with the lock named. Before, only "telemetry shutdown did not finish" was said (after
+    waiting three times the bound): the run vanished from the history with no count and no
+    cause, and the log records lost were not mentioned at all."""
+    path = write(
+        tmp_path / "quick.yaml",
+        """\
+        name: quick
+        stages:
+          - name: only
+            command: "echo '{}'"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    assert 0 == taskdaemon(home, "run", str(path)).returncode  # the store exists
+    holder = sqlite3.connect(home / "spans.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        done = taskdaemon(home, "run", str(path), TASKDAEMON_EXPORT_TIMEOUT="1")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert 0 == done.returncode, done.stderr
+    assert "Traceback" not in done.stderr
+    lock = "another process holds the store's write lock (database is locked)"
+    spans = [line for line in done.stderr.splitlines() if " spans were not stored " in line]
+    assert 1 == len(spans), done.stderr
+    assert spans[0].endswith(
+        f"2 spans were not stored ({home / 'spans.db'}: not written before exit: {lock})"
+    )
+    logs = [line for line in done.stderr.splitlines() if "run log records were not stored" in line]
+    assert 1 == len(logs), done.stderr
+    assert logs[0].endswith(f"(not written within 1 s: {lock})")
+    listed = taskdaemon(home, "runs", "list", "--json")
+    assert 1 == len(json.loads(listed.stdout)), "the lost run is not in the history"

@@ -11,8 +11,10 @@ could not be opened) the run goes on; the loss is told three ways:
 * ``/readyz``: the ``span_store`` component is down while writes fail (the processors'
   ``health()``);
 * one warning line when the process ends (:func:`report_lost_spans`): how many spans were not
-  stored and why. A store that could not be opened at all already said so in its one line at
-  start (:func:`announce_unavailable_store`), so it is not repeated.
+  stored and why, those the writer had still not written when the exit's bound ran out
+  included (a store another process holds locked: SQLite is asked whether it is). A store
+  that could not be opened at all already said so in its one line at start
+  (:func:`announce_unavailable_store`), so it is not repeated.
 
 A span exporter's failed exports (a dead collector) are counted in
 ``taskdaemon.spans.export_failed`` (``taskdaemon_spans_export_failed_total``, per ``exporter``:
@@ -191,7 +193,13 @@ def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
     lost = 0
     causes: list[str] = []
     for store in _stores(processors):
-        if isinstance(store, UnavailableSpanStore) or not store.dropped_spans:
+        if isinstance(store, UnavailableSpanStore):
+            continue
+        unwritten, why = store.unwritten() if hasattr(store, "unwritten") else (0, "")
+        if unwritten:  # still waiting to write at exit (another process's lock): lost now
+            lost += unwritten
+            causes.append(f"{getattr(store, 'path', 'span store')}: not written before exit: {why}")
+        if not store.dropped_spans:
             continue
         lost += store.dropped_spans
         cause = getattr(store, "last_write_error", None)

@@ -90,6 +90,7 @@ __all__ = [
     "on_read_only_file_system",
     "private_copy",
     "rollback",
+    "why_unwritten",
 ]
 
 SCHEMA_VERSION: Final = 10
@@ -284,6 +285,32 @@ def rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def why_unwritten(path: Path) -> str:
+    """Why a writer of the store at ``path`` may still be waiting to write, for the line that
+    says what it did not write at exit: another process holding the write lock (a long
+    ``BEGIN EXCLUSIVE`` in a ``sqlite3`` shell, a ``retention --vacuum``) is asked SQLite itself,
+    with a write transaction tried without waiting; otherwise the wait's cause is not known."""
+    try:
+        probe = sqlite3.connect(
+            f"file:{urllib.parse.quote(str(path.absolute()))}?mode=rw",
+            uri=True,
+            timeout=0,
+            isolation_level=None,
+        )
+    except sqlite3.Error as error:
+        return str(error)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return f"another process holds the store's write lock ({error})"
+        return str(error)
+    finally:
+        probe.close()
+    return "its writer was still busy"
 
 
 class MissingStoreError(SpanSourceError):

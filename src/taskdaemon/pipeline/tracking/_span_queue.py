@@ -64,6 +64,11 @@ class SpanQueue:
         elif len(pending) == self._max_batch:
             self._bell.ring()
 
+    def ended_waiting(self) -> int:
+        """How many ended spans are queued (for the line that says what was not written at
+        exit: it walks the queue)."""
+        return sum(1 for item in list(self._pending) if type(item) is tuple and item[0])
+
     def put_urgent(self, *items: Flush | object) -> None:
         """Queue markers (``Flush``, ``STOP``) and wake the writer whatever it is doing."""
         for item in items:

@@ -46,7 +46,7 @@ from taskdaemon.pipeline.redaction import redact_texts
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
-from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback
+from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
 
 __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
 
@@ -95,6 +95,7 @@ class SqliteLogWriter:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._busy = False
+        self._writing = 0  # rows in the batch being written
         self._closed = False
         self._flushing = 0  # flush() callers waiting: the writer does not linger for them
         self.written = 0
@@ -217,16 +218,29 @@ class SqliteLogWriter:
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (within ``timeout``), stop the thread, close the file."""
+        """Write what is queued, stop the thread, close the file: all within ``timeout``.
+
+        Rows still not written then (a write waiting for a lock another process holds: SQLite
+        waits up to its busy timeout, 30 s) are lost with the process: they are counted in
+        ``dropped`` and said, with the cause SQLite gives (``_schema.why_unwritten``)."""
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         if not self._thread.is_alive():
             self._conn.close()
+            why = ""
+        else:
+            with self._cond:
+                unwritten = self._queued + self._writing
+            self.dropped += unwritten
+            why = f" (not written within {timeout:g} s: {why_unwritten(self.path)})"
         if self.dropped:
-            _logger.warning("%d run log records were not stored in %s", self.dropped, self.path)
+            _logger.warning(
+                "%d run log records were not stored in %s%s", self.dropped, self.path, why
+            )
 
     def _run(self) -> None:
         while True:
@@ -239,6 +253,7 @@ class SqliteLogWriter:
                 entries, size = self._take()
                 self._queued -= size
                 self._busy = True
+                self._writing = size
             try:
                 self._write(entries)
                 self.written += size
@@ -251,6 +266,7 @@ class SqliteLogWriter:
             finally:
                 with self._cond:
                     self._busy = False
+                    self._writing = 0
                     self._cond.notify_all()
 
     def _take(self) -> tuple[list[_Entry], int]:

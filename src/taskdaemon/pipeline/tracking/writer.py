@@ -49,7 +49,7 @@ from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
-from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback
+from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
 from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
 from taskdaemon.pipeline.tracking.aggregates import (
     RUN_ENDED,
@@ -114,6 +114,8 @@ _UPSERT_RUN: Final = (
     "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages"
 )
 
+
+_NOTHING: Final[list[tuple[bool, Any]]] = []  # no batch being written (never appended to)
 
 # The writers of this process, for flush_open_spans (a debug dump has no handle on them).
 _LIVE: weakref.WeakSet[SqliteSpanProcessor] = weakref.WeakSet()
@@ -198,6 +200,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._failures = WriteFailures()
+        self._writing: list[tuple[bool, Any]] = _NOTHING  # the batch being written
         _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
@@ -231,6 +234,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._aggregates = RunAggregator()
         self._error = None
         self._failures = WriteFailures()
+        self._writing = _NOTHING
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
@@ -283,6 +287,17 @@ class SqliteSpanProcessor(SpanProcessor):
     def dropped_spans(self) -> int:
         """Spans lost since this writer started: their end row could not be written."""
         return self._failures.dropped
+
+    def unwritten(self) -> tuple[int, str]:
+        """Ended spans not written yet, queued or in a write still going on, and why, when the
+        writer thread outlived ``shutdown``'s bound (``Telemetry.shutdown``): the process ends
+        now and loses them. A write waiting for another process's lock (``database is locked``
+        only comes after SQLite's busy timeout, 30 s) is the usual cause. ``(0, "")`` when
+        everything was written."""
+        if not self._thread.is_alive():
+            return 0, ""
+        count = self._queue.ended_waiting() + sum(1 for ended, _ in list(self._writing) if ended)
+        return count, (why_unwritten(self.path) if count else "")
 
     @property
     def last_write_error(self) -> str | None:
@@ -350,6 +365,7 @@ class SqliteSpanProcessor(SpanProcessor):
             beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
             refresh = any(flush.refresh for flush in flushes)
             if batch or beat or stop or refresh:
+                self._writing = batch  # what is lost if the process ends during this write
                 try:
                     with sqlite_section():
                         self._write(conn, batch, closing=stop, flushing=refresh)
@@ -367,6 +383,7 @@ class SqliteSpanProcessor(SpanProcessor):
                     else:
                         checkpointer.settle()
                 last_beat = time.monotonic()
+                self._writing = _NOTHING
             for flush in flushes:
                 flush.done.set()
             del batch  # not kept alive while the writer waits: ended spans may be freed
