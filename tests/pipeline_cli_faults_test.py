@@ -245,3 +245,64 @@ def test_a_run_on_a_store_another_process_holds_locked_says_what_it_lost(
     assert logs[0].endswith(f"(not written within 1 s: {lock})")
     listed = taskdaemon(home, "runs", "list", "--json")
     assert 1 == len(json.loads(listed.stdout)), "the lost run is not in the history"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted for the test (root only), unmounted at teardown."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def _fill(disk: Path) -> None:
+    """Write a file on ``disk`` until it is full."""
+    with (disk / "filler").open("wb") as filler:
+        try:
+            while True:
+                filler.write(b"\0" * 65536)
+                filler.flush()
+        except OSError:
+            pass
+
+
+def test_a_full_disk_still_runs_pipelines_and_shows_the_history(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    """A home whose disk filled up after its store was closed: a pipeline still runs (exit 0,
+    one line says its spans are not stored), and the readers still show the history. Before,
+    every reader failed with "disk I/O error": SQLite could not make the store's ``-shm`` file
+    to read it."""
+    home = small_disk / "home"
+    path = write(
+        tmp_path / "quick.yaml",
+        """\
+        name: quick
+        stages:
+          - name: only
+            command: "echo '{}'"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    first = taskdaemon(home, "run", str(path), "--quiet")
+    assert 0 == first.returncode, first.stderr
+    run_id = first.stdout.strip()
+    _fill(small_disk)
+    again = taskdaemon(home, "run", str(path), "--quiet")
+    assert 0 == again.returncode, again.stderr
+    assert "span store unavailable, spans are not stored" in again.stderr
+    listed = taskdaemon(home, "runs", "list", "--json")
+    assert 0 == listed.returncode, listed.stderr
+    assert [run_id] == [run["run_id"] for run in json.loads(listed.stdout)]
+    assert "success" == _status(home, run_id)
+    report = taskdaemon(home, "report")
+    assert 0 == report.returncode, report.stderr
+    assert "pipeline quick: 1 run, 100.0% succeeded" in report.stdout
+    assert "on a full file system, reporting from a temporary copy" in report.stderr
+    assert "Traceback" not in listed.stderr + report.stderr

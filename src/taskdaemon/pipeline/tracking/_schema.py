@@ -87,9 +87,9 @@ __all__ = [
     "connect_to_read",
     "create_private",
     "empty_store",
-    "on_read_only_file_system",
     "private_copy",
     "rollback",
+    "unwritable_file_system",
     "why_unwritten",
 ]
 
@@ -368,12 +368,22 @@ class OpenedFile:
             )
 
 
-def on_read_only_file_system(path: Path) -> bool:
-    """Whether ``path`` is on a file system mounted read-only (False when it cannot be told)."""
+#: Free bytes under which a file system counts as full for readers (:func:`connect_to_read`):
+#: less than a WAL store's ``-shm`` file and the pages a read may need to spill.
+FULL_BELOW: Final = 1 << 20
+
+
+def unwritable_file_system(path: Path) -> str | None:
+    """``"read-only"`` when ``path`` is on a file system mounted read-only, ``"full"`` when
+    that file system has less than :data:`FULL_BELOW` bytes free, else None (also when it
+    cannot be told)."""
     try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+        stat = os.statvfs(path)
     except OSError:
-        return False
+        return None
+    if stat.f_flag & os.ST_RDONLY:
+        return "read-only"
+    return "full" if stat.f_bavail * stat.f_frsize < FULL_BELOW else None
 
 
 def private_copy(path: Path) -> Path:
@@ -415,11 +425,14 @@ def private_copy(path: Path) -> Path:
 
 def connect_to_read(path: Path) -> sqlite3.Connection:
     """:func:`connect`, or for a store on a read-only file system (a backup's snapshot, a
-    container's read-only volume) a connection that only reads it.
+    container's read-only volume) or a full one a connection that only reads it.
 
     A store in WAL mode cannot be opened as usual there: SQLite must create its ``-shm`` file
     even to read. Nobody can write the file on such a file system, so it is opened
-    ``immutable`` (no locks, no ``-shm``), which only holds for a file that cannot change. What a
+    ``immutable`` (no locks, no ``-shm``), which only holds for a file that cannot change. On a
+    full file system that holds too: a process writing the store has its ``-shm`` file made
+    (readers then open the store as usual and never come here), and one starting now cannot
+    make it either. What a
     writer left in a ``-wal`` file it did not checkpoint (a crashed process) is not read then:
     one warning says so. For the commands that only read the store (``runs``, ``logs``,
     ``dag --run``, the web page); writers keep :func:`connect`. It never creates the file: a
@@ -429,7 +442,8 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
     except MissingStoreError:
         raise
     except SpanSourceError as error:
-        if not on_read_only_file_system(path):
+        kind = unwritable_file_system(path)
+        if kind is None:
             raise
         try:
             conn = sqlite3.connect(
@@ -444,15 +458,16 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
         if version != SCHEMA_VERSION:  # it cannot be migrated here
             conn.close()
             raise SpanSourceError(
-                f"{path}: span store schema version {version} on a read-only file system "
+                f"{path}: span store schema version {version} on a {kind} file system "
                 f"(this taskdaemon reads {SCHEMA_VERSION} and cannot migrate it there)"
             ) from None
         wal = path.with_name(path.name + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             _logger.warning(
-                "%s: on a read-only file system, read without its write-ahead log %s: the "
+                "%s: on a %s file system, read without its write-ahead log %s: the "
                 "runs written last may be missing",
                 path,
+                kind,
                 wal,
             )
         return conn

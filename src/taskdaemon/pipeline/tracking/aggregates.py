@@ -58,9 +58,9 @@ from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns
 from taskdaemon.pipeline.tracking._run_rows import Pending, write_kept, write_record, write_run
 from taskdaemon.pipeline.tracking._schema import (
     connect,
-    on_read_only_file_system,
     private_copy,
     rollback,
+    unwritable_file_system,
 )
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.store import SpanStore, select_trace
@@ -458,13 +458,14 @@ class StoreReportData:
         try:
             self._conn = connect(store.path)
         except SpanSourceError:
-            if not on_read_only_file_system(store.path):
+            kind = unwritable_file_system(store.path)
+            if kind is None:
                 raise
-            # A backup's snapshot or a read-only volume: the aggregates are written to a
-            # private copy, for this report only, rather than refusing to report.
+            # A backup's snapshot, a read-only volume or a full disk: the aggregates are
+            # written to a private copy, for this report only, rather than refusing to report.
             self._copy = private_copy(store.path)
             _logger.warning(
-                "%s: on a read-only file system, reporting from a temporary copy", store.path
+                "%s: on a %s file system, reporting from a temporary copy", store.path, kind
             )
             try:
                 self._conn = connect(self._copy)
