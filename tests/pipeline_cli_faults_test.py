@@ -306,3 +306,38 @@ def test_a_full_disk_still_runs_pipelines_and_shows_the_history(
     assert "pipeline quick: 1 run, 100.0% succeeded" in report.stdout
     assert "on a full file system, reporting from a temporary copy" in report.stderr
     assert "Traceback" not in listed.stderr + report.stderr
+
+
+def test_a_file_where_the_home_should_be_is_one_line_everywhere(tmp_path: Path) -> None:
+    """``TASKDAEMON_HOME`` naming a file: every reader says so in one line and exits non-zero,
+    and the commands that run pipelines exit 2 with one line each. Before, the readers said
+    "no runs" (exit 0), hiding the mistake, ``debug`` prefixed its line with
+    ``PipelineError:`` and exited 1, and the store's warning gave mkdir's "File exists"."""
+    home = tmp_path / "home"
+    home.write_text("not a folder\n")
+    path = write(
+        tmp_path / "quick.yaml",
+        """\
+        name: quick
+        stages:
+          - name: only
+            command: "echo '{}'"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    blocked = f"{home}: not a directory, so no span store can be in it"
+    for args in (("runs", "list"), ("report",), ("logs", "abc"), ("watch", "abc")):
+        done = taskdaemon(home, *args)
+        assert done.returncode != 0, args
+        assert [blocked] == [line.split(": ", 1)[1] for line in done.stderr.splitlines()], args
+    for command in ("run", "debug"):
+        done = taskdaemon(home, command, str(path), stdin="")
+        assert 2 == done.returncode, done.stderr
+        lines = done.stderr.splitlines()
+        assert (
+            f"span store unavailable, spans are not stored: {home / 'spans.db'}: cannot open "
+            f"span store: {home} is not a directory" in done.stderr
+        )
+        ours = [line for line in lines if line.startswith(f"taskdaemon {command}: ")]
+        assert 1 == len(ours), done.stderr
+        assert ours[0].startswith(f"taskdaemon {command}: cannot create the workspace {home}/")

@@ -313,6 +313,8 @@ class _RunThread(threading.Thread):
             run_loop(self._main())  # as ``run``'s (event_loop.py)
         except (SettingsError, ValueError) as exc:
             self.code, self.error = EXIT_INVALID, str(exc).replace("\n", "; ")
+        except PipelineError as exc:  # its workspace cannot be made (a read-only home): as run
+            self.code, self.error = EXIT_INVALID, str(exc)
         except Exception as exc:  # never a traceback: say it in one line
             self.error = f"{type(exc).__name__}: {exc}"
         finally:

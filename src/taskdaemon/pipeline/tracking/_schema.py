@@ -87,6 +87,7 @@ __all__ = [
     "connect_to_read",
     "create_private",
     "empty_store",
+    "file_in_the_way",
     "private_copy",
     "rollback",
     "unwritable_file_system",
@@ -368,6 +369,15 @@ class OpenedFile:
             )
 
 
+def file_in_the_way(path: Path) -> Path | None:
+    """The nearest existing folder above ``path`` when it is not a directory (a file where
+    ``TASKDAEMON_HOME`` should be), else None."""
+    for parent in path.absolute().parents:
+        if os.path.lexists(parent):
+            return None if parent.is_dir() else parent
+    return None
+
+
 #: Free bytes under which a file system counts as full for readers (:func:`connect_to_read`):
 #: less than a WAL store's ``-shm`` file and the pages a read may need to spill.
 FULL_BELOW: Final = 1 << 20
@@ -550,6 +560,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
             conn.close()
         if isinstance(exc, sqlite3.Error | OSError):
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            if isinstance(exc, OSError) and (blocker := file_in_the_way(path)) is not None:
+                reason = f"{blocker} is not a directory"  # not the "File exists" of its mkdir
             raise SpanSourceError(f"{path}: cannot open span store: {reason}") from exc
         raise
     return conn

@@ -56,6 +56,7 @@ from taskdaemon.pipeline.tracking._remote import (
     read_bounded,
     split_credentials,
 )
+from taskdaemon.pipeline.tracking._schema import file_in_the_way
 from taskdaemon.pipeline.tracking.otlp_json import (
     Skipped,
     iter_json_lines,
@@ -633,6 +634,9 @@ def open_source(
         path = sqlite_path(url)
         if missing_ok is None:
             missing_ok = os.path.abspath(path) == os.path.abspath(home_store())
+        if missing_ok and (blocker := file_in_the_way(Path(path))) is not None:
+            # A home that is a file can hold no store: "no runs" would hide the mistake.
+            raise SpanSourceError(f"{blocker}: not a directory, so no span store can be in it")
         return SpanStore(path, missing_ok=missing_ok, **options)
     if scheme == "otlp-json":
         return OtlpJsonSource(file_path(url))
