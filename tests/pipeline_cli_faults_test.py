@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
 import signal
 import sqlite3
 import subprocess
@@ -341,3 +343,54 @@ def test_a_file_where_the_home_should_be_is_one_line_everywhere(tmp_path: Path) 
         ours = [line for line in lines if line.startswith(f"taskdaemon {command}: ")]
         assert 1 == len(ours), done.stderr
         assert ours[0].startswith(f"taskdaemon {command}: cannot create the workspace {home}/")
+
+
+def _read_until(fd: int, needle: bytes, seen: bytearray) -> None:
+    """Read the pty's output into ``seen`` until it holds ``needle`` (or the output ends)."""
+    while needle not in seen:
+        ready, _, _ = select.select([fd], [], [], 60)
+        assert ready, f"{needle!r} never came: {bytes(seen)[-500:]!r}"
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other end closed
+            return
+        if not chunk:
+            return
+        seen += chunk
+
+
+def test_sigterm_to_watch_on_a_terminal_gives_the_cursor_back(
+    home: Path, tmp_path: Path, start: Any
+) -> None:
+    """``watch`` on a terminal hides the cursor for its live table; SIGTERM now stops it as
+    Ctrl-C does: the cursor is shown again, exit 143, no traceback. Before, SIGTERM's default
+    action ended the process with the terminal's cursor left hidden."""
+    path, _pids = _slow_pipeline(tmp_path)
+    watched = start("run", str(path))
+    watched.wait_for_line("wait                     running")
+    _wait_until_stored(home, watched.run_id, "wait")
+    primary, secondary = pty.openpty()
+    watcher = subprocess.Popen(
+        [TASKDAEMON, "watch", watched.run_id],
+        cwd=ROOT,
+        env=environment(home),
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        start_new_session=True,
+    )
+    os.close(secondary)
+    seen = bytearray()
+    try:
+        _read_until(primary, b"\x1b[?25l", seen)  # the cursor hidden for the live table
+        _read_until(primary, b"running", seen)  # and the table drawn
+        watcher.send_signal(signal.SIGTERM)
+        _read_until(primary, b"\x1b[?25h", seen)
+        assert 143 == watcher.wait(60)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+        os.close(primary)
+    assert b"\x1b[?25h" in seen[seen.index(b"\x1b[?25l") :]
+    assert b"Traceback" not in seen

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import threading
@@ -184,6 +183,7 @@ def _remote(words: Sequence[str]) -> int:
 def _local(args: argparse.Namespace, file: str) -> int:
     from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,
@@ -220,52 +220,37 @@ def _local(args: argparse.Namespace, file: str) -> int:
     prompt = DebugPrompt(call, history=home_directory() / "debug_history", by="cli debug")
     # SIGTERM stops the run as Ctrl-C does (cancelled, exit 143), not by its default action,
     # which would leave the run ``interrupted`` in the store and skip its summary.
-    previous = signal.signal(signal.SIGTERM, _terminated)
-    try:
-        prompt.run()
-        if not prompt.done:
-            call(
-                {
-                    "action": "detach",
-                    "by": "cli debug (end of input)",
-                    "client": prompt.client,
-                    "all": True,
-                }
-            )
-            while not prompt.done:
-                prompt.wait()
-    except KeyboardInterrupt as stop:
-        runner.interrupted = stop.signum if isinstance(stop, _Terminated) else signal.SIGINT
-        print(
-            f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
-            file=sys.stderr,
-            flush=True,
-        )
-        runner.cancel()
-    except PipelineError as exc:
-        _fail(EXIT_FAILURE, str(exc))
-        runner.cancel()
-    except BaseException:
-        runner.cancel()  # else finish() would wait for ever on a run left paused
-        raise
-    finally:
+    with sigterm_raises():
         try:
-            runner.finish()
+            prompt.run()
+            if not prompt.done:
+                call(
+                    {
+                        "action": "detach",
+                        "by": "cli debug (end of input)",
+                        "client": prompt.client,
+                        "all": True,
+                    }
+                )
+                while not prompt.done:
+                    prompt.wait()
+        except KeyboardInterrupt as stop:
+            runner.interrupted = exit_code(stop) - 128
+            print(
+                f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
+                file=sys.stderr,
+                flush=True,
+            )
+            runner.cancel()
+        except PipelineError as exc:
+            _fail(EXIT_FAILURE, str(exc))
+            runner.cancel()
+        except BaseException:
+            runner.cancel()  # else finish() would wait for ever on a run left paused
+            raise
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            runner.finish()
     return runner.code
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the prompt's thread: handled as Ctrl-C is, exit code 143."""
-
-    signum = signal.SIGTERM
-
-
-def _terminated(signum: int, frame: object) -> None:
-    # A second SIGTERM while the run is being cancelled: the user does not want to wait.
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
-    raise _Terminated
 
 
 class _RunThread(threading.Thread):

@@ -9,7 +9,8 @@ embedded store), polled every ``--interval`` seconds (default 0.5), so it follow
 by another process. On a terminal it draws a live table (``rich``): each stage's state, elapsed
 time, instance progress of fan-outs and what it waits for. When stdout is not a terminal it
 writes one plain line per change instead. It ends when the run does. Exit codes: 0 the run
-succeeded, 1 it did not (or could not be read), 2 invalid arguments or settings, 130 Ctrl-C.
+succeeded, 1 it did not (or could not be read), 2 invalid arguments or settings, 130 Ctrl-C,
+143 SIGTERM (both stop it cleanly: the terminal gets its cursor back).
 """
 
 from __future__ import annotations
@@ -141,10 +142,13 @@ def run_watch(args: argparse.Namespace) -> int:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(source_exit_code(exc), str(exc))
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
+
     try:
-        last = asyncio.run(_watch(source, args.run, args.interval))
-    except KeyboardInterrupt:
-        return 130
+        with sigterm_raises():  # a clean stop: the live table gives the terminal its cursor back
+            last = asyncio.run(_watch(source, args.run, args.interval))
+    except KeyboardInterrupt as stop:
+        return exit_code(stop)
     except (PipelineError, SpanSourceError) as exc:
         return _fail(source_exit_code(exc), str(exc))
     finally:
