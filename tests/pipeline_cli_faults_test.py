@@ -46,6 +46,20 @@ def _slow_pipeline(tmp_path: Path) -> tuple[Path, Path]:
     return path, pids
 
 
+def _quick_pipeline(tmp_path: Path) -> Path:
+    """A pipeline of one quick command stage."""
+    return write(
+        tmp_path / "quick.yaml",
+        """\
+        name: quick
+        stages:
+          - name: only
+            command: "echo '{}'"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+
+
 @pytest.fixture
 def start(home: Path) -> Iterator[Any]:
     """Start ``taskdaemon ARGS`` in the background, each in a session of its own; whatever is
@@ -216,16 +230,7 @@ def test_a_run_on_a_store_another_process_holds_locked_says_what_it_lost(
     with the lock named. Before, only "telemetry shutdown did not finish" was said (after
     waiting three times the bound): the run vanished from the history with no count and no
     cause, and the log records lost were not mentioned at all."""
-    path = write(
-        tmp_path / "quick.yaml",
-        """\
-        name: quick
-        stages:
-          - name: only
-            command: "echo '{}'"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
+    path = _quick_pipeline(tmp_path)
     assert 0 == taskdaemon(home, "run", str(path)).returncode  # the store exists
     holder = sqlite3.connect(home / "spans.db", isolation_level=None)
     try:
@@ -282,16 +287,7 @@ def test_a_full_disk_still_runs_pipelines_and_shows_the_history(
     every reader failed with "disk I/O error": SQLite could not make the store's ``-shm`` file
     to read it."""
     home = small_disk / "home"
-    path = write(
-        tmp_path / "quick.yaml",
-        """\
-        name: quick
-        stages:
-          - name: only
-            command: "echo '{}'"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
+    path = _quick_pipeline(tmp_path)
     first = taskdaemon(home, "run", str(path), "--quiet")
     assert 0 == first.returncode, first.stderr
     run_id = first.stdout.strip()
@@ -317,16 +313,7 @@ def test_a_file_where_the_home_should_be_is_one_line_everywhere(tmp_path: Path) 
     ``PipelineError:`` and exited 1, and the store's warning gave mkdir's "File exists"."""
     home = tmp_path / "home"
     home.write_text("not a folder\n")
-    path = write(
-        tmp_path / "quick.yaml",
-        """\
-        name: quick
-        stages:
-          - name: only
-            command: "echo '{}'"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
+    path = _quick_pipeline(tmp_path)
     blocked = f"{home}: not a directory, so no span store can be in it"
     for args in (("runs", "list"), ("report",), ("logs", "abc"), ("watch", "abc")):
         done = taskdaemon(home, *args)
@@ -394,3 +381,59 @@ def test_sigterm_to_watch_on_a_terminal_gives_the_cursor_back(
         os.close(primary)
     assert b"\x1b[?25h" in seen[seen.index(b"\x1b[?25l") :]
     assert b"Traceback" not in seen
+
+
+def _damage(store: Path, kind: str) -> None:
+    """Damage the (checkpointed, closed) store at ``store`` as ``kind`` says."""
+    if kind == "not-sqlite":
+        store.write_text("these are not the spans you are looking for\n")
+    elif kind == "truncated":
+        with store.open("r+b") as file:
+            file.truncate(store.stat().st_size // 3)
+    else:  # every page but the first overwritten: the header is intact, the tables are not
+        size = store.stat().st_size
+        with store.open("r+b") as file:
+            file.seek(4096)
+            file.write(b"\xa5" * (size - 4096))
+
+
+@pytest.mark.parametrize("kind", ["not-sqlite", "truncated", "overwritten"])
+def test_a_damaged_store_is_one_line_for_every_reader_and_a_run_still_runs(
+    home: Path, tmp_path: Path, kind: str
+) -> None:
+    """A damaged ``spans.db``: every reader exits non-zero with one line and no traceback, the
+    file is left as it was (someone may want to salvage it), and a pipeline still runs, with
+    one warning that its spans are not stored (docs/span-store.md, "A store that cannot be
+    opened")."""
+    quick = _quick_pipeline(tmp_path)
+    done = taskdaemon(home, "run", str(quick), "--quiet")
+    assert 0 == done.returncode, done.stderr
+    run_id = done.stdout.strip()
+    store = home / "spans.db"
+    with sqlite3.connect(store) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for suffix in ("-wal", "-shm"):
+        store.with_name(store.name + suffix).unlink(missing_ok=True)
+    _damage(store, kind)
+    damaged = store.read_bytes()
+    readers = [
+        ("runs", "list"),
+        ("runs", "show", run_id),
+        ("report",),
+        ("logs", run_id),
+        ("dag", "--run", run_id),
+        ("dump", run_id, "-o", str(tmp_path)),
+        ("replay", run_id, "--dry-run"),
+        ("retention", "--keep", "1"),
+        ("watch", run_id),
+    ]
+    for args in readers:
+        read = taskdaemon(home, *args)
+        assert read.returncode != 0, (args, read.stdout)
+        assert 1 == len(read.stderr.splitlines()), (args, read.stderr)
+        assert str(store) in read.stderr, (args, read.stderr)
+    again = taskdaemon(home, "run", str(quick))
+    assert 0 == again.returncode, again.stderr
+    assert "span store unavailable, spans are not stored: " in again.stderr
+    assert "Traceback" not in again.stderr
+    assert damaged == store.read_bytes()
