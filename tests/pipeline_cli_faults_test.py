@@ -26,24 +26,23 @@ from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, write
 pytestmark = pytest.mark.slow
 
 
+#: Stage ``wait`` runs until stopped; its sleeper's pid is appended to the file PIDS.
+SLOW_PIPELINE = """\
+    name: slow
+    stages:
+      - name: first
+        command: "echo '{}'"
+        triggers: [{manual: {approval_required: false}}]
+      - name: wait
+        command: "sleep 600 & echo $! >> PIDS; wait"
+        triggers: [{on_completion: {stage: first}}]
+"""
+
+
 def _slow_pipeline(tmp_path: Path) -> tuple[Path, Path]:
-    """A pipeline whose stage ``wait`` runs until stopped, and the file its sleeper's pid is
-    written to."""
+    """:data:`SLOW_PIPELINE` in a file, and the file its sleepers' pids are written to."""
     pids = tmp_path / "pids"
-    path = write(
-        tmp_path / "slow.yaml",
-        f"""\
-        name: slow
-        stages:
-          - name: first
-            command: "echo '{{}}'"
-            triggers: [{{manual: {{approval_required: false}}}}]
-          - name: wait
-            command: "sleep 600 & echo $! >> {pids}; wait"
-            triggers: [{{on_completion: {{stage: first}}}}]
-        """,
-    )
-    return path, pids
+    return write(tmp_path / "slow.yaml", SLOW_PIPELINE.replace("PIDS", str(pids))), pids
 
 
 def _quick_pipeline(tmp_path: Path) -> Path:
