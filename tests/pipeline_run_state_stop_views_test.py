@@ -5,6 +5,7 @@ worker slot, waiting for an approval, pending (docs/run-state.md, "Rules")."""
 
 from __future__ import annotations
 
+import io
 import json
 import textwrap
 from collections.abc import Callable
@@ -14,7 +15,12 @@ from typing import Any
 import pytest
 
 from cli_support import Served, taskdaemon
+from taskdaemon.pipeline.cli._step_prompt import StepPrompt
+from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.terminal_text import one_line
+from taskdaemon.pipeline.tracking.store import SpanStore
+from taskdaemon.pipeline.visualization import dag_snapshot
+from taskdaemon.pipeline.web._views import run_state
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +109,57 @@ def test_a_stage_paused_at_a_start_breakpoint_is_cancelled_in_every_view(
         stored["status"],
         stored["attempts"],
     )
+
+
+def _shown(home: Path, run_id: str, stage: str) -> str:
+    """The ERROR cell of ``stage``'s row in ``runs show``'s table."""
+    shown = taskdaemon(home, "runs", "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.startswith(f"{stage} "))
+    return row.split(None, 9)[9]
+
+
+def _web_and_replay(home: Path, run_id: str, stage: str) -> tuple[str, str]:
+    """``stage``'s error in the web page's stage table (its live update document) and its
+    line in ``replay --step``'s ``where`` at the run's end, both from the stored spans."""
+    with SpanStore(home / "spans.db") as store:
+        record, spans = store.get_run(run_id), store.get_trace(run_id)
+    page = run_state(dag_snapshot(None, record), now=record.end or 0.0, can_control=False)
+    web = next(node["error"] for node in page["nodes"] if node["name"] == stage)
+    out = io.StringIO()
+    StepPrompt(RecordedWalk(spans), stdin=io.StringIO("goto 1h\nwhere\nquit\n"), stdout=out).run()
+    where = [line.strip() for line in out.getvalue().splitlines() if line.startswith(f"  {stage} ")]
+    return web, where[-1]
+
+
+@pytest.mark.parametrize(
+    ("how", "why"),
+    [("cancel", "run cancelled"), ("failure", "stage 'a' failed (error_strategy: fail)")],
+)
+def test_a_stage_a_stop_caught_paused_says_why_in_every_view(
+    home: Path, serve: Start, how: str, why: str
+) -> None:
+    """Paused at a start breakpoint when the run stops, ``b`` never started (no span of its
+    own): the run span's ``breakpoint.resumed`` event keeps why, so ``runs show`` (table and
+    JSON), the web page and ``replay --step`` say ``cancelled: <why>`` as ``run``'s summary
+    does."""
+    served = serve(str(_pipeline(home, 2, ENTRY)), "--watch", "--break", "b")
+    served.wait_for_line("b: paused")
+    _stop(home, served, how)
+    code, stdout, stderr = served.finish()
+    assert code == 1, stderr
+    error = f"cancelled: {why}"
+    stored = _stored(home, served.run_id, "b")
+    web, where = _web_and_replay(home, served.run_id, "b")
+    assert [("cancelled", error)] * 2 == [
+        _summary(stdout, "b"),
+        ("cancelled", _shown(home, served.run_id, "b")),
+    ]
+    assert (why, "a" if how == "failure" else None) == (
+        stored["cancel_reason"],
+        stored["cancel_cause"],
+    )
+    assert (error, f"b  cancelled  ({error})") == (web, where)
 
 
 @pytest.mark.parametrize("how", ["cancel", "failure"])

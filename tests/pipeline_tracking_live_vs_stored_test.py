@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline_engine_support import FakeSleep, retry
+from taskdaemon.pipeline.cli.run import summary_error
 from taskdaemon.pipeline.engine import DebugSession, Engine, RunResult
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.loops import StageContext
@@ -36,7 +37,7 @@ from taskdaemon.pipeline.model import (
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord, stage_error
 from taskdaemon.pipeline.run_state import RunState, apply
 from taskdaemon.pipeline.tracking import reconstruct_run, span_record_from_sdk
 
@@ -403,6 +404,16 @@ def _outcomes(record: RunRecord) -> dict[str, tuple[str, str | None]]:
     return {s.name: (s.status, s.skip_reason) for s in record.stages}
 
 
+def _unstarted_errors(record: RunRecord) -> dict[str, str | None]:
+    """The error ``runs show`` and the web page give each stage with no attempt (it never
+    started: skipped, or cancelled while paused before its start)."""
+    return {
+        s.name: s.skip_reason or stage_error(s.status, s.attempts, s.cancel_reason)
+        for s in record.stages
+        if not s.attempts
+    }
+
+
 @pytest.mark.slow
 @settings(
     max_examples=60,
@@ -413,13 +424,17 @@ def _outcomes(record: RunRecord) -> dict[str, tuple[str, str | None]]:
 @with_examples
 def test_each_stage_reads_in_both_records_as_in_the_engines_result(case: Case) -> None:
     """For generated runs (breakpoints held, resumed or cancelled; failures; cancels), each
-    stage's status and skip reason in the live and the stored record are the engine's."""
+    stage's status and skip reason in the live and the stored record are the engine's, and
+    so is the error of each stage that never started, as ``run``'s summary shows it."""
     live, stored, result = asyncio.run(execute(case))
     engine = {
         name: (str(status), result.skip_reasons.get(name))
         for name, status in result.stage_status.items()
     }
     assert (engine, engine) == (_outcomes(live), _outcomes(stored))
+    unstarted = _unstarted_errors(stored)
+    summary = {name: summary_error(result, name) for name in unstarted}
+    assert (summary, summary) == (_unstarted_errors(live), unstarted)
 
 
 def test_the_stop_examples_reach_every_stage_a_stop_caught_unstarted() -> None:

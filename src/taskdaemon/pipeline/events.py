@@ -318,7 +318,11 @@ class BreakpointHit(ValueMethods):
 @frozen(kw_only=True)
 class BreakpointResumed(ValueMethods):
     """A paused execution went on: ``action`` is ``continue``, ``step``, ``skip``, ``retry`` or
-    ``cancel`` (the run stopped while it was paused); ``by`` says who; ``paused`` is seconds."""
+    ``cancel`` (the run stopped while it was paused); ``by`` says who; ``paused`` is seconds.
+
+    At a ``cancel`` by a stop of the run, ``cancel_reason`` and ``cancel_cause`` say why, as
+    ``StageFinished``'s do: an execution paused before its start then ends with no span of its
+    own, and this is what its record keeps of the stop (docs/run-state.md, "Rules")."""
 
     run_id: str
     pipeline: str
@@ -330,6 +334,8 @@ class BreakpointResumed(ValueMethods):
     action: str
     by: str
     paused: float
+    cancel_reason: str | None = None
+    cancel_cause: str | None = None
 
 
 @frozen(kw_only=True)

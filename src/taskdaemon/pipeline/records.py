@@ -21,6 +21,7 @@ __all__ = [
     "TriggerRecord",
     "outcome_error",
     "stage_cancel_cause",
+    "stage_error",
 ]
 
 
@@ -173,3 +174,24 @@ def outcome_error(attempts: Iterable[tuple[int, str | None]]) -> str | None:
     for instance, error in attempts:
         final[instance] = error
     return next((error for error in reversed(final.values()) if error), None)
+
+
+#: ``StageStatus.CANCELLED``'s value: importing ``state`` here would load its state machines
+#: into ``dag FILE``, which draws records and never moves a status
+#: (``tests/pipeline_cli_startup_test.py``).
+_CANCELLED = "cancelled"
+
+
+def stage_error(
+    status: str | None, attempts: Iterable[AttemptRecord], cancel_reason: str | None
+) -> str | None:
+    """The error a view shows for a stage of ``status``: that of its outcome
+    (:func:`outcome_error` of its attempts); else, for a ``cancelled`` stage with no attempt
+    that says so (a stop caught it paused before its start, so it has none), ``cancelled:
+    <cancel_reason>``, the text the engine gives the execution it cancelled. Every view of a
+    record (``runs show``, the web page, the DAG) reads a stage's error here, so that it says
+    what ``run``'s summary says of the engine's result; a skipped stage's reason is apart."""
+    error = outcome_error((attempt.instance, attempt.error) for attempt in attempts)
+    if error is None and status == _CANCELLED and cancel_reason:
+        return f"cancelled: {cancel_reason}"
+    return error

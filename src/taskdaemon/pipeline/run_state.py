@@ -301,9 +301,9 @@ class _Stage:
     """One stage's book, updated as its events arrive (a plain class, as ``_Attempt``)."""
 
     # fmt: off
-    __slots__ = ("attempts", "halted", "loop", "paused", "paused_time", "queued", "retrying",
-        "seen_queued", "skip_cause", "skip_reason", "status", "stopped", "trigger_mode",
-        "trigger_specs", "triggers", "upstream")
+    __slots__ = ("attempts", "halted", "halted_cause", "loop", "paused", "paused_time",
+        "queued", "retrying", "seen_queued", "skip_cause", "skip_reason", "status", "stopped",
+        "trigger_mode", "trigger_specs", "triggers", "upstream")
     # fmt: on
 
     def __init__(self) -> None:
@@ -319,6 +319,8 @@ class _Stage:
         self.paused: set[str] = set()  # task run ids paused at a breakpoint
         # task run id -> (instance, status): ended while paused before its start
         self.halted: dict[str, tuple[int, str]] = {}
+        # why a stop cancelled one of them (reason, cause): it has no attempt to say so
+        self.halted_cause: tuple[str | None, str | None] = (None, None)
         self.paused_time: dict[str, float] = {}  # task run id -> seconds
         self.triggers: tuple[str, ...] = ()
         self.trigger_specs: tuple[TriggerRecord, ...] = ()  # as StageRecord.trigger_specs
@@ -368,6 +370,8 @@ class _Stage:
         ordered = self._ordered()
         attempts = tuple(a.frozen(a.task_run_id in self.paused) for a in ordered)
         cancel_reason, cancel_cause = stage_cancel_cause(attempts) if attempts else self.skip_cause
+        if not (cancel_reason or cancel_cause):  # cancelled by a stop while paused, if it was
+            cancel_reason, cancel_cause = self.halted_cause
         return StageRecord(
             name=name,
             loop=self.loop,
@@ -613,6 +617,8 @@ class RunState:
             attempt.paused_time = total
         elif event.action in HALTED_ACTIONS:  # paused before its start, then ended
             stage.halted[event.task_run_id] = (event.instance, HALTED_ACTIONS[event.action])
+            if event.cancel_reason or event.cancel_cause:
+                stage.halted_cause = (event.cancel_reason or None, event.cancel_cause or None)
         if self.status == RunStatus.PAUSED and not any(s.paused for s in self._stages.values()):
             self.status = RunStatus.RUNNING.value
 

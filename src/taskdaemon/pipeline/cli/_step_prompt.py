@@ -25,10 +25,15 @@ from typing import IO, Any
 
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
+from taskdaemon.pipeline.records import stage_error
 from taskdaemon.pipeline.replay.walk import RecordedWalk
+from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
+
+#: Characters of a stage's skip reason or error ``where`` shows (``logs STAGE`` has them whole).
+_WHY_CHARS = 80
 
 #: A stage's log records of the run: ``(run_id, stage) → rows`` (SpanSourceError when unread).
 LogReader = Callable[[str, str], list[StoredLog]]
@@ -172,8 +177,12 @@ class StepPrompt(CommandPrompt):
             retries = max((a.attempt for a in stage.attempts), default=1)
             if retries > 1:
                 extra.append(f"attempt {retries}")
-            if stage.skip_reason:
-                extra.append(stage.skip_reason)
+            # Why it was skipped, else its error, as ``runs show``'s ERROR cell reads it.
+            why = stage.skip_reason or stage_error(
+                stage.status, stage.attempts, stage.cancel_reason
+            )
+            if why:
+                extra.append(one_line(why, _WHY_CHARS))
             tail = f"  ({'; '.join(extra)})" if extra else ""
             self._print(f"  {stage.name:<{width}}  {stage.status}{tail}")
 

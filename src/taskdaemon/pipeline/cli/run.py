@@ -98,6 +98,7 @@ __all__ = [
     "register",
     "render_summary",
     "run_pipeline",
+    "summary_error",
     "summary_width",
 ]
 
@@ -324,6 +325,21 @@ def summary_width() -> int | None:
         return None
 
 
+def summary_error(result: RunResult, stage: str) -> str | None:
+    """The ERROR cell of ``stage`` in the summary: its skip reason, else the last error of an
+    instance whose final execution has one (``records.outcome_error``; an execution a stop
+    cancelled before its start, held at a breakpoint, says ``cancelled: <why>``): what every
+    view of its records says (``records.stage_error``)."""
+    from taskdaemon.pipeline.records import outcome_error  # noqa: PLC0415 - at the run's end
+
+    # A skipped stage's reason first: one whose executions a stop caught queued says it was
+    # not reached, as ``runs show`` does, rather than its executions' cancellation.
+    executions = result.executions.get(stage, ())
+    return result.skip_reasons.get(stage) or outcome_error(
+        (ex.instance, ex.error) for ex in executions
+    )
+
+
 def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = None) -> str:
     """The summary table of a finished run, stages in file order.
 
@@ -338,8 +354,6 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     the table's), since a wrapped row no longer reads as a row; ``runs show`` has them whole.
     None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
-    from taskdaemon.pipeline.records import outcome_error  # noqa: PLC0415 - at the run's end
-
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
     rows: list[tuple[str, ...]] = []
     for stage in pipeline.stages:
@@ -354,11 +368,7 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
         starts = [ex.times.running for ex in executions if ex.times.running is not None]
         ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
         duration = max(ends) - min(starts) if starts and ends else None
-        # A skipped stage's reason first: one whose executions a stop caught queued says it
-        # was not reached, as ``runs show`` does, rather than its executions' cancellation.
-        error = result.skip_reasons.get(stage.name) or outcome_error(
-            (ex.instance, ex.error) for ex in every
-        )
+        error = summary_error(result, stage.name)
         rows.append(
             (
                 stage.name,

@@ -11,8 +11,13 @@ from collections.abc import Iterable, Sequence
 
 from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import cut
-from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
-from taskdaemon.pipeline.run_state import is_failed
+from taskdaemon.pipeline.records import (
+    AttemptRecord,
+    RunRecord,
+    RunSummary,
+    StageRecord,
+    stage_error,
+)
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
@@ -89,14 +94,10 @@ def _last(attempts: Sequence[AttemptRecord]) -> AttemptRecord | None:
     return attempts[-1] if attempts else None
 
 
-def _stage_error(stage: StageRecord, last: AttemptRecord | None) -> str | None:
-    """The ERROR cell: the last attempt's error, else the skip reason; for a failed stage
-    whose last attempt has none (another instance failed) the last error of any attempt."""
-    if last is None:
-        return stage.skip_reason
-    if last.error is None and is_failed(stage.status):
-        return next((a.error for a in reversed(stage.attempts) if a.error), None)
-    return last.error
+def _stage_error(stage: StageRecord) -> str | None:
+    """The ERROR cell: the skip reason, else the stage's error as every view reads it
+    (``records.stage_error``)."""
+    return stage.skip_reason or stage_error(stage.status, stage.attempts, stage.cancel_reason)
 
 
 def format_run_table(run: RunRecord) -> str:
@@ -104,9 +105,10 @@ def format_run_table(run: RunRecord) -> str:
     attempts, cpu, memory, error (of the stage's last attempt; start is the first attempt's).
 
     INSTANCES counts the instances that ran; ATTEMPTS is the most attempts one instance needed
-    (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the last attempt's
-    error (``cancelled: <why>`` for a stage a stop of the run cancelled) or the skip reason;
-    for a failed stage whose last attempt has none, the last error of another instance.
+    (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the skip reason, else
+    the last error of an instance whose final attempt has one (``cancelled: <why>`` for a stage
+    a stop of the run cancelled, also one it caught paused before its start), as the ``run``
+    summary reads it.
     """
     # One zone for the view: the run's start and its stages' (a run rarely spans a change).
     times = [run.start, *(s.attempts[0].start for s in run.stages if s.attempts)]
@@ -150,7 +152,7 @@ def format_run_table(run: RunRecord) -> str:
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
                 _format_bytes(max(mem)) if mem else "-",
-                _one_line(_stage_error(stage, last)),
+                _one_line(_stage_error(stage)),
             )
         )
     return "\n".join(head) + "\n\n" + _table(header, rows)

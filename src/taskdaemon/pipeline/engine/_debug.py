@@ -589,6 +589,7 @@ class DebugSession:
             now = ctx.clock()
             paused = max(0.0, now - pause.since)
             if ctx.observed:
+                stopped = action == "cancel" and run.stopping is not None
                 ctx.emit(
                     BreakpointResumed(
                         run_id=run.run_id,
@@ -601,6 +602,8 @@ class DebugSession:
                         action=action,
                         by=by,
                         paused=paused,
+                        cancel_reason=run.cancel_reason if stopped else None,
+                        cancel_cause=run.cancel_cause if stopped else None,
                     )
                 )
             self._notify()

@@ -7,7 +7,9 @@ docs/debugging.md, "Spans", is the contract:
   rewrites open spans as they gain events, so another process sees a run paused while it is
   (an execution paused before it starts has no span yet). Both carry the stage
   (``cicd.pipeline.task.name``) and the execution (``cicd.pipeline.task.run.id``); ``hit`` its
-  kind and reason (and the error for a failure); ``resumed`` the action, who, and the seconds.
+  kind and reason (and the error for a failure); ``resumed`` the action, who, and the seconds
+  (and, at a stop of the run, why: ``taskdaemon.stage.cancel_reason`` and ``.cancel_cause``,
+  the attributes a cancelled execution's span has, for an execution that may have none).
 * ``input.override`` goes on the **execution's span** with the input's name and the sha256 of
   its old and new values (of their redacted JSON, as ``stage.input`` hashes): it happens while
   the execution is paused before it starts, so it is kept here and added, with its own time,
@@ -29,7 +31,7 @@ from taskdaemon.pipeline.events import (
     InputOverridden,
     StageStarted,
 )
-from taskdaemon.pipeline.monitor._spans import ns
+from taskdaemon.pipeline.monitor._spans import ns, set_cancel_cause
 from taskdaemon.pipeline.payloads import PayloadCapture
 
 __all__ = ["DebugSpans"]
@@ -77,6 +79,7 @@ class DebugSpans:
             attributes[t.BREAKPOINT_ACTION] = event.action
             attributes[t.BREAKPOINT_BY] = event.by
             attributes[t.BREAKPOINT_PAUSED] = float(event.paused)
+            set_cancel_cause(attributes, event.cancel_reason, event.cancel_cause)
             run_span.add_event(t.EVENT_BREAKPOINT_RESUMED, attributes, timestamp=ns(event.at))
 
     def stage_started(self, span: Span, event: StageStarted) -> None:

@@ -22,7 +22,9 @@ is ``approval.requested``: the embedded store rewrites open spans as they gain e
 sees the run span only once it ends) and ``skipped`` otherwise, except an execution a stop
 cancelled, or the debugger skipped, while it was paused before its start: the run span's
 ``breakpoint.resumed`` event with action ``cancel`` or ``skip`` says so, and it counts as
-``cancelled`` or ``skipped`` (``run_state.halted_executions``).
+``cancelled`` or ``skipped`` (``run_state.halted_executions``); a stop's event also says why
+(``taskdaemon.stage.cancel_reason``, ``.cancel_cause``), the stage's reason when no attempt of
+it gives one.
 """
 
 from __future__ import annotations
@@ -238,31 +240,49 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     return totals
 
 
+_Cause = tuple[str | None, str | None]  # (cancel reason, cancel cause)
+
+
 def _halted(
     root: SpanRecord | None, spans: Iterable[SpanRecord]
-) -> dict[str, dict[str, tuple[int, str]]]:
+) -> tuple[dict[str, dict[str, tuple[int, str]]], dict[str, _Cause]]:
     """Stage -> {task run id: (instance, status)} of the executions a stop cancelled, or the
     debugger skipped, while paused before their start: the run span's ``breakpoint.resumed``
-    events (``run_state.halted_executions``) naming an execution none of ``spans`` is of. The
-    execution spans are looked at only when such an event exists (most runs have none)."""
+    events (``run_state.halted_executions``) naming an execution none of ``spans`` is of; and
+    stage -> (reason, cause) of the stop that cancelled the latest of them, as its event says
+    (``taskdaemon.stage.cancel_reason``, ``.cancel_cause``). The execution spans are looked at
+    only when such an event exists (most runs have none)."""
     if root is None:
-        return {}
+        return {}, {}
     resumptions = []
+    why: dict[str, _Cause] = {}  # task run id -> the stop's reason and cause
     for event in root.events:
         if event.name == t.EVENT_BREAKPOINT_RESUMED:
-            stage = event.attributes.get(t.CICD_TASK_NAME)
-            trid = event.attributes.get(t.CICD_TASK_RUN_ID)
-            action = event.attributes.get(t.BREAKPOINT_ACTION)
+            attrs = event.attributes
+            stage = attrs.get(t.CICD_TASK_NAME)
+            trid = attrs.get(t.CICD_TASK_RUN_ID)
+            action = attrs.get(t.BREAKPOINT_ACTION)
             if isinstance(stage, str) and isinstance(trid, str) and action in HALTED_ACTIONS:
                 resumptions.append((stage, trid, action))
+                reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
+                cause = _str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE))
+                if reason or cause:
+                    why[trid] = (reason, cause)
     if not resumptions:
-        return {}
+        return {}, {}
     started = {
         trid
         for span in spans
         if span is not root and isinstance(trid := span.attributes.get(t.CICD_TASK_RUN_ID), str)
     }
-    return halted_executions(resumptions, started)
+    halted = halted_executions(resumptions, started)
+    causes = {
+        stage: why[trid]
+        for stage, executions in halted.items()
+        for trid in executions
+        if trid in why
+    }
+    return halted, causes
 
 
 def _stage_status(
@@ -354,7 +374,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
-    halted = _halted(root, all_spans)
+    halted, halted_causes = _halted(root, all_spans)
     declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
@@ -383,6 +403,8 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             )
         skip_reason = None
         cancel_reason, cancel_cause = stage_cancel_cause(attempts)
+        if not (cancel_reason or cancel_cause):  # cancelled by a stop while paused, if it was
+            cancel_reason, cancel_cause = halted_causes.get(name, (None, None))
         halted_here = halted.get(name, {}).values()
         if name in paused.values():
             stage_status = StageStatus.PAUSED.value

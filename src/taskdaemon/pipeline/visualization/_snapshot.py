@@ -28,7 +28,7 @@ from taskdaemon.pipeline.records import (
     RunRecord,
     StageRecord,
     TriggerRecord,
-    outcome_error,
+    stage_error,
 )
 from taskdaemon.pipeline.telemetry_codec import trigger_from_description, trigger_record
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -167,8 +167,9 @@ class DagNode(ValueMethods):
     @property
     def error(self) -> str | None:
         """The error of the stage's outcome: the last error of an instance whose final attempt
-        failed (errors of attempts that a retry made good do not count)."""
-        return outcome_error((attempt.instance, attempt.error) for attempt in self.attempts)
+        failed (errors of attempts that a retry made good do not count), or why a stop
+        cancelled it before it started (``records.stage_error``)."""
+        return stage_error(self.state, self.attempts, self.cancel_reason)
 
 
 @frozen
