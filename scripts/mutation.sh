@@ -142,7 +142,8 @@ tests_for() {
         pipeline/debug_ops.py)
             # The prompt's own test runs the debugger in a subprocess (not credited); the HTTP
             # routes reach DebugOps in-process.
-            echo tests/pipeline_debug_ops_test.py tests/pipeline_debug_server_test.py ;;
+            echo tests/pipeline_debug_ops_test.py tests/pipeline_debug_ops_prompts_test.py \
+                tests/pipeline_debug_ops_runs_test.py tests/pipeline_debug_server_test.py ;;
         pipeline/engine/_triggering.py)
             echo tests/pipeline_engine_triggering_test.py tests/pipeline_engine_debug_inspect_test.py \
                 tests/pipeline_engine_triggers_test.py tests/pipeline_engine_trigger_functions_test.py \

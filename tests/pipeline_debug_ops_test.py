@@ -1,31 +1,27 @@
-"""The debugger's requests and answers (``debug_ops.py``): each action's answer and refusals, what
-it does to the run, prompts attaching and detaching, and run data held as the spans hold it:
-secrets redacted, whatever the transport (the prompt of ``taskdaemon debug``, the control socket,
-HTTP)."""
+"""The debugger's requests and answers (``debug_ops.py``), on one run: each action's answer and
+refusals, what it does to the run, and run data held as the spans hold it: secrets redacted,
+whatever the transport (the prompt of ``taskdaemon debug``, the control socket, HTTP). Prompts
+attaching and detaching: ``pipeline_debug_ops_prompts_test.py``; several runs on one engine:
+``pipeline_debug_ops_runs_test.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
 import textwrap
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli_support import taskdaemon
-from pipeline_engine_support import Recorder, Resolver, after, fail, pipeline, stage
-from taskdaemon.pipeline.debug_ops import ACTIONS, DebugOps
-from taskdaemon.pipeline.engine import DebugSession, Engine, RunHandle
-from taskdaemon.pipeline.events import BreakpointHit, BreakpointResumed, InputOverridden
-from taskdaemon.pipeline.model import InputMapping, Pipeline
+from pipeline_debug_ops_support import FORKED, Debugged, Hits, debugged
+from pipeline_engine_support import Recorder, fail
+from taskdaemon.pipeline.debug_ops import ACTIONS
+from taskdaemon.pipeline.events import BreakpointResumed, InputOverridden
 
 SECRET = "S3KR1Tdbg42value"
+
 
 PIPELINE = """\
     name: leaky
@@ -56,113 +52,6 @@ def test_the_prompts_inputs_outputs_and_set_show_no_secret(home: Path) -> None:
         line for line in done.stdout.splitlines() if not line.startswith("(taskdaemon)")
     )
     assert (0, 4) == (answers.count(SECRET), answers.count("[REDACTED]")), done.stdout
-
-
-# --- DebugOps in-process: each action's answer, its refusals and what it does to the run ----
-
-OPS_PIPELINE = pipeline(
-    stage("hold"),
-    stage("a", *after("hold"), inputs=(InputMapping("n", "request.n"),)),
-    stage("b", *after("a")),
-)
-
-
-#: ``a`` and ``c`` both after ``hold``: two stages that can be paused at once.
-FORKED = pipeline(
-    stage("hold"),
-    stage("a", *after("hold"), inputs=(InputMapping("n", "request.n"),)),
-    stage("c", *after("hold")),
-)
-
-
-class Debugged:
-    """A run held at ``hold`` until :meth:`release`, and DebugOps for it."""
-
-    def __init__(
-        self, engine: Engine, handle: RunHandle, ops: DebugOps, gate: asyncio.Event
-    ) -> None:
-        self.engine, self.handle, self.ops, self.gate = engine, handle, ops, gate
-
-    @property
-    def run_id(self) -> str:
-        return self.handle.run_id
-
-    @property
-    def session(self) -> DebugSession:
-        return self.engine.with_debug(True)
-
-    def release(self) -> None:
-        self.gate.set()
-
-    async def paused_at(self, *stage_names: str) -> None:
-        """Set a breakpoint before each of ``stage_names``, let the run go, and wait until
-        all of them are paused."""
-        hits = _Hits(self.run_id, len(stage_names))
-        self.engine.add_observer(hits)
-        for name in stage_names:
-            assert (await self.ops({"action": "break", "stage": name}))["ok"]
-        self.release()
-        await hits.reached.wait()
-
-
-class _Hits:
-    """An observer whose ``reached`` is set once run ``run_id`` hit ``count`` breakpoints."""
-
-    def __init__(self, run_id: str, count: int) -> None:
-        self.run_id, self.count = run_id, count
-        self.reached = asyncio.Event()
-
-    def on_event(self, event: object) -> None:
-        if isinstance(event, BreakpointHit) and event.run_id == self.run_id:
-            self.count -= 1
-            if self.count == 0:
-                self.reached.set()
-
-
-@asynccontextmanager
-async def debugged_runs(
-    count: int,
-    recorder: Recorder | None = None,
-    handlers: Mapping[str, Any] | None = None,
-    definition: Pipeline = OPS_PIPELINE,
-    **ops: Any,
-) -> AsyncIterator[list[Debugged]]:
-    """``count`` runs of ``definition`` started with ``n`` = 1 on one engine, DebugOps on each,
-    each held at ``hold`` by its own gate; at the end everything paused is resumed and the runs
-    waited for."""
-    gates: dict[str, asyncio.Event] = {}
-
-    async def hold(ctx: Any) -> None:
-        await gates.setdefault(ctx.run_id, asyncio.Event()).wait()
-
-    observers = [recorder] if recorder is not None else []
-    resolver = Resolver({"hold": hold, **(handlers or {})})
-    async with Engine(resolver=resolver, observers=observers) as engine:
-        runs = []
-        for _ in range(count):
-            handle = await engine.start_run(definition, {"n": 1})
-            gate = gates.setdefault(handle.run_id, asyncio.Event())
-            runs.append(Debugged(engine, handle, DebugOps(engine, handle.run_id, **ops), gate))
-        try:
-            yield runs
-        finally:
-            for gate in gates.values():
-                gate.set()
-            engine.with_debug(False)
-            for run in runs:
-                await run.handle.wait()
-
-
-@asynccontextmanager
-async def debugged(
-    recorder: Recorder | None = None,
-    handlers: Mapping[str, Any] | None = None,
-    definition: Pipeline = OPS_PIPELINE,
-    **ops: Any,
-) -> AsyncIterator[Debugged]:
-    """One run of ``definition``, as :func:`debugged_runs` makes them."""
-    async with debugged_runs(1, recorder, handlers, definition, **ops) as runs:
-        yield runs[0]
 
 
 async def test_an_unknown_action_is_refused_with_the_list_of_actions() -> None:
@@ -481,92 +370,6 @@ async def test_done_says_whether_the_run_ended() -> None:
     assert (False, True) == (before, after_end)
 
 
-async def test_detach_of_one_prompt_leaves_the_run_paused_for_another() -> None:
-    """A prompt's ``detach`` deletes only its breakpoints and resumes nothing while another
-    prompt (a live process) is attached."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "other", "pid": os.getpid()})
-        await run.ops({"action": "break", "stage": "b", "client": "other"})
-        await run.ops({"action": "break", "stage": "a", "client": "me"})
-        run.release()
-        await run.engine.with_debug(True).wait_paused(run.run_id)
-        answer = await run.ops({"action": "detach", "client": "me"})
-        left = [bp.stage for bp in run.engine.with_debug(True).breakpoints(run.run_id)]
-        still = len(run.engine.with_debug(True).paused(run.run_id))
-    assert ({"ok": True, "deleted": 1, "resumed": 0}, ["b"], 1) == (answer, left, still)
-
-
-async def test_a_prompt_attached_without_a_pid_holds_the_run() -> None:
-    """A prompt attached without a pid (or with one that is not a process id) counts as
-    attached: another prompt's ``detach`` resumes nothing."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "old", "pid": -5})
-        await run.paused_at("a")
-        answer = await run.ops({"action": "detach", "client": "me"})
-    assert {"ok": True, "deleted": 0, "resumed": 0} == answer
-
-
-@pytest.fixture
-def gone_pid() -> int:
-    """The pid of a process that has ended (and was reaped)."""
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    return gone.pid
-
-
-async def test_a_prompt_whose_process_is_gone_no_longer_holds_the_run(gone_pid: int) -> None:
-    """A prompt attached with the pid of a process that has ended does not count: another
-    prompt's ``detach`` resumes the run."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "old", "pid": gone_pid})
-        await run.ops({"action": "state", "client": "me", "pid": os.getpid()})
-        await run.paused_at("a")
-        answer = await run.ops({"action": "detach", "client": "me"})
-    assert {"ok": True, "deleted": 0, "resumed": 1} == answer
-
-
-async def test_a_prompt_that_detached_no_longer_holds_the_run() -> None:
-    """After a prompt detached, the next prompt's ``detach`` resumes the run."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "first", "pid": os.getpid()})
-        await run.ops({"action": "detach", "client": "first"})
-        await run.ops({"action": "state", "client": "second", "pid": os.getpid()})
-        await run.paused_at("a")
-        answer = await run.ops({"action": "detach", "client": "second"})
-    assert {"ok": True, "deleted": 0, "resumed": 1} == answer
-
-
-async def test_detach_all_deletes_every_breakpoint_and_resumes() -> None:
-    """``detach`` with ``all`` deletes every breakpoint of the run, another prompt's too, and
-    resumes it even while another prompt is attached."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "other", "pid": os.getpid()})
-        await run.ops({"action": "break", "stage": "b", "client": "other"})
-        await run.paused_at("a")
-        answer = await run.ops({"action": "detach", "client": "me", "all": True})
-    assert {"ok": True, "deleted": 2, "resumed": 1} == answer
-
-
-async def test_detach_without_client_deletes_every_breakpoint_and_resumes() -> None:
-    """``detach`` without ``client`` (an older prompt) deletes every breakpoint and resumes."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "other", "pid": os.getpid()})
-        await run.paused_at("a")
-        answer = await run.ops({"action": "detach", "by": "old"})
-    assert {"ok": True, "deleted": 1, "resumed": 1} == answer
-
-
-async def test_continue_resumes_this_runs_pauses_only() -> None:
-    """``continue`` resumes the pause of its own run, not another run's at the same stage."""
-    async with debugged_runs(2) as (mine, other):
-        await other.paused_at("a")
-        await mine.paused_at("a")
-        answer = await mine.ops({"action": "continue"})
-        await mine.handle.wait()
-        left = [p.run_id for p in mine.session.paused()]
-    assert ({"ok": True, "resumed": 1}, [other.run_id]) == (answer, left)
-
-
 async def _last_paused(run: Debugged) -> str:
     """The stage of ``FORKED`` paused last, once ``a`` and ``c`` both are."""
     await run.paused_at("a", "c")
@@ -595,7 +398,7 @@ async def test_retry_of_a_stage_retries_that_stage() -> None:
     async with debugged(handlers={"a": fail, "c": fail}, definition=FORKED) as run:
         await run.ops({"action": "break", "stage": "a", "on": "failure"})
         await run.ops({"action": "break", "stage": "c", "on": "failure"})
-        hits = _Hits(run.run_id, 2)
+        hits = Hits(run.run_id, 2)
         run.engine.add_observer(hits)
         run.release()
         await hits.reached.wait()
@@ -609,24 +412,6 @@ async def test_step_with_nothing_paused_and_no_stage_resumes_nothing() -> None:
     async with debugged() as run:
         answer = await run.ops({"action": "step"})
     assert {"ok": True, "resumed": None} == answer
-
-
-async def test_set_overrides_this_runs_input_only() -> None:
-    """``set`` changes the input of its own run's paused stage, not another run's."""
-    seen: list[Any] = []
-
-    async def a(ctx: Any) -> None:
-        seen.append(ctx.inputs["n"])
-
-    async with debugged_runs(2, handlers={"a": a}) as (mine, other):
-        await other.paused_at("a")
-        await mine.paused_at("a")
-        await mine.ops({"action": "set", "stage": "a", "input": "n", "value": 7})
-        await mine.ops({"action": "continue"})
-        await mine.handle.wait()
-        await other.ops({"action": "continue"})
-        await other.handle.wait()
-    assert [7, 1] == seen
 
 
 async def test_set_without_a_stage_is_refused() -> None:
@@ -647,72 +432,6 @@ async def test_inspect_without_a_stage_is_refused() -> None:
     assert {"ok": False, "error": error} == answer
 
 
-async def test_detach_records_who_resumed() -> None:
-    """``detach`` with ``by`` records ``by`` on the resume event of what it resumed."""
-    recorder = Recorder()
-    async with debugged(recorder) as run:
-        await run.paused_at("a")
-        await run.ops({"action": "detach", "client": "me", "by": "eve"})
-        await run.handle.wait()
-    assert ["eve"] == [e.by for e in recorder.of(BreakpointResumed)]
-
-
-async def test_detach_resumes_this_run_only() -> None:
-    """``detach`` resumes its own run and leaves another run paused."""
-    async with debugged_runs(2) as (mine, other):
-        await other.paused_at("a")
-        await mine.paused_at("a")
-        answer = await mine.ops({"action": "detach", "client": "me"})
-        await mine.handle.wait()
-        left = [p.run_id for p in mine.session.paused()]
-    assert ({"ok": True, "deleted": 0, "resumed": 1}, [other.run_id]) == (answer, left)
-
-
-async def test_a_prompts_detach_deletes_only_its_breakpoints_in_this_run() -> None:
-    """A prompt's ``detach`` leaves the breakpoints another run's prompt of the same name set
-    through that run's DebugOps."""
-    async with debugged_runs(2) as (mine, other):
-        await other.ops({"action": "break", "stage": "a", "client": "me"})
-        await mine.ops({"action": "break", "stage": "a", "client": "me"})
-        answer = await mine.ops({"action": "detach", "client": "me"})
-        left = [bp.run_id for bp in mine.session.breakpoints()]
-    assert ({"ok": True, "deleted": 1, "resumed": 0}, [other.run_id]) == (answer, left)
-
-
-async def test_delete_without_id_leaves_other_runs_breakpoints() -> None:
-    """``delete`` without an id deletes this run's breakpoints only."""
-    async with debugged_runs(2) as (mine, other):
-        await other.ops({"action": "break", "stage": "a"})
-        await mine.ops({"action": "break", "stage": "a"})
-        answer = await mine.ops({"action": "delete"})
-        left = [bp.run_id for bp in mine.session.breakpoints()]
-    assert ({"ok": True, "deleted": 1}, [other.run_id]) == (answer, left)
-
-
-async def test_wait_answers_this_runs_pauses_only() -> None:
-    """``wait`` lists the pauses of its own run, not another run's."""
-    async with debugged_runs(2) as (mine, other):
-        await other.paused_at("a")
-        answer = await mine.ops({"action": "wait", "timeout": 0})
-    assert [] == answer["paused"]
-
-
-async def test_wait_is_not_ended_by_another_runs_pause() -> None:
-    """``wait`` goes on while only another run is paused (and that run then ends), and
-    returns with its own run's pause."""
-    async with debugged_runs(2) as (mine, other):
-        await other.paused_at("a")
-        await mine.ops({"action": "break", "stage": "a"})
-        waiting = asyncio.ensure_future(mine.ops({"action": "wait"}))
-        await mine.ops({"action": "sync"})  # a round trip to a thread: the wait has begun
-        await other.ops({"action": "continue"})
-        await other.handle.wait()
-        ended_early = waiting.done()
-        mine.release()
-        answer = await waiting
-    assert (False, [mine.run_id]) == (ended_early, [p["run_id"] for p in answer["paused"]])
-
-
 async def test_a_breakpoint_condition_is_redacted_by_shape_in_the_answer() -> None:
     """A breakpoint whose condition quotes a secret-shaped text answers it redacted, in its
     condition and in its description."""
@@ -721,85 +440,3 @@ async def test_a_breakpoint_condition_is_redacted_by_shape_in_the_answer() -> No
         answer = await run.ops({"action": "break", "stage": "a", "when": f'"{token}" != ""'})
     written = answer["breakpoint"]
     assert (False, False) == (token in written["when"], token in written["description"])
-
-
-class Prompt:
-    """A live process standing in for a prompt; any signal with a default action that ends a
-    process (SIGHUP included) ends it."""
-
-    CODE = (
-        "import signal, sys\n"
-        "signal.signal(signal.SIGHUP, signal.SIG_DFL)\n"
-        "print('ready', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "print('alive', flush=True)\n"
-    )
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", self.CODE],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        assert "ready\n" == self.process.stdout.readline()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def alive(self) -> bool:
-        """Whether the process was still running: a signal sent before this call has been
-        delivered by the time it answers."""
-        try:
-            out, _ = self.process.communicate("\n", timeout=60)
-        except BrokenPipeError:
-            return False
-        return "alive\n" == out
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.communicate()
-
-
-@pytest.fixture
-def prompt() -> Iterator[Prompt]:
-    """A live process standing in for a prompt, ended at teardown."""
-    process = Prompt()
-    yield process
-    process.close()
-
-
-async def test_checking_whether_a_prompt_is_alive_does_not_signal_it(prompt: Prompt) -> None:
-    """A prompt's ``detach`` that finds another prompt attached leaves that prompt's process
-    running."""
-    async with debugged() as run:
-        await run.ops({"action": "state", "client": "other", "pid": prompt.pid})
-        await run.paused_at("a")
-        answer = await run.ops({"action": "detach", "client": "me"})
-    assert ({"ok": True, "deleted": 0, "resumed": 0}, True) == (answer, prompt.alive())
-
-
-async def test_skip_skips_this_runs_pause_not_one_paused_before_it() -> None:
-    """``skip`` of a stage skips its own run's pause, though another run paused there first."""
-    async with debugged_runs(2) as (mine, other):
-        await other.paused_at("a")
-        await mine.paused_at("a")
-        answer = await mine.ops({"action": "skip", "stage": "a"})
-    assert mine.run_id == answer["resumed"]["run_id"]
-
-
-async def test_retry_retries_this_runs_failure_not_one_paused_before_it() -> None:
-    """``retry`` of a stage retries its own run's failed execution, though another run paused
-    at the same failure first."""
-    async with debugged_runs(2, handlers={"a": fail}) as (mine, other):
-        for run in (other, mine):
-            hits = _Hits(run.run_id, 1)
-            run.engine.add_observer(hits)
-            await run.ops({"action": "break", "stage": "a", "on": "failure"})
-            run.release()
-            await hits.reached.wait()
-        answer = await mine.ops({"action": "retry", "stage": "a"})
-    assert mine.run_id == answer["resumed"]["run_id"]
