@@ -1,7 +1,9 @@
-"""A stage that a stop of its run (``taskdaemon cancel``, a failure elsewhere) caught before it
-started reads the same in ``run``'s summary and progress, in its live record (``run --watch``
-on a pipe) and in ``runs show``, for each kind: paused at a start breakpoint, queued for a
-worker slot, waiting for an approval, pending (docs/run-state.md, "Rules")."""
+"""A stage that a stop of its run (``taskdaemon cancel``, a failure elsewhere, the debugger's
+``quit``) caught before it started reads the same in ``run``'s summary and progress, in its
+live record (``run --watch`` on a pipe) and in ``runs show``, for each kind: paused at a start
+breakpoint, queued for a worker slot, waiting for an approval, pending (docs/run-state.md,
+"Rules"); one paused says why it was cancelled alike in the summary, ``runs show`` (table and
+JSON), the web page and ``replay --step``."""
 
 from __future__ import annotations
 
@@ -132,28 +134,47 @@ def _web_and_replay(home: Path, run_id: str, stage: str) -> tuple[str, str]:
     return web, where[-1]
 
 
+def _stopped_while_b_paused(home: Path, serve: Start, how: str) -> tuple[str, str]:
+    """Run ``_pipeline`` with a breakpoint before ``b`` and stop the run while ``b`` is paused
+    there: ``taskdaemon cancel``, ``a`` failing, or ``quit`` at ``taskdaemon debug``'s prompt.
+    Answers the run id and the command's stdout (its summary)."""
+    pipeline = str(_pipeline(home, 2, ENTRY))
+    if how == "quit":
+        done = taskdaemon(home, "debug", pipeline, "--break", "b", stdin="quit\n")
+        assert 1 == done.returncode, done.stdout + done.stderr
+        listed = taskdaemon(home, "runs", "list", "--json")
+        (run,) = json.loads(listed.stdout)
+        return run["run_id"], done.stdout
+    served = serve(pipeline, "--watch", "--break", "b")
+    served.wait_for_line("b: paused")
+    _stop(home, served, how)
+    code, stdout, stderr = served.finish()
+    assert code == 1, stderr
+    return served.run_id, stdout
+
+
 @pytest.mark.parametrize(
     ("how", "why"),
-    [("cancel", "run cancelled"), ("failure", "stage 'a' failed (error_strategy: fail)")],
+    [
+        ("cancel", "run cancelled"),
+        ("failure", "stage 'a' failed (error_strategy: fail)"),
+        ("quit", "run cancelled"),
+    ],
 )
 def test_a_stage_a_stop_caught_paused_says_why_in_every_view(
     home: Path, serve: Start, how: str, why: str
 ) -> None:
     """Paused at a start breakpoint when the run stops, ``b`` never started (no span of its
     own): the run span's ``breakpoint.resumed`` event keeps why, so ``runs show`` (table and
-    JSON), the web page and ``replay --step`` say ``cancelled: <why>`` as ``run``'s summary
-    does."""
-    served = serve(str(_pipeline(home, 2, ENTRY)), "--watch", "--break", "b")
-    served.wait_for_line("b: paused")
-    _stop(home, served, how)
-    code, stdout, stderr = served.finish()
-    assert code == 1, stderr
+    JSON), the web page and ``replay --step`` say ``cancelled: <why>`` as the summary of
+    ``run`` (or ``debug``) does."""
+    run_id, stdout = _stopped_while_b_paused(home, serve, how)
     error = f"cancelled: {why}"
-    stored = _stored(home, served.run_id, "b")
-    web, where = _web_and_replay(home, served.run_id, "b")
+    stored = _stored(home, run_id, "b")
+    web, where = _web_and_replay(home, run_id, "b")
     assert [("cancelled", error)] * 2 == [
         _summary(stdout, "b"),
-        ("cancelled", _shown(home, served.run_id, "b")),
+        ("cancelled", _shown(home, run_id, "b")),
     ]
     assert (why, "a" if how == "failure" else None) == (
         stored["cancel_reason"],
