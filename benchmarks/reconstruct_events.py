@@ -122,50 +122,55 @@ def main() -> None:
         ids = _record(home, args.stages)
         print(f"recorded: a {args.stages}-stage chain and feature_delivery ({ids})")
         if args.instructions:
-            sys.path.insert(0, str(HERE))
-            from engine_stage_instructions import instructions
+            _instructions(home, ids, trees)
+        else:
+            _timings(home, ids, trees, args)
 
-            for case in CASES:
-                counts = {}
-                for label, src in trees.items():
-                    env = dict(os.environ, PYTHONPATH=src)
-                    runs = [
-                        instructions(
-                            _child_command(
-                                home, ids, "--rounds", str(n), "--small", "1", "--only", case
-                            ),
-                            env,
-                        )
-                        for n in (1, 2)
-                    ]
-                    counts[label] = runs[1] - runs[0]
-                shown = "  ".join(f"{label} {count:,}" for label, count in counts.items())
-                ratio = (
-                    f"  this/baseline {counts['this'] / counts['baseline']:.3f}"
-                    if "baseline" in counts
-                    else ""
+
+def _figures(figures: dict[str, float], unit: str) -> str:
+    """Each tree's figure, and this tree's against the baseline's when there is one."""
+    places = 0 if not unit else 2  # counts are whole
+    shown = "  ".join(f"{label} {value:,.{places}f}{unit}" for label, value in figures.items())
+    if "baseline" in figures:
+        shown += f"  this/baseline {figures['this'] / figures['baseline']:.3f}"
+    return shown
+
+
+def _instructions(home: Path, ids: dict[str, str], trees: dict[str, str]) -> None:
+    sys.path.insert(0, str(HERE))
+    from engine_stage_instructions import instructions
+
+    for case in CASES:
+        counts = {}
+        for label, src in trees.items():
+            env = dict(os.environ, PYTHONPATH=src)
+            runs = [
+                instructions(
+                    _child_command(home, ids, "--rounds", str(n), "--small", "1", "--only", case),
+                    env,
                 )
-                print(f"{case:<10} instructions of one rebuild: {shown}{ratio}")
-            return
-        results: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
-        for _ in range(args.rounds):
-            for label, src in trees.items():
-                env = dict(os.environ, PYTHONPATH=src)
-                command = _child_command(home, ids, "--rounds", "3", "--small", str(args.small))
-                done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-                results[label].append(json.loads(done.stdout))
-        for case in CASES:
-            medians = {
-                label: statistics.median(r[case] for r in rows) for label, rows in results.items()
-            }
-            what = f"{args.small} rebuilds" if case == "small" else "one rebuild"
-            shown = "  ".join(f"{label} {ms:.2f} ms" for label, ms in medians.items())
-            ratio = (
-                f"  this/baseline {medians['this'] / medians['baseline']:.3f}"
-                if "baseline" in medians
-                else ""
-            )
-            print(f"{case:<10} {what}, median of {args.rounds}: {shown}{ratio}")
+                for n in (1, 2)
+            ]
+            counts[label] = float(runs[1] - runs[0])
+        print(f"{case:<10} instructions of one rebuild: {_figures(counts, '')}")
+
+
+def _timings(
+    home: Path, ids: dict[str, str], trees: dict[str, str], args: argparse.Namespace
+) -> None:
+    results: dict[str, list[dict[str, float]]] = {label: [] for label in trees}
+    for _ in range(args.rounds):
+        for label, src in trees.items():
+            env = dict(os.environ, PYTHONPATH=src)
+            command = _child_command(home, ids, "--rounds", "3", "--small", str(args.small))
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            results[label].append(json.loads(done.stdout))
+    for case in CASES:
+        medians = {
+            label: statistics.median(r[case] for r in rows) for label, rows in results.items()
+        }
+        what = f"{args.small} rebuilds" if case == "small" else "one rebuild"
+        print(f"{case:<10} {what}, median of {args.rounds}: {_figures(medians, ' ms')}")
 
 
 if __name__ == "__main__":
