@@ -134,23 +134,26 @@ def _web_and_replay(home: Path, run_id: str, stage: str) -> tuple[str, str]:
     return web, where[-1]
 
 
-def _stopped_while_b_paused(home: Path, serve: Start, how: str) -> tuple[str, str]:
+def _stopped_while_b_paused(
+    home: Path, serve: Start, how: str
+) -> tuple[str, str, tuple[str, str] | None]:
     """Run ``_pipeline`` with a breakpoint before ``b`` and stop the run while ``b`` is paused
     there: ``taskdaemon cancel``, ``a`` failing, or ``quit`` at ``taskdaemon debug``'s prompt.
-    Answers the run id and the command's stdout (its summary)."""
+    Answers the run id, the command's stdout (its summary) and ``b``'s last live line (``run
+    --watch`` on a pipe; None for ``debug``, which has no ``--watch``)."""
     pipeline = str(_pipeline(home, 2, ENTRY))
     if how == "quit":
         done = taskdaemon(home, "debug", pipeline, "--break", "b", stdin="quit\n")
         assert 1 == done.returncode, done.stdout + done.stderr
         listed = taskdaemon(home, "runs", "list", "--json")
         (run,) = json.loads(listed.stdout)
-        return run["run_id"], done.stdout
+        return run["run_id"], done.stdout, None
     served = serve(pipeline, "--watch", "--break", "b")
     served.wait_for_line("b: paused")
     _stop(home, served, how)
     code, stdout, stderr = served.finish()
     assert code == 1, stderr
-    return served.run_id, stdout
+    return served.run_id, stdout, _live(stderr, "b")
 
 
 @pytest.mark.parametrize(
@@ -167,14 +170,15 @@ def test_a_stage_a_stop_caught_paused_says_why_in_every_view(
     """Paused at a start breakpoint when the run stops, ``b`` never started (no span of its
     own): the run span's ``breakpoint.resumed`` event keeps why, so ``runs show`` (table and
     JSON), the web page and ``replay --step`` say ``cancelled: <why>`` as the summary of
-    ``run`` (or ``debug``) does."""
-    run_id, stdout = _stopped_while_b_paused(home, serve, how)
+    ``run`` (or ``debug``) does, and ``run --watch`` too."""
+    run_id, stdout, live = _stopped_while_b_paused(home, serve, how)
     error = f"cancelled: {why}"
     stored = _stored(home, run_id, "b")
     web, where = _web_and_replay(home, run_id, "b")
-    assert [("cancelled", error)] * 2 == [
+    assert [("cancelled", error)] * 3 == [
         _summary(stdout, "b"),
         ("cancelled", _shown(home, run_id, "b")),
+        live or ("cancelled", error),
     ]
     assert (why, "a" if how == "failure" else None) == (
         stored["cancel_reason"],

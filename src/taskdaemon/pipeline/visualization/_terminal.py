@@ -3,8 +3,8 @@
 ``stage_rows(snapshot, now)`` is the pure part: per stage its state, elapsed time, instance
 progress (``7/10``: instances ended out of instances started, shown for stages with several),
 what it waits for (an approval, its upstream stages, an event, a condition, a worker slot, a
-retry), and, once it has failed or been skipped, its error or the reason, as soon as the run has
-it: a user watching a failure should not have to wait for the run's end to read why.
+retry), and, once it has failed, been cancelled or skipped, its error or the reason, as soon as
+the run has it: a user watching a failure should not have to wait for the run's end to read why.
 ``render_table`` draws those rows with ``rich`` (imported when called, never at module import:
 the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for output
 that is not a terminal: one line per stage whose state changed, and one when the run ends, so a
@@ -117,9 +117,11 @@ def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
 
 
 def _error(node: DagNode) -> str:
-    if node.state not in FAILED_STAGE_STATUSES and node.state != StageStatus.SKIPPED:
+    """Once a stage has ended otherwise than in success (failed, timed out, cancelled,
+    skipped), its error or why: what ``runs show``'s ERROR cell says."""
+    if node.state not in TERMINAL_STAGE_STATUSES or node.state == StageStatus.SUCCESS:
         return ""
-    return one_line(node.error or node.skip_reason or node.cancel_reason, _ERROR_CHARS)
+    return one_line(node.skip_reason or node.error or node.cancel_reason, _ERROR_CHARS)
 
 
 def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
