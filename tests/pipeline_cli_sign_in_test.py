@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from taskdaemon.pipeline.cli.sign_in import announce_sign_in
+from taskdaemon.pipeline.cli.sign_in import announce_sign_in, publish_sign_in
+from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.redaction import redact_text
 
 _URL = re.compile(r"API: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
@@ -241,3 +242,42 @@ def test_a_killed_servers_token_files_are_not_taken_for_a_live_servers(tmp_path:
         _stop(second)
         os.close(second_read)
     assert (True, ["api-token", second_file.name], token) == (left_behind, names, shared)
+
+
+def test_the_token_files_reach_the_caller_before_the_sign_in_line(tmp_path: Path) -> None:
+    """A stop that comes as soon as the sign-in line is logged (here: raised by the handler
+    that writes it) finds the files already handed to the caller, who removes them: none is
+    left behind (the cause of a server's file outliving it when a supervisor signalled it on
+    reading that line)."""
+
+    class StopAtTheLine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            raise KeyboardInterrupt
+
+    log = logging.getLogger("tests.sign_in.stop_at_the_line")
+    handler = StopAtTheLine()
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    kept: list[object] = []
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            publish_sign_in(
+                log,
+                "API",
+                "http://127.0.0.1:9999",
+                ApiAuth.generate(),
+                tmp_path,
+                written=kept.append,
+            )
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)
+        log.propagate = True
+    written = sorted(path.name for path in tmp_path.glob("api-token*"))
+    for files in kept:
+        files.remove()  # type: ignore[attr-defined]
+    assert (["api-token", "api-token.9999"], []) == (
+        written,
+        sorted(path.name for path in tmp_path.glob("api-token*")),
+    )

@@ -202,9 +202,14 @@ def _announce(
     """Write a generated token to this server's 0600 files and say where to sign in
     (``cli.sign_in``: the token itself only to a terminal, never to a log); the files go when
     the server stops (``token_files``)."""
-    files = publish_sign_in(_log, "API", server.url, auth, settings.home)
-    if files is not None:
-        stack.callback(files.remove)
+    publish_sign_in(
+        _log,
+        "API",
+        server.url,
+        auth,
+        settings.home,
+        written=lambda files: stack.callback(files.remove),
+    )
 
 
 def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
@@ -31,18 +32,25 @@ def publish_sign_in(
     home: Path,
     *,
     file_name: str = TOKEN_FILE_NAME,
+    written: Callable[[ServerTokenFiles], object] = lambda files: None,
 ) -> ServerTokenFiles | None:
     """Write a generated token to this server's 0600 files ``file_name.PORT`` (and
     ``file_name`` when no running server holds it: ``token_files``) under ``home``, the port
     that of ``url``, and say where to sign in; the files (for the caller to ``remove()`` when
     the server stops), or None: a configured token (neither written nor shown) or files that
-    could not be written (one warning)."""
+    could not be written (one warning).
+
+    ``written`` gets the files before the sign-in line is logged, so the caller registers
+    their removal first: a stop that comes as soon as the line is read (a user's Ctrl-C, a
+    supervisor's SIGTERM) cannot fall between the line and the registration and leave the
+    files behind."""
     if not auth.generated:
         announce_sign_in(log, label, url, None, None)
         return None
     files: ServerTokenFiles | None = None
     try:
         files = publish_token(home, auth.token, file_name, urlsplit(url).port or 0)
+        written(files)
     except OSError as error:
         log.warning("cannot write the API token file under %s: %s", home, error)
     announce_sign_in(log, label, url, auth.token, None if files is None else files.path)

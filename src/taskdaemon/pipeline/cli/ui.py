@@ -110,16 +110,22 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
     )
     server = MonitorServer(app, host=host, port=port)
     await server.start()
-    token_files = None
+    token_files: list[Any] = []
     try:
         _log.info("taskdaemon ui: read-only, runs from %s", display_url(url))
-        token_files = publish_sign_in(
-            _log, "taskdaemon ui", server.url, auth, settings.home, file_name=UI_TOKEN_FILE_NAME
+        publish_sign_in(
+            _log,
+            "taskdaemon ui",
+            server.url,
+            auth,
+            settings.home,
+            file_name=UI_TOKEN_FILE_NAME,
+            written=token_files.append,
         )
         await stop.wait()
     finally:
-        if token_files is not None:
-            token_files.remove()
+        for files in token_files:
+            files.remove()
         await server.aclose()
         app.state.web.close()
         for signum in (signal.SIGINT, signal.SIGTERM):
