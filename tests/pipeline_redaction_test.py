@@ -311,6 +311,12 @@ def test_console_export_and_json_logs_are_json() -> None:
         ("DB_PASSWORD: abc", "DB_PASSWORD: [REDACTED]"),
         ("session_id=abc;x=1", "session_id=[REDACTED];x=1"),
         ("passed=3 tokenizer=bpe keyboard: qwerty", "passed=3 tokenizer=bpe keyboard: qwerty"),
+        # Command-line options: the dashes that open one may precede the key.
+        ("mysql --password=hunter2 -u root", "mysql --password=[REDACTED] -u root"),
+        ("cli '--api-key=k3y' -v", "cli '--api-key=[REDACTED]' -v"),
+        ("java -Ddb.password=s3cret -jar app.jar", "java -Ddb.password=[REDACTED] -jar app.jar"),
+        ("--token=abc", "--token=[REDACTED]"),
+        ("x--password=abc a-b--token=c", "x--password=abc a-b--token=c"),
         # Every key word, in any case, also in the Unicode spellings that fold to ASCII.
         *(
             (f"{word}={value}", f"{word}=[REDACTED]")

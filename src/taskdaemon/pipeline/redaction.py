@@ -197,8 +197,11 @@ _SHAPES_PATTERN: Final = (
     # secret: api_key == "x", token != 'x' (a CEL condition, a breakpoint's ``when``). The key
     # stays; "Bearer" or "Basic" as the value is left for the bearer shape, which keeps the
     # scheme word and takes the credential. Only the start of a whole key may begin a match, so
-    # a long a_b_c_... run is scanned once.
-    rf"|(?P<assign>(?<![A-Za-z0-9_.-])(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
+    # a long a_b_c_... run is scanned once: after no key character, or after the one or two
+    # dashes that open a command-line option (--password=x, -Ddb.password=x), which only a
+    # space, a quote or the text's start may precede.
+    r"|(?P<assign>(?:(?<![A-Za-z0-9_.-])|(?<=(?<![^\s\"'])--)|(?<=(?<![^\s\"'])-))"
+    rf"(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
     r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:)\s*+)"
     # The value: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"`` in a recorded
     # definition or payload, which is JSON text); or bare, up to a space or a separator, and
