@@ -55,3 +55,31 @@ def test_a_resumed_replay_says_when_the_recorded_workspace_is_gone(home: Path) -
     assert (1, [True]) == (replay.returncode, [note.startswith(said) for note in notes]), (
         replay.stderr
     )
+
+
+@pytest.mark.slow
+def test_a_run_made_in_another_workspace_is_resumed_with_the_same_workspace(
+    home: Path, tmp_path: Path
+) -> None:
+    """A run made with ``--workspace DIR`` is resumed from a stage with the same ``--workspace
+    DIR``: the replay finds the recorded files there and verifies clean; without it, the note
+    says where it looked and how to name the folder."""
+    folder = tmp_path / "elsewhere"
+    done = taskdaemon(
+        home,
+        "run",
+        "examples/feature_delivery.yaml",
+        "--auto-approve",
+        "-q",
+        "--workspace",
+        str(folder),
+    )
+    assert 0 == done.returncode, done.stderr
+    original = done.stdout.strip()
+    resume = ("replay", original, "--from", "verification", "--verify", "-q")
+    found = taskdaemon(home, *resume, "--workspace", str(folder))
+    lost = taskdaemon(home, *resume)
+    assert (0, True) == (
+        found.returncode,
+        "(a run made with --workspace DIR is found with the same --workspace DIR)" in lost.stderr,
+    ), found.stdout + found.stderr

@@ -218,7 +218,8 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if plan.fed and seed is None:
         print(
             f"note: the recorded run's workspace {Path(root) / plan.recorded.run_id} is not "
-            "there: the stages run again start in an empty workspace",
+            "there: the stages run again start in an empty workspace (a run made with "
+            "--workspace DIR is found with the same --workspace DIR)",
             file=sys.stderr,
             flush=True,
         )
