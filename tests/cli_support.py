@@ -65,6 +65,15 @@ def taskdaemon(
     )
 
 
+#: One command stage that does nothing (``true``): a run to write, list and read back.
+ONE_STAGE_PIPELINE = """\
+    name: one
+    stages:
+      - name: only
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+"""
+
 #: Two stages, b reading a's output ``x``: what the debugger's tests pause at b and override.
 PAUSABLE_PIPELINE = """\
     name: dbg

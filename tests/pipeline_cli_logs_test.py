@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
 from taskdaemon.pipeline.cli import logs as logs_command
 from taskdaemon.pipeline.cli import main
 
@@ -25,16 +25,7 @@ def test_follow_waits_for_the_runs_last_record_once_the_run_has_ended(
     """A run whose span says it ended while its last log record is not stored yet (the two
     are written by two threads) is followed until that record is printed, past a poll that
     found nothing."""
-    pipeline = write(
-        tmp_path / "one.yaml",
-        """\
-        name: one
-        stages:
-          - name: only
-            command: "true"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
     store = home / "spans.db"
     with sqlite3.connect(store) as conn:  # the log writer has not stored the run's end yet

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import TASKDAEMON, environment, write
+from cli_support import ONE_STAGE_PIPELINE, TASKDAEMON, environment, write
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.settings import load_settings
 
@@ -44,16 +44,7 @@ def test_a_run_and_its_readers_find_the_same_home(
 ) -> None:
     """A run made with the home's variable empty (or spelt in lower case) keeps its store and
     workspace in the home the readers then read: ``runs list`` lists it."""
-    pipeline = write(
-        tmp_path / "one.yaml",
-        """\
-        name: one
-        stages:
-          - name: only
-            command: "pwd"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     value = "" if variable == "TASKDAEMON_HOME" else str(home)
     where = tmp_path / ".taskdaemon" if value == "" else home
     env = {k: v for k, v in environment(home).items() if k != "TASKDAEMON_HOME"}
@@ -86,16 +77,7 @@ def test_a_span_source_spelt_in_lower_case_is_where_the_run_and_the_readers_go(
 ) -> None:
     """``taskdaemon_span_source`` (the settings accept any case) is the store ``run`` writes
     to and the one ``runs list`` reads, not the home's."""
-    pipeline = write(
-        tmp_path / "one.yaml",
-        """\
-        name: one
-        stages:
-          - name: only
-            command: "true"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     store = tmp_path / "elsewhere.db"
     env = {**environment(home), "taskdaemon_span_source": f"sqlite:///{store}"}
     done = [

@@ -5,19 +5,16 @@ and nothing lost, however the pipe's reads fall."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import threading
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline_engine_support import plain_context
-from pipeline_stage_output_support import Sink
-from taskdaemon.pipeline import stage_output
+from pipeline_stage_output_support import Sink, captured_in_reads
 from taskdaemon.pipeline.loops import command_handler
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.secret_values import remember_secrets
-from taskdaemon.pipeline.stage_output import MAX_LINE_BYTES, CaptureLimits, OutputCapture
+from taskdaemon.pipeline.stage_output import MAX_LINE_BYTES
 
 _TOKEN = "ghp_" + "aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5"
 _KNOWN = "plain-looking-value-77"
@@ -32,22 +29,7 @@ _SECRETS = [
 
 def _captured(data: bytes, cuts: list[int]) -> list[list[str]]:
     """The texts of each batch a capture delivers of ``data`` read in pieces cut at ``cuts``."""
-    sink = Sink()
-    stage_output.add_output_sink(sink)
-    capture = OutputCapture(
-        run_id="r", pipeline="p", stage="s", instance=0, attempt=1, limits=CaptureLimits()
-    )
-    try:
-        edges = [0, *sorted({min(cut, len(data)) for cut in cuts}), len(data)]
-        for start, end in itertools.pairwise(edges):
-            capture.feed("stdout", data[start:end])
-        stop = threading.Event()
-        stop.set()
-        capture.read_pipes(stop)
-    finally:
-        stage_output.remove_output_sink(sink)
-        capture.abandon()
-    return [list(batch.texts) for batch in sink.batches]
+    return [list(batch.texts) for batch in captured_in_reads(data, cuts)]
 
 
 @settings(max_examples=120, deadline=None)

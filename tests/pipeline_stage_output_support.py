@@ -1,12 +1,15 @@
 """A command's output as the tests of its capture see it: a sink that keeps every batch the
-capture hands over (``conftest.sink`` registers one for a test), and a traceparent to hand a
-command."""
+capture hands over (``conftest.sink`` registers one for a test), a traceparent to hand a
+command, and a capture fed a command's output in reads cut anywhere."""
 
 from __future__ import annotations
 
+import itertools
 import threading
+from collections.abc import Iterable
 
-from taskdaemon.pipeline.stage_output import OutputBatch
+from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -31,3 +34,24 @@ class Sink:
             if stream is None or batch.stream == stream
             for text in batch.texts
         ]
+
+
+def captured_in_reads(data: bytes, cuts: Iterable[int]) -> list[OutputBatch]:
+    """The batches a capture (default limits) delivers of ``data`` read in pieces cut at
+    ``cuts`` (each at most ``len(data)``), its pipes then ended as at a stage's end."""
+    sink = Sink()
+    stage_output.add_output_sink(sink)
+    capture = OutputCapture(
+        run_id="r", pipeline="p", stage="s", instance=0, attempt=1, limits=CaptureLimits()
+    )
+    try:
+        edges = [0, *sorted({min(cut, len(data)) for cut in cuts}), len(data)]
+        for start, end in itertools.pairwise(edges):
+            capture.feed("stdout", data[start:end])
+        stop = threading.Event()
+        stop.set()
+        capture.read_pipes(stop)
+    finally:
+        stage_output.remove_output_sink(sink)
+        capture.abandon()
+    return sink.batches

@@ -5,7 +5,6 @@ of one stage execution fed chunk by chunk (ids, bounds, the marker, stderr's tai
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import os
 import threading
@@ -17,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline_stage_output_support import TRACEPARENT, Sink
+from pipeline_stage_output_support import TRACEPARENT, Sink, captured_in_reads
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.stage_output import (
@@ -703,19 +702,7 @@ def test_a_private_key_is_redacted_whole_wherever_the_reads_cut_it(
 ) -> None:
     """Whatever the pipe's reads cut (even inside a line), the batches a capture delivers,
     each redacted as the sinks do (``redact_lines``), hold no part of a private key's body."""
-    sink = Sink()
-    stage_output.add_output_sink(sink)
-    capture = _capture([])
-    try:
-        data = "\n".join([*before, _BEGIN, *_BODY, _END, *after, ""]).encode()
-        edges = [0, *sorted({min(cut, len(data)) for cut in cuts}), len(data)]
-        for start, end in itertools.pairwise(edges):
-            capture.feed("stdout", data[start:end])
-        stop = threading.Event()
-        stop.set()
-        capture.read_pipes(stop)
-    finally:
-        stage_output.remove_output_sink(sink)
-        capture.abandon()
-    shown = "\n".join(line for b in sink.batches for line in redact_lines(list(b.texts)))
+    data = "\n".join([*before, _BEGIN, *_BODY, _END, *after, ""]).encode()
+    batches = captured_in_reads(data, cuts)
+    shown = "\n".join(line for b in batches for line in redact_lines(list(b.texts)))
     assert [] == [part for part in _BODY if part[:12] in shown or part[-12:] in shown]
