@@ -64,6 +64,9 @@ class ExecutionResult:
     error: str | None = None
     error_type: str | None = None
     cancel_cause: str | None = None  # the stage whose failure cancelled this execution
+    #: Held at a start breakpoint (a debugger paused it before it ran), however the pause
+    #: ended: with ``times.running`` set, what a run's records know of an execution.
+    held: bool = False
 
     @property
     def task_run_id(self) -> str:

@@ -234,6 +234,7 @@ class ExecutionsView(Mapping[str, tuple[ExecutionResult, ...]]):
                     error=ex.error,
                     error_type=ex.error_type,
                     cancel_cause=ex.cancel_cause,
+                    held=hasattr(ex, "paused"),
                 )
                 for inst in srt.instances
                 for ex in inst.executions
