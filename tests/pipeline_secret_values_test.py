@@ -4,7 +4,10 @@ sees it, and a real run leaves no remembered value in any record."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from taskdaemon.pipeline.redaction import (
     redact_texts,
 )
 from taskdaemon.pipeline.secret_values import (
+    MASK_MAX_CHARS,
     MASK_MAX_VALUES,
     MASK_MIN_CHARS,
     forget_secrets,
@@ -182,7 +186,9 @@ def test_a_real_run_records_no_remembered_value_anywhere(home: Path, tmp_path: P
         str(pipeline),
         cwd=tmp_path,
         DEPLOY_PASSWORD="env-s3cr3t-value",
-        PYTHONPATH=str(tmp_path),
+        # The handler's directory before the caller's path: the CLI imports this tree's
+        # package (under mutation testing, the mutant), not whichever one is installed.
+        PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
     )
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
@@ -215,3 +221,55 @@ def test_a_value_inside_the_marker_is_not_remembered() -> None:
     marker the other rules leave."""
     remember_secrets({"token": "REDACTED"})
     assert "password=[REDACTED]" == redact_text("password=hunter2-s3cr3t")
+
+
+def test_a_value_of_the_maximum_length_is_masked_and_a_longer_one_is_not() -> None:
+    """``MASK_MAX_CHARS`` is the longest value masked: one character more and it is left to the
+    redaction by shape."""
+    longest, longer = "a" * MASK_MAX_CHARS, "b" * (MASK_MAX_CHARS + 1)
+    remember_secrets({"token": longest, "password": longer})
+    assert (REDACTED, longer) == (redact_text(longest), redact_text(longer))
+
+
+def test_past_the_bound_only_the_oldest_value_is_forgotten() -> None:
+    """With ``MASK_MAX_VALUES + 1`` values remembered, every value but the first is masked."""
+    values = [f"value-{index:08d}" for index in range(MASK_MAX_VALUES + 1)]
+    for value in values:
+        remember_secrets({"token": value})
+    shown = [redact_text(value) for value in values]
+    assert [values[0]] + [REDACTED] * MASK_MAX_VALUES == shown
+
+
+def test_a_longer_value_is_replaced_whole_whatever_its_alphabetical_order() -> None:
+    """A remembered value inside a longer one that sorts before it: the longer is replaced
+    first, so none of its text is left beside the marker."""
+    remember_secrets({"token": "zebra-secret", "password": "alpha-zebra-secret-tail"})
+    assert f"<{REDACTED}>" == redact_text("<alpha-zebra-secret-tail>")
+
+
+FRESH_PROCESS = """\
+import os
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact_text
+from taskdaemon.pipeline.secret_values import (
+    remember_environment_secrets, remember_secrets, use_secret_key_patterns,
+)
+remember_environment_secrets()
+remember_secrets({"api_key": "request-s3cr3t"})
+before = use_secret_key_patterns(("pin_code",))
+print(before == DEFAULT_REDACT_PATTERNS)
+print(redact_text("env-s3cr3t-value request-s3cr3t"))
+"""
+
+
+def test_a_fresh_process_reads_its_environment_and_knows_the_default_keys() -> None:
+    """In a new process (the CLI's), the environment's secret and a value under a default secret
+    key are masked, and the default patterns are the ones in use until others are set."""
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS],
+        env={**os.environ, "DEPLOY_PASSWORD": "env-s3cr3t-value"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (["True", f"{REDACTED} {REDACTED}"], "") == (done.stdout.splitlines(), done.stderr)
