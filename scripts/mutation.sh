@@ -12,6 +12,9 @@
 # Environment:
 #   MUTATION_TESTS     space-separated test files to run instead of the module's own selection
 #   MUTATION_CHILDREN  parallel mutmut workers (default 1: the machine is shared)
+#   MUTATION_TIMEOUT_MULTIPLIER  mutmut's timeout_multiplier (its default 15): a mutant is
+#                      stopped after (its tests' time + 1 s) times this, in wall time; a mutant
+#                      that makes an async test wait idles, so only that limit ends it
 #
 # Each module gets its own scratch copy of the repository in .mutation/<module>/, with a
 # [tool.mutmut] table appended to the copy's pyproject.toml, so the runs never touch the work
@@ -150,6 +153,21 @@ tests_for() {
                 tests/pipeline_monitor_trigger_events_test.py tests/pipeline_engine_test.py \
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_observers_test.py \
                 tests/pipeline_engine_property_test.py ;;
+        pipeline/secret_values.py)
+            echo tests/pipeline_secret_values_test.py ;;
+        pipeline/engine/_attempt.py)
+            echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_failures_test.py \
+                tests/pipeline_engine_slots_test.py tests/pipeline_engine_cancel_reason_test.py \
+                tests/pipeline_engine_swallowed_cancel_test.py tests/pipeline_engine_run_books_test.py \
+                tests/pipeline_engine_callbacks_test.py tests/pipeline_engine_observers_test.py \
+                tests/pipeline_engine_debug_session_test.py \
+                tests/pipeline_engine_debug_commands_test.py tests/pipeline_engine_test.py ;;
+        pipeline/engine/_run.py)
+            echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_failures_test.py \
+                tests/pipeline_engine_slots_test.py tests/pipeline_engine_cancel_reason_test.py \
+                tests/pipeline_engine_swallowed_cancel_test.py tests/pipeline_engine_run_books_test.py \
+                tests/pipeline_engine_callbacks_test.py tests/pipeline_engine_observers_test.py \
+                tests/pipeline_engine_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
@@ -177,7 +195,7 @@ modules=()
 for arg in "$@"; do
     case "$arg" in
         --fresh) fresh=1 ;;
-        -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) modules+=("$arg") ;;
     esac
 done
@@ -229,6 +247,9 @@ for module in "${modules[@]}"; do
             '"alertmanager", "Dockerfile"]'
         printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"%s]\n' \
             "$(printf ', "--deselect", "%s"' "${deselect[@]}")"
+        if [[ -n ${MUTATION_TIMEOUT_MULTIPLIER:-} ]]; then
+            echo "timeout_multiplier = $MUTATION_TIMEOUT_MULTIPLIER"
+        fi
         printf 'pytest_add_cli_args_test_selection = [%s]\n' \
             "$(printf '"%s", ' "${existing[@]}" | sed 's/, $//')"
     } >>"$work/pyproject.toml"
