@@ -155,19 +155,13 @@ tests_for() {
                 tests/pipeline_engine_property_test.py ;;
         pipeline/secret_values.py)
             echo tests/pipeline_secret_values_test.py ;;
-        pipeline/engine/_attempt.py)
+        pipeline/engine/_attempt.py | pipeline/engine/_run.py)
             echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_failures_test.py \
                 tests/pipeline_engine_slots_test.py tests/pipeline_engine_cancel_reason_test.py \
                 tests/pipeline_engine_swallowed_cancel_test.py tests/pipeline_engine_run_books_test.py \
                 tests/pipeline_engine_callbacks_test.py tests/pipeline_engine_observers_test.py \
                 tests/pipeline_engine_debug_session_test.py \
                 tests/pipeline_engine_debug_commands_test.py tests/pipeline_engine_test.py ;;
-        pipeline/engine/_run.py)
-            echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_failures_test.py \
-                tests/pipeline_engine_slots_test.py tests/pipeline_engine_cancel_reason_test.py \
-                tests/pipeline_engine_swallowed_cancel_test.py tests/pipeline_engine_run_books_test.py \
-                tests/pipeline_engine_callbacks_test.py tests/pipeline_engine_observers_test.py \
-                tests/pipeline_engine_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
