@@ -161,7 +161,8 @@ tests_for() {
                 tests/pipeline_engine_swallowed_cancel_test.py tests/pipeline_engine_run_books_test.py \
                 tests/pipeline_engine_callbacks_test.py tests/pipeline_engine_observers_test.py \
                 tests/pipeline_engine_debug_session_test.py \
-                tests/pipeline_engine_debug_commands_test.py tests/pipeline_engine_test.py ;;
+                tests/pipeline_engine_debug_commands_test.py \
+                tests/pipeline_engine_debug_inspect_test.py tests/pipeline_engine_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}

@@ -581,3 +581,31 @@ async def test_the_finished_record_has_the_cpu_the_handler_reported() -> None:
     assert {"thread": (0.25, None), "tree": (1.5, 4096)} == {
         e.stage: (e.cpu_seconds, e.peak_memory_bytes) for e in recorder.of(StageFinished)
     }
+
+
+async def test_a_clock_breaking_after_the_handler_is_logged_with_the_stage_and_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A clock that breaks once the handler returned: the attempt's end and then the run's own
+    end meet the error; each is logged once, naming the stage and the run, and the run ends
+    failed rather than waiting for ever."""
+    broken = False
+
+    def clock() -> float:
+        if broken:
+            raise RuntimeError("clock broke")
+        return 1000.0
+
+    async def last(ctx: StageContext) -> None:
+        nonlocal broken
+        broken = True
+
+    with caplog.at_level("ERROR", logger="taskdaemon.pipeline.engine._attempt"):
+        async with Engine(resolver=Resolver({"a": last}), clock=clock) as engine:
+            handle = await engine.start_run(pipeline(stage("a")))
+            with pytest.raises(RuntimeError, match="clock broke"):
+                await handle.wait()
+    assert [
+        f"internal error in stage 'a' of run {handle.run_id}",
+        f"internal error ending stage 'a' of run {handle.run_id}",
+    ] == [r.getMessage() for r in caplog.records]
