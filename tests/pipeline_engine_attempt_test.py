@@ -609,3 +609,28 @@ async def test_a_clock_breaking_after_the_handler_is_logged_with_the_stage_and_r
         f"internal error in stage 'a' of run {handle.run_id}",
         f"internal error ending stage 'a' of run {handle.run_id}",
     ] == [r.getMessage() for r in caplog.records]
+
+
+async def test_an_attempt_that_outlives_the_cancel_has_no_cancel_reason() -> None:
+    """A handler that swallows the run's cancellation and returns ends ``success``; its
+    record carries no cancel reason nor cause: the stop did not end it."""
+    started = asyncio.Event()
+
+    async def swallow(ctx: StageContext) -> dict[str, bool]:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return {"swallowed": True}
+        return {}
+
+    recorder = Recorder()
+    async with Engine(resolver=Resolver({"a": swallow}), observers=[recorder]) as engine:
+        handle = await engine.start_run(pipeline(stage("a")))
+        await started.wait()
+        handle.cancel()
+        result = await handle.wait()
+    assert (RunStatus.CANCELLED, [(StageStatus.SUCCESS, None, None)]) == (
+        result.status,
+        [(e.status, e.cancel_reason, e.cancel_cause) for e in recorder.of(StageFinished)],
+    )
