@@ -88,6 +88,13 @@ PAUSABLE_PIPELINE = """\
 """
 
 
+def pythonpath_with(*paths: Path | str) -> str:
+    """``paths`` (a test's handler modules) before the caller's ``PYTHONPATH``: a command
+    started with it imports the handlers, and the package of the tree under test (a work tree,
+    a mutant) rather than whichever one is installed."""
+    return os.pathsep.join(filter(None, [*map(str, paths), os.environ.get("PYTHONPATH")]))
+
+
 def write(path: Path, text: str) -> Path:
     """Write a dedented pipeline file."""
     path.write_text(textwrap.dedent(text))

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cli_support import pythonpath_with
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.config import parse_pipeline
@@ -113,7 +114,7 @@ def views() -> Iterator[Views]:
     try:
         (home / "fanout_loops.py").write_text(FANOUT_LOOPS)
         (home / "fanout.yaml").write_text(FANOUT)
-        extra = {"PYTHONPATH": str(home)}
+        extra = {"PYTHONPATH": pythonpath_with(home)}
         run = _run(home, "run", str(home / "fanout.yaml"), **extra)
         run_id = run.stdout.strip().splitlines()[-1].split()[1]
         yield Views(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import pythonpath_with, taskdaemon, write
 from taskdaemon.pipeline.event_loop import POLL_SPACING, SpacedSelector, new_event_loop, run
 
 
@@ -138,7 +138,9 @@ def test_run_runs_its_stages_on_the_spaced_loop(home: Path, tmp_path: Path) -> N
             triggers: [{manual: {approval_required: false}}]
         """,
     )
-    done = taskdaemon(home, "run", "-q", str(path), cwd=tmp_path, PYTHONPATH=str(tmp_path))
+    done = taskdaemon(
+        home, "run", "-q", str(path), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)
+    )
     assert 0 == done.returncode, done.stderr
     assert "SpacedSelector" == (tmp_path / "selector.txt").read_text()
 

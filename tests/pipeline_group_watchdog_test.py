@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, write
+from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, write
 from taskdaemon.pipeline import group_watchdog
 from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog, shared_watchdog
 
@@ -324,7 +324,7 @@ def test_a_run_without_command_stages_starts_no_watchdog(home: Path, tmp_path: P
         """,
     )
     listing = tmp_path / "children.txt"
-    env = environment(home, CHILDREN_FILE=str(listing), PYTHONPATH=str(tmp_path))
+    env = environment(home, CHILDREN_FILE=str(listing), PYTHONPATH=pythonpath_with(tmp_path))
     done = subprocess.run(
         [TASKDAEMON, "run", "-q", str(pipeline)],
         cwd=ROOT,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import pythonpath_with, taskdaemon, write
 from taskdaemon.pipeline.redaction import (
     REDACTED,
     mappings_unchanged,
@@ -186,9 +186,7 @@ def test_a_real_run_records_no_remembered_value_anywhere(home: Path, tmp_path: P
         str(pipeline),
         cwd=tmp_path,
         DEPLOY_PASSWORD="env-s3cr3t-value",
-        # The handler's directory before the caller's path: the CLI imports this tree's
-        # package (under mutation testing, the mutant), not whichever one is installed.
-        PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])),
+        PYTHONPATH=pythonpath_with(tmp_path),
     )
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()

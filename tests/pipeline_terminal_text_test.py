@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import pythonpath_with, taskdaemon, write
 from taskdaemon.pipeline.cli.run import ProgressView
 from taskdaemon.pipeline.events import ApprovalResolved
 from taskdaemon.pipeline.terminal_text import one_line, shown
@@ -84,7 +84,9 @@ def failed_run(tmp_path: Path) -> tuple[Path, str, str]:
         """,
     )
     home = tmp_path / "home"
-    done = taskdaemon(home, "run", str(pipeline), cwd=tmp_path, PYTHONPATH=str(tmp_path))
+    done = taskdaemon(
+        home, "run", str(pipeline), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)
+    )
     assert 1 == done.returncode, done.stderr
     run_id = done.stderr.split()[1]  # "run <id> of hostile started ..."
     return home, run_id, done.stdout + done.stderr
