@@ -393,6 +393,28 @@ def test_a_megabyte_error_is_cut_in_every_live_update() -> None:
     assert expected == (state["nodes"][0]["error"], state["run"]["error"])
 
 
+def test_the_stages_table_counts_attempts_as_every_table_does() -> None:
+    """INSTANCES is how many instances ran, ATTEMPTS the most attempts one instance needed (as
+    in ``runs show`` and the run summary): three instances, one retried once, read 3 and 2."""
+    attempts = (
+        AttemptRecord("fan.0.1", 0, 1, "success", start=1.0, end=2.0),
+        AttemptRecord("fan.1.1", 1, 1, "failure", start=1.0, end=2.0, error="boom"),
+        AttemptRecord("fan.1.2", 1, 2, "success", start=2.0, end=3.0),
+        AttemptRecord("fan.2.1", 2, 1, "success", start=1.0, end=2.0),
+    )
+    run = RunRecord(
+        run_id="r" * 32,
+        pipeline="p",
+        status="success",
+        start=0.5,
+        end=3.5,
+        stages=(StageRecord("fan", "work", "success", attempts=attempts),),
+        edges=(),
+    )
+    (node,) = run_state(dag_snapshot(None, run), now=4.0, can_control=False)["nodes"]
+    assert (3, 2) == (node["instances"], node["attempts"])
+
+
 def test_the_style_sheet_colours_every_state_like_the_dag() -> None:
     """Every state the page can show has a CSS class, in the DOT renderer's colour."""
     from taskdaemon.pipeline.visualization._snapshot import STATE_HEX

@@ -158,7 +158,9 @@ def run_state(
                 "label": state_label(node) or (node.state or "pending"),
                 "duration": _r(node.duration),
                 "instances": node.instances,
-                "attempts": len(node.attempts),
+                # The most attempts one instance needed, as every table and the DAG's label
+                # count them (docs/architecture.md, "Command line").
+                "attempts": max((attempt.attempt for attempt in node.attempts), default=0),
                 "error": cut(node.error),
                 "skip_reason": cut(node.skip_reason),
                 "approvable": bool(can_control and open_run and waiting),
