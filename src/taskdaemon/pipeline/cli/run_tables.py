@@ -119,6 +119,8 @@ def format_run_table(run: RunRecord) -> str:
         f"start     {local_time(run.start)} ({_zone(times)})",
         f"duration  {format_duration(run.duration)}",
     ]
+    if run.replay_of:  # a replay (``taskdaemon replay``): the run it re-executed
+        head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:
         head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
     header = (

@@ -17,6 +17,7 @@ They read no clock: ``now`` is an argument.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -42,6 +43,9 @@ __all__ = [
     "summary_json",
     "timeline",
 ]
+
+#: A run id as taskdaemon makes them (a trace id): what the page links to as ``/runs/ID``.
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 #: The most timeline rows one event carries; the rest are counted in ``hidden``.
 MAX_ROWS = 2000
@@ -178,12 +182,19 @@ def run_state(
             "end": _r(run.end),
             "duration": format_duration(run.duration if run.end is not None else now - run.start),
             "error": cut(run.error),
+            "replay_of": _run_id_or_none(run.replay_of),
         },
         "nodes": nodes,
         "timeline": timeline(snapshot, now=now),
         "now": _r(now),
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
+
+
+def _run_id_or_none(value: str | None) -> str | None:
+    """A run id the page may link to (``/runs/ID``): 32 hex digits, else None (a foreign
+    producer's spans may carry anything in the attribute)."""
+    return value if value is not None and _RUN_ID.fullmatch(value) else None
 
 
 def record_json(record: RunRecord) -> dict[str, Any]:
