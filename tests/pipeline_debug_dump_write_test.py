@@ -48,7 +48,7 @@ DUMPED = pipeline(
 ALL_MISSING = [
     "logs.otlp.json: the writer had no log records",
     "definition.json: the writer did not have the pipeline definition",
-    "dag.svg: Graphviz's dot is not installed (or failed)",
+    "dag.svg: Graphviz's dot is not installed (Debian: apt install graphviz)",
     "engine.json: the run is not live in the writing process",
     "metrics.prom: the writing process has no Prometheus registry",
 ]
@@ -366,20 +366,31 @@ def test_the_svg_is_what_dot_draws_from_the_dot_member(
 def test_a_failing_dot_leaves_no_svg_and_a_note(
     tmp_path: Path, spans: list[SpanRecord], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When ``dot`` exits with an error, the dump has no ``dag.svg`` and notes it."""
+    """When ``dot`` exits with an error, the dump has no ``dag.svg`` and notes why (its first
+    line of stderr, else its exit status)."""
     fake_dot(tmp_path, monkeypatch, 'echo "<svg/>"; exit 1')
     path = dump(tmp_path, spans)
     notes = member_json(path, "manifest.json")["notes"]
-    assert (False, True) == ("dag.svg" in members(path), ALL_MISSING[2] in notes)
+    assert (False, True) == ("dag.svg" in members(path), "dag.svg: dot failed: exit 1" in notes)
 
 
 def test_a_dot_that_cannot_be_run_leaves_no_svg(
     tmp_path: Path, spans: list[SpanRecord], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A ``dot`` on PATH that the system cannot execute gives no ``dag.svg``, not an error."""
+    """A ``dot`` on PATH that the system cannot execute gives no ``dag.svg``, not an error:
+    a note says it could not be run."""
     folder = fake_dot(tmp_path, monkeypatch, "")
     (folder / "dot").write_bytes(b"\x7fELF not really")
-    assert "dag.svg" not in members(dump(tmp_path, spans))
+    path = dump(tmp_path, spans)
+    notes = member_json(path, "manifest.json")["notes"]
+    assert (False, [True]) == (
+        "dag.svg" in members(path),
+        [
+            note.startswith(f"dag.svg: cannot run {folder / 'dot'}: ")
+            for note in notes
+            if "svg" in note
+        ],
+    )
 
 
 def test_every_member_is_private_and_dated_at_the_manifests_time(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,39 @@ def test_run_from_spans_alone_renders_with_dot(stored_run: tuple[str, str]) -> N
     done = dag("--run", run_id, "--source", url)
     stages = ["plan", "build", "test", "deploy"]
     assert stages == [t for t in svg_nodes(run_dot(done.stdout, "svg")) if t in stages]
+
+
+@pytest.mark.slow
+def test_svg_is_what_dot_draws_of_the_dot_text(stored_run: tuple[str, str]) -> None:
+    """``--format svg`` writes the SVG Graphviz draws of the DOT text, for a run as for a
+    definition; without ``dot`` on PATH it is one line, exit 1, and nothing on stdout."""
+    run_id, url = stored_run
+    dot = dag("--run", run_id, "--source", url).stdout
+    svg = dag("--run", run_id, "--source", url, "--format", "svg")
+    plain = dag(str(EXAMPLE), "-f", "svg")
+    without = subprocess.run(
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "dag", str(EXAMPLE), "-f", "svg"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PATH": "/nonexistent"},
+    )
+    assert (0, svg_nodes(run_dot(dot, "svg")), True) == (
+        svg.returncode,
+        svg_nodes(svg.stdout.encode()),
+        "planning" in svg_nodes(plain.stdout.encode()),
+    )
+    assert (
+        1,
+        "",
+        ["taskdaemon dag: Graphviz's dot is not installed (Debian: apt install graphviz)"],
+    ) == (
+        without.returncode,
+        without.stdout,
+        without.stderr.splitlines(),
+    )
 
 
 @pytest.mark.slow

@@ -145,8 +145,8 @@ async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> Non
         run_id = await page.get_attribute("body", "data-run-id")
     expected = (
         "501 stages: too many to draw readably here (the page draws up to 500). The stages"
-        f" table lists each with its state; taskdaemon dag --run {run_id} --format dot"
-        " | dot -Tsvg -o dag.svg draws the whole DAG."
+        f" table lists each with its state; taskdaemon dag --run {run_id} --format svg"
+        " -o dag.svg draws the whole DAG."
     )
     assert expected == said
     assert [] == drawings

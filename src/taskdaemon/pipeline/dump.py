@@ -34,8 +34,6 @@ import importlib.metadata
 import io
 import json
 import platform
-import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -44,6 +42,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.graphviz import GraphvizError, dot_to_svg
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
 from taskdaemon.pipeline.private_file import make_private_dirs, replace_privately
@@ -64,7 +63,6 @@ __all__ = [
 DUMP_FORMAT: Final = "taskdaemon-dump"
 DUMP_VERSION: Final = 1
 SPANS_MEMBER: Final = "spans.otlp.json"
-_DOT_TIMEOUT = 10.0
 
 
 def default_dump_path(home: Path, run_id: str) -> Path:
@@ -128,23 +126,6 @@ def _environment(settings: Any, capture: PayloadCapture) -> dict[str, Any]:
     }
 
 
-def _svg(dot: str) -> bytes | None:
-    executable = shutil.which("dot")
-    if executable is None:
-        return None
-    try:
-        done = subprocess.run(
-            [executable, "-Tsvg"],
-            input=dot.encode(),
-            capture_output=True,
-            timeout=_DOT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
 def _json(value: Any) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True, default=str).encode() + b"\n"
 
@@ -191,11 +172,10 @@ def write_dump(
         notes.append("definition.json: the writer did not have the pipeline definition")
     dot = render_dot(pipeline, record)
     members["dag.dot"] = dot.encode()
-    svg = _svg(dot)
-    if svg is not None:
-        members["dag.svg"] = svg
-    else:
-        notes.append("dag.svg: Graphviz's dot is not installed (or failed)")
+    try:
+        members["dag.svg"] = dot_to_svg(dot)
+    except GraphvizError as error:
+        notes.append(f"dag.svg: {error}")
     if engine_state is not None:
         members["engine.json"] = _json(capture.redact(dict(engine_state)))
     else:

@@ -1,8 +1,8 @@
-"""``taskdaemon dag``: draw a pipeline's DAG as DOT, JSON or Mermaid.
+"""``taskdaemon dag``: draw a pipeline's DAG as DOT, JSON, Mermaid or SVG.
 
 ::
 
-    taskdaemon dag FILE [--format dot|json|mermaid] [-o OUT]          # the definition
+    taskdaemon dag FILE [--format dot|json|mermaid|svg] [-o OUT]      # the definition
     taskdaemon dag --run RUN_ID [--source URL] [--format ...] [-o OUT]  # a run, from spans alone
     taskdaemon dag FILE --run RUN_ID ...                              # a run over its definition
     taskdaemon dag [FILE] --run RUN_ID --watch -o OUT                 # OUT rewritten live
@@ -11,7 +11,9 @@ A run is rebuilt from its stored spans through the span source (``--source``, el
 ``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``). ``--watch`` follows
 the run (polling the source) and rewrites OUT on every change until the run ends, for editors
 with a live preview; each write goes to a temporary file beside OUT, renamed over it, so a
-reader never sees half a file. Exit codes: 0 drawn, 1 the run or its source could not be read,
+reader never sees half a file. ``svg`` is the DOT drawn by Graphviz's ``dot`` (as the API's
+``?format=svg``), within ``graphviz.DOT_TIMEOUT``; without Graphviz it is one line, exit 1.
+Exit codes: 0 drawn, 1 the run or its source could not be read,
 2 invalid arguments, pipeline file or settings.
 """
 
@@ -28,17 +30,21 @@ from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.visualization import VisualizationFormat, visualize
+from taskdaemon.pipeline.visualization import DagSnapshot, VisualizationFormat, visualize
 
 __all__ = ["register", "run_dag"]
+
+#: The format drawn by Graphviz rather than by a renderer of ``visualization``.
+SVG = "svg"
 
 
 def register(subparsers: Any) -> None:
     """Add the ``dag`` sub-command."""
     parser = subparsers.add_parser(
         "dag",
-        help="draw a pipeline DAG (definition or run) as DOT, JSON or Mermaid",
-        description="Draw a pipeline's DAG as DOT, JSON or Mermaid: the definition of FILE, a "
+        help="draw a pipeline DAG (definition or run) as DOT, JSON, Mermaid or SVG",
+        description="Draw a pipeline's DAG as DOT, JSON, Mermaid or SVG (drawn by Graphviz's "
+        "dot): the definition of FILE, a "
         "run rebuilt from its stored spans (--run), or a run over its definition (both). "
         "Exit codes: 0 drawn, 1 the run or its source could not be read, 2 invalid arguments, "
         "pipeline file or settings.",
@@ -52,9 +58,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         "-f",
-        choices=[fmt.value for fmt in VisualizationFormat],
+        choices=[*(fmt.value for fmt in VisualizationFormat), SVG],
         default=VisualizationFormat.DOT.value,
-        help="output format (default: dot)",
+        help="output format; svg is the DOT drawn by Graphviz's dot (default: dot)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     parser.add_argument(
@@ -129,10 +135,22 @@ def run_dag(args: argparse.Namespace) -> int:
         return 130
     if pipeline is not None and run is not None and run.pipeline != pipeline.name:
         return _fail(2, _other_pipeline(run, pipeline, args.file))
-    problem = write_output(
-        visualize(pipeline, VisualizationFormat(args.format), run=run), args.output
-    )
+    try:
+        text = _drawn(pipeline, args.format, run)
+    except PipelineError as exc:  # Graphviz missing, failing or too slow
+        return _fail(1, str(exc))
+    problem = write_output(text, args.output)
     return _fail(1, problem) if problem else 0
+
+
+def _drawn(what: Pipeline | DagSnapshot | None, fmt: str, run: RunRecord | None = None) -> str:
+    """``what`` (with ``run`` over it) in the format ``fmt``: a renderer's text, or for
+    ``svg`` Graphviz's drawing of the DOT text (``graphviz.GraphvizError`` when it cannot)."""
+    if fmt != SVG:
+        return visualize(what, VisualizationFormat(fmt), run=run)
+    from taskdaemon.pipeline.graphviz import dot_to_svg  # noqa: PLC0415 (a subprocess's module)
+
+    return dot_to_svg(visualize(what, VisualizationFormat.DOT, run=run)).decode()
 
 
 def _other_pipeline(run: RunRecord, pipeline: Pipeline, file: str | None) -> str:
@@ -167,6 +185,6 @@ async def _watch(
             run = snapshot.run
             if pipeline is not None and run is not None and run.pipeline != pipeline.name:
                 raise ValueError(_other_pipeline(run, pipeline, file))
-            write_atomically(output, visualize(snapshot, VisualizationFormat(fmt)))
+            write_atomically(output, _drawn(snapshot, fmt))
     finally:
         source.close()

@@ -222,7 +222,7 @@
         const said = el("p", { class: "muted too-big" },
           state.nodes.length.toLocaleString("en-US") + " stages: too many to draw readably here (the page draws up to " +
           MAX_DRAWN + "). The stages table lists each with its state; ");
-        said.append(el("code", null, "taskdaemon dag --run " + runId + " --format dot | dot -Tsvg -o dag.svg"), " draws the whole DAG.");
+        said.append(el("code", null, "taskdaemon dag --run " + runId + " --format svg -o dag.svg"), " draws the whole DAG.");
         container.replaceChildren(said);
         return;
       }

@@ -1,0 +1,47 @@
+"""DOT to SVG with Graphviz's ``dot``, for the commands that write a drawing (``dag --format
+svg``, a debug dump's ``dag.svg``).
+
+``dot`` runs as a subprocess with a time limit: a drawing that takes longer (thousands of
+stages on a slow machine) is an error, not a hung command. The web page has its own renderer
+(``web/_svg.py``): asynchronous, bounded in concurrency and cached for many viewers.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Final
+
+from taskdaemon.pipeline.errors import PipelineError
+
+__all__ = ["DOT_TIMEOUT", "GraphvizError", "dot_to_svg"]
+
+#: Seconds ``dot`` may take for one drawing.
+DOT_TIMEOUT: Final = 10.0
+
+
+class GraphvizError(PipelineError):
+    """``dot`` is missing, failed, or took too long (one line saying which)."""
+
+
+def dot_to_svg(dot: str, *, timeout: float = DOT_TIMEOUT) -> bytes:
+    """The SVG document Graphviz draws of ``dot``; :class:`GraphvizError` when it cannot."""
+    executable = shutil.which("dot")
+    if executable is None:
+        raise GraphvizError("Graphviz's dot is not installed (Debian: apt install graphviz)")
+    try:
+        done = subprocess.run(
+            [executable, "-Tsvg"],
+            input=dot.encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise GraphvizError(f"dot took longer than {timeout:g} s") from None
+    except OSError as error:
+        raise GraphvizError(f"cannot run {executable}: {error.strerror or error}") from None
+    if done.returncode != 0:
+        first = done.stderr.decode(errors="replace").strip().splitlines()[:1]
+        raise GraphvizError(f"dot failed: {first[0] if first else f'exit {done.returncode}'}")
+    return done.stdout
