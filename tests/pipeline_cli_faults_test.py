@@ -436,3 +436,21 @@ def test_a_damaged_store_is_one_line_for_every_reader_and_a_run_still_runs(
     assert "span store unavailable, spans are not stored: " in again.stderr
     assert "Traceback" not in again.stderr
     assert damaged == store.read_bytes()
+
+
+def test_sigterm_cancels_a_run_whose_stderr_is_gone(home: Path, tmp_path: Path, start: Any) -> None:
+    """A run whose stderr reader went away (a closed pipe, a closed terminal) is still
+    cancelled by SIGTERM: the line saying so cannot be written, and must not stop the cancel.
+    It exits 143 with its stage cancelled, and no stage process outlives it."""
+    pipeline, pids = _slow_pipeline(tmp_path)
+    served = start("run", str(pipeline))
+    served.wait_for_line("wait                     running")
+    _wait_for_pids(pids, 1)
+    assert served.process.stderr is not None
+    served.process.stderr.close()
+    served.process.send_signal(signal.SIGTERM)
+    stdout = served.process.stdout.read() if served.process.stdout is not None else ""
+    code = served.process.wait(timeout=60)
+    run_id = _run_id_of_summary(stdout)
+    assert (143, "cancelled") == (code, _status(home, run_id))
+    _no_sleeper_left(pids)

@@ -11,6 +11,7 @@ default action leaves its run ``interrupted`` in the store, as after ``kill -9``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -58,7 +59,10 @@ class StopSignals:
 
     def _say(self, signum: int) -> None:
         name = signal.Signals(signum).name
-        print(f"\n{name}: cancelling run {self._run_id}...", file=sys.stderr, flush=True)
+        # Said, not required: with stderr gone (its reader ended, a closed terminal), the
+        # cancel must still happen, and an error here would skip it.
+        with contextlib.suppress(OSError, ValueError):
+            print(f"\n{name}: cancelling run {self._run_id}...", file=sys.stderr, flush=True)
 
     def _on_signal(self, signum: int) -> None:
         if self.received:  # a second signal: the user does not want to wait
