@@ -4,10 +4,12 @@ pipeline files, and a run in the background read line by line (the ``serve`` fix
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,19 @@ def taskdaemon(
         timeout=timeout,
         check=False,
     )
+
+
+def wait_until_stored(home: Path, run_id: str, stage: str, status: str = "running") -> None:
+    """Wait until the store shows ``stage`` of the run with ``status`` (the writer commits
+    every 100 ms; a run killed before would have nothing to show)."""
+    for _ in range(300):
+        shown = taskdaemon(home, "runs", "show", run_id, "--json")
+        if shown.returncode == 0:
+            stages = {s["name"]: s["status"] for s in json.loads(shown.stdout)["stages"]}
+            if stages.get(stage) == status:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"stage {stage} of run {run_id} never showed {status} in the store")
 
 
 #: One command stage that does nothing (``true``): a run to write, list and read back.

@@ -21,7 +21,15 @@ from typing import Any
 import psutil
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, write
+from cli_support import (
+    ROOT,
+    TASKDAEMON,
+    Served,
+    environment,
+    taskdaemon,
+    wait_until_stored,
+    write,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -113,19 +121,6 @@ def _no_sleeper_left(pids: Path) -> None:
         ), f"stage process {sleeper} outlived the command"
 
 
-def _wait_until_stored(home: Path, run_id: str, stage: str) -> None:
-    """Wait until the store shows ``stage`` of the run started (the writer commits every
-    100 ms; a run killed before would have nothing to show)."""
-    for _ in range(300):
-        shown = taskdaemon(home, "runs", "show", run_id, "--json")
-        if shown.returncode == 0:
-            stages = {s["name"]: s["status"] for s in json.loads(shown.stdout)["stages"]}
-            if stages.get(stage) == "running":
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"stage {stage} of run {run_id} never showed running in the store")
-
-
 def _run_id_of_summary(stdout: str) -> str:
     """The run id of the summary's ``run ID STATUS in T`` line."""
     for line in stdout.splitlines():
@@ -201,7 +196,7 @@ def test_a_killed_run_is_dumped_from_the_store(home: Path, tmp_path: Path, start
     path, _pids = _slow_pipeline(tmp_path)
     killed = start("run", str(path))
     killed.wait_for_line("wait                     running")
-    _wait_until_stored(home, killed.run_id, "wait")
+    wait_until_stored(home, killed.run_id, "wait")
     killed.process.kill()  # taskdaemon alone: its group watchdog ends the stage's processes
     killed.finish()
     assert (home / "control" / f"{killed.run_id}.sock").exists()  # what the crash left
@@ -354,7 +349,7 @@ def test_sigterm_to_watch_on_a_terminal_gives_the_cursor_back(
     path, _pids = _slow_pipeline(tmp_path)
     watched = start("run", str(path))
     watched.wait_for_line("wait                     running")
-    _wait_until_stored(home, watched.run_id, "wait")
+    wait_until_stored(home, watched.run_id, "wait")
     primary, secondary = pty.openpty()
     watcher = subprocess.Popen(
         [TASKDAEMON, "watch", watched.run_id],
