@@ -10,7 +10,9 @@ The window holds the ended runs that started in [since, until) (``--since``: an 
 with the window of the same length just before it. The embedded store answers from the
 aggregates it keeps (any number of runs); any other source (Tempo, Jaeger, OTLP-JSON) has the
 runs of both windows rebuilt, the newest ``--limit`` (default 1000), and the report says when
-the limit left runs out. ``--format html`` needs the ``[report]`` extra (matplotlib). What each
+the limit left runs out. Runs of the window that had not ended (still running, or
+``interrupted``) are left out, and the report's notes say how many, per pipeline.
+``--format html`` needs the ``[report]`` extra (matplotlib). What each
 figure means: docs/reports.md. Exit codes: 0 written, 1 the source could not be read, 2 invalid
 arguments or settings.
 """
@@ -81,7 +83,8 @@ def _remote_data(source: Any, args: argparse.Namespace, since: float, until: flo
     found = source.search(pipeline=args.pipeline, since=previous, until=until, limit=args.limit)
     runs = []
     for summary in found:
-        if summary.end is not None and summary.start < until:
+        # A run that had not ended is only counted for the notes: the window's alone are read.
+        if summary.start < until and (summary.end is not None or summary.start >= since):
             runs.append(source.get_run(summary.run_id))
     notes = []
     if len(found) >= args.limit:

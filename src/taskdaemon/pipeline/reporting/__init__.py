@@ -32,6 +32,7 @@ from taskdaemon.pipeline.reporting._stats import (
     run_upstream,
     stage_intervals,
 )
+from taskdaemon.pipeline.reporting._unended import Unended, unended_note
 
 __all__ = [
     "DAY",
@@ -48,6 +49,7 @@ __all__ = [
     "ReportData",
     "StageReport",
     "StageSample",
+    "Unended",
     "build_report",
     "critical_chain",
     "critical_path",
@@ -58,4 +60,5 @@ __all__ = [
     "run_critical_path",
     "run_upstream",
     "stage_intervals",
+    "unended_note",
 ]

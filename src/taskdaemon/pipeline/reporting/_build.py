@@ -27,6 +27,7 @@ from taskdaemon.pipeline.reporting._model import (
 )
 from taskdaemon.pipeline.reporting._replays import replay_note
 from taskdaemon.pipeline.reporting._stats import percentile, run_critical_path
+from taskdaemon.pipeline.reporting._unended import unended_note
 
 __all__ = ["DAY", "REGRESSION_THRESHOLD", "build_report"]
 
@@ -142,11 +143,15 @@ def build_report(
     threshold: float = REGRESSION_THRESHOLD,
 ) -> Report:
     """The report over the runs that started in [since, until), of ``pipeline`` or of every
-    pipeline with runs then. ``charts``: also gather what the HTML charts draw (per-stage
+    pipeline with runs then (a pipeline whose runs then had all not ended gets a note and no
+    figures). ``charts``: also gather what the HTML charts draw (per-stage
     duration quantiles, p90 per day, the median run)."""
     if until <= since:
         raise ValueError("the report window is empty: --until must be after --since")
-    names = [pipeline] if pipeline is not None else data.pipelines(since, until)
+    unended = data.unended(since, until)
+    names = (
+        [pipeline] if pipeline is not None else sorted({*data.pipelines(since, until), *unended})
+    )
     previous_since = since - (until - since)
     reports = []
     notes = list(notes)
@@ -154,6 +159,8 @@ def build_report(
         sample = data.sample(name, since, until)
         if sample.replays:
             notes.append(replay_note(name, sample.replays))
+        if name in unended:
+            notes.append(unended_note(name, unended[name]))
         if sample.runs == 0:
             continue
         previous = data.sample(name, previous_since, since)

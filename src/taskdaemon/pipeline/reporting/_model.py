@@ -11,12 +11,13 @@ fractions (0..1) for rates and shares.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._stats import CriticalPath
+from taskdaemon.pipeline.reporting._unended import Unended
 
 __all__ = [
     "PipelineReport",
@@ -74,6 +75,11 @@ class ReportData(Protocol):
 
     def run(self, run_id: str) -> RunRecord:
         """One run, rebuilt (for critical paths and timelines)."""
+        ...
+
+    def unended(self, since: float, until: float) -> Mapping[str, Unended]:
+        """Per pipeline, its runs started in [since, until) that had not ended (left out of
+        every figure; ``reporting._unended``). Pipelines without any are not listed."""
         ...
 
 

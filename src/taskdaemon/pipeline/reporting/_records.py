@@ -6,26 +6,32 @@ store's aggregates count, so the same runs give the same report from either: end
 ended attempts only (a skipped stage has none), failures are attempts that ended ``failure`` or
 ``timeout``, retries are attempts beyond an instance's first. A replay's fed executions are not
 counted, and a replay that fed stages is left out of the run figures (``reporting._replays``).
+Runs that had not ended (still running, or ``interrupted``) are only counted for the report's
+notes (``reporting._unended``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._model import PipelineSample, StageSample
 from taskdaemon.pipeline.reporting._replays import FED, fed_stages
 from taskdaemon.pipeline.reporting._stats import run_critical_path
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
+from taskdaemon.pipeline.reporting._unended import Unended
+from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, INTERRUPTED
 
 __all__ = ["RecordData"]
 
 
 class RecordData:
-    """Report samples computed from ``runs`` (runs still open are left out)."""
+    """Report samples computed from ``runs`` (runs still open are only counted by
+    ``unended``)."""
 
     def __init__(self, runs: Iterable[RunRecord]) -> None:
-        self._runs = {run.run_id: run for run in runs if run.end is not None}
+        given = list(runs)
+        self._open = [run for run in given if run.end is None]
+        self._runs = {run.run_id: run for run in given if run.end is not None}
         self._fed = {run_id for run_id, run in self._runs.items() if fed_stages(run)}
         self._paths = {
             run_id: run_critical_path(run)
@@ -40,6 +46,15 @@ class RecordData:
     def run(self, run_id: str) -> RunRecord:
         """One of the runs given; KeyError otherwise."""
         return self._runs[run_id]
+
+    def unended(self, since: float, until: float) -> Mapping[str, Unended]:
+        """Per pipeline, its runs started in [since, until) that had not ended."""
+        counts: dict[str, list[int]] = {}
+        for run in self._open:
+            if since <= run.start < until:
+                c = counts.setdefault(run.pipeline, [0, 0])
+                c[run.status == INTERRUPTED] += 1
+        return {name: Unended(c[0], c[1]) for name, c in sorted(counts.items())}
 
     def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
         """The sample of ``pipeline``'s ended runs started in [since, until)."""

@@ -21,7 +21,9 @@ percentile is exact: the window's histogram names the bucket holding rank ``k``,
 ``LIMIT 1 OFFSET r`` step inside that bucket's value range, along an index ordered by the value,
 or the window's own values in that bucket, sorted in memory when the history crowds the bucket
 (``_RankedColumn``), read it. No more than one bucket's values (``BUCKET_ROWS``) is ever loaded
-into Python. Ended runs without
+into Python. Runs that had not ended are counted for the report's notes only (``unended``): one
+query over the window's open runs through ``runs_status``, and one liveness check per writer.
+Ended runs without
 aggregates (written before schema version 5, or by a process that died between a run's end and
 its aggregates) are aggregated first, by rebuilding them; stale days are rebuilt next.
 """
@@ -41,7 +43,7 @@ from typing import Any, Final, overload
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.reporting import FED, PipelineSample, StageSample
+from taskdaemon.pipeline.reporting import FED, PipelineSample, StageSample, Unended
 from taskdaemon.pipeline.tracking._day_totals import (
     DAY_NS,
     SERIES_DURATION,
@@ -510,6 +512,24 @@ class StoreReportData:
     def run(self, run_id: str) -> RunRecord:
         """One run rebuilt from its spans."""
         return self._store.get_run(run_id)
+
+    def unended(self, since: float, until: float) -> Mapping[str, Unended]:
+        """Per pipeline, its runs started in [since, until) that had not ended: only the
+        window's open runs are read (an open run's row says ``running`` until it ends, and
+        ``runs_status`` orders by status, then start), grouped by writer, whose liveness
+        tells still running from interrupted."""
+        counts: dict[str, list[int]] = {}
+        alive: dict[int | None, bool] = {}
+        for name, writer_id, runs in self._conn.execute(
+            "SELECT pipeline, writer_id, count(*) FROM runs INDEXED BY runs_status "
+            "WHERE status = 'running' AND start_ns >= ? AND start_ns < ? AND end_ns IS NULL "
+            "GROUP BY pipeline, writer_id",
+            (_ns(since), _ns(until)),
+        ):
+            if writer_id not in alive:
+                alive[writer_id] = self._store.writer_alive(self._conn, writer_id)
+            counts.setdefault(name, [0, 0])[not alive[writer_id]] += runs
+        return {name: Unended(c[0], c[1]) for name, c in sorted(counts.items())}
 
     def _histogram(self, key_no: int, series: int, window: _Window) -> Counter[int]:
         return Counter(

@@ -241,7 +241,10 @@ class SpanStore:
 
     # -- liveness
 
-    def _writer_alive(self, conn: sqlite3.Connection, writer_id: int | None) -> bool:
+    def writer_alive(self, conn: sqlite3.Connection, writer_id: int | None) -> bool:
+        """Whether the writer ``writer_id`` (read through ``conn``, a connection to this
+        store's file or a copy of it) can still end the runs it started (see the module
+        docstring)."""
         if writer_id is None:
             return False
         row = conn.execute(
@@ -272,7 +275,7 @@ class SpanStore:
             ).fetchone()
             if row is None or row[0] is not None:
                 return False
-            return not self._writer_alive(conn, row[1])
+            return not self.writer_alive(conn, row[1])
 
     # -- SpanSource
 
@@ -412,7 +415,7 @@ class SpanStore:
         trace_id, pipeline, status, start_ns, end_ns, stages, failed, writer_id = row
         if end_ns is None:
             # Open runs are few: their live counts and interrupted state come from the spans.
-            interrupted = not self._writer_alive(conn, writer_id)
+            interrupted = not self.writer_alive(conn, writer_id)
             spans = select_trace(conn, trace_id, where=self.path)
             if spans:
                 return summarize_run(reconstruct_run(spans, interrupted=interrupted))
@@ -459,7 +462,7 @@ class SpanStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 runs, spans = delete_expired(
-                    conn, cutoff_ns=cutoff, keep=policy.keep, writer_alive=self._writer_alive
+                    conn, cutoff_ns=cutoff, keep=policy.keep, writer_alive=self.writer_alive
                 )
                 conn.execute("COMMIT")
             except BaseException:
