@@ -20,7 +20,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, wait_until_stored, write
+from cli_support import (
+    ONE_STAGE_PIPELINE,
+    ROOT,
+    TASKDAEMON,
+    Served,
+    environment,
+    taskdaemon,
+    wait_until_stored,
+    write,
+)
 from taskdaemon.pipeline.reporting import (
     RecordData,
     Report,
@@ -37,23 +46,15 @@ pytestmark = pytest.mark.slow
 DAY = 86400.0
 
 #: ``mixed`` ends when its one stage has; ``mixed`` from ``SLOW`` runs until killed.
-QUICK = """\
-    name: mixed
-    stages:
-      - name: first
-        command: "echo '{}'"
-        triggers: [{manual: {approval_required: false}}]
-"""
-SLOW = """\
-    name: mixed
-    stages:
-      - name: first
-        command: "echo '{}'"
-        triggers: [{manual: {approval_required: false}}]
+QUICK = ONE_STAGE_PIPELINE.replace("name: one", "name: mixed")
+SLOW = (
+    QUICK
+    + """\
       - name: wait
         command: "echo $$ >> PIDS; exec sleep 600"
-        triggers: [{on_completion: {stage: first}}]
+        triggers: [{on_completion: {stage: only}}]
 """
+)
 #: ``gated`` waits for an approval of ``deploy`` that never comes.
 GATED = """\
     name: gated
