@@ -156,7 +156,8 @@ tests_for() {
         pipeline/secret_values.py)
             echo tests/pipeline_secret_values_test.py ;;
         pipeline/engine/_attempt.py | pipeline/engine/_run.py)
-            echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_failures_test.py \
+            echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_run_lifecycle_test.py \
+                tests/pipeline_engine_failures_test.py \
                 tests/pipeline_engine_slots_test.py tests/pipeline_engine_cancel_reason_test.py \
                 tests/pipeline_engine_swallowed_cancel_test.py tests/pipeline_engine_run_books_test.py \
                 tests/pipeline_engine_callbacks_test.py tests/pipeline_engine_observers_test.py \
