@@ -29,6 +29,8 @@ from taskdaemon.pipeline.events import (
     StageFinished,
     StageSkipped,
     StageStarted,
+    StageWaiting,
+    TaskRunRef,
 )
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import (
@@ -343,6 +345,7 @@ async def test_an_event_stage_fed_by_a_stage_closes_when_its_emitter_ends() -> N
         stage("src", emits=("item",)),
         stage("each", OnEvent("item"), parallel_instances=2),
         stage("after_each", *after("each")),
+        stage("sees_each", OnCondition('stages.each.status == "success"')),
         stage("hold"),
     )
     resolver = Resolver({"src": emitter, "after_each": release, "hold": released})
@@ -351,9 +354,13 @@ async def test_an_event_stage_fed_by_a_stage_closes_when_its_emitter_ends() -> N
         result = await engine.run(p)
     assert RunStatus.SUCCESS == result.status
     assert 3 == len(result.executions["each"])
+    assert dict.fromkeys([s.name for s in p.stages], StageStatus.SUCCESS) == dict(
+        result.stage_status
+    )
     assert {"hold": "hold"} == {"hold": result.outputs["hold"]["gated"]}
     each = [e for e in recorder.of(StageStarted) if e.stage == "each"]
     assert [("on event item",)] * 3 == [e.triggers for e in each]
+    assert [(TaskRunRef("src", 0, 1),)] * 3 == [e.fired_by for e in each]
     assert [0, 1, 2] == sorted(e.instance for e in each)
 
 
@@ -395,7 +402,8 @@ async def test_an_event_stage_fed_from_outside_closes_first_when_the_run_is_idle
         external_events=("ping",),
     )
     resolver = Resolver({"hold": hold, "react": react})
-    async with Engine(resolver=resolver) as engine:
+    recorder = Recorder()
+    async with Engine(resolver=resolver, observers=[recorder]) as engine:
         handle = await engine.start_run(p)
         await hold.entered.wait()
         handle.publish("ping", {"n": 7})
@@ -406,6 +414,10 @@ async def test_an_event_stage_fed_from_outside_closes_first_when_the_run_is_idle
         result.stage_status
     )
     assert ({"n": 7}, RunStatus.SUCCESS) == (result.outputs["react"], result.status)
+    # An event from outside was fired by no execution.
+    assert [(("on event ping",), ())] == [
+        (e.triggers, e.fired_by) for e in recorder.of(StageStarted) if e.stage == "react"
+    ]
 
 
 async def test_a_stop_withdraws_approvals_and_cancels_every_running_instance() -> None:
@@ -488,7 +500,96 @@ async def test_a_stage_with_an_upstream_and_a_run_start_trigger_starts_with_the_
     async with engine:
         result = await engine.run(p)
     assert (RunStatus.SUCCESS, StageStatus.SUCCESS) == (result.status, result.stage_status["b"])
-    assert [("a", result.started_at), ("b", result.started_at)] == sorted(
-        (e.stage, e.considered_at) for e in recorder.of(StageStarted)
-    )
+    assert [("a", result.started_at), ("b", result.started_at)] == [
+        (e.stage, e.considered_at) for e in recorder.of(StageWaiting)
+    ]
+    assert result.started_at == result.executions["b"][0].times.considered
     assert [("on run start",)] == [e.triggers for e in recorder.of(StageStarted) if e.stage == "b"]
+
+
+async def test_cancelling_a_run_a_failure_is_already_stopping_changes_nothing() -> None:
+    """A run that a failed stage is stopping stays a failed run when it is cancelled while a
+    stage still ends its cancelled attempt: the cancel comes second."""
+    cancelled = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow(ctx: StageContext) -> Mapping[str, Any]:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            await release.wait()
+            raise
+        return {}
+
+    async def broken(ctx: StageContext) -> Mapping[str, Any]:
+        await asyncio.sleep(0)
+        raise RuntimeError("broke")
+
+    p = pipeline(stage("slow"), stage("bad"), stage("c", *after("slow")))
+    async with Engine(resolver=Resolver({"slow": slow, "bad": broken})) as engine:
+        handle = await engine.start_run(p)
+        await cancelled.wait()
+        handle.cancel()
+        release.set()
+        result = await handle.wait()
+    error = "stage 'bad' failure: broke"
+    assert (RunStatus.FAILURE, error) == (result.status, result.error)
+    assert {"c": f"run failed: {error}"} == dict(result.skip_reasons)
+    assert (StageStatus.CANCELLED, StageStatus.FAILURE) == (
+        result.stage_status["slow"],
+        result.stage_status["bad"],
+    )
+
+
+async def test_an_event_stage_whose_emitter_published_nothing_is_skipped_when_it_ends() -> None:
+    """An event stage fed by a stage that ended without publishing is skipped at once (no
+    event arrived), not when the run is idle: a condition reading it fires while another
+    stage still holds the run open."""
+    recorder = Recorder()
+    hold = Gate()
+
+    async def release(ctx: StageContext) -> Mapping[str, Any]:
+        hold.open()
+        return {}
+
+    p = pipeline(
+        stage("src", emits=("item",)),
+        stage("each", OnEvent("item")),
+        stage("sees_skip", OnCondition('stages.each.status == "skipped"')),
+        stage("hold"),
+    )
+    resolver = Resolver({"sees_skip": release, "hold": hold})
+    async with Engine(resolver=resolver, observers=[recorder]) as engine:
+        result = await engine.run(p)
+    assert (RunStatus.SUCCESS, {"each": "no event arrived"}) == (
+        result.status,
+        dict(result.skip_reasons),
+    )
+    [skipped] = recorder.of(StageSkipped)
+    assert ("each", "no event arrived") == (skipped.stage, skipped.reason)
+    assert result.started_at <= skipped.at
+
+
+async def test_an_event_stage_stays_open_between_events_while_its_emitter_runs() -> None:
+    """An event stage whose instance ended while its emitter still runs is not ended: the
+    emitter's next event starts another instance."""
+    first_done = asyncio.Event()
+
+    async def emitter(ctx: StageContext) -> None:
+        ctx.publish("item", {"n": 1})
+        await first_done.wait()
+        ctx.publish("item", {"n": 2})
+
+    async def each(ctx: StageContext) -> Mapping[str, Any]:
+        first_done.set()
+        return {"n": ctx.inputs["n"]}
+
+    p = pipeline(
+        stage("src", emits=("item",)),
+        stage("each", OnEvent("item"), inputs=(InputMapping("n", "event.n"),)),
+    )
+    async with Engine(resolver=Resolver({"src": emitter, "each": each})) as engine:
+        result = await engine.run(p)
+    assert [{"n": 1}, {"n": 2}] == [ex.outputs for ex in result.executions["each"]]
+    assert (RunStatus.SUCCESS, StageStatus.SUCCESS) == (result.status, result.stage_status["each"])
