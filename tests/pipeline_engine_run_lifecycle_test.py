@@ -593,3 +593,36 @@ async def test_an_event_stage_stays_open_between_events_while_its_emitter_runs()
         result = await engine.run(p)
     assert [{"n": 1}, {"n": 2}] == [ex.outputs for ex in result.executions["each"]]
     assert (RunStatus.SUCCESS, StageStatus.SUCCESS) == (result.status, result.stage_status["each"])
+
+
+async def test_a_stopped_event_stage_ends_once_its_last_running_instance_has_ended() -> None:
+    """Cancelling a run while two instances of an event stage run: the stage ends cancelled
+    once both have ended, not with the status it had when the first of them ended."""
+    hold = Gate()
+    both = asyncio.Event()
+    started: list[int] = []
+
+    async def react(ctx: StageContext) -> Mapping[str, Any]:
+        started.append(ctx.instance)
+        if len(started) == 2:
+            both.set()
+        await asyncio.Event().wait()
+        return {}
+
+    p = pipeline(
+        stage("hold"),
+        stage("react", OnEvent("ping"), parallel_instances=2),
+        external_events=("ping",),
+    )
+    async with Engine(resolver=Resolver({"hold": hold, "react": react})) as engine:
+        handle = await engine.start_run(p)
+        await hold.entered.wait()
+        handle.publish("ping", {})
+        handle.publish("ping", {})
+        await both.wait()
+        handle.cancel()
+        result = await handle.wait()
+    assert [StageStatus.CANCELLED] * 2 == [ex.status for ex in result.executions["react"]]
+    assert {"hold": StageStatus.CANCELLED, "react": StageStatus.CANCELLED} == dict(
+        result.stage_status
+    )
