@@ -44,7 +44,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     check_approvals,
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
-from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option
+from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -208,9 +208,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return EXIT_INVALID
     env = load_settings().breakpoints
-    workspace = (
-        Path(args.workspace) if args.workspace else home_directory() / "workspaces"
-    ).absolute()
+    workspace = workspace_root(args)
     runner = _RunThread(args, pipeline, request, registry, workspace, env)
     runner.start()
     run_id = runner.started()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
+from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
 
 __all__ = [
@@ -123,6 +125,12 @@ def add_workspace_option(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="each run works in DIR/<run_id> (default: $TASKDAEMON_HOME/workspaces)",
     )
+
+
+def workspace_root(args: argparse.Namespace) -> Path:
+    """Where the runs of a command with ``--workspace`` work, absolute: DIR, else
+    ``$TASKDAEMON_HOME/workspaces`` (``run``, ``debug`` and ``replay`` alike)."""
+    return (Path(args.workspace) if args.workspace else home_directory() / "workspaces").absolute()
 
 
 def port_number(text: str) -> int:

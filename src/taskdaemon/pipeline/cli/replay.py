@@ -47,6 +47,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     add_workspace_option,
     source_exit_code,
+    workspace_root,
 )
 from taskdaemon.pipeline.errors import (
     ConfigError,
@@ -56,6 +57,7 @@ from taskdaemon.pipeline.errors import (
     SpanSourceError,
 )
 from taskdaemon.pipeline.event_loop import run as run_loop
+from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -213,7 +215,10 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
     observers = [] if args.quiet else [ProgressView(sys.stderr)]
-    root = str(_workspace_root(args))
+    # As ``run`` makes a run's: without one a handler that keeps files in its workspace (the
+    # example's) would write them into the current directory, and a stage reading them back
+    # would fail.
+    root = str(workspace_root(args))
     seed = recorded_workspace(root, plan)
     if plan.fed and seed is None:
         print(
@@ -290,18 +295,5 @@ def _step(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(1, f"run {args.run_id}: {error}")
     logs = log_reader_for(url, default_source_url())
-    StepPrompt(walk, logs=logs, history=_home() / "step_history").run()
+    StepPrompt(walk, logs=logs, history=home_directory() / "step_history").run()
     return 0
-
-
-def _workspace_root(args: argparse.Namespace) -> Path:
-    """Where the replay's workspace is made, as ``run`` makes a run's: without one a handler
-    that keeps files in its workspace (the example's) would write them into the current
-    directory, or a shared temporary one, and a stage reading them back would fail."""
-    return (Path(args.workspace) if args.workspace else _home() / "workspaces").absolute()
-
-
-def _home() -> Path:
-    from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
-
-    return home_directory()

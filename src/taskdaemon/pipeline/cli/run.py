@@ -59,7 +59,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
 )
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
-from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option
+from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
@@ -78,7 +78,6 @@ from taskdaemon.pipeline.events import (
     StageStarted,
 )
 from taskdaemon.pipeline.heap import tuned_collector
-from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.redaction import redact_text
@@ -435,10 +434,10 @@ def run_command(args: argparse.Namespace) -> int:
         if issues:
             print("\n".join(issues), file=sys.stderr, flush=True)
             return EXIT_INVALID
-        workspace = Path(args.workspace) if args.workspace else home_directory() / "workspaces"
+        workspace = workspace_root(args)
         keep()
         # The loop that spaces a busy loop's polls (event_loop.py).
-        return run_loop(run_pipeline(args, pipeline, request, registry, workspace.absolute()))
+        return run_loop(run_pipeline(args, pipeline, request, registry, workspace))
 
 
 async def run_pipeline(
