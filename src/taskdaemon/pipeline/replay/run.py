@@ -128,7 +128,8 @@ class _WorkspaceSeed:
         """``handler``, run after the copy."""
 
         async def seeded(ctx: StageContext) -> Mapping[str, Any]:
-            await asyncio.to_thread(self.ensure, ctx.workspace)
+            if not self._done:  # the copy's thread only until it is made (``ensure`` rechecks)
+                await asyncio.to_thread(self.ensure, ctx.workspace)
             return await handler(ctx)
 
         return seeded
