@@ -371,6 +371,21 @@ def test_timeline_cuts_attempts_into_queued_paused_and_running_segments() -> Non
     assert (8.0, 20.0) == (rows["start"], rows["end"])
 
 
+def _one_stage_run(status: str, *attempts: AttemptRecord, error: str | None = None) -> RunRecord:
+    """A run record of one stage, named after its attempts' stage, ended ``status``."""
+    stage = attempts[0].task_run_id.split(".")[0]
+    return RunRecord(
+        run_id="r" * 32,
+        pipeline="p",
+        status=status,
+        start=0.5,
+        end=3.5,
+        error=error,
+        stages=(StageRecord(stage, "work", status, attempts=attempts),),
+        edges=(),
+    )
+
+
 def test_a_megabyte_error_is_cut_in_every_live_update() -> None:
     """A stage failing with a 1 MB message (stored whole on its span) reaches the page's live
     document, which every event of every viewer carries, as its first ``MAX_ERROR``
@@ -378,17 +393,8 @@ def test_a_megabyte_error_is_cut_in_every_live_update() -> None:
     reads the attempt's whole error from the run record."""
     huge = "Z" * 1_000_000
     failed = AttemptRecord("a.0.1", 0, 1, "failure", start=1.0, end=2.0, error=huge)
-    run = RunRecord(
-        run_id="r" * 32,
-        pipeline="p",
-        status="failure",
-        start=0.5,
-        end=2.5,
-        error=f"stage 'a' failure: {huge}",
-        stages=(StageRecord("a", "work", "failure", attempts=(failed,)),),
-        edges=(),
-    )
-    state = run_state(dag_snapshot(None, run), now=3.0, can_control=False)
+    run = _one_stage_run("failure", failed, error=f"stage 'a' failure: {huge}")
+    state = run_state(dag_snapshot(None, run), now=4.0, can_control=False)
     expected = ("Z" * (MAX_ERROR - 1) + "…", "stage 'a' failure: " + "Z" * (MAX_ERROR - 20) + "…")
     assert expected == (state["nodes"][0]["error"], state["run"]["error"])
 
@@ -402,16 +408,10 @@ def test_the_stages_table_counts_attempts_as_every_table_does() -> None:
         AttemptRecord("fan.1.2", 1, 2, "success", start=2.0, end=3.0),
         AttemptRecord("fan.2.1", 2, 1, "success", start=1.0, end=2.0),
     )
-    run = RunRecord(
-        run_id="r" * 32,
-        pipeline="p",
-        status="success",
-        start=0.5,
-        end=3.5,
-        stages=(StageRecord("fan", "work", "success", attempts=attempts),),
-        edges=(),
+    state = run_state(
+        dag_snapshot(None, _one_stage_run("success", *attempts)), now=4.0, can_control=False
     )
-    (node,) = run_state(dag_snapshot(None, run), now=4.0, can_control=False)["nodes"]
+    (node,) = state["nodes"]
     assert (3, 2) == (node["instances"], node["attempts"])
 
 
