@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from taskdaemon.pipeline.reporting import PipelineSample, percentile
 from taskdaemon.pipeline.tracking import SpanStore
 from taskdaemon.pipeline.tracking._day_totals import DAY_NS, day_of
+from taskdaemon.pipeline.tracking._ranked_column import BUCKET_ROWS, WALK_PER_READ
 from taskdaemon.pipeline.tracking._schema import connect
-from taskdaemon.pipeline.tracking.aggregates import BUCKET_ROWS, WALK_PER_READ, StoreReportData
+from taskdaemon.pipeline.tracking.aggregates import StoreReportData
 
 S = 10**9
 NS = 1e9  # ns to seconds, as the store divides

@@ -15,33 +15,28 @@ touched day row per batch. A replay's fed stage executions are not kept (no atte
 a replay that fed any is written with status ``replayed``, no critical path and no run
 histogram entry: counted apart, never as a run (``reporting._replays``).
 
-Reading (``StoreReportData``, a ``reporting.ReportData``): counts and sums of a window's whole
-UTC days come from the day rows, those of its two cut days from the attempts themselves; each
-percentile is exact: the window's histogram names the bucket holding rank ``k``, and either one
-``LIMIT 1 OFFSET r`` step inside that bucket's value range, along an index ordered by the value,
-or the window's own values in that bucket, sorted in memory when the history crowds the bucket
-(``_RankedColumn``), read it. No more than one bucket's values (``BUCKET_ROWS``) is ever loaded
-into Python. Runs that had not ended are counted for the report's notes only (``unended``): one
-query over the window's open runs through ``runs_status``, and one liveness check per writer.
-Ended runs without
-aggregates (written before schema version 5, or by a process that died between a run's end and
-its aggregates) are aggregated first, by rebuilding them; stale days are rebuilt next.
+Reading (``StoreReportData``, a ``reporting.ReportData``): counts and sums of a window's whole UTC
+days come from the day rows, those of its two cut days from the attempts themselves; each percentile
+is exact: the window's histogram names the bucket holding rank ``k``, and either one ``LIMIT 1
+OFFSET r`` step inside that bucket's value range, along an index ordered by the value, or the
+window's own values in that bucket, sorted in memory when the history crowds the bucket
+(``tracking._ranked_column``), read it. No more than one bucket's values (``BUCKET_ROWS``) is ever
+loaded into Python. Runs that had not ended are counted for the report's notes only (``unended``):
+one query over the window's open runs through ``runs_status``, and one liveness check per writer.
+Ended runs without aggregates (written before schema version 5, or by a process that died between a
+run's end and its aggregates) are aggregated first, by rebuilding them; stale days are rebuilt next.
 """
 
 from __future__ import annotations
 
-import bisect
-import itertools
-import json
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, overload
+from typing import Any, Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting import FED, PipelineSample, StageSample, Unended
 from taskdaemon.pipeline.tracking._day_totals import (
@@ -51,12 +46,19 @@ from taskdaemon.pipeline.tracking._day_totals import (
     SERIES_RUN,
     DayTotals,
     bucket,
-    bucket_low,
     refresh_stale_days,
     stage_totals_add,
 )
 from taskdaemon.pipeline.tracking._kept_runs import EdgeUpstream, Kept, attempt_from_sdk, kept_run
 from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns
+from taskdaemon.pipeline.tracking._ranked_column import (
+    BUCKET_ROWS,
+    NS_PER_SECOND,
+    WALK_PER_READ,
+    BucketCache,
+    ColumnReads,
+    RankedColumn,
+)
 from taskdaemon.pipeline.tracking._run_rows import Pending, write_kept, write_record, write_run
 from taskdaemon.pipeline.tracking._schema import (
     connect,
@@ -78,8 +80,6 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("taskdaemon.tracking")
-
-_NS: Final = 1e9
 
 
 #: What a written batch tells ``RunAggregator.observe`` about a span.
@@ -221,193 +221,6 @@ def aggregate_missing(conn: sqlite3.Connection, batch: int = 500) -> int:
             return done
 
 
-#: The most values of one histogram bucket a percentile reads into memory at once: a bucket the
-#: window holds more of is always read by rank (``_RankedColumn``).
-BUCKET_ROWS: Final = 50_000
-#: A bucket is read through the window once the history holds more than this many times the
-#: window's rows in it: about what a rank walk's row costs against a window read's, which reads
-#: a wider row and hands its value to Python.
-WALK_PER_READ: Final = 4
-# Names each column for the bucket cache (an ``id`` can be reused by a later column).
-_SERIALS: Final = itertools.count()
-
-
-class _BucketCache:
-    """The sorted values of the last bucket read through the window, one bucket for a whole
-    report (so its memory is bounded by ``limit`` values): the reads of one column that follow
-    each other (the two ranks of a percentile, its neighbouring percentiles) hit it."""
-
-    def __init__(self, limit: int, walk_per_read: int) -> None:
-        self.limit = limit
-        self.walk_per_read = walk_per_read
-        self.key: tuple[int, int] | None = None  # (column's serial, bucket)
-        self.values: list[int] = []
-
-
-@frozen
-class _ColumnReads:
-    """How a ``_RankedColumn`` reads its table: the window's rows along the value index
-    (``by_value``: ``FROM ... WHERE ...`` with the window's parameters) and along its start
-    index (``by_start``), the value ``column``, and the columns that order equal values in the
-    value index (``ties``, comma-separated); ``history`` is the ``histogram_days`` key and
-    series counting the column's values in the whole history."""
-
-    by_value: str
-    by_start: str
-    column: str
-    ties: str
-    history: tuple[int, int]
-
-
-class _RankedColumn(Sequence[float]):
-    """One column of a window's rows, in ascending order, read item by item: the window's
-    histogram (bucket -> count) says which bucket item ``k`` is in, then the item is read one
-    of two ways (``tracking._day_totals``).
-
-    - A rank walk: one ``LIMIT 1 OFFSET r`` step inside the bucket's value range along the
-      value index, from the bucket's nearer end. It may cross every value of the bucket in the
-      whole history, the window's or not.
-    - A window read: the window's values in the bucket, read along the start index (crossing
-      all the window's ``walked`` rows), sorted in Python and kept for the next items
-      (``_BucketCache``); a value's row (``what`` other than the value) is then one step among
-      the window's rows of that very value, along the value index.
-
-    The window is read when the bucket holds at most ``cache.limit`` of the window's values and
-    more than ``cache.walk_per_read`` times the window's rows in the whole history (the history's
-    per-day histograms say how many), so an item costs at most a few times the window's rows
-    whatever the history holds. Both ways give the row of the same rank in the value index's
-    order (ties included), so the choice never changes an answer."""
-
-    def __init__(  # noqa: PLR0917 (a column is its query, window, histogram and cache)
-        self,
-        conn: sqlite3.Connection,
-        reads: _ColumnReads,
-        params: tuple[Any, ...],
-        histogram: Mapping[int, int],
-        walked: int,
-        cache: _BucketCache,
-    ) -> None:
-        self._conn = conn
-        self._reads = reads
-        self._params = params
-        self._buckets = sorted(b for b, n in histogram.items() if n > 0)
-        self._counts = [histogram[b] for b in self._buckets]
-        self._below = list(itertools.accumulate(self._counts, initial=0))
-        self._length = self._below[-1]
-        self._cache: dict[int, float] = {}
-        self._walked = walked
-        self._bucket_cache = cache
-        self._serial = next(_SERIALS)
-        self._history: dict[int, int] | None = None  # bucket -> values in the whole history
-        self._unread: set[int] = set()  # buckets whose rows disagreed with the histogram
-
-    def __len__(self) -> int:
-        return self._length
-
-    def row_at(self, index: int, what: str) -> Any:
-        """``what`` (an expression over the table's columns) of the row at rank ``index``."""
-        position = bisect.bisect_right(self._below, index) - 1
-        number = self._buckets[position]
-        rank = index - self._below[position]
-        count = self._counts[position]
-        values = self._window_values(number, count)
-        if values is not None:
-            return values[rank] if what == self._reads.column else self._tied(values, rank, what)
-        column = self._reads.column
-        low, high = bucket_low(number), bucket_low(number + 1)
-        if rank < count // 2:
-            order, offset = column, rank
-        else:
-            order, offset = f"{column} DESC", count - 1 - rank
-        row = self._conn.execute(
-            f"SELECT {what} {self._reads.by_value} AND {column} >= ? AND {column} < ? "
-            f"ORDER BY {order} LIMIT 1 OFFSET ?",
-            (*self._params, low, high, offset),
-        ).fetchone()
-        if row is None:  # the histogram and the rows disagree: the store changed underneath
-            raise SpanSourceError("the report aggregates changed while being read; run it again")
-        return row[0]
-
-    def _window_values(self, number: int, count: int) -> list[int] | None:
-        """The window's ``count`` values in bucket ``number``, sorted, when they are to be read
-        from the window rather than walked to (see the class docstring); else None."""
-        cache = self._bucket_cache
-        if cache.key == (self._serial, number):
-            return cache.values
-        if count > cache.limit or number in self._unread:
-            return None
-        if self._history_counts().get(number, 0) <= cache.walk_per_read * self._walked:
-            return None
-        column = self._reads.column
-        cache.key, cache.values = None, []  # the old values go before the new ones are read
-        # One JSON array parsed in C, not a Python row per value; ``+column``: the bucket's
-        # range must not pick the value index (the walk this read replaces).
-        (text,) = self._conn.execute(
-            f"SELECT json_group_array({column}) {self._reads.by_start} "
-            f"AND +{column} >= ? AND +{column} < ?",
-            (*self._params, bucket_low(number), bucket_low(number + 1)),
-        ).fetchone()
-        values: list[int] = json.loads(text)
-        if len(values) != count:
-            self._unread.add(number)
-            return None
-        values.sort()
-        cache.key, cache.values = (self._serial, number), values
-        return values
-
-    def _history_counts(self) -> dict[int, int]:
-        """Each bucket's values in the whole history (read once: one row per day and bucket)."""
-        if self._history is None:
-            self._history = dict(
-                self._conn.execute(
-                    "SELECT bucket, sum(count) FROM histogram_days WHERE key_no = ? "
-                    "AND series = ? GROUP BY bucket",
-                    self._reads.history,
-                ).fetchall()
-            )
-        return self._history
-
-    def _tied(self, values: list[int], rank: int, what: str) -> Any:
-        """``what`` of the row at ``rank`` of the bucket whose sorted ``values`` are given: one
-        step among the window's rows of its value, from their nearer end."""
-        value = values[rank]
-        first = bisect.bisect_left(values, value)
-        equal = bisect.bisect_right(values, value) - first
-        reads = self._reads
-        if rank - first < equal // 2:
-            order, offset = reads.ties, rank - first
-        else:
-            order = ", ".join(f"{tie} DESC" for tie in reads.ties.split(", "))
-            offset = first + equal - 1 - rank
-        row = self._conn.execute(
-            f"SELECT {what} {reads.by_value} AND {reads.column} = ? "
-            f"ORDER BY {order} LIMIT 1 OFFSET ?",
-            (*self._params, value, offset),
-        ).fetchone()
-        if row is None:
-            raise SpanSourceError("the report aggregates changed while being read; run it again")
-        return row[0]
-
-    @overload
-    def __getitem__(self, index: int) -> float: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[float]: ...
-    def __getitem__(self, index: int | slice) -> float | Sequence[float]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._length))]
-        if index < 0:
-            index += self._length
-        if not 0 <= index < self._length:
-            raise IndexError(index)
-        value = self._cache.get(index)
-        if value is None:
-            value = self._cache[index] = self.row_at(index, self._reads.column) / _NS
-        return value
-
-    def __iter__(self) -> Iterator[float]:
-        return (self[i] for i in range(self._length))
-
-
 class _Window:
     """A report window in epoch ns: its whole UTC days ``[first_day, end_day)`` (read from the
     day rows) and the partial days around them (``edges``, read from the attempts)."""
@@ -455,7 +268,7 @@ class StoreReportData:
         walk_per_read: int = WALK_PER_READ,
     ) -> None:
         self._store = store
-        self._bucket_cache = _BucketCache(bucket_rows, walk_per_read)
+        self._bucket_cache = BucketCache(bucket_rows, walk_per_read)
         self._copy: Path | None = None
         try:
             self._conn = connect(store.path)
@@ -585,9 +398,9 @@ class StoreReportData:
             cpu_seconds=cpu_s,
             cpu_samples=cpu_count,
             peak_memory_bytes=peak,
-            durations=_RankedColumn(
+            durations=RankedColumn(
                 self._conn,
-                _ColumnReads(
+                ColumnReads(
                     by_value.format("stage_attempts_duration"),
                     by_start,
                     "duration_ns",
@@ -599,9 +412,9 @@ class StoreReportData:
                 executions,
                 self._bucket_cache,
             ),
-            queue_waits=_RankedColumn(
+            queue_waits=RankedColumn(
                 self._conn,
-                _ColumnReads(
+                ColumnReads(
                     by_value.format("stage_attempts_queue"),
                     by_start,
                     "queue_ns",
@@ -613,7 +426,7 @@ class StoreReportData:
                 executions,  # a window read crosses the attempts without a queue wait too
                 self._bucket_cache,
             ),
-            critical_seconds=critical_ns / _NS,
+            critical_seconds=critical_ns / NS_PER_SECOND,
         )
 
     def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
@@ -661,9 +474,9 @@ class StoreReportData:
             "WHERE pipeline = ? AND start_ns >= ? AND start_ns < ? "
             f"AND status NOT IN ('unknown', '{FED}')"
         )
-        durations = _RankedColumn(
+        durations = RankedColumn(
             self._conn,
-            _ColumnReads(
+            ColumnReads(
                 "FROM run_aggregates INDEXED BY run_aggregates_duration " + where,
                 "FROM run_aggregates INDEXED BY run_aggregates_start " + where,
                 "duration_ns",
@@ -681,14 +494,14 @@ class StoreReportData:
             succeeded=counts.get("success", 0),
             failed=counts.get("failure", 0),
             durations=durations,
-            total_seconds=total_ns / _NS,
+            total_seconds=total_ns / NS_PER_SECOND,
             stages=tuple(stages),
             median_run=self._run_at(durations, (runs - 1) // 2) if runs else None,
             slowest_run=self._run_at(durations, runs - 1) if runs else None,
             replays=replays,
         )
 
-    def _run_at(self, durations: _RankedColumn, rank: int) -> str:
+    def _run_at(self, durations: RankedColumn, rank: int) -> str:
         trace_no = durations.row_at(rank, "trace_no")
         row = self._conn.execute(
             "SELECT trace_id FROM traces WHERE trace_no = ?", (trace_no,)
