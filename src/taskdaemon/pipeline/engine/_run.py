@@ -131,9 +131,9 @@ class Run(Attempts, Triggers):
             status = RunStatus.SUCCESS
         if status is RunStatus.FAILURE and self.error is None:
             self.error = self.first_failure
-        if status is RunStatus.CANCELLED and self.error is None:
-            self.error = "run cancelled"
-            self.error_type = "CancelledError"
+        # A cancelled run's error is the reason ``stop`` was given (``RunHandle.cancel`` always
+        # gives one); it has no error type: ``error.type`` marks a failed run
+        # (docs/architecture.md, the run span's attributes).
         self.status = status
         self.finished_at = now
         result = self.snapshot(final=True)
