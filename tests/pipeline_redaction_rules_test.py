@@ -99,6 +99,30 @@ def test_each_secret_shape_alone_is_redacted(text: str, expected: str) -> None:
     assert expected == redact_text(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A program naming a file and its error: the key word ends a path, the value is prose.
+        ("cat: /etc/passwd: No such file or directory", None),
+        ("open /home/u/.secrets/token: permission denied", None),
+        (r"C:\app\secret: missing", None),
+        # After a path, ``=`` still assigns, and so does ``:`` with a quoted value.
+        ("cfg/password=hunter22 loaded", f"cfg/password={REDACTED} loaded"),
+        ('vault/api_key: "k-123456"', f'vault/api_key: "{REDACTED}"'),
+        ('{"db/token": "t-123456"}', f'{{"db/token": "{REDACTED}"}}'),
+        ('{\\"db/token\\": \\"t-1\\"}', f'{{\\"db/token\\": \\"{REDACTED}\\"}}'),
+        # The same key words outside a path keep the plain ``key: value`` rule.
+        ("passwd: hunter22", f"passwd: {REDACTED}"),
+        ("TOKEN=abc /run/token: ok", f"TOKEN={REDACTED} /run/token: ok"),
+    ],
+)
+def test_a_key_word_ending_a_path_is_assigned_only_by_equals_or_a_quote(
+    text: str, expected: str | None
+) -> None:
+    """``/etc/passwd: No such file`` is an error message, not a password; ``None``: unchanged."""
+    assert redact_text(text) == (text if expected is None else expected)
+
+
 def test_plain_text_comes_back_as_it_is() -> None:
     """A string without a secret shape is returned itself."""
     text = "ASIA and Bearer are words here"

@@ -199,10 +199,13 @@ _SHAPES_PATTERN: Final = (
     # scheme word and takes the credential. Only the start of a whole key may begin a match, so
     # a long a_b_c_... run is scanned once: after no key character, or after the one or two
     # dashes that open a command-line option (--password=x, -Ddb.password=x), which only a
-    # space, a quote or the text's start may precede.
-    r"|(?P<assign>(?:(?<![A-Za-z0-9_.-])|(?<=(?<![^\s\"'])--)|(?<=(?<![^\s\"'])-))"
+    # space, a quote or the text's start may precede. A key that ends a path (after ``/`` or
+    # ``\``) is assigned with ``:`` only to a quoted value: ``/etc/passwd: no such file`` and
+    # ``open ~/.secrets/token: permission denied`` are a program naming a file and its error.
+    r"|(?P<assign>(?:(?P<path>(?<=[/\\]))|(?<![A-Za-z0-9_./\\-])|(?<=(?<![^\s\"'])--)"
+    r"|(?<=(?<![^\s\"'])-))"
     rf"(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
-    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:)\s*+)"
+    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:(?(path)(?=\s*+\\?[\"'])))\s*+)"
     # The value: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"`` in a recorded
     # definition or payload, which is JSON text); or bare, up to a space or a separator, and
     # never taking the backslash of an escaped quote (the JSON text stays JSON).
