@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
 import pty
@@ -183,6 +184,32 @@ def test_plain_lines_say_each_change_once() -> None:
         "implementation: running, instances 2/3",
     ] == changes(None, first, 1_700_000_010.0)
     assert [] == changes(first, first, 1_700_000_011.0)
+
+
+@pytest.mark.parametrize("width", [80, 56, 40])
+def test_a_narrow_terminal_cuts_the_free_text_columns_only(width: int) -> None:
+    """However narrow the terminal, every state, elapsed time and instance count is whole and
+    each stage is one line: the waits, then the stage names, are cut with an ellipsis."""
+    from rich.console import Console
+
+    snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
+    console = Console(width=width, record=True, force_terminal=False, file=io.StringIO())
+    console.print(render_table(snapshot, 1_700_000_010.0))
+    lines = console.export_text().splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("STAGE")) :]
+    assert ["STAGE", "STATE", "ELAPSED", "INST"] == table[0].split()[:4]
+    cells = [line.split() for line in table[1:]]
+    expected = [["success", "1.0s"], ["success", "1.0s"], ["running", "8.0s", "2/3"], "pending"]
+    assert (expected, True, True) == (
+        [*(row[1:] for row in cells[:3]), cells[3][1]],
+        all(len(line) <= width for line in lines),
+        table[4].rstrip().endswith("…"),
+    )
+    names = ("planning", "specification", "implementation", "release")
+    assert all(
+        cell == name or (cell.endswith("…") and name.startswith(cell[:-1]))
+        for cell, name in zip((row[0] for row in cells), names, strict=True)
+    )
 
 
 def test_a_short_terminal_keeps_the_active_stages() -> None:

@@ -183,6 +183,13 @@ def _fit(rows: list[StageRow], max_rows: int | None) -> tuple[list[StageRow], st
     return shown, f"… {sum(left.values())} more stages ({counts})"
 
 
+def _one_line(text: str, style: str = "") -> Any:
+    """A cell kept to one line, cut with an ellipsis where its column is narrower."""
+    from rich.text import Text  # noqa: PLC0415
+
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
 def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None) -> Any:
     """A ``rich`` renderable of the snapshot: a summary line over the stage table, cut to
     ``max_rows`` stage rows (the active ones kept) when the terminal is shorter."""
@@ -192,19 +199,24 @@ def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None)
 
     rows, more = _fit(stage_rows(snapshot, now), max_rows)
 
+    # A narrow terminal takes its columns from the free-text ones (the widest first), never
+    # from STATE, ELAPSED and INST: ``rich`` shrinks only columns that may wrap before it cuts
+    # every column evenly (which left ``su…`` and ``62…`` at 80 columns, and no INST at all).
+    # Those two columns may "wrap" for the sizing, and their cells and headers never do: each
+    # stays one line, cut with an ellipsis.
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("STAGE", no_wrap=True)
+    table.add_column(_one_line("STAGE"), overflow="ellipsis")
     table.add_column("STATE", no_wrap=True)
     table.add_column("ELAPSED", justify="right", no_wrap=True)
     table.add_column("INST", justify="right", no_wrap=True)
-    table.add_column("WAITING FOR / ERROR", overflow="ellipsis", no_wrap=True)
+    table.add_column(_one_line("WAITING FOR / ERROR"), overflow="ellipsis")
     for row in rows:
         table.add_row(
-            Text(row.stage),
+            _one_line(row.stage),
             Text(row.state, style=_STYLES.get(row.state, "")),
             "" if row.elapsed is None else format_duration(row.elapsed),
             row.progress,
-            Text(row.waiting_for) if row.waiting_for else Text(row.error, style="red"),
+            _one_line(row.waiting_for) if row.waiting_for else _one_line(row.error, "red"),
         )
     parts: list[Any] = [Text(summary_line(snapshot, now), style="bold"), table]
     if more:
