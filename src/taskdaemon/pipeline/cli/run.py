@@ -175,11 +175,15 @@ class ProgressView:
         *,
         clock: Callable[[], float] = time.monotonic,
         approve_hint: Callable[[str], str] | None = None,
+        attach_hint: bool = True,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._clock = clock
         self._start = clock()
         self._hint = approve_hint
+        # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
+        # at the prompt already.
+        self._attach_hint = attach_hint
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
         self._skipped: set[str] = set()  # stages whose skip line is written
@@ -242,9 +246,11 @@ class ProgressView:
                 what += f" by {event.by}" if event.by else ""
             self._write(event.stage, what)
         elif isinstance(event, BreakpointHit):
+            if event.instance > 0:  # a fan-out paused before its first start: say which
+                self._multi.add(event.stage)
             self._reached.add((event.stage, event.instance))
-            attach = f"taskdaemon debug attach {event.run_id}"
-            self._write(event.stage, f"paused: {event.reason} ({attach})", event.instance)
+            attach = f" (taskdaemon debug attach {event.run_id})" if self._attach_hint else ""
+            self._write(event.stage, f"paused: {event.reason}{attach}", event.instance)
         elif isinstance(event, BreakpointResumed):
             self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
         elif isinstance(event, RunFinished):
