@@ -562,8 +562,8 @@ def test_describe_says_what_happens_to_each_stage() -> None:
     )
     plan = build_plan(recorded, from_stage="check")
     expected = [
-        "feed  plan: recorded outputs of 2 instance(s) (failure/success), 0 event(s)",
-        "feed  build: recorded outputs of 1 instance(s) (success), 2 event(s)",
+        "feed  plan: recorded outputs of 2 instances (failure/success), 0 events",
+        "feed  build: recorded outputs of 1 instance (success), 2 events",
         "run   check",
         "run   release",
     ]
@@ -574,9 +574,7 @@ def test_describe_without_a_pipeline_lists_the_fed_stages() -> None:
     """Without a pipeline the dry run lists only what is fed."""
     plan = build_plan(_recorded(_ran("plan"), _ran("build")), from_stage="build")
     plan.pipeline = None
-    assert ["feed  plan: recorded outputs of 1 instance(s) (success), 0 event(s)"] == (
-        plan.describe()
-    )
+    assert ["feed  plan: recorded outputs of 1 instance (success), 0 events"] == (plan.describe())
 
 
 # -- --stage-output files ----------------------------------------------------------------------

@@ -118,7 +118,7 @@ def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path)
     assert "run=success  plan=success  build=success" in lines[-2]
     assert "(replay) quit" == lines[-1]
     assert [
-        "feed  plan: recorded outputs of 1 instance(s) (success), 0 event(s)",
+        "feed  plan: recorded outputs of 1 instance (success), 0 events",
         "run   build",
     ] == (dry.stdout.splitlines()[1:])
     assert [("build", "outputs", ["at"])] == [

@@ -314,12 +314,12 @@ def test_only_the_stages_run_again_are_compared_in_their_order() -> None:
     [
         ([("part", {"n": 1}), ("part", {"n": 9})], (), "event #2 (part): payload differs"),
         ([("part", {"n": 1}), ("done", {"n": 2})], ("done",), "event #2: type part → done"),
-        ([("part", {"n": 1})], (), "2 event(s) → 1 event(s)"),
-        ([], ("part",), "2 event(s) → 0 event(s)"),
+        ([("part", {"n": 1})], (), "2 events → 1 event"),
+        ([], ("part",), "2 events → 0 events"),
         (
             [("part", {"n": 1}), ("part", {"n": 2}), ("log", {})],
             ("log",),
-            "2 event(s) → 3 event(s)",
+            "2 events → 3 events",
         ),
     ],
 )
@@ -344,7 +344,7 @@ def test_events_are_matched_by_the_recorded_execution() -> None:
     """Events published by another execution (another attempt) are not this one's."""
     recorded = run(was("a", {}, events=[("part", {"n": 1})]))
     report = compare(recorded, [now("a", {})], {"a.0.2": [("part", {"n": 1})]})
-    assert [("a", 0, 1, "events", ("part",), "1 event(s) → 0 event(s)")] == rows(report)
+    assert [("a", 0, 1, "events", ("part",), "1 event → 0 events")] == rows(report)
 
 
 # --- first_difference -------------------------------------------------------------------------
@@ -395,17 +395,26 @@ def test_the_report_as_a_table() -> None:
         "build  0         1        outputs  at,n  at: 1 → 2\n"
         "check  12        3        missing  -     ran in the original only\n"
         "\n"
-        "verify: 2 divergence(s) in 3 re-executed execution(s) (replay new of orig)"
+        "verify: 2 divergences in 3 re-executed executions (replay new of orig)"
     )
 
 
 def test_an_empty_report_as_a_table_is_one_line() -> None:
     """No divergence: only the summary line."""
     report = DivergenceReport("orig", "new", compared=4)
-    assert "verify: no divergence in 4 re-executed execution(s) (replay new of orig)" == (
+    assert "verify: no divergence in 4 re-executed executions (replay new of orig)" == (
         report.render_table()
     )
     assert not report.diverged
+
+
+def test_the_summary_counts_one_of_each_in_the_singular() -> None:
+    """One divergence in one re-executed execution reads without plurals."""
+    report = DivergenceReport("orig", "new", compared=1)
+    report.divergences.append(Divergence("build", 0, 1, "status", (), "success → failure"))
+    assert report.render_table().endswith(
+        "verify: 1 divergence in 1 re-executed execution (replay new of orig)"
+    )
 
 
 def test_the_report_as_json() -> None:

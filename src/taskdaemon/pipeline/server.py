@@ -94,6 +94,7 @@ from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 from taskdaemon.pipeline.visualization import DagWatcher
 from taskdaemon.pipeline.web import WebApp, WebOptions
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
     "ApiAuth",
@@ -334,7 +335,9 @@ def readiness(
     ]
     if overdue:
         components["stages"] = ComponentHealth(
-            False, f"{len(overdue)} stage(s) running past their timeout", {"overdue": overdue}
+            False,
+            f"{counted(len(overdue), 'stage')} running past their timeout",
+            {"overdue": overdue},
         )
     else:
         running = sum(1 for run in runs for s in run.stages if s.status == "running")

@@ -27,6 +27,7 @@ from typing import IO, Any
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["COMMANDS", "DebugPrompt"]
 
@@ -185,7 +186,7 @@ class DebugPrompt(CommandPrompt):
             except ValueError:
                 raise PipelineError(f"not a breakpoint number: {args[0]!r}") from None
         answer = self._call(request)
-        self._print(f"deleted {answer['deleted']} breakpoint(s)")
+        self._print(f"deleted {counted(answer['deleted'], 'breakpoint')}")
 
     def _do_info(self, args: Sequence[str]) -> None:
         if list(args) not in (["breakpoints"], ["break"], ["b"]):
@@ -211,7 +212,7 @@ class DebugPrompt(CommandPrompt):
             if stage["instances"] and len(stage["instances"]) > 1:
                 extra.append("instances " + ",".join(stage["instances"]))
             if stage["pending_events"]:
-                extra.append(f"{stage['pending_events']} event(s) waiting")
+                extra.append(f"{counted(stage['pending_events'], 'event')} waiting")
             if stage["approval"] == "requested":
                 extra.append("waiting for approval")
             tail = f"  ({'; '.join(extra)})" if extra else ""
@@ -260,7 +261,7 @@ class DebugPrompt(CommandPrompt):
         for instance in seen["instances"]:
             self._print(
                 f"  {stage}.{instance['instance']}: {instance['status']} "
-                f"({instance['attempts']} attempt(s))"
+                f"({counted(instance['attempts'], 'attempt')})"
             )
         for paused in seen["paused"]:
             if paused["error"]:
@@ -283,7 +284,9 @@ class DebugPrompt(CommandPrompt):
             self._print(f"  no log records: {str(exc).splitlines()[0]}")
             return
         if len(rows) > last:
-            self._print(f"  ... {len(rows) - last} earlier record(s); taskdaemon logs shows all")
+            self._print(
+                f"  ... {counted(len(rows) - last, 'earlier record')}; taskdaemon logs shows all"
+            )
         for row in rows[-last:]:
             self._print(f"  [{row.level}] {row.body}")
 

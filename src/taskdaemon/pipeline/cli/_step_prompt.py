@@ -29,6 +29,7 @@ from taskdaemon.pipeline.records import stage_error
 from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
@@ -233,6 +234,8 @@ class StepPrompt(CommandPrompt):
         now = walk.event.time_ns
         rows = [row for row in rows if row.time_ns <= now]
         if len(rows) > last:
-            self._print(f"  ... {len(rows) - last} earlier record(s); taskdaemon logs shows all")
+            self._print(
+                f"  ... {counted(len(rows) - last, 'earlier record')}; taskdaemon logs shows all"
+            )
         for row in rows[-last:]:
             self._print(f"  [{row.level}] {row.body}")

@@ -38,6 +38,7 @@ from taskdaemon.pipeline.definition import (
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun, redacted_paths
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["FedExecution", "MissingValue", "ReplayError", "ReplayPlan", "build_plan"]
 
@@ -106,8 +107,8 @@ class ReplayPlan:
                 statuses = sorted({fed.original.status for fed in instances.values()})
                 events = sum(len(fed.events) for fed in instances.values())
                 lines.append(
-                    f"feed  {name}: recorded outputs of {len(instances)} instance(s) "
-                    f"({'/'.join(statuses)}), {events} event(s)"
+                    f"feed  {name}: recorded outputs of {counted(len(instances), 'instance')} "
+                    f"({'/'.join(statuses)}), {counted(events, 'event')}"
                 )
             else:
                 lines.append(f"run   {name}")

@@ -29,6 +29,7 @@ from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["Divergence", "DivergenceReport", "compare_run"]
 
@@ -84,11 +85,9 @@ class DivergenceReport:
                 for row in (header, *rows)
             ]
             lines.append("")
-        verdict = f"{len(self.divergences)} divergence(s)" if rows else "no divergence"
-        lines.append(
-            f"verify: {verdict} in {self.compared} re-executed execution(s) "
-            f"(replay {self.replay} of {self.original})"
-        )
+        verdict = counted(len(self.divergences), "divergence") if rows else "no divergence"
+        executions = counted(self.compared, "re-executed execution")
+        lines.append(f"verify: {verdict} in {executions} (replay {self.replay} of {self.original})")
         return "\n".join(lines)
 
 
@@ -170,7 +169,7 @@ def _events_divergence(
             )
             break
     else:
-        what = f"{len(old)} event(s) → {len(new)} event(s)"
+        what = f"{counted(len(old), 'event')} → {counted(len(new), 'event')}"
     types = tuple(sorted({kind for kind, _ in old} ^ {kind for kind, _ in new}))
     return Divergence(recorded.stage, recorded.instance, recorded.attempt, "events", types, what)
 
