@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from browser_support import TOKEN, browser_page, stored_runs_server
 from pipeline_tracking_support import store_with
@@ -150,4 +151,38 @@ async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> Non
     )
     assert expected == said
     assert [] == drawings
+    assert [] == errors
+
+
+_SIZES = """[
+  document.querySelector("#dag svg").width.baseVal.value,
+  document.getElementById("dag").clientWidth,
+  document.querySelector("#dag svg").getBoundingClientRect().width,
+  document.getElementById("dag-fit").getAttribute("aria-pressed"),
+]"""
+
+
+@pytest.mark.parametrize(("width", "fits"), [(420, True), (320, False)])
+async def test_the_dag_fits_the_panel_unless_that_halves_it(
+    tmp_path: Path, width: int, fits: bool
+) -> None:
+    """A drawing wider than its panel is shrunk to the panel's width, unless that would make it
+    less than half its size (its labels unreadable): then it is shown at its size, to scroll.
+    The "Fit to width" button turns either way over."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(width=width) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+        natural, panel, shown, pressed = await page.evaluate(_SIZES)
+        await page.click("#dag-fit")
+        *_, shown_after, pressed_after = await page.evaluate(_SIZES)
+    assert (True, fits) == (natural > panel, natural <= 2 * panel)
+    fitted, whole = round(min(natural, panel)), round(natural)
+    expected = [(str(fits).lower(), fitted if fits else whole)]
+    expected.append((str(not fits).lower(), whole if fits else fitted))
+    assert expected == [(pressed, round(shown)), (pressed_after, round(shown_after))]
     assert [] == errors

@@ -212,6 +212,28 @@
       }
     }
 
+    // The DAG fits the panel's width, unless fitting would shrink it below half its size (its
+    // labels would be too small to read: it is shown at its size, scrolled), or the user chose.
+    const fitButton = document.getElementById("dag-fit");
+    let fitChosen = null;
+
+    function fitDag() {
+      const container = document.getElementById("dag");
+      const svg = container.querySelector("svg");
+      let fit = fitChosen;
+      if (fit === null) {
+        const natural = svg ? svg.width.baseVal.value : 0;
+        fit = natural <= 2 * container.clientWidth;
+      }
+      container.classList.toggle("fit", fit);
+      fitButton.setAttribute("aria-pressed", String(fit));
+    }
+
+    fitButton.addEventListener("click", () => {
+      fitChosen = fitButton.getAttribute("aria-pressed") !== "true";
+      fitDag();
+    });
+
     function wantDraw() {
       const container = document.getElementById("dag");
       if (!state || drawing || drawTimer !== null || drawKey(state) === drawnKey) return;
@@ -268,6 +290,7 @@
         const count = nodes.length + (nodes.length === 1 ? " stage" : " stages");
         svg.setAttribute("aria-label", "DAG of " + (state.run ? state.run.pipeline : "the run") + ": " + count + " (the stages table lists each with its state)");
         container.replaceChildren(document.importNode(svg, true));
+        fitDag();
         container.dataset.dagState = "drawn";
         drawnNodes = nodes;
         markNodes();
