@@ -153,9 +153,11 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
             await page.click('#stages tr[data-stage="plan"] button.select')
             await page.wait_for_selector("#stage-detail pre.outputs")
             outputs = await page.text_content("#stage-detail pre.outputs")
+            actions_open = await page.is_visible("#stages th.actions")
             await page.click(f'{state_of("deploy", "waiting")} button[data-action="approve"]')
             await page.wait_for_selector('body[data-stream-state="ended"]')
             status = await page.text_content("#run-status")
+            actions_ended = await page.is_visible("#stages th.actions")
             rows = await page.eval_on_selector_all(
                 "#stages tbody tr", "rows => rows.map(r => [r.dataset.stage, r.dataset.state])"
             )
@@ -170,6 +172,7 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
         process.send_signal(signal.SIGTERM)
         assert 0 == process.wait(timeout=30)
     assert "success" == status
+    assert (True, False) == (actions_open, actions_ended)  # an ended run has no empty column
     assert [["plan", "success"], ["build", "success"], ["deploy", "success"]] == rows
     assert {"running"} <= set(segments)
     assert "success" in (build_label or "")
@@ -205,6 +208,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
                 status = await page.text_content("#run-status")
                 build = await page.get_attribute('#stages tr[data-stage="build"]', "data-state")
                 buttons = await page.locator("#stages button[data-action]").count()
+                actions = await page.is_visible("#stages th.actions")
                 tag = await page.text_content(".summary")
                 same_document = await page.evaluate("window.__sameDocument === true")
                 assert 0 == process.wait(timeout=30)
@@ -235,7 +239,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
             await server.aclose()
             app.state.web.close()
         assert 0 == process.wait(timeout=30)
-    assert ("success", "success", 0) == (status, build, buttons)
+    assert ("success", "success", 0, False) == (status, build, buttons, actions)
     assert "web-demo" in (report_text or "")
     assert "read-only" in (tag or "")
     assert "from stored spans" in (tag or "")

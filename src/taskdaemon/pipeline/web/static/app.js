@@ -380,6 +380,8 @@
         return tr;
       });
       document.querySelector("#stages tbody").replaceChildren(...rows);
+      // No stage to approve or resume (an ended run, a read-only page): no empty Actions column.
+      document.getElementById("stages").classList.toggle("no-actions", !state.nodes.some((n) => n.approvable || n.resumable));
     }
 
     function renderRun() {
