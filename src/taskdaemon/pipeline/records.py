@@ -141,7 +141,8 @@ class RunRecord(ValueMethods):
 
 @frozen
 class RunSummary(ValueMethods):
-    """One row of the run history (``taskdaemon runs list``)."""
+    """One row of the run history (``taskdaemon runs list``); ``replay_of``: the run this one
+    replays (``RunRecord.replay_of``), None for a run that is no replay."""
 
     run_id: str
     pipeline: str
@@ -150,6 +151,7 @@ class RunSummary(ValueMethods):
     end: float | None
     stage_count: int = 0
     failed_stages: int = 0
+    replay_of: str | None = None
 
     @property
     def duration(self) -> float | None:

@@ -1,6 +1,6 @@
 """The span store's SQLite schema: tables, the version, the migrations, and opening a file.
 
-Schema version 10 (``PRAGMA user_version``):
+Schema version 11 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -15,7 +15,10 @@ Schema version 10 (``PRAGMA user_version``):
   status_message, attributes, events, links]`` with events as ``[name, time_ns, attributes]``
   and links as ``[trace_id, span_id, attributes]``. ``spans_readable`` shows the same rows with
   named columns for people reading the file with ``sqlite3``;
-- ``runs``: one row per run (trace), denormalized from the root span (see ``store``);
+- ``runs``: one row per run (trace), denormalized from the root span (see ``store``); v11
+  adds ``replay_of``, the run a replay re-executed (the run span's
+  ``taskdaemon.pipeline.replay_of``), so that every list of runs read from the store can tell
+  a replay from the run it replayed;
 - ``writers``: one row per processor (pid, host, start, heartbeat, clean close);
 - the report aggregates (v5): ``stage_keys``, ``run_aggregates``, ``stage_attempts``,
   ``critical_steps``, described in ``tracking._aggregates_schema``.
@@ -54,7 +57,8 @@ instead of showing each batch as one record;
 version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid table;
 version 9 changes no table: the aggregates of replays that fed stages are dropped and written
 again by the first report, under the rule that leaves fed executions and such replays out
-(``forget_replays``).
+(``forget_replays``);
+version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_replay_of``).
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ __all__ = [
     "why_unwritten",
 ]
 
-SCHEMA_VERSION: Final = 10
+SCHEMA_VERSION: Final = 11
 
 #: Every pipeline name of the runs table, in order, each found by one seek of the (pipeline,
 #: start) index from the name before: as many index reads as pipelines, not as runs.
@@ -176,7 +180,8 @@ CREATE TABLE IF NOT EXISTS runs (
     end_ns INTEGER,
     stage_count INTEGER NOT NULL DEFAULT 0,
     failed_stages INTEGER NOT NULL DEFAULT 0,
-    writer_id INTEGER
+    writer_id INTEGER,
+    replay_of TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_pipeline_start ON runs (pipeline, start_ns);
 CREATE INDEX IF NOT EXISTS runs_start ON runs (start_ns);
@@ -260,6 +265,27 @@ def _spans_to_rowid_table(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE spans_v8")
 
 
+def _add_replay_of(conn: sqlite3.Connection) -> None:
+    """v11 keeps the run a replay re-executed on its ``runs`` row, read here from the stored run
+    spans: one pass over the span rows, whose text test skips the JSON of every span that does
+    not name the attribute (only a replay's run span does), then one update a replay. A run
+    whose run span is not stored keeps NULL, as ``summarize_run`` would say. Like the other
+    migrations, it may run again on a file that has the column (one set back to an older
+    version by hand, as the upgrade tests do)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "replay_of" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN replay_of TEXT")
+    conn.execute(
+        "UPDATE runs SET replay_of = found.original FROM ("
+        " SELECT t.trace_id, max(NULLIF(CAST(json_extract(s.body, "
+        "'$[5].\"taskdaemon.pipeline.replay_of\"') AS TEXT), '')) AS original"
+        " FROM spans s JOIN traces t USING (trace_no)"
+        " WHERE s.body LIKE '%\"taskdaemon.pipeline.replay_of\"%'"
+        " AND json_extract(s.body, '$[0]') IS NULL GROUP BY t.trace_id"
+        ") AS found WHERE runs.trace_id = found.trace_id AND found.original IS NOT NULL"
+    )
+
+
 _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
@@ -270,9 +296,10 @@ _MIGRATIONS: Final = {
     7: _mark_batched_logs,
     8: _spans_to_rowid_table,
     9: forget_replays,
+    10: _add_replay_of,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11}
 
 
 def rollback(conn: sqlite3.Connection) -> None:

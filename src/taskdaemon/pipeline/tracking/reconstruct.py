@@ -62,7 +62,7 @@ from taskdaemon.pipeline.telemetry_codec import (
 )
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
-__all__ = ["find_root", "reconstruct_run", "summarize_run"]
+__all__ = ["find_root", "reconstruct_run", "replay_of", "summarize_run"]
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -99,6 +99,12 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)
+
+
+def replay_of(attributes: Mapping[str, Any]) -> str | None:
+    """The run a run span's run replays (``taskdaemon.pipeline.replay_of``), None for a run
+    that is no replay: what ``RunRecord.replay_of`` and the store's ``runs.replay_of`` hold."""
+    return _str_or_none(attributes.get(t.PIPELINE_REPLAY_OF))
 
 
 def find_root(spans: Iterable[SpanRecord]) -> SpanRecord | None:
@@ -459,7 +465,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         started_by=_str_or_none(root_attrs.get(t.PIPELINE_STARTED_BY)),
         error=None if root is None else _redacted(_str_or_none(root.status_message)),
         error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
-        replay_of=_str_or_none(root_attrs.get(t.PIPELINE_REPLAY_OF)),
+        replay_of=replay_of(root_attrs),
         attributes=redact(dict(root_attrs)),
     )
 
@@ -474,4 +480,5 @@ def summarize_run(record: RunRecord) -> RunSummary:
         end=record.end,
         stage_count=len(record.stages),
         failed_stages=sum(1 for s in record.stages if s.status in FAILED_STAGE_STATUSES),
+        replay_of=record.replay_of,
     )

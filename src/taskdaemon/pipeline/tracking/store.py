@@ -335,7 +335,7 @@ class SpanStore:
         where, params = self._where(pipeline, status, since, until)
         query = (
             "SELECT trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages, "  # noqa: S608
-            f"writer_id FROM runs {where} ORDER BY start_ns DESC, trace_id LIMIT ?"
+            f"writer_id, replay_of FROM runs {where} ORDER BY start_ns DESC, trace_id LIMIT ?"
         )
         open_filter = status in OPEN_RUN_STATUSES
         out: list[RunSummary] = []
@@ -412,7 +412,7 @@ class SpanStore:
         return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
     def _summary(self, conn: sqlite3.Connection, row: Sequence[Any]) -> RunSummary:
-        trace_id, pipeline, status, start_ns, end_ns, stages, failed, writer_id = row
+        trace_id, pipeline, status, start_ns, end_ns, stages, failed, writer_id, original = row
         if end_ns is None:
             # Open runs are few: their live counts and interrupted state come from the spans.
             interrupted = not self.writer_alive(conn, writer_id)
@@ -428,6 +428,7 @@ class SpanStore:
             end=None if end_ns is None else end_ns / 1e9,
             stage_count=stages,
             failed_stages=failed,
+            replay_of=original,
         )
 
     # -- retention

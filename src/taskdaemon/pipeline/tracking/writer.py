@@ -63,6 +63,7 @@ from taskdaemon.pipeline.tracking.reconstruct import (
     find_root,
     is_skip,
     reconstruct_run,
+    replay_of,
     summarize_run,
 )
 from taskdaemon.pipeline.tracking.store import (
@@ -103,15 +104,16 @@ _REFRESH_OPEN: Final = (
     "UPDATE spans SET body = ? WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
 )
 _INSERT_RUN: Final = (
-    "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id) "
-    "VALUES (?, ?, 'running', ?, ?, ?)"
+    "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id, "
+    "replay_of) VALUES (?, ?, 'running', ?, ?, ?, ?)"
 )
 _UPSERT_RUN: Final = (
     "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
-    "failed_stages, writer_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "failed_stages, writer_id, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (trace_id) DO UPDATE SET pipeline = excluded.pipeline, "
     "status = excluded.status, end_ns = excluded.end_ns, "
-    "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages"
+    "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages, "
+    "replay_of = excluded.replay_of"
 )
 
 
@@ -501,7 +503,9 @@ class SqliteSpanProcessor(SpanProcessor):
                     seen.append((RUN_STARTED, span, attrs, None))
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
-                new_runs.append((trace_id, pipeline, start_ns, len(stages), self._writer_id))
+                new_runs.append(
+                    (trace_id, pipeline, start_ns, len(stages), self._writer_id, replay_of(attrs))
+                )
         refreshed: list[list[Any]] = []
         began = time.monotonic()
         if closing or flushing or began >= self._refresh_due:
@@ -664,4 +668,5 @@ class SqliteSpanProcessor(SpanProcessor):
             stage_count,
             failed,
             self._writer_id,
+            replay_of(attrs),
         )

@@ -206,6 +206,7 @@ def _summary(record: RunRecord) -> RunSummary:
         end=record.end,
         stage_count=len(record.stages),
         failed_stages=failed,
+        replay_of=record.replay_of,
     )
 
 
