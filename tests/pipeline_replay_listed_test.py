@@ -1,15 +1,23 @@
-"""Every list of runs says which runs are replays, and of which run: Tempo's and Jaeger's
+"""Every list of runs says which runs are replays, and of which run: ``runs list`` (table and
+JSON) from the store and from a dump, the API's list and the web page's, Tempo's and Jaeger's
 searches, and a store written before ``runs.replay_of`` existed (schema 10)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from browser_support import TOKEN, browser_page, stored_runs_server
+from cli_support import taskdaemon
 from pipeline_replay_support import Recording
 from pipeline_tracking_support import Backend, serve
+from taskdaemon.pipeline.cli.run_tables import format_runs_table
 from taskdaemon.pipeline.tracking import (
     JaegerSource,
     SpanStore,
@@ -18,6 +26,74 @@ from taskdaemon.pipeline.tracking import (
     open_source,
 )
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION
+
+EXAMPLE = "examples/feature_delivery.yaml"
+
+
+def _listed(home: Path, *options: str) -> dict[str, str | None]:
+    """``runs list --json`` (with ``options``): run id -> replay_of."""
+    done = taskdaemon(home, "runs", "list", "--json", *options)
+    assert 0 == done.returncode, done.stderr
+    return {row["run_id"]: row["replay_of"] for row in json.loads(done.stdout)}
+
+
+async def _web_lists(db: Path) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+    """The API's list (run id -> replay_of) and the runs page's Replay of links (run id ->
+    href, empty for a row with none) as the server renders them and as its script redraws
+    them, read in chromium."""
+    rows_js = (
+        "rows => rows.map(r => [r.dataset.runId,"
+        " (r.querySelector('a.replay-of') || {}).pathname || ''])"
+    )
+    async with stored_runs_server(db) as url:
+        async with httpx.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}) as client:
+            answer = (await client.get(f"{url}/api/runs/recent")).json()
+        async with browser_page() as (page, errors):
+            await page.goto(f"{url}/?token={TOKEN}")
+            served = await page.eval_on_selector_all("#runs tbody tr", rows_js)
+            await page.wait_for_selector('#runs-updated:has-text("Updated")')
+            redrawn = await page.eval_on_selector_all("#runs tbody tr", rows_js)
+            assert [] == errors
+    api = {row["run_id"]: row["replay_of"] for row in answer["runs"]}
+    return api, dict(served), dict(redrawn)
+
+
+@pytest.mark.slow
+def test_runs_list_the_api_and_the_web_page_say_which_runs_are_replays(
+    home: Path, tmp_path: Path
+) -> None:
+    """The example run and two real ``taskdaemon replay``s of it (one whole, one resumed from
+    a stage): ``runs list --json`` gives each replay's ``replay_of`` and the run's null, from
+    the store and from a replay's dump; the table gains a REPLAY OF column with the first 8
+    digits of the original, ``-`` on its own row; the API's list gives the same ids and the
+    runs page links each replay's original, in the server's rendering and the script's."""
+    done = taskdaemon(home, "run", EXAMPLE, "--auto-approve", "-q")
+    assert 0 == done.returncode, done.stderr
+    original = done.stdout.strip()
+    for options in ([], ["--from", "verification"]):
+        replay = taskdaemon(home, "replay", original, "-q", *options)
+        assert 0 == replay.returncode, replay.stderr
+    listed = _listed(home)
+    replays = sorted(run_id for run_id in listed if run_id != original)
+    expected = {original: None, **dict.fromkeys(replays, original)}
+    table = taskdaemon(home, "runs", "list").stdout.splitlines()
+    dump = tmp_path / "replay.tar.gz"
+    assert 0 == taskdaemon(home, "dump", replays[0], "-o", str(dump)).returncode
+    dumped = _listed(home, "--source", f"dump://{dump}")
+    api, served, redrawn = asyncio.run(_web_lists(home / "spans.db"))
+    links = {run_id: (f"/runs/{original}" if of else "") for run_id, of in expected.items()}
+    assert (2, expected, {replays[0]: original}, expected) == (
+        len(replays),
+        listed,
+        dumped,
+        api,
+    )
+    assert (links, links) == (served, redrawn)
+    cells = {line.split()[0]: line.split()[-1] for line in table[1:]}
+    assert ("REPLAY OF", {original: "-", **dict.fromkeys(replays, original[:8])}) == (
+        table[0][-len("REPLAY OF") :],
+        cells,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +107,19 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     finally:
         rec.close()
     return db, original, replay
+
+
+def test_a_table_without_replays_keeps_its_columns(replayed: tuple[Path, str, str]) -> None:
+    """Only a list holding a replay has the REPLAY OF column: the original alone has seven."""
+    db, original, _ = replayed
+    with SpanStore(db) as store:
+        runs = store.search()
+    alone = format_runs_table([run for run in runs if run.run_id == original])
+    both = format_runs_table(runs)
+    assert ("FAILED", "REPLAY OF") == (
+        alone.splitlines()[0].split("  ")[-1],
+        both.splitlines()[0].split("  ")[-1],
+    )
 
 
 def test_tempo_and_jaeger_searches_say_which_runs_are_replays(

@@ -67,10 +67,44 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+#: The REPLAY OF cell of a replay: the first digits of the replayed run's id.
+_REPLAY_ID_DIGITS = 8
+
+
+def _replayed(run: RunSummary) -> str:
+    """The REPLAY OF cell: ``-`` for a run that is no replay, else the first characters of the
+    replayed run's id (``_table`` escapes a foreign producer's value that is no run id)."""
+    return run.replay_of[:_REPLAY_ID_DIGITS] if run.replay_of else "-"
+
+
 def format_runs_table(runs: Sequence[RunSummary]) -> str:
-    """An aligned table: run id, pipeline, status, start, duration, stages, failed."""
+    """An aligned table: run id, pipeline, status, start, duration, stages, failed, and, when
+    any run listed is a replay, REPLAY OF.
+
+    A replay is a run of its own, and without the column three replays of a run read as four
+    identical rows of its pipeline. The column says which run each one replayed in 8 hex
+    digits: enough to match the run's own row by eye (its RUN ID starts with them) and to
+    ``runs show`` it from the embedded store (a unique prefix); ``--json`` has the whole id.
+    A word and an id, not a mark such as ``↻``: it reads in any terminal and font, can be
+    typed and grepped, and the header says what the digits are. No mark keeps the table within
+    80 columns (its 32-digit RUN ID already takes a row past 100), so the column costs as
+    little as it can: 11 characters, last, so that every other column keeps its place (and a
+    wrapped row wraps as before), and only when a listed run is a replay: a history without
+    replays keeps its width.
+    """
     start = f"START ({_zone(r.start for r in runs)})"
-    header = ("RUN ID", "PIPELINE", "STATUS", start, "DURATION", "STAGES", "FAILED")
+    header: tuple[str, ...] = (
+        "RUN ID",
+        "PIPELINE",
+        "STATUS",
+        start,
+        "DURATION",
+        "STAGES",
+        "FAILED",
+    )
+    replays = any(r.replay_of for r in runs)
+    if replays:
+        header += ("REPLAY OF",)
     rows = [
         (
             r.run_id,
@@ -80,6 +114,7 @@ def format_runs_table(runs: Sequence[RunSummary]) -> str:
             format_duration(r.duration),
             str(r.stage_count),
             str(r.failed_stages),
+            *((_replayed(r),) if replays else ()),
         )
         for r in runs
     ]

@@ -48,8 +48,9 @@ def register(subparsers: Any) -> None:
     list_p = runs_sub.add_parser(
         "list",
         help="runs, newest first",
-        description="List runs, newest first. When --limit cuts the list, a note on stderr "
-        "says how many runs match.",
+        description="List runs, newest first. A replay names the run it replayed: the "
+        "REPLAY OF column (shown when a listed run is a replay), replay_of in --json. When "
+        "--limit cuts the list, a note on stderr says how many runs match.",
     )
     add_pipeline_filter(list_p)
     list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")

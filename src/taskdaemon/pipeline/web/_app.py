@@ -8,7 +8,8 @@
 ``GET /static/...``                             the page's CSS and JavaScript (in the package)
 ``GET /api/runs/recent``                        the runs page's rows (``pipeline``, ``status``,
                                                 ``since``, ``until``: an age such as ``1h`` or
-                                                ISO 8601; ``limit`` up to 500)
+                                                ISO 8601; ``limit`` up to 500); a replay's
+                                                row has ``replay_of``, the run it replayed
 ``GET /api/runs/{id}``                          the run record (JSON); ``?stage=S``: with
                                                 that stage's record and edges alone
 ``GET /api/runs/{id}/dag?format=F``             the DAG: ``dot``, ``json``, ``mermaid``,
@@ -76,6 +77,7 @@ from taskdaemon.pipeline.web._views import (
     STATE_NAMES,
     cut,
     grafana_trace_url,
+    is_run_id,
     labelled,
     pipelines_json,
     record_json,
@@ -180,6 +182,7 @@ class WebApp:
         self.templates.filters["iso"] = _iso
         self.templates.filters["cell"] = _cell
         self.templates.filters["shown"] = _shown
+        self.templates.tests["run_id"] = is_run_id
 
     def close(self) -> None:
         """End every stream and close the span source (idempotent, thread-safe); the stream

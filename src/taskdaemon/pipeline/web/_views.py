@@ -34,6 +34,7 @@ __all__ = [
     "STATE_NAMES",
     "cut",
     "grafana_trace_url",
+    "is_run_id",
     "labelled",
     "merge_details",
     "pipelines_json",
@@ -191,10 +192,15 @@ def run_state(
     }
 
 
+def is_run_id(value: object) -> bool:
+    """True for a run id the page may link to (``/runs/ID``): 32 hex digits (a foreign
+    producer's spans may carry anything in ``replay_of``)."""
+    return isinstance(value, str) and _RUN_ID.fullmatch(value) is not None
+
+
 def _run_id_or_none(value: str | None) -> str | None:
-    """A run id the page may link to (``/runs/ID``): 32 hex digits, else None (a foreign
-    producer's spans may carry anything in the attribute)."""
-    return value if value is not None and _RUN_ID.fullmatch(value) else None
+    """``value`` when it is a run id the page may link to (:func:`is_run_id`), else None."""
+    return value if is_run_id(value) else None
 
 
 def record_json(record: RunRecord) -> dict[str, Any]:
@@ -243,7 +249,9 @@ def merge_details(live: RunRecord, stored: RunRecord | None) -> RunRecord:
 
 
 def summary_json(summary: RunSummary, *, live: bool = False) -> dict[str, Any]:
-    """One row of the runs page."""
+    """One row of the runs page. ``replay_of``: the run a replay replayed, None for a run that
+    is no replay; and for a replay whose value is no run id (a foreign producer's span): the
+    page marks the row a replay, and links no run."""
     return {
         "run_id": summary.run_id,
         "pipeline": summary.pipeline,
@@ -253,6 +261,7 @@ def summary_json(summary: RunSummary, *, live: bool = False) -> dict[str, Any]:
         "duration": format_duration(summary.duration),
         "stages": summary.stage_count,
         "failed_stages": summary.failed_stages,
+        "replay_of": summary.replay_of,
         "live": live,
     }
 

@@ -15,6 +15,9 @@
     return String(text).replace(UNSEEN, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
   }
 
+  // A run id the page links to (_views.is_run_id).
+  const RUN_ID = /^[0-9a-f]{32}$/;
+
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
@@ -107,6 +110,21 @@
     const note = document.getElementById("runs-error");
     const updated = document.getElementById("runs-updated");
 
+    // The Replay of cell, as the server's template writes it: the run a replay replayed,
+    // linked when it is a run id (a foreign producer's value is only shown).
+    function replayOf(original) {
+      const cell = el("td");
+      if (!original) return cell;
+      if (!RUN_ID.test(original)) {
+        cell.appendChild(el("code", { class: "replay-of" }, original.slice(0, 12)));
+        return cell;
+      }
+      const link = el("a", { class: "replay-of", href: "/runs/" + encodeURIComponent(original) });
+      link.appendChild(el("code", null, original.slice(0, 12)));
+      cell.appendChild(link);
+      return cell;
+    }
+
     function row(run) {
       const tr = el("tr", { "data-run-id": run.run_id });
       const first = el("td");
@@ -123,6 +141,7 @@
       tr.appendChild(el("td", null, run.duration));
       tr.appendChild(el("td", null, run.stages));
       tr.appendChild(el("td", null, run.failed_stages));
+      tr.appendChild(replayOf(run.replay_of));
       return tr;
     }
 
@@ -135,7 +154,7 @@
         note.hidden = true;
         const rows = body.runs.map(row);
         if (!rows.length) {
-          const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "7" }, "No runs match.")); rows.push(tr);
+          const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "8" }, "No runs match.")); rows.push(tr);
         }
         tbody.replaceChildren(...rows);
         updated.textContent = "Updated " + fmtTime(Date.now() / 1000) + "; this list refreshes by itself.";
