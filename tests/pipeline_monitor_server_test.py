@@ -365,7 +365,7 @@ async def test_api_refuses_to_cancel_a_run_that_has_ended(pipeline: Pipeline) ->
     [
         ("/api/runs/{unknown}/approve/deploy", None, 404),
         ("/api/runs/{run}/approve/build", None, 409),
-        ("/api/runs/{run}/approve/nosuchstage", None, 409),
+        ("/api/runs/{run}/approve/nosuchstage", None, 404),
         ("/api/runs/{run}/events", b"not json", 400),
         ("/api/runs/{run}/events", b'{"payload": {}}', 400),
         ("/api/runs/{run}/events", b'{"type": "never.listened"}', 409),

@@ -24,6 +24,7 @@ __all__ = [
     "SpanSourceError",
     "SpanSourceURLError",
     "StageFailedError",
+    "StageNotFoundError",
     "StageTimeoutError",
     "TaskdaemonError",
     "ValidationIssue",
@@ -87,6 +88,10 @@ class PipelineError(TaskdaemonError):
 
 class RunNotFoundError(PipelineError):
     """Raised when a run id names no run known to the engine or the span source."""
+
+
+class StageNotFoundError(PipelineError):
+    """Raised when a command names a stage its run's pipeline does not have (HTTP 404)."""
 
 
 class ApprovalError(PipelineError):

@@ -39,10 +39,10 @@ name from the body: a body with ``by`` is refused. The approve or reject is logg
 record *after* the engine accepted it, with the comment as a field of its own.
 
 Errors are ``{"error": "..."}`` with 400 (bad body), 401 (no valid token), 403 (Host or Origin
-not allowed), 404 (unknown run), 408/413 (body too slow/large), 409 (the run cannot do that now,
-e.g. the stage is not waiting for an approval), 415 (not JSON), 429 (too many events pending in
-the run), 503 (no engine attached, or the engine did not answer in time). Limits are listed in
-``http_limits.py``.
+not allowed), 404 (unknown run or stage), 408/413 (body too slow/large), 409 (the run cannot do
+that now, e.g. the stage is not waiting for an approval), 415 (not JSON), 429 (too many events
+pending in the run), 503 (no engine attached, or the engine did not answer in time). Limits are
+listed in ``http_limits.py``.
 
 Shape: pure functions turn snapshots into reports (:func:`liveness`, :func:`readiness`,
 :func:`render_metrics`, :func:`runs_json`); :func:`create_app` is a thin Starlette shell over
@@ -77,6 +77,7 @@ from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
     RunNotFoundError,
+    StageNotFoundError,
     TaskdaemonError,
 )
 from taskdaemon.pipeline.events import EngineEvent
@@ -510,7 +511,7 @@ def create_app(
             return error_response(503, "no engine attached to this server")
         try:
             await bridge.call(lambda: call(engine))
-        except RunNotFoundError as exc:
+        except (RunNotFoundError, StageNotFoundError) as exc:
             return error_response(404, str(exc))
         except BacklogFullError as exc:
             return error_response(429, str(exc))

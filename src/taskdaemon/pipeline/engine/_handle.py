@@ -9,7 +9,7 @@ from typing import Any
 from taskdaemon.pipeline.engine._results import RunResult
 from taskdaemon.pipeline.engine._run import Run
 from taskdaemon.pipeline.engine._stage_state import StageRun
-from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.errors import PipelineError, StageNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.state import RunStatus
 
@@ -68,7 +68,7 @@ class RunHandle:
         try:
             return run.stages[stage]
         except KeyError:
-            raise PipelineError(
+            raise StageNotFoundError(
                 f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}"
             ) from None
 
