@@ -6,6 +6,11 @@ Pure functions over engine values (``RunResult``, ``Pipeline``); ``server.py`` s
   when it started and ended and its error (``cancelled: <why>`` when a stop of the run cancelled
   it, with the causing stage in ``cancel_cause``). A stage that did not run has one view with
   its status and, when skipped, the skip reason as ``error``.
+* ``GET /api/runs`` names times and stages as the run record (``GET /api/runs/{id}``) does:
+  a run's ``start`` and ``end``, a stage's ``name`` and its attempt's ``start`` and ``end``
+  (:func:`run_json`). The names it used first (``started_at``, ``finished_at``; ``stage``,
+  ``started_at``, ``ended_at``) are still sent, as deprecated aliases (docs/http-api.md,
+  "Field names").
 * ``GET /api`` lists every route of the app with its methods and a one-line description, read
   from the app's own routing table so it cannot drift from what is served.
 """
@@ -16,7 +21,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["API_DOCS", "RunView", "StageView", "api_index", "run_view"]
+__all__ = ["API_DOCS", "RunView", "StageView", "api_index", "run_json", "run_view"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,40 @@ API_DOCS: Mapping[str, str] = {
     "/healthz": "liveness",
     "/readyz": "readiness",
 }
+
+
+def run_json(run: RunView) -> dict[str, Any]:
+    """One run of ``GET /api/runs`` as JSON: the record's names (``start``, ``end``; a stage's
+    ``name``), then the deprecated aliases of the first version of the route."""
+    return {
+        "run_id": run.run_id,
+        "pipeline": run.pipeline,
+        "status": run.status,
+        "start": run.started_at,
+        "end": run.finished_at,
+        "error": run.error,
+        "stages": [_stage_json(stage) for stage in run.stages],
+        "started_at": run.started_at,  # deprecated: start
+        "finished_at": run.finished_at,  # deprecated: end
+    }
+
+
+def _stage_json(stage: StageView) -> dict[str, Any]:
+    return {
+        "name": stage.stage,
+        "status": stage.status,
+        "instance": stage.instance,
+        "attempt": stage.attempt,
+        "start": stage.started_at,
+        "end": stage.ended_at,
+        "timeout": stage.timeout,
+        "waiting_approval": stage.waiting_approval,
+        "error": stage.error,
+        "cancel_cause": stage.cancel_cause,
+        "stage": stage.stage,  # deprecated: name
+        "started_at": stage.started_at,  # deprecated: start
+        "ended_at": stage.ended_at,  # deprecated: end
+    }
 
 
 def api_index(routes: Iterable[Any]) -> dict[str, Any]:

@@ -72,7 +72,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from taskdaemon.pipeline.api_views import RunView, StageView, api_index, run_view
+from taskdaemon.pipeline.api_views import RunView, StageView, api_index, run_json, run_view
 from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
@@ -91,7 +91,6 @@ from taskdaemon.pipeline.http_json import (
 from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLimitMiddleware
 from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
-from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 from taskdaemon.pipeline.visualization import DagWatcher
 from taskdaemon.pipeline.web import WebApp, WebOptions
@@ -356,8 +355,8 @@ def render_metrics(registry: CollectorRegistry, accept: str | None) -> tuple[byt
 
 
 def runs_json(runs: Sequence[RunView]) -> dict[str, Any]:
-    """``{"runs": [...]}`` with every snapshot as plain JSON."""
-    return {"runs": [as_dict(run) for run in runs]}
+    """``{"runs": [...]}`` with every snapshot as plain JSON (``api_views.run_json``)."""
+    return {"runs": [run_json(run) for run in runs]}
 
 
 # --- the app -------------------------------------------------------------------------------------
