@@ -1,4 +1,5 @@
-"""The HTTP API as a client meets it (``api_views.py``): the run list's field names.
+"""The HTTP API as a client meets it: one error shape, status codes, headers, query parameters,
+run ids, and the run list's field names (``http_answers.py``, ``api_views.py``).
 
 Every test talks to a real server (:func:`server_support.serving`: Uvicorn on a free loopback
 port) over a real engine, as a client would, over TCP.
@@ -6,18 +7,19 @@ port) over a real engine, as a client would, over TCP.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
+import pytest
 
 import server_support
+from taskdaemon.pipeline.api_views import RunView
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
@@ -26,20 +28,6 @@ TOKEN = "answers-test-token-0123456789"
 BEARER = {"authorization": f"Bearer {TOKEN}"}
 JSON = {**BEARER, "content-type": "application/json"}
 
-PIPELINE = """
-name: answers
-loops: {work: {handler: "unused:unused"}}
-stages:
-  - name: build
-    loop: work
-    triggers: [{manual: {approval_required: false}}]
-  - name: deploy
-    loop: work
-    trigger_mode: all
-    triggers:
-      - on_completion: {stage: build}
-      - manual: {approval_required: true}
-"""
 QUICK = """
 name: quick
 loops: {work: {handler: "unused:unused"}}
@@ -60,29 +48,18 @@ class Resolver:
         return handler
 
 
-class Approval:
-    """Wakes the test when a stage asks for an approval."""
-
-    def __init__(self) -> None:
-        self.requested = asyncio.Event()
-
-    def on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, ApprovalRequested):
-            self.requested.set()
-
-
 @contextlib.asynccontextmanager
 async def waiting_run() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """A served engine whose run waits for the ``deploy`` approval; yields a client of the
     server (with no credentials of its own) and the run's id."""
-    approval = Approval()
+    approval = server_support.ApprovalSeen()
     async with (
         Engine(resolver=Resolver(), observers=[approval]) as engine,
         server_support.serving(engine, auth=ApiAuth.configured(TOKEN)) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
-        handle = await engine.start_run(parse_pipeline(PIPELINE), {})
-        await approval.requested.wait()
+        handle = await engine.start_run(parse_pipeline(server_support.GATED_PIPELINE), {})
+        await approval.event.wait()
         try:
             yield client, handle.run_id
         finally:
@@ -128,3 +105,153 @@ async def test_the_run_list_names_times_and_stages_as_the_record_does() -> None:
     assert {"name", "start", "end"} - set(build) == set()
     assert {"start", "end", "instance", "attempt", "status"} <= set(attempt)
     assert sorted(s["name"] for s in run["stages"]) == sorted(s["name"] for s in record["stages"])
+
+
+async def test_the_index_lists_each_routes_query_parameters() -> None:
+    """``GET /api`` says which parameters each route reads (the rest are refused)."""
+    async with waiting_run() as (client, _run_id):
+        routes = (await client.get("/api", headers=BEARER)).json()["routes"]
+    query = {route["path"]: route["query"] for route in routes}
+    assert (query["/api/runs"], query["/api/runs/{run_id}/dag"], query["/api"]) == (
+        ["finished", "limit"],
+        ["format"],
+        [],
+    )
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status", "says"),
+    [
+        ("GET", "/api/nope", BEARER, None, 404, "nothing at /api/nope"),
+        ("GET", "/api/runs/{run}/nope", BEARER, None, 404, "GET /api lists the routes"),
+        ("GET", "/api/runs/..%2f..%2fetc", BEARER, None, 404, "nothing at"),
+        ("DELETE", "/api/runs", JSON, None, 405, "allowed: GET, HEAD, OPTIONS"),
+        ("GET", "/api/runs/{run}/cancel", BEARER, None, 405, "allowed: OPTIONS, POST"),
+        ("GET", "/api/runs/nope", BEARER, None, 400, "not a run id"),
+        ("GET", "/api/runs/{long}", BEARER, None, 400, "not a run id"),
+        ("GET", "/api/runs/%00%0a", BEARER, None, 400, "not a run id"),
+        ("POST", "/api/runs/deploy/cancel", JSON, b"{}", 400, "not a run id"),
+        ("GET", "/api/runs?finshed=true", BEARER, None, 400, "unknown query parameter 'finshed'"),
+        ("GET", "/api/runs?finished=maybe", BEARER, None, 400, "finished must be true or false"),
+        ("GET", "/api/runs?limit=-1", BEARER, None, 400, "limit must be a whole number 1-500"),
+        ("GET", "/api/runs?limit=0", BEARER, None, 400, "limit must be a whole number 1-500"),
+        ("GET", "/api/runs?limit=501", BEARER, None, 400, "limit must be a whole number 1-500"),
+        ("GET", "/api/runs?limit=" + "9" * 5000, BEARER, None, 400, "1-500"),
+        ("GET", "/api/runs?limit=%C2%B2", BEARER, None, 400, "1-500"),
+        ("GET", "/api/runs/recent?limit=0", BEARER, None, 400, "limit must be 1-500"),
+        ("GET", "/api/runs/{run}/dag?fmt=svg", BEARER, None, 400, "(it reads: format)"),
+        ("GET", "/api/pipelines?x=1", BEARER, None, 400, "(it reads: none)"),
+        ("GET", "/api/runs", {}, None, 401, "authentication required"),
+        ("OPTIONS", "/api/runs", {}, None, 401, "authentication required"),
+        ("POST", "/api/runs/{run}/cancel", BEARER, b"{}", 415, "Content-Type: application/json"),
+        ("POST", "/api/runs/{run}/events", JSON, b"[1]", 400, "body must be a JSON object"),
+        ("POST", "/api/runs/{run}/approve/nosuch", JSON, None, 404, "has no stage 'nosuch'"),
+        ("POST", "/api/runs/{run}/approve/build", JSON, None, 409, "build"),
+        ("POST", "/api/runs/{other}/cancel", JSON, None, 404, "no run"),
+    ],
+)
+async def test_every_error_is_one_json_line_with_its_status(
+    *,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    status: int,
+    says: str,
+) -> None:
+    """404 (no route, no run, no stage), 405, 400 (a parameter, a value, an id that is not one,
+    a body), 401, 415 and 409 all answer ``{"error": "<one line>"}`` as JSON (413 closes the
+    connection: reliability_http_test.py reads it over a raw socket)."""
+    async with waiting_run() as (client, run_id):
+        url = path.format(run=run_id, long="a" * 5000, other="0" * 32)
+        response = await client.request(method, url, headers=headers, content=body)
+    assert says in assert_one_json_error(response, status)
+
+
+async def test_an_unhandled_exception_is_a_json_500_naming_nothing_inside() -> None:
+    """A handler that fails unexpectedly answers 500 in the same shape; what failed stays in
+    the server's log."""
+
+    class Failing:
+        """A run controller whose listing fails (the bug under test); no command is called."""
+
+        def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
+            raise RuntimeError("secret internals /etc/taskdaemon")
+
+    async with (
+        server_support.serving(Failing(), auth=ApiAuth.configured(TOKEN)) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        response = await client.get("/api/runs", headers=BEARER)
+    message = assert_one_json_error(response, 500)
+    assert ("internals" in message, "Traceback" in response.text) == (False, False)
+
+
+def test_an_error_message_of_several_lines_is_sent_as_one() -> None:
+    """An exception's text with line breaks becomes one line (clients log errors as lines)."""
+    response = error_response(409, "first\nsecond\r\nthird")
+    assert json.loads(bytes(response.body)) == {"error": "first second third"}
+
+
+# --- methods and headers -------------------------------------------------------------------------
+
+
+async def test_options_and_405_list_every_method_the_path_is_served_with() -> None:
+    """A path served by several routes (PUT and DELETE breakpoints) lists all their methods,
+    not only the first route's; OPTIONS answers 204 with that list."""
+    async with waiting_run() as (client, run_id):
+        path = f"/api/runs/{run_id}/debug/breakpoints"
+        options = await client.options(path, headers=BEARER)
+        refused = await client.get(path, headers=BEARER)
+        listed = await client.options("/api/runs", headers=BEARER)
+    assert (options.status_code, options.content, refused.status_code) == (204, b"", 405)
+    assert {"DELETE", "PUT", "OPTIONS"} <= set(options.headers["allow"].split(", "))
+    assert refused.headers["allow"] == options.headers["allow"]
+    assert listed.headers["allow"] == "GET, HEAD, OPTIONS"
+
+
+async def test_data_answers_are_never_cached_and_the_static_files_may_be() -> None:
+    """Run data (JSON, DAG drawings, streams' heads), HEAD answers and errors carry
+    ``Cache-Control: no-store`` and ``nosniff``; the page's script does not need to."""
+    async with waiting_run() as (client, run_id):
+        answers = [
+            await client.get("/api/runs", headers=BEARER),
+            await client.head(f"/api/runs/{run_id}", headers=BEARER),
+            await client.get(f"/api/runs/{run_id}/dag?format=mermaid", headers=BEARER),
+            await client.get(f"/api/runs/{run_id}/debug", headers=BEARER),
+            await client.get("/healthz"),
+        ]
+        script = await client.get("/static/app.js", headers=BEARER)
+    assert [(r.status_code, r.headers.get("cache-control")) for r in answers] == [
+        (200, "no-store")
+    ] * len(answers)
+    assert {r.headers.get("x-content-type-options") for r in answers} == {"nosniff"}
+    assert [bool(r.headers.get("content-type")) for r in answers] == [True] * len(answers)
+    assert (script.status_code, script.headers.get("cache-control")) == (200, None)
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+
+async def test_limit_keeps_the_newest_runs_in_their_order() -> None:
+    """``/api/runs?finished=true&limit=2`` lists the last two runs started, oldest first, as
+    the whole list does."""
+    pipeline = parse_pipeline(QUICK)
+    async with (
+        Engine(resolver=Resolver()) as engine,
+        server_support.serving(engine, auth=ApiAuth.configured(TOKEN)) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        ids = []
+        for _ in range(3):
+            handle = await engine.start_run(pipeline, {})
+            await handle.wait()
+            ids.append(handle.run_id)
+        every = (await client.get("/api/runs?finished=true", headers=BEARER)).json()["runs"]
+        newest = (await client.get("/api/runs?finished=1&limit=2", headers=BEARER)).json()["runs"]
+        active = (await client.get("/api/runs?finished=false", headers=BEARER)).json()["runs"]
+    assert [run["run_id"] for run in every] == ids
+    assert ([run["run_id"] for run in newest], active) == (ids[1:], [])

@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
+from server_support import GATED_PIPELINE as PIPELINE
+from server_support import ApprovalSeen
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
@@ -43,21 +44,6 @@ TOKEN = "web-api-token-0123456789abcdef"
 BEARER = {"authorization": f"Bearer {TOKEN}"}
 HOSTILE = "<img src=x onerror=alert(1)>"
 
-PIPELINE = """
-name: gated
-loops: {work: {handler: "unused:unused"}}
-stages:
-  - name: build
-    loop: work
-    triggers: [{manual: {approval_required: false}}]
-  - name: deploy
-    loop: work
-    trigger_mode: all
-    triggers:
-      - on_completion: {stage: build}
-      - manual: {approval_required: true}
-"""
-
 
 class Resolver:
     """``build`` fails with a hostile message when asked to; ``deploy`` returns."""
@@ -72,17 +58,6 @@ class Resolver:
             return {"stage": stage.name}
 
         return handler
-
-
-class ApprovalSeen:
-    """Wakes the test when an approval is requested."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    def on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, ApprovalRequested):
-            self.event.set()
 
 
 @contextlib.asynccontextmanager

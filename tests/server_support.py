@@ -1,20 +1,52 @@
 """A real :class:`MonitorServer` for tests: the app over a free loopback port, in the test's loop.
 
 Shared by the server's own tests and the HTTP reliability tests, so that both start and stop the
-server the same way (its Uvicorn task and lag ticker end before the test does).
+server the same way (its Uvicorn task and lag ticker end before the test does). With it, the
+run they serve: :data:`GATED_PIPELINE`, whose ``deploy`` waits for an approval, and
+:class:`ApprovalSeen`, which wakes a test when it is asked for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import HealthSources, LoopLagMonitor, MonitorServer, create_app
+
+#: ``build`` runs at once; ``deploy`` runs after it once approved.
+GATED_PIPELINE = """
+name: gated
+loops: {work: {handler: "unused:unused"}}
+stages:
+  - name: build
+    loop: work
+    triggers: [{manual: {approval_required: false}}]
+  - name: deploy
+    loop: work
+    trigger_mode: all
+    triggers:
+      - on_completion: {stage: build}
+      - manual: {approval_required: true}
+"""
+
+
+class ApprovalSeen:
+    """An engine observer that wakes the test when an approval is requested."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Set :attr:`event` on an ``ApprovalRequested``."""
+        if isinstance(event, ApprovalRequested):
+            self.event.set()
 
 
 @contextlib.asynccontextmanager

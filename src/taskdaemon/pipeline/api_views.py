@@ -11,8 +11,9 @@ Pure functions over engine values (``RunResult``, ``Pipeline``); ``server.py`` s
   (:func:`run_json`). The names it used first (``started_at``, ``finished_at``; ``stage``,
   ``started_at``, ``ended_at``) are still sent, as deprecated aliases (docs/http-api.md,
   "Field names").
-* ``GET /api`` lists every route of the app with its methods and a one-line description, read
-  from the app's own routing table so it cannot drift from what is served.
+* ``GET /api`` lists every route of the app with its methods, the query parameters it reads
+  (:data:`API_QUERY`) and a one-line description, read from the app's own routing table so it
+  cannot drift from what is served.
 """
 
 from __future__ import annotations
@@ -21,7 +22,20 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["API_DOCS", "RunView", "StageView", "api_index", "run_json", "run_view"]
+__all__ = [
+    "API_DOCS",
+    "API_QUERY",
+    "MAX_LIMIT",
+    "RunView",
+    "StageView",
+    "api_index",
+    "run_json",
+    "run_view",
+    "runs_query",
+]
+
+#: The largest ``limit`` a list route takes (``/api/runs``, ``/api/runs/recent``).
+MAX_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +70,7 @@ class RunView:
 #: One line per route path for ``GET /api``; a route without one is listed with an empty text.
 API_DOCS: Mapping[str, str] = {
     "/api": "this index of routes",
-    "/api/runs": "active runs; ?finished=true adds the ended runs the engine remembers",
+    "/api/runs": "active runs; ?finished=true adds the ended runs the engine remembers; ?limit=N",
     "/": "the web page: recent runs; /?token=T signs a browser in",
     "/runs/{run_id}": "the web page of one run, live",
     "/static": "the web page's script and style sheet",
@@ -73,13 +87,44 @@ API_DOCS: Mapping[str, str] = {
     "/api/runs/{run_id}/debug": "the debugger's view of a run: what is paused, breakpoints",
     "/api/runs/{run_id}/debug/{action}": "continue, step, skip, retry, or set an input",
     "/api/runs/{run_id}/debug/breakpoints": 'PUT {"stage", "when", "on"}; DELETE: all',
-    "/api/runs/{run_id}/debug/breakpoints/{number}": "DELETE one breakpoint",
+    "/api/runs/{run_id}/debug/breakpoints/{number:int}": "DELETE one breakpoint",
     "/api/runs/{run_id}/dump": "write a debug dump (.tar.gz) of the run; answers its path",
     "/api/runs/{run_id}/cancel": "cancel the run",
     "/metrics": "Prometheus metrics",
     "/healthz": "liveness",
     "/readyz": "readiness",
 }
+
+
+#: The query parameters each ``/api`` route reads; any other is refused with a 400
+#: (``http_answers.RequestCheckMiddleware``). ``token`` is accepted everywhere.
+API_QUERY: Mapping[str, frozenset[str]] = {
+    "/api/runs": frozenset({"finished", "limit"}),
+    "/api/runs/recent": frozenset({"pipeline", "status", "since", "until", "limit"}),
+    "/api/runs/{run_id}": frozenset({"stage"}),
+    "/api/runs/{run_id}/dag": frozenset({"format"}),
+    "/api/runs/{run_id}/logs": frozenset({"stage"}),
+    "/api/runs/{run_id}/logs/stream": frozenset({"stage"}),
+}
+
+_TRUE, _FALSE = frozenset({"1", "true", "yes"}), frozenset({"", "0", "false", "no"})
+
+
+def runs_query(params: Mapping[str, str]) -> tuple[bool, int | None]:
+    """``GET /api/runs``'s ``finished`` (a boolean) and ``limit`` (1 to :data:`MAX_LIMIT`, or
+    None: every run); ValueError with the reason for anything else."""
+    finished = params.get("finished", "").strip().lower()
+    if finished not in _TRUE | _FALSE:
+        raise ValueError(f"finished must be true or false, got {params['finished']!r}")
+    text = params.get("limit")
+    if text is None:
+        return finished in _TRUE, None
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or not (
+        1 <= int(digits) <= MAX_LIMIT
+    ):
+        raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {text[:40]!r}")
+    return finished in _TRUE, int(digits)
 
 
 def run_json(run: RunView) -> dict[str, Any]:
@@ -117,7 +162,7 @@ def _stage_json(stage: StageView) -> dict[str, Any]:
 
 
 def api_index(routes: Iterable[Any]) -> dict[str, Any]:
-    """``{"routes": [{"methods", "path", "doc"}, ...]}`` of Starlette ``routes``."""
+    """``{"routes": [{"methods", "path", "query", "doc"}, ...]}`` of Starlette ``routes``."""
     listed = []
     for route in routes:
         path = getattr(route, "path", None)
@@ -125,7 +170,10 @@ def api_index(routes: Iterable[Any]) -> dict[str, Any]:
             continue
         # A mount (the page's static files) has no methods of its own: it answers GET.
         methods = sorted(m for m in getattr(route, "methods", None) or ("GET",) if m != "HEAD")
-        listed.append({"methods": methods, "path": path, "doc": API_DOCS.get(path, "")})
+        query = sorted(API_QUERY.get(path, ()))
+        listed.append(
+            {"methods": methods, "path": path, "query": query, "doc": API_DOCS.get(path, "")}
+        )
     return {"routes": listed}
 
 

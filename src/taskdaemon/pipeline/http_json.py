@@ -67,5 +67,6 @@ def text_field(body: Mapping[str, Any], name: str, *, limit: int = 4096) -> str:
 
 
 def error_response(status: int, message: str) -> Response:
-    """``{"error": message}`` with ``status``."""
-    return JSONResponse({"error": message}, status_code=status)
+    """``{"error": message}`` with ``status``; the message on one line (a client may log it
+    as a line, and an exception's text can hold several)."""
+    return JSONResponse({"error": " ".join(message.splitlines())}, status_code=status)

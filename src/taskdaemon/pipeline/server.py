@@ -22,7 +22,8 @@ Routes (all JSON unless stated):
 ``GET /api``                              this index of routes
 ``GET /api/runs``                         the engine's active runs (snapshots: every instance's
                                           latest attempt of each stage, with its times and error);
-                                          ``?finished=true`` adds the ended runs it remembers
+                                          ``?finished=true`` adds the ended runs it remembers,
+                                          ``?limit=N`` keeps the N newest
 ``POST /api/runs/{id}/approve/{stage}``   grant a pending approval (body ``{"comment": "..."}``,
                                           optional)
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
@@ -38,11 +39,10 @@ recorded is the token's principal (``TASKDAEMON_API_USER``, else the server's OS
 name from the body: a body with ``by`` is refused. The approve or reject is logged as an audit
 record *after* the engine accepted it, with the comment as a field of its own.
 
-Errors are ``{"error": "..."}`` with 400 (bad body), 401 (no valid token), 403 (Host or Origin
-not allowed), 404 (unknown run or stage), 408/413 (body too slow/large), 409 (the run cannot do
-that now, e.g. the stage is not waiting for an approval), 415 (not JSON), 429 (too many events
-pending in the run), 503 (no engine attached, or the engine did not answer in time). Limits are
-listed in ``http_limits.py``.
+Errors are ``{"error": "<one line>"}`` (``http_answers.py`` makes every answer so, 404 and 405
+included): 400 bad body or query, 401, 403, 404 unknown run or stage, 408/413, 409 (the run
+cannot do that now), 415, 429 (too many events pending), 503 (no engine, or it did not answer
+in time); docs/http-api.md, "Errors". Limits: ``http_limits.py``.
 
 Shape: pure functions turn snapshots into reports (:func:`liveness`, :func:`readiness`,
 :func:`render_metrics`, :func:`runs_json`); :func:`create_app` is a thin Starlette shell over
@@ -67,12 +67,21 @@ from typing import Any, Protocol, runtime_checkable
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from taskdaemon.pipeline.api_views import RunView, StageView, api_index, run_json, run_view
+from taskdaemon.pipeline.api_views import (
+    API_QUERY,
+    RunView,
+    StageView,
+    api_index,
+    run_json,
+    run_view,
+    runs_query,
+)
 from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
@@ -81,6 +90,12 @@ from taskdaemon.pipeline.errors import (
     TaskdaemonError,
 )
 from taskdaemon.pipeline.events import EngineEvent
+from taskdaemon.pipeline.http_answers import (
+    AnswerHeadersMiddleware,
+    RequestCheckMiddleware,
+    http_error,
+    server_error,
+)
 from taskdaemon.pipeline.http_json import (
     BadRequestError,
     bad_request,
@@ -464,12 +479,15 @@ def create_app(
     async def list_runs(request: Request) -> Response:
         if engine is None:
             return error_response(503, "no engine attached to this server")
-        finished = request.query_params.get("finished", "").lower() in ("1", "true", "yes")
+        try:
+            finished, limit = runs_query(request.query_params)
+        except ValueError as exc:
+            return error_response(400, str(exc))
         try:
             views = await bridge.call(lambda: engine.runs(include_finished=finished))
         except EngineUnavailableError as exc:
             return error_response(503, str(exc))
-        return JSONResponse(runs_json(views))
+        return JSONResponse(runs_json(views[-limit:] if limit else views))
 
     async def index(request: Request) -> Response:
         return JSONResponse(api_index(request.app.routes))
@@ -538,10 +556,16 @@ def create_app(
             *_debug_routes(engine, dump, bridge, auth, redact_patterns),
         ],
         middleware=[
+            Middleware(AnswerHeadersMiddleware),
             Middleware(SecurityMiddleware, auth=auth, bind_host=lambda: app.state.bind_host),
             Middleware(RequestLimitMiddleware, limits=limits),
+            Middleware(RequestCheckMiddleware, params=API_QUERY, routes=lambda: app.routes),
         ],
-        exception_handlers={BadRequestError: bad_request},
+        exception_handlers={
+            BadRequestError: bad_request,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
     )
     app.state.auth = auth
     app.state.bind_host = "127.0.0.1"  # MonitorServer sets the address it binds

@@ -48,6 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from taskdaemon.pipeline.api_views import MAX_LIMIT
 from taskdaemon.pipeline.durations import local_time, utc_offset
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
@@ -106,7 +107,6 @@ _DAG_TYPES = {
     "mermaid": "text/plain; charset=utf-8",
     "svg": "image/svg+xml",
 }
-_MAX_LIMIT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,8 +504,8 @@ def _filters(request: Request) -> dict[str, Any]:
         limit = int(limit_text)
     except ValueError:
         raise ValueError(f"limit must be a whole number, got {limit_text!r}") from None
-    if not 1 <= limit <= _MAX_LIMIT:
-        raise ValueError(f"limit must be 1-{_MAX_LIMIT}, got {limit}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1-{MAX_LIMIT}, got {limit}")
     since, until = query.get("since") or None, query.get("until") or None
     return {
         "pipeline": query.get("pipeline") or None,

@@ -1,0 +1,174 @@
+"""What every HTTP answer looks like, whichever route (or none) produced it.
+
+* **Errors** are ``{"error": "<one line>"}`` with ``Content-Type: application/json``: the
+  routes' own (``http_json.error_response``), and Starlette's 404 (no such route) and 405 (a
+  method the route does not serve, with ``Allow``), which would otherwise be plain text; an
+  unhandled exception is a 500 of the same shape (the traceback goes to the server's log only).
+* ``OPTIONS`` on a route answers 204 with ``Allow`` (no CORS headers: the server never grants a
+  cross-origin request). It needs the token like any other method.
+* **Headers.** Every answer but the page's static files carries ``Cache-Control: no-store``
+  (run data, tokens in sign-in redirects and health verdicts must not be kept by a proxy or a
+  browser's cache) and ``X-Content-Type-Options: nosniff``, unless the route set its own.
+* **Query parameters.** ``/api`` routes refuse a parameter they do not read (400 naming the ones
+  they do), so a misspelt filter is an error rather than a silently unfiltered answer;
+  ``token`` (``http_security.py``) is accepted everywhere.
+* **Run ids.** A ``{run_id}`` in an ``/api`` path that cannot name a run (run ids are 32 hex
+  digits, and span sources take a prefix of at least 4) is a 400, not a 404: the client sent
+  something else than an id (a name, a path, a URL-encoded slash).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Match
+
+from taskdaemon.pipeline.http_json import error_response
+
+__all__ = ["AnswerHeadersMiddleware", "RequestCheckMiddleware", "http_error", "server_error"]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_ALWAYS: Final = frozenset({"token"})
+_RUN_ID: Final = re.compile(r"[0-9a-fA-F]{4,32}")
+_HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
+_RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in _HEADERS)
+
+
+def _allowed(request: Request) -> str:
+    """Every method the request's path is served with, ``OPTIONS`` included: Starlette's own
+    ``Allow`` names only the first route of the path, and a path can have one per method."""
+    methods = {"OPTIONS"}
+    for route in request.app.routes:
+        match, _child = route.matches({**request.scope, "method": "OPTIONS"})
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ("GET", "HEAD"))
+    return ", ".join(sorted(methods))
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 and 405 (and any other ``HTTPException``) as a JSON error; OPTIONS
+    on a route that does not list it: 204 with ``Allow``."""
+    if not isinstance(exc, HTTPException):  # registered for HTTPException only
+        return await server_error(request, exc)
+    headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
+    method, path = request.method, request.url.path
+    if exc.status_code == 405:
+        headers["allow"] = _allowed(request)
+        if method == "OPTIONS":
+            return Response(status_code=204, headers=headers)
+        message = f"{method} is not allowed on {path}; allowed: {headers['allow']}"
+    elif exc.status_code == 404:
+        message = f"nothing at {path} (GET /api lists the routes)"
+    else:
+        message = str(exc.detail)
+    response = error_response(exc.status_code, message)
+    response.headers.update(headers)
+    return response
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unhandled exception: a 500 that names no internals. Starlette answers it outside
+    every middleware, hence the headers here; it then re-raises, and Uvicorn logs the
+    traceback."""
+    response = error_response(500, "internal server error (logged by the server)")
+    response.headers.update(dict(_HEADERS))
+    return response
+
+
+class AnswerHeadersMiddleware:
+    """Adds ``Cache-Control: no-store`` and ``X-Content-Type-Options: nosniff`` to every
+    answer that does not set them, the page's static files excepted."""
+
+    def __init__(self, app: App, *, cacheable: str = "/static/") -> None:
+        self.app = app
+        self.cacheable = cacheable
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.cacheable):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in _RAW_HEADERS if h[0] not in present)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class RequestCheckMiddleware:
+    """Refuses (400) a query parameter an ``/api`` route does not read, and a run id that is
+    not one.
+
+    ``params`` maps a route's path (as routed, ``/api/runs/{run_id}``) to the parameters it
+    reads; ``routes`` returns the app's routes (the app is built after this middleware).
+    A route missing from ``params`` reads none.
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        params: Mapping[str, Collection[str]],
+        routes: Callable[[], Collection[Any]],
+    ) -> None:
+        self.app = app
+        self.params = params
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api"):
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await error_response(400, refusal)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> str | None:
+        """Why the request is refused, or None. Unrouted requests pass (the router answers
+        404 or 405)."""
+        found = self._route(scope)
+        if found is None:
+            return None
+        path, path_params = found
+        run_id = path_params.get("run_id")
+        if isinstance(run_id, str) and not _RUN_ID.fullmatch(run_id):
+            shown = run_id if len(run_id) <= 40 else f"{run_id[:40]}..."
+            return f"not a run id (32 hex digits, or a prefix of at least 4): {shown!r}"
+        raw = scope.get("query_string", b"").decode("latin-1")
+        given = {name for name, _ in parse_qsl(raw, keep_blank_values=True)} - _ALWAYS
+        known = frozenset(self.params.get(path, ()))
+        unknown = sorted(given - known)
+        if not unknown:
+            return None
+        reads = ", ".join(sorted(known)) or "none"
+        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        return f"unknown query parameter {names} for {scope['path']} (it reads: {reads})"
+
+    def _route(self, scope: Scope) -> tuple[str, Mapping[str, Any]] | None:
+        """The path and path parameters of the route the request matches (of one that serves
+        another method when none serves this one); None when no route matches."""
+        partial = None
+        for route in self.routes():
+            match, child = route.matches(scope)
+            if match is Match.NONE:
+                continue
+            found = (getattr(route, "path", ""), child.get("path_params", {}))
+            if match is Match.FULL:
+                return found
+            if partial is None:
+                partial = found
+        return partial
