@@ -8,19 +8,24 @@ from __future__ import annotations
 import json
 import os
 import pty
-import select
 import signal
 import sqlite3
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from cli_faults_support import (
+    no_sleeper_left,
+    read_until,
+    run_id_of_summary,
+    slow_pipeline,
+    stored_status,
+    wait_for_pids,
+)
 from cli_support import (
     ROOT,
     TASKDAEMON,
@@ -32,25 +37,6 @@ from cli_support import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-#: Stage ``wait`` runs until stopped; its sleeper's pid is appended to the file PIDS.
-SLOW_PIPELINE = """\
-    name: slow
-    stages:
-      - name: first
-        command: "echo '{}'"
-        triggers: [{manual: {approval_required: false}}]
-      - name: wait
-        command: "sleep 600 & echo $! >> PIDS; wait"
-        triggers: [{on_completion: {stage: first}}]
-"""
-
-
-def _slow_pipeline(tmp_path: Path) -> tuple[Path, Path]:
-    """:data:`SLOW_PIPELINE` in a file, and the file its sleepers' pids are written to."""
-    pids = tmp_path / "pids"
-    return write(tmp_path / "slow.yaml", SLOW_PIPELINE.replace("PIDS", str(pids))), pids
 
 
 def _quick_pipeline(tmp_path: Path) -> Path:
@@ -96,39 +82,6 @@ def start(home: Path) -> Iterator[Any]:
             served.process.stdin.close()
 
 
-def _status(home: Path, run_id: str) -> str:
-    shown = taskdaemon(home, "runs", "show", run_id, "--json")
-    assert 0 == shown.returncode, shown.stderr
-    status: str = json.loads(shown.stdout)["status"]
-    return status
-
-
-def _wait_for_pids(pids: Path, count: int) -> None:
-    """Wait until ``count`` stage processes wrote their pid (the stage's "running" line comes
-    before its shell has started)."""
-    for _ in range(300):
-        if pids.exists() and len(pids.read_text().split()) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{count} pids never came to {pids}")
-
-
-def _no_sleeper_left(pids: Path) -> None:
-    for line in pids.read_text().split():
-        sleeper = int(line)
-        assert not psutil.pid_exists(sleeper) or (
-            psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
-        ), f"stage process {sleeper} outlived the command"
-
-
-def _run_id_of_summary(stdout: str) -> str:
-    """The run id of the summary's ``run ID STATUS in T`` line."""
-    for line in stdout.splitlines():
-        if line.startswith("run ") and " in " in line:
-            return line.split()[1]
-    raise AssertionError(f"no summary line in {stdout!r}")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_cancels_a_replay(
     home: Path, tmp_path: Path, start: Any, signum: signal.Signals
@@ -137,22 +90,22 @@ def test_a_signal_cancels_a_replay(
     run is recorded cancelled, the exit code is 128 + the signal, no traceback, and its
     command's processes are gone. Before, SIGINT was a KeyboardInterrupt traceback and SIGTERM
     ended the process at once, leaving the replay ``interrupted`` in the store."""
-    path, pids = _slow_pipeline(tmp_path)
+    path, pids = slow_pipeline(tmp_path)
     original = start("run", str(path))
     original.wait_for_line("wait                     running")
-    _wait_for_pids(pids, 1)
+    wait_for_pids(pids, 1)
     original.process.send_signal(signal.SIGINT)
     assert 130 == original.finish()[0]
     replay = start("replay", original.run_id)
     replay.wait_for_line("wait                     running")
-    _wait_for_pids(pids, 2)
+    wait_for_pids(pids, 2)
     replay.process.send_signal(signum)
     code, stdout, stderr = replay.finish()
     assert 128 + signum == code, stderr
     assert "Traceback" not in stderr
     assert f"{signum.name}: cancelling run " in stderr
-    assert "cancelled" == _status(home, _run_id_of_summary(stdout))
-    _no_sleeper_left(pids)
+    assert "cancelled" == stored_status(home, run_id_of_summary(stdout))
+    no_sleeper_left(pids)
 
 
 def test_sigterm_cancels_a_debugged_run_paused_at_a_breakpoint(
@@ -161,7 +114,7 @@ def test_sigterm_cancels_a_debugged_run_paused_at_a_breakpoint(
     """SIGTERM to ``debug FILE`` while its run is paused at a breakpoint (the prompt waiting
     for a command) cancels the run, as Ctrl-C does: exit 143, the run recorded cancelled with
     its summary printed. Before, the process ended at once, its run left ``interrupted``."""
-    path, _pids = _slow_pipeline(tmp_path)
+    path, _pids = slow_pipeline(tmp_path)
     debugged = start("debug", str(path), "--break", "wait", stdin=subprocess.PIPE)
     debugged.wait_for_line("wait                     paused")
     debugged.process.send_signal(signal.SIGTERM)
@@ -169,23 +122,23 @@ def test_sigterm_cancels_a_debugged_run_paused_at_a_breakpoint(
     assert 143 == code, stderr
     assert "Traceback" not in stderr
     assert "SIGTERM: cancelling run " in stderr
-    run_id = _run_id_of_summary(stdout)
+    run_id = run_id_of_summary(stdout)
     assert f"run {run_id} cancelled" in stdout
-    assert "cancelled" == _status(home, run_id)
+    assert "cancelled" == stored_status(home, run_id)
 
 
 def test_sigterm_cancels_a_debugged_running_stage(home: Path, tmp_path: Path, start: Any) -> None:
     """SIGTERM to ``debug FILE`` while a command stage runs: cancelled, exit 143, the stage's
     processes killed."""
-    path, pids = _slow_pipeline(tmp_path)
+    path, pids = slow_pipeline(tmp_path)
     debugged = start("debug", str(path), stdin=subprocess.PIPE)
     debugged.wait_for_line("wait                     running")
-    _wait_for_pids(pids, 1)
+    wait_for_pids(pids, 1)
     debugged.process.send_signal(signal.SIGTERM)
     code, stdout, stderr = debugged.finish()
     assert 143 == code, stderr
-    assert "cancelled" == _status(home, _run_id_of_summary(stdout))
-    _no_sleeper_left(pids)
+    assert "cancelled" == stored_status(home, run_id_of_summary(stdout))
+    no_sleeper_left(pids)
 
 
 def test_a_killed_run_is_dumped_from_the_store(home: Path, tmp_path: Path, start: Any) -> None:
@@ -193,7 +146,7 @@ def test_a_killed_run_is_dumped_from_the_store(home: Path, tmp_path: Path, start
     behind, stale) writes the dump from the stored spans, the run ``interrupted`` in it.
     Before, the stale socket made it refuse ("is not served any more"), and a dump from the
     store recorded such a run ``running``."""
-    path, _pids = _slow_pipeline(tmp_path)
+    path, _pids = slow_pipeline(tmp_path)
     killed = start("run", str(path))
     killed.wait_for_line("wait                     running")
     wait_until_stored(home, killed.run_id, "wait")
@@ -292,7 +245,7 @@ def test_a_full_disk_still_runs_pipelines_and_shows_the_history(
     listed = taskdaemon(home, "runs", "list", "--json")
     assert 0 == listed.returncode, listed.stderr
     assert [run_id] == [run["run_id"] for run in json.loads(listed.stdout)]
-    assert "success" == _status(home, run_id)
+    assert "success" == stored_status(home, run_id)
     report = taskdaemon(home, "report")
     assert 0 == report.returncode, report.stderr
     assert "pipeline quick: 1 run, 100.0% succeeded" in report.stdout
@@ -326,27 +279,13 @@ def test_a_file_where_the_home_should_be_is_one_line_everywhere(tmp_path: Path) 
         assert ours[0].startswith(f"taskdaemon {command}: cannot create the workspace {home}/")
 
 
-def _read_until(fd: int, needle: bytes, seen: bytearray) -> None:
-    """Read the pty's output into ``seen`` until it holds ``needle`` (or the output ends)."""
-    while needle not in seen:
-        ready, _, _ = select.select([fd], [], [], 60)
-        assert ready, f"{needle!r} never came: {bytes(seen)[-500:]!r}"
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:  # EIO: the other end closed
-            return
-        if not chunk:
-            return
-        seen += chunk
-
-
 def test_sigterm_to_watch_on_a_terminal_gives_the_cursor_back(
     home: Path, tmp_path: Path, start: Any
 ) -> None:
     """``watch`` on a terminal hides the cursor for its live table; SIGTERM now stops it as
     Ctrl-C does: the cursor is shown again, exit 143, no traceback. Before, SIGTERM's default
     action ended the process with the terminal's cursor left hidden."""
-    path, _pids = _slow_pipeline(tmp_path)
+    path, _pids = slow_pipeline(tmp_path)
     watched = start("run", str(path))
     watched.wait_for_line("wait                     running")
     wait_until_stored(home, watched.run_id, "wait")
@@ -363,10 +302,10 @@ def test_sigterm_to_watch_on_a_terminal_gives_the_cursor_back(
     os.close(secondary)
     seen = bytearray()
     try:
-        _read_until(primary, b"\x1b[?25l", seen)  # the cursor hidden for the live table
-        _read_until(primary, b"running", seen)  # and the table drawn
+        read_until(primary, b"\x1b[?25l", seen)  # the cursor hidden for the live table
+        read_until(primary, b"running", seen)  # and the table drawn
         watcher.send_signal(signal.SIGTERM)
-        _read_until(primary, b"\x1b[?25h", seen)
+        read_until(primary, b"\x1b[?25h", seen)
         assert 143 == watcher.wait(60)
     finally:
         if watcher.poll() is None:
@@ -437,15 +376,15 @@ def test_sigterm_cancels_a_run_whose_stderr_is_gone(home: Path, tmp_path: Path, 
     """A run whose stderr reader went away (a closed pipe, a closed terminal) is still
     cancelled by SIGTERM: the line saying so cannot be written, and must not stop the cancel.
     It exits 143 with its stage cancelled, and no stage process outlives it."""
-    pipeline, pids = _slow_pipeline(tmp_path)
+    pipeline, pids = slow_pipeline(tmp_path)
     served = start("run", str(pipeline))
     served.wait_for_line("wait                     running")
-    _wait_for_pids(pids, 1)
+    wait_for_pids(pids, 1)
     assert served.process.stderr is not None
     served.process.stderr.close()
     served.process.send_signal(signal.SIGTERM)
     stdout = served.process.stdout.read() if served.process.stdout is not None else ""
     code = served.process.wait(timeout=60)
-    run_id = _run_id_of_summary(stdout)
-    assert (143, "cancelled") == (code, _status(home, run_id))
-    _no_sleeper_left(pids)
+    run_id = run_id_of_summary(stdout)
+    assert (143, "cancelled") == (code, stored_status(home, run_id))
+    no_sleeper_left(pids)

@@ -1,0 +1,168 @@
+"""Helpers of the fault tests (``pipeline_cli_faults_test.py``, ``pipeline_cli_hangup_test.py``,
+``pipeline_control_stale_test.py``): a pipeline whose stage runs until stopped, its stage
+processes, a run's stored status, and a command on a terminal of its own that the test can
+hang up."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+
+#: Stage ``wait`` runs until stopped; its sleeper's pid is appended to the file PIDS.
+SLOW_PIPELINE = """\
+    name: slow
+    stages:
+      - name: first
+        command: "echo '{}'"
+        triggers: [{manual: {approval_required: false}}]
+      - name: wait
+        command: "sleep 600 & echo $! >> PIDS; wait"
+        triggers: [{on_completion: {stage: first}}]
+"""
+
+
+def slow_pipeline(tmp_path: Path) -> tuple[Path, Path]:
+    """:data:`SLOW_PIPELINE` in a file, and the file its sleepers' pids are written to."""
+    pids = tmp_path / "pids"
+    return write(tmp_path / "slow.yaml", SLOW_PIPELINE.replace("PIDS", str(pids))), pids
+
+
+def stored_status(home: Path, run_id: str) -> str:
+    """The run's status in the store (``runs show --json``)."""
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert 0 == shown.returncode, shown.stderr
+    found: str = json.loads(shown.stdout)["status"]
+    return found
+
+
+def wait_for_pids(pids: Path, count: int) -> None:
+    """Wait until ``count`` stage processes wrote their pid (the stage's "running" line comes
+    before its shell has started)."""
+    for _ in range(300):
+        if pids.exists() and len(pids.read_text().split()) >= count:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{count} pids never came to {pids}")
+
+
+def no_sleeper_left(pids: Path) -> None:
+    """Every stage process of ``pids`` is gone (or a zombie)."""
+    for line in pids.read_text().split():
+        sleeper = int(line)
+        assert not psutil.pid_exists(sleeper) or (
+            psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+        ), f"stage process {sleeper} outlived the command"
+
+
+def run_id_of_summary(stdout: str) -> str:
+    """The run id of the summary's ``run ID STATUS in T`` line."""
+    for line in stdout.splitlines():
+        if line.startswith("run ") and " in " in line:
+            return line.split()[1]
+    raise AssertionError(f"no summary line in {stdout!r}")
+
+
+def read_until(fd: int, needle: bytes, seen: bytearray) -> None:
+    """Read the pty's output into ``seen`` until it holds ``needle`` (or the output ends)."""
+    while needle not in seen:
+        ready, _, _ = select.select([fd], [], [], 60)
+        assert ready, f"{needle!r} never came: {bytes(seen)[-500:]!r}"
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the other end closed
+            return
+        if not chunk:
+            return
+        seen += chunk
+
+
+#: Runs ARGV as the session leader of the terminal on its stdin (its controlling terminal), with
+#: SIGHUP and SIGINT at their default, as a command typed in a terminal has them: a suite run
+#: under ``nohup`` (``scripts/mutation.sh``) or in the background inherits them ignored, and an
+#: ignored signal stays ignored across exec. Closing the terminal's other end then hangs it up:
+#: the kernel sends SIGHUP, as when an ssh connection drops or a tmux pane is killed.
+_ON_A_TERMINAL = (
+    "import fcntl, os, signal, sys, termios; "
+    "signal.signal(signal.SIGHUP, signal.SIG_DFL); signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+@dataclass
+class OnTerminal:
+    """A ``taskdaemon`` command on a terminal of its own (a pty): its process and the pty's
+    other end, which the test reads and closes (``hang_up``)."""
+
+    process: subprocess.Popen[bytes]
+    primary: int
+    seen: bytearray = field(default_factory=bytearray)
+
+    def wait_for(self, needle: str) -> None:
+        """Read the terminal until it showed ``needle``."""
+        read_until(self.primary, needle.encode(), self.seen)
+        assert needle.encode() in self.seen, bytes(self.seen)[-500:]
+
+    def run_id(self) -> str:
+        """The id of the run the command said it started (``run ID of NAME started``) or
+        debugs (``debugging run ID``)."""
+        found = re.search(rb"(?:^|\n)(?:debugging )?run ([0-9a-f]{32}) ", self.seen)
+        assert found, f"no run started: {bytes(self.seen)[-500:]!r}"
+        return found.group(1).decode()
+
+    def hang_up(self) -> int:
+        """Close the terminal (the kernel hangs it up: SIGHUP); the command's exit code."""
+        if self.primary >= 0:
+            os.close(self.primary)
+            self.primary = -1
+        return self.process.wait(60)
+
+    def close(self) -> None:
+        """Kill what is left of the command's session; close the terminal."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        if self.primary >= 0:
+            os.close(self.primary)
+            self.primary = -1
+
+
+@contextlib.contextmanager
+def on_a_terminal(home: Path, *args: str) -> Iterator[OnTerminal]:
+    """``taskdaemon ARGS`` on a terminal of its own (see :data:`_ON_A_TERMINAL`), in a session
+    of its own, killed at the end if still there."""
+    primary, secondary = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _ON_A_TERMINAL, TASKDAEMON, *args],
+            cwd=ROOT,
+            env=environment(home),
+            stdin=secondary,
+            stdout=secondary,
+            stderr=secondary,
+            start_new_session=True,
+        )
+    except BaseException:
+        os.close(primary)
+        raise
+    finally:
+        os.close(secondary)
+    command = OnTerminal(process, primary)
+    try:
+        yield command
+    finally:
+        command.close()
