@@ -12,7 +12,8 @@
   speaks to it there, so ``debug attach`` from another terminal drives the same run. When the
   input ends (a pipe), the run's breakpoints are deleted and the run goes on to its end; the
   exit code is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an
-  invalid file or breakpoint, 130 on Ctrl-C; SIGTERM cancels the run as Ctrl-C does, exit 143.
+  invalid file or breakpoint, 130 on Ctrl-C; SIGTERM cancels the run as Ctrl-C does, exit 143,
+  and SIGHUP (the terminal closed) too, exit 129, the run's reason saying so.
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -183,7 +185,7 @@ def _remote(words: Sequence[str]) -> int:
 def _local(args: argparse.Namespace, file: str) -> int:
     from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import exit_code, reason, sigterm_raises  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,
@@ -216,8 +218,8 @@ def _local(args: argparse.Namespace, file: str) -> int:
         return _fail(runner.code, runner.error or "the run did not start")
     call = caller(run_id)
     prompt = DebugPrompt(call, history=home_directory() / "debug_history", by="cli debug")
-    # SIGTERM stops the run as Ctrl-C does (cancelled, exit 143), not by its default action,
-    # which would leave the run ``interrupted`` in the store and skip its summary.
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does (cancelled, exit 143 or 129), not by their
+    # default action, which would leave the run ``interrupted`` in the store, no summary.
     with sigterm_raises():
         try:
             prompt.run()
@@ -234,12 +236,13 @@ def _local(args: argparse.Namespace, file: str) -> int:
                     prompt.wait()
         except KeyboardInterrupt as stop:
             runner.interrupted = exit_code(stop) - 128
-            print(
-                f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
-                file=sys.stderr,
-                flush=True,
-            )
-            runner.cancel()
+            with contextlib.suppress(OSError):  # said if it can be: the cancel must happen
+                print(
+                    f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            runner.cancel(reason(stop))
         except PipelineError as exc:
             _fail(EXIT_FAILURE, str(exc))
             runner.cancel()
@@ -274,17 +277,17 @@ class _RunThread(threading.Thread):
         self.run_id: str | None = None
         self.code = EXIT_FAILURE
         self.error: str | None = None
-        self.interrupted = 0  # the signal that stopped the run (SIGINT, SIGTERM), or 0
+        self.interrupted = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0
 
     def started(self) -> str | None:
         """Wait until the run started (its id) or could not (None, with ``code``/``error``)."""
         self._ready.wait()
         return self.run_id
 
-    def cancel(self) -> None:
-        """Cancel the run (from the prompt's thread)."""
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel the run (from the prompt's thread), ``reason`` recorded (None: the default)."""
         if self._loop is not None and self._handle is not None:
-            self._loop.call_soon_threadsafe(self._handle.cancel)
+            self._loop.call_soon_threadsafe(self._handle.cancel, reason)
 
     def finish(self) -> None:
         """Let the thread close the socket and telemetry once the run ended; wait for it."""
@@ -304,8 +307,6 @@ class _RunThread(threading.Thread):
             self._ready.set()
 
     async def _main(self) -> None:
-        import contextlib  # noqa: PLC0415
-
         from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
             ProgressView,
             build_observers,
@@ -353,6 +354,6 @@ class _RunThread(threading.Thread):
         if result.succeeded:
             self.code = EXIT_SUCCESS
         elif self.interrupted:
-            self.code = 128 + self.interrupted  # 130 Ctrl-C, 143 SIGTERM
+            self.code = 128 + self.interrupted  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
         else:
             self.code = EXIT_FAILURE

@@ -26,11 +26,12 @@
   ``next`` (or an empty line), ``prev``, ``goto T`` (``12.5s`` from the run's start),
   ``where``, ``inputs STAGE``, ``outputs STAGE``, ``logs STAGE`` (all at the current
   instant), ``quit``.
-* SIGINT and SIGTERM cancel the replay as they cancel ``run`` (``cli/stop_signals.py``): its
-  run is recorded ``cancelled``, never left ``interrupted``; a second signal exits at once.
+* SIGINT, SIGTERM and SIGHUP cancel the replay as they cancel ``run``
+  (``cli/stop_signals.py``): its run is recorded ``cancelled``, never left ``interrupted``; a
+  second signal exits at once.
 * Exit codes: 0 the replay succeeded (and, with ``--verify``, did not diverge), 1 it failed or
   the run was not found, 2 invalid arguments or a value the replay cannot get, 3 divergence,
-  130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143).
+  130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143, SIGHUP 129).
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
         epilog="Exit codes: 0 success, 1 the replay failed or the run was not found, "
         "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify), "
-        "130 cancelled by Ctrl-C (143 by SIGTERM).",
+        "130 cancelled by Ctrl-C (143 by SIGTERM, 129 by SIGHUP: the terminal closed).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_id", metavar="RUN", help="the recorded run's id")
@@ -228,7 +229,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
             file=sys.stderr,
             flush=True,
         )
-    signals = StopSignals()  # Ctrl-C and SIGTERM cancel the replay, as they cancel ``run``'s
+    signals = StopSignals()  # Ctrl-C, SIGTERM, SIGHUP cancel the replay, as they cancel ``run``'s
     async with contextlib.AsyncExitStack() as stack:
         try:
             monitoring = start_monitoring(load_settings(), serve=None, stack=stack)

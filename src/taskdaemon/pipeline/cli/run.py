@@ -30,7 +30,8 @@
   (``examples.loops:plan`` works from the repository root).
 * Exit codes: 0 the run succeeded, 1 it failed (or was cancelled through ``taskdaemon cancel``),
   2 invalid file or arguments (or a workspace that cannot be created), 130 cancelled by Ctrl-C
-  (SIGINT; SIGTERM gives 143). The first signal cancels the run cleanly (running commands are
+  (SIGINT; SIGTERM gives 143, SIGHUP 129: the terminal closed, unless ignored under ``nohup``;
+  ``cli/hangup.py``). The first signal cancels the run cleanly (running commands are
   killed with their process groups; a sync handler's thread, which cannot be, is not waited
   for once the run has ended); a second one exits at once.
 * Lost telemetry never changes the exit code, which is the pipeline's: a span store that cannot
@@ -117,7 +118,8 @@ longest wait for a worker slot; DURATION from the first start to the last end; E
 error, why the stage was skipped, or why it was cancelled.
 
 Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 invalid file or arguments
-(or a workspace that cannot be created), 130 interrupted by Ctrl-C (143 by SIGTERM).
+(or a workspace that cannot be created), 130 interrupted by Ctrl-C (143 by SIGTERM, 129 by
+SIGHUP: the terminal closed).
 """
 
 
@@ -465,7 +467,7 @@ async def run_pipeline(
     watch = getattr(args, "watch", False) and not args.quiet
     progress = None if args.quiet or watch else ProgressView(sys.stderr, approve_hint=approve_hint)
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
-    signals = StopSignals()  # the first SIGINT or SIGTERM cancels the run
+    signals = StopSignals()  # the first SIGINT, SIGTERM or SIGHUP cancels the run
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
         watcher = None

@@ -8,7 +8,8 @@ pipeline on a schedule.
                       [--input KEY=VALUE ...]]
 
 * Serves ``/metrics``, ``/healthz``, ``/readyz`` and ``/api/runs`` on ``--host``/``--port``
-  (default ``TASKDAEMON_METRICS_HOST``/``_PORT``: 127.0.0.1:9090) until SIGINT or SIGTERM.
+  (default ``TASKDAEMON_METRICS_HOST``/``_PORT``: 127.0.0.1:9090) until SIGINT or SIGTERM, or
+  SIGHUP (its terminal closed) unless SIGHUP was ignored at start (``nohup``: ``cli/hangup.py``).
 * With ``--pipeline``: starts a run at once, then one every ``--every`` seconds (counted from
   the previous start; a run longer than that is followed at once by the next), at most
   ``--max-runs`` (0, the default, means forever). Runs are ``started_by=schedule``.
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
@@ -236,6 +238,10 @@ async def _serve(
     stop = asyncio.Event()
 
     def on_signal(signum: int) -> None:
+        if signum == signal.SIGHUP:
+            detach_terminal()  # the log lines of the stop must not fail on a hung-up terminal
+            if stop.is_set():  # the shell's SIGHUP after the kernel's: no hurry
+                return
         if stop.is_set():
             os._exit(128 + signum)
         _log.info("%s: stopping", signal.Signals(signum).name)
@@ -243,9 +249,10 @@ async def _serve(
 
     async with contextlib.AsyncExitStack() as stack:
         monitoring = start_monitoring(settings, serve=address, stack=stack)
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        handled = stop_signals()
+        for signum in handled:
             loop.add_signal_handler(signum, on_signal, signum)
-        stack.callback(_remove_signal_handlers, loop)
+        stack.callback(_remove_signal_handlers, loop, handled)
         approver = _AutoApprove()
         observers: list[Any] = [*monitoring.observers]
         if args.auto_approve:
@@ -340,6 +347,6 @@ async def _until_end_or_stop(handle: RunHandle, stop: asyncio.Event) -> RunResul
     return await waiter
 
 
-def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
-    for signum in (signal.SIGINT, signal.SIGTERM):
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop, handled: tuple[int, ...]) -> None:
+    for signum in handled:
         loop.remove_signal_handler(signum)

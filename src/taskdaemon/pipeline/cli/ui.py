@@ -17,7 +17,8 @@
   ``api-token``: ``token_files``; shown as a sign-in URL on a terminal: ``cli/sign_in.py``).
   Not to the ``api-token`` files: those name servers that can control runs, which a read-only
   ``ui`` must not pass for.
-* Exit codes: 0 stopped by SIGINT/SIGTERM, 1 the address is taken or the span source cannot
+* Exit codes: 0 stopped by SIGINT/SIGTERM (or SIGHUP, its terminal closed, unless ignored at
+  start: ``nohup``; ``cli/hangup.py``), 1 the address is taken or the span source cannot
   answer, 2 bad settings or a source URL that names no source.
 """
 
@@ -30,6 +31,7 @@ import logging
 import signal
 from typing import Any
 
+from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.options import (
     add_server_options,
     add_source_option,
@@ -93,8 +95,15 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    handled = stop_signals()
+
+    def on_signal(signum: int) -> None:
+        if signum == signal.SIGHUP:
+            detach_terminal()  # the log lines of the stop must not fail on a hung-up terminal
+        stop.set()
+
+    for signum in handled:
+        loop.add_signal_handler(signum, on_signal, signum)
     # As ``cli/monitoring.py``'s api_auth, without importing its telemetry wiring.
     principal, hosts = settings.api_user or None, settings.api_allowed_hosts
     auth = (
@@ -128,7 +137,7 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
             files.remove()
         await server.aclose()
         app.state.web.close()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in handled:
             with contextlib.suppress(Exception):
                 loop.remove_signal_handler(signum)
     return EXIT_OK

@@ -10,7 +10,7 @@ by another process. On a terminal it draws a live table (``rich``): each stage's
 time, instance progress of fan-outs and what it waits for. When stdout is not a terminal it
 writes one plain line per change instead. It ends when the run does. Exit codes: 0 the run
 succeeded, 1 it did not (or could not be read), 2 invalid arguments or settings, 130 Ctrl-C,
-143 SIGTERM (both stop it cleanly: the terminal gets its cursor back).
+143 SIGTERM, 129 SIGHUP (all stop it cleanly: the terminal gets its cursor back).
 """
 
 from __future__ import annotations

@@ -102,6 +102,9 @@ class RunHandle:
             )
         run.publish(event_type, payload or {}, None)
 
-    def cancel(self) -> None:
-        """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent."""
-        self._run.stop(RunStatus.CANCELLED, "run cancelled")
+    def cancel(self, reason: str | None = None) -> None:
+        """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent.
+
+        ``reason``: why, as the run's error and its cancelled attempts say (default "run
+        cancelled"; SIGHUP's says the terminal hung up)."""
+        self._run.stop(RunStatus.CANCELLED, reason or "run cancelled")

@@ -1,0 +1,129 @@
+"""SIGHUP, the terminal gone (an ssh connection dropped, a tmux pane killed), with real
+``taskdaemon`` processes on a real terminal (a pty) that the test hangs up by closing its
+other end: ``run``, ``replay`` and ``debug`` cancel their run as on SIGTERM, exit 129, the run
+recorded ``cancelled`` because the terminal hung up; ``serve`` stops cleanly, exit 0; under
+``nohup`` (SIGHUP ignored at start) nothing changes: the command goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_faults_support import (
+    no_sleeper_left,
+    on_a_terminal,
+    slow_pipeline,
+    stored_status,
+    wait_for_pids,
+)
+from cli_support import ROOT, TASKDAEMON, environment, taskdaemon
+
+pytestmark = pytest.mark.slow
+
+HUNG_UP = "the terminal hung up (SIGHUP)"
+
+
+def _cancel_reason(home: Path, run_id: str, stage: str) -> str | None:
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert 0 == shown.returncode, shown.stderr
+    stages = {s["name"]: s for s in json.loads(shown.stdout)["stages"]}
+    reason: str | None = stages[stage]["cancel_reason"]
+    return reason
+
+
+def _replayed_run(home: Path, original: str) -> str:
+    """The id of the replay of ``original``: the other run of the home (``runs list``)."""
+    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    replays = [run["run_id"] for run in listed if run["run_id"] != original]
+    assert 1 == len(replays), listed
+    return str(replays[0])
+
+
+def test_a_hung_up_terminal_cancels_a_run_and_its_replay(home: Path, tmp_path: Path) -> None:
+    """``run`` and then ``replay`` of it, each on a terminal that hangs up mid-stage: each run
+    is recorded cancelled because the terminal hung up, exit 129, no stage process left.
+    Before, SIGHUP's default action ended the process: the run read ``interrupted`` and its
+    stage's processes were left to the group watchdog."""
+    path, pids = slow_pipeline(tmp_path)
+    with on_a_terminal(home, "run", str(path)) as run:
+        run.wait_for("wait                     running")
+        wait_for_pids(pids, 1)
+        assert 129 == run.hang_up()
+        run_id = run.run_id()
+    assert "cancelled" == stored_status(home, run_id)
+    assert HUNG_UP == _cancel_reason(home, run_id, "wait")
+    no_sleeper_left(pids)
+    with on_a_terminal(home, "replay", run_id) as replay:
+        replay.wait_for("wait                     running")
+        wait_for_pids(pids, 2)
+        assert 129 == replay.hang_up()
+    replayed = _replayed_run(home, run_id)
+    assert "cancelled" == stored_status(home, replayed)
+    assert HUNG_UP == _cancel_reason(home, replayed, "wait")
+    no_sleeper_left(pids)
+
+
+def test_a_hung_up_terminal_cancels_a_debugged_run_at_its_prompt(
+    home: Path, tmp_path: Path
+) -> None:
+    """``debug FILE`` paused at a breakpoint, its prompt reading the terminal when it hangs
+    up: the run is cancelled (``wait`` never ran: skipped), exit 129, never ``interrupted``."""
+    path, _pids = slow_pipeline(tmp_path)
+    with on_a_terminal(home, "debug", str(path), "--break", "wait") as debugged:
+        debugged.wait_for("wait                     paused")
+        assert 129 == debugged.hang_up()
+        run_id = debugged.run_id()
+    assert "cancelled" == stored_status(home, run_id)
+
+
+def test_serve_on_a_hung_up_terminal_stops_cleanly(home: Path) -> None:
+    """``serve`` whose terminal hangs up stops as on SIGTERM: exit 0 (its log lines, written
+    to the hung-up terminal, do not make it fail)."""
+    with on_a_terminal(home, "serve", "--port", "0") as served:
+        served.wait_for("taskdaemon serve: http://")
+        assert 0 == served.hang_up()
+
+
+#: Runs ARGV with SIGHUP ignored, as ``nohup`` starts a command.
+_NOHUP = (
+    "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+    "signal.signal(signal.SIGTERM, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def test_under_nohup_a_run_outlives_its_terminal(home: Path, tmp_path: Path) -> None:
+    """A run started with SIGHUP ignored (``nohup``) is meant to outlive its terminal: SIGHUP
+    changes nothing. SIGHUP and then SIGTERM are sent together; had SIGHUP been handled, it
+    (the lower number, delivered first) would have cancelled the run, exit 129. The run ends
+    by SIGTERM's cancel instead: exit 143, the engine's reason."""
+    path, pids = slow_pipeline(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _NOHUP, TASKDAEMON, "run", str(path)],
+        cwd=ROOT,
+        env=environment(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for_pids(pids, 1)
+        process.send_signal(signal.SIGHUP)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert 143 == process.returncode, stderr
+    assert "SIGTERM: cancelling run " in stderr
+    run_id = next(line.split()[1] for line in stderr.splitlines() if " started " in line)
+    assert "run cancelled" == _cancel_reason(home, run_id, "wait")
+    no_sleeper_left(pids)
