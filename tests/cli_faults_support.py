@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,3 +167,20 @@ def on_a_terminal(home: Path, *args: str) -> Iterator[OnTerminal]:
         yield command
     finally:
         command.close()
+
+
+@contextlib.contextmanager
+def listening(directory: Path, *names: str) -> Iterator[list[Path]]:
+    """A Unix socket listening at ``directory/NAME`` for each name (a live run's, as far as a
+    listing can tell), closed and removed at the end."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        paths = []
+        for name in names:
+            listener = stack.enter_context(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+            path = directory / name
+            listener.bind(str(path))
+            stack.callback(path.unlink, missing_ok=True)
+            listener.listen()
+            paths.append(path)
+        yield paths

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from cli_faults_support import listening
 from taskdaemon.pipeline import control
 from taskdaemon.pipeline.control import ControlServer, send_request
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
@@ -122,12 +123,13 @@ def test_no_control_directory_means_no_served_runs(tmp_path: Path) -> None:
 
 
 def test_served_runs_are_the_sorted_stems_of_the_sockets(tmp_path: Path) -> None:
-    """Each ``*.sock`` under the control directory names a run, sorted; other files do not."""
+    """Each ``*.sock`` socket listened on under the control directory names a run, sorted;
+    other files do not (a file named ``*.sock`` neither: it is no socket)."""
     directory = tmp_path / "control"
-    directory.mkdir()
-    for name in ("b2.sock", "a1.sock", "notes.txt", "c3.sock.old"):
-        (directory / name).touch()
-    assert ["a1", "b2"] == control.served_runs(tmp_path)
+    with listening(directory, "b2.sock", "a1.sock", "c3.sock.old"):
+        for name in ("notes.txt", "d4.sock"):
+            (directory / name).touch()
+        assert ["a1", "b2"] == control.served_runs(tmp_path)
 
 
 def test_a_server_serves_on_its_run_s_socket_path(home: Path) -> None:
@@ -395,10 +397,10 @@ async def test_an_exact_id_wins_over_longer_ids_it_prefixes(home: Path) -> None:
 
 def test_an_ambiguous_prefix_names_every_run_it_matches(home: Path) -> None:
     """A prefix two served runs start with is refused, listing both."""
-    (home / "control").mkdir()
-    for name in ("ab2", "ab1", "cd3"):
-        (home / "control" / f"{name}.sock").touch()
-    with pytest.raises(RunNotFoundError, match="ambiguous") as refused:
+    with (
+        listening(home / "control", "ab2.sock", "ab1.sock", "cd3.sock"),
+        pytest.raises(RunNotFoundError, match="ambiguous") as refused,
+    ):
         send_request("ab", {"op": "cancel"}, home=home)
     assert "run id 'ab' is ambiguous here: ab1, ab2" == str(refused.value)
 

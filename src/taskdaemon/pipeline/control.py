@@ -1,7 +1,9 @@
 """Reaching a run served by another process: approvals, events and cancellation over a socket.
 
 ``taskdaemon run`` serves its run on a Unix socket ``$TASKDAEMON_HOME/control/<run_id>.sock``
-(home defaults to ``./.taskdaemon``) for as long as the run is open, and removes it at exit.
+(home defaults to ``./.taskdaemon``) for as long as the run is open, and removes it at exit. A
+process killed outright (``kill -9``) leaves its socket behind: stale, told from a live one by a
+refused connection, skipped when runs are listed and removed (:func:`served_runs`).
 The protocol is JSON lines: one request object per line, one response object per line.
 
 Requests (``op`` plus fields)::
@@ -31,6 +33,7 @@ import json
 import os
 import re
 import socket
+import stat
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +57,12 @@ __all__ = [
     "socket_path",
     "status",
 ]
+
+#: Seconds a live run's socket may take to accept a listing's probe before it is taken as live.
+_PROBE_TIMEOUT = 1.0
+
+#: Connections a run's socket queues before accepting them (asyncio's default).
+_BACKLOG = 100
 
 #: Unix socket paths are limited to about 107 bytes (sun_path) on Linux.
 _MAX_SOCKET_PATH = 107
@@ -91,11 +100,67 @@ def socket_path(run_id: str, home: str | os.PathLike[str] | None = None) -> Path
 
 
 def served_runs(home: str | os.PathLike[str] | None = None) -> list[str]:
-    """Run ids with a control socket under ``home`` (some may be stale after a crash)."""
-    directory = control_dir(home)
-    if not directory.is_dir():
+    """Run ids served under ``home``: a ``<run_id>.sock`` some process listens on.
+
+    A socket left by a process that ended without removing it (``kill -9``, a crash) is stale:
+    connecting to it is refused, as no process listens there. It is skipped, and removed
+    (:func:`_remove_stale`). A name that is not a socket (a symlink, a file) is skipped and
+    never followed; a socket that is slow to accept (a busy run, a full backlog) or that
+    refuses this user (another's) is listed: only a refused connection proves a run gone.
+    """
+    try:
+        entries = sorted(os.scandir(control_dir(home)), key=lambda entry: entry.name)
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(path.stem for path in directory.glob("*.sock"))
+    return [
+        entry.name.removesuffix(".sock")
+        for entry in entries
+        if entry.name.endswith(".sock") and _listened_on(Path(entry.path))
+    ]
+
+
+def _is_socket(path: Path) -> bool:
+    """Whether ``path`` itself is a socket (a symlink is not followed)."""
+    try:
+        return stat.S_ISSOCK(os.lstat(path).st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _listened_on(path: Path) -> bool:
+    """False when ``path`` is not a socket, or a stale one (then removed if ours)."""
+    try:
+        found = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # removed since listed: its run ended
+        return False
+    if not stat.S_ISSOCK(found.st_mode):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_PROBE_TIMEOUT)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            _remove_stale(path, found)
+            return False
+        except FileNotFoundError:
+            return False
+        except OSError:  # slow to accept, or another user's: not proved dead
+            return True
+    return True
+
+
+def _remove_stale(path: Path, probed: os.stat_result) -> None:
+    """Remove the stale socket ``path`` when it is ours, in a private directory of ours, and
+    still the very file probed (a run that started since with the same id has its own)."""
+    uid = os.getuid()
+    with contextlib.suppress(OSError):
+        directory = os.lstat(path.parent)
+        private = stat.S_ISDIR(directory.st_mode) and not directory.st_mode & 0o077
+        if not (private and directory.st_uid == uid and probed.st_uid == uid):
+            return
+        now = os.lstat(path)
+        if (now.st_dev, now.st_ino) == (probed.st_dev, probed.st_ino):
+            path.unlink()
 
 
 #: Numbers the staging names of this process's sockets (``ControlServer.start``).
@@ -151,13 +216,18 @@ class ControlServer:
                 staging.unlink()
             listener.bind(str(staging))
             os.chmod(staging, 0o600)
+            # Listening before it is at its path: a listing (``served_runs``) that found it
+            # there refusing connections would take it for a stale socket and remove it.
+            listener.listen(_BACKLOG)
             os.replace(staging, self.path)
         except BaseException:
             listener.close()
             with contextlib.suppress(FileNotFoundError):
                 staging.unlink()
             raise
-        self._server = await asyncio.start_unix_server(self._serve, sock=listener, limit=_MAX_LINE)
+        self._server = await asyncio.start_unix_server(
+            self._serve, sock=listener, limit=_MAX_LINE, backlog=_BACKLOG
+        )
 
     async def aclose(self) -> None:
         """Stop serving and remove the socket."""
@@ -258,7 +328,7 @@ def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
         )
     path = socket_path(run_id, home)
     try:
-        if path.exists():
+        if _is_socket(path):  # a socket, not a link to one elsewhere
             return path
         matches = [served for served in served_runs(home) if served.startswith(run_id)]
     except OSError as exc:  # the control directory is another user's (EACCES)
@@ -303,6 +373,7 @@ def send_request(
         try:
             client.connect(str(path))
         except (ConnectionRefusedError, FileNotFoundError):
+            _listened_on(path)  # probed again: a stale socket of ours is removed
             raise RunNotFoundError(
                 f"run {path.stem!r} is not served any more (stale socket {path}): "
                 "its 'taskdaemon run' process has ended"
