@@ -118,6 +118,10 @@ class OnTerminal:
         read_until(self.primary, needle.encode(), self.seen)
         assert needle.encode() in self.seen, bytes(self.seen)[-500:]
 
+    def type(self, keys: bytes) -> None:
+        """Type ``keys`` on the terminal (``b"\\x03"``: Ctrl-C, SIGINT to the command)."""
+        os.write(self.primary, keys)
+
     def run_id(self) -> str:
         """The id of the run the command said it started (``run ID of NAME started``) or
         debugs (``debugging run ID``)."""

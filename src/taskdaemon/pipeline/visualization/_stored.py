@@ -6,7 +6,9 @@ store has a running run's spans within its writer's flush interval, and rewrites
 they gain events (an approval a stage waits for shows as ``waiting``). Tempo and Jaeger have a
 run's spans only once each ended, so a remote source shows finished stages as they finish.
 
-Each poll runs the source's blocking ``get_run`` in a worker thread; a snapshot is yielded
+Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
+(``_source_poll``: a poll a silent remote source never answers does not hold Ctrl-C up to
+``TASKDAEMON_SOURCE_TIMEOUT``); a snapshot is yielded
 only when the rebuilt run differs from the last one yielded. The stream ends after the snapshot
 that shows the run no longer running (finished, or ``interrupted`` when its writer died).
 """
@@ -22,6 +24,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
+from taskdaemon.pipeline.visualization._source_poll import source_call
 
 __all__ = ["watch_stored_run"]
 
@@ -50,7 +53,7 @@ async def watch_stored_run(
     last: RunRecord | None = None
     while True:
         try:
-            run = await asyncio.to_thread(source.get_run, run_id)
+            run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
         except RunNotFoundError:
             if last is not None or time.monotonic() > deadline:
                 raise
