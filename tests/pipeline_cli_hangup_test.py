@@ -1,8 +1,9 @@
 """SIGHUP, the terminal gone (an ssh connection dropped, a tmux pane killed), with real
 ``taskdaemon`` processes on a real terminal (a pty) that the test hangs up by closing its
 other end: ``run``, ``replay`` and ``debug`` cancel their run as on SIGTERM, exit 129, the run
-recorded ``cancelled`` because the terminal hung up; ``serve`` stops cleanly, exit 0; under
-``nohup`` (SIGHUP ignored at start) nothing changes: the command goes on.
+recorded ``cancelled`` because the terminal hung up; ``watch`` stops, exit 129; ``serve`` and
+``ui`` stop cleanly, exit 0; under ``nohup`` (SIGHUP ignored at start) nothing changes: the
+command goes on.
 """
 
 from __future__ import annotations
@@ -82,12 +83,35 @@ def test_a_hung_up_terminal_cancels_a_debugged_run_at_its_prompt(
     assert "cancelled" == stored_status(home, run_id)
 
 
-def test_serve_on_a_hung_up_terminal_stops_cleanly(home: Path) -> None:
-    """``serve`` whose terminal hangs up stops as on SIGTERM: exit 0 (its log lines, written
-    to the hung-up terminal, do not make it fail)."""
-    with on_a_terminal(home, "serve", "--port", "0") as served:
-        served.wait_for("taskdaemon serve: http://")
+@pytest.mark.parametrize(
+    ("command", "ready"),
+    [
+        (("serve", "--port", "0"), "taskdaemon serve: http://"),
+        (("ui", "--port", "0"), "taskdaemon ui: read-only"),
+    ],
+)
+def test_a_server_on_a_hung_up_terminal_stops_cleanly(
+    home: Path, command: tuple[str, ...], ready: str
+) -> None:
+    """``serve`` or ``ui`` whose terminal hangs up stops as on SIGTERM: exit 0 (its log lines,
+    written to the hung-up terminal, do not make it fail)."""
+    with on_a_terminal(home, *command) as served:
+        served.wait_for(ready)
         assert 0 == served.hang_up()
+
+
+def test_watch_on_a_hung_up_terminal_stops_cleanly(home: Path, tmp_path: Path) -> None:
+    """``watch`` of a run whose terminal hangs up stops as on SIGTERM, exit 129; the run it
+    watched (on another terminal) goes on."""
+    path, pids = slow_pipeline(tmp_path)
+    with on_a_terminal(home, "run", str(path)) as run:
+        run.wait_for("wait                     running")
+        wait_for_pids(pids, 1)
+        with on_a_terminal(home, "watch", run.run_id()) as watch:
+            watch.wait_for("running")
+            assert 129 == watch.hang_up()
+        assert run.process.poll() is None
+        assert 129 == run.hang_up()
 
 
 #: Runs ARGV with SIGHUP ignored, as ``nohup`` starts a command.
