@@ -16,13 +16,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, write
 
 #: Stage ``wait`` runs until stopped; its sleeper's pid is appended to the file PIDS.
 SLOW_PIPELINE = """\
@@ -188,3 +188,39 @@ def listening(directory: Path, *names: str) -> Iterator[list[Path]]:
             listener.listen()
             paths.append(path)
         yield paths
+
+
+@contextlib.contextmanager
+def in_background(home: Path) -> Iterator[Callable[..., Served]]:
+    """A function starting ``taskdaemon ARGS`` in the background (``launcher`` runs it: the
+    console script, or a ``python -c`` wrapper first), each in a session of its own, its
+    stdout and stderr on pipes; whatever is left of a session is killed at the end."""
+    started: list[Served] = []
+
+    def launch(
+        *args: str,
+        stdin: int | None = subprocess.DEVNULL,
+        launcher: Sequence[str] = (TASKDAEMON,),
+    ) -> Served:
+        process = subprocess.Popen(
+            [*launcher, *args],
+            cwd=ROOT,
+            env=environment(home),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        started.append(Served(process))
+        return started[-1]
+
+    try:
+        yield launch
+    finally:
+        for served in started:
+            if served.process.poll() is None:
+                os.killpg(served.process.pid, signal.SIGKILL)
+            served.process.communicate()
+            if served.process.stdin is not None:
+                served.process.stdin.close()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import signal
 import sqlite3
 import subprocess
@@ -19,18 +18,15 @@ from typing import Any
 import pytest
 
 from cli_faults_support import (
+    in_background,
     no_sleeper_left,
-    read_until,
+    on_a_terminal,
     run_id_of_summary,
     slow_pipeline,
     stored_status,
     wait_for_pids,
 )
 from cli_support import (
-    ROOT,
-    TASKDAEMON,
-    Served,
-    environment,
     taskdaemon,
     wait_until_stored,
     write,
@@ -55,31 +51,9 @@ def _quick_pipeline(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def start(home: Path) -> Iterator[Any]:
-    """Start ``taskdaemon ARGS`` in the background, each in a session of its own; whatever is
-    left of a session is killed at teardown."""
-    started: list[Served] = []
-
-    def launch(*args: str, stdin: int | None = subprocess.DEVNULL) -> Served:
-        process = subprocess.Popen(
-            [TASKDAEMON, *args],
-            cwd=ROOT,
-            env=environment(home),
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        started.append(Served(process))
-        return started[-1]
-
-    yield launch
-    for served in started:
-        if served.process.poll() is None:
-            os.killpg(served.process.pid, signal.SIGKILL)
-        served.process.communicate()
-        if served.process.stdin is not None:
-            served.process.stdin.close()
+    """Start ``taskdaemon ARGS`` in the background (``cli_faults_support.in_background``)."""
+    with in_background(home) as launch:
+        yield launch
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -289,29 +263,13 @@ def test_sigterm_to_watch_on_a_terminal_gives_the_cursor_back(
     watched = start("run", str(path))
     watched.wait_for_line("wait                     running")
     wait_until_stored(home, watched.run_id, "wait")
-    primary, secondary = pty.openpty()
-    watcher = subprocess.Popen(
-        [TASKDAEMON, "watch", watched.run_id],
-        cwd=ROOT,
-        env=environment(home),
-        stdin=secondary,
-        stdout=secondary,
-        stderr=secondary,
-        start_new_session=True,
-    )
-    os.close(secondary)
-    seen = bytearray()
-    try:
-        read_until(primary, b"\x1b[?25l", seen)  # the cursor hidden for the live table
-        read_until(primary, b"running", seen)  # and the table drawn
-        watcher.send_signal(signal.SIGTERM)
-        read_until(primary, b"\x1b[?25h", seen)
-        assert 143 == watcher.wait(60)
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-            watcher.wait()
-        os.close(primary)
+    with on_a_terminal(home, "watch", watched.run_id) as watcher:
+        watcher.wait_for("\x1b[?25l")  # the cursor hidden for the live table
+        watcher.wait_for("running")  # and the table drawn
+        watcher.process.send_signal(signal.SIGTERM)
+        watcher.wait_for("\x1b[?25h")
+        assert 143 == watcher.process.wait(60)
+    seen = bytes(watcher.seen)
     assert b"\x1b[?25h" in seen[seen.index(b"\x1b[?25l") :]
     assert b"Traceback" not in seen
 

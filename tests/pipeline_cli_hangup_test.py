@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from cli_faults_support import (
+    in_background,
     no_sleeper_left,
     on_a_terminal,
     slow_pipeline,
     stored_status,
     wait_for_pids,
 )
-from cli_support import ROOT, TASKDAEMON, environment, taskdaemon
+from cli_support import TASKDAEMON, taskdaemon
 
 pytestmark = pytest.mark.slow
 
@@ -127,26 +127,13 @@ def test_under_nohup_a_run_outlives_its_terminal(home: Path, tmp_path: Path) -> 
     (the lower number, delivered first) would have cancelled the run, exit 129. The run ends
     by SIGTERM's cancel instead: exit 143, the engine's reason."""
     path, pids = slow_pipeline(tmp_path)
-    process = subprocess.Popen(
-        [sys.executable, "-c", _NOHUP, TASKDAEMON, "run", str(path)],
-        cwd=ROOT,
-        env=environment(home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with in_background(home) as start:
+        served = start("run", str(path), launcher=(sys.executable, "-c", _NOHUP, TASKDAEMON))
         wait_for_pids(pids, 1)
-        process.send_signal(signal.SIGHUP)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert 143 == process.returncode, stderr
+        served.process.send_signal(signal.SIGHUP)
+        served.process.send_signal(signal.SIGTERM)
+        code, _, stderr = served.finish()
+    assert 143 == code, stderr
     assert "SIGTERM: cancelling run " in stderr
     run_id = next(line.split()[1] for line in stderr.splitlines() if " started " in line)
     assert "run cancelled" == _cancel_reason(home, run_id, "wait")

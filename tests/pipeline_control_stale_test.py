@@ -8,17 +8,14 @@ never removed.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_faults_support import listening, slow_pipeline, wait_for_pids
-from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, wait_until_stored
+from cli_faults_support import in_background, listening, slow_pipeline, wait_for_pids
+from cli_support import taskdaemon, wait_until_stored
 from taskdaemon.pipeline import control
 from taskdaemon.pipeline.control import ControlServer, send_request
 from taskdaemon.pipeline.errors import RunNotFoundError
@@ -100,20 +97,10 @@ def test_a_killed_run_s_socket_is_told_from_a_live_run_s(home: Path, tmp_path: P
     """A real run killed with ``kill -9`` beside a live one: the listing shows the live run
     only and removes the killed run's socket; the live run still answers by its id."""
     path, pids = slow_pipeline(tmp_path)
-    started: list[Served] = []
-    try:
+    with in_background(home) as start:
+        started = []
         for count in (1, 2):
-            process = subprocess.Popen(
-                [TASKDAEMON, "run", str(path)],
-                cwd=ROOT,
-                env=environment(home),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                start_new_session=True,
-            )
-            started.append(Served(process))
+            started.append(start("run", str(path)))
             started[-1].wait_for_line("wait                     running")
             wait_for_pids(pids, count)
         killed, live = started
@@ -129,8 +116,3 @@ def test_a_killed_run_s_socket_is_told_from_a_live_run_s(home: Path, tmp_path: P
         assert 0 == answered.returncode, answered.stderr
         gone = taskdaemon(home, "status", killed.run_id)
         assert 3 == gone.returncode, gone.stderr
-    finally:
-        for served in started:
-            if served.process.poll() is None:
-                os.killpg(served.process.pid, signal.SIGKILL)
-            served.process.communicate()
