@@ -18,6 +18,8 @@ run's own. The child also reports where its CPU went: each thread's CPU time (re
 (``gc.callbacks``, with its collections by generation). The workload runs under the GIL, so
 the process's CPU time is what its throughput costs.
 
+The tree measured is the caller's ``PYTHONPATH`` when set, else this checkout's ``src``: never
+the package the virtualenv happens to have installed (another checkout's, for a worktree).
 With ``--baseline SRC`` every round also runs the same workload with ``SRC`` (a ``src``
 directory of another checkout, e.g. ``git archive main src | tar -x -C /tmp/base``) first on
 ``PYTHONPATH``, interleaved, so the two are compared side by side on a busy machine.
@@ -42,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
 STAGES_PER_BRANCH = 5
 BRANCHES = 4
 
@@ -203,10 +207,9 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps(figures))
 
 
-def one_round(args: argparse.Namespace, source: str | None) -> dict[str, Any]:
+def one_round(args: argparse.Namespace, source: str) -> dict[str, Any]:
     env = dict(os.environ)
-    here = str(Path(__file__).resolve().parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, here) if p)
+    env["PYTHONPATH"] = os.pathsep.join((source, str(HERE)))
     command = [sys.executable, __file__, "--child", "--runs", str(args.runs)]
     command += ["--handler", args.handler]
     done = subprocess.run(command, env=env, check=False, capture_output=True, text=True)
@@ -228,7 +231,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    variants: dict[str, str | None] = {"this": None}
+    variants = {"this": os.environ.get("PYTHONPATH") or str(SRC)}
     if args.baseline:
         variants["baseline"] = str(Path(args.baseline).resolve())
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
