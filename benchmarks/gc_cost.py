@@ -61,11 +61,11 @@ def child(out: str, argv: list[str]) -> int:
     return code
 
 
-def measure(work: Path, file: str, source: str | None) -> dict[str, object]:
-    """The figures of one ``run -q file`` child (``source`` first on its path when given)."""
+def measure(work: Path, file: str, source: str) -> dict[str, object]:
+    """The figures of one ``run -q file`` child (``source`` first on its path)."""
     out = work / "figures.json"
     env = dict(os.environ, TASKDAEMON_HOME=str(work / "home"))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source, str(HERE)) if p)
+    env["PYTHONPATH"] = os.pathsep.join((source, str(HERE)))
     command = [sys.executable, str(Path(__file__)), "--child", str(out), "run", "-q", file]
     subprocess.run(command, cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
     shutil.rmtree(work / "home", ignore_errors=True)
@@ -82,7 +82,8 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="SRC", help="another checkout's src directory")
     args = parser.parse_args()
     n = args.stages
-    sources: dict[str, str | None] = {"": None}
+    # The caller's tree, else this checkout's: never the virtualenv's installed package.
+    sources = {"": os.environ.get("PYTHONPATH") or str(HERE.parent / "src")}
     if args.baseline:
         sources["@base"] = str(Path(args.baseline).resolve())
     work = Path(tempfile.mkdtemp(prefix="td-gc-cost-"))
