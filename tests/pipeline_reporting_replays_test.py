@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 
 from pipeline_replay_support import Recording
-from pipeline_tracking_support import AGGREGATE_TABLES, aggregate_rows
+from pipeline_tracking_support import AGGREGATE_TABLES, aggregate_rows, within_a_microsecond
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import (
     RecordData,
@@ -126,20 +126,7 @@ def test_the_store_and_the_rebuilt_runs_give_the_same_report(replayed: Replayed)
         from_store, _ = _store_report(replayed.rec.db, *window)
         rebuilt, _ = _rebuilt_report(replayed, *window)
         store_json = json.loads(render_report(from_store, "json"))
-        assert _within_a_microsecond(json.loads(render_report(rebuilt, "json")), store_json)
-
-
-def _within_a_microsecond(a: Any, b: Any) -> Any:
-    """``a`` with each number that is within 1 µs of ``b``'s at the same place made ``b``'s,
-    so that ``==`` with ``b`` shows only what differs more (or in kind)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return {key: _within_a_microsecond(value, b.get(key)) for key, value in a.items()}
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [_within_a_microsecond(x, y) for x, y in zip(a, b, strict=True)]
-    numbers = (int, float)
-    if isinstance(a, numbers) and isinstance(b, numbers) and abs(a - b) <= 1.000001e-6:
-        return b
-    return a
+        assert within_a_microsecond(json.loads(render_report(rebuilt, "json")), store_json)
 
 
 @pytest.mark.slow
