@@ -2,7 +2,7 @@
 rows a rebuild of the same runs from their stored spans writes: every aggregate table, row for
 row, over runs of many shapes (retries, fan-out, skips, failures, DAG edges and declared
 upstream lists, ties, stages started before their upstream ended, times whose float seconds
-round)."""
+round, stages fired by events their upstream published while it ran on)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from pipeline_tracking_support import (
     AGGREGATE_TABLES,
@@ -23,7 +23,8 @@ from pipeline_tracking_support import (
     make_provider,
 )
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
+from taskdaemon.pipeline.reporting import run_critical_path, stage_intervals
+from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._day_totals import refresh_stale_days
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
@@ -52,10 +53,19 @@ def _write_random_run(tracer: Any, rng: random.Random, number: int) -> None:
     )
     context = trace.set_span_in_context(root)
     ends: dict[str, int] = {}
+    # (execution's span context, a time it published an event at), of the executions so far
+    published: list[tuple[Any, int]] = []
     last = start
     for name in names:
         ready = max((ends.get(u, start) for u in upstream[name]), default=start)
         begin = ready + rng.choice([0, 1, 137, 10**6, -(10**5), rng.randrange(10**9)])
+        links = []
+        if published and rng.random() < 0.4:  # fired by an event, maybe before its end
+            publisher, at = rng.choice(published)
+            begin = at + rng.choice([0, 1, 137, 10**6, -(10**5)])
+            links.append(Link(publisher, {t.LINK_RELATION: t.LINK_TRIGGERED_BY}))
+        if rng.random() < 0.2:  # a link of another kind is no release
+            links.append(Link(root.get_span_context(), {t.LINK_RELATION: t.LINK_PARENT}))
         if rng.random() < 0.1:  # never ran: a zero-length skip span
             skip = tracer.start_span(
                 name,
@@ -86,7 +96,7 @@ def _write_random_run(tracer: Any, rng: random.Random, number: int) -> None:
                 if rng.random() < 0.8:
                     stage_attributes[t.STAGE_PEAK_MEMORY] = rng.randrange(10**9)
                 span = tracer.start_span(
-                    name, context=context, start_time=at, attributes=stage_attributes
+                    name, context=context, start_time=at, attributes=stage_attributes, links=links
                 )
                 if rng.random() < 0.5:
                     span.set_attribute(t.STAGE_STATUS, "failure" if failing else "success")
@@ -96,6 +106,12 @@ def _write_random_run(tracer: Any, rng: random.Random, number: int) -> None:
                 elif failing:
                     span.set_status(Status(StatusCode.ERROR))
                 took = rng.choice([0, 1, 999, 10**6 + 1, rng.randrange(5 * 10**9)])
+                for _ in range(rng.choice([0, 0, 1, 2])):
+                    when = at + rng.randrange(took + 1)
+                    event = rng.choice(["spec.ready", "part"])
+                    attributes = {t.PUBLISHED_EVENT_TYPE: event}
+                    span.add_event(t.EVENT_PUBLISHED, attributes, timestamp=when)
+                    published.append((span.get_span_context(), when))
                 span.end(at + took)
                 at += took + rng.randrange(10**6)
                 last = max(last, at)
@@ -132,6 +148,17 @@ def test_kept_attempts_give_the_rows_of_runs_rebuilt_from_their_spans(tmp_path: 
         conn.close()
     assert rebuilt_runs == 120
     assert len(kept["stage_attempts"]) > 500
+    with SpanStore(db) as store:
+        runs = [store.get_run(summary.run_id) for summary in store.search(limit=200)]
+    # Steps cut at a publish, many of them before their stage's end: the runs drew them.
+    cut = [
+        (step, stage_intervals(run)[step.stage])
+        for run in runs
+        for step in run_critical_path(run).steps
+        if step.event is not None
+    ]
+    assert len(cut) > 20
+    assert sum(step.end < stage[1] for step, stage in cut) > 10
     assert {table: len(rows) for table, rows in kept.items()} == {
         table: len(rows) for table, rows in rebuilt.items()
     }

@@ -68,10 +68,47 @@ def test_critical_path_of_a_diamond_follows_the_longer_branch() -> None:
 
 
 def test_critical_path_stops_at_a_stage_its_upstream_did_not_release() -> None:
-    """A stage started by an event while its upstream still ran heads the chain itself."""
+    """A stage started by a condition while its upstream still ran heads the chain itself."""
     intervals = {"build": (0.0, 10.0), "notify": (2.0, 12.0), "other": (0.0, 1.0)}
     steps = critical_path(0.0, intervals, {"notify": ["build"]})
     assert [("notify", 2.0, 10.0)] == [(s.stage, s.wait, s.duration) for s in steps]
+
+
+def test_critical_path_goes_through_the_publish_of_the_event_that_fired_a_stage() -> None:
+    """plan → build, which publishes ``part`` at 3.0 and 5.0 and runs until 10.0; notify,
+    fired at 3.5, is released by the publish before it (not by a later one, nor by build's
+    end, 0.5 ms after its start for ``late``): build's step ends at the publish, named."""
+    intervals = {
+        "plan": (0.5, 1.0),
+        "build": (1.0, 10.0),
+        "notify": (3.5, 12.0),
+        "late": (9.9995, 11.0),
+    }
+    fired = {"notify": [("build", 5.0, "part"), ("build", 3.0, "part")]}
+    steps = critical_path(0.0, intervals, {"build": ["plan"], "notify": ["build"]}, fired)
+    assert [
+        ("plan", 0.5, 0.5, None),
+        ("build", 0.0, 2.0, "part"),
+        ("notify", 0.5, 8.5, None),
+    ] == [(s.stage, s.wait, s.duration, s.event) for s in steps]
+    late = {"late": [("build", 3.0, "part")]}
+    upstream = {"late": ["build"], "build": ["plan"]}
+    intervals["notify"] = (3.5, 9.0)
+    steps = critical_path(0.0, intervals, upstream, late)
+    assert [("build", 3.0, "part", 0.0), ("late", 11.0, None, pytest.approx(6.9995))] == [
+        (s.stage, s.end, s.event, s.wait) for s in steps[1:]
+    ]
+    # Ended before the fired stage started: its end released it, the step is whole.
+    intervals["late"] = (10.5, 11.0)
+    steps = critical_path(0.0, intervals, upstream, late)
+    assert [("build", 10.0, None, 9.0), ("late", 11.0, None, 0.5)] == [
+        (s.stage, s.end, s.event, s.duration) for s in steps[1:]
+    ]
+    # A publish after the stage started, or by a stage already on the chain, releases nothing.
+    steps = critical_path(0.0, intervals, upstream, {"plan": [("build", 0.1, "x")]})
+    assert ["plan", "build", "late"] == [s.stage for s in steps]
+    steps = critical_path(0.0, {"a": (1.0, 2.0), "b": (1.5, 3.0)}, {}, {"b": [("a", 1.6, "e")]})
+    assert [("b", 1.5, None)] == [(s.stage, s.wait, s.event) for s in steps]
 
 
 def test_critical_path_of_a_chain_and_its_ties() -> None:

@@ -49,6 +49,12 @@ class AttemptRecord(ValueMethods):
     cancel_cause: str | None = None
     # Seconds this execution was paused at debugger breakpoints; None when it never was.
     paused_time: float | None = None
+    # Read from the spans for the report's critical path (``reporting._stats``), not compared
+    # (a live record, built from the engine's own records, has neither): the span ids of the
+    # executions its ``triggered_by`` links name, and the (time, event type) of each
+    # ``pipeline.event.published`` event on its span.
+    triggered_by: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    published: tuple[tuple[float, str], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def duration(self) -> float | None:

@@ -23,12 +23,15 @@ from taskdaemon.pipeline.reporting._records import RecordData
 from taskdaemon.pipeline.reporting._render import REPORT_FORMATS, render_report
 from taskdaemon.pipeline.reporting._replays import FED, fed_stages, replay_note
 from taskdaemon.pipeline.reporting._stats import (
+    ChainStep,
     CriticalPath,
     CriticalStep,
+    Fired,
     critical_chain,
     critical_path,
     percentile,
     run_critical_path,
+    run_fired,
     run_upstream,
     stage_intervals,
 )
@@ -39,8 +42,10 @@ __all__ = [
     "FED",
     "REGRESSION_THRESHOLD",
     "REPORT_FORMATS",
+    "ChainStep",
     "CriticalPath",
     "CriticalStep",
+    "Fired",
     "PipelineReport",
     "PipelineSample",
     "RecordData",
@@ -58,6 +63,7 @@ __all__ = [
     "render_report",
     "replay_note",
     "run_critical_path",
+    "run_fired",
     "run_upstream",
     "stage_intervals",
     "unended_note",

@@ -10,6 +10,7 @@ from taskdaemon.pipeline.reporting._text import (
     format_seconds,
     heading,
     labelled_paths,
+    ran,
     stage_rows,
     summary,
 )
@@ -47,7 +48,7 @@ def render_markdown(report: Report) -> str:
             ]
             lines += _md_table(
                 ("STAGE", "WAITED", "RAN"),
-                [(s.stage, format_seconds(s.wait), format_seconds(s.duration)) for s in path.steps],
+                [(s.stage, format_seconds(s.wait), ran(s)) for s in path.steps],
             )
         lines += ["", "### Regressions", ""]
         if p.regressions:

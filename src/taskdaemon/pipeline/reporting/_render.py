@@ -20,6 +20,7 @@ from taskdaemon.pipeline.reporting._text import (
     format_seconds,
     heading,
     labelled_paths,
+    ran,
     stage_rows,
     summary,
 )
@@ -50,6 +51,7 @@ def _path_dict(path: CriticalPath | None) -> dict[str, Any] | None:
                 "start": _iso(step.start),
                 "wait_s": _s(step.wait),
                 "duration_s": _s(step.duration),
+                "to_event": step.event,
             }
             for step in path.steps
         ],
@@ -108,7 +110,7 @@ def _path_lines(label: str, path: CriticalPath) -> list[str]:
     took = format_seconds(path.run_duration)
     lines = [f"critical path of the {label} run {path.run_id} ({took}):"]
     lines += [
-        f"  {step.stage}: waited {format_seconds(step.wait)}, ran {format_seconds(step.duration)}"
+        f"  {step.stage}: waited {format_seconds(step.wait)}, ran {ran(step)}"
         for step in path.steps
     ]
     return lines

@@ -8,12 +8,18 @@ It reads only ``len(values)`` and two items, so ``values`` may be a lazy sequenc
 store answers each item with one indexed query).
 
 Critical path. The chain of stages that set a run's length, found backwards from the stage that
-ended last: each stage's *blocker* is the upstream stage (by the DAG's edges) that ended last
-before it started, until a stage with no such upstream (an entry stage, or one started by an
-event or a condition before its upstream ended). A stage spans from its first attempt's start to
-its last attempt's end (retries and fan-out instances included). Each step says how long the
-stage ran and how long it waited before starting: from its blocker's end (or the run's start, for
-the first step) to its own start, which covers queueing, trigger evaluation and approvals.
+ended last: each stage's *blocker* is the stage that released it last before it started, until
+a stage with nothing that released it (an entry stage, or one started by a condition before its
+upstream ended). An upstream stage (by the DAG's edges) releases it when it ends; an execution
+that published the event which fired it (its ``triggered_by`` link names the execution, whose
+span carries the ``pipeline.event.published`` events) releases it at the publish, even while it
+still runs: the last event that execution published before the stage started. A stage that is
+both is taken at its end if it ended before the stage started, else at the publish. A stage
+spans from its first attempt's start to its last attempt's end (retries and fan-out instances
+included), except as the blocker of a stage its event fired: then its step ends at the publish
+and names the event (``event``). Each step says how long the stage ran and how long it waited
+before starting: from its blocker's release (or the run's start, for the first step) to its own
+start, which covers queueing, trigger evaluation and approvals.
 """
 
 from __future__ import annotations
@@ -25,12 +31,15 @@ from dataclasses import dataclass
 from taskdaemon.pipeline.records import RunRecord
 
 __all__ = [
+    "ChainStep",
     "CriticalPath",
     "CriticalStep",
+    "Fired",
     "critical_chain",
     "critical_path",
     "percentile",
     "run_critical_path",
+    "run_fired",
     "run_upstream",
     "stage_intervals",
 ]
@@ -58,16 +67,19 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class CriticalStep:
-    """One stage on a critical path: when it ran, and how long it waited before starting."""
+    """One stage on a critical path: when it ran, and how long it waited before starting.
+    ``event``: the event whose publish ended the step (``end`` is then the publish, and the
+    stage ran on beside the next step); None for a step that ends with the stage."""
 
     stage: str
     start: float
     end: float
     wait: float
+    event: str | None = None
 
     @property
     def duration(self) -> float:
-        """Seconds the stage ran (first start to last end)."""
+        """Seconds the stage ran on the path (first start to last end, or to the publish)."""
         return max(0.0, self.end - self.start)
 
 
@@ -85,18 +97,29 @@ class CriticalPath:
         return sum(step.wait + step.duration for step in self.steps)
 
 
+#: (publishing stage, publish time, event type): one event published by an execution that a
+#: stage's ``triggered_by`` link names (``run_fired``).
+Fired = tuple[str, float, str]
+#: ``critical_chain``'s step: (stage, start, end, wait, event or None); see ``CriticalStep``.
+ChainStep = tuple[str, float, float, float, str | None]
+
+
 def critical_path(
     run_start: float,
     intervals: Mapping[str, tuple[float, float]],
     upstream: Mapping[str, Iterable[str]],
+    fired: Mapping[str, Iterable[Fired]] | None = None,
 ) -> tuple[CriticalStep, ...]:
     """The critical path of one run (see the module docstring), first stage first.
 
     ``intervals``: stage -> (start, end) of the stages that ran and ended; ``upstream``: stage ->
-    the stages it depends on. Ties (equal ends) go to the stage that started later, then to
-    the name that sorts first, so the answer never depends on mapping order.
+    the stages it depends on; ``fired``: stage -> the events published by the executions its
+    ``triggered_by`` links name (None or empty: no stage was fired by an event). Ties (equal
+    releases) go to the stage that started later, then to the name that sorts first, so the
+    answer never depends on mapping order.
     """
-    steps = critical_chain(run_start, intervals, lambda stage: upstream.get(stage, ()))
+    fired_by = None if not fired else (lambda stage: fired.get(stage, ()))
+    steps = critical_chain(run_start, intervals, lambda stage: upstream.get(stage, ()), fired_by)
     return tuple(CriticalStep(*step) for step in steps)
 
 
@@ -104,11 +127,13 @@ def critical_chain(
     run_start: float,
     intervals: Mapping[str, tuple[float, float]],
     upstream_of: Callable[[str], Iterable[str]],
-) -> list[tuple[str, float, float, float]]:
-    """``critical_path`` as ``(stage, start, end, wait)`` tuples, the upstream stages of a stage
-    given by ``upstream_of``: for the span store's writer, which finds every ended run's path
-    and only writes its rows (no ``CriticalStep`` objects, whose frozen ``__init__`` was most of
-    a chain's cost)."""
+    fired_by: Callable[[str], Iterable[Fired]] | None = None,
+) -> list[ChainStep]:
+    """``critical_path`` as ``(stage, start, end, wait, event)`` tuples, the upstream stages of
+    a stage given by ``upstream_of`` and the events that fired it by ``fired_by`` (None: no
+    stage of the run was fired by an event): for the span store's writer, which finds every
+    ended run's path and only writes its rows (no ``CriticalStep`` objects, whose frozen
+    ``__init__`` was most of a chain's cost)."""
     if not intervals:
         return []
 
@@ -120,7 +145,7 @@ def critical_chain(
     last_end = max(end for _, end in intervals.values())
     ending = [name for name, (_, end) in intervals.items() if end == last_end]
     current = ending[0] if len(ending) == 1 else latest(ending or intervals)
-    chain: list[tuple[str, str | None]] = []
+    chain: list[tuple[str, str | None, float, str | None]] = []  # stage, blocker, release, event
     seen: set[str] = set()
     while True:
         seen.add(current)
@@ -130,20 +155,62 @@ def critical_chain(
             for name in upstream_of(current)
             if name in intervals and name not in seen and intervals[name][1] <= start + _TOLERANCE
         ]
-        if len(candidates) > 1:
-            blocker: str | None = latest(candidates)
+        if fired_by is not None:
+            chain.append(_released(current, start, candidates, fired_by(current), intervals, seen))
         else:
-            blocker = candidates[0] if candidates else None
-        chain.append((current, blocker))
+            if len(candidates) > 1:
+                blocker: str | None = latest(candidates)
+            else:
+                blocker = candidates[0] if candidates else None
+            release = run_start if blocker is None else intervals[blocker][1]
+            chain.append((current, blocker, release, None))
+        blocker = chain[-1][1]
         if blocker is None:
             break
         current = blocker
-    steps = []
-    for stage, blocker in reversed(chain):
+    steps: list[ChainStep] = []
+    for i in range(len(chain) - 1, -1, -1):
+        stage, blocker, release, _ = chain[i]
         start, end = intervals[stage]
-        released = intervals[blocker][1] if blocker is not None else run_start
-        steps.append((stage, start, end, max(0.0, start - released)))
+        # The stage this one released: by a publish, this step ends there and names it.
+        cut = chain[i - 1] if i else None
+        event = None if cut is None else cut[3]
+        if event is not None and cut is not None:
+            end = cut[2]
+        released = run_start if blocker is None else release
+        steps.append((stage, start, end, max(0.0, start - released), event))
     return steps
+
+
+def _released(  # noqa: PLR0917 (one step of critical_chain's walk, as it holds it)
+    current: str,
+    start: float,
+    candidates: list[str],
+    fired: Iterable[Fired],
+    intervals: Mapping[str, tuple[float, float]],
+    seen: set[str],
+) -> tuple[str, str | None, float, str | None]:
+    """``critical_chain``'s step for ``current`` (started at ``start``) in a run with events:
+    ``(current, blocker, release, event)``, the blocker the stage released last, by its end
+    (the upstream ``candidates``) or by a publish (``fired``, the event named; see the module
+    docstring); None and 0.0 when nothing released it."""
+    # name -> (release, event or None): the later of its end and its last publish in time.
+    released: dict[str, tuple[float, str | None]] = {
+        name: (intervals[name][1], None) for name in candidates
+    }
+    limit = start + _TOLERANCE
+    for name, at, event in fired:
+        if at <= limit and name in intervals and name not in seen:
+            known = released.get(name)
+            # Its end counts only if it came before the start: one within the tolerance
+            # after it was not what released the stage, the publish was.
+            ended_after = known is not None and known[1] is None and known[0] > start
+            if known is None or ended_after or at > known[0]:
+                released[name] = (at, event)
+    if not released:
+        return (current, None, 0.0, None)
+    blocker = min(released, key=lambda n: (-released[n][0], -intervals[n][0], n))
+    return (current, blocker, *released[blocker])
 
 
 def stage_intervals(run: RunRecord) -> dict[str, tuple[float, float]]:
@@ -170,7 +237,29 @@ def run_upstream(run: RunRecord) -> dict[str, set[str]]:
     return upstream
 
 
+def run_fired(run: RunRecord) -> dict[str, list[Fired]]:
+    """Stage -> the events published by the executions its attempts' ``triggered_by`` links
+    name (``critical_path``'s ``fired``): empty for a run that published none."""
+    publishers = {
+        attempt.span_id: (stage.name, attempt.published)
+        for stage in run.stages
+        for attempt in stage.attempts
+        if attempt.published
+    }
+    fired: dict[str, list[Fired]] = {}
+    if not publishers:
+        return fired
+    for stage in run.stages:
+        for attempt in stage.attempts:
+            for span_id in attempt.triggered_by:
+                found = publishers.get(span_id)
+                if found is not None:
+                    events = fired.setdefault(stage.name, [])
+                    events += [(found[0], at, event) for at, event in found[1]]
+    return fired
+
+
 def run_critical_path(run: RunRecord) -> CriticalPath:
     """The critical path of a rebuilt run."""
-    steps = critical_path(run.start, stage_intervals(run), run_upstream(run))
+    steps = critical_path(run.start, stage_intervals(run), run_upstream(run), run_fired(run))
     return CriticalPath(run.run_id, run.duration or 0.0, steps)

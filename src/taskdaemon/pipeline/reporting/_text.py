@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
-from taskdaemon.pipeline.reporting._stats import CriticalPath
+from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 
 __all__ = [
     "STAGE_HEADER",
@@ -14,6 +14,7 @@ __all__ = [
     "format_seconds",
     "heading",
     "percent",
+    "ran",
     "stage_rows",
     "summary",
     "window_time",
@@ -23,6 +24,13 @@ __all__ = [
 def percent(value: float) -> str:
     """A fraction as a percentage with one decimal: ``0.123`` -> ``12.3%``."""
     return f"{value * 100:.1f}%"
+
+
+def ran(step: CriticalStep) -> str:
+    """How long a critical step ran, and the event whose publish ended it if one did:
+    ``3ms (to spec.ready)``."""
+    took = format_seconds(step.duration)
+    return took if step.event is None else f"{took} (to {step.event})"
 
 
 def byte_size(value: int | None) -> str:

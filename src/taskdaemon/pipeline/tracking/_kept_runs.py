@@ -5,8 +5,10 @@ An ended stage span is kept as one flat tuple of plain values (``attempt_from_sd
 GC stops tracking such tuples, so thousands of open runs' attempts add nothing to its full
 collections, and the span itself (attributes, payload events, links) can be freed. Only what
 an aggregate row reads is kept: the stage, span id, attempt number, whether it failed, start,
-end, queue wait, CPU time, peak memory and the declared upstream (not the task run id or the
-instance: no row reads them; a span id is never empty, so it always names the attempt).
+end, queue wait, CPU time, peak memory, the declared upstream (not the task run id or the
+instance: no row reads them; a span id is never empty, so it always names the attempt), and for
+the critical path through events the span ids its ``triggered_by`` links name (as the SDK's
+ints) and the (time, type) of the events it published: both empty for most spans.
 
 At the run's end, ``kept_run`` groups the attempts by stage and finds the critical path from
 them, with no ``AttemptRecord``, ``StageRecord`` or ``RunRecord`` built only to be read back
@@ -26,12 +28,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.reporting import FED, critical_chain
+from taskdaemon.pipeline.reporting import FED, ChainStep, Fired, critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
-from taskdaemon.pipeline.tracking.reconstruct import (
-    ended_run_status,
-)
+from taskdaemon.pipeline.tracking.reconstruct import ended_run_status, published_type
 
 __all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
 
@@ -39,8 +39,22 @@ _NS: Final = 1e9
 _EXACT: Final = 1 << 53  # ints below this survive the float round trip of ``number``
 
 #: (stage, span id, attempt, failed (0/1), start s, end s, queue wait s or None, CPU s or None,
-#: peak memory or None, declared upstream or None)
-Kept = tuple[str, str, int, int, float, float, float | None, float | None, int | None, Any]
+#: peak memory or None, declared upstream or None, ``triggered_by`` span ids (ints), published
+#: events as (time s, type))
+Kept = tuple[
+    str,
+    str,
+    int,
+    int,
+    float,
+    float,
+    float | None,
+    float | None,
+    int | None,
+    Any,
+    tuple[int, ...],
+    tuple[tuple[float, str], ...],
+]
 
 
 def to_ns(seconds: float) -> int:
@@ -63,15 +77,26 @@ _QUEUE: Final = t.STAGE_QUEUE_TIME
 _CPU: Final = t.STAGE_CPU_TIME
 _MEMORY: Final = t.STAGE_PEAK_MEMORY
 _UPSTREAM: Final = t.STAGE_UPSTREAM
+_RELATION: Final = t.LINK_RELATION
+_TRIGGERED_BY: Final = t.LINK_TRIGGERED_BY
+_PUBLISHED: Final = t.EVENT_PUBLISHED
 
 
 def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it read it)
-    a: Mapping[str, Any], name: str, span_id: str, status: str, start_ns: int, end_ns: int
+    a: Mapping[str, Any],
+    name: str,
+    span_id: str,
+    status: str,
+    start_ns: int,
+    end_ns: int,
+    events: Iterable[Any],
+    links: Iterable[Any],
 ) -> Kept:
     """What is kept of an ended stage attempt whose attributes are ``a``: stage ``name`` (a
-    non-empty string), hex ``span_id``, ``status`` (``ended_attempt_status``), start and end
-    (see the module docstring). The writer reads those for its own tally and hands them over
-    (a skip span or one without a stage name is not kept: a rebuilt run leaves those out too)."""
+    non-empty string), hex ``span_id``, ``status`` (``ended_attempt_status``), start and end,
+    the SDK's ``events`` and ``links`` (see the module docstring). The writer reads those for
+    its own tally and its row and hands them over (a skip span or one without a stage name is
+    not kept: a rebuilt run leaves those out too)."""
     # number() and its int() round trip only for values that are not already what it gives.
     attempt = a.get(_ATTEMPT)
     if type(attempt) is not int or not 0 < attempt < _EXACT:
@@ -89,6 +114,17 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     up = a.get(_UPSTREAM)
     if up is not None:
         up = _shared_upstream(up)
+    fired_by: tuple[int, ...] = ()
+    if links:
+        fired_by = tuple(
+            link.context.span_id
+            for link in links
+            if (link.attributes or {}).get(_RELATION) == _TRIGGERED_BY
+        )
+    published: tuple[tuple[float, str], ...] = ()
+    for event in events:
+        if event.name == _PUBLISHED:
+            published += ((event.timestamp / _NS, published_type(event.attributes)),)
     return (
         name,
         span_id,
@@ -100,6 +136,8 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
         cpu,
         memory,
         up,
+        fired_by,
+        published,
     )
 
 
@@ -181,7 +219,7 @@ class KeptRun(NamedTuple):
     duration_ns: int
     stages: dict[str, tuple[float, float]]  # stage -> (start, end), in order of first sight
     attempts: list[Kept]  # in the order they ended
-    path: list[tuple[str, float, float, float]]  # reporting.critical_chain
+    path: list[ChainStep]  # reporting.critical_chain
 
 
 def kept_run(
@@ -195,7 +233,8 @@ def kept_run(
     end = (root.end_time or 0) / _NS
     declared: dict[str, tuple[str, ...]] = {}
     intervals: dict[str, tuple[float, float]] = {}
-    for name, _, _, _, first, last, _, _, _, up in kept:
+    publishers: dict[str, tuple[str, tuple[tuple[float, str], ...]]] = {}
+    for name, span_id, _, _, first, last, _, _, _, up, _, published in kept:
         span = intervals.get(name)
         if span is None:
             intervals[name] = (first, last)
@@ -203,6 +242,9 @@ def kept_run(
             intervals[name] = (min(span[0], first), max(span[1], last))
         if up is not None:
             declared[name] = up
+        if published:
+            publishers[span_id] = (name, published)
+    fired = _fired(kept, publishers) if publishers and not fed else None
     return KeptRun(
         pipeline=str(attrs.get(t.CICD_PIPELINE_NAME, "")),
         status=FED if fed else ended_run_status(attrs, root.status.status_code._name_),
@@ -212,5 +254,25 @@ def kept_run(
         attempts=kept,
         path=[]
         if fed
-        else critical_chain(start, intervals, _Upstream(edges.of(attrs), declared).of),
+        else critical_chain(
+            start,
+            intervals,
+            _Upstream(edges.of(attrs), declared).of,
+            None if not fired else (lambda stage: fired.get(stage, ())),
+        ),
     )
+
+
+def _fired(
+    kept: list[Kept], publishers: Mapping[str, tuple[str, tuple[tuple[float, str], ...]]]
+) -> dict[str, list[Fired]]:
+    """``reporting.run_fired`` of a run's kept attempts, given its attempts that published
+    events (``publishers``: hex span id -> (stage, events))."""
+    fired: dict[str, list[Fired]] = {}
+    for attempt in kept:
+        for span_id in attempt[10]:
+            found = publishers.get(format(span_id, "016x"))
+            if found is not None:
+                events = fired.setdefault(attempt[0], [])
+                events += [(found[0], at, event) for at, event in found[1]]
+    return fired

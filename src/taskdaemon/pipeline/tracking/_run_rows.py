@@ -17,8 +17,10 @@ from typing import Any, Final
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting import (
     FED,
+    ChainStep,
     critical_chain,
     fed_stages,
+    run_fired,
     run_upstream,
     stage_intervals,
 )
@@ -78,7 +80,7 @@ class Pending:
 
 
 def _step_rows(
-    path: Iterable[tuple[str, float, float, float]],
+    path: Iterable[ChainStep],
     pipeline: str,
     start_ns: int,
     trace_no: int,
@@ -88,7 +90,7 @@ def _step_rows(
     its length in ns: the sum ``CriticalPath.length`` takes, of the same terms."""
     rows = []
     terms = []
-    for stage, start, end, wait in path:
+    for stage, start, end, wait, _ in path:
         took = max(0.0, end - start)  # CriticalStep.duration
         terms.append(wait + took)
         rows.append((keys[pipeline, stage], start_ns, trace_no, _ns(wait), _ns(took)))
@@ -168,10 +170,16 @@ def write_record(  # noqa: PLR0917 (write_run's, and the batch's pending rows)
     # attempts (``reporting._replays``; ``kept_run`` does the same).
     fed = fed_stages(run)
     upstream = run_upstream(run)  # reporting.run_critical_path, as tuples
+    fired = None if fed else run_fired(run)
     path = (
         []
         if fed
-        else critical_chain(run.start, stage_intervals(run), lambda s: upstream.get(s, ()))
+        else critical_chain(
+            run.start,
+            stage_intervals(run),
+            lambda s: upstream.get(s, ()),
+            None if not fired else (lambda s: fired.get(s, ())),
+        )
     )
     ran = [s for s in run.stages if any(a.end is not None and a.status != FED for a in s.attempts)]
     # With the pipeline's own key (stage ""), last: keys are numbered in order of first sight.
@@ -241,7 +249,7 @@ def write_kept(  # noqa: PLR0917 (write_run's, from a KeptRun)
             cpu,
             memory,
         )
-        for name, span_id, attempt, failed, start, end, queue, cpu, memory, _ in run.attempts
+        for name, span_id, attempt, failed, start, end, queue, cpu, memory, _, _, _ in run.attempts
     ]
     steps, length_ns = _step_rows(run.path, pipeline, start_ns, trace_no, keys)
     _put_run(

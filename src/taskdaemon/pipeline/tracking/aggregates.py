@@ -111,7 +111,8 @@ class RunAggregator:
         spans out as it builds their rows, and hands over their attributes read in place); write
         the aggregates of the runs whose run span ended in it. ``stage``, for an ended stage
         attempt only: ``(trace id, stage name, span id, status or None for a skip span, start
-        ns, end ns)``, as the writer worked them out for its own tally (the same reads, once).
+        ns, end ns, events, links)``, as the writer worked them out for its own tally and its
+        row (the same reads, once; events and links as ``_bodies.parts`` reads them in place).
         Runs inside the writer's transaction."""
         open_runs = self._open
         ended_runs = []

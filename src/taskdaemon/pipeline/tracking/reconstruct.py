@@ -197,7 +197,24 @@ def _attempt(
         cancel_reason=cancel_reason,
         cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
         paused_time=paused_time.get(task_run_id),
+        triggered_by=tuple(
+            link.span_id
+            for link in span.links
+            if link.attributes.get(t.LINK_RELATION) == t.LINK_TRIGGERED_BY
+        ),
+        published=tuple(
+            (event.time_ns / 1e9, published_type(event.attributes))
+            for event in span.events
+            if event.name == t.EVENT_PUBLISHED
+        ),
     )
+
+
+def published_type(attrs: Mapping[str, Any] | None) -> str:
+    """The event type named by a ``pipeline.event.published`` event's attributes ("" for
+    none): the span store's writer reads the SDK's events with it, a rebuild the stored ones."""
+    value = attrs.get(t.PUBLISHED_EVENT_TYPE) if attrs else None
+    return value if isinstance(value, str) else ""
 
 
 def _is_skip_span(span: SpanRecord) -> bool:

@@ -490,7 +490,7 @@ class SqliteSpanProcessor(SpanProcessor):
                             else ended_attempt_status(attrs, span.status.status_code._name_)
                         )
                         self._count(trace_id, name, start_ns, status, attrs)
-                        stage = (trace, name, span_hex, status, start_ns, end_ns)
+                        stage = (trace, name, span_hex, status, start_ns, end_ns, events, links)
                         seen.append((STAGE_ENDED, span, attrs, stage))
             else:
                 self._open[key] = [span, (len(events), len(attrs))]
