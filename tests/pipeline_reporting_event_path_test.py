@@ -18,7 +18,7 @@ import pytest
 
 from pipeline_engine_support import after, pipeline, stage
 from pipeline_replay_support import Recording
-from pipeline_tracking_support import AGGREGATE_TABLES, aggregate_rows, within_a_microsecond
+from pipeline_tracking_support import kept_and_rebuilt, within_a_microsecond
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import OnEvent, Pipeline
@@ -27,7 +27,7 @@ from taskdaemon.pipeline.reporting import RecordData, build_report, render_repor
 from taskdaemon.pipeline.reporting import run_critical_path as path_of
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces
 from taskdaemon.pipeline.tracking._schema import connect
-from taskdaemon.pipeline.tracking.aggregates import StoreReportData, aggregate_missing
+from taskdaemon.pipeline.tracking.aggregates import StoreReportData
 
 DAY = 86400.0
 
@@ -192,14 +192,8 @@ def test_the_writer_and_a_rebuild_from_spans_write_the_same_rows(delivered: Deli
     from the stored spans writes, the cut specification step included."""
     conn = connect(delivered.db)
     try:
-        kept = aggregate_rows(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        for table in AGGREGATE_TABLES:
-            conn.execute(f"DELETE FROM {table}")
-        conn.execute("COMMIT")
-        assert 2 == aggregate_missing(conn)
-        rebuilt = aggregate_rows(conn)
+        kept, runs, rebuilt = kept_and_rebuilt(conn)
     finally:
         conn.close()
-    assert 8 == len(kept["critical_steps"])
+    assert (2, 8) == (runs, len(kept["critical_steps"]))
     assert kept == rebuilt

@@ -16,10 +16,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from pipeline_tracking_support import (
-    AGGREGATE_TABLES,
     RESOURCE,
     T0,
-    aggregate_rows,
+    kept_and_rebuilt,
     make_provider,
 )
 from taskdaemon.pipeline import telemetry as t
@@ -27,7 +26,6 @@ from taskdaemon.pipeline.reporting import run_critical_path, stage_intervals
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._day_totals import refresh_stale_days
 from taskdaemon.pipeline.tracking._schema import connect
-from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
 _HOUR = 3600 * 10**9
 
@@ -137,13 +135,7 @@ def test_kept_attempts_give_the_rows_of_runs_rebuilt_from_their_spans(tmp_path: 
         provider.shutdown()
     conn = connect(db)
     try:
-        kept = aggregate_rows(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        for table in AGGREGATE_TABLES:
-            conn.execute(f"DELETE FROM {table}")
-        conn.execute("COMMIT")
-        rebuilt_runs = aggregate_missing(conn)
-        rebuilt = aggregate_rows(conn)
+        kept, rebuilt_runs, rebuilt = kept_and_rebuilt(conn)
     finally:
         conn.close()
     assert rebuilt_runs == 120
@@ -194,13 +186,8 @@ def test_a_run_span_ended_twice_is_aggregated_once(tmp_path: Path) -> None:
     conn = connect(db)
     try:
         refresh_stale_days(conn)
-        kept = aggregate_rows(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        for table in AGGREGATE_TABLES:
-            conn.execute(f"DELETE FROM {table}")
-        conn.execute("COMMIT")
-        assert aggregate_missing(conn) == 3
-        rebuilt = aggregate_rows(conn)
+        kept, rebuilt_runs, rebuilt = kept_and_rebuilt(conn)
+        assert rebuilt_runs == 3
     finally:
         conn.close()
     assert len(kept["run_aggregates"]) == 3

@@ -29,6 +29,7 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Manual, Pipeline, TriggerMode
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.tracking import SpanRecord, SqliteSpanProcessor, span_record_from_sdk
+from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
 T0 = 1_700_000_000_000_000_000  # ns
 S = 1_000_000_000
@@ -415,6 +416,20 @@ def aggregate_rows(conn: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]
         for row in tables["stage_days"]
     ]
     return tables
+
+
+def kept_and_rebuilt(
+    conn: sqlite3.Connection,
+) -> tuple[dict[str, list[tuple[Any, ...]]], int, dict[str, list[tuple[Any, ...]]]]:
+    """The aggregate rows the writer wrote (``aggregate_rows``), how many runs a rebuild from
+    the stored spans aggregated once they were deleted (``aggregate_missing``), and its rows."""
+    kept = aggregate_rows(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    for table in AGGREGATE_TABLES:
+        conn.execute(f"DELETE FROM {table}")
+    conn.execute("COMMIT")
+    rebuilt_runs = aggregate_missing(conn)
+    return kept, rebuilt_runs, aggregate_rows(conn)
 
 
 def within_a_microsecond(a: Any, b: Any) -> Any:
