@@ -145,7 +145,8 @@ def critical_chain(
     last_end = max(end for _, end in intervals.values())
     ending = [name for name, (_, end) in intervals.items() if end == last_end]
     current = ending[0] if len(ending) == 1 else latest(ending or intervals)
-    chain: list[tuple[str, str | None, float, str | None]] = []  # stage, blocker, release, event
+    chain: list[tuple[str, str | None]] = []
+    cuts: dict[str, tuple[float, str]] = {}  # blocker -> the publish that released its stage
     seen: set[str] = set()
     while True:
         seen.add(current)
@@ -156,45 +157,47 @@ def critical_chain(
             if name in intervals and name not in seen and intervals[name][1] <= start + _TOLERANCE
         ]
         if fired_by is not None:
-            chain.append(_released(current, start, candidates, fired_by(current), intervals, seen))
+            blocker, cut = _released(start, candidates, fired_by(current), intervals, seen)
+            if blocker is not None and cut is not None:
+                cuts[blocker] = cut
+        elif len(candidates) > 1:
+            blocker = latest(candidates)
         else:
-            if len(candidates) > 1:
-                blocker: str | None = latest(candidates)
-            else:
-                blocker = candidates[0] if candidates else None
-            release = run_start if blocker is None else intervals[blocker][1]
-            chain.append((current, blocker, release, None))
-        blocker = chain[-1][1]
+            blocker = candidates[0] if candidates else None
+        chain.append((current, blocker))
         if blocker is None:
             break
         current = blocker
     steps: list[ChainStep] = []
-    for i in range(len(chain) - 1, -1, -1):
-        stage, blocker, release, _ = chain[i]
+    for stage, blocker in reversed(chain):
         start, end = intervals[stage]
-        # The stage this one released: by a publish, this step ends there and names it.
-        cut = chain[i - 1] if i else None
-        event = None if cut is None else cut[3]
-        if event is not None and cut is not None:
-            end = cut[2]
-        released = run_start if blocker is None else release
+        event: str | None = None
+        if cuts:
+            if stage in cuts:  # it released the next step by a publish: its step ends there
+                end, event = cuts[stage]
+            released = (
+                run_start
+                if blocker is None
+                else (cuts[blocker][0] if blocker in cuts else intervals[blocker][1])
+            )
+        else:
+            released = intervals[blocker][1] if blocker is not None else run_start
         steps.append((stage, start, end, max(0.0, start - released), event))
     return steps
 
 
-def _released(  # noqa: PLR0917 (one step of critical_chain's walk, as it holds it)
-    current: str,
+def _released(
     start: float,
     candidates: list[str],
     fired: Iterable[Fired],
     intervals: Mapping[str, tuple[float, float]],
     seen: set[str],
-) -> tuple[str, str | None, float, str | None]:
-    """``critical_chain``'s step for ``current`` (started at ``start``) in a run with events:
-    ``(current, blocker, release, event)``, the blocker the stage released last, by its end
-    (the upstream ``candidates``) or by a publish (``fired``, the event named; see the module
-    docstring); None and 0.0 when nothing released it."""
-    # name -> (release, event or None): the later of its end and its last publish in time.
+) -> tuple[str | None, tuple[float, str] | None]:
+    """``critical_chain``'s blocker of a stage started at ``start``, in a run with events: the
+    stage that released it last, by its end (the upstream ``candidates``) or by a publish
+    (``fired``; see the module docstring), and that publish's (time, event) when a publish
+    released it; None and None when nothing did."""
+    # name -> (release, event or None): its end, or its last publish in time.
     released: dict[str, tuple[float, str | None]] = {
         name: (intervals[name][1], None) for name in candidates
     }
@@ -208,9 +211,10 @@ def _released(  # noqa: PLR0917 (one step of critical_chain's walk, as it holds 
             if known is None or ended_after or at > known[0]:
                 released[name] = (at, event)
     if not released:
-        return (current, None, 0.0, None)
+        return None, None
     blocker = min(released, key=lambda n: (-released[n][0], -intervals[n][0], n))
-    return (current, blocker, *released[blocker])
+    at, named = released[blocker]
+    return blocker, None if named is None else (at, named)
 
 
 def stage_intervals(run: RunRecord) -> dict[str, tuple[float, float]]:

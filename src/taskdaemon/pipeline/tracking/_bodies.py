@@ -25,7 +25,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, EventBase, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, _LinkBase
 
-__all__ = ["body", "dumps", "fields", "parts"]
+__all__ = ["body", "dumps", "fields", "linked_span_ids", "named_events", "parts"]
 
 #: The span fields the writer reads of each span: ``fields``' and ``body``'s.
 _FIELDS: Final = ("end_time", "parent", "context", "start_time", "resource")
@@ -51,6 +51,31 @@ _SDK_LINK: Final = (
     if Link.context is vars(_LinkBase)["context"] and Link.attributes is vars(Link)["attributes"]
     else None
 )
+
+
+def linked_span_ids(links: Sequence[Any]) -> tuple[int, ...]:
+    """The span ids (ints) that a span's ``links`` (as ``parts`` gives them) name, an SDK link's
+    read in place (plain loops: a comprehension costs a call)."""
+    ids: tuple[int, ...] = ()
+    for link in links:
+        if type(link) is _SDK_LINK and type(c := link._context) is SpanContext:
+            ids += (c[1],)
+        else:
+            ids += (link.context.span_id,)
+    return ids
+
+
+def named_events(events: Sequence[Any], name: str) -> tuple[tuple[int, Any], ...]:
+    """(time ns, attributes) of a span's ``events`` (as ``parts`` gives them) called ``name``,
+    an SDK event's read in place."""
+    found: tuple[tuple[int, Any], ...] = ()
+    for e in events:
+        if type(e) is _SDK_EVENT:
+            if e._name == name:
+                found += ((e._timestamp, e._attributes),)
+        elif e.name == name:
+            found += ((e.timestamp, e.attributes),)
+    return found
 
 
 def _getter(cls: type, names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:

@@ -7,8 +7,8 @@ collections, and the span itself (attributes, payload events, links) can be free
 an aggregate row reads is kept: the stage, span id, attempt number, whether it failed, start,
 end, queue wait, CPU time, peak memory, the declared upstream (not the task run id or the
 instance: no row reads them; a span id is never empty, so it always names the attempt), and for
-the critical path through events the span ids its ``triggered_by`` links name (as the SDK's
-ints) and the (time, type) of the events it published: both empty for most spans.
+the critical path through events the span ids its links name (as the SDK's ints) and the
+(time, type) of the events it published (none, for most spans).
 
 At the run's end, ``kept_run`` groups the attempts by stage and finds the critical path from
 them, with no ``AttemptRecord``, ``StageRecord`` or ``RunRecord`` built only to be read back
@@ -24,13 +24,14 @@ edge) cost more than the rest of the run's critical path.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import FED, ChainStep, Fired, critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
+from taskdaemon.pipeline.tracking._bodies import linked_span_ids, named_events
 from taskdaemon.pipeline.tracking.reconstruct import ended_run_status, published_type
 
 __all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
@@ -39,8 +40,8 @@ _NS: Final = 1e9
 _EXACT: Final = 1 << 53  # ints below this survive the float round trip of ``number``
 
 #: (stage, span id, attempt, failed (0/1), start s, end s, queue wait s or None, CPU s or None,
-#: peak memory or None, declared upstream or None, ``triggered_by`` span ids (ints), published
-#: events as (time s, type))
+#: peak memory or None, declared upstream or None, linked span ids (ints), published events as
+#: (time s, type))
 Kept = tuple[
     str,
     str,
@@ -77,8 +78,6 @@ _QUEUE: Final = t.STAGE_QUEUE_TIME
 _CPU: Final = t.STAGE_CPU_TIME
 _MEMORY: Final = t.STAGE_PEAK_MEMORY
 _UPSTREAM: Final = t.STAGE_UPSTREAM
-_RELATION: Final = t.LINK_RELATION
-_TRIGGERED_BY: Final = t.LINK_TRIGGERED_BY
 _PUBLISHED: Final = t.EVENT_PUBLISHED
 
 
@@ -89,8 +88,8 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     status: str,
     start_ns: int,
     end_ns: int,
-    events: Iterable[Any],
-    links: Iterable[Any],
+    events: Sequence[Any],
+    links: Sequence[Any],
 ) -> Kept:
     """What is kept of an ended stage attempt whose attributes are ``a``: stage ``name`` (a
     non-empty string), hex ``span_id``, ``status`` (``ended_attempt_status``), start and end,
@@ -114,17 +113,14 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     up = a.get(_UPSTREAM)
     if up is not None:
         up = _shared_upstream(up)
-    fired_by: tuple[int, ...] = ()
-    if links:
-        fired_by = tuple(
-            link.context.span_id
-            for link in links
-            if (link.attributes or {}).get(_RELATION) == _TRIGGERED_BY
-        )
     published: tuple[tuple[float, str], ...] = ()
-    for event in events:
-        if event.name == _PUBLISHED:
-            published += ((event.timestamp / _NS, published_type(event.attributes)),)
+    for at, attributes in named_events(events, _PUBLISHED):
+        published += ((at / _NS, published_type(attributes)),)
+    # The span ids of every link, not only ``triggered_by`` ones (a rebuilt run's record keeps
+    # those): reading each link's relation through the SDK's attributes cost more than the rest
+    # of the links and events together, and the other links never name a publisher the path
+    # could take (``previous_attempt`` names the stage's own attempt, ``replayed_from`` a span
+    # of another trace; ``parent`` and ``replay_of`` are on run spans): the same releases.
     return (
         name,
         span_id,
@@ -136,7 +132,7 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
         cpu,
         memory,
         up,
-        fired_by,
+        linked_span_ids(links),
         published,
     )
 
