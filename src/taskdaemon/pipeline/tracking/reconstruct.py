@@ -178,6 +178,15 @@ def _attempt(
     cancel_reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
     if error is None and status == StageStatus.CANCELLED and cancel_reason:
         error = f"cancelled: {cancel_reason}"  # the same text the engine gives the attempt
+    # Plain loops, not generators: most spans have a link or two and no published event.
+    triggered_by: tuple[str, ...] = ()
+    for link in span.links:
+        if link.attributes.get(t.LINK_RELATION) == t.LINK_TRIGGERED_BY:
+            triggered_by += (link.span_id,)
+    published: tuple[tuple[float, str], ...] = ()
+    for event in span.events:
+        if event.name == t.EVENT_PUBLISHED:
+            published += ((event.time_ns / 1e9, published_type(event.attributes)),)
     return AttemptRecord(
         task_run_id=task_run_id,
         instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
@@ -197,16 +206,8 @@ def _attempt(
         cancel_reason=cancel_reason,
         cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
         paused_time=paused_time.get(task_run_id),
-        triggered_by=tuple(
-            link.span_id
-            for link in span.links
-            if link.attributes.get(t.LINK_RELATION) == t.LINK_TRIGGERED_BY
-        ),
-        published=tuple(
-            (event.time_ns / 1e9, published_type(event.attributes))
-            for event in span.events
-            if event.name == t.EVENT_PUBLISHED
-        ),
+        triggered_by=triggered_by,
+        published=published,
     )
 
 
