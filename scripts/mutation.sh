@@ -164,6 +164,22 @@ tests_for() {
                 tests/pipeline_engine_debug_session_test.py \
                 tests/pipeline_engine_debug_commands_test.py \
                 tests/pipeline_engine_debug_inspect_test.py tests/pipeline_engine_test.py ;;
+        pipeline/tracking/writer.py)
+            echo tests/pipeline_tracking_writer_tally_test.py \
+                tests/pipeline_tracking_writer_refresh_test.py \
+                tests/pipeline_tracking_writer_wakeups_test.py tests/pipeline_tracking_store_test.py \
+                tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_kept_runs_test.py \
+                tests/pipeline_tracking_live_store_test.py tests/pipeline_tracking_store_missing_test.py \
+                tests/pipeline_tracking_fork_guard_test.py tests/reliability_store_test.py ;;
+        pipeline/monitor/_worker.py)
+            echo tests/pipeline_monitor_record_queue_test.py tests/pipeline_monitor_test.py \
+                tests/pipeline_monitor_engine_test.py tests/pipeline_monitor_stage_end_test.py \
+                tests/pipeline_monitor_stage_statics_test.py \
+                tests/pipeline_monitor_sampler_books_test.py \
+                tests/pipeline_monitor_trigger_events_test.py \
+                tests/pipeline_monitor_payload_events_test.py \
+                tests/pipeline_monitor_unrecorded_test.py tests/pipeline_monitor_batch_test.py \
+                tests/pipeline_debug_monitor_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
