@@ -4,9 +4,11 @@ only span is a skip, a stage span without a stage name, failed and retried attem
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
@@ -102,3 +104,64 @@ def test_a_stage_stopped_before_its_retry_is_no_failed_stage_in_the_row(tmp_path
         rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
     rebuilt_row = (rebuilt.status, rebuilt.failed_stages)
     assert [("cancelled", 0), ("cancelled", 0)] == [written, rebuilt_row]
+
+
+def test_a_run_another_writer_started_is_summarized_from_its_stored_spans(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer that sees a run span end without having seen it start (another writer wrote the
+    start and the stages) has no tally: it rebuilds the run from the stored spans for the
+    ``runs`` row, skipping a damaged row with one warning that names the store file. The
+    first writer's tally of the run is gone once the run's row is written."""
+    db = tmp_path / "spans.db"
+    first, tracer, root = _started_run(db, ["a", "b"])
+    context = trace.set_span_in_context(root)
+    for name, status in (("a", "success"), ("b", "failure")):
+        span = tracer.start_span(
+            name,
+            context=context,
+            start_time=T0 + 10,
+            attributes={t.CICD_TASK_NAME: name, t.STAGE_STATUS: status},
+        )
+        if status == "failure":
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(T0 + 20)
+    damaged = tracer.start_span("damaged", context=context, start_time=T0 + 30)
+    damaged.end(T0 + 40)
+    first.shutdown()  # the first writer sees no more of the run
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE spans SET body = 'not json' WHERE span_id = ?",
+            (format(damaged.get_span_context().span_id, "016x"),),
+        )
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
+    root.end(T0 + 200)
+    second = SqliteSpanProcessor(db)
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"):
+        second.on_end(root)  # the ended run span reaches a writer that never saw it start
+        second.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    with sqlite3.connect(db) as conn:
+        written = conn.execute(
+            "SELECT pipeline, status, stage_count, failed_stages, end_ns FROM runs "
+            "WHERE trace_id = ?",
+            (trace_id,),
+        ).fetchone()
+    # The report aggregates read the trace again and warn too, naming no file: only the
+    # summary's own warning is this test's business.
+    warned = [r.getMessage().split(" (first:")[0] for r in caplog.records]
+    expected = (("p", "failure", 2, 1, T0 + 200), True)
+    actual = (written, f"{db}: skipped 1 corrupt span rows of run {trace_id}" in warned)
+    assert expected == actual, warned
+
+
+def test_a_finished_run_leaves_no_tally_behind(tmp_path: Path) -> None:
+    """The tally of a run is the writer's only while the run is open: a long-lived writer
+    (``taskdaemon serve``) would otherwise keep every run it ever saw."""
+    processor, _, root = _started_run(tmp_path / "spans.db", [])
+    opened = len(processor._tally)
+    root.end(T0 + 200)
+    processor.force_flush()
+    left = len(processor._tally)
+    processor.shutdown()
+    assert (1, 0) == (opened, left)
