@@ -166,13 +166,16 @@ tests_for() {
                 tests/pipeline_engine_debug_inspect_test.py tests/pipeline_engine_test.py ;;
         pipeline/tracking/writer.py)
             echo tests/pipeline_tracking_writer_tally_test.py \
+                tests/pipeline_tracking_writer_health_test.py \
+                tests/pipeline_tracking_writer_lock_test.py \
                 tests/pipeline_tracking_writer_refresh_test.py \
                 tests/pipeline_tracking_writer_wakeups_test.py tests/pipeline_tracking_store_test.py \
                 tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_kept_runs_test.py \
                 tests/pipeline_tracking_live_store_test.py tests/pipeline_tracking_store_missing_test.py \
                 tests/pipeline_tracking_fork_guard_test.py tests/reliability_store_test.py ;;
         pipeline/monitor/_worker.py)
-            echo tests/pipeline_monitor_record_queue_test.py tests/pipeline_monitor_test.py \
+            echo tests/pipeline_monitor_worker_test.py tests/pipeline_monitor_record_queue_test.py \
+                tests/pipeline_monitor_test.py \
                 tests/pipeline_monitor_engine_test.py tests/pipeline_monitor_stage_end_test.py \
                 tests/pipeline_monitor_stage_statics_test.py \
                 tests/pipeline_monitor_sampler_books_test.py \

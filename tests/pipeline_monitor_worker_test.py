@@ -1,0 +1,360 @@
+"""The monitor's worker (``monitor._worker.Recorder``) as its hooks, spans and metrics show it:
+the span each record belongs to, the record types a hook takes, stage times that never go
+negative, and records of unknown runs or executions handled without a failure."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from opentelemetry.trace import SpanContext
+
+from pipeline_monitor_support import Feed, Telemetry, chain_pipeline
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    EngineEvent,
+    EventPublished,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageQueued,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+    TriggerEvaluated,
+)
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+
+UNKNOWN_RUN = "f" * 32
+
+
+@pytest.fixture
+def telemetry() -> Iterator[Telemetry]:
+    """Fresh SDK providers with in-memory export, shut down after the test."""
+    tel = Telemetry()
+    yield tel
+    tel.shutdown()
+
+
+@pytest.fixture
+def failures(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]]]:
+    """The monitor's warnings so far (a record it failed on is logged, not raised)."""
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.monitor"):
+        yield lambda: [r.getMessage() for r in caplog.records]
+
+
+class _Hook:
+    """Records what it is asked to take and what it is called with; declines ``declined``."""
+
+    def __init__(self, *declined: type) -> None:
+        self.declined = declined
+        self.asked: set[Any] = set()
+        self.calls: list[tuple[str, SpanContext | None]] = []
+
+    def takes(self, kind: Any) -> bool:
+        self.asked.add(kind)
+        return kind not in self.declined
+
+    def __call__(self, event: EngineEvent, span: SpanContext | None) -> None:
+        self.calls.append((type(event).__name__, span))
+
+
+def test_each_hook_call_gets_the_span_its_record_belongs_to(
+    telemetry: Telemetry, failures: Callable[[], list[str]]
+) -> None:
+    """A record with an execution gets that execution's span, open or ended (a retry notice
+    comes after its attempt ended); a record naming only a stage gets the stage's latest open
+    execution, else the run's span; a record of an unknown run gets None. Record types the
+    hook declines (``takes``) never reach it; records about an execution or run the monitor
+    never saw are handled without a failure."""
+    feed = Feed(telemetry, chain_pipeline(("a", "b", "c")))
+    hook = _Hook(StageQueued, ApprovalRequested)
+    feed.monitor.add_event_hook(hook)
+    feed.start_run()
+    feed.start("a", instance=0)
+    feed.start("a", instance=1)
+    feed.trigger("a", 0, "manual")  # a's latest open execution: instance 1
+    feed.finish("a", instance=0)
+    feed.retrying("a", 1, "boom", "RuntimeError")  # instance 0's attempt 1, ended
+    feed.finish("a", instance=1)
+    feed.finish("b", instance=0)  # never started: nothing to end
+    feed.trigger("b", 0, "on_completion")  # no open execution of b: the run's span
+    feed.emit(
+        ApprovalRequested(run_id=feed.run_id, pipeline="chain", stage="b", at=feed.now)
+    )  # declined
+    feed.emit(
+        StageSkipped(run_id=UNKNOWN_RUN, pipeline="chain", stage="b", reason="x", at=feed.now)
+    )
+    feed.publish("note", {"k": 1}, 1, None)  # no source: an event of the run's span
+    feed.emit(
+        RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.SUCCESS, at=feed.tick())
+    )
+    feed.monitor.flush()
+
+    run_span = telemetry.by_name(t.run_span_name("chain"))[0]
+    run = run_span.get_span_context()
+    a0, a1 = (
+        next(
+            s.get_span_context()
+            for s in telemetry.by_name(t.stage_span_name("a"))
+            if s.attributes and s.attributes.get(t.STAGE_INSTANCE) == instance
+        )
+        for instance in (0, 1)
+    )
+    expected = (
+        [
+            ("RunStarted", run),
+            ("StageStarted", a0),
+            ("StageStarted", a1),
+            ("TriggerEvaluated", a1),
+            ("StageFinished", a0),
+            ("StageRetrying", a0),
+            ("StageFinished", a1),
+            ("StageFinished", run),
+            ("TriggerEvaluated", run),
+            ("StageSkipped", None),
+            ("EventPublished", run),
+            ("RunFinished", run),
+        ],
+        {
+            RunStarted,
+            StageQueued,
+            StageStarted,
+            TriggerEvaluated,
+            StageFinished,
+            StageRetrying,
+            ApprovalRequested,
+            StageSkipped,
+            EventPublished,
+            RunFinished,
+        },
+        True,
+        [],
+    )
+    actual = (
+        hook.calls,
+        hook.asked,
+        any(e.name == t.EVENT_PUBLISHED for e in run_span.events),
+        failures(),
+    )
+    assert expected == actual
+
+
+def test_stage_times_are_never_negative(telemetry: Telemetry) -> None:
+    """Queue time, trigger wait and duration come from the records' clocks: one that went
+    back (another host's, a clock step) counts as zero, never as negative time, in the
+    metrics and in ``get_metrics``; a positive time under a second counts as it is."""
+    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed.start_run()
+    feed.start("a", queue=-1.0, wait=-2.0)  # started before it was queued, queued before due
+    feed.tick(-3.0)
+    feed.finish("a")  # ended before it started
+    feed.start("b", queue=0.25, wait=0.0)
+    feed.tick(0.5)
+    feed.finish("b", status=StageStatus.FAILURE)
+    feed.start("b", attempt=2, queue=0.25, wait=7.0)  # a retry: no trigger wait of its own
+    feed.finish("b", attempt=2, status=StageStatus.FAILURE)
+    feed.emit(
+        RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.FAILURE, at=feed.tick())
+    )
+    snapshot = feed.monitor.get_metrics("chain")
+
+    def sums(metric: str) -> dict[str, tuple[int, float]]:
+        return {
+            dict(key)[t.LABEL_STAGE]: (point.count, point.sum)
+            for key, point in telemetry.histograms(metric).items()
+        }
+
+    expected = (
+        {"a": (1, 0.0), "b": (2, 0.5)},
+        {"a": (1, 0.0), "b": (1, 0.0)},
+        {"a": (1, 0.0), "b": (2, 0.5)},
+        {"a": (1, 0, 0.0, 0.0), "b": (0, 2, 0.25, 0.25)},
+    )
+    actual = (
+        sums(t.METRIC_STAGE_QUEUE_TIME),
+        sums(t.METRIC_TRIGGER_WAIT_TIME),
+        sums(t.METRIC_STAGE_DURATION),
+        {
+            name: (s.success_count, s.failure_count, s.avg_duration, s.avg_queue_time)
+            for name, s in snapshot.stages.items()
+        },
+    )
+    assert expected == actual
+
+
+def test_trigger_evaluations_are_counted_by_pipeline_stage_and_type(
+    telemetry: Telemetry,
+) -> None:
+    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed.start_run()
+    feed.trigger("a", 0, "manual")
+    feed.trigger("b", 0, "on_completion")
+    feed.trigger("b", 0, "on_completion")
+    feed.monitor.flush()
+    counted = {
+        (attrs[t.LABEL_PIPELINE], attrs[t.LABEL_STAGE], attrs[t.LABEL_TRIGGER_TYPE]): value
+        for key, value in telemetry.values(t.METRIC_TRIGGER_EVALUATIONS).items()
+        for attrs in [dict(key)]
+    }
+    assert {("chain", "a", "manual"): 1, ("chain", "b", "on_completion"): 2} == counted
+
+
+def test_a_stage_environment_of_an_unknown_run_or_execution_is_empty(
+    telemetry: Telemetry, failures: Callable[[], list[str]]
+) -> None:
+    """No span, no variables, and no failure logged: the engine asks for every stage."""
+    feed = Feed(telemetry, chain_pipeline(("a",)))
+    feed.start_run()
+    started = feed.start("a")
+
+    def asked(run_id: str, task_run_id: str) -> dict[str, str]:
+        event = StageStarted(
+            run_id=run_id,
+            pipeline="chain",
+            stage="a",
+            instance=0,
+            attempt=1,
+            task_run_id=task_run_id,
+            loop=started.loop,
+            at=feed.now,
+            queued_at=feed.now,
+            considered_at=feed.now,
+            inputs={},
+        )
+        return dict(feed.monitor.stage_environment(event))
+
+    known = asked(feed.run_id, started.task_run_id)
+    unknown = (asked(UNKNOWN_RUN, started.task_run_id), asked(feed.run_id, "a/0/9"))
+    assert (True, ({}, {}), []) == ("TRACEPARENT" in known, unknown, failures())
+
+
+@pytest.mark.slow
+def test_a_stage_process_is_what_the_memory_gauge_measures(telemetry: Telemetry) -> None:
+    """Once a stage reports its process, the sampler measures that process tree's memory,
+    not the monitor's own process (a small child, a far larger test process)."""
+    feed = Feed(telemetry, chain_pipeline(("a",)), resource_sampling=True)
+    feed.start_run()
+    feed.start("a")
+    own = feed.monitor.sampler.memory()[("chain", "a")]
+    child = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", "import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        feed.process("a", child.pid)
+        feed.monitor.flush()
+        measured = feed.monitor.sampler.memory()[("chain", "a")]
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
+    feed.finish("a")
+    feed.monitor.flush()
+    assert (True, 0) == (measured < own / 2, feed.monitor.sampler.active())
+
+
+def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
+    telemetry: Telemetry, failures: Callable[[], list[str]]
+) -> None:
+    """A stage still open when its run ends is ended as cancelled, when the run ended;
+    the run is counted with its status, result, error type and duration in the metrics and in
+    ``get_metrics``. An end of a run the monitor never saw is no failure."""
+    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed.start_run()
+    active = feed.monitor.get_metrics("chain").active_runs
+    feed.start("a")
+    feed.tick(0.5)
+    feed.emit(
+        RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.FAILURE, at=feed.now)
+    )
+    feed.emit(
+        RunFinished(run_id=UNKNOWN_RUN, pipeline="chain", status=RunStatus.FAILURE, at=feed.now)
+    )
+    snapshot = feed.monitor.get_metrics("chain")
+    (stage,) = telemetry.by_name(t.stage_span_name("a"))
+    attrs = dict(stage.attributes or {})
+    durations = {
+        tuple(sorted(dict(key).items())): (point.count, point.sum)
+        for key, point in telemetry.histograms(t.METRIC_CICD_RUN_DURATION).items()
+    }
+    expected = (
+        1,
+        ("cancelled", 0, 1, True),
+        {(("pipeline", "chain"), ("status", "failure")): 1},
+        {((t.CICD_PIPELINE_NAME, "chain"), (t.CICD_PIPELINE_RESULT, "failure")): (1, 0.75)},
+        {((t.CICD_PIPELINE_NAME, "chain"), (t.ERROR_TYPE, "_OTHER")): 1},
+        (1, 1, 0, 0.75),
+        {"a": (1, 0.5)},
+        [],
+    )
+    actual = (
+        active,
+        (
+            attrs.get(t.STAGE_STATUS),
+            attrs.get(t.STAGE_INSTANCE),
+            attrs.get(t.STAGE_ATTEMPT),
+            stage.end_time == telemetry.by_name(t.run_span_name("chain"))[0].end_time,
+        ),
+        telemetry.values(t.METRIC_EXECUTIONS),
+        durations,
+        telemetry.values(t.METRIC_CICD_RUN_ERRORS),
+        (
+            snapshot.total_runs,
+            snapshot.failed_runs,
+            snapshot.active_runs,
+            snapshot.avg_execution_time,
+        ),
+        {name: (s.count, s.avg_duration) for name, s in snapshot.stages.items()},
+        failures(),
+    )
+    assert expected == actual
+
+
+def test_runs_the_monitor_did_not_name_are_said_once(
+    telemetry: Telemetry, failures: Callable[[], list[str]]
+) -> None:
+    """A run whose id is not its trace id (started by someone who did not ask the monitor for
+    an id) is recorded under its own trace: one warning says so, for the first such run only."""
+    pipeline = chain_pipeline(("a",))
+    feed = Feed(telemetry, pipeline)
+    feed.start_run()  # named by the monitor: no warning
+    for run_id in ("1" * 32, "2" * 32):
+        feed.emit(RunStarted(run_id=run_id, pipeline=pipeline, request={}, at=feed.now))
+    expected = [
+        "run " + "1" * 32 + " was not named by this monitor: its trace id differs from its run id"
+    ]
+    assert expected == failures()
+
+
+def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
+    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed = Feed(telemetry, chain_pipeline(("a",)))
+
+    def failing(event: EngineEvent, span: SpanContext | None) -> None:
+        if isinstance(event, StageStarted):
+            raise RuntimeError("hook broke")
+
+    feed.monitor.add_event_hook(failing)
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.monitor"):
+        feed.start_run()
+        feed.start("a")
+        feed.finish("a")
+        feed.emit(
+            RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.SUCCESS, at=feed.now)
+        )
+        feed.monitor.flush()
+    logged = [
+        (r.getMessage(), r.exc_info is not None and str(r.exc_info[1])) for r in caplog.records
+    ]
+    spans = sorted(s.name for s in telemetry.spans())
+    assert (
+        [("monitor failed on StageStarted", "hook broke")],
+        sorted([t.run_span_name("chain"), t.stage_span_name("a")]),
+    ) == (logged, spans)
