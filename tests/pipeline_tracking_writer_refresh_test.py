@@ -7,7 +7,7 @@ import weakref
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span, TracerProvider
 
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor, writer
 
@@ -18,14 +18,10 @@ def _open_body(db: Path) -> str:
     return str(body)
 
 
-def test_deferred_refresh_keeps_an_open_spans_events_for_later(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After a rewrite of open spans the writer waits REFRESH_SPACING times its duration before
-    the next one (batches in between write only their own rows); events an open span gained
-    meanwhile still reach the file, at the latest when the writer shuts down."""
-    monkeypatch.setattr(writer, "REFRESH_SPACING", 1e12)  # the next rewrite is never due
-    db = tmp_path / "spans.db"
+def _deferred(db: Path) -> tuple[SqliteSpanProcessor, TracerProvider, Span]:
+    """A writer on ``db`` whose next rewrite of open spans is not due (``REFRESH_SPACING``
+    patched by the caller), and an open span whose row has its first event but not its second:
+    written with a batch of its own while the rewrite was not due."""
     processor = SqliteSpanProcessor(db)
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -36,6 +32,18 @@ def test_deferred_refresh_keeps_an_open_spans_events_for_later(
     span.add_event("second-event")
     tracer.start_span("other").end()  # a batch of its own, while the rewrite is not due
     processor.force_flush()
+    return processor, provider, span
+
+
+def test_deferred_refresh_keeps_an_open_spans_events_for_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a rewrite of open spans the writer waits REFRESH_SPACING times its duration before
+    the next one (batches in between write only their own rows); events an open span gained
+    meanwhile still reach the file, at the latest when the writer shuts down."""
+    monkeypatch.setattr(writer, "REFRESH_SPACING", 1e12)  # the next rewrite is never due
+    db = tmp_path / "spans.db"
+    processor, _, _ = _deferred(db)
     deferred = _open_body(db)
     processor.shutdown()  # closing: open spans are rewritten whatever the spacing
     final = _open_body(db)
@@ -59,3 +67,30 @@ def test_a_closed_writer_does_not_fail_flush_open_spans(
     finally:
         live.shutdown()
     assert (answered, closed.flush_open_spans()) == (True, False)
+
+
+def test_flush_open_spans_rewrites_open_spans_before_their_spacing_is_due(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A debug dump's flush rewrites what an open span gained even when the writer's spacing
+    of such rewrites says not yet, which a plain ``force_flush`` left for later; the
+    module-level ``flush_open_spans`` asks every live writer of the process (here the test's
+    own list, as above)."""
+    monkeypatch.setattr(writer, "REFRESH_SPACING", 1e12)  # no rewrite is due after the first
+    monkeypatch.setattr(writer, "_LIVE", weakref.WeakSet())
+    db = tmp_path / "spans.db"
+    _, provider, span = _deferred(db)
+    deferred = _open_body(db)
+    span.add_event("third-event")
+    answered = writer.flush_open_spans()
+    rewritten = _open_body(db)
+    span.end()
+    provider.shutdown()
+    expected = (False, True, True, True)
+    actual = (
+        "second-event" in deferred,
+        answered,
+        "second-event" in rewritten,
+        "third-event" in rewritten,
+    )
+    assert expected == actual

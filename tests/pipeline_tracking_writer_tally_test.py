@@ -165,3 +165,53 @@ def test_a_finished_run_leaves_no_tally_behind(tmp_path: Path) -> None:
     left = len(processor._tally)
     processor.shutdown()
     assert (1, 0) == (opened, left)
+
+
+def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Path) -> None:
+    """The tally keeps each instance's attempts apart (a stage whose instance 1 failed is
+    failed, though instance 0 succeeded after it), counts every failed stage, counts a declared
+    stage that never ran, and takes a run's status from its span status when the run span
+    names no result; a run span naming no pipeline gets an empty name. The rebuilt summary
+    agrees."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider, _ = make_provider(processor)
+    tracer = provider.get_tracer("test")
+    root = tracer.start_span(
+        "run",
+        start_time=T0,
+        attributes={
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: ["a", "b", "c", "never"],
+        },
+    )
+    processor.force_flush()
+    context = trace.set_span_in_context(root)
+    for name, instance, start, failed in (
+        ("a", 1, T0 + 10, True),
+        ("a", 0, T0 + 20, False),
+        ("b", 0, T0 + 30, True),
+        ("c", 0, T0 + 40, True),
+    ):
+        span = tracer.start_span(
+            name,
+            context=context,
+            start_time=start,
+            attributes={t.CICD_TASK_NAME: name, t.STAGE_INSTANCE: instance},
+        )
+        if failed:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end(start + 5)
+    root.set_status(Status(StatusCode.ERROR))
+    root.end(T0 + 200)
+    processor.shutdown()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    with sqlite3.connect(db) as conn:
+        written = conn.execute(
+            "SELECT pipeline, status, stage_count, failed_stages FROM runs WHERE trace_id = ?",
+            (trace_id,),
+        ).fetchone()
+        rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
+    expected = (("", "failure", 4, 3), ("failure", 4, 3))
+    actual = (written, (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages))
+    assert expected == actual
