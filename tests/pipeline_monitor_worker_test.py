@@ -168,6 +168,7 @@ def test_stage_times_are_never_negative(telemetry: Telemetry) -> None:
         return {
             dict(key)[t.LABEL_STAGE]: (point.count, point.sum)
             for key, point in telemetry.histograms(metric).items()
+            if dict(key)[t.LABEL_PIPELINE] == "chain"
         }
 
     expected = (
@@ -289,6 +290,7 @@ def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
         {(("pipeline", "chain"), ("status", "failure")): 1},
         {((t.CICD_PIPELINE_NAME, "chain"), (t.CICD_PIPELINE_RESULT, "failure")): (1, 0.75)},
         {((t.CICD_PIPELINE_NAME, "chain"), (t.ERROR_TYPE, "_OTHER")): 1},
+        {(("pipeline", "chain"),): 0},
         (1, 1, 0, 0.75),
         {"a": (1, 0.5)},
         [],
@@ -304,6 +306,7 @@ def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
         telemetry.values(t.METRIC_EXECUTIONS),
         durations,
         telemetry.values(t.METRIC_CICD_RUN_ERRORS),
+        telemetry.values(t.METRIC_ACTIVE_EXECUTIONS),
         (
             snapshot.total_runs,
             snapshot.failed_runs,
@@ -358,3 +361,19 @@ def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
         [("monitor failed on StageStarted", "hook broke")],
         sorted([t.run_span_name("chain"), t.stage_span_name("a")]),
     ) == (logged, spans)
+
+
+def test_a_hook_is_asked_again_for_each_record_handled_outside_a_turn(
+    telemetry: Telemetry,
+) -> None:
+    """Records fed by hand (no record queue turn) ask a hook's ``takes`` for each record, so a
+    hook that starts taking a type (its logger's level lowered) gets the very next one."""
+    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    hook = _Hook(StageStarted)
+    feed.monitor.add_event_hook(hook)
+    feed.start_run()
+    feed.start("a")  # declined
+    hook.declined = ()
+    feed.start("b")
+    started = [name for name, _ in hook.calls if name == "StageStarted"]
+    assert ["StageStarted"] == started
