@@ -171,8 +171,8 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
     """The tally keeps each instance's attempts apart (a stage whose instance 1 failed is
     failed, though instance 0 succeeded after it), counts every failed stage, counts a declared
     stage that never ran, and takes a run's status from its span status when the run span
-    names no result; a run span naming no pipeline gets an empty name. The rebuilt summary
-    agrees."""
+    names no result; a run span naming no pipeline gets an empty name, from its start on. The
+    rebuilt summary agrees."""
     db = tmp_path / "spans.db"
     processor = SqliteSpanProcessor(db)
     provider, _ = make_provider(processor)
@@ -186,6 +186,11 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
         },
     )
     processor.force_flush()
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    with sqlite3.connect(db) as conn:
+        running = conn.execute(
+            "SELECT pipeline, status, stage_count FROM runs WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
     context = trace.set_span_in_context(root)
     for name, instance, start, failed in (
         ("a", 1, T0 + 10, True),
@@ -205,13 +210,12 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
     root.set_status(Status(StatusCode.ERROR))
     root.end(T0 + 200)
     processor.shutdown()
-    trace_id = format(root.get_span_context().trace_id, "032x")
     with sqlite3.connect(db) as conn:
         written = conn.execute(
             "SELECT pipeline, status, stage_count, failed_stages FROM runs WHERE trace_id = ?",
             (trace_id,),
         ).fetchone()
         rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
-    expected = (("", "failure", 4, 3), ("failure", 4, 3))
-    actual = (written, (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages))
+    expected = (("", "running", 4), ("", "failure", 4, 3), ("failure", 4, 3))
+    actual = (running, written, (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages))
     assert expected == actual
