@@ -93,8 +93,8 @@ def test_end_attributes_in_order(
 
 def test_an_execution_is_kept_with_what_its_start_said(tel: Telemetry) -> None:
     """The books of an open execution hold its start record's stage, instance, attempt and
-    time, its queue time, whether it is a command and its span's context (its end, the
-    metrics and the links read them); distinct values, so no two fields can trade places."""
+    time, its queue time and its span's context (its end, the metrics and the links read
+    them); distinct values, so no two fields can trade places."""
     feed = Feed(tel, chain_pipeline(("a",)))
     run_id = feed.start_run()
     feed.tick(5)
@@ -106,7 +106,6 @@ def test_an_execution_is_kept_with_what_its_start_said(tel: Telemetry) -> None:
         execution.attempt,
         execution.started_at,
         execution.queue_time,
-        execution.is_command,
         execution.context,
     ) == (
         "a",
@@ -114,7 +113,6 @@ def test_an_execution_is_kept_with_what_its_start_said(tel: Telemetry) -> None:
         3,
         started.at,
         started.at - started.queued_at,
-        False,
         execution.span.get_span_context(),
     )
     assert execution.context.is_valid

@@ -26,7 +26,6 @@ from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.telemetry_codec import encode_edges, encode_triggers
 
 __all__ = [
-    "Allocated",
     "Execution",
     "PipelineInfo",
     "Run",
@@ -79,7 +78,6 @@ class Execution:
     attempt: int
     started_at: float
     queue_time: float
-    is_command: bool
     fed: bool = False  # a replay's fed execution: no work, recorded as ``replayed`` only
 
 
@@ -105,14 +103,6 @@ class Run:
     #: (``TaskRunRef(*fields)``), when a stage it starts links to its upstream stages.
     last_success: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     stage_static: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Allocated:
-    """A run span started by ``allocate_run_id`` before its ``RunStarted`` arrives."""
-
-    span: Span
-    at: float
 
 
 def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -> PipelineInfo:

@@ -43,7 +43,6 @@ from taskdaemon.pipeline.metrics import PipelineMetrics, ResourceSampler, RunAgg
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.monitor import _spans, _stage_spans
 from taskdaemon.pipeline.monitor._books import (
-    Allocated,
     Execution,
     PipelineInfo,
     Run,
@@ -103,7 +102,8 @@ class Recorder:
         self._sampling = metrics.recording and metrics.resource_sampling
         self.aggregates = aggregates
         self.runs: dict[str, Run] = {}
-        self._allocated: dict[str, Allocated] = {}
+        # Run spans ``allocate`` started before their ``RunStarted`` arrives, by run id.
+        self._allocated: dict[str, Span] = {}
         self._infos: dict[int, tuple[Pipeline, PipelineInfo]] = {}
         self._warned_foreign_id = False
         #: Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
@@ -197,7 +197,7 @@ class Recorder:
         if not span_context.is_valid:
             return None
         run_id = format_trace_id(span_context.trace_id)
-        self._allocated[run_id] = Allocated(span, at)
+        self._allocated[run_id] = span
         return run_id
 
     def stage_environment(self, event: StageStarted) -> dict[str, str]:
@@ -234,7 +234,7 @@ class Recorder:
         info = self._info(pipeline)
         allocated = self._allocated.pop(event.run_id, None)
         if allocated is not None:
-            span = allocated.span
+            span = allocated
         else:
             span = self._start_run_span(pipeline, event.at)
             span_context = span.get_span_context()
@@ -304,7 +304,7 @@ class Recorder:
         hook = self.span_hook
         fed = hook is not None and hook.feeds(event.stage, event.instance)
         # By position, in the field order (span, context, stage, instance, attempt, started_at,
-        # queue_time, is_command, fed): keyword matching of nine arguments cost twice the call.
+        # queue_time, fed): keyword matching of eight arguments cost twice the call.
         run.open[event.task_run_id] = Execution(
             span,
             span.get_span_context(),
@@ -313,7 +313,6 @@ class Recorder:
             event.attempt,
             event.at,
             queue_time,
-            info.is_command,
             fed,
         )
         run.ran.add(event.stage)
@@ -346,10 +345,8 @@ class Recorder:
         if run is None:
             return
         execution = run.open.get(event.task_run_id)
-        if execution is not None:
-            execution.is_command = True
-            if execution.span.is_recording():
-                execution.span.set_attribute(t.STAGE_PID, event.pid)
+        if execution is not None and execution.span.is_recording():
+            execution.span.set_attribute(t.STAGE_PID, event.pid)
         if self._sampling:
             self.sampler.set_process((run.run_id, event.task_run_id), event.pid)
 
