@@ -182,7 +182,8 @@ tests_for() {
                 tests/pipeline_monitor_trigger_events_test.py \
                 tests/pipeline_monitor_payload_events_test.py \
                 tests/pipeline_monitor_unrecorded_test.py tests/pipeline_monitor_batch_test.py \
-                tests/pipeline_debug_monitor_test.py tests/pipeline_replay_run_test.py ;;
+                tests/pipeline_debug_monitor_test.py tests/pipeline_replay_run_test.py \
+                tests/pipeline_reporting_replays_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
