@@ -352,6 +352,21 @@ STOP_EXAMPLES = (
         concurrency=2,
         breaks={"fan": "hold"},
     ),
+    _case(  # fan#0 fails and stops the run while fan#1 is held at its breakpoint (found by CI)
+        (
+            _s("s0", emits=("item",)),
+            _s(
+                "fan",
+                OnEvent("item"),
+                inputs=(InputMapping("v", "event.v", required=True),),
+                parallel_instances=2,
+            ),
+        ),
+        {"s0": "ok", "fan": "fail"},
+        events=2,
+        concurrency=2,
+        breaks={"fan": "continue"},
+    ),
     _case(  # fan#0 skipped at its breakpoint, fan#1 queued for the one slot when s2 fails
         (
             _s("s0", emits=("item",)),

@@ -334,19 +334,27 @@ def summary_width() -> int | None:
 
 def summary_error(result: RunResult, stage: str) -> str | None:
     """The ERROR cell of ``stage`` in the summary: its skip reason, else the last error of an
-    instance whose final execution has one (``records.outcome_error``; an execution a stop
-    cancelled before its start, held at a breakpoint, says ``cancelled: <why>``), counting
-    only the executions that started or were held, as the records do: what every view of its
-    records says (``records.stage_error``)."""
+    instance whose final started execution has one (``records.outcome_error``), else that of an
+    execution a stop cancelled while held at a breakpoint before its start (``cancelled:
+    <why>``), as the records do: what every view of its records says
+    (``records.stage_error``)."""
     from taskdaemon.pipeline.records import outcome_error  # noqa: PLC0415 - at the run's end
 
     # A skipped stage's reason first: one whose executions a stop caught queued says it was
     # not reached, as ``runs show`` does, rather than its executions' cancellation. Of the
     # others, only the executions the records know of (started, or held at a breakpoint): an
     # instance or a retry a stop caught queued has no span, so its cancellation is no view's.
+    # An execution held at a breakpoint that a stop cancelled has no attempt in the records:
+    # they say ``cancelled: <why>`` only when no started execution has an error
+    # (``records.stage_error``), and so does the summary: a sibling instance's failure that
+    # stopped the run is the stage's error, not the cancellation it caused.
     executions = result.executions.get(stage, ())
-    return result.skip_reasons.get(stage) or outcome_error(
-        (ex.instance, ex.error) for ex in executions if ex.times.running is not None or ex.held
+    return (
+        result.skip_reasons.get(stage)
+        or outcome_error(
+            (ex.instance, ex.error) for ex in executions if ex.times.running is not None
+        )
+        or outcome_error((ex.instance, ex.error) for ex in executions if ex.held)
     )
 
 
