@@ -248,11 +248,15 @@ async def _serve(
         stop.set()
 
     async with contextlib.AsyncExitStack() as stack:
-        monitoring = start_monitoring(settings, serve=address, stack=stack)
+        # The stop signals are handled before the server starts and says where its token is:
+        # a Ctrl-C that comes as soon as that line is read then stops the server through this
+        # stack, which removes the token files, instead of a KeyboardInterrupt out of the loop
+        # that skipped it and left them behind.
         handled = stop_signals()
         for signum in handled:
             loop.add_signal_handler(signum, on_signal, signum)
         stack.callback(_remove_signal_handlers, loop, handled)
+        monitoring = start_monitoring(settings, serve=address, stack=stack)
         approver = _AutoApprove()
         observers: list[Any] = [*monitoring.observers]
         if args.auto_approve:
