@@ -172,16 +172,12 @@ def critical_chain(
     for stage, blocker in reversed(chain):
         start, end = intervals[stage]
         event: str | None = None
-        if cuts:
-            if stage in cuts:  # it released the next step by a publish: its step ends there
-                end, event = cuts[stage]
-            released = (
-                run_start
-                if blocker is None
-                else (cuts[blocker][0] if blocker in cuts else intervals[blocker][1])
-            )
-        else:
-            released = intervals[blocker][1] if blocker is not None else run_start
+        if stage in cuts:  # it released the next step by a publish: its step ends there
+            end, event = cuts[stage]
+        if blocker is None:
+            released = run_start
+        else:  # the blocker's publish, else its end
+            released = cuts[blocker][0] if blocker in cuts else intervals[blocker][1]
         steps.append((stage, start, end, max(0.0, start - released), event))
     return steps
 
