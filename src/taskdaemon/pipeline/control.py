@@ -119,21 +119,25 @@ def served_runs(home: str | os.PathLike[str] | None = None) -> list[str]:
     ]
 
 
+def _socket_stat(path: Path) -> os.stat_result | None:
+    """``path``'s own status when it is a socket (a symlink is not followed), else None (also
+    when it is gone: removed since listed, its run ended)."""
+    try:
+        found = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return found if stat.S_ISSOCK(found.st_mode) else None
+
+
 def _is_socket(path: Path) -> bool:
     """Whether ``path`` itself is a socket (a symlink is not followed)."""
-    try:
-        return stat.S_ISSOCK(os.lstat(path).st_mode)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+    return _socket_stat(path) is not None
 
 
 def _listened_on(path: Path) -> bool:
     """False when ``path`` is not a socket, or a stale one (then removed if ours)."""
-    try:
-        found = os.lstat(path)
-    except (FileNotFoundError, NotADirectoryError):  # removed since listed: its run ended
-        return False
-    if not stat.S_ISSOCK(found.st_mode):
+    found = _socket_stat(path)
+    if found is None:
         return False
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         probe.settimeout(_PROBE_TIMEOUT)
