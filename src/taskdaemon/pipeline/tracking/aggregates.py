@@ -8,7 +8,8 @@ attempt and critical-path rows (tables in ``tracking._aggregates_schema``) are c
 straight from those tuples, with no record objects, and a batch's rows are inserted with one
 ``executemany`` a table (``tracking._run_rows``). A run this process did not see start (or whose
 stages were dropped from memory because more than ``max_open_runs`` runs were open) is rebuilt
-from its stored spans instead (``write_run``; the two paths write the same rows). The cost
+from its stored spans instead (``write_run``; the two paths write the same rows), once: the
+writer's own rebuild of it, for its ``runs`` row, is handed over. The cost
 is paid once per run, off the pipeline's threads, on the writer thread. Each batch's runs are
 also added to the per-day totals and histograms (``tracking._day_totals``), one upsert per
 touched day row per batch. A replay's fed stage executions are not kept (no attempt rows), and
@@ -34,6 +35,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -87,14 +89,17 @@ RUN_STARTED: Final = 0
 STAGE_ENDED: Final = 1
 RUN_ENDED: Final = 2
 
+_NONE_REBUILT: Final[Mapping[int, RunRecord | None]] = MappingProxyType({})
+
 
 class RunAggregator:
     """The writer's hook: keeps the attempts of ended stage spans per open run, writes a run's
     aggregates when its run span ends (see the module docstring). Used on the writer thread
     only."""
 
-    def __init__(self, max_open_runs: int = 10_000) -> None:
+    def __init__(self, max_open_runs: int = 10_000, *, where: object = "span store") -> None:
         self._max_open = max_open_runs
+        self._where = where  # the store file, named in the warning about a damaged row
         self._open: dict[int, list[Kept]] = {}  # trace id (int) -> ended stage attempts
         self._fed: set[int] = set()  # open runs (trace ids) that fed a stage: replays
         self._keys: dict[Any, int] = {}
@@ -105,6 +110,7 @@ class RunAggregator:
         conn: sqlite3.Connection,
         seen: Sequence[tuple[int, Any, Mapping[str, Any], Any]],
         trace_nos: Mapping[int, int],
+        rebuilt: Mapping[int, RunRecord | None] = _NONE_REBUILT,
     ) -> None:
         """Take what one written batch says about runs: ``(RUN_STARTED | STAGE_ENDED |
         RUN_ENDED, SDK span, its attributes, stage)`` in the batch's order (the writer sorts its
@@ -113,7 +119,10 @@ class RunAggregator:
         attempt only: ``(trace id, stage name, span id, status or None for a skip span, start
         ns, end ns, events, links)``, as the writer worked them out for its own tally and its
         row (the same reads, once; events and links as ``_bodies.parts`` reads them in place).
-        Runs inside the writer's transaction."""
+        ``rebuilt``: the runs of the batch the writer rebuilt from their stored spans (trace id
+        -> record, None when no run span is stored; ``SqliteSpanProcessor._finished_run_row``
+        says why they are handed this way); an ended run with no kept attempts is taken from
+        it, and rebuilt here only when it is not in it. Runs inside the writer's transaction."""
         open_runs = self._open
         ended_runs = []
         for kind, span, attrs, stage in seen:
@@ -164,10 +173,13 @@ class RunAggregator:
                 run = kept_run(root, attrs, kept, self._edges, fed=fed)
                 write_kept(conn, trace_no, run, self._keys, days, pending)
                 continue
-            stored = select_trace(conn, format(trace, "032x"))
-            if find_root(stored) is not None:
-                rebuilt = reconstruct_run(stored)
-                write_record(conn, trace_no, rebuilt, self._keys, days, pending)
+            if trace in rebuilt:
+                record = rebuilt[trace]
+            else:
+                stored = select_trace(conn, format(trace, "032x"), where=self._where)
+                record = reconstruct_run(stored) if find_root(stored) is not None else None
+            if record is not None:
+                write_record(conn, trace_no, record, self._keys, days, pending)
         pending.flush(conn)
         days.flush(conn)
 

@@ -7,7 +7,8 @@ starts (``end_ns`` NULL) and again when it ends; a span that has already ended w
 comes up gets only the ended row. ``force_flush`` and ``shutdown`` write everything queued
 before they were called. The rows are those of ``tracking._schema``; the ``runs`` row of a run
 this processor saw start is summarized from an in-memory tally when the run span ends, with no
-read-back.
+read-back; one it did not see start is rebuilt from its stored spans, once for its row and its
+report aggregates both.
 
 Wake-ups. The writer is woken by the first span that reaches it idle, then waits out the
 interval without being woken per span and writes what is queued; ``force_flush``,
@@ -76,6 +77,8 @@ from taskdaemon.pipeline.tracking.store import (
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import ReadableSpan, Span
+
+    from taskdaemon.pipeline.records import RunRecord
 
 __all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth", "flush_open_spans"]
 
@@ -195,7 +198,7 @@ class SqliteSpanProcessor(SpanProcessor):
         # Spans whose start row is written and whose end is not: (trace, span id) -> [span,
         # (events, attributes) counts last written]; see _refresh_open.
         self._open: dict[tuple[int, int], list[Any]] = {}
-        self._aggregates = RunAggregator()  # report aggregates, written as runs end
+        self._aggregates = RunAggregator(where=self.path)  # report aggregates, as runs end
         self._refresh_due = 0.0  # monotonic time of the next _refresh_open
         self._shutdown = False
         self._writer_id: int | None = None
@@ -233,7 +236,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._queue = SpanQueue(self._interval, self._max_batch)
         self._tally = {}
         self._open = {}
-        self._aggregates = RunAggregator()
+        self._aggregates = RunAggregator(where=self.path)
         self._error = None
         self._failures = WriteFailures()
         self._writing = _NOTHING
@@ -531,9 +534,12 @@ class SqliteSpanProcessor(SpanProcessor):
             conn.executemany(_INSERT_START, started)
             conn.executemany(_INSERT_END, ended)
             conn.executemany(_INSERT_RUN, new_runs)
-            finished = (self._finished_run_row(conn, run, span) for run, span in ended_root_spans)
+            rebuilt: dict[int, RunRecord | None] = {}
+            finished = (
+                self._finished_run_row(conn, run, span, rebuilt) for run, span in ended_root_spans
+            )
             conn.executemany(_UPSERT_RUN, [row for row in finished if row is not None])
-            self._aggregates.observe(conn, seen, trace_nos)
+            self._aggregates.observe(conn, seen, trace_nos, rebuilt)
             now = time.time_ns()
             conn.execute(
                 "UPDATE writers SET heartbeat_ns = ?, closed_ns = ? WHERE id = ?",
@@ -630,18 +636,34 @@ class SqliteSpanProcessor(SpanProcessor):
         entries.append((start, instance if isinstance(instance, int) else 0, status))
 
     def _finished_run_row(
-        self, conn: sqlite3.Connection, trace_id: str, root: ReadableSpan
+        self,
+        conn: sqlite3.Connection,
+        trace_id: str,
+        root: ReadableSpan,
+        rebuilt: dict[int, RunRecord | None],
     ) -> tuple[Any, ...] | None:
         """The ended run's summary row (None if its run span is not stored): from the
         in-memory tally of its stage spans when this processor saw the run start, else by
-        rebuilding the run from its stored spans."""
+        rebuilding the run from its stored spans.
+
+        A rebuild goes into ``rebuilt`` (trace id -> the record, None when no run span is
+        stored), which the writer hands to the report aggregates (``RunAggregator.observe``):
+        a run this process did not see start is rebuilt once a batch, and a damaged row of it
+        warned about once. The record flows this way, not back from the aggregates, because
+        the writer needs it whenever it has no tally, and writes its row first; the aggregates
+        only need one when they kept no attempts of the run, the same runs plus those they
+        dropped for memory (``max_open_runs``). So the aggregates stay a hook that takes what
+        the writer worked out, as they take its reading of each stage span, with nothing
+        handed back to the writer and nothing of its tally known to them."""
         tally = self._tally.pop(trace_id, None)
         attrs = root.attributes or {}
         if tally is None:
             spans = select_trace(conn, trace_id, where=self.path)
-            if find_root(spans) is None:
+            run = reconstruct_run(spans) if find_root(spans) is not None else None
+            rebuilt[root.context.trace_id] = run
+            if run is None:
                 return None
-            summary = summarize_run(reconstruct_run(spans))
+            summary = summarize_run(run)
             status, stage_count, failed = (
                 summary.status,
                 summary.stage_count,
