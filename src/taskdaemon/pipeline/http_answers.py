@@ -14,12 +14,12 @@
   ``token`` (``http_security.py``) is accepted everywhere.
 * **Run ids.** A ``{run_id}`` in an ``/api`` path that cannot name a run (run ids are 32 hex
   digits, and span sources take a prefix of at least 4) is a 400, not a 404: the client sent
-  something else than an id (a name, a path, a URL-encoded slash).
+  something else than an id (a name, a path, a URL-encoded slash). The rule and its message
+  are ``run_id_form``'s, the span store's too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = ["AnswerHeadersMiddleware", "RequestCheckMiddleware", "http_error", "server_error"]
 
@@ -39,7 +40,6 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ALWAYS: Final = frozenset({"token"})
-_RUN_ID: Final = re.compile(r"[0-9a-fA-F]{4,32}")
 _HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
 _RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in _HEADERS)
 
@@ -145,9 +145,8 @@ class RequestCheckMiddleware:
             return None
         path, path_params = found
         run_id = path_params.get("run_id")
-        if isinstance(run_id, str) and not _RUN_ID.fullmatch(run_id):
-            shown = run_id if len(run_id) <= 40 else f"{run_id[:40]}..."
-            return f"not a run id (32 hex digits, or a prefix of at least 4): {shown!r}"
+        if isinstance(run_id, str) and (problem := run_id_problem(run_id)) is not None:
+            return problem
         raw = scope.get("query_string", b"").decode("latin-1")
         given = {name for name, _ in parse_qsl(raw, keep_blank_values=True)} - _ALWAYS
         known = frozenset(self.params.get(path, ()))

@@ -44,6 +44,7 @@ from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
 from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
@@ -72,7 +73,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 STALE_AFTER: Final = 30.0  # seconds without a heartbeat after which a writer is presumed dead
-_HEX: Final = frozenset("0123456789abcdef")
 
 
 # --- retention -------------------------------------------------------------------------------
@@ -284,12 +284,11 @@ class SpanStore:
         else the one stored trace it is a prefix of (at least 4 digits, as ``git`` takes
         commits). RunNotFoundError when it is not hex, too short, matches nothing, or matches
         several (they are listed, so the next try can be longer)."""
-        wanted = run_id.strip().lower()
-        if len(wanted) < 4 or len(wanted) > 32 or any(c not in _HEX for c in wanted):
-            raise RunNotFoundError(
-                f"not a run id (32 hex digits, or a prefix of at least 4): {run_id!r}"
-            )
-        if len(wanted) == 32:
+        wanted = run_id.strip()
+        if (problem := run_id_problem(wanted)) is not None:
+            raise RunNotFoundError(problem)
+        wanted = wanted.lower()
+        if len(wanted) == RUN_ID_DIGITS:
             return wanted
         with self._cursor() as conn:
             # Hex digits all sort below "g": the ids starting with the prefix form one range.
