@@ -83,7 +83,7 @@ async def test_a_run_is_debugged_over_http_from_breakpoint_to_end() -> None:
 
 async def test_errors_are_one_line_with_their_status() -> None:
     """Unknown run 404, unknown action 404, nothing paused 409, bad body 400, DELETE of an
-    unknown breakpoint 409."""
+    unknown breakpoint 409, a condition that does not compile 400."""
     gate = asyncio.Event()
 
     async def hold(ctx: Any) -> None:
@@ -110,7 +110,7 @@ async def test_errors_are_one_line_with_their_status() -> None:
         409,
         400,
         409,
-        409,
+        400,
     ]
     assert nothing.json()["error"] == "cannot skip a stage: nothing is not paused"
     assert "breakpoint condition" in bad_cel.json()["error"]

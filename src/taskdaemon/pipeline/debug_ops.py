@@ -4,6 +4,8 @@ A request is a JSON object with an ``action``; the answer is ``{"ok": true, ...}
 false, "error": "one line"}``. :class:`DebugOps` answers them for one run of an engine, turning
 debug mode on at the first request (so any run can be debugged once someone attaches, and a run
 nobody attaches to never has a gate). Breakpoints set through it belong to that run.
+:meth:`DebugOps.answer` raises instead of answering ``ok`` false, so that the HTTP routes can
+tell a malformed request from a missing stage and from what the run refuses now.
 
 Actions (fields in brackets are optional)::
 
@@ -47,13 +49,13 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.errors import DebugRequestError, PipelineError, StageNotFoundError
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession, Engine
 
-__all__ = ["ACTIONS", "DebugOps", "flush_log_handlers"]
+__all__ = ["ACTIONS", "DebugOps", "flush_log_handlers", "refusal_text"]
 
 ACTIONS = (
     "state",
@@ -88,14 +90,20 @@ def flush_log_handlers() -> None:
             handler.flush()
 
 
+def refusal_text(exc: PipelineError) -> str:
+    """What a refused request is told: the error's text, which may quote run data (a pause
+    reason, a condition), redacted by shape."""
+    return redact_text(str(exc))
+
+
 def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> str | None:
     value = request.get(key)
     if value is None or value == "":
         if required:
-            raise PipelineError(f"'{key}' is required")
+            raise DebugRequestError(f"'{key}' is required")
         return None
     if not isinstance(value, str):
-        raise PipelineError(f"'{key}' must be a string")
+        raise DebugRequestError(f"'{key}' must be a string")
     return value
 
 
@@ -123,15 +131,22 @@ class DebugOps:
         return self._engine.with_debug(True)
 
     async def __call__(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """Answer one request; never raises."""
+        """Answer one request with ``ok`` true or false (the control socket's form); never
+        raises."""
+        try:
+            return {"ok": True, **await self.answer(request)}
+        except PipelineError as exc:
+            return {"ok": False, "error": refusal_text(exc)}
+
+    async def answer(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer to one request (without ``ok``), redacted. Raises what the HTTP routes
+        tell apart: DebugRequestError for a malformed request (400), StageNotFoundError for a
+        stage the run does not have and RunNotFoundError (404), PipelineError for what the
+        run refuses now (409); the client is told :func:`refusal_text`."""
         action = request.get("action")
         if action not in ACTIONS:
-            return {"ok": False, "error": f"unknown action {action!r} ({', '.join(ACTIONS)})"}
-        try:
-            answer = await self._answer(str(action), request)
-        except PipelineError as exc:
-            return {"ok": False, "error": redact_text(str(exc))}
-        return {"ok": True, **self._redacted(answer)}
+            raise DebugRequestError(f"unknown action {action!r} ({', '.join(ACTIONS)})")
+        return self._redacted(await self._answer(str(action), request))
 
     def _redacted(self, answer: dict[str, Any]) -> dict[str, Any]:
         """``answer`` with its run data and texts redacted (see the module docstring). Only
@@ -184,7 +199,7 @@ class DebugOps:
             name = _text(request, "input", required=True)
             assert name is not None
             if "value" not in request:
-                raise PipelineError("'value' is required")
+                raise DebugRequestError("'value' is required")
             session.override(run_id, stage or "", name, request["value"], by=by)
             return {"inputs": {name: request["value"]}}  # as the stage will see it, redacted
         if action == "inspect":
@@ -192,7 +207,7 @@ class DebugOps:
         if action == "break":
             if stage is not None and stage not in handle.pipeline.stage_map:
                 known = ", ".join(handle.pipeline.stage_map)
-                raise PipelineError(f"no stage {stage!r} (stages: {known})")
+                raise StageNotFoundError(f"no stage {stage!r} (stages: {known})")
             bp = session.set_breakpoint(
                 stage, _text(request, "when"), _text(request, "on") or "start", run_id=run_id
             )
@@ -249,13 +264,13 @@ class DebugOps:
                 session.delete_breakpoint(number)
             return len(mine)
         if not isinstance(breakpoint_id, int) or isinstance(breakpoint_id, bool):
-            raise PipelineError("'id' must be an integer")
+            raise DebugRequestError("'id' must be an integer")
         return session.delete_breakpoint(breakpoint_id)
 
     async def _wait(self, request: Mapping[str, Any]) -> dict[str, Any]:
         timeout = request.get("timeout", _MAX_WAIT)
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout < 0:
-            raise PipelineError("'timeout' must be a number of seconds")
+            raise DebugRequestError("'timeout' must be a number of seconds")
         session = self.session
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(session.wait_paused(self.run_id), min(timeout, _MAX_WAIT))

@@ -14,6 +14,7 @@ __all__ = [
     "STACKTRACE_MAX_CHARS",
     "ApprovalError",
     "ConfigError",
+    "DebugRequestError",
     "ExpressionError",
     "HandlerImportError",
     "InvalidTransitionError",
@@ -92,6 +93,12 @@ class RunNotFoundError(PipelineError):
 
 class StageNotFoundError(PipelineError):
     """Raised when a command names a stage its run's pipeline does not have (HTTP 404)."""
+
+
+class DebugRequestError(PipelineError):
+    """Raised when a debugger request is malformed: an unknown action, a field missing or of
+    the wrong type, an input the stage does not have, a breakpoint ``on`` or ``when`` that is
+    not one (HTTP 400; the control socket answers it as any refusal)."""
 
 
 class ApprovalError(PipelineError):

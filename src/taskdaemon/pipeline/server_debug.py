@@ -12,10 +12,12 @@
 ``POST   /api/runs/{id}/dump``                              write a debug dump; answers its path
 ========================================================== ===================================
 
-Answers: 200 with the action's result (201 for a new breakpoint), 404 unknown run, 400 a body
-that is not one JSON object, 409 whatever the run's debugger refuses, the body's content
-included (nothing paused, a finished run, an unknown stage, a ``when`` that does not compile),
-503 no engine (or it did not answer in time).
+Answers: 200 with the action's result (201 for a new breakpoint); 400 a malformed request (a
+body that is not one JSON object, a field missing or of the wrong type, an input the stage does
+not have, a ``when`` that does not compile: ``DebugRequestError``); 404 an unknown run, action
+or stage; 409 what the run cannot do now (nothing paused, a finished run, an unknown
+breakpoint); 503 no engine (or it did not answer in time). The texts are ``debug_ops``'s, the
+control socket's too.
 
 Access: these routes are behind the API's rule (``http_security.py``): the token, an allowed
 ``Host``/``Origin``, and ``Content-Type: application/json`` on every state change. Who resumed
@@ -32,8 +34,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from taskdaemon.pipeline.debug_ops import DebugOps, DumpWriter
-from taskdaemon.pipeline.errors import RunNotFoundError
+from taskdaemon.pipeline.debug_ops import DebugOps, DumpWriter, refusal_text
+from taskdaemon.pipeline.errors import (
+    DebugRequestError,
+    PipelineError,
+    RunNotFoundError,
+    StageNotFoundError,
+)
 from taskdaemon.pipeline.http_json import error_response, json_body
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
@@ -66,26 +73,27 @@ def debug_routes(
             if body["action"] == "state" and current._debugger is None:
                 # looking never turns debug mode on
                 return {
-                    "ok": True,
                     "debug": False,
                     "run_id": handle.run_id,
                     "status": str(handle.status),
                     "paused": [],
                     "breakpoints": [],
                 }
-            answer = await ops(body)
-            if answer.get("ok") and body["action"] == "state":
-                return {"ok": True, "debug": True, **answer["state"]}
+            answer = await ops.answer(body)
+            if body["action"] == "state":
+                return {"debug": True, **answer["state"]}
             return answer
 
         try:
             answer = await bridge.call(on_engine)
-        except RunNotFoundError as exc:
-            return error_response(404, str(exc))
-        except EngineUnavailableError as exc:
+        except (RunNotFoundError, StageNotFoundError) as exc:
+            return error_response(404, refusal_text(exc))
+        except DebugRequestError as exc:
+            return error_response(400, refusal_text(exc))
+        except EngineUnavailableError as exc:  # a PipelineError too
             return error_response(503, str(exc))
-        if not answer.pop("ok"):
-            return error_response(409, str(answer.get("error")))
+        except PipelineError as exc:
+            return error_response(409, refusal_text(exc))
         return JSONResponse(answer, status_code=201 if created else 200)
 
     async def state(request: Request) -> Response:

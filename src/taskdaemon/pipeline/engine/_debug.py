@@ -35,7 +35,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
-from taskdaemon.pipeline.errors import ExpressionError, PipelineError
+from taskdaemon.pipeline.errors import (
+    DebugRequestError,
+    ExpressionError,
+    PipelineError,
+    StageNotFoundError,
+)
 from taskdaemon.pipeline.events import (
     BreakpointHit,
     BreakpointResumed,
@@ -106,9 +111,9 @@ class DebugSession:
         pipeline: str | Pipeline | None = None,
         run_id: str | None = None,
     ) -> Breakpoint:
-        """Add a breakpoint and return it; PipelineError for a bad ``on`` or ``when``."""
+        """Add a breakpoint and return it; DebugRequestError for a bad ``on`` or ``when``."""
         if on not in (_START, _FAILURE_KIND) and not (on.startswith("event:") and len(on) > 6):
-            raise PipelineError(
+            raise DebugRequestError(
                 f"breakpoint 'on' must be start, failure or event:TYPE, not {cut(on, _QUOTED)!r}"
             )
         expression = None
@@ -116,7 +121,8 @@ class DebugSession:
             try:
                 expression = compile_expression(when, _WHEN_VARIABLES)
             except ExpressionError as exc:
-                raise PipelineError(f"breakpoint condition {cut(when, _QUOTED)!r}: {exc}") from None
+                message = f"breakpoint condition {cut(when, _QUOTED)!r}: {exc}"
+                raise DebugRequestError(message) from None
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
         bp = Breakpoint(next(self._ids), stage, on, when or None, name, run_id)
         bp._expression = expression
@@ -255,7 +261,7 @@ class DebugSession:
 
         ``name`` must be one of the stage's declared inputs (an optional one that did not
         resolve included): any other name is a typo the stage would never read, so it raises
-        PipelineError naming the inputs.
+        DebugRequestError naming the inputs.
         """
         pause = self._one(
             run_id,
@@ -267,7 +273,9 @@ class DebugSession:
         declared = [input_name for input_name, _compiled, _required in pause.srt.cs.inputs]
         if name not in declared:
             names = ", ".join(declared) if declared else "none"
-            raise PipelineError(f"stage {pause.srt.name!r} has no input {name!r} (inputs: {names})")
+            raise DebugRequestError(
+                f"stage {pause.srt.name!r} has no input {name!r} (inputs: {names})"
+            )
         old = pause.inputs.get(name)
         pause.inputs[name] = value
         if name not in pause.overridden:
@@ -309,7 +317,9 @@ class DebugSession:
         run = self._run_of(run_id, need_open=False)
         srt = run.stages.get(stage)
         if srt is None:
-            raise PipelineError(f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}")
+            raise StageNotFoundError(
+                f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}"
+            )
         pauses = self._select(run.run_id, stage)
         if pauses:
             inputs: Any = dict(pauses[0].inputs)
