@@ -113,7 +113,7 @@ async def test_the_index_lists_each_routes_query_parameters() -> None:
         routes = (await client.get("/api", headers=BEARER)).json()["routes"]
     query = {route["path"]: route["query"] for route in routes}
     assert (query["/api/runs"], query["/api/runs/{run_id}/dag"], query["/api"]) == (
-        ["finished", "limit"],
+        ["before", "finished", "limit"],
         ["format"],
         [],
     )
@@ -178,7 +178,7 @@ async def test_an_unhandled_exception_is_a_json_500_naming_nothing_inside() -> N
     class Failing:
         """A run controller whose listing fails (the bug under test); no command is called."""
 
-        def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
+        def runs(self, **query: Any) -> Sequence[RunView]:
             raise RuntimeError("secret internals /etc/taskdaemon")
 
     async with (

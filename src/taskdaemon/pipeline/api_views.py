@@ -11,6 +11,10 @@ Pure functions over engine values (``RunResult``, ``Pipeline``); ``server.py`` s
   (:func:`run_json`). The names it used first (``started_at``, ``finished_at``; ``stage``,
   ``started_at``, ``ended_at``) are still sent, as deprecated aliases (docs/http-api.md,
   "Field names").
+* ``GET /api/runs`` is bounded by default (:data:`DEFAULT_LIMIT` runs, at most
+  :data:`MAX_LIMIT`) and pages back in the engine's start order: ``before=<run id>`` lists the
+  runs started before that one, and the answer's ``next`` is the link to the next page
+  (:class:`RunsQuery`), ``null`` on the last.
 * ``GET /api`` lists every route of the app with its methods, the query parameters it reads
   (:data:`API_QUERY`) and a one-line description, read from the app's own routing table so it
   cannot drift from what is served.
@@ -21,12 +25,17 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
+
+from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [
     "API_DOCS",
     "API_QUERY",
+    "DEFAULT_LIMIT",
     "MAX_LIMIT",
     "RunView",
+    "RunsQuery",
     "StageView",
     "api_index",
     "run_json",
@@ -36,6 +45,8 @@ __all__ = [
 
 #: The largest ``limit`` a list route takes (``/api/runs``, ``/api/runs/recent``).
 MAX_LIMIT = 500
+#: Runs a list route answers when the client names no ``limit`` (``/api/runs/recent`` too).
+DEFAULT_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +81,10 @@ class RunView:
 #: One line per route path for ``GET /api``; a route without one is listed with an empty text.
 API_DOCS: Mapping[str, str] = {
     "/api": "this index of routes",
-    "/api/runs": "active runs; ?finished=true adds the ended runs the engine remembers; ?limit=N",
+    "/api/runs": (
+        "active runs, the 100 newest (?limit=N, at most 500); ?finished=true adds the ended runs"
+        " the engine remembers; ?before=RUN_ID pages back (the answer's next)"
+    ),
     "/": "the web page: recent runs; /?token=T signs a browser in",
     "/runs/{run_id}": "the web page of one run, live",
     "/static": "the web page's script and style sheet",
@@ -99,7 +113,7 @@ API_DOCS: Mapping[str, str] = {
 #: The query parameters each ``/api`` route reads; any other is refused with a 400
 #: (``http_answers.RequestCheckMiddleware``). ``token`` is accepted everywhere.
 API_QUERY: Mapping[str, frozenset[str]] = {
-    "/api/runs": frozenset({"finished", "limit"}),
+    "/api/runs": frozenset({"finished", "limit", "before"}),
     "/api/runs/recent": frozenset({"pipeline", "status", "since", "until", "limit"}),
     "/api/runs/{run_id}": frozenset({"stage"}),
     "/api/runs/{run_id}/dag": frozenset({"format"}),
@@ -110,21 +124,39 @@ API_QUERY: Mapping[str, frozenset[str]] = {
 _TRUE, _FALSE = frozenset({"1", "true", "yes"}), frozenset({"", "0", "false", "no"})
 
 
-def runs_query(params: Mapping[str, str]) -> tuple[bool, int | None]:
-    """``GET /api/runs``'s ``finished`` (a boolean) and ``limit`` (1 to :data:`MAX_LIMIT`, or
-    None: every run); ValueError with the reason for anything else."""
+@dataclass(frozen=True, slots=True)
+class RunsQuery:
+    """What ``GET /api/runs`` was asked: the ended runs too (``finished``), how many at most
+    (``limit``), and the run whose older runs are wanted (``before``, a full run id: the
+    first run of the previous page)."""
+
+    finished: bool = False
+    limit: int = DEFAULT_LIMIT
+    before: str | None = None
+
+    def next_url(self, oldest: str) -> str:
+        """The link to the page after one whose first (oldest) run is ``oldest``."""
+        params = {"finished": "true"} if self.finished else {}
+        return "/api/runs?" + urlencode({**params, "limit": self.limit, "before": oldest})
+
+
+def runs_query(params: Mapping[str, str]) -> RunsQuery:
+    """``GET /api/runs``'s parameters: ``finished`` (a boolean), ``limit`` (1 to
+    :data:`MAX_LIMIT`, default :data:`DEFAULT_LIMIT`), ``before`` (a full run id); ValueError
+    with the reason for anything else."""
     finished = params.get("finished", "").strip().lower()
     if finished not in _TRUE | _FALSE:
-        raise ValueError(f"finished must be true or false, got {params['finished']!r}")
-    text = params.get("limit")
-    if text is None:
-        return finished in _TRUE, None
+        raise ValueError(f"finished must be true or false, got {params['finished'][:40]!r}")
+    text = params.get("limit", str(DEFAULT_LIMIT))
     digits = text.strip()
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or not (
         1 <= int(digits) <= MAX_LIMIT
     ):
         raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {text[:40]!r}")
-    return finished in _TRUE, int(digits)
+    before = params.get("before")
+    if before is not None and (problem := run_id_problem(before, full=True)) is not None:
+        raise ValueError(f"before: {problem}")
+    return RunsQuery(finished in _TRUE, int(digits), None if before is None else before.lower())
 
 
 def run_json(run: RunView) -> dict[str, Any]:

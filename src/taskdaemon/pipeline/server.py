@@ -22,8 +22,9 @@ Routes (all JSON unless stated):
 ``GET /api``                              this index of routes
 ``GET /api/runs``                         the engine's active runs (snapshots: every instance's
                                           latest attempt of each stage, with its times and error);
-                                          ``?finished=true`` adds the ended runs it remembers,
-                                          ``?limit=N`` keeps the N newest
+                                          ``?finished=true`` adds the ended runs it remembers;
+                                          the 100 newest (``?limit=N``, at most 500), a page
+                                          at a time (``?before=ID``, the answer's ``next``)
 ``POST /api/runs/{id}/approve/{stage}``   grant a pending approval (body ``{"comment": "..."}``,
                                           optional)
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
@@ -71,6 +72,7 @@ from starlette.routing import Route
 
 from taskdaemon.pipeline.api_views import (
     API_QUERY,
+    RunsQuery,
     RunView,
     StageView,
     api_index,
@@ -157,8 +159,16 @@ class RunController(Protocol):
     caller's free text.
     """
 
-    def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
-        """The active runs (and the ended ones still remembered, with ``include_finished``)."""
+    def runs(
+        self,
+        *,
+        include_finished: bool = False,
+        before: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[RunView]:
+        """The active runs (and the ended ones still remembered, with ``include_finished``)
+        in start order: of those started before run ``before`` (RunNotFoundError when it
+        knows no such run), the ``limit`` newest (all of them without)."""
 
     async def approve(self, run_id: str, stage: str, *, by: str, comment: str = "") -> None:
         """Grant the approval ``stage`` waits for."""
@@ -184,9 +194,10 @@ def render_metrics(registry: CollectorRegistry, accept: str | None) -> tuple[byt
     return encoder(registry), content_type
 
 
-def runs_json(runs: Sequence[RunView]) -> dict[str, Any]:
-    """``{"runs": [...]}`` with every snapshot as plain JSON (``api_views.run_json``)."""
-    return {"runs": [run_json(run) for run in runs]}
+def runs_json(runs: Sequence[RunView], next_url: str | None = None) -> dict[str, Any]:
+    """``{"runs": [...], "next": ...}``: every snapshot as plain JSON (``api_views.run_json``)
+    and the link to the next (older) page, or None on the last."""
+    return {"runs": [run_json(run) for run in runs], "next": next_url}
 
 
 # --- the app -------------------------------------------------------------------------------------
@@ -279,14 +290,27 @@ def create_app(
         if engine is None:
             return error_response(503, "no engine attached to this server")
         try:
-            finished, limit = runs_query(request.query_params)
+            query = runs_query(request.query_params)
         except ValueError as exc:
             return error_response(400, str(exc))
+        return await _runs_page(query)
+
+    async def _runs_page(query: RunsQuery) -> Response:
+        def page() -> Sequence[RunView]:  # one more than asked: is there a next page?
+            views: Sequence[RunView] = engine.runs(
+                include_finished=query.finished, before=query.before, limit=query.limit + 1
+            )
+            return views
+
         try:
-            views = await bridge.call(lambda: engine.runs(include_finished=finished))
+            views = await bridge.call(page)
         except EngineUnavailableError as exc:
             return error_response(503, str(exc))
-        return JSONResponse(runs_json(views[-limit:] if limit else views))
+        except RunNotFoundError as exc:
+            return error_response(404, str(exc))
+        shown = views[-query.limit :]
+        more = len(views) > query.limit
+        return JSONResponse(runs_json(shown, query.next_url(shown[0].run_id) if more else None))
 
     async def index(request: Request) -> Response:
         return JSONResponse(api_index(request.app.routes))
@@ -435,19 +459,40 @@ class EngineController:
         """Keep the live state of runs (the web page's, and which stages await approval)."""
         self.live.on_event(event)
 
-    def runs(self, *, include_finished: bool = False) -> Sequence[RunView]:
-        """Snapshots of the engine's open runs (and, asked, of the ended ones it remembers).
+    def runs(
+        self,
+        *,
+        include_finished: bool = False,
+        before: str | None = None,
+        limit: int | None = None,
+    ) -> Sequence[RunView]:
+        """Snapshots of the engine's open runs (and, asked, of the ended ones it remembers),
+        in start order: of those started before run ``before``, the ``limit`` newest. Only
+        those are snapshotted: a page costs the engine's loop its own size, not the engine's.
 
         A stage that ran lists one view per instance: its latest attempt, with its start, end
         and error; a stage that did not run has one view with its status (and skip reason).
+        RunNotFoundError when ``before`` names no run the engine remembers.
         """
-        views: list[RunView] = []
-        for handle in self.engine.runs if self.engine is not None else ():
-            if handle.done and not include_finished:
-                continue
-            awaiting = self.live.awaiting_approval(handle.run_id)
-            views.append(run_view(handle.pipeline, handle.snapshot(), awaiting))
-        return views
+        handles = self.engine.runs if self.engine is not None else ()
+        end = len(handles)
+        if before is not None:
+            end = next((i for i in range(end - 1, -1, -1) if handles[i].run_id == before), -1)
+            if end < 0:
+                raise RunNotFoundError(
+                    f"no run {before} in this engine: it never ran here, or ended long enough"
+                    " ago to be forgotten; list again without before"
+                )
+        chosen: list[Any] = []  # newest first, from the cursor back, until the page is full
+        for index in range(end - 1, -1, -1):
+            if limit is not None and len(chosen) >= limit:
+                break
+            if include_finished or not handles[index].done:
+                chosen.append(handles[index])
+        return [
+            run_view(h.pipeline, h.snapshot(), self.live.awaiting_approval(h.run_id))
+            for h in reversed(chosen)
+        ]
 
     async def approve(self, run_id: str, stage: str, *, by: str, comment: str = "") -> None:
         """Grant the approval ``stage`` waits for, then log who did."""
