@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskdaemon.pipeline.api_views import MAX_LIMIT
+from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, MAX_LIMIT
 from taskdaemon.pipeline.durations import local_time, utc_offset
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
@@ -499,7 +499,7 @@ def _filters(request: Request) -> dict[str, Any]:
     from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
 
     query = request.query_params
-    limit_text = query.get("limit", "100")
+    limit_text = query.get("limit", str(DEFAULT_LIMIT))
     try:
         limit = int(limit_text)
     except ValueError:
