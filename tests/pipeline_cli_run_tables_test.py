@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
 
@@ -100,3 +102,44 @@ def test_runs_show_says_the_zone_of_its_times_once() -> None:
     table = format_run_table(RunRecord(RUN_ID, "p", "success", 0.0, 2.0, (), ()))
     start = next(line for line in table.splitlines() if line.startswith("start"))
     assert "start     1970-01-01 09:00:00 (UTC+09:00)" == start
+
+
+#: Two entry stages and one worker slot: ``late``'s first attempt waits for ``hog``'s slot, then
+#: fails; its retry finds the slot free at once.
+_QUEUED_RETRY = """\
+    name: queued
+    concurrency: 1
+    stages:
+      - name: hog
+        command: "sleep 0.3"
+        triggers: [{manual: {approval_required: false}}]
+      - name: late
+        command: "test -e tried || { touch tried; exit 1; }"
+        retry: {max_attempts: 2, backoff: {initial: 1ms, factor: 1.0, max: 1ms}}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+def _queue_cell(table: str, stage: str) -> str:
+    """The QUEUE cell of ``stage``'s row in a table whose header names a QUEUE column."""
+    lines = table.splitlines()
+    header = next(line for line in lines if line.startswith("STAGE"))
+    row = next(line for line in lines if line.split(" ", 1)[0] == stage)
+    start = header.index("QUEUE")
+    return row[start:].split()[0]
+
+
+@pytest.mark.slow
+def test_runs_show_gives_the_queue_time_the_run_summary_gave(tmp_path: Path, home: Path) -> None:
+    """A stage whose first attempt waited for a worker slot and whose retry did not: ``runs
+    show`` gives its QUEUE as the ``run`` summary does (the longest wait), not its last
+    attempt's (0ms), which hid the wait."""
+    pipeline = write(tmp_path / "queued.yaml", _QUEUED_RETRY)
+    ran = taskdaemon(home, "run", str(pipeline))
+    summary = ran.stdout.split("\n\n")[0]
+    run_id = ran.stdout.split("\n\n")[1].split()[1]
+    shown = taskdaemon(home, "runs", "show", run_id)
+    expected = (0, 0, _queue_cell(summary, "late"))
+    actual = (ran.returncode, shown.returncode, _queue_cell(shown.stdout, "late"))
+    assert expected == actual, (ran.stdout, ran.stderr, shown.stdout)
+    assert _queue_cell(summary, "late") != "0ms", summary  # the case at hand: it waited

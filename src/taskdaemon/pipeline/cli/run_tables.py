@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import (
-    AttemptRecord,
     RunRecord,
     RunSummary,
     StageRecord,
@@ -125,10 +124,6 @@ def _one_line(text: str | None) -> str:
     return one_line(text, 60) or "-"
 
 
-def _last(attempts: Sequence[AttemptRecord]) -> AttemptRecord | None:
-    return attempts[-1] if attempts else None
-
-
 def _stage_error(stage: StageRecord) -> str | None:
     """The ERROR cell: the skip reason, else the stage's error as every view reads it
     (``records.stage_error``)."""
@@ -137,8 +132,10 @@ def _stage_error(stage: StageRecord) -> str | None:
 
 def format_run_table(run: RunRecord) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
-    attempts, cpu, memory, error (of the stage's last attempt; start is the first attempt's).
+    attempts, cpu, memory, error (start is the first attempt's).
 
+    QUEUE is the longest any attempt waited for a worker slot, as in the ``run`` summary (a
+    retry that found a slot at once does not hide the wait of the attempt before it).
     INSTANCES counts the instances that ran; ATTEMPTS is the most attempts one instance needed
     (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the skip reason, else
     the last error of an instance whose final attempt has one (``cancelled: <why>`` for a stage
@@ -172,19 +169,19 @@ def format_run_table(run: RunRecord) -> str:
     )
     rows = []
     for stage in run.stages:
-        last = _last(stage.attempts)
         first = stage.attempts[0] if stage.attempts else None
         end = max((a.end for a in stage.attempts if a.end is not None), default=None)
         duration = None if first is None or end is None else max(0.0, end - first.start)
         cpu = [a.cpu_seconds for a in stage.attempts if a.cpu_seconds is not None]
         mem = [a.peak_memory_bytes for a in stage.attempts if a.peak_memory_bytes is not None]
+        queues = [a.queue_time for a in stage.attempts if a.queue_time is not None]
         rows.append(
             (
                 stage.name,
                 stage.status,
                 local_time(first.start if first else None),
                 format_duration(duration),
-                format_duration(last.queue_time if last else None),
+                format_duration(max(queues) if queues else None),
                 str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
