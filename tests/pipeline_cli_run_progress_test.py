@@ -1,9 +1,15 @@
-"""``run``'s and ``debug``'s progress lines (``cli.run.ProgressView``) at a breakpoint."""
+"""``run``'s and ``debug``'s progress lines (``cli.run.ProgressView``): at a breakpoint, and
+the first lines of a run."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+
+from cli_support import Served, taskdaemon, write
 from taskdaemon.pipeline.cli.run import ProgressView
 from taskdaemon.pipeline.events import BreakpointHit
 
@@ -52,3 +58,38 @@ def test_the_debuggers_own_progress_does_not_send_its_user_elsewhere() -> None:
         "fan#1                    paused: #1 before fan",
         "fan#2                    paused: #1 before fan",
     ] == lines
+
+
+#: An entry stage that waits for an approval: the engine asks for it as the run starts.
+_APPROVAL_FIRST = """\
+    name: gated
+    stages:
+      - name: gate
+        command: "true"
+        triggers: [{manual: {approval_required: true}}]
+"""
+
+
+@pytest.mark.slow
+def test_an_entry_stage_asks_for_its_approval_after_the_run_s_first_line(
+    tmp_path: Path, home: Path, serve: Callable[..., Served]
+) -> None:
+    """``run``'s first line names the run; an entry stage waiting for an approval comes after
+    it, with the run's own id in the command that approves it. It came first, with ``RUN``
+    in place of the id: the engine asks for the approval before ``start_run`` returns."""
+    served = serve(str(write(tmp_path / "gated.yaml", _APPROVAL_FIRST)))
+    stream = served.process.stderr
+    assert stream is not None
+    first, second = stream.readline(), stream.readline()
+    header = first if first.startswith("run ") else second  # whichever came first: the run ends
+    run_id = header.split()[1]
+    approved = taskdaemon(home, "approve", run_id, "gate")
+    code, _stdout, _stderr = served.finish()
+    expected = (True, f"(taskdaemon approve {run_id} gate)", 0, 0)
+    actual = (
+        first.startswith(f"run {run_id} of gated started"),
+        second.split("waiting for approval ")[-1].strip(),
+        approved.returncode,
+        code,
+    )
+    assert expected == actual, (first, second, approved.stderr)

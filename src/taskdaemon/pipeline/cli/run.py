@@ -73,6 +73,7 @@ from taskdaemon.pipeline.events import (
     BreakpointResumed,
     EngineEvent,
     RunFinished,
+    RunStarted,
     StageFinished,
     StageRetrying,
     StageSkipped,
@@ -176,13 +177,18 @@ class ProgressView:
         stream: IO[str] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        approve_hint: Callable[[str], str] | None = None,
+        approve_hint: Callable[[str, str], str] | None = None,
         attach_hint: bool = True,
+        header: Callable[[str], str] | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._clock = clock
         self._start = clock()
-        self._hint = approve_hint
+        self._hint = approve_hint  # (run id, stage) -> the command that approves it
+        # The run's first line (``run ... started``), written when the run starts: before any
+        # line of its stages, an entry stage's request for an approval included, which the
+        # engine makes before ``start_run`` returns.
+        self._header = header
         # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
         # at the prompt already.
         self._attach_hint = attach_hint
@@ -209,7 +215,11 @@ class ProgressView:
     def on_event(self, event: EngineEvent) -> None:
         """Write the line for ``event`` (most events have none); a failed command's stderr tail
         follows its failure line."""
-        if isinstance(event, StageStarted):
+        if isinstance(event, RunStarted):
+            if self._header is not None:
+                self._stream.write(self._header(event.run_id) + "\n")
+                self._stream.flush()
+        elif isinstance(event, StageStarted):
             if event.event is not None or event.instance > 0:
                 self._multi.add(event.stage)
             self._started[event.task_run_id] = event.at
@@ -238,7 +248,7 @@ class ProgressView:
             self._skipped.add(event.stage)
             self._write(event.stage, f"skipped: {one_line(event.reason, 80)}")
         elif isinstance(event, ApprovalRequested):
-            hint = f" ({self._hint(event.stage)})" if self._hint else ""
+            hint = f" ({self._hint(event.run_id, event.stage)})" if self._hint else ""
             self._write(event.stage, f"waiting for approval{hint}")
         elif isinstance(event, ApprovalResolved):
             if event.timed_out:
@@ -466,14 +476,18 @@ async def run_pipeline(
     """Run ``pipeline`` to its end, serving it on its control socket; returns the exit code."""
     from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
 
-    run_ids: list[str] = []
-
-    def approve_hint(stage: str) -> str:
-        run_id = run_ids[0] if run_ids else "RUN"
+    def approve_hint(run_id: str, stage: str) -> str:
         return f"taskdaemon approve {run_id} {stage}"
 
+    def header(run_id: str) -> str:
+        return f"run {run_id} of {pipeline.name} started (workspace {workspace / run_id})"
+
     watch = getattr(args, "watch", False) and not args.quiet
-    progress = None if args.quiet or watch else ProgressView(sys.stderr, approve_hint=approve_hint)
+    progress = (
+        None
+        if args.quiet or watch
+        else ProgressView(sys.stderr, approve_hint=approve_hint, header=header)
+    )
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     signals = StopSignals()  # the first SIGINT, SIGTERM or SIGHUP cancels the run
     async with contextlib.AsyncExitStack() as stack:
@@ -496,14 +510,8 @@ async def run_pipeline(
                 handle = await engine.start_run(pipeline, request, started_by="cli")
             except PipelineError as error:  # its workspace cannot be made (a read-only home)
                 return _fail(EXIT_INVALID, str(error))
-            run_ids.append(handle.run_id)
-            if not args.quiet:
-                print(
-                    f"run {handle.run_id} of {pipeline.name} started "
-                    f"(workspace {workspace / handle.run_id})",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            if watch:  # else the progress view wrote it as the run started (or -q: nothing)
+                print(header(handle.run_id), file=sys.stderr, flush=True)
             approvals.attach(handle)
             view = None
             if watcher is not None:
