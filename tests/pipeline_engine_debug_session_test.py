@@ -374,8 +374,9 @@ async def test_a_failed_attempt_ends_when_it_failed_not_when_its_pause_ended() -
 
 
 async def test_a_failure_breakpoint_condition_reads_the_request_stages_inputs_and_event() -> None:
-    """A failure breakpoint's ``when`` sees the request, the stages, no inputs and no event."""
-    when = "request.n == 1 && stages.a.status == 'success' && size(inputs) == 0 && event == null"
+    """A failure breakpoint's ``when`` sees the request, the stages, the inputs the attempt ran
+    with (b's ``x``) and no event (b is no event stage)."""
+    when = "request.n == 1 && stages.a.status == 'success' && inputs == {'x': 1} && event == null"
     async with session(handlers={"b": fail}) as (_engine, debug):
         debug.set_breakpoint("b", when=when, on="failure")
         paused = await paused_at(debug, chain(), request={"n": 1})
@@ -438,3 +439,16 @@ async def test_a_start_breakpoint_condition_reads_the_stages_and_no_error() -> N
         paused = await paused_at(debug, chain())
         debug.continue_()
     assert "b" == paused.stage
+
+
+async def test_a_failure_breakpoint_reads_the_inputs_the_attempt_ran_with() -> None:
+    """At a failure, the breakpoint's ``when`` sees the failed attempt's resolved inputs, and
+    so does ``inspect`` (the debugger's ``inputs STAGE``), as they do before a start. Both
+    saw none: a condition over ``inputs`` never held, and ``inputs b`` printed ``{}``."""
+    async with session(handlers={"b": fail}) as (engine, debug):
+        debug.set_breakpoint("b", when="inputs.x == 1", on="failure")
+        paused = await paused_at(debug, chain())
+        seen = debug.inspect(paused.run_id, "b")["inputs"]
+        debug.continue_()
+        await engine.get_run(paused.run_id).wait()
+    assert ("b", "b broke", {"x": 1}) == (paused.stage, paused.error, seen)

@@ -254,6 +254,8 @@ class Attempts(RunBase):
                 if decision.inputs is not None:
                     inputs, data_error = decision.inputs, None
                     remember_secrets(inputs)
+        if debugger is not None:  # what a failure pause shows of the attempt (engine/_debug.py)
+            ex.inputs = inputs
         if RUNNING not in TRANSITIONS[inst.status]:
             move(srt, inst, RUNNING)  # raises: the move is refused
         inst.status = RUNNING  # move(srt, inst, RUNNING), checked inline

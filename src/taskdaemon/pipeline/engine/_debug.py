@@ -446,6 +446,8 @@ class DebugSession:
         ex.ended = run.ctx.clock()  # the attempt ended here; a pause is not run time
         if run.stopping is not None or not self._breakpoints:
             return False
+        # The inputs it ran with (none kept when debug mode came on while it ran).
+        inputs = dict(getattr(ex, "inputs", {}))
         bp = self._match(
             run,
             srt.name,
@@ -454,13 +456,14 @@ class DebugSession:
                 "request": run.request,
                 "stages": run.stages_ctx,
                 "event": inst.event,
-                "inputs": {},
+                "inputs": inputs,
                 "error": ex.error or "",
             },
         )
         if bp is None:
             return False
-        pause = self._new_pause(run, srt, inst, _FAILURE_KIND, "failure: " + bp.describe(), {})
+        reason = "failure: " + bp.describe()
+        pause = self._new_pause(run, srt, inst, _FAILURE_KIND, reason, inputs)
         action, _by, _paused = await self._hold(pause, StageStatus.RUNNING)
         return action == "retry"
 

@@ -50,6 +50,7 @@ class Execution:
         "ended",
         "error",
         "error_type",
+        "inputs",
         "memory",
         "outputs",
         "paused",
@@ -65,6 +66,9 @@ class Execution:
     # pause until it is resumed, so ``reached`` knows it), never in ``__init__`` (every attempt
     # would pay for a value only the debugger gives).
     paused: float
+    # The inputs the attempt ran with, kept only in debug mode (likewise never set otherwise): a
+    # failure breakpoint's ``when`` and the debugger's ``inputs STAGE`` read them at a failure.
+    inputs: Mapping[str, Any]
 
     def __init__(self, attempt: int, queued: float, task_run_id: str) -> None:
         self.attempt = attempt
