@@ -211,3 +211,18 @@ def test_a_lower_cpu_sample_never_lowers_the_peak() -> None:
     peaks.cpu_seconds = 1e9  # as if an earlier sample had seen more
     peaks.sample()
     assert 1e9 == peaks.cpu_seconds
+
+
+def test_an_exited_unreaped_root_gives_its_cpu_but_no_memory_peak() -> None:
+    """A command that exited before the first sample read it, not yet reaped (a zombie): its
+    CPU times are final and count, but its memory is gone; the peak stays None ("-") rather
+    than 0, which ``runs show`` and ``report`` printed as a peak of 0B."""
+    child = subprocess.Popen([sys.executable, "-c", "sum(i * i for i in range(1_000_000))"])
+    try:
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # until it exits, unreaped
+        peaks = TreePeaks(child.pid)
+        peaks.sample()
+    finally:
+        child.wait()
+    ran = peaks.cpu_seconds is not None and peaks.cpu_seconds > 0
+    assert (True, None) == (ran, peaks.peak_rss)

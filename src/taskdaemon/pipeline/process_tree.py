@@ -159,7 +159,8 @@ class TreePeaks:
 
     CPU only grows, so its largest sample is the best estimate of what the tree used; work done
     after the last sample (the last interval before the root exits) is not seen. Both stay None
-    until a sample reads the tree.
+    until a sample reads the tree; RSS stays None after a sample that read only an exited,
+    unreaped root (a zombie, which has no memory left: "0B" would be a wrong peak).
     """
 
     def __init__(self, pid: int) -> None:
@@ -174,4 +175,5 @@ class TreePeaks:
             return
         cpu, rss = usage
         self.cpu_seconds = cpu if self.cpu_seconds is None else max(self.cpu_seconds, cpu)
-        self.peak_rss = rss if self.peak_rss is None else max(self.peak_rss, rss)
+        if rss > 0:  # 0: only a zombie was read (its CPU times are final, its memory is gone)
+            self.peak_rss = rss if self.peak_rss is None else max(self.peak_rss, rss)
