@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from cli_support import ROOT, taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, ROOT, taskdaemon, write
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.control import ControlServer, send_request
 from taskdaemon.pipeline.errors import RunNotFoundError
@@ -361,8 +361,28 @@ def test_parse_inputs_names_a_json_files_syntax_error(tmp_path: Path) -> None:
 
 def test_parse_inputs_rejects_pairs_without_equals() -> None:
     """A --input without '=' is refused with its text."""
-    with pytest.raises(ValueError, match="--input 'oops': expected KEY=VALUE"):
+    with pytest.raises(ValueError, match="--input 'oops' has no '=': expected KEY=VALUE"):
         parse_inputs(["oops"])
+
+
+@pytest.mark.parametrize(
+    ("pair", "reason"),
+    [
+        ("password", "--input 'password' has no '=': expected KEY=VALUE"),
+        ("token", "--input 'token' has no '=': expected KEY=VALUE"),
+        ("=hunter2", "--input has no key before its '=': expected KEY=VALUE"),
+    ],
+)
+def test_a_secret_s_name_without_a_value_keeps_its_reason(
+    home: Path, tmp_path: Path, pair: str, reason: str
+) -> None:
+    """``run -i password`` (the value forgotten) says what is wrong: the line goes through
+    redaction on its way out, and ``'password': expected KEY=VALUE`` read as a secret's key and
+    value, so the user saw ``--input 'password': [REDACTED] KEY=VALUE``. A value with no key is
+    not echoed (it may be the secret)."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    ran = taskdaemon(home, "run", str(path), "-i", pair)
+    assert (2, f"taskdaemon run: {reason}\n") == (ran.returncode, ran.stderr)
 
 
 # -- approvals, events, cancel across processes -----------------------------------------------

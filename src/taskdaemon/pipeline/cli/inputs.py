@@ -45,8 +45,12 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"--input {pair!r}: expected KEY=VALUE")
+        # Worded so that no part of it reads as ``key: value``: the line is redacted on its way
+        # out, and ``'password': expected ...`` lost its reason to ``[REDACTED]``.
+        if not sep:
+            raise ValueError(f"--input {pair!r} has no '=': expected KEY=VALUE")
+        if not key:  # not quoted: what follows the '=' is a value, maybe a secret
+            raise ValueError("--input has no key before its '=': expected KEY=VALUE")
         try:
             value: Any = loads_bounded(raw)
         except NotJSONError:
