@@ -289,6 +289,27 @@ def test_attach_from_another_process_drives_the_run(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("action", "said"),
+    [
+        ("skip", "skipped b.0.1"),
+        ("step", "resumed b.0.1; in step mode, each execution that becomes ready pauses"),
+    ],
+)
+def test_debug_step_and_skip_say_what_they_resumed_in_one_line(
+    home: Path, served: subprocess.Popen[str], action: str, said: str
+) -> None:
+    """``debug skip|step RUN`` names the execution it resumed in one line, as ``continue``
+    counts them; they printed the paused execution's whole record as JSON (its epoch
+    ``since``, its inputs), which no other answer of the command line does."""
+    run_id = _paused_run_id(served)
+    done = debug(home, action, run_id)
+    debug(home, "continue", run_id)  # out of step mode: the run goes to its end
+    served.communicate(timeout=60)
+    assert (0, said + "\n", "") == (done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.slow
 def test_one_shot_debug_commands_resume_or_refuse_in_one_line(
     home: Path, served: subprocess.Popen[str]
 ) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -172,14 +171,24 @@ def _remote(words: Sequence[str]) -> int:
         return _fail(EXIT_FAILURE, str(exc))
     except KeyboardInterrupt:
         return EXIT_SIGINT
-    resumed = answer.get("resumed")  # continue answers a count; step and skip an execution
-    if resumed is None or resumed == 0:
-        print("nothing was paused")
-    elif isinstance(resumed, int):
-        print(f"resumed {resumed} execution{'' if resumed == 1 else 's'}")
-    else:
-        print(json.dumps(resumed, sort_keys=True))
+    print(_resumed_line(action, answer.get("resumed")))
     return EXIT_SUCCESS
+
+
+def _resumed_line(action: str, resumed: Any) -> str:
+    """What ``debug continue|step|skip RUN`` did, in one line: ``continue`` answers a count,
+    ``step`` and ``skip`` the execution they resumed (named by its ``task_run_id``; the whole
+    answer, inputs and all, is what ``debug attach``'s ``where`` and ``inputs`` show)."""
+    if resumed is None or resumed == 0:
+        return "nothing was paused"
+    if isinstance(resumed, int):
+        return f"resumed {resumed} execution{'' if resumed == 1 else 's'}"
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+    execution = shown(str(resumed.get("task_run_id", "?")))
+    if action == "skip":
+        return f"skipped {execution}"
+    return f"resumed {execution}; in step mode, each execution that becomes ready pauses"
 
 
 def _local(args: argparse.Namespace, file: str) -> int:
