@@ -5,11 +5,12 @@ replay in its own private workspace, a full replay and one resumed from a stage 
 from __future__ import annotations
 
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon
+from cli_support import Served, taskdaemon, write
 
 
 @pytest.mark.slow
@@ -83,3 +84,48 @@ def test_a_run_made_in_another_workspace_is_resumed_with_the_same_workspace(
         found.returncode,
         "(a run made with --workspace DIR is found with the same --workspace DIR)" in lost.stderr,
     ), found.stdout + found.stderr
+
+
+#: A stage fed by events from outside; an approval holds the run open while one is published.
+_OUTSIDE = """\
+    name: outside
+    external_events: [job]
+    stages:
+      - name: hold
+        command: "true"
+        triggers: [{manual: {approval_required: true}}]
+      - name: worker
+        command: "true"
+        triggers: [{on_event: {type: job}}]
+        inputs: {size: event.size}
+"""
+
+
+@pytest.mark.slow
+def test_an_event_from_outside_with_a_redacted_payload_is_missing_not_dropped(
+    home: Path, tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    """A run got an event from outside whose payload held an ``api_key`` (stored redacted).
+    Its replay would publish it again at the start but cannot, so the plan names it missing
+    and how to do without it (``--from`` a stage after its listener, which is then fed), as
+    for a redacted request; the replay used to drop it silently and succeed with its listener
+    ``skipped: no event arrived``. Replayed from after the listener, it needs no event."""
+    served = serve(str(write(tmp_path / "outside.yaml", _OUTSIDE)))
+    served.wait_for_line("waiting for approval")
+    payload = '{"size": 1, "api_key": "abcd1234secretvalue"}'
+    published = taskdaemon(home, "publish", served.run_id, "job", "--payload", payload)
+    served.wait_for_line("success in")  # the worker's: hold waits for its approval
+    taskdaemon(home, "approve", served.run_id, "hold")
+    assert (0, 0) == (published.returncode, served.finish()[0])
+    planned = taskdaemon(home, "replay", served.run_id, "--dry-run")
+    resumed = taskdaemon(home, "replay", served.run_id, "--from", "hold", "--dry-run")
+    missing = [line for line in planned.stdout.splitlines() if line.startswith("missing:")]
+    expected = (
+        2,
+        [
+            "missing: event job #1 from outside: redacted (api_key); supply it with --from a "
+            "stage after worker (then fed from the record)"
+        ],
+        0,
+    )
+    assert expected == (planned.returncode, missing, resumed.returncode), resumed.stdout

@@ -18,8 +18,9 @@
   of the original, in a stage that runs again: one note each (the replay runs the stage as
   its definition says, so it may differ there).
 
-Which values are needed: the request (every replay), the definition, and each fed stage's
-outputs and published events. ``--stage-output STAGE=FILE.json`` supplies a fed stage's
+Which values are needed: the request (every replay), the definition, each fed stage's
+outputs and published events, and each event from outside that a stage run again listens to
+(published again at the start). ``--stage-output STAGE=FILE.json`` supplies a fed stage's
 outputs: the JSON object of its outputs, or ``{"instances": [...]}`` for several instances.
 """
 
@@ -36,7 +37,7 @@ from taskdaemon.pipeline.definition import (
     pipeline_from_canonical,
 )
 from taskdaemon.pipeline.errors import PipelineError
-from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.model import OnEvent, Pipeline
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun, redacted_paths
 from taskdaemon.pipeline.wording import counted
 
@@ -271,6 +272,35 @@ def _fed(
     return fed
 
 
+def _outside_events(
+    recorded: RecordedRun, pipeline: Pipeline, rerun: tuple[str, ...], missing: list[MissingValue]
+) -> None:
+    """An event from outside is published again at the replay's start: one a stage that runs
+    again listens to is needed whole. One whose payload was redacted (a key such as
+    ``api_key``) or cut is missing, as a redacted request is, rather than dropped, which left
+    its listener ``skipped: no event arrived`` and the replay a success on wrong data."""
+    for event in recorded.external_events:
+        if event.source is not None or event.payload.text is None:
+            continue
+        listeners = [
+            name
+            for name in rerun
+            if any(
+                isinstance(trigger, OnEvent) and trigger.type == event.event_type
+                for trigger in pipeline.stage_map[name].triggers
+            )
+        ]
+        problem = event.payload.problem() if listeners else None
+        if problem is not None:
+            missing.append(
+                MissingValue(
+                    f"event {event.event_type} #{event.event_id} from outside",
+                    _problem_with_hint(problem),
+                    f"--from a stage after {', '.join(listeners)} (then fed from the record)",
+                )
+            )
+
+
 def build_plan(
     recorded: RecordedRun,
     *,
@@ -304,6 +334,8 @@ def build_plan(
             if name in upstream or recorded.stage_status(name) == "success":
                 fed[name] = _fed(recorded, name, supplied.get(name), missing)
         rerun = tuple(name for name in names if name not in fed)
+    if pipeline is not None:
+        _outside_events(recorded, pipeline, rerun, missing)
     notes = []
     for name in supplied:
         if name not in fed:
