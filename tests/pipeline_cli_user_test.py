@@ -160,6 +160,29 @@ def test_unknown_source_scheme_is_a_usage_error_in_every_command(
     assert "pw" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "command", "extras"),
+    [
+        (["replay", "abcd", "--auto-approve"], "replay", "--auto-approve"),
+        (["runs", "list", "--bogus", "x"], "runs list", "--bogus x"),
+        (["run", "pipeline.yaml", "extra"], "run", "extra"),
+    ],
+)
+def test_an_option_a_command_does_not_have_names_that_command(
+    home: Path, argv: list[str], command: str, extras: str
+) -> None:
+    """An argument no parser took is reported by the sub-command it was given to, pointing at
+    that command's ``--help``: it was ``taskdaemon: error: ... (see taskdaemon --help)``, whose
+    help lists the commands, not the options the user was after."""
+    done = taskdaemon(home, *argv)
+    expected = (
+        2,
+        f"taskdaemon {command}: error: unrecognized arguments: {extras} "
+        f"(see taskdaemon {command} --help)\n",
+    )
+    assert expected == (done.returncode, done.stderr)
+
+
 @pytest.mark.parametrize("command", sorted(_SOURCE_COMMANDS))
 def test_source_reads_the_same_in_every_command(command: str) -> None:
     """One ``--source``: its metavar, type and help (``logs`` and ``retention`` name the forms

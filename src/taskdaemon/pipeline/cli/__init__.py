@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from taskdaemon import __version__
 
@@ -184,10 +184,35 @@ def _stdout_to_devnull() -> None:
     os.close(devnull)
 
 
+def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Any:
+    """The parser of the (sub-)sub-command ``argv`` names (``runs list``), else ``parser``.
+
+    argparse reports arguments no parser took from the top parser, so the line said ``see
+    taskdaemon --help``, which lists the commands, not the options the user was after."""
+    current: Any = parser
+    for word in argv:
+        choices = next(
+            (
+                action.choices
+                for action in current._actions
+                if isinstance(action, argparse._SubParsersAction)
+            ),
+            None,
+        )
+        if choices is None:
+            break
+        if word in choices:
+            current = choices[word]
+    return current
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    args = build_parser(argv).parse_args(argv)
+    parser = build_parser(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # named by the sub-command they were given to, whose --help lists its options
+        _command_parser(parser, argv).error(f"unrecognized arguments: {' '.join(extras)}")
     # Imported once a command runs: ``--version`` then needs no dataclasses (nor inspect).
     from taskdaemon.pipeline.errors import SettingsError  # noqa: PLC0415
 
