@@ -140,3 +140,64 @@ async def test_a_stage_a_retry_made_good_shows_no_error() -> None:
         result = await engine.run(graph)
     row = render_summary(result, graph).splitlines()[1].split()
     assert (["a", "success", "1", "2"], []) == (row[:4], row[6:]), row  # no ERROR cell
+
+
+@pytest.mark.slow
+def test_run_s_progress_lines_fit_an_80_column_terminal(home: Path, tmp_path: Path) -> None:
+    """``taskdaemon run`` with its stderr on an 80-column pseudo-terminal cuts the errors
+    ending its progress lines (a failure with its retry note, a skip, the run's end) to the
+    line, as the summary's, rather than wrapping them under the clock column. The failed
+    command's stderr lines (``| ...``) are its own output and stay whole."""
+    write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: narrow
+        error_strategy: retry
+        retry: {{max_attempts: 2, backoff: {{initial: 1ms, factor: 1.0, max: 1ms}}}}
+        stages:
+          - name: deploy
+            triggers: [{{manual: {{approval_required: false}}}}]
+            command: "echo '{ERROR}' >&2; exit 3"
+          - name: announce
+            command: "echo sent"
+            triggers: [{{on_completion: {{stage: deploy}}}}]
+        """,
+    )
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = environment(home, TERM="xterm-256color")
+    env.pop("COLUMNS", None)
+    child = subprocess.Popen(
+        [TASKDAEMON, "run", str(tmp_path / "p.yaml")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        cwd=ROOT,
+        env=env,
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    try:
+        while True:  # to the end of the output: the child's exit closes the terminal
+            ready, _, _ = select.select([master], [], [], 60.0)
+            if not ready:
+                break  # a safety net: the assertion below then shows what came
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(master)
+    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    progress = [line for line in lines if line[:10].strip().endswith("s") and "  " in line]
+    ended = [line for line in progress if "failure" in line or "skipped" in line]
+    expected = (1, 4, [])
+    actual = (code, len(ended), [line for line in progress if len(line) > 80])
+    assert expected == actual, lines

@@ -170,6 +170,12 @@ class ProgressView:
     Lines read ``  1.23s  stage[#instance]  what``; the first column is a clock (seconds since
     the view was made, just before the run starts, fixed width so lines align); durations in
     the text use ``format_duration`` like every other view. Never blocks beyond a line write.
+
+    ``width``: the columns of the terminal ``stream`` is. An error or a reason ending a line (a
+    failure, a skip, the run's end) is then cut to fit the line, keeping at least
+    ``_MIN_DETAIL`` characters, as the summary's errors are: a wrapped line breaks the clock
+    column (the summary, ``runs show`` and ``logs`` have them whole). None (a pipe, a file) keeps 80
+    characters of each. Hints (a command to copy) are never cut.
     """
 
     def __init__(
@@ -180,8 +186,10 @@ class ProgressView:
         approve_hint: Callable[[str, str], str] | None = None,
         attach_hint: bool = True,
         header: Callable[[str], str] | None = None,
+        width: int | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
+        self._width = width
         self._clock = clock
         self._start = clock()
         self._hint = approve_hint  # (run id, stage) -> the command that approves it
@@ -198,11 +206,17 @@ class ProgressView:
         self._reached: set[tuple[str, int]] = set()  # (stage, instance) started or paused
         self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
 
-    def _write(self, stage: str, what: str, instance: int | None = None) -> None:
+    def _write(
+        self, stage: str, what: str, instance: int | None = None, detail: str | None = None
+    ) -> None:
         label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
         elapsed = self._clock() - self._start
+        line = f"{elapsed:8.2f}s  {label:<24} {what}"
+        if detail:  # an error or a reason: cut to the line (the class docstring)
+            room = 80 if self._width is None else max(_MIN_DETAIL, self._width - len(line) - 2)
+            line += f": {one_line(detail, room)}"
         # ``what`` may hold text from outside (an approver's name, a breakpoint's reason).
-        self._stream.write(f"{elapsed:8.2f}s  {label:<24} {shown(what)}\n")
+        self._stream.write(f"{shown(line)}\n")
         self._stream.flush()
 
     def _write_tail(self, tail: str) -> None:
@@ -237,16 +251,15 @@ class ProgressView:
                 return
             took = f" in {format_duration(event.at - started)}" if started is not None else ""
             error = event.cancel_reason if event.cancel_reason else event.error
-            detail = f": {one_line(error, 80)}" if error else ""
             retry = " (will retry)" if event.will_retry else ""
-            self._write(event.stage, f"{event.status}{took}{retry}{detail}", event.instance)
+            self._write(event.stage, f"{event.status}{took}{retry}", event.instance, error)
             if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
                 self._write_tail(event.exception.stderr_tail)
         elif isinstance(event, StageRetrying):
             self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
         elif isinstance(event, StageSkipped):
             self._skipped.add(event.stage)
-            self._write(event.stage, f"skipped: {one_line(event.reason, 80)}")
+            self._write(event.stage, "skipped", detail=event.reason)
         elif isinstance(event, ApprovalRequested):
             hint = f" ({self._hint(event.run_id, event.stage)})" if self._hint else ""
             self._write(event.stage, f"waiting for approval{hint}")
@@ -268,8 +281,7 @@ class ProgressView:
         elif isinstance(event, RunFinished):
             for stage, instance in self._unreached:
                 self._write(stage, f"skipped: {not_reached_reason(str(event.status))}", instance)
-            error = f": {one_line(event.error, 80)}" if event.error else ""
-            self._write(f"run {event.pipeline}", f"{event.status}{error}")
+            self._write(f"run {event.pipeline}", str(event.status), detail=event.error)
 
 
 class Observers(list[Any]):
@@ -328,16 +340,21 @@ def build_observers(
 #: terminal.
 _ERROR_WIDTH = 70
 _MIN_ERROR = 16
+#: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
+#: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
+_MIN_DETAIL = 10
 
 
-def summary_width() -> int | None:
-    """The columns of the terminal stdout is (``COLUMNS`` first, as ``shutil`` reads it), or
-    None when stdout is not a terminal: a pipe or a file gets the summary unfitted."""
+def summary_width(stream: IO[str] | None = None) -> int | None:
+    """The columns of the terminal ``stream`` (stdout by default) is (``COLUMNS`` first, as
+    ``shutil`` reads it), or None when it is not a terminal: a pipe or a file gets the summary
+    (and the progress lines, on stderr) unfitted."""
+    stream = sys.stdout if stream is None else stream
     try:
-        if not sys.stdout.isatty():
+        if not stream.isatty():
             return None
         columns = int(os.environ.get("COLUMNS") or 0)
-        return columns if columns > 0 else os.get_terminal_size(sys.stdout.fileno()).columns
+        return columns if columns > 0 else os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
         return None
 
@@ -486,7 +503,12 @@ async def run_pipeline(
     progress = (
         None
         if args.quiet or watch
-        else ProgressView(sys.stderr, approve_hint=approve_hint, header=header)
+        else ProgressView(
+            sys.stderr,
+            approve_hint=approve_hint,
+            header=header,
+            width=summary_width(sys.stderr),
+        )
     )
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     signals = StopSignals()  # the first SIGINT, SIGTERM or SIGHUP cancels the run
