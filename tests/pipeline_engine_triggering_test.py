@@ -449,3 +449,33 @@ async def test_an_event_filter_reads_the_request_and_the_stages_as_they_are() ->
     read = {"request": {"want": 2}, "stages": {"a": {"status": "running", "outputs": {}}}}
     expected = [("b", False, {**read, "event": {"n": 1}}), ("b", True, {**read, "event": {"n": 2}})]
     assert expected == observer.verdicts
+
+
+async def test_a_condition_that_cannot_evaluate_says_why_its_stage_was_skipped() -> None:
+    """A stage whose condition failed to evaluate until the run ended (a string compared with
+    a number) is skipped naming the condition and its last error; it said only that its
+    triggers could no longer fire, the error in debug records alone. One that failed before
+    ``a`` ended (no key ``n`` yet) and evaluated since without an error (false) names none."""
+
+    async def gives_text(ctx: StageContext) -> dict[str, Any]:
+        return {"n": "5"}
+
+    p = pipeline(
+        stage("a"),
+        stage("typed", OnCondition("stages.a.outputs.n > 3")),
+        stage("plain", OnCondition("stages.a.outputs.n == 'six'")),
+    )
+    async with Engine(resolver=Resolver({"a": gives_text}), clock=clock) as engine:
+        result = await engine.run(p)
+    typed = result.skip_reasons["typed"]
+    head = (
+        "triggers can no longer fire: on condition stages.a.outputs.n > 3 "
+        "(its last evaluation failed: No such overload"
+    )
+    expected = (
+        True,
+        True,
+        "triggers can no longer fire: " + p.stage_map["plain"].triggers[0].describe(),
+    )
+    actual = (typed.startswith(head), typed.endswith(")"), result.skip_reasons["plain"])
+    assert expected == actual, typed

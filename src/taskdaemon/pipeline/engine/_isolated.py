@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from taskdaemon.pipeline.engine._stage_state import note_condition
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.triggers import PENDING, SATISFIED, TriggerState, expression_context
 
@@ -137,6 +138,7 @@ class IsolatedEvaluations:
                 state, detail = await _verdict(compiled.expression, values)
                 if srt.final or srt.fired or run.stopping is not None:
                     break
+                note_condition(srt, index, detail)
                 # As if evaluated before the changes that came meanwhile, which the engine
                 # would then have re-evaluated it for: apply, then evaluate again if any came.
                 run.record(srt, index, state, detail, values)

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.engine._attempt import Attempts
 from taskdaemon.pipeline.engine._dataflow import stage_outputs
 from taskdaemon.pipeline.engine._results import ExecutionResult, RunResult
@@ -115,7 +116,12 @@ class Run(Attempts, Triggers):
             return f"run failed: {self.first_failure}"
         if srt.cs.has_events and not srt.instances:
             return "no event arrived"
-        waiting = [srt.cs.descriptions[i] for i, state in srt.states.items() if state is PENDING]
+        errors = srt.condition_errors or {}
+        waiting = [
+            _failing(srt.cs.descriptions[i], errors.get(i))
+            for i, state in srt.states.items()
+            if state is PENDING
+        ]
         return "triggers can no longer fire" + (f": {', '.join(waiting)}" if waiting else "")
 
     def finish(self) -> None:
@@ -421,3 +427,18 @@ class Run(Attempts, Triggers):
         # the run cannot be idle.
         if self.finished_queue:
             self.process()
+
+
+#: The most characters of a condition's error a skip reason quotes (CEL's own can run to 400).
+_ERROR_CHARS = 200
+
+
+def _failing(description: str, error: str | None) -> str:
+    """A waiting trigger's description, with the error of its condition's last evaluation if
+    it failed (the quoted expression the error starts with left out: the description has it),
+    cut to ``_ERROR_CHARS``."""
+    if error is None:
+        return description
+    _quoted, sep, rest = error.partition("': ")
+    reason = cut(rest if sep else error, _ERROR_CHARS)
+    return f"{description} (its last evaluation failed: {reason})"

@@ -115,6 +115,7 @@ class StageRun:
     __slots__ = (
         "approval",
         "approval_timer",
+        "condition_errors",
         "considered_at",
         "cs",
         "ctx",
@@ -162,6 +163,9 @@ class StageRun:
         self.approval = ApprovalState.NOT_REQUESTED
         self.approval_timer: asyncio.Task[None] | None = None
         self.skip_reason: str | None = None
+        # trigger index -> the error of its condition's last evaluation, while it fails; made
+        # by the first one (``Triggers.note_condition``): a stage that never fails has none.
+        self.condition_errors: dict[int, str] | None = None
 
     def readiness(self) -> TriggerState:
         """The combined state of the non-event triggers (O(1) from the counters); the run reads
@@ -254,3 +258,16 @@ class ExecutionsView(Mapping[str, tuple[ExecutionResult, ...]]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+def note_condition(srt: StageRun, index: int, detail: str) -> None:
+    """Keep (or forget) the error of an ``on_condition`` trigger's last evaluation, which the
+    stage's skip reason names if the run ends with it still failing (``Run.skip_reason_for``):
+    a condition that cannot evaluate (a missing key, a string compared with a number) read
+    only ``triggers can no longer fire``, its error in debug records alone."""
+    if detail.startswith("error: "):
+        if srt.condition_errors is None:
+            srt.condition_errors = {}
+        srt.condition_errors[index] = detail.removeprefix("error: ")
+    elif srt.condition_errors:
+        srt.condition_errors.pop(index, None)

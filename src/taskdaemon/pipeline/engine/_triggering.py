@@ -21,6 +21,7 @@ from taskdaemon.pipeline.engine._stage_state import (
     SATISFIED,
     WAITING,
     StageRun,
+    note_condition,
 )
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import (
@@ -136,6 +137,7 @@ class Triggers(Approvals):
                 compiled.expression, compiled.refs, self.request, self.stages_ctx
             )
             state, detail = evaluate_condition(compiled.expression, values)
+            note_condition(srt, index, detail)
         elif isinstance(trigger, Manual):
             state, detail = evaluate_manual(trigger, srt.approval)
         else:  # pragma: no cover - on_event triggers are not evaluated here
