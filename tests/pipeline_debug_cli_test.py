@@ -738,3 +738,68 @@ def test_debug_approve_of_a_stage_without_approval_is_one_line_and_exit_2(
     done = debug(home, str(pipeline_file), "--approve", "a", "-q")
     expected = (2, ["--approve a: the stage has no manual approval trigger"])
     assert expected == (done.returncode, done.stderr.strip().splitlines())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("commands", ["where\nquit\n", ""])
+def test_an_attached_prompt_says_the_run_ended_elsewhere(
+    home: Path, tmp_path: Path, commands: str
+) -> None:
+    """``debug attach`` joins a run waiting for an approval; the approval comes from another
+    terminal and the run ends. ``where`` then says the run ended (it asked whether its
+    ``taskdaemon run`` was still running, with the same home), ``quit`` leaves quietly (it
+    printed that error again), and so does the input's end (it exited 3 with it)."""
+    (tmp_path / "gated.yaml").write_text(textwrap.dedent(APPROVED))
+    run = subprocess.Popen(
+        [TASKDAEMON, "run", str(tmp_path / "gated.yaml")],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    attach = None
+    try:
+        assert run.stderr is not None
+        line = next(line for line in run.stderr if "waiting for approval" in line)
+        run_id = line.split("taskdaemon approve ", 1)[1].split()[0]
+        attach = subprocess.Popen(
+            [TASKDAEMON, "debug", "attach", run_id],
+            cwd=ROOT,
+            env=environment(home),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert attach.stdout is not None
+        joined = attach.stdout.readline()  # "debugging run ...": joined
+        assert "nothing paused" in attach.stdout.readline()
+        subprocess.run(
+            [TASKDAEMON, "approve", run_id, "release"],
+            env=environment(home),
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        run.communicate(timeout=60)  # the run ended, its process gone
+        out, err = attach.communicate(commands, timeout=60)
+    finally:
+        for process in (run, attach):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.communicate()
+    ended = (
+        f"error: run {run_id} has ended: its process serves it no more "
+        f"('taskdaemon runs show {run_id}' has its record)"
+    )
+    said = [ended] if commands else []
+    expected = (0, True, said, "")
+    actual = (
+        attach.returncode,
+        joined.startswith(f"debugging run {run_id}"),
+        [line for line in out.splitlines() if line.startswith("error:")],
+        err,
+    )
+    assert expected == actual, out

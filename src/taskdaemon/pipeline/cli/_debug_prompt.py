@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
-from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.wording import counted
 
 __all__ = ["COMMANDS", "DebugPrompt"]
@@ -72,13 +72,33 @@ class DebugPrompt(CommandPrompt):
         by: str = "cli debug",
     ) -> None:
         super().__init__(stdin=stdin, stdout=stdout, history=history)
-        self._call = call
+        self._call = self._ended_aware(call)
         self._by = by
         # This prompt's name to the run: its breakpoints, and whether another prompt is on.
         self.client = f"{by} {secrets.token_hex(4)}"
         self._stages: list[str] = []
         self._run_id = ""
         self.done = False  # the run ended
+
+    def _ended_aware(self, call: Call) -> Call:
+        """``call``, saying that the run ended when its process no longer serves it after this
+        prompt joined it (``debug attach``: the run went on to its end elsewhere). The control
+        socket's own answer asked whether its ``taskdaemon run`` was still running, with the
+        same ``TASKDAEMON_HOME``: true, but no hint that the run had simply ended."""
+
+        def ended_aware(request: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return call(request)
+            except RunNotFoundError:
+                if not self._run_id:  # not joined yet: the run was never there
+                    raise
+                self.done = True
+                raise PipelineError(
+                    f"run {self._run_id} has ended: its process serves it no more "
+                    f"('taskdaemon runs show {self._run_id}' has its record)"
+                ) from None
+
+        return ended_aware
 
     # ------------------------------------------------------------------ loop
 
@@ -299,9 +319,17 @@ class DebugPrompt(CommandPrompt):
 
     def _do_quit(self, args: Sequence[str]) -> None:
         self.quit = True
+        if self.done:
+            return
         # Asked, not assumed: another client (debug attach, the web page) may have resumed
         # the run to its end since this prompt last waited.
-        if not self.done and not self._call({"action": "state"})["done"]:
+        try:
+            ended = self._call({"action": "state"})["done"]
+        except PipelineError:
+            if self.done:  # ended, its process gone: nothing to cancel, nothing to say
+                return
+            raise
+        if not ended:
             self._call({"action": "cancel"})
             self._print("run cancelled")
 

@@ -156,7 +156,10 @@ def _remote(words: Sequence[str]) -> int:
                 prompt.run(first_stop=False)
             finally:
                 if not prompt.done and not prompt.quit:
-                    call({"action": "detach", "by": "cli debug attach", "client": prompt.client})
+                    # A run that ended meanwhile has nothing to detach from: not an error.
+                    detach = {"action": "detach", "by": "cli debug attach", "client": prompt.client}
+                    with contextlib.suppress(RunNotFoundError):
+                        call(detach)
             return EXIT_SUCCESS
         answer = call(
             {
