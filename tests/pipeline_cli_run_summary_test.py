@@ -10,7 +10,6 @@ import select
 import struct
 import subprocess
 import termios
-import time
 from pathlib import Path
 
 import pytest
@@ -72,54 +71,7 @@ def test_run_on_an_80_column_terminal_prints_a_summary_that_fits(
 ) -> None:
     """``taskdaemon run`` with its stdout on an 80-column pseudo-terminal prints no line
     longer than 80 characters, though the failing command's error is longer."""
-    write(
-        tmp_path / "p.yaml",
-        f"""\
-        name: narrow
-        stages:
-          - name: deploy
-            triggers: [{{manual: {{approval_required: false}}}}]
-            command: "echo '{ERROR}' >&2; exit 3"
-          - name: announce
-            command: "echo sent"
-            triggers: [{{on_completion: {{stage: deploy}}}}]
-        """,
-    )
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = environment(home, TERM="xterm-256color")
-    env.pop("COLUMNS", None)
-    child = subprocess.Popen(
-        [TASKDAEMON, "run", str(tmp_path / "p.yaml")],
-        stdin=subprocess.DEVNULL,
-        stdout=slave,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-        env=env,
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 1.0)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                chunks.append(chunk)
-            elif child.poll() is not None:
-                break
-        code = child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        os.close(master)
-    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    code, lines = _on_80_columns(home, _narrow(tmp_path), "stdout")
     table = [line for line in lines if line.startswith(("STAGE", "deploy"))]
     expected = (1, 2, True)
     assert expected == (code, len(table), all(len(line) <= 80 for line in lines)), lines
@@ -148,30 +100,46 @@ def test_run_s_progress_lines_fit_an_80_column_terminal(home: Path, tmp_path: Pa
     ending its progress lines (a failure with its retry note, a skip, the run's end) to the
     line, as the summary's, rather than wrapping them under the clock column. The failed
     command's stderr lines (``| ...``) are its own output and stay whole."""
-    write(
+    retried = "error_strategy: retry\nretry: {max_attempts: 2, backoff: {initial: 1ms}}\n"
+    code, lines = _on_80_columns(home, _narrow(tmp_path, retried), "stderr")
+    progress = [line for line in lines if line[:10].strip().endswith("s") and "  " in line]
+    ended = [line for line in progress if "failure" in line or "skipped" in line]
+    expected = (1, 4, [])
+    actual = (code, len(ended), [line for line in progress if len(line) > 80])
+    assert expected == actual, lines
+
+
+def _narrow(tmp_path: Path, head: str = "") -> Path:
+    """A pipeline whose ``deploy`` fails with the long ``ERROR`` and whose ``announce`` it
+    then skips; ``head``: top-level keys to add (YAML lines)."""
+    return write(
         tmp_path / "p.yaml",
-        f"""\
-        name: narrow
-        error_strategy: retry
-        retry: {{max_attempts: 2, backoff: {{initial: 1ms, factor: 1.0, max: 1ms}}}}
-        stages:
-          - name: deploy
-            triggers: [{{manual: {{approval_required: false}}}}]
-            command: "echo '{ERROR}' >&2; exit 3"
-          - name: announce
-            command: "echo sent"
-            triggers: [{{on_completion: {{stage: deploy}}}}]
-        """,
+        "name: narrow\n"
+        + head
+        + f"""\
+stages:
+  - name: deploy
+    triggers: [{{manual: {{approval_required: false}}}}]
+    command: "echo '{ERROR}' >&2; exit 3"
+  - name: announce
+    command: "echo sent"
+    triggers: [{{on_completion: {{stage: deploy}}}}]
+""",
     )
+
+
+def _on_80_columns(home: Path, path: Path, stream: str) -> tuple[int, list[str]]:
+    """``taskdaemon run PATH`` with its ``stream`` (stdout or stderr) on an 80-column
+    pseudo-terminal and the other discarded: its exit code and the lines it wrote there."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = environment(home, TERM="xterm-256color")
     env.pop("COLUMNS", None)
     child = subprocess.Popen(
-        [TASKDAEMON, "run", str(tmp_path / "p.yaml")],
+        [TASKDAEMON, "run", str(path)],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=slave,
+        stdout=slave if stream == "stdout" else subprocess.DEVNULL,
+        stderr=slave if stream == "stderr" else subprocess.DEVNULL,
         cwd=ROOT,
         env=env,
     )
@@ -181,7 +149,7 @@ def test_run_s_progress_lines_fit_an_80_column_terminal(home: Path, tmp_path: Pa
         while True:  # to the end of the output: the child's exit closes the terminal
             ready, _, _ = select.select([master], [], [], 60.0)
             if not ready:
-                break  # a safety net: the assertion below then shows what came
+                break  # a safety net: the caller's assertion then shows what came
             try:
                 chunk = os.read(master, 65536)
             except OSError:  # the child closed the terminal
@@ -195,9 +163,4 @@ def test_run_s_progress_lines_fit_an_80_column_terminal(home: Path, tmp_path: Pa
             child.kill()
             child.wait()
         os.close(master)
-    lines = b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
-    progress = [line for line in lines if line[:10].strip().endswith("s") and "  " in line]
-    ended = [line for line in progress if "failure" in line or "skipped" in line]
-    expected = (1, 4, [])
-    actual = (code, len(ended), [line for line in progress if len(line) > 80])
-    assert expected == actual, lines
+    return code, b"".join(chunks).decode().replace("\r\n", "\n").splitlines()

@@ -80,6 +80,19 @@ def debug(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProces
     )
 
 
+def attached(home: Path, run_id: str) -> subprocess.Popen[str]:
+    """``taskdaemon debug attach RUN`` in the background, its stdin, stdout and stderr pipes."""
+    return subprocess.Popen(
+        [TASKDAEMON, "debug", "attach", run_id],
+        cwd=ROOT,
+        env=environment(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def outputs_of(home: Path, run_id: str, stage: str) -> Any:
     """The stored outputs of ``stage``'s last attempt in run ``run_id``."""
     with SpanStore(home / "spans.db") as store:
@@ -521,14 +534,7 @@ def test_a_second_attacher_leaving_keeps_the_first_ones_pause_and_breakpoints(
     attaches, looks and leaves: b stays paused and both breakpoints stay (the second's leaving
     used to delete every breakpoint, ``--break``'s too, and resume the run)."""
     run_id = _paused_run_id(served)
-    first = subprocess.Popen(
-        [TASKDAEMON, "debug", "attach", run_id],
-        env=environment(home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = attached(home, run_id)
     assert first.stdin is not None
     assert first.stdout is not None
     first.stdin.write("break c\n")
@@ -763,15 +769,7 @@ def test_an_attached_prompt_says_the_run_ended_elsewhere(
         assert run.stderr is not None
         line = next(line for line in run.stderr if "waiting for approval" in line)
         run_id = line.split("taskdaemon approve ", 1)[1].split()[0]
-        attach = subprocess.Popen(
-            [TASKDAEMON, "debug", "attach", run_id],
-            cwd=ROOT,
-            env=environment(home),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        attach = attached(home, run_id)
         assert attach.stdout is not None
         joined = attach.stdout.readline()  # "debugging run ...": joined
         assert "nothing paused" in attach.stdout.readline()
