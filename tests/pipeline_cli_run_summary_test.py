@@ -65,6 +65,24 @@ async def test_a_terminal_too_narrow_for_the_other_columns_keeps_16_error_charac
     assert row.endswith("  " + ERROR[:15] + "…"), row
 
 
+async def test_long_stage_names_are_cut_to_keep_rows_of_80() -> None:
+    """Stage names of 40 and more characters left no room on 80 columns: every row wrapped
+    whatever the error's cut. They are cut (with an ellipsis, as ``watch`` cuts them) before
+    the error loses its last 16 characters."""
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError(ERROR)
+
+    deploy = "deploy_the_artifact_to_every_production_region"
+    graph = pipeline(stage(deploy), stage("announce_the_release_on_every_channel", *after(deploy)))
+    async with Engine(resolver=Resolver({deploy: refuse})) as engine:  # type: ignore[arg-type]
+        result = await engine.run(graph)
+    lines = render_summary(result, graph, 80).splitlines()
+    expected = ([], True)
+    actual = ([line for line in lines if len(line) > 80], lines[1].split()[0].endswith("…"))
+    assert expected == actual, lines
+
+
 @pytest.mark.slow
 def test_run_on_an_80_column_terminal_prints_a_summary_that_fits(
     home: Path, tmp_path: Path

@@ -64,6 +64,7 @@ from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_opt
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
@@ -340,6 +341,8 @@ def build_observers(
 #: terminal.
 _ERROR_WIDTH = 70
 _MIN_ERROR = 16
+#: The fewest characters of a stage's name the summary keeps when cutting names to the line.
+_MIN_NAME = 12
 #: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
 #: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
 _MIN_DETAIL = 10
@@ -397,6 +400,8 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     ``width``: the columns of the terminal the summary is written to. Its errors, the table's
     and the run's, are then cut to fit the line (keeping at least ``_MIN_ERROR`` characters of
     the table's), since a wrapped row no longer reads as a row; ``runs show`` has them whole.
+    Stage names too long for that are cut as well (keeping at least ``_MIN_NAME``), as
+    ``watch`` cuts them.
     None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
@@ -426,6 +431,11 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
             )
         )
     widths = [max(len(row[i]) for row in (header[:-1], *rows)) for i in range(len(header) - 1)]
+    if width is not None:  # long stage names: cut them before the row wraps (as ``watch``)
+        names = width - sum(widths[1:]) - 2 * len(widths) - _MIN_ERROR
+        if widths[0] > names >= _MIN_NAME:
+            rows = [(cut(row[0], names), *row[1:]) for row in rows]
+            widths[0] = names
     room = _ERROR_WIDTH if width is None else width - sum(widths) - 2 * len(widths)
     room = min(_ERROR_WIDTH, max(_MIN_ERROR, room))
     rows = [(*row[:-1], one_line(row[-1], room)) for row in rows]
