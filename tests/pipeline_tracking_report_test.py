@@ -260,8 +260,27 @@ def test_bad_arguments_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path
     assert [
         "taskdaemon report: not a time: 'yesterday' (use an age such as 1h or 30d, or ISO 8601 "
         "such as 2025-01-31T12:00)",
-        "taskdaemon report: --until must be after --since",
+        "taskdaemon report: --until 2d must be after --since 1d",
     ] == lines
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--until", "2020-01-01"], "--until 2020-01-01 must be after --since 7d (the default)"),
+        (["--since", "2199-01-01"], "--until (now, the default) must be after --since 2199-01-01"),
+    ],
+)
+def test_an_empty_window_names_the_default_bound_it_met(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, given: list[str], said: str
+) -> None:
+    """One bound given alone can meet the other's default: the line names that default. It
+    said "--until must be after --since" to a user who gave no --since."""
+    source = ["--source", f"sqlite:///{tmp_path / 'spans.db'}"]
+    assert (2, f"taskdaemon report: {said}\n") == (
+        main(["report", *source, *given]),
+        capsys.readouterr().err,
+    )
 
 
 def test_html_without_the_extra_says_how_to_get_it(

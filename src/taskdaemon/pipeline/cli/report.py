@@ -109,7 +109,11 @@ def run_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _fail(2, str(exc))
     if until <= since:
-        return _fail(2, "--until must be after --since")
+        # Each bound as the user gave it, or its default: "--until 2020-01-01" alone met the
+        # default --since of 7d, which the line did not name.
+        first = f"--since {args.since}" + (" (the default)" if args.since == "7d" else "")
+        last = f"--until {args.until}" if args.until else "--until (now, the default)"
+        return _fail(2, f"{last} must be after {first}")
     url = args.source
     try:
         if url is None:
