@@ -183,7 +183,9 @@ async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_pa
             assert nodes["b"]["state"] == "paused"
             rows = {r.stage: r for r in stage_rows(dag_snapshot(p, record), now=record.start)}
             assert rows["b"].state == "paused"  # taskdaemon watch's table
-            assert rows["b"].waiting_for.startswith("the debugger")
+            # The command to type, with the run's id (it said RUN)
+            attach = f"the debugger (taskdaemon debug attach {paused.run_id[:8]})"
+            assert rows["b"].waiting_for == attach
             debug.continue_()
             assert (await task).succeeded
         monitor.flush()

@@ -87,14 +87,18 @@ def _progress(node: DagNode) -> str:
     return f"{sum(instances.values())}/{len(instances)}"
 
 
-def _waiting_for(node: DagNode, states: dict[str, str | None]) -> str:
+def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | None) -> str:
     state = node.state
     if state == "queued":
         return "a worker slot"
     if state == "retrying":
         return "its next attempt"
     if state == "paused":
-        return "the debugger (taskdaemon debug attach RUN)"
+        # The command to type, with the run's first 8 digits (``debug attach`` takes a unique
+        # prefix, as ``runs list``'s REPLAY OF column gives ids): the whole id would not fit
+        # the column on 80 columns. It said ``RUN``, which no command takes.
+        run = run_id[:8] if run_id else "RUN"
+        return f"the debugger (taskdaemon debug attach {run})"
     if state not in NOT_STARTED_STAGE_STATUSES:
         return ""
     reasons = []
@@ -127,13 +131,14 @@ def _error(node: DagNode) -> str:
 def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
     """The rows of ``snapshot`` at wall-clock time ``now`` (epoch seconds), in DAG order."""
     states = {node.name: node.state for node in snapshot.nodes}
+    run_id = snapshot.run.run_id if snapshot.run is not None else None
     return [
         StageRow(
             stage=node.name,
             state=node.state or "pending",
             elapsed=_elapsed(node, now),
             progress=_progress(node),
-            waiting_for=_waiting_for(node, states),
+            waiting_for=_waiting_for(node, states, run_id),
             error=_error(node),
         )
         for node in snapshot.nodes
