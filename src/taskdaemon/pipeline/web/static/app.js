@@ -433,8 +433,16 @@
       if (state) renderStages();
       else for (const row of document.querySelectorAll("#stages tbody tr")) row.classList.toggle("selected", row.dataset.stage === name);
       markNodes();
-      loadDetail();
+      loadDetail().then(() => { if (changed) reveal(); });
       if (changed) followLogs(name);
+    }
+
+    // A picked stage's panel is brought into the window when it is out of it: on a narrow
+    // screen it sits below the whole stages table (a wide one keeps it beside the table).
+    function reveal() {
+      const panel = document.getElementById("stage-panel");
+      const top = panel.getBoundingClientRect().top;
+      if (top < 0 || top > window.innerHeight / 2) panel.scrollIntoView({ block: "start" });
     }
 
     // The stage's log records: a live tail by SSE (each event is the whole tail, at most a

@@ -1,0 +1,108 @@
+"""The run page as a demanding user meets it, in Debian's headless chromium (Playwright): a
+stored run of many stages, a stage picked far down its table, on a desktop and on a phone.
+
+Each test serves a real span store (``ui``'s read-only server) and asserts on what the
+browser shows (the DOM and where it sits in the window), never on pixels or timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from browser_support import TOKEN, browser_page, stored_runs_server
+from pipeline_tracking_support import RESOURCE, T0
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+
+pytestmark = pytest.mark.slow
+
+MS = 1_000_000
+
+
+def store_many_stages(db: Path, count: int) -> str:
+    """A stored run of ``count`` stages (``s000``, ``s001``, ...); the last failed with a
+    multi-line error, the others succeeded. Returns the run id."""
+    names = [f"s{i:03d}" for i in range(count)]
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    root = tracer.start_span(
+        t.run_span_name("many"),
+        kind=SpanKind.SERVER,
+        start_time=T0,
+        attributes={
+            t.CICD_PIPELINE_NAME: "many",
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: names,
+        },
+    )
+    error = "disk full:\n  /var/cache is 100% used\n  free some space and run again"
+    for i, name in enumerate(names):
+        last = i == count - 1
+        span = tracer.start_span(
+            name,
+            context=trace.set_span_in_context(root),
+            start_time=T0 + i * MS,
+            attributes={
+                t.CICD_PIPELINE_NAME: "many",
+                t.CICD_TASK_NAME: name,
+                t.STAGE_ATTEMPT: 1,
+                t.STAGE_INSTANCE: 0,
+                t.CICD_TASK_RUN_RESULT: t.RESULT_FAILURE if last else t.RESULT_SUCCESS,
+                **({t.STAGE_ERROR_MESSAGE: error} if last else {}),
+            },
+        )
+        if last:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(T0 + (i + 1) * MS)
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
+    root.set_status(Status(StatusCode.ERROR, f"stage '{names[-1]}' failure: {error}"))
+    root.end(T0 + (count + 1) * MS)
+    provider.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
+async def in_view(page: Any, selector: str) -> bool:
+    """Whether the element ``selector`` shows whole in the window, where the user looks."""
+    return bool(
+        await page.eval_on_selector(
+            selector,
+            """e => { const r = e.getBoundingClientRect();
+                      return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; }""",
+        )
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
+    tmp_path: Path, width: int
+) -> None:
+    """In a run of 150 stages, picking one halfway down the table, then the last one (the
+    failed one), shows each one's panel where the user is looking: beside the table on a
+    desktop, scrolled to on a phone, instead of thousands of pixels above (or below) the
+    click."""
+    run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 150)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(width=width) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await page.click('#stages tr[data-stage="s075"] button.select')
+        await page.wait_for_selector('#stage-detail h3[data-stage="s075"]')
+        middle = await in_view(page, '#stage-detail h3[data-stage="s075"]')
+        await page.click('#stages tr[data-stage="s149"] button.select')
+        await page.wait_for_selector('#stage-detail h3[data-stage="s149"]')
+        last = await in_view(page, '#stage-detail h3[data-stage="s149"]')
+        error = await page.text_content("#stage-detail pre.error")
+    assert (True, True) == (middle, last)
+    assert "free some space and run again" in (error or "")
+    assert [] == errors
