@@ -106,3 +106,34 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
     assert (True, True) == (middle, last)
     assert "free some space and run again" in (error or "")
     assert [] == errors
+
+
+async def test_keyboard_focus_stays_on_a_stage_through_redraws(tmp_path: Path) -> None:
+    """Keyboard only: a stage's button reached with Tab and pressed with Enter opens its panel
+    and keeps the focus (the stages table is drawn again at every pick and every live event),
+    so the next Tab goes on to the next stage instead of back to the top of the page; the
+    focus is visible (an outline)."""
+    run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 5)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await page.focus('#stages tr[data-stage="s001"] button.select')
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector('#stage-detail h3[data-stage="s001"]')
+        focused = await page.evaluate(FOCUSED)
+        await page.keyboard.press("Tab")
+        after_tab = await page.evaluate(FOCUSED)
+        outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert ("s001 select", "s002 select") == (focused, after_tab)
+    assert "none" != outline
+    assert [] == errors
+
+
+#: Which stage row's button has the keyboard focus: "STAGE ACTION" ("" when none has).
+FOCUSED = """(() => { const e = document.activeElement;
+    const row = e && e.closest ? e.closest("#stages tbody tr") : null;
+    return row ? row.dataset.stage + " " + (e.dataset.action || "select") : ""; })()"""

@@ -383,7 +383,28 @@
       if (!result.ok) for (const button of cell.querySelectorAll("button")) button.disabled = false;
     }
 
+    // The keyboard focus on a stage row's button, as a stage and an action ("select" for the
+    // stage's name): the table is drawn anew at every pick and every live event, and the
+    // focus would fall back to the page's top each time.
+    function focusedButton() {
+      const focused = document.activeElement;
+      const row = focused && focused.closest ? focused.closest("#stages tbody tr") : null;
+      if (!row || focused.tagName !== "BUTTON") return null;
+      return { stage: row.dataset.stage, action: focused.dataset.action || null };
+    }
+
+    function refocus(rows, was) {
+      const row = rows.find((tr) => tr.dataset.stage === was.stage);
+      if (!row) return;
+      // An action gone with the state that offered it (a stage approved, resumed) leaves the
+      // focus on the stage's name, in the same row.
+      const again = Array.from(row.querySelectorAll("button"))
+        .find((b) => (b.dataset.action || null) === was.action && !b.disabled);
+      (again || row.querySelector("button.select")).focus({ preventScroll: true });
+    }
+
     function renderStages() {
+      const was = focusedButton();
       const rows = state.nodes.map((node) => {
         const tr = el("tr", { "data-stage": node.name, "data-state": node.state, class: node.name === selected ? "selected" : null });
         const first = el("td");
@@ -399,6 +420,7 @@
         return tr;
       });
       document.querySelector("#stages tbody").replaceChildren(...rows);
+      if (was) refocus(rows, was);
       // No stage to approve or resume (an ended run, a read-only page): no empty Actions column.
       document.getElementById("stages").classList.toggle("no-actions", !state.nodes.some((n) => n.approvable || n.resumable));
     }
