@@ -148,12 +148,13 @@ def state_of(stage: str, state: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def stored_runs_server(db: Path) -> AsyncIterator[str]:
-    """A ``ui``-style server (read-only) over the store ``db``; yields its URL."""
+async def stored_runs_server(db: Path, *, port: int = 0) -> AsyncIterator[str]:
+    """A ``ui``-style server (read-only) over the store ``db`` on ``port`` (default: any free
+    one); yields its URL. Each has a session key of its own, as each ``ui`` process has."""
     app = create_app(
         auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=f"sqlite:///{db}", read_only=True)
     )
-    server = MonitorServer(app, host="127.0.0.1", port=0)
+    server = MonitorServer(app, host="127.0.0.1", port=port)
     await server.start()
     try:
         yield server.url

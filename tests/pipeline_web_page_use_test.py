@@ -1,5 +1,6 @@
 """The run page as a demanding user meets it, in Debian's headless chromium (Playwright): a
-stored run of many stages, a stage picked far down its table, on a desktop and on a phone.
+stored run of many stages, a stage picked far down its table, on a desktop and on a phone,
+with the keyboard alone; a live run's page while its server stops and comes back.
 
 Each test serves a real span store (``ui``'s read-only server) and asserts on what the
 browser shows (the DOM and where it sits in the window), never on pixels or timings.
@@ -16,7 +17,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from browser_support import TOKEN, browser_page, stored_runs_server
+from browser_support import TOKEN, browser_page, first_run, stored_runs_server, taskdaemon
 from pipeline_tracking_support import RESOURCE, T0
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
@@ -137,3 +138,65 @@ async def test_keyboard_focus_stays_on_a_stage_through_redraws(tmp_path: Path) -
 FOCUSED = """(() => { const e = document.activeElement;
     const row = e && e.closest ? e.closest("#stages tbody tr") : null;
     return row ? row.dataset.stage + " " + (e.dataset.action || "select") : ""; })()"""
+
+
+HELD = """\
+name: held
+loops:
+  hold: {handler: "held_loops:hold"}
+stages:
+  - name: hold
+    loop: hold
+    triggers: [{manual: {approval_required: false}}]
+"""
+
+HELD_LOOPS = """\
+import asyncio
+from pathlib import Path
+
+
+async def hold(ctx):
+    # Held until the test creates the file "go".
+    while not Path("go").exists():
+        await asyncio.sleep(0.02)
+    return {"done": True}
+"""
+
+
+async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
+    tmp_path: Path,
+) -> None:
+    """The server of an open run page stops and comes back on its port: the page says it lost
+    the connection; the new process refuses the old session cookie, and the page says so and
+    how to sign in again, instead of "Reconnecting…" forever. Once the user signs in (another
+    tab), the page follows the run again without a reload, to its end."""
+    (tmp_path / "held.yaml").write_text(HELD)
+    (tmp_path / "held_loops.py").write_text(HELD_LOOPS)
+    db = tmp_path / "home" / "spans.db"
+    with taskdaemon(["run", "held.yaml", "--quiet"], cwd=tmp_path) as process:
+        async with browser_page() as (page, errors):
+            async with stored_runs_server(db) as url:
+                run_id = await first_run(url)
+                await page.goto(f"{url}/?token={TOKEN}")
+                await page.goto(f"{url}/runs/{run_id}")
+                await page.wait_for_selector('#stages tr[data-stage="hold"][data-state="running"]')
+                await page.wait_for_selector('body[data-stream-state="open"]')
+                await page.evaluate("window.__sameDocument = true")
+            await page.wait_for_selector('body[data-stream-state="reconnecting"]')
+            down = await page.text_content("#stream-note")
+            async with stored_runs_server(db, port=int(url.rsplit(":", 1)[1])):
+                await page.wait_for_selector('body[data-stream-state="signed-out"]')
+                signed_out = await page.text_content("#stream-note")
+                other = await page.context.new_page()
+                await other.goto(f"{url}/?token={TOKEN}")
+                await page.wait_for_selector('body[data-stream-state="open"]')
+                (tmp_path / "go").touch()
+                await page.wait_for_selector('body[data-stream-state="ended"]')
+                status = await page.text_content("#run-status")
+                same_document = await page.evaluate("window.__sameDocument === true")
+        assert 0 == process.wait(timeout=30)
+    assert "Lost the connection to the server" in (down or ""), down
+    assert "/?token=" in (signed_out or ""), signed_out
+    assert ("success", True) == (status, same_document)
+    # What the browser logs for the refused and failed requests, and nothing else.
+    assert all("Failed to load resource" in e for e in errors), errors

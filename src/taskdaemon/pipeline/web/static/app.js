@@ -609,26 +609,62 @@
       if (group) select(group.getAttribute("data-stage"));
     });
 
-    const stream = new EventSource(body.dataset.stream, { withCredentials: true });
-    stream.onopen = () => { body.dataset.streamState = "open"; note.textContent = "Live."; };
-    stream.onmessage = (event) => {
-      body.dataset.lastEventId = event.lastEventId;
-      onState(JSON.parse(event.data));
-    };
-    stream.addEventListener("end", () => {
-      stream.close();
-      body.dataset.streamState = "ended";
-      note.textContent = "The run has ended.";
-    });
-    stream.addEventListener("problem", (event) => {
-      note.textContent = "Live updates interrupted: " + JSON.parse(event.data).error + " (reconnecting)";
-    });
-    stream.onerror = () => {
-      if (body.dataset.streamState !== "ended") {
+    // The run's stream. The browser reconnects by itself after a dropped connection, but
+    // gives up for good when the server answers with anything but a stream: a restarted
+    // server refusing this page's session (401), one with too many streams (503). The page
+    // then asks the server why, says so, and asks again until a stream is granted (signing
+    // in again, in any tab, sets the cookie this page sends).
+    const RETRY_MS = 3000;
+    const LOST = "Lost the connection to the server; reconnecting…";
+    function connect() {
+      const stream = new EventSource(body.dataset.stream, { withCredentials: true });
+      stream.onopen = () => {
+        body.dataset.streamState = "open";
+        note.textContent = "Live.";
+        // The stage's log stream was refused alike: it is opened again with the run's.
+        if (logStream && logStream.readyState === EventSource.CLOSED && selected) followLogs(selected);
+      };
+      stream.onmessage = (event) => {
+        body.dataset.lastEventId = event.lastEventId;
+        onState(JSON.parse(event.data));
+      };
+      stream.addEventListener("end", () => {
+        stream.close();
+        body.dataset.streamState = "ended";
+        note.textContent = "The run has ended.";
+      });
+      stream.addEventListener("problem", (event) => {
+        note.textContent = "Live updates interrupted: " + JSON.parse(event.data).error + " (reconnecting)";
+      });
+      stream.onerror = () => {
+        if (body.dataset.streamState === "ended") return;
+        if (stream.readyState === EventSource.CLOSED) { askWhy(); return; }
         body.dataset.streamState = "reconnecting";
-        note.textContent = "Reconnecting…";
-      }
-    };
+        note.textContent = LOST;
+      };
+    }
+
+    async function askWhy() {
+      const probe = new AbortController();
+      let status = 0;
+      let error = "";
+      try {
+        const response = await fetch(body.dataset.stream, { credentials: "same-origin", signal: probe.signal });
+        status = response.status;
+        if (!response.ok) { try { error = (await response.json()).error || ""; } catch (e) { error = ""; } }
+      } catch (e) { status = 0; }
+      probe.abort();  // a granted stream is opened again by connect()
+      if (status === 200) { connect(); return; }
+      body.dataset.streamState = status === 401 ? "signed-out" : "reconnecting";
+      note.textContent = status === 401
+        ? "The server no longer accepts this page's session (it was restarted?). Sign in again at " +
+          window.location.origin + "/?token=TOKEN (TASKDAEMON_API_TOKEN, or the api-token.PORT or " +
+          "ui-token.PORT file the server wrote under TASKDAEMON_HOME): this page then goes on by itself."
+        : status === 0 ? LOST
+        : "The server refused the live updates (HTTP " + status + (error ? ": " + error : "") + "); trying again…";
+      window.setTimeout(askWhy, RETRY_MS);
+    }
+    connect();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
