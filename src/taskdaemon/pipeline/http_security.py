@@ -16,7 +16,8 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
 * **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
   orchestrators' probes do not authenticate; metrics are not secret). Every other path,
-  including unknown ones, needs a credential: 401 with ``WWW-Authenticate: Bearer``.
+  including unknown ones, needs a credential: 401 with ``WWW-Authenticate: Bearer``, the
+  JSON error, or for a browser opening a page outside ``/api`` a sign-in page saying why.
 * **Host.** On authenticated paths the ``Host`` header must name a loopback address
   (:func:`is_loopback`: ``localhost``, ``127.0.0.0/8`` including shorthand such as ``127.1``,
   ``::1``, ``::ffff:127.0.0.1``), the bind host, a name in ``TASKDAEMON_API_ALLOWED_HOSTS`` (``*``
@@ -290,6 +291,9 @@ class SecurityMiddleware:
         cookie_name = _cookie_name(scope)
         via = self._authenticate(headers, query, cookie_name)
         if via is None:
+            if _wants_page(scope, headers):
+                await _sign_in_page(send, _why_signed_out(query, headers, cookie_name))
+                return
             await _reply(
                 send,
                 401,
@@ -359,6 +363,69 @@ class SecurityMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def _wants_page(scope: Scope, headers: dict[str, str]) -> bool:
+    """A browser opening a page (not the API, not an asset): it gets a page, not JSON."""
+    path = scope["path"]
+    return (
+        scope["method"] == "GET"
+        and "text/html" in headers.get("accept", "")
+        and not path.startswith(("/api/", "/static/"))
+        and path != "/api"
+    )
+
+
+def _why_signed_out(query: dict[str, str], headers: dict[str, str], cookie_name: str) -> str:
+    if "token" in query:
+        return "The token in the address is not this server's token."
+    if cookie_name in _cookies(headers.get("cookie", "")):
+        return "Your session has ended: the server was restarted since you signed in."
+    return "This page needs the server's token."
+
+
+#: The page a browser gets for a page it may not see yet. No script, no asset (those need
+#: a sign-in too), nothing from the request: only the reason, chosen from three fixed texts.
+_SIGN_IN_PAGE: Final = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · taskdaemon</title></head>
+<body><main>
+<h1>Sign in to taskdaemon</h1>
+<p><strong>{reason}</strong></p>
+<form method="get" action="/"><label>Token
+<input name="token" type="password" autocomplete="off" required autofocus></label>
+<button type="submit">Sign in</button></form>
+<p>The token is <code>TASKDAEMON_API_TOKEN</code> when the server has it, else the one it
+generated and wrote under <code>TASKDAEMON_HOME</code>: <code>api-token.PORT</code> for
+<code>serve</code>, <code>ui-token.PORT</code> for <code>ui</code>. The sign-in address the
+server showed on its terminal (<code>/?token=TOKEN</code>) signs in too.</p>
+</main></body></html>
+"""
+
+
+async def _sign_in_page(send: Send, reason: str) -> None:
+    body = _SIGN_IN_PAGE.format(reason=reason).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="taskdaemon"'),
+                (
+                    b"content-security-policy",
+                    b"default-src 'none'; form-action 'self'; base-uri 'none'; "
+                    b"frame-ancestors 'none'",
+                ),
+                (b"x-content-type-options", b"nosniff"),
+                (b"referrer-policy", b"no-referrer"),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _headers(scope: Scope) -> dict[str, str]:
