@@ -231,3 +231,51 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(tmp_path: Path) -> Non
     assert 1 == listed
     assert (401, "application/json") == api_answer[:2]
     assert api_answer[2]["error"].startswith("authentication required")
+
+
+#: Counts, in ``window.__read``, the JSON answers the page has read and acted on: a task
+#: queued when one is read runs after the page's own code that awaited it.
+COUNT_READS = """(() => { window.__read = 0; const fetch = window.fetch;
+    window.fetch = (...args) => fetch(...args).then((response) => {
+        const json = response.json.bind(response);
+        response.json = () => json().finally(() => setTimeout(() => window.__read++, 0));
+        return response; }); })()"""
+
+
+async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(tmp_path: Path) -> None:
+    """The user picks ``s000``, then ``s001`` before ``s000``'s record has come (a slow
+    server, held here until ``s001``'s panel shows): the late answer is dropped, and the panel
+    goes on showing ``s001``'s record, not "Not started yet" (``s000``'s answer read as
+    ``s001``'s)."""
+    run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 3)
+    held: list[Any] = []
+
+    async def hold_s000(route: Any) -> None:
+        if route.request.url.endswith("?stage=s000"):
+            held.append(route)
+        else:
+            await route.continue_()
+
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.add_init_script(COUNT_READS)
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await page.route(f"**/api/runs/{run_id}?stage=*", hold_s000)
+        await page.click('#stages tr[data-stage="s000"] button.select')
+        await page.click('#stages tr[data-stage="s001"] button.select')
+        await page.wait_for_selector('#stage-detail h3[data-stage="s001"]')
+        await page.wait_for_function("() => window.__read === 1")
+        before = await page.text_content("#stage-detail")
+        await held[0].fulfill(
+            response=await page.request.get(f"{url}/api/runs/{run_id}?stage=s000")
+        )
+        await page.wait_for_function("() => window.__read === 2")
+        after = await page.text_content("#stage-detail")
+        shown = await page.get_attribute("#stage-detail h3", "data-stage")
+    assert "attempt 1 · success" in (before or ""), before
+    assert ("s001", before) == (shown, after)
+    assert [] == errors

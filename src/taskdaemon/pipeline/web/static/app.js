@@ -190,6 +190,7 @@
     let drawnAt = -Infinity;
     let drawTimer = null;
     let detailKey = null;
+    let detailAsked = 0;
     const note = document.getElementById("stream-note");
 
     // The DAG is laid out again (a `dot` run on the server, seconds for thousands of stages)
@@ -543,6 +544,10 @@
       const key = selected + "\u0000" + (node ? node.label : "");
       if (key === detailKey) return;
       detailKey = key;
+      // Answers can come out of order (a slow one for a stage picked before): only the
+      // answer to the latest request fills the panel.
+      const asked = ++detailAsked;
+      const name = selected;
       const box = document.getElementById("stage-detail");
       document.getElementById("stage-hint").hidden = true;
       document.getElementById("stage-logs").hidden = false;
@@ -552,15 +557,17 @@
         // The selected stage's record only: the whole run's is megabytes for thousands of stages.
         response = await fetch(body.dataset.record + "?stage=" + encodeURIComponent(selected), { credentials: "same-origin" });
       } catch (error) {
+        if (asked !== detailAsked) return;
         box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: the server is unreachable."));
         box.hidden = false;
         return;
       }
       // 404: the run has no record of the stage yet (nothing of it has started).
-      if (!response.ok && response.status !== 404) { box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: HTTP " + response.status)); box.hidden = false; return; }
+      if (!response.ok && response.status !== 404) { if (asked !== detailAsked) return; box.replaceChildren(el("p", { class: "error" }, "Cannot load the stage: HTTP " + response.status)); box.hidden = false; return; }
       const record = response.ok ? await response.json() : { stages: [] };
-      const stage = record.stages.find((s) => s.name === selected);
-      const parts = [el("h3", { "data-stage": selected }, selected)];
+      if (asked !== detailAsked) return;
+      const stage = record.stages.find((s) => s.name === name);
+      const parts = [el("h3", { "data-stage": name }, name)];
       if (!stage) {
         parts.push(el("p", { class: "muted" }, "Not started yet."));
       } else {
