@@ -9,6 +9,7 @@ browser shows (the DOM and where it sits in the window), never on pixels or timi
 from __future__ import annotations
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,14 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from browser_support import TOKEN, browser_page, first_run, stored_runs_server, taskdaemon
+from browser_support import (
+    TOKEN,
+    browser_page,
+    first_run,
+    server_url,
+    stored_runs_server,
+    taskdaemon,
+)
 from pipeline_tracking_support import RESOURCE, T0
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
@@ -279,3 +287,66 @@ async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(tmp_path: Pa
     assert "attempt 1 · success" in (before or ""), before
     assert ("s001", before) == (shown, after)
     assert [] == errors
+
+
+BUSY = """\
+name: busy
+concurrency: 2
+loops:
+  tick: {handler: "busy_loops:tick"}
+  hold: {handler: "held_loops:hold"}
+stages:
+  - name: hold
+    loop: hold
+    triggers: [{manual: {approval_required: false}}]
+"""
+
+BUSY_LOOPS = """\
+import time
+
+
+def tick(ctx):
+    time.sleep(0.05)
+    return {"ok": True}
+"""
+
+
+async def test_a_live_event_updates_the_stages_table_in_place(tmp_path: Path) -> None:
+    """While a run goes on, each live event updates the stages table's rows in place: a
+    stage's button the user is pressing is the same element before and after an event (a
+    table drawn anew at every event, several a second on a busy run, swapped the button
+    between the press and the release, and the click was lost: Playwright's click waited for
+    a button that stayed put and never found one)."""
+    stages = "".join(
+        f"  - name: tick-{i:02d}\n    loop: tick\n"
+        "    triggers: [{on_completion: {stage: hold}}]\n"
+        for i in range(40)
+    )
+    (tmp_path / "busy.yaml").write_text(BUSY + stages)
+    (tmp_path / "busy_loops.py").write_text(BUSY_LOOPS)
+    (tmp_path / "held_loops.py").write_text(HELD_LOOPS)
+    argv = ["serve", "--pipeline", "busy.yaml", "--max-runs", "1", "--port", "0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = server_url(process)
+        run_id = await first_run(url)
+        async with browser_page() as (page, errors):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            await page.wait_for_selector('#stages tr[data-stage="hold"][data-state="running"]')
+            await page.evaluate(MARK_BUTTON)
+            (tmp_path / "go").touch()
+            # A later event: the stage has succeeded.
+            await page.wait_for_selector('#stages tr[data-stage="tick-39"][data-state="success"]')
+            kept = await page.evaluate("() => document.contains(window.__pressed)")
+            await page.wait_for_selector('body[data-stream-state="ended"]')
+            await page.click('#stages tr[data-stage="tick-00"] button.select')
+            await page.wait_for_selector('#stage-detail h3[data-stage="tick-00"]')
+        process.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(process.wait, 30)
+    assert kept
+    assert [] == errors
+
+
+#: Keeps, in ``window.__pressed``, the button of the stages table's last row.
+MARK_BUTTON = """() => { window.__pressed =
+    document.querySelector('#stages tr[data-stage="tick-39"] button.select'); }"""

@@ -353,8 +353,8 @@
       box.replaceChildren(...rows);
     }
 
-    function actionButtons(node) {
-      const cell = el("td", { class: "actions" });
+    function fillActions(cell, node) {
+      cell.replaceChildren();
       if (node.approvable) {
         const approve = el("button", { type: "button", class: "approve", "data-action": "approve" }, "Approve");
         const reject = el("button", { type: "button", class: "reject", "data-action": "reject" }, "Reject");
@@ -369,7 +369,6 @@
           cell.append(button);
         }
       }
-      return cell;
     }
 
     async function command(stage, action, payload, cell) {
@@ -384,44 +383,58 @@
       if (!result.ok) for (const button of cell.querySelectorAll("button")) button.disabled = false;
     }
 
-    // The keyboard focus on a stage row's button, as a stage and an action ("select" for the
-    // stage's name): the table is drawn anew at every pick and every live event, and the
-    // focus would fall back to the page's top each time.
-    function focusedButton() {
-      const focused = document.activeElement;
-      const row = focused && focused.closest ? focused.closest("#stages tbody tr") : null;
-      if (!row || focused.tagName !== "BUTTON") return null;
-      return { stage: row.dataset.stage, action: focused.dataset.action || null };
+    // The stages table is updated in place: one row per stage, kept from event to event, its
+    // cells written only when they change. Drawn anew at every event (several a second on a
+    // busy run), a button was swapped between a press and its release, so the click was lost,
+    // and the keyboard focus fell back to the top of the page.
+    const stageRows = new Map();
+
+    function setText(node, text) {
+      const shown = visible(text);
+      if (node.textContent !== shown) node.textContent = shown;
     }
 
-    function refocus(rows, was) {
-      const row = rows.find((tr) => tr.dataset.stage === was.stage);
-      if (!row) return;
-      // An action gone with the state that offered it (a stage approved, resumed) leaves the
-      // focus on the stage's name, in the same row.
-      const again = Array.from(row.querySelectorAll("button"))
-        .find((b) => (b.dataset.action || null) === was.action && !b.disabled);
-      (again || row.querySelector("button.select")).focus({ preventScroll: true });
+    function stageRow(node) {
+      let row = stageRows.get(node.name);
+      if (!row) {
+        const pick = el("button", { type: "button", class: "link select" });
+        pick.addEventListener("click", () => select(node.name));
+        const first = el("td");
+        first.appendChild(pick);
+        row = { tr: el("tr", { "data-stage": node.name }), pick: pick, state: el("td"), instances: el("td"),
+          attempts: el("td"), error: el("td", { class: "error-cell" }), actions: el("td", { class: "actions" }) };
+        row.tr.append(first, row.state, row.instances, row.attempts, row.error, row.actions);
+        stageRows.set(node.name, row);
+      }
+      row.tr.dataset.state = node.state;
+      row.tr.classList.toggle("selected", node.name === selected);
+      setText(row.pick, node.title);
+      const pill = node.state + "\u0000" + node.label;
+      if (row.pill !== pill) { row.pill = pill; row.state.replaceChildren(statePill(node.state, node.label)); }
+      setText(row.instances, node.instances);
+      setText(row.attempts, node.attempts);
+      setText(row.error, cellText(node.error || node.skip_reason || ""));
+      // The actions change with the stage's state only; a focus on one that is gone (a stage
+      // approved, resumed) moves to the next one offered, else to the stage's name.
+      const offered = (node.approvable ? "approve " : "") + (node.resumable ? "resume" : "");
+      if (row.offered !== offered) {
+        const focused = row.actions.contains(document.activeElement);
+        row.offered = offered;
+        fillActions(row.actions, node);
+        if (focused) (row.actions.querySelector("button") || row.pick).focus({ preventScroll: true });
+      }
+      return row.tr;
     }
 
     function renderStages() {
-      const was = focusedButton();
-      const rows = state.nodes.map((node) => {
-        const tr = el("tr", { "data-stage": node.name, "data-state": node.state, class: node.name === selected ? "selected" : null });
-        const first = el("td");
-        const pick = el("button", { type: "button", class: "link select" }, node.title);
-        pick.addEventListener("click", () => select(node.name));
-        first.appendChild(pick);
-        tr.appendChild(first);
-        const cell = el("td"); cell.appendChild(statePill(node.state, node.label)); tr.appendChild(cell);
-        tr.appendChild(el("td", null, node.instances));
-        tr.appendChild(el("td", null, node.attempts));
-        tr.appendChild(el("td", { class: "error-cell" }, cellText(node.error || node.skip_reason || "")));
-        tr.appendChild(actionButtons(node));
-        return tr;
-      });
-      document.querySelector("#stages tbody").replaceChildren(...rows);
-      if (was) refocus(rows, was);
+      const rows = state.nodes.map(stageRow);
+      const tbody = document.querySelector("#stages tbody");
+      const kept = rows.length === tbody.children.length && rows.every((tr, i) => tbody.children[i] === tr);
+      if (!kept) {
+        tbody.replaceChildren(...rows);
+        const names = new Set(state.nodes.map((n) => n.name));
+        for (const name of Array.from(stageRows.keys())) if (!names.has(name)) stageRows.delete(name);
+      }
       // No stage to approve or resume (an ended run, a read-only page): no empty Actions column.
       document.getElementById("stages").classList.toggle("no-actions", !state.nodes.some((n) => n.approvable || n.resumable));
     }
