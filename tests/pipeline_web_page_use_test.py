@@ -350,3 +350,26 @@ async def test_a_live_event_updates_the_stages_table_in_place(tmp_path: Path) ->
 #: Keeps, in ``window.__pressed``, the button of the stages table's last row.
 MARK_BUTTON = """() => { window.__pressed =
     document.querySelector('#stages tr[data-stage="tick-39"] button.select'); }"""
+
+
+async def test_the_runs_list_says_its_session_is_gone_after_a_restart(tmp_path: Path) -> None:
+    """The runs list refreshes itself; when its server restarts (a new session key), the list
+    says the session is gone and how to sign in again, instead of the API's advice to send an
+    ``Authorization`` header; signed in again (another tab), it refreshes as before."""
+    run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 2)
+    db = tmp_path / "spans.db"
+    async with browser_page() as (page, errors):
+        async with stored_runs_server(db) as url:
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.wait_for_selector("#runs-updated:has-text('Updated')")
+        async with stored_runs_server(db, port=int(url.rsplit(":", 1)[1])):
+            await page.wait_for_selector("#runs-error:has-text('session')")
+            said = await page.text_content("#runs-error")
+            other = await page.context.new_page()
+            await other.goto(f"{url}/?token={TOKEN}")
+            await page.wait_for_selector("#runs-error", state="hidden")
+            listed = await page.locator(f'#runs tr[data-run-id="{run_id}"]').count()
+    assert "/?token=" in (said or ""), said
+    assert "Authorization" not in (said or ""), said
+    assert 1 == listed
+    assert all("Failed to load resource" in e for e in errors), errors
