@@ -373,3 +373,38 @@ async def test_the_runs_list_says_its_session_is_gone_after_a_restart(tmp_path: 
     assert "Authorization" not in (said or ""), said
     assert 1 == listed
     assert all("Failed to load resource" in e for e in errors), errors
+
+
+async def test_the_runs_list_refresh_keeps_the_link_in_hand(tmp_path: Path) -> None:
+    """The runs list refreshes every 3 s: a run's link the keyboard focus is on (or a press
+    is on) is the same element after a refresh, so the focus stays and Tab goes on to the
+    next run, instead of falling back to the top of the page every 3 s."""
+    await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 2)
+    await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 3)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.focus("#runs tbody tr:first-child a")
+        focused = await page.evaluate(FOCUSED_RUN)
+        for _ in range(2):  # the first refresh, which replaces the server's rows, and one more
+            before = await page.text_content("#runs-updated")
+            await page.wait_for_function(
+                "(before) => document.getElementById('runs-updated').textContent !== before",
+                arg=before,
+            )
+        kept = await page.evaluate(FOCUSED_RUN)
+        await page.keyboard.press("Tab")
+        after_tab = await page.evaluate(FOCUSED_RUN)
+        rows = await page.eval_on_selector_all(
+            "#runs tbody tr", "rows => rows.map(r => r.dataset.runId)"
+        )
+    assert focused
+    assert (focused, rows[1]) == (kept, after_tab)
+    assert [] == errors
+
+
+#: The run id of the runs list's row holding the keyboard focus ("" when none does).
+FOCUSED_RUN = """() => { const row = document.activeElement.closest("#runs tbody tr");
+    return row ? row.dataset.runId : ""; }"""

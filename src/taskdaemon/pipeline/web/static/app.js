@@ -51,6 +51,40 @@
       return tr;
     }
 
+    // A refresh keeps each run's row and its link (the first cell) and writes the rest only
+    // when the run changed: rows drawn anew every 3 s took the link a keyboard focus or a
+    // press was on, and the focus fell back to the top of the page. The server's rows are
+    // kept alike at the first refresh.
+    const shown = new Map();
+    for (const tr of tbody.querySelectorAll("tr[data-run-id]")) shown.set(tr.dataset.runId, { tr: tr, key: null });
+
+    function place(run) {
+      const key = JSON.stringify(run);
+      const known = shown.get(run.run_id);
+      if (known && known.key === key) return known.tr;
+      const fresh = row(run);
+      if (!known) { shown.set(run.run_id, { tr: fresh, key: key }); return fresh; }
+      known.key = key;
+      const first = known.tr.firstElementChild;
+      while (known.tr.children.length > 1) known.tr.lastElementChild.remove();
+      known.tr.append(...Array.from(fresh.children).slice(1));
+      const tag = first.querySelector(".tag");
+      if (tag && !run.live) {
+        if (tag.previousSibling && tag.previousSibling.nodeType === Node.TEXT_NODE) tag.previousSibling.remove();
+        tag.remove();
+      }
+      if (!tag && run.live) first.append(" ", el("span", { class: "tag" }, "live"));
+      return known.tr;
+    }
+
+    // Rows are inserted and removed around the kept ones, never taken out and put back.
+    function settle(rows) {
+      rows.forEach((tr, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
+      while (tbody.children.length > rows.length) tbody.lastElementChild.remove();
+      const ids = new Set(rows.map((tr) => tr.dataset.runId));
+      for (const id of Array.from(shown.keys())) if (!ids.has(id)) shown.delete(id);
+    }
+
     async function refresh() {
       if (document.hidden) return;
       try {
@@ -62,11 +96,11 @@
           return;
         }
         note.hidden = true;
-        const rows = body.runs.map(row);
+        const rows = body.runs.map(place);
         if (!rows.length) {
           const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "8" }, "No runs match.")); rows.push(tr);
         }
-        tbody.replaceChildren(...rows);
+        settle(rows);
         updated.textContent = "Updated " + fmtTime(Date.now() / 1000) + "; this list refreshes by itself.";
       } catch (error) {
         note.textContent = "Cannot reach the server: " + error; note.hidden = false;
