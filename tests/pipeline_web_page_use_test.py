@@ -1,6 +1,7 @@
 """The run page as a demanding user meets it, in Debian's headless chromium (Playwright): a
 stored run of many stages, a stage picked far down its table, on a desktop and on a phone,
-with the keyboard alone; a live run's page while its server stops and comes back.
+with the keyboard alone; a live run's page while its server stops and comes back, and a big
+DAG's drawing when its run ends.
 
 Each test serves a real span store (``ui``'s read-only server) and asserts on what the
 browser shows (the DOM and where it sits in the window), never on pixels or timings.
@@ -29,6 +30,7 @@ from browser_support import (
 from pipeline_tracking_support import RESOURCE, T0
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+from web_events_support import run_page_with, with_stages
 
 pytestmark = pytest.mark.slow
 
@@ -408,3 +410,20 @@ async def test_the_runs_list_refresh_keeps_the_link_in_hand(tmp_path: Path) -> N
 #: The run id of the runs list's row holding the keyboard focus ("" when none does).
 FOCUSED_RUN = """() => { const row = document.activeElement.closest("#runs tbody tr");
     return row ? row.dataset.runId : ""; }"""
+
+
+async def test_a_big_dag_draws_its_runs_end_at_once(tmp_path: Path) -> None:
+    """A DAG of more than 100 stages is drawn at most every 10 s while its run goes, but the
+    run's end is drawn at once (the browser's clock stands still here): the drawing used to
+    say ``running`` for up to ten seconds under a run that had failed."""
+
+    def make(event: dict[str, Any]) -> list[dict[str, Any]]:
+        ended = with_stages(event, ["success"] * 149 + ["failure"], "")
+        ended["run"]["status"] = "failure"
+        return [with_stages(event, ["running"] * 150, ""), ended]
+
+    async with run_page_with(tmp_path, make, clock_stopped=True) as (page, errors, drawings):
+        await page.wait_for_selector('#dag g.node[data-stage="work"][data-state="success"]')
+        drawn = len(drawings)
+    assert 2 == drawn
+    assert [] == errors

@@ -146,6 +146,7 @@
     const BIG_DAG = 100;
     const REDRAW_MS = 10000;
     const MAX_DRAWN = 500;
+    const ENDED = new Set(["success", "failure", "cancelled", "interrupted"]);
     function drawKey(s) { return s.nodes.map((n) => n.name + "\u0000" + n.state + "\u0000" + n.attempts).join("\u0001") + "\u0002" + s.run.status; }
 
     // The DAG: Graphviz SVG fetched from the API, cleaned, then inserted as DOM nodes.
@@ -200,6 +201,9 @@
 
     function wantDraw() {
       const container = document.getElementById("dag");
+      // A run's end is drawn at once: the last drawing would show it running for 10 s more.
+      const ended = state !== null && ENDED.has(state.run.status);
+      if (ended && drawTimer !== null) { window.clearTimeout(drawTimer); drawTimer = null; }
       if (!state || drawing || drawTimer !== null || drawKey(state) === drawnKey) return;
       if (state.nodes.length > MAX_DRAWN) {
         drawnKey = drawKey(state);
@@ -212,7 +216,7 @@
         container.replaceChildren(said);
         return;
       }
-      const wait = state.nodes.length > BIG_DAG ? drawnAt + REDRAW_MS - Date.now() : 0;
+      const wait = state.nodes.length > BIG_DAG && !ended ? drawnAt + REDRAW_MS - Date.now() : 0;
       if (wait > 0) {
         container.dataset.dagState = "waiting";
         drawTimer = window.setTimeout(() => { drawTimer = null; wantDraw(); }, wait);
