@@ -383,6 +383,50 @@ def write_run(
     return format(root.get_span_context().trace_id, "032x")
 
 
+def store_stages(
+    db: Path, pipeline_name: str, names: Sequence[str], error: str, *, step: int = 1000
+) -> str:
+    """A stored run of ``pipeline_name`` whose stages ``names`` ran one after another,
+    ``step`` ns each from ``T0 + step``; the last failed with ``error`` (the run too), the
+    others succeeded. Returns the run id."""
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    root = tracer.start_span(
+        t.run_span_name(pipeline_name),
+        kind=SpanKind.SERVER,
+        start_time=T0,
+        attributes={
+            t.CICD_PIPELINE_NAME: pipeline_name,
+            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+            t.PIPELINE_STAGES: list(names),
+        },
+    )
+    for i, name in enumerate(names, 1):
+        last = i == len(names)
+        span = tracer.start_span(
+            name,
+            context=trace.set_span_in_context(root),
+            start_time=T0 + i * step,
+            attributes={
+                t.CICD_PIPELINE_NAME: pipeline_name,
+                t.CICD_TASK_NAME: name,
+                t.STAGE_ATTEMPT: 1,
+                t.STAGE_INSTANCE: 0,
+                t.CICD_TASK_RUN_RESULT: t.RESULT_FAILURE if last else t.RESULT_SUCCESS,
+                **({t.STAGE_ERROR_MESSAGE: error} if last else {}),
+            },
+        )
+        if last:
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.end(T0 + (i + 1) * step)
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
+    root.set_status(Status(StatusCode.ERROR, f"stage '{names[-1]}' failure: {error}"))
+    root.end(T0 + (len(names) + 2) * step)
+    provider.shutdown()
+    return format(root.get_span_context().trace_id, "032x")
+
+
 def store_with(db: Path, works: Sequence[int], *, t0: int = T0, step: int = 100 * S) -> list[str]:
     """Write one run per ``works`` item (its ``work`` duration in ms), ``step`` apart."""
     provider = TracerProvider(resource=RESOURCE)

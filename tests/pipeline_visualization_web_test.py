@@ -25,9 +25,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from browser_support import (
     TOKEN,
@@ -39,12 +36,10 @@ from browser_support import (
     stored_runs_server,
     taskdaemon,
 )
-from pipeline_tracking_support import RESOURCE, T0, store_with
-from taskdaemon.pipeline import telemetry as t
+from pipeline_tracking_support import T0, store_stages, store_with
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
-from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.store import SpanStore
 from taskdaemon.pipeline.web import WebOptions
@@ -308,39 +303,7 @@ async def test_the_stage_panel_writes_durations_as_the_terminal_does(
 
 def store_a_failed_stage(db: Path, error: str) -> str:
     """A stored run whose one stage, ``work``, failed with ``error``; returns the run id."""
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SqliteSpanProcessor(db))
-    tracer = provider.get_tracer(t.SCOPE_NAME)
-    root = tracer.start_span(
-        t.run_span_name("wide"),
-        kind=SpanKind.SERVER,
-        start_time=T0,
-        attributes={
-            t.CICD_PIPELINE_NAME: "wide",
-            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
-            t.PIPELINE_STAGES: ["work"],
-        },
-    )
-    work = tracer.start_span(
-        "work",
-        context=trace.set_span_in_context(root),
-        start_time=T0 + 1000,
-        attributes={
-            t.CICD_PIPELINE_NAME: "wide",
-            t.CICD_TASK_NAME: "work",
-            t.STAGE_ATTEMPT: 1,
-            t.STAGE_INSTANCE: 0,
-            t.CICD_TASK_RUN_RESULT: t.RESULT_FAILURE,
-            t.STAGE_ERROR_MESSAGE: error,
-        },
-    )
-    work.set_status(Status(StatusCode.ERROR, error))
-    work.end(T0 + 2000)
-    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
-    root.set_status(Status(StatusCode.ERROR, f"stage 'work' failure: {error}"))
-    root.end(T0 + 3000)
-    provider.shutdown()
-    return format(root.get_span_context().trace_id, "032x")
+    return store_stages(db, "wide", ["work"], error)
 
 
 @pytest.mark.parametrize("width", [1280, 390])

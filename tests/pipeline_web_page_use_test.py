@@ -15,9 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from browser_support import (
     TOKEN,
@@ -27,57 +24,18 @@ from browser_support import (
     stored_runs_server,
     taskdaemon,
 )
-from pipeline_tracking_support import RESOURCE, T0
-from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
 
 pytestmark = pytest.mark.slow
 
-MS = 1_000_000
-
 
 def store_many_stages(db: Path, count: int) -> str:
-    """A stored run of ``count`` stages (``s000``, ``s001``, ...); the last failed with a
-    multi-line error, the others succeeded. Returns the run id."""
-    names = [f"s{i:03d}" for i in range(count)]
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SqliteSpanProcessor(db))
-    tracer = provider.get_tracer(t.SCOPE_NAME)
-    root = tracer.start_span(
-        t.run_span_name("many"),
-        kind=SpanKind.SERVER,
-        start_time=T0,
-        attributes={
-            t.CICD_PIPELINE_NAME: "many",
-            t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
-            t.PIPELINE_STAGES: names,
-        },
-    )
+    """A stored run of ``count`` stages (``s000``, ``s001``, ...), 1 ms each; the last failed
+    with a multi-line error, the others succeeded. Returns the run id."""
     error = "disk full:\n  /var/cache is 100% used\n  free some space and run again"
-    for i, name in enumerate(names):
-        last = i == count - 1
-        span = tracer.start_span(
-            name,
-            context=trace.set_span_in_context(root),
-            start_time=T0 + i * MS,
-            attributes={
-                t.CICD_PIPELINE_NAME: "many",
-                t.CICD_TASK_NAME: name,
-                t.STAGE_ATTEMPT: 1,
-                t.STAGE_INSTANCE: 0,
-                t.CICD_TASK_RUN_RESULT: t.RESULT_FAILURE if last else t.RESULT_SUCCESS,
-                **({t.STAGE_ERROR_MESSAGE: error} if last else {}),
-            },
-        )
-        if last:
-            span.set_status(Status(StatusCode.ERROR, error))
-        span.end(T0 + (i + 1) * MS)
-    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
-    root.set_status(Status(StatusCode.ERROR, f"stage '{names[-1]}' failure: {error}"))
-    root.end(T0 + (count + 1) * MS)
-    provider.shutdown()
-    return format(root.get_span_context().trace_id, "032x")
+    names = [f"s{i:03d}" for i in range(count)]
+    return store_stages(db, "many", names, error, step=1_000_000)
 
 
 async def in_view(page: Any, selector: str) -> bool:
