@@ -137,7 +137,8 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
     """The server of an open run page stops and comes back on its port: the page says it lost
     the connection; the new process refuses the old session cookie, and the page says so and
     how to sign in again, instead of "Reconnecting…" forever. Once the user signs in (another
-    tab), the page follows the run again without a reload, to its end."""
+    tab), the page follows the run again without a reload, to its end, and the picked stage's
+    log stream too."""
     (tmp_path / "held.yaml").write_text(HELD)
     (tmp_path / "held_loops.py").write_text(HELD_LOOPS)
     db = tmp_path / "home" / "spans.db"
@@ -149,6 +150,8 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
                 await page.goto(f"{url}/runs/{run_id}")
                 await page.wait_for_selector('#stages tr[data-stage="hold"][data-state="running"]')
                 await page.wait_for_selector('body[data-stream-state="open"]')
+                await page.click('#stages tr[data-stage="hold"] button.select')
+                await page.wait_for_selector('#stage-logs[data-log-state="live"]')
                 await page.evaluate("window.__sameDocument = true")
             await page.wait_for_selector('body[data-stream-state="reconnecting"]')
             down = await page.text_content("#stream-note")
@@ -160,6 +163,8 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
                 await page.wait_for_selector('body[data-stream-state="open"]')
                 (tmp_path / "go").touch()
                 await page.wait_for_selector('body[data-stream-state="ended"]')
+                # The stage's log stream, refused alike, is opened again with the run's.
+                await page.wait_for_selector('#stage-logs[data-log-state="complete"]')
                 status = await page.text_content("#run-status")
                 same_document = await page.evaluate("window.__sameDocument === true")
         assert 0 == process.wait(timeout=30)
