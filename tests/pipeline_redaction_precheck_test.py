@@ -41,6 +41,7 @@ def test_a_bearer_credential_in_any_casing_is_redacted(scheme: str) -> None:
 _ALPHABET = "aAbBeErRsSkKiIcCgGhHlLpPtTxXoOuyJ0123456789 -_:=@/.\"'"
 _WORDS = ["AKIA", "ASIA", "ghp_", "github_pat_", "glpat-", "xoxb-", "xapp-", "eyJ", "bearer", "@"]
 _WORDS += ["-----BEGIN RSA PRIVATE KEY-----", "https://", "password", "api_key", "DSN", "BeArEr "]
+_WORDS += [" --token ", " -secret "]
 
 
 @given(st.lists(st.one_of(st.text(_ALPHABET, max_size=24), st.sampled_from(_WORDS)), max_size=8))
@@ -65,6 +66,7 @@ _ALONE = [
     "https://user:pw@host",
     "password=x",
     "token: x",
+    "--token x",
 ]
 
 

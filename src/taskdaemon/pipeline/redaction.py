@@ -179,6 +179,38 @@ def _assigned_hint() -> re.Pattern[str]:
     return re.compile("|".join(_ASSIGNED_HINTS), re.IGNORECASE)
 
 
+#: One of these is in every ``_OPTION_KEYS`` match, in some case (the same two tests as
+#: ``_ASSIGNED_HINTS``).
+_OPTION_HINTS: Final = ("password", "token", "secret", "key")
+
+
+@cache
+def _option_hint() -> re.Pattern[str]:
+    return re.compile("|".join(_OPTION_HINTS), re.IGNORECASE)
+
+
+#: A secret's value after its key: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"``
+#: in a recorded definition or payload, which is JSON text); or bare, up to a space or a
+#: separator, and never taking the backslash of an escaped quote (the JSON text stays JSON).
+#: "Bearer" or "Basic" as the value is left for the bearer shape.
+_VALUE: Final = (
+    r"\\\"(?:[^\"\\\n]|\\[^\"\n])*+\\\"|\"[^\"\n]*+\"|'[^'\n]*+'"
+    r"|(?!(?i:bearer|basic)\s)(?:[^\s\"',;&}\\]|\\(?![\"']))++"
+)
+#: The last word of an option whose value a space parts from it (``--db-password x``): the
+#: singular words whose option takes the secret itself. Not ``session``, ``cookie``,
+#: ``credentials``, ``private-key`` (their options take a name or a file: ``--session``,
+#: ``--cookie jar.txt``, ``--private-key id.pem``), nor plurals (``--update-secrets K=V``).
+_OPTION_KEYS: Final = r"password|token|secret|api[_-]?key|apikey"
+#: Words that follow an option named in prose (``--password is ignored``, ``the --token
+#: option``): never taken for its value (docs/redaction.md, "Secret values").
+_PROSE_WORDS: Final = (
+    r"a|an|the|is|are|was|were|be|been|and|or|not|no|to|of|for|on|in|at|as|by|via|with|from"
+    r"|if|when|can|could|will|would|may|must|should|only|also|then|than|that|this|it"
+    r"|option|options|flag|flags|argument|arguments|parameter|parameters|value|values"
+    r"|requires|required|given|set|instead|prompt|prompts"
+)
+
 _SHAPES_PATTERN: Final = (
     rf"(?P<token>{_TOKEN_SHAPES})"
     # "Bearer <credential>" (RFC 6750): the word stays, the credential goes. A credential has a
@@ -206,11 +238,15 @@ _SHAPES_PATTERN: Final = (
     r"|(?<=(?<![^\s\"'])-))"
     rf"(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
     r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:(?(path)(?=\s*+\\?[\"'])))\s*+)"
-    # The value: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"`` in a recorded
-    # definition or payload, which is JSON text); or bare, up to a space or a separator, and
-    # never taking the backslash of an escaped quote (the JSON text stays JSON).
-    r"(?P<assigned>\\\"(?:[^\"\\\n]|\\[^\"\n])*+\\\"|\"[^\"\n]*+\"|'[^'\n]*+'"
-    r"|(?!(?i:bearer|basic)\s)(?:[^\s\"',;&}\\]|\\(?![\"']))++)"
+    rf"(?P<assigned>{_VALUE})"
+    # A secret option given its value after a space (``mysql --password hunter2``, ``curl
+    # --api-key k``): only an option whose last word is one of ``_OPTION_KEYS`` (not
+    # ``--password-file``, ``--session``), opened by one or two dashes after a space, a quote or
+    # the text's start; a value that starts with a dash is the next option, and a prose word
+    # (``--password is required``) no value (docs/redaction.md, "Secret values").
+    r"|(?P<option>(?:(?<=(?<![^\s\"'])--)|(?<=(?<![^\s\"'])-))"
+    rf"(?:[A-Za-z0-9]++[_.-])*(?i:{_OPTION_KEYS})[ \t]++)"
+    rf"(?P<optval>(?!-|(?i:{_PROSE_WORDS})(?![A-Za-z0-9_/+=-]))(?:{_VALUE}))"
 )
 
 
@@ -235,6 +271,13 @@ def _replace(match: re.Match[str]) -> str:
         if quote in "\"'":
             return f"{match['assign']}{quote}{REDACTED}{quote}"
         return f"{match['assign']}{REDACTED}"
+    if kind == "optval":  # the value group ends the match, as above
+        quote = match["optval"][0]
+        if quote == "\\":
+            return f'{match["option"]}\\"{REDACTED}\\"'
+        if quote in "\"'":
+            return f"{match['option']}{quote}{REDACTED}{quote}"
+        return f"{match['option']}{REDACTED}"
     return REDACTED
 
 
@@ -266,15 +309,18 @@ def _may_hold_secret(text: str) -> bool:
     # The bearer shape takes the word in any casing ("BeArEr"); str.lower maps each ASCII
     # letter to its lower case in place, whatever surrounds it.
     lowered = text.lower()
-    return "bearer" in lowered or (
-        ("=" in text or ":" in text) and _has_assigned_hint(text, lowered)
+    return (
+        "bearer" in lowered
+        or (("=" in text or ":" in text) and _has_assigned_hint(text, lowered))
+        or ("-" in text and _has_option_hint(text, lowered))
     )
 
 
 #: A character every shape's match holds at least one of: ``A`` (AWS key ids: AKIA, ASIA,
 #: ABIA, ACCA), ``_`` (GitHub: gh?_, github_pat_), ``-`` (GitLab and Slack tokens, PEM keys),
 #: ``J`` (JWTs: eyJ), ``b`` or ``B`` (Bearer, in any casing), ``@`` and ``:`` (URL passwords),
-#: ``:`` or ``=`` (assignments). Exact: the gate never skips a text a shape can match.
+#: ``:`` or ``=`` (assignments), ``-`` (an option and its value: ``--token x``). Exact: the
+#: gate never skips a text a shape can match.
 _GATE_CHARS: Final = frozenset("A_-JbB@:=")
 
 
@@ -286,6 +332,16 @@ def _has_assigned_hint(text: str, lowered: str) -> bool:
                 return True
         return False
     return _assigned_hint().search(text) is not None
+
+
+def _has_option_hint(text: str, lowered: str) -> bool:
+    """Whether ``text`` (``lowered`` is its lower case) holds one of ``_OPTION_HINTS``."""
+    if text.isascii():
+        for hint in _OPTION_HINTS:  # noqa: SIM110 - no generator frame per hint
+            if hint in lowered:
+                return True
+        return False
+    return _option_hint().search(text) is not None
 
 
 #: Short texts found to hold no secret, remembered: the monitor redacts the same few strings
