@@ -55,13 +55,15 @@ import json
 import logging
 from typing import Any, Final, NamedTuple, Protocol
 
-from taskdaemon.pipeline.redaction import redact
+from taskdaemon.pipeline.redaction import MASKED, redact
 
 __all__ = ["LogRow", "Row", "RowSink", "encode_attributes", "encoded_attributes", "row_sink_for"]
 
 #: Encoded attribute mappings remembered at most (:func:`encode_attributes`).
 _ENCODED_MAX: Final = 256
 _encoded: dict[tuple[Any, ...], str] = {}
+# A mapping encoded before a value in it was known as a secret is encoded again after.
+MASKED.clears(_encoded)
 
 
 class LogRow(NamedTuple):

@@ -361,17 +361,23 @@ class MaskedValues:
     """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
     :func:`redact_text` and the functions built on it replace each wherever it appears."""
 
-    __slots__ = ("values",)
+    __slots__ = ("_caches", "values")
 
     def __init__(self) -> None:
         #: Longest first, so a value holding another is replaced whole; replaced whole on a
         #: change, so readers on other threads need no lock.
         self.values: tuple[str, ...] = ()
+        self._caches: list[set[Any] | dict[Any, Any]] = [_clean]
+
+    def clears(self, cache: set[Any] | dict[Any, Any]) -> None:
+        """Empty ``cache`` (texts redacted before, by what they held) at each change."""
+        self._caches.append(cache)
 
     def replace(self, values: tuple[str, ...]) -> None:
         """Mask ``values`` from now on (longest first), instead of the ones before."""
         self.values = values
-        _clean.clear()  # a text found clean before may hold a value known from now on
+        for texts in self._caches:  # a text found clean before may hold a value known now
+            texts.clear()
 
 
 #: The process's masked values.
