@@ -20,15 +20,21 @@ longer than :data:`MASK_MAX_CHARS` neither (a private key or a certificate is fo
 shape); at most :data:`MASK_MAX_VALUES` are kept, the one remembered longest ago forgotten first (a
 value remembered again is the newest: a secret each run brings stays), so the look-up every new
 text pays stays bounded in a server that ran many runs (benchmarks/README.md, "Secrets masked
-by value (2026-12-03)"). What was recorded before a
-value became known is not revisited.
+by value (2026-12-03)").
+
+What was recorded before a value became known: a value learnt from a run's data (its stage
+inputs and outputs, its events) is told, with the run's id, to every listener
+(:func:`add_secret_listener`): the span store's log writer masks it in that run's rows written
+before (``tracking._remask``). What already left the process (the console, an export) is not
+revisited (docs/redaction.md, "Values known as secrets").
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from taskdaemon.pipeline.redaction import (
@@ -43,11 +49,18 @@ __all__ = [
     "MASK_MAX_CHARS",
     "MASK_MAX_VALUES",
     "MASK_MIN_CHARS",
+    "SecretListener",
+    "add_secret_listener",
     "forget_secrets",
     "remember_environment_secrets",
     "remember_secrets",
+    "remove_secret_listener",
     "use_secret_key_patterns",
 ]
+
+#: Told a run's id and the values of its data newly masked (see the module docstring).
+SecretListener = Callable[[str, tuple[str, ...]], None]
+_logger = logging.getLogger(__name__)
 
 MASK_MIN_CHARS: Final = 8
 MASK_MAX_CHARS: Final = 4096
@@ -67,6 +80,7 @@ class _Registry:
         self.patterns = DEFAULT_REDACT_PATTERNS
         self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
         self.environment_read = False
+        self.listeners: tuple[SecretListener, ...] = ()  # replaced whole: read without a lock
 
 
 _registry = _Registry()
@@ -82,10 +96,11 @@ def use_secret_key_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return previous
 
 
-def remember_secrets(value: Any) -> None:
+def remember_secrets(value: Any, run_id: str | None = None) -> None:
     """Mask, from now on, every text found under a secret key in ``value`` (at any depth),
     within the bounds of the module docstring. Numbers are not masked: the digits of a
-    ``token_count`` would vanish from every count in the run log."""
+    ``token_count`` would vanish from every count in the run log. ``run_id``: the run whose
+    data ``value`` is; the values not masked before are told to the listeners with it."""
     found: list[str] = []
     secret = _registry.keys
     stack: list[tuple[Any, bool]] = [(value, False)]
@@ -102,7 +117,26 @@ def remember_secrets(value: Any) -> None:
         elif isinstance(item, list | tuple):
             stack.extend((sub, hidden) for sub in item)
     if found:
-        _add(found)
+        new = _add(found)
+        if new and run_id is not None:
+            for listener in _registry.listeners:
+                try:
+                    listener(run_id, new)
+                except Exception:  # a listener's bug must not fail the stage that told it
+                    _logger.exception("a listener of newly masked values failed")
+
+
+def add_secret_listener(listener: SecretListener) -> None:
+    """Tell ``listener`` each run's values masked from now on (see the module docstring): it is
+    called on the thread that learnt them (the engine's loop), so it only queues work."""
+    with _registry.lock:
+        _registry.listeners = (*_registry.listeners, listener)
+
+
+def remove_secret_listener(listener: SecretListener) -> None:
+    """Stop telling ``listener`` (nothing when it was not told)."""
+    with _registry.lock:
+        _registry.listeners = tuple(x for x in _registry.listeners if x is not listener)
 
 
 def remember_environment_secrets() -> None:
@@ -123,18 +157,20 @@ def forget_secrets() -> None:
         MASKED.replace(())
 
 
-def _add(values: list[str]) -> None:
+def _add(values: list[str]) -> tuple[str, ...]:
+    """Remember ``values``; the ones not remembered before."""
     with _registry.lock:
         order = _registry.order
-        new = False
+        new: list[str] = []
         for value in values:
             if value in order:  # the newest again: a secret every run brings stays
                 del order[value]
             else:
-                new = True
+                new.append(value)
             order[value] = None
         if not new:
-            return
+            return ()
         while len(order) > MASK_MAX_VALUES:
             del order[next(iter(order))]
         MASKED.replace(tuple(sorted(order, key=len, reverse=True)))
+        return tuple(value for value in new if value in order)

@@ -225,7 +225,8 @@ class Attempts(RunBase):
             inputs = EMPTY
             if srt.cs.inputs:
                 inputs = await resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
-                remember_secrets(inputs)  # an input named api_key is a secret wherever it goes
+                # An input named api_key is a secret wherever it goes.
+                remember_secrets(inputs, self.run_id)
         except DataError as exc:
             inputs, data_error = {}, exc
         gate = ctx.pause_gate
@@ -253,7 +254,7 @@ class Attempts(RunBase):
                     return SKIPPED, None
                 if decision.inputs is not None:
                     inputs, data_error = decision.inputs, None
-                    remember_secrets(inputs)
+                    remember_secrets(inputs, self.run_id)
         if debugger is not None:  # what a failure pause shows of the attempt (engine/_debug.py)
             ex.inputs = inputs
         if RUNNING not in TRANSITIONS[inst.status]:
@@ -334,7 +335,7 @@ class Attempts(RunBase):
             else:
                 ex.outputs = plain_outputs(result)
             if ex.outputs:  # before the next stage, or a record, carries a secret of them on
-                remember_secrets(ex.outputs)
+                remember_secrets(ex.outputs, self.run_id)
         except TimeoutError as exc:
             if deadline is None or not deadline.expired():
                 return FAILURE, _failed(ex, exc)

@@ -264,7 +264,7 @@ class Triggers(Approvals):
         now = self.ctx.clock()
         payload = dict(payload)
         if payload:  # before a listener or a record can carry a secret of it elsewhere
-            remember_secrets(payload)
+            remember_secrets(payload, self.run_id)
         if self.ctx.debugger is not None:  # event breakpoints mark this very payload
             self.ctx.debugger.published(self, event_type, payload)
         if self.ctx.observed:

@@ -25,6 +25,10 @@ At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and count
 (``dropped``), with one warning per writer: logging must not exhaust memory nor stop a run.
 A batch that cannot be written (a full disk, or a store file deleted or replaced under the
 writer, which SQLite would go on writing into unseen) is dropped and counted the same way.
+
+Values a run's data brings that were not masked before (``secret_values``: a stage returned
+the token it printed) are masked again in that run's rows written before: the writer listens
+for them while open and queues a ``tracking._remask.Remask`` behind the rows queued so far.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ from typing import Final
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.log_rows import LogRow, Row, encode_attributes
 from taskdaemon.pipeline.redaction import redact_texts
+from taskdaemon.pipeline.secret_values import add_secret_listener, remove_secret_listener
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
+from taskdaemon.pipeline.tracking._remask import Remask
 from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
 
 __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
@@ -65,8 +71,9 @@ _INSERT_ONE: Final = (
 _INSERT_MANY: Final = _INSERT_ONE + ",(?,?,?,?,?,?,?,?,?,?,?,?)" * (ROWS_A_STATEMENT - 1)
 
 # What waits for the writer: a row (its body, and its attributes unless encoded already,
-# redacted on the writer thread), or a batch of output lines (as many rows as its lines).
-_Entry = Row | OutputBatch
+# redacted on the writer thread), a batch of output lines (as many rows as its lines), or a
+# run's rows to mask again (no row of its own).
+_Entry = Row | OutputBatch | Remask
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD: Final = frozenset(
@@ -102,8 +109,10 @@ class SqliteLogWriter:
         self.batches = 0  # transactions committed
         self.dropped = 0
         self._warned = False
+        self.remasked = 0  # rows masked again (``remask``)
         self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
         self._thread.start()
+        add_secret_listener(self.remask)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -195,6 +204,11 @@ class SqliteLogWriter:
         log's rows of one turn of the monitor's queue)."""
         self._put(rows, len(rows))
 
+    def remask(self, run_id: str, values: tuple[str, ...]) -> None:
+        """Mask ``values`` again in run ``run_id``'s rows queued or written so far (the
+        ``secret_values`` listener: it only queues)."""
+        self._put((Remask(run_id, values),), 0)
+
     def handler(self) -> logging.Handler:
         """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
         return _StoreHandler(self)
@@ -224,6 +238,7 @@ class SqliteLogWriter:
         waits up to its busy timeout, 30 s) are lost with the process: they are counted in
         ``dropped`` and said, with the cause SQLite gives (``_schema.why_unwritten``)."""
         deadline = time.monotonic() + timeout
+        remove_secret_listener(self.remask)
         self.flush(timeout)
         with self._cond:
             self._closed = True
@@ -299,16 +314,16 @@ class SqliteLogWriter:
 
     def _write(self, entries: list[_Entry]) -> None:
         # Everything but SQLite first (redaction, JSON), to hold the write lock the least.
-        steps: list[list[Row] | OutputRows] = []
+        steps: list[list[Row] | OutputRows | Remask] = []
         values: list[Row] = []
         shared: object = None
         encoded = ""
         for entry in entries:
-            if isinstance(entry, OutputBatch):
+            if isinstance(entry, OutputBatch | Remask):
                 if values:
                     steps.append(_redacted(values))
                     values = []
-                steps.append(OutputRows(entry))
+                steps.append(OutputRows(entry) if isinstance(entry, OutputBatch) else entry)
                 continue
             attributes = entry[11]
             if isinstance(attributes, str):  # encoded by its producer: inserted as it is
@@ -327,6 +342,8 @@ class SqliteLogWriter:
                 for step in steps:
                     if isinstance(step, OutputRows):
                         step.insert(conn)
+                    elif isinstance(step, Remask):
+                        self.remasked += step.apply(conn)
                     else:
                         _insert_rows(conn, step)
                 conn.execute("COMMIT")
@@ -370,7 +387,9 @@ def _redacted(values: list[Row]) -> list[Row]:
 
 
 def _size(entry: _Entry) -> int:
-    return len(entry.texts) if isinstance(entry, OutputBatch) else 1
+    if isinstance(entry, OutputBatch):
+        return len(entry.texts)
+    return 0 if isinstance(entry, Remask) else 1
 
 
 def _first(entries: Sequence[_Entry], room: int) -> list[_Entry]:
