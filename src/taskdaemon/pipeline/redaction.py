@@ -37,6 +37,7 @@ __all__ = [
     "REDACTED",
     "KeyMatcher",
     "MaskedValues",
+    "holds_masked",
     "mappings_unchanged",
     "open_key_start",
     "redact",
@@ -389,6 +390,13 @@ def _holds_any(values: tuple[str, ...], text: str) -> bool:
         if value in text:
             return True
     return False
+
+
+def holds_masked(text: str) -> bool:
+    """Whether ``text`` holds a value known as a secret (``secret_values``): a record made
+    before the value was known, looked at again before it leaves (an export's batch)."""
+    values = MASKED.values
+    return bool(values) and _holds_any(values, text)
 
 
 def _mask(text: str) -> str:

@@ -520,6 +520,9 @@ def build_telemetry(
         from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: PLC0415
 
+        from taskdaemon.pipeline.cli.masked_log_exporter import (  # noqa: PLC0415
+            MaskedLogExporter,
+        )
         from taskdaemon.pipeline.cli.observed_log_exporter import (  # noqa: PLC0415
             ObservedLogExporter,
         )
@@ -528,7 +531,9 @@ def build_telemetry(
         log_failures = LogExportFailures()
         for name in settings.logs_exporters:
             observed_logs = ObservedLogExporter(_log_exporter(name, settings), log_failures, name)
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(observed_logs))
+            # Masked as the batch leaves: values learnt while its records waited.
+            masked_logs = MaskedLogExporter(observed_logs)
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(masked_logs))
         observe_failed_log_exports(meter_provider, log_failures)
 
     if set_global:
