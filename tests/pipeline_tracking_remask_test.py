@@ -109,6 +109,50 @@ def test_a_secret_learnt_after_it_was_printed_is_masked_in_the_stored_run(
     assert ([], [True] * 4) == (leaks, [line in shown["logs"] for line in said])
 
 
+RETRYING = """\
+    name: retrying
+    retry: {max_attempts: 2, backoff: {initial: 10ms}}
+    error_strategy: retry
+    stages:
+      - name: fetch
+        command: >-
+          V=$(printf '%s-%s' s3cr3t fetched-77);
+          if [ "$TASKDAEMON_ATTEMPT" = 1 ]; then echo "vault said $V, then broke" >&2; exit 4; fi;
+          python3 -c 'import fetcher; fetcher.wait_stored("then broke")' &&
+          printf '{"token": "%s"}' "$V"
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_failed_attempt_s_stored_span_loses_a_value_learnt_after_it(
+    home: Path, tmp_path: Path
+) -> None:
+    """A first attempt that prints the secret on stderr and fails (its error, with the stderr
+    tail, is on its span), then a second that returns it under ``token``: the failed attempt's
+    span row, ``runs show`` and the dump hold the error, masked."""
+    write(tmp_path / "fetcher.py", HANDLER)
+    pipeline = write(tmp_path / "retrying.yaml", RETRYING)
+    done = taskdaemon(
+        home, "run", "-q", str(pipeline), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 0 == done.returncode, done.stderr
+    run_id = done.stdout.strip()
+    archive = tmp_path / "run.tar.gz"
+    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(archive)).returncode
+    shown = {
+        "logs": taskdaemon(home, "logs", run_id).stdout,
+        "runs show --json": taskdaemon(home, "runs", "show", run_id, "--json").stdout,
+        "dump": _archive_text(archive),
+    }
+    with sqlite3.connect(home / "spans.db") as db:
+        for table in ("logs", "spans_readable"):
+            shown[f"table {table}"] = repr(db.execute(f"SELECT * FROM {table}").fetchall())
+    leaks = sorted(name for name, text in shown.items() if SECRET in text)
+    said = f"vault said {REDACTED}, then broke"
+    assert ([], True, True) == (leaks, said in shown["logs"], said in shown["runs show --json"])
+
+
 def test_only_the_run_s_rows_holding_the_value_are_masked(tmp_path: Path) -> None:
     """The writer's listener masks the value in its run's rows written before, line by line in
     a batch of lines; another run's row holding the same text, and rows without it, stay as

@@ -1,4 +1,5 @@
-"""A run's stored log rows masked again, for values that became known as secrets after them.
+"""A run's stored log and span rows masked again, for values that became known as secrets
+after them.
 
 A stage that prints a secret it fetched, then returns it under ``token``, wrote the line before
 the value was known (``secret_values``). The store's log writer (``tracking.log_writer``)
@@ -6,14 +7,19 @@ listens for the values a run's data brings and queues one :class:`Remask` after 
 already queued: every row of the run is then in the table or redacted on its way in, since
 the writer redacts each row when it writes it, with the values known then.
 
-Bounds: only the ``logs`` rows of that run (its ``trace_id``, through the ``logs_trace``
-index) that hold one of the values as written, or JSON-escaped in the attributes. A row
-is masked as it would be written now: its body by ``redaction.redact_text``; a batch of
-captured lines by replacing the values in it (each line was redacted when written, with the
-values known then; a value holding no line break replaced in the batch is replaced in each
-line), so it splits back into as many lines; its attributes through ``redaction.redact`` and
-encoded again. The cost is one pass over that run's
-stored text per value learnt, only when a run's data brings a value not masked before
+The run's spans: the writer first waits until the process's span writers have written the
+spans they hold (``log_writer.written_spans``), so a span ended before the value was known is
+in the ``spans`` table; its row is rewritten as the tracer would redact it now. A span still
+open keeps in memory what was recorded on it, and its next row is written from that.
+
+Bounds: only that run's rows are read (its ``logs`` rows through the ``logs_trace`` index,
+its spans by their trace), and only those holding one of the values as written (or
+JSON-escaped, in JSON text) are rewritten. A log row is masked as it would be written now: its
+body by ``redaction.redact_text``; a batch of captured lines by replacing the values in it
+(each line was redacted when written, with the values known then; a value holding no line
+break replaced in the batch is replaced in each line), so it splits back into as many lines;
+its attributes through ``redaction.redact`` and encoded again. The cost is one pass over that
+run's stored text per value learnt, only when a run's data brings a value not masked before
 (``benchmarks/remask_instructions.py``).
 """
 
@@ -23,17 +29,27 @@ import json
 import sqlite3
 from typing import Final
 
+import orjson
+
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.redaction import REDACTED, redact, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
 __all__ = ["Remask"]
 
-_FIND: Final = (
-    "SELECT id, scope, body, attributes FROM logs"
-    " WHERE trace_id = ? AND (instr(body, ?) > 0 OR instr(attributes, ?) > 0)"
-)
+# The run's rows, in the order of the ``logs_trace`` index; which hold a value is tested here:
+# Python's substring search reads the text a few times faster than SQLite's ``instr``
+# (which compares at every position).
+_RUN_ROWS: Final = "SELECT id, scope, body, attributes FROM logs WHERE trace_id = ?"
 _UPDATE: Final = "UPDATE logs SET body = ?, attributes = ? WHERE id = ?"
+_RUN_SPANS: Final = (
+    "SELECT span_id, body FROM spans"
+    " WHERE trace_no = (SELECT trace_no FROM traces WHERE trace_id = ?)"
+)
+_UPDATE_SPAN: Final = (
+    "UPDATE spans SET body = ?"
+    " WHERE span_id = ? AND trace_no = (SELECT trace_no FROM traces WHERE trace_id = ?)"
+)
 
 
 @frozen
@@ -45,25 +61,42 @@ class Remask:
 
     def apply(self, conn: sqlite3.Connection) -> int:
         """Update the rows inside the caller's transaction; how many changed."""
-        seen: set[int] = set()
-        changed = 0
-        for value in self.values:
-            escaped = json.dumps(value)[1:-1]  # as the attributes' JSON holds it
-            for row_id, scope, body, attributes in conn.execute(
-                _FIND, (self.run_id, value, escaped)
-            ).fetchall():
-                if row_id in seen:
-                    continue
-                seen.add(row_id)
-                if scope == OUTPUT_SCOPE:
-                    masked = _masked_lines(body, self.values)
-                else:
-                    masked = redact_text(body)
-                encoded = _masked_attributes(attributes)
-                if masked != body or encoded != attributes:
-                    conn.execute(_UPDATE, (masked, encoded, row_id))
-                    changed += 1
-        return changed
+        values = self.values
+        # As the attributes' JSON holds them (the same text for most values).
+        escaped = tuple({json.dumps(value)[1:-1] for value in values} | set(values))
+        updates = []
+        for row_id, scope, body, attributes in conn.execute(_RUN_ROWS, (self.run_id,)):
+            in_body = _holds(values, body)
+            if not in_body and not _holds(escaped, attributes):
+                continue
+            masked = body
+            if in_body:
+                masked = _masked_lines(body, values) if scope == OUTPUT_SCOPE else redact_text(body)
+            encoded = _masked_attributes(attributes)
+            if masked != body or encoded != attributes:
+                updates.append((masked, encoded, row_id))
+        conn.executemany(_UPDATE, updates)
+        return len(updates) + self._apply_to_spans(conn, escaped)
+
+    def _apply_to_spans(self, conn: sqlite3.Connection, escaped: tuple[str, ...]) -> int:
+        """The run's stored span rows holding a value (as their JSON holds it), redacted as
+        the tracer redacts what is recorded on a span (``redaction.redact``)."""
+        updates = []
+        for span_id, body in conn.execute(_RUN_SPANS, (self.run_id,)):
+            if _holds(escaped, body):
+                fields = orjson.loads(body)
+                masked = redact(fields)
+                if masked is not fields:
+                    updates.append((orjson.dumps(masked).decode(), span_id))
+        conn.executemany(_UPDATE_SPAN, [(*update, self.run_id) for update in updates])
+        return len(updates)
+
+
+def _holds(values: tuple[str, ...], text: str) -> bool:
+    for value in values:  # noqa: SIM110 - no generator frame per value
+        if value in text:
+            return True
+    return False
 
 
 def _masked_lines(body: str, values: tuple[str, ...]) -> str:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -334,6 +335,8 @@ class SqliteLogWriter:
             values.append((*entry[:11], encoded))
         if values:
             steps.append(_redacted(values))
+        if any(isinstance(step, Remask) for step in steps):
+            written_spans()  # before the transaction: the span writer needs the write lock
         self._opened.check()
         conn = self._conn
         with sqlite_section():  # a fork meanwhile would leave the child's SQLite locked
@@ -350,6 +353,14 @@ class SqliteLogWriter:
             except BaseException:
                 rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
                 raise
+
+
+def written_spans() -> None:
+    """Wait until this process's span store writers have written the spans they hold (and
+    their open spans), so that a ``Remask`` finds every span ended before it was queued."""
+    writer = sys.modules.get("taskdaemon.pipeline.tracking.writer")
+    if writer is not None:  # else no span writer was ever made here
+        writer.flush_open_spans(10_000)
 
 
 def _insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
