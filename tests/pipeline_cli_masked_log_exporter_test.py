@@ -11,19 +11,18 @@ from typing import Any
 import pytest
 
 from cli_support import taskdaemon, write
+from redaction_support import MADE_SECRET, MAKE_SECRET
 from taskdaemon.pipeline.redaction import REDACTED
 
-SECRET = "s3cr3t-fetched-77"  # made by the command from two halves: no command line holds it
+SECRET = MADE_SECRET
 
-PIPELINE = """\
-    name: fetching
+PIPELINE = f"""\
+    name: exporting
     stages:
-      - name: fetch
+      - name: vault
+        triggers: [{{manual: {{approval_required: false}}}}]
         command: >-
-          V=$(printf '%s-%s' s3cr3t fetched-77);
-          echo "got $V from the vault" >&2;
-          printf '{"token": "%s"}' "$V"
-        triggers: [{manual: {approval_required: false}}]
+          {MAKE_SECRET} echo "got $V from the vault" >&2; printf '{{"token": "%s"}}' "$V"
 """
 
 
@@ -34,7 +33,7 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_records(
     """The batch processor waits a minute (longer than the run), so every record is exported at
     exit, after the stage returned the value: the exported line is masked. The console's own
     log lines printed it before (not revisited)."""
-    pipeline = write(tmp_path / "fetching.yaml", PIPELINE)
+    pipeline = write(tmp_path / "exporting.yaml", PIPELINE)
     done = taskdaemon(
         home,
         "run",

@@ -5,14 +5,13 @@ and a real run records it nowhere (docs/redaction.md, "Secret values")."""
 
 from __future__ import annotations
 
-import gzip
 import sqlite3
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from cli_support import taskdaemon, write
+from redaction_support import shown_everywhere
 from taskdaemon.pipeline import redaction
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 
@@ -86,19 +85,9 @@ def test_a_real_run_records_a_secret_option_value_nowhere(home: Path, tmp_path: 
     done = taskdaemon(home, "run", "-q", str(pipeline), cwd=tmp_path)
     assert 1 == done.returncode, done.stderr
     run_id = done.stdout.strip() or _only_run(home)
-    archive = tmp_path / "run.tar.gz"
-    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(archive)).returncode
-    shown = {
-        "run": done.stdout + done.stderr,
-        "logs": taskdaemon(home, "logs", run_id).stdout,
-        "logs --json": taskdaemon(home, "logs", run_id, "--json").stdout,
-        "runs show": taskdaemon(home, "runs", "show", run_id).stdout,
-        "runs show --json": taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-        "dump": _archive_text(archive),
-        "store": "".join(path.read_bytes().decode("latin-1") for path in home.glob("spans.db*")),
-    }
-    with sqlite3.connect(home / "spans.db") as db:
-        shown["rows"] = repr(db.execute("SELECT * FROM spans_readable").fetchall())
+    shown = shown_everywhere(home, run_id, tmp_path)
+    shown["run"] = done.stdout + done.stderr
+    shown["store"] = "".join(path.read_bytes().decode("latin-1") for path in home.glob("spans.db*"))
     leaks = sorted(name for name, text in shown.items() if SECRET in text)
     said = f"trying dbtool --password {REDACTED} --host db"
     assert ([], True, True) == (
@@ -112,19 +101,3 @@ def _only_run(home: Path) -> str:
     with sqlite3.connect(home / "spans.db") as db:
         ((run_id,),) = db.execute("SELECT trace_id FROM traces").fetchall()
     return str(run_id)
-
-
-def _archive_text(archive: Path) -> str:
-    """Every member of a dump, decompressed, as one text."""
-    texts = []
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            stream = tar.extractfile(member)
-            if stream is None:
-                continue
-            data = stream.read()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            texts.append(data.decode("latin-1"))
-    assert texts
-    return "\n".join(texts)

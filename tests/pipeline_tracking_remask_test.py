@@ -5,40 +5,38 @@ record and its ``extra`` fields; only that run's rows, only rows that hold it
 
 from __future__ import annotations
 
-import gzip
 import sqlite3
-import tarfile
 from pathlib import Path
 
 import pytest
 
 from cli_support import pythonpath_with, taskdaemon, write
+from redaction_support import MADE_SECRET, MAKE_SECRET, shown_everywhere
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
-# Built by the command from two halves, so that no recorded command line holds it whole.
-SECRET = "s3cr3t-fetched-77"
+SECRET = MADE_SECRET
 HANDLER_SECRET = "handler-s3cr3t-88"
 
-PIPELINE = """\
+PIPELINE = f"""\
     name: fetching
     stages:
       - name: fetch
         command: >-
-          V=$(printf '%s-%s' s3cr3t fetched-77);
+          {MAKE_SECRET}
           echo "got $V from the vault" >&2; echo "again: $V" >&2;
           python3 -c 'import fetcher; fetcher.wait_stored("again:")' &&
-          printf '{"token": "%s", "n": 1}' "$V"
-        triggers: [{manual: {approval_required: false}}]
+          printf '{{"token": "%s", "n": 1}}' "$V"
+        triggers: [{{manual: {{approval_required: false}}}}]
       - name: login
         handler: "fetcher:login"
-        triggers: [{on_completion: {stage: fetch}}]
+        triggers: [{{on_completion: {{stage: fetch}}}}]
       - name: use
         command: "echo using the token"
-        inputs: {t: stages.fetch.outputs.token}
-        triggers: [{on_completion: {stage: login}}]
+        inputs: {{t: stages.fetch.outputs.token}}
+        triggers: [{{on_completion: {{stage: login}}}}]
 """
 
 # Each stage returns its secret only once the lines holding it are in the store: written
@@ -75,25 +73,7 @@ def test_a_secret_learnt_after_it_was_printed_is_masked_in_the_stored_run(
     were written before their stage returned the value: none of ``logs`` (text and JSON),
     ``runs show`` (text and JSON), a dump or the store's rows holds it; the lines are there,
     masked."""
-    write(tmp_path / "fetcher.py", HANDLER)
-    pipeline = write(tmp_path / "fetching.yaml", PIPELINE)
-    done = taskdaemon(
-        home, "run", "-q", str(pipeline), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)
-    )
-    assert 0 == done.returncode, done.stderr
-    run_id = done.stdout.strip()
-    archive = tmp_path / "run.tar.gz"
-    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(archive)).returncode
-    shown = {
-        "logs": taskdaemon(home, "logs", run_id).stdout,
-        "logs --json": taskdaemon(home, "logs", run_id, "--json").stdout,
-        "runs show": taskdaemon(home, "runs", "show", run_id).stdout,
-        "runs show --json": taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-        "dump": _archive_text(archive),
-    }
-    with sqlite3.connect(home / "spans.db") as db:
-        for table in ("logs", "spans_readable", "runs"):
-            shown[f"table {table}"] = repr(db.execute(f"SELECT * FROM {table}").fetchall())
+    shown = _run_and_show(home, tmp_path, PIPELINE)
     leaks = sorted(
         f"{name}: {secret}"
         for name, text in shown.items()
@@ -109,18 +89,18 @@ def test_a_secret_learnt_after_it_was_printed_is_masked_in_the_stored_run(
     assert ([], [True] * 4) == (leaks, [line in shown["logs"] for line in said])
 
 
-RETRYING = """\
+RETRYING = f"""\
     name: retrying
-    retry: {max_attempts: 2, backoff: {initial: 10ms}}
+    retry: {{max_attempts: 2, backoff: {{initial: 10ms}}}}
     error_strategy: retry
     stages:
       - name: fetch
         command: >-
-          V=$(printf '%s-%s' s3cr3t fetched-77);
+          {MAKE_SECRET}
           if [ "$TASKDAEMON_ATTEMPT" = 1 ]; then echo "vault said $V, then broke" >&2; exit 4; fi;
           python3 -c 'import fetcher; fetcher.wait_stored("then broke")' &&
-          printf '{"token": "%s"}' "$V"
-        triggers: [{manual: {approval_required: false}}]
+          printf '{{"token": "%s"}}' "$V"
+        triggers: [{{manual: {{approval_required: false}}}}]
 """
 
 
@@ -131,26 +111,21 @@ def test_a_failed_attempt_s_stored_span_loses_a_value_learnt_after_it(
     """A first attempt that prints the secret on stderr and fails (its error, with the stderr
     tail, is on its span), then a second that returns it under ``token``: the failed attempt's
     span row, ``runs show`` and the dump hold the error, masked."""
-    write(tmp_path / "fetcher.py", HANDLER)
-    pipeline = write(tmp_path / "retrying.yaml", RETRYING)
-    done = taskdaemon(
-        home, "run", "-q", str(pipeline), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)
-    )
-    assert 0 == done.returncode, done.stderr
-    run_id = done.stdout.strip()
-    archive = tmp_path / "run.tar.gz"
-    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(archive)).returncode
-    shown = {
-        "logs": taskdaemon(home, "logs", run_id).stdout,
-        "runs show --json": taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-        "dump": _archive_text(archive),
-    }
-    with sqlite3.connect(home / "spans.db") as db:
-        for table in ("logs", "spans_readable"):
-            shown[f"table {table}"] = repr(db.execute(f"SELECT * FROM {table}").fetchall())
+    shown = _run_and_show(home, tmp_path, RETRYING)
     leaks = sorted(name for name, text in shown.items() if SECRET in text)
     said = f"vault said {REDACTED}, then broke"
     assert ([], True, True) == (leaks, said in shown["logs"], said in shown["runs show --json"])
+
+
+def _run_and_show(home: Path, tmp_path: Path, pipeline: str) -> dict[str, str]:
+    """Run ``pipeline`` (with ``fetcher.py`` beside it) to success; where its records show."""
+    write(tmp_path / "fetcher.py", HANDLER)
+    path = write(tmp_path / "pipeline.yaml", pipeline)
+    done = taskdaemon(
+        home, "run", "-q", str(path), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 0 == done.returncode, done.stderr
+    return shown_everywhere(home, done.stdout.strip(), tmp_path)
 
 
 def test_only_the_run_s_rows_holding_the_value_are_masked(tmp_path: Path) -> None:
@@ -178,31 +153,6 @@ def test_only_the_run_s_rows_holding_the_value_are_masked(tmp_path: Path) -> Non
 
 
 def _batch(run_id: str, lines: tuple[str, ...]) -> OutputBatch:
-    return OutputBatch(
-        run_id=run_id,
-        pipeline="p",
-        stage="s",
-        instance=0,
-        attempt=1,
-        trace_id=run_id,
-        span_id="1" * 16,
-        stream="stdout",
-        time_ns=1,
-        texts=lines,
-    )
-
-
-def _archive_text(archive: Path) -> str:
-    """Every member of a dump, decompressed, as one text."""
-    texts = []
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            stream = tar.extractfile(member)
-            if stream is None:
-                continue
-            data = stream.read()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-            texts.append(data.decode("latin-1"))
-    assert texts
-    return "\n".join(texts)
+    """One read of a stage's stdout: run, pipeline, stage, instance, attempt, trace, span,
+    stream, lines, time."""
+    return OutputBatch(run_id, "p", "s", 0, 1, run_id, "1" * 16, "stdout", lines, 1)

@@ -175,19 +175,14 @@ _ASSIGNED_HINTS: Final = (
 )
 
 
-@cache
-def _assigned_hint() -> re.Pattern[str]:
-    return re.compile("|".join(_ASSIGNED_HINTS), re.IGNORECASE)
-
-
-#: One of these is in every ``_OPTION_KEYS`` match, in some case (the same two tests as
-#: ``_ASSIGNED_HINTS``).
+#: One of these is in every ``_OPTION_KEYS`` match, in some case (tested as
+#: ``_ASSIGNED_HINTS`` are).
 _OPTION_HINTS: Final = ("password", "token", "secret", "key")
 
 
 @cache
-def _option_hint() -> re.Pattern[str]:
-    return re.compile("|".join(_OPTION_HINTS), re.IGNORECASE)
+def _hint_pattern(hints: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(hints), re.IGNORECASE)
 
 
 #: A secret's value after its key: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"``
@@ -312,8 +307,8 @@ def _may_hold_secret(text: str) -> bool:
     lowered = text.lower()
     return (
         "bearer" in lowered
-        or (("=" in text or ":" in text) and _has_assigned_hint(text, lowered))
-        or ("-" in text and _has_option_hint(text, lowered))
+        or (("=" in text or ":" in text) and _has_hint(text, lowered, _ASSIGNED_HINTS))
+        or ("-" in text and _has_hint(text, lowered, _OPTION_HINTS))
     )
 
 
@@ -325,24 +320,14 @@ def _may_hold_secret(text: str) -> bool:
 _GATE_CHARS: Final = frozenset("A_-JbB@:=")
 
 
-def _has_assigned_hint(text: str, lowered: str) -> bool:
-    """Whether ``text`` (``lowered`` is its lower case) holds one of ``_ASSIGNED_HINTS``."""
+def _has_hint(text: str, lowered: str, hints: tuple[str, ...]) -> bool:
+    """Whether ``text`` (``lowered`` is its lower case) holds one of ``hints``."""
     if text.isascii():
-        for hint in _ASSIGNED_HINTS:  # noqa: SIM110 - no generator frame per hint
+        for hint in hints:  # noqa: SIM110 - no generator frame per hint
             if hint in lowered:
                 return True
         return False
-    return _assigned_hint().search(text) is not None
-
-
-def _has_option_hint(text: str, lowered: str) -> bool:
-    """Whether ``text`` (``lowered`` is its lower case) holds one of ``_OPTION_HINTS``."""
-    if text.isascii():
-        for hint in _OPTION_HINTS:  # noqa: SIM110 - no generator frame per hint
-            if hint in lowered:
-                return True
-        return False
-    return _option_hint().search(text) is not None
+    return _hint_pattern(hints).search(text) is not None
 
 
 #: Short texts found to hold no secret, remembered: the monitor redacts the same few strings

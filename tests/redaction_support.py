@@ -1,0 +1,50 @@
+"""Where a real run's secrets could be shown, gathered for the redaction tests: what ``logs``
+and ``runs show`` print (text and JSON), a dump's files, and the store's rows."""
+
+from __future__ import annotations
+
+import gzip
+import sqlite3
+import tarfile
+from pathlib import Path
+
+from cli_support import taskdaemon
+
+#: A command line that makes a secret from two halves (so that no recorded command line holds
+#: it whole) into ``$V``, and the secret it makes.
+MAKE_SECRET = "V=$(printf '%s-%s' s3cr3t fetched-77);"
+MADE_SECRET = "s3cr3t-fetched-77"
+
+
+def shown_everywhere(home: Path, run_id: str, folder: Path) -> dict[str, str]:
+    """Each place a run's records are shown or kept, by name: ``logs`` and ``runs show`` (text
+    and ``--json``), the files of a dump written into ``folder``, and each table's rows."""
+    archive = folder / "run.tar.gz"
+    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(archive)).returncode
+    shown = {
+        "logs": taskdaemon(home, "logs", run_id).stdout,
+        "logs --json": taskdaemon(home, "logs", run_id, "--json").stdout,
+        "runs show": taskdaemon(home, "runs", "show", run_id).stdout,
+        "runs show --json": taskdaemon(home, "runs", "show", run_id, "--json").stdout,
+        "dump": archive_text(archive),
+    }
+    with sqlite3.connect(home / "spans.db") as db:
+        for table in ("logs", "spans_readable", "runs"):
+            shown[f"table {table}"] = repr(db.execute(f"SELECT * FROM {table}").fetchall())
+    return shown
+
+
+def archive_text(archive: Path) -> str:
+    """Every member of a dump, decompressed, as one text."""
+    texts = []
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            stream = tar.extractfile(member)
+            if stream is None:
+                continue
+            data = stream.read()
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+            texts.append(data.decode("latin-1"))
+    assert texts
+    return "\n".join(texts)
