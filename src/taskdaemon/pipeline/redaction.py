@@ -176,8 +176,11 @@ _ASSIGNED_HINTS: Final = (
 
 
 #: One of these is in every ``_OPTION_KEYS`` match, in some case (tested as
-#: ``_ASSIGNED_HINTS`` are).
-_OPTION_HINTS: Final = ("password", "token", "secret", "key")
+#: ``_ASSIGNED_HINTS`` are): the option's last word and the blank after it, so that words
+#: such as ``monkey-patched`` and ``token-bucket`` do not send a text to the full pattern.
+_OPTION_HINTS: Final = tuple(
+    f"{word}{blank}" for word in ("password", "token", "secret", "key") for blank in " \t"
+)
 
 
 @cache
@@ -239,8 +242,10 @@ _SHAPES_PATTERN: Final = (
     # --api-key k``): only an option whose last word is one of ``_OPTION_KEYS`` (not
     # ``--password-file``, ``--session``), opened by one or two dashes after a space, a quote or
     # the text's start; a value that starts with a dash is the next option, and a prose word
-    # (``--password is required``) no value (docs/redaction.md, "Secret values").
-    r"|(?P<option>(?:(?<=(?<![^\s\"'])--)|(?<=(?<![^\s\"'])-))"
+    # (``--password is required``) no value (docs/redaction.md, "Secret values"). The dash
+    # comes first: at any other character the alternative fails at once. The option's dashes
+    # are in its group, which the replacement keeps.
+    r"|(?P<option>-(?<=(?<![^\s\"'])-)-?"
     rf"(?:[A-Za-z0-9]++[_.-])*(?i:{_OPTION_KEYS})[ \t]++)"
     rf"(?P<optval>(?!-|(?i:{_PROSE_WORDS})(?![A-Za-z0-9_/+=-]))(?:{_VALUE}))"
 )
