@@ -109,7 +109,7 @@ def child(stages: int, hand_over: bool, without: str) -> None:
     logging.getLogger("taskdaemon.pipeline.monitor").setLevel(logging.ERROR)
     try:
         with contextlib.ExitStack() as stack:
-            telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
+            telemetry, monitor, _ = build_monitor(settings, serve_metrics=False, stack=stack)
             if without:
                 _switch_off(without, monitor)
             deferred = DeferredMonitor(monitor.capture, hooks_want=wants)

@@ -98,7 +98,7 @@ def child(
     samples: list[float] = []
     feed = _feed_deferred if deferred else _feed
     with contextlib.ExitStack() as stack:
-        telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
+        telemetry, monitor, _ = build_monitor(settings, serve_metrics=False, stack=stack)
         for _ in range(rounds + 1):
             thread = threading.Thread(target=feed, args=(monitor, records, stages, samples))
             thread.start()
@@ -122,7 +122,7 @@ def cold_feeds(count: int, stages: int, settings: Any, record_a_run: Any, feed: 
         redaction._clean.clear()
         getattr(payloads, "_small", {}).clear()  # absent from trees before the memo
         with contextlib.ExitStack() as stack:
-            telemetry, monitor = build_monitor(settings, serve_metrics=False, stack=stack)
+            telemetry, monitor, _ = build_monitor(settings, serve_metrics=False, stack=stack)
             thread = threading.Thread(target=feed, args=(monitor, records, stages, samples))
             thread.start()
             thread.join()
