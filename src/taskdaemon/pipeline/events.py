@@ -18,8 +18,11 @@ type-check. ``TaskRunRef``, a three-field reference, stays positional.
 Optional observer hooks (looked up once, when the observer is registered; each guarded the
 same way as ``on_event``):
 
-* ``allocate_run_id(pipeline, request) -> str | None``: called before a run starts; the first
-  observer that answers a 32-hex id names the run (the monitor answers its trace id).
+* ``allocate_run_id(pipeline, request, *, at) -> str | None``: called before a run starts; the
+  first observer that answers a 32-hex id names the run (the monitor answers its trace id).
+  ``at`` is the run's start (its ``RunStarted.at``), passed only to a hook that takes an
+  ``at`` keyword (or ``**kwargs``): a hook of the first form, ``(pipeline, request)``, is
+  still called with those two.
 * ``stage_environment(event: StageStarted) -> Mapping[str, str]``: extra environment variables
   for a command stage's subprocess (the monitor answers ``TRACEPARENT``/``TRACESTATE``).
 * ``wants_record(kind: type) -> bool``: asked, each time, before the engine builds a record an

@@ -307,11 +307,16 @@ class DeferredMonitor:
                 "telemetry failed %s a %s record (ignored)", what, kind.__name__, exc_info=True
             )
 
-    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
-        """The monitor's answer once it exists; before, a random id its run span will take."""
+    def allocate_run_id(
+        self, pipeline: Pipeline, request: Mapping[str, Any], *, at: float | None = None
+    ) -> str | None:
+        """The monitor's answer once it exists (its run span starts at ``at``, the run's
+        start); before, a random id its run span will take."""
         if self._loaded.is_set():
             monitor = self._monitor
-            return monitor.allocate_run_id(pipeline, request) if monitor is not None else None
+            if monitor is None:
+                return None
+            return monitor.allocate_run_id(pipeline, request, at=at)
         # secrets.randbits(128), without importing secrets (random, hmac) before the first stage;
         # a trace id is never all zeros.
         run_id = format(int.from_bytes(os.urandom(16)) or 1, "032x")

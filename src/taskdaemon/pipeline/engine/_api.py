@@ -153,11 +153,15 @@ class Engine:
         request = dict(request or {})
         if request:  # before any stage or record can carry a secret of it elsewhere
             remember_secrets(request)
+        # The run's start, read once, before the run is named: the run's ``started_at``,
+        # ``RunStarted.at`` and the start of the run span the monitor starts to name it
+        # (``allocate_run_id``'s ``at``; the monitor's docstring, "Decisions", says why).
+        started_at = self._ctx.clock()
         if run_id is None:
-            run_id = self._observers.allocate_run_id(pipeline, request)
+            run_id = self._observers.allocate_run_id(pipeline, request, started_at)
         elif run_id in self._runs:
             raise PipelineError(f"run id {run_id} is already in use")
-        run = Run(self._ctx, pipeline, plan, run_id, request)
+        run = Run(self._ctx, pipeline, plan, run_id, request, started_at=started_at)
         if self._workspace is not None:
             run.workspace = os.path.join(self._workspace, run_id)
             # Private to the owner, as the span store is: a run's files are run data. The

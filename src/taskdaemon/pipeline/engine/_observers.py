@@ -6,6 +6,7 @@ never changes what a pipeline does.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -23,7 +24,15 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 class ObserverEntry:
     """One registered observer with its optional hooks, looked up once."""
 
-    __slots__ = ("allocate", "environment", "guarded", "observer", "on_event", "wants_record")
+    __slots__ = (
+        "allocate",
+        "allocate_at",
+        "environment",
+        "guarded",
+        "observer",
+        "on_event",
+        "wants_record",
+    )
 
     def __init__(self, observer: Any) -> None:
         self.observer = observer
@@ -32,8 +41,26 @@ class ObserverEntry:
         self.guarded = getattr(type(observer), "guards_itself", False) is True
         self.on_event: Callable[[EngineEvent], None] = observer.on_event
         self.allocate: Callable[..., Any] | None = getattr(observer, "allocate_run_id", None)
+        # Whether ``allocate`` takes the run's start as ``at=`` (``events``' module docstring).
+        self.allocate_at = self.allocate is not None and _takes_at(self.allocate)
         self.environment: Callable[..., Any] | None = getattr(observer, "stage_environment", None)
         self.wants_record: Callable[[type], bool] | None = getattr(observer, "wants_record", None)
+
+
+def _takes_at(hook: Callable[..., Any]) -> bool:
+    """Whether ``hook`` accepts a keyword argument ``at`` (by name, or through ``**kwargs``).
+
+    Asked once, when the observer is registered: a hook written for the first form of the
+    protocol, ``allocate_run_id(pipeline, request)``, is still called that way."""
+    try:
+        parameters = inspect.signature(hook).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature Python can read
+        return False
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return any(
+        p.kind is inspect.Parameter.VAR_KEYWORD or (p.name == "at" and p.kind in keyword)
+        for p in parameters
+    )
 
 
 class Observers:
@@ -120,13 +147,17 @@ class Observers:
                 self._log_once(entry, StageStarted, "observer %s stage_environment failed (%s)")
         return environment
 
-    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str:
-        """The first 32-hex id an observer's ``allocate_run_id`` answers, else a random one."""
+    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any], at: float) -> str:
+        """The first 32-hex id an observer's ``allocate_run_id`` answers, else a random one.
+        ``at`` is the run's start, handed to the hooks that take it (``ObserverEntry``)."""
         for entry in self.entries:
             if entry.allocate is None:
                 continue
             try:
-                answer = entry.allocate(pipeline, request)
+                if entry.allocate_at:
+                    answer = entry.allocate(pipeline, request, at=at)
+                else:
+                    answer = entry.allocate(pipeline, request)
             except Exception:
                 self._log_once(entry, RunStarted, "observer %s allocate_run_id failed (%s)")
                 continue

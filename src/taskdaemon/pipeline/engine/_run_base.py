@@ -145,6 +145,8 @@ class RunBase:
         plan: TriggerPlan,
         run_id: str,
         request: Mapping[str, Any],
+        *,
+        started_at: float,
     ) -> None:
         self.ctx = ctx
         self.pipeline = pipeline
@@ -153,7 +155,7 @@ class RunBase:
         self.run_id = run_id
         self.request = request
         self.status = RunStatus.PENDING
-        self.started_at = ctx.clock()
+        self.started_at = started_at  # read by the engine before the run was named
         self.finished_at: float | None = None
         self.error: str | None = None
         self.error_type: str | None = None

@@ -51,6 +51,15 @@ Decisions:
   the run id is), so the link carries a span id derived from the trace id (its low 64 bits) and
   ``taskdaemon.link.span_id_derived=true``; backends resolve trace links by trace id, and
   ``taskdaemon.pipeline.replay_of`` carries the run id as a plain attribute.
+* *One start*: the engine reads its clock once, before it names the run, and hands that
+  moment to ``allocate_run_id`` as ``at``; the run span starts at exactly that value, which
+  is also the run's ``started_at`` and ``RunStarted.at``, so the live views, ``/api/runs``,
+  the stored run and every duration agree. (Read by the monitor, the span's start came before
+  the engine's by the time the monitor took for its lock and the definition's attributes.)
+  Starting the span at ``RunStarted`` under a trace id drawn beforehand, as
+  ``taskdaemon run`` does while telemetry loads, was the other way: it needs an id generator
+  that honours the drawn id, which the CLI installs on its own tracer provider but a library
+  user's provider does not have, so that run span would not carry the run id.
 * If a run starts whose id the monitor did not allocate (another observer answered first), the
   run span still gets ``cicd.pipeline.run.id`` = the engine's run id; a warning says the two
   differ, since span stores then cannot fetch the run by id.
@@ -113,8 +122,8 @@ class PipelineMonitor(ManualFeed):
     ``_feed.ManualFeed`` (a base class) is the manual API.
 
     ``clock`` (epoch seconds) times what the monitor starts itself: the run span in
-    ``allocate_run_id`` and every event of the manual API. ``label_limits`` caps distinct
-    metric label values (see ``metrics.LabelGuard``).
+    ``allocate_run_id`` when the caller gives no ``at``, and every event of the manual API.
+    ``label_limits`` caps distinct metric label values (see ``metrics.LabelGuard``).
     """
 
     #: ``on_event`` and ``wants_record`` never raise (each catches and logs what fails), so the
@@ -263,10 +272,13 @@ class PipelineMonitor(ManualFeed):
         """Handle what is queued and stop the worker thread (safe twice; restarts on use)."""
         self._queue.close()
 
-    def allocate_run_id(self, pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
-        """Start the run span now and answer its trace id (the run id); None if not tracing."""
+    def allocate_run_id(
+        self, pipeline: Pipeline, request: Mapping[str, Any], *, at: float | None = None
+    ) -> str | None:
+        """Start the run span at ``at`` (the engine's start of the run; without it, now by
+        this monitor's clock) and answer its trace id (the run id); None if not tracing."""
         try:
-            return self._allocate(pipeline, self._clock())
+            return self._allocate(pipeline, self._clock() if at is None else at)
         except Exception:
             _logger.warning("monitor failed to allocate a run id", exc_info=True)
             return None

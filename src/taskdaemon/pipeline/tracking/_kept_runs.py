@@ -13,9 +13,9 @@ the critical path through events the span ids its links name (as the SDK's ints)
 At the run's end, ``kept_run`` groups the attempts by stage and finds the critical path from
 them, with no ``AttemptRecord``, ``StageRecord`` or ``RunRecord`` built only to be read back
 (those objects were most of the aggregates' cost). Every figure goes through the same float
-arithmetic as ``write_run`` over a run rebuilt from its stored spans (times in epoch seconds,
-``start_ns / 1e9``, durations rounded back to ns), so the two paths write the same rows; a test
-holds them equal.
+arithmetic as ``write_run`` over a run rebuilt from its stored spans (times in epoch seconds:
+``start_ns / 1e9`` for an attempt, ``spans.epoch_seconds`` for the run; durations rounded back
+to ns), so the two paths write the same rows; a test holds them equal.
 
 A run span's DAG edges are decoded once per distinct edge list (``EdgeUpstream``): every run of
 a pipeline carries the same ``edge_specs`` attribute, and decoding it (one JSON document an
@@ -33,6 +33,7 @@ from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking._bodies import linked_span_ids, named_events
 from taskdaemon.pipeline.tracking.reconstruct import ended_run_status, published_type
+from taskdaemon.pipeline.tracking.spans import epoch_seconds
 
 __all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
 
@@ -225,8 +226,8 @@ def kept_run(
     kept attempts (its fed ones are never kept): what ``write_run`` reads of a ``RunRecord``,
     computed the same way. ``fed``: the run is a replay that fed stages (``reporting.FED``):
     its status is ``FED`` and it has no critical path (``reporting._replays``)."""
-    start = (root.start_time or 0) / _NS
-    end = (root.end_time or 0) / _NS
+    start = epoch_seconds(root.start_time or 0)  # as ``reconstruct_run`` reads a run's times
+    end = epoch_seconds(root.end_time or 0)
     declared: dict[str, tuple[str, ...]] = {}
     intervals: dict[str, tuple[float, float]] = {}
     publishers: dict[str, tuple[str, tuple[tuple[float, str], ...]]] = {}

@@ -60,7 +60,7 @@ from taskdaemon.pipeline.telemetry_codec import (
     stage_status_of_result,
     triggers_of,
 )
-from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.tracking.spans import SpanRecord, epoch_seconds
 
 __all__ = ["find_root", "reconstruct_run", "replay_of", "summarize_run"]
 
@@ -475,8 +475,8 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         run_id=root.trace_id if root is not None else all_spans[0].trace_id,
         pipeline=pipeline or "",
         status=status,
-        start=start_ns / 1e9,
-        end=_seconds(end_ns),
+        start=epoch_seconds(start_ns),  # the engine's started_at, exactly
+        end=None if end_ns is None else epoch_seconds(end_ns),
         stages=stage_tuple,
         edges=_edges(root_attrs, stage_tuple),
         definition_hash=_str_or_none(root_attrs.get(t.PIPELINE_DEFINITION_HASH)),

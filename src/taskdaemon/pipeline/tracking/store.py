@@ -57,7 +57,7 @@ from taskdaemon.pipeline.tracking._schema import (
     rollback,
 )
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
-from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.tracking.spans import SpanRecord, epoch_seconds
 from taskdaemon.pipeline.variables import reader
 
 __all__ = [
@@ -423,8 +423,8 @@ class SpanStore:
             run_id=trace_id,
             pipeline=pipeline,
             status=status,
-            start=start_ns / 1e9,
-            end=None if end_ns is None else end_ns / 1e9,
+            start=epoch_seconds(start_ns),  # as a rebuilt run's (``reconstruct_run``)
+            end=None if end_ns is None else epoch_seconds(end_ns),
             stage_count=stages,
             failed_stages=failed,
             replay_of=original,
