@@ -617,3 +617,37 @@ def test_reading_the_store_imports_nothing_of_the_writing_side(tmp_path: Path) -
     )
     loaded = [m for m in report["modules"] if m.startswith(writing)]
     assert (1, True, []) == (report["runs"], report["same"], loaded)
+
+
+@pytest.mark.parametrize(
+    "text",
+    # 16 digits: a prefix typed by a user (the store resolves it), once padded to another id;
+    # base64 of 16 bytes: a wire form of OTLP JSON, no spelling of a run id; a prefix.
+    ["abcd1234abcd1234", "q83vEjSrzRKrzRI0q80SNA==", "abcd", "../etc"],
+)
+def test_remote_sources_refuse_what_is_not_a_whole_run_id_as_the_server_does(text: str) -> None:
+    """Tempo and Jaeger refuse a text that is not 32 hex digits before asking anything, with
+    the server's and the store's one-line reason (``run_id_form``)."""
+    expected_message = f"not a run id (32 hex digits): {text!r}"
+    messages = []
+    with serve(Backend()) as backend:
+        for source_type in (TempoSource, JaegerSource):
+            with source_type(backend.url) as source, pytest.raises(RunNotFoundError) as refused:
+                source.get_trace(text)
+            messages.append(str(refused.value))
+    assert ([expected_message] * 2, []) == (messages, backend.requests)
+
+
+def test_a_whole_run_id_is_asked_for_in_lower_case_without_blanks(tmp_path: Path) -> None:
+    """Upper-case digits and blanks around them are forgiven: Tempo is asked for the lower-case
+    id, and an OTLP-JSON file yields the run's spans."""
+    spans = example_spans(pipeline="alpha")
+    run_id = spans[0].trace_id
+    (tmp_path / "a.json").write_text(json.dumps(encode_traces(spans)) + "\n")
+    with serve(Backend()) as backend, TempoSource(backend.url) as tempo:
+        with pytest.raises(RunNotFoundError):
+            tempo.get_trace(f" {run_id.upper()}\n")
+        asked = list(backend.requests)
+    found = OtlpJsonSource(tmp_path).get_trace(f" {run_id.upper()} ")
+    expected = ([f"/api/v2/traces/{run_id}", f"/api/traces/{run_id}"], spans)
+    assert expected == (asked, found)

@@ -3,8 +3,9 @@
 A run id is its run span's trace id: 32 hex digits. Readers of a span source also take a
 prefix of at least 4 (as ``git`` takes a commit's). :func:`run_id_problem` is the one rule and
 the one message for a text that cannot be either: the HTTP server's request check refuses such
-a path (``http_answers``, 400) and the span store such an argument (``tracking/store``) with
-the same words, so the two cannot drift apart.
+a path (``http_answers``, 400), the span store such an argument (``tracking/store``) and the
+other span sources a text that is not a whole id (``tracking/sources``: they resolve no
+prefix) with the same words, so they cannot drift apart.
 
 It imports nothing beyond ``typing``: the server loads it at start-up, and the store's sqlite
 must not come with it.

@@ -46,6 +46,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_b
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, SpanSourceURLError
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.state import RunStatus
@@ -119,10 +120,18 @@ class SpanSource(Protocol):
 
 
 def _check_run_id(run_id: str) -> str:
-    try:
-        return normalize_id(run_id.strip(), 32)
-    except ValueError:
-        raise RunNotFoundError(f"not a run id (32 hex characters): {run_id!r}") from None
+    """``run_id`` as the 32 lower-case hex digits a backend is asked for (blanks around it
+    forgiven); RunNotFoundError with ``run_id_form``'s rule and message otherwise, the
+    server's and the store's words. Only the whole id: these sources resolve no prefix.
+
+    Not ``otlp_json.normalize_id``'s forms, which read what a backend sends: a 16-digit id
+    left-padded (Jaeger's 64-bit trace ids) and base64 (OTLP JSON). Typed by a user, 16
+    digits are a prefix of a run id (the store resolves it), never a 64-bit id: padded, they
+    named another run; and base64 is no spelling of a run id anywhere it is shown."""
+    wanted = run_id.strip()
+    if (problem := run_id_problem(wanted, full=True)) is not None:
+        raise RunNotFoundError(problem)
+    return wanted.lower()
 
 
 # --- HTTP backends ---------------------------------------------------------------------------
