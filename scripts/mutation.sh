@@ -184,6 +184,25 @@ tests_for() {
                 tests/pipeline_monitor_unrecorded_test.py tests/pipeline_monitor_batch_test.py \
                 tests/pipeline_debug_monitor_test.py tests/pipeline_replay_run_test.py \
                 tests/pipeline_reporting_replays_test.py ;;
+        pipeline/monitor/_stage_spans.py | pipeline/monitor/_spans.py)
+            echo tests/pipeline_monitor_stage_spans_test.py tests/pipeline_monitor_spans_test.py \
+                tests/pipeline_monitor_stage_end_test.py \
+                tests/pipeline_monitor_payload_events_test.py \
+                tests/pipeline_monitor_redaction_once_test.py \
+                tests/pipeline_monitor_stage_statics_test.py \
+                tests/pipeline_monitor_trigger_events_test.py tests/pipeline_monitor_test.py \
+                tests/pipeline_monitor_engine_test.py \
+                tests/pipeline_monitor_definition_redaction_test.py \
+                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_worker_test.py \
+                tests/pipeline_monitor_batch_test.py tests/pipeline_monitor_unrecorded_test.py \
+                tests/pipeline_debug_monitor_test.py tests/pipeline_replay_run_test.py \
+                tests/pipeline_reporting_replays_test.py ;;
+        pipeline/reporting/_stats.py)
+            echo tests/pipeline_reporting_stats_test.py tests/pipeline_tracking_report_test.py \
+                tests/pipeline_reporting_event_path_test.py tests/pipeline_reporting_render_test.py \
+                tests/pipeline_reporting_unended_test.py tests/pipeline_tracking_kept_runs_test.py \
+                tests/pipeline_tracking_day_rows_test.py \
+                tests/pipeline_tracking_report_exact_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
