@@ -9,23 +9,12 @@ from typing import Any
 
 import pytest
 
-from pipeline_monitor_support import Feed, Telemetry, chain_pipeline
+from pipeline_monitor_support import STAGE_END_KEYS, Feed, Telemetry, chain_pipeline
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
-#: Every attribute a stage span's end may set, in the order ``end_stage_span`` sets them.
-END_KEYS = (
-    t.CICD_TASK_RUN_RESULT,
-    t.STAGE_STATUS,
-    t.STAGE_CPU_TIME,
-    t.STAGE_PEAK_MEMORY,
-    t.STAGE_WILL_RETRY,
-    t.ERROR_TYPE,
-    t.STAGE_ERROR_MESSAGE,
-    t.STAGE_CANCEL_REASON,
-    t.STAGE_CANCEL_CAUSE,
-)
+END_KEYS = STAGE_END_KEYS
 
 
 @pytest.fixture

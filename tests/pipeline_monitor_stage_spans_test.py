@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
-from pipeline_monitor_support import T0, Feed, Telemetry
+from pipeline_monitor_support import T0, Feed, Telemetry, end_attributes
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageFinished, StageStarted, TaskRunRef, task_run_id
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent, Pipeline, Stage
@@ -196,42 +196,33 @@ def _one_run(
     feed.start_run()
     a = Attempt(attempt) if attempt != 1 else 1
     starts = [_started(feed, "plan", attempt=a, inputs={"goal": "go"})]
-    feed.emit(_finished(feed, starts[-1], outputs={"plan": 1}))
+    _end(feed, starts[-1], outputs={"plan": 1})
     starts.append(
         _started(feed, "build", attempt=a, fired_by=[TaskRunRef("plan", 0, attempt)], instance=0)
     )
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     starts.append(
         _started(feed, "build", attempt=a, instance=1, triggers=["token=abc123", "on completion"])
     )
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     starts.append(_started(feed, "build", attempt=a, instance=2, triggers=[]))
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     starts.append(_started(feed, "deploy", attempt=a, event={"type": "built", "n": 1}))
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     starts.append(_started(feed, "deploy", attempt=a, instance=1, event={"type": 7}))
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     starts.append(_started(feed, "plan", attempt=a, instance=1, event={"kind": "x"}))
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     starts.append(_started(feed, "deploy", attempt=a, instance=2, event={"type": "rebuilt"}))
-    feed.emit(_finished(feed, starts[-1]))
+    _end(feed, starts[-1])
     feed.finish_run(RunStatus.SUCCESS)
     return feed, starts
 
 
-def _finished(feed: Feed, started: StageStarted, **fields: Any) -> StageFinished:
+def _end(feed: Feed, started: StageStarted, **fields: Any) -> StageFinished:
+    """``started``'s execution ends 2 s after its start (``fields``: its status and more)."""
     feed.tick(2.0)
-    fields.setdefault("status", StageStatus.SUCCESS)
-    return StageFinished(
-        run_id=feed.run_id,
-        pipeline=feed.pipeline.name,
-        stage=started.stage,
-        instance=started.instance,
-        attempt=started.attempt,
-        task_run_id=started.task_run_id,
-        at=feed.now,
-        **fields,
-    )
+    return feed.finish(started.stage, started.instance, started.attempt, **fields)
 
 
 def _executions(telemetry: Telemetry) -> list[ReadableSpan]:
@@ -328,7 +319,7 @@ def test_a_hook_s_start_and_end_attributes_are_recorded_redacted(telemetry: Tele
     feed.monitor.span_hook = hook
     feed.start_run()
     started = _started(feed, "build")
-    feed.emit(_finished(feed, started, cpu_seconds=0.5))
+    _end(feed, started, cpu_seconds=0.5)
     feed.finish_run(RunStatus.SUCCESS)
     [span] = _executions(telemetry)
     attributes = dict(span.attributes or {})
@@ -361,9 +352,9 @@ def test_no_payload_events_without_capture(telemetry: Telemetry) -> None:
     feed = Feed(telemetry, _pipeline(), capture=PayloadCapture(enabled=False))
     feed.start_run()
     plain = _started(feed, "plan", inputs={"goal": "go"})
-    feed.emit(_finished(feed, plain, outputs={"plan": 1}))
+    _end(feed, plain, outputs={"plan": 1})
     retried = _started(feed, "build", inputs={"x": 1})
-    feed.emit(_finished(feed, retried, outputs={"y": 2}, will_retry=True))
+    _end(feed, retried, outputs={"y": 2}, will_retry=True)
     feed.finish_run(RunStatus.SUCCESS)
     spans = _executions(telemetry)
     assert [(span.name, list(span.events)) for span in spans] == [("plan", []), ("build", [])]
@@ -375,18 +366,16 @@ def test_a_retry_links_to_its_previous_attempt(telemetry: Telemetry) -> None:
     feed = Feed(telemetry, _pipeline())
     feed.start_run()
     first = _started(feed, "plan")
-    feed.emit(
-        _finished(
-            feed,
-            first,
-            status=StageStatus.FAILURE,
-            error="boom",
-            error_type="RuntimeError",
-            will_retry=True,
-        )
+    _end(
+        feed,
+        first,
+        status=StageStatus.FAILURE,
+        error="boom",
+        error_type="RuntimeError",
+        will_retry=True,
     )
     second = _started(feed, "plan", attempt=2, previous=TaskRunRef("plan", 0, 1))
-    feed.emit(_finished(feed, second))
+    _end(feed, second)
     feed.finish_run(RunStatus.SUCCESS)
     one, two = _executions(telemetry)
     [link] = two.links
@@ -500,11 +489,10 @@ def test_an_unsuccessful_end(
         feed.monitor.span_hook = hook
     feed.start_run()
     started = _started(feed, "plan", inputs={"goal": "go"})
-    finished = feed.emit(_finished(feed, started, status=status, outputs={"x": 1}, **fields))
+    finished = _end(feed, started, status=status, outputs={"x": 1}, **fields)
     feed.finish_run(RunStatus.FAILURE)
     [span] = _executions(telemetry)
-    got = [(k, v) for k, v in (span.attributes or {}).items() if k in attributes or k in _END]
-    assert got == list(attributes.items())
+    assert end_attributes(span) == list(attributes.items())
     events = [(e.name, e.timestamp) for e in span.events]
     if exception is None:
         assert events == [(t.EVENT_STAGE_INPUT, _ns(started.at))]
@@ -517,46 +505,6 @@ def test_an_unsuccessful_end(
     assert span.end_time == _ns(finished.at)
     if hook is not None:
         assert [trid for trid, _ in hook.finished] == [started.task_run_id]
-
-
-_END = {
-    t.CICD_TASK_RUN_RESULT,
-    t.STAGE_STATUS,
-    t.STAGE_CPU_TIME,
-    t.STAGE_PEAK_MEMORY,
-    t.STAGE_WILL_RETRY,
-    t.ERROR_TYPE,
-    t.STAGE_ERROR_MESSAGE,
-    t.STAGE_CANCEL_REASON,
-    t.STAGE_CANCEL_CAUSE,
-}
-
-
-def test_a_success_s_end_with_a_hook_takes_the_general_way(telemetry: Telemetry) -> None:
-    """With a span hook, a plain success's end is built and then given to the hook: result,
-    status, CPU, peak memory, the output event at the end, no error status."""
-    hook = RecordingHook()
-    feed = Feed(telemetry, _pipeline())
-    feed.monitor.span_hook = hook
-    feed.start_run()
-    started = _started(feed, "plan")
-    finished = feed.emit(
-        _finished(feed, started, outputs={"ok": True}, cpu_seconds=0.25, peak_memory_bytes=64)
-    )
-    feed.finish_run(RunStatus.SUCCESS)
-    [span] = _executions(telemetry)
-    end = {
-        t.CICD_TASK_RUN_RESULT: "success",
-        t.STAGE_STATUS: "success",
-        t.STAGE_CPU_TIME: 0.25,
-        t.STAGE_PEAK_MEMORY: 64,
-    }
-    assert hook.finished == [(started.task_run_id, end)]
-    assert [(k, v) for k, v in (span.attributes or {}).items() if k in _END] == list(end.items())
-    assert [(e.name, e.timestamp, dict(e.attributes or {})) for e in span.events][1:] == [
-        (t.EVENT_STAGE_OUTPUT, _ns(finished.at), _payload('{"ok":true}'))
-    ]
-    assert span.status.status_code is StatusCode.UNSET
 
 
 class EmptyAsNull(PayloadCapture):
@@ -572,11 +520,11 @@ def test_a_capture_subclass_captures_empty_payloads_its_own_way(telemetry: Telem
     subclass's capture writes them as it captures them."""
     first = Feed(telemetry, _pipeline())
     first.start_run()
-    first.emit(_finished(first, _started(first, "plan", inputs={}), outputs={}))
+    _end(first, _started(first, "plan", inputs={}), outputs={})
     first.finish_run(RunStatus.SUCCESS)
     second = Feed(telemetry, _pipeline(), capture=EmptyAsNull())
     second.start_run()
-    second.emit(_finished(second, _started(second, "plan", inputs={}), outputs={}))
+    _end(second, _started(second, "plan", inputs={}), outputs={})
     second.finish_run(RunStatus.SUCCESS)
     one, two = _executions(telemetry)
     assert [dict(e.attributes or {}) for e in one.events] == [_payload("{}")] * 2
@@ -616,7 +564,7 @@ def test_an_unknown_stage_s_span(telemetry: Telemetry, hooked: bool) -> None:
         feed.monitor.span_hook = RecordingHook()
     feed.start_run()
     started = _started(feed, "extra", triggers=[])
-    feed.emit(_finished(feed, started))
+    _end(feed, started)
     feed.finish_run(RunStatus.SUCCESS)
     [span] = _executions(telemetry)
     assert span.name == "extra"
@@ -628,25 +576,29 @@ def test_an_unknown_stage_s_span(telemetry: Telemetry, hooked: bool) -> None:
     assert span.start_time == _ns(T0 + 1.0)
 
 
+@pytest.mark.parametrize("hooked", [False, True])
 @pytest.mark.parametrize(
     ("fields", "extra"),
     [
+        ({"peak_memory_bytes": 64}, {t.STAGE_PEAK_MEMORY: 64}),
         ({"cancel_reason": "run cancelled"}, {t.STAGE_CANCEL_REASON: "run cancelled"}),
         ({"cancel_cause": "build"}, {t.STAGE_CANCEL_CAUSE: "build"}),
         ({"exception": LookupError("kept")}, {}),
         ({"will_retry": True}, {t.STAGE_WILL_RETRY: True}),
     ],
 )
-def test_a_success_with_more_to_say_keeps_it(
-    telemetry: Telemetry, fields: dict[str, Any], extra: dict[str, Any]
+def test_a_success_s_end(
+    telemetry: Telemetry, *, hooked: bool, fields: dict[str, Any], extra: dict[str, Any]
 ) -> None:
-    """A success that carries a cancel reason, a cancel cause, an exception or a retry flag
-    records it beside its result, status and output event (the exception as an event, with
-    no error status)."""
+    """A success's end: result, status, CPU, and what else it carries (peak memory, a cancel
+    reason or cause, an exception as an event, a retry flag), the output event at the end,
+    no error status; with a span hook, the same, given to the hook before it is recorded."""
+    hook = RecordingHook() if hooked else None
     feed = Feed(telemetry, _pipeline())
+    feed.monitor.span_hook = hook
     feed.start_run()
     started = _started(feed, "plan")
-    finished = feed.emit(_finished(feed, started, outputs={"ok": 1}, cpu_seconds=0.5, **fields))
+    finished = _end(feed, started, outputs={"ok": True}, cpu_seconds=0.5, **fields)
     feed.finish_run(RunStatus.SUCCESS)
     [span] = _executions(telemetry)
     end = {
@@ -655,12 +607,17 @@ def test_a_success_with_more_to_say_keeps_it(
         t.STAGE_CPU_TIME: 0.5,
         **extra,
     }
-    assert [(k, v) for k, v in (span.attributes or {}).items() if k in _END] == list(end.items())
-    names = [(e.name, e.timestamp) for e in span.events][1:]
+    assert end_attributes(span) == list(end.items())
     at = _ns(finished.at)
     exception = [("exception", at)] if "exception" in fields else []
-    assert names == [*exception, (t.EVENT_STAGE_OUTPUT, at)]
+    assert [(e.name, e.timestamp) for e in span.events][1:] == [
+        *exception,
+        (t.EVENT_STAGE_OUTPUT, at),
+    ]
+    assert dict(span.events[-1].attributes or {}) == _payload('{"ok":true}')
     assert span.status.status_code is StatusCode.UNSET
+    if hook is not None:
+        assert hook.finished == [(started.task_run_id, end)]
 
 
 @pytest.mark.parametrize(("value", "text"), [([], "[]"), ("", '""'), (None, "null"), (0, "0")])

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from taskdaemon.pipeline import telemetry as names
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -68,6 +69,25 @@ PROMETHEUS_NAMES = frozenset(
         "pipeline_cpu_usage_percent",
     }
 )
+
+
+#: Every attribute a stage span's end may set, in the order ``end_stage_span`` sets them.
+STAGE_END_KEYS = (
+    names.CICD_TASK_RUN_RESULT,
+    names.STAGE_STATUS,
+    names.STAGE_CPU_TIME,
+    names.STAGE_PEAK_MEMORY,
+    names.STAGE_WILL_RETRY,
+    names.ERROR_TYPE,
+    names.STAGE_ERROR_MESSAGE,
+    names.STAGE_CANCEL_REASON,
+    names.STAGE_CANCEL_CAUSE,
+)
+
+
+def end_attributes(span: ReadableSpan) -> list[tuple[str, Any]]:
+    """A stage span's end attributes (``STAGE_END_KEYS``) in the order it holds them."""
+    return [(key, value) for key, value in (span.attributes or {}).items() if key in STAGE_END_KEYS]
 
 
 @dataclass
