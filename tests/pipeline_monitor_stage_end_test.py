@@ -14,8 +14,6 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
-END_KEYS = STAGE_END_KEYS
-
 
 @pytest.fixture
 def telemetry() -> Iterator[Telemetry]:
@@ -72,11 +70,15 @@ def test_end_attributes_in_order(
     [span] = telemetry.by_name(t.stage_span_name("a"))
     result, stage_status = expected[0]
     values = [result, stage_status, *expected[1:]]
-    want = [(key, value) for key, value in zip(END_KEYS, values, strict=False) if value is not None]
-    got = [(key, value) for key, value in (span.attributes or {}).items() if key in END_KEYS]
+    want = [
+        (key, value)
+        for key, value in zip(STAGE_END_KEYS, values, strict=False)
+        if value is not None
+    ]
+    got = [(key, value) for key, value in (span.attributes or {}).items() if key in STAGE_END_KEYS]
     assert got == want
     assert [type(value) for _, value in got] == [type(value) for _, value in want]
-    start_keys = [key for key in (span.attributes or {}) if key not in END_KEYS]
+    start_keys = [key for key in (span.attributes or {}) if key not in STAGE_END_KEYS]
     assert list(span.attributes or {})[len(start_keys) :] == [key for key, _ in want]
 
 
