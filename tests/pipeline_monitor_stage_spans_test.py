@@ -625,6 +625,7 @@ def test_an_empty_value_that_is_not_a_mapping_is_captured_as_it_is(value: Any, t
     """Only an empty dict or mapping proxy takes the remembered ``{}`` event: any other empty
     value is captured as its own JSON."""
     capture = PayloadCapture()
-    _stage_spans._payload_event(capture, {})  # the ``{}`` entry made
+    _stage_spans._payload_events.clear()  # the memo as a fresh process has it: no ``{}`` yet
+    assert dict(_stage_spans._payload_event(capture, {})) == _payload("{}")  # now it has
     assert dict(_stage_spans._payload_event(capture, value)) == _payload(text)
     assert dict(_stage_spans._payload_event(capture, MappingProxyType({}))) == _payload("{}")
