@@ -15,15 +15,28 @@ was most of a row's decoding (``benchmarks/stored_row_decoding.py`` counts the r
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
+from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.stored_json import loads
 from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
 
 __all__ = ["decode_resource", "decode_span"]
 
 _NESTED = frozenset((list, dict))  # the JSON values that are not scalars
+
+
+@cache
+def _makers() -> tuple[
+    Callable[..., SpanRecord], Callable[..., SpanEventRecord], Callable[..., SpanLinkRecord]
+]:
+    """The three records' makers (``frozen.maker``: the record the class call builds, every
+    field by position), compiled when the first row is decoded. A row builds a span record
+    and one per event and link (four events a stage span of ``taskdaemon run``); a class
+    call packs keyword arguments and stores each field through its slot's setter."""
+    return maker(SpanRecord, 13), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
 
 
 def _check(condition: bool, what: str) -> None:
@@ -61,20 +74,20 @@ def decode_resource(text: Any) -> dict[str, Any]:
     return _attributes(value, "resource")
 
 
-def _event(event: Any) -> SpanEventRecord:
+def _event(event: Any, make: Callable[..., SpanEventRecord]) -> SpanEventRecord:
     _check(
         type(event) is list and len(event) == 3 and type(event[0]) is str and type(event[1]) is int,
         "an event is not [name, time_ns, attributes]",
     )
-    return SpanEventRecord(event[0], event[1], _attributes(event[2], "event ", event[0]))
+    return make(event[0], event[1], _attributes(event[2], "event ", event[0]))
 
 
-def _link(link: Any) -> SpanLinkRecord:
+def _link(link: Any, make: Callable[..., SpanLinkRecord]) -> SpanLinkRecord:
     _check(
         type(link) is list and len(link) == 3 and type(link[0]) is str and type(link[1]) is str,
         "a link is not [trace_id, span_id, attributes]",
     )
-    return SpanLinkRecord(link[0], link[1], _attributes(link[2], "link"))
+    return make(link[0], link[1], _attributes(link[2], "link"))
 
 
 def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) -> SpanRecord:
@@ -97,7 +110,12 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     _check(type(status_code) is str, "status code is not text")
     _check(type(status_message) is str, "status message is not text")
     _check(type(events) is list and type(links) is list, "events or links not arrays")
-    return SpanRecord(
+    make_span, make_event, make_link = _makers()
+    # Events, links, then the span's attributes: a row damaged in several places names the
+    # first of these that is wrong, as it always has.
+    event_records = tuple([_event(event, make_event) for event in events])
+    link_records = tuple([_link(link, make_link) for link in links])
+    return make_span(
         trace_id,
         span_id,
         parent,
@@ -107,10 +125,8 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
         end_ns,
         status_code,
         status_message,
-        # Events, links, then the span's attributes: a row damaged in several places names
-        # the first of these that is wrong, as it always has.
-        events=tuple([_event(event) for event in events]),
-        links=tuple([_link(link) for link in links]),
-        attributes=_attributes(attributes, "span"),
-        resource=resource,
+        _attributes(attributes, "span"),
+        event_records,
+        link_records,
+        resource,
     )
