@@ -76,13 +76,17 @@ def state_label(node: DagNode) -> str:
 
 
 def labelled(snapshot: DagSnapshot) -> DagSnapshot:
-    """``snapshot`` with every successful node titled with its state as well.
+    """``snapshot`` with every node titled with its stage's name, a successful one with its
+    state as well.
 
-    The shared renderers leave the word ``success`` out of a node's label (colour and the
-    duration say it); the web page promises a word for every state, so its drawing adds it.
+    The shared renderers title a node ``Build Api`` for ``build-api``; the page's stages
+    table, its URLs, its stage panel and ``taskdaemon logs --stage`` all take the name, so
+    its drawing shows the name a user can copy. They also leave the word ``success`` out of
+    a node's label (colour and the duration say it); the web page promises a word for every
+    state, so its drawing adds it.
     """
     nodes = tuple(
-        replace(node, title=f"{node.title}\n✓ success") if node.state == "success" else node
+        replace(node, title=f"{node.name}\n✓ success" if node.state == "success" else node.name)
         for node in snapshot.nodes
     )
     return replace(snapshot, nodes=nodes)

@@ -356,7 +356,7 @@
       }
       row.tr.dataset.state = node.state;
       row.tr.classList.toggle("selected", node.name === selected);
-      setText(row.pick, node.title);
+      setText(row.pick, node.name);
       const pill = node.state + "\u0000" + node.label;
       if (row.pill !== pill) { row.pill = pill; row.state.replaceChildren(statePill(node.state, node.label)); }
       setText(row.instances, node.instances);
