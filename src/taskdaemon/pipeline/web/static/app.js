@@ -269,36 +269,64 @@
       }
     }
 
+    // The timeline is updated in place, as the stages table is: one row per attempt, kept from
+    // event to event by its stage, instance and attempt, its label and bars written only when
+    // they change. Drawn anew at every event, hundreds of rows were thrown away and made again
+    // several times a second on a busy run; a new attempt's row is now inserted where it goes.
+    const timelineRows = new Map();
+    const timelineAxis = el("div", { class: "axis" });
+    timelineAxis.append(el("span"), el("span"));
+    const timelineHidden = el("p", { class: "muted" });
+    const timelineEmpty = el("p", { class: "muted" }, "No stage has started yet.");
+
+    function setAttr(node, name, value) {
+      if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+    }
+
+    function timelineRow(r, t, span) {
+      const key = r.stage + "\u0000" + r.instance + "\u0000" + r.attempt;
+      let row = timelineRows.get(key);
+      if (!row) {
+        row = { div: el("div", { class: "row", "data-stage": r.stage, "data-instance": r.instance, "data-attempt": r.attempt }),
+          label: el("span", { class: "label" }), track: el("div", { class: "track" }) };
+        row.div.append(row.label, row.track);
+        timelineRows.set(key, row);
+      }
+      const name = r.stage + (r.instance ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
+      setAttr(row.label, "title", name + ": " + r.status);
+      setText(row.label, name + " · " + r.status);
+      r.segments.forEach((seg, i) => {
+        let bar = row.track.children[i];
+        if (!bar) bar = row.track.appendChild(el("div"));
+        setAttr(bar, "class", "seg seg-" + seg.kind + (r.open && i === r.segments.length - 1 ? " open" : ""));
+        setAttr(bar, "data-kind", seg.kind);
+        setAttr(bar, "title", seg.kind + " " + fmtDuration(seg.end - seg.start));
+        setText(bar, seg.kind);
+        const left = (100 * (seg.start - t.start) / span) + "%";
+        const width = (100 * Math.max(0, seg.end - seg.start) / span) + "%";
+        if (bar.style.left !== left) bar.style.left = left;
+        if (bar.style.width !== width) bar.style.width = width;
+      });
+      while (row.track.children.length > r.segments.length) row.track.lastElementChild.remove();
+      return [key, row.div];
+    }
+
     function renderTimeline() {
       const box = document.getElementById("timeline");
       const t = state.timeline;
       const span = Math.max(1e-6, t.end - t.start);
-      const rows = [];
-      const axis = el("div", { class: "axis" });
-      axis.appendChild(el("span", null, "0s"));
-      axis.appendChild(el("span", null, fmtDuration(span)));
-      rows.push(axis);
-      for (const r of t.rows) {
-        const row = el("div", { class: "row", "data-stage": r.stage, "data-instance": r.instance, "data-attempt": r.attempt });
-        const name = r.stage + (r.instance ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
-        row.appendChild(el("span", { class: "label", title: name + ": " + r.status }, name + " · " + r.status));
-        const track = el("div", { class: "track" });
-        for (const seg of r.segments) {
-          const bar = el("div", {
-            class: "seg seg-" + seg.kind + (r.open && seg === r.segments[r.segments.length - 1] ? " open" : ""),
-            "data-kind": seg.kind,
-            title: seg.kind + " " + fmtDuration(seg.end - seg.start),
-          }, seg.kind);
-          bar.style.left = (100 * (seg.start - t.start) / span) + "%";
-          bar.style.width = (100 * Math.max(0, seg.end - seg.start) / span) + "%";
-          track.appendChild(bar);
-        }
-        row.appendChild(track);
-        rows.push(row);
-      }
-      if (t.hidden) rows.push(el("p", { class: "muted" }, t.hidden + " more attempts not shown"));
-      if (!t.rows.length) rows.push(el("p", { class: "muted" }, "No stage has started yet."));
-      box.replaceChildren(...rows);
+      setText(timelineAxis.firstElementChild, "0s");
+      setText(timelineAxis.lastElementChild, fmtDuration(span));
+      const rows = t.rows.map((r) => timelineRow(r, t, span));
+      const keys = new Set(rows.map(([key]) => key));
+      for (const key of Array.from(timelineRows.keys())) if (!keys.has(key)) timelineRows.delete(key);
+      const wanted = [timelineAxis, ...rows.map(([, div]) => div)];
+      if (t.hidden) { setText(timelineHidden, t.hidden + " more attempts not shown"); wanted.push(timelineHidden); }
+      if (!t.rows.length) wanted.push(timelineEmpty);
+      // Each element is put where it goes only when it is not there: a row that stays is not
+      // moved, and those no longer wanted end up after the wanted ones, and go.
+      wanted.forEach((node, i) => { if (box.children[i] !== node) box.insertBefore(node, box.children[i] || null); });
+      while (box.children.length > wanted.length) box.lastElementChild.remove();
     }
 
     function fillActions(cell, node) {

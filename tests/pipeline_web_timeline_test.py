@@ -1,0 +1,123 @@
+"""The run page's timeline follows live events in place, in Debian's headless chromium
+(Playwright): each attempt's row is made once and kept from event to event, its label and bars
+rewritten; a new attempt's row is inserted where it goes.
+
+The page's live stream is made up (``web_events_support``) so the test says exactly which rows
+each event holds; it asserts on the DOM, never on pixels or timings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from web_events_support import run_page_with, with_stages
+
+pytestmark = pytest.mark.slow
+
+#: Records, from before the page's own scripts run, every timeline row element added to or
+#: removed from the page ("STAGE#ATTEMPT"), and keeps the first row element of ``work``.
+WATCH_ROWS = """\
+window.__added = []; window.__removed = [];
+new MutationObserver((records) => {
+  for (const record of records) {
+    for (const node of record.addedNodes) {
+      if (node.nodeType !== 1 || !node.classList.contains("row")) continue;
+      window.__added.push(node.dataset.stage + "#" + node.dataset.attempt);
+      if (!window.__work) window.__work = node;
+    }
+    for (const node of record.removedNodes) {
+      if (node.nodeType === 1 && node.classList.contains("row"))
+        window.__removed.push(node.dataset.stage + "#" + node.dataset.attempt);
+    }
+  }
+}).observe(document, { childList: true, subtree: true });
+"""
+
+BASE = 1_000.0
+
+
+def row(
+    stage: str, attempt: int, status: str, *segments: tuple[str, float, float]
+) -> dict[str, Any]:
+    """A timeline row of ``stage``'s instance 0; ``segments`` as (kind, start, end) seconds
+    after :data:`BASE`; open while ``status`` is running or queued."""
+    return {
+        "stage": stage,
+        "instance": 0,
+        "attempt": attempt,
+        "status": status,
+        "open": status in ("running", "queued"),
+        "segments": [{"kind": k, "start": BASE + a, "end": BASE + b} for k, a, b in segments],
+    }
+
+
+def timed(event: dict[str, Any], end: float, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``event`` whose timeline runs from :data:`BASE` to ``end`` seconds later, with ``rows``."""
+    event["timeline"] = {"start": BASE, "end": BASE + end, "rows": rows, "hidden": 0}
+    return event
+
+
+async def test_live_events_update_the_timelines_rows_in_place(tmp_path: Path) -> None:
+    """Three events: a stage's first attempt fails and a second one starts (its row goes
+    between the first one's and the next stage's), another stage goes from queued to running
+    to success, a third one starts. Each row is added once and none is removed: the first
+    attempt's row is the element it was at the first event; the rows say the last event."""
+
+    def make(event: dict[str, Any]) -> list[dict[str, Any]]:
+        first = timed(
+            with_stages(event, ["running", "running", "pending"], ""),
+            2,
+            [
+                row("work", 1, "running", ("running", 0, 2)),
+                row("s1", 1, "queued", ("queued", 1, 2)),
+            ],
+        )
+        second = timed(
+            with_stages(event, ["running", "running", "pending"], ""),
+            4,
+            [
+                row("work", 1, "failure", ("running", 0, 3)),
+                row("work", 2, "running", ("running", 3, 4)),
+                row("s1", 1, "running", ("queued", 1, 3.5), ("running", 3.5, 4)),
+            ],
+        )
+        third = timed(
+            with_stages(event, ["success", "success", "running"], ""),
+            6,
+            [
+                row("work", 1, "failure", ("running", 0, 3)),
+                row("work", 2, "success", ("running", 3, 5)),
+                row("s1", 1, "success", ("queued", 1, 3.5), ("running", 3.5, 6)),
+                row("s2", 1, "running", ("running", 5, 6)),
+            ],
+        )
+        return [first, second, third]
+
+    async with run_page_with(tmp_path, make, init_script=WATCH_ROWS) as (page, errors, _):
+        await page.wait_for_selector('#timeline .row[data-stage="s2"]')
+        added = await page.evaluate("window.__added")
+        removed = await page.evaluate("window.__removed")
+        kept = await page.evaluate(
+            """document.querySelector('#timeline .row[data-stage="work"][data-attempt="1"]')
+               === window.__work"""
+        )
+        shown = await page.eval_on_selector_all(
+            "#timeline .row",
+            """rows => rows.map(r => [r.querySelector(".label").textContent,
+                                      Array.from(r.querySelectorAll(".seg"), s => s.className)])""",
+        )
+        axis = await page.text_content("#timeline .axis")
+    assert ["work#1", "s1#1", "work#2", "s2#1"] == added
+    assert [] == removed
+    assert kept
+    assert [
+        ["work · failure", ["seg seg-running"]],
+        ["work #2 · success", ["seg seg-running"]],
+        ["s1 · success", ["seg seg-queued", "seg seg-running"]],
+        ["s2 · running", ["seg seg-running open"]],
+    ] == shown
+    assert "0s6.0s" == axis
+    assert [] == errors
