@@ -11,6 +11,7 @@ import argparse
 import math
 from pathlib import Path
 
+from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
 
@@ -22,12 +23,14 @@ __all__ = [
     "add_pipeline_filter",
     "add_server_options",
     "add_source_option",
+    "add_wide_option",
     "add_workspace_option",
     "pipeline_name",
     "poll_interval",
     "port_number",
     "source_exit_code",
     "span_source",
+    "table_width",
 ]
 
 #: How ``--since``, ``--until`` (``runs list``, ``report``) are written (``durations.parse_when``).
@@ -178,3 +181,21 @@ def add_pipeline_filter(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipeline", "-p", type=pipeline_name, metavar="P", help="only this pipeline's runs"
     )
+
+
+def add_wide_option(parser: argparse.ArgumentParser) -> None:
+    """``--wide`` (``runs list``, ``runs show``, ``report``): the whole table on a terminal."""
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="on a terminal narrower than the table, print it whole anyway (full run ids, "
+        "uncut names): a pipe or a file always gets it whole",
+    )
+
+
+def table_width(args: argparse.Namespace) -> int | None:
+    """The width a history table is fitted to: the terminal's, None for ``--wide``, a pipe or
+    a file."""
+    if getattr(args, "wide", False):
+        return None
+    return summary_width()

@@ -3,7 +3,7 @@
 ::
 
     taskdaemon report [--pipeline P] [--since 7d] [--until T] [--format table|markdown|json|html]
-                      [--source URL] [--limit N] [-o FILE]
+                      [--source URL] [--limit N] [-o FILE] [--wide]
 
 The window holds the ended runs that started in [since, until) (``--since``: an age such as
 ``7d`` or an ISO time, default 7 days ago; ``--until``: default now). Regressions compare it
@@ -28,7 +28,9 @@ from taskdaemon.pipeline.cli.options import (
     WHEN_FORMAT,
     add_pipeline_filter,
     add_source_option,
+    add_wide_option,
     source_exit_code,
+    table_width,
 )
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
@@ -68,6 +70,7 @@ def register(subparsers: Any) -> None:
         help="sources without aggregates: rebuild at most N runs (default 1000)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    add_wide_option(parser)
     parser.set_defaults(func=run_report)
 
 
@@ -177,5 +180,7 @@ def _compute(
     finally:
         if isinstance(data, StoreReportData):
             data.close()
-    text: str = render_report(report, args.format)
+    # A table for a terminal is fitted to it; one written to a file (-o) is whole.
+    width = table_width(args) if args.output is None else None
+    text: str = render_report(report, args.format, width)
     return text

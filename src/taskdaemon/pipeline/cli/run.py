@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import time
@@ -62,6 +61,7 @@ from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
+from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.ellipsis import cut
@@ -346,20 +346,6 @@ _MIN_NAME = 12
 #: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
 #: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
 _MIN_DETAIL = 10
-
-
-def summary_width(stream: IO[str] | None = None) -> int | None:
-    """The columns of the terminal ``stream`` (stdout by default) is (``COLUMNS`` first, as
-    ``shutil`` reads it), or None when it is not a terminal: a pipe or a file gets the summary
-    (and the progress lines, on stderr) unfitted."""
-    stream = sys.stdout if stream is None else stream
-    try:
-        if not stream.isatty():
-            return None
-        columns = int(os.environ.get("COLUMNS") or 0)
-        return columns if columns > 0 else os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def summary_error(result: RunResult, stage: str) -> str | None:

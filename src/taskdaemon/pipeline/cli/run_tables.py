@@ -17,6 +17,7 @@ from taskdaemon.pipeline.records import (
     StageRecord,
     stage_error,
 )
+from taskdaemon.pipeline.table_fit import aligned, short_ids
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
@@ -54,16 +55,15 @@ def _cell(text: str) -> str:
     return cut(text.translate(CONTROL_ESCAPES), _MAX_CELL)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    rows = [[_cell(cell) for cell in row] for row in rows]
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
-        for r in (header, *rows)
-    ]
-    return "\n".join(lines)
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None,
+    give_way: tuple[int, ...],
+) -> str:
+    """The aligned table, fitted to ``width`` when given (``table_fit.aligned``)."""
+    cells = [[_cell(cell) for cell in row] for row in rows]
+    return "\n".join(aligned(header, cells, width, give_way))
 
 
 #: The REPLAY OF cell of a replay: the first digits of the replayed run's id.
@@ -76,9 +76,14 @@ def _replayed(run: RunSummary) -> str:
     return run.replay_of[:_REPLAY_ID_DIGITS] if run.replay_of else "-"
 
 
-def format_runs_table(runs: Sequence[RunSummary]) -> str:
+def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> str:
     """An aligned table: run id, pipeline, status, start, duration, stages, failed, and, when
     any run listed is a replay, REPLAY OF.
+
+    ``width``: the columns of the terminal it is written to, when the whole table is wider:
+    RUN ID then shows the shortest prefix of at least 8 digits unique among the runs listed
+    (which ``runs show`` takes back), and PIPELINE gives way (cut with an ellipsis) before any
+    other column (``table_fit``). None (a pipe, a file, ``--wide``): every id whole.
 
     A replay is a run of its own, and without the column three replays of a run read as four
     identical rows of its pipeline. The column says which run each one replayed in 8 hex
@@ -117,7 +122,11 @@ def format_runs_table(runs: Sequence[RunSummary]) -> str:
         )
         for r in runs
     ]
-    return _table(header, rows)
+    whole = _table(header, rows, None, ())
+    if width is None or max(map(len, whole.splitlines())) <= width:
+        return whole
+    ids = short_ids([row[0] for row in rows])
+    return _table(header, [(i, *row[1:]) for i, row in zip(ids, rows, strict=True)], width, (1,))
 
 
 def _one_line(text: str | None) -> str:
@@ -130,7 +139,7 @@ def _stage_error(stage: StageRecord) -> str | None:
     return stage.skip_reason or stage_error(stage.status, stage.attempts, stage.cancel_reason)
 
 
-def format_run_table(run: RunRecord) -> str:
+def format_run_table(run: RunRecord, width: int | None = None) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (start is the first attempt's).
 
@@ -141,6 +150,9 @@ def format_run_table(run: RunRecord) -> str:
     the last error of an instance whose final attempt has one (``cancelled: <why>`` for a stage
     a stop of the run cancelled, also one it caught paused before its start), as the ``run``
     summary reads it.
+
+    ``width``: the columns of the terminal it is written to: STAGE and ERROR give way (cut
+    with an ellipsis, the wider first) when the table is wider (``table_fit``).
     """
     # One zone for the view: the run's start and its stages' (a run rarely spans a change).
     times = [run.start, *(s.attempts[0].start for s in run.stages if s.attempts)]
@@ -155,6 +167,10 @@ def format_run_table(run: RunRecord) -> str:
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:
         head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
+    if width is not None:  # the free text of the head gives way too: the pipeline, the error
+        head = [
+            cut(line, width) if line.startswith(("pipeline", "error")) else line for line in head
+        ]
     header = (
         "STAGE",
         "STATUS",
@@ -189,4 +205,4 @@ def format_run_table(run: RunRecord) -> str:
                 _one_line(_stage_error(stage)),
             )
         )
-    return "\n".join(head) + "\n\n" + _table(header, rows)
+    return "\n".join(head) + "\n\n" + _table(header, rows, width, (0, len(header) - 1))

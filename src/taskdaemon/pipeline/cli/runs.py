@@ -18,7 +18,9 @@ from taskdaemon.pipeline.cli.options import (
     WHEN_FORMAT,
     add_pipeline_filter,
     add_source_option,
+    add_wide_option,
     source_exit_code,
+    table_width,
 )
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
@@ -64,6 +66,7 @@ def register(subparsers: Any) -> None:
         help=f"at most N runs (default 20, at most {MAX_LIST})",
     )
     list_p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    add_wide_option(list_p)
     add_source_option(list_p)
     list_p.set_defaults(func=_list)
 
@@ -81,6 +84,7 @@ def register(subparsers: Any) -> None:
         help="the run id (= trace id, 32 hex); in the embedded store also a unique prefix",
     )
     show_p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    add_wide_option(show_p)
     add_source_option(show_p)
     show_p.add_argument(
         "--at", metavar="T", help="the run as it stood T after its start (12.5s, 1m30s)"
@@ -121,7 +125,7 @@ def _list(args: argparse.Namespace) -> int:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
         print(json.dumps(rows, indent=2))
     elif runs:
-        print(format_runs_table(runs))
+        print(format_runs_table(runs, table_width(args)))
     else:
         print("no runs")
     if total is not None:
@@ -150,7 +154,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_run_json(run), indent=2, default=str))
     else:
-        print(format_run_table(run))
+        print(format_run_table(run, table_width(args)))
     return 0
 
 

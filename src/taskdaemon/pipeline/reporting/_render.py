@@ -8,10 +8,12 @@ written by ``reporting._html``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
@@ -24,6 +26,7 @@ from taskdaemon.pipeline.reporting._text import (
     stage_rows,
     summary,
 )
+from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = ["REPORT_FORMATS", "render_report", "report_to_dict"]
@@ -106,47 +109,57 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
-def _path_lines(label: str, path: CriticalPath) -> list[str]:
+def _named(name: str, template: str, width: int | None) -> str:
+    """``template`` with ``{}`` replaced by ``name``, the name cut (to no fewer than
+    ``MIN_GIVEN`` characters) so that the line fits in ``width`` columns when given: a stage's
+    or a pipeline's name gives way, never the figures beside it."""
+    if width is not None:
+        room = max(MIN_GIVEN, width - len(template) + 2)
+        name = cut(name, room)
+    return template.replace("{}", name, 1)
+
+
+def _path_lines(label: str, path: CriticalPath, width: int | None) -> list[str]:
     took = format_seconds(path.run_duration)
     lines = [f"critical path of the {label} run {path.run_id} ({took}):"]
     lines += [
-        f"  {step.stage}: waited {format_seconds(step.wait)}, ran {ran(step)}"
+        _named(step.stage, f"  {{}}: waited {format_seconds(step.wait)}, ran {ran(step)}", width)
         for step in path.steps
     ]
     return lines
 
 
-def _regression_lines(p: PipelineReport) -> list[str]:
+def _regression_lines(p: PipelineReport, width: int | None) -> list[str]:
     if not p.regressions:
         return ["regressions: none (no stage p90 rose more than 20% against the previous window)"]
     lines = ["regressions (p90, previous window -> this window):"]
     lines += [
-        f"  {r.stage}: {format_seconds(r.previous_p90)} -> {format_seconds(r.current_p90)} "
-        f"(+{r.change * 100:.0f}%)"
+        _named(
+            r.stage,
+            f"  {{}}: {format_seconds(r.previous_p90)} -> {format_seconds(r.current_p90)} "
+            f"(+{r.change * 100:.0f}%)",
+            width,
+        )
         for r in p.regressions
     ]
     return lines
 
 
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    ]
-
-
-def _render_table(report: Report) -> str:
+def _render_table(report: Report, width: int | None = None) -> str:
     lines = [f"Report: {heading(report)}"]
+    if width is not None and report.source:  # the source's URL gives way, never the window
+        lines = [
+            _named(report.source, f"Report: {heading(replace(report, source=''))} ({{}})", width)
+        ]
     lines += [f"note: {note}" for note in report.notes]
     if not report.pipelines:
         lines.append("no ended runs in this window")
     for p in report.pipelines:
-        lines += ["", f"pipeline {p.pipeline}: {summary(p)}", ""]
-        lines += _text_table(STAGE_HEADER, stage_rows(p))
+        lines += ["", _named(p.pipeline, f"pipeline {{}}: {summary(p)}", width), ""]
+        lines += aligned(STAGE_HEADER, stage_rows(p), width, (0,))
         for label, path in labelled_paths(p):
-            lines += ["", *_path_lines(label, path)]
-        lines += ["", *_regression_lines(p)]
+            lines += ["", *_path_lines(label, path, width)]
+        lines += ["", *_regression_lines(p, width)]
     # Names come from spans (a remote source's as sent): a control character in one, a line
     # break included, is shown as its escape, so it can neither drive the terminal nor add a line.
     return "\n".join(line.translate(CONTROL_ESCAPES) for line in lines) + "\n"
@@ -170,10 +183,13 @@ _RENDERERS: dict[str, Callable[[Report], str]] = {
 }
 
 
-def render_report(report: Report, fmt: str = "table") -> str:
+def render_report(report: Report, fmt: str = "table", width: int | None = None) -> str:
     """``report`` as text in ``fmt`` (one of ``REPORT_FORMATS``); ValueError for another
-    format, ImportError (one line) for ``html`` without matplotlib."""
+    format, ImportError (one line) for ``html`` without matplotlib. ``width``: the columns of
+    the terminal a ``table`` is written to: its names then give way (``table_fit``)."""
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
         raise ValueError(f"unknown report format {fmt!r} (one of {', '.join(REPORT_FORMATS)})")
+    if fmt == "table":
+        return _render_table(report, width)
     return renderer(report)

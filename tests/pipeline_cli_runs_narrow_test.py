@@ -1,0 +1,130 @@
+"""``runs list``, ``runs show`` and ``report`` on a real terminal (a pty) narrower than their
+tables: every line of ``runs list`` fits 80 columns, its ids are the shortest unique prefixes
+of at least 8 digits and ``runs show`` takes them back; names and errors give way with an
+ellipsis, numbers, statuses and times never; a pipe and ``--wide`` get the tables whole."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon, write
+from terminal_support import on_a_terminal_of
+
+pytestmark = pytest.mark.slow
+
+PIPELINE = "nightly-data-warehouse-refresh-with-a-long-name"
+STAGES = (
+    "extract-customer-orders-from-the-legacy-billing-system",
+    "load-into-the-warehouse-and-refresh-materialized-views",
+)
+TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+
+
+@pytest.fixture(scope="module")
+def history() -> Iterator[tuple[Path, list[str]]]:
+    """A home with three runs of a pipeline with long names (its last stage fails), and their
+    ids, newest first."""
+    home = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    try:
+        path = write(
+            home / "long.yaml",
+            f"""\
+            name: {PIPELINE}
+            stages:
+              - name: {STAGES[0]}
+                command: "true"
+                triggers: [{{manual: {{approval_required: false}}}}]
+              - name: {STAGES[1]}
+                command: "exit 3"
+                triggers: [{{on_completion: {{stage: {STAGES[0]}}}}}]
+            """,
+        )
+        for _ in range(3):
+            assert 1 == taskdaemon(home, "run", str(path), "-q").returncode
+        listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+        yield home, [run["run_id"] for run in listed]
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_runs_list_fits_80_columns_and_its_ids_can_be_typed_back(
+    history: tuple[Path, list[str]],
+) -> None:
+    home, ids = history
+    code, lines = on_a_terminal_of(80, home, "runs", "list")
+    assert 0 == code, lines
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "RUN ID" == lines[0][:6]
+    rows = lines[1:]
+    assert len(ids) == len(rows)
+    for row, run_id in zip(rows, ids, strict=True):
+        shown, pipeline, status, day, hour = row.split()[:5]
+        assert 8 <= len(shown) < 32, row
+        assert run_id.startswith(shown), row
+        assert pipeline.endswith("…"), row
+        assert PIPELINE.startswith(pipeline[:-1]), row
+        assert "failure" == status, row
+        assert TIME.fullmatch(f"{day} {hour}"), row
+        typed = taskdaemon(home, "runs", "show", shown)
+        assert 0 == typed.returncode, typed.stderr
+        assert f"run       {run_id}" == typed.stdout.splitlines()[0]
+
+
+def test_a_pipe_and_wide_get_the_whole_table(history: tuple[Path, list[str]]) -> None:
+    """Piped, every id and name is whole (scripts read them); ``--wide`` on the same narrow
+    terminal prints the same lines."""
+    home, ids = history
+    piped = taskdaemon(home, "runs", "list")
+    assert 0 == piped.returncode, piped.stderr
+    rows = piped.stdout.splitlines()[1:]
+    assert ids == [row.split()[0] for row in rows]
+    assert all(PIPELINE == row.split()[1] for row in rows)
+    code, lines = on_a_terminal_of(80, home, "runs", "list", "--wide")
+    assert (0, piped.stdout.splitlines()) == (code, lines)
+    shown = taskdaemon(home, "runs", "show", ids[0])
+    code, lines = on_a_terminal_of(80, home, "runs", "show", ids[0], "--wide")
+    assert (0, shown.stdout.splitlines()) == (code, lines)
+    assert STAGES[0] in shown.stdout
+
+
+def test_runs_show_cuts_names_and_errors_never_times(history: tuple[Path, list[str]]) -> None:
+    """At 120 columns (its table is 130 whole) the stage names and the error give way; every
+    status, time and count stays whole, and the run's id in its head too."""
+    home, ids = history
+    code, lines = on_a_terminal_of(120, home, "runs", "show", ids[0][:8])
+    assert 0 == code, lines
+    assert all(len(line) <= 120 for line in lines), lines
+    assert f"run       {ids[0]}" == lines[0]
+    table = lines[lines.index("") + 1 :]
+    assert table[0].startswith("STAGE ")
+    for row, stage, status in zip(table[1:], STAGES, ("success", "failure"), strict=True):
+        cells = row.split()
+        assert cells[0].endswith("…"), row
+        assert stage.startswith(cells[0][:-1]), row
+        assert status == cells[1], row
+        assert TIME.fullmatch(f"{cells[2]} {cells[3]}"), row
+        assert ["1", "1"] == cells[6:8], row
+
+
+def test_report_cuts_names_never_figures(history: tuple[Path, list[str]]) -> None:
+    """At 120 columns the report's stage table and lines fit: names cut, figures whole (the
+    same as piped)."""
+    home, _ids = history
+    piped = taskdaemon(home, "report")
+    assert 0 == piped.returncode, piped.stderr
+    assert any(len(line) > 120 for line in piped.stdout.splitlines())
+    code, lines = on_a_terminal_of(120, home, "report")
+    assert 0 == code, lines
+    assert all(len(line) <= 120 for line in lines), lines
+    whole = [line.split() for line in piped.stdout.splitlines() if "100.0%" in line]
+    fitted = [line.split() for line in lines if "100.0%" in line]
+    assert len(whole) == len(fitted) > 0
+    for before, after in zip(whole, fitted, strict=True):
+        assert before[1:] == after[1:] or before[2:] == after[2:]

@@ -1,0 +1,59 @@
+"""A ``taskdaemon`` command whose stdout is a real terminal (a pty) of a given width, read to
+its end: what the history tables (``runs list``, ``runs show``, ``report``) are fitted to."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import termios
+from pathlib import Path
+
+from cli_support import ROOT, TASKDAEMON, environment
+
+
+def on_a_terminal_of(
+    columns: int, home: Path, *args: str, streams: tuple[str, ...] = ("stdout", "stderr")
+) -> tuple[int, list[str]]:
+    """``taskdaemon ARGS`` with its ``streams`` (stdout, stderr) on a pty ``columns`` wide and
+    any other discarded (no ``COLUMNS`` variable: the terminal's own size is read): its exit
+    code and the lines it showed."""
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = environment(home, TERM="xterm-256color")
+    env.pop("COLUMNS", None)
+    try:
+        child = subprocess.Popen(
+            [TASKDAEMON, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=secondary if "stdout" in streams else subprocess.DEVNULL,
+            stderr=secondary if "stderr" in streams else subprocess.DEVNULL,
+            cwd=ROOT,
+            env=env,
+        )
+    finally:
+        os.close(secondary)
+    chunks: list[bytes] = []
+    try:
+        while True:  # to the end of the output: the child's exit closes the terminal
+            ready, _, _ = select.select([primary], [], [], 60.0)
+            if not ready:
+                break  # a safety net: the caller's assertion then shows what came
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        os.close(primary)
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    return code, text.splitlines()
