@@ -3,23 +3,17 @@ fitted to the terminal it is written to."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
-import struct
-import subprocess
-import termios
 from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, write
+from cli_support import write
 from pipeline_engine_support import Resolver, after, pipeline, retry, stage
 from taskdaemon.pipeline.cli.run import render_summary
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline
+from terminal_support import on_a_terminal_of
 
 ERROR = "the deploy target refused the artifact because " + "its checksum did not match " * 4
 
@@ -149,36 +143,4 @@ stages:
 def _on_80_columns(home: Path, path: Path, stream: str) -> tuple[int, list[str]]:
     """``taskdaemon run PATH`` with its ``stream`` (stdout or stderr) on an 80-column
     pseudo-terminal and the other discarded: its exit code and the lines it wrote there."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = environment(home, TERM="xterm-256color")
-    env.pop("COLUMNS", None)
-    child = subprocess.Popen(
-        [TASKDAEMON, "run", str(path)],
-        stdin=subprocess.DEVNULL,
-        stdout=slave if stream == "stdout" else subprocess.DEVNULL,
-        stderr=slave if stream == "stderr" else subprocess.DEVNULL,
-        cwd=ROOT,
-        env=env,
-    )
-    os.close(slave)
-    chunks: list[bytes] = []
-    try:
-        while True:  # to the end of the output: the child's exit closes the terminal
-            ready, _, _ = select.select([master], [], [], 60.0)
-            if not ready:
-                break  # a safety net: the caller's assertion then shows what came
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        code = child.wait(timeout=30)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        os.close(master)
-    return code, b"".join(chunks).decode().replace("\r\n", "\n").splitlines()
+    return on_a_terminal_of(80, home, "run", str(path), streams=(stream,))
