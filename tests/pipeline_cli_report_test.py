@@ -1,11 +1,13 @@
-"""``taskdaemon report`` (``cli/report.py``) over a remote span source."""
+"""``taskdaemon report`` (``cli/report.py``) over a remote span source and the embedded store."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon, write
 from pipeline_tracking_support import Backend, example_spans, serve
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.tracking import encode_traces
@@ -31,3 +33,28 @@ def test_a_report_names_its_source_without_its_secrets(capsys: pytest.CaptureFix
         "qtokensecret" in shown,
     )
     assert expected == actual, shown
+
+
+@pytest.mark.slow
+def test_a_pipeline_with_no_run_at_all_is_named_as_unknown(home: Path) -> None:
+    """``report -p NAME`` for a pipeline the store holds no run of says so, in the table and
+    in Markdown; a known pipeline with no run in the window still reads "no ended runs in this
+    window" (before, a typo read as an empty window too)."""
+    path = write(
+        home / "one.yaml",
+        """\
+        name: one
+        stages:
+          - name: a
+            command: "true"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    assert 0 == taskdaemon(home, "run", str(path), "-q").returncode
+    unknown = taskdaemon(home, "report", "-p", "onee")
+    markdown = taskdaemon(home, "report", "-p", "onee", "-f", "markdown")
+    old = taskdaemon(home, "report", "-p", "one", "--since", "2020-01-01", "--until", "2020-02-01")
+    assert (0, 0, 0) == (unknown.returncode, markdown.returncode, old.returncode)
+    assert "no run of pipeline 'onee' is known to this source" == unknown.stdout.splitlines()[1]
+    assert "No run of pipeline 'onee' is known to this source." in markdown.stdout
+    assert "no ended runs in this window" == old.stdout.splitlines()[1]

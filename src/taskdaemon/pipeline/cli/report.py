@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import (
@@ -180,6 +181,11 @@ def _compute(
     finally:
         if isinstance(data, StoreReportData):
             data.close()
+    # Not one run of it in the whole source (a typo, say): "no ended runs in this window"
+    # would send the reader to widen a window that holds nothing either.
+    asked = args.pipeline is not None and not report.pipelines and not report.notes
+    if asked and not source.search(pipeline=args.pipeline, limit=1):
+        report = replace(report, unknown_pipeline=args.pipeline)
     # A table for a terminal is fitted to it; one written to a file (-o) is whole.
     width = table_width(args) if args.output is None else None
     text: str = render_report(report, args.format, width)

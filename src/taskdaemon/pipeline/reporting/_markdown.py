@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from taskdaemon.pipeline.reporting._model import Report
 from taskdaemon.pipeline.reporting._text import (
     STAGE_HEADER,
+    empty,
     format_seconds,
     heading,
     labelled_paths,
@@ -35,7 +36,8 @@ def render_markdown(report: Report) -> str:
     lines = [f"# Pipeline report: {heading(report)}"]
     lines += [f"\n> {note}" for note in report.notes]
     if not report.pipelines:
-        lines += ["", "No ended runs in this window."]
+        text = _md_cell(empty(report))
+        lines += ["", f"{text[:1].upper()}{text[1:]}."]
     for p in report.pipelines:
         lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + ".", ""]
         lines += _md_table(STAGE_HEADER, stage_rows(p))

@@ -19,6 +19,7 @@ from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
 from taskdaemon.pipeline.reporting._text import (
     STAGE_HEADER,
+    empty,
     format_seconds,
     heading,
     labelled_paths,
@@ -153,7 +154,7 @@ def _render_table(report: Report, width: int | None = None) -> str:
         ]
     lines += [f"note: {note}" for note in report.notes]
     if not report.pipelines:
-        lines.append("no ended runs in this window")
+        lines.append(empty(report))
     for p in report.pipelines:
         lines += ["", _named(p.pipeline, f"pipeline {{}}: {summary(p)}", width), ""]
         lines += aligned(STAGE_HEADER, stage_rows(p), width, (0,))

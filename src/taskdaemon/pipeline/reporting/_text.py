@@ -11,6 +11,7 @@ from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 __all__ = [
     "STAGE_HEADER",
     "byte_size",
+    "empty",
     "format_seconds",
     "heading",
     "percent",
@@ -85,6 +86,14 @@ def summary(p: PipelineReport) -> str:
         f"failed; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
         f"p99 {format_seconds(p.p99)}"
     )
+
+
+def empty(report: Report) -> str:
+    """What a report without figures says: no ended run in its window, or, for a pipeline of
+    which the source holds no run at all (a typo, say), just that."""
+    if report.unknown_pipeline is not None:
+        return f"no run of pipeline {report.unknown_pipeline!r} is known to this source"
+    return "no ended runs in this window"
 
 
 def heading(report: Report) -> str:
