@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from taskdaemon.pipeline.cli.deferred import PendingLogHandler
@@ -93,7 +94,10 @@ def main() -> None:
         root.addHandler(slot)
         stack.callback(root.removeHandler, slot)
         monitor = PipelineMonitor(resource_sampling=False)
-        telemetry = SimpleNamespace(logger_provider=None, span_processors=())
+        # No metrics read: the run log's dropped-records gauge is registered on a no-op meter.
+        telemetry = SimpleNamespace(
+            logger_provider=None, span_processors=(), meter_provider=NoOpMeterProvider()
+        )
         writer = install_run_logging(settings, monitor, telemetry, stack, slot=slot)  # type: ignore[arg-type]
         assert writer is not None
         hook = monitor._recorder.hooks[-1]
