@@ -30,6 +30,7 @@ AREAS = frozenset({"monitor", "visualization", "tracking", "metrics", "debug"})
 REPOSITORY_CHECKS = frozenset(
     {
         "architecture",
+        "benchmarks_smoke",  # benchmarks/*.py: scripts of the repository, run once each
         "deploy_stack",
         "docs_commands",
         "docs_references",

@@ -1,0 +1,187 @@
+"""Every script of ``benchmarks/`` runs: each once, as a subprocess, with its smallest arguments.
+
+A benchmark is run by hand, rarely; when the code it measures changes shape it may crash (or
+switch off a part that is no longer there) for days before anyone notices. This file runs each
+one with tiny arguments and checks that it exits 0 and prints its figure lines. The figures are
+not asserted: they measure nothing at this size. Scripts that count instructions under valgrind
+run only where ``valgrind`` is installed (``scripts/setup.sh --dev`` does not install it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cli_support import ROOT
+
+BENCHMARKS = ROOT / "benchmarks"
+
+
+@dataclass(frozen=True)
+class Smoke:
+    """One script's tiny run: its arguments (``{tmp}`` is the test's own folder, ``{port}`` a
+    free loopback port), a regular expression its figure lines match, and whether it needs
+    valgrind."""
+
+    args: tuple[str, ...]
+    prints: str
+    valgrind: bool = False
+
+
+#: Each script of ``benchmarks/`` with the smallest arguments its usage line allows.
+SMOKES: dict[str, Smoke] = {
+    "big_pipeline_memory": Smoke(
+        ("--sizes", "1", "--shapes", "block", "--commands", "validate"), "peak MiB"
+    ),
+    "cel_context_instructions": Smoke(
+        ("--evaluations", "5"), "instructions an evaluation", valgrind=True
+    ),
+    "cli_startup": Smoke(("--rounds", "1", "--run-only"), "ratios to python -c pass"),
+    "concurrent_runs": Smoke(("--runs", "5", "--rounds", "1"), "stages/s"),
+    "debug_overhead": Smoke(("--stages", "5", "--rounds", "1"), "on, no breakpoint"),
+    "engine_overhead": Smoke(("--quick",), "ratio 10k/1k"),
+    "engine_stage_cpu": Smoke(
+        ("--kind", "sync", "--stages", "5", "--pairs", "1", "--children", "1"), "  sync   this"
+    ),
+    "engine_stage_instructions": Smoke(
+        ("--kind", "sync", "--observer", "none", "--runs", "1"), "  sync  none  this", valgrind=True
+    ),
+    "gc_cost": Smoke(("--stages", "5", "--rounds", "1"), "gc µs/stage"),
+    "history_scale": Smoke(
+        ("--sizes", "100", "--ops", "runs-list", "--dir", "{tmp}"), "runs-list ", valgrind=True
+    ),
+    "history_store": Smoke(("--runs", "100", "--db", "{tmp}/history.db"), '"spans": '),
+    "http_load": Smoke(
+        (
+            "--scrapers",
+            "2",
+            "--seconds",
+            "0.5",
+            "--rounds",
+            "1",
+            "--stages",
+            "3",
+            "--sequential",
+            "5",
+        ),
+        "engine loaded:",
+    ),
+    "json_encoding": Smoke(("--number", "10", "--repeat", "1"), "json / orjson:"),
+    "live_state": Smoke(("--stages", "5", "--rounds", "1"), "us per event"),
+    "log_capture": Smoke(
+        ("--lines", "100", "--repeat", "1", "--modes", "discarded", "--commands", "sh-echo"),
+        "  discarded ",
+    ),
+    "monitor_instructions": Smoke(("--stages", "5"), "  this  everything", valgrind=True),
+    "monitor_records": Smoke(("--stages", "5", "--rounds", "1", "--pairs", "1"), r"^  this +\d"),
+    "otlp_json_read": Smoke(("--runs", "5", "--spans", "3", "--pairs", "1"), "get_trace"),
+    "per_stage": Smoke(("--rounds", "1", "--stages", "5", "--variants", "sync"), "  floor "),
+    "per_stage_instructions": Smoke(
+        ("--stages", "5", "--variants", "sync"), "x the floor", valgrind=True
+    ),
+    "pipeline_load_parts": Smoke(
+        ("--stages", "5", "--pairs", "1", "--repeat", "1"), "  this   canonical"
+    ),
+    "pipeline_with_monitoring": Smoke(
+        ("--rounds", "1", "--runs", "1", "--stages", "3"), "monitor vs raw SDK floor:"
+    ),
+    "reconstruct_events": Smoke(("--stages", "5", "--small", "2", "--rounds", "1"), "one rebuild"),
+    "remask_instructions": Smoke(
+        ("--lines", "100", "--per-batch", "10"), "masked again", valgrind=True
+    ),
+    "replay_plan": Smoke(("--stages", "5", "--repeat", "1"), "  CPU   best"),
+    "report": Smoke(
+        ("--runs", "50", "--rounds", "1", "--db", "{tmp}/report.db"), "Report: runs started"
+    ),
+    "report_aggregates": Smoke(
+        ("--runs", "10", "--rounds", "1", "--shapes", "chain"), "  chain   this"
+    ),
+    "run_log_rows": Smoke(("--stages", "5", "--rounds", "1"), "logging / direct:"),
+    "run_thread_cpu": Smoke(("--stages", "5", "--rounds", "1"), "taskdaemon-log-writer"),
+    # The floor process that per_stage and sdk_floor_per_stage time: it prints its trace id.
+    "sdk_floor": Smoke(("5",), "^[0-9a-f]{32}$"),
+    "sdk_floor_per_stage": Smoke(("--stages", "5", "--processes", "1"), "ms CPU a stage"),
+    "secret_masks": Smoke(("--rounds", "1", "--lines", "100"), "texts: 0 values"),
+    "span_rows": Smoke(("--runs", "5", "--stages", "3", "--rounds", "1"), "us a row"),
+    "sse_streams": Smoke(
+        ("--streams", "2", "--changes", "2", "--interval", "0.05"), "p50 ratio 2/1:"
+    ),
+    "startup_costs": Smoke(("--processes", "1"), "  asyncio "),
+    "telemetry_codec": Smoke(("--stages", "5", "--repeat", "1"), "  rebuild "),
+    "thread_hop": Smoke(("--hops", "10", "--rounds", "1"), "ThreadPoolExecutor"),
+    "tracking_store": Smoke(("--quick", "--rounds", "1"), "runs list over 10,000 runs"),
+    "unseen_run_ends": Smoke(("--runs", "5"), "instructions per unseen run end", valgrind=True),
+    "validation_shapes": Smoke(("--sizes", "100", "--rounds", "1"), "fan-out "),
+    "visualization_render": Smoke(("--stages", "5", "--repeat", "1"), "render dot"),
+    # The run must outlast the stream's second: the server ends with it.
+    "web_live_bandwidth": Smoke(
+        ("--chains", "1", "--length", "4", "--work", "1", "--seconds", "1", "--port", "{port}"),
+        '"bytes_per_second": ',
+    ),
+}
+
+
+def _all_scripts() -> list[str]:
+    return sorted(path.stem for path in BENCHMARKS.glob("*.py"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    """This tree's package first on the path (scripts read ``PYTHONPATH`` as the tree they
+    measure), and a fresh private home."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TASKDAEMON_HOME": str(home)}
+
+
+def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_every_benchmark_script_has_a_smoke_run() -> None:
+    """A new script joins :data:`SMOKES`; a removed one leaves it."""
+    assert sorted(SMOKES) == _all_scripts()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SMOKES))
+def test_the_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) -> None:
+    smoke = SMOKES[name]
+    if smoke.valgrind and shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    args = [arg.format(tmp=tmp_path, port=_free_port()) for arg in smoke.args]
+    done = _run([str(BENCHMARKS / f"{name}.py"), *args], tmp_path)
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-4000:]}"
+    assert re.search(smoke.prints, done.stdout, re.MULTILINE), done.stdout[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", ["redaction", "capture", "hooks", "tracer"])
+def test_monitor_instructions_switches_each_part_off(part: str, tmp_path: Path) -> None:
+    """The counted child of ``monitor_instructions.py`` with one part switched off, without
+    valgrind: a switch whose attribute is gone stops it with a one-line error."""
+    script = str(BENCHMARKS / "monitor_instructions.py")
+    done = _run([script, "--child", "3", "--hand-over", f"--without={part}"], tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
