@@ -4,7 +4,8 @@ A benchmark is run by hand, rarely; when the code it measures changes shape it m
 switch off a part that is no longer there) for days before anyone notices. This file runs each
 one with tiny arguments and checks that it exits 0 and prints its figure lines. The figures are
 not asserted: they measure nothing at this size. Scripts that count instructions under valgrind
-run only where ``valgrind`` is installed (``scripts/setup.sh --dev`` does not install it).
+run only where ``valgrind`` is installed (``scripts/setup.sh --dev`` installs it, so CI runs
+them).
 """
 
 from __future__ import annotations
