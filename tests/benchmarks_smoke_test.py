@@ -29,12 +29,13 @@ BENCHMARKS = ROOT / "benchmarks"
 @dataclass(frozen=True)
 class Smoke:
     """One script's tiny run: its arguments (``{tmp}`` is the test's own folder, ``{port}`` a
-    free loopback port), a regular expression its figure lines match, and whether it needs
-    valgrind."""
+    free loopback port), a regular expression its figure lines match, whether it needs
+    valgrind, and another script to run first with its arguments (a store to read)."""
 
     args: tuple[str, ...]
     prints: str
     valgrind: bool = False
+    first: tuple[str, ...] = ()
 
 
 #: Each script of ``benchmarks/`` with the smallest arguments its usage line allows.
@@ -116,6 +117,12 @@ SMOKES: dict[str, Smoke] = {
         ("--streams", "2", "--changes", "2", "--interval", "0.05"), "p50 ratio 2/1:"
     ),
     "startup_costs": Smoke(("--processes", "1"), "  asyncio "),
+    "stored_row_decoding": Smoke(
+        ("--db", "{tmp}/history.db", "--ops", "show"),
+        "show: this tree ",
+        valgrind=True,
+        first=("history_store", "--runs", "5", "--db", "{tmp}/history.db"),
+    ),
     "telemetry_codec": Smoke(("--stages", "5", "--repeat", "1"), "  rebuild "),
     "thread_hop": Smoke(("--hops", "10", "--rounds", "1"), "ThreadPoolExecutor"),
     "tracking_store": Smoke(("--quick", "--rounds", "1"), "runs list over 10,000 runs"),
@@ -145,7 +152,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     """This tree's package first on the path (scripts read ``PYTHONPATH`` as the tree they
     measure), and a fresh private home."""
     home = tmp_path / "home"
-    home.mkdir(mode=0o700)
+    home.mkdir(mode=0o700, exist_ok=True)
     return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TASKDAEMON_HOME": str(home)}
 
 
@@ -172,6 +179,10 @@ def test_the_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) ->
     smoke = SMOKES[name]
     if smoke.valgrind and shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed")
+    if smoke.first:
+        script, *first_args = (arg.format(tmp=tmp_path) for arg in smoke.first)
+        before = _run([str(BENCHMARKS / f"{script}.py"), *first_args], tmp_path)
+        assert before.returncode == 0, f"{script} exited {before.returncode}:\n{before.stderr}"
     args = [arg.format(tmp=tmp_path, port=_free_port()) for arg in smoke.args]
     done = _run([str(BENCHMARKS / f"{name}.py"), *args], tmp_path)
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-4000:]}"
