@@ -151,6 +151,11 @@ def measure(src: str, pipeline: Path, port: int, args: argparse.Namespace) -> di
                 found = asyncio.run(watch_page(url, run_id, args.seconds))
             else:
                 found = read_stream(url, run_id, args.seconds)
+        except httpx.HTTPError as error:  # ``run --serve`` stops serving when its run ends
+            raise SystemExit(
+                f"web_live_bandwidth: the run ended before its stream was read for"
+                f" {args.seconds:g} s ({error}): give it more or longer stages (--length, --work)"
+            ) from None
         finally:
             process.kill()
             process.wait()
