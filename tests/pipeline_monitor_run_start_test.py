@@ -101,6 +101,39 @@ def test_stored_nanoseconds_read_back_as_the_engines_float_exactly(seconds: floa
     assert seconds == epoch_seconds(ns(seconds))
 
 
+async def test_a_stage_attempt_is_read_back_at_the_engines_times_exactly() -> None:
+    """A stage whose start and end are floats that ``ns / 1e9`` misses by one ulp is read back
+    at exactly those floats, by both ways the store reads an attempt: rebuilt from its stored
+    span (``runs show``, the report's rebuild) and kept by the writer (``attempt_from_sdk``)."""
+    from taskdaemon.pipeline.tracking._kept_runs import attempt_from_sdk
+    from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
+    from taskdaemon.pipeline.tracking.spans import span_record_from_sdk
+
+    moment = 1_796_327_191.0181267  # ns(moment) / 1e9 != moment (the test below)
+    telemetry = Telemetry()
+    try:
+        monitor = telemetry.monitor(clock=lambda: moment)
+        await Engine(observers=[monitor], clock=lambda: moment).run(parse_pipeline(ONE_STAGE))
+        monitor.flush()
+        (span,) = telemetry.by_name("a")
+        records = [span_record_from_sdk(s) for s in telemetry.spans()]
+    finally:
+        telemetry.shutdown()
+    (stage,) = reconstruct_run(records).stages
+    (rebuilt,) = stage.attempts
+    kept = attempt_from_sdk(
+        span.attributes or {},
+        "a",
+        "0" * 16,
+        "success",
+        span.start_time or 0,
+        span.end_time or 0,
+        span.events,
+        span.links,
+    )
+    assert (moment,) * 4 == (rebuilt.start, rebuilt.end, kept[4], kept[5])
+
+
 def test_nanoseconds_over_1e9_miss_the_float_that_made_them() -> None:
     """Why ``epoch_seconds`` exists: the plain division misses the first value above (this
     pins that the parametrized case is one that tells the two apart)."""
@@ -111,7 +144,8 @@ def test_nanoseconds_over_1e9_miss_the_float_that_made_them() -> None:
 async def test_a_served_run_has_one_start_and_duration_in_every_view(home: Path) -> None:
     """A real ``taskdaemon serve`` runs a pipeline once: its start, end and duration in
     ``GET /api/runs``, ``GET /api/runs/{id}``, ``runs show --json`` and the stored run span
-    are the same, exactly (``/api/runs/{id}`` gives the duration to the µs, by design)."""
+    are the same, exactly (``/api/runs/{id}`` gives the duration to the µs, by design), and so
+    are its stage's start and end in ``/api/runs`` and ``runs show --json``."""
     import httpx
 
     from cli_support import TASKDAEMON, environment, taskdaemon, write
@@ -160,11 +194,20 @@ async def test_a_served_run_has_one_start_and_duration_in_every_view(home: Path)
     starts = [listed["start"], detail["start"], show["start"]]
     ends = [listed["end"], detail["end"], show["end"]]
     duration = listed["end"] - listed["start"]
+    (stage,) = listed["stages"]
+    (attempt,) = show["stages"][0]["attempts"]
     expected = (
         [listed["start"]] * 3,
         [listed["end"]] * 3,
         (ns(listed["start"]), ns(listed["end"])),
         (duration, round(duration, 6)),
+        (stage["start"], stage["end"]),
     )
-    actual = (starts, ends, (root.start_ns, root.end_ns), (show["duration"], detail["duration"]))
+    actual = (
+        starts,
+        ends,
+        (root.start_ns, root.end_ns),
+        (show["duration"], detail["duration"]),
+        (attempt["start"], attempt["end"]),
+    )
     assert expected == actual

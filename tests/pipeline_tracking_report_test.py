@@ -190,10 +190,12 @@ def test_regressions_compare_with_the_previous_window(tmp_path: Path) -> None:
         report = build_report(data, *_window())
         data.close()
     (regression,) = report.pipelines[0].regressions
+    # Times are read as epoch seconds (floats), whose step near 1.7e9 s is 2.4e-7 s: a
+    # duration of whole nanoseconds comes back within a microsecond, not to the nanosecond.
     assert ("work", 0.1, 0.15) == (
         regression.stage,
-        pytest.approx(regression.previous_p90),
-        pytest.approx(regression.current_p90),
+        pytest.approx(regression.previous_p90, abs=1e-6),
+        pytest.approx(regression.current_p90, abs=1e-6),
     )
 
 

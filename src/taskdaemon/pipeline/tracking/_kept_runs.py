@@ -13,9 +13,9 @@ the critical path through events the span ids its links name (as the SDK's ints)
 At the run's end, ``kept_run`` groups the attempts by stage and finds the critical path from
 them, with no ``AttemptRecord``, ``StageRecord`` or ``RunRecord`` built only to be read back
 (those objects were most of the aggregates' cost). Every figure goes through the same float
-arithmetic as ``write_run`` over a run rebuilt from its stored spans (times in epoch seconds:
-``start_ns / 1e9`` for an attempt, ``spans.epoch_seconds`` for the run; durations rounded back
-to ns), so the two paths write the same rows; a test holds them equal.
+arithmetic as ``write_run`` over a run rebuilt from its stored spans (times in epoch seconds
+by ``spans.epoch_seconds``, the engine's floats exactly; durations rounded back to ns), so the
+two paths write the same rows; a test holds them equal.
 
 A run span's DAG edges are decoded once per distinct edge list (``EdgeUpstream``): every run of
 a pipeline carries the same ``edge_specs`` attribute, and decoding it (one JSON document an
@@ -116,7 +116,7 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
         up = _shared_upstream(up)
     published: tuple[tuple[float, str], ...] = ()
     for at, attributes in named_events(events, _PUBLISHED):
-        published += ((at / _NS, published_type(attributes)),)
+        published += ((epoch_seconds(at), published_type(attributes)),)
     # The span ids of every link, not only ``triggered_by`` ones (a rebuilt run's record keeps
     # those): reading each link's relation through the SDK's attributes cost more than the rest
     # of the links and events together, and the other links never name a publisher the path
@@ -127,8 +127,8 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
         span_id,
         attempt,
         int(status in FAILED_STAGE_STATUSES),
-        start_ns / _NS,
-        end_ns / _NS,
+        epoch_seconds(start_ns),
+        epoch_seconds(end_ns),
         queue,
         cpu,
         memory,

@@ -66,7 +66,7 @@ __all__ = ["find_root", "reconstruct_run", "replay_of", "summarize_run"]
 
 
 def _seconds(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e9
+    return None if ns is None else epoch_seconds(ns)
 
 
 def _float(value: Any) -> float | None:
@@ -186,13 +186,13 @@ def _attempt(
     published: tuple[tuple[float, str], ...] = ()
     for event in span.events:
         if event.name == t.EVENT_PUBLISHED:
-            published += ((event.time_ns / 1e9, published_type(event.attributes)),)
+            published += ((epoch_seconds(event.time_ns), published_type(event.attributes)),)
     return AttemptRecord(
         task_run_id=task_run_id,
         instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
         attempt=_int(attrs.get(t.STAGE_ATTEMPT), 1) or 1,
         status=status,
-        start=span.start_ns / 1e9,
+        start=epoch_seconds(span.start_ns),
         end=_seconds(span.end_ns),
         queue_time=_float(attrs.get(t.STAGE_QUEUE_TIME)),
         trigger_wait=_float(attrs.get(t.STAGE_TRIGGER_WAIT)),
