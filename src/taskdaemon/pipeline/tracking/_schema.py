@@ -553,10 +553,15 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
                 check_same_thread=False,
             )
         conn.execute("PRAGMA busy_timeout = 30000")
+        # The version and the tables in one read transaction: another process creating the
+        # store commits both at once, and two reads apart could see its tables without its
+        # version, and refuse the store as another program's.
+        conn.execute("BEGIN")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
             _refuse_foreign(conn, path)
-            # auto_vacuum must be chosen before the first table exists.
+        conn.execute("COMMIT")
+        if version == 0:  # auto_vacuum must be chosen before the first table exists
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
