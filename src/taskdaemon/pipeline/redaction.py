@@ -37,6 +37,7 @@ __all__ = [
     "REDACTED",
     "KeyMatcher",
     "MaskedValues",
+    "holds_any",
     "holds_masked",
     "mappings_unchanged",
     "open_key_start",
@@ -294,7 +295,7 @@ def _may_hold_secret(text: str) -> bool:
     of a long text, the run span's definition, takes tens of times longer). The lower case is
     made once. Values known as secrets (:func:`remember_secrets`) are looked for first."""
     masks = MASKED.values
-    if masks and _holds_any(masks, text):
+    if masks and holds_any(masks, text):
         return True
     if _GATE_CHARS.isdisjoint(text):
         return False
@@ -375,7 +376,8 @@ class MaskedValues:
 MASKED: Final = MaskedValues()
 
 
-def _holds_any(values: tuple[str, ...], text: str) -> bool:
+def holds_any(values: tuple[str, ...], text: str) -> bool:
+    """Whether ``text`` holds one of ``values`` (as substrings)."""
     for value in values:  # noqa: SIM110 - no generator frame per value
         if value in text:
             return True
@@ -386,7 +388,7 @@ def holds_masked(text: str) -> bool:
     """Whether ``text`` holds a value known as a secret (``secret_values``): a record made
     before the value was known, looked at again before it leaves (an export's batch)."""
     values = MASKED.values
-    return bool(values) and _holds_any(values, text)
+    return bool(values) and holds_any(values, text)
 
 
 def _mask(text: str) -> str:

@@ -32,7 +32,7 @@ from typing import Final
 import orjson
 
 from taskdaemon.pipeline.frozen import frozen
-from taskdaemon.pipeline.redaction import REDACTED, redact, redact_text
+from taskdaemon.pipeline.redaction import REDACTED, holds_any, redact, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
 __all__ = ["Remask"]
@@ -66,8 +66,8 @@ class Remask:
         escaped = tuple({json.dumps(value)[1:-1] for value in values} | set(values))
         updates = []
         for row_id, scope, body, attributes in conn.execute(_RUN_ROWS, (self.run_id,)):
-            in_body = _holds(values, body)
-            if not in_body and not _holds(escaped, attributes):
+            in_body = holds_any(values, body)
+            if not in_body and not holds_any(escaped, attributes):
                 continue
             masked = body
             if in_body:
@@ -83,20 +83,13 @@ class Remask:
         the tracer redacts what is recorded on a span (``redaction.redact``)."""
         updates = []
         for span_id, body in conn.execute(_RUN_SPANS, (self.run_id,)):
-            if _holds(escaped, body):
+            if holds_any(escaped, body):
                 fields = orjson.loads(body)
                 masked = redact(fields)
                 if masked is not fields:
                     updates.append((orjson.dumps(masked).decode(), span_id))
         conn.executemany(_UPDATE_SPAN, [(*update, self.run_id) for update in updates])
         return len(updates)
-
-
-def _holds(values: tuple[str, ...], text: str) -> bool:
-    for value in values:  # noqa: SIM110 - no generator frame per value
-        if value in text:
-            return True
-    return False
 
 
 def _masked_lines(body: str, values: tuple[str, ...]) -> str:
