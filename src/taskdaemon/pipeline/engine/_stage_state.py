@@ -164,7 +164,7 @@ class StageRun:
         self.approval_timer: asyncio.Task[None] | None = None
         self.skip_reason: str | None = None
         # trigger index -> the error of its condition's last evaluation, while it fails; made
-        # by the first one (``Triggers.note_condition``): a stage that never fails has none.
+        # by the first one (``note_condition``): a stage that never fails has none.
         self.condition_errors: dict[int, str] | None = None
 
     def readiness(self) -> TriggerState:
