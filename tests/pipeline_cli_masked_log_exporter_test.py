@@ -4,14 +4,12 @@ then returns it under ``token``, exports its lines over the console log exporter
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli_support import taskdaemon, write
-from redaction_support import MADE_SECRET, MAKE_SECRET
+from redaction_support import MADE_SECRET, MAKE_SECRET, console_json_objects
 from taskdaemon.pipeline.redaction import REDACTED
 
 SECRET = MADE_SECRET
@@ -46,22 +44,8 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_records(
     assert 0 == done.returncode, done.stderr
     bodies = [
         record["body"]
-        for record in _json_objects(done.stdout)
+        for record in console_json_objects(done.stdout)
         if "from the vault" in str(record.get("body"))
     ]
     assert ([f"got {REDACTED} from the vault"], False) == (bodies, SECRET in done.stdout)
 
-
-def _json_objects(text: str) -> list[dict[str, Any]]:
-    """The JSON objects the console exporter printed (each over several lines)."""
-    decoder = json.JSONDecoder()
-    objects, at = [], text.find("{")
-    while at >= 0:
-        try:
-            found, at = decoder.raw_decode(text, at)
-        except ValueError:
-            at += 1
-        else:
-            objects.append(found)
-        at = text.find("{", at)
-    return objects

@@ -1,12 +1,15 @@
 """Where a real run's secrets could be shown, gathered for the redaction tests: what ``logs``
-and ``runs show`` print (text and JSON), a dump's files, and the store's rows."""
+and ``runs show`` print (text and JSON), a dump's files, the store's rows, and what the console
+exporters print."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import sqlite3
 import tarfile
 from pathlib import Path
+from typing import Any
 
 from cli_support import taskdaemon
 
@@ -48,3 +51,18 @@ def archive_text(archive: Path) -> str:
             texts.append(data.decode("latin-1"))
     assert texts
     return "\n".join(texts)
+
+
+def console_json_objects(text: str) -> list[dict[str, Any]]:
+    """The JSON objects the console exporter printed in ``text`` (each over several lines)."""
+    decoder = json.JSONDecoder()
+    objects, at = [], text.find("{")
+    while at >= 0:
+        try:
+            found, at = decoder.raw_decode(text, at)
+        except ValueError:
+            at += 1
+        else:
+            objects.append(found)
+        at = text.find("{", at)
+    return objects

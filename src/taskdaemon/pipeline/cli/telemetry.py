@@ -72,6 +72,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
 from taskdaemon.pipeline.cli.span_losses import (
     LogExportFailures,
     observe_dropped_spans,
@@ -504,7 +505,9 @@ def build_telemetry(
         exporter = _span_exporter(name, settings, meter_provider)
         health.exporters.append(name)
         observed = _ObservedSpanExporter(exporter, health, name)
-        processors.append(BatchSpanProcessor(observed, meter_provider=meter_provider))
+        # Masked as the batch leaves: values learnt while its spans waited.
+        masked = MaskedSpanExporter(observed)
+        processors.append(BatchSpanProcessor(masked, meter_provider=meter_provider))
     tracer_provider = TracerProvider(
         resource=resource, shutdown_on_exit=False, id_generator=id_generator
     )

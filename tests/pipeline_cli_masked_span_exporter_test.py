@@ -1,0 +1,121 @@
+"""Spans still waiting in the batch processor when a value became known as a secret leave
+masked (``cli/masked_span_exporter``): a real run whose first attempt prints a secret it
+fetched on stderr and fails (its span's error holds the stderr tail), then whose second
+attempt returns it under ``token``, exports its spans over the console exporter at exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Link, Status, StatusCode
+
+from cli_support import taskdaemon, write
+from redaction_support import MADE_SECRET, MAKE_SECRET, console_json_objects
+from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
+from taskdaemon.pipeline.redaction import REDACTED
+from taskdaemon.pipeline.secret_values import remember_secrets
+
+SECRET = MADE_SECRET
+
+PIPELINE = f"""\
+    name: exporting
+    retry: {{max_attempts: 2, backoff: {{initial: 10ms}}}}
+    error_strategy: retry
+    stages:
+      - name: vault
+        triggers: [{{manual: {{approval_required: false}}}}]
+        command: >-
+          {MAKE_SECRET}
+          if [ "$TASKDAEMON_ATTEMPT" = 1 ]; then echo "vault said $V, then broke" >&2; exit 4; fi;
+          printf '{{"token": "%s"}}' "$V"
+"""
+
+
+def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_spans(
+    home: Path, tmp_path: Path
+) -> None:
+    """The batch processor waits a minute (longer than the run), so every span is exported at
+    exit, after the second attempt returned the value: the failed attempt's span leaves with
+    its error masked, in its status and in its exception event, and nothing holds the value."""
+    pipeline = write(tmp_path / "exporting.yaml", PIPELINE)
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        str(pipeline),
+        cwd=tmp_path,
+        OTEL_TRACES_EXPORTER="console",
+        OTEL_BSP_SCHEDULE_DELAY="60000",
+    )
+    assert 0 == done.returncode, done.stderr
+    failed = [
+        span
+        for span in console_json_objects(done.stdout)
+        if span.get("name") == "vault" and span["status"]["status_code"] == "ERROR"
+    ]
+    said = f"vault said {REDACTED}, then broke"
+    errors = [
+        [span["status"]["description"]]
+        + [
+            event["attributes"]["exception.message"]
+            for event in span["events"]
+            if event["name"] == "exception"
+        ]
+        for span in failed
+    ]
+    assert ([[True, True]], False) == (
+        [[text.endswith(said) for text in texts] for texts in errors],
+        SECRET in done.stdout,
+    )
+
+
+def test_only_the_spans_holding_a_value_known_now_are_copied_and_masked() -> None:
+    """Spans recorded before the value was known, exported in one batch after: the one holding
+    it leaves with it masked in every text (its attributes and their items, an event's name
+    and attributes, a link's attributes, its status) and all else as it was; the one without
+    it leaves as the very same object; the SDK's own span (which other processors share) keeps
+    what it recorded."""
+    recorded = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(recorded))
+    tracer = provider.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("plain", attributes={"note": "nothing"}) as plain:
+            pass
+        with tracer.start_as_current_span(
+            "holding",
+            links=[Link(plain.get_span_context(), {"why": f"after {SECRET}"})],
+            attributes={"error": f"said {SECRET}", "lines": ("ok", f"x{SECRET}y"), "n": 3},
+        ) as span:
+            span.add_event(f"event {SECRET}", {"detail": SECRET, "count": 2})
+            span.set_status(Status(StatusCode.ERROR, f"broke on {SECRET}"))
+    finally:
+        provider.shutdown()
+    before, holding = recorded.get_finished_spans()
+    remember_secrets({"token": SECRET})
+    exported = InMemorySpanExporter()
+    MaskedSpanExporter(exported).export([before, holding])
+    same, masked = exported.get_finished_spans()
+    assert (
+        same is before,
+        dict(masked.attributes or {}),
+        [(event.name, dict(event.attributes or {})) for event in masked.events],
+        [(link.context, dict(link.attributes or {})) for link in masked.links],
+        (masked.status.status_code, masked.status.description),
+        (masked.name, masked.context, masked.parent, masked.kind, masked.resource),
+        (masked.start_time, masked.end_time, masked.instrumentation_scope),
+        (holding.attributes or {})["error"],
+    ) == (
+        True,
+        {"error": f"said {REDACTED}", "lines": ("ok", f"x{REDACTED}y"), "n": 3},
+        [(f"event {REDACTED}", {"detail": REDACTED, "count": 2})],
+        [(plain.get_span_context(), {"why": f"after {REDACTED}"})],
+        (StatusCode.ERROR, f"broke on {REDACTED}"),
+        (holding.name, holding.context, holding.parent, holding.kind, holding.resource),
+        (holding.start_time, holding.end_time, holding.instrumentation_scope),
+        f"said {SECRET}",
+    )
+
