@@ -130,6 +130,19 @@ async def test_spans_a_dead_collector_did_not_take_are_counted(
     assert 21.0 == failed
 
 
+def test_an_exporter_that_has_not_failed_shows_0_spans_lost(
+    dead_collector: str, tmp_path: Path, telemetry_for: TelemetryFor
+) -> None:
+    """The failed-export series of a configured exporter is there before any export, at 0: a
+    Prometheus scraping it then sees the first loss as the series growing (an alert's
+    ``increase()`` cannot see a series that first appears at its count)."""
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
+    assert telemetry.registry is not None
+    assert 0.0 == telemetry.registry.get_sample_value(
+        "taskdaemon_spans_export_failed_total", scope_labels(exporter="otlp")
+    )
+
+
 @pytest.fixture
 def babbling_collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """OTLP/HTTP pointed at a local server answering every export with a 64 MiB body, as fast

@@ -83,50 +83,76 @@ async def scraped_serves(
     """A real Prometheus that loads this repository's rules (evaluated every second) and scrapes
     one real `taskdaemon serve` per pipeline text, each running it every second, its spans and
     logs exported to a collector that is down; yields a client of Prometheus' API."""
-    ports, prometheus_port, dead_port = [free_port() for _ in pipelines], free_port(), free_port()
+    ports, dead_port = [free_port() for _ in pipelines], free_port()
+    daemons = []
+    async with rules_prometheus(tmp_path, [f"127.0.0.1:{port}" for port in ports]) as client:
+        try:
+            for index, (port, text) in enumerate(zip(ports, pipelines, strict=True)):
+                pipeline = write(tmp_path / f"pipeline{index}.yaml", text)
+                daemons.append(
+                    await asyncio.create_subprocess_exec(
+                        *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline)),
+                        *("--every", "1"),
+                        env=exporting_environment(
+                            home / str(index), f"http://127.0.0.1:{dead_port}"
+                        ),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                    )
+                )
+            yield client
+        finally:
+            for daemon in daemons:
+                await stop(daemon)
+
+
+def exporting_environment(home: Path, collector: str) -> dict[str, str]:
+    """A `taskdaemon` environment serving metrics to Prometheus and exporting its spans and
+    log records over OTLP/HTTP to ``collector``, each batch 200 ms after its first record."""
+    env = environment(
+        home,
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_BLRP_SCHEDULE_DELAY="200",
+    )
+    env.pop("OTEL_TRACES_EXPORTER")
+    env.pop("OTEL_LOGS_EXPORTER")
+    return env
+
+
+@contextlib.asynccontextmanager
+async def rules_prometheus(tmp_path: Path, targets: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+    """A real Prometheus that loads this repository's rules (recording and alerts, evaluated
+    every second) and scrapes ``targets`` (job ``taskdaemon``) every second; yields a client of
+    its API, and stops it on exit."""
     rendered = tmp_path / "etc-prometheus"
     shutil.copytree(ROOT / "prometheus", rendered)
     config = rendered / "prometheus.yml"
     data = yaml.safe_load(config.read_text())
     data.pop("alerting")
     data["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    targets = [f"127.0.0.1:{port}" for port in ports]
     data["scrape_configs"] = [{"job_name": "taskdaemon", "static_configs": [{"targets": targets}]}]
     config.write_text(yaml.safe_dump(data))
     recording = rendered / "rules" / "recording.yml"
     recording.write_text(recording.read_text().replace("interval: 30s", "interval: 1s"))
-    log = (tmp_path / "prometheus.log").open("wb")
-    prometheus = await start_prometheus(config, tmp_path, prometheus_port, log)
-    daemons = []
-    try:
-        for index, (port, text) in enumerate(zip(ports, pipelines, strict=True)):
-            env = environment(
-                home / str(index),
-                OTEL_METRICS_EXPORTER="prometheus",
-                OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{dead_port}",
-                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-                OTEL_BSP_SCHEDULE_DELAY="200",
-            )
-            env.pop("OTEL_TRACES_EXPORTER")
-            env.pop("OTEL_LOGS_EXPORTER")
-            pipeline = write(tmp_path / f"pipeline{index}.yaml", text)
-            daemons.append(
-                await asyncio.create_subprocess_exec(
-                    *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline)),
-                    *("--every", "1"),
-                    env=env,
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-            )
-        base = f"http://127.0.0.1:{prometheus_port}"
-        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            yield client
-    finally:
-        for daemon in daemons:
-            await stop(daemon)
-        await stop(prometheus)
-        log.close()
+    port = free_port()
+    with (tmp_path / "prometheus.log").open("wb") as log:
+        prometheus = await start_prometheus(config, tmp_path, port, log)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+                yield client
+        finally:
+            await stop(prometheus)
+
+
+def alert_expression(name: str) -> str:
+    """The PromQL expression of the alert ``name`` in ``prometheus/rules/alerts.yml``."""
+    groups = yaml.safe_load((ROOT / "prometheus" / "rules" / "alerts.yml").read_text())["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    (expr,) = [rule["expr"] for rule in rules if rule.get("alert") == name]
+    return str(expr)
 
 
 async def answers(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:

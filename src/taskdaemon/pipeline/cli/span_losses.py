@@ -105,14 +105,16 @@ def observe_dropped_logs(meter_provider: MeterProvider, writer: SqliteLogWriter)
 
 
 def observe_failed_exports(
-    meter_provider: MeterProvider, failed_spans: Callable[[], Mapping[str, int]]
+    meter_provider: MeterProvider,
+    failed_spans: Callable[[], Mapping[str, int]],
+    exporters: Sequence[str],
 ) -> None:
     """Register ``taskdaemon.spans.export_failed`` over ``failed_spans()`` (spans whose export
-    failed, per exporter name; ``ExportHealth.failed_spans``). An exporter that never failed
-    has no series until it does."""
+    failed, per exporter name; ``ExportHealth.failed_spans``). Each of ``exporters`` has its
+    series from the start, at 0 until it fails (:func:`_from_zero`)."""
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        for exporter, spans in failed_spans().items():
+        for exporter, spans in _from_zero(exporters, failed_spans()):
             yield Observation(spans, {"exporter": exporter})
 
     _observe(
@@ -151,12 +153,14 @@ class LogExportFailures:
             return dict(self._errors)
 
 
-def observe_failed_log_exports(meter_provider: MeterProvider, failures: LogExportFailures) -> None:
-    """Register ``taskdaemon.logs.export_failed`` over ``failures`` (per exporter name). An
-    exporter that never failed has no series until it does."""
+def observe_failed_log_exports(
+    meter_provider: MeterProvider, failures: LogExportFailures, exporters: Sequence[str]
+) -> None:
+    """Register ``taskdaemon.logs.export_failed`` over ``failures`` (per exporter name). Each
+    of ``exporters`` has its series from the start, at 0 until it fails (:func:`_from_zero`)."""
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        for exporter, records in failures.failed_records().items():
+        for exporter, records in _from_zero(exporters, failures.failed_records()):
             yield Observation(records, {"exporter": exporter})
 
     _observe(
@@ -166,6 +170,21 @@ def observe_failed_log_exports(meter_provider: MeterProvider, failures: LogExpor
         "Log records whose export failed (the exporter answered an error or raised)",
         observe,
     )
+
+
+def _from_zero(names: Sequence[str], counts: Mapping[str, int]) -> Iterable[tuple[str, int]]:
+    """Each of ``names`` with its count, 0 when it has none, then any other name counted.
+
+    Decision: a loss counter's series exists from the start, at 0. Prometheus' ``increase()``
+    sees only what a series grew by between two samples, so a series that first appears at its
+    count (an exporter's first failed batch) hides that loss, and the alerts on "any loss in
+    the last 10 minutes" (``TaskdaemonSpansLost``, ``TaskdaemonRunLogsLost``) stayed quiet for
+    a single lost batch (``tests/pipeline_cli_span_losses_alerts_test.py``)."""
+    for name in names:
+        yield name, counts.get(name, 0)
+    for name, count in counts.items():
+        if name not in names:
+            yield name, count
 
 
 def _observe(

@@ -515,7 +515,7 @@ def build_telemetry(
         tracer_provider.add_span_processor(processor)
     observe_dropped_spans(meter_provider, processors)
     if health.exporters:
-        observe_failed_exports(meter_provider, health.failed_spans)
+        observe_failed_exports(meter_provider, health.failed_spans, tuple(health.exporters))
 
     logger_provider: LoggerProvider | None = None
     log_failures: LogExportFailures | None = None
@@ -537,7 +537,7 @@ def build_telemetry(
             # Masked as the batch leaves: values learnt while its records waited.
             masked_logs = MaskedLogExporter(observed_logs)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(masked_logs))
-        observe_failed_log_exports(meter_provider, log_failures)
+        observe_failed_log_exports(meter_provider, log_failures, settings.logs_exporters)
 
     if set_global:
         _set_globals(tracer_provider, meter_provider, notes)
