@@ -82,7 +82,7 @@ async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_o
 
 async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_path: Path) -> None:
     """Each scheduled run whose workspace cannot be made adds one to
-    taskdaemon_runs_not_started_total for its pipeline."""
+    taskdaemon_runs_not_started_total for its pipeline, whose series is there at 0 before."""
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import MeterProvider
     from prometheus_client import CollectorRegistry
@@ -95,7 +95,10 @@ async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_pat
     )
     registry = CollectorRegistry()
     meters = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
-    count = not_started_counter(meters)
+    count = not_started_counter(meters, "one")
+    before = registry.get_sample_value(
+        "taskdaemon_runs_not_started_total", scope_labels(pipeline="one")
+    )
     stop = asyncio.Event()
     counted: list[str] = []
 
@@ -114,7 +117,7 @@ async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_pat
         )
     finally:
         meters.shutdown()
-    assert 3.0 == sample
+    assert (0.0, 3.0) == (before, sample)
 
 
 @pytest.mark.slow
@@ -159,3 +162,64 @@ async def test_serve_shows_its_runs_that_could_not_start_on_metrics(home: Path) 
     finally:
         await stop(daemon)
     assert 2.0 == value
+
+
+@pytest.mark.slow
+async def test_the_first_scheduled_run_that_cannot_start_fires_its_alert(
+    home: Path, tmp_path: Path
+) -> None:
+    """A real Prometheus with the shipped rules scrapes `serve` while its first run waits for
+    an approval; the home then loses its workspaces (a file in their place) and the next run
+    cannot start: `TaskdaemonRunsNotStarted` answers for that one run."""
+    import httpx
+
+    from cli_support import TASKDAEMON, environment, write
+    from prometheus_support import (
+        alert_expression,
+        answers,
+        free_port,
+        rules_prometheus,
+        stop,
+        until,
+    )
+
+    pipeline = write(
+        tmp_path / "gated.yaml",
+        "name: gated\nstages:\n"
+        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n",
+    )
+    port = free_port()
+    async with rules_prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prometheus:
+        daemon = await asyncio.create_subprocess_exec(
+            *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline)),
+            *("--every", "0.1", "--max-runs", "2"),
+            env=environment(home, OTEL_METRICS_EXPORTER="prometheus"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            await until(
+                lambda: answers(prometheus, 'pipeline_active_executions{pipeline="gated"} == 1'),
+                limit=60,
+                what="the waiting run scraped",
+            )
+            (home / "workspaces").rename(home / "workspaces.gone")
+            (home / "workspaces").write_text("not a directory")
+            token = (home / f"api-token.{port}").read_text().strip()
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+            ) as api:
+                (run,) = (await api.get("/api/runs")).json()["runs"]
+                approved = await api.post(f"/api/runs/{run['run_id']}/approve/a", json={})
+            assert 202 == approved.status_code, approved.text
+            await until(
+                lambda: answers(prometheus, "taskdaemon_runs_not_started_total > 0"),
+                limit=60,
+                what="the run that could not start scraped",
+            )
+            fired = await answers(prometheus, alert_expression("TaskdaemonRunsNotStarted"))
+        finally:
+            await stop(daemon)
+    assert [{"pipeline": "gated", "instance": f"127.0.0.1:{port}"}] == [
+        series["metric"] for series in fired
+    ]

@@ -278,20 +278,26 @@ async def _serve(
             if pipeline is None:
                 await stop.wait()
             else:
-                not_started = not_started_counter(monitoring.telemetry.meter_provider)
+                not_started = not_started_counter(
+                    monitoring.telemetry.meter_provider, pipeline.name
+                )
                 await _schedule(engine, pipeline, request, args, stop, not_started=not_started)
     return EXIT_OK
 
 
-def not_started_counter(meter_provider: MeterProvider) -> Callable[[str], None]:
+def not_started_counter(meter_provider: MeterProvider, scheduled: str) -> Callable[[str], None]:
     """A function that counts one scheduled run of a pipeline that could not start, in
-    ``taskdaemon.runs.not_started`` (module docstring)."""
+    ``taskdaemon.runs.not_started`` (module docstring), whose series for the ``scheduled``
+    pipeline is there from now on, at 0: Prometheus' ``increase()`` sees only growth between
+    samples, so a series that first appeared at 1 would hide that run from
+    ``TaskdaemonRunsNotStarted`` (and every later one until another came within its window)."""
     meter = meter_provider.get_meter(t.SCOPE_NAME, __version__, schema_url=t.SCHEMA_URL)
     counter = meter.create_counter(
         t.METRIC_RUNS_NOT_STARTED,
         unit=t.UNIT_RUNS,
         description="Scheduled runs that could not start (their workspace could not be made)",
     )
+    counter.add(0, {"pipeline": scheduled})
 
     def count(pipeline: str) -> None:
         counter.add(1, {"pipeline": pipeline})
