@@ -381,6 +381,21 @@ def test_datasources_link_traces_and_metrics() -> None:
     )
 
 
+def test_exemplar_links_name_the_label_tempos_exemplars_carry() -> None:
+    """The stack's exemplars are the ones Tempo's metrics generator remote-writes with its span
+    metrics (taskdaemon's `/metrics` serves none), their trace id under Tempo's label name
+    (`trace_id_label_name`, `traceID` unless set): Grafana's exemplar link must read that label,
+    or no exemplar ever links to its trace."""
+    tempo = _yaml(ROOT / "tempo/tempo.yaml")
+    generator = tempo["overrides"]["defaults"]["metrics_generator"]
+    datasources = _yaml(ROOT / "grafana/provisioning/datasources/datasources.yml")["datasources"]
+    prometheus = next(source for source in datasources if source["type"] == "prometheus")
+    assert (True, generator.get("trace_id_label_name", "traceID")) == (
+        tempo["metrics_generator"]["storage"]["remote_write"][0]["send_exemplars"],
+        prometheus["jsonData"]["exemplarTraceIdDestinations"][0]["name"],
+    )
+
+
 def test_dashboards_use_only_provisioned_datasources() -> None:
     """Every datasource a dashboard panel or target names is a provisioned one."""
     datasources = _yaml(ROOT / "grafana/provisioning/datasources/datasources.yml")["datasources"]
