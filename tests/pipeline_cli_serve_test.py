@@ -80,6 +80,44 @@ async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_o
     assert expected == errors
 
 
+async def test_each_scheduled_run_is_said_when_it_starts_and_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """The schedule says each run's id when it starts, not only when it ends: an operator
+    reaches a run waiting for an approval by that id (`taskdaemon approve`, the API)."""
+    pipeline = parse_pipeline(
+        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
+    )
+    stop = asyncio.Event()
+    records: list[str] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(re.sub("[0-9a-f]{32}", "RUN", record.getMessage()))
+            if " ended " in records[-1] and "(2 of 2)" in records[-1]:
+                stop.set()  # after its last run, the schedule would serve until a signal
+
+    logger = logging.getLogger("taskdaemon.serve")
+    recorder = Recorder(logging.INFO)
+    logger.addHandler(recorder)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        async with Engine(workspace=tmp_path / "ws") as engine:
+            args = argparse.Namespace(max_runs=2, every=0.001)
+            await _schedule(engine, pipeline, {}, args, stop)
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(recorder)
+    expected = [
+        "run RUN of one started (1 of 2)",
+        "run RUN of one ended success (1 of 2)",
+        "run RUN of one started (2 of 2)",
+        "run RUN of one ended success (2 of 2)",
+    ]
+    assert expected == records
+
+
 async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_path: Path) -> None:
     """Each scheduled run whose workspace cannot be made adds one to
     taskdaemon_runs_not_started_total for its pipeline, whose series is there at 0 before."""

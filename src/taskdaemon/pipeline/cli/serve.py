@@ -326,6 +326,13 @@ async def _schedule(
             not_started(pipeline.name)
             result = None
         else:
+            _log.info(
+                "run %s of %s started (%d of %s)",
+                handle.run_id,
+                pipeline.name,
+                runs,
+                args.max_runs or "unlimited",
+            )
             result = await _until_end_or_stop(handle, stop)
         if result is not None:
             _log.info(
