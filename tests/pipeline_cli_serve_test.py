@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import re
 from pathlib import Path
@@ -261,3 +262,52 @@ async def test_the_first_scheduled_run_that_cannot_start_fires_its_alert(
     assert [{"pipeline": "gated", "instance": f"127.0.0.1:{port}"}] == [
         series["metric"] for series in fired
     ]
+
+
+@pytest.mark.slow
+def test_the_command_line_reaches_a_scheduled_run(home: Path, tmp_path: Path) -> None:
+    """`taskdaemon status` and `taskdaemon approve` reach a run `serve` scheduled, as they reach
+    a `taskdaemon run`'s (they answered "no run is served here", exit 3, while it waited): the
+    run ends approved, by the name `approve` gave."""
+    import subprocess
+    import threading
+
+    from cli_support import TASKDAEMON, environment, taskdaemon, write
+    from prometheus_support import free_port
+
+    pipeline = write(
+        tmp_path / "gated.yaml",
+        "name: gated\nstages:\n"
+        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n",
+    )
+    serve = subprocess.Popen(
+        [TASKDAEMON, "serve", "--port", str(free_port()), "--pipeline", str(pipeline)],
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The safety net: a serve that never says what the test waits for is stopped, which ends
+    # its stderr and so the test.
+    safety = threading.Timer(60, serve.terminate)
+    safety.start()
+    try:
+        assert serve.stderr is not None
+        started = next(line for line in serve.stderr if " of gated started " in line)
+        run_id = started.split(" run ", 1)[1].split()[0]
+        status = taskdaemon(home, "status", run_id[:8])
+        approved = taskdaemon(home, "approve", run_id[:8], "a", "--by", "ops")
+        ended = next(line for line in serve.stderr if " ended " in line)
+    finally:
+        safety.cancel()
+        serve.terminate()
+        serve.communicate(timeout=30)
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    expected = (0, "waiting", 0, f"run {run_id} of gated ended success", "success")
+    assert expected == (
+        status.returncode,
+        json.loads(status.stdout)["stages"]["a"] if status.returncode == 0 else status.stderr,
+        approved.returncode,
+        ended.split(": ", 1)[1].split(" (")[0],
+        shown["status"],
+    ), approved.stderr

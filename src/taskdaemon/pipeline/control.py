@@ -1,6 +1,7 @@
 """Reaching a run served by another process: approvals, events and cancellation over a socket.
 
-``taskdaemon run`` serves its run on a Unix socket ``$TASKDAEMON_HOME/control/<run_id>.sock``
+``taskdaemon run`` (and ``serve``, each run it schedules) serves its run on a Unix socket
+``$TASKDAEMON_HOME/control/<run_id>.sock``
 (home defaults to ``./.taskdaemon``) for as long as the run is open, and removes it at exit. A
 process killed outright (``kill -9``) leaves its socket behind: stale, told from a live one by a
 refused connection, skipped when runs are listed and removed (:func:`served_runs`).
@@ -50,6 +51,7 @@ __all__ = [
     "approve",
     "cancel",
     "control_dir",
+    "handle_status",
     "publish",
     "reject",
     "send_request",
@@ -169,6 +171,18 @@ def _remove_stale(path: Path, probed: os.stat_result) -> None:
 
 #: Numbers the staging names of this process's sockets (``ControlServer.start``).
 _staged = itertools.count()
+
+
+def handle_status(handle: Any) -> dict[str, Any]:
+    """The ``status`` answer for a run handle (``RunHandle``): its id, pipeline, status and
+    each stage's status, as ``taskdaemon status`` prints them."""
+    snapshot = handle.snapshot()
+    return {
+        "run_id": snapshot.run_id,
+        "pipeline": snapshot.pipeline,
+        "status": str(snapshot.status),
+        "stages": {name: str(status) for name, status in snapshot.stage_status.items()},
+    }
 
 
 class ControlServer:

@@ -62,7 +62,7 @@ from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_o
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
-from taskdaemon.pipeline.control import ControlServer
+from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
@@ -89,7 +89,7 @@ from taskdaemon.pipeline.terminal_text import one_line, shown
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
     from taskdaemon.pipeline.debug_ops import DebugOps
-    from taskdaemon.pipeline.engine import Engine, RunHandle, RunResult
+    from taskdaemon.pipeline.engine import Engine, RunResult
 
 __all__ = [
     "ApprovalPolicy",
@@ -546,7 +546,7 @@ async def run_pipeline(
             server = ControlServer(
                 handle.run_id,
                 handle,
-                status=lambda: _status(handle),
+                status=lambda: handle_status(handle),
                 extra_ops={"debug": _debug_ops(engine, handle.run_id, observers)},
             )
             try:
@@ -641,13 +641,3 @@ def _debug_ops(
         return await ops[0](request)
 
     return debug
-
-
-def _status(handle: RunHandle) -> dict[str, Any]:
-    snapshot = handle.snapshot()
-    return {
-        "run_id": snapshot.run_id,
-        "pipeline": snapshot.pipeline,
-        "status": str(snapshot.status),
-        "stages": {name: str(status) for name, status in snapshot.stage_status.items()},
-    }

@@ -14,7 +14,9 @@ pipeline on a schedule.
   the previous start; a run longer than that is followed at once by the next), at most
   ``--max-runs`` (0, the default, means forever). Runs are ``started_by=schedule``.
   ``--auto-approve`` grants every approval; otherwise approvals come through the API
-  (``POST /api/runs/{id}/approve/{stage}``).
+  (``POST /api/runs/{id}/approve/{stage}``) or the command line (``taskdaemon approve RUN
+  STAGE``): each scheduled run is served on its control socket while it runs, as a
+  ``taskdaemon run``'s is, and its id is said when it starts.
 * Stopping: the first signal cancels the open run and exits 0 after telemetry is flushed (within
   ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
 * A scheduled run the engine cannot start (its workspace cannot be made: a read-only or full
@@ -50,6 +52,7 @@ from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.cli.options import add_input_options, add_server_options
+from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
@@ -333,7 +336,7 @@ async def _schedule(
                 runs,
                 args.max_runs or "unlimited",
             )
-            result = await _until_end_or_stop(handle, stop)
+            result = await _served_until_end_or_stop(handle, stop)
         if result is not None:
             _log.info(
                 "run %s of %s ended %s (%d of %s)",
@@ -351,6 +354,21 @@ async def _schedule(
     if not stop.is_set():
         _log.info("schedule done; serving until stopped")
         await stop.wait()
+
+
+async def _served_until_end_or_stop(handle: RunHandle, stop: asyncio.Event) -> RunResult:
+    """:func:`_until_end_or_stop`, the run served on its control socket meanwhile, as a
+    ``taskdaemon run``'s is: ``approve``, ``publish``, ``cancel`` and ``status`` reach it. A
+    socket that cannot be made is one warning; the run goes on, its API still answering."""
+    server = ControlServer(handle.run_id, handle, status=lambda: handle_status(handle))
+    try:
+        await server.start()
+    except (OSError, PipelineError) as error:
+        _log.warning("run %s has no control socket: %s", handle.run_id, error)
+    try:
+        return await _until_end_or_stop(handle, stop)
+    finally:
+        await server.aclose()
 
 
 async def _until_end_or_stop(handle: RunHandle, stop: asyncio.Event) -> RunResult:
