@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -324,7 +325,8 @@ def test_exporter_errors_are_logged_once(
             telemetry.tracer_provider.force_flush()
     telemetry.shutdown()
     errors = [r for r in caplog.records if r.name == exporter_logger and r.levelname == "ERROR"]
-    key = (exporter_logger, "Failed to export %s to %s, error code: %s, error details: %s")
+    template = "Failed to export %s to %s, error code: %s, error details: %s"
+    key = (exporter_logger, template, "traces")
     # Our filter let the first error through and dropped the four repeats (the SDK's own
     # 20-second DuplicateFilter may drop the first too when an earlier test logged it).
     expected = (5, 4, True)
@@ -349,6 +351,53 @@ def test_repeated_log_filter_counts_what_it_suppressed() -> None:
     last = record()
     expected = ([True, False, False], True, "failed a (and 2 similar messages suppressed)")
     assert expected == (passed, dedupe.filter(last), last.getMessage())
+
+
+def test_repeated_log_filter_keeps_one_line_per_signal() -> None:
+    """The gRPC exporters of traces and of logs share one logger and one message template, the
+    signal an argument: the first failure of each passes, so a dead collector's traces are not
+    hidden behind its logs (nor the other way round)."""
+    dedupe = RepeatedLogFilter(window=10.0, clock=lambda: 0.0)
+
+    def record(signal: str) -> logging.LogRecord:
+        template = "Failed to export %s to %s, error code: %s"
+        args = (signal, "127.0.0.1:4317", "StatusCode.UNAVAILABLE")
+        return logging.LogRecord("x", logging.ERROR, "f", 1, template, args, None)
+
+    passed = [dedupe.filter(record(signal)) for signal in ("logs", "traces", "logs", "traces")]
+    assert [True, True, False, False] == passed
+
+
+@pytest.mark.slow
+def test_a_dead_grpc_collector_is_said_for_traces_and_for_logs(
+    dead_collector: str, home: Path, tmp_path: Path
+) -> None:
+    """`taskdaemon run` whose traces and logs both go to a dead collector over gRPC says that
+    each failed, in the exporter's own line: the lines differ only in their arguments."""
+    pipeline = tmp_path / "one.yaml"
+    pipeline.write_text(
+        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
+    )
+    env = {**os.environ, "TASKDAEMON_HOME": str(home)}
+    env.update(TASKDAEMON_EXPORT_TIMEOUT="1", TASKDAEMON_LOG_FORMAT="text")
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [str(VENV_BIN / "taskdaemon"), "run", "-q", str(pipeline)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    said = {
+        signal
+        for signal in ("traces", "logs")
+        for line in done.stderr.splitlines()
+        if "opentelemetry.exporter.otlp.proto.grpc" in line
+        and any(f"{verb} {signal} " in line for verb in ("exporting", "export"))
+    }
+    assert (0, {"traces", "logs"}) == (done.returncode, said), done.stderr
 
 
 async def _timed_run(env: dict[str, str]) -> tuple[int | None, float, str]:
@@ -385,7 +434,8 @@ async def test_the_cli_exits_within_the_bound_with_a_dead_collector(
     (code, dead_time, stderr), (bare_code, bare_time, _) = await asyncio.gather(
         _timed_run(dead_env), _timed_run(bare_env)
     )
-    failures = stderr.count("Failed to export")
+    # One line per signal at most (traces and the run's log records both fail).
+    failures = max(stderr.count(f"Failed to export {signal} ") for signal in ("traces", "logs"))
     # An unbounded OTLP exporter retries for its own 10 s timeout at shutdown; the bound is 2 s.
     assert (0, 0, True, True) == (
         code,
@@ -434,7 +484,7 @@ def test_an_exporters_record_loses_its_endpoints_password(
     actual = (
         filters.index(dedupe) < filters.index(hide),
         messages,
-        (name, template) in dedupe.suppressed(),
+        (name, template, "traces") in dedupe.suppressed(),
     )
     assert expected == actual
 

@@ -19,7 +19,7 @@ could not be opened) the run goes on; the loss is told three ways:
 A span exporter's failed exports (a dead collector) are counted in
 ``taskdaemon.spans.export_failed`` (``taskdaemon_spans_export_failed_total``, per ``exporter``:
 :func:`observe_failed_exports`), said by the exporter's own log line (once per five minutes,
-``telemetry.RepeatedLogFilter``) and shown on ``/readyz``.
+``exporter_logs.RepeatedLogFilter``) and shown on ``/readyz``.
 
 A log exporter's failed exports (``OTEL_LOGS_EXPORTER``: a dead collector, an error answer)
 are counted in ``taskdaemon.logs.export_failed`` (``taskdaemon_logs_export_failed_total``, per

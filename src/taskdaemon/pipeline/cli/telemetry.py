@@ -33,10 +33,10 @@ Prometheus exporter.
 
 A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
 span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
-count of what was suppressed (:class:`RepeatedLogFilter`), not once per batch. What is lost is
-counted: the spans of every failed export in ``taskdaemon.spans.export_failed``, per exporter
-(``span_losses.observe_failed_exports``), and the log records of every failed log export in
-``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``). The batch span
+count of what was suppressed, per signal (``cli/exporter_logs.py``), not once per batch. What
+is lost is counted: the spans of every failed export in ``taskdaemon.spans.export_failed``,
+per exporter (``span_losses.observe_failed_exports``), and the log records of every failed
+log export in ``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``). The batch span
 processors and the OTLP span exporters are also given the meter provider, so when the SDK's
 own self-observability metrics are switched on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``;
 off by default upstream) they reach the same readers: the spans a full queue dropped
@@ -58,7 +58,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -72,6 +72,14 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.cli.exporter_logs import (
+    EXPORTER_LOGGERS,
+    EndpointPasswordFilter,
+    RepeatedLogFilter,
+    drop_sdk_duplicate_filters,
+    install_endpoint_password_filter,
+    install_repeated_log_filter,
+)
 from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
 from taskdaemon.pipeline.cli.span_losses import (
     LogExportFailures,
@@ -80,7 +88,6 @@ from taskdaemon.pipeline.cli.span_losses import (
     observe_failed_log_exports,
 )
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.redaction import redact_endpoint_passwords
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking.store_processor import store_processor_for
@@ -113,17 +120,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 #: Loggers of the SDK and exporters that repeat the same complaint for every batch.
-EXPORTER_LOGGERS: tuple[str, ...] = (
-    "opentelemetry.exporter.otlp.proto.grpc.exporter",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
-    "opentelemetry.sdk._shared_internal",
-    "opentelemetry.sdk.metrics._internal.export",
-)
-
 Signal = Literal["traces", "metrics", "logs"]
-_FilterT = TypeVar("_FilterT", bound=logging.Filter)
 
 
 # --- export health ------------------------------------------------------------------------------
@@ -228,96 +225,6 @@ class _ObservedSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
-
-
-# --- log de-duplication --------------------------------------------------------------------------
-
-
-class RepeatedLogFilter(logging.Filter):
-    """Lets the first record of each (logger, message template) through per ``window`` seconds.
-
-    A dead collector makes the exporters log the same warning for every batch and every retry;
-    this keeps one line per problem and, when it passes the next one, says how many it dropped.
-    """
-
-    def __init__(self, *, window: float = 300.0, clock: Callable[[], float] = time.monotonic):
-        super().__init__()
-        self.window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
-
-    def suppressed(self) -> dict[tuple[str, str], int]:
-        """Records dropped so far in the current window, per (logger, message template)."""
-        with self._lock:
-            return {key: count for key, (_, count) in self._seen.items()}
-
-    def reset(self) -> None:
-        """Forget what was seen: the next record of each kind passes again."""
-        with self._lock:
-            self._seen.clear()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
-        now = self._clock()
-        with self._lock:
-            first, suppressed = self._seen.get(key, (None, 0))
-            if first is not None and now - first < self.window:
-                self._seen[key] = (first, suppressed + 1)
-                return False
-            self._seen[key] = (now, 0)
-        if suppressed:
-            record.msg = f"{record.msg} (and {suppressed} similar messages suppressed)"
-        return True
-
-
-def install_repeated_log_filter(
-    loggers: Sequence[str] = EXPORTER_LOGGERS, *, window: float = 300.0
-) -> RepeatedLogFilter:
-    """Attach one :class:`RepeatedLogFilter` to ``loggers`` (once: reuses an installed one)."""
-    return _install_once(RepeatedLogFilter, lambda: RepeatedLogFilter(window=window), loggers)
-
-
-class EndpointPasswordFilter(logging.Filter):
-    """Hides the password of an endpoint named as ``user:password@host`` in a record's message.
-
-    The gRPC exporter logs its endpoint without the scheme (``exporting traces to
-    user:pw@collector:4317``), and the log formatters' redaction only takes a password inside a
-    ``scheme://`` URL (``redaction.redact_endpoint_passwords`` says why). Installed on the
-    exporters' loggers after :class:`RepeatedLogFilter`, which keys on the message's template:
-    a record that passes has its arguments merged into a redacted message."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record: the handler reports it, as without this filter
-            return True
-        hidden = redact_endpoint_passwords(message)
-        if hidden is not message:
-            record.msg, record.args = hidden, None
-        return True
-
-
-def install_endpoint_password_filter(
-    loggers: Sequence[str] = EXPORTER_LOGGERS,
-) -> EndpointPasswordFilter:
-    """Attach one :class:`EndpointPasswordFilter` to ``loggers`` (once: reuses an installed
-    one), after any filter already there."""
-    return _install_once(EndpointPasswordFilter, EndpointPasswordFilter, loggers)
-
-
-def _install_once(
-    kind: type[_FilterT], make: Callable[[], _FilterT], loggers: Sequence[str]
-) -> _FilterT:
-    """The ``kind`` filter already on one of ``loggers``, else ``make()`` added to each."""
-    for name in loggers:
-        for existing in logging.getLogger(name).filters:
-            if isinstance(existing, kind):
-                return existing
-    made = make()
-    for name in loggers:
-        logging.getLogger(name).addFilter(made)
-    return made
 
 
 # --- the span store's slot -----------------------------------------------------------------------
@@ -543,6 +450,7 @@ def build_telemetry(
         _set_globals(tracer_provider, meter_provider, notes)
     for note in notes:
         _log.info("%s", note)
+    drop_sdk_duplicate_filters()  # the exporters' modules, imported above, added theirs
     return Telemetry(
         settings=settings,
         resource=resource,

@@ -1,0 +1,171 @@
+"""The exporters' own log lines: one per problem, with no endpoint password in it.
+
+A dead collector makes the OTLP exporters and the SDK's batch processors log the same line for
+every batch and every retry. :class:`RepeatedLogFilter` keeps the first of each problem per
+window and says how many it dropped when the next passes; :class:`EndpointPasswordFilter`
+hides the password of an endpoint the gRPC exporter names without its scheme. Both go on the
+loggers of :data:`EXPORTER_LOGGERS` when telemetry is built (``cli/telemetry.py``).
+
+Decision: the SDK's own ``DuplicateFilter`` comes off those loggers when ours goes on. It
+compares a record with the one before it by logger module, level and message template, its
+arguments left out, so the gRPC exporters of traces and of logs, which share one logger and
+one template, hid each other: a run whose traces and logs went to a dead collector said that
+one of them failed, never both. Ours does what it was for (no endless repeats of a failing
+export's line, even when the log line is itself exported) per signal, and counts what it drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar
+
+from taskdaemon.pipeline.redaction import redact_endpoint_passwords
+
+__all__ = [
+    "EXPORTER_LOGGERS",
+    "EndpointPasswordFilter",
+    "RepeatedLogFilter",
+    "drop_sdk_duplicate_filters",
+    "install_endpoint_password_filter",
+    "install_repeated_log_filter",
+]
+
+_FilterT = TypeVar("_FilterT", bound=logging.Filter)
+
+#: The loggers the exporters and the SDK's export paths write their failures to.
+EXPORTER_LOGGERS: tuple[str, ...] = (
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter",
+    "opentelemetry.sdk._shared_internal",
+    "opentelemetry.sdk.metrics._internal.export",
+)
+
+
+class RepeatedLogFilter(logging.Filter):
+    """Lets the first record of each (logger, message template, signal) through per ``window``
+    seconds.
+
+    A dead collector makes the exporters log the same warning for every batch and every retry;
+    this keeps one line per problem and, when it passes the next one, says how many it dropped.
+    The signal (``traces``, ``logs``, ``metrics``: an argument of the record) is part of the
+    problem: the gRPC exporters of every signal share one logger and one template, so without
+    it the first signal to fail hid the others' failures for the whole window.
+    """
+
+    def __init__(self, *, window: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+    def suppressed(self) -> dict[tuple[str, str, str], int]:
+        """Records dropped so far in the current window, per (logger, message template,
+        signal)."""
+        with self._lock:
+            return {key: count for key, (_, count) in self._seen.items()}
+
+    def reset(self) -> None:
+        """Forget what was seen: the next record of each kind passes again."""
+        with self._lock:
+            self._seen.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg), _signal(record.args))
+        now = self._clock()
+        with self._lock:
+            first, suppressed = self._seen.get(key, (None, 0))
+            if first is not None and now - first < self.window:
+                self._seen[key] = (first, suppressed + 1)
+                return False
+            self._seen[key] = (now, 0)
+        if suppressed:
+            record.msg = f"{record.msg} (and {suppressed} similar messages suppressed)"
+        return True
+
+
+_SIGNALS: Final = frozenset({"traces", "logs", "metrics", "spans"})
+
+
+def _signal(args: object) -> str:
+    """The signal a record's arguments name (the gRPC exporters': ``traces``, ``logs``,
+    ``metrics``), else ``""``."""
+    if isinstance(args, tuple):
+        for arg in args:
+            if isinstance(arg, str) and arg in _SIGNALS:
+                return arg
+    return ""
+
+
+def install_repeated_log_filter(
+    loggers: Sequence[str] = EXPORTER_LOGGERS, *, window: float = 300.0
+) -> RepeatedLogFilter:
+    """Attach one :class:`RepeatedLogFilter` to ``loggers`` (once: reuses an installed one),
+    taking the SDK's ``DuplicateFilter`` off them (module docstring)."""
+    drop_sdk_duplicate_filters(loggers)
+    return _install_once(RepeatedLogFilter, lambda: RepeatedLogFilter(window=window), loggers)
+
+
+def drop_sdk_duplicate_filters(loggers: Sequence[str] = EXPORTER_LOGGERS) -> None:
+    """Take the SDK's ``DuplicateFilter`` off ``loggers`` (module docstring). An exporter's
+    module adds its own when it is first imported: call this again once the exporters are
+    made."""
+    for name in loggers:
+        logger = logging.getLogger(name)
+        for existing in list(logger.filters):
+            if _is_sdk_duplicate_filter(existing):
+                logger.removeFilter(existing)
+
+
+def _is_sdk_duplicate_filter(candidate: object) -> bool:
+    """Whether ``candidate`` is the OTel SDK's ``DuplicateFilter`` (told by its class, so that
+    this module imports no SDK)."""
+    kind = type(candidate)
+    return kind.__name__ == "DuplicateFilter" and kind.__module__.startswith("opentelemetry.")
+
+
+class EndpointPasswordFilter(logging.Filter):
+    """Hides the password of an endpoint named as ``user:password@host`` in a record's message.
+
+    The gRPC exporter logs its endpoint without the scheme (``exporting traces to
+    user:pw@collector:4317``), and the log formatters' redaction only takes a password inside a
+    ``scheme://`` URL (``redaction.redact_endpoint_passwords`` says why). Installed on the
+    exporters' loggers after :class:`RepeatedLogFilter`, which keys on the message's template:
+    a record that passes has its arguments merged into a redacted message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record: the handler reports it, as without this filter
+            return True
+        hidden = redact_endpoint_passwords(message)
+        if hidden is not message:
+            record.msg, record.args = hidden, None
+        return True
+
+
+def install_endpoint_password_filter(
+    loggers: Sequence[str] = EXPORTER_LOGGERS,
+) -> EndpointPasswordFilter:
+    """Attach one :class:`EndpointPasswordFilter` to ``loggers`` (once: reuses an installed
+    one), after any filter already there."""
+    return _install_once(EndpointPasswordFilter, EndpointPasswordFilter, loggers)
+
+
+def _install_once(
+    kind: type[_FilterT], make: Callable[[], _FilterT], loggers: Sequence[str]
+) -> _FilterT:
+    """The ``kind`` filter already on one of ``loggers``, else ``make()`` added to each."""
+    for name in loggers:
+        for existing in logging.getLogger(name).filters:
+            if isinstance(existing, kind):
+                return existing
+    made = make()
+    for name in loggers:
+        logging.getLogger(name).addFilter(made)
+    return made
