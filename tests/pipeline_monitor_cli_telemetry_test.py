@@ -400,6 +400,36 @@ def test_a_dead_grpc_collector_is_said_for_traces_and_for_logs(
     assert (0, {"traces", "logs"}) == (done.returncode, said), done.stderr
 
 
+@pytest.mark.slow
+def test_run_says_how_many_spans_were_not_exported(
+    dead_collector: str, home: Path, tmp_path: Path
+) -> None:
+    """`taskdaemon run` whose spans a dead collector did not take ends with one line saying how
+    many, as it says the log records it lost: without `--serve` there is no /metrics or
+    /readyz to count them, and the exporter's own line says that a batch failed, not how many
+    spans the run lost in all."""
+    pipeline = tmp_path / "one.yaml"
+    pipeline.write_text(
+        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
+    )
+    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TASKDAEMON_EXPORT_TIMEOUT": "1"}
+    env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none")
+    done = subprocess.run(
+        [str(VENV_BIN / "taskdaemon"), "run", "-q", str(pipeline)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    said = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if "not exported" in line]
+    # The run span and its one stage span.
+    assert (0, ["2 spans were not exported (otlp: export failed)"]) == (
+        done.returncode,
+        said,
+    ), done.stderr
+
+
 async def _timed_run(env: dict[str, str]) -> tuple[int | None, float, str]:
     """Run the example pipeline through the CLI; its exit code, wall time and stderr."""
     started = time.monotonic()

@@ -23,6 +23,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     announce_unavailable_store,
     report_lost_spans,
     report_unexported_logs,
+    report_unexported_spans,
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.http_security import ApiAuth
@@ -102,6 +103,7 @@ def build_monitor(
     )
     # After the shutdown (LIFO), so that the counts are final.
     stack.callback(report_unexported_logs, telemetry.log_export_failures)
+    stack.callback(report_unexported_spans, telemetry.export_health.failed_spans)
     stack.callback(report_lost_spans, telemetry.span_processors)
     stack.callback(telemetry.shutdown)
     if telemetry.logger_provider is not None:

@@ -19,7 +19,8 @@ could not be opened) the run goes on; the loss is told three ways:
 A span exporter's failed exports (a dead collector) are counted in
 ``taskdaemon.spans.export_failed`` (``taskdaemon_spans_export_failed_total``, per ``exporter``:
 :func:`observe_failed_exports`), said by the exporter's own log line (once per five minutes,
-``exporter_logs.RepeatedLogFilter``) and shown on ``/readyz``.
+``exporter_logs.RepeatedLogFilter``), shown on ``/readyz``, and counted in one warning line
+when the process ends (:func:`report_unexported_spans`).
 
 A log exporter's failed exports (``OTEL_LOGS_EXPORTER``: a dead collector, an error answer)
 are counted in ``taskdaemon.logs.export_failed`` (``taskdaemon_logs_export_failed_total``, per
@@ -58,6 +59,7 @@ __all__ = [
     "observe_failed_log_exports",
     "report_lost_spans",
     "report_unexported_logs",
+    "report_unexported_spans",
 ]
 
 _log = logging.getLogger("taskdaemon.spans")
@@ -226,6 +228,19 @@ def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
             causes.append(f"{getattr(store, 'path', 'span store')}: {cause}")
     if lost:
         _log.warning("%d spans were not stored (%s)", lost, "; ".join(causes) or "write failed")
+    return lost
+
+
+def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> int:
+    """Log one warning line when span exports failed (``ExportHealth.failed_spans``: per
+    exporter); returns the count. Call it once the tracer provider is shut down, so the count
+    is final. A ``taskdaemon run`` without ``--serve`` has no ``/metrics`` or ``/readyz``, and
+    the exporter's own line says that a batch failed, never how many spans the run lost."""
+    failed = {name: spans for name, spans in failed_spans().items() if spans}
+    lost = sum(failed.values())
+    if lost:
+        causes = "; ".join(f"{name}: export failed" for name in failed)
+        _log.warning("%d spans were not exported (%s)", lost, causes)
     return lost
 
 
