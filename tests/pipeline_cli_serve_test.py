@@ -119,6 +119,43 @@ async def test_each_scheduled_run_is_said_when_it_starts_and_when_it_ends(
     assert expected == records
 
 
+async def test_the_schedules_lines_carry_the_run_and_pipeline_as_fields(tmp_path: Path) -> None:
+    """Each line of the schedule about a run carries its `run_id` and `pipeline` as fields (the
+    fields of a JSON log line, and of an exported log record), as the run's own records do: a
+    query for one run's lines finds when the schedule started and ended it."""
+    pipeline = parse_pipeline(
+        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
+    )
+    stop = asyncio.Event()
+    records: list[logging.LogRecord] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+            if " ended " in record.getMessage():
+                stop.set()
+
+    logger = logging.getLogger("taskdaemon.serve")
+    recorder = Recorder(logging.INFO)
+    logger.addHandler(recorder)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        async with Engine(workspace=tmp_path / "ws") as engine:
+            args = argparse.Namespace(max_runs=1, every=60.0)
+            await _schedule(engine, pipeline, {}, args, stop)
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(recorder)
+    fields = [
+        (r.getMessage().split()[1], getattr(r, "run_id", None), getattr(r, "pipeline", None))
+        for r in records
+        if r.getMessage().startswith("run ")
+    ]
+    assert [(run_id, run_id, "one") for run_id, _, _ in fields] == fields
+    assert 2 == len(fields)
+
+
 async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_path: Path) -> None:
     """Each scheduled run whose workspace cannot be made adds one to
     taskdaemon_runs_not_started_total for its pipeline, whose series is there at 0 before."""

@@ -16,7 +16,8 @@ pipeline on a schedule.
   ``--auto-approve`` grants every approval; otherwise approvals come through the API
   (``POST /api/runs/{id}/approve/{stage}``) or the command line (``taskdaemon approve RUN
   STAGE``): each scheduled run is served on its control socket while it runs, as a
-  ``taskdaemon run``'s is, and its id is said when it starts.
+  ``taskdaemon run``'s is, and its id is said when it starts (the schedule's lines about a
+  run carry its ``run_id`` and ``pipeline`` as log fields, as the run's own records do).
 * Stopping: the first signal cancels the open run and exits 0 after telemetry is flushed (within
   ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
 * A scheduled run the engine cannot start (its workspace cannot be made: a read-only or full
@@ -325,7 +326,13 @@ async def _schedule(
             handle = await engine.start_run(pipeline, request, started_by="schedule")
         except PipelineError as error:  # its workspace cannot be made (a read-only home)
             # One line, and the server goes on: the next slot may find the disk writable.
-            _log.error("run %d of %s could not start: %s", runs, pipeline.name, error)
+            _log.error(
+                "run %d of %s could not start: %s",
+                runs,
+                pipeline.name,
+                error,
+                extra={"pipeline": pipeline.name},
+            )
             not_started(pipeline.name)
             result = None
         else:
@@ -335,6 +342,7 @@ async def _schedule(
                 pipeline.name,
                 runs,
                 args.max_runs or "unlimited",
+                extra={"run_id": handle.run_id, "pipeline": pipeline.name},
             )
             result = await _served_until_end_or_stop(handle, stop)
         if result is not None:
@@ -345,6 +353,7 @@ async def _schedule(
                 result.status,
                 runs,
                 args.max_runs or "unlimited",
+                extra={"run_id": result.run_id, "pipeline": pipeline.name},
             )
         if args.max_runs > 0 and runs >= args.max_runs:
             break
