@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(graphviz)
 if [[ "${1:-}" == "--dev" ]]; then
     apt_packages+=(prometheus)  # the integration tests start a real Prometheus and promtool
+    apt_packages+=(prometheus-alertmanager)  # and a real Alertmanager (its inhibit rules)
     apt_packages+=(chromium)    # the web page tests drive it headless with Playwright
     apt_packages+=(valgrind)    # the benchmarks that count instructions (and their smoke test)
 fi

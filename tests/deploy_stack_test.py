@@ -664,3 +664,67 @@ async def test_every_trace_link_shows_the_spans_data(home: Path, tmp_path: Path)
         with contextlib.suppress(AssertionError):
             await until(all_right, limit=90, what="the span's data in every link", interval=1)
     assert {} == wrong
+
+
+# Found on PATH (scripts/setup.sh --dev installs Debian's, which names it so), like Prometheus.
+ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+
+
+@pytest.mark.slow
+async def test_a_daemon_that_is_down_silences_its_own_alerts_only(tmp_path: Path) -> None:
+    """A real Alertmanager with alertmanager/alertmanager.yml: `TaskdaemonDown` for one daemon
+    inhibits the warnings of that daemon only. With several daemons (one `serve` per pipeline)
+    it silenced every warning of the others, and every pipeline alert, for as long as one was
+    down."""
+    assert ALERTMANAGER is not None, "prometheus-alertmanager is not installed"
+    port = free_port()
+    with (tmp_path / "alertmanager.log").open("wb") as log:
+        alertmanager = await asyncio.create_subprocess_exec(
+            ALERTMANAGER,
+            f"--config.file={ROOT / 'alertmanager' / 'alertmanager.yml'}",
+            f"--storage.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as api:
+                down = {"alertname": "TaskdaemonDown", "instance": "a:9090", "severity": "critical"}
+                warnings = [
+                    {"alertname": "TaskdaemonSpansLost", "instance": name, "severity": "warning"}
+                    for name in ("a:9090", "b:9090")
+                ]
+                failing = {
+                    "alertname": "PipelineFailureRateHigh",
+                    "pipeline": "p",
+                    "severity": "warning",
+                }
+                sent = [{"labels": labels} for labels in (down, *warnings, failing)]
+
+                async def posted() -> bool:
+                    return (await api.post("/api/v2/alerts", json=sent)).status_code == 200
+
+                await until(posted, limit=30, what="Alertmanager taking the alerts")
+
+                async def listed() -> dict[str, list[str]] | None:
+                    alerts = (await api.get("/api/v2/alerts")).json()
+                    states = {
+                        f"{a['labels']['alertname']} {a['labels'].get('instance', '-')}": a[
+                            "status"
+                        ]["state"]
+                        for a in alerts
+                    }
+                    # The inhibitor has taken the down daemon in once it silences its own.
+                    silenced = states.get("TaskdaemonSpansLost a:9090") == "suppressed"
+                    return states if len(states) == 4 and silenced else None
+
+                states = await until(listed, limit=30, what="the down daemon's warning silenced")
+        finally:
+            await stop(alertmanager)
+    assert {
+        "TaskdaemonDown a:9090": "active",
+        "TaskdaemonSpansLost a:9090": "suppressed",
+        "TaskdaemonSpansLost b:9090": "active",
+        "PipelineFailureRateHigh -": "active",
+    } == states
