@@ -85,16 +85,25 @@ async def test_each_scheduled_run_is_said_when_it_starts_and_when_it_ends(
     tmp_path: Path,
 ) -> None:
     """The schedule says each run's id when it starts, not only when it ends: an operator
-    reaches a run waiting for an approval by that id (`taskdaemon approve`, the API)."""
+    reaches a run waiting for an approval by that id (`taskdaemon approve`, the API). Each line
+    carries the run's `run_id` and `pipeline` as fields (a JSON log line's, an exported log
+    record's), as the run's own records do: a query for one run's lines finds them."""
     pipeline = parse_pipeline(
         "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
     )
     stop = asyncio.Event()
     records: list[str] = []
+    fields: list[bool] = []
 
     class Recorder(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            records.append(re.sub("[0-9a-f]{32}", "RUN", record.getMessage()))
+            message = record.getMessage()
+            records.append(re.sub("[0-9a-f]{32}", "RUN", message))
+            run_id = message.split()[1]
+            fields.append(
+                (run_id, "one")
+                == (getattr(record, "run_id", None), getattr(record, "pipeline", None))
+            )
             if " ended " in records[-1] and "(2 of 2)" in records[-1]:
                 stop.set()  # after its last run, the schedule would serve until a signal
 
@@ -116,44 +125,7 @@ async def test_each_scheduled_run_is_said_when_it_starts_and_when_it_ends(
         "run RUN of one started (2 of 2)",
         "run RUN of one ended success (2 of 2)",
     ]
-    assert expected == records
-
-
-async def test_the_schedules_lines_carry_the_run_and_pipeline_as_fields(tmp_path: Path) -> None:
-    """Each line of the schedule about a run carries its `run_id` and `pipeline` as fields (the
-    fields of a JSON log line, and of an exported log record), as the run's own records do: a
-    query for one run's lines finds when the schedule started and ended it."""
-    pipeline = parse_pipeline(
-        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
-    )
-    stop = asyncio.Event()
-    records: list[logging.LogRecord] = []
-
-    class Recorder(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-            if " ended " in record.getMessage():
-                stop.set()
-
-    logger = logging.getLogger("taskdaemon.serve")
-    recorder = Recorder(logging.INFO)
-    logger.addHandler(recorder)
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    try:
-        async with Engine(workspace=tmp_path / "ws") as engine:
-            args = argparse.Namespace(max_runs=1, every=60.0)
-            await _schedule(engine, pipeline, {}, args, stop)
-    finally:
-        logger.setLevel(level)
-        logger.removeHandler(recorder)
-    fields = [
-        (r.getMessage().split()[1], getattr(r, "run_id", None), getattr(r, "pipeline", None))
-        for r in records
-        if r.getMessage().startswith("run ")
-    ]
-    assert [(run_id, run_id, "one") for run_id, _, _ in fields] == fields
-    assert 2 == len(fields)
+    assert (expected, [True] * 4) == (records, fields)
 
 
 async def test_scheduled_runs_that_cannot_start_are_counted_per_pipeline(tmp_path: Path) -> None:

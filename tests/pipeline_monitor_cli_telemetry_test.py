@@ -374,22 +374,11 @@ def test_a_dead_grpc_collector_is_said_for_traces_and_for_logs(
 ) -> None:
     """`taskdaemon run` whose traces and logs both go to a dead collector over gRPC says that
     each failed, in the exporter's own line: the lines differ only in their arguments."""
-    pipeline = tmp_path / "one.yaml"
-    pipeline.write_text(
-        "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
-    )
     env = {**os.environ, "TASKDAEMON_HOME": str(home)}
     env.update(TASKDAEMON_EXPORT_TIMEOUT="1", TASKDAEMON_LOG_FORMAT="text")
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL"):
         env.pop(name, None)
-    done = subprocess.run(
-        [str(VENV_BIN / "taskdaemon"), "run", "-q", str(pipeline)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_one_stage(tmp_path, env)
     said = {
         signal
         for signal in ("traces", "logs")
@@ -408,13 +397,24 @@ def test_run_says_how_many_spans_were_not_exported(
     many, as it says the log records it lost: without `--serve` there is no /metrics or
     /readyz to count them, and the exporter's own line says that a batch failed, not how many
     spans the run lost in all."""
+    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TASKDAEMON_EXPORT_TIMEOUT": "1"}
+    env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none")
+    done = _run_one_stage(tmp_path, env)
+    said = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if "not exported" in line]
+    # The run span and its one stage span.
+    assert (0, ["2 spans were not exported (otlp: export failed)"]) == (
+        done.returncode,
+        said,
+    ), done.stderr
+
+
+def _run_one_stage(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`taskdaemon run -q` of a one-stage command pipeline written to ``tmp_path``, in ``env``."""
     pipeline = tmp_path / "one.yaml"
     pipeline.write_text(
         "name: one\nstages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
     )
-    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TASKDAEMON_EXPORT_TIMEOUT": "1"}
-    env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none")
-    done = subprocess.run(
+    return subprocess.run(
         [str(VENV_BIN / "taskdaemon"), "run", "-q", str(pipeline)],
         env=env,
         capture_output=True,
@@ -422,12 +422,6 @@ def test_run_says_how_many_spans_were_not_exported(
         timeout=60,
         check=False,
     )
-    said = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if "not exported" in line]
-    # The run span and its one stage span.
-    assert (0, ["2 spans were not exported (otlp: export failed)"]) == (
-        done.returncode,
-        said,
-    ), done.stderr
 
 
 async def _timed_run(env: dict[str, str]) -> tuple[int | None, float, str]:
