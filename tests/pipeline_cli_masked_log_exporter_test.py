@@ -48,4 +48,3 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_records(
         if "from the vault" in str(record.get("body"))
     ]
     assert ([f"got {REDACTED} from the vault"], False) == (bodies, SECRET in done.stdout)
-

@@ -118,4 +118,3 @@ def test_only_the_spans_holding_a_value_known_now_are_copied_and_masked() -> Non
         (holding.start_time, holding.end_time, holding.instrumentation_scope),
         f"said {SECRET}",
     )
-
