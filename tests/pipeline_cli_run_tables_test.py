@@ -11,6 +11,7 @@ import pytest
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
+from taskdaemon.pipeline.table_fit import text_columns
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 HOSTILE = "p\x1b]0;title\x07\x1b[2J\r\nfake"
@@ -143,3 +144,71 @@ def test_runs_show_gives_the_queue_time_the_run_summary_gave(tmp_path: Path, hom
     actual = (ran.returncode, shown.returncode, _queue_cell(shown.stdout, "late"))
     assert expected == actual, (ran.stdout, ran.stderr, shown.stdout)
     assert _queue_cell(summary, "late") != "0ms", summary  # the case at hand: it waited
+
+
+#: 2023-11-14 22:13:20 UTC: 2023-11-15 07:13:20 in Tokyo.
+_EPOCH = 1_700_000_000.0
+_LONG_ERROR = "数据仓库刷新失败: the warehouse refused the load because the refresh timed out"
+
+
+def _long_run(starts: tuple[float, ...]) -> RunRecord:
+    """A run of a stage per start, each named with 50 characters, with queue, CPU and memory
+    figures; the last fails with the long (partly CJK) ``_LONG_ERROR``."""
+    stages = []
+    for n, start in enumerate(starts):
+        failed = n == len(starts) - 1
+        attempt = AttemptRecord(
+            f"s{n}.0.1", 0, 1, "failure" if failed else "success", start, start + 1.5,
+            queue_time=0.25, cpu_seconds=0.4, peak_memory_bytes=45_000_000,
+            error=_LONG_ERROR if failed else None,
+        )  # fmt: skip
+        name = f"transform-partition-{n:02d}-of-the-fact-tables-nightly"
+        stages.append(StageRecord(name, "command", attempt.status, (attempt,)))
+    return RunRecord(RUN_ID, "p", "failure", starts[0], starts[-1] + 2, tuple(stages), ())
+
+
+@pytest.mark.usefixtures("in_tokyo")
+@pytest.mark.parametrize("width", [80, 100])
+def test_runs_show_fits_80_and_100_columns_by_its_narrow_reading(width: int) -> None:
+    """Wider than the terminal, the stage table reads narrow: START the time of day alone (the
+    start line says the date), INST and TRIES, names and errors cut; at 80 columns MEMORY and
+    CPU are left out too, and a line names them. Statuses, times and figures stay whole."""
+    run = _long_run(tuple(_EPOCH + 60 * n for n in range(12)))
+    lines = format_run_table(run, width).splitlines()
+    table = lines[lines.index("") + 1 :]
+    hidden = "(--wide shows the columns left out to fit: CPU, MEMORY)"
+    expected = (True, "INST" in table[0] and "TRIES" in table[0], width == 80, 12)
+    actual = (
+        all(text_columns(line) <= width for line in lines),
+        "INSTANCES" not in table[0],
+        hidden == table[-1],
+        sum(1 for line in table if line.startswith("transform-")),
+    )
+    assert expected == actual, lines
+    first = table[1].split()
+    assert ["success", "07:13:20", "1.5s", "250ms", "1", "1"] == first[1:7], table[1]
+    assert ("-" if width == 80 else "400ms") == first[7], table[1]  # ERROR's "-", or CPU
+    assert table[12].split()[-1].endswith("…"), table[12]
+    assert "start     2023-11-15 07:13:20 (UTC+09:00)" in lines
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_show_keeps_the_dates_of_a_run_that_crossed_midnight() -> None:
+    """Stages that started on another day than the run keep their dates: a time of day alone
+    would read as the run's date."""
+    midnight = _EPOCH + 16 * 3600 + 46 * 60 + 40  # 2023-11-16 00:00:00 in Tokyo
+    run = _long_run((midnight - 30, midnight + 30))
+    table = format_run_table(run, 80).split("\n\n", 1)[1].splitlines()
+    starts = [" ".join(row.split()[2:4]) for row in table[1:3]]
+    assert ["2023-11-15 23:59:30", "2023-11-16 00:00:30"] == starts, table
+
+
+def test_runs_show_is_whole_on_a_pipe_and_when_it_fits() -> None:
+    """No width (a pipe, a file, ``--wide``), or one the whole table fits in: the long headers,
+    full start times and every column."""
+    run = _long_run((_EPOCH, _EPOCH + 60))
+    whole = format_run_table(run)
+    assert whole == format_run_table(run, 1000)
+    header = whole.split("\n\n", 1)[1].splitlines()[0].split()
+    assert ["STAGE", "STATUS", "START", "DURATION", "QUEUE", "INSTANCES"] == header[:6]
+    assert ["ATTEMPTS", "CPU", "MEMORY", "ERROR"] == header[6:]

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.table_fit import aligned, short_ids
+from taskdaemon.pipeline.table_fit import (
+    aligned,
+    cut_columns,
+    fit,
+    hidden_note,
+    short_ids,
+    text_columns,
+    wrapped,
+)
 
 
 def test_an_id_is_cut_to_eight_digits_unless_another_shares_them() -> None:
@@ -32,3 +40,41 @@ def test_a_table_that_fits_is_left_whole() -> None:
     header = ("NAME", "COUNT")
     rows = [("build", "3")]
     assert aligned(header, rows) == aligned(header, rows, 80, (0,))
+
+
+def test_columns_to_drop_go_in_order_only_while_the_table_is_too_wide() -> None:
+    """Names at their floor still leave the table wider: the first column to drop goes, the
+    name widens back into its room, and the second stays because the table then fits."""
+    header = ("NAME", "P50", "CPU", "MEMORY")
+    rows = [("deploy-the-artifact-to-production", "12.3s", "419ms", "43.7 MiB")]
+    table = fit(header, rows, 30, (0,), drop=(3, 2))
+    expected = (["NAME              P50    CPU", "deploy-the-arti…  12.3s  419ms"], ("MEMORY",))
+    assert expected == (table.lines, table.hidden)
+    assert ("MEMORY",) == fit(header, rows, 35, (0,), drop=(3, 2)).hidden
+    assert () == fit(header, rows, 36, (0,), drop=(3, 2)).hidden  # the name at its floor, 12
+    assert () == fit(header, rows, None, (0,), drop=(3, 2)).hidden  # unfitted: every column
+
+
+def test_wide_characters_take_two_columns_and_are_cut_where_the_screen_ends() -> None:
+    """A CJK character takes two terminal columns: rows holding them line up with the others,
+    and a cut keeps what fits in the columns, not in the characters."""
+    assert (8, 5, 2) == (text_columns("数据仓库"), text_columns("naïve"), text_columns("e\u0301x"))
+    assert "数据…" == cut_columns("数据仓库刷新", 6)
+    assert "数据仓库" == cut_columns("数据仓库", 8)
+    lines = aligned(("STAGE", "N"), [("数据仓库", "1"), ("load", "2")])
+    assert ["STAGE     N", "数据仓库  1", "load      2"] == lines
+    fitted = aligned(("STAGE", "N"), [("数据仓库刷新阶段的名字", "1")], 15, (0,))
+    assert ["STAGE         N", "数据仓库刷…   1"] == fitted  # 11 columns of name, padded to 12
+
+
+def test_prose_wraps_between_words_and_never_breaks_an_id() -> None:
+    """A line wider than the terminal wraps between words, later lines indented by four; a
+    run id wider than what is left stays whole on its line."""
+    run_id = "0123456789abcdef0123456789abcdef"
+    line = f"critical path of the median and slowest run {run_id} (6.3s):"
+    expected = ["critical path of the median and slowest run", f"    {run_id} (6.3s):"]
+    assert expected == wrapped(line, 60)
+    assert [line] == wrapped(line, None) == wrapped(line, len(line))
+    note = hidden_note(("CPU", "PEAK MEM"), 80)
+    assert ["(--wide shows the columns left out to fit: CPU, PEAK MEM)"] == note
+    assert [] == hidden_note((), 80)

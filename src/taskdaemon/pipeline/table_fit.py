@@ -1,26 +1,46 @@
 """Aligned text tables, fitted to a terminal's width when asked: the one rule ``runs list``,
-``runs show`` and ``report`` follow.
+``runs show``, ``report`` and ``run``'s summary follow.
 
-Unfitted (``width`` None: a pipe, a file, ``--wide``), every cell is whole. Fitted, only the
-columns named to give way are narrowed, the widest first, each to no fewer than
-``MIN_GIVEN`` characters, and their cells (and header) cut with an ellipsis: numbers, statuses
-and times are never cut. A table that still does not fit keeps those columns whole and is
-left wider than the terminal.
+Unfitted (``width`` None: a pipe, a file, ``--wide``), every cell is whole. Fitted, three steps,
+each taken only while the table is still wider than the terminal:
+
+1. the columns named to give way (free text: names, errors) are narrowed, the widest first,
+   each to no fewer than ``MIN_GIVEN`` columns, their cells (and header) cut with an ellipsis;
+2. the columns named to drop are left out, one at a time in the order given (what a reader
+   needs least first: memory before the durations), and the free text widens back into the
+   room they leave; their headers are returned (``Fitted.hidden``) for the caller's note
+   (:func:`hidden_note`), since ``--wide`` brings them back;
+3. what is left keeps its numbers, statuses, times and ids whole, and a table that still does
+   not fit is left wider than the terminal.
+
+Widths are terminal columns, not characters: a CJK character takes two, a combining mark none,
+so a row of ``数据仓库`` lines up with the rows above it and is cut where the screen ends.
 
 Run ids shown in a narrow terminal are the shortest prefix, of at least ``MIN_ID`` digits,
 unique among the ids listed (:func:`short_ids`), as ``docker ps`` shows its ids."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Sequence
 from itertools import pairwise
 from os.path import commonprefix
+from typing import NamedTuple
 
-from taskdaemon.pipeline.ellipsis import cut
+__all__ = [
+    "MIN_GIVEN",
+    "MIN_ID",
+    "Fitted",
+    "aligned",
+    "cut_columns",
+    "fit",
+    "hidden_note",
+    "short_ids",
+    "text_columns",
+    "wrapped",
+]
 
-__all__ = ["MIN_GIVEN", "MIN_ID", "aligned", "short_ids"]
-
-#: The fewest characters a column that gives way keeps (its cells then read ``abcdefghij…``).
+#: The fewest columns a column that gives way keeps (its cells then read ``abcdefghij…``).
 MIN_GIVEN = 12
 #: The fewest digits of a run id shown: every command takes a unique prefix of at least 4.
 MIN_ID = 8
@@ -41,23 +61,99 @@ def short_ids(ids: Sequence[str]) -> list[str]:
     return [i[: max(MIN_ID, keep.get(i, 0))] for i in ids]
 
 
+def _char_columns(char: str) -> int:
+    if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def text_columns(text: str) -> int:
+    """The terminal columns ``text`` takes: two for a wide (CJK) character, none for a
+    combining mark, one for any other."""
+    if text.isascii():
+        return len(text)
+    return sum(map(_char_columns, text))
+
+
+def cut_columns(text: str, size: int) -> str:
+    """``text`` if it takes at most ``size`` columns, else its first characters and ``…``
+    within ``size`` columns (``size`` at least 1): ``ellipsis.cut`` counted in columns."""
+    if text_columns(text) <= size:
+        return text
+    kept: list[str] = []
+    used = 0
+    for char in text:
+        used += _char_columns(char)
+        if used > size - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
+def _span(widths: Sequence[int]) -> int:
+    return sum(widths) + _GAP * (len(widths) - 1)
+
+
 def _fitted(widths: list[int], width: int, give_way: Collection[int]) -> list[int]:
     """``widths`` with the ``give_way`` columns narrowed, the widest first, until the line
     fits in ``width`` or each is down to ``MIN_GIVEN``."""
     widths = list(widths)
-    over = sum(widths) + _GAP * (len(widths) - 1) - width
+    over = _span(widths) - width
     while over > 0:
         shrinkable = [i for i in give_way if widths[i] > MIN_GIVEN]
         if not shrinkable:
             break
         widest = max(shrinkable, key=lambda i: widths[i])
         others = [widths[i] for i in shrinkable if i != widest]
-        # Down to the next widest (or the floor, or the fit), at least one character.
+        # Down to the next widest (or the floor, or the fit), at least one column.
         target = max(MIN_GIVEN, max(others, default=MIN_GIVEN), widths[widest] - over)
         step = max(1, widths[widest] - target)
         widths[widest] -= step
         over -= step
     return widths
+
+
+class Fitted(NamedTuple):
+    """A table's lines and the headers of the columns left out to fit it, in the table's
+    order (empty when none was). A named tuple, not a dataclass: ``runs`` starts without
+    importing ``dataclasses`` (``tests/pipeline_cli_startup_test.py``)."""
+
+    lines: list[str]
+    hidden: tuple[str, ...] = ()
+
+
+def fit(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None = None,
+    give_way: Collection[int] = (),
+    drop: Sequence[int] = (),
+) -> Fitted:
+    """The lines of a table, two spaces between columns, trailing spaces stripped; fitted to
+    ``width`` columns when it is given: the ``give_way`` columns (indexes) narrowed, then the
+    ``drop`` columns left out in that order while it is still wider (the module's rule)."""
+    whole = [max(text_columns(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    kept = list(range(len(header)))
+    widths = list(whole)
+    if width is not None:
+        for leaving in (None, *drop):
+            if leaving is not None:
+                kept.remove(leaving)
+            giving = [n for n, i in enumerate(kept) if i in give_way]
+            widths = _fitted([whole[i] for i in kept], width, giving)
+            if _span(widths) <= width:
+                break
+    lines = [
+        "  ".join(
+            _padded(cut_columns(row[i], size), size) for i, size in zip(kept, widths, strict=True)
+        ).rstrip()
+        for row in (header, *rows)
+    ]
+    return Fitted(lines, tuple(header[i] for i in range(len(header)) if i not in kept))
+
+
+def _padded(text: str, size: int) -> str:
+    return text + " " * (size - text_columns(text))
 
 
 def aligned(
@@ -66,14 +162,26 @@ def aligned(
     width: int | None = None,
     give_way: Collection[int] = (),
 ) -> list[str]:
-    """The lines of a table, two spaces between columns, trailing spaces stripped; fitted to
-    ``width`` columns by narrowing the ``give_way`` columns (indexes) when it is given."""
-    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    if width is not None:
-        widths = _fitted(widths, width, give_way)
-    return [
-        "  ".join(
-            cut(cell, size).ljust(size) for cell, size in zip(row, widths, strict=True)
-        ).rstrip()
-        for row in (header, *rows)
-    ]
+    """The lines of a table fitted by its ``give_way`` columns alone (:func:`fit`)."""
+    return fit(header, rows, width, give_way).lines
+
+
+def hidden_note(hidden: Sequence[str], width: int | None = None) -> list[str]:
+    """The line said under a table that left columns out to fit (none when it left none),
+    wrapped to ``width``."""
+    if not hidden:
+        return []
+    return wrapped(f"(--wide shows the columns left out to fit: {', '.join(hidden)})", width)
+
+
+def wrapped(line: str, width: int | None) -> list[str]:
+    """A line of prose as is, or, wider than ``width`` columns, wrapped between words, its
+    later lines indented by four: a run id or a figure is one word, never broken."""
+    if width is None or text_columns(line) <= width:
+        return [line]
+    # Lazy: only a narrow terminal pays for textwrap's import.
+    from textwrap import wrap  # noqa: PLC0415
+
+    return wrap(
+        line, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
+    )

@@ -17,7 +17,7 @@ from taskdaemon.pipeline.records import (
     StageRecord,
     stage_error,
 )
-from taskdaemon.pipeline.table_fit import aligned, short_ids
+from taskdaemon.pipeline.table_fit import fit, hidden_note, short_ids, text_columns
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
@@ -60,10 +60,18 @@ def _table(
     rows: Sequence[Sequence[str]],
     width: int | None,
     give_way: tuple[int, ...],
+    drop: tuple[int, ...] = (),
 ) -> str:
-    """The aligned table, fitted to ``width`` when given (``table_fit.aligned``)."""
+    """The aligned table, fitted to ``width`` when given (``table_fit.fit``), with the line
+    naming the columns it left out to fit, if any."""
     cells = [[_cell(cell) for cell in row] for row in rows]
-    return "\n".join(aligned(header, cells, width, give_way))
+    table = fit(header, cells, width, give_way, drop)
+    return "\n".join([*table.lines, *hidden_note(table.hidden, width)])
+
+
+def _fits(table: str, width: int | None) -> bool:
+    """Whether every line of ``table`` fits in ``width`` terminal columns (None: no bound)."""
+    return width is None or all(text_columns(line) <= width for line in table.splitlines())
 
 
 #: The REPLAY OF cell of a replay: the first digits of the replayed run's id.
@@ -123,7 +131,7 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
         for r in runs
     ]
     whole = _table(header, rows, None, ())
-    if width is None or max(map(len, whole.splitlines())) <= width:
+    if _fits(whole, width):
         return whole
     ids = short_ids([row[0] for row in rows])
     return _table(header, [(i, *row[1:]) for i, row in zip(ids, rows, strict=True)], width, (1,))
@@ -151,8 +159,20 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     a stop of the run cancelled, also one it caught paused before its start), as the ``run``
     summary reads it.
 
-    ``width``: the columns of the terminal it is written to: STAGE and ERROR give way (cut
-    with an ellipsis, the wider first) when the table is wider (``table_fit``).
+    ``width``: the columns of the terminal it is written to. When the whole table is wider, it
+    reads narrower, in this order, each step only while it is still wider (``table_fit``):
+
+    * START is the time of day alone when every stage started on the run's date, which the
+      ``start`` line above says once (a run that crossed midnight keeps its dates);
+      INSTANCES and ATTEMPTS read INST and TRIES (``watch`` says INST; the cells are counts
+      of one or two digits, so the long headers only widened their columns);
+    * STAGE and ERROR give way (cut with an ellipsis, the wider first, to 12 columns);
+    * MEMORY, then CPU, then QUEUE are left out, a line under the table naming them and
+      ``--wide``: what a run cost matters after what it did and how long it took.
+
+    STATUS, START, DURATION and the counts are never cut, nor the run's id: at 80 columns a
+    table of long names keeps STAGE, STATUS, START, DURATION, QUEUE, INST, TRIES and ERROR.
+    None (a pipe, a file, ``--wide``, ``--json``'s absence aside): the whole table.
     """
     # One zone for the view: the run's start and its stages' (a run rarely spans a change).
     times = [run.start, *(s.attempts[0].start for s in run.stages if s.attempts)]
@@ -205,4 +225,13 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
                 _one_line(_stage_error(stage)),
             )
         )
-    return "\n".join(head) + "\n\n" + _table(header, rows, width, (0, len(header) - 1))
+    whole = _table(header, rows, None, ())
+    if _fits(whole, width):
+        return "\n".join(head) + "\n\n" + whole
+    day = local_time(run.start)[:10]
+    if all(row[2] == "-" or row[2][:10] == day for row in rows):  # the head says the date
+        rows = [(row[0], row[1], row[2][11:] or row[2], *row[3:]) for row in rows]
+    narrow = (*header[:5], "INST", "TRIES", *header[7:])
+    # Left out last to first: MEMORY, CPU, QUEUE (the docstring).
+    table = _table(narrow, rows, width, (0, len(header) - 1), drop=(8, 7, 4))
+    return "\n".join(head) + "\n\n" + table
