@@ -1,8 +1,8 @@
 """``runs list``, ``runs show`` and ``report`` on a real terminal (a pty) narrower than their
-tables: every line of ``runs list`` and ``runs show`` fits 80 columns, the ids of ``runs list``
-are the shortest unique prefixes of at least 8 digits and ``runs show`` takes them back; names
-and errors give way with an ellipsis, then whole columns are left out and named; numbers,
-statuses and times never are cut; a pipe and ``--wide`` get the tables whole."""
+tables: every line of each fits 80 columns; the ids of ``runs list`` are the shortest unique
+prefixes of at least 8 digits and ``runs show`` takes them back; names and errors give way with
+an ellipsis, then whole columns are left out and named; numbers, statuses and times are never
+cut; a pipe and ``--wide`` get the tables whole."""
 
 from __future__ import annotations
 
@@ -127,18 +127,38 @@ def test_runs_show_fits_by_its_narrow_reading(
     assert note == table[3:], table
 
 
-def test_report_cuts_names_never_figures(history: tuple[Path, list[str]]) -> None:
-    """At 120 columns the report's stage table and lines fit: names cut, figures whole (the
-    same as piped)."""
-    home, _ids = history
+def _stage_table(lines: list[str]) -> dict[str, dict[str, str]]:
+    """The report's stage table: per stage (its shown name), the cell under each header."""
+    at = next(n for n, line in enumerate(lines) if line.startswith("STAGE "))
+    header = re.split(r"  +", lines[at])
+    rows = [re.split(r"  +", line) for line in lines[at + 1 : lines.index("", at)]]
+    return {row[0]: dict(zip(header, row, strict=True)) for row in rows if len(row) > 1}
+
+
+@pytest.mark.parametrize("columns", [80, 100, 120])
+def test_report_fits_by_names_then_columns_never_figures(
+    history: tuple[Path, list[str]], columns: int
+) -> None:
+    """At 80, 100 and 120 columns every line of the report fits: stage names cut, then whole
+    columns left out (named under the table); each figure shown is the piped report's, and
+    the critical path's run ids and the summary's figures are whole."""
+    home, ids = history
     piped = taskdaemon(home, "report")
     assert 0 == piped.returncode, piped.stderr
-    assert any(len(line) > 120 for line in piped.stdout.splitlines())
-    code, lines = on_a_terminal_of(120, home, "report")
+    assert any(len(line) > columns for line in piped.stdout.splitlines())
+    code, lines = on_a_terminal_of(columns, home, "report")
     assert 0 == code, lines
-    assert all(len(line) <= 120 for line in lines), lines
-    whole = [line.split() for line in piped.stdout.splitlines() if "100.0%" in line]
-    fitted = [line.split() for line in lines if "100.0%" in line]
-    assert len(whole) == len(fitted) > 0
-    for before, after in zip(whole, fitted, strict=True):
-        assert before[1:] == after[1:] or before[2:] == after[2:]
+    assert all(text_columns(line) <= columns for line in lines), lines
+    whole = _stage_table(piped.stdout.splitlines())
+    fitted = _stage_table(lines)
+    assert len(whole) == len(fitted) == 2, lines
+    for name, cells in fitted.items():
+        (stage,) = [s for s in whole if s.startswith(name.removesuffix("…"))]
+        assert all(whole[stage][k] == v for k, v in cells.items() if k != "STAGE"), cells
+    left_out = [k for k in next(iter(whole.values())) if k not in next(iter(fitted.values()))]
+    said = " ".join(" ".join(lines).split())  # wrapped lines joined again
+    note = f"(--wide shows the columns left out to fit: {', '.join(left_out)})"
+    assert (note in said) == bool(left_out), lines
+    summary = next(line for line in piped.stdout.splitlines() if line.startswith("pipeline "))
+    assert summary.split(":", 1)[1].strip() in said, lines
+    assert any(f"run {run_id} (" in said for run_id in ids), lines  # a critical path's

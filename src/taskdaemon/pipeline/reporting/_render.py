@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
@@ -27,7 +25,14 @@ from taskdaemon.pipeline.reporting._text import (
     stage_rows,
     summary,
 )
-from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned
+from taskdaemon.pipeline.table_fit import (
+    MIN_GIVEN,
+    cut_columns,
+    fit,
+    hidden_note,
+    text_columns,
+    wrapped,
+)
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = ["REPORT_FORMATS", "render_report", "report_to_dict"]
@@ -112,17 +117,17 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 
 def _named(name: str, template: str, width: int | None) -> str:
     """``template`` with ``{}`` replaced by ``name``, the name cut (to no fewer than
-    ``MIN_GIVEN`` characters) so that the line fits in ``width`` columns when given: a stage's
+    ``MIN_GIVEN`` columns) so that the line fits in ``width`` columns when given: a stage's
     or a pipeline's name gives way, never the figures beside it."""
     if width is not None:
-        room = max(MIN_GIVEN, width - len(template) + 2)
-        name = cut(name, room)
+        room = max(MIN_GIVEN, width - text_columns(template) + 2)
+        name = cut_columns(name, room)
     return template.replace("{}", name, 1)
 
 
 def _path_lines(label: str, path: CriticalPath, width: int | None) -> list[str]:
     took = format_seconds(path.run_duration)
-    lines = [f"critical path of the {label} run {path.run_id} ({took}):"]
+    lines = wrapped(f"critical path of the {label} run {path.run_id} ({took}):", width)
     lines += [
         _named(step.stage, f"  {{}}: waited {format_seconds(step.wait)}, ran {ran(step)}", width)
         for step in path.steps
@@ -132,7 +137,10 @@ def _path_lines(label: str, path: CriticalPath, width: int | None) -> list[str]:
 
 def _regression_lines(p: PipelineReport, width: int | None) -> list[str]:
     if not p.regressions:
-        return ["regressions: none (no stage p90 rose more than 20% against the previous window)"]
+        return wrapped(
+            "regressions: none (no stage p90 rose more than 20% against the previous window)",
+            width,
+        )
     lines = ["regressions (p90, previous window -> this window):"]
     lines += [
         _named(
@@ -146,18 +154,42 @@ def _regression_lines(p: PipelineReport, width: int | None) -> list[str]:
     return lines
 
 
+def _summary_lines(p: PipelineReport, width: int | None) -> list[str]:
+    """``pipeline NAME: <summary>``; wider than ``width``, its durations go to a line of their
+    own (after the ``;``), rather than a break between a percentile and its figure."""
+    line = f"{_named(p.pipeline, 'pipeline {}:', width)} {summary(p)}"
+    if width is None or text_columns(line) <= width:
+        return [line]
+    rates, _, durations = line.partition("; ")
+    return [*wrapped(f"{rates};", width), *wrapped(f"    {durations}", width)]
+
+
+#: The stage table's columns a narrow terminal leaves out, first to last: what a stage cost
+#: (PEAK MEM, CPU), then the queue's tail and median, then the tail of its durations. EXEC,
+#: FAILED, RETRIES, P50, P90 and CRITICAL are what the report is read for, and stay.
+_DROPPED = tuple(
+    STAGE_HEADER.index(name) for name in ("PEAK MEM", "CPU", "QUEUE P90", "QUEUE P50", "P99")
+)
+
+
+def _stage_table(p: PipelineReport, width: int | None) -> list[str]:
+    """The stage table, fitted to ``width`` when given: STAGE gives way first, then the
+    ``_DROPPED`` columns are left out one by one (``table_fit``), a line naming them."""
+    rows = [[cell.translate(CONTROL_ESCAPES) for cell in row] for row in stage_rows(p)]
+    table = fit(STAGE_HEADER, rows, width, (0,), _DROPPED)
+    return [*table.lines, *hidden_note(table.hidden, width)]
+
+
 def _render_table(report: Report, width: int | None = None) -> str:
-    lines = [f"Report: {heading(report)}"]
-    if width is not None and report.source:  # the source's URL gives way, never the window
-        lines = [
-            _named(report.source, f"Report: {heading(replace(report, source=''))} ({{}})", width)
-        ]
-    lines += [f"note: {note}" for note in report.notes]
+    """The ``table`` format; ``width``: the terminal's columns (``render_report``)."""
+    lines = wrapped(f"Report: {heading(report)}", width)  # the source's URL is copied: whole
+    for note in report.notes:
+        lines += wrapped(f"note: {note}", width)
     if not report.pipelines:
         lines.append(empty(report))
     for p in report.pipelines:
-        lines += ["", _named(p.pipeline, f"pipeline {{}}: {summary(p)}", width), ""]
-        lines += aligned(STAGE_HEADER, stage_rows(p), width, (0,))
+        lines += ["", *_summary_lines(p, width), ""]
+        lines += _stage_table(p, width)
         for label, path in labelled_paths(p):
             lines += ["", *_path_lines(label, path, width)]
         lines += ["", *_regression_lines(p, width)]
@@ -187,7 +219,20 @@ _RENDERERS: dict[str, Callable[[Report], str]] = {
 def render_report(report: Report, fmt: str = "table", width: int | None = None) -> str:
     """``report`` as text in ``fmt`` (one of ``REPORT_FORMATS``); ValueError for another
     format, ImportError (one line) for ``html`` without matplotlib. ``width``: the columns of
-    the terminal a ``table`` is written to: its names then give way (``table_fit``)."""
+    the terminal a ``table`` is written to, which it then fits (None: a pipe, a file, ``--wide``:
+    every line whole). Only what is wider than the terminal changes, in this order:
+
+    * names give way (a stage's, a pipeline's), cut with an ellipsis to no fewer than 12
+      columns, never the figures beside them;
+    * the stage table leaves out PEAK MEM, then CPU, then QUEUE P90, QUEUE P50 and P99, one
+      at a time while it is still wider, and says which under it (``--wide`` shows them):
+      its figures are never cut, and 12 columns of figures and their headers take 94
+      characters before the first stage name, so at 80 something must go, and what a stage
+      cost goes before how long it took and how often it failed;
+    * prose (the heading, a note, a pipeline's summary, a critical path's heading) wraps
+      between words, its later lines indented by four: a run id and the source's URL, which
+      a reader copies, are never cut.
+    """
     renderer = _RENDERERS.get(fmt)
     if renderer is None:
         raise ValueError(f"unknown report format {fmt!r} (one of {', '.join(REPORT_FORMATS)})")
