@@ -13,6 +13,7 @@ from taskdaemon.pipeline.cli.run import render_summary
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.table_fit import text_columns
 from terminal_support import on_a_terminal_of
 
 ERROR = "the deploy target refused the artifact because " + "its checksum did not match " * 4
@@ -51,12 +52,37 @@ async def test_a_pipe_keeps_70_characters_of_a_stage_error() -> None:
     assert row.endswith("  " + ERROR[:69] + "…"), row
 
 
-async def test_a_terminal_too_narrow_for_the_other_columns_keeps_16_error_characters() -> None:
-    """A 40-column terminal cannot hold the other columns: the error keeps its first 15
-    characters and an ellipsis rather than vanishing."""
+async def test_a_terminal_too_narrow_for_the_other_columns_keeps_12_error_columns() -> None:
+    """A 40-column terminal cannot hold the other columns: the error keeps 12 columns (its
+    first 11 characters and an ellipsis) rather than vanishing, the floor of every fitted
+    table (``table_fit.MIN_GIVEN``; the summary kept 16 by an arithmetic of its own), and
+    INSTANCES and ATTEMPTS read INST and TRIES, as in ``runs show``."""
     result, graph = await _failed_run()
-    row = render_summary(result, graph, 40).splitlines()[1]
-    assert row.endswith("  " + ERROR[:15] + "…"), row
+    header, row = render_summary(result, graph, 40).splitlines()[:2]
+    assert header.split() == ["STAGE", "STATUS", "INST", "TRIES", "QUEUE", "DURATION", "ERROR"]
+    assert row.endswith("  " + ERROR[:11] + "…"), row
+
+
+async def test_a_summary_that_fits_is_the_piped_one() -> None:
+    """A terminal wide enough for the whole table gets what a pipe gets: the long headers and
+    70 characters of each error."""
+    result, graph = await _failed_run()
+    assert render_summary(result, graph) == render_summary(result, graph, 300)
+
+
+async def test_a_wide_character_error_is_cut_to_the_terminal_s_columns() -> None:
+    """An error in CJK takes two columns a character: cut by its columns, the summary's rows
+    and its error line fit 80 columns on screen, not only in characters."""
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError("数据仓库刷新失败" * 8)
+
+    graph = pipeline(stage("deploy"), stage("announce", *after("deploy")))
+    async with Engine(resolver=Resolver({"deploy": refuse})) as engine:  # type: ignore[arg-type]
+        result = await engine.run(graph)
+    lines = render_summary(result, graph, 80).splitlines()
+    assert [] == [line for line in lines if text_columns(line) > 80], lines
+    assert (True, True) == (lines[1].endswith("…"), lines[-1].endswith("…")), lines
 
 
 async def test_long_stage_names_are_cut_to_keep_rows_of_80() -> None:
@@ -78,15 +104,20 @@ async def test_long_stage_names_are_cut_to_keep_rows_of_80() -> None:
 
 
 @pytest.mark.slow
-def test_run_on_an_80_column_terminal_prints_a_summary_that_fits(
-    home: Path, tmp_path: Path
+@pytest.mark.parametrize("columns", [80, 100, 120])
+def test_run_on_a_narrow_terminal_prints_a_summary_that_fits(
+    home: Path, tmp_path: Path, columns: int
 ) -> None:
-    """``taskdaemon run`` with its stdout on an 80-column pseudo-terminal prints no line
-    longer than 80 characters, though the failing command's error is longer."""
-    code, lines = _on_80_columns(home, _narrow(tmp_path), "stdout")
+    """``taskdaemon run`` with its stdout on a pseudo-terminal of 80, 100 or 120 columns
+    prints no line wider than it, though the failing command's error is longer; the status
+    and the error's first words are there."""
+    path = _narrow(tmp_path)
+    code, lines = on_a_terminal_of(columns, home, "run", str(path), streams=("stdout",))
     table = [line for line in lines if line.startswith(("STAGE", "deploy"))]
     expected = (1, 2, True)
-    assert expected == (code, len(table), all(len(line) <= 80 for line in lines)), lines
+    assert expected == (code, len(table), all(len(line) <= columns for line in lines)), lines
+    assert table[1].split()[1] == "failure", table
+    assert 'command "echo' in table[1], table
 
 
 async def test_a_stage_a_retry_made_good_shows_no_error() -> None:

@@ -64,7 +64,6 @@ from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.durations import format_duration
-from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
@@ -85,6 +84,7 @@ from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
+from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
@@ -337,12 +337,9 @@ def build_observers(
 # -- summary ----------------------------------------------------------------------------------
 
 
-#: Characters of a stage's error the summary keeps, and the fewest it cuts one to for a narrow
-#: terminal.
+#: Characters of a stage's error the summary keeps on a pipe or in a file (``runs show`` has
+#: it whole).
 _ERROR_WIDTH = 70
-_MIN_ERROR = 16
-#: The fewest characters of a stage's name the summary keeps when cutting names to the line.
-_MIN_NAME = 12
 #: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
 #: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
 _MIN_DETAIL = 10
@@ -383,11 +380,13 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     whose last attempt failed, as ``runs show`` reads it: an attempt a retry made good is not
     the stage's error; or why the stage was skipped or cancelled).
 
-    ``width``: the columns of the terminal the summary is written to. Its errors, the table's
-    and the run's, are then cut to fit the line (keeping at least ``_MIN_ERROR`` characters of
-    the table's), since a wrapped row no longer reads as a row; ``runs show`` has them whole.
-    Stage names too long for that are cut as well (keeping at least ``_MIN_NAME``), as
-    ``watch`` cuts them.
+    ``width``: the columns of the terminal the summary is written to, which it fits by the
+    rule every table of the terminal follows (``table_fit``), since a wrapped row no longer
+    reads as a row: only when the whole table is wider, INSTANCES and ATTEMPTS read INST and
+    TRIES (as in ``runs show``), then STAGE and ERROR give way, the wider first, to no fewer
+    than 12 columns. STATUS, the counts and the durations are never cut, and no column is
+    left out (``run`` has no ``--wide``; ``runs show RUN`` has every column and whole
+    errors). The run's error line is cut to the width too.
     None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
@@ -416,26 +415,19 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
                 error or "",
             )
         )
-    widths = [max(len(row[i]) for row in (header[:-1], *rows)) for i in range(len(header) - 1)]
-    if width is not None:  # long stage names: cut them before the row wraps (as ``watch``)
-        names = width - sum(widths[1:]) - 2 * len(widths) - _MIN_ERROR
-        if widths[0] > names >= _MIN_NAME:
-            rows = [(cut(row[0], names), *row[1:]) for row in rows]
-            widths[0] = names
-    room = _ERROR_WIDTH if width is None else width - sum(widths) - 2 * len(widths)
-    room = min(_ERROR_WIDTH, max(_MIN_ERROR, room))
-    rows = [(*row[:-1], one_line(row[-1], room)) for row in rows]
-    widths.append(max(len(row[-1]) for row in (header, *rows)))
-    lines = [
-        "  ".join(cell.ljust(size) for cell, size in zip(row, widths, strict=True)).rstrip()
-        for row in (header, *rows)
-    ]
+    rows = [(*row[:-1], one_line(row[-1], _ERROR_WIDTH)) for row in rows]
+    lines = aligned(header, rows)
+    if width is not None and any(text_columns(line) > width for line in lines):
+        narrow = (*header[:2], "INST", "TRIES", *header[4:])
+        lines = aligned(narrow, rows, width, (0, len(header) - 1))
     total = None if result.finished_at is None else result.finished_at - result.started_at
     lines.append("")
     lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
     if result.error:
-        room = 200 if width is None else min(200, max(_MIN_ERROR, width - len("error: ")))
-        lines.append(f"error: {one_line(result.error, room)}")
+        error = one_line(result.error, 200)
+        if width is not None:  # in terminal columns: a CJK message takes two a character
+            error = cut_columns(error, max(MIN_GIVEN, width - len("error: ")))
+        lines.append(f"error: {error}")
     return "\n".join(lines)
 
 
