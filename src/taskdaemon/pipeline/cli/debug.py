@@ -330,11 +330,7 @@ class _RunThread(threading.Thread):
         from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
 
         args = self._args
-        progress = (
-            None
-            if args.quiet
-            else ProgressView(sys.stderr, attach_hint=False, width=summary_width(sys.stderr))
-        )
+        progress = None if args.quiet else ProgressView(sys.stderr, attach_hint=False)
         approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
         async with contextlib.AsyncExitStack() as stack:
             observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)

@@ -215,7 +215,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
-    observers = [] if args.quiet else [ProgressView(sys.stderr, width=summary_width(sys.stderr))]
+    observers = [] if args.quiet else [ProgressView(sys.stderr)]
     # As ``run`` makes a run's: without one a handler that keeps files in its workspace (the
     # example's) would write them into the current directory, and a stage reading them back
     # would fail.

@@ -172,11 +172,12 @@ class ProgressView:
     the view was made, just before the run starts, fixed width so lines align); durations in
     the text use ``format_duration`` like every other view. Never blocks beyond a line write.
 
-    ``width``: the columns of the terminal ``stream`` is. An error or a reason ending a line (a
-    failure, a skip, the run's end) is then cut to fit the line, keeping at least
-    ``_MIN_DETAIL`` characters, as the summary's errors are: a wrapped line breaks the clock
-    column (the summary, ``runs show`` and ``logs`` have them whole). None (a pipe, a file) keeps 80
-    characters of each. Hints (a command to copy) are never cut.
+    The view reads the width of the terminal ``stream`` is itself (``summary_width``), once,
+    when made. On a terminal, an error or a reason ending a line (a failure, a skip, the run's
+    end) is cut to fit the line, keeping at least ``_MIN_DETAIL`` characters, as the summary's
+    errors are: a wrapped line breaks the clock column (the summary, ``runs show`` and ``logs``
+    have them whole). A pipe or a file keeps 80 characters of each. Hints (a command to copy)
+    are never cut.
     """
 
     def __init__(
@@ -187,10 +188,9 @@ class ProgressView:
         approve_hint: Callable[[str, str], str] | None = None,
         attach_hint: bool = True,
         header: Callable[[str], str] | None = None,
-        width: int | None = None,
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
-        self._width = width
+        self._width = summary_width(self._stream)
         self._clock = clock
         self._start = clock()
         self._hint = approve_hint  # (run id, stage) -> the command that approves it
@@ -495,7 +495,6 @@ async def run_pipeline(
             sys.stderr,
             approve_hint=approve_hint,
             header=header,
-            width=summary_width(sys.stderr),
         )
     )
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
