@@ -112,3 +112,17 @@ def test_a_narrow_table_drops_what_a_stage_cost_first_and_keeps_every_id_whole()
     assert "    (2m10s):" == lines[heading + 1], text
     whole = render_report(Report(0.0, 1.0, "sqlite:///x", (pipeline,)), "table")
     assert "QUEUE P90  CPU    PEAK MEM  CRITICAL" in whole, whole  # a pipe: every column
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("table", "\nno ended runs in this window\n"),
+        ("markdown", "\nNo ended runs in this window.\n"),
+        ("html", "<p>No ended runs in this window.</p>"),
+    ],
+)
+def test_an_empty_report_says_so_in_each_format(fmt: str, expected: str) -> None:
+    """A report without figures says so: a line in the table, a sentence of its own (one
+    capital, one full stop) in the Markdown and HTML documents."""
+    assert expected in render_report(Report(0.0, 1.0, "", ()), fmt)

@@ -17,7 +17,7 @@ from typing import Any, cast
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
-from taskdaemon.pipeline.reporting._text import empty, format_seconds
+from taskdaemon.pipeline.reporting._text import empty_sentence, format_seconds
 from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["MISSING_EXTRA", "render_html"]
@@ -185,8 +185,7 @@ def render_html(report: Report) -> str:
     )
     body += [f'<p class="note">{html.escape(note)}</p>' for note in report.notes]
     if not report.pipelines:
-        text = html.escape(empty(report))
-        body.append(f"<p>{text[:1].upper()}{text[1:]}.</p>")
+        body.append(f"<p>{html.escape(empty_sentence(report))}</p>")
     # Deterministic SVG ids and text kept as text (smaller, searchable, selectable).
     with rc_context({"svg.hashsalt": "taskdaemon", "svg.fonttype": "none"}):
         for p in report.pipelines:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from taskdaemon.pipeline.reporting._model import Report
 from taskdaemon.pipeline.reporting._text import (
     STAGE_HEADER,
-    empty,
+    empty_sentence,
     format_seconds,
     heading,
     labelled_paths,
@@ -36,8 +36,7 @@ def render_markdown(report: Report) -> str:
     lines = [f"# Pipeline report: {heading(report)}"]
     lines += [f"\n> {note}" for note in report.notes]
     if not report.pipelines:
-        text = _md_cell(empty(report))
-        lines += ["", f"{text[:1].upper()}{text[1:]}."]
+        lines += ["", _md_cell(empty_sentence(report))]
     for p in report.pipelines:
         lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + ".", ""]
         lines += _md_table(STAGE_HEADER, stage_rows(p))

@@ -12,6 +12,7 @@ __all__ = [
     "STAGE_HEADER",
     "byte_size",
     "empty",
+    "empty_sentence",
     "format_seconds",
     "heading",
     "percent",
@@ -94,6 +95,13 @@ def empty(report: Report) -> str:
     if report.unknown_pipeline is not None:
         return f"no run of pipeline {report.unknown_pipeline!r} is known to this source"
     return "no ended runs in this window"
+
+
+def empty_sentence(report: Report) -> str:
+    """``empty(report)`` as a sentence of its own, capitalised and ending in a full stop: what
+    the Markdown and HTML documents say (the table's line stays as ``empty`` has it)."""
+    text = empty(report)
+    return f"{text[:1].upper()}{text[1:]}."
 
 
 def heading(report: Report) -> str:
