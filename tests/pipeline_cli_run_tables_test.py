@@ -212,3 +212,22 @@ def test_runs_show_is_whole_on_a_pipe_and_when_it_fits() -> None:
     header = whole.split("\n\n", 1)[1].splitlines()[0].split()
     assert ["STAGE", "STATUS", "START", "DURATION", "QUEUE", "INSTANCES"] == header[:6]
     assert ["ATTEMPTS", "CPU", "MEMORY", "ERROR"] == header[6:]
+
+
+def test_runs_list_leaves_out_stages_then_failed_when_names_alone_cannot_fit() -> None:
+    """An ``interrupted`` run beside a replay: at 80 columns the pipeline's name at its floor
+    still leaves the table wider, so STAGES and FAILED are left out (and named under it); at
+    100 the name gives way alone, and both stay."""
+    runs = [
+        RunSummary(RUN_ID, "nightly-data-warehouse-refresh", "interrupted", _EPOCH, None, 12, 0),
+        RunSummary("f" * 32, "nightly-data-warehouse-refresh", "success", _EPOCH, _EPOCH + 9.5,
+                   12, 0, replay_of=RUN_ID),
+    ]  # fmt: skip
+    lines = format_runs_table(runs, 80).splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert ["DURATION", "REPLAY", "OF"] == lines[0].split()[-3:], lines[0]
+    assert "(--wide shows the columns left out to fit: STAGES, FAILED)" == lines[-1]
+    assert ["01234567", "interrupted"] == [lines[1].split()[0], lines[1].split()[2]], lines
+    wider = format_runs_table(runs, 100).splitlines()
+    assert ["STAGES", "FAILED"] == wider[0].split()[-4:-2], wider
+    assert wider[1].split()[1].endswith("…"), wider

@@ -91,7 +91,10 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
     ``width``: the columns of the terminal it is written to, when the whole table is wider:
     RUN ID then shows the shortest prefix of at least 8 digits unique among the runs listed
     (which ``runs show`` takes back), and PIPELINE gives way (cut with an ellipsis) before any
-    other column (``table_fit``). None (a pipe, a file, ``--wide``): every id whole.
+    other column (``table_fit``). Still wider (an ``interrupted`` run beside replays leaves
+    PIPELINE less than its 12 columns at 80), STAGES then FAILED are left out, a line naming
+    them: the run's status already says whether it failed, and ``runs show`` has its stages.
+    None (a pipe, a file, ``--wide``): every id whole, every column.
 
     A replay is a run of its own, and without the column three replays of a run read as four
     identical rows of its pipeline. The column says which run each one replayed in 8 hex
@@ -134,7 +137,8 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
     if _fits(whole, width):
         return whole
     ids = short_ids([row[0] for row in rows])
-    return _table(header, [(i, *row[1:]) for i, row in zip(ids, rows, strict=True)], width, (1,))
+    shown = [(i, *row[1:]) for i, row in zip(ids, rows, strict=True)]
+    return _table(header, shown, width, (1,), drop=(5, 6))  # STAGES, then FAILED
 
 
 def _one_line(text: str | None) -> str:
