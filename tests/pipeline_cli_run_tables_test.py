@@ -148,12 +148,14 @@ def test_runs_show_gives_the_queue_time_the_run_summary_gave(tmp_path: Path, hom
 
 #: 2023-11-14 22:13:20 UTC: 2023-11-15 07:13:20 in Tokyo.
 _EPOCH = 1_700_000_000.0
-_LONG_ERROR = "数据仓库刷新失败: the warehouse refused the load because the refresh timed out"
+_LONG_ERROR = (
+    "数据仓库刷新失败" * 3 + ": the warehouse refused the load because the refresh timed out"
+)
 
 
 def _long_run(starts: tuple[float, ...]) -> RunRecord:
     """A run of a stage per start, each named with 50 characters, with queue, CPU and memory
-    figures; the last fails with the long (partly CJK) ``_LONG_ERROR``."""
+    figures; the last fails with the long (partly CJK) ``_LONG_ERROR``, the run's error too."""
     stages = []
     for n, start in enumerate(starts):
         failed = n == len(starts) - 1
@@ -164,7 +166,8 @@ def _long_run(starts: tuple[float, ...]) -> RunRecord:
         )  # fmt: skip
         name = f"transform-partition-{n:02d}-of-the-fact-tables-nightly"
         stages.append(StageRecord(name, "command", attempt.status, (attempt,)))
-    return RunRecord(RUN_ID, "p", "failure", starts[0], starts[-1] + 2, tuple(stages), ())
+    end = starts[-1] + 2
+    return RunRecord(RUN_ID, "p", "failure", starts[0], end, tuple(stages), (), error=_LONG_ERROR)
 
 
 @pytest.mark.usefixtures("in_tokyo")

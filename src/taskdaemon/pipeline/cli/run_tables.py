@@ -17,7 +17,7 @@ from taskdaemon.pipeline.records import (
     StageRecord,
     stage_error,
 )
-from taskdaemon.pipeline.table_fit import fit, hidden_note, short_ids, text_columns
+from taskdaemon.pipeline.table_fit import cut_columns, fit, hidden_note, short_ids, text_columns
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 
 __all__ = ["format_run_table", "format_runs_table"]
@@ -193,7 +193,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
     if width is not None:  # the free text of the head gives way too: the pipeline, the error
         head = [
-            cut(line, width) if line.startswith(("pipeline", "error")) else line for line in head
+            cut_columns(line, width) if line.startswith(("pipeline", "error")) else line
+            for line in head
         ]
     header = (
         "STAGE",
