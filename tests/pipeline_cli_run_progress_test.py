@@ -11,7 +11,9 @@ import pytest
 
 from cli_support import Served, taskdaemon, write
 from taskdaemon.pipeline.cli.run import ProgressView
-from taskdaemon.pipeline.events import BreakpointHit
+from taskdaemon.pipeline.events import BreakpointHit, StageFinished, StageStarted
+from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.table_fit import text_columns
 
 RUN_ID = "ab" * 16
 
@@ -93,3 +95,38 @@ def test_an_entry_stage_asks_for_its_approval_after_the_run_s_first_line(
         code,
     )
     assert expected == actual, (first, second, approved.stderr)
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal (its width then comes from ``COLUMNS``)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_narrow_terminal_a_long_stage_name_gives_way_to_its_label() -> None:
+    """On an 80-column terminal a 54-character stage name is cut to leave its status and
+    error on the line (not below the clock column); a pipe keeps the name whole."""
+    stage = "load-into-the-warehouse-and-refresh-materialized-views"
+    failed = StageFinished(
+        run_id=RUN_ID, pipeline="p", stage=stage, instance=0, attempt=1,
+        task_run_id=f"{stage}.0.1", at=0.5, status=StageStatus.FAILURE,
+        error="数据仓库刷新失败: the warehouse refused the load",
+    )  # fmt: skip
+    started = StageStarted(
+        run_id=RUN_ID, pipeline="p", stage=stage, instance=0, attempt=1,
+        task_run_id=f"{stage}.0.1", loop="command", at=0.0, queued_at=0.0, considered_at=0.0,
+        inputs={},
+    )  # fmt: skip
+    terminal, pipe = _Terminal(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLUMNS", "80")
+        views = [ProgressView(terminal, clock=lambda: 0.0), ProgressView(pipe, clock=lambda: 0.0)]
+    for view in views:
+        view.on_event(started)
+        view.on_event(failed)
+    narrow = terminal.getvalue().splitlines()
+    assert [] == [line for line in narrow if text_columns(line) > 80], narrow
+    assert ["running", "failure"] == [line.split()[2] for line in narrow], narrow
+    assert narrow[1].split()[1].endswith("…"), narrow
+    assert [stage, stage] == [line.split()[1] for line in pipe.getvalue().splitlines()]

@@ -173,11 +173,12 @@ class ProgressView:
     the text use ``format_duration`` like every other view. Never blocks beyond a line write.
 
     The view reads the width of the terminal ``stream`` is itself (``summary_width``), once,
-    when made. On a terminal, an error or a reason ending a line (a failure, a skip, the run's
-    end) is cut to fit the line, keeping at least ``_MIN_DETAIL`` characters, as the summary's
-    errors are: a wrapped line breaks the clock column (the summary, ``runs show`` and ``logs``
-    have them whole). A pipe or a file keeps 80 characters of each. Hints (a command to copy)
-    are never cut.
+    when made. On a terminal, a wrapped line breaks the clock column, so a line wider than the
+    terminal gives way as a table's row does: a stage's name longer than its 24-column label
+    is cut (to no fewer than those 24), then an error or a reason ending the line (a failure,
+    a skip, the run's end) is cut to fit it, keeping at least ``_MIN_DETAIL`` columns (the
+    summary, ``runs show`` and ``logs`` have them whole). A pipe or a file keeps every name
+    and 80 characters of each error. Hints (a command to copy) are never cut.
     """
 
     def __init__(
@@ -211,11 +212,17 @@ class ProgressView:
         self, stage: str, what: str, instance: int | None = None, detail: str | None = None
     ) -> None:
         label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
+        if self._width is not None:  # a long name gives way, to its column's 24 (the docstring)
+            # The clock and its gap (11), a space, ``what``, and the least of the detail.
+            fixed = 12 + len(what) + (2 + _MIN_DETAIL if detail else 0)
+            label = cut_columns(label, max(24, self._width - fixed))
         elapsed = self._clock() - self._start
         line = f"{elapsed:8.2f}s  {label:<24} {what}"
-        if detail:  # an error or a reason: cut to the line (the class docstring)
-            room = 80 if self._width is None else max(_MIN_DETAIL, self._width - len(line) - 2)
-            line += f": {one_line(detail, room)}"
+        if detail and self._width is None:  # an error or a reason: cut (the class docstring)
+            line += f": {one_line(detail, 80)}"
+        elif detail and self._width is not None:
+            room = max(_MIN_DETAIL, self._width - text_columns(line) - 2)
+            line += f": {cut_columns(one_line(detail, room), room)}"
         # ``what`` may hold text from outside (an approver's name, a breakpoint's reason).
         self._stream.write(f"{shown(line)}\n")
         self._stream.flush()
