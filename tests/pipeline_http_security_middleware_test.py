@@ -266,14 +266,34 @@ async def test_the_session_start_without_other_parameters_goes_to_the_root() -> 
 
 
 @pytest.mark.parametrize(
+    ("path", "location"),
+    [("/runs/r1", "/runs/r1?limit=5"), ("//attacker.example/x", "/attacker.example/x?limit=5")],
+)
+async def test_a_browser_opening_a_page_with_the_token_is_sent_back_to_it(
+    path: str, location: str
+) -> None:
+    """The sign-in page's box sends the token to the page the browser asked for (a pasted
+    link to a run): it gets its cookie and goes back to that page without the token, never to
+    another host (``//host`` is a path here)."""
+    auth = ApiAuth.configured(TOKEN)
+    answer = await _request(
+        path, headers=[("accept", "text/html")], query=f"token={TOKEN}&limit=5", auth=auth
+    )
+    cookie = answer.headers["set-cookie"].partition("=")[2].partition(";")[0]
+    assert (answer.status, answer.reached, answer.headers["location"]) == (303, False, location)
+    assert auth.session_valid(cookie)
+
+
+@pytest.mark.parametrize(
     ("path", "method", "headers"),
     [
-        ("/runs/r1", "GET", []),  # another page: served, the token stays usable
+        ("/runs/r1", "GET", []),  # a page not asked by a browser: served, the token usable
+        ("/api/runs", "GET", [("accept", "text/html")]),  # the API: never redirected
         ("/", "POST", [("content-type", "application/json")]),  # not a GET
         ("/", "GET", [("authorization", f"Bearer {TOKEN}")]),  # authenticated by header
     ],
 )
-async def test_only_a_get_of_the_root_by_query_token_starts_a_session(
+async def test_only_a_get_of_a_page_by_query_token_starts_a_session(
     path: str, method: str, headers: list[tuple[str, str]]
 ) -> None:
     """Other requests carrying ``?token=`` go to the app, with no cookie set."""

@@ -176,10 +176,11 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
 
 
 async def test_a_wrong_or_missing_token_is_a_sign_in_page(tmp_path: Path) -> None:
-    """A browser sent to a page with a wrong token, or to a run's page without one, gets a page
-    saying so and how to sign in (a box for the token), not the API's JSON telling it to send
-    a header it cannot; typing the token in the box signs in. The API's answers stay JSON,
-    for a browser too."""
+    """A browser sent to a page with a wrong token, or to a run's page without one (a link a
+    colleague pasted), gets a page saying so and how to sign in (a box for the token), not the
+    API's JSON telling it to send a header it cannot; typing the token in the box signs in and
+    opens the page the link named (not the runs list), the token gone from the address. The
+    API's answers stay JSON, for a browser too."""
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 3)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
@@ -192,8 +193,9 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(tmp_path: Path) -> Non
         missing_text = await page.text_content("main")
         await page.fill('input[name="token"]', TOKEN)
         await page.press('input[name="token"]', "Enter")
-        await page.wait_for_selector('body[data-page="runs"]')
-        listed = await page.locator(f'#runs tr[data-run-id="{run_id}"]').count()
+        await page.wait_for_selector('body[data-page="run"]')
+        opened = (await page.get_attribute("body", "data-run-id"), page.url)
+        await page.wait_for_selector('body[data-stream-state="ended"]')
         await page.context.clear_cookies()
         api = await page.goto(f"{url}/api/runs/recent")
         api_answer = (api.status, api.headers["content-type"], await api.json())
@@ -201,7 +203,7 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(tmp_path: Path) -> Non
     assert "The token in the address is not this server's" in (wrong_text or ""), wrong_text
     assert "This page needs the server's token" in (missing_text or ""), missing_text
     assert missing.status == 401
-    assert 1 == listed
+    assert (run_id, f"{url}/runs/{run_id}") == opened
     assert (401, "application/json") == api_answer[:2]
     assert api_answer[2]["error"].startswith("authentication required")
 

@@ -12,7 +12,9 @@ The model is the one Jupyter's server uses, tightened where it is loose:
 * **Credentials.** ``Authorization: Bearer T`` or ``Authorization: token T``; or the session
   cookie ``taskdaemon-session-<port>`` (HMAC-signed with a per-process key, ``HttpOnly``,
   ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so
-  the token leaves the address bar); or ``?token=T`` on any request. Tokens are compared with
+  the token leaves the address bar), as a browser's ``GET`` of any other page with the token
+  does, redirecting to that page (the sign-in page's box sends the token to the page it
+  stands for); or ``?token=T`` on any request. Tokens are compared with
   :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
 * **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
   orchestrators' probes do not authenticate; metrics are not secret). Every other path,
@@ -55,7 +57,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from taskdaemon.pipeline.errors import SettingsError
 
@@ -307,7 +309,11 @@ class SecurityMiddleware:
         if method in _STATE_CHANGING and not _is_json(headers.get("content-type", "")):
             await _reply(send, 415, f"{method} needs Content-Type: application/json")
             return
-        if via == "query" and method == "GET" and scope["path"] == "/":
+        if (
+            via == "query"
+            and method == "GET"
+            and (scope["path"] == "/" or _wants_page(scope, headers))
+        ):
             await self._start_session(scope, send, query, cookie_name)
             return
         await self.app(scope, receive, send)
@@ -344,9 +350,10 @@ class SecurityMiddleware:
     async def _start_session(
         self, scope: Scope, send: Send, query: dict[str, str], cookie_name: str
     ) -> None:
-        """``GET /?token=T``: set the session cookie and redirect to the same URL without it."""
+        """``GET /PAGE?token=T``: set the session cookie and redirect to the same URL without
+        the token. The location is a path on this server: ``//host`` would name another."""
         rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-        location = scope["path"] + (f"?{rest}" if rest else "")
+        location = "/" + quote(scope["path"].lstrip("/")) + (f"?{rest}" if rest else "")
         cookie = f"{cookie_name}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict" + (
             "; Secure" if scope.get("scheme") == "https" else ""
         )
@@ -386,6 +393,8 @@ def _why_signed_out(query: dict[str, str], headers: dict[str, str], cookie_name:
 
 #: The page a browser gets for a page it may not see yet. No script, no asset (those need
 #: a sign-in too), nothing from the request: only the reason, chosen from three fixed texts.
+#: Its form has no ``action``: the browser sends the token to the page it asked for (a
+#: pasted link to a run opens that run once signed in, not the runs list).
 _SIGN_IN_PAGE: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -393,7 +402,7 @@ _SIGN_IN_PAGE: Final = """<!doctype html>
 <body><main>
 <h1>Sign in to taskdaemon</h1>
 <p><strong>{reason}</strong></p>
-<form method="get" action="/"><label>Token
+<form method="get"><label>Token
 <input name="token" type="password" autocomplete="off" required autofocus></label>
 <button type="submit">Sign in</button></form>
 <p>The token is <code>TASKDAEMON_API_TOKEN</code> when the server has it, else the one it
