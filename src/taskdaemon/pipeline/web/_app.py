@@ -261,6 +261,7 @@ class WebApp:
             rows=rows,
             filters=_raw_filters(request),
             older=older,
+            limit=filters["limit"] if status == 200 else DEFAULT_LIMIT,
             newest=_page_url(request, None) if "until" in request.query_params else None,
             error=error,
             # The URL may carry a password or a token for the backend: named, never shown.

@@ -85,6 +85,35 @@
       for (const id of Array.from(shown.keys())) if (!ids.has(id)) shown.delete(id);
     }
 
+    // "Older runs" follows the table's last row. A refresh brings the runs that started since
+    // on top and pushes as many off the bottom: the link the server drew, to the runs before
+    // its own last row, skipped those (they were on no page).
+    const pages = document.getElementById("runs-pages");
+    const limit = Number(pages.dataset.limit);
+    function pageLinks(runs) {
+      const older = document.getElementById("older-runs");
+      const full = runs.length >= limit;
+      if (full) {
+        const query = new URLSearchParams(window.location.search);
+        query.set("until", before(runs[runs.length - 1].start));
+        older.href = "/?" + query.toString();
+      }
+      older.hidden = !full;
+      const count = document.getElementById("runs-shown");
+      count.hidden = !full;
+      count.textContent = runs.length + " runs shown, newest first.";
+      pages.hidden = !full && !document.getElementById("newest-runs");
+    }
+
+    // The `until` of the runs that started before `start`, as the server writes it
+    // (_app._older_url): to the microsecond, less one, in UTC.
+    function before(start) {
+      const micros = Math.floor(start * 1000000) - 1;
+      const seconds = Math.floor(micros / 1000000);
+      const fraction = String(micros - seconds * 1000000).padStart(6, "0");
+      return new Date(seconds * 1000).toISOString().slice(0, 19) + "." + fraction + "Z";
+    }
+
     async function refresh() {
       if (document.hidden) return;
       try {
@@ -101,6 +130,7 @@
           const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "8" }, "No runs match.")); rows.push(tr);
         }
         settle(rows);
+        pageLinks(body.runs);
         updated.textContent = "Updated " + fmtTime(Date.now() / 1000) + "; this list refreshes by itself.";
       } catch (error) {
         note.textContent = "Cannot reach the server: " + error; note.hidden = false;

@@ -1,0 +1,58 @@
+"""The history side of the web page in Debian's headless chromium (Playwright): the runs list
+paged back over many finished runs while new ones end, as a user walks it.
+
+Each test serves a real span store (``ui``'s read-only server) and asserts on what the
+browser shows, never on timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser_support import TOKEN, browser_page, stored_runs_server
+from pipeline_tracking_support import T0, store_with
+
+pytestmark = pytest.mark.slow
+
+#: Seconds between two stored runs' starts, in nanoseconds.
+STEP = 100 * 1_000_000_000
+
+
+async def listed(page: Any) -> list[str]:
+    """The runs the runs page lists, in its order."""
+    return list(
+        await page.eval_on_selector_all(
+            "#runs tbody tr[data-run-id]", "rows => rows.map(r => r.dataset.runId)"
+        )
+    )
+
+
+async def test_paging_back_after_new_runs_ended_reaches_every_run_once(tmp_path: Path) -> None:
+    """A user opens the runs list (10 a page) over 30 finished runs; 5 more end while the page
+    is open, and its refresh shows them on top. Following "Older runs" from there to the end
+    then lists every one of the 35 runs once, newest first: the runs the refresh pushed off
+    the first page are on the next, not skipped (the link still pointed past the first
+    page's last row as the server had drawn it)."""
+    db = tmp_path / "spans.db"
+    old = await asyncio.to_thread(store_with, db, [10] * 30)
+    async with stored_runs_server(db) as url, browser_page() as (page, errors):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/?limit=10")
+        first_drawn = await listed(page)
+        new = await asyncio.to_thread(store_with, db, [10] * 5, t0=T0 + 30 * STEP)
+        await page.wait_for_selector(f'#runs tbody tr:first-child[data-run-id="{new[-1]}"]')
+        seen = await listed(page)
+        pages = 1
+        while await page.locator("#older-runs:visible").count():
+            await page.click("#older-runs")
+            await page.wait_for_load_state()
+            seen += await listed(page)
+            pages += 1
+    assert old[::-1][:10] == first_drawn
+    assert (old + new)[::-1] == seen
+    assert 4 == pages
+    assert [] == errors
