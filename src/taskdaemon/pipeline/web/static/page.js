@@ -1,5 +1,6 @@
 // taskdaemon web page: what both pages share (text made safe to show, times, durations, sizes,
-// state pills, JSON posts). Loaded before app.js, which takes these from window.taskdaemonPage.
+// state pills, JSON posts). Loaded before runs.js and app.js, which take these from
+// window.taskdaemonPage.
 "use strict";
 
 window.taskdaemonPage = (function () {
