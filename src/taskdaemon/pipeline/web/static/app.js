@@ -471,6 +471,17 @@
       }
       box.replaceChildren(...parts);
       box.hidden = false;
+      sayPicked(name, stage);
+    }
+
+    // The stage panel is no live region: a screen reader read out all of it, and its log
+    // records, at every log tail and every live event. A pick is said once, in a few words.
+    let said = null;
+    function sayPicked(name, stage) {
+      if (said === name) return;
+      said = name;
+      document.getElementById("stage-said").textContent = "Stage " + name + ": " +
+        (stage ? stage.status : "not started yet") + "; its details and logs are in the stage panel.";
     }
 
     function onState(data) {
