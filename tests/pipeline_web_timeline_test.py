@@ -121,3 +121,55 @@ async def test_live_events_update_the_timelines_rows_in_place(tmp_path: Path) ->
     ] == shown
     assert "0s6.0s" == axis
     assert [] == errors
+
+
+#: Each timeline row's label: its whole text, and whether the part after the stage's name
+#: (instance, attempt, state: what tells the rows of one stage apart) shows whole in the
+#: label's box, not cut by the box's edge.
+LABELS = """() => [...document.querySelectorAll("#timeline .row")].map((row) => {
+  const label = row.querySelector(".label");
+  const walker = document.createTreeWalker(label, NodeFilter.SHOW_TEXT);
+  let skip = row.dataset.stage.length;
+  const range = document.createRange();
+  while (walker.nextNode()) {
+    const text = walker.currentNode;
+    if (skip <= text.length) { range.setStart(text, skip); break; }
+    skip -= text.length;
+  }
+  range.setEndAfter(label.lastChild);
+  const shown = range.getBoundingClientRect().right <= label.getBoundingClientRect().right + 0.5;
+  return [label.textContent, shown];
+})"""
+
+
+async def test_a_timeline_of_many_attempts_shows_which_attempt_each_row_is(
+    tmp_path: Path,
+) -> None:
+    """A fan-out stage with a long name, four instances each retried once: every row's label
+    shows its instance, attempt and state whole (the name is what gets cut), so the rows can
+    be told apart (the label was cut at its end: eight rows read "ingest-customer-ord…")."""
+    stage = "ingest-customer-orders"
+    rows = [
+        {
+            "stage": stage,
+            "instance": instance,
+            "attempt": attempt,
+            "status": "failure" if attempt == 1 else "success",
+            "open": False,
+            "segments": [{"kind": "running", "start": BASE + attempt, "end": BASE + attempt + 1}],
+        }
+        for instance in range(4)
+        for attempt in (1, 2)
+    ]
+
+    def make(first: dict[str, Any]) -> list[dict[str, Any]]:
+        event = with_stages(first, ["success"], "")
+        event["nodes"][0]["name"] = stage
+        return [timed(event, 3.0, rows)]
+
+    async with run_page_with(tmp_path, make) as (page, errors, _drawings):
+        labels = await page.evaluate(LABELS)
+    assert 8 == len({text for text, _shown in labels}), labels
+    assert all(shown for _text, shown in labels), labels
+    assert (f"{stage} [0] · failure", f"{stage} [3] #2 · success") == (labels[0][0], labels[-1][0])
+    assert [] == errors

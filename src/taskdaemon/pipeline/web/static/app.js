@@ -169,18 +169,24 @@
       if (node.getAttribute(name) !== value) node.setAttribute(name, value);
     }
 
-    function timelineRow(r, t, span) {
+    // A label is the stage's name, cut with an ellipsis when long, then what tells the rows
+    // of one stage apart, never cut: the instance (of a fan-out), the attempt and the state.
+    // Cut at its end, every attempt of a long-named stage read the same ("ingest-custo…").
+    function timelineRow(r, t, span, fanned) {
       const key = r.stage + "\u0000" + r.instance + "\u0000" + r.attempt;
       let row = timelineRows.get(key);
       if (!row) {
         row = { div: el("div", { class: "row", "data-stage": r.stage, "data-instance": r.instance, "data-attempt": r.attempt }),
-          label: el("span", { class: "label" }), track: el("div", { class: "track" }) };
+          label: el("span", { class: "label" }), name: el("span", { class: "label-name" }),
+          rest: el("span", { class: "label-rest" }), track: el("div", { class: "track" }) };
+        row.label.append(row.name, row.rest);
         row.div.append(row.label, row.track);
         timelineRows.set(key, row);
       }
-      const name = r.stage + (r.instance ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
-      setAttr(row.label, "title", name + ": " + r.status);
-      setText(row.label, name + " · " + r.status);
+      const rest = (fanned.has(r.stage) ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
+      setAttr(row.label, "title", r.stage + rest + ": " + r.status);
+      setText(row.name, r.stage);
+      setText(row.rest, rest + " · " + r.status);
       r.segments.forEach((seg, i) => {
         let bar = row.track.children[i];
         if (!bar) bar = row.track.appendChild(el("div"));
@@ -203,7 +209,8 @@
       const span = Math.max(1e-6, t.end - t.start);
       setText(timelineAxis.firstElementChild, "0s");
       setText(timelineAxis.lastElementChild, fmtDuration(span));
-      const rows = t.rows.map((r) => timelineRow(r, t, span));
+      const fanned = new Set(t.rows.filter((r) => r.instance).map((r) => r.stage));
+      const rows = t.rows.map((r) => timelineRow(r, t, span, fanned));
       const keys = new Set(rows.map(([key]) => key));
       for (const key of Array.from(timelineRows.keys())) if (!keys.has(key)) timelineRows.delete(key);
       const wanted = [timelineAxis, ...rows.map(([, div]) => div)];
