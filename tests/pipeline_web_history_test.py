@@ -56,3 +56,27 @@ async def test_paging_back_after_new_runs_ended_reaches_every_run_once(tmp_path:
     assert (old + new)[::-1] == seen
     assert 4 == pages
     assert [] == errors
+
+
+async def test_a_pasted_filter_shows_in_the_filter_form_and_survives_a_resubmit(
+    tmp_path: Path,
+) -> None:
+    """A colleague's link to the runs of the last 2 hours (``?since=2h``, an age the Started
+    box does not offer): the box says so, and pressing Filter after picking a status keeps
+    it. It said "any time" over a list cut at 2 hours, and Filter dropped the cut."""
+    db = tmp_path / "spans.db"
+    await asyncio.to_thread(store_with, db, [10] * 3)
+    async with stored_runs_server(db) as url, browser_page() as (page, errors):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/?since=2h&pipeline=etl")
+        shown = await page.eval_on_selector(
+            'select[name="since"]', "s => [s.value, s.selectedOptions[0].textContent.trim()]"
+        )
+        await page.select_option('select[name="status"]', "success")
+        async with page.expect_navigation():
+            await page.click('#filters button[type="submit"]')
+        query = page.url.split("?", 1)[1]
+    assert "2h" == shown[0]
+    assert "2h" in shown[1]
+    assert "pipeline=etl&status=success&since=2h" == query
+    assert [] == errors
