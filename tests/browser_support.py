@@ -142,6 +142,14 @@ async def browser_page(
             await browser.close()
 
 
+async def open_run_page(page: Any, url: str, run_id: str) -> None:
+    """Sign ``page`` in to the server at ``url`` and open the page of the ended run
+    ``run_id``, once its stream has ended (its last state shown)."""
+    await page.goto(f"{url}/?token={TOKEN}")
+    await page.goto(f"{url}/runs/{run_id}")
+    await page.wait_for_selector('body[data-stream-state="ended"]')
+
+
 def state_of(stage: str, state: str) -> str:
     """The selector of a stage row showing ``state``."""
     return f'#stages tr[data-stage="{stage}"][data-state="{state}"]'

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from browser_support import TOKEN, browser_page, stored_runs_server
+from browser_support import TOKEN, browser_page, open_run_page, stored_runs_server
 from pipeline_tracking_support import store_stages
 
 pytestmark = pytest.mark.slow
@@ -27,6 +28,21 @@ CUT_BOXES = """() => [...document.querySelectorAll("main *")].filter((e) => {
   }).map((e) => e.tagName + "#" + e.id + "." + e.className)"""
 
 
+def store_chain(db: Path, count: int) -> str:
+    """A stored failed run of ``count`` stages in a chain (``stage-000``, ...), the last one
+    failed with :data:`LONG_ERROR`; returns its id."""
+    names = [f"stage-{i:03d}" for i in range(count)]
+    return store_stages(db, "chain", names, LONG_ERROR, step=1_000_000)
+
+
+async def with_stage_picked(page: Any, url: str, run_id: str, stage: str) -> None:
+    """The run's page, signed in, its DAG drawn and ``stage`` picked (its panel shown)."""
+    await open_run_page(page, url, run_id)
+    await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+    await page.click(f'#stages tr[data-stage="{stage}"] button.select')
+    await page.wait_for_selector(f'#stage-detail h3[data-stage="{stage}"]')
+
+
 #: An error of 40 lines, as a failed command's output makes one.
 LONG_ERROR = "make: *** [all] Error 2\n" + "\n".join(f"  line {n} of the log" for n in range(40))
 
@@ -36,20 +52,12 @@ async def test_a_printed_run_page_shows_the_whole_dag_and_error(tmp_path: Path) 
     stage picked, printed on A4: nothing on the page is cut (the DAG's box, the error's box
     and the stage panel scroll on a screen, and printed they showed their first part only:
     the DAG lost its first stages, the error its end)."""
-    names = [f"stage-{i:03d}" for i in range(12)]
-    run_id = await asyncio.to_thread(
-        store_stages, tmp_path / "spans.db", "chain", names, LONG_ERROR, step=1_000_000
-    )
+    run_id = await asyncio.to_thread(store_chain, tmp_path / "spans.db", 12)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
         browser_page() as (page, errors),
     ):
-        await page.goto(f"{url}/?token={TOKEN}")
-        await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('body[data-stream-state="ended"]')
-        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
-        await page.click('#stages tr[data-stage="stage-011"] button.select')
-        await page.wait_for_selector('#stage-detail h3[data-stage="stage-011"]')
+        await with_stage_picked(page, url, run_id, "stage-011")
         on_screen = await page.evaluate(CUT_BOXES)
         await page.emulate_media(media="print")
         await page.set_viewport_size({"width": 794, "height": 1123})
@@ -117,10 +125,7 @@ async def test_every_text_keeps_its_contrast_in_light_and_dark_mode(
     and dark modes: the page follows the mode (a dark background in dark mode: it stayed
     white, a glare in a dark desktop), and every text keeps a contrast of at least 4.5:1
     against what is behind it (3:1 for large text), WCAG 2's AA level."""
-    names = [f"stage-{i:03d}" for i in range(3)]
-    run_id = await asyncio.to_thread(
-        store_stages, tmp_path / "spans.db", "chain", names, LONG_ERROR, step=1_000_000
-    )
+    run_id = await asyncio.to_thread(store_chain, tmp_path / "spans.db", 3)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
         browser_page() as (page, errors),
@@ -129,11 +134,7 @@ async def test_every_text_keeps_its_contrast_in_light_and_dark_mode(
         await page.goto(f"{url}/?token={TOKEN}")
         await page.wait_for_selector("#runs tbody tr[data-run-id]")
         runs = await page.evaluate(CONTRASTS)
-        await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('body[data-stream-state="ended"]')
-        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
-        await page.click('#stages tr[data-stage="stage-002"] button.select')
-        await page.wait_for_selector('#stage-detail h3[data-stage="stage-002"]')
+        await with_stage_picked(page, url, run_id, "stage-002")
         run = await page.evaluate(CONTRASTS)
     texts = runs["texts"] + run["texts"]
     low = [(text, ratio) for text, ratio, large in texts if ratio < (3 if large else 4.5)]

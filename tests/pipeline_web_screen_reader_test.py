@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import TOKEN, browser_page, stored_runs_server
+from browser_support import browser_page, open_run_page, stored_runs_server
 from pipeline_tracking_support import store_with
 
 pytestmark = pytest.mark.slow
@@ -79,9 +79,7 @@ async def test_a_stage_with_streaming_logs_is_announced_once_not_line_by_line(
     ):
         await page.route("**/api/runs/*/logs/stream?*", tails)
         await page.add_init_script(LISTEN)
-        await page.goto(f"{url}/?token={TOKEN}")
-        await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await open_run_page(page, url, run_id)
         await page.evaluate("window.__said = []")
         await page.focus('#stages tr[data-stage="work"] button.select')
         await page.keyboard.press("Enter")
