@@ -398,6 +398,7 @@ def _why_signed_out(query: dict[str, str], headers: dict[str, str], cookie_name:
 _SIGN_IN_PAGE: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
 <title>Sign in · taskdaemon</title></head>
 <body><main>
 <h1>Sign in to taskdaemon</h1>
