@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from taskdaemon.pipeline.table_fit import (
     aligned,
     cut_columns,
@@ -78,3 +80,32 @@ def test_prose_wraps_between_words_and_never_breaks_an_id() -> None:
     note = hidden_note(("CPU", "PEAK MEM"), 80)
     assert ["(--wide shows the columns left out to fit: CPU, PEAK MEM)"] == note
     assert [] == hidden_note((), 80)
+
+
+def test_an_id_between_two_keeps_the_longer_of_its_two_prefixes() -> None:
+    """Sorted, the middle id shares 12 digits with the one before it and 8 with the one after
+    it: it keeps 13, so no id shown is the start of another listed."""
+    ids = ["abcdef0123459999", "abcdef0199999999", "abcdef0123450000"]
+    assert ["abcdef0123459", "abcdef019", "abcdef0123450"] == short_ids(ids)
+
+
+def test_a_line_one_character_too_wide_is_fitted() -> None:
+    """One character over the width is over: the column that gives way loses one."""
+    header = ("NAME", "N")
+    rows = [("twenty-characters-xy", "1")]
+    assert ["NAME                 N", "twenty-characters-…  1"] == aligned(header, rows, 22, (0,))
+
+
+def test_the_widest_column_gives_way_down_to_the_next_widest_then_both_in_turn() -> None:
+    """30 and 20 characters, 15 too many: the first is cut to 20, then each loses one in
+    turn, not the widest alone down to 15."""
+    rows = [("a" * 30, "b" * 20)]
+    fitted = aligned(("A", "B"), rows, 37, (0, 1))
+    assert f"{'a' * 16}…  {'b' * 17}…" == fitted[1]
+
+
+def test_a_row_with_a_cell_more_than_the_header_is_refused() -> None:
+    """Not shown without its last cell: a caller's row that does not match its header is a
+    bug said at once."""
+    with pytest.raises(ValueError, match="not the header's 1"):
+        aligned(("A",), [("a", "extra")])

@@ -131,7 +131,10 @@ def fit(
 ) -> Fitted:
     """The lines of a table, two spaces between columns, trailing spaces stripped; fitted to
     ``width`` columns when it is given: the ``give_way`` columns (indexes) narrowed, then the
-    ``drop`` columns left out in that order while it is still wider (the module's rule)."""
+    ``drop`` columns left out in that order while it is still wider (the module's rule).
+    ValueError for a row whose cells are not the header's (a caller's bug, said at once)."""
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError(f"a row's cells are not the header's {len(header)}")
     whole = [max(text_columns(row[i]) for row in (header, *rows)) for i in range(len(header))]
     kept = list(range(len(header)))
     widths = list(whole)
