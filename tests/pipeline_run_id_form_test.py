@@ -51,6 +51,22 @@ def test_a_text_is_a_run_id_or_the_reason_it_is_not(
     assert problem == run_id_problem(text, full=full)
 
 
+def test_a_prefix_is_taken_unless_the_whole_id_is_asked_for() -> None:
+    """Without ``full`` a prefix of 4 names a run (what the span store's readers resolve)."""
+    assert (None, None) == (run_id_problem("abcd"), run_id_problem("0" * 32))
+
+
+def test_a_text_of_40_characters_is_quoted_whole_and_one_more_is_cut() -> None:
+    """40 characters are the most quoted: a text of 40 is shown whole, one of 41 as its first
+    40 and an ellipsis."""
+    forty = "g" * 40
+    rule = "32 hex digits, or a prefix of at least 4"
+    assert [f"not a run id ({rule}): '{forty}'", f"not a run id ({rule}): '{forty}...'"] == [
+        run_id_problem(forty),
+        run_id_problem(forty + "h"),
+    ]
+
+
 async def test_the_server_and_the_store_refuse_a_run_id_in_the_same_words(tmp_path: Path) -> None:
     """For every text that is no run id, the server's 400 (over TCP) says what the span store's
     ``resolve_run_id`` says."""
