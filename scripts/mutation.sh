@@ -169,10 +169,12 @@ tests_for() {
                 tests/pipeline_engine_debug_commands_test.py \
                 tests/pipeline_engine_debug_inspect_test.py tests/pipeline_engine_test.py ;;
         pipeline/tracking/writer.py)
-            echo tests/pipeline_tracking_writer_tally_test.py \
+            echo tests/pipeline_tracking_writer_start_test.py \
+                tests/pipeline_tracking_writer_tally_test.py \
                 tests/pipeline_tracking_writer_health_test.py \
                 tests/pipeline_tracking_writer_lock_test.py \
                 tests/pipeline_tracking_writer_refresh_test.py \
+                tests/pipeline_tracking_writer_rebuild_test.py \
                 tests/pipeline_tracking_writer_wakeups_test.py tests/pipeline_tracking_store_test.py \
                 tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_kept_runs_test.py \
                 tests/pipeline_tracking_live_store_test.py tests/pipeline_tracking_store_missing_test.py \

@@ -1,0 +1,115 @@
+"""The span store's writer as it starts (``tracking/writer.py``): the retention it is given,
+or the environment's, applied to the store before its first batch; its ``writers`` row
+registered at once, or left for the first write while another connection holds the lock."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from pipeline_tracking_support import RESOURCE, T0, S, write_example_run
+from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking.writer import _register_writer
+
+#: What ``retention_from_env`` says of ``TASKDAEMON_RETENTION_KEEP=lots``.
+PROBLEM = "TASKDAEMON_RETENTION_KEEP: not a count: 'lots'"
+
+
+def _three_runs(db: Path) -> None:
+    """Three runs of ``demo``, a minute apart, written with retention off."""
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db, retention=RetentionPolicy()))
+    try:
+        for minute in range(3):
+            write_example_run(provider, t0=T0 + 60 * S * minute)
+    finally:
+        provider.shutdown()
+
+
+def _runs_kept(db: Path, retention: RetentionPolicy | None) -> dict[str, int]:
+    """The runs each pipeline has once a writer given ``retention`` has started (its first
+    flush comes after the retention pass) and shut down."""
+    processor = SqliteSpanProcessor(db, retention=retention)
+    try:
+        assert processor.force_flush()
+    finally:
+        processor.shutdown()
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        return store.pipeline_counts()
+
+
+def test_the_retention_a_writer_is_given_applies_as_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given keep 1, with the environment setting none: two of the three runs go."""
+    monkeypatch.delenv("TASKDAEMON_RETENTION_KEEP", raising=False)
+    monkeypatch.delenv("TASKDAEMON_RETENTION_MAX_AGE", raising=False)
+    db = tmp_path / "spans.db"
+    _three_runs(db)
+    assert {"demo": 1} == _runs_kept(db, RetentionPolicy(keep=1))
+
+
+def test_a_writer_given_no_retention_applies_the_environment_s(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``TASKDAEMON_RETENTION_KEEP=2``: the oldest of the three runs goes."""
+    monkeypatch.delenv("TASKDAEMON_RETENTION_MAX_AGE", raising=False)
+    db = tmp_path / "spans.db"
+    _three_runs(db)
+    monkeypatch.setenv("TASKDAEMON_RETENTION_KEEP", "2")
+    assert {"demo": 2} == _runs_kept(db, None)
+
+
+def test_a_registration_waits_for_the_lock_only_when_asked_and_raises_other_errors(
+    tmp_path: Path,
+) -> None:
+    """While another connection holds the write lock: without ``wait``, no row and the
+    connection's busy timeout as it was; with it, SQLite's "locked" once that timeout ran
+    out. A store without the ``writers`` table is an error either way."""
+    db = tmp_path / "spans.db"
+    _three_runs(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    conn = sqlite3.connect(db, timeout=0.1, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        unregistered = _register_writer(conn, wait=False)
+        (busy_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            _register_writer(conn, wait=True)
+        holder.execute("ROLLBACK")
+        registered = _register_writer(conn, wait=False)
+    finally:
+        holder.close()
+        conn.close()
+    bare = sqlite3.connect(":memory:")
+    try:
+        for wait in (False, True):
+            with pytest.raises(sqlite3.OperationalError, match="no such table: writers"):
+                _register_writer(bare, wait=wait)
+    finally:
+        bare.close()
+    assert (None, 100, True) == (unregistered, busy_ms, isinstance(registered, int))
+
+
+def test_a_retention_that_fails_is_said_in_one_line_and_the_writer_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An invalid ``TASKDAEMON_RETENTION_KEEP`` read by a writer given no retention: one
+    warning naming the store and the setting's problem; the spans are written all the same."""
+    monkeypatch.delenv("TASKDAEMON_RETENTION_MAX_AGE", raising=False)
+    monkeypatch.setenv("TASKDAEMON_RETENTION_KEEP", "lots")
+    db = tmp_path / "spans.db"
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    try:
+        write_example_run(provider)
+    finally:
+        provider.shutdown()
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        runs = store.pipeline_counts()
+    warned = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
+    assert {"demo": 1} == runs
+    assert [f"span store {db}: retention failed, continuing without it: {PROBLEM}"] == warned
