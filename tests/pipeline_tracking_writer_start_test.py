@@ -11,7 +11,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_tracking_support import RESOURCE, T0, S, write_example_run
-from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor, writer
 from taskdaemon.pipeline.tracking.writer import _register_writer
 
 #: What ``retention_from_env`` says of ``TASKDAEMON_RETENTION_KEEP=lots``.
@@ -113,3 +113,22 @@ def test_a_retention_that_fails_is_said_in_one_line_and_the_writer_goes_on(
     warned = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
     assert {"demo": 1} == runs
     assert [f"span store {db}: retention failed, continuing without it: {PROBLEM}"] == warned
+
+
+def test_a_flush_with_nothing_to_write_waits_for_no_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing queued and no heartbeat due (heartbeats an hour apart here), a flush takes
+    no write lock: it answers True at once while another connection holds the lock."""
+    monkeypatch.setattr(writer, "HEARTBEAT_EVERY", 3600.0)
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        assert processor.force_flush()
+        holder.execute("BEGIN EXCLUSIVE")
+        flushed = [processor.force_flush(2000) for _ in range(3)]
+    finally:
+        holder.close()
+        processor.shutdown()
+    assert [True] * 3 == flushed
