@@ -4,18 +4,24 @@ registered at once, or left for the first write while another connection holds t
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_tracking_support import RESOURCE, T0, S, write_example_run
+from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor, writer
+from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION
 from taskdaemon.pipeline.tracking.writer import _register_writer
 
 #: What ``retention_from_env`` says of ``TASKDAEMON_RETENTION_KEEP=lots``.
 PROBLEM = "TASKDAEMON_RETENTION_KEEP: not a count: 'lots'"
+#: The writer thread's name.
+THREAD = "taskdaemon-span-store"
 
 
 def _three_runs(db: Path) -> None:
@@ -132,3 +138,42 @@ def test_a_flush_with_nothing_to_write_waits_for_no_lock(
         holder.close()
         processor.shutdown()
     assert [True] * 3 == flushed
+
+
+def test_a_started_writer_is_registered_and_runs_on_one_named_daemon_thread(
+    tmp_path: Path,
+) -> None:
+    """Once constructed, before any span: the ``writers`` row of this process is in the store,
+    nothing is unwritten, and one daemon thread named ``taskdaemon-span-store`` (a process
+    that never shuts the writer down is not kept alive by it) runs until shutdown."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    try:
+        with sqlite3.connect(db) as conn:
+            pids = [pid for (pid,) in conn.execute("SELECT pid FROM writers")]
+        conn.close()
+        unwritten = processor.unwritten()
+        threads = [(th.name, th.daemon) for th in threading.enumerate() if th.name == THREAD]
+    finally:
+        processor.shutdown()
+    after = [th for th in threading.enumerate() if th.name == THREAD]
+    assert ([os.getpid()], (0, ""), [(THREAD, True)], []) == (pids, unwritten, threads, after)
+
+
+@pytest.mark.parametrize("table_missing", [False, True])
+def test_a_store_that_cannot_be_opened_is_one_line_naming_it(
+    tmp_path: Path, table_missing: bool
+) -> None:
+    """A directory where the store's file should be (SQLite cannot open it), or a file of the
+    current schema version without its ``writers`` table (the writer cannot register): the
+    constructor's error names the path and SQLite's reason."""
+    path = tmp_path
+    if table_missing:
+        path = tmp_path / "spans.db"
+        with sqlite3.connect(path) as conn:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.close()
+    reason = "no such table: writers" if table_missing else "unable to open database file"
+    with pytest.raises(SpanSourceError) as refused:
+        SqliteSpanProcessor(path, retention=RetentionPolicy())
+    assert f"{path}: cannot open span store: {reason}" == str(refused.value)
