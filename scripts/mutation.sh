@@ -347,6 +347,9 @@ print(
     f"score {score:.1f}%"
 )
 EOF
-    (cd "$work" && "$mutmut" results | grep -v ': killed$' || true)
+    # With MUTATION_NAMES the mutants left alone are said as a count above, not one a line.
+    skip=': killed$'
+    ((${#names[@]})) && skip=': \(killed\|not checked\)$'
+    (cd "$work" && "$mutmut" results | grep -v "$skip" || true)
 done
 exit "$status"
