@@ -176,6 +176,33 @@ def test_the_run_s_span_rows_holding_a_value_are_rewritten_redacted_and_counted(
     assert 4 == len(after)
 
 
+def test_a_value_beyond_ascii_holding_a_quote_is_found_in_the_run_s_spans(
+    tmp_path: Path,
+) -> None:
+    """The spans' JSON keeps ``ü`` as it is and escapes the quote: neither the value as
+    written nor the attributes' JSON of it (``\\u00fc``) is in the row, yet it is masked (its
+    attributes are the body's sixth field)."""
+    path = tmp_path / "spans.db"
+    value = 'zürich"s3cr3t-9'
+    provider = TracerProvider()
+    provider.add_span_processor(SqliteSpanProcessor(path))
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    try:
+        root = tracer.start_span(t.run_span_name("p"), attributes={t.CICD_PIPELINE_NAME: "p"})
+        run_id = format(root.get_span_context().trace_id, "032x")
+        with trace.use_span(root, end_on_exit=True):
+            tracer.start_span("fetch", attributes={"note": f"got {value}"}).end()
+        assert provider.force_flush()
+    finally:
+        provider.shutdown()
+    remember_secrets({"password": value})
+
+    changed, _ = _apply(path, Remask(run_id, (value,)))
+
+    fetched = json.loads(_span_bodies(path)[run_id, "fetch"])
+    assert (1, {"note": f"got {REDACTED}"}) == (changed, fetched[5])
+
+
 def _span_bodies(path: Path) -> dict[tuple[str, str], str]:
     """Each stored span's JSON body by its run and name."""
     with sqlite3.connect(path) as conn:

@@ -62,8 +62,14 @@ class Remask:
     def apply(self, conn: sqlite3.Connection) -> int:
         """Update the rows inside the caller's transaction; how many changed."""
         values = self.values
-        # As the attributes' JSON holds them (the same text for most values).
-        escaped = tuple({json.dumps(value)[1:-1] for value in values} | set(values))
+        # As JSON text holds them (the same text for most values): the attributes' JSON
+        # escapes every character beyond ASCII (``json.dumps``), the spans' (``orjson``) only
+        # quotes, backslashes and control characters, so a value holding both kinds differs.
+        escaped = tuple(
+            {json.dumps(value)[1:-1] for value in values}
+            | {orjson.dumps(value).decode()[1:-1] for value in values}
+            | set(values)
+        )
         updates = []
         for row_id, scope, body, attributes in conn.execute(_RUN_ROWS, (self.run_id,)):
             in_body = holds_any(values, body)
