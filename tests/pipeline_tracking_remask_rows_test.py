@@ -28,6 +28,8 @@ PLAIN = "plain-s3cr3t-4242"
 #: Its JSON text differs from it: ``quo\\"ted-s3cr3t``.
 QUOTED = 'quo"ted-s3cr3t'
 QUOTED_JSON = 'quo\\"ted-s3cr3t'
+#: The attributes' JSON writes it ``z\\u00fcrich-s3cr3t``.
+BEYOND_ASCII = "zürich-s3cr3t"
 
 
 def _row(run_id: str, scope: str, body: str, attributes: str) -> Row:
@@ -70,14 +72,15 @@ def test_each_row_is_masked_in_the_columns_holding_a_value_and_only_those_are_co
         _row(RUN, "app", f"fetched {PLAIN} from the vault", '{"n":1}'),
         _row(RUN, "app", "a plain message", f'{{"used":"{QUOTED_JSON}","n":2}}'),
         _row(RUN, "app", "another plain message", f'{{"used":"{PLAIN}"}}'),
+        _row(RUN, "app", "a message", '{"used":"z\\u00fcrich-s3cr3t"}'),
         _row(RUN, "app", "not json attributes", f"<{PLAIN}>"),
         _row(RUN, "app", "nothing to see", '{"n":3}'),
         _row(OTHER, "app", f"fetched {PLAIN} too", f'{{"used":"{PLAIN}"}}'),
     ]
     _store(path, rows)
-    remember_secrets({"token": PLAIN, "password": QUOTED})
+    remember_secrets({"token": PLAIN, "password": QUOTED, "api_key": BEYOND_ASCII})
 
-    changed, stored = _apply(path, Remask(RUN, (PLAIN, QUOTED)))
+    changed, stored = _apply(path, Remask(RUN, (PLAIN, QUOTED, BEYOND_ASCII)))
 
     assert [
         (RUN, "nothing to see first", '{"n":0}'),
@@ -85,11 +88,12 @@ def test_each_row_is_masked_in_the_columns_holding_a_value_and_only_those_are_co
         (RUN, f"fetched {REDACTED} from the vault", '{"n":1}'),
         (RUN, "a plain message", f'{{"used": "{REDACTED}", "n": 2}}'),
         (RUN, "another plain message", f'{{"used": "{REDACTED}"}}'),
+        (RUN, "a message", f'{{"used": "{REDACTED}"}}'),
         (RUN, "not json attributes", f"<{PLAIN}>"),
         (RUN, "nothing to see", '{"n":3}'),
         (OTHER, f"fetched {PLAIN} too", f'{{"used":"{PLAIN}"}}'),
     ] == stored
-    assert 4 == changed
+    assert 5 == changed
 
 
 MULTI = "multi-line\ns3cr3t-value"
