@@ -11,6 +11,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Obs
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.metrics._direct import direct_recorder
 from taskdaemon.pipeline.metrics._labels import LabelGuard
 from taskdaemon.pipeline.metrics._sampler import ResourceSampler
 
@@ -123,6 +124,13 @@ class PipelineMetrics:
             t.METRIC_TRIGGER_WAIT_TIME,
             "Time from when a stage could be considered until it was ready.",
         )
+        # The per-stage records, straight to the SDK's aggregations (``_direct``): the same
+        # data points for several times less work a record.
+        self._record_queue_time = direct_recorder(self.stage_queue_time)
+        self._record_trigger_wait = direct_recorder(self.trigger_wait_time)
+        self._count_stage = direct_recorder(self.stage_executions)
+        self._record_stage_duration = direct_recorder(self.stage_duration)
+        self._count_trigger = direct_recorder(self.trigger_evaluations)
         self.memory_usage = meter.create_observable_gauge(
             t.METRIC_MEMORY_USAGE,
             callbacks=[self._observe_memory],
@@ -204,30 +212,30 @@ class PipelineMetrics:
         if not self.recording:
             return
         labels = self._stage_attrs[pipeline, stage]
-        self.stage_queue_time.record(queue_time, labels)
+        self._record_queue_time(queue_time, labels)
         if trigger_wait is not None:
-            self.trigger_wait_time.record(trigger_wait, labels)
+            self._record_trigger_wait(trigger_wait, labels)
 
     def stage_finished(self, pipeline: str, stage: str, status: str, duration: float) -> None:
         """A stage execution ended with ``status`` (StageStatus value)."""
         if not self.recording:
             return
         labels = self._finished_attrs[pipeline, stage, status]
-        self.stage_executions.add(1, labels)
-        self.stage_duration.record(duration, labels)
+        self._count_stage(1, labels)
+        self._record_stage_duration(duration, labels)
 
     def stage_fed(self, pipeline: str, stage: str) -> None:
         """A replay's fed execution ended: counted under status ``replayed``, with no duration
         (it did no work; the duration histograms hold real executions only)."""
         if not self.recording:
             return
-        self.stage_executions.add(1, self._finished_attrs[pipeline, stage, t.STATUS_REPLAYED])
+        self._count_stage(1, self._finished_attrs[pipeline, stage, t.STATUS_REPLAYED])
 
     def trigger_evaluated(self, pipeline: str, stage: str, trigger_type: str) -> None:
         """One trigger was evaluated."""
         if not self.recording:
             return
-        self.trigger_evaluations.add(1, self._trigger_attrs[pipeline, stage, trigger_type])
+        self._count_trigger(1, self._trigger_attrs[pipeline, stage, trigger_type])
 
     # Observation ----------------------------------------------------------------------------
 
