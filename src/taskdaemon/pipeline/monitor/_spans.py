@@ -38,6 +38,7 @@ from taskdaemon.pipeline.events import (
     task_run_id,
 )
 from taskdaemon.pipeline.monitor._books import Run, StageInfo, stage_static
+from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
@@ -229,7 +230,8 @@ def add_trigger_evaluated(
 
     Two a stage, so with the stage's definition ``info`` and a redacting span the attributes
     are built already redacted and recorded as they are (``add_redacted_event``), never
-    walked. Exact: the keys are constants that name no secret (checked once,
+    walked (their mapping shared with earlier events of equal values: ``_shared_events``).
+    Exact: the keys are constants that name no secret (checked once,
     ``_trigger_keys_clean``); the index and the two flags are an int and bools, which redaction
     leaves alone; the stage name and the description, when equal to the definition's (as the
     engine's always are), take their redacted form from ``info.redacted_static``, which holds
@@ -254,18 +256,20 @@ def add_trigger_evaluated(
     # ``redact_text``'s own first test inline: the type is one of a few texts, found clean
     # before; a detail seen for the first time takes the call.
     kind, detail = event.trigger_type, event.detail
-    span.add_redacted_event(
-        t.EVENT_TRIGGER_EVALUATED,
-        {
-            t.CICD_TASK_NAME: name,
-            t.TRIGGER_INDEX: index,
-            t.TRIGGER_TYPE: kind if kind in CLEAN_TEXTS else redact_text(kind),
-            t.TRIGGER_DESCRIPTION: description,
-            t.TRIGGER_SATISFIED: event.satisfied,
-            t.TRIGGER_STAGE_READY: event.stage_ready,
-            t.TRIGGER_DETAIL: detail if detail in CLEAN_TEXTS else redact_text(detail),
-        },
-        timestamp=at,
+    # Recorded as they are on the span the wrapper records on (what ``add_redacted_event``
+    # does), sharing the attribute mapping of an earlier event with the same values.
+    _TRIGGER_EVENTS.add(
+        span.wrapped,
+        (
+            name,
+            index,
+            kind if kind in CLEAN_TEXTS else redact_text(kind),
+            description,
+            event.satisfied,
+            event.stage_ready,
+            detail if detail in CLEAN_TEXTS else redact_text(detail),
+        ),
+        at,
     )
 
 
@@ -298,6 +302,8 @@ _TRIGGER_KEYS = (
     t.TRIGGER_STAGE_READY,
     t.TRIGGER_DETAIL,
 )
+#: ``trigger.evaluated`` events' attribute mappings, shared by events with equal values.
+_TRIGGER_EVENTS = SharedEventAttributes(t.EVENT_TRIGGER_EVALUATED, _TRIGGER_KEYS)
 
 
 def add_approval_requested(run_span: Span, event: ApprovalRequested) -> None:

@@ -1,0 +1,88 @@
+"""Span events whose attributes equal an earlier event's share its attribute mapping.
+
+The SDK's ``Span.add_event`` builds a ``BoundedAttributes`` for every event: it checks and
+cleans each value and sets each key under a lock, about five times what recording the event
+costs otherwise. Its result is immutable. A pipeline's ``trigger.evaluated`` events repeat a
+few attribute sets (one per stage, trigger and outcome) across every run, so
+:class:`SharedEventAttributes` keeps the mapping made for each set and records later events
+with it, through the SDK span's own ``_add_event`` with the SDK's own ``Event``, as
+``add_event`` does after building the mapping: the same events, attributes, limits and
+dropped counts, read by processors, the span store and exporters alike.
+
+Only an SDK span whose ``add_event`` is the SDK's own gets a shared mapping; any other span
+(a subclass, another SDK's, a non-recording one) gets ``add_event`` as usual. The mapping is
+built with the span's own limits, which are part of the key. Keys hold each value's type
+beside it (``True`` and ``1`` are equal as keys, not as attributes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry.trace import Span
+
+__all__ = ["SharedEventAttributes"]
+
+#: At most this many attribute sets are kept (later new sets are built for their event only).
+_KEPT_MAX = 10_000
+
+
+class SharedEventAttributes:
+    """The immutable attribute mappings of events named ``name`` with the keys ``keys``, one
+    per set of values, shared by the events recorded with :meth:`add`."""
+
+    def __init__(self, name: str, keys: Sequence[str]) -> None:
+        self._name = name
+        self._keys = tuple(keys)
+        self._kept: dict[tuple[Any, ...], Any] = {}
+        self._span_class: Any = None
+        self._event: Any = None
+        self._bounded: Any = None
+        self._loaded = False
+
+    def _load(self) -> None:
+        """The SDK's span and event classes and ``BoundedAttributes``, when the SDK's span
+        still builds its events as this module reads it; else none (``add_event`` always)."""
+        self._loaded = True
+        try:
+            from opentelemetry.attributes import BoundedAttributes  # noqa: PLC0415
+            from opentelemetry.sdk import trace as sdk_trace  # noqa: PLC0415
+        except ImportError:
+            return
+        made = getattr(sdk_trace, "_Span", None)
+        if (
+            made is None
+            or made.add_event is not vars(sdk_trace.Span)["add_event"]
+            or not hasattr(made, "_add_event")
+        ):
+            return
+        self._span_class = made
+        self._event = sdk_trace.Event
+        self._bounded = BoundedAttributes
+
+    def add(self, span: Span, values: tuple[Any, ...], timestamp: int) -> None:
+        """Record the event with ``values`` for the keys (already redacted, as
+        ``RedactingSpan.add_redacted_event`` takes them) on ``span``, an SDK span (what a
+        ``RedactingSpan`` wraps) or any other."""
+        if not self._loaded:
+            self._load()
+        if type(span) is not self._span_class:
+            plain = dict(zip(self._keys, values, strict=True))
+            span.add_event(self._name, plain, timestamp=timestamp)
+            return
+        limits = span._limits  # type: ignore[attr-defined]
+        count, length = limits.max_event_attributes, limits.max_attribute_length
+        key = (count, length, *values, *map(type, values))
+        attributes = self._kept.get(key)
+        if attributes is None:
+            # What ``add_event`` builds, with the span's limits.
+            attributes = self._bounded(
+                count,
+                dict(zip(self._keys, values, strict=True)),
+                max_value_len=length,
+                immutable=True,
+            )
+            if len(self._kept) < _KEPT_MAX:
+                self._kept[key] = attributes
+        span._add_event(self._event(self._name, attributes, timestamp))  # type: ignore[attr-defined]

@@ -1,0 +1,102 @@
+"""monitor/_shared_events: events recorded with a shared attribute mapping are the events the
+SDK span's own ``add_event`` records, under any span limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import NonRecordingSpan, Span
+
+from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes
+
+KEYS = ("stage", "index", "satisfied", "detail")
+VALUES = [
+    ("b0s1", 0, True, "b0s0 succeeded"),
+    ("b0s1", 1, True, "b0s0 succeeded"),
+    ("b0s1", 0, True, "b0s0 succeeded"),
+    ("join", 1, False, "waiting for b1s4"),
+    ("join", True, False, "waiting for b1s4"),  # equal to the previous as a key, not as attributes
+]
+
+
+def events_of(limits: SpanLimits | None, shared: SharedEventAttributes | None) -> list[Any]:
+    """The events two ended spans hold after ``VALUES`` were recorded on each, by ``shared``
+    or by ``add_event``: name, attributes in order with their types, timestamp, dropped."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    for span_name in ("run-1", "run-2"):
+        span = tracer.start_span(span_name)
+        for at, values in enumerate(VALUES, start=1):
+            if shared is None:
+                attributes = dict(zip(KEYS, values, strict=True))
+                span.add_event("trigger.evaluated", attributes, timestamp=at)
+            else:
+                shared.add(span, values, at)
+        span.end()
+    return [
+        (
+            event.name,
+            [(key, value, type(value)) for key, value in event.attributes.items()],
+            event.timestamp,
+            event.dropped_attributes,
+        )
+        for span in exporter.get_finished_spans()
+        for event in span.events
+    ]
+
+
+def test_the_events_add_event_records() -> None:
+    """Names, attributes (order and types: ``True`` stays a bool), timestamps and dropped
+    counts equal those of ``add_event``'s events."""
+    expected = events_of(None, None)
+    assert expected == events_of(None, SharedEventAttributes("trigger.evaluated", KEYS))
+    assert ("index", True, bool) in expected[-1][1]
+
+
+def test_the_span_limits_apply_as_add_event_applies_them() -> None:
+    """A limit of attributes an event (the oldest dropped, counted) and of a value's length
+    (truncated) give the events ``add_event`` gives under the same limits."""
+    limits = SpanLimits(max_event_attributes=3, max_attribute_length=4)
+    shared = SharedEventAttributes("trigger.evaluated", KEYS)
+    expected = events_of(limits, None)
+    assert expected == events_of(limits, shared)
+    assert 1 == expected[0][3]
+    # The same values under the default limits are not the limited mappings.
+    assert events_of(None, None) == events_of(None, shared)
+
+
+def test_equal_values_share_one_mapping() -> None:
+    """Events with equal values, on two spans, hold one attribute mapping."""
+    tracer = TracerProvider().get_tracer("test")
+    shared = SharedEventAttributes("trigger.evaluated", KEYS)
+    spans = [tracer.start_span(name) for name in ("a", "b")]
+    for span in spans:
+        shared.add(span, VALUES[0], 1)
+        shared.add(span, VALUES[1], 2)
+    first, second = (span.events for span in spans)  # type: ignore[attr-defined]
+    assert first[0].attributes is second[0].attributes
+    assert first[0].attributes is not first[1].attributes
+
+
+class _Recording(NonRecordingSpan):
+    """A span of another kind, keeping what ``add_event`` was given."""
+
+    def __init__(self) -> None:
+        super().__init__(NonRecordingSpan(None).get_span_context())  # type: ignore[arg-type]
+        self.added: list[tuple[str, Any, Any]] = []
+
+    def add_event(self, name: str, attributes: Any = None, timestamp: Any = None) -> None:
+        self.added.append((name, attributes, timestamp))
+
+
+def test_another_kind_of_span_gets_add_event() -> None:
+    """A span that is not the SDK's gets ``add_event`` with the attributes as a dict."""
+    span: Span = _Recording()
+    SharedEventAttributes("trigger.evaluated", KEYS).add(span, VALUES[3], 7)
+    expected = [("trigger.evaluated", dict(zip(KEYS, VALUES[3], strict=True)), 7)]
+    assert expected == span.added  # type: ignore[attr-defined]
