@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, Span
 
-from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes
+from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes, SharedMappingEvents
 
 KEYS = ("stage", "index", "satisfied", "detail")
 VALUES = [
@@ -100,3 +100,59 @@ def test_another_kind_of_span_gets_add_event() -> None:
     SharedEventAttributes("trigger.evaluated", KEYS).add(span, VALUES[3], 7)
     expected = [("trigger.evaluated", dict(zip(KEYS, VALUES[3], strict=True)), 7)]
     assert expected == span.added  # type: ignore[attr-defined]
+
+
+def mapping_events_of(limits: SpanLimits | None, shared: SharedMappingEvents | None) -> list[Any]:
+    """As ``events_of``, for mappings recorded again and again (a memo's)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    mappings = [dict(zip(KEYS, values, strict=True)) for values in VALUES]
+    for span_name in ("stage-1", "stage-2"):
+        span = tracer.start_span(span_name)
+        for at, attributes in enumerate(mappings * 2, start=1):
+            if shared is None:
+                span.add_event("stage.input", attributes, timestamp=at)
+            else:
+                shared.add(span, "stage.input", attributes, at)
+        span.end()
+    return [
+        (event.name, list(event.attributes.items()), event.timestamp, event.dropped_attributes)
+        for span in exporter.get_finished_spans()
+        for event in span.events
+    ]
+
+
+def test_mapping_events_are_the_events_add_event_records() -> None:
+    """Events of kept mappings equal ``add_event``'s, under default and tight limits, with
+    one ``SharedMappingEvents`` for both."""
+    shared = SharedMappingEvents()
+    limits = SpanLimits(max_event_attributes=3, max_attribute_length=4)
+    assert mapping_events_of(None, None) == mapping_events_of(None, shared)
+    assert mapping_events_of(limits, None) == mapping_events_of(limits, shared)
+    assert mapping_events_of(None, None) == mapping_events_of(None, shared)
+
+
+def test_one_mapping_is_one_sdk_mapping_until_forgotten() -> None:
+    """The same mapping on two spans gives one SDK mapping; after ``forget`` a new one."""
+    tracer = TracerProvider().get_tracer("test")
+    shared = SharedMappingEvents()
+    attributes = dict(zip(KEYS, VALUES[0], strict=True))
+    spans = [tracer.start_span(name) for name in ("a", "b", "c")]
+    shared.add(spans[0], "stage.input", attributes, 1)
+    shared.add(spans[1], "stage.input", attributes, 1)
+    shared.forget()
+    shared.add(spans[2], "stage.input", attributes, 1)
+    first, second, third = (span.events[0].attributes for span in spans)  # type: ignore[attr-defined]
+    assert first is second
+    assert third is not first
+    assert dict(third) == attributes
+
+
+def test_another_kind_of_span_gets_add_event_of_the_mapping() -> None:
+    """A span that is not the SDK's gets ``add_event`` with the mapping itself."""
+    span: Span = _Recording()
+    attributes = dict(zip(KEYS, VALUES[0], strict=True))
+    SharedMappingEvents().add(span, "stage.input", attributes, 3)
+    assert [("stage.input", attributes, 3)] == span.added  # type: ignore[attr-defined]

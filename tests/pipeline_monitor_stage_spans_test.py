@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from pipeline_monitor_support import T0, Feed, Telemetry, end_attributes
@@ -21,6 +21,7 @@ from taskdaemon.pipeline.events import StageFinished, StageStarted, TaskRunRef, 
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.monitor import _stage_spans
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
+from taskdaemon.pipeline.span_redaction import RedactingTracer
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 TOKEN = "ghp_" + "S7ag" * 9  # a GitHub token's shape, not a real one
@@ -629,3 +630,25 @@ def test_an_empty_value_that_is_not_a_mapping_is_captured_as_it_is(value: Any, t
     assert dict(_stage_spans._payload_event(capture, {})) == _payload("{}")  # now it has
     assert dict(_stage_spans._payload_event(capture, value)) == _payload(text)
     assert dict(_stage_spans._payload_event(capture, MappingProxyType({}))) == _payload("{}")
+
+
+def test_payload_events_share_the_memos_mappings_only() -> None:
+    """A short payload's event (the memo keeps its attributes) shares one SDK mapping between
+    spans; a long one's (not kept) is built for its own event and not held after."""
+    tracer = RedactingTracer(TracerProvider().get_tracer("test"))
+    capture = PayloadCapture(max_bytes=4096)
+    short, long = {"k": "short"}, {"k": "x" * 400}
+    spans = [tracer.start_span(name) for name in ("a", "b")]
+    for span in spans:
+        for value in (short, long):
+            attributes = _stage_spans._payload_event(capture, value)
+            _stage_spans._add_payload_event(span, t.EVENT_STAGE_INPUT, attributes, 1)
+    (short_a, long_a), (short_b, long_b) = (
+        [event.attributes for event in span.wrapped.events]  # type: ignore[attr-defined]
+        for span in spans
+    )
+    assert short_a is short_b
+    assert long_a is not long_b
+    assert dict(long_a) == dict(long_b)
+    kept = [entry[0] for entry in _stage_spans._PAYLOAD_EVENTS._kept.values()]
+    assert all("x" * 400 not in str(mapping) for mapping in kept)

@@ -17,12 +17,12 @@ beside it (``True`` and ``1`` are equal as keys, not as attributes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import Span
 
-__all__ = ["SharedEventAttributes"]
+__all__ = ["SharedEventAttributes", "SharedMappingEvents"]
 
 #: At most this many attribute sets are kept (later new sets are built for their event only).
 _KEPT_MAX = 10_000
@@ -86,3 +86,38 @@ class SharedEventAttributes:
             if len(self._kept) < _KEPT_MAX:
                 self._kept[key] = attributes
         span._add_event(self._event(self._name, attributes, timestamp))  # type: ignore[attr-defined]
+
+
+class SharedMappingEvents:
+    """Events recorded with attribute mappings the caller keeps and records again (a memo's),
+    each built into the SDK's immutable mapping once per span limits and shared after (module
+    docstring). The caller must not change a mapping it passed, nor pass mappings it does not
+    keep: each is held here, up to a bound, until :meth:`forget`."""
+
+    def __init__(self) -> None:
+        self._sdk = SharedEventAttributes("", ())
+        self._kept: dict[int, tuple[Mapping[str, Any], tuple[Any, Any], Any]] = {}
+
+    def add(self, span: Span, name: str, attributes: Mapping[str, Any], timestamp: int) -> None:
+        """Record the event ``name`` with ``attributes`` (already redacted) on ``span``."""
+        sdk = self._sdk
+        if not sdk._loaded:
+            sdk._load()
+        if type(span) is not sdk._span_class:
+            span.add_event(name, attributes, timestamp=timestamp)
+            return
+        limits = span._limits  # type: ignore[attr-defined]
+        bounds = (limits.max_event_attributes, limits.max_attribute_length)
+        kept = self._kept.get(id(attributes))
+        if kept is not None and kept[0] is attributes and kept[1] == bounds:
+            shared = kept[2]
+        else:
+            # What ``add_event`` builds, with the span's limits.
+            shared = sdk._bounded(bounds[0], attributes, max_value_len=bounds[1], immutable=True)
+            if kept is not None or len(self._kept) < _KEPT_MAX:
+                self._kept[id(attributes)] = (attributes, bounds, shared)
+        span._add_event(sdk._event(name, shared, timestamp))  # type: ignore[attr-defined]
+
+    def forget(self) -> None:
+        """Let go of every mapping (the caller's memo let go of them)."""
+        self._kept.clear()

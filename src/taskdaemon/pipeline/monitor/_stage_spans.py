@@ -21,6 +21,7 @@ from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageFinished, StageStarted
 from taskdaemon.pipeline.monitor._books import Execution, Run, StageInfo, stage_static
+from taskdaemon.pipeline.monitor._shared_events import SharedMappingEvents
 from taskdaemon.pipeline.monitor._spans import name_no_secret, ns, set_cancel_cause
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
@@ -79,9 +80,7 @@ def start_stage_span(
             span_hook=span_hook,
         )
     if capture.enabled and span.is_recording():
-        span.add_redacted_event(
-            t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), timestamp=start
-        )
+        _add_payload_event(span, t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), start)
     return span
 
 
@@ -213,6 +212,10 @@ _START_KEYS = (
 #: stage. Exact: a whole text fixes its size and hash, and redaction is a function of the
 #: values alone. Bounded: emptied when full, texts of at most ``_PAYLOAD_EVENT_MAX_BYTES``.
 _payload_events: dict[tuple[str, bool], Mapping[str, Any]] = {}
+#: The memo's attribute mappings by their ``id`` (cleared with it): the ones a payload event
+#: may share the SDK's mapping of (``_add_payload_event``).
+_payload_memo: dict[int, Mapping[str, Any]] = {}
+_PAYLOAD_EVENTS = SharedMappingEvents()
 _PAYLOAD_EVENT_MAX_BYTES = 256
 _PAYLOAD_EVENTS_MAX = 1024
 #: The types whose empty value a capture writes as ``{}``, unredacted (``_payload_event``).
@@ -249,8 +252,22 @@ def _payload_event(capture: PayloadCapture, value: Any) -> Mapping[str, Any]:
         attributes = redact_attributes(recorded.captured_attributes(captured, redacted))
         if len(_payload_events) >= _PAYLOAD_EVENTS_MAX:
             _payload_events.clear()
+            _payload_memo.clear()
+            _PAYLOAD_EVENTS.forget()
         _payload_events[key] = attributes
+        _payload_memo[id(attributes)] = attributes
     return attributes
+
+
+def _add_payload_event(
+    span: RedactingSpan, name: str, attributes: Mapping[str, Any], at: int
+) -> None:
+    """``span.add_redacted_event`` of a payload event's attributes; one the memo keeps shares
+    its SDK mapping with earlier events of it (``_shared_events``)."""
+    if _payload_memo.get(id(attributes)) is attributes:
+        _PAYLOAD_EVENTS.add(span.wrapped, name, attributes, at)
+    else:
+        span.add_redacted_event(name, attributes, timestamp=at)
 
 
 def end_stage_span(
@@ -263,9 +280,8 @@ def end_stage_span(
     if span.is_recording():
         if span_hook is None and (done := _succeeded(event)) is not None:
             if capture.enabled:
-                span.add_redacted_event(
-                    t.EVENT_STAGE_OUTPUT, _payload_event(capture, event.outputs), timestamp=end
-                )
+                payload = _payload_event(capture, event.outputs)
+                _add_payload_event(span, t.EVENT_STAGE_OUTPUT, payload, end)
             span.set_redacted_attributes(done)
             span.end(end_time=end)
             return
@@ -298,9 +314,8 @@ def end_stage_span(
             span.record_exception(event.exception, timestamp=end)
         set_cancel_cause(attributes, event.cancel_reason, event.cancel_cause)
         if capture.enabled and status is StageStatus.SUCCESS:
-            span.add_redacted_event(
-                t.EVENT_STAGE_OUTPUT, _payload_event(capture, event.outputs), timestamp=end
-            )
+            payload = _payload_event(capture, event.outputs)
+            _add_payload_event(span, t.EVENT_STAGE_OUTPUT, payload, end)
         if span_hook is not None:
             span_hook.stage_finished(event, attributes)
         span.set_attributes(attributes)
