@@ -122,35 +122,25 @@ def test_a_direct_recorder_is_not_the_instruments_own_method() -> None:
     assert noop.add == direct_recorder(noop)
 
 
-def test_collections_between_records_with_delta_temporality() -> None:
-    """A delta reader's collections (which drop the aggregations) see the same points."""
+def delta_reader() -> InMemoryMetricReader:
+    kinds = (Counter, UpDownCounter, Histogram)
+    delta = AggregationTemporality.DELTA
+    return InMemoryMetricReader(preferred_temporality=dict.fromkeys(kinds, delta))
 
-    def delta() -> InMemoryMetricReader:
-        kinds = (Counter, UpDownCounter, Histogram)
-        delta = AggregationTemporality.DELTA
-        return InMemoryMetricReader(preferred_temporality=dict.fromkeys(kinds, delta))
 
+@pytest.mark.parametrize("make_reader", [delta_reader, InMemoryMetricReader])
+def test_collections_between_records(make_reader: Callable[[], InMemoryMetricReader]) -> None:
+    """A delta reader's collections (which drop the aggregations) and a cumulative one's
+    (which keep counting on them) see the same points either way."""
     seen = []
-    for reader, recorders in both(delta):
+    for reader, recorders in both(make_reader):
         collections = []
         for _ in range(3):
             record_all(recorders, RECORDS)
             collections.append(points(reader))
         seen.append(collections)
     assert seen[0] == seen[1]
-    assert seen[1][2]["c"]  # the last collection still counted the records after it
-
-
-def test_collections_between_records_with_cumulative_temporality() -> None:
-    """A cumulative reader collected between records keeps counting on the same points."""
-    seen = []
-    for reader, recorders in both(InMemoryMetricReader):
-        collections = []
-        for _ in range(3):
-            record_all(recorders, RECORDS)
-            collections.append(points(reader))
-        seen.append(collections)
-    assert seen[0] == seen[1]
+    assert seen[1][2]["c"]  # the last collection counted the records before it
 
 
 def test_a_view_that_keeps_some_attribute_keys() -> None:
