@@ -122,6 +122,22 @@ def test_a_direct_recorder_is_not_the_instruments_own_method() -> None:
     assert noop.add == direct_recorder(noop)
 
 
+def test_an_sdk_version_not_compared_against_records_through_its_own_methods(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut reads private classes: an SDK minor version its tests have not compared
+    it against gets the public methods back; the installed one is among those compared."""
+    from opentelemetry.sdk import version
+
+    from taskdaemon.pipeline.metrics import _direct
+
+    assert version.__version__.startswith(_direct.CHECKED_SDK)
+    monkeypatch.setattr(_direct._SdkLayout, "_loaded", None)
+    monkeypatch.setattr(version, "__version__", "1.99.0")
+    counter = make_provider(InMemoryMetricReader()).get_meter("test").create_counter("c")
+    assert counter.add == direct_recorder(counter)
+
+
 def delta_reader() -> InMemoryMetricReader:
     kinds = (Counter, UpDownCounter, Histogram)
     delta = AggregationTemporality.DELTA

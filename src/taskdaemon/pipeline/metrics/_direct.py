@@ -20,6 +20,11 @@ and any instrument, consumer or storage class that is not exactly the SDK's (a s
 API no-op or proxy instrument, another SDK version's layout): for those the recorder is the
 instrument's own ``add`` or ``record``. The SDK is imported only when the instrument is one
 of its own, so the API-only callers (``taskdaemon run``'s no-op meter) never load it.
+
+The shortcut reads the SDK's private classes, so it is on only for the SDK minor versions
+its tests compared it against (:data:`CHECKED_SDK`): another version, which may aggregate
+differently under the same names, records through the public methods until those tests
+have run against it and its minor version is added here.
 """
 
 from __future__ import annotations
@@ -30,7 +35,11 @@ from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any
 
-__all__ = ["direct_recorder"]
+__all__ = ["CHECKED_SDK", "direct_recorder"]
+
+#: The SDK minor versions the shortcut was compared against (its tests, in
+#: ``tests/pipeline_metrics_direct_test.py``).
+CHECKED_SDK = ("1.45.",)
 
 #: The SDK's module that defines its synchronous instruments.
 _SDK_INSTRUMENTS = "opentelemetry.sdk.metrics._internal.instrument"
@@ -73,6 +82,10 @@ class _SdkLayout:
         instrument = sys.modules.get(_SDK_INSTRUMENTS)
         if instrument is None:
             raise ImportError(_SDK_INSTRUMENTS)
+        from opentelemetry.sdk.version import __version__  # noqa: PLC0415
+
+        if not __version__.startswith(CHECKED_SDK):
+            raise ImportError(f"opentelemetry-sdk {__version__} is not one the shortcut knows")
         from opentelemetry.sdk.metrics._internal import (  # noqa: PLC0415
             _view_instrument_match,
             measurement,
