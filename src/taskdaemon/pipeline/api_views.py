@@ -38,6 +38,7 @@ __all__ = [
     "RunsQuery",
     "StageView",
     "api_index",
+    "parse_limit",
     "run_json",
     "run_view",
     "runs_query",
@@ -147,16 +148,23 @@ def runs_query(params: Mapping[str, str]) -> RunsQuery:
     finished = params.get("finished", "").strip().lower()
     if finished not in _TRUE | _FALSE:
         raise ValueError(f"finished must be true or false, got {params['finished'][:40]!r}")
-    text = params.get("limit", str(DEFAULT_LIMIT))
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdigit() and len(digits) <= 6) or not (
-        1 <= int(digits) <= MAX_LIMIT
-    ):
-        raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {text[:40]!r}")
+    limit = parse_limit(params.get("limit"))
     before = params.get("before")
     if before is not None and (problem := run_id_problem(before, full=True)) is not None:
         raise ValueError(f"before: {problem}")
-    return RunsQuery(finished in _TRUE, int(digits), None if before is None else before.lower())
+    return RunsQuery(finished in _TRUE, limit, None if before is None else before.lower())
+
+
+def parse_limit(text: str | None) -> int:
+    """A list route's ``limit`` (``/api/runs``, ``/api/runs/recent``, the runs page):
+    :data:`DEFAULT_LIMIT` when absent, else ASCII digits naming 1 to :data:`MAX_LIMIT`;
+    ValueError otherwise, quoting at most 40 characters of ``text``. ``int()`` alone would
+    take ``+5``, ``1_0``, `` 7 `` and non-ASCII digits, and read thousands of digits first."""
+    if text is None:
+        return DEFAULT_LIMIT
+    if not (text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_LIMIT):
+        raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {text[:40]!r}")
+    return int(text)
 
 
 def run_json(run: RunView) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, MAX_LIMIT
+from taskdaemon.pipeline.api_views import parse_limit
 from taskdaemon.pipeline.durations import local_time, utc_offset
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
@@ -500,13 +500,7 @@ def _filters(request: Request) -> dict[str, Any]:
     from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
 
     query = request.query_params
-    limit_text = query.get("limit", str(DEFAULT_LIMIT))
-    try:
-        limit = int(limit_text)
-    except ValueError:
-        raise ValueError(f"limit must be a whole number, got {limit_text!r}") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValueError(f"limit must be 1-{MAX_LIMIT}, got {limit}")
+    limit = parse_limit(query.get("limit"))
     since, until = query.get("since") or None, query.get("until") or None
     return {
         "pipeline": query.get("pipeline") or None,
