@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -48,23 +48,9 @@ class Resolver:
         return handler
 
 
-@contextlib.asynccontextmanager
-async def waiting_run() -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """A served engine whose run waits for the ``deploy`` approval; yields a client of the
-    server (with no credentials of its own) and the run's id."""
-    approval = server_support.ApprovalSeen()
-    async with (
-        Engine(resolver=Resolver(), observers=[approval]) as engine,
-        server_support.serving(engine, auth=ApiAuth.configured(TOKEN)) as server,
-        httpx.AsyncClient(base_url=server.url) as client,
-    ):
-        handle = await engine.start_run(parse_pipeline(server_support.GATED_PIPELINE), {})
-        await approval.event.wait()
-        try:
-            yield client, handle.run_id
-        finally:
-            handle.cancel()
-            await handle.wait()
+def waiting_run() -> contextlib.AbstractAsyncContextManager[tuple[httpx.AsyncClient, str]]:
+    """``server_support.waiting_run`` with this file's token."""
+    return server_support.waiting_run(TOKEN)
 
 
 def assert_one_json_error(response: httpx.Response, status: int) -> str:

@@ -13,8 +13,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from prometheus_client import CollectorRegistry
 
+from pipeline_engine_support import Resolver
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import ApiAuth
@@ -79,3 +83,23 @@ async def serving(
         yield server
     finally:
         await server.aclose()
+
+
+@contextlib.asynccontextmanager
+async def waiting_run(token: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+    """A served engine (its API token ``token``) whose :data:`GATED_PIPELINE` run waits for the
+    ``deploy`` approval; yields a client of the server (with no credentials of its own) and
+    the run's id. The run is cancelled on exit."""
+    approval = ApprovalSeen()
+    async with (
+        Engine(resolver=Resolver(), observers=[approval]) as engine,
+        serving(engine, auth=ApiAuth.configured(token)) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        handle = await engine.start_run(parse_pipeline(GATED_PIPELINE), {})
+        await approval.event.wait()
+        try:
+            yield client, handle.run_id
+        finally:
+            handle.cancel()
+            await handle.wait()

@@ -3,6 +3,10 @@ label and cell of taskdaemon follows, so that a cut reads the same everywhere.""
 
 from __future__ import annotations
 
+#: Characters of a refused text an error message quotes: enough to recognise it, never the
+#: text itself at length (a 16 KiB header, a 1 MiB body field sent back to its sender).
+QUOTED = 40
+
 
 def cut(text: str, limit: int) -> str:
     """``text`` if it has at most ``limit`` characters, else its first ``limit - 1`` and ``…``.
@@ -16,3 +20,9 @@ def cut_line(text: str, limit: int) -> str:
     """``text`` on one line (every run of whitespace, line breaks included, one space), then
     cut as by :func:`cut`."""
     return cut(" ".join(text.split()), limit)
+
+
+def quote(text: str, limit: int = QUOTED) -> str:
+    """``text`` cut as by :func:`cut`, then quoted as ``repr`` quotes it: how an error names
+    what it refused (``unknown status 'runing'``)."""
+    return repr(cut(text, limit))

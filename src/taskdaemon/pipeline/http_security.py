@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 
 __all__ = [
@@ -283,11 +284,11 @@ class SecurityMiddleware:
         if host is not None and not self.auth.host_allowed(
             host_name(host), bind_host=self.bind_host
         ):
-            await _reply(send, 403, f"Host {host!r} is not allowed (DNS rebinding protection)")
+            await _reply(send, 403, f"Host {quote(host)} is not allowed (DNS rebinding protection)")
             return
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin):
-            await _reply(send, 403, f"Origin {origin!r} is not allowed")
+            await _reply(send, 403, f"Origin {quote(origin)} is not allowed")
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         cookie_name = _cookie_name(scope)

@@ -1,0 +1,52 @@
+"""An error never sends the refused text back at length: whatever a client put in a header, a
+path segment, a query parameter or a body field, the answer quotes at most its first 40
+characters (``ellipsis.quote``), so a 16 KiB header or a 1 MiB body field costs its sender, not
+the server, and a log line that carries the answer stays a line.
+
+Every test talks to a real server (:func:`server_support.waiting_run`: Uvicorn on a free loopback
+port, over a real engine whose run waits for an approval) over TCP.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import server_support
+
+TOKEN = "echoes-test-token-0123456789"
+BEARER = {"authorization": f"Bearer {TOKEN}"}
+JSON = {**BEARER, "content-type": "application/json"}
+#: The refused text: longer than the quote by far, within h11's 16 KiB bound on a request head.
+LONG = "A" * 12_000
+
+
+def assert_quotes_the_start_only(body: bytes, status: int, got: int) -> str:
+    """The answer is ``status``, one JSON error quoting the start of :data:`LONG` (fewer than 40
+    of its characters, then an ellipsis) and no more of it."""
+    message = json.loads(body)["error"]
+    assert (got, "AAAAAAAAAA…" in message, "A" * 40 in message, len(message) < 300) == (
+        status,
+        True,
+        False,
+        True,
+    ), message[:300]
+    return str(message)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "says"),
+    [
+        ("host", LONG, "Host 'AAA"),
+        ("origin", "http://" + LONG, "Origin 'http://AAA"),
+    ],
+)
+async def test_a_refused_host_or_origin_is_quoted_short_without_a_token(
+    header: str, value: str, says: str
+) -> None:
+    """The DNS-rebinding checks answer before authentication: anyone on the machine can send
+    a 12,000-character Host or Origin, and gets 40 of them back, not 12,000."""
+    async with server_support.waiting_run(TOKEN) as (client, _run_id):
+        response = await client.get("/api/runs", headers={header: value})
+    assert says in assert_quotes_the_start_only(response.content, 403, response.status_code)
