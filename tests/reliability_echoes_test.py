@@ -22,11 +22,11 @@ JSON = {**BEARER, "content-type": "application/json"}
 LONG = "A" * 12_000
 
 
-def assert_quotes_the_start_only(body: bytes, status: int, got: int) -> str:
-    """The answer is ``status``, one JSON error quoting the start of :data:`LONG` (fewer than 40
-    of its characters, then an ellipsis) and no more of it."""
+def assert_quotes_the_start_only(body: bytes, status: int, got: int, most: int = 40) -> str:
+    """The answer is ``status``, one JSON error quoting the start of :data:`LONG` (fewer than
+    ``most`` of its characters, then an ellipsis) and no more of it."""
     message = json.loads(body)["error"]
-    assert (got, "AAAAAAAAAA…" in message, "A" * 40 in message, len(message) < 300) == (
+    assert (got, "AAAAAAAAAA…" in message, "A" * most in message, len(message) < 300) == (
         status,
         True,
         False,
@@ -50,3 +50,36 @@ async def test_a_refused_host_or_origin_is_quoted_short_without_a_token(
     async with server_support.waiting_run(TOKEN) as (client, _run_id):
         response = await client.get("/api/runs", headers={header: value})
     assert says in assert_quotes_the_start_only(response.content, 403, response.status_code)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "says"),
+    [
+        ("GET", "/api/runs/recent?status={long}", 400, "unknown status 'AAA"),
+        ("GET", "/api/runs/recent?since={long}", 400, "not a time: 'AAA"),
+        ("GET", "/api/runs/recent?until=9{long}", 400, "not a time: '9AAA"),
+        ("GET", "/api/runs/recent?since={nines}d", 400, "not a duration: '999"),
+        ("GET", "/api/runs/{run}?stage={long}", 404, "has no stage 'AAA"),
+        ("GET", "/api/runs/{run}/dag?format={long}", 400, "unknown format 'AAA"),
+        ("GET", "/api/{long}", 404, "nothing at /api/AAA"),
+        ("PUT", "/api/runs/{run}/approve/{long}", 405, "PUT is not allowed on /api/runs/"),
+        ("POST", "/api/runs/{run}/approve/{long}", 404, "has no stage 'AAA"),
+        ("POST", "/api/runs/{run}/reject/{long}", 404, "has no stage 'AAA"),
+        ("POST", "/api/runs/{run}/debug/{long}", 404, "no debug action 'AAA"),
+    ],
+)
+async def test_a_refused_query_parameter_or_path_segment_is_quoted_short(
+    method: str, path: str, status: int, says: str
+) -> None:
+    """Every route that names a refused parameter or path segment quotes its start only."""
+    async with server_support.waiting_run(TOKEN) as (client, run_id):
+        url = path.format(run=run_id, long=LONG, nines="9" * 5000)
+        response = await client.request(method, url, headers=JSON, content=b"{}")
+    if "{nines}" in path:  # digits, not A's: the same bound, told by its length
+        message = json.loads(response.content)["error"]
+        assert (response.status_code, says in message, len(message) < 300) == (400, True, True)
+        return
+    most = 80 if says.startswith(("nothing at", "PUT is not")) else 40  # a path: 80 characters
+    assert says in assert_quotes_the_start_only(
+        response.content, status, response.status_code, most
+    )

@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from taskdaemon.pipeline.ellipsis import quote
+
 __all__ = ["format_duration", "parse_age", "parse_when", "utc_offset"]
 
 _MAX_AGE_DAYS = 36500
@@ -78,10 +80,12 @@ def parse_age(text: str) -> float:
     """Seconds in ``text`` (``30d``, ``12h``, ``90``); ValueError naming the text otherwise."""
     match = _AGE.match(text)
     if not match:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 90, 30s, 10m, 2h, 30d)")
+        raise ValueError(f"not a duration: {quote(text)} (use e.g. 90, 30s, 10m, 2h, 30d)")
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not seconds <= _MAX_AGE_DAYS * 86400.0:  # NaN-proof: "9" * 400 is inf
-        raise ValueError(f"not a duration: {text!r} (at most {_MAX_AGE_DAYS}d, a hundred years)")
+        raise ValueError(
+            f"not a duration: {quote(text)} (at most {_MAX_AGE_DAYS}d, a hundred years)"
+        )
     return seconds
 
 
@@ -95,9 +99,9 @@ def parse_when(text: str, *, clock: Callable[[], float] = time.time) -> float:
             when = datetime.fromisoformat(text.strip().replace("Z", "+00:00")).timestamp()
         except (ValueError, OverflowError):
             raise ValueError(
-                f"not a time: {text!r} (use an age such as 1h or 30d, or ISO 8601 such as "
+                f"not a time: {quote(text)} (use an age such as 1h or 30d, or ISO 8601 such as "
                 "2025-01-31T12:00)"
             ) from None
     if not _EARLIEST <= when <= _LATEST:
-        raise ValueError(f"not a time: {text!r} (out of range: 1900 to 2200)")
+        raise ValueError(f"not a time: {quote(text)} (out of range: 1900 to 2200)")
     return when

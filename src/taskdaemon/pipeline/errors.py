@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
@@ -163,7 +164,7 @@ def no_such_stage(stage: str, stages: Sequence[str]) -> str:
     named = ", ".join(stages[:NAMED_STAGES])
     if len(stages) > NAMED_STAGES:
         named += f" and {len(stages) - NAMED_STAGES} more"
-    return f"has no stage {stage!r} (its stages: {named})"
+    return f"has no stage {quote(stage)} (its stages: {named})"
 
 
 #: Characters of a failed attempt's error message that are kept (``bounded_text``): a handler's

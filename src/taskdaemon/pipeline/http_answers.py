@@ -29,6 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
@@ -40,6 +41,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ALWAYS: Final = frozenset({"token"})
+#: Characters of a path a 404 or 405 names: a run's routes are under 80; the rest of a 16 KiB
+#: path is not sent back.
+_PATH_SHOWN: Final = 80
 _HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
 _RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in _HEADERS)
 
@@ -66,9 +70,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
         headers["allow"] = _allowed(request)
         if method == "OPTIONS":
             return Response(status_code=204, headers=headers)
-        message = f"{method} is not allowed on {path}; allowed: {headers['allow']}"
+        shown = cut(path, _PATH_SHOWN)
+        message = f"{method} is not allowed on {shown}; allowed: {headers['allow']}"
     elif exc.status_code == 404:
-        message = f"nothing at {path} (GET /api lists the routes)"
+        message = f"nothing at {cut(path, _PATH_SHOWN)} (GET /api lists the routes)"
     else:
         message = str(exc.detail)
     response = error_response(exc.status_code, message)

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskdaemon.pipeline.debug_ops import DebugOps, DumpWriter, refusal_text
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     DebugRequestError,
     PipelineError,
@@ -103,7 +104,7 @@ def debug_routes(
         body = await json_body(request)
         action = request.path_params["action"]
         if action not in _RESUMING:
-            return error_response(404, f"no debug action {action!r} ({', '.join(_RESUMING)})")
+            return error_response(404, f"no debug action {quote(action)} ({', '.join(_RESUMING)})")
         return await run(request, {**body, "action": action, "by": principal})
 
     async def put_breakpoint(request: Request) -> Response:

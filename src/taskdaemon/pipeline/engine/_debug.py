@@ -32,7 +32,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
 from taskdaemon.pipeline.errors import (
@@ -318,7 +318,7 @@ class DebugSession:
         srt = run.stages.get(stage)
         if srt is None:
             raise StageNotFoundError(
-                f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}"
+                f"run {run.run_id} of pipeline {run.name!r} has no stage {quote(stage)}"
             )
         pauses = self._select(run.run_id, stage)
         if pauses:

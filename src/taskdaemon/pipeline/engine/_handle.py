@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._results import RunResult
 from taskdaemon.pipeline.engine._run import Run
 from taskdaemon.pipeline.engine._stage_state import StageRun
@@ -69,7 +70,7 @@ class RunHandle:
             return run.stages[stage]
         except KeyError:
             raise StageNotFoundError(
-                f"run {run.run_id} of pipeline {run.name!r} has no stage {stage!r}"
+                f"run {run.run_id} of pipeline {run.name!r} has no stage {quote(stage)}"
             ) from None
 
     def _open(self, action: str) -> None:

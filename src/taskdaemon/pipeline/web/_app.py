@@ -50,6 +50,7 @@ from starlette.staticfiles import StaticFiles
 
 from taskdaemon.pipeline.api_views import parse_limit
 from taskdaemon.pipeline.durations import local_time, utc_offset
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
@@ -342,7 +343,8 @@ class WebApp:
         """The DAG with the run's states, in ``?format=`` (default ``json``)."""
         fmt = request.query_params.get("format", "json")
         if fmt not in _DAG_TYPES:
-            return error_response(400, f"unknown format {fmt!r}: one of {', '.join(_DAG_TYPES)}")
+            known = ", ".join(_DAG_TYPES)
+            return error_response(400, f"unknown format {quote(fmt)}: one of {known}")
         try:
             snapshot = await self.data.snapshot(request.path_params["run_id"])
         except RunNotFoundError as exc:

@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES, is_failed
@@ -230,5 +231,5 @@ def check_status(status: str | None) -> str | None:
     if status in (None, ""):
         return None
     if status not in _STATUSES:
-        raise ValueError(f"unknown status {status!r}: one of {', '.join(_STATUSES)}")
+        raise ValueError(f"unknown status {quote(status)}: one of {', '.join(_STATUSES)}")
     return status
