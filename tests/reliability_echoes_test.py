@@ -83,3 +83,26 @@ async def test_a_refused_query_parameter_or_path_segment_is_quoted_short(
     assert says in assert_quotes_the_start_only(
         response.content, status, response.status_code, most
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "says"),
+    [
+        ("POST", "/api/runs/{run}/events", {"type": "{long}"}, 409, "listening to 'AAA"),
+        ("PUT", "/api/runs/{run}/debug/breakpoints", {"stage": "{long}"}, 404, "no stage 'AAA"),
+        ("POST", "/api/runs/{run}/debug/step", {"stage": "{long}"}, 409, "stage 'AAA"),
+        ("POST", "/api/runs/{run}/debug/skip", {"stage": "{long}"}, 409, "cannot skip AAA"),
+        ("POST", "/api/runs/{run}/debug/retry", {"stage": "{long}"}, 409, "cannot retry AAA"),
+    ],
+)
+async def test_a_refused_body_field_is_quoted_short(
+    method: str, path: str, body: dict[str, str], status: int, says: str
+) -> None:
+    """A name in a body (up to the 1 MiB body limit) that names nothing is quoted by its start:
+    a 500,000-character event type or stage got 500 KB back, ``skip`` and ``retry`` 1 MB (it
+    was quoted twice)."""
+    field = {name: value.replace("{long}", "A" * 500_000) for name, value in body.items()}
+    async with server_support.waiting_run(TOKEN) as (client, run_id):
+        url = path.format(run=run_id)
+        response = await client.request(method, url, headers=JSON, content=json.dumps(field))
+    assert says in assert_quotes_the_start_only(response.content, status, response.status_code)

@@ -49,6 +49,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import DebugRequestError, PipelineError, StageNotFoundError
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
 
@@ -207,7 +208,7 @@ class DebugOps:
         if action == "break":
             if stage is not None and stage not in handle.pipeline.stage_map:
                 known = ", ".join(handle.pipeline.stage_map)
-                raise StageNotFoundError(f"no stage {stage!r} (stages: {known})")
+                raise StageNotFoundError(f"no stage {quote(stage)} (stages: {known})")
             bp = session.set_breakpoint(
                 stage, _text(request, "when"), _text(request, "on") or "start", run_id=run_id
             )

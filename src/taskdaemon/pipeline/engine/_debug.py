@@ -32,7 +32,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskdaemon.pipeline.ellipsis import cut, quote
+from taskdaemon.pipeline.ellipsis import QUOTED, cut, quote
 from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
 from taskdaemon.pipeline.errors import (
@@ -220,7 +220,7 @@ class DebugSession:
         pauses = self._select(run_id, stage)
         if not pauses:
             if stage is not None:
-                raise PipelineError(f"stage {stage!r} of run {run_id} is not paused")
+                raise PipelineError(f"stage {quote(stage)} of run {run_id} is not paused")
             return None
         snapshot = pauses[0].snapshot()
         self._resume(pauses[0], "step", by)
@@ -274,7 +274,7 @@ class DebugSession:
         if name not in declared:
             names = ", ".join(declared) if declared else "none"
             raise DebugRequestError(
-                f"stage {pause.srt.name!r} has no input {name!r} (inputs: {names})"
+                f"stage {pause.srt.name!r} has no input {quote(name)} (inputs: {names})"
             )
         old = pause.inputs.get(name)
         pause.inputs[name] = value
@@ -659,8 +659,9 @@ class DebugSession:
     def _one(self, run_id: str, stage: str | None, kind: str, verb: str, why: str) -> _Pause:
         pauses = self._select(run_id, stage)
         if not pauses:
-            what = f"stage {stage!r}" if stage else "nothing"
-            raise PipelineError(f"cannot {verb} {stage or 'a stage'}: {what} is not paused")
+            what = f"stage {quote(stage)}" if stage else "nothing"
+            named = cut(stage, QUOTED) if stage else "a stage"
+            raise PipelineError(f"cannot {verb} {named}: {what} is not paused")
         right = [p for p in pauses if p.kind == kind]
         if not right:
             raise PipelineError(f"cannot {verb} {pauses[0].srt.name!r}: {why}")

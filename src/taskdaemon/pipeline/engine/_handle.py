@@ -92,13 +92,13 @@ class RunHandle:
     def publish(self, event_type: str, payload: Mapping[str, Any] | None = None) -> None:
         """Publish an event from outside; its type must be listened to or declared external."""
         run = self._run
-        self._open(f"publish {event_type!r}")
+        self._open(f"publish {quote(event_type)}")
         if event_type not in run.plan.event_listeners and (
             event_type not in run.pipeline.external_events
         ):
             known = sorted(set(run.plan.event_listeners) | set(run.pipeline.external_events))
             raise PipelineError(
-                f"pipeline {run.name!r} has no stage listening to {event_type!r} and does not "
+                f"pipeline {run.name!r} has no stage listening to {quote(event_type)} and does not "
                 f"declare it in external_events (known: {', '.join(known) or 'none'})"
             )
         run.publish(event_type, payload or {}, None)
