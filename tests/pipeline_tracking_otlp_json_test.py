@@ -257,26 +257,34 @@ def test_a_tempo_v2_answer_without_its_trace_has_no_spans(trace: Any) -> None:
 def test_a_resource_entry_that_is_not_an_object_is_skipped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A ``resourceSpans`` entry that is not an object is skipped with a warning, and the
-    entries after it are read."""
-    body = {"resourceSpans": [5, *_body(GOOD)["resourceSpans"]]}
+    """Entries of ``resourceSpans`` that are not objects are skipped with one warning for them
+    all, however many (a hostile file of 40 million ``[]`` wrote 40 million lines), and the
+    entries after them are read."""
+    body = {"resourceSpans": [5, *[[]] * 10_000, *_body(GOOD)["resourceSpans"]]}
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
         spans = parse_traces(body, where="f")
-    expected = (1, ["f: skipped a resourceSpans entry that is not an object"])
+    expected = (
+        1,
+        ["f: skipped 10001 resourceSpans entries (the first, #0, int)"],
+    )
     assert expected == (len(spans), [r.getMessage() for r in caplog.records])
 
 
 def test_unreadable_resource_attributes_are_ignored_with_a_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A resource whose attributes cannot be read gives its spans an empty resource, with a
-    warning saying why."""
-    body = _body(GOOD, resource={"attributes": {"x": 1}})
+    """A resource whose attributes cannot be read gives its spans an empty resource, with one
+    warning for all such resources saying why the first could not be read."""
+    entry = _body(GOOD, resource={"attributes": {"x": 1}})["resourceSpans"][0]
+    body = {"resourceSpans": [entry] * 3}
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
         spans = parse_traces(body, where="f")
     expected: tuple[list[dict[str, Any]], list[str]] = (
-        [{}],
-        ["f: unreadable resource attributes ignored: attributes must be a list"],
+        [{}] * 3,
+        [
+            "f: skipped 3 resources' unreadable attributes"
+            " (the first, #0: attributes must be a list)"
+        ],
     )
     assert expected == ([span.resource for span in spans], [r.getMessage() for r in caplog.records])
 

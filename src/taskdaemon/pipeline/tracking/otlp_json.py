@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
 
@@ -248,15 +249,15 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
     cannot be read, with one warning for the body naming ``where``, their count and the first.
     """
     spans: list[SpanRecord] = []
-    skipped = Skipped()
-    for resource_spans in _resource_spans(body):
+    skipped, entries, unread = Skipped(), Skipped(), Skipped()
+    for index, resource_spans in enumerate(_resource_spans(body)):
         if not isinstance(resource_spans, Mapping):
-            logger.warning("%s: skipped a resourceSpans entry that is not an object", where)
+            entries.add(f"#{index}, {type(resource_spans).__name__}")
             continue
         try:
             resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            logger.warning("%s: unreadable resource attributes ignored: %s", where, exc)
+            unread.add(f"#{index}: {cut_line(str(exc), 200)}")
             resource = {}
         key, scopes = "scopeSpans", resource_spans.get("scopeSpans")
         if scopes is None:
@@ -270,6 +271,12 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
                 except _BadSpanError as exc:
                     span_id = raw.get("spanId") if isinstance(raw, Mapping) else None
                     skipped.add(f"{span_id}: {exc}")
+    entries.warn(
+        logger, where, "resourceSpans entry that is not an object", "resourceSpans entries"
+    )
+    unread.warn(
+        logger, where, "resource's unreadable attributes", "resources' unreadable attributes"
+    )
     skipped.warn(logger, where, "malformed span", "malformed spans")
     return spans
 
