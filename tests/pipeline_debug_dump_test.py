@@ -3,6 +3,7 @@ a running process, a seeded secret that must not be in it, and corrupt or hostil
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -382,8 +383,9 @@ def test_a_member_or_members_too_large_to_be_a_dump_are_refused_from_their_heade
 
 def test_hostile_json_in_a_dump_is_a_one_line_error(tmp_path: Path) -> None:
     """A manifest nested 100,000 deep, a manifest whose ``files`` is not a mapping, and spans
-    nested 100,000 deep (under a matching sha256) each give one SpanSourceError line."""
-    deep = b"[" * 100_000 + b"]" * 100_000
+    nested 100,000 deep (under a matching sha256) each give one SpanSourceError line (the
+    brackets spaced out, so that the decoder meets them)."""
+    deep = b"[       " * 100_000 + b"]" * 100_000
 
     def manifest(files: object) -> bytes:
         return json.dumps({"format": "taskdaemon-dump", "version": 1, "files": files}).encode()
@@ -407,10 +409,44 @@ def test_hostile_json_in_a_dump_is_a_one_line_error(tmp_path: Path) -> None:
     assert dict.fromkeys(cases, (True, False)) == actual
 
 
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("manifest.json", b"[],"),
+        ("spans.otlp.json", b"[],"),
+        ("spans.otlp.json", b"0.5,"),
+        ("logs.otlp.json", b"[],"),
+    ],
+)
+def test_json_denser_in_values_than_spans_is_refused_before_it_is_decoded(
+    tmp_path: Path, member: str, value: bytes
+) -> None:
+    """A member of nothing but ``[]`` (3 bytes, a 56-byte list) or ``0.5`` (4 bytes, a 24-byte
+    float), spans or log records, is refused by its count of values: 40 million ``[]`` in a
+    117 KB dump decoded to 3 GB. A manifest is refused by its size first, from its header."""
+    document = b'{"resourceSpans": [' + value * 400_000 + b"1]}"
+    entry = {"spans.otlp.json": {"sha256": hashlib.sha256(document).hexdigest()}}
+    manifest = {"format": "taskdaemon-dump", "version": 1, "files": entry}
+    files = {"manifest.json": json.dumps(manifest).encode(), "spans.otlp.json": document}
+    files[member] = document
+    archive = _archive(tmp_path / "dense.tar.gz", files)
+    logs = member == "logs.otlp.json"  # read when a stage's logs are asked for
+    read: Any = functools.partial(dump_log_records, run_id="abcd") if logs else DumpSource
+    with pytest.raises(SpanSourceError) as caught:
+        read(archive)
+    values = document.count(b",") + document.count(b"[") + document.count(b"{")
+    assert (
+        "manifest.json is larger than the dump limit"
+        if member == "manifest.json"
+        else f"{member} holds {values} values in {len(document)} bytes"
+    ) in str(caught.value)
+
+
 def test_a_deeply_nested_log_member_is_a_one_line_error(tmp_path: Path) -> None:
     """A dump whose ``logs.otlp.json`` nests 100,000 deep gives one SpanSourceError line when
-    its log records are read, not a RecursionError."""
-    deep = b"[" * 100_000 + b"]" * 100_000
+    its log records are read, not a RecursionError (the brackets spaced out, so that the
+    decoder meets them)."""
+    deep = b"[       " * 100_000 + b"]" * 100_000
     manifest = json.dumps({"format": "taskdaemon-dump", "version": 1}).encode()
     path = _archive(tmp_path / "logs.tar.gz", {"manifest.json": manifest, "logs.otlp.json": deep})
     with pytest.raises(SpanSourceError) as caught:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.tracking.dump_source import read_dump_members
+from taskdaemon.pipeline.tracking.dump_source import decode_member, read_dump_members
 from taskdaemon.pipeline.tracking.log_read import StoredLog
 from taskdaemon.pipeline.tracking.otlp_json import decode_any_value
 
@@ -106,10 +106,7 @@ def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None)
         return []
     if listed is not None and hashlib.sha256(data).hexdigest() != listed:
         raise SpanSourceError(f"{path}: {_MEMBER} does not match its sha256")
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):  # the decoder recurses: a hostile file nests deep
-        raise SpanSourceError(f"{path}: {_MEMBER} is not JSON") from None
+    body = decode_member(path, _MEMBER, data)
     wanted = run_id.strip().lower()
     return [
         row

@@ -6,7 +6,12 @@ extracted to disk), each at most ``MAX_MEMBER_BYTES`` (the members read, ``manif
 ``spans.otlp.json``, and those skipped alike) and all together at most ``MAX_DUMP_BYTES``, and
 the spans' sha256 must match the manifest. Sizes are checked from each member's header, before
 its data is inflated: skipping a member of a gzip stream inflates it, and a gzip bomb shrinks a
-thousandfold. Anything else, a
+thousandfold. ``manifest.json`` is at most ``MAX_MANIFEST_BYTES``. Decoded JSON can take far more
+memory than its bytes (``[],`` is 3 bytes and a 56-byte list, ``0.5,`` 4 bytes and a 24-byte
+float), so a document is decoded only if it has at most one value per ``MIN_BYTES_PER_VALUE``
+bytes, counting its ``{``, ``[`` and ``,``: compact real spans have one per 16 to 19 bytes, and
+documents of nothing but ``[]`` or ``0.5`` decoded to 24 and 12 times their size (a 117 KB dump
+took 3 GB, another 1.4 GB). Anything else, a
 corrupt or foreign archive included, is one ``SpanSourceError`` line naming the file.
 """
 
@@ -26,10 +31,24 @@ from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
 from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
-__all__ = ["MAX_DUMP_BYTES", "MAX_MEMBERS", "MAX_MEMBER_BYTES", "DumpSource", "read_dump_members"]
+__all__ = [
+    "MAX_DUMP_BYTES",
+    "MAX_MANIFEST_BYTES",
+    "MAX_MEMBERS",
+    "MAX_MEMBER_BYTES",
+    "MIN_BYTES_PER_VALUE",
+    "DumpSource",
+    "decode_member",
+    "read_dump_members",
+]
 
 MAX_MEMBERS: Final = 64
 MAX_MEMBER_BYTES: Final = 128 * 1024 * 1024
+#: The manifest names a run and its members' sizes and hashes: a few kilobytes.
+MAX_MANIFEST_BYTES: Final = 1024 * 1024
+#: Bytes a decoded document has per value (``{``, ``[`` or ``,``), at least: half what compact
+#: real spans have. At 8, a hostile document decodes to at most about 8 times its size.
+MIN_BYTES_PER_VALUE: Final = 8
 #: What all members may add up to: the members a dump holds beside the two larger ones (the
 #: logs, the run record, the DAG) are seldom larger than those.
 MAX_DUMP_BYTES: Final = 4 * MAX_MEMBER_BYTES
@@ -50,7 +69,8 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
                 name = member.name
                 if not member.isreg() or "/" in name or "\\" in name or name in ("", ".", ".."):
                     raise SpanSourceError(f"{path}: unexpected member {name!r}: not a dump")
-                if member.size > MAX_MEMBER_BYTES:
+                limit = MAX_MANIFEST_BYTES if name == "manifest.json" else MAX_MEMBER_BYTES
+                if member.size > limit:
                     raise SpanSourceError(f"{path}: {name} is larger than the dump limit")
                 total += member.size
                 if total > MAX_DUMP_BYTES:
@@ -73,11 +93,23 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
     return found
 
 
-def _manifest(path: Path, data: bytes) -> dict[str, Any]:
+def decode_member(path: Path, name: str, data: bytes) -> Any:
+    """The JSON document ``data`` of member ``name``, if it is not denser in values than
+    :data:`MIN_BYTES_PER_VALUE` allows; SpanSourceError otherwise."""
+    values = data.count(b"{") + data.count(b"[") + data.count(b",")
+    if values > len(data) // MIN_BYTES_PER_VALUE + 1:
+        raise SpanSourceError(
+            f"{path}: {name} holds {values} values in {len(data)} bytes, more than one per "
+            f"{MIN_BYTES_PER_VALUE} bytes: not a dump"
+        )
     try:
-        manifest = json.loads(data)
+        return json.loads(data)
     except (ValueError, RecursionError):  # the decoder recurses: a hostile file nests deep
-        raise SpanSourceError(f"{path}: manifest.json is not JSON") from None
+        raise SpanSourceError(f"{path}: {name} is not JSON") from None
+
+
+def _manifest(path: Path, data: bytes) -> dict[str, Any]:
+    manifest = decode_member(path, "manifest.json", data)
     if not isinstance(manifest, dict) or manifest.get("format") != _FORMAT:
         raise SpanSourceError(f"{path}: not a taskdaemon debug dump (foreign manifest)")
     if manifest.get("version") != 1:
@@ -100,10 +132,7 @@ class DumpSource:
         expected = entry.get("sha256") if isinstance(entry, dict) else None
         if hashlib.sha256(spans).hexdigest() != expected:
             raise SpanSourceError(f"{self.path}: spans.otlp.json does not match its sha256")
-        try:
-            body = json.loads(spans)
-        except (ValueError, RecursionError):
-            raise SpanSourceError(f"{self.path}: spans.otlp.json is not JSON") from None
+        body = decode_member(self.path, "spans.otlp.json", spans)
         self._spans: list[SpanRecord] = parse_traces(body, where=str(self.path))
         if not self._spans:
             raise SpanSourceError(f"{self.path}: the dump holds no spans")
