@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 
 from cli_support import taskdaemon
+from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.tracking._schema import connect
 
 
 @pytest.mark.slow
@@ -31,8 +34,6 @@ def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(home: Path, tmp_pat
 
 def _connect_and_report(path: str, answers: Any) -> None:
     """One process opening (creating, or finding) the store: "ok", or its error's first line."""
-    from taskdaemon.pipeline.tracking._schema import connect
-
     try:
         connect(Path(path)).close()
         answers.put("ok")
@@ -65,3 +66,60 @@ def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> Non
         answers.join_thread()
         refusals += [answer for answer in found if answer != "ok"]
     assert refusals == []
+
+
+def _crafted_store(path: Path, *statements: str) -> Path:
+    """A store made by taskdaemon, then changed by ``statements`` as someone handing it over
+    might have changed it."""
+    connect(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    return path
+
+
+#: A view in the place of the runs table that counts for ever: reading it never ends.
+ENDLESS_RUNS = (
+    "CREATE VIEW runs AS WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) "
+    "SELECT printf('%032x', n) AS trace_id, 'p' AS pipeline, 'success' AS status, "
+    "n AS start_ns, n AS end_ns, 0 AS stage_count, 0 AS failed_stages, NULL AS writer_id, "
+    "NULL AS replay_of FROM c"
+)
+
+
+def test_a_store_whose_runs_table_is_an_endless_view_is_refused(home: Path, tmp_path: Path) -> None:
+    """``runs list --source`` naming a store file whose ``runs`` is a view of its own (which
+    hung the command: SQL in a view runs when it is read) exits 1 with one line naming it."""
+    store = _crafted_store(tmp_path / "spans.db", "DROP TABLE runs", ENDLESS_RUNS)
+    done = taskdaemon(home, "runs", "list", "--source", f"sqlite:///{store}", timeout=30)
+    expected = (1, [f"taskdaemon runs list: {store}: not a taskdaemon span store (a view 'runs'"])
+    assert expected == (
+        done.returncode,
+        [line[: len(expected[1][0])] for line in done.stderr.splitlines()],
+    )
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "CREATE TRIGGER spy AFTER INSERT ON traces BEGIN DELETE FROM writers; END",
+        "CREATE VIEW spans_all AS SELECT * FROM spans",
+        "DROP VIEW spans_readable",  # then the store's own name with other SQL
+    ],
+)
+def test_a_store_with_a_trigger_or_view_of_its_own_is_refused(
+    tmp_path: Path, statement: str
+) -> None:
+    """A trigger (its SQL runs when a writer or a migration changes its table) or a view that
+    taskdaemon does not make, or one of its names with other SQL, is refused when the file is
+    opened, to write or to read; the store's own ones pass."""
+    extra = ("CREATE VIEW spans_readable AS SELECT 1",) if statement.startswith("DROP VIEW") else ()
+    store = _crafted_store(tmp_path / "spans.db", statement, *extra)
+    refusals = []
+    for create in (True, False):
+        with pytest.raises(SpanSourceError) as caught:
+            connect(store, create=create)
+        refusals.append("taskdaemon does not make" in str(caught.value))
+    connect(_crafted_store(tmp_path / "plain.db")).close()
+    assert refusals == [True, True]

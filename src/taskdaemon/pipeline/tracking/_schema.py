@@ -64,6 +64,7 @@ version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_re
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
@@ -492,6 +493,11 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.Error:
             raise error from None
+        try:
+            _refuse_crafted(conn, path, version)
+        except SpanSourceError:
+            conn.close()
+            raise
         if version != SCHEMA_VERSION:  # it cannot be migrated here
             conn.close()
             raise SpanSourceError(
@@ -527,6 +533,45 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
         )
 
 
+#: The versions from which a store's own trigger and view read as this code makes them: the
+#: migration to 7 makes the trigger again (``add_day_tables``), the one to 9 the view.
+_SAME_TRIGGER_SINCE: Final = 7
+_SAME_VIEW_SINCE: Final = 9
+
+
+@functools.cache
+def _own_objects() -> frozenset[tuple[str, str, str]]:
+    """(type, name, SQL) of each view and trigger this code makes, as SQLite keeps them."""
+    conn = empty_store()
+    try:
+        return frozenset(
+            conn.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
+            )
+        )
+    finally:
+        conn.close()
+
+
+def _refuse_crafted(conn: sqlite3.Connection, path: Path, version: int) -> None:
+    """SpanSourceError when the file holds a view or trigger that is not the store's own: a
+    view's SQL runs when it is read, a trigger's when a migration changes its table, and a store
+    file may come from anyone (a view named ``runs`` that counts for ever hung ``runs list``).
+    Before the migrations that make them again, the own ones are known by name alone."""
+    own = _own_objects()
+    named = {(kind, name) for kind, name, _sql in own}
+    for kind, name, sql in conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
+    ):
+        since = _SAME_TRIGGER_SINCE if kind == "trigger" else _SAME_VIEW_SINCE
+        if (kind, name, sql) in own or (version < since and (kind, name) in named):
+            continue
+        raise SpanSourceError(
+            f"{path}: not a taskdaemon span store (a {kind} {cut(str(name), 40)!r} taskdaemon "
+            "does not make); name another file"
+        )
+
+
 def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     """A connection in WAL mode with the schema at ``SCHEMA_VERSION`` (created or migrated);
     SpanSourceError naming the file when it cannot be opened, is newer than this code, or is
@@ -536,6 +581,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     False it is MissingStoreError instead, and SQLite is told not to create it either (a file
     removed after the check is not made again)."""
     conn: sqlite3.Connection | None = None
+    _own_objects()  # made in memory before the file is opened, not while it is held open
     try:
         if create:
             create_private(path)
@@ -565,6 +611,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        if version > 0:  # in WAL mode: the read does not hold off another opener's switch to it
+            _refuse_crafted(conn, path, version)
         if version > SCHEMA_VERSION:
             raise SpanSourceError(
                 f"{path}: span store schema version {version} is newer than this taskdaemon "
@@ -579,6 +627,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
                     _execute_script(conn, _DDL)
                     create_aggregates(conn)
                 else:
+                    if version < _SAME_TRIGGER_SINCE:  # made again by the migration to 7
+                        conn.execute("DROP TRIGGER IF EXISTS traces_drop_aggregates")
                     while version < SCHEMA_VERSION:
                         _MIGRATIONS[version](conn)
                         version = _MIGRATED_TO[version]
