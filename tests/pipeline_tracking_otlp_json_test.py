@@ -293,3 +293,21 @@ def test_a_scope_entry_that_is_not_an_object_holds_no_spans() -> None:
     """A ``scopeSpans`` entry that is not an object is passed over, the next one read."""
     body = {"resourceSpans": [{"scopeSpans": [5, {"spans": [GOOD]}]}]}
     assert ["00000000000000aa"] == [span.span_id for span in parse_traces(body)]
+
+
+def test_the_first_skipped_span_is_named_in_at_most_200_characters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The warning quotes the body's own text (an id it cannot decode, a number too long):
+    a 100,000-character trace id was written whole into the line, which now holds its
+    start only."""
+    body = _body({**GOOD, "traceId": "A" * 100_000, "spanId": "B" * 100_000})
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.otlp_json"):
+        assert parse_traces(body, where="f") == []
+    (message,) = [r.getMessage() for r in caplog.records]
+    start = "f: skipped 1 malformed span (the first, BBBB"
+    assert (message.startswith(start), message.endswith("…)"), len(message) < 300) == (
+        True,
+        True,
+        True,
+    ), message[:300]

@@ -45,6 +45,11 @@ _KINDS = ("UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")
 _STATUS = ("UNSET", "OK", "ERROR")
 
 
+#: Characters of the first entry skipped that its warning names: a 100,000-character span id
+#: was written whole.
+_FIRST_SHOWN = 200
+
+
 class Skipped:
     """What reading one body, file or answer passed over: counted, the first one kept, then one
     warning for them all (:meth:`warn`): a file of garbage is one line on the terminal, not one
@@ -57,9 +62,10 @@ class Skipped:
         self.first = ""
 
     def add(self, what: str) -> None:
-        """One more passed over; ``what`` names it (and why) if it is the first."""
+        """One more passed over; ``what`` names it (and why) if it is the first, on one line of
+        at most :data:`_FIRST_SHOWN` characters (it quotes the body, which may be hostile)."""
         if not self.count:
-            self.first = what
+            self.first = cut_line(what, _FIRST_SHOWN)
         self.count += 1
 
     def warn(self, log: logging.Logger, where: str, one: str, many: str) -> None:
@@ -257,7 +263,7 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
         try:
             resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            unread.add(f"#{index}: {cut_line(str(exc), 200)}")
+            unread.add(f"#{index}: {exc}")
             resource = {}
         key, scopes = "scopeSpans", resource_spans.get("scopeSpans")
         if scopes is None:
