@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli_support import taskdaemon
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import parse_traces
 from taskdaemon.pipeline.tracking.otlp_json import decode_any_value, iter_json_lines, may_hold_trace
@@ -112,6 +115,7 @@ def test_one_undecodable_line_is_one_warning_in_the_singular(
 # --- one span's fields ------------------------------------------------------------------------
 
 TRACE = "0123456789abcdef0123456789abcdef"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "spans"
 GOOD: dict[str, Any] = {
     "traceId": TRACE,
     "spanId": "00000000000000aa",
@@ -173,6 +177,11 @@ def test_a_field_is_read_as_otlp_json_writes_it(
         ({"startTimeUnixNano": DROP}, "missing time"),
         ({"startTimeUnixNano": True}, "bad time True"),
         ({"startTimeUnixNano": "1.5"}, "bad time '1.5'"),
+        ({"startTimeUnixNano": -5}, "bad time -5"),
+        ({"startTimeUnixNano": "1" + "0" * 30}, f"bad time '1{'0' * 30}'"),
+        ({"startTimeUnixNano": 2**63}, f"bad time {2**63}"),
+        ({"endTimeUnixNano": 1e30}, "bad time 1e+30"),
+        ({"startTimeUnixNano": "²"}, "bad time '²'"),
         ({"attributes": {"a": 1}}, "attributes must be a list"),
         ({"attributes": [{"key": "a", "value": 5}]}, "AnyValue must be an object, got 5"),
         (
@@ -311,3 +320,23 @@ def test_the_first_skipped_span_is_named_in_at_most_200_characters(
         True,
         True,
     ), message[:300]
+
+
+def test_runs_list_reads_a_file_whose_run_span_starts_after_2262(
+    home: Path, tmp_path: Path
+) -> None:
+    """A run span whose time is past SQLite's largest integer (2**63 - 1 ns, in 2262) is a
+    malformed span, skipped: ``runs list`` died in a traceback writing its start (the
+    platform's ``time_t`` overflowed)."""
+    body = json.loads((FIXTURES / "schema2_run.json").read_text(encoding="utf-8"))
+    spans = [s for r in body["resourceSpans"] for ss in r["scopeSpans"] for s in ss["spans"]]
+    (run,) = [span for span in spans if not span.get("parentSpanId")]
+    run["startTimeUnixNano"] = "1" + "0" * 30
+    path = tmp_path / "late.json"
+    path.write_text(json.dumps(body), encoding="utf-8")
+    done = taskdaemon(home, "runs", "list", "--source", f"otlp-json://{path}")
+    assert (done.returncode, "Traceback" in done.stderr, "bad time" in done.stderr) == (
+        0,
+        False,
+        True,
+    ), done.stderr

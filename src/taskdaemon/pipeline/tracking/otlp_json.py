@@ -118,20 +118,26 @@ def _enum(raw: Any, names: tuple[str, ...], prefix: str, default: str) -> str:
     raise ValueError(f"unknown enum value {raw!r}")
 
 
+#: The latest time a span may have, in nanoseconds: SQLite's largest integer, 2**63 - 1 (in
+#: the year 2262), under OTLP's ``fixed64``. A later one overflowed the platform's ``time_t``
+#: when a view wrote it (``runs list`` died in a traceback).
+_MAX_NANOS = 2**63 - 1
+
+
 def _nanos(raw: Any, *, required: bool) -> int | None:
     if raw is None or raw in ("", "0", 0):
         if required:
             raise ValueError("missing time")
         return None
-    if isinstance(raw, bool):
+    whole = (
+        (isinstance(raw, int) and not isinstance(raw, bool))
+        or (isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 20)
+        or (isinstance(raw, float) and raw.is_integer())
+    )
+    value = int(raw) if whole else None
+    if value is None or not 0 < value <= _MAX_NANOS:
         raise ValueError(f"bad time {raw!r}")
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.isdigit():
-        return int(raw)
-    if isinstance(raw, float) and raw.is_integer():
-        return int(raw)
-    raise ValueError(f"bad time {raw!r}")
+    return value
 
 
 def decode_any_value(value: Any) -> Any:
