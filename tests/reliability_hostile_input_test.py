@@ -158,6 +158,27 @@ def test_input_file_alias_bomb_is_refused_before_the_run(home: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
+    ("name", "expected"),
+    [("/dev/zero", "larger than 16 MiB"), ("big.json", "larger than 16777216 bytes")],
+)
+def test_an_endless_or_huge_input_file_is_refused_at_the_size_limit(
+    home: Path, name: str, expected: str
+) -> None:
+    """--input-file is read up to the 16 MiB limit, never whole: /dev/zero ended in a
+    MemoryError traceback under 1 GiB (it was read to its end first), and a JSON file over
+    the limit was decoded whole."""
+    pipeline = home / "ok.yaml"
+    pipeline.write_text(PIPELINE)
+    inputs = Path(name) if name.startswith("/") else home / name
+    if not name.startswith("/"):
+        inputs.write_text('{"x": "' + "a" * (17 * 1024 * 1024) + '"}')
+    done = taskdaemon(home, "run", str(pipeline), "--input-file", str(inputs))
+    line = one_line_error(done)
+    assert (2, f"--input-file {inputs}: {expected}") == (done.returncode, line.split(": ", 1)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
     ("name", "text", "expected"),
     [
         ("deep-flow.yaml", "x: " + "[" * 5000 + "]" * 5000, "exceeded maximum nesting depth"),

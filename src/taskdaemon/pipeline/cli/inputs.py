@@ -9,7 +9,7 @@ from typing import Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.yaml_import import yaml
-from taskdaemon.pipeline.yamlsafe import YamlLimitError, load_bounded
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES, YamlLimitError, load_bounded
 
 __all__ = ["parse_inputs"]
 
@@ -24,12 +24,18 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
         if not input_file.strip():  # Path("") is the current directory: "Is a directory"
             raise ValueError("--input-file: an empty path")
         try:
-            text = Path(input_file).read_text(encoding="utf-8")
+            with open(input_file, "rb") as stream:  # never more than the limit: /dev/zero
+                content = stream.read(MAX_YAML_BYTES + 1)
         except OSError as error:
             raise ValueError(f"--input-file {input_file}: {error.strerror or error}") from None
         try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"--input-file {input_file}: not UTF-8 (byte {error.start})") from None
+        del content
+        try:
             if Path(input_file).suffix.lower() == ".json":  # JSON's numbers: 1e3 (YAML 1.1: text)
-                data = loads_bounded(text)
+                data = loads_bounded(text, max_bytes=MAX_YAML_BYTES)
             else:
                 data = load_bounded(text)  # bounded: it may be an alias bomb
         except (YamlLimitError, BoundedInputError) as error:
