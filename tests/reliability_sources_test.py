@@ -203,6 +203,27 @@ def test_tempo_search_fetches_at_most_limit_traces_newest_first() -> None:
     assert expected == actual
 
 
+def test_a_refused_search_names_its_url_in_at_most_200_characters() -> None:
+    """The search's URL holds the filters a client sent (the web page's ``pipeline``, up to
+    16 KiB): a Tempo that refuses it is named by the URL's start, not the whole query."""
+
+    def refusing(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        _reply(server, handler, 400, {"error": "query too long"})
+
+    with (
+        serving(refusing) as server,
+        TempoSource(server.url) as source,
+        pytest.raises(SpanSourceError) as caught,
+    ):
+        source.search(pipeline="A" * 12_000)
+    message = str(caught.value)
+    assert (message.startswith(server.url), "A" * 200 in message, len(message) < 600) == (
+        True,
+        False,
+        True,
+    ), message[:600]
+
+
 # --- a cap on the body ----------------------------------------------------------------------------
 
 

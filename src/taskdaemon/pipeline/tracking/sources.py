@@ -250,14 +250,14 @@ class _HttpSource:
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
             raise SpanSourceError(
-                f"{response.request.url}: HTTP {response.status_code}: {_snippet(response)}"
+                f"{_where(response)}: HTTP {response.status_code}: {_snippet(response)}"
             )
         if 300 <= response.status_code < 400:
             # Not followed: a backend's address is configured, and a redirect to a sign-in
             # page or another host is worth a clear line, not an empty or HTML "trace".
             target = one_line(display_url(response.headers.get("Location", "")), _SNIPPET_WIDTH)
             raise SpanSourceError(
-                f"{response.request.url}: HTTP {response.status_code}, a redirect to "
+                f"{_where(response)}: HTTP {response.status_code}, a redirect to "
                 f"{target or 'nowhere'}: not followed"
             )
         try:
@@ -265,7 +265,7 @@ class _HttpSource:
             text = response.content.decode()
         except UnicodeDecodeError as exc:
             raise SpanSourceError(
-                f"{response.request.url}: malformed JSON body ({len(response.content)} bytes): "
+                f"{_where(response)}: malformed JSON body ({len(response.content)} bytes): "
                 f"not UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
         try:
@@ -276,10 +276,10 @@ class _HttpSource:
             if objects:
                 return objects
             raise SpanSourceError(
-                f"{response.request.url}: malformed JSON body ({len(text)} bytes): {text[:80]!r}"
+                f"{_where(response)}: malformed JSON body ({len(text)} bytes): {text[:80]!r}"
             ) from None
         except BoundedInputError as exc:
-            raise SpanSourceError(f"{response.request.url}: JSON body {exc}") from None
+            raise SpanSourceError(f"{_where(response)}: JSON body {exc}") from None
 
     def _traces(self, body: Any, where: str) -> list[SpanRecord]:
         bodies = body if isinstance(body, list) else [body]
@@ -296,7 +296,7 @@ class _HttpSource:
         when the answer holds none of them."""
         if response.status_code == 404:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
-        where = str(response.request.url)
+        where = _where(response)
         spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
         if not spans:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
@@ -323,6 +323,13 @@ def _json_lines(text: str) -> list[Any] | None:
             except BoundedInputError:
                 return None
     return objects
+
+
+def _where(response: httpx.Response) -> str:
+    """The URL a message names an answer by, in at most :data:`_SNIPPET_WIDTH` characters: its
+    query holds what a client asked for (a 16 KiB ``pipeline`` filter of the web page's
+    ``/api/runs/recent`` went into a 502's text whole)."""
+    return one_line(str(response.request.url), _SNIPPET_WIDTH)
 
 
 def _snippet(response: httpx.Response) -> str:
@@ -386,7 +393,7 @@ class TempoSource(_HttpSource):
         response = self._get("/api/search", params)
         body = self._json(response)
         if not isinstance(body, dict) or not isinstance(body.get("traces", []), list):
-            raise SpanSourceError(f"{response.request.url}: not a Tempo search response")
+            raise SpanSourceError(f"{_where(response)}: not a Tempo search response")
         trace_ids: list[tuple[int, str]] = []
         unusable = Skipped()  # one line for the answer: the list shown lacks these runs
         for found in body.get("traces") or []:
@@ -478,7 +485,7 @@ class JaegerSource(_HttpSource):
         response = self._get("/api/v3/traces", params)
         if response.status_code == 404:
             return []  # Jaeger answers 404 when no trace matched
-        spans = self._traces(self._json(response), str(response.request.url))
+        spans = self._traces(self._json(response), _where(response))
         return filter_summaries(
             group_by_trace(spans),
             pipeline=pipeline,
