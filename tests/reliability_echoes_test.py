@@ -106,3 +106,15 @@ async def test_a_refused_body_field_is_quoted_short(
         url = path.format(run=run_id)
         response = await client.request(method, url, headers=JSON, content=json.dumps(field))
     assert says in assert_quotes_the_start_only(response.content, status, response.status_code)
+
+
+async def test_the_run_page_of_a_text_that_is_no_run_id_quotes_its_start() -> None:
+    """``/runs/{id}`` (a page, outside the API's request check) named a 12,000-character id
+    whole in its 404; it refuses it as the API does, quoting 40 characters."""
+    async with server_support.waiting_run(TOKEN) as (client, _run_id):
+        response = await client.get(f"/runs/{LONG}", headers=BEARER)
+    assert (response.status_code, "not a run id" in response.text, "A" * 41 in response.text) == (
+        404,
+        True,
+        False,
+    )

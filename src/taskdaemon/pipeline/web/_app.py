@@ -55,6 +55,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_suc
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
@@ -272,6 +273,8 @@ class WebApp:
     async def run_page(self, request: Request) -> Response:
         """The run page: the current state rendered here, then kept live by the stream."""
         run_id = request.path_params["run_id"]
+        if (problem := run_id_problem(run_id)) is not None:  # as the API's routes refuse it
+            return self._page("missing.html", status=404, run_id=None, error=problem)
         try:
             snapshot = await self.data.snapshot(run_id)
         except (RunNotFoundError, SpanSourceError) as exc:
