@@ -57,7 +57,8 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import quote as url_quote
 
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
@@ -354,7 +355,7 @@ class SecurityMiddleware:
         """``GET /PAGE?token=T``: set the session cookie and redirect to the same URL without
         the token. The location is a path on this server: ``//host`` would name another."""
         rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-        location = "/" + quote(scope["path"].lstrip("/")) + (f"?{rest}" if rest else "")
+        location = "/" + url_quote(scope["path"].lstrip("/")) + (f"?{rest}" if rest else "")
         cookie = f"{cookie_name}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict" + (
             "; Secure" if scope.get("scheme") == "https" else ""
         )

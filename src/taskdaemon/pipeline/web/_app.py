@@ -48,7 +48,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from taskdaemon.pipeline.api_views import parse_limit
+from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit
 from taskdaemon.pipeline.durations import local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
