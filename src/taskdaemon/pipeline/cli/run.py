@@ -48,7 +48,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     add_approval_options,
     check_approvals,
 )
+from taskdaemon.pipeline.cli.debug_socket import debug_op
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
@@ -88,7 +89,6 @@ from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
-    from taskdaemon.pipeline.debug_ops import DebugOps
     from taskdaemon.pipeline.engine import Engine, RunResult
 
 __all__ = [
@@ -545,7 +545,7 @@ async def run_pipeline(
                 handle.run_id,
                 handle,
                 status=lambda: handle_status(handle),
-                extra_ops={"debug": _debug_ops(engine, handle.run_id, observers)},
+                extra_ops={"debug": debug_op(engine, handle.run_id, observers, observers.registry)},
             )
             try:
                 await server.start()
@@ -613,29 +613,3 @@ def _dump_on_sigusr1(engine: Engine, observers: Observers) -> Callable[[], None]
         loop.remove_signal_handler(signal.SIGUSR1)
 
     return remove
-
-
-def _debug_ops(
-    engine: Engine, run_id: str, observers: Observers
-) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
-    """The control socket's ``debug`` op (``taskdaemon debug attach``): a ``DebugOps`` made at
-    the first request, so a run nobody debugs never imports it (start-up time)."""
-    ops: list[DebugOps] = []
-
-    async def debug(request: dict[str, Any]) -> dict[str, Any]:
-        if not ops:
-            from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
-            from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
-            from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-
-            ops.append(
-                DebugOps(
-                    engine,
-                    run_id,
-                    dump=dump_writer(engine, observers, observers.registry),
-                    redact_patterns=load_settings().redact_patterns,
-                )
-            )
-        return await ops[0](request)
-
-    return debug

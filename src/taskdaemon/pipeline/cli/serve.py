@@ -43,11 +43,12 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
@@ -285,7 +286,16 @@ async def _serve(
                 not_started = not_started_counter(
                     monitoring.telemetry.meter_provider, pipeline.name
                 )
-                await _schedule(engine, pipeline, request, args, stop, not_started=not_started)
+                metrics = monitoring.telemetry.registry
+                await _schedule(
+                    engine,
+                    pipeline,
+                    request,
+                    args,
+                    stop,
+                    not_started=not_started,
+                    debug=lambda run_id: debug_op(engine, run_id, observers, metrics),
+                )
     return EXIT_OK
 
 
@@ -317,7 +327,11 @@ async def _schedule(
     stop: asyncio.Event,
     *,
     not_started: Callable[[str], None] = lambda pipeline: None,
+    debug: Callable[[str], DebugOp] | None = None,
 ) -> None:
+    """Start ``pipeline``'s runs as ``args`` schedule them until ``stop``; ``debug`` makes the
+    control socket's ``debug`` op of a run (``cli/debug_socket.py``), without which the
+    debugger does not reach the runs."""
     runs = 0
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
         started = time.monotonic()
@@ -344,7 +358,8 @@ async def _schedule(
                 args.max_runs or "unlimited",
                 extra={"run_id": handle.run_id, "pipeline": pipeline.name},
             )
-            result = await _served_until_end_or_stop(handle, stop)
+            ops = {} if debug is None else {"debug": debug(handle.run_id)}
+            result = await _served_until_end_or_stop(handle, stop, ops)
         if result is not None:
             _log.info(
                 "run %s of %s ended %s (%d of %s)",
@@ -365,11 +380,16 @@ async def _schedule(
         await stop.wait()
 
 
-async def _served_until_end_or_stop(handle: RunHandle, stop: asyncio.Event) -> RunResult:
+async def _served_until_end_or_stop(
+    handle: RunHandle, stop: asyncio.Event, extra_ops: Mapping[str, DebugOp]
+) -> RunResult:
     """:func:`_until_end_or_stop`, the run served on its control socket meanwhile, as a
-    ``taskdaemon run``'s is: ``approve``, ``publish``, ``cancel`` and ``status`` reach it. A
-    socket that cannot be made is one warning; the run goes on, its API still answering."""
-    server = ControlServer(handle.run_id, handle, status=lambda: handle_status(handle))
+    ``taskdaemon run``'s is: ``approve``, ``publish``, ``cancel``, ``status`` and the
+    ``extra_ops`` (``debug``) reach it. A socket that cannot be made is one warning; the run
+    goes on, its API still answering."""
+    server = ControlServer(
+        handle.run_id, handle, status=lambda: handle_status(handle), extra_ops=extra_ops
+    )
     try:
         await server.start()
     except (OSError, PipelineError) as error:

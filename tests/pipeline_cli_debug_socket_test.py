@@ -1,0 +1,211 @@
+"""``taskdaemon debug attach`` on a run ``serve`` scheduled, as real processes: ``serve`` with
+a pipeline, the prompt on a pseudo-terminal, the HTTP debugger routes of the same ``serve``
+(the prompt and the routes act on one engine, so each sees what the other set), and the
+unhappy paths in one line (a second prompt attached, the run ended)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+from prometheus_support import free_port
+
+#: a waits for an approval (the test's moment to attach), b reads a's x, c follows b.
+PIPELINE = """\
+    name: sched
+    stages:
+      - name: a
+        command: "echo '{\\"x\\": 1}'"
+        triggers: [{manual: {approval_required: true}}]
+      - name: b
+        command: "echo '{}'"
+        triggers: [{on_completion: {stage: a}}]
+        inputs: {x: stages.a.outputs.x}
+      - name: c
+        command: "true"
+        triggers: [{on_completion: {stage: b}}]
+"""
+
+
+@dataclass
+class Scheduled:
+    """A ``serve --pipeline`` process, its one scheduled run's id and its API."""
+
+    process: subprocess.Popen[str]
+    home: Path
+    port: int
+    run_id: str = ""
+
+    def line(self, needle: str) -> str:
+        """Read serve's stderr until a line holds ``needle`` (the explicit sync point)."""
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if needle in line:
+                return line
+        raise AssertionError(f"{needle!r} never came from serve")
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One call of serve's run API with its token; the JSON answer."""
+        token = (self.home / f"api-token.{self.port}").read_text().strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    def wait_paused(self, stage: str) -> None:
+        """Wait until the run's ``stage`` is paused, as the HTTP routes see it (the explicit
+        sync point; each look is one request, at most 600 of them a tenth of a second apart)."""
+        for _ in range(600):
+            state = self.api("GET", f"/api/runs/{self.run_id}/debug")
+            if stage in [paused["stage"] for paused in state["paused"]]:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{stage} never paused")
+
+
+@pytest.fixture
+def scheduled(home: Path) -> Iterator[Scheduled]:
+    """``serve`` running one scheduled run of :data:`PIPELINE`, waiting at a's approval."""
+    pipeline = write(home / "sched.yaml", PIPELINE)
+    port = free_port()
+    process = subprocess.Popen(
+        [TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline), "--max-runs=1"],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The safety net: a serve that never says what the test waits for is stopped, which ends
+    # its stderr and so the test.
+    safety = threading.Timer(120, process.terminate)
+    safety.start()
+    try:
+        served = Scheduled(process, home, port)
+        started = served.line(" of sched started ")
+        served.run_id = started.split(" run ", 1)[1].split()[0]
+        yield served
+    finally:
+        safety.cancel()
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+class Terminal:
+    """``taskdaemon debug attach RUN`` on a pseudo-terminal, typed at and read."""
+
+    def __init__(self, home: Path, run_id: str) -> None:
+        self.fd, terminal = pty.openpty()
+        self.process = subprocess.Popen(
+            [TASKDAEMON, "debug", "attach", run_id],
+            cwd=ROOT,
+            env=environment(home, TERM="dumb"),
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            close_fds=True,
+        )
+        os.close(terminal)
+        self.text = ""
+        self._mark = 0  # where the text stood when the last keys were typed
+
+    def read_until(self, needle: str) -> str:
+        """Read until ``needle`` shows after the last keys typed; the text since then."""
+        while needle not in self.text[self._mark :]:
+            ready, _, _ = select.select([self.fd], [], [], 60.0)
+            if not ready:
+                raise AssertionError(f"{needle!r} never came; the terminal showed:\n{self.text}")
+            try:
+                chunk = os.read(self.fd, 4096)
+            except OSError:  # EIO: the prompt closed the terminal
+                raise AssertionError(f"{needle!r} never came:\n{self.text}") from None
+            self.text += chunk.decode(errors="replace")
+        return self.text[self._mark :]
+
+    def type(self, keys: str) -> str:
+        """At the next prompt (readline owns the terminal then), type ``keys``; the text the
+        prompt showed before."""
+        shown = self.read_until("(taskdaemon) ")
+        self._mark = len(self.text)
+        os.write(self.fd, keys.encode())
+        return shown
+
+    def close(self) -> int:
+        """Ctrl-D at the prompt; the exit code."""
+        self.type("\x04")
+        try:
+            return self.process.wait(timeout=60)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            os.close(self.fd)
+
+
+@pytest.mark.slow
+def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
+    scheduled: Scheduled,
+) -> None:
+    """``debug attach`` on a run ``serve`` scheduled (it answered "no run is served here",
+    exit 3, before): a breakpoint set at the prompt is seen by the HTTP routes and one set
+    over HTTP at the prompt; the run pauses at b, ``inputs b`` reads a's x, ``step`` runs b and
+    pauses c; leaving deletes the prompt's breakpoint, not the HTTP one, and the run ends
+    ``success``."""
+    run_id = scheduled.run_id
+    prompt = Terminal(scheduled.home, run_id[:8])
+    try:
+        attached = prompt.type("break b\n")
+        set_b = prompt.read_until("breakpoint #1")
+        over_http = scheduled.api(
+            "PUT", f"/api/runs/{run_id}/debug/breakpoints", {"stage": "c", "on": "failure"}
+        )
+        prompt.type("info breakpoints\n")
+        listed = prompt.read_until("#2 ")
+        seen_over_http = scheduled.api("GET", f"/api/runs/{run_id}/debug")
+        approved = taskdaemon(scheduled.home, "approve", run_id, "a")
+        scheduled.wait_paused("b")  # a "continue" typed before the pause would resume b
+        prompt.type("where\n")
+        paused_b = prompt.read_until("  c  ")
+        prompt.type("inputs b\n")
+        inputs = prompt.read_until('"x": 1')
+        prompt.type("step\n")
+        paused_c = prompt.read_until("paused at c.")
+        http_paused = scheduled.api("GET", f"/api/runs/{run_id}/debug")["paused"]
+        code = prompt.close()
+    finally:
+        if prompt.process.poll() is None:
+            prompt.process.kill()
+            prompt.process.wait()
+    ended = scheduled.line(" ended ")
+    left = scheduled.api("GET", f"/api/runs/{run_id}/debug")["breakpoints"]
+    assert f"debugging run {run_id} (sched)" in attached
+    assert "nothing paused" in attached
+    assert 2 == over_http["breakpoint"]["id"]
+    assert f"breakpoint #1 before b (run {run_id[:8]})" in set_b
+    assert f"#2 on failure of c (run {run_id[:8]})  hits 0" in listed
+    assert [1, 2] == sorted(bp["id"] for bp in seen_over_http["breakpoints"])
+    assert 0 == approved.returncode, approved.stderr
+    assert "  b  paused" in paused_b
+    assert '"x": 1' in inputs
+    assert "paused at c." in paused_c
+    assert ["c"] == [paused["stage"] for paused in http_paused]
+    assert 0 == code
+    assert f"run {run_id} of sched ended success" in ended
+    assert [2] == [bp["id"] for bp in left]  # the prompt's b is deleted, the HTTP one stays
