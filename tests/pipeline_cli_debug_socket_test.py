@@ -209,3 +209,54 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     assert 0 == code
     assert f"run {run_id} of sched ended success" in ended
     assert [2] == [bp["id"] for bp in left]  # the prompt's b is deleted, the HTTP one stays
+
+
+@pytest.mark.slow
+def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
+    scheduled: Scheduled,
+) -> None:
+    """A second ``debug attach`` while a first prompt holds b's pause sees the pause and,
+    leaving, keeps it and the first's breakpoint (the run is left to the first). Once the run
+    ended (cancelled), the first prompt is told so in one line, and ``debug attach`` and
+    ``debug step`` of its id are one line each, exit 3, while ``serve`` goes on."""
+    run_id = scheduled.run_id
+    first = subprocess.Popen(
+        [TASKDAEMON, "debug", "attach", run_id],
+        cwd=ROOT,
+        env=environment(scheduled.home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdin is not None
+        assert first.stdout is not None
+        first.stdin.write("break b\n")
+        first.stdin.flush()
+        next(line for line in first.stdout if line.startswith("breakpoint #1"))  # it is set
+        taskdaemon(scheduled.home, "approve", run_id, "a")
+        scheduled.wait_paused("b")
+        second = taskdaemon(scheduled.home, "debug", "attach", run_id[:8], stdin="where\n")
+        after_second = scheduled.api("GET", f"/api/runs/{run_id}/debug")
+        cancelled = taskdaemon(scheduled.home, "cancel", run_id)
+        ended = scheduled.line(" ended ")
+        out, err = first.communicate("where\n", timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    attach = taskdaemon(scheduled.home, "debug", "attach", run_id)
+    step = taskdaemon(scheduled.home, "debug", "step", run_id[:8])
+    assert (0, "") == (second.returncode, second.stderr)
+    assert "  b  paused" in second.stdout
+    assert ["b"] == [paused["stage"] for paused in after_second["paused"]]
+    assert [1] == [bp["id"] for bp in after_second["breakpoints"]]
+    assert 0 == cancelled.returncode, cancelled.stderr
+    assert f"run {run_id} of sched ended cancelled" in ended
+    assert f"run {run_id} has ended: its process serves it no more" in out + err
+    for refused in (attach, step):
+        assert 3 == refused.returncode
+        (line,) = refused.stderr.splitlines()
+        assert line.startswith(f"taskdaemon debug: no run {run_id[:8]!r}"[:-1]), line
+    assert scheduled.process.poll() is None  # serve goes on
