@@ -477,8 +477,8 @@ def test_commands_on_an_unknown_run_exit_3(home: Path) -> None:
     assert 3 == done.returncode
     expected = (
         f"taskdaemon approve: no run '{'0' * 32}' is served here (no socket under "
-        f"{home / 'control'}): is its 'taskdaemon run' still running, with the same "
-        "TASKDAEMON_HOME?\n"
+        f"{home / 'control'}): is its 'taskdaemon run' (or 'serve') still running, with "
+        "the same TASKDAEMON_HOME?\n"
     )
     assert expected == done.stderr
     assert 3 == taskdaemon(home, "cancel", "abc").returncode

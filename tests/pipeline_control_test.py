@@ -413,7 +413,7 @@ def test_a_run_no_socket_names_is_refused_naming_the_directory(home: Path) -> No
         send_request("cd", {"op": "cancel"}, home=home)
     expected = (
         f"no run 'cd' is served here (no socket under {home / 'control'}): is its "
-        "'taskdaemon run' still running, with the same TASKDAEMON_HOME?"
+        "'taskdaemon run' (or 'serve') still running, with the same TASKDAEMON_HOME?"
     )
     assert expected == str(refused.value)
 
@@ -428,7 +428,7 @@ def test_a_stale_socket_is_refused_as_not_served_any_more(home: Path) -> None:
         send_request(RUN, {"op": "cancel"}, home=home)
     expected = (
         f"run '{RUN}' is not served any more (stale socket {stale}): "
-        "its 'taskdaemon run' process has ended"
+        "its 'taskdaemon run' (or 'serve') process has ended"
     )
     assert expected == str(refused.value)
 

@@ -360,7 +360,7 @@ def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
         raise RunNotFoundError(f"run id {run_id!r} is ambiguous here: {', '.join(matches)}")
     raise RunNotFoundError(
         f"no run {run_id!r} is served here (no socket under {where}): is its "
-        "'taskdaemon run' still running, with the same TASKDAEMON_HOME?"
+        "'taskdaemon run' (or 'serve') still running, with the same TASKDAEMON_HOME?"
     )
 
 
@@ -394,7 +394,7 @@ def send_request(
             _listened_on(path)  # probed again: a stale socket of ours is removed
             raise RunNotFoundError(
                 f"run {path.stem!r} is not served any more (stale socket {path}): "
-                "its 'taskdaemon run' process has ended"
+                "its 'taskdaemon run' (or 'serve') process has ended"
             ) from None
         except OSError as exc:  # another user's socket (EACCES), not a socket...
             raise RunNotFoundError(

@@ -18,9 +18,10 @@
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
   ``STAGE[:CEL]`` entries separated by ``;``. The same options exist on ``taskdaemon run``.
-* ``debug attach RUN`` opens the prompt on a run another ``taskdaemon run`` / ``debug`` process
-  serves (a prefix of the id is enough); leaving it (end of input) deletes the breakpoints set
-  from it and resumes the run, unless another prompt is attached (the run is left to it).
+* ``debug attach RUN`` opens the prompt on a run another ``taskdaemon run`` / ``debug`` /
+  ``serve`` process serves (each run ``serve`` schedules, while it runs; a prefix of the id is
+  enough); leaving it (end of input) deletes the breakpoints set from it and resumes the run,
+  unless another prompt is attached (the run is left to it).
   ``debug continue|step|skip RUN [STAGE]`` does one thing and exits (0 done, 1 refused, with
   the one-line reason). A run that is not in progress here (or an id that cannot be one) is
   exit 3, as for ``approve``, ``publish``, ``cancel`` and ``status``.
@@ -65,7 +66,8 @@ _ACTIONS = ("attach", "continue", "step", "skip")
 
 DESCRIPTION = """\
 Run a pipeline file under the debugger prompt (debug FILE), or debug a run another
-taskdaemon run / debug process serves (debug attach RUN; debug continue|step|skip RUN [STAGE]).
+taskdaemon run / debug / serve process serves (debug attach RUN; debug continue|step|skip RUN
+[STAGE]).
 
 --break STAGE[:CEL] pauses before the stage starts (when the CEL condition over request,
 stages, event and inputs holds); --break-on-failure pauses a stage after it fails, before the
