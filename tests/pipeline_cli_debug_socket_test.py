@@ -23,7 +23,7 @@ import pytest
 from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
 from prometheus_support import free_port
 
-#: a waits for an approval (the test's moment to attach), b reads a's x, c follows b.
+#: a waits for an approval (the test's moment to attach), b reads a's x, c and d follow.
 PIPELINE = """\
     name: sched
     stages:
@@ -37,6 +37,9 @@ PIPELINE = """\
       - name: c
         command: "true"
         triggers: [{on_completion: {stage: b}}]
+      - name: d
+        command: "true"
+        triggers: [{on_completion: {stage: c}}]
 """
 
 
@@ -166,16 +169,14 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     """``debug attach`` on a run ``serve`` scheduled (it answered "no run is served here",
     exit 3, before): a breakpoint set at the prompt is seen by the HTTP routes and one set
     over HTTP at the prompt; the run pauses at b, ``inputs b`` reads a's x, ``step`` runs b and
-    pauses c; leaving deletes the prompt's breakpoint, not the HTTP one, and the run ends
-    ``success``."""
+    pauses c; leaving deletes the prompt's breakpoint, not the HTTP one, at which d pauses and
+    is resumed over HTTP; the run ends ``success`` and its breakpoints with it."""
     run_id = scheduled.run_id
     prompt = Terminal(scheduled.home, run_id[:8])
     try:
         attached = prompt.type("break b\n")
         set_b = prompt.read_until("breakpoint #1")
-        over_http = scheduled.api(
-            "PUT", f"/api/runs/{run_id}/debug/breakpoints", {"stage": "c", "on": "failure"}
-        )
+        over_http = scheduled.api("PUT", f"/api/runs/{run_id}/debug/breakpoints", {"stage": "d"})
         prompt.type("info breakpoints\n")
         listed = prompt.read_until("#2 ")
         seen_over_http = scheduled.api("GET", f"/api/runs/{run_id}/debug")
@@ -189,6 +190,9 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
         paused_c = prompt.read_until("paused at c.")
         http_paused = scheduled.api("GET", f"/api/runs/{run_id}/debug")["paused"]
         code = prompt.close()
+        scheduled.wait_paused("d")  # at the HTTP breakpoint, which the prompt's leaving kept
+        at_d = scheduled.api("GET", f"/api/runs/{run_id}/debug")
+        resumed = scheduled.api("POST", f"/api/runs/{run_id}/debug/continue", {})
     finally:
         if prompt.process.poll() is None:
             prompt.process.kill()
@@ -199,7 +203,7 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     assert "nothing paused" in attached
     assert 2 == over_http["breakpoint"]["id"]
     assert f"breakpoint #1 before b (run {run_id[:8]})" in set_b
-    assert f"#2 on failure of c (run {run_id[:8]})  hits 0" in listed
+    assert f"#2 before d (run {run_id[:8]})  hits 0" in listed
     assert [1, 2] == sorted(bp["id"] for bp in seen_over_http["breakpoints"])
     assert 0 == approved.returncode, approved.stderr
     assert "  b  paused" in paused_b
@@ -207,8 +211,10 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     assert "paused at c." in paused_c
     assert ["c"] == [paused["stage"] for paused in http_paused]
     assert 0 == code
+    assert [2] == [bp["id"] for bp in at_d["breakpoints"]]  # the prompt's #1 went as it left
+    assert 1 == resumed["resumed"]
     assert f"run {run_id} of sched ended success" in ended
-    assert [2] == [bp["id"] for bp in left]  # the prompt's b is deleted, the HTTP one stays
+    assert [] == left  # the run's breakpoints end with it, the HTTP one too
 
 
 @pytest.mark.slow

@@ -6,6 +6,9 @@ One :class:`~taskdaemon.pipeline.debug_ops.DebugOps` per run, made at the first 
 mode goes on when someone first attaches, and the prompts attached to the run (and the
 breakpoints each set, which its ``detach`` deletes) are known from one request to the next.
 A run nobody debugs never imports it (start-up time).
+
+:func:`end_breakpoints` deletes a run's breakpoints once it ended, for ``serve``, whose engine
+outlives its runs: a ``taskdaemon run``'s end with its process.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.debug_ops import DebugOps
     from taskdaemon.pipeline.engine import Engine
 
-__all__ = ["DebugOp", "debug_op"]
+__all__ = ["DebugOp", "debug_op", "end_breakpoints"]
 
 DebugOp = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -46,3 +49,17 @@ def debug_op(engine: Engine, run_id: str, observers: Sequence[Any], registry: An
         return await ops[0](request)
 
     return debug
+
+
+def end_breakpoints(engine: Engine, run_id: str) -> int:
+    """Delete the breakpoints that belong to run ``run_id`` (set from a prompt or the HTTP
+    routes), once it ended; returns how many. Left in the engine's debug session, they were
+    listed for a run that can no longer pause, and kept their stages' gates armed in every later
+    run of a ``serve`` (``DebugSession.may_pause``). Debug mode is not turned on for it."""
+    session = engine._debugger
+    if session is None:
+        return 0
+    ended = [bp.id for bp in session.breakpoints() if bp.run_id == run_id]
+    for number in ended:
+        session.delete_breakpoint(number)
+    return len(ended)

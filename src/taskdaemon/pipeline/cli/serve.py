@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op
+from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op, end_breakpoints
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
@@ -360,6 +360,7 @@ async def _schedule(
             )
             ops = {} if debug is None else {"debug": debug(handle.run_id)}
             result = await _served_until_end_or_stop(handle, stop, ops)
+            end_breakpoints(engine, handle.run_id)
         if result is not None:
             _log.info(
                 "run %s of %s ended %s (%d of %s)",
