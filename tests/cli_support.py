@@ -67,6 +67,20 @@ def taskdaemon(
     )
 
 
+def in_background(home: Path, *args: str) -> subprocess.Popen[str]:
+    """``taskdaemon ARGS`` in the background, in the repository, with ``environment(home)``
+    and its stdin, stdout and stderr on pipes (text)."""
+    return subprocess.Popen(
+        [TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def wait_until_stored(home: Path, run_id: str, stage: str, status: str = "running") -> None:
     """Wait until the store shows ``stage`` of the run with ``status`` (the writer commits
     every 100 ms; a run killed before would have nothing to show)."""

@@ -5,23 +5,17 @@ unhappy paths in one line (a second prompt attached, the run ended)."""
 
 from __future__ import annotations
 
-import json
 import os
 import pty
 import select
 import subprocess
-import threading
-import time
-import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
-from prometheus_support import free_port
+from cli_support import ROOT, TASKDAEMON, environment, in_background, taskdaemon, write
+from schedule_support import Scheduled, scheduled_serve
 
 #: a waits for an approval (the test's moment to attach), b reads a's x, c and d follow.
 PIPELINE = """\
@@ -43,72 +37,11 @@ PIPELINE = """\
 """
 
 
-@dataclass
-class Scheduled:
-    """A ``serve --pipeline`` process, its one scheduled run's id and its API."""
-
-    process: subprocess.Popen[str]
-    home: Path
-    port: int
-    run_id: str = ""
-
-    def line(self, needle: str) -> str:
-        """Read serve's stderr until a line holds ``needle`` (the explicit sync point)."""
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if needle in line:
-                return line
-        raise AssertionError(f"{needle!r} never came from serve")
-
-    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One call of serve's run API with its token; the JSON answer."""
-        token = (self.home / f"api-token.{self.port}").read_text().strip()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return json.loads(answer.read())
-
-    def wait_paused(self, stage: str) -> None:
-        """Wait until the run's ``stage`` is paused, as the HTTP routes see it (the explicit
-        sync point; each look is one request, at most 600 of them a tenth of a second apart)."""
-        for _ in range(600):
-            state = self.api("GET", f"/api/runs/{self.run_id}/debug")
-            if stage in [paused["stage"] for paused in state["paused"]]:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{stage} never paused")
-
-
 @pytest.fixture
 def scheduled(home: Path) -> Iterator[Scheduled]:
     """``serve`` running one scheduled run of :data:`PIPELINE`, waiting at a's approval."""
-    pipeline = write(home / "sched.yaml", PIPELINE)
-    port = free_port()
-    process = subprocess.Popen(
-        [TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline), "--max-runs=1"],
-        cwd=ROOT,
-        env=environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # The safety net: a serve that never says what the test waits for is stopped, which ends
-    # its stderr and so the test.
-    safety = threading.Timer(120, process.terminate)
-    safety.start()
-    try:
-        served = Scheduled(process, home, port)
-        started = served.line(" of sched started ")
-        served.run_id = started.split(" run ", 1)[1].split()[0]
+    with scheduled_serve(home, write(home / "sched.yaml", PIPELINE), "--max-runs=1") as served:
         yield served
-    finally:
-        safety.cancel()
-        process.terminate()
-        process.communicate(timeout=30)
 
 
 class Terminal:
@@ -226,15 +159,7 @@ def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
     ended (cancelled), the first prompt is told so in one line, and ``debug attach`` and
     ``debug step`` of its id are one line each, exit 3, while ``serve`` goes on."""
     run_id = scheduled.run_id
-    first = subprocess.Popen(
-        [TASKDAEMON, "debug", "attach", run_id],
-        cwd=ROOT,
-        env=environment(scheduled.home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    first = in_background(scheduled.home, "debug", "attach", run_id)
     try:
         assert first.stdin is not None
         assert first.stdout is not None

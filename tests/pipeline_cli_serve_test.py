@@ -278,39 +278,19 @@ def test_the_command_line_reaches_a_scheduled_run(home: Path, tmp_path: Path) ->
     """`taskdaemon status` and `taskdaemon approve` reach a run `serve` scheduled, as they reach
     a `taskdaemon run`'s (they answered "no run is served here", exit 3, while it waited): the
     run ends approved, by the name `approve` gave."""
-    import subprocess
-    import threading
-
-    from cli_support import TASKDAEMON, environment, taskdaemon, write
-    from prometheus_support import free_port
+    from cli_support import taskdaemon, write
+    from schedule_support import scheduled_serve
 
     pipeline = write(
         tmp_path / "gated.yaml",
         "name: gated\nstages:\n"
         "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n",
     )
-    serve = subprocess.Popen(
-        [TASKDAEMON, "serve", "--port", str(free_port()), "--pipeline", str(pipeline)],
-        env=environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # The safety net: a serve that never says what the test waits for is stopped, which ends
-    # its stderr and so the test.
-    safety = threading.Timer(60, serve.terminate)
-    safety.start()
-    try:
-        assert serve.stderr is not None
-        started = next(line for line in serve.stderr if " of gated started " in line)
-        run_id = started.split(" run ", 1)[1].split()[0]
+    with scheduled_serve(home, pipeline) as serve:
+        run_id = serve.run_id
         status = taskdaemon(home, "status", run_id[:8])
         approved = taskdaemon(home, "approve", run_id[:8], "a", "--by", "ops")
-        ended = next(line for line in serve.stderr if " ended " in line)
-    finally:
-        safety.cancel()
-        serve.terminate()
-        serve.communicate(timeout=30)
+        ended = serve.line(" ended ")
     shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
     expected = (0, "waiting", 0, f"run {run_id} of gated ended success", "success")
     assert expected == (

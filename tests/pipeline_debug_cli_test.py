@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from cli_support import in_background
 from taskdaemon.pipeline.cli import debug as debug_module
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt
@@ -82,15 +83,7 @@ def debug(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProces
 
 def attached(home: Path, run_id: str) -> subprocess.Popen[str]:
     """``taskdaemon debug attach RUN`` in the background, its stdin, stdout and stderr pipes."""
-    return subprocess.Popen(
-        [TASKDAEMON, "debug", "attach", run_id],
-        cwd=ROOT,
-        env=environment(home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return in_background(home, "debug", "attach", run_id)
 
 
 def outputs_of(home: Path, run_id: str, stage: str) -> Any:

@@ -1,0 +1,86 @@
+"""A real ``taskdaemon serve --pipeline`` in tests: started on a free port, its scheduled run's
+id read from its log, its API called with its token, and stopped at the end."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cli_support import ROOT, TASKDAEMON, environment
+from prometheus_support import free_port
+
+
+@dataclass
+class Scheduled:
+    """A ``serve --pipeline`` process, its first scheduled run's id and its API."""
+
+    process: subprocess.Popen[str]
+    home: Path
+    port: int
+    run_id: str = ""
+
+    def line(self, needle: str) -> str:
+        """Read serve's stderr until a line holds ``needle`` (the explicit sync point)."""
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            if needle in line:
+                return line
+        raise AssertionError(f"{needle!r} never came from serve")
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One call of serve's run API with its token; the JSON answer."""
+        token = (self.home / f"api-token.{self.port}").read_text().strip()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    def wait_paused(self, stage: str) -> None:
+        """Wait until the run's ``stage`` is paused, as the HTTP debugger routes see it (the
+        explicit sync point; each look is one request, at most 600 a tenth of a second apart)."""
+        for _ in range(600):
+            state = self.api("GET", f"/api/runs/{self.run_id}/debug")
+            if stage in [paused["stage"] for paused in state["paused"]]:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{stage} never paused")
+
+
+@contextlib.contextmanager
+def scheduled_serve(home: Path, pipeline: Path, *options: str) -> Iterator[Scheduled]:
+    """``serve --pipeline PIPELINE OPTIONS`` until its first run has started (its id read
+    from the log); terminated at the end."""
+    port = free_port()
+    process = subprocess.Popen(
+        [TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline), *options],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The safety net: a serve that never says what the test waits for is stopped, which ends
+    # its stderr and so the test.
+    safety = threading.Timer(120, process.terminate)
+    safety.start()
+    try:
+        served = Scheduled(process, home, port)
+        started = served.line(" started ")
+        served.run_id = started.split(" run ", 1)[1].split()[0]
+        yield served
+    finally:
+        safety.cancel()
+        process.terminate()
+        process.communicate(timeout=30)
