@@ -204,7 +204,7 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
         if name.startswith("pipeline_")
     }
     expected = (
-        {"success": 3.0},
+        {"success": 3.0, "failure": 0.0, "cancelled": 0.0},
         True,
         {
             "planning": 3.0,

@@ -51,6 +51,7 @@ def test_run_counters_and_durations(tel: Telemetry) -> None:
     assert {
         (("pipeline", "chain"), ("status", "success")): 2,
         (("pipeline", "chain"), ("status", "failure")): 1,
+        (("pipeline", "chain"), ("status", "cancelled")): 0,  # there from the first run on
     } == tel.values(t.METRIC_EXECUTIONS)
     histograms = tel.histograms(t.METRIC_EXECUTION_DURATION)
     success = histograms[(("pipeline", "chain"), ("status", "success"))]
@@ -240,6 +241,11 @@ def test_monitor_folds_pipeline_names(tel: Telemetry) -> None:
         run_id = monitor.start_run(pipeline)
         monitor.finish_run(run_id, "cancelled")
     assert {
+        **{
+            ((("pipeline", p), ("status", s))): 0
+            for p in ("p1", "p2", "#other#")
+            for s in ("success", "failure")
+        },
         (("pipeline", "p1"), ("status", "cancelled")): 1,
         (("pipeline", "p2"), ("status", "cancelled")): 1,
         (("pipeline", "#other#"), ("status", "cancelled")): 2,

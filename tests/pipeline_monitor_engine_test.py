@@ -237,7 +237,11 @@ async def test_engine_metrics_and_add_observer(tel: Telemetry) -> None:
     async with engine:
         for _ in range(3):
             await engine.run(chain_pipeline(("a", "b")))
-    assert {(("pipeline", "chain"), ("status", "success")): 3} == tel.values(t.METRIC_EXECUTIONS)
+    assert {
+        (("pipeline", "chain"), ("status", "success")): 3,
+        (("pipeline", "chain"), ("status", "failure")): 0,
+        (("pipeline", "chain"), ("status", "cancelled")): 0,
+    } == tel.values(t.METRIC_EXECUTIONS)
     assert {
         (("pipeline", "chain"), ("stage", "a"), ("status", "success")): 3,
         (("pipeline", "chain"), ("stage", "b"), ("status", "success")): 3,

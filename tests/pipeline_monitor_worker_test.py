@@ -287,7 +287,11 @@ def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
     expected = (
         1,
         ("cancelled", 0, 1, True),
-        {(("pipeline", "chain"), ("status", "failure")): 1},
+        {
+            (("pipeline", "chain"), ("status", "success")): 0,
+            (("pipeline", "chain"), ("status", "failure")): 1,
+            (("pipeline", "chain"), ("status", "cancelled")): 0,
+        },
         {((t.CICD_PIPELINE_NAME, "chain"), (t.CICD_PIPELINE_RESULT, "failure")): (1, 0.75)},
         {((t.CICD_PIPELINE_NAME, "chain"), (t.ERROR_TYPE, "_OTHER")): 1},
         {(("pipeline", "chain"),): 0},

@@ -14,6 +14,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.metrics._direct import direct_recorder
 from taskdaemon.pipeline.metrics._labels import LabelGuard
 from taskdaemon.pipeline.metrics._sampler import ResourceSampler
+from taskdaemon.pipeline.state import RunStatus
 
 __all__ = ["PipelineMetrics"]
 
@@ -23,6 +24,10 @@ _logger = logging.getLogger("taskdaemon.pipeline.metrics")
 
 #: At most this many attribute dicts per cache (labels are already capped by the guard).
 _CACHED_MAX = 100_000
+
+#: The statuses a run ends with (``RunStatus``' final ones): each pipeline's
+#: ``pipeline_executions_total`` series for them exist, at 0, from its first run on.
+RUN_STATUSES = tuple(str(status) for status in RunStatus if status.is_final)
 
 
 class _FlatLabels(dict[tuple[str, ...], dict[str, Any]]):
@@ -73,6 +78,8 @@ class PipelineMetrics:
         self.sampler = sampler or ResourceSampler()
         self.resource_sampling = resource_sampling
         self._attrs: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        #: Pipelines whose run-status series exist (``_run_series_born``).
+        self._born: set[str] = set()
         # The per-stage records' attribute dicts by their flat label values, in front of
         # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
         # (five records a stage). Exact: a folded value never changes once folded (the guard's
@@ -172,6 +179,8 @@ class PipelineMetrics:
         """A run began."""
         if not self.recording:
             return
+        if pipeline not in self._born:
+            self._run_series_born(pipeline)
         self.active_executions.add(1, self._labels((t.LABEL_PIPELINE, pipeline)))
         self.cicd_run_active.add(
             1,
@@ -179,6 +188,30 @@ class PipelineMetrics:
                 (t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RUN_STATE, "executing")
             ),
         )
+
+    def _run_series_born(self, pipeline: str) -> None:
+        """Make the pipeline's ``pipeline_executions_total`` series of every run status exist,
+        at 0, before its first run ends (once per pipeline and process).
+
+        Prometheus' ``rate()`` and ``increase()`` see only what a series grew by between its
+        samples: a series that first appeared at 1 hides that run, so a pipeline's first
+        failure was missing from ``pipeline:execution_failure_ratio:rate30m`` and from
+        ``PipelineFailureRateHigh``'s ``>= 3`` guard (one run fewer per status series born in
+        their window).
+
+        The per-stage series (``pipeline_stage_executions_total{pipeline,stage,status}``) are
+        left to be born at their first execution: made ahead they would be stages x four
+        statuses per pipeline, most of them 0 for good (``timeout`` only where a stage has a
+        timeout, ``cancelled`` only where a run is stopped, and never for stages a run skips),
+        each a series Prometheus keeps; no shipped alert reads a stage's status, and a stage's
+        first failure that ends its run is counted by the run's own failure series here. It
+        would also need the stages, which ``run_started`` is not given.
+        """
+        self._born.add(pipeline)
+        for status in RUN_STATUSES:
+            self.executions.add(
+                0, self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STATUS, status))
+            )
 
     def run_finished(
         self, pipeline: str, status: str, result: str, duration: float, error_type: str | None
