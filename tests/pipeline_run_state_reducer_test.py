@@ -742,3 +742,20 @@ def test_apply_folds_into_the_state_it_is_given() -> None:
     assert snapshot.stage("a").status == "pending"
     assert state.record().stage("a").status == "running"
     assert not state.finished
+
+
+def test_a_retry_has_no_trigger_wait() -> None:
+    """A retry's start carries the first attempt's ``considered_at``: its trigger wait is
+    absent (it waited for a backoff), as on its span, not the time since the first attempt."""
+    state = fold(
+        [
+            run_started(),
+            started("a", 12.0, queued_at=12.0, considered_at=11.0),
+            started("a", 30.0, attempt=2, queued_at=29.0, considered_at=11.0),
+        ]
+    )
+    first, retry = state.record().stage("a").attempts
+    assert ((1, 1.0), (2, None)) == (
+        (first.attempt, first.trigger_wait),
+        (retry.attempt, retry.trigger_wait),
+    )

@@ -547,7 +547,10 @@ class RunState:
             attempt=event.attempt,
             start=event.at,
             queue_time=max(0.0, event.at - event.queued_at - event.paused),
-            trigger_wait=max(0.0, event.queued_at - event.considered_at),
+            # The first attempt's only, as on the spans (``monitor/_worker._trigger_wait``).
+            trigger_wait=(
+                max(0.0, event.queued_at - event.considered_at) if event.attempt == 1 else None
+            ),
             inputs=None if self.payloads is None else self._payload(event.inputs),
             paused_time=stage.paused_time.get(event.task_run_id),
         )

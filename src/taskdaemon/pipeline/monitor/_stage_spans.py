@@ -41,7 +41,7 @@ def start_stage_span(
     info: StageInfo,
     links: list[Link],
     queue_time: float,
-    trigger_wait: float,
+    trigger_wait: float | None,
     capture: PayloadCapture,
     span_hook: Any,
 ) -> RedactingSpan:
@@ -92,7 +92,7 @@ def _start_walked(
     info: StageInfo,
     links: list[Link],
     queue_time: float,
-    trigger_wait: float,
+    trigger_wait: float | None,
     span_hook: Any,
 ) -> RedactingSpan:
     """``start_stage_span``'s general way: the attributes built as they are, then redacted by
@@ -107,7 +107,8 @@ def _start_walked(
     attributes[t.STAGE_ATTEMPT] = event.attempt
     attributes[t.STAGE_INSTANCE] = event.instance
     attributes[t.STAGE_QUEUE_TIME] = queue_time
-    attributes[t.STAGE_TRIGGER_WAIT] = trigger_wait
+    if trigger_wait is not None:  # a retry's is absent (``_worker._trigger_wait``)
+        attributes[t.STAGE_TRIGGER_WAIT] = trigger_wait
     attributes[t.STAGE_QUEUED_AT] = ns(event.queued_at)
     attributes[t.STAGE_CONSIDERED_AT] = ns(event.considered_at)
     if event.triggers:
@@ -132,7 +133,11 @@ def _start_walked(
 
 
 def _prepared_start(
-    run: Run, event: StageStarted, info: StageInfo, queue_time: float, trigger_wait: float
+    run: Run,
+    event: StageStarted,
+    info: StageInfo,
+    queue_time: float,
+    trigger_wait: float | None,
 ) -> tuple[str, dict[str, Any]] | None:
     """The stage span's name and start attributes as ``start_stage_span``'s general way records
     them (redacted), built already redacted instead of walked; None when a value is not of a
@@ -162,7 +167,8 @@ def _prepared_start(
     recorded[t.STAGE_ATTEMPT] = attempt
     recorded[t.STAGE_INSTANCE] = instance
     recorded[t.STAGE_QUEUE_TIME] = queue_time
-    recorded[t.STAGE_TRIGGER_WAIT] = trigger_wait
+    if trigger_wait is not None:
+        recorded[t.STAGE_TRIGGER_WAIT] = trigger_wait
     recorded[t.STAGE_QUEUED_AT] = ns(event.queued_at)
     recorded[t.STAGE_CONSIDERED_AT] = ns(event.considered_at)
     if event.triggers:

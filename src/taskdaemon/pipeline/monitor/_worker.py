@@ -284,8 +284,7 @@ class Recorder:
         # the same value for every x (0.0 for a negative, zero or NaN x, else x itself).
         queue_time = event.at - event.queued_at - event.paused
         queue_time = queue_time if queue_time > 0.0 else 0.0
-        trigger_wait = event.queued_at - event.considered_at
-        trigger_wait = trigger_wait if trigger_wait > 0.0 else 0.0
+        trigger_wait = _trigger_wait(event)
         span = _stage_spans.start_stage_span(
             self.tracer,
             run,
@@ -325,7 +324,7 @@ class Recorder:
                 run.pipeline.name,
                 event.stage,
                 queue_time,
-                trigger_wait if event.attempt == 1 else None,
+                trigger_wait,
             )
         if self._sampling:
             self.sampler.stage_started(
@@ -461,3 +460,16 @@ class Recorder:
         duration = max(0.0, event.at - run.started_at)
         self.metrics.run_finished(run.pipeline.name, str(status), result, duration, error_type)
         self.aggregates.run_finished(run.pipeline.name, str(status), duration)
+
+
+def _trigger_wait(event: StageStarted) -> float | None:
+    """Seconds the execution's stage instance waited for its triggers, from the first moment it
+    could be considered until it was queued (never below 0): on its first attempt only, None
+    on a retry. A retry waited for its backoff (``taskdaemon.retry.delay_s``) and its queue
+    slot, not for a trigger, and ``considered_at`` is still the first attempt's, so the
+    difference would hold every earlier attempt and backoff. The span attribute, the metric
+    and what readers rebuild from spans (``dag --run``, ``runs show``) all hold it so."""
+    if event.attempt != 1:
+        return None
+    wait = event.queued_at - event.considered_at
+    return wait if wait > 0.0 else 0.0
