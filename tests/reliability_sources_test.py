@@ -21,7 +21,7 @@ import pytest
 
 from reliability_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.errors import SettingsError, SpanSourceError
 from taskdaemon.pipeline.tracking import TempoSource, open_source
 from taskdaemon.pipeline.tracking._remote import RemoteLimits, display_url, split_credentials
 
@@ -287,8 +287,8 @@ def test_runs_show_refuses_an_endless_body_in_one_line(home: Path) -> None:
 
 @pytest.mark.parametrize("value", ["0", "-1", "abc", "inf", "nan"])
 def test_invalid_limits_are_one_line_errors(value: str) -> None:
-    """A limit that is not a finite positive number is refused, naming the variable."""
-    with pytest.raises(SpanSourceError, match="TASKDAEMON_SOURCE_TIMEOUT"):
+    """A limit that is not a finite positive number is a wrong setting, naming the variable."""
+    with pytest.raises(SettingsError, match="TASKDAEMON_SOURCE_TIMEOUT"):
         RemoteLimits.from_env({"TASKDAEMON_SOURCE_TIMEOUT": value})
 
 

@@ -489,7 +489,8 @@ _FIELDS: dict[str, tuple[str, Parser]] = {
     "api_allowed_hosts": ("TASKDAEMON_API_ALLOWED_HOSTS", _words),
     "log_capture_max_lines": ("TASKDAEMON_LOG_CAPTURE_MAX_LINES", _integer(ge=0)),
     "log_capture_max_bytes": ("TASKDAEMON_LOG_CAPTURE_MAX_BYTES", _integer(ge=0)),
-    "stdout_max_bytes": ("TASKDAEMON_STDOUT_MAX_BYTES", _integer(ge=0)),
+    # 0 would fail every command stage (its stdout, however short, over the bound).
+    "stdout_max_bytes": ("TASKDAEMON_STDOUT_MAX_BYTES", _integer(ge=1)),
     "breakpoints": ("TASKDAEMON_BREAKPOINTS", _text),
     "grafana_url": ("TASKDAEMON_GRAFANA_URL", _optional(_grafana)),
     "otel_service_name": ("OTEL_SERVICE_NAME", _optional(_text)),

@@ -27,7 +27,7 @@ from taskdaemon.pipeline.variables import reader
 if TYPE_CHECKING:  # the HTTP client loads with the first remote query (CLI start-up time)
     import httpx
 
-from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.errors import SettingsError, SpanSourceError
 
 __all__ = [
     "DEFAULT_DEADLINE",
@@ -99,8 +99,10 @@ class RemoteLimits:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> RemoteLimits:
         """``TASKDAEMON_SOURCE_TIMEOUT`` (seconds > 0) and ``TASKDAEMON_SOURCE_MAX_BYTES`` (an
-        integer > 0); unset means the default. SpanSourceError naming the variable when
-        invalid."""
+        integer > 0); unset means the default. SettingsError naming the variable when
+        invalid: a wrong setting, exit 2 in every command, as every ``TASKDAEMON_*`` one
+        (``open_source`` reads them for every source, so the embedded store's commands do not
+        take one silently that their next remote query would refuse)."""
         lookup = reader(environ)
         deadline = _positive(lookup, "TASKDAEMON_SOURCE_TIMEOUT", float, DEFAULT_DEADLINE)
         max_bytes = _positive(lookup, "TASKDAEMON_SOURCE_MAX_BYTES", int, DEFAULT_MAX_BYTES)
@@ -116,9 +118,9 @@ def _positive(
     try:
         value = kind(raw)
     except ValueError:
-        raise SpanSourceError(f"{name}: not a number: {raw!r}") from None
+        raise SettingsError([(name, f"not a number: {raw!r}")]) from None
     if not math.isfinite(value) or value <= 0:
-        raise SpanSourceError(f"{name}: must be a finite number > 0, not {raw!r}")
+        raise SettingsError([(name, f"must be a finite number > 0, not {raw!r}")])
     return value
 
 

@@ -645,6 +645,9 @@ def open_source(
     no runs yet, and that is not a mistake. ``missing_ok`` decides for any path instead (the
     web page, whose command checked the path when it started)."""
     url = (url or default_source_url()).strip()
+    # The remote bounds are settings of every source: wrong ones are refused here (exit 2)
+    # whatever the source, rather than taken silently until a remote query reads them.
+    remote_limits = RemoteLimits.from_env()
     scheme = scheme_of(url)
     if scheme == "sqlite":
         path = sqlite_path(url)
@@ -672,6 +675,7 @@ def open_source(
         backend, transport = scheme.split("+")
         base = f"{transport}://{parts.netloc}{parts.path.rstrip('/')}"
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        options = {"limits": remote_limits, **options}
         if backend == "tempo":
             headers = {"X-Scope-OrgID": query["org"]} if "org" in query else None
             return TempoSource(base, headers=headers, **options)
