@@ -219,15 +219,14 @@ async def test_the_first_scheduled_run_that_cannot_start_fires_its_alert(
     """A real Prometheus with the shipped rules scrapes `serve` while its first run waits for
     an approval; the home then loses its workspaces (a file in their place) and the next run
     cannot start: `TaskdaemonRunsNotStarted` answers for that one run."""
-    import httpx
-
-    from cli_support import TASKDAEMON, environment, write
+    from cli_support import environment, write
     from prometheus_support import (
         alert_expression,
         answers,
+        approve_the_run,
         free_port,
         rules_prometheus,
-        stop,
+        serving,
         until,
     )
 
@@ -237,37 +236,25 @@ async def test_the_first_scheduled_run_that_cannot_start_fires_its_alert(
         "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n",
     )
     port = free_port()
-    async with rules_prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prometheus:
-        daemon = await asyncio.create_subprocess_exec(
-            *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline)),
-            *("--every", "0.1", "--max-runs", "2"),
-            env=environment(home, OTEL_METRICS_EXPORTER="prometheus"),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+    env = environment(home, OTEL_METRICS_EXPORTER="prometheus")
+    async with (
+        rules_prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prometheus,
+        serving(port, pipeline, env, "--every", "0.1", "--max-runs", "2"),
+    ):
+        await until(
+            lambda: answers(prometheus, 'pipeline_active_executions{pipeline="gated"} == 1'),
+            limit=60,
+            what="the waiting run scraped",
         )
-        try:
-            await until(
-                lambda: answers(prometheus, 'pipeline_active_executions{pipeline="gated"} == 1'),
-                limit=60,
-                what="the waiting run scraped",
-            )
-            (home / "workspaces").rename(home / "workspaces.gone")
-            (home / "workspaces").write_text("not a directory")
-            token = (home / f"api-token.{port}").read_text().strip()
-            async with httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
-            ) as api:
-                (run,) = (await api.get("/api/runs")).json()["runs"]
-                approved = await api.post(f"/api/runs/{run['run_id']}/approve/a", json={})
-            assert 202 == approved.status_code, approved.text
-            await until(
-                lambda: answers(prometheus, "taskdaemon_runs_not_started_total > 0"),
-                limit=60,
-                what="the run that could not start scraped",
-            )
-            fired = await answers(prometheus, alert_expression("TaskdaemonRunsNotStarted"))
-        finally:
-            await stop(daemon)
+        (home / "workspaces").rename(home / "workspaces.gone")
+        (home / "workspaces").write_text("not a directory")
+        await approve_the_run(home, port, "a")
+        await until(
+            lambda: answers(prometheus, "taskdaemon_runs_not_started_total > 0"),
+            limit=60,
+            what="the run that could not start scraped",
+        )
+        fired = await answers(prometheus, alert_expression("TaskdaemonRunsNotStarted"))
     assert [{"pipeline": "gated", "instance": f"127.0.0.1:{port}"}] == [
         series["metric"] for series in fired
     ]

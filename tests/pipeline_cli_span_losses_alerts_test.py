@@ -12,29 +12,23 @@ import asyncio
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-import httpx
 import pytest
 
 from cli_support import TASKDAEMON, write
 from collector_support import answering_posts
 from prometheus_support import (
+    GATED_WAITING,
     alert_expression,
     answers,
+    approve_the_run,
     exporting_environment,
     free_port,
+    gated,
     rules_prometheus,
     stop,
     until,
 )
 
-GATED = """\
-    name: gated
-    stages:
-      - name: deploy
-        command: "true"
-        triggers: [{manual: {approval_required: true}}]
-"""
-WAITING = 'pipeline_active_executions{pipeline="gated"} == 1'
 LOSS_SERIES = ("taskdaemon_spans_export_failed_total", "taskdaemon_logs_export_failed_total")
 
 
@@ -52,7 +46,7 @@ async def test_the_first_spans_and_log_records_lost_fire_their_alerts(
         handler.end_headers()
 
     port = free_port()
-    pipeline = write(tmp_path / "gated.yaml", GATED)
+    pipeline = write(tmp_path / "gated.yaml", gated("true"))
     with answering_posts(answer) as collector:
         async with rules_prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prometheus:
             daemon = await asyncio.create_subprocess_exec(
@@ -65,21 +59,12 @@ async def test_the_first_spans_and_log_records_lost_fire_their_alerts(
             try:
                 # Scraped while the run waits for its approval and nothing was lost yet.
                 await until(
-                    lambda: answers(prometheus, WAITING),
+                    lambda: answers(prometheus, GATED_WAITING),
                     limit=60,
                     what="the waiting run scraped",
                 )
                 status["code"] = 400  # the collector refuses what comes next
-                token = (home / f"api-token.{port}").read_text().strip()
-                async with httpx.AsyncClient(
-                    base_url=f"http://127.0.0.1:{port}",
-                    headers={"Authorization": f"Bearer {token}"},
-                ) as api:
-                    (run,) = (await api.get("/api/runs")).json()["runs"]
-                    approved = await api.post(
-                        f"/api/runs/{run['run_id']}/approve/deploy", json={"comment": "go"}
-                    )
-                assert 202 == approved.status_code, approved.text
+                await approve_the_run(home, port, "deploy")
                 for lost in LOSS_SERIES:
                     await until(
                         lambda lost=lost: answers(prometheus, f"{lost} > 0"),

@@ -161,3 +161,47 @@ async def answers(client: httpx.AsyncClient, expr: str) -> list[dict[str, Any]]:
     response.raise_for_status()
     answer: list[dict[str, Any]] = response.json()["data"]["result"]
     return answer
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    port: int, pipeline: Path, env: dict[str, str], *options: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real `taskdaemon serve --port PORT --pipeline PIPELINE OPTIONS` in ``env``, its output
+    discarded; stopped on exit."""
+    daemon = await asyncio.create_subprocess_exec(
+        *(TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline), *options),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield daemon
+    finally:
+        await stop(daemon)
+
+
+async def approve_the_run(home: Path, port: int, stage: str) -> None:
+    """Approve ``stage`` of the one run the `serve` on ``port`` holds, through its API with the
+    token it generated in ``home``."""
+    token = (home / f"api-token.{port}").read_text().strip()
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"}
+    ) as api:
+        (run,) = (await api.get("/api/runs")).json()["runs"]
+        approved = await api.post(f"/api/runs/{run['run_id']}/approve/{stage}", json={})
+    assert 202 == approved.status_code, approved.text
+
+
+def gated(command: str) -> str:
+    """The text of pipeline ``gated``: one stage, ``deploy``, running ``command`` once
+    approved (a run of it waits for its approval, so Prometheus can scrape it running)."""
+    return (
+        "name: gated\nstages:\n  - name: deploy\n"
+        f"    command: {command!r}\n"
+        "    triggers: [{manual: {approval_required: true}}]\n"
+    )
+
+
+#: The PromQL that answers once a run of ``gated`` waits, scraped.
+GATED_WAITING = 'pipeline_active_executions{pipeline="gated"} == 1'
