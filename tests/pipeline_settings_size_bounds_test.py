@@ -43,3 +43,12 @@ def test_a_stdout_bound_that_fits_nothing_is_refused(
     done = taskdaemon(home, "run", "-q", str(pipeline), TASKDAEMON_STDOUT_MAX_BYTES=value)
     named = [line for line in done.stderr.splitlines() if "TASKDAEMON_STDOUT_MAX_BYTES" in line]
     assert (2, 1, False) == (done.returncode, len(named), (home / "workspaces").exists())
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_wrong_source_size_at_start(home: Path) -> None:
+    """`serve`, whose API reads runs through a span source, refuses the setting before it
+    serves (its API's run answers were an internal error, a traceback in its log)."""
+    done = taskdaemon(home, "serve", "--port", "0", TASKDAEMON_SOURCE_MAX_BYTES="0", timeout=30)
+    named = [line for line in done.stderr.splitlines() if "TASKDAEMON_SOURCE_MAX_BYTES" in line]
+    assert (2, 1, False) == (done.returncode, len(named), "Traceback" in done.stderr)

@@ -551,6 +551,20 @@ def load_settings(**overrides: Any) -> Settings:
             values[name] = parse(value)
         except ValueError as exc:
             problems.append((variable, str(exc)))
+    problems += _source_bound_problems()
     if problems:
         raise SettingsError(problems)
     return Settings(**values, fields_set=frozenset(values))
+
+
+def _source_bound_problems() -> list[tuple[str, str]]:
+    """What is wrong with ``TASKDAEMON_SOURCE_TIMEOUT`` / ``_MAX_BYTES``, the bounds every span
+    source reads (``tracking._remote.RemoteLimits``): refused with the other settings, so
+    ``serve`` and ``ui`` stop at start rather than fail their API's requests later."""
+    from taskdaemon.pipeline.tracking._remote import RemoteLimits  # noqa: PLC0415
+
+    try:
+        RemoteLimits.from_env()
+    except SettingsError as error:
+        return list(error.problems)
+    return []
