@@ -10,6 +10,7 @@ import pytest
 from cli_support import pythonpath_with, taskdaemon, write
 from taskdaemon.pipeline.cli.run import ProgressView
 from taskdaemon.pipeline.events import ApprovalResolved
+from taskdaemon.pipeline.table_fit import text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 #: Clears the screen, sets the window's title, and rings the bell.
@@ -135,3 +136,33 @@ def test_a_progress_line_escapes_an_approvers_name() -> None:
         )
     )
     assert "    0.00s  release                  approved by eve\\x1b[2J\n" == out.getvalue()
+
+
+def test_one_line_cuts_wide_characters_by_screen_columns() -> None:
+    """A CJK error is cut where 20 columns end, not after 20 characters (40 columns): ten
+    characters would be 20 columns with no room for the ellipsis, so nine stay."""
+    cell = one_line("数据仓库刷新失败磁盘空间不足请联系管理员", 20)
+    assert "数据仓库刷新失败磁…" == cell
+    assert 19 == text_columns(cell)
+
+
+def test_one_line_never_cuts_an_escape_in_two() -> None:
+    """An escape that does not fit is left out whole: ``\\x1…`` would read as another
+    character."""
+    assert "ab…" == one_line("ab\x1bc", 5)
+    assert "ab\\x1b…" == one_line("ab\x1bcd", 7)
+
+
+def test_one_line_keeps_combining_marks_with_their_letter() -> None:
+    """A combining mark takes no column: ``é`` written as ``e`` and U+0301 is one column,
+    and the cut never leaves the mark without its letter, nor the letter without it."""
+    assert "cafe\u0301 ok" == one_line("cafe\u0301 ok", 7)
+    assert "cafe\u0301…" == one_line("cafe\u0301 au lait", 5)
+
+
+def test_one_line_of_emoji_and_right_to_left_text_counts_columns() -> None:
+    """An emoji takes two columns, Hebrew letters one each, and no line is wider than asked."""
+    for text in ("🚀🚀🚀 launch failed", "שגיאה בשלב הטעינה של הנתונים", "🚀שלב数据é\u0301"):
+        for width in range(1, 30):
+            assert text_columns(one_line(text, width)) <= width
+    assert "🚀…" == one_line("🚀🚀🚀", 4)

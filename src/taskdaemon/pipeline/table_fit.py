@@ -22,7 +22,7 @@ unique among the ids listed (:func:`short_ids`), as ``docker ps`` shows its ids.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from itertools import pairwise
 from os.path import commonprefix
 from typing import NamedTuple
@@ -35,6 +35,7 @@ __all__ = [
     "cut_columns",
     "fit",
     "hidden_note",
+    "padded",
     "short_ids",
     "text_columns",
     "wrapped",
@@ -75,19 +76,32 @@ def text_columns(text: str) -> int:
     return sum(map(_char_columns, text))
 
 
-def cut_columns(text: str, size: int) -> str:
+def cut_columns(text: str, size: int, escapes: Mapping[int, str] | None = None) -> str:
     """``text`` if it takes at most ``size`` columns, else its first characters and ``…``
-    within ``size`` columns (``size`` at least 1): ``ellipsis.cut`` counted in columns."""
-    if text_columns(text) <= size:
-        return text
+    within ``size`` columns (``size`` at least 1): ``ellipsis.cut`` counted in columns.
+
+    With ``escapes`` (a ``str.translate`` table of strings), ``text`` is shown translated and
+    each escape is one piece: kept whole or left out, never cut to ``\\x1…``. A character
+    is never split from the combining marks after it (they take no column, so they stay with
+    it), and a wide character that would end past the limit is left out whole."""
+    shown = text if escapes is None else text.translate(escapes)
+    if text_columns(shown) <= size:
+        return shown
     kept: list[str] = []
     used = 0
     for char in text:
-        used += _char_columns(char)
+        piece = None if escapes is None else escapes.get(ord(char))
+        used += _char_columns(char) if piece is None else len(piece)
         if used > size - 1:
             break
-        kept.append(char)
+        kept.append(char if piece is None else piece)
     return "".join(kept) + "…"
+
+
+def padded(text: str, size: int) -> str:
+    """``text`` and the spaces that make it ``size`` columns wide (none when it is wider):
+    ``str.ljust`` counted in columns, so a CJK name lines up with the ASCII ones."""
+    return text + " " * (size - text_columns(text))
 
 
 def _span(widths: Sequence[int]) -> int:
@@ -148,15 +162,11 @@ def fit(
                 break
     lines = [
         "  ".join(
-            _padded(cut_columns(row[i], size), size) for i, size in zip(kept, widths, strict=True)
+            padded(cut_columns(row[i], size), size) for i, size in zip(kept, widths, strict=True)
         ).rstrip()
         for row in (header, *rows)
     ]
     return Fitted(lines, tuple(header[i] for i in range(len(header)) if i not in kept))
-
-
-def _padded(text: str, size: int) -> str:
-    return text + " " * (size - text_columns(text))
 
 
 def aligned(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.table_fit import cut_columns
 
 __all__ = [
     "BIDI_ESCAPES",
@@ -63,8 +63,14 @@ def one_line(text: str | None, width: int) -> str:
     """``text`` as one line for a table cell or a progress line.
 
     Runs of whitespace, line breaks included, become one space. Control characters are then
-    escaped, and a result longer than ``width`` is cut, ending in ``…``. Empty for None.
+    escaped, and a result wider than ``width`` terminal columns is cut, ending in ``…``
+    (``table_fit.cut_columns``: a CJK character takes two columns, a combining mark none, and
+    an escape is never cut in two). Empty for None.
     """
     if not text:
         return ""
-    return cut(" ".join(text.split()).translate(CONTROL_ESCAPES), width)
+    flat = " ".join(text.split())
+    shown_flat = flat.translate(CONTROL_ESCAPES)
+    if shown_flat.isascii() and len(shown_flat) <= width:  # the usual case: no count to make
+        return shown_flat
+    return cut_columns(flat, width, CONTROL_ESCAPES)
