@@ -20,6 +20,9 @@ def summary_width(stream: IO[str] | None = None) -> int | None:
         if not stream.isatty():
             return None
         columns = int(os.environ.get("COLUMNS") or 0)
-        return columns if columns > 0 else os.get_terminal_size(stream.fileno()).columns
+        if columns <= 0:
+            columns = os.get_terminal_size(stream.fileno()).columns
     except (AttributeError, ValueError, OSError):
         return None
+    # A pseudo-terminal nobody sized says 0 columns: its width is unknown, as a pipe's is.
+    return columns if columns > 0 else None
