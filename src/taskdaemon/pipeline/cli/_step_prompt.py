@@ -24,16 +24,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
+from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 from taskdaemon.pipeline.records import stage_error
 from taskdaemon.pipeline.replay.walk import RecordedWalk
+from taskdaemon.pipeline.table_fit import MIN_GIVEN, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
 from taskdaemon.pipeline.wording import counted
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
-#: Characters of a stage's skip reason or error ``where`` shows (``logs STAGE`` has them whole).
+#: Columns of a stage's skip reason or error ``where`` shows on a pipe (``logs STAGE`` has
+#: them whole); on a terminal, what is left of its line, no fewer than ``MIN_GIVEN``.
 _WHY_CHARS = 80
 
 #: A stage's log records of the run: ``(run_id, stage) → rows`` (SpanSourceError when unread).
@@ -107,6 +110,9 @@ class StepPrompt(CommandPrompt):
         super().__init__(stdin=stdin, stdout=stdout, history=history)
         self.walk = walk
         self._logs = logs
+        # A terminal's columns (None on a pipe): ``where``'s reasons are cut to the room left
+        # on their line, and the state line wraps between stages, not inside a name.
+        self._width = summary_width(self._out)
 
     def run(self) -> None:
         """Say what is walked, show the first event, then take commands."""
@@ -138,7 +144,8 @@ class StepPrompt(CommandPrompt):
         state = walk.state()
         stages = "  ".join(f"{s.name}={s.status}" for s in state.stages)
         self._print(f"[{walk.index + 1}/{len(walk.events)}] +{walk.offset:.3f}s  {walk.event.what}")
-        self._print(f"    run={state.status}  {stages}")
+        for line in wrapped(f"    run={state.status}  {stages}", self._width):
+            self._print(line)
 
     # ------------------------------------------------------------------ commands
 
@@ -165,10 +172,12 @@ class StepPrompt(CommandPrompt):
     def _do_where(self, args: Sequence[str]) -> None:
         walk = self.walk
         state = walk.state()
-        self._print(
+        where = (
             f"run {state.run_id} {state.status} at +{walk.offset:.3f}s "
             f"(event {walk.index + 1} of {len(walk.events)}: {walk.event.what})"
         )
+        for line in wrapped(where, self._width):
+            self._print(line)
         width = max((len(stage.name) for stage in state.stages), default=5)
         for stage in state.stages:
             extra = []
@@ -182,10 +191,20 @@ class StepPrompt(CommandPrompt):
             why = stage.skip_reason or stage_error(
                 stage.status, stage.attempts, stage.cancel_reason
             )
+            head = f"  {stage.name:<{width}}  {stage.status}"
             if why:
-                extra.append(one_line(why, _WHY_CHARS))
+                extra.append(one_line(why, self._why_columns(head, extra)))
             tail = f"  ({'; '.join(extra)})" if extra else ""
-            self._print(f"  {stage.name:<{width}}  {stage.status}{tail}")
+            self._print(f"{head}{tail}")
+
+    def _why_columns(self, head: str, extra: Sequence[str]) -> int:
+        """The columns a reason may take after ``head`` and the ``extra`` notes before it:
+        ``_WHY_CHARS`` on a pipe, the rest of the terminal's line (``  (``, ``; `` between
+        notes, ``)``) on a terminal, but never fewer than ``MIN_GIVEN``."""
+        if self._width is None:
+            return _WHY_CHARS
+        taken = text_columns(head) + 3 + sum(len(note) + 2 for note in extra) + 1
+        return max(MIN_GIVEN, self._width - taken)
 
     def _do_inputs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "inputs STAGE")
