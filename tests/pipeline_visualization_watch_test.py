@@ -175,6 +175,22 @@ def test_rows_show_fan_out_progress_elapsed_time_and_waits() -> None:
     assert release.waiting_for.endswith("…")  # cut to 60 characters: approval is past the cut
 
 
+def test_a_wait_on_a_cjk_condition_is_cut_in_screen_columns() -> None:
+    """A condition comparing with a CJK string is cut to 60 terminal columns (each CJK
+    character takes two), not 60 characters."""
+    from taskdaemon.pipeline.model import OnCondition, Pipeline, Stage
+    from taskdaemon.pipeline.table_fit import text_columns
+
+    title = "数据仓库刷新失败磁盘空间不足请联系管理员清理空间后再重试cafe\u0301"
+    expression = f'stages.specification.outputs.title == "{title}"'
+    release = Stage("release", "command", (OnCondition(expression),))
+    pipeline = Pipeline(name="p", stages=(*feature_delivery().stages[:3], release))
+    snapshot = dag_snapshot(pipeline, _fan_out_run())
+    rows = {row.stage: row for row in stage_rows(snapshot, now=1_700_000_010.0)}
+    waiting = rows["release"].waiting_for
+    assert (True, True) == (text_columns(waiting) in (59, 60), waiting.endswith("…")), waiting
+
+
 def test_plain_lines_say_each_change_once() -> None:
     """The fallback writes one line per stage whose state changed, none for unchanged ones."""
     first = dag_snapshot(feature_delivery(), _fan_out_run())

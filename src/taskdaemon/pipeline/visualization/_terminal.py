@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.run_state import (
     ACTIVE_STAGE_STATUSES,
     FAILED_STAGE_STATUSES,
@@ -24,6 +23,7 @@ from taskdaemon.pipeline.run_state import (
     TERMINAL_STAGE_STATUSES,
 )
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.table_fit import cut_columns
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
 
@@ -58,7 +58,7 @@ class StageRow:
     error: str = ""  # a failed stage's error, a skipped or cancelled one's reason, on one line
 
 
-#: Characters of a stage's error (or skip reason) a row or a plain line shows: the table's
+#: Columns of a stage's error (or skip reason) a row or a plain line shows: the table's
 #: last column is cut to the terminal's width anyway, and ``runs show`` has it whole.
 _ERROR_CHARS = 200
 
@@ -117,7 +117,8 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
         # spans show a stage ``waiting`` only while its approval is requested.
         reasons.append("approval" if not node.triggers else "its triggers")
     text = ", ".join(dict.fromkeys(reasons))
-    return cut(text, 60)
+    # Columns, not characters: a condition comparing with a CJK string is twice as wide.
+    return cut_columns(text, 60)
 
 
 def _error(node: DagNode) -> str:
