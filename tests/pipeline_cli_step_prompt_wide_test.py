@@ -111,12 +111,13 @@ def _after(text: str, command: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("columns", [80, 100])
 def test_where_on_a_terminal_fits_its_columns(recorded: tuple[Path, str], columns: int) -> None:
-    """Each ``where`` line and each state line is within the terminal's columns, counted as
-    the screen counts them (a CJK character two, a combining mark none); the failure's and
-    the skip's reasons are cut with an ellipsis, and the run id stays whole."""
+    """The opening lines, each ``where`` line and each state line are within the terminal's
+    columns, counted as the screen counts them (a CJK character two, a combining mark none);
+    the failure's and the skip's reasons are cut with an ellipsis; the run id stays whole."""
     home, run_id = recorded
     shown = _on_terminal(home, run_id, b"goto 1h\nwhere\nquit\n", columns)
-    lines = _after(shown, "goto 1h") + _after(shown, "where")
+    opening = shown.split("(replay) ", 1)[0].splitlines()
+    lines = opening + _after(shown, "goto 1h") + _after(shown, "where")
     assert [] == [line for line in lines if text_columns(line) > columns], shown
     stages = {line.split()[0]: line for line in _after(shown, "where")[-3:]}
     assert stages["refresh-the-warehouse"].endswith("…)"), shown

@@ -117,11 +117,13 @@ class StepPrompt(CommandPrompt):
     def run(self) -> None:
         """Say what is walked, show the first event, then take commands."""
         state = self.walk.state()
-        self._print(
+        opening = (
             f"stepping through run {state.run_id} ({state.pipeline}), "
             f"{len(self.walk.events)} recorded events, nothing executed; "
             "'help' lists the commands"
         )
+        for line in wrapped(opening, self._width):
+            self._print(line)
         self.show()
         self.loop()
 
