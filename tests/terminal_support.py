@@ -1,5 +1,6 @@
 """A ``taskdaemon`` command whose stdout is a real terminal (a pty) of a given width, read to
-its end: what the history tables (``runs list``, ``runs show``, ``report``) are fitted to."""
+its end: what the history tables (``runs list``, ``runs show``, ``report``) and the prompts
+(``replay --step``, typed to on the same terminal) are fitted to."""
 
 from __future__ import annotations
 
@@ -16,11 +17,16 @@ from cli_support import ROOT, TASKDAEMON, environment
 
 
 def on_a_terminal_of(
-    columns: int, home: Path, *args: str, streams: tuple[str, ...] = ("stdout", "stderr")
+    columns: int,
+    home: Path,
+    *args: str,
+    streams: tuple[str, ...] = ("stdout", "stderr"),
+    keys: bytes | None = None,
 ) -> tuple[int, list[str]]:
     """``taskdaemon ARGS`` with its ``streams`` (stdout, stderr) on a pty ``columns`` wide and
     any other discarded (no ``COLUMNS`` variable: the terminal's own size is read): its exit
-    code and the lines it showed."""
+    code and the lines it showed. With ``keys``, stdin is the terminal too and ``keys`` are
+    typed at once (the terminal holds them until the command reads)."""
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = environment(home, TERM="xterm-256color")
@@ -28,7 +34,7 @@ def on_a_terminal_of(
     try:
         child = subprocess.Popen(
             [TASKDAEMON, *args],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL if keys is None else secondary,
             stdout=secondary if "stdout" in streams else subprocess.DEVNULL,
             stderr=secondary if "stderr" in streams else subprocess.DEVNULL,
             cwd=ROOT,
@@ -37,6 +43,8 @@ def on_a_terminal_of(
     finally:
         os.close(secondary)
     chunks: list[bytes] = []
+    if keys is not None:
+        os.write(primary, keys)
     try:
         while True:  # to the end of the output: the child's exit closes the terminal
             ready, _, _ = select.select([primary], [], [], 60.0)
