@@ -62,10 +62,23 @@ def short_ids(ids: Sequence[str]) -> list[str]:
     return [i[: max(MIN_ID, keep.get(i, 0))] for i in ids]
 
 
+#: The columns of the characters met so far: three ``unicodedata`` look-ups a character cost
+#: six times what a cut of ASCII does. Bounded: past ``_KNOWN_MAX`` characters, no more are kept.
+_known: dict[str, int] = {}
+_KNOWN_MAX = 4096
+
+
 def _char_columns(char: str) -> int:
+    columns = _known.get(char)
+    if columns is not None:
+        return columns
     if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf"):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        columns = 0
+    else:
+        columns = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+    if len(_known) < _KNOWN_MAX:
+        _known[char] = columns
+    return columns
 
 
 def text_columns(text: str) -> int:
@@ -85,17 +98,21 @@ def cut_columns(text: str, size: int, escapes: Mapping[int, str] | None = None) 
     is never split from the combining marks after it (they take no column, so they stay with
     it), and a wide character that would end past the limit is left out whole."""
     shown = text if escapes is None else text.translate(escapes)
-    if text_columns(shown) <= size:
-        return shown
-    kept: list[str] = []
+    if shown.isascii() and len(shown) == len(text):  # no wide character, mark nor escape
+        return shown if len(shown) <= size else shown[: size - 1] + "…"
+    # One pass that stops past ``size`` columns: a long line is not counted to its end.
+    pieces: list[str] = []
+    kept = 0  # the pieces within ``size - 1`` columns: what stays before an ellipsis
     used = 0
     for char in text:
         piece = None if escapes is None else escapes.get(ord(char))
         used += _char_columns(char) if piece is None else len(piece)
-        if used > size - 1:
-            break
-        kept.append(char if piece is None else piece)
-    return "".join(kept) + "…"
+        if used > size:
+            return "".join(pieces[:kept]) + "…"
+        pieces.append(char if piece is None else piece)
+        if used <= size - 1:
+            kept = len(pieces)
+    return shown
 
 
 def padded(text: str, size: int) -> str:
