@@ -30,5 +30,5 @@ def test_an_invalid_retention_variable_is_an_invalid_setting(
     monkeypatch.setenv("TASKDAEMON_RETENTION_KEEP", "abc")
     monkeypatch.delenv("TASKDAEMON_RETENTION_MAX_AGE", raising=False)
     code = main(["runs", "list", "--source", f"sqlite:///{home}/s.db"])
-    expected = (2, "taskdaemon: invalid settings:\nTASKDAEMON_RETENTION_KEEP: not a count: 'abc'\n")
+    expected = (2, "taskdaemon: invalid setting TASKDAEMON_RETENTION_KEEP: not a count: 'abc'\n")
     assert expected == (code, capsys.readouterr().err)

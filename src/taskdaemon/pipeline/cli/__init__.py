@@ -219,7 +219,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
-        print(f"taskdaemon: invalid settings:\n{error}", file=sys.stderr, flush=True)
+        # One line a variable, each whole on its own (a log reader or grep sees the program).
+        lines = (f"taskdaemon: invalid setting {name}: {why}" for name, why in error.problems)
+        print("\n".join(lines), file=sys.stderr, flush=True)
         return 2
     return code
 
