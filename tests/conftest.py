@@ -78,6 +78,20 @@ def no_secret_value_kept() -> Iterator[None]:
     forget_secrets()
 
 
+@pytest.fixture(autouse=True)
+def no_home_in_the_checkout() -> Iterator[None]:
+    """Fail the test that left a ``.taskdaemon`` home in the checkout: a process it ran had no
+    ``TASKDAEMON_HOME`` and this directory as its working one (the default home is relative),
+    so its sockets and records outlived it there. The home is removed, so the next test starts
+    clean."""
+    leftover = ROOT / ".taskdaemon"
+    existed = leftover.exists()
+    yield
+    if not existed and leftover.exists():
+        shutil.rmtree(leftover, ignore_errors=True)
+        pytest.fail(f"the test left {leftover}: a process it ran had no TASKDAEMON_HOME")
+
+
 @pytest.fixture(autouse=True, scope="module")
 def no_thread_left_by_module() -> Iterator[None]:
     """Fail the module whose module-scoped fixtures leave a thread running after teardown."""

@@ -21,6 +21,13 @@ from taskdaemon.pipeline.engine import Engine
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feature_delivery.yaml"
 
 
+@pytest.fixture(autouse=True)
+def own_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The schedule serves each run on a control socket under the home: the test's own, not a
+    ``.taskdaemon`` in the working directory (the checkout)."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("--every", "nan"), ("--every", "inf"), ("--max-runs", "-1")],
