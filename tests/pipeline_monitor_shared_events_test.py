@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -156,3 +157,23 @@ def test_another_kind_of_span_gets_add_event_of_the_mapping() -> None:
     attributes = dict(zip(KEYS, VALUES[0], strict=True))
     SharedMappingEvents().add(span, "stage.input", attributes, 3)
     assert [("stage.input", attributes, 3)] == span.added  # type: ignore[attr-defined]
+
+
+def test_an_sdk_version_not_compared_against_shares_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sharing reads the SDK span's private parts: on an SDK minor version its tests have
+    not compared it against, each event is ``add_event``'s own, equal values or not."""
+    from opentelemetry.sdk import version
+
+    monkeypatch.setattr(version, "__version__", "1.99.0")
+    tracer = TracerProvider().get_tracer("test")
+    shared = SharedEventAttributes("trigger.evaluated", KEYS)
+    span = tracer.start_span("a")
+    shared.add(span, VALUES[0], 1)
+    shared.add(span, VALUES[0], 2)
+    first, second = span.events  # type: ignore[attr-defined]
+    assert (first.attributes is second.attributes, dict(first.attributes)) == (
+        False,
+        dict(zip(KEYS, VALUES[0], strict=True)),
+    )

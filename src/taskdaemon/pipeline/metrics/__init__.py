@@ -53,6 +53,7 @@ Layout: ``_labels`` (the label guard), ``_aggregates`` (the in-process aggregate
 """
 
 from taskdaemon.pipeline.metrics._aggregates import MonitorMetrics, RunAggregates, StageMetrics
+from taskdaemon.pipeline.metrics._direct import sdk_checked
 from taskdaemon.pipeline.metrics._instruments import PipelineMetrics
 from taskdaemon.pipeline.metrics._labels import DEFAULT_LABEL_LIMITS, LabelGuard
 from taskdaemon.pipeline.metrics._sampler import ResourceSampler
@@ -65,4 +66,5 @@ __all__ = [
     "ResourceSampler",
     "RunAggregates",
     "StageMetrics",
+    "sdk_checked",
 ]

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping
 from time import time_ns
 from typing import Any
 
-__all__ = ["CHECKED_SDK", "direct_recorder"]
+__all__ = ["CHECKED_SDK", "direct_recorder", "sdk_checked"]
 
 #: The SDK minor versions the shortcut was compared against (its tests, in
 #: ``tests/pipeline_metrics_direct_test.py``).
@@ -48,6 +48,14 @@ _SDK_INSTRUMENTS = "opentelemetry.sdk.metrics._internal.instrument"
 _REMEMBERED_MAX = 100_000
 
 Recorder = Callable[[float, Mapping[str, Any]], None]
+
+
+def sdk_checked() -> bool:
+    """Whether the installed SDK is a minor version in :data:`CHECKED_SDK`: the shortcuts that
+    read its private classes (this module's, ``monitor/_shared_events``') are on only then."""
+    from opentelemetry.sdk.version import __version__  # noqa: PLC0415
+
+    return __version__.startswith(CHECKED_SDK)
 
 
 def direct_recorder(instrument: Any) -> Recorder:
@@ -82,10 +90,8 @@ class _SdkLayout:
         instrument = sys.modules.get(_SDK_INSTRUMENTS)
         if instrument is None:
             raise ImportError(_SDK_INSTRUMENTS)
-        from opentelemetry.sdk.version import __version__  # noqa: PLC0415
-
-        if not __version__.startswith(CHECKED_SDK):
-            raise ImportError(f"opentelemetry-sdk {__version__} is not one the shortcut knows")
+        if not sdk_checked():
+            raise ImportError("the installed opentelemetry-sdk is not one the shortcut knows")
         from opentelemetry.sdk.metrics._internal import (  # noqa: PLC0415
             _view_instrument_match,
             measurement,

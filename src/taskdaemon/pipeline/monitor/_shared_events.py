@@ -9,8 +9,10 @@ with it, through the SDK span's own ``_add_event`` with the SDK's own ``Event``,
 ``add_event`` does after building the mapping: the same events, attributes, limits and
 dropped counts, read by processors, the span store and exporters alike.
 
-Only an SDK span whose ``add_event`` is the SDK's own gets a shared mapping; any other span
-(a subclass, another SDK's, a non-recording one) gets ``add_event`` as usual. The mapping is
+Only an SDK span whose ``add_event`` is the SDK's own gets a shared mapping, and only on an
+SDK minor version this was compared against (``metrics._direct.CHECKED_SDK``: it reads the
+span's private ``_add_event`` and ``_limits``); any other span (a subclass, another SDK's, a
+non-recording one) gets ``add_event`` as usual. The mapping is
 built with the span's own limits, which are part of the key. Keys hold each value's type
 beside it (``True`` and ``1`` are equal as keys, not as attributes).
 """
@@ -21,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import Span
+
+from taskdaemon.pipeline.metrics import sdk_checked
 
 __all__ = ["SharedEventAttributes", "SharedMappingEvents"]
 
@@ -45,6 +49,8 @@ class SharedEventAttributes:
         """The SDK's span and event classes and ``BoundedAttributes``, when the SDK's span
         still builds its events as this module reads it; else none (``add_event`` always)."""
         self._loaded = True
+        if not sdk_checked():
+            return
         try:
             from opentelemetry.attributes import BoundedAttributes  # noqa: PLC0415
             from opentelemetry.sdk import trace as sdk_trace  # noqa: PLC0415
