@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache, lru_cache
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 __all__ = [
     "CLEAN_TEXTS",
@@ -40,6 +40,7 @@ __all__ = [
     "holds_any",
     "holds_masked",
     "mappings_unchanged",
+    "masked_batch",
     "open_key_start",
     "redact",
     "redact_endpoint_passwords",
@@ -50,6 +51,8 @@ __all__ = [
 ]
 
 REDACTED: Final = "[REDACTED]"
+
+_T = TypeVar("_T")
 
 #: Key words whose values are secrets (regular expressions matched in full, case-insensitively,
 #: against a word of a key or a run of its words; see the module docstring).
@@ -389,6 +392,20 @@ def holds_masked(text: str) -> bool:
     before the value was known, looked at again before it leaves (an export's batch)."""
     values = MASKED.values
     return bool(values) and holds_any(values, text)
+
+
+def masked_batch(
+    batch: Sequence[_T], texts: Callable[[_T], Iterable[str]], masked: Callable[[_T], _T]
+) -> Sequence[_T]:
+    """``batch`` as it leaves for an exporter, each item whose ``texts`` hold a value known as
+    a secret now replaced by ``masked(item)`` (the log and span exporters' batches, recorded
+    before the value was known). ``batch`` itself when none does: one look over all the texts
+    first, then item by item only if a value is in them."""
+    if not (
+        MASKED.values and holds_masked("\n".join(text for item in batch for text in texts(item)))
+    ):
+        return batch
+    return [masked(item) if holds_masked("\n".join(texts(item))) else item for item in batch]
 
 
 def _mask(text: str) -> str:

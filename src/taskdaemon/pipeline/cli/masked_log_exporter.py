@@ -22,7 +22,7 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from taskdaemon.pipeline.redaction import MASKED, holds_masked, redact, redact_text
+from taskdaemon.pipeline.redaction import masked_batch, redact, redact_text
 
 __all__ = ["MaskedLogExporter"]
 
@@ -34,12 +34,7 @@ class MaskedLogExporter(LogRecordExporter):
         self._inner = inner
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        if MASKED.values and holds_masked("\n".join(_texts(batch))):
-            batch = [
-                _masked(data) if holds_masked("\n".join(_texts((data,)))) else data
-                for data in batch
-            ]
-        return self._inner.export(batch)
+        return self._inner.export(masked_batch(batch, _texts, _masked))
 
     def shutdown(self) -> None:
         self._inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped
@@ -48,15 +43,12 @@ class MaskedLogExporter(LogRecordExporter):
         return self._inner.force_flush(timeout_millis)
 
 
-def _texts(batch: Sequence[ReadableLogRecord]) -> list[str]:
-    """The bodies and attribute values of ``batch`` that are texts."""
-    texts: list[str] = []
-    for data in batch:
-        record = data.log_record
-        if isinstance(record.body, str):
-            texts.append(record.body)
-        if record.attributes:
-            texts += (value for value in record.attributes.values() if isinstance(value, str))
+def _texts(data: ReadableLogRecord) -> list[str]:
+    """The body and attribute values of ``data`` that are texts."""
+    record = data.log_record
+    texts = [record.body] if isinstance(record.body, str) else []
+    if record.attributes:
+        texts += (value for value in record.attributes.values() if isinstance(value, str))
     return texts
 
 

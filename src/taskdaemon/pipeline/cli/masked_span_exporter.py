@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
-from taskdaemon.pipeline.redaction import MASKED, holds_masked, redact, redact_text
+from taskdaemon.pipeline.redaction import masked_batch, redact, redact_text
 
 __all__ = ["MaskedSpanExporter"]
 
@@ -39,22 +39,13 @@ class MaskedSpanExporter(SpanExporter):
         self._inner = inner
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if MASKED.values and holds_masked("\n".join(_batch_texts(spans))):
-            spans = [
-                _masked(span) if holds_masked("\n".join(_texts(span))) else span for span in spans
-            ]
-        return self._inner.export(spans)
+        return self._inner.export(masked_batch(spans, _texts, _masked))
 
     def shutdown(self) -> None:
         self._inner.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
-
-
-def _batch_texts(spans: Sequence[ReadableSpan]) -> Iterator[str]:
-    for span in spans:
-        yield from _texts(span)
 
 
 def _texts(span: ReadableSpan) -> Iterator[str]:
