@@ -94,6 +94,7 @@ __all__ = [
     "create_private",
     "empty_store",
     "file_in_the_way",
+    "is_busy",
     "private_copy",
     "rollback",
     "unwritable_file_system",
@@ -304,6 +305,12 @@ _MIGRATIONS: Final = {
 _MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11}
 
 
+def is_busy(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is SQLite's "database is locked" (``SQLITE_BUSY``, any extended code):
+    another connection holds a lock this one needed."""
+    return error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+
+
 def rollback(conn: sqlite3.Connection) -> None:
     """Roll back the open transaction, if SQLite has not already done so.
 
@@ -335,7 +342,7 @@ def why_unwritten(path: Path) -> str:
         probe.execute("BEGIN IMMEDIATE")
         probe.execute("ROLLBACK")
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+        if is_busy(error):
             return f"another process holds the store's write lock ({error})"
         return str(error)
     finally:
@@ -545,7 +552,7 @@ def _use_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+            if not is_busy(error) or time.monotonic() > deadline:
                 raise
         time.sleep(0.005)
 

@@ -50,7 +50,13 @@ from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
-from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
+from taskdaemon.pipeline.tracking._schema import (
+    OpenedFile,
+    connect,
+    is_busy,
+    rollback,
+    why_unwritten,
+)
 from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
 from taskdaemon.pipeline.tracking.aggregates import (
     RUN_ENDED,
@@ -155,7 +161,7 @@ def _register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
             (os.getpid(), socket.gethostname(), now, now),
         ).lastrowid
     except sqlite3.OperationalError as exc:
-        if wait or exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+        if wait or not is_busy(exc):
             raise
         return None
     finally:
