@@ -77,6 +77,37 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
     assert [] == errors
 
 
+async def test_the_first_state_takes_over_the_rows_the_server_drew(tmp_path: Path) -> None:
+    """The page's script, held back until a user has the server-drawn table in hand, takes
+    those rows over when the first state arrives instead of drawing them anew: a stage's button
+    pressed at that moment is the same element after it (a table drawn anew lost the press)."""
+    run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 5)
+    released = asyncio.Event()
+
+    async def hold(route: Any) -> None:
+        await released.wait()
+        await route.continue_()
+
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.route("**/app.js*", hold)
+        await page.goto(f"{url}/runs/{run_id}", wait_until="commit")
+        await page.wait_for_selector('#stages tr[data-stage="s002"] button.select')
+        await page.evaluate(
+            """() => { window.__pressed =
+                document.querySelector('#stages tr[data-stage="s002"] button.select'); }"""
+        )
+        released.set()
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        kept = await page.evaluate("() => document.contains(window.__pressed)")
+        await page.click('#stages tr[data-stage="s002"] button.select')
+        await page.wait_for_selector('#stage-detail h3[data-stage="s002"]')
+    assert (True, []) == (kept, errors)
+
+
 async def test_keyboard_focus_stays_on_a_stage_through_redraws(tmp_path: Path) -> None:
     """Keyboard only: a stage's button reached with Tab and pressed with Enter opens its panel
     and keeps the focus (the stages table is drawn again at every pick and every live event),

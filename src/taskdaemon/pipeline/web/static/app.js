@@ -263,8 +263,26 @@
       if (node.textContent !== shown) node.textContent = shown;
     }
 
+    // The server drew the table before the first state arrived: its rows are taken over, not
+    // drawn anew, so a button pressed while that state arrives is the one the page keeps.
+    let servedRows = null;
+    function servedRow(name) {
+      if (servedRows === null) {
+        servedRows = new Map();
+        for (const tr of document.querySelectorAll("#stages tbody tr[data-stage]")) {
+          const pick = tr.cells.length === 6 ? tr.cells[0].querySelector("button.select") : null;
+          if (pick) servedRows.set(tr.dataset.stage, { tr: tr, pick: pick, state: tr.cells[1], instances: tr.cells[2],
+            attempts: tr.cells[3], error: tr.cells[4], actions: tr.cells[5] });
+        }
+      }
+      const row = servedRows.get(name);
+      servedRows.delete(name);
+      return row;
+    }
+
     function stageRow(node) {
-      let row = stageRows.get(node.name);
+      let row = stageRows.get(node.name) || servedRow(node.name);
+      if (row && !stageRows.has(node.name)) stageRows.set(node.name, row);
       if (!row) {
         const pick = el("button", { type: "button", class: "link select" });
         pick.addEventListener("click", () => select(node.name));
