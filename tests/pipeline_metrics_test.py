@@ -71,6 +71,9 @@ def test_stage_counters_durations_and_waits(tel: Telemetry) -> None:
     assert {
         (("pipeline", "chain"), ("stage", "a"), ("status", "success")): 1,
         (("pipeline", "chain"), ("stage", "a"), ("status", "failure")): 1,
+        # there from the first run's start on, as every stage's of its DAG
+        (("pipeline", "chain"), ("stage", "a"), ("status", "timeout")): 0,
+        (("pipeline", "chain"), ("stage", "a"), ("status", "cancelled")): 0,
     } == tel.values(t.METRIC_STAGE_EXECUTIONS)
     durations = tel.histograms(t.METRIC_STAGE_DURATION)
     failed = durations[(("pipeline", "chain"), ("stage", "a"), ("status", "failure"))]
@@ -79,6 +82,45 @@ def test_stage_counters_durations_and_waits(tel: Telemetry) -> None:
     queue = tel.histograms(t.METRIC_STAGE_QUEUE_TIME)[stage]
     wait = tel.histograms(t.METRIC_TRIGGER_WAIT_TIME)[stage]
     assert ((2, 1.0), (2, 0.5)) == ((queue.count, queue.sum), (wait.count, wait.sum))
+
+
+def test_every_stage_of_the_dag_is_counted_at_zero_from_the_run_start(tel: Telemetry) -> None:
+    """At a run's start, before any stage executes, each stage of its DAG has its execution
+    series of the four counted statuses at 0: its first failure is growth from 0."""
+    feed = Feed(tel, chain_pipeline(("a", "b", "c")))
+    feed.start_run()
+    assert {
+        (("pipeline", "chain"), ("stage", stage), ("status", status)): 0
+        for stage in ("a", "b", "c")
+        for status in ("success", "failure", "timeout", "cancelled")
+    } == tel.values(t.METRIC_STAGE_EXECUTIONS)
+
+
+def test_stage_series_made_at_zero_are_bounded_by_the_label_guard(tel: Telemetry) -> None:
+    """Stage names past the guard's cap fold into ``#other#`` when made at 0 too: a DAG of
+    ten stages under a cap of two makes three stages' series; a later DAG of the pipeline
+    adds its new stages', and the earlier series stay as they are."""
+    metrics = PipelineMetrics(
+        meter_provider=tel.meter_provider, label_guard=LabelGuard({"stage": 2})
+    )
+    metrics.run_started("p", [f"s{index}" for index in range(10)])
+    metrics.stage_finished("p", "s9", "failure", 1.0)
+    metrics.run_started("p", [f"s{index}" for index in range(10)])
+    metrics.run_started("q", ["s0", "t"])
+    statuses = ("success", "failure", "timeout", "cancelled")
+    assert {
+        **{
+            (("pipeline", "p"), ("stage", stage), ("status", status)): 0
+            for stage in ("s0", "s1", "#other#")
+            for status in statuses
+        },
+        (("pipeline", "p"), ("stage", "#other#"), ("status", "failure")): 1,
+        **{
+            (("pipeline", "q"), ("stage", stage), ("status", status)): 0
+            for stage in ("s0", "#other#")
+            for status in statuses
+        },
+    } == tel.values(t.METRIC_STAGE_EXECUTIONS)
 
 
 def test_trigger_wait_counts_first_attempts_only(tel: Telemetry) -> None:

@@ -224,7 +224,7 @@ def test_fed_executions_are_counted_replayed_with_no_duration_or_queue_time(
     observation to the duration or queue histograms, nor to ``get_metrics()``; check, which
     every run executed, has three durations."""
     executions = _points(replayed.reader, t.METRIC_STAGE_EXECUTIONS)
-    assert {"success": 1, "replayed": 2} == {
+    assert {"success": 1, "replayed": 2, "failure": 0, "timeout": 0, "cancelled": 0} == {
         status: p.value for status, p in _by_status(executions, "plan").items()
     }
     durations = _points(replayed.reader, t.METRIC_STAGE_DURATION)

@@ -25,11 +25,13 @@ the bucket advisory, so no View is needed and the SDK's millisecond defaults nev
 Statuses: runs are counted as ``success``, ``failure`` or ``cancelled``; stage executions
 (every attempt and instance) as ``success``, ``failure``, ``timeout`` or ``cancelled``. Skipped
 stages never executed and are not counted. A pipeline's run series of the three statuses
-exist, at 0, from its first run's start (``PipelineMetrics._run_series_born`` says why, and why
-the stage series do not). A replay's fed execution (its recorded outputs
-returned, no handler run) is counted as ``replayed`` in ``pipeline_stage_executions_total``
-only: it records no duration, queue time or trigger wait, so the histograms (and the
-percentiles built from them across statuses) hold real executions only. Trigger wait is
+exist, at 0, from its first run's start, and so do the execution series of the four statuses
+of every stage of the run's DAG (``PipelineMetrics._run_series_born`` and
+``_stage_series_born`` say why, and what bounds them). A replay's fed execution (its
+recorded outputs returned, no handler run) is counted as ``replayed`` in
+``pipeline_stage_executions_total`` only: it records no duration, queue time or trigger wait,
+so the histograms (and the percentiles built from them across statuses) hold real executions
+only. Trigger wait is
 recorded once per stage instance (its first attempt: later attempts wait for a backoff, not a
 trigger); queue time per attempt.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from opentelemetry import metrics as metrics_api
@@ -14,7 +14,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.metrics._direct import direct_recorder
 from taskdaemon.pipeline.metrics._labels import LabelGuard
 from taskdaemon.pipeline.metrics._sampler import ResourceSampler
-from taskdaemon.pipeline.state import RunStatus
+from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 __all__ = ["PipelineMetrics"]
 
@@ -28,6 +28,13 @@ _CACHED_MAX = 100_000
 #: The statuses a run ends with (``RunStatus``' final ones): each pipeline's
 #: ``pipeline_executions_total`` series for them exist, at 0, from its first run on.
 RUN_STATUSES = tuple(str(status) for status in RunStatus if status.is_final)
+
+#: The statuses a stage execution is counted with (``StageStatus``' final ones less
+#: ``skipped``, never counted): each stage's ``pipeline_stage_executions_total`` series for
+#: them exist, at 0, from the start of the first run whose DAG holds it.
+STAGE_STATUSES = tuple(
+    str(status) for status in StageStatus if status.is_final and status is not StageStatus.SKIPPED
+)
 
 
 class _FlatLabels(dict[tuple[str, ...], dict[str, Any]]):
@@ -80,6 +87,8 @@ class PipelineMetrics:
         self._attrs: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
         #: Pipelines whose run-status series exist (``_run_series_born``).
         self._born: set[str] = set()
+        #: Per pipeline, the stage names whose status series exist (``_stage_series_born``).
+        self._stages_born: dict[str, frozenset[str]] = {}
         # The per-stage records' attribute dicts by their flat label values, in front of
         # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
         # (five records a stage). Exact: a folded value never changes once folded (the guard's
@@ -175,12 +184,15 @@ class PipelineMetrics:
 
     # Recording ------------------------------------------------------------------------------
 
-    def run_started(self, pipeline: str) -> None:
-        """A run began."""
+    def run_started(self, pipeline: str, stages: Collection[str] = ()) -> None:
+        """A run of the DAG of ``stages`` (their names) began."""
         if not self.recording:
             return
         if pipeline not in self._born:
             self._run_series_born(pipeline)
+        born = self._stages_born.get(pipeline)
+        if born is None or not born.issuperset(stages):
+            self._stage_series_born(pipeline, stages, born)
         self.active_executions.add(1, self._labels((t.LABEL_PIPELINE, pipeline)))
         self.cicd_run_active.add(
             1,
@@ -199,19 +211,44 @@ class PipelineMetrics:
         ``PipelineFailureRateHigh``'s ``>= 3`` guard (one run fewer per status series born in
         their window).
 
-        The per-stage series (``pipeline_stage_executions_total{pipeline,stage,status}``) are
-        left to be born at their first execution: made ahead they would be stages x four
-        statuses per pipeline, most of them 0 for good (``timeout`` only where a stage has a
-        timeout, ``cancelled`` only where a run is stopped, and never for stages a run skips),
-        each a series Prometheus keeps; no shipped alert reads a stage's status, and a stage's
-        first failure that ends its run is counted by the run's own failure series here. It
-        would also need the stages, which ``run_started`` is not given.
+        The per-stage series are made by ``_stage_series_born``.
         """
         self._born.add(pipeline)
         for status in RUN_STATUSES:
             self.executions.add(
                 0, self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STATUS, status))
             )
+
+    def _stage_series_born(
+        self, pipeline: str, stages: Collection[str], born: frozenset[str] | None
+    ) -> None:
+        """Make ``pipeline_stage_executions_total{pipeline,stage,status}`` exist, at 0, for
+        every stage of ``stages`` not in ``born`` (those of the DAG last made) and every
+        counted status, before the run executes any: a stage's first failure (or timeout) is
+        then growth that ``increase()`` and ``PipelineStageFailed`` see, even when a retry or
+        ``error_strategy: continue`` keeps the run itself from failing.
+
+        Once a DAG per pipeline and process: later runs of it only check their stage names
+        against ``born`` (one set comparison a run, nothing a stage attempt); only the last
+        DAG's names are kept, so a pipeline whose stages change holds no more than its
+        current ones (adding 0 to a series that exists changes nothing). Bounded by the
+        label guard: stage names past its limit fold into ``#other#``, whose series are made
+        once, so a 10,000-stage pipeline makes at most (stage limit + 1) x four series,
+        however many stages it has. The duration histograms cannot be made empty through the
+        OTel API (a record is an observation), so their series are born at a stage's first
+        execution; the executions counter is the one that counts failures.
+        """
+        self._stages_born[pipeline] = frozenset(stages)
+        # Folded in the DAG's order: a set's would let the hash seed pick the stages the
+        # guard admits when it has room for some of them only.
+        folded = dict.fromkeys(
+            self.guard.fold(t.LABEL_STAGE, stage)
+            for stage in stages
+            if born is None or stage not in born
+        )
+        for stage in folded:
+            for status in STAGE_STATUSES:
+                self._count_stage(0, self._finished_attrs[pipeline, stage, status])
 
     def run_finished(
         self, pipeline: str, status: str, result: str, duration: float, error_type: str | None

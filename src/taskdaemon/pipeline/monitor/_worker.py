@@ -261,7 +261,7 @@ class Recorder:
             span_context=span.get_span_context(),
             started_at=event.at,
         )
-        self.metrics.run_started(pipeline.name)
+        self.metrics.run_started(pipeline.name, pipeline.stage_map)
         self.aggregates.run_started(pipeline.name)
 
     def _stage_started(self, event: StageStarted) -> None:
