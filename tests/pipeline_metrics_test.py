@@ -123,6 +123,25 @@ def test_stage_series_made_at_zero_are_bounded_by_the_label_guard(tel: Telemetry
     } == tel.values(t.METRIC_STAGE_EXECUTIONS)
 
 
+def test_stage_series_made_at_zero_stay_under_the_sdks_cardinality_limit(
+    tel: Telemetry,
+) -> None:
+    """A process makes at most 1,000 stage series at 0 (250 stages, in the DAG's order), half
+    the SDK's 2,000 attribute sets an instrument: a 300-stage DAG's later stages are born at
+    their first execution, and none is folded into the SDK's overflow point."""
+    metrics = PipelineMetrics(meter_provider=tel.meter_provider)
+    names = [f"s{index:03}" for index in range(300)]
+    metrics.run_started("p", names)
+    metrics.stage_finished("p", "s299", "failure", 1.0)
+    values = tel.values(t.METRIC_STAGE_EXECUTIONS)
+    assert (1001, {"p"}, 1, 0) == (
+        len(values),
+        {dict(key)["pipeline"] for key in values},
+        values[(("pipeline", "p"), ("stage", "s299"), ("status", "failure"))],
+        sum(1 for key in values if dict(key)["stage"] in names[250:299]),
+    )
+
+
 def test_trigger_wait_counts_first_attempts_only(tel: Telemetry) -> None:
     """A retry records queue time again but no second trigger wait."""
     feed = Feed(tel, chain_pipeline(("a",)))

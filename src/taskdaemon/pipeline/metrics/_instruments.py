@@ -29,6 +29,12 @@ _CACHED_MAX = 100_000
 #: ``pipeline_executions_total`` series for them exist, at 0, from its first run on.
 RUN_STATUSES = tuple(str(status) for status in RunStatus if status.is_final)
 
+#: At most this many stage execution series are made at 0 in a process: half the OTel SDK's
+#: default cardinality limit of an instrument (2,000 attribute sets a reader; past it every
+#: new one is folded into one ``otel.metric.overflow`` point), the other half left to the
+#: series executions add.
+_MADE_AHEAD_MAX = 1_000
+
 #: The statuses a stage execution is counted with (``StageStatus``' final ones less
 #: ``skipped``, never counted): each stage's ``pipeline_stage_executions_total`` series for
 #: them exist, at 0, from the start of the first run whose DAG holds it.
@@ -89,6 +95,8 @@ class PipelineMetrics:
         self._born: set[str] = set()
         #: Per pipeline, the stage names whose status series exist (``_stage_series_born``).
         self._stages_born: dict[str, frozenset[str]] = {}
+        #: Stage execution series made at 0 so far (at most ``_MADE_AHEAD_MAX``).
+        self._made_ahead = 0
         # The per-stage records' attribute dicts by their flat label values, in front of
         # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
         # (five records a stage). Exact: a folded value never changes once folded (the guard's
@@ -231,24 +239,32 @@ class PipelineMetrics:
         Once a DAG per pipeline and process: later runs of it only check their stage names
         against ``born`` (one set comparison a run, nothing a stage attempt); only the last
         DAG's names are kept, so a pipeline whose stages change holds no more than its
-        current ones (adding 0 to a series that exists changes nothing). Bounded by the
-        label guard: stage names past its limit fold into ``#other#``, whose series are made
-        once, so a 10,000-stage pipeline makes at most (stage limit + 1) x four series,
-        however many stages it has. The duration histograms cannot be made empty through the
-        OTel API (a record is an observation), so their series are born at a stage's first
-        execution; the executions counter is the one that counts failures.
+        current ones (adding 0 to a series that exists changes nothing). Bounded twice:
+        stage names past the label guard's limit fold into ``#other#``, whose series are made
+        once, and no more than ``_MADE_AHEAD_MAX`` series are made in a process, so that
+        those made ahead never push the SDK past its cardinality limit (which the guard's
+        500 stages x four statuses would): a 10,000-stage pipeline has its first 250 stages'
+        series made at 0, in the DAG's order, and the others born at their first execution,
+        as before. The duration histograms cannot be made empty through the OTel API (a
+        record is an observation), so their series are born at a stage's first execution;
+        the executions counter is the one that counts failures.
         """
         self._stages_born[pipeline] = frozenset(stages)
-        # Folded in the DAG's order: a set's would let the hash seed pick the stages the
-        # guard admits when it has room for some of them only.
-        folded = dict.fromkeys(
-            self.guard.fold(t.LABEL_STAGE, stage)
-            for stage in stages
-            if born is None or stage not in born
-        )
-        for stage in folded:
+        made: set[str] = set()
+        # In the DAG's order: a set's would let the hash seed pick the stages the guard admits
+        # (or the bound leaves out) when there is room for some of them only.
+        for stage in stages:
+            if self._made_ahead + len(STAGE_STATUSES) > _MADE_AHEAD_MAX:
+                return
+            if born is not None and stage in born:
+                continue
+            folded = self.guard.fold(t.LABEL_STAGE, stage)
+            if folded in made:  # ``#other#``, already made for an earlier stage
+                continue
+            made.add(folded)
+            self._made_ahead += len(STAGE_STATUSES)
             for status in STAGE_STATUSES:
-                self._count_stage(0, self._finished_attrs[pipeline, stage, status])
+                self._count_stage(0, self._finished_attrs[pipeline, folded, status])
 
     def run_finished(
         self, pipeline: str, status: str, result: str, duration: float, error_type: str | None
