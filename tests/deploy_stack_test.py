@@ -10,6 +10,7 @@ import contextlib
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,48 @@ def test_alertmanager_routes_to_defined_receivers() -> None:
     defined = {receiver["name"] for receiver in config["receivers"]}
     routes = [config["route"], *config["route"].get("routes", [])]
     assert [] == [route["receiver"] for route in routes if route["receiver"] not in defined]
+
+
+def _amtool(*args: str) -> tuple[int, str]:
+    amtool = shutil.which("amtool")
+    assert amtool is not None  # scripts/setup.sh --dev installs prometheus-alertmanager
+    done = subprocess.run(
+        [amtool, *args], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_alertmanager_config_passes_amtool_and_routes_every_alert() -> None:
+    """`amtool check-config` passes on alertmanager.yml, and `amtool config routes test`
+    delivers every alert of prometheus/rules/alerts.yml, with its severity, to a receiver the
+    file defines."""
+    config = "alertmanager/alertmanager.yml"
+    checked = _amtool("check-config", config)
+    rules = [
+        rule
+        for group in _yaml(ROOT / "prometheus/rules/alerts.yml")["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+    defined = {receiver["name"] for receiver in _yaml(ROOT / config)["receivers"]}
+    routed = {
+        rule["alert"]: _amtool(
+            "config",
+            "routes",
+            "test",
+            f"--config.file={config}",
+            f"alertname={rule['alert']}",
+            f"severity={rule['labels']['severity']}",
+            "pipeline=ci",
+            "instance=taskdaemon:9090",
+        )
+        for rule in rules
+    }
+    assert (0, True) == (checked[0], "SUCCESS" in checked[1]), checked[1]
+    assert dict.fromkeys(routed, (0, True)) == {
+        name: (code, output.partition("\n")[0] in defined)
+        for name, (code, output) in routed.items()
+    }, routed
 
 
 async def test_prometheus_config_passes_promtool_as_mounted(
