@@ -110,3 +110,20 @@ async def test_a_full_runs_page_links_to_the_runs_older_than_its_last(tmp_path: 
     expected = ([ids[2], ids[1]], [ids[0]])
     actual = (run_ids(first), run_ids(older))
     assert expected == actual
+
+
+async def test_a_page_after_a_run_the_source_lacks_or_no_run_id_is_refused(
+    tmp_path: Path,
+) -> None:
+    """``before`` names the run a page follows: one the store does not hold, or text that
+    is no run id, is a 400 saying which, on the page and in the API alike."""
+    await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    async with stored(tmp_path / "spans.db") as client:
+        gone = await client.get("/api/runs/recent", params={"before": "ab" * 16})
+        bad = await client.get("/", params={"before": "x" * 60})
+    assert (400, f"no run {'ab' * 16} in {tmp_path / 'spans.db'}") == (
+        gone.status_code,
+        gone.json()["error"],
+    )
+    assert 400 == bad.status_code
+    assert "before: not a run id (32 hex digits): &#39;" + "x" * 40 in bad.text

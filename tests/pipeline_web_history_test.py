@@ -80,3 +80,41 @@ async def test_a_pasted_filter_shows_in_the_filter_form_and_survives_a_resubmit(
     assert "2h" in shown[1]
     assert "pipeline=etl&status=success&since=2h" == query
     assert [] == errors
+
+
+async def test_paging_back_over_runs_that_started_in_the_same_nanosecond(
+    tmp_path: Path,
+) -> None:
+    """25 runs stored with one start (imported, replayed), 10 a page: "Older runs" walks
+    them all, each once, newest first and then by run id, the API's pages alike. Paged by
+    start time alone, the runs at the last row's start past the first page were on no page."""
+    db = tmp_path / "spans.db"
+    ids = await asyncio.to_thread(store_with, db, [10] * 25, step=0)
+    async with stored_runs_server(db) as url, browser_page() as (page, errors):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/?limit=10")
+        seen = await listed(page)
+        while await page.locator("#older-runs:visible").count():
+            await page.click("#older-runs")
+            await page.wait_for_load_state()
+            seen += await listed(page)
+        refreshed = await page.wait_for_function(
+            "() => document.getElementById('runs-updated').textContent.startsWith('Updated')"
+        )
+        assert refreshed
+        last_page = await listed(page)
+        api = []
+        cursor = ""
+        while True:
+            answer = await page.evaluate(
+                "async (q) => (await (await fetch('/api/runs/recent?limit=10' + q)).json()).runs",
+                cursor,
+            )
+            api += [run["run_id"] for run in answer]
+            if len(answer) < 10:
+                break
+            cursor = "&before=" + answer[-1]["run_id"]
+    assert sorted(ids, reverse=True) == seen
+    assert seen[20:] == last_page
+    assert seen == api
+    assert [] == errors

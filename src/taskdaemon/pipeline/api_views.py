@@ -89,7 +89,7 @@ API_DOCS: Mapping[str, str] = {
     "/": "the web page: recent runs; /?token=T signs a browser in",
     "/runs/{run_id}": "the web page of one run, live",
     "/static": "the web page's script and style sheet",
-    "/api/runs/recent": "recent runs (filters pipeline, status, since, until, limit)",
+    "/api/runs/recent": "recent runs (filters pipeline, status, since, until, limit, before)",
     "/api/runs/{run_id}": "the run record",
     "/api/runs/{run_id}/dag": "the DAG; ?format=dot|json|mermaid|svg",
     "/api/runs/{run_id}/stream": "live run state as Server-Sent Events",
@@ -115,7 +115,7 @@ API_DOCS: Mapping[str, str] = {
 #: (``http_answers.RequestCheckMiddleware``). ``token`` is accepted everywhere.
 API_QUERY: Mapping[str, frozenset[str]] = {
     "/api/runs": frozenset({"finished", "limit", "before"}),
-    "/api/runs/recent": frozenset({"pipeline", "status", "since", "until", "limit"}),
+    "/api/runs/recent": frozenset({"pipeline", "status", "since", "until", "limit", "before"}),
     "/api/runs/{run_id}": frozenset({"stage"}),
     "/api/runs/{run_id}/dag": frozenset({"format"}),
     "/api/runs/{run_id}/logs": frozenset({"stage"}),

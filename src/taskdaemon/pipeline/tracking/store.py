@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from taskdaemon.pipeline.durations import parse_age
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
@@ -329,16 +330,34 @@ class SpanStore:
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        *,
+        before: str | None = None,
     ) -> list[RunSummary]:
-        """Runs, newest first, filtered by pipeline, status and start time (epoch seconds)."""
+        """Runs, newest first (runs of one start by descending run id), filtered by pipeline,
+        status and start time (epoch seconds); ``before``: only those listed after that run
+        (a page's last row: the next page), RunNotFoundError when no run has that id.
+
+        ``before`` is a keyset on ``(start_ns, trace_id)``, exact to the nanosecond: runs
+        stored with one start (imported, replayed) are each on one page, none skipped."""
         where, params = self._where(pipeline, status, since, until)
         query = (
             "SELECT trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages, "  # noqa: S608
-            f"writer_id, replay_of FROM runs {where} ORDER BY start_ns DESC, trace_id LIMIT ?"
+            f"writer_id, replay_of FROM runs {where}"
         )
         open_filter = status in OPEN_RUN_STATUSES
         out: list[RunSummary] = []
         with self._cursor() as conn:
+            if before is not None:
+                found = conn.execute(
+                    "SELECT start_ns FROM runs WHERE trace_id = ?", (before,)
+                ).fetchone()
+                if found is None:
+                    raise RunNotFoundError(f"no run {quote(before)} in {self.path}")
+                query += (" AND " if where else " WHERE ") + (
+                    "start_ns <= ? AND (start_ns < ? OR trace_id < ?)"
+                )
+                params = [*params, found[0], found[0], before]
+            query += " ORDER BY start_ns DESC, trace_id DESC LIMIT ?"
             # An open-run filter may drop rows after liveness checks: read in pages until full.
             offset = 0
             while len(out) < limit:

@@ -8,7 +8,8 @@
 ``GET /static/...``                             the page's CSS and JavaScript (in the package)
 ``GET /api/runs/recent``                        the runs page's rows (``pipeline``, ``status``,
                                                 ``since``, ``until``: an age such as ``1h`` or
-                                                ISO 8601; ``limit`` up to 500); a replay's
+                                                ISO 8601; ``limit`` up to 500; ``before``: a
+                                                run id, the runs listed after it); a replay's
                                                 row has ``replay_of``, the run it replayed
 ``GET /api/runs/{id}``                          the run record (JSON); ``?stage=S``: with
                                                 that stage's record and edges alone
@@ -33,7 +34,6 @@ hostile stage name reaching the page cannot run.
 from __future__ import annotations
 
 import asyncio
-import math
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -250,13 +250,13 @@ class WebApp:
         try:
             filters = _filters(request)
             rows = await self._recent(filters)
-        except ValueError as exc:
+        except (ValueError, RunNotFoundError) as exc:
             error, status = str(exc), 400
         except SpanSourceError as exc:
             error, status = f"span source: {exc}", 502
         else:
-            if len(rows) == filters["limit"]:  # maybe more: a link to the runs before the last
-                older = _older_url(request, rows[-1]["start"])
+            if len(rows) == filters["limit"]:  # maybe more: a link to the runs after the last
+                older = _page_url(request, rows[-1]["run_id"])
         return self._page(
             "runs.html",
             status=status,
@@ -264,7 +264,7 @@ class WebApp:
             filters=_raw_filters(request),
             older=older,
             limit=filters["limit"] if status == 200 else DEFAULT_LIMIT,
-            newest=_page_url(request, None) if "until" in request.query_params else None,
+            newest=_page_url(request, None) if _PAGED & request.query_params.keys() else None,
             error=error,
             # The URL may carry a password or a token for the backend: named, never shown.
             source=redact_text(self.data.source_url or ""),
@@ -309,7 +309,7 @@ class WebApp:
         try:
             filters = _filters(request)
             return JSONResponse({"runs": await self._recent(filters)})
-        except ValueError as exc:
+        except (ValueError, RunNotFoundError) as exc:
             return error_response(400, str(exc))
         except SpanSourceError as exc:
             return error_response(502, f"span source: {exc}")
@@ -480,19 +480,17 @@ class WebApp:
         return EventStreamResponse(subscription)
 
 
-def _older_url(request: Request, start: float) -> str:
-    """The runs page with the same filters, listing the runs that started before ``start``
-    (to the microsecond ``until`` is read at, less one: the last row is not shown again)."""
-    micros = math.floor(start * 1_000_000) - 1
-    until = datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
-    return _page_url(request, until.isoformat().replace("+00:00", "Z"))
+#: The query parameters that page back: ``before``, the page's; ``until``, as older links
+#: paged (by start alone: runs of one start were lost), still followed.
+_PAGED = {"before", "until"}
 
 
-def _page_url(request: Request, until: str | None) -> str:
-    """The runs page with the request's query, its ``until`` replaced (None: removed)."""
-    query = {k: v for k, v in request.query_params.items() if k != "until"}
-    if until is not None:
-        query["until"] = until
+def _page_url(request: Request, before: str | None) -> str:
+    """The runs page with the request's filters, listing the runs after run ``before`` (the
+    last row of a page); None: the newest."""
+    query = {k: v for k, v in request.query_params.items() if k not in _PAGED}
+    if before is not None:
+        query["before"] = before
     return "/?" + urlencode(query)
 
 
@@ -507,12 +505,16 @@ def _filters(request: Request) -> dict[str, Any]:
     query = request.query_params
     limit = parse_limit(query.get("limit"))
     since, until = query.get("since") or None, query.get("until") or None
+    before = query.get("before") or None
+    if before is not None and (problem := run_id_problem(before, full=True)) is not None:
+        raise ValueError(f"before: {problem}")
     return {
         "pipeline": query.get("pipeline") or None,
         "status": check_status(query.get("status")),
         "since": parse_when(since) if since else None,
         "until": parse_when(until) if until else None,
         "limit": limit,
+        "before": before,
     }
 
 

@@ -153,8 +153,18 @@ class RunData:
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        before: str | None = None,
     ) -> list[tuple[RunSummary, bool]]:
-        """Runs newest first as ``(summary, live)``: the engine's, then the source's others."""
+        """Runs newest first as ``(summary, live)``: the engine's, then the source's others.
+
+        Runs of one start (imported, replayed) come by descending run id, so ``(start,
+        run_id)`` orders them all: ``before``, a page's last run, asks for the runs after it
+        (the next page), and RunNotFoundError when neither the engine nor the source has it.
+        The embedded store pages by that key in SQL; another source is asked for twice a
+        page up to the cursor's start, and the runs at or above the cursor are dropped."""
+        source = await asyncio.to_thread(self.source)
+        cursor = None if before is None else (await self._start(before, source), before)
+
         rows: dict[str, tuple[RunSummary, bool]] = {}
         if self.live is not None:
             for run_id in self.live.runs():
@@ -163,17 +173,36 @@ class RunData:
                 except KeyError:
                     continue
                 summary = _summary(record)
-                if _matches(summary, pipeline, status, since, until):
+                after = cursor is None or (summary.start, run_id) < cursor
+                if after and _matches(summary, pipeline, status, since, until):
                     rows[run_id] = (summary, True)
-        source = await asyncio.to_thread(self.source)
         if source is not None:
             found: list[RunSummary] = await asyncio.to_thread(
-                source.search, pipeline, status, since, until, limit
+                _search,
+                source,
+                cursor,
+                pipeline=pipeline,
+                status=status,
+                since=since,
+                until=until,
+                limit=limit,
             )
             for summary in found:
                 rows.setdefault(summary.run_id, (summary, False))
-        ordered = sorted(rows.values(), key=lambda row: row[0].start, reverse=True)
+        ordered = sorted(rows.values(), key=lambda row: (row[0].start, row[0].run_id), reverse=True)
         return ordered[:limit]
+
+    async def _start(self, run_id: str, source: Any) -> float:
+        """The start of a run the engine or the source holds; RunNotFoundError otherwise."""
+        if self.live is not None:
+            try:
+                return self.live.record(run_id).start
+            except KeyError:
+                pass
+        if source is None:
+            raise RunNotFoundError(f"no run {quote(run_id)} here")
+        record: RunRecord = await asyncio.to_thread(source.get_run, run_id)
+        return record.start
 
     async def pipelines(
         self, limit: int = 1000
@@ -195,6 +224,29 @@ class RunData:
         for name in counts.keys() - listed:
             summaries += await asyncio.to_thread(source.search, name, None, None, None, 1)
         return summaries, known, counts
+
+
+def _search(
+    source: Any,
+    cursor: tuple[float, str] | None,
+    *,
+    pipeline: str | None,
+    status: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+) -> list[RunSummary]:
+    """``source.search``, the runs after ``cursor`` (``RunData.recent``) when there is one:
+    the store's key is exact to the nanosecond, where epoch-second floats may tie."""
+    from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
+
+    if cursor is None:
+        return list(source.search(pipeline, status, since, until, limit))
+    if isinstance(source, SpanStore):
+        return source.search(pipeline, status, since, until, limit, before=cursor[1])
+    until = cursor[0] if until is None else min(until, cursor[0])
+    found = source.search(pipeline, status, since, until, 2 * limit)
+    return [summary for summary in found if (summary.start, summary.run_id) < cursor]
 
 
 def _summary(record: RunRecord) -> RunSummary:

@@ -81,8 +81,10 @@ window.taskdaemonRunsPage = (function () {
     }
 
     // "Older runs" follows the table's last row. A refresh brings the runs that started since
-    // on top and pushes as many off the bottom: the link the server drew, to the runs before
-    // its own last row, skipped those (they were on no page).
+    // on top and pushes as many off the bottom: the link the server drew, to the runs after
+    // its own last row, skipped those (they were on no page). The page after a row is named by
+    // its run id (`before`, _app._page_url): runs that started in one nanosecond come by run
+    // id, and a start alone lost those of the last row's start that the page had no room for.
     const pages = document.getElementById("runs-pages");
     const limit = Number(pages.dataset.limit);
     function pageLinks(runs) {
@@ -90,7 +92,8 @@ window.taskdaemonRunsPage = (function () {
       const full = runs.length >= limit;
       if (full) {
         const query = new URLSearchParams(window.location.search);
-        query.set("until", before(runs[runs.length - 1].start));
+        query.delete("until");
+        query.set("before", runs[runs.length - 1].run_id);
         older.href = "/?" + query.toString();
       }
       older.hidden = !full;
@@ -98,15 +101,6 @@ window.taskdaemonRunsPage = (function () {
       count.hidden = !full;
       count.textContent = runs.length + " runs shown, newest first.";
       pages.hidden = !full && !document.getElementById("newest-runs");
-    }
-
-    // The `until` of the runs that started before `start`, as the server writes it
-    // (_app._older_url): to the microsecond, less one, in UTC.
-    function before(start) {
-      const micros = Math.floor(start * 1000000) - 1;
-      const seconds = Math.floor(micros / 1000000);
-      const fraction = String(micros - seconds * 1000000).padStart(6, "0");
-      return new Date(seconds * 1000).toISOString().slice(0, 19) + "." + fraction + "Z";
     }
 
     async function refresh() {
