@@ -375,8 +375,9 @@ async def test_a_stage_picked_before_the_first_live_update_opens_its_panel(
 
 
 async def test_the_dag_drawing_is_named_for_screen_readers(tmp_path: Path) -> None:
-    """The drawn DAG (an ``img`` to assistive technology) carries a text alternative naming
-    the pipeline and how many stages it draws; the stages table lists them in words."""
+    """The DAG is a figure named by the pipeline, how many stages it has (one: no plural) and
+    the run's status; its drawing is hidden from assistive technology, which the figure's
+    words stand for (the stages table lists each stage in words)."""
     run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "disk full")
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
@@ -385,8 +386,9 @@ async def test_the_dag_drawing_is_named_for_screen_readers(tmp_path: Path) -> No
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
         await page.wait_for_selector("#dag svg")
-        label = await page.get_attribute("#dag svg", "aria-label")
-    assert "DAG of wide: 1 stage (the stages table lists each with its state)" == label
+        label = await page.get_attribute("#dag", "aria-label")
+        hidden = await page.get_attribute("#dag svg", "aria-hidden")
+    assert ("DAG of wide: 1 stage, run failure", "true") == (label, hidden)
     assert [] == errors
 
 

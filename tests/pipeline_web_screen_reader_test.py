@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import browser_page, open_run_page, stored_runs_server
+from browser_support import TOKEN, browser_page, open_run_page, stored_runs_server
 from pipeline_tracking_support import store_with
 
 pytestmark = pytest.mark.slow
@@ -90,4 +90,75 @@ async def test_a_stage_with_streaming_logs_is_announced_once_not_line_by_line(
     assert "copied chunk 599" in (shown or "")
     assert [] == [text for text in said if "copied chunk" in text or "records" in text]
     assert 1 == len([text for text in said if "work" in text]), said
+    assert [] == errors
+
+
+#: The end of a run's stream.
+END = "event: end\ndata: {}\n\n"
+
+
+async def accessible(page: Any, selector: str) -> tuple[bool, str, str, str]:
+    """What chromium's accessibility tree says of the element ``selector`` picks: ignored,
+    its role, name and description (what a screen reader is handed)."""
+    cdp = await page.context.new_cdp_session(page)
+    root = (await cdp.send("DOM.getDocument", {"depth": -1}))["root"]["nodeId"]
+    node = await cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})
+    tree = await cdp.send(
+        "Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False}
+    )
+    ax = tree["nodes"][0]
+    await cdp.detach()
+    return (
+        bool(ax.get("ignored")),
+        ax.get("role", {}).get("value", ""),
+        ax.get("name", {}).get("value", ""),
+        ax.get("description", {}).get("value", ""),
+    )
+
+
+async def test_the_dag_is_named_by_its_stages_and_the_runs_status_as_they_change(
+    tmp_path: Path,
+) -> None:
+    """The DAG is a figure named by the pipeline, its stage count and the run's status, and
+    described by its stages' states: from the server's first rendering, then at each live
+    update (here a stream whose state says the run failed at a fifth stage). It was a
+    ``div`` labelled "pipeline DAG" (a name a generic element must not have, and that says
+    nothing), and its drawing's label kept the count of when it was drawn."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+
+    async def failed(route: Any) -> None:
+        answer = await route.fetch()
+        data = json.loads((await answer.text()).split("data: ", 1)[1].split("\n", 1)[0])
+        data["run"]["status"] = "failure"
+        data["nodes"][1]["state"] = "failure"
+        data["nodes"].append({**data["nodes"][0], "name": "late", "state": "skipped"})
+        body = f"id: 1\ndata: {json.dumps(data)}\n\n{END}"
+        await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    async def ended(route: Any) -> None:  # no state: the page shows the server's rendering
+        await route.fulfill(status=200, content_type="text/event-stream", body=END)
+
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.route("**/api/runs/*/stream", ended)
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        served = await accessible(page, "#dag")
+        await page.unroute("**/api/runs/*/stream")
+        await page.route("**/api/runs/*/stream", failed)
+        await open_run_page(page, url, run_id)
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+        updated = await accessible(page, "#dag")
+        drawing = await accessible(page, "#dag svg")
+    assert (False, "figure", "DAG of etl: 4 stages, run success", "4 success") == served
+    assert (
+        False,
+        "figure",
+        "DAG of etl: 5 stages, run failure",
+        "3 success, 1 failure, 1 skipped",
+    ) == updated
+    assert drawing[0], "the drawing is hidden: the figure says what it shows, in words"
     assert [] == errors

@@ -79,6 +79,7 @@ from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
     STATE_NAMES,
     cut,
+    dag_words,
     grafana_trace_url,
     is_run_id,
     labelled,
@@ -292,6 +293,7 @@ class WebApp:
             "run.html",
             run_id=run_id,
             state=state,
+            dag=dag_words(state),
             grafana=grafana,
             live=live,
             control=self.can_control and live,

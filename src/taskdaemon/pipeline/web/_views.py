@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_ROWS",
     "STATE_NAMES",
     "cut",
+    "dag_words",
     "grafana_trace_url",
     "is_run_id",
     "labelled",
@@ -194,6 +196,17 @@ def run_state(
         "now": _r(now),
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
+
+
+def dag_words(state: Mapping[str, Any]) -> tuple[str, str]:
+    """The DAG figure's accessible name and description at one live update: the pipeline, its
+    stage count and the run's status; then how many stages are in each state, in the legend's
+    order. The page's script writes them alike at each update (``sayDag``)."""
+    nodes, run = state["nodes"], state["run"] or {}
+    count = f"{len(nodes)} stage{'' if len(nodes) == 1 else 's'}"
+    name = f"DAG of {run.get('pipeline') or 'the run'}: {count}, run {run.get('status', '-')}"
+    counts = Counter(node["state"] for node in nodes)
+    return name, ", ".join(f"{counts[s]} {s}" for s in STATE_NAMES if counts[s])
 
 
 def is_run_id(value: object) -> bool:

@@ -140,9 +140,9 @@
         const svg = doc.documentElement;
         if (svg.nodeName !== "svg") { container.dataset.dagState = "failed"; return; }
         clean(svg);
-        svg.setAttribute("role", "img");
-        const count = nodes.length + (nodes.length === 1 ? " stage" : " stages");
-        svg.setAttribute("aria-label", "DAG of " + (state.run ? state.run.pipeline : "the run") + ": " + count + " (the stages table lists each with its state)");
+        // The figure says in words what the drawing shows (sayDag), and is kept true at each
+        // update; the drawing, of when it was drawn, is not read out besides.
+        svg.setAttribute("aria-hidden", "true");
         container.replaceChildren(document.importNode(svg, true));
         fitDag();
         container.dataset.dagState = "drawn";
@@ -509,8 +509,23 @@
         (stage ? stage.status : "not started yet") + "; its details and logs are in the stage panel.";
     }
 
+    // The DAG figure's name and description, as the server wrote them first (_views.dag_words):
+    // the stage count and the run's status, then the stages in each state, in the legend's
+    // order. Not a live region: a screen reader reads them when it comes to the figure.
+    const legendStates = Array.from(document.querySelectorAll('.legend .swatch[class*="state-"]'), (s) => s.className.replace(/^.*state-/, ""));
+    function sayDag() {
+      const n = state.nodes.length;
+      const run = state.run || {};
+      setAttr(document.getElementById("dag"), "aria-label", visible("DAG of " + (run.pipeline || "the run") + ": " +
+        n + (n === 1 ? " stage" : " stages") + ", run " + (run.status || "-")));
+      const counts = new Map();
+      for (const node of state.nodes) counts.set(node.state, (counts.get(node.state) || 0) + 1);
+      setText(document.getElementById("dag-said"), legendStates.filter((s) => counts.get(s)).map((s) => counts.get(s) + " " + s).join(", "));
+    }
+
     function onState(data) {
       state = data;
+      sayDag();
       renderRun();
       renderStages();
       renderTimeline();
