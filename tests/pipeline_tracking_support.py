@@ -384,11 +384,18 @@ def write_run(
 
 
 def store_stages(
-    db: Path, pipeline_name: str, names: Sequence[str], error: str, *, step: int = 1000
+    db: Path,
+    pipeline_name: str,
+    names: Sequence[str],
+    error: str,
+    *,
+    step: int = 1000,
+    edges: Sequence[tuple[str, str]] = (),
 ) -> str:
     """A stored run of ``pipeline_name`` whose stages ``names`` ran one after another,
     ``step`` ns each from ``T0 + step``; the last failed with ``error`` (the run too), the
-    others succeeded. Returns the run id."""
+    others succeeded. ``edges``: the DAG's, ``(upstream, downstream)`` (none: no edge).
+    Returns the run id."""
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SqliteSpanProcessor(db))
     tracer = provider.get_tracer(t.SCOPE_NAME)
@@ -400,6 +407,7 @@ def store_stages(
             t.CICD_PIPELINE_NAME: pipeline_name,
             t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
             t.PIPELINE_STAGES: list(names),
+            **({t.PIPELINE_EDGES: [f"{a}>{b}>" for a, b in edges]} if edges else {}),
         },
     )
     for i, name in enumerate(names, 1):

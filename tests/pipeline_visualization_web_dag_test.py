@@ -8,13 +8,14 @@ server's, and the test counts the page's requests for them (each one a ``dot`` r
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from browser_support import TOKEN, browser_page, stored_runs_server
-from pipeline_tracking_support import store_with
+from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
 
 
@@ -89,22 +90,66 @@ async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> Non
     assert [] == errors
 
 
-_SIZES = """[
-  document.querySelector("#dag svg").width.baseVal.value,
-  document.getElementById("dag").clientWidth,
-  document.querySelector("#dag svg").getBoundingClientRect().width,
-  document.getElementById("dag-fit").getAttribute("aria-pressed"),
-]"""
+def png_size(png: bytes) -> tuple[int, int]:
+    """The width and height of a PNG (its IHDR chunk, the first)."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
-@pytest.mark.parametrize(("width", "fits"), [(420, True), (320, False)])
-async def test_the_dag_fits_the_panel_unless_that_halves_it(
-    tmp_path: Path, width: int, fits: bool
+def chain(count: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """``count`` stages, each after the one before: a drawing as wide as they are many."""
+    names = [f"s{i:03d}" for i in range(count)]
+    return names, list(itertools.pairwise(names))
+
+
+def fan_out(count: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """One stage, then ``count`` after it: a drawing as tall as they are many."""
+    names = ["root"] + [f"s{i:03d}" for i in range(count)]
+    return names, [("root", name) for name in names[1:]]
+
+
+#: The drawing's size, as drawn and as shown; the box's inner size, how far it scrolls and
+#: the pixels it covers on the screen; the fit button's state and the note by it.
+_FIT = """() => {
+  const box = document.getElementById("dag"), svg = box.querySelector("svg");
+  const shown = svg.getBoundingClientRect(), note = document.getElementById("dag-note");
+  const r = box.getBoundingClientRect();
+  return {natural: [svg.width.baseVal.value, svg.height.baseVal.value],
+          shown: [shown.width, shown.height], box: [box.clientWidth, box.clientHeight],
+          scrolls: [box.scrollWidth, box.scrollHeight],
+          pixels: [Math.ceil(r.right) - Math.floor(r.left),
+                   Math.ceil(r.bottom) - Math.floor(r.top)],
+          pressed: document.getElementById("dag-fit").getAttribute("aria-pressed"),
+          note: note.hidden ? "" : note.textContent};
+}"""
+
+
+@pytest.mark.parametrize(
+    ("shape", "size", "width"),
+    [
+        (chain, 200, 1280),
+        (chain, 200, 360),
+        (fan_out, 300, 1280),
+        (fan_out, 300, 360),
+        (chain, 5, 1280),
+        (chain, 5, 900),
+        (chain, 5, 360),
+    ],
+)
+async def test_fit_shows_the_whole_dag_or_half_its_size_and_says_so(
+    tmp_path: Path, shape: Any, size: int, width: int
 ) -> None:
-    """A drawing wider than its panel is shrunk to the panel's width, unless that would make it
-    less than half its size (its labels unreadable): then it is shown at its size, to scroll.
-    The "Fit to width" button turns either way over."""
-    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    """Fit (the default) shows the whole drawing in its box, the panel's width and at most 80%
+    of the window's height, never larger than drawn (five stages in a wide window), shrunk
+    to fit (five stages in a 900-pixel one); where that would take it below half its size
+    (a chain of 200 stages, a fan-out of 300, five stages in a 360-pixel window), it is
+    shown at half size, scrolling in its box, and a note says so. A screenshot of the box
+    is the size the box says. Unpressed, the drawing is at its size. Fit used to fit the
+    width only: a fan-out of 300 scrolled through 25,000 pixels in fit mode, and a chain
+    pressed to fit shrank to a 40th, specks."""
+    names, edges = shape(size)
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "shape", names, "x", step=1_000_000, edges=edges
+    )
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
         browser_page(width=width) as (page, errors),
@@ -112,12 +157,29 @@ async def test_the_dag_fits_the_panel_unless_that_halves_it(
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
         await page.wait_for_selector('#dag[data-dag-state="drawn"]')
-        natural, panel, shown, pressed = await page.evaluate(_SIZES)
+        fit = await page.evaluate(_FIT)
+        shot = png_size(await page.locator("#dag").screenshot())
         await page.click("#dag-fit")
-        *_, shown_after, pressed_after = await page.evaluate(_SIZES)
-    assert (True, fits) == (natural > panel, natural <= 2 * panel)
-    fitted, whole = round(min(natural, panel)), round(natural)
-    expected = [(str(fits).lower(), fitted if fits else whole)]
-    expected.append((str(not fits).lower(), whole if fits else fitted))
-    assert expected == [(pressed, round(shown)), (pressed_after, round(shown_after))]
+        unfit = await page.evaluate(_FIT)
+        window = await page.evaluate("window.innerHeight")
+    (w, h), (sw, sh), (bw, bh) = fit["natural"], fit["shown"], fit["box"]
+    scale = sw / w
+    assert abs(sh / h - scale) < 0.01, "the drawing keeps its proportions"
+    whole = min(bw / w, 0.8 * window / h, 1)
+    assert "true" == fit["pressed"]
+    if whole >= 0.5:
+        assert abs(scale - whole) < 0.01
+        assert (fit["scrolls"], "") == ([bw, bh], fit["note"])
+    else:
+        assert abs(scale - 0.5) < 0.01
+        assert fit["scrolls"][0] > bw or fit["scrolls"][1] > bh
+        assert "half its size" in fit["note"]
+    assert fit["pixels"] == list(shot)
+    assert shot[1] <= 0.8 * window + 2, "the box is no taller than 80% of the window"
+    as_drawn = [round(w), round(h)]
+    assert ("false", as_drawn, "") == (
+        unfit["pressed"],
+        [round(x) for x in unfit["shown"]],
+        unfit["note"],
+    )
     assert [] == errors

@@ -48,15 +48,17 @@ LONG_ERROR = "make: *** [all] Error 2\n" + "\n".join(f"  line {n} of the log" fo
 
 
 async def test_a_printed_run_page_shows_the_whole_dag_and_error(tmp_path: Path) -> None:
-    """A failed run of 12 stages in a chain (its DAG drawn taller than the window), its last
-    stage picked, printed on A4: nothing on the page is cut (the DAG's box, the error's box
-    and the stage panel scroll on a screen, and printed they showed their first part only:
-    the DAG lost its first stages, the error its end)."""
+    """A failed run of 12 stages in a column, in a window 600 pixels high (the DAG, fitted,
+    still taller than its box at half its size), its last stage picked, printed on A4:
+    nothing on the page is cut (the DAG's box, the error's box and the stage panel scroll on
+    a screen, and printed they showed their first part only: the DAG lost its first stages,
+    the error its end)."""
     run_id = await asyncio.to_thread(store_chain, tmp_path / "spans.db", 12)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
         browser_page() as (page, errors),
     ):
+        await page.set_viewport_size({"width": 1280, "height": 600})
         await with_stage_picked(page, url, run_id, "stage-011")
         on_screen = await page.evaluate(CUT_BOXES)
         await page.emulate_media(media="print")

@@ -63,27 +63,38 @@
       }
     }
 
-    // The DAG fits the panel's width, unless fitting would shrink it below half its size (its
-    // labels would be too small to read: it is shown at its size, scrolled), or the user chose.
+    // Fit (pressed, the default): the whole drawing in its box, the panel's width and the
+    // box's greatest height (80% of the window), never larger than drawn; but never below
+    // MIN_SCALE, where its labels can no longer be read: then it is shown at that scale,
+    // scrolling in its box, and a note says so. Not pressed: the drawing at its size
+    // (docs/web.md, "The DAG drawing").
+    const MIN_SCALE = 0.5;
     const fitButton = document.getElementById("dag-fit");
-    let fitChosen = null;
+    const dagNote = document.getElementById("dag-note");
+    let fitChosen = true;
 
     function fitDag() {
       const container = document.getElementById("dag");
       const svg = container.querySelector("svg");
-      let fit = fitChosen;
-      if (fit === null) {
-        const natural = svg ? svg.width.baseVal.value : 0;
-        fit = natural <= 2 * container.clientWidth;
+      container.classList.toggle("fit", fitChosen);
+      fitButton.setAttribute("aria-pressed", String(fitChosen));
+      let scale = 1;
+      if (svg && fitChosen) {
+        const width = svg.width.baseVal.value;
+        const height = svg.height.baseVal.value;
+        const room = parseFloat(window.getComputedStyle(container).maxHeight);
+        scale = Math.max(MIN_SCALE, Math.min(1, container.clientWidth / width, room / height));
+        container.style.setProperty("--dag-width", Math.floor(width * scale) + "px");
+        container.style.setProperty("--dag-height", Math.floor(height * scale) + "px");
       }
-      container.classList.toggle("fit", fit);
-      fitButton.setAttribute("aria-pressed", String(fit));
+      dagNote.hidden = !(svg && fitChosen && scale === MIN_SCALE);
     }
 
     fitButton.addEventListener("click", () => {
-      fitChosen = fitButton.getAttribute("aria-pressed") !== "true";
+      fitChosen = !fitChosen;
       fitDag();
     });
+    window.addEventListener("resize", fitDag);
 
     function wantDraw() {
       const container = document.getElementById("dag");
