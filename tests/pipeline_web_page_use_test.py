@@ -20,6 +20,7 @@ from browser_support import (
     TOKEN,
     browser_page,
     first_run,
+    open_run_page,
     server_url,
     stored_runs_server,
     taskdaemon,
@@ -422,4 +423,47 @@ async def test_a_big_dag_draws_its_runs_end_at_once(tmp_path: Path) -> None:
         await page.wait_for_selector('#dag g.node[data-stage="work"][data-state="success"]')
         drawn = len(drawings)
     assert 2 == drawn
+    assert [] == errors
+
+
+#: For each stages table row: how many lines its stage's name takes, and whether its state's
+#: pill is whole in the window.
+NAME_LINES = """() => Array.from(document.querySelectorAll("#stages tbody tr"), (tr) => {
+  const name = tr.querySelector("button.select"), pill = tr.querySelector(".state");
+  const box = pill.getBoundingClientRect();
+  const line = parseFloat(getComputedStyle(name).lineHeight);
+  return [Math.round(name.getBoundingClientRect().height / line),
+          box.left >= 0 && box.right <= window.innerWidth];
+})"""
+
+
+#: The stages table's box: its width and how far it scrolls sideways.
+TABLE_BOX = """(() => { const box = document.getElementById("stages").parentElement;
+    return [box.clientWidth, box.scrollWidth]; })()"""
+
+
+async def test_hyphenated_stage_names_stay_readable_in_a_phones_window(tmp_path: Path) -> None:
+    """In a 360-pixel window, stages named ``stage-with-a-rather-long-name-00`` take two lines
+    each in the stages table, and their states show beside them: the name's column was as
+    narrow as its longest word, so each name was broken at every hyphen, seven lines of one
+    word each. In a 1000-pixel window, where the table shares the width with the stage
+    panel, short names leave every column in view (no sideways scroll)."""
+    names = [f"stage-with-a-rather-long-name-{i:02d}" for i in range(3)]
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "long-names", names, "x", step=1_000_000
+    )
+    short = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "short", ["build", "ship"], "x", step=1_000_000
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(width=360) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        rows = await page.evaluate(NAME_LINES)
+        await page.set_viewport_size({"width": 1000, "height": 1000})
+        await open_run_page(page, url, short)
+        width, scrolled = await page.evaluate(TABLE_BOX)
+    assert [[2, True]] * 3 == rows
+    assert width == scrolled
     assert [] == errors
