@@ -71,7 +71,8 @@ async def test_a_big_dag_is_redrawn_at_most_every_ten_seconds(tmp_path: Path) ->
 
 async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> None:
     """A DAG of 501 stages is not drawn (fit into the page it would be specks): the page says
-    how many stages there are and where to see them, and asks the server for no drawing."""
+    how many stages there are and where to see them, and asks the server for no drawing. It
+    offers no Fit button either (it offered one, pressed, that had nothing to fit)."""
 
     def make(event: dict[str, Any]) -> list[dict[str, Any]]:
         return [with_stages(event, ["pending"] * 501, "")]
@@ -80,6 +81,8 @@ async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> Non
         await page.wait_for_selector('#dag[data-dag-state="too-big"]')
         said = await page.text_content("#dag")
         run_id = await page.get_attribute("body", "data-run-id")
+        fit_shown = await page.is_visible("#dag-fit")
+    assert not fit_shown
     expected = (
         "501 stages: too many to draw readably here (the page draws up to 500). The stages"
         f" table lists each with its state; taskdaemon dag --run {run_id} --format svg"

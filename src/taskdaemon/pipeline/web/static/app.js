@@ -67,7 +67,7 @@
     // box's greatest height (80% of the window), never larger than drawn; but never below
     // MIN_SCALE, where its labels can no longer be read: then it is shown at that scale,
     // scrolling in its box, and a note says so. Not pressed: the drawing at its size
-    // (docs/web.md, "The DAG drawing").
+    // (docs/web.md, "The DAG drawing"). No drawing (not yet, too big, failed): no button.
     const MIN_SCALE = 0.5;
     const fitButton = document.getElementById("dag-fit");
     const dagNote = document.getElementById("dag-note");
@@ -76,6 +76,7 @@
     function fitDag() {
       const container = document.getElementById("dag");
       const svg = container.querySelector("svg");
+      fitButton.parentElement.hidden = !svg;
       container.classList.toggle("fit", fitChosen);
       fitButton.setAttribute("aria-pressed", String(fitChosen));
       let scale = 1;
@@ -111,6 +112,7 @@
           MAX_DRAWN + "). The stages table lists each with its state; ");
         said.append(el("code", null, "taskdaemon dag --run " + runId + " --format svg -o dag.svg"), " draws the whole DAG.");
         container.replaceChildren(said);
+        fitDag();
         return;
       }
       const wait = state.nodes.length > BIG_DAG && !ended ? drawnAt + REDRAW_MS - Date.now() : 0;
@@ -143,6 +145,7 @@
           let message = "HTTP " + response.status;
           try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
           container.replaceChildren(el("p", { class: "error" }, "Cannot draw the DAG: " + message));
+          fitDag();
           container.dataset.dagState = "failed";
           return;
         }
