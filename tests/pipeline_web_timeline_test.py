@@ -8,11 +8,14 @@ each event holds; it asserts on the DOM, never on pixels or timings.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from browser_support import browser_page, open_run_page, stored_runs_server
+from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
 
 pytestmark = pytest.mark.slow
@@ -172,4 +175,40 @@ async def test_a_timeline_of_many_attempts_shows_which_attempt_each_row_is(
     assert 8 == len({text for text, _shown in labels}), labels
     assert all(shown for _text, shown in labels), labels
     assert (f"{stage} [0] · failure", f"{stage} [3] #2 · success") == (labels[0][0], labels[-1][0])
+    assert [] == errors
+
+
+#: The timeline's box and the window: its height, how far it scrolls, whether its axis shows
+#: at the box's top once scrolled to its end, and the window's height.
+TIMELINE_BOX = """async () => {
+  const box = document.getElementById("timeline");
+  box.scrollTop = box.scrollHeight;
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const axis = box.querySelector(".axis").getBoundingClientRect();
+  const top = box.getBoundingClientRect().top;
+  return [box.clientHeight, box.scrollHeight, Math.abs(axis.top - top) < 2, window.innerHeight,
+          box.querySelectorAll(".row").length];
+}"""
+
+
+async def test_a_timeline_of_2000_rows_scrolls_in_its_box_under_its_axis(
+    tmp_path: Path,
+) -> None:
+    """A run of 2,000 stages: the timeline's 2,000 rows scroll in a box at most 60% of the
+    window high, its axis kept at the box's top. They were 34,000 pixels of page between the
+    DAG and the stages table, whose rows a user came for."""
+    names = [f"s{i:04d}" for i in range(2000)]
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "big", names, "boom", step=1_000_000
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page() as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        height, scrolled, axis_shown, window, rows = await page.evaluate(TIMELINE_BOX)
+    assert 2000 == rows
+    assert height <= 0.6 * window + 1
+    assert scrolled > 20 * height
+    assert axis_shown
     assert [] == errors
