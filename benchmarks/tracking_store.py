@@ -168,13 +168,14 @@ def bench_list(tmp: Path, runs: int) -> dict[str, float]:
     db = tmp / "list.db"
     SqliteSpanProcessor(db, retention=RetentionPolicy()).shutdown()  # create the schema
     rng = random.Random(7)
+    ids = [f"{rng.getrandbits(128):032x}" for _ in range(runs)]
     with sqlite3.connect(db) as conn:
         conn.executemany(
             "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
             "failed_stages, writer_id) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
             (
                 (
-                    f"{rng.getrandbits(128):032x}",
+                    ids[i],
                     f"pipeline-{i % 10}",
                     "failure" if i % 17 == 0 else "success",
                     T0 + i * 10**9,
@@ -194,6 +195,8 @@ def bench_list(tmp: Path, runs: int) -> dict[str, float]:
             "until": (T0 + (runs // 2 + 5000) * 10**9) / 1e9,
             "limit": 100,
         },
+        # The web page's "Older runs": the 100 listed after a run halfway back.
+        "page after a run, 100": {"before": ids[runs // 2], "limit": 100},
     }
     out = {}
     with SpanStore(db, retention=RetentionPolicy()) as store:

@@ -121,7 +121,7 @@ async def test_a_page_after_a_run_the_source_lacks_or_no_run_id_is_refused(
     async with stored(tmp_path / "spans.db") as client:
         gone = await client.get("/api/runs/recent", params={"before": "ab" * 16})
         bad = await client.get("/", params={"before": "x" * 60})
-    assert (400, f"no run {'ab' * 16} in {tmp_path / 'spans.db'}") == (
+    assert (400, f"no run '{'ab' * 16}' in {tmp_path / 'spans.db'}") == (
         gone.status_code,
         gone.json()["error"],
     )

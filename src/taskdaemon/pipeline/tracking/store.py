@@ -348,15 +348,11 @@ class SpanStore:
         out: list[RunSummary] = []
         with self._cursor() as conn:
             if before is not None:
-                found = conn.execute(
-                    "SELECT start_ns FROM runs WHERE trace_id = ?", (before,)
-                ).fetchone()
-                if found is None:
-                    raise RunNotFoundError(f"no run {quote(before)} in {self.path}")
+                start_ns = self._start_ns(conn, before)
                 query += (" AND " if where else " WHERE ") + (
                     "start_ns <= ? AND (start_ns < ? OR trace_id < ?)"
                 )
-                params = [*params, found[0], found[0], before]
+                params = [*params, start_ns, start_ns, before]
             query += " ORDER BY start_ns DESC, trace_id DESC LIMIT ?"
             # An open-run filter may drop rows after liveness checks: read in pages until full.
             offset = 0
@@ -375,6 +371,18 @@ class SpanStore:
                 if not open_filter:
                     break
         return out
+
+    def run_start(self, run_id: str) -> float:
+        """The start of run ``run_id`` (its whole id) from its row alone, not its spans (a page
+        after a run of thousands of stages would rebuild it); RunNotFoundError without one."""
+        with self._cursor() as conn:
+            return epoch_seconds(self._start_ns(conn, run_id))
+
+    def _start_ns(self, conn: sqlite3.Connection, run_id: str) -> int:
+        row = conn.execute("SELECT start_ns FROM runs WHERE trace_id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run {quote(run_id)} in {self.path}")
+        return int(row[0])
 
     def count(
         self,

@@ -201,6 +201,10 @@ class RunData:
                 pass
         if source is None:
             raise RunNotFoundError(f"no run {quote(run_id)} here")
+        start_of = getattr(source, "run_start", None)  # the embedded store's: one row read
+        if start_of is not None:
+            start: float = await asyncio.to_thread(start_of, run_id)
+            return start
         record: RunRecord = await asyncio.to_thread(source.get_run, run_id)
         return record.start
 
