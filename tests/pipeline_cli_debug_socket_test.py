@@ -5,6 +5,7 @@ unhappy paths in one line (a second prompt attached, the run ended)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import select
@@ -15,7 +16,11 @@ from pathlib import Path
 import pytest
 
 from cli_support import ROOT, TASKDAEMON, environment, in_background, taskdaemon, write
+from pipeline_debug_ops_support import debugged_runs
 from schedule_support import Scheduled, scheduled_serve
+from taskdaemon.pipeline.cli.debug_socket import debug_op
+from taskdaemon.pipeline.control import ControlServer, send_request
+from taskdaemon.pipeline.errors import PipelineError
 
 #: a waits for an approval (the test's moment to attach), b reads a's x, c and d follow.
 PIPELINE = """\
@@ -191,3 +196,55 @@ def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
         (line,) = refused.stderr.splitlines()
         assert line.startswith(f"taskdaemon debug: no run {run_id[:8]!r}"[:-1]), line
     assert scheduled.process.poll() is None  # serve goes on
+
+
+async def test_a_runs_debug_requests_delete_and_list_only_breakpoints_that_apply_to_it(
+    home: Path,
+) -> None:
+    """Two runs of one engine paused at once, each served on its own control socket with the
+    ``debug`` op: run A's ``delete N`` of run B's breakpoint is refused (it deleted it before),
+    A's ``state`` lists A's own and the pipeline-wide ones, and A's ``delete`` clears exactly
+    those, leaving B's breakpoint and B paused."""
+
+    async def call(run_id: str, request: dict[str, object]) -> dict[str, object]:
+        try:
+            return await asyncio.to_thread(
+                send_request, run_id, {"op": "debug", **request}, home=home, timeout=30.0
+            )
+        except PipelineError as exc:
+            return {"refused": str(exc)}
+
+    async with debugged_runs(2) as (mine, other):
+        servers = [
+            ControlServer(
+                run.run_id,
+                run.handle,
+                home=home,
+                extra_ops={"debug": debug_op(run.engine, run.run_id, [], None)},
+            )
+            for run in (mine, other)
+        ]
+        for server in servers:
+            await server.start()
+        try:
+            await other.paused_at("a")
+            await mine.paused_at("a")
+            # A pipeline breakpoint, as --break sets them: it applies to both runs.
+            everywhere = mine.session.set_breakpoint("b", pipeline=mine.handle.pipeline).id
+            others = (await call(other.run_id, {"action": "break", "stage": "b"}))["breakpoint"]
+            refused = await call(mine.run_id, {"action": "delete", "id": others["id"]})
+            listed = (await call(mine.run_id, {"action": "state"}))["state"]
+            cleared = await call(mine.run_id, {"action": "delete"})
+            left = {(bp.id, bp.run_id) for bp in mine.session.breakpoints()}
+            still_paused = [p.run_id for p in mine.session.paused()]
+        finally:
+            for server in servers:
+                await server.aclose()
+    mine_ids = sorted(bp["id"] for bp in listed["breakpoints"])  # type: ignore[index]
+    assert f"run {mine.run_id} has no breakpoint #{others['id']}" in refused["refused"]
+    assert everywhere in mine_ids
+    assert others["id"] not in mine_ids
+    assert len(mine_ids) == cleared["deleted"]
+    assert (others["id"], other.run_id) in left
+    assert {other.run_id} == {run_id for _, run_id in left}
+    assert sorted([mine.run_id, other.run_id]) == sorted(still_paused)

@@ -4,6 +4,9 @@ A request is a JSON object with an ``action``; the answer is ``{"ok": true, ...}
 false, "error": "one line"}``. :class:`DebugOps` answers them for one run of an engine, turning
 debug mode on at the first request (so any run can be debugged once someone attaches, and a run
 nobody attaches to never has a gate). Breakpoints set through it belong to that run.
+Its ``state`` lists, and its ``delete`` (one by number, or all) deletes, the breakpoints that
+apply to its run: the run's own and those of the run's pipeline (``--break``,
+``TASKDAEMON_BREAKPOINTS``, the Python API's ``pipeline=``), never another run's.
 :meth:`DebugOps.answer` raises instead of answering ``ok`` false, so that the HTTP routes can
 tell a malformed request from a missing stage and from what the run refuses now.
 
@@ -266,6 +269,9 @@ class DebugOps:
             return len(mine)
         if not isinstance(breakpoint_id, int) or isinstance(breakpoint_id, bool):
             raise DebugRequestError("'id' must be an integer")
+        if breakpoint_id not in {bp.id for bp in session.breakpoints(self.run_id)}:
+            # Another run's: this run's prompt must not take it from under that run's.
+            raise PipelineError(f"run {self.run_id} has no breakpoint #{breakpoint_id}")
         return session.delete_breakpoint(breakpoint_id)
 
     async def _wait(self, request: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,7 @@ COMMANDS: dict[str, str] = {
     "continue": "continue [STAGE]: resume what is paused (a stage's only) and leave step mode",
     "step": "step [STAGE]: run exactly the next ready execution, then pause again",
     "break": "break STAGE [if CEL] | break STAGE on failure | break on event TYPE: add one",
-    "delete": "delete [N]: delete breakpoint N, or all of them",
+    "delete": "delete [N]: delete breakpoint N, or all that info breakpoints lists",
     "info": "info breakpoints: list the breakpoints",
     "where": "where: each stage's state: running, paused, waiting, queued...",
     "inputs": "inputs STAGE: the stage's resolved inputs (those it will run with)",
