@@ -294,3 +294,45 @@ def test_the_command_line_reaches_a_scheduled_run(home: Path, tmp_path: Path) ->
         ended.split(": ", 1)[1].split(" (")[0],
         shown["status"],
     ), approved.stderr
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_paused_at_a_breakpoint_is_said_with_the_command_to_reach_it(
+    home: Path, tmp_path: Path
+) -> None:
+    """A scheduled run that pauses at a breakpoint is one line on serve's log naming the
+    execution and ``taskdaemon debug attach RUN`` (serve said nothing: the run waited unseen),
+    and its resumption one more; both are structured records with the run's fields. The
+    command it names reaches the run."""
+    from cli_support import taskdaemon, write
+    from schedule_support import scheduled_serve
+
+    pipeline = write(
+        tmp_path / "gated.yaml",
+        "name: gated\nstages:\n"
+        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n"
+        "  - {name: b, command: 'true', triggers: [{on_completion: {stage: a}}]}\n",
+    )
+    with scheduled_serve(home, pipeline, "--max-runs=1", TASKDAEMON_LOG_FORMAT="json") as serve:
+        run_id = serve.run_id
+        serve.api("PUT", f"/api/runs/{run_id}/debug/breakpoints", {"stage": "b"})
+        taskdaemon(home, "approve", run_id, "a")
+        paused = json.loads(serve.line(" paused "))
+        named = paused["msg"].rsplit(": ", 1)[1].split()
+        attached = taskdaemon(home, *named[1:], stdin="continue\n")
+        resumed = json.loads(serve.line(" resumed "))
+        ended = serve.line(" ended ")
+    expected_paused = (
+        f"run {run_id} of gated paused at b.0.1 (#1 before b (run {run_id[:8]})): "
+        f"taskdaemon debug attach {run_id}"
+    )
+    assert (expected_paused, "WARNING") == (paused["msg"], paused["level"])
+    assert f"run {run_id} of gated resumed b.0.1: continue by cli debug attach" == resumed["msg"]
+    for record in (paused, resumed):
+        assert (run_id, "gated", None) == (
+            record["run_id"],
+            record["pipeline"],
+            record.get("stage"),  # serve's line, not one of the stage's log records
+        )
+    assert (0, "") == (attached.returncode, attached.stderr)
+    assert "ended success" in ended

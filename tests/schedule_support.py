@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import threading
 import time
@@ -59,14 +60,14 @@ class Scheduled:
 
 
 @contextlib.contextmanager
-def scheduled_serve(home: Path, pipeline: Path, *options: str) -> Iterator[Scheduled]:
-    """``serve --pipeline PIPELINE OPTIONS`` until its first run has started (its id read
-    from the log); terminated at the end."""
+def scheduled_serve(home: Path, pipeline: Path, *options: str, **env: str) -> Iterator[Scheduled]:
+    """``serve --pipeline PIPELINE OPTIONS`` (more environment in ``env``) until its first run
+    has started (its id read from the log); terminated at the end."""
     port = free_port()
     process = subprocess.Popen(
         [TASKDAEMON, "serve", "--port", str(port), "--pipeline", str(pipeline), *options],
         cwd=ROOT,
-        env=environment(home),
+        env=environment(home, **env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -78,7 +79,9 @@ def scheduled_serve(home: Path, pipeline: Path, *options: str) -> Iterator[Sched
     try:
         served = Scheduled(process, home, port)
         started = served.line(" started ")
-        served.run_id = started.split(" run ", 1)[1].split()[0]
+        found = re.search(r"\brun ([0-9a-f]{32}) of ", started)  # a text or a JSON line
+        assert found is not None, started
+        served.run_id = found.group(1)
         yield served
     finally:
         safety.cancel()

@@ -18,6 +18,10 @@ pipeline on a schedule.
   STAGE``): each scheduled run is served on its control socket while it runs, as a
   ``taskdaemon run``'s is, and its id is said when it starts (the schedule's lines about a
   run carry its ``run_id`` and ``pipeline`` as log fields, as the run's own records do).
+  A run that pauses at a debugger breakpoint is one warning line naming the execution, why,
+  and the command that reaches it (``taskdaemon debug attach RUN``); its resumption one line
+  more (the action and who), both with the run's fields (not ``stage``: they are serve's
+  lines, not the stage's log records, which its log panel and ``logs --stage`` show).
 * Stopping: the first signal cancels the open run and exits 0 after telemetry is flushed (within
   ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
 * A scheduled run the engine cannot start (its workspace cannot be made: a read-only or full
@@ -57,7 +61,12 @@ from taskdaemon.pipeline.cli.options import add_input_options, add_server_option
 from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
-from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    BreakpointHit,
+    BreakpointResumed,
+    EngineEvent,
+)
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import Settings, load_settings
@@ -152,6 +161,35 @@ class _AutoApprove:
             return
         with contextlib.suppress(PipelineError):  # the run ended or moved on meanwhile
             self.engine.approve(run_id, stage, "serve --auto-approve")
+
+
+class _PauseLines:
+    """Says on serve's log when an execution of a run pauses at a breakpoint, with the command
+    that reaches it, and when it goes on: an operator watching serve learns that a run waits
+    for someone, as ``taskdaemon run``'s progress lines say it. Each line carries the run's
+    ``run_id`` and ``pipeline`` as log fields, as the schedule's other lines do."""
+
+    def on_event(self, event: EngineEvent) -> None:
+        if isinstance(event, BreakpointHit):
+            _log.warning(
+                "run %s of %s paused at %s (%s): taskdaemon debug attach %s",
+                event.run_id,
+                event.pipeline,
+                event.task_run_id,
+                event.reason,
+                event.run_id,
+                extra={"run_id": event.run_id, "pipeline": event.pipeline},
+            )
+        elif isinstance(event, BreakpointResumed):
+            _log.info(
+                "run %s of %s resumed %s: %s by %s",
+                event.run_id,
+                event.pipeline,
+                event.task_run_id,
+                event.action,
+                event.by,
+                extra={"run_id": event.run_id, "pipeline": event.pipeline},
+            )
 
 
 def _log_lines(lines: list[str]) -> None:
@@ -263,7 +301,7 @@ async def _serve(
         stack.callback(_remove_signal_handlers, loop, handled)
         monitoring = start_monitoring(settings, serve=address, stack=stack)
         approver = _AutoApprove()
-        observers: list[Any] = [*monitoring.observers]
+        observers: list[Any] = [*monitoring.observers, _PauseLines()]
         if args.auto_approve:
             observers.append(approver)
         workspace = settings.home / "workspaces"
