@@ -16,9 +16,10 @@ import pytest
 
 from cli_support import taskdaemon
 from pipeline_debug_ops_support import FORKED, Debugged, Hits, debugged
-from pipeline_engine_support import Recorder, fail
+from pipeline_engine_support import Recorder, fail, pipeline, stage
 from taskdaemon.pipeline.debug_ops import ACTIONS
 from taskdaemon.pipeline.events import BreakpointResumed, InputOverridden
+from taskdaemon.pipeline.model import OnEvent
 
 SECRET = "S3KR1Tdbg42value"
 
@@ -216,6 +217,32 @@ async def test_a_breakpoint_on_an_unknown_stage_is_refused_naming_the_stages() -
     async with debugged() as run:
         answer = await run.ops({"action": "break", "stage": "zz"})
     assert {"ok": False, "error": "no stage 'zz' (stages: hold, a, b)"} == answer
+
+
+async def test_an_event_breakpoint_no_stage_of_the_run_listens_for_is_refused() -> None:
+    """``break`` on an event type that starts no stage of the run (none listens for it) could
+    never pause: it is refused, naming the types the stages listen for, as an unknown stage is
+    (it was accepted, and the user waited for a pause that could not come)."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "break", "on": "event:no.such"})
+        of_stage = await run.ops({"action": "break", "stage": "a", "on": "event:no.such"})
+        left = run.session.breakpoints()
+    assert {"ok": False, "error": "no stage listens for event 'no.such' (events: none)"} == answer
+    error = "stage 'a' does not listen for event 'no.such' (it listens for: none)"
+    assert {"ok": False, "error": error} == of_stage
+    assert [] == left
+
+
+async def test_an_event_breakpoint_of_a_type_a_stage_listens_for_is_set() -> None:
+    """``break`` on an event type a stage listens for is set, for any stage or for that one."""
+    listening = pipeline(stage("hold"), stage("a", OnEvent("go")), stage("b", OnEvent("go")))
+    async with debugged(definition=listening) as run:
+        anywhere = await run.ops({"action": "break", "on": "event:go"})
+        of_stage = await run.ops({"action": "break", "stage": "b", "on": "event:go"})
+        elsewhere = await run.ops({"action": "break", "stage": "hold", "on": "event:go"})
+    assert ["event:go", "event:go"] == [anywhere["breakpoint"]["on"], of_stage["breakpoint"]["on"]]
+    error = "stage 'hold' does not listen for event 'go' (it listens for: none)"
+    assert {"ok": False, "error": error} == elsewhere
 
 
 async def test_delete_by_id_deletes_that_breakpoint_only() -> None:

@@ -18,7 +18,8 @@ Actions (fields in brackets are optional)::
     continue|step|skip|retry [stage]    resume (see DebugSession)
     set stage input value               override an input of a paused execution
     inspect stage                       inputs, upstream outputs, triggers, pending events
-    break [stage] [when] [on] [client]  add a breakpoint (on: start, failure, event:TYPE)
+    break [stage] [when] [on] [client]  add a breakpoint (on: start, failure, event:TYPE of
+                                        a type the stage, or some stage, listens for)
     delete [id]                         delete one breakpoint, or all of this run's
     detach [client] [all]               a prompt leaves (see below), leave step mode, resume
     dump [path]                         write a debug dump (when the process can)
@@ -58,6 +59,7 @@ from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redac
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession, Engine
+    from taskdaemon.pipeline.model import Pipeline
 
 __all__ = ["ACTIONS", "DebugOps", "flush_log_handlers", "refusal_text"]
 
@@ -109,6 +111,27 @@ def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> st
     if not isinstance(value, str):
         raise DebugRequestError(f"'{key}' must be a string")
     return value
+
+
+def _check_listened(pipeline: Pipeline, stage: str | None, event_type: str) -> None:
+    """DebugRequestError unless ``stage`` (any stage when None) listens for ``event_type``: an
+    event breakpoint pauses the executions such an event starts, so on a type nothing listens
+    for it could never pause (an empty type is ``set_breakpoint``'s to refuse)."""
+    if not event_type:
+        return
+    if stage is not None:
+        listened = pipeline.stage_map[stage].event_types
+        if event_type not in listened:
+            raise DebugRequestError(
+                f"stage {quote(stage)} does not listen for event {quote(event_type)} "
+                f"(it listens for: {', '.join(listened) or 'none'})"
+            )
+        return
+    types = dict.fromkeys(t for s in pipeline.stages for t in s.event_types)
+    if event_type not in types:
+        raise DebugRequestError(
+            f"no stage listens for event {quote(event_type)} (events: {', '.join(types) or 'none'})"
+        )
 
 
 class DebugOps:
@@ -212,9 +235,10 @@ class DebugOps:
             if stage is not None and stage not in handle.pipeline.stage_map:
                 known = ", ".join(handle.pipeline.stage_map)
                 raise StageNotFoundError(f"no stage {quote(stage)} (stages: {known})")
-            bp = session.set_breakpoint(
-                stage, _text(request, "when"), _text(request, "on") or "start", run_id=run_id
-            )
+            on = _text(request, "on") or "start"
+            if on.startswith("event:"):
+                _check_listened(handle.pipeline, stage, on[6:])
+            bp = session.set_breakpoint(stage, _text(request, "when"), on, run_id=run_id)
             if (client := _text(request, "client")) is not None:
                 self._set_by[bp.id] = client
             return {"breakpoint": bp.as_dict()}
