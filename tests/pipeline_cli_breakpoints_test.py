@@ -28,3 +28,29 @@ def test_a_long_refused_breakpoint_is_one_short_line(home: Path, spec: str) -> N
     done = taskdaemon(home, "debug", str(path), "--break", spec, "-q")
     lines = done.stderr.splitlines()
     assert (2, 1, True) == (done.returncode, len(lines), len(lines[0]) < 400), done.stderr[:400]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "debug"])
+def test_a_breakpoint_condition_reading_what_the_pipeline_lacks_exits_2(
+    home: Path, command: str
+) -> None:
+    """``--break`` whose condition reads a stage the pipeline does not have, and a
+    ``TASKDAEMON_BREAKPOINTS`` one reading an input the stage does not declare, could never
+    hold (they were set, and the run went by them): each is one line, exit 2."""
+    path = home / "one.yaml"
+    path.write_text(PIPELINE)
+    by_option = taskdaemon(home, command, str(path), "--break", "a:stages.zz.outputs.x == 1")
+    by_env = taskdaemon(
+        home, command, str(path), TASKDAEMON_BREAKPOINTS="a:inputs.nosuch > 1", stdin=""
+    )
+    assert (2, 2) == (by_option.returncode, by_env.returncode)
+    assert [
+        "taskdaemon "
+        f"{command}: --break 'a:stages.zz.outputs.x == 1': breakpoint condition reads "
+        "stages.zz: no stage 'zz' (stages: a)"
+    ] == by_option.stderr.splitlines()
+    assert [
+        f"taskdaemon {command}: TASKDAEMON_BREAKPOINTS 'a:inputs.nosuch > 1': breakpoint "
+        "condition reads inputs.nosuch: stage 'a' has no input 'nosuch' (inputs: none)"
+    ] == by_env.stderr.splitlines()

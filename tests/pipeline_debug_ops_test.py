@@ -245,6 +245,39 @@ async def test_an_event_breakpoint_of_a_type_a_stage_listens_for_is_set() -> Non
     assert {"ok": False, "error": error} == elsewhere
 
 
+@pytest.mark.parametrize(
+    ("stage", "when", "error"),
+    [
+        ("b", "stages.zz.outputs.x == 1", "breakpoint condition reads stages.zz: no stage 'zz'"),
+        (None, "stages['zz'].status == 'x'", "breakpoint condition reads stages.zz: no stage 'zz'"),
+        ("a", "inputs.nosuch == 1", "breakpoint condition reads inputs.nosuch: stage 'a' has no"),
+        ("a", "inputs.nosuch ==", "breakpoint condition 'inputs.nosuch ==': does not compile"),
+    ],
+)
+async def test_a_condition_reading_what_the_run_lacks_is_refused(
+    stage: str | None, when: str, error: str
+) -> None:
+    """A condition that reads a stage the run does not have, or an input the breakpoint's
+    stage does not declare, could never hold: refused, naming what there is (it was set, and
+    its evaluation error was known only to ``info breakpoints`` after a pause that never
+    came)."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "break", "stage": stage, "when": when})
+        left = run.session.breakpoints()
+    assert (False, []) == (answer["ok"], left)
+    assert answer["error"].startswith(error), answer["error"]
+
+
+async def test_a_condition_reading_what_the_run_has_is_set() -> None:
+    """Conditions over the run's stages and the stage's declared inputs are set."""
+    async with debugged() as run:
+        answers = [
+            await run.ops({"action": "break", "stage": "a", "when": when})
+            for when in ("inputs.n > 0 && stages.hold.status == 'success'", "size(inputs) > 0")
+        ]
+    assert [True, True] == [answer["ok"] for answer in answers]
+
+
 async def test_delete_by_id_deletes_that_breakpoint_only() -> None:
     """``delete`` with an id deletes that breakpoint and answers one deleted."""
     async with debugged() as run:

@@ -53,15 +53,20 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.ellipsis import quote
-from taskdaemon.pipeline.errors import DebugRequestError, PipelineError, StageNotFoundError
+from taskdaemon.pipeline.ellipsis import cut, quote
+from taskdaemon.pipeline.errors import (
+    DebugRequestError,
+    PipelineError,
+    StageNotFoundError,
+    TaskdaemonError,
+)
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession, Engine
     from taskdaemon.pipeline.model import Pipeline
 
-__all__ = ["ACTIONS", "DebugOps", "flush_log_handlers", "refusal_text"]
+__all__ = ["ACTIONS", "DebugOps", "check_condition", "flush_log_handlers", "refusal_text"]
 
 ACTIONS = (
     "state",
@@ -111,6 +116,41 @@ def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> st
     if not isinstance(value, str):
         raise DebugRequestError(f"'{key}' must be a string")
     return value
+
+
+def check_condition(pipeline: Pipeline, stage: str | None, when: str | None, on: str) -> None:
+    """DebugRequestError when condition ``when`` of a breakpoint on ``stage`` (``on`` its
+    kind) reads a stage ``pipeline`` does not have, or an input ``stage`` does not declare
+    (not for an event breakpoint, whose ``inputs`` are empty): it could never hold. Only the
+    paths :func:`~taskdaemon.pipeline.cel_paths.read_paths` can tell are checked, and only in
+    a condition that compiles: one that does not is ``set_breakpoint``'s to refuse, with the
+    parser's reason."""
+    if not when:
+        return
+    from taskdaemon.pipeline.cel_paths import read_paths  # noqa: PLC0415 - with a condition
+    from taskdaemon.pipeline.expressions import compile_expression  # noqa: PLC0415
+
+    try:
+        compile_expression(when, {"request", "stages", "event", "inputs", "error"})
+    except TaskdaemonError:
+        return
+    paths = read_paths(when, ("stages", "inputs")) or {}
+    for name in paths.get("stages") or {}:
+        if name not in pipeline.stage_map:
+            known = ", ".join(pipeline.stage_map)
+            raise DebugRequestError(
+                f"breakpoint condition reads stages.{cut(name, 40)}: no stage {quote(name)} "
+                f"(stages: {known})"
+            )
+    if stage is None or on.startswith("event:"):
+        return
+    declared = [mapping.name for mapping in pipeline.stage_map[stage].inputs]
+    for name in paths.get("inputs") or {}:
+        if name not in declared:
+            raise DebugRequestError(
+                f"breakpoint condition reads inputs.{cut(name, 40)}: stage {quote(stage)} has "
+                f"no input {quote(name)} (inputs: {', '.join(declared) or 'none'})"
+            )
 
 
 def _check_listened(pipeline: Pipeline, stage: str | None, event_type: str) -> None:
@@ -238,7 +278,9 @@ class DebugOps:
             on = _text(request, "on") or "start"
             if on.startswith("event:"):
                 _check_listened(handle.pipeline, stage, on[6:])
-            bp = session.set_breakpoint(stage, _text(request, "when"), on, run_id=run_id)
+            when = _text(request, "when")
+            check_condition(handle.pipeline, stage, when, on)
+            bp = session.set_breakpoint(stage, when, on, run_id=run_id)
             if (client := _text(request, "client")) is not None:
                 self._set_by[bp.id] = client
             return {"breakpoint": bp.as_dict()}

@@ -69,6 +69,10 @@ def apply_breakpoints(
     for origin, spec in specs:
         stage, when = parse_breakpoint(spec, stages, origin)
         try:
+            if when is not None:  # the check the prompt's ``break`` makes too
+                from taskdaemon.pipeline.debug_ops import check_condition  # noqa: PLC0415
+
+                check_condition(pipeline, stage, when, "start")
             session.set_breakpoint(stage, when, pipeline=pipeline.name)
         except PipelineError as exc:
             # The CEL parser's message quotes the condition raw: an escape sequence in it
