@@ -520,6 +520,48 @@ def test_attach_to_a_run_with_nothing_paused_prompts_at_once(home: Path) -> None
 
 
 @pytest.mark.slow
+def test_continue_with_nothing_paused_says_it_waits_and_for_what(home: Path) -> None:
+    """``continue`` at a prompt attached to a run waiting for an approval, with nothing paused,
+    says it waits for the next pause or the run's end, and names the approval the run waits
+    for with the command that grants it (the prompt sat silent, as if hung, until someone
+    approved); once approved elsewhere, it says the run ended."""
+    path = home / "gated.yaml"
+    path.write_text(
+        "name: gated\nstages:\n"
+        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n"
+    )
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", str(path), "-q"], cwd=ROOT, env=environment(home), text=True
+    )
+    try:
+        run_id = _served_run_id(home, process)
+        prompt = attached(home, run_id)
+        assert prompt.stdin is not None
+        assert prompt.stdout is not None
+        prompt.stdin.write("continue\n")
+        prompt.stdin.flush()
+        said = next(line for line in prompt.stdout if "waiting" in line or "ended" in line)
+        approved = subprocess.run(
+            [TASKDAEMON, "approve", run_id, "a"],
+            env=environment(home),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        out, _err = prompt.communicate("", timeout=60)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert 0 == approved.returncode, approved.stderr
+    assert (
+        "nothing was paused: waiting for the next pause or the run's end "
+        f"(a waits for approval: taskdaemon approve {run_id} a)"
+    ) in said
+    assert "run ended success" in out
+
+
+@pytest.mark.slow
 def test_a_second_attacher_leaving_keeps_the_first_ones_pause_and_breakpoints(
     home: Path, served: subprocess.Popen[str]
 ) -> None:

@@ -11,7 +11,8 @@ stage names, ``help`` and one-line errors come from :class:`~._prompt.CommandPro
 echoes each after the prompt, and runs them in order.
 
 After a command that resumes the run (``continue``, ``step``, ``skip``, ``retry``) the prompt
-waits for the next stop (an execution paused, or the run's end) and reports it, like gdb.
+waits for the next stop (an execution paused, or the run's end) and reports it, like gdb;
+when it resumed nothing, it first says that it waits, and for which approvals.
 """
 
 from __future__ import annotations
@@ -163,7 +164,23 @@ class DebugPrompt(CommandPrompt):
         stage = args[0] if args else None
         if self.done:
             raise PipelineError("the run has ended")
-        self._call({"action": action, "stage": stage, "by": self._by})
+        answer = self._call({"action": action, "stage": stage, "by": self._by})
+        if not answer.get("resumed"):  # ``continue`` or ``step`` with nothing paused
+            self._print(
+                f"nothing was paused: waiting for the next pause or the run's end{self._held()}"
+            )
+
+    def _held(self) -> str:
+        """What else holds the run, for a prompt about to wait: the approvals it waits for,
+        each with the command that grants it (else the wait looked like a hang)."""
+        state = self._call({"action": "state"})["state"]
+        waiting = [
+            name for name, stage in state["stages"].items() if stage["approval"] == "requested"
+        ]
+        return "".join(
+            f" ({name} waits for approval: taskdaemon approve {self._run_id} {name})"
+            for name in waiting
+        )
 
     def _do_continue(self, args: Sequence[str]) -> None:
         self._resume("continue", args)
