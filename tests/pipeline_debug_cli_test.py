@@ -484,19 +484,25 @@ def _served_run_id(home: Path, process: subprocess.Popen[str], timeout: float = 
     raise AssertionError("the run never served its control socket")
 
 
+def _running(home: Path, definition: str) -> subprocess.Popen[str]:
+    """``taskdaemon run -q`` of the pipeline ``definition`` (written under ``home``)."""
+    path = home / "running.yaml"
+    path.write_text(definition)
+    return subprocess.Popen(
+        [TASKDAEMON, "run", str(path), "-q"], cwd=ROOT, env=environment(home), text=True
+    )
+
+
 @pytest.mark.slow
 def test_attach_to_a_run_with_nothing_paused_prompts_at_once(home: Path) -> None:
     """``debug attach`` of a run busy in a 60 s stage says nothing is paused and takes a
     breakpoint at once (the prompt used to wait, silent, for the next pause or the run's
     end: here a minute, then the run was gone)."""
-    path = home / "slow.yaml"
-    path.write_text(
+    process = _running(
+        home,
         "name: slow\nstages:\n"
         "  - {name: a, command: 'sleep 60', triggers: [{manual: {approval_required: false}}]}\n"
-        "  - {name: b, command: 'true', triggers: [{on_completion: {stage: a}}]}\n"
-    )
-    process = subprocess.Popen(
-        [TASKDAEMON, "run", str(path), "-q"], cwd=ROOT, env=environment(home), text=True
+        "  - {name: b, command: 'true', triggers: [{on_completion: {stage: a}}]}\n",
     )
     try:
         run_id = _served_run_id(home, process)
@@ -525,13 +531,10 @@ def test_continue_with_nothing_paused_says_it_waits_and_for_what(home: Path) -> 
     says it waits for the next pause or the run's end, and names the approval the run waits
     for with the command that grants it (the prompt sat silent, as if hung, until someone
     approved); once approved elsewhere, it says the run ended."""
-    path = home / "gated.yaml"
-    path.write_text(
+    process = _running(
+        home,
         "name: gated\nstages:\n"
-        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n"
-    )
-    process = subprocess.Popen(
-        [TASKDAEMON, "run", str(path), "-q"], cwd=ROOT, env=environment(home), text=True
+        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n",
     )
     try:
         run_id = _served_run_id(home, process)
