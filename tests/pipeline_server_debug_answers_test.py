@@ -85,6 +85,11 @@ REFUSED = [
     ("PUT", "/breakpoints", {"stage": "b", "on": "bogus"}, 400, None),
     ("PUT", "/breakpoints", {"stage": "b", "when": "x("}, 400, None),
     ("PUT", "/breakpoints", {"stage": "nosuch"}, 404, None),
+    # Breakpoints that could never pause: an event nothing listens for, a condition reading a
+    # stage the run lacks or an input the stage does not declare.
+    ("PUT", "/breakpoints", {"on": "event:no.such"}, 400, None),
+    ("PUT", "/breakpoints", {"stage": "a", "when": "stages.zz.outputs.x == 1"}, 400, None),
+    ("PUT", "/breakpoints", {"stage": "a", "when": "inputs.zz == 1"}, 400, None),
     ("POST", "/skip", {"stage": "b"}, 409, None),
     ("DELETE", "/breakpoints/99", {}, 409, {"action": "delete", "id": 99}),
 ]
