@@ -10,6 +10,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -276,6 +277,31 @@ def _paused_run_id(process: subprocess.Popen[str]) -> str:
         if "paused:" in line and "taskdaemon debug attach " in line:
             return line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
     raise AssertionError("the run never paused:\n" + "".join(seen))
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_an_attached_prompt_says_it_left_and_what_it_resumed(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """Ctrl-C (SIGINT) at a ``debug attach`` prompt over b's pause leaves the run as leaving
+    does (the pause resumed, the run going on to its end) and says so in one line, exit 130:
+    the prompt vanished without a word, and its user could not tell whether the run was
+    still paused, cancelled or running."""
+    run_id = _paused_run_id(served)
+    prompt = attached(home, run_id)
+    assert prompt.stdin is not None
+    assert prompt.stdout is not None
+    prompt.stdin.write("where\n")
+    prompt.stdin.flush()
+    next(line for line in prompt.stdout if "  b  paused" in line)  # at the prompt again
+    prompt.send_signal(signal.SIGINT)
+    _out, err = prompt.communicate(timeout=60)
+    _out, run_err = served.communicate(timeout=60)
+    assert 130 == prompt.returncode
+    assert [
+        f"taskdaemon debug: interrupted: left run {run_id}, resuming 1 paused execution"
+    ] == err.splitlines()
+    assert "resumed: continue by cli debug attach" in run_err
 
 
 @pytest.mark.slow

@@ -101,6 +101,11 @@ class DebugPrompt(CommandPrompt):
 
         return ended_aware
 
+    @property
+    def run_id(self) -> str:
+        """The id of the run this prompt joined ("" before it did)."""
+        return self._run_id
+
     # ------------------------------------------------------------------ loop
 
     def run(self, *, first_stop: bool = True) -> None:

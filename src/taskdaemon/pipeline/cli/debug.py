@@ -55,6 +55,7 @@ from taskdaemon.pipeline.errors import (
 )
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.home import home_directory
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["register"]
 
@@ -154,14 +155,23 @@ def _remote(words: Sequence[str]) -> int:
             prompt = DebugPrompt(
                 call, history=home_directory() / "debug_history", by="cli debug attach"
             )
+            left: dict[str, Any] = {}
             try:
                 prompt.run(first_stop=False)
+            except KeyboardInterrupt:
+                left["interrupted"] = True
             finally:
                 if not prompt.done and not prompt.quit:
                     # A run that ended meanwhile has nothing to detach from: not an error.
                     detach = {"action": "detach", "by": "cli debug attach", "client": prompt.client}
                     with contextlib.suppress(RunNotFoundError):
-                        call(detach)
+                        left.update(call(detach))
+            if left.pop("interrupted", False):
+                # Ctrl-C leaves as Ctrl-D does: say so, and what that did to the run (on a
+                # line of its own, not after the prompt readline left on the terminal).
+                if sys.stdout.isatty():
+                    print(flush=True)
+                return _fail(EXIT_SIGINT, _left_line(prompt.run_id, left))
             return EXIT_SUCCESS
         answer = call(
             {
@@ -178,6 +188,17 @@ def _remote(words: Sequence[str]) -> int:
         return EXIT_SIGINT
     print(_resumed_line(action, answer.get("resumed")))
     return EXIT_SUCCESS
+
+
+def _left_line(run_id: str, detached: dict[str, Any]) -> str:
+    """What an interrupted ``debug attach`` did on leaving (its ``detach`` answer, empty when
+    the run had ended or the prompt never joined it)."""
+    if "resumed" not in detached:
+        return "interrupted"
+    resumed = detached["resumed"]
+    if not resumed:
+        return f"interrupted: left run {run_id}, resuming nothing"
+    return f"interrupted: left run {run_id}, resuming {counted(resumed, 'paused execution')}"
 
 
 def _resumed_line(action: str, resumed: Any) -> str:
