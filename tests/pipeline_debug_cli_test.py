@@ -87,6 +87,16 @@ def attached(home: Path, run_id: str) -> subprocess.Popen[str]:
     return in_background(home, "debug", "attach", run_id)
 
 
+def typed(prompt: subprocess.Popen[str], command: str, until: str) -> str:
+    """Type ``command`` at the ``attached`` ``prompt``; its first output line holding
+    ``until`` (the sync point)."""
+    assert prompt.stdin is not None
+    assert prompt.stdout is not None
+    prompt.stdin.write(command + "\n")
+    prompt.stdin.flush()
+    return next(line for line in prompt.stdout if until in line)
+
+
 def outputs_of(home: Path, run_id: str, stage: str) -> Any:
     """The stored outputs of ``stage``'s last attempt in run ``run_id``."""
     with SpanStore(home / "spans.db") as store:
@@ -289,11 +299,7 @@ def test_ctrl_c_at_an_attached_prompt_says_it_left_and_what_it_resumed(
     still paused, cancelled or running."""
     run_id = _paused_run_id(served)
     prompt = attached(home, run_id)
-    assert prompt.stdin is not None
-    assert prompt.stdout is not None
-    prompt.stdin.write("where\n")
-    prompt.stdin.flush()
-    next(line for line in prompt.stdout if "  b  paused" in line)  # at the prompt again
+    typed(prompt, "where", "  b  paused")  # at the prompt again
     prompt.send_signal(signal.SIGINT)
     _out, err = prompt.communicate(timeout=60)
     _out, run_err = served.communicate(timeout=60)
@@ -565,11 +571,7 @@ def test_continue_with_nothing_paused_says_it_waits_and_for_what(home: Path) -> 
     try:
         run_id = _served_run_id(home, process)
         prompt = attached(home, run_id)
-        assert prompt.stdin is not None
-        assert prompt.stdout is not None
-        prompt.stdin.write("continue\n")
-        prompt.stdin.flush()
-        said = next(line for line in prompt.stdout if "waiting" in line or "ended" in line)
+        said = typed(prompt, "continue", "nothing was paused")
         approved = subprocess.run(
             [TASKDAEMON, "approve", run_id, "a"],
             env=environment(home),
@@ -599,11 +601,7 @@ def test_a_second_attacher_leaving_keeps_the_first_ones_pause_and_breakpoints(
     used to delete every breakpoint, ``--break``'s too, and resume the run)."""
     run_id = _paused_run_id(served)
     first = attached(home, run_id)
-    assert first.stdin is not None
-    assert first.stdout is not None
-    first.stdin.write("break c\n")
-    first.stdin.flush()
-    next(line for line in first.stdout if line.startswith("breakpoint #2"))  # it is set
+    typed(first, "break c", "breakpoint #2")  # it is set
     second = debug(home, "attach", run_id, stdin="where\n")
     out, _err = first.communicate("info breakpoints\nwhere\n", timeout=60)
     assert second.returncode == 0, second.stderr
