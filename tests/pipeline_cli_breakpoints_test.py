@@ -48,9 +48,9 @@ def test_a_breakpoint_condition_reading_what_the_pipeline_lacks_exits_2(
     assert [
         "taskdaemon "
         f"{command}: --break 'a:stages.zz.outputs.x == 1': breakpoint condition reads "
-        "stages.zz: no stage 'zz' (stages: a)"
+        "stage 'zz', which the pipeline does not have (stages: a)"
     ] == by_option.stderr.splitlines()
     assert [
         f"taskdaemon {command}: TASKDAEMON_BREAKPOINTS 'a:inputs.nosuch > 1': breakpoint "
-        "condition reads inputs.nosuch: stage 'a' has no input 'nosuch' (inputs: none)"
+        "condition reads input 'nosuch', which stage 'a' does not declare (inputs: none)"
     ] == by_env.stderr.splitlines()

@@ -248,9 +248,17 @@ async def test_an_event_breakpoint_of_a_type_a_stage_listens_for_is_set() -> Non
 @pytest.mark.parametrize(
     ("stage", "when", "error"),
     [
-        ("b", "stages.zz.outputs.x == 1", "breakpoint condition reads stages.zz: no stage 'zz'"),
-        (None, "stages['zz'].status == 'x'", "breakpoint condition reads stages.zz: no stage 'zz'"),
-        ("a", "inputs.nosuch == 1", "breakpoint condition reads inputs.nosuch: stage 'a' has no"),
+        (
+            "b",
+            "stages.zz.outputs.x == 1",
+            "breakpoint condition reads stage 'zz', which the pipeline",
+        ),
+        (
+            None,
+            "stages['zz'].status == 'x'",
+            "breakpoint condition reads stage 'zz', which the pipeline",
+        ),
+        ("a", "inputs.nosuch == 1", "breakpoint condition reads input 'nosuch', which stage 'a'"),
         ("a", "inputs.nosuch ==", "breakpoint condition 'inputs.nosuch ==': does not compile"),
     ],
 )

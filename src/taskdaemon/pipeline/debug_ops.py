@@ -53,7 +53,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.ellipsis import cut, quote
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     DebugRequestError,
     PipelineError,
@@ -139,8 +139,8 @@ def check_condition(pipeline: Pipeline, stage: str | None, when: str | None, on:
         if name not in pipeline.stage_map:
             known = ", ".join(pipeline.stage_map)
             raise DebugRequestError(
-                f"breakpoint condition reads stages.{cut(name, 40)}: no stage {quote(name)} "
-                f"(stages: {known})"
+                f"breakpoint condition reads stage {quote(name)}, which the pipeline does not "
+                f"have (stages: {known})"
             )
     if stage is None or on.startswith("event:"):
         return
@@ -148,8 +148,8 @@ def check_condition(pipeline: Pipeline, stage: str | None, when: str | None, on:
     for name in paths.get("inputs") or {}:
         if name not in declared:
             raise DebugRequestError(
-                f"breakpoint condition reads inputs.{cut(name, 40)}: stage {quote(stage)} has "
-                f"no input {quote(name)} (inputs: {', '.join(declared) or 'none'})"
+                f"breakpoint condition reads input {quote(name)}, which stage {quote(stage)} "
+                f"does not declare (inputs: {', '.join(declared) or 'none'})"
             )
 
 
