@@ -123,6 +123,23 @@ def test_a_key_word_ending_a_path_is_assigned_only_by_equals_or_a_quote(
     assert redact_text(text) == (text if expected is None else expected)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # JSON and ``repr`` escape a quote in the value: the value goes to its closing quote.
+        (r'{"token": "vault\"s3cr3t\\x"} ok', f'{{"token": "{REDACTED}"}} ok'),
+        (r"{'password': 'it\'s-a-s3cr3t'} ok", f"{{'password': '{REDACTED}'}} ok"),
+        # A value that ends with a backslash, unescaped: taken to the first quote, as before.
+        ('password="C:\\dir\\" rest', f'password="{REDACTED}" rest'),
+    ],
+)
+def test_a_quoted_value_holding_an_escaped_quote_is_redacted_whole(
+    text: str, expected: str
+) -> None:
+    """What follows an escaped quote inside a quoted secret is the secret too, not text."""
+    assert expected == redact_text(text)
+
+
 def test_plain_text_comes_back_as_it_is() -> None:
     """A string without a secret shape is returned itself."""
     text = "ASIA and Bearer are words here"

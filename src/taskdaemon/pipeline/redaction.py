@@ -195,9 +195,12 @@ def _hint_pattern(hints: tuple[str, ...]) -> re.Pattern[str]:
 #: A secret's value after its key: quoted, also with JSON-escaped quotes (``\"api_key\": \"x\"``
 #: in a recorded definition or payload, which is JSON text); or bare, up to a space or a
 #: separator, and never taking the backslash of an escaped quote (the JSON text stays JSON).
-#: "Bearer" or "Basic" as the value is left for the bearer shape.
+#: A quoted value is taken to its closing quote past the quotes escaped in it (``"a\"b"``, as
+#: JSON and ``repr`` write a value holding one), else, a value that ends with a backslash, to
+#: the first quote. "Bearer" or "Basic" as the value is left for the bearer shape.
 _VALUE: Final = (
-    r"\\\"(?:[^\"\\\n]|\\[^\"\n])*+\\\"|\"[^\"\n]*+\"|'[^'\n]*+'"
+    r"\\\"(?:[^\"\\\n]|\\[^\"\n])*+\\\"|\"(?:[^\"\\\n]|\\.)*+\"|\"[^\"\n]*+\""
+    r"|'(?:[^'\\\n]|\\.)*+'|'[^'\n]*+'"
     r"|(?!(?i:bearer|basic)\s)(?:[^\s\"',;&}\\]|\\(?![\"']))++"
 )
 #: The last word of an option whose value a space parts from it (``--db-password x``): the
