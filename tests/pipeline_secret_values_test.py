@@ -4,10 +4,12 @@ sees it, and a real run leaves no remembered value in any record."""
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,11 @@ from taskdaemon.pipeline.secret_values import (
     remember_environment_secrets,
     remember_secrets,
     use_secret_key_patterns,
+    written_forms,
 )
 
 SECRET = "hunter2-s3cr3t"
+ENCODED_SECRET = 'pa"ss\\w\nord s3cr3t&caf\u00e9'
 
 
 def test_a_value_under_a_secret_key_is_masked_in_any_text_after() -> None:
@@ -39,6 +43,32 @@ def test_a_value_under_a_secret_key_is_masked_in_any_text_after() -> None:
     around it kept."""
     remember_secrets({"user": "alice", "api_key": SECRET})
     assert f"echo {REDACTED} done" == redact_text(f"echo {SECRET} done")
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        json.dumps({"k": ENCODED_SECRET}),
+        json.dumps({"k": ENCODED_SECRET}, ensure_ascii=False),
+        json.dumps({"k": ENCODED_SECRET}, ensure_ascii=False).replace("&", "\\u0026"),  # Go
+        repr(ENCODED_SECRET),
+        ascii(ENCODED_SECRET),
+        "https://h/?k=" + urllib.parse.quote(ENCODED_SECRET),
+        "https://h/" + urllib.parse.quote(ENCODED_SECRET, safe=""),
+        "k=" + urllib.parse.quote_plus(ENCODED_SECRET),
+    ],
+)
+def test_a_value_is_masked_in_each_encoding_it_is_written_in(written: str) -> None:
+    """A value holding a quote, a backslash, a line break, a space, ``&`` and ``é`` is
+    masked as JSON, ``repr``, ``ascii`` and URL-encoding write it: nothing of it is left."""
+    remember_secrets({"password": ENCODED_SECRET})
+    assert "s3cr3t" not in redact_text(written)
+
+
+def test_a_value_no_encoding_changes_has_one_form() -> None:
+    """A token of letters, digits and ``-_.~`` is looked for once: the look-up grows only with
+    values some encoding writes otherwise."""
+    assert (SECRET,) == written_forms(SECRET)
 
 
 def test_a_value_under_a_non_secret_key_is_not_masked() -> None:

@@ -117,9 +117,52 @@ def test_a_failed_attempt_s_stored_span_loses_a_value_learnt_after_it(
     assert ([], True, True) == (leaks, said in shown["logs"], said in shown["runs show --json"])
 
 
-def _run_and_show(home: Path, tmp_path: Path, pipeline: str) -> dict[str, str]:
-    """Run ``pipeline`` (with ``fetcher.py`` beside it) to success; where its records show."""
-    write(tmp_path / "fetcher.py", HANDLER)
+# A secret holding a quote, a backslash and a non-ASCII letter: JSON (and ``repr``) write it
+# escaped. Its middle, ``ESCAPED_CORE``, is written as it is in every encoding: any text that
+# holds the secret in any encoding holds the core.
+ESCAPED_CORE = "s3cr3t-escaped-41"
+ESCAPING = """\
+    name: escaping
+    stages:
+      - name: fetch
+        command: python3 -c 'import fetcher; fetcher.print_escaped()'
+        triggers: [{manual: {approval_required: false}}]
+"""
+PRINT_ESCAPED = """
+import json
+import sys
+
+def print_escaped():
+    secret = "vault\\"" + "s3cr3t-" + "escaped-41\\\\caf\\u00e9"
+    print(repr(secret), file=sys.stderr)
+    print(json.dumps({"seen": secret}), file=sys.stderr)
+    print(json.dumps({"again": secret}, ensure_ascii=False), file=sys.stderr, flush=True)
+    wait_stored("again")
+    print(json.dumps({"token": secret}))
+"""
+
+
+@pytest.mark.slow
+def test_a_secret_printed_json_escaped_before_it_was_learnt_is_masked(
+    home: Path, tmp_path: Path
+) -> None:
+    """A stage prints a secret holding ``"``, ``\\`` and ``é`` as JSON (both ways) and as
+    ``repr`` writes it, then returns it under ``token`` (its stdout, JSON too): every line was
+    stored before the value was known, escaped; no place shows the secret in any encoding, and
+    the lines are there, masked."""
+    shown = _run_and_show(home, tmp_path, ESCAPING, HANDLER + PRINT_ESCAPED)
+    leaks = sorted(name for name, text in shown.items() if ESCAPED_CORE in text)
+    said = [f"'{REDACTED}'", f'{{"seen": "{REDACTED}"}}', f'{{"again": "{REDACTED}"}}']
+    said.append(f'{{"token": "{REDACTED}"}}')
+    assert ([], [True] * 4) == (leaks, [line in shown["logs"] for line in said])
+
+
+def _run_and_show(
+    home: Path, tmp_path: Path, pipeline: str, handler: str = HANDLER
+) -> dict[str, str]:
+    """Run ``pipeline`` (with ``handler`` beside it, as ``fetcher.py``) to success; where its
+    records show."""
+    write(tmp_path / "fetcher.py", handler)
     path = write(tmp_path / "pipeline.yaml", pipeline)
     done = taskdaemon(
         home, "run", "-q", str(path), cwd=tmp_path, PYTHONPATH=pythonpath_with(tmp_path)

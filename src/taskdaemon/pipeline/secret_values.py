@@ -22,6 +22,15 @@ value remembered again is the newest: a secret each run brings stays), so the lo
 text pays stays bounded in a server that ran many runs (benchmarks/README.md, "Secrets masked
 by value (2026-12-03)").
 
+A value is looked for as written and as the usual encodings write it (:func:`written_forms`):
+JSON-escaped (``\\"``, ``\\\\``, ``\\n``; non-ASCII kept or written ``\\u00e9``; ``<``, ``>``, ``&``
+written ``\\u003c``... as Go does), Python's ``repr`` and ``ascii``, and URL-encoded (a path's
+``quote``, a form's ``quote_plus``): a stage printing ``json.dumps({"k": secret})`` writes the
+escaped text, not the value. Only a value holding a character some encoding changes has more
+than one form (a token of letters, digits, ``-``, ``_``, ``.`` and ``~`` has one), so the look-up
+grows only with such values. No transform beyond these (base64, hashing, a cipher) is looked
+for: masking by value cannot know them (docs/redaction.md, "Values known as secrets").
+
 What was recorded before a value became known: a value learnt from a run's data (its stage
 inputs and outputs, its events) is told, with the run's id, to every listener
 (:func:`add_secret_listener`): the span store's log writer masks it in that run's rows written
@@ -31,9 +40,11 @@ revisited (docs/redaction.md, "Values known as secrets").
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -56,6 +67,7 @@ __all__ = [
     "remember_secrets",
     "remove_secret_listener",
     "use_secret_key_patterns",
+    "written_forms",
 ]
 
 #: Told a run's id and the values of its data newly masked (see the module docstring).
@@ -76,7 +88,8 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.order: dict[str, None] = {}  # least recently remembered first
+        #: Each value, least recently remembered first, and its written forms.
+        self.order: dict[str, tuple[str, ...]] = {}
         self.patterns = DEFAULT_REDACT_PATTERNS
         self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
         self.environment_read = False
@@ -157,20 +170,40 @@ def forget_secrets() -> None:
         MASKED.replace(())
 
 
+def written_forms(value: str) -> tuple[str, ...]:
+    """``value`` as written, then as each encoding of the module docstring writes it (each
+    form once; a value no encoding changes has one form)."""
+    json_text = json.dumps(value, ensure_ascii=False)[1:-1]
+    forms = {
+        value: None,
+        json.dumps(value)[1:-1]: None,
+        json_text: None,
+        json_text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"): None,
+        repr(value)[1:-1]: None,
+        ascii(value)[1:-1]: None,
+        urllib.parse.quote(value): None,
+        urllib.parse.quote(value, safe=""): None,
+        urllib.parse.quote_plus(value): None,
+    }
+    return tuple(forms)
+
+
 def _add(values: list[str]) -> tuple[str, ...]:
-    """Remember ``values``; the ones not remembered before."""
+    """Remember ``values``; the forms (:func:`written_forms`) of the ones not remembered
+    before."""
     with _registry.lock:
         order = _registry.order
         new: list[str] = []
         for value in values:
-            if value in order:  # the newest again: a secret every run brings stays
-                del order[value]
-            else:
+            forms = order.pop(value, None)  # the newest again: a secret every run brings stays
+            if forms is None:
                 new.append(value)
-            order[value] = None
+                forms = written_forms(value)
+            order[value] = forms
         if not new:
             return ()
         while len(order) > MASK_MAX_VALUES:
             del order[next(iter(order))]
-        MASKED.replace(tuple(sorted(order, key=len, reverse=True)))
-        return tuple(value for value in new if value in order)
+        every = {form for forms in order.values() for form in forms}
+        MASKED.replace(tuple(sorted(every, key=len, reverse=True)))
+        return tuple(form for value in new if value in order for form in order[value])
