@@ -55,7 +55,8 @@ import json
 import logging
 from typing import Any, Final, NamedTuple, Protocol
 
-from taskdaemon.pipeline.redaction import MASKED, redact
+from taskdaemon.pipeline.masked_values import MASKED
+from taskdaemon.pipeline.redaction import redact
 
 __all__ = ["LogRow", "Row", "RowSink", "encode_attributes", "encoded_attributes", "row_sink_for"]
 

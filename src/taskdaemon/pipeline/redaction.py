@@ -26,21 +26,18 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
-from typing import Any, Final, TypeVar
+from typing import Any, Final
+
+from taskdaemon.pipeline.masked_values import MASKED, holds_any
 
 __all__ = [
     "CLEAN_TEXTS",
     "DEFAULT_REDACT_PATTERNS",
-    "MASKED",
     "REDACTED",
     "KeyMatcher",
-    "MaskedValues",
-    "holds_any",
-    "holds_masked",
     "mappings_unchanged",
-    "masked_batch",
     "open_key_start",
     "redact",
     "redact_endpoint_passwords",
@@ -51,8 +48,6 @@ __all__ = [
 ]
 
 REDACTED: Final = "[REDACTED]"
-
-_T = TypeVar("_T")
 
 #: Key words whose values are secrets (regular expressions matched in full, case-insensitively,
 #: against a word of a key or a run of its words; see the module docstring).
@@ -353,62 +348,7 @@ _CLEAN_MAX_ENTRIES: Final = 2048
 #: hot path that make ``redact_text``'s first test inline: ``text if text in CLEAN_TEXTS else
 #: redact_text(text)`` is ``redact_text(text)`` without the call for a text found clean before.
 CLEAN_TEXTS: Final = _clean
-
-
-class MaskedValues:
-    """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
-    :func:`redact_text` and the functions built on it replace each wherever it appears."""
-
-    __slots__ = ("_caches", "values")
-
-    def __init__(self) -> None:
-        #: Longest first, so a value holding another is replaced whole; replaced whole on a
-        #: change, so readers on other threads need no lock.
-        self.values: tuple[str, ...] = ()
-        self._caches: list[set[Any] | dict[Any, Any]] = [_clean]
-
-    def clears(self, cache: set[Any] | dict[Any, Any]) -> None:
-        """Empty ``cache`` (texts redacted before, by what they held) at each change."""
-        self._caches.append(cache)
-
-    def replace(self, values: tuple[str, ...]) -> None:
-        """Mask ``values`` from now on (longest first), instead of the ones before."""
-        self.values = values
-        for texts in self._caches:  # a text found clean before may hold a value known now
-            texts.clear()
-
-
-#: The process's masked values.
-MASKED: Final = MaskedValues()
-
-
-def holds_any(values: tuple[str, ...], text: str) -> bool:
-    """Whether ``text`` holds one of ``values`` (as substrings)."""
-    for value in values:  # noqa: SIM110 - no generator frame per value
-        if value in text:
-            return True
-    return False
-
-
-def holds_masked(text: str) -> bool:
-    """Whether ``text`` holds a value known as a secret (``secret_values``): a record made
-    before the value was known, looked at again before it leaves (an export's batch)."""
-    values = MASKED.values
-    return bool(values) and holds_any(values, text)
-
-
-def masked_batch(
-    batch: Sequence[_T], texts: Callable[[_T], Iterable[str]], masked: Callable[[_T], _T]
-) -> Sequence[_T]:
-    """``batch`` as it leaves for an exporter, each item whose ``texts`` hold a value known as
-    a secret now replaced by ``masked(item)`` (the log and span exporters' batches, recorded
-    before the value was known). ``batch`` itself when none does: one look over all the texts
-    first, then item by item only if a value is in them."""
-    if not (
-        MASKED.values and holds_masked("\n".join(text for item in batch for text in texts(item)))
-    ):
-        return batch
-    return [masked(item) if holds_masked("\n".join(texts(item))) else item for item in batch]
+MASKED.clears(_clean)  # a text found clean before may hold a value known now
 
 
 def _mask(text: str) -> str:

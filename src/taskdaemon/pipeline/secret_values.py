@@ -48,9 +48,9 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.redaction import (
     DEFAULT_REDACT_PATTERNS,
-    MASKED,
     REDACTED,
     KeyMatcher,
     key_matcher,

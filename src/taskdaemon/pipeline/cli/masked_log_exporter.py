@@ -22,7 +22,8 @@ from typing import Any
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from taskdaemon.pipeline.redaction import masked_batch, redact, redact_text
+from taskdaemon.pipeline.masked_values import masked_batch
+from taskdaemon.pipeline.redaction import redact, redact_text
 
 __all__ = ["MaskedLogExporter"]
 

@@ -27,7 +27,8 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, Status
 
-from taskdaemon.pipeline.redaction import masked_batch, redact, redact_text
+from taskdaemon.pipeline.masked_values import masked_batch
+from taskdaemon.pipeline.redaction import redact, redact_text
 
 __all__ = ["MaskedSpanExporter"]
 

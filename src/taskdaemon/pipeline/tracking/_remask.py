@@ -32,7 +32,8 @@ from typing import Final
 import orjson
 
 from taskdaemon.pipeline.frozen import frozen
-from taskdaemon.pipeline.redaction import REDACTED, holds_any, redact, redact_text
+from taskdaemon.pipeline.masked_values import holds_any
+from taskdaemon.pipeline.redaction import REDACTED, redact, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
 __all__ = ["Remask"]

@@ -1,0 +1,69 @@
+"""Texts known as secrets by their value (``secret_values`` remembers them), and the
+substring tests that find them in a text or a batch of records: what ``redaction`` replaces
+and what the exporters look for before a batch leaves (docs/redaction.md, "Values known as
+secrets"). Pure: no import of taskdaemon or OpenTelemetry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Final, TypeVar
+
+__all__ = ["MASKED", "MaskedValues", "holds_any", "holds_masked", "masked_batch"]
+
+_T = TypeVar("_T")
+
+
+class MaskedValues:
+    """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
+    ``redaction.redact_text`` and the functions built on it replace each wherever it appears."""
+
+    __slots__ = ("_caches", "values")
+
+    def __init__(self) -> None:
+        #: Longest first, so a value holding another is replaced whole; replaced whole on a
+        #: change, so readers on other threads need no lock.
+        self.values: tuple[str, ...] = ()
+        self._caches: list[set[Any] | dict[Any, Any]] = []
+
+    def clears(self, cache: set[Any] | dict[Any, Any]) -> None:
+        """Empty ``cache`` (texts redacted before, by what they held) at each change."""
+        self._caches.append(cache)
+
+    def replace(self, values: tuple[str, ...]) -> None:
+        """Mask ``values`` from now on (longest first), instead of the ones before."""
+        self.values = values
+        for texts in self._caches:  # a text found clean before may hold a value known now
+            texts.clear()
+
+
+#: The process's masked values.
+MASKED: Final = MaskedValues()
+
+
+def holds_any(values: tuple[str, ...], text: str) -> bool:
+    """Whether ``text`` holds one of ``values`` (as substrings)."""
+    for value in values:  # noqa: SIM110 - no generator frame per value
+        if value in text:
+            return True
+    return False
+
+
+def holds_masked(text: str) -> bool:
+    """Whether ``text`` holds a value known as a secret (``secret_values``): a record made
+    before the value was known, looked at again before it leaves (an export's batch)."""
+    values = MASKED.values
+    return bool(values) and holds_any(values, text)
+
+
+def masked_batch(
+    batch: Sequence[_T], texts: Callable[[_T], Iterable[str]], masked: Callable[[_T], _T]
+) -> Sequence[_T]:
+    """``batch`` as it leaves for an exporter, each item whose ``texts`` hold a value known as
+    a secret now replaced by ``masked(item)`` (the log and span exporters' batches, recorded
+    before the value was known). ``batch`` itself when none does: one look over all the texts
+    first, then item by item only if a value is in them."""
+    if not (
+        MASKED.values and holds_masked("\n".join(text for item in batch for text in texts(item)))
+    ):
+        return batch
+    return [masked(item) if holds_masked("\n".join(texts(item))) else item for item in batch]
