@@ -17,12 +17,14 @@ class MaskedValues:
     """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
     ``redaction.redact_text`` and the functions built on it replace each wherever it appears."""
 
-    __slots__ = ("_caches", "values")
+    __slots__ = ("_caches", "across_lines", "values")
 
     def __init__(self) -> None:
         #: Longest first, so a value holding another is replaced whole; replaced whole on a
         #: change, so readers on other threads need no lock.
         self.values: tuple[str, ...] = ()
+        #: The values holding a line break: a text split into lines holds none of them whole.
+        self.across_lines: tuple[str, ...] = ()
         self._caches: list[set[Any] | dict[Any, Any]] = []
 
     def clears(self, cache: set[Any] | dict[Any, Any]) -> None:
@@ -32,6 +34,7 @@ class MaskedValues:
     def replace(self, values: tuple[str, ...]) -> None:
         """Mask ``values`` from now on (longest first), instead of the ones before."""
         self.values = values
+        self.across_lines = tuple(value for value in values if "\n" in value)
         for texts in self._caches:  # a text found clean before may hold a value known now
             texts.clear()
 

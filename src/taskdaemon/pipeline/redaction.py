@@ -436,12 +436,19 @@ def redact_lines(lines: list[str]) -> list[str]:
     several lines, are looked at joined by line breaks, so the key's BEGIN, base64 and END
     lines are found together: each line a secret covers is replaced whole by ``[REDACTED]``, a
     secret within one line as :func:`redact_text` replaces it. Other lines are redacted one by
-    one, as :func:`redact_text` of each (which remembers the short lines it found clean)."""
+    one, as :func:`redact_text` of each (which remembers the short lines it found clean). A value
+    known as a secret that holds line breaks, found in the lines joined, is replaced first, by
+    ``[REDACTED]`` and as many line breaks: the lines it spanned keep what was around it."""
     if not lines:
         return lines
     joined = "\n".join(lines)
     if not _may_hold_secret(joined):
         return lines
+    across = [value for value in MASKED.across_lines if value in joined]
+    if across:
+        for value in across:
+            joined = joined.replace(value, REDACTED + "\n" * value.count("\n"))
+        lines = joined.split("\n")
     if "-----BEGIN" not in joined:
         return [redact_text(line) for line in lines]
     matches = list(_shapes().finditer(joined))

@@ -172,20 +172,30 @@ def forget_secrets() -> None:
 
 def written_forms(value: str) -> tuple[str, ...]:
     """``value`` as written, then as each encoding of the module docstring writes it (each
-    form once; a value no encoding changes has one form)."""
-    json_text = json.dumps(value, ensure_ascii=False)[1:-1]
-    forms = {
-        value: None,
-        json.dumps(value)[1:-1]: None,
-        json_text: None,
-        json_text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"): None,
-        repr(value)[1:-1]: None,
-        ascii(value)[1:-1]: None,
-        urllib.parse.quote(value): None,
-        urllib.parse.quote(value, safe=""): None,
-        urllib.parse.quote_plus(value): None,
-    }
+    form once; a value no encoding changes has one form); and the same of ``value`` without
+    the blanks around it, if any, when that is long enough to mask (a secret read from a file
+    keeps its line break, which a program printing it drops)."""
+    forms = dict.fromkeys(_encoded(value))
+    stripped = value.strip()
+    if stripped != value and len(stripped) >= MASK_MIN_CHARS:
+        forms.update(dict.fromkeys(_encoded(stripped)))
     return tuple(forms)
+
+
+def _encoded(value: str) -> tuple[str, ...]:
+    """``value`` and its encodings (the module docstring), some of them equal."""
+    json_text = json.dumps(value, ensure_ascii=False)[1:-1]
+    return (
+        value,
+        json.dumps(value)[1:-1],
+        json_text,
+        json_text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
+        repr(value)[1:-1],
+        ascii(value)[1:-1],
+        urllib.parse.quote(value),
+        urllib.parse.quote(value, safe=""),
+        urllib.parse.quote_plus(value),
+    )
 
 
 def _add(values: list[str]) -> tuple[str, ...]:

@@ -83,7 +83,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
@@ -230,8 +230,8 @@ class ProgressView:
     def _write_tail(self, tail: str) -> None:
         """A failed command's last stderr lines, indented under its failure line (redacted,
         control characters escaped: the text came from the command)."""
-        for line in tail.splitlines():
-            self._stream.write(f"{'':10}  | {shown(redact_text(line))}\n")
+        for line in redact_lines(tail.splitlines()):
+            self._stream.write(f"{'':10}  | {shown(line)}\n")
         self._stream.flush()
 
     def on_event(self, event: EngineEvent) -> None:

@@ -33,7 +33,7 @@ import orjson
 
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.masked_values import holds_any
-from taskdaemon.pipeline.redaction import REDACTED, redact, redact_text
+from taskdaemon.pipeline.redaction import REDACTED, redact, redact_lines, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
 __all__ = ["Remask"]
@@ -100,11 +100,12 @@ class Remask:
 
 
 def _masked_lines(body: str, values: tuple[str, ...]) -> str:
-    """A batch of captured lines with ``values`` masked in each line (the rest of each line was
-    redacted when written). A value without a line break is replaced in the batch at once:
-    it is in no other place than inside a line."""
-    if any("\n" in value for value in values):  # it could join two lines: each on its own
-        return "\n".join(redact_text(line) for line in body.split("\n"))
+    """A batch of captured lines with ``values`` masked (the rest of each line was redacted
+    when written), as many lines after. A value without a line break is replaced in the batch
+    at once: it is in no other place than inside a line; one holding a line break, as
+    ``redact_lines`` finds it across the lines."""
+    if any("\n" in value for value in values):  # it spans lines: found in them joined
+        return "\n".join(redact_lines(body.split("\n")))
     for value in sorted(values, key=len, reverse=True):  # one holding another goes whole
         body = body.replace(value, REDACTED)
     return body
