@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.ellipsis import cut, cut_line
+from taskdaemon.pipeline.ellipsis import cut, cut_line, quote
+from taskdaemon.pipeline.secret_values import remember_secrets
 
 
 def test_text_of_exactly_the_limit_is_kept_whole() -> None:
@@ -18,3 +19,11 @@ def test_text_over_the_limit_ends_in_an_ellipsis_within_the_limit() -> None:
 def test_a_line_cut_joins_whitespace_runs_before_it_counts() -> None:
     """Line breaks and runs of blanks become one space before the length is measured."""
     assert "a b c" == cut_line("a\n\n b\t\tc", 5)
+
+
+def test_a_quoted_secret_is_redacted_before_the_cut() -> None:
+    """A value known as a secret longer than the quote's limit: cut first, its first
+    characters would be shown and no longer found; redacted first, none are."""
+    secret = "s3cr3t-" + "x" * 60
+    remember_secrets({"token": secret})
+    assert "'[REDACTED] given'" == quote(f"{secret} given")

@@ -23,6 +23,10 @@ def cut_line(text: str, limit: int) -> str:
 
 
 def quote(text: str, limit: int = QUOTED) -> str:
-    """``text`` cut as by :func:`cut`, then quoted as ``repr`` quotes it: how an error names
-    what it refused (``unknown status 'runing'``)."""
-    return repr(cut(text, limit))
+    """``text`` with its secrets redacted (``redaction.redact_text``), cut as by :func:`cut`,
+    then quoted as ``repr`` quotes it: how an error names what it refused (``unknown status
+    'runing'``). Redacted before the cut: a secret cut short is no longer found, and its
+    first characters would be shown."""
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
+
+    return repr(cut(redact_text(text), limit))

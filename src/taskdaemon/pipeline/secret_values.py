@@ -92,7 +92,8 @@ class _Registry:
         self.order: dict[str, tuple[str, ...]] = {}
         self.patterns = DEFAULT_REDACT_PATTERNS
         self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
-        self.environment_read = False
+        #: The key patterns the environment was last read with (None: not read).
+        self.environment_read: tuple[str, ...] | None = None
         self.listeners: tuple[SecretListener, ...] = ()  # replaced whole: read without a lock
 
 
@@ -153,11 +154,13 @@ def remove_secret_listener(listener: SecretListener) -> None:
 
 
 def remember_environment_secrets() -> None:
-    """:func:`remember_secrets` of this process's environment, once per process."""
+    """:func:`remember_secrets` of this process's environment, once per process and key
+    patterns: a command may read it before its settings name other patterns (to mask the
+    values an error line would show), and the engine reads it again under those."""
     with _registry.lock:
-        if _registry.environment_read:
+        if _registry.environment_read == _registry.patterns:
             return
-        _registry.environment_read = True
+        _registry.environment_read = _registry.patterns
     remember_secrets({k: v for k, v in os.environ.items() if k not in _NOT_SECRET_VARIABLES})
 
 
@@ -166,7 +169,7 @@ def forget_secrets() -> None:
     tests: the values are the process's)."""
     with _registry.lock:
         _registry.order.clear()
-        _registry.environment_read = False
+        _registry.environment_read = None
         MASKED.replace(())
 
 

@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.model import Manual, Pipeline
@@ -48,10 +49,10 @@ def check_approvals(pipeline: Pipeline, stages: Sequence[str]) -> list[str]:
         stage = pipeline.stage_map.get(name)
         if stage is None:
             issues.append(
-                f"--approve {name}: no such stage (stages: {', '.join(pipeline.stage_map)})"
+                f"--approve {quote(name)}: no such stage (stages: {', '.join(pipeline.stage_map)})"
             )
         elif not any(isinstance(t, Manual) and t.approval_required for t in stage.triggers):
-            issues.append(f"--approve {name}: the stage has no manual approval trigger")
+            issues.append(f"--approve {quote(name)}: the stage has no manual approval trigger")
     return issues
 
 

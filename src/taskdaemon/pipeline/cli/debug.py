@@ -227,22 +227,30 @@ def _local(args: argparse.Namespace, file: str) -> int:
     )
     from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
     from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+    from taskdaemon.pipeline.redaction import redact_text, redact_texts  # noqa: PLC0415
+    from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
+        remember_environment_secrets,
+        remember_secrets,
+    )
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     try:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
         return _fail(EXIT_INVALID, str(error))
+    # Known before any line names what it refused (as in ``run``).
+    remember_environment_secrets()
+    remember_secrets(request)
     try:
         pipeline = load_pipeline(file)
     except ConfigError as error:
-        print(error, file=sys.stderr, flush=True)
+        print(redact_text(str(error)), file=sys.stderr, flush=True)
         return EXIT_INVALID
     add_working_directory_to_path()
     registry = LoopRegistry.default()
     issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, args.approve)
     if issues:
-        print("\n".join(issues), file=sys.stderr, flush=True)
+        print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
         return EXIT_INVALID
     env = load_settings().breakpoints
     workspace = workspace_root(args)

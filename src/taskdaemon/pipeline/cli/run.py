@@ -83,7 +83,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.redaction import redact_lines, redact_text
+from taskdaemon.pipeline.redaction import redact_lines, redact_text, redact_texts
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
@@ -453,24 +453,31 @@ def run_command(args: argparse.Namespace) -> int:
         resolve_issues,
     )
     from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+    from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
+        remember_environment_secrets,
+        remember_secrets,
+    )
 
     try:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
         return _fail(EXIT_INVALID, str(error))
+    # Known before any line names what it refused: the engine would learn them at its start.
+    remember_environment_secrets()
+    remember_secrets(request)
     # Fewer collections of the run's long-lived records (heap.py); tuned before the load, so
     # that the definition is frozen with the rest rather than walked by a young collection.
     with tuned_collector() as keep:
         try:
             pipeline = load_pipeline(args.file)
         except ConfigError as error:
-            print(error, file=sys.stderr, flush=True)
+            print(redact_text(str(error)), file=sys.stderr, flush=True)
             return EXIT_INVALID
         add_working_directory_to_path()
         registry = LoopRegistry.default()
         issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, args.approve)
         if issues:
-            print("\n".join(issues), file=sys.stderr, flush=True)
+            print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
             return EXIT_INVALID
         workspace = workspace_root(args)
         keep()
