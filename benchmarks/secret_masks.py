@@ -11,7 +11,11 @@ and 256 (``MASK_MAX_VALUES``) values of 24 characters remembered:
 No line holds a masked value, the common case: each value is looked for and not found. Prints
 the median microseconds per line or text and the ratio against no value masked.
 
-    .venv/bin/python benchmarks/secret_masks.py [--rounds 7] [--lines 20000]
+``--escaped``: each value holds a quote, a space and a non-ASCII letter, which JSON, ``repr``
+and URL-encoding write otherwise, so each brings its written forms
+(``secret_values.written_forms``) to look for too: the worst case of those forms.
+
+    .venv/bin/python benchmarks/secret_masks.py [--rounds 7] [--lines 20000] [--escaped]
 """
 
 from __future__ import annotations
@@ -40,22 +44,24 @@ def _texts(count: int, salt: int) -> list[str]:
     return [f"stage-{salt}-{i}" for i in range(count)]
 
 
-def _remember(count: int) -> None:
+def _remember(count: int, escaped: bool) -> None:
     forget_secrets()
+    tail = 'abc"d\u00e9 fghijk' if escaped else "abcdefghijklmno"
     for i in range(count):
-        remember_secrets({"token": f"tok-{i:06d}-abcdefghijklmno"})
+        remember_secrets({"token": f"tok-{i:06d}-{tail}"})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--lines", type=int, default=20_000)
+    parser.add_argument("--escaped", action="store_true", help="values that encodings change")
     args = parser.parse_args()
     per: dict[tuple[str, int], list[float]] = {}
     salt = 0
     for _ in range(args.rounds):
         for count in COUNTS:
-            _remember(count)
+            _remember(count, args.escaped)
             salt += 1
             cases: tuple[tuple[str, Callable[[Any], object], list[Any]], ...] = (
                 ("lines", redact_lines, _lines(args.lines, salt)),

@@ -65,6 +65,15 @@ def test_a_value_is_masked_in_each_encoding_it_is_written_in(written: str) -> No
     assert "s3cr3t" not in redact_text(written)
 
 
+def test_a_value_of_letters_no_encoding_keeps_is_masked_in_each_form() -> None:
+    """A value with no character every encoding keeps (no needle to look for first) is still
+    found as written and as JSON, ``ascii`` and URL-encoding write it."""
+    value = "\u0441\u0435\u043a\u0440\u0435\u0442\u043d\u044b\u0439"  # Cyrillic, 9 letters
+    remember_secrets({"password": value})
+    written = [value, json.dumps(value)[1:-1], ascii(value)[1:-1], urllib.parse.quote(value)]
+    assert [f"<{REDACTED}>"] * 4 == [redact_text(f"<{text}>") for text in written]
+
+
 def test_a_value_no_encoding_changes_has_one_form() -> None:
     """A token of letters, digits and ``-_.~`` is looked for once: the look-up grows only with
     values some encoding writes otherwise."""

@@ -17,12 +17,15 @@ class MaskedValues:
     """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
     ``redaction.redact_text`` and the functions built on it replace each wherever it appears."""
 
-    __slots__ = ("_caches", "across_lines", "values")
+    __slots__ = ("_caches", "across_lines", "needles", "values")
 
     def __init__(self) -> None:
         #: Longest first, so a value holding another is replaced whole; replaced whole on a
         #: change, so readers on other threads need no lock.
         self.values: tuple[str, ...] = ()
+        #: A text each value's forms all hold (one per value remembered, fewer than
+        #: ``values``): a text holding none holds no value, at one search per value.
+        self.needles: tuple[str, ...] = ()
         #: The values holding a line break: a text split into lines holds none of them whole.
         self.across_lines: tuple[str, ...] = ()
         self._caches: list[set[Any] | dict[Any, Any]] = []
@@ -31,8 +34,10 @@ class MaskedValues:
         """Empty ``cache`` (texts redacted before, by what they held) at each change."""
         self._caches.append(cache)
 
-    def replace(self, values: tuple[str, ...]) -> None:
-        """Mask ``values`` from now on (longest first), instead of the ones before."""
+    def replace(self, values: tuple[str, ...], needles: tuple[str, ...]) -> None:
+        """Mask ``values`` from now on (longest first), instead of the ones before, looking
+        for ``needles`` first (see the attribute)."""
+        self.needles = needles
         self.values = values
         self.across_lines = tuple(value for value in values if "\n" in value)
         for texts in self._caches:  # a text found clean before may hold a value known now
@@ -52,10 +57,10 @@ def holds_any(values: tuple[str, ...], text: str) -> bool:
 
 
 def holds_masked(text: str) -> bool:
-    """Whether ``text`` holds a value known as a secret (``secret_values``): a record made
-    before the value was known, looked at again before it leaves (an export's batch)."""
-    values = MASKED.values
-    return bool(values) and holds_any(values, text)
+    """Whether ``text`` holds a value known as a secret (``secret_values``), in any of its
+    written forms: a search per value for its needle, then, only if one is found, per form."""
+    needles = MASKED.needles
+    return bool(needles) and holds_any(needles, text) and holds_any(MASKED.values, text)
 
 
 def masked_batch(

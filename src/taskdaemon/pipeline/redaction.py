@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, Final
 
-from taskdaemon.pipeline.masked_values import MASKED, holds_any
+from taskdaemon.pipeline.masked_values import MASKED, holds_masked
 
 __all__ = [
     "CLEAN_TEXTS",
@@ -295,8 +295,7 @@ def _may_hold_secret(text: str) -> bool:
     prefixes, ``"J"`` before ``eyJ``: one ``memchr`` pass each, where a multi-character search
     of a long text, the run span's definition, takes tens of times longer). The lower case is
     made once. Values known as secrets (:func:`remember_secrets`) are looked for first."""
-    masks = MASKED.values
-    if masks and holds_any(masks, text):
+    if MASKED.needles and holds_masked(text):
         return True
     if _GATE_CHARS.isdisjoint(text):
         return False
@@ -353,6 +352,8 @@ MASKED.clears(_clean)  # a text found clean before may hold a value known now
 
 def _mask(text: str) -> str:
     """``text`` with every masked value replaced (``text`` itself when none is in it)."""
+    if not holds_masked(text):  # a search per value, not per form
+        return text
     for value in MASKED.values:
         if value in text:
             text = text.replace(value, REDACTED)

@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -80,6 +81,8 @@ MASK_MAX_VALUES: Final = 256
 #: Environment variables named with a secret word whose values are not secrets: ``pwd`` is a
 #: secret word for keys such as ``db_pwd``, and ``PWD`` is the working directory.
 _NOT_SECRET_VARIABLES: Final = frozenset({"PWD", "OLDPWD"})
+#: A run of the characters every encoding of :func:`written_forms` writes as they are.
+_KEPT_RUN: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class _Registry:
@@ -88,8 +91,8 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        #: Each value, least recently remembered first, and its written forms.
-        self.order: dict[str, tuple[str, ...]] = {}
+        #: Each value, least recently remembered first: its needle and its written forms.
+        self.order: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.patterns = DEFAULT_REDACT_PATTERNS
         self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
         #: The key patterns the environment was last read with (None: not read).
@@ -170,7 +173,7 @@ def forget_secrets() -> None:
     with _registry.lock:
         _registry.order.clear()
         _registry.environment_read = None
-        MASKED.replace(())
+        MASKED.replace((), ())
 
 
 def written_forms(value: str) -> tuple[str, ...]:
@@ -201,6 +204,15 @@ def _encoded(value: str) -> tuple[str, ...]:
     )
 
 
+def _needle(forms: tuple[str, ...]) -> str:
+    """A text each of ``forms`` (a value's, the value first) holds: the value when it has no
+    other form, else its longest run of the characters every encoding writes as they are
+    (empty when it has none: then every text is looked at form by form)."""
+    if len(forms) == 1:
+        return forms[0]
+    return max(_KEPT_RUN.findall(forms[0]), key=len, default="")
+
+
 def _add(values: list[str]) -> tuple[str, ...]:
     """Remember ``values``; the forms (:func:`written_forms`) of the ones not remembered
     before."""
@@ -208,15 +220,17 @@ def _add(values: list[str]) -> tuple[str, ...]:
         order = _registry.order
         new: list[str] = []
         for value in values:
-            forms = order.pop(value, None)  # the newest again: a secret every run brings stays
-            if forms is None:
+            known = order.pop(value, None)  # the newest again: a secret every run brings stays
+            if known is None:
                 new.append(value)
                 forms = written_forms(value)
-            order[value] = forms
+                known = (_needle(forms), forms)
+            order[value] = known
         if not new:
             return ()
         while len(order) > MASK_MAX_VALUES:
             del order[next(iter(order))]
-        every = {form for forms in order.values() for form in forms}
-        MASKED.replace(tuple(sorted(every, key=len, reverse=True)))
-        return tuple(form for value in new if value in order for form in order[value])
+        every = {form for _, forms in order.values() for form in forms}
+        needles = tuple(dict.fromkeys(needle for needle, _ in order.values()))
+        MASKED.replace(tuple(sorted(every, key=len, reverse=True)), needles)
+        return tuple(form for value in new if value in order for form in order[value][1])
