@@ -48,3 +48,50 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_records(
         if "from the vault" in str(record.get("body"))
     ]
     assert ([f"got {REDACTED} from the vault"], False) == (bodies, SECRET in done.stdout)
+
+
+ESCAPING = """\
+import json
+import sys
+
+secret = "vault\\"" + "s3cr3t-" + "escaped-41"
+print(json.dumps({"seen": secret}), file=sys.stderr)
+print(json.dumps({"token": secret}))
+"""
+
+
+@pytest.mark.slow
+def test_a_value_learnt_after_its_records_is_masked_as_json_escaped_it(
+    home: Path, tmp_path: Path
+) -> None:
+    """The stage prints a secret holding a quote as JSON (escaped), then returns it: the
+    exported lines, exported at exit, hold ``[REDACTED]`` where the escaped value was, and
+    nothing of the value."""
+    script = write(tmp_path / "escaping.py", ESCAPING)
+    pipeline = write(
+        tmp_path / "escaping.yaml",
+        f"""\
+        name: escaping
+        stages:
+          - name: vault
+            triggers: [{{manual: {{approval_required: false}}}}]
+            command: python3 {script}
+        """,
+    )
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        str(pipeline),
+        cwd=tmp_path,
+        OTEL_LOGS_EXPORTER="console",
+        OTEL_BLRP_SCHEDULE_DELAY="60000",
+    )
+    assert 0 == done.returncode, done.stderr
+    bodies = sorted(
+        str(record["body"])
+        for record in console_json_objects(done.stdout)
+        if str(record.get("body")).startswith("{")
+    )
+    expected = [f'{{"seen": "{REDACTED}"}}', f'{{"token": "{REDACTED}"}}']
+    assert (expected, False) == (bodies, "escaped-41" in done.stdout)
