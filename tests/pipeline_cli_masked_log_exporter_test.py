@@ -8,8 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
-from redaction_support import MADE_SECRET, MAKE_SECRET, console_json_objects
+from cli_support import write
+from redaction_support import (
+    MADE_SECRET,
+    MAKE_SECRET,
+    console_json_objects,
+    run_exported_at_exit,
+)
 from taskdaemon.pipeline.redaction import REDACTED
 
 SECRET = MADE_SECRET
@@ -31,23 +36,13 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_records(
     """The batch processor waits a minute (longer than the run), so every record is exported at
     exit, after the stage returned the value: the exported line is masked. The console's own
     log lines printed it before (not revisited)."""
-    pipeline = write(tmp_path / "exporting.yaml", PIPELINE)
-    done = taskdaemon(
-        home,
-        "run",
-        "-q",
-        str(pipeline),
-        cwd=tmp_path,
-        OTEL_LOGS_EXPORTER="console",
-        OTEL_BLRP_SCHEDULE_DELAY="60000",
-    )
-    assert 0 == done.returncode, done.stderr
+    stdout = run_exported_at_exit(home, write(tmp_path / "exporting.yaml", PIPELINE), "logs")
     bodies = [
         record["body"]
-        for record in console_json_objects(done.stdout)
+        for record in console_json_objects(stdout)
         if "from the vault" in str(record.get("body"))
     ]
-    assert ([f"got {REDACTED} from the vault"], False) == (bodies, SECRET in done.stdout)
+    assert ([f"got {REDACTED} from the vault"], False) == (bodies, SECRET in stdout)
 
 
 ESCAPING = """\
@@ -78,20 +73,11 @@ def test_a_value_learnt_after_its_records_is_masked_as_json_escaped_it(
             command: python3 {script}
         """,
     )
-    done = taskdaemon(
-        home,
-        "run",
-        "-q",
-        str(pipeline),
-        cwd=tmp_path,
-        OTEL_LOGS_EXPORTER="console",
-        OTEL_BLRP_SCHEDULE_DELAY="60000",
-    )
-    assert 0 == done.returncode, done.stderr
+    stdout = run_exported_at_exit(home, pipeline, "logs")
     bodies = sorted(
         str(record["body"])
-        for record in console_json_objects(done.stdout)
+        for record in console_json_objects(stdout)
         if str(record.get("body")).startswith("{")
     )
     expected = [f'{{"seen": "{REDACTED}"}}', f'{{"token": "{REDACTED}"}}']
-    assert (expected, False) == (bodies, "escaped-41" in done.stdout)
+    assert (expected, False) == (bodies, "escaped-41" in stdout)

@@ -12,8 +12,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, Status, StatusCode
 
-from cli_support import taskdaemon, write
-from redaction_support import MADE_SECRET, MAKE_SECRET, console_json_objects
+from cli_support import write
+from redaction_support import (
+    MADE_SECRET,
+    MAKE_SECRET,
+    console_json_objects,
+    run_exported_at_exit,
+)
 from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.secret_values import remember_secrets
@@ -40,20 +45,10 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_spans(
     """The batch processor waits a minute (longer than the run), so every span is exported at
     exit, after the second attempt returned the value: the failed attempt's span leaves with
     its error masked, in its status and in its exception event, and nothing holds the value."""
-    pipeline = write(tmp_path / "exporting.yaml", PIPELINE)
-    done = taskdaemon(
-        home,
-        "run",
-        "-q",
-        str(pipeline),
-        cwd=tmp_path,
-        OTEL_TRACES_EXPORTER="console",
-        OTEL_BSP_SCHEDULE_DELAY="60000",
-    )
-    assert 0 == done.returncode, done.stderr
+    stdout = run_exported_at_exit(home, write(tmp_path / "exporting.yaml", PIPELINE), "traces")
     failed = [
         span
-        for span in console_json_objects(done.stdout)
+        for span in console_json_objects(stdout)
         if span.get("name") == "vault" and span["status"]["status_code"] == "ERROR"
     ]
     said = f"vault said {REDACTED}, then broke"
@@ -68,7 +63,7 @@ def test_a_batch_not_yet_exported_loses_a_value_learnt_after_its_spans(
     ]
     assert ([[True, True]], False) == (
         [[text.endswith(said) for text in texts] for texts in errors],
-        SECRET in done.stdout,
+        SECRET in stdout,
     )
 
 

@@ -37,6 +37,23 @@ def shown_everywhere(home: Path, run_id: str, folder: Path) -> dict[str, str]:
     return shown
 
 
+def run_exported_at_exit(home: Path, pipeline: Path, signal: str) -> str:
+    """Run ``pipeline`` to success with the console exporter of ``signal`` (``traces`` or
+    ``logs``) and its batch processor waiting a minute, longer than the run: every record is
+    exported at exit, after the run's values were learnt. What the exporter printed."""
+    delay = {"traces": "OTEL_BSP_SCHEDULE_DELAY", "logs": "OTEL_BLRP_SCHEDULE_DELAY"}[signal]
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        str(pipeline),
+        cwd=pipeline.parent,
+        **{f"OTEL_{signal.upper()}_EXPORTER": "console", delay: "60000"},
+    )
+    assert 0 == done.returncode, done.stderr
+    return done.stdout
+
+
 def archive_text(archive: Path) -> str:
     """Every member of a dump, decompressed, as one text."""
     texts = []
