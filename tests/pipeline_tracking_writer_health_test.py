@@ -37,14 +37,14 @@ def test_a_run_span_lost_to_a_failing_write_is_said_once_and_forgotten(
         },
     )
     processor.force_flush()  # the run's start row: its tally is opened
-    tallied = set(processor._tally)
+    tallied = set(processor._tally.runs)
     for path in tmp_path.glob("spans.db*"):
         path.unlink()
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking.writer"):
         root.end()
         processor.force_flush()
     failing = processor.health()
-    left = dict(processor._tally)
+    left = dict(processor._tally.runs)
     provider.shutdown()
     gone = f"{db} was deleted or replaced while this process wrote to it"
     expected = (

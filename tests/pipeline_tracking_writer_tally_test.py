@@ -160,10 +160,10 @@ def test_a_finished_run_leaves_no_tally_behind(tmp_path: Path) -> None:
     """The tally of a run is the writer's only while the run is open: a long-lived writer
     (``taskdaemon serve``) would otherwise keep every run it ever saw."""
     processor, _, root = _started_run(tmp_path / "spans.db", [])
-    opened = len(processor._tally)
+    opened = len(processor._tally.runs)
     root.end(T0 + 200)
     processor.force_flush()
-    left = len(processor._tally)
+    left = len(processor._tally.runs)
     processor.shutdown()
     assert (1, 0) == (opened, left)
 

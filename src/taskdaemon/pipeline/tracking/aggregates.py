@@ -120,7 +120,7 @@ class RunAggregator:
         ns, end ns, events, links)``, as the writer worked them out for its own tally and its
         row (the same reads, once; events and links as ``_bodies.parts`` reads them in place).
         ``rebuilt``: the runs of the batch the writer rebuilt from their stored spans (trace id
-        -> record, None when no run span is stored; ``SqliteSpanProcessor._finished_run_row``
+        -> record, None when no run span is stored; ``_run_tally.RunTally.finished_row``
         says why they are handed this way); an ended run with no kept attempts is taken from
         it, and rebuilt here only when it is not in it. Runs inside the writer's transaction."""
         open_runs = self._open

@@ -5,10 +5,9 @@ into rows and commits a batch at least every ``flush_interval`` (100 ms) while s
 a running run is visible from another process within that delay. A span is written when it
 starts (``end_ns`` NULL) and again when it ends; a span that has already ended when its start
 comes up gets only the ended row. ``force_flush`` and ``shutdown`` write everything queued
-before they were called. The rows are those of ``tracking._schema``; the ``runs`` row of a run
-this processor saw start is summarized from an in-memory tally when the run span ends, with no
-read-back; one it did not see start is rebuilt from its stored spans, once for its row and its
-report aggregates both.
+before they were called. The rows are those of ``tracking._schema``; a run's ``runs`` row is
+``tracking._run_tally``'s (from an in-memory tally of a run this processor saw start, else
+rebuilt from its stored spans, once for its row and its report aggregates both).
 
 Wake-ups. The writer is woken by the first span that reaches it idle, then waits out the
 interval without being woken per span and writes what is queued; ``force_flush``,
@@ -41,8 +40,6 @@ from opentelemetry.trace import SpanContext
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
-from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.tracking._bodies import body as _body
 from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
 from taskdaemon.pipeline.tracking._bodies import fields as _fields
@@ -50,6 +47,7 @@ from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
+from taskdaemon.pipeline.tracking._run_tally import INSERT_RUN, UPSERT_RUN, RunTally, is_run_span
 from taskdaemon.pipeline.tracking._schema import (
     OpenedFile,
     connect,
@@ -64,21 +62,8 @@ from taskdaemon.pipeline.tracking.aggregates import (
     STAGE_ENDED,
     RunAggregator,
 )
-from taskdaemon.pipeline.tracking.reconstruct import (
-    ended_attempt_status,
-    ended_run_status,
-    find_root,
-    is_skip,
-    reconstruct_run,
-    replay_of,
-    summarize_run,
-)
-from taskdaemon.pipeline.tracking.store import (
-    RetentionPolicy,
-    SpanStore,
-    retention_from_env,
-    select_trace,
-)
+from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, is_skip, replay_of
+from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore, retention_from_env
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -112,19 +97,6 @@ _INSERT_END: Final = "INSERT OR REPLACE " + _INSERT_SPAN
 _REFRESH_OPEN: Final = (
     "UPDATE spans SET body = ? WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
 )
-_INSERT_RUN: Final = (
-    "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id, "
-    "replay_of) VALUES (?, ?, 'running', ?, ?, ?, ?)"
-)
-_UPSERT_RUN: Final = (
-    "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
-    "failed_stages, writer_id, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id) DO UPDATE SET pipeline = excluded.pipeline, "
-    "status = excluded.status, end_ns = excluded.end_ns, "
-    "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages, "
-    "replay_of = excluded.replay_of"
-)
-
 
 _NOTHING: Final[list[tuple[bool, Any]]] = []  # no batch being written (never appended to)
 
@@ -137,14 +109,6 @@ def flush_open_spans(timeout_millis: int = 30000) -> bool:
     (True when each finished in time)."""
     finished = [processor.flush_open_spans(timeout_millis) for processor in list(_LIVE)]
     return all(finished)  # every writer flushed, even after one timed out
-
-
-def _is_run_span(parent: object, attributes: Mapping[str, Any]) -> bool:
-    return (
-        parent is None
-        and bool(attributes)
-        and (attributes.get(t.CICD_PIPELINE_ACTION_NAME) == t.RUN_ACTION)
-    )
 
 
 def _register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
@@ -198,9 +162,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._retention = retention
         self._queue = SpanQueue(flush_interval, max_batch)
         self._resource_json: dict[int, tuple[Any, str]] = {}
-        # Per open run started here: stage name -> [(start_ns, instance, status)] of ended
-        # attempts, so a run's summary needs no read-back when its run span ends.
-        self._tally: dict[str, dict[str, list[tuple[int, int, str]]]] = {}
+        self._tally = RunTally()  # the runs this writer saw start, for their summary rows
         # Spans whose start row is written and whose end is not: (trace, span id) -> [span,
         # (events, attributes) counts last written]; see _refresh_open.
         self._open: dict[tuple[int, int], list[Any]] = {}
@@ -240,7 +202,7 @@ class SqliteSpanProcessor(SpanProcessor):
         if self._shutdown:
             return
         self._queue = SpanQueue(self._interval, self._max_batch)
-        self._tally = {}
+        self._tally = RunTally()
         self._open = {}
         self._aggregates = RunAggregator(where=self.path)
         self._error = None
@@ -413,8 +375,8 @@ class SqliteSpanProcessor(SpanProcessor):
         # A run whose run span was lost never ends in the store: forget its tally (a
         # long-lived writer would otherwise keep it for ever).
         for is_end, span in batch:
-            if is_end and _is_run_span(span.parent, span.attributes or {}):
-                self._tally.pop("%032x" % span.context.trace_id, None)  # noqa: UP031 (see _bodies)
+            if is_end and is_run_span(span.parent, span.attributes or {}):
+                self._tally.forget("%032x" % span.context.trace_id)  # noqa: UP031 (see _bodies)
 
     def _write(
         self,
@@ -451,8 +413,8 @@ class SqliteSpanProcessor(SpanProcessor):
                 # A run's start still opens its tally: its stages' ends come before its own.
                 if parent is None:
                     attrs = _parts(span)[0]
-                    if _is_run_span(None, attrs):
-                        self._tally.setdefault("%032x" % context.trace_id, {})  # noqa: UP031 (see _bodies)
+                    if is_run_span(None, attrs):
+                        self._tally.open("%032x" % context.trace_id)  # noqa: UP031 (see _bodies)
                         seen.append((RUN_STARTED, span, attrs, None))
                 continue
             # A ``SpanContext`` is a tuple whose ``trace_id`` and ``span_id`` properties return
@@ -480,7 +442,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 _body(span, parent, attrs, events, links, ended=is_end),
             ]
             # Only a root can be a run span: a stage span's row skips the call.
-            is_run = parent is None and _is_run_span(None, attrs)
+            is_run = parent is None and is_run_span(None, attrs)
             key = (trace, span_no)
             if is_end:
                 self._open.pop(key, None)
@@ -498,7 +460,7 @@ class SqliteSpanProcessor(SpanProcessor):
                             if is_skip(attrs, start_ns, end_ns)
                             else ended_attempt_status(attrs, span.status.status_code._name_)
                         )
-                        self._count(trace_id, name, start_ns, status, attrs)
+                        self._tally.count(trace_id, name, start_ns, status, attrs)
                         stage = (trace, name, span_hex, status, start_ns, end_ns, events, links)
                         seen.append((STAGE_ENDED, span, attrs, stage))
             else:
@@ -508,7 +470,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 if not is_end:
                     # Only a start opens a tally: one opened at the run's end would have missed
                     # its stages, and the summary trusts a tally (it rebuilds the run without).
-                    self._tally.setdefault(trace_id, {})
+                    self._tally.open(trace_id)
                     seen.append((RUN_STARTED, span, attrs, None))
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
@@ -539,12 +501,15 @@ class SqliteSpanProcessor(SpanProcessor):
             conn.executemany("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", uses)
             conn.executemany(_INSERT_START, started)
             conn.executemany(_INSERT_END, ended)
-            conn.executemany(_INSERT_RUN, new_runs)
+            conn.executemany(INSERT_RUN, new_runs)
             rebuilt: dict[int, RunRecord | None] = {}
             finished = (
-                self._finished_run_row(conn, run, span, rebuilt) for run, span in ended_root_spans
+                self._tally.finished_row(
+                    conn, run, span, rebuilt, writer_id=self._writer_id, where=self.path
+                )
+                for run, span in ended_root_spans
             )
-            conn.executemany(_UPSERT_RUN, [row for row in finished if row is not None])
+            conn.executemany(UPSERT_RUN, [row for row in finished if row is not None])
             self._aggregates.observe(conn, seen, trace_nos, rebuilt)
             now = time.time_ns()
             conn.execute(
@@ -616,85 +581,3 @@ class SqliteSpanProcessor(SpanProcessor):
         ).fetchone()
         number: int = row[0]
         return number
-
-    def _count(
-        self,
-        trace_id: str,
-        name: str,
-        start: int,
-        status: str | None,
-        attrs: Mapping[str, Any],
-    ) -> None:
-        """Tally an ended attempt of stage ``name`` (a non-empty string) of a run this
-        processor saw start; ``status`` is its ``ended_attempt_status``, None for a skip span
-        (its stage is still one of the run's)."""
-        tally = self._tally.get(trace_id)
-        if tally is None:
-            return
-        entries = tally.setdefault(name, [])
-        if status is None:
-            return
-        instance = attrs.get(t.STAGE_INSTANCE, 0)
-        if attrs.get(t.STAGE_WILL_RETRY) is True:
-            # Last of its instance when the run ends, the retry never came: the stage was
-            # stopped in its backoff (``reconstruct._retry_status`` of an ended run).
-            status = StageStatus.CANCELLED.value
-        entries.append((start, instance if isinstance(instance, int) else 0, status))
-
-    def _finished_run_row(
-        self,
-        conn: sqlite3.Connection,
-        trace_id: str,
-        root: ReadableSpan,
-        rebuilt: dict[int, RunRecord | None],
-    ) -> tuple[Any, ...] | None:
-        """The ended run's summary row (None if its run span is not stored): from the
-        in-memory tally of its stage spans when this processor saw the run start, else by
-        rebuilding the run from its stored spans.
-
-        A rebuild goes into ``rebuilt`` (trace id -> the record, None when no run span is
-        stored), which the writer hands to the report aggregates (``RunAggregator.observe``):
-        a run this process did not see start is rebuilt once a batch, and a damaged row of it
-        warned about once. The record flows this way, not back from the aggregates, because
-        the writer needs it whenever it has no tally, and writes its row first; the aggregates
-        only need one when they kept no attempts of the run, the same runs plus those they
-        dropped for memory (``max_open_runs``). So the aggregates stay a hook that takes what
-        the writer worked out, as they take its reading of each stage span, with nothing
-        handed back to the writer and nothing of its tally known to them."""
-        tally = self._tally.pop(trace_id, None)
-        attrs = root.attributes or {}
-        if tally is None:
-            spans = select_trace(conn, trace_id, where=self.path)
-            run = reconstruct_run(spans) if find_root(spans) is not None else None
-            rebuilt[root.context.trace_id] = run
-            if run is None:
-                return None
-            summary = summarize_run(run)
-            status, stage_count, failed = (
-                summary.status,
-                summary.stage_count,
-                summary.failed_stages,
-            )
-        else:
-            declared = attrs.get(t.PIPELINE_STAGES)
-            names = [str(n) for n in declared] if isinstance(declared, tuple | list) else []
-            declared_names = set(names)  # a set: a list's `in` made this quadratic in stages
-            names += [name for name in tally if name not in declared_names]
-            stage_count = len(names)
-            failed = 0
-            for name in names:
-                entries = sorted(tally.get(name, []))
-                if stage_status_of((i, s) for _, i, s in entries) in FAILED_STAGE_STATUSES:
-                    failed += 1
-            status = ended_run_status(attrs, root.status.status_code.name)
-        return (
-            trace_id,
-            str(attrs.get(t.CICD_PIPELINE_NAME, "")),
-            status,
-            root.start_time or 0,
-            root.end_time,
-            stage_count,
-            failed,
-            self._writer_id,
-            replay_of(attrs),
-        )
