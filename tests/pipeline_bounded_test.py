@@ -1,10 +1,18 @@
-"""``bounded.loads_bounded``'s size and depth limits, at their edges."""
+"""``bounded.loads_bounded``'s size, depth and value-density limits, at their edges."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline.bounded import (
+    FREE_VALUES,
+    MIN_BYTES_PER_VALUE,
+    BoundedInputError,
+    TooDenseError,
+    loads_bounded,
+)
 
 #: A JSON string of ten two-byte characters: 12 characters, 22 bytes in UTF-8.
 ACCENTS = '"' + "é" * 10 + '"'
@@ -48,3 +56,55 @@ def test_a_str_as_long_as_the_limit_in_characters_is_still_encoded() -> None:
     """Twelve characters under a 12-byte limit are measured as their 22 bytes, and refused."""
     with pytest.raises(BoundedInputError, match="larger than 12 bytes"):
         loads_bounded(ACCENTS, max_bytes=12)
+
+
+def test_a_document_denser_in_values_than_allowed_is_refused_with_its_count() -> None:
+    """A list of 100,000 empty lists (300,001 bytes, 200,000 values) is refused, naming its
+    count, its size and the bound."""
+    text = "[" + "[]," * 99_999 + "[]]"
+    with pytest.raises(TooDenseError) as caught:
+        loads_bounded(text)
+    expected = f"holds 200000 values in {len(text)} bytes, more than one per 8 bytes"
+    assert expected == str(caught.value)
+
+
+def test_a_short_document_may_be_as_dense_as_it_likes() -> None:
+    """Up to FREE_VALUES values pass however short the document: ``[0,0,...]`` of exactly that
+    many values is decoded, one more is refused."""
+    at_bound = "[" + "0," * (FREE_VALUES - 1) + "0]"  # FREE_VALUES - 1 commas and one bracket
+    past = "[" + "0," * FREE_VALUES + "0]"
+    assert FREE_VALUES == len(loads_bounded(at_bound))
+    with pytest.raises(TooDenseError, match=f"holds {FREE_VALUES + 1} values"):
+        loads_bounded(past)
+
+
+def test_a_document_at_one_value_per_eight_bytes_is_decoded() -> None:
+    """The bound is inclusive: ``[1234567,`` has one value (its comma) per 8 bytes."""
+    count = 4 * FREE_VALUES
+    text = "[" + "1234567," * (count - 1) + "1234567]"
+    assert (0, count) == (len(text) // MIN_BYTES_PER_VALUE - count, len(loads_bounded(text)))
+
+
+def test_commas_and_brackets_inside_strings_are_not_values() -> None:
+    """A long CSV text in one string (a captured output) is one value, not a comma a field."""
+    csv = "a,b,[c],{d}," * 100_000
+    assert [csv] == loads_bounded(json.dumps([csv]))
+
+
+def test_escaped_quotes_do_not_end_a_string_for_the_count() -> None:
+    """``\\"`` inside a string is part of it: the commas after it are still inside."""
+    text = '"' + '\\",' * 100_000 + '"'
+    assert '",' * 100_000 == loads_bounded(text)
+
+
+def test_a_caller_may_decode_dense_documents() -> None:
+    """``min_bytes_per_value=None`` takes the bound away."""
+    assert 100_000 == len(loads_bounded("[" + "0," * 99_999 + "0]", min_bytes_per_value=None))
+
+
+def test_the_bound_counts_utf8_bytes() -> None:
+    """Values in a text of two-byte characters are allowed per byte, not per character:
+    ``"éééé",`` is one value in 7 characters but 11 bytes."""
+    item = '"' + "é" * 4 + '",'  # 7 characters, 11 bytes, one value
+    text = "[" + item * (2 * FREE_VALUES) + '""]'
+    assert 2 * FREE_VALUES + 1 == len(loads_bounded(text))

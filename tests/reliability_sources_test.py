@@ -1,7 +1,9 @@
 """Remote span sources against hostile backends, and credentials in source URLs.
 
 Real local HTTP servers (threads started here, stopped in teardown) stand in for Tempo: one
-trickles a byte at a time, one streams an endless body, one answers a search with a thousand ids.
+trickles a byte at a time, one streams an endless body, one answers a search with a thousand ids,
+others answer with a few megabytes that would decode to far more (the real answer of
+tests/fixtures/tempo with a million attributes spliced in, among others).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import pytest
 from reliability_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SettingsError, SpanSourceError
-from taskdaemon.pipeline.tracking import TempoSource, open_source
+from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, open_source
 from taskdaemon.pipeline.tracking._remote import RemoteLimits, display_url, split_credentials
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tempo"
 
 
 class _Server:
@@ -281,6 +284,115 @@ def test_runs_show_refuses_an_endless_body_in_one_line(home: Path) -> None:
         done.returncode,
         len(done.stderr.splitlines()),
         "response larger than 1000000 bytes" in done.stderr,
+    )
+    assert expected == actual, done.stderr
+
+
+# --- answers dense in values ----------------------------------------------------------------------
+
+#: The real Tempo v2 answer (tests/fixtures/tempo/README.md) and the run id of its trace.
+TEMPO_V2 = (FIXTURES / "api_v2_traces_response.json").read_bytes()
+TEMPO_V2_RUN = "5b8efff798038103d269b633813fc700"
+#: Where its one span's attribute list opens, to splice attributes into.
+_ATTRIBUTES = b'"attributes":['
+
+
+def _with_attributes(attribute: bytes, count: int) -> bytes:
+    """The real v2 answer with ``count`` more attributes ``attribute`` (each followed by a
+    comma) on its span, ahead of its own."""
+    head, _, tail = TEMPO_V2.rpartition(_ATTRIBUTES)
+    return head + _ATTRIBUTES + attribute * count + tail
+
+
+def _answering(body: bytes) -> Callable[..., None]:
+    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        server.write(handler, body)
+
+    return answer
+
+
+#: Answers of a few megabytes that each decode to tens or hundreds of megabytes: 2 million
+#: empty lists, lists nested 90 deep (within the depth limit) side by side, and a million
+#: attributes of 23 bytes on the real answer's span.
+DENSE_ANSWERS = {
+    "empty lists": b"[" + b"[]," * 2_000_000 + b"[]]",
+    "nested lists": b"[" + (b"[" * 90 + b"]" * 90 + b",") * 30_000 + b"[]]",
+    "tiny attributes": _with_attributes(b'{"key":"k","value":{}},', 1_000_000),
+}
+
+
+@pytest.mark.parametrize("kind", ["tempo", "jaeger"])
+@pytest.mark.parametrize("answer", sorted(DENSE_ANSWERS))
+def test_an_answer_dense_in_values_is_refused_before_it_is_decoded(kind: str, answer: str) -> None:
+    """Tempo and Jaeger alike refuse an answer with more values than one per 8 bytes, in one
+    line naming the URL and the count, whatever its shape."""
+    body = DENSE_ANSWERS[answer]
+    opened = TempoSource if kind == "tempo" else JaegerSource
+    with serving(_answering(body)) as server, opened(server.url) as source:
+        with pytest.raises(SpanSourceError) as caught:
+            source.get_trace(TEMPO_V2_RUN)
+        message = str(caught.value)
+    expected = (True, True, 1)
+    actual = (
+        message.startswith(server.url),
+        f"JSON body holds {_values(body)} values in {len(body)} bytes" in message,
+        len(message.splitlines()),
+    )
+    assert expected == actual, message
+
+
+def _values(body: bytes) -> int:
+    """The values of one of the answers above (its strings hold no bracket nor comma)."""
+    return body.count(b"[") + body.count(b"{") + body.count(b",")
+
+
+def test_a_real_answer_with_many_real_attributes_is_read_whole() -> None:
+    """The real answer with 50,000 more attributes as Tempo writes them (a key and a string
+    value each) is not refused: real spans are far from the bound."""
+    attribute = b'{"key":"stage.output.field","value":{"stringValue":"a value, of text"}},'
+    body = _with_attributes(attribute, 50_000)
+    with serving(_answering(body)) as server, TempoSource(server.url) as source:
+        (span,) = source.get_trace(TEMPO_V2_RUN)
+    assert {"stage.output.field": "a value, of text", "my.span.attr": "some value"} == dict(
+        span.attributes
+    )
+
+
+@pytest.mark.slow
+def test_runs_show_refuses_a_dense_answer_in_one_line(home: Path) -> None:
+    """``runs show`` against an answer of 2 million empty lists exits 1 with one line."""
+    body = DENSE_ANSWERS["empty lists"]
+    with serving(_answering(body)) as server:
+        done = taskdaemon(
+            home, "runs", "show", TEMPO_V2_RUN, "--source", f"tempo+{server.url}", timeout=60
+        )
+    expected = (1, 1, True)
+    actual = (
+        done.returncode,
+        len(done.stderr.splitlines()),
+        f"holds {_values(body)} values in {len(body)} bytes" in done.stderr,
+    )
+    assert expected == actual, done.stderr
+
+
+@pytest.mark.slow
+def test_runs_list_refuses_a_dense_otlp_json_file_in_one_line(home: Path) -> None:
+    """An OTLP-JSON file holding a span with a million tiny attributes is refused by ``runs
+    list`` in one line (a line of JSON lines that dense is skipped with a warning, as any
+    undecodable line)."""
+    path = home / "dense.json"
+    body = DENSE_ANSWERS["tiny attributes"]
+    path.write_bytes(body)
+    done = taskdaemon(home, "runs", "list", "--source", f"otlp-json://{path}", timeout=60)
+    expected = (1, 1, True)
+    actual = (
+        done.returncode,
+        len(done.stderr.splitlines()),
+        f"{path}: holds {_values(body)} values in {len(body)} bytes" in done.stderr,
     )
     assert expected == actual, done.stderr
 

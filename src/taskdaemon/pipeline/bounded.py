@@ -9,7 +9,16 @@ HTTP 500 or unbounded memory:
 * bytes must be UTF-8 (the error names the offset of the first bad byte);
 * ``max_depth``: containers may nest at most this deep. ``json`` itself recurses and raises
   ``RecursionError`` near 1,000 levels; the much lower default keeps every later walker of the
-  value (redaction, JSON encoding, CEL conversion) far from Python's recursion limit too.
+  value (redaction, JSON encoding, CEL conversion) far from Python's recursion limit too;
+* values: decoded JSON can take far more memory than its bytes (``[],`` is 3 bytes and a 56-byte
+  list, ``0.5,`` 4 bytes and a 24-byte float), so a document is decoded only if it holds at most
+  :data:`FREE_VALUES` values or one per ``min_bytes_per_value`` bytes (:data:`MIN_BYTES_PER_VALUE`
+  unless a caller says otherwise), a value being a ``{``, ``[`` or ``,`` outside strings: real
+  spans have about half that many, and a document of nothing but ``[]`` decodes to tens of times
+  its size within ``max_bytes`` and ``max_depth`` alike (:class:`TooDenseError`; figures in
+  ``benchmarks/README.md``, "Dense JSON answers"). The count is ``str.count`` of the three
+  characters; only a document that this crude count refuses is counted again without its
+  strings, so that a text full of commas is not refused for them.
 
 Decision: the default depth limit is 100 levels (real payloads rarely pass 10; orjson refuses
 to encode past 254), and there is no default size limit: each caller knows what is large for
@@ -19,13 +28,32 @@ its input and passes its own.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
-__all__ = ["DEFAULT_MAX_DEPTH", "BoundedInputError", "NotJSONError", "check_depth", "loads_bounded"]
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "FREE_VALUES",
+    "MIN_BYTES_PER_VALUE",
+    "BoundedInputError",
+    "NotJSONError",
+    "TooDenseError",
+    "check_depth",
+    "loads_bounded",
+]
 
 #: How deeply containers may nest in decoded input unless a caller says otherwise.
 DEFAULT_MAX_DEPTH: Final = 100
+#: Bytes a decoded document has per value (``{``, ``[`` or ``,``), at least: about half what
+#: compact real spans have.
+MIN_BYTES_PER_VALUE: Final = 8
+#: Values any document may hold, however short: small inputs (``[1,2,3]``) are never refused,
+#: a document nested 100,000 deep is still refused for its depth (the clearer reason), and
+#: 131,072 empty lists take about 8 MB.
+FREE_VALUES: Final = 2**17
+#: A JSON string, escapes included: what the precise count of values leaves out.
+_STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 
 #: Types that never hold other values (what JSON, TOML and YAML scalars decode to, mostly).
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
@@ -39,16 +67,22 @@ class NotJSONError(BoundedInputError):
     """The input is within the limits but is not a JSON document."""
 
 
+class TooDenseError(BoundedInputError):
+    """The input holds more values than its size allows (``holds N values in M bytes, ...``)."""
+
+
 def loads_bounded(
     data: bytes | bytearray | str,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_bytes: int | None = None,
+    min_bytes_per_value: int | None = MIN_BYTES_PER_VALUE,
 ) -> Any:
     """Decode the JSON document ``data`` within the limits; BoundedInputError otherwise.
 
-    ``max_bytes`` counts UTF-8 bytes (a ``str`` is measured as its encoding). The message
-    starts with what is wrong (``larger than …``, ``not UTF-8 …``, ``nested deeper than …``,
-    ``not JSON: …``); callers prefix it with what they were reading.
+    ``max_bytes`` counts UTF-8 bytes (a ``str`` is measured as its encoding);
+    ``min_bytes_per_value`` None decodes a document however dense in values. The message
+    starts with what is wrong (``larger than …``, ``not UTF-8 …``, ``holds … values …``,
+    ``nested deeper than …``, ``not JSON: …``); callers prefix it with what they were reading.
     """
     if max_bytes is not None:
         size = len(data) if not isinstance(data, str) else _utf8_length(data, max_bytes)
@@ -61,6 +95,8 @@ def loads_bounded(
             raise BoundedInputError(f"not UTF-8 (invalid byte at offset {exc.start})") from None
     else:
         text = data
+    if min_bytes_per_value is not None:
+        _check_density(text, min_bytes_per_value)
     try:
         value = json.loads(text)
     except RecursionError:
@@ -102,6 +138,23 @@ def check_depth(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         if depth > max_depth:
             raise BoundedInputError(f"nested deeper than {max_depth} levels")
         level = below
+
+
+def _check_density(text: str, min_bytes_per_value: int) -> None:
+    """TooDenseError if ``text`` holds more values than its size allows (module docstring)."""
+    if len(text) <= FREE_VALUES:
+        return  # it cannot hold more values than characters
+    values = text.count("[") + text.count("{") + text.count(",")
+    if values <= max(FREE_VALUES, len(text) // min_bytes_per_value):
+        return
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if values > max(FREE_VALUES, size // min_bytes_per_value) and '"' in text:
+        outside = _STRING.sub("", text)
+        values = outside.count("[") + outside.count("{") + outside.count(",")
+    if values > max(FREE_VALUES, size // min_bytes_per_value):
+        raise TooDenseError(
+            f"holds {values} values in {size} bytes, more than one per {min_bytes_per_value} bytes"
+        )
 
 
 def _utf8_length(text: str, limit: int) -> int:

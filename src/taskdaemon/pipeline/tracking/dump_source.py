@@ -6,24 +6,22 @@ extracted to disk), each at most ``MAX_MEMBER_BYTES`` (the members read, ``manif
 ``spans.otlp.json``, and those skipped alike) and all together at most ``MAX_DUMP_BYTES``, and
 the spans' sha256 must match the manifest. Sizes are checked from each member's header, before
 its data is inflated: skipping a member of a gzip stream inflates it, and a gzip bomb shrinks a
-thousandfold. ``manifest.json`` is at most ``MAX_MANIFEST_BYTES``. Decoded JSON can take far more
-memory than its bytes (``[],`` is 3 bytes and a 56-byte list, ``0.5,`` 4 bytes and a 24-byte
-float), so a document is decoded only if it has at most one value per ``MIN_BYTES_PER_VALUE``
-bytes, counting its ``{``, ``[`` and ``,``: compact real spans have one per 16 to 19 bytes, and
+thousandfold. ``manifest.json`` is at most ``MAX_MANIFEST_BYTES``. A document is decoded by
+``bounded.loads_bounded``, so only if it is not denser in values than ``bounded`` allows:
 documents of nothing but ``[]`` or ``0.5`` decoded to 24 and 12 times their size (a 117 KB dump
-took 3 GB, another 1.4 GB). Anything else, a
-corrupt or foreign archive included, is one ``SpanSourceError`` line naming the file.
+took 3 GB, another 1.4 GB). Anything else, a corrupt or foreign archive included, is one
+``SpanSourceError`` line naming the file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import tarfile
 import zlib
 from pathlib import Path
 from typing import Any, Final
 
+from taskdaemon.pipeline.bounded import BoundedInputError, TooDenseError, loads_bounded
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.tracking.otlp_json import parse_traces
@@ -36,7 +34,6 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
-    "MIN_BYTES_PER_VALUE",
     "DumpSource",
     "decode_member",
     "read_dump_members",
@@ -46,9 +43,6 @@ MAX_MEMBERS: Final = 64
 MAX_MEMBER_BYTES: Final = 128 * 1024 * 1024
 #: The manifest names a run and its members' sizes and hashes: a few kilobytes.
 MAX_MANIFEST_BYTES: Final = 1024 * 1024
-#: Bytes a decoded document has per value (``{``, ``[`` or ``,``), at least: half what compact
-#: real spans have. At 8, a hostile document decodes to at most about 8 times its size.
-MIN_BYTES_PER_VALUE: Final = 8
 #: What all members may add up to: the members a dump holds beside the two larger ones (the
 #: logs, the run record, the DAG) are seldom larger than those.
 MAX_DUMP_BYTES: Final = 4 * MAX_MEMBER_BYTES
@@ -94,17 +88,13 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
 
 
 def decode_member(path: Path, name: str, data: bytes) -> Any:
-    """The JSON document ``data`` of member ``name``, if it is not denser in values than
-    :data:`MIN_BYTES_PER_VALUE` allows; SpanSourceError otherwise."""
-    values = data.count(b"{") + data.count(b"[") + data.count(b",")
-    if values > len(data) // MIN_BYTES_PER_VALUE + 1:
-        raise SpanSourceError(
-            f"{path}: {name} holds {values} values in {len(data)} bytes, more than one per "
-            f"{MIN_BYTES_PER_VALUE} bytes: not a dump"
-        )
+    """The JSON document ``data`` of member ``name`` (``bounded.loads_bounded``: not denser
+    in values, nor deeper, than it allows); SpanSourceError otherwise."""
     try:
-        return json.loads(data)
-    except (ValueError, RecursionError):  # the decoder recurses: a hostile file nests deep
+        return loads_bounded(data)
+    except TooDenseError as exc:
+        raise SpanSourceError(f"{path}: {name} {exc}: not a dump") from None
+    except BoundedInputError:  # not UTF-8, not JSON, or nested deeper than a dump's spans
         raise SpanSourceError(f"{path}: {name} is not JSON") from None
 
 
