@@ -1,0 +1,309 @@
+"""A span store handed over by ``TASKDAEMON_SPAN_SOURCE=sqlite:///PATH`` that someone crafted.
+
+Every reading command (``runs list``, ``runs show``, ``report``, ``dag --run``, ``logs``,
+``replay --dry-run``) runs in a real subprocess against each file and either refuses it in one
+line or shows what it holds, with no traceback, within the subprocess timeout and a bound on
+its peak RSS (read in the subprocess itself, see :data:`LAUNCHER`). The stores are real:
+one ``taskdaemon run`` writes a run, and copies of its file are changed afterwards as an
+attacker would (a generated column, a CHECK constraint, a 100 MB attribute, a row with a
+million events, a WAL of another writer), beside files that are no store at all (not SQLite,
+empty, a directory, a symlink to ``/dev/zero`` or to a FIFO, a header from a future SQLite).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon
+
+pytestmark = pytest.mark.slow
+
+#: Runs the CLI as the console script does, then writes its peak RSS (KiB) to ``$PEAK_FILE``:
+#: the kernel's ``VmHWM`` of the process, which starts afresh at ``exec`` (``ru_maxrss`` would
+#: carry over the test process's own peak from the ``fork``).
+LAUNCHER = (
+    sys.executable,
+    "-c",
+    "import atexit, os, sys\n"
+    "from taskdaemon.pipeline.cli import main\n"
+    "def peak():\n"
+    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+    "    with open(os.environ['PEAK_FILE'], 'w') as out:\n"
+    "        out.write(status.split()[0])\n"
+    "atexit.register(peak)\n"
+    "sys.argv[0] = 'taskdaemon'\n"
+    "sys.exit(main())\n",
+)
+
+PIPELINE = """\
+name: p
+stages:
+  - name: a
+    command: "echo hi"
+    triggers: [{manual: {approval_required: false}}]
+  - name: b
+    command: "true"
+    triggers: [{on_completion: {stage: a}}]
+"""
+
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A real store holding one finished run of two command stages, and the run's id."""
+    folder = tmp_path_factory.mktemp("store")
+    db = folder / "spans.db"
+    (folder / "p.yaml").write_text(PIPELINE)
+    done = taskdaemon(
+        folder, "run", str(folder / "p.yaml"), cwd=folder, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
+    )
+    assert 0 == done.returncode, done.stderr
+    with sqlite3.connect(db) as conn:
+        ((run_id,),) = conn.execute("SELECT trace_id FROM runs").fetchall()
+    return db, run_id
+
+
+def _commands(run_id: str) -> list[list[str]]:
+    return [
+        ["runs", "list"],
+        ["runs", "show", run_id],
+        ["report"],
+        ["dag", "--run", run_id],
+        ["logs", run_id],
+        ["replay", run_id, "--dry-run"],
+    ]
+
+
+def _ended_span(conn: sqlite3.Connection) -> tuple[int, list[object]]:
+    """The rowid and decoded body of a stage span's end row."""
+    rowid, body = conn.execute(
+        "SELECT rowid, body FROM spans WHERE end_ns IS NOT NULL ORDER BY rowid LIMIT 1"
+    ).fetchone()
+    return rowid, json.loads(body)
+
+
+def _rewrite_span(conn: sqlite3.Connection, change: Callable[[list[object]], None]) -> None:
+    rowid, body = _ended_span(conn)
+    change(body)
+    conn.execute(
+        "UPDATE spans SET body = ? WHERE rowid = ?",
+        (json.dumps(body, separators=(",", ":")), rowid),
+    )
+
+
+def _generated_column(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE spans ADD COLUMN doubled AS (length(body) * 2) VIRTUAL")
+
+
+def _check_constraint(conn: sqlite3.Connection) -> None:
+    """``runs`` redefined with a CHECK that its row breaks (the schema edited in place)."""
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = ? WHERE name = 'runs'",
+        (sql.rstrip().removesuffix(")") + ", CHECK (length(pipeline) > 1000))",),
+    )
+
+
+def _huge_attribute(conn: sqlite3.Connection) -> None:
+    def change(body: list[object]) -> None:
+        body[5] = {**body[5], "big": "x" * (100 * MIB)}  # type: ignore[dict-item]
+
+    _rewrite_span(conn, change)
+
+
+def _million_events(conn: sqlite3.Connection) -> None:
+    def change(body: list[object]) -> None:
+        body[6] = [["e", 1, {}]] * 1_000_000
+
+    _rewrite_span(conn, change)
+
+
+def _million_element_list(conn: sqlite3.Connection) -> None:
+    def change(body: list[object]) -> None:
+        body[5] = {**body[5], "many": list(range(1_000_000))}  # type: ignore[dict-item]
+
+    _rewrite_span(conn, change)
+
+
+#: Changes to a copy of the real store, and the peak RSS (MiB) every command stays under.
+CRAFTED: dict[str, tuple[Callable[[sqlite3.Connection], None], int]] = {
+    "a generated column": (_generated_column, 64),
+    "a CHECK constraint its rows break": (_check_constraint, 64),
+    "a 100 MB attribute": (_huge_attribute, 512),
+    "a row with a million events": (_million_events, 512),
+    "a million-element JSON array": (_million_element_list, 200),
+}
+
+
+def _run(home: Path, db: Path, args: list[str]) -> tuple[int, str, str, int]:
+    """Exit status, stdout, stderr and peak RSS (MiB) of ``taskdaemon ARGS`` reading ``db``."""
+    peak_file = home / "peak"
+    peak_file.unlink(missing_ok=True)
+    done = taskdaemon(
+        home,
+        *args,
+        cwd=home,
+        launcher=LAUNCHER,
+        timeout=120,
+        TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}",
+        PEAK_FILE=str(peak_file),
+    )
+    return done.returncode, done.stdout, done.stderr, int(peak_file.read_text()) // 1024
+
+
+@pytest.mark.parametrize("crafted", sorted(CRAFTED))
+def test_a_crafted_store_is_read_honestly_and_within_bounds(
+    home: Path, stored: tuple[Path, str], crafted: str
+) -> None:
+    """Each command exits 0 and names the stored run, with nothing on stderr, under the
+    case's memory bound."""
+    source, run_id = stored
+    db = home / "crafted.db"
+    shutil.copy(source, db)
+    change, max_mib = CRAFTED[crafted]
+    with sqlite3.connect(db) as conn:
+        change(conn)
+    conn.close()
+    actual = {}
+    for args in _commands(run_id):
+        code, out, err, peak = _run(home, db, args)
+        named = run_id in out or "p" in out.split()
+        actual[" ".join(args[:2])] = (code, err, named, peak < max_mib)
+    assert dict.fromkeys(actual, (0, "", True, True)) == actual
+
+
+def _wal_of_another_writer(db: Path) -> None:
+    """A WAL holding a committed change (the run's pipeline renamed ``q``) that its writer
+    never checkpointed, left beside the file when that writer died."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    writer = sqlite3.connect(db)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("UPDATE runs SET pipeline = 'q'")
+    writer.commit()
+    kept = db.read_bytes(), Path(f"{db}-wal").read_bytes()
+    writer.close()  # checkpoints and deletes the WAL: put it back as a dead writer left it
+    db.write_bytes(kept[0])
+    Path(f"{db}-wal").write_bytes(kept[1])
+
+
+def test_a_wal_left_by_another_writer_is_read_as_committed(
+    home: Path, stored: tuple[Path, str]
+) -> None:
+    """What the dead writer committed in its WAL is what every command shows."""
+    source, run_id = stored
+    db = home / "wal.db"
+    shutil.copy(source, db)
+    _wal_of_another_writer(db)
+    code, out, err, _ = _run(home, db, ["runs", "list"])
+    rows = [line.split() for line in out.splitlines()[1:]]
+    assert (0, "", [run_id, "q"]) == (code, err, rows[0][:2])
+
+
+def test_a_wal_that_is_not_this_databases_is_ignored(home: Path, stored: tuple[Path, str]) -> None:
+    """A ``-wal`` file of random pages beside the store (its header and checksums are not the
+    database's) is passed over: every command reads the store as it is."""
+    source, run_id = stored
+    db = home / "strange.db"
+    shutil.copy(source, db)
+    Path(f"{db}-wal").write_bytes(b"\x37\x7f\x06\x82" + os.urandom(4 * 4096))
+    actual = {}
+    for args in _commands(run_id):
+        code, _, err, _ = _run(home, db, args)
+        actual[" ".join(args[:2])] = (code, err)
+    assert dict.fromkeys(actual, (0, "")) == actual
+
+
+def _not_sqlite(path: Path) -> None:
+    path.write_bytes(b"hello, this is not a database\n" * 100)
+
+
+def _directory(path: Path) -> None:
+    path.mkdir()
+
+
+def _dev_zero(path: Path) -> None:
+    path.symlink_to("/dev/zero")
+
+
+def _fifo(path: Path) -> None:
+    fifo = path.with_name("fifo")
+    os.mkfifo(fifo)
+    path.symlink_to(fifo)
+
+
+def _future_user_version(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x)")
+        conn.execute("PRAGMA user_version = 999")
+    conn.close()
+
+
+def _future_file_format(path: Path) -> None:
+    """A store whose header's read and write format versions (bytes 18 and 19) are from a
+    SQLite not written yet."""
+    _future_user_version(path)
+    header = bytearray(path.read_bytes())
+    header[18:20] = b"\x03\x03"
+    path.write_bytes(bytes(header))
+
+
+def _foreign_tables(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE spans (a CHECK (a > 0), b AS (a * 2))")
+    conn.close()
+
+
+#: Files that are no span store, and what each command's one line says of them.
+REFUSED: dict[str, tuple[Callable[[Path], None], str]] = {
+    "not SQLite": (_not_sqlite, "cannot open span store: file is not a database"),
+    "a directory": (_directory, "cannot open span store: unable to open database file"),
+    "a symlink to /dev/zero": (_dev_zero, "cannot open span store: disk I/O error"),
+    "a symlink to a FIFO": (_fifo, "cannot open span store: disk I/O error"),
+    "a user_version from the future": (
+        _future_user_version,
+        "span store schema version 999 is newer than this taskdaemon understands",
+    ),
+    "a file format from the future": (
+        _future_file_format,
+        "cannot open span store: file is not a database",
+    ),
+    "tables of its own": (_foreign_tables, "not a taskdaemon span store"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_a_file_that_is_no_span_store_is_refused_in_one_line(home: Path, case: str) -> None:
+    """Each command exits 1 with one line naming the file and why, and nothing on stdout."""
+    db = home / "given.db"
+    make, reason = REFUSED[case]
+    make(db)
+    actual = {}
+    for args in _commands("0" * 32):
+        code, out, err, _ = _run(home, db, args)
+        expected_start = f"taskdaemon {' '.join(args[:2]) if args[0] == 'runs' else args[0]}: {db}"
+        actual[" ".join(args[:2])] = (
+            code,
+            out,
+            len(err.splitlines()),
+            err.startswith(expected_start),
+            reason in err,
+        )
+    assert dict.fromkeys(actual, (1, "", 1, True, True)) == actual, err
+
+
+def test_a_zero_byte_file_reads_as_an_empty_store(home: Path) -> None:
+    """An empty file is a store with no runs yet (SQLite's own reading of it)."""
+    db = home / "empty.db"
+    db.touch()
+    assert (0, "no runs\n", "") == _run(home, db, ["runs", "list"])[:3]
