@@ -1,28 +1,32 @@
 """A span store handed over by ``TASKDAEMON_SPAN_SOURCE=sqlite:///PATH`` that someone crafted.
 
 Every reading command (``runs list``, ``runs show``, ``report``, ``dag --run``, ``logs``,
-``replay --dry-run``) runs in a real subprocess against each file and either refuses it in one
-line or shows what it holds, with no traceback, within the subprocess timeout and a bound on
-its peak RSS (read in the subprocess itself, see :data:`LAUNCHER`). The stores are real:
-one ``taskdaemon run`` writes a run, and copies of its file are changed afterwards as an
-attacker would (a generated column, a CHECK constraint, a 100 MB attribute, a row with a
-million events, a WAL of another writer), beside files that are no store at all (not SQLite,
-empty, a directory, a symlink to ``/dev/zero`` or to a FIFO, a header from a future SQLite).
+``replay --dry-run``, and the web page's ``/api`` as ``taskdaemon ui`` serves it) runs in a
+real subprocess against each file and either refuses it in one line or shows what it holds,
+with no traceback, within the subprocess timeout and a bound on its peak RSS (read from the
+kernel, see :data:`LAUNCHER`). The stores are real: one ``taskdaemon run`` writes a run, and
+copies of its file are changed afterwards as an attacker would (a generated column, a CHECK
+constraint, a 100 MB attribute, a row with a million events, a WAL of another writer), beside
+files that are no store at all (not SQLite, empty, a directory, a symlink to ``/dev/zero`` or
+to a FIFO, a header from a future SQLite).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sqlite3
+import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon
+from cli_support import TASKDAEMON, environment, taskdaemon
 
 pytestmark = pytest.mark.slow
 
@@ -307,3 +311,82 @@ def test_a_zero_byte_file_reads_as_an_empty_store(home: Path) -> None:
     db = home / "empty.db"
     db.touch()
     assert (0, "no runs\n", "") == _run(home, db, ["runs", "list"])[:3]
+
+
+_UI_URL = re.compile(r"(http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
+
+
+def _api_answers(home: Path, db: Path, run_id: str) -> tuple[dict[str, int], int]:
+    """The status of each ``/api`` route of ``taskdaemon ui`` over ``db`` for the run, and
+    the server's peak RSS (MiB) once it answered them all."""
+    ui = subprocess.Popen(
+        [TASKDAEMON, "ui", "--port", "0"],
+        cwd=home,
+        env=environment(home, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert ui.stderr is not None
+        seen = ""
+        for line in ui.stderr:
+            seen += line
+            if _UI_URL.search(line):
+                break
+        found = _UI_URL.search(seen)
+        assert found is not None, seen
+        url, token = found.group(1), Path(found.group(2)).read_text().strip()
+        routes = {
+            "runs/recent": "/api/runs/recent",
+            "pipelines": "/api/pipelines",
+            "RUN": f"/api/runs/{run_id}",
+            "RUN/dag": f"/api/runs/{run_id}/dag",
+            "RUN/logs": f"/api/runs/{run_id}/logs?stage=a",
+        }
+        statuses = {}
+        for name, path in routes.items():
+            request = urllib.request.Request(
+                url + path, headers={"Authorization": f"Bearer {token}"}
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+                statuses[name] = response.status
+        status = Path(f"/proc/{ui.pid}/status").read_text()
+        peak = int(status.split("VmHWM:")[1].split()[0]) // 1024
+    finally:
+        ui.terminate()
+        ui.communicate(timeout=30)
+    return statuses, peak
+
+
+@pytest.mark.parametrize(
+    "crafted", ["a generated column", "a 100 MB attribute", "a row with a million events"]
+)
+def test_the_web_api_reads_a_crafted_store_within_bounds(
+    home: Path, stored: tuple[Path, str], crafted: str
+) -> None:
+    """``taskdaemon ui`` over a crafted store answers every ``/api`` route of the run with 200,
+    under the case's memory bound."""
+    source, run_id = stored
+    db = home / "crafted.db"
+    shutil.copy(source, db)
+    change, max_mib = CRAFTED[crafted]
+    with sqlite3.connect(db) as conn:
+        change(conn)
+    conn.close()
+    statuses, peak = _api_answers(home, db, run_id)
+    routes = ["runs/recent", "pipelines", "RUN", "RUN/dag", "RUN/logs"]
+    assert (dict.fromkeys(routes, 200), True) == (statuses, peak < max_mib), peak
+
+
+def test_the_web_page_refuses_a_file_that_is_no_store_in_one_line(home: Path) -> None:
+    """``taskdaemon ui`` over a file that is not SQLite exits 1 with one line naming it."""
+    db = home / "given.db"
+    _not_sqlite(db)
+    done = taskdaemon(home, "ui", "--port", "0", cwd=home, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}")
+    lines = done.stderr.splitlines()
+    expected = (1, 1, True)
+    actual = (done.returncode, len(lines), f"{db}: cannot open span store" in done.stderr)
+    assert expected == actual, done.stderr
