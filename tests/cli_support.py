@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -65,6 +66,36 @@ def taskdaemon(
         timeout=timeout,
         check=False,
     )
+
+
+#: The line ``taskdaemon ui`` logs once it serves: its address and its token file.
+_UI_URL = re.compile(r"taskdaemon ui: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
+
+
+def start_ui(home: Path, cwd: Path = ROOT, **extra: str) -> tuple[subprocess.Popen[str], str, str]:
+    """``taskdaemon ui --port 0`` started with ``environment(home, **extra)``, once it serves:
+    the process (the caller ends it), its URL and its API token."""
+    ui = subprocess.Popen(
+        [TASKDAEMON, "ui", "--port", "0"],
+        cwd=cwd,
+        env=environment(home, **extra),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert ui.stderr is not None
+    seen = ""
+    for line in ui.stderr:
+        seen += line
+        if _UI_URL.search(line):
+            break
+    found = _UI_URL.search(seen)
+    if found is None:
+        ui.kill()
+        ui.communicate(timeout=30)
+        raise AssertionError(seen)
+    return ui, found.group(1), Path(found.group(2)).read_text().strip()
 
 
 def in_background(home: Path, *args: str) -> subprocess.Popen[str]:

@@ -4,14 +4,12 @@ store reads as no runs until a run makes it, and a long-lived reader sees it app
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+from cli_support import start_ui, taskdaemon, write
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.store import SpanStore
 
@@ -33,9 +31,6 @@ READERS = [
 
 def _name(command: tuple[str, ...]) -> str:
     return " ".join(command[:2]) if command[0] == "runs" else command[0]
-
-
-_UI_URL = re.compile(r"taskdaemon ui: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
 
 
 def test_a_missing_store_file_is_refused_by_the_store(tmp_path: Path) -> None:
@@ -94,25 +89,8 @@ def test_the_web_page_started_before_the_store_shows_a_later_run(home: Path) -> 
             triggers: [{manual: {approval_required: false}}]
         """,
     )
-    ui = subprocess.Popen(
-        [TASKDAEMON, "ui", "--port", "0"],
-        cwd=ROOT,
-        env=environment(home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ui, url, token = start_ui(home)
     try:
-        assert ui.stderr is not None
-        seen = ""
-        for line in ui.stderr:
-            seen += line
-            if _UI_URL.search(line):
-                break
-        found = _UI_URL.search(seen)
-        assert found is not None, seen
-        url, token = found.group(1), Path(found.group(2)).read_text().strip()
 
         def recent() -> list[str]:
             request = urllib.request.Request(

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import TASKDAEMON, environment, taskdaemon
+from cli_support import start_ui, taskdaemon
 
 pytestmark = pytest.mark.slow
 
@@ -165,19 +163,26 @@ def _run(home: Path, db: Path, args: list[str]) -> tuple[int, str, str, int]:
     return done.returncode, done.stdout, done.stderr, int(peak_file.read_text()) // 1024
 
 
-@pytest.mark.parametrize("crafted", sorted(CRAFTED))
-def test_a_crafted_store_is_read_honestly_and_within_bounds(
-    home: Path, stored: tuple[Path, str], crafted: str
-) -> None:
-    """Each command exits 0 and names the stored run, with nothing on stderr, under the
-    case's memory bound."""
-    source, run_id = stored
+def _crafted_copy(home: Path, source: Path, crafted: str) -> tuple[Path, int]:
+    """A copy of the store ``source`` in ``home`` changed as ``CRAFTED[crafted]`` says, and
+    the peak RSS (MiB) its readers stay under."""
     db = home / "crafted.db"
     shutil.copy(source, db)
     change, max_mib = CRAFTED[crafted]
     with sqlite3.connect(db) as conn:
         change(conn)
     conn.close()
+    return db, max_mib
+
+
+@pytest.mark.parametrize("crafted", sorted(CRAFTED))
+def test_a_crafted_store_is_read_honestly_and_within_bounds(
+    home: Path, stored: tuple[Path, str], crafted: str
+) -> None:
+    """Each command exits 0 and names the stored run, with nothing on stderr, under the
+    case's memory bound."""
+    run_id = stored[1]
+    db, max_mib = _crafted_copy(home, stored[0], crafted)
     actual = {}
     for args in _commands(run_id):
         code, out, err, peak = _run(home, db, args)
@@ -313,31 +318,11 @@ def test_a_zero_byte_file_reads_as_an_empty_store(home: Path) -> None:
     assert (0, "no runs\n", "") == _run(home, db, ["runs", "list"])[:3]
 
 
-_UI_URL = re.compile(r"(http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
-
-
 def _api_answers(home: Path, db: Path, run_id: str) -> tuple[dict[str, int], int]:
     """The status of each ``/api`` route of ``taskdaemon ui`` over ``db`` for the run, and
     the server's peak RSS (MiB) once it answered them all."""
-    ui = subprocess.Popen(
-        [TASKDAEMON, "ui", "--port", "0"],
-        cwd=home,
-        env=environment(home, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ui, url, token = start_ui(home, cwd=home, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}")
     try:
-        assert ui.stderr is not None
-        seen = ""
-        for line in ui.stderr:
-            seen += line
-            if _UI_URL.search(line):
-                break
-        found = _UI_URL.search(seen)
-        assert found is not None, seen
-        url, token = found.group(1), Path(found.group(2)).read_text().strip()
         routes = {
             "runs/recent": "/api/runs/recent",
             "pipelines": "/api/pipelines",
@@ -369,13 +354,8 @@ def test_the_web_api_reads_a_crafted_store_within_bounds(
 ) -> None:
     """``taskdaemon ui`` over a crafted store answers every ``/api`` route of the run with 200,
     under the case's memory bound."""
-    source, run_id = stored
-    db = home / "crafted.db"
-    shutil.copy(source, db)
-    change, max_mib = CRAFTED[crafted]
-    with sqlite3.connect(db) as conn:
-        change(conn)
-    conn.close()
+    run_id = stored[1]
+    db, max_mib = _crafted_copy(home, stored[0], crafted)
     statuses, peak = _api_answers(home, db, run_id)
     routes = ["runs/recent", "pipelines", "RUN", "RUN/dag", "RUN/logs"]
     assert (dict.fromkeys(routes, 200), True) == (statuses, peak < max_mib), peak
