@@ -48,6 +48,7 @@ SMOKES: dict[str, Smoke] = {
     ),
     "cli_startup": Smoke(("--rounds", "1", "--run-only"), "ratios to python -c pass"),
     "concurrent_runs": Smoke(("--runs", "5", "--rounds", "1"), "stages/s"),
+    "dense_answers": Smoke(("--mib", "1"), "peak MiB"),
     "debug_overhead": Smoke(("--stages", "5", "--rounds", "1"), "on, no breakpoint"),
     "engine_overhead": Smoke(("--quick",), "ratio 10k/1k"),
     "engine_stage_cpu": Smoke(
