@@ -162,8 +162,8 @@ async def _query(client: httpx.AsyncClient, base: str, promql: str) -> list[dict
 @pytest.mark.timeout(120)
 async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
     """While a run's stage runs, Prometheus scrapes its resource gauges; after three scheduled
-    runs, PromQL counts them by status, sees all ten pipeline metrics and computes a
-    stage-duration median from the histogram."""
+    runs, PromQL counts them by status, sees all ten pipeline metrics (and the label guard's
+    fold counter, at 0) and computes a stage-duration median from the histogram."""
     base = stack["prometheus"]
     async with httpx.AsyncClient(timeout=5.0) as client:
 
@@ -214,7 +214,7 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
             "release": 3.0,
             "hold": 3.0,
         },
-        set(PROMETHEUS_NAMES),
+        {*PROMETHEUS_NAMES, "pipeline_labels_folded_total"},
     )
     actual = (counts, math.isfinite(value) and value > 0, stages, metric_names)
     assert expected == actual, json.dumps({"median": median, "names": sorted(metric_names)})

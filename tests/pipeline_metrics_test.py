@@ -11,6 +11,8 @@ import psutil
 import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics._internal._view_instrument_match import _DEFAULT_CARDINALITY_LIMIT
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,6 +25,7 @@ from pipeline_monitor_support import (
 )
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.metrics import LabelGuard, MonitorMetrics, PipelineMetrics, StageMetrics
+from taskdaemon.pipeline.metrics._labels import SDK_CARDINALITY_LIMIT
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -217,7 +220,8 @@ def test_histograms_use_second_buckets(tel: Telemetry) -> None:
 
 
 def test_prometheus_exposition_names_types_and_labels() -> None:
-    """The Prometheus exporter renders exactly the ten documented names, types and labels."""
+    """The Prometheus exporter renders exactly the eleven documented names, types and
+    labels."""
     registry = CollectorRegistry()
     reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
     provider = MeterProvider(metric_readers=[reader])
@@ -244,6 +248,7 @@ def test_prometheus_exposition_names_types_and_labels() -> None:
         "pipeline_trigger_wait_time_seconds": "histogram",
         "pipeline_memory_usage_bytes": "gauge",
         "pipeline_cpu_usage_percent": "gauge",
+        "pipeline_labels_folded_total": "counter",
     } == {
         name.removesuffix("_total") + ("_total" if name.endswith("_total") else ""): kind
         for name, kind in types.items()
@@ -276,18 +281,85 @@ def test_prometheus_exposition_names_types_and_labels() -> None:
             (("le", "14400.0"), *scope, pipeline, ("status", "success")),
         ): 1.0,
         ("pipeline_stage_queue_time_seconds_count", (*scope, pipeline, release)): 1.0,
+        ("pipeline_labels_folded_total", (("label", "stage"), *scope)): 0.0,
+        ("pipeline_labels_folded_total", (("label", "pipeline,stage,status"), *scope)): 0.0,
     }.items() <= samples.items()
     assert ("pipeline_memory_usage_bytes", (*scope, pipeline, ("stage", "planning"))) in samples
     assert "cicd_pipeline_run_duration_seconds_bucket" in text
 
 
 def test_label_guard_folds_beyond_the_cap(caplog: pytest.LogCaptureFixture) -> None:
-    """Values past a label's cap become #other#, logged once; admitted values stay."""
+    """Values past a label's cap become #other#, logged once and each handed to ``on_fold``;
+    admitted values stay, and ``#other#`` itself is no fold."""
     guard = LabelGuard({"stage": 2})
+    folds: list[str] = []
+    guard.on_fold = folds.append
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.metrics"):
-        folded = [guard.fold("stage", v) for v in ("a", "b", "c", "d", "a")]
-    assert ["a", "b", "#other#", "#other#", "a"] == folded
-    assert 1 == len(caplog.records)
+        folded = [guard.fold("stage", v) for v in ("a", "b", "c", "d", "a", "#other#")]
+    assert (["a", "b", "#other#", "#other#", "a", "#other#"], ["stage", "stage"], 1) == (
+        folded,
+        folds,
+        len(caplog.records),
+    )
+
+
+def test_the_sdk_never_folds_a_stage_series_silently(caplog: pytest.LogCaptureFixture) -> None:
+    """More (pipeline, stage, status) combinations than the SDK's cardinality limit, recorded
+    into a real provider with a Prometheus and an in-memory reader: no series goes to the
+    SDK's overflow point; the stage instruments keep 1,999 series and the all-``#other#`` one,
+    which holds every later record, each fold counted and the budget logged once. Every
+    record is still counted somewhere."""
+    assert SDK_CARDINALITY_LIMIT == _DEFAULT_CARDINALITY_LIMIT  # the SDK's, as documented
+    registry = CollectorRegistry()
+    readers = (InMemoryMetricReader(), PrometheusMetricReader(registry=registry))
+    tel = Telemetry(reader=readers[0], meter_provider=MeterProvider(metric_readers=readers))
+    metrics = PipelineMetrics(meter_provider=tel.meter_provider, resource_sampling=False)
+    statuses = ("success", "failure", "timeout", "cancelled")
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.metrics"):
+        for pipeline in ("p0", "p1", "p2"):
+            for stage in range(300):  # 3,600 combinations, the stage names under the cap
+                metrics.stage_started(pipeline, f"s{stage}", 0.5, None)
+                for status in statuses:
+                    metrics.stage_finished(pipeline, f"s{stage}", status, 1.0)
+        text = generate_latest(registry).decode()
+        executions = tel.values(t.METRIC_STAGE_EXECUTIONS)
+        durations = {k: h.count for k, h in tel.histograms(t.METRIC_STAGE_DURATION).items()}
+        queue = {k: h.count for k, h in tel.histograms(t.METRIC_STAGE_QUEUE_TIME).items()}
+        folds = {dict(k)["label"]: v for k, v in tel.values(t.METRIC_LABELS_FOLDED).items()}
+    tel.shutdown()
+    other = (("pipeline", "#other#"), ("stage", "#other#"), ("status", "#other#"))
+    assert (
+        "overflow" in text,
+        len(executions),
+        executions[other],
+        sum(executions.values()),
+        durations == executions,
+        len(queue),
+        sum(queue.values()),
+        folds,
+        [r.getMessage() for r in caplog.records],
+    ) == (
+        False,
+        2000,
+        3600 - 1999,
+        3600,
+        True,
+        900,
+        900,
+        {
+            "pipeline": 0,
+            "stage": 0,
+            "status": 0,
+            "trigger_type": 0,
+            "pipeline,stage": 0,
+            "pipeline,stage,status": 3600 - 1999,
+            "pipeline,stage,trigger_type": 0,
+        },
+        [
+            "metric series of pipeline,stage,status exceeded 1999; recording the rest under"
+            " '#other#' (counted in pipeline_labels_folded_total)"
+        ],
+    )
 
 
 def test_monitor_folds_pipeline_names(tel: Telemetry) -> None:

@@ -178,6 +178,10 @@ METRIC_TRIGGER_EVALUATIONS: Final = "pipeline.trigger.evaluations"  # ..._evalua
 METRIC_TRIGGER_WAIT_TIME: Final = "pipeline.trigger.wait.time"  # ..._wait_time_seconds
 METRIC_MEMORY_USAGE: Final = "pipeline.memory.usage"  # pipeline_memory_usage_bytes
 METRIC_CPU_USAGE: Final = "pipeline.cpu.usage"  # pipeline_cpu_usage_percent
+# Label values the metrics' label guard folded into ``#other#``, per label (attribute
+# ``label``: a label key, or a stage instrument's label keys joined by commas when its series
+# budget folded a whole new series). Counted once per new label combination, not per record.
+METRIC_LABELS_FOLDED: Final = "pipeline.labels.folded"  # pipeline_labels_folded_total
 # Spans the embedded span store could not keep: a write failed (full disk) or the store could
 # not be opened. Monotonic, per process.
 METRIC_SPANS_DROPPED: Final = "taskdaemon.spans.dropped"  # taskdaemon_spans_dropped_total
@@ -211,12 +215,14 @@ UNIT_RUNS: Final = "{run}"
 UNIT_ERRORS: Final = "{error}"
 UNIT_SPANS: Final = "{span}"
 UNIT_LOG_RECORDS: Final = "{record}"
+UNIT_FOLDS: Final = "{fold}"
 
 # metric label keys
 LABEL_PIPELINE: Final = "pipeline"
 LABEL_STAGE: Final = "stage"
 LABEL_STATUS: Final = "status"
 LABEL_TRIGGER_TYPE: Final = "trigger_type"
+LABEL_LABEL: Final = "label"  # pipeline.labels.folded: the label whose value was folded
 OTHER_LABEL_VALUE: Final = "#other#"
 
 # Seconds, from a millisecond to four hours: no-op stages through long agent loops.

@@ -15,6 +15,7 @@ render as::
     pipeline_trigger_wait_time_seconds{pipeline,stage}          Histogram      s
     pipeline_memory_usage_bytes{pipeline,stage}                 ObservableGauge By
     pipeline_cpu_usage_percent{pipeline,stage}                  ObservableGauge %
+    pipeline_labels_folded_total{label}                         Counter        {fold}
 
 plus the semconv run metrics ``cicd.pipeline.run.duration`` (s; ``cicd.pipeline.name``,
 ``cicd.pipeline.result``), ``cicd.pipeline.run.active`` (``cicd.pipeline.name``,
@@ -48,7 +49,10 @@ Instances of one stage are summed for command stages (separate trees) and report
 Python stages (one process). A stage appears in the gauges only while it runs.
 
 Cardinality: every label value passes through a ``LabelGuard`` that keeps at most
-``limits[label]`` distinct values and folds later ones into ``#other#`` (logged once per label).
+``limits[label]`` distinct values and folds later ones into ``#other#``, and each per-stage
+instrument's label combinations through a ``SeriesBudget`` that keeps them under the OTel SDK's
+cardinality limit, so the SDK never folds a series silently into its overflow point; every
+fold is counted in ``pipeline_labels_folded_total`` and logged once (``_labels`` says why).
 
 Layout: ``_labels`` (the label guard), ``_aggregates`` (the in-process aggregates),
 ``_sampler`` (resource sampling, over ``process_tree``) and ``_instruments`` (the instruments).

@@ -12,7 +12,12 @@ from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Obs
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.metrics._direct import direct_recorder
-from taskdaemon.pipeline.metrics._labels import LabelGuard
+from taskdaemon.pipeline.metrics._labels import (
+    DEFAULT_LABEL_LIMITS,
+    SDK_CARDINALITY_LIMIT,
+    LabelGuard,
+    SeriesBudget,
+)
 from taskdaemon.pipeline.metrics._sampler import ResourceSampler
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -30,10 +35,9 @@ _CACHED_MAX = 100_000
 RUN_STATUSES = tuple(str(status) for status in RunStatus if status.is_final)
 
 #: At most this many stage execution series are made at 0 in a process: half the OTel SDK's
-#: default cardinality limit of an instrument (2,000 attribute sets a reader; past it every
-#: new one is folded into one ``otel.metric.overflow`` point), the other half left to the
-#: series executions add.
-_MADE_AHEAD_MAX = 1_000
+#: default cardinality limit of an instrument (``_labels`` says what happens past it), the
+#: other half left to the series executions add.
+_MADE_AHEAD_MAX = SDK_CARDINALITY_LIMIT // 2
 
 #: The statuses a stage execution is counted with (``StageStatus``' final ones less
 #: ``skipped``, never counted): each stage's ``pipeline_stage_executions_total`` series for
@@ -46,15 +50,17 @@ STAGE_STATUSES = tuple(
 class _FlatLabels(dict[tuple[str, ...], dict[str, Any]]):
     """The attribute dicts of one set of label names by their flat label values: a record's
     look-up is one subscript; a miss (``__missing__``) makes the dict through ``make`` (pairs
-    of name and value) and keeps it while under the bound."""
+    of name and value), passes it through the instruments' ``SeriesBudget`` and keeps it
+    while under the bound."""
 
-    def __init__(self, make: Callable[..., dict[str, Any]], *names: str) -> None:
+    def __init__(self, make: Callable[..., dict[str, Any]], guard: LabelGuard, *names: str) -> None:
         super().__init__()
         self._make = make
         self._names = names
+        self.budget = SeriesBudget(guard, *names)
 
     def __missing__(self, key: tuple[str, ...]) -> dict[str, Any]:
-        labels = self._make(*zip(self._names, key, strict=True))
+        labels = self.budget.admit(self._make(*zip(self._names, key, strict=True)))
         if len(self) < _CACHED_MAX:
             self[key] = labels
         return labels
@@ -101,12 +107,15 @@ class PipelineMetrics:
         # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
         # (five records a stage). Exact: a folded value never changes once folded (the guard's
         # sets only grow), so a dict cached once is what ``_labels`` would give again.
-        self._stage_attrs = _FlatLabels(self._labels, t.LABEL_PIPELINE, t.LABEL_STAGE)
+        # Each is the only one its instruments record with, so its ``SeriesBudget`` keeps them
+        # under the SDK's cardinality limit.
+        guard = self.guard
+        self._stage_attrs = _FlatLabels(self._labels, guard, t.LABEL_PIPELINE, t.LABEL_STAGE)
         self._finished_attrs = _FlatLabels(
-            self._labels, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_STATUS
+            self._labels, guard, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_STATUS
         )
         self._trigger_attrs = _FlatLabels(
-            self._labels, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_TRIGGER_TYPE
+            self._labels, guard, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_TRIGGER_TYPE
         )
         buckets = list(t.DURATION_BUCKETS)
 
@@ -180,6 +189,32 @@ class PipelineMetrics:
             unit=t.UNIT_ERRORS,
             description="The number of errors encountered in pipeline runs.",
         )
+        self.labels_folded = meter.create_counter(
+            t.METRIC_LABELS_FOLDED,
+            unit=t.UNIT_FOLDS,
+            description="Label values folded into #other# (once per new label combination).",
+        )
+        self._fold_attrs: dict[str, dict[str, str]] = {}
+        if self.recording:
+            guard.on_fold = self._folded
+            # Each label's series at 0 from the start, as every loss counter's: a first fold
+            # is then growth that increase() sees.
+            for label in (*DEFAULT_LABEL_LIMITS, *self._budget_labels()):
+                self.labels_folded.add(0, self._fold_label(label))
+
+    def _budget_labels(self) -> tuple[str, ...]:
+        caches = (self._stage_attrs, self._finished_attrs, self._trigger_attrs)
+        return tuple(cache.budget.label for cache in caches)
+
+    def _fold_label(self, label: str) -> dict[str, str]:
+        attrs = self._fold_attrs.get(label)
+        if attrs is None:  # label keys are the code's own: a handful
+            attrs = self._fold_attrs.setdefault(label, {t.LABEL_LABEL: label})
+        return attrs
+
+    def _folded(self, label: str) -> None:
+        """The guard (or a series budget) folded a value of ``label``: counted."""
+        self.labels_folded.add(1, self._fold_label(label))
 
     def _labels(self, *pairs: tuple[str, str]) -> dict[str, Any]:
         key = pairs
@@ -258,13 +293,14 @@ class PipelineMetrics:
                 return
             if born is not None and stage in born:
                 continue
-            folded = self.guard.fold(t.LABEL_STAGE, stage)
+            series = [self._finished_attrs[pipeline, stage, status] for status in STAGE_STATUSES]
+            folded = series[0][t.LABEL_STAGE]
             if folded in made:  # ``#other#``, already made for an earlier stage
                 continue
             made.add(folded)
             self._made_ahead += len(STAGE_STATUSES)
-            for status in STAGE_STATUSES:
-                self._count_stage(0, self._finished_attrs[pipeline, folded, status])
+            for labels in series:
+                self._count_stage(0, labels)
 
     def run_finished(
         self, pipeline: str, status: str, result: str, duration: float, error_type: str | None
