@@ -4,6 +4,16 @@ Every setting comes from the environment; an invalid value fails :func:`load_set
 :class:`~taskdaemon.pipeline.errors.SettingsError`, which names every offending variable and the
 reason (the CLI prints it and exits with status 2).
 
+Which command refuses what: every command that reads any setting checks all of them once, at
+start, before it does anything (``cli._check_settings``); the commands that read none
+(``validate``, ``dag`` of a file, ``--help``, ``--version``) check none. A setting is one
+environment shared by every command of a shell, so a mistake shows at the first command that
+reads the environment, not later in the one ``run`` that happens to use the wrong variable (a
+port that ``runs list`` never opens still fails it); a command that reads no setting cannot be
+misled by one, and keeps its start-up free of this module. ``TASKDAEMON_RETENTION_MAX_AGE``
+and ``TASKDAEMON_RETENTION_KEEP`` are the store's, checked where a command opens it
+(``tracking/store.py``).
+
 The loader is a small typed one, not a settings library: it runs on the start-up path of every
 command (``taskdaemon run`` must reach its first stage within 150 ms, a budget pydantic-settings
 alone exceeded: ``benchmarks/README.md``, "CLI start-up"). It keeps the behaviour the settings had:

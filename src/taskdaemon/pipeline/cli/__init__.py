@@ -217,6 +217,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     from taskdaemon.pipeline.errors import SettingsError  # noqa: PLC0415
 
     try:
+        if getattr(args, "reads_settings", True):
+            _check_settings()
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
         # One line a variable, each whole on its own (a log reader or grep sees the program).
@@ -224,6 +226,15 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         print("\n".join(lines), file=sys.stderr, flush=True)
         return 2
     return code
+
+
+def _check_settings() -> None:
+    """Refuse every invalid setting before the command does anything (``SettingsError``): the
+    rule is in ``settings.py``'s docstring. A command that reads no setting (``validate``,
+    ``dag`` of a file) sets ``reads_settings=False``, and pays no import for them."""
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    load_settings()
 
 
 if __name__ == "__main__":

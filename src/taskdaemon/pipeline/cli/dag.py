@@ -26,7 +26,7 @@ from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import write_atomically, write_output
-from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError, SpanSourceError
+from taskdaemon.pipeline.errors import ConfigError, PipelineError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.redaction import redact_text
@@ -66,7 +66,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--watch", action="store_true", help="with --run and -o: rewrite FILE on every change"
     )
-    parser.set_defaults(func=run_dag)
+    # Settings are checked by --run alone (_span_source): a file is drawn without any.
+    parser.set_defaults(func=run_dag, reads_settings=False)
 
 
 def _fail(code: int, message: str) -> int:
@@ -74,15 +75,20 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _span_source(source_url: str | None) -> str:
+    """``--source``, else the settings' source; every setting is checked here, as other
+    commands check them at start (``cli._check_settings``): only ``--run`` reads any."""
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings()
+    return source_url or settings.span_source
+
+
 def _load_run(run_id: str, source_url: str | None, at: str | None = None) -> RunRecord:
     # Imported here: drawing a definition needs no span source (nor its HTTP client).
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
-    if source_url is None:
-        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-
-        source_url = load_settings().span_source
-    source = open_source(source_url)
+    source = open_source(_span_source(source_url))
     try:
         if at is None:
             return source.get_run(run_id)
@@ -125,7 +131,7 @@ def run_dag(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # the file's issues as validate and run write them, one a line
         print(exc, file=sys.stderr, flush=True)
         return 2
-    except (SettingsError, ValueError) as exc:
+    except ValueError as exc:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(source_exit_code(exc), str(exc))
@@ -173,11 +179,7 @@ async def _watch(
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
     from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
 
-    if source_url is None:
-        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-
-        source_url = load_settings().span_source
-    source = open_source(source_url)
+    source = open_source(_span_source(source_url))
     try:
         resolve = getattr(source, "resolve_run_id", None)
         full_id = resolve(run_id) if callable(resolve) else run_id

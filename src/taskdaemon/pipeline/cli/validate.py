@@ -50,7 +50,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="do not import the handlers of Python loop types",
     )
-    parser.set_defaults(func=run_validate)
+    parser.set_defaults(func=run_validate, reads_settings=False)  # cli._check_settings
 
 
 def add_working_directory_to_path() -> None:
