@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [
@@ -147,7 +148,7 @@ def runs_query(params: Mapping[str, str]) -> RunsQuery:
     with the reason for anything else."""
     finished = params.get("finished", "").strip().lower()
     if finished not in _TRUE | _FALSE:
-        raise ValueError(f"finished must be true or false, got {params['finished'][:40]!r}")
+        raise ValueError(f"finished must be true or false, got {quote(params['finished'])}")
     limit = parse_limit(params.get("limit"))
     before = params.get("before")
     if before is not None and (problem := run_id_problem(before, full=True)) is not None:
@@ -163,7 +164,7 @@ def parse_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
     if not (text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_LIMIT):
-        raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {text[:40]!r}")
+        raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {quote(text)}")
     return int(text)
 
 

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
-from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
@@ -159,7 +159,7 @@ class RequestCheckMiddleware:
         if not unknown:
             return None
         reads = ", ".join(sorted(known)) or "none"
-        names = ", ".join(repr(name[:40]) for name in unknown[:5])
+        names = ", ".join(quote(name) for name in unknown[:5])
         return f"unknown query parameter {names} for {scope['path']} (it reads: {reads})"
 
     def _route(self, scope: Scope) -> tuple[str, Mapping[str, Any]] | None:

@@ -10,6 +10,8 @@ import functools
 import logging
 from typing import Final
 
+from taskdaemon.pipeline.ellipsis import quote
+
 __all__ = ["LEVEL_NAMES", "TRACE", "level_number", "severity_number"]
 
 #: Below DEBUG: every engine event as a record (``--log-level trace``).
@@ -28,9 +30,8 @@ def level_number(name: str) -> int:
     if key == "TRACE":
         return TRACE
     if key not in LEVEL_NAMES:
-        raise ValueError(
-            f"must be one of {', '.join(n.lower() for n in LEVEL_NAMES)}, not {name!r}"
-        )
+        choices = ", ".join(n.lower() for n in LEVEL_NAMES)
+        raise ValueError(f"must be one of {choices}, not {quote(name)}")
     return logging.getLevelNamesMapping()[key]
 
 

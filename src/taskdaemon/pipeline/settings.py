@@ -100,6 +100,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.home import home_path
@@ -384,7 +385,7 @@ def _patterns(value: Any) -> tuple[str, ...]:
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+            raise ValueError(f"invalid regular expression {quote(pattern)}: {exc}") from None
     return patterns
 
 
@@ -458,14 +459,14 @@ def _protocol(value: Any) -> str:
     if protocol == "http/json":
         raise ValueError("http/json is not supported by the Python SDK; use http/protobuf")
     if protocol not in OTLP_PROTOCOLS:
-        raise ValueError(f"must be grpc or http/protobuf, not {value!r}")
+        raise ValueError(f"must be grpc or http/protobuf, not {quote(value)}")
     return protocol
 
 
 def _endpoint(value: Any) -> str:
     text = _text(value)
     if not re.match(r"^https?://[^/\s]+", text.strip()):
-        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        raise ValueError(f"must be an http:// or https:// URL, not {quote(text)}")
     return text.strip()
 
 
@@ -473,7 +474,7 @@ def _resource_attributes(value: Any) -> str:
     text = _text(value)
     for part in text.split(","):
         if part.strip() and "=" not in part:
-            raise ValueError(f"expected key=value pairs separated by commas, got {part!r}")
+            raise ValueError(f"expected key=value pairs separated by commas, got {quote(part)}")
     return text
 
 

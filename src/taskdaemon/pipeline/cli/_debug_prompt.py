@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.wording import counted
 
@@ -226,7 +227,7 @@ class DebugPrompt(CommandPrompt):
             try:
                 request["id"] = int(args[0].lstrip("#"))
             except ValueError:
-                raise PipelineError(f"not a breakpoint number: {args[0]!r}") from None
+                raise PipelineError(f"not a breakpoint number: {quote(args[0])}") from None
         answer = self._call(request)
         self._print(f"deleted {counted(answer['deleted'], 'breakpoint')}")
 
@@ -365,7 +366,7 @@ def _json_value(typed: str, split: str) -> Any:
             continue
         except BoundedInputError as exc:  # json recurses: a deep value would crash the prompt
             raise PipelineError(f"value {exc}") from None
-    raise PipelineError(f'not JSON: {typed!r} (a string is quoted: "text")')
+    raise PipelineError(f'not JSON: {quote(typed)} (a string is quoted: "text")')
 
 
 def _json(value: Any) -> str:

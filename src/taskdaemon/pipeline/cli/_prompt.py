@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, ClassVar
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.terminal_text import shown
@@ -108,7 +109,7 @@ class CommandPrompt:
             return
         command = self.ALIASES.get(words[0], words[0])
         if command not in self.COMMANDS:
-            self._print(f"error: unknown command {words[0]!r} ('help' lists them)")
+            self._print(f"error: unknown command {quote(words[0])} ('help' lists them)")
             return
         try:
             getattr(self, "_do_" + command)(words[1:])

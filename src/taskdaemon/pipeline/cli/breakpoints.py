@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
 
 __all__ = ["add_break_options", "apply_breakpoints", "parse_breakpoint"]
-
-#: How much of a refused spec an error quotes (an environment variable may hold megabytes).
-_QUOTED = 80
 
 
 def add_break_options(parser: argparse.ArgumentParser) -> None:
@@ -45,10 +42,10 @@ def parse_breakpoint(
     """``STAGE[:CEL]`` -> (stage, condition); ValueError with a one-line reason."""
     stage, sep, when = spec.partition(":")
     stage = stage.strip()
-    quoted = repr(cut(spec, _QUOTED))
+    quoted = quote(spec)  # an environment variable may hold megabytes
     if stage not in stages:
         raise ValueError(
-            f"{origin} {quoted}: no stage {cut(stage, _QUOTED)!r} (stages: {', '.join(stages)})"
+            f"{origin} {quoted}: no stage {quote(stage)} (stages: {', '.join(stages)})"
         )
     when = when.strip()
     if sep and not when:
@@ -77,7 +74,7 @@ def apply_breakpoints(
         except PipelineError as exc:
             # The CEL parser's message quotes the condition raw: an escape sequence in it
             # (TASKDAEMON_BREAKPOINTS may come from anywhere) would drive the terminal.
-            raise ValueError(shown(f"{origin} {cut(spec, _QUOTED)!r}: {exc}")) from None
+            raise ValueError(shown(f"{origin} {quote(spec)}: {exc}")) from None
         count += 1
     if getattr(args, "break_on_failure", False):
         session.set_breakpoint(None, on="failure", pipeline=pipeline.name)

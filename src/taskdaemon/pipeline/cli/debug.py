@@ -47,6 +47,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -138,7 +139,7 @@ def debug_command(args: argparse.Namespace) -> int:
     if words[0] in _ACTIONS:
         return _remote(words)
     if len(words) != 1:
-        return _fail(EXIT_INVALID, f"expected one FILE, got {' '.join(words)!r}")
+        return _fail(EXIT_INVALID, f"expected one FILE, got {quote(' '.join(words))}")
     return _local(args, words[0])
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES, YamlLimitError, load_bounded
 
@@ -54,7 +55,7 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
         # Worded so that no part of it reads as ``key: value``: the line is redacted on its way
         # out, and ``'password': expected ...`` lost its reason to ``[REDACTED]``.
         if not sep:
-            raise ValueError(f"--input {pair!r} has no '=': expected KEY=VALUE")
+            raise ValueError(f"--input {quote(pair)} has no '=': expected KEY=VALUE")
         if not key:  # not quoted: what follows the '=' is a value, maybe a secret
             raise ValueError("--input has no key before its '=': expected KEY=VALUE")
         try:

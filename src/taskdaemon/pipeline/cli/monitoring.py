@@ -26,6 +26,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     report_unexported_spans,
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -53,7 +54,7 @@ def parse_address(text: str, default_host: str) -> tuple[str, int]:
     try:
         port = int(port_text)
     except ValueError:
-        raise ValueError(f"expected [HOST:]PORT, got {text!r}") from None
+        raise ValueError(f"expected [HOST:]PORT, got {quote(text)}") from None
     if not 0 <= port <= 65535:
         raise ValueError(f"port must be 0-65535, got {port}")
     return host, port

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from taskdaemon.pipeline.cli.terminal_width import summary_width
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
 
@@ -49,9 +50,9 @@ def poll_interval(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {quote(text)}") from None
     if math.isnan(seconds) or not low <= seconds <= high:
-        raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g} seconds, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g} seconds, not {quote(text)}")
     return seconds
 
 
@@ -95,7 +96,7 @@ def span_source(text: str) -> str:
     url = text.strip()
     if url and unknown_scheme(url):
         scheme = url.split("://", 1)[0] if "://" in url else ""
-        what = f"unknown span source scheme {scheme[:40]!r}" if scheme else "no scheme"
+        what = f"unknown span source scheme {quote(scheme)}" if scheme else "no scheme"
         raise argparse.ArgumentTypeError(f"{what}: use {SPAN_SOURCE_USAGE}")
     return url
 
@@ -141,9 +142,9 @@ def port_number(text: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text[:40]!r}") from None
+        raise argparse.ArgumentTypeError(f"not a port number: {quote(text)}") from None
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"must be 0 to 65535, not {text[:40]}")
+        raise argparse.ArgumentTypeError(f"must be 0 to 65535, not {quote(text)}")
     return port
 
 
@@ -170,9 +171,8 @@ def pipeline_name(text: str) -> str:
     UnicodeEncodeError traceback."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-        raise argparse.ArgumentTypeError(f"not UTF-8 text: {shown[:80]}") from None
+    except UnicodeEncodeError:  # repr shows the byte as \udcXX
+        raise argparse.ArgumentTypeError(f"not UTF-8 text: {quote(text)}") from None
     return text
 
 

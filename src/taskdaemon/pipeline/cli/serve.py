@@ -59,6 +59,7 @@ from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_o
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.cli.options import add_input_options, add_server_options
 from taskdaemon.pipeline.control import ControlServer, handle_status
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
@@ -96,9 +97,9 @@ def _every(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text[:40]!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {quote(text)}") from None
     if not 0 < seconds < math.inf:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text[:40]}")
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {quote(text)}")
     return seconds
 
 
@@ -107,9 +108,9 @@ def _max_runs(text: str) -> int:
     try:
         count = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {quote(text)}") from None
     if count < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {text[:40]}")
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {quote(text)}")
     return count
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.variables import reader
 
@@ -118,9 +119,9 @@ def _positive(
     try:
         value = kind(raw)
     except ValueError:
-        raise SettingsError([(name, f"not a number: {raw!r}")]) from None
+        raise SettingsError([(name, f"not a number: {quote(raw)}")]) from None
     if not math.isfinite(value) or value <= 0:
-        raise SettingsError([(name, f"must be a finite number > 0, not {raw!r}")])
+        raise SettingsError([(name, f"must be a finite number > 0, not {quote(raw)}")])
     return value
 
 

@@ -118,7 +118,7 @@ def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy
     try:
         keep = int(raw_keep) if raw_keep else None
     except ValueError:
-        problems.append(("TASKDAEMON_RETENTION_KEEP", f"not a count: {raw_keep!r}"))
+        problems.append(("TASKDAEMON_RETENTION_KEEP", f"not a count: {quote(raw_keep)}"))
     if keep is not None and keep < 0:
         problems.append(("TASKDAEMON_RETENTION_KEEP", f"must be >= 0, not {keep}"))
     if problems:
