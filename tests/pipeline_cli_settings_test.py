@@ -80,3 +80,44 @@ def test_a_command_reading_no_setting_ignores_them(
     done = taskdaemon(home, *_argv(args, pipeline), **INVALID)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout
+
+
+NINES = "9" * 20  # past any int64: SQLite's integers overflow
+
+#: Odd values of the number settings: accepted (None) or refused with this reason's start
+#: (``settings.py``'s docstring, "Numbers").
+ODD_NUMBERS = [
+    ("TASKDAEMON_METRICS_PORT", " 7 ", None),
+    ("TASKDAEMON_METRICS_PORT", "", "Input should be a valid integer"),
+    ("TASKDAEMON_METRICS_PORT", "1e999", "Input should be a valid integer"),
+    ("TASKDAEMON_METRICS_PORT", NINES, "Input should be less than or equal to 65535"),
+    ("TASKDAEMON_METRICS_PORT", "-0", None),
+    ("TASKDAEMON_METRICS_PORT", "nan", "Input should be a valid integer"),
+    ("TASKDAEMON_CAPTURE_MAX_BYTES", NINES, None),
+    ("TASKDAEMON_CAPTURE_MAX_BYTES", "-0", None),
+    ("TASKDAEMON_LOG_CAPTURE_MAX_LINES", "inf", "Input should be a valid integer"),
+    ("TASKDAEMON_STDOUT_MAX_BYTES", "-0", "Input should be greater than or equal to 1"),
+    ("TASKDAEMON_EXPORT_TIMEOUT", "nan", "Input should be a number, not NaN"),
+    ("TASKDAEMON_EXPORT_TIMEOUT", "1e999", "Input should be less than or equal to 300"),
+    ("TASKDAEMON_EXPORT_TIMEOUT", "-0", "Input should be greater than 0"),
+    ("TASKDAEMON_SOURCE_TIMEOUT", "1e999", "must be a finite number > 0, not '1e999'"),
+    ("TASKDAEMON_SOURCE_TIMEOUT", "", None),
+    ("TASKDAEMON_SOURCE_MAX_BYTES", "nan", "not a number: 'nan'"),
+    ("TASKDAEMON_RETENTION_KEEP", NINES, f"must be 0 to 1000000000, not '{NINES}'"),
+    ("TASKDAEMON_RETENTION_KEEP", "-0", None),
+    ("TASKDAEMON_RETENTION_MAX_AGE", "nan", "not a duration: 'nan'"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "refused"), ODD_NUMBERS)
+def test_an_odd_number_is_a_meaning_or_one_line(
+    variable: str, value: str, refused: str | None, home: Path
+) -> None:
+    """Spaces, empty, huge, negative zero, NaN and infinity: never a traceback."""
+    done = taskdaemon(home, "runs", "list", **{variable: value})
+    if refused is None:
+        assert (done.returncode, done.stdout, done.stderr) == (0, "no runs\n", "")
+    else:
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(f"taskdaemon: invalid setting {variable}: {refused}")
+        assert done.stderr.count("\n") == 1

@@ -34,7 +34,8 @@ variable                        meaning                                 default
 ``TASKDAEMON_METRICS_PORT``     port of the HTTP server (0 = any free)   ``9090``
 ``TASKDAEMON_CAPTURE_MAX_BYTES`` cap of each value recorded for replay  ``65536``
                                 (request, inputs, outputs, events); the
-                                definition gets 16 times as much
+                                definition gets 16 times as much; 0
+                                records sizes and hashes only
 ``TASKDAEMON_PAYLOAD_MAX_BYTES`` the older name of the cap: used only    ``4096``
                                 when ``TASKDAEMON_CAPTURE_MAX_BYTES`` is
                                 not set
@@ -45,7 +46,8 @@ variable                        meaning                                 default
 ``TASKDAEMON_LOG_LEVEL``        ``trace``, ``debug``, ``info``,          ``INFO``
                                 ``warning``, ``error`` (``critical``)
 ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` command output lines captured as  ``10000``
-                                log records per stage execution
+                                log records per stage execution (0:
+                                none, one warning says how much)
 ``TASKDAEMON_LOG_CAPTURE_MAX_BYTES`` the same bound in bytes            ``1048576``
 ``TASKDAEMON_STDOUT_MAX_BYTES`` bytes of a command stage's stdout kept   ``67108864`` (64 MiB)
                                 as its result; past it the stage fails
@@ -60,6 +62,19 @@ variable                        meaning                                 default
 ``TASKDAEMON_GRAFANA_URL``      Grafana's base URL: the web page links   no link
                                 each run to its trace there (http/https)
 =============================== ======================================= =========================
+
+Numbers: surrounding spaces are ignored; an empty value is refused (the source bounds and the
+retention variables, read elsewhere, take empty as unset); whole numbers are written as Python
+writes them (``1_000``, and ``5.0`` is 5), ``-0`` is 0; NaN, infinities and ``1e999`` are refused.
+A cap past any size (``99999999999999999999`` bytes) is taken as no cap, except where the number
+goes on to SQLite or a socket, which bound it (the port, ``TASKDAEMON_RETENTION_KEEP``).
+
+0 for the capture caps is a choice, not a mistake: ``TASKDAEMON_CAPTURE_MAX_BYTES=0`` records no
+value for replay, only each value's size and hash (a run whose inputs must not be kept), and
+``replay`` then names what it lacks and how to supply it (the pipeline file, ``--input``);
+``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` or ``_BYTES`` at 0 keeps no command output as log records,
+and one warning record a stage says how many lines were dropped
+(``tests/pipeline_settings_zero_caps_test.py``).
 
 ``TASKDAEMON_REDACT_PATTERNS`` is a JSON list of regular expressions, or a comma-separated list
 when no pattern needs a comma. Each is matched in full against the words of a payload key

@@ -20,12 +20,9 @@ from taskdaemon.pipeline.tracking import (
     default_source_url,
     open_source,
 )
+from taskdaemon.pipeline.tracking.store import MAX_KEEP
 
 __all__ = ["register"]
-
-#: The largest --keep: far past any history, and within SQLite's integers (past them, a
-#: traceback).
-MAX_KEEP = 1_000_000_000
 
 
 def register(subparsers: Any) -> None:

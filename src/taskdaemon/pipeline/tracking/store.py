@@ -79,6 +79,11 @@ STALE_AFTER: Final = 30.0  # seconds without a heartbeat after which a writer is
 # --- retention -------------------------------------------------------------------------------
 
 
+#: The largest count of runs retention keeps (``TASKDAEMON_RETENTION_KEEP``, ``retention
+#: --keep``): far past any history, and within SQLite's integers (past them, a traceback).
+MAX_KEEP = 1_000_000_000
+
+
 @frozen
 class RetentionPolicy:
     """What to keep, per pipeline: runs younger than ``max_age`` seconds, the newest ``keep``."""
@@ -119,8 +124,9 @@ def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy
         keep = int(raw_keep) if raw_keep else None
     except ValueError:
         problems.append(("TASKDAEMON_RETENTION_KEEP", f"not a count: {quote(raw_keep)}"))
-    if keep is not None and keep < 0:
-        problems.append(("TASKDAEMON_RETENTION_KEEP", f"must be >= 0, not {keep}"))
+    if keep is not None and not 0 <= keep <= MAX_KEEP:
+        reason = f"must be 0 to {MAX_KEEP}, not {quote(raw_keep)}"
+        problems.append(("TASKDAEMON_RETENTION_KEEP", reason))
     if problems:
         raise SettingsError(problems)
     return RetentionPolicy(max_age=max_age, keep=keep)
