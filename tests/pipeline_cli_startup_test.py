@@ -170,9 +170,10 @@ def test_validate_imports_neither_telemetry_nor_the_cel_cli(workdir: Path) -> No
     store, and of ``cel`` only its compiled core, not the package and its prompt_toolkit CLI,
     nor the CEL worker (nothing is evaluated), nor hashlib (resolving handlers needs no
     definition hash), nor ``dataclasses`` and ``inspect`` (the stage context's class is only
-    imported when a stage runs)."""
+    imported when a stage runs), nor the settings (it reads none: ``cli._check_settings``)."""
     modules = audit(["validate", EXAMPLE], cwd=ROOT, home=workdir / "home")
     unneeded = ("taskdaemon.pipeline.tracking", "taskdaemon.pipeline.cel_worker", "pickle")
+    unneeded += ("taskdaemon.pipeline.settings",)
     assert [] == loaded(modules, (*READING, *unneeded, "difflib", "hashlib"))
     assert [] == [m for m in modules if m in ("dataclasses", "inspect")]
     assert "examples.loops" in modules  # the handlers were resolved
@@ -243,9 +244,11 @@ def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None
     nor the CEL worker and its subprocess module, nor orjson (nothing is encoded), nor what
     only a run's legend (html), ``--watch`` (tempfile) or the JSON format's definition hash
     (hashlib) needs, nor ``dataclasses`` and ``inspect`` (its records are ``@frozen``), nor the
-    status state machines (``state.py``: the trigger codec keys its result tables by value)."""
+    status state machines (``state.py``: the trigger codec keys its result tables by value),
+    nor the settings (a file is drawn without any: ``cli._check_settings``)."""
     modules = audit(["dag", EXAMPLE], cwd=ROOT, home=workdir / "home")
     extra = (
+        "taskdaemon.pipeline.settings",
         "taskdaemon.pipeline.tracking",
         "taskdaemon.pipeline.events",
         "taskdaemon.pipeline.cel_worker",
