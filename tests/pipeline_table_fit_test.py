@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from taskdaemon.pipeline import table_fit
 from taskdaemon.pipeline.table_fit import (
     aligned,
     cut_columns,
@@ -13,6 +14,15 @@ from taskdaemon.pipeline.table_fit import (
     text_columns,
     wrapped,
 )
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
+
+
+@pytest.fixture(autouse=True)
+def _no_columns_remembered() -> None:
+    """Each test counts its characters afresh: the module remembers the columns of the
+    characters met (process-wide), so a miscount would otherwise hide behind an earlier
+    test's right one."""
+    table_fit._known.clear()
 
 
 def test_an_id_is_cut_to_eight_digits_unless_another_shares_them() -> None:
@@ -109,3 +119,49 @@ def test_a_row_with_a_cell_more_than_the_header_is_refused() -> None:
     bug said at once."""
     with pytest.raises(ValueError, match="not the header's 1"):
         aligned(("A",), [("a", "extra")])
+
+
+def test_marks_and_format_characters_take_no_column_and_full_width_letters_two() -> None:
+    """A combining accent, a mark that combines without a combining class (Devanagari's
+    inverted candrabindu), an enclosing circle and a zero-width joiner take no column; a
+    full-width Latin letter takes two, as a CJK one does; any other letter one. A character
+    counted once counts the same again."""
+    texts = ["e\u0301", "\u0915\u0900", "a\u20dd", "a\u200db", "\uff21\uff22", "数", "ï"]
+    assert [1, 1, 1, 2, 4, 2, 1] == [text_columns(text) for text in texts]
+    assert [1, 1, 1, 2, 4, 2, 1] == [text_columns(text) for text in texts]
+
+
+def test_a_cut_keeps_what_fits_before_the_ellipsis_in_columns() -> None:
+    """The ellipsis takes the last column: a wide character that ends exactly there is kept,
+    one that would take it is left out, and one that fills the whole width leaves room for
+    nothing but the ellipsis."""
+    assert "ab数…" == cut_columns("ab数据", 5)
+    assert "ab…" == cut_columns("ab数据", 4)
+    assert "…" == cut_columns("数据", 2)
+
+
+def test_an_escape_is_shown_whole_or_left_out_never_cut() -> None:
+    """With an escape table a control character is shown as its escape and counted as the
+    escape's columns: kept whole when it fits, left out whole when it does not."""
+    assert "abc\\x1b" == cut_columns("abc\x1b", 7, CONTROL_ESCAPES)
+    assert "abc…" == cut_columns("abc\x1b", 6, CONTROL_ESCAPES)
+    assert "a\\x1bbc…" == cut_columns("a\x1bbcdefgh", 8, CONTROL_ESCAPES)
+    assert "a\u20dd\\x07" == cut_columns("a\u20dd\x07", 6, CONTROL_ESCAPES)
+
+
+def test_prose_wraps_at_the_width_given_and_never_breaks_a_word() -> None:
+    """Wrapped at 24 columns, the line breaks before a run id longer than that, which stays
+    whole on its own line, and a hyphenated stage name is one word too."""
+    line = "stages left out: 0123456789abcdef0123456789abcdef deploy-the-artifact-to-production"
+    assert [
+        "stages left out:",
+        "    0123456789abcdef0123456789abcdef",
+        "    deploy-the-artifact-to-production",
+    ] == wrapped(line, 24)
+
+
+def test_the_note_of_the_columns_left_out_wraps_to_the_width() -> None:
+    """The note under a table fitted to 40 columns is wrapped to them."""
+    assert ["(--wide shows the columns left out to", "    fit: CPU, PEAK MEM)"] == hidden_note(
+        ("CPU", "PEAK MEM"), 40
+    )
