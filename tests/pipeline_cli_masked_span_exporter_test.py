@@ -5,12 +5,14 @@ attempt returns it under ``token``, exports its spans over the console exporter 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from cli_support import write
 from redaction_support import (
@@ -112,4 +114,107 @@ def test_only_the_spans_holding_a_value_known_now_are_copied_and_masked() -> Non
         (holding.name, holding.context, holding.parent, holding.kind, holding.resource),
         (holding.start_time, holding.end_time, holding.instrumentation_scope),
         f"said {SECRET}",
+    )
+
+
+def _recorded(
+    make: dict[str, dict[str, object]], resource: Resource | None = None
+) -> dict[str, ReadableSpan]:
+    """Spans made by a real provider, by name: each child of a ``root`` span, a failed client
+    span (its status without a description), with ``make[name]``'s ``attributes``, ``event``
+    (attributes of an event ``e``) and ``link`` (attributes of a link to the root)."""
+    recorded = InMemorySpanExporter()
+    provider = TracerProvider(resource=resource or Resource.create({}))
+    provider.add_span_processor(SimpleSpanProcessor(recorded))
+    tracer = provider.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("root") as root:
+            for name, parts in make.items():
+                link = parts.get("link")
+                links = [Link(root.get_span_context(), link)] if isinstance(link, dict) else []
+                attributes = parts.get("attributes")
+                with tracer.start_as_current_span(
+                    name,
+                    kind=SpanKind.CLIENT,
+                    links=links,
+                    attributes=attributes if isinstance(attributes, dict) else None,
+                ) as span:
+                    event = parts.get("event")
+                    if isinstance(event, dict):
+                        span.add_event("e", event, timestamp=1_700_000_000_123_456_789)
+                    span.set_status(Status(StatusCode.ERROR))
+    finally:
+        provider.shutdown()
+    return {span.name: span for span in recorded.get_finished_spans()}
+
+
+def test_a_value_in_only_one_of_a_spans_texts_is_found_and_masked() -> None:
+    """The value alone in a span's attributes, alone in an event's, or alone in a link's is
+    enough for that span to leave masked; a failed span whose status has no description
+    leaves with none."""
+    spans = _recorded(
+        {
+            "in attributes": {"attributes": {"out": f"got {SECRET}"}},
+            "in an event": {"event": {"out": f"got {SECRET}"}},
+            "in a link": {"link": {"out": f"got {SECRET}"}},
+        }
+    )
+    remember_secrets({"token": SECRET})
+    exported = InMemorySpanExporter()
+    MaskedSpanExporter(exported).export(list(spans.values()))
+    out = {span.name: span for span in exported.get_finished_spans()}
+    said = f"got {REDACTED}"
+    assert (
+        dict(out["in attributes"].attributes or {}),
+        [dict(event.attributes or {}) for event in out["in an event"].events],
+        [dict(link.attributes or {}) for link in out["in a link"].links],
+        [out[name].status.description for name in ("in attributes", "in an event", "in a link")],
+        out["root"] is spans["root"],
+    ) == ({"out": said}, [{"out": said}], [{"out": said}], [None, None, None], True)
+
+
+def test_a_masked_copy_keeps_its_parent_kind_resource_and_event_times() -> None:
+    """The copy of a child span keeps the span it belongs to, its kind, the provider's
+    resource and each event's own time, so a backend files it where the original went."""
+    resource = Resource.create({"service.name": "masking-test"})
+    spans = _recorded({"child": {"event": {"out": SECRET}}}, resource)
+    remember_secrets({"token": SECRET})
+    exported = InMemorySpanExporter()
+    MaskedSpanExporter(exported).export([spans["child"]])
+    (masked,) = exported.get_finished_spans()
+    assert (
+        masked.parent,
+        masked.kind,
+        masked.resource.attributes.get("service.name"),
+        [(event.timestamp, dict(event.attributes or {})) for event in masked.events],
+    ) == (
+        spans["root"].context,
+        SpanKind.CLIENT,
+        "masking-test",
+        [(1_700_000_000_123_456_789, {"out": REDACTED})],
+    )
+
+
+class _Flushing(SpanExporter):
+    """An exporter that says how each flush was asked and answers it was not done."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        raise AssertionError("not exported to")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self.asked.append(timeout_millis)
+        return False
+
+
+def test_a_flush_reaches_the_inner_exporter_with_its_timeout_and_answer() -> None:
+    """A flush is the inner exporter's: with the timeout asked (the SDK's own default when
+    none is), and its answer returned."""
+    inner = _Flushing()
+    masking = MaskedSpanExporter(inner)
+    assert ([False, False], [250, 30000]) == (
+        [masking.force_flush(250), masking.force_flush()],
+        inner.asked,
     )
