@@ -165,3 +165,12 @@ def test_the_note_of_the_columns_left_out_wraps_to_the_width() -> None:
     assert ["(--wide shows the columns left out to", "    fit: CPU, PEAK MEM)"] == hidden_note(
         ("CPU", "PEAK MEM"), 40
     )
+
+
+def test_prose_with_wide_characters_wraps_by_the_columns_it_takes() -> None:
+    """Stage names in CJK take two columns a character: the line breaks where the screen
+    ends, not where as many characters would; the spaces between words on a line stay."""
+    line = "critical path: 数据仓库刷新 →  数据仓库清理 → 数据仓库发布 (6.3s)"
+    expected = ["critical path: 数据仓库刷新 →", "    数据仓库清理 →", "    数据仓库发布 (6.3s)"]
+    assert expected == wrapped(line, 30)
+    assert ["    run=ok  数据=ok", "    b=ok"] == wrapped("    run=ok  数据=ok b=ok", 20)

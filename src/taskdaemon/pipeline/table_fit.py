@@ -21,6 +21,7 @@ unique among the ids listed (:func:`short_ids`), as ``docker ps`` shows its ids.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from itertools import pairwise
@@ -47,6 +48,10 @@ MIN_GIVEN = 12
 MIN_ID = 8
 #: Between two columns.
 _GAP = 2
+#: A wrapped line's later lines start with it.
+_INDENT = "    "
+#: The blanks before a word, and the word.
+_WORDS = re.compile(r"(\s*)(\S+)")
 
 
 def short_ids(ids: Sequence[str]) -> list[str]:
@@ -206,12 +211,18 @@ def hidden_note(hidden: Sequence[str], width: int | None = None) -> list[str]:
 
 def wrapped(line: str, width: int | None) -> list[str]:
     """A line of prose as is, or, wider than ``width`` columns, wrapped between words, its
-    later lines indented by four: a run id or a figure is one word, never broken."""
+    later lines indented by four: a run id or a figure is one word, never broken. The
+    blanks between two words on one line are kept (each a space); those at a break go."""
     if width is None or text_columns(line) <= width:
         return [line]
-    # Lazy: only a narrow terminal pays for textwrap's import.
-    from textwrap import wrap  # noqa: PLC0415
-
-    return wrap(
-        line, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False
-    )
+    # Not textwrap: it counts characters, and a line of CJK names would run past the screen.
+    lines: list[str] = []
+    current, used = "", 0
+    for blanks, word in _WORDS.findall(line):
+        gap, size = len(blanks), text_columns(word)
+        if current not in ("", _INDENT) and used + gap + size > width:
+            lines.append(current)
+            current, used, gap = _INDENT, len(_INDENT), 0
+        current += " " * gap + word
+        used += gap + size
+    return [*lines, current]
