@@ -174,3 +174,10 @@ def test_prose_with_wide_characters_wraps_by_the_columns_it_takes() -> None:
     expected = ["critical path: 数据仓库刷新 →", "    数据仓库清理 →", "    数据仓库发布 (6.3s)"]
     assert expected == wrapped(line, 30)
     assert ["    run=ok  数据=ok", "    b=ok"] == wrapped("    run=ok  数据=ok b=ok", 20)
+
+
+def test_a_wrapped_line_fills_the_width_and_a_too_long_first_word_still_starts_it() -> None:
+    """Words fill a line up to exactly the width; a first word wider than the width is the
+    whole first line, never preceded by an empty one."""
+    assert ["abc def", "    ghi"] == wrapped("abc def ghi", 7)
+    assert ["0123456789abcdef", "    tail"] == wrapped("0123456789abcdef tail", 10)
