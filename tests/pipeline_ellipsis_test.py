@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.ellipsis import cut, cut_line, quote
+from taskdaemon.pipeline.ellipsis import QUOTED, cut, cut_line, quote
 from taskdaemon.pipeline.secret_values import remember_secrets
 
 
@@ -27,3 +27,21 @@ def test_a_quoted_secret_is_redacted_before_the_cut() -> None:
     secret = "s3cr3t-" + "x" * 60
     remember_secrets({"token": secret})
     assert "'[REDACTED] given'" == quote(f"{secret} given")
+
+
+def test_a_refused_value_is_quoted_whole_up_to_forty_characters() -> None:
+    """An error names what it refused as Python quotes it; forty characters are kept whole,
+    one more is cut to thirty-nine and an ellipsis inside the quotes."""
+    exactly, over = "a" * QUOTED, "b" * (QUOTED + 1)
+    assert (40, "'runing'", f"'{exactly}'", f"'{'b' * 39}…'") == (
+        QUOTED,
+        quote("runing"),
+        quote(exactly),
+        quote(over),
+    )
+
+
+def test_a_quote_shows_controls_escaped_and_takes_the_limit_given() -> None:
+    """A line break or an escape in the value is shown escaped, never acted on, and a
+    caller's own limit counts the characters before quoting."""
+    assert ("'a\\nb\\x1b'", '"it\'s…"') == (quote("a\nb\x1b"), quote("it's long", 5))
