@@ -1,0 +1,72 @@
+"""An exporter's batch looked at again as it leaves (``masked_values.masked_batch``): the items
+recorded before a value became known as a secret, and only those, go out masked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from taskdaemon.pipeline.masked_values import masked_batch
+from taskdaemon.pipeline.redaction import REDACTED, redact_text
+from taskdaemon.pipeline.secret_values import remember_secrets
+
+SECRET = "s3cr3t-fetched-77"
+
+Item = tuple[str, ...]
+
+
+class _Masking:
+    """The ``texts`` and ``masked`` an exporter gives: an item's strings, and a copy of the
+    item with each string redacted; it counts the copies it made."""
+
+    def __init__(self) -> None:
+        self.copied: list[Item] = []
+
+    def texts(self, item: Item) -> Iterable[str]:
+        return item
+
+    def masked(self, item: Item) -> Item:
+        self.copied.append(item)
+        return tuple(redact_text(text) for text in item)
+
+
+def test_a_batch_leaves_as_it_is_while_no_value_is_known() -> None:
+    """Nothing known: the very batch leaves, nothing is copied, even a text shaped like a
+    secret (masking by shape was done when it was recorded)."""
+    batch = [("password=hunter2",), ("plain",)]
+    masking = _Masking()
+    assert (True, []) == (
+        masked_batch(batch, masking.texts, masking.masked) is batch,
+        masking.copied,
+    )
+
+
+def test_a_batch_without_a_known_value_leaves_as_it_is() -> None:
+    """A value known, none of the batch's texts holding it: the very batch leaves."""
+    remember_secrets({"token": SECRET})
+    batch = [("s3cr3t", "fetched-77"), ("plain",)]
+    masking = _Masking()
+    assert (True, []) == (
+        masked_batch(batch, masking.texts, masking.masked) is batch,
+        masking.copied,
+    )
+
+
+def test_only_the_items_holding_a_known_value_are_masked_in_place() -> None:
+    """The items holding the value in any of their texts are replaced by their masked copies,
+    in their places; the others leave as the same objects; the batch given is not changed."""
+    remember_secrets({"token": SECRET})
+    first, holding, middle, last = ("a",), ("b", f"got {SECRET}"), ("c", "d"), (SECRET,)
+    batch = [first, holding, middle, last]
+    masking = _Masking()
+    out = masked_batch(batch, masking.texts, masking.masked)
+    assert (
+        list(out),
+        [out[0] is first, out[2] is middle],
+        masking.copied,
+        batch,
+    ) == (
+        [first, ("b", f"got {REDACTED}"), middle, (REDACTED,)],
+        [True, True],
+        [holding, last],
+        [first, holding, middle, last],
+    )
