@@ -106,6 +106,7 @@ tests_for() {
                 tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_redaction_precheck_test.py tests/pipeline_redaction_memo_walk_test.py \
                 tests/pipeline_redaction_str_subclass_test.py \
+                tests/pipeline_redaction_masked_batch_test.py \
                 tests/pipeline_monitor_definition_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
         pipeline/settings.py)
@@ -215,13 +216,18 @@ tests_for() {
                 tests/pipeline_tracking_log_writer_batches_test.py ;;
         pipeline/table_fit.py)
             echo tests/pipeline_table_fit_test.py tests/pipeline_cli_run_tables_test.py ;;
+        pipeline/api_views.py)
+            # The pure views first; then the run API and the runs page over a real server.
+            echo tests/pipeline_api_views_test.py tests/pipeline_http_answers_test.py \
+                tests/pipeline_server_runs_page_test.py ;;
         pipeline/run_id_form.py)
             echo tests/pipeline_run_id_form_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
-            grep -l -F -e "$dotted" -e "import ${1##*/}" tests/*_test.py 2>/dev/null \
+            local base=${1##*/}
+            grep -l -F -e "$dotted" -e "import ${base%.py}" tests/*_test.py 2>/dev/null \
                 | tr '\n' ' ' || true ;;
     esac
 }
