@@ -159,7 +159,7 @@ def runs_query(params: Mapping[str, str]) -> RunsQuery:
 def parse_limit(text: str | None) -> int:
     """A list route's ``limit`` (``/api/runs``, ``/api/runs/recent``, the runs page):
     :data:`DEFAULT_LIMIT` when absent, else ASCII digits naming 1 to :data:`MAX_LIMIT`;
-    ValueError otherwise, quoting at most 40 characters of ``text``. ``int()`` alone would
+    ValueError otherwise, quoting ``text`` as ``ellipsis.quote`` does. ``int()`` alone would
     take ``+5``, ``1_0``, `` 7 `` and non-ASCII digits, and read thousands of digits first."""
     if text is None:
         return DEFAULT_LIMIT
