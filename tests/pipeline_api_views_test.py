@@ -4,10 +4,15 @@ real engine's run."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from pipeline_engine_support import after, pipeline, retry, stage
 from taskdaemon.pipeline.api_views import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -17,8 +22,12 @@ from taskdaemon.pipeline.api_views import (
     api_index,
     parse_limit,
     run_json,
+    run_view,
     runs_query,
 )
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import ErrorStrategy, Pipeline, Stage
 
 RUN_ID = "0123456789abcdef0123456789ABCDEF"
 
@@ -175,3 +184,85 @@ def test_the_index_lists_each_route_with_its_methods_query_and_description() -> 
         (["GET"], "/ws", [], False),
     ] == [(route["methods"], route["path"], route["query"], bool(route["doc"])) for route in listed]
     assert "cancel the run" == listed[1]["doc"]
+
+
+class _Handlers:
+    """``flaky`` fails its first attempt; ``slow`` runs until the stop cancels it; ``fail``
+    raises once ``flaky`` has succeeded and ``slow`` is running; the rest return at once."""
+
+    def __init__(self) -> None:
+        self.slow_started = asyncio.Event()
+        self.flaky_done = asyncio.Event()
+
+    def resolve(self, pipeline: Pipeline, stage: Stage) -> Any:
+        async def flaky(ctx: StageContext) -> Mapping[str, Any]:
+            if ctx.attempt == 1:
+                raise RuntimeError("first try")
+            self.flaky_done.set()
+            return {}
+
+        async def slow(ctx: StageContext) -> Mapping[str, Any]:
+            self.slow_started.set()
+            await asyncio.Event().wait()
+            return {}
+
+        async def fail(ctx: StageContext) -> Mapping[str, Any]:
+            await self.slow_started.wait()
+            await self.flaky_done.wait()
+            raise RuntimeError("boom")
+
+        async def noop(ctx: StageContext) -> Mapping[str, Any]:
+            return {}
+
+        return {"flaky": flaky, "slow": slow, "fail": fail}.get(stage.name, noop)
+
+
+async def test_the_view_of_a_run_has_each_stages_latest_attempt_or_its_skip() -> None:
+    """A real run: a retried stage shows its second attempt, a cancelled one its reason and
+    the stage that caused it, a skipped one its reason as the error; each has its timeout
+    (its own, else the pipeline's) and only the stages named as waiting say so."""
+    ship = pipeline(
+        stage("flaky", retry=retry(2, initial=0.0)),
+        stage("slow", timeout=100.0),
+        stage("fail"),
+        stage("follow", *after("slow")),
+        name="ship",
+        error_strategy=ErrorStrategy.FAIL,
+        timeout=30.0,
+    )
+    async with Engine(resolver=_Handlers()) as engine:
+        handle = await engine.start_run(ship)
+        result = await handle.wait()
+    view = run_view(handle.pipeline, result, {"follow"})
+    stages = {
+        s.stage: (s.status, s.instance, s.attempt, s.timeout, s.waiting_approval, s.error)
+        for s in view.stages
+    }
+    cancelled = "cancelled: stage 'fail' failed (error_strategy: fail)"
+    assert (view.run_id, view.pipeline, view.status, view.error, stages) == (
+        result.run_id,
+        "ship",
+        "failure",
+        result.error,
+        {
+            "flaky": ("success", 0, 2, 30.0, False, None),
+            "slow": ("cancelled", 0, 1, 100.0, False, cancelled),
+            "fail": ("failure", 0, 1, 30.0, False, "boom"),
+            "follow": ("skipped", 0, 1, 30.0, True, result.skip_reasons["follow"]),
+        },
+    )
+    by_name = {s.stage: s for s in view.stages}
+    flaky = result.executions["flaky"][-1]
+    assert (
+        by_name["slow"].cancel_cause,
+        (by_name["flaky"].started_at, by_name["flaky"].ended_at),
+        (view.started_at, view.finished_at),
+        [type(by_name["flaky"].started_at), type(view.finished_at)],
+        isinstance(result.skip_reasons["follow"], str),
+    ) == (
+        "fail",
+        (flaky.times.running, flaky.times.ended),
+        (result.started_at, result.finished_at),
+        [float, float],
+        True,
+    )
