@@ -12,7 +12,7 @@ import pytest
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from pipeline_engine_support import after, pipeline, retry, stage
+from pipeline_engine_support import Resolver, after, pipeline, retry, stage
 from taskdaemon.pipeline.api_views import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -27,7 +27,7 @@ from taskdaemon.pipeline.api_views import (
 )
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
-from taskdaemon.pipeline.model import ErrorStrategy, Pipeline, Stage
+from taskdaemon.pipeline.model import ErrorStrategy, OnEvent, Pipeline, Stage
 
 RUN_ID = "0123456789abcdef0123456789ABCDEF"
 
@@ -171,19 +171,21 @@ def test_the_index_lists_each_route_with_its_methods_query_and_description() -> 
 
     routes = [
         Route("/api/runs", endpoint, methods=["GET"]),
+        Pathless(),
         Route("/api/runs/{run_id}/cancel", endpoint, methods=["POST"]),
+        object(),
         Mount("/static", StaticFiles(directory=".", check_dir=False)),
         WebSocketRoute("/ws", endpoint),
-        Pathless(),
     ]
     listed = api_index(routes)["routes"]
     assert [
-        (["GET"], "/api/runs", ["before", "finished", "limit"], True),
-        (["POST"], "/api/runs/{run_id}/cancel", [], True),
-        (["GET"], "/static", [], True),
-        (["GET"], "/ws", [], False),
-    ] == [(route["methods"], route["path"], route["query"], bool(route["doc"])) for route in listed]
-    assert "cancel the run" == listed[1]["doc"]
+        (["GET"], "/api/runs", ["before", "finished", "limit"]),
+        (["POST"], "/api/runs/{run_id}/cancel", []),
+        (["GET"], "/static", []),
+        (["GET"], "/ws", []),
+    ] == [(route["methods"], route["path"], route["query"]) for route in listed]
+    assert ["cancel the run", ""] == [listed[1]["doc"], listed[3]["doc"]]
+    assert all(listed[n]["doc"] for n in (0, 2))
 
 
 class _Handlers:
@@ -266,3 +268,20 @@ async def test_the_view_of_a_run_has_each_stages_latest_attempt_or_its_skip() ->
         [float, float],
         True,
     )
+
+
+async def test_each_instance_of_an_event_stage_is_a_view_of_its_own() -> None:
+    """An event stage fired twice is two views, instance 0 and instance 1."""
+
+    async def emitter(ctx: StageContext) -> None:
+        for n in range(2):
+            ctx.publish("item", {"n": n})
+
+    fed = pipeline(stage("src", emits=("item",)), stage("each", OnEvent("item")), name="fed")
+    async with Engine(resolver=Resolver({"src": emitter})) as engine:
+        handle = await engine.start_run(fed)
+        result = await handle.wait()
+    view = run_view(handle.pipeline, result, ())
+    assert [("src", 0, "success"), ("each", 0, "success"), ("each", 1, "success")] == [
+        (s.stage, s.instance, s.status) for s in view.stages
+    ]
