@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from opentelemetry.sdk.metrics.view import View
 from opentelemetry.sdk.trace import TracerProvider
 
+from taskdaemon.pipeline.metrics import _direct
 from taskdaemon.pipeline.metrics._direct import direct_recorder
 
 Recorders = dict[str, Callable[[float, dict[str, Any]], None]]
@@ -38,6 +40,13 @@ RECORDS: list[tuple[float, dict[str, Any]]] = [
     (3, FAN),
     (7.5, JOIN),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _sdk_layout_loaded_afresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test loads the SDK's layout itself: the module keeps the first one it loaded for
+    the process, so a fault in the loading would otherwise be met by the first test alone."""
+    monkeypatch.setattr(_direct._SdkLayout, "_loaded", None)
 
 
 def make_provider(reader: InMemoryMetricReader, **options: Any) -> MeterProvider:
@@ -129,10 +138,7 @@ def test_an_sdk_version_not_compared_against_records_through_its_own_methods(
     it against gets the public methods back; the installed one is among those compared."""
     from opentelemetry.sdk import version
 
-    from taskdaemon.pipeline.metrics import _direct
-
     assert version.__version__.startswith(_direct.CHECKED_SDK)
-    monkeypatch.setattr(_direct._SdkLayout, "_loaded", None)
     monkeypatch.setattr(version, "__version__", "1.99.0")
     counter = make_provider(InMemoryMetricReader()).get_meter("test").create_counter("c")
     assert counter.add == direct_recorder(counter)
@@ -227,3 +233,75 @@ def test_a_reader_added_after_the_dicts_were_learnt() -> None:
         seen.append((points(first), points(second)))
     assert seen[0] == seen[1]
     assert seen[1][1]["c"]
+
+
+def counting_plain(
+    monkeypatch: pytest.MonkeyPatch, provider: MeterProvider
+) -> tuple[Recorders, dict[str, list[float]]]:
+    """Direct recorders of a counter, an up-down counter and a histogram, and the values of
+    the records that went through each instrument's own method (the SDK's path)."""
+    meter = provider.get_meter("test")
+    made = {
+        "c": meter.create_counter("c"),
+        "u": meter.create_up_down_counter("u"),
+        "h": meter.create_histogram("h"),
+    }
+    plain: dict[str, list[float]] = {name: [] for name in made}
+    for name, instrument in made.items():
+        method = "record" if name == "h" else "add"
+        own = getattr(instrument, method)
+
+        def counted(amount: float, attributes: Any, own: Any = own, name: str = name) -> None:
+            plain[name].append(amount)
+            own(amount, attributes)
+
+        monkeypatch.setattr(instrument, method, counted)
+    return {name: direct_recorder(i) for name, i in made.items()}, plain
+
+
+def test_a_remembered_dicts_later_records_skip_the_sdks_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shortcut is taken: of a dict's records, only the first goes through the
+    instrument's own method (which learns where it goes); so do the records the SDK would
+    refuse or treat apart (NaN; a negative value, except on an up-down counter; not zero nor
+    a fraction), every record of a mapping that is not a plain dict, and the first record of
+    each other dict."""
+    recorders, plain = counting_plain(monkeypatch, make_provider(InMemoryMetricReader()))
+    frozen = MappingProxyType(dict(FAN))
+    records = [(1, FAN), (2, FAN), (math.nan, FAN), (-4, FAN), (0, FAN), (0.5, FAN)]
+    records += [(5, JOIN), (6, JOIN), (7, frozen), (8, frozen), (9, FAN)]
+    record_all(recorders, records)
+    refused = [1, math.nan, -4, 5, 7, 8]
+    assert (repr(refused), repr([1, math.nan, 5, 7, 8]), repr(refused)) == (
+        repr(plain["c"]),
+        repr(plain["u"]),
+        repr(plain["h"]),
+    )
+
+
+def test_a_reader_added_sends_the_next_record_through_the_sdk_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reader added after a dict was learnt: its next record takes the SDK's path (which
+    gives the new reader its aggregation) and learns again; the records after it are direct."""
+    provider = make_provider(InMemoryMetricReader())
+    recorders, plain = counting_plain(monkeypatch, provider)
+    record_all(recorders, [(1, FAN), (2, FAN)])
+    provider.add_metric_reader(InMemoryMetricReader())
+    record_all(recorders, [(3, FAN), (4, FAN)])
+    assert {"c": [1, 3], "u": [1, 3], "h": [1, 3]} == plain
+
+
+def test_a_dict_dropped_after_its_records_is_never_taken_for_a_later_one() -> None:
+    """Dicts made for a few records each and then dropped (a later one may be given the
+    same ``id``): each one's records land on its own points, as through the SDK."""
+    seen = []
+    for reader, recorders in both(InMemoryMetricReader):
+        for n in range(50):
+            attributes = {"stage": f"s{n}"}
+            record_all(recorders, [(1, attributes), (n, attributes)])
+            del attributes
+        seen.append(points(reader))
+    assert seen[0] == seen[1]
+    assert ({"stage": "s49"}, (50, None, None, None, None, None), ()) in seen[1]["c"]
