@@ -106,9 +106,11 @@ tests_for() {
                 tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_redaction_precheck_test.py tests/pipeline_redaction_memo_walk_test.py \
                 tests/pipeline_redaction_str_subclass_test.py \
-                tests/pipeline_redaction_masked_batch_test.py \
                 tests/pipeline_monitor_definition_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
+        pipeline/masked_values.py)
+            echo tests/pipeline_masked_values_test.py tests/pipeline_secret_values_test.py \
+                tests/pipeline_redaction_test.py tests/pipeline_redaction_rules_test.py ;;
         pipeline/settings.py)
             echo tests/pipeline_settings_test.py tests/pipeline_settings_parsers_test.py \
                 tests/pipeline_monitor_settings_test.py tests/pipeline_monitor_cli_telemetry_test.py \
