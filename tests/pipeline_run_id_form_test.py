@@ -40,7 +40,7 @@ NOT_IDS = ("abc", "nope", "deploy", "a" * 33, "0123456789abcdef0123456789abcdefg
         (
             "é" * 50,
             False,
-            f"not a run id (32 hex digits, or a prefix of at least 4): '{'é' * 40}...'",
+            f"not a run id (32 hex digits, or a prefix of at least 4): '{'é' * 39}…'",
         ),
     ],
 )
@@ -57,11 +57,11 @@ def test_a_prefix_is_taken_unless_the_whole_id_is_asked_for() -> None:
 
 
 def test_a_text_of_40_characters_is_quoted_whole_and_one_more_is_cut() -> None:
-    """40 characters are the most quoted: a text of 40 is shown whole, one of 41 as its first
-    40 and an ellipsis."""
+    """40 characters are the most quoted (``ellipsis.quote``): a text of 40 is shown whole,
+    one of 41 as its first 39 and an ellipsis."""
     forty = "g" * 40
     rule = "32 hex digits, or a prefix of at least 4"
-    assert [f"not a run id ({rule}): '{forty}'", f"not a run id ({rule}): '{forty}...'"] == [
+    assert [f"not a run id ({rule}): '{forty}'", f"not a run id ({rule}): '{forty[:39]}…'"] == [
         run_id_problem(forty),
         run_id_problem(forty + "h"),
     ]

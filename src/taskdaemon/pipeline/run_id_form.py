@@ -7,13 +7,16 @@ a path (``http_answers``, 400), the span store such an argument (``tracking/stor
 other span sources a text that is not a whole id (``tracking/sources``: they resolve no
 prefix) with the same words, so they cannot drift apart.
 
-It imports nothing beyond ``typing``: the server loads it at start-up, and the store's sqlite
-must not come with it.
+It imports nothing beyond ``typing`` and ``ellipsis`` (which quotes the refused text as every
+refusal is quoted): the server loads it at start-up, and the store's sqlite must not come with
+it.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from taskdaemon.pipeline.ellipsis import quote
 
 __all__ = ["MIN_PREFIX", "RUN_ID_DIGITS", "run_id_problem"]
 
@@ -22,7 +25,6 @@ RUN_ID_DIGITS: Final = 32
 #: The shortest prefix a span source resolves to a run.
 MIN_PREFIX: Final = 4
 _HEX: Final = frozenset("0123456789abcdefABCDEF")
-_SHOWN: Final = 40  # characters of a refused text quoted in the message
 
 
 def run_id_problem(text: str, *, full: bool = False) -> str | None:
@@ -36,5 +38,4 @@ def run_id_problem(text: str, *, full: bool = False) -> str | None:
     rule = f"{RUN_ID_DIGITS} hex digits"
     if not full:
         rule += f", or a prefix of at least {MIN_PREFIX}"
-    shown = text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
-    return f"not a run id ({rule}): {shown!r}"
+    return f"not a run id ({rule}): {quote(text)}"

@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, SpanSourceURLError
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.records import RunRecord, RunSummary
@@ -276,7 +277,7 @@ class _HttpSource:
             if objects:
                 return objects
             raise SpanSourceError(
-                f"{_where(response)}: malformed JSON body ({len(text)} bytes): {text[:80]!r}"
+                f"{_where(response)}: malformed JSON body ({len(text)} bytes): {quote(text)}"
             ) from None
         except BoundedInputError as exc:
             raise SpanSourceError(f"{_where(response)}: JSON body {exc}") from None
