@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from pipeline_stage_output_support import TRACEPARENT, Sink, captured_in_reads
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.redaction import redact_lines
+from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.stage_output import (
     CUT_LOOK_BYTES,
     MAX_LINE_BYTES,
@@ -190,6 +191,18 @@ def test_without_a_sink_each_line_is_an_info_record_with_the_ids(
         for r in output_records
     ]
     assert "taskdaemon.run.output" == record.name
+
+
+def test_without_a_sink_a_line_holding_a_secret_is_logged_redacted(
+    output_records: list[logging.LogRecord], captures: list[OutputCapture]
+) -> None:
+    """The fallback is an output like the sinks: a secret's value known to the process and a
+    secret of a known shape reach a library user's handlers as ``[REDACTED]``."""
+    remember_secrets({"api_key": "fallback-s3cr3t-value"})
+    capture = _capture(captures)
+    capture.feed("stdout", b"using fallback-s3cr3t-value\npassword=hunter22 ok\n")
+    messages = [r.getMessage() for r in output_records]
+    assert ["using [REDACTED]", "password=[REDACTED] ok"] == messages
 
 
 def test_without_a_sink_the_marker_is_a_warning_even_when_info_is_off(

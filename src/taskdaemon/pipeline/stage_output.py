@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from taskdaemon.pipeline.output_pipes import drain, make_pipe
-from taskdaemon.pipeline.redaction import open_key_start, secret_spans
+from taskdaemon.pipeline.redaction import open_key_start, redact_lines, secret_spans
 
 __all__ = [
     "CUT_LOOK_BYTES",
@@ -225,7 +225,9 @@ def _deliver(batch: OutputBatch) -> None:
 
 
 def _log_batch(batch: OutputBatch) -> None:
-    """The fallback sink: one stdlib record per line (a library user's handlers see them)."""
+    """The fallback sink: one stdlib record per line (a library user's handlers see them),
+    its secrets redacted as every sink redacts them (``redaction.redact_lines``): a library
+    user's handlers are an output like any other."""
     level = logging.WARNING if batch.dropped_lines else logging.INFO
     if not _logger.isEnabledFor(level):
         return
@@ -241,7 +243,7 @@ def _log_batch(batch: OutputBatch) -> None:
     }
     if batch.dropped_lines:
         _logger.warning("%s", batch.marker_text(), extra=extra)
-    for text in batch.texts:
+    for text in redact_lines(list(batch.texts)):
         _logger.info("%s", text, extra=extra)
 
 
