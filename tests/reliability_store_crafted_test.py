@@ -277,7 +277,7 @@ def _foreign_tables(path: Path) -> None:
 REFUSED: dict[str, tuple[Callable[[Path], None], str]] = {
     "not SQLite": (_not_sqlite, "cannot open span store: file is not a database"),
     "a directory": (_directory, "cannot open span store: unable to open database file"),
-    "a symlink to /dev/zero": (_dev_zero, "cannot open span store: disk I/O error"),
+    "a symlink to /dev/zero": (_dev_zero, "no span store here (the file holds none)"),
     "a symlink to a FIFO": (_fifo, "cannot open span store: disk I/O error"),
     "a user_version from the future": (
         _future_user_version,
@@ -311,11 +311,23 @@ def test_a_file_that_is_no_span_store_is_refused_in_one_line(home: Path, case: s
     assert dict.fromkeys(actual, (1, "", 1, True, True)) == actual, err
 
 
-def test_a_zero_byte_file_reads_as_an_empty_store(home: Path) -> None:
-    """An empty file is a store with no runs yet (SQLite's own reading of it)."""
+def test_a_zero_byte_file_is_no_store_and_is_left_empty(home: Path) -> None:
+    """An empty file named as the source holds no store: refused in one line, as a missing
+    file is, and left as it was (a reader never writes a store into it). As the home's own
+    store it reads as a store with no runs yet, as a missing one does."""
     db = home / "empty.db"
     db.touch()
-    assert (0, "no runs\n", "") == _run(home, db, ["runs", "list"])[:3]
+    code, out, err, _ = _run(home, db, ["runs", "list"])
+    own = home / "spans.db"
+    own.touch()
+    fresh = taskdaemon(home, "runs", "list", cwd=home)
+    assert (
+        (1, "", [f"taskdaemon runs list: {db}: no span store here (the file holds none)"], 0),
+        (0, "no runs\n", 0),
+    ) == (
+        (code, out, err.splitlines(), db.stat().st_size),
+        (fresh.returncode, fresh.stdout, own.stat().st_size),
+    )
 
 
 def _api_answers(home: Path, db: Path, run_id: str) -> tuple[dict[str, int], int]:

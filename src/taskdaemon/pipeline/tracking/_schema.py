@@ -603,7 +603,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
 
     A missing file is created 0600 in a 0700 directory (``create_private``); with ``create``
     False it is MissingStoreError instead, and SQLite is told not to create it either (a file
-    removed after the check is not made again)."""
+    removed after the check is not made again), and so is a file that holds no store yet (a
+    zero-byte file): a reader never writes a store into it."""
     conn: sqlite3.Connection | None = None
     _own_objects()  # made in memory before the file is opened, not while it is held open
     try:
@@ -631,6 +632,10 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         if version == 0:
             _refuse_foreign(conn, path)
         conn.execute("COMMIT")
+        if version == 0 and not create:
+            # An empty file (or a database with no tables): a reader leaves it as it found it,
+            # as it leaves a missing file missing, rather than writing a store into it.
+            raise MissingStoreError(f"{path}: no span store here (the file holds none)")
         if version == 0:  # auto_vacuum must be chosen before the first table exists
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         _use_wal(conn)
