@@ -55,10 +55,11 @@ def _doom_beyond(conn: sqlite3.Connection, pipeline: str, keep: int) -> None:
         "WHERE pipeline = ? AND start_ns < ?",
         (pipeline, last_kept),
     )
-    # Runs that started at the same instant as the last one kept: the first by id are kept.
+    # Runs that started at the same instant as the last one kept: those ``runs list`` shows
+    # first (the store's search orders a start's runs by descending id) are kept.
     conn.execute(
         "INSERT OR IGNORE INTO temp.doomed SELECT trace_id FROM (SELECT trace_id FROM runs "
-        "WHERE pipeline = ? AND start_ns = ? ORDER BY trace_id LIMIT -1 OFFSET ?)",
+        "WHERE pipeline = ? AND start_ns = ? ORDER BY trace_id DESC LIMIT -1 OFFSET ?)",
         (pipeline, last_kept, keep - newer),
     )
 
