@@ -43,13 +43,11 @@ from typing import Any
 from taskdaemon.pipeline.cli.approval_policy import (
     ApprovalPolicy,
     add_approval_options,
-    check_approvals,
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
-    ConfigError,
     PipelineError,
     RunNotFoundError,
     SettingsError,
@@ -222,37 +220,17 @@ def _local(args: argparse.Namespace, file: str) -> int:
     from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
     from taskdaemon.pipeline.cli.sigterm import exit_code, reason, sigterm_raises  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
-        add_working_directory_to_path,
-        resolve_issues,
-    )
-    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
-    from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
-    from taskdaemon.pipeline.redaction import redact_text, redact_texts  # noqa: PLC0415
-    from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
-        remember_environment_secrets,
-        remember_secrets,
-    )
+    from taskdaemon.pipeline.cli.validate import load_for_run  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     try:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
         return _fail(EXIT_INVALID, str(error))
-    # Known before any line names what it refused (as in ``run``).
-    remember_environment_secrets()
-    remember_secrets(request)
-    try:
-        pipeline = load_pipeline(file)
-    except ConfigError as error:
-        print(redact_text(str(error)), file=sys.stderr, flush=True)
+    loaded = load_for_run(file, request, args.approve)
+    if loaded is None:
         return EXIT_INVALID
-    add_working_directory_to_path()
-    registry = LoopRegistry.default()
-    issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, args.approve)
-    if issues:
-        print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
-        return EXIT_INVALID
+    pipeline, registry = loaded
     env = load_settings().breakpoints
     workspace = workspace_root(args)
     runner = _RunThread(args, pipeline, request, registry, workspace, env)

@@ -55,7 +55,6 @@ from typing import IO, TYPE_CHECKING, Any
 from taskdaemon.pipeline.cli.approval_policy import (
     ApprovalPolicy,
     add_approval_options,
-    check_approvals,
 )
 from taskdaemon.pipeline.cli.debug_socket import debug_op
 from taskdaemon.pipeline.cli.inputs import parse_inputs
@@ -65,7 +64,7 @@ from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.durations import format_duration
-from taskdaemon.pipeline.errors import ConfigError, PipelineError, SettingsError
+from taskdaemon.pipeline.errors import PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -83,7 +82,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.redaction import redact_lines, redact_text, redact_texts
+from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
@@ -448,37 +447,19 @@ def _fail(code: int, message: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate, run and summarise the pipeline named by ``args``; returns the exit code."""
-    from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
-        add_working_directory_to_path,
-        resolve_issues,
-    )
-    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
-    from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
-        remember_environment_secrets,
-        remember_secrets,
-    )
+    from taskdaemon.pipeline.cli.validate import load_for_run  # noqa: PLC0415
 
     try:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
         return _fail(EXIT_INVALID, str(error))
-    # Known before any line names what it refused: the engine would learn them at its start.
-    remember_environment_secrets()
-    remember_secrets(request)
     # Fewer collections of the run's long-lived records (heap.py); tuned before the load, so
     # that the definition is frozen with the rest rather than walked by a young collection.
     with tuned_collector() as keep:
-        try:
-            pipeline = load_pipeline(args.file)
-        except ConfigError as error:
-            print(redact_text(str(error)), file=sys.stderr, flush=True)
+        loaded = load_for_run(args.file, request, args.approve)
+        if loaded is None:
             return EXIT_INVALID
-        add_working_directory_to_path()
-        registry = LoopRegistry.default()
-        issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, args.approve)
-        if issues:
-            print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
-            return EXIT_INVALID
+        pipeline, registry = loaded
         workspace = workspace_root(args)
         keep()
         # The loop that spaces a busy loop's polls (event_loop.py).

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
@@ -109,6 +110,39 @@ def _stages_phrase(names: list[str]) -> str:
     shown = ", ".join(repr(name) for name in names[:SHOWN_STAGES])
     more = len(names) - SHOWN_STAGES
     return f"stages {shown}{f' and {more} more' if more > 0 else ''}: "
+
+
+def load_for_run(
+    file: str, request: Mapping[str, Any], approve: Sequence[str]
+) -> tuple[Pipeline, LoopRegistry] | None:
+    """What ``run`` and ``debug FILE`` do before their run starts: learn the secrets of the
+    environment and of ``request`` (the engine would learn them at its start; any line below
+    would be printed before), load ``file``, put the working directory on ``sys.path``,
+    resolve the handlers and check ``--approve``. The pipeline and its registry, or None after
+    printing why not, each line redacted."""
+    # Lazy: ``validate`` itself reads no secret and needs no approval policy.
+    from taskdaemon.pipeline.cli.approval_policy import check_approvals  # noqa: PLC0415
+    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+    from taskdaemon.pipeline.redaction import redact_text, redact_texts  # noqa: PLC0415
+    from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
+        remember_environment_secrets,
+        remember_secrets,
+    )
+
+    remember_environment_secrets()
+    remember_secrets(request)
+    try:
+        pipeline = load_pipeline(file)
+    except ConfigError as error:
+        print(redact_text(str(error)), file=sys.stderr, flush=True)
+        return None
+    add_working_directory_to_path()
+    registry = LoopRegistry.default()
+    issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, approve)
+    if issues:
+        print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
+        return None
+    return pipeline, registry
 
 
 def run_validate(args: argparse.Namespace) -> int:
