@@ -128,10 +128,13 @@ def check_condition(pipeline: Pipeline, stage: str | None, when: str | None, on:
     if not when:
         return
     from taskdaemon.pipeline.cel_paths import read_paths  # noqa: PLC0415 - with a condition
-    from taskdaemon.pipeline.expressions import compile_expression  # noqa: PLC0415
+    from taskdaemon.pipeline.expressions import (  # noqa: PLC0415
+        BREAKPOINT_VARIABLES,
+        compile_expression,
+    )
 
     try:
-        compile_expression(when, {"request", "stages", "event", "inputs", "error"})
+        compile_expression(when, BREAKPOINT_VARIABLES)
     except TaskdaemonError:
         return
     paths = read_paths(when, ("stages", "inputs")) or {}

@@ -40,6 +40,7 @@ from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
+    "BREAKPOINT_VARIABLES",
     "CONTEXT_VARIABLES",
     "Expression",
     "ExpressionLimitError",
@@ -49,6 +50,9 @@ __all__ = [
 
 #: The variables an expression may read.
 CONTEXT_VARIABLES = frozenset({"request", "stages", "event", "result"})
+#: The variables a breakpoint's condition may read (the engine's debugger, and the debug
+#: operations that check a condition before setting it).
+BREAKPOINT_VARIABLES = frozenset({"request", "stages", "event", "inputs", "error"})
 
 
 class ExpressionLimitError(ExpressionError):

@@ -47,7 +47,7 @@ from taskdaemon.pipeline.events import (
     InputOverridden,
     StageSkipped,
 )
-from taskdaemon.pipeline.expressions import compile_expression
+from taskdaemon.pipeline.expressions import BREAKPOINT_VARIABLES, compile_expression
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -60,7 +60,6 @@ __all__ = ["Breakpoint", "DebugHost", "DebugSession", "PausedExecution"]
 
 _START, _FAILURE_KIND = "start", "failure"
 _BY_API = "api"  # who a command without ``by`` is recorded as: the Python API
-_WHEN_VARIABLES = frozenset({"request", "stages", "event", "inputs", "error"})
 #: How much of a refused condition or kind its error quotes: a client may send megabytes, and
 #: the refusal goes back to it, to a terminal or an HTTP body (as validation quotes names).
 _QUOTED = 60
@@ -119,7 +118,7 @@ class DebugSession:
         expression = None
         if when:
             try:
-                expression = compile_expression(when, _WHEN_VARIABLES)
+                expression = compile_expression(when, BREAKPOINT_VARIABLES)
             except ExpressionError as exc:
                 message = f"breakpoint condition {cut(when, _QUOTED)!r}: {exc}"
                 raise DebugRequestError(message) from None
