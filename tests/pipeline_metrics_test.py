@@ -354,10 +354,72 @@ def test_the_sdk_never_folds_a_stage_series_silently(caplog: pytest.LogCaptureFi
             "pipeline,stage": 0,
             "pipeline,stage,status": 3600 - 1999,
             "pipeline,stage,trigger_type": 0,
+            **RUN_FOLD_LABELS,
         },
         [
             "metric series of pipeline,stage,status exceeded 1999; recording the rest under"
             " '#other#' (counted in pipeline_labels_folded_total)"
+        ],
+    )
+
+
+#: The fold counter's series of the run-level instruments, at 0 until a fold.
+RUN_FOLD_LABELS = {
+    "cicd.pipeline.name": 0,
+    "cicd.pipeline.result": 0,
+    "error.type": 0,
+    "pipeline,status": 0,
+    "cicd.pipeline.name,cicd.pipeline.result": 0,
+    "cicd.pipeline.name,error.type": 0,
+}
+
+
+def test_the_sdk_never_folds_a_run_series_silently(caplog: pytest.LogCaptureFixture) -> None:
+    """50 pipelines' runs, each ending with one of 50 statuses, results and error types
+    (2,500 label sets an instrument, the guard's caps raised so that only the budgets fold),
+    recorded into a real provider with a Prometheus and an in-memory reader: no series goes to
+    the SDK's overflow point; every run-level instrument with two free labels keeps 1,999
+    series and the all-``#other#`` one, each fold counted under its label set and each budget
+    logged once. Every run is still counted somewhere."""
+    registry = CollectorRegistry()
+    readers = (InMemoryMetricReader(), PrometheusMetricReader(registry=registry))
+    tel = Telemetry(reader=readers[0], meter_provider=MeterProvider(metric_readers=readers))
+    labels = ("pipeline", "status", "cicd.pipeline.name", "cicd.pipeline.result", "error.type")
+    metrics = PipelineMetrics(
+        meter_provider=tel.meter_provider,
+        label_guard=LabelGuard(dict.fromkeys(labels, 1000)),
+        resource_sampling=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.metrics"):
+        for pipeline in range(50):
+            for end in range(50):
+                metrics.run_finished(f"p{pipeline}", f"s{end}", f"r{end}", 1.0, f"E{end}")
+        text = generate_latest(registry).decode()
+        counted = {
+            name: tel.values(name) for name in (t.METRIC_EXECUTIONS, t.METRIC_CICD_RUN_ERRORS)
+        } | {
+            name: {k: h.count for k, h in tel.histograms(name).items()}
+            for name in (t.METRIC_EXECUTION_DURATION, t.METRIC_CICD_RUN_DURATION)
+        }
+        folds = {dict(k)["label"]: v for k, v in tel.values(t.METRIC_LABELS_FOLDED).items()}
+    tel.shutdown()
+    budgets = ("pipeline,status", "cicd.pipeline.name,cicd.pipeline.result")
+    budgets += ("cicd.pipeline.name,error.type",)
+    assert (
+        "overflow" in text,
+        {name: (len(series), sum(series.values())) for name, series in counted.items()},
+        {label: count for label, count in folds.items() if count},
+        set(folds) >= set(RUN_FOLD_LABELS),
+        [r.getMessage() for r in caplog.records],
+    ) == (
+        False,
+        dict.fromkeys(counted, (2000, 2500)),
+        dict.fromkeys(budgets, 2500 - 1999),
+        True,
+        [
+            f"metric series of {label} exceeded 1999; recording the rest under '#other#'"
+            " (counted in pipeline_labels_folded_total)"
+            for label in budgets
         ],
     )
 

@@ -12,12 +12,7 @@ from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Obs
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.metrics._direct import direct_recorder
-from taskdaemon.pipeline.metrics._labels import (
-    DEFAULT_LABEL_LIMITS,
-    SDK_CARDINALITY_LIMIT,
-    LabelGuard,
-    SeriesBudget,
-)
+from taskdaemon.pipeline.metrics._labels import SDK_CARDINALITY_LIMIT, LabelGuard, SeriesBudget
 from taskdaemon.pipeline.metrics._sampler import ResourceSampler
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -51,7 +46,8 @@ class _FlatLabels(dict[tuple[str, ...], dict[str, Any]]):
     """The attribute dicts of one set of label names by their flat label values: a record's
     look-up is one subscript; a miss (``__missing__``) makes the dict through ``make`` (pairs
     of name and value), passes it through the instruments' ``SeriesBudget`` and keeps it
-    while under the bound."""
+    while under the bound. The only dicts its instruments record with: the budget then
+    bounds their series."""
 
     def __init__(self, make: Callable[..., dict[str, Any]], guard: LabelGuard, *names: str) -> None:
         super().__init__()
@@ -103,12 +99,16 @@ class PipelineMetrics:
         self._stages_born: dict[str, frozenset[str]] = {}
         #: Stage execution series made at 0 so far (at most ``_MADE_AHEAD_MAX``).
         self._made_ahead = 0
-        # The per-stage records' attribute dicts by their flat label values, in front of
-        # ``_attrs``: the same dicts, found without ``_labels``' call and its tuple of pairs
-        # (five records a stage). Exact: a folded value never changes once folded (the guard's
-        # sets only grow), so a dict cached once is what ``_labels`` would give again.
-        # Each is the only one its instruments record with, so its ``SeriesBudget`` keeps them
-        # under the SDK's cardinality limit.
+        # The attribute dicts of every instrument with more than one free label, by their
+        # flat label values, in front of ``_attrs``: the same dicts, found without
+        # ``_labels``' call and its tuple of pairs (five records a stage). Exact: a folded
+        # value never changes once folded (the guard's sets only grow), so a dict cached once
+        # is what ``_labels`` would give again. Each is the only one its instruments record
+        # with, so its ``SeriesBudget`` keeps them under the SDK's cardinality limit (the
+        # guard's caps admit 101 x 21 runs' (pipeline, status) and 101 x 101 of the others).
+        # The instruments left out have one free label, at most 101 series:
+        # ``pipeline_active_executions`` and ``cicd.pipeline.run.active`` (its state is
+        # always ``executing``).
         guard = self.guard
         self._stage_attrs = _FlatLabels(self._labels, guard, t.LABEL_PIPELINE, t.LABEL_STAGE)
         self._finished_attrs = _FlatLabels(
@@ -117,6 +117,11 @@ class PipelineMetrics:
         self._trigger_attrs = _FlatLabels(
             self._labels, guard, t.LABEL_PIPELINE, t.LABEL_STAGE, t.LABEL_TRIGGER_TYPE
         )
+        self._run_attrs = _FlatLabels(self._labels, guard, t.LABEL_PIPELINE, t.LABEL_STATUS)
+        self._result_attrs = _FlatLabels(
+            self._labels, guard, t.CICD_PIPELINE_NAME, t.CICD_PIPELINE_RESULT
+        )
+        self._error_attrs = _FlatLabels(self._labels, guard, t.CICD_PIPELINE_NAME, t.ERROR_TYPE)
         buckets = list(t.DURATION_BUCKETS)
 
         def seconds_histogram(name: str, description: str) -> Histogram:
@@ -198,13 +203,22 @@ class PipelineMetrics:
         if self.recording:
             guard.on_fold = self._folded
             # Each label's series at 0 from the start, as every loss counter's: a first fold
-            # is then growth that increase() sees.
-            for label in (*DEFAULT_LABEL_LIMITS, *self._budget_labels()):
+            # is then growth that increase() sees. The labels: each the guard caps, then each
+            # budget's set (``cicd.pipeline.run.state`` has one value: it never folds).
+            budgets = [
+                cache.budget
+                for cache in (
+                    self._stage_attrs,
+                    self._finished_attrs,
+                    self._trigger_attrs,
+                    self._run_attrs,
+                    self._result_attrs,
+                    self._error_attrs,
+                )
+            ]
+            names = [name for budget in budgets for name in budget.other]
+            for label in dict.fromkeys([*names, *(budget.label for budget in budgets)]):
                 self.labels_folded.add(0, self._fold_label(label))
-
-    def _budget_labels(self) -> tuple[str, ...]:
-        caches = (self._stage_attrs, self._finished_attrs, self._trigger_attrs)
-        return tuple(cache.budget.label for cache in caches)
 
     def _fold_label(self, label: str) -> dict[str, str]:
         attrs = self._fold_attrs.get(label)
@@ -258,9 +272,7 @@ class PipelineMetrics:
         """
         self._born.add(pipeline)
         for status in RUN_STATUSES:
-            self.executions.add(
-                0, self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STATUS, status))
-            )
+            self.executions.add(0, self._run_attrs[pipeline, status])
 
     def _stage_series_born(
         self, pipeline: str, stages: Collection[str], born: frozenset[str] | None
@@ -315,17 +327,12 @@ class PipelineMetrics:
                 (t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RUN_STATE, "executing")
             ),
         )
-        labels = self._labels((t.LABEL_PIPELINE, pipeline), (t.LABEL_STATUS, status))
+        labels = self._run_attrs[pipeline, status]
         self.executions.add(1, labels)
         self.execution_duration.record(duration, labels)
-        self.cicd_run_duration.record(
-            duration,
-            self._labels((t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RESULT, result)),
-        )
+        self.cicd_run_duration.record(duration, self._result_attrs[pipeline, result])
         if error_type is not None:
-            self.cicd_run_errors.add(
-                1, self._labels((t.CICD_PIPELINE_NAME, pipeline), (t.ERROR_TYPE, error_type))
-            )
+            self.cicd_run_errors.add(1, self._error_attrs[pipeline, error_type])
 
     def stage_started(
         self, pipeline: str, stage: str, queue_time: float, trigger_wait: float | None

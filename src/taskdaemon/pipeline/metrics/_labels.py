@@ -1,5 +1,5 @@
 """The label guard: caps the distinct values of each metric label, and the distinct series of
-each per-stage instrument (cardinality).
+each instrument with more than one free label (cardinality).
 
 Every label value a metric records passes through ``LabelGuard.fold``, which keeps at most
 ``limits[label]`` distinct values (``DEFAULT_LABEL_LIMITS``, else 100) and folds later ones into
@@ -9,10 +9,13 @@ The caps alone do not keep an instrument under the OTel SDK's cardinality limit:
 at most ``SDK_CARDINALITY_LIMIT`` attribute sets per instrument and reader and folds every
 later one, silently, into one ``otel.metric.overflow=true`` point, while the caps admit
 101 x 501 x 21 (pipeline, stage, status) combinations (a stage name is admitted for every
-pipeline). So each per-stage instrument's
-label combinations also pass a ``SeriesBudget`` of the SDK's limit, one series of which is
-kept back: a new combination past the others is recorded under every label ``#other#``, and
-the SDK never folds anything.
+pipeline), and 101 x 101 a run's (``cicd.pipeline.name``, ``error.type``). So the label
+combinations of each instrument with more than one free label (the per-stage ones, a run's
+``pipeline_executions_total`` and duration, ``cicd.pipeline.run.duration`` and
+``cicd.pipeline.run.errors``) also pass a ``SeriesBudget`` of the SDK's limit, one series of
+which is kept back: a new combination past the others is recorded under every label
+``#other#``, and the SDK never folds anything. Those with one free label (the active runs)
+stay under the limit on the guard's cap alone.
 
 Chosen over raising the SDK's limit, because ``PipelineMetrics`` records into whatever
 ``MeterProvider`` it is given (``opentelemetry-instrument``'s, a library user's), whose limit
