@@ -158,12 +158,31 @@ async def _query(client: httpx.AsyncClient, base: str, promql: str) -> list[dict
     return result
 
 
+#: Every label (or instrument's label set) a fold is counted under, each at 0 from the start.
+FOLD_LABELS = (
+    "pipeline",
+    "stage",
+    "status",
+    "trigger_type",
+    "cicd.pipeline.name",
+    "cicd.pipeline.result",
+    "error.type",
+    "pipeline,stage",
+    "pipeline,stage,status",
+    "pipeline,stage,trigger_type",
+    "pipeline,status",
+    "cicd.pipeline.name,cicd.pipeline.result",
+    "cicd.pipeline.name,error.type",
+)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
     """While a run's stage runs, Prometheus scrapes its resource gauges; after three scheduled
     runs, PromQL counts them by status, sees all ten pipeline metrics (and the label guard's
-    fold counter, at 0) and computes a stage-duration median from the histogram."""
+    fold counter, at 0 for every label a fold can be counted under: ``PipelineLabelsFolded``
+    stays quiet) and computes a stage-duration median from the histogram."""
     base = stack["prometheus"]
     async with httpx.AsyncClient(timeout=5.0) as client:
 
@@ -192,12 +211,14 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
         per_stage = await _query(
             client, base, 'sum by (stage) (pipeline_stage_executions_total{status="success"})'
         )
+        by_label = await _query(client, base, "sum by (label) (pipeline_labels_folded_total)")
         # Every name ever scraped (the resource gauges exist only while a stage runs).
         response = await client.get(f"{base}/api/v1/label/__name__/values")
         names = response.json()["data"]
     counts = {row["metric"]["status"]: float(row["value"][1]) for row in by_status}
     value = float(median[0]["value"][1])
     stages = {row["metric"]["stage"]: float(row["value"][1]) for row in per_stage}
+    folds = {row["metric"]["label"]: float(row["value"][1]) for row in by_label}
     metric_names = {
         name.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count")
         for name in names
@@ -215,6 +236,7 @@ async def test_promql_over_real_runs(stack: dict[str, Any]) -> None:
             "hold": 3.0,
         },
         {*PROMETHEUS_NAMES, "pipeline_labels_folded_total"},
+        dict.fromkeys(FOLD_LABELS, 0.0),
     )
-    actual = (counts, math.isfinite(value) and value > 0, stages, metric_names)
+    actual = (counts, math.isfinite(value) and value > 0, stages, metric_names, folds)
     assert expected == actual, json.dumps({"median": median, "names": sorted(metric_names)})

@@ -52,8 +52,8 @@ Cardinality: every label value passes through a ``LabelGuard`` that keeps at mos
 ``limits[label]`` distinct values and folds later ones into ``#other#``, and the label
 combinations of each instrument with more than one free label through a ``SeriesBudget`` that
 keeps them under the OTel SDK's cardinality limit, so the SDK never folds a series silently
-into its overflow point; every fold is counted in ``pipeline_labels_folded_total`` and logged
-once (``_labels`` says why).
+into its overflow point; every fold is counted in ``pipeline_labels_folded_total``, logged
+once (``_labels`` says why) and alerted (``PipelineLabelsFolded``).
 
 Layout: ``_labels`` (the label guard), ``_aggregates`` (the in-process aggregates),
 ``_sampler`` (resource sampling, over ``process_tree``) and ``_instruments`` (the instruments).
