@@ -36,7 +36,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
@@ -52,6 +51,11 @@ from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.terminal_text import one_line
+from taskdaemon.pipeline.tracking._jaeger import (
+    error_body_message,
+    error_message,
+    search_params,
+)
 from taskdaemon.pipeline.tracking._remote import (
     RemoteLimits,
     display_url,
@@ -287,7 +291,8 @@ class _HttpSource:
         spans: list[SpanRecord] = []
         for item in bodies:
             if isinstance(item, dict) and "error" in item and "result" not in item:
-                error = one_line(str(item["error"]), _SNIPPET_WIDTH)
+                text = error_message(item["error"]) or str(item["error"])
+                error = one_line(text, _SNIPPET_WIDTH)
                 raise SpanSourceError(f"{where}: backend error: {error}")
             spans.extend(parse_traces(item, where=where))
         return spans
@@ -334,9 +339,12 @@ def _where(response: httpx.Response) -> str:
 
 
 def _snippet(response: httpx.Response) -> str:
-    """The start of an error answer's body as one line: the backend chose that text, so its
-    control characters (a terminal's escapes, line breaks) are shown escaped."""
-    text = response.content.decode(errors="replace")  # any charset it names may be wrong too
+    """The start of an error answer's body (the message of Jaeger's JSON error) as one line:
+    the backend chose that text, so its control characters (a terminal's escapes, line breaks)
+    are shown escaped."""
+    text = error_body_message(response.content)
+    if text is None:
+        text = response.content.decode(errors="replace")  # any charset it names may be wrong
     return one_line(text, _SNIPPET_WIDTH) or response.reason_phrase
 
 
@@ -460,7 +468,21 @@ class JaegerSource(_HttpSource):
     def get_trace(self, run_id: str) -> list[SpanRecord]:
         """``/api/v3/traces/<id>`` → ``{"result": {"resourceSpans": …}}``."""
         trace_id = _check_run_id(run_id)
-        return self._trace_spans(self._get(f"/api/v3/traces/{trace_id}"), trace_id)
+        response = self._get(f"/api/v3/traces/{trace_id}")
+        self._nothing_found(response)  # raises for a 404 not Jaeger's; Jaeger's is "no run"
+        return self._trace_spans(response, trace_id)
+
+    def _nothing_found(self, response: httpx.Response) -> bool:
+        """Whether ``response`` is Jaeger's "nothing found" (404 with its JSON error body);
+        ``SpanSourceError`` for a 404 without it: no API v3 there (``tracking._jaeger``)."""
+        if response.status_code != 404:
+            return False
+        if error_body_message(response.content) is None:
+            raise SpanSourceError(
+                f"{_where(response)}: HTTP 404: {_snippet(response)}: "
+                "not an answer of Jaeger's query API v3 (is the address right?)"
+            )
+        return True
 
     @_query
     def search(
@@ -475,17 +497,13 @@ class JaegerSource(_HttpSource):
         back, so summaries are computed locally."""
         end = until if until is not None else self._clock()
         start = since if since is not None else end - DEFAULT_SEARCH_WINDOW
-        params: dict[str, Any] = {
-            "query.service_name": self.service,
-            "query.start_time_min": _rfc3339(start),
-            "query.start_time_max": _rfc3339(end + 1),
-            "query.search_depth": max(limit, 1),
-        }
-        if pipeline is not None:
-            params["query.operation_name"] = t.run_span_name(pipeline)
+        if start >= end + 1:
+            return []  # an empty window, which Jaeger refuses (400) rather than searches
+        operation = t.run_span_name(pipeline) if pipeline is not None else None
+        params = search_params(self.service, operation, start, end + 1, limit)
         response = self._get("/api/v3/traces", params)
-        if response.status_code == 404:
-            return []  # Jaeger answers 404 when no trace matched
+        if self._nothing_found(response):
+            return []
         spans = self._traces(self._json(response), _where(response))
         return filter_summaries(
             group_by_trace(spans),
@@ -495,10 +513,6 @@ class JaegerSource(_HttpSource):
             until=until,
             limit=limit,
         )
-
-
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- OTLP-JSON files -------------------------------------------------------------------------
