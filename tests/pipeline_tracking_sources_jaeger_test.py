@@ -66,9 +66,8 @@ def _jaeger(**routes: str) -> Iterator[Backend]:
         backend.route(f"/api/v3/traces/{RUN_128}", _body("api_v3_trace_128bit.json"))
         backend.route(f"/api/v3/traces/{RUN_64}", _body("api_v3_trace_64bit.json"))
         backend.route("/api/v3/traces", _body("api_v3_find_traces.json"))
-        backend.route(f"/api/v3/traces/{ABSENT}", _body("api_v3_not_found.txt"), 404, ERROR_TYPE)
         for path, name in routes.items():
-            status = 404 if "not_found" in name else 400 if "bad_request" in name else 200
+            status = 400 if "bad_request" in name else 200
             content_type = "application/json" if status == 200 else ERROR_TYPE
             backend.route(path, _body(name), status, content_type)
         yield backend
@@ -171,13 +170,21 @@ def test_a_stream_ending_in_an_error_is_one_line_with_jaegers_message() -> None:
     )
 
 
-def test_nothing_found_is_no_run_and_an_empty_list() -> None:
-    """Jaeger's 404 with its "No traces found" body: no such run for a trace, no runs for a
-    search."""
-    with (
-        _jaeger(**{"/api/v3/traces": "api_v3_not_found.txt"}) as jaeger,
-        JaegerSource(jaeger.url) as source,
-    ):
+@pytest.mark.parametrize(
+    ("body", "status", "content_type"),
+    [
+        (_body("api_v3_not_found.txt"), 404, ERROR_TYPE),  # Jaeger v2, and 1.x from 1.53
+        (b"", 200, "application/json"),  # 1.x's grpc-gateway: a stream of no chunk
+    ],
+    ids=["v2", "grpc-gateway"],
+)
+def test_nothing_found_is_no_run_and_an_empty_list(
+    body: bytes, status: int, content_type: str
+) -> None:
+    """Jaeger's "nothing found", for a trace no such run, for a search no runs."""
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
+        jaeger.route(f"/api/v3/traces/{ABSENT}", body, status, content_type)
+        jaeger.route("/api/v3/traces", body, status, content_type)
         with pytest.raises(RunNotFoundError) as caught:
             source.get_run(ABSENT)
         assert [] == source.search(since=0)

@@ -10,8 +10,9 @@ Answers: a trace, or a search's traces, come as one OTLP JSON object inside ``{"
 (ids in hex, enums as integers, nanoseconds as strings); the grpc-gateway of Jaeger 1.x sent the
 same ``{"result": ...}`` objects one a line, a stream (``otlp_json`` reads both). An error is
 ``{"error": {"httpCode": N, "message": "..."}}`` with the HTTP status N; nothing found is such an
-error with 404, for a trace and for a search alike. A 404 without that body is no Jaeger
-answer at all: a wrong address or base path, never "no such run".
+error with 404, for a trace and for a search alike (before 1.53, a stream of no chunk: a 200
+with an empty body). A 404 without that body is no Jaeger answer at all: a wrong address or
+base path, never "no such run".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 
-__all__ = ["error_body_message", "error_message", "search_params"]
+__all__ = ["error_body_message", "error_message", "nothing_found", "search_params"]
 
 
 def search_params(
@@ -63,3 +64,11 @@ def error_body_message(content: bytes) -> str | None:
     except BoundedInputError:
         return None
     return error_message(body.get("error")) if isinstance(body, dict) else None
+
+
+def nothing_found(status: int, content: bytes) -> bool | None:
+    """Whether an answer of ``status`` with the body ``content`` says that nothing was found
+    (see the module docstring); None for a 404 that is not Jaeger's."""
+    if status == 404:
+        return True if error_body_message(content) is not None else None
+    return status == 200 and not content.strip()

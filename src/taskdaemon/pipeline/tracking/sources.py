@@ -54,6 +54,7 @@ from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking._jaeger import (
     error_body_message,
     error_message,
+    nothing_found,
     search_params,
 )
 from taskdaemon.pipeline.tracking._remote import (
@@ -469,20 +470,20 @@ class JaegerSource(_HttpSource):
         """``/api/v3/traces/<id>`` → ``{"result": {"resourceSpans": …}}``."""
         trace_id = _check_run_id(run_id)
         response = self._get(f"/api/v3/traces/{trace_id}")
-        self._nothing_found(response)  # raises for a 404 not Jaeger's; Jaeger's is "no run"
+        if self._nothing_found(response):
+            raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
         return self._trace_spans(response, trace_id)
 
     def _nothing_found(self, response: httpx.Response) -> bool:
-        """Whether ``response`` is Jaeger's "nothing found" (404 with its JSON error body);
-        ``SpanSourceError`` for a 404 without it: no API v3 there (``tracking._jaeger``)."""
-        if response.status_code != 404:
-            return False
-        if error_body_message(response.content) is None:
+        """Whether ``response`` is Jaeger's "nothing found"; ``SpanSourceError`` for a 404
+        that is not Jaeger's: no API v3 there (``tracking._jaeger``)."""
+        found = nothing_found(response.status_code, response.content)
+        if found is None:
             raise SpanSourceError(
                 f"{_where(response)}: HTTP 404: {_snippet(response)}: "
                 "not an answer of Jaeger's query API v3 (is the address right?)"
             )
-        return True
+        return found
 
     @_query
     def search(
