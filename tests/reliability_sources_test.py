@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import gzip
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,13 +21,19 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from reliability_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SettingsError, SpanSourceError
 from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, open_source
-from taskdaemon.pipeline.tracking._remote import RemoteLimits, display_url, split_credentials
+from taskdaemon.pipeline.tracking._remote import (
+    RemoteLimits,
+    display_url,
+    read_bounded,
+    split_credentials,
+)
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tempo"
@@ -171,6 +179,213 @@ def test_a_backend_trickling_its_headers_is_given_up_at_the_deadline() -> None:
     expected = (True, True)
     actual = ("no complete answer within 1 s" in message, elapsed < 10)
     assert expected == actual, (message, elapsed)
+
+
+@pytest.mark.parametrize(("size", "cap"), [(1000, 1000), (1001, 1000)])
+def test_a_compressed_body_is_counted_and_kept_as_it_decodes(size: int, cap: int) -> None:
+    """A gzip body counts as the bytes it decodes to (a body of ``cap`` decoded bytes is read
+    whole, one more is refused however small it came), and the answer is the decoded body
+    without the headers that described its wire form, so it reads as what it is."""
+    body = json.dumps({"pad": "x" * (size - 11)}).encode()
+    wire = gzip.compress(body)
+
+    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Encoding", "gzip")
+        handler.send_header("Content-Length", str(len(wire)))
+        handler.end_headers()
+        server.write(handler, wire)
+
+    with serving(answer) as server, httpx.Client(base_url=server.url) as client:
+        try:
+            response = read_bounded(
+                client,
+                "/x",
+                None,
+                read_timeout=5.0,
+                deadline_at=time.monotonic() + 30,
+                max_bytes=cap,
+                shown="here",
+            )
+            headers = response.headers
+            got: Any = (
+                response.json(),
+                [headers.get(name) for name in ("content-type", "content-encoding")],
+                headers.get_list("content-length"),
+            )
+        except SpanSourceError as exc:
+            got = str(exc)
+    expected = (
+        (json.loads(body), ["application/json", None], [str(size)])
+        if size <= cap
+        else f"here: response larger than {cap} bytes (TASKDAEMON_SOURCE_MAX_BYTES); refused"
+    )
+    assert (len(body), expected) == (size, got)
+
+
+def test_a_read_past_its_deadline_sends_no_request() -> None:
+    """A read whose deadline has passed (the query's earlier requests took it all) fails as a
+    timeout the caller counts as its last error, before it sends anything."""
+    with (
+        serving(lambda *_: None) as server,
+        httpx.Client(base_url=server.url) as client,
+        pytest.raises(httpx.ReadTimeout) as caught,
+    ):
+        read_bounded(
+            client,
+            "/x",
+            None,
+            read_timeout=5.0,
+            deadline_at=time.monotonic() - 0.001,
+            max_bytes=1024,
+            shown="here",
+        )
+    assert ("deadline reached", []) == (str(caught.value), server.requests)
+
+
+@contextmanager
+def _unanswered_port() -> Iterator[int]:
+    """A loopback port whose listener never accepts and whose queue is full: a connection to
+    it hangs in its handshake (the kernel drops the SYNs), as to a backend behind a firewall
+    that drops packets."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(3):
+            filler = socket.socket()
+            fillers.append(filler)
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
+
+
+def test_a_connection_that_hangs_ends_at_the_per_read_timeout() -> None:
+    """A backend whose handshake never completes: the connect gives up at ``read_timeout``
+    (below the 3 s cap on connects), not at the client's own 30 s nor the query's deadline."""
+    patient = httpx.Timeout(30.0)
+    with (
+        _unanswered_port() as port,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=patient) as client,
+        pytest.raises(httpx.ConnectTimeout) as caught,
+    ):
+        read_bounded(
+            client,
+            "/x",
+            None,
+            read_timeout=0.3,
+            deadline_at=time.monotonic() + 60,
+            max_bytes=1024,
+            shown="here",
+        )
+    assert "deadline reached" != str(caught.value)
+
+
+def test_a_body_trickling_past_the_deadline_ends_there() -> None:
+    """A body sent a byte every 0.05 s for 20 s trips no per-read timeout: the read ends with
+    the deadline's timeout at the first byte that comes after the deadline (a client without
+    the socket-level bound of ``_deadline_io``, so the body's own check is what ends it)."""
+
+    def trickle(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "400")
+        handler.end_headers()
+        for _ in range(400):
+            server.write(handler, b" ")
+            if stop.wait(0.05):
+                return
+
+    with (
+        serving(trickle) as server,
+        httpx.Client(base_url=server.url) as client,
+        pytest.raises(httpx.ReadTimeout) as caught,
+    ):
+        read_bounded(
+            client,
+            "/x",
+            None,
+            read_timeout=5.0,
+            deadline_at=time.monotonic() + 0.5,
+            max_bytes=1024,
+            shown="here",
+        )
+    assert "deadline reached" == str(caught.value)
+
+
+@pytest.mark.parametrize(("body", "read"), [(b"[12]", True), (b"[123]", False)])
+def test_a_body_of_exactly_the_cap_is_read_one_byte_more_is_refused(
+    body: bytes, read: bool
+) -> None:
+    """The cap counts every byte: a body of ``max_bytes`` is read whole, with its status,
+    headers and the query's parameters as sent; one byte more is refused."""
+
+    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(203)
+        handler.send_header("X-Kind", "test")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        server.write(handler, body)
+
+    with serving(answer) as server, httpx.Client(base_url=server.url) as client:
+        try:
+            response = read_bounded(
+                client,
+                "/api/search",
+                {"limit": 3, "q": "a b"},
+                read_timeout=5.0,
+                deadline_at=time.monotonic() + 30,
+                max_bytes=4,
+                shown="here",
+            )
+            got: Any = (response.status_code, response.headers["X-Kind"], response.content)
+        except SpanSourceError as exc:
+            got = str(exc)
+    expected = (
+        (203, "test", body)
+        if read
+        else "here: response larger than 4 bytes (TASKDAEMON_SOURCE_MAX_BYTES); refused"
+    )
+    assert (expected, ["/api/search?limit=3&q=a+b"]) == (got, [p for p, _ in server.requests])
+
+
+def test_a_stalled_body_ends_at_the_per_read_timeout_well_before_the_deadline() -> None:
+    """A backend that sends half its body, then nothing for 20 s: the read gives up when one
+    read has waited ``read_timeout`` (httpx's own timeout, not the query's deadline, which is a
+    minute away, nor the client's, 30 s); without that bound the body would complete after
+    those 20 s."""
+
+    def stall(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Length", "4")
+        handler.end_headers()
+        server.write(handler, b"[1")
+        if not stop.wait(20):
+            server.write(handler, b"2]")
+
+    patient = httpx.Timeout(30.0)  # the client's own: each read's bound is read_bounded's
+    with (
+        serving(stall) as server,
+        httpx.Client(base_url=server.url, timeout=patient) as client,
+        pytest.raises(httpx.ReadTimeout) as caught,
+    ):
+        read_bounded(
+            client,
+            "/x",
+            None,
+            read_timeout=0.3,
+            deadline_at=time.monotonic() + 60,
+            max_bytes=1024,
+            shown="here",
+        )
+    assert "deadline reached" != str(caught.value)
 
 
 # --- a cap on results -----------------------------------------------------------------------------
@@ -404,6 +619,25 @@ def test_invalid_limits_are_one_line_errors(value: str) -> None:
         RemoteLimits.from_env({"TASKDAEMON_SOURCE_TIMEOUT": value})
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "2.5", "1e3", "many"])
+def test_an_invalid_size_cap_is_a_one_line_error(value: str) -> None:
+    """A size cap that is not a whole number above 0 is a wrong setting, naming the variable."""
+    with pytest.raises(SettingsError, match="TASKDAEMON_SOURCE_MAX_BYTES"):
+        RemoteLimits.from_env({"TASKDAEMON_SOURCE_MAX_BYTES": value})
+
+
+def test_limits_are_read_from_their_variables_below_one_too() -> None:
+    """Both limits are taken from their variables (a deadline under a second and a cap of one
+    byte included); unset or blank is the default."""
+    given = {"TASKDAEMON_SOURCE_TIMEOUT": " 0.25 ", "TASKDAEMON_SOURCE_MAX_BYTES": "1"}
+    blank = {"TASKDAEMON_SOURCE_TIMEOUT": " ", "TASKDAEMON_SOURCE_MAX_BYTES": ""}
+    assert (
+        RemoteLimits.from_env(given),
+        RemoteLimits.from_env(blank),
+        RemoteLimits.from_env({}),
+    ) == (RemoteLimits(deadline=0.25, max_bytes=1), RemoteLimits(), RemoteLimits())
+
+
 # --- credentials ----------------------------------------------------------------------------------
 
 
@@ -414,6 +648,13 @@ def test_invalid_limits_are_one_line_errors(value: str) -> None:
         ("tempo+https://u:p%40ss@[::1]:3200", "tempo+https://u:***@[::1]:3200"),
         ("jaeger+http://u:a@b@host?org=1", "jaeger+http://u:***@host?org=1"),
         ("tempo+http://user@tempo:3200", "tempo+http://user@tempo:3200"),
+        ("tempo+http://user:pa:ss@tempo", "tempo+http://user:***@tempo"),
+        ("tempo+http://Xu:s3cret@tempo/a@b/c", "tempo+http://Xu:***@tempo/a@b/c"),
+        (
+            "tempo+http://u:s3cret@tempo/x?to=http://a:b@c",
+            "tempo+http://u:***@tempo/x?to=http://a:b@c",
+        ),
+        ("://user:s3cret@tempo", "://user:***@tempo"),
         ("tempo+http://tempo:3200/a@b", "tempo+http://tempo:3200/a@b"),
         ("sqlite:///var/spans.db", "sqlite:///var/spans.db"),
     ],
@@ -457,7 +698,20 @@ def test_bad_source_urls_are_refused_without_their_password(url: str) -> None:
     assert ("s3cret" in str(caught.value), "user:***@" in str(caught.value)) == (False, True)
 
 
-def test_split_credentials_decodes_percent_escapes() -> None:
-    """``user:p%40ss@host`` gives the URL without user information and ``("user", "p@ss")``."""
-    expected = ("http://tempo:3200/x", ("user", "p@ss"))
-    assert expected == split_credentials("http://user:p%40ss@tempo:3200/x")
+@pytest.mark.parametrize(
+    ("url", "split"),
+    [
+        ("http://user:p%40ss@tempo:3200/x", ("http://tempo:3200/x", ("user", "p@ss"))),
+        ("http://us%40er:pw@tempo", ("http://tempo", ("us@er", "pw"))),
+        ("http://u:a@b@tempo/x@y", ("http://tempo/x@y", ("u", "a@b"))),
+        ("http://:p:w@tempo", ("http://tempo", ("", "p:w"))),
+        ("http://tempo/x@y", ("http://tempo/x@y", None)),
+    ],
+)
+def test_split_credentials_decodes_percent_escapes(
+    url: str, split: tuple[str, tuple[str, str] | None]
+) -> None:
+    """The URL without its user information, and the user and password it held, decoded as
+    the HTTP client reads them: the last ``@`` of the authority ends them, the first ``:``
+    parts them (``user:p%40ss@host`` gives ``("user", "p@ss")``)."""
+    assert split == split_credentials(url)
