@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tomllib
+from types import MappingProxyType
 
 import pytest
 
@@ -11,6 +13,7 @@ from taskdaemon.pipeline.bounded import (
     MIN_BYTES_PER_VALUE,
     BoundedInputError,
     TooDenseError,
+    check_depth,
     loads_bounded,
 )
 
@@ -108,3 +111,41 @@ def test_the_bound_counts_utf8_bytes() -> None:
     item = '"' + "é" * 4 + '",'  # 7 characters, 11 bytes, one value
     text = "[" + item * (2 * FREE_VALUES) + '""]'
     assert 2 * FREE_VALUES + 1 == len(loads_bounded(text))
+
+
+def test_dense_objects_count_as_values_too() -> None:
+    """A list of 100,000 empty objects is as dense as one of empty lists: ``{`` is a value."""
+    text = "[" + "{}," * 99_999 + "{}]"
+    with pytest.raises(TooDenseError, match=r"^holds 200000 values in 300001 bytes"):
+        loads_bounded(text)
+
+
+def test_a_dense_document_with_strings_is_counted_outside_them_in_all_three_kinds() -> None:
+    """Strings send the count to its second, precise pass: there every ``{``, ``[`` and ``,``
+    outside a string is still one value (``{"":[]},`` is three)."""
+    text = "[" + '{"":[]},' * 99_999 + '{"":[]}]'
+    with pytest.raises(TooDenseError, match=r"^holds 300000 values in 800001 bytes"):
+        loads_bounded(text)
+
+
+def test_a_document_at_the_bound_once_strings_are_left_out_is_decoded() -> None:
+    """Counted with its strings it is three times too dense; outside them it holds exactly
+    one value per 8 bytes (``"a,b,c",``), which the bound allows."""
+    count = 4 * FREE_VALUES
+    text = "[" + '"a,b,c",' * (count - 1) + '"a,b,c"]'
+    assert (count, count) == (len(text) // MIN_BYTES_PER_VALUE, len(loads_bounded(text)))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [[[[]]], []],  # the deep container first, a shallow one last in the same level
+        tomllib.loads("when = 2026-12-04T00:00:00Z\ndeep = [[[[]]]]"),  # a TOML date first
+        MappingProxyType({"deep": [[[[]]]]}),  # a mapping that is not a dict
+    ],
+)
+def test_check_depth_walks_every_container_of_a_level(value: object) -> None:
+    """Four levels are refused under a limit of three, whatever comes before or after the
+    deepest container in its level, and in any mapping."""
+    with pytest.raises(BoundedInputError, match=r"^nested deeper than 3 levels$"):
+        check_depth(value, 3)
