@@ -1,11 +1,12 @@
 """An exporter's batch looked at again as it leaves (``masked_values.masked_batch``): the items
-recorded before a value became known as a secret, and only those, go out masked."""
+recorded before a value became known as a secret, and only those, go out masked. And the set
+of known values itself (``MaskedValues``): what it starts with, what a change empties."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from taskdaemon.pipeline.masked_values import masked_batch
+from taskdaemon.pipeline.masked_values import MaskedValues, masked_batch
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -69,4 +70,26 @@ def test_only_the_items_holding_a_known_value_are_masked_in_place() -> None:
         [True, True],
         [holding, last],
         [first, holding, middle, last],
+    )
+
+
+def test_a_new_set_of_values_knows_none_and_empties_its_caches_at_each_change() -> None:
+    """A fresh ``MaskedValues`` holds no value, needle or multi-line value; each replacement
+    sets all three (the values holding a line break apart) and empties every cache it was
+    given, a set and a dict alike, so a text found clean before is looked at again."""
+    known = MaskedValues()
+    found_clean: set[str] = {"plain text"}
+    redacted: dict[str, str] = {"old": "old"}
+    known.clears(found_clean)
+    known.clears(redacted)
+    fresh = (known.values, known.needles, known.across_lines)
+    known.replace(("line one\nline two", "s3cr3t"), ("line", "s3c"))
+    assert (
+        fresh,
+        (known.values, known.needles, known.across_lines),
+        (found_clean, redacted),
+    ) == (
+        ((), (), ()),
+        (("line one\nline two", "s3cr3t"), ("line", "s3c"), ("line one\nline two",)),
+        (set(), {}),
     )
