@@ -94,6 +94,19 @@ def test_a_redact_list_of_non_strings_is_refused_with_its_reason(
     assert [("TASKDAEMON_REDACT_PATTERNS", "Input should be a JSON list of strings")] == problems
 
 
+def test_a_wrong_source_bound_is_refused_with_the_other_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The span sources' bounds are read with the settings: a wrong one is listed with the
+    other wrong settings, after them, naming its variable and the value quoted."""
+    monkeypatch.setenv("TASKDAEMON_SOURCE_MAX_BYTES", "1kb")
+    problems = _refusal(monkeypatch, "TASKDAEMON_API_TOKEN", "short")
+    assert [
+        ("TASKDAEMON_API_TOKEN", "must have at least 16 characters"),
+        ("TASKDAEMON_SOURCE_MAX_BYTES", "not a number: '1kb'"),
+    ] == problems
+
+
 def test_the_metrics_host_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
     """Blanks around ``TASKDAEMON_METRICS_HOST`` are dropped."""
     monkeypatch.setenv("TASKDAEMON_METRICS_HOST", " 0.0.0.0 ")
