@@ -88,6 +88,10 @@ tests_for() {
                 tests/pipeline_tracking_report_test.py ;;
         pipeline/terminal_text.py)
             echo tests/pipeline_terminal_text_test.py tests/pipeline_cli_runs_test.py ;;
+        pipeline/tracking/_remote.py)
+            # The remote sources' own tests, and the two other readers of its settings and URLs.
+            echo tests/reliability_sources_test.py tests/pipeline_tracking_source_urls_test.py \
+                tests/pipeline_settings_size_bounds_test.py ;;
         pipeline/control.py)
             echo tests/pipeline_control_test.py tests/pipeline_cli_test.py ;;
         pipeline/cel_worker.py)
