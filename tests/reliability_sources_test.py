@@ -181,6 +181,28 @@ def test_a_backend_trickling_its_headers_is_given_up_at_the_deadline() -> None:
     assert expected == actual, (message, elapsed)
 
 
+def _read(
+    client: httpx.Client,
+    *,
+    path: str = "/x",
+    params: dict[str, Any] | None = None,
+    read_timeout: float = 5.0,
+    deadline_in: float = 30,
+    max_bytes: int = 1024,
+) -> httpx.Response:
+    """``read_bounded`` of ``path``, its deadline ``deadline_in`` seconds from now, the URL
+    shown as ``here``."""
+    return read_bounded(
+        client,
+        path,
+        params,
+        read_timeout=read_timeout,
+        deadline_at=time.monotonic() + deadline_in,
+        max_bytes=max_bytes,
+        shown="here",
+    )
+
+
 @pytest.mark.parametrize(("size", "cap"), [(1000, 1000), (1001, 1000)])
 def test_a_compressed_body_is_counted_and_kept_as_it_decodes(size: int, cap: int) -> None:
     """A gzip body counts as the bytes it decodes to (a body of ``cap`` decoded bytes is read
@@ -199,15 +221,7 @@ def test_a_compressed_body_is_counted_and_kept_as_it_decodes(size: int, cap: int
 
     with serving(answer) as server, httpx.Client(base_url=server.url) as client:
         try:
-            response = read_bounded(
-                client,
-                "/x",
-                None,
-                read_timeout=5.0,
-                deadline_at=time.monotonic() + 30,
-                max_bytes=cap,
-                shown="here",
-            )
+            response = _read(client, max_bytes=cap)
             headers = response.headers
             got: Any = (
                 response.json(),
@@ -232,15 +246,7 @@ def test_a_read_past_its_deadline_sends_no_request() -> None:
         httpx.Client(base_url=server.url) as client,
         pytest.raises(httpx.ReadTimeout) as caught,
     ):
-        read_bounded(
-            client,
-            "/x",
-            None,
-            read_timeout=5.0,
-            deadline_at=time.monotonic() - 0.001,
-            max_bytes=1024,
-            shown="here",
-        )
+        _read(client, deadline_in=-0.001)
     assert ("deadline reached", []) == (str(caught.value), server.requests)
 
 
@@ -277,15 +283,7 @@ def test_a_connection_that_hangs_ends_at_the_per_read_timeout() -> None:
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=patient) as client,
         pytest.raises(httpx.ConnectTimeout) as caught,
     ):
-        read_bounded(
-            client,
-            "/x",
-            None,
-            read_timeout=0.3,
-            deadline_at=time.monotonic() + 60,
-            max_bytes=1024,
-            shown="here",
-        )
+        _read(client, read_timeout=0.3, deadline_in=60)
     assert "deadline reached" != str(caught.value)
 
 
@@ -308,15 +306,7 @@ def test_a_body_trickling_past_the_deadline_ends_there() -> None:
         httpx.Client(base_url=server.url) as client,
         pytest.raises(httpx.ReadTimeout) as caught,
     ):
-        read_bounded(
-            client,
-            "/x",
-            None,
-            read_timeout=5.0,
-            deadline_at=time.monotonic() + 0.5,
-            max_bytes=1024,
-            shown="here",
-        )
+        _read(client, deadline_in=0.5)
     assert "deadline reached" == str(caught.value)
 
 
@@ -336,14 +326,8 @@ def test_a_body_of_exactly_the_cap_is_read_one_byte_more_is_refused(
 
     with serving(answer) as server, httpx.Client(base_url=server.url) as client:
         try:
-            response = read_bounded(
-                client,
-                "/api/search",
-                {"limit": 3, "q": "a b"},
-                read_timeout=5.0,
-                deadline_at=time.monotonic() + 30,
-                max_bytes=4,
-                shown="here",
+            response = _read(
+                client, path="/api/search", params={"limit": 3, "q": "a b"}, max_bytes=4
             )
             got: Any = (response.status_code, response.headers["X-Kind"], response.content)
         except SpanSourceError as exc:
@@ -376,15 +360,7 @@ def test_a_stalled_body_ends_at_the_per_read_timeout_well_before_the_deadline() 
         httpx.Client(base_url=server.url, timeout=patient) as client,
         pytest.raises(httpx.ReadTimeout) as caught,
     ):
-        read_bounded(
-            client,
-            "/x",
-            None,
-            read_timeout=0.3,
-            deadline_at=time.monotonic() + 60,
-            max_bytes=1024,
-            shown="here",
-        )
+        _read(client, read_timeout=0.3, deadline_in=60)
     assert "deadline reached" != str(caught.value)
 
 
