@@ -88,6 +88,9 @@ tests_for() {
                 tests/pipeline_tracking_report_test.py ;;
         pipeline/terminal_text.py)
             echo tests/pipeline_terminal_text_test.py tests/pipeline_cli_runs_test.py ;;
+        pipeline/config_text.py)
+            echo tests/pipeline_config_text_test.py tests/pipeline_config_test.py \
+                tests/reliability_hostile_input_test.py ;;
         pipeline/tracking/_remote.py)
             # The remote sources' own tests, and the two other readers of its settings and URLs.
             echo tests/reliability_sources_test.py tests/pipeline_tracking_source_urls_test.py \
