@@ -181,6 +181,23 @@ def test_a_backend_trickling_its_headers_is_given_up_at_the_deadline() -> None:
     assert expected == actual, (message, elapsed)
 
 
+def _answering(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None
+) -> Callable[..., None]:
+    """A ``serving`` handler answering ``status``, ``headers`` (JSON's content type unless
+    given) and ``body``, with its length."""
+    headers = {"Content-Type": "application/json"} if headers is None else headers
+
+    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        handler.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        server.write(handler, body)
+
+    return answer
+
+
 def _read(
     client: httpx.Client,
     *,
@@ -211,14 +228,9 @@ def test_a_compressed_body_is_counted_and_kept_as_it_decodes(size: int, cap: int
     body = json.dumps({"pad": "x" * (size - 11)}).encode()
     wire = gzip.compress(body)
 
-    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Encoding", "gzip")
-        handler.send_header("Content-Length", str(len(wire)))
-        handler.end_headers()
-        server.write(handler, wire)
-
+    answer = _answering(
+        wire, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    )
     with serving(answer) as server, httpx.Client(base_url=server.url) as client:
         try:
             response = _read(client, max_bytes=cap)
@@ -317,14 +329,10 @@ def test_a_body_of_exactly_the_cap_is_read_one_byte_more_is_refused(
     """The cap counts every byte: a body of ``max_bytes`` is read whole, with its status,
     headers and the query's parameters as sent; one byte more is refused."""
 
-    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
-        handler.send_response(203)
-        handler.send_header("X-Kind", "test")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        server.write(handler, body)
-
-    with serving(answer) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        serving(_answering(body, status=203, headers={"X-Kind": "test"})) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         try:
             response = _read(
                 client, path="/api/search", params={"limit": 3, "q": "a b"}, max_bytes=4
@@ -493,17 +501,6 @@ def _with_attributes(attribute: bytes, count: int) -> bytes:
     comma) on its span, ahead of its own."""
     head, _, tail = TEMPO_V2.rpartition(_ATTRIBUTES)
     return head + _ATTRIBUTES + attribute * count + tail
-
-
-def _answering(body: bytes) -> Callable[..., None]:
-    def answer(server: _Server, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        server.write(handler, body)
-
-    return answer
 
 
 #: Answers of a few megabytes that each decode to tens or hundreds of megabytes: 2 million
