@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from typing import Any
 
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
@@ -38,6 +39,7 @@ from taskdaemon.pipeline.cli.options import (
     source_exit_code,
 )
 from taskdaemon.pipeline.logs import configure_logging
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.settings import load_settings
 
 __all__ = ["DEFAULT_PORT", "register"]
@@ -73,8 +75,8 @@ def ui_command(args: argparse.Namespace) -> int:
     url = args.source or settings.span_source
     try:
         open_source(url).close()  # a bad URL or missing file is an error now, not per page
-    except SpanSourceError as error:
-        _log.error("%s", error)
+    except SpanSourceError as error:  # one line, as every reader of a source says it
+        print(f"taskdaemon ui: {redact_text(str(error))}", file=sys.stderr, flush=True)
         return source_exit_code(error)
     try:
         return asyncio.run(_serve(settings, url, host, port))
