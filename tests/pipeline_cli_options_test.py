@@ -38,3 +38,29 @@ def test_a_refused_value_is_quoted_on_one_line(
     quoted = err[err.index("'9") : err.index("…'") + 2]
     assert (done.returncode, err.count("\n"), "\x1b" in err, says in err) == (2, 1, False, True)
     assert quoted == repr(HOSTILE[:39] + "…")  # 40 characters of the value, then nothing more
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("runs", "list", "--limit", "３"), "argument --limit: not a whole number: '３'"),
+        (("report", "--limit", "３"), "argument --limit: not a whole number: '３'"),
+        (("retention", "--keep", "３"), "argument --keep: not a whole number: '３'"),
+        (("serve", "--port", "９０９０"), "argument --port: not a port number: '９０９０'"),
+        (("serve", "--every", "１.５"), "argument --every: not a number of seconds: '１.５'"),
+        (("serve", "--max-runs", "２"), "argument --max-runs: not a whole number: '２'"),
+        (("watch", "0" * 32, "--interval", "１"), "not a number of seconds: '１'"),
+        (("runs", "list", "--since", "３d"), "not a time: '３d'"),
+        (("retention", "--max-age", "３０d"), "not a duration: '３０d'"),
+    ],
+    ids=["limit", "report-limit", "keep", "port", "every", "max-runs", "interval", "since", "age"],
+)
+def test_a_number_in_other_than_ascii_digits_is_refused(
+    args: tuple[str, ...], says: str, home: Path
+) -> None:
+    """``int`` and ``float`` read full-width digits (``--port ９０９０`` served on 9090):
+    every number option now takes ASCII digits only, and says so in one line."""
+    done = taskdaemon(home, *args)
+    assert (done.returncode, done.stderr.count("\n"), says in done.stderr) == (2, 1, True), (
+        done.stderr
+    )

@@ -106,6 +106,22 @@ ODD_NUMBERS = [
     ("TASKDAEMON_RETENTION_KEEP", NINES, f"must be 0 to 1000000000, not '{NINES}'"),
     ("TASKDAEMON_RETENTION_KEEP", "-0", None),
     ("TASKDAEMON_RETENTION_MAX_AGE", "nan", "not a duration: 'nan'"),
+    # Full-width digits: int() and float() take them, no other reader of the value does.
+    (
+        "TASKDAEMON_METRICS_PORT",
+        "９０９０",
+        "Input should be a valid integer, in ASCII digits, not '９",
+    ),
+    ("TASKDAEMON_CAPTURE_MAX_BYTES", "1\u2003", "Input should be a valid integer, in ASCII"),
+    (
+        "TASKDAEMON_EXPORT_TIMEOUT",
+        "５",
+        "Input should be a valid number, in ASCII digits, not '５'",
+    ),
+    ("TASKDAEMON_SOURCE_TIMEOUT", "３０", "not a number: '３０'"),
+    ("TASKDAEMON_SOURCE_MAX_BYTES", "６４", "not a number: '６４'"),
+    ("TASKDAEMON_RETENTION_KEEP", "１０", "not a count: '１０'"),
+    ("TASKDAEMON_RETENTION_MAX_AGE", "３０d", "not a duration: '３０d'"),
 ]
 
 

@@ -542,13 +542,16 @@ def test_durations_are_seconds_or_unit_strings(value: str, seconds: float) -> No
         ("10 min", "invalid duration '10 min'"),
         ("1d", "invalid duration '1d'"),
         ("-5s", "invalid duration '-5s'"),
+        ("３０s", "invalid duration '３０s'"),  # float() reads full-width digits; nothing else
+        ("'４５'", "invalid duration '４５'"),
         ("true", "expected a duration, got boolean"),
         ("-5", "must be > 0, got -5"),
         ("0ms", "must be > 0, got 0"),
     ],
 )
 def test_bad_durations_are_refused(value: str, expected: str) -> None:
-    """Durations with an unknown unit, of the wrong type or not positive are refused."""
+    """Durations with an unknown unit, in other than ASCII digits, of the wrong type or not
+    positive are refused."""
     assert f"stages[0].timeout: {expected}" in _parse_error(_one_stage(f"timeout: {value}"))
 
 

@@ -73,3 +73,11 @@ def test_a_time_with_a_lowercase_z_is_not_iso_8601() -> None:
         "2025-01-31T12:00)"
     )
     assert expected == str(refused.value)
+
+
+@pytest.mark.parametrize("text", ["３０d", "1\u0663s", "\u2003" + "5m"])
+def test_an_age_is_written_in_ascii(text: str) -> None:
+    """Digits and spaces of other scripts (full-width, Arabic-Indic, an em space) were read as
+    their ASCII twins, as ``float`` reads them; an age is now ASCII, as a setting is."""
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_age(text)

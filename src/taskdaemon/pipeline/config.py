@@ -134,10 +134,10 @@ _STAGE_REQUIRED_SET: Final = _STAGE_KEY_SET - {key for key, _ in _STAGE_OPTIONAL
 
 _TRIGGER_MODES: Final = {mode.value: mode for mode in TriggerMode}
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)", re.ASCII)  # ASCII: float takes any digits
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", re.ASCII)
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")

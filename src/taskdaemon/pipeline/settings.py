@@ -18,7 +18,8 @@ The loader is a small typed one, not a settings library: it runs on the start-up
 command (``taskdaemon run`` must reach its first stage within 150 ms, a budget pydantic-settings
 alone exceeded: ``benchmarks/README.md``, "CLI start-up"). It keeps the behaviour the settings had:
 variable names are matched without regard to case (an exact upper-case name wins), an empty value is
-a value (``""`` is not a valid port), numbers are parsed as Python literals (``1_000``), and the
+a value (``""`` is not a valid port), numbers are parsed as Python literals (``1_000``) written in
+ASCII (``int`` alone would take ``９０９０``: docs/architecture.md, "Settings"), and the
 reasons read like pydantic's (``Input should be less than or equal to 65535``), so scripts matching
 them keep working. Keyword overrides of :func:`load_settings` (field names) are validated the same
 way; an unknown one is a ``TypeError``.
@@ -339,9 +340,17 @@ def _bounded(value: float, ge: float | None, gt: float | None, le: float | None)
         raise ValueError(f"Input should be less than or equal to {le:g}")
 
 
+def _ascii(text: str, kind: str) -> None:
+    """Refuse a number written with other than ASCII: ``int`` and ``float`` take any script's
+    digits and spaces (``９０９０`` is 9090 to them), which no other reader of the value does."""
+    if not text.isascii():
+        raise ValueError(f"Input should be a valid {kind}, in ASCII digits, not {quote(text)}")
+
+
 def _integer(*, ge: int | None = None, le: int | None = None) -> Parser:
     def parse_integer(value: Any) -> int:
         if isinstance(value, str):
+            _ascii(value, "integer")
             try:
                 number = float(value) if "." in value else int(value)
             except ValueError:
@@ -364,6 +373,8 @@ def _integer(*, ge: int | None = None, le: int | None = None) -> Parser:
 
 def _number(*, gt: float | None = None, le: float | None = None) -> Parser:
     def parse_number(value: Any) -> float:
+        if isinstance(value, str):
+            _ascii(value, "number")
         try:
             number = float(value)
         except (TypeError, ValueError):

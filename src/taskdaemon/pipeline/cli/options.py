@@ -26,12 +26,14 @@ __all__ = [
     "add_source_option",
     "add_wide_option",
     "add_workspace_option",
+    "ascii_only",
     "pipeline_name",
     "poll_interval",
     "port_number",
     "source_exit_code",
     "span_source",
     "table_width",
+    "whole_number",
 ]
 
 #: How ``--since``, ``--until`` (``runs list``, ``report``) are written (``durations.parse_when``).
@@ -44,11 +46,28 @@ WHEN_FORMAT = (
 INTERVAL_RANGE = (0.05, 60.0)
 
 
+def ascii_only(text: str) -> str:
+    """``text`` if it is ASCII, else ValueError: ``int`` and ``float`` take any script's
+    digits and spaces (``--port ９０９０`` was 9090), so a number option reads
+    ``int(ascii_only(text))``."""
+    if not text.isascii():
+        raise ValueError(text)
+    return text
+
+
+def whole_number(text: str) -> int:
+    """A count option's value (argparse type): bounds are the command's to check."""
+    try:
+        return int(ascii_only(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {quote(text)}") from None
+
+
 def poll_interval(text: str) -> float:
     """``--interval``'s value: seconds within :data:`INTERVAL_RANGE` (argparse type)."""
     low, high = INTERVAL_RANGE
     try:
-        seconds = float(text)
+        seconds = float(ascii_only(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {quote(text)}") from None
     if math.isnan(seconds) or not low <= seconds <= high:
@@ -140,7 +159,7 @@ def workspace_root(args: argparse.Namespace) -> Path:
 def port_number(text: str) -> int:
     """``--port``'s value: 0 (any free port) to 65535 (argparse type)."""
     try:
-        port = int(text)
+        port = int(ascii_only(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a port number: {quote(text)}") from None
     if not 0 <= port <= 65535:

@@ -32,6 +32,7 @@ from taskdaemon.pipeline.cli.options import (
     add_wide_option,
     source_exit_code,
     table_width,
+    whole_number,
 )
 from taskdaemon.pipeline.cli.output_file import write_output
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
@@ -65,7 +66,7 @@ def register(subparsers: Any) -> None:
     add_source_option(parser)
     parser.add_argument(
         "--limit",
-        type=int,
+        type=whole_number,
         default=1000,
         metavar="N",
         help="sources without aggregates: rebuild at most N runs (default 1000)",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code, whole_number
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     )
     ret.add_argument(
         "--keep",
-        type=int,
+        type=whole_number,
         default=None,
         metavar="N",
         help=f"keep the newest N runs per pipeline (0 to {MAX_KEEP})",

@@ -21,6 +21,7 @@ from taskdaemon.pipeline.cli.options import (
     add_wide_option,
     source_exit_code,
     table_width,
+    whole_number,
 )
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
@@ -60,7 +61,7 @@ def register(subparsers: Any) -> None:
     list_p.add_argument("--until", metavar="T", help=f"started at or before T: {WHEN_FORMAT}")
     list_p.add_argument(
         "--limit",
-        type=int,
+        type=whole_number,
         default=20,
         metavar="N",
         help=f"at most N runs (default 20, at most {MAX_LIST})",

@@ -57,7 +57,12 @@ from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
-from taskdaemon.pipeline.cli.options import add_input_options, add_server_options
+from taskdaemon.pipeline.cli.options import (
+    add_input_options,
+    add_server_options,
+    ascii_only,
+    whole_number,
+)
 from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
@@ -95,7 +100,7 @@ def _every(text: str) -> float:
     """``--every``: a positive, finite number of seconds (argparse type). NaN ran the runs back
     to back."""
     try:
-        seconds = float(text)
+        seconds = float(ascii_only(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {quote(text)}") from None
     if not 0 < seconds < math.inf:  # NaN fails too
@@ -105,10 +110,7 @@ def _every(text: str) -> float:
 
 def _max_runs(text: str) -> int:
     """``--max-runs``: 0 (no limit) or more (argparse type); -1 ran for ever as "1 of -1"."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {quote(text)}") from None
+    count = whole_number(text)
     if count < 0:
         raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, not {quote(text)}")
     return count

@@ -117,6 +117,8 @@ def _positive(
     if not raw:
         return default
     try:
+        if not raw.isascii():  # int and float take any script's digits ("３０")
+            raise ValueError(raw)
         value = kind(raw)
     except ValueError:
         raise SettingsError([(name, f"not a number: {quote(raw)}")]) from None

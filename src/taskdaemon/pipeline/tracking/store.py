@@ -121,6 +121,8 @@ def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy
     except ValueError as exc:
         problems.append(("TASKDAEMON_RETENTION_MAX_AGE", str(exc)))
     try:
+        if not raw_keep.isascii():  # int takes any script's digits ("１０")
+            raise ValueError(raw_keep)
         keep = int(raw_keep) if raw_keep else None
     except ValueError:
         problems.append(("TASKDAEMON_RETENTION_KEEP", f"not a count: {quote(raw_keep)}"))
