@@ -52,15 +52,20 @@ def test_a_refused_value_is_quoted_on_one_line(
         (("watch", "0" * 32, "--interval", "１"), "not a number of seconds: '１'"),
         (("runs", "list", "--since", "３d"), "not a time: '３d'"),
         (("retention", "--max-age", "３０d"), "not a duration: '３０d'"),
+        (("run", "p.yaml", "--serve", "９０９１"), "expected [HOST:]PORT, got '９０９１'"),
     ],
-    ids=["limit", "report-limit", "keep", "port", "every", "max-runs", "interval", "since", "age"],
+    ids=[
+        *("limit", "report-limit", "keep", "port", "every", "max-runs", "interval", "since"),
+        *("age", "run-serve"),
+    ],
 )
 def test_a_number_in_other_than_ascii_digits_is_refused(
-    args: tuple[str, ...], says: str, home: Path
+    args: tuple[str, ...], says: str, home: Path, tmp_path: Path
 ) -> None:
     """``int`` and ``float`` read full-width digits (``--port ９０９０`` served on 9090):
     every number option now takes ASCII digits only, and says so in one line."""
-    done = taskdaemon(home, *args)
+    write(tmp_path / "p.yaml", ONE_STAGE_PIPELINE)
+    done = taskdaemon(home, *args, cwd=tmp_path)
     assert (done.returncode, done.stderr.count("\n"), says in done.stderr) == (2, 1, True), (
         done.stderr
     )

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.cli.options import ascii_only
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
 from taskdaemon.pipeline.cli.sign_in import publish_sign_in
 from taskdaemon.pipeline.cli.span_losses import (
@@ -52,7 +53,7 @@ def parse_address(text: str, default_host: str) -> tuple[str, int]:
         host, port_text = default_host, text
     host = host.strip("[]") or default_host
     try:
-        port = int(port_text)
+        port = int(ascii_only(port_text))
     except ValueError:
         raise ValueError(f"expected [HOST:]PORT, got {quote(text)}") from None
     if not 0 <= port <= 65535:
