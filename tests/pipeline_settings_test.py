@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli_support import environment
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.settings import _FIELDS, Secret, load_settings
 
@@ -264,3 +267,46 @@ def test_an_otlp_timeout_is_set_for_the_signals_its_variable_names(
     settings = load_settings()
     signals = ("traces", "metrics", "logs")
     assert expected == [settings.otlp_timeout_is_set(signal) for signal in signals]  # type: ignore[arg-type]
+
+
+#: Runs ``taskdaemon ARGS`` in this process, counting how often the environment's settings are
+#: parsed (each parse reads ``TASKDAEMON_HOME`` once), and prints the count last.
+_COUNTING = """
+import sys
+from taskdaemon.pipeline import settings
+from taskdaemon.pipeline.cli import main
+
+variable, parse = settings._FIELDS["home"]
+parses = []
+settings._FIELDS["home"] = (variable, lambda value: parses.append(value) or parse(value))
+code = main(sys.argv[1:])
+print(f"exit {code}, {len(parses)} parses", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [("run", "p.yaml", "--log-level", "debug"), ("ui",)], ids=["run", "ui"]
+)
+def test_a_command_parses_the_environment_once(args: tuple[str, ...], tmp_path: Path) -> None:
+    """``run`` parsed every setting three times before its first stage (the command line's
+    check, its observers, its breakpoints, read even when there are none), ``ui`` twice: the
+    environment is now parsed once while it stays the same, an override (``--log-level``) on
+    top of it."""
+    (tmp_path / "p.yaml").write_text(
+        "name: one\nstages:\n  - name: only\n    command: 'true'\n"
+        "    triggers: [{manual: {approval_required: false}}]\n"
+    )
+    env = environment(tmp_path / "home")
+    if args == ("ui",):  # a source that cannot answer: ui stops after its settings
+        args = ("ui", "--source", f"sqlite:///{tmp_path}/absent/spans.db")
+    done = subprocess.run(
+        [sys.executable, "-c", _COUNTING, *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    expected = 1 if args[0] == "ui" else 0
+    assert done.stderr.splitlines()[-1] == f"exit {expected}, 1 parses", done.stderr

@@ -10,9 +10,11 @@ start, before it does anything (``cli._check_settings``); the commands that read
 environment shared by every command of a shell, so a mistake shows at the first command that
 reads the environment, not later in the one ``run`` that happens to use the wrong variable (a
 port that ``runs list`` never opens still fails it); a command that reads no setting cannot be
-misled by one, and keeps its start-up free of this module. ``TASKDAEMON_RETENTION_MAX_AGE``
-and ``TASKDAEMON_RETENTION_KEEP`` are the store's, checked where a command opens it
-(``tracking/store.py``).
+misled by one, and keeps its start-up free of this module. The command then reads the
+settings for its own use (``run`` in two more places) without parsing them again:
+:func:`load_settings` keeps what it made of the environment until the environment changes.
+``TASKDAEMON_RETENTION_MAX_AGE`` and ``TASKDAEMON_RETENTION_KEEP`` are the store's, checked
+where a command opens it (``tracking/store.py``).
 
 The loader is a small typed one, not a settings library: it runs on the start-up path of every
 command (``taskdaemon run`` must reach its first stage within 150 ms, a budget pydantic-settings
@@ -574,24 +576,50 @@ def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment; ``overrides`` (field names) win over it.
 
     Raises :class:`SettingsError` listing each invalid variable with the reason, and
-    ``TypeError`` for an override that names no setting.
+    ``TypeError`` for an override that names no setting. The environment is parsed once for
+    as long as it stays the same (:func:`_parsed_environment`).
     """
     unknown = sorted(set(overrides) - set(_FIELDS))
     if unknown:
         raise TypeError(f"load_settings: no such setting {', '.join(unknown)}")
-    raw: dict[str, Any] = {**_environment_values(os.environ), **overrides}
-    values: dict[str, Any] = {}
-    problems: list[tuple[str, str]] = []
-    for name, value in raw.items():
+    values, problems = _parsed_environment()
+    for name, value in overrides.items():
         variable, parse = _FIELDS[name]
+        problems.pop(name, None)  # an override replaces the variable, valid or not
         try:
             values[name] = parse(value)
         except ValueError as exc:
-            problems.append((variable, str(exc)))
-    problems += _source_bound_problems()
+            problems[name] = (variable, str(exc))
     if problems:
-        raise SettingsError(problems)
+        raise SettingsError(list(problems.values()))
     return Settings(**values, fields_set=frozenset(values))
+
+
+#: The environment last parsed, and what :func:`_parsed_environment` made of it: the command
+#: line checks the settings before a command starts (``cli._check_settings``), then the command
+#: (``run``, ``serve``, ``ui``...) reads them for its own use, and finds them parsed.
+_last_environ: dict[str, str] | None = None
+_last_parsed: tuple[dict[str, Any], dict[str, tuple[str, str]]] = ({}, {})
+
+
+def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+    """The values of the settings the process's environment sets, by field, and the problems
+    of those it refuses (by field, or by variable for the span source bounds): copies, parsed
+    again only when the environment changed since the last call."""
+    global _last_environ, _last_parsed
+    environ = dict(os.environ)
+    if environ != _last_environ:
+        values: dict[str, Any] = {}
+        problems: dict[str, tuple[str, str]] = {}
+        for name, value in _environment_values(environ).items():
+            variable, parse = _FIELDS[name]
+            try:
+                values[name] = parse(value)
+            except ValueError as exc:
+                problems[name] = (variable, str(exc))
+        problems.update((variable, (variable, why)) for variable, why in _source_bound_problems())
+        _last_environ, _last_parsed = environ, (values, problems)
+    return dict(_last_parsed[0]), dict(_last_parsed[1])
 
 
 def _source_bound_problems() -> list[tuple[str, str]]:
