@@ -134,6 +134,20 @@ def test_commands_on_a_pipe_run_in_order_and_the_exit_code_is_the_runs(
 
 
 @pytest.mark.slow
+def test_the_stage_may_be_left_out_when_one_is_paused(home: Path, pipeline_file: Path) -> None:
+    """At a breakpoint, ``inputs`` alone said ``usage: inputs STAGE`` where ``continue`` alone
+    resumed the paused stage: ``inputs``, ``outputs`` and ``logs`` now take it too."""
+    done = debug(
+        home, str(pipeline_file), "--break", "b", "-q", stdin="inputs\noutputs\nlogs\ncontinue\n"
+    )
+    out = done.stdout
+    assert '(taskdaemon) inputs\n{"x": 1}' in out, out
+    assert "(taskdaemon) outputs\nb (paused): {}" in out, out
+    assert "(taskdaemon) logs\n  b.0: paused (1 attempt)" in out, out
+    assert "usage" not in out + done.stderr
+
+
+@pytest.mark.slow
 def test_a_failure_breakpoint_and_retry_then_quit_cancels(home: Path, pipeline_file: Path) -> None:
     """``--break-on-failure`` pauses c with its error; ``quit`` cancels the run: exit 1."""
     done = debug(home, str(pipeline_file), "--break-on-failure", "-q", stdin="where\nquit\n")

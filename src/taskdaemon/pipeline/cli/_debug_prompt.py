@@ -43,12 +43,12 @@ COMMANDS: dict[str, str] = {
     "delete": "delete [N]: delete breakpoint N, or all that info breakpoints lists",
     "info": "info breakpoints: list the breakpoints",
     "where": "where: each stage's state: running, paused, waiting, queued...",
-    "inputs": "inputs STAGE: the stage's resolved inputs (those it will run with)",
-    "outputs": "outputs STAGE: the stage's outputs and its upstream stages' outputs",
+    "inputs": "inputs [STAGE]: the stage's resolved inputs (those it will run with)",
+    "outputs": "outputs [STAGE]: the stage's outputs and its upstream stages' outputs",
     "set": "set STAGE INPUT JSON: override an input of a paused stage before it runs",
     "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
     "retry": "retry [STAGE]: run a stage paused at its failure again",
-    "logs": "logs STAGE: the stage's executions, errors and last log records",
+    "logs": "logs [STAGE]: the stage's executions, errors and last log records",
     "dump": "dump [PATH]: write a debug dump of the run (.tar.gz)",
     "quit": "quit: cancel the run and leave",
     "help": "help: this list",
@@ -264,17 +264,23 @@ class DebugPrompt(CommandPrompt):
             self._print(_paused_line(paused))
 
     def _stage_arg(self, args: Sequence[str], usage: str) -> str:
+        """The one STAGE argument, else the stage paused now when only one is (``continue`` and
+        ``skip`` take it alike: at a breakpoint, ``inputs`` alone asked for a stage name)."""
+        if not args:
+            paused = {each["stage"] for each in self._call({"action": "state"})["state"]["paused"]}
+            if len(paused) == 1:
+                return str(paused.pop())
         if len(args) != 1:
-            raise PipelineError(f"usage: {usage}")
+            raise PipelineError(f"usage: {usage} (STAGE may be left out when one stage is paused)")
         return args[0]
 
     def _do_inputs(self, args: Sequence[str]) -> None:
-        stage = self._stage_arg(args, "inputs STAGE")
+        stage = self._stage_arg(args, "inputs [STAGE]")
         seen = self._call({"action": "inspect", "stage": stage})["stage"]
         self._print(_json(seen["inputs"]))
 
     def _do_outputs(self, args: Sequence[str]) -> None:
-        stage = self._stage_arg(args, "outputs STAGE")
+        stage = self._stage_arg(args, "outputs [STAGE]")
         seen = self._call({"action": "inspect", "stage": stage})["stage"]
         self._print(f"{stage} ({seen['status']}): {_json(seen['outputs'])}")
         for name, upstream in seen["upstream"].items():
@@ -299,7 +305,7 @@ class DebugPrompt(CommandPrompt):
         self._print(f"{args[0]}: input {args[1]} = {_json(shown)}")
 
     def _do_logs(self, args: Sequence[str]) -> None:
-        stage = self._stage_arg(args, "logs STAGE")
+        stage = self._stage_arg(args, "logs [STAGE]")
         seen = self._call({"action": "inspect", "stage": stage})["stage"]
         for instance in seen["instances"]:
             self._print(
