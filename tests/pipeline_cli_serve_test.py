@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,19 @@ def test_a_schedule_argument_that_makes_no_schedule_exits_2_before_serving(
     expected = (2, 1, f"taskdaemon serve: error: argument {option}: ", [])
     actual = (exited.value.code, len(err.splitlines()), err[: len(expected[2])])
     assert expected == (*actual, sorted(p.name for p in home.iterdir()))
+
+
+def test_a_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """A taken port was a timestamped ``ERROR taskdaemon.serve:`` log line, where refusals are
+    ``taskdaemon COMMAND: why``: now ``taskdaemon serve: cannot serve on HOST:PORT: why``."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+    lines = capsys.readouterr().err.splitlines()
+    said = f"taskdaemon serve: cannot serve on 127.0.0.1:{port}: Address already in use"
+    assert (code, lines) == (1, [said])
 
 
 async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_on(

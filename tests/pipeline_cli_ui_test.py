@@ -6,6 +6,7 @@ import errno
 import os
 import pty
 import select
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -22,14 +23,16 @@ def _future_store(path: Path) -> None:
     conn.close()
 
 
-def _in_a_terminal(home: Path, source: str) -> tuple[int | None, str]:
-    """``taskdaemon ui --port 0 --source SOURCE`` with a pty as its terminal: its exit code
-    (None if it still served after a quiet minute: then it is killed) and all it wrote there."""
+def _in_a_terminal(home: Path, source: str, *args: str) -> tuple[int | None, str]:
+    """``taskdaemon ui --source SOURCE [ARGS]`` (``--port 0`` unless ARGS name one) with a pty
+    as its terminal: its exit code (None if it still served after a quiet minute: then it is
+    killed) and all it wrote there."""
     controller, terminal = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
     env.update(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none")
     with subprocess.Popen(
-        [sys.executable, "-m", "taskdaemon.pipeline.cli", "ui", "--port", "0", "--source", source],
+        [sys.executable, "-m", "taskdaemon.pipeline.cli", "ui", "--source", source]
+        + (list(args) or ["--port", "0"]),
         env=env,
         stdin=terminal,
         stdout=terminal,
@@ -79,3 +82,18 @@ def test_a_store_the_ui_cannot_serve_is_one_line_on_the_terminal(
     assert (code, len(lines)) == (1, 1), output
     assert lines[0].startswith(f"taskdaemon ui: {path}: "), output
     assert said in lines[0], output
+
+
+def test_a_port_in_use_is_one_line_on_the_terminal(tmp_path: Path) -> None:
+    """A taken port was a timestamped ``ERROR`` log line too; now ``taskdaemon ui: cannot
+    serve on HOST:PORT: why``, exit 1."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        store = tmp_path / "home" / "spans.db"  # the home's own store: ui serves it
+        code, output = _in_a_terminal(tmp_path / "home", f"sqlite:///{store}", "--port", str(port))
+    assert (code, output.splitlines()) == (
+        1,
+        [f"taskdaemon ui: cannot serve on 127.0.0.1:{port}: Address already in use"],
+    ), output

@@ -265,7 +265,8 @@ def serve_command(args: argparse.Namespace) -> int:
                 )
             )
     except OSError as error:
-        _log.error("cannot serve on %s:%s: %s", host, port, error)
+        reason = error.strerror or str(error)  # one line, as every command's refusals
+        print(f"taskdaemon serve: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
         return EXIT_ADDRESS
 
 

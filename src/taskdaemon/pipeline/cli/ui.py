@@ -81,7 +81,8 @@ def ui_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_serve(settings, url, host, port))
     except OSError as error:
-        _log.error("cannot serve on %s:%s: %s", host, port, error)
+        reason = error.strerror or str(error)
+        print(f"taskdaemon ui: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
         return EXIT_ADDRESS
 
 
