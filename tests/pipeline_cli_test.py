@@ -638,3 +638,17 @@ async def test_a_deeply_nested_control_request_is_a_one_line_answer(home: Path) 
         await writer.wait_closed()
     expected = [{"ok": False, "error": "nested deeper than 100 levels"}, {"ok": True}]
     assert expected == answers
+
+
+def test_a_serve_port_in_use_is_one_line_before_the_run(home: Path, tmp_path: Path) -> None:
+    """``run --serve PORT`` on a taken port said ``taskdaemon: invalid setting --serve: [Errno
+    98] Address already in use``: no setting was wrong. Now it says what ``serve`` says, exit
+    2, and nothing ran."""
+    path = write(tmp_path / "p.yaml", ONE_STAGE_PIPELINE)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = taskdaemon(home, "run", str(path), "--serve", str(port))
+    said = f"taskdaemon run: cannot serve on 127.0.0.1:{port}: Address already in use"
+    assert (done.returncode, done.stderr.splitlines(), done.stdout) == (2, [said], "")

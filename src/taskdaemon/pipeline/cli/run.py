@@ -328,9 +328,13 @@ def build_observers(
 
         try:
             address = parse_address(serve, settings.metrics_host)
-            monitoring = start_monitoring(settings, serve=address, stack=stack)
-        except (ValueError, OSError) as error:  # reported by the CLI's main, exit 2
+        except ValueError as error:  # reported by the CLI's main, exit 2
             raise SettingsError([("--serve", str(error))]) from None
+        try:
+            monitoring = start_monitoring(settings, serve=address, stack=stack)
+        except OSError as error:  # a port in use: said as serve and ui say it (run_pipeline)
+            where = f"{address[0]}:{address[1]}"
+            raise PipelineError(f"cannot serve on {where}: {error.strerror or error}") from None
         observers.extend(monitoring.observers)
         observers.registry = monitoring.telemetry.registry
     else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)
@@ -495,7 +499,10 @@ async def run_pipeline(
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     signals = StopSignals()  # the first SIGINT, SIGTERM or SIGHUP cancels the run
     async with contextlib.AsyncExitStack() as stack:
-        observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+        try:
+            observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+        except PipelineError as error:  # --serve's address cannot be bound
+            return _fail(EXIT_INVALID, str(error))
         watcher = None
         if watch:
             from taskdaemon.pipeline.visualization import DagWatcher  # noqa: PLC0415
