@@ -11,7 +11,8 @@ They work on any run in progress: they talk to the ``taskdaemon run`` process th
 control socket every run serves until it ends
 (``$TASKDAEMON_HOME/control/<run_id>.sock``, see ``taskdaemon.pipeline.control``); RUN may be
 any prefix naming exactly one served run. Exit codes: 0 done, 1 the run refused (e.g. the stage
-is not waiting for an approval), 2 bad arguments, 3 no such run is served here.
+is not waiting for an approval), 2 bad arguments, 3 no such run is served here (a run the home's
+store has as ended is said to have ended).
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
     try:
         response = control.send_request(args.run, request, home=args.home)
     except RunNotFoundError as error:
-        return _fail(command, EXIT_NO_RUN, str(error))
+        return _fail(command, EXIT_NO_RUN, _ended(args.run, args.home) or str(error))
     except PipelineError as error:
         return _fail(command, EXIT_REFUSED, str(error))
     except OSError as error:
@@ -106,6 +107,37 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
     if command == "status":
         print(json.dumps(response.get("status", {}), indent=2, sort_keys=True))
     return 0
+
+
+#: The statuses of a stored run that no process will ever serve again.
+_ENDED = frozenset({"success", "failure", "cancelled", "interrupted"})
+
+
+def _ended(run: str, home: str | None) -> str | None:
+    """Why no process serves ``run`` when the home's embedded store has it ended: the control
+    socket's answer asked whether its ``taskdaemon run`` was still running, with no hint that
+    the run was simply over. None when the store has no such ended run (or no store)."""
+    from pathlib import Path  # noqa: PLC0415 - this error's path alone (start-up time)
+
+    from taskdaemon.pipeline.errors import SettingsError, SpanSourceError  # noqa: PLC0415
+    from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking import open_source  # noqa: PLC0415
+
+    store = (Path(home) if home else home_directory()) / "spans.db"
+    try:
+        source = open_source(f"sqlite:///{store.absolute()}")
+        try:
+            record = source.get_run(run)
+        finally:
+            source.close()
+    except (PipelineError, SettingsError, SpanSourceError, ValueError):
+        return None  # the socket's own answer then (a bad retention setting is not this one's)
+    if record.status not in _ENDED:
+        return None
+    return (
+        f"run {record.run_id} has ended ({record.status}): no process serves it any more "
+        f"('taskdaemon runs show {record.run_id}' has its record)"
+    )
 
 
 def _user() -> str:
