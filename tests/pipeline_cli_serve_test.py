@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli.serve import _schedule
@@ -53,17 +54,17 @@ def test_a_schedule_argument_that_makes_no_schedule_exits_2_before_serving(
     assert expected == (*actual, sorted(p.name for p in home.iterdir()))
 
 
-def test_a_port_in_use_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_port_in_use_is_one_line(home: Path) -> None:
     """A taken port was a timestamped ``ERROR taskdaemon.serve:`` log line, where refusals are
-    ``taskdaemon COMMAND: why``: now ``taskdaemon serve: cannot serve on HOST:PORT: why``."""
+    ``taskdaemon COMMAND: why``: now ``taskdaemon serve: cannot serve on HOST:PORT: why``. In
+    a process of its own: this one's telemetry, set by other tests, would log about itself."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code = main(["serve", "--port", str(port)])
-    lines = capsys.readouterr().err.splitlines()
+        done = taskdaemon(home, "serve", "--port", str(port))
     said = f"taskdaemon serve: cannot serve on 127.0.0.1:{port}: Address already in use"
-    assert (code, lines) == (1, [said])
+    assert (done.returncode, done.stderr.splitlines()) == (1, [said])
 
 
 async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_on(
