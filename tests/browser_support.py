@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
@@ -117,29 +118,54 @@ def chromium() -> str:
 
 
 @contextlib.asynccontextmanager
-async def browser_page(
-    *, timezone_id: str | None = None, width: int = 1280
-) -> AsyncIterator[tuple[Any, list[str]]]:
-    """A fresh headless chromium page ``width`` pixels wide (in ``timezone_id``, default the
-    machine's) and the list its console errors are collected in."""
+async def chromium_browser() -> AsyncIterator[Any]:
+    """Playwright's driver and one headless chromium, closed on exit. Starting both costs more
+    than most page tests take, so a module's tests may share them (the ``shared_chromium`` fixture
+    of ``conftest.py``): each page still opens in a context of its own, with no cookie,
+    storage or cache of another test's."""
     from playwright.async_api import async_playwright
 
-    errors: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium(), headless=True, args=LAUNCH_ARGS
         )
         try:
-            context = await browser.new_context(
-                viewport={"width": width, "height": 1000}, timezone_id=timezone_id
-            )
-            page = await context.new_page()
-            page.set_default_timeout(TIMEOUT_MS)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page, errors
+            yield browser
         finally:
             await browser.close()
+
+
+@contextlib.asynccontextmanager
+async def browser_page(
+    browser: Any = None, *, timezone_id: str | None = None, width: int = 1280
+) -> AsyncIterator[tuple[Any, list[str]]]:
+    """A fresh headless chromium page ``width`` pixels wide (in ``timezone_id``, default the
+    machine's) and the list its console errors are collected in: in a new context of
+    ``browser`` (closed on exit), or of a browser of its own when ``browser`` is None."""
+    if browser is None:
+        async with (
+            chromium_browser() as own,
+            browser_page(own, timezone_id=timezone_id, width=width) as opened,
+        ):
+            yield opened
+        return
+    errors: list[str] = []
+    context = await browser.new_context(
+        viewport={"width": width, "height": 1000}, timezone_id=timezone_id
+    )
+    try:
+        page = await context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page, errors
+    finally:
+        await context.close()
+
+
+#: The mark of a test that takes the ``shared_chromium`` fixture: it runs in the module's loop,
+#: the one the shared browser was started in.
+SHARED_BROWSER_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 
 async def open_run_page(page: Any, url: str, run_id: str) -> None:

@@ -9,16 +9,19 @@ checked on its own, so the one that leaks is the one that fails.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import pytest_asyncio
 
 from cli_support import ROOT, TASKDAEMON, Served, environment
 from taskdaemon.pipeline.secret_values import forget_secrets
@@ -190,3 +193,25 @@ def serve(home: Path) -> Iterator[Any]:
         if served.process.poll() is None:
             served.process.kill()
             served.process.communicate()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_chromium() -> AsyncIterator[Any]:
+    """One headless chromium (and Playwright's driver) for a module's page tests: see
+    ``shared_chromium``."""
+    from browser_support import chromium_browser
+
+    async with chromium_browser() as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def shared_chromium(module_chromium: Any) -> AsyncIterator[Any]:
+    """The module's chromium, for a test marked ``browser_support.SHARED_BROWSER_LOOP`` (it runs
+    in the module's event loop, the browser's); its pages open in contexts of their own
+    (``browser_support.browser_page``). The loop's worker threads (``asyncio.to_thread``) are
+    the test's own, stopped at its end as a loop of its own would stop them."""
+    workers = ThreadPoolExecutor(thread_name_prefix="asyncio")
+    asyncio.get_running_loop().set_default_executor(workers)
+    yield module_chromium
+    workers.shutdown(wait=True)

@@ -14,12 +14,15 @@ from typing import Any
 
 import pytest
 
-from browser_support import TOKEN, browser_page, stored_runs_server
+from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page, stored_runs_server
 from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
 
 
-async def test_ticking_durations_do_not_redraw_the_dag(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_ticking_durations_do_not_redraw_the_dag(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """Three events whose stages keep their states while their durations tick are one drawing:
     a new layout is asked for when states change, not labels."""
     states = ["running", "pending"]
@@ -27,27 +30,33 @@ async def test_ticking_durations_do_not_redraw_the_dag(tmp_path: Path) -> None:
     def make(event: dict[str, Any]) -> list[dict[str, Any]]:
         return [with_stages(event, states, f"{n}.0s") for n in (1, 2, 3)]
 
-    async with run_page_with(tmp_path, make) as (page, errors, drawings):
+    async with run_page_with(tmp_path, make, browser=shared_chromium) as (page, errors, drawings):
         await page.wait_for_selector('#dag[data-dag-state="drawn"]')
         drawn = len(drawings)
     assert 1 == drawn
     assert [] == errors
 
 
-async def test_a_state_change_redraws_a_small_dag_at_once(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_state_change_redraws_a_small_dag_at_once(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A small DAG is drawn again as soon as a stage's state changes."""
 
     def make(event: dict[str, Any]) -> list[dict[str, Any]]:
         return [with_stages(event, ["running"], "1.0s"), with_stages(event, ["success"], "2.0s")]
 
-    async with run_page_with(tmp_path, make) as (page, errors, drawings):
+    async with run_page_with(tmp_path, make, browser=shared_chromium) as (page, errors, drawings):
         await page.wait_for_selector('#dag g.node[data-stage="work"][data-state="success"]')
         drawn = len(drawings)
     assert 2 == drawn
     assert [] == errors
 
 
-async def test_a_big_dag_is_redrawn_at_most_every_ten_seconds(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_big_dag_is_redrawn_at_most_every_ten_seconds(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A DAG of more than 100 stages whose states change is drawn, then waits ten seconds
     (the browser's clock) before its next drawing, which shows the last state."""
 
@@ -58,7 +67,8 @@ async def test_a_big_dag_is_redrawn_at_most_every_ten_seconds(tmp_path: Path) ->
             with_stages(event, ["success", "running"] + ["pending"] * 148, ""),
         ]
 
-    async with run_page_with(tmp_path, make, fake_clock=True) as (page, errors, drawings):
+    page_with = run_page_with(tmp_path, make, browser=shared_chromium, fake_clock=True)
+    async with page_with as (page, errors, drawings):
         await page.wait_for_selector('#dag[data-dag-state="waiting"]')
         before = len(drawings)
         await page.clock.fast_forward(10_000)
@@ -69,7 +79,10 @@ async def test_a_big_dag_is_redrawn_at_most_every_ten_seconds(tmp_path: Path) ->
     assert [] == errors
 
 
-async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_dag_of_more_than_500_stages_is_not_drawn(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A DAG of 501 stages is not drawn (fit into the page it would be specks): the page says
     how many stages there are and where to see them, and asks the server for no drawing. It
     offers no Fit button either (it offered one, pressed, that had nothing to fit)."""
@@ -77,7 +90,7 @@ async def test_a_dag_of_more_than_500_stages_is_not_drawn(tmp_path: Path) -> Non
     def make(event: dict[str, Any]) -> list[dict[str, Any]]:
         return [with_stages(event, ["pending"] * 501, "")]
 
-    async with run_page_with(tmp_path, make) as (page, errors, drawings):
+    async with run_page_with(tmp_path, make, browser=shared_chromium) as (page, errors, drawings):
         await page.wait_for_selector('#dag[data-dag-state="too-big"]')
         said = await page.text_content("#dag")
         run_id = await page.get_attribute("body", "data-run-id")
@@ -126,6 +139,7 @@ _FIT = """() => {
 }"""
 
 
+@SHARED_BROWSER_LOOP
 @pytest.mark.parametrize(
     ("shape", "size", "width"),
     [
@@ -139,7 +153,7 @@ _FIT = """() => {
     ],
 )
 async def test_fit_shows_the_whole_dag_or_half_its_size_and_says_so(
-    tmp_path: Path, shape: Any, size: int, width: int
+    shared_chromium: Any, tmp_path: Path, shape: Any, size: int, width: int
 ) -> None:
     """Fit (the default) shows the whole drawing in its box, the panel's width and at most 80%
     of the window's height, never larger than drawn (five stages in a wide window), shrunk
@@ -155,7 +169,7 @@ async def test_fit_shows_the_whole_dag_or_half_its_size_and_says_so(
     )
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(width=width) as (page, errors),
+        browser_page(shared_chromium, width=width) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")

@@ -22,11 +22,13 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from browser_support import (
+    SHARED_BROWSER_LOOP,
     TOKEN,
     browser_page,
     environment,
@@ -79,6 +81,7 @@ stages:
 LOOPS = """\
 import asyncio
 from pathlib import Path
+from typing import Any
 
 
 def plan(ctx):
@@ -114,7 +117,10 @@ def keep_screenshot(png: bytes, target: Path) -> None:
         target.write_bytes(png)
 
 
-async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_run_page_follows_a_served_run_live_and_approves_it(
+    shared_chromium: Any, workdir: Path
+) -> None:
     """Through ``serve --pipeline`` (engine, store and server in one process): the browser
     signs in by the token link, sees ``build`` go from running to success and ``deploy`` wait
     through SSE without a reload, reads the redacted outputs of ``plan``, approves ``deploy``,
@@ -133,7 +139,7 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
     with taskdaemon(argv, cwd=workdir) as process:
         url = server_url(process)
         run_id = await first_run(url)
-        async with browser_page() as (page, errors):
+        async with browser_page(shared_chromium) as (page, errors):
             await page.goto(f"{url}/?token={TOKEN}")  # sets the cookie, redirects to /
             assert f"{url}/" == page.url
             await page.click(f'#runs tr[data-run-id="{run_id}"] a')
@@ -178,7 +184,10 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(workdir: Path)
     assert [] == errors
 
 
-async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_ui_follows_a_run_of_another_process_read_only(
+    shared_chromium: Any, workdir: Path
+) -> None:
     """``ui``'s server over the span store another process writes: the page shows ``build``
     running, then done, without a reload, has no approve button, and logs no error; the HTML
     report of that store opens in the same browser."""
@@ -193,7 +202,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(workdir: Path) -> N
         await server.start()
         try:
             run_id = await first_run(server.url)
-            async with browser_page() as (page, errors):
+            async with browser_page(shared_chromium) as (page, errors):
                 await page.goto(f"{server.url}/?token={TOKEN}")
                 await page.goto(f"{server.url}/runs/{run_id}")
                 await page.wait_for_selector(state_of("build", "running"))
@@ -261,7 +270,10 @@ def other_zone(epoch: float) -> str:
     return "Asia/Tokyo" if local != tokyo else "America/New_York"
 
 
-async def test_every_time_on_the_pages_is_in_the_browsers_zone(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_every_time_on_the_pages_is_in_the_browsers_zone(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A run's start reads the same on the runs page as the server sent it, after the page's
     own refresh, and on the run page: the browser's local time, which the script uses for every
     other time it shows."""
@@ -270,7 +282,7 @@ async def test_every_time_on_the_pages_is_in_the_browsers_zone(tmp_path: Path) -
     shown = datetime.fromtimestamp(T0 / 1e9, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(timezone_id=zone) as (page, errors),
+        browser_page(shared_chromium, timezone_id=zone) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         first = await page.text_content(f'#runs tr[data-run-id="{run_id}"] td:nth-child(4)')
@@ -282,16 +294,17 @@ async def test_every_time_on_the_pages_is_in_the_browsers_zone(tmp_path: Path) -
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
 @pytest.mark.parametrize("work_ms", [999.6, 59_960])
 async def test_the_stage_panel_writes_durations_as_the_terminal_does(
-    tmp_path: Path, work_ms: float
+    shared_chromium: Any, tmp_path: Path, work_ms: float
 ) -> None:
     """An attempt's duration near a unit's end reads as ``format_duration`` writes it for
     ``runs show`` (``1.0s``, ``1m00s``), not as ``1000ms`` or ``60.0s``."""
     (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [work_ms])
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -306,15 +319,18 @@ def store_a_failed_stage(db: Path, error: str) -> str:
     return store_stages(db, "wide", ["work"], error)
 
 
+@SHARED_BROWSER_LOOP
 @pytest.mark.parametrize("width", [1280, 390])
-async def test_a_long_unbroken_error_never_widens_the_run_page(tmp_path: Path, width: int) -> None:
+async def test_a_long_unbroken_error_never_widens_the_run_page(
+    shared_chromium: Any, tmp_path: Path, width: int
+) -> None:
     """An error of 900 characters without a space (a token, a blob) wraps inside its stages
     cell and its stage panel: the page is no wider than the window, so the Actions column
     stays in view."""
     run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "E" * 900)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(width=width) as (page, errors),
+        browser_page(shared_chromium, width=width) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -327,7 +343,9 @@ async def test_a_long_unbroken_error_never_widens_the_run_page(tmp_path: Path, w
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """The stages table shows an error's first 200 characters (a row stays a row, as a
@@ -335,7 +353,7 @@ async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
     run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "E" * 900)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -348,7 +366,9 @@ async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_stage_picked_before_the_first_live_update_opens_its_panel(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """A stage picked in the table the server drew, before the stream's first update has come
@@ -361,7 +381,7 @@ async def test_a_stage_picked_before_the_first_live_update_opens_its_panel(
 
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.route("**/stream", hold)
         await page.goto(f"{url}/?token={TOKEN}")
@@ -374,14 +394,17 @@ async def test_a_stage_picked_before_the_first_live_update_opens_its_panel(
     assert expected == (panel, marked, stream_state, errors)
 
 
-async def test_the_dag_drawing_is_named_for_screen_readers(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_dag_drawing_is_named_for_screen_readers(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The DAG is a figure named by the pipeline, how many stages it has (one: no plural) and
     the run's status; its drawing is hidden from assistive technology, which the figure's
     words stand for (the stages table lists each stage in words)."""
     run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "disk full")
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -392,13 +415,16 @@ async def test_the_dag_drawing_is_named_for_screen_readers(tmp_path: Path) -> No
     assert [] == errors
 
 
-async def test_the_stage_panels_scrolling_boxes_take_keyboard_focus(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_stage_panels_scrolling_boxes_take_keyboard_focus(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The stage panel's boxes (here the error's) and its log list scroll when long, so each
     takes keyboard focus (``tabindex=0``): a keyboard user can scroll them too."""
     run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", "disk full")
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -412,13 +438,14 @@ async def test_the_stage_panels_scrolling_boxes_take_keyboard_focus(tmp_path: Pa
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
 @pytest.mark.parametrize(
     ("error", "shown"),
     [("x \u202eevil", "x \\u202eevil"), ("pass\u200bword", "pass\\u200bword")],
     ids=["bidirectional-override", "zero-width-space"],
 )
 async def test_an_unseen_character_in_an_error_is_shown_as_an_escape(
-    tmp_path: Path, error: str, shown: str
+    shared_chromium: Any, tmp_path: Path, error: str, shown: str
 ) -> None:
     """U+202E in an error would show the rest of it reversed ("evil" read "live"), U+200B is
     nothing to see (``pass\\u200bword`` reads ``password``); the page writes each as an escape,
@@ -426,7 +453,7 @@ async def test_an_unseen_character_in_an_error_is_shown_as_an_escape(
     run_id = await asyncio.to_thread(store_a_failed_stage, tmp_path / "spans.db", error)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -437,13 +464,16 @@ async def test_an_unseen_character_in_an_error_is_shown_as_an_escape(
     assert (f"stage 'work' failure: {shown}", shown, shown, []) == (sent, cell, panel, errors)
 
 
-async def test_the_pipeline_filter_offers_the_known_pipelines(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_pipeline_filter_offers_the_known_pipelines(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The runs page's pipeline box (an exact match) offers the names of the pipelines with
     runs as a ``datalist``, so a partial name finds its pipeline."""
     await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.wait_for_selector("#pipeline-names option", state="attached")
@@ -455,13 +485,16 @@ async def test_the_pipeline_filter_offers_the_known_pipelines(tmp_path: Path) ->
     assert [] == errors
 
 
-async def test_the_pages_say_the_zone_of_their_times_once(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_pages_say_the_zone_of_their_times_once(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The header of the runs page and of the run page says which zone every time on the
     page is in: the browser's, by name and UTC offset."""
     (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(timezone_id="Asia/Tokyo") as (page, errors),
+        browser_page(shared_chromium, timezone_id="Asia/Tokyo") as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         runs = await page.text_content("#time-zone")

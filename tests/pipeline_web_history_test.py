@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import TOKEN, browser_page, stored_runs_server
+from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page, stored_runs_server
 from pipeline_tracking_support import T0, store_with
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,10 @@ async def listed(page: Any) -> list[str]:
     )
 
 
-async def test_paging_back_after_new_runs_ended_reaches_every_run_once(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_paging_back_after_new_runs_ended_reaches_every_run_once(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A user opens the runs list (10 a page) over 30 finished runs; 5 more end while the page
     is open, and its refresh shows them on top. Following "Older runs" from there to the end
     then lists every one of the 35 runs once, newest first: the runs the refresh pushed off
@@ -39,7 +42,7 @@ async def test_paging_back_after_new_runs_ended_reaches_every_run_once(tmp_path:
     page's last row as the server had drawn it)."""
     db = tmp_path / "spans.db"
     old = await asyncio.to_thread(store_with, db, [10] * 30)
-    async with stored_runs_server(db) as url, browser_page() as (page, errors):
+    async with stored_runs_server(db) as url, browser_page(shared_chromium) as (page, errors):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/?limit=10")
         first_drawn = await listed(page)
@@ -58,7 +61,9 @@ async def test_paging_back_after_new_runs_ended_reaches_every_run_once(tmp_path:
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_pasted_filter_shows_in_the_filter_form_and_survives_a_resubmit(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """A colleague's link to the runs of the last 2 hours (``?since=2h``, an age the Started
@@ -66,7 +71,7 @@ async def test_a_pasted_filter_shows_in_the_filter_form_and_survives_a_resubmit(
     it. It said "any time" over a list cut at 2 hours, and Filter dropped the cut."""
     db = tmp_path / "spans.db"
     await asyncio.to_thread(store_with, db, [10] * 3)
-    async with stored_runs_server(db) as url, browser_page() as (page, errors):
+    async with stored_runs_server(db) as url, browser_page(shared_chromium) as (page, errors):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/?since=2h&pipeline=etl")
         shown = await page.eval_on_selector(
@@ -82,7 +87,9 @@ async def test_a_pasted_filter_shows_in_the_filter_form_and_survives_a_resubmit(
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
 async def test_paging_back_over_runs_that_started_in_the_same_nanosecond(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """25 runs stored with one start (imported, replayed), 10 a page: "Older runs" walks
@@ -90,7 +97,7 @@ async def test_paging_back_over_runs_that_started_in_the_same_nanosecond(
     start time alone, the runs at the last row's start past the first page were on no page."""
     db = tmp_path / "spans.db"
     ids = await asyncio.to_thread(store_with, db, [10] * 25, step=0)
-    async with stored_runs_server(db) as url, browser_page() as (page, errors):
+    async with stored_runs_server(db) as url, browser_page(shared_chromium) as (page, errors):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/?limit=10")
         seen = await listed(page)

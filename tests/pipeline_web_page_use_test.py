@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from browser_support import (
+    SHARED_BROWSER_LOOP,
     TOKEN,
     browser_page,
     first_run,
@@ -50,9 +51,10 @@ async def in_view(page: Any, selector: str) -> bool:
     )
 
 
+@SHARED_BROWSER_LOOP
 @pytest.mark.parametrize("width", [1280, 390])
 async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
-    tmp_path: Path, width: int
+    shared_chromium: Any, tmp_path: Path, width: int
 ) -> None:
     """In a run of 150 stages, picking one halfway down the table, then the last one (the
     failed one), shows each one's panel where the user is looking: beside the table on a
@@ -61,7 +63,7 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 150)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(width=width) as (page, errors),
+        browser_page(shared_chromium, width=width) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -78,7 +80,10 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
     assert [] == errors
 
 
-async def test_the_first_state_takes_over_the_rows_the_server_drew(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_first_state_takes_over_the_rows_the_server_drew(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The page's script, held back until a user has the server-drawn table in hand, takes
     those rows over when the first state arrives instead of drawing them anew: a stage's button
     pressed at that moment is the same element after it (a table drawn anew lost the press)."""
@@ -91,7 +96,7 @@ async def test_the_first_state_takes_over_the_rows_the_server_drew(tmp_path: Pat
 
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.route("**/app.js*", hold)
@@ -109,7 +114,10 @@ async def test_the_first_state_takes_over_the_rows_the_server_drew(tmp_path: Pat
     assert (True, []) == (kept, errors)
 
 
-async def test_keyboard_focus_stays_on_a_stage_through_redraws(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_keyboard_focus_stays_on_a_stage_through_redraws(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """Keyboard only: a stage's button reached with Tab and pressed with Enter opens its panel
     and keeps the focus (the stages table is drawn again at every pick and every live event),
     so the next Tab goes on to the next stage instead of back to the top of the page; the
@@ -117,7 +125,7 @@ async def test_keyboard_focus_stays_on_a_stage_through_redraws(tmp_path: Path) -
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 5)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
@@ -163,7 +171,9 @@ async def hold(ctx):
 """
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """The server of an open run page stops and comes back on its port: the page says it lost
@@ -175,7 +185,7 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
     (tmp_path / "held_loops.py").write_text(HELD_LOOPS)
     db = tmp_path / "home" / "spans.db"
     with taskdaemon(["run", "held.yaml", "--quiet"], cwd=tmp_path) as process:
-        async with browser_page() as (page, errors):
+        async with browser_page(shared_chromium) as (page, errors):
             async with stored_runs_server(db) as url:
                 run_id = await first_run(url)
                 await page.goto(f"{url}/?token={TOKEN}")
@@ -207,7 +217,10 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
     assert all("Failed to load resource" in e for e in errors), errors
 
 
-async def test_a_wrong_or_missing_token_is_a_sign_in_page(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_wrong_or_missing_token_is_a_sign_in_page(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A browser sent to a page with a wrong token, or to a run's page without one (a link a
     colleague pasted), gets a page saying so and how to sign in (a box for the token), not the
     API's JSON telling it to send a header it cannot; typing the token in the box signs in and
@@ -216,7 +229,7 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(tmp_path: Path) -> Non
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 3)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, _errors),
+        browser_page(shared_chromium) as (page, _errors),
     ):
         wrong = await page.goto(f"{url}/?token=not-the-token-0123456789")
         wrong_page = (wrong.status, wrong.headers["content-type"], await page.text_content("h1"))
@@ -249,7 +262,10 @@ COUNT_READS = """(() => { window.__read = 0; const fetch = window.fetch;
         return response; }); })()"""
 
 
-async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The user picks ``s000``, then ``s001`` before ``s000``'s record has come (a slow
     server, held here until ``s001``'s panel shows): the late answer is dropped, and the panel
     goes on showing ``s001``'s record, not "Not started yet" (``s000``'s answer read as
@@ -265,7 +281,7 @@ async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(tmp_path: Pa
 
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.add_init_script(COUNT_READS)
         await page.goto(f"{url}/?token={TOKEN}")
@@ -310,7 +326,10 @@ def tick(ctx):
 """
 
 
-async def test_a_live_event_updates_the_stages_table_in_place(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_live_event_updates_the_stages_table_in_place(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """While a run goes on, each live event updates the stages table's rows in place: a
     stage's button the user is pressing is the same element before and after an event (a
     table drawn anew at every event, several a second on a busy run, swapped the button
@@ -328,7 +347,7 @@ async def test_a_live_event_updates_the_stages_table_in_place(tmp_path: Path) ->
     with taskdaemon(argv, cwd=tmp_path) as process:
         url = server_url(process)
         run_id = await first_run(url)
-        async with browser_page() as (page, errors):
+        async with browser_page(shared_chromium) as (page, errors):
             await page.goto(f"{url}/?token={TOKEN}")
             await page.goto(f"{url}/runs/{run_id}")
             await page.wait_for_selector('#stages tr[data-stage="hold"][data-state="running"]')
@@ -351,13 +370,16 @@ MARK_BUTTON = """() => { window.__pressed =
     document.querySelector('#stages tr[data-stage="tick-39"] button.select'); }"""
 
 
-async def test_the_runs_list_says_its_session_is_gone_after_a_restart(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_runs_list_says_its_session_is_gone_after_a_restart(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The runs list refreshes itself; when its server restarts (a new session key), the list
     says the session is gone and how to sign in again, instead of the API's advice to send an
     ``Authorization`` header; signed in again (another tab), it refreshes as before."""
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 2)
     db = tmp_path / "spans.db"
-    async with browser_page() as (page, errors):
+    async with browser_page(shared_chromium) as (page, errors):
         async with stored_runs_server(db) as url:
             await page.goto(f"{url}/?token={TOKEN}")
             await page.wait_for_selector("#runs-updated:has-text('Updated')")
@@ -374,7 +396,10 @@ async def test_the_runs_list_says_its_session_is_gone_after_a_restart(tmp_path: 
     assert all("Failed to load resource" in e for e in errors), errors
 
 
-async def test_the_runs_list_refresh_keeps_the_link_in_hand(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_the_runs_list_refresh_keeps_the_link_in_hand(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """The runs list refreshes every 3 s: a run's link the keyboard focus is on (or a press
     is on) is the same element after a refresh, so the focus stays and Tab goes on to the
     next run, instead of falling back to the top of the page every 3 s."""
@@ -382,7 +407,7 @@ async def test_the_runs_list_refresh_keeps_the_link_in_hand(tmp_path: Path) -> N
     await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 3)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.focus("#runs tbody tr:first-child a")
@@ -409,7 +434,8 @@ FOCUSED_RUN = """() => { const row = document.activeElement.closest("#runs tbody
     return row ? row.dataset.runId : ""; }"""
 
 
-async def test_a_big_dag_draws_its_runs_end_at_once(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_big_dag_draws_its_runs_end_at_once(shared_chromium: Any, tmp_path: Path) -> None:
     """A DAG of more than 100 stages is drawn at most every 10 s while its run goes, but the
     run's end is drawn at once (the browser's clock stands still here): the drawing used to
     say ``running`` for up to ten seconds under a run that had failed."""
@@ -419,7 +445,8 @@ async def test_a_big_dag_draws_its_runs_end_at_once(tmp_path: Path) -> None:
         ended["run"]["status"] = "failure"
         return [with_stages(event, ["running"] * 150, ""), ended]
 
-    async with run_page_with(tmp_path, make, clock_stopped=True) as (page, errors, drawings):
+    page_with = run_page_with(tmp_path, make, browser=shared_chromium, clock_stopped=True)
+    async with page_with as (page, errors, drawings):
         await page.wait_for_selector('#dag g.node[data-stage="work"][data-state="success"]')
         drawn = len(drawings)
     assert 2 == drawn
@@ -442,7 +469,10 @@ TABLE_BOX = """(() => { const box = document.getElementById("stages").parentElem
     return [box.clientWidth, box.scrollWidth]; })()"""
 
 
-async def test_hyphenated_stage_names_stay_readable_in_a_phones_window(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_hyphenated_stage_names_stay_readable_in_a_phones_window(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """In a 360-pixel window, stages named ``stage-with-a-rather-long-name-00`` take two lines
     each in the stages table, and their states show beside them: the name's column was as
     narrow as its longest word, so each name was broken at every hyphen, seven lines of one
@@ -457,7 +487,7 @@ async def test_hyphenated_stage_names_stay_readable_in_a_phones_window(tmp_path:
     )
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(width=360) as (page, errors),
+        browser_page(shared_chromium, width=360) as (page, errors),
     ):
         await open_run_page(page, url, run_id)
         rows = await page.evaluate(NAME_LINES)
@@ -480,7 +510,9 @@ RUN_LINES = """() => Array.from(document.querySelectorAll("#runs tbody tr"), (tr
 })"""
 
 
+@SHARED_BROWSER_LOOP
 async def test_the_runs_list_keeps_names_and_times_whole_in_a_phones_window(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """In a 360-pixel window the runs list shows a hyphenated pipeline name on two lines at
@@ -492,7 +524,7 @@ async def test_the_runs_list_keeps_names_and_times_whole_in_a_phones_window(
     )
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(width=360) as (page, errors),
+        browser_page(shared_chromium, width=360) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/")

@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from browser_support import TOKEN, browser_page, open_run_page, stored_runs_server
+from browser_support import (
+    SHARED_BROWSER_LOOP,
+    TOKEN,
+    browser_page,
+    open_run_page,
+    stored_runs_server,
+)
 from pipeline_tracking_support import store_stages
 
 pytestmark = pytest.mark.slow
@@ -47,7 +53,10 @@ async def with_stage_picked(page: Any, url: str, run_id: str, stage: str) -> Non
 LONG_ERROR = "make: *** [all] Error 2\n" + "\n".join(f"  line {n} of the log" for n in range(40))
 
 
-async def test_a_printed_run_page_shows_the_whole_dag_and_error(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_a_printed_run_page_shows_the_whole_dag_and_error(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """A failed run of 12 stages in a column, in a window 600 pixels high (the DAG, fitted,
     still taller than its box at half its size), its last stage picked, printed on A4:
     nothing on the page is cut (the DAG's box, the error's box and the stage panel scroll on
@@ -56,7 +65,7 @@ async def test_a_printed_run_page_shows_the_whole_dag_and_error(tmp_path: Path) 
     run_id = await asyncio.to_thread(store_chain, tmp_path / "spans.db", 12)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.set_viewport_size({"width": 1280, "height": 600})
         await with_stage_picked(page, url, run_id, "stage-011")
@@ -124,9 +133,10 @@ CONTRASTS = """() => {
 }"""
 
 
+@SHARED_BROWSER_LOOP
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 async def test_every_text_keeps_its_contrast_in_light_and_dark_mode(
-    tmp_path: Path, scheme: str
+    shared_chromium: Any, tmp_path: Path, scheme: str
 ) -> None:
     """The sign-in page, the runs page and a failed run's page, its last stage picked, in
     the system's light
@@ -136,7 +146,7 @@ async def test_every_text_keeps_its_contrast_in_light_and_dark_mode(
     run_id = await asyncio.to_thread(store_chain, tmp_path / "spans.db", 3)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.emulate_media(color_scheme=scheme)
         await page.goto(f"{url}/runs/{run_id}")

@@ -15,7 +15,13 @@ from typing import Any
 
 import pytest
 
-from browser_support import TOKEN, browser_page, open_run_page, stored_runs_server
+from browser_support import (
+    SHARED_BROWSER_LOOP,
+    TOKEN,
+    browser_page,
+    open_run_page,
+    stored_runs_server,
+)
 from pipeline_tracking_support import store_with
 
 pytestmark = pytest.mark.slow
@@ -61,7 +67,9 @@ def log_tails(stage: str, count: int) -> str:
     return "".join(parts) + "event: end\ndata: {}\n\n"
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_stage_with_streaming_logs_is_announced_once_not_line_by_line(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """A screen reader user picks the ``work`` stage, whose logs stream in (five tails of 200
@@ -75,7 +83,7 @@ async def test_a_stage_with_streaming_logs_is_announced_once_not_line_by_line(
 
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.route("**/api/runs/*/logs/stream?*", tails)
         await page.add_init_script(LISTEN)
@@ -116,7 +124,9 @@ async def accessible(page: Any, selector: str) -> tuple[bool, str, str, str]:
     )
 
 
+@SHARED_BROWSER_LOOP
 async def test_the_dag_is_named_by_its_stages_and_the_runs_status_as_they_change(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """The DAG is a figure named by the pipeline, its stage count and the run's status, and
@@ -140,7 +150,7 @@ async def test_the_dag_is_named_by_its_stages_and_the_runs_status_as_they_change
 
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.route("**/api/runs/*/stream", ended)

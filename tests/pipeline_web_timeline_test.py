@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from browser_support import browser_page, open_run_page, stored_runs_server
+from browser_support import SHARED_BROWSER_LOOP, browser_page, open_run_page, stored_runs_server
 from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
 
@@ -63,7 +63,10 @@ def timed(event: dict[str, Any], end: float, rows: list[dict[str, Any]]) -> dict
     return event
 
 
-async def test_live_events_update_the_timelines_rows_in_place(tmp_path: Path) -> None:
+@SHARED_BROWSER_LOOP
+async def test_live_events_update_the_timelines_rows_in_place(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
     """Three events: a stage's first attempt fails and a second one starts (its row goes
     between the first one's and the next stage's), another stage goes from queued to running
     to success, a third one starts. Each row is added once and none is removed: the first
@@ -99,7 +102,8 @@ async def test_live_events_update_the_timelines_rows_in_place(tmp_path: Path) ->
         )
         return [first, second, third]
 
-    async with run_page_with(tmp_path, make, init_script=WATCH_ROWS) as (page, errors, _):
+    page_with = run_page_with(tmp_path, make, browser=shared_chromium, init_script=WATCH_ROWS)
+    async with page_with as (page, errors, _):
         await page.wait_for_selector('#timeline .row[data-stage="s2"]')
         added = await page.evaluate("window.__added")
         removed = await page.evaluate("window.__removed")
@@ -145,7 +149,9 @@ LABELS = """() => [...document.querySelectorAll("#timeline .row")].map((row) => 
 })"""
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_timeline_of_many_attempts_shows_which_attempt_each_row_is(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """A fan-out stage with a long name, four instances each retried once: every row's label
@@ -170,7 +176,7 @@ async def test_a_timeline_of_many_attempts_shows_which_attempt_each_row_is(
         event["nodes"][0]["name"] = stage
         return [timed(event, 3.0, rows)]
 
-    async with run_page_with(tmp_path, make) as (page, errors, _drawings):
+    async with run_page_with(tmp_path, make, browser=shared_chromium) as (page, errors, _drawings):
         labels = await page.evaluate(LABELS)
     assert 8 == len({text for text, _shown in labels}), labels
     assert all(shown for _text, shown in labels), labels
@@ -191,7 +197,9 @@ TIMELINE_BOX = """async () => {
 }"""
 
 
+@SHARED_BROWSER_LOOP
 async def test_a_timeline_of_2000_rows_scrolls_in_its_box_under_its_axis(
+    shared_chromium: Any,
     tmp_path: Path,
 ) -> None:
     """A run of 2,000 stages: the timeline's 2,000 rows scroll in a box at most 60% of the
@@ -203,7 +211,7 @@ async def test_a_timeline_of_2000_rows_scrolls_in_its_box_under_its_axis(
     )
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(shared_chromium) as (page, errors),
     ):
         await open_run_page(page, url, run_id)
         height, scrolled, axis_shown, window, rows = await page.evaluate(TIMELINE_BOX)

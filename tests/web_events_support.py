@@ -61,6 +61,7 @@ async def run_page_with(
     tmp_path: Path,
     make: Any,
     *,
+    browser: Any,
     fake_clock: bool = False,
     clock_stopped: bool = False,
     init_script: str | None = None,
@@ -69,11 +70,11 @@ async def run_page_with(
     the page, its console errors and the DAG drawings it asked for so far. ``fake_clock``:
     the browser's clock runs on until the test moves it; ``clock_stopped``: it stands still
     (no timer fires) until the test moves it; ``init_script`` runs in the page before its
-    own scripts."""
+    own scripts. The page opens in ``browser``."""
     (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page() as (page, errors),
+        browser_page(browser) as (page, errors),
     ):
         body = stream_body(make(await first_event(url, run_id)))
         drawings: list[str] = []
