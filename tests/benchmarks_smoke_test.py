@@ -62,6 +62,10 @@ SMOKES: dict[str, Smoke] = {
         ("--sizes", "100", "--ops", "runs-list", "--dir", "{tmp}"), "runs-list ", valgrind=True
     ),
     "history_store": Smoke(("--runs", "100", "--db", "{tmp}/history.db"), '"spans": '),
+    "huge_spans": Smoke(
+        ("--count", "5", "--rounds", "1", "--cases", "events,tempo-events", "--ops", "runs-show"),
+        r"tempo-events +runs-show +\d",
+    ),
     "http_load": Smoke(
         (
             "--scrapers",
