@@ -4,11 +4,11 @@ Every reading command (``runs list``, ``runs show``, ``report``, ``dag --run``, 
 ``replay --dry-run``, and the web page's ``/api`` as ``taskdaemon ui`` serves it) runs in a
 real subprocess against each file and either refuses it in one line or shows what it holds,
 with no traceback, within the subprocess timeout and a bound on its peak RSS (read from the
-kernel, see :data:`LAUNCHER`). The stores are real: one ``taskdaemon run`` writes a run, and
-copies of its file are changed afterwards as an attacker would (a generated column, a CHECK
-constraint, a 100 MB attribute, a row with a million events, a WAL of another writer), beside
-files that are no store at all (not SQLite, empty, a directory, a symlink to ``/dev/zero`` or
-to a FIFO, a header from a future SQLite).
+kernel, see ``reliability_support.PEAK_LAUNCHER``). The stores are real: one ``taskdaemon
+run`` writes a run, and copies of its file are changed afterwards as an attacker would (a
+generated column, a CHECK constraint, a 100 MB attribute, a row with a million events, a WAL
+of another writer), beside files that are no store at all (not SQLite, empty, a directory, a
+symlink to ``/dev/zero`` or to a FIFO, a header from a future SQLite).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import sqlite3
-import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -25,25 +24,9 @@ from pathlib import Path
 import pytest
 
 from cli_support import start_ui, taskdaemon
+from reliability_support import with_peak
 
 pytestmark = pytest.mark.slow
-
-#: Runs the CLI as the console script does, then writes its peak RSS (KiB) to ``$PEAK_FILE``:
-#: the kernel's ``VmHWM`` of the process, which starts afresh at ``exec`` (``ru_maxrss`` would
-#: carry over the test process's own peak from the ``fork``).
-LAUNCHER = (
-    sys.executable,
-    "-c",
-    "import atexit, os, sys\n"
-    "from taskdaemon.pipeline.cli import main\n"
-    "def peak():\n"
-    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
-    "    with open(os.environ['PEAK_FILE'], 'w') as out:\n"
-    "        out.write(status.split()[0])\n"
-    "atexit.register(peak)\n"
-    "sys.argv[0] = 'taskdaemon'\n"
-    "sys.exit(main())\n",
-)
 
 PIPELINE = """\
 name: p
@@ -149,18 +132,8 @@ CRAFTED: dict[str, tuple[Callable[[sqlite3.Connection], None], int]] = {
 
 def _run(home: Path, db: Path, args: list[str]) -> tuple[int, str, str, int]:
     """Exit status, stdout, stderr and peak RSS (MiB) of ``taskdaemon ARGS`` reading ``db``."""
-    peak_file = home / "peak"
-    peak_file.unlink(missing_ok=True)
-    done = taskdaemon(
-        home,
-        *args,
-        cwd=home,
-        launcher=LAUNCHER,
-        timeout=120,
-        TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}",
-        PEAK_FILE=str(peak_file),
-    )
-    return done.returncode, done.stdout, done.stderr, int(peak_file.read_text()) // 1024
+    done, peak = with_peak(home, *args, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}")
+    return done.returncode, done.stdout, done.stderr, peak
 
 
 def _crafted_copy(home: Path, source: Path, crafted: str) -> tuple[Path, int]:

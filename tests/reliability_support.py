@@ -17,6 +17,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from cli_support import environment
+from cli_support import taskdaemon as cli_taskdaemon
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
@@ -32,6 +33,42 @@ stages:
     command: "true"
     triggers: [{on_completion: {stage: first}}]
 """
+
+
+#: Runs the CLI as the console script does, then writes its peak RSS (KiB) to ``$PEAK_FILE``:
+#: the kernel's ``VmHWM`` of the process, which starts afresh at ``exec`` (``ru_maxrss`` would
+#: carry over the test process's own peak from the ``fork``).
+PEAK_LAUNCHER = (
+    sys.executable,
+    "-c",
+    "import atexit, os, sys\n"
+    "from taskdaemon.pipeline.cli import main\n"
+    "def peak():\n"
+    "    status = open('/proc/self/status').read().split('VmHWM:')[1]\n"
+    "    with open(os.environ['PEAK_FILE'], 'w') as out:\n"
+    "        out.write(status.split()[0])\n"
+    "atexit.register(peak)\n"
+    "sys.argv[0] = 'taskdaemon'\n"
+    "sys.exit(main())\n",
+)
+
+
+def with_peak(
+    home: Path, *args: str, timeout: float = 120, **env: str
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``taskdaemon ARGS`` run to its end in ``home``, and its peak RSS in MiB."""
+    peak_file = home / "peak"
+    peak_file.unlink(missing_ok=True)
+    done = cli_taskdaemon(
+        home,
+        *args,
+        cwd=home,
+        launcher=PEAK_LAUNCHER,
+        timeout=timeout,
+        PEAK_FILE=str(peak_file),
+        **env,
+    )
+    return done, int(peak_file.read_text()) // 1024
 
 
 def write_pipeline(path: Path, text: str) -> Path:

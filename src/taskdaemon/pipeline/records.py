@@ -116,7 +116,9 @@ class EdgeRecord(ValueMethods):
 
 @frozen
 class RunRecord(ValueMethods):
-    """A whole run rebuilt from its spans."""
+    """A whole run rebuilt from its spans. ``events_not_read`` / ``links_not_read``: span
+    events and links its spans' source held past what a reader keeps of a span
+    (``tracking.spans.bounded``), which every view of the run mentions when not zero."""
 
     run_id: str
     pipeline: str
@@ -131,6 +133,8 @@ class RunRecord(ValueMethods):
     error_type: str | None = None
     replay_of: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    events_not_read: int = 0
+    links_not_read: int = 0
 
     @property
     def duration(self) -> float | None:

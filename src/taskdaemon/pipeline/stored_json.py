@@ -20,7 +20,7 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["STDLIB_ROWS", "loads"]
+__all__ = ["STDLIB_ROWS", "decode_at", "loads"]
 
 #: Texts a process decodes with the standard library before it imports orjson.
 STDLIB_ROWS = 512
@@ -79,3 +79,15 @@ def loads(text: Any) -> Any:
         return _DECODER.decode(text)
     except (ValueError, RecursionError):
         return _orjson_loads(text)
+
+
+def decode_at(text: str, at: int) -> tuple[Any, int]:
+    """The JSON value that starts at ``text[at]`` (no space before it) and where it ends, as
+    the standard library decodes it; ValueError where it fails, and for a value orjson would
+    read otherwise (see the module docstring), which the caller then decodes with
+    :func:`loads`. For a reader of a text too large to decode whole (``tracking._rows``)."""
+    try:
+        value, end = _DECODER.raw_decode(text, at)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    return value, end

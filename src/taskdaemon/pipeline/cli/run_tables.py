@@ -19,6 +19,8 @@ from taskdaemon.pipeline.records import (
 )
 from taskdaemon.pipeline.table_fit import cut_columns, fit, hidden_note, short_ids, text_columns
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
+from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["format_run_table", "format_runs_table"]
 
@@ -151,6 +153,19 @@ def _stage_error(stage: StageRecord) -> str | None:
     return stage.skip_reason or stage_error(stage.status, stage.attempts, stage.cancel_reason)
 
 
+def not_read_note(run: RunRecord) -> str | None:
+    """What the run's spans held that was not read (``tracking.spans.bounded``), None when
+    nothing was left: ``999000 span events and 3 span links, past the first 1000 a span``."""
+    left = [
+        counted(count, noun)
+        for count, noun in ((run.events_not_read, "span event"), (run.links_not_read, "span link"))
+        if count
+    ]
+    if not left:
+        return None
+    return f"{' and '.join(left)}, past the first {MAX_SPAN_ITEMS} a span"
+
+
 def format_run_table(run: RunRecord, width: int | None = None) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (start is the first attempt's).
@@ -191,6 +206,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:
         head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
+    if (note := not_read_note(run)) is not None:
+        head.append(f"not read  {note}")
     if width is not None:  # the free text of the head gives way too: the pipeline, the error
         head = [
             cut_columns(line, width) if line.startswith(("pipeline", "error")) else line

@@ -11,21 +11,43 @@ keys), a ``list`` or a scalar, so ``_attributes`` looks at each value's exact ty
 rebuilds only the arrays and objects, in the freshly decoded dict itself. Most values of a
 stage span are scalars; ``normalize_value``'s ``isinstance`` against ``Mapping`` on every one
 was most of a row's decoding (``benchmarks/stored_row_decoding.py`` counts the readers' share).
+
+Events and links are kept as ``spans.bounded`` says, and only the kept ones are checked and
+made records. A body longer than ``LARGE_BODY`` is not decoded whole (``_large_body``): its
+events and links arrays are decoded a piece at a time, each piece's items dropped once looked
+at, so a crafted row of a million events costs the reader the row's text and one piece, not a
+million decoded events (``benchmarks/huge_spans.py``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline.frozen import maker
-from taskdaemon.pipeline.stored_json import loads
-from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
+from taskdaemon.pipeline.stored_json import decode_at, loads
+from taskdaemon.pipeline.tracking.spans import (
+    MAX_SPAN_ITEMS,
+    READ_EVENT_NAMES,
+    SpanEventRecord,
+    SpanLinkRecord,
+    SpanRecord,
+    bounded,
+    is_trigger_link,
+)
 
 __all__ = ["decode_resource", "decode_span"]
 
 _NESTED = frozenset((list, dict))  # the JSON values that are not scalars
+
+#: A body longer than this (in characters) is read a value at a time (``_large_body``).
+LARGE_BODY: Final = 1 << 20
+
+_CHUNK: Final = 1 << 18  # characters of an array a large body's reader decodes at once
+_SPACE = re.compile(r"[ \t\n\r]*")
 
 
 @cache
@@ -36,7 +58,7 @@ def _makers() -> tuple[
     field by position), compiled when the first row is decoded. A row builds a span record
     and one per event and link (four events a stage span of ``taskdaemon run``); a class
     call packs keyword arguments and stores each field through its slot's setter."""
-    return maker(SpanRecord, 13), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
+    return maker(SpanRecord, 15), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
 
 
 def _check(condition: bool, what: str) -> None:
@@ -90,6 +112,93 @@ def _link(link: Any, make: Callable[..., SpanLinkRecord]) -> SpanLinkRecord:
     return make(link[0], link[1], _attributes(link[2], "link"))
 
 
+def _read_event(event: Any) -> bool:
+    """Whether a stored event (``[name, time_ns, attributes]``) is one taskdaemon reads."""
+    return (
+        type(event) is list
+        and len(event) == 3
+        and type(event[0]) is str
+        and event[0] in READ_EVENT_NAMES
+    )
+
+
+def _trigger_link(link: Any) -> bool:
+    """Whether a stored link (``[trace_id, span_id, attributes]``) names a trigger."""
+    return type(link) is list and len(link) == 3 and is_trigger_link(link[2])
+
+
+def _space(text: str, at: int) -> int:
+    return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # it matches ""
+
+
+def _after(text: str, at: int, mark: str) -> int:
+    """Where the value after ``mark`` (past any space) starts; ValueError without the mark."""
+    at = _space(text, at)
+    if not text.startswith(mark, at):
+        raise ValueError(f"expected {mark!r} at character {at}")
+    return _space(text, at + 1)
+
+
+def _bounded_array(text: str, at: int, wanted: Callable[[Any], bool]) -> tuple[list[Any], int, int]:
+    """The items ``spans.bounded`` keeps of the array that starts at ``at``, how many it
+    leaves, and where the array ends. The array is decoded about ``_CHUNK`` characters at a
+    time, each piece's items dropped once looked at. Where a piece ends is a guess, the first
+    ``],[`` past ``_CHUNK``, which holds when the piece decodes: a guess inside a string or an
+    item, or past the array's end, leaves the piece unterminated. Items are then decoded one
+    at a time up to the guess (to the end when there is none), so each character is looked at
+    a bounded number of times."""
+    at = _after(text, at, "[")
+    kept: list[Any] = []
+    count = more = 0
+    guess = at  # items before it are decoded one at a time
+    while not text.startswith("]", at):
+        if count:
+            at = _after(text, at, ",")
+        items = None
+        if guess <= at:
+            guess = text.find("],[", at + _CHUNK) + 1 or len(text)
+            with suppress(ValueError):
+                items = loads(f"[{text[at:guess]}]")
+                at = guess
+        if items is None:
+            item, at = decode_at(text, at)
+            items = [item]
+        first = max(MAX_SPAN_ITEMS - count, 0)
+        kept += items[:first]
+        if more < MAX_SPAN_ITEMS:
+            found = [item for item in items[first:] if wanted(item)][: MAX_SPAN_ITEMS - more]
+            kept += found
+            more += len(found)
+        count += len(items)
+        at = _space(text, at)
+    return kept, count - len(kept), at + 1
+
+
+def _large_body(body: str) -> tuple[list[Any], int, int]:
+    """A body's fields, its events and links as ``spans.bounded`` keeps them, and how many of
+    each it leaves, read a piece at a time: decoding a crafted body of a million events whole
+    built every one of them at once, hundreds of MiB for the thousand kept. ValueError for a
+    body it cannot read so, damaged, or holding a value orjson reads otherwise than the
+    standard library (``stored_json.decode_at``): the caller decodes that one whole, as any
+    other, and so refuses or reads it as orjson does."""
+    at = _after(body, 0, "[")
+    fields: list[Any] = []
+    dropped = [0, 0]
+    while len(fields) < 8 and not body.startswith("]", at):
+        if fields:
+            at = _after(body, at, ",")
+        if len(fields) in (6, 7):
+            wanted = _read_event if len(fields) == 6 else _trigger_link
+            value, dropped[len(fields) - 6], at = _bounded_array(body, at, wanted)
+        else:
+            value, at = decode_at(body, at)
+        fields.append(value)
+        at = _space(body, at)
+    if not body.startswith("]", at) or _space(body, at + 1) != len(body):
+        raise ValueError("not an 8-item array")
+    return fields, dropped[0], dropped[1]
+
+
 def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) -> SpanRecord:
     """The ``SpanRecord`` of one ``spans`` row, ``(span_id, start_ns, end_ns, body)`` (see
     ``tracking._schema`` for the body's layout); ValueError naming what is wrong when the row
@@ -98,8 +207,14 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     _check(isinstance(span_id, str) and bool(span_id), "span id is not text")
     _check(type(start_ns) is int, "start_ns is not an integer")
     _check(end_ns is None or type(end_ns) is int, "end_ns is not an integer")
+    fields: Any = None
+    dropped_events = dropped_links = 0
+    if type(body) is str and len(body) > LARGE_BODY:
+        with suppress(ValueError):  # then decoded whole, as any other
+            fields, dropped_events, dropped_links = _large_body(body)
     try:
-        fields = loads(body)  # orjson's result; a few rows need no orjson import (stored_json)
+        if fields is None:  # orjson's result; a few rows need no orjson import (stored_json)
+            fields = loads(body)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
     _check(type(fields) is list and len(fields) == 8, "body is not an 8-item array")
@@ -111,8 +226,14 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     _check(type(status_message) is str, "status message is not text")
     _check(type(events) is list and type(links) is list, "events or links not arrays")
     make_span, make_event, make_link = _makers()
-    # Events, links, then the span's attributes: a row damaged in several places names the
-    # first of these that is wrong, as it always has.
+    # Only the events and links a span keeps (``spans.bounded``) become records, and only they
+    # are checked: one left unread is counted, whatever its shape. Events, links, then the
+    # span's attributes: a row damaged in several places names the first of these that is
+    # wrong, as it always has.
+    events, more_events = bounded(events, _read_event)
+    links, more_links = bounded(links, _trigger_link)
+    dropped_events += more_events
+    dropped_links += more_links
     event_records = tuple([_event(event, make_event) for event in events])
     link_records = tuple([_link(link, make_link) for link in links])
     return make_span(
@@ -129,4 +250,6 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
         event_records,
         link_records,
         resource,
+        dropped_events,
+        dropped_links,
     )

@@ -24,10 +24,17 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanLinkRecord, SpanRecord
+from taskdaemon.pipeline.tracking.spans import (
+    READ_EVENT_NAMES,
+    SpanEventRecord,
+    SpanLinkRecord,
+    SpanRecord,
+    bounded,
+)
 
 __all__ = [
     "Skipped",
@@ -178,12 +185,32 @@ def _attributes(raw: Any) -> dict[str, Any]:
     return out
 
 
+def _read_event(raw: Any) -> bool:
+    """Whether an OTLP event is one taskdaemon reads (``spans.READ_EVENT_NAMES``)."""
+    name = raw.get("name") if isinstance(raw, Mapping) else None
+    return isinstance(name, str) and name in READ_EVENT_NAMES
+
+
+def _trigger_link(raw: Any) -> bool:
+    """Whether an OTLP link names what triggered its stage, read from its raw attributes."""
+    items = raw.get("attributes") if isinstance(raw, Mapping) else None
+    return isinstance(items, list) and any(
+        isinstance(item, Mapping)
+        and item.get("key") == t.LINK_RELATION
+        and isinstance(value := item.get("value"), Mapping)
+        and value.get("stringValue") == t.LINK_TRIGGERED_BY
+        for item in items
+    )
+
+
 def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
     if not isinstance(raw, Mapping):
         raise _BadSpanError("span is not an object")
     try:
         parent_raw = raw.get("parentSpanId")
         status = raw.get("status") or {}
+        events, dropped_events = bounded(raw.get("events") or [], _read_event)
+        links, dropped_links = bounded(raw.get("links") or [], _trigger_link)
         return SpanRecord(
             trace_id=normalize_id(raw.get("traceId"), 32),
             span_id=normalize_id(raw.get("spanId"), 16),
@@ -201,7 +228,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
                     _nanos(e.get("timeUnixNano"), required=False) or 0,
                     _attributes(e.get("attributes")),
                 )
-                for e in raw.get("events") or []
+                for e in events
             ),
             links=tuple(
                 SpanLinkRecord(
@@ -209,9 +236,11 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
                     normalize_id(link.get("spanId"), 16),
                     _attributes(link.get("attributes")),
                 )
-                for link in raw.get("links") or []
+                for link in links
             ),
             resource=resource,
+            dropped_events=dropped_events,
+            dropped_links=dropped_links,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _BadSpanError(str(exc)) from exc

@@ -7,7 +7,9 @@ Pure: the same spans (from any source) give an equal record. What comes from whe
   definition hash, who started it, replay origin);
 - stages: every span carrying ``cicd.pipeline.task.name`` is one attempt of one instance; a
   zero-length span with result ``skip`` marks a stage that never ran (no attempt);
-- inputs/outputs: the ``stage.input`` / ``stage.output`` span events' ``taskdaemon.payload.json``.
+- inputs/outputs: the ``stage.input`` / ``stage.output`` span events' ``taskdaemon.payload.json``;
+- what the spans' source held and the reader left (``spans.bounded``): ``events_not_read``,
+  ``links_not_read``, summed over the spans.
 
 Structured values (edges, triggers, result codes) are read by ``telemetry_codec``, in every
 span schema version.
@@ -485,6 +487,8 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
         replay_of=replay_of(root_attrs),
         attributes=redact(dict(root_attrs)),
+        events_not_read=sum(span.dropped_events for span in all_spans),
+        links_not_read=sum(span.dropped_links for span in all_spans),
     )
 
 

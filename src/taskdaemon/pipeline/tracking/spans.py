@@ -9,13 +9,31 @@ from (the OTel SDK, the SQLite store, Tempo, Jaeger, OTLP-JSON files):
 - times are integer nanoseconds since the epoch; ``end_ns`` is None while the span is open;
 - attribute values are ``str``, ``int``, ``float``, ``bool``, ``bytes``, tuples of those, or
   (OTLP ``kvlistValue`` only) dicts; arrays are always tuples so equality never depends on source.
+
+Bounded reading. A span read back keeps at most ``MAX_SPAN_ITEMS`` events and as many links
+(``bounded``), however many its source holds: a store written by another tool, or crafted, can
+hold a span with a million events, and building a record for each made ``runs show`` take
+seconds and hundreds of MiB for a run whose views show none of them one by one. taskdaemon
+itself writes a few events and links a span, and the OTel SDK keeps 128 of each by default
+(``OTEL_SPAN_EVENT_COUNT_LIMIT``), so nothing it writes is cut. What is not kept is counted
+(``dropped_events``, ``dropped_links``), and every view of a run says how many
+(``RunRecord.events_not_read``, ``links_not_read``): a cap is never silent.
+
+Past the first ``MAX_SPAN_ITEMS``, the events and links taskdaemon's readers act on are still
+kept, up to ``MAX_SPAN_ITEMS`` more: the events named in ``READ_EVENT_NAMES`` (a stage's input,
+output and exception, approvals, breakpoints, published events, retries, triggers, which
+reconstruction, replay and the timeline read) and the links that name what triggered a stage.
+A span whose first thousand events are someone else's keeps its stage's state; a span crafted
+with a million ``stage.output`` events keeps two thousand, and says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from itertools import islice
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
@@ -23,10 +41,14 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
 __all__ = [
+    "MAX_SPAN_ITEMS",
+    "READ_EVENT_NAMES",
     "SpanEventRecord",
     "SpanLinkRecord",
     "SpanRecord",
+    "bounded",
     "epoch_seconds",
+    "is_trigger_link",
     "normalize_value",
     "span_record_from_sdk",
 ]
@@ -67,11 +89,57 @@ class SpanRecord(ValueMethods):
     events: tuple[SpanEventRecord, ...] = ()
     links: tuple[SpanLinkRecord, ...] = ()
     resource: Mapping[str, Any] = field(default_factory=dict)
+    dropped_events: int = 0  # events the source holds that were not read (``bounded``)
+    dropped_links: int = 0
 
     @property
     def is_open(self) -> bool:
         """True while the span has not ended."""
         return self.end_ns is None
+
+
+#: How many events, and how many links, a span read back keeps at first; as many more of those
+#: taskdaemon's readers act on may follow (the module docstring says why).
+MAX_SPAN_ITEMS: Final = 1000
+
+#: The span events reconstruction, replay and the timeline read: kept past the first
+#: ``MAX_SPAN_ITEMS``.
+READ_EVENT_NAMES: Final = frozenset(
+    {
+        t.EVENT_TRIGGER_EVALUATED,
+        t.EVENT_STAGE_INPUT,
+        t.EVENT_STAGE_OUTPUT,
+        t.EVENT_APPROVAL_REQUESTED,
+        t.EVENT_APPROVAL_RESOLVED,
+        t.EVENT_BREAKPOINT_HIT,
+        t.EVENT_BREAKPOINT_RESUMED,
+        t.EVENT_INPUT_OVERRIDE,
+        t.EVENT_PUBLISHED,
+        t.EVENT_STAGE_RETRYING,
+        "exception",
+    }
+)
+
+_Item = TypeVar("_Item")
+
+
+def bounded(items: Sequence[_Item], wanted: Callable[[_Item], bool]) -> tuple[Sequence[_Item], int]:
+    """The events (or links) of one span a reader keeps, in their order, and how many it
+    leaves: all of them up to ``MAX_SPAN_ITEMS``, else the first ``MAX_SPAN_ITEMS`` and then up
+    to as many more of those ``wanted`` holds for. ``items`` are as the source spells them
+    (decoded JSON, say): only the kept ones are turned into records. Linear in ``items``."""
+    if len(items) <= MAX_SPAN_ITEMS:
+        return items, 0
+    kept = list(items[:MAX_SPAN_ITEMS])
+    more = (item for item in islice(items, MAX_SPAN_ITEMS, None) if wanted(item))
+    kept += islice(more, MAX_SPAN_ITEMS)
+    return kept, len(items) - len(kept)
+
+
+def is_trigger_link(attributes: Any) -> bool:
+    """Whether a link's attributes say it names what triggered its stage (reconstruction
+    reads those links)."""
+    return type(attributes) is dict and attributes.get(t.LINK_RELATION) == t.LINK_TRIGGERED_BY
 
 
 def epoch_seconds(ns: int) -> float:

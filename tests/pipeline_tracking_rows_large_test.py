@@ -1,0 +1,125 @@
+"""A stored span body too large to decode whole (``tracking._rows``, ``LARGE_BODY``) is read a
+piece at a time, and gives what decoding it whole and keeping what ``spans.bounded`` keeps
+gives: the same record, the same counts of what was left, the same refusal of a damaged row.
+
+The bodies are built as a writer (or another tool) would write them, with what makes a piece's
+cut a wrong guess: ``],[`` inside strings and inside an event's attributes, spaces and line
+breaks between values, events taskdaemon reads past the first thousand, trigger links.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import _rows
+from taskdaemon.pipeline.tracking._rows import LARGE_BODY, decode_span
+from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS, SpanRecord
+
+TRACE = "0123456789abcdef0123456789abcdef"
+
+
+def _event(i: int) -> list[Any]:
+    """Event ``i``: mostly someone else's, every 997th a stage output, with awkward text."""
+    if i % 997 == 0:
+        return [t.EVENT_STAGE_OUTPUT, i, {t.PAYLOAD_JSON: '{"a": [1],[2]}', "i": i}]
+    return ["e],[x", i, {"n": [[i], [i + 1]], "s": "],[", "f": 0.5}]
+
+
+def _link(i: int) -> list[Any]:
+    relation = t.LINK_TRIGGERED_BY if i % 3 == 0 else "other"
+    return ["ab" * 16, f"{i:016x}", {t.LINK_RELATION: relation}]
+
+
+def _body(events: int, links: int, *, indent: int | None = None) -> str:
+    body = [
+        None,
+        "a],[",
+        "INTERNAL",
+        "OK",
+        "",
+        {t.CICD_TASK_NAME: "a", "big": list(range(50))},
+        [_event(i) for i in range(events)],
+        [_link(i) for i in range(links)],
+    ]
+    separators = (",", ":") if indent is None else (", ", ": ")
+    return json.dumps(body, indent=indent, separators=separators)
+
+
+def _decoded(body: str, monkeypatch: pytest.MonkeyPatch, *, whole: bool) -> SpanRecord | str:
+    """The record of ``body``, decoded whole (``whole``) or a piece at a time; the
+    ``ValueError``'s kind for a row refused."""
+    with monkeypatch.context() as patch:
+        patch.setattr(_rows, "LARGE_BODY", len(body) + 1 if whole else 0)
+        try:
+            return decode_span(TRACE, ("00" * 8, 1, 2, body), {})
+        except ValueError:
+            return "refused"
+
+
+@pytest.mark.parametrize(
+    ("events", "links", "indent"),
+    [(60_000, 0, None), (5_000, 4_000, 1), (10, 3, None), (0, 0, 2), (1_000, 1_001, None)],
+)
+def test_a_large_body_reads_as_decoded_whole(
+    events: int, links: int, indent: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = _body(events, links, indent=indent)
+    whole = _decoded(body, monkeypatch, whole=True)
+    pieces = _decoded(body, monkeypatch, whole=False)
+    assert isinstance(whole, SpanRecord)
+    kept_outputs = min(max(events - MAX_SPAN_ITEMS, 0) // 997, MAX_SPAN_ITEMS)
+    assert (whole, len(whole.events)) == (pieces, min(events, MAX_SPAN_ITEMS) + kept_outputs)
+
+
+def test_past_the_cap_only_the_events_taskdaemon_reads_are_kept_and_the_rest_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = _body(60_000, 3_000, indent=None)
+    assert len(body) > LARGE_BODY
+    span = _decoded(body, monkeypatch, whole=False)
+    assert isinstance(span, SpanRecord)
+    past = span.events[MAX_SPAN_ITEMS:]
+    triggers = sum(1 for i in range(MAX_SPAN_ITEMS, 3_000) if i % 3 == 0)
+    past_links = span.links[MAX_SPAN_ITEMS:]
+    assert (
+        {e.name for e in past},
+        past[-1].time_ns,
+        span.dropped_events,
+        {link.attributes[t.LINK_RELATION] for link in past_links},
+        len(past_links),
+        span.dropped_links,
+    ) == (
+        {t.EVENT_STAGE_OUTPUT},
+        59_820,  # the last multiple of 997 below 60,000
+        60_000 - MAX_SPAN_ITEMS - len(past),
+        {t.LINK_TRIGGERED_BY},
+        triggers,
+        3_000 - MAX_SPAN_ITEMS - triggers,
+    )
+
+
+def _damaged(body: str) -> list[str]:
+    return [
+        body[:-1],  # cut short
+        body + "x",  # something after it
+        body[:-1] + ',"ninth"]',  # nine items
+        body.replace('"f":0.5', '"f":NaN', 1),  # what orjson refuses
+        body.replace('"s":"],["', '"s":"],[', 1),  # a string left open
+        body[: len(body) // 2] + "]]]]]]]]",  # cut in the middle of the events
+        body.replace('["e],[x",', '["e],[x"', 1),  # a comma missing in an event
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_a_damaged_large_body_is_refused_as_when_decoded_whole(
+    case: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = _damaged(_body(50_000, 10, indent=None))[case]
+    assert ("refused", "refused") == (
+        _decoded(body, monkeypatch, whole=True),
+        _decoded(body, monkeypatch, whole=False),
+    )
