@@ -12,7 +12,8 @@ Accepted on input, in any combination:
 - OTLP ``AnyValue``: string, int (string or number), double, bool, array, kvlist, bytes.
 
 A malformed span inside a good body is skipped, never a crash, with one warning (logging) a body;
-a body that is not an OTLP trace at all raises ``SpanSourceError``.
+a body that is not an OTLP trace at all raises ``SpanSourceError``. A span keeps the events and
+links ``spans.bounded`` says, counting the rest; only the kept ones are decoded into records.
 """
 
 from __future__ import annotations
@@ -186,18 +187,18 @@ def _attributes(raw: Any) -> dict[str, Any]:
 
 
 def _read_event(raw: Any) -> bool:
-    """Whether an OTLP event is one taskdaemon reads (``spans.READ_EVENT_NAMES``)."""
-    name = raw.get("name") if isinstance(raw, Mapping) else None
-    return isinstance(name, str) and name in READ_EVENT_NAMES
+    """Whether an OTLP event (decoded JSON) is one taskdaemon reads (``READ_EVENT_NAMES``)."""
+    name = raw.get("name") if type(raw) is dict else None
+    return type(name) is str and name in READ_EVENT_NAMES
 
 
 def _trigger_link(raw: Any) -> bool:
-    """Whether an OTLP link names what triggered its stage, read from its raw attributes."""
-    items = raw.get("attributes") if isinstance(raw, Mapping) else None
-    return isinstance(items, list) and any(
-        isinstance(item, Mapping)
+    """Whether an OTLP link (decoded JSON) names what triggered its stage."""
+    items = raw.get("attributes") if type(raw) is dict else None
+    return type(items) is list and any(
+        type(item) is dict
         and item.get("key") == t.LINK_RELATION
-        and isinstance(value := item.get("value"), Mapping)
+        and type(value := item.get("value")) is dict
         and value.get("stringValue") == t.LINK_TRIGGERED_BY
         for item in items
     )
