@@ -146,7 +146,14 @@ def run_dag(args: argparse.Namespace) -> int:
     except PipelineError as exc:  # Graphviz missing, failing or too slow
         return _fail(1, str(exc))
     problem = write_output(text, args.output)
-    return _fail(1, problem) if problem else 0
+    if problem:
+        return _fail(1, problem)
+    if run is not None and (run.events_not_read or run.links_not_read):
+        # The drawing has no place for it that every format keeps: said beside it.
+        from taskdaemon.pipeline.cli.run_tables import not_read_note  # noqa: PLC0415
+
+        print(f"taskdaemon dag: not read: {not_read_note(run)}", file=sys.stderr)
+    return 0
 
 
 def _drawn(what: Pipeline | DagSnapshot | None, fmt: str, run: RunRecord | None = None) -> str:

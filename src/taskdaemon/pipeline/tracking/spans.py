@@ -17,8 +17,8 @@ seconds and hundreds of MiB for a run whose views show none of them one by one. 
 itself writes a few events and links a span, and the OTel SDK keeps 128 of each by default
 (``OTEL_SPAN_EVENT_COUNT_LIMIT``), so nothing it writes is cut. What is not kept is counted
 (``dropped_events``, ``dropped_links``, summed as ``RunRecord.events_not_read`` and
-``links_not_read``): ``runs show`` says how many in its table and its JSON, and the web page's
-run data carries the counts. A cap is never silent.
+``links_not_read``): ``runs show`` says how many in its table and its JSON, ``dag --run`` on
+stderr, and the web page's run data carries the counts. A cap is never silent.
 
 Past the first ``MAX_SPAN_ITEMS``, the events and links taskdaemon's readers act on are still
 kept, up to ``MAX_SPAN_ITEMS`` more: the events named in ``READ_EVENT_NAMES`` (a stage's input,
