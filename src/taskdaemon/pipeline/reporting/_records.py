@@ -8,6 +8,11 @@ ended attempts only (a skipped stage has none), failures are attempts that ended
 counted, and a replay that fed stages is left out of the run figures (``reporting._replays``).
 Runs that had not ended (still running, or ``interrupted``) are only counted for the report's
 notes (``reporting._unended``).
+
+Every duration is taken in whole nanoseconds, as the store's aggregate columns keep them
+(``_whole_ns``): a difference of two epoch floats carries a fraction of a nanosecond that the
+store rounds away, and a report rounding to the microsecond would otherwise print, now and
+then, a figure one microsecond apart from the store's for the same run.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from taskdaemon.pipeline.reporting._unended import Unended
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, INTERRUPTED
 
 __all__ = ["RecordData"]
+
+
+def _whole_ns(seconds: float) -> float:
+    """``seconds`` rounded to the nanosecond, the value the store's columns give back."""
+    return round(seconds * 1e9) / 1e9
 
 
 class RecordData:
@@ -63,7 +73,7 @@ class RecordData:
         ]
         runs = sorted(
             (r for r in window if r.run_id not in self._fed),
-            key=lambda r: (r.duration or 0.0, r.start, r.run_id),
+            key=lambda r: (_whole_ns(r.duration or 0.0), r.start, r.run_id),
         )
         replays = [r for r in window if r.run_id in self._fed]
         durations: dict[str, list[float]] = {}
@@ -81,9 +91,10 @@ class RecordData:
                     c[0] += 1
                     c[1] += attempt.status in FAILED_STAGE_STATUSES
                     c[2] += attempt.attempt > 1
-                    durations.setdefault(stage.name, []).append(attempt.end - attempt.start)
+                    took = _whole_ns(attempt.end - attempt.start)
+                    durations.setdefault(stage.name, []).append(took)
                     if attempt.queue_time is not None:
-                        queues.setdefault(stage.name, []).append(attempt.queue_time)
+                        queues.setdefault(stage.name, []).append(_whole_ns(attempt.queue_time))
                     if attempt.cpu_seconds is not None:
                         c[3] += 1
                         cpu[stage.name] = cpu.get(stage.name, 0.0) + attempt.cpu_seconds
@@ -93,7 +104,7 @@ class RecordData:
                         )
             path = self._paths.get(run.run_id)
             for step in path.steps if path is not None else ():
-                critical[step.stage] = critical.get(step.stage, 0.0) + step.duration
+                critical[step.stage] = critical.get(step.stage, 0.0) + _whole_ns(step.duration)
         stages = tuple(
             StageSample(
                 stage=name,
@@ -114,8 +125,8 @@ class RecordData:
             runs=len(runs),
             succeeded=sum(1 for r in runs if r.status == "success"),
             failed=sum(1 for r in runs if r.status == "failure"),
-            durations=[r.duration or 0.0 for r in runs],
-            total_seconds=sum(r.duration or 0.0 for r in runs),
+            durations=[_whole_ns(r.duration or 0.0) for r in runs],
+            total_seconds=sum(_whole_ns(r.duration or 0.0) for r in runs),
             stages=stages,
             median_run=runs[(len(runs) - 1) // 2].run_id if runs else None,
             slowest_run=runs[-1].run_id if runs else None,
