@@ -62,7 +62,7 @@ from taskdaemon.pipeline.telemetry_codec import (
     stage_status_of_result,
     triggers_of,
 )
-from taskdaemon.pipeline.tracking.spans import SpanRecord, epoch_seconds
+from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanRecord, epoch_seconds
 
 __all__ = ["find_root", "reconstruct_run", "replay_of", "summarize_run"]
 
@@ -189,6 +189,8 @@ def _attempt(
     for event in span.events:
         if event.name == t.EVENT_PUBLISHED:
             published += ((epoch_seconds(event.time_ns), published_type(event.attributes)),)
+    if len(published) > 1:
+        published = tuple(sorted(published))  # in time order, as Jaeger sorts events by name
     return AttemptRecord(
         task_run_id=task_run_id,
         instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
@@ -229,10 +231,18 @@ def is_skip(attrs: Mapping[str, Any], start_ns: int, end_ns: int | None) -> bool
     return end_ns == start_ns and attrs.get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
 
 
+def _in_time_order(events: Iterable[SpanEventRecord]) -> list[SpanEventRecord]:
+    """``events`` by time, then name: the order they happened in, whatever order the source
+    gave them in (Jaeger sorts a span's events by name). What is read from several events (a
+    sum of pauses, the latest stop's cause, events published in turn) is then the same from
+    every source."""
+    return sorted(events, key=lambda e: (e.time_ns, e.name))
+
+
 def _awaiting_approval(root: SpanRecord) -> set[str]:
     """Stages awaiting an approval, by the run span's approval events (``run_state``'s rule)."""
     records = []
-    for event in sorted(root.events, key=lambda e: e.time_ns):
+    for event in _in_time_order(root.events):
         if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
             stage = event.attributes.get(t.CICD_TASK_NAME)
             if isinstance(stage, str):
@@ -244,7 +254,7 @@ def _paused_executions(root: SpanRecord) -> dict[str, str]:
     """Task run id -> stage of each execution whose latest breakpoint event on the run span is
     ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans")."""
     latest: dict[str, tuple[str, str]] = {}
-    for event in sorted(root.events, key=lambda e: e.time_ns):
+    for event in _in_time_order(root.events):
         if event.name in (t.EVENT_BREAKPOINT_HIT, t.EVENT_BREAKPOINT_RESUMED):
             trid = event.attributes.get(t.CICD_TASK_RUN_ID)
             stage = event.attributes.get(t.CICD_TASK_NAME)
@@ -257,7 +267,7 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     """Task run id -> seconds it was paused at breakpoints, summed over the run span's
     ``breakpoint.resumed`` events."""
     totals: dict[str, float] = {}
-    for event in root.events if root is not None else ():
+    for event in _in_time_order(root.events) if root is not None else ():
         if event.name == t.EVENT_BREAKPOINT_RESUMED:
             trid = event.attributes.get(t.CICD_TASK_RUN_ID)
             seconds = _float(event.attributes.get(t.BREAKPOINT_PAUSED))
@@ -282,7 +292,7 @@ def _halted(
         return {}, {}
     resumptions = []
     why: dict[str, _Cause] = {}  # task run id -> the stop's reason and cause
-    for event in root.events:
+    for event in _in_time_order(root.events):
         if event.name == t.EVENT_BREAKPOINT_RESUMED:
             attrs = event.attributes
             stage = attrs.get(t.CICD_TASK_NAME)
@@ -486,7 +496,9 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         error=None if root is None else _redacted(_str_or_none(root.status_message)),
         error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
         replay_of=replay_of(root_attrs),
-        attributes=redact(dict(root_attrs)),
+        # In key order: Jaeger sorts attribute lists by key, the store keeps the writer's order;
+        # one order for every source makes ``runs show --json`` the same bytes from each.
+        attributes=redact(dict(sorted(root_attrs.items()))),
         events_not_read=sum(span.dropped_events for span in all_spans),
         links_not_read=sum(span.dropped_links for span in all_spans),
     )
