@@ -158,7 +158,8 @@ def _sources(recorded: Recorded) -> Iterator[dict[str, str]]:
             jaeger.route(f"/api/v3/traces/{run_id}", _as_jaeger(spans))
             every += spans
             start = min(span.start_ns for span in spans)
-            found.append({"traceID": run_id, "startTimeUnixNano": str(start)})
+            # As Tempo spells a found trace's id: without its leading zeros.
+            found.append({"traceID": run_id.lstrip("0"), "startTimeUnixNano": str(start)})
         tempo.route("/api/search", {"traces": found})
         jaeger.route("/api/v3/traces", _as_jaeger(every[::-1]))
         yield {

@@ -88,16 +88,20 @@ class _BadSpanError(ValueError):
     """A span that cannot be read; the span is skipped."""
 
 
-def normalize_id(raw: Any, length: int) -> str:
+def normalize_id(raw: Any, length: int, *, pad: bool = False) -> str:
     """``raw`` (hex of ``length`` chars, or base64 of ``length // 2`` bytes) as lower-case hex.
 
-    Shorter hex is left-padded (Jaeger 64-bit trace ids); raises ``ValueError`` otherwise.
+    Shorter hex is left-padded: 16 chars (Jaeger 64-bit trace ids), or any length with
+    ``pad``, for hex whose leading zeros were cut off (a Tempo search result's
+    ``traceID``: Tempo's ``util.TraceIDToHexString`` trims them, so one run in sixteen has a
+    shorter id there). Raises ``ValueError`` otherwise.
     """
     if not isinstance(raw, str) or not raw:
         raise ValueError(f"id must be a non-empty string, got {raw!r}")
     # Jaeger may send a 64-bit trace id as 16 hex chars: left-pad it.
     is_hex = all(c in "0123456789abcdefABCDEF" for c in raw)
-    if is_hex and (len(raw) == length or (length == 32 and len(raw) == 16)):
+    short = (len(raw) == 16 and length == 32) or (pad and len(raw) < length)
+    if is_hex and (len(raw) == length or short):
         return raw.lower().rjust(length, "0")
     try:
         data = base64.b64decode(raw, validate=True)

@@ -408,7 +408,7 @@ class TempoSource(_HttpSource):
         unusable = Skipped()  # one line for the answer: the list shown lacks these runs
         for found in body.get("traces") or []:
             try:
-                trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32)))
+                trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32, pad=True)))
             except (KeyError, TypeError, ValueError) as exc:
                 unusable.add(one_line(str(exc), _SNIPPET_WIDTH))
         unusable.warn(
