@@ -324,6 +324,15 @@ def test_a_toml_integer_too_long_to_convert_is_one_line() -> None:
     assert _parse_error(text, fmt="toml").startswith("<string>: invalid toml: exceeds the limit")
 
 
+def test_a_key_holding_a_digit_int_refuses_is_an_issue_with_its_line() -> None:
+    """A key like ``x[²]`` reads as an index to the line finder, but ``int`` refuses ``²``
+    (``isdigit`` does not): it is an unknown key on its line, not a ValueError traceback."""
+    text = 'name: p\nstages:\n  - ~\n"stages[\u00b2]": 1\n"x[\u0663]": 2\n'
+    lines = _parse_error(text).splitlines()
+    assert "<string>:4: stages[\u00b2]: unknown key (did you mean 'stages'?)" in lines
+    assert any(line.startswith("<string>:5: x[\u0663]: unknown key") for line in lines)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

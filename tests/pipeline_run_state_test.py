@@ -23,6 +23,7 @@ from taskdaemon.pipeline.run_state import (
     RunState,
     apply,
     awaiting_approval,
+    halted_executions,
     stage_status_of,
 )
 from taskdaemon.pipeline.state import StageStatus
@@ -319,3 +320,11 @@ def test_a_stage_the_run_stopped_in_its_backoff_is_cancelled_as_in_the_engine() 
     flaky = record.stage("flaky")
     expected = ("cancelled", "cancelled", ["failure"])
     assert expected == (engine_status, flaky.status, [a.status for a in flaky.attempts])
+
+
+def test_a_halted_task_run_id_with_digits_other_than_ascii_is_not_an_execution() -> None:
+    """A stored task run id is read as ``STAGE.INSTANCE.ATTEMPT`` only in ASCII digits:
+    ``int`` refuses ``²`` (which ``isdigit`` accepts), and a crafted store holding one is
+    passed over, not a ValueError out of every reader."""
+    resumed = [("s", "s.\u00b2.1", "skip"), ("s", "s.\u0663.1", "skip"), ("s", "s.2.1", "cancel")]
+    assert {"s": {"s.2.1": (2, "cancelled")}} == halted_executions(resumed, started=set())

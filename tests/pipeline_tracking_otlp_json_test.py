@@ -174,6 +174,7 @@ def test_a_field_is_read_as_otlp_json_writes_it(
         ({"kind": True}, "bad enum value True"),
         ({"kind": 6}, "enum value 6 out of range"),
         ({"kind": "SPAN_KIND_BOGUS"}, "unknown enum value 'SPAN_KIND_BOGUS'"),
+        ({"kind": "\u00b2"}, "unknown enum value '\u00b2'"),
         ({"startTimeUnixNano": DROP}, "missing time"),
         ({"startTimeUnixNano": True}, "bad time True"),
         ({"startTimeUnixNano": "1.5"}, "bad time '1.5'"),

@@ -71,6 +71,13 @@ def test_a_list_item_holding_a_collection_is_found() -> None:
     assert {"": 1, "[1]": 2, "[1][1]": 3} == tree_lines(text, {"", "[1]", "[1][1]"})
 
 
+def test_an_index_in_digits_other_than_ascii_is_a_key() -> None:
+    """``a[²]`` and ``a[٣]`` are keys, not items: only ASCII digits make an index."""
+    text = "x: 0\na[\u00b2]: 1\na[\u0663]: 2\n"
+    wanted = {"", "a[\u00b2]", "a[\u0663]"}
+    assert {"": 1, "a[\u00b2]": 2, "a[\u0663]": 3} == tree_lines(text, wanted)
+
+
 def test_a_later_duplicate_key_and_what_it_holds_have_no_line() -> None:
     """As the converter reads it: the first of two equal keys gives the lines."""
     text = "a:\n  x: 1\na:\n  x: 2\n  y: 3\n"

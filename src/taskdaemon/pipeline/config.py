@@ -350,8 +350,8 @@ class _Reader:
         while (opening := rest.find("[")) >= 0 and (closing := rest.find("]", opening)) >= 0:
             result += rest[:opening]
             number = rest[opening + 1 : closing]
-            kept = self._kept.get(result)
-            if kept is not None and number.isdigit() and int(number) < len(kept):
+            kept = self._kept.get(result, ())  # ASCII: int() refuses "²", which isdigit takes
+            if number.isascii() and number.isdigit() and int(number) < len(kept):
                 number = str(kept[int(number)])
             result += f"[{number}]"
             rest = rest[closing + 1 :]

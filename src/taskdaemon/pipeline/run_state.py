@@ -221,7 +221,7 @@ def halted_executions(
         if status is None or task_run_id in started or not task_run_id.startswith(prefix):
             continue
         instance, _, attempt = task_run_id[len(prefix) :].partition(".")
-        if instance.isdigit() and attempt.isdigit():
+        if (instance + attempt).isascii() and instance.isdigit() and attempt.isdigit():
             halted.setdefault(stage, {})[task_run_id] = (int(instance), status)
     return halted
 

@@ -162,7 +162,7 @@ def _last_items(wanted: Collection[str]) -> dict[str, int]:
         if path.endswith("]"):
             cut = path.rfind("[")
             number = path[cut + 1 : -1]
-            if cut >= 0 and number.isdigit():
+            if cut >= 0 and number.isascii() and number.isdigit():
                 last[path[:cut]] = max(last.get(path[:cut], -1), int(number))
     return last
 

@@ -125,7 +125,7 @@ def _enum(raw: Any, names: tuple[str, ...], prefix: str, default: str) -> str:
         name = raw.upper().removeprefix(prefix)
         if name in names:
             return name
-        if name.isdigit():
+        if name.isascii() and name.isdigit():
             return _enum(int(name), names, prefix, default)
     raise ValueError(f"unknown enum value {raw!r}")
 
