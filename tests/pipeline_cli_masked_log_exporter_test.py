@@ -167,6 +167,25 @@ def test_a_record_whose_body_is_not_a_text_keeps_it_as_it_was() -> None:
     )
 
 
+def test_a_value_inside_a_structured_body_or_a_list_attribute_is_masked() -> None:
+    """Records another handler made on the same provider: a value known now inside a mapping
+    body, or inside a list of texts, is found there and leaves masked; the rest of each value
+    is kept as made."""
+    in_body, in_list = _emitted(
+        {"body": {"event": "fetched", "detail": {"value": SECRET, "n": 1}}},
+        {"body": "fetched", "attributes": {"values": ("a", f"x{SECRET}"), "n": 2}},
+    )
+    remember_secrets({"token": SECRET})
+    exported = InMemoryLogRecordExporter()
+    MaskedLogExporter(exported).export([in_body, in_list])
+    body_masked, list_masked = exported.get_finished_logs()
+    assert (
+        body_masked.log_record.body,
+        list(dict(list_masked.log_record.attributes or {})["values"]),
+        dict(list_masked.log_record.attributes or {})["n"],
+    ) == ({"event": "fetched", "detail": {"value": REDACTED, "n": 1}}, ["a", f"x{REDACTED}"], 2)
+
+
 class _Inner(LogRecordExporter):
     """An exporter that says how each flush and shutdown was asked and answers no."""
 

@@ -16,14 +16,14 @@ joined, and a copy only of the records holding one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from taskdaemon.pipeline.masked_values import masked_batch
-from taskdaemon.pipeline.redaction import redact, redact_text
+from taskdaemon.pipeline.redaction import redact
 
 __all__ = ["MaskedLogExporter"]
 
@@ -45,18 +45,32 @@ class MaskedLogExporter(LogRecordExporter):
 
 
 def _texts(data: ReadableLogRecord) -> list[str]:
-    """The body and attribute values of ``data`` that are texts."""
+    """The texts of ``data``'s body and attribute values, those inside lists and mappings too:
+    taskdaemon's own records hold only texts and numbers, but a record another logging handler
+    made on the same provider may hold a structured body or a list of texts."""
     record = data.log_record
-    texts = [record.body] if isinstance(record.body, str) else []
+    texts: list[str] = []
+    _collect(record.body, texts)
     if record.attributes:
-        texts += (value for value in record.attributes.values() if isinstance(value, str))
+        _collect(list(record.attributes.values()), texts)
     return texts
+
+
+def _collect(value: Any, texts: list[str]) -> None:
+    """Append the texts in ``value`` to ``texts``, walking lists, tuples and mappings as deep
+    as they go (the OTLP encoder that sends the record walks it the same way)."""
+    if isinstance(value, str):
+        texts.append(value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, texts)
+    elif isinstance(value, Mapping):
+        _collect(list(value.values()), texts)
 
 
 def _masked(data: ReadableLogRecord) -> ReadableLogRecord:
     record = copy.copy(data.log_record)
-    body: Any = record.body
-    record.body = redact_text(body) if isinstance(body, str) else body
+    record.body = redact(record.body)
     if record.attributes:
         record.attributes = redact(dict(record.attributes))
     return ReadableLogRecord(
