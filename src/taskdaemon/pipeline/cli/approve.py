@@ -109,10 +109,6 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
     return 0
 
 
-#: The statuses of a stored run that no process will ever serve again.
-_ENDED = frozenset({"success", "failure", "cancelled", "interrupted"})
-
-
 def _ended(run: str, home: str | None) -> str | None:
     """Why no process serves ``run`` when the home's embedded store has it ended: the control
     socket's answer asked whether its ``taskdaemon run`` was still running, with no hint that
@@ -121,6 +117,8 @@ def _ended(run: str, home: str | None) -> str | None:
 
     from taskdaemon.pipeline.errors import SettingsError, SpanSourceError  # noqa: PLC0415
     from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
+    from taskdaemon.pipeline.run_state import INTERRUPTED  # noqa: PLC0415
+    from taskdaemon.pipeline.state import RunStatus  # noqa: PLC0415
     from taskdaemon.pipeline.tracking import open_source  # noqa: PLC0415
 
     store = (Path(home) if home else home_directory()) / "spans.db"
@@ -132,7 +130,9 @@ def _ended(run: str, home: str | None) -> str | None:
             source.close()
     except (PipelineError, SettingsError, SpanSourceError, ValueError):
         return None  # the socket's own answer then (a bad retention setting is not this one's)
-    if record.status not in _ENDED:
+    # Ended: a final status, or interrupted (its process died): no process serves it again.
+    ended = {status.value for status in RunStatus if status.is_final} | {INTERRUPTED}
+    if record.status not in ended:
         return None
     return (
         f"run {record.run_id} has ended ({record.status}): no process serves it any more "
