@@ -6,12 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NonRecordingSpan, Span
 
-from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes, SharedMappingEvents
+from taskdaemon.pipeline.monitor._shared_events import (
+    SharedEventAttributes,
+    SharedMappingEvents,
+    bounded,
+)
 
 KEYS = ("stage", "index", "satisfied", "detail")
 VALUES = [
@@ -177,3 +182,46 @@ def test_an_sdk_version_not_compared_against_shares_nothing(
         False,
         dict(zip(KEYS, VALUES[0], strict=True)),
     )
+
+
+class _Text(str):
+    """A text subclass: the SDK keeps it as it is, but it is not a plain ``str``."""
+
+
+@pytest.mark.parametrize(
+    ("count", "length", "attributes"),
+    [
+        (128, None, {"stage": "b0s1", "index": 0, "satisfied": True, "detail": None}),
+        (128, None, {"ratio": 0.5, "raw": b"\x00", "empty": ""}),
+        (4, 4, {"a": "abcd", "b": 1}),  # at the limits: kept as they are
+        (4, 3, {"a": "abcd", "b": 1}),  # a text past the length: truncated
+        (1, None, {"a": "x", "b": "y"}),  # past the count: the oldest dropped, counted
+        (0, None, {"a": "x"}),
+        (0, None, {}),
+        (None, None, {"a": "x", "b": 2}),
+        (128, None, {"triggers": ["a", "b"]}),  # a list: made a tuple
+        (128, None, {"": "x", "b": 2}),  # an empty key: dropped
+        (128, None, {1: "x", "b": 2}),  # a key that is no text
+        (128, None, {"a": _Text("x"), "b": {"c": 1}}),
+        (128, None, {"a": object()}),
+    ],
+)
+def test_bounded_is_the_sdks_mapping(
+    count: int | None, length: int | None, attributes: dict[Any, Any]
+) -> None:
+    """``bounded`` makes the mapping ``BoundedAttributes`` makes of the same attributes and
+    limits: contents in order with their types, limits, dropped count, and immutable."""
+
+    def seen(mapping: Any) -> Any:
+        items = [(key, value, type(value)) for key, value in mapping.items()]
+        return items, mapping.maxlen, mapping.max_value_len, mapping.dropped
+
+    expected = BoundedAttributes(count, attributes, max_value_len=length, immutable=True)
+    made = bounded(BoundedAttributes, count, length, attributes)
+    assert type(made) is BoundedAttributes
+    assert seen(expected) == seen(made)
+    with pytest.raises(TypeError):
+        made["more"] = 1
+    # A copy: changing the attributes afterwards does not change the mapping.
+    attributes["late"] = "x"
+    assert "late" not in made

@@ -26,10 +26,42 @@ from opentelemetry.trace import Span
 
 from taskdaemon.pipeline.metrics import sdk_checked
 
-__all__ = ["SharedEventAttributes", "SharedMappingEvents"]
+__all__ = ["SharedEventAttributes", "SharedMappingEvents", "bounded"]
 
 #: At most this many attribute sets are kept (later new sets are built for their event only).
 _KEPT_MAX = 10_000
+
+
+#: The value types the SDK's cleaning returns as they are (a ``str`` within the length limit).
+_AS_THEY_ARE = frozenset({bool, int, float, bytes, type(None)})
+
+
+def bounded(made: Any, count: int | None, length: int | None, attributes: Mapping[str, Any]) -> Any:
+    """``made(count, attributes, max_value_len=length, immutable=True)``: the SDK's immutable
+    ``BoundedAttributes`` class ``made`` of ``attributes``, with the limits ``count`` and
+    ``length``.
+
+    When the SDK's cleaning would keep every key and value as it is (non-empty text keys, no
+    more than ``count`` of them, values of a type it returns unchanged, texts within
+    ``length``), the mapping is made empty and given a copy of ``attributes``, as the SDK's
+    own ``__deepcopy__`` does: the same contents, order, limits and dropped count, without a
+    cleaning call and a locked set per value. Anything else is built by ``made`` itself."""
+    if count is not None and len(attributes) > count:
+        return made(count, attributes, max_value_len=length, immutable=True)
+    for key, value in attributes.items():
+        kind = type(value)
+        if type(key) is not str or not key:
+            break
+        if kind is str:
+            if length is not None and len(value) > length:
+                break
+        elif kind not in _AS_THEY_ARE:
+            break
+    else:
+        shared = made(count, None, max_value_len=length, immutable=True)
+        shared._dict = dict(attributes)
+        return shared
+    return made(count, attributes, max_value_len=length, immutable=True)
 
 
 class SharedEventAttributes:
@@ -83,12 +115,8 @@ class SharedEventAttributes:
         attributes = self._kept.get(key)
         if attributes is None:
             # What ``add_event`` builds, with the span's limits.
-            attributes = self._bounded(
-                count,
-                dict(zip(self._keys, values, strict=True)),
-                max_value_len=length,
-                immutable=True,
-            )
+            plain = dict(zip(self._keys, values, strict=True))
+            attributes = bounded(self._bounded, count, length, plain)
             if len(self._kept) < _KEPT_MAX:
                 self._kept[key] = attributes
         span._add_event(self._event(self._name, attributes, timestamp))  # type: ignore[attr-defined]
@@ -119,7 +147,7 @@ class SharedMappingEvents:
             shared = kept[2]
         else:
             # What ``add_event`` builds, with the span's limits.
-            shared = sdk._bounded(bounds[0], attributes, max_value_len=bounds[1], immutable=True)
+            shared = bounded(sdk._bounded, bounds[0], bounds[1], attributes)
             if kept is not None or len(self._kept) < _KEPT_MAX:
                 self._kept[id(attributes)] = (attributes, bounds, shared)
         span._add_event(sdk._event(name, shared, timestamp))  # type: ignore[attr-defined]
