@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.trace import Link, SpanKind, StatusCode
 
 from pipeline_monitor_support import T0, Feed, Telemetry, end_attributes
@@ -21,7 +21,7 @@ from taskdaemon.pipeline.events import StageFinished, StageStarted, TaskRunRef, 
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.monitor import _stage_spans
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
-from taskdaemon.pipeline.span_redaction import RedactingTracer
+from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 TOKEN = "ghp_" + "S7ag" * 9  # a GitHub token's shape, not a real one
@@ -653,3 +653,41 @@ def test_payload_events_share_the_memos_mappings_only() -> None:
     assert dict(long_a) == dict(long_b)
     kept = [entry[0] for entry in _stage_spans._PAYLOAD_EVENTS._kept.values()]
     assert all("x" * 400 not in str(mapping) for mapping in kept)
+
+
+@pytest.mark.parametrize(
+    ("count", "length", "attributes"),
+    [
+        (None, None, {"result": "success", "cpu": 0.25, "peak": 1024, "done": True}),
+        (None, None, {"a": "again", "result": "success"}),  # "a" was set at start: moved last
+        (4, None, {"result": "success", "cpu": 0.5}),  # exactly fills the room
+        (4, None, {"result": "success", "cpu": 0.5, "peak": 1}),  # past it: the oldest dropped
+        (None, 3, {"result": "success"}),  # a text past the length: truncated
+        (None, None, {"list": ["a", "b"]}),  # a list: made a tuple
+        (None, None, {"": "x", "b": 2}),  # an empty key: dropped
+    ],
+)
+def test_end_attributes_set_as_set_attributes_sets_them(
+    count: int | None, length: int | None, attributes: dict[str, Any]
+) -> None:
+    """``_set_redacted`` leaves a span's attributes as the SDK's ``set_attributes`` does:
+    contents in order with their types, dropped count; and sets nothing on an ended span."""
+    limits = SpanLimits(max_span_attributes=count, max_attribute_length=length)
+    tracer = TracerProvider(span_limits=limits).get_tracer("test")
+
+    def after(setter: Any, *, ended: bool = False) -> Any:
+        span = tracer.start_span("s", attributes={"a": "1", "b": 2})
+        if ended:
+            span.end()
+        setter(span, dict(attributes))
+        held = span.attributes
+        return [(k, v, type(v)) for k, v in held.items()], span.dropped_attributes
+
+    def ours(span: Any, values: dict[str, Any]) -> None:
+        _stage_spans._set_redacted(RedactingSpan(span), values)
+
+    def sdk(span: Any, values: dict[str, Any]) -> None:
+        span.set_attributes(values)
+
+    assert after(sdk) == after(ours)
+    assert after(sdk, ended=True) == after(ours, ended=True)

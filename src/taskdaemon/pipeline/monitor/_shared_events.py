@@ -15,6 +15,10 @@ span's private ``_add_event`` and ``_limits``); any other span (a subclass, anot
 non-recording one) gets ``add_event`` as usual. The mapping is
 built with the span's own limits, which are part of the key. Keys hold each value's type
 beside it (``True`` and ``1`` are equal as keys, not as attributes).
+
+A mapping seen for the first time is made without the SDK's cleaning when the cleaning would
+keep every value as it is (``as_cleaned``, ``bounded``): most events, since their values are
+texts, numbers and flags.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from opentelemetry.trace import Span
 
 from taskdaemon.pipeline.metrics import sdk_checked
 
-__all__ = ["SharedEventAttributes", "SharedMappingEvents", "bounded"]
+__all__ = ["SharedEventAttributes", "SharedMappingEvents", "as_cleaned", "bounded"]
 
 #: At most this many attribute sets are kept (later new sets are built for their event only).
 _KEPT_MAX = 10_000
@@ -36,28 +40,32 @@ _KEPT_MAX = 10_000
 _AS_THEY_ARE = frozenset({bool, int, float, bytes, type(None)})
 
 
+def as_cleaned(attributes: Mapping[str, Any], length: int | None) -> bool:
+    """Whether the SDK's cleaning keeps every key and value of ``attributes`` as it is, under
+    the length limit ``length``: non-empty text keys, values of a type it returns unchanged,
+    texts within ``length``."""
+    for key, value in attributes.items():
+        if type(key) is not str or not key:
+            return False
+        kind = type(value)
+        if kind is str:
+            if length is not None and len(value) > length:
+                return False
+        elif kind not in _AS_THEY_ARE:
+            return False
+    return True
+
+
 def bounded(made: Any, count: int | None, length: int | None, attributes: Mapping[str, Any]) -> Any:
     """``made(count, attributes, max_value_len=length, immutable=True)``: the SDK's immutable
     ``BoundedAttributes`` class ``made`` of ``attributes``, with the limits ``count`` and
     ``length``.
 
-    When the SDK's cleaning would keep every key and value as it is (non-empty text keys, no
-    more than ``count`` of them, values of a type it returns unchanged, texts within
-    ``length``), the mapping is made empty and given a copy of ``attributes``, as the SDK's
+    When the SDK's cleaning would keep them as they are (``as_cleaned``) and there are no more
+    than ``count``, the mapping is made empty and given a copy of ``attributes``, as the SDK's
     own ``__deepcopy__`` does: the same contents, order, limits and dropped count, without a
     cleaning call and a locked set per value. Anything else is built by ``made`` itself."""
-    if count is not None and len(attributes) > count:
-        return made(count, attributes, max_value_len=length, immutable=True)
-    for key, value in attributes.items():
-        kind = type(value)
-        if type(key) is not str or not key:
-            break
-        if kind is str:
-            if length is not None and len(value) > length:
-                break
-        elif kind not in _AS_THEY_ARE:
-            break
-    else:
+    if (count is None or len(attributes) <= count) and as_cleaned(attributes, length):
         shared = made(count, None, max_value_len=length, immutable=True)
         shared._dict = dict(attributes)
         return shared

@@ -20,8 +20,9 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageFinished, StageStarted
+from taskdaemon.pipeline.metrics import sdk_checked
 from taskdaemon.pipeline.monitor._books import Execution, Run, StageInfo, stage_static
-from taskdaemon.pipeline.monitor._shared_events import SharedMappingEvents
+from taskdaemon.pipeline.monitor._shared_events import SharedMappingEvents, as_cleaned
 from taskdaemon.pipeline.monitor._spans import name_no_secret, ns, set_cancel_cause
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
@@ -288,7 +289,7 @@ def end_stage_span(
             if capture.enabled:
                 payload = _payload_event(capture, event.outputs)
                 _add_payload_event(span, t.EVENT_STAGE_OUTPUT, payload, end)
-            span.set_redacted_attributes(done)
+            _set_redacted(span, done)
             span.end(end_time=end)
             return
         attributes: dict[str, Any] = {
@@ -374,3 +375,51 @@ def _end_keys_clean() -> bool:
     return name_no_secret(
         (t.CICD_TASK_RUN_RESULT, t.STAGE_STATUS, t.STAGE_CPU_TIME, t.STAGE_PEAK_MEMORY)
     )
+
+
+def _set_redacted(span: RedactingSpan, attributes: dict[str, Any]) -> None:
+    """``span.set_redacted_attributes(attributes)``, set straight into the SDK span's attribute
+    mapping when that is what the SDK's ``set_attributes`` would do.
+
+    A stage's end attributes are a few texts and numbers the SDK's cleaning keeps as they are
+    (``as_cleaned``), set on a span not ended yet whose mapping has room for all of them: then
+    ``set_attributes`` cleans each value, takes the mapping's lock for each and drops nothing,
+    which is the same as setting each key under the span's and the mapping's locks (a key
+    already there moves to the end, as ``_setitem_locked`` moves it). Only on the SDK's own
+    span class whose ``set_attributes`` is the SDK's (``_settable_span``); any other case
+    takes ``set_redacted_attributes``."""
+    sdk = span.wrapped
+    if type(sdk) is _settable_span():
+        held = sdk._attributes  # type: ignore[attr-defined]
+        room = held.maxlen
+        if as_cleaned(attributes, held.max_value_len):
+            with sdk._lock:  # type: ignore[attr-defined]
+                if (
+                    sdk._end_time is None  # type: ignore[attr-defined]
+                    and not held._immutable
+                    and (room is None or len(held._dict) + len(attributes) <= room)
+                ):
+                    with held._lock:
+                        values = held._dict
+                        for key, value in attributes.items():
+                            values.pop(key, None)
+                            values[key] = value
+                    return
+    span.set_redacted_attributes(attributes)
+
+
+@cache
+def _settable_span() -> Any:
+    """The SDK's span class when ``_set_redacted`` may set its attributes directly: its
+    ``set_attributes`` is the SDK span's own, on an SDK minor version checked against (the
+    mapping's private fields are read); else None."""
+    if not sdk_checked():
+        return None
+    try:
+        from opentelemetry.sdk import trace as sdk_trace  # noqa: PLC0415
+    except ImportError:
+        return None
+    made = getattr(sdk_trace, "_Span", None)
+    if made is None or made.set_attributes is not vars(sdk_trace.Span)["set_attributes"]:
+        return None
+    return made
