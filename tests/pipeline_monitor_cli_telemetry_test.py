@@ -396,9 +396,16 @@ def test_run_says_how_many_spans_were_not_exported(
     """`taskdaemon run` whose spans a dead collector did not take ends with one line saying how
     many, as it says the log records it lost: without `--serve` there is no /metrics or
     /readyz to count them, and the exporter's own line says that a batch failed, not how many
-    spans the run lost in all."""
-    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TASKDAEMON_EXPORT_TIMEOUT": "1"}
-    env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none")
+    spans the run lost in all.
+
+    The exporter gives up at once (its own 1 s timeout is shorter than its first retry's
+    back-off) while the shutdown has 30 s to see it fail: with one bound for both, a loaded
+    machine could end the shutdown first, and the spans were then dropped with the
+    shutdown's own line instead of counted as failed."""
+    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TASKDAEMON_EXPORT_TIMEOUT": "30"}
+    env.update(
+        OTEL_TRACES_EXPORTER="otlp", OTEL_LOGS_EXPORTER="none", OTEL_EXPORTER_OTLP_TIMEOUT="1"
+    )
     done = _run_one_stage(tmp_path, env)
     said = [line.split(": ", 1)[1] for line in done.stderr.splitlines() if "not exported" in line]
     # The run span and its one stage span.
