@@ -755,6 +755,32 @@ def test_str_of_config_error_is_one_line_per_issue() -> None:
     assert expected == _parse_error(text)
 
 
+def test_every_refused_value_is_quoted_short() -> None:
+    """A 3,000-character value in each place a file names one (a handler, a loop type, a
+    duration, a stage read by an expression, an event type, a trigger mode, a stage name) is
+    named in its issue as ``ellipsis.quote`` cuts it: no issue line runs past 200 characters
+    (they ran past 3,000)."""
+    long = "x" * 3000
+    text = f"""\
+        name: p
+        loops:
+          l: {{handler: "{long}"}}
+        stages:
+          - name: s
+            loop: {long}
+            timeout: {long}
+            triggers: [{{on_event: {{type: "{long}"}}}}]
+            inputs: {{a: "stages.{long}.outputs.x"}}
+          - name: "{long.upper()}"
+            loop: l
+            triggers: [{{manual: {{}}}}]
+            trigger_mode: "{long}"
+        """
+    lines = _parse_error(text).splitlines()
+    assert (7, []) == (len(lines), [line[:80] for line in lines if len(line) > 200])
+    assert all(f"'{'x' * 39}\u2026'" in line.lower() for line in lines), lines
+
+
 def test_parse_pipeline_names_its_source() -> None:
     """parse_pipeline's `source` is the file named in issues and kept on the pipeline."""
     with pytest.raises(ConfigError) as caught:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeVar
 
 from taskdaemon.pipeline.config_text import Lines, no_lines, read_json, read_toml, read_yaml
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ConfigError, ValidationIssue
 from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
@@ -449,9 +450,8 @@ class _Reader:
         if _NUMBER.fullmatch(text):
             return float(text)
         if not _DURATION.fullmatch(text):
-            self.issue(
-                path, f"invalid duration {value!r} (expected seconds or 500ms, 30s, 10m, 2h)"
-            )
+            why = "expected seconds or 500ms, 30s, 10m, 2h"
+            self.issue(path, f"invalid duration {quote(value)} ({why})")
             return None
         return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
 
@@ -470,7 +470,7 @@ class _Reader:
         if text not in choices:
             close = _close_match(text, choices)
             hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(choices)}"
-            self.issue(path, f"unknown {noun} {text!r} ({hint})")
+            self.issue(path, f"unknown {noun} {quote(text)} ({hint})")
             return None
         return text
 

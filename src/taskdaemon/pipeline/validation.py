@@ -21,6 +21,7 @@ import re
 from collections.abc import Collection, Mapping
 
 from taskdaemon.pipeline.cel_limits import clip
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
@@ -133,7 +134,7 @@ class _Validator:
             name = stage.name
             if name in first_index:
                 first = f"stages[{first_index[name]}]"
-                message = f"duplicate stage name {name!r} (first at {first})"
+                message = f"duplicate stage name {quote(name)} (first at {first})"
                 self.issue(f"stages[{index}].name", message)
             else:
                 first_index[name] = index
@@ -191,7 +192,7 @@ class _Validator:
     def loop_def(self, path: str, name: str, loop: LoopDef) -> None:
         self.name_length(path, name, "loop type")
         if name in BUILTIN_LOOPS:
-            self.issue(path, f"shadows the built-in loop type {name!r}")
+            self.issue(path, f"shadows the built-in loop type {quote(name)}")
         if (loop.handler is None) == (loop.command is None):
             self.issue(path, "expected exactly one of 'handler' or 'command'")
         self.handler(path, loop.handler)
@@ -202,7 +203,7 @@ class _Validator:
         if handler is None:
             return
         if not _HANDLER_PATTERN.fullmatch(handler):
-            message = f"invalid handler {handler!r} (expected module:function)"
+            message = f"invalid handler {quote(handler)} (expected module:function)"
             self.issue(f"{owner}.handler", message)
         else:  # stages share handlers: each valid one is matched once
             self.handlers.add(handler)
@@ -213,7 +214,7 @@ class _Validator:
         if stage.loop not in self.loop_names:
             known = ", ".join(sorted(self.loop_names)) if len(self.loop_names) <= 20 else "…"
             hint = self.suggest(stage.loop, self.loop_names) or f" (known: {known})"
-            self.issue(f"stages[{index}].loop", f"unknown loop type {stage.loop!r}{hint}")
+            self.issue(f"stages[{index}].loop", f"unknown loop type {quote(stage.loop)}{hint}")
         if stage.loop == "python":
             if stage.handler is None:
                 self.issue(f"stages[{index}].handler", "required for loop 'python'")
@@ -276,7 +277,7 @@ class _Validator:
             if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
                 self.issue(
                     f"{path}.type",
-                    f"no stage emits {trigger.type!r} and it is not in external_events",
+                    f"no stage emits {quote(trigger.type)} and it is not in external_events",
                 )
             if trigger.filter is not None:
                 self.expression(f"{path}.filter", trigger.filter, _EVENT_VARIABLES)
@@ -300,7 +301,7 @@ class _Validator:
             name = next(group for group in match.groups() if group is not None)
             if name not in self.stage_names:
                 hint = self.suggest(name, self.stage_names)
-                self.issue(path, f"reads unknown stage {name!r}{hint}")
+                self.issue(path, f"reads unknown stage {quote(name)}{hint}")
 
     def expression_message(self, source: str, message: str) -> str:
         for match in _DASHED_REFERENCE.finditer(source):
@@ -387,4 +388,4 @@ def _path(owner: str, field: str) -> str:
 
 
 def _bad_name(name: str) -> str:
-    return f"invalid name {name!r} (expected [a-z0-9][a-z0-9_.-]*)"
+    return f"invalid name {quote(name)} (expected [a-z0-9][a-z0-9_.-]*)"
