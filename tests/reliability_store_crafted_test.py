@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import start_ui, taskdaemon
-from reliability_support import with_peak
+from reliability_support import store_one_run, with_peak
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 
 pytestmark = pytest.mark.slow
@@ -46,16 +46,7 @@ MIB = 2**20
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A real store holding one finished run of two command stages, and the run's id."""
-    folder = tmp_path_factory.mktemp("store")
-    db = folder / "spans.db"
-    (folder / "p.yaml").write_text(PIPELINE)
-    done = taskdaemon(
-        folder, "run", str(folder / "p.yaml"), cwd=folder, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
-    )
-    assert 0 == done.returncode, done.stderr
-    with sqlite3.connect(db) as conn:
-        ((run_id,),) = conn.execute("SELECT trace_id FROM runs").fetchall()
-    return db, run_id
+    return store_one_run(tmp_path_factory.mktemp("store"), PIPELINE)
 
 
 def _commands(run_id: str) -> list[list[str]]:

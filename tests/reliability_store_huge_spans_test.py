@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from cli_support import start_ui, taskdaemon
-from reliability_support import with_peak
+from reliability_support import store_one_run, with_peak
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.tracking.otlp_json import encode_traces
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS, SpanEventRecord
@@ -47,17 +47,7 @@ NOT_READ = MILLION - MAX_SPAN_ITEMS
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A real store holding one finished run of two command stages, and the run's id."""
-    folder = tmp_path_factory.mktemp("store")
-    db = folder / "spans.db"
-    (folder / "p.yaml").write_text(PIPELINE)
-    done = taskdaemon(
-        folder, "run", str(folder / "p.yaml"), cwd=folder, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
-    )
-    assert 0 == done.returncode, done.stderr
-    with sqlite3.connect(db) as conn:
-        ((run_id,),) = conn.execute("SELECT trace_id FROM runs").fetchall()
-    conn.close()
-    return db, run_id
+    return store_one_run(tmp_path_factory.mktemp("store"), PIPELINE)
 
 
 def _crafted(home: Path, source: Path, field: int) -> Path:

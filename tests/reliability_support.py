@@ -133,6 +133,23 @@ def fill(directory: Path, name: str = "filler") -> Path:
     return path
 
 
+def store_one_run(folder: Path, pipeline: str) -> tuple[Path, str]:
+    """A real store, ``folder/spans.db``, holding one finished ``taskdaemon run`` of the
+    ``pipeline`` text, and the run's id (the crafted-store and huge-span tests' start)."""
+    db = folder / "spans.db"
+    (folder / "p.yaml").write_text(pipeline)
+    done = cli_taskdaemon(
+        folder, "run", str(folder / "p.yaml"), cwd=folder, TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
+    )
+    assert 0 == done.returncode, done.stderr
+    conn = sqlite3.connect(db)
+    try:
+        ((run_id,),) = conn.execute("SELECT trace_id FROM runs").fetchall()
+    finally:
+        conn.close()
+    return db, run_id
+
+
 def stored_span_counts(db: Path) -> tuple[int, int]:
     """(rows, ended rows) in the ``spans`` table of the store at ``db``."""
     conn = sqlite3.connect(db)
