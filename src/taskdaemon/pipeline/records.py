@@ -13,12 +13,14 @@ from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
+    "ApprovalWait",
     "AttemptRecord",
     "EdgeRecord",
     "RunRecord",
     "RunSummary",
     "StageRecord",
     "TriggerRecord",
+    "approval_waits",
     "outcome_error",
     "stage_cancel_cause",
     "stage_error",
@@ -115,6 +117,33 @@ class EdgeRecord(ValueMethods):
 
 
 @frozen
+class ApprovalWait(ValueMethods):
+    """A stage's wait for a manual approval: from its request to its resolution (granted,
+    rejected or timed out), ``resolved`` None while it still waits."""
+
+    stage: str
+    requested: float
+    resolved: float | None = None
+
+
+def approval_waits(records: Iterable[tuple[str, bool, float]]) -> tuple[ApprovalWait, ...]:
+    """The approval waits of ``(stage, is_request, time)`` approval records in time order: each
+    request until the next resolution of its stage (a resolution with no request open is
+    dropped)."""
+    waits: list[ApprovalWait] = []
+    open_at: dict[str, int] = {}  # stage -> index in waits of its open request
+    for stage, is_request, at in records:
+        if is_request:
+            if stage not in open_at:
+                open_at[stage] = len(waits)
+                waits.append(ApprovalWait(stage, at))
+        elif stage in open_at:
+            index = open_at.pop(stage)
+            waits[index] = ApprovalWait(stage, waits[index].requested, at)
+    return tuple(waits)
+
+
+@frozen
 class RunRecord(ValueMethods):
     """A whole run rebuilt from its spans. ``events_not_read`` / ``links_not_read``: span
     events and links its spans' source held past what a reader keeps of a span
@@ -135,6 +164,9 @@ class RunRecord(ValueMethods):
     attributes: Mapping[str, Any] = field(default_factory=dict)
     events_not_read: int = 0
     links_not_read: int = 0
+    # Every approval a stage waited for, in request order: the engine's times in a live record,
+    # the span events' (rounded to nanoseconds) in a stored one, hence not compared.
+    approvals: tuple[ApprovalWait, ...] = field(default=(), compare=False)
 
     @property
     def duration(self) -> float | None:

@@ -395,8 +395,8 @@ class RunState:
     """
 
     # fmt: off
-    __slots__ = ("_approvals", "_stages", "end", "error", "error_type", "payloads", "pipeline",
-        "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
+    __slots__ = ("_approval_log", "_approvals", "_stages", "end", "error", "error_type", "payloads",
+        "pipeline", "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
     # fmt: on
 
     def __init__(
@@ -420,6 +420,7 @@ class RunState:
         self.payloads = payloads
         self._stages: dict[str, _Stage] = {}
         self._approvals: dict[str, bool] = {}  # stage -> whether its latest record is a request
+        self._approval_log: list[tuple[str, bool, float]] = []  # (stage, is_request, at)
 
     @property
     def finished(self) -> bool:
@@ -442,7 +443,11 @@ class RunState:
 
     def record(self) -> RunRecord:
         """A frozen ``RunRecord`` of the state now."""
-        from taskdaemon.pipeline.records import EdgeRecord, RunRecord  # noqa: PLC0415
+        from taskdaemon.pipeline.records import (  # noqa: PLC0415
+            EdgeRecord,
+            RunRecord,
+            approval_waits,
+        )
 
         names = list(self._stages)
         edges: tuple[EdgeRecord, ...] = ()
@@ -464,6 +469,7 @@ class RunState:
             error=self.error,
             error_type=self.error_type,
             replay_of=self.replay_of,
+            approvals=approval_waits(self._approval_log),
         )
 
     # --- event handlers ---------------------------------------------------------------------
@@ -526,9 +532,11 @@ class RunState:
     def _approval_requested(self, event: ApprovalRequested) -> None:
         self._stage_waiting(event)
         self._approvals[event.stage] = True
+        self._approval_log.append((event.stage, True, event.at))
 
     def _approval_resolved(self, event: ApprovalResolved) -> None:
         self._approvals[event.stage] = False
+        self._approval_log.append((event.stage, False, event.at))
 
     def _stage_queued(self, event: StageQueued) -> None:
         stage = self._stage(event.stage)

@@ -37,11 +37,13 @@ from typing import Any
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import (
+    ApprovalWait,
     AttemptRecord,
     EdgeRecord,
     RunRecord,
     RunSummary,
     StageRecord,
+    approval_waits,
     stage_cancel_cause,
 )
 from taskdaemon.pipeline.redaction import redact, redact_text
@@ -50,7 +52,6 @@ from taskdaemon.pipeline.run_state import (
     HALTED_ACTIONS,
     INTERRUPTED,
     OPEN_RUN_STATUSES,
-    awaiting_approval,
     halted_executions,
     not_reached_reason,
     stage_status_of,
@@ -239,15 +240,17 @@ def _in_time_order(events: Iterable[SpanEventRecord]) -> list[SpanEventRecord]:
     return sorted(events, key=lambda e: (e.time_ns, e.name))
 
 
-def _awaiting_approval(root: SpanRecord) -> set[str]:
-    """Stages awaiting an approval, by the run span's approval events (``run_state``'s rule)."""
+def _approval_waits(root: SpanRecord | None) -> tuple[ApprovalWait, ...]:
+    """Every approval a stage waited for, by the run span's approval events; those still open
+    are the stages awaiting an approval (``run_state.awaiting_approval``'s rule)."""
     records = []
-    for event in _in_time_order(root.events):
+    for event in _in_time_order(root.events) if root is not None else ():
         if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
             stage = event.attributes.get(t.CICD_TASK_NAME)
             if isinstance(stage, str):
-                records.append((stage, event.name == t.EVENT_APPROVAL_REQUESTED))
-    return awaiting_approval(records)
+                at = epoch_seconds(event.time_ns)
+                records.append((stage, event.name == t.EVENT_APPROVAL_REQUESTED, at))
+    return approval_waits(records)
 
 
 def _paused_executions(root: SpanRecord) -> dict[str, str]:
@@ -405,7 +408,8 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     run_is_open = status in OPEN_RUN_STATUSES
 
     live = root is not None and status == RunStatus.RUNNING
-    awaiting = _awaiting_approval(root) if live and root is not None else set()
+    approvals = _approval_waits(root)
+    awaiting = {w.stage for w in approvals if w.resolved is None} if live else set()
     paused = _paused_executions(root) if live and root is not None else {}
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
@@ -501,6 +505,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         attributes=redact(dict(sorted(root_attrs.items()))),
         events_not_read=sum(span.dropped_events for span in all_spans),
         links_not_read=sum(span.dropped_links for span in all_spans),
+        approvals=approvals,
     )
 
 
