@@ -12,9 +12,19 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from browser_support import SHARED_BROWSER_LOOP, browser_page, open_run_page, stored_runs_server
+from browser_support import (
+    SHARED_BROWSER_LOOP,
+    TOKEN,
+    browser_page,
+    first_run,
+    open_run_page,
+    server_url,
+    stored_runs_server,
+    taskdaemon,
+)
 from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
 
@@ -220,3 +230,90 @@ async def test_a_timeline_of_2000_rows_scrolls_in_its_box_under_its_axis(
     assert scrolled > 20 * height
     assert axis_shown
     assert [] == errors
+
+
+#: A stage that waits for its approval, runs a second, then one held until a file exists: the
+#: run, and the server ``run --serve`` closes at its end, stay while the live page is read.
+GATED = """\
+name: gated
+stages:
+  - name: release
+    command: "sleep 1"
+    triggers: [{manual: {approval_required: true}}]
+  - name: hold
+    command: "while [ ! -e {go} ]; do sleep 0.05; done"
+    triggers: [{on_completion: {stage: release}}]
+"""
+
+#: The release row's bars: each one's kind, text, title and left and width in pixels.
+RELEASE_BARS = """() => [...document.querySelectorAll('#timeline .row[data-stage="release"] .seg')]
+  .map((bar) => { const box = bar.getBoundingClientRect();
+                  return [bar.dataset.kind, bar.textContent, bar.title, box.left, box.width]; })"""
+
+
+async def release_bars(page: Any) -> dict[str, tuple[str, str, float, float]]:
+    """The release row's bars by kind: (text, title, left, width)."""
+    return {
+        kind: (text, title, left, width)
+        for kind, text, title, left, width in await page.evaluate(RELEASE_BARS)
+    }
+
+
+def approval_and_run(record: dict[str, Any]) -> tuple[float, float]:
+    """The release stage's approval wait and running time, as its run record says."""
+    (wait,) = [w for w in record["approvals"] if w["stage"] == "release"]
+    (stage,) = [stage for stage in record["stages"] if stage["name"] == "release"]
+    (attempt,) = stage["attempts"]
+    return wait["resolved"] - wait["requested"], attempt["end"] - attempt["start"]
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_timeline_draws_an_approval_wait_live_and_stored(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """A stage waits for its manual approval, granted through the API a moment after the page
+    shows it waiting: its row is first one open ``approval`` bar, then an ``approval`` bar
+    before its ``running`` one, ending where that one begins, their widths in the ratio of the
+    run record's approval wait to its running time; the stored run's page draws the same.
+    The wait was drawn as nothing: the row held its running bar alone."""
+    go = tmp_path / "go"
+    (tmp_path / "gated.yaml").write_text(GATED.replace("{go}", str(go)))
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    argv = ["run", "gated.yaml", "--quiet", "--serve", "127.0.0.1:0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = await asyncio.to_thread(server_url, process)
+        run_id = await first_run(url)
+        async with (
+            browser_page(shared_chromium) as (page, errors),
+            httpx.AsyncClient(base_url=url, headers={**headers, "origin": url}) as api,
+        ):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            await page.wait_for_selector('#timeline .row[data-stage="release"] .seg-approval.open')
+            waiting = await release_bars(page)
+            await asyncio.sleep(1.0)  # the wait the timeline is to show
+            approved = await api.post(f"/api/runs/{run_id}/approve/release", json={})
+            await page.wait_for_selector('#timeline .row[data-stage="hold"]')
+            live = await release_bars(page)
+            record = (await api.get(f"/api/runs/{run_id}")).json()
+            go.touch()
+        assert 0 == process.wait(timeout=60)
+    async with (
+        stored_runs_server(tmp_path / "home" / "spans.db") as stored_url,
+        browser_page(shared_chromium) as (stored_page, stored_errors),
+    ):
+        await open_run_page(stored_page, stored_url, run_id)
+        stored = await release_bars(stored_page)
+    assert ["approval"] == list(waiting), waiting
+    assert 202 == approved.status_code, approved.text
+    waited, ran = approval_and_run(record)
+    assert waited >= 1.0, record["approvals"]  # requested before it showed, granted 1 s after
+    for bars in (live, stored):
+        assert ["approval", "running"] == [k for k in bars if k != "queued"], bars
+        text, title, left, width = bars["approval"]
+        assert ("approval", True) == (text, title.startswith("approval ")), bars
+        running_left, running_width = bars["running"][2:]
+        assert left + width <= running_left + 1, bars
+        assert width / running_width == pytest.approx(waited / ran, rel=0.05), bars
+    assert [] == errors
+    assert [] == stored_errors

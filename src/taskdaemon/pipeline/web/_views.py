@@ -5,9 +5,10 @@
   do (approve, reject, continue, step); errors in it are cut to :data:`MAX_ERROR` characters.
   The page redraws itself from it alone, so a client that reconnects needs nothing but the
   latest one.
-* :func:`timeline` cuts every stage attempt into segments: ``queued`` (waiting for a worker
-  slot), ``paused`` (held at a debugger breakpoint) and ``running``. An open segment ends at
-  ``now``. Rows are capped (:data:`MAX_ROWS`) so a fan-out of thousands stays a bounded event.
+* :func:`timeline` cuts every stage attempt into segments: ``approval`` (waiting for a
+  manual approval), ``queued`` (waiting for a worker slot), ``paused`` (held at a debugger
+  breakpoint) and ``running``. An open segment ends at ``now``. Rows are capped
+  (:data:`MAX_ROWS`) so a fan-out of thousands stays a bounded event.
 * :func:`record_json` is the run record as stored (inputs and outputs redacted and capped when
   they were captured: the page shows nothing the spans do not hold).
 
@@ -25,7 +26,7 @@ from urllib.parse import quote
 
 from taskdaemon.pipeline import ellipsis
 from taskdaemon.pipeline.record_fields import as_dict, replace
-from taskdaemon.pipeline.records import RunRecord, RunSummary
+from taskdaemon.pipeline.records import ApprovalWait, AttemptRecord, RunRecord, RunSummary
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
 
@@ -98,34 +99,36 @@ def _approval_gate(node: DagNode) -> bool:
     return any(t.kind == "manual" and t.approval_required for t in node.triggers)
 
 
+#: Seconds an approval's resolution may come after its execution was queued: the engine queues
+#: it at the resolution, and a stored record's times are the spans' nanoseconds.
+_SLACK = 1e-3
+
+
 def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
     """``{"start", "end", "rows": [...], "hidden"}``: one row per attempt of every instance.
 
-    A row is ``{"stage", "instance", "attempt", "status", "segments": [{"kind", "start",
-    "end"}]}``; kinds are ``queued``, ``paused`` and ``running``. An attempt recording the
-    seconds it spent paused before it started (``paused_time``) gets that segment between its
-    queued and running ones; an attempt paused now is one open ``paused`` segment.
+    A row is ``{"stage", "instance", "attempt", "status", "open", "segments": [{"kind",
+    "start", "end"}]}``; kinds are ``approval``, ``queued``, ``paused`` and ``running``. An
+    instance's first attempt begins with the stage's latest approval wait resolved before it
+    was queued. An attempt recording the seconds it spent paused before it started
+    (``paused_time``) gets that segment between its queued and running ones; an attempt paused
+    now is one open ``paused`` segment. A stage awaiting an approval before any attempt is one
+    ``waiting`` row of an open ``approval`` segment.
     """
     rows: list[dict[str, Any]] = []
     hidden = 0
-    first: float | None = snapshot.run.start if snapshot.run is not None else None
+    run = snapshot.run
+    first: float | None = run.start if run is not None else None
+    waits: dict[str, list[ApprovalWait]] = {}
+    for wait in run.approvals if run is not None else ():
+        waits.setdefault(wait.stage, []).append(wait)
     for node in snapshot.nodes:
-        for attempt in node.attempts:
+        stage_waits = waits.get(node.name, [])
+        for attempt in node.attempts or _awaiting(stage_waits):
             if len(rows) >= MAX_ROWS:
                 hidden += 1
                 continue
-            end = attempt.end if attempt.end is not None else now
-            segments: list[dict[str, Any]] = []
-            paused = getattr(attempt, "paused_time", None) or 0.0
-            begin = attempt.start - paused
-            if attempt.queue_time:
-                segments.append(
-                    {"kind": "queued", "start": _r(begin - attempt.queue_time), "end": _r(begin)}
-                )
-            if paused:
-                segments.append({"kind": "paused", "start": _r(begin), "end": _r(attempt.start)})
-            kind = "paused" if attempt.status == "paused" else "running"
-            segments.append({"kind": kind, "start": _r(attempt.start), "end": _r(end)})
+            segments = _segments(attempt, stage_waits, now)
             first = min(first, segments[0]["start"]) if first is not None else segments[0]["start"]
             rows.append(
                 {
@@ -138,14 +141,49 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
                 }
             )
     last = now
-    if snapshot.run is not None and snapshot.run.end is not None:
-        last = snapshot.run.end
+    if run is not None and run.end is not None:
+        last = run.end
     return {
         "start": _r(first if first is not None else now),
         "end": _r(last),
         "rows": rows,
         "hidden": hidden,
     }
+
+
+def _awaiting(waits: list[ApprovalWait]) -> tuple[AttemptRecord, ...]:
+    """For a stage with no attempt: a ``waiting`` first attempt starting at its open approval
+    request, none when it awaits none."""
+    if not waits or waits[-1].resolved is not None:
+        return ()
+    return (AttemptRecord("", 0, 1, "waiting", waits[-1].requested, None),)
+
+
+def _segments(
+    attempt: AttemptRecord, waits: list[ApprovalWait], now: float
+) -> list[dict[str, Any]]:
+    """The segments of one attempt's row (see :func:`timeline`)."""
+    segments: list[dict[str, Any]] = []
+    if attempt.status == "waiting":
+        return [{"kind": "approval", "start": _r(attempt.start), "end": _r(now)}]
+    end = attempt.end if attempt.end is not None else now
+    paused = attempt.paused_time or 0.0
+    begin = attempt.start - paused
+    queued = begin - (attempt.queue_time or 0.0)
+    if attempt.attempt == 1:
+        done = [w for w in waits if w.resolved is not None and w.resolved <= queued + _SLACK]
+        if done:
+            wait = done[-1]
+            segments.append(
+                {"kind": "approval", "start": _r(wait.requested), "end": _r(wait.resolved)}
+            )
+    if attempt.queue_time:
+        segments.append({"kind": "queued", "start": _r(queued), "end": _r(begin)})
+    if paused:
+        segments.append({"kind": "paused", "start": _r(begin), "end": _r(attempt.start)})
+    kind = "paused" if attempt.status == "paused" else "running"
+    segments.append({"kind": kind, "start": _r(attempt.start), "end": _r(end)})
+    return segments
 
 
 def run_state(
