@@ -258,6 +258,10 @@ def _run(record: RunRecord) -> RunRecord:
         end=None if record.end is None else 0.0,
         stages=tuple(_stage(s) for s in record.stages),
         attributes={},
+        approvals=tuple(
+            replace(w, requested=0.0, resolved=None if w.resolved is None else 0.0)
+            for w in record.approvals
+        ),
     )
 
 

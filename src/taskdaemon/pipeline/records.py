@@ -164,9 +164,8 @@ class RunRecord(ValueMethods):
     attributes: Mapping[str, Any] = field(default_factory=dict)
     events_not_read: int = 0
     links_not_read: int = 0
-    # Every approval a stage waited for, in request order: the engine's times in a live record,
-    # the span events' (rounded to nanoseconds) in a stored one, hence not compared.
-    approvals: tuple[ApprovalWait, ...] = field(default=(), compare=False)
+    # Every approval a stage waited for, in request order (the web page's timeline draws them).
+    approvals: tuple[ApprovalWait, ...] = ()
 
     @property
     def duration(self) -> float | None:
