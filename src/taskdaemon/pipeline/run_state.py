@@ -395,8 +395,8 @@ class RunState:
     """
 
     # fmt: off
-    __slots__ = ("_approval_log", "_approvals", "_stages", "end", "error", "error_type", "payloads",
-        "pipeline", "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
+    __slots__ = ("_approval_log", "_stages", "end", "error", "error_type", "payloads", "pipeline",
+        "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
     # fmt: on
 
     def __init__(
@@ -419,7 +419,6 @@ class RunState:
         self.replay_of: str | None = None
         self.payloads = payloads
         self._stages: dict[str, _Stage] = {}
-        self._approvals: dict[str, bool] = {}  # stage -> whether its latest record is a request
         self._approval_log: list[tuple[str, bool, float]] = []  # (stage, is_request, at)
 
     @property
@@ -432,7 +431,7 @@ class RunState:
         """The stages waiting for an approval now (none once the run ended)."""
         if self.finished:
             return frozenset()
-        return frozenset(awaiting_approval(self._approvals.items()))
+        return frozenset(awaiting_approval((stage, ask) for stage, ask, _ in self._approval_log))
 
     def apply(self, event: EngineEvent) -> RunState:
         """Fold one event of this run into the state; return the state."""
@@ -531,11 +530,9 @@ class RunState:
 
     def _approval_requested(self, event: ApprovalRequested) -> None:
         self._stage_waiting(event)
-        self._approvals[event.stage] = True
         self._approval_log.append((event.stage, True, event.at))
 
     def _approval_resolved(self, event: ApprovalResolved) -> None:
-        self._approvals[event.stage] = False
         self._approval_log.append((event.stage, False, event.at))
 
     def _stage_queued(self, event: StageQueued) -> None:
