@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
@@ -163,7 +164,7 @@ def parse_limit(text: str | None) -> int:
     take ``+5``, ``1_0``, `` 7 `` and non-ASCII digits, and read thousands of digits first."""
     if text is None:
         return DEFAULT_LIMIT
-    if not (text.isascii() and text.isdigit() and len(text) <= 6 and 1 <= int(text) <= MAX_LIMIT):
+    if not (ascii_digits(text) and len(text) <= 6 and 1 <= int(text) <= MAX_LIMIT):
         raise ValueError(f"limit must be a whole number 1-{MAX_LIMIT}, got {quote(text)}")
     return int(text)
 

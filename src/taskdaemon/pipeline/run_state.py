@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -221,7 +222,7 @@ def halted_executions(
         if status is None or task_run_id in started or not task_run_id.startswith(prefix):
             continue
         instance, _, attempt = task_run_id[len(prefix) :].partition(".")
-        if (instance + attempt).isascii() and instance.isdigit() and attempt.isdigit():
+        if ascii_digits(instance) and ascii_digits(attempt):
             halted.setdefault(stage, {})[task_run_id] = (int(instance), status)
     return halted
 

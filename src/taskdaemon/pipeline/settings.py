@@ -118,6 +118,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
@@ -343,10 +344,13 @@ def _bounded(value: float, ge: float | None, gt: float | None, le: float | None)
 
 
 def _ascii(text: str, kind: str) -> None:
-    """Refuse a number written with other than ASCII: ``int`` and ``float`` take any script's
-    digits and spaces (``９０９０`` is 9090 to them), which no other reader of the value does."""
-    if not text.isascii():
-        raise ValueError(f"Input should be a valid {kind}, in ASCII digits, not {quote(text)}")
+    """Refuse a number written with other than ASCII (``ascii_number``)."""
+    try:
+        ascii_only(text)
+    except ValueError:
+        raise ValueError(
+            f"Input should be a valid {kind}, in ASCII digits, not {quote(text)}"
+        ) from None
 
 
 def _integer(*, ge: int | None = None, le: int | None = None) -> Parser:

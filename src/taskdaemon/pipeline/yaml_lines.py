@@ -30,6 +30,7 @@ from yaml.events import (
     StreamEndEvent,
 )
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH, parser_of
 
 __all__ = ["graph_lines", "tree_lines"]
@@ -162,7 +163,7 @@ def _last_items(wanted: Collection[str]) -> dict[str, int]:
         if path.endswith("]"):
             cut = path.rfind("[")
             number = path[cut + 1 : -1]
-            if cut >= 0 and number.isascii() and number.isdigit():
+            if cut >= 0 and ascii_digits(number):
                 last[path[:cut]] = max(last.get(path[:cut], -1), int(number))
     return last
 

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.cli.options import ascii_only
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
 from taskdaemon.pipeline.cli.sign_in import publish_sign_in
 from taskdaemon.pipeline.cli.span_losses import (

@@ -11,6 +11,7 @@ import argparse
 import math
 from pathlib import Path
 
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.home import home_directory
@@ -26,7 +27,6 @@ __all__ = [
     "add_source_option",
     "add_wide_option",
     "add_workspace_option",
-    "ascii_only",
     "pipeline_name",
     "poll_interval",
     "port_number",
@@ -44,15 +44,6 @@ WHEN_FORMAT = (
 #: ``--interval`` bounds, in seconds: polls faster than 20 a second load the span source (a
 #: remote one too) for nothing a reader can see; slower than a minute, a follower looks hung.
 INTERVAL_RANGE = (0.05, 60.0)
-
-
-def ascii_only(text: str) -> str:
-    """``text`` if it is ASCII, else ValueError: ``int`` and ``float`` take any script's
-    digits and spaces (``--port ９０９０`` was 9090), so a number option reads
-    ``int(ascii_only(text))``."""
-    if not text.isascii():
-        raise ValueError(text)
-    return text
 
 
 def whole_number(text: str) -> int:

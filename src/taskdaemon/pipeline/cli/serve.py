@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op, end_breakpoints
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.inputs import parse_inputs
@@ -60,7 +61,6 @@ from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.cli.options import (
     add_input_options,
     add_server_options,
-    ascii_only,
     whole_number,
 )
 from taskdaemon.pipeline.control import ControlServer, handle_status

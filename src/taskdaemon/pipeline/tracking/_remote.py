@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.variables import reader
@@ -117,9 +118,7 @@ def _positive(
     if not raw:
         return default
     try:
-        if not raw.isascii():  # int and float take any script's digits ("３０")
-            raise ValueError(raw)
-        value = kind(raw)
+        value = kind(ascii_only(raw))
     except ValueError:
         raise SettingsError([(name, f"not a number: {quote(raw)}")]) from None
     if not math.isfinite(value) or value <= 0:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -125,7 +126,7 @@ def _enum(raw: Any, names: tuple[str, ...], prefix: str, default: str) -> str:
         name = raw.upper().removeprefix(prefix)
         if name in names:
             return name
-        if name.isascii() and name.isdigit():
+        if ascii_digits(name):
             return _enum(int(name), names, prefix, default)
     raise ValueError(f"unknown enum value {raw!r}")
 
@@ -143,7 +144,7 @@ def _nanos(raw: Any, *, required: bool) -> int | None:
         return None
     whole = (
         (isinstance(raw, int) and not isinstance(raw, bool))
-        or (isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 20)
+        or (isinstance(raw, str) and ascii_digits(raw) and len(raw) <= 20)
         or (isinstance(raw, float) and raw.is_integer())
     )
     value = int(raw) if whole else None

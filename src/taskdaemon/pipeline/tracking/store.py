@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
@@ -121,9 +122,7 @@ def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy
     except ValueError as exc:
         problems.append(("TASKDAEMON_RETENTION_MAX_AGE", str(exc)))
     try:
-        if not raw_keep.isascii():  # int takes any script's digits ("１０")
-            raise ValueError(raw_keep)
-        keep = int(raw_keep) if raw_keep else None
+        keep = int(ascii_only(raw_keep)) if raw_keep else None
     except ValueError:
         problems.append(("TASKDAEMON_RETENTION_KEEP", f"not a count: {quote(raw_keep)}"))
     if keep is not None and not 0 <= keep <= MAX_KEEP:
