@@ -27,6 +27,7 @@ __all__ = [
     "add_source_option",
     "add_wide_option",
     "add_workspace_option",
+    "cannot_serve",
     "pipeline_name",
     "poll_interval",
     "port_number",
@@ -173,6 +174,12 @@ def add_server_options(parser: argparse.ArgumentParser, default_port: str) -> No
         metavar="PORT",
         help=f"port to bind, 0 for any free one (default {default_port})",
     )
+
+
+def cannot_serve(host: str, port: int, error: OSError) -> str:
+    """Why a server could not start on ``HOST:PORT`` (the port in use, a host that is not this
+    machine's): one wording for ``serve``, ``ui`` and ``run --serve``."""
+    return f"cannot serve on {host}:{port}: {error.strerror or error}"
 
 
 def pipeline_name(text: str) -> str:

@@ -59,7 +59,12 @@ from taskdaemon.pipeline.cli.approval_policy import (
 from taskdaemon.pipeline.cli.debug_socket import debug_op
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
-from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
+from taskdaemon.pipeline.cli.options import (
+    add_input_options,
+    add_workspace_option,
+    cannot_serve,
+    workspace_root,
+)
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer, handle_status
@@ -333,8 +338,7 @@ def build_observers(
         try:
             monitoring = start_monitoring(settings, serve=address, stack=stack)
         except OSError as error:  # a port in use: said as serve and ui say it (run_pipeline)
-            where = f"{address[0]}:{address[1]}"
-            raise PipelineError(f"cannot serve on {where}: {error.strerror or error}") from None
+            raise PipelineError(cannot_serve(*address, error)) from None
         observers.extend(monitoring.observers)
         observers.registry = monitoring.telemetry.registry
     else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)

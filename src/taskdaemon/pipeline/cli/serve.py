@@ -61,6 +61,7 @@ from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.cli.options import (
     add_input_options,
     add_server_options,
+    cannot_serve,
     whole_number,
 )
 from taskdaemon.pipeline.control import ControlServer, handle_status
@@ -264,9 +265,8 @@ def serve_command(args: argparse.Namespace) -> int:
                     request=request,
                 )
             )
-    except OSError as error:
-        reason = error.strerror or str(error)  # one line, as every command's refusals
-        print(f"taskdaemon serve: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
+    except OSError as error:  # one line, as every command's refusals
+        print(f"taskdaemon serve: {cannot_serve(host, port, error)}", file=sys.stderr)
         return EXIT_ADDRESS
 
 

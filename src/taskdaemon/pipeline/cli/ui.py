@@ -36,6 +36,7 @@ from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.options import (
     add_server_options,
     add_source_option,
+    cannot_serve,
     source_exit_code,
 )
 from taskdaemon.pipeline.logs import configure_logging
@@ -81,8 +82,7 @@ def ui_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_serve(settings, url, host, port))
     except OSError as error:
-        reason = error.strerror or str(error)
-        print(f"taskdaemon ui: cannot serve on {host}:{port}: {reason}", file=sys.stderr)
+        print(f"taskdaemon ui: {cannot_serve(host, port, error)}", file=sys.stderr)
         return EXIT_ADDRESS
 
 
