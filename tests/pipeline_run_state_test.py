@@ -22,7 +22,6 @@ from taskdaemon.pipeline.records import AttemptRecord, RunRecord
 from taskdaemon.pipeline.run_state import (
     RunState,
     apply,
-    awaiting_approval,
     halted_executions,
     stage_status_of,
 )
@@ -113,12 +112,6 @@ def test_stage_status_precedence_and_agreement() -> None:
     assert stage_status_of([(0, "success"), (1, "success")]) == "success"
     assert stage_status_of([(0, "success"), (1, "skipped")]) == "skipped"
     assert stage_status_of([]) == "skipped"
-
-
-def test_awaiting_approval_is_the_latest_record_being_a_request() -> None:
-    """A request awaits until answered; a new request after an answer awaits again."""
-    assert awaiting_approval([("a", True), ("b", True), ("a", False)]) == {"b"}
-    assert awaiting_approval([("a", True), ("a", False), ("a", True)]) == {"a"}
 
 
 def test_fan_out_with_a_failed_and_a_cancelled_instance_is_failure_in_the_engine_too() -> None:

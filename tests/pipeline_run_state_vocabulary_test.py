@@ -10,6 +10,7 @@ import itertools
 
 import pytest
 
+from taskdaemon.pipeline.records import approval_waits
 from taskdaemon.pipeline.run_state import (
     ACTIVE_STAGE_STATUSES,
     ENDED_STAGE_STATUSES,
@@ -120,12 +121,21 @@ def test_a_run_failed_when_one_execution_did() -> None:
     assert not run_failed([])
 
 
+def _awaiting(records: list[tuple[str, bool]]) -> frozenset[str]:
+    """The stages awaiting an approval after ``(stage, is_request)`` records, one a second, as
+    the live state and the stored record both ask it: waits first, then the open ones."""
+    return awaiting_approval(approval_waits((s, r, float(i)) for i, (s, r) in enumerate(records)))
+
+
 def test_an_approval_is_awaited_until_its_latest_record_answers_it() -> None:
     """A request awaits; an answer ends it; a later request awaits again; no records, none."""
-    assert awaiting_approval([]) == set()
-    assert awaiting_approval([("a", False)]) == set()
-    assert awaiting_approval([("a", True), ("b", True), ("a", False)]) == {"b"}
-    assert awaiting_approval(iter([("a", False), ("a", True)])) == {"a"}
+    assert frozenset() == _awaiting([])
+    assert frozenset() == _awaiting([("a", False)])
+    assert {"b"} == _awaiting([("a", True), ("b", True), ("a", False)])
+    assert {"a"} == _awaiting([("a", False), ("a", True)])
+    assert {"a"} == _awaiting([("a", True), ("a", False), ("a", True)])
+    assert {"a"} == _awaiting([("a", True), ("a", True)])  # a repeated request: one wait
+    assert frozenset() == _awaiting([("a", True), ("a", True), ("a", False)])
 
 
 class Outer:

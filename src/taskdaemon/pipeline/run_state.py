@@ -8,8 +8,8 @@ disagree:
   ``state.RunStatus`` name them and say which are final; a ``RunRecord`` adds ``interrupted``
   for runs and attempts whose writer is gone), which of them count as failed, and the precedence
   that turns a stage's instances into one stage status (:func:`stage_status_of`).
-* **Approvals**: a stage awaits an approval while its latest approval record is a request
-  (:func:`awaiting_approval`); an ended run awaits nothing.
+* **Approvals**: a stage awaits an approval while its latest approval record is a request,
+  that is while its wait is open (:func:`awaiting_approval`); an ended run awaits nothing.
 * **The reducer**: ``apply(state, event) -> state`` folds engine events into a :class:`RunState`
   whose :meth:`RunState.record` is the same frozen ``RunRecord`` that
   ``tracking.reconstruct_run`` rebuilds from the run's spans, timings aside (a property test
@@ -61,6 +61,7 @@ if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load th
     # The engine imports this module for its status rules before its first stage starts; the
     # record classes are built only when a run is read (``frozen``, ``record``): imported there.
     from taskdaemon.pipeline.records import (
+        ApprovalWait,
         AttemptRecord,
         EdgeRecord,
         RunRecord,
@@ -172,13 +173,11 @@ def run_failed(statuses: Iterable[str]) -> bool:
     return any(status in FAILED_STAGE_STATUSES for status in statuses)
 
 
-def awaiting_approval(records: Iterable[tuple[str, bool]]) -> set[str]:
-    """Stages awaiting an approval, from ``(stage, is_request)`` approval records in time order:
-    those whose latest record is a request (a grant, a rejection or a timeout answers it)."""
-    latest: dict[str, bool] = {}
-    for stage, is_request in records:
-        latest[stage] = is_request
-    return {stage for stage, is_request in latest.items() if is_request}
+def awaiting_approval(waits: Iterable[ApprovalWait]) -> frozenset[str]:
+    """Stages awaiting an approval: those with a wait still open, of the waits
+    ``records.approval_waits`` makes of the approval records (a request waits until its stage's
+    next grant, rejection or timeout). The live state and the stored record both ask this."""
+    return frozenset(wait.stage for wait in waits if wait.resolved is None)
 
 
 def exception_type_name(exception: BaseException) -> str:
@@ -430,9 +429,11 @@ class RunState:
     @property
     def awaiting_approval(self) -> frozenset[str]:
         """The stages waiting for an approval now (none once the run ended)."""
+        from taskdaemon.pipeline.records import approval_waits  # noqa: PLC0415 - see the top
+
         if self.finished:
             return frozenset()
-        return frozenset(awaiting_approval((stage, ask) for stage, ask, _ in self._approval_log))
+        return awaiting_approval(approval_waits(self._approval_log))
 
     def apply(self, event: EngineEvent) -> RunState:
         """Fold one event of this run into the state; return the state."""

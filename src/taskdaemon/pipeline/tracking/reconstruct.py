@@ -52,6 +52,7 @@ from taskdaemon.pipeline.run_state import (
     HALTED_ACTIONS,
     INTERRUPTED,
     OPEN_RUN_STATUSES,
+    awaiting_approval,
     halted_executions,
     not_reached_reason,
     stage_status_of,
@@ -242,7 +243,7 @@ def _in_time_order(events: Iterable[SpanEventRecord]) -> list[SpanEventRecord]:
 
 def _approval_waits(root: SpanRecord | None) -> tuple[ApprovalWait, ...]:
     """Every approval a stage waited for, by the run span's approval events; those still open
-    are the stages awaiting an approval (``run_state.awaiting_approval``'s rule)."""
+    are the stages awaiting an approval (``run_state.awaiting_approval``)."""
     records = []
     for event in _in_time_order(root.events) if root is not None else ():
         if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
@@ -409,7 +410,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
 
     live = root is not None and status == RunStatus.RUNNING
     approvals = _approval_waits(root)
-    awaiting = {w.stage for w in approvals if w.resolved is None} if live else set()
+    awaiting = awaiting_approval(approvals) if live else frozenset()
     paused = _paused_executions(root) if live and root is not None else {}
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
