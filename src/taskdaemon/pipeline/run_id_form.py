@@ -4,7 +4,7 @@ A run id is its run span's trace id: 32 hex digits. Readers of a span source als
 prefix of at least 4 (as ``git`` takes a commit's). :func:`run_id_problem` is the one rule and
 the one message for a text that cannot be either: the HTTP server's request check refuses such
 a path (``http_answers``, 400), the span store such an argument (``tracking/store``) and the
-other span sources a text that is not a whole id (``tracking/sources``: they resolve no
+other span sources a text that is not a whole id (``tracking/run_filter``: they resolve no
 prefix) with the same words, so they cannot drift apart.
 
 It imports nothing beyond ``typing`` and ``ellipsis`` (which quotes the refused text as every

@@ -46,7 +46,7 @@ __all__ = [
 
 #: Where each public name lives (module of this package).
 _HOMES: dict[str, str] = {
-    "JaegerSource": "sources",
+    "JaegerSource": "http_sources",
     "OtlpJsonSource": "sources",
     "RetentionPolicy": "store",
     "RetentionResult": "store",
@@ -57,7 +57,7 @@ _HOMES: dict[str, str] = {
     "SpanSource": "sources",
     "SpanStore": "store",
     "SqliteSpanProcessor": "writer",
-    "TempoSource": "sources",
+    "TempoSource": "http_sources",
     "default_source_url": "sources",
     "encode_traces": "otlp_json",
     "find_root": "reconstruct",
@@ -85,13 +85,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # let type checkers and IDEs see the real objects
+    from taskdaemon.pipeline.tracking.http_sources import JaegerSource, TempoSource
     from taskdaemon.pipeline.tracking.otlp_json import encode_traces, parse_traces
     from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
     from taskdaemon.pipeline.tracking.sources import (
-        JaegerSource,
         OtlpJsonSource,
         SpanSource,
-        TempoSource,
         default_source_url,
         open_source,
     )

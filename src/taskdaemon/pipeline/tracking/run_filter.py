@@ -1,16 +1,19 @@
 """Runs found among loose spans (OTLP files, a dump, an HTTP backend's answer), summarised and
-filtered the same way by every span source that has no index of its own."""
+filtered the same way by every span source that has no index of its own, and the run id such a
+source is asked for: a whole one, since it has no index to resolve a prefix with."""
 
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunSummary
+from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
-__all__ = ["filter_summaries", "group_by_trace"]
+__all__ = ["filter_summaries", "group_by_trace", "whole_run_id"]
 
 
 def group_by_trace(spans: Iterable[SpanRecord]) -> dict[str, list[SpanRecord]]:
@@ -50,3 +53,18 @@ def filter_summaries(
         out.append(summary)
     out.sort(key=lambda s: (-s.start, s.run_id))
     return out[: max(0, limit)]
+
+
+def whole_run_id(run_id: str) -> str:
+    """``run_id`` as the 32 lower-case hex digits such a source is asked for (blanks around it
+    forgiven); RunNotFoundError with ``run_id_form``'s rule and message otherwise, the
+    server's and the store's words. Only the whole id: these sources resolve no prefix.
+
+    Not ``otlp_json.normalize_id``'s forms, which read what a backend sends: a 16-digit id
+    left-padded (Jaeger's 64-bit trace ids) and base64 (OTLP JSON). Typed by a user, 16
+    digits are a prefix of a run id (the store resolves it), never a 64-bit id: padded, they
+    named another run; and base64 is no spelling of a run id anywhere it is shown."""
+    wanted = run_id.strip()
+    if (problem := run_id_problem(wanted, full=True)) is not None:
+        raise RunNotFoundError(problem)
+    return wanted.lower()
