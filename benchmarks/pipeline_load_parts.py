@@ -11,7 +11,7 @@ file without aliases or mistakes, else ``yaml_values.NodeConverter``), ``read`` 
 plain values as ``load_pipeline`` reads it, ``config_text.read_yaml``: since round 18 most files
 are read by ``yaml_quick`` without composing, so ``compose`` and ``convert`` are what such a
 file no longer pays, and ``read`` what it does), ``reader``
-(``config._Reader``: plain values to the model, every field checked), ``validate``
+(``config_reader.ConfigReader``: plain values to the model, every field checked), ``validate``
 (``validation.validate_pipeline``), ``load`` (``config.load_pipeline``, all of it) and ``canonical``
 (``Pipeline.canonical_json`` of the loaded chain, computed anew each time), each divided by the
 number of stages. The parts run with the cyclic collector paused, as ``load_pipeline``
@@ -57,7 +57,7 @@ PARTS = ("compose", "convert", "read", "reader", "validate", "load", "canonical"
 
 
 class _NoLines(dict[str, int]):
-    """No lines, for any form of ``_Reader``'s argument: a mapping before parse10, a callable
+    """No lines, for any form of ``ConfigReader``'s argument: a mapping before parse10, a callable
     that returns one after, given the paths wanted since mem21 (a chain has no issue, so none
     is read)."""
 
@@ -69,7 +69,8 @@ def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
     """Each part's work on a fresh chain of ``stages`` stages written in ``folder``."""
     sys.path.insert(0, str(HERE))
     from per_stage import chain
-    from taskdaemon.pipeline.config import _Reader, load_pipeline
+    from taskdaemon.pipeline.config import load_pipeline
+    from taskdaemon.pipeline.config_reader import ConfigReader
     from taskdaemon.pipeline.yaml_values import NodeConverter
     from taskdaemon.pipeline.yamlsafe import compose_bounded
 
@@ -106,12 +107,12 @@ def _work(stages: int, folder: Path) -> dict[str, Callable[[], object]]:
             return read_yaml(text, "f")
 
     data = NodeConverter("f").value(node, "", None)
-    pipeline = _Reader("f", _NoLines()).pipeline(data)
+    pipeline = ConfigReader("f", _NoLines()).pipeline(data)
     return {
         "compose": lambda: compose_bounded(text),
         "convert": convert,
         "read": read,
-        "reader": lambda: _Reader("f", _NoLines()).pipeline(data),
+        "reader": lambda: ConfigReader("f", _NoLines()).pipeline(data),
         "validate": lambda: validate_pipeline(pipeline, registered_loops=()),
         "load": lambda: load_pipeline(path),
         # The cached property's function: a fresh text each time from the same model.

@@ -2,9 +2,9 @@
 
 ``yaml_values.plain_tree`` reads an alias-free file without paths or lines (``config_text``
 finds the lines again only for an issue), ``trigger_values.quick_trigger`` reads a right
-trigger with a few type tests, and ``config._Reader.stage`` takes a field of the right type
-without a ``field`` call; ``validation._Validator`` builds a field's path only for an issue. Each
-must give way to the thorough path whenever that one would say something.
+trigger with a few type tests, and ``config_reader.ConfigReader.stage`` takes a field of the
+right type without a ``field`` call; ``validation._Validator`` builds a field's path only for an
+issue. Each must give way to the thorough path whenever that one would say something.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from taskdaemon.pipeline.config import _Reader, parse_pipeline
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.config_reader import ConfigReader
 from taskdaemon.pipeline.errors import ConfigError
 from taskdaemon.pipeline.frozen import FrozenRecordError
 from taskdaemon.pipeline.model import (
@@ -304,7 +305,7 @@ def _trigger_items() -> Iterator[Any]:
 def test_quick_trigger_takes_only_what_the_reader_takes_without_an_issue() -> None:
     checked = 0
     for item in _trigger_items():
-        reader = _Reader("f", dict)
+        reader = ConfigReader("f", dict)
         expected = reader.trigger(item, "stages[0].triggers[0]")
         found = quick_trigger(item)
         if reader.issues or expected is None:
@@ -327,7 +328,7 @@ def test_quick_trigger_takes_only_what_the_reader_takes_without_an_issue() -> No
     ],
 )
 def test_quick_trigger_reads_each_kind_of_right_trigger(item: dict[str, Any]) -> None:
-    reader = _Reader("f", dict)
+    reader = ConfigReader("f", dict)
     assert quick_trigger(item) == reader.trigger(item, "t")
     assert quick_trigger(item) is not None
     assert not reader.issues

@@ -1,13 +1,14 @@
 """A trigger list item read in one pass when it has no mistake (the pipeline loader's common case).
 
-``config._Reader.trigger`` checks every field of a trigger through its typed accessors, each a
-call with its own field path, so that a wrong trigger gets one issue per mistake. Nearly every
-trigger of a real file is right, and a chain of N stages has N of them. :func:`quick_trigger`
-reads such an item with a few type tests and no path, and answers None for anything it does not
-accept without doubt; the reader then reads that item again the thorough way, which finds the
-same trigger or words the issues. So the quick test may refuse too much (a duration written as
-text, which only the reader parses), never too little: it accepts exactly the values the reader
-would take without an issue, and builds the trigger the reader would build from them.
+``config_reader.ConfigReader.trigger`` checks every field of a trigger through its typed
+accessors, each a call with its own field path, so that a wrong trigger gets one issue per
+mistake. Nearly every trigger of a real file is right, and a chain of N stages has N of them.
+:func:`quick_trigger` reads such an item with a few type tests and no path, and answers None for
+anything it does not accept without doubt; the reader then reads that item again the thorough
+way, which finds the same trigger or words the issues. So the quick test may refuse too much (a
+duration written as text, which only the reader parses), never too little: it accepts exactly
+the values the reader would take without an issue, and builds the trigger the reader would
+build from them.
 """
 
 from __future__ import annotations

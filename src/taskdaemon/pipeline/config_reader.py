@@ -1,0 +1,541 @@
+"""A pipeline file's plain values read into the model, with an issue for every field that is
+wrong (``config`` reads the file into plain values first, with ``config_text``, and validates
+what this module builds; the rules of the format are ``config``'s docstring).
+
+One reader per file (:class:`ConfigReader`): it checks each field's type and keys, gives a
+wrong field its default or drops the element so that the rest of the file is still checked,
+and keeps the field paths of what it refused, so that the validator's issues about the same
+fields are not reported twice and its list indices are numbered as in the file.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping
+from typing import Any, Final, TypeVar
+
+from taskdaemon.pipeline.config_text import Lines
+from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.frozen import lazy_maker
+from taskdaemon.pipeline.model import (
+    ENTRY_STAGE_HINT,
+    Backoff,
+    ErrorStrategy,
+    InputMapping,
+    LoopDef,
+    Manual,
+    OnCompletion,
+    OnCondition,
+    OnEvent,
+    OutputMapping,
+    Pipeline,
+    RetryPolicy,
+    Stage,
+    Trigger,
+    TriggerMode,
+)
+from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
+from taskdaemon.pipeline.trigger_values import quick_trigger
+from taskdaemon.pipeline.yaml_values import kind_of
+
+__all__ = ["ConfigReader"]
+
+_PIPELINE_KEYS: Final = (
+    "name",
+    "description",
+    "concurrency",
+    "timeout",
+    "error_strategy",
+    "retry",
+    "loops",
+    "external_events",
+    "stages",
+)
+_STAGE_KEYS: Final = (
+    "name",
+    "description",
+    "loop",
+    "handler",
+    "command",
+    "emits",
+    "triggers",
+    "trigger_mode",
+    "inputs",
+    "outputs",
+    "parallel_instances",
+    "timeout",
+    "retry",
+)
+#: A stage's optional fields and the ``ConfigReader`` method that converts each, in the order their
+#: issues are found. A field a stage leaves out (most, in most files) costs a membership test
+#: and takes ``Stage``'s own default: the defaults live in the model only.
+_STAGE_OPTIONAL: Final = (
+    ("description", "string"),
+    ("emits", "names"),
+    ("trigger_mode", "trigger_mode"),
+    ("inputs", "inputs"),
+    ("outputs", "outputs"),
+    ("parallel_instances", "integer"),
+    ("timeout", "duration"),
+    ("retry", "retry"),
+)
+_RETRY_KEYS: Final = ("max_attempts", "backoff")
+_BACKOFF_KEYS: Final = ("initial", "factor", "max")
+_LOOP_KEYS: Final = ("handler", "command")
+_MAPPING_KEYS: Final = ("from", "required")
+#: The keys a stage may have, for the common case's one test (``_STAGE_KEYS`` words an issue).
+_STAGE_KEY_SET: Final = frozenset(_STAGE_KEYS)
+#: The keys of a stage that are not in ``_STAGE_OPTIONAL`` (a stage with no other key is built
+#: without looking for them).
+_STAGE_REQUIRED_SET: Final = _STAGE_KEY_SET - {key for key, _ in _STAGE_OPTIONAL}
+
+_TRIGGER_MODES: Final = {mode.value: mode for mode in TriggerMode}
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)", re.ASCII)  # ASCII: float takes any digits
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", re.ASCII)
+_UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+
+_MISSING: Final[Any] = object()
+_T = TypeVar("_T")
+
+
+#: The reader builds one ``Stage`` (thirteen fields) a stage of the file: through its maker,
+#: compiled when a file's first stage is read, in place of ``Stage.__init__``, which the
+#: commands that read a file then never compile.
+_make_stage = lazy_maker(Stage)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _parent(path: str) -> str:
+    cut = max(path.rfind("."), path.rfind("["))
+    return path[:cut] if cut > 0 else ""
+
+
+def _line_of(lines: Mapping[str, int], path: str) -> int | None:
+    while path not in lines and path:
+        path = _parent(path)
+    return lines.get(path)
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    while path:
+        path = _parent(path)
+        yield path
+
+
+def _close_match(name: str, candidates: Collection[str]) -> list[str]:
+    """The candidate closest to a wrong ``name``, if any is close (a list of at most one)."""
+    import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
+
+    return difflib.get_close_matches(name, list(candidates), n=1)
+
+
+def _choices(names: Collection[str]) -> str:
+    names = list(names)
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+
+class ConfigReader:
+    """Builds the model from plain values, collecting an issue for every field that is wrong.
+
+    A wrong field gets its default (or the element is dropped) so that reading goes on and the
+    rest of the file is still checked. ``lines`` gives the line of each field path asked for
+    (none for TOML); it is called once, by :meth:`placed`, for the paths of the issues found,
+    since most files have none and their lines would cost a walk of the file
+    (``config_text.yaml_lines``). An issue has no line until then.
+    """
+
+    def __init__(self, file: str, lines: Lines) -> None:
+        self.file = file
+        self._lines_of = lines
+        self.issues: list[ValidationIssue] = []
+        self.fatal = False
+        self._paths: set[str] = set()
+        self._covered: set[str] = set()
+        # The file's index of each item kept from a list the reader dropped items from, by the
+        # list's path in the file (``file_path``).
+        self._kept: dict[str, list[int]] = {}
+
+    # issues
+
+    def issue(self, path: str, message: str) -> None:
+        if len(self.issues) > MAX_ISSUES:  # enough to say so (``ConfigError``)
+            return
+        self.issues.append(ValidationIssue(path, message, file=self.file))
+        self._paths.add(path)
+        self._covered.add(path)
+        self._covered.update(_ancestors(path))
+
+    def placed(self, issues: list[ValidationIssue]) -> list[ValidationIssue]:
+        """``issues`` each on the line of its path, or of the nearest ancestor of it the file
+        has (TOML: none): the file's lines are read once, for these paths and their ancestors."""
+        wanted = {issue.path for issue in issues}
+        for issue in issues:
+            wanted.update(_ancestors(issue.path))
+        lines = self._lines_of(wanted)
+        return [replace(issue, line=_line_of(lines, issue.path)) for issue in issues]
+
+    def file_path(self, path: str) -> str:
+        """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list
+        item the reader dropped for its issue is not in the model, so the validator's indices
+        of later items are lower than the file's."""
+        if not self._kept:
+            return path
+        result, rest = "", path
+        while (opening := rest.find("[")) >= 0 and (closing := rest.find("]", opening)) >= 0:
+            result += rest[:opening]
+            number = rest[opening + 1 : closing]
+            kept = self._kept.get(result, ())  # ASCII: int() refuses "²", which isdigit takes
+            if number.isascii() and number.isdigit() and int(number) < len(kept):
+                number = str(kept[int(number)])
+            result += f"[{number}]"
+            rest = rest[closing + 1 :]
+        return result + rest
+
+    def _compacted(self, path: str, items: list[Any]) -> tuple[Any, ...]:
+        """``items`` (one a list item of the file, in its order, None where it was refused)
+        without the Nones; the kept items' file indices are kept for ``file_path`` when any
+        was dropped."""
+        kept = [item for item in items if item is not None]
+        if len(kept) != len(items):
+            self._kept[path] = [index for index, item in enumerate(items) if item is not None]
+        return tuple(kept)
+
+    def covers(self, path: str) -> bool:
+        """True if an issue was already reported at, inside or around ``path``."""
+        return path in self._covered or any(p in self._paths for p in _ancestors(path))
+
+    # typed accessors: each returns ``default`` after reporting a wrong value
+
+    def keys(self, data: dict[str, Any], allowed: Collection[str], path: str) -> None:
+        for key in data:
+            if key not in allowed:
+                close = _close_match(key, allowed)
+                hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
+                self.issue(_join(path, key), f"unknown key ({hint})")
+
+    def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.issue(path, f"expected a mapping, got {kind_of(value)}")
+        return None
+
+    def field(
+        self,
+        data: dict[str, Any],
+        key: str,
+        path: str,
+        convert: Callable[[Any, str], _T | None],
+        default: _T,
+        *,
+        required: bool = False,
+        hint: str = "",
+    ) -> _T:
+        value = data.get(key, _MISSING)
+        if value is _MISSING or (value is None and not required):
+            if required:
+                self.issue(_join(path, key), f"missing required field{hint}")
+            return default
+        result = convert(value, f"{path}.{key}" if path else key)
+        return default if result is None else result
+
+    def string(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str):
+            self.issue(path, f"expected a string, got {kind_of(value)}")
+            return None
+        return value
+
+    def name(self, value: Any, path: str) -> str | None:
+        """A non-empty string (an event type, a stage reference)."""
+        text = self.string(value, path)
+        if text is not None and not text.strip():
+            self.issue(path, "must not be empty")
+            return None
+        return text
+
+    def boolean(self, value: Any, path: str) -> bool | None:
+        if not isinstance(value, bool):
+            self.issue(path, f"expected a boolean, got {kind_of(value)}")
+            return None
+        return value
+
+    def integer(self, value: Any, path: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.issue(path, f"expected an integer, got {kind_of(value)}")
+            return None
+        return value
+
+    def number(self, value: Any, path: str) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.issue(path, f"expected a number, got {kind_of(value)}")
+            return None
+        if not math.isfinite(value):
+            self.issue(path, f"expected a finite number, got {value}")
+            return None
+        return float(value)
+
+    def duration(self, value: Any, path: str) -> float | None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return self.number(value, path)
+        if not isinstance(value, str):
+            self.issue(path, f"expected a duration, got {kind_of(value)}")
+            return None
+        text = value.strip()
+        if _NUMBER.fullmatch(text):
+            return float(text)
+        if not _DURATION.fullmatch(text):
+            why = "expected seconds or 500ms, 30s, 10m, 2h"
+            self.issue(path, f"invalid duration {quote(value)} ({why})")
+            return None
+        return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+
+    def names(self, value: Any, path: str) -> tuple[str, ...] | None:
+        if not isinstance(value, list):
+            self.issue(path, f"expected a list, got {kind_of(value)}")
+            return None
+        return self._compacted(
+            path, [self.name(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        )
+
+    def choice(self, value: Any, path: str, choices: Collection[str], noun: str) -> str | None:
+        text = self.string(value, path)
+        if text is None:
+            return None
+        if text not in choices:
+            close = _close_match(text, choices)
+            hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(choices)}"
+            self.issue(path, f"unknown {noun} {quote(text)} ({hint})")
+            return None
+        return text
+
+    # the canonical form
+
+    def pipeline(self, data: Any) -> Pipeline:
+        if not isinstance(data, dict):
+            self.issue("", f"expected a mapping at the top level, got {kind_of(data)}")
+            self.fatal = True
+            return Pipeline(name="", stages=(), source=self.file)
+        self.keys(data, _PIPELINE_KEYS, "")
+        strategy = self.field(
+            data,
+            "error_strategy",
+            "",
+            lambda v, p: self.choice(v, p, [s.value for s in ErrorStrategy], "error strategy"),
+            ErrorStrategy.FAIL.value,
+        )
+        return Pipeline(
+            name=self.field(data, "name", "", self.string, "", required=True),
+            description=self.field(data, "description", "", self.string, ""),
+            concurrency=self.field(data, "concurrency", "", self.integer, 4),
+            timeout=self.field(data, "timeout", "", self.duration, None),
+            error_strategy=ErrorStrategy(strategy),
+            retry=self.field(data, "retry", "", self.retry, RetryPolicy()),
+            loops=self.field(data, "loops", "", self.loops, {}),
+            external_events=self.field(data, "external_events", "", self.names, ()),
+            stages=self.field(data, "stages", "", self.stages, (), required=True),
+            source=self.file,
+        )
+
+    def retry(self, value: Any, path: str) -> RetryPolicy | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        self.keys(data, _RETRY_KEYS, path)
+        return RetryPolicy(
+            max_attempts=self.field(data, "max_attempts", path, self.integer, 1),
+            backoff=self.field(data, "backoff", path, self.backoff, Backoff()),
+        )
+
+    def backoff(self, value: Any, path: str) -> Backoff | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        self.keys(data, _BACKOFF_KEYS, path)
+        default = Backoff()
+        return Backoff(
+            initial=self.field(data, "initial", path, self.duration, default.initial),
+            factor=self.field(data, "factor", path, self.number, default.factor),
+            max=self.field(data, "max", path, self.duration, default.max),
+        )
+
+    def loops(self, value: Any, path: str) -> dict[str, LoopDef] | None:
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        result: dict[str, LoopDef] = {}
+        for name, body in data.items():
+            loop_path = _join(path, name)
+            loop = self.mapping(body, loop_path)
+            if loop is None:
+                continue
+            self.keys(loop, _LOOP_KEYS, loop_path)
+            result[name] = LoopDef(
+                name=name,
+                handler=self.field(loop, "handler", loop_path, self.string, None),
+                command=self.field(loop, "command", loop_path, self.string, None),
+            )
+        return result
+
+    def stages(self, value: Any, path: str) -> tuple[Stage, ...] | None:
+        if not isinstance(value, list):
+            self.issue(path, f"expected a list, got {kind_of(value)}")
+            return None
+        read = self.stage
+        return self._compacted(path, [read(item, f"{path}[{i}]") for i, item in enumerate(value)])
+
+    def stage(self, value: Any, path: str) -> Stage | None:
+        # A field present with its type (or absent where allowed) is taken with a type test;
+        # any other goes through ``field``, which reports it: the same issues, in this order.
+        data = value if type(value) is dict else self.mapping(value, path)
+        if data is None:
+            return None
+        keys = data.keys()
+        if not keys <= _STAGE_KEY_SET:
+            self.keys(data, _STAGE_KEYS, path)
+        get = data.get
+        handler = get("handler")
+        if handler is not None and not isinstance(handler, str):
+            handler = self.field(data, "handler", path, self.string, None)
+        command = get("command")
+        if command is not None and not isinstance(command, str):
+            command = self.field(data, "command", path, self.string, None)
+        loop = get("loop")
+        if "loop" not in data and (handler is None) != (command is None):
+            loop = "python" if handler is not None else "command"
+        elif not isinstance(loop, str):
+            loop = self.field(data, "loop", path, self.string, "", required=True)
+        name = get("name")
+        if not isinstance(name, str):
+            name = self.field(data, "name", path, self.string, "", required=True)
+        triggers: tuple[Trigger, ...] | None = None
+        if isinstance(found := get("triggers"), list):
+            # Most lists are all right: read at once (a trigger is never false); any other
+            # is read item by item, which words each issue.
+            if len(found) == 1:  # most stages: the comprehension below, without its frame
+                only = quick_trigger(found[0])
+                triggers = (only,) if only else self.triggers(found, f"{path}.triggers")
+            else:
+                quick: list[Any] = [quick_trigger(item) for item in found]
+                triggers = tuple(quick) if all(quick) else self.triggers(found, f"{path}.triggers")
+        if triggers is None:
+            no_triggers: tuple[Trigger, ...] = ()
+            triggers = self.field(
+                data,
+                "triggers",
+                path,
+                self.triggers,
+                no_triggers,
+                required=True,
+                hint=ENTRY_STAGE_HINT,
+            )
+        if keys <= _STAGE_REQUIRED_SET:  # no optional field: nothing more to read
+            return _make_stage()(
+                name=name, loop=loop, handler=handler, command=command, triggers=triggers
+            )
+        given: dict[str, Any] = {}
+        for key, convert in _STAGE_OPTIONAL:
+            if key in data:
+                value = self.field(data, key, path, getattr(self, convert), None)
+                if value is not None:  # else its issue is recorded: the default stands
+                    given[key] = value
+        return _make_stage()(
+            name=name,
+            loop=loop,
+            handler=handler,
+            command=command,
+            triggers=triggers,
+            **given,
+        )
+
+    def trigger_mode(self, value: Any, path: str) -> TriggerMode | None:
+        mode = self.choice(value, path, _TRIGGER_MODES, "trigger mode")
+        return None if mode is None else _TRIGGER_MODES[mode]
+
+    def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
+        if not isinstance(value, list):
+            self.issue(path, f"expected a list, got {kind_of(value)}")
+            return None
+        triggers = []
+        for i, item in enumerate(value):
+            # Most items are right: read at once; any other is read field by field.
+            trigger = quick_trigger(item)
+            if trigger is None:
+                trigger = self.trigger(item, f"{path}[{i}]")
+            triggers.append(trigger)
+        return self._compacted(path, triggers)
+
+    def trigger(self, value: Any, path: str) -> Trigger | None:
+        if not isinstance(value, dict):
+            kinds = _choices(_TRIGGER_KEYS)
+            self.issue(path, f"expected a mapping with one of {kinds}, got {kind_of(value)}")
+            return None
+        self.keys(value, _TRIGGER_KEYS, path)
+        present = [key for key in value if key in _TRIGGER_KEYS]
+        if len(present) != 1:
+            if len(present) > 1:
+                found = " and ".join(present)
+                self.issue(path, f"expected one trigger per list item, got {found}")
+            elif not value:
+                self.issue(path, f"expected one of {_choices(_TRIGGER_KEYS)}, got an empty mapping")
+            return None
+        kind = present[0]
+        body_path = _join(path, kind)
+        body = value[kind]
+        if body is None and kind == "manual":
+            body = {}
+        data = self.mapping(body, body_path)
+        if data is None:
+            return None
+        self.keys(data, _TRIGGER_KEYS[kind], body_path)
+        if kind == "on_completion":
+            stage = self.field(data, "stage", body_path, self.name, None, required=True)
+            success_only = self.field(data, "success_only", body_path, self.boolean, True)
+            return None if stage is None else OnCompletion(stage, success_only)
+        if kind == "on_event":
+            event_type = self.field(data, "type", body_path, self.name, None, required=True)
+            event_filter = self.field(data, "filter", body_path, self.string, None)
+            return None if event_type is None else OnEvent(event_type, event_filter)
+        if kind == "on_condition":
+            expression = self.field(data, "expression", body_path, self.string, None, required=True)
+            return None if expression is None else OnCondition(expression)
+        return Manual(
+            approval_required=self.field(data, "approval_required", body_path, self.boolean, False),
+            timeout=self.field(data, "timeout", body_path, self.duration, None),
+        )
+
+    def inputs(self, value: Any, path: str) -> tuple[InputMapping, ...] | None:
+        found = self.mappings(value, path)
+        return None if found is None else tuple(InputMapping(*item) for item in found)
+
+    def outputs(self, value: Any, path: str) -> tuple[OutputMapping, ...] | None:
+        found = self.mappings(value, path)
+        return None if found is None else tuple(OutputMapping(*item) for item in found)
+
+    def mappings(self, value: Any, path: str) -> list[tuple[str, str, bool]] | None:
+        """``{name: "CEL"}`` (required) or ``{name: {from: CEL, required: bool}}``."""
+        data = self.mapping(value, path)
+        if data is None:
+            return None
+        result: list[tuple[str, str, bool]] = []
+        for name, spec in data.items():
+            item_path = _join(path, name)
+            if isinstance(spec, str):
+                result.append((name, spec, True))
+                continue
+            if not isinstance(spec, dict):
+                reason = f"expected a CEL string or a mapping with 'from', got {kind_of(spec)}"
+                self.issue(item_path, reason)
+                continue
+            self.keys(spec, _MAPPING_KEYS, item_path)
+            source = self.field(spec, "from", item_path, self.string, None, required=True)
+            required = self.field(spec, "required", item_path, self.boolean, True)
+            if source is not None:
+                result.append((name, source, required))
+        return result
