@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.config_text import Lines
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
@@ -192,8 +193,8 @@ class ConfigReader:
         while (opening := rest.find("[")) >= 0 and (closing := rest.find("]", opening)) >= 0:
             result += rest[:opening]
             number = rest[opening + 1 : closing]
-            kept = self._kept.get(result, ())  # ASCII: int() refuses "²", which isdigit takes
-            if number.isascii() and number.isdigit() and int(number) < len(kept):
+            kept = self._kept.get(result, ())
+            if ascii_digits(number) and int(number) < len(kept):
                 number = str(kept[int(number)])
             result += f"[{number}]"
             rest = rest[closing + 1 :]
