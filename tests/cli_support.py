@@ -4,7 +4,6 @@ pipeline files, and a run in the background read line by line (the ``serve`` fix
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -113,15 +112,22 @@ def in_background(home: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def wait_until_stored(home: Path, run_id: str, stage: str, status: str = "running") -> None:
-    """Wait until the store shows ``stage`` of the run with ``status`` (the writer commits
-    every 100 ms; a run killed before would have nothing to show)."""
-    for _ in range(300):
-        shown = taskdaemon(home, "runs", "show", run_id, "--json")
-        if shown.returncode == 0:
-            stages = {s["name"]: s["status"] for s in json.loads(shown.stdout)["stages"]}
+    """Wait until the home's store shows ``stage`` of the run with ``status``, as ``taskdaemon
+    runs show RUN`` would (the writer commits every 100 ms; a run killed before would have
+    nothing to show). Read in this process, as that command reads it: the home's store opened
+    to read, missing until the run's writer makes it, no retention, the run rebuilt from it."""
+    from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+    from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
+
+    with SpanStore(home / "spans.db", retention=RetentionPolicy(), missing_ok=True) as store:
+        for _ in range(300):
+            try:
+                stages = {s.name: s.status for s in store.get_run(run_id).stages}
+            except (RunNotFoundError, SpanSourceError):  # not yet written, or mid-write
+                stages = {}
             if stages.get(stage) == status:
                 return
-        time.sleep(0.1)
+            time.sleep(0.1)
     raise AssertionError(f"stage {stage} of run {run_id} never showed {status} in the store")
 
 
