@@ -24,7 +24,8 @@ from typing import Any
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
-from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES, is_failed
+from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
+from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
 
 __all__ = ["RunData", "check_status"]
@@ -172,7 +173,7 @@ class RunData:
                     record = self.live.record(run_id)
                 except KeyError:
                     continue
-                summary = _summary(record)
+                summary = summarize_run(record)
                 after = cursor is None or (summary.start, run_id) < cursor
                 if after and _matches(summary, pipeline, status, since, until):
                     rows[run_id] = (summary, True)
@@ -251,20 +252,6 @@ def _search(
     until = cursor[0] if until is None else min(until, cursor[0])
     found = source.search(pipeline, status, since, until, 2 * limit)
     return [summary for summary in found if (summary.start, summary.run_id) < cursor]
-
-
-def _summary(record: RunRecord) -> RunSummary:
-    failed = sum(1 for s in record.stages if is_failed(s.status))
-    return RunSummary(
-        run_id=record.run_id,
-        pipeline=record.pipeline,
-        status=record.status,
-        start=record.start,
-        end=record.end,
-        stage_count=len(record.stages),
-        failed_stages=failed,
-        replay_of=record.replay_of,
-    )
 
 
 def _matches(
