@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import json
 import logging
 import math
 import resource
@@ -63,6 +62,8 @@ import h11
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from taskdaemon.pipeline.http_security import send_error
 
 __all__ = [
     "HttpLimits",
@@ -190,19 +191,7 @@ def _chunked(scope: Scope) -> bool:
 
 
 async def _close_with(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, status, message, extra=[(b"connection", b"close")])
 
 
 # --- connections ---------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ __all__ = [
     "check_exposure",
     "host_name",
     "is_loopback",
+    "send_error",
     "server_user",
 ]
 
@@ -285,11 +286,13 @@ class SecurityMiddleware:
         if host is not None and not self.auth.host_allowed(
             host_name(host), bind_host=self.bind_host
         ):
-            await _reply(send, 403, f"Host {quote(host)} is not allowed (DNS rebinding protection)")
+            await send_error(
+                send, 403, f"Host {quote(host)} is not allowed (DNS rebinding protection)"
+            )
             return
         origin = headers.get("origin")
         if origin is not None and not self._origin_allowed(origin):
-            await _reply(send, 403, f"Origin {quote(origin)} is not allowed")
+            await send_error(send, 403, f"Origin {quote(origin)} is not allowed")
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         cookie_name = _cookie_name(scope)
@@ -298,7 +301,7 @@ class SecurityMiddleware:
             if _wants_page(scope, headers):
                 await _sign_in_page(send, _why_signed_out(query, headers, cookie_name))
                 return
-            await _reply(
+            await send_error(
                 send,
                 401,
                 "authentication required: send 'Authorization: Bearer <token>' (the token is "
@@ -309,7 +312,7 @@ class SecurityMiddleware:
             return
         method = scope["method"]
         if method in _STATE_CHANGING and not _is_json(headers.get("content-type", "")):
-            await _reply(send, 415, f"{method} needs Content-Type: application/json")
+            await send_error(send, 415, f"{method} needs Content-Type: application/json")
             return
         if (
             via == "query"
@@ -467,9 +470,12 @@ def _is_json(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
-async def _reply(
+async def send_error(
     send: Send, status: int, message: str, *, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
+    """Answer ``status`` with the API's one error shape, ``{"error": message}``, straight to
+    ASGI's ``send`` (for the middlewares, which answer before any route runs); ``extra``
+    headers after the content ones."""
     body = json.dumps({"error": message}).encode()
     await send(
         {
