@@ -61,6 +61,9 @@ def test_loopback_detection_understands_every_spelling(host: str, loopback: bool
         ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1"),
         ("Attacker.Example:80", "attacker.example"),
         ("localhost", "localhost"),
+        # A port in another script's digits is no port: the value stays whole, not loopback.
+        ("localhost:\u00b2", "localhost:\u00b2"),
+        ("localhost:\uff18\uff10", "localhost:\uff18\uff10"),
     ],
 )
 def test_host_header_parsing(header: str, name: str) -> None:

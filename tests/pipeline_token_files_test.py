@@ -83,6 +83,18 @@ def test_a_dead_servers_port_file_is_removed_by_the_next_server(tmp_path: Path) 
     assert ["api-token", "api-token.9092"] == left
 
 
+def test_only_a_port_in_ascii_digits_names_a_stale_file(tmp_path: Path) -> None:
+    """A user's ``api-token.²`` or ``api-token.９０`` is no server's port file: it is kept."""
+    for suffix in ("\u00b2", "\uff19\uff10"):
+        (tmp_path / f"api-token.{suffix}").write_text("mine\n")
+    server = publish_token(tmp_path, SECOND, "api-token", 9092)
+    try:
+        left = sorted(path.name for path in tmp_path.iterdir())
+    finally:
+        server.remove()
+    assert ["api-token", "api-token.9092", "api-token.\u00b2", "api-token.\uff19\uff10"] == left
+
+
 def test_a_file_a_later_server_took_is_not_removed(tmp_path: Path) -> None:
     """A name another server has since taken is not removed by the old owner's ``remove``."""
     first = publish_token(tmp_path, FIRST, "api-token", 9090)

@@ -60,6 +60,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from urllib.parse import quote as url_quote
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 
@@ -138,7 +139,7 @@ def host_name(header: str) -> str:
     if value.startswith("["):
         return value[1:].partition("]")[0]
     name, sep, port = value.rpartition(":")
-    if sep and port.isdigit() and ":" not in name:
+    if sep and ascii_digits(port) and ":" not in name:
         return name
     return value
 

@@ -38,6 +38,7 @@ import os
 import secrets
 from pathlib import Path
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.private_file import make_private_dirs
 
 __all__ = ["ServerTokenFiles", "publish_token"]
@@ -99,7 +100,7 @@ def _claim(temporary: Path, target: Path) -> bool:
 def _remove_stale(home: Path, name: str) -> None:
     """Remove the ``NAME.PORT`` files under ``home`` that no live server holds."""
     for path in home.glob(f"{name}.*"):
-        if path.name[len(name) + 1 :].isdigit() and not _held(path):
+        if ascii_digits(path.name[len(name) + 1 :]) and not _held(path):
             with contextlib.suppress(OSError):
                 path.unlink()
 
