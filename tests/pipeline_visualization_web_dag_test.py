@@ -200,3 +200,60 @@ async def test_fit_shows_the_whole_dag_or_half_its_size_and_says_so(
         unfit["note"],
     )
     assert [] == errors
+
+
+#: Whether the failed stage's shape is wholly inside the DAG box's visible part, and how far
+#: the box is scrolled.
+_FAILED_IN_BOX = """() => {
+  const box = document.getElementById("dag");
+  const shape = box.querySelector('g.node[data-state="failure"]').getBoundingClientRect();
+  const r = box.getBoundingClientRect();
+  const left = r.left + box.clientLeft, top = r.top + box.clientTop;
+  return {seen: shape.left >= left && shape.right <= left + box.clientWidth
+                && shape.top >= top && shape.bottom <= top + box.clientHeight,
+          scrolled: [box.scrollLeft, box.scrollTop]};
+}"""
+
+#: Resolves once the page has handled a resize: its events are dispatched before the next
+#: frame's callbacks.
+_AFTER_RESIZE = "() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+@SHARED_BROWSER_LOOP
+@pytest.mark.parametrize(("shape", "size", "width"), [(fan_out, 300, 1280), (chain, 200, 360)])
+async def test_a_dag_larger_than_its_box_opens_on_the_failed_stage(
+    shared_chromium: Any, tmp_path: Path, shape: Any, size: int, width: int
+) -> None:
+    """A drawing that scrolls in its box opens with the failed stage (the last, at the
+    bottom of a fan-out of 300 and the right end of a chain of 200) in view, where it opened
+    on its top left corner: whitespace beside a fan-out's first stage, and nothing of what
+    went wrong. Once the reader scrolls the box, a new fit (the window resized) leaves it
+    where they put it."""
+    names, edges = shape(size)
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "shape", names, "x", step=1_000_000, edges=edges
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=width) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+        opened = await page.evaluate(_FAILED_IN_BOX)
+        assert opened["seen"], opened
+        await page.hover("#dag")
+        await page.mouse.wheel(-200, -200)
+        await page.wait_for_function(
+            "([x, y]) => { const b = document.getElementById('dag');"
+            " return b.scrollLeft !== x || b.scrollTop !== y; }",
+            arg=opened["scrolled"],
+        )
+        moved = await page.evaluate(_FAILED_IN_BOX)
+        await page.set_viewport_size({"width": width - 20, "height": 720})
+        await page.wait_for_function(f"() => window.innerWidth === {width - 20}")
+        await page.evaluate(_AFTER_RESIZE)
+        resized = await page.evaluate(_FAILED_IN_BOX)
+    assert not moved["seen"]
+    assert moved["scrolled"] == resized["scrolled"]
+    assert [] == errors

@@ -89,6 +89,30 @@
         container.style.setProperty("--dag-height", Math.floor(height * scale) + "px");
       }
       dagNote.hidden = !(svg && fitChosen && scale === MIN_SCALE);
+      showFocus();
+    }
+
+    // A drawing larger than its box opens on the stage to look at, centred where it can be,
+    // not on its top left corner (whitespace in a fan-out's drawing): one the reader can
+    // approve, else one that failed, else one running, else the first stage. It is brought
+    // back at each drawing and fit until the reader moves the box (docs/web.md, "The DAG drawing").
+    const FOCUS = [(n) => n.approvable, (n) => n.state === "failure" || n.state === "timeout",
+      (n) => n.state === "running" || n.state === "retrying", () => true];
+    let boxMoved = false;
+    for (const kind of ["wheel", "pointerdown", "keydown", "touchstart"]) {
+      document.getElementById("dag").addEventListener(kind, () => { boxMoved = true; }, { passive: true });
+    }
+
+    function showFocus() {
+      const container = document.getElementById("dag");
+      if (boxMoved || !state) return;
+      const node = FOCUS.map((want) => drawnNodes.find(want)).find((n) => n);
+      const group = node && container.querySelector('g.node[data-stage="' + CSS.escape(node.name) + '"]');
+      if (!group) return;
+      const shape = group.getBoundingClientRect();
+      const box = container.getBoundingClientRect();
+      container.scrollLeft += shape.left + shape.width / 2 - (box.left + container.clientLeft + container.clientWidth / 2);
+      container.scrollTop += shape.top + shape.height / 2 - (box.top + container.clientTop + container.clientHeight / 2);
     }
 
     fitButton.addEventListener("click", () => {
@@ -158,10 +182,10 @@
         // update; the drawing, of when it was drawn, is not read out besides.
         svg.setAttribute("aria-hidden", "true");
         container.replaceChildren(document.importNode(svg, true));
-        fitDag();
-        container.dataset.dagState = "drawn";
         drawnNodes = nodes;
         markNodes();
+        fitDag();
+        container.dataset.dagState = "drawn";
       } finally {
         drawing = false;
         drawnAt = Date.now();
