@@ -6,6 +6,11 @@ library would inline megabytes per file. Per pipeline: a box plot of each stage'
 (box p25-p75, line at the median, whiskers min and p99, a dot at the maximum), the median run's
 timeline (one bar per attempt, its queue wait drawn lighter before it), and each stage's p90 per
 day of the window. Every text a run contributes (names, errors) is HTML-escaped.
+
+A chart draws at most ``CHART_STAGES`` stages, the slowest by p90, and its caption says so: a
+pipeline of 300 stages drew a 135-inch box plot and timeline and a p90 chart whose legend held
+300 lines, none of which could be read, and matplotlib took seconds a chart to draw them. The
+table above the charts still lists every stage.
 """
 
 from __future__ import annotations
@@ -38,6 +43,20 @@ figure { margin: 1em 0; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
 """
 
 
+#: The most stages a chart draws: the slowest by p90 when a pipeline has more.
+CHART_STAGES = 20
+
+
+def _charted(p: PipelineReport) -> tuple[frozenset[str] | None, str]:
+    """The stages the charts draw (None: every stage) and what their captions add."""
+    if len(p.stages) <= CHART_STAGES:
+        return None, ""
+    timed = [stage for stage in p.stages if stage.p90 is not None]
+    slowest = sorted(timed, key=lambda stage: (-(stage.p90 or 0.0), stage.stage))
+    chosen = frozenset(stage.stage for stage in slowest[:CHART_STAGES])
+    return chosen, f"the {len(chosen)} slowest stages by p90 (of {len(p.stages)} in the table)"
+
+
 def _figure_svg(figure: Any) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
@@ -45,10 +64,14 @@ def _figure_svg(figure: Any) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog and DOCTYPE: inline SVG
 
 
-def _distribution_svg(p: PipelineReport) -> str | None:
+def _distribution_svg(p: PipelineReport, chosen: frozenset[str] | None) -> str | None:
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    names = [name for name, q in p.distributions.items() if len(q) == 7]
+    names = [
+        name
+        for name, q in p.distributions.items()
+        if len(q) == 7 and (chosen is None or name in chosen)
+    ]
     if not names:
         return None
     stats = []
@@ -73,10 +96,10 @@ def _distribution_svg(p: PipelineReport) -> str | None:
     return _figure_svg(figure)
 
 
-def _timeline_svg(run: RunRecord) -> str | None:
+def _timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
     from matplotlib.figure import Figure  # noqa: PLC0415
 
-    stages = [stage for stage in run.stages if stage.attempts]
+    stages = [s for s in run.stages if s.attempts and (chosen is None or s.name in chosen)]
     if not stages:
         return None
     figure = Figure(figsize=(8, 0.45 * len(stages) + 1.2))
@@ -100,7 +123,7 @@ def _timeline_svg(run: RunRecord) -> str | None:
     return _figure_svg(figure)
 
 
-def _daily_svg(p: PipelineReport) -> str | None:
+def _daily_svg(p: PipelineReport, chosen: frozenset[str] | None) -> str | None:
     from datetime import UTC, datetime  # noqa: PLC0415
 
     from matplotlib.figure import Figure  # noqa: PLC0415
@@ -110,6 +133,8 @@ def _daily_svg(p: PipelineReport) -> str | None:
     figure = Figure(figsize=(8, 3.5))
     axes = figure.add_subplot()
     for name, points in sorted(p.daily_p90.items()):
+        if chosen is not None and name not in chosen:
+            continue
         days = [datetime.fromtimestamp(day, UTC) for day, _ in points]
         axes.plot(cast(Any, days), [value for _, value in points], marker="o", label=name)
     axes.set_ylabel("p90 duration (s)")
@@ -191,14 +216,21 @@ def render_html(report: Report) -> str:
         for p in report.pipelines:
             body.append(f"<h2>{html.escape(p.pipeline)}</h2>")
             body.append(tables.get(p.pipeline, ""))
-            body.append(_section("Duration distribution per stage", _distribution_svg(p)))
+            chosen, which = _charted(p)
+            body.append(
+                _section(
+                    "Duration distribution " + (f"of {which}" if which else "per stage"),
+                    _distribution_svg(p, chosen),
+                )
+            )
             if p.median_run is not None:
                 caption = (
                     f"Timeline of the median run {p.median_run.run_id} "
-                    f"({format_seconds(p.median_run.duration)})"
+                    f"({format_seconds(p.median_run.duration)})" + (f": {which}" if which else "")
                 )
-                body.append(_section(caption, _timeline_svg(p.median_run)))
-            body.append(_section("p90 duration per day", _daily_svg(p)))
+                body.append(_section(caption, _timeline_svg(p.median_run, chosen)))
+            daily = "p90 duration per day" + (f": {which}" if which else "")
+            body.append(_section(daily, _daily_svg(p, chosen)))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{title}</title><style>{_CSS}</style></head><body>\n"
