@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,34 @@ def test_runs_show_gives_the_queue_time_the_run_summary_gave(tmp_path: Path, hom
     actual = (ran.returncode, shown.returncode, _queue_cell(shown.stdout, "late"))
     assert expected == actual, (ran.stdout, ran.stderr, shown.stdout)
     assert _queue_cell(summary, "late") != "0ms", summary  # the case at hand: it waited
+
+
+#: A stage whose error (its command, quoted) is about 100 characters, the run's about 120.
+_LONG_FAILURE = """\
+    name: nightly
+    stages:
+      - name: load
+        command: "sh -c 'echo loading every partition of the nightly warehouse refresh; exit 3'"
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_runs_show_on_a_pipe_holds_the_errors_the_page_shows(tmp_path: Path, home: Path) -> None:
+    """Written to a pipe, ``runs show`` gives the run's error and the stage's whole, as the
+    web page shows them: both were cut to 60 columns whatever the output, so a file of it lost
+    the command and the exit code that the page and ``--json`` gave."""
+    pipeline = write(tmp_path / "nightly.yaml", _LONG_FAILURE)
+    ran = taskdaemon(home, "run", "-q", str(pipeline))
+    run_id = ran.stdout.strip()
+    shown = taskdaemon(home, "runs", "show", run_id)
+    record = json.loads(taskdaemon(home, "runs", "show", "--json", run_id).stdout)
+    stage_error = record["stages"][0]["attempts"][0]["error"]
+    lines = shown.stdout.splitlines()
+    assert (1, 0) == (ran.returncode, shown.returncode), (ran.stderr, shown.stderr)
+    assert 60 < len(stage_error) < len(record["error"]), record
+    assert f"error     {record['error_type']} {record['error']}" in lines
+    assert (True, True) == (lines[-1].startswith("load "), lines[-1].endswith(f"  {stage_error}"))
 
 
 #: 2023-11-14 22:13:20 UTC: 2023-11-15 07:13:20 in Tokyo.

@@ -143,8 +143,15 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
     return _table(header, shown, width, (1,), drop=(5, 6))  # STAGES, then FAILED
 
 
-def _one_line(text: str | None) -> str:
-    return one_line(text, 60) or "-"
+#: The columns of a run's error and of a stage's ERROR cell in ``runs show``: as much as the
+#: web page shows of them (``web/_views.MAX_ERROR``, ``web/_app._CELL``), so a pipe or a file
+#: holds what the page says. A narrower terminal cuts them further (``table_fit``).
+_RUN_ERROR = 1000
+_STAGE_ERROR = 200
+
+
+def _one_line(text: str | None, width: int) -> str:
+    return one_line(text, width) or "-"
 
 
 def _stage_error(stage: StageRecord) -> str | None:
@@ -205,7 +212,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     if run.replay_of:  # a replay (``taskdaemon replay``): the run it re-executed
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:
-        head.append(f"error     {_one_line(' '.join(filter(None, (run.error_type, run.error))))}")
+        error = " ".join(filter(None, (run.error_type, run.error)))
+        head.append(f"error     {_one_line(error, _RUN_ERROR)}")
     if (note := not_read_note(run)) is not None:
         head.append(f"not read  {note}")
     if width is not None:  # the free text of the head gives way too: the pipeline, the error
@@ -244,7 +252,7 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
                 _format_bytes(max(mem)) if mem else "-",
-                _one_line(_stage_error(stage)),
+                _one_line(_stage_error(stage), _STAGE_ERROR),
             )
         )
     whole = _table(header, rows, None, ())
