@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon, write
-from pipeline_tracking_support import Backend, example_spans, serve
+from pipeline_tracking_support import Backend, example_spans, serve, store_stages
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.tracking import encode_traces
 
@@ -58,3 +58,19 @@ def test_a_pipeline_with_no_run_at_all_is_named_as_unknown(home: Path) -> None:
     assert "no run of pipeline 'onee' is known to this source" == unknown.stdout.splitlines()[1]
     assert "No run of pipeline 'onee' is known to this source." in markdown.stdout
     assert "no ended runs in this window" == old.stdout.splitlines()[1]
+
+
+def test_the_report_of_a_pipeline_of_many_stages_names_the_one_that_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``report`` over a stored run of 25 stages, the last of which failed, names that stage
+    above its table, where it was the table's last row of 25."""
+    names = [f"s{i:02d}" for i in range(25)]
+    store_stages(tmp_path / "spans.db", "wide", names, "boom", step=1_000_000)
+    code = main(
+        ["report", "--source", f"sqlite:///{tmp_path / 'spans.db'}", "--since", "2023-11-14"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    summary = next(n for n, line in enumerate(lines) if line.startswith("pipeline wide:"))
+    expected = "1 of 25 stages failed; most often (of their executions): s24 100.0% of 1"
+    assert (0, expected) == (code, lines[summary + 1])

@@ -126,3 +126,57 @@ def test_an_empty_report_says_so_in_each_format(fmt: str, expected: str) -> None
     """A report without figures says so: a line in the table, a sentence of its own (one
     capital, one full stop) in the Markdown and HTML documents."""
     assert expected in render_report(Report(0.0, 1.0, "", ()), fmt)
+
+
+def _many(count: int, failing: dict[int, float]) -> Report:
+    """A pipeline of ``count`` stages, ``s00`` the slowest (p90 ``count`` s) and each next one
+    a second faster; the stages in ``failing`` fail at the given rate, of 10 executions."""
+
+    def row(i: int) -> StageReport:
+        p90 = float(count - i)
+        return StageReport(
+            f"s{i:02d}", 10, failing.get(i, 0.0), 0, 1.0, p90, p90, None, None, None, None, 0.0
+        )
+
+    rows = tuple(row(i) for i in range(count))
+    pipeline = PipelineReport("wide", 10, 1.0, 0.0, 1.0, 1.0, 1.0, rows, None, None, ())
+    return Report(0.0, 1.0, "sqlite:///x", (pipeline,))
+
+
+def _lines_between(text: str, first: str, last: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith(first))
+    end = next(n for n, line in enumerate(lines) if line.startswith(last))
+    return [line for line in lines[start + 1 : end] if line]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "first", "last", "end"),
+    [("table", "pipeline wide:", "STAGE", ""), ("markdown", "10 runs", "| STAGE", ".")],
+)
+def test_a_long_stage_table_is_headed_by_the_stages_that_failed_most_and_the_slowest(
+    fmt: str, first: str, last: str, end: str
+) -> None:
+    """Above a table of more than 20 stages, two lines name how many stages failed and the
+    five that failed most often (by rate, then executions), and the five slowest by p90: in a
+    300-stage pipeline's table, sorted by name, the eight that failed were rows to search for."""
+    failing = dict.fromkeys(range(7), 0.1) | {20: 0.5}
+    text = render_report(_many(21, failing), fmt)
+    assert [
+        "8 of 21 stages failed; most often (of their executions): s20 50.0% of 10, s00 10.0% of"
+        f" 10, s01 10.0% of 10, s02 10.0% of 10, s03 10.0% of 10{end}",
+        f"slowest by p90: s00 21.0s, s01 20.0s, s02 19.0s, s03 18.0s, s04 17.0s{end}",
+    ] == _lines_between(text, first, last)
+
+
+def test_a_long_stage_table_none_of_which_failed_says_so() -> None:
+    """When no stage failed, the first line says that of the whole table."""
+    text = render_report(_many(21, {}), "table")
+    assert "none of 21 stages failed" == _lines_between(text, "pipeline wide:", "STAGE")[0]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_a_table_of_20_stages_has_no_lines_above_it(fmt: str) -> None:
+    """Twenty stages are read at a glance: the summary is followed by the table."""
+    first, last = ("pipeline wide:", "STAGE") if fmt == "table" else ("10 runs", "| STAGE")
+    assert [] == _lines_between(render_report(_many(20, {3: 0.5}), fmt), first, last)

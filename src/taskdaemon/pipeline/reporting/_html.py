@@ -22,7 +22,7 @@ from typing import Any, cast
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
-from taskdaemon.pipeline.reporting._text import empty_sentence, format_seconds
+from taskdaemon.pipeline.reporting._text import empty_sentence, format_seconds, slowest
 from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["MISSING_EXTRA", "render_html"]
@@ -51,9 +51,7 @@ def _charted(p: PipelineReport) -> tuple[frozenset[str] | None, str]:
     """The stages the charts draw (None: every stage) and what their captions add."""
     if len(p.stages) <= CHART_STAGES:
         return None, ""
-    timed = [stage for stage in p.stages if stage.p90 is not None]
-    slowest = sorted(timed, key=lambda stage: (-(stage.p90 or 0.0), stage.stage))
-    chosen = frozenset(stage.stage for stage in slowest[:CHART_STAGES])
+    chosen = frozenset(stage.stage for stage in slowest(p)[:CHART_STAGES])
     return chosen, f"the {len(chosen)} slowest stages by p90 (of {len(p.stages)} in the table)"
 
 

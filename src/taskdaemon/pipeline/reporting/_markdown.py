@@ -10,6 +10,7 @@ from taskdaemon.pipeline.reporting._text import (
     empty_sentence,
     format_seconds,
     heading,
+    highlights,
     labelled_paths,
     ran,
     stage_rows,
@@ -38,8 +39,9 @@ def render_markdown(report: Report) -> str:
     if not report.pipelines:
         lines += ["", _md_cell(empty_sentence(report))]
     for p in report.pipelines:
-        lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + ".", ""]
-        lines += _md_table(STAGE_HEADER, stage_rows(p))
+        lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + "."]
+        lines += [f"\n{line.translate(CONTROL_ESCAPES)}." for line in highlights(p)]
+        lines += ["", *_md_table(STAGE_HEADER, stage_rows(p))]
         for label, path in labelled_paths(p):
             lines += [
                 "",

@@ -20,6 +20,7 @@ from taskdaemon.pipeline.reporting._text import (
     empty,
     format_seconds,
     heading,
+    highlights,
     labelled_paths,
     ran,
     stage_rows,
@@ -188,8 +189,10 @@ def _render_table(report: Report, width: int | None = None) -> str:
     if not report.pipelines:
         lines.append(empty(report))
     for p in report.pipelines:
-        lines += ["", *_summary_lines(p, width), ""]
-        lines += _stage_table(p, width)
+        lines += ["", *_summary_lines(p, width)]
+        for line in highlights(p):
+            lines += wrapped(line, width)
+        lines += ["", *_stage_table(p, width)]
         for label, path in labelled_paths(p):
             lines += ["", *_path_lines(label, path, width)]
         lines += ["", *_regression_lines(p, width)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from taskdaemon.pipeline.durations import format_duration as format_seconds
-from taskdaemon.pipeline.reporting._model import PipelineReport, Report
+from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 
 __all__ = [
@@ -15,8 +15,10 @@ __all__ = [
     "empty_sentence",
     "format_seconds",
     "heading",
+    "highlights",
     "percent",
     "ran",
+    "slowest",
     "stage_rows",
     "summary",
     "window_time",
@@ -77,6 +79,42 @@ def stage_rows(p: PipelineReport) -> list[tuple[str, ...]]:
         )
         for s in p.stages
     ]
+
+
+#: A stage table longer than this hides what a reader looks for first: the report names the
+#: stages that failed most and the slowest above it (``highlights``), ``NAMED`` of each.
+HIGHLIGHTED = 20
+NAMED = 5
+
+
+def slowest(p: PipelineReport) -> list[StageReport]:
+    """The stages with a duration, slowest p90 first (by name among equals)."""
+    timed = [s for s in p.stages if s.p90 is not None]
+    return sorted(timed, key=lambda s: (-(s.p90 or 0.0), s.stage))
+
+
+def highlights(p: PipelineReport) -> list[str]:
+    """For a pipeline of more than ``HIGHLIGHTED`` stages, two lines naming what its table
+    would make a reader search for: how many stages failed and which failed most often (by
+    failure rate, then executions), and the slowest by p90. None for a shorter table."""
+    if len(p.stages) <= HIGHLIGHTED:
+        return []
+    failing = sorted(
+        (s for s in p.stages if s.failure_rate > 0),
+        key=lambda s: (-s.failure_rate, -s.executions, s.stage),
+    )
+    if failing:
+        most = ", ".join(
+            f"{s.stage} {percent(s.failure_rate)} of {s.executions}" for s in failing[:NAMED]
+        )
+        failed = (
+            f"{len(failing)} of {len(p.stages)} stages failed; "
+            f"most often (of their executions): {most}"
+        )
+    else:
+        failed = f"none of {len(p.stages)} stages failed"
+    ranked = ", ".join(f"{s.stage} {format_seconds(s.p90)}" for s in slowest(p)[:NAMED])
+    return [failed, f"slowest by p90: {ranked}"]
 
 
 def summary(p: PipelineReport) -> str:
