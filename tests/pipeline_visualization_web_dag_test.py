@@ -8,7 +8,9 @@ server's, and the test counts the page's requests for them (each one a ``dot`` r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +125,26 @@ def fan_out(count: int) -> tuple[list[str], list[tuple[str, str]]]:
     return names, [("root", name) for name in names[1:]]
 
 
+@contextlib.asynccontextmanager
+async def drawn_shape(
+    browser: Any, tmp_path: Path, shape: tuple[list[str], list[tuple[str, str]]], width: int
+) -> AsyncIterator[tuple[Any, list[str]]]:
+    """The run page, ``width`` pixels wide, of a stored run of ``shape`` (its stages and
+    edges; the last stage failed), once its DAG is drawn; and the page's console errors."""
+    names, edges = shape
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "shape", names, "x", step=1_000_000, edges=edges
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(browser, width=width) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+        yield page, errors
+
+
 #: The drawing's size, as drawn and as shown; the box's inner size, how far it scrolls and
 #: the pixels it covers on the screen; the fit button's state and the note by it.
 _FIT = """() => {
@@ -163,17 +185,7 @@ async def test_fit_shows_the_whole_dag_or_half_its_size_and_says_so(
     is the size the box says. Unpressed, the drawing is at its size. Fit used to fit the
     width only: a fan-out of 300 scrolled through 25,000 pixels in fit mode, and a chain
     pressed to fit shrank to a 40th, specks."""
-    names, edges = shape(size)
-    run_id = await asyncio.to_thread(
-        store_stages, tmp_path / "spans.db", "shape", names, "x", step=1_000_000, edges=edges
-    )
-    async with (
-        stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(shared_chromium, width=width) as (page, errors),
-    ):
-        await page.goto(f"{url}/?token={TOKEN}")
-        await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+    async with drawn_shape(shared_chromium, tmp_path, shape(size), width) as (page, errors):
         fit = await page.evaluate(_FIT)
         shot = png_size(await page.locator("#dag").screenshot())
         await page.click("#dag-fit")
@@ -229,17 +241,7 @@ async def test_a_dag_larger_than_its_box_opens_on_the_failed_stage(
     on its top left corner: whitespace beside a fan-out's first stage, and nothing of what
     went wrong. Once the reader scrolls the box, a new fit (the window resized) leaves it
     where they put it."""
-    names, edges = shape(size)
-    run_id = await asyncio.to_thread(
-        store_stages, tmp_path / "spans.db", "shape", names, "x", step=1_000_000, edges=edges
-    )
-    async with (
-        stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(shared_chromium, width=width) as (page, errors),
-    ):
-        await page.goto(f"{url}/?token={TOKEN}")
-        await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
+    async with drawn_shape(shared_chromium, tmp_path, shape(size), width) as (page, errors):
         opened = await page.evaluate(_FAILED_IN_BOX)
         assert opened["seen"], opened
         await page.hover("#dag")
