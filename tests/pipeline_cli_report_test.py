@@ -74,3 +74,17 @@ def test_the_report_of_a_pipeline_of_many_stages_names_the_one_that_failed(
     summary = next(n for n, line in enumerate(lines) if line.startswith("pipeline wide:"))
     expected = "1 of 25 stages failed; most often (of their executions): s24 100.0% of 1"
     assert (0, expected) == (code, lines[summary + 1])
+
+
+def test_a_first_window_of_runs_says_its_regressions_were_not_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``report`` over the store's first runs (none before the window) says that it compared
+    nothing, rather than that no stage got slower."""
+    store_stages(tmp_path / "spans.db", "first", ["a", "b"], "boom", step=1_000_000)
+    code = main(
+        ["report", "--source", f"sqlite:///{tmp_path / 'spans.db'}", "--since", "2023-11-14"]
+    )
+    last = capsys.readouterr().out.splitlines()[-1]
+    expected = "regressions: not compared (no ended run in the previous window of the same length)"
+    assert (0, expected) == (code, last)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from taskdaemon.pipeline.reporting import render_report
@@ -180,3 +183,28 @@ def test_a_table_of_20_stages_has_no_lines_above_it(fmt: str) -> None:
     """Twenty stages are read at a glance: the summary is followed by the table."""
     first, last = ("pipeline wide:", "STAGE") if fmt == "table" else ("10 runs", "| STAGE")
     assert [] == _lines_between(render_report(_many(20, {3: 0.5}), fmt), first, last)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        (
+            "table",
+            "regressions: not compared (no ended run in the previous window of the same length)",
+        ),
+        ("markdown", "Not compared (no ended run in the previous window of the same length)."),
+    ],
+)
+def test_regressions_without_a_previous_run_say_nothing_was_compared(
+    fmt: str, expected: str
+) -> None:
+    """A previous window without an ended run gives no baseline: the report says nothing was
+    compared. It said "none (no stage p90 rose more than 20%)", which read as "not getting
+    worse" for a first week of runs that had nothing to be compared with."""
+    report = _many(3, {})
+    first = replace(report.pipelines[0], previous_runs=0)
+    text = render_report(replace(report, pipelines=(first,)), fmt)
+    assert expected == text.splitlines()[-1]
+    counted = replace(report.pipelines[0], previous_runs=4)
+    document = json.loads(render_report(replace(report, pipelines=(counted,)), "json"))
+    assert 4 == document["pipelines"][0]["previous_window_runs"]

@@ -128,6 +128,7 @@ def _pipeline_report(
         distributions=distributions,
         daily_p90=daily,
         median_run=median if charts else None,
+        previous_runs=previous.runs,
     )
 
 

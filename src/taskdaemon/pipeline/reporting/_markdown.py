@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from taskdaemon.pipeline.reporting._model import Report
 from taskdaemon.pipeline.reporting._text import (
+    NOT_COMPARED,
     STAGE_HEADER,
     empty_sentence,
     format_seconds,
@@ -54,7 +55,9 @@ def render_markdown(report: Report) -> str:
                 [(s.stage, format_seconds(s.wait), ran(s)) for s in path.steps],
             )
         lines += ["", "### Regressions", ""]
-        if p.regressions:
+        if p.previous_runs == 0:
+            lines.append(f"{NOT_COMPARED[:1].upper()}{NOT_COMPARED[1:]}.")
+        elif p.regressions:
             lines += _md_table(
                 ("STAGE", "P90 BEFORE", "P90 NOW", "CHANGE"),
                 [

@@ -135,6 +135,9 @@ class PipelineReport:
     distributions: dict[str, tuple[float, ...]] = field(default_factory=dict)
     daily_p90: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
     median_run: RunRecord | None = None
+    #: Ended runs in the previous window, the regressions' baseline: with none, nothing was
+    #: compared, which the report says rather than "no regressions". None: not counted.
+    previous_runs: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

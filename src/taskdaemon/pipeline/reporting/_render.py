@@ -16,6 +16,7 @@ from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
 from taskdaemon.pipeline.reporting._text import (
+    NOT_COMPARED,
     STAGE_HEADER,
     empty,
     format_seconds,
@@ -93,6 +94,7 @@ def _pipeline_dict(p: PipelineReport) -> dict[str, Any]:
             "median_run": _path_dict(p.median_path),
             "slowest_run": _path_dict(p.slowest_path),
         },
+        "previous_window_runs": p.previous_runs,
         "regressions": [
             {
                 "stage": r.stage,
@@ -137,6 +139,8 @@ def _path_lines(label: str, path: CriticalPath, width: int | None) -> list[str]:
 
 
 def _regression_lines(p: PipelineReport, width: int | None) -> list[str]:
+    if p.previous_runs == 0:
+        return wrapped(f"regressions: {NOT_COMPARED}", width)
     if not p.regressions:
         return wrapped(
             "regressions: none (no stage p90 rose more than 20% against the previous window)",

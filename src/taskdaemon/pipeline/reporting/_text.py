@@ -9,6 +9,7 @@ from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageRe
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 
 __all__ = [
+    "NOT_COMPARED",
     "STAGE_HEADER",
     "byte_size",
     "empty",
@@ -115,6 +116,10 @@ def highlights(p: PipelineReport) -> list[str]:
         failed = f"none of {len(p.stages)} stages failed"
     ranked = ", ".join(f"{s.stage} {format_seconds(s.p90)}" for s in slowest(p)[:NAMED])
     return [failed, f"slowest by p90: {ranked}"]
+
+
+#: What the report says of regressions when the previous window had no ended run.
+NOT_COMPARED = "not compared (no ended run in the previous window of the same length)"
 
 
 def summary(p: PipelineReport) -> str:
