@@ -108,6 +108,49 @@ async def test_a_dag_of_more_than_500_stages_is_not_drawn(
     assert [] == errors
 
 
+@SHARED_BROWSER_LOOP
+async def test_a_run_whose_server_stopped_before_its_last_drawing_says_so(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """``run --serve`` stops its server as its run ends, often before a big DAG's last
+    drawing is made: that request finds no server. The page dims the drawing it has and says
+    that the stages table, not the drawing, shows the end. It said "The server is
+    unreachable; the drawing may be out of date." under a run that had ended, in place of
+    "The run has ended.", over a drawing that showed it running."""
+
+    def make(event: dict[str, Any]) -> list[dict[str, Any]]:
+        ended = with_stages(event, ["success"] * 149 + ["failure"], "")
+        ended["run"]["status"] = "failure"
+        return [with_stages(event, ["running"] * 150, ""), ended]
+
+    answered: list[str] = []
+
+    async def server_gone_after_the_first(route: Any) -> None:
+        answered.append(route.request.url)
+        if len(answered) == 1:
+            await route.continue_()
+        else:
+            await route.abort("connectionrefused")
+
+    page_with = run_page_with(
+        tmp_path,
+        make,
+        browser=shared_chromium,
+        clock_stopped=True,
+        drawing_route=server_gone_after_the_first,
+    )
+    async with page_with as (page, errors, _drawings):
+        await page.wait_for_selector("#dag.stale svg")
+        note = await page.text_content("#stream-note")
+        state = await page.get_attribute('#dag g.node[data-stage="work"]', "data-state")
+    assert (
+        "The run has ended and its server with it, before the DAG of its end was drawn: the"
+        " dimmed drawing shows an earlier state; the stages table shows the end."
+    ) == note
+    assert ("running", 2) == (state, len(answered))
+    assert all("ERR_CONNECTION_REFUSED" in error for error in errors), errors
+
+
 def png_size(png: bytes) -> tuple[int, int]:
     """The width and height of a PNG (its IHDR chunk, the first)."""
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")

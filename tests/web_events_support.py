@@ -65,12 +65,14 @@ async def run_page_with(
     fake_clock: bool = False,
     clock_stopped: bool = False,
     init_script: str | None = None,
+    drawing_route: Any = None,
 ) -> AsyncIterator[tuple[Any, list[str], list[str]]]:
     """The run page of a stored run whose stream sends ``make(first_event)`` instead; yields
     the page, its console errors and the DAG drawings it asked for so far. ``fake_clock``:
     the browser's clock runs on until the test moves it; ``clock_stopped``: it stands still
     (no timer fires) until the test moves it; ``init_script`` runs in the page before its
-    own scripts. The page opens in ``browser``."""
+    own scripts; ``drawing_route`` (a ``page.route`` handler) answers its requests for DAG
+    drawings instead of the server. The page opens in ``browser``."""
     (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
@@ -84,6 +86,8 @@ async def run_page_with(
             await route.fulfill(status=200, content_type="text/event-stream", body=body)
 
         await page.route("**/api/runs/*/stream", fake_stream)
+        if drawing_route is not None:
+            await page.route("**/api/runs/*/dag?format=svg", drawing_route)
         if init_script is not None:
             await page.add_init_script(init_script)
         if fake_clock or clock_stopped:

@@ -148,6 +148,18 @@
       drawDag();
     }
 
+    // A drawing asked for when the server was gone: `run --serve` stops its server as its run
+    // ends, often before a big DAG's last drawing is made. Once the run has ended, the old
+    // drawing is dimmed and the note says the table, not the drawing, shows the end.
+    let drawingLost = false;
+    function sayDrawingLost() {
+      const ended = body.dataset.streamState === "ended";
+      document.getElementById("dag").classList.toggle("stale", ended);
+      note.textContent = ended
+        ? "The run has ended and its server with it, before the DAG of its end was drawn: the dimmed drawing shows an earlier state; the stages table shows the end."
+        : "The server is unreachable; the drawing may be out of date.";
+    }
+
     async function drawDag() {
       drawing = true;
       const container = document.getElementById("dag");
@@ -161,8 +173,9 @@
         try {
           response = await fetch(body.dataset.dag, { credentials: "same-origin" });
         } catch (error) {  // the server is gone (a run --serve process ends with its run)
-          note.textContent = "The server is unreachable; the drawing may be out of date.";
           container.dataset.dagState = "failed";
+          drawingLost = true;
+          sayDrawingLost();
           return;
         }
         if (!response.ok) {
@@ -182,6 +195,8 @@
         // update; the drawing, of when it was drawn, is not read out besides.
         svg.setAttribute("aria-hidden", "true");
         container.replaceChildren(document.importNode(svg, true));
+        drawingLost = false;
+        container.classList.remove("stale");
         drawnNodes = nodes;
         markNodes();
         fitDag();
@@ -603,6 +618,7 @@
         stream.close();
         body.dataset.streamState = "ended";
         note.textContent = "The run has ended.";
+        if (drawingLost) sayDrawingLost();
       });
       stream.addEventListener("problem", (event) => {
         note.textContent = "Live updates interrupted: " + JSON.parse(event.data).error + " (reconnecting)";
