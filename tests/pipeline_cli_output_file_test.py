@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon
 from taskdaemon.pipeline.cli.output_file import write_output
 
 
@@ -99,3 +100,28 @@ def test_a_link_is_written_through_not_replaced(tmp_path: Path) -> None:
     link.symlink_to(target)
     assert write_output("new", str(link)) is None
     assert (link.is_symlink(), target.read_text()) == (True, "new")
+
+
+_AS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
+
+
+@_AS_ROOT
+def test_a_link_another_user_planted_is_not_followed(tmp_path: Path) -> None:
+    """In a folder anyone may write (sticky, as ``/tmp``, with the kernel's
+    ``protected_symlinks`` off), another user plants ``out.dot`` as a link to a file of ours:
+    the real ``dag -o`` refuses it in one line, and the file it points to keeps its text."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine")
+    link = shared / "out.dot"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)
+    done = taskdaemon(tmp_path / "home", "dag", "examples/feature_delivery.yaml", "-o", str(link))
+    assert (done.returncode, done.stderr, victim.read_text(), link.is_symlink()) == (
+        1,
+        f"taskdaemon dag: cannot write {link}: another user's link, pipe or device (uid 65534)\n",
+        "mine",
+        True,
+    )

@@ -79,3 +79,19 @@ def test_a_file_in_the_way_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a").write_text("")
     with pytest.raises(FileExistsError):
         make_private_dirs(tmp_path / "a")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a pipe to nobody needs root")
+def test_a_named_pipe_of_another_user_is_not_written_into(tmp_path: Path) -> None:
+    """A named pipe another user made at the target would hand them the run data as it is
+    written (its owner reads the other end): refused with ``PermissionError``, nothing
+    written, nothing left beside it."""
+    target = tmp_path / "report.html"
+    os.mkfifo(target)
+    os.chown(target, 65534, 65534)
+    with pytest.raises(PermissionError, match=r"another user's link, pipe or device \(uid 65534"):
+        replace_privately(target, lambda handle: handle.write(b"run data"))
+    assert (["report.html"], True) == (
+        os.listdir(tmp_path),
+        stat.S_ISFIFO(target.lstat().st_mode),
+    )

@@ -12,6 +12,11 @@ named pipe), or is a symbolic link (``/dev/stdout``), is written into, not repla
 over it put a regular file where a device or a link was (as root, ``dag -o /dev/null``
 replaced the machine's ``/dev/null``; ``-o /dev/stdout`` the link), and a reader of a pipe
 waited for ever. Such a write is neither atomic nor private: the user named where it goes.
+Only when the user can have named it, though: the link, pipe or device must belong to this
+process's user or to root (``/dev/null``, ``/dev/stdout``). One another user planted in a folder
+both can write (a shared ``/tmp`` where the kernel's ``protected_symlinks`` is off, a group's
+folder) is refused with ``PermissionError``: written through, a link would overwrite whatever
+file it points to with this user's rights, and a named pipe would hand run data to its owner.
 
 :func:`make_private_dirs` makes a folder and each missing one above it 0700. ``mkdir(parents=
 True, mode=0o700)`` and ``os.makedirs`` give the mode to the last folder only, the others the
@@ -58,11 +63,15 @@ def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:
     import tempfile  # noqa: PLC0415
 
     try:
-        mode = os.lstat(path).st_mode
+        found = os.lstat(path)
     except FileNotFoundError:
-        mode = stat.S_IFREG
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a device, a pipe, a link (docstring)
-        with open(path, "wb") as handle:
+        found = None
+    if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
+        if found.st_uid not in (0, os.geteuid()):  # planted by another user (docstring)
+            raise PermissionError(
+                errno.EPERM, f"another user's link, pipe or device (uid {found.st_uid})", str(path)
+            )
+        with open(path, "wb") as handle:  # a device, a pipe, a link (docstring)
             write(handle)
         return
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
