@@ -485,6 +485,42 @@ def test_a_run_workspace_is_private_in_a_shared_folder(tmp_path: Path) -> None:
     assert (0, [0o700]) == (done.returncode, modes), done.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to nobody needs root")
+def test_a_store_another_user_made_first_is_not_written(tmp_path: Path) -> None:
+    """Another user, first in a shared checkout, makes its ``.taskdaemon`` and an empty
+    ``spans.db`` anyone may read: our run goes on (exit 0) with one warning naming the file
+    and why, and their file stays empty."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    planted = home / "spans.db"
+    planted.touch()
+    planted.chmod(0o666)
+    os.chown(planted, 65534, 65534)
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    done = taskdaemon(home, "run", "-q", str(pipeline))
+    assert (0, 1, 0) == (
+        done.returncode,
+        done.stderr.count(f"{planted}: cannot open span store: it belongs to another user"),
+        planted.stat().st_size,
+    ), done.stderr
+
+
+def test_a_store_is_not_made_in_a_folder_anyone_may_write(tmp_path: Path) -> None:
+    """With the home in a folder anyone may write (``TASKDAEMON_HOME=/tmp``), anyone could
+    make the store's ``-wal`` file first, or swap the store for theirs: no store is made there,
+    one warning says why, and the run goes on."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o1777)
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    done = taskdaemon(home, "run", "-q", str(pipeline))
+    assert (0, 1, False) == (
+        done.returncode,
+        done.stderr.count("cannot open span store: its folder may be written by any user"),
+        (home / "spans.db").exists(),
+    ), done.stderr
+
+
 # --- damaged rows ------------------------------------------------------------------------------
 
 

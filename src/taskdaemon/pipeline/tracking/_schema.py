@@ -64,6 +64,7 @@ version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_re
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -368,11 +369,20 @@ def create_private(path: Path) -> None:
     """Create the store file with mode 0600, and its directory with mode 0700, when they do not
     exist yet: spans hold payloads and commands, which other local users must not read.
     SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file. An existing file
-    or directory keeps the mode it has (someone chose it)."""
+    or directory keeps the mode it has (someone chose it), but only this user may have chosen
+    it: PermissionError for a file of another user (made in a shared checkout's ``.taskdaemon``
+    before our first run, 0666, it would collect our runs for them to read) or a folder anyone
+    may write (``/tmp``: anyone may make the ``-wal`` file there first, or swap the store)."""
     make_private_dirs(path.parent)
+    if path.parent.stat().st_mode & 0o002:
+        raise PermissionError(errno.EPERM, "its folder may be written by any user", str(path))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
+        if (owner := path.stat().st_uid) != os.geteuid():
+            raise PermissionError(
+                errno.EPERM, f"it belongs to another user (uid {owner})"
+            ) from None
         return
     os.close(fd)
 
