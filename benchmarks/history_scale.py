@@ -261,7 +261,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,50000")
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--baseline", metavar="SRC")
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()))
+    # A folder of its own: a store is not made in one anyone may write (the temporary one).
+    bench = Path(tempfile.gettempdir()) / "taskdaemon-benchmarks"
+    parser.add_argument("--dir", type=Path, default=bench)
     parser.add_argument("--memory", action="store_true", help="also each child's peak RSS")
     parser.add_argument("--memory-only", action="store_true", help="peak RSS, no valgrind")
     parser.add_argument("--jobs", type=int, default=2, help="valgrind children at once")

@@ -108,7 +108,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--db", type=Path, default=None)
     args = parser.parse_args()
-    db = args.db or Path(tempfile.gettempdir()) / f"taskdaemon-report-bench-v7-{args.runs}.db"
+    # In a folder of its own: a store is not made in one anyone may write (the temporary one).
+    bench = Path(tempfile.gettempdir()) / "taskdaemon-benchmarks"
+    db = args.db or bench / f"taskdaemon-report-bench-v7-{args.runs}.db"
     if stored_runs(db) != args.runs:
         db.unlink(missing_ok=True)
         print(f"filling {db} with {args.runs} runs ({args.runs * 20} spans)...", flush=True)
