@@ -183,6 +183,30 @@ def test_an_option_a_command_does_not_have_names_that_command(
     assert expected == (done.returncode, done.stderr)
 
 
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["approve", "abcd", "gate", "--comment", "token=CommentTok-11223344"], "token=[REDACTED]"),
+        (["run", "pipeline.yaml", "--bogus", "DbPw-zyxwvu9876"], "--bogus [REDACTED]"),
+        (["report", "--format", "DbPw-zyxwvu9876"], "invalid choice: '[REDACTED]'"),
+    ],
+    ids=["shape", "unrecognized", "invalid-choice"],
+)
+def test_a_usage_error_does_not_print_the_secret_it_refused(
+    home: Path, argv: list[str], shown: str
+) -> None:
+    """argparse quotes what it refused: a mistyped option followed by a token, or the value of
+    ``DB_PASSWORD`` where it does not belong, was printed whole. The line is redacted, by
+    shape and by the environment's secret values, and still names what was wrong."""
+    done = taskdaemon(home, *argv, DB_PASSWORD="DbPw-zyxwvu9876")
+    assert (2, True, False, False) == (
+        done.returncode,
+        shown in done.stderr,
+        "CommentTok" in done.stderr,
+        "DbPw" in done.stderr,
+    ), done.stderr
+
+
 @pytest.mark.parametrize("command", sorted(_SOURCE_COMMANDS))
 def test_source_reads_the_same_in_every_command(command: str) -> None:
     """One ``--source``: its metavar, type and help (``logs`` and ``retention`` name the forms

@@ -112,7 +112,18 @@ class _Parser(argparse.ArgumentParser):
         (seven lines for ``runs list`` in 80 columns), and bad input gets one line here.
 
         A value that starts with ``-`` (``--since -5d``) reads as an option to argparse, which
-        then says only that the option lacks its value: the line says how to give one."""
+        then says only that the option lacks its value: the line says how to give one.
+
+        argparse quotes what it refused (``unrecognized arguments: --comment token=...``, a
+        secret in a mistyped option's value): the line is redacted first, by shape and by the
+        values of this process's environment that sit under secret names."""
+        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
+        from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
+            remember_environment_secrets,
+        )
+
+        remember_environment_secrets()
+        message = redact_text(message)
         if message.endswith(("expected one argument", "expected at most one argument")):
             message += " (a value starting with '-' goes after '=': --option=-value)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
