@@ -275,6 +275,43 @@ def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
     assert "inputs b" in history
 
 
+@pytest.mark.slow
+def test_the_history_file_keeps_no_secret_typed_at_the_prompt(
+    home: Path, pipeline_file: Path
+) -> None:
+    """A breakpoint whose condition compares a token with its literal value, typed through a
+    pseudo-terminal, is saved in the history with the value redacted: the file outlives the
+    session, and nothing else taskdaemon writes holds the value."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [TASKDAEMON, "debug", str(pipeline_file), "--break", "b", "-q"],
+        cwd=ROOT,
+        env=environment(home) | {"TERM": "dumb"},
+        stdin=terminal,
+        stdout=terminal,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+    )
+    os.close(terminal)
+    seen: list[str] = []
+    try:
+        _read_until(controller, "(taskdaemon) ", seen)
+        os.write(controller, b'break c if request.token == "TypedSecret-77665544"\n')
+        _read_until(controller, "#2", seen)
+        os.write(controller, b"quit\n")
+        assert process.wait(timeout=30) == 1
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
+    history = (home / "debug_history").read_text()
+    assert (True, False) == (
+        'break c if request.token == "[REDACTED]"' in history,
+        "TypedSecret" in history,
+    ), history
+
+
 @pytest.fixture
 def served(home: Path, pipeline_file: Path) -> Iterator[subprocess.Popen[str]]:
     """``taskdaemon run FILE --break b`` in the background (killed if left running)."""

@@ -3,9 +3,11 @@
 :class:`CommandPrompt` reads command lines and dispatches each to a ``_do_<command>`` method:
 
 * on a terminal it uses ``readline`` (stdlib, imported only then): line editing, a history
-  file, and Tab completion of the commands and of the words ``completion_words`` adds (stage
-  names). Decided over ``prompt_toolkit``: readline needs no terminal queries, so it behaves
-  the same under tmux, a pty or a dumb terminal, and it costs nothing at start-up;
+  file (its lines redacted as they are saved: a secret typed into a command, as a value to
+  ``set`` or a literal in a breakpoint's condition, is not kept on disk), and Tab completion
+  of the commands and of the words ``completion_words`` adds (stage names). Decided over
+  ``prompt_toolkit``: readline needs no terminal queries, so it behaves the same under tmux,
+  a pty or a dumb terminal, and it costs nothing at start-up;
 * on a pipe it reads one command a line, echoes each after the prompt (so a transcript reads
   like a session) and runs them in order;
 * ``help`` lists the commands with their one-line help; an unknown command, bad arguments or
@@ -162,6 +164,12 @@ class CommandPrompt:
             return
         import readline  # noqa: PLC0415
 
+        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a terminal only
+
+        for index in range(readline.get_current_history_length()):
+            line = readline.get_history_item(index + 1)  # 1-based, unlike the replacement
+            if line and (masked := redact_text(line)) != line:
+                readline.replace_history_item(index, masked)
         try:
             make_private_dirs(self._history.parent)
             readline.set_history_length(1000)
