@@ -4,10 +4,14 @@ and the run span's lists are no longer walked text by text)."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli_support import taskdaemon, write
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, Pipeline, Stage
 from taskdaemon.pipeline.monitor._books import pipeline_info
@@ -103,3 +107,37 @@ def test_mappings_unchanged_only_when_redaction_leaves_every_text() -> None:
     assert not mappings_unchanged([{"attr": {"nested": "s1"}}])  # not flat: not shown
     assert not mappings_unchanged([{"attr": [["s1"]]}])
     assert mappings_unchanged([{t.CICD_TASK_NAME: "s1", t.STAGE_UPSTREAM: []}])
+
+
+LEARNT = "LearntTok-99887766"  # a value the pipeline file holds, known as a secret at run time
+
+LEARNT_PIPELINE = f"""
+    name: learnt
+    stages:
+      - name: fetch
+        loop: command
+        command: 'echo "{{\\"token\\": \\"{LEARNT}\\"}}"'
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: use
+        loop: command
+        command: 'echo "{{}}"'
+        triggers: [{{on_condition: {{expression: "stages.fetch.outputs.token == '{LEARNT}'"}}}}]
+    """
+
+
+def test_a_value_learnt_during_the_run_leaves_the_definitions_attributes(
+    tmp_path: Path,
+) -> None:
+    """The pipeline file holds a value that ``fetch`` then returns under ``token``: a secret
+    from then on. The definition's attributes were redacted once, before, and kept: ``use``,
+    started after, recorded its trigger with the value, and the run span, ending after, its
+    definition. A real run's store now holds the value nowhere, and ``use`` ran."""
+    home = tmp_path / "h"
+    pipeline = write(tmp_path / "learnt.yaml", LEARNT_PIPELINE)
+    done = taskdaemon(home, "run", "-q", str(pipeline))
+    stored = b"".join(path.read_bytes() for path in home.glob("spans.db*"))
+    with contextlib.closing(sqlite3.connect(home / "spans.db")) as store:
+        (used,) = store.execute(
+            "SELECT count(*) FROM spans WHERE json_extract(body, '$[1]') = 'use'"
+        ).fetchone()
+    assert (0, 1, False) == (done.returncode, used, LEARNT.encode() in stored), done.stderr

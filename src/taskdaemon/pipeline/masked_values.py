@@ -17,7 +17,7 @@ class MaskedValues:
     """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
     ``redaction.redact_text`` and the functions built on it replace each wherever it appears."""
 
-    __slots__ = ("_caches", "across_lines", "needles", "values")
+    __slots__ = ("_caches", "across_lines", "generation", "needles", "values")
 
     def __init__(self) -> None:
         #: Longest first, so a value holding another is replaced whole; replaced whole on a
@@ -29,6 +29,9 @@ class MaskedValues:
         #: The values holding a line break: a text split into lines holds none of them whole.
         self.across_lines: tuple[str, ...] = ()
         self._caches: list[set[Any] | dict[Any, Any]] = []
+        #: Counts the changes: a text redacted once and kept (a definition's span attributes,
+        #: redacted once per definition) is redacted again when it differs.
+        self.generation = 0
 
     def clears(self, cache: set[Any] | dict[Any, Any]) -> None:
         """Empty ``cache`` (texts redacted before, by what they held) at each change."""
@@ -40,6 +43,7 @@ class MaskedValues:
         self.needles = needles
         self.values = values
         self.across_lines = tuple(value for value in values if "\n" in value)
+        self.generation += 1
         for texts in self._caches:  # a text found clean before may hold a value known now
             texts.clear()
 

@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanContext
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageSkipped, TaskRunRef
+from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.model import OnEvent, Pipeline
 from taskdaemon.pipeline.redaction import mappings_unchanged
 from taskdaemon.pipeline.span_redaction import RedactingSpan, redact_attributes
@@ -65,6 +66,10 @@ class PipelineInfo:
     #: on every run span of the definition: redacted once per definition, not once per run
     #: (the definition's text and its three lists of a name per stage or edge).
     redacted_run_attributes: Mapping[str, Any] = field(repr=False, compare=False)
+    #: ``masked_values.MASKED.generation`` when the redacted forms were made: a value known as
+    #: a secret since (a stage's output under ``token``, that the definition's text also holds)
+    #: was not masked in them, and a span started from now on needs them made again.
+    masked: int = field(default=0, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -103,6 +108,9 @@ class Run:
     #: (``TaskRunRef(*fields)``), when a stage it starts links to its upstream stages.
     last_success: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     stage_static: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: ``MASKED.generation`` when the run span's start attributes were redacted: a value
+    #: known as a secret since then is masked in them again when the run ends.
+    span_masked: int = 0
 
 
 def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -> PipelineInfo:
@@ -113,6 +121,7 @@ def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) ->
     built with positional arguments: this runs once per definition, but a definition of
     thousands of stages pays it per stage. The trigger and edge specs come from
     ``telemetry_codec.encode_triggers`` / ``encode_edges``, made for all of them at once."""
+    masked = MASKED.generation  # read first: a value learnt meanwhile makes it stale
     stages_of = pipeline.stages
     name = pipeline.name
     specs = encode_triggers([trigger for stage in stages_of for trigger in stage.triggers])
@@ -157,7 +166,7 @@ def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) ->
             loop_def = loops.get(loop)
             is_command = loop_def is not None and loop_def.command is not None
         stages[stage.name] = StageInfo(loop, is_command, event_type, static, redacted)
-    return PipelineInfo(run_attributes, stages, _redacted_run(run_attributes))
+    return PipelineInfo(run_attributes, stages, _redacted_run(run_attributes), masked)
 
 
 #: ``trigger.describe()`` as a callable for ``map``.

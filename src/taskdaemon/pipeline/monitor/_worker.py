@@ -39,6 +39,7 @@ from taskdaemon.pipeline.events import (
     StageWaiting,
     TriggerEvaluated,
 )
+from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.metrics import PipelineMetrics, ResourceSampler, RunAggregates
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.monitor import _spans, _stage_spans
@@ -103,7 +104,8 @@ class Recorder:
         self.aggregates = aggregates
         self.runs: dict[str, Run] = {}
         # Run spans ``allocate`` started before their ``RunStarted`` arrives, by run id.
-        self._allocated: dict[str, Span] = {}
+        #: Run spans started by ``allocate``, with ``MASKED.generation`` read before.
+        self._allocated: dict[str, tuple[Span, int]] = {}
         self._infos: dict[int, tuple[Pipeline, PipelineInfo]] = {}
         self._warned_foreign_id = False
         #: Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
@@ -192,12 +194,13 @@ class Recorder:
 
     def allocate(self, pipeline: Pipeline, at: float) -> str | None:
         """Start a run span now and answer its trace id (the run id); None if not tracing."""
+        masked = MASKED.generation
         span = self._start_run_span(pipeline, at)
         span_context = span.get_span_context()
         if not span_context.is_valid:
             return None
         run_id = format_trace_id(span_context.trace_id)
-        self._allocated[run_id] = span
+        self._allocated[run_id] = (span, masked)
         return run_id
 
     def stage_environment(self, event: StageStarted) -> dict[str, str]:
@@ -210,13 +213,20 @@ class Recorder:
 
     def _info(self, pipeline: Pipeline) -> PipelineInfo:
         cached = self._infos.get(id(pipeline))
-        if cached is not None and cached[0] is pipeline:
+        if cached is not None and cached[0] is pipeline and cached[1].masked == MASKED.generation:
             return cached[1]
         info = pipeline_info(pipeline, recorded.definition_attributes(pipeline, self.capture))
         if len(self._infos) > 256:  # definitions are few; a reloading server must not leak
             self._infos.clear()
         self._infos[id(pipeline)] = (pipeline, info)
         return info
+
+    def _fresh_info(self, run: Run) -> PipelineInfo:
+        """``run.info``, made again when a value became known as a secret since it was made
+        (``PipelineInfo.masked``): a stage span must not record the definition's copy of it."""
+        if run.info.masked != MASKED.generation:
+            run.info = self._info(run.pipeline)
+        return run.info
 
     def _start_run_span(self, pipeline: Pipeline, at: float) -> Span:
         return _spans.start_run_span(
@@ -234,8 +244,9 @@ class Recorder:
         info = self._info(pipeline)
         allocated = self._allocated.pop(event.run_id, None)
         if allocated is not None:
-            span = allocated
+            span, masked = allocated
         else:
+            masked = MASKED.generation
             span = self._start_run_span(pipeline, event.at)
             span_context = span.get_span_context()
             if (
@@ -260,6 +271,7 @@ class Recorder:
             ),
             span_context=span.get_span_context(),
             started_at=event.at,
+            span_masked=masked,
         )
         self.metrics.run_started(pipeline.name, pipeline.stage_map)
         self.aggregates.run_started(pipeline.name)
@@ -269,7 +281,9 @@ class Recorder:
         if run is None:
             return
         # ``stage_info``, inline: the definition's stages are nearly always all there is.
-        info = run.info.stages.get(event.stage) or stage_info(run, event.stage, event.loop)
+        info = self._fresh_info(run).stages.get(event.stage) or stage_info(
+            run, event.stage, event.loop
+        )
         links = []
         triggered_by = self._triggered_by
         for ref in event.fired_by:
@@ -394,7 +408,9 @@ class Recorder:
         # No open execution (a chain's next stage is evaluated once the last one ended): the
         # run span, without ``open_span_of``'s call, which would find none.
         open_span = run.open and open_span_of(run, event.stage)
-        _spans.add_trigger_evaluated(open_span or run.span, event, run.info.stages.get(event.stage))
+        _spans.add_trigger_evaluated(
+            open_span or run.span, event, self._fresh_info(run).stages.get(event.stage)
+        )
 
     def _approval_requested(self, event: ApprovalRequested) -> None:
         run = self.runs.get(event.run_id)
@@ -456,6 +472,8 @@ class Recorder:
         error_type = None
         if status is RunStatus.FAILURE:
             error_type = event.error_type or _spans.OTHER_ERROR
+        if run.span_masked != MASKED.generation:  # the definition, masked with what is known now
+            run.span.set_attributes(run.info.run_attributes)
         _spans.end_run_span(run.span, event, result, error_type)
         duration = max(0.0, event.at - run.started_at)
         self.metrics.run_finished(run.pipeline.name, str(status), result, duration, error_type)
