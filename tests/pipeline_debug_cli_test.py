@@ -4,6 +4,7 @@ another process over the control socket."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -220,12 +221,13 @@ def _read_until(fd: int, needle: str, seen: list[str], timeout: float = 30.0) ->
     return text
 
 
-@pytest.mark.slow
-def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
+@contextlib.contextmanager
+def _debug_on_a_terminal(
     home: Path, pipeline_file: Path
-) -> None:
-    """Through a pseudo-terminal: ``help`` answers, Tab completes a command and a stage name,
-    ``continue`` runs to the end, Ctrl-D leaves with the run's exit code, history is saved."""
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``taskdaemon debug FILE --break b`` on a pseudo-terminal: the process and the
+    terminal's controlling side; the process is killed if still running, the terminal
+    closed."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [TASKDAEMON, "debug", str(pipeline_file), "--break", "b", "-q"],
@@ -237,8 +239,32 @@ def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
         close_fds=True,
     )
     os.close(terminal)
-    seen: list[str] = []
+    try:
+        yield process, controller
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(controller)
 
+
+@pytest.mark.slow
+def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
+    home: Path, pipeline_file: Path
+) -> None:
+    """Through a pseudo-terminal: ``help`` answers, Tab completes a command and a stage name,
+    ``continue`` runs to the end, Ctrl-D leaves with the run's exit code, history is saved."""
+    with _debug_on_a_terminal(home, pipeline_file) as (process, controller):
+        _complete_and_keep_history(process, controller)
+    history = (home / "debug_history").read_text()
+    assert "help" in history
+    assert "inputs b" in history
+
+
+def _complete_and_keep_history(process: subprocess.Popen[bytes], controller: int) -> None:
+    """Type ``help``, a Tab-completed ``inputs b``, ``outputs a``, ``continue`` and Ctrl-D,
+    each at its prompt, checking each answer."""
+    seen: list[str] = []
     mark = [0]  # where the terminal's text stood when the last keys were typed
 
     def at_prompt(keys: bytes) -> None:
@@ -253,26 +279,17 @@ def test_the_prompt_on_a_terminal_completes_stage_names_and_keeps_history(
         mark[0] = len("".join(seen))
         os.write(controller, keys)
 
-    try:
-        at_prompt(b"help\n")
-        _read_until(controller, "quit: cancel the run", seen)
-        at_prompt(b"inp\tb\n")  # Tab completes "inputs "
-        text = _read_until(controller, '{"x": 1}', seen)
-        assert "inputs b" in text
-        at_prompt(b"outputs a\n")
-        _read_until(controller, 'a (success): {"x": 1}', seen)
-        at_prompt(b"continue\n")
-        _read_until(controller, "run ended failure", seen)
-        at_prompt(b"\x04")  # Ctrl-D: end of input
-        assert process.wait(timeout=30) == 1
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(controller)
-    history = (home / "debug_history").read_text()
-    assert "help" in history
-    assert "inputs b" in history
+    at_prompt(b"help\n")
+    _read_until(controller, "quit: cancel the run", seen)
+    at_prompt(b"inp\tb\n")  # Tab completes "inputs "
+    text = _read_until(controller, '{"x": 1}', seen)
+    assert "inputs b" in text
+    at_prompt(b"outputs a\n")
+    _read_until(controller, 'a (success): {"x": 1}', seen)
+    at_prompt(b"continue\n")
+    _read_until(controller, "run ended failure", seen)
+    at_prompt(b"\x04")  # Ctrl-D: end of input
+    assert process.wait(timeout=30) == 1
 
 
 @pytest.mark.slow
@@ -282,29 +299,13 @@ def test_the_history_file_keeps_no_secret_typed_at_the_prompt(
     """A breakpoint whose condition compares a token with its literal value, typed through a
     pseudo-terminal, is saved in the history with the value redacted: the file outlives the
     session, and nothing else taskdaemon writes holds the value."""
-    controller, terminal = pty.openpty()
-    process = subprocess.Popen(
-        [TASKDAEMON, "debug", str(pipeline_file), "--break", "b", "-q"],
-        cwd=ROOT,
-        env=environment(home) | {"TERM": "dumb"},
-        stdin=terminal,
-        stdout=terminal,
-        stderr=subprocess.DEVNULL,
-        close_fds=True,
-    )
-    os.close(terminal)
     seen: list[str] = []
-    try:
+    with _debug_on_a_terminal(home, pipeline_file) as (process, controller):
         _read_until(controller, "(taskdaemon) ", seen)
         os.write(controller, b'break c if request.token == "TypedSecret-77665544"\n')
         _read_until(controller, "#2", seen)
         os.write(controller, b"quit\n")
         assert process.wait(timeout=30) == 1
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        os.close(controller)
     history = (home / "debug_history").read_text()
     assert (True, False) == (
         'break c if request.token == "[REDACTED]"' in history,
