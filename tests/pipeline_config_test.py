@@ -141,6 +141,11 @@ EXPECTED = {
         "pipelines/invalid/parallel_instances_zero.yaml:5: stages[0].parallel_instances: must "
         "be >= 1, got 0"
     ),
+    "parallel_instances_without_on_event.yaml": (
+        "pipelines/invalid/parallel_instances_without_on_event.yaml:9: "
+        "stages[1].parallel_instances: caps concurrent on_event instances, and this stage has "
+        "no on_event trigger"
+    ),
     "python_without_handler.yaml": (
         "pipelines/invalid/python_without_handler.yaml:3: stages[0].handler: required for loop "
         "'python'"

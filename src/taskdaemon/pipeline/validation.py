@@ -232,6 +232,13 @@ class _Validator:
         # The checks most stages pass, tested here before a call that would only pass them.
         if not stage.parallel_instances >= 1:
             self.at_least(f"stages[{index}]", "parallel_instances", stage.parallel_instances, 1)
+        elif stage.parallel_instances > 1 and not any(type(t) is OnEvent for t in stage.triggers):
+            # Only published events start a stage more than once at a time: set on another
+            # stage, the cap would be read as a promise of parallel work that never comes.
+            self.issue(
+                f"stages[{index}].parallel_instances",
+                "caps concurrent on_event instances, and this stage has no on_event trigger",
+            )
         if stage.timeout is not None and not stage.timeout > 0:  # ``positive``'s test
             self.positive(f"stages[{index}]", "timeout", stage.timeout)
         if stage.retry is not None:
