@@ -67,8 +67,15 @@ def _reference_span(
         fields = loads(body)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
-    _check(isinstance(fields, list) and len(fields) == 8, "body is not an 8-item array")
-    parent, name, kind, status_code, status_message, attributes, events, links = fields
+    _check(isinstance(fields, list) and len(fields) in (8, 9), "body is not an 8- or 9-item array")
+    parent, name, kind, status_code, status_message, attributes, events, links = fields[:8]
+    lost = fields[8] if len(fields) == 9 else [0, 0, 0]  # dropped when written
+    _check(
+        isinstance(lost, list)
+        and len(lost) == 3
+        and all(type(count) is int and count >= 0 for count in lost),
+        "the counts dropped when written are not 3 counts",
+    )
     _check(parent is None or isinstance(parent, str), "parent span id is not text")
     for value, what in ((name, "name"), (kind, "kind"), (status_code, "status code")):
         _check(isinstance(value, str), f"{what} is not text")
@@ -113,6 +120,9 @@ def _reference_span(
         events=tuple(event_records),
         links=tuple(link_records),
         resource=resource,
+        attributes_dropped_when_written=lost[0],
+        events_dropped_when_written=lost[1],
+        links_dropped_when_written=lost[2],
     )
 
 
@@ -157,6 +167,16 @@ _BODIES = st.tuples(
     _ATTRIBUTES,
     _EVENTS,
     _LINKS,
+).map(list) | st.tuples(  # with the counts the SDK dropped (``_bodies.body``)
+    st.none(),
+    st.text(max_size=10),
+    st.just("SERVER"),
+    st.just("UNSET"),
+    st.just(""),
+    _ATTRIBUTES,
+    _EVENTS,
+    _LINKS,
+    st.lists(st.integers(min_value=0, max_value=2**31), min_size=3, max_size=3),
 ).map(list)
 
 

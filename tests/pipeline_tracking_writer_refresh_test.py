@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import weakref
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import Span, TracerProvider
+from opentelemetry.sdk.trace import Span, SpanLimits, TracerProvider
 
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor, writer
 
@@ -94,3 +95,27 @@ def test_flush_open_spans_rewrites_open_spans_before_their_spacing_is_due(
         "third-event" in rewritten,
     )
     assert expected == actual
+
+
+def test_an_open_span_at_its_event_limit_is_still_rewritten(tmp_path: Path) -> None:
+    """A span at the SDK's event limit gains an event and loses its oldest: as many events as
+    before, so only the count of those dropped tells the writer that the row is stale (the
+    run span of a long run waiting for an approval is such a span)."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider = TracerProvider(span_limits=SpanLimits(max_events=2))
+    provider.add_span_processor(processor)
+    span = provider.get_tracer("test").start_span("open")
+    try:
+        for name in ("e0", "e1"):
+            span.add_event(name)
+        assert processor.flush_open_spans()
+        before = json.loads(_open_body(db))
+        span.add_event("e2")
+        assert processor.flush_open_spans()
+        after = json.loads(_open_body(db))
+    finally:
+        span.end()
+        processor.shutdown()
+    assert ([e[0] for e in before[6]], before[8:]) == (["e0", "e1"], [])
+    assert ([e[0] for e in after[6]], after[8:]) == (["e1", "e2"], [[0, 1, 0]])

@@ -148,11 +148,13 @@ def run_dag(args: argparse.Namespace) -> int:
     problem = write_output(text, args.output)
     if problem:
         return _fail(1, problem)
-    if run is not None and (run.events_not_read or run.links_not_read):
-        # The drawing has no place for it that every format keeps: said beside it.
-        from taskdaemon.pipeline.cli.run_tables import not_read_note  # noqa: PLC0415
+    if run is not None:
+        # The drawing has no place for these that every format keeps: said beside it.
+        from taskdaemon.pipeline.cli.run_tables import dropped_note, not_read_note  # noqa: PLC0415
 
-        print(f"taskdaemon dag: not read: {not_read_note(run)}", file=sys.stderr)
+        for word, note in (("not read", not_read_note(run)), ("dropped", dropped_note(run))):
+            if note is not None:
+                print(f"taskdaemon dag: {word}: {note}", file=sys.stderr)
     return 0
 
 

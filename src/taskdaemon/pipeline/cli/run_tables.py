@@ -173,6 +173,22 @@ def not_read_note(run: RunRecord) -> str | None:
     return f"{' and '.join(left)}, past the first {MAX_SPAN_ITEMS} a span"
 
 
+def dropped_note(run: RunRecord) -> str | None:
+    """What the SDK that recorded the run's spans dropped past its span limits
+    (``tracking.spans``, "Dropped when written"), None when nothing: ``472 span events when
+    written``."""
+    dropped = [
+        counted(count, noun)
+        for count, noun in (
+            (run.events_dropped_when_written, "span event"),
+            (run.links_dropped_when_written, "span link"),
+            (run.attributes_dropped_when_written, "span attribute"),
+        )
+        if count
+    ]
+    return f"{' and '.join(dropped)} when written" if dropped else None
+
+
 def format_run_table(run: RunRecord, width: int | None = None) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (start is the first attempt's).
@@ -216,6 +232,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         head.append(f"error     {_one_line(error, _RUN_ERROR)}")
     if (note := not_read_note(run)) is not None:
         head.append(f"not read  {note}")
+    if (note := dropped_note(run)) is not None:
+        head.append(f"dropped   {note}")
     if width is not None:  # the free text of the head gives way too: the pipeline, the error
         head = [
             cut_columns(line, width) if line.startswith(("pipeline", "error")) else line

@@ -13,6 +13,9 @@ What it builds:
   ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, ``console``). Each exporter is wrapped so its
   results feed :class:`ExportHealth` (``/readyz``), and gets ``TASKDAEMON_EXPORT_TIMEOUT`` as its
   per-request timeout unless ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set.
+* **Span limits**: the SDK's, except that a span keeps ``tracking.spans.WRITTEN_SPAN_ITEMS``
+  events and links rather than 128 unless ``OTEL_SPAN_EVENT_COUNT_LIMIT`` /
+  ``OTEL_SPAN_LINK_COUNT_LIMIT`` say otherwise (:func:`span_limits`).
 * **Metrics**: a ``PrometheusMetricReader`` on a *private* ``CollectorRegistry``
   (:attr:`Telemetry.registry`, served by ``server.py`` on ``/metrics``) when
   ``OTEL_METRICS_EXPORTER`` includes ``prometheus`` (the default), plus a
@@ -53,6 +56,7 @@ how much its queues still held). It is safe to call twice.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -62,8 +66,12 @@ from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
+from opentelemetry.sdk.environment_variables import (
+    OTEL_SPAN_EVENT_COUNT_LIMIT,
+    OTEL_SPAN_LINK_COUNT_LIMIT,
+)
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -90,6 +98,7 @@ from taskdaemon.pipeline.cli.span_losses import (
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
+from taskdaemon.pipeline.tracking.spans import WRITTEN_SPAN_ITEMS
 from taskdaemon.pipeline.tracking.store_processor import store_processor_for
 from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
@@ -351,6 +360,24 @@ class Telemetry:
         return True
 
 
+def span_limits() -> SpanLimits:
+    """The SDK's span limits (read from the ``OTEL_*_LIMIT`` variables, its defaults else), but
+    ``WRITTEN_SPAN_ITEMS`` events and links a span where the user set no limit of their own.
+
+    The run span gathers events for as long as the run lasts, some for every stage (its
+    approval, its trigger evaluations before it has a span of its own): at the SDK's 128 a run
+    of a few hundred stages lost its first events, and with them the history rebuilt from
+    them. ``WRITTEN_SPAN_ITEMS`` is what a reader keeps of a span whose events are all ones
+    taskdaemon reads (``tracking.spans``, "Dropped when written"), so all that is kept reads
+    back, and it bounds what a hostile pipeline can make one span hold. Attributes keep the
+    SDK's limit: taskdaemon sets a few dozen a span. What the limits still drop is counted on
+    the span and said by every view of its run."""
+    return SpanLimits(
+        max_events=None if OTEL_SPAN_EVENT_COUNT_LIMIT in os.environ else WRITTEN_SPAN_ITEMS,
+        max_links=None if OTEL_SPAN_LINK_COUNT_LIMIT in os.environ else WRITTEN_SPAN_ITEMS,
+    )
+
+
 def build_telemetry(
     settings: Settings,
     *,
@@ -416,7 +443,10 @@ def build_telemetry(
         masked = MaskedSpanExporter(observed)
         processors.append(BatchSpanProcessor(masked, meter_provider=meter_provider))
     tracer_provider = TracerProvider(
-        resource=resource, shutdown_on_exit=False, id_generator=id_generator
+        resource=resource,
+        shutdown_on_exit=False,
+        id_generator=id_generator,
+        span_limits=span_limits(),
     )
     for processor in processors:
         tracer_provider.add_span_processor(processor)

@@ -27,7 +27,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, EventBase, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, _LinkBase
 
-__all__ = ["body", "dumps", "fields", "linked_span_ids", "named_events", "parts"]
+__all__ = ["body", "dropped", "dumps", "fields", "linked_span_ids", "named_events", "parts"]
 
 #: The span fields the writer reads of each span: ``fields``' and ``body``'s.
 _FIELDS: Final = ("end_time", "parent", "context", "start_time", "resource")
@@ -118,6 +118,21 @@ def parts(span: ReadableSpan) -> tuple[Mapping[str, Any], Sequence[Any], Sequenc
     return span.attributes or {}, span.events, span.links
 
 
+def dropped(span: ReadableSpan) -> tuple[int, int, int]:
+    """The attributes, events and links the SDK dropped from ``span`` past its limits: the
+    counts of its ``BoundedAttributes`` and ``BoundedList``s read in place as in ``parts``,
+    else the public properties (a span without them has dropped nothing)."""
+    raw: Any = span
+    try:
+        return raw._attributes.dropped, raw._events.dropped, raw._links.dropped
+    except AttributeError:
+        return (
+            getattr(span, "dropped_attributes", 0),
+            getattr(span, "dropped_events", 0),
+            getattr(span, "dropped_links", 0),
+        )
+
+
 def _plain(attributes: Any) -> Any:
     """An event's or link's attributes for the JSON body: the dict inside the SDK's
     ``BoundedAttributes``, read in place as in ``parts`` (its ``len`` and its ABC type test,
@@ -152,8 +167,9 @@ def body(
     ended: bool,
 ) -> str:
     """The ``body`` column: ``[parent, name, kind, status, message, attributes, events, links]``
-    (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too);
-    ``parent`` is the span's, which the caller has read."""
+    (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too),
+    and a ninth item, ``[attributes, events, links]`` the SDK dropped (``dropped``), only when
+    it dropped some; ``parent`` is the span's, which the caller has read."""
     if parent is None:
         parent_id = None
     else:  # a ``SpanContext``'s ``span_id`` is its second item (as a link's, below)
@@ -171,6 +187,7 @@ def body(
         # copied in one C call, since the span's own thread may be appending meanwhile.
         code, message = "UNSET", ""
         events = tuple(events)
+    lost = dropped(span)
     return dumps(
         (
             parent_id,
@@ -212,4 +229,5 @@ def body(
             if links
             else (),
         )
+        + ((lost,) if any(lost) else ())
     )

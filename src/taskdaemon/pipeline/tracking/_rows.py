@@ -42,6 +42,8 @@ from taskdaemon.pipeline.tracking.spans import (
 __all__ = ["decode_resource", "decode_span"]
 
 _NESTED = frozenset((list, dict))  # the JSON values that are not scalars
+#: A body's ninth item when it has none: the SDK dropped nothing (``_bodies.body``).
+_NONE_DROPPED: Final = [0, 0, 0]
 
 #: A body longer than this (in characters) is read a value at a time (``_large_body``).
 LARGE_BODY: Final = 1 << 20
@@ -58,7 +60,7 @@ def _makers() -> tuple[
     field by position), compiled when the first row is decoded. A row builds a span record
     and one per event and link (four events a stage span of ``taskdaemon run``); a class
     call packs keyword arguments and stores each field through its slot's setter."""
-    return maker(SpanRecord, 15), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
+    return maker(SpanRecord, 18), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
 
 
 def _check(condition: bool, what: str) -> None:
@@ -184,7 +186,7 @@ def _large_body(body: str) -> tuple[list[Any], int, int]:
     at = _after(body, 0, "[")
     fields: list[Any] = []
     dropped = [0, 0]
-    while len(fields) < 8 and not body.startswith("]", at):
+    while len(fields) < 9 and not body.startswith("]", at):
         if fields:
             at = _after(body, at, ",")
         if len(fields) in (6, 7):
@@ -195,7 +197,7 @@ def _large_body(body: str) -> tuple[list[Any], int, int]:
         fields.append(value)
         at = _space(body, at)
     if not body.startswith("]", at) or _space(body, at + 1) != len(body):
-        raise ValueError("not an 8-item array")
+        raise ValueError("not an array of 8 or 9 items")
     return fields, dropped[0], dropped[1]
 
 
@@ -217,8 +219,15 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
             fields = loads(body)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"body is not JSON: {exc}") from None
-    _check(type(fields) is list and len(fields) == 8, "body is not an 8-item array")
-    parent, name, kind, status_code, status_message, attributes, events, links = fields
+    _check(type(fields) is list and len(fields) in (8, 9), "body is not an 8- or 9-item array")
+    parent, name, kind, status_code, status_message, attributes, events, links = fields[:8]
+    lost = _NONE_DROPPED
+    if len(fields) == 9:
+        lost = fields[8]
+        _check(
+            type(lost) is list and len(lost) == 3 and all(type(n) is int and n >= 0 for n in lost),
+            "the counts dropped when written are not 3 counts",
+        )
     _check(parent is None or type(parent) is str, "parent span id is not text")
     _check(type(name) is str, "name is not text")
     _check(type(kind) is str, "kind is not text")
@@ -252,4 +261,7 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
         resource,
         dropped_events,
         dropped_links,
+        lost[1],
+        lost[2],
+        lost[0],
     )

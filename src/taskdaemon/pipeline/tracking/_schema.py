@@ -13,8 +13,11 @@ Schema version 11 (``PRAGMA user_version``):
   ``start_ns`` and ``end_ns`` are columns (retention and open-span checks read them); everything
   else is one JSON array in ``body``: ``[parent_span_id, name, kind, status_code,
   status_message, attributes, events, links]`` with events as ``[name, time_ns, attributes]``
-  and links as ``[trace_id, span_id, attributes]``. ``spans_readable`` shows the same rows with
-  named columns for people reading the file with ``sqlite3``;
+  and links as ``[trace_id, span_id, attributes]``, and a ninth item, ``[attributes, events,
+  links]`` the SDK dropped past its span limits, only when it dropped some (an older reader
+  refuses such a row as damaged, and says so, rather than reading the span as whole).
+  ``spans_readable`` shows the same rows with named columns for people reading the file with
+  ``sqlite3``;
 - ``runs``: one row per run (trace), denormalized from the root span (see ``store``); v11
   adds ``replay_of``, the run a replay re-executed (the run span's
   ``taskdaemon.pipeline.replay_of``), so that every list of runs read from the store can tell

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
-from taskdaemon.pipeline.ellipsis import cut_line
+from taskdaemon.pipeline.ellipsis import cut_line, quote
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.spans import (
     READ_EVENT_NAMES,
@@ -153,6 +153,18 @@ def _nanos(raw: Any, *, required: bool) -> int | None:
     return value
 
 
+def _count(raw: Any) -> int:
+    """An OTLP ``dropped*Count`` (a number, or its digits as protojson may spell a uint32), 0
+    when absent; ValueError when it is no count."""
+    if raw is None:
+        return 0
+    if type(raw) is int and raw >= 0:
+        return raw
+    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 10:
+        return int(raw)
+    raise ValueError(f"bad dropped count {quote(str(raw))}")
+
+
 def decode_any_value(value: Any) -> Any:
     """An OTLP ``AnyValue`` object as a normalized Python value (see ``spans``)."""
     if not isinstance(value, Mapping):
@@ -247,6 +259,9 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
             resource=resource,
             dropped_events=dropped_events,
             dropped_links=dropped_links,
+            events_dropped_when_written=_count(raw.get("droppedEventsCount")),
+            links_dropped_when_written=_count(raw.get("droppedLinksCount")),
+            attributes_dropped_when_written=_count(raw.get("droppedAttributesCount")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _BadSpanError(str(exc)) from exc
@@ -378,6 +393,13 @@ def _encode_span(
     }
     if span.parent_span_id:
         out["parentSpanId"] = _encode_id(span.parent_span_id, ids)
+    for key, count in (
+        ("droppedAttributesCount", span.attributes_dropped_when_written),
+        ("droppedEventsCount", span.events_dropped_when_written),
+        ("droppedLinksCount", span.links_dropped_when_written),
+    ):
+        if count:
+            out[key] = count
     if span.end_ns is not None:
         out["endTimeUnixNano"] = str(span.end_ns)
     if span.events:

@@ -14,8 +14,8 @@ Bounded reading. A span read back keeps at most ``MAX_SPAN_ITEMS`` events and as
 (``bounded``), however many its source holds: a store written by another tool, or crafted, can
 hold a span with a million events, and building a record for each made ``runs show`` take
 seconds and hundreds of MiB for a run whose views show none of them one by one. taskdaemon
-itself writes a few events and links a span, and the OTel SDK keeps 128 of each by default
-(``OTEL_SPAN_EVENT_COUNT_LIMIT``), so nothing it writes is cut. What is not kept is counted
+itself writes no more events and links a span than its tracer provider keeps, and no more
+than a reader keeps of those it reads ("Dropped when written" below). What is not kept is counted
 (``dropped_events``, ``dropped_links``, summed as ``RunRecord.events_not_read`` and
 ``links_not_read``): ``runs show`` says how many in its table and its JSON, ``dag --run`` on
 stderr, and the web page's run data carries the counts. A cap is never silent.
@@ -26,6 +26,23 @@ output and exception, approvals, breakpoints, published events, retries, trigger
 reconstruction, replay and the timeline read) and the links that name what triggered a stage.
 A span whose first thousand events are someone else's keeps its stage's state; a span crafted
 with a million ``stage.output`` events keeps two thousand, and says so.
+
+Dropped when written. The OTel SDK keeps at most so many events, links and attributes a span
+(``SpanLimits``, 128 of each by default) and drops the oldest events and links past that, before
+any processor or exporter sees the span. The run span gathers events for the whole run (each
+stage's approval and its trigger evaluations before the stage has a span of its own, retries,
+breakpoints), so a run of a few hundred stages lost its first ones, and the approvals the
+timeline rebuilds with them, without a word. Two things answer it. The tracer provider the
+``taskdaemon`` command builds keeps ``WRITTEN_SPAN_ITEMS`` events and links a span
+(``cli.telemetry.span_limits``, unless the user set ``OTEL_SPAN_EVENT_COUNT_LIMIT`` or
+``OTEL_SPAN_LINK_COUNT_LIMIT``, which win): every event taskdaemon writes is one a reader keeps
+past the first ``MAX_SPAN_ITEMS``, so whatever the writer keeps reads back whole, and a
+hostile pipeline still cannot make a span hold more than that. And what an SDK dropped all the
+same (a pipeline of thousands of stages, a user's lower limits, another tracer provider) is
+counted: the SDK's ``dropped_events``, ``dropped_links`` and ``dropped_attributes`` are stored
+with the span (the store's body, OTLP's ``dropped*Count`` that Tempo and Jaeger give back), read
+as ``events_dropped_when_written`` and its two siblings, and summed on the ``RunRecord``, which
+``runs show``, its JSON and the web page's run data say, apart from what was not read.
 """
 
 from __future__ import annotations
@@ -44,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_SPAN_ITEMS",
     "READ_EVENT_NAMES",
+    "WRITTEN_SPAN_ITEMS",
     "SpanEventRecord",
     "SpanLinkRecord",
     "SpanRecord",
@@ -92,6 +110,12 @@ class SpanRecord(ValueMethods):
     resource: Mapping[str, Any] = field(default_factory=dict)
     dropped_events: int = 0  # events the source holds that were not read (``bounded``)
     dropped_links: int = 0
+    # What the SDK that recorded the span dropped past its span limits, so never stored
+    # anywhere (OTLP's ``droppedEventsCount``, ``droppedLinksCount``, ``droppedAttributesCount``):
+    # "Dropped when written" in the module docstring.
+    events_dropped_when_written: int = 0
+    links_dropped_when_written: int = 0
+    attributes_dropped_when_written: int = 0
 
     @property
     def is_open(self) -> bool:
@@ -102,6 +126,10 @@ class SpanRecord(ValueMethods):
 #: How many events, and how many links, a span read back keeps at first; as many more of those
 #: taskdaemon's readers act on may follow (the module docstring says why).
 MAX_SPAN_ITEMS: Final = 1000
+
+#: How many events, and how many links, the tracer provider taskdaemon builds keeps a span:
+#: what a reader keeps of a span whose events are all ones it reads (the module docstring).
+WRITTEN_SPAN_ITEMS: Final = 2 * MAX_SPAN_ITEMS
 
 #: The span events reconstruction, replay and the timeline read: kept past the first
 #: ``MAX_SPAN_ITEMS``.
@@ -200,4 +228,7 @@ def span_record_from_sdk(span: ReadableSpan) -> SpanRecord:
             for link in span.links
         ),
         resource=normalize_attributes(span.resource.attributes),
+        events_dropped_when_written=span.dropped_events,
+        links_dropped_when_written=span.dropped_links,
+        attributes_dropped_when_written=span.dropped_attributes,
     )

@@ -41,6 +41,7 @@ from opentelemetry.trace import SpanContext
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking._bodies import body as _body
+from taskdaemon.pipeline.tracking._bodies import dropped as _dropped
 from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
 from taskdaemon.pipeline.tracking._bodies import fields as _fields
 from taskdaemon.pipeline.tracking._bodies import parts as _parts
@@ -535,7 +536,8 @@ class SqliteSpanProcessor(SpanProcessor):
             if span.end_time is not None:
                 continue  # its end row is on its way
             attrs, events, links = _parts(span)
-            counts = (len(events), len(attrs))
+            # Events dropped count too: a span at its event limit gains one and loses one.
+            counts = (len(events) + _dropped(span)[1], len(attrs))
             if counts == entry[1]:
                 continue
             entry[1] = counts
