@@ -5,11 +5,13 @@ format, ``logs``, ``replay --dry-run``).
 
 The runs are real: ``examples/feature_delivery.yaml`` (fan-out instances, published events,
 an approval), a pipeline whose first stage fails once and is retried, whose two middle stages
-start together and whose last stage fails, and a replay of it. Their spans are read from the
-store, then served as each other source holds them: Tempo's v2 answer (base64 ids, enums as
-integers, the run in two chunks, spans in reverse), Jaeger's (attribute lists sorted by key and
-events by name, as its ``SortCollections`` adjuster does), an OTLP-JSON file of shuffled lines
-and one dump per run. The readers are the real ones, over a real local HTTP server.
+start together and whose last stage fails, a replay of it, and that pipeline again under span
+limits of one event and no link a span, so that the SDK drops some of each when writing. Their
+spans are read from the store, then served as each other source holds them: Tempo's v2 answer
+(base64 ids, enums as integers, the run in two chunks, spans in reverse), Jaeger's (attribute
+lists sorted by key and events by name, as its ``SortCollections`` adjuster does), an OTLP-JSON
+file of shuffled lines and one dump per run. The readers are the real ones, over a real local
+HTTP server.
 
 What is normalised, and why: a report names the source it read (``(sqlite:///...)``), which is
 replaced by ``SOURCE``; a dump holds one run, so it is compared on the commands about that run;
@@ -69,12 +71,13 @@ stages:
 
 @dataclass(frozen=True)
 class Recorded:
-    """The store of the three runs, their spans, and one dump per run."""
+    """The store of the four runs, their spans, and one dump per run."""
 
     db: Path
     spans: dict[str, list[SpanRecord]]  # run id -> its spans, as the store gives them
     dumps: dict[str, Path]
     otlp: Path
+    limited: str  # the run written under span limits
 
 
 def _run_ids(home: Path) -> list[str]:
@@ -84,7 +87,7 @@ def _run_ids(home: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
-    """Three real runs written by ``taskdaemon run`` and ``taskdaemon replay``."""
+    """Four real runs written by ``taskdaemon run`` and ``taskdaemon replay``."""
     tmp = tmp_path_factory.mktemp("sources")
     home = tmp / "home"
     example = taskdaemon(home, "run", EXAMPLE, "--auto-approve", "--quiet")
@@ -96,9 +99,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     assert 1 == taskdaemon(home, "replay", flaky_id, "--quiet").returncode
     replay_id = _run_ids(home)[0]
     assert example_id != replay_id != flaky_id
+    limited = tmp / "limited.yaml"
+    limited.write_text(FLAKY.format(marker=tmp / "tried again"))
+    limits = {"OTEL_SPAN_EVENT_COUNT_LIMIT": "1", "OTEL_SPAN_LINK_COUNT_LIMIT": "0"}
+    assert 1 == taskdaemon(home, "run", str(limited), "--quiet", **limits).returncode
+    limited_id = _run_ids(home)[0]
     with SpanStore(home / "spans.db") as store:
         spans = {run_id: store.get_trace(run_id) for run_id in _run_ids(home)}
-    assert 3 == len(spans)
+    assert 4 == len(spans)
     dumps = {run_id: tmp / f"{run_id}.tar.gz" for run_id in spans}
     for run_id, dump in dumps.items():
         assert 0 == main(
@@ -108,7 +116,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     random.Random(33).shuffle(every)
     otlp = tmp / "spans.jsonl"
     otlp.write_text("".join(json.dumps(encode_traces([span])) + "\n" for span in every))
-    return Recorded(home / "spans.db", spans, dumps, otlp)
+    return Recorded(home / "spans.db", spans, dumps, otlp, limited_id)
 
 
 def _sorted_by_key(attributes: list[dict[str, Any]]) -> None:
@@ -240,9 +248,34 @@ def test_every_source_gives_the_same_bytes_about_each_run(
             urls = {**sources, "dump": f"dump://{dump}"}
             outputs = {name: _output(capsys, asked, url) for name, url in urls.items()}
             expected = outputs.pop("store")
-            assert (0, "") == (expected[0], expected[2]), asked
+            # ``dag --run`` says on stderr what the SDK dropped from the limited run's spans.
+            said = "dropped: " in expected[2] and run_id == recorded.limited
+            assert (0, "") == (expected[0], "" if said else expected[2]), asked
             for name, output in outputs.items():
                 _assert_same(expected, output, f"{name}: {' '.join(asked)}")
+
+
+def test_what_the_sdk_dropped_when_writing_is_said_alike_by_every_source(
+    recorded: Recorded, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run written under span limits: every source gives back the counts the SDK dropped
+    (the store from its rows, the others from OTLP's ``dropped*Count``), so the same-bytes
+    tests above compare a ``dropped`` line that is there."""
+    run_id = recorded.limited
+    with _sources(recorded) as sources:
+        urls = {**sources, "dump": f"dump://{recorded.dumps[run_id]}"}
+        shown = {
+            name: _output(capsys, ("runs", "show", "--json", run_id), url)
+            for name, url in urls.items()
+        }
+    counts = {
+        name: {k: v for k, v in json.loads(out).items() if k.endswith("_dropped_when_written")}
+        for name, (_, out, _) in shown.items()
+    }
+    store = counts.pop("store")
+    assert store["events_dropped_when_written"] > 0
+    assert store["links_dropped_when_written"] > 0
+    assert counts == dict.fromkeys(counts, store)
 
 
 def test_run_logs_are_the_same_from_the_store_and_the_dump_and_said_missing_elsewhere(
