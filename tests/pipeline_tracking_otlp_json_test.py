@@ -155,6 +155,9 @@ def _span(**changes: Any) -> dict[str, Any]:
         ({"startTimeUnixNano": 10.0}, "start_ns", 10),
         ({"status": {"code": "2"}}, "status_code", "ERROR"),
         ({"events": [{}]}, "events", (SpanEventRecord("", 0, {}),)),
+        ({"droppedEventsCount": 7}, "events_dropped_when_written", 7),
+        ({"droppedLinksCount": "4"}, "links_dropped_when_written", 4),
+        ({"droppedAttributesCount": 0}, "attributes_dropped_when_written", 0),
         ({"traceId": "00000000000000AB"}, "trace_id", "0" * 30 + "ab"),
     ],
     ids=str,
@@ -166,6 +169,16 @@ def test_a_field_is_read_as_otlp_json_writes_it(
     any case, times from whole floats, and a 64-bit trace id is padded."""
     [span] = parse_traces(_body(_span(**changes)))
     assert expected == getattr(span, field)
+
+
+def test_past_a_thousand_attributes_only_taskdaemons_are_kept_and_the_rest_counted() -> None:
+    """A span's attributes are read as its events are (``spans.bounded``): the first
+    thousand, then those taskdaemon reads, the others counted as not read."""
+    foreign = [{"key": f"other.{i}", "value": {"intValue": i}} for i in range(1_500)]
+    ours = [{"key": "cicd.pipeline.task.name", "value": {"stringValue": "a"}}]
+    [span] = parse_traces(_body(_span(attributes=foreign + ours)))
+    assert (len(span.attributes), span.dropped_attributes) == (1_001, 500)
+    assert (span.attributes["other.999"], span.attributes["cicd.pipeline.task.name"]) == (999, "a")
 
 
 @pytest.mark.parametrize(
@@ -189,6 +202,8 @@ def test_a_field_is_read_as_otlp_json_writes_it(
             {"attributes": [{"key": "a", "value": {"fooValue": 1}}]},
             "unknown AnyValue key 'fooValue'",
         ),
+        ({"droppedEventsCount": -1}, "bad dropped count '-1'"),
+        ({"droppedLinksCount": 1.5}, "bad dropped count '1.5'"),
         ({"traceId": 5}, "id must be a non-empty string, got 5"),
         ({"traceId": ""}, "id must be a non-empty string, got ''"),
         ({"traceId": "X" * 32}, f"id {'X' * 32!r} decodes to 24 bytes, expected 16"),

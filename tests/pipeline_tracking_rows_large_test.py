@@ -34,14 +34,26 @@ def _link(i: int) -> list[Any]:
     return ["ab" * 16, f"{i:016x}", {t.LINK_RELATION: relation}]
 
 
-def _body(events: int, links: int, *, indent: int | None = None) -> str:
+def _attribute(i: int) -> tuple[str, Any]:
+    """Attribute ``i``: mostly someone else's, every 499th one taskdaemon reads, with keys and
+    values that hold ``,"`` (where a piece of an object is guessed to end)."""
+    if i % 499 == 0:
+        return f"taskdaemon.x{i}", i
+    return f'k,"{i}', ["a", "b,", {"c": i}] if i % 2 else 'v,"'
+
+
+def _body(events: int, links: int, *, indent: int | None = None, attributes: int = 0) -> str:
     body = [
         None,
         "a],[",
         "INTERNAL",
         "OK",
         "",
-        {t.CICD_TASK_NAME: "a", "big": list(range(50))},
+        {
+            **dict(_attribute(i) for i in range(attributes)),
+            t.CICD_TASK_NAME: "a",
+            "big": list(range(50)),
+        },
         [_event(i) for i in range(events)],
         [_link(i) for i in range(links)],
     ]
@@ -73,6 +85,27 @@ def test_a_large_body_reads_as_decoded_whole(
     assert isinstance(whole, SpanRecord)
     kept_outputs = min(max(events - MAX_SPAN_ITEMS, 0) // 997, MAX_SPAN_ITEMS)
     assert (whole, len(whole.events)) == (pieces, min(events, MAX_SPAN_ITEMS) + kept_outputs)
+
+
+@pytest.mark.parametrize(("attributes", "indent"), [(200_000, None), (30_000, 1), (998, None)])
+def test_a_large_bodys_attributes_read_as_decoded_whole(
+    attributes: int, indent: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the first ``MAX_SPAN_ITEMS`` attributes, those whose key is taskdaemon's are kept
+    (the span's own two among them), the others counted."""
+    body = _body(3, 0, indent=indent, attributes=attributes)
+    whole = _decoded(body, monkeypatch, whole=True)
+    pieces = _decoded(body, monkeypatch, whole=False)
+    assert isinstance(whole, SpanRecord)
+    total = attributes + 2
+    past = [i for i in range(MAX_SPAN_ITEMS, attributes) if i % 499 == 0]
+    kept = min(total, MAX_SPAN_ITEMS + len(past) + 1) if total > MAX_SPAN_ITEMS else total
+    assert (whole, len(whole.attributes), whole.dropped_attributes) == (
+        pieces,
+        kept,
+        total - kept,
+    )
+    assert whole.attributes[t.CICD_TASK_NAME] == "a"
 
 
 def test_past_the_cap_only_the_events_taskdaemon_reads_are_kept_and_the_rest_counted(
@@ -111,14 +144,16 @@ def _damaged(body: str) -> list[str]:
         body.replace('"s":"],["', '"s":"],[', 1),  # a string left open
         body[: len(body) // 2] + "]]]]]]]]",  # cut in the middle of the events
         body.replace('["e],[x",', '["e],[x"', 1),  # a comma missing in an event
+        body.replace('"k,\\"1":', '"k,\\"1"', 1),  # a colon missing in an attribute
+        body.replace('"k,\\"3":', "7:", 1),  # an attribute key that is no text
     ]
 
 
-@pytest.mark.parametrize("case", range(7))
+@pytest.mark.parametrize("case", range(9))
 def test_a_damaged_large_body_is_refused_as_when_decoded_whole(
     case: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body = _damaged(_body(50_000, 10, indent=None))[case]
+    body = _damaged(_body(50_000, 10, indent=None, attributes=3_000))[case]
     assert ("refused", "refused") == (
         _decoded(body, monkeypatch, whole=True),
         _decoded(body, monkeypatch, whole=False),

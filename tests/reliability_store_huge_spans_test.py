@@ -1,7 +1,8 @@
-"""A run one of whose spans holds a million events or links, in the store and in an OTLP file.
+"""A run one of whose spans holds a million events, links or attributes, in the store and in
+an OTLP file.
 
 The store is real: ``taskdaemon run`` records a run whose first stage prints a JSON output;
-a copy of the file then has that stage's span rewritten with a million events (or links) of
+a copy of the file then has that stage's span rewritten with a million events (links, attributes) of
 another tool ahead of its own, as a foreign writer, or someone crafting the file, could. Every
 reader keeps a span's first thousand and those taskdaemon reads (``tracking.spans.bounded``):
 the run reads back exactly as before, stage output included, and every view says how many
@@ -51,8 +52,8 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def _crafted(home: Path, source: Path, field: int) -> Path:
-    """A copy of ``source`` whose stage ``a`` span holds a million foreign events (``field``
-    6) or links (7) ahead of its own."""
+    """A copy of ``source`` whose stage ``a`` span holds a million foreign attributes
+    (``field`` 5), events (6) or links (7) ahead of its own."""
     db = home / "crafted.db"
     shutil.copy(source, db)
     with sqlite3.connect(db) as conn:
@@ -62,11 +63,14 @@ def _crafted(home: Path, source: Path, field: int) -> Path:
             ('%"cicd.pipeline.task.name":"a"%',),
         ).fetchone()
         fields = json.loads(body)
-        if field == 6:
-            more: list[Any] = [["other.tool.event", i, {"i": i}] for i in range(MILLION)]
+        if field == 5:
+            fields[5] = {**{f"other.tool.{i}": i for i in range(MILLION)}, **fields[5]}
         else:
-            more = [["ab" * 16, f"{i:016x}", {"i": i}] for i in range(MILLION)]
-        fields[field] = more + fields[field]
+            if field == 6:
+                more: list[Any] = [["other.tool.event", i, {"i": i}] for i in range(MILLION)]
+            else:
+                more = [["ab" * 16, f"{i:016x}", {"i": i}] for i in range(MILLION)]
+            fields[field] = more + fields[field]
         conn.execute(
             "UPDATE spans SET body = ? WHERE rowid = ?",
             (json.dumps(fields, separators=(",", ":")), rowid),
@@ -82,15 +86,16 @@ def _show(home: Path, db: Path, run_id: str, *args: str) -> tuple[int, str, str,
     return done.returncode, done.stdout, done.stderr, peak
 
 
-def _without_counts(run: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
+def _without_counts(run: dict[str, Any]) -> tuple[dict[str, Any], tuple[int, int, int]]:
     return (
         {k: v for k, v in run.items() if not k.endswith("_not_read")},
-        run["events_not_read"],
-        run["links_not_read"],
+        (run["attributes_not_read"], run["events_not_read"], run["links_not_read"]),
     )
 
 
-@pytest.mark.parametrize(("field", "noun"), [(6, "span events"), (7, "span links")])
+@pytest.mark.parametrize(
+    ("field", "noun"), [(5, "span attributes"), (6, "span events"), (7, "span links")]
+)
 def test_runs_show_reads_the_run_as_before_says_what_it_left_and_stays_small(
     home: Path, stored: tuple[Path, str], field: int, noun: str
 ) -> None:
@@ -105,7 +110,7 @@ def test_runs_show_reads_the_run_as_before_says_what_it_left_and_stays_small(
     _, original_json, _, _ = _show(home, db, run_id, "--json")
     note = f"not read  {NOT_READ} {noun}, past the first {MAX_SPAN_ITEMS} a span"
     lines = text.splitlines()
-    run, events, links = _without_counts(json.loads(crafted_json))
+    run, counts = _without_counts(json.loads(crafted_json))
     original = _without_counts(json.loads(original_json))
     outputs = run["stages"][0]["attempts"][0]["outputs"]
     assert (code, err, [line for line in lines if line != note], note in lines, peak < 200) == (
@@ -115,8 +120,8 @@ def test_runs_show_reads_the_run_as_before_says_what_it_left_and_stays_small(
         True,
         True,
     )
-    counts = (NOT_READ, 0) if field == 6 else (0, NOT_READ)
-    assert (run, (events, links), json.loads(outputs)) == (original[0], counts, {"x": 41})
+    left = tuple(NOT_READ if i == field else 0 for i in (5, 6, 7))
+    assert (run, counts, json.loads(outputs)) == (original[0], left, {"x": 41})
 
 
 def test_the_web_pages_run_data_says_what_was_not_read(
@@ -136,7 +141,7 @@ def test_the_web_pages_run_data_says_what_was_not_read(
         ui.terminate()
         ui.communicate(timeout=30)
     found = [value for key, value in _walk(answer) if key.endswith("_not_read")]
-    assert sorted(found) == [0, NOT_READ]
+    assert sorted(found) == [0, 0, NOT_READ]
 
 
 def _walk(value: Any) -> list[tuple[str, Any]]:

@@ -145,12 +145,12 @@ def approval_waits(records: Iterable[tuple[str, bool, float]]) -> tuple[Approval
 
 @frozen
 class RunRecord(ValueMethods):
-    """A whole run rebuilt from its spans. ``events_not_read`` / ``links_not_read``: span
-    events and links its spans' source held past what a reader keeps of a span
-    (``tracking.spans.bounded``); ``*_dropped_when_written``: the events, links and attributes
-    the SDK that recorded the spans dropped past its span limits, so that no source holds them
-    (``tracking.spans``, "Dropped when written"). Every view of the run mentions each when not
-    zero."""
+    """A whole run rebuilt from its spans. ``events_not_read`` / ``links_not_read`` /
+    ``attributes_not_read``: span events, links and attributes its spans' source held past
+    what a reader keeps of a span (``tracking.spans.bounded``); ``*_dropped_when_written``:
+    the events, links and attributes the SDK that recorded the spans dropped past its span
+    limits, so that no source holds them (``tracking.spans``, "Dropped when written"). Every
+    view of the run mentions each when not zero."""
 
     run_id: str
     pipeline: str
@@ -172,6 +172,7 @@ class RunRecord(ValueMethods):
     events_dropped_when_written: int = 0
     links_dropped_when_written: int = 0
     attributes_dropped_when_written: int = 0
+    attributes_not_read: int = 0
 
     @property
     def duration(self) -> float | None:

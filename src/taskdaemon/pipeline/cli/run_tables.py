@@ -165,7 +165,11 @@ def not_read_note(run: RunRecord) -> str | None:
     nothing was left: ``999000 span events and 3 span links, past the first 1000 a span``."""
     left = [
         counted(count, noun)
-        for count, noun in ((run.events_not_read, "span event"), (run.links_not_read, "span link"))
+        for count, noun in (
+            (run.events_not_read, "span event"),
+            (run.links_not_read, "span link"),
+            (run.attributes_not_read, "span attribute"),
+        )
         if count
     ]
     if not left:

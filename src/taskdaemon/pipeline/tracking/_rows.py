@@ -36,6 +36,8 @@ from taskdaemon.pipeline.tracking.spans import (
     SpanLinkRecord,
     SpanRecord,
     bounded,
+    bounded_attributes,
+    is_read_attribute,
     is_trigger_link,
 )
 
@@ -60,7 +62,7 @@ def _makers() -> tuple[
     field by position), compiled when the first row is decoded. A row builds a span record
     and one per event and link (four events a stage span of ``taskdaemon run``); a class
     call packs keyword arguments and stores each field through its slot's setter."""
-    return maker(SpanRecord, 18), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
+    return maker(SpanRecord, 19), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
 
 
 def _check(condition: bool, what: str) -> None:
@@ -124,6 +126,11 @@ def _read_event(event: Any) -> bool:
     )
 
 
+def _read_pair(item: tuple[str, Any]) -> bool:
+    """Whether a stored attribute (a ``(key, value)`` pair) has a key taskdaemon reads."""
+    return is_read_attribute(item[0])
+
+
 def _trigger_link(link: Any) -> bool:
     """Whether a stored link (``[trace_id, span_id, attributes]``) names a trigger."""
     return type(link) is list and len(link) == 3 and is_trigger_link(link[2])
@@ -141,29 +148,42 @@ def _after(text: str, at: int, mark: str) -> int:
     return _space(text, at + 1)
 
 
-def _bounded_array(text: str, at: int, wanted: Callable[[Any], bool]) -> tuple[list[Any], int, int]:
+def _bounded_array(
+    text: str, at: int, wanted: Callable[[Any], bool], *, pairs: bool = False
+) -> tuple[list[Any], int, int]:
     """The items ``spans.bounded`` keeps of the array that starts at ``at``, how many it
-    leaves, and where the array ends. The array is decoded about ``_CHUNK`` characters at a
-    time, each piece's items dropped once looked at. Where a piece ends is a guess, the first
-    ``],[`` past ``_CHUNK``, which holds when the piece decodes: a guess inside a string or an
-    item, or past the array's end, leaves the piece unterminated. Items are then decoded one
+    leaves, and where the array ends; with ``pairs``, of the object that starts there, its
+    items as ``(key, value)`` pairs (a key repeated in two pieces counts twice). The array is
+    decoded about ``_CHUNK`` characters at a time, each piece's items dropped once looked at.
+    Where a piece ends is a guess, the first ``],[`` past ``_CHUNK`` (``,"`` in an object),
+    which holds when the piece decodes: a guess inside a string or an item, or past the
+    array's end, leaves the piece unterminated. Items are then decoded one
     at a time up to the guess (to the end when there is none), so each character is looked at
     a bounded number of times."""
-    at = _after(text, at, "[")
+    at = _after(text, at, "{" if pairs else "[")
     kept: list[Any] = []
     count = more = 0
     guess = at  # items before it are decoded one at a time
-    while not text.startswith("]", at):
+    while not text.startswith("}" if pairs else "]", at):
         if count:
             at = _after(text, at, ",")
-        items = None
+        items: Any = None
         if guess <= at:
-            guess = text.find("],[", at + _CHUNK) + 1 or len(text)
+            if pairs:  # the comma before a key
+                guess = text.find(',"', at + _CHUNK)
+                guess = len(text) if guess < 0 else guess
+            else:
+                guess = text.find("],[", at + _CHUNK) + 1 or len(text)
             with suppress(ValueError):
-                items = loads(f"[{text[at:guess]}]")
+                items = loads(f"{{{text[at:guess]}}}" if pairs else f"[{text[at:guess]}]")
+                items = list(items.items()) if pairs else items
                 at = guess
         if items is None:
             item, at = decode_at(text, at)
+            if pairs:
+                _check(type(item) is str, "an attribute key is not text")
+                value, at = decode_at(text, _after(text, at, ":"))
+                item = (item, value)
             items = [item]
         first = max(MAX_SPAN_ITEMS - count, 0)
         kept += items[:first]
@@ -176,29 +196,34 @@ def _bounded_array(text: str, at: int, wanted: Callable[[Any], bool]) -> tuple[l
     return kept, count - len(kept), at + 1
 
 
-def _large_body(body: str) -> tuple[list[Any], int, int]:
-    """A body's fields, its events and links as ``spans.bounded`` keeps them, and how many of
-    each it leaves, read a piece at a time: decoding a crafted body of a million events whole
-    built every one of them at once, hundreds of MiB for the thousand kept. ValueError for a
+def _large_body(body: str) -> tuple[list[Any], list[int]]:
+    """A body's fields, its attributes, events and links as ``spans.bounded`` keeps them, and
+    how many of each it leaves, read a piece at a time: decoding a crafted body of a million
+    events (or attributes) whole built every one of them at once, hundreds of MiB for the
+    thousand kept. ValueError for a
     body it cannot read so, damaged, or holding a value orjson reads otherwise than the
     standard library (``stored_json.decode_at``): the caller decodes that one whole, as any
     other, and so refuses or reads it as orjson does."""
     at = _after(body, 0, "[")
     fields: list[Any] = []
-    dropped = [0, 0]
+    dropped = [0, 0, 0]  # attributes, events, links
+    value: Any
     while len(fields) < 9 and not body.startswith("]", at):
         if fields:
             at = _after(body, at, ",")
-        if len(fields) in (6, 7):
+        if len(fields) == 5 and body.startswith("{", at):
+            pairs, dropped[0], at = _bounded_array(body, at, _read_pair, pairs=True)
+            value = dict(pairs)
+        elif len(fields) in (6, 7):
             wanted = _read_event if len(fields) == 6 else _trigger_link
-            value, dropped[len(fields) - 6], at = _bounded_array(body, at, wanted)
+            value, dropped[len(fields) - 5], at = _bounded_array(body, at, wanted)
         else:
             value, at = decode_at(body, at)
         fields.append(value)
         at = _space(body, at)
     if not body.startswith("]", at) or _space(body, at + 1) != len(body):
         raise ValueError("not an array of 8 or 9 items")
-    return fields, dropped[0], dropped[1]
+    return fields, dropped
 
 
 def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) -> SpanRecord:
@@ -210,10 +235,10 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     _check(type(start_ns) is int, "start_ns is not an integer")
     _check(end_ns is None or type(end_ns) is int, "end_ns is not an integer")
     fields: Any = None
-    dropped_events = dropped_links = 0
+    dropped_attributes = dropped_events = dropped_links = 0
     if type(body) is str and len(body) > LARGE_BODY:
         with suppress(ValueError):  # then decoded whole, as any other
-            fields, dropped_events, dropped_links = _large_body(body)
+            fields, (dropped_attributes, dropped_events, dropped_links) = _large_body(body)
     try:
         if fields is None:  # orjson's result; a few rows need no orjson import (stored_json)
             fields = loads(body)
@@ -245,6 +270,8 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
     dropped_links += more_links
     event_records = tuple([_event(event, make_event) for event in events])
     link_records = tuple([_link(link, make_link) for link in links])
+    attributes, more_attributes = bounded_attributes(attributes)  # kept whole past ``_large_body``
+    dropped_attributes += more_attributes
     return make_span(
         trace_id,
         span_id,
@@ -264,4 +291,5 @@ def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) 
         lost[1],
         lost[2],
         lost[0],
+        dropped_attributes,
     )

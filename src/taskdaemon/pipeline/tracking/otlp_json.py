@@ -36,6 +36,7 @@ from taskdaemon.pipeline.tracking.spans import (
     SpanLinkRecord,
     SpanRecord,
     bounded,
+    is_read_attribute,
 )
 
 __all__ = [
@@ -209,6 +210,11 @@ def _read_event(raw: Any) -> bool:
     return type(name) is str and name in READ_EVENT_NAMES
 
 
+def _read_attribute(raw: Any) -> bool:
+    """Whether an OTLP attribute (decoded JSON) has a key taskdaemon reads."""
+    return type(raw) is dict and is_read_attribute(raw.get("key"))
+
+
 def _trigger_link(raw: Any) -> bool:
     """Whether an OTLP link (decoded JSON) names what triggered its stage."""
     items = raw.get("attributes") if type(raw) is dict else None
@@ -229,6 +235,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
         status = raw.get("status") or {}
         events, dropped_events = bounded(raw.get("events") or [], _read_event)
         links, dropped_links = bounded(raw.get("links") or [], _trigger_link)
+        attributes, dropped_attributes = bounded(raw.get("attributes") or [], _read_attribute)
         return SpanRecord(
             trace_id=normalize_id(raw.get("traceId"), 32),
             span_id=normalize_id(raw.get("spanId"), 16),
@@ -239,7 +246,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
             end_ns=_nanos(raw.get("endTimeUnixNano"), required=False),
             status_code=_enum(status.get("code"), _STATUS, "STATUS_CODE_", "UNSET"),
             status_message=str(status.get("message", "") or ""),
-            attributes=_attributes(raw.get("attributes")),
+            attributes=_attributes(attributes),
             events=tuple(
                 SpanEventRecord(
                     str(e.get("name", "")),
@@ -262,6 +269,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
             events_dropped_when_written=_count(raw.get("droppedEventsCount")),
             links_dropped_when_written=_count(raw.get("droppedLinksCount")),
             attributes_dropped_when_written=_count(raw.get("droppedAttributesCount")),
+            dropped_attributes=dropped_attributes,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _BadSpanError(str(exc)) from exc

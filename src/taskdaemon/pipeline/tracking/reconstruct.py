@@ -9,9 +9,9 @@ Pure: the same spans (from any source) give an equal record. What comes from whe
   zero-length span with result ``skip`` marks a stage that never ran (no attempt);
 - inputs/outputs: the ``stage.input`` / ``stage.output`` span events' ``taskdaemon.payload.json``;
 - what the spans' source held and the reader left (``spans.bounded``): ``events_not_read``,
-  ``links_not_read``, summed over the spans; and what the SDK that recorded them dropped
-  past its span limits (``spans``, "Dropped when written"): ``events_dropped_when_written``
-  and its two siblings, summed too.
+  ``links_not_read``, ``attributes_not_read``, summed over the spans; and what the SDK that
+  recorded them dropped past its span limits (``spans``, "Dropped when written"):
+  ``events_dropped_when_written`` and its two siblings, summed too.
 
 Structured values (edges, triggers, result codes) are read by ``telemetry_codec``, in every
 span schema version.
@@ -508,6 +508,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         attributes=redact(dict(sorted(root_attrs.items()))),
         events_not_read=sum(span.dropped_events for span in all_spans),
         links_not_read=sum(span.dropped_links for span in all_spans),
+        attributes_not_read=sum(span.dropped_attributes for span in all_spans),
         approvals=approvals,
         events_dropped_when_written=sum(span.events_dropped_when_written for span in all_spans),
         links_dropped_when_written=sum(span.links_dropped_when_written for span in all_spans),

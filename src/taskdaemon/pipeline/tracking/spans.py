@@ -24,6 +24,10 @@ Past the first ``MAX_SPAN_ITEMS``, the events and links taskdaemon's readers act
 kept, up to ``MAX_SPAN_ITEMS`` more: the events named in ``READ_EVENT_NAMES`` (a stage's input,
 output and exception, approvals, breakpoints, published events, retries, triggers, which
 reconstruction, replay and the timeline read) and the links that name what triggered a stage.
+A span's attributes are bounded the same way (``dropped_attributes``, summed as
+``RunRecord.attributes_not_read``), those past the first ``MAX_SPAN_ITEMS`` kept when their key
+is one of taskdaemon's (``is_read_attribute``): a crafted run span of a million attributes
+printed every one of them in ``runs show --json``.
 A span whose first thousand events are someone else's keeps its stage's state; a span crafted
 with a million ``stage.output`` events keeps two thousand, and says so.
 
@@ -66,7 +70,9 @@ __all__ = [
     "SpanLinkRecord",
     "SpanRecord",
     "bounded",
+    "bounded_attributes",
     "epoch_seconds",
+    "is_read_attribute",
     "is_trigger_link",
     "normalize_value",
     "span_record_from_sdk",
@@ -116,6 +122,7 @@ class SpanRecord(ValueMethods):
     events_dropped_when_written: int = 0
     links_dropped_when_written: int = 0
     attributes_dropped_when_written: int = 0
+    dropped_attributes: int = 0  # attributes the source holds that were not read (``bounded``)
 
     @property
     def is_open(self) -> bool:
@@ -149,6 +156,9 @@ READ_EVENT_NAMES: Final = frozenset(
     }
 )
 
+#: The attribute keys taskdaemon's readers act on start so (``telemetry``), or are ``error.type``.
+_READ_ATTRIBUTE_PREFIXES: Final = ("taskdaemon.", "cicd.")
+
 _Item = TypeVar("_Item")
 
 
@@ -163,6 +173,22 @@ def bounded(items: Sequence[_Item], wanted: Callable[[_Item], bool]) -> tuple[Se
     more = (item for item in islice(items, MAX_SPAN_ITEMS, None) if wanted(item))
     kept += islice(more, MAX_SPAN_ITEMS)
     return kept, len(items) - len(kept)
+
+
+def is_read_attribute(key: Any) -> bool:
+    """Whether a span attribute's key is one taskdaemon's readers act on: kept past the first
+    ``MAX_SPAN_ITEMS`` attributes of a span."""
+    return type(key) is str and (key.startswith(_READ_ATTRIBUTE_PREFIXES) or key == t.ERROR_TYPE)
+
+
+def bounded_attributes(attributes: Any) -> tuple[Any, int]:
+    """A span's attributes (a decoded dict) as a reader keeps them (``bounded``, keys of
+    ``is_read_attribute`` wanted past the first ``MAX_SPAN_ITEMS``) and how many it leaves;
+    anything else, or a dict within the bound, as it is."""
+    if type(attributes) is not dict or len(attributes) <= MAX_SPAN_ITEMS:
+        return attributes, 0
+    kept, left = bounded(list(attributes.items()), lambda item: is_read_attribute(item[0]))
+    return dict(kept), left
 
 
 def is_trigger_link(attributes: Any) -> bool:
