@@ -160,37 +160,38 @@ def _stage_error(stage: StageRecord) -> str | None:
     return stage.skip_reason or stage_error(stage.status, stage.attempts, stage.cancel_reason)
 
 
-def not_read_note(run: RunRecord) -> str | None:
-    """What the run's spans held that was not read (``tracking.spans.bounded``), None when
-    nothing was left: ``999000 span events and 3 span links, past the first 1000 a span``."""
-    left = [
+def _span_items(events: int, links: int, attributes: int) -> str | None:
+    """The non-zero counts in words, ``672 span events and 3 span links``; None when all are
+    zero."""
+    said = [
         counted(count, noun)
         for count, noun in (
-            (run.events_not_read, "span event"),
-            (run.links_not_read, "span link"),
-            (run.attributes_not_read, "span attribute"),
+            (events, "span event"),
+            (links, "span link"),
+            (attributes, "span attribute"),
         )
         if count
     ]
-    if not left:
-        return None
-    return f"{' and '.join(left)}, past the first {MAX_SPAN_ITEMS} a span"
+    return " and ".join(said) if said else None
+
+
+def not_read_note(run: RunRecord) -> str | None:
+    """What the run's spans held that was not read (``tracking.spans.bounded``), None when
+    nothing was left: ``999000 span events and 3 span links, past the first 1000 a span``."""
+    left = _span_items(run.events_not_read, run.links_not_read, run.attributes_not_read)
+    return None if left is None else f"{left}, past the first {MAX_SPAN_ITEMS} a span"
 
 
 def dropped_note(run: RunRecord) -> str | None:
     """What the SDK that recorded the run's spans dropped past its span limits
-    (``tracking.spans``, "Dropped when written"), None when nothing: ``472 span events when
+    (``tracking.spans``, "Dropped when written"), None when nothing: ``672 span events when
     written``."""
-    dropped = [
-        counted(count, noun)
-        for count, noun in (
-            (run.events_dropped_when_written, "span event"),
-            (run.links_dropped_when_written, "span link"),
-            (run.attributes_dropped_when_written, "span attribute"),
-        )
-        if count
-    ]
-    return f"{' and '.join(dropped)} when written" if dropped else None
+    dropped = _span_items(
+        run.events_dropped_when_written,
+        run.links_dropped_when_written,
+        run.attributes_dropped_when_written,
+    )
+    return None if dropped is None else f"{dropped} when written"
 
 
 def format_run_table(run: RunRecord, width: int | None = None) -> str:
