@@ -158,6 +158,16 @@ def _span(**changes: Any) -> dict[str, Any]:
         ({"droppedEventsCount": 7}, "events_dropped_when_written", 7),
         ({"droppedLinksCount": "4"}, "links_dropped_when_written", 4),
         ({"droppedAttributesCount": 0}, "attributes_dropped_when_written", 0),
+        (  # as Jaeger's model keeps it: an attribute, by the spec's mapping to other formats
+            {"attributes": [{"key": "otel.dropped_links_count", "value": {"intValue": "9"}}]},
+            "links_dropped_when_written",
+            9,
+        ),
+        (
+            {"attributes": [{"key": "otel.dropped_links_count", "value": {"intValue": "9"}}]},
+            "attributes",
+            {},
+        ),
         ({"traceId": "00000000000000AB"}, "trace_id", "0" * 30 + "ab"),
     ],
     ids=str,

@@ -160,6 +160,13 @@ PAYLOAD_SHA256: Final = "taskdaemon.payload.sha256"
 PAYLOAD_TRUNCATED: Final = "taskdaemon.payload.truncated"
 PAYLOAD_REDACTED: Final = "taskdaemon.payload.redacted"  # schema 2: some value was redacted
 
+# --- what an SDK dropped past its span limits, as formats without OTLP's fields (Jaeger's
+# model, Zipkin) carry it: span attributes, by the OTel specification's mapping to non-OTLP
+# formats. Read, never written (tracking/otlp_json.py).
+DROPPED_ATTRIBUTES_COUNT: Final = "otel.dropped_attributes_count"
+DROPPED_EVENTS_COUNT: Final = "otel.dropped_events_count"
+DROPPED_LINKS_COUNT: Final = "otel.dropped_links_count"
+
 # --- replay (schema 2) ----------------------------------------------------------------------
 # A stage fed from a recorded run during a replay: its span's taskdaemon.stage.status is
 # "replayed", REPLAYED_STATUS keeps the original's status, and it links the original span.

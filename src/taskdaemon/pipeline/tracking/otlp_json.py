@@ -154,6 +154,12 @@ def _nanos(raw: Any, *, required: bool) -> int | None:
     return value
 
 
+#: OTLP's counts of what the SDK dropped (events, links, attributes), and the attributes that
+#: carry them in formats without those fields (``telemetry``).
+_DROPPED_FIELDS = ("droppedEventsCount", "droppedLinksCount", "droppedAttributesCount")
+_DROPPED_ATTRIBUTES = (t.DROPPED_EVENTS_COUNT, t.DROPPED_LINKS_COUNT, t.DROPPED_ATTRIBUTES_COUNT)
+
+
 def _count(raw: Any) -> int:
     """An OTLP ``dropped*Count`` (a number, or its digits as protojson may spell a uint32), 0
     when absent; ValueError when it is no count."""
@@ -235,7 +241,14 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
         status = raw.get("status") or {}
         events, dropped_events = bounded(raw.get("events") or [], _read_event)
         links, dropped_links = bounded(raw.get("links") or [], _trigger_link)
-        attributes, dropped_attributes = bounded(raw.get("attributes") or [], _read_attribute)
+        kept, dropped_attributes = bounded(raw.get("attributes") or [], _read_attribute)
+        attributes = _attributes(kept)
+        written = [_count(raw.get(field)) for field in _DROPPED_FIELDS]
+        for i, key in enumerate(_DROPPED_ATTRIBUTES):
+            # A backend that stored the span in another model gives the count as an attribute.
+            if type(tagged := attributes.get(key)) is int and tagged >= 0:
+                del attributes[key]
+                written[i] = written[i] or tagged
         return SpanRecord(
             trace_id=normalize_id(raw.get("traceId"), 32),
             span_id=normalize_id(raw.get("spanId"), 16),
@@ -246,7 +259,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
             end_ns=_nanos(raw.get("endTimeUnixNano"), required=False),
             status_code=_enum(status.get("code"), _STATUS, "STATUS_CODE_", "UNSET"),
             status_message=str(status.get("message", "") or ""),
-            attributes=_attributes(attributes),
+            attributes=attributes,
             events=tuple(
                 SpanEventRecord(
                     str(e.get("name", "")),
@@ -266,9 +279,9 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
             resource=resource,
             dropped_events=dropped_events,
             dropped_links=dropped_links,
-            events_dropped_when_written=_count(raw.get("droppedEventsCount")),
-            links_dropped_when_written=_count(raw.get("droppedLinksCount")),
-            attributes_dropped_when_written=_count(raw.get("droppedAttributesCount")),
+            events_dropped_when_written=written[0],
+            links_dropped_when_written=written[1],
+            attributes_dropped_when_written=written[2],
             dropped_attributes=dropped_attributes,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
