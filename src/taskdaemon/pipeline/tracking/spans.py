@@ -24,12 +24,12 @@ Past the first ``MAX_SPAN_ITEMS``, the events and links taskdaemon's readers act
 kept, up to ``MAX_SPAN_ITEMS`` more: the events named in ``READ_EVENT_NAMES`` (a stage's input,
 output and exception, approvals, breakpoints, published events, retries, triggers, which
 reconstruction, replay and the timeline read) and the links that name what triggered a stage.
-A span's attributes are bounded the same way (``dropped_attributes``, summed as
-``RunRecord.attributes_not_read``), those past the first ``MAX_SPAN_ITEMS`` kept when their key
-is one of taskdaemon's (``is_read_attribute``): a crafted run span of a million attributes
-printed every one of them in ``runs show --json``.
 A span whose first thousand events are someone else's keeps its stage's state; a span crafted
-with a million ``stage.output`` events keeps two thousand, and says so.
+with a million ``stage.output`` events keeps two thousand, and says so. A span's attributes are
+bounded the same way (``dropped_attributes``, summed as ``RunRecord.attributes_not_read``),
+those past the first ``MAX_SPAN_ITEMS`` kept when their key is one of taskdaemon's
+(``is_read_attribute``): a crafted run span of a million attributes printed every one of them
+in ``runs show --json``.
 
 Dropped when written. The OTel SDK keeps at most so many events, links and attributes a span
 (``SpanLimits``, 128 of each by default) and drops the oldest events and links past that, before
