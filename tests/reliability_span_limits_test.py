@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 
-from cli_support import taskdaemon
+from cli_support import start_ui, taskdaemon
 from taskdaemon.pipeline.cli.telemetry import span_limits
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking.otlp_json import encode_traces, parse_traces
@@ -100,8 +101,9 @@ def test_a_run_of_200_approvals_keeps_every_approval(home: Path) -> None:
 @pytest.mark.slow
 def test_the_users_own_event_limit_wins_and_what_it_drops_is_said(home: Path) -> None:
     """With ``OTEL_SPAN_EVENT_COUNT_LIMIT`` at the SDK's default, the run span keeps its last
-    128 events: the first approval requests are gone, and ``runs show``, its JSON and
-    ``dag --run`` say how many events were dropped when written."""
+    128 events: the first approval requests are gone, and ``runs show``, its JSON,
+    ``dag --run`` and the web page's run data say how many events were dropped when
+    written."""
     run_id = _run(home, OTEL_SPAN_EVENT_COUNT_LIMIT=str(SDK_DEFAULT))
     table, run = _show(home, run_id)
     lost = RUN_SPAN_EVENTS - SDK_DEFAULT
@@ -114,6 +116,22 @@ def test_the_users_own_event_limit_wins_and_what_it_drops_is_said(home: Path) ->
         0,
         f"taskdaemon dag: dropped: {lost} span events when written\n",
     )
+    assert _dropped(_web_run_data(home, run_id)) == _dropped(run)
+
+
+def _web_run_data(home: Path, run_id: str) -> dict[str, object]:
+    """``/api/runs/RUN`` of a real ``taskdaemon ui`` over the home's store."""
+    ui, url, token = start_ui(home, cwd=home)
+    try:
+        request = urllib.request.Request(
+            f"{url}/api/runs/{run_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer: dict[str, object] = json.loads(response.read())
+    finally:
+        ui.terminate()
+        ui.communicate(timeout=30)
+    return answer
 
 
 def test_the_tracer_provider_keeps_what_a_reader_reads_unless_the_user_says_otherwise(
