@@ -28,6 +28,7 @@ from taskdaemon.pipeline.replay.record import (
     RecordedRun,
     RecordedValue,
 )
+from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 RUN = "a" * 32
 REDACTED = "[REDACTED]"
@@ -636,3 +637,44 @@ def test_a_stage_output_file_that_is_not_utf8_is_one_line(tmp_path: Path) -> Non
     with pytest.raises(ValueError, match="UTF-8") as refused:
         load_stage_output(f"plan={path}")
     assert f"--stage-output plan={path}: not UTF-8 (invalid byte at offset 7)" == str(refused.value)
+
+
+# -- what the record lacks ---------------------------------------------------------------------
+
+
+def _span(**counts: int) -> SpanRecord:
+    return SpanRecord(RUN, "s" * 16, None, "run", "INTERNAL", 0, 1, **counts)
+
+
+@pytest.mark.parametrize(
+    ("spans", "note"),
+    [
+        ((_span(), _span()), None),
+        (
+            (_span(events_dropped_when_written=3), _span(links_dropped_when_written=2)),
+            "span events and links: 5 dropped when written",
+        ),
+        ((_span(dropped_events=4, dropped_links=1),), "span events and links: 5 not read"),
+        (
+            (_span(events_dropped_when_written=1), _span(dropped_events=2)),
+            "span events and links: 1 dropped when written, 2 not read",
+        ),
+    ],
+)
+def test_a_record_missing_events_says_so_before_the_replay(
+    spans: tuple[SpanRecord, ...], note: str | None
+) -> None:
+    """Events the SDK dropped or a reader left may have held an approval or an output the
+    replay would be fed: the plan's notes say the record is incomplete, and by how much."""
+    recorded = _recorded(_ran("plan"))
+    recorded = RecordedRun(**{**recorded.__dict__, "spans": spans})
+    notes = build_plan(recorded).notes
+    expected = (
+        []
+        if note is None
+        else [
+            f"the record of run {RUN} is incomplete ({note}): the replay may differ where they "
+            "mattered"
+        ]
+    )
+    assert notes == expected

@@ -347,6 +347,8 @@ def build_plan(
                 f"{done.by or 'a debugger'}): the replay runs {done.stage} as its definition "
                 "says, so it may differ there"
             )
+    if lost := _record_gaps(recorded):
+        notes.append(lost)
     return ReplayPlan(
         recorded=recorded,
         pipeline=pipeline,
@@ -374,3 +376,23 @@ def load_stage_output(spec: str) -> tuple[str, Any]:
         return stage, loads_bounded(data)
     except BoundedInputError as error:  # not JSON, not UTF-8, nested too deep
         raise ValueError(f"--stage-output {spec}: {error}") from None
+
+
+def _record_gaps(recorded: RecordedRun) -> str | None:
+    """What the record lacks, said before a replay trusts it: events the OTel SDK dropped when
+    the run was written (past its span limits) or a reader left unread (past ``spans.bounded``)
+    may have held an approval, an output or a published event, and a replay fed from the record
+    would then differ (a lost approval replays as never granted). None when nothing is missing."""
+    spans = recorded.spans
+    dropped = sum(
+        span.events_dropped_when_written + span.links_dropped_when_written for span in spans
+    )
+    unread = sum(span.dropped_events + span.dropped_links for span in spans)
+    if not dropped and not unread:
+        return None
+    parts = [f"{dropped} dropped when written"] if dropped else []
+    parts += [f"{unread} not read"] if unread else []
+    return (
+        f"the record of run {recorded.run_id} is incomplete (span events and links: "
+        f"{', '.join(parts)}): the replay may differ where they mattered"
+    )
