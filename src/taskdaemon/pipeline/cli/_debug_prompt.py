@@ -63,6 +63,7 @@ class DebugPrompt(CommandPrompt):
 
     COMMANDS = COMMANDS
     ALIASES = _ALIASES
+    INTERRUPTED = "interrupted ('quit' cancels the run, Ctrl-D lets it go on)"
 
     def __init__(
         self,

@@ -12,7 +12,11 @@
   like a session) and runs them in order;
 * ``help`` lists the commands with their one-line help; an unknown command, bad arguments or
   a refusal (``PipelineError`` or ``ValueError`` from a command) is one ``error: ...`` line,
-  never a traceback, and the prompt goes on.
+  never a traceback, and the prompt goes on;
+* on a terminal, Ctrl-C while a line is being typed drops that line and prompts again, saying
+  how to leave (``INTERRUPTED``), as pdb and gdb do: a Ctrl-C meant to clear a half-typed
+  command must not cancel a run that waited hours at a breakpoint. Ctrl-C at any other time
+  (the prompt waiting for the run) and SIGTERM or SIGHUP still reach the command, which stops.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class CommandPrompt:
     #: Short spellings of commands.
     ALIASES: ClassVar[dict[str, str]] = {}
     PROMPT: ClassVar[str] = "(taskdaemon) "
+    #: What a Ctrl-C at the prompt says (how to leave, and what leaving does).
+    INTERRUPTED: ClassVar[str] = "interrupted ('quit' or Ctrl-D leaves)"
 
     def __init__(
         self,
@@ -77,12 +83,16 @@ class CommandPrompt:
                 self._save_history()
 
     def _read(self) -> str | None:
-        if self._interactive:
+        while self._interactive:
             try:
                 return input(self.PROMPT)
             except EOFError:
                 self._print("")
                 return None
+            except KeyboardInterrupt as stop:
+                if type(stop) is not KeyboardInterrupt:  # SIGTERM or SIGHUP (cli/sigterm.py)
+                    raise
+                self._print(f"\n{self.INTERRUPTED}")
         line = self._in.readline()
         if not line:
             return None

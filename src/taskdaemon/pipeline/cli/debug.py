@@ -12,8 +12,10 @@
   speaks to it there, so ``debug attach`` from another terminal drives the same run. When the
   input ends (a pipe), the run's breakpoints are deleted and the run goes on to its end; the
   exit code is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an
-  invalid file or breakpoint, 130 on Ctrl-C; SIGTERM cancels the run as Ctrl-C does, exit 143,
-  and SIGHUP (the terminal closed) too, exit 129, the run's reason saying so.
+  invalid file or breakpoint, 130 on Ctrl-C (while the prompt waits for the run: at the
+  terminal's prompt, Ctrl-C drops the line being typed, ``cli/_prompt.py``); SIGTERM cancels
+  the run as Ctrl-C does, exit 143, and SIGHUP (the terminal closed) too, exit 129, the run's
+  reason saying so.
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds

@@ -1,0 +1,134 @@
+"""The debugger prompt as a user at a terminal meets it: ``taskdaemon debug FILE`` in a
+pseudo-terminal, keys typed at its readline prompt (``cli/_debug_prompt.py``,
+``cli/_prompt.py``)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import subprocess
+import sys
+import termios
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+PROMPT = "(taskdaemon) "
+
+PIPELINE = """\
+    name: dbgtty
+    stages:
+      - name: a
+        command: "echo '{\\"x\\": 1}'"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "echo '{\\"y\\": 2}'"
+        triggers: [{on_completion: {stage: a}}]
+        inputs: {x: stages.a.outputs.x}
+"""
+
+
+def _control_terminal() -> None:
+    """In the child: make its standard input, the pseudo-terminal, its controlling terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """``taskdaemon debug ARGS`` on a pseudo-terminal: ``type`` keys at the next prompt,
+    ``expect`` text in what the terminal shows."""
+
+    def __init__(self, home: Path, *args: str) -> None:
+        self.controller, terminal = pty.openpty()
+        env = dict(os.environ)
+        env.update(
+            TASKDAEMON_HOME=str(home),
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_LOGS_EXPORTER="none",
+            TERM="dumb",
+        )
+        env.pop("TASKDAEMON_BREAKPOINTS", None)
+        self.process = subprocess.Popen(
+            [TASKDAEMON, "debug", *args, "-q"],
+            cwd=home,
+            env=env,
+            stdin=terminal,
+            stdout=terminal,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            # Its own session, the terminal its controlling one: Ctrl-C typed there is a
+            # SIGINT to it, as in a shell.
+            start_new_session=True,
+            preexec_fn=_control_terminal,  # noqa: PLW1509 - the child is single-threaded
+        )
+        os.close(terminal)
+        self.shown = ""
+        self._mark = 0  # where the text stood when keys were last typed
+
+    def expect(self, text: str) -> str:
+        """Wait until ``text`` shows after the last keys typed; what showed since then."""
+        while text not in self.shown[self._mark :]:
+            ready, _, _ = select.select([self.controller], [], [], 30.0)
+            if not ready:
+                raise AssertionError(f"{text!r} never showed; the terminal showed:\n{self.shown}")
+            try:
+                chunk = os.read(self.controller, 4096)
+            except OSError:  # the process ended: its side of the terminal closed
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"{text!r} never showed; the terminal showed:\n{self.shown}")
+            self.shown += chunk.decode(errors="replace").replace("\r\n", "\n")
+        return self.shown[self._mark :]
+
+    def type(self, keys: str) -> None:
+        """Type ``keys`` once the prompt that follows the last keys is up (readline owns the
+        terminal then: keys typed before could be read otherwise)."""
+        self.expect(PROMPT)
+        self._mark = len(self.shown)
+        os.write(self.controller, keys.encode())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        os.close(self.controller)
+
+
+@pytest.fixture
+def pipeline_file(home: Path) -> Path:
+    path = home / "dbgtty.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    return path
+
+
+@pytest.fixture
+def at_b(home: Path, pipeline_file: Path) -> Iterator[Terminal]:
+    """``debug FILE --break b`` on a terminal, paused at b."""
+    terminal = Terminal(home, str(pipeline_file), "--break", "b")
+    try:
+        terminal.expect("paused at b.0.1")
+        yield terminal
+    finally:
+        terminal.close()
+
+
+@pytest.mark.slow
+def test_ctrl_c_at_the_prompt_drops_the_line_and_keeps_the_run(at_b: Terminal) -> None:
+    """Ctrl-C while a command is half typed drops it and prompts again, as pdb and gdb do,
+    saying how to leave; the run stays paused and, continued, succeeds (exit 0). It used to
+    cancel the run: the Ctrl-C that clears a line ended a run that had waited at a
+    breakpoint."""
+    at_b.type("inputs b\x03")
+    assert "interrupted ('quit' cancels the run, Ctrl-D lets it go on)" in at_b.expect(PROMPT)
+    at_b.type("where\n")
+    assert "  b  paused" in at_b.expect("paused at b.0.1")
+    at_b.type("continue\n")
+    at_b.expect("run ended success")
+    at_b.type("\x04")
+    assert 0 == at_b.process.wait(timeout=30)
