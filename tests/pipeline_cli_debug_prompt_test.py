@@ -5,6 +5,7 @@ pseudo-terminal, keys typed at its readline prompt (``cli/_debug_prompt.py``,
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from taskdaemon.pipeline.tracking.store import SpanStore
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
@@ -34,6 +37,19 @@ PIPELINE = """\
 """
 
 
+def _environment(home: Path) -> dict[str, str]:
+    """This environment with ``home`` as TASKDAEMON_HOME and no exporters."""
+    env = dict(os.environ)
+    env.update(
+        TASKDAEMON_HOME=str(home),
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    env.pop("TASKDAEMON_BREAKPOINTS", None)
+    return env
+
+
 def _control_terminal() -> None:
     """In the child: make its standard input, the pseudo-terminal, its controlling terminal."""
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -45,19 +61,10 @@ class Terminal:
 
     def __init__(self, home: Path, *args: str) -> None:
         self.controller, terminal = pty.openpty()
-        env = dict(os.environ)
-        env.update(
-            TASKDAEMON_HOME=str(home),
-            OTEL_TRACES_EXPORTER="none",
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-            TERM="dumb",
-        )
-        env.pop("TASKDAEMON_BREAKPOINTS", None)
         self.process = subprocess.Popen(
             [TASKDAEMON, "debug", *args, "-q"],
             cwd=home,
-            env=env,
+            env=_environment(home) | {"TERM": "dumb"},
             stdin=terminal,
             stdout=terminal,
             stderr=subprocess.DEVNULL,
@@ -132,3 +139,69 @@ def test_ctrl_c_at_the_prompt_drops_the_line_and_keeps_the_run(at_b: Terminal) -
     at_b.expect("run ended success")
     at_b.type("\x04")
     assert 0 == at_b.process.wait(timeout=30)
+
+
+FAN_OUT = """\
+    name: fan
+    stages:
+      - name: a
+        handler: "fanout:publish"
+        emits: [item]
+        triggers: [{manual: {approval_required: false}}]
+      - name: c
+        command: "echo {\\\\\\"got\\\\\\": $TASKDAEMON_INPUT_N}"
+        parallel_instances: 3
+        triggers: [{on_event: {type: item}}]
+        inputs: {n: event.n}
+"""
+PUBLISHER = """\
+def publish(ctx):
+    for n in (1, 2, 3):
+        ctx.publish("item", {"n": n})
+    return {}
+"""
+
+
+@pytest.mark.slow
+def test_stage_n_names_one_instance_of_a_fan_out(home: Path) -> None:
+    """Paused at three instances of a fanned-out stage, each paused line shows the ``c#N``
+    that names it, and ``inputs``, ``set`` and ``step`` act on the instance named (they could
+    reach only the first paused one); a stage the run does not have, or an instance not
+    paused, is refused in one line rather than waited for."""
+    (home / "fanout.py").write_text(PUBLISHER)
+    (home / "fan.yaml").write_text(textwrap.dedent(FAN_OUT))
+    terminal = Terminal(home, "fan.yaml", "--break", "c")
+    try:
+        terminal.expect("paused at c.0.1")
+        for _ in range(100):  # until all three paused: the first pause is reported at once
+            terminal.type("where\n")
+            shown = terminal.expect(PROMPT)
+            if "paused at c.2.1 [c#2]" in shown:
+                break
+        assert "paused at c.0.1 [c#0] (#1 before c (pipeline fan))" in shown
+        terminal.type("inputs c#1\n")
+        assert '{"n": 2}' in terminal.expect('{"n": ')
+        terminal.type("set c#2 n 30\n")
+        terminal.expect("c#2: input n = 30")
+        terminal.type("continue nosuch\n")
+        assert "error: run " in terminal.expect("has no stage 'nosuch' (stages: a, c)")
+        terminal.type("continue c#7\n")
+        terminal.expect("error: 'c#7' is not paused ('where' lists what is)")
+        terminal.type("step c#2\n")
+        after = terminal.expect(PROMPT)
+        assert "c.2.1" not in after
+        assert "paused at c.0.1 [c#0]" in after
+        assert "paused at c.1.1 [c#1]" in after
+        terminal.type("continue\n")
+        terminal.expect("run ended success")
+        terminal.type("\x04")
+        assert 0 == terminal.process.wait(timeout=30)
+    finally:
+        terminal.close()
+    run_id = terminal.shown.split("debugging run ", 1)[1].split()[0]
+    with SpanStore(home / "spans.db") as store:
+        record = store.get_run(run_id)
+    (c,) = [stage for stage in record.stages if stage.name == "c"]
+    assert [{"got": 1}, {"got": 2}, {"got": 30}] == sorted(
+        (json.loads(attempt.outputs or "null") for attempt in c.attempts), key=str
+    )

@@ -496,7 +496,7 @@ async def test_inspect_without_a_stage_is_refused() -> None:
     """``inspect`` that names no stage answers not ok: the run has no stage ''."""
     async with debugged() as run:
         answer = await run.ops({"action": "inspect"})
-    error = f"run {run.run_id} of pipeline 'p' has no stage ''"
+    error = f"run {run.run_id} of pipeline 'p' has no stage '' (stages: hold, a, b)"
     assert {"ok": False, "error": error} == answer
 
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import secrets
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -160,8 +161,8 @@ class DebugPrompt(CommandPrompt):
     def _report(self, answer: dict[str, Any]) -> None:
         """Print what a ``wait`` answer found: each pause, else the run's end."""
         if answer["paused"]:
-            for paused in answer["paused"]:
-                self._print(_paused_line(paused))
+            for line in _paused_lines(answer["paused"]):
+                self._print(line)
             return
         self.done = True
         error = f": {answer['error']}" if answer.get("error") else ""
@@ -172,6 +173,8 @@ class DebugPrompt(CommandPrompt):
         if self.done:
             raise PipelineError("the run has ended")
         answer = self._call({"action": action, "stage": stage, "by": self._by})
+        if not answer.get("resumed") and stage is not None:  # else it waited for ever
+            raise PipelineError(f"{quote(stage)} is not paused ('where' lists what is)")
         if not answer.get("resumed"):  # ``continue`` or ``step`` with nothing paused
             self._print(
                 f"nothing was paused: waiting for the next pause or the run's end{self._held()}"
@@ -200,6 +203,13 @@ class DebugPrompt(CommandPrompt):
 
     def _do_retry(self, args: Sequence[str]) -> None:
         self._resume("retry", args)
+
+    def _do_help(self, args: Sequence[str]) -> None:
+        super()._do_help(args)
+        self._print(
+            "STAGE#N names instance N of a fanned-out stage (as the progress lines number "
+            "them); [STAGE] may be left out when one stage is paused"
+        )
 
     def _do_break(self, args: Sequence[str]) -> None:
         request: dict[str, Any] = {"action": "break", "client": self.client}
@@ -261,8 +271,8 @@ class DebugPrompt(CommandPrompt):
                 extra.append("waiting for approval")
             tail = f"  ({'; '.join(extra)})" if extra else ""
             self._print(f"  {name:<{width}}  {stage['status']}{tail}")
-        for paused in state["paused"]:
-            self._print(_paused_line(paused))
+        for line in _paused_lines(state["paused"]):
+            self._print(line)
 
     def _stage_arg(self, args: Sequence[str], usage: str) -> str:
         """The one STAGE argument, else the stage paused now when only one is (``continue`` and
@@ -380,8 +390,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _paused_line(paused: dict[str, Any]) -> str:
-    what = f"paused at {paused['task_run_id']} ({paused['reason']})"
+def _paused_lines(paused: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per paused execution. An instance of a fanned-out stage (one past its first,
+    or one of several paused) shows its ``STAGE#N`` too: what the commands take to name it."""
+    counts = Counter(p["stage"] for p in paused)
+    # (``instance`` is missing from an older process's answer.)
+    return [_paused_line(p, p.get("instance", 0) > 0 or counts[p["stage"]] > 1) for p in paused]
+
+
+def _paused_line(paused: dict[str, Any], named: bool = False) -> str:
+    name = f" [{paused['stage']}#{paused.get('instance', 0)}]" if named else ""
+    what = f"paused at {paused['task_run_id']}{name} ({paused['reason']})"
     if paused.get("error"):
         what += f": {paused['error']}"
     if paused.get("overridden"):

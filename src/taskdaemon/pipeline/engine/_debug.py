@@ -33,7 +33,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.ellipsis import QUOTED, cut, quote
-from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
+from taskdaemon.pipeline.engine._debug_records import (
+    Breakpoint,
+    PausedExecution,
+    _Pause,
+    split_instance,
+)
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
 from taskdaemon.pipeline.errors import (
     DebugRequestError,
@@ -314,11 +319,8 @@ class DebugSession:
         it will run with when paused), its upstream stages' status and outputs, its triggers'
         state, its approval and the events waiting for an instance. JSON-able."""
         run = self._run_of(run_id, need_open=False)
-        srt = run.stages.get(stage)
-        if srt is None:
-            raise StageNotFoundError(
-                f"run {run.run_id} of pipeline {run.name!r} has no stage {quote(stage)}"
-            )
+        stage_name, _instance = split_instance(stage)
+        srt = _stage_of(run, stage_name)
         pauses = self._select(run.run_id, stage)
         if pauses:
             inputs: Any = dict(pauses[0].inputs)
@@ -352,7 +354,7 @@ class DebugSession:
             "status": str(srt.status),
             "paused": [p.snapshot().as_dict() for p in pauses],
             "inputs": inputs,
-            "outputs": run.stages_ctx[stage]["outputs"],
+            "outputs": run.stages_ctx[stage_name]["outputs"],
             "upstream": upstream,
             "triggers": triggers,
             "fired": srt.fired,
@@ -646,13 +648,22 @@ class DebugSession:
         return run
 
     def _select(self, run_id: str | None, stage: str | None) -> list[_Pause]:
+        """The run's paused executions (every run's when None), of ``stage`` (``STAGE`` or
+        ``STAGE#N``: ``split_instance``) when given, first paused first. A stage the run does
+        not have is StageNotFoundError (``_stage_of``)."""
+        name, instance = split_instance(stage) if stage is not None else (None, None)
         if run_id is not None:
-            run_id = self._run_of(run_id, need_open=False).run_id
+            run = self._run_of(run_id, need_open=False)
+            run_id = run.run_id
+            if name:  # "" is no stage: "nothing is paused", as None
+                _stage_of(run, name)
         pauses = sorted(self._paused.values(), key=lambda p: p.seq)
         return [
             p
             for p in pauses
-            if (run_id is None or p.run.run_id == run_id) and (stage is None or p.srt.name == stage)
+            if (run_id is None or p.run.run_id == run_id)
+            and (name is None or p.srt.name == name)
+            and (instance is None or p.inst.index == instance)
         ]
 
     def _one(self, run_id: str, stage: str | None, kind: str, verb: str, why: str) -> _Pause:
@@ -665,3 +676,15 @@ class DebugSession:
         if not right:
             raise PipelineError(f"cannot {verb} {pauses[0].srt.name!r}: {why}")
         return right[0]
+
+
+def _stage_of(run: RunBase, name: str) -> StageRun:
+    """Stage ``name`` of ``run``; StageNotFoundError naming the run's stages when it has none
+    such (a typo must not read as "nothing is paused there")."""
+    srt = run.stages.get(name)
+    if srt is None:
+        raise StageNotFoundError(
+            f"run {run.run_id} of pipeline {run.name!r} has no stage {quote(name)} "
+            f"(stages: {', '.join(run.stages)})"
+        )
+    return srt

@@ -14,9 +14,19 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._run_base import RunBase
     from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
 
-__all__ = ["Breakpoint", "PausedExecution"]
+__all__ = ["Breakpoint", "PausedExecution", "split_instance"]
 
 START, FAILURE = "start", "failure"
+
+
+def split_instance(stage: str) -> tuple[str, int | None]:
+    """``stage`` as the debugger's commands name an execution: ``STAGE`` (any instance) or
+    ``STAGE#N``, instance N of a fanned-out stage, numbered as the progress lines number them
+    (a stage name never holds ``#``). ``("implementation", 2)`` for ``implementation#2``."""
+    name, mark, number = stage.rpartition("#")
+    if mark and number.isascii() and number.isdigit() and len(number) <= 9:
+        return name, int(number)
+    return stage, None
 
 
 @dataclass
