@@ -205,3 +205,45 @@ def test_stage_n_names_one_instance_of_a_fan_out(home: Path) -> None:
     assert [{"got": 1}, {"got": 2}, {"got": 30}] == sorted(
         (json.loads(attempt.outputs or "null") for attempt in c.attempts), key=str
     )
+
+
+@pytest.mark.slow
+def test_an_attached_skip_that_ends_the_run_says_it_ended(home: Path, pipeline_file: Path) -> None:
+    """``skip`` of the last stage at a ``debug attach`` prompt ends the run, and its
+    ``taskdaemon run`` process with it, as the prompt waits for the next stop: the prompt says
+    the run ended and stays a prompt (exit 0 at the input's end). The wait's connection, cut
+    by the ending process, was reported as "closed the connection: Connection reset by
+    peer", exit 1."""
+    run = subprocess.Popen(
+        [TASKDAEMON, "run", str(pipeline_file), "--break", "b"],
+        cwd=home,
+        env=_environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stderr is not None
+        line = next(line for line in run.stderr if "taskdaemon debug attach " in line)
+        run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+        attach = subprocess.run(
+            [TASKDAEMON, "debug", "attach", run_id],
+            cwd=home,
+            env=_environment(home),
+            input="skip\n",
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=60,
+        )
+        assert 0 == run.wait(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        run.communicate()
+    ended = (
+        f"run {run_id} has ended: its process serves it no more "
+        f"('taskdaemon runs show {run_id}' has its record)"
+    )
+    assert (0, "") == (attach.returncode, attach.stderr)
+    assert attach.stdout.splitlines()[-1] in (ended, "run ended success")

@@ -97,12 +97,15 @@ class DebugPrompt(CommandPrompt):
                 if not self._run_id:  # not joined yet: the run was never there
                     raise
                 self.done = True
-                raise PipelineError(
-                    f"run {self._run_id} has ended: its process serves it no more "
-                    f"('taskdaemon runs show {self._run_id}' has its record)"
-                ) from None
+                raise PipelineError(self._ended_line()) from None
 
         return ended_aware
+
+    def _ended_line(self) -> str:
+        return (
+            f"run {self._run_id} has ended: its process serves it no more "
+            f"('taskdaemon runs show {self._run_id}' has its record)"
+        )
 
     @property
     def run_id(self) -> str:
@@ -151,9 +154,21 @@ class DebugPrompt(CommandPrompt):
             self.wait()
 
     def wait(self) -> None:
-        """Wait until something is paused or the run ended, and say which."""
+        """Wait until something is paused or the run ended, and say which.
+
+        A run that ends as this prompt waits (``continue`` or ``skip`` of its last stage at
+        ``debug attach``) may take its process, and the connection of the wait, with it before
+        answering: the wait fails, and a second request tells that from a run that refused."""
         while True:
-            answer = self._call({"action": "wait", "timeout": 5})
+            try:
+                answer = self._call({"action": "wait", "timeout": 5})
+            except PipelineError:
+                with contextlib.suppress(PipelineError):
+                    self._call({"action": "state"})
+                if not self.done:  # the run is still there: its refusal stands
+                    raise
+                self._print(self._ended_line())
+                return
             if answer["paused"] or answer["done"]:
                 self._report(answer)
                 return
