@@ -247,3 +247,36 @@ def test_an_attached_skip_that_ends_the_run_says_it_ended(home: Path, pipeline_f
     )
     assert (0, "") == (attach.returncode, attach.stderr)
     assert attach.stdout.splitlines()[-1] in (ended, "run ended success")
+
+
+def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
+    """A failed command's error ends with its stderr's last lines: the failure pause, ``logs``
+    and the run's end each say it on one line (the stderr lines joined), as the progress and
+    the summary do; it broke the prompt's lines in two."""
+    (home / "fails.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: fails
+            stages:
+              - name: x
+                command: "echo one >&2; echo two >&2; exit 4"
+                triggers: [{manual: {approval_required: false}}]
+            """
+        )
+    )
+    done = subprocess.run(
+        [TASKDAEMON, "debug", "fails.yaml", "--break-on-failure", "-q"],
+        cwd=home,
+        env=_environment(home),
+        input="logs\ncontinue\n",
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    said = [line for line in done.stdout.splitlines() if "exited with code 4" in line]
+    assert 1 == done.returncode, done.stdout + done.stderr
+    assert 3 == len(said), done.stdout
+    assert all(line.endswith("stderr (last lines): one two") for line in said), done.stdout
+    for start in ("paused at x.0.1 (failure: ", "  error: command ", "run ended failure: "):
+        assert any(line.startswith(start) for line in said), done.stdout

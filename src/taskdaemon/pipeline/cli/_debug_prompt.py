@@ -180,7 +180,7 @@ class DebugPrompt(CommandPrompt):
                 self._print(line)
             return
         self.done = True
-        error = f": {answer['error']}" if answer.get("error") else ""
+        error = f": {_flat(answer['error'])}" if answer.get("error") else ""
         self._print(f"run ended {answer['status']}{error}")
 
     def _resume(self, action: str, args: Sequence[str]) -> None:
@@ -340,7 +340,7 @@ class DebugPrompt(CommandPrompt):
             )
         for paused in seen["paused"]:
             if paused["error"]:
-                self._print(f"  error: {paused['error']}")
+                self._print(f"  error: {_flat(paused['error'])}")
         if not seen["instances"]:
             self._print(f"  {stage} has not run yet")
         self._print_logs(stage)
@@ -401,6 +401,12 @@ def _json_value(typed: str, split: str) -> Any:
     raise PipelineError(f'not JSON: {quote(typed)} (a string is quoted: "text")')
 
 
+def _flat(error: str) -> str:
+    """An error on one line: a failed command's error ends with its stderr's last lines, and
+    each line the prompt prints is one statement (``logs STAGE`` has the records whole)."""
+    return " ".join(error.split())
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
@@ -417,7 +423,7 @@ def _paused_line(paused: dict[str, Any], named: bool = False) -> str:
     name = f" [{paused['stage']}#{paused.get('instance', 0)}]" if named else ""
     what = f"paused at {paused['task_run_id']}{name} ({paused['reason']})"
     if paused.get("error"):
-        what += f": {paused['error']}"
+        what += f": {_flat(paused['error'])}"
     if paused.get("overridden"):
         what += f" [overridden: {', '.join(paused['overridden'])}]"
     return what
