@@ -280,3 +280,24 @@ def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
     assert all(line.endswith("stderr (last lines): one two") for line in said), done.stdout
     for start in ("paused at x.0.1 (failure: ", "  error: command ", "run ended failure: "):
         assert any(line.startswith(start) for line in said), done.stdout
+
+
+def test_help_lists_the_short_forms_pdb_users_type(home: Path, pipeline_file: Path) -> None:
+    """``help`` names the short forms (``c``, ``s``, ``b``...), which worked unsaid, and
+    ``w`` and ``exit`` are among them, as in pdb: ``w`` shows where the run stands, ``exit``
+    leaves as ``quit`` does (the run cancelled, exit 1)."""
+    done = subprocess.run(
+        [TASKDAEMON, "debug", str(pipeline_file), "--break", "b", "-q"],
+        cwd=home,
+        env=_environment(home),
+        input="help\nw\nexit\n",
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    lines = done.stdout.splitlines()
+    assert 1 == done.returncode, done.stdout + done.stderr
+    assert "short forms: c=continue s=step b=break w=where q=quit exit=quit h=help ?=help" in lines
+    assert "  b  paused" in lines
+    assert "run cancelled" in lines

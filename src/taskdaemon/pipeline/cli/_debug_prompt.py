@@ -54,7 +54,16 @@ COMMANDS: dict[str, str] = {
     "quit": "quit: cancel the run and leave",
     "help": "help: this list",
 }
-_ALIASES = {"c": "continue", "s": "step", "b": "break", "q": "quit", "h": "help", "?": "help"}
+_ALIASES = {
+    "c": "continue",
+    "s": "step",
+    "b": "break",
+    "w": "where",
+    "q": "quit",
+    "exit": "quit",
+    "h": "help",
+    "?": "help",
+}
 _RESUMING = frozenset({"continue", "step", "skip", "retry"})
 
 

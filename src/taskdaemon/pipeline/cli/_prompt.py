@@ -10,9 +10,9 @@
   a pty or a dumb terminal, and it costs nothing at start-up;
 * on a pipe it reads one command a line, echoes each after the prompt (so a transcript reads
   like a session) and runs them in order;
-* ``help`` lists the commands with their one-line help; an unknown command, bad arguments or
-  a refusal (``PipelineError`` or ``ValueError`` from a command) is one ``error: ...`` line,
-  never a traceback, and the prompt goes on;
+* ``help`` lists the commands with their one-line help, and their short forms; an unknown
+  command, bad arguments or a refusal (``PipelineError`` or ``ValueError`` from a command) is
+  one ``error: ...`` line, never a traceback, and the prompt goes on;
 * on a terminal, Ctrl-C while a line is being typed drops that line and prompts again, saying
   how to leave (``INTERRUPTED``), as pdb and gdb do: a Ctrl-C meant to clear a half-typed
   command must not cancel a run that waited hours at a breakpoint. Ctrl-C at any other time
@@ -150,6 +150,9 @@ class CommandPrompt:
     def _do_help(self, args: Sequence[str]) -> None:
         for text in self.COMMANDS.values():
             self._print("  " + text)
+        if self.ALIASES:  # pdb's and gdb's users type them: say they work
+            short = " ".join(f"{alias}={command}" for alias, command in self.ALIASES.items())
+            self._print(f"short forms: {short}")
 
     # ------------------------------------------------------------------ readline
 
