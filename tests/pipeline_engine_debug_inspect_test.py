@@ -82,6 +82,21 @@ async def test_inspect_shows_an_event_trigger_as_by_event_and_the_events_waiting
     assert ("by event", [{"n": 2}]) == (seen["triggers"][0]["state"], seen["pending_events"])
 
 
+async def test_inspect_of_an_event_stage_not_paused_names_its_events_input() -> None:
+    """An input read from the event that starts each instance has no value outside one: it
+    is shown as coming from each event, not as the CEL error of an undefined ``event``."""
+    p = pipeline(
+        stage("a", emits=("go",)),
+        stage("b", OnEvent("go"), inputs=(InputMapping("n", "event.n"),)),
+    )
+    async with session(handlers={"a": publish_go}) as (_engine, debug):
+        debug.set_breakpoint("a")
+        paused = await paused_at(debug, p)
+        seen = debug.inspect(paused.run_id, "b")
+        debug.continue_()
+    assert {"n": "<from each event: event.n>"} == seen["inputs"]
+
+
 async def test_inspect_of_a_finished_run_is_allowed() -> None:
     """``inspect`` reads a run that has ended."""
     async with session() as (_engine, debug):

@@ -327,8 +327,13 @@ class DebugSession:
         else:
             inputs = {}
             for name, compiled, _required in srt.cs.inputs:
+                expression = compiled.expression
+                if expression.paths is not None and "event" in expression.paths:
+                    # An event's payload: each instance has its own (STAGE#N when paused).
+                    inputs[name] = f"<from each event: {expression.source}>"
+                    continue
                 try:
-                    inputs[name] = compiled.expression.evaluate(
+                    inputs[name] = expression.evaluate(
                         {"request": run.request, "stages": run.stages_ctx}
                     )
                 except ExpressionError as exc:
