@@ -1,6 +1,6 @@
-"""The debugger prompt as a user at a terminal meets it: ``taskdaemon debug FILE`` in a
-pseudo-terminal, keys typed at its readline prompt (``cli/_debug_prompt.py``,
-``cli/_prompt.py``)."""
+"""The debugger prompt as a user meets it (``cli/_debug_prompt.py``, ``cli/_prompt.py``):
+``taskdaemon debug FILE`` in a pseudo-terminal, keys typed at its readline prompt, and
+``debug FILE`` and ``debug attach`` with commands on a pipe."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import termios
 import textwrap
 from collections.abc import Iterator
@@ -18,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import TASKDAEMON, environment, in_background, taskdaemon
 from taskdaemon.pipeline.tracking.store import SpanStore
 
-ROOT = Path(__file__).resolve().parent.parent
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 PROMPT = "(taskdaemon) "
 
 PIPELINE = """\
@@ -35,19 +33,6 @@ PIPELINE = """\
         triggers: [{on_completion: {stage: a}}]
         inputs: {x: stages.a.outputs.x}
 """
-
-
-def _environment(home: Path) -> dict[str, str]:
-    """This environment with ``home`` as TASKDAEMON_HOME and no exporters."""
-    env = dict(os.environ)
-    env.update(
-        TASKDAEMON_HOME=str(home),
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-    )
-    env.pop("TASKDAEMON_BREAKPOINTS", None)
-    return env
 
 
 def _control_terminal() -> None:
@@ -64,7 +49,7 @@ class Terminal:
         self.process = subprocess.Popen(
             [TASKDAEMON, "debug", *args, "-q"],
             cwd=home,
-            env=_environment(home) | {"TERM": "dumb"},
+            env=environment(home, TERM="dumb"),
             stdin=terminal,
             stdout=terminal,
             stderr=subprocess.DEVNULL,
@@ -214,28 +199,12 @@ def test_an_attached_skip_that_ends_the_run_says_it_ended(home: Path, pipeline_f
     the run ended and stays a prompt (exit 0 at the input's end). The wait's connection, cut
     by the ending process, was reported as "closed the connection: Connection reset by
     peer", exit 1."""
-    run = subprocess.Popen(
-        [TASKDAEMON, "run", str(pipeline_file), "--break", "b"],
-        cwd=home,
-        env=_environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run = in_background(home, "run", str(pipeline_file), "--break", "b")
     try:
         assert run.stderr is not None
         line = next(line for line in run.stderr if "taskdaemon debug attach " in line)
         run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
-        attach = subprocess.run(
-            [TASKDAEMON, "debug", "attach", run_id],
-            cwd=home,
-            env=_environment(home),
-            input="skip\n",
-            capture_output=True,
-            check=False,
-            text=True,
-            timeout=60,
-        )
+        attach = taskdaemon(home, "debug", "attach", run_id, cwd=home, stdin="skip\n")
         assert 0 == run.wait(timeout=60)
     finally:
         if run.poll() is None:
@@ -264,15 +233,8 @@ def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
             """
         )
     )
-    done = subprocess.run(
-        [TASKDAEMON, "debug", "fails.yaml", "--break-on-failure", "-q"],
-        cwd=home,
-        env=_environment(home),
-        input="logs\ncontinue\n",
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
+    done = taskdaemon(
+        home, "debug", "fails.yaml", "--break-on-failure", "-q", cwd=home, stdin="logs\ncontinue\n"
     )
     said = [line for line in done.stdout.splitlines() if "exited with code 4" in line]
     assert 1 == done.returncode, done.stdout + done.stderr
@@ -286,15 +248,8 @@ def test_help_lists_the_short_forms_pdb_users_type(home: Path, pipeline_file: Pa
     """``help`` names the short forms (``c``, ``s``, ``b``...), which worked unsaid, and
     ``w`` and ``exit`` are among them, as in pdb: ``w`` shows where the run stands, ``exit``
     leaves as ``quit`` does (the run cancelled, exit 1)."""
-    done = subprocess.run(
-        [TASKDAEMON, "debug", str(pipeline_file), "--break", "b", "-q"],
-        cwd=home,
-        env=_environment(home),
-        input="help\nw\nexit\n",
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
+    done = taskdaemon(
+        home, "debug", str(pipeline_file), "--break", "b", "-q", cwd=home, stdin="help\nw\nexit\n"
     )
     lines = done.stdout.splitlines()
     assert 1 == done.returncode, done.stdout + done.stderr
