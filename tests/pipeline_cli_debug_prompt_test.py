@@ -256,3 +256,40 @@ def test_help_lists_the_short_forms_pdb_users_type(home: Path, pipeline_file: Pa
     assert "short forms: c=continue s=step b=break w=where q=quit exit=quit h=help ?=help" in lines
     assert "  b  paused" in lines
     assert "run cancelled" in lines
+
+
+@pytest.mark.slow
+def test_continue_after_a_failure_ended_the_run_says_it_ended(home: Path) -> None:
+    """While b waits at its breakpoint, c fails and the run ends (b cancelled). ``continue``
+    then says how the run ended, at once: it said "nothing was paused: waiting for the next
+    pause or the run's end" first, for a run that had ended."""
+    (home / "par.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: par
+            error_strategy: fail
+            stages:
+              - name: a
+                command: "echo '{}'"
+                triggers: [{manual: {approval_required: false}}]
+              - name: b
+                command: "echo '{}'"
+                triggers: [{on_completion: {stage: a}}]
+              - name: c
+                command: "exit 5"
+                triggers: [{on_completion: {stage: a}}]
+            """
+        )
+    )
+    debugged = in_background(home, "debug", str(home / "par.yaml"), "--break", "b")
+    try:
+        assert debugged.stderr is not None
+        next(line for line in debugged.stderr if "run par " in line)  # it ended
+        out, _err = debugged.communicate("continue\n", timeout=60)
+    finally:
+        if debugged.poll() is None:
+            debugged.kill()
+            debugged.communicate()
+    said = out.split("(taskdaemon) continue\n", 1)[1].splitlines()[0]  # the summary follows
+    assert 1 == debugged.returncode
+    assert "run ended failure: stage 'c' failure: command 'exit 5' exited with code 5" == said

@@ -200,6 +200,10 @@ class DebugPrompt(CommandPrompt):
         if not answer.get("resumed") and stage is not None:  # else it waited for ever
             raise PipelineError(f"{quote(stage)} is not paused ('where' lists what is)")
         if not answer.get("resumed"):  # ``continue`` or ``step`` with nothing paused
+            now = self._call({"action": "wait", "timeout": 0})
+            if now["done"]:  # it ended as the user read (a failure elsewhere): say so, no wait
+                self._report(now)
+                return
             self._print(
                 f"nothing was paused: waiting for the next pause or the run's end{self._held()}"
             )
