@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from cli_support import Served, taskdaemon, write
+from pipeline_engine_support import pipeline, stage
 from taskdaemon.pipeline.cli.run import ProgressView
-from taskdaemon.pipeline.events import BreakpointHit, StageFinished, StageStarted
+from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished, StageStarted
+from taskdaemon.pipeline.model import OnEvent
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.table_fit import text_columns
 
@@ -60,6 +62,21 @@ def test_the_debuggers_own_progress_does_not_send_its_user_elsewhere() -> None:
         "fan#1                    paused: #1 before fan",
         "fan#2                    paused: #1 before fan",
     ] == lines
+
+
+def test_an_event_stages_first_paused_instance_is_numbered_too() -> None:
+    """Once the run started, the instances of a stage that events start are numbered from its
+    first line: the first pause of a fan-out read ``fan``, the next ``fan#1``, and its resume
+    and start ``fan#0``: two names for one execution."""
+    stream = io.StringIO()
+    view = ProgressView(stream, clock=lambda: 0.0, attach_hint=False)
+    definition = pipeline(stage("a", emits=("go",)), stage("fan", OnEvent("go")))
+    view.on_event(RunStarted(run_id=RUN_ID, pipeline=definition, request={}, at=0.0))
+    assert [
+        "fan#0                    paused: #1 before fan",
+        "fan#1                    paused: #1 before fan",
+        "fan#2                    paused: #1 before fan",
+    ] == _lines(view, stream)
 
 
 #: An entry stage that waits for an approval: the engine asks for it as the run starts.

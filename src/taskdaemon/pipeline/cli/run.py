@@ -242,6 +242,9 @@ class ProgressView:
         """Write the line for ``event`` (most events have none); a failed command's stderr tail
         follows its failure line."""
         if isinstance(event, RunStarted):
+            # An event stage's instances are numbered from its first line on: its first pause
+            # read "implementation", its second "implementation#1", then "implementation#0".
+            self._multi.update(stage.name for stage in event.pipeline.stages if stage.event_types)
             if self._header is not None:
                 self._stream.write(self._header(event.run_id) + "\n")
                 self._stream.flush()
