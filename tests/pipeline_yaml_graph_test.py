@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from taskdaemon.pipeline.config import _ancestors
+from taskdaemon.pipeline.config_reader import _ancestors
 from taskdaemon.pipeline.yaml_graph import graph_read, graph_tree
 from taskdaemon.pipeline.yaml_lines import graph_lines
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter
