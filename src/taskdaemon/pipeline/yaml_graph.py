@@ -62,7 +62,7 @@ from yaml.events import (
 from yaml.nodes import ScalarNode
 
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
-from taskdaemon.pipeline.yaml_values import NOT_PLAIN, kind_of
+from taskdaemon.pipeline.yaml_values import NOT_PLAIN, REFUSED, kind_of, refusal
 from taskdaemon.pipeline.yamlsafe import (
     ALIAS_BUDGET,
     MAX_YAML_BYTES,
@@ -80,8 +80,6 @@ _MERGE: Final = "<<"
 _NAMED: Final = frozenset({ScalarEvent, MappingStartEvent, SequenceStartEvent})
 #: Nodes the aliases may add beyond four times the own nodes read so far (module docstring).
 _SPARE: Final = 1_000
-#: What PyYAML's safe constructor raises for a scalar it refuses (as ``yaml_values`` catches).
-_REFUSED = (yaml.YAMLError, ValueError, OverflowError)
 #: What the issues' read gives for a collection (it builds no value).
 _MAPPING: Final = ("mapping",)
 _LIST: Final = ("list",)
@@ -405,7 +403,7 @@ class _Values:
                 self.constructor = yaml.constructor.SafeConstructor()
             try:
                 value = self.constructor.construct_object(ScalarNode(tag, text))
-            except _REFUSED:
+            except REFUSED:
                 raise _IssueError from None
         self.memo[text] = value
         return value
@@ -615,8 +613,6 @@ class _Issues(_Values):
             self.constructor = yaml.constructor.SafeConstructor()
         try:
             return self.constructor.construct_object(ScalarNode(tag, text))
-        except _REFUSED as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            line = event.start_mark.line + 1
-            self.issue(path, f"invalid {tag.rpartition(':')[2]} value: {problem}", line)
+        except REFUSED as exc:
+            self.issue(path, refusal(exc, tag, text), event.start_mark.line + 1)
             return None

@@ -90,7 +90,7 @@ from typing import Any, Final
 import yaml
 from yaml.nodes import ScalarNode
 
-from taskdaemon.pipeline.yaml_values import NOT_PLAIN
+from taskdaemon.pipeline.yaml_values import NOT_PLAIN, REFUSED
 from taskdaemon.pipeline.yamlsafe import ALIAS_BUDGET, MAX_YAML_BYTES
 
 __all__ = ["quick_tree"]
@@ -223,7 +223,7 @@ class _Scalars:
                 self.constructor = yaml.constructor.SafeConstructor()
             try:
                 value = self.constructor.construct_object(ScalarNode(tag, word))
-            except (yaml.YAMLError, ValueError, OverflowError):
+            except REFUSED:
                 raise _GiveUpError from None
         self.memo[word] = value
         return value

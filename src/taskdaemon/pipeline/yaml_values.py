@@ -24,10 +24,11 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
-__all__ = ["NOT_PLAIN", "NodeConverter", "kind_of", "plain_tree"]
+__all__ = ["NOT_PLAIN", "REFUSED", "NodeConverter", "kind_of", "plain_tree", "refusal"]
 
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
@@ -35,9 +36,22 @@ _MERGE = "tag:yaml.org,2002:merge"
 #: What :func:`plain_tree` returns when the tree has something only the converter words.
 NOT_PLAIN: Any = object()
 
-#: What PyYAML's safe constructor raises for a scalar it refuses: its own errors, and the
-#: Python ones of the conversion (``!!int x``, ``2020-02-30``, an int of over 4,300 digits).
-_REFUSED = (yaml.YAMLError, ValueError, OverflowError)
+#: What PyYAML's safe constructor raises, unworded, for an explicitly tagged scalar that is not
+#: of its tag at all: ``!!int`` or ``!!float`` of nothing or of ``-`` (IndexError), ``!!bool x``
+#: (KeyError), ``!!timestamp x`` (AttributeError). Uncaught, each was a traceback.
+_UNWORDED = (IndexError, KeyError, AttributeError)
+#: What it raises for a scalar it refuses: its own errors, the Python ones of the conversion
+#: (``!!int x``, ``2020-02-30``, an int of over 4,300 digits), and the unworded ones.
+REFUSED = (yaml.YAMLError, ValueError, OverflowError, *_UNWORDED)
+
+
+def refusal(exc: BaseException, tag: str, text: str) -> str:
+    """The issue's message for the scalar ``text`` tagged ``tag`` that the constructor refused
+    with ``exc`` (one of :data:`REFUSED`)."""
+    name = tag.rpartition(":")[2]
+    if isinstance(exc, _UNWORDED):
+        return f"invalid {name} value: {quote(text)}"
+    return f"invalid {name} value: {getattr(exc, 'problem', None) or exc}"
 
 
 class _NotPlainError(Exception):
@@ -56,7 +70,7 @@ def plain_tree(node: Node, max_depth: int = MAX_YAML_DEPTH) -> Any:
     constructor = yaml.constructor.SafeConstructor()
     try:
         return _plain(node, 0, max_depth, constructor.construct_object)
-    except (_NotPlainError, *_REFUSED):
+    except (_NotPlainError, *REFUSED):
         return NOT_PLAIN
 
 
@@ -130,10 +144,8 @@ class NodeConverter:
             return node.value
         try:
             return self.constructor.construct_object(node)
-        except _REFUSED as exc:
-            problem = getattr(exc, "problem", None) or str(exc)
-            tag = node.tag.rpartition(":")[2]
-            self.issue(path, f"invalid {tag} value: {problem}", node)
+        except REFUSED as exc:
+            self.issue(path, refusal(exc, node.tag, node.value), node)
             return None
 
     def mapping(self, node: MappingNode, path: str) -> dict[str, Any]:
