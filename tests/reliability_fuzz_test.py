@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon, write
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 
 
 @pytest.mark.slow
@@ -33,3 +34,21 @@ def test_a_tagged_scalar_not_of_its_tag_is_one_issue(
     done = taskdaemon(home, "validate", "--no-resolve", str(path))
     output = done.stdout + done.stderr
     assert (2, True, False) == (done.returncode, f"{path}:{issue}" in output, "Traceback" in output)
+
+
+def test_a_json_number_of_too_many_digits_is_a_bounded_input_error() -> None:
+    """Python refuses int() of more than 4,300 digits with a plain ValueError from inside the
+    decoder, which got past every caller catching BoundedInputError."""
+    with pytest.raises(BoundedInputError, match=r"^a number of more than 4300 digits$"):
+        loads_bounded('{"n": ' + "9" * 5000 + "}")
+
+
+@pytest.mark.slow
+def test_a_span_file_holding_a_huge_number_is_one_line(home: Path, tmp_path: Path) -> None:
+    """``runs list`` of an OTLP-JSON file holding such a number ended in a traceback."""
+    path = write(tmp_path / "spans.json", '{"resourceSpans": [], "n": ' + "9" * 5000 + "}\n")
+    done = taskdaemon(home, "runs", "list", "--source", f"otlp-json://{path}")
+    assert (1, [f"taskdaemon runs list: {path}: a number of more than 4300 digits"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )

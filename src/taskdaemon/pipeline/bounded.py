@@ -7,6 +7,9 @@ HTTP 500 or unbounded memory:
 
 * ``max_bytes``: the encoded size is checked before anything is decoded;
 * bytes must be UTF-8 (the error names the offset of the first bad byte);
+* numbers: Python refuses to convert an integer of more than 4,300 digits
+  (``sys.get_int_max_str_digits``), a ``ValueError`` from inside the decoder that escaped every
+  caller catching :class:`BoundedInputError` (a span file holding one was a traceback);
 * ``max_depth``: containers may nest at most this deep. ``json`` itself recurses and raises
   ``RecursionError`` near 1,000 levels; the much lower default keeps every later walker of the
   value (redaction, JSON encoding, CEL conversion) far from Python's recursion limit too;
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -82,7 +86,8 @@ def loads_bounded(
     ``max_bytes`` counts UTF-8 bytes (a ``str`` is measured as its encoding);
     ``min_bytes_per_value`` None decodes a document however dense in values. The message
     starts with what is wrong (``larger than …``, ``not UTF-8 …``, ``holds … values …``,
-    ``nested deeper than …``, ``not JSON: …``); callers prefix it with what they were reading.
+    ``nested deeper than …``, ``a number of more than … digits``, ``not JSON: …``); callers
+    prefix it with what they were reading.
     """
     if max_bytes is not None:
         size = len(data) if not isinstance(data, str) else _utf8_length(data, max_bytes)
@@ -103,6 +108,9 @@ def loads_bounded(
         raise BoundedInputError(f"nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:
         raise NotJSONError(f"not JSON: {exc}") from None
+    except ValueError:  # Python's own bound on int(), raised inside the decoder
+        digits = sys.get_int_max_str_digits()
+        raise BoundedInputError(f"a number of more than {digits} digits") from None
     check_depth(value, max_depth)
     return value
 
