@@ -5,12 +5,16 @@ error and exit status.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+
+SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
+RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
 
 
 @pytest.mark.slow
@@ -49,6 +53,36 @@ def test_a_span_file_holding_a_huge_number_is_one_line(home: Path, tmp_path: Pat
     path = write(tmp_path / "spans.json", '{"resourceSpans": [], "n": ' + "9" * 5000 + "}\n")
     done = taskdaemon(home, "runs", "list", "--source", f"otlp-json://{path}")
     assert (1, [f"taskdaemon runs list: {path}: a number of more than 4300 digits"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )
+
+
+def test_an_escaped_lone_surrogate_is_refused_and_a_pair_is_read() -> None:
+    """``\\ud800`` decodes to a str no UTF-8 writer takes; a pair is one character."""
+    assert {"k": "\U0001f600"} == loads_bounded('{"k": "\\ud83d\\ude00"}')
+    with pytest.raises(BoundedInputError, match=r"^not UTF-8 \(a lone surrogate, \\udc00\)$"):
+        loads_bounded('[{"a": 1}, {"k\\udc00": 2}]')
+
+
+@pytest.mark.slow
+def test_a_lone_surrogate_in_a_span_file_or_pipeline_is_one_line(
+    home: Path, tmp_path: Path
+) -> None:
+    """A stage named with an escaped lone surrogate made ``dag --run`` of a span file, and
+    ``dag`` of a JSON pipeline whose command held one, end in a UnicodeEncodeError traceback
+    when writing stdout."""
+    spans = SPANS.read_text(encoding="utf-8").replace('"plan"', '"pl\\ud800an"')
+    path = write(tmp_path / "spans.json", spans)
+    done = taskdaemon(home, "dag", "--run", RUN_ID, "--source", f"otlp-json://{path}")
+    assert (1, [f"taskdaemon dag: {path}: not UTF-8 (a lone surrogate, \\ud800)"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )
+    stage = {"name": "a", "loop": "command", "command": "echo \ud800"}  # json.dumps escapes it
+    path = write(tmp_path / "odd.json", json.dumps({"name": "x", "stages": [stage]}))
+    done = taskdaemon(home, "dag", str(path), "--format", "json")
+    assert (2, [f"{path}: invalid json: not UTF-8 (a lone surrogate, \\ud800)"]) == (
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )

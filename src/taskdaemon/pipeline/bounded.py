@@ -7,6 +7,10 @@ HTTP 500 or unbounded memory:
 
 * ``max_bytes``: the encoded size is checked before anything is decoded;
 * bytes must be UTF-8 (the error names the offset of the first bad byte);
+* text: a JSON escape may spell a lone UTF-16 surrogate (``"\\ud800"``), a ``str`` that no UTF-8
+  writer takes: a span name holding one made ``runs show`` and ``dag`` end in a
+  ``UnicodeEncodeError`` traceback. It is refused as a bad byte is (:func:`check_text`, which
+  walks the value only when the text holds such an escape);
 * numbers: Python refuses to convert an integer of more than 4,300 digits
   (``sys.get_int_max_str_digits``), a ``ValueError`` from inside the decoder that escaped every
   caller catching :class:`BoundedInputError` (a span file holding one was a traceback);
@@ -44,6 +48,7 @@ __all__ = [
     "NotJSONError",
     "TooDenseError",
     "check_depth",
+    "check_text",
     "loads_bounded",
 ]
 
@@ -58,6 +63,9 @@ MIN_BYTES_PER_VALUE: Final = 8
 FREE_VALUES: Final = 2**17
 #: A JSON string, escapes included: what the precise count of values leaves out.
 _STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: A JSON escape of a UTF-16 surrogate (``\\ud83d\\ude00`` is a pair, one character when decoded).
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 #: Types that never hold other values (what JSON, TOML and YAML scalars decode to, mostly).
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
@@ -112,6 +120,7 @@ def loads_bounded(
         digits = sys.get_int_max_str_digits()
         raise BoundedInputError(f"a number of more than {digits} digits") from None
     check_depth(value, max_depth)
+    check_text(text, value)
     return value
 
 
@@ -146,6 +155,25 @@ def check_depth(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         if depth > max_depth:
             raise BoundedInputError(f"nested deeper than {max_depth} levels")
         level = below
+
+
+def check_text(text: str, value: Any) -> None:
+    """BoundedInputError if ``value``, decoded from the JSON ``text``, holds a lone surrogate
+    in a string or a key: only looked for when ``text`` escapes a surrogate."""
+    if "\\u" not in text or _SURROGATE_ESCAPE.search(text) is None:
+        return
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found = _SURROGATE.search(item)
+            if found is not None:
+                raise BoundedInputError(f"not UTF-8 (a lone surrogate, \\u{ord(found[0]):04x})")
+        elif isinstance(item, dict):
+            stack += item
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
 
 
 def _check_density(text: str, min_bytes_per_value: int) -> None:

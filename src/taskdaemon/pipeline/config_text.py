@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeAlias
 
-from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
+from taskdaemon.pipeline.bounded import BoundedInputError, check_depth, check_text
 from taskdaemon.pipeline.errors import ValidationIssue
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yaml_quick import quick_tree
@@ -133,6 +133,10 @@ def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
         issue = ValidationIssue("", f"invalid json: {exc.msg.lower()}", file=file, line=exc.lineno)
         return None, no_lines, [issue]
     except ValueError as exc:  # a duplicate key, NaN, an integer over Python's digit limit
+        return None, no_lines, [ValidationIssue("", f"invalid json: {exc}", file=file)]
+    try:
+        check_text(text, data)  # an escaped lone surrogate: no command could print the value
+    except BoundedInputError as exc:
         return None, no_lines, [ValidationIssue("", f"invalid json: {exc}", file=file)]
     return data, lambda wanted: _json_lines(text, wanted), []
 
