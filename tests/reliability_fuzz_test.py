@@ -86,3 +86,15 @@ def test_a_lone_surrogate_in_a_span_file_or_pipeline_is_one_line(
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )
+
+
+@pytest.mark.slow
+def test_a_redact_pattern_python_warns_about_is_an_invalid_setting(home: Path) -> None:
+    """``x[[a]`` compiles with a FutureWarning, which every command wrote on stderr (two lines
+    of the settings module's source) before its own output; it is now refused, exit 2."""
+    done = taskdaemon(home, "runs", "list", TASKDAEMON_REDACT_PATTERNS="x[[a]")
+    refusal = "invalid regular expression 'x[[a]': Possible nested set at position 2"
+    assert (2, [f"taskdaemon: invalid setting TASKDAEMON_REDACT_PATTERNS: {refusal}"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )

@@ -80,9 +80,11 @@ and one warning record a stage says how many lines were dropped
 (``tests/pipeline_settings_zero_caps_test.py``).
 
 ``TASKDAEMON_REDACT_PATTERNS`` is a JSON list of regular expressions, or a comma-separated list
-when no pattern needs a comma. Each is matched in full against the words of a payload key
-(``redaction.DEFAULT_REDACT_PATTERNS`` is the default, the library's list too); it replaces the
-default list. Secrets of a known shape are redacted whatever this says (``docs/redaction.md``).
+when no pattern needs a comma; one Python warns about (``x[[a]``, a set whose meaning is to
+change) is refused as one that does not compile. Each is matched in full against the words of
+a payload key (``redaction.DEFAULT_REDACT_PATTERNS`` is the default, the library's list too); it
+replaces the default list. Secrets of a known shape are redacted whatever this says
+(``docs/redaction.md``).
 
 Standard OpenTelemetry variables, honoured as the SDK defines them:
 
@@ -114,6 +116,7 @@ import logging
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -415,8 +418,12 @@ def _patterns(value: Any) -> tuple[str, ...]:
     patterns = _words(value)
     for pattern in patterns:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            # A FutureWarning ("possible nested set", ``x[[a]``) would be printed by every
+            # command, two lines before its own output: the pattern's meaning is to change.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", FutureWarning)
+                re.compile(pattern)
+        except (re.error, FutureWarning) as exc:
             raise ValueError(f"invalid regular expression {quote(pattern)}: {exc}") from None
     return patterns
 
