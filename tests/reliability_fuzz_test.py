@@ -1,6 +1,10 @@
 """Hostile input a fuzzer found (``tests/fuzz_support.py``, run at length by
 ``scripts/fuzz.py``): each defect's regression through the real command, asserting its one-line
-error and exit status.
+error and exit status, and a fixed slice of the fuzzer's cases for every target, so that CI
+keeps exercising what the readers were fuzzed with.
+
+The slice is deterministic: a case is a function of its seed (``random.Random(seed)``, whose
+sequence Python keeps stable), the seeds are fixed, and no case depends on time.
 """
 
 from __future__ import annotations
@@ -11,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon, write
+from fuzz_support import TARGETS, failures
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+
+#: Cases per target in the suite's slice (seeds from 0): about a second each on the CI machine.
+SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "options": 300,
+         "settings": 300, "otlp": 60, "row": 200, "http": 100}  # fmt: skip
+#: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
+#: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
+#: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file.
+FOUND = {"yaml": (588, 624), "settings": (686,), "otlp": (1583, 1841)}
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
@@ -98,3 +111,20 @@ def test_a_redact_pattern_python_warns_about_is_an_invalid_setting(home: Path) -
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )
+
+
+def test_the_slice_covers_every_target() -> None:
+    assert sorted(TARGETS) == sorted(SLICE)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("cel_worker")
+@pytest.mark.parametrize("name", sorted(SLICE))
+def test_a_fixed_slice_of_fuzzed_cases_breaks_no_reader(name: str) -> None:
+    """Each case ends in the reader's value or one of its documented errors, and what a
+    command would print of it is UTF-8 (the oracle of fuzz_support)."""
+    found = [
+        (seed, repr(case)[:300], repr(error)[:300])
+        for seed, case, error in failures(name, [*range(SLICE[name]), *FOUND.get(name, ())])
+    ]
+    assert [] == found
