@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping
+from itertools import islice
 from typing import Any, Final, TypeVar
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
@@ -41,6 +42,7 @@ from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
 from taskdaemon.pipeline.yaml_values import kind_of
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
 __all__ = ["ConfigReader"]
 
@@ -98,6 +100,7 @@ _TRIGGER_MODES: Final = {mode.value: mode for mode in TriggerMode}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)", re.ASCII)  # ASCII: float takes any digits
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", re.ASCII)
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
 _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 
 _MISSING: Final[Any] = object()
@@ -114,21 +117,19 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _parent(path: str) -> str:
-    cut = max(path.rfind("."), path.rfind("["))
-    return path[:cut] if cut > 0 else ""
-
-
 def _line_of(lines: Mapping[str, int], path: str) -> int | None:
-    while path not in lines and path:
-        path = _parent(path)
-    return lines.get(path)
+    found = path if path in lines else next((p for p in _ancestors(path) if p in lines), "")
+    return lines.get(found)
 
 
 def _ancestors(path: str) -> Iterator[str]:
-    while path:
-        path = _parent(path)
-        yield path
+    """The paths above ``path``, nearest first, then ``""``: its prefixes before a ``.`` or ``[``,
+    only the ``MAX_YAML_DEPTH + 1`` nearest the root (no file nests deeper). A key of thousands of
+    ``[`` was as many prefixes, each as long as the key: quadratic in time and memory."""
+    cuts = [found.start() for found in islice(_SEPARATOR.finditer(path, 1), MAX_YAML_DEPTH + 1)]
+    yield from (path[:cut] for cut in reversed(cuts))
+    if path:
+        yield ""
 
 
 def _close_match(name: str, candidates: Collection[str]) -> list[str]:
