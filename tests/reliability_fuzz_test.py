@@ -23,8 +23,9 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
          "settings": 300, "otlp": 60, "row": 200, "http": 100}  # fmt: skip
 #: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
-#: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file.
-FOUND = {"yaml": (588, 624), "settings": (686,), "otlp": (1583, 1841)}
+#: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
+#: 102323 a key of 20,000 ``[``, 115311 a timeout of 5,000 nines.
+FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686,), "otlp": (1583, 1841)}
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
@@ -146,3 +147,25 @@ def test_a_key_full_of_path_separators_is_read_in_bounded_memory(
         f"{path}: stages: must not be empty",
     ]
     assert (2, issues) == (done.returncode, (done.stdout + done.stderr).splitlines())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("timeout", "issue"),
+    [
+        ('"' + "9" * 400 + '"', "must be finite, got inf"),  # float() of it is inf
+        ("1" + "0" * 400, "expected a finite number, got '1" + "0" * 38 + "…'"),
+    ],
+)
+def test_a_duration_too_long_for_a_float_is_one_issue(
+    home: Path, tmp_path: Path, timeout: str, issue: str
+) -> None:
+    """A timeout of 400 nines was infinite, which ``dag`` could not write as a time (an
+    OverflowError traceback); an integer too large for a float was a traceback of ``validate``."""
+    stage = 'name: a\n    loop: command\n    command: "true"\n    triggers: [{manual: {}}]'
+    path = write(tmp_path / "long.yaml", f"name: x\ntimeout: {timeout}\nstages:\n  - {stage}\n")
+    done = taskdaemon(home, "dag", str(path), "--format", "json")
+    assert (2, [f"{path}:2: timeout: {issue}"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )

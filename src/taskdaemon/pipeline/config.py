@@ -10,7 +10,7 @@ Decisions where the canonical form is silent:
 
 * Durations are a number of seconds (int or float) or a string of one or more ``<number><unit>``
   parts with units ``ms``, ``s``, ``m``, ``h`` (``500ms``, ``1h30m``); a bare numeric string is
-  seconds too. Zero and negative durations are rejected by ``validate_pipeline``.
+  seconds too. Zero, negative and infinite durations are rejected by ``validate_pipeline``.
 * Types are strict: ``true`` is not an integer, ``1`` is not a boolean, ``"3"`` is not an integer.
 * ``null`` for an optional field means "not set" (``timeout: ~`` = no stage timeout); for a
   required field it is an error. ``manual:`` with no body is ``manual: {}``.

@@ -10,8 +10,8 @@ fields are not reported twice and its list indices are numbered as in the file.
 
 from __future__ import annotations
 
-import math
 import re
+import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from itertools import islice
 from typing import Any, Final, TypeVar
@@ -278,8 +278,9 @@ class ConfigReader:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.issue(path, f"expected a number, got {kind_of(value)}")
             return None
-        if not math.isfinite(value):
-            self.issue(path, f"expected a finite number, got {value}")
+        if not abs(value) <= sys.float_info.max:  # NaN, inf, an int too large for a float
+            shown = value if isinstance(value, float) else quote(str(value))
+            self.issue(path, f"expected a finite number, got {shown}")
             return None
         return float(value)
 

@@ -17,6 +17,7 @@ and they describe the model (the loop types it knows, what an entry stage is), n
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Mapping
 
@@ -177,8 +178,12 @@ class _Validator:
             self.issue(_path(owner, field), f"must be >= {minimum}, got {value:g}")
 
     def positive(self, owner: str, field: str, value: float | None) -> None:
+        """A duration: over 0, and finite (``float("9" * 400)`` is inf, which the renderers,
+        timers and reports cannot turn into a time: ``dag`` of such a file was a traceback)."""
         if value is not None and not value > 0:
             self.issue(_path(owner, field), f"must be > 0, got {value:g}")
+        elif value == math.inf:
+            self.issue(_path(owner, field), "must be finite, got inf")
 
     def retry(self, owner: str, field: str, retry: RetryPolicy | None) -> None:
         if retry is None:
@@ -239,7 +244,7 @@ class _Validator:
                 f"stages[{index}].parallel_instances",
                 "caps concurrent on_event instances, and this stage has no on_event trigger",
             )
-        if stage.timeout is not None and not stage.timeout > 0:  # ``positive``'s test
+        if stage.timeout is not None and not 0 < stage.timeout < math.inf:  # ``positive``'s test
             self.positive(f"stages[{index}]", "timeout", stage.timeout)
         if stage.retry is not None:
             self.retry(f"stages[{index}]", "retry", stage.retry)
