@@ -28,7 +28,7 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
@@ -109,39 +109,56 @@ def campaign(name: str, args: argparse.Namespace, seen: set[tuple[str, ...]]) ->
     deadline = time.monotonic() + args.minutes * 60 / len(args.targets)
     seed, tried = args.first_seed, 0
     while time.monotonic() < deadline:
-        command = [sys.executable, __file__, "--child", name, str(seed), str(args.case_seconds)]
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=lambda: _limit(args.memory_mib * 1024 * 1024),  # noqa: PLW1509
-        )
-        assert process.stdout is not None
-        pipe = process.stdout.fileno()
-        os.set_blocking(pipe, False)
-        current, last, buffer = seed, time.monotonic(), b""
-        while time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
-            buffer += _available(pipe)
-            if b"\n" in buffer:
-                last = time.monotonic()
-                *lines, buffer = buffer.split(b"\n")
-                current = _records(name, lines, seen, args.out, current)
-            if time.monotonic() - last > 3 * args.case_seconds:
-                break  # hung where the alarm cannot reach (inside C code)
-        ended = process.poll() is not None
-        if not ended:
-            process.kill()
-        process.wait()
-        lines = (buffer + _available(pipe)).split(b"\n")
-        current = _records(name, lines[:-1], seen, args.out, current)  # whole lines only
-        process.stdout.close()
-        if ended or time.monotonic() < deadline:
-            kind = "crash" if ended else "hang"
-            _report(name, {"seed": current, "kind": kind, "where": "", "error": ""}, seen, args.out)
-        tried += current - seed + 1
-        seed = current + 1
+        with tempfile.TemporaryFile() as errors:  # the child's stderr: why it died, if it does
+            last = _child_run(name, seed, deadline, errors, args=args, seen=seen)
+        tried += last - seed + 1
+        seed = last + 1
     return tried
+
+
+def _child_run(
+    name: str,
+    seed: int,
+    deadline: float,
+    errors: IO[bytes],
+    *,
+    args: argparse.Namespace,
+    seen: set[tuple[str, ...]],
+) -> int:
+    """One child from ``seed`` until the deadline, its death or its silence; the last seed."""
+    command = [sys.executable, __file__, "--child", name, str(seed), str(args.case_seconds)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        preexec_fn=lambda: _limit(args.memory_mib * 1024 * 1024),  # noqa: PLW1509
+    )
+    assert process.stdout is not None
+    pipe = process.stdout.fileno()
+    os.set_blocking(pipe, False)
+    current, last, buffer = seed, time.monotonic(), b""
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+        buffer += _available(pipe)
+        if b"\n" in buffer:
+            last = time.monotonic()
+            *lines, buffer = buffer.split(b"\n")
+            current = _records(name, lines, seen, args.out, current)
+        if time.monotonic() - last > 3 * args.case_seconds:
+            break  # hung where the alarm cannot reach (inside C code)
+    ended = process.poll() is not None
+    if not ended:
+        process.kill()
+    process.wait()
+    lines = (buffer + _available(pipe)).split(b"\n")
+    current = _records(name, lines[:-1], seen, args.out, current)  # whole lines only
+    process.stdout.close()
+    if ended or time.monotonic() < deadline:
+        errors.seek(0)
+        why = f"exit {process.returncode}: " + errors.read()[-2000:].decode(errors="replace")
+        record = {"seed": current, "kind": "crash" if ended else "hang", "where": "", "error": why}
+        _report(name, record, seen, args.out)
+    return current
 
 
 def _available(pipe: int) -> bytes:
