@@ -120,6 +120,7 @@ ODD = (
     "=",
     "." * 300,
     "x[²]",
+    '{"' + "k" * 1100 + '": 1}',  # a simple key past libyaml's 1,024 characters
     "a.b.c.d.e.f.g.h",
     "999999999999999999d",
     "1e9999s",

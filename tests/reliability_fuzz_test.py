@@ -169,3 +169,17 @@ def test_a_duration_too_long_for_a_float_is_one_issue(
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )
+
+
+@pytest.mark.slow
+def test_a_quoted_flow_key_libyaml_refuses_is_a_syntax_error(home: Path, tmp_path: Path) -> None:
+    """The quick reader took a quoted key of 1,100 characters in a flow mapping, which libyaml
+    refuses (a simple key is at most 1,024): reading the file's lines for an issue then ended in
+    a ParserError traceback."""
+    text = 'name: x\nstages: []\nx: {"' + "k" * 1100 + '": 1}\n'
+    path = write(tmp_path / "key.yaml", text)
+    done = taskdaemon(home, "validate", "--no-resolve", str(path))
+    assert (2, [f"{path}:3: invalid yaml: expected ',' or '}}', but got ':'"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )

@@ -47,10 +47,10 @@ else, the caller then composing the file as before; it gives the value
   each entry a key and a value (mappings) or a value (sequences), separated by commas, at most
   32 deep. A key is a plain word with ``: ``, or a quoted string (its text, never resolved) and
   a ``:`` with or without spaces around it, as JSON writes it (``"a":1``; libyaml and PyYAML
-  read both so). It gives up at a key without a value or a value without a key (``{a: }``,
-  ``{a}``: YAML's nulls), a pair in a sequence (``[a: b]``, YAML's one-pair mapping), a trailing
-  comma (YAML ignores it), any other character, and anything after the collection closes but
-  spaces and a comment.
+  read both so), of at most ``_LONGEST_KEY`` characters (libyaml's limit on a simple key). It
+  gives up at a key without a value or a value without a key (``{a: }``, ``{a}``: YAML's nulls),
+  a pair in a sequence (``[a: b]``, YAML's one-pair mapping), a trailing comma (YAML ignores it),
+  any other character, and anything after the collection closes but spaces and a comment.
 * Structure: a key without a value on its line takes the block on the next content line when
   that line is more indented (a mapping, or a sequence of ``- `` entries), or is a sequence
   starting at the key's own column (YAML's indentless sequence), else its value is null, as an
@@ -100,6 +100,10 @@ _STR: Final = "tag:yaml.org,2002:str"
 _MAX_DEPTH: Final = 64
 
 _KEY = r"[A-Za-z_][A-Za-z0-9_-]{0,200}"
+#: The longest quoted key of a flow mapping read here: libyaml refuses a simple key of more than
+#: 1,024 characters (quotes, spaces and the ``:`` included), which this read once took, so that
+#: reading the file's lines again for an issue (libyaml's events) ended in a traceback.
+_LONGEST_KEY: Final = 1000
 _CHAR = r"[A-Za-z0-9_./()+,=$@%~^-]"  # inside a plain scalar (block context)
 _FIRST = r"(?:[A-Za-z0-9_./(]|-(?=[0-9]))"  # its first: no indicator, ``-`` only before a digit
 _WORD = rf"{_CHAR}+(?::{_CHAR}+)*"  # a ``:`` only between two characters
@@ -336,6 +340,8 @@ def _flow(text: str, scalars: _Scalars, room: int) -> Any:
             if top.__class__ is not dict or key is not None or after:
                 raise _GiveUpError
             if colon:  # a quoted key (``"a": b``, ``"a":b`` as JSON writes it): its text
+                if len(quoted) > _LONGEST_KEY:
+                    raise _GiveUpError  # libyaml refuses it: a syntax error, worded there
                 name = quoted[1:-1]
             else:
                 name = memo.get(word, missing)
