@@ -136,14 +136,15 @@ def test_a_key_full_of_path_separators_is_read_in_bounded_memory(
     home: Path, tmp_path: Path
 ) -> None:
     """An unknown key of 80,000 ``[`` (an 80 KB file) was split into 80,000 ancestor paths of
-    up to 80 KB each: 6 GB and 47 s. Under 1 GiB of address space it is now two issues."""
+    up to 80 KB each: 6 GB and 47 s. Under 1 GiB of address space it is now two issues, the
+    key's path shown in its first 300 characters (it was an 80 KB line)."""
     key = "a" + "[" * 80_000
     path = write(tmp_path / "keys.json", json.dumps({"name": "x", "stages": [], key: 1}))
     limited = ("prlimit", f"--as={1024**3}", TASKDAEMON)
     done = taskdaemon(home, "validate", "--no-resolve", str(path), launcher=limited)
     expected = "name, description, concurrency, timeout, error_strategy, retry, loops, "
     issues = [
-        f"{path}: {key}: unknown key (expected {expected}external_events or stages)",
+        f"{path}: {key[:299]}…: unknown key (expected {expected}external_events or stages)",
         f"{path}: stages: must not be empty",
     ]
     assert (2, issues) == (done.returncode, (done.stdout + done.stderr).splitlines())

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "ERROR_MAX_CHARS",
+    "SHOWN_PATH",
     "STACKTRACE_MAX_CHARS",
     "ApprovalError",
     "ConfigError",
@@ -37,6 +38,9 @@ __all__ = [
 
 #: Stage names an unknown-stage error lists (one line, whatever the run's size).
 NAMED_STAGES = 20
+#: Characters of an issue's field path shown: a path holds the file's keys as written, and an
+#: unknown key of 80,000 characters was an 80 KB line (a real path is far shorter).
+SHOWN_PATH: Final = 300
 
 
 class TaskdaemonError(Exception):
@@ -60,7 +64,9 @@ class ValidationIssue(ValueMethods):
         where = self.file or "<pipeline>"
         if self.line is not None:
             where = f"{where}:{self.line}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        if not self.path:
+            return f"{where}: {self.message}"
+        return f"{where}: {cut(self.path, SHOWN_PATH)}: {self.message}"
 
 
 #: Issues one pipeline file reports at most. The readers stop collecting one past it, and
