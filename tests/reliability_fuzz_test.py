@@ -24,8 +24,10 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
 #: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
-#: 102323 a key of 20,000 ``[``, 115311 a timeout of 5,000 nines.
-FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686,), "otlp": (1583, 1841)}
+#: 102323 a key of 20,000 ``[``, 115311 a timeout of 5,000 nines, 112857 redact patterns nested
+#: 2,000 deep.
+FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
+         "otlp": (1583, 1841)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
@@ -181,6 +183,18 @@ def test_a_quoted_flow_key_libyaml_refuses_is_a_syntax_error(home: Path, tmp_pat
     path = write(tmp_path / "key.yaml", text)
     done = taskdaemon(home, "validate", "--no-resolve", str(path))
     assert (2, [f"{path}:3: invalid yaml: expected ',' or '}}', but got ':'"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )
+
+
+@pytest.mark.slow
+def test_redact_patterns_nested_deeply_are_an_invalid_setting(home: Path) -> None:
+    """``TASKDAEMON_REDACT_PATTERNS`` of 2,000 ``[`` was decoded by ``json`` unbounded: a
+    RecursionError traceback of every command."""
+    done = taskdaemon(home, "runs", "list", TASKDAEMON_REDACT_PATTERNS="[" * 2000)
+    refusal = "invalid JSON list: nested deeper than 100 levels"
+    assert (2, [f"taskdaemon: invalid setting TASKDAEMON_REDACT_PATTERNS: {refusal}"]) == (
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )

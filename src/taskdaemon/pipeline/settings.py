@@ -111,7 +111,6 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -122,6 +121,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from taskdaemon.pipeline.ascii_number import ascii_only
+from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
@@ -409,9 +409,9 @@ def _words(value: Any) -> tuple[str, ...]:
 
 def _patterns(value: Any) -> tuple[str, ...]:
     if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as exc:
+        try:  # bounded: a list nested 2,000 deep was a RecursionError traceback
+            value = loads_bounded(value)
+        except BoundedInputError as exc:
             raise ValueError(f"invalid JSON list: {exc}") from None
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             raise ValueError("Input should be a JSON list of strings")
