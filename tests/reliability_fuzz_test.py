@@ -25,9 +25,9 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
 #: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
 #: 102323 a key of 20,000 ``[``, 115311 a timeout of 5,000 nines, 112857 redact patterns nested
-#: 2,000 deep.
+#: 2,000 deep, 383126 a stored approval timeout of inf.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
-         "otlp": (1583, 1841)}  # fmt: skip
+         "otlp": (1583, 1841), "row": (383126,)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
@@ -198,3 +198,14 @@ def test_redact_patterns_nested_deeply_are_an_invalid_setting(home: Path) -> Non
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )
+
+
+@pytest.mark.slow
+def test_a_span_whose_approval_timeout_is_infinite_is_drawn(home: Path, tmp_path: Path) -> None:
+    """A schema-2 span describing its trigger as ``manual approval (timeout 1e400s)`` gave an
+    infinite timeout, which ``dag --run`` could not write (an OverflowError traceback); the
+    trigger is now unknown, as any other text that is not a time, and the run is drawn."""
+    spans = SPANS.read_text(encoding="utf-8").replace("(timeout 90s)", "(timeout 1e400s)")
+    path = write(tmp_path / "spans.json", spans)
+    done = taskdaemon(home, "dag", "--run", RUN_ID, "--source", f"otlp-json://{path}")
+    assert (0, "", True) == (done.returncode, done.stderr, done.stdout.startswith("digraph"))

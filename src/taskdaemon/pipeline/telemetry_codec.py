@@ -38,7 +38,9 @@ description, do.
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
@@ -245,10 +247,8 @@ def _model_trigger(data: object) -> Trigger | None:
         return OnCompletion(first, second)
     if kind == OnEvent.kind and isinstance(first, str) and isinstance(second, str | None):
         return OnEvent(first, second)
-    if kind == Manual.kind and isinstance(first, bool):
-        number = isinstance(second, int | float) and not isinstance(second, bool)
-        if second is None or number:
-            return Manual(first, None if second is None else float(second))
+    if kind == Manual.kind and isinstance(first, bool) and (second is None or _finite(second)):
+        return Manual(first, None if second is None else float(second))
     return None
 
 
@@ -275,13 +275,19 @@ def decode_trigger(text: object, description: str | None = None) -> TriggerRecor
         return TriggerRecord(kind, description, stage=first, success_only=second)
     if kind == "on_event" and type(first) is str and (second is None or type(second) is str):
         return TriggerRecord(kind, description, event_type=first, filter=second)
-    if kind == "manual" and type(first) is bool and (second is None or type(second) in _NUMBERS):
+    if kind == "manual" and type(first) is bool and (second is None or _finite(second)):
         timeout = None if second is None else float(second)
         return TriggerRecord(kind, description, approval_required=first, timeout=timeout)
     return None
 
 
-_NUMBERS: Final = (int, float)
+def _finite(value: object) -> bool:
+    """A number a float holds, not inf or NaN: ``float()`` of a larger int raises, and a
+    crafted span's inf timeout was a traceback of ``dag --run`` (it cannot be written as a
+    time)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -sys.float_info.max <= value <= sys.float_info.max
 
 
 @cache
@@ -302,8 +308,12 @@ def trigger_from_description(description: str) -> TriggerRecord:
         return TriggerRecord("manual", description, approval_required=False)
     approval, completion, event = _description_patterns()
     if match := approval.fullmatch(description):
-        timeout = float(match["timeout"]) if match["timeout"] else None
-        return TriggerRecord("manual", description, approval_required=True, timeout=timeout)
+        try:  # ``1.2.3`` fits the pattern, and ``1e400`` is inf: neither is a time
+            timeout = float(match["timeout"]) if match["timeout"] else None
+        except ValueError:
+            timeout = math.nan
+        if timeout is None or timeout < math.inf:
+            return TriggerRecord("manual", description, approval_required=True, timeout=timeout)
     if description.startswith("on condition "):
         expression = description.removeprefix("on condition ")
         return TriggerRecord("on_condition", description, expression=expression)
