@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.ellipsis import QUOTED, cut, cut_line, quote
+import pytest
+
+from taskdaemon.pipeline import redaction
+from taskdaemon.pipeline.ellipsis import QUOTED, REDACTED_WINDOW, cut, cut_line, quote
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
 
@@ -45,3 +49,20 @@ def test_a_quote_shows_controls_escaped_and_takes_the_limit_given() -> None:
     """A line break or an escape in the value is shown escaped, never acted on, and a
     caller's own limit counts the characters before quoting."""
     assert ("'a\\nb\\x1b'", '"it\'s…"') == (quote("a\nb\x1b"), quote("it's long", 5))
+
+
+def test_a_huge_refused_text_is_redacted_within_a_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 1 MiB refused field is redacted no further than ``REDACTED_WINDOW`` characters (its
+    cost grows with every character, and the rest is never shown), and a secret that starts
+    in the part shown is still found whole."""
+    secret = "s3cr3t-" + "y" * 3000
+    remember_secrets({"token": secret})
+    seen: list[int] = []
+
+    def counting(text: str) -> str:
+        seen.append(len(text))
+        return redact_text(text)
+
+    monkeypatch.setattr(redaction, "redact_text", counting)
+    assert "'[REDACTED] zzzzzzzzzzzzzzzzzzzzzzzzzzzz…'" == quote(f"{secret} " + "z" * (1 << 20))
+    assert [REDACTED_WINDOW] == seen

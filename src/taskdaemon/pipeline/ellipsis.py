@@ -22,11 +22,19 @@ def cut_line(text: str, limit: int) -> str:
     return cut(" ".join(text.split()), limit)
 
 
+#: Characters of a text :func:`quote` redacts before it cuts: far more than it shows, so a
+#: secret that starts in the part shown is found whole (a PEM private key is a few KiB), yet
+#: bounded, since redacting costs time with every character and a refused text may be a
+#: 1 MiB field of a request body.
+REDACTED_WINDOW = 64 * 1024
+
+
 def quote(text: str, limit: int = QUOTED) -> str:
     """``text`` with its secrets redacted (``redaction.redact_text``), cut as by :func:`cut`,
     then quoted as ``repr`` quotes it: how an error names what it refused (``unknown status
     'runing'``). Redacted before the cut: a secret cut short is no longer found, and its
-    first characters would be shown."""
+    first characters would be shown. Only the first ``REDACTED_WINDOW`` characters are
+    redacted: the rest is never shown."""
     from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
 
-    return repr(cut(redact_text(text), limit))
+    return repr(cut(redact_text(text[: max(limit, REDACTED_WINDOW)]), limit))
