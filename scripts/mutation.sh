@@ -311,7 +311,7 @@ for module in "${modules[@]}"; do
         echo 'also_copy = ["examples", "docs", "scripts", "benchmarks", "README.md",' \
             '"docker-compose.yml", "collector", "loki", "tempo", "prometheus", "grafana",' \
             '"alertmanager", "Dockerfile"]'
-        printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"%s]\n' \
+        printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "mutation_hypothesis", "-q"%s]\n' \
             "$(printf ', "--deselect", "%s"' "${deselect[@]}")"
         if [[ -n ${MUTATION_TIMEOUT_MULTIPLIER:-} ]]; then
             echo "timeout_multiplier = $MUTATION_TIMEOUT_MULTIPLIER"
@@ -330,6 +330,15 @@ import os
 
 if os.environ.get("MUTANT_UNDER_TEST") == "stats":
     del os.environ["MUTANT_UNDER_TEST"]
+PY
+    # A property test that fails a mutant would then shrink its example, for minutes under
+    # nice on a loaded machine (up to mutmut's wall limit); the verdict needs no small example.
+    # This pytest plugin (-p above) makes shrinking no part of a mutant's run.
+    cat >"$work/site/mutation_hypothesis.py" <<'PY'
+from hypothesis import Phase, settings
+
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate])
+settings.load_profile("mutation")
 PY
 
     echo "== $source against ${existing[*]}"
