@@ -10,6 +10,7 @@ breaks between values, events taskdaemon reads past the first thousand, trigger 
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -61,11 +62,23 @@ def _body(events: int, links: int, *, indent: int | None = None, attributes: int
     return json.dumps(body, indent=indent, separators=separators)
 
 
-def _decoded(body: str, monkeypatch: pytest.MonkeyPatch, *, whole: bool) -> SpanRecord | str:
+def _decoded(
+    body: str, monkeypatch: pytest.MonkeyPatch, *, whole: bool, pieces: bool = False
+) -> SpanRecord | str:
     """The record of ``body``, decoded whole (``whole``) or a piece at a time; the
-    ``ValueError``'s kind for a row refused."""
+    ``ValueError``'s kind for a row refused. ``pieces``: it must be read a piece at a time to
+    the end, never handed whole to the JSON decoder (which a damaged body is, to be refused as
+    any other; and a body the pieces misread would be too, giving the same record at the cost
+    the pieces are there to spare)."""
+    decode = _rows.loads
+
+    def loads(text: Any) -> Any:
+        assert not (pieces and text is body), "the body was decoded whole"
+        return decode(text)
+
     with monkeypatch.context() as patch:
         patch.setattr(_rows, "LARGE_BODY", len(body) + 1 if whole else 0)
+        patch.setattr(_rows, "loads", loads)
         try:
             return decode_span(TRACE, ("00" * 8, 1, 2, body), {})
         except ValueError:
@@ -81,7 +94,7 @@ def test_a_large_body_reads_as_decoded_whole(
 ) -> None:
     body = _body(events, links, indent=indent)
     whole = _decoded(body, monkeypatch, whole=True)
-    pieces = _decoded(body, monkeypatch, whole=False)
+    pieces = _decoded(body, monkeypatch, whole=False, pieces=True)
     assert isinstance(whole, SpanRecord)
     kept_outputs = min(max(events - MAX_SPAN_ITEMS, 0) // 997, MAX_SPAN_ITEMS)
     assert (whole, len(whole.events)) == (pieces, min(events, MAX_SPAN_ITEMS) + kept_outputs)
@@ -113,7 +126,7 @@ def test_past_the_cap_only_the_events_taskdaemon_reads_are_kept_and_the_rest_cou
 ) -> None:
     body = _body(60_000, 3_000, indent=None)
     assert len(body) > LARGE_BODY
-    span = _decoded(body, monkeypatch, whole=False)
+    span = _decoded(body, monkeypatch, whole=False, pieces=True)
     assert isinstance(span, SpanRecord)
     past = span.events[MAX_SPAN_ITEMS:]
     triggers = sum(1 for i in range(MAX_SPAN_ITEMS, 3_000) if i % 3 == 0)
@@ -158,3 +171,45 @@ def test_a_damaged_large_body_is_refused_as_when_decoded_whole(
         _decoded(body, monkeypatch, whole=True),
         _decoded(body, monkeypatch, whole=False),
     )
+
+
+def test_a_large_body_read_in_pieces_holds_a_piece_and_what_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of the pieces: a body of many events and links, half the events and all the
+    links of those taskdaemon reads (kept up to twice the cap, the rest counted), is never
+    held decoded whole: neither the events nor the links, nor the wanted ones past the cap.
+    Its peak of allocated memory (``tracemalloc``: the same on every run of one Python) is a
+    fraction of decoding whole's; the record is the same."""
+    count = 40_000
+    body = json.dumps(
+        [
+            None,
+            "a",
+            "INTERNAL",
+            "OK",
+            "",
+            {t.CICD_TASK_NAME: "a"},
+            [
+                [t.EVENT_STAGE_OUTPUT if i % 2 else "e", i, {"i": i, "s": "],["}]
+                for i in range(count)
+            ],
+            [_link(3 * i) for i in range(count)],
+        ],
+        separators=(",", ":"),
+    )
+
+    def peak(whole: bool) -> tuple[int, SpanRecord | str]:
+        tracemalloc.start()
+        try:
+            record = _decoded(body, monkeypatch, whole=whole, pieces=not whole)
+            return tracemalloc.get_traced_memory()[1], record
+        finally:
+            tracemalloc.stop()
+
+    (whole_peak, whole), (pieces_peak, pieces) = peak(whole=True), peak(whole=False)
+    assert isinstance(pieces, SpanRecord)
+    assert (whole, (2 * MAX_SPAN_ITEMS,) * 2) == (pieces, (len(pieces.events), len(pieces.links)))
+    # Decoding the events whole (or the links, or every wanted event) peaks at a fifth of
+    # decoding the body whole; the pieces, at a sixteenth.
+    assert pieces_peak * 8 < whole_peak, (pieces_peak, whole_peak)
