@@ -232,6 +232,13 @@ tests_for() {
         pipeline/run_id_form.py)
             echo tests/pipeline_run_id_form_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
+        pipeline/tracking/spans.py)
+            # The readers that keep what ``bounded`` keeps, and the SDK's spans through a store;
+            # not the reliability tests of a million events (slow, and a subprocess's part is
+            # not credited).
+            echo tests/pipeline_tracking_spans_test.py tests/pipeline_tracking_rows_test.py \
+                tests/pipeline_tracking_rows_large_test.py tests/pipeline_tracking_otlp_json_test.py \
+                tests/pipeline_monitor_run_start_test.py ;;
         *)  # a module without a listed selection: the test files that import it by name
             local dotted="taskdaemon.${1%.py}"
             dotted=${dotted//\//.}
