@@ -232,6 +232,9 @@ tests_for() {
         pipeline/run_id_form.py)
             echo tests/pipeline_run_id_form_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
+        pipeline/tracking/_jaeger.py)
+            # Jaeger's answers, as fixtures served by a local HTTP server (no test imports it).
+            echo tests/pipeline_tracking_sources_jaeger_test.py ;;
         pipeline/tracking/spans.py)
             # The readers that keep what ``bounded`` keeps, and the SDK's spans through a store;
             # not the reliability tests of a million events (slow, and a subprocess's part is

@@ -244,3 +244,47 @@ def test_an_empty_window_is_no_runs_without_asking() -> None:
     with _jaeger() as jaeger, JaegerSource(jaeger.url) as source:
         assert [] == source.search(since=T0 / 1e9 + 10, until=T0 / 1e9)
         assert [] == jaeger.requests
+
+
+@pytest.mark.parametrize("body", [b'"not found"', b'[{"error": {"message": "gone"}}]', b"5"])
+def test_a_404_of_json_that_is_no_error_object_is_not_jaegers(body: bytes) -> None:
+    """A 404 whose body is JSON but not Jaeger's error object (a string, an array, a number)
+    is no Jaeger answer either: one line naming the body, as for any other 404, not a
+    traceback."""
+    with serve(Backend()) as elsewhere, JaegerSource(elsewhere.url) as source:
+        elsewhere.route(f"/api/v3/traces/{RUN_128}", body, 404, ERROR_TYPE)
+        with pytest.raises(SpanSourceError) as caught:
+            source.get_run(RUN_128)
+    assert str(caught.value) == (
+        f"{elsewhere.url}/api/v3/traces/{RUN_128}: HTTP 404: {body.decode()}: "
+        "not an answer of Jaeger's query API v3 (is the address right?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        ('"deadline exceeded"', "backend error: deadline exceeded"),
+        ('{"httpCode": 504, "message": 42}', "backend error: {'httpCode': 504, 'message': 42}"),
+    ],
+    ids=["text", "message-not-text"],
+)
+def test_a_stream_error_that_is_not_jaegers_shape_is_shown_whole(error: str, says: str) -> None:
+    """A stream's last chunk an error whose value is not Jaeger's ``{"message": "..."}``: the
+    read fails with that value shown as it is, on one line."""
+    chunk = _body("grpc_gateway_stream_error.jsonl").splitlines()[0]
+    stream = chunk + b'\n{"error": ' + error.encode() + b"}\n"
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
+        jaeger.route(f"/api/v3/traces/{RUN_128}", stream)
+        with pytest.raises(SpanSourceError) as caught:
+            source.get_run(RUN_128)
+    assert str(caught.value) == f"{jaeger.url}/api/v3/traces/{RUN_128}: {says}"
+
+
+def test_a_search_for_no_runs_asks_for_one_trace_not_jaegers_default() -> None:
+    """``limit=0`` asks Jaeger for one trace under both names: 0 would be its own default."""
+    with _jaeger() as jaeger, JaegerSource(jaeger.url) as source:
+        source.search(since=T0 / 1e9, until=T0 / 1e9 + 3600, limit=0)
+        (request,) = jaeger.requests
+    params = parse_qs(urlsplit(request).query)
+    assert (["1"], ["1"]) == (params["query.search_depth"], params["query.num_traces"])
