@@ -226,6 +226,9 @@ def _rows(draw: st.DrawFn) -> tuple[Any, ...]:
 @example(("00f067aa0ba902b7", 1, None, '[null,"n","SERVER","OK","",[],[["e",1,7]],[[]]]'))
 @example(("00f067aa0ba902b7", 1, None, '[null,"n","SERVER","OK","",{},[["e",1,{"x":{"y":1}}]],[]]'))
 @example(("00f067aa0ba902b7", 1, None, '[null,"n","SERVER","OK","",{},[],[["t","s",7]]]'))
+@example(("00f067aa0ba902b7", 1, None, '[null,7,"SERVER","OK","",{},[],[]]'))
+@example(("00f067aa0ba902b7", 1, None, '[null,"n","SERVER",0,"",{},[],[]]'))
+@example(("00f067aa0ba902b7", 1, None, '[null,"n","SERVER","OK","",[],[],[]]'))
 def test_a_row_decodes_as_it_did(row: tuple[Any, ...]) -> None:
     """Every row gives the record it gave (the same types at every depth), or the same error."""
     resource = {"service.name": "taskdaemon"}
