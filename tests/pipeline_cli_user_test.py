@@ -186,7 +186,7 @@ def test_an_option_a_command_does_not_have_names_that_command(
 @pytest.mark.parametrize(
     ("argv", "shown"),
     [
-        (["approve", "abcd", "gate", "--comment", "token=CommentTok-11223344"], "token=[REDACTED]"),
+        (["approve", "abcd", "gate", "--note", "token=CommentTok-11223344"], "token=[REDACTED]"),
         (["run", "pipeline.yaml", "--bogus", "DbPw-zyxwvu9876"], "--bogus [REDACTED]"),
         (["report", "--format", "DbPw-zyxwvu9876"], "invalid choice: '[REDACTED]'"),
     ],

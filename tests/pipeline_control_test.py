@@ -352,6 +352,77 @@ async def test_an_approval_without_an_approver_is_by_the_control_socket(
     assert [(op, "release", "control socket")] == target.calls
 
 
+def _audit(caplog: pytest.LogCaptureFixture) -> list[tuple[str, dict[str, Any]]]:
+    """The audit records logged: each message and its fields."""
+    fields = ("run_id", "stage", "by", "reason", "comment")
+    return [
+        (r.getMessage(), {name: getattr(r, name) for name in fields if hasattr(r, name)})
+        for r in caplog.records
+        if r.name == "taskdaemon.audit"
+    ]
+
+
+async def test_an_approval_is_audited_with_its_comment(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A granted approval is logged as the HTTP API logs it: message and fields."""
+    caplog.set_level("INFO", logger="taskdaemon.audit")
+    async with ControlServer(RUN, Target(), home=home):
+        await _in_thread(control.approve, RUN, "release", by="ann", comment="ok", home=str(home))
+    fields = {"run_id": RUN, "stage": "release", "by": "ann", "comment": "ok"}
+    assert [("approval of release granted by ann (ok)", fields)] == _audit(caplog)
+
+
+async def test_a_rejection_is_audited_with_its_reason_and_comment(
+    home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rejection is logged with its reason in the message, reason and comment as fields."""
+    caplog.set_level("INFO", logger="taskdaemon.audit")
+    async with ControlServer(RUN, Target(), home=home):
+        await _in_thread(
+            control.reject, RUN, "release", by="bob", reason="red", comment="c", home=str(home)
+        )
+    fields = {"run_id": RUN, "stage": "release", "by": "bob", "reason": "red", "comment": "c"}
+    assert [("approval of release rejected by bob: red", fields)] == _audit(caplog)
+
+
+class _Refusing(Target):
+    def approve(self, stage: str, *, by: str = "") -> None:
+        raise PipelineError(f"stage {stage} is not waiting for an approval")
+
+
+@pytest.mark.parametrize(
+    ("target", "request_", "error"),
+    [
+        (
+            _Refusing(),
+            {"op": "approve", "stage": "s", "comment": "c"},
+            "stage s is not waiting for an approval",
+        ),
+        (Target(), {"op": "approve", "stage": "s", "reason": "r"}, "a reason is for reject only"),
+        (Target(), {"op": "reject", "stage": "s", "reason": 3}, "reason must be a string"),
+        (
+            Target(),
+            {"op": "approve", "stage": "s", "comment": "x" * 4097},
+            "comment is longer than 4096 characters",
+        ),
+    ],
+)
+async def test_a_refused_decision_is_not_audited(
+    home: Path,
+    caplog: pytest.LogCaptureFixture,
+    target: Target,
+    request_: dict[str, Any],
+    error: str,
+) -> None:
+    """A decision the run refused, or a bad comment or reason, is answered in one line and
+    logs no audit record (a bad note does not reach the run at all)."""
+    caplog.set_level("INFO", logger="taskdaemon.audit")
+    async with ControlServer(RUN, target, home=home) as server:
+        answer = await _ask(server, request_)
+    assert ({"ok": False, "error": error}, [], []) == (answer, target.calls, _audit(caplog))
+
+
 async def test_publish_reaches_the_run_with_its_payload(home: Path) -> None:
     """``control.publish`` publishes the event, type and payload, in the serving process."""
     target = Target()

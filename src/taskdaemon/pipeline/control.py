@@ -9,12 +9,15 @@ The protocol is JSON lines: one request object per line, one response object per
 
 Requests (``op`` plus fields)::
 
-    {"op": "approve", "stage": "release", "by": "alice"}
-    {"op": "reject",  "stage": "release", "by": "alice"}
+    {"op": "approve", "stage": "release", "by": "alice", "comment": "..."}
+    {"op": "reject",  "stage": "release", "by": "alice", "reason": "...", "comment": "..."}
     {"op": "publish", "type": "spec.ready", "payload": {...}}
     {"op": "cancel"}
     {"op": "status"}
     {"op": "debug", "action": "state", ...}   (see ``debug_ops.py``)
+
+``comment`` and ``reason`` are optional text of at most 4,096 characters; a decision the run
+accepted is logged on ``taskdaemon.audit`` as the HTTP API logs it (``approval_audit.py``).
 
 Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 ``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
@@ -39,6 +42,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from taskdaemon.pipeline.approval_audit import log_approved, log_rejected, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
@@ -302,9 +306,7 @@ class ControlServer:
                 if not isinstance(stage, str) or not stage:
                     return {"ok": False, "error": f"{op} needs a 'stage'"}
                 by = str(request.get("by") or "control socket")
-                method = self._target.approve if op == "approve" else self._target.reject
-                await _maybe_await(method(stage, by=by))
-                return {"ok": True}
+                return await self._decide(op, stage, by, request)
             if op == "publish":
                 event_type = request.get("type")
                 payload = request.get("payload", {})
@@ -325,6 +327,25 @@ class ControlServer:
             "ok": False,
             "error": f"unknown op {op!r} (approve, reject, publish, cancel, status)",
         }
+
+    async def _decide(
+        self, op: str, stage: str, by: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Approve or reject, then log the audit record the HTTP API logs for it."""
+        try:
+            comment = note_field(request, "comment")
+            reason = note_field(request, "reason")
+        except ValueError as exc:
+            return {"ok": False, "error": str(exc)}
+        if op == "approve":
+            if reason:
+                return {"ok": False, "error": "a reason is for reject only"}
+            await _maybe_await(self._target.approve(stage, by=by))
+            log_approved(self.run_id, stage, by=by, comment=comment)
+        else:
+            await _maybe_await(self._target.reject(stage, by=by))
+            log_rejected(self.run_id, stage, by=by, reason=reason, comment=comment)
+        return {"ok": True}
 
 
 async def _maybe_await(value: object) -> None:
@@ -427,14 +448,26 @@ def send_request(
     return response
 
 
-def approve(run_id: str, stage: str, *, by: str = "", home: str | None = None) -> None:
+def approve(
+    run_id: str, stage: str, *, by: str = "", comment: str = "", home: str | None = None
+) -> None:
     """Grant the approval ``stage`` of run ``run_id`` waits for."""
-    send_request(run_id, {"op": "approve", "stage": stage, "by": by}, home=home)
+    request = {"op": "approve", "stage": stage, "by": by, "comment": comment}
+    send_request(run_id, request, home=home)
 
 
-def reject(run_id: str, stage: str, *, by: str = "", home: str | None = None) -> None:
+def reject(
+    run_id: str,
+    stage: str,
+    *,
+    by: str = "",
+    reason: str = "",
+    comment: str = "",
+    home: str | None = None,
+) -> None:
     """Refuse the approval ``stage`` of run ``run_id`` waits for."""
-    send_request(run_id, {"op": "reject", "stage": stage, "by": by}, home=home)
+    request = {"op": "reject", "stage": stage, "by": by, "reason": reason, "comment": comment}
+    send_request(run_id, request, home=home)
 
 
 def publish(

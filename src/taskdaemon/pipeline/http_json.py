@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from taskdaemon.pipeline.approval_audit import note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 
 __all__ = [
@@ -54,16 +55,13 @@ async def json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def text_field(body: Mapping[str, Any], name: str, *, limit: int = 4096) -> str:
-    """An optional string field of at most ``limit`` characters (400 otherwise)."""
-    value = body.get(name, "")
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadRequestError(f"{name} must be a string")
-    if len(value) > limit:
-        raise BadRequestError(f"{name} is longer than {limit} characters")
-    return value
+def text_field(body: Mapping[str, Any], name: str) -> str:
+    """An optional text field (a comment, a reason): ``approval_audit.note_field``'s rule, a
+    400 when it is broken."""
+    try:
+        return note_field(body, name)
+    except ValueError as exc:
+        raise BadRequestError(str(exc)) from None
 
 
 def error_response(status: int, message: str) -> Response:

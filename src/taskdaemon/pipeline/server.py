@@ -80,6 +80,7 @@ from taskdaemon.pipeline.api_views import (
     run_view,
     runs_query,
 )
+from taskdaemon.pipeline.approval_audit import log_approved, log_rejected
 from taskdaemon.pipeline.errors import (
     ApprovalError,
     PipelineError,
@@ -139,7 +140,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-_audit = logging.getLogger("taskdaemon.audit")
 
 
 # --- snapshots -----------------------------------------------------------------------------------
@@ -497,32 +497,14 @@ class EngineController:
     async def approve(self, run_id: str, stage: str, *, by: str, comment: str = "") -> None:
         """Grant the approval ``stage`` waits for, then log who did."""
         self._engine().approve(run_id, stage, by)
-        _audit.info(
-            "approval of %s granted by %s%s",
-            stage,
-            by,
-            f" ({comment})" if comment else "",
-            extra={"run_id": run_id, "stage": stage, "by": by, "comment": comment},
-        )
+        log_approved(run_id, stage, by=by, comment=comment)
 
     async def reject(
         self, run_id: str, stage: str, *, by: str, reason: str, comment: str = ""
     ) -> None:
         """Reject it, then log who did and why (nothing is logged for a refused command)."""
         self._engine().reject(run_id, stage, by)
-        _audit.info(
-            "approval of %s rejected by %s: %s",
-            stage,
-            by,
-            reason or "no reason given",
-            extra={
-                "run_id": run_id,
-                "stage": stage,
-                "by": by,
-                "reason": reason,
-                "comment": comment,
-            },
-        )
+        log_rejected(run_id, stage, by=by, reason=reason, comment=comment)
 
     async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
         """Publish an event into the run, unless too many are pending in it already."""

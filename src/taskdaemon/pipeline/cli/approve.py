@@ -2,7 +2,7 @@
 
 ::
 
-    taskdaemon approve RUN STAGE [--reject] [--by NAME]
+    taskdaemon approve RUN STAGE [--reject [--reason TEXT]] [--by NAME] [--comment TEXT]
     taskdaemon publish RUN TYPE [--payload JSON]
     taskdaemon cancel RUN
     taskdaemon status RUN
@@ -12,7 +12,8 @@ control socket every run serves until it ends
 (``$TASKDAEMON_HOME/control/<run_id>.sock``, see ``taskdaemon.pipeline.control``); RUN may be
 any prefix naming exactly one served run. Exit codes: 0 done, 1 the run refused (e.g. the stage
 is not waiting for an approval), 2 bad arguments, 3 no such run is served here (a run the home's
-store has as ended is said to have ended).
+store has as ended is said to have ended). The run logs a decision it accepted on
+``taskdaemon.audit``, with the comment and reason, as the HTTP API does (``approval_audit``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import sys
 from typing import Any
 
 from taskdaemon.pipeline import control
+from taskdaemon.pipeline.approval_audit import MAX_NOTE_CHARS, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.redaction import redact_text
@@ -54,6 +56,16 @@ def register(subparsers: Any) -> None:
     parser.add_argument("stage", metavar="STAGE", help="the stage waiting for approval")
     parser.add_argument("--reject", action="store_true", help="refuse instead of approving")
     parser.add_argument("--by", metavar="NAME", help="who decides (default: your user name)")
+    parser.add_argument(
+        "--comment",
+        metavar="TEXT",
+        help=f"why, in the run's audit log (at most {MAX_NOTE_CHARS} characters)",
+    )
+    parser.add_argument(
+        "--reason",
+        metavar="TEXT",
+        help=f"with --reject: the reason, in the audit log (at most {MAX_NOTE_CHARS} characters)",
+    )
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_approve)
 
@@ -148,9 +160,15 @@ def _user() -> str:
 
 
 def _approve(args: argparse.Namespace) -> int:
+    if args.reason and not args.reject:
+        return _fail("approve", EXIT_USAGE, "--reason goes with --reject only")
+    try:  # refused here, not only by the run: a line of usage, not the run's refusal
+        notes = {name: note_field(vars(args), name) for name in ("comment", "reason")}
+    except ValueError as error:
+        return _fail("approve", EXIT_USAGE, f"--{error}")
     by = args.by or _user()
     op = "reject" if args.reject else "approve"
-    code = _call("approve", {"op": op, "stage": args.stage, "by": by}, args)
+    code = _call("approve", {"op": op, "stage": args.stage, "by": by, **notes}, args)
     if code == 0:
         print(f"{'rejected' if args.reject else 'approved'} {args.stage} (by {by})")
     return code
