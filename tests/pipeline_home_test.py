@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from cli_support import ONE_STAGE_PIPELINE, TASKDAEMON, environment, write
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.settings import load_settings
 
@@ -92,3 +94,91 @@ def test_a_span_source_spelt_in_lower_case_is_where_the_run_and_the_readers_go(
         store.is_file(),
         (home / "spans.db").exists(),
     ), done[0].stderr + done[1].stderr
+
+
+def _commands(home: Path, pipeline: Path) -> list[subprocess.CompletedProcess[str]]:
+    """``run``, ``publish --home`` and ``runs list`` with ``home`` as ``TASKDAEMON_HOME``."""
+    return [
+        subprocess.run(
+            [TASKDAEMON, *args],
+            env=environment(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for args in (
+            ("run", "-q", str(pipeline)),
+            ("publish", "nosuchrun", "spec.ready", "--home", str(home)),
+            ("runs", "list", "--json"),
+        )
+    ]
+
+
+def _refusal(name: str, home: Path, why: str) -> str:
+    """The one line a command refusing ``home`` prints."""
+    return (
+        f"taskdaemon: {name} {quote(str(home))} {why}: whoever controls it could swap our "
+        "workspaces and control sockets for theirs; use a home of your own\n"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to nobody needs root")
+def test_a_home_another_user_owns_is_refused_to_writers_not_to_readers(tmp_path: Path) -> None:
+    """A home ``nobody`` made 0755 (a shared checkout's ``.taskdaemon``): ``run`` and
+    ``publish`` (which trusts the home's control sockets) refuse it in one line, exit 2, and
+    make nothing in it; ``runs list`` still reads it."""
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chown(home, 65534, 65534)
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    run, publish, listed = _commands(home, pipeline)
+    why = "belongs to another user (uid 65534)"
+    assert [
+        (2, _refusal("TASKDAEMON_HOME", home, why)),
+        (2, _refusal("--home", home, why)),
+        (0, ""),
+        [],
+    ] == [
+        (run.returncode, run.stderr),
+        (publish.returncode, publish.stderr),
+        (listed.returncode, listed.stderr),
+        list(home.iterdir()),
+    ], listed.stdout
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770], ids=["0777", "1777", "0770"])
+def test_a_home_group_or_others_may_write_is_refused(tmp_path: Path, mode: int) -> None:
+    """A home group or others may write (``TASKDAEMON_HOME=/tmp``, a group's folder), sticky
+    or not (anyone could make ``control/`` there first): writers refuse it, one line, exit 2."""
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(mode)
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    run, publish, _ = _commands(home, pipeline)
+    why = f"may be written by group or others (mode {mode:04o})"
+    assert [
+        (2, _refusal("TASKDAEMON_HOME", home, why)),
+        (2, _refusal("--home", home, why)),
+        [],
+    ] == [(run.returncode, run.stderr), (publish.returncode, publish.stderr), list(home.iterdir())]
+
+
+def test_a_private_home_of_this_user_is_used(tmp_path: Path) -> None:
+    """The normal case: a 0700 home of this user (and one not made yet) gets the run's store
+    and workspace."""
+    made = tmp_path / "made"
+    made.mkdir(mode=0o700)
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    outcomes = []
+    for home in (made, tmp_path / "new"):
+        run, _, listed = _commands(home, pipeline)
+        run_id = run.stdout.strip()
+        outcomes.append(
+            (
+                run.returncode,
+                (home / "workspaces" / run_id).is_dir(),
+                [entry["run_id"] for entry in json.loads(listed.stdout or "[]")] == [run_id],
+            )
+        )
+    assert [(0, True, True)] * 2 == outcomes, outcomes

@@ -39,6 +39,7 @@ from reliability_support import (
     write_pipeline,
 )
 from taskdaemon.pipeline.cli.telemetry import build_telemetry
+from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.server import HealthSources, create_app
 from taskdaemon.pipeline.settings import load_settings
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
@@ -506,19 +507,18 @@ def test_a_store_another_user_made_first_is_not_written(tmp_path: Path) -> None:
 
 
 def test_a_store_is_not_made_in_a_folder_anyone_may_write(tmp_path: Path) -> None:
-    """With the home in a folder anyone may write (``TASKDAEMON_HOME=/tmp``), anyone could
-    make the store's ``-wal`` file first, or swap the store for theirs: no store is made there,
-    one warning says why, and the run goes on."""
+    """With the store in a folder anyone may write (``/tmp``), anyone could make the store's
+    ``-wal`` file first, or swap the store for theirs: no store is made there, and the error
+    says why. (The CLI refuses such a home before: ``pipeline_home_test.py``.)"""
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(0o1777)
-    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
-    done = taskdaemon(home, "run", "-q", str(pipeline))
-    assert (0, 1, False) == (
-        done.returncode,
-        done.stderr.count("cannot open span store: its folder may be written by any user"),
+    with pytest.raises(SpanSourceError) as raised:
+        connect(home / "spans.db")
+    assert ("cannot open span store: its folder may be written by any user", False) == (
+        str(raised.value).partition(": ")[2],
         (home / "spans.db").exists(),
-    ), done.stderr
+    )
 
 
 # --- damaged rows ------------------------------------------------------------------------------

@@ -230,6 +230,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         if getattr(args, "reads_settings", True):
             _check_settings()
+        if getattr(args, "writes_home", True) and (problem := _foreign_home(args)):
+            print(problem, file=sys.stderr, flush=True)
+            return 2
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
         # One line a variable, each whole on its own (a log reader or grep sees the program).
@@ -246,6 +249,27 @@ def _check_settings() -> None:
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     load_settings()
+
+
+def _foreign_home(args: argparse.Namespace) -> str | None:
+    """The line refusing the home (``--home``, else ``TASKDAEMON_HOME``) when another user
+    controls it (``home.foreign_home``), else None. A command makes or writes into the home,
+    or trusts its control sockets (``approve``, ``status``), unless it sets
+    ``writes_home=False``: those only read a store, and may read one in anyone's home."""
+    from pathlib import Path  # noqa: PLC0415 - start-up time (--version)
+
+    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
+    from taskdaemon.pipeline.home import HOME_VARIABLE, foreign_home, home_directory  # noqa: PLC0415
+
+    given = getattr(args, "home", None)
+    home = Path(given) if given else home_directory()
+    if (why := foreign_home(home)) is None:
+        return None
+    name = "--home" if given else HOME_VARIABLE
+    return (
+        f"taskdaemon: {name} {quote(str(home))} {why}: whoever controls it could swap "
+        "our workspaces and control sockets for theirs; use a home of your own"
+    )
 
 
 if __name__ == "__main__":

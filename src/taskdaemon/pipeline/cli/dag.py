@@ -67,7 +67,7 @@ def register(subparsers: Any) -> None:
         "--watch", action="store_true", help="with --run and -o: rewrite FILE on every change"
     )
     # Settings are checked by --run alone (_span_source): a file is drawn without any.
-    parser.set_defaults(func=run_dag, reads_settings=False)
+    parser.set_defaults(func=run_dag, reads_settings=False, writes_home=False)
 
 
 def _fail(code: int, message: str) -> int:

@@ -61,7 +61,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     add_interval_option(parser)
     add_source_option(parser, forms="sqlite:///PATH or dump:///PATH.tar.gz")
-    parser.set_defaults(func=logs_command)
+    parser.set_defaults(func=logs_command, writes_home=False)  # cli._foreign_home
 
 
 def _iso(time_ns: int) -> str:

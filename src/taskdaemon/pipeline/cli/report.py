@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     add_wide_option(parser)
-    parser.set_defaults(func=run_report)
+    parser.set_defaults(func=run_report, writes_home=False)  # cli._foreign_home
 
 
 def _fail(code: int, message: str) -> int:

@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     list_p.add_argument("--json", action="store_true", help="JSON instead of a table")
     add_wide_option(list_p)
     add_source_option(list_p)
-    list_p.set_defaults(func=_list)
+    list_p.set_defaults(func=_list, writes_home=False)  # cli._foreign_home
 
     show_p = runs_sub.add_parser(
         "show",
@@ -90,7 +90,7 @@ def register(subparsers: Any) -> None:
     show_p.add_argument(
         "--at", metavar="T", help="the run as it stood T after its start (12.5s, 1m30s)"
     )
-    show_p.set_defaults(func=_show)
+    show_p.set_defaults(func=_show, writes_home=False)
 
 
 def _error(action: str, message: str, code: int) -> int:

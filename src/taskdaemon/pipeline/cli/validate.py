@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="do not import the handlers of Python loop types",
     )
-    parser.set_defaults(func=run_validate, reads_settings=False)  # cli._check_settings
+    # cli._check_settings, cli._foreign_home
+    parser.set_defaults(func=run_validate, reads_settings=False, writes_home=False)
 
 
 def add_working_directory_to_path() -> None:

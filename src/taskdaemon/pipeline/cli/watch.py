@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
     add_source_option(parser)
     add_interval_option(parser)
-    parser.set_defaults(func=run_watch)
+    parser.set_defaults(func=run_watch, writes_home=False)  # cli._foreign_home
 
 
 class _LiveView:
