@@ -157,9 +157,11 @@ def _bounded_array(
     decoded about ``_CHUNK`` characters at a time, each piece's items dropped once looked at.
     Where a piece ends is a guess, the first ``],[`` past ``_CHUNK`` (``,"`` in an object),
     which holds when the piece decodes: a guess inside a string or an item, or past the
-    array's end, leaves the piece unterminated. Items are then decoded one
-    at a time up to the guess (to the end when there is none), so each character is looked at
-    a bounded number of times."""
+    array's end, leaves the piece unterminated. Items are then decoded one at a time up to the
+    guess, so each character is looked at a bounded number of times. A guess is looked for
+    within two pieces only: with none there (a 100 MB string, the array's last piece), items
+    are decoded one at a time in place, never the rest of the body copied into one piece that
+    cannot decode (that copy, twice, tripled the peak memory of reading a 100 MB attribute)."""
     at = _after(text, at, "{" if pairs else "[")
     kept: list[Any] = []
     count = more = 0
@@ -169,15 +171,20 @@ def _bounded_array(
             at = _after(text, at, ",")
         items: Any = None
         if guess <= at:
-            if pairs:  # the comma before a key
-                guess = text.find(',"', at + _CHUNK)
-                guess = len(text) if guess < 0 else guess
+            # The comma before a key, or between two items, within two pieces of ``at``.
+            end = min(at + 2 * _CHUNK, len(text))
+            if pairs:
+                guess = text.find(',"', at + _CHUNK, end)
             else:
-                guess = text.find("],[", at + _CHUNK) + 1 or len(text)
-            with suppress(ValueError):
-                items = loads(f"{{{text[at:guess]}}}" if pairs else f"[{text[at:guess]}]")
-                items = list(items.items()) if pairs else items
-                at = guess
+                guess = text.find("],[", at + _CHUNK, end)
+                guess += guess >= 0
+            if guess < 0:  # none near (a huge item, or the array's end): one at a time to there
+                guess = end
+            else:
+                with suppress(ValueError):
+                    items = loads(f"{{{text[at:guess]}}}" if pairs else f"[{text[at:guess]}]")
+                    items = list(items.items()) if pairs else items
+                    at = guess
         if items is None:
             item, at = decode_at(text, at)
             if pairs:
