@@ -34,6 +34,7 @@ from taskdaemon.pipeline.tracking._remote import (
     read_bounded,
     split_credentials,
 )
+from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "tempo"
@@ -538,15 +539,17 @@ def _values(body: bytes) -> int:
     return body.count(b"[") + body.count(b"{") + body.count(b",")
 
 
-def test_a_real_answer_with_many_real_attributes_is_read_whole() -> None:
+def test_a_real_answer_with_many_real_attributes_is_read_within_the_bound() -> None:
     """The real answer with 50,000 more attributes as Tempo writes them (a key and a string
-    value each) is not refused: real spans are far from the bound."""
+    value each) is not refused: it is read, its span keeping the first ``MAX_SPAN_ITEMS``
+    attributes (``spans.bounded``); the span's own one, after them, is counted as not read."""
     attribute = b'{"key":"stage.output.field","value":{"stringValue":"a value, of text"}},'
     body = _with_attributes(attribute, 50_000)
     with serving(_answering(body)) as server, TempoSource(server.url) as source:
         (span,) = source.get_trace(TEMPO_V2_RUN)
-    assert {"stage.output.field": "a value, of text", "my.span.attr": "some value"} == dict(
-        span.attributes
+    assert ({"stage.output.field": "a value, of text"}, 50_001 - MAX_SPAN_ITEMS) == (
+        dict(span.attributes),
+        span.dropped_attributes,
     )
 
 
