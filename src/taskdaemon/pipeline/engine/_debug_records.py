@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.expressions import Expression
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ def split_instance(stage: str) -> tuple[str, int | None]:
     ``STAGE#N``, instance N of a fanned-out stage, numbered as the progress lines number them
     (a stage name never holds ``#``). ``("implementation", 2)`` for ``implementation#2``."""
     name, mark, number = stage.rpartition("#")
-    if mark and number.isascii() and number.isdigit() and len(number) <= 9:
+    if mark and ascii_digits(number) and len(number) <= 9:
         return name, int(number)
     return stage, None
 

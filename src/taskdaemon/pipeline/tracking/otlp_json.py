@@ -167,7 +167,7 @@ def _count(raw: Any) -> int:
         return 0
     if type(raw) is int and raw >= 0:
         return raw
-    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 10:
+    if type(raw) is str and ascii_digits(raw) and len(raw) <= 10:
         return int(raw)
     raise ValueError(f"bad dropped count {quote(str(raw))}")
 
