@@ -8,6 +8,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import termios
@@ -44,15 +45,17 @@ class Terminal:
     """``taskdaemon debug ARGS`` on a pseudo-terminal: ``type`` keys at the next prompt,
     ``expect`` text in what the terminal shows."""
 
-    def __init__(self, home: Path, *args: str) -> None:
+    def __init__(self, home: Path, *args: str, progress: bool = False) -> None:
+        """With ``progress``, the run's progress lines (stderr) show on the terminal too, an
+        ``xterm`` (it erases a line); else ``-q`` on a ``dumb`` terminal."""
         self.controller, terminal = pty.openpty()
         self.process = subprocess.Popen(
-            [TASKDAEMON, "debug", *args, "-q"],
+            [TASKDAEMON, "debug", *args, *([] if progress else ["-q"])],
             cwd=home,
-            env=environment(home, TERM="dumb"),
+            env=environment(home, TERM="xterm" if progress else "dumb"),
             stdin=terminal,
             stdout=terminal,
-            stderr=subprocess.DEVNULL,
+            stderr=terminal if progress else subprocess.DEVNULL,
             close_fds=True,
             # Its own session, the terminal its controlling one: Ctrl-C typed there is a
             # SIGINT to it, as in a shell.
@@ -90,6 +93,74 @@ class Terminal:
             self.process.kill()
         self.process.wait()
         os.close(self.controller)
+
+
+def screen(shown: str) -> list[str]:
+    """The rows a terminal shows after ``shown`` (as ``Terminal.shown`` holds it): text
+    overwrites, ``\\r`` returns to the row's start, ``\\b`` steps back, ``ESC [ K`` erases to
+    the row's end; other escape sequences (readline's modes) draw nothing."""
+    rows, column, at = [""], 0, 0
+    while at < len(shown):
+        sequence = re.match(r"\x1b(\[[0-9;?]*[@-~]|.)", shown[at:])
+        if sequence:
+            if sequence.group(1) == "[K":
+                rows[-1] = rows[-1][:column]
+            at += sequence.end()
+            continue
+        char, at = shown[at], at + 1
+        if char == "\n":
+            rows.append("")
+            column = 0
+        elif char == "\r":
+            column = 0
+        elif char == "\b":
+            column = max(0, column - 1)
+        elif char >= " ":
+            row = rows[-1].ljust(column)
+            rows[-1] = row[:column] + char + row[column + 1 :]
+            column += 1
+    return rows
+
+
+ABOVE = """\
+    name: above
+    stages:
+      - name: a
+        command: "echo '{{}}'"
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: slow
+        command: "while [ ! -e {go} ]; do sleep 0.05; done; echo '{{}}'"
+        triggers: [{{manual: {{approval_required: false}}}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_progress_line_shows_above_the_prompt_and_what_was_typed(home: Path) -> None:
+    """A progress line written while a command is half typed (another stage ending as ``a``
+    waits at its breakpoint) shows on a row of its own, and the prompt is drawn again below
+    it with the text typed so far, which Enter then runs. It used to land after the typed
+    text, on the prompt's row, leaving an empty row where the prompt was."""
+    go = home / "go"
+    (home / "above.yaml").write_text(textwrap.dedent(ABOVE).format(go=go))
+    terminal = Terminal(home, "above.yaml", "--break", "a", progress=True)
+    try:
+        terminal.expect("paused at a.0.1")
+        terminal.type("inputs a")
+        terminal.expect("inputs a")  # readline echoed it: the prompt waits with it typed
+        go.touch()  # slow ends: its progress line is written while the prompt waits
+        terminal.expect(PROMPT + "inputs a")
+        rows = screen(terminal.shown)
+        (ended,) = [n for n, row in enumerate(rows) if re.search(r"slow +success in", row)]
+        assert re.fullmatch(r" +\d+\.\d\ds  slow +success in .+", rows[ended])
+        assert [PROMPT + "inputs a"] == rows[ended + 1 :]
+        terminal.type("\n")
+        assert "{}" in terminal.expect(PROMPT)  # the typed command ran, whole
+        terminal.type("continue\n")
+        terminal.expect("run ended success")
+        terminal.type("\x04")
+        assert 0 == terminal.process.wait(timeout=30)
+    finally:
+        terminal.close()
 
 
 @pytest.fixture

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import os
+import pty
+import termios
 from collections.abc import Sequence
 from typing import ClassVar
 
-from taskdaemon.pipeline.cli._prompt import CommandPrompt
+import pytest
+
+from taskdaemon.pipeline.cli._prompt import CommandPrompt, LinesAbove
 
 
 class Echo(CommandPrompt):
@@ -23,3 +28,51 @@ def test_a_printed_line_has_its_control_characters_escaped() -> None:
     out = io.StringIO()
     Echo(stdin=io.StringIO(), stdout=out).execute('say "a\x1b[2J\tb\nc\x07"')
     assert "a\\x1b[2J\tb\nc\\x07\n" == out.getvalue()
+
+
+def test_lines_written_while_a_prompt_reads_go_through_unchanged_on_a_pipe() -> None:
+    """Off a terminal (a pipe, a file) the lines of another thread are written as they come,
+    even while a prompt reads: no erase, no prompt drawn again in the output."""
+    out = io.StringIO()
+    above = LinesAbove(out)
+    above.reading("(x) ")
+    above.write("    1.00s  slow  success\n")
+    assert "    1.00s  slow  success\n" == out.getvalue()
+
+
+def _through_a_terminal(term: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What a line written while a prompt reads puts on a pseudo-terminal under ``term``."""
+    monkeypatch.setenv("TERM", term)
+    controller, terminal = pty.openpty()
+    attrs = termios.tcgetattr(terminal)
+    attrs[1] &= ~termios.OPOST  # the bytes as written, no \n made \r\n
+    termios.tcsetattr(terminal, termios.TCSANOW, attrs)
+    try:
+        with open(terminal, "w", closefd=False) as stream:
+            above = LinesAbove(stream)
+            above.reading("(x) ")
+            above.write("one ")
+            above.write("line\n")
+            above.reading(None)
+            above.write("after\n")
+        return os.read(controller, 4096).decode()
+    finally:
+        os.close(terminal)
+        os.close(controller)
+
+
+def test_a_line_written_while_a_prompt_reads_shows_above_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a terminal, the prompt's row is erased, the line written (in as many writes as it
+    takes), and the prompt drawn again below it (with readline's buffer: nothing typed here);
+    once the prompt no longer reads, a line goes through as it is."""
+    assert "\r\x1b[Kone line\n(x) after\n" == _through_a_terminal("xterm", monkeypatch)
+
+
+def test_a_dumb_terminal_gets_a_new_row_instead_of_an_erase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``dumb`` terminal erases nothing: the line starts a new row below the prompt's, and
+    the prompt follows it; no escape sequence is written."""
+    assert "\none line\n(x) after\n" == _through_a_terminal("dumb", monkeypatch)

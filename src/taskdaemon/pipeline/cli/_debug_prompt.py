@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
-from taskdaemon.pipeline.cli._prompt import CommandPrompt
+from taskdaemon.pipeline.cli._prompt import CommandPrompt, LinesAbove
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.wording import counted
@@ -83,8 +83,9 @@ class DebugPrompt(CommandPrompt):
         stdout: IO[str] | None = None,
         history: Path | None = None,
         by: str = "cli debug",
+        above: LinesAbove | None = None,
     ) -> None:
-        super().__init__(stdin=stdin, stdout=stdout, history=history)
+        super().__init__(stdin=stdin, stdout=stdout, history=history, above=above)
         self._call = self._ended_aware(call)
         self._by = by
         # This prompt's name to the run: its breakpoints, and whether another prompt is on.

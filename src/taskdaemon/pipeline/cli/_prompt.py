@@ -16,15 +16,24 @@
 * on a terminal, Ctrl-C while a line is being typed drops that line and prompts again, saying
   how to leave (``INTERRUPTED``), as pdb and gdb do: a Ctrl-C meant to clear a half-typed
   command must not cancel a run that waited hours at a breakpoint. Ctrl-C at any other time
-  (the prompt waiting for the run) and SIGTERM or SIGHUP still reach the command, which stops.
+  (the prompt waiting for the run) and SIGTERM or SIGHUP still reach the command, which stops;
+* on a terminal, a line another thread writes while the prompt waits for a line (``debug
+  FILE``'s progress, on stderr through :class:`LinesAbove`) shows above the prompt, which is
+  drawn again below it with what was typed so far, as a shell shows a job's notice: it used
+  to land in the middle of the typed text, prompt and text lost from view. A pipe or a file
+  gets the lines unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import shlex
 import sys
+import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import IO, ClassVar
 
@@ -33,12 +42,67 @@ from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.terminal_text import shown
 
-__all__ = ["CommandPrompt"]
+__all__ = ["CommandPrompt", "LinesAbove"]
 
 #: The longest command line split like a shell's (quotes, escapes); a longer one is split at
 #: white space. Commands are short: only a ``set`` value or a ``break`` condition is long.
 #: Why: benchmarks/README.md, "Debug prompt lines split at white space past 64 KiB (qa24)".
 _SHELL_SPLIT_MAX = 64 << 10
+
+
+class LinesAbove(io.TextIOBase):
+    """``stream`` (stderr) for what other threads write while a prompt reads a line.
+
+    When ``stream`` is a terminal and a prompt reads (``reading``), a write first clears the
+    prompt's line (``\\r`` and erase to its end; on a ``dumb`` terminal, which has no erase,
+    a new line instead), then writes its text, and once that text ends its line, draws the
+    prompt again with ``readline``'s buffer, what the user typed so far. Otherwise a write
+    goes through unchanged. The prompt is drawn with the cursor after the typed text: Python's
+    ``readline`` tells the text, not where the cursor stood in it.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._prompt: str | None = None  # the prompt a line is being read at, else None
+        self._open = False  # a write left the line above the prompt unfinished
+        try:
+            self._tty = stream.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._tty = False
+        dumb = os.environ.get("TERM", "dumb") in {"", "dumb"}
+        self._clear = "\n" if dumb else "\r\x1b[K"
+
+    def reading(self, prompt: str | None) -> None:
+        """Say that a line is read at ``prompt`` on the terminal (readline draws it), or that
+        none is (None)."""
+        with self._lock:
+            self._prompt = prompt
+            self._open = False
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._prompt is None or not self._tty or not text:
+                self._stream.write(text)
+                return len(text)
+            import readline  # noqa: PLC0415 - a prompt reads: it imported readline
+
+            head = "" if self._open else self._clear
+            self._open = not text.endswith("\n")
+            tail = "" if self._open else self._prompt + readline.get_line_buffer()
+            self._stream.write(head + text + tail)
+            self._stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._tty
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
 
 
 class CommandPrompt:
@@ -58,10 +122,12 @@ class CommandPrompt:
         stdin: IO[str] | None = None,
         stdout: IO[str] | None = None,
         history: Path | None = None,
+        above: LinesAbove | None = None,
     ) -> None:
         self._in = stdin if stdin is not None else sys.stdin
         self._out = stdout if stdout is not None else sys.stdout
         self._history = history
+        self._above = above  # where other threads' lines go while a line is read
         self._interactive = self._in.isatty()
         self._line = ""
         self.quit = False
@@ -81,6 +147,10 @@ class CommandPrompt:
         finally:
             if self._interactive:
                 self._save_history()
+                if self._above is not None:
+                    import readline  # noqa: PLC0415
+
+                    readline.set_pre_input_hook(None)
 
     def _read(self) -> str | None:
         while self._interactive:
@@ -93,6 +163,9 @@ class CommandPrompt:
                 if type(stop) is not KeyboardInterrupt:  # SIGTERM or SIGHUP (cli/sigterm.py)
                     raise
                 self._print(f"\n{self.INTERRUPTED}")
+            finally:
+                if self._above is not None:  # the line is read: the prompt is history
+                    self._above.reading(None)
         line = self._in.readline()
         if not line:
             return None
@@ -171,6 +244,10 @@ class CommandPrompt:
         readline.set_completer(complete)
         readline.set_completer_delims(" \t")
         readline.parse_and_bind("tab: complete")
+        if self._above is not None:
+            # Called once readline has drawn the prompt: a line written before that is not
+            # followed by a prompt of its own, which readline's would have doubled.
+            readline.set_pre_input_hook(partial(self._above.reading, self.PROMPT))
 
     def _save_history(self) -> None:
         if self._history is None:
