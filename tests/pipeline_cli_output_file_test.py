@@ -56,10 +56,37 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_nothing(
     )
 
 
-def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
-    """A target in a folder that does not exist is refused with the reason."""
-    target = tmp_path / "missing" / "dag.svg"
-    assert f"cannot write {target}: No such file or directory" == write_output("x", str(target))
+def test_a_file_where_a_folder_should_be_is_one_line(tmp_path: Path) -> None:
+    """A target below a file (a folder expected) is refused with the reason."""
+    (tmp_path / "file").write_text("")
+    target = tmp_path / "file" / "dag.svg"
+    assert f"cannot write {target}: File exists" == write_output("x", str(target))
+
+
+@pytest.mark.slow
+def test_every_o_makes_its_missing_folders_0700(tmp_path: Path) -> None:
+    """``dump -o``, ``dag -o`` and ``report -o`` into folders that do not exist yet: each
+    makes them, 0700 under umask 0, and writes its file 0600. ``dag -o`` and ``report -o``
+    refused, where ``dump -o`` made them: a script needed ``mkdir -p`` for two of three."""
+    home = tmp_path / "home"
+    ran = taskdaemon(home, "run", "-q", "examples/feature_delivery.yaml", "--auto-approve")
+    assert 0 == ran.returncode, ran.stderr
+    run_id = ran.stdout.strip()
+    out = tmp_path / "out"
+    commands = {
+        out / "dump" / "deeper" / "run.tar.gz": ("dump", run_id),
+        out / "dag" / "deeper" / "run.svg": ("dag", "--run", run_id, "--format", "svg"),
+        out / "report" / "deeper" / "report.md": ("report", "--format", "markdown"),
+    }
+    previous = os.umask(0)
+    try:
+        done = [taskdaemon(home, *args, "-o", str(target)) for target, args in commands.items()]
+    finally:
+        os.umask(previous)
+    assert [(0, "")] * 3 == [(each.returncode, each.stderr) for each in done]
+    for target in commands:
+        modes = [stat.S_IMODE(p.stat().st_mode) for p in (target.parent.parent, target.parent)]
+        assert ([0o700, 0o700], 0o600) == (modes, stat.S_IMODE(target.stat().st_mode))
 
 
 def test_without_a_file_the_text_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,4 +151,22 @@ def test_a_link_another_user_planted_is_not_followed(tmp_path: Path) -> None:
         f"taskdaemon dag: cannot write {link}: another user's link, pipe or device (uid 65534)\n",
         "mine",
         True,
+    )
+
+
+@_AS_ROOT
+def test_a_folder_link_another_user_planted_is_not_followed(tmp_path: Path) -> None:
+    """Another user plants ``out`` in a shared folder as a link to a folder of theirs: ``report
+    -o`` to a file in a new folder below it makes nothing through it and names the link."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    link = tmp_path / "out"
+    link.symlink_to(theirs)
+    os.lchown(link, 65534, 65534)
+    target = link / "new" / "report.md"
+    done = taskdaemon(tmp_path / "home", "report", "-o", str(target))
+    assert (done.returncode, done.stderr, os.listdir(theirs)) == (
+        1,
+        f"taskdaemon report: cannot write {target}: {link} is another user's link (uid 65534)\n",
+        [],
     )

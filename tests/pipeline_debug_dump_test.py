@@ -201,6 +201,23 @@ def test_a_dump_holds_no_seeded_secret(
 
 
 @pytest.mark.slow
+def test_a_served_dump_it_cannot_write_says_so_as_a_stored_one_does(
+    home: Path, paused_run: tuple[subprocess.Popen[str], str]
+) -> None:
+    """``dump -o FILE/x.tar.gz`` (a file where a folder should be) of a run its process still
+    serves said ``[Errno 17] File exists: ...``, errno and all: it now says ``cannot write
+    TARGET: REASON``, as ``dump`` of a run from the store, ``dag -o`` and ``report -o`` do."""
+    process, run_id = paused_run
+    (home / "file").write_text("not a folder")
+    target = home / "file" / "x.tar.gz"
+    done = taskdaemon(home, "dump", run_id, "-o", str(target))
+    taskdaemon(home, "debug", "continue", run_id)
+    process.communicate(timeout=60)
+    expected = f"taskdaemon dump: cannot write {target}: File exists\n"
+    assert (1, expected) == (done.returncode, done.stderr)
+
+
+@pytest.mark.slow
 def test_a_default_dump_is_private_in_a_private_folder(home: Path) -> None:
     """``dump RUN`` without ``-o`` writes under ``$TASKDAEMON_HOME/dumps``, made 0700, an
     archive of mode 0600: a dump holds the run's data."""

@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 import pytest
 
-from taskdaemon.pipeline.private_file import make_private_dirs, replace_privately
+from taskdaemon.pipeline.private_file import make_output_dirs, make_private_dirs, replace_privately
 
 
 def _folder_while_writing(target: Path) -> list[str]:
@@ -95,3 +95,21 @@ def test_a_named_pipe_of_another_user_is_not_written_into(tmp_path: Path) -> Non
         os.listdir(tmp_path),
         stat.S_ISFIFO(target.lstat().st_mode),
     )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
+def test_a_link_of_another_user_above_an_output_file_is_refused(tmp_path: Path) -> None:
+    """``out`` in a shared folder, a link another user planted to a folder of theirs: the
+    folders above ``out/new/x.dot`` are not made through it (``PermissionError`` naming the
+    link), nothing is made where it points; a link of this user's (or root's) is followed."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    link = tmp_path / "out"
+    link.symlink_to(theirs)
+    os.lchown(link, 65534, 65534)
+    with pytest.raises(PermissionError, match=rf"{link} is another user's link \(uid 65534\)"):
+        make_output_dirs(link / "new" / "x.dot")
+    assert [] == os.listdir(theirs)
+    os.lchown(link, os.geteuid(), os.getegid())
+    make_output_dirs(link / "new" / "x.dot")
+    assert ["new"] == os.listdir(theirs)

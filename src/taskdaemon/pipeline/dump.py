@@ -45,7 +45,7 @@ from taskdaemon import __version__
 from taskdaemon.pipeline.graphviz import GraphvizError, dot_to_svg
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
-from taskdaemon.pipeline.private_file import make_private_dirs, replace_privately
+from taskdaemon.pipeline.private_file import make_output_dirs, replace_privately
 from taskdaemon.pipeline.record_fields import as_dict, fields, is_record
 from taskdaemon.pipeline.tracking.otlp_json import encode_traces
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
@@ -201,7 +201,7 @@ def write_dump(
     }
     if path.is_dir():  # as cp does: into it, under the default file name
         path = path / default_dump_path(path, record.run_id).name
-    make_private_dirs(path.parent)  # made here: the owner's only
+    make_output_dirs(path)  # made here: the owner's only, never through another's link
 
     def archive_into(raw: BinaryIO) -> None:
         with tarfile.open(fileobj=raw, mode="w:gz") as archive:

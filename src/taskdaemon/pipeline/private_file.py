@@ -22,6 +22,13 @@ file it points to with this user's rights, and a named pipe would hand run data 
 True, mode=0o700)`` and ``os.makedirs`` give the mode to the last folder only, the others the
 umask's: under umask 0, a parent anyone may write, where anyone may rename the private folder
 away and put one of theirs in its place.
+
+:func:`make_output_dirs` makes the missing folders above a file the user named (``-o`` of
+``dump``, ``dag`` and ``report``, the debugger's ``dump PATH``; a dump's default folder too)
+that way, after the same check
+as the file's: a symbolic link on the way that belongs to another user (not this one, not
+root) is refused, as a link at the file itself is. Followed, a link planted in a shared folder
+would take the file, or the folders made, wherever its owner chose.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["make_private_dirs", "replace_privately"]
+__all__ = ["make_output_dirs", "make_private_dirs", "replace_privately"]
 
 
 def make_private_dirs(path: str | os.PathLike[str]) -> None:
@@ -54,6 +61,25 @@ def make_private_dirs(path: str | os.PathLike[str]) -> None:
         except FileExistsError:
             if not folder.is_dir():  # a file; a folder made meanwhile by another process is fine
                 raise
+
+
+def make_output_dirs(path: Path) -> None:
+    """Make the missing folders above the file ``path``, 0700 (``make_private_dirs``); a
+    folder on its way that is another user's symbolic link raises ``PermissionError`` naming
+    it (the module docstring)."""
+    import stat  # noqa: PLC0415 - the CLI's start-up time
+
+    folder = path.absolute().parent
+    for each in (folder, *folder.parents):
+        try:
+            found = os.lstat(each)
+        except (FileNotFoundError, NotADirectoryError):  # made below, or refused there
+            continue
+        if stat.S_ISLNK(found.st_mode) and found.st_uid not in (0, os.geteuid()):
+            raise PermissionError(
+                errno.EPERM, f"{each} is another user's link (uid {found.st_uid})", str(path)
+            )
+    make_private_dirs(folder)
 
 
 def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:

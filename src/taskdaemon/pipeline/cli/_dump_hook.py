@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.errors import PipelineError
+
 __all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
 
 logger = logging.getLogger(__name__)
@@ -67,18 +69,21 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
             finally:
                 source.close()
             logs, logs_note = stored_logs(default_source_url(), handle.run_id)
-            written = write_dump(
-                target,
-                handle.run_id,
-                spans,
-                logs=logs,
-                logs_note=logs_note,
-                pipeline=handle.pipeline,
-                engine_state=state,
-                metrics=metrics,
-                settings=settings,
-                capture=capture,
-            )
+            try:
+                written = write_dump(
+                    target,
+                    handle.run_id,
+                    spans,
+                    logs=logs,
+                    logs_note=logs_note,
+                    pipeline=handle.pipeline,
+                    engine_state=state,
+                    metrics=metrics,
+                    settings=settings,
+                    capture=capture,
+                )
+            except OSError as exc:  # as ``dump -o`` of a run from the store says it
+                raise PipelineError(f"cannot write {target}: {exc.strerror or exc}") from None
             return str(written.absolute())
 
         return await asyncio.get_running_loop().run_in_executor(None, blocking)

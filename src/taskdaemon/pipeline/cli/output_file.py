@@ -4,6 +4,14 @@ Decision: such a file holds run data (a run's stages, states and errors; a repor
 names, durations and failures), so it is written as a debug dump is, whole and readable by its
 owner only (``private_file.replace_privately``): a failed write (a full disk) leaves the
 previous file as it was, and ``dag --watch``'s viewer never reads half of one.
+
+Decision: the folders above the file that are missing are made (0700, never through another
+user's link: ``private_file.make_output_dirs``), as ``dump -o`` always made them: one rule
+for every ``-o``. ``dump`` had to make its default folder (``$TASKDAEMON_HOME/dumps``) and
+its ``-o`` took the same road; ``dag -o`` and ``report -o`` refused a missing folder, so a
+script writing a run's dump, DAG and report into a new ``out/RUN/`` needed a ``mkdir -p``
+for two of the three. Refusing for all three would have broken ``dump -o`` where it worked.
+A mistyped folder is made rather than refused: the file lands where it was named.
 """
 
 from __future__ import annotations
@@ -11,13 +19,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from taskdaemon.pipeline.private_file import replace_privately
+from taskdaemon.pipeline.private_file import make_output_dirs, replace_privately
 
 __all__ = ["write_atomically", "write_output"]
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text``, whole and private (the module docstring)."""
+    """Replace ``path`` with ``text``, whole and private, its missing folders made (the
+    module docstring)."""
+    make_output_dirs(path)
     replace_privately(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
