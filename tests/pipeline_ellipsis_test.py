@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taskdaemon.pipeline import redaction
-from taskdaemon.pipeline.ellipsis import QUOTED, REDACTED_WINDOW, cut, cut_line, quote
+from taskdaemon.pipeline.ellipsis import QUOTED, REDACTED_WINDOW, cut, cut_line, cut_start, quote
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -66,3 +66,9 @@ def test_a_huge_refused_text_is_redacted_within_a_window(monkeypatch: pytest.Mon
     monkeypatch.setattr(redaction, "redact_text", counting)
     assert "'[REDACTED] zzzzzzzzzzzzzzzzzzzzzzzzzzzz…'" == quote(f"{secret} " + "z" * (1 << 20))
     assert [REDACTED_WINDOW] == seen
+
+
+def test_a_cut_from_the_start_keeps_the_end_within_the_limit() -> None:
+    """``cut_start`` keeps a text of the limit whole; a longer one loses its start to ``…``,
+    its end (a path's folder) kept, within the limit."""
+    assert ("/a/b", "…/c/home") == (cut_start("/a/b", 4), cut_start("/a/b/c/home", 8))

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from cli_support import ONE_STAGE_PIPELINE, TASKDAEMON, environment, write
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.settings import load_settings
 
@@ -115,10 +114,10 @@ def _commands(home: Path, pipeline: Path) -> list[subprocess.CompletedProcess[st
     ]
 
 
-def _refusal(name: str, home: Path, why: str) -> str:
-    """The one line a command refusing ``home`` prints."""
+def _refusal(name: str, home: Path | str, why: str) -> str:
+    """The one line a command refusing ``home`` (absolute) prints: its path whole."""
     return (
-        f"taskdaemon: {name} {quote(str(home))} {why}: whoever controls it could swap our "
+        f"taskdaemon: {name} '{home}' {why}: whoever controls it could swap our "
         "workspaces and control sockets for theirs; use a home of your own\n"
     )
 
@@ -162,6 +161,31 @@ def test_a_home_group_or_others_may_write_is_refused(tmp_path: Path, mode: int) 
         (2, _refusal("--home", home, why)),
         [],
     ] == [(run.returncode, run.stderr), (publish.returncode, publish.stderr), list(home.iterdir())]
+
+
+def test_the_default_home_refused_is_named_whole_where_it_is(tmp_path: Path) -> None:
+    """The default home, ``.taskdaemon`` in the current folder, made 0777 there: the refusal
+    names it by its absolute path, whole, though far past ``quote``'s 40 characters (they
+    showed ``'/tmp/pytest-of-root/pytest-3/test_the_d…'``, hiding the folder refused), and
+    an escape sequence in the folder's name is shown escaped, not sent to the terminal."""
+    folder = tmp_path / "a project with a long name" / "checkout\x1b[2J" / "service"
+    (folder / ".taskdaemon").mkdir(parents=True)
+    (folder / ".taskdaemon").chmod(0o777)
+    env = environment(tmp_path / "unused")
+    del env["TASKDAEMON_HOME"]
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    run = subprocess.run(
+        [TASKDAEMON, "run", "-q", str(pipeline)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    named = str(folder / ".taskdaemon").replace("\x1b", "\\x1b")
+    why = "may be written by group or others (mode 0777)"
+    assert (2, _refusal("TASKDAEMON_HOME", named, why)) == (run.returncode, run.stderr)
 
 
 def test_a_private_home_of_this_user_is_used(tmp_path: Path) -> None:

@@ -16,6 +16,13 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def cut_start(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else ``…`` and its last
+    ``limit - 1``: for a path, whose end names what it is (the folder refused), not its
+    start (``/home/…``)."""
+    return text if len(text) <= limit else "…" + text[len(text) - limit + 1 :]
+
+
 def cut_line(text: str, limit: int) -> str:
     """``text`` on one line (every run of whitespace, line breaks included, one space), then
     cut as by :func:`cut`."""

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from taskdaemon import __version__
 
 if TYPE_CHECKING:  # typing's names only: --version imports nothing more
+    from pathlib import Path
     from typing import NoReturn
 
 __all__ = ["build_parser", "main"]
@@ -258,7 +259,6 @@ def _foreign_home(args: argparse.Namespace) -> str | None:
     ``writes_home=False``: those only read a store, and may read one in anyone's home."""
     from pathlib import Path  # noqa: PLC0415 - start-up time (--version)
 
-    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
     from taskdaemon.pipeline.home import HOME_VARIABLE, foreign_home, home_directory  # noqa: PLC0415
 
     given = getattr(args, "home", None)
@@ -267,9 +267,29 @@ def _foreign_home(args: argparse.Namespace) -> str | None:
         return None
     name = "--home" if given else HOME_VARIABLE
     return (
-        f"taskdaemon: {name} {quote(str(home))} {why}: whoever controls it could swap "
+        f"taskdaemon: {name} {_home_named(home)} {why}: whoever controls it could swap "
         "our workspaces and control sockets for theirs; use a home of your own"
     )
+
+
+#: Characters of a refused home's path its line shows: Linux's ``PATH_MAX``, so any path
+#: the system can open shows whole.
+_HOME_SHOWN = 4096
+
+
+def _home_named(home: Path) -> str:
+    """The refused ``home`` as its line names it: absolute (the default ``.taskdaemon`` is
+    one in the current folder, which the line should say), whole, quoted. Decision: a home is
+    a path the user gave or the default, not hostile text as a pipeline's value is, so
+    ``quote``'s 40 characters do not apply: they cut ``/home/user/projects/...`` before the
+    folder refused, the one part the reader needs. Its control characters are escaped
+    (``terminal_text.shown``) and its secrets redacted, as any text printed is; past
+    ``_HOME_SHOWN`` its end is kept (``ellipsis.cut_start``), which names the folder."""
+    from taskdaemon.pipeline.ellipsis import cut_start  # noqa: PLC0415
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+    return f"'{cut_start(shown(redact_text(str(home.absolute()))), _HOME_SHOWN)}'"
 
 
 if __name__ == "__main__":
