@@ -88,6 +88,13 @@ class Terminal:
         self._mark = len(self.shown)
         os.write(self.controller, keys.encode())
 
+    def continue_to_the_end(self) -> None:
+        """``continue`` at the prompt, then Ctrl-D once the run succeeded: exit 0."""
+        self.type("continue\n")
+        self.expect("run ended success")
+        self.type("\x04")
+        assert 0 == self.process.wait(timeout=30)
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -155,10 +162,7 @@ def test_a_progress_line_shows_above_the_prompt_and_what_was_typed(home: Path) -
         assert [PROMPT + "inputs a"] == rows[ended + 1 :]
         terminal.type("\n")
         assert "{}" in terminal.expect(PROMPT)  # the typed command ran, whole
-        terminal.type("continue\n")
-        terminal.expect("run ended success")
-        terminal.type("\x04")
-        assert 0 == terminal.process.wait(timeout=30)
+        terminal.continue_to_the_end()
     finally:
         terminal.close()
 
@@ -191,10 +195,7 @@ def test_ctrl_c_at_the_prompt_drops_the_line_and_keeps_the_run(at_b: Terminal) -
     assert "interrupted ('quit' cancels the run, Ctrl-D lets it go on)" in at_b.expect(PROMPT)
     at_b.type("where\n")
     assert "  b  paused" in at_b.expect("paused at b.0.1")
-    at_b.type("continue\n")
-    at_b.expect("run ended success")
-    at_b.type("\x04")
-    assert 0 == at_b.process.wait(timeout=30)
+    at_b.continue_to_the_end()
 
 
 FAN_OUT = """\
@@ -248,10 +249,7 @@ def test_stage_n_names_one_instance_of_a_fan_out(home: Path) -> None:
         assert "c.2.1" not in after
         assert "paused at c.0.1 [c#0]" in after
         assert "paused at c.1.1 [c#1]" in after
-        terminal.type("continue\n")
-        terminal.expect("run ended success")
-        terminal.type("\x04")
-        assert 0 == terminal.process.wait(timeout=30)
+        terminal.continue_to_the_end()
     finally:
         terminal.close()
     run_id = terminal.shown.split("debugging run ", 1)[1].split()[0]
