@@ -152,6 +152,7 @@ def test_a_progress_line_shows_above_the_prompt_and_what_was_typed(home: Path) -
     terminal = Terminal(home, "above.yaml", "--break", "a", progress=True)
     try:
         terminal.expect("paused at a.0.1")
+        terminal.expect("slow")  # its running line, written before any key: only its end follows
         terminal.type("inputs a")
         terminal.expect("inputs a")  # readline echoed it: the prompt waits with it typed
         go.touch()  # slow ends: its progress line is written while the prompt waits
