@@ -97,7 +97,8 @@ Layout: ``_api`` (``Engine``), ``_handle`` (``RunHandle``), ``_observers`` (fan-
 ``_plan`` (compiled plans); a run never sees its engine, only the ``RunContext`` of
 ``_run_base``, and its behaviour is split by topic: ``_run`` (lifecycle, firing, propagation),
 ``_triggering``, ``_approvals``, ``_attempt`` (slots, timeouts, retries), ``_dataflow``
-(inputs and outputs, pure) over the books of ``_stage_state``. Debug mode: ``_debug``,
+(inputs and outputs, pure) over the books of ``_stage_state``. Debug mode: ``_debug`` (the
+session), ``_debug_match`` (breakpoints made and matched), ``_debug_views`` (what it shows),
 ``_debug_records``, ``_engine_state``.
 """
 

@@ -23,36 +23,38 @@ Without debug mode none of this exists, so it costs nothing. Contract (docs/debu
   pauses; :meth:`continue_` with no stage leaves step mode and resumes everything paused.
 * A stop of the run (cancel, a failure elsewhere) resumes a paused execution by cancelling it
   (``action="cancel"``). Everything runs on the engine's event loop thread.
+
+This module holds the session: its pauses, step modes and commands. Making a breakpoint and
+finding the one a stage meets is ``_debug_match``; what ``inspect`` and ``state`` show,
+``_debug_views``; the records themselves, ``_debug_records``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.ellipsis import QUOTED, cut, quote
+from taskdaemon.pipeline.engine._debug_match import applies, first_match, holds, new_breakpoint
 from taskdaemon.pipeline.engine._debug_records import (
+    FAILURE,
+    START,
     Breakpoint,
     PausedExecution,
     _Pause,
     split_instance,
 )
+from taskdaemon.pipeline.engine._debug_views import run_state, stage_of, stage_view
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
-from taskdaemon.pipeline.errors import (
-    DebugRequestError,
-    ExpressionError,
-    PipelineError,
-    StageNotFoundError,
-)
+from taskdaemon.pipeline.errors import DebugRequestError, PipelineError
 from taskdaemon.pipeline.events import (
     BreakpointHit,
     BreakpointResumed,
     InputOverridden,
     StageSkipped,
 )
-from taskdaemon.pipeline.expressions import BREAKPOINT_VARIABLES, compile_expression
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
@@ -63,11 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Breakpoint", "DebugHost", "DebugSession", "PausedExecution"]
 
-_START, _FAILURE_KIND = "start", "failure"
 _BY_API = "api"  # who a command without ``by`` is recorded as: the Python API
-#: How much of a refused condition or kind its error quotes: a client may send megabytes, and
-#: the refusal goes back to it, to a terminal or an HTTP body (as validation quotes names).
-_QUOTED = 60
 
 
 class DebugHost(Protocol):
@@ -110,26 +108,14 @@ class DebugSession:
         self,
         stage: str | None,
         when: str | None = None,
-        on: str = _START,
+        on: str = START,
         *,
         pipeline: str | Pipeline | None = None,
         run_id: str | None = None,
     ) -> Breakpoint:
         """Add a breakpoint and return it; DebugRequestError for a bad ``on`` or ``when``."""
-        if on not in (_START, _FAILURE_KIND) and not (on.startswith("event:") and len(on) > 6):
-            raise DebugRequestError(
-                f"breakpoint 'on' must be start, failure or event:TYPE, not {cut(on, _QUOTED)!r}"
-            )
-        expression = None
-        if when:
-            try:
-                expression = compile_expression(when, BREAKPOINT_VARIABLES)
-            except ExpressionError as exc:
-                message = f"breakpoint condition {cut(when, _QUOTED)!r}: {exc}"
-                raise DebugRequestError(message) from None
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
-        bp = Breakpoint(next(self._ids), stage, on, when or None, name, run_id)
-        bp._expression = expression
+        bp = new_breakpoint(next(self._ids), stage, when, on, name, run_id)
         self._breakpoints[bp.id] = bp
         self._rearm()
         return bp
@@ -152,7 +138,7 @@ class DebugSession:
         found = list(self._breakpoints.values())
         if run_id is not None:
             run = self._run_of(run_id, need_open=False)
-            found = [bp for bp in found if self._applies(bp, run)]
+            found = [bp for bp in found if applies(bp, run)]
         return found
 
     # ------------------------------------------------------------------ running
@@ -236,7 +222,7 @@ class DebugSession:
         pause = self._one(
             run_id,
             stage,
-            _START,
+            START,
             "skip",
             "only an execution paused before it "
             "starts can be skipped (after a failure: continue or retry)",
@@ -251,7 +237,7 @@ class DebugSession:
         pause = self._one(
             run_id,
             stage,
-            _FAILURE_KIND,
+            FAILURE,
             "retry",
             "only a failed execution paused at its failure can be retried",
         )
@@ -270,7 +256,7 @@ class DebugSession:
         pause = self._one(
             run_id,
             stage,
-            _START,
+            START,
             "override an input of",
             "inputs can only be overridden before the execution starts",
         )
@@ -319,81 +305,18 @@ class DebugSession:
         it will run with when paused), its upstream stages' status and outputs, its triggers'
         state, its approval and the events waiting for an instance. JSON-able."""
         run = self._run_of(run_id, need_open=False)
-        stage_name, _instance = split_instance(stage)
-        srt = _stage_of(run, stage_name)
-        pauses = self._select(run.run_id, stage)
-        if pauses:
-            inputs: Any = dict(pauses[0].inputs)
-        else:
-            inputs = {}
-            for name, compiled, _required in srt.cs.inputs:
-                expression = compiled.expression
-                if expression.paths is not None and "event" in expression.paths:
-                    # An event's payload: each instance has its own (STAGE#N when paused).
-                    inputs[name] = f"<from each event: {expression.source}>"
-                    continue
-                try:
-                    inputs[name] = expression.evaluate(
-                        {"request": run.request, "stages": run.stages_ctx}
-                    )
-                except ExpressionError as exc:
-                    inputs[name] = f"<not resolvable now: {exc}>"
-        upstream = {
-            name: {
-                "status": run.stages_ctx[name]["status"],
-                "outputs": run.stages_ctx[name]["outputs"],
-            }
-            for name in srt.cs.upstream
-            if name in run.stages_ctx
-        }
-        triggers = [
-            {
-                "index": index,
-                "description": srt.cs.descriptions[index],
-                "state": srt.states[index].value if index in srt.states else "by event",
-            }
-            for index in range(len(srt.cs.stage.triggers))
-        ]
-        return {
-            "stage": stage,
-            "status": str(srt.status),
-            "paused": [p.snapshot().as_dict() for p in pauses],
-            "inputs": inputs,
-            "outputs": run.stages_ctx[stage_name]["outputs"],
-            "upstream": upstream,
-            "triggers": triggers,
-            "fired": srt.fired,
-            "approval": srt.approval.value,
-            "pending_events": [dict(payload) for payload, _source in srt.events],
-            "instances": [
-                {"instance": i.index, "status": str(i.status), "attempts": len(i.executions)}
-                for i in srt.instances
-            ],
-        }
+        return stage_view(run, stage, self._select(run.run_id, stage))
 
     def state(self, run_id: str) -> dict[str, Any]:
         """The run as a debugger shows it: status, step mode, each stage's status, what is
         paused, waiting and queued, worker slots in use, events waiting per stage."""
         run = self._run_of(run_id, need_open=False)
-        stages: dict[str, Any] = {}
-        for name, srt in run.stages.items():
-            stages[name] = {
-                "status": str(srt.status),
-                "instances": [str(i.status) for i in srt.instances],
-                "pending_events": len(srt.events),
-                "approval": srt.approval.value,
-            }
-        concurrency = max(1, run.pipeline.concurrency)
-        return {
-            "run_id": run.run_id,
-            "pipeline": run.name,
-            "status": str(run.status),
-            "stepping": run.run_id in self._stepping,
-            "paused": [p.as_dict() for p in self.paused(run.run_id)],
-            "breakpoints": [bp.as_dict() for bp in self.breakpoints(run.run_id)],
-            "slots": {"size": concurrency, "free": run.slots.free},
-            "stages": stages,
-        }
+        return run_state(
+            run,
+            run.run_id in self._stepping,
+            self.paused(run.run_id),
+            self.breakpoints(run.run_id),
+        )
 
     # ------------------------------------------------------------------ engine hooks
 
@@ -407,7 +330,7 @@ class DebugSession:
         return None in self._watched or stage in self._watched
 
     def _rearm(self) -> None:
-        self._watched = frozenset(bp.stage for bp in self._breakpoints.values() if bp.on == _START)
+        self._watched = frozenset(bp.stage for bp in self._breakpoints.values() if bp.on == START)
         self._armed = bool(self._watched or self._stepping or self._marked)
 
     async def gate(self, request: StageGateRequest) -> GateDecision | None:
@@ -426,7 +349,7 @@ class DebugSession:
         reason = self._start_reason(run, request)
         if reason is None:
             return None
-        pause = self._new_pause(run, srt, inst, _START, reason, dict(request.inputs))
+        pause = self._new_pause(run, srt, inst, START, reason, dict(request.inputs))
         pause.ex.paused = 0.0  # held: reached, even if a stop cancels it here (``reached``)
         action, by, paused = await self._hold(pause, StageStatus.QUEUED)
         # A skip ends the whole stage only when it can have no other instance: an event stage
@@ -454,10 +377,11 @@ class DebugSession:
             return False
         # The inputs it ran with (none kept when debug mode came on while it ran).
         inputs = dict(getattr(ex, "inputs", {}))
-        bp = self._match(
+        bp = first_match(
+            self._breakpoints.values(),
             run,
             srt.name,
-            _FAILURE_KIND,
+            FAILURE,
             lambda: {
                 "request": run.request,
                 "stages": run.stages_ctx,
@@ -469,7 +393,7 @@ class DebugSession:
         if bp is None:
             return False
         reason = "failure: " + bp.describe()
-        pause = self._new_pause(run, srt, inst, _FAILURE_KIND, reason, inputs)
+        pause = self._new_pause(run, srt, inst, FAILURE, reason, inputs)
         action, _by, _paused = await self._hold(pause, StageStatus.RUNNING)
         return action == "retry"
 
@@ -483,9 +407,9 @@ class DebugSession:
                 del self._marked[key]
                 self._rearm()
         for bp in self._breakpoints.values():
-            if bp.event_type == event_type and self._applies(bp, run):
+            if bp.event_type == event_type and applies(bp, run):
                 context = {"request": run.request, "stages": run.stages_ctx, "event": payload}
-                if self._holds(bp, {**context, "inputs": {}, "error": ""}):
+                if holds(bp, {**context, "inputs": {}, "error": ""}):
                     self._marked[id(payload)] = (payload, run.run_id, bp, event_type)
                     self._rearm()
                     return
@@ -501,10 +425,11 @@ class DebugSession:
                     bp.hits += 1
                     return f"event {event_type}: {bp.describe()}"
         if self._breakpoints:
-            found = self._match(
+            found = first_match(
+                self._breakpoints.values(),
                 run,
                 request.stage,
-                _START,
+                START,
                 lambda: {
                     "request": run.request,
                     "stages": run.stages_ctx,
@@ -517,38 +442,6 @@ class DebugSession:
                 return found.describe()
         if run.run_id in self._stepping:
             return "step"
-        return None
-
-    def _applies(self, bp: Breakpoint, run: RunBase) -> bool:
-        if bp.run_id is not None:
-            return run.run_id.startswith(bp.run_id)
-        return bp.pipeline is None or bp.pipeline == run.name
-
-    def _holds(self, bp: Breakpoint, context: Mapping[str, Any]) -> bool:
-        expression = bp._expression
-        if expression is None:
-            return True
-        try:
-            value = expression.evaluate({k: context[k] for k in expression.variables})
-        except ExpressionError as exc:
-            bp.last_error = str(exc)
-            return False
-        if not isinstance(value, bool):
-            bp.last_error = f"{bp.when!r} gave {value!r}, not a bool"
-            return False
-        return value
-
-    def _match(
-        self, run: RunBase, stage: str, kind: str, context: Callable[[], Mapping[str, Any]]
-    ) -> Breakpoint | None:
-        """The first breakpoint of ``kind`` for ``stage`` that holds; the condition's context
-        is built only for a candidate (most stages have none: the no-hit path stays cheap)."""
-        for bp in self._breakpoints.values():
-            if bp.on != kind or (bp.stage is not None and bp.stage != stage):
-                continue
-            if self._applies(bp, run) and self._holds(bp, context()):
-                bp.hits += 1
-                return bp
         return None
 
     def _new_pause(  # noqa: PLR0917 - internal
@@ -588,7 +481,7 @@ class DebugSession:
                     at=pause.since,
                     kind=pause.kind,
                     reason=pause.reason,
-                    error=ex.error if pause.kind == _FAILURE_KIND else None,
+                    error=ex.error if pause.kind == FAILURE else None,
                 )
             )
         self._notify()
@@ -655,13 +548,13 @@ class DebugSession:
     def _select(self, run_id: str | None, stage: str | None) -> list[_Pause]:
         """The run's paused executions (every run's when None), of ``stage`` (``STAGE`` or
         ``STAGE#N``: ``split_instance``) when given, first paused first. A stage the run does
-        not have is StageNotFoundError (``_stage_of``)."""
+        not have is StageNotFoundError (``stage_of``)."""
         name, instance = split_instance(stage) if stage is not None else (None, None)
         if run_id is not None:
             run = self._run_of(run_id, need_open=False)
             run_id = run.run_id
             if name:  # "" is no stage: "nothing is paused", as None
-                _stage_of(run, name)
+                stage_of(run, name)
         pauses = sorted(self._paused.values(), key=lambda p: p.seq)
         return [
             p
@@ -681,15 +574,3 @@ class DebugSession:
         if not right:
             raise PipelineError(f"cannot {verb} {pauses[0].srt.name!r}: {why}")
         return right[0]
-
-
-def _stage_of(run: RunBase, name: str) -> StageRun:
-    """Stage ``name`` of ``run``; StageNotFoundError naming the run's stages when it has none
-    such (a typo must not read as "nothing is paused there")."""
-    srt = run.stages.get(name)
-    if srt is None:
-        raise StageNotFoundError(
-            f"run {run.run_id} of pipeline {run.name!r} has no stage {quote(name)} "
-            f"(stages: {', '.join(run.stages)})"
-        )
-    return srt

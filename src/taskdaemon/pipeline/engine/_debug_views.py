@@ -1,0 +1,117 @@
+"""What the debugger shows a person of a run and of one stage (``inspect``, ``state``).
+
+Reads only: nothing here changes a run or what is paused. The session that owns the pauses,
+the step modes and the breakpoints (``engine/_debug.py``) hands in what it knows of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.engine._debug_records import split_instance
+from taskdaemon.pipeline.errors import ExpressionError, StageNotFoundError
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
+    from taskdaemon.pipeline.engine._run_base import RunBase
+    from taskdaemon.pipeline.engine._stage_state import StageRun
+
+__all__ = ["run_state", "stage_of", "stage_view"]
+
+
+def stage_of(run: RunBase, name: str) -> StageRun:
+    """Stage ``name`` of ``run``; StageNotFoundError naming the run's stages when it has none
+    such (a typo must not read as "nothing is paused there")."""
+    srt = run.stages.get(name)
+    if srt is None:
+        raise StageNotFoundError(
+            f"run {run.run_id} of pipeline {run.name!r} has no stage {quote(name)} "
+            f"(stages: {', '.join(run.stages)})"
+        )
+    return srt
+
+
+def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, Any]:
+    """``DebugSession.inspect``: ``stage`` of ``run`` (``STAGE`` or ``STAGE#N``:
+    ``split_instance``), with its executions' ``pauses``, first paused first. JSON-able."""
+    stage_name, _instance = split_instance(stage)
+    srt = stage_of(run, stage_name)
+    if pauses:
+        inputs: Any = dict(pauses[0].inputs)
+    else:
+        inputs = {}
+        for name, compiled, _required in srt.cs.inputs:
+            expression = compiled.expression
+            if expression.paths is not None and "event" in expression.paths:
+                # An event's payload: each instance has its own (STAGE#N when paused).
+                inputs[name] = f"<from each event: {expression.source}>"
+                continue
+            try:
+                inputs[name] = expression.evaluate(
+                    {"request": run.request, "stages": run.stages_ctx}
+                )
+            except ExpressionError as exc:
+                inputs[name] = f"<not resolvable now: {exc}>"
+    upstream = {
+        name: {
+            "status": run.stages_ctx[name]["status"],
+            "outputs": run.stages_ctx[name]["outputs"],
+        }
+        for name in srt.cs.upstream
+        if name in run.stages_ctx
+    }
+    triggers = [
+        {
+            "index": index,
+            "description": srt.cs.descriptions[index],
+            "state": srt.states[index].value if index in srt.states else "by event",
+        }
+        for index in range(len(srt.cs.stage.triggers))
+    ]
+    return {
+        "stage": stage,
+        "status": str(srt.status),
+        "paused": [p.snapshot().as_dict() for p in pauses],
+        "inputs": inputs,
+        "outputs": run.stages_ctx[stage_name]["outputs"],
+        "upstream": upstream,
+        "triggers": triggers,
+        "fired": srt.fired,
+        "approval": srt.approval.value,
+        "pending_events": [dict(payload) for payload, _source in srt.events],
+        "instances": [
+            {"instance": i.index, "status": str(i.status), "attempts": len(i.executions)}
+            for i in srt.instances
+        ],
+    }
+
+
+def run_state(
+    run: RunBase,
+    stepping: bool,
+    paused: Iterable[PausedExecution],
+    breakpoints: Iterable[Breakpoint],
+) -> dict[str, Any]:
+    """``DebugSession.state``: ``run`` with whether it is ``stepping``, what of it is ``paused``
+    and the ``breakpoints`` that can apply to it. JSON-able."""
+    stages: dict[str, Any] = {}
+    for name, srt in run.stages.items():
+        stages[name] = {
+            "status": str(srt.status),
+            "instances": [str(i.status) for i in srt.instances],
+            "pending_events": len(srt.events),
+            "approval": srt.approval.value,
+        }
+    concurrency = max(1, run.pipeline.concurrency)
+    return {
+        "run_id": run.run_id,
+        "pipeline": run.name,
+        "status": str(run.status),
+        "stepping": stepping,
+        "paused": [p.as_dict() for p in paused],
+        "breakpoints": [bp.as_dict() for bp in breakpoints],
+        "slots": {"size": concurrency, "free": run.slots.free},
+        "stages": stages,
+    }
