@@ -502,7 +502,7 @@ def _otlp_target() -> Target:
 
 def _row_seeds() -> list[tuple[str, list[Any]]]:
     """A trace id and a ``spans`` row ``(span_id, start_ns, end_ns, body)`` per span of SPANS,
-    the body as the writer lays it out (``tracking._schema``) but not yet encoded."""
+    the body as the writer lays it out (``tracking._tables``) but not yet encoded."""
     spans = parse_traces(json.loads(SPANS.read_text(encoding="utf-8")))
     rows = []
     for span in spans:

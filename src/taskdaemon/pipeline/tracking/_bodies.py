@@ -1,6 +1,6 @@
 """The span store's rows, reading side of an SDK span: a span's attributes, events and links read
 in place (``parts``), and the ``body`` column's JSON text (``body``; layout in
-``tracking._schema``); for the report aggregates' kept attempts, the span ids its links name
+``tracking._tables``); for the report aggregates' kept attempts, the span ids its links name
 and its events of one name, read the same way (``linked_span_ids``, ``named_events``). Used by
 the writer thread only (``tracking.writer``, ``tracking._kept_runs``).
 

@@ -235,7 +235,7 @@ def _large_body(body: str) -> tuple[list[Any], list[int]]:
 
 def decode_span(trace_id: str, row: Sequence[Any], resource: Mapping[str, Any]) -> SpanRecord:
     """The ``SpanRecord`` of one ``spans`` row, ``(span_id, start_ns, end_ns, body)`` (see
-    ``tracking._schema`` for the body's layout); ValueError naming what is wrong when the row
+    ``tracking._tables`` for the body's layout); ValueError naming what is wrong when the row
     is not of that shape."""
     span_id, start_ns, end_ns, body = row
     _check(isinstance(span_id, str) and bool(span_id), "span id is not text")

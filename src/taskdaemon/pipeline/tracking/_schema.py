@@ -1,67 +1,12 @@
-"""The span store's SQLite schema: tables, the version, the migrations, and opening a file.
+"""The span store file opened: created with its tables or migrated, refused when it is not one.
 
-Schema version 11 (``PRAGMA user_version``):
-
-- ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
-  sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
-  start of its first stored span (``first_ns``: retention ages traces that have no run by it);
-- ``resources``: one row per distinct resource (its attributes as JSON), referenced by number;
-  ``trace_resources`` says which traces use which resource, so retention can drop resources no
-  span refers to any more without scanning the spans;
-- ``spans``: one row per span, appended in a rowid table, with a unique index on (``trace_no``,
-  ``span_id``) that finds a trace's spans and lets a span's end row replace its start row.
-  ``start_ns`` and ``end_ns`` are columns (retention and open-span checks read them); everything
-  else is one JSON array in ``body``: ``[parent_span_id, name, kind, status_code,
-  status_message, attributes, events, links]`` with events as ``[name, time_ns, attributes]``
-  and links as ``[trace_id, span_id, attributes]``, and a ninth item, ``[attributes, events,
-  links]`` the SDK dropped past its span limits, only when it dropped some (an older reader
-  refuses such a row as damaged, and says so, rather than reading the span as whole).
-  ``spans_readable`` shows the same rows with named columns for people reading the file with
-  ``sqlite3``;
-- ``runs``: one row per run (trace), denormalized from the root span (see ``store``); v11
-  adds ``replay_of``, the run a replay re-executed (the run span's
-  ``taskdaemon.pipeline.replay_of``), so that every list of runs read from the store can tell
-  a replay from the run it replayed;
-- ``writers``: one row per processor (pid, host, start, heartbeat, clean close);
-- the report aggregates (v5): ``stage_keys``, ``run_aggregates``, ``stage_attempts``,
-  ``critical_steps``, described in ``tracking._aggregates_schema``.
-- ``logs`` (v6): one row per log record of a run (``trace_id`` = run id; ``tracking.log_writer``
-  writes them, ``tracking.log_read`` reads them): time, severity number and text, the stage,
-  instance and attempt, the span id, the logger (scope) name, the body and the other attributes
-  as a JSON object. Rows are appended in order (``id``), so a reader follows a run by asking for
-  ids above the last one it saw; retention deletes a run's logs with its spans. Captured output
-  is one row per batch of lines, holding their ids (``tracking._output_rows``; v8: older
-  versions read such a row as one record, so they must refuse the file).
-- the report aggregates' per-day totals and histograms (v7): ``stage_days``, ``run_days``,
-  ``histogram_days``, ``stale_days`` (``tracking._day_totals``).
-
-Why this shape: ingest is bound by the rows SQLite writes. Version 3 kept thirteen columns and a
-unique index on (trace id, span id): random trace ids scattered index entries over the whole
-index, so each batch dirtied most index pages, and the resource JSON was repeated in every row.
-Version 4 writes six values per span into one append-ordered tree, which cut SQLite's own time
-per row by about 40% (figures in ``benchmarks/README.md``, "Span store"). That tree was a
-WITHOUT ROWID table: its rows are its B-tree's keys, and a span row (1-2 KB with its payload
-events, a third of a page) is far above the twentieth of a page such tables are meant for. With
-many runs open at once, each row landed in another trace's pages, and each insert split or
-rewrote a nearly full page. Version 9 appends the rows to a rowid table and keeps only the
-small (trace, span) key in the index, which cut SQLite's time per row of the concurrent-runs
-workload by about 3x and halved the file (``benchmarks/README.md``, "Round 11 (lead)").
-
-Migrations run in one write transaction when a file is opened: version 1 gains the ``writers``
-table and ``runs.writer_id`` (its open runs, having no known writer, read as interrupted);
-version 2 (spans in a WITHOUT ROWID tree keyed by trace id) and 3 (a rowid table with a unique
-index) have their thirteen-column rows rewritten into the v4 tables by one SQL statement each;
-version 4 gains the (empty) aggregate tables;
-version 5 gains the ``logs`` table;
-version 6 gains the day tables, every day listed as stale (``add_day_tables``);
-version 7 changes no table: from 8 on, a ``logs`` row may hold a batch of captured lines, and
-the version says so to older taskdaemons, which then refuse the file with a one-line error
-instead of showing each batch as one record;
-version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid table;
-version 9 changes no table: the aggregates of replays that fed stages are dropped and written
-again by the first report, under the rule that leaves fed executions and such replays out
-(``forget_replays``);
-version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_replay_of``).
+:func:`connect` opens a store file for writing and reading (created 0600 when missing, in WAL
+mode, its tables made by ``tracking._tables`` or an older file brought to them by
+``tracking._migrations``); :func:`connect_to_read` also opens one on a read-only or full file
+system, and :func:`private_copy` copies such a store where a report can write. A file that is
+another program's database, or holds a view or trigger the store does not make, is refused and
+left as it is. The file's helpers: its identity while a writer holds it (``OpenedFile``), what
+stands in the way of its folder, and why a writer may still wait to write.
 """
 
 from __future__ import annotations
@@ -80,11 +25,9 @@ from typing import Final
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.private_file import make_private_dirs
-from taskdaemon.pipeline.tracking._aggregates_schema import (
-    add_day_tables,
-    create_aggregates,
-    forget_replays,
-)
+from taskdaemon.pipeline.tracking._aggregates_schema import create_aggregates
+from taskdaemon.pipeline.tracking._migrations import migrate
+from taskdaemon.pipeline.tracking._tables import DDL, SCHEMA_VERSION, execute_script
 
 _logger = logging.getLogger("taskdaemon.tracking")
 
@@ -105,8 +48,6 @@ __all__ = [
     "why_unwritten",
 ]
 
-SCHEMA_VERSION: Final = 11
-
 #: Every pipeline name of the runs table, in order, each found by one seek of the (pipeline,
 #: start) index from the name before: as many index reads as pipelines, not as runs.
 PIPELINE_NAMES: Final = (
@@ -117,196 +58,6 @@ PIPELINE_NAMES: Final = (
     " WHERE p.name IS NOT NULL"
     ") SELECT name FROM p WHERE name IS NOT NULL"
 )
-
-_LOGS_DDL: Final = """
-CREATE TABLE IF NOT EXISTS logs (
-    id INTEGER PRIMARY KEY,
-    trace_id TEXT NOT NULL,
-    time_ns INTEGER NOT NULL,
-    severity INTEGER NOT NULL,
-    level TEXT NOT NULL,
-    pipeline TEXT,
-    stage TEXT,
-    instance INTEGER,
-    attempt INTEGER,
-    span_id TEXT,
-    scope TEXT NOT NULL,
-    body TEXT NOT NULL,
-    attributes TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS logs_trace ON logs (trace_id, id)
-"""
-
-# The span rows and their readable view (a migration makes them again on their own).
-_SPANS_DDL: Final = """
-CREATE TABLE IF NOT EXISTS spans (
-    trace_no INTEGER NOT NULL,
-    span_id TEXT NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER,
-    resource_no INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (trace_no, span_id)
-);
-CREATE VIEW IF NOT EXISTS spans_readable AS
-SELECT t.trace_id, s.span_id, json_extract(s.body, '$[0]') AS parent_span_id,
-    json_extract(s.body, '$[1]') AS name, json_extract(s.body, '$[2]') AS kind, s.start_ns,
-    s.end_ns, json_extract(s.body, '$[3]') AS status_code,
-    json_extract(s.body, '$[4]') AS status_message, json_extract(s.body, '$[5]') AS attributes,
-    json_extract(s.body, '$[6]') AS events, json_extract(s.body, '$[7]') AS links,
-    r.attributes AS resource
-FROM spans s JOIN traces t USING (trace_no) JOIN resources r USING (resource_no);
-"""
-
-_BASE_DDL: Final = (
-    """
-CREATE TABLE IF NOT EXISTS traces (
-    trace_no INTEGER PRIMARY KEY,
-    trace_id TEXT NOT NULL UNIQUE,
-    first_ns INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS traces_first ON traces (first_ns);
-CREATE TABLE IF NOT EXISTS resources (
-    resource_no INTEGER PRIMARY KEY,
-    attributes TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS trace_resources (
-    trace_no INTEGER NOT NULL,
-    resource_no INTEGER NOT NULL,
-    PRIMARY KEY (trace_no, resource_no)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trace_resources_resource ON trace_resources (resource_no);
-"""
-    + _SPANS_DDL
-    + """
-CREATE TABLE IF NOT EXISTS runs (
-    trace_id TEXT PRIMARY KEY,
-    pipeline TEXT NOT NULL,
-    status TEXT NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER,
-    stage_count INTEGER NOT NULL DEFAULT 0,
-    failed_stages INTEGER NOT NULL DEFAULT 0,
-    writer_id INTEGER,
-    replay_of TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_pipeline_start ON runs (pipeline, start_ns);
-CREATE INDEX IF NOT EXISTS runs_start ON runs (start_ns);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns);
-CREATE TABLE IF NOT EXISTS writers (
-    id INTEGER PRIMARY KEY,
-    pid INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    started_ns INTEGER NOT NULL,
-    heartbeat_ns INTEGER NOT NULL,
-    closed_ns INTEGER
-);
-"""
-)
-_DDL: Final = _BASE_DDL + ";\n" + _LOGS_DDL
-
-
-def _execute_script(conn: sqlite3.Connection, script: str) -> None:
-    # Statement by statement: executescript would commit the caller's transaction half-way.
-    for statement in script.split(";\n"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
-    """v2 records which writer started each run (to tell running from interrupted)."""
-    conn.execute("ALTER TABLE runs ADD COLUMN writer_id INTEGER")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS writers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, "
-        "host TEXT NOT NULL, started_ns INTEGER NOT NULL, heartbeat_ns INTEGER NOT NULL, "
-        "closed_ns INTEGER)"
-    )
-    conn.execute("CREATE INDEX IF NOT EXISTS runs_status ON runs (status, start_ns)")
-
-
-def _migrate_thirteen_columns_to_4(conn: sqlite3.Connection) -> None:
-    """v2 and v3 kept span rows in thirteen columns with the trace id and resource in each row;
-    v4 numbers traces and resources and folds the rest of a span into one JSON body."""
-    conn.execute("ALTER TABLE spans RENAME TO spans_v3")
-    conn.execute("DROP INDEX IF EXISTS spans_start")
-    conn.execute("DROP INDEX IF EXISTS spans_id")
-    _execute_script(conn, _DDL)
-    conn.execute(
-        "INSERT INTO traces (trace_id, first_ns) SELECT trace_id, min(start_ns) FROM spans_v3 "
-        "GROUP BY trace_id ORDER BY min(start_ns)"
-    )
-    conn.execute("INSERT OR IGNORE INTO resources (attributes) SELECT resource FROM spans_v3")
-    conn.execute(
-        "INSERT INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
-        "SELECT t.trace_no, s.span_id, s.start_ns, s.end_ns, r.resource_no, "
-        "json_array(s.parent_span_id, s.name, s.kind, s.status_code, s.status_message, "
-        "json(s.attributes), json(s.events), json(s.links)) "
-        "FROM spans_v3 s JOIN traces t USING (trace_id) "
-        "JOIN resources r ON r.attributes = s.resource"
-    )
-    conn.execute("INSERT INTO trace_resources SELECT DISTINCT trace_no, resource_no FROM spans")
-    conn.execute("DROP TABLE spans_v3")
-
-
-def _migrate_5_to_6(conn: sqlite3.Connection) -> None:
-    """v6 keeps runs' log records beside their spans."""
-    _execute_script(conn, _LOGS_DDL)
-
-
-def _mark_batched_logs(conn: sqlite3.Connection) -> None:
-    """Version 7 to 8 changes no table: the new version tells older taskdaemons that a
-    ``logs`` row may hold a batch of lines (see the module docstring)."""
-
-
-def _spans_to_rowid_table(conn: sqlite3.Connection) -> None:
-    """v9 appends span rows to a rowid table instead of a WITHOUT ROWID tree (see the module
-    docstring). The view names the table, so it is dropped first and made again with it."""
-    conn.execute("DROP VIEW IF EXISTS spans_readable")
-    conn.execute("ALTER TABLE spans RENAME TO spans_v8")
-    _execute_script(conn, _SPANS_DDL)
-    conn.execute(
-        "INSERT INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
-        "SELECT trace_no, span_id, start_ns, end_ns, resource_no, body FROM spans_v8 "
-        "ORDER BY trace_no, span_id"
-    )
-    conn.execute("DROP TABLE spans_v8")
-
-
-def _add_replay_of(conn: sqlite3.Connection) -> None:
-    """v11 keeps the run a replay re-executed on its ``runs`` row, read here from the stored run
-    spans: one pass over the span rows, whose text test skips the JSON of every span that does
-    not name the attribute (only a replay's run span does), then one update a replay. A run
-    whose run span is not stored keeps NULL, as ``summarize_run`` would say. Like the other
-    migrations, it may run again on a file that has the column (one set back to an older
-    version by hand, as the upgrade tests do)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "replay_of" not in columns:
-        conn.execute("ALTER TABLE runs ADD COLUMN replay_of TEXT")
-    conn.execute(
-        "UPDATE runs SET replay_of = found.original FROM ("
-        " SELECT t.trace_id, max(NULLIF(CAST(json_extract(s.body, "
-        "'$[5].\"taskdaemon.pipeline.replay_of\"') AS TEXT), '')) AS original"
-        " FROM spans s JOIN traces t USING (trace_no)"
-        " WHERE s.body LIKE '%\"taskdaemon.pipeline.replay_of\"%'"
-        " AND json_extract(s.body, '$[0]') IS NULL GROUP BY t.trace_id"
-        ") AS found WHERE runs.trace_id = found.trace_id AND found.original IS NOT NULL"
-    )
-
-
-_MIGRATIONS: Final = {
-    1: _migrate_1_to_2,
-    2: _migrate_thirteen_columns_to_4,
-    3: _migrate_thirteen_columns_to_4,
-    4: create_aggregates,
-    5: _migrate_5_to_6,
-    6: add_day_tables,
-    7: _mark_batched_logs,
-    8: _spans_to_rowid_table,
-    9: forget_replays,
-    10: _add_replay_of,
-}
-# What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11}
 
 
 def is_busy(error: sqlite3.Error) -> bool:
@@ -362,7 +113,7 @@ def empty_store() -> sqlite3.Connection:
     """An in-memory store with the schema and no runs: what ``SpanStore`` reads while the home's
     store file does not exist yet, so that every query answers as over an empty store."""
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    _execute_script(conn, _DDL)
+    execute_script(conn, DDL)
     create_aggregates(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     return conn
@@ -666,14 +417,12 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
                 # Re-read inside the write lock: another process may have migrated meanwhile.
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 if version == 0:
-                    _execute_script(conn, _DDL)
+                    execute_script(conn, DDL)
                     create_aggregates(conn)
                 else:
                     if version < _SAME_TRIGGER_SINCE:  # made again by the migration to 7
                         conn.execute("DROP TRIGGER IF EXISTS traces_drop_aggregates")
-                    while version < SCHEMA_VERSION:
-                        _MIGRATIONS[version](conn)
-                        version = _MIGRATED_TO[version]
+                    migrate(conn, version)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:

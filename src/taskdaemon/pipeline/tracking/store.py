@@ -1,6 +1,6 @@
 """The embedded span store, reading side: runs, traces and retention over the SQLite file that
-``SqliteSpanProcessor`` (``tracking.writer``) writes. The schema and its migrations are in
-``tracking._schema``.
+``SqliteSpanProcessor`` (``tracking.writer``) writes. The tables are
+``tracking._tables``, its migrations ``tracking._migrations``.
 
 ``runs`` rows. One per run (trace), denormalized from the root span: pipeline, status, start,
 end, stage count, failed stages, and the id of the writer that started it. ``status`` is
