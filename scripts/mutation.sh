@@ -96,7 +96,8 @@ tests_for() {
             echo tests/reliability_sources_test.py tests/pipeline_tracking_source_urls_test.py \
                 tests/pipeline_settings_size_bounds_test.py ;;
         pipeline/control.py)
-            echo tests/pipeline_control_test.py tests/pipeline_cli_test.py ;;
+            echo tests/pipeline_control_test.py tests/pipeline_control_protocol_test.py \
+                tests/pipeline_cli_approve_served_test.py ;;
         pipeline/cel_worker.py)
             echo tests/pipeline_cel_worker_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_triggers_test.py ;;

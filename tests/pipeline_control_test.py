@@ -1,8 +1,8 @@
 """The control socket in-process: where it lives, the requests it answers, and the client.
 
-The CLI's end-to-end tests (``pipeline_cli_test.py``) reach the socket through a ``taskdaemon``
-subprocess; these drive ``ControlServer`` and ``send_request`` in one process, the client in a
-thread (it is synchronous) while the event loop serves.
+The CLI's end-to-end tests (``pipeline_cli_approve_served_test.py``) reach the socket through
+a ``taskdaemon`` subprocess; these drive ``ControlServer`` and ``send_request`` in one process,
+the client in a thread (it is synchronous) while the event loop serves.
 """
 
 from __future__ import annotations
