@@ -11,7 +11,6 @@ fields are not reported twice and its list indices are numbered as in the file.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Collection, Iterator, Mapping
 from itertools import islice
 from typing import Any, Final, TypeVar
@@ -20,6 +19,7 @@ from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.config_text import Lines
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.finite_number import is_finite_number, is_number
 from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
     ENTRY_STAGE_HINT,
@@ -275,17 +275,17 @@ class ConfigReader:
         return value
 
     def number(self, value: Any, path: str) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not is_number(value):
             self.issue(path, f"expected a number, got {kind_of(value)}")
             return None
-        if not abs(value) <= sys.float_info.max:  # NaN, inf, an int too large for a float
+        if not is_finite_number(value):  # NaN, inf, an int too large for a float
             shown = value if isinstance(value, float) else quote(str(value))
             self.issue(path, f"expected a finite number, got {shown}")
             return None
         return float(value)
 
     def duration(self, value: Any, path: str) -> float | None:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if is_number(value):
             return self.number(value, path)
         if not isinstance(value, str):
             self.issue(path, f"expected a duration, got {kind_of(value)}")

@@ -40,12 +40,12 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.finite_number import is_finite_number
 from taskdaemon.pipeline.records import EdgeRecord, TriggerRecord
 
 if TYPE_CHECKING:
@@ -247,7 +247,7 @@ def _model_trigger(data: object) -> Trigger | None:
         return OnCompletion(first, second)
     if kind == OnEvent.kind and isinstance(first, str) and isinstance(second, str | None):
         return OnEvent(first, second)
-    if kind == Manual.kind and isinstance(first, bool) and (second is None or _finite(second)):
+    if kind == Manual.kind and isinstance(first, bool) and _timeout(second):
         return Manual(first, None if second is None else float(second))
     return None
 
@@ -275,19 +275,16 @@ def decode_trigger(text: object, description: str | None = None) -> TriggerRecor
         return TriggerRecord(kind, description, stage=first, success_only=second)
     if kind == "on_event" and type(first) is str and (second is None or type(second) is str):
         return TriggerRecord(kind, description, event_type=first, filter=second)
-    if kind == "manual" and type(first) is bool and (second is None or _finite(second)):
+    if kind == "manual" and type(first) is bool and _timeout(second):
         timeout = None if second is None else float(second)
         return TriggerRecord(kind, description, approval_required=first, timeout=timeout)
     return None
 
 
-def _finite(value: object) -> bool:
-    """A number a float holds, not inf or NaN: ``float()`` of a larger int raises, and a
-    crafted span's inf timeout was a traceback of ``dag --run`` (it cannot be written as a
-    time)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return -sys.float_info.max <= value <= sys.float_info.max
+def _timeout(value: object) -> bool:
+    """A manual trigger's timeout: None, or a finite number (``finite_number``'s rule: a crafted
+    span's inf timeout was a traceback of ``dag --run``, which cannot write it as a time)."""
+    return value is None or is_finite_number(value)
 
 
 @cache
