@@ -4,6 +4,10 @@ approvals (inverted trapezoid) and external events (flag), and a dotted edge, la
 reason, from a failed stage to each stage its failure cancelled. Node ids are generated (``s0``,
 ``g0``), so any stage name is safe; label text is quoted and every character Mermaid could read
 as syntax is written as an entity code (``#34;``), which GitHub's renderer decodes.
+
+A stage's box names it as written (``s000``), not by the title DOT draws (``S000``): a Mermaid
+diagram is read on a page, and a reader who searches it for a stage types the name the
+definition, the logs and the commands use.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
     title = cut(run_title(snapshot).replace("\n", " — "), MAX_TEXT)
     out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
     for node in snapshot.nodes:
-        out.append(f"  {ids[node.name]}({text(chr(10).join(node_label_lines(node)))})")
+        label = "\n".join(node_label_lines(node, node.name))
+        out.append(f"  {ids[node.name]}({text(label)})")
     gate_list = gates(snapshot)
     for index, gate in enumerate(gate_list):
         opening, closing = _GATE_SHAPES[gate.kind]
