@@ -47,7 +47,8 @@ tests_for() {
         pipeline/triggers.py)
             echo tests/pipeline_engine_trigger_functions_test.py \
                 tests/pipeline_engine_triggers_test.py tests/pipeline_model_test.py \
-                tests/pipeline_config_test.py tests/pipeline_engine_test.py ;;
+                tests/pipeline_engine_test.py tests/pipeline_config_test.py \
+                tests/pipeline_config_invalid_test.py tests/pipeline_config_robustness_test.py ;;
         pipeline/visualization/_dot.py)
             echo tests/pipeline_visualization_test.py tests/pipeline_visualization_dot_graphviz_test.py \
                 tests/pipeline_visualization_cli_test.py ;;
@@ -72,7 +73,8 @@ tests_for() {
         pipeline/yaml_values.py)
             echo tests/pipeline_yaml_values_test.py tests/pipeline_yaml_quick_test.py \
                 tests/pipeline_config_quick_test.py tests/pipeline_yamlsafe_test.py \
-                tests/pipeline_config_test.py ;;
+                tests/pipeline_config_test.py tests/pipeline_config_invalid_test.py \
+                tests/pipeline_config_robustness_test.py ;;
         pipeline/http_limits.py)
             echo tests/pipeline_http_limits_test.py tests/pipeline_http_limits_protocol_test.py \
                 tests/pipeline_metrics_http_limits_cache_test.py tests/pipeline_http_security_test.py \
@@ -80,7 +82,8 @@ tests_for() {
         pipeline/yamlsafe.py)
             echo tests/pipeline_yamlsafe_test.py tests/pipeline_yaml_quick_test.py \
                 tests/pipeline_config_quick_test.py tests/reliability_hostile_input_test.py \
-                tests/pipeline_config_test.py ;;
+                tests/pipeline_config_test.py tests/pipeline_config_invalid_test.py \
+                tests/pipeline_config_robustness_test.py ;;
         pipeline/yaml_quick.py)
             echo tests/pipeline_yaml_quick_test.py tests/pipeline_config_quick_test.py ;;
         pipeline/durations.py)
@@ -89,8 +92,9 @@ tests_for() {
         pipeline/terminal_text.py)
             echo tests/pipeline_terminal_text_test.py tests/pipeline_cli_runs_test.py ;;
         pipeline/config_text.py)
-            echo tests/pipeline_config_text_test.py tests/pipeline_config_test.py \
-                tests/reliability_hostile_input_test.py ;;
+            echo tests/pipeline_config_text_test.py tests/reliability_hostile_input_test.py \
+                tests/pipeline_config_test.py tests/pipeline_config_invalid_test.py \
+                tests/pipeline_config_robustness_test.py ;;
         pipeline/tracking/_remote.py)
             # The remote sources' own tests, and the two other readers of its settings and URLs.
             echo tests/reliability_sources_test.py tests/pipeline_tracking_source_urls_test.py \
@@ -262,7 +266,7 @@ tests_for() {
 # normally), and mutmut credits nothing a subprocess does.
 deselect=(
     tests/pipeline_engine_test.py::test_engine_modules_import_no_telemetry
-    tests/pipeline_config_test.py::test_loading_is_linear_in_the_number_of_stages
+    tests/pipeline_config_robustness_test.py::test_loading_is_linear_in_the_number_of_stages
     tests/pipeline_metrics_test.py::test_resource_gauges_follow_a_command_stage
     tests/pipeline_debug_logs_test.py::test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail
 )
