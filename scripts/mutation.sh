@@ -60,6 +60,7 @@ tests_for() {
             echo tests/pipeline_http_security_test.py tests/pipeline_http_security_middleware_test.py ;;
         pipeline/run_state.py)
             echo tests/pipeline_run_state_vocabulary_test.py tests/pipeline_run_state_reducer_test.py \
+                tests/pipeline_run_state_reducer_pauses_test.py \
                 tests/pipeline_run_state_test.py tests/pipeline_visualization_live_test.py \
                 tests/pipeline_tracking_reconstruct_test.py \
                 tests/pipeline_tracking_live_vs_stored_test.py ;;

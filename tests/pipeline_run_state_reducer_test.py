@@ -7,134 +7,30 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from run_state_support import (
+    PIPE,
+    RUN,
+    SECRET,
+    end,
+    finished,
+    fold,
+    hit,
+    ids,
+    queued,
+    resumed,
+    run_started,
+    skipped,
+    started,
+    statuses,
+    waiting,
+)
 from taskdaemon.pipeline.events import (
-    ApprovalRequested,
-    ApprovalResolved,
-    BreakpointHit,
-    BreakpointResumed,
     EngineEvent,
     EventPublished,
-    RunFinished,
-    RunStarted,
-    StageFinished,
-    StageQueued,
     StageRetrying,
-    StageSkipped,
-    StageStarted,
-    StageWaiting,
-)
-from taskdaemon.pipeline.model import (
-    Manual,
-    OnCompletion,
-    OnEvent,
-    Pipeline,
-    Stage,
-    TriggerMode,
 )
 from taskdaemon.pipeline.run_state import RunState, apply
 from taskdaemon.pipeline.state import RunStatus, StageStatus
-
-RUN = "run-1"
-PIPE = Pipeline(
-    "p",
-    (
-        Stage("a", "python", (Manual(),), emits=("item",)),
-        Stage("b", "shell", (OnCompletion("a"), OnEvent("item")), trigger_mode=TriggerMode.ALL),
-        Stage("c", "python", (OnCompletion("b", success_only=False),)),
-    ),
-)
-SECRET = "password=hunter2"
-
-
-def run_started(at: float = 10.0, **fields: Any) -> RunStarted:
-    return RunStarted(run_id=RUN, pipeline=PIPE, request={}, at=at, **fields)
-
-
-def ids(stage: str, instance: int, attempt: int) -> dict[str, Any]:
-    """The fields that name one execution of ``stage`` in the run."""
-    return {
-        "run_id": RUN,
-        "pipeline": "p",
-        "stage": stage,
-        "instance": instance,
-        "attempt": attempt,
-        "task_run_id": f"{stage}.{instance}.{attempt}",
-    }
-
-
-def queued(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> StageQueued:
-    return StageQueued(**ids(stage, instance, attempt), at=at)
-
-
-def started(
-    stage: str,
-    at: float,
-    *,
-    instance: int = 0,
-    attempt: int = 1,
-    queued_at: float | None = None,
-    considered_at: float | None = None,
-    paused: float = 0.0,
-    inputs: Mapping[str, Any] | None = None,
-    loop: str = "python",
-) -> StageStarted:
-    return StageStarted(
-        **ids(stage, instance, attempt),
-        loop=loop,
-        at=at,
-        queued_at=at if queued_at is None else queued_at,
-        considered_at=at if considered_at is None else considered_at,
-        inputs=inputs or {},
-        paused=paused,
-    )
-
-
-def finished(
-    stage: str,
-    status: StageStatus,
-    at: float,
-    *,
-    instance: int = 0,
-    attempt: int = 1,
-    **fields: Any,
-) -> StageFinished:
-    return StageFinished(**ids(stage, instance, attempt), status=status, at=at, **fields)
-
-
-def hit(stage: str, at: float, *, instance: int = 0, attempt: int = 1) -> BreakpointHit:
-    return BreakpointHit(**ids(stage, instance, attempt), at=at, kind="step", reason="step")
-
-
-def resumed(
-    stage: str, at: float, paused: float, *, attempt: int = 1, action: str = "continue"
-) -> BreakpointResumed:
-    return BreakpointResumed(
-        **ids(stage, 0, attempt), at=at, action=action, by="alice", paused=paused
-    )
-
-
-def waiting(stage: str, at: float) -> StageWaiting:
-    return StageWaiting(run_id=RUN, pipeline="p", stage=stage, at=at, considered_at=10.0)
-
-
-def skipped(stage: str, reason: str, at: float, **fields: Any) -> StageSkipped:
-    return StageSkipped(run_id=RUN, pipeline="p", stage=stage, reason=reason, at=at, **fields)
-
-
-def end(status: RunStatus, at: float = 50.0, **fields: Any) -> RunFinished:
-    return RunFinished(run_id=RUN, pipeline="p", status=status, at=at, **fields)
-
-
-def fold(events: Iterable[EngineEvent], **kwargs: Any) -> RunState:
-    state: RunState | None = None
-    for event in events:
-        state = apply(state, event, **kwargs)
-    assert state is not None
-    return state
-
-
-def statuses(state: RunState) -> dict[str, str]:
-    return {stage.name: stage.status for stage in state.record().stages}
 
 
 def test_run_started_records_the_definition() -> None:
@@ -593,100 +489,6 @@ def test_a_successful_run_has_no_error() -> None:
     """The end of a run that did not fail records no error, whatever the event carries."""
     record = fold([run_started(), end(RunStatus.SUCCESS, error="x", error_type="E")]).record()
     assert (record.status, record.error, record.error_type) == ("success", None, None)
-
-
-def test_approvals_are_awaited_until_answered_and_never_after_the_end() -> None:
-    """A requested approval is awaited and the stage waits; an answer ends the wait; a run that
-    ended awaits nothing."""
-    state = fold(
-        [
-            run_started(),
-            ApprovalRequested(run_id=RUN, pipeline="p", stage="a", at=11.0, timeout=5.0),
-        ]
-    )
-    state.apply(ApprovalRequested(run_id=RUN, pipeline="p", stage="c", at=11.0))
-    assert state.awaiting_approval == {"a", "c"}
-    assert statuses(state)["a"] == "waiting"
-    state.apply(
-        ApprovalResolved(run_id=RUN, pipeline="p", stage="a", approved=True, at=12.0, by="alice")
-    )
-    assert state.awaiting_approval == {"c"}
-    state.apply(end(RunStatus.CANCELLED))
-    assert state.awaiting_approval == frozenset()
-
-
-def test_a_breakpoint_pauses_the_execution_and_the_run_until_resumed() -> None:
-    """Paused at a breakpoint, the attempt, stage and run read ``paused``; resumed, they run on
-    and the attempt carries the seconds paused, summed over its pauses."""
-    state = fold([run_started(), started("a", 11.0), hit("a", 12.0)])
-    record = state.record()
-    assert (record.status, record.stage("a").status) == ("paused", "paused")
-    assert record.stage("a").attempts[0].status == "paused"
-    state.apply(resumed("a", 14.0, 2.0))
-    record = state.record()
-    assert (record.status, record.stage("a").status) == ("running", "running")
-    assert record.stage("a").attempts[0].paused_time == 2.0
-    state.apply(hit("a", 15.0))
-    state.apply(resumed("a", 16.5, 1.5))
-    state.apply(finished("a", StageStatus.SUCCESS, 17.0))
-    (a,) = state.record().stage("a").attempts
-    assert (a.status, a.paused_time) == ("success", 3.5)
-
-
-def test_a_run_stays_paused_while_any_execution_is() -> None:
-    """With two executions paused, resuming one leaves the run paused; resuming both runs it."""
-    state = fold([run_started(), started("a", 11.0), started("b", 11.0), hit("a", 12.0)])
-    state.apply(hit("b", 12.0))
-    state.apply(resumed("a", 13.0, 1.0))
-    assert (state.record().status, statuses(state)["a"], statuses(state)["b"]) == (
-        "paused",
-        "running",
-        "paused",
-    )
-    state.apply(resumed("b", 14.0, 2.0))
-    assert state.record().status == "running"
-
-
-def test_a_pause_before_the_start_is_carried_to_the_attempt() -> None:
-    """An execution held at a breakpoint before it starts makes its stage ``paused``; the time
-    it spent there is the attempt's paused time once it starts."""
-    state = fold([run_started(), queued("a", 11.0), hit("a", 11.0)])
-    assert statuses(state)["a"] == "paused"
-    state.apply(resumed("a", 15.0, 4.0))
-    assert statuses(state)["a"] == "queued"
-    state.apply(started("a", 16.0, queued_at=11.0, paused=4.0))
-    (a,) = state.record().stage("a").attempts
-    assert (a.paused_time, a.queue_time) == (4.0, 1.0)
-
-
-def test_a_paused_stage_with_an_ended_attempt_is_paused() -> None:
-    """A stage whose first instance succeeded and whose next one is held before it starts
-    reads ``paused``; the ended attempt keeps its own status."""
-    state = fold(
-        [
-            run_started(),
-            started("a", 11.0, instance=0),
-            finished("a", StageStatus.SUCCESS, 12.0, instance=0),
-            hit("a", 12.0, attempt=1),  # a.0.1 ended: the pause is of a later execution
-        ]
-    )
-    assert statuses(state)["a"] == "paused"
-    assert state.record().stage("a").attempts[0].status == "success"
-
-
-def test_a_breakpoint_after_the_end_does_not_reopen_the_run() -> None:
-    """A late ``BreakpointHit`` after ``RunFinished`` leaves the run's final status."""
-    state = fold([run_started(), end(RunStatus.SUCCESS), hit("a", 60.0)])
-    assert state.record().status == "success"
-
-
-def test_a_resume_without_a_pause_leaves_the_run_status() -> None:
-    """A resume while the run is not paused leaves its status as it is."""
-    state = fold([run_started(), started("a", 11.0), resumed("a", 12.0, 0.5)])
-    assert state.record().status == "running"
-    state.apply(end(RunStatus.SUCCESS, 13.0))
-    state.apply(resumed("a", 14.0, 0.5))
-    assert state.record().status == "success"
 
 
 def test_payloads_are_encoded_and_redacted_when_an_encoder_is_given() -> None:
