@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from pipeline_stage_output_support import Sink
     from taskdaemon.pipeline.cli.telemetry import Telemetry
     from taskdaemon.pipeline.settings import Settings
+    from taskdaemon.pipeline.stage_output import OutputCapture
 
 #: Names of the threads OpenTelemetry's SDK and ``build_telemetry`` start to export or shut down.
 EXPORTER_THREADS = (
@@ -159,6 +160,18 @@ def sink() -> Iterator[Sink]:
     finally:
         stage_output.remove_output_sink(registered)
         stage_output.set_capture_limits(previous)
+
+
+@pytest.fixture
+def captures() -> Iterator[list[OutputCapture]]:
+    """Output captures made by a test (``pipeline_stage_output_support.new_capture``); their
+    pipes are closed at teardown."""
+    made: list[OutputCapture] = []
+    try:
+        yield made
+    finally:
+        for capture in made:
+            capture.abandon()
 
 
 @pytest.fixture

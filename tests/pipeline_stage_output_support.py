@@ -1,12 +1,14 @@
 """A command's output as the tests of its capture see it: a sink that keeps every batch the
 capture hands over (``conftest.sink`` registers one for a test), a traceparent to hand a
-command, and a capture fed a command's output in reads cut anywhere."""
+command, a capture made for a test (``conftest.captures`` closes it), and a capture fed a
+command's output in reads cut anywhere."""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
@@ -55,3 +57,21 @@ def captured_in_reads(data: bytes, cuts: Iterable[int]) -> list[OutputBatch]:
         stage_output.remove_output_sink(sink)
         capture.abandon()
     return sink.batches
+
+
+def new_capture(
+    made: list[OutputCapture], limits: CaptureLimits | None = None, **ids: Any
+) -> OutputCapture:
+    """A capture of execution ``build#2`` attempt 3 of run ``rrr…`` (``ids`` replacing any of
+    them), added to ``made`` (``conftest.captures``) so that its pipes are closed."""
+    fields: dict[str, Any] = {
+        "run_id": "r" * 32,
+        "pipeline": "p",
+        "stage": "build",
+        "instance": 2,
+        "attempt": 3,
+    }
+    fields.update(ids)
+    capture = OutputCapture(**fields, limits=limits)
+    made.append(capture)
+    return capture

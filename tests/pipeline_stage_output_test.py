@@ -1,6 +1,7 @@
 """``stage_output`` in-process: the sink registry and its fallback to stdlib logging, the capture
-of one stage execution fed chunk by chunk (ids, bounds, the marker, stderr's tail), and
-``communicate`` with stand-in processes."""
+of one stage execution fed chunk by chunk (ids, the marker, stderr's tail), ``communicate`` with
+stand-in processes, and private keys cut across reads. The byte and line bounds, line by line,
+are ``pipeline_stage_output_bounds_test.py``."""
 
 from __future__ import annotations
 
@@ -16,13 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline_stage_output_support import TRACEPARENT, Sink, captured_in_reads
+from pipeline_stage_output_support import TRACEPARENT, Sink, captured_in_reads, new_capture
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.stage_output import (
-    CUT_LOOK_BYTES,
-    MAX_LINE_BYTES,
     STDERR_TAIL_LINES,
     CaptureLimits,
     OutputBatch,
@@ -36,17 +35,6 @@ class FailingSink:
 
     def write_output(self, batch: OutputBatch) -> None:
         raise RuntimeError("sink down")
-
-
-@pytest.fixture
-def captures() -> Iterator[list[OutputCapture]]:
-    """Captures made by a test; their pipes are closed at teardown."""
-    made: list[OutputCapture] = []
-    try:
-        yield made
-    finally:
-        for capture in made:
-            capture.abandon()
 
 
 @pytest.fixture
@@ -69,22 +57,6 @@ def output_records() -> Iterator[list[logging.LogRecord]]:
         logger.setLevel(logging.NOTSET)
 
 
-def _capture(
-    made: list[OutputCapture], limits: CaptureLimits | None = None, **ids: Any
-) -> OutputCapture:
-    fields: dict[str, Any] = {
-        "run_id": "r" * 32,
-        "pipeline": "p",
-        "stage": "build",
-        "instance": 2,
-        "attempt": 3,
-    }
-    fields.update(ids)
-    capture = OutputCapture(**fields, limits=limits)
-    made.append(capture)
-    return capture
-
-
 def _batch(*texts: str, **more: Any) -> OutputBatch:
     return OutputBatch("r" * 32, "p", "build", 2, 3, "t" * 32, "s" * 16, "stdout", texts, **more)
 
@@ -97,7 +69,7 @@ def test_removing_a_sink_keeps_the_others(sink: Sink, captures: list[OutputCaptu
     other = Sink()
     stage_output.add_output_sink(other)
     stage_output.remove_output_sink(other)
-    _capture(captures).feed("stdout", b"kept\n")
+    new_capture(captures).feed("stdout", b"kept\n")
     assert (["kept"], []) == (sink.lines(), other.lines())
 
 
@@ -106,7 +78,7 @@ def test_a_sink_added_twice_receives_each_batch_once(
 ) -> None:
     """Adding a registered sink again does not make it receive batches twice."""
     stage_output.add_output_sink(sink)
-    _capture(captures).feed("stdout", b"once\n")
+    new_capture(captures).feed("stdout", b"once\n")
     assert ["once"] == sink.lines()
 
 
@@ -121,7 +93,7 @@ def test_a_failing_sink_is_reported_once_and_the_others_still_receive(
     stage_output.add_output_sink(sink)
     try:
         with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.stage_output"):
-            capture = _capture(captures)
+            capture = new_capture(captures)
             capture.feed("stdout", b"one\n")
             capture.feed("stdout", b"two\n")
     finally:
@@ -145,7 +117,7 @@ def test_a_sink_removed_and_added_again_is_reported_again(
         for _ in range(2):
             stage_output.add_output_sink(failing)
             try:
-                _capture(captures).feed("stdout", b"line\n")
+                new_capture(captures).feed("stdout", b"line\n")
             finally:
                 stage_output.remove_output_sink(failing)
     failures = [r for r in caplog.records if r.name == "taskdaemon.pipeline.stage_output"]
@@ -168,7 +140,7 @@ def test_a_capture_without_limits_takes_the_process_bound(
 ) -> None:
     """A capture made without limits applies the bound set for the process when it started."""
     stage_output.set_capture_limits(CaptureLimits(max_lines=2, max_bytes=1000))
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stdout", b"a\nb\nc\n")
     assert (["a", "b"], 1) == (sink.lines(), capture.dropped_lines)
 
@@ -181,7 +153,7 @@ def test_without_a_sink_each_line_is_an_info_record_with_the_ids(
 ) -> None:
     """With no sink registered, each line is one INFO record of ``taskdaemon.run.output``
     carrying the execution's ids and its stream."""
-    capture = _capture(captures, environment={"TRACEPARENT": TRACEPARENT})
+    capture = new_capture(captures, environment={"TRACEPARENT": TRACEPARENT})
     capture.feed("stderr", b"50% done\n")
     record = output_records[0]
     names = ("run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id", "stream")
@@ -199,7 +171,7 @@ def test_without_a_sink_a_line_holding_a_secret_is_logged_redacted(
     """The fallback is an output like the sinks: a secret's value known to the process and a
     secret of a known shape reach a library user's handlers as ``[REDACTED]``."""
     remember_secrets({"api_key": "fallback-s3cr3t-value"})
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stdout", b"using fallback-s3cr3t-value\npassword=hunter22 ok\n")
     messages = [r.getMessage() for r in output_records]
     assert ["using [REDACTED]", "password=[REDACTED] ok"] == messages
@@ -211,7 +183,7 @@ def test_without_a_sink_the_marker_is_a_warning_even_when_info_is_off(
     """The end-of-capture marker is a WARNING record with the execution's ids, logged even
     when the output logger lets only warnings through."""
     logging.getLogger("taskdaemon.run.output").setLevel(logging.WARNING)
-    capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1000))
+    capture = new_capture(captures, CaptureLimits(max_lines=1, max_bytes=1000))
     capture.feed("stdout", b"a\nbc\n")
     capture.close()
     expected = (
@@ -229,7 +201,7 @@ def test_without_a_sink_lines_are_not_logged_when_info_is_off(
 ) -> None:
     """Lines are INFO records: a logger at WARNING gets none of them."""
     logging.getLogger("taskdaemon.run.output").setLevel(logging.WARNING)
-    _capture(captures).feed("stdout", b"quiet\n")
+    new_capture(captures).feed("stdout", b"quiet\n")
     assert [] == output_records
 
 
@@ -271,7 +243,7 @@ def test_a_batch_carries_the_execution_ids_and_the_traceparents_ids(
     """Each batch names its run, pipeline, stage, instance, attempt, stream, bound, and the
     trace and span of the ``TRACEPARENT`` the command was given."""
     limits = CaptureLimits(100, 1000)
-    _capture(captures, limits, environment={"TRACEPARENT": TRACEPARENT}).feed("stderr", b"x\n")
+    new_capture(captures, limits, environment={"TRACEPARENT": TRACEPARENT}).feed("stderr", b"x\n")
     batch = sink.batches[0]
     expected = ("r" * 32, "p", "build", 2, 3, TRACEPARENT[3:35], TRACEPARENT[36:52], "stderr")
     assert (expected, limits) == (
@@ -297,7 +269,7 @@ def test_a_batch_without_a_valid_traceparent_has_no_trace_ids(
     sink: Sink, captures: list[OutputCapture], environment: dict[str, str] | None
 ) -> None:
     """Without a well-formed ``TRACEPARENT`` the batches carry neither a trace nor a span id."""
-    _capture(captures, environment=environment).feed("stdout", b"x\n")
+    new_capture(captures, environment=environment).feed("stdout", b"x\n")
     assert (None, None) == (sink.batches[0].trace_id, sink.batches[0].span_id)
 
 
@@ -306,7 +278,7 @@ def test_the_marker_is_sent_once_on_stderr_with_what_was_dropped(
 ) -> None:
     """Closing a capture that dropped lines sends one marker batch (on stderr) with the lines
     and bytes dropped, however often it is closed."""
-    capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1000))
+    capture = new_capture(captures, CaptureLimits(max_lines=1, max_bytes=1000))
     capture.feed("stdout", b"kept\nfour\nfive5\n")
     capture.close()
     capture.close()
@@ -322,7 +294,7 @@ def test_closing_a_capture_that_dropped_nothing_sends_no_marker(
     sink: Sink, captures: list[OutputCapture]
 ) -> None:
     """A capture within its bound ends with no marker batch."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stdout", b"all\n")
     capture.close()
     assert [("all",)] == [tuple(b.texts) for b in sink.batches]
@@ -333,7 +305,7 @@ def test_a_capture_stopped_early_still_delivers_its_partial_lines(
 ) -> None:
     """``read_pipes`` stopped before the pipes end still delivers each stream's unfinished
     last line, and closes every pipe end."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stdout", b"out-partial")
     capture.feed("stderr", b"err-partial")
     stop = threading.Event()
@@ -350,7 +322,7 @@ def test_stderr_tail_keeps_the_last_lines_without_carriage_returns(
 ) -> None:
     """``stderr_tail`` is the last ``STDERR_TAIL_LINES`` stderr lines, ``\\r`` dropped and bad
     UTF-8 replaced, whether they came within the bound or past it."""
-    capture = _capture(captures, CaptureLimits(max_lines=3, max_bytes=1000))
+    capture = new_capture(captures, CaptureLimits(max_lines=3, max_bytes=1000))
     lines = [f"e{n} X\r".encode() for n in range(30)] + [b"bad \xff"]
     capture.feed("stderr", b"\n".join(lines) + b"\n")
     expected = [f"e{n} X" for n in range(30 - STDERR_TAIL_LINES + 1, 30)] + ["bad \ufffd"]
@@ -400,7 +372,7 @@ async def test_communicate_feeds_stdin_and_captures_stdout(
 ) -> None:
     """``communicate`` writes stdin to the command and captures what it prints, whole and as
     lines."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     process = await asyncio.create_subprocess_exec(
         "cat",
         stdin=asyncio.subprocess.PIPE,
@@ -416,7 +388,7 @@ async def test_communicate_with_a_process_without_stdin_writes_nothing(
     sink: Sink, captures: list[OutputCapture]
 ) -> None:
     """A process made without a stdin pipe is waited for; the data meant for it is ignored."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.spawned()
     await communicate(StandInProcess(None), b"ignored", capture)  # type: ignore[arg-type]
     assert [] == sink.batches
@@ -429,7 +401,7 @@ async def test_a_command_that_does_not_read_its_stdin_is_not_an_error(
 ) -> None:
     """A stdin pipe the command closed (broken, or reset) while it was written or closed is
     ignored, as ``Process.communicate`` does."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.spawned()
     stdin = StandInWriter(error(), where)
     await communicate(StandInProcess(stdin), b"data", capture)  # type: ignore[arg-type]
@@ -455,7 +427,7 @@ def test_a_reader_ending_after_its_loop_closed_raises_nothing(
     blocking = Blocking()
     stage_output.add_output_sink(blocking)
     try:
-        capture = _capture(captures)
+        capture = new_capture(captures)
         os.write(capture.child_stdout, b"line\n")
         process = StandInProcess(None)
         process.exited.clear()  # a command that runs until the stage is cancelled
@@ -476,125 +448,6 @@ def test_a_reader_ending_after_its_loop_closed_raises_nothing(
     assert [] == failures
 
 
-# -- the bounds, line by line ------------------------------------------------------------------
-
-
-def _finish(capture: OutputCapture) -> None:
-    """End the capture as a stage cancelled before its pipes ended: partial lines delivered."""
-    stop = threading.Event()
-    stop.set()
-    capture.read_pipes(stop)
-
-
-def test_a_last_line_that_fills_both_bounds_exactly_is_kept(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """A line that takes the last line and the last byte the bound allows is captured."""
-    capture = _capture(captures, CaptureLimits(max_lines=2, max_bytes=2))
-    capture.feed("stderr", b"a\n")
-    capture.feed("stderr", b"b")
-    _finish(capture)
-    assert (["a", "b"], 0) == (sink.lines(), capture.dropped_lines)
-
-
-def test_past_the_byte_bound_even_an_empty_line_is_dropped(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """Once the byte bound is spent, an empty line is dropped like any other, with the
-    pieces of a long line read in the same chunk."""
-    capture = _capture(captures, CaptureLimits(max_lines=10, max_bytes=3))
-    capture.feed("stderr", b"abc\n")
-    capture.feed("stderr", b"\n" + b"x" * (MAX_LINE_BYTES + CUT_LOOK_BYTES + 1))
-    assert (["abc"], 2, MAX_LINE_BYTES) == (
-        sink.lines(),
-        capture.dropped_lines,
-        capture.dropped_bytes,
-    )
-
-
-def test_a_line_of_exactly_max_line_bytes_is_one_line(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """A line of ``MAX_LINE_BYTES`` bytes that arrives without its newline is kept whole and
-    becomes one line when the newline comes, not a piece and an empty line."""
-    capture = _capture(captures)
-    capture.feed("stdout", b"y" * MAX_LINE_BYTES)
-    capture.feed("stdout", b"\n")
-    assert [MAX_LINE_BYTES] == [len(text) for text in sink.lines()]
-
-
-def test_stderr_split_line_by_line_keeps_its_tail_as_written(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """Where the byte bound falls inside a chunk, stderr's tail still keeps each line as
-    written, only a trailing ``\\r`` dropped."""
-    capture = _capture(captures, CaptureLimits(max_lines=100, max_bytes=5))
-    capture.feed("stderr", b"abcdef\r\nfix XX\n")
-    assert ("abcdef\nfix XX", 2) == (capture.stderr_tail, capture.dropped_lines)
-
-
-def test_each_batch_is_stamped_with_the_time_its_lines_were_taken(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """A batch of complete lines and the batch of a last line without newline each carry the
-    time they were taken."""
-    capture = _capture(captures)
-    before = time.time_ns()
-    capture.feed("stdout", b"line\nunfinished")
-    _finish(capture)
-    after = time.time_ns()
-    assert [("line",), ("unfinished",)] == [tuple(b.texts) for b in sink.batches]
-    assert [True, True] == [before <= batch.time_ns <= after for batch in sink.batches]
-
-
-@pytest.mark.parametrize("stream", ["stdout", "stderr"])
-def test_the_last_line_a_bound_allows_is_kept_from_a_chunk(
-    sink: Sink, captures: list[OutputCapture], stream: str
-) -> None:
-    """A chunk whose line is the last line and byte the bound allows is captured."""
-    capture = _capture(captures, CaptureLimits(max_lines=3, max_bytes=3))
-    for chunk in (b"a\n", b"b\n", b"c\n"):
-        capture.feed(stream, chunk)
-    assert (["a", "b", "c"], 3, 0) == (sink.lines(), capture.captured_lines, capture.dropped_lines)
-
-
-def test_past_a_spent_byte_bound_empty_lines_are_dropped(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """Once the byte bound is spent, empty lines are dropped too, while lines remain."""
-    capture = _capture(captures, CaptureLimits(max_lines=10, max_bytes=3))
-    capture.feed("stderr", b"abc\n")
-    capture.feed("stderr", b"\n\n")
-    assert (["abc"], 1, 2) == (sink.lines(), capture.captured_lines, capture.dropped_lines)
-
-
-def test_a_long_line_past_the_line_bound_is_counted_in_pieces(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """A line longer than ``MAX_LINE_BYTES`` (spaces in it or not) past the line bound is
-    dropped as the pieces it would have been cut into."""
-    capture = _capture(captures, CaptureLimits(max_lines=1, max_bytes=1 << 30))
-    capture.feed("stderr", b"a\n" + b"x " * MAX_LINE_BYTES + b"\n")
-    assert (["a"], 2, 2 * MAX_LINE_BYTES) == (
-        sink.lines(),
-        capture.dropped_lines,
-        capture.dropped_bytes,
-    )
-
-
-def test_an_end_closed_elsewhere_does_not_stop_the_others_closing(
-    captures: list[OutputCapture],
-) -> None:
-    """``spawned`` ignores a write end something else closed already and still closes the
-    other one."""
-    capture = _capture(captures)
-    stdout_end, stderr_end = capture.child_stdout, capture.child_stderr
-    os.close(stdout_end)
-    capture.spawned()
-    with pytest.raises(OSError, match="Bad file descriptor"):
-        os.fstat(stderr_end)
-
-
 async def test_the_reader_is_a_daemon_thread_named_for_the_output(
     captures: list[OutputCapture],
 ) -> None:
@@ -610,39 +463,13 @@ async def test_the_reader_is_a_daemon_thread_named_for_the_output(
     where = Where()
     stage_output.add_output_sink(where)
     try:
-        capture = _capture(captures)
+        capture = new_capture(captures)
         os.write(capture.child_stdout, b"line\n")
         capture.spawned()
         await communicate(StandInProcess(None), b"", capture)  # type: ignore[arg-type]
     finally:
         stage_output.remove_output_sink(where)
     assert [("taskdaemon-output", True)] == seen
-
-
-def test_stdout_past_the_bound_counts_a_line_of_exactly_max_line_bytes_once(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """Past the bound, a stdout line of ``MAX_LINE_BYTES`` whose newline comes in the next
-    chunk is one dropped line, not a piece and an empty line."""
-    capture = _capture(captures, CaptureLimits(max_lines=0, max_bytes=0))
-    capture.feed("stdout", b"y" * MAX_LINE_BYTES)
-    capture.feed("stdout", b"\n")
-    assert (1, MAX_LINE_BYTES) == (capture.dropped_lines, capture.dropped_bytes)
-
-
-def test_the_marker_counts_the_pieces_of_a_long_stdout_line_past_the_bound(
-    sink: Sink, captures: list[OutputCapture]
-) -> None:
-    """A stdout line with no newline past the bound is dropped in whole pieces, and the marker
-    gives their number."""
-    capture = _capture(captures, CaptureLimits(max_lines=0, max_bytes=0))
-    capture.feed("stdout", b"z" * (2 * MAX_LINE_BYTES + CUT_LOOK_BYTES + 1))
-    capture.close()
-    expected = (
-        f"[taskdaemon] 2 output lines ({2 * MAX_LINE_BYTES} bytes) dropped past the capture "
-        "bound of 0 lines / 0 bytes per stage"
-    )
-    assert [expected] == [batch.marker_text() for batch in sink.batches]
 
 
 # -- a private key across reads ----------------------------------------------------------------
@@ -656,7 +483,7 @@ def test_a_private_key_cut_between_two_reads_is_delivered_in_one_batch(
 ) -> None:
     """A key whose BEGIN line came in one read and its END line in the next is held back and
     delivered whole with the next read's lines; the lines before it are not held."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stdout", f"before\n{_BEGIN}\n{_BODY[0]}\n".encode())
     capture.feed("stdout", f"{_BODY[1]}\n{_END}\nafter\n".encode())
     assert [("before",), (_BEGIN, *_BODY, _END, "after")] == [tuple(b.texts) for b in sink.batches]
@@ -666,7 +493,7 @@ def test_a_key_left_open_at_the_streams_end_is_delivered(
     sink: Sink, captures: list[OutputCapture]
 ) -> None:
     """A key the command never closes is delivered when its stream ends, at its read's time."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stderr", f"{_BEGIN}\n{_BODY[0]}\n".encode())
     held_at = time.time_ns()
     stop = threading.Event()
@@ -685,7 +512,7 @@ def test_a_key_open_past_the_hold_bound_is_delivered_at_once(
 ) -> None:
     """Lines of an open key past ``KEY_HOLD_CHARS`` are not held: the capture's memory stays
     bounded whatever a command prints after a BEGIN line."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     body = ["A" * 1000] * (stage_output.KEY_HOLD_CHARS // 1000 + 1)
     capture.feed("stdout", "\n".join([_BEGIN, *body, ""]).encode())
     assert [(_BEGIN, *body)] == [tuple(b.texts) for b in sink.batches]
@@ -696,7 +523,7 @@ def test_lines_after_a_closed_key_are_delivered_with_it(
 ) -> None:
     """A read holding a whole key, or a BEGIN line followed by other text, is delivered at
     once: nothing is held unless a key is left open."""
-    capture = _capture(captures)
+    capture = new_capture(captures)
     capture.feed("stdout", f"{_BEGIN}\n{_BODY[0]}\n{_END}\n".encode())
     capture.feed("stdout", f"{_BEGIN}\nnot a key (really)\n".encode())
     assert [(_BEGIN, _BODY[0], _END), (_BEGIN, "not a key (really)")] == [
