@@ -18,14 +18,9 @@ import pytest
 
 from pipeline_stage_output_support import TRACEPARENT, Sink
 from taskdaemon.pipeline import output_pipes, stage_output
+from taskdaemon.pipeline.command_loop import _parse_stdout, _sample_peaks
 from taskdaemon.pipeline.log_rows import LogRow
-from taskdaemon.pipeline.loops import (
-    CommandFailedError,
-    StageContext,
-    _parse_stdout,
-    _sample_peaks,
-    command_handler,
-)
+from taskdaemon.pipeline.loops import CommandFailedError, StageContext, command_handler
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
 from taskdaemon.pipeline.tracking import log_writer

@@ -137,9 +137,9 @@ def test_asyncio_run_shuts_the_pool_down_with_the_loop() -> None:
 
 
 async def test_a_cancelled_helper_call_ends_before_the_cancellation_is_seen() -> None:
-    """``loops._in_thread`` (process-tree samples): cancelling the caller waits for the call
+    """``command_loop._in_thread`` (process-tree samples): cancelling the caller waits for the call
     to end, so nothing it touches is used after the stage reported its usage."""
-    from taskdaemon.pipeline.loops import _in_thread
+    from taskdaemon.pipeline.command_loop import _in_thread
 
     loop = asyncio.get_running_loop()
     entered, release = asyncio.Event(), threading.Event()

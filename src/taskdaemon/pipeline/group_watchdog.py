@@ -1,16 +1,16 @@
 """The process-group watchdog: a command stage's processes do not outlive their taskdaemon.
 
-A command stage runs in a process group of its own (``loops.command_handler``), and taskdaemon
-ends that group itself when the stage ends, is cancelled or times out, and on SIGINT or SIGTERM.
-It cannot when it is killed outright (``kill -9``, the OOM killer, a second Ctrl-C, which leaves
-through ``os._exit``): the shell and everything it started would go on, orphaned, with nobody to
-stop them. So each taskdaemon process that runs a command stage also runs one small watchdog
-process, holding the read end of a pipe whose write end only taskdaemon holds. taskdaemon writes
-``+PGID`` when a stage's group starts and ``-PGID`` once the group is gone; when the pipe reaches
-end-of-file, taskdaemon has ended, however it ended (the kernel closes its descriptors even
-after SIGKILL), and the watchdog sends SIGTERM to every group still listed, waits up to the
-grace period (``loops.KILL_GRACE``) for the groups' processes to end, SIGKILLs the remainder,
-and exits. A group it was not told about is never signalled.
+A command stage runs in a process group of its own (``command_loop.command_handler``), and
+taskdaemon ends that group itself when the stage ends, is cancelled or times out, and on SIGINT
+or SIGTERM. It cannot when it is killed outright (``kill -9``, the OOM killer, a second Ctrl-C,
+which leaves through ``os._exit``): the shell and everything it started would go on, orphaned,
+with nobody to stop them. So each taskdaemon process that runs a command stage also runs one
+small watchdog process, holding the read end of a pipe whose write end only taskdaemon holds.
+taskdaemon writes ``+PGID`` when a stage's group starts and ``-PGID`` once the group is gone;
+when the pipe reaches end-of-file, taskdaemon has ended, however it ended (the kernel closes its
+descriptors even after SIGKILL), and the watchdog sends SIGTERM to every group still listed,
+waits up to the grace period (``command_loop.KILL_GRACE``) for the groups' processes to end,
+SIGKILLs the remainder, and exits. A group it was not told about is never signalled.
 
 Why this design (docs/architecture.md, "Run semantics"):
 

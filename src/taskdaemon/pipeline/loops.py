@@ -6,9 +6,9 @@ stage execution's work and returns its result (the stage's outputs unless the st
 monitor and reaches the engine's error strategy unchanged.
 
 Built-in loop types: ``python`` (the stage's ``handler: module:function``) and ``command`` (the
-stage's ``command:``, run as a subprocess). Pipeline files declare more under ``loops:``; packages
-register more through the entry point group ``taskdaemon.loops`` (name = loop type, value =
-``module:function``).
+stage's ``command:``, run as a subprocess: ``command_loop``). Pipeline files declare more under
+``loops:``; packages register more through the entry point group ``taskdaemon.loops`` (name =
+loop type, value = ``module:function``).
 
 :class:`LoopRegistry` turns a stage into its handler; it is the engine's ``resolver``. A stage's
 loop type is looked up, in this order, among the built-ins, the pipeline file's ``loops:``, then
@@ -35,34 +35,31 @@ time spent waiting, so a handler that sleeps reports about zero.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
-import json
-import os
 import re
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-from taskdaemon.pipeline.command_env import command_environment
-from taskdaemon.pipeline.errors import HandlerImportError, LoopTypeError, StageFailedError
+from taskdaemon.pipeline.command_loop import (
+    KILL_GRACE,
+    SAMPLE_INTERVAL,
+    CommandFailedError,
+    StdoutTooLargeError,
+    command_handler,
+)
+from taskdaemon.pipeline.errors import HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import LoopDef, Pipeline, Stage
-from taskdaemon.pipeline.process_tree import TreePeaks
 
 if TYPE_CHECKING:
-    # Imported where a stage runs: ``validate`` resolves handlers without asyncio (a third of
-    # its start-up), its worker threads, the output capture or the group watchdog; nor psutil.
-    import asyncio
-
-    import psutil
-
     from taskdaemon.pipeline.stage_context import StageContext
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "KILL_GRACE",
+    "SAMPLE_INTERVAL",
     "CommandFailedError",
     "Handler",
     "LoopRegistry",
@@ -74,54 +71,10 @@ __all__ = [
 
 #: The entry point group packages use to ship loop types (name → ``module:function``).
 ENTRY_POINT_GROUP = "taskdaemon.loops"
-_T = TypeVar("_T")
-_BLANK = re.compile(r"\s+")  # what str.strip removes
 
 
 # A string: ``StageContext`` is only imported for type checkers here (see ``__getattr__``).
 Handler: TypeAlias = "Callable[[StageContext], Awaitable[Mapping[str, Any]]]"
-
-#: How often the process tree of a command stage is sampled, in seconds.
-SAMPLE_INTERVAL = 0.1
-#: Seconds between SIGTERM and SIGKILL when a command stage is cancelled.
-KILL_GRACE = 2.0
-
-
-class StdoutTooLargeError(StageFailedError):
-    """Raised when a command stage printed more on stdout than its result may hold
-    (``stage_output.CaptureLimits.stdout_max_bytes``): its result would be cut, so wrong."""
-
-    def __init__(self, seen: int, bound: int) -> None:
-        self.seen = seen
-        self.bound = bound
-        super().__init__(
-            f"stdout of {seen} bytes is over the bound of {bound} bytes on a command's result "
-            "(TASKDAEMON_STDOUT_MAX_BYTES)"
-        )
-
-
-class CommandFailedError(StageFailedError):
-    """Raised when a command stage's process exits with a non-zero code (or dies of a signal).
-
-    ``exit_code`` is the process's return code (negative: the signal number that killed it);
-    ``stderr_tail`` the last lines it wrote on stderr.
-    """
-
-    def __init__(self, command: str, exit_code: int, stderr_tail: str) -> None:
-        self.command = command
-        self.exit_code = exit_code
-        self.stderr_tail = stderr_tail
-        if exit_code < 0:
-            try:
-                how = f"was killed by {signal.Signals(-exit_code).name}"
-            except ValueError:
-                how = f"was killed by signal {-exit_code}"
-        else:
-            how = f"exited with code {exit_code}"
-        message = f"command {command!r} {how}"
-        if stderr_tail:
-            message += f"; stderr (last lines):\n{stderr_tail}"
-        super().__init__(message)
 
 
 # -- python functions -------------------------------------------------------------------------
@@ -281,273 +234,6 @@ def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageCont
         raise LoopTypeError(f"{where}: {attribute!r} is not callable")
     function: Callable[[StageContext], Any] = obj
     return function
-
-
-# -- shell commands ---------------------------------------------------------------------------
-
-_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
-
-
-def _input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
-    env = {}
-    for name, value in inputs.items():
-        key = "TASKDAEMON_INPUT_" + _ENV_NAME.sub("_", name).upper()
-        env[key] = value if isinstance(value, str) else json.dumps(value, default=str)
-    return env
-
-
-def _parse_stdout(data: bytes | bytearray) -> Mapping[str, Any]:
-    """A command's result from its whole stdout: the JSON object it printed, else
-    ``{"stdout": text, "exit_code": 0}`` with the text decoded as UTF-8 (with replacement)
-    without its trailing newlines (like the shell's ``$(...)``). An object nested deeper than
-    ``json`` decodes is text too: what a command prints never fails its stage.
-
-    The output may be megabytes: it is decoded once, from a view of its bytes without the
-    trailing newlines (a newline byte never occurs inside a UTF-8 sequence, so this decodes as
-    the whole output would), and only an output whose first non-blank character is ``{`` is
-    stripped and parsed. Decoding, stripping and cutting the newlines off each copied it
-    (``benchmarks/README.md``, "log_capture.py")."""
-    tail = data[-64:]
-    kept = len(tail.rstrip(b"\n"))
-    end = len(data) - len(tail) + kept if kept else len(data.rstrip(b"\n"))
-    with memoryview(data) as view, view[:end] as head:
-        text = str(head, "utf-8", "replace")
-    blank = _BLANK.match(text)
-    if text.startswith("{", blank.end() if blank else 0):
-        try:
-            value = json.loads(text.strip())
-        except (ValueError, RecursionError):  # not JSON, or nested past what json decodes
-            pass
-        else:
-            if isinstance(value, dict):
-                return value
-    return {"stdout": text, "exit_code": 0}
-
-
-async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
-    """``function(*args)`` on a worker thread; when cancelled, the call still ends before the
-    cancellation is re-raised.
-
-    Giving up the wait alone would not give up the call: a process-tree sample would go on
-    reading ``/proc`` (files open, ``TreePeaks`` being updated) after its stage ended and
-    reported its usage from that same ``TreePeaks``. One loop future per call
-    (``_threads.call_in_thread``), shielded, instead of ``asyncio.to_thread``'s task, its
-    concurrent future chained to an asyncio one, and a task around that."""
-    import asyncio  # noqa: PLC0415 - see the top
-
-    from taskdaemon.pipeline._threads import call_in_thread  # noqa: PLC0415 - see the top
-
-    call = call_in_thread(function, *args)
-    try:
-        return await asyncio.shield(call)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):  # the cancellation is what the caller sees
-            await asyncio.shield(call)
-        raise
-
-
-async def _sample_peaks(peaks: TreePeaks, interval: float) -> None:
-    """Sample the tree every ``interval`` seconds, off the loop, until cancelled (a sample in
-    progress ends first)."""
-    import asyncio  # noqa: PLC0415 - see the top
-
-    while True:
-        await _in_thread(peaks.sample)
-        await asyncio.sleep(interval)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> bool:
-    """Send ``sig`` to a process group; False if the group no longer exists."""
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-    return True
-
-
-def _group_members(pgid: int) -> list[psutil.Process]:
-    """The live (non-zombie) processes of a process group."""
-    import psutil  # noqa: PLC0415 - see TYPE_CHECKING above
-
-    members = []
-    for process in psutil.process_iter():
-        try:
-            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
-                members.append(process)
-        except (OSError, psutil.Error):
-            continue
-    return members
-
-
-async def _kill_group(pgid: int, grace: float) -> None:
-    """SIGKILL what is left of a process group and wait (up to ``grace``) until it is gone.
-
-    Signal delivery is asynchronous; waiting makes "the stage ended" mean "its processes ended".
-    """
-    import asyncio  # noqa: PLC0415 - see the top
-
-    if not _signal_group(pgid, signal.SIGKILL):
-        return
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + grace
-    while loop.time() < deadline:
-        if not await _in_thread(_group_members, pgid):
-            return
-        await asyncio.sleep(0.01)  # SIGKILL needs no cooperation: this ends within ms
-
-
-async def _terminate_group(process: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the process group, wait for the root up to ``grace``, then SIGKILL the group."""
-    import asyncio  # noqa: PLC0415 - see the top
-
-    pgid = process.pid  # start_new_session made the root a group leader
-    if _signal_group(pgid, signal.SIGTERM):
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), grace)
-    # Whatever is still in the group (the root ignored SIGTERM, or children outlived it) dies now.
-    await _kill_group(pgid, grace)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(process.wait(), grace)
-
-
-async def _end_spawned(spawning: asyncio.Future[asyncio.subprocess.Process], grace: float) -> None:
-    """Terminate the process group of a spawn whose caller was cancelled meanwhile."""
-    try:
-        process = await spawning
-    except Exception:
-        return  # it did not start: nothing to end
-    from taskdaemon.pipeline.group_watchdog import shared_watchdog  # noqa: PLC0415 - see the top
-
-    watchdog = shared_watchdog(grace)
-    watchdog.started(process.pid)
-    try:
-        await _terminate_group(process, grace)
-    finally:
-        watchdog.ended(process.pid)
-
-
-def command_handler(
-    command: str | None = None,
-    *,
-    sample_interval: float = SAMPLE_INTERVAL,
-    kill_grace: float = KILL_GRACE,
-) -> Handler:
-    """A handler running ``command`` (else ``ctx.command``) through ``/bin/sh -c``.
-
-    The subprocess gets its own session (so its own process group), ``ctx.workspace`` as working
-    directory when set, and this environment on top of the engine's own (less
-    ``opentelemetry-instrument``'s bootstrap: ``command_env``): one
-    ``TASKDAEMON_INPUT_<NAME>`` per input (upper-cased, other characters than letters, digits and
-    ``_`` replaced by ``_``; JSON-encoded unless a string), ``TASKDAEMON_RUN_ID``,
-    ``TASKDAEMON_PIPELINE``, ``TASKDAEMON_STAGE``, ``TASKDAEMON_ATTEMPT``,
-    ``TASKDAEMON_INSTANCE``, and ``ctx.environment`` (``TRACEPARENT`` when monitored). The inputs
-    are also written as one JSON object on stdin.
-
-    Result: stdout parsed as JSON when it is a JSON object, else
-    ``{"stdout": text, "exit_code": 0}``; a stdout longer than the capture's
-    ``stdout_max_bytes`` is read to its end but not kept, and raises
-    :class:`StdoutTooLargeError` (after a non-zero exit's :class:`CommandFailedError`). Both
-    streams are captured line by line as log records of the stage while the command runs
-    (``stage_output``: bounded per stage). A non-zero exit raises :class:`CommandFailedError`
-    with the code and the last lines of stderr. On cancellation (the engine's timeout included)
-    the whole process group gets SIGTERM, then SIGKILL after ``kill_grace`` seconds, and the
-    cancellation is re-raised. When the command exits, whatever it left running in its process
-    group is killed: a stage's processes do not outlive it. Nor do they outlive this process
-    when it is killed outright (``kill -9``): the group is listed with the process's watchdog
-    (``group_watchdog``) while it exists. A process that leaves the group (``setsid``) is out
-    of reach.
-
-    The process tree is sampled every ``sample_interval`` seconds; the CPU seconds and peak RSS
-    of the tree are reported through ``ctx.report_usage`` when the command ends (also on failure
-    and cancellation), and the root pid through ``ctx.report_process`` when it starts.
-    """
-
-    async def run_command(ctx: StageContext) -> Mapping[str, Any]:
-        import asyncio  # noqa: PLC0415 - see the top
-
-        from taskdaemon.pipeline.group_watchdog import shared_watchdog  # noqa: PLC0415
-        from taskdaemon.pipeline.stage_output import OutputCapture, communicate  # noqa: PLC0415
-
-        text = command or ctx.command
-        if not text:
-            raise LoopTypeError(f"stage {ctx.stage!r}: loop type {ctx.loop!r}: no command to run")
-        env = command_environment()  # without opentelemetry-instrument's bootstrap
-        env.update(_input_environment(ctx.inputs))
-        env.update(
-            {
-                "TASKDAEMON_RUN_ID": ctx.run_id,
-                "TASKDAEMON_PIPELINE": ctx.pipeline,
-                "TASKDAEMON_STAGE": ctx.stage,
-                "TASKDAEMON_ATTEMPT": str(ctx.attempt),
-                "TASKDAEMON_INSTANCE": str(ctx.instance),
-            }
-        )
-        env.update(ctx.environment)
-        stdin = json.dumps(dict(ctx.inputs), default=str).encode()
-        capture = OutputCapture(
-            run_id=ctx.run_id,
-            pipeline=ctx.pipeline,
-            stage=ctx.stage,
-            instance=ctx.instance,
-            attempt=ctx.attempt,
-            environment=env,
-        )
-        spawning = asyncio.ensure_future(
-            asyncio.create_subprocess_exec(
-                "/bin/sh",
-                "-c",
-                text,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=capture.child_stdout,
-                stderr=capture.child_stderr,
-                cwd=ctx.workspace,
-                env=env,
-                start_new_session=True,
-            )
-        )
-        try:
-            # Shielded: a cancellation while spawning must not leave a started process group
-            # behind (asyncio would kill the shell alone, orphaning its children).
-            process = await asyncio.shield(spawning)
-        except asyncio.CancelledError:
-            capture.abandon()
-            await asyncio.shield(_end_spawned(spawning, kill_grace))
-            raise
-        except BaseException:
-            capture.abandon()
-            raise
-        # Listed until its group is gone and its leader reaped (group ids are then reused).
-        watchdog = shared_watchdog(kill_grace)
-        watchdog.started(process.pid)
-        try:
-            capture.spawned()
-            peaks = TreePeaks(process.pid)
-            sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
-            ctx.report_process(process.pid)
-            try:
-                await communicate(process, stdin, capture)
-            except BaseException:
-                await asyncio.shield(_terminate_group(process, kill_grace))
-                raise
-            finally:
-                sampling.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sampling
-                ctx.report_usage(peaks.cpu_seconds, peaks.peak_rss)
-            await _kill_group(process.pid, kill_grace)
-        finally:
-            watchdog.ended(process.pid)
-        code = process.returncode
-        assert code is not None  # communicate() returns after the process was reaped
-        if code != 0:
-            raise CommandFailedError(text, code, capture.stderr_tail)
-        if capture.stdout_over:
-            raise StdoutTooLargeError(capture.stdout_bytes, capture.limits.stdout_max_bytes)
-        return _parse_stdout(capture.stdout)
-
-    return run_command
 
 
 # -- the registry -----------------------------------------------------------------------------
