@@ -583,8 +583,8 @@ def test_mermaid_cuts_long_labels() -> None:
     """A 20,000-character stage name becomes a label of at most 500 characters and an ellipsis."""
     pipeline = Pipeline("long", (Stage("b" * 20_000, "python", ENTRY),))
     text = render_mermaid(pipeline)
-    # The label is the name as written over "(python loop)": cut to 499 characters and "…".
-    assert (True, True) == ('s0("' + "b" * 499 + '#8230;")' in text, "b" * 500 not in text)
+    # The label is the title-cased name over "(python loop)": cut to 499 characters and "…".
+    assert (True, True) == ('s0("B' + "b" * 498 + '#8230;")' in text, "b" * 499 not in text)
 
 
 @pytest.mark.slow

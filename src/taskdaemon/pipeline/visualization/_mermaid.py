@@ -5,9 +5,9 @@ reason, from a failed stage to each stage its failure cancelled. Node ids are ge
 ``g0``), so any stage name is safe; label text is quoted and every character Mermaid could read
 as syntax is written as an entity code (``#34;``), which GitHub's renderer decodes.
 
-A stage's box names it as written (``s000``), not by the title DOT draws (``S000``): a Mermaid
-diagram is read on a page, and a reader who searches it for a stage types the name the
-definition, the logs and the commands use.
+Decision: a box is headed by the stage's title (``feature_delivery`` as ``Feature Delivery``),
+as DOT's is: DOT's label is a contract (docs/architecture.md, "Output formats") and Mermaid draws
+the same content. The web page names boxes as written (``web._views.labelled``).
 """
 
 from __future__ import annotations
@@ -56,8 +56,7 @@ def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
     title = cut(run_title(snapshot).replace("\n", " — "), MAX_TEXT)
     out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
     for node in snapshot.nodes:
-        label = "\n".join(node_label_lines(node, node.name))
-        out.append(f"  {ids[node.name]}({text(label)})")
+        out.append(f"  {ids[node.name]}({text(chr(10).join(node_label_lines(node)))})")
     gate_list = gates(snapshot)
     for index, gate in enumerate(gate_list):
         opening, closing = _GATE_SHAPES[gate.kind]

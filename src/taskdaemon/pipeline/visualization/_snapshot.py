@@ -457,11 +457,10 @@ def node_summary(node: DagNode) -> str | None:
     return " · ".join(parts) or None
 
 
-def node_label_lines(node: DagNode, heading: str | None = None) -> list[str]:
-    """The lines of a node's box, the same in every renderer: ``heading`` (the node's title
-    unless given), ``(LOOP loop)``, ``(all triggers)`` when more than one trigger must hold, then
-    the ``node_summary`` line."""
-    lines = [node.title if heading is None else heading]
+def node_label_lines(node: DagNode) -> list[str]:
+    """The lines of a node's box, the same in every renderer: title, ``(LOOP loop)``,
+    ``(all triggers)`` when more than one trigger must hold, then the ``node_summary`` line."""
+    lines = [node.title]
     if node.loop:
         lines.append(f"({node.loop} loop)")
     if node.trigger_mode == "all" and len(node.triggers) > 1:
