@@ -213,3 +213,36 @@ def test_a_large_body_read_in_pieces_holds_a_piece_and_what_is_kept(
     # Decoding the events whole (or the links, or every wanted event) peaks at a fifth of
     # decoding the body whole; the pieces, at a sixteenth.
     assert pieces_peak * 8 < whole_peak, (pieces_peak, whole_peak)
+
+
+def test_a_huge_attribute_value_is_held_once_while_its_body_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A body holding one huge text value (a crafted 100 MB attribute, here 32 MiB) allocates
+    that value once, and pieces of about ``_rows._CHUNK`` around it: never a copy of the
+    body's rest where no piece's end was near (before 68c2027, twice the value in all). The
+    peak is ``tracemalloc``'s, past what is held before the call (the body)."""
+    size = 32 * 2**20
+    body = json.dumps(
+        [
+            None,
+            "a",
+            "INTERNAL",
+            "OK",
+            "",
+            {t.CICD_TASK_NAME: "a", "big": "x" * size, "after": 1},
+            [_event(i) for i in range(3)],
+            [],
+        ],
+        separators=(",", ":"),
+    )
+    tracemalloc.start()
+    try:
+        held = tracemalloc.get_traced_memory()[0]
+        span = _decoded(body, monkeypatch, whole=False, pieces=True)
+        peak = tracemalloc.get_traced_memory()[1] - held
+    finally:
+        tracemalloc.stop()
+    assert isinstance(span, SpanRecord)
+    assert (len(span.attributes["big"]), span.attributes["after"]) == (size, 1)
+    assert size < peak < size + 16 * _rows._CHUNK, (peak, size)
