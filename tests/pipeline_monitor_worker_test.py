@@ -4,6 +4,8 @@ negative, and records of unknown runs or executions handled without a failure.""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import subprocess
 import sys
@@ -11,10 +13,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanContext
 
 from pipeline_monitor_support import Feed, Telemetry, chain_pipeline
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.telemetry import span_limits
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     EngineEvent,
@@ -26,8 +30,11 @@ from taskdaemon.pipeline.events import (
     StageRetrying,
     StageSkipped,
     StageStarted,
+    TaskRunRef,
     TriggerEvaluated,
 )
+from taskdaemon.pipeline.monitor import _spans
+from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 UNKNOWN_RUN = "f" * 32
@@ -381,3 +388,66 @@ def test_a_hook_is_asked_again_for_each_record_handled_outside_a_turn(
     feed.start("b")
     started = [name for name, _ in hook.calls if name == "StageStarted"]
     assert ["StageStarted"] == started
+
+
+def test_a_span_keeps_a_budget_of_published_payload_then_cuts_and_says_so(
+    failures: Callable[[], list[str]],
+) -> None:
+    """``SPAN_PAYLOAD_BYTES`` of published payload a span, each span its own: the stage's
+    events past it keep their type, id and source, and their payload's size and sha256, but
+    not its JSON (cut, ``truncated`` true); the event straddling the budget keeps what is left;
+    the run span, with its own budget, keeps its event as the capture's cap cuts it. One
+    warning names the span. The tracer provider's span limits are ``taskdaemon run``'s."""
+    telemetry = Telemetry(tracer_provider=TracerProvider(span_limits=span_limits()))
+    cap = 64 * 2**10
+    whole = _spans.SPAN_PAYLOAD_BYTES // cap  # payloads at the cap that fill the budget
+    big = {"x": "y" * cap}  # its JSON is over the cap: each is cut to ``cap``
+    try:
+        feed = Feed(telemetry, chain_pipeline(["a"]), capture=PayloadCapture(max_bytes=cap))
+        run_id = feed.start_run()
+        feed.start("a")
+        source = TaskRunRef("a", 0, 1)
+        feed.publish("small", {"n": 0}, 0, source)
+        for n in range(1, whole + 2):
+            feed.publish("big", big, n, source)
+        feed.publish("poke", big, whole + 2, None)
+        feed.finish("a")
+        feed.finish_run()
+        (stage,) = telemetry.by_name("a")
+        (run,) = telemetry.by_name("RUN chain")
+    finally:
+        telemetry.shutdown()
+
+    def published(span: Any) -> list[tuple[Any, ...]]:
+        return [
+            (
+                a[t.PUBLISHED_EVENT_ID],
+                a.get(t.PUBLISHED_EVENT_SOURCE),
+                len(a[t.PAYLOAD_JSON]),
+                a[t.PAYLOAD_SIZE],
+                a[t.PAYLOAD_SHA256],
+                a[t.PAYLOAD_TRUNCATED],
+            )
+            for e in span.events
+            if e.name == t.EVENT_PUBLISHED and (a := e.attributes) is not None
+        ]
+
+    def sha256(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    data = json.dumps(big, separators=(",", ":")).encode()
+    small = ("a.0.1", 7, 7, sha256(b'{"n":0}'), False)
+    kept = [(n, "a.0.1", cap, len(data), sha256(data), True) for n in range(1, whole)]
+    assert (published(stage), published(run)) == (
+        [
+            (0, *small),
+            *kept,
+            (whole, "a.0.1", cap - 7, len(data), sha256(data), True),
+            (whole + 1, "a.0.1", 0, len(data), sha256(data), True),
+        ],
+        [(whole + 2, None, cap, len(data), sha256(data), True)],
+    )
+    assert failures() == [
+        f"run {run_id}: published events on the span of a.0.1 hold 16 MiB of payload: later "
+        "ones are recorded with their payload cut (its size and sha256 kept)"
+    ]

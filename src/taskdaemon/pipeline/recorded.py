@@ -32,7 +32,6 @@ __all__ = [
     "DEFINITION_CAP_FACTOR",
     "captured_attributes",
     "definition_attributes",
-    "payload_attributes",
     "request_attributes",
 ]
 
@@ -84,13 +83,9 @@ def request_attributes(capture: PayloadCapture, request: Mapping[str, Any]) -> d
     }
 
 
-def payload_attributes(capture: PayloadCapture, value: Any) -> dict[str, Any]:
-    """A span event's ``taskdaemon.payload.*`` attributes for ``value``, with ``redacted``."""
-    return captured_attributes(*capture.capture_flagged(value))
-
-
 def captured_attributes(captured: CapturedPayload, redacted: bool) -> dict[str, Any]:
-    """``payload_attributes`` of a capture already made (``capture_flagged``'s answer)."""
+    """A span event's ``taskdaemon.payload.*`` attributes for a capture already made
+    (``PayloadCapture.capture_flagged``'s answer: the capture and ``redacted``)."""
     attributes = captured.attributes()
     attributes[t.PAYLOAD_REDACTED] = redacted
     return attributes

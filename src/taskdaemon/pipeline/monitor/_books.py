@@ -84,6 +84,7 @@ class Execution:
     started_at: float
     queue_time: float
     fed: bool = False  # a replay's fed execution: no work, recorded as ``replayed`` only
+    published_bytes: int = 0  # payload JSON of its published events (``SPAN_PAYLOAD_BYTES``)
 
 
 @dataclass(slots=True)
@@ -111,6 +112,8 @@ class Run:
     #: ``MASKED.generation`` when the run span's start attributes were redacted: a value
     #: known as a secret since then is masked in them again when the run ends.
     span_masked: int = 0
+    #: Payload JSON of the run span's published events (``_spans.SPAN_PAYLOAD_BYTES``).
+    published_bytes: int = 0
 
 
 def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) -> PipelineInfo:

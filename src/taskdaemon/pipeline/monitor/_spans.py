@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -40,6 +40,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.monitor._books import Run, StageInfo, stage_static
 from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
@@ -48,6 +49,7 @@ from taskdaemon.pipeline.state import StageStatus
 __all__ = [
     "OTHER_ERROR",
     "ROOT",
+    "SPAN_PAYLOAD_BYTES",
     "add_approval_requested",
     "add_approval_resolved",
     "add_event_published",
@@ -348,10 +350,24 @@ def add_stage_retrying(run_span: Span, event: StageRetrying) -> None:
     )
 
 
-def add_event_published(span: Span, event: EventPublished, capture: PayloadCapture) -> None:
-    """``pipeline.event.published`` on the publishing execution's span (else the run span)."""
+#: The payload JSON (bytes) one span keeps across its ``pipeline.event.published`` events:
+#: past it, a payload is recorded cut as if at capture (its size and sha256 still those of the
+#: whole, ``taskdaemon.payload.truncated`` true), the event itself kept. The count limit alone
+#: let one span hold ``WRITTEN_SPAN_ITEMS`` payloads of ``TASKDAEMON_CAPTURE_MAX_BYTES`` until
+#: it ended, and its stored row as much (docs/span-store.md, "A byte budget a span").
+SPAN_PAYLOAD_BYTES: Final = 16 * 2**20
+
+
+def add_event_published(
+    span: Span, event: EventPublished, capture: PayloadCapture, kept: int = 0
+) -> int:
+    """``pipeline.event.published`` on the publishing execution's span (else the run span),
+    which holds ``kept`` bytes of published payload already; the bytes it holds after.
+
+    The payload is cut to what is left of ``SPAN_PAYLOAD_BYTES``, when that is less than the
+    capture's own cap."""
     if not span.is_recording():
-        return
+        return kept
     attributes: dict[str, Any] = {
         t.PUBLISHED_EVENT_TYPE: event.event_type,
         t.PUBLISHED_EVENT_ID: event.event_id,
@@ -359,5 +375,11 @@ def add_event_published(span: Span, event: EventPublished, capture: PayloadCaptu
     if event.source is not None:
         attributes[t.PUBLISHED_EVENT_SOURCE] = event.source.task_run_id
     if capture.enabled:
-        attributes.update(recorded.payload_attributes(capture, event.payload))
+        left = max(SPAN_PAYLOAD_BYTES - kept, 0)
+        if left < capture.max_bytes:
+            capture = replace(capture, max_bytes=left)
+        captured, redacted = capture.capture_flagged(event.payload)
+        attributes.update(recorded.captured_attributes(captured, redacted))
+        kept += min(captured.size, capture.max_bytes)
     span.add_event(t.EVENT_PUBLISHED, attributes, timestamp=ns(event.at))
+    return kept

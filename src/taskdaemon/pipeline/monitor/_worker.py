@@ -436,12 +436,22 @@ class Recorder:
         run = self.runs.get(event.run_id)
         if run is None:
             return
-        span = run.span
+        books: Run | Execution = run
+        where = "the run span"
         if event.source is not None:
             execution = run.open.get(event.source.task_run_id)
             if execution is not None:
-                span = execution.span
-        _spans.add_event_published(span, event, self.capture)
+                books, where = execution, f"the span of {event.source.task_run_id}"
+        kept = books.published_bytes
+        books.published_bytes = _spans.add_event_published(books.span, event, self.capture, kept)
+        if kept < _spans.SPAN_PAYLOAD_BYTES <= books.published_bytes:
+            _logger.warning(
+                "run %s: published events on %s hold %d MiB of payload: later ones are "
+                "recorded with their payload cut (its size and sha256 kept)",
+                run.run_id,
+                where,
+                _spans.SPAN_PAYLOAD_BYTES >> 20,
+            )
 
     def _run_finished(self, event: RunFinished) -> None:
         run = self.runs.pop(event.run_id, None)
