@@ -3,6 +3,9 @@ migrated from older schemas, trimmed by retention."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import json
 import os
 import sqlite3
 import subprocess
@@ -11,6 +14,7 @@ import textwrap
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,6 +38,7 @@ from taskdaemon.pipeline.tracking import (
     store_processor_for,
 )
 from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking.store import _TRACE_QUERY, _trace_rows, select_trace
 from taskdaemon.pipeline.tracking.writer import _parts
 
 TESTS = Path(__file__).resolve().parent
@@ -771,3 +776,60 @@ def test_flush_says_false_when_the_writer_thread_is_gone(
         True,
         [],
     )
+
+
+def _sqlite_memory_used() -> Callable[[], int]:
+    """``sqlite3_memory_used`` of the SQLite library the ``sqlite3`` module runs on (what it
+    allocates, which ``tracemalloc`` does not see)."""
+    import _sqlite3
+
+    name = ctypes.util.find_library("sqlite3")
+    assert name is not None, f"no SQLite library beside {_sqlite3.__file__}"
+    function = ctypes.CDLL(name).sqlite3_memory_used
+    function.restype = ctypes.c_int64
+    return lambda: int(function())
+
+
+def test_a_large_body_is_read_without_sqlite_still_holding_it(tmp_path: Path) -> None:
+    """A span row whose body is over ``LARGE_BODY`` (an 8 MiB attribute, crafted: here on the
+    trace's first row, so rows follow it) is handed to the decoder after its query is done:
+    SQLite keeps the buffer it read the body into for as long as its query runs, which had a
+    100 MB stored attribute held twice while decoded. The rows after it are read by a query of
+    their own, and the trace reads back whole. SQLite's own count of what it holds (which
+    ``tracemalloc`` does not see) says so, and shows it would hold the body otherwise."""
+    processor = SqliteSpanProcessor(tmp_path / "spans.db")
+    provider, _ = make_provider(processor)
+    run_id = write_example_run(provider)
+    provider.shutdown()
+    size = 8 * 2**20
+    conn = sqlite3.connect(tmp_path / "spans.db")
+    try:
+        with SpanStore(tmp_path / "spans.db") as store:
+            plain = [(s.span_id, s.attributes) for s in store.get_trace(run_id)]
+        (span_id, body), *after = conn.execute(
+            "SELECT span_id, body FROM spans ORDER BY trace_no, span_id"
+        ).fetchall()
+        fields = json.loads(body)
+        fields[5]["big"] = "x" * size
+        conn.execute(
+            "UPDATE spans SET body = ? WHERE span_id = ?",
+            (json.dumps(fields, separators=(",", ":")), span_id),
+        )
+        conn.commit()
+        used = _sqlite_memory_used()
+        before = used()
+        cursor = conn.execute(_TRACE_QUERY, (run_id,))
+        while len(next(cursor)[3]) < size:
+            pass
+        held_by_a_query = used() - before
+        cursor.close()
+        held = {row[0]: used() - before for row in _trace_rows(conn, run_id) if len(row[3]) > size}
+        spans = select_trace(conn, run_id)
+    finally:
+        conn.close()
+    assert after
+    assert held_by_a_query > size > 4 * held[span_id], (held_by_a_query, held)
+    big = dict(plain)[span_id] | {"big": "x" * size}
+    assert [(s.span_id, s.attributes) for s in spans] == [
+        (s, big if s == span_id else a) for s, a in plain
+    ]

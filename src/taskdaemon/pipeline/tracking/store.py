@@ -49,7 +49,7 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
-from taskdaemon.pipeline.tracking._rows import decode_resource, decode_span
+from taskdaemon.pipeline.tracking._rows import LARGE_BODY, decode_resource, decode_span
 from taskdaemon.pipeline.tracking._schema import (
     PIPELINE_NAMES,
     SCHEMA_VERSION,
@@ -141,6 +141,29 @@ _TRACE_QUERY: Final = (
     "FROM spans s JOIN resources r USING (resource_no) "
     "WHERE s.trace_no = (SELECT trace_no FROM traces WHERE trace_id = ?)"
 )
+_IN_ORDER: Final = " ORDER BY s.span_id"  # the primary key's order: no sorting
+_AFTER: Final = " AND s.span_id > ?"
+
+
+def _trace_rows(conn: sqlite3.Connection, trace_id: str) -> Iterator[tuple[Any, ...]]:
+    """The rows of ``_TRACE_QUERY``, by span id. A row whose body is longer than
+    ``LARGE_BODY`` is handed over once its query is closed, and the rows after it are read by
+    a query of their own: SQLite keeps the buffer it read a column into, as large as the
+    largest value so far, until its query is done, so a 100 MB body read in the middle of a
+    trace was held twice while it was decoded (its text, and SQLite's copy of it)."""
+    query = _TRACE_QUERY + _IN_ORDER
+    args: tuple[str, ...] = (trace_id,)
+    while True:
+        cursor = conn.execute(query, args)
+        for row in cursor:
+            if type(row[3]) is str and len(row[3]) > LARGE_BODY:
+                cursor.close()
+                yield row
+                query, args = _TRACE_QUERY + _AFTER + _IN_ORDER, (trace_id, row[0])
+                break
+            yield row
+        else:
+            return
 
 
 def select_trace(
@@ -153,9 +176,7 @@ def select_trace(
     resources: dict[int, Any] = {}
     spans = []
     skipped: list[str] = []
-    for span_id, start_ns, end_ns, body, resource_no, resource_json in conn.execute(
-        _TRACE_QUERY, (trace_id,)
-    ):
+    for span_id, start_ns, end_ns, body, resource_no, resource_json in _trace_rows(conn, trace_id):
         try:
             resource = resources.get(resource_no)
             if resource is None:
