@@ -1,11 +1,13 @@
 """Reading a run one of whose spans holds a huge number of events, links or attributes.
 
 Run: ``.venv/bin/python benchmarks/huge_spans.py [--count 1000000] [--cases events,links,
-attributes,tempo-events] [--ops runs-show,...] [--rounds 3] [--baseline SRC]``.
+attributes,value,tempo-events] [--ops runs-show,...] [--rounds 3] [--baseline SRC]``.
 
 The store is real: ``taskdaemon run`` of a two-stage pipeline records one run in a temporary
 home; copies of its file then have the first stage span's stored row rewritten with ``--count``
-more events (``events``), links (``links``) or attributes (``attributes``), as another tool
+more events (``events``), links (``links``) or attributes (``attributes``), or one more
+attribute whose text is ``--count`` characters long (``value``: ``--count 104857600`` is the
+crafted 100 MB attribute of ``tests/reliability_store_crafted_test.py``), as another tool
 writing the file, or someone crafting it, could. ``tempo-events`` serves the run's spans, the
 same ``--count`` events added, as Tempo's ``/api/v2/traces`` answer from a local HTTP server
 (within the remote sources' size bound for a million events).
@@ -89,7 +91,7 @@ print(status, file=sys.stderr)
 """
 
 OPS = ("runs-show", "runs-show-json", "runs-list", "report", "dag-run", "api-run")
-CASES = ("events", "links", "attributes", "tempo-events")
+CASES = ("events", "links", "attributes", "value", "tempo-events")
 
 
 def _record(home: Path) -> tuple[Path, str]:
@@ -124,8 +126,10 @@ def _crafted(source: Path, case: str, count: int) -> Path:
             fields[6] = [["e", i, {"i": i}] for i in range(count)] + fields[6]
         elif case == "links":
             fields[7] = [["ab" * 16, f"{i:016x}", {"i": i}] for i in range(count)] + fields[7]
-        else:
+        elif case == "attributes":
             fields[5] = {**{f"a{i}": i for i in range(count)}, **fields[5]}
+        else:
+            fields[5] = {**fields[5], "big": "x" * count}
         conn.execute(
             "UPDATE spans SET body = ? WHERE rowid = ?",
             (json.dumps(fields, separators=(",", ":")), rowid),

@@ -100,6 +100,7 @@ SMOKES: dict[str, Smoke] = {
     "pipeline_with_monitoring": Smoke(
         ("--rounds", "1", "--runs", "1", "--stages", "3"), "monitor vs raw SDK floor:"
     ),
+    "published_payloads": Smoke(("--events", "3", "--kib", "1", "--rounds", "1"), r"^this +\d"),
     "reconstruct_events": Smoke(("--stages", "5", "--small", "2", "--rounds", "1"), "one rebuild"),
     "remask_instructions": Smoke(
         ("--lines", "100", "--per-batch", "10"), "masked again", valgrind=True
