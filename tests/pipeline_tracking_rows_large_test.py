@@ -62,6 +62,13 @@ def _body(events: int, links: int, *, indent: int | None = None, attributes: int
     return json.dumps(body, indent=indent, separators=separators)
 
 
+def _compact_body(attributes: dict[str, Any], events: list[Any], links: list[Any]) -> str:
+    """The stored body of a stage span ``a`` with these attributes, events and links, as the
+    writer writes it (compact JSON)."""
+    body = [None, "a", "INTERNAL", "OK", "", attributes, events, links]
+    return json.dumps(body, separators=(",", ":"))
+
+
 def _decoded(
     body: str, monkeypatch: pytest.MonkeyPatch, *, whole: bool, pieces: bool = False
 ) -> SpanRecord | str:
@@ -182,21 +189,10 @@ def test_a_large_body_read_in_pieces_holds_a_piece_and_what_is_kept(
     Its peak of allocated memory (``tracemalloc``: the same on every run of one Python) is a
     fraction of decoding whole's; the record is the same."""
     count = 40_000
-    body = json.dumps(
-        [
-            None,
-            "a",
-            "INTERNAL",
-            "OK",
-            "",
-            {t.CICD_TASK_NAME: "a"},
-            [
-                [t.EVENT_STAGE_OUTPUT if i % 2 else "e", i, {"i": i, "s": "],["}]
-                for i in range(count)
-            ],
-            [_link(3 * i) for i in range(count)],
-        ],
-        separators=(",", ":"),
+    body = _compact_body(
+        {t.CICD_TASK_NAME: "a"},
+        [[t.EVENT_STAGE_OUTPUT if i % 2 else "e", i, {"i": i, "s": "],["}] for i in range(count)],
+        [_link(3 * i) for i in range(count)],
     )
 
     def peak(whole: bool) -> tuple[int, SpanRecord | str]:
@@ -223,18 +219,8 @@ def test_a_huge_attribute_value_is_held_once_while_its_body_is_read(
     body's rest where no piece's end was near (before 68c2027, twice the value in all). The
     peak is ``tracemalloc``'s, past what is held before the call (the body)."""
     size = 32 * 2**20
-    body = json.dumps(
-        [
-            None,
-            "a",
-            "INTERNAL",
-            "OK",
-            "",
-            {t.CICD_TASK_NAME: "a", "big": "x" * size, "after": 1},
-            [_event(i) for i in range(3)],
-            [],
-        ],
-        separators=(",", ":"),
+    body = _compact_body(
+        {t.CICD_TASK_NAME: "a", "big": "x" * size, "after": 1}, [_event(i) for i in range(3)], []
     )
     tracemalloc.start()
     try:
