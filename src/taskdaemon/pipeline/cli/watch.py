@@ -96,7 +96,10 @@ async def follow(
         console=console,
         refresh_per_second=4,
         redirect_stdout=False,
-        redirect_stderr=False,
+        # A line written to stderr meanwhile (the first Ctrl-C's "SIGINT: cancelling run",
+        # a warning) goes above the table: written past it, it moved the cursor the redraw
+        # counts on, and the next frame was drawn over half of the last one.
+        redirect_stderr=True,
     ) as live:
         async for snapshot in snapshots:
             view.snapshot = snapshot
