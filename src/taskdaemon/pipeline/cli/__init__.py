@@ -98,15 +98,30 @@ def _help_width() -> int:
     return columns - 2
 
 
+class _ParagraphFormatter(argparse.HelpFormatter):
+    """argparse's formatter, keeping the paragraphs (blank-line separated) of a description or
+    an epilog, each filled to the width: the default runs them into one paragraph, and the raw
+    formatter kept their lines as written, 95 columns on a terminal of 60."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n\n".join(fill(part, width, indent) for part in text.split("\n\n"))
+
+
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose formatters get their width from :func:`_help_width`, and
-    whose usage errors are one line.
+    """An ``ArgumentParser`` whose formatters get their width from :func:`_help_width` and keep
+    a description's paragraphs (:class:`_ParagraphFormatter`), and whose usage errors are one
+    line.
 
     argparse builds a formatter for every argument added (to check its metavar), and a
     formatter without a width imports ``shutil`` (with zlib, bz2 and lzma) to ask for the
     terminal's: every command paid that import. Sub-command parsers are of this class too
     (``add_subparsers`` uses the parent's class).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _ParagraphFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """A usage error in one line, exit 2: argparse's own prints the whole usage first

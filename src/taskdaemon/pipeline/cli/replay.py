@@ -96,7 +96,6 @@ def register(subparsers: Any) -> None:
         epilog="Exit codes: 0 success, 1 the replay failed or the run was not found, "
         "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify), "
         "130 cancelled by Ctrl-C (143 by SIGTERM, 129 by SIGHUP: the terminal closed).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_id", metavar="RUN", help="the recorded run's id")
     parser.add_argument("file", metavar="FILE", nargs="?", help="a definition file to run")

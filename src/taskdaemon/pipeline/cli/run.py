@@ -135,7 +135,6 @@ def register(subparsers: Any) -> None:
         "run",
         help="run a pipeline file and show its progress",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("file", metavar="FILE", help="pipeline file (.yaml, .yml, .json, .toml)")
     add_input_options(parser)
