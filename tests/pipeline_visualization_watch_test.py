@@ -171,8 +171,9 @@ def test_rows_show_fan_out_progress_elapsed_time_and_waits() -> None:
     assert ("success", "", 1.0) == (planning.state, planning.progress, planning.elapsed)
     release = rows["release"]
     assert ("pending", None) == (release.state, release.elapsed)
-    assert release.waiting_for.startswith("implementation, condition size(")
-    assert release.waiting_for.endswith("…")  # cut to 60 characters: approval is past the cut
+    # The approval first: cut to 60 characters, the condition's end goes, not the approval.
+    assert release.waiting_for.startswith("approval, implementation, condition size(")
+    assert release.waiting_for.endswith("…")
 
 
 def test_a_wait_on_a_cjk_condition_is_cut_in_screen_columns() -> None:
@@ -365,6 +366,23 @@ def test_run_watch_draws_the_table_on_a_terminal(home: Path, tmp_path: Path) -> 
     assert "WAITING FOR" in screen
     assert re.search(r"deploy\s+success", screen)
     assert "running\n" not in screen  # no progress lines
+
+
+@pytest.mark.slow
+def test_run_watch_says_an_approval_before_a_long_condition(home: Path, tmp_path: Path) -> None:
+    """A stage waiting for its upstream, a condition and an approval says the approval first:
+    after a long condition it was cut off, and the user never read that the run needed one."""
+    condition = "size(stages.build.outputs) >= 0 && 'a long condition' != 'its expression'"
+    gated = GATED.replace(
+        "          - manual:",
+        f'          - on_condition: {{expression: "{condition}"}}\n          - manual:',
+    )
+    path = write(tmp_path / "gated.yaml", gated)
+    done = taskdaemon(home, "run", str(path), "--watch", "--auto-approve")
+    assert 0 == done.returncode, done.stderr
+    waits = [line for line in done.stderr.splitlines() if line.startswith("deploy: waiting")]
+    assert waits, done.stderr
+    assert all(w.startswith("deploy: waiting, waiting for approval, ") for w in waits), waits
 
 
 @pytest.mark.slow

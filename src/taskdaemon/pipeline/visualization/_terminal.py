@@ -101,10 +101,12 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
         return f"the debugger (taskdaemon debug attach {run})"
     if state not in NOT_STARTED_STAGE_STATUSES:
         return ""
-    reasons = []
+    reasons: list[str] = []
     for trigger in node.triggers:
         if trigger.kind == "manual" and trigger.approval_required:
-            reasons.append("approval")
+            # First: the one wait a user acts on, never the part a narrow column cuts (it came
+            # last, after a condition's expression, and read "app…").
+            reasons.insert(0, "approval")
         elif trigger.kind == "on_completion" and trigger.stage is not None:
             if states.get(trigger.stage) not in _UPSTREAM_DONE:
                 reasons.append(trigger.stage)
