@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gc
 import weakref
+from pathlib import Path
 
 import pytest
 import yaml
 
+from cli_support import ROOT, taskdaemon
 from taskdaemon.pipeline import yamlsafe
 from taskdaemon.pipeline.yamlsafe import (
     ALIAS_BUDGET,
@@ -217,3 +219,48 @@ def test_load_bounded_applies_the_callers_depth(text: str) -> None:
     """``max_depth`` bounds a tree's value and an aliased graph's measure alike."""
     with pytest.raises(YamlLimitError, match="nested deeper than 2 levels"):
         load_bounded(text, max_depth=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # a stage's key one level too far out: at the list's column
+            "stages:\n  - name: a\n  loop: b\n",
+            ("a key at column 3 does not fit the list begun on line 2 at column 3", 3),
+        ),
+        (  # a list item one column too far in
+            "stages:\n  - name: a\n   - name: b\n",
+            ("a list item at column 4 does not fit the list begun on line 2 at column 3", 3),
+        ),
+        (  # a key between two levels of a mapping
+            "a:\n  b: 1\n c: 2\n",
+            ("a key at column 2 does not fit the mapping begun on line 1 at column 1", 3),
+        ),
+    ],
+)
+def test_a_misindented_line_is_worded_without_the_parser_tokens(
+    text: str, expected: tuple[str, int]
+) -> None:
+    """The parser's ``expected <block end>, but found '?'`` is said in a pipeline's words."""
+    with pytest.raises(yaml.YAMLError) as caught:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    assert (f"{expected[0]}: check the line's indentation", expected[1]) == syntax_problem(
+        text, caught.value
+    )
+
+
+def test_validate_says_where_a_misindented_line_of_the_example_goes_wrong(
+    home: Path, tmp_path: Path
+) -> None:
+    """The example pipeline with one stage's ``inputs:`` moved out to the list's column, as a
+    slip of the editor does: ``validate`` names the line and the list, in one line."""
+    lines = (ROOT / "examples" / "feature_delivery.yaml").read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if i > 30 and line == "    inputs:\n")
+    lines[at] = "  inputs:\n"
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("".join(lines))
+    done = taskdaemon(home, "validate", str(path))
+    assert 2 == done.returncode, done.stderr
+    assert done.stdout.startswith(f"{path}:{at + 1}: invalid yaml: a key at column 3 does not ")
+    assert done.stdout.endswith("check the line's indentation\n")
+    assert 1 == len(done.stdout.splitlines())

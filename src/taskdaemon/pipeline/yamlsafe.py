@@ -160,9 +160,36 @@ def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
     if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "syntax error"
+        problem = _misindented(exc) or exc.problem or exc.context or "syntax error"
         return problem.replace("\n", " "), line
     return str(exc).splitlines()[0] if str(exc) else "syntax error", None
+
+
+#: What the parser's tokens are to a reader of a pipeline file.
+_FOUND = {
+    "'?'": "a key",
+    "'<block mapping start>'": "a key",
+    "'-'": "a list item",
+    "'<block sequence start>'": "a list item",
+    "'<scalar>'": "a value",
+}
+_BLOCKS = {"while parsing a block collection": "list", "while parsing a block mapping": "mapping"}
+
+
+def _misindented(exc: yaml.MarkedYAMLError) -> str | None:
+    """A line indented to fit no block, in words: the parser's ``expected <block end>, but
+    found '?'`` named its tokens, which a user of a pipeline file has never seen."""
+    words, problem = "expected <block end>, but found ", exc.problem or ""
+    block = _BLOCKS.get(exc.context or "")
+    if not problem.startswith(words) or block is None or exc.problem_mark is None:
+        return None
+    found = problem.removeprefix(words)
+    begun = exc.context_mark
+    where = "" if begun is None else f" begun on line {begun.line + 1} at column {begun.column + 1}"
+    return (
+        f"{_FOUND.get(found, found)} at column {exc.problem_mark.column + 1} does not fit the "
+        f"{block}{where}: check the line's indentation"
+    )
 
 
 def _children(node: Node) -> list[Node]:
