@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon
 from config_support import INVALID, TESTS, load_error, parse_error
 from taskdaemon.pipeline.errors import ValidationIssue
 
@@ -304,3 +305,19 @@ def test_a_key_holding_a_digit_int_refuses_is_an_issue_with_its_line() -> None:
 def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: str) -> None:
     """Values of the wrong type anywhere become issues; the loader never crashes on them."""
     assert expected in parse_error(text)
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_a_directory_given_for_a_file_says_so(home: Path, command: str) -> None:
+    """``validate examples`` (a directory where a file goes): one line saying so and how to
+    give its files, exit 2. It said "unknown file type '(none)'", and a directory named
+    ``x.yaml`` "cannot read the file: is a directory"."""
+    named_yaml = home / "pipelines.yaml"
+    named_yaml.mkdir()
+    for directory in ("examples", str(named_yaml)):
+        done = taskdaemon(home, command, directory)
+        expected = f"{directory}: a directory, not a pipeline file (give its files: "
+        assert (2, [f"{expected}{directory}/*.yaml)"]) == (
+            done.returncode,
+            (done.stdout + done.stderr).splitlines(),
+        )

@@ -84,6 +84,10 @@ def load_pipeline(
     file = os.fspath(path)
     suffix = Path(file).suffix.lower()
     fmt = _SUFFIXES.get(suffix)
+    if os.path.isdir(file):  # ``validate examples``: its suffix said nothing of what it is
+        files = os.path.join(file, "*.yaml")
+        reason = f"a directory, not a pipeline file (give its files: {files})"
+        raise ConfigError([ValidationIssue("", reason, file=file)])
     if fmt is None:
         reason = f"unknown file type {suffix or '(none)'!r} (expected .yaml, .yml, .json or .toml)"
         raise ConfigError([ValidationIssue("", reason, file=file)])
