@@ -295,7 +295,9 @@ def test_html_without_the_extra_says_how_to_get_it(
     err = capsys.readouterr().err
     assert 2 == code
     assert 1 == len(err.splitlines())
-    assert "pip install 'taskdaemon[report]'" in err
+    # The checkout's extra: on PyPI, ``taskdaemon`` is another project.
+    assert "pip install -e '.[report]' in the taskdaemon checkout" in err
+    assert "'taskdaemon[report]'" not in err
 
 
 # -- the aggregates' life cycle ---------------------------------------------------------------

@@ -27,9 +27,11 @@ from taskdaemon.pipeline.run_state import is_failed
 
 __all__ = ["MISSING_EXTRA", "render_html"]
 
+# The checkout's extra, as the README installs it: ``taskdaemon`` on PyPI is another project,
+# and ``pip install 'taskdaemon[report]'`` where this one was not installed would fetch it.
 MISSING_EXTRA = (
-    "the HTML report needs matplotlib: pip install 'taskdaemon[report]' "
-    "(or use --format table, markdown or json)"
+    "the HTML report needs matplotlib: pip install -e '.[report]' in the taskdaemon checkout, "
+    "or pip install 'matplotlib>=3.8' (or use --format table, markdown or json)"
 )
 
 _CSS = """
