@@ -169,3 +169,36 @@ def _lines(out: str) -> list[Any]:
         {key: value for key, value in json.loads(line).items() if value is not None}
         for line in out.splitlines()
     ]
+
+
+def test_a_filter_that_keeps_no_record_is_said_on_stderr(home: Path, tmp_path: Path) -> None:
+    """``logs RUN --stage b --level error`` of a stage skipped after ``a`` failed (its one
+    record, the skip, is INFO) keeps nothing: stdout stays empty (exit 0, as for a script), and
+    stderr says so in one line, from the store and from a dump, with ``-f`` or without. It
+    printed nothing at all, which read as a command that did not work."""
+    pipeline = write(
+        tmp_path / "two.yaml",
+        """\
+        name: two
+        stages:
+          - name: a
+            command: "exit 3"
+            triggers: [{manual: {approval_required: false}}]
+          - name: b
+            command: "echo never"
+            triggers: [{on_completion: {stage: a}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    dump = tmp_path / "run.tar.gz"
+    assert 0 == taskdaemon(home, "dump", run_id, "-o", str(dump)).returncode
+    said = f"taskdaemon logs: no records of stage 'b' at level error or above in run {run_id}\n"
+    for source in ([], ["--source", f"dump://{dump}"]):
+        for follow in ([], ["-f"]):
+            options = ("--stage", "b", "--level", "error", *follow, *source)
+            done = taskdaemon(home, "logs", run_id[:6], *options)
+            assert (0, "", said) == (done.returncode, done.stdout, done.stderr)
+    # Records printed: nothing more said.
+    printed = taskdaemon(home, "logs", run_id, "--stage", "b")
+    assert (0, "") == (printed.returncode, printed.stderr)
+    assert "stage b skipped" in printed.stdout

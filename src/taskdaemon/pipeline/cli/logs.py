@@ -33,6 +33,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     source_exit_code,
 )
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.terminal_text import shown
 
@@ -107,7 +108,8 @@ def logs_command(args: argparse.Namespace) -> int:
             unknown = _unknown_stage(args.stage, record)
             if unknown is not None:
                 return _fail(1, unknown)
-            _write(args, _dump_rows(dump, record.run_id, args))
+            if not _write(args, _dump_rows(dump, record.run_id, args)):
+                _say_none(args, record.run_id)
             return 0
         assert isinstance(source, SpanStore)
         run_id = source.resolve_run_id(args.run_id)
@@ -163,7 +165,17 @@ def _dump_rows(path: str, run_id: str, args: argparse.Namespace) -> list[Any]:
     return [row for row in rows if row.severity >= lowest]
 
 
-def _write(args: argparse.Namespace, rows: list[Any]) -> None:
+def _say_none(args: argparse.Namespace, run_id: str) -> None:
+    """On stderr, that nothing matched: an empty stdout alone read as a command that failed
+    (or filtered on a typo, which ``_unknown_stage`` refuses), not as a stage that logged
+    nothing (one skipped, say). Stdout stays empty for a script."""
+    which = "" if args.stage is None else f" of stage {quote(args.stage)}"
+    level = "" if args.level is None else f" at level {args.level} or above"
+    print(f"taskdaemon logs: no records{which}{level} in run {run_id}", file=sys.stderr)
+
+
+def _write(args: argparse.Namespace, rows: list[Any]) -> int:
+    """Write ``rows``; how many."""
     for row in rows:
         if args.json:
             sys.stdout.write(json.dumps(row.as_json(), default=str, ensure_ascii=False))
@@ -171,6 +183,7 @@ def _write(args: argparse.Namespace, rows: list[Any]) -> None:
             sys.stdout.write(_text(row))
         sys.stdout.write("\n")
     sys.stdout.flush()
+    return len(rows)
 
 
 def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, source: Any) -> int:
@@ -180,7 +193,7 @@ def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, sour
         run_ended,
     )
 
-    last = 0
+    last = written = 0
     drain_until: float | None = None
     while True:
         interrupted = args.follow and source.is_interrupted(run_id)
@@ -188,14 +201,16 @@ def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, sour
         # Read before the rows: a record stored after this check is still read below.
         complete = ended and (interrupted or run_end_logged(conn, run_id))
         rows = read_logs(conn, run_id, stage=args.stage, level=args.level, after=last)
-        _write(args, rows)
+        written += _write(args, rows)
         if rows:
             last = rows[-1].id
-        if not args.follow:
-            return 0
+        done = not args.follow
         if ended:
             now = time.monotonic()
             drain_until = drain_until if drain_until is not None else now + _DRAIN_SECONDS
-            if (complete and not rows) or now >= drain_until:
-                return 0
+            done = (complete and not rows) or now >= drain_until
+        if done:
+            if not written:
+                _say_none(args, run_id)
+            return 0
         time.sleep(args.interval)
