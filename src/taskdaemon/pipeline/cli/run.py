@@ -12,8 +12,8 @@
   file prints its issues (one line each, no traceback) and exits 2.
 * Progress goes to stderr, one line per stage transition with the time since the run started.
   The summary table (stage, status, instances, attempts, queue time, duration, error or skip
-  reason) and the run id go to stdout. ``--quiet`` keeps only the run id on stdout, and on a
-  failed run the reason on stderr.
+  reason) and the run id go to stdout. ``--quiet`` keeps only the run id on stdout, and on
+  stderr a wait for an approval (with its command) and a failed run's reason.
   ``--watch`` replaces the progress lines with a live table on stderr when it is a terminal
   (one row per stage: state, elapsed time, fan-out progress, what it waits for), or with one
   line per stage state change when it is not (``taskdaemon watch``, ``cli/watch.py``).
@@ -144,7 +144,8 @@ def register(subparsers: Any) -> None:
         "--quiet",
         "-q",
         action="store_true",
-        help="print only the run id; a failed run's reason still goes to stderr",
+        help="print only the run id; a wait for an approval and a failed run's reason still "
+        "go to stderr",
     )
     parser.add_argument(
         "--watch", action="store_true", help="show a live table of the stages (stderr)"
@@ -306,6 +307,28 @@ class Observers(list[Any]):
     registry: Any = None
 
 
+class ApprovalHint:
+    """With ``--quiet`` (no progress lines), the one line a wait for an approval still gets on
+    ``stream`` (stderr), with the command that grants it: the run waits for it, and the run id
+    the command needs was printed only when the run ended. A stage the command line approves
+    (``approvals``) gets none."""
+
+    def __init__(self, approvals: ApprovalPolicy, stream: IO[str] | None = None) -> None:
+        self._approvals = approvals
+        self._stream = stream if stream is not None else sys.stderr
+
+    def wants_record(self, kind: type) -> bool:
+        """Only ``ApprovalRequested`` (see ``ApprovalPolicy.wants_record``)."""
+        return kind is ApprovalRequested
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Say the wait for ``event``'s approval, unless the command line grants it."""
+        if isinstance(event, ApprovalRequested) and not self._approvals.wants(event.stage):
+            command = f"taskdaemon approve {event.run_id} {event.stage}"
+            self._stream.write(shown(f"{event.stage} waits for approval ({command})") + "\n")
+            self._stream.flush()
+
+
 def build_observers(
     args: argparse.Namespace,
     *,
@@ -327,6 +350,8 @@ def build_observers(
     observers = Observers([approvals] if approvals.grants else [])
     if progress is not None:
         observers.append(progress)
+    elif getattr(args, "quiet", False):
+        observers.append(ApprovalHint(approvals))
     if serve:
         from taskdaemon.pipeline.cli.monitoring import (  # noqa: PLC0415
             parse_address,

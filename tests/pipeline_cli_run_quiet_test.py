@@ -1,0 +1,53 @@
+"""``taskdaemon run -q`` of a pipeline with a manual approval: the wait is said on stderr with
+the command that grants it, the one line ``--quiet`` keeps besides a failure's reason.
+
+Before, ``-q`` said nothing while the run waited, and the run id that ``approve`` needs was
+printed only once the run had ended: the command hung, silent, until it was interrupted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cli_support import taskdaemon, write
+
+GATED = """\
+    name: gated
+    stages:
+      - name: build
+        command: "echo built"
+        triggers: [{manual: {approval_required: false}}]
+      - name: deploy
+        command: "echo deployed"
+        triggers:
+          - on_completion: {stage: build}
+          - manual: {approval_required: true}
+        trigger_mode: all
+"""
+
+
+def test_quiet_says_the_wait_for_an_approval_and_how_to_grant_it(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    served = serve(str(write(tmp_path / "gated.yaml", GATED)), "-q")
+    line = served.wait_for_line("waits for approval")
+    command = line.split("(", 1)[1].removesuffix(")\n").split()
+    assert ["taskdaemon", "approve"] == command[:2]
+    assert "deploy" == command[3]
+    approved = taskdaemon(home, *command[1:])
+    assert 0 == approved.returncode, approved.stderr
+    code, stdout, stderr = served.finish()
+    assert (0, f"{command[2]}\n") == (code, stdout)
+    assert "waits for approval" not in stderr  # said once
+    assert line == f"deploy waits for approval (taskdaemon approve {command[2]} deploy)\n"
+
+
+def test_quiet_says_nothing_of_an_approval_the_command_line_grants(
+    home: Path, tmp_path: Path
+) -> None:
+    path = str(write(tmp_path / "gated.yaml", GATED))
+    for grant in (["--auto-approve"], ["--approve", "deploy"]):
+        done = taskdaemon(home, "run", path, "-q", *grant)
+        assert (0, "") == (done.returncode, done.stderr)
+        assert 32 == len(done.stdout.strip())
