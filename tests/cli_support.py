@@ -140,6 +140,21 @@ ONE_STAGE_PIPELINE = """\
         triggers: [{manual: {approval_required: false}}]
 """
 
+#: ``deploy`` waits for ``build`` and for a manual approval (``trigger_mode: all``).
+GATED_PIPELINE = """\
+    name: gated
+    stages:
+      - name: build
+        command: "echo built"
+        triggers: [{manual: {approval_required: false}}]
+      - name: deploy
+        command: "echo deployed"
+        triggers:
+          - on_completion: {stage: build}
+          - manual: {approval_required: true}
+        trigger_mode: all
+"""
+
 #: Two stages, b reading a's output ``x``: what the debugger's tests pause at b and override.
 PAUSABLE_PIPELINE = """\
     name: dbg

@@ -10,21 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cli_support import GATED_PIPELINE as GATED
 from cli_support import taskdaemon, write
-
-GATED = """\
-    name: gated
-    stages:
-      - name: build
-        command: "echo built"
-        triggers: [{manual: {approval_required: false}}]
-      - name: deploy
-        command: "echo deployed"
-        triggers:
-          - on_completion: {stage: build}
-          - manual: {approval_required: true}
-        trigger_mode: all
-"""
 
 
 def test_quiet_says_the_wait_for_an_approval_and_how_to_grant_it(

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from cli_support import GATED_PIPELINE as GATED
 from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
 from pipeline_visualization_support import feature_delivery
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
@@ -34,20 +35,6 @@ from taskdaemon.pipeline.visualization._terminal import (
     render_table,
     stage_rows,
 )
-
-GATED = """\
-    name: gated
-    stages:
-      - name: build
-        command: "echo built"
-        triggers: [{manual: {approval_required: false}}]
-      - name: deploy
-        command: "echo deployed"
-        triggers:
-          - on_completion: {stage: build}
-          - manual: {approval_required: true}
-        trigger_mode: all
-"""
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
 
