@@ -40,7 +40,7 @@ def test_a_failed_write_keeps_the_previous_file_and_leaves_nothing(
     target = tmp_path / "report.md"
     target.write_text("previous report")
 
-    def full_disk(*args: object) -> None:
+    def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", full_disk)

@@ -113,3 +113,114 @@ def test_a_link_of_another_user_above_an_output_file_is_refused(tmp_path: Path) 
     os.lchown(link, os.geteuid(), os.getegid())
     make_output_dirs(link / "new" / "x.dot")
     assert ["new"] == os.listdir(theirs)
+
+
+def _open_descriptors() -> list[str]:
+    """The descriptors this process holds now."""
+    return sorted(os.listdir("/proc/self/fd"))
+
+
+def test_every_descriptor_is_closed_whatever_happens(tmp_path: Path) -> None:
+    """Folders made, a file replaced, written through a link of ours, refused (a file in the
+    way, a missing folder, a write that fails, a dangling link to make folders through): the
+    process holds the same descriptors after as before."""
+    (tmp_path / "file").write_text("")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "real.txt").write_text("")
+    (tmp_path / "link.txt").symlink_to("real.txt")
+
+    def fail(handle: BinaryIO) -> None:
+        raise OSError(28, "No space left on device")
+
+    before = _open_descriptors()
+    make_output_dirs(tmp_path / "a" / "b" / "c.txt")
+    replace_privately(tmp_path / "a" / "b" / "c.txt", lambda handle: handle.write(b"c"))
+    replace_privately(tmp_path / "link.txt", lambda handle: handle.write(b"real"))
+    refused = []
+    for attempt in (
+        lambda: make_output_dirs(tmp_path / "file" / "x" / "y.txt"),
+        lambda: make_output_dirs(tmp_path / "dangling" / "y.txt"),
+        lambda: replace_privately(tmp_path / "missing" / "y.txt", lambda h: h.write(b"")),
+        lambda: replace_privately(tmp_path / "z.txt", fail),
+    ):
+        try:
+            attempt()
+        except OSError as error:
+            refused.append(type(error).__name__)
+    assert (
+        before,
+        ["NotADirectoryError", "FileExistsError", "FileNotFoundError", "OSError"],
+        "c",
+        "real",
+    ) == (
+        _open_descriptors(),
+        refused,
+        (tmp_path / "a" / "b" / "c.txt").read_text(),
+        (tmp_path / "real.txt").read_text(),
+    )
+
+
+def test_a_folder_swapped_for_a_link_while_writing_keeps_the_file(tmp_path: Path) -> None:
+    """The folder the temporary was made in is renamed away and a link to another folder put
+    in its place before the rename that publishes the file: the file is published in the
+    folder the temporary is in (the rename is relative to its descriptor), nothing lands
+    where the link points. By path, the rename failed to find its temporary."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+
+    def swap_then_write(handle: BinaryIO) -> None:
+        out.rename(tmp_path / "out.old")
+        out.symlink_to(elsewhere)
+        handle.write(b"run data")
+
+    make_output_dirs(out / "x.dot")
+    replace_privately(out / "x.dot", swap_then_write)
+    assert (["x.dot"], []) == (os.listdir(tmp_path / "out.old"), os.listdir(elsewhere))
+
+
+def test_a_relative_link_at_the_target_is_followed_from_its_own_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``out/now.txt``, a link of ours to ``real.txt`` beside it, written from another current
+    folder: what it points to is found from the link's folder, as the kernel finds it, and
+    written into (the link stays)."""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "now.txt").symlink_to("real.txt")
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    replace_privately(Path("../out/now.txt"), lambda handle: handle.write(b"data"))
+    assert ("data", True, []) == (
+        (tmp_path / "out" / "real.txt").read_text(),
+        (tmp_path / "out" / "now.txt").is_symlink(),
+        os.listdir(tmp_path / "cwd"),
+    )
+
+
+def test_a_named_pipe_of_ours_is_written_into(tmp_path: Path) -> None:
+    """A named pipe of ours at the target, a reader at its other end: the data goes down the
+    pipe (reopened from the descriptor judged), no file is put in its place."""
+    target = tmp_path / "pipe"
+    os.mkfifo(target)
+    reader = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        replace_privately(target, lambda handle: handle.write(b"run data"))
+        received = os.read(reader, 100)
+    finally:
+        os.close(reader)
+    assert (b"run data", True) == (received, stat.S_ISFIFO(target.lstat().st_mode))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
+def test_another_users_link_reached_through_a_link_of_ours_is_refused(tmp_path: Path) -> None:
+    """``out`` is our link to ``mid``, a link another user planted (to a folder of theirs):
+    the folders above ``out/new/x.dot`` are refused, naming ``mid``, as when ``mid`` is named
+    directly; the target of each link followed is judged as the path's own names are."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (tmp_path / "mid").symlink_to(theirs)
+    os.lchown(tmp_path / "mid", 65534, 65534)
+    (tmp_path / "out").symlink_to("mid")
+    with pytest.raises(PermissionError, match=rf"{tmp_path}/mid is another user's link"):
+        make_output_dirs(tmp_path / "out" / "new" / "x.dot")
+    assert [] == os.listdir(theirs)

@@ -1,11 +1,12 @@
 """Files of run data written whole and private (a debug dump, ``dag -o``, ``report -o``), and
 the private folders that hold run data (the home, the store's, workspaces, dumps).
 
-:func:`replace_privately` writes through a temporary file beside the target, made by
-``tempfile.mkstemp`` (so readable by its owner only, 0600, from its creation on, whatever the
-umask), and renames it over the target. A write that fails (a full disk) removes the temporary
-and leaves the target as it was; a reader never sees half a file. The target is replaced, not
-rewritten: a mode it had before does not carry over.
+:func:`replace_privately` writes through a temporary file beside the target, made with
+``O_EXCL`` and mode 0600 (so readable by its owner only from its creation on, whatever the
+umask, as ``tempfile.mkstemp`` makes one), and renames it over the target. A write that
+fails (a full disk) removes the temporary and leaves the target as it was; a reader never
+sees half a file. The target is replaced, not rewritten: a mode it had before does not carry
+over.
 
 Decision: a target that exists and is neither a regular file nor a folder (``/dev/null``, a
 named pipe), or is a symbolic link (``/dev/stdout``), is written into, not replaced: renaming
@@ -25,14 +26,28 @@ away and put one of theirs in its place.
 
 :func:`make_output_dirs` makes the missing folders above a file the user named (``-o`` of
 ``dump``, ``dag`` and ``report``, the debugger's ``dump PATH``; a dump's default folder too)
-that way, after the same check
-as the file's: a symbolic link on the way that belongs to another user (not this one, not
-root) is refused, as a link at the file itself is. Followed, a link planted in a shared folder
-would take the file, or the folders made, wherever its owner chose.
+that way, with the same rule as the file's: a symbolic link on the way that belongs to
+another user (not this one, not root) is refused, as a link at the file itself is. Followed,
+a link planted in a shared folder would take the file, or the folders made, wherever its
+owner chose.
+
+Decision: each check is made on what is then used, never on a name looked up again, so a
+link swapped in after the check (in a folder both users can write) is never followed. The
+folders above a file are walked one name at a time from ``/`` (or the current folder) by
+descriptor, each opened without following a link (``O_PATH | O_NOFOLLOW``) and judged by
+``fstat``; a link of this user's or root's is followed by reading the target of the very link
+judged and walking it the same way; missing folders are made relative to their parent's
+descriptor. The temporary file is made, and renamed over the target, relative to the
+folder's descriptor; a link, pipe or device at the target is judged on its descriptor, then
+a link's target read from it, a pipe or device reopened through ``/proc/self/fd`` (Linux, as
+the CI). Both ``make_output_dirs`` and ``replace_privately`` walk: the folders checked by the
+first are not trusted by the second. What the kernel still follows unjudged is the rest of
+a judged link's target when the file itself is that link (``-o /dev/stdout``), as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable
@@ -67,44 +82,145 @@ def make_output_dirs(path: Path) -> None:
     """Make the missing folders above the file ``path``, 0700 (``make_private_dirs``); a
     folder on its way that is another user's symbolic link raises ``PermissionError`` naming
     it (the module docstring)."""
-    import stat  # noqa: PLC0415 - the CLI's start-up time
-
-    folder = path.absolute().parent
-    for each in (folder, *folder.parents):
-        try:
-            found = os.lstat(each)
-        except (FileNotFoundError, NotADirectoryError):  # made below, or refused there
-            continue
-        if stat.S_ISLNK(found.st_mode) and found.st_uid not in (0, os.geteuid()):
-            raise PermissionError(
-                errno.EPERM, f"{each} is another user's link (uid {found.st_uid})", str(path)
-            )
-    make_private_dirs(folder)
+    os.close(_folder_of(path, make=True))
 
 
 def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` with what ``write(handle)`` writes to ``handle`` (see the module
     docstring); what ``write`` or the rename raises is raised, with nothing left behind."""
-    import stat  # noqa: PLC0415 - only a file written needs them (the CLI's start-up time)
-    import tempfile  # noqa: PLC0415
+    folder = _folder_of(path, make=False)
+    try:
+        if not _written_through(folder, path, write):
+            _replace_in(folder, path.name, write)
+    finally:
+        os.close(folder)
+
+
+#: How a folder on the way, and a name in it, are opened: by descriptor, for ``*at`` calls
+#: and ``fstat`` only (``O_PATH``: a folder we may search but not list is walked, as the
+#: kernel walks it), never following a link (it is judged, then its target walked).
+_FOLDER = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
+_NAME = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+#: Links followed on one path before ``ELOOP``, as Linux's own limit.
+_MOST_LINKS = 40
+#: Names tried for a temporary file before giving up, as ``tempfile.mkstemp`` tries them.
+_TRIES = 10000
+
+
+def _folder_of(path: Path, *, make: bool) -> int:
+    """A descriptor of the folder above the file ``path``, reached name by name from ``/`` or
+    the current folder, each missing one made 0700 when ``make`` (not those a link's target
+    names: a dangling link is an error, as for ``mkdir -p``); the caller closes it. A link on
+    the way is judged by its owner, then its target, read from the link judged, is walked
+    the same way; another user's raises ``PermissionError`` naming it (module docstring)."""
+    import stat  # noqa: PLC0415 - the CLI's start-up time
+
+    folder = os.open("/" if path.is_absolute() else ".", _FOLDER)
+    shown = Path("/" if path.is_absolute() else "")  # what an error names
+    names = list(reversed(path.parent.parts[1:] if path.is_absolute() else path.parent.parts))
+    ours = len(names)  # the names below this index are the path's own, not a link's target
+    links = 0
+    try:
+        while names:
+            name = names.pop()
+            try:
+                found = os.open(name, _NAME, dir_fd=folder)
+            except FileNotFoundError:
+                if not make:
+                    raise
+                if len(names) >= ours:  # a dangling link's target: it exists, as mkdir says
+                    raise FileExistsError(
+                        errno.EEXIST, os.strerror(errno.EEXIST), str(path)
+                    ) from None
+                with contextlib.suppress(FileExistsError):  # made meanwhile: judged as any
+                    os.mkdir(name, 0o700, dir_fd=folder)
+                names.append(name)
+                continue
+            try:
+                status = os.fstat(found)
+                if stat.S_ISDIR(status.st_mode):
+                    folder, found = found, folder  # the folder left is closed below
+                    shown = shown / name
+                    continue
+                if not stat.S_ISLNK(status.st_mode):  # a file: as make_private_dirs says
+                    if names:
+                        raise NotADirectoryError(
+                            errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path)
+                        )
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+                if status.st_uid not in (0, os.geteuid()):
+                    raise PermissionError(
+                        errno.EPERM,
+                        f"{(shown / name).absolute()} is another user's link (uid {status.st_uid})",
+                        str(path),
+                    )
+                target = Path(os.readlink("", dir_fd=found))  # the link judged, not a swapped one
+            finally:
+                os.close(found)
+            links += 1
+            if links > _MOST_LINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), str(path))
+            if target.is_absolute():
+                os.close(folder)
+                folder = os.open("/", _FOLDER)
+                shown = Path("/")
+            ours = min(ours, len(names))
+            names.extend(reversed(target.parts[1:] if target.is_absolute() else target.parts))
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
+
+
+def _written_through(folder: int, path: Path, write: Callable[[BinaryIO], object]) -> bool:
+    """Write into the link, pipe or device ``path`` names in ``folder`` when it is this
+    user's or root's (module docstring): True when it was, False when ``path`` is missing, a
+    file or a folder. The owner is judged on the descriptor then written through: a link's
+    target is read from the link judged, a pipe or device reopened from its descriptor."""
+    import stat  # noqa: PLC0415 - the CLI's start-up time
 
     try:
-        found = os.lstat(path)
+        found = os.open(path.name, _NAME, dir_fd=folder)
     except FileNotFoundError:
-        found = None
-    if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISDIR(found.st_mode)):
-        if found.st_uid not in (0, os.geteuid()):  # planted by another user (docstring)
-            raise PermissionError(
-                errno.EPERM, f"another user's link, pipe or device (uid {found.st_uid})", str(path)
-            )
-        with open(path, "wb") as handle:  # a device, a pipe, a link (docstring)
-            write(handle)
-        return
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return False
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(temporary, path)
+        status = os.fstat(found)
+        if stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode):
+            return False
+        if status.st_uid not in (0, os.geteuid()):  # planted by another user (docstring)
+            raise PermissionError(
+                errno.EPERM, f"another user's link, pipe or device (uid {status.st_uid})", str(path)
+            )
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        if stat.S_ISLNK(status.st_mode):
+            handle = os.open(os.readlink("", dir_fd=found), flags, 0o666, dir_fd=folder)
+        else:  # the pipe or device judged, not whatever has its name now
+            handle = os.open(f"/proc/self/fd/{found}", flags & ~os.O_CREAT)
+    finally:
+        os.close(found)
+    with open(handle, "wb") as opened:
+        write(opened)
+    return True
+
+
+def _replace_in(folder: int, name: str, write: Callable[[BinaryIO], object]) -> None:
+    """Write a private temporary beside ``name`` in ``folder`` and rename it over ``name``,
+    both relative to ``folder``: a folder swapped meanwhile changes nothing."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(_TRIES):
+        temporary = f".{name}.{os.urandom(6).hex()}.tmp"  # hidden, never the target's suffix
+        try:
+            handle = os.open(temporary, flags, 0o600, dir_fd=folder)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(errno.EEXIST, "no free name for a temporary file", name)
+    try:
+        with open(handle, "wb") as opened:
+            write(opened)
+        os.replace(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=folder)
         raise
