@@ -206,3 +206,102 @@ def test_a_private_home_of_this_user_is_used(tmp_path: Path) -> None:
             )
         )
     assert [(0, True, True)] * 2 == outcomes, outcomes
+
+
+@pytest.mark.parametrize("missing", [False, True], ids=["made", "not-made-yet"])
+def test_a_home_under_a_folder_others_may_write_is_refused(tmp_path: Path, missing: bool) -> None:
+    """A 0700 home of ours (or one not made yet) in ``shared/``, 0777 and not sticky: anyone
+    could rename the home away and put theirs in its place. Writers refuse it in one line
+    naming the folder to blame, exit 2, and make nothing; ``runs list`` still reads it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    home = shared / "home"
+    if not missing:
+        home.mkdir(mode=0o700)
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    run, publish, listed = _commands(home, pipeline)
+    why = f"is under '{shared}', which may be written by group or others (mode 0777)"
+    assert [
+        (2, _refusal("TASKDAEMON_HOME", home, why)),
+        (2, _refusal("--home", home, why)),
+        (0, ""),
+        [] if missing else ["home"],
+        [],
+    ] == [
+        (run.returncode, run.stderr),
+        (publish.returncode, publish.stderr),
+        (listed.returncode, listed.stderr),
+        os.listdir(shared),
+        [] if missing else os.listdir(home),
+    ], listed.stdout
+
+
+def test_a_home_reached_through_a_link_is_judged_where_it_leads(tmp_path: Path) -> None:
+    """``TASKDAEMON_HOME`` names ``ours/home``, a link to a home in a folder anyone may
+    write: the folders judged are the real ones, and the line names the one to blame."""
+    shared = tmp_path / "shared"
+    (shared / "home").mkdir(parents=True, mode=0o700)
+    shared.chmod(0o777)
+    (tmp_path / "ours").mkdir(mode=0o700)
+    (tmp_path / "ours" / "home").symlink_to(shared / "home")
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    run, _, _ = _commands(tmp_path / "ours" / "home", pipeline)
+    why = f"is under '{shared}', which may be written by group or others (mode 0777)"
+    assert (2, _refusal("TASKDAEMON_HOME", tmp_path / "ours" / "home", why)) == (
+        run.returncode,
+        run.stderr,
+    )
+
+
+def test_a_home_of_ours_in_a_sticky_folder_anyone_may_write_is_used(tmp_path: Path) -> None:
+    """``shared/mine/home`` with ``shared`` 1777 as ``/tmp`` is (only a name's owner may
+    rename it there) and ``mine`` ours, 0700: the home is used, as ``TASKDAEMON_HOME`` under
+    ``/tmp`` always was."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "mine").mkdir(mode=0o700)
+    home = shared / "mine" / "home"
+    run, _, listed = _commands(home, write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    run_id = run.stdout.strip()
+    assert (0, [run_id]) == (
+        run.returncode,
+        [entry["run_id"] for entry in json.loads(listed.stdout or "[]")],
+    ), run.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to nobody needs root")
+def test_a_home_under_a_folder_another_user_owns_is_refused(tmp_path: Path) -> None:
+    """``theirs/home``: the home is ours and 0700, but ``theirs`` (0755) belongs to
+    ``nobody``, who may rename it away, sticky or not: refused in one line, exit 2."""
+    theirs = tmp_path / "theirs"
+    (theirs / "home").mkdir(parents=True, mode=0o700)
+    theirs.chmod(0o1755)
+    os.chown(theirs, 65534, 65534)
+    run, _, _ = _commands(theirs / "home", write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    why = f"is under '{theirs}', which belongs to another user (uid 65534)"
+    assert ((2, _refusal("TASKDAEMON_HOME", theirs / "home", why)), []) == (
+        (run.returncode, run.stderr),
+        os.listdir(theirs / "home"),
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
+def test_a_home_reached_through_another_users_link_is_refused(tmp_path: Path) -> None:
+    """``shared/home`` is ``nobody``'s link, in a sticky folder, to a private home of ours:
+    all the folders it leads to pass, but its owner may point it elsewhere at any time, so
+    writers refuse it, naming the link."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (tmp_path / "ours").mkdir(mode=0o700)
+    link = shared / "home"
+    link.symlink_to(tmp_path / "ours")
+    os.lchown(link, 65534, 65534)
+    run, _, _ = _commands(link, write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    why = f"is reached through '{link}', another user's link (uid 65534)"
+    assert ((2, _refusal("TASKDAEMON_HOME", link, why)), []) == (
+        (run.returncode, run.stderr),
+        os.listdir(tmp_path / "ours"),
+    )

@@ -12,13 +12,26 @@ judges a home: one that another user owns (made 0755 by them in a shared checkou
 group or others may write. Their owner, or anyone, could rename our 0700 ``workspaces/`` and
 ``control/`` away and put theirs in place before a stage runs. A home root owns is accepted
 (root may do all that anyway), but root is refused another user's home, as ``sshd`` refuses it:
-a root run would hand that user its workspaces and control sockets. Only the home itself is
-judged, not the folders above it. A home that does not exist yet is fine: it is made 0700.
+a root run would hand that user its workspaces and control sockets. A home that does not
+exist yet is fine: it is made 0700.
+
+The folders above the home are judged too, as ``StrictModes`` judges those above
+``authorized_keys``: the owner of any of them, or whoever may write one, could rename the
+home (or a folder between) away and put one of theirs in its place, workspaces and sockets
+included. Each folder of the home's real path (links resolved) up to ``/`` must belong to
+this user or root and be closed to writing by group and others, unless it is sticky: in a
+sticky folder (``/tmp``, 1777) only a name's owner may rename or remove it, so
+``/tmp/mine/home`` is safe when ``mine`` is ours. The home itself gets no such pass (anyone
+could make ``control/`` in it first). A link on the home's path is judged by where it leads,
+as ``sshd`` judges it (``realpath``), and by its owner as well, as ``private_file`` judges the
+folders above an output file: another user's link (in a sticky ``/tmp``) is theirs to point
+elsewhere. Only the names the path gives are judged so, not those inside a link's target.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -47,10 +60,37 @@ def foreign_home(path: Path) -> str | None:
     A home that cannot be looked at (a file above it) is left to the command to fail on."""
     try:
         found = path.stat()
+    except FileNotFoundError:
+        found = None  # made 0700 later, in the folders judged below
     except OSError:
         return None
+    if found is not None and (why := _foreign(found, sticky_counts=False)):
+        return why
+    absolute = path.absolute()
+    for name in (absolute, *absolute.parents):
+        try:
+            link = name.lstat()
+        except OSError:  # not made yet, or a file above: the folders below say it
+            continue
+        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (0, os.geteuid()):
+            return f"is reached through '{name}', another user's link (uid {link.st_uid})"
+    for folder in Path(os.path.realpath(path)).parents:
+        try:
+            above = folder.stat()
+        except FileNotFoundError:  # made 0700 with the home
+            continue
+        except OSError:
+            return None
+        if why := _foreign(above, sticky_counts=True):
+            return f"is under '{folder}', which {why}"
+    return None
+
+
+def _foreign(found: os.stat_result, *, sticky_counts: bool) -> str | None:
+    """Why a folder with the status ``found`` is another user's to change, else None: its
+    owner, or a mode letting group or others write (allowed when sticky, if it counts)."""
     if found.st_uid not in (0, os.geteuid()):
         return f"belongs to another user (uid {found.st_uid})"
-    if found.st_mode & 0o022:
+    if found.st_mode & 0o022 and not (sticky_counts and found.st_mode & stat.S_ISVTX):
         return f"may be written by group or others (mode {found.st_mode & 0o7777:04o})"
     return None

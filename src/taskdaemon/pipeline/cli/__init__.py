@@ -282,8 +282,8 @@ def _foreign_home(args: argparse.Namespace) -> str | None:
         return None
     name = "--home" if given else HOME_VARIABLE
     return (
-        f"taskdaemon: {name} {_home_named(home)} {why}: whoever controls it could swap "
-        "our workspaces and control sockets for theirs; use a home of your own"
+        f"taskdaemon: {name} {_home_named(home)} {_shown_whole(why)}: whoever controls it "
+        "could swap our workspaces and control sockets for theirs; use a home of your own"
     )
 
 
@@ -300,11 +300,17 @@ def _home_named(home: Path) -> str:
     folder refused, the one part the reader needs. Its control characters are escaped
     (``terminal_text.shown``) and its secrets redacted, as any text printed is; past
     ``_HOME_SHOWN`` its end is kept (``ellipsis.cut_start``), which names the folder."""
+    return f"'{_shown_whole(str(home.absolute()))}'"
+
+
+def _shown_whole(text: str) -> str:
+    """``text`` naming a path (a refused home, or why: the folder above it to blame) as
+    ``_home_named`` shows it: redacted, escaped, its end kept past ``_HOME_SHOWN``."""
     from taskdaemon.pipeline.ellipsis import cut_start  # noqa: PLC0415
     from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415
     from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
 
-    return f"'{cut_start(shown(redact_text(str(home.absolute()))), _HOME_SHOWN)}'"
+    return cut_start(shown(redact_text(text)), _HOME_SHOWN)
 
 
 if __name__ == "__main__":
