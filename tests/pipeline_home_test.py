@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -146,13 +147,22 @@ def test_a_home_another_user_owns_is_refused_to_writers_not_to_readers(tmp_path:
     ], listed.stdout
 
 
-@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770], ids=["0777", "1777", "0770"])
-def test_a_home_group_or_others_may_write_is_refused(tmp_path: Path, mode: int) -> None:
-    """A home group or others may write (``TASKDAEMON_HOME=/tmp``, a group's folder), sticky
-    or not (anyone could make ``control/`` there first): writers refuse it, one line, exit 2."""
+@pytest.mark.parametrize(
+    ("mode", "group"), [(0o777, None), (0o1777, None), (0o770, 65534)], ids=["0777", "1777", "0770"]
+)
+def test_a_home_group_or_others_may_write_is_refused(
+    tmp_path: Path, mode: int, group: int | None
+) -> None:
+    """A home group or others may write (``TASKDAEMON_HOME=/tmp``, a group's folder: here
+    ``nogroup``, the primary group of ``nobody`` and others), sticky or not (anyone could
+    make ``control/`` there first): writers refuse it, one line, exit 2."""
+    if group is not None and os.geteuid() != 0:
+        pytest.skip("giving a folder to another group needs root")
     home = tmp_path / "home"
     home.mkdir()
     home.chmod(mode)
+    if group is not None:
+        os.chown(home, -1, group)
     pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     run, publish, _ = _commands(home, pipeline)
     why = f"may be written by group or others (mode {mode:04o})"
@@ -161,6 +171,53 @@ def test_a_home_group_or_others_may_write_is_refused(tmp_path: Path, mode: int) 
         (2, _refusal("--home", home, why)),
         [],
     ] == [(run.returncode, run.stderr), (publish.returncode, publish.stderr), list(home.iterdir())]
+
+
+def _group_of_one_only_ours() -> int | None:
+    """A group whose one member is this user (its primary group to no one else, no one
+    else listed), as a user-private-group system gives each user; None if there is none."""
+    import grp
+    import pwd
+
+    gid = pwd.getpwuid(os.geteuid()).pw_gid
+    others = [user for user in pwd.getpwall() if user.pw_gid == gid and user.pw_uid != os.geteuid()]
+    return None if others or grp.getgrgid(gid).gr_mem else gid
+
+
+def test_a_checkout_only_our_own_group_may_write_holds_a_home(tmp_path: Path) -> None:
+    """A clone made under umask 002 (Fedora, RHEL: a group per user): the checkout, 0775, and
+    its default home, 0770, may be written by a group whose one member is this user. As
+    Debian's ``sshd`` judges it, that is as closed as 0755: the README's first command runs
+    there, where it was refused."""
+    gid = _group_of_one_only_ours()
+    assert gid is not None, "this machine's user has no group of its own"
+    with tempfile.TemporaryDirectory(prefix="co") as short:  # a control socket's path fits
+        _run_in_checkout(Path(short) / "c", gid, write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+
+
+def _run_in_checkout(checkout: Path, gid: int, pipeline: Path) -> None:
+    """``run`` in ``checkout`` (0775) with its default home (0770), both of group ``gid``."""
+    (checkout / ".taskdaemon").mkdir(parents=True)
+    checkout.chmod(0o775)
+    (checkout / ".taskdaemon").chmod(0o770)
+    for folder in (checkout, checkout / ".taskdaemon"):
+        os.chown(folder, -1, gid)
+    env = environment(checkout / "unused")
+    del env["TASKDAEMON_HOME"]
+    run = subprocess.run(
+        [TASKDAEMON, "run", "-q", str(pipeline)],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (0, "", True) == (
+        run.returncode,
+        run.stderr,
+        (checkout / ".taskdaemon" / "workspaces" / run.stdout.strip()).is_dir(),
+    )
 
 
 def test_the_default_home_refused_is_named_whole_where_it_is(tmp_path: Path) -> None:

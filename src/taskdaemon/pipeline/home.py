@@ -88,9 +88,38 @@ def foreign_home(path: Path) -> str | None:
 
 def _foreign(found: os.stat_result, *, sticky_counts: bool) -> str | None:
     """Why a folder with the status ``found`` is another user's to change, else None: its
-    owner, or a mode letting group or others write (allowed when sticky, if it counts)."""
+    owner, or a mode letting group or others write (allowed when sticky, if it counts; a
+    group's write when the group is its owner's alone: :func:`_group_of_one`)."""
     if found.st_uid not in (0, os.geteuid()):
         return f"belongs to another user (uid {found.st_uid})"
-    if found.st_mode & 0o022 and not (sticky_counts and found.st_mode & stat.S_ISVTX):
+    writable = found.st_mode & 0o022
+    if writable == 0o020 and _group_of_one(found.st_gid, found.st_uid):
+        return None
+    if writable and not (sticky_counts and found.st_mode & stat.S_ISVTX):
         return f"may be written by group or others (mode {found.st_mode & 0o7777:04o})"
     return None
+
+
+def _group_of_one(gid: int, owner: int) -> bool:
+    """Whether the group ``gid`` has one member, the user ``owner``: its primary group to no
+    one else, and no one else listed in it.
+
+    Decision: a folder only its owner's own group may write is as closed as one no group may
+    write. Systems that give each user a group of their own (Fedora, RHEL) set the umask to
+    002, so a checkout there is group-writable and its default home was refused on the
+    README's first command. Debian's ``sshd`` accepts such a folder by the same rule; a group
+    with no member is refused, as there (a setgid program's group). The user database is
+    read whole (the users whose primary group it is) only for such a folder, not on every
+    start."""
+    import grp  # noqa: PLC0415 - only a group-writable folder needs them
+    import pwd  # noqa: PLC0415
+
+    try:
+        group = grp.getgrgid(gid)
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:  # a group or owner with no name: nothing says who is in it
+        return False
+    if any(member != name for member in group.gr_mem):
+        return False
+    primary = [user.pw_uid for user in pwd.getpwall() if user.pw_gid == gid]
+    return all(uid == owner for uid in primary) and bool(primary or group.gr_mem)
