@@ -223,7 +223,9 @@ class Recorder:
 
     def _fresh_info(self, run: Run) -> PipelineInfo:
         """``run.info``, made again when a value became known as a secret since it was made
-        (``PipelineInfo.masked``): a stage span must not record the definition's copy of it."""
+        (``PipelineInfo.masked``): a stage span must not record the definition's copy of it.
+        The per-stage callers test ``masked`` themselves and call this only when it differs
+        (three calls a stage fewer)."""
         if run.info.masked != MASKED.generation:
             run.info = self._info(run.pipeline)
         return run.info
@@ -280,10 +282,11 @@ class Recorder:
         run = self.runs.get(event.run_id)
         if run is None:
             return
+        infos = run.info
+        if infos.masked != MASKED.generation:  # ``_fresh_info``'s test, without its call
+            infos = self._fresh_info(run)
         # ``stage_info``, inline: the definition's stages are nearly always all there is.
-        info = self._fresh_info(run).stages.get(event.stage) or stage_info(
-            run, event.stage, event.loop
-        )
+        info = infos.stages.get(event.stage) or stage_info(run, event.stage, event.loop)
         links = []
         triggered_by = self._triggered_by
         for ref in event.fired_by:
@@ -408,9 +411,10 @@ class Recorder:
         # No open execution (a chain's next stage is evaluated once the last one ended): the
         # run span, without ``open_span_of``'s call, which would find none.
         open_span = run.open and open_span_of(run, event.stage)
-        _spans.add_trigger_evaluated(
-            open_span or run.span, event, self._fresh_info(run).stages.get(event.stage)
-        )
+        info = run.info
+        if info.masked != MASKED.generation:  # ``_fresh_info``'s test, without its call
+            info = self._fresh_info(run)
+        _spans.add_trigger_evaluated(open_span or run.span, event, info.stages.get(event.stage))
 
     def _approval_requested(self, event: ApprovalRequested) -> None:
         run = self.runs.get(event.run_id)
