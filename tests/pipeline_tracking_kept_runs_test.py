@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -23,8 +24,9 @@ from pipeline_tracking_support import (
 )
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import run_critical_path, stage_intervals
-from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
+from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor, _kept_runs
 from taskdaemon.pipeline.tracking._day_totals import refresh_stale_days
+from taskdaemon.pipeline.tracking._kept_runs import Kept, attempt_from_sdk
 from taskdaemon.pipeline.tracking._schema import connect
 
 _HOUR = 3600 * 10**9
@@ -191,4 +193,112 @@ def test_a_run_span_ended_twice_is_aggregated_once(tmp_path: Path) -> None:
     finally:
         conn.close()
     assert len(kept["run_aggregates"]) == 3
+    assert kept == rebuilt
+
+
+# -- what is kept of one attempt, and one run's figures, value by value --------------------------
+
+_SPAN_ID = "00000000000000a1"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_upstream_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no shared upstream list: one kept from an earlier test would be
+    handed back without the conversion a test means to check."""
+    monkeypatch.setattr(_kept_runs, "_UPSTREAMS", {})
+
+
+def _kept(attributes: dict[str, Any], events: Any = (), links: Any = ()) -> Kept:
+    return attempt_from_sdk(attributes, "build", _SPAN_ID, "success", T0, T0 + 10**9, events, links)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "index", "expected"),
+    [
+        (t.STAGE_ATTEMPT, 7, 2, 7),
+        (t.STAGE_ATTEMPT, 2.0, 2, 2),
+        (t.STAGE_ATTEMPT, "3", 2, 3),
+        (t.STAGE_ATTEMPT, "x", 2, 1),
+        (t.STAGE_ATTEMPT, 2**60 + 1, 2, 2**60 + 1),
+        (t.STAGE_ATTEMPT, True, 2, 1),
+        (t.STAGE_ATTEMPT, 0, 2, 1),
+        (t.STAGE_ATTEMPT, None, 2, 1),
+        (t.STAGE_PEAK_MEMORY, 7, 8, 7),
+        (t.STAGE_PEAK_MEMORY, 5.5, 8, 5),
+        (t.STAGE_PEAK_MEMORY, 2**60 + 1, 8, 2**60 + 1),
+        (t.STAGE_PEAK_MEMORY, "7", 8, 7),
+        (t.STAGE_PEAK_MEMORY, "x", 8, None),
+        (t.STAGE_PEAK_MEMORY, True, 8, None),
+        (t.STAGE_PEAK_MEMORY, None, 8, None),
+        (t.STAGE_QUEUE_TIME, 0.25, 6, 0.25),
+        (t.STAGE_QUEUE_TIME, 3, 6, 3.0),
+        (t.STAGE_QUEUE_TIME, "3", 6, 3.0),
+        (t.STAGE_QUEUE_TIME, "x", 6, None),
+        (t.STAGE_QUEUE_TIME, False, 6, None),
+        (t.STAGE_QUEUE_TIME, None, 6, None),
+        (t.STAGE_CPU_TIME, 0.5, 7, 0.5),
+        (t.STAGE_CPU_TIME, 2, 7, 2.0),
+        (t.STAGE_CPU_TIME, "2", 7, 2.0),
+        (t.STAGE_CPU_TIME, "x", 7, None),
+        (t.STAGE_CPU_TIME, True, 7, None),
+        (t.STAGE_CPU_TIME, None, 7, None),
+        (t.STAGE_UPSTREAM, ("a", "b"), 9, ("a", "b")),
+        (t.STAGE_UPSTREAM, (1, 2), 9, ("1", "2")),
+        (t.STAGE_UPSTREAM, ["a", 1], 9, ("a", "1")),  # unhashable: converted, not shared
+        (t.STAGE_UPSTREAM, (["a"],), 9, ("['a']",)),
+        (t.STAGE_UPSTREAM, "ab", 9, ("ab",)),  # a single name
+        (t.STAGE_UPSTREAM, {"a": 1}, 9, ("{'a': 1}",)),
+        (t.STAGE_UPSTREAM, None, 9, None),
+    ],
+)
+def test_an_attempts_numbers_and_upstream_are_kept_as_a_rebuild_reads_them(
+    key: str, value: Any, index: int, expected: Any
+) -> None:
+    """A value of another type than the engine writes is read as a rebuild of the run from
+    its stored spans reads it (``reconstruct``): a float's whole part, text that reads as a
+    number, a bool as none; an upstream list as a tuple of names, a single value as one."""
+    kept = _kept({} if value is None else {key: value})
+    assert kept[index] == expected
+    assert type(kept[index]) is type(expected)
+
+
+def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) -> None:
+    """Values of other types than the engine writes (a float attempt, text for a number, a
+    string for the upstream list) reach the writer's rows as a rebuild reads them."""
+    db = tmp_path / "spans.db"
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db, retention=RetentionPolicy()))
+    odd: list[dict[str, Any]] = [
+        {t.STAGE_ATTEMPT: 2.0, t.STAGE_PEAK_MEMORY: 5.5, t.STAGE_QUEUE_TIME: 3},
+        {t.STAGE_ATTEMPT: "3", t.STAGE_PEAK_MEMORY: "x", t.STAGE_CPU_TIME: 2},
+        {t.STAGE_ATTEMPT: True, t.STAGE_PEAK_MEMORY: 2**60 + 1, t.STAGE_QUEUE_TIME: "x"},
+        {t.STAGE_ATTEMPT: 0, t.STAGE_CPU_TIME: True, t.STAGE_UPSTREAM: "s0"},
+        {t.STAGE_UPSTREAM: (1, 2), t.STAGE_QUEUE_TIME: False},
+    ]
+    try:
+        tracer = provider.get_tracer(t.SCOPE_NAME)
+        root = tracer.start_span(
+            t.run_span_name("etl"),
+            start_time=T0,
+            attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION},
+        )
+        context = trace.set_span_in_context(root)
+        for i, attributes in enumerate(odd):
+            span = tracer.start_span(
+                f"s{i}",
+                context=context,
+                start_time=T0 + i * 10**9,
+                attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_TASK_NAME: f"s{i}", **attributes},
+            )
+            span.end(T0 + (i + 1) * 10**9)
+        root.end(T0 + 10 * 10**9)
+    finally:
+        provider.shutdown()
+    conn = connect(db)
+    try:
+        kept, rebuilt_runs, rebuilt = kept_and_rebuilt(conn)
+    finally:
+        conn.close()
+    assert rebuilt_runs == 1
+    assert len(kept["stage_attempts"]) == len(odd)
     assert kept == rebuilt

@@ -32,17 +32,22 @@ from taskdaemon.pipeline.reporting import FED, ChainStep, Fired, critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking._bodies import linked_span_ids, named_events
-from taskdaemon.pipeline.tracking.reconstruct import ended_run_status, published_type
+from taskdaemon.pipeline.tracking.reconstruct import (
+    ended_run_status,
+    float_attribute,
+    int_attribute,
+    published_type,
+    strings_attribute,
+)
 from taskdaemon.pipeline.tracking.spans import epoch_seconds
 
-__all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "number", "to_ns"]
+__all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "to_ns"]
 
 _NS: Final = 1e9
-_EXACT: Final = 1 << 53  # ints below this survive the float round trip of ``number``
 
 #: (stage, span id, attempt, failed (0/1), start s, end s, queue wait s or None, CPU s or None,
-#: peak memory or None, declared upstream or None, linked span ids (ints), published events as
-#: (time s, type))
+#: peak memory or None, declared upstream or None (no attribute), linked span ids (ints),
+#: published events as (time s, type))
 Kept = tuple[
     str,
     str,
@@ -62,15 +67,6 @@ Kept = tuple[
 def to_ns(seconds: float) -> int:
     """Seconds (float) to integer ns, as every aggregate column stores them."""
     return round(seconds * _NS)
-
-
-def number(value: Any) -> float | None:
-    """A numeric attribute as a float; None for anything else (bools included)."""
-    if type(value) is float:
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 # The attribute names attempt_from_sdk reads, bound once (it runs once a stage span).
@@ -97,20 +93,20 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     the SDK's ``events`` and ``links`` (see the module docstring). The writer reads those for
     its own tally and its row and hands them over (a skip span or one without a stage name is
     not kept: a rebuilt run leaves those out too)."""
-    # number() and its int() round trip only for values that are not already what it gives.
+    # Read as a rebuild reads the stored attribute (``reconstruct``), only when it is not
+    # already what that reading gives.
     attempt = a.get(_ATTEMPT)
-    if type(attempt) is not int or not 0 < attempt < _EXACT:
-        attempt = int(number(attempt) or 1)
+    if type(attempt) is not int or not attempt:
+        attempt = int_attribute(attempt, 1) or 1
     memory = a.get(_MEMORY)
-    if memory is not None and (type(memory) is not int or not -_EXACT < memory < _EXACT):
-        memory = number(memory)
-        memory = None if memory is None else int(memory)
+    if memory is not None and type(memory) is not int:
+        memory = int_attribute(memory)
     queue = a.get(_QUEUE)
     if queue is not None and type(queue) is not float:
-        queue = number(queue)
+        queue = float_attribute(queue)
     cpu = a.get(_CPU)
     if cpu is not None and type(cpu) is not float:
-        cpu = number(cpu)
+        cpu = float_attribute(cpu)
     up = a.get(_UPSTREAM)
     if up is not None:
         up = _shared_upstream(up)
@@ -138,22 +134,23 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     )
 
 
-_UPSTREAMS: dict[Any, tuple[str, ...] | None] = {}
+_UPSTREAMS: dict[Any, tuple[str, ...]] = {}
 
 
-def _shared_upstream(value: Any) -> tuple[str, ...] | None:
-    """A declared upstream list as a tuple of names (None: not a list), one shared tuple per
-    distinct list: every run of a pipeline declares the same lists, and thousands of open runs
-    kept a tuple each. At most 4,096 lists are kept; a full cache starts over."""
+def _shared_upstream(value: Any) -> tuple[str, ...]:
+    """A declared upstream list as a tuple of names (``reconstruct``'s reading: a single value
+    is a list of one), one shared tuple per distinct list: every run of a pipeline declares the
+    same lists, and thousands of open runs kept a tuple each. At most 4,096 lists are kept; a
+    full cache starts over."""
     try:
-        found = _UPSTREAMS.get(value, _UPSTREAMS)
+        found = _UPSTREAMS.get(value)
     except TypeError:  # unhashable (a list, or a tuple holding one)
-        return tuple(map(str, value)) if isinstance(value, tuple | list) else None
-    if found is not _UPSTREAMS:
-        return found  # type: ignore[return-value]
+        return strings_attribute(value)
+    if found is not None:
+        return found
     if len(_UPSTREAMS) >= 4096:
         _UPSTREAMS.clear()
-    shared = _UPSTREAMS[value] = tuple(map(str, value)) if isinstance(value, tuple | list) else None
+    shared = _UPSTREAMS[value] = strings_attribute(value)
     return shared
 
 

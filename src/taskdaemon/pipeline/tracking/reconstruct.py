@@ -75,7 +75,9 @@ def _seconds(ns: int | None) -> float | None:
     return None if ns is None else epoch_seconds(ns)
 
 
-def _float(value: Any) -> float | None:
+def float_attribute(value: Any) -> float | None:
+    """A numeric attribute as a float (text that reads as one too); None for anything else,
+    bools included. The span store's writer reads its kept attempts with it (``_kept_runs``)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -84,7 +86,9 @@ def _float(value: Any) -> float | None:
         return None
 
 
-def _int(value: Any, default: int | None = None) -> int | None:
+def int_attribute(value: Any, default: int | None = None) -> int | None:
+    """An integer attribute (a float's whole part, text that reads as one); ``default`` for
+    anything else, bools included."""
     if isinstance(value, bool) or value is None:
         return default
     try:
@@ -93,7 +97,8 @@ def _int(value: Any, default: int | None = None) -> int | None:
         return default
 
 
-def _strings(value: Any) -> tuple[str, ...]:
+def strings_attribute(value: Any) -> tuple[str, ...]:
+    """A list attribute as a tuple of texts; a single value as a list of one."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -197,15 +202,15 @@ def _attempt(
         published = tuple(sorted(published))  # in time order, as Jaeger sorts events by name
     return AttemptRecord(
         task_run_id=task_run_id,
-        instance=_int(attrs.get(t.STAGE_INSTANCE), 0) or 0,
-        attempt=_int(attrs.get(t.STAGE_ATTEMPT), 1) or 1,
+        instance=int_attribute(attrs.get(t.STAGE_INSTANCE), 0) or 0,
+        attempt=int_attribute(attrs.get(t.STAGE_ATTEMPT), 1) or 1,
         status=status,
         start=epoch_seconds(span.start_ns),
         end=_seconds(span.end_ns),
-        queue_time=_float(attrs.get(t.STAGE_QUEUE_TIME)),
-        trigger_wait=_float(attrs.get(t.STAGE_TRIGGER_WAIT)),
-        cpu_seconds=_float(attrs.get(t.STAGE_CPU_TIME)),
-        peak_memory_bytes=_int(attrs.get(t.STAGE_PEAK_MEMORY)),
+        queue_time=float_attribute(attrs.get(t.STAGE_QUEUE_TIME)),
+        trigger_wait=float_attribute(attrs.get(t.STAGE_TRIGGER_WAIT)),
+        cpu_seconds=float_attribute(attrs.get(t.STAGE_CPU_TIME)),
+        peak_memory_bytes=int_attribute(attrs.get(t.STAGE_PEAK_MEMORY)),
         inputs=_payload(span, t.EVENT_STAGE_INPUT),
         outputs=_payload(span, t.EVENT_STAGE_OUTPUT),
         error=_redacted(error or exc_message),
@@ -276,7 +281,7 @@ def _paused_time(root: SpanRecord | None) -> dict[str, float]:
     for event in _in_time_order(root.events) if root is not None else ():
         if event.name == t.EVENT_BREAKPOINT_RESUMED:
             trid = event.attributes.get(t.CICD_TASK_RUN_ID)
-            seconds = _float(event.attributes.get(t.BREAKPOINT_PAUSED))
+            seconds = float_attribute(event.attributes.get(t.BREAKPOINT_PAUSED))
             if isinstance(trid, str) and seconds is not None:
                 totals[trid] = totals.get(trid, 0.0) + seconds
     return totals
@@ -418,9 +423,9 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
     halted, halted_causes = _halted(root, all_spans)
-    declared = _strings(root_attrs.get(t.PIPELINE_STAGES))
+    declared = strings_attribute(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
-        zip(declared, _strings(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
+        zip(declared, strings_attribute(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
     )
     names = list(declared)
     names += [name for name in stage_spans if name not in names]
@@ -477,9 +482,9 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 loop=str(attrs.get(t.STAGE_LOOP, "") or declared_loops.get(name, "")),
                 status=stage_status,
                 attempts=attempts,
-                triggers=_strings(attrs.get(t.STAGE_TRIGGERS)),
+                triggers=strings_attribute(attrs.get(t.STAGE_TRIGGERS)),
                 trigger_specs=triggers_of(attrs),
-                upstream=_strings(attrs.get(t.STAGE_UPSTREAM)),
+                upstream=strings_attribute(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
                 trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
                 cancel_reason=cancel_reason,
