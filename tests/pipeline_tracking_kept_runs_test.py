@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from pipeline_tracking_support import (
@@ -23,10 +23,15 @@ from pipeline_tracking_support import (
     make_provider,
 )
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.reporting import run_critical_path, stage_intervals
+from taskdaemon.pipeline.reporting import FED, run_critical_path, stage_intervals
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor, _kept_runs
 from taskdaemon.pipeline.tracking._day_totals import refresh_stale_days
-from taskdaemon.pipeline.tracking._kept_runs import Kept, attempt_from_sdk
+from taskdaemon.pipeline.tracking._kept_runs import (
+    EdgeUpstream,
+    Kept,
+    attempt_from_sdk,
+    kept_run,
+)
 from taskdaemon.pipeline.tracking._schema import connect
 
 _HOUR = 3600 * 10**9
@@ -260,6 +265,167 @@ def test_an_attempts_numbers_and_upstream_are_kept_as_a_rebuild_reads_them(
     kept = _kept({} if value is None else {key: value})
     assert kept[index] == expected
     assert type(kept[index]) is type(expected)
+
+
+def test_a_kept_attempt_holds_its_stage_times_failure_links_and_published_events() -> None:
+    """The span ids its links name and the (time, type) of its ``published`` events only."""
+    provider, exporter = make_provider()
+    tracer = provider.get_tracer(t.SCOPE_NAME)
+    with tracer.start_as_current_span("publisher") as publisher:
+        pass
+    link = Link(publisher.get_span_context(), {t.LINK_RELATION: t.LINK_TRIGGERED_BY})
+    span = tracer.start_span("build", start_time=T0, links=[link])
+    span.add_event(t.EVENT_PUBLISHED, {t.PUBLISHED_EVENT_TYPE: "spec.ready"}, timestamp=T0 + 5)
+    span.add_event(t.EVENT_PUBLISHED, {}, timestamp=T0 + 6)
+    span.add_event("something else", {t.PUBLISHED_EVENT_TYPE: "no"}, timestamp=T0 + 7)
+    span.end(T0 + 10**9)
+    provider.shutdown()
+    ended = exporter.get_finished_spans()[-1]
+    events, links = ended.events, ended.links
+    kept = attempt_from_sdk({}, "build", _SPAN_ID, "failure", T0, T0 + 10**9, events, links)
+    assert kept[:6] == ("build", _SPAN_ID, 1, 1, T0 / 1e9, T0 / 1e9 + 1)
+    assert kept[10] == (publisher.get_span_context().span_id,)
+    assert kept[11] == ((T0 / 1e9, "spec.ready"), ((T0 + 6) / 1e9, ""))
+    assert _kept({})[3] == 0
+
+
+def test_equal_upstream_lists_share_one_tuple_and_the_cache_starts_over_when_full() -> None:
+    """Thousands of open runs keep one tuple per distinct list, and at most 4,096 lists."""
+    first = _kept({t.STAGE_UPSTREAM: ("a", "b")})[9]
+    assert _kept({t.STAGE_UPSTREAM: ("a", "b")})[9] is first
+    for i in range(4095):
+        _kept({t.STAGE_UPSTREAM: (f"s{i}",)})
+    assert len(_kept_runs._UPSTREAMS) == 4096
+    _kept({t.STAGE_UPSTREAM: ("new",)})
+    assert list(_kept_runs._UPSTREAMS) == [("new",)]
+    again = _kept({t.STAGE_UPSTREAM: ("a", "b")})[9]
+    assert again == first
+    assert again is not first
+
+
+def _edges(*pairs: str) -> dict[str, Any]:
+    specs = [json.dumps([s, d, ["on_completion", s, True]]) for s, d in map(str.split, pairs)]
+    return {t.PIPELINE_EDGE_SPECS: tuple(specs)}
+
+
+def test_a_runs_edges_are_decoded_once_per_distinct_list() -> None:
+    edges = EdgeUpstream()
+    ab = edges.of(_edges("a b", "x b", "b c"))
+    assert ab == {"b": frozenset({"a", "x"}), "c": frozenset({"b"})}
+    assert edges.of(_edges("a b", "x b", "b c")) is ab
+    assert edges.of(_edges("a c")) == {"c": frozenset({"a"})}
+    assert edges.of({t.PIPELINE_EDGES: ("a>c",)}) == {"c": frozenset({"a"})}
+    assert edges.of({**_edges("a c"), t.PIPELINE_EDGES: ("b>c",)}) == {"c": frozenset({"a", "b"})}
+    assert edges.of({}) == {}
+    # A value that cannot key the cache (a list) is decoded, every time.
+    listed = {t.PIPELINE_EDGE_SPECS: list(_edges("a d")[t.PIPELINE_EDGE_SPECS])}
+    assert edges.of(listed) == {"d": frozenset({"a"})}
+
+
+def test_the_edge_cache_starts_over_when_full() -> None:
+    """At most ``size`` (64 unless told) edge lists are kept; one more starts the cache over."""
+    one = EdgeUpstream(size=1)
+    first = one.of(_edges("a b"))
+    one.of(_edges("a c"))
+    assert one.of(_edges("a b")) is not first
+    default = EdgeUpstream()
+    first = default.of(_edges("s0 t"))
+    for i in range(1, 64):
+        default.of(_edges(f"s{i} t"))
+    assert default.of(_edges("s0 t")) is first  # 64 lists kept
+    default.of(_edges("s64 t"))
+    assert default.of(_edges("s0 t")) is not first
+
+
+def _root(attributes: dict[str, Any], *, error: bool = False) -> Any:
+    provider, exporter = make_provider()
+    span = provider.get_tracer(t.SCOPE_NAME).start_span("run", start_time=T0, attributes=attributes)
+    if error:
+        span.set_status(Status(StatusCode.ERROR))
+    span.end(T0 + 10 * 10**9)
+    provider.shutdown()
+    return exporter.get_finished_spans()[0]
+
+
+def _attempt(stage: str, start: float, end: float, **fields: Any) -> Kept:
+    return (
+        stage,
+        fields.get("span_id", f"{len(stage):016x}"),
+        1,
+        0,
+        T0 / 1e9 + start,
+        T0 / 1e9 + end,
+        None,
+        None,
+        None,
+        fields.get("up"),
+        fields.get("links", ()),
+        fields.get("published", ()),
+    )
+
+
+def test_a_runs_path_unites_its_edges_and_its_stages_declared_upstream() -> None:
+    """c's edges name a, its declared list b (which ended later): the path runs through b;
+    d has edges only, e a declared list only, f a declared list wider than its edges."""
+    attempts = [
+        _attempt("a", 0, 1),
+        _attempt("b", 0, 2, up=("x",)),
+        _attempt("c", 3, 4, up=("b",)),
+    ]
+    edges = EdgeUpstream()
+    root = _root({t.CICD_PIPELINE_NAME: "etl", **_edges("a c")})
+    run = kept_run(root, root.attributes, attempts, edges, fed=False)
+    assert [step[0] for step in run.path] == ["b", "c"]
+    attempts = [_attempt("a", 0, 1), _attempt("b", 0, 2), _attempt("d", 3, 4)]
+    root = _root(_edges("b d"))
+    assert [s[0] for s in kept_run(root, root.attributes, attempts, edges, fed=False).path] == [
+        "b",
+        "d",
+    ]
+    attempts = [_attempt("a", 0, 1), _attempt("b", 0, 2), _attempt("f", 3, 4, up=("a", "b"))]
+    root = _root(_edges("a f"))
+    assert [s[0] for s in kept_run(root, root.attributes, attempts, edges, fed=False).path] == [
+        "b",
+        "f",
+    ]
+
+
+def test_a_runs_path_is_cut_at_the_event_that_fired_a_stage() -> None:
+    """b, linked to a's span, was fired by a's publish: a's step ends there, named by it."""
+    published = ((T0 / 1e9 + 1, "spec.ready"),)
+    attempts = [
+        _attempt("a", 0, 5, span_id="00000000000000aa", published=published),
+        _attempt("b", 1, 6, links=(0xAA,)),
+    ]
+    root = _root({t.CICD_PIPELINE_NAME: "etl"})
+    run = kept_run(root, root.attributes, attempts, EdgeUpstream(), fed=False)
+    start = T0 / 1e9
+    assert run.path == [
+        ("a", start, start + 1, 0.0, "spec.ready"),
+        ("b", start + 1, start + 6, 0.0, None),
+    ]
+
+
+def test_a_runs_name_status_and_times_from_its_run_span() -> None:
+    """No name is "", an ERROR status without a result a failure; a run that fed stages (a
+    replay) is FED, with no path; a run span without times starts at 0 and lasts 0."""
+    attempts = [_attempt("a", 0, 1), _attempt("a", 2, 3)]
+    root = _root({}, error=True)
+    run = kept_run(root, root.attributes, attempts, EdgeUpstream(), fed=False)
+    assert (run.pipeline, run.status, run.start_ns, run.duration_ns) == (
+        "",
+        "failure",
+        T0,
+        10 * 10**9,
+    )
+    assert run.stages == {"a": (T0 / 1e9, T0 / 1e9 + 3)}
+    assert run.attempts == attempts
+    assert [step[0] for step in run.path] == ["a"]
+    fed = kept_run(root, root.attributes, attempts, EdgeUpstream(), fed=True)
+    assert (fed.status, fed.path) == (FED, [])
+    unstarted = ReadableSpan(name="run", start_time=None, end_time=None)
+    run = kept_run(unstarted, {}, [], EdgeUpstream(), fed=False)
+    assert (run.status, run.start_ns, run.duration_ns, run.path) == ("success", 0, 0, [])
 
 
 def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) -> None:
