@@ -284,3 +284,124 @@ def test_a_record_is_handled_after_the_linger_without_any_settle() -> None:
     finally:
         queue.close()
     assert [(0, "taskdaemon-monitor")] == handler.handled
+
+
+def test_records_a_caller_handles_are_counted_one_each() -> None:
+    """``handle_now`` and ``handle_batch`` (in slices of INLINE_BATCH) count every record they
+    handle as the caller's; nothing reaches the worker."""
+    handled: list[int] = []
+    queue = RecordQueue(handled.append)
+    total = 2 + 2 * INLINE_BATCH + 3
+    try:
+        queue.handle_now(0)
+        queue.handle_now(1)
+        queue.handle_batch(range(2, total))
+        stats = queue.stats()
+    finally:
+        queue.close()
+    assert list(range(total)) == handled
+    assert (0, total, 0, 0) == tuple(stats.values())
+
+
+def test_the_worker_is_a_daemon_thread() -> None:
+    """A process that never closes its queue still exits: the worker does not hold it."""
+    handler = _ByThread(last=0)
+    queue = RecordQueue(handler)
+    try:
+        queue.put(0)
+        thread = queue._worker._thread
+        assert thread is not None
+        assert thread.daemon
+        assert handler.done.wait(10)
+    finally:
+        queue.close()
+
+
+class _FrozenClock:
+    """``time`` for the record queue, its monotonic clock stopped: a poll after a batch never
+    runs out by itself (or, with no poll time, runs out at once)."""
+
+    @staticmethod
+    def monotonic() -> float:
+        return 0.0
+
+
+def test_a_worker_polling_with_time_left_stays_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While any poll time is left, however little, the worker keeps looking for records and
+    is not idle: the next record rings nobody."""
+    monkeypatch.setattr(_record_queue, "time", _FrozenClock)
+    monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", 0.5)
+    handler = _ByThread(last=1)
+    queue, bell = _counting_queue(handler)
+    try:
+        queue.put(0)
+        _wait_until(lambda: bool(handler.handled))
+        time.sleep(0.05)  # well past the linger: the worker polls, or would have gone idle
+        assert not queue._worker.idle
+        queue.put(1)
+        assert handler.done.wait(10)
+        assert 1 == bell.rings
+    finally:
+        queue.close()
+
+
+def test_a_worker_with_no_poll_time_left_goes_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no poll time the worker goes idle after its batch; the next record rings it."""
+    monkeypatch.setattr(_record_queue, "time", _FrozenClock)
+    monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", 0.0)
+    handler = _ByThread(last=1)
+    queue, bell = _counting_queue(handler)
+    try:
+        queue.put(0)
+        _wait_until(lambda: bool(handler.handled) and queue._worker.idle)
+        queue.put(1)
+        assert handler.done.wait(10)
+        assert 2 == bell.rings
+    finally:
+        queue.close()
+    assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handler.handled
+
+
+def test_each_worker_turn_and_hand_over_adds_to_the_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two worker turns, each handing the lock over to a settling thread after its first
+    record (which blocks until the settler waits): the worker handled 2 records in all, the
+    settlers 18, and it handed over twice. The worker lingers until the test rings: with the
+    real linger, a worker that took the lock back before the settler woke would hand it
+    over once more."""
+    monkeypatch.setattr(_record_queue, "WORKER_LINGER_SECONDS", 3600.0)
+    gates = {0: threading.Event(), 10: threading.Event()}
+    inside = threading.Event()
+    handled: list[int] = []
+
+    def handle(record: int) -> None:
+        if record in gates:
+            inside.set()
+            assert gates[record].wait(10)
+        handled.append(record)
+
+    queue = RecordQueue(handle)
+    bell = queue._worker._bell
+    counts = []
+    try:
+        for first, gate in gates.items():
+            for record in range(first, first + 10):
+                queue.put(record)
+            deadline = time.monotonic() + 10
+            while not inside.wait(0.01):  # the worker lingers, or waits idle: ring it
+                assert time.monotonic() < deadline
+                bell.ring()
+            bell.take()  # a ring left over would end the worker's next linger at once
+            inside.clear()
+            settler = threading.Thread(target=queue.settle, name="settler")
+            settler.start()
+            _wait_until(lambda: bool(queue.lock.waiting))
+            gate.set()
+            settler.join(10)
+            assert not settler.is_alive()
+            counts.append(queue.stats())
+    finally:
+        queue.close()
+    assert list(range(20)) == handled
+    assert [(1, 9, 1, 0), (2, 18, 2, 0)] == [tuple(c.values()) for c in counts]
