@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from taskdaemon.pipeline import _record_queue
-from taskdaemon.pipeline._record_queue import INLINE_BATCH, QUEUE_BOUND, RecordQueue
+from taskdaemon.pipeline._record_queue import INLINE_BATCH, QUEUE_BOUND, RecordQueue, turn
 
 
 @pytest.mark.slow
@@ -405,3 +405,190 @@ def test_each_worker_turn_and_hand_over_adds_to_the_counts(
         queue.close()
     assert list(range(20)) == handled
     assert [(1, 9, 1, 0), (2, 18, 2, 0)] == [tuple(c.values()) for c in counts]
+
+
+def test_a_turn_gives_its_handlers_a_token_whose_calls_run_at_its_end() -> None:
+    """Each turn hands its handlers a new token; what they append runs, in order, when the
+    turn ends. A turn within a turn (a handler that has another queue handle a record) gets
+    its own token, and the outer one is back when it ends."""
+    calls: list[tuple[str, int]] = []
+
+    def inner_handle(record: int) -> None:
+        assert turn.token is not None
+        turn.token.append(lambda: calls.append(("inner end", record)))
+
+    inner = RecordQueue(inner_handle)
+
+    def outer_handle(record: int) -> None:
+        token = turn.token
+        assert token is not None
+        token.append(lambda: calls.append(("outer end", record)))
+        inner.handle_now(record)
+        assert turn.token is token
+        calls.append(("handled", record))
+
+    outer = RecordQueue(outer_handle)
+    try:
+        assert turn.token is None
+        outer.handle_batch([1, 2])
+        assert turn.token is None
+    finally:
+        outer.close()
+        inner.close()
+    assert [
+        ("inner end", 1),
+        ("handled", 1),
+        ("inner end", 2),
+        ("handled", 2),
+        ("outer end", 1),
+        ("outer end", 2),
+    ] == calls
+
+
+def test_a_closed_queue_joins_its_worker_and_starts_another_on_use() -> None:
+    """``close`` ends the worker thread before it returns; the next record starts another."""
+    handler = _ByThread(last=1)
+    queue = RecordQueue(handler)
+    try:
+        queue.put(0)
+        first = queue._worker._thread
+        _wait_until(lambda: bool(handler.handled))
+        queue.close()
+        assert first is not None
+        assert not first.is_alive()
+        queue.put(1)
+        assert handler.done.wait(10)
+    finally:
+        queue.close()
+    assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handler.handled
+
+
+def test_an_idle_worker_waits_for_the_next_record_in_the_same_thread() -> None:
+    """An idle worker waits WORKER_IDLE_SECONDS for records before it ends: the next record
+    is handled by the same thread, not a new one."""
+    threads: list[threading.Thread] = []
+    done = threading.Event()
+
+    def handle(record: int) -> None:
+        threads.append(threading.current_thread())
+        if record == 1:
+            done.set()
+
+    queue = RecordQueue(handle)
+    try:
+        queue.put(0)
+        _wait_until(lambda: bool(threads) and queue._worker.idle)
+        queue.put(1)
+        assert done.wait(10)
+    finally:
+        queue.close()
+    assert threads[0] is threads[1]
+
+
+class _LingerBell(_CountingBell):
+    """A counting bell; ``lingering`` is set when the worker starts to linger (the only wait
+    of the test's long linger), after it took the ring that woke it."""
+
+    __slots__ = ("lingering",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lingering = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        if timeout == _record_queue.WORKER_LINGER_SECONDS:
+            self.lingering.set()
+        return super().wait(timeout)
+
+
+def test_a_worker_woken_from_idle_is_busy_while_it_lingers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The record that wakes an idle worker rings it; those queued while it then lingers
+    ring nobody."""
+    monkeypatch.setattr(_record_queue, "WORKER_LINGER_SECONDS", 3600.0)
+    handler = _ByThread(last=3)
+    queue = RecordQueue(handler)
+    bell = _LingerBell()
+    queue._worker._bell = bell
+    try:
+        queue.put(0)
+        assert bell.lingering.wait(10)
+        bell.ring()
+        _wait_until(lambda: bool(handler.handled) and queue._worker.idle)
+        bell.lingering.clear()
+        queue.put(1)
+        assert bell.lingering.wait(10)
+        queue.put(2)
+        queue.put(3)
+        assert 3 == bell.rings  # put(0), the test's, put(1)
+        bell.ring()
+        assert handler.done.wait(10)
+    finally:
+        queue.close()
+    assert [(r, "taskdaemon-monitor") for r in range(4)] == handler.handled
+
+
+def test_the_lock_says_whether_it_was_taken() -> None:
+    """``acquire`` answers True when it took the lock (at once, or after waiting for the
+    thread that held it), False when told not to wait and another thread holds it."""
+    queue = RecordQueue(lambda record: None)
+    lock = queue.lock
+    held = threading.Event()
+
+    def hold() -> None:
+        with lock:  # until the test's thread waits for it
+            held.set()
+            _wait_until(lambda: bool(lock.waiting))
+
+    holder = threading.Thread(target=hold, name="holder")
+    try:
+        assert lock.acquire(blocking=False) is True
+        lock.release()
+        holder.start()
+        assert held.wait(10)
+        assert lock.acquire(blocking=False) is False
+        assert lock.acquire() is True
+        lock.release()
+    finally:
+        holder.join(10)
+        queue.close()
+
+
+def test_the_producer_handles_the_queue_at_exactly_inline_batch_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the worker lingering (not holding the lock), the put that makes INLINE_BATCH
+    records handles them all on the producer's thread, not one later."""
+    handled: list[int] = []
+    queue, _ = _lingering_queue(monkeypatch, handled.append)
+    try:
+        for record in range(INLINE_BATCH - 1):
+            queue.put(record)
+        assert [] == handled
+        queue.put(INLINE_BATCH - 1)
+        assert list(range(INLINE_BATCH)) == handled
+        assert (0, INLINE_BATCH, 0) == tuple(
+            queue.stats()[k] for k in ("by_worker", "by_caller", "queued")
+        )
+    finally:
+        queue.close()
+
+
+def test_a_producer_never_waits_for_a_draining_worker_below_the_bound() -> None:
+    """Past INLINE_BATCH, while the worker holds the lock (its record blocks here until the
+    test opens the gate), a put leaves the records queued and returns."""
+    handler = _GatedHandler(last=INLINE_BATCH + 9)
+    queue = RecordQueue(handler)
+    try:
+        queue.put(0)
+        assert handler.inside.wait(10)
+        for record in range(1, INLINE_BATCH + 10):
+            queue.put(record)
+        assert len(queue._pending) == INLINE_BATCH + 9
+        assert {} == handler.by_thread
+        handler.gate.set()
+        assert handler.done.wait(10)
+    finally:
+        queue.close()
+    assert list(range(INLINE_BATCH + 10)) == handler.by_thread["taskdaemon-monitor"]
