@@ -303,20 +303,6 @@ def test_records_a_caller_handles_are_counted_one_each() -> None:
     assert (0, total, 0, 0) == tuple(stats.values())
 
 
-def test_the_worker_is_a_daemon_thread() -> None:
-    """A process that never closes its queue still exits: the worker does not hold it."""
-    handler = _ByThread(last=0)
-    queue = RecordQueue(handler)
-    try:
-        queue.put(0)
-        thread = queue._worker._thread
-        assert thread is not None
-        assert thread.daemon
-        assert handler.done.wait(10)
-    finally:
-        queue.close()
-
-
 class _FrozenClock:
     """``time`` for the record queue, its monotonic clock stopped: a poll after a batch never
     runs out by itself (or, with no poll time, runs out at once)."""
@@ -326,37 +312,28 @@ class _FrozenClock:
         return 0.0
 
 
-def test_a_worker_polling_with_time_left_stays_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("poll", "rings"), [(0.5, 1), (0.0, 2)])
+def test_a_worker_polls_while_any_poll_time_is_left(
+    monkeypatch: pytest.MonkeyPatch, poll: float, rings: int
+) -> None:
     """While any poll time is left, however little, the worker keeps looking for records and
-    is not idle: the next record rings nobody."""
+    is not idle: the next record rings nobody. With none left it goes idle after its batch,
+    and the next record rings it."""
     monkeypatch.setattr(_record_queue, "time", _FrozenClock)
-    monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", 0.5)
+    monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", poll)
     handler = _ByThread(last=1)
     queue, bell = _counting_queue(handler)
     try:
         queue.put(0)
         _wait_until(lambda: bool(handler.handled))
-        time.sleep(0.05)  # well past the linger: the worker polls, or would have gone idle
-        assert not queue._worker.idle
+        if poll:
+            time.sleep(0.05)  # well past the linger: the worker polls, or would have gone idle
+            assert not queue._worker.idle
+        else:
+            _wait_until(lambda: queue._worker.idle)
         queue.put(1)
         assert handler.done.wait(10)
-        assert 1 == bell.rings
-    finally:
-        queue.close()
-
-
-def test_a_worker_with_no_poll_time_left_goes_idle(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With no poll time the worker goes idle after its batch; the next record rings it."""
-    monkeypatch.setattr(_record_queue, "time", _FrozenClock)
-    monkeypatch.setattr(_record_queue, "WORKER_POLL_SECONDS", 0.0)
-    handler = _ByThread(last=1)
-    queue, bell = _counting_queue(handler)
-    try:
-        queue.put(0)
-        _wait_until(lambda: bool(handler.handled) and queue._worker.idle)
-        queue.put(1)
-        assert handler.done.wait(10)
-        assert 2 == bell.rings
+        assert rings == bell.rings
     finally:
         queue.close()
     assert [(0, "taskdaemon-monitor"), (1, "taskdaemon-monitor")] == handler.handled
@@ -446,15 +423,17 @@ def test_a_turn_gives_its_handlers_a_token_whose_calls_run_at_its_end() -> None:
 
 
 def test_a_closed_queue_joins_its_worker_and_starts_another_on_use() -> None:
-    """``close`` ends the worker thread before it returns; the next record starts another."""
+    """``close`` ends the worker thread before it returns; the next record starts another.
+    The worker is a daemon thread: a process that never closes its queue still exits."""
     handler = _ByThread(last=1)
     queue = RecordQueue(handler)
     try:
         queue.put(0)
         first = queue._worker._thread
+        assert first is not None
+        assert first.daemon
         _wait_until(lambda: bool(handler.handled))
         queue.close()
-        assert first is not None
         assert not first.is_alive()
         queue.put(1)
         assert handler.done.wait(10)
