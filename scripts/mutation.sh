@@ -226,6 +226,13 @@ tests_for() {
                 tests/pipeline_reporting_unended_test.py tests/pipeline_tracking_kept_runs_test.py \
                 tests/pipeline_tracking_day_rows_test.py \
                 tests/pipeline_tracking_report_exact_test.py ;;
+        pipeline/tracking/_kept_runs.py)
+            # The kept attempts' own tests, then the writer's aggregates compared with a rebuild
+            # (only the run start's test imports the module by name).
+            echo tests/pipeline_tracking_kept_runs_test.py tests/pipeline_monitor_run_start_test.py \
+                tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_report_exact_test.py \
+                tests/pipeline_monitor_batch_test.py tests/pipeline_reporting_event_path_test.py \
+                tests/pipeline_tracking_writer_tally_test.py ;;
         pipeline/tracking/_remask.py)
             # The store's rows masked again, in-process (the writer's thread), then whole runs.
             echo tests/pipeline_tracking_remask_rows_test.py tests/pipeline_tracking_remask_test.py \
