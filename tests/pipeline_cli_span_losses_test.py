@@ -214,9 +214,12 @@ def test_lost_spans_without_a_cause_or_path(caplog: pytest.LogCaptureFixture) ->
         assert report_lost_spans([_Store(3)]) == 3  # type: ignore[list-item]
         assert report_lost_spans([_Store(0, unwritten=lambda: (2, "locked"))]) == 2  # type: ignore[list-item]
         assert report_lost_spans([_Store(0), _unavailable(1)]) == 0  # type: ignore[list-item]
+        unavailable_first = [_unavailable(1), _Store(2, last_write_error="disk full")]
+        assert report_lost_spans(unavailable_first) == 2  # type: ignore[arg-type]
     assert [line[1] for line in _lines(caplog)] == [
         "3 spans were not stored (write failed)",
         "2 spans were not stored (span store: not written before exit: locked)",
+        "2 spans were not stored (span store: disk full)",
     ]
 
 
