@@ -233,6 +233,12 @@ tests_for() {
                 tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_report_exact_test.py \
                 tests/pipeline_monitor_batch_test.py tests/pipeline_reporting_event_path_test.py \
                 tests/pipeline_tracking_writer_tally_test.py ;;
+        pipeline/cli/span_losses.py)
+            # Its own in-process tests first; the others reach it through the CLI's telemetry
+            # set-up, the alerts test through subprocesses and a real Prometheus.
+            echo tests/pipeline_cli_span_losses_test.py tests/pipeline_monitor_cli_telemetry_test.py \
+                tests/pipeline_monitor_cli_observed_log_exporter_test.py \
+                tests/pipeline_cli_span_losses_alerts_test.py ;;
         pipeline/tracking/_remask.py)
             # The store's rows masked again, in-process (the writer's thread), then whole runs.
             echo tests/pipeline_tracking_remask_rows_test.py tests/pipeline_tracking_remask_test.py \
