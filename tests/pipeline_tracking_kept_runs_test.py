@@ -7,6 +7,7 @@ round, stages fired by events their upstream published while it ran on)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -468,3 +469,60 @@ def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) ->
     assert rebuilt_runs == 1
     assert len(kept["stage_attempts"]) == len(odd)
     assert kept == rebuilt
+
+
+def test_values_no_row_can_hold_lose_no_span(tmp_path: Path) -> None:
+    """Numbers past what SQLite's ``INTEGER`` holds, or not finite, in the attributes the
+    writer aggregates (a peak memory of ``inf``, a queue time of ``nan``), and an int past 64
+    bits on any span (another library's, under ``opentelemetry-instrument``): every span is
+    stored, the odd numbers read as unknown alike by the writer and a rebuild, the wide int
+    as its digits. The writer used to fail, and drop, the whole batch on one of them."""
+    db = tmp_path / "spans.db"
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db, retention=RetentionPolicy()))
+    odd: list[dict[str, Any]] = [
+        {t.STAGE_PEAK_MEMORY: math.inf, t.STAGE_QUEUE_TIME: math.nan},
+        {t.STAGE_PEAK_MEMORY: 1e300, t.STAGE_QUEUE_TIME: -math.inf, t.STAGE_CPU_TIME: 1e300},
+        {t.STAGE_PEAK_MEMORY: 2**63, t.STAGE_ATTEMPT: 2**70, "wide": -(2**70)},
+        {t.STAGE_PEAK_MEMORY: 2**63 - 1, t.STAGE_QUEUE_TIME: 0.5},
+    ]
+    try:
+        tracer = provider.get_tracer(t.SCOPE_NAME)
+        root = tracer.start_span(
+            t.run_span_name("etl"),
+            start_time=T0,
+            attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION},
+        )
+        context = trace.set_span_in_context(root)
+        for i, attributes in enumerate(odd):
+            span = tracer.start_span(
+                f"s{i}",
+                context=context,
+                start_time=T0 + i * 10**9,
+                attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_TASK_NAME: f"s{i}", **attributes},
+            )
+            span.end(T0 + (i + 1) * 10**9)
+        other = tracer.start_span("GET /", start_time=T0, attributes={"http.bytes": 2**64})
+        other.end(T0 + 1)
+        root.end(T0 + 10 * 10**9)
+    finally:
+        provider.shutdown()
+    conn = connect(db)
+    try:
+        kept, rebuilt_runs, rebuilt = kept_and_rebuilt(conn)
+        bodies = [body for (body,) in conn.execute("SELECT body FROM spans")]
+    finally:
+        conn.close()
+    assert (rebuilt_runs, len(kept["stage_attempts"]), len(bodies)) == (1, len(odd), len(odd) + 2)
+    assert kept == rebuilt
+    with SpanStore(db) as store:
+        run = store.get_run(store.search(limit=1)[0].run_id)
+    read = [stage.attempts[-1] for stage in run.stages]
+    assert [(a.peak_memory_bytes, a.queue_time, a.cpu_seconds, a.attempt) for a in read] == [
+        (None, None, None, 1),
+        (None, None, None, 1),
+        (None, None, None, 1),
+        (2**63 - 1, 0.5, None, 1),
+    ]
+    assert sum(f'"http.bytes":"{2**64}"' in body for body in bodies) == 1
+    assert sum(f'"wide":"{-(2**70)}"' in body for body in bodies) == 1

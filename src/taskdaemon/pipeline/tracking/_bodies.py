@@ -155,8 +155,28 @@ def _json_default(value: Any) -> Any:
 
 def dumps(value: Any) -> str:
     """Compact JSON text via orjson (an order of magnitude faster than the standard library
-    here: ``benchmarks/json_encoding.py``)."""
-    return orjson.dumps(value, default=_json_default).decode()
+    here: ``benchmarks/json_encoding.py``).
+
+    orjson refuses an int past 64 bits; such a value (an attribute another library's span
+    sets, under ``opentelemetry-instrument``) is written as its digits, as text
+    (:func:`_wide_ints_as_text`), rather than failing the span, and with it the writer's
+    whole batch: the spans of every run written with it."""
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except TypeError:  # a wide int, or a value nothing encodes: raised again by the retry
+        return orjson.dumps(_wide_ints_as_text(value), default=_json_default).decode()
+
+
+def _wide_ints_as_text(value: Any) -> Any:
+    """``value`` with every int orjson cannot write (past 64 bits) as its decimal text, and
+    the containers holding one copied (tuples and lists as lists, mappings as dicts)."""
+    if type(value) is int:
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, tuple | list):
+        return [_wide_ints_as_text(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: _wide_ints_as_text(item) for key, item in value.items()}
+    return value
 
 
 def body(

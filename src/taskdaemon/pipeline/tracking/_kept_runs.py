@@ -33,6 +33,7 @@ from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking._bodies import linked_span_ids, named_events
 from taskdaemon.pipeline.tracking.reconstruct import (
+    NUMBER_BOUND,
     ended_run_status,
     float_attribute,
     int_attribute,
@@ -76,6 +77,9 @@ _CPU: Final = t.STAGE_CPU_TIME
 _MEMORY: Final = t.STAGE_PEAK_MEMORY
 _UPSTREAM: Final = t.STAGE_UPSTREAM
 _PUBLISHED: Final = t.EVENT_PUBLISHED
+#: The numbers read as they are (``reconstruct.NUMBER_BOUND``).
+_LOW: Final = -NUMBER_BOUND
+_HIGH: Final = NUMBER_BOUND
 
 
 def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it read it)
@@ -94,18 +98,19 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     its own tally and its row and hands them over (a skip span or one without a stage name is
     not kept: a rebuilt run leaves those out too)."""
     # Read as a rebuild reads the stored attribute (``reconstruct``), only when it is not
-    # already what that reading gives.
+    # already what that reading gives (a number within ``_LOW`` and ``_HIGH``; not nan, whose
+    # comparisons are all false).
     attempt = a.get(_ATTEMPT)
-    if type(attempt) is not int or not attempt:
+    if type(attempt) is not int or not attempt or not _LOW <= attempt < _HIGH:
         attempt = int_attribute(attempt, 1) or 1
     memory = a.get(_MEMORY)
-    if memory is not None and type(memory) is not int:
+    if memory is not None and (type(memory) is not int or not _LOW <= memory < _HIGH):
         memory = int_attribute(memory)
     queue = a.get(_QUEUE)
-    if queue is not None and type(queue) is not float:
+    if queue is not None and (type(queue) is not float or not _LOW < queue < _HIGH):
         queue = float_attribute(queue)
     cpu = a.get(_CPU)
-    if cpu is not None and type(cpu) is not float:
+    if cpu is not None and (type(cpu) is not float or not _LOW < cpu < _HIGH):
         cpu = float_attribute(cpu)
     up = a.get(_UPSTREAM)
     if up is not None:

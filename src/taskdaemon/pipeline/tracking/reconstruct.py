@@ -34,7 +34,7 @@ it gives one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.record_fields import replace
@@ -75,26 +75,35 @@ def _seconds(ns: int | None) -> float | None:
     return None if ns is None else epoch_seconds(ns)
 
 
+#: The magnitude below which a number read from an attribute is kept: what SQLite's
+#: ``INTEGER`` holds. Past it (or not finite: ``inf``, ``nan``) no row holds the value, and
+#: the store's writer, which aggregates what it reads here, failed its whole batch on one.
+NUMBER_BOUND: Final = 2**63
+
+
 def float_attribute(value: Any) -> float | None:
     """A numeric attribute as a float (text that reads as one too); None for anything else,
-    bools included. The span store's writer reads its kept attempts with it (``_kept_runs``)."""
+    bools included, and for a number no row can hold (``NUMBER_BOUND``). The span store's writer
+    reads its kept attempts with it (``_kept_runs``)."""
     if isinstance(value, bool) or value is None:
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if -NUMBER_BOUND < number < NUMBER_BOUND else None  # False for nan
 
 
 def int_attribute(value: Any, default: int | None = None) -> int | None:
     """An integer attribute (a float's whole part, text that reads as one); ``default`` for
-    anything else, bools included."""
+    anything else, bools included, and for a number no row can hold (``NUMBER_BOUND``)."""
     if isinstance(value, bool) or value is None:
         return default
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
         return default
+    return number if -NUMBER_BOUND <= number < NUMBER_BOUND else default
 
 
 def strings_attribute(value: Any) -> tuple[str, ...]:
