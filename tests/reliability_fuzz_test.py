@@ -209,3 +209,20 @@ def test_a_span_whose_approval_timeout_is_infinite_is_drawn(home: Path, tmp_path
     path = write(tmp_path / "spans.json", spans)
     done = taskdaemon(home, "dag", "--run", RUN_ID, "--source", f"otlp-json://{path}")
     assert (0, "", True) == (done.returncode, done.stderr, done.stdout.startswith("digraph"))
+
+
+@pytest.mark.slow
+def test_an_infinite_int_attribute_skips_its_span(home: Path, tmp_path: Path) -> None:
+    """An ``intValue`` written ``1e400`` (or ``Infinity``) decodes to a float ``int()`` cannot
+    take: OverflowError, which no reader of spans caught (a traceback of every command reading
+    an OTLP-JSON file, a dump, Tempo or Jaeger). The span is now malformed, skipped and said."""
+    spans = SPANS.read_text(encoding="utf-8").replace('"intValue": "1664"', '"intValue": 1e400')
+    path = write(tmp_path / "spans.json", spans)
+    done = taskdaemon(home, "runs", "list", "--source", f"otlp-json://{path}")
+    lines = done.stderr.splitlines()
+    assert (0, 1, True) == (
+        done.returncode,
+        len(lines),
+        lines[0].startswith(f"{path}: skipped 1 malformed span") and "bad intValue inf" in lines[0],
+    )
+    assert RUN_ID in done.stdout

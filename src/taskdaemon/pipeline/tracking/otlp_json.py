@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
@@ -187,6 +188,8 @@ def decode_any_value(value: Any) -> Any:
                 return raw == "true"
             return bool(raw)
         case "intValue":
+            if isinstance(raw, float) and not math.isfinite(raw):  # int() raises OverflowError
+                raise ValueError(f"bad intValue {raw!r}")
             return int(raw)
         case "doubleValue":
             return float(raw)
