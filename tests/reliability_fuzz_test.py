@@ -17,6 +17,8 @@ import pytest
 from cli_support import TASKDAEMON, taskdaemon, write
 from fuzz_support import TARGETS, failures
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline.dump import write_dump
+from taskdaemon.pipeline.tracking.otlp_json import parse_traces
 
 #: Cases per target in the suite's slice (seeds from 0): about a second each on the CI machine.
 SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "options": 300,
@@ -226,3 +228,33 @@ def test_an_infinite_int_attribute_skips_its_span(home: Path, tmp_path: Path) ->
         lines[0].startswith(f"{path}: skipped 1 malformed span") and "bad intValue inf" in lines[0],
     )
     assert RUN_ID in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "records",
+    [
+        9223372036854775808,  # a number where the list goes
+        [{"scopeLogs": [{"logRecords": [
+            {"traceId": RUN_ID, "timeUnixNano": "1", "attributes": 1.5,
+             "body": {"stringValue": "kept"}},
+            {"traceId": RUN_ID, "timeUnixNano": 1e400, "body": {"stringValue": "untimed"},
+             "attributes": [{"key": "k", "value": {"intValue": 1e400}}]},
+            {"traceId": RUN_ID, "timeUnixNano": "3"},  # no body
+        ]}]}],
+    ],
+)  # fmt: skip
+def test_log_records_of_a_dump_in_odd_shapes_are_skipped(
+    home: Path, tmp_path: Path, records: object
+) -> None:
+    """``logs RUN --source dump://`` of a dump whose ``logs.otlp.json`` held a number where a
+    list goes, a record without a body, an attribute or a time of ``1e400``: a TypeError,
+    ValueError or OverflowError traceback. What cannot be read is now left out."""
+    spans = parse_traces(json.loads(SPANS.read_text(encoding="utf-8")))
+    logs = {"resourceLogs": records}
+    path = write_dump(tmp_path / "odd.tar.gz", RUN_ID, spans, logs=logs)
+    done = taskdaemon(home, "logs", RUN_ID, "--source", f"dump://{path}")
+    kept = [] if isinstance(records, int) else ["untimed", "kept"]
+    said = f"taskdaemon logs: no records in run {RUN_ID}\n" if isinstance(records, int) else ""
+    shown = [line.split()[-1] for line in done.stdout.splitlines()]
+    assert (0, said, kept) == (done.returncode, done.stderr, shown), done.stdout

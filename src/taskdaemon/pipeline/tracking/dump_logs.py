@@ -3,7 +3,8 @@
 The inverse of :func:`~.log_read.encode_logs` (the collector file exporter's OTLP JSON), for
 tools that read a dump as they read the store: ``replay RUN --step --source dump://...`` shows
 a stage's records. The archive is read with :func:`~.dump_source.read_dump_members`' bounds; a
-record that is not an object, or a body that is not a string, is skipped, never an error. A
+record that is not an object, or whose body cannot be read, is skipped, an attribute that cannot
+be read is left out, and a list of another type holds nothing: never an error. A
 member the manifest lists (with its sha256, as ``dump.py`` always writes it) must be there and
 match: a dump that lost its log records, or had them changed, is one error line rather than a
 run that seems to have logged nothing.
@@ -11,6 +12,7 @@ run that seems to have logged nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -27,22 +29,35 @@ _MEMBER = "logs.otlp.json"
 _IDS = {"run_id", "pipeline", "stage", "instance", "attempt"}
 
 
+#: What ``int()`` and ``decode_any_value`` raise for a value they cannot read (``inf``, say).
+_UNREADABLE = (ValueError, TypeError, AttributeError, OverflowError)
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except _UNREADABLE:
         return None
+
+
+def _items(value: Any) -> list[Any]:
+    """``value`` when it is a list, else no item (a number or an object where a list goes)."""
+    return value if isinstance(value, list) else []
 
 
 def _record(raw: Any, scope: str) -> StoredLog | None:
     if not isinstance(raw, dict):
         return None
     attributes: dict[str, Any] = {}
-    for item in raw.get("attributes") or ():
+    for item in _items(raw.get("attributes")):
         if isinstance(item, dict) and isinstance(item.get("key"), str):
-            attributes[item["key"]] = decode_any_value(item.get("value"))
+            with contextlib.suppress(*_UNREADABLE):
+                attributes[item["key"]] = decode_any_value(item.get("value"))
     ids = {name: attributes.pop(f"taskdaemon.{name}", None) for name in _IDS}
-    body = decode_any_value(raw.get("body"))
+    try:
+        body = decode_any_value(raw.get("body"))
+    except _UNREADABLE:
+        return None
     return StoredLog(
         id=0,
         run_id=str(raw.get("traceId") or ids["run_id"] or ""),
@@ -65,15 +80,15 @@ def decode_logs(body: Any) -> list[StoredLog]:
     rows: list[StoredLog] = []
     if not isinstance(body, dict):
         return rows
-    for resource in body.get("resourceLogs") or ():
+    for resource in _items(body.get("resourceLogs")):
         if not isinstance(resource, dict):
             continue
-        for scope_logs in resource.get("scopeLogs") or ():
+        for scope_logs in _items(resource.get("scopeLogs")):
             if not isinstance(scope_logs, dict):
                 continue
             scope = scope_logs.get("scope")
             name = scope.get("name") if isinstance(scope, dict) else None
-            for raw in scope_logs.get("logRecords") or ():
+            for raw in _items(scope_logs.get("logRecords")):
                 row = _record(raw, name if isinstance(name, str) else "")
                 if row is not None:
                     rows.append(row)
