@@ -258,3 +258,29 @@ def test_log_records_of_a_dump_in_odd_shapes_are_skipped(
     said = f"taskdaemon logs: no records in run {RUN_ID}\n" if isinstance(records, int) else ""
     shown = [line.split()[-1] for line in done.stdout.splitlines()]
     assert (0, said, kept) == (done.returncode, done.stderr, shown), done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("argv", "code", "line"),
+    [
+        (("runs", "list", "--limit=--"), 2,
+         "runs list: error: argument --limit: not a whole number: '--'"),
+        (("runs", "show", RUN_ID, "--source=--"), 2,
+         "runs show: error: argument --source: no scheme"),
+        (("cancel", "1", "--home=--"), 3,
+         "cancel: no run '1' is served here (no socket under --/control)"),
+    ],
+)  # fmt: skip
+def test_an_option_whose_value_is_two_dashes_reads_it(
+    home: Path, argv: tuple[str, ...], code: int, line: str
+) -> None:
+    """Python 3.11's argparse took ``--`` in ``--limit=--`` for the end of the options and gave
+    the command an empty list as the value: a TypeError traceback at its first use."""
+    done = taskdaemon(home, *argv)
+    output = (done.stdout + done.stderr).splitlines()
+    assert (code, 1, True) == (
+        done.returncode,
+        len(output),
+        output[0].startswith(f"taskdaemon {line}"),
+    ), output

@@ -144,6 +144,16 @@ class _Parser(argparse.ArgumentParser):
             message += " (a value starting with '-' goes after '=': --option=-value)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        """An option's value of ``--`` (``--home=--``) is the text ``--``: Python 3.11's
+        argparse dropped it as the end of the options, and handed the command an empty list
+        for the value (a TypeError traceback at its first use)."""
+        if action.option_strings and arg_strings == ["--"] and action.nargs in (None, "?"):
+            value = self._get_value(action, "--")
+            self._check_value(action, value)
+            return value
+        return super()._get_values(action, arg_strings)
+
     def _get_formatter(self) -> argparse.HelpFormatter:
         formatter: argparse.HelpFormatter = self.formatter_class(
             prog=self.prog,
