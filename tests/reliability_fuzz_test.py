@@ -214,19 +214,29 @@ def test_a_span_whose_approval_timeout_is_infinite_is_drawn(home: Path, tmp_path
 
 
 @pytest.mark.slow
-def test_an_infinite_int_attribute_skips_its_span(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ('"intValue": 1e400', "bad intValue 'inf'"),
+        ('"doubleValue": 1' + "0" * 400, "bad doubleValue '1000"),
+    ],
+)
+def test_an_attribute_out_of_float_range_skips_its_span(
+    home: Path, tmp_path: Path, value: str, said: str
+) -> None:
     """An ``intValue`` written ``1e400`` (or ``Infinity``) decodes to a float ``int()`` cannot
-    take: OverflowError, which no reader of spans caught (a traceback of every command reading
-    an OTLP-JSON file, a dump, Tempo or Jaeger). The span is now malformed, skipped and said."""
-    spans = SPANS.read_text(encoding="utf-8").replace('"intValue": "1664"', '"intValue": 1e400')
+    take, a ``doubleValue`` of 401 digits to an int ``float()`` cannot: OverflowError, which no
+    reader of spans caught (a traceback of every command reading an OTLP-JSON file, a dump,
+    Tempo or Jaeger). The span is now malformed, skipped and said."""
+    spans = SPANS.read_text(encoding="utf-8").replace('"intValue": "1664"', value)
     path = write(tmp_path / "spans.json", spans)
     done = taskdaemon(home, "runs", "list", "--source", f"otlp-json://{path}")
     lines = done.stderr.splitlines()
     assert (0, 1, True) == (
         done.returncode,
         len(lines),
-        lines[0].startswith(f"{path}: skipped 1 malformed span") and "bad intValue inf" in lines[0],
-    )
+        lines[0].startswith(f"{path}: skipped 1 malformed span") and said in lines[0],
+    ), lines
     assert RUN_ID in done.stdout
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
@@ -180,6 +179,13 @@ def decode_any_value(value: Any) -> Any:
     if not value:
         return None
     key, raw = next(iter(value.items()))
+    try:
+        return _any_value(key, raw)
+    except OverflowError:  # int() of 1e400, float() of a 400-digit integer
+        raise ValueError(f"bad {key} {quote(str(raw))}") from None
+
+
+def _any_value(key: Any, raw: Any) -> Any:
     match key:
         case "stringValue":
             return str(raw)
@@ -188,8 +194,6 @@ def decode_any_value(value: Any) -> Any:
                 return raw == "true"
             return bool(raw)
         case "intValue":
-            if isinstance(raw, float) and not math.isfinite(raw):  # int() raises OverflowError
-                raise ValueError(f"bad intValue {raw!r}")
             return int(raw)
         case "doubleValue":
             return float(raw)
