@@ -294,3 +294,22 @@ def test_an_option_whose_value_is_two_dashes_reads_it(
         len(output),
         output[0].startswith(f"taskdaemon {line}"),
     ), output
+
+
+@pytest.mark.slow
+def test_delete_takes_a_breakpoint_number_of_ascii_digits(home: Path) -> None:
+    """The prompt's ``delete`` read its number with ``int()``: ``delete ３`` (a full-width
+    digit) or ``delete 0_1`` deleted breakpoint #1 (docs: ascii_number's rule)."""
+    stage = '{name: a, command: "true", triggers: [{manual: {approval_required: false}}]}'
+    path = write(home / "one.yaml", f"name: one\nstages:\n  - {stage}\n")
+    commands = "delete １\ndelete 0_1\ndelete #1\nquit\n"
+    done = taskdaemon(home, "debug", str(path), "--break", "a", "-q", cwd=home, stdin=commands)
+    said = [line for line in done.stdout.splitlines() if "delete" in line or "error" in line]
+    assert [
+        "(taskdaemon) delete １",
+        "error: not a breakpoint number: '１'",
+        "(taskdaemon) delete 0_1",
+        "error: not a breakpoint number: '0_1'",
+        "(taskdaemon) delete #1",
+        "deleted 1 breakpoint",
+    ] == said, done.stdout

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt, LinesAbove
 from taskdaemon.pipeline.ellipsis import quote
@@ -264,10 +265,10 @@ class DebugPrompt(CommandPrompt):
     def _do_delete(self, args: Sequence[str]) -> None:
         request: dict[str, Any] = {"action": "delete"}
         if args:
-            try:
-                request["id"] = int(args[0].lstrip("#"))
-            except ValueError:
-                raise PipelineError(f"not a breakpoint number: {quote(args[0])}") from None
+            number = args[0].removeprefix("#")
+            if not ascii_digits(number) or len(number) > 9:  # int() reads ３, 1_0 and " 1"
+                raise PipelineError(f"not a breakpoint number: {quote(args[0])}")
+            request["id"] = int(number)
         answer = self._call(request)
         self._print(f"deleted {counted(answer['deleted'], 'breakpoint')}")
 
