@@ -10,6 +10,7 @@ sequence Python keeps stable), the seeds are fixed, and no case depends on time.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -313,3 +314,31 @@ def test_delete_takes_a_breakpoint_number_of_ascii_digits(home: Path) -> None:
         "(taskdaemon) delete #1",
         "deleted 1 breakpoint",
     ] == said, done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["otlp-json", "dump"])
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_span_source_that_is_no_regular_file_is_refused(
+    home: Path, tmp_path: Path, scheme: str, kind: str
+) -> None:
+    """``runs list --source otlp-json:///dev/zero`` read one endless line, growing until memory
+    ran out, and a fifo (``dump://`` too) waited for ever for data that never came: neither is
+    a file of spans, and each is now one line, exit 1."""
+    path = Path("/dev/zero")
+    if kind == "fifo":
+        path = tmp_path / "spans"
+        os.mkfifo(path)
+        writer = os.open(path, os.O_RDWR | os.O_NONBLOCK)  # a writer that never writes
+    try:
+        limited = ("prlimit", f"--as={1024**3}", TASKDAEMON)  # a regression runs out at 1 GiB
+        source = f"{scheme}://{path}"
+        done = taskdaemon(home, "runs", "list", "--source", source, launcher=limited, timeout=30)
+    finally:
+        if kind == "fifo":
+            os.close(writer)
+    refusal = "not a regular file or a directory" if scheme == "otlp-json" else "not a regular file"
+    assert (1, [f"taskdaemon runs list: {path}: {refusal}"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )

@@ -55,6 +55,8 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
     SpanSourceError (one line) when it is not a readable taskdaemon dump."""
     found: dict[str, bytes] = {}
     total = 0
+    if path.exists() and not path.is_file():  # opening a fifo waits for a writer
+        raise SpanSourceError(f"{path}: not a regular file")
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for count, member in enumerate(archive, 1):

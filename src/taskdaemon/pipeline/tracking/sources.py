@@ -91,14 +91,17 @@ class SpanSource(Protocol):
 
 class OtlpJsonSource:
     """OTLP JSON lines (one ``{"resourceSpans": …}`` object per line, as the collector's file
-    exporter writes them), from one file or every non-hidden file of a directory. A file holding
-    one (pretty-printed) JSON document is read too. Files are re-read on every query, so a file
+    exporter writes them), from one regular file or every non-hidden one of a directory (a fifo
+    or a device, ``/dev/zero``, is refused: reading it may never end). A file holding one
+    (pretty-printed) JSON document is read too. Files are re-read on every query, so a file
     still being appended to is seen as it grows."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise SpanSourceError(f"{self.path}: no such file or directory")
+        if not (self.path.is_file() or self.path.is_dir()):  # a read of it might never end
+            raise SpanSourceError(f"{self.path}: not a regular file or a directory")
 
     def _files(self) -> list[Path]:
         if self.path.is_dir():
