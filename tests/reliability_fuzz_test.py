@@ -342,3 +342,15 @@ def test_a_span_source_that_is_no_regular_file_is_refused(
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", ["1" + "0" * 20, "1000001", "0"])
+def test_a_report_limit_past_the_bound_is_a_usage_error(home: Path, limit: str) -> None:
+    """``report --limit`` of 21 digits reached SQLite, which cannot hold it: an OverflowError
+    traceback. It is now bounded as ``runs list --limit`` is."""
+    done = taskdaemon(home, "report", f"--limit={limit}")
+    assert (2, ["taskdaemon report: --limit must be 1 to 1000000"]) == (
+        done.returncode,
+        (done.stdout + done.stderr).splitlines(),
+    )

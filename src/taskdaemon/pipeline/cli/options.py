@@ -19,6 +19,7 @@ from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_sch
 
 __all__ = [
     "INTERVAL_RANGE",
+    "MAX_LIST",
     "WHEN_FORMAT",
     "add_input_options",
     "add_interval_option",
@@ -36,6 +37,10 @@ __all__ = [
     "table_width",
     "whole_number",
 ]
+
+#: The largest ``--limit`` of ``runs list`` and ``report``: far past any history read from a
+#: terminal, and within SQLite's integers (a larger one was an OverflowError of the store).
+MAX_LIST = 1_000_000
 
 #: How ``--since``, ``--until`` (``runs list``, ``report``) are written (``durations.parse_when``).
 WHEN_FORMAT = (

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import (
+    MAX_LIST,
     WHEN_FORMAT,
     add_pipeline_filter,
     add_source_option,
@@ -105,8 +106,8 @@ def run_report(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
-    if args.limit < 1:
-        return _fail(2, f"--limit must be at least 1, not {args.limit}")
+    if not 1 <= args.limit <= MAX_LIST:
+        return _fail(2, f"--limit must be 1 to {MAX_LIST}")
     now = time.time()
     try:
         since = parse_when(args.since, clock=lambda: now)

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import (
+    MAX_LIST,
     WHEN_FORMAT,
     add_pipeline_filter,
     add_source_option,
@@ -34,8 +35,6 @@ from taskdaemon.pipeline.tracking import open_source
 __all__ = ["register"]
 
 STATUSES = RUN_RECORD_STATUSES
-#: The largest --limit: far past any history listed in a terminal, and within SQLite's integers.
-MAX_LIST = 1_000_000
 
 
 def register(subparsers: Any) -> None:
