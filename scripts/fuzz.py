@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Fuzz taskdaemon's readers of untrusted input for as long as you give it
-(docs/input-limits.md, "Fuzzing"; the targets and the oracle are tests/fuzz_support.py's).
+(docs/input-limits.md, "Fuzzing"; the targets and the oracle are
+tests/fuzz_support.py's and tests/fuzz_targets_support.py's).
 
 Usage: scripts/fuzz.py [--minutes 20] [--targets yaml,json,...] [--first-seed 0]
                        [--out /tmp/taskdaemon-fuzz] [--case-seconds 10] [--memory-mib 2048]
@@ -12,6 +13,7 @@ target goes on from the next seed. Each distinct finding (target, exception, inn
 of taskdaemon) is written once to the output folder as ``<target>-<seed>.txt``, the case
 itself beside it for a pipeline file, with what ``taskdaemon validate --no-resolve`` answers
 to that file. A case is a function of its seed: ``fuzz_support.case(TARGETS[name](), seed)``
+(``fuzz_targets_support.TARGETS``)
 makes it again. Not part of CI: ``tests/reliability_fuzz_test.py`` runs a fixed slice.
 """
 
@@ -40,6 +42,7 @@ class CaseTimeoutError(BaseException):
 
 
 def _where(error: BaseException) -> str:
+    error = error.__cause__ or error  # a target's own error says what it caught
     frames = traceback.extract_tb(error.__traceback__)
     ours = [frame for frame in frames if "/taskdaemon/" in frame.filename] or frames
     if not ours:
@@ -51,8 +54,9 @@ def child(name: str, first: int, case_seconds: float) -> None:
     """Run ``name``'s cases from seed ``first`` on; one JSON line per seed started and per
     finding, on stdout."""
     import fuzz_support  # noqa: PLC0415 - after sys.path holds the checkout
+    from fuzz_targets_support import TARGETS  # noqa: PLC0415
 
-    target = fuzz_support.TARGETS[name]()
+    target = TARGETS[name]()
 
     def alarm(*_: object) -> None:
         raise CaseTimeoutError
@@ -195,18 +199,18 @@ def main() -> None:
         name, first, seconds = sys.argv[2:5]
         child(name, int(first), float(seconds))
         return
-    import fuzz_support  # noqa: PLC0415
+    from fuzz_targets_support import TARGETS  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--targets", default=",".join(fuzz_support.TARGETS))
+    parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir(), "taskdaemon-fuzz"))
     parser.add_argument("--case-seconds", type=float, default=10.0)
     parser.add_argument("--memory-mib", type=int, default=2048)
     args = parser.parse_args()
     args.targets = args.targets.split(",")
-    unknown = sorted(set(args.targets) - set(fuzz_support.TARGETS))
+    unknown = sorted(set(args.targets) - set(TARGETS))
     if unknown:
         parser.error(f"no such target: {', '.join(unknown)}")
     args.out.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import contextlib
 import json
 import random
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -653,16 +653,3 @@ TARGETS: dict[str, Callable[[], Target]] = {
 def case(target: Target, seed: int) -> Any:
     """The case of ``seed``: the same on every machine and Python of this project."""
     return target.make(random.Random(seed))
-
-
-def failures(name: str, seeds: Iterable[int]) -> Iterator[tuple[int, Any, BaseException]]:
-    """``(seed, case, error)`` for each case of ``seeds`` on which the target breaks the oracle."""
-    target = TARGETS[name]()
-    for seed in seeds:
-        made = case(target, seed)
-        try:
-            target.run(made)
-        except target.allowed:
-            continue
-        except Exception as error:  # the oracle: anything else is a finding
-            yield seed, made, error

@@ -16,21 +16,25 @@ from pathlib import Path
 import pytest
 
 from cli_support import TASKDAEMON, taskdaemon, write
-from fuzz_support import TARGETS, failures
+from fuzz_targets_support import TARGETS, failures
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.dump import write_dump
 from taskdaemon.pipeline.tracking.otlp_json import parse_traces
 
 #: Cases per target in the suite's slice (seeds from 0): about a second each on the CI machine.
 SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "options": 300,
-         "settings": 300, "otlp": 60, "row": 200, "http": 100}  # fmt: skip
+         "settings": 300, "otlp": 60, "row": 200, "http": 100, "dump": 30, "tempo": 150,
+         "jaeger": 150, "prompt": 150, "control": 300, "argv": 150}  # fmt: skip
 #: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
 #: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
 #: 102323 a key of 20,000 ``[``, 115311 a timeout of 5,000 nines, 112857 redact patterns nested
-#: 2,000 deep, 383126 a stored approval timeout of inf.
+#: 2,000 deep, 383126 a stored approval timeout of inf; dump 101005 a number where a dump's log
+#: records go, jaeger 101281 a ``doubleValue`` of 401 digits, argv 326 ``--home=--`` and 101680
+#: ``report --limit`` of 400 nines.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
-         "otlp": (1583, 1841), "row": (383126,)}  # fmt: skip
+         "otlp": (1583, 1841), "row": (383126,), "dump": (101005,), "jaeger": (101281,),
+         "argv": (326, 101680)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
