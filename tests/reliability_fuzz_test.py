@@ -358,3 +358,19 @@ def test_a_report_limit_past_the_bound_is_a_usage_error(home: Path, limit: str) 
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("host", ["127..1", "a" * 64])
+def test_a_remote_source_whose_host_has_a_bad_label_is_a_usage_error(home: Path, host: str) -> None:
+    """A host name with an empty label, or one of over 63 characters, passed every check of
+    the URL and failed in the resolver's IDNA encoding: a UnicodeError traceback at the first
+    query of ``runs list --source tempo+http://127..1:9``."""
+    for scheme in ("tempo+http", "jaeger+http"):
+        done = taskdaemon(home, "runs", "list", "--source", f"{scheme}://{host}:9")
+        refusal = f"bad span source URL '{scheme}://{host}:9': a host name's labels are 1 to 63"
+        assert (2, 1, True) == (
+            done.returncode,
+            len(done.stderr.splitlines()),
+            done.stderr.startswith(f"taskdaemon runs list: {refusal} characters"),
+        ), done.stderr

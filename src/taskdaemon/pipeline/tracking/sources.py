@@ -261,6 +261,13 @@ def open_source(
             raise SpanSourceURLError(f"bad span source URL {display_url(url)!r}: {exc}") from None
         if not hostname:
             raise SpanSourceURLError(f"bad span source URL {display_url(url)!r}: no host")
+        try:  # as the resolver will: a UnicodeError at the first query was a traceback
+            hostname.encode("idna")
+        except UnicodeError:
+            raise SpanSourceURLError(
+                f"bad span source URL {display_url(url)!r}: a host name's labels are 1 to 63 "
+                "characters"
+            ) from None
         from taskdaemon.pipeline.tracking.http_sources import (  # noqa: PLC0415 - remote only
             JaegerSource,
             TempoSource,
