@@ -374,3 +374,21 @@ def test_a_remote_source_whose_host_has_a_bad_label_is_a_usage_error(home: Path,
             len(done.stderr.splitlines()),
             done.stderr.startswith(f"taskdaemon runs list: {refusal} characters"),
         ), done.stderr
+
+
+@pytest.mark.slow
+def test_stepping_through_a_run_with_an_event_before_every_span(home: Path, tmp_path: Path) -> None:
+    """``replay --step`` of a run one of whose span events is timed before any span began (a
+    clock that stepped back; a dump's event time of 1) started at that event, when no span
+    had begun, and rebuilt the run from no span at all: a ValueError traceback. The walk now
+    shows the run as its first span found it."""
+    first = '"timeUnixNano": "1796066447814370155"'
+    spans = SPANS.read_text(encoding="utf-8").replace(first, '"timeUnixNano": "1"', 1)
+    path = write(tmp_path / "spans.json", spans)
+    source = f"otlp-json://{path}"
+    done = taskdaemon(home, "replay", RUN_ID, "--step", "--source", source, stdin="where\n")
+    assert (0, "", True) == (
+        done.returncode,
+        done.stderr,
+        "[1/26] +-1796066447.812s  trigger on run start of plan holds" in done.stdout,
+    ), done.stdout

@@ -96,7 +96,10 @@ class RecordedWalk:
         """The run as it stood at the current event (computed once per event)."""
         state = self._states.get(self.index)
         if state is None:
-            state = reconstruct_run(spans_at(self.spans, self.event.time_ns))
+            # An event recorded before any span began (a clock stepped back, a time of 0)
+            # shows the run as its first span found it: before that there was no run at all.
+            first = min(span.start_ns for span in self.spans)
+            state = reconstruct_run(spans_at(self.spans, max(self.event.time_ns, first)))
             self._states[self.index] = state
         return state
 
