@@ -17,6 +17,7 @@ import pytest
 
 from cli_support import TASKDAEMON, taskdaemon, write
 from fuzz_targets_support import TARGETS, failures
+from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.dump import write_dump
 from taskdaemon.pipeline.tracking.otlp_json import parse_traces
@@ -392,3 +393,23 @@ def test_stepping_through_a_run_with_an_event_before_every_span(home: Path, tmp_
         done.stderr,
         "[1/26] +-1796066447.812s  trigger on run start of plan holds" in done.stdout,
     ), done.stdout
+
+
+@pytest.mark.slow
+def test_a_tempo_search_result_starting_at_infinity_is_still_read(home: Path) -> None:
+    """A Tempo search answer whose ``startTimeUnixNano`` read ``1e400`` (JSON's largest float
+    is inf) ended ``runs list`` in an OverflowError traceback while the results were put in
+    order; the result now sorts as one without a start, and its run is read."""
+    fixtures = Path(__file__).parent / "fixtures" / "tempo"
+    search = (fixtures / "api_search_traceql_response.json").read_text(encoding="utf-8")
+    search = search.replace(
+        '"startTimeUnixNano":"1694718625557000000"', '"startTimeUnixNano":1e400', 1
+    )
+    trace_id = "5b8efff798038103d269b633813fc700"
+    with serve(Backend()) as backend:
+        backend.route("/api/search", search.encode())
+        trace = (fixtures / "api_v2_traces_response.json").read_bytes()
+        backend.route(f"/api/v2/traces/{trace_id}", trace)
+        source = f"tempo+{backend.url}"
+        done = taskdaemon(home, "runs", "list", "--since", "36500d", "--source", source)
+    assert (0, "", True) == (done.returncode, done.stderr, trace_id in done.stdout), done.stdout

@@ -363,13 +363,13 @@ class TempoSource(_HttpSource):
 
 
 def _start_of(found: Any) -> int:
-    """A Tempo search result's ``startTimeUnixNano`` (0 when missing or not a number, or when
-    the result is not an object: its ``traceID`` look-up then skips it)."""
+    """A Tempo search result's ``startTimeUnixNano`` (0 when missing or not a number, infinite
+    included, or when the result is not an object: its ``traceID`` look-up then skips it)."""
     if not isinstance(found, dict):
         return 0
     try:
         return int(found.get("startTimeUnixNano") or 0)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
