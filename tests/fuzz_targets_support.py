@@ -7,7 +7,7 @@ The commands run in-process (``cli.main``) with their output captured, in a temp
 working directory: the oracle is that nothing escapes ``main`` but ``SystemExit`` and that no
 traceback is written. Every path a case names lies in its own temporary directory (the
 campaign runs as whoever runs it, root included): a directory, a fifo with a writer that never
-writes, and links to ``/dev/zero`` and ``/dev/null``.
+writes, links to ``/dev/zero`` and ``/dev/null``, and a real dump whose run the commands read.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def _get(value: Any, path: tuple[Any, ...]) -> Any:
 def mutated_json(rng: random.Random, text: str) -> str:
     """A JSON text changed as a document (:func:`reshape`) or as text (``mutate``)."""
     if rng.random() < 0.6:
-        with contextlib.suppress(ValueError):  # a text mutated before
+        with contextlib.suppress(ValueError, RecursionError):  # a text mutated before
             return json.dumps(reshape(rng, json.loads(text)))
     return mutate(rng, text, 3)
 
@@ -130,7 +130,8 @@ def mutated_json(rng: random.Random, text: str) -> str:
 @contextlib.contextmanager
 def _scratch() -> Iterator[Path]:
     """A temporary folder made the working directory and ``TASKDAEMON_HOME`` (``home``), with
-    ``dir``, ``fifo`` (held open for writing, never written), ``zero`` and ``null`` in it."""
+    ``dir``, ``fifo`` (held open for writing, never written), ``zero``, ``null`` and a real dump,
+    ``run.tar.gz``, in it."""
     saved_cwd, saved_home = os.getcwd(), os.environ.get("TASKDAEMON_HOME")
     with tempfile.TemporaryDirectory(prefix="td-fz-", dir="/tmp") as folder:
         root = Path(folder)
@@ -140,6 +141,7 @@ def _scratch() -> Iterator[Path]:
         writer = os.open(root / "fifo", os.O_RDWR | os.O_NONBLOCK)
         (root / "zero").symlink_to("/dev/zero")
         (root / "null").symlink_to("/dev/null")
+        (root / "run.tar.gz").write_bytes(_archive(_dump_members()))  # a run to read
         os.chdir(root)
         os.environ["TASKDAEMON_HOME"] = str(root / "home")
         try:
@@ -483,6 +485,7 @@ VALUES = ("0", "-1", "1", "5", "nan", "NaN", "inf", "-inf", "1e400", "9" * 400, 
           "0x10", "1_000", "²", "٣", "", " ", "-", "--", "=", "a=b", "k=", "=v", "x" * 5000,
           "\u202e", "\x00", "\x1b[31m", "ﬁ", "dir", "fifo", "zero", "null", "missing.yaml",
           "dir/", "../", "sqlite://zero", "otlp-json://fifo", "dump://dir", "dump://zero",
+          "dump://run.tar.gz", "dump://run.tar.gz", "dump://run.tar.gz", "run.tar.gz",
           "tempo+http://127.0.0.1:9", "jaeger+http://[::1", "file:///etc/passwd",
           "feature-delivery", "1h", "30d", "2025-01-31T12:00", "9999-12-31T23:59", "json", "text",
           "dot", "svg", "mermaid", "a", "b#1", RUN_ID, RUN_ID[:4], "0" * 32, "a,b", "DEBUG",
