@@ -414,3 +414,33 @@ def test_a_tempo_search_result_starting_at_infinity_is_still_read(home: Path) ->
         source = f"tempo+{backend.url}"
         done = taskdaemon(home, "runs", "list", "--since", "36500d", "--source", source)
     assert (0, "", True) == (done.returncode, done.stderr, trace_id in done.stdout), done.stdout
+
+
+@pytest.mark.slow
+def test_a_stage_measured_as_infinite_shows_no_measure(home: Path, tmp_path: Path) -> None:
+    """A stage span whose queue time read ``Infinity`` (a dump's, a file's) was taken as
+    measured: ``runs show`` could not format it (an OverflowError traceback), and ``--json``
+    wrote ``Infinity``, which is no JSON. A time that is not finite is now no measure."""
+    body = json.loads(SPANS.read_text(encoding="utf-8"))
+    for resource in body["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                if span["name"] != "plan":
+                    continue
+                queued = {"doubleValue": float("inf")}
+                span["attributes"].append({"key": "taskdaemon.stage.queue_time_s", "value": queued})
+    path = write(tmp_path / "spans.json", json.dumps(body))
+    shown = taskdaemon(home, "runs", "show", RUN_ID, "--source", f"otlp-json://{path}")
+    as_json = taskdaemon(home, "runs", "show", "--json", RUN_ID, "--source", f"otlp-json://{path}")
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    record = json.loads(as_json.stdout, parse_constant=refuse)
+    plan = next(stage for stage in record["stages"] if stage["name"] == "plan")
+    assert (0, "", 0, None) == (
+        shown.returncode,
+        shown.stderr,
+        as_json.returncode,
+        plan["attempts"][0]["queue_time"],
+    )
