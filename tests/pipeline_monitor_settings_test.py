@@ -110,6 +110,18 @@ def test_an_otlp_endpoint_turns_trace_export_on(monkeypatch: pytest.MonkeyPatch)
     assert expected == load_settings().traces_exporters
 
 
+@pytest.mark.parametrize(
+    "endpoint", ["http://[::1]:4317", "https://collector.example:443/otlp", "http://collector:0"]
+)
+def test_an_endpoint_of_any_valid_host_and_port_is_kept(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    """The endpoint checks refuse only what no exporter could reach: an IPv6 address, a
+    path and port 0 are kept as given."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
+    assert endpoint == load_settings().otel_exporter_otlp_traces_endpoint
+
+
 def test_explicit_none_wins_over_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     """OTEL_TRACES_EXPORTER=none keeps export off even with an endpoint set."""
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
@@ -150,6 +162,11 @@ def test_service_name_comes_from_resource_attributes(monkeypatch: pytest.MonkeyP
         ("OTEL_METRICS_EXPORTER", "statsd", "unknown exporter 'statsd'"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "not supported by the Python SDK"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "http:// or https:// URL"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127..1:4318", "labels are 1 to 63 characters"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://x:43l7", "port is not a number from 0"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:65536/", "port is not a number from 0"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1:4317", "invalid ipv6 url"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317", "has no host"),
         ("OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"),
     ],
 )

@@ -119,6 +119,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
@@ -503,9 +504,29 @@ def _protocol(value: Any) -> str:
 
 
 def _endpoint(value: Any) -> str:
+    """An OTLP endpoint: an http or https URL whose port is a number and whose host the
+    resolver can encode. Checked at start: the exporters only log a failed export, so a
+    typo'd ``http://127..1:4318`` or ``:43l7`` lost every span exported while the run
+    succeeded."""
     text = _text(value)
     if not re.match(r"^https?://[^/\s]+", text.strip()):
         raise ValueError(f"must be an http:// or https:// URL, not {quote(text)}")
+    try:
+        parts = urlsplit(text.strip())
+    except ValueError as exc:  # an IPv6 address's bracket left open
+        raise ValueError(f"{str(exc).lower()}, in {quote(text)}") from None
+    try:
+        parts.port  # noqa: B018 - the property is the check
+    except ValueError:
+        raise ValueError(f"its port is not a number from 0 to 65535, in {quote(text)}") from None
+    try:
+        (parts.hostname or "").encode("idna")  # as the resolver will
+    except UnicodeError:
+        raise ValueError(
+            f"its host name's labels are 1 to 63 characters, in {quote(text)}"
+        ) from None
+    if not parts.hostname:
+        raise ValueError(f"has no host, in {quote(text)}")
     return text.strip()
 
 
