@@ -429,19 +429,14 @@ def test_a_runs_name_status_and_times_from_its_run_span() -> None:
     assert (run.status, run.start_ns, run.duration_ns, run.path) == ("success", 0, 0, [])
 
 
-def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) -> None:
-    """Values of other types than the engine writes (a float attempt, text for a number, a
-    string for the upstream list) reach the writer's rows as a rebuild reads them."""
-    db = tmp_path / "spans.db"
+def _write_run_of_stages(
+    db: Path, stages: list[dict[str, Any]], other: dict[str, Any] | None = None
+) -> None:
+    """One ended run of ``etl`` into the store ``db``: a stage span ``s<i>`` with each of
+    ``stages``' attributes, one after the other; with ``other``, a span of another trace
+    (another library's) with those attributes."""
     provider = TracerProvider(resource=RESOURCE)
     provider.add_span_processor(SqliteSpanProcessor(db, retention=RetentionPolicy()))
-    odd: list[dict[str, Any]] = [
-        {t.STAGE_ATTEMPT: 2.0, t.STAGE_PEAK_MEMORY: 5.5, t.STAGE_QUEUE_TIME: 3},
-        {t.STAGE_ATTEMPT: "3", t.STAGE_PEAK_MEMORY: "x", t.STAGE_CPU_TIME: 2},
-        {t.STAGE_ATTEMPT: True, t.STAGE_PEAK_MEMORY: 2**60 + 1, t.STAGE_QUEUE_TIME: "x"},
-        {t.STAGE_ATTEMPT: 0, t.STAGE_CPU_TIME: True, t.STAGE_UPSTREAM: "s0"},
-        {t.STAGE_UPSTREAM: (1, 2), t.STAGE_QUEUE_TIME: False},
-    ]
     try:
         tracer = provider.get_tracer(t.SCOPE_NAME)
         root = tracer.start_span(
@@ -450,7 +445,7 @@ def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) ->
             attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION},
         )
         context = trace.set_span_in_context(root)
-        for i, attributes in enumerate(odd):
+        for i, attributes in enumerate(stages):
             span = tracer.start_span(
                 f"s{i}",
                 context=context,
@@ -458,9 +453,25 @@ def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) ->
                 attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_TASK_NAME: f"s{i}", **attributes},
             )
             span.end(T0 + (i + 1) * 10**9)
+        if other is not None:
+            tracer.start_span("GET /", start_time=T0, attributes=other).end(T0 + 1)
         root.end(T0 + 10 * 10**9)
     finally:
         provider.shutdown()
+
+
+def test_attributes_of_other_types_give_the_rows_of_a_rebuild(tmp_path: Path) -> None:
+    """Values of other types than the engine writes (a float attempt, text for a number, a
+    string for the upstream list) reach the writer's rows as a rebuild reads them."""
+    db = tmp_path / "spans.db"
+    odd: list[dict[str, Any]] = [
+        {t.STAGE_ATTEMPT: 2.0, t.STAGE_PEAK_MEMORY: 5.5, t.STAGE_QUEUE_TIME: 3},
+        {t.STAGE_ATTEMPT: "3", t.STAGE_PEAK_MEMORY: "x", t.STAGE_CPU_TIME: 2},
+        {t.STAGE_ATTEMPT: True, t.STAGE_PEAK_MEMORY: 2**60 + 1, t.STAGE_QUEUE_TIME: "x"},
+        {t.STAGE_ATTEMPT: 0, t.STAGE_CPU_TIME: True, t.STAGE_UPSTREAM: "s0"},
+        {t.STAGE_UPSTREAM: (1, 2), t.STAGE_QUEUE_TIME: False},
+    ]
+    _write_run_of_stages(db, odd)
     conn = connect(db)
     try:
         kept, rebuilt_runs, rebuilt = kept_and_rebuilt(conn)
@@ -478,35 +489,13 @@ def test_values_no_row_can_hold_lose_no_span(tmp_path: Path) -> None:
     stored, the odd numbers read as unknown alike by the writer and a rebuild, the wide int
     as its digits. The writer used to fail, and drop, the whole batch on one of them."""
     db = tmp_path / "spans.db"
-    provider = TracerProvider(resource=RESOURCE)
-    provider.add_span_processor(SqliteSpanProcessor(db, retention=RetentionPolicy()))
     odd: list[dict[str, Any]] = [
         {t.STAGE_PEAK_MEMORY: math.inf, t.STAGE_QUEUE_TIME: math.nan},
         {t.STAGE_PEAK_MEMORY: 1e300, t.STAGE_QUEUE_TIME: -math.inf, t.STAGE_CPU_TIME: 1e300},
         {t.STAGE_PEAK_MEMORY: 2**63, t.STAGE_ATTEMPT: 2**70, "wide": -(2**70)},
         {t.STAGE_PEAK_MEMORY: 2**63 - 1, t.STAGE_QUEUE_TIME: 0.5},
     ]
-    try:
-        tracer = provider.get_tracer(t.SCOPE_NAME)
-        root = tracer.start_span(
-            t.run_span_name("etl"),
-            start_time=T0,
-            attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION},
-        )
-        context = trace.set_span_in_context(root)
-        for i, attributes in enumerate(odd):
-            span = tracer.start_span(
-                f"s{i}",
-                context=context,
-                start_time=T0 + i * 10**9,
-                attributes={t.CICD_PIPELINE_NAME: "etl", t.CICD_TASK_NAME: f"s{i}", **attributes},
-            )
-            span.end(T0 + (i + 1) * 10**9)
-        other = tracer.start_span("GET /", start_time=T0, attributes={"http.bytes": 2**64})
-        other.end(T0 + 1)
-        root.end(T0 + 10 * 10**9)
-    finally:
-        provider.shutdown()
+    _write_run_of_stages(db, odd, other={"http.bytes": 2**64})
     conn = connect(db)
     try:
         kept, rebuilt_runs, rebuilt = kept_and_rebuilt(conn)
