@@ -35,7 +35,11 @@ def test_a_secret_given_to_approve_is_not_shown_in_the_refusal(home: Path, tmp_p
         f"api_key={request_key}",
         DEPLOY_TOKEN=LONG_TOKEN,
     )
-    assert (2, ["--approve '[REDACTED]': no such stage (stages: a)"] * 2, False) == (
+    assert (
+        2,
+        ["taskdaemon run: --approve '[REDACTED]': no such stage (stages: a)"] * 2,
+        False,
+    ) == (
         done.returncode,
         done.stderr.splitlines(),
         any(secret[:12] in done.stderr for secret in (LONG_TOKEN, request_key)),

@@ -856,7 +856,7 @@ def test_debug_approve_of_a_stage_without_approval_is_one_line_and_exit_2(
 ) -> None:
     """``debug FILE --approve a`` for a stage with no approval trigger: one line, exit 2."""
     done = debug(home, str(pipeline_file), "--approve", "a", "-q")
-    expected = (2, ["--approve 'a': the stage has no manual approval trigger"])
+    expected = (2, ["taskdaemon debug: --approve 'a': the stage has no manual approval trigger"])
     assert expected == (done.returncode, done.stderr.strip().splitlines())
 
 

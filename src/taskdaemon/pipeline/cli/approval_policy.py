@@ -41,18 +41,19 @@ def add_approval_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_approvals(pipeline: Pipeline, stages: Sequence[str]) -> list[str]:
+def check_approvals(pipeline: Pipeline, stages: Sequence[str], command: str) -> list[str]:
     """One issue line per ``--approve`` stage that ``pipeline`` lacks or that has no manual
-    approval trigger."""
+    approval trigger, headed ``taskdaemon COMMAND: `` as the command's other option errors."""
     issues = []
     for name in stages:
         stage = pipeline.stage_map.get(name)
         if stage is None:
-            issues.append(
-                f"--approve {quote(name)}: no such stage (stages: {', '.join(pipeline.stage_map)})"
-            )
+            problem = f"no such stage (stages: {', '.join(pipeline.stage_map)})"
         elif not any(isinstance(t, Manual) and t.approval_required for t in stage.triggers):
-            issues.append(f"--approve {quote(name)}: the stage has no manual approval trigger")
+            problem = "the stage has no manual approval trigger"
+        else:
+            continue
+        issues.append(f"taskdaemon {command}: --approve {quote(name)}: {problem}")
     return issues
 
 

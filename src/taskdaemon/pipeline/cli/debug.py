@@ -230,7 +230,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
         return _fail(EXIT_INVALID, str(error))
-    loaded = load_for_run(file, request, args.approve)
+    loaded = load_for_run(file, request, args.approve, "debug")
     if loaded is None:
         return EXIT_INVALID
     pipeline, registry = loaded

@@ -491,7 +491,7 @@ def run_command(args: argparse.Namespace) -> int:
     # Fewer collections of the run's long-lived records (heap.py); tuned before the load, so
     # that the definition is frozen with the rest rather than walked by a young collection.
     with tuned_collector() as keep:
-        loaded = load_for_run(args.file, request, args.approve)
+        loaded = load_for_run(args.file, request, args.approve, "run")
         if loaded is None:
             return EXIT_INVALID
         pipeline, registry = loaded

@@ -114,13 +114,13 @@ def _stages_phrase(names: list[str]) -> str:
 
 
 def load_for_run(
-    file: str, request: Mapping[str, Any], approve: Sequence[str]
+    file: str, request: Mapping[str, Any], approve: Sequence[str], command: str
 ) -> tuple[Pipeline, LoopRegistry] | None:
     """What ``run`` and ``debug FILE`` do before their run starts: learn the secrets of the
     environment and of ``request`` (the engine would learn them at its start; any line below
     would be printed before), load ``file``, put the working directory on ``sys.path``,
-    resolve the handlers and check ``--approve``. The pipeline and its registry, or None after
-    printing why not, each line redacted."""
+    resolve the handlers and check ``--approve`` (its refusals headed ``taskdaemon COMMAND:``).
+    The pipeline and its registry, or None after printing why not, each line redacted."""
     # Lazy: ``validate`` itself reads no secret and needs no approval policy.
     from taskdaemon.pipeline.cli.approval_policy import check_approvals  # noqa: PLC0415
     from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
@@ -139,7 +139,7 @@ def load_for_run(
         return None
     add_working_directory_to_path()
     registry = LoopRegistry.default()
-    issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, approve)
+    issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, approve, command)
     if issues:
         print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
         return None
