@@ -202,3 +202,30 @@ def test_a_filter_that_keeps_no_record_is_said_on_stderr(home: Path, tmp_path: P
     printed = taskdaemon(home, "logs", run_id, "--stage", "b")
     assert (0, "") == (printed.returncode, printed.stderr)
     assert "stage b skipped" in printed.stdout
+
+
+def test_a_record_that_names_its_run_or_stage_is_not_headed_by_it_again(
+    home: Path, tmp_path: Path
+) -> None:
+    """The engine's own records name their run or stage first: the where column of ``logs``
+    is left out of them (it printed ``run run ID`` and ``a.0.1 stage a.0.1``), and kept for a
+    stage's output."""
+    pipeline = write(
+        tmp_path / "echo.yaml",
+        """\
+        name: echo
+        stages:
+          - name: a
+            command: "echo hi"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    done = taskdaemon(home, "logs", run_id)
+    assert [
+        f"INFO    run {run_id} of echo started",
+        "INFO    stage a.0.1 started (attempt 1)",
+        "INFO    a.0.1 [stdout] hi",
+        "INFO    stage a.0.1 finished: success",
+        f"INFO    run {run_id} finished: success",
+    ] == [line.split(" ", 1)[1] for line in done.stdout.splitlines()], done.stderr

@@ -76,8 +76,12 @@ def _text(row: Any) -> str:
     if row.stage and row.instance is not None and row.attempt is not None:
         where = f"{row.stage}.{row.instance}.{row.attempt}"
     stream = row.attributes.get("log.iostream")
-    prefix = f"[{stream}] " if stream else ""
-    return shown(f"{_iso(row.time_ns)} {row.level:<7} {where} {prefix}{row.body}")
+    head = f"{where} [{stream}] " if stream else f"{where} "
+    # The engine's own records name their run or stage first ("run ID of P started", "stage
+    # a.0.1 started", "a.0.1 waits for a worker slot"): the column would say it twice.
+    if not stream and row.body.startswith((head, f"stage {head}")):
+        head = ""
+    return shown(f"{_iso(row.time_ns)} {row.level:<7} {head}{row.body}")
 
 
 def _fail(code: int, message: str) -> int:
