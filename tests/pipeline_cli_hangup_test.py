@@ -86,7 +86,7 @@ def test_a_hung_up_terminal_cancels_a_debugged_run_at_its_prompt(
 @pytest.mark.parametrize(
     ("command", "ready"),
     [
-        (("serve", "--port", "0"), "taskdaemon serve: http://"),
+        (("serve", "--port", "0"), "API: http://"),
         (("ui", "--port", "0"), "taskdaemon ui: read-only"),
     ],
 )

@@ -8,12 +8,13 @@ import asyncio
 import json
 import logging
 import re
+import signal
 import socket
 from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon
+from cli_support import in_background, taskdaemon
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli.serve import _schedule
@@ -351,3 +352,16 @@ def test_a_scheduled_run_paused_at_a_breakpoint_is_said_with_the_command_to_reac
         )
     assert (0, "") == (attached.returncode, attached.stderr)
     assert "ended success" in ended
+
+
+def test_serve_says_its_address_once(home: Path) -> None:
+    """``serve`` starts with one line naming its address and where its token is; it said the
+    address three times (the HTTP thread's, the sign-in line, its own)."""
+    served = in_background(home, "serve", "--port", "0")
+    assert served.stderr is not None
+    first = served.stderr.readline()
+    served.send_signal(signal.SIGTERM)
+    _out, rest = served.communicate(timeout=60)
+    found = re.search(r"API: (http://127\.0\.0\.1:\d+)/ \(token in \S+\)$", first.strip())
+    assert found is not None, first + rest
+    assert (0, 1) == (served.returncode, (first + rest).count(found.group(1))), first + rest

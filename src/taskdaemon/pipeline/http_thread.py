@@ -197,7 +197,8 @@ class MonitorServer:
         self._thread.start()
         if self.lag is not None:
             self.lag.start()
-        _log.info("serving /metrics, /healthz, /readyz and /api on %s", self.url)
+        # Debug: the command's own sign-in line (``cli.sign_in``) says the address once.
+        _log.debug("serving /metrics, /healthz, /readyz and /api on %s", self.url)
 
     @staticmethod
     def _serve(server: _EmbeddedServer, sock: socket.socket) -> None:

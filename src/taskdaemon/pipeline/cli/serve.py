@@ -319,8 +319,6 @@ async def _serve(
                 engine, dump_writer(engine, observers, monitoring.telemetry.registry)
             )
         )
-        assert monitoring.server is not None
-        _log.info("taskdaemon serve: %s", monitoring.server.url)
         async with engine:
             if pipeline is None:
                 await stop.wait()
