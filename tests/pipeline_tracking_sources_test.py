@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
+from cli_support import taskdaemon
 from pipeline_tracking_support import (
     Backend,
     example_spans,
@@ -651,3 +652,18 @@ def test_a_whole_run_id_is_asked_for_in_lower_case_without_blanks(tmp_path: Path
     found = OtlpJsonSource(tmp_path).get_trace(f" {run_id.upper()} ")
     expected = ([f"/api/v2/traces/{run_id}", f"/api/traces/{run_id}"], spans)
     assert expected == (asked, found)
+
+
+def test_a_store_missing_for_a_lost_slash_says_so_in_its_one_error_line(
+    home: Path, tmp_path: Path
+) -> None:
+    """``runs list --source sqlite:///tmp/.../x.db``, run where ``tmp`` is missing, finds no
+    store: one line, exit 1, the four-slash form at its end. The hint was a line of its own,
+    before the error and without its ``taskdaemon`` head."""
+    relative = f"{str(tmp_path).lstrip('/')}/none.db"  # its first directory is at the root
+    done = taskdaemon(home, "runs", "list", "--source", f"sqlite:///{relative}", cwd=tmp_path)
+    said = (
+        f"taskdaemon runs list: {relative}: no span store here "
+        f"(sqlite:////{relative} names /{relative})\n"
+    )
+    assert (1, said) == (done.returncode, done.stderr)

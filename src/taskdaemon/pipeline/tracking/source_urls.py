@@ -9,7 +9,8 @@ File paths follow SQLAlchemy's convention: ``sqlite:///rel/path`` is relative to
 directory, ``sqlite:////abs/path`` absolute; ``otlp-json://`` and ``dump://`` take the path as
 written after ``://``. A relative store path whose first directory is missing here but exists
 at the root (``sqlite:///tmp/x.db``) gets one warning, since a slash was likely lost: the
-store would otherwise be made, silently, under the working directory.
+store would otherwise be made, silently, under the working directory. A reader, which makes no
+store, puts the hint in its one error line instead (``sources.open_source``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "LogsPlace",
     "file_path",
     "logs_place",
+    "lost_slash_hint",
     "scheme_of",
     "sqlite_path",
     "store_path",
@@ -43,16 +45,21 @@ def scheme_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else ""
 
 
-def sqlite_path(url: str) -> Path:
+def sqlite_path(url: str, *, warn: bool = True) -> Path:
     """``sqlite:///rel/path`` and ``sqlite:////abs/path`` (SQLAlchemy style), or a path whose
-    first character is ``/`` after ``sqlite://``."""
+    first character is ``/`` after ``sqlite://``. ``warn``: log ``lost_slash_hint`` once."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
         raise SpanSourceURLError(f"bad sqlite URL {_shown(url)!r}: use sqlite:///PATH")
     path = rest[1:]
     if not path:
         raise SpanSourceURLError(f"bad sqlite URL {_shown(url)!r}: no path")
-    _hint_if_meant_absolute(path)
+    hint = lost_slash_hint(path) if warn and path not in _HINTED else None
+    if hint is not None:
+        _HINTED.add(path)
+        logging.getLogger("taskdaemon.tracking").warning(
+            "sqlite:///%s names %s under the working directory; %s", path, path, hint
+        )
     return Path(path)
 
 
@@ -60,23 +67,16 @@ def sqlite_path(url: str) -> Path:
 _HINTED: set[str] = set()
 
 
-def _hint_if_meant_absolute(path: str) -> None:
-    """Warn once when a relative store path reads as an absolute one with a slash lost
-    (``sqlite:///tmp/x.db``): its first directory is missing here but exists at the root. The
-    store would be made under the working directory, where nobody looks for it."""
-    first = Path(path).parts[0]
-    if path.startswith("/") or path in _HINTED or Path(first).exists():
-        return
-    if not Path("/", first).is_dir():
-        return
-    _HINTED.add(path)
-    logging.getLogger("taskdaemon.tracking").warning(
-        "sqlite:///%s names %s under the working directory; sqlite:////%s names /%s",
-        path,
-        path,
-        path,
-        path,
-    )
+def lost_slash_hint(path: str) -> str | None:
+    """``sqlite:////tmp/x.db names /tmp/x.db`` when a relative store path reads as an absolute
+    one with a slash lost (``sqlite:///tmp/x.db``): its first directory is missing here but
+    exists at the root. The store would be made under the working directory, where nobody
+    looks for it, or a reader finds none. None for a path that reads as meant."""
+    if path.startswith("/") or Path(Path(path).parts[0]).exists():
+        return None
+    if not Path("/", Path(path).parts[0]).is_dir():
+        return None
+    return f"sqlite:////{path} names /{path}"
 
 
 def file_path(url: str) -> Path:

@@ -37,7 +37,7 @@ from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.tracking._remote import RemoteLimits, display_url
-from taskdaemon.pipeline.tracking._schema import file_in_the_way
+from taskdaemon.pipeline.tracking._schema import MissingStoreError, file_in_the_way
 from taskdaemon.pipeline.tracking.otlp_json import (
     Skipped,
     iter_json_lines,
@@ -46,7 +46,12 @@ from taskdaemon.pipeline.tracking.otlp_json import (
 )
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run
 from taskdaemon.pipeline.tracking.run_filter import filter_summaries, group_by_trace, whole_run_id
-from taskdaemon.pipeline.tracking.source_urls import file_path, scheme_of, sqlite_path
+from taskdaemon.pipeline.tracking.source_urls import (
+    file_path,
+    lost_slash_hint,
+    scheme_of,
+    sqlite_path,
+)
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
 from taskdaemon.pipeline.variables import variable
@@ -239,13 +244,19 @@ def open_source(
     remote_limits = RemoteLimits.from_env()
     scheme = scheme_of(url)
     if scheme == "sqlite":
-        path = sqlite_path(url)
+        path = sqlite_path(url, warn=False)  # a missing store's error says it (below)
         if missing_ok is None:
             missing_ok = os.path.abspath(path) == os.path.abspath(home_store())
         if missing_ok and (blocker := file_in_the_way(Path(path))) is not None:
             # A home that is a file can hold no store: "no runs" would hide the mistake.
             raise SpanSourceError(f"{blocker}: not a directory, so no span store can be in it")
-        return SpanStore(path, missing_ok=missing_ok, **options)
+        try:
+            return SpanStore(path, missing_ok=missing_ok, **options)
+        except MissingStoreError as error:
+            hint = lost_slash_hint(str(path))
+            if hint is None:
+                raise
+            raise MissingStoreError(f"{error} ({hint})") from error
     if scheme == "otlp-json":
         return OtlpJsonSource(file_path(url))
     if scheme == "dump":
