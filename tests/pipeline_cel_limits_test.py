@@ -30,7 +30,7 @@ def _refusal(source: str) -> str:
 
 def test_clip_joins_the_lines_of_a_short_source() -> None:
     """A source within the width comes back whole, its whitespace runs made single spaces."""
-    assert "a && b" == clip("a\n  &&\tb")
+    assert "a && b" == clip("a\n  &&\tb", width=60)
 
 
 def test_clip_keeps_a_source_exactly_as_wide_as_the_width() -> None:
@@ -41,11 +41,6 @@ def test_clip_keeps_a_source_exactly_as_wide_as_the_width() -> None:
 def test_clip_cuts_a_longer_source_to_the_width_with_an_ellipsis() -> None:
     """A source one character wider is cut to ``width - 1`` characters and an ellipsis."""
     assert "abcd…" == clip("abcdef", width=5)
-
-
-def test_clip_is_sixty_characters_wide_by_default() -> None:
-    """Without a width, a source is cut to 59 characters and an ellipsis."""
-    assert "x" * 59 + "…" == clip("x" * 61)
 
 
 # --- check_limits: length, nesting, operators -----------------------------------------------

@@ -23,3 +23,30 @@ def test_validate_ok_exits_0(home: Path) -> None:
     """validate exits 0 when every file is valid."""
     done = taskdaemon(home, "validate", "examples/feature_delivery.yaml")
     assert (0, "OK examples/feature_delivery.yaml (5 stages)\n") == (done.returncode, done.stdout)
+
+
+def test_an_unknown_stage_and_an_over_long_condition_are_quoted_as_every_refusal(
+    home: Path, tmp_path: Path
+) -> None:
+    """``validate`` quotes an unknown stage and a condition over the length limit as every
+    other refusal does (``ellipsis.quote``: 40 characters); they were cut at 60."""
+    path = write(
+        tmp_path / "quoted.yaml",
+        f"""\
+        name: quoted
+        stages:
+          - name: a
+            command: "true"
+            triggers: [{{on_completion: {{stage: {"b" * 50}}}}}]
+          - name: c
+            command: "true"
+            triggers: [{{on_condition: {{expression: '{"x" * 9000}'}}}}]
+        """,
+    )
+    done = taskdaemon(home, "validate", str(path))
+    expected = [
+        f"{path}:5: stages[0].triggers[0].on_completion.stage: unknown stage '{'b' * 39}…'",
+        f"{path}:8: stages[1].triggers[0].on_condition.expression: '{'x' * 39}…': "
+        "expression is 9000 characters long (the limit is 8192)",
+    ]
+    assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr

@@ -95,7 +95,7 @@ class LimitError(ValueError):
     """An expression over a static limit; ``str()`` is one line."""
 
 
-def clip(source: str, width: int = 60) -> str:
+def clip(source: str, width: int) -> str:
     """``source`` on one line, cut to ``width`` characters with an ellipsis, for messages."""
     return cut_line(source, width)
 

@@ -21,7 +21,6 @@ import math
 import re
 from collections.abc import Collection, Mapping
 
-from taskdaemon.pipeline.cel_limits import clip
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
@@ -164,8 +163,7 @@ class _Validator:
             return True
         self.issue(
             path,
-            f"{what} {clip(name, 40)!r} is {len(name)} characters long "
-            f"(the limit is {MAX_NAME_LENGTH})",
+            f"{what} {quote(name)} is {len(name)} characters long (the limit is {MAX_NAME_LENGTH})",
         )
         return False
 
@@ -281,7 +279,7 @@ class _Validator:
             if trigger.stage not in self.stage_names:
                 hint = self.suggest(trigger.stage, self.stage_names)
                 path = f"{owner}.triggers[{index}].on_completion.stage"
-                self.issue(path, f"unknown stage {clip(trigger.stage)!r}{hint}")
+                self.issue(path, f"unknown stage {quote(trigger.stage)}{hint}")
             return
         path = f"{owner}.triggers[{index}].{trigger.kind}"
         if isinstance(trigger, OnEvent):
@@ -304,7 +302,7 @@ class _Validator:
         try:
             compile_expression(source, allowed)
         except ExpressionLimitError as exc:  # never compiled: the binding may crash on it
-            self.issue(path, f"{clip(source)!r}: {exc}")
+            self.issue(path, f"{quote(source)}: {exc}")
             return
         except ExpressionError as exc:
             self.issue(path, self.expression_message(source, str(exc)))
