@@ -1,0 +1,88 @@
+"""What the ``taskdaemon debug`` process tests share: the test pipeline and the helpers that
+run ``taskdaemon debug`` on a pipe or attach it to a run in the background."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+from cli_support import ROOT, TASKDAEMON, in_background
+
+PIPELINE = """\
+    name: dbg
+    stages:
+      - name: a
+        command: "echo '{\\"x\\": 1}'"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "echo {\\\\\\"got\\\\\\": $TASKDAEMON_INPUT_X}"
+        triggers: [{on_completion: {stage: a}}]
+        inputs: {x: stages.a.outputs.x}
+      - name: c
+        command: "exit 3"
+        triggers: [{on_completion: {stage: b}}]
+"""
+
+
+def write_pipeline(home: Path) -> Path:
+    """The test pipeline in ``home``: a -> b (reads a's x) -> c (fails)."""
+    path = home / "dbg.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    return path
+
+
+def environment(home: Path) -> dict[str, str]:
+    """This environment with its own home and no exporters."""
+    env = dict(os.environ)
+    env.update(
+        TASKDAEMON_HOME=str(home),
+        OTEL_TRACES_EXPORTER="none",
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="none",
+    )
+    env.pop("TASKDAEMON_BREAKPOINTS", None)
+    return env
+
+
+def debug(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``taskdaemon debug ARGS`` with ``stdin`` on a pipe, to its end."""
+    return subprocess.run(
+        [TASKDAEMON, "debug", *args],
+        cwd=ROOT,
+        env=environment(home),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def attached(home: Path, run_id: str) -> subprocess.Popen[str]:
+    """``taskdaemon debug attach RUN`` in the background, its stdin, stdout and stderr pipes."""
+    return in_background(home, "debug", "attach", run_id)
+
+
+def typed(prompt: subprocess.Popen[str], command: str, until: str) -> str:
+    """Type ``command`` at the ``attached`` ``prompt``; its first output line holding
+    ``until`` (the sync point)."""
+    assert prompt.stdin is not None
+    assert prompt.stdout is not None
+    prompt.stdin.write(command + "\n")
+    prompt.stdin.flush()
+    return next(line for line in prompt.stdout if until in line)
+
+
+APPROVED = """\
+    name: gated
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: release
+        command: "true"
+        triggers: [{on_completion: {stage: a}}, {manual: {approval_required: true}}]
+        trigger_mode: all
+"""
