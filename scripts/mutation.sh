@@ -107,7 +107,8 @@ tests_for() {
             echo tests/pipeline_cel_worker_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_triggers_test.py ;;
         pipeline/stored_json.py)
-            echo tests/pipeline_stored_json_test.py tests/pipeline_tracking_store_test.py ;;
+            echo tests/pipeline_stored_json_test.py tests/pipeline_tracking_store_test.py \
+                tests/pipeline_tracking_migrations_test.py tests/pipeline_tracking_retention_test.py ;;
         pipeline/private_file.py)
             echo tests/pipeline_private_file_test.py tests/pipeline_cli_output_file_test.py \
                 tests/pipeline_debug_dump_test.py ;;
@@ -193,6 +194,7 @@ tests_for() {
                 tests/pipeline_tracking_writer_refresh_test.py \
                 tests/pipeline_tracking_writer_rebuild_test.py \
                 tests/pipeline_tracking_writer_wakeups_test.py tests/pipeline_tracking_store_test.py \
+                tests/pipeline_tracking_migrations_test.py tests/pipeline_tracking_retention_test.py \
                 tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_kept_runs_test.py \
                 tests/pipeline_tracking_live_store_test.py tests/pipeline_tracking_store_missing_test.py \
                 tests/pipeline_tracking_fork_guard_test.py tests/reliability_store_test.py ;;

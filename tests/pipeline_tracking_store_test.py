@@ -1,5 +1,5 @@
-"""The SQLite span store: written at span start and end, safe under concurrency and crashes,
-migrated from older schemas, trimmed by retention."""
+"""The SQLite span store: written at span start and end, safe under concurrency and crashes
+(migrations from older schemas and retention have test files of their own)."""
 
 from __future__ import annotations
 
@@ -23,17 +23,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.trace import Link
 
-from pipeline_tracking_support import T0, S, make_provider, write_example_run
-from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
+from pipeline_tracking_support import T0, S, make_provider, orphans_and_integrity, write_example_run
+from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.tracking import (
-    SCHEMA_VERSION,
     RetentionPolicy,
-    SpanEventRecord,
-    SpanLinkRecord,
-    SpanRecord,
     SpanStore,
     SqliteSpanProcessor,
-    retention_from_env,
     span_record_from_sdk,
     store_processor_for,
 )
@@ -42,24 +37,9 @@ from taskdaemon.pipeline.tracking.store import _TRACE_QUERY, _trace_rows, select
 from taskdaemon.pipeline.tracking.writer import _parts
 
 TESTS = Path(__file__).resolve().parent
+
+
 SRC = TESTS.parent / "src"
-
-
-def _orphans_and_integrity(path: Path) -> tuple[int, str]:
-    """Rows nothing refers to any more (spans of no trace, traces without spans, trace-resource
-    pairs of no trace, resources of no span), and SQLite's own integrity verdict."""
-    with sqlite3.connect(path) as conn:
-        orphans = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM spans "
-            "    WHERE trace_no NOT IN (SELECT trace_no FROM traces))"
-            " + (SELECT COUNT(*) FROM traces WHERE trace_no NOT IN (SELECT trace_no FROM spans))"
-            " + (SELECT COUNT(*) FROM trace_resources "
-            "    WHERE trace_no NOT IN (SELECT trace_no FROM traces))"
-            " + (SELECT COUNT(*) FROM resources "
-            "    WHERE resource_no NOT IN (SELECT resource_no FROM spans))"
-        ).fetchone()[0]
-        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-    return orphans, integrity
 
 
 def test_finished_run_is_stored_with_its_summary(tmp_path: Path) -> None:
@@ -172,7 +152,7 @@ def test_two_processes_write_one_database(tmp_path: Path) -> None:
     with SpanStore(db) as store:
         found = {(s.pipeline, s.run_id) for s in store.search(limit=100)}
     expected = {("left", r) for r in outputs[0]} | {("right", r) for r in outputs[1]}
-    assert (expected, (0, "ok")) == (found, _orphans_and_integrity(db))
+    assert (expected, (0, "ok")) == (found, orphans_and_integrity(db))
 
 
 _CRASHER = textwrap.dedent(
@@ -236,326 +216,6 @@ def test_sigkilled_run_is_interrupted_with_finished_stages(tmp_path: Path) -> No
         ["success"],
         ["interrupted"],
     )
-
-
-def _fill(path: Path, per_pipeline: int, pipelines: tuple[str, ...] = ("a", "b")) -> None:
-    processor = SqliteSpanProcessor(path, retention=RetentionPolicy())
-    provider, _ = make_provider(processor)
-    for name in pipelines:
-        for n in range(per_pipeline):
-            write_example_run(provider, pipeline=name, t0=T0 + n * 3600 * S)
-    provider.shutdown()
-
-
-def test_retention_keeps_the_newest_runs_per_pipeline(tmp_path: Path) -> None:
-    """--keep 2 leaves each pipeline's two newest runs, no orphan spans, an intact file."""
-    db = tmp_path / "spans.db"
-    _fill(db, 5)
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        result = store.apply_retention(RetentionPolicy(keep=2))
-        left = sorted((s.pipeline, s.start) for s in store.search(limit=100))
-    expected = sorted((name, (T0 + n * 3600 * S) / 1e9) for name in ("a", "b") for n in (3, 4))
-    assert ((6, 6 * 7), expected, (0, "ok")) == (
-        (result.deleted_runs, result.deleted_spans),
-        left,
-        _orphans_and_integrity(db),
-    )
-
-
-def test_retention_by_age(tmp_path: Path) -> None:
-    """--max-age removes runs that started before now minus the age."""
-    db = tmp_path / "spans.db"
-    _fill(db, 4, ("a",))
-    now = (T0 + 3 * 3600 * S) / 1e9 + 60  # the newest run started a minute ago
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        store.apply_retention(RetentionPolicy(max_age=2 * 3600 + 120), now=now)
-        left = [s.start for s in store.search()]
-    assert ([(T0 + n * 3600 * S) / 1e9 for n in (3, 2, 1)], (0, "ok")) == (
-        left,
-        _orphans_and_integrity(db),
-    )
-
-
-def test_retention_by_age_drops_old_foreign_traces_and_unused_resources(tmp_path: Path) -> None:
-    """Spans of other services (no run row) go by the age of their trace's first span, and a
-    resource goes when no remaining span uses it; a run's own resource stays."""
-    db = tmp_path / "spans.db"
-    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
-    provider, _ = make_provider(processor)
-    late = T0 + 10 * 3600 * S
-    run_id = write_example_run(provider, t0=late)
-    foreign = {}
-    for service, start in (("old-web", T0), ("new-web", late)):
-        other = TracerProvider(resource=Resource.create({"service.name": service}))
-        other.add_span_processor(processor)
-        span = other.get_tracer("web").start_span("GET /", start_time=start)
-        span.end(start + S)
-        foreign[service] = format(span.get_span_context().trace_id, "032x")
-    provider.shutdown()
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        result = store.apply_retention(RetentionPolicy(max_age=5 * 3600), now=late / 1e9 + 60)
-        kept = {name: bool(_trace_or_none(store, trace)) for name, trace in foreign.items()}
-        runs = [s.run_id for s in store.search()]
-    with sqlite3.connect(db) as conn:
-        services = sorted(
-            row[0]
-            for row in conn.execute(
-                "SELECT json_extract(attributes, '$.\"service.name\"') FROM resources"
-            )
-        )
-    assert (
-        (result.deleted_runs, result.deleted_spans),
-        kept,
-        runs,
-        services,
-        _orphans_and_integrity(db),
-    ) == (
-        (0, 1),
-        {"old-web": False, "new-web": True},
-        [run_id],
-        ["new-web", "taskdaemon"],
-        (0, "ok"),
-    )
-
-
-def _trace_or_none(store: SpanStore, trace_id: str) -> list[SpanRecord] | None:
-    try:
-        return store.get_trace(trace_id)
-    except RunNotFoundError:
-        return None
-
-
-def test_vacuum_after_retention_keeps_every_reference(tmp_path: Path) -> None:
-    """VACUUM rewrites the file after retention freed half of it: it shrinks, and every kept
-    run reads back exactly as before (trace and resource numbers survive the rewrite)."""
-    db = tmp_path / "spans.db"
-    _fill(db, 40)
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        store.apply_retention(RetentionPolicy(keep=20))
-        kept = [s.run_id for s in store.search(limit=100)]
-        before = [store.get_run(run_id) for run_id in kept]
-        size_before, size_after = store.vacuum()
-        after = [store.get_run(run_id) for run_id in kept]
-    assert (len(kept), after == before, size_after < size_before, _orphans_and_integrity(db)) == (
-        40,
-        True,
-        True,
-        (0, "ok"),
-    )
-
-
-def test_retention_spares_runs_still_being_written(tmp_path: Path) -> None:
-    """A run whose writer is alive is never deleted, however old."""
-    db = tmp_path / "spans.db"
-    processor = SqliteSpanProcessor(db)
-    provider, _ = make_provider(processor)
-    run_id = write_example_run(provider, end_run=False)
-    processor.force_flush()
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        result = store.apply_retention(RetentionPolicy(keep=0))
-        remaining = [s.run_id for s in store.search()]
-    provider.shutdown()
-    assert (0, [run_id]) == (result.deleted_runs, remaining)
-
-
-def test_retention_from_environment_applies_on_open(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """TASKDAEMON_RETENTION_KEEP trims the store when it is opened."""
-    db = tmp_path / "spans.db"
-    _fill(db, 3, ("a",))
-    monkeypatch.setenv("TASKDAEMON_RETENTION_KEEP", "1")
-    with SpanStore(db) as store:
-        assert len(store.search()) == 1
-
-
-def test_invalid_retention_variables_are_each_named() -> None:
-    """Bad ``TASKDAEMON_RETENTION_*`` values raise a SettingsError naming every variable."""
-    environ = {"TASKDAEMON_RETENTION_MAX_AGE": "soon", "TASKDAEMON_RETENTION_KEEP": "-1"}
-    with pytest.raises(SettingsError) as raised:
-        retention_from_env(environ)
-    expected = ("TASKDAEMON_RETENTION_MAX_AGE", "TASKDAEMON_RETENTION_KEEP")
-    assert expected == tuple(name for name, _ in raised.value.problems)
-
-
-_THIRTEEN_COLUMNS = """
-    trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT, name TEXT NOT NULL,
-    kind TEXT NOT NULL, start_ns INTEGER NOT NULL, end_ns INTEGER, status_code TEXT NOT NULL,
-    status_message TEXT NOT NULL, attributes TEXT NOT NULL, events TEXT NOT NULL,
-    links TEXT NOT NULL, resource TEXT NOT NULL"""
-
-# The span tables of the three earlier schema versions (v1 and v2 share one).
-_OLD_SPANS = {
-    1: f"CREATE TABLE spans ({_THIRTEEN_COLUMNS}, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;"
-    "CREATE INDEX spans_start ON spans (start_ns);",
-    3: f"CREATE TABLE spans ({_THIRTEEN_COLUMNS});"
-    "CREATE UNIQUE INDEX spans_id ON spans (trace_id, span_id);"
-    "CREATE INDEX spans_start ON spans (start_ns);",
-}
-_OLD_SPANS[2] = _OLD_SPANS[1]
-_OLD_RUNS = """
-CREATE TABLE runs (
-    trace_id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, status TEXT NOT NULL,
-    start_ns INTEGER NOT NULL, end_ns INTEGER, stage_count INTEGER NOT NULL DEFAULT 0,
-    failed_stages INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX runs_pipeline_start ON runs (pipeline, start_ns);
-CREATE INDEX runs_start ON runs (start_ns);
-"""
-_WRITERS_SINCE_V2 = """
-ALTER TABLE runs ADD COLUMN writer_id INTEGER;
-CREATE TABLE writers (id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,
-    started_ns INTEGER NOT NULL, heartbeat_ns INTEGER NOT NULL, closed_ns INTEGER);
-CREATE INDEX runs_status ON runs (status, start_ns);
-"""
-_OLD_ROWS = """
-INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages)
-VALUES ('11111111111111111111111111111111', 'old', 'success', 1000, 2000, 1, 0),
-       ('22222222222222222222222222222222', 'old', 'running', 3000, NULL, 1, 0);
-INSERT INTO spans VALUES ('11111111111111111111111111111111', '1111111111111111', NULL, 'RUN old',
-    'SERVER', 1000, 2000, 'UNSET', '',
-    '{"cicd.pipeline.name":"old","cicd.pipeline.action.name":"RUN","cicd.pipeline.result":"success"}',
-    '[]', '[]', '{"service.name":"old"}');
-INSERT INTO spans VALUES ('11111111111111111111111111111111', 'aaaaaaaaaaaaaaaa',
-    '1111111111111111', 'build', 'INTERNAL', 1100, 1900, 'ERROR', 'boom',
-    '{"cicd.pipeline.name":"old","cicd.pipeline.task.name":"build","tags":["x","y"]}',
-    '[["exception",1500,{"exception.type":"ValueError"}]]',
-    '[["33333333333333333333333333333333","3333333333333333",{"why":"event"}]]',
-    '{"service.name":"old"}');
-INSERT INTO spans VALUES ('22222222222222222222222222222222', '2222222222222222', NULL, 'RUN old',
-    'SERVER', 3000, NULL, 'UNSET', '',
-    '{"cicd.pipeline.name":"old","cicd.pipeline.action.name":"RUN"}', '[]', '[]',
-    '{"service.name":"other"}');
-"""
-
-_MIGRATED_BUILD = SpanRecord(
-    trace_id="1" * 32,
-    span_id="a" * 16,
-    parent_span_id="1" * 16,
-    name="build",
-    kind="INTERNAL",
-    start_ns=1100,
-    end_ns=1900,
-    status_code="ERROR",
-    status_message="boom",
-    attributes={
-        "cicd.pipeline.name": "old",
-        "cicd.pipeline.task.name": "build",
-        "tags": ("x", "y"),
-    },
-    events=(SpanEventRecord("exception", 1500, {"exception.type": "ValueError"}),),
-    links=(SpanLinkRecord("3" * 32, "3" * 16, {"why": "event"}),),
-    resource={"service.name": "old"},
-)
-
-
-@pytest.mark.parametrize("version", [1, 2, 3])
-def test_older_database_is_migrated(tmp_path: Path, version: int) -> None:
-    """A file of any earlier version opens at the current one: spans keep every field (now
-    numbered traces and resources and one JSON body), runs keep their rows, the open run of a v1
-    file (no known writer) reads as interrupted, and nothing is left orphaned."""
-    db = tmp_path / f"v{version}.db"
-    script = _OLD_SPANS[version] + _OLD_RUNS + (_WRITERS_SINCE_V2 if version >= 2 else "")
-    with sqlite3.connect(db) as conn:
-        conn.executescript(f"{script}{_OLD_ROWS}PRAGMA user_version = {version};")
-    with SpanStore(db, retention=RetentionPolicy()) as store:
-        statuses = [(s.run_id[0], s.status) for s in store.search()]
-        spans = store.get_trace("1" * 32)
-        finished = store.get_run("1" * 32).status
-    with sqlite3.connect(db) as conn:
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
-        readable = conn.execute(
-            "SELECT name, status_code, json_extract(attributes, '$.tags[1]'), resource "
-            "FROM spans_readable WHERE span_id = 'aaaaaaaaaaaaaaaa'"
-        ).fetchone()
-    assert (
-        current,
-        {"spans", "traces", "resources", "trace_resources", "runs", "writers"} <= tables,
-        "spans_v3" in tables,
-        statuses,
-        finished,
-        [s.span_id for s in spans],
-        readable,
-    ) == (
-        SCHEMA_VERSION,
-        True,
-        False,
-        [("2", "interrupted"), ("1", "success")],
-        "success",
-        ["1" * 16, "a" * 16],
-        ("build", "ERROR", "y", '{"service.name":"old"}'),
-    )
-    assert spans[1] == _MIGRATED_BUILD
-    assert _orphans_and_integrity(db) == (0, "ok")
-
-
-def _as_version_8(db: Path) -> None:
-    """Put a current file's span rows back in version 8's WITHOUT ROWID tree."""
-    with sqlite3.connect(db) as conn:
-        view = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE name = 'spans_readable'"
-        ).fetchone()[0]
-        conn.executescript(
-            "DROP VIEW spans_readable; ALTER TABLE spans RENAME TO spans_v9;"
-            "CREATE TABLE spans (trace_no INTEGER NOT NULL, span_id TEXT NOT NULL,"
-            " start_ns INTEGER NOT NULL, end_ns INTEGER, resource_no INTEGER NOT NULL,"
-            " body TEXT NOT NULL, PRIMARY KEY (trace_no, span_id)) WITHOUT ROWID;"
-            "INSERT INTO spans SELECT * FROM spans_v9; DROP TABLE spans_v9;"
-            f"{view}; PRAGMA user_version = 8;"
-        )
-
-
-def _spans_table_sql(db: Path) -> str:
-    with sqlite3.connect(db) as conn:
-        sql: str = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'spans'").fetchone()[0]
-    return sql
-
-
-def test_version_8_spans_move_to_a_rowid_table(tmp_path: Path) -> None:
-    """A version 8 file (span rows in a WITHOUT ROWID tree) opens at the current version with
-    its spans in a rowid table: every span and run reads back as before, the readable view
-    works, a span's end still replaces its start row, and nothing is orphaned."""
-    db = tmp_path / "spans.db"
-    processor = SqliteSpanProcessor(db)
-    provider, _ = make_provider(processor)
-    ended = write_example_run(provider)
-    provider.shutdown()
-    with SpanStore(db) as store:
-        before = (store.get_trace(ended), store.search())
-    _as_version_8(db)
-    was = _spans_table_sql(db)
-    processor = SqliteSpanProcessor(db)  # migrates, then writes an open and an ended run
-    provider, _ = make_provider(processor)
-    open_run = write_example_run(provider, pipeline="later", t0=T0 + 100 * S, end_run=False)
-    processor.force_flush()
-    open_stages = len(SpanStore(db).get_trace(open_run))
-    provider.shutdown()
-    with SpanStore(db) as store:
-        after = (store.get_trace(ended), [s for s in store.search() if s.run_id == ended])
-        reopened = store.get_trace(open_run)
-    with sqlite3.connect(db) as conn:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        readable = conn.execute("SELECT COUNT(*) FROM spans_readable").fetchone()[0]
-        rows = conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
-    assert ("WITHOUT ROWID" in was, "WITHOUT ROWID" in _spans_table_sql(db)) == (True, False)
-    assert (version, after, readable, rows) == (
-        SCHEMA_VERSION,
-        before,
-        rows,
-        len(before[0]) + len(reopened),
-    )
-    assert open_stages == len(reopened)
-    assert _orphans_and_integrity(db) == (0, "ok")
-
-
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    """A file written by a newer taskdaemon is refused with a clear error."""
-    db = tmp_path / "new.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(SpanSourceError, match="newer"):
-        SpanStore(db)
 
 
 def test_unknown_run_is_not_found(tmp_path: Path) -> None:

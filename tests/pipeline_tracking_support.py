@@ -495,3 +495,20 @@ def within_a_microsecond(a: Any, b: Any) -> Any:
     if isinstance(a, numbers) and isinstance(b, numbers) and abs(a - b) <= 1.000001e-6:
         return b
     return a
+
+
+def orphans_and_integrity(path: Path) -> tuple[int, str]:
+    """Rows nothing refers to any more (spans of no trace, traces without spans, trace-resource
+    pairs of no trace, resources of no span), and SQLite's own integrity verdict."""
+    with sqlite3.connect(path) as conn:
+        orphans = conn.execute(
+            "SELECT (SELECT COUNT(*) FROM spans "
+            "    WHERE trace_no NOT IN (SELECT trace_no FROM traces))"
+            " + (SELECT COUNT(*) FROM traces WHERE trace_no NOT IN (SELECT trace_no FROM spans))"
+            " + (SELECT COUNT(*) FROM trace_resources "
+            "    WHERE trace_no NOT IN (SELECT trace_no FROM traces))"
+            " + (SELECT COUNT(*) FROM resources "
+            "    WHERE resource_no NOT IN (SELECT resource_no FROM spans))"
+        ).fetchone()[0]
+        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    return orphans, integrity
