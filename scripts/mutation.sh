@@ -114,14 +114,16 @@ tests_for() {
                 tests/pipeline_debug_dump_test.py ;;
         pipeline/payloads.py)
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
-                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
+                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
+                tests/pipeline_monitor_outcomes_test.py ;;
         pipeline/redaction.py)
             echo tests/pipeline_redaction_memory_test.py tests/pipeline_redaction_unchanged_test.py \
                 tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_redaction_precheck_test.py tests/pipeline_redaction_memo_walk_test.py \
                 tests/pipeline_redaction_str_subclass_test.py \
                 tests/pipeline_monitor_definition_redaction_test.py \
-                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py ;;
+                tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
+                tests/pipeline_monitor_outcomes_test.py ;;
         pipeline/masked_values.py)
             echo tests/pipeline_masked_values_test.py tests/pipeline_secret_values_test.py \
                 tests/pipeline_redaction_test.py tests/pipeline_redaction_rules_test.py ;;
@@ -201,6 +203,7 @@ tests_for() {
         pipeline/monitor/_worker.py)
             echo tests/pipeline_monitor_worker_test.py tests/pipeline_monitor_record_queue_test.py \
                 tests/pipeline_monitor_test.py \
+                tests/pipeline_monitor_outcomes_test.py \
                 tests/pipeline_monitor_engine_test.py tests/pipeline_monitor_stage_end_test.py \
                 tests/pipeline_monitor_stage_statics_test.py \
                 tests/pipeline_monitor_sampler_books_test.py \
@@ -216,6 +219,7 @@ tests_for() {
                 tests/pipeline_monitor_redaction_once_test.py \
                 tests/pipeline_monitor_stage_statics_test.py \
                 tests/pipeline_monitor_trigger_events_test.py tests/pipeline_monitor_test.py \
+                tests/pipeline_monitor_outcomes_test.py \
                 tests/pipeline_monitor_engine_test.py \
                 tests/pipeline_monitor_definition_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_worker_test.py \

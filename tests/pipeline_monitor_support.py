@@ -53,6 +53,7 @@ from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 T0 = 1_700_000_000.0
+T0_NS = int(T0) * 1_000_000_000
 
 #: The ten Prometheus names (docs/architecture.md, "Metrics"), as `/metrics` must show them.
 PROMETHEUS_NAMES = frozenset(
@@ -502,3 +503,20 @@ def scope_labels(**labels: str) -> dict[str, str]:
         "otel_scope_schema_url": t.SCHEMA_URL,
         "otel_scope_version": __version__,
     }
+
+
+def relations(span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[str, str]]:
+    """(relation, task run id of the linked span) of each link."""
+    by_id = {s.context.span_id: s for s in spans}
+    return [
+        (
+            str(link.attributes[names.LINK_RELATION]),
+            str(by_id[link.context.span_id].attributes[names.CICD_TASK_RUN_ID]),
+        )
+        for link in span.links
+    ]
+
+
+def event_attributes(span: ReadableSpan, name: str) -> dict[str, Any]:
+    """The attributes of ``span``'s first event called ``name``."""
+    return dict(next(e for e in span.events if e.name == name).attributes or {})

@@ -16,20 +16,20 @@ from opentelemetry.trace import SpanKind, StatusCode, format_span_id, format_tra
 
 from pipeline_monitor_support import (
     T0,
+    T0_NS,
     Feed,
     Telemetry,
     chain_pipeline,
+    event_attributes,
     example_pipeline,
     play_example_run,
+    relations,
 )
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.events import StageStarted, TaskRunRef
-from taskdaemon.pipeline.model import ErrorStrategy
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import REDACTED, CapturedPayload, PayloadCapture
 from taskdaemon.pipeline.state import RunStatus, StageStatus
-
-T0_NS = int(T0) * 1_000_000_000
 
 
 def _tree(spans: list[ReadableSpan]) -> list[tuple[str, str, str | None]]:
@@ -38,25 +38,6 @@ def _tree(spans: list[ReadableSpan]) -> list[tuple[str, str, str | None]]:
     return sorted(
         (s.name, s.kind.name, names.get(s.parent.span_id) if s.parent else None) for s in spans
     )
-
-
-def _relations(span: ReadableSpan, spans: list[ReadableSpan]) -> list[tuple[str, str]]:
-    """(relation, task run id of the linked span) of each link."""
-    by_id = {s.context.span_id: s for s in spans}
-    return [
-        (
-            str(link.attributes[t.LINK_RELATION]),
-            str(by_id[link.context.span_id].attributes[t.CICD_TASK_RUN_ID]),
-        )
-        for link in span.links
-    ]
-
-
-def _event(span: ReadableSpan, name: str) -> dict[str, Any]:
-    return dict(next(e for e in span.events if e.name == name).attributes or {})
-
-
-# --- the example run ----------------------------------------------------------------------
 
 
 def test_example_run_tree(tel: Telemetry) -> None:
@@ -212,9 +193,7 @@ def test_fan_out_links_each_instance_to_the_emitter(tel: Telemetry) -> None:
     assert ["implementation.0.1", "implementation.1.1", "implementation.2.1"] == [
         s.attributes[t.CICD_TASK_RUN_ID] for s in instances
     ]
-    assert [[("triggered_by", "specification.0.1")]] * 3 == [
-        _relations(s, spans) for s in instances
-    ]
+    assert [[("triggered_by", "specification.0.1")]] * 3 == [relations(s, spans) for s in instances]
     assert ["spec.ready"] * 3 == [s.attributes[t.STAGE_EVENT_TYPE] for s in instances]
 
 
@@ -226,7 +205,7 @@ def test_release_links_every_implementation_instance(tel: Telemetry) -> None:
     assert [
         ("triggered_by", "implementation.0.1"),
         ("triggered_by", "implementation.1.1"),
-    ] == _relations(release, spans)
+    ] == relations(release, spans)
 
 
 def test_stage_input_and_output_events(tel: Telemetry) -> None:
@@ -234,8 +213,8 @@ def test_stage_input_and_output_events(tel: Telemetry) -> None:
     play_example_run(Feed(tel, example_pipeline()))
     (planning,) = tel.by_name("planning")
     assert [t.EVENT_STAGE_INPUT, t.EVENT_STAGE_OUTPUT] == [e.name for e in planning.events]
-    assert '{"goal":"ship it"}' == _event(planning, t.EVENT_STAGE_INPUT)[t.PAYLOAD_JSON]
-    assert '{"plan":["a","b"]}' == _event(planning, t.EVENT_STAGE_OUTPUT)[t.PAYLOAD_JSON]
+    assert '{"goal":"ship it"}' == event_attributes(planning, t.EVENT_STAGE_INPUT)[t.PAYLOAD_JSON]
+    assert '{"plan":["a","b"]}' == event_attributes(planning, t.EVENT_STAGE_OUTPUT)[t.PAYLOAD_JSON]
     assert [planning.start_time, planning.end_time] == [e.timestamp for e in planning.events]
 
 
@@ -258,8 +237,8 @@ def test_approval_and_trigger_events_on_the_run_span(tel: Telemetry) -> None:
         t.APPROVAL_APPROVED: True,
         t.APPROVAL_BY: "alice",
         t.APPROVAL_TIMED_OUT: False,
-    } == _event(run, t.EVENT_APPROVAL_RESOLVED)
-    assert {t.CICD_TASK_NAME: "release", t.APPROVAL_TIMEOUT: 3600.0} == _event(
+    } == event_attributes(run, t.EVENT_APPROVAL_RESOLVED)
+    assert {t.CICD_TASK_NAME: "release", t.APPROVAL_TIMEOUT: 3600.0} == event_attributes(
         run, t.EVENT_APPROVAL_REQUESTED
     )
     assert {
@@ -270,7 +249,7 @@ def test_approval_and_trigger_events_on_the_run_span(tel: Telemetry) -> None:
         t.TRIGGER_SATISFIED: True,
         t.TRIGGER_STAGE_READY: True,
         t.TRIGGER_DETAIL: "",
-    } == _event(run, t.EVENT_TRIGGER_EVALUATED)
+    } == event_attributes(run, t.EVENT_TRIGGER_EVALUATED)
 
 
 def test_trigger_event_goes_to_an_open_stage_span(tel: Telemetry) -> None:
@@ -310,215 +289,6 @@ def test_traceparent_of_an_unknown_execution_is_empty(tel: Telemetry) -> None:
         **{f: getattr(started, f) for f in started.__slots__} | {"run_id": "0" * 32}
     )
     assert {} == dict(feed.monitor.stage_environment(unknown))
-
-
-# --- failures, retries, timeouts, cancellation, skips -------------------------------------
-
-
-def test_failure_under_fail_strategy(tel: Telemetry) -> None:
-    """A failed stage is an ERROR span with error.type and the exception; the run fails and the
-    stages after it get skip spans."""
-    feed = Feed(tel, chain_pipeline())
-    feed.start_run()
-    feed.start("a")
-    feed.tick()
-    error = KeyError("missing")
-    feed.finish(
-        "a", status=StageStatus.FAILURE, error="'missing'", error_type="KeyError", exception=error
-    )
-    feed.skip("b", "upstream a failed")
-    feed.finish_run(RunStatus.FAILURE, error="stage a failed", error_type="stage_failed")
-    (a,) = tel.by_name("a")
-    assert (StatusCode.ERROR, "'missing'") == (a.status.status_code, a.status.description)
-    assert ("failure", "KeyError", "failure") == (
-        a.attributes[t.CICD_TASK_RUN_RESULT],
-        a.attributes[t.ERROR_TYPE],
-        a.attributes[t.STAGE_STATUS],
-    )
-    exception = _event(a, "exception")
-    assert ("KeyError", "'missing'") == (
-        exception["exception.type"],
-        exception["exception.message"],
-    )
-    (run,) = tel.by_name("RUN chain")
-    assert ("failure", "stage_failed", StatusCode.ERROR, "stage a failed") == (
-        run.attributes[t.CICD_PIPELINE_RESULT],
-        run.attributes[t.ERROR_TYPE],
-        run.status.status_code,
-        run.status.description,
-    )
-    skips = {
-        s.name: s.attributes[t.STAGE_SKIP_REASON]
-        for s in tel.spans()
-        if s.attributes.get(t.CICD_TASK_RUN_RESULT) == "skip"
-    }
-    assert {"b": "upstream a failed", "c": "not reached: the run ended (failure)"} == skips
-
-
-def test_error_type_is_the_exception_qualname(tel: Telemetry) -> None:
-    """error.type names the exception class by its qualified name."""
-
-    class Inner:
-        class BrokenError(Exception):
-            pass
-
-    feed = Feed(tel, chain_pipeline(("a",)))
-    feed.start_run()
-    feed.start("a")
-    feed.finish("a", status=StageStatus.FAILURE, error="x", exception=Inner.BrokenError("x"))
-    feed.finish_run(RunStatus.FAILURE)
-    (a,) = tel.by_name("a")
-    assert Inner.BrokenError.__qualname__ == a.attributes[t.ERROR_TYPE]
-
-
-def test_failure_under_continue_strategy(tel: Telemetry) -> None:
-    """Under continue, a failed stage is an ERROR span while independent stages still succeed."""
-    pipeline = chain_pipeline(("a", "b"), ErrorStrategy.CONTINUE)
-    feed = Feed(tel, pipeline)
-    feed.start_run()
-    feed.start("a")
-    feed.finish("a", status=StageStatus.FAILURE, error="bad", error_type="RuntimeError")
-    feed.skip("b", "upstream a failed")
-    feed.finish_run(RunStatus.FAILURE, error_type="stage_failed")
-    results = {s.name: s.attributes.get(t.CICD_TASK_RUN_RESULT) for s in tel.spans()}
-    assert {"a": "failure", "b": "skip", "RUN chain": None} == results
-    (run,) = tel.by_name("RUN chain")
-    assert "continue" == run.attributes[t.PIPELINE_ERROR_STRATEGY]
-
-
-def test_retry_links_to_the_previous_attempt(tel: Telemetry) -> None:
-    """Each attempt is a span; the retry links to the failed attempt, which says it will retry."""
-    feed = Feed(tel, chain_pipeline(("a",), ErrorStrategy.RETRY))
-    feed.start_run()
-    feed.start("a")
-    feed.finish(
-        "a", status=StageStatus.FAILURE, error="flaky", error_type="OSError", will_retry=True
-    )
-    feed.retrying("a", 1, "flaky", "OSError")
-    feed.tick()
-    feed.start("a", attempt=2)
-    feed.finish("a", attempt=2)
-    feed.finish_run()
-    spans = tel.spans()
-    first, second = sorted(tel.by_name("a"), key=lambda s: s.attributes[t.STAGE_ATTEMPT])
-    assert (True, "failure", StatusCode.ERROR) == (
-        first.attributes[t.STAGE_WILL_RETRY],
-        first.attributes[t.CICD_TASK_RUN_RESULT],
-        first.status.status_code,
-    )
-    assert [("previous_attempt", "a.0.1")] == _relations(second, spans)
-    assert "success" == second.attributes[t.CICD_TASK_RUN_RESULT]
-    (run,) = tel.by_name("RUN chain")
-    assert {
-        t.CICD_TASK_NAME: "a",
-        t.CICD_TASK_RUN_ID: "a.0.1",
-        t.RETRY_DELAY: 1.0,
-        t.ERROR_TYPE: "OSError",
-    } == _event(run, t.EVENT_STAGE_RETRYING)
-    assert "success" == run.attributes[t.CICD_PIPELINE_RESULT]
-
-
-def test_retries_exhausted_fail_the_run(tel: Telemetry) -> None:
-    """Under retry, the last failed attempt ends the run as a failure."""
-    feed = Feed(tel, chain_pipeline(("a",), ErrorStrategy.RETRY))
-    feed.start_run()
-    for attempt in (1, 2):
-        feed.start("a", attempt=attempt)
-        feed.finish(
-            "a",
-            attempt=attempt,
-            status=StageStatus.FAILURE,
-            error="no",
-            error_type="OSError",
-            will_retry=attempt == 1,
-        )
-    feed.finish_run(RunStatus.FAILURE, error_type="stage_failed")
-    assert [("a.0.1", "failure"), ("a.0.2", "failure")] == sorted(
-        (s.attributes[t.CICD_TASK_RUN_ID], s.attributes[t.CICD_TASK_RUN_RESULT])
-        for s in tel.by_name("a")
-    )
-    (run,) = tel.by_name("RUN chain")
-    assert "failure" == run.attributes[t.CICD_PIPELINE_RESULT]
-
-
-def test_timeout(tel: Telemetry) -> None:
-    """A timed-out stage has result timeout, error.type timeout and status ERROR."""
-    feed = Feed(tel, chain_pipeline(("a",)))
-    feed.start_run()
-    feed.start("a")
-    feed.finish(
-        "a",
-        status=StageStatus.TIMEOUT,
-        error="stage a timed out after 2s",
-        error_type="StageTimeoutError",
-    )
-    feed.finish_run(RunStatus.FAILURE, error_type="timeout")
-    (a,) = tel.by_name("a")
-    assert ("timeout", "timeout", "timeout", StatusCode.ERROR) == (
-        a.attributes[t.CICD_TASK_RUN_RESULT],
-        a.attributes[t.ERROR_TYPE],
-        a.attributes[t.STAGE_STATUS],
-        a.status.status_code,
-    )
-
-
-def test_cancellation_is_not_an_error(tel: Telemetry) -> None:
-    """A cancelled stage and run have result cancellation and status UNSET."""
-    feed = Feed(tel, chain_pipeline(("a", "b")))
-    feed.start_run()
-    feed.start("a")
-    feed.finish("a", status=StageStatus.CANCELLED, error="cancelled")
-    feed.finish_run(RunStatus.CANCELLED)
-    (a,) = tel.by_name("a")
-    (run,) = tel.by_name("RUN chain")
-    assert ("cancellation", StatusCode.UNSET, False) == (
-        a.attributes[t.CICD_TASK_RUN_RESULT],
-        a.status.status_code,
-        t.ERROR_TYPE in a.attributes,
-    )
-    assert ("cancellation", StatusCode.UNSET, False) == (
-        run.attributes[t.CICD_PIPELINE_RESULT],
-        run.status.status_code,
-        t.ERROR_TYPE in run.attributes,
-    )
-
-
-def test_open_execution_is_cancelled_when_the_run_ends(tel: Telemetry) -> None:
-    """An execution still open at RunFinished is ended at the run's end as a cancellation."""
-    feed = Feed(tel, chain_pipeline(("a",)))
-    feed.start_run()
-    feed.start("a")
-    feed.tick(5)
-    feed.finish_run(RunStatus.CANCELLED)
-    (a,) = tel.by_name("a")
-    (run,) = tel.by_name("RUN chain")
-    assert ("cancellation", run.end_time) == (a.attributes[t.CICD_TASK_RUN_RESULT], a.end_time)
-
-
-def test_skip_spans_are_zero_length_children(tel: Telemetry) -> None:
-    """Stages that never ran get zero-length skip spans under the run span."""
-    feed = Feed(tel, chain_pipeline())
-    feed.start_run()
-    feed.tick()
-    feed.skip("b", "no event arrived")
-    feed.tick()
-    feed.finish_run(RunStatus.CANCELLED)
-    (run,) = tel.by_name("RUN chain")
-    skips = sorted((s for s in tel.spans() if s is not run), key=lambda s: s.name)
-    assert [
-        ("a", "not reached: the run ended (cancelled)", run.end_time),
-        ("b", "no event arrived", T0_NS + 1_000_000_000),
-        ("c", "not reached: the run ended (cancelled)", run.end_time),
-    ] == [(s.name, s.attributes[t.STAGE_SKIP_REASON], s.start_time) for s in skips]
-    assert all(s.start_time == s.end_time for s in skips)
-    assert all(s.parent is not None and s.parent.span_id == run.context.span_id for s in skips)
-    assert all(
-        ("skip", "skipped") == (s.attributes[t.CICD_TASK_RUN_RESULT], s.attributes[t.STAGE_STATUS])
-        for s in skips
-    )
-
-
-# --- payloads -------------------------------------------------------------------------------
 
 
 def test_payload_capture_redacts_by_key_pattern() -> None:
@@ -589,7 +359,7 @@ def test_payload_events_are_capped_on_the_span(tel: Telemetry) -> None:
         t.PAYLOAD_SHA256: hashlib.sha256(full).hexdigest(),
         t.PAYLOAD_TRUNCATED: True,
         t.PAYLOAD_REDACTED: True,
-    } == _event(a, t.EVENT_STAGE_INPUT)
+    } == event_attributes(a, t.EVENT_STAGE_INPUT)
 
 
 def test_disabled_capture_records_no_payload_events(tel: Telemetry) -> None:
@@ -602,9 +372,6 @@ def test_disabled_capture_records_no_payload_events(tel: Telemetry) -> None:
     (a,) = tel.by_name("a")
     (run,) = tel.by_name("RUN chain")
     assert ([], False) == ([e.name for e in a.events], t.PIPELINE_REQUEST in run.attributes)
-
-
-# --- contexts, replays, manual API, robustness ----------------------------------------------
 
 
 def test_external_parent_is_linked_not_adopted(tel: Telemetry) -> None:
