@@ -32,6 +32,7 @@ REPOSITORY_CHECKS = frozenset(
         "architecture",
         "benchmarks_smoke",  # benchmarks/*.py: scripts of the repository, run once each
         "deploy_stack",
+        "deploy_stack_prometheus",  # the stack's rules and dashboards in a real Prometheus
         "docs_commands",
         "docs_references",
         "examples_loops",  # examples/loops.py: a file of the repository, not of the package
