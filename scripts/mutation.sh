@@ -53,7 +53,8 @@ tests_for() {
             echo tests/pipeline_visualization_test.py tests/pipeline_visualization_dot_graphviz_test.py \
                 tests/pipeline_visualization_cli_test.py ;;
         pipeline/tracking/reconstruct.py)
-            echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py ;;
+            echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py \
+                tests/pipeline_tracking_reconstruct_statuses_test.py ;;
         pipeline/replay/verify.py)
             echo tests/pipeline_replay_verify_test.py ;;
         pipeline/http_security.py)
@@ -63,6 +64,7 @@ tests_for() {
                 tests/pipeline_run_state_reducer_pauses_test.py \
                 tests/pipeline_run_state_test.py tests/pipeline_visualization_live_test.py \
                 tests/pipeline_tracking_reconstruct_test.py \
+                tests/pipeline_tracking_reconstruct_statuses_test.py \
                 tests/pipeline_tracking_live_vs_stored_test.py ;;
         pipeline/cel_limits.py)
             echo tests/pipeline_cel_limits_test.py tests/reliability_hostile_input_test.py \

@@ -6,26 +6,15 @@ from typing import Any
 
 import pytest
 
-from pipeline_tracking_support import T0, S, example_spans
+from pipeline_tracking_support import T0, S, example_spans, plan_attempt, replaced, root_span
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord
 from taskdaemon.pipeline.tracking import (
     SpanEventRecord,
-    SpanRecord,
     reconstruct_run,
     summarize_run,
 )
-from taskdaemon.pipeline.tracking.reconstruct import stage_status_of
-
-
-def _root(spans: list[SpanRecord]) -> SpanRecord:
-    return next(s for s in spans if s.parent_span_id is None)
-
-
-def _with(spans: list[SpanRecord], old: SpanRecord, new: SpanRecord) -> list[SpanRecord]:
-    """``spans`` with ``old`` replaced by ``new``."""
-    return [new if s is old else s for s in spans]
 
 
 def test_run_fields_come_from_the_run_span() -> None:
@@ -119,56 +108,6 @@ def test_failed_run_keeps_error_type_and_message() -> None:
     ) == ("failure", "StageFailedError", "build failed")
 
 
-def test_open_root_reads_running_or_interrupted() -> None:
-    """Without an ended run span the run is running, or interrupted when the caller says so."""
-    spans = [s for s in example_spans() if s.parent_span_id is not None]
-    assert (
-        reconstruct_run(spans).status,
-        reconstruct_run(spans, interrupted=True).status,
-        reconstruct_run(spans).end,
-    ) == ("running", "interrupted", None)
-
-
-def test_open_stage_span_is_interrupted_with_the_run() -> None:
-    """An open stage span is an interrupted attempt when the run is interrupted."""
-    spans = example_spans()
-    open_plan = next(s for s in spans if s.name == "plan")
-    spans = [replace(open_plan, end_ns=None) if s is open_plan else s for s in spans]
-    run = reconstruct_run(spans, interrupted=True)
-    assert (
-        run.stage("plan").status,
-        run.stage("plan").attempts[0].status,
-    ) == ("interrupted", "interrupted")
-
-
-def _open_run_waiting_on(*approval_events: tuple[str, int]) -> list[SpanRecord]:
-    """The example run with its run span open, the deploy stage not started, and the given
-    (event name, time) approval events for deploy on the run span."""
-    spans = example_spans()
-    root = next(s for s in spans if s.parent_span_id is None)
-    events = tuple(
-        SpanEventRecord(name, T0 + at, {t.CICD_TASK_NAME: "deploy"}) for name, at in approval_events
-    )
-    open_root = replace(root, end_ns=None, events=events)
-    return [open_root] + [s for s in spans if s is not root and s.name != "deploy"]
-
-
-def test_stage_awaiting_approval_in_a_running_run_is_waiting() -> None:
-    """A stage the run span has an unanswered approval request for reads as waiting; once the
-    request is answered (and the stage not yet started) it is pending again."""
-    waiting = reconstruct_run(_open_run_waiting_on((t.EVENT_APPROVAL_REQUESTED, 5 * S)))
-    answered = reconstruct_run(
-        _open_run_waiting_on(
-            (t.EVENT_APPROVAL_RESOLVED, 6 * S), (t.EVENT_APPROVAL_REQUESTED, 5 * S)
-        )
-    )
-    assert (waiting.status, waiting.stage("deploy").status, answered.stage("deploy").status) == (
-        "running",
-        "waiting",
-        "pending",
-    )
-
-
 @pytest.mark.parametrize("ended_first", [False, True])
 def test_duplicate_span_rows_prefer_the_ended_copy(ended_first: bool) -> None:
     """A span seen open and ended (store start row, then end row) counts once, ended, whichever
@@ -196,7 +135,7 @@ def test_summary_counts_stages_and_failures() -> None:
         )
         if key in ended_as:
             attributes = {**span.attributes, t.STAGE_STATUS: ended_as[key]}
-            spans = _with(spans, span, replace(span, attributes=attributes))
+            spans = replaced(spans, span, replace(span, attributes=attributes))
     run = reconstruct_run(spans)
     summary = summarize_run(run)
     assert [(s.name, s.status) for s in run.stages] == [
@@ -226,104 +165,6 @@ def test_no_spans_is_an_error() -> None:
         reconstruct_run([])
 
 
-@pytest.mark.parametrize(
-    ("result", "status_code", "expected"),
-    [
-        (t.RESULT_SUCCESS, "OK", "success"),
-        (t.RESULT_FAILURE, "ERROR", "failure"),
-        (t.RESULT_ERROR, "ERROR", "failure"),
-        (t.RESULT_TIMEOUT, "ERROR", "failure"),
-        (t.RESULT_CANCELLATION, "ERROR", "cancelled"),
-        (t.RESULT_CANCELLATION, "UNSET", "cancelled"),
-        (t.RESULT_SKIP, "UNSET", "cancelled"),
-        (None, "ERROR", "failure"),
-        (None, "UNSET", "success"),
-        ("no-such-result", "ERROR", "failure"),
-        ("no-such-result", "OK", "success"),
-    ],
-)
-def test_ended_run_status_follows_the_run_result(
-    result: str | None, status_code: str, expected: str
-) -> None:
-    """An ended run reads its ``cicd.pipeline.result`` (a cancelled run reads cancelled, never
-    failure); without a known result, the run span's status code decides."""
-    spans = example_spans()
-    root = _root(spans)
-    attributes = {k: v for k, v in root.attributes.items() if k != t.CICD_PIPELINE_RESULT}
-    if result is not None:
-        attributes[t.CICD_PIPELINE_RESULT] = result
-    ended = replace(root, attributes=attributes, status_code=status_code)
-    run = reconstruct_run(_with(spans, root, ended))
-    assert (expected, (T0 + 7 * S) / 1e9) == (run.status, run.end)
-
-
-def test_cancelled_run_written_by_the_sdk_reads_cancelled() -> None:
-    """A run whose run span ended with result ``cancellation`` is rebuilt as cancelled."""
-    run = reconstruct_run(example_spans(result=t.RESULT_CANCELLATION))
-    assert ("cancelled", "StageFailedError") == (run.status, run.error_type)
-
-
-@pytest.mark.parametrize(
-    ("result", "status_code", "expected"),
-    [
-        (t.RESULT_SUCCESS, "ERROR", "success"),
-        (t.RESULT_FAILURE, "OK", "failure"),
-        (t.RESULT_ERROR, "OK", "failure"),
-        (t.RESULT_TIMEOUT, "OK", "timeout"),
-        (t.RESULT_CANCELLATION, "OK", "cancelled"),
-        (t.RESULT_SKIP, "OK", "skipped"),
-        (None, "ERROR", "failure"),
-        (None, "OK", "success"),
-        ("no-such-result", "ERROR", "failure"),
-    ],
-)
-def test_ended_attempt_status_follows_the_task_result(
-    result: str | None, status_code: str, expected: str
-) -> None:
-    """An ended attempt without ``taskdaemon.stage.status`` reads its mapped task result, and
-    without a known one its span status code."""
-    spans = example_spans()
-    build2 = next(s for s in spans if s.name == "build" and s.attributes[t.STAGE_ATTEMPT] == 2)
-    attributes = {k: v for k, v in build2.attributes.items() if k != t.CICD_TASK_RUN_RESULT}
-    if result is not None:
-        attributes[t.CICD_TASK_RUN_RESULT] = result
-    changed = replace(build2, attributes=attributes, status_code=status_code)
-    build = reconstruct_run(_with(spans, build2, changed)).stage("build")
-    assert (expected, expected) == (build.attempts[-1].status, build.status)
-
-
-def test_finer_stage_status_beats_the_task_result() -> None:
-    """``taskdaemon.stage.status`` names the attempt's status even where the task result says
-    otherwise; an empty one is ignored."""
-    spans = example_spans()
-    plan = next(s for s in spans if s.name == "plan")
-    timed_out = replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: "timeout"})
-    empty = replace(plan, attributes={**plan.attributes, t.STAGE_STATUS: ""})
-    assert ("timeout", "success") == (
-        reconstruct_run(_with(spans, plan, timed_out)).stage("plan").status,
-        reconstruct_run(_with(spans, plan, empty)).stage("plan").status,
-    )
-
-
-@pytest.mark.parametrize(
-    ("attempts", "expected"),
-    [
-        ([(0, "success"), (1, "running"), (2, "interrupted")], "running"),
-        ([(0, "failure"), (1, "interrupted")], "interrupted"),
-        ([(0, "timeout"), (1, "failure"), (2, "cancelled")], "failure"),
-        ([(0, "cancelled"), (1, "timeout")], "timeout"),
-        ([(0, "success"), (1, "cancelled")], "cancelled"),
-        ([(0, "failure"), (0, "success")], "success"),
-        ([(0, "success"), (1, "skipped")], "skipped"),
-        ([], "skipped"),
-    ],
-)
-def test_stage_status_precedence(attempts: list[tuple[int, str]], expected: str) -> None:
-    """Each instance's last attempt counts; running > interrupted > failure > timeout >
-    cancelled, else the last instance's status; no attempt at all is skipped."""
-    assert expected == stage_status_of(attempts)
-
-
 def test_error_recorded_only_in_the_exception_event() -> None:
     """An attempt whose error is only in the OTel ``exception`` event (as other writers record
     it) takes its message and type from there; an empty message reads as none."""
@@ -337,7 +178,7 @@ def test_error_recorded_only_in_the_exception_event() -> None:
 
     def attempt(*events: SpanEventRecord) -> tuple[str | None, str | None, str]:
         span = replace(build1, attributes=bare, status_message="", events=events)
-        first = reconstruct_run(_with(spans, build1, span)).stage("build").attempts[0]
+        first = reconstruct_run(replaced(spans, build1, span)).stage("build").attempts[0]
         return first.error, first.error_type, first.status
 
     noise = SpanEventRecord(t.EVENT_STAGE_INPUT, T0 + S, {t.PAYLOAD_JSON: "{}"})
@@ -368,36 +209,26 @@ def test_edge_label_may_contain_the_separator() -> None:
     """Only the first two ``>`` separate source, target and label: a filter such as
     ``if event.n > 1`` survives whole; an entry without a target is dropped."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
     edges = ("a>b>on event\nitem\nif event.n > 1 && event.m >= 2", "a>c", "lonely")
     changed = replace(root, attributes={**root.attributes, t.PIPELINE_EDGES: edges})
     assert (
         EdgeRecord("a", "b", "on event\nitem\nif event.n > 1 && event.m >= 2"),
         EdgeRecord("a", "c", ""),
-    ) == reconstruct_run(_with(spans, root, changed)).edges
+    ) == reconstruct_run(replaced(spans, root, changed)).edges
 
 
 def test_edges_fall_back_to_the_stage_spans_upstream() -> None:
     """Without the run span's edge list, each stage span's upstream gives the edges."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
     attributes = {k: v for k, v in root.attributes.items() if k != t.PIPELINE_EDGES}
     changed = replace(root, attributes=attributes)
     assert (
         EdgeRecord("plan", "build", ""),
         EdgeRecord("build", "test", ""),
         EdgeRecord("test", "deploy", ""),
-    ) == reconstruct_run(_with(spans, root, changed)).edges
-
-
-def _plan_attempt(spans: list[SpanRecord], **changes: Any) -> AttemptRecord:
-    """The plan stage's attempt rebuilt after ``changes`` to its span (``attributes`` are
-    merged into the span's, a None value removing the key)."""
-    plan = next(s for s in spans if s.name == "plan")
-    attributes = {**plan.attributes, **changes.pop("attributes", {})}
-    attributes = {k: v for k, v in attributes.items() if v is not None}
-    changed = replace(plan, attributes=attributes, **changes)
-    return reconstruct_run(_with(spans, plan, changed)).stage("plan").attempts[0]
+    ) == reconstruct_run(replaced(spans, root, changed)).edges
 
 
 @pytest.mark.parametrize(
@@ -407,7 +238,7 @@ def _plan_attempt(spans: list[SpanRecord], **changes: Any) -> AttemptRecord:
 def test_numeric_attributes_of_the_wrong_type_read_as_unknown(value: Any, expected: Any) -> None:
     """A number written as a bool, a list or a non-numeric string is unknown (None), never a
     1 or 0; a numeric string is read."""
-    attempt = _plan_attempt(
+    attempt = plan_attempt(
         example_spans(),
         attributes={t.STAGE_QUEUE_TIME: value, t.STAGE_PEAK_MEMORY: value},
     )
@@ -420,11 +251,11 @@ def test_attempt_identity_defaults_when_unreadable() -> None:
     attempt 1 (attempts count from 1); without a task run id the span id stands in."""
     spans = example_spans()
     plan_span = next(s for s in spans if s.name == "plan")
-    unreadable = _plan_attempt(
+    unreadable = plan_attempt(
         spans,
         attributes={t.STAGE_INSTANCE: True, t.STAGE_ATTEMPT: None, t.CICD_TASK_RUN_ID: None},
     )
-    zero = _plan_attempt(spans, attributes={t.STAGE_INSTANCE: 0, t.STAGE_ATTEMPT: 0})
+    zero = plan_attempt(spans, attributes={t.STAGE_INSTANCE: 0, t.STAGE_ATTEMPT: 0})
     assert [(0, 1, plan_span.span_id), (0, 1)] == [
         (unreadable.instance, unreadable.attempt, unreadable.task_run_id),
         (zero.instance, zero.attempt),
@@ -438,62 +269,27 @@ def test_payload_event_without_json_is_no_payload() -> None:
         SpanEventRecord(t.EVENT_STAGE_INPUT, T0, {}),
         SpanEventRecord(t.EVENT_STAGE_OUTPUT, T0, {t.PAYLOAD_JSON: 7}),
     )
-    attempt = _plan_attempt(example_spans(), events=events)
+    attempt = plan_attempt(example_spans(), events=events)
     assert (None, "7") == (attempt.inputs, attempt.outputs)
-
-
-def test_open_stage_span_in_a_running_run_is_running() -> None:
-    """An open stage span reads running while nobody says the writer is gone."""
-    spans = example_spans()
-    root = _root(spans)
-    spans = _with(spans, root, replace(root, end_ns=None))
-    attempt = _plan_attempt(spans, end_ns=None)
-    assert ("running", None) == (attempt.status, attempt.end)
 
 
 def test_attempt_error_prefers_the_stage_message_then_the_span_status() -> None:
     """The attempt's error is ``taskdaemon.stage.error.message``, else the span's status
     message, else none."""
     spans = example_spans()
-    both = _plan_attempt(
+    both = plan_attempt(
         spans, attributes={t.STAGE_ERROR_MESSAGE: "exit 3"}, status_message="status text"
     )
-    status_only = _plan_attempt(spans, status_message="status text")
-    neither = _plan_attempt(spans)
+    status_only = plan_attempt(spans, status_message="status text")
+    neither = plan_attempt(spans)
     assert ["exit 3", "status text", None] == [both.error, status_only.error, neither.error]
-
-
-def test_cancelled_attempt_says_why() -> None:
-    """A cancelled attempt without an error reads ``cancelled: <reason>`` and keeps the reason
-    and the causing stage; an error it has is kept; a reason on an attempt that was not
-    cancelled is kept but makes no error."""
-    spans = example_spans()
-    cancel = {
-        t.STAGE_STATUS: "cancelled",
-        t.STAGE_CANCEL_REASON: "stage 'x' failed",
-        t.STAGE_CANCEL_CAUSE: "x",
-    }
-    cancelled = _plan_attempt(spans, attributes=cancel)
-    with_error = _plan_attempt(spans, attributes={**cancel, t.STAGE_ERROR_MESSAGE: "killed"})
-    not_cancelled = _plan_attempt(
-        spans, attributes={**cancel, t.STAGE_STATUS: "success", t.STAGE_CANCEL_CAUSE: None}
-    )
-    assert [
-        (cancelled.status, cancelled.error, cancelled.cancel_reason, cancelled.cancel_cause),
-        (with_error.error, with_error.cancel_reason),
-        (not_cancelled.error, not_cancelled.cancel_reason, not_cancelled.cancel_cause),
-    ] == [
-        ("cancelled", "cancelled: stage 'x' failed", "stage 'x' failed", "x"),
-        ("killed", "stage 'x' failed"),
-        (None, "stage 'x' failed", None),
-    ]
 
 
 def test_pipeline_name_comes_from_the_run_span_then_a_stage_then_the_span_name() -> None:
     """The pipeline is the run span's ``cicd.pipeline.name``; without it, a stage span's; without
     either, the run span's name after ``RUN ``; with no run span and no name, empty."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
 
     def named(root_name: str | None, stage_name: str | None, *, keep_root: bool = True) -> str:
         changed = []
@@ -518,21 +314,21 @@ def test_run_span_is_found_by_its_action_before_its_name() -> None:
     """Of two parentless spans, the one marked ``cicd.pipeline.action.name=RUN`` is the run
     span, even when an earlier one is merely named ``RUN …``."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
     decoy = replace(
         root, trace_id="e" * 32, span_id="d" * 16, name="RUN decoy", start_ns=T0 - S, attributes={}
     )
     renamed = replace(root, name="custom")
-    run = reconstruct_run([decoy, *_with(spans, root, renamed)])
+    run = reconstruct_run([decoy, *replaced(spans, root, renamed)])
     assert ("demo", T0 / 1e9, root.trace_id) == (run.pipeline, run.start, run.run_id)
 
 
 def test_run_keeps_the_run_span_attributes_and_replay_origin() -> None:
     """The record carries every attribute of the run span and the run it replays."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
     attributes = {**root.attributes, t.PIPELINE_REPLAY_OF: "f" * 32}
-    run = reconstruct_run(_with(spans, root, replace(root, attributes=attributes)))
+    run = reconstruct_run(replaced(spans, root, replace(root, attributes=attributes)))
     assert ("f" * 32, attributes) == (run.replay_of, run.attributes)
 
 
@@ -545,7 +341,9 @@ def test_only_spans_with_a_stage_name_are_stages() -> None:
         replace(plan, span_id=f"{n:016x}", attributes={**plan.attributes, t.CICD_TASK_NAME: name})
         for n, name in ((1, ""), (2, 5))
     ]
-    spans = _with(spans, plan, replace(plan, attributes={**plan.attributes, t.STAGE_TRIGGERS: 7}))
+    spans = replaced(
+        spans, plan, replace(plan, attributes={**plan.attributes, t.STAGE_TRIGGERS: 7})
+    )
     run = reconstruct_run([*spans, *odd])
     assert (["plan", "build", "test", "deploy"], ("7",)) == (
         [s.name for s in run.stages],
@@ -559,43 +357,10 @@ def test_error_type_attribute_beats_the_exception_event() -> None:
     exception = SpanEventRecord(
         "exception", T0, {"exception.type": "OSError", "exception.message": "disk full"}
     )
-    attempt = _plan_attempt(
+    attempt = plan_attempt(
         example_spans(), attributes={t.ERROR_TYPE: "StageError"}, events=(exception,)
     )
     assert ("StageError", "disk full") == (attempt.error_type, attempt.error)
-
-
-def _without_deploy_spans(*, root_end: bool, loops: tuple[str, ...] = ()) -> list[SpanRecord]:
-    """The example run without any deploy span; the run span ended or open, and declaring
-    ``loops`` as the stages' loop types."""
-    spans = [s for s in example_spans() if s.name != "deploy"]
-    root = _root(spans)
-    attributes = {**root.attributes, t.PIPELINE_STAGE_LOOPS: loops}
-    changed = replace(root, attributes=attributes, end_ns=root.end_ns if root_end else None)
-    return _with(spans, root, changed)
-
-
-def test_stage_without_spans_reads_by_how_the_run_ended() -> None:
-    """A declared stage without any span is skipped ("never ran") in an ended run, skipped
-    ("run interrupted") in an interrupted one, pending in a running one; its loop type comes
-    from the run span's list. A stage that ran has no skip reason."""
-    loops = ("plan", "command", "phase", "command")
-    ended = reconstruct_run(_without_deploy_spans(root_end=True, loops=loops))
-    interrupted = reconstruct_run(_without_deploy_spans(root_end=False), interrupted=True)
-    running = reconstruct_run(_without_deploy_spans(root_end=False))
-    assert [
-        (ended.stage("deploy").status, ended.stage("deploy").skip_reason),
-        (interrupted.stage("deploy").status, interrupted.stage("deploy").skip_reason),
-        (running.stage("deploy").status, running.stage("deploy").skip_reason),
-        (ended.stage("deploy").loop, running.stage("deploy").loop),
-        (ended.stage("plan").skip_reason, ended.stage("plan").status),
-    ] == [
-        ("skipped", "never ran"),
-        ("skipped", "run interrupted"),
-        ("pending", None),
-        ("command", ""),
-        (None, "success"),
-    ]
 
 
 def test_skip_span_carries_the_cancel_reason_and_cause() -> None:
@@ -608,7 +373,7 @@ def test_skip_span_carries_the_cancel_reason_and_cause() -> None:
         t.STAGE_CANCEL_REASON: "stage 'test' failed",
         t.STAGE_CANCEL_CAUSE: "test",
     }
-    stage = reconstruct_run(_with(spans, deploy, replace(deploy, attributes=attributes))).stage(
+    stage = reconstruct_run(replaced(spans, deploy, replace(deploy, attributes=attributes))).stage(
         "deploy"
     )
     assert ("skipped", "condition false", "stage 'test' failed", "test") == (
@@ -623,18 +388,18 @@ def test_stage_fields_come_from_its_first_span_then_the_run_span() -> None:
     """Loop type, triggers, upstream and trigger mode are read from the stage's first span; a
     span without a loop type takes the run span's declared one, and with neither it is empty."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
     build1 = next(s for s in spans if s.name == "build" and s.attributes[t.STAGE_ATTEMPT] == 1)
     plan = next(s for s in spans if s.name == "plan")
-    spans = _with(
+    spans = replaced(
         spans,
         build1,
         replace(build1, attributes={**build1.attributes, t.STAGE_TRIGGER_MODE: "all"}),
     )
     no_loop = {k: v for k, v in plan.attributes.items() if k != t.STAGE_LOOP}
-    spans = _with(spans, plan, replace(plan, attributes=no_loop))
+    spans = replaced(spans, plan, replace(plan, attributes=no_loop))
     declared = {**root.attributes, t.PIPELINE_STAGE_LOOPS: ("declared-plan",)}
-    with_loops = _with(spans, root, replace(root, attributes=declared))
+    with_loops = replaced(spans, root, replace(root, attributes=declared))
     build = reconstruct_run(spans).stage("build")
     assert [
         (build.loop, build.triggers, build.upstream, build.trigger_mode),
@@ -649,29 +414,11 @@ def test_stage_fields_come_from_its_first_span_then_the_run_span() -> None:
     ]
 
 
-def test_cancelled_stage_takes_the_reason_of_its_cancelled_attempt() -> None:
-    """A stage whose attempt a stop cancelled carries that attempt's reason and cause."""
-    stage_attrs = {
-        t.STAGE_STATUS: "cancelled",
-        t.STAGE_CANCEL_REASON: "stage 'x' failed",
-        t.STAGE_CANCEL_CAUSE: "x",
-    }
-    spans = example_spans()
-    plan = next(s for s in spans if s.name == "plan")
-    changed = replace(plan, attributes={**plan.attributes, **stage_attrs})
-    stage = reconstruct_run(_with(spans, plan, changed)).stage("plan")
-    assert ("cancelled", "stage 'x' failed", "x") == (
-        stage.status,
-        stage.cancel_reason,
-        stage.cancel_cause,
-    )
-
-
 def test_paused_time_sums_the_run_spans_resume_events_per_execution() -> None:
     """An execution's paused time is the sum of the run span's ``breakpoint.resumed`` events
     naming it; other events, other executions and unreadable values add nothing."""
     spans = example_spans()
-    root = _root(spans)
+    root = root_span(spans)
     plan = reconstruct_run(spans).stage("plan").attempts[0].task_run_id
 
     def resumed(trid: Any, seconds: Any, name: str = t.EVENT_BREAKPOINT_RESUMED) -> Any:
@@ -688,74 +435,6 @@ def test_paused_time_sums_the_run_spans_resume_events_per_execution() -> None:
         resumed(plan, 8.0, name=t.EVENT_BREAKPOINT_HIT),
         resumed("someone-else", 3.0),
     )
-    run = reconstruct_run(_with(spans, root, replace(root, events=events)))
+    run = reconstruct_run(replaced(spans, root, replace(root, events=events)))
     paused = {a.task_run_id: a.paused_time for s in run.stages for a in s.attempts}
     assert paused == {trid: (4.0 if trid == plan else None) for trid in paused}
-
-
-def _plan_left_to_retry(*, run_ended: bool, interrupted: bool = False) -> str:
-    """The plan stage's status once its one attempt failed with ``will_retry`` and no attempt
-    followed, in the example run (its run span ended cancelled, or left open)."""
-    spans = example_spans(result="cancellation")
-    plan = next(s for s in spans if s.name == "plan")
-    failed = {**plan.attributes, t.STAGE_STATUS: "failure", t.STAGE_WILL_RETRY: True}
-    spans = _with(spans, plan, replace(plan, attributes=failed, status_code="ERROR"))
-    if not run_ended:
-        root = _root(spans)
-        spans = _with(spans, root, replace(root, end_ns=None))
-    return reconstruct_run(spans, interrupted=interrupted).stage("plan").status
-
-
-def test_a_stage_stopped_while_waiting_to_retry_reads_cancelled() -> None:
-    """A stage whose last attempt failed and was to be retried, in a run that ended, was
-    stopped in its backoff: it reads ``cancelled``, as the engine ends it (its attempt stays a
-    failure). It read ``failure``, while ``taskdaemon run`` said ``cancelled``."""
-    assert "cancelled" == _plan_left_to_retry(run_ended=True)
-
-
-def test_a_stage_waiting_to_retry_in_a_running_run_reads_retrying() -> None:
-    """The same stage in a run still going is waiting for its next attempt: ``retrying``."""
-    assert "retrying" == _plan_left_to_retry(run_ended=False)
-
-
-def test_a_stage_waiting_to_retry_in_an_interrupted_run_reads_interrupted() -> None:
-    """The same stage in a run whose writer is gone reads ``interrupted``, as the run does."""
-    assert "interrupted" == _plan_left_to_retry(run_ended=False, interrupted=True)
-
-
-def _deploy_resumed(action: str, task_run_id: str = "deploy.0.1") -> list[SpanRecord]:
-    """The example run (deploy skipped, never started) with a ``breakpoint.resumed`` event for
-    deploy's execution ``task_run_id`` on the run span, whose action is ``action``."""
-    spans = example_spans()
-    root = _root(spans)
-    event = SpanEventRecord(
-        t.EVENT_BREAKPOINT_RESUMED,
-        T0 + 5 * S,
-        {
-            t.CICD_TASK_NAME: "deploy",
-            t.CICD_TASK_RUN_ID: task_run_id,
-            t.BREAKPOINT_ACTION: action,
-            t.BREAKPOINT_BY: "engine",
-            t.BREAKPOINT_PAUSED: 1.0,
-        },
-    )
-    return _with(spans, root, replace(root, events=(*root.events, event)))
-
-
-def test_a_stage_a_stop_cancelled_while_paused_before_its_start_is_cancelled() -> None:
-    """An execution without a span whose pause a stop ended (``breakpoint.resumed``, action
-    ``cancel``) was reached: its stage reads ``cancelled``, with no attempt or skip reason."""
-    deploy = reconstruct_run(_deploy_resumed("cancel")).stage("deploy")
-    assert ("cancelled", (), None) == (deploy.status, deploy.attempts, deploy.skip_reason)
-
-
-@pytest.mark.parametrize(
-    ("action", "task_run_id"), [("continue", "deploy.0.1"), ("cancel", "deploy.x.1")]
-)
-def test_a_pause_resumed_otherwise_leaves_a_stage_without_spans_skipped(
-    action: str, task_run_id: str
-) -> None:
-    """A pause ended by anything but a stop, or naming no execution of the stage, changes
-    nothing: the stage keeps its skip span's status and reason."""
-    deploy = reconstruct_run(_deploy_resumed(action, task_run_id)).stage("deploy")
-    assert ("skipped", "condition false") == (deploy.status, deploy.skip_reason)

@@ -28,7 +28,14 @@ from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Manual, Pipeline, TriggerMode
 from taskdaemon.pipeline.monitor import PipelineMonitor
-from taskdaemon.pipeline.tracking import SpanRecord, SqliteSpanProcessor, span_record_from_sdk
+from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.records import AttemptRecord
+from taskdaemon.pipeline.tracking import (
+    SpanRecord,
+    SqliteSpanProcessor,
+    reconstruct_run,
+    span_record_from_sdk,
+)
 from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
 T0 = 1_700_000_000_000_000_000  # ns
@@ -512,3 +519,23 @@ def orphans_and_integrity(path: Path) -> tuple[int, str]:
         ).fetchone()[0]
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
     return orphans, integrity
+
+
+def root_span(spans: list[SpanRecord]) -> SpanRecord:
+    """The span of ``spans`` without a parent: the run span."""
+    return next(s for s in spans if s.parent_span_id is None)
+
+
+def replaced(spans: list[SpanRecord], old: SpanRecord, new: SpanRecord) -> list[SpanRecord]:
+    """``spans`` with ``old`` replaced by ``new``."""
+    return [new if s is old else s for s in spans]
+
+
+def plan_attempt(spans: list[SpanRecord], **changes: Any) -> AttemptRecord:
+    """The plan stage's attempt rebuilt after ``changes`` to its span (``attributes`` are
+    merged into the span's, a None value removing the key)."""
+    plan = next(s for s in spans if s.name == "plan")
+    attributes = {**plan.attributes, **changes.pop("attributes", {})}
+    attributes = {k: v for k, v in attributes.items() if v is not None}
+    changed = replace(plan, attributes=attributes, **changes)
+    return reconstruct_run(replaced(spans, plan, changed)).stage("plan").attempts[0]
