@@ -136,9 +136,11 @@ tests_for() {
         pipeline/run_log.py)
             echo tests/pipeline_run_log_records_test.py tests/pipeline_run_log_rows_test.py \
                 tests/pipeline_run_log_stored_rows_test.py tests/pipeline_debug_logs_test.py \
+                tests/pipeline_debug_logs_cli_test.py \
                 tests/pipeline_monitor_unrecorded_test.py tests/pipeline_cli_deferred_test.py ;;
         pipeline/log_export.py)
-            echo tests/pipeline_log_export_test.py tests/pipeline_debug_logs_test.py ;;
+            echo tests/pipeline_log_export_test.py tests/pipeline_debug_logs_test.py \
+                tests/pipeline_debug_logs_cli_test.py ;;
         pipeline/process_tree.py)
             echo tests/pipeline_process_tree_test.py tests/pipeline_loops_test.py \
                 tests/pipeline_metrics_test.py ;;
@@ -290,7 +292,7 @@ deselect=(
     tests/pipeline_engine_test.py::test_engine_modules_import_no_telemetry
     tests/pipeline_config_robustness_test.py::test_loading_is_linear_in_the_number_of_stages
     tests/pipeline_metrics_test.py::test_resource_gauges_follow_a_command_stage
-    tests/pipeline_debug_logs_test.py::test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail
+    tests/pipeline_debug_logs_cli_test.py::test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail
 )
 
 fresh=0

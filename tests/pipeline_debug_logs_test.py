@@ -1,6 +1,6 @@
 """Trace logging and stage logs: captured command output and its bound, run log levels, the
-ids on every record (text and JSON), the ``logs`` table and its retention, ``taskdaemon logs``
-(also following a run in another process), OTLP log export and the Loki stack config."""
+ids on every record (text and JSON), the ``logs`` table and its retention, OTLP log export and
+the Loki stack config (``taskdaemon logs`` as a process: pipeline_debug_logs_cli_test.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import asyncio
 import io
 import json
 import logging
-import os
 import random
-import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -28,10 +25,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pipeline_debug_logs_support import IDS
 from pipeline_stage_output_support import TRACEPARENT, Sink
-from pipeline_tracking_support import make_provider, write_example_run
 from taskdaemon.pipeline import stage_output
-from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.log_export import OTelOutputSink
@@ -53,8 +49,6 @@ from taskdaemon.pipeline.tracking.log_read import encode_logs, read_logs, run_lo
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
 ROOT = Path(__file__).resolve().parent.parent
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
-IDS = ("run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id")
 
 
 @pytest.fixture
@@ -80,9 +74,6 @@ def _ctx(command: str) -> StageContext:
         environment={"TRACEPARENT": TRACEPARENT},
         command=command,
     )
-
-
-# -- capture --------------------------------------------------------------------------------
 
 
 async def test_command_output_is_captured_line_by_line_with_the_stage_ids(sink: Sink) -> None:
@@ -215,8 +206,6 @@ async def test_captured_lines_carry_every_id_in_text_and_json(fmt: str) -> None:
             assert f"{name}={value}" in line
 
 
-# -- run log levels -------------------------------------------------------------------------
-
 LEVELS_PIPELINE = """
 name: levels
 concurrency: 1
@@ -238,6 +227,7 @@ stages:
     triggers:
       - on_condition: {expression: "request.api_token != '' && stages.first.status == 'success'"}
 """
+
 
 _calls: dict[str, int] = {}
 
@@ -375,9 +365,6 @@ def test_an_otlp_endpoint_turns_log_export_on(monkeypatch: pytest.MonkeyPatch) -
     assert ("otlp",) == load_settings().logs_exporters
 
 
-# -- the store ------------------------------------------------------------------------------
-
-
 def _batch(run_id: str, text: str, stage: str = "build") -> OutputBatch:
     return OutputBatch(
         run_id, "p", stage, 0, 1, run_id, "b7ad6b7169203331", "stdout", (text,), time.time_ns()
@@ -468,9 +455,6 @@ def test_otlp_json_logs_are_the_file_exporter_shape(tmp_path: Path) -> None:
     assert {"stringValue": "stdout"} == attributes["log.iostream"]
 
 
-# -- OTLP export ----------------------------------------------------------------------------
-
-
 def test_output_and_run_records_are_exported_as_otel_log_records() -> None:
     """Captured lines and stdlib run records reach the LoggerProvider with the stage span."""
     exporter = InMemoryLogRecordExporter()
@@ -498,150 +482,6 @@ def test_output_and_run_records_are_exported_as_otel_log_records() -> None:
         logs[0].attributes["taskdaemon.stage"],
         logs[1].attributes["taskdaemon.stage"],
     )
-
-
-# -- the CLI --------------------------------------------------------------------------------
-
-CLI_PIPELINE = """
-name: cli-logs
-stages:
-  - name: talk
-    loop: command
-    command: "echo first; while [ ! -f {gate} ]; do sleep 0.02; done; echo second"
-    triggers: [{{manual: {{approval_required: false}}}}]
-  - name: fail
-    loop: command
-    command: "echo ok; echo broken thing >&2; exit 3"
-    triggers: [{{on_completion: {{stage: talk}}}}]
-"""
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TASKDAEMON_HOME": str(tmp_path / "home"),
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-    }
-
-
-def _wait_for_run(db: Path, deadline: float) -> str:
-    while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                conn = sqlite3.connect(db)
-                try:
-                    row = conn.execute("SELECT trace_id FROM runs").fetchone()
-                finally:
-                    conn.close()
-            except sqlite3.Error:
-                row = None
-            if row:
-                return str(row[0])
-        time.sleep(0.05)
-    raise AssertionError("the run never reached the store")
-
-
-@pytest.mark.slow
-def test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail(
-    tmp_path: Path,
-) -> None:
-    """``logs --follow`` prints a command's lines while the run goes on in another process
-    and ends with the run; ``run`` prints the failed command's stderr under its failure; and
-    ``logs --json`` gives every id."""
-    gate = tmp_path / "gate"
-    (tmp_path / "p.yaml").write_text(CLI_PIPELINE.format(gate=gate))
-    env = _env(tmp_path)
-    run = subprocess.Popen(
-        [TASKDAEMON, "run", "p.yaml"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    follow = None
-    try:
-        run_id = _wait_for_run(tmp_path / "home" / "spans.db", time.monotonic() + 60)
-        follow = subprocess.Popen(
-            [TASKDAEMON, "logs", run_id[:8], "--follow", "--interval", "0.05"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert follow.stdout is not None
-        seen = []
-        for line in follow.stdout:  # blocks until the line arrives: no sleep for ordering
-            seen.append(line)
-            if line.rstrip().endswith("[stdout] first"):
-                break
-        assert "second" not in "".join(seen)  # the run still waits at its gate
-        gate.touch()
-        rest, _ = follow.communicate(timeout=60)
-        _, err = run.communicate(timeout=60)
-    finally:
-        for process in (run, follow):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-    followed = "".join(seen) + rest
-    assert (0, 1) == (follow.returncode, run.returncode)
-    assert "talk.0.1 [stdout] second" in followed
-    assert "fail.0.1 [stderr] broken thing" in followed
-    assert "finished: failure" in followed.splitlines()[-1]
-    assert "  | broken thing" in err
-    listed = subprocess.run(
-        [TASKDAEMON, "logs", run_id, "--json", "--stage", "fail"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    entry = next(json.loads(line) for line in listed.stdout.splitlines() if '"ok"' in line)
-    assert (run_id, "cli-logs", "fail", 0, 1, run_id) == tuple(entry[name] for name in IDS[:-1])
-    assert 16 == len(entry["span_id"])
-
-
-def test_logs_of_an_unknown_run_is_one_line(tmp_path: Path) -> None:
-    """An unknown run id gets one line on stderr and exit code 1."""
-    env = _env(tmp_path)
-    (tmp_path / "home").mkdir()
-    connect(tmp_path / "home" / "spans.db").close()
-    done = subprocess.run(
-        [TASKDAEMON, "logs", "abcd1234"],
-        check=False,
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert (1, 1) == (done.returncode, len(done.stderr.strip().splitlines()))
-
-
-def test_logs_of_a_stage_the_run_does_not_have_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``logs RUN --stage S`` for a stage the run has not (a typo) says so and exits 1, rather
-    than printing nothing as for a stage that logged nothing."""
-    db = tmp_path / "spans.db"
-    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
-    provider, _ = make_provider(processor)
-    run_id = write_example_run(provider)
-    processor.shutdown()
-    code = main(["logs", run_id, "--stage", "biuld", "--source", f"sqlite:///{db}"])
-    expected = (
-        1,
-        f"taskdaemon logs: run {run_id} of pipeline 'demo' has no stage 'biuld' "
-        "(its stages: plan, build, test, deploy)\n",
-    )
-    assert expected == (code, capsys.readouterr().err)
-
-
-# -- the deployment stack -------------------------------------------------------------------
 
 
 def _yaml(path: Path) -> Any:
