@@ -423,9 +423,11 @@ def test_no_import_cycles() -> None:
     assert [] == [" -> ".join(cycle) for cycle in import_cycles(SRC)]
 
 
-def test_no_source_file_over_700_lines() -> None:
-    """Every source file has at most 700 lines (one responsibility per module)."""
-    assert [] == long_files(SRC)
+@pytest.mark.parametrize("folder", ["src", "tests", "benchmarks", "scripts", "examples"])
+def test_no_source_file_over_700_lines(folder: str) -> None:
+    """Every Python file of the package, its tests, benchmarks, scripts and examples has at
+    most 700 lines (one responsibility per module, one subject per test file)."""
+    assert [] == long_files(SRC.parent / folder)
 
 
 def test_every_docstring_is_its_functions_first_statement() -> None:
