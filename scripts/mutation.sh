@@ -54,7 +54,8 @@ tests_for() {
                 tests/pipeline_visualization_cli_test.py ;;
         pipeline/tracking/reconstruct.py)
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py \
-                tests/pipeline_tracking_reconstruct_statuses_test.py ;;
+                tests/pipeline_tracking_reconstruct_statuses_test.py \
+                tests/pipeline_tracking_reconstruct_sources_test.py ;;
         pipeline/replay/verify.py)
             echo tests/pipeline_replay_verify_test.py ;;
         pipeline/http_security.py)
