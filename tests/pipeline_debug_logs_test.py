@@ -212,36 +212,21 @@ concurrency: 1
 stages:
   - name: first
     loop: python
-    handler: "pipeline_debug_logs_test:flaky"
+    handler: "pipeline_debug_logs_support:flaky"
     retry: {max_attempts: 2, backoff: {initial: 10ms, factor: 1.0, max: 10ms}}
     triggers: [{manual: {approval_required: false}}]
   - name: gate
     loop: python
-    handler: "pipeline_debug_logs_test:noop"
+    handler: "pipeline_debug_logs_support:noop"
     triggers: [{manual: {approval_required: true}}]
   - name: second
     loop: python
-    handler: "pipeline_debug_logs_test:noop"
+    handler: "pipeline_debug_logs_support:noop"
     inputs:
       token: {from: "request.api_token"}
     triggers:
       - on_condition: {expression: "request.api_token != '' && stages.first.status == 'success'"}
 """
-
-
-_calls: dict[str, int] = {}
-
-
-def flaky(ctx: StageContext) -> dict[str, Any]:
-    """Fails its first attempt."""
-    if ctx.attempt == 1:
-        raise RuntimeError("first attempt fails")
-    return {"done": True}
-
-
-def noop(ctx: StageContext) -> dict[str, Any]:
-    """Does nothing."""
-    return {}
 
 
 class Keep(logging.Handler):
