@@ -447,23 +447,32 @@ def test_the_stand_in_says_when_its_monitor_wanted_what_it_declined(
 
 
 @pytest.mark.parametrize(
-    ("flags", "observes"),
-    [((), False), (("--approve", "deploy"), True), (("--auto-approve",), True)],
+    ("flags", "observes", "hint"),
+    [
+        ((), False, True),
+        (("--approve", "deploy"), True, True),
+        (("--auto-approve",), True, True),
+        ((), False, False),
+    ],
 )
 async def test_the_approval_policy_observes_only_when_it_grants(
-    home: Any, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], observes: bool
+    home: Any, monkeypatch: pytest.MonkeyPatch, flags: tuple[str, ...], observes: bool, hint: bool
 ) -> None:
     """``run``'s approval policy is among the engine's observers only when the command line
     grants an approval: one that grants nothing would be offered every record for nothing.
-    The others of a ``-q`` run: its approval-wait hint and the monitor."""
+    The others of a ``-q`` run: its approval-wait hint (when a stage waits for an approval
+    the command line does not grant: ``hint``) and the monitor."""
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
     argv = ["run", "pipeline.yaml", "-q", *flags]
     args = build_parser(argv).parse_args(argv)
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     async with contextlib.AsyncExitStack() as stack:
-        observers = build_observers(args, progress=None, approvals=approvals, stack=stack)
+        observers = build_observers(
+            args, progress=None, approvals=approvals, stack=stack, hint_approvals=hint
+        )
     others = [type(observer).__name__ for observer in observers if observer is not approvals]
-    assert (observes, ["ApprovalHint", "DeferredMonitor"]) == (approvals in observers, others)
+    expected = ["ApprovalHint", "DeferredMonitor"] if hint else ["DeferredMonitor"]
+    assert (observes, expected) == (approvals in observers, others)
 
 
 def started_record(stage: str) -> StageStarted:

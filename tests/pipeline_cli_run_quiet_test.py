@@ -7,11 +7,15 @@ printed only once the run had ended: the command hung, silent, until it was inte
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
 from cli_support import GATED_PIPELINE as GATED
-from cli_support import taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from taskdaemon.pipeline.cli.approval_policy import ApprovalPolicy
+from taskdaemon.pipeline.cli.run import awaits_approval
+from taskdaemon.pipeline.config import parse_pipeline
 
 
 def test_quiet_says_the_wait_for_an_approval_and_how_to_grant_it(
@@ -38,3 +42,17 @@ def test_quiet_says_nothing_of_an_approval_the_command_line_grants(
         done = taskdaemon(home, "run", path, "-q", *grant)
         assert (0, "") == (done.returncode, done.stderr)
         assert 32 == len(done.stdout.strip())
+
+
+def test_the_hint_is_an_observer_only_for_a_wait_the_command_line_does_not_grant() -> None:
+    """The hint is one observer more than the monitor, which costs every stage the engine's
+    fan-out (a no-op stage's instructions went up by a percent): a pipeline with no approval
+    to wait for, or whose approvals the command line grants, runs without it."""
+    gated = parse_pipeline(textwrap.dedent(GATED))
+    plain = parse_pipeline(textwrap.dedent(ONE_STAGE_PIPELINE))
+    assert [True, False, False, False] == [
+        awaits_approval(gated, ApprovalPolicy([])),
+        awaits_approval(gated, ApprovalPolicy(["deploy"])),
+        awaits_approval(gated, ApprovalPolicy([], approve_all=True)),
+        awaits_approval(plain, ApprovalPolicy([])),
+    ]

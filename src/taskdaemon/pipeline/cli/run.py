@@ -86,7 +86,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
-from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.model import Manual, Pipeline
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
@@ -329,18 +329,34 @@ class ApprovalHint:
             self._stream.flush()
 
 
+def awaits_approval(pipeline: Pipeline, approvals: ApprovalPolicy) -> bool:
+    """Whether a stage of ``pipeline`` waits for an approval ``approvals`` does not grant:
+    only then does ``-q`` need its :class:`ApprovalHint`. An observer more than the monitor
+    costs every stage the engine's fan-out (``Observers.callables``), and a pipeline with no
+    such wait would pay it for a line it never prints."""
+    return any(
+        isinstance(trigger, Manual)
+        and trigger.approval_required
+        and not approvals.wants(stage.name)
+        for stage in pipeline.stages
+        for trigger in stage.triggers
+    )
+
+
 def build_observers(
     args: argparse.Namespace,
     *,
     progress: ProgressView | None,
     approvals: ApprovalPolicy,
     stack: contextlib.AsyncExitStack,
+    hint_approvals: bool = True,
 ) -> Observers:
     """The engine observers of one ``taskdaemon run``, in the order they see each event.
 
     This is the one place to extend (monitoring adds its observer here and registers its
     shutdown on ``stack``, which is closed after the run ended, before the process exits).
-    ``approvals`` is among them only when it grants something (``ApprovalPolicy.grants``).
+    ``approvals`` is among them only when it grants something (``ApprovalPolicy.grants``);
+    ``-q``'s :class:`ApprovalHint` only when ``hint_approvals`` (:func:`awaits_approval`).
     """
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
@@ -350,7 +366,7 @@ def build_observers(
     observers = Observers([approvals] if approvals.grants else [])
     if progress is not None:
         observers.append(progress)
-    elif getattr(args, "quiet", False):
+    elif hint_approvals and getattr(args, "quiet", False):
         observers.append(ApprovalHint(approvals))
     if serve:
         from taskdaemon.pipeline.cli.monitoring import (  # noqa: PLC0415
@@ -531,7 +547,13 @@ async def run_pipeline(
     signals = StopSignals()  # the first SIGINT, SIGTERM or SIGHUP cancels the run
     async with contextlib.AsyncExitStack() as stack:
         try:
-            observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+            observers = build_observers(
+                args,
+                progress=progress,
+                approvals=approvals,
+                stack=stack,
+                hint_approvals=awaits_approval(pipeline, approvals),
+            )
         except PipelineError as error:  # --serve's address cannot be bound
             return _fail(EXIT_INVALID, str(error))
         watcher = None
