@@ -200,6 +200,11 @@ class Stage(ValueMethods):
         return any(isinstance(t, Manual) and not t.approval_required for t in self.triggers)
 
     @property
+    def awaits_approval(self) -> bool:
+        """True if the stage has a ``manual`` trigger that waits for an approval."""
+        return any(isinstance(t, Manual) and t.approval_required for t in self.triggers)
+
+    @property
     def event_types(self) -> tuple[str, ...]:
         """The event types that trigger this stage."""
         return tuple(t.type for t in self.triggers if isinstance(t, OnEvent))

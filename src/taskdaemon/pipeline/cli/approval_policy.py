@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
-from taskdaemon.pipeline.model import Manual, Pipeline
+from taskdaemon.pipeline.model import Pipeline
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
     from taskdaemon.pipeline.engine import RunHandle
@@ -49,7 +49,7 @@ def check_approvals(pipeline: Pipeline, stages: Sequence[str], command: str) -> 
         stage = pipeline.stage_map.get(name)
         if stage is None:
             problem = f"no such stage (stages: {', '.join(pipeline.stage_map)})"
-        elif not any(isinstance(t, Manual) and t.approval_required for t in stage.triggers):
+        elif not stage.awaits_approval:
             problem = "the stage has no manual approval trigger"
         else:
             continue

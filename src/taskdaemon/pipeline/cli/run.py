@@ -86,7 +86,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
-from taskdaemon.pipeline.model import Manual, Pipeline
+from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.redaction import redact_lines, redact_text
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
@@ -335,11 +335,7 @@ def awaits_approval(pipeline: Pipeline, approvals: ApprovalPolicy) -> bool:
     costs every stage the engine's fan-out (``Observers.callables``), and a pipeline with no
     such wait would pay it for a line it never prints."""
     return any(
-        isinstance(trigger, Manual)
-        and trigger.approval_required
-        and not approvals.wants(stage.name)
-        for stage in pipeline.stages
-        for trigger in stage.triggers
+        stage.awaits_approval and not approvals.wants(stage.name) for stage in pipeline.stages
     )
 
 
