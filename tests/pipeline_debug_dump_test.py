@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_debug_cli_support import environment as debug_environment
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.dump_source import (
@@ -48,18 +49,13 @@ PIPELINE = """\
 
 
 def environment(home: Path) -> dict[str, str]:
-    """Own home, no exporters, and a secret in an OTLP header setting."""
-    env = dict(os.environ)
-    env.update(
-        TASKDAEMON_HOME=str(home),
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        OTEL_EXPORTER_OTLP_HEADERS=f"authorization=Bearer {SECRET}",
-        SEEDED=SECRET,  # stage a prints it as its output "password"
-    )
-    env.pop("TASKDAEMON_BREAKPOINTS", None)
-    return env
+    """The debugger tests' environment (own home, no exporters) with a secret in an OTLP
+    header setting."""
+    return {
+        **debug_environment(home),
+        "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {SECRET}",
+        "SEEDED": SECRET,  # stage a prints it as its output "password"
+    }
 
 
 def taskdaemon(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
