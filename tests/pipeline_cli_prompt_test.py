@@ -40,22 +40,30 @@ def test_lines_written_while_a_prompt_reads_go_through_unchanged_on_a_pipe() -> 
     assert "    1.00s  slow  success\n" == out.getvalue()
 
 
-def _through_a_terminal(term: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """What a line written while a prompt reads puts on a pseudo-terminal under ``term``."""
+def _through_a_terminal(
+    term: str, monkeypatch: pytest.MonkeyPatch, *, echo: bool | None = None
+) -> str:
+    """What a line written while a prompt reads puts on a pseudo-terminal under ``term``;
+    with ``echo``, the prompt reads its keys from that terminal, echo on or off."""
     monkeypatch.setenv("TERM", term)
     controller, terminal = pty.openpty()
     attrs = termios.tcgetattr(terminal)
     attrs[1] &= ~termios.OPOST  # the bytes as written, no \n made \r\n
+    if echo is not None:
+        attrs[3] = attrs[3] | termios.ECHO if echo else attrs[3] & ~termios.ECHO
     termios.tcsetattr(terminal, termios.TCSANOW, attrs)
     try:
         with open(terminal, "w", closefd=False) as stream:
             above = LinesAbove(stream)
-            above.reading("(x) ")
+            above.reading("(x) ", None if echo is None else terminal)
             above.write("one ")
             above.write("line\n")
             above.reading(None)
             above.write("after\n")
-        return os.read(controller, 4096).decode()
+        shown = b""
+        while not shown.endswith(b"after\n"):  # a pty read returns what came so far
+            shown += os.read(controller, 4096)
+        return shown.decode()
     finally:
         os.close(terminal)
         os.close(controller)
@@ -76,3 +84,13 @@ def test_a_dumb_terminal_gets_a_new_row_instead_of_an_erase(
     """A ``dumb`` terminal erases nothing: the line starts a new row below the prompt's, and
     the prompt follows it; no escape sequence is written."""
     assert "\none line\n(x) after\n" == _through_a_terminal("dumb", monkeypatch)
+
+
+def test_a_line_written_before_readline_draws_its_prompt_goes_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Until readline draws its prompt (it turns the terminal's echo off as it does), a line
+    is written as it comes: a prompt drawn after it too would show twice. Once echo is off,
+    the line goes above the prompt."""
+    assert "one line\nafter\n" == _through_a_terminal("xterm", monkeypatch, echo=True)
+    assert "\r\x1b[Kone line\n(x) after\n" == _through_a_terminal("xterm", monkeypatch, echo=False)

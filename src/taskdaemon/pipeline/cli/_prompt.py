@@ -22,6 +22,11 @@
   drawn again below it with what was typed so far, as a shell shows a job's notice: it used
   to land in the middle of the typed text, prompt and text lost from view. A pipe or a file
   gets the lines unchanged.
+
+A Ctrl-C typed just as the prompt shows reaches it too (``_prompt_signals.py``). No Python
+code runs inside ``input()`` (no ``set_pre_input_hook``): CPython's readline swallows what a
+hook raises, the ``KeyboardInterrupt`` of a Ctrl-C among it. :class:`LinesAbove` tells from
+the terminal whether readline drew its prompt: readline turns echo off to draw it.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ import io
 import os
 import shlex
 import sys
+import termios
 import threading
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import IO, ClassVar
 
+from taskdaemon.pipeline.cli._prompt_signals import PromptSignals
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
@@ -57,7 +63,9 @@ class LinesAbove(io.TextIOBase):
     prompt's line (``\\r`` and erase to its end; on a ``dumb`` terminal, which has no erase,
     a new line instead), then writes its text, and once that text ends its line, draws the
     prompt again with ``readline``'s buffer, what the user typed so far. Otherwise a write
-    goes through unchanged. The prompt is drawn with the cursor after the typed text: Python's
+    goes through unchanged, as it does while readline has not drawn its prompt yet (the
+    ``keys`` terminal still echoes: readline turns echo off as it draws), or the prompt
+    would show twice. The prompt is drawn with the cursor after the typed text: Python's
     ``readline`` tells the text, not where the cursor stood in it.
     """
 
@@ -66,6 +74,7 @@ class LinesAbove(io.TextIOBase):
         self._stream = stream
         self._lock = threading.Lock()
         self._prompt: str | None = None  # the prompt a line is being read at, else None
+        self._keys: int | None = None  # the terminal it reads keys from, when known
         self._open = False  # a write left the line above the prompt unfinished
         try:
             self._tty = stream.isatty()
@@ -74,16 +83,25 @@ class LinesAbove(io.TextIOBase):
         dumb = os.environ.get("TERM", "dumb") in {"", "dumb"}
         self._clear = "\n" if dumb else "\r\x1b[K"
 
-    def reading(self, prompt: str | None) -> None:
-        """Say that a line is read at ``prompt`` on the terminal (readline draws it), or that
-        none is (None)."""
+    def reading(self, prompt: str | None, keys: int | None = None) -> None:
+        """Say that a line is read at ``prompt`` from the terminal ``keys`` (a descriptor;
+        None: the prompt is already drawn), or that none is (``prompt`` None)."""
         with self._lock:
-            self._prompt = prompt
+            self._prompt, self._keys = prompt, keys
             self._open = False
+
+    def _drawn(self) -> bool:
+        """Whether readline has drawn the prompt: its terminal no longer echoes."""
+        if self._keys is None:
+            return True
+        try:
+            return not termios.tcgetattr(self._keys)[3] & termios.ECHO
+        except termios.error:  # not a terminal after all: nothing to draw over
+            return False
 
     def write(self, text: str) -> int:
         with self._lock:
-            if self._prompt is None or not self._tty or not text:
+            if self._prompt is None or not self._tty or not text or not self._drawn():
                 self._stream.write(text)
                 return len(text)
             import readline  # noqa: PLC0415 - a prompt reads: it imported readline
@@ -129,6 +147,7 @@ class CommandPrompt:
         self._history = history
         self._above = above  # where other threads' lines go while a line is read
         self._interactive = self._in.isatty()
+        self._signals = PromptSignals()
         self._line = ""
         self.quit = False
 
@@ -138,24 +157,24 @@ class CommandPrompt:
         """Read and run commands until the input ends or a command sets ``quit``."""
         if self._interactive:
             self._setup_readline()
-        try:
-            while not self.quit:
-                line = self._read()
-                if line is None:
-                    break
-                self.execute(line)
-        finally:
-            if self._interactive:
-                self._save_history()
-                if self._above is not None:
-                    import readline  # noqa: PLC0415
-
-                    readline.set_pre_input_hook(None)
+        with self._signals if self._interactive else contextlib.nullcontext():
+            try:
+                while not self.quit:
+                    line = self._read()
+                    if line is None:
+                        break
+                    self.execute(line)
+            finally:
+                if self._interactive:
+                    self._save_history()
 
     def _read(self) -> str | None:
         while self._interactive:
+            if self._above is not None:
+                self._above.reading(self.PROMPT, self._in.fileno())
             try:
-                return input(self.PROMPT)
+                with self._signals.waiting():
+                    return input(self.PROMPT)
             except EOFError:
                 self._print("")
                 return None
@@ -244,10 +263,6 @@ class CommandPrompt:
         readline.set_completer(complete)
         readline.set_completer_delims(" \t")
         readline.parse_and_bind("tab: complete")
-        if self._above is not None:
-            # Called once readline has drawn the prompt: a line written before that is not
-            # followed by a prompt of its own, which readline's would have doubled.
-            readline.set_pre_input_hook(partial(self._above.reading, self.PROMPT))
 
     def _save_history(self) -> None:
         if self._history is None:
