@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.trace import SpanContext
 
 from pipeline_monitor_support import Feed, Telemetry, chain_pipeline
@@ -450,4 +450,50 @@ def test_a_span_keeps_a_budget_of_published_payload_then_cuts_and_says_so(
     assert failures() == [
         f"run {run_id}: published events on the span of a.0.1 hold 16 MiB of payload: later "
         "ones are recorded with their payload cut (its size and sha256 kept)"
+    ]
+
+
+def test_a_full_stage_span_counts_later_published_events_and_keeps_its_own(
+    failures: Callable[[], list[str]],
+) -> None:
+    """A stage span at its event limit, less the room of its closing event, records no more
+    published events nor trigger evaluations: it counts them among its dropped events, keeps
+    its ``stage.input`` and gets its ``stage.output``; one warning names the span. The run
+    span's events are the SDK's to drop, oldest first, as before."""
+    provider = TracerProvider(span_limits=SpanLimits(max_events=5))
+    telemetry = Telemetry(tracer_provider=provider)
+    try:
+        feed = Feed(telemetry, chain_pipeline(["a"]), capture=PayloadCapture())
+        run_id = feed.start_run()
+        feed.start("a", inputs={"x": 1})
+        source = TaskRunRef("a", 0, 1)
+        for n in range(1, 5):
+            feed.publish("tick", {"n": n}, n, source)
+        feed.trigger("a", 0, "manual")
+        for n in range(5, 11):
+            feed.publish("tick", {"n": n}, n, None)
+        feed.finish("a", outputs={"y": 2})
+        feed.finish_run()
+        (stage,) = telemetry.by_name("a")
+        (run,) = telemetry.by_name("RUN chain")
+    finally:
+        telemetry.shutdown()
+
+    def ids(span: Any) -> list[tuple[str, Any]]:
+        return [(e.name, (e.attributes or {}).get(t.PUBLISHED_EVENT_ID)) for e in span.events]
+
+    assert (ids(stage), stage.dropped_events) == (
+        [
+            (t.EVENT_STAGE_INPUT, None),
+            (t.EVENT_PUBLISHED, 1),
+            (t.EVENT_PUBLISHED, 2),
+            (t.EVENT_PUBLISHED, 3),
+            (t.EVENT_STAGE_OUTPUT, None),
+        ],
+        2,
+    )
+    assert (ids(run), run.dropped_events) == ([(t.EVENT_PUBLISHED, n) for n in range(6, 11)], 1)
+    assert failures() == [
+        f"run {run_id}: the span of a.0.1 holds all the events its limit keeps: later "
+        "published events and trigger evaluations on it are counted as dropped, not recorded"
     ]

@@ -37,6 +37,7 @@ from taskdaemon.pipeline.events import (
     TriggerEvaluated,
     task_run_id,
 )
+from taskdaemon.pipeline.metrics import sdk_checked
 from taskdaemon.pipeline.monitor._books import Run, StageInfo, stage_static
 from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes
 from taskdaemon.pipeline.payloads import PayloadCapture
@@ -50,11 +51,13 @@ __all__ = [
     "OTHER_ERROR",
     "ROOT",
     "SPAN_PAYLOAD_BYTES",
+    "STAGE_CLOSING_EVENTS",
     "add_approval_requested",
     "add_approval_resolved",
     "add_event_published",
     "add_stage_retrying",
     "add_trigger_evaluated",
+    "count_if_full",
     "describe_run_start",
     "emit_skip_spans",
     "end_run_span",
@@ -356,6 +359,47 @@ def add_stage_retrying(run_span: Span, event: StageRetrying) -> None:
 #: let one span hold ``WRITTEN_SPAN_ITEMS`` payloads of ``TASKDAEMON_CAPTURE_MAX_BYTES`` until
 #: it ended, and its stored row as much (docs/span-store.md, "A byte budget a span").
 SPAN_PAYLOAD_BYTES: Final = 16 * 2**20
+
+
+#: The events a stage's span still gets once the stage has run: its ``stage.output`` or its
+#: ``exception``, never both. A published event never takes their room (``count_if_full``).
+STAGE_CLOSING_EVENTS: Final = 1
+
+
+def count_if_full(span: Span, closing: int) -> int:
+    """0 when ``span`` has room for one more event besides ``closing`` still to come; else the
+    event is not to be recorded and is counted instead, among the events the SDK dropped from
+    the span (its ``dropped_events``), and the count after it is returned.
+
+    The SDK drops a span's *oldest* event past its event limit: a stage publishing as many
+    events as the limit lost its ``stage.input``, and one more its first published events,
+    while the stage's later events still came. Counted here, the published events past the
+    room are the ones lost, and the loss reaches everything that reads the SDK's count (the
+    store, OTLP's ``droppedEventsCount``, ``runs show``, replay's note) as any span limit's.
+    0 (record it) for a span this cannot look into: not the SDK's own, an SDK version not
+    checked against (the span's private ``_limits`` and ``_events`` are read)."""
+    sdk: Any = getattr(span, "wrapped", span)
+    held: Any = getattr(sdk, "_events", None)
+    if type(held) is not _event_list():
+        return 0
+    limit = sdk._limits.max_events
+    with held._lock:
+        if limit is None or len(held) < limit - closing:
+            return 0
+        held.dropped += 1
+        return int(held.dropped)
+
+
+@cache
+def _event_list() -> Any:
+    """The SDK's ``BoundedList``, a span's events, when ``count_if_full`` may count on it."""
+    if not sdk_checked():
+        return None
+    try:
+        from opentelemetry.sdk.util import BoundedList  # noqa: PLC0415
+    except ImportError:
+        return None
+    return BoundedList
 
 
 def add_event_published(

@@ -414,6 +414,8 @@ class Recorder:
         info = run.info
         if info.masked != MASKED.generation:  # ``_fresh_info``'s test, without its call
             info = self._fresh_info(run)
+        if open_span and _full(run, open_span, f"the open span of stage {event.stage}"):
+            return
         _spans.add_trigger_evaluated(open_span or run.span, event, info.stages.get(event.stage))
 
     def _approval_requested(self, event: ApprovalRequested) -> None:
@@ -446,6 +448,8 @@ class Recorder:
             execution = run.open.get(event.source.task_run_id)
             if execution is not None:
                 books, where = execution, f"the span of {event.source.task_run_id}"
+                if _full(run, execution.span, where):
+                    return
         kept = books.published_bytes
         books.published_bytes = _spans.add_event_published(books.span, event, self.capture, kept)
         if kept < _spans.SPAN_PAYLOAD_BYTES <= books.published_bytes:
@@ -505,3 +509,18 @@ def _trigger_wait(event: StageStarted) -> float | None:
         return None
     wait = event.queued_at - event.considered_at
     return wait if wait > 0.0 else 0.0
+
+
+def _full(run: Run, span: Span, where: str) -> bool:
+    """Whether an execution's ``span`` has no room left for a published event or a trigger
+    evaluation besides its stage's closing event (``_spans.count_if_full``, which counts the
+    event as dropped then); the first one dropped is said in one warning line."""
+    dropped = _spans.count_if_full(span, _spans.STAGE_CLOSING_EVENTS)
+    if dropped == 1:
+        _logger.warning(
+            "run %s: %s holds all the events its limit keeps: later published events and "
+            "trigger evaluations on it are counted as dropped, not recorded",
+            run.run_id,
+            where,
+        )
+    return dropped > 0

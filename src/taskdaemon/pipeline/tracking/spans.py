@@ -46,7 +46,10 @@ same (a pipeline of thousands of stages, a user's lower limits, another tracer p
 counted: the SDK's ``dropped_events``, ``dropped_links`` and ``dropped_attributes`` are stored
 with the span (the store's body, OTLP's ``dropped*Count`` that Tempo and Jaeger give back), read
 as ``events_dropped_when_written`` and its two siblings, and summed on the ``RunRecord``, which
-``runs show``, its JSON and the web page's run data say, apart from what was not read.
+``runs show``, its JSON and the web page's run data say, apart from what was not read. A
+stage span's own records are never what its limit drops: the monitor stops recording published
+events on it while there is still room for its closing event, and counts the rest among the
+SDK's dropped events (``monitor/_spans.py``, ``count_if_full``).
 """
 
 from __future__ import annotations
