@@ -16,7 +16,7 @@ import pytest
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.trace import SpanContext
 
-from pipeline_monitor_support import Feed, Telemetry, chain_pipeline
+from pipeline_monitor_support import Feed, Telemetry, chain_pipeline, relations
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.telemetry import span_limits
 from taskdaemon.pipeline.events import (
@@ -497,3 +497,31 @@ def test_a_full_stage_span_counts_later_published_events_and_keeps_its_own(
         f"run {run_id}: the span of a.0.1 holds all the events its limit keeps: later "
         "published events and trigger evaluations on it are counted as dropped, not recorded"
     ]
+
+
+def test_past_the_link_limit_a_stage_span_keeps_its_own_link() -> None:
+    """A retried fan-in stage with more upstream executions than its link limit keeps its
+    ``previous_attempt`` link, its last; the SDK drops its first ``triggered_by`` links and
+    counts them (docs/span-store.md, "A stage that publishes more events than its span
+    holds")."""
+    telemetry = Telemetry(tracer_provider=TracerProvider(span_limits=SpanLimits(max_links=3)))
+    try:
+        feed = Feed(telemetry, chain_pipeline(["a", "b"]))
+        feed.start_run()
+        upstream = [TaskRunRef("a", i, 1) for i in range(4)]
+        for ref in upstream:
+            feed.start("a", ref.instance)
+            feed.finish("a", ref.instance)
+        feed.start("b", fired_by=upstream)
+        feed.finish("b", status=StageStatus.FAILURE, will_retry=True)
+        feed.start("b", attempt=2, fired_by=upstream)
+        feed.finish("b", attempt=2)
+        feed.finish_run()
+        retried = next(s for s in telemetry.by_name("b") if s.attributes[t.STAGE_ATTEMPT] == 2)
+        links = relations(retried, telemetry.spans())
+    finally:
+        telemetry.shutdown()
+    assert (links, retried.dropped_links) == (
+        [("triggered_by", "a.2.1"), ("triggered_by", "a.3.1"), ("previous_attempt", "b.0.1")],
+        2,
+    )
