@@ -42,6 +42,7 @@ def _connect_and_report(path: str, answers: Any) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 900 forks: about 10 s here, over 120 s on CI's two busy cores
 def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> None:
     """Three processes that open a new store file at the same moment all get it: none reads the
     tables another is committing apart from their schema version and refuses the file as
@@ -61,6 +62,7 @@ def test_processes_creating_one_store_at_once_all_open_it(tmp_path: Path) -> Non
             opener.start()
         for opener in openers:
             opener.join(timeout=60)
+            assert opener.exitcode == 0, f"race {race}: an opener hung or failed"
         found = [answers.get(timeout=60) for _ in openers]
         answers.close()
         answers.join_thread()

@@ -66,12 +66,14 @@ class PromptSignals:
     def __exit__(self, *exc: object) -> None:
         if self._thread is None:
             return
-        wakeup, handler = self._previous
-        signal.set_wakeup_fd(wakeup)
-        signal.signal(KICK, handler)
+        # The thread ends before the kick's handler is put back: a kick sent after that would
+        # meet the default action of a real-time signal, which ends the process.
         os.write(self._fds[1], bytes([_STOP]))
         self._thread.join()
         self._thread = None
+        wakeup, handler = self._previous
+        signal.set_wakeup_fd(wakeup)
+        signal.signal(KICK, handler)
         for fd in self._fds:
             os.close(fd)
 
