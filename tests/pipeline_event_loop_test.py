@@ -9,7 +9,6 @@ import logging
 import socket
 import textwrap
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -69,40 +68,44 @@ def test_the_spacing_counts_from_the_end_of_a_blocking_poll() -> None:
 
 
 def test_a_busy_loop_still_sees_ready_io() -> None:
-    """Callbacks keep the loop busy for 0.4 s; a byte arrives after 0.05 s and its reader runs
-    while the loop is still busy, not after."""
+    """Callbacks keep the loop busy for 400 turns, each moving the selector's clock by a tenth
+    of the spacing; a byte sent in turn 55 is read within the next spacing (ten turns, one
+    more for the clock's rounding) while the loop is still busy, not after. Turns are
+    counted, not timed: a loaded machine changes nothing."""
+    clock = Clock()
 
-    async def main() -> tuple[float | None, float, float]:
+    async def main() -> list[int]:
         loop = asyncio.get_running_loop()
         reader, writer = socket.socketpair()
         reader.setblocking(False)
-        seen: list[float] = []
-        loop.add_reader(reader, lambda: seen.append(time.monotonic()) or reader.recv(1))
-        start = time.monotonic()
+        turn = 0
+        read_in: list[int] = []
+        loop.add_reader(reader, lambda: read_in.append(turn) or reader.recv(1))
         done = loop.create_future()
-        sent: list[float] = []
 
         def busy() -> None:  # one turn's callback: the loop never waits
-            now = time.monotonic()
-            if not sent and now - start >= 0.05:
+            nonlocal turn
+            turn += 1
+            clock.now += POLL_SPACING / 10
+            if turn == 55:
                 writer.send(b"x")
-                sent.append(now)
-            if now - start < 0.4:
+            if turn < 400:
                 loop.call_soon(busy)
             else:
-                done.set_result(now)
+                done.set_result(None)
 
         loop.call_soon(busy)
-        ended = await done
+        await done
         loop.remove_reader(reader)
         reader.close()
         writer.close()
-        return (seen[0] if seen else None), sent[0], ended
+        return read_in
 
-    read_at, sent_at, ended_at = run(main())
-    assert read_at is not None, "the reader never ran"
-    assert sent_at <= read_at < ended_at
-    assert read_at - sent_at < 0.2
+    spaced = SpacedSelector(clock=clock)
+    with asyncio.Runner(loop_factory=lambda: asyncio.SelectorEventLoop(spaced)) as runner:
+        read_in = runner.run(main())
+    assert read_in, "the reader never ran while the loop was busy"
+    assert 55 < read_in[0] <= 55 + 10 + 1, read_in
 
 
 def test_new_event_loop_polls_through_a_spaced_selector() -> None:
