@@ -367,7 +367,7 @@ def test_each_worker_turn_and_hand_over_adds_to_the_counts(
                 queue.put(record)
             deadline = time.monotonic() + 10
             while not inside.wait(0.01):  # the worker lingers, or waits idle: ring it
-                assert time.monotonic() < deadline
+                assert time.monotonic() < deadline, f"record {first} not handled within 10 s"
                 bell.ring()
             bell.take()  # a ring left over would end the worker's next linger at once
             inside.clear()
