@@ -1,5 +1,6 @@
-"""http_limits: the bounded h11 protocol's header timer, connection cap and evictions, on a
-controlled loop (clock and timers moved by the test) and transport: no socket, no sleep."""
+"""http_limits: the bounded h11 protocol's header timer, write stall timer, connection cap and
+evictions, on a controlled loop (clock and timers moved by the test) and transport: no socket,
+no sleep."""
 
 from __future__ import annotations
 
@@ -63,14 +64,24 @@ class _Loop:
 
 
 class _Transport(asyncio.Transport):
-    """A connection's transport that keeps what is written and whether it was closed."""
+    """A connection's transport that keeps what is written and whether it was closed or
+    aborted. Everything written is sent at once, unless the test sets :attr:`taken`: then only
+    that many bytes were, and the rest waits in the buffer."""
 
     def __init__(self, port: int) -> None:
         super().__init__()
         self.port = port
         self.written = b""
+        self.taken: int | None = None
         self.eof = False
         self.closed = False
+        self.aborted = False
+
+    def get_write_buffer_size(self) -> int:
+        return 0 if self.taken is None else len(self.written) - self.taken
+
+    def abort(self) -> None:
+        self.aborted = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", self.port), "sockname": ("127.0.0.1", 80)}.get(
@@ -113,8 +124,16 @@ async def _early(scope: Message, receive: Any, send: Any) -> None:
 class _Server:
     """Connections of one server of the bounded protocol, on one :class:`_Loop`."""
 
-    def __init__(self, cap: int = 10, header_timeout: float = 10.0, app: Any = _ok) -> None:
-        limits = HttpLimits(max_connections=cap, header_timeout=header_timeout)
+    def __init__(
+        self,
+        cap: int = 10,
+        header_timeout: float = 10.0,
+        write_timeout: float = 30.0,
+        app: Any = _ok,
+    ) -> None:
+        limits = HttpLimits(
+            max_connections=cap, header_timeout=header_timeout, write_timeout=write_timeout
+        )
         self.protocol = bounded_protocol(limits)
         self.protocol.connection_cap = cap  # type: ignore[attr-defined]
         self.config = uvicorn.Config(app, log_config=None, lifespan="off")
@@ -420,3 +439,71 @@ async def test_a_connection_lost_with_an_error_hands_the_error_on(
     protocol, transport = server.connect(1)
     protocol.connection_lost(ConnectionResetError())
     assert False is transport.closed
+
+
+def _fire_due(loop: _Loop, when: float) -> None:
+    """Fire the armed timers due at ``when`` (and only those)."""
+    for timer in [t for t in loop.timers if not t.cancelled and t.when == when]:
+        timer.cancelled = True
+        timer.callback()
+
+
+async def test_an_answer_none_of_which_is_taken_in_time_is_aborted(
+    servers: Callable[..., _Server],
+) -> None:
+    """A write that leaves output waiting arms a timer due ``write_timeout`` later; when it
+    fires with nothing more sent, the connection is aborted (closing would wait for ever)."""
+    server = servers(write_timeout=4.0, header_timeout=100.0)
+    protocol, transport = server.connect(1)
+    transport.taken = 0
+    protocol.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    armed = 4.0 in server.loop.armed()
+    _fire_due(server.loop, 4.0)
+    assert (True, True, False) == (armed, transport.aborted, transport.closed)
+
+
+async def test_a_client_taking_some_of_its_answer_is_given_more_time(
+    servers: Callable[..., _Server],
+) -> None:
+    """Each time the timer fires after some output was sent, it is armed again from then; the
+    connection is aborted at the first period in which nothing was."""
+    server = servers(write_timeout=4.0, header_timeout=100.0)
+    protocol, transport = server.connect(1)
+    transport.taken = 0
+    protocol.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    server.loop.now = 4.0
+    transport.taken = 1
+    _fire_due(server.loop, 4.0)
+    kept = (transport.aborted, server.loop.armed().count(8.0))
+    server.loop.now = 8.0
+    _fire_due(server.loop, 8.0)
+    assert ((False, 1), True) == (kept, transport.aborted)
+
+
+async def test_an_answer_sent_whole_by_the_time_the_timer_fires_ends_the_watch(
+    servers: Callable[..., _Server],
+) -> None:
+    """Once nothing waits, the timer is not armed again and the connection stays."""
+    server = servers(write_timeout=4.0, header_timeout=100.0)
+    protocol, transport = server.connect(1)
+    transport.taken = 0
+    protocol.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    server.loop.now = 4.0
+    transport.taken = len(transport.written)
+    _fire_due(server.loop, 4.0)
+    assert (False, False) == (transport.aborted, 8.0 in server.loop.armed())
+
+
+async def test_a_lost_connection_cancels_its_write_timer(servers: Callable[..., _Server]) -> None:
+    """When the client goes away with output waiting, the write timer is cancelled."""
+    server = servers(write_timeout=4.0, header_timeout=100.0)
+    protocol, transport = server.connect(1)
+    transport.taken = 0
+    protocol.data_received(GET)
+    await asyncio.gather(*server.loop.tasks)
+    armed = 4.0 in server.loop.armed()
+    protocol.connection_lost(None)
+    assert (True, False) == (armed, 4.0 in server.loop.armed())

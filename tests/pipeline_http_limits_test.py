@@ -252,11 +252,14 @@ def test_the_cap_is_never_under_eight(descriptor_limit: list[int]) -> None:
 
 
 def test_the_bounded_protocol_carries_the_limits(descriptor_limit: list[int]) -> None:
-    """The protocol class has the header timeout and the connection cap of the limits."""
-    protocol = bounded_protocol(HttpLimits(header_timeout=3.5, max_connections=20))
-    assert ("BoundedH11Protocol", 3.5, 20) == (
+    """The protocol class has the header and write timeouts and the connection cap of the
+    limits."""
+    limits = HttpLimits(header_timeout=3.5, write_timeout=7.5, max_connections=20)
+    protocol = bounded_protocol(limits)
+    assert ("BoundedH11Protocol", 3.5, 7.5, 20) == (
         protocol.__name__,
         protocol.header_timeout,  # type: ignore[attr-defined]
+        protocol.write_timeout,  # type: ignore[attr-defined]
         protocol.connection_cap,  # type: ignore[attr-defined]
     )
 

@@ -15,6 +15,13 @@ header read time            10 s         the connection is closed: a client that
                                          byte)
 keep-alive idle time        5 s          the connection is closed (uvicorn's
                                          ``timeout_keep_alive``)
+response write stall        30 s         the connection is aborted and what it had not sent is
+                                         dropped: a client must take some of an answer waiting
+                                         for it at least this often. Otherwise a client that
+                                         never reads holds its whole answer in memory and its
+                                         connection for ever (closing waits for the answer to
+                                         be sent), which nothing else ends: it counts as busy,
+                                         never idle, so a cap's worth of them refuse everyone
 connections                 512          the connection that has waited longest for a request
                                          is closed to make room; if every connection is busy the
                                          new one gets 503 and is closed. Never more than the
@@ -56,7 +63,7 @@ import threading
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import h11
 from prometheus_client import CollectorRegistry
@@ -93,6 +100,7 @@ class HttpLimits:
     body_timeout: float = 30.0
     header_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
+    write_timeout: float = 30.0
     max_connections: int = 512
     max_pending_events: int = 1000
     metrics_max_age: float = 1.0
@@ -204,14 +212,41 @@ _REFUSED: Final = (
 )
 
 
+class _CountingTransport:
+    """A transport that counts the bytes written through it and calls ``on_wait`` whenever a
+    write leaves output waiting in its buffer (the client takes it slower than it comes)."""
+
+    def __init__(self, transport: asyncio.Transport, on_wait: Callable[[], None]) -> None:
+        self._transport = transport
+        self._on_wait = on_wait
+        self._written = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes) -> None:
+        self._transport.write(data)
+        self._written += len(data)
+        if self._transport.get_write_buffer_size():
+            self._on_wait()
+
+    def sent(self) -> int:
+        """The bytes handed to the socket so far."""
+        return self._written - self._transport.get_write_buffer_size()
+
+
 class _BoundedH11Protocol(H11Protocol):
-    """Uvicorn's h11 protocol plus a header-read timeout and a connection cap (see the module)."""
+    """Uvicorn's h11 protocol plus a header-read timeout, a response write stall timeout and a
+    connection cap (see the module)."""
 
     header_timeout: float = 10.0
+    write_timeout: float = 30.0
     connection_cap: int = 512
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._counted = _CountingTransport(transport, self._output_waits)
+        super().connection_made(cast(asyncio.Transport, self._counted))
         self._header_timer: asyncio.TimerHandle | None = None
         self._idle_since = self.loop.time()
         self._refused = False
@@ -247,7 +282,34 @@ class _BoundedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         super().connection_lost(exc)
+
+    def _output_waits(self) -> None:
+        if self._write_timer is None:
+            self._arm_write_timer()
+
+    def _arm_write_timer(self) -> None:
+        self._write_timer = self.loop.call_later(
+            self.write_timeout, self._write_stalled, self._counted.sent()
+        )
+
+    def _write_stalled(self, sent_before: int) -> None:
+        self._write_timer = None
+        if not self.transport.get_write_buffer_size():
+            return  # everything went out: the next write that waits arms the timer again
+        if self._counted.sent() > sent_before:
+            self._arm_write_timer()
+            return
+        _log.debug(
+            "aborting HTTP connection from %s: nothing of its answer taken within %gs",
+            self.client,
+            self.write_timeout,
+        )
+        # close() would wait for the buffer to be sent, which is what never happens.
+        self.transport.abort()
 
     def _waiting_for_request(self) -> bool:
         cycle = self.cycle
@@ -292,7 +354,11 @@ def bounded_protocol(limits: HttpLimits) -> type[H11Protocol]:
     return type(
         "BoundedH11Protocol",
         (_BoundedH11Protocol,),
-        {"header_timeout": limits.header_timeout, "connection_cap": limits.connection_cap()},
+        {
+            "header_timeout": limits.header_timeout,
+            "write_timeout": limits.write_timeout,
+            "connection_cap": limits.connection_cap(),
+        },
     )
 
 
