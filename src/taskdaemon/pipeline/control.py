@@ -23,6 +23,15 @@ Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 ``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
 answered with an error and the connection stays usable.
 
+What a client can make the run hold is bounded: a request line is at most 1 MiB (a longer one
+closes the connection); a socket serves at most 32 connections at once (one more is answered
+``{"ok": false, ...}`` and closed); a connection must send a complete request line within 10 s
+of connecting or of its last answer, and take its answer within 10 s, or it is closed. Every
+client of the CLI sends one request on a connection of its own at once, so the bounds only
+meet clients that connect and wait, trickle or stop reading, which would otherwise each hold a
+connection (a file descriptor the run's stages need) and up to a mebibyte of its line for as
+long as they liked.
+
 The client side (:func:`send_request` and its wrappers) is synchronous, for the CLI. A run id
 may be abbreviated to any prefix that names exactly one served run.
 """
@@ -73,6 +82,10 @@ _BACKLOG = 100
 #: Unix socket paths are limited to about 107 bytes (sun_path) on Linux.
 _MAX_SOCKET_PATH = 107
 _MAX_LINE = 1 << 20
+#: Connections a run's socket serves at once, and seconds a connection may take to send a
+#: request line or to take its answer (the module docstring).
+_MAX_CONNECTIONS = 32
+_IDLE_TIMEOUT = 10.0
 #: What a run id (or a prefix of one) may be: ids are 32 hex digits; a socket's name is the id.
 _MAX_RUN_ID = 128
 _RUN_ID = re.compile(rf"[A-Za-z0-9_-]{{1,{_MAX_RUN_ID}}}")
@@ -205,8 +218,12 @@ class ControlServer:
         home: str | os.PathLike[str] | None = None,
         extra_ops: Mapping[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]
         | None = None,
+        max_connections: int = _MAX_CONNECTIONS,
+        idle_timeout: float = _IDLE_TIMEOUT,
     ) -> None:
         self.run_id = run_id
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
         # More ops (``debug``): each answers the whole request with a response mapping.
         self._extra = dict(extra_ops or {})
         self.path = socket_path(run_id, home)
@@ -278,10 +295,25 @@ class ControlServer:
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
         try:
-            while line := await reader.readline():
+            if len(self._connections) > self.max_connections:
+                refusal = (
+                    f"run {self.run_id} is serving {self.max_connections} connections, its most"
+                )
+                writer.write(json.dumps({"ok": False, "error": refusal}).encode() + b"\n")
+                return
+            while True:
+                async with asyncio.timeout(self.idle_timeout):
+                    line = await reader.readline()
+                if not line:
+                    break
                 response = await self.handle(line)
                 writer.write(json.dumps(response, default=str).encode() + b"\n")
-                await writer.drain()
+                async with asyncio.timeout(self.idle_timeout):
+                    await writer.drain()
+        except TimeoutError:
+            # Slow to send its request or to take its answer: closing would wait for the answer
+            # to be taken, so the connection is cut.
+            writer.transport.abort()
         except (ConnectionError, ValueError):
             pass  # the client went away, or sent an over-long line: nothing to answer
         finally:

@@ -1,0 +1,174 @@
+"""control: what a client of the control socket can make a run hold, bounded.
+
+Clients that connect and wait, trickle a request line that never ends, or stop reading their
+answers, over the real Unix socket: in process against ``ControlServer`` with small bounds,
+and once against a real ``taskdaemon run`` with the default ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_support import environment
+from reliability_support import ROOT, TASKDAEMON, taskdaemon, write_pipeline
+from taskdaemon.pipeline.control import ControlServer, served_runs
+
+RUN = "c" * 32
+
+
+class Target:
+    """A run handle stand-in: the ops these tests send never reach it."""
+
+    def approve(self, stage: str, *, by: str = "") -> None: ...
+
+    def reject(self, stage: str, *, by: str = "") -> None: ...
+
+    def publish(self, event_type: str, payload: Any) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+async def _ended(reader: asyncio.StreamReader) -> bytes:
+    """What the server sends until it ends the connection (a reset counts as an end)."""
+    try:
+        return await asyncio.wait_for(reader.read(), 30.0)
+    except ConnectionResetError:
+        return b""
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 30.0
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.02)
+
+
+async def test_a_connection_over_the_cap_is_answered_in_one_line_and_closed(home: Path) -> None:
+    """With the cap's worth of connections open, one more gets one refusal line, then EOF; a
+    connection made after one of them left is served."""
+    async with ControlServer(RUN, Target(), home=home, max_connections=2) as server:
+        held = [await asyncio.open_unix_connection(str(server.path)) for _ in range(2)]
+        await _until(lambda: len(server._connections) == 2, "the server never saw both")
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        refusal = await _ended(reader)
+        writer.close()
+        held[0][1].close()
+        await _until(lambda: len(server._connections) == 1, "the server kept a departed client")
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        writer.write(b'{"op": "status"}\n')
+        served = json.loads(await reader.readline())
+        for _reader, other in [held[1], (reader, writer)]:
+            other.close()
+    expected = {"ok": False, "error": f"run {RUN} is serving 2 connections, its most"}
+    assert (expected, True) == (json.loads(refusal), served["ok"])
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+async def test_a_request_line_not_complete_in_time_ends_its_connection(
+    home: Path, trickle: bool
+) -> None:
+    """A connection that sends nothing, or trickles a line that never ends (each byte within
+    the timeout), is closed once ``idle_timeout`` has passed since it connected."""
+    async with ControlServer(RUN, Target(), home=home, idle_timeout=0.5) as server:
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        ending = asyncio.ensure_future(_ended(reader))
+        while trickle and not ending.done():
+            writer.write(b" ")
+            await asyncio.sleep(0.1)
+        left = await ending
+        writer.close()
+        await _until(lambda: not server._connections, "the connection was kept")
+    assert b"" == left
+
+
+async def test_the_time_for_a_request_starts_again_after_each_answer(home: Path) -> None:
+    """A connection that sends a request every so often, each within the timeout, is served
+    for longer than the timeout."""
+    async with ControlServer(RUN, Target(), home=home, idle_timeout=0.5) as server:
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        answers = []
+        for _ in range(4):
+            await asyncio.sleep(0.25)
+            writer.write(b'{"op": "status"}\n')
+            answers.append(json.loads(await reader.readline())["ok"])
+        writer.close()
+    assert [True] * 4 == answers
+
+
+async def test_a_client_that_never_reads_its_answers_is_cut(home: Path) -> None:
+    """Requests whose answers the client never takes fill the socket; the connection is cut
+    once an answer waits ``idle_timeout`` to be taken, and the server holds nothing of it."""
+    status = {"text": "x" * (1 << 20)}
+    async with ControlServer(
+        RUN, Target(), home=home, idle_timeout=0.5, status=lambda: status
+    ) as server:
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(str(server.path))
+        client.setblocking(False)
+        for _ in range(8):  # 8 MiB of answers: far more than a Unix socket buffers
+            await asyncio.get_running_loop().sock_sendall(client, b'{"op": "status"}\n')
+        await _until(lambda: not server._connections, "the connection was kept")
+        client.close()
+
+
+def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(home: Path) -> None:
+    """200 connections to a real ``taskdaemon run`` each send 1 MiB of a line that never ends.
+    Only 32 are served at once (the rest refused), the run's RSS stays under 150 MiB (before
+    the bounds: about 240 MiB, growing by a mebibyte a connection) and, once the held ones
+    time out, ``taskdaemon status`` is answered."""
+    gated = write_pipeline(
+        home / "gated.yaml",
+        """\
+        name: gated
+        stages:
+          - name: deploy
+            command: "true"
+            triggers: [{manual: {approval_required: true}}]
+        """,
+    )
+    process = subprocess.Popen(
+        [TASKDAEMON, "run", "-q", str(gated)],
+        cwd=ROOT,
+        env=environment(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    flood: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 60.0
+        while not served_runs(home):
+            assert time.monotonic() < deadline, "the run never served its control socket"
+            time.sleep(0.1)
+        (run_id,) = served_runs(home)
+        path = str(home / "control" / f"{run_id}.sock")
+        for _ in range(200):
+            client = socket.socket(socket.AF_UNIX)
+            flood.append(client)
+            client.connect(path)
+            with contextlib.suppress(OSError):  # refused: the run closed the connection
+                client.sendall(b"x" * ((1 << 20) - 1))
+        status = taskdaemon(home, "status", run_id)
+        while status.returncode != 0 and time.monotonic() < deadline + 60.0:
+            time.sleep(0.5)
+            status = taskdaemon(home, "status", run_id)
+        with open(f"/proc/{process.pid}/status", encoding="ascii") as proc:
+            peak_kib = int(proc.read().split("VmHWM:")[1].split()[0])
+        cancel = taskdaemon(home, "cancel", run_id)
+        process.wait(timeout=60)
+    finally:
+        for client in flood:
+            client.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert (0, True, 0) == (status.returncode, peak_kib < 150 * 1024, cancel.returncode)
