@@ -12,13 +12,19 @@ an overall deadline per query, a cap on the bytes of each response.
 * Body size: a response is streamed and counted while read (after decompression, so a small
   gzip bomb counts as what it expands to); past ``TASKDAEMON_SOURCE_MAX_BYTES`` (default
   64 MiB, the size of a very large run's trace) the query fails with a one-line error.
+  The body is inflated here, a mebibyte at a time, not by the HTTP client, which inflates each
+  piece that arrives whole (64 KiB of a bomb is 64 MiB) and inflates the whole of one layer
+  into the next for every encoding the answer names (``Content-Encoding: gzip, gzip``: 2 KB
+  held a GiB at once, and each further layer multiplies that by a thousand). One encoding,
+  ``gzip`` or ``deflate``, is read; an answer naming more, or another, is refused in one line.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.ascii_number import ascii_only
@@ -44,6 +50,15 @@ DEFAULT_DEADLINE: Final = 30.0  # seconds per query, all requests and retries in
 DEFAULT_MAX_BYTES: Final = 64 * 2**20  # per response body, decoded
 # Headers that describe the body as it came over the wire; the bounded copy is already decoded.
 _WIRE_HEADERS: Final = frozenset({b"content-encoding", b"content-length", b"transfer-encoding"})
+# What one call to inflate may hand back: the cap is checked between pieces.
+_INFLATE_STEP: Final = 1 << 20
+# Content encodings read, to the zlib window bits that read them (deflate: the zlib format, or
+# gzip's, whichever header the body has).
+_ENCODINGS: Final = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": 32 + zlib.MAX_WBITS,
+}
 
 
 def _authority_bounds(url: str) -> tuple[int, int] | None:
@@ -158,7 +173,7 @@ def read_bounded(
     ):
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_bytes():
+        for chunk in _decoded(response, shown):
             size += len(chunk)
             if size > max_bytes:
                 raise SpanSourceError(
@@ -175,3 +190,36 @@ def read_bounded(
             content=b"".join(chunks),
             request=response.request,
         )
+
+
+def _decoded(response: httpx.Response, shown: str) -> Iterator[bytes]:
+    """The body of ``response`` as it arrives, inflated at most :data:`_INFLATE_STEP` bytes at
+    a time when it names one content encoding we read (SpanSourceError for any other)."""
+    named = [
+        value.strip().lower()
+        for value in response.headers.get_list("content-encoding", split_commas=True)
+    ]
+    encodings = [value for value in named if value not in ("", "identity")]
+    if not encodings:
+        yield from response.iter_raw()
+        return
+    if len(encodings) > 1 or encodings[0] not in _ENCODINGS:
+        raise SpanSourceError(
+            f"{shown}: answer in content encoding {quote(', '.join(encodings))}; "
+            "only one of gzip or deflate is read"
+        )
+    inflater = zlib.decompressobj(_ENCODINGS[encodings[0]])
+    try:
+        for raw in response.iter_raw():
+            data = raw
+            while True:
+                piece = inflater.decompress(data, _INFLATE_STEP)
+                data = inflater.unconsumed_tail
+                if piece:
+                    yield piece
+                elif not data:
+                    break
+            if inflater.eof:
+                return  # what may follow the compressed body is not read (nor kept)
+    except zlib.error as exc:
+        raise SpanSourceError(f"{shown}: answer not valid {encodings[0]}: {exc}") from None
