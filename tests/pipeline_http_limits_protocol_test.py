@@ -507,3 +507,47 @@ async def test_a_lost_connection_cancels_its_write_timer(servers: Callable[..., 
     armed = 4.0 in server.loop.armed()
     protocol.connection_lost(None)
     assert (True, False) == (armed, 4.0 in server.loop.armed())
+
+
+def _head(size: int) -> bytes:
+    """A GET head of exactly ``size`` bytes (a header padded to fit)."""
+    start, end = b"GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ", b"\r\n\r\n"
+    return start + b"p" * (size - len(start) - len(end)) + end
+
+
+@pytest.mark.parametrize(("size", "status"), [(16 * 1024 + 1, b"200"), (16 * 1024 + 2, b"400")])
+async def test_a_head_arriving_whole_is_held_to_the_head_bound(
+    servers: Callable[..., _Server], size: int, status: bytes
+) -> None:
+    """A head that arrives in one read, with more behind it, is read up to h11's bound on an
+    incomplete head (16 KiB, and the byte that may end it) and refused past it, as a head
+    trickled in would be."""
+    server = servers()
+    protocol, transport = server.connect(1)
+    protocol.data_received(_head(size) + GET)
+    await asyncio.gather(*server.loop.tasks)
+    assert status == transport.written.split(b" ", 2)[1]
+
+
+async def test_a_head_and_its_body_in_one_read_reach_the_app_whole(
+    servers: Callable[..., _Server],
+) -> None:
+    """A small head and a body of 100 KiB in one read: the body is passed on past the head's
+    bound (only heads are held to it)."""
+    received: list[bytes] = []
+
+    async def reading(scope: Message, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            received.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        await _ok(scope, receive, send)
+
+    server = servers(app=reading)
+    protocol, transport = server.connect(1)
+    body = b"b" * (100 * 1024)
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+    protocol.data_received(head + body)
+    await asyncio.gather(*server.loop.tasks)
+    assert (b"200", body) == (transport.written.split(b" ", 2)[1], b"".join(received))

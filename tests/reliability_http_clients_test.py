@@ -1,10 +1,11 @@
-"""Hostile HTTP clients that stop reading, over real sockets to a real server.
+"""Hostile HTTP clients over real sockets to a real server: clients that stop reading, and
+request heads too large that arrive at once.
 
 Each test starts :class:`MonitorServer` (:func:`server_support.serving`) on a free loopback
-port with small limits and stops it in teardown. The attack: clients that ask for an answer
-larger than the sockets' buffers and never read it. Closing such a connection waits for the
-answer to be sent, so without the write stall timeout (``http_limits.py``) each held its answer
-in memory and its connection slot for ever, and a cap's worth of them refused everyone else.
+port and stops it in teardown. Clients that ask for an answer larger than the sockets' buffers
+and never read it: closing such a connection waits for the answer to be sent, so without the
+write stall timeout (``http_limits.py``) each held its answer in memory and its connection slot
+for ever, and a cap's worth of them refused everyone else.
 """
 
 from __future__ import annotations
@@ -93,3 +94,27 @@ async def test_clients_that_never_read_their_answer_are_dropped_and_others_serve
                 statuses.append(await probe(server.port))
             ended = [await asyncio.to_thread(ended_by_the_server, client) for client in stuck]
     assert (200, [True] * 4) == (statuses[-1], ended)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /healthz?" + b"q" * 60_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X:\r\n" * 10_000,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX: " + b"a" * 100_000 + b"\r\n",
+    ],
+    ids=["url", "many-headers", "one-header"],
+)
+async def test_a_head_over_16_kib_sent_in_one_write_is_400(head: bytes) -> None:
+    """A request head of 40 to 100 KB sent at once is refused as one trickled in is (h11 held
+    only an incomplete head to its bound, so one that arrived whole in a read was served)."""
+    async with serving() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(head + b"Connection: close\r\n\r\n")
+        try:
+            answer = await asyncio.wait_for(reader.readline(), 10.0)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    assert b"400" == answer.split(b" ", 2)[1]

@@ -6,7 +6,8 @@ limit                       default      what happens past it
 request body                1 MiB        413, checked on ``Content-Length`` first and then while
                                          the body streams in (the connection is closed)
 body read time              30 s         408 (the connection is closed)
-request headers             16 KiB       400 (h11's own bound on an incomplete event)
+request headers             16 KiB       400 (h11's own bound on an incomplete event, applied
+                                         here to a head that arrives whole in one read too)
 header read time            10 s         the connection is closed: a client that connects, or
                                          finishes a response on keep-alive (or the body of a
                                          request answered before it was read), must send a
@@ -85,6 +86,7 @@ __all__ = [
 _log = logging.getLogger("taskdaemon.http")
 
 _FD_RESERVE: Final = 128
+_HEAD_BYTES: Final = 16 * 1024  # h11's bound on an incomplete event, which uvicorn keeps
 _BATCHES: Final = 4  # per second: when paced /metrics scrapes are answered
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -264,6 +266,19 @@ class _BoundedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if self.conn.their_state is h11.IDLE:
+            # h11 bounds a head only while it is incomplete: one that arrives whole in a read
+            # (up to 256 KiB) would be parsed. Handed the head's room and one byte more first,
+            # it refuses (400) a head that does not end within its bound.
+            room = _HEAD_BYTES + 1 - len(self.conn.trailing_data[0])
+            if 0 < room < len(data):
+                self._received(data[:room])
+                data = data[room:]
+                if self.transport.is_closing():
+                    return
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm_header_timer()
