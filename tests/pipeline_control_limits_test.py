@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import environment
-from reliability_support import ROOT, TASKDAEMON, taskdaemon, write_pipeline
+from reliability_support import taskdaemon, write_pipeline
 from taskdaemon.pipeline.control import ControlServer, served_runs
 
 RUN = "c" * 32
@@ -121,7 +119,9 @@ async def test_a_client_that_never_reads_its_answers_is_cut(home: Path) -> None:
         client.close()
 
 
-def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(home: Path) -> None:
+def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(
+    home: Path, serve: Callable[..., Any]
+) -> None:
     """200 connections to a real ``taskdaemon run`` each send 1 MiB of a line that never ends.
     Only 32 are served at once (the rest refused), the run's RSS stays under 150 MiB (before
     the bounds: about 240 MiB, growing by a mebibyte a connection) and, once the held ones
@@ -136,21 +136,15 @@ def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(home: Pa
             triggers: [{manual: {approval_required: true}}]
         """,
     )
-    process = subprocess.Popen(
-        [TASKDAEMON, "run", "-q", str(gated)],
-        cwd=ROOT,
-        env=environment(home),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = serve("-q", str(gated)).process
+    deadline = time.monotonic() + 60.0
+    while not served_runs(home):
+        assert time.monotonic() < deadline, "the run never served its control socket"
+        time.sleep(0.1)
+    (run_id,) = served_runs(home)
+    path = str(home / "control" / f"{run_id}.sock")
     flood: list[socket.socket] = []
     try:
-        deadline = time.monotonic() + 60.0
-        while not served_runs(home):
-            assert time.monotonic() < deadline, "the run never served its control socket"
-            time.sleep(0.1)
-        (run_id,) = served_runs(home)
-        path = str(home / "control" / f"{run_id}.sock")
         for _ in range(200):
             client = socket.socket(socket.AF_UNIX)
             flood.append(client)
@@ -163,12 +157,9 @@ def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(home: Pa
             status = taskdaemon(home, "status", run_id)
         with open(f"/proc/{process.pid}/status", encoding="ascii") as proc:
             peak_kib = int(proc.read().split("VmHWM:")[1].split()[0])
-        cancel = taskdaemon(home, "cancel", run_id)
-        process.wait(timeout=60)
     finally:
         for client in flood:
             client.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    cancel = taskdaemon(home, "cancel", run_id)
+    process.communicate(timeout=60)  # its ending, and its pipes closed
     assert (0, True, 0) == (status.returncode, peak_kib < 150 * 1024, cancel.returncode)

@@ -448,16 +448,23 @@ def _fire_due(loop: _Loop, when: float) -> None:
         timer.callback()
 
 
-async def test_an_answer_none_of_which_is_taken_in_time_is_aborted(
-    servers: Callable[..., _Server],
-) -> None:
-    """A write that leaves output waiting arms a timer due ``write_timeout`` later; when it
-    fires with nothing more sent, the connection is aborted (closing would wait for ever)."""
+async def _stalled(servers: Callable[..., _Server]) -> tuple[_Server, Any, _Transport]:
+    """A connection of a server with a 4 s write timeout whose client has taken nothing of
+    its answer to a GET: the answer waits whole in the transport's buffer."""
     server = servers(write_timeout=4.0, header_timeout=100.0)
     protocol, transport = server.connect(1)
     transport.taken = 0
     protocol.data_received(GET)
     await asyncio.gather(*server.loop.tasks)
+    return server, protocol, transport
+
+
+async def test_an_answer_none_of_which_is_taken_in_time_is_aborted(
+    servers: Callable[..., _Server],
+) -> None:
+    """A write that leaves output waiting arms a timer due ``write_timeout`` later; when it
+    fires with nothing more sent, the connection is aborted (closing would wait for ever)."""
+    server, _protocol, transport = await _stalled(servers)
     armed = 4.0 in server.loop.armed()
     _fire_due(server.loop, 4.0)
     assert (True, True, False) == (armed, transport.aborted, transport.closed)
@@ -468,11 +475,7 @@ async def test_a_client_taking_some_of_its_answer_is_given_more_time(
 ) -> None:
     """Each time the timer fires after some output was sent, it is armed again from then; the
     connection is aborted at the first period in which nothing was."""
-    server = servers(write_timeout=4.0, header_timeout=100.0)
-    protocol, transport = server.connect(1)
-    transport.taken = 0
-    protocol.data_received(GET)
-    await asyncio.gather(*server.loop.tasks)
+    server, _protocol, transport = await _stalled(servers)
     server.loop.now = 4.0
     transport.taken = 1
     _fire_due(server.loop, 4.0)
@@ -486,11 +489,7 @@ async def test_an_answer_sent_whole_by_the_time_the_timer_fires_ends_the_watch(
     servers: Callable[..., _Server],
 ) -> None:
     """Once nothing waits, the timer is not armed again and the connection stays."""
-    server = servers(write_timeout=4.0, header_timeout=100.0)
-    protocol, transport = server.connect(1)
-    transport.taken = 0
-    protocol.data_received(GET)
-    await asyncio.gather(*server.loop.tasks)
+    server, _protocol, transport = await _stalled(servers)
     server.loop.now = 4.0
     transport.taken = len(transport.written)
     _fire_due(server.loop, 4.0)
@@ -499,11 +498,7 @@ async def test_an_answer_sent_whole_by_the_time_the_timer_fires_ends_the_watch(
 
 async def test_a_lost_connection_cancels_its_write_timer(servers: Callable[..., _Server]) -> None:
     """When the client goes away with output waiting, the write timer is cancelled."""
-    server = servers(write_timeout=4.0, header_timeout=100.0)
-    protocol, transport = server.connect(1)
-    transport.taken = 0
-    protocol.data_received(GET)
-    await asyncio.gather(*server.loop.tasks)
+    server, protocol, _transport = await _stalled(servers)
     armed = 4.0 in server.loop.armed()
     protocol.connection_lost(None)
     assert (True, False) == (armed, 4.0 in server.loop.armed())
