@@ -66,6 +66,9 @@ SMOKES: dict[str, Smoke] = {
         ("--count", "5", "--rounds", "1", "--cases", "events,tempo-events", "--ops", "runs-show"),
         r"tempo-events +runs-show +\d",
     ),
+    "hostile_clients": Smoke(
+        ("--parts", "control,gzip", "--connections", "5", "--mib", "4"), r"^gzip\tthis\t4 MiB, 2"
+    ),
     "http_load": Smoke(
         (
             "--scrapers",
