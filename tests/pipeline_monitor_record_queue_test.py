@@ -9,7 +9,13 @@ from collections.abc import Callable
 import pytest
 
 from taskdaemon.pipeline import _record_queue
-from taskdaemon.pipeline._record_queue import INLINE_BATCH, QUEUE_BOUND, RecordQueue, turn
+from taskdaemon.pipeline._record_queue import (
+    HEAVY_BOUND,
+    INLINE_BATCH,
+    QUEUE_BOUND,
+    RecordQueue,
+    turn,
+)
 
 
 @pytest.mark.slow
@@ -571,3 +577,28 @@ def test_a_producer_never_waits_for_a_draining_worker_below_the_bound() -> None:
     finally:
         queue.close()
     assert list(range(INLINE_BATCH + 10)) == handler.by_thread["taskdaemon-monitor"]
+
+
+def test_the_producer_handles_the_queue_at_heavy_bound_records_with_a_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Records that carry a payload count against HEAVY_BOUND, the others do not: with the
+    worker lingering, the put that makes HEAVY_BOUND heavy records queued handles everything
+    queued on the producer's thread, in order, however few records that is; after it the
+    count starts again."""
+    handled: list[int] = []
+    queue, _ = _lingering_queue(monkeypatch, handled.append)
+    first = 2 * HEAVY_BOUND - 1  # a light record, then a heavy one, and so on
+    assert first + HEAVY_BOUND < INLINE_BATCH
+    try:
+        for record in range(first - 1):
+            queue.put(record, heavy=record % 2 == 1)
+        assert [] == handled
+        queue.put(first - 1, heavy=True)
+        assert list(range(first)) == handled
+        for record in range(first, first + HEAVY_BOUND - 1):
+            queue.put(record, heavy=True)
+        assert (first, HEAVY_BOUND - 1) == (len(handled), queue.stats()["queued"])
+    finally:
+        queue.close()
+    assert list(range(first + HEAVY_BOUND - 1)) == handled

@@ -49,6 +49,12 @@ Policy, and why:
   handling and the waiter handles the rest, so a wait lasts one record, not a batch of up to
   ``QUEUE_BOUND`` records (on a loaded machine a loop blocked on that lock also waited for
   the OS to reschedule the worker).
+* A record that carries a payload (``put(record, heavy=True)``: the monitor's published
+  events) can be large, and costs the worker far more than the producer: the monitor
+  redacts, serialises and hashes each payload, whose publisher only handed it over, so a
+  handler publishing in a loop filled the queue with payloads up to ``QUEUE_BOUND``
+  (docs/span-store.md, "Payloads waiting to be recorded"). So at ``HEAVY_BOUND`` heavy
+  records queued the producer settles the queue, as at ``QUEUE_BOUND``.
 * Nothing is ever dropped: the producer that reaches the bound handles the queue itself, so
   the queue stays bounded without shedding records (a dropped ``StageFinished`` would leave a
   span open forever, and a dropped ``StageStarted`` a trace with a hole). ``stats()`` counts
@@ -71,6 +77,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "HEAVY_BOUND",
     "INLINE_BATCH",
     "QUEUE_BOUND",
     "WORKER_IDLE_SECONDS",
@@ -93,6 +100,8 @@ INLINE_BATCH = 128
 #: Queued records at which the producing loop takes the lock from the worker (which hands it
 #: over after its current record) and handles the rest: the memory bound.
 QUEUE_BOUND = 8 * INLINE_BATCH
+#: Queued heavy records (``put(record, heavy=True)``) at which the producer settles the queue.
+HEAVY_BOUND = 32
 
 
 class _Turn(threading.local):
@@ -296,11 +305,28 @@ class RecordQueue:
         self._by_worker = 0
         self._by_caller = 0
         self._handovers = 0
+        # Heavy records queued (module doc): ``_heavy`` holds each one's number among the
+        # records put (``_put``), ``_taken`` counts the records taken from the queue. Only the
+        # producer writes ``_put`` and ``_heavy``; ``_taken`` is written under ``lock``, and read
+        # by the producer without it: a stale count only makes it settle sooner.
+        self._put = 0
+        self._taken = 0
+        self._heavy: deque[int] = deque()
 
-    def put(self, record: Any) -> None:
-        """Queue ``record`` (from the producing loop's thread)."""
+    def put(self, record: Any, heavy: bool = False) -> None:
+        """Queue ``record`` (from the producing loop's thread); ``heavy`` when it carries a
+        payload (module doc)."""
         pending = self._pending
         pending.append(record)
+        self._put += 1
+        if heavy:
+            heavies = self._heavy
+            heavies.append(self._put)
+            while heavies and heavies[0] <= self._taken:
+                heavies.popleft()
+            if len(heavies) >= HEAVY_BOUND:
+                self.settle()
+                return
         if self._worker.idle:
             self._worker.wake()
         elif (queued := len(pending)) >= INLINE_BATCH:
@@ -365,6 +391,7 @@ class RecordQueue:
             handle(pending.popleft())
             handled += 1
         self._by_caller += handled
+        self._taken += handled
 
     def _work(self) -> None:
         """The worker's turn: handle records until none is left or a thread waits for the
@@ -380,5 +407,6 @@ class RecordQueue:
                 handle(pending.popleft())
                 handled += 1
             self._by_worker += handled
+            self._taken += handled
             if pending:
                 self._handovers += 1

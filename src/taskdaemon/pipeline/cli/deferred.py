@@ -17,7 +17,9 @@ has started. :class:`DeferredMonitor` stands in for the monitor meanwhile:
   later one, as soon as it exists; span times come from the events, so the spans are the ones
   an early monitor would have made. ``RunFinished`` waits for the monitor (a finished run's
   telemetry is complete when the run returns, as always), and so does an event that finds
-  100,000 kept (memory stays bounded).
+  100,000 kept, or a published event that finds ``MAX_KEPT_PAYLOADS`` kept with a payload:
+  memory stays bounded, also when a stage publishes large payloads faster than telemetry
+  loads (docs/span-store.md, "Payloads waiting to be recorded").
 * **The run id is still the trace id.** Asked for a run id before the monitor exists, the
   stand-in draws one and the run span is later started with it as its trace id
   (``cli/run_ids.py``).
@@ -59,6 +61,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from taskdaemon.pipeline.events import (
     OPTIONAL_RECORDS,
     EngineEvent,
+    EventPublished,
     RunFinished,
     RunStarted,
     StageStarted,
@@ -79,6 +82,8 @@ _log = logging.getLogger("taskdaemon.run")
 
 #: Engine events kept while the monitor loads; one more waits for it.
 MAX_KEPT_EVENTS = 100_000
+#: Published events with a payload kept while the monitor loads; one more waits for it.
+MAX_KEPT_PAYLOADS = 32
 #: Run log records kept while the span store opens; more are counted and dropped.
 MAX_KEPT_RECORDS = 10_000
 #: Seconds the loading waits for the first stage to start before it begins anyway.
@@ -183,6 +188,7 @@ class DeferredMonitor:
         self._monitor: PipelineMonitor | None = None
         self._preset: Preset | None = None
         self._kept: list[EngineEvent] = []
+        self._kept_payloads = 0  # published events in ``_kept`` with a payload
         self._named: set[str] = set()  # run ids drawn here (their span takes them as trace id)
         self._failure: str | None = None
         # Set once the monitor has every kept event: from then on events go straight to it,
@@ -208,6 +214,7 @@ class DeferredMonitor:
         while True:
             with self._lock:
                 kept, self._kept = self._kept, []
+                self._kept_payloads = 0
                 if not kept:
                     self._over = True
                     self._loaded.set()
@@ -221,6 +228,7 @@ class DeferredMonitor:
             self._failure = reason
             self.lost += len(self._kept)
             self._kept.clear()
+            self._kept_payloads = 0
             self._over = True
             self._loaded.set()
 
@@ -266,10 +274,16 @@ class DeferredMonitor:
             if self._live:  # only the engine's thread emits: nothing kept can be left to pass
                 self._forward(event)
                 return
+            published = isinstance(event, EventPublished) and bool(event.payload)
             with self._lock:
-                waits = isinstance(event, RunFinished) or len(self._kept) >= MAX_KEPT_EVENTS
+                waits = (
+                    isinstance(event, RunFinished)
+                    or len(self._kept) >= MAX_KEPT_EVENTS
+                    or (published and self._kept_payloads >= MAX_KEPT_PAYLOADS)
+                )
                 if not self._over and not waits:  # ``_loaded.is_set()``, read as its flag
                     self._kept.append(event)
+                    self._kept_payloads += published
                     if isinstance(event, StageStarted) and not self._begin_asked:
                         self._begin_asked = True
                         self._begin_after_this_turn()

@@ -81,7 +81,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from opentelemetry import trace
 from opentelemetry.metrics import MeterProvider
@@ -91,7 +91,13 @@ from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.errors import RunNotFoundError
-from taskdaemon.pipeline.events import EngineEvent, RunFinished, RunStarted, StageStarted
+from taskdaemon.pipeline.events import (
+    EngineEvent,
+    EventPublished,
+    RunFinished,
+    RunStarted,
+    StageStarted,
+)
 from taskdaemon.pipeline.metrics import (
     LabelGuard,
     MonitorMetrics,
@@ -199,12 +205,14 @@ class PipelineMonitor(ManualFeed):
         monitor's worker thread: the engine goes on at once, and the spans and metric records
         are made while the loop waits for I/O (a stage sleeping, a subprocess running) instead
         of on the run's critical path. Span times come from the records, so nothing moves. A
-        loop that never waits handles the queue itself in batches (``_record_queue``). What
-        needs the result now settles the queue first, on the caller's thread: ``RunStarted`` (the
-        caller's current span is the run's parent link), ``RunFinished`` (a finished run's
-        telemetry is complete when ``engine.run`` returns), ``stage_environment``, the manual
-        API, ``get_metrics`` and ``flush()``. Outside a running loop (the manual API, records
-        fed by hand) every record is handled at once. What fails is logged once per record type.
+        loop that never waits handles the queue itself in batches, and one that publishes
+        events faster than their payloads are recorded handles the queue once it holds
+        ``HEAVY_BOUND`` of them (``_record_queue``). What needs the result now settles the
+        queue first, on the caller's thread: ``RunStarted`` (the caller's current span is the
+        run's parent link), ``RunFinished`` (a finished run's telemetry is complete when
+        ``engine.run`` returns), ``stage_environment``, the manual API, ``get_metrics`` and
+        ``flush()``. Outside a running loop (the manual API, records fed by hand) every record
+        is handled at once. What fails is logged once per record type.
         """
         kind = type(event)
         try:
@@ -216,6 +224,8 @@ class PipelineMonitor(ManualFeed):
             # record.
             if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
                 self._queue.handle_now(event)
+            elif kind is EventPublished:  # a payload counts against the queue's own bound
+                self._queue.put(event, heavy=bool(cast(EventPublished, event).payload))
             else:
                 self._queue.put(event)
         except Exception:
