@@ -1,7 +1,7 @@
 """What one stage publishing many large events costs: the run, its stored row, its readers.
 
 Run: ``.venv/bin/python benchmarks/published_payloads.py [--events 2000] [--kib 64]
-[--rounds 3] [--baseline SRC]``.
+[--capture BYTES] [--rounds 3] [--baseline SRC]``.
 
 A real ``taskdaemon run`` (embedded store, a temporary home) of one Python stage that publishes
 ``--events`` events, each payload a different text of ``--kib`` KiB: at the default capture
@@ -10,13 +10,16 @@ hold by event count alone. Its published events all land on the stage's span
 (docs/span-store.md, "A byte budget a span"). Printed for each tree: the peak resident set
 (the kernel's ``VmHWM``) of ``run``, the size of the store file it leaves, and the peak of
 ``runs show`` and ``replay --dry-run`` reading that store back with the same tree, the largest
-of ``--rounds`` processes each. ``--baseline SRC`` (another checkout's ``src``) does the same
-with that tree, the two trees taking turns to go first.
+of ``--rounds`` processes each. ``--capture BYTES`` sets ``TASKDAEMON_CAPTURE_MAX_BYTES`` for
+every process; at 0 nothing is recorded that ``replay`` could run from, and it is not run.
+``--baseline SRC`` (another checkout's ``src``) does the same with that tree, the two trees
+taking turns to go first.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sqlite3
 import subprocess
@@ -62,9 +65,10 @@ print(open("/proc/self/status").read().split("VmHWM:")[1].split()[0], file=sys.s
 """
 
 
-def _child(tree: str, home: Path, *args: str, events: int, kib: int) -> float:
+def _child(tree: str, home: Path, *args: str, events: int, kib: int, capture: int) -> float:
     """The peak MiB of ``taskdaemon ARGS`` in a fresh process of ``tree``."""
     env = dict(os.environ, TASKDAEMON_HOME=str(home), EVENTS=str(events), KIB=str(kib))
+    env["TASKDAEMON_CAPTURE_MAX_BYTES"] = str(capture)
     env["PYTHONPATH"] = os.pathsep.join((tree, str(home.parent)))
     env.pop("TASKDAEMON_SPAN_SOURCE", None)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -82,20 +86,21 @@ def _child(tree: str, home: Path, *args: str, events: int, kib: int) -> float:
     return int(done.stderr.split()[-1]) / 1024
 
 
-def _round(tree: str, folder: Path, name: str, events: int, kib: int) -> list[float]:
-    """Peak MiB of ``run``, the store's MiB, and the peaks of its two readers."""
+def _round(tree: str, folder: Path, name: str, args: argparse.Namespace) -> list[float]:
+    """Peak MiB of ``run``, the store's MiB, and the peaks of its readers (NaN for
+    ``replay`` at ``--capture 0``)."""
     home = folder / name
     home.mkdir()
-    run_peak = _child(
-        tree, home, "run", "-q", str(folder / "published.yaml"), events=events, kib=kib
-    )
+    sizes = {"events": args.events, "kib": args.kib, "capture": args.capture}
+    run_peak = _child(tree, home, "run", "-q", str(folder / "published.yaml"), **sizes)
     db = home / "spans.db"
     with sqlite3.connect(db) as conn:
         ((run_id,),) = conn.execute("SELECT trace_id FROM runs").fetchall()
     conn.close()
     peaks = [run_peak, db.stat().st_size / 2**20]
-    for reader in (("runs", "show", run_id), ("replay", run_id, "--dry-run")):
-        peaks.append(_child(tree, home, *reader, events=events, kib=kib))
+    peaks.append(_child(tree, home, "runs", "show", run_id, **sizes))
+    replay = ("replay", run_id, "--dry-run")
+    peaks.append(_child(tree, home, *replay, **sizes) if args.capture else math.nan)
     return peaks
 
 
@@ -103,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--kib", type=int, default=64)
+    parser.add_argument("--capture", type=int, default=65536, metavar="BYTES")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline", metavar="SRC")
     args = parser.parse_args()
@@ -117,11 +123,11 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = list(trees) if round_ % 2 == 0 else list(reversed(trees))
             for tree in order:
-                peaks = _round(trees[tree], folder, f"{tree}-{round_}", args.events, args.kib)
+                peaks = _round(trees[tree], folder, f"{tree}-{round_}", args)
                 found[tree].append(peaks)
         print(
             f"one stage publishing {args.events} events of {args.kib} KiB each, "
-            f"largest of {args.rounds} processes"
+            f"capture cap {args.capture} bytes, largest of {args.rounds} processes"
         )
         print(f"{'tree':6} {'run peak MiB':>13} {'store MiB':>10} {'runs show':>10} {'replay':>8}")
         for tree, rounds in found.items():
