@@ -107,9 +107,13 @@ def build_monitor(
     stack.callback(report_unexported_logs, telemetry.log_export_failures)
     stack.callback(report_unexported_spans, telemetry.export_health.failed_spans)
     stack.callback(report_lost_spans, telemetry.span_processors)
-    stack.callback(telemetry.shutdown)
     if telemetry.logger_provider is not None:
-        install_otel_log_handler(telemetry.logger_provider)
+        # Off once its provider is shut down, before the loss reports log: a record sent to a
+        # shut-down provider is dropped with a line of the SDK's own ("Shutdown called,
+        # ignoring Log.") beside the one warning line each report promises.
+        handler = install_otel_log_handler(telemetry.logger_provider)
+        stack.callback(logging.getLogger().removeHandler, handler)
+    stack.callback(telemetry.shutdown)
     announce_unavailable_store(telemetry.span_processors)
     monitor = PipelineMonitor(
         tracer_provider=telemetry.tracer_provider,
