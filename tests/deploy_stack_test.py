@@ -37,6 +37,8 @@ from pipeline_monitor_support import (
     example_pipeline,
     play_example_run,
 )
+from taskdaemon.pipeline.cli.ui import DEFAULT_PORT as UI_DEFAULT_PORT
+from taskdaemon.pipeline.settings import Settings
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
@@ -128,6 +130,45 @@ def test_host_ports_do_not_clash(compose: dict[str, Any]) -> None:
         for port in service.get("ports", [])
     ]
     assert sorted(set(host_ports)) == sorted(host_ports)
+
+
+def _host_ports(service: dict[str, Any]) -> set[int]:
+    """The host ports ``service`` publishes (``127.0.0.1:HOST:CONTAINER``)."""
+    return {int(str(port).split(":")[1]) for port in service.get("ports", [])}
+
+
+def test_host_ports_leave_taskdaemons_own_defaults_free(compose: dict[str, Any]) -> None:
+    """No service but taskdaemon's publishes a port a taskdaemon command binds by default on
+    the host: `taskdaemon ui --source tempo+http://127.0.0.1:3200` (README), reading the
+    stack's Tempo, found its 9091 taken by the stack's Prometheus."""
+    defaults = {Settings().metrics_port, UI_DEFAULT_PORT}
+    taken = {
+        (name, port)
+        for name, service in compose["services"].items()
+        if name != "taskdaemon"
+        for port in _host_ports(service) & defaults
+    }
+    assert set() == taken
+
+
+def _section(path: Path, title: str) -> str:
+    """The text of ``path``'s section ``## title``, up to the next ``## `` heading."""
+    return path.read_text().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_docs_list_every_published_port(compose: dict[str, Any]) -> None:
+    """The README's table of where to find the stack and docs/architecture.md's table of its
+    services name every host port the compose file publishes, and no other: Loki's 3100 and
+    the collector's 13133 were missing from the README's."""
+    published = {port for service in compose["services"].values() for port in _host_ports(service)}
+    readme = _section(ROOT / "README.md", "Deployment stack")
+    in_readme = {int(port) for port in re.findall(r"127\.0\.0\.1:(\d+)", readme)}
+    architecture = _section(ROOT / "docs/architecture.md", "Deployment stack")
+    rows = [line for line in architecture.splitlines() if line.startswith("| `")]
+    in_architecture = {
+        int(port) for row in rows for port in re.findall(r"\b\d{4,5}\b", row.split("|")[-2])
+    }
+    assert (published, published) == (in_readme, in_architecture)
 
 
 def test_bind_mounts_exist_in_the_repository(compose: dict[str, Any]) -> None:
