@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from compose_spec import PyCompose
@@ -39,6 +39,7 @@ from pipeline_monitor_support import (
 )
 from taskdaemon.pipeline.cli.ui import DEFAULT_PORT as UI_DEFAULT_PORT
 from taskdaemon.pipeline.settings import Settings
+from taskdaemon.pipeline.web._views import grafana_trace_url
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
@@ -397,6 +398,30 @@ def test_datasources_link_traces_and_metrics() -> None:
         tempo["serviceMap"]["datasourceUid"],
         not tempo["search"]["hide"],
         prometheus["jsonData"]["exemplarTraceIdDestinations"][0]["datasourceUid"],
+    )
+
+
+def test_run_pages_link_to_the_stacks_grafana_which_lets_viewers_follow(
+    compose: dict[str, Any],
+) -> None:
+    """The taskdaemon service's web page links each run to the stack's Grafana, at its host
+    address, through the provisioned Tempo datasource's uid; the link opens Explore, as every
+    trace link of the stack does, which Grafana's anonymous Viewer may use only with
+    `viewers_can_edit` (without it, the links led an anonymous visitor nowhere)."""
+    services = compose["services"]
+    grafana = services["grafana"]
+    base = services["taskdaemon"]["environment"]["TASKDAEMON_GRAFANA_URL"]
+    link = urlsplit(grafana_trace_url(base, "ab" * 16))
+    pane = json.loads(parse_qs(link.query)["panes"][0])["trace"]
+    datasources = yaml_at(ROOT / "grafana/provisioning/datasources/datasources.yml")["datasources"]
+    tempo = next(source["uid"] for source in datasources if source["type"] == "tempo")
+    settings = grafana["environment"]
+    assert (f"{link.netloc}:3000", "/explore", tempo, "Viewer", "true") == (
+        next(port for port in grafana["ports"] if port.startswith(link.netloc)),
+        link.path,
+        pane["queries"][0]["datasource"]["uid"],
+        settings["GF_AUTH_ANONYMOUS_ORG_ROLE"],
+        settings["GF_USERS_VIEWERS_CAN_EDIT"],
     )
 
 
