@@ -167,6 +167,8 @@ def test_service_name_comes_from_resource_attributes(monkeypatch: pytest.MonkeyP
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:65536/", "port is not a number from 0"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1:4317", "invalid ipv6 url"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317", "has no host"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://col lector:4317", "white space inside"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://a:4318/v1/\tlogs", "white space inside"),
         ("OTEL_RESOURCE_ATTRIBUTES", "team", "key=value"),
     ],
 )

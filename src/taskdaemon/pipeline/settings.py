@@ -505,12 +505,14 @@ def _protocol(value: Any) -> str:
 
 def _endpoint(value: Any) -> str:
     """An OTLP endpoint: an http or https URL whose port is a number and whose host the
-    resolver can encode. Checked at start: the exporters only log a failed export, so a
-    typo'd ``http://127..1:4318`` or ``:43l7`` lost every span exported while the run
-    succeeded."""
+    resolver can encode, with no white space in it. Checked at start: the exporters only log
+    a failed export, so a typo'd ``http://127..1:4318``, ``:43l7`` or ``http://col lector``
+    lost every span exported while the run succeeded."""
     text = _text(value)
     if not re.match(r"^https?://[^/\s]+", text.strip()):
         raise ValueError(f"must be an http:// or https:// URL, not {quote(text)}")
+    if re.search(r"\s", text.strip()):
+        raise ValueError(f"has white space inside, in {quote(text)}")
     try:
         parts = urlsplit(text.strip())
     except ValueError as exc:  # an IPv6 address's bracket left open
