@@ -372,6 +372,21 @@ def test_dockerfile_builds_the_service_the_compose_file_runs(compose: dict[str, 
     )
 
 
+def test_the_image_has_the_debian_packages_a_user_install_gets() -> None:
+    """The image installs the Debian packages `scripts/setup.sh` installs for a user (not
+    `--dev`): without Graphviz the stack's web page said "Cannot draw the DAG" on every run."""
+    setup = (ROOT / "scripts/setup.sh").read_text()
+    packages = re.search(r"^apt_packages=\((.*)\)$", setup, re.MULTILINE)
+    assert packages is not None
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    installs = re.findall(r"apt-get install -y --no-install-recommends ([^&\n]+)", dockerfile)
+    wanted = set(packages[1].split())
+    assert (True, set()) == (
+        bool(wanted),
+        wanted - {name for line in installs for name in line.split()},
+    )
+
+
 def test_grafana_provisioning_points_at_the_mounted_dashboards(compose: dict[str, Any]) -> None:
     """The dashboard provider reads the directory grafana/dashboards is mounted at, and the
     provisioning directory is mounted where Grafana looks for it."""
