@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -245,6 +248,17 @@ EXPECTED_SPANS = sorted(
     ["RUN feature-delivery", "planning", "specification", "verification", "release"]
     + ["implementation"] * 3
 )
+
+
+def test_a_user_install_has_what_configures_opentelemetry_instrument() -> None:
+    """`opentelemetry-instrument` builds the SDK's providers only through an
+    `opentelemetry_configurator` entry point (opentelemetry-distro's): with none, a script using
+    the engine ran under it with no telemetry and no word said. The tests below passed all the
+    same, the dev extras having one; a user's install (`scripts/setup.sh`: no extras) had not."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    required = {re.split(r"[<>=~!\[; ]", requirement)[0] for requirement in project["dependencies"]}
+    providers = {point.dist.name for point in entry_points(group="opentelemetry_configurator")}
+    assert (True, True) == (bool(providers), bool(providers & required))
 
 
 @pytest.mark.slow

@@ -7,7 +7,9 @@ Usage, with no code change::
 
 ``opentelemetry-instrument`` finds :class:`PipelineInstrumentor` through the entry point
 ``opentelemetry_instrumentor: taskdaemon`` and calls ``instrument()``; the SDK providers are the
-ones its configurator built from the ``OTEL_*`` variables. In code::
+ones its configurator built from the ``OTEL_*`` variables (``opentelemetry-distro``'s, a
+dependency of taskdaemon: with no configurator installed it builds none, and a script's runs
+had no telemetry). In code::
 
     from taskdaemon.pipeline.instrumentation import PipelineInstrumentor
     PipelineInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)  # or the globals
