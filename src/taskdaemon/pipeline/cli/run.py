@@ -550,8 +550,8 @@ async def run_pipeline(
                 stack=stack,
                 hint_approvals=awaits_approval(pipeline, approvals),
             )
-        except PipelineError as error:  # --serve's address cannot be bound
-            return _fail(EXIT_INVALID, str(error))
+        except PipelineError as error:  # --serve's address cannot be bound: as serve and ui
+            return _fail(EXIT_FAILURE, str(error))
         watcher = None
         if watch:
             from taskdaemon.pipeline.visualization import DagWatcher  # noqa: PLC0415
