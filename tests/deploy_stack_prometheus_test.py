@@ -213,6 +213,42 @@ async def test_every_dashboard_panel_shows_data_after_real_runs(home: Path, tmp_
     assert set() == empty
 
 
+#: A metric name of ours in PromQL (a bare label such as `pipeline` has no `_` or `:` after it).
+OUR_METRIC = re.compile(r"\b(?:pipeline|taskdaemon|cicd)[_:][a-zA-Z0-9_:]+")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_every_series_the_rules_read_is_scraped_from_a_real_daemon(
+    home: Path, tmp_path: Path
+) -> None:
+    """Every metric of ours that an alert or recording rule reads is one a real `taskdaemon
+    serve` gets scraped for (or one a recording rule makes). The rules' promtool unit tests feed
+    them series named by hand, and the dashboard tests read only what the dashboards do: a
+    metric renamed in the code, or a name misspelt alike in a rule and its unit test, passed
+    them all while the alert could never fire (`taskdaemon_runs_not_started_total` is read by
+    an alert alone)."""
+    rules = [
+        rule
+        for name in ("recording.yml", "alerts.yml")
+        for group in yaml_at(ROOT / "prometheus" / "rules" / name)["groups"]
+        for rule in group["rules"]
+    ]
+    recorded = {rule["record"] for rule in rules if "record" in rule}
+    read = {name for rule in rules for name in OUR_METRIC.findall(rule["expr"])} - recorded
+    missing = set(read)
+    async with scraped_serves(home, tmp_path, PANELS_PIPELINE) as client:
+
+        async def all_scraped() -> bool:
+            rows = await answers(client, 'count by (__name__) ({job="taskdaemon"})')
+            missing.difference_update(row["metric"]["__name__"] for row in rows)
+            return not missing
+
+        with contextlib.suppress(AssertionError):
+            await until(all_scraped, limit=60, what="every series the rules read", interval=1)
+    assert (True, set()) == (len(read) >= 10, missing)
+
+
 def _of_span(series: dict[str, Any], span: dict[str, str]) -> bool:
     """Whether a series is the span's: its pipeline, and its stage when both have one."""
     labels = series["metric"]
