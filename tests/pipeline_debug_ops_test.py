@@ -62,6 +62,15 @@ async def test_an_unknown_action_is_refused_with_the_list_of_actions() -> None:
     assert {"ok": False, "error": f"unknown action 'jump' ({', '.join(ACTIONS)})"} == answer
 
 
+async def test_a_long_unknown_action_is_quoted_cut() -> None:
+    """A 100,000-character action is quoted by its first 39 characters and an ellipsis
+    (``ellipsis.quote``), as every refusal quotes, not sent back whole."""
+    async with debugged() as run:
+        answer = await run.ops({"action": "j" * 100_000})
+    error = f"unknown action '{'j' * 39}…' ({', '.join(ACTIONS)})"
+    assert {"ok": False, "error": error} == answer
+
+
 async def test_state_answers_the_sessions_state_and_whether_the_run_ended() -> None:
     """``state`` is the debug session's view of the run and ``done``, with ``ok``."""
     async with debugged() as run:

@@ -16,6 +16,7 @@ from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import BreakpointHit, BreakpointResumed
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import ErrorStrategy
+from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 # ---------------------------------------------------------------------- breakpoints
@@ -35,7 +36,8 @@ async def test_a_breakpoint_on_anything_but_start_failure_or_an_event_type_is_re
 
 async def test_a_refused_condition_or_kind_is_quoted_cut_in_its_error() -> None:
     """A 100,000-character condition that does not compile, or ``on``, is quoted in the one-line
-    refusal by its first 60 characters and an ellipsis, not whole."""
+    refusal by its first 39 characters and an ellipsis, as every refusal quotes
+    (``ellipsis.quote``), not whole."""
     async with session() as (_engine, debug):
         errors = []
         for when, on in (("x" * 100_000, "start"), (None, "y" * 100_000)):
@@ -43,9 +45,9 @@ async def test_a_refused_condition_or_kind_is_quoted_cut_in_its_error() -> None:
                 debug.set_breakpoint("a", when, on)
             errors.append(str(refused.value))
     expected = [
-        f"breakpoint condition '{'x' * 59}…': expression is 100000 characters long "
+        f"breakpoint condition '{'x' * 39}…': expression is 100000 characters long "
         "(the limit is 8192)",
-        f"breakpoint 'on' must be start, failure or event:TYPE, not '{'y' * 59}…'",
+        f"breakpoint 'on' must be start, failure or event:TYPE, not '{'y' * 39}…'",
     ]
     assert expected == errors
 
@@ -316,6 +318,18 @@ async def test_a_condition_that_does_not_give_a_bool_is_false_and_kept_as_the_er
         bp = debug.set_breakpoint("b", when="inputs.x")
         result = await debug.execute(chain())
     assert (True, "'inputs.x' gave 1, not a bool") == (result.succeeded, bp.last_error)
+
+
+async def test_a_condition_giving_a_secret_keeps_it_redacted_and_cut_in_the_error() -> None:
+    """A ``when`` giving a value known as a secret: the breakpoint's error shows neither the
+    secret nor more of the value than a refusal quotes."""
+    secret = "s3cr3t-" + "q" * 60
+    remember_secrets({"token": secret})
+    async with session(handlers={"a": lambda ctx: {"x": [secret, "w" * 100]}}) as (_, debug):
+        bp = debug.set_breakpoint("b", when="inputs.x")
+        result = await debug.execute(chain())
+    expected = f"'inputs.x' gave ['[REDACTED]', '{'w' * 23}…, not a bool"
+    assert (True, expected) == (result.succeeded, bp.last_error)
 
 
 async def test_a_condition_that_fails_to_evaluate_is_false_and_kept_as_the_error() -> None:

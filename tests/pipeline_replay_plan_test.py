@@ -131,6 +131,14 @@ def test_a_stage_the_definition_does_not_have_is_refused(option: str) -> None:
     )
 
 
+def test_a_long_stage_name_refused_is_quoted_cut() -> None:
+    """A 100,000-character ``--from`` stage is quoted in the refusal by its first 39
+    characters and an ellipsis (``ellipsis.quote``), not whole."""
+    with pytest.raises(ReplayError) as refused:
+        build_plan(recorded_run(ran("plan")), from_stage="n" * 100_000)
+    assert str(refused.value).startswith(f"no stage '{'n' * 39}…' in the definition")
+
+
 # -- what fed stages hand over -----------------------------------------------------------------
 
 

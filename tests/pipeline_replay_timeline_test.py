@@ -78,6 +78,14 @@ def test_offsets_parse_and_bad_ones_are_one_line_errors() -> None:
         assert "\n" not in str(caught.value)
 
 
+def test_a_long_bad_offset_is_quoted_cut_as_every_refusal() -> None:
+    """A 100,000-character ``--at`` is quoted by its first 39 characters and an ellipsis
+    (``ellipsis.quote``), not whole."""
+    with pytest.raises(ValueError, match="--at") as caught:
+        parse_offset("x" * 100_000)
+    assert str(caught.value).startswith(f"--at '{'x' * 39}…': expected a time")
+
+
 @pytest.mark.slow
 def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path) -> None:
     """A real ``taskdaemon`` process: --step fed commands on stdin prints each event with the

@@ -215,7 +215,7 @@ class DebugOps:
         run refuses now (409); the client is told :func:`refusal_text`."""
         action = request.get("action")
         if action not in ACTIONS:
-            raise DebugRequestError(f"unknown action {action!r} ({', '.join(ACTIONS)})")
+            raise DebugRequestError(f"unknown action {quote(str(action))} ({', '.join(ACTIONS)})")
         return self._redacted(await self._answer(str(action), request))
 
     def _redacted(self, answer: dict[str, Any]) -> dict[str, Any]:

@@ -36,12 +36,18 @@ def cut_line(text: str, limit: int) -> str:
 REDACTED_WINDOW = 64 * 1024
 
 
-def quote(text: str, limit: int = QUOTED) -> str:
-    """``text`` with its secrets redacted (``redaction.redact_text``), cut as by :func:`cut`,
-    then quoted as ``repr`` quotes it: how an error names what it refused (``unknown status
-    'runing'``). Redacted before the cut: a secret cut short is no longer found, and its
-    first characters would be shown. Only the first ``REDACTED_WINDOW`` characters are
-    redacted: the rest is never shown."""
+def shown(text: str, limit: int = QUOTED) -> str:
+    """``text`` with its secrets redacted (``redaction.redact_text``), then cut as by
+    :func:`cut`: how a message shows a value it did not refuse but reports (what a condition
+    gave). Redacted before the cut: a secret cut short is no longer found, and its first
+    characters would be shown. Only the first ``REDACTED_WINDOW`` characters are redacted:
+    the rest is never shown."""
     from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
 
-    return repr(cut(redact_text(text[: max(limit, REDACTED_WINDOW)]), limit))
+    return cut(redact_text(text[: max(limit, REDACTED_WINDOW)]), limit)
+
+
+def quote(text: str, limit: int = QUOTED) -> str:
+    """``text`` as :func:`shown` shows it, quoted as ``repr`` quotes it: how an error names
+    what it refused (``unknown status 'runing'``)."""
+    return repr(shown(text, limit))

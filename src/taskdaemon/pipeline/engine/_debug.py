@@ -538,7 +538,7 @@ class DebugSession:
         if handle is None:
             matches = [h for rid, h in runs.items() if rid.startswith(run_id)] if run_id else []
             if len(matches) != 1:
-                raise PipelineError(f"no run {run_id!r} in this engine")
+                raise PipelineError(f"no run {quote(run_id)} in this engine")
             handle = matches[0]
         run = handle._run
         if need_open and run.result is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.ellipsis import quote, shown
 from taskdaemon.pipeline.engine._debug_records import FAILURE, START, Breakpoint
 from taskdaemon.pipeline.errors import DebugRequestError, ExpressionError
 from taskdaemon.pipeline.expressions import BREAKPOINT_VARIABLES, compile_expression
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._run_base import RunBase
 
 __all__ = ["applies", "first_match", "holds", "new_breakpoint"]
-
-#: How much of a refused condition or kind its error quotes: a client may send megabytes, and
-#: the refusal goes back to it, to a terminal or an HTTP body (as validation quotes names).
-_QUOTED = 60
 
 
 def new_breakpoint(  # noqa: PLR0917 - the fields of a breakpoint, in its order
@@ -40,14 +36,14 @@ def new_breakpoint(  # noqa: PLR0917 - the fields of a breakpoint, in its order
     ``when``."""
     if on not in (START, FAILURE) and not (on.startswith("event:") and len(on) > 6):
         raise DebugRequestError(
-            f"breakpoint 'on' must be start, failure or event:TYPE, not {cut(on, _QUOTED)!r}"
+            f"breakpoint 'on' must be start, failure or event:TYPE, not {quote(on)}"
         )
     expression = None
     if when:
         try:
             expression = compile_expression(when, BREAKPOINT_VARIABLES)
         except ExpressionError as exc:
-            message = f"breakpoint condition {cut(when, _QUOTED)!r}: {exc}"
+            message = f"breakpoint condition {quote(when)}: {exc}"
             raise DebugRequestError(message) from None
     bp = Breakpoint(ident, stage, on, when or None, pipeline, run_id)
     bp._expression = expression
@@ -73,7 +69,7 @@ def holds(bp: Breakpoint, context: Mapping[str, Any]) -> bool:
         bp.last_error = str(exc)
         return False
     if not isinstance(value, bool):
-        bp.last_error = f"{bp.when!r} gave {value!r}, not a bool"
+        bp.last_error = f"{quote(bp.when or '')} gave {shown(repr(value))}, not a bool"
         return False
     return value
 

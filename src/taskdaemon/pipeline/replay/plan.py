@@ -36,6 +36,7 @@ from taskdaemon.pipeline.definition import (
     definition_changes,
     pipeline_from_canonical,
 )
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.model import OnEvent, Pipeline
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun, redacted_paths
@@ -322,7 +323,8 @@ def build_plan(
     names = [s.name for s in pipeline.stages] if pipeline is not None else []
     for name in [from_stage, *supplied]:
         if name is not None and pipeline is not None and name not in pipeline.stage_map:
-            raise ReplayError(f"no stage {name!r} in the definition (stages: {', '.join(names)})")
+            known = ", ".join(names)
+            raise ReplayError(f"no stage {quote(name)} in the definition (stages: {known})")
     if pipeline is None or from_stage is None:
         rerun = tuple(names)
     else:
@@ -366,7 +368,7 @@ def load_stage_output(spec: str) -> tuple[str, Any]:
     """``STAGE=FILE.json`` → (stage, parsed JSON); ``ValueError`` with a one-line reason."""
     stage, sep, path = spec.partition("=")
     if not sep or not stage or not path:
-        raise ValueError(f"--stage-output {spec!r}: expected STAGE=FILE.json")
+        raise ValueError(f"--stage-output {quote(spec)}: expected STAGE=FILE.json")
     try:
         with open(path, "rb") as handle:
             data = handle.read()

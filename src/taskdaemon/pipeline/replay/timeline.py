@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking.reconstruct import (
@@ -64,12 +65,12 @@ def parse_offset(text: str) -> float:
         parts = _PART.findall(raw)
         if not parts or "".join(n + u for n, u in parts) != raw:
             raise ValueError(
-                f"--at {text!r}: expected a time from the run's start such as 12.5s, 1m30s, "
+                f"--at {quote(text)}: expected a time from the run's start such as 12.5s, 1m30s, "
                 "500ms or 12.5"
             ) from None
         value = sum(float(number) * _UNITS[unit] for number, unit in parts)
     if not 0 <= value < float("inf"):  # also refuses nan
-        raise ValueError(f"--at {text!r}: expected a time of 0 or more")
+        raise ValueError(f"--at {quote(text)}: expected a time of 0 or more")
     return value
 
 

@@ -20,6 +20,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.replay.timeline import TimelineEvent, parse_offset, spans_at, timeline
@@ -114,7 +115,7 @@ class RecordedWalk:
             if stage.name == name:
                 return stage
         known = ", ".join(s.name for s in state.stages)
-        raise PipelineError(f"run {state.run_id} has no stage {name!r} (stages: {known})")
+        raise PipelineError(f"run {state.run_id} has no stage {quote(name)} (stages: {known})")
 
     def _started(self, name: str) -> tuple[AttemptRecord, ...]:
         stage = self.stage(name)
