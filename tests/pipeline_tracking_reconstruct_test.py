@@ -5,16 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
 
-from pipeline_tracking_support import T0, S, example_spans, plan_attempt, replaced, root_span
+from pipeline_engine_support import Resolver, after, fail, pipeline, stage
+from pipeline_tracking_support import (
+    T0,
+    S,
+    example_spans,
+    make_provider,
+    plan_attempt,
+    replaced,
+    root_span,
+)
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.model import OnCondition, TriggerMode
+from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, EdgeRecord
 from taskdaemon.pipeline.tracking import (
     SpanEventRecord,
     reconstruct_run,
+    span_record_from_sdk,
     summarize_run,
 )
+from taskdaemon.pipeline.visualization import DagWatcher
 
 
 def test_run_fields_come_from_the_run_span() -> None:
@@ -438,3 +453,25 @@ def test_paused_time_sums_the_run_spans_resume_events_per_execution() -> None:
     run = reconstruct_run(replaced(spans, root, replace(root, events=events)))
     paused = {a.task_run_id: a.paused_time for s in run.stages for a in s.attempts}
     assert paused == {trid: (4.0 if trid == plan else None) for trid in paused}
+
+
+async def test_the_triggers_a_stage_never_started_found_holding_read_as_live() -> None:
+    """A stage (mode all) whose condition held but whose upstream failed: rebuilt from the
+    run span's ``trigger.evaluated`` events, its triggers held are the live record's, the
+    condition's position only."""
+    flow = pipeline(
+        stage("build"),
+        stage("deploy", *after("build"), OnCondition("1 == 1"), trigger_mode=TriggerMode.ALL),
+    )
+    provider, exporter = make_provider()
+    monitor = PipelineMonitor(tracer_provider=provider, meter_provider=MeterProvider())
+    watcher = DagWatcher()
+    try:
+        async with Engine(resolver=Resolver({"build": fail}), observers=[monitor, watcher]) as e:
+            run_id = (await (await e.start_run(flow)).wait()).run_id
+    finally:
+        monitor.close()
+        provider.shutdown()
+    stored = reconstruct_run(span_record_from_sdk(s) for s in exporter.get_finished_spans())
+    live, rebuilt = watcher.record(run_id).stage("deploy"), stored.stage("deploy")
+    assert ((1,), (1,), "skipped") == (live.triggers_held, rebuilt.triggers_held, rebuilt.status)

@@ -6,6 +6,7 @@ process and waits for an approval; the plain-lines fallback through a pipe.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import io
@@ -26,9 +27,20 @@ import pytest
 
 from cli_support import GATED_PIPELINE as GATED
 from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+from pipeline_engine_support import Resolver
 from pipeline_visualization_support import feature_delivery
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import (
+    Manual,
+    OnCompletion,
+    OnCondition,
+    Pipeline,
+    Stage,
+    TriggerMode,
+)
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
-from taskdaemon.pipeline.visualization import dag_snapshot
+from taskdaemon.pipeline.visualization import dag_snapshot, watch_run
 from taskdaemon.pipeline.visualization._terminal import (
     _fit,
     changes,
@@ -161,6 +173,43 @@ def test_rows_show_fan_out_progress_elapsed_time_and_waits() -> None:
     # The approval first: cut to 60 characters, the condition's end goes, not the approval.
     assert release.waiting_for.startswith("approval, implementation, condition size(")
     assert release.waiting_for.endswith("…")
+
+
+async def _waits_of_c_while_a_runs(go: int) -> str:
+    """What stage c (mode all: a's completion and the condition ``request.go == 1``) waits
+    for while a runs, in a real engine's run with ``go`` in its request."""
+    gate = asyncio.Event()
+
+    async def blocked(ctx: StageContext) -> dict[str, Any]:
+        await gate.wait()
+        return {}
+
+    triggers = (OnCompletion("a"), OnCondition("request.go == 1"))
+    pipeline = Pipeline(
+        "held",
+        (
+            Stage("a", "python", (Manual(),)),
+            Stage("c", "python", triggers, trigger_mode=TriggerMode.ALL),
+        ),
+    )
+    waits = ""
+    async with Engine(resolver=Resolver({"a": blocked})) as engine:
+        stream = watch_run(engine)
+        await engine.start_run(pipeline, {"go": go})
+        async for snapshot in stream:
+            if (snapshot.node("a").state, snapshot.node("c").state) == ("running", "waiting"):
+                waits = {r.stage: r for r in stage_rows(snapshot, 0.0)}["c"].waiting_for
+                gate.set()
+    return waits
+
+
+async def test_a_trigger_that_already_holds_is_not_listed_as_waited_for() -> None:
+    """A condition found true while the upstream still runs is no longer waited for: the row
+    listed it all the same, read as "still waiting for it". One not true yet still is."""
+    assert ("a", "a, condition request.go == 1") == (
+        await _waits_of_c_while_a_runs(1),
+        await _waits_of_c_while_a_runs(2),
+    )
 
 
 def test_a_wait_on_a_cjk_condition_is_cut_in_screen_columns() -> None:

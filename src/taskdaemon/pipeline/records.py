@@ -24,6 +24,7 @@ __all__ = [
     "outcome_error",
     "stage_cancel_cause",
     "stage_error",
+    "triggers_held",
 ]
 
 
@@ -102,6 +103,15 @@ class StageRecord(ValueMethods):
     # The triggers themselves, aligned with ``triggers``; empty when whoever built the record
     # knew only the descriptions (renderers then read those).
     trigger_specs: tuple[TriggerRecord, ...] = ()
+    # The positions (in ``triggers``) of the triggers whose latest evaluation held while the
+    # stage had not started, in order: what it no longer waits for. Empty once it started.
+    triggers_held: tuple[int, ...] = ()
+
+
+def triggers_held(latest: Mapping[int, bool]) -> tuple[int, ...]:
+    """``StageRecord.triggers_held`` of a stage not started, from whether each trigger's
+    latest evaluation held (by position)."""
+    return tuple(sorted(index for index, held in latest.items() if held))
 
 
 @frozen

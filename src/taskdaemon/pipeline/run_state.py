@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load th
         StageSkipped,
         StageStarted,
         StageWaiting,
+        TriggerEvaluated,
     )
     from taskdaemon.pipeline.model import Pipeline
 
@@ -301,7 +302,7 @@ class _Stage:
     """One stage's book, updated as its events arrive (a plain class, as ``_Attempt``)."""
 
     # fmt: off
-    __slots__ = ("attempts", "halted", "halted_cause", "loop", "paused", "paused_time",
+    __slots__ = ("attempts", "halted", "halted_cause", "held", "loop", "paused", "paused_time",
         "queued", "retrying", "seen_queued", "skip_cause", "skip_reason", "status", "stopped",
         "trigger_mode", "trigger_specs", "triggers", "upstream")
     # fmt: on
@@ -328,6 +329,7 @@ class _Stage:
         self.trigger_mode: str | None = None
         self.skip_reason: str | None = None
         self.skip_cause: tuple[str | None, str | None] = (None, None)  # a stop's reason, cause
+        self.held: dict[int, bool] = {}  # trigger index -> whether its latest evaluation held
 
     def status_now(self, ordered: list[_Attempt]) -> str:
         """The stage's status from its executions (fan-out stages have several); ``ordered``:
@@ -365,7 +367,11 @@ class _Stage:
         return sorted(self.attempts.values(), key=lambda a: (a.start, a.instance, a.attempt))
 
     def frozen(self, name: str) -> StageRecord:
-        from taskdaemon.pipeline.records import StageRecord, stage_cancel_cause  # noqa: PLC0415
+        from taskdaemon.pipeline.records import (  # noqa: PLC0415
+            StageRecord,
+            stage_cancel_cause,
+            triggers_held,
+        )
 
         ordered = self._ordered()
         attempts = tuple(a.frozen(a.task_run_id in self.paused) for a in ordered)
@@ -379,6 +385,7 @@ class _Stage:
             attempts=attempts,
             triggers=self.triggers,
             trigger_specs=self.trigger_specs,
+            triggers_held=() if attempts else triggers_held(self.held),
             upstream=self.upstream,
             skip_reason=None if attempts else self.skip_reason,
             trigger_mode=self.trigger_mode,
@@ -534,6 +541,9 @@ class RunState:
         self._stage_waiting(event)
         self._approval_log.append((event.stage, True, event.at))
 
+    def _trigger_evaluated(self, event: TriggerEvaluated) -> None:
+        self._stage(event.stage).held[event.trigger_index] = event.satisfied
+
     def _approval_resolved(self, event: ApprovalResolved) -> None:
         self._approval_log.append((event.stage, False, event.at))
 
@@ -639,6 +649,7 @@ _HANDLERS: Final[Mapping[str, Callable[[RunState, Any], None]]] = {
     "RunStarted": RunState._run_started,
     "RunFinished": RunState._run_finished,
     "StageWaiting": RunState._stage_waiting,
+    "TriggerEvaluated": RunState._trigger_evaluated,
     "ApprovalRequested": RunState._approval_requested,
     "ApprovalResolved": RunState._approval_resolved,
     "StageQueued": RunState._stage_queued,

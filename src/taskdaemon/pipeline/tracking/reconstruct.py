@@ -47,6 +47,7 @@ from taskdaemon.pipeline.records import (
     StageRecord,
     approval_waits,
     stage_cancel_cause,
+    triggers_held,
 )
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.run_state import (
@@ -270,6 +271,20 @@ def _approval_waits(root: SpanRecord | None) -> tuple[ApprovalWait, ...]:
     return approval_waits(records)
 
 
+def _latest_evaluations(root: SpanRecord | None) -> dict[str, dict[int, bool]]:
+    """Stage -> trigger index -> whether its latest ``trigger.evaluated`` on the run span held
+    (a stage not started has no span of its own: its evaluations are on the run span)."""
+    held: dict[str, dict[int, bool]] = {}
+    for event in _in_time_order(root.events) if root is not None else ():
+        if event.name == t.EVENT_TRIGGER_EVALUATED:
+            stage = event.attributes.get(t.CICD_TASK_NAME)
+            index = int_attribute(event.attributes.get(t.TRIGGER_INDEX))
+            if isinstance(stage, str) and index is not None:
+                satisfied = event.attributes.get(t.TRIGGER_SATISFIED) is True
+                held.setdefault(stage, {})[index] = satisfied
+    return held
+
+
 def _paused_executions(root: SpanRecord) -> dict[str, str]:
     """Task run id -> stage of each execution whose latest breakpoint event on the run span is
     ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans")."""
@@ -432,6 +447,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
     halted, halted_causes = _halted(root, all_spans)
+    evaluated = _latest_evaluations(root)
     declared = strings_attribute(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, strings_attribute(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
@@ -493,6 +509,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 attempts=attempts,
                 triggers=strings_attribute(attrs.get(t.STAGE_TRIGGERS)),
                 trigger_specs=triggers_of(attrs),
+                triggers_held=() if attempts else triggers_held(evaluated.get(name, {})),
                 upstream=strings_attribute(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
                 trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),

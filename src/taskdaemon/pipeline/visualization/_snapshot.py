@@ -135,6 +135,9 @@ class DagNode(ValueMethods):
     skip_reason: str | None = None
     cancel_reason: str | None = None  # why a stop of the run cancelled or skipped the stage
     cancel_cause: str | None = None  # the stage whose failure stopped the run
+    # Positions in ``triggers`` of those found holding before the stage started (the run's
+    # ``StageRecord.triggers_held``): what it no longer waits for.
+    triggers_held: tuple[int, ...] = ()
 
     @property
     def duration(self) -> float | None:
@@ -367,6 +370,7 @@ def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
         skip_reason=record.skip_reason if record is not None else None,
         cancel_reason=record.cancel_reason if record is not None else None,
         cancel_cause=record.cancel_cause if record is not None else None,
+        triggers_held=record.triggers_held if record is not None else (),
     )
 
 
@@ -386,6 +390,7 @@ def _node_from_record(record: StageRecord) -> DagNode:
         skip_reason=record.skip_reason,
         cancel_reason=record.cancel_reason,
         cancel_cause=record.cancel_cause,
+        triggers_held=record.triggers_held,
     )
 
 

@@ -3,8 +3,10 @@
 ``stage_rows(snapshot, now)`` is the pure part: per stage its state, elapsed time, instance
 progress (``7/10``: instances ended out of instances started, shown for stages with several),
 what it waits for (an approval, its upstream stages, an event, a condition, a worker slot, a
-retry), and, once it has failed, been cancelled or skipped, its error or the reason, as soon as
-the run has it: a user watching a failure should not have to wait for the run's end to read why.
+retry; a trigger found holding is not listed, ``DagNode.triggers_held``, since the stage waits
+on it no longer), and, once it has failed, been cancelled or skipped, its error or the reason,
+as soon as the run has it: a user watching a failure should not have to wait for the run's end
+to read why.
 ``render_table`` draws those rows with ``rich`` (imported when called, never at module import:
 the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for output
 that is not a terminal: one line per stage whose state changed, and one when the run ends, so a
@@ -102,7 +104,10 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
     if state not in NOT_STARTED_STAGE_STATUSES:
         return ""
     reasons: list[str] = []
-    for trigger in node.triggers:
+    held = node.triggers_held
+    for index, trigger in enumerate(node.triggers):
+        if index in held:
+            continue  # its latest evaluation held: waiting on it no longer
         if trigger.kind == "manual" and trigger.approval_required:
             # First: the one wait a user acts on, never the part a narrow column cuts (it came
             # last, after a condition's expression, and read "app…").
