@@ -6,6 +6,7 @@ hang up."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import pty
@@ -13,8 +14,10 @@ import re
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -147,15 +150,21 @@ class OnTerminal:
 
 
 @contextlib.contextmanager
-def on_a_terminal(home: Path, *args: str) -> Iterator[OnTerminal]:
+def on_a_terminal(home: Path, *args: str, columns: int | None = None) -> Iterator[OnTerminal]:
     """``taskdaemon ARGS`` on a terminal of its own (see :data:`_ON_A_TERMINAL`), in a session
-    of its own, killed at the end if still there."""
+    of its own, killed at the end if still there. ``columns``: the terminal's width (24 rows;
+    ``COLUMNS`` unset, so the terminal's own size is read), else the pty's default."""
     primary, secondary = pty.openpty()
+    env = environment(home)
+    if columns is not None:
+        fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        env = environment(home, TERM="xterm-256color")
+        env.pop("COLUMNS", None)
     try:
         process = subprocess.Popen(
             [sys.executable, "-c", _ON_A_TERMINAL, TASKDAEMON, *args],
             cwd=ROOT,
-            env=environment(home),
+            env=env,
             stdin=secondary,
             stdout=secondary,
             stderr=secondary,

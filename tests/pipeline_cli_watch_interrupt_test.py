@@ -1,18 +1,24 @@
-"""``run --watch`` on a terminal stopped by a real Ctrl-C (typed on a pty): the line saying
-the run is being cancelled is written above the live table, not over it.
+"""``run --watch`` and ``watch`` on a terminal stopped by a real Ctrl-C (typed on a pty): the
+line saying the run is being cancelled is written above the live table, not over it, and no
+echo of the key moves the cursor under the table.
 
-Before, it went straight to stderr past the table's last line, so the table's next redraw,
-which moves the cursor up by its own height, started that many lines below where it should
-have: the message was drawn over and the top of the previous frame stayed on the screen.
+Before, the line went straight to stderr past the table's last line, so the table's next
+redraw, which moves the cursor up by its own height, started that many lines below where it
+should have: the message was drawn over and the top of the previous frame stayed on the
+screen. The terminal's ``^C`` echo did the same to ``watch`` on a narrow terminal, where it
+wrapped past a row as wide as the terminal.
 """
 
 from __future__ import annotations
 
+import termios
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli_faults_support import on_a_terminal
+from cli_support import GATED_PIPELINE, write
 
 pytestmark = pytest.mark.slow
 
@@ -48,4 +54,25 @@ def test_the_cancelling_line_of_a_ctrl_c_goes_above_the_live_table(
     assert _CURSOR_UP not in redraw, redraw
     # And the line was written where the live table was erased first (above the table).
     assert _CURSOR_UP in shown[shown.rindex(b"STAGE", 0, said) : said]
+    assert b"Traceback" not in shown
+
+
+def test_a_ctrl_c_to_watch_on_a_narrow_terminal_is_not_echoed_under_the_table(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """``watch`` on 40 columns, where a row fills the width: while the table is drawn the
+    terminal echoes no key (a ``^C`` wrapped to a new line, and the last frame, drawn from one
+    line too low, left the summary's first line above it twice); once ``watch`` ended, the
+    terminal echoes again."""
+    served = serve(str(write(tmp_path / "gated.yaml", GATED_PIPELINE)))
+    served.wait_for_line("waiting for approval")
+    with on_a_terminal(home, "watch", served.run_id, "--interval", "0.1", columns=40) as watch:
+        watch.wait_for("approval")
+        echoing = termios.tcgetattr(watch.primary)[3] & termios.ECHO
+        watch.type(b"\x03")  # Ctrl-C: the terminal sends SIGINT
+        assert 130 == watch.process.wait(60)
+        echoes_after = termios.tcgetattr(watch.primary)[3] & termios.ECHO
+    shown = bytes(watch.seen)
+    assert (0, True) == (echoing, bool(echoes_after)), shown[-500:]
+    assert b"^C" not in shown, shown[-500:]
     assert b"Traceback" not in shown

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.options import (
@@ -115,6 +116,42 @@ def redrawable(stream: IO[str]) -> bool:
     return stream.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
+@contextlib.contextmanager
+def _keys_unechoed(stream: IO[str]) -> Iterator[None]:
+    """Inside, keys typed on the terminal ``stream`` writes to are not echoed, when stdin is
+    that terminal and this process its foreground (a background one that changed them would
+    be stopped, SIGTTOU); its settings are restored on the way out.
+
+    The live table's redraw moves the cursor up by the height of the frame it drew last: an
+    echo moves the cursor too, and that many lines up is then one line short, leaving a line
+    of the old frame on the screen. A Ctrl-C echoed ``^C`` past a row as wide as the terminal
+    (a narrow one) wrapped, and the final frame left a stale header line above it; an Enter
+    did so at any width. ``watch`` reads nothing from its terminal, and Ctrl-C still stops it:
+    only the echo is off, not the keys' signals."""
+    import termios  # noqa: PLC0415 - only on a terminal
+
+    try:
+        shown = (
+            os.isatty(0)
+            and os.path.samestat(os.fstat(0), os.fstat(stream.fileno()))
+            and os.tcgetpgrp(0) == os.getpgrp()
+        )
+        settings = termios.tcgetattr(0) if shown else None
+    except (OSError, ValueError, termios.error):  # no file descriptor, or no terminal after all
+        settings = None
+    if settings is None:
+        yield
+        return
+    quiet = list(settings)
+    quiet[3] = settings[3] & ~termios.ECHO
+    termios.tcsetattr(0, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, termios.error):  # the terminal went away (SIGHUP)
+            termios.tcsetattr(0, termios.TCSANOW, settings)
+
+
 def _fail(code: int, message: str) -> int:
     print(f"taskdaemon watch: {message}", file=sys.stderr, flush=True)
     return code
@@ -128,7 +165,10 @@ async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | Non
     if callable(resolve):  # off the loop's thread, as each poll is: Ctrl-C need not wait
         run_id = await source_call(resolve, run_id)
     stream = watch_stored_run(source, run_id, interval=interval)
-    return await follow(stream, sys.stdout, tty=redrawable(sys.stdout))
+    if not redrawable(sys.stdout):
+        return await follow(stream, sys.stdout, tty=False)
+    with _keys_unechoed(sys.stdout):
+        return await follow(stream, sys.stdout, tty=True)
 
 
 def run_watch(args: argparse.Namespace) -> int:
