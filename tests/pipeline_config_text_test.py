@@ -114,6 +114,10 @@ def test_an_integer_too_long_to_convert_is_its_first_line() -> None:
         ("[" * 100_000, ValidationIssue("", "nested deeper than 100 levels", file="f.json")),
         ('{\n"a": }', ValidationIssue("", "invalid json: expecting value", file="f.json", line=2)),
         ('{"a": 1, "a": 2}', ValidationIssue("", "invalid json: duplicate key 'a'", file="f.json")),
+        (
+            f'{{"{"k" * 100}": 1, "{"k" * 100}": 2}}',
+            ValidationIssue("", f"invalid json: duplicate key '{'k' * 39}…'", file="f.json"),
+        ),
         ("[NaN]", ValidationIssue("", "invalid json: NaN is not JSON", file="f.json")),
     ],
 )

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from taskdaemon.pipeline import redaction
-from taskdaemon.pipeline.ellipsis import QUOTED, REDACTED_WINDOW, cut, cut_line, cut_start, quote
+from taskdaemon.pipeline.ellipsis import (
+    QUOTED,
+    REDACTED_WINDOW,
+    cut,
+    cut_line,
+    cut_start,
+    quote,
+    quote_value,
+)
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -72,3 +80,17 @@ def test_a_cut_from_the_start_keeps_the_end_within_the_limit() -> None:
     """``cut_start`` keeps a text of the limit whole; a longer one loses its start to ``…``,
     its end (a path's folder) kept, within the limit."""
     assert ("/a/b", "…/c/home") == (cut_start("/a/b", 4), cut_start("/a/b/c/home", 8))
+
+
+def test_a_refused_value_of_any_type_is_quoted_as_text_else_shown_by_its_repr() -> None:
+    """A text is quoted as ``quote`` quotes it; a bool or a number reads as Python writes it,
+    unquoted; a long list is cut like a long text, and a secret in it is redacted."""
+    secret = "s3cr3t-" + "v" * 60
+    remember_secrets({"token": secret})
+    assert ("'on'", "True", "-5", f"{repr(list(range(100)))[:39]}…", "['[REDACTED]']") == (
+        quote_value("on"),
+        quote_value(True),
+        quote_value(-5),
+        quote_value(list(range(100))),
+        quote_value([secret]),
+    )

@@ -222,6 +222,13 @@ def test_past_a_thousand_attributes_only_taskdaemons_are_kept_and_the_rest_count
             {"traceId": "ASNFZ4mrze8B!I0VniavN7w=="},
             "id 'ASNFZ4mrze8B!I0VniavN7w==' is neither hex nor base64",
         ),
+        # A long refused value is quoted cut, as every refusal quotes (``ellipsis.quote``).
+        ({"traceId": "!" * 1000}, f"id '{'!' * 39}…' is neither hex nor base64"),
+        ({"startTimeUnixNano": "9" * 1000 + "x"}, f"bad time '{'9' * 39}…'"),
+        (
+            {"attributes": [{"key": "a", "value": ["v"] * 1000}]},
+            f"AnyValue must be an object, got {repr(['v'] * 1000)[:39]}…",
+        ),
     ],
     ids=str,
 )

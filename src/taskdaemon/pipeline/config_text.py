@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeAlias
 
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth, check_text
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ValidationIssue
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yaml_quick import quick_tree
@@ -114,7 +115,7 @@ def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
         mapping: dict[str, Any] = {}
         for key, value in pairs:
             if key in mapping:
-                raise ValueError(f"duplicate key {key!r}")
+                raise ValueError(f"duplicate key {quote(key)}")
             mapping[key] = value
         return mapping
 

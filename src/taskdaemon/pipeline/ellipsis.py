@@ -36,18 +36,24 @@ def cut_line(text: str, limit: int) -> str:
 REDACTED_WINDOW = 64 * 1024
 
 
-def shown(text: str, limit: int = QUOTED) -> str:
+def _redacted_cut(text: str, limit: int) -> str:
     """``text`` with its secrets redacted (``redaction.redact_text``), then cut as by
-    :func:`cut`: how a message shows a value it did not refuse but reports (what a condition
-    gave). Redacted before the cut: a secret cut short is no longer found, and its first
-    characters would be shown. Only the first ``REDACTED_WINDOW`` characters are redacted:
-    the rest is never shown."""
+    :func:`cut`. Redacted before the cut: a secret cut short is no longer found, and its first
+    characters would be shown. Only the first ``REDACTED_WINDOW`` characters are redacted: the
+    rest is never shown."""
     from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
 
     return cut(redact_text(text[: max(limit, REDACTED_WINDOW)]), limit)
 
 
 def quote(text: str, limit: int = QUOTED) -> str:
-    """``text`` as :func:`shown` shows it, quoted as ``repr`` quotes it: how an error names
-    what it refused (``unknown status 'runing'``)."""
-    return repr(shown(text, limit))
+    """``text`` redacted and cut, then quoted as ``repr`` quotes it: how an error names what
+    it refused (``unknown status 'runing'``)."""
+    return repr(_redacted_cut(text, limit))
+
+
+def quote_value(value: object) -> str:
+    """A refused value of any type (or one reported, as what a condition gave): a text as
+    :func:`quote` quotes it, anything else by its ``repr``, redacted and cut alike (``True``
+    and ``-5`` as they are, a long list cut short)."""
+    return quote(value) if isinstance(value, str) else _redacted_cut(repr(value), QUOTED)

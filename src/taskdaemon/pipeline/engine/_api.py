@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._handle import RunHandle
 from taskdaemon.pipeline.engine._observers import Observers
 from taskdaemon.pipeline.engine._plan import plan_for
@@ -226,7 +227,7 @@ class Engine:
         try:
             return self._runs[run_id]
         except KeyError:
-            raise RunNotFoundError(f"no run {run_id!r} in this engine") from None
+            raise RunNotFoundError(f"no run {quote(run_id)} in this engine") from None
 
     def approve(self, run_id: str, stage: str, by: str = "") -> None:
         """``get_run(run_id).approve(stage, by)``."""

@@ -27,6 +27,7 @@ from threading import Lock
 from typing import Any
 
 from taskdaemon.pipeline._threads import LoopEnvironment, call_on_loop
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._run_base import RunBase, RunContext
 from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
 from taskdaemon.pipeline.errors import PipelineError
@@ -75,7 +76,7 @@ class Callbacks:
         if event_type not in emits:
             declared = ", ".join(emits) if emits else "none"
             raise PipelineError(
-                f"stage {self.srt.name!r} cannot publish {event_type!r}: not in its emits "
+                f"stage {self.srt.name!r} cannot publish {quote(event_type)}: not in its emits "
                 f"(declared: {declared})"
             )
         ref = TaskRunRef(self.srt.name, self.inst.index, self.ex.attempt)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from taskdaemon.pipeline.ellipsis import quote, shown
+from taskdaemon.pipeline.ellipsis import quote, quote_value
 from taskdaemon.pipeline.engine._debug_records import FAILURE, START, Breakpoint
 from taskdaemon.pipeline.errors import DebugRequestError, ExpressionError
 from taskdaemon.pipeline.expressions import BREAKPOINT_VARIABLES, compile_expression
@@ -69,7 +69,7 @@ def holds(bp: Breakpoint, context: Mapping[str, Any]) -> bool:
         bp.last_error = str(exc)
         return False
     if not isinstance(value, bool):
-        bp.last_error = f"{quote(bp.when or '')} gave {shown(repr(value))}, not a bool"
+        bp.last_error = f"{quote(bp.when or '')} gave {quote_value(value)}, not a bool"
         return False
     return value
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._approvals import Approvals
 from taskdaemon.pipeline.engine._makers import stage_waiting, task_run_ref, trigger_evaluated
 from taskdaemon.pipeline.engine._stage_state import (
@@ -259,7 +260,9 @@ class Triggers(Approvals):
     ) -> None:
         """Publish an event into the run and start the instances it fires."""
         if self.result is not None or self.stopping is not None:
-            raise PipelineError(f"run {self.run_id} has finished; cannot publish {event_type!r}")
+            raise PipelineError(
+                f"run {self.run_id} has finished; cannot publish {quote(event_type)}"
+            )
         self.event_seq += 1
         now = self.ctx.clock()
         payload = dict(payload)

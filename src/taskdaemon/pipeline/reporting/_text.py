@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from taskdaemon.pipeline.durations import format_duration as format_seconds
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 
@@ -136,7 +137,7 @@ def empty(report: Report) -> str:
     """What a report without figures says: no ended run in its window, or, for a pipeline of
     which the source holds no run at all (a typo, say), just that."""
     if report.unknown_pipeline is not None:
-        return f"no run of pipeline {report.unknown_pipeline!r} is known to this source"
+        return f"no run of pipeline {quote(report.unknown_pipeline)} is known to this source"
     return "no ended runs in this window"
 
 

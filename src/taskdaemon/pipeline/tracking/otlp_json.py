@@ -28,7 +28,7 @@ from typing import Any, Literal
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
-from taskdaemon.pipeline.ellipsis import cut_line, quote
+from taskdaemon.pipeline.ellipsis import cut_line, quote, quote_value
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.spans import (
     READ_EVENT_NAMES,
@@ -99,7 +99,7 @@ def normalize_id(raw: Any, length: int, *, pad: bool = False) -> str:
     shorter id there). Raises ``ValueError`` otherwise.
     """
     if not isinstance(raw, str) or not raw:
-        raise ValueError(f"id must be a non-empty string, got {raw!r}")
+        raise ValueError(f"id must be a non-empty string, got {quote_value(raw)}")
     # Jaeger may send a 64-bit trace id as 16 hex chars: left-pad it.
     is_hex = all(c in "0123456789abcdefABCDEF" for c in raw)
     short = (len(raw) == 16 and length == 32) or (pad and len(raw) < length)
@@ -108,9 +108,9 @@ def normalize_id(raw: Any, length: int, *, pad: bool = False) -> str:
     try:
         data = base64.b64decode(raw, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"id {raw!r} is neither hex nor base64") from exc
+        raise ValueError(f"id {quote(raw)} is neither hex nor base64") from exc
     if len(data) * 2 != length:
-        raise ValueError(f"id {raw!r} decodes to {len(data)} bytes, expected {length // 2}")
+        raise ValueError(f"id {quote(raw)} decodes to {len(data)} bytes, expected {length // 2}")
     return data.hex()
 
 
@@ -118,7 +118,7 @@ def _enum(raw: Any, names: tuple[str, ...], prefix: str, default: str) -> str:
     if raw is None or raw == "":
         return default
     if isinstance(raw, bool):
-        raise ValueError(f"bad enum value {raw!r}")
+        raise ValueError(f"bad enum value {quote_value(raw)}")
     if isinstance(raw, int):
         if 0 <= raw < len(names):
             return names[raw]
@@ -129,7 +129,7 @@ def _enum(raw: Any, names: tuple[str, ...], prefix: str, default: str) -> str:
             return name
         if ascii_digits(name):
             return _enum(int(name), names, prefix, default)
-    raise ValueError(f"unknown enum value {raw!r}")
+    raise ValueError(f"unknown enum value {quote_value(raw)}")
 
 
 #: The latest time a span may have, in nanoseconds: SQLite's largest integer, 2**63 - 1 (in
@@ -150,7 +150,7 @@ def _nanos(raw: Any, *, required: bool) -> int | None:
     )
     value = int(raw) if whole else None
     if value is None or not 0 < value <= _MAX_NANOS:
-        raise ValueError(f"bad time {raw!r}")
+        raise ValueError(f"bad time {quote_value(raw)}")
     return value
 
 
@@ -175,7 +175,7 @@ def _count(raw: Any) -> int:
 def decode_any_value(value: Any) -> Any:
     """An OTLP ``AnyValue`` object as a normalized Python value (see ``spans``)."""
     if not isinstance(value, Mapping):
-        raise ValueError(f"AnyValue must be an object, got {value!r}")
+        raise ValueError(f"AnyValue must be an object, got {quote_value(value)}")
     if not value:
         return None
     key, raw = next(iter(value.items()))
@@ -203,7 +203,7 @@ def _any_value(key: Any, raw: Any) -> Any:
             return tuple(decode_any_value(v) for v in (raw or {}).get("values", []) or [])
         case "kvlistValue":
             return _attributes((raw or {}).get("values"))
-    raise ValueError(f"unknown AnyValue key {key!r}")
+    raise ValueError(f"unknown AnyValue key {quote_value(key)}")
 
 
 def _attributes(raw: Any) -> dict[str, Any]:

@@ -112,7 +112,7 @@ class RunData:
             if live is not None:
                 return merge_details(live, stored)
         if stored is None:
-            raise RunNotFoundError(f"no run {run_id!r} here or in the span source")
+            raise RunNotFoundError(f"no run {quote(run_id)} here or in the span source")
         return stored
 
     async def snapshot(self, run_id: str) -> DagSnapshot:
@@ -124,7 +124,7 @@ class RunData:
                 pass
         stored = await self._stored(run_id)
         if stored is None:
-            raise RunNotFoundError(f"no run {run_id!r} here or in the span source")
+            raise RunNotFoundError(f"no run {quote(run_id)} here or in the span source")
         return dag_snapshot(None, stored)
 
     def follow(self, run_id: str) -> AsyncIterator[DagSnapshot]:
@@ -140,7 +140,7 @@ class RunData:
 
         source = await asyncio.to_thread(self.source)
         if source is None:
-            raise RunNotFoundError(f"no run {run_id!r} here")
+            raise RunNotFoundError(f"no run {quote(run_id)} here")
         async for snapshot in watch_stored_run(
             source, run_id, interval=self.poll_interval, appear_timeout=0.0
         ):
