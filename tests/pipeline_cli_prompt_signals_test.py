@@ -8,9 +8,12 @@ import ctypes
 import signal
 import threading
 from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from taskdaemon.pipeline.cli import _prompt_signals
 from taskdaemon.pipeline.cli._prompt_signals import KICK, PromptSignals
 
 LIBC = ctypes.CDLL(None, use_errno=True)
@@ -102,3 +105,27 @@ def test_outside_the_main_thread_it_does_nothing() -> None:
     thread.start()
     thread.join()
     assert [True] == done
+
+
+def test_the_kick_handler_is_put_back_only_once_nothing_can_kick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Leaving ends the kicking thread before it puts KICK's handler back: a kick sent after
+    (its default action ends the process) killed a debug prompt a hang-up ended while the
+    thread kicked (exit -34, not 129)."""
+    kicking_when_put_back = []
+
+    def put(number: int, handler: Any) -> Any:
+        if number == KICK and handler is not _prompt_signals._nothing:
+            threads = {t.name for t in threading.enumerate()}
+            kicking_when_put_back.append("taskdaemon-prompt-signals" in threads)
+        return signal.signal(number, handler)
+
+    # What the module calls of ``signal``, its handler setting watched.
+    proxy = SimpleNamespace(
+        signal=put, set_wakeup_fd=signal.set_wakeup_fd, pthread_kill=signal.pthread_kill
+    )
+    monkeypatch.setattr(_prompt_signals, "signal", proxy)
+    with PromptSignals():
+        pass
+    assert [False] == kicking_when_put_back
