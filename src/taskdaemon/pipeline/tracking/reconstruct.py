@@ -447,7 +447,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
     halted, halted_causes = _halted(root, all_spans)
-    evaluated = _latest_evaluations(root)
+    evaluated: dict[str, dict[int, bool]] | None = None  # read once a stage not started needs it
     declared = strings_attribute(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
         zip(declared, strings_attribute(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
@@ -501,6 +501,11 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         else:
             stage_status = StageStatus.SKIPPED.value
             skip_reason = "run interrupted" if status == INTERRUPTED else "never ran"
+        held: tuple[int, ...] = ()
+        if not attempts:
+            if evaluated is None:
+                evaluated = _latest_evaluations(root)
+            held = triggers_held(evaluated.get(name, {}))
         stages.append(
             StageRecord(
                 name=name,
@@ -509,7 +514,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 attempts=attempts,
                 triggers=strings_attribute(attrs.get(t.STAGE_TRIGGERS)),
                 trigger_specs=triggers_of(attrs),
-                triggers_held=() if attempts else triggers_held(evaluated.get(name, {})),
+                triggers_held=held,
                 upstream=strings_attribute(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
                 trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
