@@ -165,7 +165,7 @@ def test_service_name_comes_from_resource_attributes(monkeypatch: pytest.MonkeyP
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127..1:4318", "labels are 1 to 63 characters"),
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://x:43l7", "port is not a number from 0"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://x:65536/", "port is not a number from 0"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1:4317", "invalid ipv6 url"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://[::1:4317", "IPv6 address in brackets"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317", "has no host"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://col lector:4317", "white space inside"),
         ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://a:4318/v1/\tlogs", "white space inside"),

@@ -669,10 +669,12 @@ def test_credentials_go_as_basic_auth_and_never_into_messages() -> None:
     ],
 )
 def test_bad_source_urls_are_refused_without_their_password(url: str) -> None:
-    """A source URL refused as malformed or unknown is echoed without its password."""
+    """A source URL refused as malformed or unknown is echoed without its password (its user
+    still shown: ``user:***@`` for an unknown scheme, ``user:[REDACTED]@`` as
+    ``ellipsis.quote`` shows a bad host or port's URL)."""
     with pytest.raises(SpanSourceError) as caught:
         open_source(url)
-    assert ("s3cret" in str(caught.value), "user:***@" in str(caught.value)) == (False, True)
+    assert ("s3cret" in str(caught.value), "user:" in str(caught.value)) == (False, True)
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,8 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 * ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_PROTOCOL``: ``grpc`` (default) or
   ``http/protobuf`` (``http/json`` is rejected: the Python SDK has no such exporter).
 * ``OTEL_EXPORTER_OTLP_*`` endpoints, headers, timeouts, certificates, compression: read by the
-  SDK exporters themselves; only the endpoints' scheme is checked here. When no
+  SDK exporters themselves; only the endpoints' scheme, host and port are checked here
+  (``http_url``, as the remote span sources' URLs are). When no
   ``OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT`` is set the exporters get ``TASKDAEMON_EXPORT_TIMEOUT``
   instead of the SDK's 10 s, so a dead collector costs at most that per batch.
 """
@@ -119,7 +120,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
@@ -127,6 +127,7 @@ from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.home import home_path
+from taskdaemon.pipeline.http_url import http_url
 from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
@@ -504,31 +505,11 @@ def _protocol(value: Any) -> str:
 
 
 def _endpoint(value: Any) -> str:
-    """An OTLP endpoint: an http or https URL whose port is a number and whose host the
-    resolver can encode, with no white space in it. Checked at start: the exporters only log
-    a failed export, so a typo'd ``http://127..1:4318``, ``:43l7`` or ``http://col lector``
-    lost every span exported while the run succeeded."""
+    """An OTLP endpoint: checked at start (``http_url``), as the exporters only log a failed
+    export, so a typo'd ``http://127..1:4318``, ``:43l7`` or ``http://col lector`` lost every
+    span exported while the run succeeded."""
     text = _text(value)
-    if not re.match(r"^https?://[^/\s]+", text.strip()):
-        raise ValueError(f"must be an http:// or https:// URL, not {quote(text)}")
-    if re.search(r"\s", text.strip()):
-        raise ValueError(f"has white space inside, in {quote(text)}")
-    try:
-        parts = urlsplit(text.strip())
-    except ValueError as exc:  # an IPv6 address's bracket left open
-        raise ValueError(f"{str(exc).lower()}, in {quote(text)}") from None
-    try:
-        parts.port  # noqa: B018 - the property is the check
-    except ValueError:
-        raise ValueError(f"its port is not a number from 0 to 65535, in {quote(text)}") from None
-    try:
-        (parts.hostname or "").encode("idna")  # as the resolver will
-    except UnicodeError:
-        raise ValueError(
-            f"its host name's labels are 1 to 63 characters, in {quote(text)}"
-        ) from None
-    if not parts.hostname:
-        raise ValueError(f"has no host, in {quote(text)}")
+    http_url(text)
     return text.strip()
 
 

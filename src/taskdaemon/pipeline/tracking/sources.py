@@ -29,11 +29,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, SpanSourceURLError
 from taskdaemon.pipeline.home import home_directory
+from taskdaemon.pipeline.http_url import http_url
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.settings import SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.tracking._remote import RemoteLimits, display_url
@@ -264,21 +265,10 @@ def open_source(
 
         return DumpSource(file_path(url))
     if scheme in ("tempo+http", "tempo+https", "jaeger+http", "jaeger+https"):
-        try:
-            parts = urlsplit(url)
-            hostname = parts.hostname
-            parts.port  # noqa: B018 - raises ValueError for a port out of range
-        except ValueError as exc:  # a bad port or IPv6 literal
-            raise SpanSourceURLError(f"bad span source URL {display_url(url)!r}: {exc}") from None
-        if not hostname:
-            raise SpanSourceURLError(f"bad span source URL {display_url(url)!r}: no host")
-        try:  # as the resolver will: a UnicodeError at the first query was a traceback
-            hostname.encode("idna")
-        except UnicodeError:
-            raise SpanSourceURLError(
-                f"bad span source URL {display_url(url)!r}: a host name's labels are 1 to 63 "
-                "characters"
-            ) from None
+        try:  # a bad host, as the resolver would find it at the first query, or port
+            parts = http_url(url, (scheme,))
+        except ValueError as exc:
+            raise SpanSourceURLError(f"bad span source URL: {exc}") from None
         from taskdaemon.pipeline.tracking.http_sources import (  # noqa: PLC0415 - remote only
             JaegerSource,
             TempoSource,

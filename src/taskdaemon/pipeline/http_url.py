@@ -1,0 +1,57 @@
+"""The one check of an http(s) URL a client is about to dial: its scheme, a host the resolver
+can encode and a port that is a number. The OTLP endpoints (``settings``, checked at start) and
+the remote span sources (``tracking.sources.open_source``, ``tempo+http://`` and the like) use
+it, so one mistake reads the same wherever it is made.
+
+Checked before any connection because neither place would otherwise say it well: the OTLP
+exporters only log a failed export (a typo'd ``http://127..1:4318`` lost every span while the
+run succeeded), and the HTTP client's resolver fails a host with an empty or overlong label
+with a ``UnicodeError``, a traceback at the first query.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+from urllib.parse import SplitResult, urlsplit
+
+from taskdaemon.pipeline.ellipsis import quote
+
+__all__ = ["HTTP_SCHEMES", "http_url"]
+
+#: The schemes of a plain http(s) URL.
+HTTP_SCHEMES: Final = ("http", "https")
+
+
+def http_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> SplitResult:
+    """``url`` (surrounding spaces ignored) cut into its parts when its scheme is one of
+    ``schemes``, it holds no white space (``urlsplit`` would drop a tab or line break unseen)
+    and it names a host the resolver can encode and, if any, a port from 0 to 65535. Else
+    ``ValueError``, one line: what is wrong, then the URL quoted (``ellipsis.quote``, which
+    hides a password it holds)."""
+    text = url.strip()
+    scheme, separator, _ = text.partition("://")
+    if not separator or scheme.lower() not in schemes:
+        kinds = " or ".join(f"{name}://" for name in schemes)
+        raise ValueError(f"must be an {kinds} URL, not {quote(url)}")
+    if any(character.isspace() for character in text):
+        raise _refusal("it has white space inside", url)
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # a bracket left open, or not around an IPv6 address
+        raise _refusal("its host is not a host name nor an IPv6 address in brackets", url) from None
+    try:
+        parts.port  # noqa: B018 - the property is the check
+    except ValueError:
+        raise _refusal("its port is not a number from 0 to 65535", url) from None
+    if not parts.hostname:
+        raise _refusal("it has no host", url)
+    try:
+        parts.hostname.encode("idna")  # as the resolver will
+    except UnicodeError:
+        raise _refusal("its host name's labels are 1 to 63 characters", url) from None
+    return parts
+
+
+def _refusal(what: str, url: str) -> ValueError:
+    """The error saying ``what`` is wrong with ``url``, quoted only now (it redacts)."""
+    return ValueError(f"{what}, in {quote(url)}")
