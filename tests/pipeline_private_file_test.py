@@ -1,4 +1,5 @@
-"""``private_file``: run data written whole, through a private temporary beside the target."""
+"""``private_file``: run data written whole, through a private temporary beside the target,
+and the private folders above it, walked by descriptor."""
 
 from __future__ import annotations
 
@@ -97,16 +98,23 @@ def test_a_named_pipe_of_another_user_is_not_written_into(tmp_path: Path) -> Non
     )
 
 
+def _planted_link(folder: Path, name: str) -> tuple[Path, Path]:
+    """``folder/theirs``, a folder, and ``folder/name``, a link to it that user 65534 owns
+    (as if planted by another user): both paths."""
+    theirs = folder / "theirs"
+    theirs.mkdir()
+    link = folder / name
+    link.symlink_to(theirs)
+    os.lchown(link, 65534, 65534)
+    return theirs, link
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
 def test_a_link_of_another_user_above_an_output_file_is_refused(tmp_path: Path) -> None:
     """``out`` in a shared folder, a link another user planted to a folder of theirs: the
     folders above ``out/new/x.dot`` are not made through it (``PermissionError`` naming the
     link), nothing is made where it points; a link of this user's (or root's) is followed."""
-    theirs = tmp_path / "theirs"
-    theirs.mkdir()
-    link = tmp_path / "out"
-    link.symlink_to(theirs)
-    os.lchown(link, 65534, 65534)
+    theirs, link = _planted_link(tmp_path, "out")
     with pytest.raises(PermissionError, match=rf"{link} is another user's link \(uid 65534\)"):
         make_output_dirs(link / "new" / "x.dot")
     assert [] == os.listdir(theirs)
@@ -224,3 +232,47 @@ def test_another_users_link_reached_through_a_link_of_ours_is_refused(tmp_path: 
     with pytest.raises(PermissionError, match=rf"{tmp_path}/mid is another user's link"):
         make_output_dirs(tmp_path / "out" / "new" / "x.dot")
     assert [] == os.listdir(theirs)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
+def test_a_private_folder_is_not_made_through_another_users_link(tmp_path: Path) -> None:
+    """A home ``shared/home/runs`` whose ``home`` is a link another user planted: no folder is
+    made where it points (``PermissionError`` naming the link); through a link of ours, the
+    folders are made at its target, 0700 under umask 0, as any missing folder."""
+    theirs, link = _planted_link(tmp_path, "home")
+    with pytest.raises(PermissionError, match=rf"{link} is another user's link \(uid 65534\)"):
+        make_private_dirs(link / "runs")
+    refused = os.listdir(theirs)
+    os.lchown(link, os.geteuid(), os.getegid())
+    old = os.umask(0)
+    try:
+        make_private_dirs(link / "runs" / "one")
+    finally:
+        os.umask(old)
+    modes = [stat.S_IMODE((theirs / name).stat().st_mode) for name in ("runs", "runs/one")]
+    assert ([], [0o700, 0o700]) == (refused, modes)
+
+
+def test_a_folder_refused_as_mkdir_refuses_it_names_the_folder_asked_for(tmp_path: Path) -> None:
+    """A file above the folder is ``NotADirectoryError``, a file or a dangling link at it (or
+    above it) ``FileExistsError``, each naming the folder asked for, with ``mkdir``'s words;
+    nothing is made beside them and no descriptor is left open."""
+    (tmp_path / "file").write_text("")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    before = _open_descriptors()
+    refused = []
+    for folder in ("file/a/b", "file", "dangling", "dangling/a"):
+        try:
+            make_private_dirs(tmp_path / folder)
+        except OSError as error:
+            refused.append((type(error).__name__, error.strerror, error.filename))
+    assert (
+        [
+            ("NotADirectoryError", "Not a directory", f"{tmp_path}/file/a/b"),
+            ("FileExistsError", "File exists", f"{tmp_path}/file"),
+            ("FileExistsError", "File exists", f"{tmp_path}/dangling"),
+            ("FileExistsError", "File exists", f"{tmp_path}/dangling/a"),
+        ],
+        ["dangling", "file"],
+        before,
+    ) == (refused, sorted(os.listdir(tmp_path)), _open_descriptors())

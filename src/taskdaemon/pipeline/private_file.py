@@ -22,14 +22,14 @@ file it points to with this user's rights, and a named pipe would hand run data 
 :func:`make_private_dirs` makes a folder and each missing one above it 0700. ``mkdir(parents=
 True, mode=0o700)`` and ``os.makedirs`` give the mode to the last folder only, the others the
 umask's: under umask 0, a parent anyone may write, where anyone may rename the private folder
-away and put one of theirs in its place.
+away and put one of theirs in its place. :func:`make_output_dirs` makes the missing folders
+above a file the user named (``-o`` of ``dump``, ``dag`` and ``report``, the debugger's ``dump
+PATH``; a dump's default folder too) the same way.
 
-:func:`make_output_dirs` makes the missing folders above a file the user named (``-o`` of
-``dump``, ``dag`` and ``report``, the debugger's ``dump PATH``; a dump's default folder too)
-that way, with the same rule as the file's: a symbolic link on the way that belongs to
-another user (not this one, not root) is refused, as a link at the file itself is. Followed,
-a link planted in a shared folder would take the file, or the folders made, wherever its
-owner chose.
+Both follow the file's own rule: a symbolic link on the way that belongs to another user (not
+this one, not root) is refused, as a link at the file itself is. Followed, a link planted in a
+shared folder would take the file, or the folders made (a home, a workspace, the store's),
+wherever its owner chose.
 
 Decision: each check is made on what is then used, never on a name looked up again, so a
 link swapped in after the check (in a folder both users can write) is never followed. The
@@ -40,9 +40,10 @@ judged and walking it the same way; missing folders are made relative to their p
 descriptor. The temporary file is made, and renamed over the target, relative to the
 folder's descriptor; a link, pipe or device at the target is judged on its descriptor, then
 a link's target read from it, a pipe or device reopened through ``/proc/self/fd`` (Linux, as
-the CI). Both ``make_output_dirs`` and ``replace_privately`` walk: the folders checked by the
-first are not trusted by the second. What the kernel still follows unjudged is the rest of
-a judged link's target when the file itself is that link (``-o /dev/stdout``), as before.
+the CI). The three functions walk the one way (``_open_folder``), and each walks afresh: the
+folders ``make_output_dirs`` checked are not trusted by ``replace_privately``. What the kernel
+still follows unjudged is the rest of a judged link's target when the file itself is that
+link (``-o /dev/stdout``), as before.
 """
 
 from __future__ import annotations
@@ -61,34 +62,23 @@ def make_private_dirs(path: str | os.PathLike[str]) -> None:
     r"""Make the folder ``path`` and each missing folder above it, each with mode 0700 (less
     what the umask takes away); existing folders keep their mode (someone chose it). A file at
     ``path`` raises ``FileExistsError``, a file above it ``NotADirectoryError``, as ``mkdir``
-    does; other ``OSError``\ s are raised."""
-    target = Path(path)
-    missing = []
-    folder = target
-    while not folder.exists() and folder.parent != folder:
-        missing.append(folder)
-        folder = folder.parent
-    if not missing and not target.is_dir():
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
-    for folder in reversed(missing):  # a file above them: NotADirectoryError, as mkdir says
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            if not folder.is_dir():  # a file; a folder made meanwhile by another process is fine
-                raise
+    does; another user's symbolic link on the way ``PermissionError`` naming it (the module
+    docstring); other ``OSError``\ s are raised."""
+    folder = Path(path)
+    os.close(_open_folder(folder, folder, make=True))
 
 
 def make_output_dirs(path: Path) -> None:
     """Make the missing folders above the file ``path``, 0700 (``make_private_dirs``); a
     folder on its way that is another user's symbolic link raises ``PermissionError`` naming
     it (the module docstring)."""
-    os.close(_folder_of(path, make=True))
+    os.close(_open_folder(path.parent, path, make=True))
 
 
 def replace_privately(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Replace ``path`` with what ``write(handle)`` writes to ``handle`` (see the module
     docstring); what ``write`` or the rename raises is raised, with nothing left behind."""
-    folder = _folder_of(path, make=False)
+    folder = _open_folder(path.parent, path, make=False)
     try:
         if not _written_through(folder, path, write):
             _replace_in(folder, path.name, write)
@@ -107,17 +97,19 @@ _MOST_LINKS = 40
 _TRIES = 10000
 
 
-def _folder_of(path: Path, *, make: bool) -> int:
-    """A descriptor of the folder above the file ``path``, reached name by name from ``/`` or
-    the current folder, each missing one made 0700 when ``make`` (not those a link's target
-    names: a dangling link is an error, as for ``mkdir -p``); the caller closes it. A link on
-    the way is judged by its owner, then its target, read from the link judged, is walked
-    the same way; another user's raises ``PermissionError`` naming it (module docstring)."""
+def _open_folder(where: Path, path: Path, *, make: bool) -> int:
+    """A descriptor of the folder ``where`` (the file ``path``'s, or the folder ``path``),
+    reached name by name from ``/`` or the current folder, each missing one made 0700 when
+    ``make`` (not those a link's target names: a dangling link is an error, as for ``mkdir
+    -p``); the caller closes it. A link on the way is judged by its owner, then its target,
+    read from the link judged, is walked the same way; another user's raises
+    ``PermissionError`` naming it (module docstring). Errors name ``path``."""
     import stat  # noqa: PLC0415 - the CLI's start-up time
 
-    folder = os.open("/" if path.is_absolute() else ".", _FOLDER)
-    shown = Path("/" if path.is_absolute() else "")  # what an error names
-    names = list(reversed(path.parent.parts[1:] if path.is_absolute() else path.parent.parts))
+    absolute = where.is_absolute()
+    folder = os.open("/" if absolute else ".", _FOLDER)
+    shown = Path("/" if absolute else "")  # what an error names
+    names = list(reversed(where.parts[1:] if absolute else where.parts))
     ours = len(names)  # the names below this index are the path's own, not a link's target
     links = 0
     try:
