@@ -254,6 +254,15 @@ tests_for() {
             # The store's rows masked again, in-process (the writer's thread), then whole runs.
             echo tests/pipeline_tracking_remask_rows_test.py tests/pipeline_tracking_remask_test.py \
                 tests/pipeline_tracking_log_writer_batches_test.py ;;
+        pipeline/tracking/log_writer.py)
+            # The writer's own rows, failures, batches and reads first, then the rows it masks
+            # again, the run logs and captured output it stores, and a dump of its rows.
+            echo tests/pipeline_tracking_log_writer_rows_test.py \
+                tests/pipeline_tracking_log_writer_failures_test.py \
+                tests/pipeline_tracking_log_writer_batches_test.py \
+                tests/pipeline_tracking_log_read_test.py tests/pipeline_debug_logs_test.py \
+                tests/pipeline_debug_output_pipes_test.py tests/pipeline_tracking_remask_rows_test.py \
+                tests/pipeline_tracking_remask_test.py tests/pipeline_debug_dump_write_test.py ;;
         pipeline/table_fit.py)
             echo tests/pipeline_table_fit_test.py tests/pipeline_cli_run_tables_test.py ;;
         pipeline/api_views.py)
