@@ -27,9 +27,11 @@ from taskdaemon.pipeline.secret_values import (
     MASK_MAX_CHARS,
     MASK_MAX_VALUES,
     MASK_MIN_CHARS,
+    add_secret_listener,
     forget_secrets,
     remember_environment_secrets,
     remember_secrets,
+    remove_secret_listener,
     use_secret_key_patterns,
     written_forms,
 )
@@ -362,3 +364,22 @@ def test_a_fresh_process_reads_its_environment_and_knows_the_default_keys() -> N
         check=False,
     )
     assert (["True", f"{REDACTED} {REDACTED}"], "") == (done.stdout.splitlines(), done.stderr)
+
+
+def test_a_bound_method_listener_removed_is_told_no_more() -> None:
+    """A listener added and removed as ``holder.method`` (a new object at each access, as the
+    log writer's ``self.remask``) is removed: values learnt after it are not told to it."""
+
+    class Holder:
+        def __init__(self) -> None:
+            self.told: list[tuple[str, tuple[str, ...]]] = []
+
+        def listen(self, run_id: str, values: tuple[str, ...]) -> None:
+            self.told.append((run_id, values))
+
+    holder = Holder()
+    add_secret_listener(holder.listen)
+    remember_secrets({"token": "first-s3cr3t-1111"}, run_id="r1")
+    remove_secret_listener(holder.listen)
+    remember_secrets({"token": "second-s3cr3t-2222"}, run_id="r2")
+    assert [("r1", ("first-s3cr3t-1111",))] == holder.told

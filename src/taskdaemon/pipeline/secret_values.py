@@ -151,9 +151,11 @@ def add_secret_listener(listener: SecretListener) -> None:
 
 
 def remove_secret_listener(listener: SecretListener) -> None:
-    """Stop telling ``listener`` (nothing when it was not told)."""
+    """Stop telling ``listener`` (nothing when it was not told). Compared by equality, not
+    identity: a bound method (``writer.remask``) is a new object at each access, equal to the
+    one added."""
     with _registry.lock:
-        _registry.listeners = tuple(x for x in _registry.listeners if x is not listener)
+        _registry.listeners = tuple(x for x in _registry.listeners if x != listener)
 
 
 def remember_environment_secrets() -> None:
