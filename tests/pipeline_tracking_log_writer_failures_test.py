@@ -1,12 +1,17 @@
 """The run log writer when its store fails it (a file deleted under it, a write lock another
 process holds), what it writes together (rows and output, values masked again, spans its
-writer still held), and the linger that gathers rows after a flush and up to a full batch."""
+writer still held), the linger that gathers rows (after a flush, up to a full batch, alone),
+and what outlives a writer (its listener, its thread)."""
 
 from __future__ import annotations
 
+import gc
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -155,20 +160,109 @@ def test_after_a_flush_the_writer_lingers_again(tmp_path: Path) -> None:
     assert (["first"], (3, 2)) == (held, counts)
 
 
-def test_a_full_batch_is_written_without_waiting_out_the_linger(tmp_path: Path) -> None:
-    """As many rows as a batch holds are written at once, not after the writer's wait (an
-    hour here): no flush, no close."""
+def _stored_within_a_minute(db: Path, count: int) -> list[str]:
+    """The run's stored bodies once ``count`` are stored, or after a minute (a bound for a
+    loaded machine, not a measure)."""
+    deadline = time.monotonic() + 60.0
+    while len(bodies := _bodies(db)) < count and time.monotonic() < deadline:
+        threading.Event().wait(0.05)
+    return bodies
+
+
+def test_a_row_is_written_after_the_linger_without_a_flush(tmp_path: Path) -> None:
+    """A row reaching a writer asleep with nothing to do wakes it, and is written once the
+    writer's short wait (``LINGER_SECONDS``) is over: no flush, no close. A new writer has
+    nothing to flush."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    try:
+        flushed = writer.flush(timeout=10.0)
+        writer.write_row(_row("first"))
+        assert writer.flush(timeout=10.0)
+        threading.Event().wait(0.2)  # the writer is asleep again by now
+        writer.write_row(_row("alone"))
+        stored = _stored_within_a_minute(db, 2)
+    finally:
+        writer.close()
+    assert (True, ["first", "alone"]) == (flushed, stored)
+
+
+def test_a_batch_filling_up_while_the_writer_lingers_is_written_at_once(tmp_path: Path) -> None:
+    """One row wakes the writer, which waits (an hour here) for more; the rows that fill its
+    batch end the wait: the batch is written with no flush and no close."""
     db = tmp_path / "spans.db"
     writer = SqliteLogWriter(db, batch_size=3, linger=3600.0)
     try:
-        writer.write_rows([_row("a"), _row("b"), _row("c")])
-        deadline = time.monotonic() + 60.0  # a bound for a loaded machine, not a measure
-        while len(_bodies(db)) < 3 and time.monotonic() < deadline:
-            threading.Event().wait(0.05)
-        stored = _bodies(db)
+        writer.write_row(_row("a"))
+        threading.Event().wait(0.2)  # the writer is lingering by now
+        writer.write_rows([_row("b"), _row("c")])
+        stored = _stored_within_a_minute(db, 3)
     finally:
         writer.close()
     assert ["a", "b", "c"] == stored
+
+
+def test_a_batch_whose_insert_fails_is_rolled_back_and_the_next_one_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An insert refused inside the batch's transaction (as a full disk refuses it): the
+    batch is rolled back, dropped and counted, the warning gives the store's own words, and
+    the next batch is written on the same connection."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        other.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON logs BEGIN SELECT RAISE(ABORT, 'no room'); END"
+        )
+        writer.write_row(_row("refused"))
+        assert writer.flush(timeout=10.0)
+        other.execute("DROP TRIGGER refuse")
+        writer.write_row(_row("written"))
+        assert writer.flush(timeout=10.0)
+        counts = (writer.written, writer.dropped)
+    finally:
+        other.close()
+        writer.close()
+    assert (
+        ["written"],
+        (1, 1),
+        [
+            f"run log records are not stored: {db}: no room",
+            f"1 run log records were not stored in {db}",
+        ],
+    ) == (_bodies(db), counts, _warnings(caplog))
+
+
+def test_a_closed_writer_is_not_kept_alive_by_the_values_it_listened_for(
+    tmp_path: Path,
+) -> None:
+    """Close stops listening for values to mask again: nothing then holds the writer, which
+    is freed with its last reference."""
+    writer = SqliteLogWriter(tmp_path / "spans.db")
+    writer.close()
+    freed = weakref.ref(writer)
+    del writer
+    gc.collect()
+    assert freed() is None
+
+
+def test_a_writer_never_closed_does_not_keep_its_process_alive(tmp_path: Path) -> None:
+    """A process that ends without closing its writer (a crash path) still exits: the
+    writer's thread does not hold it."""
+    code = (
+        "import sys\n"
+        "from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter\n"
+        "SqliteLogWriter(sys.argv[1])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "spans.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (0, "") == (done.returncode, done.stderr)
 
 
 def test_a_value_learnt_later_masks_a_span_its_writer_still_held(tmp_path: Path) -> None:

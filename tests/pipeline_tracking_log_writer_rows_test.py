@@ -102,28 +102,32 @@ def test_a_record_without_stage_ids_is_stored_without_them(tmp_path: Path) -> No
 
 
 def test_an_exception_s_type_and_message_are_attributes(tmp_path: Path) -> None:
-    """A record logged with an exception keeps its type and message as attributes; one
-    logged with ``exc_info`` but no exception being handled has none."""
+    """A record logged with an exception keeps its type and message as attributes, whether
+    it was raised or only made (``exc_info=error``: no traceback); one logged with
+    ``exc_info`` but no exception being handled has none."""
     try:
         raise KeyError("missing")
     except KeyError as error:
         failed = _record(exc_info=(KeyError, error, error.__traceback__))
-    no_exception = _record(exc_info=(None, None, None))
-    rows = _stored(
-        tmp_path / "spans.db",
-        lambda writer: [writer.write_record(r) for r in (failed, no_exception)],
-    )
-    assert [{"exception.type": "KeyError", "exception.message": "'missing'"}, {}] == [
-        dict(row.attributes) for row in rows
-    ]
+    made = ValueError("never raised")
+    records = [failed, _record(exc_info=(ValueError, made, None)), _record(exc_info=(None,) * 3)]
+    rows = _stored(tmp_path / "spans.db", lambda writer: [*map(writer.write_record, records)])
+    assert [
+        {"exception.type": "KeyError", "exception.message": "'missing'"},
+        {"exception.type": "ValueError", "exception.message": "never raised"},
+        {},
+    ] == [dict(row.attributes) for row in rows]
 
 
-@pytest.mark.parametrize("run_id", [None, ""])
-def test_a_record_of_no_run_is_not_stored(tmp_path: Path, run_id: str | None) -> None:
-    """The store is per run: a record without a run id (or an empty one) is left out."""
+def test_a_record_of_no_run_is_not_stored(tmp_path: Path) -> None:
+    """The store is per run: a record without a run id (none given, None, or empty) is left
+    out."""
+    unset = _record()
+    del unset.run_id
+    records = [unset, _record(run_id=None), _record(run_id="")]
     rows = _stored(
         tmp_path / "spans.db",
-        lambda writer: [writer.write_record(_record(run_id=run_id)), writer.write_row(_row())],
+        lambda writer: [*map(writer.write_record, records), writer.write_row(_row())],
     )
     assert ["kept"] == [row.body for row in rows]
 
@@ -139,7 +143,15 @@ def test_the_marker_of_dropped_output_is_one_warning_row_saying_how_much(tmp_pat
     limits = CaptureLimits(max_lines=10, max_bytes=99)
     marker = dataclasses.replace(_batch(), dropped_lines=40, dropped_bytes=900, limits=limits)
     before = time.time_ns()
-    (row,) = _stored(tmp_path / "spans.db", lambda writer: writer.write_output(marker))
+    written = []
+    (row,) = _stored(
+        tmp_path / "spans.db",
+        lambda writer: (
+            writer.write_output(marker),
+            writer.flush(),
+            written.append(writer.written),
+        ),
+    )
     expected = StoredLog(
         1,
         RUN,
@@ -160,36 +172,44 @@ def test_the_marker_of_dropped_output_is_one_warning_row_saying_how_much(tmp_pat
             "log.iostream": "stdout",
         },
     )
-    assert (expected, True) == (row, before <= row.time_ns <= time.time_ns())
+    assert (expected, True, [1]) == (row, before <= row.time_ns <= time.time_ns(), written)
 
 
 def test_rows_past_the_bound_are_dropped_counted_and_said_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With room for 4 rows while the writer lingers, a batch of 3 lines and then 2 rows
-    keep the 3 lines and 1 row, then a batch of 2 lines is cut to what room is left (none):
-    3 rows dropped and counted, one warning said when the first is, and close says how many
-    were not stored."""
+    """With room for 4 rows while the writer lingers: 3 lines and a row fill it exactly
+    (nothing dropped, nothing said); then 2 rows, 2 lines and a row are dropped and counted,
+    one warning said as the first are, and close says how many were not stored."""
     monkeypatch.setattr(log_writer, "MAX_PENDING", 4)
     db = tmp_path / "spans.db"
     writer = SqliteLogWriter(db, linger=60.0)
+    said = []
     try:
         writer.write_output(_batch("l1", "l2", "l3"))
+        writer.write_row(_row())
+        said.append((writer.dropped, len(_warnings(caplog))))
         writer.write_rows([_row(), _row()])
+        said.append((writer.dropped, len(_warnings(caplog))))
         writer.write_output(_batch("l4", "l5"))
-        dropped = writer.dropped
+        writer.write_row(_row())
+        said.append((writer.dropped, len(_warnings(caplog))))
     finally:
         writer.close()
     bodies = [row.body for row in run_log_records(db, RUN)]
-    warnings = [r.getMessage() for r in caplog.records if r.name == log_writer.__name__]
     assert (
         ["l1", "l2", "l3", "kept"],
-        3,
+        [(0, 0), (2, 1), (5, 1)],
         [
             f"log writer of {db} is behind; dropping log records (counted)",
-            f"3 run log records were not stored in {db}",
+            f"5 run log records were not stored in {db}",
         ],
-    ) == (bodies, dropped, warnings)
+    ) == (bodies, said, _warnings(caplog))
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the writer's own logger said."""
+    return [r.getMessage() for r in caplog.records if r.name == log_writer.__name__]
 
 
 def test_a_batch_cut_to_the_room_left_keeps_its_first_lines(
