@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import environment
+from cli_support import environment, taskdaemon
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.settings import _FIELDS, Secret, load_settings
 
@@ -161,11 +161,14 @@ def test_an_empty_grafana_url_means_no_link(monkeypatch: pytest.MonkeyPatch) -> 
     assert None is load_settings().grafana_url
 
 
-@pytest.mark.parametrize("url", ["http://grafana:3000", "HTTPS://grafana.example/"])
+@pytest.mark.parametrize(
+    "url", ["http://grafana:3000", "HTTPS://grafana.example/", "https://ops.example/grafana"]
+)
 def test_a_grafana_url_of_either_scheme_in_any_case_is_kept(
     monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
-    """An http or https URL, its scheme in any case, is kept as given (stripped)."""
+    """An http or https URL, its scheme in any case, a path prefix (Grafana behind a proxy)
+    included, is kept as given (stripped)."""
     monkeypatch.setenv("TASKDAEMON_GRAFANA_URL", f" {url} ")
     assert url == load_settings().grafana_url
 
@@ -173,7 +176,25 @@ def test_a_grafana_url_of_either_scheme_in_any_case_is_kept(
 def test_a_grafana_url_of_another_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Grafana URL that is not http or https is refused with the reason."""
     problems = _refusal(monkeypatch, "TASKDAEMON_GRAFANA_URL", "ftp://grafana")
-    assert [("TASKDAEMON_GRAFANA_URL", "must be an http:// or https:// URL")] == problems
+    expected = "must be an http:// or https:// URL, not 'ftp://grafana'"
+    assert [("TASKDAEMON_GRAFANA_URL", expected)] == problems
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://grafana:30O0", "its port is not a number from 0 to 65535"),
+        ("http://gra fana:3000", "it has white space inside"),
+    ],
+)
+def test_a_mistyped_grafana_url_stops_a_command_in_one_line(
+    tmp_path: Path, url: str, reason: str
+) -> None:
+    """A typo'd port or a space in ``TASKDAEMON_GRAFANA_URL`` is refused at start, in one
+    line naming the variable, not shown later as a dead link on a run's page."""
+    done = taskdaemon(tmp_path / "home", "runs", "list", TASKDAEMON_GRAFANA_URL=url)
+    expected = f"taskdaemon: invalid setting TASKDAEMON_GRAFANA_URL: {reason}, in {url!r}\n"
+    assert (2, "", expected) == (done.returncode, done.stdout, done.stderr)
 
 
 def test_a_span_source_that_is_only_a_scheme_name_is_refused(

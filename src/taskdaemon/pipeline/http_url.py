@@ -1,7 +1,7 @@
 """The one check of an http(s) URL a client is about to dial: its scheme, a host the resolver
-can encode and a port that is a number. The OTLP endpoints (``settings``, checked at start) and
-the remote span sources (``tracking.sources.open_source``, ``tempo+http://`` and the like) use
-it, so one mistake reads the same wherever it is made.
+can encode and a port that is a number. The OTLP endpoints and Grafana's URL (``settings``,
+checked at start) and the remote span sources (``tracking.sources.open_source``,
+``tempo+http://`` and the like) use it, so one mistake reads the same wherever it is made.
 
 Checked before any connection because neither place would otherwise say it well: the OTLP
 exporters only log a failed export (a typo'd ``http://127..1:4318`` lost every span while the

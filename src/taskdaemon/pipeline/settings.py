@@ -445,11 +445,14 @@ def _token(value: Any) -> Secret:
 
 
 def _grafana(value: Any) -> str | None:
+    """Grafana's base URL, checked at start as an OTLP endpoint is (``http_url``): a typo'd
+    port or a space would otherwise show only as a dead link on a run's page. The check
+    refuses nothing a Grafana can be reached at: a path prefix (``https://host/grafana``,
+    Grafana behind a proxy), a query and any port from 0 to 65535 pass."""
     text = _text(value).strip()
     if not text:
         return None
-    if not text.lower().startswith(("http://", "https://")):
-        raise ValueError("must be an http:// or https:// URL")
+    http_url(text)
     return text
 
 
