@@ -54,7 +54,7 @@ def test_store_path_of_a_remote_source_hides_its_password() -> None:
     with pytest.raises(SpanSourceError) as raised:
         store_path("tempo+https://me:s3cret@tempo:3200")
     assert (
-        "tempo+https://me:***@tempo:3200: run logs are kept in the embedded store only (sqlite:///)"
+        "tempo+https://me:[REDACTED]@tempo:3200: run logs are kept in the embedded store only (sqlite:///)"
         == str(raised.value)
     )
 
@@ -119,7 +119,9 @@ def test_a_sqlite_url_with_a_host_is_refused_without_its_password() -> None:
     """``sqlite://`` followed by a host instead of a slash is refused, the password hidden."""
     with pytest.raises(SpanSourceError) as raised:
         sqlite_path("sqlite://me:s3cret@host/spans.db")
-    assert "bad sqlite URL 'sqlite://me:***@host/spans.db': use sqlite:///PATH" == str(raised.value)
+    assert "bad sqlite URL 'sqlite://me:[REDACTED]@host/spans.db': use sqlite:///PATH" == str(
+        raised.value
+    )
 
 
 def test_store_path_of_a_sqlite_url_is_its_file() -> None:

@@ -621,23 +621,23 @@ def test_limits_are_read_from_their_variables_below_one_too() -> None:
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("tempo+http://user:s3cret@tempo:3200/x", "tempo+http://user:***@tempo:3200/x"),
-        ("tempo+https://u:p%40ss@[::1]:3200", "tempo+https://u:***@[::1]:3200"),
-        ("jaeger+http://u:a@b@host?org=1", "jaeger+http://u:***@host?org=1"),
+        ("tempo+http://user:s3cret@tempo:3200/x", "tempo+http://user:[REDACTED]@tempo:3200/x"),
+        ("tempo+https://u:p%40ss@[::1]:3200", "tempo+https://u:[REDACTED]@[::1]:3200"),
+        ("jaeger+http://u:a@b@host?org=1", "jaeger+http://u:[REDACTED]@host?org=1"),
         ("tempo+http://user@tempo:3200", "tempo+http://user@tempo:3200"),
-        ("tempo+http://user:pa:ss@tempo", "tempo+http://user:***@tempo"),
-        ("tempo+http://Xu:s3cret@tempo/a@b/c", "tempo+http://Xu:***@tempo/a@b/c"),
+        ("tempo+http://user:pa:ss@tempo", "tempo+http://user:[REDACTED]@tempo"),
+        ("tempo+http://Xu:s3cret@tempo/a@b/c", "tempo+http://Xu:[REDACTED]@tempo/a@b/c"),
         (
             "tempo+http://u:s3cret@tempo/x?to=http://a:b@c",
-            "tempo+http://u:***@tempo/x?to=http://a:b@c",
+            "tempo+http://u:[REDACTED]@tempo/x?to=http://a:b@c",
         ),
-        ("://user:s3cret@tempo", "://user:***@tempo"),
+        ("://user:s3cret@tempo", "://user:[REDACTED]@tempo"),
         ("tempo+http://tempo:3200/a@b", "tempo+http://tempo:3200/a@b"),
         ("sqlite:///var/spans.db", "sqlite:///var/spans.db"),
     ],
 )
 def test_display_url_hides_only_the_password(url: str, shown: str) -> None:
-    """A password in a URL's user information is shown as ``***``; the rest is unchanged."""
+    """A password in a URL's user information is shown as ``[REDACTED]``; the rest stays."""
     assert shown == display_url(url)
 
 
@@ -669,9 +669,8 @@ def test_credentials_go_as_basic_auth_and_never_into_messages() -> None:
     ],
 )
 def test_bad_source_urls_are_refused_without_their_password(url: str) -> None:
-    """A source URL refused as malformed or unknown is echoed without its password (its user
-    still shown: ``user:***@`` for an unknown scheme, ``user:[REDACTED]@`` as
-    ``ellipsis.quote`` shows a bad host or port's URL)."""
+    """A source URL refused as malformed or unknown is echoed without its password, its user
+    still shown (``user:[REDACTED]@``, for an unknown scheme as for a bad host or port)."""
     with pytest.raises(SpanSourceError) as caught:
         open_source(url)
     assert ("s3cret" in str(caught.value), "user:" in str(caught.value)) == (False, True)

@@ -4,7 +4,7 @@ an overall deadline per query, a cap on the bytes of each response.
 * Credentials: a source URL may carry ``user:password@``. :func:`split_credentials` takes them
   out of the URL the HTTP client uses (they travel as HTTP basic auth), so no request URL in an
   error holds them; :func:`display_url` is the form of any URL shown to a person: the password
-  replaced by ``***``.
+  replaced by ``[REDACTED]``, the redaction module's mask.
 * Deadline: every query (``get_run``, ``get_trace``, ``search``) finishes within
   ``TASKDAEMON_SOURCE_TIMEOUT`` seconds (default 30) in all, retries and every request of a
   search included: a backend that trickles a byte every few seconds never trips a per-read
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.variables import reader
 
 if TYPE_CHECKING:  # the HTTP client loads with the first remote query (CLI start-up time)
@@ -76,9 +77,14 @@ def _authority_bounds(url: str) -> tuple[int, int] | None:
 
 
 def display_url(url: str) -> str:
-    """``url`` as it may be shown: ``scheme://user:***@host/...`` when it holds a password
-    (everything up to the last ``@`` of the authority counts as user information, as URL
-    parsers read it). Anything else is returned unchanged."""
+    """``url`` as it may be shown: ``scheme://user:[REDACTED]@host/...`` when it holds a
+    password (everything up to the last ``@`` of the authority counts as user information, as
+    URL parsers read it). Anything else is returned unchanged.
+
+    The mask is ``redaction.REDACTED``, the one docs/redaction.md names for a URL's password:
+    a refused URL quoted by ``ellipsis.quote`` and every log line, span and export (redacted
+    on the way out, which would turn ``user:***@`` into ``user:[REDACTED]@`` anyway) show it,
+    so one URL reads the same wherever it is shown."""
     bounds = _authority_bounds(url)
     if bounds is None:
         return url
@@ -87,7 +93,7 @@ def display_url(url: str) -> str:
     if not at or ":" not in userinfo:
         return url
     user = userinfo.partition(":")[0]
-    return f"{url[:start]}{user}:***@{host}{url[end:]}"
+    return f"{url[:start]}{user}:{REDACTED}@{host}{url[end:]}"
 
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
