@@ -7,12 +7,19 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
 
+from pipeline_engine_support import after, pipeline, stage
 from pipeline_tracking_support import GATED, monitored_store, slow_build
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import RunNotFoundError
+from taskdaemon.pipeline.model import Manual, TriggerMode
+from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.visualization import DagSnapshot, watch_stored_run
+from taskdaemon.pipeline.visualization._terminal import stage_rows
 
 
 async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: Path) -> None:
@@ -51,3 +58,55 @@ async def test_a_run_that_never_appears_raises_after_the_timeout(tmp_path: Path)
         stream = watch_stored_run(store, "a" * 32, interval=0.01, appear_timeout=0.1)
         with pytest.raises(RunNotFoundError):
             await anext(stream)
+
+
+# deploy waits for build and an approval; notify, which cannot start before deploy ends, has
+# no span while the run is held at the approval.
+HELD = pipeline(
+    stage("build"),
+    stage("deploy", *after("build"), Manual(approval_required=True), trigger_mode=TriggerMode.ALL),
+    stage("notify", *after("deploy")),
+)
+
+
+async def _waiting_at_the_approval(tmp_path: Path, capture: PayloadCapture) -> dict[str, str]:
+    """Run HELD into a store (the monitor recording with ``capture``), read it back from the
+    store until deploy waits for its approval, and give each stage's WAITING FOR then; the
+    run is approved after, and ends."""
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SqliteSpanProcessor(tmp_path / "spans.db"))
+    monitor = PipelineMonitor(
+        tracer_provider=tracer_provider, meter_provider=MeterProvider(), capture=capture
+    )
+    waiting: dict[str, str] = {}
+    async with Engine(resolver=slow_build(0.0), observers=[monitor]) as engine:
+        handle = await engine.start_run(HELD)
+        with SpanStore(tmp_path / "spans.db") as store:
+            async for snapshot in watch_stored_run(store, handle.run_id, interval=0.05):
+                if snapshot.node("deploy").state == "waiting" and not waiting:
+                    rows = stage_rows(snapshot, 0.0)
+                    waiting = {row.stage: row.waiting_for for row in rows}
+                    handle.approve("deploy", by="test")
+        await handle.wait()
+    monitor.close()
+    tracer_provider.shutdown()
+    return waiting
+
+
+async def test_a_stage_not_started_waits_for_what_the_recorded_definition_says(
+    tmp_path: Path,
+) -> None:
+    """Read back from the store while deploy waits for its approval, notify (no span yet)
+    waits for deploy, as the live view says: its trigger comes from the definition the run
+    span recorded."""
+    waiting = await _waiting_at_the_approval(tmp_path, PayloadCapture())
+    assert waiting == {"build": "", "deploy": "approval", "notify": "deploy"}
+
+
+async def test_without_a_recorded_definition_a_pending_stage_waits_for_unknown(
+    tmp_path: Path,
+) -> None:
+    """With capture off the run span records no definition: nothing stored says what notify
+    waits for, and the view says ``unknown`` rather than a blank."""
+    waiting = await _waiting_at_the_approval(tmp_path, PayloadCapture(enabled=False))
+    assert waiting == {"build": "", "deploy": "approval", "notify": "unknown"}

@@ -11,6 +11,13 @@ Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
 ``TASKDAEMON_SOURCE_TIMEOUT``); a snapshot is yielded
 only when the rebuilt run differs from the last one yielded. The stream ends after the snapshot
 that shows the run no longer running (finished, or ``interrupted`` when its writer died).
+
+A stage that has not started has no span, so the spans alone do not say what it waits for.
+Drawn without a definition, a run is drawn over the one its run span recorded
+(``taskdaemon.pipeline.definition``, ``recorded_pipeline``), as the live view draws a run over
+the definition it runs: its stages' triggers fill WAITING FOR before they start. A definition
+not recorded (capture off), cut at its cap, or not hashing to the run's definition hash is not
+used: the DAG then comes from the spans alone, and a pending stage waits for ``unknown``.
 """
 
 from __future__ import annotations
@@ -20,17 +27,34 @@ import time
 from collections.abc import AsyncIterator
 from typing import Protocol
 
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.definition import pipeline_from_canonical, sha256_text
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 
-__all__ = ["watch_stored_run"]
+__all__ = ["recorded_pipeline", "watch_stored_run"]
 
 
 class _RunSource(Protocol):
     def get_run(self, run_id: str) -> RunRecord: ...
+
+
+def recorded_pipeline(run: RunRecord) -> Pipeline | None:
+    """The definition ``run``'s span recorded, or None when it recorded none whole: capture
+    was off, the text was cut, or it does not hash to the run's definition hash (a backend cut
+    it, or redaction changed it)."""
+    text = run.attributes.get(t.PIPELINE_DEFINITION)
+    if not isinstance(text, str) or run.attributes.get(t.PIPELINE_DEFINITION_TRUNCATED) is True:
+        return None
+    if run.definition_hash is None or sha256_text(text) != run.definition_hash:
+        return None
+    try:  # it hashes to a definition that ran: checking it again would only cost time
+        return pipeline_from_canonical(text, validate=False)
+    except ValueError:
+        return None
 
 
 async def watch_stored_run(
@@ -44,13 +68,15 @@ async def watch_stored_run(
     """Yield a snapshot of ``run_id`` as ``source`` (any span source: ``open_source(url)``)
     has it, then one after each change, until the run is no longer running.
 
-    ``pipeline``: the definition to draw the run over (else the DAG comes from the spans
-    alone). ``interval``: seconds between polls. A run the source does not have yet (it was
-    just started, or the first batch is not written) is polled for until ``appear_timeout``
-    seconds have passed, then RunNotFoundError is raised.
+    ``pipeline``: the definition to draw the run over (else the one the run recorded, if
+    whole, else the DAG comes from the spans alone). ``interval``: seconds between polls. A
+    run the source does not have yet (it was just started, or the first batch is not
+    written) is polled for until ``appear_timeout`` seconds have passed, then
+    RunNotFoundError is raised.
     """
     deadline = time.monotonic() + appear_timeout
     last: RunRecord | None = None
+    recorded = pipeline is not None  # the run span was read for its definition (fixed)
     while True:
         try:
             run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
@@ -60,6 +86,9 @@ async def watch_stored_run(
         else:
             if run != last:
                 last = run
+                if not recorded and run.definition_hash is not None:  # the run span is in
+                    recorded = True
+                    pipeline = recorded_pipeline(run)
                 yield dag_snapshot(pipeline, run)
             if run.status != "running":
                 return

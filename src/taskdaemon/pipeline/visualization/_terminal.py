@@ -123,6 +123,10 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
         # Rebuilt from spans alone a stage has no trigger list before it starts, and a run's
         # spans show a stage ``waiting`` only while its approval is requested.
         reasons.append("approval" if not node.triggers else "its triggers")
+    elif not node.triggers:
+        # Pending, rebuilt from spans alone without a recorded definition (``_stored``): what
+        # it waits for is stored nowhere, and a blank would read as "nothing".
+        reasons.append("unknown")
     text = ", ".join(dict.fromkeys(reasons))
     # Columns, not characters: a condition comparing with a CJK string is twice as wide.
     return cut_columns(text, 60)
