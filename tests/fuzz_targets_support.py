@@ -305,9 +305,10 @@ def _backend_target(name: str) -> Target:
             is_search = request.url.path in ("/api/search", "/api/v3/traces")
             status, kind, text = case[1] if is_search else case[0]
             headers = {"content-type": kind, "location": "http://elsewhere/"}
-            return httpx.Response(
-                status, content=text.encode("utf-8", "surrogatepass"), headers=headers
-            )
+            # A stream, as a network answer comes: ``content=`` would be read (and inflated)
+            # by httpx as the response is made, a path no real backend's answer takes.
+            body = httpx.ByteStream(text.encode("utf-8", "surrogatepass"))
+            return httpx.Response(status, stream=body, headers=headers)
 
         source = source_class(
             "http://127.0.0.1:9", transport=httpx.MockTransport(answer), retries=1

@@ -200,12 +200,7 @@ def read_bounded(
 
 def _decoded(response: httpx.Response, shown: str) -> Iterator[bytes]:
     """The body of ``response`` as it arrives, inflated at most :data:`_INFLATE_STEP` bytes at
-    a time when it names one content encoding we read (SpanSourceError for any other). A
-    body the transport handed over whole (``httpx.MockTransport``, as the fuzzer's backends
-    answer) was read, and inflated, by httpx already: it is what it is."""
-    if response.is_stream_consumed:
-        yield response.content
-        return
+    a time when it names one content encoding we read (SpanSourceError for any other)."""
     named = [
         value.strip().lower()
         for value in response.headers.get_list("content-encoding", split_commas=True)
