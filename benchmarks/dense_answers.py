@@ -15,11 +15,13 @@ densest answer still decoded). With ``--baseline SRC`` (``git archive main src |
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -42,15 +44,27 @@ def answer(kind: str, size: int) -> bytes:
 
 def one(kind: str, size: int) -> None:
     """Serve the answer and query it in this process; print one line of figures."""
-    body = answer(kind, size)
+    took, ended = tempo_query(answer(kind, size), {"Content-Type": "application/json"})
+    with open("/proc/self/status") as status:
+        peak = int(status.read().split("VmHWM:")[1].split()[0]) // 1024
+    print(f"{took:.2f}\t{peak}\t{ended}")
+
+
+def tempo_query(body: bytes, headers: Mapping[str, str]) -> tuple[float, str]:
+    """Serve ``body`` with ``headers`` from a local HTTP server (a thread of this process) and
+    ask ``TempoSource.get_trace`` (the tree of ``PYTHONPATH``) for a trace: the seconds the
+    query took and how it ended (``N spans``, or the exception's type). Also used by
+    ``hostile_clients.py``."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(OSError):  # the client gave up
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -67,12 +81,10 @@ def one(kind: str, size: int) -> None:
     except Exception as exc:  # how the query ended is a figure
         ended = type(exc).__name__
     took = time.perf_counter() - began
-    with open("/proc/self/status") as status:
-        peak = int(status.read().split("VmHWM:")[1].split()[0]) // 1024
     httpd.shutdown()
     httpd.server_close()
     thread.join()
-    print(f"{took:.2f}\t{peak}\t{ended}")
+    return took, ended
 
 
 def measure(kind: str, size: int, src: Path) -> str:

@@ -30,10 +30,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -140,34 +138,12 @@ def bomb(mib: int, layers: int) -> str:
     for _ in range(layers - 1):
         body = gzip.compress(body, 9)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Encoding", ", ".join(["gzip"] * layers))
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            with contextlib.suppress(OSError):  # the client gave up
-                self.wfile.write(body)
+    from dense_answers import tempo_query
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    from taskdaemon.pipeline.tracking import TempoSource
-
-    began = time.perf_counter()
-    try:
-        with TempoSource(f"http://127.0.0.1:{httpd.server_address[1]}") as source:
-            ended = f"{len(source.get_trace('0' * 31 + '1'))} spans"
-    except Exception as exc:  # how the query ended is a figure
-        ended = type(exc).__name__
-    took = time.perf_counter() - began
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    took, ended = tempo_query(
+        body,
+        {"Content-Type": "application/json", "Content-Encoding": ", ".join(["gzip"] * layers)},
+    )
     return f"{took:.2f}\t{_peak_mib()}\t{ended}"
 
 
