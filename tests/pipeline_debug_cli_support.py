@@ -3,12 +3,11 @@ run ``taskdaemon debug`` on a pipe or attach it to a run in the background."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from pathlib import Path
 
-from cli_support import ROOT, TASKDAEMON, in_background
+from cli_support import ROOT, TASKDAEMON, environment, in_background
 
 PIPELINE = """\
     name: dbg
@@ -31,19 +30,6 @@ def write_pipeline(home: Path) -> Path:
     path = home / "dbg.yaml"
     path.write_text(textwrap.dedent(PIPELINE))
     return path
-
-
-def environment(home: Path) -> dict[str, str]:
-    """This environment with its own home and no exporters."""
-    env = dict(os.environ)
-    env.update(
-        TASKDAEMON_HOME=str(home),
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-    )
-    env.pop("TASKDAEMON_BREAKPOINTS", None)
-    return env
 
 
 def debug(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
