@@ -7,7 +7,7 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,9 +110,11 @@ def write_example_run(
     t0: int = T0,
     end_run: bool = True,
     result: str = t.RESULT_SUCCESS,
+    root_attributes: Mapping[str, Any] | None = None,
 ) -> str:
     """One run of a four-stage pipeline (plan → build (failed once, retried) → test (two
-    instances) → deploy (skipped)), every field of the schema exercised; returns the run id."""
+    instances) → deploy (skipped)), every field of the schema exercised; returns the run id.
+    ``root_attributes`` are set on the run span at its start, over its own."""
     tracer = provider.get_tracer(t.SCOPE_NAME)
     root = tracer.start_span(
         t.run_span_name(pipeline),
@@ -131,6 +133,7 @@ def write_example_run(
             t.PIPELINE_STARTED_BY: "cli",
             t.PIPELINE_CONCURRENCY: 2,
             t.PIPELINE_ERROR_STRATEGY: "retry",
+            **(root_attributes or {}),
         },
     )
     run_id = format(root.get_span_context().trace_id, "032x")

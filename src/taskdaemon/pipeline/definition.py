@@ -9,8 +9,8 @@ definition hashes to the recorded hash, which is how a cut or altered text is de
 ``definition_changes`` says how two definitions differ, stage by stage, for a replay run with
 a file that is not the recorded definition.
 
-Pure: imports only the model and its validator (``validation``). Errors are ``ValueError``
-with a one-line reason.
+Pure: imports only the model, its validator (``validation``) and ``finite_number``. Errors are
+``ValueError`` with a one-line reason.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from taskdaemon.pipeline.finite_number import is_finite_number
 from taskdaemon.pipeline.model import (
     Backoff,
     ErrorStrategy,
@@ -49,24 +50,59 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# A field of the wrong type is refused here, where the text is read: the records do not check
+# their types, and a name that is a number, or a timeout that is a string, would make a drawing
+# of the definition a traceback (a crafted span store can record any text with its hash).
+
+
+def _text(value: Any) -> str:
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _flag(value: Any) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _number(value: Any) -> float:
+    if not is_finite_number(value):
+        raise TypeError(f"expected a finite number, got {value!r:.40}")
+    return value
+
+
+def _number_or_none(value: Any) -> float | None:
+    return None if value is None else _number(value)
+
+
 def _retry(data: Any) -> RetryPolicy:
     backoff = data["backoff"]
     return RetryPolicy(
-        max_attempts=int(data["max_attempts"]),
-        backoff=Backoff(initial=backoff["initial"], factor=backoff["factor"], max=backoff["max"]),
+        max_attempts=int(_number(data["max_attempts"])),
+        backoff=Backoff(
+            initial=_number(backoff["initial"]),
+            factor=_number(backoff["factor"]),
+            max=_number(backoff["max"]),
+        ),
     )
 
 
 def _trigger(data: Mapping[str, Any]) -> Trigger:
     ((kind, body),) = data.items()
     if kind == "on_completion":
-        return OnCompletion(body["stage"], body["success_only"])
+        return OnCompletion(_text(body["stage"]), _flag(body["success_only"]))
     if kind == "on_event":
-        return OnEvent(body["type"], body["filter"])
+        return OnEvent(_text(body["type"]), _text_or_none(body["filter"]))
     if kind == "on_condition":
-        return OnCondition(body["expression"])
+        return OnCondition(_text(body["expression"]))
     if kind == "manual":
-        return Manual(body["approval_required"], body["timeout"])
+        return Manual(_flag(body["approval_required"]), _number_or_none(body["timeout"]))
     raise ValueError(f"unknown trigger kind {kind!r}")
 
 
@@ -77,21 +113,31 @@ _TRIGGER_MODES: dict[str, TriggerMode] = {mode.value: mode for mode in TriggerMo
 def _stage(data: Mapping[str, Any]) -> Stage:
     outputs = data["outputs"]
     return Stage(
-        name=data["name"],
-        loop=data["loop"],
+        name=_text(data["name"]),
+        loop=_text(data["loop"]),
         triggers=tuple([_trigger(t) for t in data["triggers"]]),
         trigger_mode=_TRIGGER_MODES[data["trigger_mode"]],
-        inputs=tuple([InputMapping(i["name"], i["source"], i["required"]) for i in data["inputs"]]),
+        inputs=tuple(
+            [
+                InputMapping(_text(i["name"]), _text(i["source"]), _flag(i["required"]))
+                for i in data["inputs"]
+            ]
+        ),
         outputs=None
         if outputs is None
-        else tuple([OutputMapping(o["name"], o["source"], o["required"]) for o in outputs]),
-        parallel_instances=int(data["parallel_instances"]),
-        timeout=data["timeout"],
+        else tuple(
+            [
+                OutputMapping(_text(o["name"]), _text(o["source"]), _flag(o["required"]))
+                for o in outputs
+            ]
+        ),
+        parallel_instances=int(_number(data["parallel_instances"])),
+        timeout=_number_or_none(data["timeout"]),
         retry=None if data["retry"] is None else _retry(data["retry"]),
-        emits=tuple(data["emits"]),
-        command=data["command"],
-        handler=data["handler"],
-        description=data["description"],
+        emits=tuple([_text(event_type) for event_type in data["emits"]]),
+        command=_text_or_none(data["command"]),
+        handler=_text_or_none(data["handler"]),
+        description=_text(data["description"]),
     )
 
 
@@ -103,24 +149,27 @@ def pipeline_from_canonical(
     may also be that JSON already parsed, so a caller that parsed it to check it does not
     parse it twice (a 1,000-stage definition is about 260 KB).
 
-    ``ValueError`` (one line) when ``text`` is not such a document (cut, edited, or from a
-    newer taskdaemon) or the definition it holds is invalid.
+    ``ValueError`` (one line) when ``text`` is not such a document (cut, edited, from a newer
+    taskdaemon, or a field of another type than the model's) or the definition it holds is
+    invalid.
     """
     try:
         data = orjson.loads(text) if isinstance(text, str) else text
         pipeline = Pipeline(
-            name=data["name"],
+            name=_text(data["name"]),
             stages=tuple([_stage(s) for s in data["stages"]]),
-            description=data["description"],
-            concurrency=int(data["concurrency"]),
-            timeout=data["timeout"],
+            description=_text(data["description"]),
+            concurrency=int(_number(data["concurrency"])),
+            timeout=_number_or_none(data["timeout"]),
             error_strategy=ErrorStrategy(data["error_strategy"]),
             retry=_retry(data["retry"]),
             loops={
-                name: LoopDef(name, loop["handler"], loop["command"])
+                name: LoopDef(
+                    _text(name), _text_or_none(loop["handler"]), _text_or_none(loop["command"])
+                )
                 for name, loop in data["loops"].items()
             },
-            external_events=tuple(data["external_events"]),
+            external_events=tuple([_text(event_type) for event_type in data["external_events"]]),
             source=source,
         )
     except orjson.JSONDecodeError as error:

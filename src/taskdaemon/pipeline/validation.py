@@ -66,7 +66,7 @@ _OUTPUT_VARIABLES = _BASE_VARIABLES | {"result"}
 
 
 def validate_pipeline(
-    pipeline: Pipeline, *, registered_loops: Collection[str] = ()
+    pipeline: Pipeline, *, registered_loops: Collection[str] = (), ran: bool = False
 ) -> list[ValidationIssue]:
     """Every problem of ``pipeline`` that its types cannot express, in a stable order.
 
@@ -82,13 +82,22 @@ def validate_pipeline(
     trigger references (stages, event types), CEL expressions and the variables and stages they
     read, cycles over ``edges`` (reported with their path), and that some stage can start when
     the run starts.
+
+    ``ran``: ``pipeline`` is the definition a run span recorded, which ran, and which a drawing
+    is to read back from a span store that anyone may have written. Only what every pipeline
+    the engine runs obeys, loaded from a file or built in code, is checked: names' lengths and
+    uniqueness, numeric ranges, the stages triggers name, cycles. Not the rules of a file that
+    code need not follow: a pipeline built in code runs ``python`` stages whose handlers are
+    callables (no ``handler`` recorded), any names, events it publishes itself, and had its
+    loop types and CEL resolved and compiled by the engine.
     """
-    return _Validator(pipeline, frozenset(registered_loops)).run()
+    return _Validator(pipeline, frozenset(registered_loops), ran).run()
 
 
 class _Validator:
-    def __init__(self, pipeline: Pipeline, registered_loops: frozenset[str]) -> None:
+    def __init__(self, pipeline: Pipeline, registered_loops: frozenset[str], ran: bool) -> None:
         self.pipeline = pipeline
+        self.ran = ran  # ``validate_pipeline``'s: a file's own rules are not checked
         self.issues: list[ValidationIssue] = []
         self.loop_names = BUILTIN_LOOPS | set(pipeline.loops) | registered_loops
         self.stage_names = {stage.name for stage in pipeline.stages}
@@ -102,8 +111,9 @@ class _Validator:
             self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
 
     def suggest(self, name: str, candidates: Collection[str]) -> str:
-        # difflib compares with every candidate: quadratic over a hostile file's wrong names.
-        if self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
+        # difflib compares with every candidate: quadratic over a hostile file's wrong names. A
+        # definition that ran is checked for a drawing, which tells nobody what was wrong.
+        if self.ran or self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
             return ""
         self.suggestions += 1
         import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
@@ -119,7 +129,7 @@ class _Validator:
         self.at_least("", "concurrency", pipeline.concurrency, 1)
         self.positive("", "timeout", pipeline.timeout)
         self.retry("", "retry", pipeline.retry)
-        for name, loop in pipeline.loops.items():
+        for name, loop in pipeline.loops.items() if not self.ran else ():
             self.loop_def(f"loops.{name}", name, loop)
         if not pipeline.stages:
             self.issue("stages", "must not be empty")
@@ -150,11 +160,16 @@ class _Validator:
             # Edges join stages by name: with duplicate names the graph is ambiguous, and
             # conclusions about cycles or entry stages would only add noise to that issue.
             self.cycles(first_index)
-            self.entry()
+            if not self.ran:
+                self.entry()
         return self.issues
 
     def name(self, path: str, name: str) -> None:
-        if self.name_length(path, name, "name") and not NAME_PATTERN.fullmatch(name):
+        if (
+            self.name_length(path, name, "name")
+            and not self.ran
+            and not NAME_PATTERN.fullmatch(name)
+        ):
             self.issue(path, _bad_name(name))
 
     def name_length(self, path: str, name: str, what: str) -> bool:
@@ -214,6 +229,43 @@ class _Validator:
     def stage(self, index: int, stage: Stage) -> None:
         # ``index`` rather than the stage's path ``stages[INDEX]``: each issue formats it, so a
         # stage with none (most of them) never does. The same paths as before, in each branch.
+        if not self.ran:
+            self.loop(index, stage)
+        # The checks most stages pass, tested here before a call that would only pass them.
+        if not stage.parallel_instances >= 1:
+            self.at_least(f"stages[{index}]", "parallel_instances", stage.parallel_instances, 1)
+        elif (
+            stage.parallel_instances > 1
+            and not self.ran
+            and not any(type(t) is OnEvent for t in stage.triggers)
+        ):
+            # Only published events start a stage more than once at a time: set on another
+            # stage, the cap would be read as a promise of parallel work that never comes.
+            self.issue(
+                f"stages[{index}].parallel_instances",
+                "caps concurrent on_event instances, and this stage has no on_event trigger",
+            )
+        if stage.timeout is not None and not 0 < stage.timeout < math.inf:  # ``positive``'s test
+            self.positive(f"stages[{index}]", "timeout", stage.timeout)
+        if stage.retry is not None:
+            self.retry(f"stages[{index}]", "retry", stage.retry)
+        if not stage.triggers and not self.ran:
+            self.issue(f"stages[{index}].triggers", f"must not be empty{ENTRY_STAGE_HINT}")
+        for position, trigger in enumerate(stage.triggers):
+            if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
+                continue  # a known stage: nothing to report (``trigger`` says the same)
+            self.trigger(f"stages[{index}]", position, stage, trigger)
+        if self.ran:
+            return  # the mappings are read by CEL only
+        if stage.inputs:
+            event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)
+            variables = _EVENT_VARIABLES if event_triggered else _BASE_VARIABLES
+            self.mappings(f"stages[{index}].inputs", stage.inputs, variables, "input")
+        if stage.outputs:
+            self.mappings(f"stages[{index}].outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
+
+    def loop(self, index: int, stage: Stage) -> None:
+        """The stage's loop type and what it needs (a handler, a command)."""
         if stage.loop not in self.loop_names:
             known = ", ".join(sorted(self.loop_names)) if len(self.loop_names) <= 20 else "…"
             hint = self.suggest(stage.loop, self.loop_names) or f" (known: {known})"
@@ -232,32 +284,6 @@ class _Validator:
             self.handler(f"stages[{index}]", stage.handler)
         if stage.command is not None and not stage.command.strip():
             self.issue(f"stages[{index}].command", "must not be empty")
-        # The checks most stages pass, tested here before a call that would only pass them.
-        if not stage.parallel_instances >= 1:
-            self.at_least(f"stages[{index}]", "parallel_instances", stage.parallel_instances, 1)
-        elif stage.parallel_instances > 1 and not any(type(t) is OnEvent for t in stage.triggers):
-            # Only published events start a stage more than once at a time: set on another
-            # stage, the cap would be read as a promise of parallel work that never comes.
-            self.issue(
-                f"stages[{index}].parallel_instances",
-                "caps concurrent on_event instances, and this stage has no on_event trigger",
-            )
-        if stage.timeout is not None and not 0 < stage.timeout < math.inf:  # ``positive``'s test
-            self.positive(f"stages[{index}]", "timeout", stage.timeout)
-        if stage.retry is not None:
-            self.retry(f"stages[{index}]", "retry", stage.retry)
-        if not stage.triggers:
-            self.issue(f"stages[{index}].triggers", f"must not be empty{ENTRY_STAGE_HINT}")
-        for position, trigger in enumerate(stage.triggers):
-            if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
-                continue  # a known stage: nothing to report (``trigger`` says the same)
-            self.trigger(f"stages[{index}]", position, stage, trigger)
-        if stage.inputs:
-            event_triggered = any(isinstance(t, OnEvent) for t in stage.triggers)
-            variables = _EVENT_VARIABLES if event_triggered else _BASE_VARIABLES
-            self.mappings(f"stages[{index}].inputs", stage.inputs, variables, "input")
-        if stage.outputs:
-            self.mappings(f"stages[{index}].outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
 
     def mappings(
         self,
@@ -283,7 +309,7 @@ class _Validator:
             return
         path = f"{owner}.triggers[{index}].{trigger.kind}"
         if isinstance(trigger, OnEvent):
-            known = trigger.type in self.emitted or trigger.type in self.external
+            known = self.ran or trigger.type in self.emitted or trigger.type in self.external
             if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
                 self.issue(
                     f"{path}.type",
@@ -295,10 +321,12 @@ class _Validator:
             self.expression(f"{path}.expression", trigger.expression, _BASE_VARIABLES)
         else:
             self.positive(path, "timeout", trigger.timeout)
-            if trigger.timeout is not None and not trigger.approval_required:
+            if trigger.timeout is not None and not trigger.approval_required and not self.ran:
                 self.issue(f"{path}.timeout", "only used when approval_required is true")
 
     def expression(self, path: str, source: str, allowed: frozenset[str]) -> None:
+        if self.ran:
+            return  # compiled by the engine when it ran; a drawing shows it as text
         try:
             compile_expression(source, allowed)
         except ExpressionLimitError as exc:  # never compiled: the binding may crash on it

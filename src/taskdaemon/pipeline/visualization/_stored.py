@@ -16,8 +16,9 @@ A stage that has not started has no span, so the spans alone do not say what it 
 Drawn without a definition, a run is drawn over the one its run span recorded
 (``taskdaemon.pipeline.definition``, ``recorded_pipeline``), as the live view draws a run over
 the definition it runs: its stages' triggers fill WAITING FOR before they start. A definition
-not recorded (capture off), cut at its cap, or not hashing to the run's definition hash is not
-used: the DAG then comes from the spans alone, and a pending stage waits for ``unknown``.
+not recorded (capture off), cut at its cap, not hashing to the run's definition hash, or not
+sound (``recorded_pipeline`` says what it checks: a span store may be crafted) is not used: the
+DAG then comes from the spans alone, and a pending stage waits for ``unknown``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ from taskdaemon.pipeline.definition import pipeline_from_canonical, sha256_text
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 
 __all__ = ["recorded_pipeline", "watch_stored_run"]
+
+#: The longest recorded definition used, in characters: the largest pipeline file the loader
+#: reads (``yamlsafe.MAX_YAML_BYTES``, 16 MiB; not imported, which would import PyYAML). A longer
+#: one is no file's, and parsing it would cost the reader its size many times over.
+_MAX_DEFINITION_CHARS = 16 * 1024 * 1024
 
 
 class _RunSource(Protocol):
@@ -43,18 +50,29 @@ class _RunSource(Protocol):
 
 
 def recorded_pipeline(run: RunRecord) -> Pipeline | None:
-    """The definition ``run``'s span recorded, or None when it recorded none whole: capture
-    was off, the text was cut, or it does not hash to the run's definition hash (a backend cut
-    it, or redaction changed it)."""
+    """The definition ``run``'s span recorded, or None when it recorded none whole and sound:
+    capture was off, the text was cut, it does not hash to the run's definition hash (a backend
+    cut it, or redaction changed it), it is larger than any pipeline file taskdaemon loads, or
+    it is not a definition that can have run (a field of the wrong type, a cycle, a trigger on
+    a stage it does not have, two stages of one name, a name or number out of bounds).
+
+    The hash proves nothing: whoever wrote the span store (a crafted file, a buggy or hostile
+    backend) wrote the hash too. So the definition is checked as one that ran
+    (``validate_pipeline(ran=True)``): what the drawings and WAITING FOR rely on, without the
+    rules of a file that a pipeline built in code need not follow.
+    """
     text = run.attributes.get(t.PIPELINE_DEFINITION)
     if not isinstance(text, str) or run.attributes.get(t.PIPELINE_DEFINITION_TRUNCATED) is True:
         return None
+    if len(text) > _MAX_DEFINITION_CHARS:  # before it is hashed, parsed and checked
+        return None
     if run.definition_hash is None or sha256_text(text) != run.definition_hash:
         return None
-    try:  # it hashes to a definition that ran: checking it again would only cost time
-        return pipeline_from_canonical(text, validate=False)
+    try:
+        pipeline = pipeline_from_canonical(text, validate=False)
     except ValueError:
         return None
+    return None if validate_pipeline(pipeline, ran=True) else pipeline
 
 
 async def watch_stored_run(
