@@ -60,19 +60,19 @@ async def test_a_run_that_never_appears_raises_after_the_timeout(tmp_path: Path)
             await anext(stream)
 
 
-# deploy waits for build and an approval; notify, which cannot start before deploy ends, has
-# no span while the run is held at the approval.
+# deploy waits for build and an approval; notify, which cannot start before deploy ends (nor
+# be asked its own approval before), has no span while the run is held at deploy's approval.
 HELD = pipeline(
     stage("build"),
     stage("deploy", *after("build"), Manual(approval_required=True), trigger_mode=TriggerMode.ALL),
-    stage("notify", *after("deploy")),
+    stage("notify", *after("deploy"), Manual(approval_required=True), trigger_mode=TriggerMode.ALL),
 )
 
 
 async def _waiting_at_the_approval(tmp_path: Path, capture: PayloadCapture) -> dict[str, str]:
     """Run HELD into a store (the monitor recording with ``capture``), read it back from the
-    store until deploy waits for its approval, and give each stage's WAITING FOR then; the
-    run is approved after, and ends."""
+    store until deploy waits for its approval, and give each stage's WAITING FOR then; both
+    approvals are given after, and the run ends."""
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SqliteSpanProcessor(tmp_path / "spans.db"))
     monitor = PipelineMonitor(
@@ -87,6 +87,8 @@ async def _waiting_at_the_approval(tmp_path: Path, capture: PayloadCapture) -> d
                     rows = stage_rows(snapshot, 0.0)
                     waiting = {row.stage: row.waiting_for for row in rows}
                     handle.approve("deploy", by="test")
+                if snapshot.node("notify").state == "waiting":
+                    handle.approve("notify", by="test")
         await handle.wait()
     monitor.close()
     tracer_provider.shutdown()
@@ -97,10 +99,10 @@ async def test_a_stage_not_started_waits_for_what_the_recorded_definition_says(
     tmp_path: Path,
 ) -> None:
     """Read back from the store while deploy waits for its approval, notify (no span yet)
-    waits for deploy, as the live view says: its trigger comes from the definition the run
-    span recorded."""
+    waits for deploy, then its approval (mode ``all``), as the live view says: its triggers
+    come from the definition the run span recorded."""
     waiting = await _waiting_at_the_approval(tmp_path, PayloadCapture())
-    assert waiting == {"build": "", "deploy": "approval", "notify": "deploy"}
+    assert waiting == {"build": "", "deploy": "approval", "notify": "deploy, then approval"}
 
 
 async def test_without_a_recorded_definition_a_pending_stage_waits_for_unknown(

@@ -157,7 +157,7 @@ def _fan_out_run() -> RunRecord:
 
 def test_rows_show_fan_out_progress_elapsed_time_and_waits() -> None:
     """A fan-out shows instances ended/started, a running stage its time so far, a pending
-    stage the upstream and approval it waits for."""
+    stage the upstream and condition it waits for, then (mode ``all``) its approval."""
     snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
     rows = {row.stage: row for row in stage_rows(snapshot, now=1_700_000_010.0)}
     implementation = rows["implementation"]
@@ -170,8 +170,8 @@ def test_rows_show_fan_out_progress_elapsed_time_and_waits() -> None:
     assert ("success", "", 1.0) == (planning.state, planning.progress, planning.elapsed)
     release = rows["release"]
     assert ("pending", None) == (release.state, release.elapsed)
-    # The approval first: cut to 60 characters, the condition's end goes, not the approval.
-    assert release.waiting_for.startswith("approval, implementation, condition size(")
+    # Cut to 60 columns: the approval, asked for once the others held, is the part that goes.
+    assert release.waiting_for.startswith("implementation, condition size(")
     assert release.waiting_for.endswith("…")
 
 
@@ -201,6 +201,49 @@ async def _waits_of_c_while_a_runs(go: int) -> str:
                 waits = {r.stage: r for r in stage_rows(snapshot, 0.0)}["c"].waiting_for
                 gate.set()
     return waits
+
+
+async def _waits_of_deploy(mode: TriggerMode) -> list[str]:
+    """What deploy (a's completion and an approval, in ``mode``) waits for before it starts,
+    each distinct wait in turn, in a real engine's run: a runs until deploy's wait was seen,
+    and deploy is approved once its approval is all it waits for."""
+    gate = asyncio.Event()
+
+    async def blocked(ctx: StageContext) -> dict[str, Any]:
+        await gate.wait()
+        return {}
+
+    triggers = (OnCompletion("a"), Manual(approval_required=True))
+    pipeline = Pipeline(
+        "held",
+        (
+            Stage("a", "python", (Manual(),)),
+            Stage("deploy", "python", triggers, trigger_mode=mode),
+        ),
+    )
+    waits: dict[str, None] = {}
+    async with Engine(resolver=Resolver({"a": blocked})) as engine:
+        stream = watch_run(engine)
+        handle = await engine.start_run(pipeline)
+        async for snapshot in stream:
+            row = {r.stage: r for r in stage_rows(snapshot, 0.0)}["deploy"]
+            wait = row.waiting_for if row.state in ("pending", "waiting") else ""
+            waits.update({wait: None} if wait else {})
+            if snapshot.node("a").state == "running" and wait:
+                gate.set()
+            if wait == "approval" and snapshot.node("a").state == "success":
+                handle.approve("deploy", by="test")
+    return list(waits)
+
+
+async def test_in_mode_all_an_approval_is_waited_for_after_the_other_triggers() -> None:
+    """Mode ``all`` asks for the approval once a ended (docs/architecture.md, "Run
+    semantics"): deploy waits for a, then approval, then for the approval alone. Mode ``any``
+    asks for it at once, and a's end fires deploy without it: the approval comes first."""
+    assert (["a, then approval", "approval"], ["approval, a"]) == (
+        await _waits_of_deploy(TriggerMode.ALL),
+        await _waits_of_deploy(TriggerMode.ANY),
+    )
 
 
 async def test_a_trigger_that_already_holds_is_not_listed_as_waited_for() -> None:
@@ -405,9 +448,10 @@ def test_run_watch_draws_the_table_on_a_terminal(home: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow
-def test_run_watch_says_an_approval_before_a_long_condition(home: Path, tmp_path: Path) -> None:
-    """A stage waiting for its upstream, a condition and an approval says the approval first:
-    after a long condition it was cut off, and the user never read that the run needed one."""
+def test_run_watch_says_an_approval_after_the_other_triggers(home: Path, tmp_path: Path) -> None:
+    """A stage waiting (mode ``all``) for its upstream, a condition and an approval says the
+    approval last: the engine asks for it only once the others held. It said it first, as if
+    ``approve`` could be given then (it is refused)."""
     condition = "size(stages.build.outputs) >= 0 && 'a long condition' != 'its expression'"
     gated = GATED.replace(
         "          - manual:",
@@ -418,7 +462,7 @@ def test_run_watch_says_an_approval_before_a_long_condition(home: Path, tmp_path
     assert 0 == done.returncode, done.stderr
     waits = [line for line in done.stderr.splitlines() if line.startswith("deploy: waiting")]
     assert waits, done.stderr
-    assert all(w.startswith("deploy: waiting, waiting for approval, ") for w in waits), waits
+    assert all(w.endswith(", then approval") for w in waits), waits
 
 
 @pytest.mark.slow

@@ -4,9 +4,10 @@
 progress (``7/10``: instances ended out of instances started, shown for stages with several),
 what it waits for (an approval, its upstream stages, an event, a condition, a worker slot, a
 retry; a trigger found holding is not listed, ``DagNode.triggers_held``, since the stage waits
-on it no longer), and, once it has failed, been cancelled or skipped, its error or the reason,
-as soon as the run has it: a user watching a failure should not have to wait for the run's end
-to read why.
+on it no longer; in trigger mode ``all`` an approval comes last, ``then approval``, as the
+engine asks for it only once the others held), and, once it has failed, been cancelled or
+skipped, its error or the reason, as soon as the run has it: a user watching a failure should
+not have to wait for the run's end to read why.
 ``render_table`` draws those rows with ``rich`` (imported when called, never at module import:
 the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for output
 that is not a terminal: one line per stage whose state changed, and one when the run ends, so a
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from taskdaemon.pipeline.model import TriggerMode
 from taskdaemon.pipeline.run_state import (
     ACTIVE_STAGE_STATUSES,
     FAILED_STAGE_STATUSES,
@@ -105,13 +107,12 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
         return ""
     reasons: list[str] = []
     held = node.triggers_held
+    approval = False
     for index, trigger in enumerate(node.triggers):
         if index in held:
             continue  # its latest evaluation held: waiting on it no longer
         if trigger.kind == "manual" and trigger.approval_required:
-            # First: the one wait a user acts on, never the part a narrow column cuts (it came
-            # last, after a condition's expression, and read "app…").
-            reasons.insert(0, "approval")
+            approval = True
         elif trigger.kind == "on_completion" and trigger.stage is not None:
             if states.get(trigger.stage) not in _UPSTREAM_DONE:
                 reasons.append(trigger.stage)
@@ -119,6 +120,15 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
             reasons.append(f"event {trigger.event_type}")
         elif trigger.kind == "on_condition" and trigger.expression:
             reasons.append(f"condition {trigger.expression}")
+    if approval and node.trigger_mode == TriggerMode.ALL.value and reasons:
+        # Mode ``all``: the engine asks for the approval only once every other trigger held
+        # (docs/architecture.md, "Run semantics"; ``approve`` refuses it before), so it comes
+        # last. A narrow column may cut it; once asked for, it is the row's only wait.
+        reasons.append("then approval")
+    elif approval:
+        # Mode ``any``: asked for as soon as the stage is considered, the one wait a user acts
+        # on: first, never the part a narrow column cuts (last, it read "app…").
+        reasons.insert(0, "approval")
     if state == "waiting" and not reasons:
         # Rebuilt from spans alone a stage has no trigger list before it starts, and a run's
         # spans show a stage ``waiting`` only while its approval is requested.
