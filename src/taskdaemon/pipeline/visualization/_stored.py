@@ -3,8 +3,9 @@
 ``DagWatcher`` follows a run through the engine's events, so it only sees runs of its own
 process. A server or terminal view in another process reads the spans instead: the embedded
 store has a running run's spans within its writer's flush interval, and rewrites open spans as
-they gain events (an approval a stage waits for shows as ``waiting``). Tempo and Jaeger have a
-run's spans only once each ended, so a remote source shows finished stages as they finish.
+they gain events (an approval a stage waits for shows as ``waiting``). Tempo and Jaeger (and the
+Collector's OTLP-JSON files) have a run's spans only once each ended, so a remote source shows
+finished stages as they finish.
 
 Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
 (``_source_poll``: a poll a silent remote source never answers does not hold Ctrl-C up to
@@ -19,6 +20,15 @@ the definition it runs: its stages' triggers fill WAITING FOR before they start.
 not recorded (capture off), cut at its cap, not hashing to the run's definition hash, or not
 sound (``recorded_pipeline`` says what it checks: a span store may be crafted) is not used: the
 DAG then comes from the spans alone, and a pending stage waits for ``unknown``.
+
+A remote source cannot say what a stage waits for while it waits: the run span, which records
+the definition, reaches a backend only when the run ends, and a stage's span when its attempt
+ends. While the run runs, the view lists the stages with an ended attempt, and nothing else:
+no pending stage, no approval asked for, no WAITING FOR (not even ``unknown``). The run's end
+brings every span at once, and the definition with it, used when whole: Tempo cuts every
+attribute over 2,048 bytes unless told otherwise (``tempo/tempo.yaml`` raises it to 1 MiB), and
+a cut definition no longer hashes to the run's definition hash. To follow a run's waits, watch
+it from the embedded store (``sqlite:///``), or from the process that runs it.
 """
 
 from __future__ import annotations
