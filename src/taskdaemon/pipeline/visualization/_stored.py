@@ -9,7 +9,7 @@ finished stages as they finish.
 
 Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
 (``_source_poll``: a poll a silent remote source never answers does not hold Ctrl-C up to
-``TASKDAEMON_SOURCE_TIMEOUT``); a snapshot is yielded
+``TASKDAEMON_SOURCE_TIMEOUT``), and so does ``recorded_pipeline``; a snapshot is yielded
 only when the rebuilt run differs from the last one yielded. The stream ends after the snapshot
 that shows the run no longer running (finished, or ``interrupted`` when its writer died).
 
@@ -116,7 +116,9 @@ async def watch_stored_run(
                 last = run
                 if not recorded and run.definition_hash is not None:  # the run span is in
                     recorded = True
-                    pipeline = recorded_pipeline(run)
+                    # Off the loop's thread, as each poll: checking a definition at the size
+                    # bound takes seconds, which a server's other clients need not wait.
+                    pipeline = await source_call(recorded_pipeline, run)
                 yield dag_snapshot(pipeline, run)
             if run.status != "running":
                 return
