@@ -136,6 +136,23 @@ def test_a_recorded_definition_that_does_not_read_back_is_missing(
     assert missing_rows(expected) == missing_rows(*plan.missing)
 
 
+def test_a_recorded_definition_with_a_cycle_is_missing() -> None:
+    """The recorded text's hash proves nothing (whoever wrote the store wrote it too): a
+    definition no run can have had, here plan and build triggering each other, is missing,
+    with the first problem, and nothing is planned over it."""
+    data = json.loads(FLOW.canonical_json)
+    data["stages"][0]["triggers"] = [{"on_completion": {"stage": "build", "success_only": True}}]
+    text = json.dumps(data)
+    crafted = RecordedValue(text, size=len(text), sha256=sha256_text(text))
+    plan = build_plan(recorded_run(ran("plan"), definition=crafted))
+    ((what, problem, _),) = missing_rows(*plan.missing)
+    assert (None, "the definition") == (plan.pipeline, what)
+    assert problem == (
+        f"the recorded definition is invalid: run {RUN}: "
+        "stages[0].triggers[0].on_completion.stage: cycle: plan -> build -> plan"
+    )
+
+
 def test_the_recorded_definition_names_the_run_as_its_source() -> None:
     """The pipeline read back from a run's spans says it came from that run (messages about
     it name the run, not a file)."""

@@ -142,12 +142,15 @@ def _stage(data: Mapping[str, Any]) -> Stage:
 
 
 def pipeline_from_canonical(
-    text: str | Mapping[str, Any], *, source: str | None = None, validate: bool = True
+    text: str | Mapping[str, Any], *, source: str | None = None, ran: bool = False
 ) -> Pipeline:
-    """The ``Pipeline`` whose ``canonical_json`` is ``text``, validated unless ``validate`` is
-    false (the caller checked ``text`` against the hash of a definition that ran). ``text``
-    may also be that JSON already parsed, so a caller that parsed it to check it does not
-    parse it twice (a 1,000-stage definition is about 260 KB).
+    """The ``Pipeline`` whose ``canonical_json`` is ``text``, validated: as a file's
+    definition, or, when ``ran``, as one a run recorded (``validate_pipeline(ran=True)``: the
+    structure every pipeline the engine ran obeys, not the rules of a file that a pipeline built
+    in code need not follow). The hash a caller checked ``text`` against proves nothing:
+    whoever wrote the span store or the backend's answer wrote the hash too. ``text`` may also
+    be that JSON already parsed, so a caller that parsed it to check it does not parse it twice
+    (a 1,000-stage definition is about 260 KB).
 
     ``ValueError`` (one line) when ``text`` is not such a document (cut, edited, from a newer
     taskdaemon, or a field of another type than the model's) or the definition it holds is
@@ -177,7 +180,7 @@ def pipeline_from_canonical(
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         reason = f"the recorded definition is not a taskdaemon definition ({error!r})"
         raise ValueError(reason) from None
-    issues = validate_pipeline(pipeline, registered_loops=_loops_used(pipeline)) if validate else []
+    issues = validate_pipeline(pipeline, registered_loops=_loops_used(pipeline), ran=ran)
     if issues:
         raise ValueError(f"the recorded definition is invalid: {issues[0]}")
     return pipeline

@@ -125,13 +125,13 @@ def _load_definition(
     original = None
     if value is not None and problem is None:
         try:
-            # The text hashes to the definition that ran, which was valid then: no need to
-            # validate it again. ``check`` parsed it already, so it is not parsed twice
+            # Checked as a definition that ran (its hash proves nothing: whoever wrote the
+            # store wrote it too). ``check`` parsed it already, so it is not parsed twice
             # (benchmarks/README.md, "Replay plan (`replay_plan.py`)").
             original = pipeline_from_canonical(
                 data if isinstance(data, dict) else value.text or "",
                 source=f"run {recorded.run_id}",
-                validate=False,
+                ran=True,
             )
         except ValueError as error:
             problem = str(error)

@@ -43,7 +43,6 @@ from taskdaemon.pipeline.definition import pipeline_from_canonical, sha256_text
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 
@@ -68,8 +67,8 @@ def recorded_pipeline(run: RunRecord) -> Pipeline | None:
 
     The hash proves nothing: whoever wrote the span store (a crafted file, a buggy or hostile
     backend) wrote the hash too. So the definition is checked as one that ran
-    (``validate_pipeline(ran=True)``): what the drawings and WAITING FOR rely on, without the
-    rules of a file that a pipeline built in code need not follow.
+    (``pipeline_from_canonical(ran=True)``): what the drawings and WAITING FOR rely on, without
+    the rules of a file that a pipeline built in code need not follow.
     """
     text = run.attributes.get(t.PIPELINE_DEFINITION)
     if not isinstance(text, str) or run.attributes.get(t.PIPELINE_DEFINITION_TRUNCATED) is True:
@@ -79,10 +78,9 @@ def recorded_pipeline(run: RunRecord) -> Pipeline | None:
     if run.definition_hash is None or sha256_text(text) != run.definition_hash:
         return None
     try:
-        pipeline = pipeline_from_canonical(text, validate=False)
+        return pipeline_from_canonical(text, ran=True)
     except ValueError:
         return None
-    return None if validate_pipeline(pipeline, ran=True) else pipeline
 
 
 async def watch_stored_run(
