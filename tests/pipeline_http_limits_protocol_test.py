@@ -101,7 +101,7 @@ class _Transport(asyncio.Transport):
         self.closed = True
 
     def is_closing(self) -> bool:
-        return self.closed
+        return self.closed or self.aborted
 
     def pause_reading(self) -> None:
         pass
@@ -236,13 +236,30 @@ async def test_a_lost_connection_cancels_its_header_timer(servers: Callable[...,
 async def test_over_the_cap_the_longest_idle_connection_makes_room(
     servers: Callable[..., _Server],
 ) -> None:
-    """A connection over the cap closes the one that has waited longest for a request."""
+    """A connection over the cap aborts the one that has waited longest for a request (a
+    graceful close would wait for a client that does not read)."""
     server = servers(cap=2)
     transports = []
     for port in (1, 2, 3):
         server.loop.now = float(port)
         transports.append(server.connect(port)[1])
-    assert [True, False, False] == [t.closed for t in transports]
+    assert [(True, False), (False, False), (False, False)] == [
+        (t.aborted, t.closed) for t in transports
+    ]
+
+
+async def test_a_connection_aborted_to_make_room_is_not_chosen_again(
+    servers: Callable[..., _Server],
+) -> None:
+    """Until its loss is reported, an aborted connection still counts, but gives no more room:
+    the next newcomer aborts the next idle connection (it used to choose the closing one
+    again, and each newcomer took the server one connection further over its cap)."""
+    server = servers(cap=2)
+    transports = []
+    for port in (1, 2, 3, 4):
+        server.loop.now = float(port)
+        transports.append(server.connect(port)[1])
+    assert [True, True, False, False] == [t.aborted for t in transports]
 
 
 async def test_the_idle_time_of_a_kept_alive_connection_starts_at_its_response(
@@ -259,7 +276,7 @@ async def test_the_idle_time_of_a_kept_alive_connection_starts_at_its_response(
     await asyncio.gather(*server.loop.tasks)
     server.loop.now = 3.0
     server.connect(3)
-    assert (False, True) == (served_transport.closed, idle_transport.closed)
+    assert (False, True) == (served_transport.aborted, idle_transport.aborted)
 
 
 async def test_a_connection_mid_request_is_not_closed_to_make_room(
@@ -272,7 +289,7 @@ async def test_a_connection_mid_request_is_not_closed_to_make_room(
     server.loop.now = 1.0
     _idle, idle_transport = server.connect(2)
     server.connect(3)
-    assert (False, True) == (busy_transport.closed, idle_transport.closed)
+    assert (False, True) == (busy_transport.aborted, idle_transport.aborted)
 
 
 async def test_when_every_connection_is_busy_a_new_one_gets_503(
@@ -384,7 +401,7 @@ async def test_the_header_timeout_is_logged_with_the_client_and_the_limit(
 async def test_an_eviction_is_logged_with_the_client_and_the_reason(
     servers: Callable[..., _Server], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Closing an idle connection to make room logs, at debug level, its client and why."""
+    """Aborting an idle connection to make room logs, at debug level, its client and why."""
     server = servers(cap=1)
     server.connect(7)
     with caplog.at_level(logging.DEBUG, logger="taskdaemon.http"):
@@ -393,8 +410,7 @@ async def test_an_eviction_is_logged_with_the_client_and_the_reason(
         (
             "taskdaemon.http",
             logging.DEBUG,
-            "closing HTTP connection from ('127.0.0.1', 7): "
-            "closed to make room for a new connection",
+            "aborting HTTP connection from ('127.0.0.1', 7): to make room for a new one",
         )
     ]
     assert expected == caplog.record_tuples
@@ -427,7 +443,7 @@ async def test_after_a_body_answered_early_the_connection_is_idle_from_its_end(
     early.data_received(b"12345")
     server.loop.now = 3.0
     server.connect(3)
-    assert (False, True) == (early_transport.closed, idle_transport.closed)
+    assert (False, True) == (early_transport.aborted, idle_transport.aborted)
 
 
 async def test_a_connection_lost_with_an_error_hands_the_error_on(

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from server_support import serving
 from taskdaemon.pipeline.http_limits import HttpLimits
+from taskdaemon.pipeline.http_thread import MonitorServer
 
 pytestmark = pytest.mark.slow
 
@@ -94,6 +95,34 @@ async def test_clients_that_never_read_their_answer_are_dropped_and_others_serve
                 statuses.append(await probe(server.port))
             ended = [await asyncio.to_thread(ended_by_the_server, client) for client in stuck]
     assert (200, [True] * 4) == (statuses[-1], ended)
+
+
+async def test_clients_that_never_read_give_up_their_slots_to_newcomers_at_once() -> None:
+    """A cap's worth of clients that got a large answer and never read it are idle (their
+    answers are complete, waiting in the server's buffers): each newcomer aborts the one that
+    has waited longest and is served. A graceful close waited for the client to read, so the
+    slot stayed taken until the write stall timeout (here longer than any wait of the test),
+    the server went over its cap, and newcomers were answered 503 meanwhile."""
+    cap = 4
+    limits = HttpLimits(max_connections=cap, header_timeout=600.0, write_timeout=600.0)
+    async with serving(limits=limits, registry=big_registry()) as server:
+        with non_readers(server.port, cap) as stuck:
+            await idle_count(server, cap)
+            statuses = [await probe(server.port) for _ in range(cap)]
+            ended = [await asyncio.to_thread(ended_by_the_server, client) for client in stuck]
+    assert ([200] * cap, [True] * cap) == (statuses, ended)
+
+
+async def idle_count(server: MonitorServer, count: int) -> None:
+    """Wait until ``count`` of the server's connections have had their answer and wait for
+    their next request."""
+    state = server._server.server_state if server._server else None
+    assert state is not None
+    deadline = time.monotonic() + 60.0
+    # The state belongs to the server's thread, which offers nothing to await: poll it.
+    while sum(1 for c in list(state.connections) if c._waiting_for_request()) < count:
+        assert time.monotonic() < deadline, "the clients' answers were never complete"
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,10 @@ response write stall        30 s         the connection is aborted and what it h
                                          be sent), which nothing else ends: it counts as busy,
                                          never idle, so a cap's worth of them refuse everyone
 connections                 512          the connection that has waited longest for a request
-                                         is closed to make room; if every connection is busy the
+                                         is closed at once to make room (aborted: what it had
+                                         not sent of an earlier answer is dropped, so a client
+                                         that does not read cannot keep the slot), the rule of
+                                         ``connection_slots``; if every connection is busy the
                                          new one gets 503 and is closed. Never more than the
                                          file-descriptor limit minus 128, so idle connections
                                          cannot starve the process of descriptors
@@ -71,6 +74,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from taskdaemon.pipeline.connection_slots import longest_idle
 from taskdaemon.pipeline.http_security import send_error
 
 __all__ = [
@@ -331,17 +335,25 @@ class _BoundedH11Protocol(H11Protocol):
         return self.conn.their_state is h11.IDLE and (cycle is None or cycle.response_complete)
 
     def _evict_idle(self) -> bool:
-        """Close the connection that has waited longest for a request; False if none waits."""
-        idle = [
-            c
-            for c in self.connections
-            if c is not self and isinstance(c, _BoundedH11Protocol) and c._waiting_for_request()
-        ]
-        if not idle:
+        """Abort the connection that has waited longest for a request (``connection_slots``);
+        False if none waits."""
+        others = (
+            c for c in self.connections if c is not self and isinstance(c, _BoundedH11Protocol)
+        )
+        victim = longest_idle(others, _BoundedH11Protocol._waiting_since)
+        if victim is None:
             return False
-        victim = min(idle, key=lambda c: c._idle_since)
-        victim._close("closed to make room for a new connection")
+        _log.debug("aborting HTTP connection from %s: to make room for a new one", victim.client)
+        # close() would keep the slot until the client took the rest of its last answer.
+        victim.transport.abort()
         return True
+
+    def _waiting_since(self) -> float | None:
+        """When this connection began to wait for a request; None if it is busy, or closing
+        (aborted to make room already: its slot is about to be freed)."""
+        if self.transport.is_closing() or not self._waiting_for_request():
+            return None
+        return self._idle_since
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
