@@ -51,24 +51,87 @@ async def _until(condition: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_a_connection_over_the_cap_is_answered_in_one_line_and_closed(home: Path) -> None:
-    """With the cap's worth of connections open, one more gets one refusal line, then EOF; a
+class Held(Target):
+    """A run handle whose ``cancel`` holds the request in progress until :attr:`release` is
+    set: the connection that sent it is busy. :attr:`entered` counts the requests held."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = 0
+
+    async def cancel(self) -> None:  # type: ignore[override]
+        self.entered += 1
+        await self.release.wait()
+
+
+async def _busy(server: ControlServer, target: Held, count: int) -> list[Any]:
+    """``count`` connections, each with a ``cancel`` request in progress."""
+    connections = []
+    for _ in range(count):
+        reader, writer = await asyncio.open_unix_connection(str(server.path))
+        writer.write(b'{"op": "cancel"}\n')
+        connections.append((reader, writer))
+    await _until(lambda: target.entered == count, "the requests never reached the run")
+    return connections
+
+
+async def _status(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    """Whether a ``status`` request on this connection is answered ok."""
+    writer.write(b'{"op": "status"}\n')
+    return bool(json.loads(await asyncio.wait_for(reader.readline(), 30.0))["ok"])
+
+
+async def test_over_the_cap_a_busy_server_answers_in_one_line_and_closes(home: Path) -> None:
+    """With the cap's worth of connections busy, one more gets one refusal line, then EOF; a
     connection made after one of them left is served."""
-    async with ControlServer(RUN, Target(), home=home, max_connections=2) as server:
-        held = [await asyncio.open_unix_connection(str(server.path)) for _ in range(2)]
-        await _until(lambda: len(server._connections) == 2, "the server never saw both")
+    target = Held()
+    async with ControlServer(RUN, target, home=home, max_connections=2) as server:
+        held = await _busy(server, target, 2)
         reader, writer = await asyncio.open_unix_connection(str(server.path))
         refusal = await _ended(reader)
         writer.close()
+        target.release.set()
+        answered = [json.loads(await r.readline())["ok"] for r, _w in held]
         held[0][1].close()
         await _until(lambda: len(server._connections) == 1, "the server kept a departed client")
         reader, writer = await asyncio.open_unix_connection(str(server.path))
-        writer.write(b'{"op": "status"}\n')
-        served = json.loads(await reader.readline())
+        served = await _status(reader, writer)
         for _reader, other in [held[1], (reader, writer)]:
             other.close()
     expected = {"ok": False, "error": f"run {RUN} is serving 2 connections, its most"}
-    assert (expected, True) == (json.loads(refusal), served["ok"])
+    assert (expected, [True, True], True) == (json.loads(refusal), answered, served)
+
+
+async def test_over_the_cap_the_longest_idle_connection_makes_room(home: Path) -> None:
+    """With the cap's worth of connections idle (one that sent nothing, one that sent part of a
+    line, one that was answered and sent nothing since), each newcomer is served and cuts the
+    connection that has waited longest for a request, never a busy one; the line cut short is
+    not served as a request. The timeout is far longer than the test: it is not what frees
+    the slots."""
+    target = Held()
+    async with ControlServer(
+        RUN, target, home=home, max_connections=4, idle_timeout=600.0
+    ) as server:
+        busy = await _busy(server, target, 1)
+        silent = await asyncio.open_unix_connection(str(server.path))
+        partial = await asyncio.open_unix_connection(str(server.path))
+        partial[1].write(b'{"op": "cancel"}')
+        answered = await asyncio.open_unix_connection(str(server.path))
+        first = await _status(*answered)
+        newcomers = [await asyncio.open_unix_connection(str(server.path)) for _ in range(3)]
+        served = [await _status(*newcomer) for newcomer in newcomers]
+        cut = [await _ended(reader) for reader, _writer in (silent, partial, answered)]
+        target.release.set()
+        busy_answer = json.loads(await busy[0][0].readline())["ok"]
+        for _reader, writer in [*busy, silent, partial, answered, *newcomers]:
+            writer.close()
+    assert (True, [True] * 3, [b""] * 3, True, 1) == (
+        first,
+        served,
+        cut,
+        busy_answer,
+        target.entered,
+    )
 
 
 @pytest.mark.parametrize("trickle", [False, True])
@@ -123,9 +186,9 @@ def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(
     home: Path, serve: Callable[..., Any]
 ) -> None:
     """200 connections to a real ``taskdaemon run`` each send 1 MiB of a line that never ends.
-    Only 32 are served at once (the rest refused), the run's RSS stays under 150 MiB (before
-    the bounds: about 240 MiB, growing by a mebibyte a connection) and, once the held ones
-    time out, ``taskdaemon status`` is answered."""
+    Only 32 are held at once (each newcomer cuts the one that has waited longest), the run's
+    RSS stays under 150 MiB (before the bounds: about 240 MiB, growing by a mebibyte a
+    connection) and ``taskdaemon status`` is answered."""
     gated = write_pipeline(
         home / "gated.yaml",
         """\

@@ -1,5 +1,5 @@
-"""Which connection gives up its slot when a server is full: the HTTP server's rule
-(``http_limits``), kept apart from it so that servers of any layer can share it.
+"""Which connection gives up its slot when a server is full: one rule for the HTTP server
+(``http_limits``) and the control socket (``control``).
 
 The connection that has waited longest for a request makes room for the new one; a connection
 with a request in progress (being read, handled, or its answer written) never does, so a full

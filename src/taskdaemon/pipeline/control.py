@@ -24,13 +24,16 @@ Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 answered with an error and the connection stays usable.
 
 What a client can make the run hold is bounded: a request line is at most 1 MiB (a longer one
-closes the connection); a socket serves at most 32 connections at once (one more is answered
-``{"ok": false, ...}`` and closed); a connection must send a complete request line within 10 s
-of connecting or of its last answer, and take its answer within 10 s, or it is closed. Every
-client of the CLI sends one request on a connection of its own at once, so the bounds only
-meet clients that connect and wait, trickle or stop reading, which would otherwise each hold a
-connection (a file descriptor the run's stages need) and up to a mebibyte of its line for as
-long as they liked.
+closes the connection); a socket serves at most 32 connections at once: one more cuts the
+connection that has waited longest for a request line (``connection_slots``: what that one
+sent of a line is dropped, and so is what it had not taken of an earlier answer), or, when
+every connection has a request in progress, is answered ``{"ok": false, ...}`` and closed; a
+connection must send a complete request line within 10 s of connecting or of its last answer,
+and take its answer within 10 s, or it is closed. Every client of the CLI sends one request on
+a connection of its own at once, so the bounds only meet clients that connect and wait,
+trickle or stop reading, which would otherwise each hold a connection (a file descriptor the
+run's stages need) and up to a mebibyte of its line for as long as they liked, and refuse
+every other client meanwhile.
 
 The client side (:func:`send_request` and its wrappers) is synchronous, for the CLI. A run id
 may be abbreviated to any prefix that names exactly one served run.
@@ -48,11 +51,13 @@ import re
 import socket
 import stat
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from taskdaemon.pipeline.approval_audit import log_approved, log_rejected, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline.connection_slots import longest_idle
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.home import home_directory
@@ -202,6 +207,16 @@ def handle_status(handle: Any) -> dict[str, Any]:
     }
 
 
+@dataclass(slots=True)
+class _Connection:
+    """A connection the control server serves: since when it has waited for a request line
+    (None while one is handled and answered: busy), and whether it was cut to make room."""
+
+    transport: asyncio.WriteTransport
+    idle_since: float | None = None
+    evicted: bool = False
+
+
 class ControlServer:
     """Serves one run on its control socket. ``async with ControlServer(...)`` or
     ``start()`` / ``aclose()`` (both safe to call twice).
@@ -230,7 +245,7 @@ class ControlServer:
         self._target = target
         self._status = status
         self._server: asyncio.AbstractServer | None = None
-        self._connections: set[asyncio.Task[Any]] = set()
+        self._connections: dict[asyncio.Task[Any], _Connection] = {}
 
     async def start(self) -> None:
         """Create the socket (and its directory, private to the user)."""
@@ -291,20 +306,24 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-            task.add_done_callback(self._connections.discard)
+        assert task is not None  # a stream server serves each connection in a task of its own
+        loop = asyncio.get_running_loop()
+        connection = _Connection(writer.transport)
+        self._connections[task] = connection
+        task.add_done_callback(self._forget)
         try:
-            if len(self._connections) > self.max_connections:
+            if self._held() > self.max_connections and not self._make_room(connection):
                 refusal = (
                     f"run {self.run_id} is serving {self.max_connections} connections, its most"
                 )
                 writer.write(json.dumps({"ok": False, "error": refusal}).encode() + b"\n")
                 return
             while True:
+                connection.idle_since = loop.time()
                 async with asyncio.timeout(self.idle_timeout):
                     line = await reader.readline()
-                if not line:
+                connection.idle_since = None
+                if not line or connection.evicted:
                     break
                 response = await self.handle(line)
                 writer.write(json.dumps(response, default=str).encode() + b"\n")
@@ -317,9 +336,30 @@ class ControlServer:
         except (ConnectionError, ValueError):
             pass  # the client went away, or sent an over-long line: nothing to answer
         finally:
+            connection.idle_since = None
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    def _held(self) -> int:
+        """The slots taken: every connection served but those cut to make room (ending)."""
+        return sum(not connection.evicted for connection in self._connections.values())
+
+    def _make_room(self, newcomer: _Connection) -> bool:
+        """Cut the connection that has waited longest for a request line (``connection_slots``),
+        which frees its slot at once; False when every other connection has a request in
+        progress."""
+        others = (c for c in self._connections.values() if c is not newcomer)
+        victim = longest_idle(others, lambda c: c.idle_since)
+        if victim is None:
+            return False
+        victim.evicted = True  # what it sent of a line, or a line not read yet, is not served
+        victim.idle_since = None
+        victim.transport.abort()  # close() would wait for the client to take what is left
+        return True
+
+    def _forget(self, task: asyncio.Task[Any]) -> None:
+        self._connections.pop(task, None)
 
     async def handle(self, line: bytes) -> dict[str, Any]:
         """Answer one request line (exposed for tests and other transports)."""
