@@ -1,6 +1,6 @@
 """Hostile clients against the control socket, the HTTP server and the remote span readers.
 
-``.venv/bin/python benchmarks/hostile_clients.py [--parts control,http,gzip] [--baseline SRC]``
+``.venv/bin/python benchmarks/hostile_clients.py [--parts control,idle,http,gzip] [--baseline SRC]``
 
 Each part runs in child processes using the source tree of their ``PYTHONPATH`` (this one, and
 with ``--baseline SRC`` that one too: ``git archive main src | tar -x -C /tmp/base``, then
@@ -10,6 +10,7 @@ with ``--baseline SRC`` that one too: ``git archive main src | tar -x -C /tmp/ba
   connect to its control socket and each send 1 MiB of a request line that never ends. Prints
   the run's peak RSS (``VmHWM``), its open descriptors 2 s after the flood, and the seconds
   until ``taskdaemon status`` is answered while the flood's connections stay open.
+* ``idle``: the same, with 32 clients (the socket's cap) that connect and send nothing.
 * ``http``: a server (``--cap`` connections) whose ``/metrics`` is 8 MB; ``--cap`` clients ask
   for it and never read. Prints the seconds until another client's ``/healthz`` is answered
   200 (given up after ``--wait`` seconds).
@@ -35,8 +36,12 @@ import zlib
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parent.parent / "src"
-PARTS = ("control", "http", "gzip")
-CLI = "import sys; from taskdaemon.pipeline.cli import main; sys.argv[0] = 'taskdaemon'; main()"
+PARTS = ("control", "idle", "http", "gzip")
+#: ``taskdaemon`` from the child's PYTHONPATH; its exit code is what tells a refusal.
+CLI = (
+    "import sys; from taskdaemon.pipeline.cli import main; "
+    "sys.argv[0] = 'taskdaemon'; sys.exit(main())"
+)
 GATED = """\
 name: gated
 stages:
@@ -51,8 +56,9 @@ def _peak_mib(pid: int | str = "self") -> int:
         return int(status.read().split("VmHWM:")[1].split()[0]) // 1024
 
 
-def control(connections: int) -> str:
-    """Flood a real run's control socket; its peak MiB, descriptors, seconds to a status."""
+def control(connections: int, line: int) -> str:
+    """Flood a real run's control socket with ``connections`` clients that each send ``line``
+    bytes of a request line that never ends; its peak MiB, descriptors, seconds to a status."""
     home = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
     (home / "gated.yaml").write_text(GATED)
     env = dict(os.environ, TASKDAEMON_HOME=str(home))
@@ -73,7 +79,7 @@ def control(connections: int) -> str:
         flood.append(client)
         client.connect(str(sock))
         with contextlib.suppress(OSError):  # refused
-            client.sendall(b"x" * ((1 << 20) - 1))
+            client.sendall(b"x" * line)
     time.sleep(2.0)
     descriptors = len(os.listdir(f"/proc/{run.pid}/fd"))
     began = time.perf_counter()
@@ -171,7 +177,7 @@ def main() -> None:
     if args.one:
         part, *rest = args.one
         if part == "control":
-            print(control(int(rest[0])))
+            print(control(int(rest[0]), int(rest[1])))
         elif part == "http":
             print(asyncio.run(http(int(rest[0]), float(rest[1]))))
         else:
@@ -184,8 +190,11 @@ def main() -> None:
     trees = [("this", SRC)] + ([("baseline", args.baseline)] if args.baseline else [])
     for name, src in trees:
         if "control" in parts:
-            figures = _child(src, "control", str(args.connections))
+            figures = _child(src, "control", str(args.connections), str((1 << 20) - 1))
             print(f"control\t{name}\t{args.connections} connections\t{figures}", flush=True)
+        if "idle" in parts:
+            figures = _child(src, "control", "32", "0")
+            print(f"idle\t{name}\t32 silent connections\t{figures}", flush=True)
         if "http" in parts:
             figures = _child(src, "http", str(args.cap), str(args.wait))
             print(f"http\t{name}\t{args.cap} non-readers\tserved after {figures} s", flush=True)
@@ -193,7 +202,10 @@ def main() -> None:
             for layers in (1, 2):
                 figures = _child(src, "gzip", str(args.mib), str(layers))
                 print(f"gzip\t{name}\t{args.mib} MiB, {layers} layers\t{figures}", flush=True)
-    print("control: peak MiB, descriptors, seconds to a status; gzip: seconds, peak MiB, outcome")
+    print(
+        "control, idle: peak MiB, descriptors, seconds to a status; "
+        "gzip: seconds, peak MiB, outcome"
+    )
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ SMOKES: dict[str, Smoke] = {
         r"tempo-events +runs-show +\d",
     ),
     "hostile_clients": Smoke(
-        ("--parts", "control,gzip", "--connections", "5", "--mib", "4"), r"^gzip\tthis\t4 MiB, 2"
+        ("--parts", "control,idle,gzip", "--connections", "5", "--mib", "4"),
+        r"^idle\tthis\t32 silent connections\t\d+\t\d+\t[\d.]+$(?s:.*)^gzip\tthis\t4 MiB, 2",
     ),
     "http_load": Smoke(
         (
