@@ -178,8 +178,38 @@ async def test_a_client_that_never_reads_its_answers_is_cut(home: Path) -> None:
         client.setblocking(False)
         for _ in range(8):  # 8 MiB of answers: far more than a Unix socket buffers
             await asyncio.get_running_loop().sock_sendall(client, b'{"op": "status"}\n')
+        await _until(lambda: bool(server._connections), "the server never saw the client")
         await _until(lambda: not server._connections, "the connection was kept")
         client.close()
+
+
+async def test_a_client_that_ends_its_requests_and_never_reads_is_cut(home: Path) -> None:
+    """Clients that send a request, end their side and never read the answer: an answer the
+    socket cannot take whole, whose rest is under the transport's high-water mark (so the
+    answer's drain returns at once), was waited for by the connection's close for ever, and
+    the connection was busy, never idle. Answers of 150 to 400 kB: some land in that window
+    whatever the kernel's socket buffer."""
+
+    filled: list[int] = []
+
+    async def fill(request: dict[str, Any]) -> dict[str, Any]:
+        filled.append(request["size"])
+        return {"ok": True, "fill": "x" * request["size"]}
+
+    async with ControlServer(
+        RUN, Target(), home=home, idle_timeout=0.5, extra_ops={"fill": fill}
+    ) as server:
+        clients = []
+        for size in range(150_000, 400_000, 16_000):
+            client = socket.socket(socket.AF_UNIX)
+            clients.append(client)
+            client.connect(str(server.path))
+            client.sendall(json.dumps({"op": "fill", "size": size}).encode() + b"\n")
+            client.shutdown(socket.SHUT_WR)
+        await _until(lambda: len(filled) == len(clients), "the requests never reached the run")
+        await _until(lambda: not server._connections, "a connection was kept")
+        for client in clients:
+            client.close()
 
 
 def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(

@@ -338,8 +338,15 @@ class ControlServer:
         finally:
             connection.idle_since = None
             writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            try:
+                # Closing waits for the client to take what is left of its last answer: a
+                # client that ended its side and never reads would hold the slot for ever.
+                async with asyncio.timeout(self.idle_timeout):
+                    await writer.wait_closed()
+            except TimeoutError:
+                writer.transport.abort()
+            except ConnectionError:
+                pass  # the client went away
 
     def _held(self) -> int:
         """The slots taken: every connection served but those cut to make room (ending)."""
