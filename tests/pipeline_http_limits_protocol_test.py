@@ -262,6 +262,18 @@ async def test_a_connection_aborted_to_make_room_is_not_chosen_again(
     assert [True, True, False, False] == [t.aborted for t in transports]
 
 
+async def test_a_connection_closing_after_its_header_timeout_can_make_room(
+    servers: Callable[..., _Server],
+) -> None:
+    """A connection closed by its header timer still waits for its client to take what it was
+    sent (a graceful close): a newcomer over the cap aborts it, rather than being refused."""
+    server = servers(cap=1)
+    _closing, transport = server.connect(1)
+    server.loop.fire()
+    _newcomer, new_transport = server.connect(2)
+    assert ((True, True), b"") == ((transport.closed, transport.aborted), new_transport.written)
+
+
 async def test_the_idle_time_of_a_kept_alive_connection_starts_at_its_response(
     servers: Callable[..., _Server],
 ) -> None:

@@ -256,6 +256,7 @@ class _BoundedH11Protocol(H11Protocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._idle_since = self.loop.time()
         self._refused = False
+        self._aborted = False
         if len(self.connections) > self.connection_cap and not self._evict_idle():
             # Answer, half-close, and drain what the client sends for a moment: closing with
             # its request unread would reset the connection and lose the 503.
@@ -328,7 +329,7 @@ class _BoundedH11Protocol(H11Protocol):
             self.write_timeout,
         )
         # close() would wait for the buffer to be sent, which is what never happens.
-        self.transport.abort()
+        self._abort()
 
     def _waiting_for_request(self) -> bool:
         cycle = self.cycle
@@ -345,15 +346,21 @@ class _BoundedH11Protocol(H11Protocol):
             return False
         _log.debug("aborting HTTP connection from %s: to make room for a new one", victim.client)
         # close() would keep the slot until the client took the rest of its last answer.
-        victim.transport.abort()
+        victim._abort()
         return True
 
     def _waiting_since(self) -> float | None:
-        """When this connection began to wait for a request; None if it is busy, or closing
-        (aborted to make room already: its slot is about to be freed)."""
-        if self.transport.is_closing() or not self._waiting_for_request():
+        """When this connection began to wait for a request; None if it is busy, or aborted
+        (its slot is about to be freed: choosing it again would make no room). One closing
+        gracefully (its header timer fired) still waits for its client to take an answer, and
+        can be aborted to make room."""
+        if self._aborted or not self._waiting_for_request():
             return None
         return self._idle_since
+
+    def _abort(self) -> None:
+        self._aborted = True
+        self.transport.abort()
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
