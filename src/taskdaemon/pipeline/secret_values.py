@@ -9,8 +9,9 @@ patterns, ``TASKDAEMON_REDACT_PATTERNS``) and ``redaction`` replaces it wherever
 from then on: in spans, the run log, captured output, OTLP exports and every output format.
 
 The engine remembers a run's request when the run starts, each event's payload when it is
-published, and each stage's inputs and outputs as they are resolved and mapped: before any
-stage (or any record) can carry them on. The process's environment is read once, when an engine
+published, and each stage's inputs and outputs as they are resolved and mapped (a handler's
+result too, before an ``outputs:`` mapping can rename its secret keys): before any stage (or
+any record) can carry them on. The process's environment is read once, when an engine
 is made: a command stage inherits it (``PWD`` and ``OLDPWD``, paths, are left out).
 
 Bounds, and why: a value shorter than :data:`MASK_MIN_CHARS` is not masked (``1``, ``admin``,

@@ -329,6 +329,9 @@ class Attempts(RunBase):
                         result = await result
             cs = srt.cs
             if cs.outputs is not None:
+                # The mapping may rename a secret key's value or drop the key (``t:
+                # result.token``): the result's own secrets are learnt before its outputs.
+                remember_secrets(result, self.run_id)
                 ex.outputs = await map_outputs(cs, result, self.request)
             elif type(result) is dict:  # what the python loop type returns: a mapping as is
                 ex.outputs = result  # plain_outputs' answer, without its call and ABC check
