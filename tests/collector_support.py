@@ -1,5 +1,6 @@
 """A local stand-in for an OTLP/HTTP collector: a loopback server whose every POST gets the
-answer a test writes, for the tests of how the exporters read a collector's answer."""
+answer a test writes, for the tests of how the exporters read a collector's answer and of
+what they send."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from typing import Any
 
 
 @contextlib.contextmanager
-def answering_posts(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterator[str]:
-    """A server on 127.0.0.1 that reads each POST's body, then calls ``answer(handler)`` (a
-    client that went away is not an error: it is what the bounds under test do); yields its
-    base URL, and stops and joins the server on exit."""
+def answering_posts(
+    answer: Callable[[BaseHTTPRequestHandler], None], received: list[bytes] | None = None
+) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads each POST's body (appended to ``received`` when
+    given: what the exporters sent), then calls ``answer(handler)`` (a client that went away
+    is not an error: it is what the bounds under test do); yields its base URL, and stops and
+    joins the server on exit."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if received is not None:
+                received.append(body)
             with contextlib.suppress(OSError):
                 answer(self)
 
@@ -35,3 +41,15 @@ def answering_posts(answer: Callable[[BaseHTTPRequestHandler], None]) -> Iterato
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def answered(status: int) -> Callable[[BaseHTTPRequestHandler], None]:
+    """An OTLP/HTTP collector's answer with ``status`` and an empty body."""
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/x-protobuf")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from cli_support import taskdaemon
-from collector_support import answering_posts
+from collector_support import answered, answering_posts
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.settings import Settings, load_settings
@@ -37,22 +36,10 @@ def _logs_to(monkeypatch: pytest.MonkeyPatch, endpoint: str, protocol: str) -> N
     monkeypatch.delenv("OTEL_METRICS_EXPORTER", raising=False)
 
 
-def _answer(status: int) -> Callable[[BaseHTTPRequestHandler], None]:
-    """An OTLP/HTTP collector's answer with ``status`` and an empty body."""
-
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/x-protobuf")
-        handler.send_header("Content-Length", "0")
-        handler.end_headers()
-
-    return answer
-
-
 @pytest.fixture
 def erring_collector() -> Iterator[str]:
     """A local OTLP/HTTP collector answering every export 500; yields its logs endpoint."""
-    with answering_posts(_answer(500)) as url:
+    with answering_posts(answered(500)) as url:
         yield f"{url}/v1/logs"
 
 
@@ -104,7 +91,7 @@ def test_records_a_collector_took_are_not_counted(
 ) -> None:
     """A collector answering 200 leaves the series at 0: nothing was lost (the series is there
     from the start, so Prometheus sees the first loss grow it)."""
-    with answering_posts(_answer(200)) as url:
+    with answering_posts(answered(200)) as url:
         _logs_to(monkeypatch, f"{url}/v1/logs", "http/protobuf")
         telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=2.0))
         _emit_and_flush(telemetry, 3)
