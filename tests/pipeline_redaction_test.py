@@ -37,6 +37,7 @@ GITLAB = "glpat-" + "testonly" * 3
 SLACK = "xoxb-" + "1234567890-testonlytoken"
 JWT = "eyJhbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiJ0ZXN0b25seSJ9" + ".c2lnbmF0dXJlLXRlc3Q"
 BEARER = "opaque-" + "testonly-0123456789"
+BASIC = "dGVzdG9ubHk6" + "aHVudGVyMg=="  # base64 of user:password (RFC 7617)
 PEM_BODY = "MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu"
 PEM = f"-----BEGIN RSA PRIVATE KEY-----\n{PEM_BODY}\n-----END RSA PRIVATE KEY-----"
 URL_PASSWORD = "hunter2-" + "testonly"
@@ -51,6 +52,8 @@ SHAPES = [
     (f"jwt: {JWT}", JWT, f"jwt: {REDACTED}"),
     (f"Authorization: Bearer {BEARER}", BEARER, f"Authorization: Bearer {REDACTED}"),
     (f"sent BEARER {BEARER} on", BEARER, f"sent BEARER {REDACTED} on"),  # no other hint
+    (f"> Authorization: Basic {BASIC}", BASIC, f"> Authorization: Basic {REDACTED}"),  # curl -v
+    (f"Proxy-Authorization: basic {BASIC}", BASIC, f"Proxy-Authorization: basic {REDACTED}"),
     (f"key:\n{PEM}\nend", PEM_BODY, f"key:\n{REDACTED}\nend"),
     (f"-----BEGIN PRIVATE KEY-----\n{PEM_BODY}", PEM_BODY, REDACTED),  # cut before its END
     (

@@ -1,9 +1,9 @@
 """A secret never reaches any output (docs/redaction.md, docs/security.md): one real run whose
 secrets arrive every way taskdaemon knows them (the environment, the run request, a handler's
 result under ``token`` that an ``outputs:`` mapping renames, an event's payload, a URL's
-password and a Bearer credential by their shape, an approval's comment), then every place the
-run's data leaves the process, each searched for every secret as written and as the common
-encodings write it (JSON, HTML, URL, base64), failing with where it leaked.
+password, a Bearer and a Basic credential by their shape, an approval's comment), then every
+place the run's data leaves the process, each searched for every secret as written and as the
+common encodings write it (JSON, HTML, URL, base64), failing with where it leaked.
 
 The run: ``taskdaemon run --serve`` exporting its spans over OTLP/HTTP (to a stand-in collector
 on loopback, its bodies kept and written as the Collector's file exporter writes OTLP JSON, then
@@ -50,6 +50,7 @@ SECRETS = {
     "outputs token": MADE_SECRET,
     "URL password": "Url-Passw0rd-41",
     "Bearer credential": "b3arer-cred-5512",
+    "Basic credential": "YmFzaWM6Y3JlZC05",
     "approval comment token": "c0mment-t0ken-993",
     "event payload password": "ev3nt-pa55-7781",
 }
@@ -69,6 +70,7 @@ PIPELINE = f"""\
         command: >-
           {MAKE_SECRET} P=$(printf '%s-%s' Url-Passw0rd 41); B=$(printf '%s-%s' b3arer cred-5512);
           echo "Authorization: Bearer $B" >&2;
+          echo "> Authorization: Basic $(printf %s YmFzaWM6 Y3JlZC05)" >&2;
           printf '{{"token": "%s", "db_url": "postgres://app:%s@db:5432/x", "nonce": %s}}'
           "$V" "$P" "$$"
         outputs: {{ref: result.token, db_url: result.db_url, nonce: result.nonce}}
@@ -405,6 +407,7 @@ def test_the_run_did_carry_its_secrets_into_the_outputs(shown: dict[str, str]) -
         f"deploying with {REDACTED}",
         f"the key is {REDACTED}",
         f"Authorization: Bearer {REDACTED}",
+        f"> Authorization: Basic {REDACTED}",
         f"the vault refused {REDACTED} at postgres://app:{REDACTED}@db:5432/x",
         f"rotated to {REDACTED}",
         f"token={REDACTED}",

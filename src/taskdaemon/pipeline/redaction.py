@@ -5,8 +5,8 @@ error messages, log records, captured payloads, command lines, ``/api`` and ever
 format); the list and the reasons are in ``docs/redaction.md``:
 
 * :func:`redact_text` replaces secrets found by their *shape* in a string: AWS access key ids,
-  GitHub, GitLab and Slack tokens, JWTs, ``Bearer …`` credentials, PEM private keys, and the
-  password of a URL's ``user:password@``;
+  GitHub, GitLab and Slack tokens, JWTs, ``Bearer …`` credentials (and ``Basic …`` ones after
+  an ``Authorization`` key), PEM private keys, and the password of a URL's ``user:password@``;
 * :func:`redact` walks a structure (mappings, lists, tuples): a value under a *secret key* is
   replaced whole, every string is passed through :func:`redact_text`.
 
@@ -192,7 +192,8 @@ def _hint_pattern(hints: tuple[str, ...]) -> re.Pattern[str]:
 #: separator, and never taking the backslash of an escaped quote (the JSON text stays JSON).
 #: A quoted value is taken to its closing quote past the quotes escaped in it (``"a\"b"``, as
 #: JSON and ``repr`` write a value holding one), else, a value that ends with a backslash, to
-#: the first quote. "Bearer" or "Basic" as the value is left for the bearer shape.
+#: the first quote. "Bearer" or "Basic" as the value is no value: the bearer shape takes a
+#: Bearer credential, and the assignment keeps "Basic" with its key.
 _VALUE: Final = (
     r"\\\"(?:[^\"\\\n]|\\[^\"\n])*+\\\"|\"(?:[^\"\\\n]|\\.)*+\"|\"[^\"\n]*+\""
     r"|'(?:[^'\\\n]|\\.)*+'|'[^'\n]*+'"
@@ -228,17 +229,20 @@ _SHAPES_PATTERN: Final = (
     # A secret key word assigned in free text: password=x, DB_PASSWORD: x, "api_key": "x" (a
     # command's output, an error message), or compared with a literal, which is then the
     # secret: api_key == "x", token != 'x' (a CEL condition, a breakpoint's ``when``). The key
-    # stays; "Bearer" or "Basic" as the value is left for the bearer shape, which keeps the
-    # scheme word and takes the credential. Only the start of a whole key may begin a match, so
-    # a long a_b_c_... run is scanned once: after no key character, or after the one or two
-    # dashes that open a command-line option (--password=x, -Ddb.password=x), which only a
-    # space, a quote or the text's start may precede. A key that ends a path (after ``/`` or
-    # ``\``) is assigned with ``:`` only to a quoted value: ``/etc/passwd: no such file`` and
-    # ``open ~/.secrets/token: permission denied`` are a program naming a file and its error.
+    # stays; "Bearer" as the value is left for the bearer shape, which keeps the scheme word and
+    # takes the credential; "Basic" (RFC 7617: ``Authorization: Basic dXNl…``, what ``curl -v``
+    # prints) is kept with the key, and the credential after it taken. Only the start of a
+    # whole key may begin a match, so a long a_b_c_... run is scanned once: after no key
+    # character, or after the one or two dashes that open a command-line option (--password=x,
+    # -Ddb.password=x), which only a space, a quote or the text's start may precede. A key that
+    # ends a path (after ``/`` or ``\``) is assigned with ``:`` only to a quoted value:
+    # ``/etc/passwd: no such file`` and ``open ~/.secrets/token: permission denied`` are a
+    # program naming a file and its error.
     r"|(?P<assign>(?:(?P<path>(?<=[/\\]))|(?<![A-Za-z0-9_./\\-])|(?<=(?<![^\s\"'])--)"
     r"|(?<=(?<![^\s\"'])-))"
     rf"(?:[A-Za-z0-9]++[_.-])*(?i:{_ASSIGNED_KEYS})"
-    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:(?(path)(?=\s*+\\?[\"'])))\s*+)"
+    r"(?:[_.-][A-Za-z0-9]++)*+(?:\\?[\"'])?\s*+(?:[:!]?=++|:(?(path)(?=\s*+\\?[\"'])))\s*+"
+    r"(?:(?i:basic)[ \t]++)?+)"
     rf"(?P<assigned>{_VALUE})"
     # A secret option given its value after a space (``mysql --password hunter2``, ``curl
     # --api-key k``): only an option whose last word is one of ``_OPTION_KEYS`` (not
