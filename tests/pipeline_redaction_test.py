@@ -97,6 +97,7 @@ def test_keys_are_secret_by_their_words_not_by_substrings() -> None:
         "db_password",
         "passwd",
         "PWD",
+        "GPG_PASSPHRASE",
         "client.secret",
         "apikey",
         "authorisation",
@@ -111,7 +112,7 @@ def test_keys_are_secret_by_their_words_not_by_substrings() -> None:
         "api",
         "keys",
     ]
-    expected = [True] * 13 + [False] * 6
+    expected = [True] * 14 + [False] * 6
     assert expected == [secret(key) for key in keys]
 
 

@@ -46,6 +46,7 @@ from taskdaemon.pipeline.redaction import REDACTED
 #: that JSON, HTML and URLs write otherwise, so that each encoding has a form of its own.
 SECRETS = {
     "environment DEPLOY_TOKEN": 'Dep"l0y/T0k+n&<x>\u00e9',
+    "environment GPG_PASSPHRASE": "c0rrect-h0rse-st4ple",
     "request api_key": "ap1 k3y\\pass%word\twith-tab",
     "outputs token": MADE_SECRET,
     "URL password": "Url-Passw0rd-41",
@@ -63,7 +64,7 @@ PIPELINE = f"""\
       - name: deploy
         inputs: {{api_key: request.api_key}}
         command: >-
-          echo "deploying with $DEPLOY_TOKEN";
+          echo "deploying with $DEPLOY_TOKEN"; echo "signing with $GPG_PASSPHRASE";
           echo "the key is $TASKDAEMON_INPUT_API_KEY" >&2
         triggers: [{{manual: {{approval_required: false}}}}]
       - name: fetch
@@ -253,6 +254,7 @@ def _replay_and_debug(shown: dict[str, str], home: Path, pipeline: Path, run_id:
     env = {
         "PYTHONPATH": pythonpath_with(pipeline.parent),
         "DEPLOY_TOKEN": SECRETS["environment DEPLOY_TOKEN"],
+        "GPG_PASSPHRASE": SECRETS["environment GPG_PASSPHRASE"],
     }
     request = f"api_key={SECRETS['request api_key']}"
     for name, args in {"replay --verify": (), "replay --verify --json": ("--json",)}.items():
@@ -300,6 +302,7 @@ def _run(shown: dict[str, str], home: Path, pipeline: Path) -> str:
             home,
             PYTHONPATH=pythonpath_with(pipeline.parent),
             DEPLOY_TOKEN=SECRETS["environment DEPLOY_TOKEN"],
+            GPG_PASSPHRASE=SECRETS["environment GPG_PASSPHRASE"],
             OTEL_TRACES_EXPORTER="console,otlp",
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{collector}/v1/traces",
             OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
@@ -405,6 +408,7 @@ def test_the_run_did_carry_its_secrets_into_the_outputs(shown: dict[str, str]) -
     logs = shown["logs"]
     said = [
         f"deploying with {REDACTED}",
+        f"signing with {REDACTED}",
         f"the key is {REDACTED}",
         f"Authorization: Bearer {REDACTED}",
         f"> Authorization: Basic {REDACTED}",

@@ -55,6 +55,7 @@ DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
     r"passwords?",
     r"passwd",
     r"pwd",
+    r"passphrases?",
     r"secrets?",
     r"tokens?",
     r"api_?keys?",
@@ -152,7 +153,7 @@ _TOKEN_SHAPES: Final = "|".join(
 _CREDENTIAL_CHARS: Final = r"A-Za-z0-9\-._~+/"
 #: The default key words, as they are spelled when assigned in free text.
 _ASSIGNED_KEYS: Final = (
-    r"passwords?|passwd|pwd|secrets?|tokens?|api[_-]?keys?|apikeys?|authori[sz]ation"
+    r"passwords?|passwd|pwd|passphrases?|secrets?|tokens?|api[_-]?keys?|apikeys?|authori[sz]ation"
     r"|credentials?|private[_-]?keys?|cookies?|sessions?|dsn"
 )
 #: One of these is in every ``_ASSIGNED_KEYS`` match, in some case. ASCII text (nearly every
