@@ -8,13 +8,13 @@ common encodings write it (JSON, HTML, URL, base64), failing with where it leake
 The run: ``taskdaemon run --serve`` exporting its spans over OTLP/HTTP (to a stand-in collector
 on loopback, its bodies kept and written as the Collector's file exporter writes OTLP JSON, then
 read back through an ``otlp-json://`` source) and over the console exporters with its log
-records, with JSON log lines and Prometheus metrics; command stages echo the secrets on stdout
-and stderr, a Python handler logs them and fails with them in its error, later stages are handed
-them as inputs, and the last one waits for an approval, so that the live server's ``/metrics``
-(the labels Prometheus and its alerts see) and ``/api``, ``status`` and ``publish`` are read
-while the run holds them. Then the stored run is read back by every command and format, the
-store's rows and bytes, the web page with its ``/api`` and streams, a replay with its divergence
-report, and the debugger, each a real process.
+records, with JSON log lines of every engine event and Prometheus metrics; command stages echo
+the secrets on stdout and stderr, a Python handler logs them and fails with them in its error,
+later stages are handed them as inputs, and the last one waits for an approval, so that the live
+server's ``/metrics`` (the labels Prometheus and its alerts see) and ``/api``, ``status`` and
+``publish`` are read while the run holds them. Then the stored run is read back by every command
+and format, the store's rows and bytes, the web page with its ``/api`` and streams, a replay
+with its divergence report, and the debugger, each a real process.
 """
 
 from __future__ import annotations
@@ -309,6 +309,7 @@ def _run(shown: dict[str, str], home: Path, pipeline: Path) -> str:
             OTEL_LOGS_EXPORTER="console",
             OTEL_METRICS_EXPORTER="prometheus",
             TASKDAEMON_LOG_FORMAT="json",
+            TASKDAEMON_LOG_LEVEL="trace",  # every engine event in the log lines
         )
         request = f"api_key={SECRETS['request api_key']}"
         process = subprocess.Popen(
