@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -23,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli_support import pythonpath_with
+from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, taskdaemon
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.config import parse_pipeline
@@ -36,38 +34,12 @@ from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
 from taskdaemon.pipeline.visualization import dag_snapshot, render_dot, render_mermaid
 from taskdaemon.pipeline.visualization._snapshot import gates
 
-ROOT = Path(__file__).resolve().parent.parent
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a command a closed pipe ended
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 
 #: Every duration any view writes: the one formatter's grammar.
 DURATION = re.compile(r"\d+ms|\d+\.\ds|\d+m\d\ds|\d+h\d\dm")
 #: Anything that looks like a duration, in any of the styles the views used to mix.
 DURATION_LIKE = re.compile(r"(?<![\w.:])\d+(?:\.\d+)?\s?(?:ms|s|min|m|h)(?![\w])")
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        TASKDAEMON_HOME=str(home),
-        OTEL_TRACES_EXPORTER="none",
-        OTEL_METRICS_EXPORTER="none",
-        OTEL_LOGS_EXPORTER="none",
-        **extra,
-    )
-    return env
-
-
-def _run(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [TASKDAEMON, *args],
-        cwd=ROOT,
-        env=_env(home, **extra),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 # --- a fan-out run through the real CLI, then every view of it -----------------------------------
@@ -115,14 +87,14 @@ def views() -> Iterator[Views]:
         (home / "fanout_loops.py").write_text(FANOUT_LOOPS)
         (home / "fanout.yaml").write_text(FANOUT)
         extra = {"PYTHONPATH": pythonpath_with(home)}
-        run = _run(home, "run", str(home / "fanout.yaml"), **extra)
+        run = taskdaemon(home, "run", str(home / "fanout.yaml"), **extra)
         run_id = run.stdout.strip().splitlines()[-1].split()[1]
         yield Views(
             run=run,
-            runs_list=_run(home, "runs", "list").stdout,
-            runs_show=_run(home, "runs", "show", run_id).stdout,
-            dot=_run(home, "dag", str(home / "fanout.yaml"), "--run", run_id).stdout,
-            mermaid=_run(
+            runs_list=taskdaemon(home, "runs", "list").stdout,
+            runs_show=taskdaemon(home, "runs", "show", run_id).stdout,
+            dot=taskdaemon(home, "dag", str(home / "fanout.yaml"), "--run", run_id).stdout,
+            mermaid=taskdaemon(
                 home, "dag", str(home / "fanout.yaml"), "--run", run_id, "-f", "mermaid"
             ).stdout,
         )
@@ -191,7 +163,7 @@ def test_quiet_run_prints_the_failure_reason_on_stderr(tmp_path: Path) -> None:
             """
         )
     )
-    done = _run(tmp_path / "home", "run", "-q", str(tmp_path / "f.yaml"))
+    done = taskdaemon(tmp_path / "home", "run", "-q", str(tmp_path / "f.yaml"))
     assert (done.returncode, len(done.stdout.split()), "exited with code 3" in done.stderr) == (
         1,
         1,
@@ -226,7 +198,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(crowded_store: str, attempt
     del attempt  # repeated: the old failure showed in some tries only
     process = subprocess.Popen(
         [TASKDAEMON, "runs", "list", "--json", "--limit", str(RUNS), "--source", crowded_store],
-        env=_env(Path(tempfile.gettempdir())),
+        env=environment(Path(tempfile.gettempdir())),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -248,7 +220,7 @@ def test_a_full_disk_on_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> No
         done = subprocess.run(
             [TASKDAEMON, "dag", "examples/feature_delivery.yaml"],
             cwd=ROOT,
-            env=_env(tmp_path),
+            env=environment(tmp_path),
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,

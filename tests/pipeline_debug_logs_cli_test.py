@@ -4,7 +4,6 @@ stderr tail ``run`` shows, and an unknown run or stage refused in one line."""
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import TASKDAEMON
+from cli_support import TASKDAEMON, environment
 from pipeline_debug_logs_support import IDS
 from pipeline_tracking_support import make_provider, write_example_run
 from taskdaemon.pipeline.cli import main
@@ -31,16 +30,6 @@ stages:
     command: "echo ok; echo broken thing >&2; exit 3"
     triggers: [{{on_completion: {{stage: talk}}}}]
 """
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TASKDAEMON_HOME": str(tmp_path / "home"),
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-    }
 
 
 def _wait_for_run(db: Path, deadline: float) -> str:
@@ -69,7 +58,7 @@ def test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail(
     ``logs --json`` gives every id."""
     gate = tmp_path / "gate"
     (tmp_path / "p.yaml").write_text(CLI_PIPELINE.format(gate=gate))
-    env = _env(tmp_path)
+    env = environment(tmp_path / "home")
     run = subprocess.Popen(
         [TASKDAEMON, "run", "p.yaml"],
         cwd=tmp_path,
@@ -125,7 +114,7 @@ def test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail(
 
 def test_logs_of_an_unknown_run_is_one_line(tmp_path: Path) -> None:
     """An unknown run id gets one line on stderr and exit code 1."""
-    env = _env(tmp_path)
+    env = environment(tmp_path / "home")
     (tmp_path / "home").mkdir()
     connect(tmp_path / "home" / "spans.db").close()
     done = subprocess.run(

@@ -9,7 +9,6 @@ import pty
 import select
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import TASKDAEMON, environment
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.cli._step_prompt import StepPrompt
 from taskdaemon.pipeline.errors import PipelineError
@@ -26,8 +26,6 @@ from taskdaemon.pipeline.tracking.dump_logs import decode_logs
 from taskdaemon.pipeline.tracking.log_read import StoredLog, encode_logs
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
-
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 
 PIPELINE = """\
     name: demo
@@ -42,13 +40,6 @@ PIPELINE = """\
 """
 
 
-def _environment(home: Path) -> dict[str, str]:
-    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TERM": "dumb"}
-    for name in ("TASKDAEMON_SPAN_SOURCE", "OTEL_EXPORTER_OTLP_ENDPOINT", "TASKDAEMON_TOKEN"):
-        env.pop(name, None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def recorded() -> Iterator[tuple[Path, str]]:
     """A home whose store holds one real run of PIPELINE (by the CLI), and the run's id."""
@@ -56,7 +47,7 @@ def recorded() -> Iterator[tuple[Path, str]]:
     (home / "p.yaml").write_text(textwrap.dedent(PIPELINE))
     done = subprocess.run(
         [TASKDAEMON, "run", str(home / "p.yaml"), "-q"],
-        env=_environment(home),
+        env=environment(home, TERM="dumb"),
         cwd=home,
         capture_output=True,
         text=True,
@@ -174,7 +165,7 @@ def _source(kind: str, home: Path, run_id: str, backend: Backend) -> list[str]:
     dump = home / f"{run_id}.tar.gz"
     subprocess.run(
         [TASKDAEMON, "dump", run_id, "-o", str(dump)],
-        env=_environment(home),
+        env=environment(home, TERM="dumb"),
         cwd=home,
         capture_output=True,
         timeout=120,
@@ -201,7 +192,7 @@ def test_the_prompt_on_a_terminal_from_each_source(
         process = subprocess.Popen(
             [TASKDAEMON, "replay", run_id, "--step", *source],
             cwd=home,
-            env=_environment(home),
+            env=environment(home, TERM="dumb"),
             stdin=terminal,
             stdout=terminal,
             stderr=subprocess.DEVNULL,
