@@ -75,7 +75,8 @@ async def follow(
     """Show ``snapshots`` on ``stream`` until they end; returns the last one.
 
     ``tty``: a live ``rich`` table redrawn four times a second (elapsed times move between
-    snapshots); otherwise one plain line per change (``_terminal.changes``).
+    snapshots), keys typed meanwhile not echoed (``_keys_unechoed``: ``watch`` and ``run
+    --watch`` both draw here); otherwise one plain line per change (``_terminal.changes``).
     """
     from taskdaemon.pipeline.visualization._terminal import changes  # noqa: PLC0415
 
@@ -92,16 +93,19 @@ async def follow(
 
     console = Console(file=stream, force_terminal=True)
     view = _LiveView(console)
-    with Live(
-        view,
-        console=console,
-        refresh_per_second=4,
-        redirect_stdout=False,
-        # A line written to stderr meanwhile (the first Ctrl-C's "SIGINT: cancelling run",
-        # a warning) goes above the table: written past it, it moved the cursor the redraw
-        # counts on, and the next frame was drawn over half of the last one.
-        redirect_stderr=True,
-    ) as live:
+    with (
+        _keys_unechoed(stream),
+        Live(
+            view,
+            console=console,
+            refresh_per_second=4,
+            redirect_stdout=False,
+            # A line written to stderr meanwhile (the first Ctrl-C's "SIGINT: cancelling run",
+            # a warning) goes above the table: written past it, it moved the cursor the redraw
+            # counts on, and the next frame was drawn over half of the last one.
+            redirect_stderr=True,
+        ) as live,
+    ):
         async for snapshot in snapshots:
             view.snapshot = snapshot
             live.refresh()
@@ -126,8 +130,8 @@ def _keys_unechoed(stream: IO[str]) -> Iterator[None]:
     echo moves the cursor too, and that many lines up is then one line short, leaving a line
     of the old frame on the screen. A Ctrl-C echoed ``^C`` past a row as wide as the terminal
     (a narrow one) wrapped, and the final frame left a stale header line above it; an Enter
-    did so at any width. ``watch`` reads nothing from its terminal, and Ctrl-C still stops it:
-    only the echo is off, not the keys' signals."""
+    did so at any width. Neither ``watch`` nor ``run --watch`` reads from its terminal, and
+    Ctrl-C still stops them: only the echo is off, not the keys' signals."""
     import termios  # noqa: PLC0415 - only on a terminal
 
     try:
@@ -165,10 +169,7 @@ async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | Non
     if callable(resolve):  # off the loop's thread, as each poll is: Ctrl-C need not wait
         run_id = await source_call(resolve, run_id)
     stream = watch_stored_run(source, run_id, interval=interval)
-    if not redrawable(sys.stdout):
-        return await follow(stream, sys.stdout, tty=False)
-    with _keys_unechoed(sys.stdout):
-        return await follow(stream, sys.stdout, tty=True)
+    return await follow(stream, sys.stdout, tty=redrawable(sys.stdout))
 
 
 def run_watch(args: argparse.Namespace) -> int:
