@@ -1,6 +1,6 @@
 """``run --watch`` and ``watch`` on a terminal (a pty): keys typed while the live table is drawn
 are not echoed into it, and the terminal echoes again however the command ends: its run's end,
-Ctrl-C, SIGTERM, a span source that cannot answer.
+Ctrl-C, a second Ctrl-C, SIGTERM, a span source that cannot answer.
 
 ``run --watch`` used to leave the echo on: a key typed while the table was drawn moved the
 cursor the next redraw counts on, as ``watch``'s did before it turned the echo off
@@ -37,11 +37,10 @@ def _echoes(terminal: OnTerminal) -> bool:
     return bool(termios.tcgetattr(terminal.primary)[3] & termios.ECHO)
 
 
-def _run_watch(home: Path, tmp_path: Path) -> tuple[Any, Path]:
-    """``run --watch`` of :data:`GATE_PIPELINE` on a terminal (a context manager), and its
-    gate."""
+def _run_watch(home: Path, tmp_path: Path, pipeline: str = GATE_PIPELINE) -> tuple[Any, Path]:
+    """``run --watch`` of ``pipeline`` on a terminal (a context manager), and its gate."""
     gate = tmp_path / "gate"
-    path = write(tmp_path / "gate.yaml", GATE_PIPELINE.replace("GATE", str(gate)))
+    path = write(tmp_path / "gate.yaml", pipeline.replace("GATE", str(gate)))
     return on_a_terminal(home, "run", str(path), "--watch", columns=80), gate
 
 
@@ -62,6 +61,22 @@ def test_keys_typed_over_run_watch_are_not_echoed_and_ctrl_c_gives_the_echo_back
     assert (False, True) == (drawing, after), shown[-500:]
     assert b"xyzzy" not in shown, shown[-500:]
     assert b"Traceback" not in shown
+
+
+def test_a_second_ctrl_c_to_run_watch_gives_the_echo_back(home: Path, tmp_path: Path) -> None:
+    """The first Ctrl-C cancels the run, whose stage ignores SIGTERM: its process group is
+    killed only after a grace (``command_loop.KILL_GRACE``). The second, typed as soon as the
+    first was said, ends the command at once (``os._exit``), skipping every ``finally``."""
+    terminal, _ = _run_watch(home, tmp_path, GATE_PIPELINE.replace("while", "trap '' TERM; while"))
+    with terminal as run:
+        run.wait_for("running")
+        drawing = _echoes(run)
+        run.type(b"\x03")
+        run.wait_for("SIGINT: cancelling run")
+        run.type(b"\x03")
+        assert 130 == run.process.wait(60)
+        after = _echoes(run)
+    assert (False, True) == (drawing, after), bytes(run.seen)[-500:]
 
 
 def test_run_watch_gives_the_echo_back_when_its_run_ends(home: Path, tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ SIGHUP after the first signal (the shell's, after the kernel's) is no hurry: it 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from collections.abc import Iterator
 from types import FrameType
 
 from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, hangup_handled
+from taskdaemon.pipeline.cli.terminal_echo import exit_now
 
 __all__ = ["HungUp", "Terminated", "exit_code", "reason", "sigterm_raises"]
 
@@ -47,7 +47,7 @@ def reason(stop: KeyboardInterrupt) -> str | None:
 def _stopping() -> None:
     """What signals do once the first one raised: a second SIGTERM exits at once (the user does
     not want to wait); SIGHUP only detaches the terminal."""
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
+    signal.signal(signal.SIGTERM, lambda *_: exit_now(128 + signal.SIGTERM))
     if hangup_handled():
         signal.signal(signal.SIGHUP, lambda *_: detach_terminal())
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.options import (
@@ -75,7 +74,7 @@ async def follow(
     """Show ``snapshots`` on ``stream`` until they end; returns the last one.
 
     ``tty``: a live ``rich`` table redrawn four times a second (elapsed times move between
-    snapshots), keys typed meanwhile not echoed (``_keys_unechoed``: ``watch`` and ``run
+    snapshots), keys typed meanwhile not echoed (``terminal_echo``: ``watch`` and ``run
     --watch`` both draw here); otherwise one plain line per change (``_terminal.changes``).
     """
     from taskdaemon.pipeline.visualization._terminal import changes  # noqa: PLC0415
@@ -91,10 +90,12 @@ async def follow(
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
 
+    from taskdaemon.pipeline.cli.terminal_echo import keys_unechoed  # noqa: PLC0415
+
     console = Console(file=stream, force_terminal=True)
     view = _LiveView(console)
     with (
-        _keys_unechoed(stream),
+        keys_unechoed(stream),
         Live(
             view,
             console=console,
@@ -118,42 +119,6 @@ def redrawable(stream: IO[str]) -> bool:
     run ended, then one table 80 columns wide whatever the terminal's; it gets the plain lines
     a pipe gets."""
     return stream.isatty() and os.environ.get("TERM", "") != "dumb"
-
-
-@contextlib.contextmanager
-def _keys_unechoed(stream: IO[str]) -> Iterator[None]:
-    """Inside, keys typed on the terminal ``stream`` writes to are not echoed, when stdin is
-    that terminal and this process its foreground (a background one that changed them would
-    be stopped, SIGTTOU); its settings are restored on the way out.
-
-    The live table's redraw moves the cursor up by the height of the frame it drew last: an
-    echo moves the cursor too, and that many lines up is then one line short, leaving a line
-    of the old frame on the screen. A Ctrl-C echoed ``^C`` past a row as wide as the terminal
-    (a narrow one) wrapped, and the final frame left a stale header line above it; an Enter
-    did so at any width. Neither ``watch`` nor ``run --watch`` reads from its terminal, and
-    Ctrl-C still stops them: only the echo is off, not the keys' signals."""
-    import termios  # noqa: PLC0415 - only on a terminal
-
-    try:
-        shown = (
-            os.isatty(0)
-            and os.path.samestat(os.fstat(0), os.fstat(stream.fileno()))
-            and os.tcgetpgrp(0) == os.getpgrp()
-        )
-        settings = termios.tcgetattr(0) if shown else None
-    except (OSError, ValueError, termios.error):  # no file descriptor, or no terminal after all
-        settings = None
-    if settings is None:
-        yield
-        return
-    quiet = list(settings)
-    quiet[3] = settings[3] & ~termios.ECHO
-    termios.tcsetattr(0, termios.TCSANOW, quiet)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError, termios.error):  # the terminal went away (SIGHUP)
-            termios.tcsetattr(0, termios.TCSANOW, settings)
 
 
 def _fail(code: int, message: str) -> int:
