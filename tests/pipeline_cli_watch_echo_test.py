@@ -22,6 +22,9 @@ from cli_support import GATED_PIPELINE, write
 
 pytestmark = pytest.mark.slow
 
+#: What shows the cursor again (the live table hid it: ``\x1b[?25l``).
+_SHOW_CURSOR = "\x1b[?25h"
+
 #: One stage that runs until the file GATE exists.
 GATE_PIPELINE = """\
     name: gate
@@ -66,7 +69,8 @@ def test_keys_typed_over_run_watch_are_not_echoed_and_ctrl_c_gives_the_echo_back
 def test_a_second_ctrl_c_to_run_watch_gives_the_echo_back(home: Path, tmp_path: Path) -> None:
     """The first Ctrl-C cancels the run, whose stage ignores SIGTERM: its process group is
     killed only after a grace (``command_loop.KILL_GRACE``). The second, typed as soon as the
-    first was said, ends the command at once (``os._exit``), skipping every ``finally``."""
+    first was said, ends the command at once (``os._exit``), skipping every ``finally``: the
+    echo is back and the cursor the table hid shown again all the same."""
     terminal, _ = _run_watch(home, tmp_path, GATE_PIPELINE.replace("while", "trap '' TERM; while"))
     with terminal as run:
         run.wait_for("running")
@@ -76,7 +80,10 @@ def test_a_second_ctrl_c_to_run_watch_gives_the_echo_back(home: Path, tmp_path: 
         run.type(b"\x03")
         assert 130 == run.process.wait(60)
         after = _echoes(run)
-    assert (False, True) == (drawing, after), bytes(run.seen)[-500:]
+        run.wait_for(_SHOW_CURSOR)
+    shown = bytes(run.seen)
+    assert (False, True) == (drawing, after), shown[-500:]
+    assert shown.rindex(_SHOW_CURSOR.encode()) > shown.rindex(b"\x1b[?25l"), shown[-500:]
 
 
 def test_run_watch_gives_the_echo_back_when_its_run_ends(home: Path, tmp_path: Path) -> None:

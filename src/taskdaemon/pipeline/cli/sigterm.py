@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from types import FrameType
 
 from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, hangup_handled
-from taskdaemon.pipeline.cli.terminal_echo import exit_now
+from taskdaemon.pipeline.cli.terminal_state import exit_now
 
 __all__ = ["HungUp", "Terminated", "exit_code", "reason", "sigterm_raises"]
 

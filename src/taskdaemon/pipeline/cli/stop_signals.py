@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 
 from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, stop_signals
-from taskdaemon.pipeline.cli.terminal_echo import exit_now
+from taskdaemon.pipeline.cli.terminal_state import exit_now
 
 __all__ = ["StopSignals"]
 
@@ -85,7 +85,7 @@ class StopSignals:
             if self.received:  # the shell's SIGHUP after the kernel's, or one mid-stop
                 return
         elif self.received:  # a second signal: the user does not want to wait
-            exit_now(128 + signum)  # the terminal's echo put back (cli/terminal_echo.py)
+            exit_now(128 + signum)  # the terminal's echo put back (cli/terminal_state.py)
         self.received.append(signum)
         if self._cancel is not None:
             self._say(signum)

@@ -74,8 +74,9 @@ async def follow(
     """Show ``snapshots`` on ``stream`` until they end; returns the last one.
 
     ``tty``: a live ``rich`` table redrawn four times a second (elapsed times move between
-    snapshots), keys typed meanwhile not echoed (``terminal_echo``: ``watch`` and ``run
-    --watch`` both draw here); otherwise one plain line per change (``_terminal.changes``).
+    snapshots), keys typed meanwhile not echoed, echo and cursor put back even by a second
+    signal's exit (``terminal_state``: ``watch`` and ``run --watch`` both draw here);
+    otherwise one plain line per change (``_terminal.changes``).
     """
     from taskdaemon.pipeline.visualization._terminal import changes  # noqa: PLC0415
 
@@ -90,12 +91,16 @@ async def follow(
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
 
-    from taskdaemon.pipeline.cli.terminal_echo import keys_unechoed  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.terminal_state import (  # noqa: PLC0415
+        cursor_hidden,
+        keys_unechoed,
+    )
 
     console = Console(file=stream, force_terminal=True)
     view = _LiveView(console)
     with (
         keys_unechoed(stream),
+        cursor_hidden(stream),
         Live(
             view,
             console=console,
