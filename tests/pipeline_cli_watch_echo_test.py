@@ -57,8 +57,8 @@ def test_keys_typed_over_run_watch_are_not_echoed_and_ctrl_c_gives_the_echo_back
         run.wait_for("running")  # the table is drawn: the echo went off before it
         drawing = _echoes(run)
         run.type(b"xyzzy\x03")
+        run.wait_for("cancelled in")  # the summary: read first, lest the command block on it
         assert 130 == run.process.wait(60)
-        run.wait_for("run cancelled")
         after = _echoes(run)
     shown = bytes(run.seen)
     assert (False, True) == (drawing, after), shown[-500:]
@@ -78,9 +78,9 @@ def test_a_second_ctrl_c_to_run_watch_gives_the_echo_back(home: Path, tmp_path: 
         run.type(b"\x03")
         run.wait_for("SIGINT: cancelling run")
         run.type(b"\x03")
+        run.wait_for(_SHOW_CURSOR)
         assert 130 == run.process.wait(60)
         after = _echoes(run)
-        run.wait_for(_SHOW_CURSOR)
     shown = bytes(run.seen)
     assert (False, True) == (drawing, after), shown[-500:]
     assert shown.rindex(_SHOW_CURSOR.encode()) > shown.rindex(b"\x1b[?25l"), shown[-500:]
@@ -92,6 +92,7 @@ def test_run_watch_gives_the_echo_back_when_its_run_ends(home: Path, tmp_path: P
         run.wait_for("running")
         drawing = _echoes(run)
         gate.touch()
+        run.wait_for("success in")
         assert 0 == run.process.wait(60)
         after = _echoes(run)
     assert (False, True) == (drawing, after), bytes(run.seen)[-500:]
@@ -103,6 +104,7 @@ def test_run_watch_gives_the_echo_back_on_sigterm(home: Path, tmp_path: Path) ->
         run.wait_for("running")
         drawing = _echoes(run)
         run.process.send_signal(signal.SIGTERM)
+        run.wait_for("cancelled in")
         assert 143 == run.process.wait(60)
         after = _echoes(run)
     assert (False, True) == (drawing, after), bytes(run.seen)[-500:]
@@ -115,6 +117,7 @@ def test_watch_gives_the_echo_back_on_sigterm(home: Path, tmp_path: Path, serve:
         watch.wait_for("approval")
         drawing = _echoes(watch)
         watch.process.send_signal(signal.SIGTERM)
+        watch.wait_for(_SHOW_CURSOR)
         assert 143 == watch.process.wait(60)
         after = _echoes(watch)
     assert (False, True) == (drawing, after), bytes(watch.seen)[-500:]
