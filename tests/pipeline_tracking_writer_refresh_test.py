@@ -119,3 +119,38 @@ def test_an_open_span_at_its_event_limit_is_still_rewritten(tmp_path: Path) -> N
         processor.shutdown()
     assert ([e[0] for e in before[6]], before[8:]) == (["e0", "e1"], [])
     assert ([e[0] for e in after[6]], after[8:]) == (["e1", "e2"], [[0, 1, 0]])
+
+
+def test_rows_are_text_as_written_when_opened_rewritten_and_ended(tmp_path: Path) -> None:
+    """The writer hands SQLite a body as UTF-8 bytes (``_bodies.body``); each of a span's rows
+    (its start, its rewrite while open, its end) is stored as text, non-ASCII characters as
+    they are, so SQL's JSON functions (``spans_readable``) and every reader read it as before."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    span = provider.get_tracer("test").start_span("ouvert €", attributes={"k": "ü 😀"})
+
+    def stored() -> tuple[str, str, str, list[str]]:
+        with sqlite3.connect(db) as conn:
+            (kind, name, body) = conn.execute(
+                "SELECT typeof(s.body), r.name, s.body FROM spans s "
+                "JOIN spans_readable r USING (span_id)"
+            ).fetchone()
+        fields = json.loads(body)
+        return kind, name, fields[5]["k"], [event[0] for event in fields[6]]
+
+    try:
+        assert processor.flush_open_spans()
+        opened = stored()
+        span.add_event("étape 🚦")
+        assert processor.flush_open_spans()
+        rewritten = stored()
+    finally:
+        span.end()
+        processor.shutdown()
+    assert (opened, rewritten, stored()) == (
+        ("text", "ouvert €", "ü 😀", []),
+        ("text", "ouvert €", "ü 😀", ["étape 🚦"]),
+        ("text", "ouvert €", "ü 😀", ["étape 🚦"]),
+    )
