@@ -154,3 +154,32 @@ def test_rows_are_text_as_written_when_opened_rewritten_and_ended(tmp_path: Path
         ("text", "ouvert €", "ü 😀", ["étape 🚦"]),
         ("text", "ouvert €", "ü 😀", ["étape 🚦"]),
     )
+
+
+@pytest.mark.parametrize(("bytes_a_second", "rewritten"), [(1e-9, False), (1e18, True)])
+def test_an_open_rows_rewrite_waits_on_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bytes_a_second: float, rewritten: bool
+) -> None:
+    """With every rewrite of open spans due (``REFRESH_SPACING`` 0), a row still waits a second
+    per ``OPEN_ROW_BYTES_A_SECOND`` of it after it was written: a batch rewrites it only once
+    that is over, and ``flush_open_spans`` whatever it says."""
+    monkeypatch.setattr(writer, "REFRESH_SPACING", 0.0)
+    monkeypatch.setattr(writer, "OPEN_ROW_BYTES_A_SECOND", bytes_a_second)
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    span = tracer.start_span("open")
+    try:
+        processor.force_flush()  # the start row
+        span.add_event("gained")
+        tracer.start_span("other").end()  # a batch, in which every rewrite is due
+        processor.force_flush()
+        batch = "gained" in _open_body(db)
+        assert processor.flush_open_spans()
+        flushed = "gained" in _open_body(db)
+    finally:
+        span.end()
+        processor.shutdown()
+    assert (batch, flushed) == (rewritten, True)

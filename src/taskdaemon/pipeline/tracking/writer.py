@@ -87,6 +87,16 @@ HEARTBEAT_EVERY: Final = 1.0  # seconds between writer heartbeats (see store.STA
 #: within seconds), and as before with every batch when few runs are open. Only when the rows
 #: are rewritten changes, never what they hold: an end row always has every event.
 REFRESH_SPACING: Final = 19.0
+#: And each open span's row waits a second per this many bytes of it after it was written
+#: before it is rewritten again. The spacing above weighs what all rewrites cost the writer,
+#: not how much one row is rewritten: a stage that publishes large events over minutes has a
+#: row growing to its payload budget (16 MiB, docs/span-store.md, "A byte budget a span"),
+#: which was rewritten whole as often as that spacing let it, its whole body and SQLite's
+#: copies of it built each time and written through the WAL. Now a 16 MiB row goes at most
+#: every 16 s, while a row of a few KiB (a run span and its trigger evaluations) still goes
+#: with the next batch. As above, only when changes, never what: the end row,
+#: ``flush_open_spans`` and ``shutdown`` write every event.
+OPEN_ROW_BYTES_A_SECOND: Final = 1 << 20
 
 # A body comes as bytes (``_bodies.body``), stored as the text it is.
 _INSERT_SPAN: Final = (
@@ -167,7 +177,8 @@ class SqliteSpanProcessor(SpanProcessor):
         self._resource_json: dict[int, tuple[Any, str]] = {}
         self._tally = RunTally()  # the runs this writer saw start, for their summary rows
         # Spans whose start row is written and whose end is not: (trace, span id) -> [span,
-        # (events, attributes) counts last written]; see _refresh_open.
+        # (events, attributes) counts last written, monotonic time before which the row is not
+        # rewritten]; see _refresh_open.
         self._open: dict[tuple[int, int], list[Any]] = {}
         self._aggregates = RunAggregator(where=self.path)  # report aggregates, as runs end
         self._refresh_due = 0.0  # monotonic time of the next _refresh_open
@@ -407,6 +418,7 @@ class SqliteSpanProcessor(SpanProcessor):
         new_runs: list[tuple[Any, ...]] = []
         ended_root_spans: list[tuple[str, Any]] = []
         seen: list[tuple[int, Any, Mapping[str, Any], Any]] = []  # for the report aggregates
+        now = time.monotonic()
         for is_end, span in batch:
             # The span's five fields in one call, read in place for the SDK's spans (_bodies).
             end_ns, parent, context, start_ns, resource = _fields(span)
@@ -467,7 +479,8 @@ class SqliteSpanProcessor(SpanProcessor):
                         stage = (trace, name, span_hex, status, start_ns, end_ns, events, links)
                         seen.append((STAGE_ENDED, span, attrs, stage))
             else:
-                self._open[key] = [span, (len(events), len(attrs))]
+                waits = len(row[5]) / OPEN_ROW_BYTES_A_SECOND
+                self._open[key] = [span, (len(events), len(attrs)), now + waits]
                 started.append(row)
             if is_run:
                 if not is_end:
@@ -483,7 +496,7 @@ class SqliteSpanProcessor(SpanProcessor):
         refreshed: list[list[Any]] = []
         began = time.monotonic()
         if closing or flushing or began >= self._refresh_due:
-            refreshed = self._refresh_open(trace_ids, first_start)
+            refreshed = self._refresh_open(trace_ids, first_start, forced=closing or flushing)
             self._refresh_due = began + REFRESH_SPACING * (time.monotonic() - began)
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -525,18 +538,22 @@ class SqliteSpanProcessor(SpanProcessor):
             raise
 
     def _refresh_open(
-        self, trace_ids: dict[int, str], first_start: dict[int, int]
+        self, trace_ids: dict[int, str], first_start: dict[int, int], *, forced: bool
     ) -> list[list[Any]]:
         """``[body, trace, span id]`` for each open span that gained events or attributes since
         its row was written, so a running run's span events (an approval it waits for, a
         trigger evaluation) reach readers while the span is still open: with the batch or the
-        heartbeat, at most every ``REFRESH_SPACING`` times the last refresh's own duration.
+        heartbeat, at most every ``REFRESH_SPACING`` times the last refresh's own duration,
+        and each row at most a second per ``OPEN_ROW_BYTES_A_SECOND`` of it unless ``forced``.
         Adds the spans' traces to the batch's lookups."""
         rows = []
+        now = time.monotonic()
         for (trace, span_id), entry in self._open.items():
             span = entry[0]
             if span.end_time is not None:
                 continue  # its end row is on its way
+            if now < entry[2] and not forced:
+                continue
             attrs, events, links = _parts(span)
             # Events dropped count too: a span at its event limit gains one and loses one.
             counts = (len(events) + _dropped(span)[1], len(attrs))
@@ -547,6 +564,7 @@ class SqliteSpanProcessor(SpanProcessor):
                 trace_ids[trace] = "%032x" % trace  # noqa: UP031 (see _bodies)
                 first_start[trace] = span.start_time or 0
             body = _body(span, span.parent, attrs, events, links, ended=False)
+            entry[2] = now + len(body) / OPEN_ROW_BYTES_A_SECOND
             rows.append([body, trace, "%016x" % span_id])  # noqa: UP031 (see _bodies)
         return rows
 
