@@ -74,6 +74,7 @@ taskdaemon run / debug / serve process serves (debug attach RUN; debug continue|
 --break STAGE[:CEL] pauses before the stage starts (when the CEL condition over request,
 stages, event and inputs holds); --break-on-failure pauses a stage after it fails, before the
 error strategy acts; TASKDAEMON_BREAKPOINTS adds STAGE[:CEL] entries separated by ';'.
+
 At the prompt, 'help' lists the commands. Fed on a pipe, the prompt runs the commands in order
 and exits with the run's exit code: 0 success, 1 failure or cancelled, 2 invalid file or
 breakpoint, 130 Ctrl-C.
@@ -86,8 +87,9 @@ def register(subparsers: Any) -> None:
         "debug",
         help="run a pipeline under the debugger, or debug a running one",
         description=DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="taskdaemon debug FILE [options] | debug attach|continue|step|skip RUN [STAGE]",
+        # On two lines: on one it was 84 columns, past an 80-column terminal.
+        usage="taskdaemon debug [options] FILE\n"
+        "       taskdaemon debug attach|continue|step|skip RUN [STAGE]",
     )
     parser.add_argument(
         "words",

@@ -55,7 +55,13 @@ def register(subparsers: Any) -> None:
         "--limit cuts the list, a note on stderr says how many runs match.",
     )
     add_pipeline_filter(list_p)
-    list_p.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    # STATUS, not the choices' braces: they made a usage line of 93 columns, past 80.
+    list_p.add_argument(
+        "--status",
+        choices=STATUSES,
+        metavar="STATUS",
+        help=f"only runs with this status: {', '.join(STATUSES)}",
+    )
     list_p.add_argument("--since", metavar="T", help=f"started at or after T: {WHEN_FORMAT}")
     list_p.add_argument("--until", metavar="T", help=f"started at or before T: {WHEN_FORMAT}")
     list_p.add_argument(
