@@ -161,7 +161,8 @@ _LONG_FAILURE = """\
 def test_runs_show_on_a_pipe_holds_the_errors_the_page_shows(tmp_path: Path, home: Path) -> None:
     """Written to a pipe, ``runs show`` gives the run's error and the stage's whole, as the
     web page shows them: both were cut to 60 columns whatever the output, so a file of it lost
-    the command and the exit code that the page and ``--json`` gave."""
+    the command and the exit code that the page and ``--json`` gave. The error's type leads
+    it as ``Type: message``, as the page writes an attempt's."""
     pipeline = write(tmp_path / "nightly.yaml", _LONG_FAILURE)
     ran = taskdaemon(home, "run", "-q", str(pipeline))
     run_id = ran.stdout.strip()
@@ -171,7 +172,7 @@ def test_runs_show_on_a_pipe_holds_the_errors_the_page_shows(tmp_path: Path, hom
     lines = shown.stdout.splitlines()
     assert (1, 0) == (ran.returncode, shown.returncode), (ran.stderr, shown.stderr)
     assert 60 < len(stage_error) < len(record["error"]), record
-    assert f"error     {record['error_type']} {record['error']}" in lines
+    assert f"error     {record['error_type']}: {record['error']}" in lines
     assert (True, True) == (lines[-1].startswith("load "), lines[-1].endswith(f"  {stage_error}"))
 
 

@@ -233,7 +233,9 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     if run.replay_of:  # a replay (``taskdaemon replay``): the run it re-executed
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:
-        error = " ".join(filter(None, (run.error_type, run.error)))
+        # "Type: message", as Python and the web page's attempts write it: with a space only,
+        # "CommandFailedError stage 'build' failure: ..." read as one phrase.
+        error = ": ".join(filter(None, (run.error_type, run.error)))
         head.append(f"error     {_one_line(error, _RUN_ERROR)}")
     if (note := not_read_note(run)) is not None:
         head.append(f"not read  {note}")
