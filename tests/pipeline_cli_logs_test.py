@@ -229,3 +229,18 @@ def test_a_record_that_names_its_run_or_stage_is_not_headed_by_it_again(
         "INFO    stage a.0.1 finished: success",
         f"INFO    run {run_id} finished: success",
     ] == [line.split(" ", 1)[1] for line in done.stdout.splitlines()], done.stderr
+
+
+@pytest.mark.slow
+def test_without_level_every_stored_level_is_printed_as_the_help_says(
+    home: Path, tmp_path: Path
+) -> None:
+    """``--level``'s help said no default: without it, a run made at ``--log-level debug``
+    shows its DEBUG records (the engine's decisions) beside its INFO ones."""
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    ran = taskdaemon(home, "run", "-q", "--log-level", "debug", str(pipeline))
+    shown = taskdaemon(home, "logs", ran.stdout.strip())
+    levels = {line.split()[1] for line in shown.stdout.splitlines()}
+    helped = " ".join(taskdaemon(home, "logs", "--help").stdout.split())
+    assert {"DEBUG", "INFO"} <= levels, shown.stdout
+    assert "this level and above (default: every level stored)" in helped

@@ -216,7 +216,8 @@ def test_a_served_dump_it_cannot_write_says_so_as_a_stored_one_does(
 @pytest.mark.slow
 def test_a_default_dump_is_private_in_a_private_folder(home: Path) -> None:
     """``dump RUN`` without ``-o`` writes under ``$TASKDAEMON_HOME/dumps``, made 0700, an
-    archive of mode 0600: a dump holds the run's data."""
+    archive of mode 0600: a dump holds the run's data. ``-o``'s help says where (it did not:
+    a user learnt it from the first dump's path)."""
     path = home / "dumped.yaml"
     path.write_text(textwrap.dedent(PIPELINE))
     ran = taskdaemon(home, "run", str(path), "-q")
@@ -224,6 +225,8 @@ def test_a_default_dump_is_private_in_a_private_folder(home: Path) -> None:
     written = Path(dumped.stdout.strip())
     modes = [stat.S_IMODE(p.stat().st_mode) for p in (written.parent, written)]
     assert (0, home / "dumps", [0o700, 0o600]) == (dumped.returncode, written.parent, modes)
+    helped = " ".join(taskdaemon(home, "dump", "--help").stdout.split())
+    assert "(default: $TASKDAEMON_HOME/dumps/<run_id>-<time>.tar.gz)" in helped
 
 
 def test_dump_into_an_existing_directory_writes_the_archive_inside_it(home: Path) -> None:

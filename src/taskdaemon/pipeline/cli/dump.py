@@ -35,7 +35,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run_id", metavar="RUN", help="run id (a unique prefix is enough)")
     parser.add_argument(
-        "-o", "--output", metavar="FILE", help="the archive to write, or a directory to write it in"
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="the archive to write, or a directory to write it in (default: "
+        "$TASKDAEMON_HOME/dumps/<run_id>-<time>.tar.gz)",
     )
     add_source_option(parser)
     parser.set_defaults(func=dump_command)

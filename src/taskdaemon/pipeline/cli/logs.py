@@ -57,7 +57,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run_id", metavar="RUN", help="run id, or a unique prefix (4+ hex)")
     parser.add_argument("--stage", help="only this stage's records")
-    parser.add_argument("--level", type=str.lower, choices=_LEVELS, help="this level and above")
+    parser.add_argument(
+        "--level",
+        type=str.lower,
+        choices=_LEVELS,
+        help="this level and above (default: every level stored)",
+    )
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
     add_interval_option(parser)
