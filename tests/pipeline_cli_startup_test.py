@@ -239,6 +239,15 @@ def test_runs_list_and_show_read_without_otel(workdir: Path, run_modules: list[s
 
 
 @pytest.mark.slow
+def test_report_reads_the_aggregates_without_otel(workdir: Path, run_modules: list[str]) -> None:
+    """``report`` reads the store's aggregates without the OTel SDK: it imported it (and
+    psutil, through the SDK's resources) for the span readers of the aggregates' writer side,
+    which it never runs."""
+    modules = audit(["report"], cwd=workdir, home=workdir / "home")
+    assert [] == loaded(modules, (*READING, "psutil"))
+
+
+@pytest.mark.slow
 def test_dag_of_a_file_imports_no_store_and_no_live_views(workdir: Path) -> None:
     """``dag FILE`` loads neither the span store nor the live views (asyncio, engine events),
     nor the CEL worker and its subprocess module, nor orjson (nothing is encoded), nor what

@@ -31,7 +31,6 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import FED, ChainStep, Fired, critical_chain
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
-from taskdaemon.pipeline.tracking._bodies import linked_span_ids, named_events
 from taskdaemon.pipeline.tracking.reconstruct import (
     NUMBER_BOUND,
     ended_run_status,
@@ -82,6 +81,31 @@ _LOW: Final = -NUMBER_BOUND
 _HIGH: Final = NUMBER_BOUND
 
 
+def _sdk_readers() -> None:
+    """Bind ``_named_events`` and ``_linked_span_ids`` to ``tracking._bodies``'s, at the first
+    kept attempt: ``_bodies`` imports the OTel SDK (and psutil, through its resources), which
+    the aggregates' reading side (``taskdaemon report``, which imports this module for
+    ``to_ns`` and the rebuild of runs without aggregates) never uses; only the writer, which
+    has the SDK loaded, keeps attempts."""
+    global _named_events, _linked_span_ids
+    from taskdaemon.pipeline.tracking._bodies import (  # noqa: PLC0415 - see above
+        linked_span_ids,
+        named_events,
+    )
+
+    _named_events, _linked_span_ids = named_events, linked_span_ids
+
+
+def _named_events(events: Sequence[Any], name: str) -> tuple[tuple[int, Any], ...]:
+    _sdk_readers()
+    return _named_events(events, name)
+
+
+def _linked_span_ids(links: Sequence[Any]) -> tuple[int, ...]:
+    _sdk_readers()
+    return _linked_span_ids(links)
+
+
 def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it read it)
     a: Mapping[str, Any],
     name: str,
@@ -116,7 +140,7 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
     if up is not None:
         up = _shared_upstream(up)
     published: tuple[tuple[float, str], ...] = ()
-    for at, attributes in named_events(events, _PUBLISHED):
+    for at, attributes in _named_events(events, _PUBLISHED):
         published += ((epoch_seconds(at), published_type(attributes)),)
     # The span ids of every link, not only ``triggered_by`` ones (a rebuilt run's record keeps
     # those): reading each link's relation through the SDK's attributes cost more than the rest
@@ -134,7 +158,7 @@ def attempt_from_sdk(  # noqa: PLR0917 (what the writer read of the span, as it 
         cpu,
         memory,
         up,
-        linked_span_ids(links),
+        _linked_span_ids(links),
         published,
     )
 
