@@ -20,6 +20,7 @@ import pytest
 
 from cli_support import TASKDAEMON, environment, in_background, taskdaemon
 from taskdaemon.pipeline.tracking.store import SpanStore
+from terminal_support import on_a_terminal_of
 
 PROMPT = "(taskdaemon) "
 
@@ -363,3 +364,26 @@ def test_continue_after_a_failure_ended_the_run_says_it_ended(home: Path) -> Non
     said = out.split("(taskdaemon) continue\n", 1)[1].splitlines()[0]  # the summary follows
     assert 1 == debugged.returncode
     assert "run ended failure: stage 'c' failure: command 'exit 5' exited with code 5" == said
+
+
+@pytest.mark.slow
+def test_the_opening_and_help_fit_an_80_column_terminal(home: Path, pipeline_file: Path) -> None:
+    """On a terminal 80 columns wide the prompt's opening (92 columns with its run id) wraps
+    between words, and ``help``'s last line (132 columns) is two: the terminal broke them
+    mid-word. The run id stays whole."""
+    code, shown = on_a_terminal_of(
+        80,
+        home,
+        "debug",
+        str(pipeline_file),
+        "--break",
+        "b",
+        "-q",
+        streams=("stdout",),
+        keys=b"help\nquit\n",
+    )
+    opening = next(i for i, line in enumerate(shown) if line.startswith("debugging run "))
+    run_id = shown[opening].split()[2]
+    assert (1, 32) == (code, len(run_id)), shown
+    assert [] == [line for line in shown[opening:] if len(line) > 80], shown
+    assert "[STAGE] may be left out when one stage is paused" in shown

@@ -29,8 +29,10 @@ from typing import IO, Any
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt, LinesAbove
+from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.wording import counted
 
 __all__ = ["COMMANDS", "DebugPrompt"]
@@ -135,10 +137,13 @@ class DebugPrompt(CommandPrompt):
         state = self._call({"action": "state", "client": self.client, "pid": os.getpid()})
         self._stages = list(state["state"]["stages"])
         self._run_id = str(state["state"]["run_id"])
-        self._print(
+        opening = (
             f"debugging run {state['state']['run_id']} ({state['state']['pipeline']}); "
             "'help' lists the commands"
         )
+        # Wrapped between words on a terminal: with the run id, it is 92 columns and more.
+        for line in wrapped(opening, summary_width(self._out)):
+            self._print(line)
         if first_stop:
             self.wait()
         else:
@@ -236,9 +241,10 @@ class DebugPrompt(CommandPrompt):
 
     def _do_help(self, args: Sequence[str]) -> None:
         super()._do_help(args)
+        # Two lines: as one it was 132 columns, past a terminal of 80.
         self._print(
-            "STAGE#N names instance N of a fanned-out stage (as the progress lines number "
-            "them); [STAGE] may be left out when one stage is paused"
+            "STAGE#N: instance N of a fanned-out stage (numbered as in the progress lines)\n"
+            "[STAGE] may be left out when one stage is paused"
         )
 
     def _do_break(self, args: Sequence[str]) -> None:
