@@ -79,6 +79,25 @@ def test_an_event_stages_first_paused_instance_is_numbered_too() -> None:
     ] == _lines(view, stream)
 
 
+def test_the_clock_counts_from_the_runs_start() -> None:
+    """The first column counts from the run's start, as ``runs show --at`` does, not from the
+    view's making: the set-up between them (telemetry, observers; a tenth of a second on a
+    busy machine) made every line and the run's last one read later than the run's own
+    times."""
+    stream = io.StringIO()
+    times = iter([100.0, 100.25, 101.5])  # made, the run starts, a stage starts
+    view = ProgressView(stream, clock=lambda: next(times), attach_hint=False)
+    definition = pipeline(stage("a"))
+    view.on_event(RunStarted(run_id=RUN_ID, pipeline=definition, request={}, at=0.0))
+    view.on_event(
+        StageStarted(
+            run_id=RUN_ID, pipeline="p", stage="a", instance=0, attempt=1, task_run_id="a.0.1",
+            loop="command", at=1.25, queued_at=1.25, considered_at=1.25, inputs={},
+        )
+    )  # fmt: skip
+    assert "    1.25s  a                        running" == stream.getvalue().splitlines()[-1]
+
+
 #: An entry stage that waits for an approval: the engine asks for it as the run starts.
 _APPROVAL_FIRST = """\
     name: gated

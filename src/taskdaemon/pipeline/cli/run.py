@@ -173,8 +173,11 @@ class ProgressView:
     """An engine observer writing one line per stage transition to ``stream`` (stderr).
 
     Lines read ``  1.23s  stage[#instance]  what``; the first column is a clock (seconds since
-    the view was made, just before the run starts, fixed width so lines align); durations in
-    the text use ``format_duration`` like every other view. Never blocks beyond a line write.
+    the run started, fixed width so lines align: the origin of ``runs show --at``, ``dag --at``
+    and ``replay --step``, and the run's last line reads its duration; it counted from the
+    view's making, up to a tenth of a second earlier, while telemetry and the observers were
+    set up); durations in the text use ``format_duration`` like every other view. Never blocks
+    beyond a line write.
 
     The view reads the width of the terminal ``stream`` is itself (``summary_width``), once,
     when made. On a terminal, a wrapped line breaks the clock column, so a line wider than the
@@ -242,6 +245,7 @@ class ProgressView:
         """Write the line for ``event`` (most events have none); a failed command's stderr tail
         follows its failure line."""
         if isinstance(event, RunStarted):
+            self._start = self._clock()  # the clock's origin (the class docstring)
             # An event stage's instances are numbered from its first line on: its first pause
             # read "implementation", its second "implementation#1", then "implementation#0".
             self._multi.update(stage.name for stage in event.pipeline.stages if stage.event_types)
