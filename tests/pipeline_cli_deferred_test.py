@@ -30,7 +30,7 @@ from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import OPTIONAL_RECORDS, StageFinished, StageQueued, StageStarted
 from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.loops import LoopRegistry, StageContext
-from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.model import LoopDef, Manual, OnCompletion, Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.run_log import RunLog
@@ -468,11 +468,53 @@ async def test_the_approval_policy_observes_only_when_it_grants(
     approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(
-            args, progress=None, approvals=approvals, stack=stack, hint_approvals=hint
+            args,
+            pipeline=chain_pipeline(),
+            progress=None,
+            approvals=approvals,
+            stack=stack,
+            hint_approvals=hint,
         )
     others = [type(observer).__name__ for observer in observers if observer is not approvals]
     expected = ["ApprovalHint", "DeferredMonitor"] if hint else ["DeferredMonitor"]
     assert (observes, expected) == (approvals in observers, others)
+
+
+@pytest.mark.parametrize(
+    ("first", "loops", "deferred"),
+    [
+        (Stage("a", "command", (Manual(),), command="echo '{}'"), {}, False),
+        (Stage("a", "sh", (Manual(),)), {"sh": LoopDef("sh", command="echo '{}'")}, False),
+        (Stage("a", "py", (Manual(),)), {"py": LoopDef("py", handler="m:f")}, True),
+        (Stage("a", "python", (Manual(),), handler="m:f"), {}, True),
+    ],
+    ids=["command", "declared-command", "declared-handler", "python"],
+)
+async def test_a_run_starting_with_a_command_loads_telemetry_first(
+    home: Any, monkeypatch: pytest.MonkeyPatch, first: Stage, loops: Any, deferred: bool
+) -> None:
+    """A command stage spawns only once telemetry has loaded (its ``TRACEPARENT``), waiting on
+    the event loop: loaded beside the run, the load was the first stage's recorded time (a
+    25 ms ``echo`` read 500 ms and more). A run whose entry stage runs a command gets the
+    monitor itself, loaded before the run; one starting with Python keeps the stand-in."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+    definition = Pipeline(
+        name="p", stages=(first, Stage("b", "command", (OnCompletion("a"),))), loops=loops
+    )
+    argv = ["run", "pipeline.yaml", "-q"]
+    args = build_parser(argv).parse_args(argv)
+    async with contextlib.AsyncExitStack() as stack:
+        observers = build_observers(
+            args,
+            pipeline=definition,
+            progress=None,
+            approvals=ApprovalPolicy(()),
+            stack=stack,
+            hint_approvals=False,
+        )
+        kinds = [type(observer).__name__ for observer in observers]
+    assert deferred == ("DeferredMonitor" in kinds), kinds
+    assert (not deferred) == ("PipelineMonitor" in kinds), kinds
 
 
 def started_record(stage: str) -> StageStarted:

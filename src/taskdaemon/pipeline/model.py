@@ -258,6 +258,15 @@ class Pipeline(ValueMethods):
         """The stage called ``name``; KeyError if there is none."""
         return self.stage_map[name]
 
+    def runs_command(self, stage: Stage) -> bool:
+        """Whether ``stage`` runs a shell command: the built-in ``command`` loop type, or one
+        the file declares with a ``command`` and no ``handler`` (``loops.LoopRegistry`` resolves
+        them so)."""
+        if stage.loop == "command":
+            return True
+        declared = self.loops.get(stage.loop)
+        return declared is not None and not declared.handler and bool(declared.command)
+
     def effective_timeout(self, stage: Stage) -> float | None:
         """Seconds a stage attempt may run: the stage's timeout, else the pipeline's, else None."""
         return stage.timeout if stage.timeout is not None else self.timeout

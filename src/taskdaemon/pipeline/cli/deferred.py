@@ -4,7 +4,9 @@ Loading the OTel SDK, the span store and the monitor takes longer than everythin
 ``run`` does before its first stage starts (``benchmarks/README.md``, "CLI start-up"). Without
 ``--serve``, :func:`start_deferred_monitoring` therefore configures the console logging at once
 and builds the rest (``cli/monitoring.build_monitor``) on a thread, once the run's first stage
-has started. :class:`DeferredMonitor` stands in for the monitor meanwhile:
+has started. :class:`DeferredMonitor` stands in for the monitor meanwhile. Not when a stage the
+run starts with runs a command (``cli/run.telemetry_first``): it waits for the spans at once
+(below), so the load would start it no sooner and be recorded as its time.
 
 * **When loading begins.** A thread shares the interpreter (the GIL) with the run, so loading
   beside the engine's start would still delay the first stage by its share. The thread
