@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import (
+    ONE_STAGE_PIPELINE,
+    in_background,
+    taskdaemon,
+    wait_until_stored,
+    write,
+)
 from pipeline_tracking_support import Backend, example_spans, serve, store_stages
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.tracking import encode_traces
@@ -88,3 +94,45 @@ def test_a_first_window_of_runs_says_its_regressions_were_not_compared(
     last = capsys.readouterr().out.splitlines()[-1]
     expected = "regressions: not compared (no ended run in the previous window of the same length)"
     assert (0, expected) == (code, last)
+
+
+#: ``sleepy`` runs until the test cancels it.
+_SLEEPY = """\
+    name: one
+    stages:
+      - name: sleepy
+        command: "exec sleep 600"
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_cancelled_runs_have_their_share_beside_the_rates(tmp_path: Path, home: Path) -> None:
+    """One run succeeded, one was cancelled: the summary read "2 runs, 50.0% succeeded, 0.0%
+    failed", the other half unsaid. The table and Markdown say the cancelled share (HTML
+    shows the Markdown), JSON has it as ``cancelled_rate``."""
+    assert (
+        0
+        == taskdaemon(
+            home, "run", "-q", str(write(tmp_path / "a.yaml", ONE_STAGE_PIPELINE))
+        ).returncode
+    )
+    running = in_background(home, "run", str(write(tmp_path / "sleepy.yaml", _SLEEPY)))
+    try:
+        assert running.stderr is not None
+        run_id = running.stderr.readline().split()[1]  # "run RUN_ID of one started (...)"
+        wait_until_stored(home, run_id, "sleepy")
+        assert 0 == taskdaemon(home, "cancel", run_id).returncode
+        assert 1 == running.wait(timeout=60)
+    finally:
+        running.kill()
+        running.communicate()
+    texts = {f: taskdaemon(home, "report", "--format", f).stdout for f in ("table", "markdown")}
+    shown = json.loads(taskdaemon(home, "report", "--format", "json").stdout)["pipelines"][0]
+    said = "2 runs, 50.0% succeeded, 0.0% failed, 50.0% cancelled;"
+    assert {"table": True, "markdown": True} == {f: said in t for f, t in texts.items()}, texts
+    assert (0.5, 0.0, 0.5) == (
+        shown["success_rate"],
+        shown["failure_rate"],
+        shown["cancelled_rate"],
+    )

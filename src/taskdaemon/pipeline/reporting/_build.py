@@ -118,6 +118,7 @@ def _pipeline_report(
         runs=sample.runs,
         success_rate=_rate(sample.succeeded, sample.runs),
         failure_rate=_rate(sample.failed, sample.runs),
+        cancelled_rate=_rate(sample.runs - sample.succeeded - sample.failed, sample.runs),
         p50=percentile(sample.durations, 0.5),
         p90=percentile(sample.durations, 0.9),
         p99=percentile(sample.durations, 0.99),

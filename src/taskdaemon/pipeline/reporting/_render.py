@@ -75,6 +75,7 @@ def _pipeline_dict(p: PipelineReport) -> dict[str, Any]:
         "runs": p.runs,
         "success_rate": round(p.success_rate, 6),
         "failure_rate": round(p.failure_rate, 6),
+        "cancelled_rate": round(p.cancelled_rate, 6),
         "duration_s": {"p50": _s(p.p50), "p90": _s(p.p90), "p99": _s(p.p99)},
         "stages": [
             {

@@ -124,11 +124,13 @@ NOT_COMPARED = "not compared (no ended run in the previous window of the same le
 
 
 def summary(p: PipelineReport) -> str:
-    """The pipeline's one-line summary: runs, success and failure rates, duration percentiles."""
+    """The pipeline's one-line summary: runs, success and failure rates (and the cancelled
+    runs' when some were), duration percentiles."""
+    cancelled = f", {percent(p.cancelled_rate)} cancelled" if p.cancelled_rate else ""
     return (
         f"{p.runs} run{'' if p.runs == 1 else 's'}, {percent(p.success_rate)} succeeded, "
         f"{percent(p.failure_rate)} "
-        f"failed; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
+        f"failed{cancelled}; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
         f"p99 {format_seconds(p.p99)}"
     )
 
