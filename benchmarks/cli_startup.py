@@ -7,7 +7,8 @@ Commands (the target is a median at or below 150 ms for each):
 * ``taskdaemon --version``;
 * ``taskdaemon validate examples/feature_delivery.yaml`` (CEL conditions, Python handlers
   resolved, from the repository root);
-* ``taskdaemon runs list`` and ``taskdaemon runs show RUN_ID`` over a store of a few runs;
+* ``taskdaemon runs list``, ``taskdaemon runs show RUN_ID`` and ``taskdaemon report`` over a
+  store of a few runs;
 * ``taskdaemon dag examples/feature_delivery.yaml``;
 * ``taskdaemon run startup.yaml`` *up to its first stage start*: the one stage's handler writes
   the wall-clock time it was called to a file; the figure is that time minus the time just
@@ -221,6 +222,7 @@ def _commands(
             lambda: _timed([*cli, "runs", "show", run_id], cwd=work, env=env),
             True,
         ),
+        ("report", lambda: _timed([*cli, "report"], cwd=work, env=env), True),
         (
             "dag feature_delivery.yaml",
             lambda: _timed([*cli, "dag", example], cwd=root, env=env),
