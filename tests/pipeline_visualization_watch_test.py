@@ -462,7 +462,10 @@ def test_run_watch_says_an_approval_after_the_other_triggers(home: Path, tmp_pat
     assert 0 == done.returncode, done.stderr
     waits = [line for line in done.stderr.splitlines() if line.startswith("deploy: waiting")]
     assert waits, done.stderr
-    assert all(w.endswith(", then approval") for w in waits), waits
+    # Then, once the others held, maybe the approval asked for, alone (a line of its own).
+    first, *_ = waits
+    assert all(w.endswith(", then approval") for w in [first, *waits[1:-1]]), waits
+    assert waits[-1].endswith((", then approval", " waiting for approval")), waits
 
 
 @pytest.mark.slow
@@ -474,13 +477,39 @@ def test_run_watch_through_a_pipe_writes_one_line_per_change(home: Path, tmp_pat
     lines = done.stderr.splitlines()[1:]  # after "run <id> of gated started (...)"
     changes_seen = [tuple(line.split(",")[0].split(": ")) for line in lines[:-1]]
     last: dict[str, str] = {}
-    for stage, state in changes_seen:  # every line is a change of its stage's state
-        assert last.get(stage) != state, lines
+    for line in lines[:-1]:
+        # Every line is a change of its stage's state, or the approval asked for (which the
+        # auto-approval may answer before a snapshot shows it asked).
+        stage, state = line.split(",")[0].split(": ")
+        assert last.get(stage) != state or line == "deploy: waiting, waiting for approval", lines
         last[stage] = state
     assert {"build": "success", "deploy": "success"} == last
     assert ("deploy", "waiting") in changes_seen
     assert re.fullmatch(r"run [0-9a-f]{32} of gated: success, .*, 2/2 stages done", lines[-1])
     assert "\x1b" not in done.stderr
+
+
+@pytest.mark.slow
+def test_run_watch_through_a_pipe_says_when_the_approval_is_asked_for(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """Mode ``all``: deploy waits for build, then approval. Once build ended the approval is
+    asked for, and deploy's state stays ``waiting``: a line says so all the same, the action a
+    person following the pipe has to take. It said nothing until someone approved."""
+    served = serve(str(write(tmp_path / "gated.yaml", GATED)), "--watch")
+    served.wait_for_line("build: success")
+    deadline = time.monotonic() + 60
+    while taskdaemon(home, "approve", served.run_id, "deploy").returncode != 0:
+        assert time.monotonic() < deadline, "the approval was never asked for"
+        time.sleep(0.1)
+    # Read as wait_for_line reads (``finish`` would miss the lines its reader holds already).
+    asked = served.wait_for_line("deploy: ").strip()
+    approved = served.wait_for_line("deploy: ").strip().split(",")[0]
+    assert (0, "deploy: waiting, waiting for approval", "deploy: queued") == (
+        served.finish()[0],
+        asked,
+        approved,
+    )
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ skipped, its error or the reason, as soon as the run has it: a user watching a f
 not have to wait for the run's end to read why.
 ``render_table`` draws those rows with ``rich`` (imported when called, never at module import:
 the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for output
-that is not a terminal: one line per stage whose state changed, and one when the run ends, so a
-300-stage run prints about one line per stage, not a screenful per change.
+that is not a terminal: one line per stage whose state changed or which came to wait for an
+approval, and one when the run ends, so a 300-stage run prints about one line per stage, not a
+screenful per change.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class StageRow:
     progress: str  # "7/10" for stages with several instances, else ""
     waiting_for: str
     error: str = ""  # a failed stage's error, a skipped or cancelled one's reason, on one line
+    approval_asked: bool = False  # what it waits for now includes an approval a person gives
 
 
 #: Columns of a stage's error (or skip reason) a row or a plain line shows: the table's
@@ -91,23 +93,26 @@ def _progress(node: DagNode) -> str:
     return f"{sum(instances.values())}/{len(instances)}"
 
 
-def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | None) -> str:
+def _waiting_for(
+    node: DagNode, states: dict[str, str | None], run_id: str | None
+) -> tuple[str, bool]:
+    """What ``node`` waits for, and whether an approval is asked for now (listed first)."""
     state = node.state
     if state == "queued":
-        return "a worker slot"
+        return "a worker slot", False
     if state == "retrying":
-        return "its next attempt"
+        return "its next attempt", False
     if state == "paused":
         # The command to type, with the run's first 8 digits (``debug attach`` takes a unique
         # prefix, as ``runs list``'s REPLAY OF column gives ids): the whole id would not fit
         # the column on 80 columns. It said ``RUN``, which no command takes.
         run = run_id[:8] if run_id else "RUN"
-        return f"the debugger (taskdaemon debug attach {run})"
+        return f"the debugger (taskdaemon debug attach {run})", False
     if state not in NOT_STARTED_STAGE_STATUSES:
-        return ""
+        return "", False
     reasons: list[str] = []
     held = node.triggers_held
-    approval = False
+    approval = asked = False
     for index, trigger in enumerate(node.triggers):
         if index in held:
             continue  # its latest evaluation held: waiting on it no longer
@@ -129,17 +134,19 @@ def _waiting_for(node: DagNode, states: dict[str, str | None], run_id: str | Non
         # Mode ``any``: asked for as soon as the stage is considered, the one wait a user acts
         # on: first, never the part a narrow column cuts (last, it read "app…").
         reasons.insert(0, "approval")
+        asked = True
     if state == "waiting" and not reasons:
         # Rebuilt from spans alone a stage has no trigger list before it starts, and a run's
         # spans show a stage ``waiting`` only while its approval is requested.
-        reasons.append("approval" if not node.triggers else "its triggers")
+        asked = not node.triggers
+        reasons.append("approval" if asked else "its triggers")
     elif not node.triggers:
         # Pending, rebuilt from spans alone without a recorded definition (``_stored``): what
         # it waits for is stored nowhere, and a blank would read as "nothing".
         reasons.append("unknown")
     text = ", ".join(dict.fromkeys(reasons))
     # Columns, not characters: a condition comparing with a CJK string is twice as wide.
-    return cut_columns(text, 60)
+    return cut_columns(text, 60), asked
 
 
 def _error(node: DagNode) -> str:
@@ -154,17 +161,21 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
     """The rows of ``snapshot`` at wall-clock time ``now`` (epoch seconds), in DAG order."""
     states = {node.name: node.state for node in snapshot.nodes}
     run_id = snapshot.run.run_id if snapshot.run is not None else None
-    return [
-        StageRow(
-            stage=node.name,
-            state=node.state or "pending",
-            elapsed=_elapsed(node, now),
-            progress=_progress(node),
-            waiting_for=_waiting_for(node, states, run_id),
-            error=_error(node),
+    rows = []
+    for node in snapshot.nodes:
+        waiting_for, asked = _waiting_for(node, states, run_id)
+        rows.append(
+            StageRow(
+                stage=node.name,
+                state=node.state or "pending",
+                elapsed=_elapsed(node, now),
+                progress=_progress(node),
+                waiting_for=waiting_for,
+                error=_error(node),
+                approval_asked=asked,
+            )
         )
-        for node in snapshot.nodes
-    ]
+    return rows
 
 
 def summary_line(snapshot: DagSnapshot, now: float) -> str:
@@ -251,14 +262,26 @@ def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None)
     return Group(*parts)
 
 
+def _key(row: StageRow) -> tuple[str, str, bool]:
+    """What makes a stage's plain line: a change of any of these is one."""
+    return row.state, row.progress, row.approval_asked
+
+
 def changes(previous: DagSnapshot | None, current: DagSnapshot, now: float) -> list[str]:
     """Plain lines for what changed from ``previous`` to ``current``: one per stage whose state
-    or instance progress changed, and the run's end."""
+    or instance progress changed, or whose approval came to be asked for (or was answered), and
+    the run's end.
+
+    An approval asked for is a line even when the state stays (mode ``all``: ``waiting, waiting
+    for build, then approval`` becomes ``waiting, waiting for approval`` once build ended): it
+    is the one thing a person following a pipe has to act on. Other changes of WAITING FOR
+    (an upstream stage of many ending) are not: a stage after 50 others would take 50 lines.
+    """
     before = {} if previous is None else {r.stage: r for r in stage_rows(previous, now)}
     lines = []
     for row in stage_rows(current, now):
         old = before.get(row.stage)
-        if old is not None and (old.state, old.progress) == (row.state, row.progress):
+        if old is not None and _key(old) == _key(row):
             continue
         if old is None and row.state == "pending":
             continue  # the first picture lists only what has started or waits
