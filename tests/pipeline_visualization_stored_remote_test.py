@@ -1,20 +1,28 @@
 """watch_stored_run over a remote source (Tempo here; Jaeger and OTLP-JSON files alike): a
 backend receives each span once it ends, the run span at the run's end, so what a stage not
-started waits for is known to it only once nothing waits any more."""
+started waits for is known to it only once nothing waits any more, and a run whose process
+died never ends there: a watch says so after a while without a new span, and goes on."""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import threading
+from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 
+from cli_support import ROOT, TASKDAEMON, environment
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_replay_support import cut_like_tempo
 from pipeline_tracking_support import Backend, make_provider, serve
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.model import Manual, TriggerMode
 from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking import (
     SpanRecord,
     TempoSource,
@@ -103,3 +111,96 @@ async def test_the_definition_a_backend_cut_is_not_used() -> None:
         (await _watched(cut=False))[-1].definition,
         (await _watched(cut=True))[-1].definition,
     )
+
+
+#: Polls in a row without a new span after which the tests' watches say so.
+QUIET = 3
+
+
+class _EndingLater:
+    """A Tempo that has ``held``, as it would for ever had the run's process died, until its
+    ``end_at``-th poll, from which on it has ``ended``."""
+
+    def __init__(
+        self, tempo: Backend, run_id: str, held: list[SpanRecord], ended: list[SpanRecord]
+    ) -> None:
+        self.tempo, self.path, self.ended = tempo, f"/api/v2/traces/{run_id}", ended
+        self.source = TempoSource(tempo.url)
+        self.polls = 0
+        self.end_at = 10 * QUIET  # a watch that never says ends all the same: fails, not hangs
+        tempo.route(self.path, _trace(held))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.polls += 1
+        if self.polls == self.end_at:
+            self.tempo.route(self.path, _trace(self.ended))
+        return self.source.get_run(run_id)
+
+
+async def test_a_run_that_sends_no_new_span_is_said_once_and_still_watched() -> None:
+    """Tempo has build's span and no run span: after QUIET polls finding nothing new the watch
+    says so, in one line, once, though it polls three times as long again; it does not end.
+    The run span, when it comes, ends it (a live run was only waiting)."""
+    run_id, held, ended = await _spans()
+    said: list[str] = []
+    with serve(Backend()) as tempo:
+        source = _EndingLater(tempo, run_id, held, ended)
+
+        def say(line: str) -> None:
+            if not said:
+                source.end_at = source.polls + 3 * QUIET
+            said.append(line)
+
+        try:
+            stream = watch_stored_run(
+                source, run_id, interval=0.01, quiet_polls=QUIET, on_quiet=say
+            )
+            snapshots = [snapshot async for snapshot in stream]
+        finally:
+            source.source.close()
+    pattern = rf"run {run_id}: no new span for \S+, still waiting; .* never ends there"
+    assert (1, True, ["running", "success"]) == (
+        len(said),
+        re.fullmatch(pattern, said[0]) is not None,
+        [snapshot.run.status for snapshot in snapshots if snapshot.run],
+    ), said
+
+
+@pytest.mark.slow
+def test_watch_says_on_stderr_that_no_new_span_came(home: Path) -> None:
+    """`taskdaemon watch RUN --source tempo+http://…` through a pipe: after 120 polls finding
+    nothing new (a minute at the default interval, seconds at ``--interval 0.05``) one line on
+    stderr says so; stdout keeps its plain lines, and the run span, once Tempo has it, ends the
+    watch with the run's exit code."""
+    run_id, held, ended = asyncio.run(_spans())
+    with serve(Backend()) as tempo:
+        path = f"/api/v2/traces/{run_id}"
+        tempo.route(path, _trace(held))
+        url = f"tempo+{tempo.url}"
+        watch = subprocess.Popen(
+            [TASKDAEMON, "watch", run_id, "--source", url, "--interval", "0.05"],
+            cwd=ROOT,
+            env=environment(home),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        guard = threading.Timer(120, watch.kill)  # a watch that never says it fails, not hangs
+        guard.start()
+        try:
+            assert watch.stderr is not None
+            said = watch.stderr.readline()
+            tempo.route(path, _trace(ended))
+            out, _ = watch.communicate()
+        finally:
+            guard.cancel()
+            if watch.poll() is None:
+                watch.kill()
+                watch.communicate()
+    lines = out.splitlines()
+    assert (0, True, "build: success", f"run {run_id} of held: success") == (
+        watch.returncode,
+        said.startswith(f"taskdaemon watch: run {run_id}: no new span for "),
+        lines[0].split(",")[0],
+        lines[-1].split(",")[0],
+    ), (said, out)

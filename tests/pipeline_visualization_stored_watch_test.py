@@ -25,15 +25,20 @@ from taskdaemon.pipeline.visualization._terminal import stage_rows
 async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: Path) -> None:
     """Polling the store, the stream shows build running then done, deploy waiting for its
     approval, and ends with the snapshot of the finished run; each snapshot differs from the
-    one before it."""
+    one before it. The store tells a dead writer (the run would read ``interrupted``): polls
+    finding nothing new while build runs are not said as a run that may never end."""
     db = tmp_path / "spans.db"
     tracer_provider, monitor = monitored_store(db)
     snapshots: list[DagSnapshot] = []
-    # Build takes long enough for a poll to see it running.
+    said: list[str] = []
+    # Build takes long enough for a poll to see it running, and the next ones alike.
     async with Engine(resolver=slow_build(0.4), observers=[monitor]) as engine:
         handle = await engine.start_run(GATED)
         with SpanStore(db) as store:
-            async for snapshot in watch_stored_run(store, handle.run_id, interval=0.05):
+            stream = watch_stored_run(
+                store, handle.run_id, interval=0.05, quiet_polls=1, on_quiet=said.append
+            )
+            async for snapshot in stream:
                 snapshots.append(snapshot)
                 if snapshot.node("deploy").state == "waiting":
                     handle.approve("deploy", by="test")
@@ -48,7 +53,8 @@ async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: 
         states[-1],
         final.run.status if final.run else None,
         all(a != b for a, b in pairwise(snapshots)),
-    ) == (True, True, ("success", "success"), "success", True)
+        said,
+    ) == (True, True, ("success", "success"), "success", True, [])
 
 
 async def test_a_run_that_never_appears_raises_after_the_timeout(tmp_path: Path) -> None:

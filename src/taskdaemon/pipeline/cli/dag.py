@@ -70,8 +70,12 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_dag, reads_settings=False, writes_home=False)
 
 
+def _say(message: str) -> None:
+    print(f"taskdaemon dag: {redact_text(message)}", file=sys.stderr, flush=True)
+
+
 def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon dag: {redact_text(message)}", file=sys.stderr)
+    _say(message)
     return code
 
 
@@ -192,7 +196,7 @@ async def _watch(
     try:
         resolve = getattr(source, "resolve_run_id", None)
         full_id = resolve(run_id) if callable(resolve) else run_id
-        async for snapshot in watch_stored_run(source, full_id, pipeline=pipeline):
+        async for snapshot in watch_stored_run(source, full_id, pipeline=pipeline, on_quiet=_say):
             run = snapshot.run
             if pipeline is not None and run is not None and run.pipeline != pipeline.name:
                 raise ValueError(_other_pipeline(run, pipeline, file))

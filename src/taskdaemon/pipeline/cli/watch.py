@@ -8,7 +8,9 @@ The run is read from the span source (``--source``, else ``TASKDAEMON_SPAN_SOURC
 embedded store), polled every ``--interval`` seconds (default 0.5), so it follows a run started
 by another process. On a terminal it draws a live table (``rich``): each stage's state, elapsed
 time, instance progress of fan-outs and what it waits for. When stdout is not a terminal it
-writes one plain line per change instead. It ends when the run does. Exit codes: 0 the run
+writes one plain line per change instead. It ends when the run does; from a remote source,
+where a run whose process died never ends, a minute without a new span (120 polls) is said on
+stderr, once per quiet stretch, and the watch goes on (``watch_stored_run``). Exit codes: 0 the run
 succeeded, 1 it did not (or could not be read), 2 invalid arguments or settings, 130 Ctrl-C,
 143 SIGTERM, 129 SIGHUP (all stop it cleanly: the terminal gets its cursor back).
 """
@@ -126,8 +128,13 @@ def redrawable(stream: IO[str]) -> bool:
     return stream.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
-def _fail(code: int, message: str) -> int:
+def _say(message: str) -> None:
+    """One line on stderr: above the live table on a terminal, apart from the plain lines."""
     print(f"taskdaemon watch: {message}", file=sys.stderr, flush=True)
+
+
+def _fail(code: int, message: str) -> int:
+    _say(message)
     return code
 
 
@@ -138,7 +145,7 @@ async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | Non
     resolve = getattr(source, "resolve_run_id", None)
     if callable(resolve):  # off the loop's thread, as each poll is: Ctrl-C need not wait
         run_id = await source_call(resolve, run_id)
-    stream = watch_stored_run(source, run_id, interval=interval)
+    stream = watch_stored_run(source, run_id, interval=interval, on_quiet=_say)
     return await follow(stream, sys.stdout, tty=redrawable(sys.stdout))
 
 

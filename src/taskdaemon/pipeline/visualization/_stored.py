@@ -13,6 +13,20 @@ Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
 only when the rebuilt run differs from the last one yielded. The stream ends after the snapshot
 that shows the run no longer running (finished, or ``interrupted`` when its writer died).
 
+A run whose process died. The embedded store tells: its writer's pid is gone, or its heartbeat
+is stale, and the run reads ``interrupted`` (``tracking/store.py``), which ends the stream. A
+remote source cannot: the run span reaches Tempo or Jaeger only when the run ends, so a run
+whose process died stays ``running`` there for ever, and so does its watch. No bound tells that
+run from a live one, since the same source shows nothing new while a stage runs for an hour or
+an approval waits for a person (it shows neither: see below). So the stream keeps polling, and
+says why instead: after ``quiet_polls`` polls in a row with nothing new (a minute at the CLI's
+default interval), ``on_quiet`` gets one line saying the source has had no new span for so long
+and that a run whose process died never ends there; once per quiet stretch (a new span starts
+a new one). A source that tells a dead writer (``is_interrupted``: the embedded store) gets no
+such line: its run still ``running`` has a live writer. ``watch`` and ``dag --watch`` write the
+line on stderr (above the live table on a terminal), the plain lines on stdout unchanged; the
+web page passes no ``on_quiet``, and keeps showing the run as running.
+
 A stage that has not started has no span, so the spans alone do not say what it waits for.
 Drawn without a definition, a run is drawn over the one its run span recorded
 (``taskdaemon.pipeline.definition``, ``recorded_pipeline``), as the live view draws a run over
@@ -35,11 +49,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.definition import pipeline_from_canonical, sha256_text
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
@@ -90,6 +105,8 @@ async def watch_stored_run(
     pipeline: Pipeline | None = None,
     interval: float = 0.5,
     appear_timeout: float = 30.0,
+    quiet_polls: int = 120,
+    on_quiet: Callable[[str], None] | None = None,
 ) -> AsyncIterator[DagSnapshot]:
     """Yield a snapshot of ``run_id`` as ``source`` (any span source: ``open_source(url)``)
     has it, then one after each change, until the run is no longer running.
@@ -98,11 +115,17 @@ async def watch_stored_run(
     whole, else the DAG comes from the spans alone). ``interval``: seconds between polls. A
     run the source does not have yet (it was just started, or the first batch is not
     written) is polled for until ``appear_timeout`` seconds have passed, then
-    RunNotFoundError is raised.
+    RunNotFoundError is raised. ``on_quiet``: given one line once ``quiet_polls`` polls in a
+    row found the running run unchanged on a source that cannot tell a dead writer (see the
+    module docstring), again after each later change.
     """
     deadline = time.monotonic() + appear_timeout
     last: RunRecord | None = None
     recorded = pipeline is not None  # the run span was read for its definition (fixed)
+    if callable(getattr(source, "is_interrupted", None)):  # it tells a dead writer
+        on_quiet = None
+    unchanged = 0  # polls in a row that found the run as it was
+    quiet_since = time.monotonic()
     while True:
         try:
             run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
@@ -110,8 +133,12 @@ async def watch_stored_run(
             if last is not None or time.monotonic() > deadline:
                 raise
         else:
-            if run != last:
-                last = run
+            if run == last:
+                unchanged += 1
+                if unchanged == quiet_polls and on_quiet is not None:
+                    on_quiet(_quiet_line(run_id, time.monotonic() - quiet_since))
+            else:
+                last, unchanged, quiet_since = run, 0, time.monotonic()
                 if not recorded and run.definition_hash is not None:  # the run span is in
                     recorded = True
                     # Off the loop's thread, as each poll: checking a definition at the size
@@ -121,3 +148,12 @@ async def watch_stored_run(
             if run.status != "running":
                 return
         await asyncio.sleep(interval)
+
+
+def _quiet_line(run_id: str, seconds: float) -> str:
+    """What ``on_quiet`` is told: the run, how long nothing came, and why that may last."""
+    return (
+        f"run {run_id}: no new span for {format_duration(seconds)}, still waiting; the source "
+        "gets a stage's span when it ends and the run's when the run ends: a run whose "
+        "process died never ends there"
+    )
