@@ -158,7 +158,7 @@ async def test_a_run_that_sends_no_new_span_is_said_once_and_still_watched() -> 
             snapshots = [snapshot async for snapshot in stream]
         finally:
             source.source.close()
-    pattern = rf"run {run_id}: no new span for \S+, still waiting; .* never ends there"
+    pattern = rf"run {run_id}: no new span for \S+, still waiting \(.* never ends in this source\)"
     assert (1, True, ["running", "success"]) == (
         len(said),
         re.fullmatch(pattern, said[0]) is not None,

@@ -21,7 +21,7 @@ run from a live one, since the same source shows nothing new while a stage runs 
 an approval waits for a person (it shows neither: see below). So the stream keeps polling, and
 says why instead: after ``quiet_polls`` polls in a row with nothing new (a minute at the CLI's
 default interval), ``on_quiet`` gets one line saying the source has had no new span for so long
-and that a run whose process died never ends there; once per quiet stretch (a new span starts
+and that a run whose process died never ends in it; once per quiet stretch (a new span starts
 a new one). A source that tells a dead writer (``is_interrupted``: the embedded store) gets no
 such line: its run still ``running`` has a live writer. ``watch`` and ``dag --watch`` write the
 line on stderr (above the live table on a terminal), the plain lines on stdout unchanged; the
@@ -153,7 +153,6 @@ async def watch_stored_run(
 def _quiet_line(run_id: str, seconds: float) -> str:
     """What ``on_quiet`` is told: the run, how long nothing came, and why that may last."""
     return (
-        f"run {run_id}: no new span for {format_duration(seconds)}, still waiting; the source "
-        "gets a stage's span when it ends and the run's when the run ends: a run whose "
-        "process died never ends there"
+        f"run {run_id}: no new span for {format_duration(seconds)}, still waiting "
+        "(a run whose process died never ends in this source)"
     )
