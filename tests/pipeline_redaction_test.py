@@ -87,8 +87,10 @@ def test_text_without_secrets_is_left_alone(text: str) -> None:
 
 
 def test_keys_are_secret_by_their_words_not_by_substrings() -> None:
-    """Keys split on _ - . spaces and camelCase: a secret word makes them secret, a word that
-    merely contains one (passed, tokenizer, passage) does not."""
+    """Keys split on _ - . spaces and camelCase: a secret word makes them secret, and so does a
+    word ending in ``password``, ``passwd`` or ``passphrase`` (``PGPASSWORD``) and ``sshpass``
+    or ``dbpass``; a word that merely contains one (passed, tokenizer, passage, bypass) and
+    ``pass`` alone (a test's verdict, a count) do not."""
     secret = key_matcher()
     keys = [
         "session_cookie",
@@ -98,6 +100,14 @@ def test_keys_are_secret_by_their_words_not_by_substrings() -> None:
         "passwd",
         "PWD",
         "GPG_PASSPHRASE",
+        "PGPASSWORD",
+        "CURLOPT_SSLKEYPASSWD",
+        "SSHPASS",
+        "DB_PASS",
+        "ansible_ssh_pass",
+        "MYSQL_PWD",
+        "AWS_SECRET_ACCESS_KEY",
+        "GITHUB_TOKEN",
         "client.secret",
         "apikey",
         "authorisation",
@@ -109,10 +119,16 @@ def test_keys_are_secret_by_their_words_not_by_substrings() -> None:
         "tokenizer",
         "passage",
         "compass",
+        "bypass",
+        "SSH_ASKPASS",
+        "PASS",
+        "XPASS",
+        "PASS_MAX_DAYS",
+        "PGPASSFILE",
         "api",
         "keys",
     ]
-    expected = [True] * 14 + [False] * 6
+    expected = [True] * 22 + [False] * 12
     assert expected == [secret(key) for key in keys]
 
 
@@ -315,6 +331,13 @@ def test_console_export_and_json_logs_are_json() -> None:
         ("DB_PASSWORD: abc", "DB_PASSWORD: [REDACTED]"),
         ("session_id=abc;x=1", "session_id=[REDACTED];x=1"),
         ("passed=3 tokenizer=bpe keyboard: qwerty", "passed=3 tokenizer=bpe keyboard: qwerty"),
+        # A word glued to a secret word: a program's variable (libpq's, sshpass's), a script's.
+        ("PGPASSWORD=hunter2 psql -h db", "PGPASSWORD=[REDACTED] psql -h db"),
+        ("SSHPASS='hunter2' sshpass -e ssh h", "SSHPASS='[REDACTED]' sshpass -e ssh h"),
+        ("web1 ansible_ssh_pass=hunter2", "web1 ansible_ssh_pass=[REDACTED]"),
+        ("DB_PASS: hunter2", "DB_PASS: [REDACTED]"),
+        ("DBPASS=hunter2", "DBPASS=[REDACTED]"),
+        *((text, text) for text in ("bypass=1 compass: N", "PASS: 3 SSH_ASKPASS=/bin/a")),
         # Command-line options: the dashes that open one may precede the key.
         ("mysql --password=hunter2 -u root", "mysql --password=[REDACTED] -u root"),
         ("cli '--api-key=k3y' -v", "cli '--api-key=[REDACTED]' -v"),

@@ -47,6 +47,7 @@ from taskdaemon.pipeline.redaction import REDACTED
 SECRETS = {
     "environment DEPLOY_TOKEN": 'Dep"l0y/T0k+n&<x>\u00e9',
     "environment GPG_PASSPHRASE": "c0rrect-h0rse-st4ple",
+    "environment PGPASSWORD": "pg-h0rse-b4ttery",
     "request api_key": "ap1 k3y\\pass%word\twith-tab",
     "outputs token": MADE_SECRET,
     "URL password": "Url-Passw0rd-41",
@@ -65,6 +66,7 @@ PIPELINE = f"""\
         inputs: {{api_key: request.api_key}}
         command: >-
           echo "deploying with $DEPLOY_TOKEN"; echo "signing with $GPG_PASSPHRASE";
+          echo "connecting with $PGPASSWORD";
           echo "the key is $TASKDAEMON_INPUT_API_KEY" >&2
         triggers: [{{manual: {{approval_required: false}}}}]
       - name: fetch
@@ -255,6 +257,7 @@ def _replay_and_debug(shown: dict[str, str], home: Path, pipeline: Path, run_id:
         "PYTHONPATH": pythonpath_with(pipeline.parent),
         "DEPLOY_TOKEN": SECRETS["environment DEPLOY_TOKEN"],
         "GPG_PASSPHRASE": SECRETS["environment GPG_PASSPHRASE"],
+        "PGPASSWORD": SECRETS["environment PGPASSWORD"],
     }
     request = f"api_key={SECRETS['request api_key']}"
     for name, args in {"replay --verify": (), "replay --verify --json": ("--json",)}.items():
@@ -303,6 +306,7 @@ def _run(shown: dict[str, str], home: Path, pipeline: Path) -> str:
             PYTHONPATH=pythonpath_with(pipeline.parent),
             DEPLOY_TOKEN=SECRETS["environment DEPLOY_TOKEN"],
             GPG_PASSPHRASE=SECRETS["environment GPG_PASSPHRASE"],
+            PGPASSWORD=SECRETS["environment PGPASSWORD"],
             OTEL_TRACES_EXPORTER="console,otlp",
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"{collector}/v1/traces",
             OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
@@ -410,6 +414,7 @@ def test_the_run_did_carry_its_secrets_into_the_outputs(shown: dict[str, str]) -
     said = [
         f"deploying with {REDACTED}",
         f"signing with {REDACTED}",
+        f"connecting with {REDACTED}",
         f"the key is {REDACTED}",
         f"Authorization: Bearer {REDACTED}",
         f"> Authorization: Basic {REDACTED}",

@@ -14,7 +14,10 @@ A key is secret when one of the key patterns matches a *word* of it, or a run of
 words (joined by ``_`` or by nothing), case-insensitively and in full: keys are split on ``_``,
 ``-``, ``.``, spaces and camelCase boundaries, so ``session_cookie``, ``sessionToken``,
 ``X-Api-Key`` and ``db_password`` are secret, while ``passed``, ``tokenizer`` and ``passage``
-are not (no word of theirs is a secret word). The patterns are regular expressions, so
+are not (no word of theirs is a secret word). A word that glues a name to ``password``,
+``passwd`` or ``passphrase`` (``PGPASSWORD``) is secret, and ``sshpass`` and ``dbpass`` are:
+``pass`` alone or ending another word is mostly a test's verdict or ``bypass`` (measured in
+docs/redaction.md, "Secret keys"). The patterns are regular expressions, so
 ``TASKDAEMON_REDACT_PATTERNS`` takes the same form as :data:`DEFAULT_REDACT_PATTERNS`.
 
 Pure and bounded: no OpenTelemetry import (the engine uses it), every pattern scans in linear
@@ -52,10 +55,11 @@ REDACTED: Final = "[REDACTED]"
 #: Key words whose values are secrets (regular expressions matched in full, case-insensitively,
 #: against a word of a key or a run of its words; see the module docstring).
 DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    r"passwords?",
-    r"passwd",
+    r"[a-z0-9]*passwords?",
+    r"[a-z0-9]*passwd",
     r"pwd",
-    r"passphrases?",
+    r"[a-z0-9]*passphrases?",
+    r"(?:ssh|db)pass",
     r"secrets?",
     r"tokens?",
     r"api_?keys?",
@@ -153,8 +157,8 @@ _TOKEN_SHAPES: Final = "|".join(
 _CREDENTIAL_CHARS: Final = r"A-Za-z0-9\-._~+/"
 #: The default key words, as they are spelled when assigned in free text.
 _ASSIGNED_KEYS: Final = (
-    r"passwords?|passwd|pwd|passphrases?|secrets?|tokens?|api[_-]?keys?|apikeys?|authori[sz]ation"
-    r"|credentials?|private[_-]?keys?|cookies?|sessions?|dsn"
+    r"[a-z0-9]*pass(?:words?|wd|phrases?)|pwd|(?:ssh|db)[_-]?pass|secrets?|tokens?|api[_-]?keys?"
+    r"|apikeys?|authori[sz]ation|credentials?|private[_-]?keys?|cookies?|sessions?|dsn"
 )
 #: One of these is in every ``_ASSIGNED_KEYS`` match, in some case. ASCII text (nearly every
 #: recorded string) is tested with ``in`` on its lower case: an IGNORECASE alternation costs
