@@ -29,6 +29,11 @@ from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
         ("x --API_KEY Abc123", f"x --API_KEY {REDACTED}"),
         ("x --token isabel-2", f"x --token {REDACTED}"),  # a word that starts like prose
         ("command 'run --token abc123' exited", f"command 'run --token {REDACTED}' exited"),
+        # gpg's passphrase, and where openssl reads a key's password (``pass:`` is the password).
+        ("gpg --batch --passphrase c0rrect -d f", f"gpg --batch --passphrase {REDACTED} -d f"),
+        ("x --signing-passphrase 'a b'", f"x --signing-passphrase '{REDACTED}'"),
+        ("openssl rsa -passin pass:hunter2 -in k", f"openssl rsa -passin {REDACTED} -in k"),
+        ("openssl req -passout env:PW", f"openssl req -passout {REDACTED}"),
     ],
 )
 def test_a_secret_option_loses_the_value_after_it(text: str, expected: str) -> None:
@@ -47,6 +52,8 @@ def test_a_secret_option_loses_the_value_after_it(text: str, expected: str) -> N
         "dbus-send --session --print-reply",
         "curl --cookie jar.txt --session abc",  # no secret word of an option taking a value
         "gpg --passwd user-id",  # a user id: gpg's --passwd is a command
+        "gpg --passphrase-file pw.txt --passphrase-fd 0",  # where to read it, not the secret
+        "ffmpeg -i in.mp4 -pass 2 -b:v 1M out.mp4",  # -pass is an encoding pass
         "gcloud run deploy --update-secrets K=V",  # plural: several secret references
         "x--token abc a-b--secret c",  # no option: the dashes are inside a word
         '\\"--token\\" abc',  # an option's name quoted in JSON text
@@ -58,9 +65,9 @@ def test_what_is_not_a_secret_option_value_stays(text: str) -> None:
     assert text == redact_text(text)
 
 
-def test_a_secret_option_alone_passes_the_pre_check() -> None:
+@pytest.mark.parametrize("text", ["--token abcdefgh", "--passphrase abcdefgh", "-passin xyz"])
+def test_a_secret_option_alone_passes_the_pre_check(text: str) -> None:
     """A text whose only hint is the option (no ``=`` or ``:``) reaches the pattern."""
-    text = "--token abcdefgh"
     assert redaction._may_hold_secret(text)
     assert redaction._shapes().search(text) is not None
 

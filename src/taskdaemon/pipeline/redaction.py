@@ -183,7 +183,9 @@ _ASSIGNED_HINTS: Final = (
 #: ``_ASSIGNED_HINTS`` are): the option's last word and the blank after it, so that words
 #: such as ``monkey-patched`` and ``token-bucket`` do not send a text to the full pattern.
 _OPTION_HINTS: Final = tuple(
-    f"{word}{blank}" for word in ("password", "token", "secret", "key") for blank in " \t"
+    f"{word}{blank}"
+    for word in ("password", "passphrase", "passin", "passout", "token", "secret", "key")
+    for blank in " \t"
 )
 
 
@@ -205,10 +207,12 @@ _VALUE: Final = (
     r"|(?!(?i:bearer|basic)\s)(?:[^\s\"',;&}\\]|\\(?![\"']))++"
 )
 #: The last word of an option whose value a space parts from it (``--db-password x``): the
-#: singular words whose option takes the secret itself. Not ``session``, ``cookie``,
-#: ``credentials``, ``private-key`` (their options take a name or a file: ``--session``,
-#: ``--cookie jar.txt``, ``--private-key id.pem``), nor plurals (``--update-secrets K=V``).
-_OPTION_KEYS: Final = r"password|token|secret|api[_-]?key|apikey"
+#: singular words whose option takes the secret itself (gpg's ``--passphrase``, openssl's
+#: ``-passin pass:x`` and ``-passout``, whose value names the password or where to read it).
+#: Not ``session``, ``cookie``, ``credentials``, ``private-key`` (their options take a name or
+#: a file: ``--session``, ``--cookie jar.txt``, ``--private-key id.pem``), nor plurals
+#: (``--update-secrets K=V``), nor ``pass`` (ffmpeg's ``-pass 2`` is an encoding pass).
+_OPTION_KEYS: Final = r"password|passphrase|passin|passout|token|secret|api[_-]?key|apikey"
 #: Words that follow an option named in prose (``--password is ignored``, ``the --token
 #: option``): never taken for its value (docs/redaction.md, "Secret values").
 _PROSE_WORDS: Final = (
