@@ -102,10 +102,20 @@ def test_a_value_shorter_than_the_minimum_is_not_masked() -> None:
     assert f"{short} {REDACTED}" == redact_text(f"{short} {'y' * MASK_MIN_CHARS}")
 
 
-def test_numbers_under_a_secret_key_are_not_masked() -> None:
-    """A number under a secret key (``token_count``) is not masked in other texts."""
-    remember_secrets({"token_count": 123456789})
-    assert "read 123456789 rows" == redact_text("read 123456789 rows")
+def test_a_whole_number_under_a_secret_key_is_masked_by_its_digits() -> None:
+    """A numeric password read as JSON (``--input password=20261205``) is masked where a stage
+    prints it, as a text is; a shorter number (a count) and a float are not."""
+    remember_secrets({"password": 20261205, "api_key": 1234, "token_count": 123})
+    remember_secrets({"token_ratio": 12345678.5, "tokens": [-987654321]})
+    text = "pin 20261205, 1234 of 123 tokens (12345678.5) -987654321"
+    assert f"pin {REDACTED}, 1234 of 123 tokens (12345678.5) {REDACTED}" == redact_text(text)
+
+
+def test_a_number_too_long_to_mask_is_not_masked() -> None:
+    """A number of more than ``MASK_MAX_CHARS`` digits is left, as a text that long is,
+    without an error: ``str`` refuses a number of more than 4,300 digits."""
+    remember_secrets({"password": 10**5000, "token": 10**MASK_MAX_CHARS - 1})
+    assert REDACTED == redact_text("9" * MASK_MAX_CHARS)
 
 
 def test_a_text_found_clean_before_is_masked_once_its_value_is_known() -> None:

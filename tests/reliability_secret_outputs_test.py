@@ -49,6 +49,7 @@ SECRETS = {
     "environment GPG_PASSPHRASE": "c0rrect-h0rse-st4ple",
     "environment PGPASSWORD": "pg-h0rse-b4ttery",
     "request api_key": "ap1 k3y\\pass%word\twith-tab",
+    "request db_password, a number": "73914062",
     "outputs token": MADE_SECRET,
     "URL password": "Url-Passw0rd-41",
     "Bearer credential": "b3arer-cred-5512",
@@ -57,16 +58,25 @@ SECRETS = {
     "event payload password": "ev3nt-pa55-7781",
 }
 
+#: The run's request, as ``run``, ``replay`` and ``debug`` are given it: ``db_password`` is
+#: read as JSON, a number.
+REQUEST = (
+    "-i",
+    f"api_key={SECRETS['request api_key']}",
+    "-i",
+    f"db_password={SECRETS['request db_password, a number']}",
+)
+
 PIPELINE = f"""\
     name: leaky
     error_strategy: continue
     external_events: [vault.rotated]
     stages:
       - name: deploy
-        inputs: {{api_key: request.api_key}}
+        inputs: {{api_key: request.api_key, pin: request.db_password}}
         command: >-
           echo "deploying with $DEPLOY_TOKEN"; echo "signing with $GPG_PASSPHRASE";
-          echo "connecting with $PGPASSWORD";
+          echo "connecting with $PGPASSWORD, pin $TASKDAEMON_INPUT_PIN";
           echo "the key is $TASKDAEMON_INPUT_API_KEY" >&2
         triggers: [{{manual: {{approval_required: false}}}}]
       - name: fetch
@@ -259,7 +269,6 @@ def _replay_and_debug(shown: dict[str, str], home: Path, pipeline: Path, run_id:
         "GPG_PASSPHRASE": SECRETS["environment GPG_PASSPHRASE"],
         "PGPASSWORD": SECRETS["environment PGPASSWORD"],
     }
-    request = f"api_key={SECRETS['request api_key']}"
     for name, args in {"replay --verify": (), "replay --verify --json": ("--json",)}.items():
         done = taskdaemon(
             home,
@@ -267,8 +276,7 @@ def _replay_and_debug(shown: dict[str, str], home: Path, pipeline: Path, run_id:
             run_id,
             str(pipeline),
             "--use-file",
-            "-i",
-            request,
+            *REQUEST,
             "--verify",
             "-q",
             *args,
@@ -284,8 +292,7 @@ def _replay_and_debug(shown: dict[str, str], home: Path, pipeline: Path, run_id:
         "use",
         "--break-on-failure",
         "--auto-approve",
-        "-i",
-        request,
+        *REQUEST,
         stdin="inputs use\noutputs use\ncontinue\nwhere\nlogs use\noutputs use\ncontinue\n",
         cwd=pipeline.parent,
         **env,
@@ -315,9 +322,8 @@ def _run(shown: dict[str, str], home: Path, pipeline: Path) -> str:
             TASKDAEMON_LOG_FORMAT="json",
             TASKDAEMON_LOG_LEVEL="trace",  # every engine event in the log lines
         )
-        request = f"api_key={SECRETS['request api_key']}"
         process = subprocess.Popen(
-            [TASKDAEMON, "run", str(pipeline), "--serve", f"127.0.0.1:{port}", "-i", request],
+            [TASKDAEMON, "run", str(pipeline), "--serve", f"127.0.0.1:{port}", *REQUEST],
             cwd=pipeline.parent,
             env=env,
             stdout=subprocess.PIPE,
@@ -414,7 +420,7 @@ def test_the_run_did_carry_its_secrets_into_the_outputs(shown: dict[str, str]) -
     said = [
         f"deploying with {REDACTED}",
         f"signing with {REDACTED}",
-        f"connecting with {REDACTED}",
+        f"connecting with {REDACTED}, pin {REDACTED}",
         f"the key is {REDACTED}",
         f"Authorization: Bearer {REDACTED}",
         f"> Authorization: Basic {REDACTED}",

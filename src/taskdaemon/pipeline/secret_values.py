@@ -21,7 +21,9 @@ longer than :data:`MASK_MAX_CHARS` neither (a private key or a certificate is fo
 shape); at most :data:`MASK_MAX_VALUES` are kept, the one remembered longest ago forgotten first (a
 value remembered again is the newest: a secret each run brings stays), so the look-up every new
 text pays stays bounded in a server that ran many runs (benchmarks/README.md, "Secrets masked
-by value (2026-12-03)").
+by value (2026-12-03)"). A whole number is masked by its digits, within the same bounds: a
+numeric password or PIN given as JSON (``--input password=20261205``) is read as a number, and
+a stage prints its digits. A float or a boolean is not.
 
 A value is looked for as written and as the usual encodings write it (:func:`written_forms`):
 JSON-escaped (``\\"``, ``\\\\``, ``\\n``; non-ASCII kept or written ``\\u00e9``; ``<``, ``>``, ``&``
@@ -82,6 +84,9 @@ MASK_MAX_VALUES: Final = 256
 #: Environment variables named with a secret word whose values are not secrets: ``pwd`` is a
 #: secret word for keys such as ``db_pwd``, and ``PWD`` is the working directory.
 _NOT_SECRET_VARIABLES: Final = frozenset({"PWD", "OLDPWD"})
+#: The whole numbers whose digits are masked: ``MASK_MIN_CHARS`` to ``MASK_MAX_CHARS`` of them,
+#: tested before ``str``, which refuses a number of more than 4,300 digits.
+_MASKED_NUMBERS: Final = range(10 ** (MASK_MIN_CHARS - 1), 10**MASK_MAX_CHARS)
 #: A run of the characters every encoding of :func:`written_forms` writes as they are.
 _KEPT_RUN: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
@@ -115,10 +120,10 @@ def use_secret_key_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def remember_secrets(value: Any, run_id: str | None = None) -> None:
-    """Mask, from now on, every text found under a secret key in ``value`` (at any depth),
-    within the bounds of the module docstring. Numbers are not masked: the digits of a
-    ``token_count`` would vanish from every count in the run log. ``run_id``: the run whose
-    data ``value`` is; the values not masked before are told to the listeners with it."""
+    """Mask, from now on, every text found under a secret key in ``value`` (at any depth), and
+    the digits of every whole number, within the bounds of the module docstring. ``run_id``: the
+    run whose data ``value`` is; the values not masked before are told to the listeners with
+    it."""
     found: list[str] = []
     secret = _registry.keys
     stack: list[tuple[Any, bool]] = [(value, False)]
@@ -127,6 +132,9 @@ def remember_secrets(value: Any, run_id: str | None = None) -> None:
         if isinstance(item, str):
             # Not a part of the marker itself ("REDACTED"): it would mangle every marker.
             if hidden and MASK_MIN_CHARS <= len(item) <= MASK_MAX_CHARS and item not in REDACTED:
+                found.append(str(item))
+        elif type(item) is int:  # exactly: an enum's text is not its digits
+            if hidden and abs(item) in _MASKED_NUMBERS:
                 found.append(str(item))
         elif isinstance(item, Mapping):
             stack.extend(
