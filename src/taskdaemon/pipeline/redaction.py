@@ -55,10 +55,8 @@ REDACTED: Final = "[REDACTED]"
 #: Key words whose values are secrets (regular expressions matched in full, case-insensitively,
 #: against a word of a key or a run of its words; see the module docstring).
 DEFAULT_REDACT_PATTERNS: tuple[str, ...] = (
-    r"[a-z0-9]*passwords?",
-    r"[a-z0-9]*passwd",
+    r"[a-z0-9]*pass(?:words?|wd|phrases?)",
     r"pwd",
-    r"[a-z0-9]*passphrases?",
     r"(?:ssh|db)pass",
     r"secrets?",
     r"tokens?",
