@@ -247,6 +247,36 @@ async def test_closing_waits_for_a_departed_client_s_connection_to_end(home: Pat
     assert [] == pending
 
 
+def test_closing_mid_request_ends_its_connection_quietly(home: Path) -> None:
+    """A run that ends while a request is in progress (a debugger's ``wait``) ends its
+    connection in ``aclose``: nothing is left for the loop's end to cancel, which Python 3.11's
+    stream server reported as an "Exception in callback" with a traceback."""
+    reported: list[str] = []
+
+    async def run() -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: reported.append(context["message"])
+        )
+        held = asyncio.Event()
+
+        async def waits(request: dict[str, Any]) -> dict[str, Any]:
+            held.set()
+            await asyncio.Event().wait()  # a pause that never comes
+            return {"ok": True}
+
+        server = ControlServer(RUN, Target(), home=home, extra_ops={"debug": waits})
+        await server.start()
+        _, writer = await asyncio.open_unix_connection(str(server.path))
+        writer.write(b'{"op": "debug", "action": "wait"}\n')
+        await held.wait()
+        await server.aclose()
+        writer.close()
+        await writer.wait_closed()
+
+    asyncio.run(run())
+    assert [] == reported
+
+
 # -- the requests ------------------------------------------------------------------------------
 
 

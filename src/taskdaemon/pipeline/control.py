@@ -284,7 +284,9 @@ class ControlServer:
         )
 
     async def aclose(self) -> None:
-        """Stop serving and remove the socket."""
+        """Stop serving, remove the socket and end every connection: a request still in
+        progress after a grace second is not answered (its client is told the connection
+        closed)."""
         server, self._server = self._server, None
         if server is None:
             return
@@ -292,9 +294,17 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         if self._connections:
-            # Let connections whose client left finish closing: a connection task still open
-            # when the loop ends is cancelled and logged with a traceback by asyncio.
+            # Let connections whose client left finish closing, and a request in progress be
+            # answered: a connection task still open when the loop ends is cancelled there, and
+            # logged with a traceback by asyncio.
             await asyncio.wait(set(self._connections), timeout=1.0)
+        # Then end the others (a client that stays connected, a debug ``wait`` in progress)
+        # here: cut, which frees a ``wait_closed`` at once, and cancelled (``_serve``).
+        for task, connection in self._connections.items():
+            connection.transport.abort()
+            task.cancel()
+        if self._connections:
+            await asyncio.wait(set(self._connections))
         await server.wait_closed()
 
     async def __aenter__(self) -> ControlServer:
@@ -305,6 +315,12 @@ class ControlServer:
         await self.aclose()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Serve one connection, and end quietly when cancelled (``aclose``): Python 3.11's
+        stream server logs a traceback for a connection task that ends cancelled."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._converse(reader, writer)
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None  # a stream server serves each connection in a task of its own
         loop = asyncio.get_running_loop()
