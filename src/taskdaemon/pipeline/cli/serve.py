@@ -43,7 +43,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import signal
 import sys
 import time
@@ -64,6 +63,7 @@ from taskdaemon.pipeline.cli.options import (
     cannot_serve,
     whole_number,
 )
+from taskdaemon.pipeline.cli.terminal_state import exit_now
 from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
@@ -290,7 +290,7 @@ async def _serve(
             if stop.is_set():  # the shell's SIGHUP after the kernel's: no hurry
                 return
         if stop.is_set():
-            os._exit(128 + signum)
+            exit_now(128 + signum)  # as every command's second signal (cli/terminal_state.py)
         _log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 

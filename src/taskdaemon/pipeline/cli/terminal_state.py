@@ -9,10 +9,10 @@ Neither command reads from its terminal, and Ctrl-C still stops them: only the e
 not the keys' signals.
 
 A second SIGINT or SIGTERM ends the command at once (``os._exit``, ``cli/stop_signals.py``,
-``cli/sigterm.py``), skipping every ``finally``: :func:`exit_now` puts the echo back and shows
-the cursor the table hid first. A shell keeps the terminal settings a command that exited
-(rather than was killed) left behind, so the echo stayed off for the commands typed next, and
-the prompt came back without a cursor.
+``cli/sigterm.py``, ``cli/serve.py``), skipping every ``finally``: :func:`exit_now` puts the
+echo back and shows the cursor the table hid first. A shell keeps the terminal settings a
+command that exited (rather than was killed) left behind, so the echo stayed off for the
+commands typed next, and the prompt came back without a cursor.
 """
 
 from __future__ import annotations
