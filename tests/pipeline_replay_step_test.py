@@ -8,14 +8,17 @@ import os
 import pty
 import select
 import shutil
+import signal
 import subprocess
 import tempfile
+import termios
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cli_faults_support import on_a_terminal
 from cli_support import TASKDAEMON, environment
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.cli._step_prompt import StepPrompt
@@ -233,6 +236,26 @@ def test_the_prompt_on_a_terminal_from_each_source(
     text = history.read_text()
     assert "goto 1h" in text
     assert "inputs build" in text
+
+
+@pytest.mark.slow
+def test_sigterm_at_the_prompt_gives_the_terminal_back(recorded: tuple[Path, str]) -> None:
+    """SIGTERM while the prompt reads a line (readline has the echo off) leaves as Ctrl-C
+    leaves ``debug FILE``'s prompt: exit 143, the echo back, the history saved. Its default
+    action left the terminal without its echo and the history unsaved."""
+    home, run_id = recorded
+    history = home / "step_history"
+    history.unlink(missing_ok=True)
+    with on_a_terminal(home, "replay", run_id, "--step") as terminal:
+        terminal.wait_for("(replay) ")
+        terminal.seen.clear()  # the next prompt is the one after ``where``
+        terminal.type(b"where\n")
+        terminal.wait_for("(replay) ")
+        terminal.process.send_signal(signal.SIGTERM)
+        code = terminal.process.wait(60)
+        echoes = bool(termios.tcgetattr(terminal.primary)[3] & termios.ECHO)
+    assert (143, True) == (code, echoes)
+    assert "where" in history.read_text()
 
 
 def test_dump_log_records_read_back_as_written() -> None:

@@ -25,7 +25,9 @@
   history, completion, ``help``; one command a line on stdin when it is not a terminal):
   ``next`` (or an empty line), ``prev``, ``goto T`` (``12.5s`` from the run's start),
   ``where``, ``inputs STAGE``, ``outputs STAGE``, ``logs STAGE`` (all at the current
-  instant), ``quit``.
+  instant), ``quit``. SIGTERM and SIGHUP leave the prompt as Ctrl-C leaves ``debug FILE``'s
+  (``cli/sigterm.py``): the terminal as it was before the prompt, the history saved, exit 143
+  or 129 (their default action left the terminal without its echo).
 * SIGINT, SIGTERM and SIGHUP cancel the replay as they cancel ``run``
   (``cli/stop_signals.py``): its run is recorded ``cancelled``, never left ``interrupted``; a
   second signal exits at once.
@@ -273,6 +275,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
 def _step(args: argparse.Namespace) -> int:
     """``--step``: the debugger's prompt (``cli/_step_prompt.py``) over the recorded run."""
     from taskdaemon.pipeline.cli._step_prompt import StepPrompt, log_reader_for  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
     from taskdaemon.pipeline.replay.walk import RecordedWalk  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
         default_source_url,
@@ -295,5 +298,10 @@ def _step(args: argparse.Namespace) -> int:
     except ValueError as error:
         return _fail(1, f"run {args.run_id}: {error}")
     logs = log_reader_for(url, default_source_url())
-    StepPrompt(walk, logs=logs, history=home_directory() / "step_history").run()
+    prompt = StepPrompt(walk, logs=logs, history=home_directory() / "step_history")
+    with sigterm_raises():
+        try:
+            prompt.run()
+        except KeyboardInterrupt as stop:
+            return exit_code(stop)
     return 0
