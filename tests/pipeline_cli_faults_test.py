@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import tarfile
@@ -31,6 +32,7 @@ from cli_support import (
     wait_until_stored,
     write,
 )
+from taskdaemon.pipeline.control import socket_path
 
 pytestmark = pytest.mark.slow
 
@@ -345,4 +347,28 @@ def test_sigterm_cancels_a_run_whose_stderr_is_gone(home: Path, tmp_path: Path, 
     code = served.process.wait(timeout=60)
     run_id = run_id_of_summary(stdout)
     assert (143, "cancelled") == (code, stored_status(home, run_id))
+    no_sleeper_left(pids)
+
+
+def test_a_run_stopped_while_a_debugger_waits_on_its_socket_ends_quietly(
+    home: Path, tmp_path: Path, start: Any
+) -> None:
+    """SIGINT to a run while a request is in progress on its control socket (a debugger's
+    ``wait`` for a pause that never comes) exits 130 with nothing from asyncio on stderr.
+    Before, the connection's task was left for the loop's end to cancel, and Python 3.11 logged
+    it as an "Exception in callback" with a CancelledError traceback."""
+    path, pids = slow_pipeline(tmp_path)
+    served = start("run", str(path))
+    served.wait_for_line("wait                     running")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(str(socket_path(served.run_id, home)))
+        client.sendall(b'{"op": "status"}\n{"op": "debug", "action": "wait", "timeout": 30}\n')
+        with client.makefile("rb") as answers:
+            answers.readline()  # status answered: the wait, read next, is in progress
+            served.process.send_signal(signal.SIGINT)
+            code, _, stderr = served.finish()
+    assert 130 == code, stderr
+    assert [] == [
+        smell for smell in ("Traceback", "Exception in", "CancelledError") if smell in stderr
+    ]
     no_sleeper_left(pids)
