@@ -64,20 +64,22 @@ def _paused_run_id(process: subprocess.Popen[str]) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_at_an_attached_prompt_says_it_left_and_what_it_resumed(
-    home: Path, served: subprocess.Popen[str]
+    home: Path, served: subprocess.Popen[str], signum: signal.Signals
 ) -> None:
     """Ctrl-C (SIGINT) at a ``debug attach`` prompt over b's pause leaves the run as leaving
     does (the pause resumed, the run going on to its end) and says so in one line, exit 130:
     the prompt vanished without a word, and its user could not tell whether the run was
-    still paused, cancelled or running."""
+    still paused, cancelled or running. SIGTERM and SIGHUP leave so too (143, 129): their
+    default action left the run paused at the prompt's breakpoints."""
     run_id = _paused_run_id(served)
     prompt = attached(home, run_id)
     typed(prompt, "where", "  b  paused")  # at the prompt again
-    prompt.send_signal(signal.SIGINT)
+    prompt.send_signal(signum)
     _out, err = prompt.communicate(timeout=60)
     _out, run_err = served.communicate(timeout=60)
-    assert 130 == prompt.returncode
+    assert 128 + signum == prompt.returncode
     assert [
         f"taskdaemon debug: interrupted: left run {run_id}, resuming 1 paused execution"
     ] == err.splitlines()

@@ -23,7 +23,8 @@
 * ``debug attach RUN`` opens the prompt on a run another ``taskdaemon run`` / ``debug`` /
   ``serve`` process serves (each run ``serve`` schedules, while it runs; a prefix of the id is
   enough); leaving it (end of input) deletes the breakpoints set from it and resumes the run,
-  unless another prompt is attached (the run is left to it).
+  unless another prompt is attached (the run is left to it); Ctrl-C, SIGTERM and SIGHUP leave
+  it so too (exit 130, 143, 129).
   ``debug continue|step|skip RUN [STAGE]`` does one thing and exits (0 done, 1 refused, with
   the one-line reason). A run that is not in progress here (or an id that cannot be one) is
   exit 3, as for ``approve``, ``publish``, ``cancel`` and ``status``.
@@ -147,6 +148,7 @@ def debug_command(args: argparse.Namespace) -> int:
 
 def _remote(words: Sequence[str]) -> int:
     from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
 
     action = words[0]
     if len(words) < 2 or len(words) > 3 or (action == "attach" and len(words) != 2):
@@ -159,22 +161,30 @@ def _remote(words: Sequence[str]) -> int:
                 call, history=home_directory() / "debug_history", by="cli debug attach"
             )
             left: dict[str, Any] = {}
-            try:
-                prompt.run(first_stop=False)
-            except KeyboardInterrupt:
-                left["interrupted"] = True
-            finally:
-                if not prompt.done and not prompt.quit:
-                    # A run that ended meanwhile has nothing to detach from: not an error.
-                    detach = {"action": "detach", "by": "cli debug attach", "client": prompt.client}
-                    with contextlib.suppress(RunNotFoundError):
-                        left.update(call(detach))
-            if left.pop("interrupted", False):
+            stopped: int | None = None
+            # SIGTERM and SIGHUP leave as Ctrl-C does: by their default action, the prompt
+            # left its breakpoints in the run and the terminal without its echo (readline's).
+            with sigterm_raises():
+                try:
+                    prompt.run(first_stop=False)
+                except KeyboardInterrupt as stop:
+                    stopped = exit_code(stop)
+                finally:
+                    if not prompt.done and not prompt.quit:
+                        # A run that ended meanwhile has nothing to detach from: not an error.
+                        detach = {
+                            "action": "detach",
+                            "by": "cli debug attach",
+                            "client": prompt.client,
+                        }
+                        with contextlib.suppress(RunNotFoundError):
+                            left.update(call(detach))
+            if stopped is not None:
                 # Ctrl-C leaves as Ctrl-D does: say so, and what that did to the run (on a
                 # line of its own, not after the prompt readline left on the terminal).
                 if sys.stdout.isatty():
                     print(flush=True)
-                return _fail(EXIT_SIGINT, _left_line(prompt.run_id, left))
+                return _fail(stopped, _left_line(prompt.run_id, left))
             return EXIT_SUCCESS
         answer = call(
             {
