@@ -12,12 +12,14 @@ from __future__ import annotations
 import signal
 import socket
 import termios
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from cli_faults_support import OnTerminal, on_a_terminal
+from cli_faults_support import OnTerminal, on_a_terminal, wait_for_pids
 from cli_support import GATED_PIPELINE, write
 
 pytestmark = pytest.mark.slow
@@ -38,6 +40,18 @@ GATE_PIPELINE = """\
 def _echoes(terminal: OnTerminal) -> bool:
     """Whether the terminal echoes the keys typed on it."""
     return bool(termios.tcgetattr(terminal.primary)[3] & termios.ECHO)
+
+
+def _ends(pid: int) -> bool:
+    """Whether process ``pid`` ends (or is left a zombie) within a minute."""
+    for _ in range(600):
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _run_watch(home: Path, tmp_path: Path, pipeline: str = GATE_PIPELINE) -> tuple[Any, Path]:
@@ -70,17 +84,29 @@ def test_a_second_ctrl_c_to_run_watch_gives_the_echo_back(home: Path, tmp_path: 
     """The first Ctrl-C cancels the run, whose stage ignores SIGTERM: its process group is
     killed only after a grace (``command_loop.KILL_GRACE``). The second, typed as soon as the
     first was said, ends the command at once (``os._exit``), skipping every ``finally``: the
-    echo is back and the cursor the table hid shown again all the same."""
-    terminal, _ = _run_watch(home, tmp_path, GATE_PIPELINE.replace("while", "trap '' TERM; while"))
-    with terminal as run:
-        run.wait_for("running")
-        drawing = _echoes(run)
-        run.type(b"\x03")
-        run.wait_for("SIGINT: cancelling run")
-        run.type(b"\x03")
-        run.wait_for(_SHOW_CURSOR)
-        assert 130 == run.process.wait(60)
-        after = _echoes(run)
+    echo is back and the cursor the table hid shown again all the same; and the stage's group,
+    still listed with the watchdog (the second cancellation did not unlist it), is ended."""
+    pids = tmp_path / "pids"
+    stubborn = GATE_PIPELINE.replace("while", f"trap '' TERM; echo $$ >> {pids}; while")
+    terminal, gate = _run_watch(home, tmp_path, stubborn)
+    try:
+        with terminal as run:
+            run.wait_for("running")
+            # Its shell runs (and is listed with the watchdog): a Ctrl-C in the instant of its
+            # spawn would leave it to nobody (group_watchdog's docstring, "Out of reach").
+            wait_for_pids(pids, 1)
+            drawing = _echoes(run)
+            run.type(b"\x03")
+            run.wait_for("SIGINT: cancelling run")
+            run.type(b"\x03")
+            run.wait_for(_SHOW_CURSOR)
+            assert 130 == run.process.wait(60)
+            after = _echoes(run)
+        # The command left at once; its watchdog ends the stage's group after the grace.
+        (shell,) = map(int, pids.read_text().split())
+        assert _ends(shell), f"stage process {shell} outlived its command and watchdog"
+    finally:
+        gate.touch()  # whatever is left of the stage ends its loop
     shown = bytes(run.seen)
     assert (False, True) == (drawing, after), shown[-500:]
     assert shown.rindex(_SHOW_CURSOR.encode()) > shown.rindex(b"\x1b[?25l"), shown[-500:]

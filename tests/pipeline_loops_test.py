@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
+from taskdaemon.pipeline import group_watchdog
 from taskdaemon.pipeline.errors import LoopTypeError, StageFailedError
 from taskdaemon.pipeline.loops import (
     CommandFailedError,
@@ -257,6 +258,44 @@ async def test_sigterm_ignoring_command_is_killed() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert dead(recorder.pids[0])
+
+
+async def test_a_group_cancelled_twice_stays_listed_until_it_is_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second cancellation (the run's, after the stage's) ends the stage's wait at once,
+    while its group, which ignores SIGTERM, still has its grace: the group stays listed with the
+    watchdog until it is gone, or a taskdaemon that dies meanwhile (a second Ctrl-C) would leave
+    it running with nobody to end it."""
+    unlisted_alive: list[bool] = []
+    unlisted = asyncio.Event()
+
+    class Watchdog(group_watchdog.GroupWatchdog):
+        def ended(self, pgid: int) -> None:
+            unlisted_alive.append(
+                any(_pgid(p.pid) == pgid and not dead(p.pid) for p in psutil.process_iter())
+            )
+            unlisted.set()
+            super().ended(pgid)
+
+    watchdog = Watchdog(0.5)
+    monkeypatch.setattr(group_watchdog, "_shared", watchdog)
+    recorder = Recorder()
+    handler = command_handler("trap '' TERM; echo ready >&2; sleep 60", kill_grace=0.5)
+    task = asyncio.create_task(handler(recorder.context()))
+    try:
+        await recorder.started.wait()
+        task.cancel()
+        await asyncio.sleep(0.05)  # the stage's wait has begun to end its group
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert [] == unlisted_alive  # the second cancellation did not unlist it
+        # The group's end goes on, and unlists it once gone.
+        await asyncio.wait_for(unlisted.wait(), 30)
+        assert [False] == unlisted_alive
+    finally:
+        watchdog.close()
 
 
 async def test_command_leaves_no_background_process() -> None:

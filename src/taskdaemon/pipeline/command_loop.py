@@ -18,6 +18,7 @@ import os
 import re
 import signal
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from taskdaemon.pipeline.command_env import command_environment
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     import psutil
 
+    from taskdaemon.pipeline.group_watchdog import GroupWatchdog
     from taskdaemon.pipeline.loops import Handler
     from taskdaemon.pipeline.stage_context import StageContext
 
@@ -215,6 +217,12 @@ async def _terminate_group(process: asyncio.subprocess.Process, grace: float) ->
         await asyncio.wait_for(process.wait(), grace)
 
 
+def _unlist_once_ended(watchdog: GroupWatchdog, pgid: int, ending: asyncio.Future[None]) -> None:
+    """Unlist ``pgid`` once ``ending`` (its group's end) has run to its end."""
+    if not ending.cancelled():
+        watchdog.ended(pgid)
+
+
 async def _end_spawned(spawning: asyncio.Future[asyncio.subprocess.Process], grace: float) -> None:
     """Terminate the process group of a spawn whose caller was cancelled meanwhile."""
     try:
@@ -324,6 +332,7 @@ def command_handler(
         # Listed until its group is gone and its leader reaped (group ids are then reused).
         watchdog = shared_watchdog(kill_grace)
         watchdog.started(process.pid)
+        ending: asyncio.Future[None] | None = None
         try:
             capture.spawned()
             peaks = TreePeaks(process.pid)
@@ -332,7 +341,14 @@ def command_handler(
             try:
                 await communicate(process, stdin, capture)
             except BaseException:
-                await asyncio.shield(_terminate_group(process, kill_grace))
+                # Unlisted when the group is gone, not when this wait ends: a second
+                # cancellation (the run's, after the stage's) ends the wait at once while the
+                # group still has its grace, and taskdaemon may die before it ends (a second
+                # Ctrl-C): the watchdog must still know the group then. An end cut short (the
+                # loop closing) leaves it listed: the watchdog ends it when this process ends.
+                ending = asyncio.ensure_future(_terminate_group(process, kill_grace))
+                ending.add_done_callback(partial(_unlist_once_ended, watchdog, process.pid))
+                await asyncio.shield(ending)
                 raise
             finally:
                 sampling.cancel()
@@ -341,7 +357,8 @@ def command_handler(
                 ctx.report_usage(peaks.cpu_seconds, peaks.peak_rss)
             await _kill_group(process.pid, kill_grace)
         finally:
-            watchdog.ended(process.pid)
+            if ending is None:  # else its end unlists the group
+                watchdog.ended(process.pid)
         code = process.returncode
         assert code is not None  # communicate() returns after the process was reaped
         if code != 0:
