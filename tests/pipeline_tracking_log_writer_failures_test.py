@@ -101,6 +101,31 @@ def test_rows_a_lock_holds_back_past_close_are_counted_and_said_with_the_cause(
     ) == (flushed, dropped, _warnings(caplog), _bodies(db))
 
 
+def test_rows_a_lock_holds_back_past_close_add_to_those_dropped_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row dropped at the bound, then two rows a lock holds back past close: close counts
+    and says the three."""
+    monkeypatch.setattr(log_writer, "MAX_PENDING", 2)
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        writer.write_rows([_row("late 1"), _row("late 2"), _row("over")])
+        writer.close(timeout=0.3)
+        dropped = writer.dropped
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    writer._thread.join(60)  # the writer's own thread: none may outlive the test
+    why = "another process holds the store's write lock (database is locked)"
+    assert (3, f"3 run log records were not stored in {db} (not written within 0.3 s: {why})") == (
+        dropped,
+        _warnings(caplog)[-1],
+    )
+
+
 def _output(*texts: str) -> OutputBatch:
     return OutputBatch(RUN, "chain", "a", 0, 1, RUN, None, "stdout", texts, 5)
 

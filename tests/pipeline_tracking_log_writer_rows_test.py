@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -207,6 +208,23 @@ def test_rows_past_the_bound_are_dropped_counted_and_said_once(
     ) == (bodies, said, _warnings(caplog))
 
 
+def test_rows_given_together_past_the_bound_keep_the_first_that_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for 2 more rows, 4 rows given in one call keep the first 2, in order."""
+    monkeypatch.setattr(log_writer, "MAX_PENDING", 3)
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db, linger=60.0)
+    try:
+        writer.write_row(_row())
+        writer.write_rows([_row()._replace(body=f"r{n}") for n in range(1, 5)])
+        dropped = writer.dropped
+    finally:
+        writer.close()
+    stored = [row.body for row in run_log_records(db, RUN)]
+    assert (["kept", "r1", "r2"], 2) == (stored, dropped)
+
+
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     """What the writer's own logger said."""
     return [r.getMessage() for r in caplog.records if r.name == log_writer.__name__]
@@ -259,3 +277,37 @@ def test_the_handler_keeps_no_record_of_the_sdk_nor_of_the_writer_itself(tmp_pat
         handler.close()
         writer.close()
     assert ["taskdaemon.run", "app"] == bodies
+
+
+def test_a_record_that_cannot_be_formatted_is_reported_as_logging_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record whose arguments do not fit its message is not stored and does not reach its
+    caller: the handler reports it as ``logging`` reports a failed handler, naming the
+    record's message and arguments."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    handler = writer.handler()
+    try:
+        handler.handle(_record("stage %d ended"))
+        handler.flush()
+    finally:
+        handler.close()
+        writer.close()
+    said = capsys.readouterr().err
+    assert ([], True) == (
+        run_log_records(db, RUN),
+        "Message: 'stage %d ended'\nArguments: ('a',)\n" in said,
+    )
+
+
+def test_the_writer_thread_is_named_and_ends_with_the_process(tmp_path: Path) -> None:
+    """The writer's thread is named for profiles and thread dumps (``run_thread_cpu`` reports
+    it by name) and is a daemon: a writer never closed does not keep its process alive."""
+    before = set(threading.enumerate())
+    writer = SqliteLogWriter(tmp_path / "spans.db")
+    try:
+        started = [(t.name, t.daemon) for t in set(threading.enumerate()) - before]
+    finally:
+        writer.close()
+    assert [("taskdaemon-log-writer", True)] == started
