@@ -275,6 +275,13 @@ tests_for() {
         pipeline/tracking/_jaeger.py)
             # Jaeger's answers, as fixtures served by a local HTTP server (no test imports it).
             echo tests/pipeline_tracking_sources_jaeger_test.py ;;
+        pipeline/tracking/http_sources.py)
+            # Its own tests first (each error line, the search's filters), then the sources'
+            # fixtures and Jaeger's answers, then hostile backends (none imports it by name).
+            echo tests/pipeline_tracking_http_sources_test.py \
+                tests/pipeline_tracking_sources_tempo_test.py \
+                tests/pipeline_tracking_sources_jaeger_test.py \
+                tests/pipeline_tracking_sources_test.py tests/reliability_sources_test.py ;;
         pipeline/tracking/spans.py)
             # The readers that keep what ``bounded`` keeps, and the SDK's spans through a store;
             # not the reliability tests of a million events (slow, and a subprocess's part is

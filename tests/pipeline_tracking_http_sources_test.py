@@ -1,0 +1,349 @@
+"""``tracking.http_sources``: the Tempo and Jaeger sources against a local HTTP server, each
+error branch's whole line (status boundaries, tries, the deadline, redirects, bodies that are
+not JSON or not UTF-8), Tempo's old API remembered, the search's filters and window, and what
+a search answer holds that is not a usable hit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from pipeline_tracking_support import T0, Backend, S, example_spans, serve
+from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, encode_traces
+from taskdaemon.pipeline.tracking._remote import RemoteLimits
+
+RUN = "c" * 32
+START = T0 / S  # the example run's start, in seconds
+
+
+def _refusal(source: TempoSource | JaegerSource, run_id: str = RUN) -> str:
+    """The one line ``source.get_trace`` fails with."""
+    with pytest.raises(SpanSourceError) as caught:
+        source.get_trace(run_id)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(("status", "tries"), [(400, 1), (499, 1), (500, 3)])
+def test_a_server_error_is_tried_again_and_a_client_error_is_not(status: int, tries: int) -> None:
+    """From 500 up an answer is tried three times, then said with its count; from 400 up it is
+    said at once."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url, backoff=0.01) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", b"boom", status)
+        message = _refusal(source)
+        asked = len(tempo.requests)
+    said = f"{tempo.url}/api/v2/traces/{RUN}: HTTP {status}: boom"
+    expected = said + (f" (after {tries} tries)" if status >= 500 else "")
+    assert (expected, tries) == (message, asked)
+
+
+@pytest.mark.parametrize(("retries", "tries"), [(0, 1), (1, 1), (2, 2)])
+def test_retries_below_one_still_ask_once(retries: int, tries: int) -> None:
+    """``retries`` is the number of tries, at least one."""
+    with (
+        serve(Backend()) as tempo,
+        TempoSource(tempo.url, retries=retries, backoff=0.01) as source,
+    ):
+        tempo.route(f"/api/v2/traces/{RUN}", b"boom", 502)
+        message = _refusal(source)
+        asked = len(tempo.requests)
+    assert (f"HTTP 502: boom (after {tries} tries)", tries) == (
+        message.partition(f"{RUN}: ")[2],
+        asked,
+    )
+
+
+def test_a_backend_nobody_listens_on_is_said_with_the_error_and_the_tries() -> None:
+    """A refused connection names the URL, the transport error's type, and the tries."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with TempoSource(url, backoff=0.01) as source:
+        message = _refusal(source)
+    said = f"cannot reach {url}/api/v2/traces/{RUN}: ConnectError: "
+    assert (True, True) == (message.startswith(said), message.endswith(" (after 3 tries)"))
+
+
+def test_a_retry_that_would_end_past_the_deadline_is_not_made() -> None:
+    """When the pause before the next try reaches past the query's deadline, the query ends
+    at once, naming the deadline, its variable and the last error."""
+    limits = RemoteLimits(deadline=5.0)
+    with serve(Backend()) as tempo, TempoSource(tempo.url, backoff=10, limits=limits) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", b"boom", 503)
+        message = _refusal(source)
+        asked = len(tempo.requests)
+    url = f"{tempo.url}/api/v2/traces/{RUN}"
+    said = (
+        f"{url}: no complete answer within 5 s (TASKDAEMON_SOURCE_TIMEOUT); "
+        f"last error: {url}: HTTP 503: boom"
+    )
+    assert (said, 1) == (message, asked)
+
+
+@pytest.mark.parametrize(
+    ("body", "says"), [(b"", "Bad Request"), (b"\xffdenied", "\N{REPLACEMENT CHARACTER}denied")]
+)
+def test_an_error_answer_is_said_by_its_body_or_else_its_reason(body: bytes, says: str) -> None:
+    """An empty error body is said by the status's reason; one not UTF-8 as far as it reads."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", body, 400)
+        message = _refusal(source)
+    assert f"HTTP 400: {says}" == message.partition(f"{RUN}: ")[2]
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "target"),
+    [
+        (300, None, "nowhere"),
+        (399, "/login", "/login"),
+        (307, "http://elsewhere.invalid/" + "a" * 1000, "http://elsewhere.invalid/" + "a" * 174),
+    ],
+)
+def test_a_redirect_is_one_line_with_its_target_cut(
+    status: int, location: str | None, target: str
+) -> None:
+    """Every 3xx is a redirect not followed; without a Location it goes nowhere, and a long
+    one is cut to 200 characters."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", b"", status)
+        tempo.location = location
+        message = _refusal(source)
+    cut = "…" if len(target) < len(location or "nowhere") else ""
+    expected = f"HTTP {status}, a redirect to {target}{cut}: not followed"
+    assert expected == message.partition(f"{RUN}: ")[2]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            b'{"traces": [{"traceID": "\xff"}]}',
+            "(30 bytes): not UTF-8 (invalid start byte at byte 25)",
+        ),
+        (b'{"traces": [', """(12 bytes): '{"traces": ['"""),
+        (b"\n \n", "(3 bytes): '\\n \\n'"),
+    ],
+    ids=["not-utf8", "cut", "blank-lines"],
+)
+def test_a_body_that_is_not_json_names_its_size_and_why(body: bytes, says: str) -> None:
+    """A body that is not UTF-8 says where it stops being so; one that is not JSON (nor JSON
+    lines) is quoted."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route("/api/search", body)
+        with pytest.raises(SpanSourceError) as caught:
+            source.search()
+    assert f"malformed JSON body {says}" == str(caught.value).partition(": ")[2]
+
+
+def test_json_lines_with_blank_lines_between_are_read_as_one_answer() -> None:
+    """A stream of JSON lines (grpc-gateway's) with blank lines between its chunks is read
+    whole; a chunk holding a result beside an error is read for its result."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    first = {"result": encode_traces(spans[:2]), "error": {"message": "partial"}}
+    rest = {"result": encode_traces(spans[2:])}
+    body = f"{json.dumps(first)}\n\n  \n{json.dumps(rest)}\n".encode()
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
+        jaeger.route(f"/api/v3/traces/{run_id}", body)
+        read = source.get_trace(run_id)
+    assert sorted(span.span_id for span in spans) == sorted(span.span_id for span in read)
+
+
+def test_a_malformed_span_in_an_answer_is_one_warning_naming_its_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The spans of an answer that can be read are; the one that cannot is said in a warning
+    naming the answer's URL."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    document = encode_traces(spans)
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"].append({"spanId": "zz"})
+    with (
+        caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
+        serve(Backend()) as tempo,
+        TempoSource(tempo.url) as source,
+    ):
+        tempo.route(f"/api/v2/traces/{run_id}", {"trace": document})
+        read = source.get_trace(run_id)
+    said = f"{tempo.url}/api/v2/traces/{run_id}: skipped 1 malformed span (the first, zz: "
+    warnings = [record.getMessage() for record in caplog.records]
+    assert (len(spans), [True]) == (len(read), [w.startswith(said) for w in warnings]), warnings
+
+
+def test_a_missing_run_names_the_backend_and_its_address_without_a_slash() -> None:
+    """A run neither Tempo API has, and an answer holding only another run's spans, are both
+    "no run", naming the address as given less its last slash."""
+    spans = example_spans()
+    with serve(Backend()) as tempo, TempoSource(f"{tempo.url}/tempo/") as source:
+        tempo.route(f"/tempo/api/v2/traces/{RUN}", {"trace": encode_traces(spans)})
+        said = []
+        for run_id in (RUN, "d" * 32):
+            with pytest.raises(RunNotFoundError) as caught:
+                source.get_trace(run_id)
+            said.append(str(caught.value))
+    assert [f"no run {run} in Tempo at {tempo.url}/tempo" for run in (RUN, "d" * 32)] == said
+
+
+def test_tempo_v1_is_remembered_once_it_answered_where_v2_did_not() -> None:
+    """An old Tempo (v2 answers 404, v1 the trace) is asked v1 only from then on; a run that
+    neither has teaches nothing."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route(f"/api/traces/{run_id}", {"batches": encode_traces(spans)["resourceSpans"]})
+        for _ in range(2):
+            with pytest.raises(RunNotFoundError):
+                source.get_trace(RUN)
+        reads = [len(source.get_trace(run_id)) for _ in range(2)]
+    v1, v2 = "/api/traces/", "/api/v2/traces/"
+    assert (
+        [v2 + RUN, v1 + RUN, v2 + RUN, v1 + RUN, v2 + run_id, v1 + run_id, v1 + run_id],
+        [len(spans)] * 2,
+    ) == (tempo.requests, reads)
+
+
+@pytest.mark.parametrize(
+    ("status", "condition"),
+    [
+        ("failure", 'span.cicd.pipeline.result =~ "failure|error|timeout"'),
+        ("cancelled", 'span.cicd.pipeline.result =~ "cancellation|skip"'),
+        ("other", None),
+    ],
+)
+def test_tempo_search_asks_for_each_status_and_keeps_only_it(
+    status: str, condition: str | None
+) -> None:
+    """Each finished status is a TraceQL condition; the runs found are kept only when they
+    have that status (a successful run is not a failed one)."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route("/api/search", {"traces": [{"traceID": run_id}]})
+        tempo.route(f"/api/v2/traces/{run_id}", {"trace": encode_traces(spans)})
+        found = source.search(status=status, since=START, until=START)
+        query = parse_qs(urlsplit(tempo.requests[0]).query)["q"][0]
+    conditions = ['span.cicd.pipeline.action.name = "RUN"', *([condition] if condition else [])]
+    assert ("{ " + " && ".join(conditions) + " }", []) == (query, found)
+
+
+@pytest.mark.parametrize("status", ["running", "paused", "interrupted", "pending"])
+def test_tempo_search_for_an_open_run_asks_nothing(status: str) -> None:
+    """A backend holds finished runs only: a search for an open one is empty, unasked."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        assert ([], []) == (source.search(status=status), tempo.requests)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "listed"),
+    [
+        (START, START, True),
+        (START + 0.5, None, False),
+        (None, START - 0.5, False),
+    ],
+)
+def test_tempo_search_keeps_runs_started_within_its_bounds(
+    since: float | None, until: float | None, listed: bool
+) -> None:
+    """A run found is listed when it started within ``since`` and ``until``, both included."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    with (
+        serve(Backend()) as tempo,
+        TempoSource(tempo.url, clock=lambda: START + 3600) as source,
+    ):
+        tempo.route("/api/search", {"traces": [{"traceID": run_id}]})
+        tempo.route(f"/api/v2/traces/{run_id}", {"trace": encode_traces(spans)})
+        found = source.search(since=since, until=until)
+    assert ([run_id] if listed else []) == [summary.run_id for summary in found]
+
+
+def test_tempo_search_without_bounds_asks_for_the_week_to_now() -> None:
+    """Without ``since`` nor ``until`` the window is the week up to the clock's now (its end
+    one second past it); an answer with no ``traces`` is no runs."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url, clock=lambda: 1_000_000.5) as source:
+        tempo.route("/api/search", {})
+        found = source.search()
+        params = parse_qs(urlsplit(tempo.requests[0]).query)
+    expected = ([], ["395200"], ["1000001"], ["100"])
+    assert expected == (found, params["start"], params["end"], params["limit"])
+
+
+@pytest.mark.parametrize("body", [[], {"traces": {}}, {"traces": None}, "traces"])
+def test_a_search_answer_of_another_shape_is_one_line(body: object) -> None:
+    """A search answer that is not an object with a list of traces says so."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route("/api/search", body)
+        with pytest.raises(SpanSourceError) as caught:
+            source.search()
+    assert "not a Tempo search response" == str(caught.value).partition(": ")[2]
+
+
+@pytest.mark.parametrize("start", [None, '"soon"', "null", "1e999", '"1e3"'])
+def test_a_hit_without_a_usable_start_is_taken_as_the_oldest(start: str | None) -> None:
+    """``limit`` keeps the newest hits: one whose start is missing or not an integer (too
+    large for one included) comes after a hit that started at 1 ns."""
+    older, unknown = "a" * 32, "f" * 32
+    field = "" if start is None else f', "startTimeUnixNano": {start}'
+    body = (
+        f'{{"traces": [{{"traceID": "{older}", "startTimeUnixNano": "1"}}, '
+        f'{{"traceID": "{unknown}"{field}}}]}}'
+    )
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route("/api/search", body.encode())
+        source.search(limit=1)
+        fetched = {path.rpartition("/")[2] for path in tempo.requests[1:]}
+    assert {older} == fetched
+
+
+def test_a_tempo_search_for_no_runs_fetches_no_trace() -> None:
+    """``limit=0`` fetches none of the hits."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route("/api/search", {"traces": [{"traceID": RUN, "startTimeUnixNano": "1"}]})
+        found = source.search(limit=0)
+        asked = [path.partition("?")[0] for path in tempo.requests]
+    assert ([], ["/api/search"]) == (found, asked)
+
+
+@pytest.mark.parametrize(
+    ("given", "environment", "asked"),
+    [("ci", "svc", "ci"), (None, "svc", "svc"), (None, "", "taskdaemon")],
+)
+def test_jaeger_is_asked_for_the_service_given_then_the_sdks_then_taskdaemon(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, environment: str, asked: str
+) -> None:
+    """The service searched is the one given, else ``OTEL_SERVICE_NAME``, else taskdaemon."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", environment)
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url, service=given) as source:
+        jaeger.route("/api/v3/traces", b"")
+        source.search(since=0)
+        params = parse_qs(urlsplit(jaeger.requests[0]).query)
+    assert [asked] == params["query.service_name"]
+
+
+@pytest.mark.parametrize(("after", "asks"), [(1, False), (0.5, True), (0, True)])
+def test_jaeger_searches_a_window_of_any_part_of_a_second(after: float, asks: bool) -> None:
+    """Jaeger is asked for ``since`` to ``until`` plus one second: empty only when ``since``
+    is a whole second or more after ``until``."""
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
+        jaeger.route("/api/v3/traces", b"")
+        found = source.search(since=START + after, until=START)
+    assert ([], asks) == (found, bool(jaeger.requests))
+
+
+def test_jaeger_search_without_bounds_asks_for_the_week_to_now() -> None:
+    """Without ``since`` nor ``until``, the week up to the clock's now, one second more."""
+    with (
+        serve(Backend()) as jaeger,
+        JaegerSource(jaeger.url, clock=lambda: START + 3600) as source,
+    ):
+        jaeger.route("/api/v3/traces", b"")
+        source.search()
+        params = parse_qs(urlsplit(jaeger.requests[0]).query)
+    assert (["2023-11-07T23:13:20Z"], ["2023-11-14T23:13:21Z"]) == (
+        params["query.start_time_min"],
+        params["query.start_time_max"],
+    )
