@@ -84,6 +84,17 @@ def test_a_retry_that_would_end_past_the_deadline_is_not_made() -> None:
     assert (said, 1) == (message, asked)
 
 
+def test_a_query_whose_deadline_passed_before_it_asked_says_so_alone() -> None:
+    """A query out of time before its first request sends none, and names no last error."""
+    limits = RemoteLimits(deadline=1e-9)
+    with serve(Backend()) as tempo, TempoSource(tempo.url, limits=limits) as source:
+        message = _refusal(source)
+        asked = tempo.requests
+    url = f"{tempo.url}/api/v2/traces/{RUN}"
+    said = f"{url}: no complete answer within 1e-09 s (TASKDAEMON_SOURCE_TIMEOUT)"
+    assert (said, []) == (message, asked)
+
+
 @pytest.mark.parametrize(
     ("body", "says"), [(b"", "Bad Request"), (b"\xffdenied", "\N{REPLACEMENT CHARACTER}denied")]
 )
