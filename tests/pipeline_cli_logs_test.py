@@ -231,6 +231,42 @@ def test_a_record_that_names_its_run_or_stage_is_not_headed_by_it_again(
     ] == [line.split(" ", 1)[1] for line in done.stdout.splitlines()], done.stderr
 
 
+def test_a_command_after_a_python_stage_logs_its_output_in_its_place(
+    home: Path, tmp_path: Path
+) -> None:
+    """``run`` starts such a pipeline while telemetry loads (``cli/deferred.py``), yet the
+    command's output is stored by the store's writer, with its stream, after its stage's start
+    (``logs`` reads rows in the order they were written): a command spawned before the
+    writer existed had its lines stored first, as plain records (``a.0.1 hi``)."""
+    pipeline = write(
+        tmp_path / "after.yaml",
+        """\
+        name: after
+        loops:
+          plan: {handler: "examples.loops:plan"}
+        stages:
+          - name: p
+            loop: plan
+            triggers: [{manual: {approval_required: false}}]
+            inputs: {goal: {from: "'x'", required: true}}
+          - name: a
+            command: "echo hi"
+            triggers: [{on_completion: {stage: p}}]
+        """,
+    )
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    done = taskdaemon(home, "logs", run_id)
+    assert [
+        f"INFO    run {run_id} of after started",
+        "INFO    stage p.0.1 started (attempt 1)",
+        "INFO    stage p.0.1 finished: success",
+        "INFO    stage a.0.1 started (attempt 1)",
+        "INFO    a.0.1 [stdout] hi",
+        "INFO    stage a.0.1 finished: success",
+        f"INFO    run {run_id} finished: success",
+    ] == [line.split(" ", 1)[1] for line in done.stdout.splitlines()], done.stderr
+
+
 @pytest.mark.slow
 def test_without_level_every_stored_level_is_printed_as_the_help_says(
     home: Path, tmp_path: Path
