@@ -61,3 +61,51 @@ def test_a_secret_s_name_without_a_value_keeps_its_reason(
     path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     ran = taskdaemon(home, "run", str(path), "-i", pair)
     assert (2, f"taskdaemon run: {reason}\n") == (ran.returncode, ran.stderr)
+
+
+#: ``first`` starts with the run and ``second`` on its completion: both certainly run and read
+#: ``request.goal`` and ``request.token``; ``guarded`` runs only when its condition holds.
+NEEDS_INPUTS_PIPELINE = """\
+    name: needs
+    stages:
+      - name: first
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+        inputs:
+          goal: {from: request.goal, required: true}
+          note: {from: request.note, required: false}
+      - name: second
+        command: "true"
+        triggers: [{on_completion: {stage: first}}]
+        inputs: {token: request.token, again: request.goal}
+      - name: guarded
+        command: "true"
+        triggers: [{on_condition: {expression: "has(request.extra)"}}]
+        inputs: {extra: request.extra}
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "debug"])
+def test_a_missing_request_input_is_refused_at_the_start(
+    home: Path, tmp_path: Path, command: str
+) -> None:
+    """A required input read from a request key the run lacks is refused before the run starts,
+    in one line naming the option that passes it, not when its stage runs (``no such key``):
+    every key a certainly run stage reads, each once; not ``request.note`` (optional) nor
+    ``request.extra`` (its stage may never run). The key ``token`` is named whole, though its
+    name is a secret's."""
+    path = write(tmp_path / "needs.yaml", NEEDS_INPUTS_PIPELINE)
+    ran = taskdaemon(home, command, str(path), "-q")
+    expected = (
+        f"taskdaemon {command}: the request lacks 'goal' (stage 'first'), 'token' (stage "
+        "'second'): pass --input goal=VALUE --input token=VALUE\n"
+    )
+    assert (2, expected, "") == (ran.returncode, ran.stderr, ran.stdout)
+
+
+def test_a_request_with_the_certain_inputs_runs(home: Path, tmp_path: Path) -> None:
+    """Given the keys the certain stages read, the run starts and succeeds, the optional and the
+    guarded stage's keys left out."""
+    path = write(tmp_path / "needs.yaml", NEEDS_INPUTS_PIPELINE)
+    ran = taskdaemon(home, "run", str(path), "-q", "-i", "goal=g", "-i", "token=t")
+    assert (0, "") == (ran.returncode, ran.stderr)

@@ -3,16 +3,18 @@ shared by ``run``, ``serve``, ``debug`` and ``replay``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES, YamlLimitError, load_bounded
 
-__all__ = ["parse_inputs"]
+__all__ = ["missing_request_inputs", "parse_inputs"]
 
 
 def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[str, Any]:
@@ -66,3 +68,43 @@ def parse_inputs(pairs: Sequence[str], input_file: str | None = None) -> dict[st
             raise ValueError(f"--input {key}: {error}") from None
         request[key] = value
     return request
+
+
+#: A required input whose source is a key of the request itself (``request.goal``).
+_REQUEST_KEY = re.compile(r"\s*request\.([A-Za-z_][A-Za-z0-9_]*)\s*")
+
+
+def missing_request_inputs(pipeline: Pipeline, request: Mapping[str, Any]) -> str | None:
+    """One line naming the request's keys that a stage certainly reads and ``request`` lacks,
+    and the option that passes them; None when there is none.
+
+    The engine finds a missing key only when the stage reading it starts, maybe long after the
+    run did, while the request is known at the start. Only a stage that runs in every run
+    that succeeds is checked: one that starts with the run, or on the completion of such
+    stages alone. A stage behind a condition, an event or an approval may never run, and its
+    condition may be the very test for the key (``has(request.goal)``): the engine's own
+    check, at its start, stays the one for it.
+
+    The line is redacted already and must not be again (``--input token=VALUE`` reads as a
+    secret assigned): a key is a CEL identifier of the pipeline file, a stage name is quoted.
+    """
+    certain: dict[str, None] = {}  # an ordered set: the message names stages in order
+    for name in pipeline.topological_order:
+        stage = pipeline.stage_map[name]
+        if stage.triggers and all(
+            (isinstance(t, Manual) and not t.approval_required)
+            or (isinstance(t, OnCompletion) and t.stage in certain)
+            for t in stage.triggers
+        ):
+            certain[name] = None
+    missing: dict[str, str] = {}
+    for name in certain:
+        for mapping in pipeline.stage_map[name].inputs:
+            match = _REQUEST_KEY.fullmatch(mapping.source)
+            if mapping.required and match and match[1] not in request:
+                missing.setdefault(match[1], name)
+    if not missing:
+        return None
+    needs = ", ".join(f"{quote(key)} (stage {quote(stage)})" for key, stage in missing.items())
+    options = " ".join(f"--input {key}=VALUE" for key in missing)
+    return f"the request lacks {needs}: pass {options}"

@@ -119,10 +119,12 @@ def load_for_run(
     """What ``run`` and ``debug FILE`` do before their run starts: learn the secrets of the
     environment and of ``request`` (the engine would learn them at its start; any line below
     would be printed before), load ``file``, put the working directory on ``sys.path``,
-    resolve the handlers and check ``--approve`` (its refusals headed ``taskdaemon COMMAND:``).
+    resolve the handlers, check ``--approve`` and that the request has every key a stage
+    certainly reads (these refusals headed ``taskdaemon COMMAND:``).
     The pipeline and its registry, or None after printing why not, each line redacted."""
     # Lazy: ``validate`` itself reads no secret and needs no approval policy.
     from taskdaemon.pipeline.cli.approval_policy import check_approvals  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.inputs import missing_request_inputs  # noqa: PLC0415
     from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
     from taskdaemon.pipeline.redaction import redact_text, redact_texts  # noqa: PLC0415
     from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
@@ -139,9 +141,14 @@ def load_for_run(
         return None
     add_working_directory_to_path()
     registry = LoopRegistry.default()
-    issues = resolve_issues(pipeline, registry) + check_approvals(pipeline, approve, command)
+    issues = redact_texts(
+        resolve_issues(pipeline, registry) + check_approvals(pipeline, approve, command)
+    )
+    missing = missing_request_inputs(pipeline, request)
+    if missing is not None:  # redacted already: ``--input token=VALUE`` read as a secret
+        issues.append(f"taskdaemon {command}: {missing}")
     if issues:
-        print("\n".join(redact_texts(issues)), file=sys.stderr, flush=True)
+        print("\n".join(issues), file=sys.stderr, flush=True)
         return None
     return pipeline, registry
 
