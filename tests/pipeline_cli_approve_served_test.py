@@ -44,7 +44,9 @@ def test_approve_reaches_a_run_in_another_process(home: Path, tmp_path: Path, se
     served.wait_for_line("deploy                   waiting for approval")
     status = taskdaemon(home, "status", served.run_id)
     assert 0 == status.returncode, status.stderr
-    assert "waiting" == json.loads(status.stdout)["stages"]["deploy"]
+    stages = json.loads(status.stdout)["stages"]
+    assert "waiting" == stages["deploy"]
+    assert ["build", "deploy", "announce"] == list(stages)  # the pipeline's order
 
     published = taskdaemon(
         home, "publish", served.run_id[:8], "deploy.requested", "--payload", '{"target": "prod"}'

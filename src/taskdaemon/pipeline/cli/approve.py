@@ -117,7 +117,8 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
     except OSError as error:
         return _fail(command, EXIT_REFUSED, f"cannot reach the run: {error}")
     if command == "status":
-        print(json.dumps(response.get("status", {}), indent=2, sort_keys=True))
+        # Not sorted: the stages in the pipeline's order, as every other view lists them.
+        print(json.dumps(response.get("status", {}), indent=2))
     return 0
 
 
