@@ -92,7 +92,7 @@ def test_the_summary_counts_one_run_in_the_singular() -> None:
 
 
 def test_a_narrow_table_drops_what_a_stage_cost_first_and_keeps_every_id_whole() -> None:
-    """At 80 columns the stage table leaves out PEAK MEM, CPU and QUEUE P90 (named under it),
+    """At 80 columns the stage table leaves out PEAK MEM, CPU/EXEC and QUEUE P90 (named under it),
     the summary's durations go to a line of their own, and the critical path's heading wraps
     between words, its run id whole; no line is wider than 80."""
     run_id = "0123456789abcdef0123456789abcdef"
@@ -107,14 +107,14 @@ def test_a_narrow_table_drops_what_a_stage_cost_first_and_keeps_every_id_whole()
     expected = [
         "STAGE             EXEC  FAILED  RETRIES  P50   P90    P99    QUEUE P50  CRITICAL",
         "extract-custome…  12    25.0%   3        1.5s  12.5s  2m10s  200ms      90.0%",
-        "(--wide shows the columns left out to fit: QUEUE P90, CPU, PEAK MEM)",
+        "(--wide shows the columns left out to fit: QUEUE P90, CPU/EXEC, PEAK MEM)",
     ]
     assert expected == lines[at : at + 3]
     assert "    duration p50 1m30s, p90 2m00s, p99 2m10s" in lines, text
     heading = lines.index(f"critical path of the median and slowest run {run_id}")
     assert "    (2m10s):" == lines[heading + 1], text
     whole = render_report(Report(0.0, 1.0, "sqlite:///x", (pipeline,)), "table")
-    assert "QUEUE P90  CPU    PEAK MEM  CRITICAL" in whole, whole  # a pipe: every column
+    assert "QUEUE P90  CPU/EXEC  PEAK MEM  CRITICAL" in whole, whole  # a pipe: every column
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,9 @@ through the real PipelineMonitor rebuilt from the store."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -234,3 +236,35 @@ def test_monitored_run_rebuilds_from_the_store(tmp_path: Path) -> None:
     assert {"planning": "any", "release": "all"} == {
         name: stored.stage(name).trigger_mode for name in ("planning", "release")
     }
+
+
+def _table(out: str) -> dict[str, dict[str, str]]:
+    """The stage table of ``out`` (headed ``STAGE``): each stage's cells by column, the columns
+    parted by two spaces or more."""
+    lines = out.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith("STAGE "))
+    header = re.split(r"\s{2,}", lines[at])
+    rows = (re.split(r"\s{2,}", line) for line in itertools.takewhile(bool, lines[at + 1 :]))
+    return {row[0]: dict(zip(header, row, strict=True)) for row in rows}
+
+
+def test_runs_show_and_the_report_write_memory_alike_and_name_their_cpu(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Over one run, ``runs show``'s MEMORY and the report's PEAK MEM are one peak written one
+    way (they were ``11.8MiB`` and ``11.8 MiB``); the report's CPU is a mean per execution and
+    says so (CPU/EXEC), ``runs show``'s the stage's total (CPU)."""
+    url, ids = store_url
+    assert 0 == main(["runs", "show", ids[0], "--source", url])
+    shown = _table(capsys.readouterr().out)["plan"]
+    assert 0 == main(["report", "-p", "alpha", "--since", "36500d", "--source", url])
+    reported = _table(capsys.readouterr().out)["plan"]
+    expected = ("11.8MiB", "11.8MiB", True, False, True)
+    actual = (
+        shown["MEMORY"],
+        reported["PEAK MEM"],
+        "CPU" in shown,
+        "CPU" in reported,
+        "CPU/EXEC" in reported,
+    )
+    assert expected == actual, (shown, reported)

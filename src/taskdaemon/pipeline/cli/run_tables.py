@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
+from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import (
@@ -35,17 +36,6 @@ def _zone(epochs: Iterable[float | None]) -> str:
         return "local time"
     (offset,) = offsets
     return offset
-
-
-def _format_bytes(value: int | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
-        size /= 1024
-    return f"{size:.1f}GiB"  # pragma: no cover - loop always returns
 
 
 #: Characters of a cell at most (the longest name validation allows): a remote source's
@@ -276,7 +266,7 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
                 str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
-                _format_bytes(max(mem)) if mem else "-",
+                format_bytes(max(mem)) if mem else "-",
                 _one_line(_stage_error(stage), _STAGE_ERROR),
             )
         )

@@ -171,10 +171,10 @@ def _summary_lines(p: PipelineReport, width: int | None) -> list[str]:
 
 
 #: The stage table's columns a narrow terminal leaves out, first to last: what a stage cost
-#: (PEAK MEM, CPU), then the queue's tail and median, then the tail of its durations. EXEC,
+#: (PEAK MEM, CPU/EXEC), then the queue's tail and median, then the tail of its durations. EXEC,
 #: FAILED, RETRIES, P50, P90 and CRITICAL are what the report is read for, and stay.
 _DROPPED = tuple(
-    STAGE_HEADER.index(name) for name in ("PEAK MEM", "CPU", "QUEUE P90", "QUEUE P50", "P99")
+    STAGE_HEADER.index(name) for name in ("PEAK MEM", "CPU/EXEC", "QUEUE P90", "QUEUE P50", "P99")
 )
 
 
@@ -232,9 +232,9 @@ def render_report(report: Report, fmt: str = "table", width: int | None = None) 
 
     * names give way (a stage's, a pipeline's), cut with an ellipsis to no fewer than 12
       columns, never the figures beside them;
-    * the stage table leaves out PEAK MEM, then CPU, then QUEUE P90, QUEUE P50 and P99, one
-      at a time while it is still wider, and says which under it (``--wide`` shows them):
-      its figures are never cut, and 12 columns of figures and their headers take 94
+    * the stage table leaves out PEAK MEM, then CPU/EXEC, then QUEUE P90, QUEUE P50 and P99,
+      one at a time while it is still wider, and says which under it (``--wide`` shows them):
+      its figures are never cut, and 12 columns of figures and their headers take 97
       characters before the first stage name, so at 80 something must go, and what a stage
       cost goes before how long it took and how often it failed;
     * prose (the heading, a note, a pipeline's summary, a critical path's heading) wraps

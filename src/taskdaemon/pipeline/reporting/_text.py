@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
@@ -12,7 +13,6 @@ from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 __all__ = [
     "NOT_COMPARED",
     "STAGE_HEADER",
-    "byte_size",
     "empty",
     "empty_sentence",
     "format_seconds",
@@ -39,18 +39,6 @@ def ran(step: CriticalStep) -> str:
     return took if step.event is None else f"{took} (to {step.event})"
 
 
-def byte_size(value: int | None) -> str:
-    """Bytes in B, KiB, MiB or GiB (``-`` for unknown)."""
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"  # pragma: no cover (the loop returns)
-
-
 def window_time(epoch: float) -> str:
     """Epoch seconds as ``YYYY-MM-DD HH:MM UTC``."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -58,7 +46,7 @@ def window_time(epoch: float) -> str:
 
 STAGE_HEADER = (
     "STAGE", "EXEC", "FAILED", "RETRIES", "P50", "P90", "P99", "QUEUE P50", "QUEUE P90",
-    "CPU", "PEAK MEM", "CRITICAL",
+    "CPU/EXEC", "PEAK MEM", "CRITICAL",
 )  # fmt: skip
 
 
@@ -76,7 +64,7 @@ def stage_rows(p: PipelineReport) -> list[tuple[str, ...]]:
             format_seconds(s.queue_p50),
             format_seconds(s.queue_p90),
             format_seconds(s.cpu_seconds),
-            byte_size(s.peak_memory_bytes),
+            format_bytes(s.peak_memory_bytes),
             percent(s.critical_share),
         )
         for s in p.stages
