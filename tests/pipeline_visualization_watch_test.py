@@ -46,6 +46,7 @@ from taskdaemon.pipeline.visualization._terminal import (
     changes,
     render_table,
     stage_rows,
+    summary_line,
 )
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\r")
@@ -606,3 +607,23 @@ def test_the_table_and_the_plain_lines_show_a_failed_stage_error() -> None:
     lines = changes(None, snapshot, 1_700_000_010.0)
     expected = (True, "specification: failure, 1.0s, schema invalid: id missing")
     assert expected == (row.rstrip().endswith("schema invalid: id missing"), lines[1])
+
+
+@pytest.mark.parametrize("width", [79, 56, 40])
+def test_the_summary_wraps_between_words_without_a_trailing_blank(width: int) -> None:
+    """The summary over the table, wider than the terminal, wraps between words, its later
+    lines indented by four, and no line ends in the blank where it broke (``rich`` left one:
+    ``4/5 `` over ``stages done``)."""
+    from rich.console import Console
+
+    snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
+    console = Console(width=width, record=True, force_terminal=False, file=io.StringIO())
+    console.print(render_table(snapshot, 1_700_000_010.0, width=width))
+    lines = console.export_text().splitlines()
+    heading = lines[: next(i for i, line in enumerate(lines) if line.startswith("STAGE"))]
+    words = summary_line(snapshot, 1_700_000_010.0).split(" ")
+    assert (True, [], words) == (
+        len(heading) > 1,
+        [line for line in heading if line.endswith(" ") or len(line) > width],
+        " ".join(heading).split(),
+    ), heading

@@ -67,7 +67,8 @@ class _LiveView:
 
         if self.snapshot is None:
             return Text("waiting for the run's first spans…")
-        return render_table(self.snapshot, time.time(), max(3, self._console.size.height - 4))
+        size = self._console.size
+        return render_table(self.snapshot, time.time(), max(3, size.height - 4), size.width)
 
 
 async def follow(

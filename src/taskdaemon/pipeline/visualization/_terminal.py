@@ -28,7 +28,7 @@ from taskdaemon.pipeline.run_state import (
     TERMINAL_STAGE_STATUSES,
 )
 from taskdaemon.pipeline.state import StageStatus
-from taskdaemon.pipeline.table_fit import cut_columns
+from taskdaemon.pipeline.table_fit import cut_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
 
@@ -228,9 +228,13 @@ def _one_line(text: str, style: str = "") -> Any:
     return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
-def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None) -> Any:
+def render_table(
+    snapshot: DagSnapshot, now: float, max_rows: int | None = None, width: int | None = None
+) -> Any:
     """A ``rich`` renderable of the snapshot: a summary line over the stage table, cut to
-    ``max_rows`` stage rows (the active ones kept) when the terminal is shorter."""
+    ``max_rows`` stage rows (the active ones kept) when the terminal is shorter. The summary
+    wraps between words to ``width`` as the report's prose does (``table_fit.wrapped``):
+    ``rich`` left the blank at each break, a trailing space (``4/5 `` over ``stages done``)."""
     from rich.console import Group  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
@@ -256,7 +260,8 @@ def render_table(snapshot: DagSnapshot, now: float, max_rows: int | None = None)
             row.progress,
             _one_line(row.waiting_for) if row.waiting_for else _one_line(row.error, "red"),
         )
-    parts: list[Any] = [Text(summary_line(snapshot, now), style="bold"), table]
+    heading = "\n".join(wrapped(summary_line(snapshot, now), width))
+    parts: list[Any] = [Text(heading, style="bold"), table]
     if more:
         parts.append(Text(more, style="dim"))
     return Group(*parts)
