@@ -192,12 +192,13 @@ class DebugPrompt(CommandPrompt):
     def _report(self, answer: dict[str, Any]) -> None:
         """Print what a ``wait`` answer found: each pause, else the run's end."""
         if answer["paused"]:
-            for line in _paused_lines(answer["paused"]):
+            for line in _paused_lines(answer["paused"], summary_width(self._out)):
                 self._print(line)
             return
         self.done = True
         error = f": {_flat(answer['error'])}" if answer.get("error") else ""
-        self._print(f"run ended {answer['status']}{error}")
+        for line in wrapped(f"run ended {answer['status']}{error}", summary_width(self._out)):
+            self._print(line)
 
     def _resume(self, action: str, args: Sequence[str]) -> None:
         stage = args[0] if args else None
@@ -307,7 +308,7 @@ class DebugPrompt(CommandPrompt):
                 extra.append("waiting for approval")
             tail = f"  ({'; '.join(extra)})" if extra else ""
             self._print(f"  {name:<{width}}  {stage['status']}{tail}")
-        for line in _paused_lines(state["paused"]):
+        for line in _paused_lines(state["paused"], summary_width(self._out)):
             self._print(line)
 
     def _stage_arg(self, args: Sequence[str], usage: str) -> str:
@@ -432,12 +433,15 @@ def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _paused_lines(paused: Sequence[dict[str, Any]]) -> list[str]:
-    """One line per paused execution. An instance of a fanned-out stage (one past its first,
-    or one of several paused) shows its ``STAGE#N`` too: what the commands take to name it."""
+def _paused_lines(paused: Sequence[dict[str, Any]], width: int | None) -> list[str]:
+    """One line per paused execution, wrapped between words to a terminal's ``width`` as the
+    opening line is, and whole: its error is what a reader came for. An instance of a
+    fanned-out stage (one past its first, or one of several paused) shows its ``STAGE#N`` too:
+    what the commands take to name it."""
     counts = Counter(p["stage"] for p in paused)
     # (``instance`` is missing from an older process's answer.)
-    return [_paused_line(p, p.get("instance", 0) > 0 or counts[p["stage"]] > 1) for p in paused]
+    lines = (_paused_line(p, p.get("instance", 0) > 0 or counts[p["stage"]] > 1) for p in paused)
+    return [part for line in lines for part in wrapped(line, width)]
 
 
 def _paused_line(paused: dict[str, Any], named: bool = False) -> str:

@@ -185,7 +185,8 @@ class ProgressView:
     is cut (to no fewer than those 24), then an error or a reason ending the line (a failure,
     a skip, the run's end) is cut to fit it, keeping at least ``_MIN_DETAIL`` columns (the
     summary, ``runs show`` and ``logs`` have them whole). A pipe or a file keeps every name
-    and 80 characters of each error. Hints (a command to copy) are never cut.
+    and 80 characters of each error. Hints (a command to copy) are never cut: one that does not
+    fit after its line goes on a line of its own, under the stage's label.
     """
 
     def __init__(
@@ -216,7 +217,12 @@ class ProgressView:
         self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
 
     def _write(
-        self, stage: str, what: str, instance: int | None = None, detail: str | None = None
+        self,
+        stage: str,
+        what: str,
+        instance: int | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
     ) -> None:
         label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
         if self._width is not None:  # a long name gives way, to its column's 24 (the docstring)
@@ -230,8 +236,13 @@ class ProgressView:
         elif detail and self._width is not None:
             room = max(_MIN_DETAIL, self._width - text_columns(line) - 2)
             line += f": {cut_columns(one_line(detail, room), room)}"
+        lines = [line]
+        if hint and (self._width is None or text_columns(f"{line} {hint}") <= self._width):
+            lines[0] += f" {hint}"
+        elif hint:  # a command to copy, whole (the class docstring)
+            lines.append(f"{'':12}{hint}")
         # ``what`` may hold text from outside (an approver's name, a breakpoint's reason).
-        self._stream.write(f"{shown(line)}\n")
+        self._stream.write("".join(f"{shown(line)}\n" for line in lines))
         self._stream.flush()
 
     def _write_tail(self, tail: str) -> None:
@@ -280,8 +291,8 @@ class ProgressView:
             self._skipped.add(event.stage)
             self._write(event.stage, "skipped", detail=event.reason)
         elif isinstance(event, ApprovalRequested):
-            hint = f" ({self._hint(event.run_id, event.stage)})" if self._hint else ""
-            self._write(event.stage, f"waiting for approval{hint}")
+            hint = f"({self._hint(event.run_id, event.stage)})" if self._hint else None
+            self._write(event.stage, "waiting for approval", hint=hint)
         elif isinstance(event, ApprovalResolved):
             if event.timed_out:
                 what = "approval timed out"
@@ -293,8 +304,8 @@ class ProgressView:
             if event.instance > 0:  # a fan-out paused before its first start: say which
                 self._multi.add(event.stage)
             self._reached.add((event.stage, event.instance))
-            attach = f" (taskdaemon debug attach {event.run_id})" if self._attach_hint else ""
-            self._write(event.stage, f"paused: {event.reason}{attach}", event.instance)
+            attach = f"(taskdaemon debug attach {event.run_id})" if self._attach_hint else None
+            self._write(event.stage, "paused", event.instance, event.reason, attach)
         elif isinstance(event, BreakpointResumed):
             self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
         elif isinstance(event, RunFinished):
