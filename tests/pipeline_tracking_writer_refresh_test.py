@@ -122,9 +122,9 @@ def test_an_open_span_at_its_event_limit_is_still_rewritten(tmp_path: Path) -> N
 
 
 def test_rows_are_text_as_written_when_opened_rewritten_and_ended(tmp_path: Path) -> None:
-    """The writer hands SQLite a body as UTF-8 bytes (``_bodies.body``); each of a span's rows
-    (its start, its rewrite while open, its end) is stored as text, non-ASCII characters as
-    they are, so SQL's JSON functions (``spans_readable``) and every reader read it as before."""
+    """Each of a span's rows (its start, its rewrite while open, its end) is stored as text,
+    non-ASCII characters as they are, so SQL's JSON functions (``spans_readable``) and every
+    reader read it."""
     db = tmp_path / "spans.db"
     processor = SqliteSpanProcessor(db)
     provider = TracerProvider()

@@ -1,6 +1,6 @@
 """The span store's rows, reading side of an SDK span: a span's attributes, events and links read
-in place (``parts``), and the ``body`` column's JSON text, as UTF-8 bytes (``body``; layout
-in ``tracking._tables``); for the report aggregates' kept attempts, the span ids its links name
+in place (``parts``), and the ``body`` column's JSON text (``body``; layout in
+``tracking._tables``); for the report aggregates' kept attempts, the span ids its links name
 and its events of one name, read the same way (``linked_span_ids``, ``named_events``). Used by
 the writer thread only (``tracking.writer``, ``tracking._kept_runs``).
 
@@ -154,22 +154,17 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """``_encode`` as text."""
-    return _encode(value).decode()
-
-
-def _encode(value: Any) -> bytes:
-    """Compact JSON as UTF-8 bytes via orjson (an order of magnitude faster than the standard
-    library here: ``benchmarks/json_encoding.py``).
+    """Compact JSON text via orjson (an order of magnitude faster than the standard library
+    here: ``benchmarks/json_encoding.py``).
 
     orjson refuses an int past 64 bits; such a value (an attribute another library's span
     sets, under ``opentelemetry-instrument``) is written as its digits, as text
     (:func:`_wide_ints_as_text`), rather than failing the span, and with it the writer's
     whole batch: the spans of every run written with it."""
     try:
-        return orjson.dumps(value, default=_json_default)
+        return orjson.dumps(value, default=_json_default).decode()
     except TypeError:  # a wide int, or a value nothing encodes: raised again by the retry
-        return orjson.dumps(_wide_ints_as_text(value), default=_json_default)
+        return orjson.dumps(_wide_ints_as_text(value), default=_json_default).decode()
 
 
 def _wide_ints_as_text(value: Any) -> Any:
@@ -192,15 +187,11 @@ def body(
     links: Sequence[Any],
     *,
     ended: bool,
-) -> bytes:
+) -> str:
     """The ``body`` column: ``[parent, name, kind, status, message, attributes, events, links]``
     (enum names through ``_name_``: ``.name`` is a Python-level property, hashing an enum too),
     and a ninth item, ``[attributes, events, links]`` the SDK dropped (``dropped``), only when
-    it dropped some; ``parent`` is the span's, which the caller has read.
-
-    Bytes, which the writer stores as text (``CAST(? AS TEXT)``): orjson's output as it is,
-    where decoding it would hold the row twice, and a text with any non-ASCII character in it
-    up to four bytes a character, plus the UTF-8 copy ``sqlite3`` makes of it to bind it."""
+    it dropped some; ``parent`` is the span's, which the caller has read."""
     if parent is None:
         parent_id = None
     else:  # a ``SpanContext``'s ``span_id`` is its second item (as a link's, below)
@@ -259,4 +250,4 @@ def body(
         else (),
     )
     lost = dropped(span)
-    return _encode(row if lost == _NOTHING_DROPPED else (*row, lost))
+    return dumps(row if lost == _NOTHING_DROPPED else (*row, lost))

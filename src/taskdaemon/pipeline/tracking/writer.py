@@ -98,17 +98,15 @@ REFRESH_SPACING: Final = 19.0
 #: ``flush_open_spans`` and ``shutdown`` write every event.
 OPEN_ROW_BYTES_A_SECOND: Final = 1 << 20
 
-# A body comes as bytes (``_bodies.body``), stored as the text it is.
 _INSERT_SPAN: Final = (
-    "INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
-    "VALUES (?, ?, ?, ?, ?, CAST(? AS TEXT))"
+    "INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES (?, ?, ?, ?, ?, ?)"
 )
 # A start never overwrites a row (the end may already be there); an end always does.
 _INSERT_START: Final = "INSERT OR IGNORE " + _INSERT_SPAN
 _INSERT_END: Final = "INSERT OR REPLACE " + _INSERT_SPAN
 # An open span's row rewritten with what it gained; never a row whose end is already written.
 _REFRESH_OPEN: Final = (
-    "UPDATE spans SET body = CAST(? AS TEXT) WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
+    "UPDATE spans SET body = ? WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
 )
 
 _NOTHING: Final[list[tuple[bool, Any]]] = []  # no batch being written (never appended to)
