@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -97,9 +98,11 @@ def start_ui(home: Path, cwd: Path = ROOT, **extra: str) -> tuple[subprocess.Pop
     return ui, found.group(1), Path(found.group(2)).read_text().strip()
 
 
-def in_background(home: Path, *args: str) -> subprocess.Popen[str]:
+def in_background(home: Path, *args: str, hangup: bool = False) -> subprocess.Popen[str]:
     """``taskdaemon ARGS`` in the background, in the repository, with ``environment(home)``
-    and its stdin, stdout and stderr on pipes (text)."""
+    and its stdin, stdout and stderr on pipes (text). ``hangup``: SIGHUP's default action
+    restored in the command, for a test of SIGHUP run under ``nohup`` (SIGHUP ignored, and
+    inherited: the command would rightly keep ignoring it)."""
     return subprocess.Popen(
         [TASKDAEMON, *args],
         cwd=ROOT,
@@ -108,7 +111,12 @@ def in_background(home: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_hangup if hangup else None,  # noqa: PLW1509 - a test's child
     )
+
+
+def _default_hangup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def wait_until_stored(home: Path, run_id: str, stage: str, status: str = "running") -> None:

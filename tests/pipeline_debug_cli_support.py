@@ -3,12 +3,11 @@ run ``taskdaemon debug`` on a pipe or attach it to a run in the background."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import textwrap
 from pathlib import Path
 
-from cli_support import ROOT, TASKDAEMON, environment
+from cli_support import ROOT, TASKDAEMON, environment, in_background
 
 PIPELINE = """\
     name: dbg
@@ -49,23 +48,8 @@ def debug(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProces
 
 def attached(home: Path, run_id: str) -> subprocess.Popen[str]:
     """``taskdaemon debug attach RUN`` in the background, its stdin, stdout and stderr pipes,
-    SIGHUP's default action restored: a test run under ``nohup`` (SIGHUP ignored, inherited)
-    would start a prompt that keeps ignoring SIGHUP, as it should, and a test of SIGHUP at the
-    prompt would see it go on (to its end of input, exit 0)."""
-    return subprocess.Popen(
-        [TASKDAEMON, "debug", "attach", run_id],
-        cwd=ROOT,
-        env=environment(home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=_default_hangup,  # noqa: PLW1509 - a test's child, no threads to fear
-    )
-
-
-def _default_hangup() -> None:
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    SIGHUP's default action restored (its tests send it SIGHUP)."""
+    return in_background(home, "debug", "attach", run_id, hangup=True)
 
 
 def typed(prompt: subprocess.Popen[str], command: str, until: str) -> str:
