@@ -10,82 +10,32 @@ import re
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
-from opentelemetry.sdk.metrics import MeterProvider
 
 from cli_support import ROOT, TASKDAEMON, environment
-from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_remote_run_support import HELD, held_run_spans, tempo_trace
 from pipeline_replay_support import cut_like_tempo
-from pipeline_tracking_support import Backend, make_provider, serve
-from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.model import Manual, TriggerMode
-from taskdaemon.pipeline.monitor import PipelineMonitor
+from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.tracking import (
-    SpanRecord,
-    TempoSource,
-    encode_traces,
-    span_record_from_sdk,
-)
+from taskdaemon.pipeline.tracking import SpanRecord, TempoSource
 from taskdaemon.pipeline.visualization import DagSnapshot, watch_stored_run
 from taskdaemon.pipeline.visualization._terminal import stage_rows
-
-# Descriptions long enough that the recorded definition is over Tempo's default attribute
-# limit (2,048 bytes), as any pipeline of a dozen stages is.
-ABOUT = "a stage described at length, " * 30
-HELD = pipeline(
-    stage("build", description=ABOUT),
-    stage(
-        "deploy",
-        *after("build"),
-        Manual(approval_required=True),
-        trigger_mode=TriggerMode.ALL,
-        description=ABOUT,
-    ),
-    stage("notify", *after("deploy"), description=ABOUT),
-    name="held",
-)
-
-
-async def _spans() -> tuple[str, list[SpanRecord], list[SpanRecord]]:
-    """HELD run by the real engine and monitor: its id, the spans ended while deploy waited
-    for its approval (what a backend has then), and all of them once the run ended."""
-    provider, exporter = make_provider()
-    monitor = PipelineMonitor(tracer_provider=provider, meter_provider=MeterProvider())
-    try:
-        async with Engine(resolver=Resolver({}), observers=[monitor]) as engine:
-            handle = await engine.start_run(HELD)
-            while not exporter.get_finished_spans():
-                await asyncio.sleep(0.01)
-                monitor.flush()
-            held = [span_record_from_sdk(s) for s in exporter.get_finished_spans()]
-            handle.approve("deploy", by="test")
-            await handle.wait()
-        monitor.flush()
-        ended = [span_record_from_sdk(s) for s in exporter.get_finished_spans()]
-    finally:
-        monitor.close()
-        provider.shutdown()
-    return handle.run_id, held, ended
-
-
-def _trace(spans: list[SpanRecord]) -> dict[str, Any]:
-    return {"trace": encode_traces(spans, ids="base64", enums="int"), "status": "COMPLETE"}
 
 
 async def _watched(cut: bool) -> list[DagSnapshot]:
     """Every snapshot of HELD's run read from a Tempo that has the spans ended while deploy
     waits, then all of them (each string attribute cut at 2,048 bytes when ``cut``, Tempo's
     default)."""
-    run_id, held, ended = await _spans()
+    run_id, held, ended = await held_run_spans()
     snapshots = []
     with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
-        tempo.route(f"/api/v2/traces/{run_id}", _trace(held))
+        tempo.route(f"/api/v2/traces/{run_id}", tempo_trace(held))
         async for snapshot in watch_stored_run(source, run_id, interval=0.01):
             snapshots.append(snapshot)
-            tempo.route(f"/api/v2/traces/{run_id}", _trace(cut_like_tempo(ended) if cut else ended))
+            tempo.route(
+                f"/api/v2/traces/{run_id}", tempo_trace(cut_like_tempo(ended) if cut else ended)
+            )
     return snapshots
 
 
@@ -128,12 +78,12 @@ class _EndingLater:
         self.source = TempoSource(tempo.url)
         self.polls = 0
         self.end_at = 10 * QUIET  # a watch that never says ends all the same: fails, not hangs
-        tempo.route(self.path, _trace(held))
+        tempo.route(self.path, tempo_trace(held))
 
     def get_run(self, run_id: str) -> RunRecord:
         self.polls += 1
         if self.polls == self.end_at:
-            self.tempo.route(self.path, _trace(self.ended))
+            self.tempo.route(self.path, tempo_trace(self.ended))
         return self.source.get_run(run_id)
 
 
@@ -141,7 +91,7 @@ async def test_a_run_that_sends_no_new_span_is_said_once_and_still_watched() -> 
     """Tempo has build's span and no run span: after QUIET polls finding nothing new the watch
     says so, in one line, once, though it polls three times as long again; it does not end.
     The run span, when it comes, ends it (a live run was only waiting)."""
-    run_id, held, ended = await _spans()
+    run_id, held, ended = await held_run_spans()
     said: list[str] = []
     with serve(Backend()) as tempo:
         source = _EndingLater(tempo, run_id, held, ended)
@@ -172,10 +122,10 @@ def test_watch_says_on_stderr_that_no_new_span_came(home: Path) -> None:
     nothing new (a minute at the default interval, seconds at ``--interval 0.05``) one line on
     stderr says so; stdout keeps its plain lines, and the run span, once Tempo has it, ends the
     watch with the run's exit code."""
-    run_id, held, ended = asyncio.run(_spans())
+    run_id, held, ended = asyncio.run(held_run_spans())
     with serve(Backend()) as tempo:
         path = f"/api/v2/traces/{run_id}"
-        tempo.route(path, _trace(held))
+        tempo.route(path, tempo_trace(held))
         url = f"tempo+{tempo.url}"
         watch = subprocess.Popen(
             [TASKDAEMON, "watch", run_id, "--source", url, "--interval", "0.05"],
@@ -190,7 +140,7 @@ def test_watch_says_on_stderr_that_no_new_span_came(home: Path) -> None:
         try:
             assert watch.stderr is not None
             said = watch.stderr.readline()
-            tempo.route(path, _trace(ended))
+            tempo.route(path, tempo_trace(ended))
             out, _ = watch.communicate()
         finally:
             guard.cancel()

@@ -13,7 +13,8 @@ Every renderer takes ``pipeline`` (a ``model.Pipeline``, or an already built ``D
 and/or ``run`` (a ``records.RunRecord``), and returns text ending in a newline. They read no
 clock and no global state: the same input gives the same bytes. ``DagWatcher``/``watch_run``
 stream live snapshots from engine events for web pages and terminal views; ``watch_stored_run``
-streams them from a span source, for a run in another process.
+streams them from a span source, for a run in another process (``follow_stored_run``: with the
+stretches in which a remote source had nothing new).
 
 Formats: DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following the shipped
 JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub. Their contract:
@@ -49,7 +50,7 @@ from taskdaemon.pipeline.visualization._snapshot import (
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.visualization._live import DagWatcher, watch_run
-    from taskdaemon.pipeline.visualization._stored import watch_stored_run
+    from taskdaemon.pipeline.visualization._stored import follow_stored_run, watch_stored_run
 
 __all__ = [
     "STATES",
@@ -61,6 +62,7 @@ __all__ = [
     "VisualizationFormat",
     "dag_schema",
     "dag_snapshot",
+    "follow_stored_run",
     "format_duration",
     "render_dot",
     "render_json",
@@ -79,6 +81,7 @@ __all__ = [
 _LAZY: dict[str, str] = {
     "DagWatcher": "_live",
     "watch_run": "_live",
+    "follow_stored_run": "_stored",
     "watch_stored_run": "_stored",
 }
 

@@ -24,8 +24,10 @@ default interval), ``on_quiet`` gets one line saying the source has had no new s
 and that a run whose process died never ends in it; once per quiet stretch (a new span starts
 a new one). A source that tells a dead writer (``is_interrupted``: the embedded store) gets no
 such line: its run still ``running`` has a live writer. ``watch`` and ``dag --watch`` write the
-line on stderr (above the live table on a terminal), the plain lines on stdout unchanged; the
-web page passes no ``on_quiet``, and keeps showing the run as running.
+line on stderr (above the live table on a terminal), the plain lines on stdout unchanged. The
+web page's live view follows ``follow_stored_run``, which yields the quiet stretch in the stream
+itself: a page gets it in the state it redraws from (``web/_data.py``), and loses it at the
+next change.
 
 A stage that has not started has no span, so the spans alone do not say what it waits for.
 Drawn without a definition, a run is drawn over the one its run span recorded
@@ -61,7 +63,7 @@ from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 
-__all__ = ["recorded_pipeline", "watch_stored_run"]
+__all__ = ["follow_stored_run", "recorded_pipeline", "watch_stored_run"]
 
 #: The longest recorded definition used, in characters: the largest pipeline file the loader
 #: reads (``yamlsafe.MAX_YAML_BYTES``, 16 MiB; not imported, which would import PyYAML). A longer
@@ -119,32 +121,60 @@ async def watch_stored_run(
     row found the running run unchanged on a source that cannot tell a dead writer (see the
     module docstring), again after each later change.
     """
+    stream = follow_stored_run(
+        source,
+        run_id,
+        pipeline=pipeline,
+        interval=interval,
+        appear_timeout=appear_timeout,
+        quiet_polls=quiet_polls,
+    )
+    async for snapshot, quiet in stream:
+        if quiet is None:
+            yield snapshot
+        elif on_quiet is not None:
+            on_quiet(_quiet_line(run_id, quiet))
+
+
+async def follow_stored_run(
+    source: _RunSource,
+    run_id: str,
+    *,
+    pipeline: Pipeline | None = None,
+    interval: float = 0.5,
+    appear_timeout: float = 30.0,
+    quiet_polls: int = 120,
+) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
+    """``watch_stored_run``'s stream with its quiet stretches in it: ``(snapshot, None)`` at
+    each change, and ``(the same snapshot, seconds without a change)`` once ``quiet_polls``
+    polls in a row found the running run unchanged on a source that cannot tell a dead writer
+    (once per quiet stretch: see the module docstring)."""
     deadline = time.monotonic() + appear_timeout
-    last: RunRecord | None = None
+    snapshot: DagSnapshot | None = None  # the last one yielded
     recorded = pipeline is not None  # the run span was read for its definition (fixed)
-    if callable(getattr(source, "is_interrupted", None)):  # it tells a dead writer
-        on_quiet = None
+    tells_dead = callable(getattr(source, "is_interrupted", None))  # the embedded store
     unchanged = 0  # polls in a row that found the run as it was
     quiet_since = time.monotonic()
     while True:
         try:
             run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
         except RunNotFoundError:
-            if last is not None or time.monotonic() > deadline:
+            if snapshot is not None or time.monotonic() > deadline:
                 raise
         else:
-            if run == last:
+            if snapshot is not None and run == snapshot.run:
                 unchanged += 1
-                if unchanged == quiet_polls and on_quiet is not None:
-                    on_quiet(_quiet_line(run_id, time.monotonic() - quiet_since))
+                if unchanged == quiet_polls and not tells_dead:
+                    yield snapshot, time.monotonic() - quiet_since
             else:
-                last, unchanged, quiet_since = run, 0, time.monotonic()
+                unchanged, quiet_since = 0, time.monotonic()
                 if not recorded and run.definition_hash is not None:  # the run span is in
                     recorded = True
                     # Off the loop's thread, as each poll: checking a definition at the size
                     # bound takes seconds, which a server's other clients need not wait.
                     pipeline = await source_call(recorded_pipeline, run)
-                yield dag_snapshot(pipeline, run)
+                snapshot = dag_snapshot(pipeline, run)
+                yield snapshot, None
             if run.status != "running":
                 return
         await asyncio.sleep(interval)

@@ -121,7 +121,8 @@ class WebOptions:
     ``read_only``: no approve/reject buttons even for runs of this process (``taskdaemon ui``).
     Streams: at most ``max_streams`` at once, ``queue_size`` events queued per client,
     a heartbeat comment every ``heartbeat`` seconds, browsers reconnect after ``retry_ms``;
-    a stored run is polled every ``poll_interval`` seconds; after an event of more than
+    a stored run is polled every ``poll_interval`` seconds, and said quiet after ``quiet_polls``
+    polls in a row with nothing new from a remote source (``_data``); after an event of more than
     ``pace_over`` bytes a stream waits for its share of ``pace_rate`` bytes a second before
     it takes the next snapshot (``_streams``).
     """
@@ -135,6 +136,7 @@ class WebOptions:
     retry_ms: int = 2000
     send_timeout: float = 10.0
     poll_interval: float = 0.5
+    quiet_polls: int = 120
     pace_over: int = 64 * 1024
     pace_rate: float = 512 * 1024
 
@@ -160,6 +162,7 @@ class WebApp:
             live=live,
             source_url=self.options.source_url,
             poll_interval=self.options.poll_interval,
+            quiet_polls=self.options.quiet_polls,
         )
         self.can_control = can_control and not self.options.read_only
         self.debug = debug
@@ -207,7 +210,7 @@ class WebApp:
             if place is None or place.dump:
                 return None
             return stage_log_tail(place.path, run_id, stage, ended=True)
-        return live.snapshot(run_id)
+        return live.snapshot(run_id), None  # as the run's feed has it (``RunData.follow``)
 
     def _held_ended(self, run_id: str) -> bool | None:
         """Whether the run this process's engine holds has ended; None when it holds no such
@@ -387,8 +390,15 @@ class WebApp:
         live = self.data.is_live(run_id)
         control = self.can_control and live
 
-        def render_state(snapshot: Any) -> Any:
-            return run_state(snapshot, now=self.clock(), can_control=control, debug=self.debug)
+        def render_state(item: tuple[Any, float | None]) -> Any:
+            snapshot, quiet_since = item
+            return run_state(
+                snapshot,
+                now=self.clock(),
+                can_control=control,
+                debug=self.debug,
+                quiet_since=quiet_since,
+            )
 
         # Last-Event-ID needs no branch: every event is a full snapshot, and a new
         # subscription starts with the current one.

@@ -5,7 +5,11 @@
   updates come straight from it, and only such runs can be approved or rejected.
 * **Stored** (any process, ``taskdaemon ui --source URL``): the span source (the embedded store,
   Tempo, Jaeger, OTLP-JSON files). Live updates follow it by polling
-  (:func:`~taskdaemon.pipeline.visualization.watch_stored_run`).
+  (:func:`~taskdaemon.pipeline.visualization.follow_stored_run`). A remote source cannot tell a
+  run whose process died from a live one (``visualization/_stored.py``), so a run it has had
+  nothing new of for ``quiet_polls`` polls comes with when the newest span it holds ended: the
+  page says the run has been quiet since then and that its process may be gone, and no more
+  once a span arrives. That time is the source's own word, not when this server began to poll.
 
 A run the engine knows is drawn from the engine; its stage details (inputs, outputs, CPU,
 memory) come from its spans, which hold them redacted and capped as captured. Blocking source
@@ -44,6 +48,7 @@ class RunData:
         source_url: str | None = None,
         opener: Callable[[str], Any] | None = None,
         poll_interval: float = 0.5,
+        quiet_polls: int = 120,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.live = live
@@ -52,6 +57,7 @@ class RunData:
         self._source: Any = None
         self._lock = threading.Lock()
         self.poll_interval = poll_interval
+        self.quiet_polls = quiet_polls
         self.clock = clock
 
     # --- the span source --------------------------------------------------------------------
@@ -127,24 +133,31 @@ class RunData:
             raise RunNotFoundError(f"no run {quote(run_id)} here or in the span source")
         return dag_snapshot(None, stored)
 
-    def follow(self, run_id: str) -> AsyncIterator[DagSnapshot]:
-        """Snapshots of the run as it changes: from the engine when it holds the run, else by
-        polling the span source."""
+    def follow(self, run_id: str) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
+        """Snapshots of the run as it changes, each with the time the newest span of a quiet
+        run ended (None while it is not quiet: see the module docstring): from the engine when
+        it holds the run (never quiet), else by polling the span source."""
         if self.is_live(run_id):
             assert self.live is not None
-            return self.live.watch(run_id)
+            return _never_quiet(self.live.watch(run_id))
         return self._poll(run_id)
 
-    async def _poll(self, run_id: str) -> AsyncIterator[DagSnapshot]:
-        from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
+    async def _poll(self, run_id: str) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
+        from taskdaemon.pipeline.visualization import follow_stored_run  # noqa: PLC0415
 
         source = await asyncio.to_thread(self.source)
         if source is None:
             raise RunNotFoundError(f"no run {quote(run_id)} here")
-        async for snapshot in watch_stored_run(
-            source, run_id, interval=self.poll_interval, appear_timeout=0.0
-        ):
-            yield snapshot
+        stream = follow_stored_run(
+            source,
+            run_id,
+            interval=self.poll_interval,
+            appear_timeout=0.0,
+            quiet_polls=self.quiet_polls,
+        )
+        async for snapshot, quiet in stream:
+            assert snapshot.run is not None  # a stored run's snapshot is drawn over it
+            yield snapshot, None if quiet is None else _newest_span_end(snapshot.run)
 
     async def recent(
         self,
@@ -229,6 +242,25 @@ class RunData:
         for name in counts.keys() - listed:
             summaries += await asyncio.to_thread(source.search, name, None, None, None, 1)
         return summaries, known, counts
+
+
+async def _never_quiet(
+    snapshots: AsyncIterator[DagSnapshot],
+) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
+    """A run of this process's stream, as ``RunData.follow`` yields it; closed with it, so
+    the engine's watcher lets its subscription go when the page's feed ends."""
+    try:
+        async for snapshot in snapshots:
+            yield snapshot, None
+    finally:
+        await snapshots.aclose()  # type: ignore[attr-defined]
+
+
+def _newest_span_end(run: RunRecord) -> float:
+    """When the newest span of ``run`` a remote source holds ended: the latest end of an
+    attempt (such a source holds ended spans only), else the run's start."""
+    ends = (attempt.end for stage in run.stages for attempt in stage.attempts)
+    return max((end for end in ends if end is not None), default=run.start)
 
 
 def _search(

@@ -1,8 +1,10 @@
 """Pure functions turning snapshots and records into what the web page and its API answer.
 
 * :func:`run_state` is the document every live update carries (one per Server-Sent Event): the
-  run's status, each node's state with its text label, the timeline rows and what the viewer may
-  do (approve, reject, continue, step); errors in it are cut to :data:`MAX_ERROR` characters.
+  run's status, each node's state with its text label, the timeline rows, what the viewer may
+  do (approve, reject, continue, step) and, for a run a remote source has had nothing new of
+  for a while, since when (``quiet_since``); errors in it are cut to :data:`MAX_ERROR`
+  characters.
   The page redraws itself from it alone, so a client that reconnects needs nothing but the
   latest one.
 * :func:`timeline` cuts every stage attempt into segments: ``approval`` (waiting for a
@@ -187,12 +189,19 @@ def _segments(
 
 
 def run_state(
-    snapshot: DagSnapshot, *, now: float, can_control: bool, debug: bool = False
+    snapshot: DagSnapshot,
+    *,
+    now: float,
+    can_control: bool,
+    debug: bool = False,
+    quiet_since: float | None = None,
 ) -> dict[str, Any]:
     """The document of one live update (see the module docstring).
 
     ``can_control``: the run is served by this process's engine, so approvals (and, with
-    ``debug``, the debugger's continue and step) can be sent.
+    ``debug``, the debugger's continue and step) can be sent. ``quiet_since``: when the newest
+    span ended of a running run a remote source has had nothing new of for a while (its
+    process may be gone: ``web/_data.py``), else None.
     """
     run = snapshot.run
     open_run = run is not None and run.end is None
@@ -232,6 +241,7 @@ def run_state(
         "nodes": nodes,
         "timeline": timeline(snapshot, now=now),
         "now": _r(now),
+        "quiet_since": _r(quiet_since),
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
 

@@ -390,6 +390,15 @@
       error.hidden = !run.error;
       body.dataset.runStatus = run.status;
       document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
+      // A remote span source has had nothing new of this running run for a while (_data.py):
+      // said, not decided, as `watch` says it; the next span clears it.
+      const quiet = document.getElementById("run-quiet");
+      const since = state.quiet_since;
+      quiet.dataset.since = since === null ? "" : String(since);
+      quiet.textContent = since === null ? "" : "No new span from the span source since " + fmtTime(since) +
+        "; still waiting. A long stage or an approval sends none either, but the run's process may be gone: " +
+        "a run whose process died never ends in this source.";
+      quiet.hidden = since === null;
     }
 
     document.getElementById("continue-run").addEventListener("click", async (event) => {
