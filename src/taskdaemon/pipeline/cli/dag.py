@@ -14,7 +14,9 @@ with a live preview; each write goes to a temporary file beside OUT, renamed ove
 reader never sees half a file. ``svg`` is the DOT drawn by Graphviz's ``dot`` (as the API's
 ``?format=svg``), within ``graphviz.DOT_TIMEOUT``; without Graphviz it is one line, exit 1.
 Exit codes: 0 drawn, 1 the run or its source could not be read,
-2 invalid arguments, pipeline file or settings.
+2 invalid arguments, pipeline file or settings; ``--watch`` stopped by Ctrl-C 130, SIGTERM 143,
+SIGHUP 129, as ``watch`` stops (``cli/sigterm.py``): with no line, OUT whole (a write under way
+leaves no temporary file beside it, as SIGTERM's default action did).
 """
 
 from __future__ import annotations
@@ -124,11 +126,19 @@ def run_dag(args: argparse.Namespace) -> int:
         if args.watch:
             import asyncio  # noqa: PLC0415 (drawing a file once needs no event loop)
 
-            asyncio.run(
-                _watch(
-                    pipeline, args.run, args.source, args.format, Path(args.output), file=args.file
+            from taskdaemon.pipeline.cli.sigterm import sigterm_raises  # noqa: PLC0415
+
+            with sigterm_raises():
+                asyncio.run(
+                    _watch(
+                        pipeline,
+                        args.run,
+                        args.source,
+                        args.format,
+                        Path(args.output),
+                        file=args.file,
+                    )
                 )
-            )
             return 0
         if args.run is not None:
             run = _load_run(args.run, args.source, args.at)
@@ -141,8 +151,10 @@ def run_dag(args: argparse.Namespace) -> int:
         return _fail(source_exit_code(exc), str(exc))
     except OSError as exc:
         return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:
+        from taskdaemon.pipeline.cli.sigterm import exit_code  # noqa: PLC0415
+
+        return exit_code(stop)
     if pipeline is not None and run is not None and run.pipeline != pipeline.name:
         return _fail(2, _other_pipeline(run, pipeline, args.file))
     try:

@@ -16,7 +16,10 @@ one object a line with every id (``run_id``, ``pipeline``, ``stage``, ``instance
 ``attempt``, ``trace_id``, ``span_id``) and field.
 
 Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found or the store cannot answer, 2 bad
-arguments (a source other than the embedded store too), 130 interrupted.
+arguments (a source other than the embedded store too), 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP:
+each stops it as it stops ``watch`` (``cli/sigterm.py``), between two records, with no line
+of its own. SIGTERM's and SIGHUP's default action ended it where it stood: a record cut in
+the middle on a pipe, the parent told of a death by signal rather than an exit code.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def _fail(code: int, message: str) -> int:
 
 def logs_command(args: argparse.Namespace) -> int:
     """Print (and with ``--follow`` keep printing) the run's records; returns the exit code."""
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.log_read import connect_store  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
@@ -130,15 +134,16 @@ def logs_command(args: argparse.Namespace) -> int:
             raise RunNotFoundError(f"no run {run_id} in {source.path}")
         conn = connect_store(source.path)
         try:
-            return _print(args, conn, run_id, source)
+            with sigterm_raises():
+                return _print(args, conn, run_id, source)
         finally:
             conn.close()
     except RunNotFoundError as error:
         return _fail(1, str(error))
     except (SpanSourceError, sqlite3.Error) as error:
         return _fail(source_exit_code(error), str(error))
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:
+        return exit_code(stop)
     except BrokenPipeError:
         return 0
     finally:
@@ -187,10 +192,10 @@ def _write(args: argparse.Namespace, rows: list[Any]) -> int:
     """Write ``rows``; how many."""
     for row in rows:
         if args.json:
-            sys.stdout.write(json.dumps(row.as_json(), default=str, ensure_ascii=False))
+            line = json.dumps(row.as_json(), default=str, ensure_ascii=False)
         else:
-            sys.stdout.write(_text(row))
-        sys.stdout.write("\n")
+            line = _text(row)
+        sys.stdout.write(line + "\n")  # one call: a stop (SIGTERM) never comes mid-record
     sys.stdout.flush()
     return len(rows)
 

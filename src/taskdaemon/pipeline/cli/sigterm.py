@@ -1,7 +1,8 @@
 """SIGTERM and SIGHUP handled as Ctrl-C is, for the commands whose Ctrl-C is a
-``KeyboardInterrupt`` in the main thread (``watch``, ``debug FILE``'s prompt): a process ended
-by either signal's default action skips every ``finally`` and ``with`` exit, so a live table
-left the terminal's cursor hidden and a debugged run was left ``interrupted`` in the store.
+``KeyboardInterrupt`` in the main thread (``watch``, ``logs -f``, ``dag --watch``, ``debug
+FILE``'s prompt): a process ended by either signal's default action skips every ``finally``
+and ``with`` exit, so a live table left the terminal's cursor hidden, a debugged run was left
+``interrupted`` in the store, and a follower's parent was told of a death by signal.
 With :func:`sigterm_raises`, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``)
 instead, and SIGHUP :class:`HungUp`: the same clean stop, exit code 143 or 129
 (:func:`exit_code`). A second SIGTERM exits at once. SIGHUP follows ``cli/hangup.py``: left
