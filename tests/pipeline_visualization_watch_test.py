@@ -315,10 +315,29 @@ def test_a_short_terminal_keeps_the_active_stages() -> None:
 
     snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
     console = Console(width=100, record=True, force_terminal=False)
-    console.print(render_table(snapshot, 1_700_000_010.0, max_rows=3))
+    console.print(render_table(snapshot, 1_700_000_010.0, height=5))
     text = console.export_text()
     assert "implementation" in text
     assert re.search(r"… \d+ more stages \(.*pending", text)
+
+
+@pytest.mark.parametrize("height", [6, 7])
+def test_a_wrapped_summary_takes_its_lines_from_the_stage_rows(height: int) -> None:
+    """On a short, narrow terminal the summary wraps; the frame still fits in ``height`` lines,
+    the count of the stages left out last, in view (a summary counted as one line pushed it
+    off the screen)."""
+    from rich.console import Console
+
+    snapshot = dag_snapshot(feature_delivery(), _fan_out_run())
+    console = Console(width=40, record=True, force_terminal=False, file=io.StringIO())
+    console.print(render_table(snapshot, 1_700_000_010.0, height=height, width=40))
+    lines = console.export_text().splitlines()
+    heading = next(i for i, line in enumerate(lines) if line.startswith("STAGE"))
+    assert (True, len(lines), True) == (
+        heading > 1,
+        height,
+        lines[-1].startswith("… ") and "more stages" in lines[-1],
+    ), lines
 
 
 def test_a_short_terminal_shows_running_stages_before_queued_ones() -> None:

@@ -68,7 +68,8 @@ class _LiveView:
         if self.snapshot is None:
             return Text("waiting for the run's first spans…")
         size = self._console.size
-        return render_table(self.snapshot, time.time(), max(3, size.height - 4), size.width)
+        # Two lines to spare, as before the summary could wrap (it was one of height - 2).
+        return render_table(self.snapshot, time.time(), size.height - 2, size.width)
 
 
 async def follow(

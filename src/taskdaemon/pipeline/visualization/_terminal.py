@@ -229,16 +229,21 @@ def _one_line(text: str, style: str = "") -> Any:
 
 
 def render_table(
-    snapshot: DagSnapshot, now: float, max_rows: int | None = None, width: int | None = None
+    snapshot: DagSnapshot, now: float, height: int | None = None, width: int | None = None
 ) -> Any:
-    """A ``rich`` renderable of the snapshot: a summary line over the stage table, cut to
-    ``max_rows`` stage rows (the active ones kept) when the terminal is shorter. The summary
-    wraps between words to ``width`` as the report's prose does (``table_fit.wrapped``):
-    ``rich`` left the blank at each break, a trailing space (``4/5 `` over ``stages done``)."""
+    """A ``rich`` renderable of the snapshot: a summary line over the stage table, the whole
+    at most ``height`` lines, its stage rows cut (the active ones kept) when the terminal is
+    shorter. The summary wraps between words to ``width`` as the report's prose does
+    (``table_fit.wrapped``): ``rich`` left the blank at each break, a trailing space (``4/5 ``
+    over ``stages done``). Its lines count against ``height``: a wrapped summary counted as
+    one pushed the last rows, the count of those left out among them, off a short screen."""
     from rich.console import Group  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
     from rich.text import Text  # noqa: PLC0415
 
+    heading = wrapped(summary_line(snapshot, now), width)
+    # The stage rows fit under the summary and the table's header; at least one is shown.
+    max_rows = None if height is None else max(2, height - len(heading) - 1)
     rows, more = _fit(stage_rows(snapshot, now), max_rows)
 
     # A narrow terminal takes its columns from the free-text ones (the widest first), never
@@ -260,8 +265,7 @@ def render_table(
             row.progress,
             _one_line(row.waiting_for) if row.waiting_for else _one_line(row.error, "red"),
         )
-    heading = "\n".join(wrapped(summary_line(snapshot, now), width))
-    parts: list[Any] = [Text(heading, style="bold"), table]
+    parts: list[Any] = [Text("\n".join(heading), style="bold"), table]
     if more:
         parts.append(Text(more, style="dim"))
     return Group(*parts)
