@@ -16,6 +16,7 @@ from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
 from taskdaemon.pipeline.cli.approval_policy import ApprovalPolicy
 from taskdaemon.pipeline.cli.run import awaits_approval
 from taskdaemon.pipeline.config import parse_pipeline
+from terminal_support import on_a_terminal_of
 
 
 def test_quiet_says_the_wait_for_an_approval_and_how_to_grant_it(
@@ -32,6 +33,23 @@ def test_quiet_says_the_wait_for_an_approval_and_how_to_grant_it(
     assert (0, f"{command[2]}\n") == (code, stdout)
     assert "waits for approval" not in stderr  # said once
     assert line == f"deploy waits for approval (taskdaemon approve {command[2]} deploy)\n"
+
+
+def test_on_a_narrow_terminal_the_command_goes_whole_on_a_line_of_its_own(
+    home: Path, tmp_path: Path
+) -> None:
+    """With a long stage name the line is wider than 80 columns: the terminal wrapped the
+    command to copy mid-word. The command goes on its own line, whole, the stage's name above
+    it cut to fit (the approval times out: the run ends by itself)."""
+    stage = "deploy_the_release_to_the_production_cluster_in_the_eu_west_region"
+    gated = GATED.replace("deploy", stage).replace("true}", "true, timeout: 0.1s}")
+    path = str(write(tmp_path / "gated.yaml", gated))
+    code, lines = on_a_terminal_of(80, home, "run", path, "-q")
+    run_id = lines[-1]
+    assert (0, 3, True) == (code, len(lines), len(lines[0]) <= 80), lines
+    assert [f"{stage[:60]}… waits for approval", f"    (taskdaemon approve {run_id} {stage})"] == (
+        lines[:2]
+    )
 
 
 def test_quiet_says_nothing_of_an_approval_the_command_line_grants(

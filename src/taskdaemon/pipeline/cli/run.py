@@ -326,11 +326,13 @@ class ApprovalHint:
     """With ``--quiet`` (no progress lines), the one line a wait for an approval still gets on
     ``stream`` (stderr), with the command that grants it: the run waits for it, and the run id
     the command needs was printed only when the run ended. A stage the command line approves
-    (``approvals``) gets none."""
+    (``approvals``) gets none. On a terminal too narrow for the line, the command goes whole on
+    a line of its own, as ``ProgressView``'s hints do, and the stage's name above is cut."""
 
     def __init__(self, approvals: ApprovalPolicy, stream: IO[str] | None = None) -> None:
         self._approvals = approvals
         self._stream = stream if stream is not None else sys.stderr
+        self._width = summary_width(self._stream)
 
     def wants_record(self, kind: type) -> bool:
         """Only ``ApprovalRequested`` (see ``ApprovalPolicy.wants_record``)."""
@@ -339,8 +341,12 @@ class ApprovalHint:
     def on_event(self, event: EngineEvent) -> None:
         """Say the wait for ``event``'s approval, unless the command line grants it."""
         if isinstance(event, ApprovalRequested) and not self._approvals.wants(event.stage):
-            command = f"taskdaemon approve {event.run_id} {event.stage}"
-            self._stream.write(shown(f"{event.stage} waits for approval ({command})") + "\n")
+            hint = f"(taskdaemon approve {event.run_id} {event.stage})"
+            lines = [f"{event.stage} waits for approval {hint}"]
+            if self._width is not None and text_columns(lines[0]) > self._width:
+                stage = cut_columns(event.stage, max(1, self._width - 19))
+                lines = [f"{stage} waits for approval", f"    {hint}"]
+            self._stream.write("".join(f"{shown(line)}\n" for line in lines))
             self._stream.flush()
 
 
