@@ -85,7 +85,7 @@ NEEDS_INPUTS_PIPELINE = """\
 """
 
 
-@pytest.mark.parametrize("command", ["run", "debug"])
+@pytest.mark.parametrize("command", ["run", "debug", "serve"])
 def test_a_missing_request_input_is_refused_at_the_start(
     home: Path, tmp_path: Path, command: str
 ) -> None:
@@ -93,9 +93,11 @@ def test_a_missing_request_input_is_refused_at_the_start(
     in one line naming the option that passes it, not when its stage runs (``no such key``):
     every key a certainly run stage reads, each once; not ``request.note`` (optional) nor
     ``request.extra`` (its stage may never run). The key ``token`` is named whole, though its
-    name is a secret's."""
-    path = write(tmp_path / "needs.yaml", NEEDS_INPUTS_PIPELINE)
-    ran = taskdaemon(home, command, str(path), "-q")
+    name is a secret's. ``serve --pipeline`` served on and started a failing run on every
+    tick of its schedule."""
+    path = str(write(tmp_path / "needs.yaml", NEEDS_INPUTS_PIPELINE))
+    args = ["--pipeline", path, "--port", "0"] if command == "serve" else [path, "-q"]
+    ran = taskdaemon(home, command, *args)
     expected = (
         f"taskdaemon {command}: the request lacks 'goal' (stage 'first'), 'token' (stage "
         "'second'): pass --input goal=VALUE --input token=VALUE\n"

@@ -31,7 +31,10 @@ pipeline on a schedule.
   ``taskdaemon.*`` counter of its own, not a ``pipeline.executions`` failure: the run never
   existed (no run id, no trace, nothing to look up), and the ``pipeline.*`` series count runs
   that ran.
-* Exit codes: 0 stopped cleanly, 2 invalid settings, file or arguments, 1 the address is taken.
+* A request that lacks a key a stage of every run reads (``cli/inputs.missing_request_inputs``)
+  is refused before serving, as ``run`` refuses it: each scheduled run would fail.
+* Exit codes: 0 stopped cleanly, 2 invalid settings, file, arguments or request, 1 the address
+  is taken.
 
 The monitoring wiring it shares with ``run`` is in ``cli/monitoring.py``.
 """
@@ -54,7 +57,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op, end_breakpoints
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
-from taskdaemon.pipeline.cli.inputs import parse_inputs
+from taskdaemon.pipeline.cli.inputs import missing_request_inputs, parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.cli.options import (
@@ -252,6 +255,12 @@ def serve_command(args: argparse.Namespace) -> int:
         issues = resolve_issues(pipeline, registry)
         if issues:
             _log_lines(issues)
+            return EXIT_INVALID
+        # Every scheduled run would fail at its first stage, for ever: refused as ``run``
+        # refuses it, and printed, not logged (redacted already; ``cli/inputs.py``).
+        missing = missing_request_inputs(pipeline, request)
+        if missing is not None:
+            print(f"taskdaemon serve: {missing}", file=sys.stderr, flush=True)
             return EXIT_INVALID
     try:
         with tuned_collector():  # fewer collections of the runs' long-lived records (heap.py)
