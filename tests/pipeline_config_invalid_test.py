@@ -146,6 +146,10 @@ EXPECTED = {
         "pipelines/invalid/several_problems.yaml:20: stages[2].triggers[0].on_event.type: no "
         "stage emits 'spec.redy' and it is not in external_events"
     ),
+    "stage_without_loop.yaml": (
+        "pipelines/invalid/stage_without_loop.yaml:3: stages[0].loop: missing required field "
+        "(or exactly one of handler and command)"
+    ),
     "stages_not_list.yaml": (
         "pipelines/invalid/stages_not_list.yaml:2: stages: expected a list, got integer"
     ),

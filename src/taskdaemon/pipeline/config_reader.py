@@ -412,8 +412,9 @@ class ConfigReader:
         loop = get("loop")
         if "loop" not in data and (handler is None) != (command is None):
             loop = "python" if handler is not None else "command"
-        elif not isinstance(loop, str):
-            loop = self.field(data, "loop", path, self.string, "", required=True)
+        elif not isinstance(loop, str):  # the hint: the other way to say it (a typo'd command)
+            hint = " (or exactly one of handler and command)"
+            loop = self.field(data, "loop", path, self.string, "", required=True, hint=hint)
         name = get("name")
         if not isinstance(name, str):
             name = self.field(data, "name", path, self.string, "", required=True)
