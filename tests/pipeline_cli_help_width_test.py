@@ -3,7 +3,8 @@ and is filled to the terminal's width, as the options' help is.
 
 ``run`` and ``replay`` gave their descriptions with the raw formatter, which keeps each line as
 written: 95 columns whatever the terminal's, and ``replay``'s exit codes on one line of 225.
-Every command's help, in the 80 columns of a default terminal, has no longer line.
+Every command's help, in the 80 columns of a default terminal, has no longer line, and says
+the command's exit codes.
 """
 
 from __future__ import annotations
@@ -52,3 +53,11 @@ def test_every_help_fits_an_80_column_terminal(monkeypatch: pytest.MonkeyPatch) 
         if len(line) > 80
     ]
     assert [] == too_wide
+
+
+def test_every_command_says_its_exit_codes() -> None:
+    """``serve``, ``ui``, ``runs``, ``logs``, ``report`` and ``retention`` said none, and
+    ``watch`` only 0 and 1: a script calling them had only docs/architecture.md's table."""
+    commands = [(c, t) for c, t in _helps(build_parser(), "") if c.count(" ") == 0 and c]
+    assert 17 == len(commands)
+    assert [] == [c for c, text in commands if "exit code" not in " ".join(text.lower().split())]

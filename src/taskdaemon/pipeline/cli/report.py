@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
         help="performance report over stored runs (percentiles, critical path, regressions)",
         description="Performance over the ended runs that started in [--since, --until): per "
         "pipeline and per stage, percentiles, failure rates, critical paths and regressions "
-        "against the previous window of the same length.",
+        "against the previous window of the same length. Exit codes: 0 written, 1 the source "
+        "could not be read or the output written, 2 invalid arguments or settings.",
     )
     add_pipeline_filter(parser)
     parser.add_argument(

@@ -30,7 +30,9 @@ def register(subparsers: Any) -> None:
     ret = subparsers.add_parser(
         "retention",
         help="delete old runs from the embedded span store, per pipeline",
-        description="Delete old runs from the embedded span store, per pipeline.",
+        description="Delete old runs from the embedded span store, per pipeline. Exit codes: "
+        "0 ok, 1 a store that cannot answer (missing, damaged), 2 invalid arguments or a span "
+        "source that is not the embedded store.",
     )
     ret.add_argument(
         "--max-age",

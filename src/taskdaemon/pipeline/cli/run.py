@@ -29,7 +29,8 @@
 * Python loop types import with the current directory first on ``sys.path``
   (``examples.loops:plan`` works from the repository root).
 * Exit codes: 0 the run succeeded, 1 it failed (or was cancelled through ``taskdaemon cancel``),
-  2 invalid file or arguments (or a workspace that cannot be created), 130 cancelled by Ctrl-C
+  2 invalid file or arguments (a request that lacks a required input, a workspace that cannot
+  be created), 130 cancelled by Ctrl-C
   (SIGINT; SIGTERM gives 143, SIGHUP 129: the terminal closed, unless ignored under ``nohup``;
   ``cli/hangup.py``). The first signal cancels the run cleanly (running commands are
   killed with their process groups; a sync handler's thread, which cannot be, is not waited
@@ -124,8 +125,8 @@ longest wait for a worker slot; DURATION from the first start to the last end; E
 error, why the stage was skipped, or why it was cancelled.
 
 Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 invalid file or arguments
-(or a workspace that cannot be created), 130 interrupted by Ctrl-C (143 by SIGTERM, 129 by
-SIGHUP: the terminal closed).
+(a request that lacks an input a stage needs, a workspace that cannot be created), 130
+interrupted by Ctrl-C (143 by SIGTERM, 129 by SIGHUP: the terminal closed).
 """
 
 

@@ -43,7 +43,8 @@ def register(subparsers: Any) -> None:
         "runs",
         help="list and inspect past and running runs",
         description="List and inspect past and running runs, rebuilt from stored spans "
-        "(--source, else TASKDAEMON_SPAN_SOURCE, else the embedded store).",
+        "(--source, else TASKDAEMON_SPAN_SOURCE, else the embedded store). Exit codes: 0 ok, "
+        "1 the run was not found or the span source cannot answer, 2 invalid arguments.",
     )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
 

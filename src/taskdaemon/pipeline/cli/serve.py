@@ -127,7 +127,9 @@ def register(subparsers: Any) -> None:
         help="serve metrics, health and the run API; optionally run a pipeline on a schedule",
         description="Serve /metrics, /healthz, /readyz and the run API (GET /api lists its "
         "routes) until SIGINT or SIGTERM; with --pipeline, also run that pipeline at once and "
-        "then every --every seconds.",
+        "then every --every seconds. Exit codes: 0 stopped by a signal, 1 the address is "
+        "taken, 2 invalid settings, arguments, file or request (one its stages cannot run "
+        "without).",
     )
     add_server_options(parser, "TASKDAEMON_METRICS_PORT, else 9090")
     parser.add_argument("--pipeline", metavar="FILE", help="a pipeline file to run repeatedly")

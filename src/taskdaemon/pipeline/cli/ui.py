@@ -57,7 +57,8 @@ def register(subparsers: Any) -> None:
         "ui",
         help="serve the web page read-only over a span source (the store, Tempo, Jaeger)",
         description="Serve the runs and run pages, live, read-only, over a span source, until "
-        "SIGINT or SIGTERM.",
+        "SIGINT or SIGTERM. Exit codes: 0 stopped by a signal, 1 the address is taken or the "
+        "span source cannot answer, 2 invalid settings or source URL.",
     )
     add_source_option(parser)
     add_server_options(parser, str(DEFAULT_PORT))

@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
         help="follow a run live: stage states, elapsed times, fan-out progress, waits",
         description="Follow a run live, in this process or any other: a table redrawn on a "
         "terminal (state, elapsed time, fan-out progress, what each stage waits for), one line "
-        "per change otherwise. Ends when the run does: exit 0 if it succeeded, else 1.",
+        "per change otherwise. Ends when the run does. Exit codes: 0 the run succeeded, 1 it "
+        "did not (or could not be read), 2 invalid arguments, 130 interrupted.",
     )
     parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
     add_source_option(parser)
