@@ -117,6 +117,24 @@ def test_a_narrow_table_drops_what_a_stage_cost_first_and_keeps_every_id_whole()
     assert "QUEUE P90  CPU/EXEC  PEAK MEM  CRITICAL" in whole, whole  # a pipe: every column
 
 
+@pytest.mark.parametrize("width", [80, 40])
+def test_a_wrapped_summary_breaks_between_its_clauses(width: int) -> None:
+    """A summary with cancelled runs wraps its rates too: between two clauses, never between a
+    rate and its word (``20.0%`` over ``cancelled;`` at 80 columns)."""
+    row = StageReport("build", 5, 0.0, 0, 1.5, 12.5, 130.0, 0.2, 1.25, 0.42, 45_000_000, 0.9)
+    figures = ("feature-delivery", 5, 0.8, 0.0, 10.9, 356.0, 562.0, (row,), None, None, ())
+    pipeline = PipelineReport(*figures, cancelled_rate=0.2)
+    text = render_report(Report(0.0, 1.0, "sqlite:///x", (pipeline,)), "table", width)
+    lines = text.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith("pipeline"))
+    summary = lines[at : lines.index("", at)]
+    clauses = ("5 runs", "80.0% succeeded", "0.0% failed", "20.0% cancelled;", "duration p50")
+    assert (True, True) == (
+        all(len(line) <= width for line in summary),
+        all(any(clause in line for line in summary) for clause in clauses),
+    ), summary
+
+
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [

@@ -162,12 +162,28 @@ def _regression_lines(p: PipelineReport, width: int | None) -> list[str]:
 
 def _summary_lines(p: PipelineReport, width: int | None) -> list[str]:
     """``pipeline NAME: <summary>``; wider than ``width``, its durations go to a line of their
-    own (after the ``;``), rather than a break between a percentile and its figure."""
+    own (after the ``;``), and each part breaks between its clauses, rather than between a
+    percentile and its figure or a rate and its word (``20.0%`` over ``cancelled;``)."""
     line = f"{_named(p.pipeline, 'pipeline {}:', width)} {summary(p)}"
     if width is None or text_columns(line) <= width:
         return [line]
     rates, _, durations = line.partition("; ")
-    return [*wrapped(f"{rates};", width), *wrapped(f"    {durations}", width)]
+    return [*_clauses(f"{rates};", width), *_clauses(f"    {durations}", width)]
+
+
+def _clauses(line: str, width: int) -> list[str]:
+    """``line`` wrapped between its clauses (``, ``), its later lines indented by four; a
+    clause wider than ``width`` alone wraps between words (``table_fit.wrapped``)."""
+    lines: list[str] = []
+    for clause in line.split(", "):
+        if lines and text_columns(f"{lines[-1]}, {clause},") <= width:
+            lines[-1] += f", {clause}"
+        elif lines:
+            lines[-1] += ","
+            lines.append(f"    {clause}")
+        else:
+            lines.append(clause)
+    return [part for line in lines for part in wrapped(line, width)]
 
 
 #: The stage table's columns a narrow terminal leaves out, first to last: what a stage cost
