@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import Served, taskdaemon, write
+from cli_support import GATED_PIPELINE, Served, taskdaemon, write
 from pipeline_engine_support import pipeline, stage
 from taskdaemon.pipeline.cli.run import ProgressView
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished, StageStarted
@@ -131,6 +131,25 @@ def test_an_entry_stage_asks_for_its_approval_after_the_run_s_first_line(
         code,
     )
     assert expected == actual, (first, second, approved.stderr)
+
+
+@pytest.mark.slow
+def test_a_cancelled_runs_wait_for_an_approval_is_withdrawn_not_rejected(
+    tmp_path: Path, home: Path, serve: Callable[..., Served]
+) -> None:
+    """The engine closes the request of a run that stops: the line said ``rejected by engine``,
+    a rejection nobody made, before the stage's ``skipped: run cancelled``."""
+    served = serve(str(write(tmp_path / "gated.yaml", GATED_PIPELINE)))
+    line = served.wait_for_line("waiting for approval")
+    cancelled = taskdaemon(home, "cancel", line.split("approve ")[1].split()[0])
+    code, _stdout, stderr = served.finish()
+    lines = [line.split(None, 1)[1] for line in stderr.splitlines()]
+    expected = (0, 1, ["deploy                   approval withdrawn"])
+    assert expected == (
+        cancelled.returncode,
+        code,
+        [line for line in lines if "approval withdrawn" in line or " by " in line],
+    ), stderr
 
 
 class _Terminal(io.StringIO):

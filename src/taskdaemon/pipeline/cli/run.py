@@ -297,6 +297,8 @@ class ProgressView:
         elif isinstance(event, ApprovalResolved):
             if event.timed_out:
                 what = "approval timed out"
+            elif event.by == "engine" and not event.approved:  # no one said no (_approvals.py)
+                what = "approval withdrawn"
             else:
                 what = "approved" if event.approved else "rejected"
                 what += f" by {event.by}" if event.by else ""
