@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from cli_support import taskdaemon
+from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
 from collector_support import answering_posts
 from conftest import EXPORTER_THREADS
 from pipeline_monitor_support import scope_labels
@@ -548,6 +548,21 @@ def test_run_with_a_password_in_its_grpc_endpoint_never_prints_it(tmp_path: Path
     expected = (0, False, True)
     actual = (done.returncode, "s3cretpw" in done.stderr, "user:[REDACTED]@" in done.stderr)
     assert expected == actual, done.stderr
+
+
+@pytest.mark.parametrize("sampler", ["always_off", "traceidratio"])
+def test_a_sampler_in_the_environment_never_loses_a_run(tmp_path: Path, sampler: str) -> None:
+    """``OTEL_TRACES_SAMPLER=always_off`` (or a ratio, 0 here) dropped the run's spans before
+    the store saw them: ``run -q`` printed a run id that ``runs show`` did not find."""
+    home = tmp_path / "home"
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    done = taskdaemon(
+        home, "run", "-q", path, OTEL_TRACES_SAMPLER=sampler, OTEL_TRACES_SAMPLER_ARG="0"
+    )
+    shown = taskdaemon(home, "runs", "show", done.stdout.strip())
+    assert (0, 0, "success") == (done.returncode, shown.returncode, shown.stdout.split()[5]), (
+        done.stderr + shown.stderr
+    )
 
 
 def test_ctrl_c_while_shutdown_waits_stops_the_wait_without_raising(tmp_path: Path) -> None:

@@ -13,6 +13,9 @@ What it builds:
   ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, ``console``). Each exporter is wrapped so its
   results feed :class:`ExportHealth` (``/readyz``), and gets ``TASKDAEMON_EXPORT_TIMEOUT`` as its
   per-request timeout unless ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set.
+* **Sampling**: none, whatever ``OTEL_TRACES_SAMPLER`` says. A run's spans are its history,
+  the store's and every view's: a sampled-out run was a run id that ``run -q`` printed and
+  no view found. Sample the export in the Collector instead (tail sampling).
 * **Span limits**: the SDK's, except that a span keeps ``tracking.spans.WRITTEN_SPAN_ITEMS``
   events and links rather than 128 unless ``OTEL_SPAN_EVENT_COUNT_LIMIT`` /
   ``OTEL_SPAN_LINK_COUNT_LIMIT`` say otherwise (:func:`span_limits`).
@@ -78,6 +81,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExporter,
     SpanExportResult,
 )
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from taskdaemon import __version__
 from taskdaemon.pipeline.cli.exporter_logs import (
@@ -447,6 +451,7 @@ def build_telemetry(
         shutdown_on_exit=False,
         id_generator=id_generator,
         span_limits=span_limits(),
+        sampler=ALWAYS_ON,  # not OTEL_TRACES_SAMPLER's (the module docstring)
     )
     for processor in processors:
         tracer_provider.add_span_processor(processor)
