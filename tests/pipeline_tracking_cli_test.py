@@ -85,6 +85,20 @@ def test_runs_list_since_excludes_older_runs(
     assert capsys.readouterr().out.strip() == "no runs"
 
 
+def test_runs_list_of_a_pipeline_the_source_never_ran_says_so(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pipeline name with a typo was "no runs", as a filter that matched nothing is: the
+    list now says, as ``report`` does, that the source knows no run of it; a known pipeline
+    filtered to nothing stays "no runs"."""
+    url, _ = store_url
+    said = []
+    for options in (["-p", "alpa"], ["-p", "alpha", "--status", "failure"]):
+        assert main(["runs", "list", "--source", url, *options]) == 0
+        said.append(capsys.readouterr().out.strip())
+    assert ["no run of pipeline 'alpa' is known to this source", "no runs"] == said
+
+
 def test_runs_show_prints_the_stage_table(
     store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,7 @@ from taskdaemon.pipeline.cli.options import (
 )
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.redaction import redact_text
@@ -124,6 +125,10 @@ def _list(args: argparse.Namespace) -> int:
                 count = getattr(source, "count", None)  # the embedded store counts cheaply
                 total = count(**filters) if callable(count) else None
                 total = max(total, args.limit + 1) if total is not None else -1
+            # Not one run of it in the whole source (a typo, say), as ``report`` says: "no
+            # runs" sent the reader to widen filters that were not the cause.
+            unknown = not runs and args.pipeline is not None
+            unknown = unknown and not source.search(pipeline=args.pipeline, limit=1)
         finally:
             source.close()
     except SpanSourceError as exc:
@@ -133,6 +138,8 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     elif runs:
         print(format_runs_table(runs, table_width(args)))
+    elif unknown:
+        print(f"no run of pipeline {quote(args.pipeline)} is known to this source")
     else:
         print("no runs")
     if total is not None:
