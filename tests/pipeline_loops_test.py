@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -166,7 +167,16 @@ async def test_command_inputs_in_environment_and_stdin() -> None:
         "TASKDAEMON_ATTEMPT": "2",
         "TASKDAEMON_INSTANCE": "1",
     }
+    token = result["env"].pop("TASKDAEMON_SPAWN_TOKEN")
     assert expected_env == {k: v for k, v in result["env"].items() if k != "TASKDAEMON_HOME"}
+    assert re.fullmatch("[0-9a-f]{32}", token)
+
+
+async def test_each_spawn_carries_a_token_of_its_own() -> None:
+    """Two runs of one command get two different spawn tokens (the watchdog tells their
+    processes apart by them)."""
+    tokens = [(await run_command("printf %s $TASKDAEMON_SPAWN_TOKEN"))["stdout"] for _ in "ab"]
+    assert 2 == len(set(tokens))
 
 
 async def test_command_traceparent_in_environment() -> None:
@@ -261,7 +271,7 @@ async def test_sigterm_ignoring_command_is_killed() -> None:
 
 
 async def test_a_group_cancelled_twice_stays_listed_until_it_is_gone(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The second cancellation (the run's, after the stage's) ends the stage's wait at once,
     while its group, which ignores SIGTERM, still has its grace: the group stays listed with the
@@ -281,10 +291,13 @@ async def test_a_group_cancelled_twice_stays_listed_until_it_is_gone(
     watchdog = Watchdog(0.5)
     monkeypatch.setattr(group_watchdog, "_shared", watchdog)
     recorder = Recorder()
-    handler = command_handler("trap '' TERM; echo ready >&2; sleep 60", kill_grace=0.5)
+    ready = tmp_path / "ready"
+    os.mkfifo(ready)
+    handler = command_handler(f"trap '' TERM; echo > {ready}; sleep 60", kill_grace=0.5)
     task = asyncio.create_task(handler(recorder.context()))
     try:
-        await recorder.started.wait()
+        # Cancelled once the trap is set: a SIGTERM before it would end the group at once.
+        await asyncio.to_thread(ready.read_text)
         task.cancel()
         await asyncio.sleep(0.05)  # the stage's wait has begun to end its group
         task.cancel()

@@ -1,12 +1,24 @@
 """The watchdog process of ``group_watchdog``: the program, run as ``python -I -S`` of this file.
 
 Arguments: the parent's pid and the grace period in seconds. stdin is the pipe: lines ``+PGID``
-list a process group, ``-PGID`` unlist it. At end-of-file, or on the parent-death signal once
-the parent really changed, every listed group gets SIGTERM, then, after the grace period,
-SIGKILL if a process of it is still alive (not a zombie); then the process exits. It imports
-only what it needs (``ctypes`` for ``prctl``, and only here), so its start stays near a bare
+list a process group, ``-PGID`` unlist it; ``?TOKEN`` lists a spawn about to start, whose
+processes carry ``TOKEN_VARIABLE=TOKEN`` in their environment, and ``!TOKEN`` unlists it (its
+group was listed, or it did not start). At end-of-file, or on the parent-death signal once the
+parent really changed, every listed group gets SIGTERM, and so does every process that carries
+the token of a listed spawn (``group_watchdog``'s docstring says why and which); then, after
+the grace period, SIGKILL goes to a group if a process of it is still alive (not a zombie), and
+to every process that carries such a token then; then the process exits. It imports only what
+it needs (``ctypes`` for ``prctl``, and only here), so its start stays near a bare
 interpreter's: ``group_watchdog``'s parent side, with ``logging`` and ``subprocess``, is not
 loaded here.
+
+A spawn's processes are found through ``/proc`` (Linux; elsewhere none is found): only this
+user's processes, never pid 1, this process or its parent (the first one, or the one it has
+now), each by a pidfd opened before its environment is read, so that the signal reaches the
+process whose environment was read or none (its pid may be reused meanwhile). A process whose
+environment cannot be read is skipped, and at most ``ENVIRON_MAX`` bytes of an environment are
+read: a command's own variables come first in its shell's environment, but the shell orders
+its children's as it likes.
 """
 
 from __future__ import annotations
@@ -16,12 +28,21 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Iterator, Set
 
 #: The signal the watchdog asks the kernel for when its parent ends (``PR_SET_PDEATHSIG``).
 _PARENT_DEATH_SIGNAL = signal.SIGUSR1
 _PR_SET_PDEATHSIG = 1
 #: Seconds between two looks at the groups while they have their grace period.
 _POLL = 0.02
+#: The environment variable a spawn's processes carry its token in (``command_loop``).
+TOKEN_VARIABLE = "TASKDAEMON_SPAWN_TOKEN"  # noqa: S105 - a variable's name, no password
+#: The bytes of a process's environment searched for a token: the bound of ``execve``'s
+#: arguments and environment together (a quarter of the default 8 MiB stack) is twice this.
+ENVIRON_MAX = 1 << 20
+#: The bytes of an environment read at once: most are a few KiB (a read of ``ENVIRON_MAX``
+#: bytes at once made the search several times slower: ``benchmarks/README.md``).
+_ENVIRON_READ = ENVIRON_MAX // 16
 
 
 def _ask_for_parent_death_signal() -> None:
@@ -61,33 +82,94 @@ def _signal_groups(groups: set[int], sig: signal.Signals) -> None:
             pass
 
 
-def _end_groups(groups: set[int], grace: float) -> None:
-    """SIGTERM every group, give them ``grace`` seconds, SIGKILL what is left."""
-    if not groups:
+def _carriers(tokens: Set[bytes], parent: int) -> Iterator[int]:
+    """A pidfd (the caller closes it) for each of this user's processes whose environment
+    carries one of ``tokens``, except pid 1, this process and its parents (module docstring)."""
+    needles = [b"\0%s=%s\0" % (TOKEN_VARIABLE.encode(), token) for token in tokens]
+    spared = {1, os.getpid(), os.getppid(), parent}
+    uid = os.getuid()
+    try:
+        names = os.listdir("/proc")
+    except OSError:  # not Linux
+        return
+    for name in names:
+        if not name.isdigit() or int(name) in spared:
+            continue
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            pidfd = os.pidfd_open(int(name))
+        except OSError:  # it ended meanwhile, or no pidfds (a kernel before 5.3)
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb", buffering=0) as environ:
+                # A leading NUL: the first variable is matched as the others are.
+                found = b"\0"
+                while len(found) <= ENVIRON_MAX and (chunk := environ.read(_ENVIRON_READ)):
+                    found += chunk
+        except OSError:
+            found = b""
+        if any(needle in found for needle in needles):
+            yield pidfd
+        else:
+            os.close(pidfd)
+
+
+def _signal_carriers(tokens: Set[bytes], parent: int, sig: int) -> int:
+    """Send ``sig`` to every process carrying one of ``tokens``; how many got it (signal 0
+    counts the live ones: a zombie's environment is empty)."""
+    sent = 0
+    for pidfd in _carriers(tokens, parent):
+        try:
+            signal.pidfd_send_signal(pidfd, sig)
+            sent += 1
+        except OSError:  # it ended meanwhile
+            pass
+        finally:
+            os.close(pidfd)
+    return sent
+
+
+def _end_groups(
+    groups: set[int], grace: float, tokens: Set[bytes] = frozenset(), parent: int = 0
+) -> None:
+    """SIGTERM every group and every process carrying one of ``tokens``, give them ``grace``
+    seconds, SIGKILL what is left (of the groups, and whatever carries a token by then)."""
+    if not groups and not tokens:
         return
     _signal_groups(groups, signal.SIGTERM)
+    carriers = _signal_carriers(tokens, parent, signal.SIGTERM) if tokens else 0
     deadline = time.monotonic() + grace
     live = _live_groups(groups)
-    while live and time.monotonic() < deadline:
+    while (live or carriers) and time.monotonic() < deadline:
         time.sleep(_POLL)
         live = _live_groups(live)
+        carriers = _signal_carriers(tokens, parent, 0) if carriers else 0
     _signal_groups(live, signal.SIGKILL)
+    if carriers:
+        _signal_carriers(tokens, parent, signal.SIGKILL)
 
 
 class _Listing:
-    """The groups the pipe's lines list so far."""
+    """The groups and the spawns the pipe's lines list so far."""
 
     def __init__(self) -> None:
         self.groups: set[int] = set()
+        self.tokens: set[bytes] = set()  # of the spawns started but whose group is not listed
         self._pending = b""
 
     def feed(self, chunk: bytes) -> None:
         *lines, self._pending = (self._pending + chunk).split(b"\n")
         for line in lines:
-            if line[:1] == b"+":
-                self.groups.add(int(line[1:]))
-            elif line[:1] == b"-":
-                self.groups.discard(int(line[1:]))
+            kind, rest = line[:1], line[1:]
+            if kind == b"+":
+                self.groups.add(int(rest))
+            elif kind == b"-":
+                self.groups.discard(int(rest))
+            elif kind == b"?" and rest:
+                self.tokens.add(rest)
+            elif kind == b"!":
+                self.tokens.discard(rest)
 
     def drain(self, fd: int) -> None:
         """Feed what the pipe holds now, without waiting for more."""
@@ -120,7 +202,7 @@ def _watch(parent: int, grace: float) -> None:  # pragma: no cover - runs in the
             os.read(wake, 512)
     else:
         listing.drain(0)  # what the parent wrote before it ended, not yet read
-    _end_groups(listing.groups, grace)
+    _end_groups(listing.groups, grace, listing.tokens, parent)
 
 
 if __name__ == "__main__":  # pragma: no cover - the watchdog process

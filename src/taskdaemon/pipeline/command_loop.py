@@ -223,16 +223,19 @@ def _unlist_once_ended(watchdog: GroupWatchdog, pgid: int, ending: asyncio.Futur
         watchdog.ended(pgid)
 
 
-async def _end_spawned(spawning: asyncio.Future[asyncio.subprocess.Process], grace: float) -> None:
+async def _end_spawned(
+    spawning: asyncio.Future[asyncio.subprocess.Process],
+    watchdog: GroupWatchdog,
+    token: str,
+    grace: float,
+) -> None:
     """Terminate the process group of a spawn whose caller was cancelled meanwhile."""
     try:
         process = await spawning
     except Exception:
+        watchdog.spawn_failed(token)
         return  # it did not start: nothing to end
-    from taskdaemon.pipeline.group_watchdog import shared_watchdog  # noqa: PLC0415 - see the top
-
-    watchdog = shared_watchdog(grace)
-    watchdog.started(process.pid)
+    watchdog.started(process.pid, token)
     try:
         await _terminate_group(process, grace)
     finally:
@@ -253,8 +256,10 @@ def command_handler(
     ``TASKDAEMON_INPUT_<NAME>`` per input (upper-cased, other characters than letters, digits and
     ``_`` replaced by ``_``; JSON-encoded unless a string), ``TASKDAEMON_RUN_ID``,
     ``TASKDAEMON_PIPELINE``, ``TASKDAEMON_STAGE``, ``TASKDAEMON_ATTEMPT``,
-    ``TASKDAEMON_INSTANCE``, and ``ctx.environment`` (``TRACEPARENT`` when monitored). The inputs
-    are also written as one JSON object on stdin.
+    ``TASKDAEMON_INSTANCE``, and ``ctx.environment`` (``TRACEPARENT`` when monitored); then
+    ``TASKDAEMON_SPAWN_TOKEN``, random, new for each spawn, by which the watchdog finds the
+    processes of a spawn whose group it was not told yet. The inputs are also written as one
+    JSON object on stdin.
 
     Result: stdout parsed as JSON when it is a JSON object, else
     ``{"stdout": text, "exit_code": 0}``; a stdout longer than the capture's
@@ -267,8 +272,8 @@ def command_handler(
     cancellation is re-raised. When the command exits, whatever it left running in its process
     group is killed: a stage's processes do not outlive it. Nor do they outlive this process
     when it is killed outright (``kill -9``): the group is listed with the process's watchdog
-    (``group_watchdog``) while it exists. A process that leaves the group (``setsid``) is out
-    of reach.
+    (``group_watchdog``) while it exists, and its spawn's processes by their token before.
+    A process that leaves the group (``setsid``) once it is listed is out of reach.
 
     The process tree is sampled every ``sample_interval`` seconds; the CPU seconds and peak RSS
     of the tree are reported through ``ctx.report_usage`` when the command ends (also on failure
@@ -278,7 +283,10 @@ def command_handler(
     async def run_command(ctx: StageContext) -> Mapping[str, Any]:
         import asyncio  # noqa: PLC0415 - see the top
 
-        from taskdaemon.pipeline.group_watchdog import shared_watchdog  # noqa: PLC0415
+        from taskdaemon.pipeline.group_watchdog import (  # noqa: PLC0415
+            TOKEN_VARIABLE,
+            shared_watchdog,
+        )
         from taskdaemon.pipeline.stage_output import OutputCapture, communicate  # noqa: PLC0415
 
         text = command or ctx.command
@@ -305,6 +313,10 @@ def command_handler(
             attempt=ctx.attempt,
             environment=env,
         )
+        # Listed before the fork: the watchdog ends its processes should taskdaemon die before
+        # their group is listed (group_watchdog's docstring).
+        watchdog = shared_watchdog(kill_grace)
+        token = env[TOKEN_VARIABLE] = watchdog.spawning()
         spawning = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
                 "/bin/sh",
@@ -324,14 +336,14 @@ def command_handler(
             process = await asyncio.shield(spawning)
         except asyncio.CancelledError:
             capture.abandon()
-            await asyncio.shield(_end_spawned(spawning, kill_grace))
+            await asyncio.shield(_end_spawned(spawning, watchdog, token, kill_grace))
             raise
         except BaseException:
             capture.abandon()
+            watchdog.spawn_failed(token)
             raise
         # Listed until its group is gone and its leader reaped (group ids are then reused).
-        watchdog = shared_watchdog(kill_grace)
-        watchdog.started(process.pid)
+        watchdog.started(process.pid, token)
         ending: asyncio.Future[None] | None = None
         try:
             capture.spawned()

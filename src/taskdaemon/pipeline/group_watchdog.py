@@ -44,10 +44,30 @@ Process-group ids are reused once a group is empty and its leader reaped, so ``-
 written as soon as taskdaemon has reaped the group's leader and its group is gone, and the
 watchdog ends its groups at once at end-of-file: a group id it signals is still the stage's.
 
+The instant between the spawn and its ``+PGID`` line (the fork, then a few loop turns until
+the spawn's coroutine resumes) is covered by a token: before each spawn, ``spawning`` draws 16
+random bytes, writes ``?TOKEN`` (hex), and the command gets ``TASKDAEMON_SPAWN_TOKEN=TOKEN`` in
+its environment, which its children inherit; once its group is known, ``started`` writes
+``+PGID`` and ``!TOKEN`` in one write (a spawn that failed: ``!TOKEN`` alone). Should
+taskdaemon die with a token still listed, the watchdog ends, as it ends a group, every process
+of this user whose environment carries that token (``_watchdog_process``: through ``/proc``,
+so on Linux only; elsewhere that instant stays uncovered). The token is not a secret, and is
+not kept out of the command's output: it means something only to this watchdog, only while its
+spawn is unreported, and naming it can only get a process that carries it ended. Why not more:
+
+* A token of the run, searched for whenever taskdaemon dies, would also reach a process that
+  left a reported stage's group (``setsid``): a normal stage end leaves such a process alone
+  (it ends the group), and the watchdog is no harsher. Only the processes of a spawn whose
+  group was never reported are found by their token, wherever they are, since nothing yet
+  tells the stage's group from one a process of it made in that instant.
+* The search reads the environment of each of the user's processes (its cost:
+  ``benchmarks/README.md``), once, then at each look while the grace lasts; taskdaemon dying
+  in that instant is rare, and a watchdog without tokens listed never searches.
+
 Out of reach: a process that leaves its stage's group (``setsid``, ``setpgid``, a daemon that
-double-forks into a session of its own) is no longer in any group taskdaemon knows, in normal
-endings as after ``kill -9``. So is a group started in the instant between the spawn and its
-``+PGID`` line, should taskdaemon be killed exactly then.
+double-forks into a session of its own) after the group was listed is no longer in any group
+taskdaemon knows, in normal endings as after ``kill -9``; so is a process of a spawn not yet
+reported that drops the token from its environment (``env -i``).
 
 When the watchdog cannot be started (no interpreter to run, no processes left), or has died,
 command stages run as before without it: one warning, and nothing else changes. (A write to a
@@ -67,7 +87,9 @@ import subprocess
 import sys
 import threading
 
-__all__ = ["PROGRAM", "GroupWatchdog", "shared_watchdog"]
+from taskdaemon.pipeline._watchdog_process import TOKEN_VARIABLE
+
+__all__ = ["PROGRAM", "TOKEN_VARIABLE", "GroupWatchdog", "shared_watchdog"]
 
 _log = logging.getLogger(__name__)
 
@@ -77,10 +99,12 @@ PROGRAM = "_watchdog_process.py"
 
 class GroupWatchdog:
     """One taskdaemon process's watchdog: ``started(pgid)`` and ``ended(pgid)`` tell it the
-    groups to end should this process die; both are safe from any thread and never raise.
+    groups to end should this process die, ``spawning()`` the spawns whose group it is not told
+    yet; all are safe from any thread and never raise.
 
-    The watchdog process starts at the first ``started`` call. When it cannot start or has
-    died, one warning is logged and both calls do nothing from then on.
+    The watchdog process starts at the first ``spawning`` or ``started`` call. When it cannot
+    start or has died, one warning is logged and the calls do nothing from then on (but for
+    drawing tokens).
     """
 
     def __init__(self, grace: float, executable: str = sys.executable) -> None:
@@ -96,11 +120,25 @@ class GroupWatchdog:
         """The watchdog process's pid, or None when none runs for this object."""
         return None if self._process is None else self._process.pid
 
-    def started(self, pgid: int) -> None:
-        """List ``pgid``, starting the watchdog process first if this is the first call."""
+    def spawning(self) -> str:
+        """A new token for the environment of a spawn about to start, listed (the watchdog
+        process started first if needed) until ``started`` or ``spawn_failed`` is told it."""
+        token = os.urandom(16).hex()
+        if self._fd >= 0 or self._start():
+            self._send(b"?%s\n" % token.encode())
+        return token
+
+    def started(self, pgid: int, token: str = "") -> None:
+        """List ``pgid`` (and unlist the spawn of ``token``, which made it), starting the
+        watchdog process first if this is the first call."""
         if self._fd < 0 and not self._start():
             return
-        self._send(b"+%d\n" % pgid)
+        self._send(b"+%d\n!%s\n" % (pgid, token.encode()) if token else b"+%d\n" % pgid)
+
+    def spawn_failed(self, token: str) -> None:
+        """Unlist the spawn of ``token``: it started no process."""
+        if self._fd >= 0:
+            self._send(b"!%s\n" % token.encode())
 
     def ended(self, pgid: int) -> None:
         """Unlist ``pgid``: its group is gone (its leader reaped, its members ended)."""
