@@ -10,8 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -20,25 +19,7 @@ import pytest
 from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, write
 from taskdaemon.pipeline import group_watchdog
 from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog, shared_watchdog
-
-#: Seconds a test waits for processes to appear or to go (a loaded machine is slow, not wrong).
-DEADLINE = 30.0
-
-
-def _gone(pid: int) -> bool:
-    """True when ``pid`` runs no more (a zombie waiting for its reaper counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition()`` until it holds, failing after :data:`DEADLINE` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE:g} s"
-        time.sleep(0.02)
+from watchdog_support import DEADLINE, gone, group, until, watchdog_of
 
 
 def _kill(pids: list[int]) -> None:
@@ -48,25 +29,13 @@ def _kill(pids: list[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-@contextlib.contextmanager
-def _group(*argv: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A process in a session (so a process group) of its own, killed at the end."""
-    process = subprocess.Popen(argv, start_new_session=True)
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 # -- the watchdog object, in this process ------------------------------------------------------
 
 
 def test_a_listed_group_gets_sigterm_when_the_pipe_closes() -> None:
     """A group listed with ``started`` is sent SIGTERM once the pipe's write end closes."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         watchdog.started(process.pid)
         watchdog.close()
         assert -signal.SIGTERM == process.wait(DEADLINE)
@@ -75,9 +44,9 @@ def test_a_listed_group_gets_sigterm_when_the_pipe_closes() -> None:
 def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
     """A group whose processes ignore SIGTERM is killed with SIGKILL after the grace period."""
     watchdog = GroupWatchdog(grace=0.2)
-    with _group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
+    with group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
         # The shell starts its child only after it set the trap.
-        _until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
+        until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
         watchdog.started(process.pid)
         watchdog.close()
         assert -signal.SIGKILL == process.wait(DEADLINE)
@@ -86,7 +55,7 @@ def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
 def test_an_ended_group_is_not_signalled() -> None:
     """A group unlisted with ``ended`` is left alone when the pipe closes."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         watchdog.started(process.pid)
         watchdog.ended(process.pid)
         watchdog.close()  # returns once the watchdog process has exited
@@ -112,12 +81,12 @@ def test_a_watchdog_that_cannot_start_warns_once(caplog: pytest.LogCaptureFixtur
 def test_a_watchdog_that_died_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     """When the watchdog process has died, the next calls warn once and raise nothing."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         watchdog.started(process.pid)
         pid = watchdog.pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        _until(lambda: _gone(pid), "the watchdog's end")
+        until(lambda: gone(pid), "the watchdog's end")
         with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.group_watchdog"):
             watchdog.ended(process.pid)
             watchdog.started(process.pid)
@@ -164,8 +133,8 @@ def test_the_parent_death_signal_ends_the_groups_without_end_of_file() -> None:
         holder, watchdog = pids
         parent.stdin.close()  # the parent leaves through os._exit: no atexit, no close
         parent.wait(DEADLINE)
-        _until(lambda: _gone(holder) and _gone(watchdog), "the holder's and watchdog's end")
-        assert [True, True] == [_gone(holder), _gone(watchdog)]
+        until(lambda: gone(holder) and gone(watchdog), "the holder's and watchdog's end")
+        assert [True, True] == [gone(holder), gone(watchdog)]
     finally:
         _kill([*pids, parent.pid])
         parent.wait()
@@ -214,24 +183,8 @@ def _recorded(directory: Path) -> list[int]:
         text = path.read_text() if path.exists() else ""
         return [int(word) for word in text.split() if word.isdigit()]
 
-    _until(lambda: len(pids()) == 4, "the command's pids")
+    until(lambda: len(pids()) == 4, "the command's pids")
     return pids()
-
-
-def _watchdogs(parent: int) -> list[int]:
-    """The watchdog processes among ``parent``'s children."""
-    found: list[int] = []
-    for child in psutil.Process(parent).children():
-        with contextlib.suppress(psutil.Error):
-            if any(PROGRAM in part for part in child.cmdline()):
-                found.append(child.pid)
-    return found
-
-
-def _watchdog(parent: int) -> int:
-    """The pid of ``parent``'s watchdog, once it started (the command may start first)."""
-    _until(lambda: bool(_watchdogs(parent)), "the watchdog's start")
-    return _watchdogs(parent)[0]
 
 
 def _quiet(argv: list[str], home: Path) -> subprocess.Popen[bytes]:
@@ -248,12 +201,12 @@ def _killed_with_family(argv: list[str], home: Path, directory: Path) -> list[bo
     pids: list[int] = []
     try:
         pids = _recorded(directory)
-        pids.append(_watchdog(process.pid))
+        pids.append(watchdog_of(process.pid))
         process.kill()
         process.wait(DEADLINE)
         with contextlib.suppress(AssertionError):
-            _until(lambda: all(_gone(pid) for pid in pids), "the command's processes' end")
-        return [_gone(pid) for pid in pids]
+            until(lambda: all(gone(pid) for pid in pids), "the command's processes' end")
+        return [gone(pid) for pid in pids]
     finally:
         _kill([*pids, process.pid])
         process.wait()
@@ -291,7 +244,7 @@ def test_a_run_that_ends_normally_leaves_no_watchdog(home: Path, tmp_path: Path)
     pids: list[int] = []
     try:
         pids = _recorded(tmp_path)
-        watchdog = _watchdog(process.pid)
+        watchdog = watchdog_of(process.pid)
         pids.append(watchdog)
         go.touch()
         process.wait(DEADLINE)
@@ -352,7 +305,7 @@ def test_a_run_without_command_stages_starts_no_watchdog(home: Path, tmp_path: P
 def _started(watchdog: GroupWatchdog) -> Iterator[int]:
     """``watchdog`` started on a group of its own (a sleeping process, killed at the end);
     yields the watchdog process's pid, and closes the watchdog at the end."""
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         try:
             watchdog.started(process.pid)
             pid = watchdog.pid
@@ -369,7 +322,7 @@ def test_the_watchdog_runs_its_file_isolated_with_this_pid_and_the_grace() -> No
     program = str(ROOT / "src" / "taskdaemon" / "pipeline" / PROGRAM)
     with _started(watchdog) as pid:
         # Its arguments show once exec has set them up, a moment after Popen returns.
-        _until(lambda: bool(psutil.Process(pid).cmdline()), "the watchdog's arguments")
+        until(lambda: bool(psutil.Process(pid).cmdline()), "the watchdog's arguments")
         argv = psutil.Process(pid).cmdline()
     expected = [sys.executable, "-I", "-S", program, str(os.getpid()), "2.5"]
     assert expected == [argv[0], *argv[1:3], str(Path(argv[3]).resolve()), *argv[4:]]
@@ -432,7 +385,7 @@ def test_a_closed_watchdog_used_again_starts_a_new_process() -> None:
     watchdog = GroupWatchdog(grace=5.0)
     with _started(watchdog):
         pass
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         watchdog.started(process.pid)
         watchdog.close()
         assert -signal.SIGTERM == process.wait(DEADLINE)
@@ -458,14 +411,14 @@ def _killed(watchdog: GroupWatchdog, group: int) -> int:
     pid = watchdog.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    _until(lambda: _gone(pid), "the watchdog's end")
+    until(lambda: gone(pid), "the watchdog's end")
     return pid
 
 
 def test_the_warning_when_it_died_says_why(caplog: pytest.LogCaptureFixture) -> None:
     """The warning of a watchdog that died names the failed write and what is lost."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         _killed(watchdog, process.pid)
         with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.group_watchdog"):
             watchdog.ended(process.pid)
@@ -481,7 +434,7 @@ def test_a_watchdog_that_died_is_reaped() -> None:
     """The first write that finds the watchdog dead reaps its process: no zombie is left
     (before ``close``, which would reap it too)."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         pid = _killed(watchdog, process.pid)
         try:
             watchdog.ended(process.pid)
@@ -495,7 +448,7 @@ def test_a_watchdog_that_died_writes_nothing_more(capfd: pytest.CaptureFixture[s
     """After its watchdog died, ``started`` and ``ended`` write nowhere (not to another
     descriptor that took the pipe's number)."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         _killed(watchdog, process.pid)
         watchdog.ended(process.pid)
         capfd.readouterr()
@@ -544,7 +497,7 @@ def test_a_fork_child_starts_a_watchdog_of_its_own() -> None:
     ``started`` starts a new one, which ends the child's group, while the parent's, whose
     pipe the parent still holds, keeps running."""
     watchdog = GroupWatchdog(grace=5.0)
-    with _group("sleep", "300") as first, _group("sleep", "300") as second:
+    with group("sleep", "300") as first, group("sleep", "300") as second:
         watchdog.started(first.pid)
         parents = watchdog._process
         assert parents is not None

@@ -12,8 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -25,9 +24,7 @@ from taskdaemon.pipeline._watchdog_process import (
     _live_groups,
     _signal_groups,
 )
-
-#: Seconds a test waits for a process to change state (a loaded machine is slow, not wrong).
-DEADLINE = 30.0
+from watchdog_support import DEADLINE, group, until
 
 
 @pytest.fixture(autouse=True)
@@ -56,26 +53,6 @@ def _only_our_groups(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(os, "killpg", killpg)
     yield
     assert [] == refused
-
-
-def _until(condition: Callable[[], bool], what: str) -> None:
-    """Poll ``condition()`` until it holds, failing after :data:`DEADLINE` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"{what}: not within {DEADLINE:g} s"
-        time.sleep(0.02)
-
-
-@contextlib.contextmanager
-def _group(*argv: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A process in a session (so a process group) of its own, killed at the end."""
-    process = subprocess.Popen(argv, start_new_session=True)
-    try:
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def _listing(*chunks: bytes) -> set[int]:
@@ -115,7 +92,7 @@ def test_drain_reads_what_the_pipe_holds_without_waiting() -> None:
 
 def test_a_group_with_a_running_process_is_alive() -> None:
     """A group with a sleeping process is among the live groups; one nobody has is not."""
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         live = _live_groups({process.pid, 2**22 + 1})
     assert {process.pid} == live
 
@@ -137,7 +114,7 @@ def test_a_command_name_holding_a_parenthesis_is_read_past(tmp_path: Path) -> No
     the fields after its name's last parenthesis: alive."""
     sleep = tmp_path / "s) Z 1 1"
     sleep.symlink_to(shutil.which("sleep") or "/bin/sleep")
-    with _group(str(sleep), "300") as process:
+    with group(str(sleep), "300") as process:
         live = _live_groups({process.pid})
     assert {process.pid} == live
 
@@ -146,7 +123,7 @@ def test_a_group_of_a_zombie_only_is_not_alive() -> None:
     """A group whose only process has ended and waits for its reaper is not alive."""
     process = subprocess.Popen(["true"], start_new_session=True)
     try:
-        _until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE, "the zombie")
+        until(lambda: psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE, "the zombie")
         live = _live_groups({process.pid})
     finally:
         process.wait()
@@ -155,16 +132,16 @@ def test_a_group_of_a_zombie_only_is_not_alive() -> None:
 
 def test_ending_groups_sends_sigterm_first() -> None:
     """A group that heeds SIGTERM ends of it, within the grace period."""
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         _end_groups({process.pid}, grace=DEADLINE)
         assert -signal.SIGTERM == process.wait(DEADLINE)
 
 
 def test_ending_groups_sends_sigkill_after_the_grace() -> None:
     """A group that ignores SIGTERM is killed with SIGKILL once the grace period has passed."""
-    with _group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
+    with group("sh", "-c", "trap '' TERM; sleep 300 & wait") as process:
         # The shell starts its child only after it set the trap.
-        _until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
+        until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
         _end_groups({process.pid}, grace=0.2)
         assert -signal.SIGKILL == process.wait(DEADLINE)
 
@@ -173,10 +150,10 @@ def test_ending_groups_waits_for_a_group_that_ends_within_the_grace() -> None:
     """A group still busy a second after SIGTERM, but done well within the grace period, is
     left to end by itself: no SIGKILL."""
     script = "trap 'sleep 1; exit 3' TERM; sleep 300 & wait"
-    with _group("sh", "-c", script) as process:
+    with group("sh", "-c", script) as process:
         # The trap is set once the child is there, and the child's SIGTERM ends it once it is
         # ``sleep`` (the forked shell before its exec would only note the trap, and exec).
-        _until(
+        until(
             lambda: ["sleep"] == [c.name() for c in psutil.Process(process.pid).children()],
             "the child's sleep",
         )
@@ -195,7 +172,7 @@ def test_ending_groups_returns_once_they_are_gone(monkeypatch: pytest.MonkeyPatc
         real(pgid, sig)
 
     monkeypatch.setattr(os, "killpg", killpg)
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         _end_groups({process.pid}, grace=3600.0)
         signals = list(sent)
         status = process.wait(DEADLINE)
@@ -204,6 +181,6 @@ def test_ending_groups_returns_once_they_are_gone(monkeypatch: pytest.MonkeyPatc
 
 def test_a_group_that_is_gone_keeps_no_other_from_its_signal() -> None:
     """A listed group that no longer exists is passed over; the others get the signal."""
-    with _group("sleep", "300") as process:
+    with group("sleep", "300") as process:
         _signal_groups({2**22 + 1, process.pid, 2**22 + 3}, signal.SIGTERM)
         assert -signal.SIGTERM == process.wait(DEADLINE)
