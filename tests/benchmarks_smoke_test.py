@@ -139,6 +139,9 @@ SMOKES: dict[str, Smoke] = {
     "unseen_run_ends": Smoke(("--runs", "5"), "instructions per unseen run end", valgrind=True),
     "validation_shapes": Smoke(("--sizes", "100", "--rounds", "1"), "fan-out "),
     "visualization_render": Smoke(("--stages", "5", "--repeat", "1"), "render dot"),
+    "watchdog_token_scan": Smoke(
+        ("--rounds", "1", "--extra", "0,1", "--spawns", "10"), r"^listing  spawning/started"
+    ),
     # The run must outlast the stream's second: the server ends with it.
     "web_live_bandwidth": Smoke(
         ("--chains", "1", "--length", "4", "--work", "1", "--seconds", "1", "--port", "{port}"),
