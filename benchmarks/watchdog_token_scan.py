@@ -48,7 +48,7 @@ def search(rounds: int, extra: int) -> None:
         times = []
         for _ in range(rounds):
             start = time.perf_counter()
-            found = _signal_carriers(token, os.getppid(), 0)
+            found = _signal_carriers(token, os.getppid(), 0, set())
             times.append(time.perf_counter() - start)
             assert found == 0
         total, mine = _processes()

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from collections.abc import Callable, Iterator
 
 import psutil
@@ -23,7 +24,6 @@ from taskdaemon.pipeline._watchdog_process import (
     ENVIRON_MAX,
     _end_groups,
     _Listing,
-    _signal_carriers,
 )
 from watchdog_support import DEADLINE, gone, group, until
 
@@ -58,7 +58,7 @@ def signalled(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     processes: its descendants, and the orphans left in their sessions (a carrier's child
     whose parent was killed first); any other is refused (PermissionError), and fails the
     test; one that is gone is ProcessLookupError. Yields the pids ``pidfd_send_signal`` sent a
-    signal to (not 0), in order: what a test sees as sent, though its end comes later."""
+    signal to, in order: what a test sees as sent, though its end comes later."""
     refused: list[int] = []
     sent: list[int] = []
     sessions: set[int] = set()  # of this test's descendants, less this test's own
@@ -79,8 +79,7 @@ def signalled(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
                 refused.append(pid)
                 raise PermissionError(f"test guard: process {pid} is not this test's")
             real(target, sig)
-            if sig:
-                log.append(pid)
+            log.append(pid)
 
         return call
 
@@ -125,15 +124,18 @@ def test_a_process_carrying_the_token_is_ended(token: str) -> None:
         assert -signal.SIGTERM == process.wait(DEADLINE)
 
 
-def test_carriers_that_ignore_sigterm_get_sigkill_after_the_grace(token: str) -> None:
-    """Carriers that ignore SIGTERM, a shell and its child (which inherited the token), are
-    killed with SIGKILL once the grace period has passed."""
+def test_carriers_that_ignore_sigterm_get_sigkill_after_the_grace(
+    token: str, signalled: list[int]
+) -> None:
+    """Carriers that ignore SIGTERM, a shell and its child (which inherited the token), get it
+    once, though looked for again at each look of the grace, then SIGKILL once it has passed."""
     with group("sh", "-c", "trap '' TERM; sleep 300 & wait", token=token) as process:
         until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
         child = psutil.Process(process.pid).children()[0].pid
         _end_groups(set(), 0.2, {token.encode()})
         assert -signal.SIGKILL == process.wait(DEADLINE)
         until(lambda: gone(child), "the child's end")
+    assert {process.pid: 2, child: 2} == Counter(signalled)
 
 
 def test_processes_without_the_exact_token_are_not_signalled(
@@ -164,7 +166,7 @@ def test_a_token_past_the_bound_of_the_environment_read_is_not_found(
         group("sleep", "300", **padding, TASKDAEMON_SPAWN_TOKEN=token),
         group("sleep", "300", **padding, token=token) as near,
     ):
-        assert 1 == _signal_carriers({token.encode()}, 0, signal.SIGTERM)
+        _end_groups(set(), DEADLINE, {token.encode()})
         assert -signal.SIGTERM == near.wait(DEADLINE)
     assert [near.pid] == signalled
 
@@ -181,7 +183,7 @@ _SELF_AND_PARENT = textwrap.dedent(
     tried = []
     signal.pidfd_send_signal = lambda pidfd, sig: tried.append(pidfd)
     token = os.environ["TASKDAEMON_SPAWN_TOKEN"].encode()
-    print(_signal_carriers({token}, 0, signal.SIGTERM), tried)
+    print(_signal_carriers({token}, 0, signal.SIGTERM, set()), tried)
     """
 )
 

@@ -47,11 +47,18 @@ def group(*argv: str, token: str | None = None, **extra: str) -> Iterator[subpro
     env.update(extra)
     process = subprocess.Popen(argv, env=env, start_new_session=True)
     try:
+        # Popen returns once the exec has begun; the new environment is set a moment later.
+        until(lambda: bool(_environment(process.pid)), "the process's environment")
         yield process
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def _environment(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        return environ.read()
 
 
 def watchdogs(parent: int) -> list[int]:

@@ -82,9 +82,10 @@ def _signal_groups(groups: set[int], sig: signal.Signals) -> None:
             pass
 
 
-def _carriers(tokens: Set[bytes], parent: int) -> Iterator[int]:
-    """A pidfd (the caller closes it) for each of this user's processes whose environment
-    carries one of ``tokens``, except pid 1, this process and its parents (module docstring)."""
+def _carriers(tokens: Set[bytes], parent: int) -> Iterator[tuple[int, int]]:
+    """The pid and a pidfd (the caller closes it) of each of this user's processes whose
+    environment carries one of ``tokens``, but pid 1, this process and its parents (module
+    docstring)."""
     needles = [b"\0%s=%s\0" % (TOKEN_VARIABLE.encode(), token) for token in tokens]
     spared = {1, os.getpid(), os.getppid(), parent}
     uid = os.getuid()
@@ -110,44 +111,55 @@ def _carriers(tokens: Set[bytes], parent: int) -> Iterator[int]:
         except OSError:
             found = b""
         if any(needle in found for needle in needles):
-            yield pidfd
+            yield int(name), pidfd
         else:
             os.close(pidfd)
 
 
-def _signal_carriers(tokens: Set[bytes], parent: int, sig: int) -> int:
-    """Send ``sig`` to every process carrying one of ``tokens``; how many got it (signal 0
-    counts the live ones: a zombie's environment is empty)."""
-    sent = 0
-    for pidfd in _carriers(tokens, parent):
+def _signal_carriers(tokens: Set[bytes], parent: int, sig: int, signalled: set[int]) -> int:
+    """Send ``sig`` to each process carrying one of ``tokens`` whose pid is not in
+    ``signalled`` yet, and add it there; how many carry one (a zombie's environment is empty,
+    and so is that of a process in the middle of its exec)."""
+    found = 0
+    for pid, pidfd in _carriers(tokens, parent):
+        found += 1
         try:
-            signal.pidfd_send_signal(pidfd, sig)
-            sent += 1
+            if pid not in signalled:
+                signal.pidfd_send_signal(pidfd, sig)
+                signalled.add(pid)
         except OSError:  # it ended meanwhile
             pass
         finally:
             os.close(pidfd)
-    return sent
+    return found
 
 
 def _end_groups(
     groups: set[int], grace: float, tokens: Set[bytes] = frozenset(), parent: int = 0
 ) -> None:
     """SIGTERM every group and every process carrying one of ``tokens``, give them ``grace``
-    seconds, SIGKILL what is left (of the groups, and whatever carries a token by then)."""
+    seconds, SIGKILL what is left (of the groups, and whatever carries a token by then).
+
+    Carriers are looked for at each look of the grace, and at least once after the first
+    (a spawn's shell may be in its exec, its new environment not yet set, at the first); each
+    gets SIGTERM once."""
     if not groups and not tokens:
         return
     _signal_groups(groups, signal.SIGTERM)
-    carriers = _signal_carriers(tokens, parent, signal.SIGTERM) if tokens else 0
+    termed: set[int] = set()
+    carriers = _signal_carriers(tokens, parent, signal.SIGTERM, termed) if tokens else 0
+    looked_again = not tokens
     deadline = time.monotonic() + grace
     live = _live_groups(groups)
-    while (live or carriers) and time.monotonic() < deadline:
+    while (live or carriers or not looked_again) and time.monotonic() < deadline:
         time.sleep(_POLL)
         live = _live_groups(live)
-        carriers = _signal_carriers(tokens, parent, 0) if carriers else 0
+        if tokens:
+            carriers = _signal_carriers(tokens, parent, signal.SIGTERM, termed)
+        looked_again = True
     _signal_groups(live, signal.SIGKILL)
     if carriers:
-        _signal_carriers(tokens, parent, signal.SIGKILL)
+        _signal_carriers(tokens, parent, signal.SIGKILL, set())
 
 
 class _Listing:
