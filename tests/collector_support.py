@@ -5,10 +5,11 @@ what they send."""
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from http_stub_support import serving_in_thread
 
 
 @contextlib.contextmanager
@@ -33,14 +34,8 @@ def answering_posts(
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.block_on_close = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving_in_thread(server):
         yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def answered(status: int) -> Callable[[BaseHTTPRequestHandler], None]:

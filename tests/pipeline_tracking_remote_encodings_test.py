@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from http_stub_support import serving_in_thread
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking._remote import read_bounded
 
@@ -47,15 +48,11 @@ def serving(handle: Handler) -> Iterator[str]:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
     httpd.daemon_threads = False
-    thread = threading.Thread(target=httpd.serve_forever)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        stop.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with serving_in_thread(httpd):
+        try:
+            yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        finally:
+            stop.set()
 
 
 def answering(body: bytes, encoding: str) -> Handler:

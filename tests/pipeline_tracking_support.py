@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from http_stub_support import serving_in_thread
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.engine import Engine
@@ -315,15 +315,9 @@ def serve(backend: Backend) -> Iterator[Backend]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     backend.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving_in_thread(server):
         yield backend
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 # -- runs of a fixed shape, for the report and its aggregates ---------------------------------

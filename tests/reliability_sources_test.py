@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from http_stub_support import serving_in_thread
 from reliability_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SettingsError, SpanSourceError
@@ -64,7 +65,6 @@ class _Server:
         self.httpd.daemon_threads = False  # server_close joins every handler thread
         self.httpd.block_on_close = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def write(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
         handler.wfile.write(data)
@@ -78,14 +78,11 @@ def serving(handle: Callable[..., None]) -> Iterator[_Server]:
     holder: list[_Server] = []
     server = _Server(lambda handler, stop: handle(holder[0], handler, stop))
     holder.append(server)
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.stop.set()
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        server.thread.join()
+    with serving_in_thread(server.httpd):
+        try:
+            yield server
+        finally:
+            server.stop.set()
 
 
 def _reply(server: _Server, handler: BaseHTTPRequestHandler, status: int, body: Any) -> None:
