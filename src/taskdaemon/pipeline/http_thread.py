@@ -23,7 +23,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -83,11 +83,67 @@ async def _invoke(fn: Callable[[], Any]) -> Any:
 
 
 class _EmbeddedServer(uvicorn.Server):
-    """Uvicorn without its signal handlers: the process owner decides what signals do."""
+    """Uvicorn without its signal handlers (the process owner decides what signals do), which
+    stops as soon as :meth:`stop` asks.
+
+    Uvicorn's own loop looks at ``should_exit`` every 0.1 s, then its shutdown sleeps 0.1 s
+    and polls its connections and request tasks every 0.1 s until they are gone: every stop of
+    a server (each ``run --serve``, ``ui`` and test) waited for those ticks, even with nothing
+    left to wait for. Here :meth:`stop` wakes the loop, and the shutdown (Uvicorn's otherwise)
+    polls every :data:`_CLOSE_POLL`: closing an idle connection takes a loop iteration or two.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._woken: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    def stop(self) -> None:
+        """Ask the server to stop, from any thread; it stops at once."""
+        self.should_exit = True
+        if self._woken is not None:
+            loop, wake = self._woken
+            with contextlib.suppress(RuntimeError):  # the server's loop is already closed
+                loop.call_soon_threadsafe(wake.set)
+
+    async def main_loop(self) -> None:
+        wake = asyncio.Event()
+        self._woken = (asyncio.get_running_loop(), wake)
+        counter = 0
+        # on_tick refreshes the Date header every tenth tick, and says whether to stop.
+        while not await self.on_tick(counter):
+            counter = (counter + 1) % 864000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), 0.1)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        state = self.server_state
+        for connection in list(state.connections):
+            connection.shutdown()  # closes an idle one; a busy one after its response
+        try:
+            async with asyncio.timeout(self.config.timeout_graceful_shutdown):
+                # No event says a connection closed; force_exit comes from aclose's thread.
+                while (state.connections or state.tasks) and not self.force_exit:  # noqa: ASYNC110
+                    await asyncio.sleep(_CLOSE_POLL)
+                for server in self.servers:
+                    await server.wait_closed()
+        except TimeoutError:
+            _log.error("cancelling %d request(s) still running after the grace", len(state.tasks))
+            for task in state.tasks:
+                task.cancel()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
+
+
+#: How often a stopping server looks whether its connections and requests have ended.
+_CLOSE_POLL: Final = 0.005
 
 
 _RATE_LIMIT: RateLimitFilter | None = None
@@ -223,7 +279,7 @@ class MonitorServer:
             web = getattr(self.app.state, "web", None)
             if web is not None:  # end event streams now, not after the shutdown grace
                 web.close()
-            server.should_exit = True
+            server.stop()
             await asyncio.to_thread(thread.join, self.grace + 1.0)
             if thread.is_alive():
                 server.force_exit = True
