@@ -6,8 +6,10 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import tarfile
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Iterator
@@ -108,29 +110,37 @@ async def _get_from_ui(archive: Path, *paths: str) -> list[httpx.Response]:
         app.state.web.close()
 
 
-@pytest.fixture
-def dumped_run(home: Path) -> tuple[str, Path]:
-    """(run id, archive): a finished run whose one stage printed two lines, dumped."""
-    pipeline = home / "two.yaml"
-    pipeline.write_text(
-        "name: two\nstages:\n  - name: say\n    loop: command\n"
-        '    command: "echo one; echo two"\n'
-        "    triggers: [{manual: {approval_required: false}}]\n"
-    )
-    env = environment(home)
-    ran = subprocess.run(
-        [TASKDAEMON, "run", "-q", str(pipeline)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    archive = home / "run.tar.gz"
-    run_id = ran.stdout.strip()
-    subprocess.run(
-        [TASKDAEMON, "dump", run_id, "-o", str(archive)], env=env, capture_output=True, check=True
-    )
-    return run_id, archive
+@pytest.fixture(scope="module")
+def dumped_run() -> Iterator[tuple[str, Path]]:
+    """(run id, archive): a finished run whose one stage printed two lines, dumped. Made once
+    for the module (two ``taskdaemon`` processes): its tests only read the archive."""
+    home = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))  # as conftest's ``home``
+    try:
+        pipeline = home / "two.yaml"
+        pipeline.write_text(
+            "name: two\nstages:\n  - name: say\n    loop: command\n"
+            '    command: "echo one; echo two"\n'
+            "    triggers: [{manual: {approval_required: false}}]\n"
+        )
+        env = environment(home)
+        ran = subprocess.run(
+            [TASKDAEMON, "run", "-q", str(pipeline)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        archive = home / "run.tar.gz"
+        run_id = ran.stdout.strip()
+        subprocess.run(
+            [TASKDAEMON, "dump", run_id, "-o", str(archive)],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
+        yield run_id, archive
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.mark.slow
@@ -154,12 +164,13 @@ async def test_a_dumps_stage_logs_are_served_from_the_dump(dumped_run: tuple[str
 
 @pytest.mark.slow
 async def test_a_dump_whose_logs_are_not_json_is_a_one_line_502(
-    dumped_run: tuple[str, Path],
+    dumped_run: tuple[str, Path], tmp_path: Path
 ) -> None:
     """A dump whose spans read but whose ``logs.otlp.json`` is hostile (nested 100,000 deep)
     answers the logs route 502 with one line naming the member, never a 500."""
-    run_id, archive = dumped_run
-    with tarfile.open(archive) as tar:
+    run_id, dumped = dumped_run
+    archive = tmp_path / "run.tar.gz"  # the module's dump, spoilt in a copy
+    with tarfile.open(dumped) as tar:
         members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
     # The brackets spaced out: packed, the dump's bound on values per byte refuses them first.
     members["logs.otlp.json"] = b"[       " * 100_000 + b"]" * 100_000
