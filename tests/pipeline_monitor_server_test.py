@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import socket
+import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -14,6 +16,10 @@ import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from server_support import serving
 from taskdaemon.pipeline.cli.telemetry import ExportHealth, Telemetry
@@ -430,3 +436,57 @@ async def test_aclose_stops_serving_and_is_idempotent(served: MonitorServer) -> 
     await served.aclose()
     with pytest.raises(httpx.ConnectError):
         await _get(f"{url}/healthz")
+
+
+def _slow_app(entered: threading.Event, release: Callable[[], Awaitable[object]]) -> Starlette:
+    """An app whose ``/slow`` sets ``entered``, then answers ``done`` once ``release()``
+    returned."""
+
+    async def slow(request: Request) -> PlainTextResponse:
+        entered.set()
+        await release()
+        return PlainTextResponse("done")
+
+    return Starlette(routes=[Route("/slow", slow)])
+
+
+def _refused(port: int) -> None:
+    """Return once the port refuses connections: the server has begun to stop."""
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+async def test_aclose_lets_a_request_in_flight_finish_its_answer() -> None:
+    """A request still being answered once the server stopped listening gets its whole
+    answer before aclose returns."""
+    entered = threading.Event()
+    server = MonitorServer(
+        _slow_app(entered, lambda: asyncio.to_thread(_refused, server.port)), port=0
+    )
+    await server.start()
+    async with httpx.AsyncClient() as client:
+        answer = asyncio.ensure_future(client.get(f"{server.url}/slow"))
+        await asyncio.to_thread(entered.wait, 30)
+        await server.aclose()
+        response = await answer
+    assert (200, "done") == (response.status_code, response.text)
+
+
+@pytest.mark.slow
+async def test_aclose_cancels_a_request_still_running_after_the_grace() -> None:
+    """A request that outlives the shutdown grace is cancelled, and answered 500 (Uvicorn's
+    answer to a request whose handler failed); aclose returns."""
+    entered = threading.Event()
+    server = MonitorServer(_slow_app(entered, lambda: asyncio.sleep(3600)), port=0, grace=1.0)
+    await server.start()
+    async with httpx.AsyncClient() as client:
+        answer = asyncio.ensure_future(client.get(f"{server.url}/slow"))
+        await asyncio.to_thread(entered.wait, 30)
+        await server.aclose()
+        response = await answer
+    assert 500 == response.status_code
