@@ -23,7 +23,8 @@ from cli_support import environment
 from pipeline_monitor_support import chain_pipeline
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli import build_parser
-from taskdaemon.pipeline.cli.deferred import DeferredMonitor, PendingLogHandler
+from taskdaemon.pipeline.cli import deferred as deferred_module
+from taskdaemon.pipeline.cli.deferred import DeferredMonitor
 from taskdaemon.pipeline.cli.run import ApprovalPolicy, build_observers
 from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
@@ -36,6 +37,7 @@ from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.run_log import RunLog
 from taskdaemon.pipeline.run_log_scope import DECISION_LOGGER, EVENT_LOGGER
 from taskdaemon.pipeline.run_log_scope import wants as run_log_wants
+from taskdaemon.pipeline.stage_output import OutputBatch
 
 
 class Spans:
@@ -184,16 +186,45 @@ class Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def test_run_records_logged_before_the_store_are_written_first() -> None:
-    """Records of a run logged before the store's handler exists are handed to it first, in
-    order; records of no run are not kept; after attaching every record goes through."""
-    pending = PendingLogHandler()
-    target = Collect()
-    for message, run_id in (("one", "r1"), ("no run", None), ("two", "r1")):
-        pending.handle(record(message, run_id))
-    pending.attach(target)
-    pending.handle(record("after", None))
-    assert (["one", "two", "after"], 0) == (target.messages, pending.dropped)
+class Timeline(logging.Handler):
+    """One list of what a monitor is handed (event types) and what the store's handler and
+    writer are (record messages, output lines)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def on_event(self, event: object) -> None:
+        self.seen.append(type(event).__name__)
+
+    def on_events(self, events: list[object]) -> None:
+        self.seen.extend(type(event).__name__ for event in events)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(record.getMessage())
+
+    def write_output(self, batch: OutputBatch) -> None:
+        self.seen.extend(f"{batch.stream} {text}" for text in batch.texts)
+
+
+def test_run_records_and_output_kept_meanwhile_land_in_their_place() -> None:
+    """A run's records and a command's output offered to the slot before the monitor has the
+    kept events are handed over in their place among those events, also once the store's
+    writer is attached; a record of no run is not kept; once live, each goes through."""
+    deferred = DeferredMonitor(PayloadCapture())
+    slot, timeline = deferred.slot, Timeline()
+    deferred.on_event(started_record("a"))
+    slot.handle(record("a logs", "r"))
+    slot.handle(record("no run", None))
+    deferred.on_event(started_record("b"))
+    slot.write_output(OutputBatch("r", "p", "b", 0, 1, None, None, "stderr", ("b prints",)))
+    slot.attach(timeline, timeline)
+    slot.handle(record("kept still", "r"))
+    deferred.on_event(started_record("c"))
+    deferred.started(timeline, preset_trace_id)  # type: ignore[arg-type]
+    slot.handle(record("live", "r"))
+    expected = ["StageStarted", "a logs", "StageStarted", "stderr b prints", "kept still"]
+    assert ([*expected, "StageStarted", "live"], 0) == (timeline.seen, slot.dropped)
 
 
 async def test_every_event_after_a_failed_load_is_counted_lost_at_once() -> None:
@@ -219,15 +250,16 @@ async def test_every_event_after_a_failed_load_is_counted_lost_at_once() -> None
     assert [(name, number, 0) for number, (name, _, _) in enumerate(seen, 1)] == seen
 
 
-def test_records_past_the_bound_are_counted() -> None:
-    """Past its bound the pending handler counts records instead of keeping them; what is
-    kept and never written (the store never attached) is counted at close too."""
-    pending = PendingLogHandler(limit=2)
+def test_records_past_the_bound_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past its bound the stand-in counts the run's records instead of keeping them; what is
+    kept and never written (loading failed) is counted then too."""
+    monkeypatch.setattr(deferred_module, "MAX_KEPT_RECORDS", 2)
+    deferred = DeferredMonitor(PayloadCapture())
     for index in range(5):
-        pending.handle(record(f"r{index}", "run"))
-    overflow = pending.dropped
-    pending.close()
-    assert (3, 5, False) == (overflow, pending.dropped, pending.attached)
+        deferred.slot.handle(record(f"r{index}", "run"))
+    overflow = deferred.slot.dropped
+    deferred.failed("ImportError: no SDK")
+    assert (3, 5, False) == (overflow, deferred.slot.dropped, deferred.slot.attached)
 
 
 class Probe:

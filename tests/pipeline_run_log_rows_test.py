@@ -90,7 +90,7 @@ def run_logging(tmp_path: Path) -> Iterator[tuple[RunLog, Any, Path, PendingLogH
     monitor = PipelineMonitor(resource_sampling=False)
     try:
         installed = configure_logging(settings, stream=io.StringIO())
-        slot = PendingLogHandler()
+        slot = PendingLogHandler(keep=lambda item: False)  # the monitor has every event
         root.addHandler(slot)
         telemetry = SimpleNamespace(
             logger_provider=None, span_processors=(), meter_provider=NoOpMeterProvider()
@@ -213,7 +213,7 @@ def _check_routes(writer: Any, slot: PendingLogHandler) -> None:
     slot.filters.clear()
     target = slot.forwards_to
     assert target is not None
-    slot.detach(target)
+    slot.detach(target, writer)
     assert row_sink_for(lifecycle, logging.INFO) is None
 
 

@@ -31,9 +31,17 @@ run starts with runs a command (``cli/run.telemetry_first``): it waits for the s
   payload capture, which a dump reads, is made at once). So a command
   stage spawns, and a stage's first log record is written, once telemetry is loaded; a Python
   stage that logs nothing starts at once.
-* **Run logs**: the store's log handler is attached to a :class:`PendingLogHandler` installed on
-  the root logger at once; the records that belong to a run and are logged before the store is
-  open are kept there (up to 10,000) and written first.
+* **Run logs land in their place**: the store's log handler and writer are attached to a
+  :class:`PendingLogHandler`, installed on the root logger and among the output sinks
+  (``stage_output``) at once. A record that belongs to a run, or a command's output batch,
+  offered to it before the monitor has every kept event is kept among those events, in
+  arrival order (up to 10,000; more are counted and dropped), and written when the handover
+  reaches it: after the rows the run log makes of the events before it, before those of the
+  events after it, a batch with its stream as the writer takes it from a command. So the store
+  gets the rows in the order an early monitor would have written them. Decision: the order is
+  made here, by the writer's input, not by ``taskdaemon logs`` sorting on (time, row id):
+  ``logs --follow`` and the web tail read rows after the last id they saw, so a row
+  written late with an early time would be missed or printed out of place there.
 * **Records nobody will want are not built.** The engine asks before it builds a
   ``StageWaiting`` or ``StageQueued`` (``events.OPTIONAL_RECORDS``). The monitor declines them
   when its one hook, the run log, writes nothing for them at its loggers' levels; those levels
@@ -55,8 +63,8 @@ import contextlib
 import logging
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping
+from logging import LogRecord
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -77,6 +85,7 @@ from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.monitor import PipelineMonitor
+    from taskdaemon.pipeline.stage_output import OutputBatch, OutputSink
 
 __all__ = ["DeferredMonitor", "PendingLogHandler", "start_deferred_monitoring"]
 
@@ -95,44 +104,49 @@ Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 
 
 class PendingLogHandler(logging.Handler):
-    """A root-logger handler standing in for the span store's log handler until it is attached
-    (see the module docstring); then every record goes to it. ``dropped`` counts records kept
-    past the bound, or never written because the store never opened."""
+    """A root-logger handler and output sink standing in for the span store's log writer (see
+    the module docstring): a record of a run, or a batch of a command's output, is offered to
+    ``keep`` (``DeferredMonitor.keep``, which keeps it among the engine events until the
+    monitor has them all) and, when not kept, passed to the store's handler or writer once
+    attached. ``dropped`` counts what was kept past the bound."""
 
-    def __init__(self, limit: int = MAX_KEPT_RECORDS) -> None:
+    def __init__(self, keep: Callable[[LogRecord | OutputBatch], bool]) -> None:
         super().__init__()
         self.addFilter(ContextFilter())  # the ids are those of the moment the record is logged
-        self._limit = limit
-        self._kept: deque[logging.LogRecord] = deque()
+        self._keep = keep
         self._target: logging.Handler | None = None
-        self._closed = False
+        self._sink: OutputSink | None = None
         self.attached = False  # the store's handler came (else nothing was ever to be stored)
         self.dropped = 0
 
-    def emit(self, record: logging.LogRecord) -> None:
-        """Pass ``record`` on, or keep it if it belongs to a run (``logging`` holds the lock)."""
-        if self._target is not None:
-            self._target.handle(record)
-        elif self._closed or getattr(record, "run_id", None) is None:
-            return
-        elif len(self._kept) < self._limit:
-            self._kept.append(record)
-        else:
-            self.dropped += 1
+    def emit(self, record: LogRecord) -> None:
+        """Keep ``record`` or pass it on, when it belongs to a run (``logging`` holds the lock)."""
+        if getattr(record, "run_id", None) is not None and not self._keep(record):
+            self.pass_on(record)
+
+    def write_output(self, batch: OutputBatch) -> None:
+        """Keep ``batch`` or pass it on (the ``stage_output.OutputSink`` protocol)."""
+        if not self._keep(batch):
+            self.pass_on(batch)
+
+    def pass_on(self, item: LogRecord | OutputBatch) -> None:
+        """Pass ``item`` to the store's writer (dropped when the store never opened, or closed)."""
+        if isinstance(item, LogRecord):
+            if (target := self._target) is not None:
+                target.handle(item)
+        elif (sink := self._sink) is not None:
+            sink.write_output(item)
 
     @property
     def forwards_to(self) -> logging.Handler | None:
-        """The attached handler every record goes to, None while records are kept
+        """The attached handler records go to once they are not kept, None before
         (``log_rows.row_sink_for`` reads it)."""
         return self._target
 
-    def attach(self, handler: logging.Handler) -> None:
-        """Write the kept records to ``handler``, then pass it every new one."""
-        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            while self._kept:
-                handler.handle(self._kept.popleft())
-            self._target = handler
-            self.attached = True
+    def attach(self, handler: logging.Handler, sink: OutputSink) -> None:
+        """Pass the records not kept to ``handler``, and the output batches to ``sink``."""
+        self._target, self._sink = handler, sink
+        self.attached = True
 
     def flush(self) -> None:
         """Flush the attached handler: the store's log writer batches its rows, and a debug
@@ -141,20 +155,12 @@ class PendingLogHandler(logging.Handler):
         if target is not None:
             target.flush()
 
-    def detach(self, handler: logging.Handler) -> None:
-        """Stop passing records on (the store is closing)."""
-        with self.lock:  # type: ignore[union-attr]
-            if self._target is handler:
-                self._target = None
-            self._closed = True
-
-    def close(self) -> None:
-        """Count what was kept and never written; drop it."""
-        with self.lock:  # type: ignore[union-attr]
-            self.dropped += len(self._kept)
-            self._kept.clear()
-            self._closed = True
-        super().close()
+    def detach(self, handler: logging.Handler, sink: OutputSink) -> None:
+        """Stop passing records and batches on (the store is closing)."""
+        if self._target is handler:
+            self._target = None
+        if self._sink is sink:
+            self._sink = None
 
 
 class DeferredMonitor:
@@ -191,6 +197,12 @@ class DeferredMonitor:
         self._preset: Preset | None = None
         self._kept: list[EngineEvent] = []
         self._kept_payloads = 0  # published events in ``_kept`` with a payload
+        # Run records and output batches kept, each with its place: how many events were kept
+        # before it.
+        self._kept_logs: list[tuple[int, LogRecord | OutputBatch]] = []
+        #: Where the run's records and its commands' output wait for the store (module doc).
+        self.slot = PendingLogHandler(self.keep)
+        self._replaying: int | None = None  # the thread handing kept events to the monitor
         self._named: set[str] = set()  # run ids drawn here (their span takes them as trace id)
         self._failure: str | None = None
         # Set once the monitor has every kept event: from then on events go straight to it,
@@ -202,27 +214,32 @@ class DeferredMonitor:
     # --- what the loading thread calls ---------------------------------------------------------
 
     def started(self, monitor: PipelineMonitor, preset: Preset) -> None:
-        """The monitor exists: hand it the kept events, in order, then every new one.
+        """The monitor exists: hand it the kept events, in order, with the kept records and
+        output batches in their places, then every new one.
 
         The kept events are taken in swaps and handed over outside the lock, so the engine
         keeps running (and keeping) meanwhile instead of waiting for the whole replay; the
         handover ends, and events go straight to the monitor, once a swap finds nothing new.
-        Only this thread forwards until then, so the order holds."""
+        Only this thread forwards until then, so the order holds; records this thread logs
+        meanwhile (the run log's, through ``logging``) are written at once, in their place."""
         with self._lock:
             self._monitor, self._preset = monitor, preset
+        self._replaying = threading.get_ident()
         wanted = sorted(kind.__name__ for kind in self._declined if monitor.wants_record(kind))
         if wanted:
             _log.warning("%s records were not built before telemetry loaded", ", ".join(wanted))
         while True:
             with self._lock:
                 kept, self._kept = self._kept, []
+                logs, self._kept_logs = self._kept_logs, []
                 self._kept_payloads = 0
-                if not kept:
+                if not kept and not logs:
                     self._over = True
                     self._loaded.set()
                     self._live = True
+                    self._replaying = None
                     return
-            self._forward_all(kept)
+            self._forward_all(kept, logs)
 
     def failed(self, reason: str) -> None:
         """Loading failed: count the kept events as lost; the run goes on without telemetry."""
@@ -230,6 +247,8 @@ class DeferredMonitor:
             self._failure = reason
             self.lost += len(self._kept)
             self._kept.clear()
+            self.slot.dropped += len(self._kept_logs)
+            self._kept_logs.clear()
             self._kept_payloads = 0
             self._over = True
             self._loaded.set()
@@ -339,6 +358,22 @@ class DeferredMonitor:
         self._named.add(run_id)
         return run_id
 
+    def keep(self, item: LogRecord | OutputBatch) -> bool:
+        """Keep a run's record or output batch in its place among the kept events, until the
+        monitor has them (``slot``'s question; see the module docstring): False once events go
+        straight to the monitor, or from the thread handing them over. Past
+        ``MAX_KEPT_RECORDS`` kept, it is counted in ``slot.dropped`` instead."""
+        if self._replaying == threading.get_ident():
+            return False
+        with self._lock:
+            if self._over:
+                return False
+            if len(self._kept_logs) < MAX_KEPT_RECORDS:
+                self._kept_logs.append((len(self._kept), item))
+            else:
+                self.slot.dropped += 1
+            return True
+
     def stage_environment(self, event: StageStarted) -> Mapping[str, str]:
         """The execution's ``TRACEPARENT``: waits for the monitor; empty if it failed."""
         monitor = self.wait()
@@ -350,7 +385,19 @@ class DeferredMonitor:
         if monitor is not None:
             monitor.flush()
 
-    def _forward_all(self, events: list[EngineEvent]) -> None:
+    def _forward_all(
+        self, events: list[EngineEvent], logs: list[tuple[int, LogRecord | OutputBatch]]
+    ) -> None:
+        """Hand ``events`` to the monitor in order, each kept record or batch of ``logs`` to
+        the store's writer in its place among them (module docstring, "Run logs")."""
+        done = 0
+        for place, item in logs:
+            self._forward_events(events[done:place])
+            self.slot.pass_on(item)
+            done = place
+        self._forward_events(events[done:] if done else events)
+
+    def _forward_events(self, events: list[EngineEvent]) -> None:
         """Hand ``events`` to the monitor in order, in batches (``PipelineMonitor.on_events``:
         one lock a slice, not one a record); a run start whose id was drawn here goes alone,
         under its preset (``_forward``). The loading thread has no running loop: every event
@@ -413,19 +460,27 @@ def start_deferred_monitoring(
     # Now, not with the run logging on the loading thread: a command stage that starts
     # before telemetry has loaded (or when it fails to) is bounded as configured too.
     from taskdaemon.pipeline.secret_values import use_secret_key_patterns  # noqa: PLC0415
-    from taskdaemon.pipeline.stage_output import bound_captures  # noqa: PLC0415
+    from taskdaemon.pipeline.stage_output import (  # noqa: PLC0415
+        add_output_sink,
+        bound_captures,
+        remove_output_sink,
+    )
 
     bound_captures(settings, stack)
     stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
-    root = logging.getLogger()
-    slot = PendingLogHandler()
-    if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs
-        root.addHandler(slot)
-        _store_directory(Path(settings.span_source[len("sqlite:///") :]))
     capture = PayloadCapture(
         max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
     )
     deferred = DeferredMonitor(capture, hooks_want=run_log_wants)
+    root = logging.getLogger()
+    slot = deferred.slot
+    # A sink even without a store: output goes to the store's writer or nowhere, as once
+    # telemetry is loaded (the console drops it), not to ``stage_output``'s fallback records,
+    # which the console would print before then.
+    add_output_sink(slot)
+    if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs
+        root.addHandler(slot)
+        _store_directory(Path(settings.span_source[len("sqlite:///") :]))
     loaded = contextlib.ExitStack()
 
     def load() -> None:
@@ -459,6 +514,7 @@ def start_deferred_monitoring(
         try:
             loaded.close()  # telemetry shutdown, then the lost-span report (as start_monitoring)
         finally:
+            remove_output_sink(slot)
             root.removeHandler(slot)
             slot.close()
             deferred.report()

@@ -18,9 +18,10 @@ already prints one progress line per transition, and a command's output is read 
 event records (``--log-level debug|trace``) do reach the console: that is what one asks them for.
 Everything is undone when ``stack`` closes (the writer flushed within the export timeout).
 
-The store's log handler goes on the root logger, or into ``slot`` when one is given: ``run``
-loads telemetry on a thread while its pipeline starts (``cli/deferred.py``), and its slot, on
-the root logger from the start, keeps the run's records logged before the writer existed.
+The store's log handler goes on the root logger and its writer among the output sinks, or both
+into ``slot`` when one is given: ``run`` loads telemetry on a thread while its pipeline starts
+(``cli/deferred.py``), and its slot, on the root logger and among the sinks from the start,
+keeps the run's records and output until the monitor has the events before them.
 """
 
 from __future__ import annotations
@@ -50,20 +51,22 @@ _logger = logging.getLogger(__name__)
 
 
 class HandlerSlot(Protocol):
-    """Where the store's log handler goes instead of the root logger."""
+    """Where the store's log handler and writer go instead of the root logger and the sinks."""
 
-    def attach(self, handler: logging.Handler) -> None:
-        """Start passing records to ``handler`` (with the ones kept until now)."""
+    def attach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
+        """Start passing records to ``handler`` and captured output to ``sink``."""
 
-    def detach(self, handler: logging.Handler) -> None:
-        """Stop passing records to ``handler``."""
+    def detach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
+        """Stop passing records to ``handler`` and output to ``sink``."""
 
 
 class _RootSlot:
-    def attach(self, handler: logging.Handler) -> None:
+    def attach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
         logging.getLogger().addHandler(handler)
+        stage_output.add_output_sink(sink)
 
-    def detach(self, handler: logging.Handler) -> None:
+    def detach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
+        stage_output.remove_output_sink(sink)
         logging.getLogger().removeHandler(handler)
 
 
@@ -124,12 +127,10 @@ def _store_writer(
         return None
     handler = writer.handler()
     handler.addFilter(ContextFilter())
-    slot.attach(handler)
-    stage_output.add_output_sink(writer)
+    slot.attach(handler, writer)
 
     def close_writer() -> None:
-        stage_output.remove_output_sink(writer)
-        slot.detach(handler)
+        slot.detach(handler, writer)
         writer.close(settings.export_timeout)
 
     stack.callback(close_writer)
