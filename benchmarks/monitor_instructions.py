@@ -137,7 +137,11 @@ def child(stages: int, hand_over: bool, without: str) -> None:
                     deferred.on_event(record)
             gc.collect()
             if hand_over:
-                deferred.started(monitor, lambda run_id: contextlib.nullcontext())
+                deferred.started(
+                    monitor,
+                    lambda run_id: contextlib.nullcontext(),
+                    lambda span_id: contextlib.nullcontext(),
+                )
                 deferred.on_event(last)
             telemetry.tracer_provider.force_flush()
     finally:

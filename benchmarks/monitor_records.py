@@ -157,7 +157,9 @@ def _feed_deferred(monitor: Any, records: list[Any], stages: int, samples: list[
             deferred.on_event(record)
     gc.collect()
     started = time.thread_time()
-    deferred.started(monitor, lambda run_id: contextlib.nullcontext())
+    deferred.started(
+        monitor, lambda run_id: contextlib.nullcontext(), lambda span_id: contextlib.nullcontext()
+    )
     deferred.on_event(last)
     samples.append((time.thread_time() - started) / stages * 1e6)
 

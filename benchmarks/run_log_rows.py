@@ -90,7 +90,7 @@ def main() -> None:
         settings = load_settings(span_source_url=f"sqlite:///{Path(tmp) / 'spans.db'}")
         configure_logging(settings, stream=open("/dev/null", "w"))  # noqa: SIM115
         root = logging.getLogger()
-        slot = PendingLogHandler(keep=lambda item: False)  # the monitor has every event
+        slot = PendingLogHandler(keep=lambda item: False, settle=lambda: None)  # all handed over
         root.addHandler(slot)
         stack.callback(root.removeHandler, slot)
         monitor = PipelineMonitor(resource_sampling=False)

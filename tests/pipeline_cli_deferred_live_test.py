@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from taskdaemon.pipeline.cli.deferred import DeferredMonitor
-from taskdaemon.pipeline.cli.run_ids import preset_trace_id
+from taskdaemon.pipeline.cli.run_ids import preset_span_id, preset_trace_id
 from taskdaemon.pipeline.events import EngineEvent
 from taskdaemon.pipeline.payloads import PayloadCapture
 
@@ -31,7 +31,7 @@ def test_once_loaded_events_skip_the_handover_lock() -> None:
     monitor = ListMonitor()
     kept, live = object(), object()
     deferred.on_event(kept)  # type: ignore[arg-type]
-    deferred.started(monitor, preset_trace_id)  # type: ignore[arg-type]
+    deferred.started(monitor, preset_trace_id, preset_span_id)  # type: ignore[arg-type]
     passed = threading.Event()
 
     def emit() -> None:

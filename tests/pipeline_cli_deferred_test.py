@@ -26,12 +26,12 @@ from taskdaemon.pipeline.cli import build_parser
 from taskdaemon.pipeline.cli import deferred as deferred_module
 from taskdaemon.pipeline.cli.deferred import DeferredMonitor
 from taskdaemon.pipeline.cli.run import ApprovalPolicy, build_observers
-from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
+from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_span_id, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import OPTIONAL_RECORDS, StageFinished, StageQueued, StageStarted
 from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.loops import LoopRegistry, StageContext
-from taskdaemon.pipeline.model import LoopDef, Manual, OnCompletion, Pipeline, Stage
+from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.run_log import RunLog
@@ -79,7 +79,9 @@ async def run_late(
     stage (so the run's start and that stage's start are kept, then handed over)."""
     deferred = DeferredMonitor(PayloadCapture())
     monitor = spans.monitor()
-    loader = threading.Thread(target=deferred.started, args=(monitor, preset_trace_id))
+    loader = threading.Thread(
+        target=deferred.started, args=(monitor, preset_trace_id, preset_span_id)
+    )
     environments: list[Mapping[str, str]] = []
 
     async def handler(ctx: StageContext) -> Mapping[str, Any]:
@@ -221,7 +223,7 @@ def test_run_records_and_output_kept_meanwhile_land_in_their_place() -> None:
     slot.attach(timeline, timeline)
     slot.handle(record("kept still", "r"))
     deferred.on_event(started_record("c"))
-    deferred.started(timeline, preset_trace_id)  # type: ignore[arg-type]
+    deferred.started(timeline, preset_trace_id, preset_span_id)  # type: ignore[arg-type]
     slot.handle(record("live", "r"))
     expected = ["StageStarted", "a logs", "StageStarted", "stderr b prints", "kept still"]
     assert ([*expected, "StageStarted", "live"], 0) == (timeline.seen, slot.dropped)
@@ -371,7 +373,9 @@ def test_the_engine_keeps_running_while_kept_events_are_handed_over() -> None:
     first, second, during, after = object(), object(), object(), object()
     deferred.on_event(first)  # type: ignore[arg-type]
     deferred.on_event(second)  # type: ignore[arg-type]
-    loader = threading.Thread(target=deferred.started, args=(monitor, preset_trace_id))
+    loader = threading.Thread(
+        target=deferred.started, args=(monitor, preset_trace_id, preset_span_id)
+    )
     loader.start()
     try:
         assert monitor.holding.wait(10)
@@ -393,7 +397,7 @@ def test_the_stand_in_keeps_every_record_until_its_monitor_answers(spans: Spans)
     deferred = DeferredMonitor(PayloadCapture())
     assert [True, True] == [deferred.wants_record(kind) for kind in (StageQueued, StageStarted)]
     monitor = spans.monitor()
-    deferred.started(monitor, preset_trace_id)
+    deferred.started(monitor, preset_trace_id, preset_span_id)
     try:
         answers = [deferred.wants_record(kind) for kind in (StageQueued, StageStarted)]
         assert [monitor.wants_record(StageQueued), True] == answers
@@ -422,7 +426,7 @@ async def test_run_s_observers_decline_the_waiting_records_with_the_monitor(
     approval requests, so it does not ask for every record on its own."""
     deferred = DeferredMonitor(PayloadCapture())
     monitor = spans.monitor()
-    deferred.started(monitor, preset_trace_id)
+    deferred.started(monitor, preset_trace_id, preset_span_id)
     probe = Declining()
 
     async def handler(ctx: StageContext) -> Mapping[str, Any]:
@@ -471,7 +475,7 @@ def test_the_stand_in_says_when_its_monitor_wanted_what_it_declined(
     monitor = spans.monitor()
     monitor.add_event_hook(lambda event, span: None)  # no ``wants``: wants every record
     with caplog.at_level(logging.WARNING, logger="taskdaemon"):
-        deferred.started(monitor, preset_trace_id)
+        deferred.started(monitor, preset_trace_id, preset_span_id)
     monitor.close()
     assert ["StageQueued records were not built before telemetry loaded"] == [
         r.getMessage() for r in caplog.records
@@ -501,7 +505,6 @@ async def test_the_approval_policy_observes_only_when_it_grants(
     async with contextlib.AsyncExitStack() as stack:
         observers = build_observers(
             args,
-            pipeline=chain_pipeline(),
             progress=None,
             approvals=approvals,
             stack=stack,
@@ -510,43 +513,6 @@ async def test_the_approval_policy_observes_only_when_it_grants(
     others = [type(observer).__name__ for observer in observers if observer is not approvals]
     expected = ["ApprovalHint", "DeferredMonitor"] if hint else ["DeferredMonitor"]
     assert (observes, expected) == (approvals in observers, others)
-
-
-@pytest.mark.parametrize(
-    ("first", "loops", "deferred"),
-    [
-        (Stage("a", "command", (Manual(),), command="echo '{}'"), {}, False),
-        (Stage("a", "sh", (Manual(),)), {"sh": LoopDef("sh", command="echo '{}'")}, False),
-        (Stage("a", "py", (Manual(),)), {"py": LoopDef("py", handler="m:f")}, True),
-        (Stage("a", "python", (Manual(),), handler="m:f"), {}, True),
-    ],
-    ids=["command", "declared-command", "declared-handler", "python"],
-)
-async def test_a_run_starting_with_a_command_loads_telemetry_first(
-    home: Any, monkeypatch: pytest.MonkeyPatch, first: Stage, loops: Any, deferred: bool
-) -> None:
-    """A command stage spawns only once telemetry has loaded (its ``TRACEPARENT``), waiting on
-    the event loop: loaded beside the run, the load was the first stage's recorded time (a
-    25 ms ``echo`` read 500 ms and more). A run whose entry stage runs a command gets the
-    monitor itself, loaded before the run; one starting with Python keeps the stand-in."""
-    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
-    definition = Pipeline(
-        name="p", stages=(first, Stage("b", "command", (OnCompletion("a"),))), loops=loops
-    )
-    argv = ["run", "pipeline.yaml", "-q"]
-    args = build_parser(argv).parse_args(argv)
-    async with contextlib.AsyncExitStack() as stack:
-        observers = build_observers(
-            args,
-            pipeline=definition,
-            progress=None,
-            approvals=ApprovalPolicy(()),
-            stack=stack,
-            hint_approvals=False,
-        )
-        kinds = [type(observer).__name__ for observer in observers]
-    assert deferred == ("DeferredMonitor" in kinds), kinds
-    assert (not deferred) == ("PipelineMonitor" in kinds), kinds
 
 
 def started_record(stage: str) -> StageStarted:
@@ -577,7 +543,7 @@ def test_the_stand_in_counts_a_record_its_monitor_fails_on_and_does_not_raise(
             raise RuntimeError("no")
 
     deferred = DeferredMonitor(PayloadCapture())
-    deferred.started(Failing(), preset_trace_id)  # type: ignore[arg-type]  # a stand-in
+    deferred.started(Failing(), preset_trace_id, preset_span_id)  # type: ignore[arg-type]  # a stand-in
     with caplog.at_level(logging.WARNING, logger="taskdaemon.run"):
         deferred.on_event(started_record("a"))
         deferred.on_event(started_record("b"))

@@ -17,7 +17,7 @@ from pipeline_engine_support import Recorder, Resolver
 from pipeline_monitor_support import Telemetry, chain_pipeline
 from taskdaemon.pipeline._record_queue import INLINE_BATCH, RecordQueue
 from taskdaemon.pipeline.cli.deferred import DeferredMonitor
-from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
+from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_span_id, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import EngineEvent, RunFinished, StageQueued, StageWaiting
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -152,7 +152,7 @@ def test_kept_runs_take_their_drawn_run_ids_as_trace_ids_in_a_batch() -> None:
         for record in records:
             if not isinstance(record, RunFinished):  # it would wait for the monitor
                 deferred.on_event(record)
-        deferred.started(monitor, preset_trace_id)
+        deferred.started(monitor, preset_trace_id, preset_span_id)
         for record in finished:
             deferred.on_event(record)
     finally:

@@ -19,7 +19,7 @@ from pipeline_engine_support import Resolver
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline._record_queue import HEAVY_BOUND
 from taskdaemon.pipeline.cli.deferred import MAX_KEPT_PAYLOADS, DeferredMonitor
-from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
+from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_span_id, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
@@ -117,7 +117,9 @@ class LateStandIn(DeferredMonitor):
 
     def __init__(self, monitor: PipelineMonitor) -> None:
         super().__init__(PayloadCapture(max_bytes=0))
-        self.loader = threading.Thread(target=self.started, args=(monitor, preset_trace_id))
+        self.loader = threading.Thread(
+            target=self.started, args=(monitor, preset_trace_id, preset_span_id)
+        )
 
     def wait(self, timeout: float | None = None) -> PipelineMonitor | None:
         if self.loader.ident is None:

@@ -90,7 +90,7 @@ def run_logging(tmp_path: Path) -> Iterator[tuple[RunLog, Any, Path, PendingLogH
     monitor = PipelineMonitor(resource_sampling=False)
     try:
         installed = configure_logging(settings, stream=io.StringIO())
-        slot = PendingLogHandler(keep=lambda item: False)  # the monitor has every event
+        slot = PendingLogHandler(keep=lambda item: False, settle=lambda: None)  # all handed over
         root.addHandler(slot)
         telemetry = SimpleNamespace(
             logger_provider=None, span_processors=(), meter_provider=NoOpMeterProvider()

@@ -63,7 +63,7 @@ def test_a_flush_of_the_pending_root_handler_reaches_the_store(tmp_path: Path) -
     handler once attached, so the debugger's ``logs`` and dumps read every record so far."""
     db = tmp_path / "spans.db"
     writer = SqliteLogWriter(db, linger=60.0)
-    pending = PendingLogHandler(keep=lambda item: False)  # the monitor has every event
+    pending = PendingLogHandler(keep=lambda item: False, settle=lambda: None)  # all handed over
     try:
         pending.attach(writer.handler(), writer)
         pending.handle(_record("through the stand-in"))

@@ -363,9 +363,7 @@ class _RunThread(threading.Thread):
         progress = None if args.quiet else ProgressView(sys.stderr, attach_hint=False)
         approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
         async with contextlib.AsyncExitStack() as stack:
-            observers = build_observers(
-                args, pipeline=self._pipeline, progress=progress, approvals=approvals, stack=stack
-            )
+            observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
             engine = Engine(resolver=self._registry, observers=observers, workspace=self._workspace)
             async with engine:
                 session = engine.with_debug(True)

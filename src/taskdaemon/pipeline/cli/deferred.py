@@ -4,9 +4,7 @@ Loading the OTel SDK, the span store and the monitor takes longer than everythin
 ``run`` does before its first stage starts (``benchmarks/README.md``, "CLI start-up"). Without
 ``--serve``, :func:`start_deferred_monitoring` therefore configures the console logging at once
 and builds the rest (``cli/monitoring.build_monitor``) on a thread, once the run's first stage
-has started. :class:`DeferredMonitor` stands in for the monitor meanwhile. Not when a stage the
-run starts with runs a command (``cli/run.telemetry_first``): it waits for the spans at once
-(below), so the load would start it no sooner and be recorded as its time.
+has started. :class:`DeferredMonitor` stands in for the monitor meanwhile.
 
 * **When loading begins.** A thread shares the interpreter (the GIL) with the run, so loading
   beside the engine's start would still delay the first stage by its share. The thread
@@ -25,12 +23,20 @@ run starts with runs a command (``cli/run.telemetry_first``): it waits for the s
 * **The run id is still the trace id.** Asked for a run id before the monitor exists, the
   stand-in draws one and the run span is later started with it as its trace id
   (``cli/run_ids.py``).
-* **What needs the spans waits for them**: a stage's ``TRACEPARENT`` (``stage_environment``,
-  read by command stages before they spawn, and by ``logs.ContextFilter`` for each record a
-  stage logs, so every record still carries its span), ``flush`` and a debug dump (the
-  payload capture, which a dump reads, is made at once). So a command
-  stage spawns, and a stage's first log record is written, once telemetry is loaded; a Python
-  stage that logs nothing starts at once.
+* **A stage's ``TRACEPARENT`` is answered at once** (``stage_environment``: read by command
+  stages before they spawn, and by ``logs.ContextFilter`` for each record a stage logs, so
+  every record carries its span): its trace id is the run id drawn here, its span id is drawn
+  here too and the stage span is later started with it (``cli/run_ids.py``: the preset is set
+  just around that one ``StageStarted``'s handling, and the stage span is the one span that
+  handling starts), its flags ``03`` (sampled, random trace id), as the monitor's own answer
+  would be. Only when that answer is foreseen (``span_context_foreseen``: the SDK's default
+  sampler, the SDK on) and the run id was drawn here; else, and once the monitor has begun
+  taking the kept events, it is the monitor's answer, which waits for it. So a command stage
+  spawns, and a stage logs, without waiting for telemetry. (Should loading then fail, the
+  ``TRACEPARENT`` handed out names a span that is never recorded, as every span of that run.)
+* **What needs the spans waits for them**: ``flush`` and a debug dump (the payload capture,
+  which a dump reads, is made at once), a flush of the run-log slot (the debugger's ``logs``
+  reads the store after it: below), and a ``TRACEPARENT`` not foreseen (above).
 * **Run logs land in their place**: the store's log handler and writer are attached to a
   :class:`PendingLogHandler`, installed on the root logger and among the output sinks
   (``stage_output``) at once. A record that belongs to a run, or a command's output batch,
@@ -87,7 +93,12 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.monitor import PipelineMonitor
     from taskdaemon.pipeline.stage_output import OutputBatch, OutputSink
 
-__all__ = ["DeferredMonitor", "PendingLogHandler", "start_deferred_monitoring"]
+__all__ = [
+    "DeferredMonitor",
+    "PendingLogHandler",
+    "span_context_foreseen",
+    "start_deferred_monitoring",
+]
 
 _log = logging.getLogger("taskdaemon.run")
 
@@ -103,6 +114,17 @@ LOAD_DELAY = 0.25
 Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 
 
+def span_context_foreseen(environ: Mapping[str, str]) -> bool:
+    """Whether a stage span's context is known before it is started, given the process's
+    environment: with the SDK's default sampler (parent-based, always on) and the SDK on, a
+    stage span, a child of the run span (a root: its trace id drawn at random), is sampled,
+    with the random trace id flag (``03``) and no trace state. Another sampler could decide
+    otherwise or add a trace state, and a disabled SDK starts no span at all."""
+    return not environ.get("OTEL_TRACES_SAMPLER", "").strip() and (
+        environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
+    )
+
+
 class PendingLogHandler(logging.Handler):
     """A root-logger handler and output sink standing in for the span store's log writer (see
     the module docstring): a record of a run, or a batch of a command's output, is offered to
@@ -110,10 +132,13 @@ class PendingLogHandler(logging.Handler):
     monitor has them all) and, when not kept, passed to the store's handler or writer once
     attached. ``dropped`` counts what was kept past the bound."""
 
-    def __init__(self, keep: Callable[[LogRecord | OutputBatch], bool]) -> None:
+    def __init__(
+        self, keep: Callable[[LogRecord | OutputBatch], bool], settle: Callable[[], object]
+    ) -> None:
         super().__init__()
         self.addFilter(ContextFilter())  # the ids are those of the moment the record is logged
         self._keep = keep
+        self._settle = settle
         self._target: logging.Handler | None = None
         self._sink: OutputSink | None = None
         self.attached = False  # the store's handler came (else nothing was ever to be stored)
@@ -150,7 +175,12 @@ class PendingLogHandler(logging.Handler):
 
     def flush(self) -> None:
         """Flush the attached handler: the store's log writer batches its rows, and a debug
-        dump or the debugger's ``logs`` reads the store right after a flush."""
+        dump or the debugger's ``logs`` reads the store right after a flush. While this stands
+        in on the root logger (a run whose telemetry may still load), first wait until nothing
+        is kept (``settle``: ``DeferredMonitor.wait``); not once removed, so ``logging``'s
+        flush at exit never waits for a load that will not come."""
+        if self in logging.getLogger().handlers:
+            self._settle()
         target = self._target
         if target is not None:
             target.flush()
@@ -195,15 +225,19 @@ class DeferredMonitor:
         self._failed_kinds: set[type] = set()  # record types an entry point failed on (logged)
         self._monitor: PipelineMonitor | None = None
         self._preset: Preset | None = None
+        self._preset_span: Preset | None = None
         self._kept: list[EngineEvent] = []
         self._kept_payloads = 0  # published events in ``_kept`` with a payload
         # Run records and output batches kept, each with its place: how many events were kept
         # before it.
         self._kept_logs: list[tuple[int, LogRecord | OutputBatch]] = []
         #: Where the run's records and its commands' output wait for the store (module doc).
-        self.slot = PendingLogHandler(self.keep)
+        self.slot = PendingLogHandler(self.keep, self.wait)
         self._replaying: int | None = None  # the thread handing kept events to the monitor
         self._named: set[str] = set()  # run ids drawn here (their span takes them as trace id)
+        # Span ids drawn here, by (run id, task run id): each execution's stage span takes its.
+        self._span_ids: dict[tuple[str, str], str] = {}
+        self._presets_spans = span_context_foreseen(os.environ)
         self._failure: str | None = None
         # Set once the monitor has every kept event: from then on events go straight to it,
         # without the lock and the two Event calls of the hand-over (a few µs an event, on the
@@ -213,7 +247,7 @@ class DeferredMonitor:
 
     # --- what the loading thread calls ---------------------------------------------------------
 
-    def started(self, monitor: PipelineMonitor, preset: Preset) -> None:
+    def started(self, monitor: PipelineMonitor, preset: Preset, preset_span: Preset) -> None:
         """The monitor exists: hand it the kept events, in order, with the kept records and
         output batches in their places, then every new one.
 
@@ -223,7 +257,7 @@ class DeferredMonitor:
         Only this thread forwards until then, so the order holds; records this thread logs
         meanwhile (the run log's, through ``logging``) are written at once, in their place."""
         with self._lock:
-            self._monitor, self._preset = monitor, preset
+            self._monitor, self._preset, self._preset_span = monitor, preset, preset_span
         self._replaying = threading.get_ident()
         wanted = sorted(kind.__name__ for kind in self._declined if monitor.wants_record(kind))
         if wanted:
@@ -375,7 +409,20 @@ class DeferredMonitor:
             return True
 
     def stage_environment(self, event: StageStarted) -> Mapping[str, str]:
-        """The execution's ``TRACEPARENT``: waits for the monitor; empty if it failed."""
+        """The execution's ``TRACEPARENT``. While its ``StageStarted`` is kept and the answer is
+        foreseen (``span_context_foreseen``, a run id drawn here), at once: a span id drawn
+        here, which its stage span is later started with (``_preset_for``). Else the monitor's,
+        waiting for it; empty if it failed."""
+        key = (event.run_id, event.task_run_id)
+        span_id = self._span_ids.get(key)
+        if span_id is None and self._presets_spans and event.run_id in self._named:
+            with self._lock:  # no event is handed over before ``started`` sets ``_monitor``
+                if self._monitor is None and not self._over:
+                    # As ``allocate_run_id`` draws; a span id is never all zeros.
+                    span_id = format(int.from_bytes(os.urandom(8)) or 1, "016x")
+                    self._span_ids[key] = span_id
+        if span_id is not None:
+            return {"TRACEPARENT": f"00-{event.run_id}-{span_id}-03"}
         monitor = self.wait()
         return monitor.stage_environment(event) if monitor is not None else {}
 
@@ -399,17 +446,21 @@ class DeferredMonitor:
 
     def _forward_events(self, events: list[EngineEvent]) -> None:
         """Hand ``events`` to the monitor in order, in batches (``PipelineMonitor.on_events``:
-        one lock a slice, not one a record); a run start whose id was drawn here goes alone,
-        under its preset (``_forward``). The loading thread has no running loop: every event
-        is handled at once, as ``on_event`` handles it there."""
+        one lock a slice, not one a record); a start whose id was drawn here goes alone, under
+        its preset (``_forward``). The loading thread has no running loop: every event is
+        handled at once, as ``on_event`` handles it there."""
         monitor = self._monitor
         if monitor is None:
             self.lost += len(events)
             return
         start = 0
+        span_ids = self._span_ids
         for index, event in enumerate(events):
-            # ``_preset_for``'s first test inline: one run start among a run's records.
-            if isinstance(event, RunStarted) and self._preset_for(event) is not None:
+            # ``_preset_for``'s first test inline: one run start among a run's records, and a
+            # stage start only while a stage's span id was drawn here.
+            if (
+                isinstance(event, RunStarted) or (span_ids and isinstance(event, StageStarted))
+            ) and self._preset_for(event) is not None:
                 monitor.on_events(events[start:index])
                 self._forward(event)
                 start = index + 1
@@ -420,17 +471,23 @@ class DeferredMonitor:
         if monitor is None:
             self.lost += 1
         elif (preset := self._preset_for(event)) is not None:
-            with preset(event.run_id):
+            with preset:
                 monitor.on_event(event)
         else:
             monitor.on_event(event)
 
-    def _preset_for(self, event: EngineEvent) -> Preset | None:
-        """The preset to record ``event`` under: a run start whose id this stand-in drew, so
-        that the id becomes its span's trace id (``cli/run_ids.py``); else None."""
+    def _preset_for(self, event: EngineEvent) -> contextlib.AbstractContextManager[None] | None:
+        """The preset to record ``event`` under (``cli/run_ids.py``): a run start whose id this
+        stand-in drew, so that the id becomes its span's trace id; a stage start whose span id
+        it drew (``stage_environment``), so that its stage span, the one span handling it
+        starts, takes that id; else None."""
+        preset: Preset | None = None
+        value: str | None = None
         if isinstance(event, RunStarted) and event.run_id in self._named:
-            return self._preset
-        return None
+            preset, value = self._preset, event.run_id
+        elif isinstance(event, StageStarted) and self._span_ids:
+            preset, value = self._preset_span, self._span_ids.get((event.run_id, event.task_run_id))
+        return preset(value) if preset is not None and value is not None else None
 
     def report(self) -> None:
         """One warning if events were lost (after the run)."""
@@ -489,6 +546,7 @@ def start_deferred_monitoring(
             from taskdaemon.pipeline.cli.monitoring import build_monitor  # noqa: PLC0415
             from taskdaemon.pipeline.cli.run_ids import (  # noqa: PLC0415
                 PresetIdGenerator,
+                preset_span_id,
                 preset_trace_id,
             )
 
@@ -504,7 +562,7 @@ def start_deferred_monitoring(
             _log.warning("telemetry failed to start; the run goes on without it: %s", error)
             deferred.failed(f"{type(error).__name__}: {error}")
         else:
-            deferred.started(monitor, preset_trace_id)
+            deferred.started(monitor, preset_trace_id, preset_span_id)
 
     thread = threading.Thread(target=load, name="taskdaemon-telemetry-load", daemon=True)
 

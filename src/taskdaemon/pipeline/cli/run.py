@@ -363,20 +363,9 @@ def awaits_approval(pipeline: Pipeline, approvals: ApprovalPolicy) -> bool:
     )
 
 
-def telemetry_first(pipeline: Pipeline) -> bool:
-    """Whether ``run`` loads telemetry before the run rather than beside it
-    (``cli/deferred.py``): when a stage the run starts with runs a command. Such a stage spawns
-    only once telemetry has loaded (its ``TRACEPARENT`` names its span), and its wait holds the
-    event loop, so loading beside the run starts it no sooner and records the load as the
-    stage's time, and every stage's that runs meanwhile: a first ``echo`` of 25 ms read 500 ms
-    and more in ``runs show``, ``report`` and the duration histograms."""
-    return any(stage.is_entry and pipeline.runs_command(stage) for stage in pipeline.stages)
-
-
 def build_observers(
     args: argparse.Namespace,
     *,
-    pipeline: Pipeline,
     progress: ProgressView | None,
     approvals: ApprovalPolicy,
     stack: contextlib.AsyncExitStack,
@@ -415,10 +404,6 @@ def build_observers(
             raise PipelineError(cannot_serve(*address, error)) from None
         observers.extend(monitoring.observers)
         observers.registry = monitoring.telemetry.registry
-    elif telemetry_first(pipeline):
-        from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
-
-        observers.extend(start_monitoring(settings, serve=None, stack=stack).observers)
     else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)
         from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring  # noqa: PLC0415
 
@@ -584,7 +569,6 @@ async def run_pipeline(
         try:
             observers = build_observers(
                 args,
-                pipeline=pipeline,
                 progress=progress,
                 approvals=approvals,
                 stack=stack,
