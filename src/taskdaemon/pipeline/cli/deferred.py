@@ -29,9 +29,9 @@ has started. :class:`DeferredMonitor` stands in for the monitor meanwhile.
   here too and the stage span is later started with it (``cli/run_ids.py``: the preset is set
   just around that one ``StageStarted``'s handling, and the stage span is the one span that
   handling starts), its flags ``03`` (sampled, random trace id), as the monitor's own answer
-  would be. Only when that answer is foreseen (``span_context_foreseen``: the SDK's default
-  sampler, the SDK on) and the run id was drawn here; else, and once the monitor has begun
-  taking the kept events, it is the monitor's answer, which waits for it. So a command stage
+  would be. Only when that answer is foreseen (``span_context_foreseen``: the SDK on; the
+  provider samples every span) and the run id was drawn here; else, and once the monitor has
+  begun taking the kept events, it is the monitor's answer, which waits for it. So a command stage
   spawns, and a stage logs, without waiting for telemetry. (Should loading then fail, the
   ``TRACEPARENT`` handed out names a span that is never recorded, as every span of that run.)
 * **What needs the spans waits for them**: ``flush`` and a debug dump (the payload capture,
@@ -116,13 +116,11 @@ Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 
 def span_context_foreseen(environ: Mapping[str, str]) -> bool:
     """Whether a stage span's context is known before it is started, given the process's
-    environment: with the SDK's default sampler (parent-based, always on) and the SDK on, a
-    stage span, a child of the run span (a root: its trace id drawn at random), is sampled,
-    with the random trace id flag (``03``) and no trace state. Another sampler could decide
-    otherwise or add a trace state, and a disabled SDK starts no span at all."""
-    return not environ.get("OTEL_TRACES_SAMPLER", "").strip() and (
-        environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
-    )
+    environment: the tracer provider samples every span (``cli/telemetry.py``: whatever
+    ``OTEL_TRACES_SAMPLER`` says), so a stage span, a child of the run span (a root: its trace
+    id drawn at random), is sampled, with the random trace id flag (``03``) and no trace state;
+    unless the SDK is disabled, when no span starts at all."""
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
 
 
 class PendingLogHandler(logging.Handler):
@@ -397,8 +395,8 @@ class DeferredMonitor:
         monitor has them (``slot``'s question; see the module docstring): False once events go
         straight to the monitor, or from the thread handing them over. Past
         ``MAX_KEPT_RECORDS`` kept, it is counted in ``slot.dropped`` instead."""
-        if self._replaying == threading.get_ident():
-            return False
+        if self._over or self._replaying == threading.get_ident():
+            return False  # the first test unlocked: every record of the run asks
         with self._lock:
             if self._over:
                 return False
