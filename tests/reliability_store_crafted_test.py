@@ -357,3 +357,72 @@ def test_the_web_page_refuses_a_file_that_is_no_store_in_one_line(home: Path) ->
     expected = (1, 1, True)
     actual = (done.returncode, len(lines), f"{db}: cannot open span store" in done.stderr)
     assert expected == actual, done.stderr
+
+
+#: Stores whose layout was changed after the fact, and what each reader's one line says.
+RELAYOUT: dict[str, tuple[str, str]] = {
+    "a dropped column": (
+        "ALTER TABLE runs DROP COLUMN writer_id",
+        "not a taskdaemon span store (no column runs.writer_id); name another file",
+    ),
+    "a dropped table": (
+        "DROP TABLE critical_steps",
+        "not a taskdaemon span store (no column critical_steps.key_no, and 4 more)",
+    ),
+    "a negative schema version": (
+        "PRAGMA user_version = -1",
+        "not a taskdaemon span store (schema version -1); name another file",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RELAYOUT))
+def test_a_store_missing_a_column_or_table_is_refused_in_one_line(
+    home: Path, stored: tuple[Path, str], case: str
+) -> None:
+    """Each reader failed in its own query with a traceback (``report`` on a dropped column,
+    every reader on a negative version); each now exits 1 with one line naming the file."""
+    db = home / "relayout.db"
+    shutil.copy(stored[0], db)
+    change, reason = RELAYOUT[case]
+    with sqlite3.connect(db) as conn:
+        conn.execute(change)
+    conn.close()
+    actual = {}
+    for args in _commands(stored[1]):
+        code, out, err, _ = _run(home, db, args)
+        actual[" ".join(args[:2])] = (code, out, len(err.splitlines()), f"{db}: {reason}" in err)
+    assert dict.fromkeys(actual, (1, "", 1, True)) == actual, err
+
+
+def test_rows_of_the_wrong_type_are_skipped_or_refused_in_one_line(
+    home: Path, stored: tuple[Path, str]
+) -> None:
+    """A ``runs`` row whose start is text and a log record whose time is text were tracebacks
+    of ``runs list`` and ``logs``: each is now skipped with one warning. A report aggregate
+    of the wrong type (a peak memory of text) fails ``report`` in one line."""
+    db = home / "typed.db"
+    shutil.copy(stored[0], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET start_ns = 'soon'")
+        conn.execute("UPDATE logs SET time_ns = 'later' WHERE id = 1")
+        conn.execute("UPDATE stage_attempts SET peak_memory = 'lots'")
+    conn.close()
+    run_id = stored[1]
+    listed = _run(home, db, ["runs", "list"])
+    logs = _run(home, db, ["logs", run_id])
+    report = _run(home, db, ["report"])
+    damaged = "the report's aggregates are damaged (ValueError: could not convert string to float"
+    assert (
+        (0, "no runs\n", f"{db}: skipped 1 corrupt runs rows (first: {run_id!r}: start_ns is str"),
+        (
+            0,
+            True,
+            f"skipped 1 corrupt log rows of run {run_id} (first: 1: time_ns is str, not int)",
+        ),
+        (1, "", f"taskdaemon report: {db}: {damaged}: 'lots')"),
+    ) == (
+        (listed[0], listed[1], listed[2].strip().removesuffix(", not int)")),
+        (logs[0], "finished" in logs[1], logs[2].strip()),
+        (report[0], report[1], report[2].strip()),
+    )

@@ -23,7 +23,7 @@ import argparse
 import sys
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline.cli.options import (
     MAX_LIST,
@@ -36,6 +36,7 @@ from taskdaemon.pipeline.cli.options import (
     whole_number,
 )
 from taskdaemon.pipeline.cli.output_file import write_output
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
 
@@ -140,10 +141,24 @@ def run_report(args: argparse.Namespace) -> int:
         return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(source_exit_code(exc), str(exc))
+    except _DAMAGED as exc:
+        from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
+
+        if not isinstance(source, SpanStore):
+            raise
+        reason = cut(f"{type(exc).__name__}: {exc}", 200)
+        return _fail(1, f"{source.path}: the report's aggregates are damaged ({reason})")
     finally:
         source.close()
     problem = write_output(text, args.output)
     return _fail(1, problem) if problem else 0
+
+
+#: What a report from the store's aggregates raises on a value of the wrong type in them
+#: (edited outside taskdaemon: SQLite keeps any value in any column). They are read as the
+#: writer wrote them: checking every row would cost the report a scan of each table it
+#: otherwise reads a bucket of; a damaged one is refused in one line instead.
+_DAMAGED: Final = (TypeError, ValueError, OverflowError, AttributeError)
 
 
 def _compute(

@@ -27,6 +27,7 @@ from contextlib import suppress
 from functools import cache
 from typing import Any, Final
 
+from taskdaemon.pipeline.ellipsis import quote_value
 from taskdaemon.pipeline.frozen import maker
 from taskdaemon.pipeline.stored_json import decode_at, loads
 from taskdaemon.pipeline.tracking.spans import (
@@ -41,7 +42,7 @@ from taskdaemon.pipeline.tracking.spans import (
     is_trigger_link,
 )
 
-__all__ = ["decode_resource", "decode_span"]
+__all__ = ["ColumnTypes", "column_problem", "decode_resource", "decode_span"]
 
 _NESTED = frozenset((list, dict))  # the JSON values that are not scalars
 #: A body's ninth item when it has none: the SDK dropped nothing (``_bodies.body``).
@@ -63,6 +64,20 @@ def _makers() -> tuple[
     and one per event and link (four events a stage span of ``taskdaemon run``); a class
     call packs keyword arguments and stores each field through its slot's setter."""
     return maker(SpanRecord, 19), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
+
+
+#: Each column of a row a reader takes: its name, its Python type, and whether it may be NULL.
+ColumnTypes = tuple[tuple[str, type, bool], ...]
+
+
+def column_problem(columns: ColumnTypes, row: Sequence[Any]) -> str | None:
+    """Which column of ``row`` (its first the row's name) holds a value of another type than
+    ``columns`` says, None when none does: a ``runs`` or ``logs`` row edited outside taskdaemon
+    (text where a time goes, a BLOB for a name), which its reader skips and counts."""
+    for (name, kind, nullable), value in zip(columns, row, strict=False):
+        if type(value) is not kind and not (nullable and value is None):
+            return f"{quote_value(row[0])}: {name} is {type(value).__name__}, not {kind.__name__}"
+    return None
 
 
 def _check(condition: bool, what: str) -> None:

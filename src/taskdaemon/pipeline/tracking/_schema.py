@@ -267,15 +267,15 @@ def connect_to_read(path: Path) -> sqlite3.Connection:
             raise error from None
         try:
             _refuse_crafted(conn, path, version)
+            if version != SCHEMA_VERSION:  # it cannot be migrated here
+                raise SpanSourceError(
+                    f"{path}: span store schema version {version} on a {kind} file system "
+                    f"(this taskdaemon reads {SCHEMA_VERSION} and cannot migrate it there)"
+                )
+            _refuse_incomplete(conn, path)
         except SpanSourceError:
             conn.close()
             raise
-        if version != SCHEMA_VERSION:  # it cannot be migrated here
-            conn.close()
-            raise SpanSourceError(
-                f"{path}: span store schema version {version} on a {kind} file system "
-                f"(this taskdaemon reads {SCHEMA_VERSION} and cannot migrate it there)"
-            ) from None
         wal = path.with_name(path.name + "-wal")
         if wal.exists() and wal.stat().st_size > 0:
             _logger.warning(
@@ -341,6 +341,38 @@ def _own_objects() -> frozenset[tuple[str, str, str]]:
         conn.close()
 
 
+#: (table, column) of each column of each table in a store file.
+_COLUMNS: Final = (
+    "SELECT m.name, c.name FROM sqlite_master m JOIN pragma_table_info(m.name) c"
+    " WHERE m.type = 'table'"
+)
+
+
+@functools.cache
+def _own_columns() -> frozenset[tuple[str, str]]:
+    """(table, column) of each column of each table this code makes."""
+    conn = empty_store()
+    try:
+        return frozenset(conn.execute(_COLUMNS))
+    finally:
+        conn.close()
+
+
+def _refuse_incomplete(conn: sqlite3.Connection, path: Path) -> None:
+    """SpanSourceError when a file at this schema version lacks a table or column the store
+    makes (dropped by hand, or the version set on another layout): each reader failed on it in
+    its own query, with a traceback, some after printing part of their answer. A column of its
+    own is left alone, as SQLite leaves it."""
+    missing = sorted(_own_columns() - set(conn.execute(_COLUMNS)))
+    if missing:
+        table, column = missing[0]
+        more = f", and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise SpanSourceError(
+            f"{path}: not a taskdaemon span store (no column {table}.{column}{more}); "
+            "name another file"
+        )
+
+
 def _refuse_crafted(conn: sqlite3.Connection, path: Path, version: int) -> None:
     """SpanSourceError when the file holds a view or trigger that is not the store's own: a
     view's SQL runs when it is read, a trigger's when a migration changes its table, and a store
@@ -371,6 +403,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     zero-byte file): a reader never writes a store into it."""
     conn: sqlite3.Connection | None = None
     _own_objects()  # made in memory before the file is opened, not while it is held open
+    _own_columns()
     try:
         if create:
             create_private(path)
@@ -395,6 +428,10 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
             _refuse_foreign(conn, path)
+        if version < 0:  # SQLite's user_version is signed; no store had one below 0
+            raise SpanSourceError(
+                f"{path}: not a taskdaemon span store (schema version {version}); name another file"
+            )
         conn.execute("COMMIT")
         if version == 0 and not create:
             # An empty file (or a database with no tables): a reader leaves it as it found it,
@@ -428,10 +465,12 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
             except BaseException:
                 rollback(conn)
                 raise
+        _refuse_incomplete(conn, path)
     except BaseException as exc:
         if conn is not None:
             conn.close()
-        if isinstance(exc, sqlite3.Error | OSError):
+        # A damaged page can hold text that is not UTF-8, which Python fails to decode.
+        if isinstance(exc, sqlite3.Error | OSError | UnicodeDecodeError):
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             if isinstance(exc, OSError) and (blocker := file_in_the_way(path)) is not None:
                 reason = f"{blocker} is not a directory"  # not the "File exists" of its mkdir

@@ -16,6 +16,7 @@ Reads only SQLite: no OTel SDK, so ``taskdaemon logs`` starts fast.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import IO, Any, Final
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.log_levels import level_number, severity_number
 from taskdaemon.pipeline.run_log_scope import LIFECYCLE_LOGGER
+from taskdaemon.pipeline.tracking._rows import ColumnTypes, column_problem
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 from taskdaemon.pipeline.tracking.source_urls import store_path
@@ -53,6 +55,25 @@ COLUMNS: Final = (
     "id, trace_id, time_ns, severity, level, pipeline, stage, instance, attempt, span_id, scope,"
     " body, attributes"
 )
+
+#: A row of :data:`COLUMNS` as :func:`read_logs` takes it (``attributes`` is JSON text).
+_COLUMN_TYPES: Final[ColumnTypes] = (
+    ("id", int, False),
+    ("trace_id", str, False),
+    ("time_ns", int, False),
+    ("severity", int, False),
+    ("level", str, False),
+    ("pipeline", str, True),
+    ("stage", str, True),
+    ("instance", int, True),
+    ("attempt", int, True),
+    ("span_id", str, True),
+    ("scope", str, False),
+    ("body", str, False),
+    ("attributes", str, False),
+)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +215,8 @@ def read_logs(
     the file, its ``sqlite:///`` URL or an open connection. ValueError for an unknown level.
     A row of several output lines gives one record per line (:func:`row_records`). With
     ``max_body``, bodies are read cut (:func:`columns`), their whole length in
-    ``body_length``."""
+    ``body_length``. A row with a column of the wrong type (edited outside taskdaemon) is
+    skipped, with one warning counting them."""
     where = ["trace_id = ?", "id > ?"]
     params: list[Any] = [run_id, after]
     if stage is not None:
@@ -215,6 +237,13 @@ def read_logs(
     finally:
         if own:
             conn.close()
+    problems = [column_problem(_COLUMN_TYPES, raw) for raw in rows]
+    skipped = [problem for problem in problems if problem is not None]
+    if skipped:
+        logger.warning(
+            "skipped %d corrupt log rows of run %s (first: %s)", len(skipped), run_id, skipped[0]
+        )
+        rows = [raw for raw, problem in zip(rows, problems, strict=True) if problem is None]
     # A row holds one record or more: ``limit`` rows hold at least ``limit`` records, and the
     # first row may hold some at or below ``after``.
     found = [record for raw in rows for record in row_records(raw) if record.id > after]

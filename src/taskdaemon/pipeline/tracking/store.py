@@ -49,7 +49,13 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem
 from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
-from taskdaemon.pipeline.tracking._rows import LARGE_BODY, decode_resource, decode_span
+from taskdaemon.pipeline.tracking._rows import (
+    LARGE_BODY,
+    ColumnTypes,
+    column_problem,
+    decode_resource,
+    decode_span,
+)
 from taskdaemon.pipeline.tracking._schema import (
     PIPELINE_NAMES,
     SCHEMA_VERSION,
@@ -194,6 +200,21 @@ def select_trace(
         )
     spans.sort(key=lambda s: (s.start_ns, s.span_id))
     return spans
+
+
+#: A ``runs`` row as ``search`` reads it: SQLite keeps any value in any column, and one of
+#: another type failed ``runs list`` and the web page's list of runs with a traceback.
+_RUN_COLUMNS: Final[ColumnTypes] = (
+    ("trace_id", str, False),
+    ("pipeline", str, False),
+    ("status", str, False),
+    ("start_ns", int, False),
+    ("end_ns", int, True),
+    ("stage_count", int, False),
+    ("failed_stages", int, False),
+    ("writer_id", int, True),
+    ("replay_of", str, True),
+)
 
 
 class SpanStore:
@@ -374,6 +395,7 @@ class SpanStore:
         )
         open_filter = status in OPEN_RUN_STATUSES
         out: list[RunSummary] = []
+        skipped: list[str] = []
         with self._cursor() as conn:
             if before is not None:
                 start_ns = self._start_ns(conn, before)
@@ -391,6 +413,10 @@ class SpanStore:
                     break
                 offset += len(rows)
                 for row in rows:
+                    problem = column_problem(_RUN_COLUMNS, row)
+                    if problem is not None:
+                        skipped.append(problem)
+                        continue
                     summary = self._summary(conn, row)
                     if status is None or summary.status == status:
                         out.append(summary)
@@ -398,6 +424,10 @@ class SpanStore:
                             break
                 if not open_filter:
                     break
+        if skipped:
+            logger.warning(
+                "%s: skipped %d corrupt runs rows (first: %s)", self.path, len(skipped), skipped[0]
+            )
         return out
 
     def run_start(self, run_id: str) -> float:
