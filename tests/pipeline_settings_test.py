@@ -331,3 +331,21 @@ def test_a_command_parses_the_environment_once(args: tuple[str, ...], tmp_path: 
     )
     expected = 1 if args[0] == "ui" else 0
     assert done.stderr.splitlines()[-1] == f"exit {expected}, 1 parses", done.stderr
+
+
+def test_a_text_setting_of_bytes_that_are_not_utf8_stops_a_command_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """Such a service name made the store refuse every span of the run (exit 0, two warnings,
+    no run in ``runs list``); it is now refused at start. A home of such bytes is a path and
+    is taken."""
+    home = os.fsdecode(bytes(tmp_path) + b"/h\xff")
+    named = taskdaemon(tmp_path, "runs", "list", OTEL_SERVICE_NAME=os.fsdecode(b"x\xff"))
+    homed = taskdaemon(tmp_path, "runs", "list", TASKDAEMON_HOME=home)
+    expected = (
+        "taskdaemon: invalid setting OTEL_SERVICE_NAME: holds bytes that are not UTF-8 text\n"
+    )
+    assert ((2, "", expected), (0, "no runs\n", "")) == (
+        (named.returncode, named.stdout, named.stderr),
+        (homed.returncode, homed.stdout, homed.stderr),
+    )

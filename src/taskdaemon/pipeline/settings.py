@@ -119,7 +119,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
@@ -578,6 +578,21 @@ _FIELDS: dict[str, tuple[str, Parser]] = {
 }
 
 
+#: The settings that name a file, whose bytes need not be text: the others are text that
+#: goes into spans, logs and headers.
+_PATHS: Final = frozenset(("home", "span_source_url"))
+
+
+def _utf8(value: str) -> None:
+    """Refuse a variable's value holding bytes that are not UTF-8 (Python keeps them as lone
+    surrogates): as the service name or a resource attribute, the store refused every span
+    of the run with them, and an exporter would have too."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds bytes that are not UTF-8 text") from None
+
+
 def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:
     """The raw text of each setting found in ``environ``: the exact name, else any spelling
     of it in another case (as the settings have always been read)."""
@@ -632,6 +647,8 @@ def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
         for name, value in _environment_values(environ).items():
             variable, parse = _FIELDS[name]
             try:
+                if name not in _PATHS:
+                    _utf8(value)
                 values[name] = parse(value)
             except ValueError as exc:
                 problems[name] = (variable, str(exc))
