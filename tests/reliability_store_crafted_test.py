@@ -426,3 +426,19 @@ def test_rows_of_the_wrong_type_are_skipped_or_refused_in_one_line(
         (logs[0], "finished" in logs[1], logs[2].strip()),
         (report[0], report[1], report[2].strip()),
     )
+
+
+def test_the_web_page_leaves_out_a_log_record_of_the_wrong_type(
+    home: Path, stored: tuple[Path, str]
+) -> None:
+    """A stage's log record whose time is text was a 500 of ``/api/runs/RUN/logs?stage=a``
+    (the page's tail of the stage's log); every route now answers 200."""
+    db = home / "typed.db"
+    shutil.copy(stored[0], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE logs SET time_ns = 'later' WHERE stage = 'a'")
+    conn.close()
+    statuses, _ = _api_answers(home, db, stored[1])
+    assert (
+        dict.fromkeys(["runs/recent", "pipelines", "RUN", "RUN/dag", "RUN/logs"], 200) == statuses
+    )

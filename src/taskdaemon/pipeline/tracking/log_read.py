@@ -170,7 +170,10 @@ def _row(raw: Sequence[Any]) -> StoredLog:
 def row_records(raw: Sequence[Any]) -> list[StoredLog]:
     """The records of one row of :data:`COLUMNS`: one, or for an output row holding ``n``
     lines, ``n`` records with ids ``id - n + 1`` to ``id`` (``tracking._output_rows``). A row
-    whose body does not split into the lines it announces is kept whole (never mis-split)."""
+    whose body does not split into the lines it announces is kept whole (never mis-split). A
+    row with a column of the wrong type (edited outside taskdaemon) has none."""
+    if column_problem(_COLUMN_TYPES, raw) is not None:
+        return []
     row = _row(raw)
     count = row.attributes.get(LINES_ATTRIBUTE) if row.scope == OUTPUT_SCOPE else None
     if type(count) is not int or count < 2:
@@ -237,13 +240,11 @@ def read_logs(
     finally:
         if own:
             conn.close()
-    problems = [column_problem(_COLUMN_TYPES, raw) for raw in rows]
-    skipped = [problem for problem in problems if problem is not None]
+    skipped = [problem for raw in rows if (problem := column_problem(_COLUMN_TYPES, raw))]
     if skipped:
         logger.warning(
             "skipped %d corrupt log rows of run %s (first: %s)", len(skipped), run_id, skipped[0]
         )
-        rows = [raw for raw, problem in zip(rows, problems, strict=True) if problem is None]
     # A row holds one record or more: ``limit`` rows hold at least ``limit`` records, and the
     # first row may hold some at or below ``after``.
     found = [record for raw in rows for record in row_records(raw) if record.id > after]
