@@ -1,5 +1,5 @@
-"""The fuzzer's targets past the input readers of ``fuzz_support``: debug dumps and span
-store files read back by the commands, Tempo's and Jaeger's answers, the debug prompt's
+"""The fuzzer's targets past the input readers of ``fuzz_support``: debug dumps read back by
+the commands, Tempo's and Jaeger's answers, the debug prompt's
 commands and the control socket's requests over a real run, and the command line itself
 (docs/input-limits.md, "Fuzzing"). :data:`TARGETS` holds every target, these and ``fuzz_support``'s.
 
@@ -20,7 +20,6 @@ import io
 import json
 import os
 import random
-import sqlite3
 import sys
 import tarfile
 import tempfile
@@ -129,7 +128,7 @@ def mutated_json(rng: random.Random, text: str) -> str:
 
 
 @contextlib.contextmanager
-def _scratch() -> Iterator[Path]:
+def scratch() -> Iterator[Path]:
     """A temporary folder made the working directory and ``TASKDAEMON_HOME`` (``home``), with
     ``dir``, ``fifo`` (held open for writing, never written), ``zero``, ``null`` and a real dump,
     ``run.tar.gz``, in it."""
@@ -245,115 +244,11 @@ DUMP_COMMANDS = (
 
 
 def _dump_run(data: bytes) -> None:
-    with _scratch() as root:
+    with scratch() as root:
         path = root / "run.tar.gz"
         path.write_bytes(data)
         for command in DUMP_COMMANDS:
             run_command([word.replace("{url}", f"dump://{path}") for word in command])
-
-
-# --- the span store file -----------------------------------------------------------------------
-
-STORED_RUN = "5" * 32  # the run of the store's seed, given a fixed id
-_STORE: list[bytes] = []
-
-
-def _store_seed() -> bytes:
-    """The bytes of a real store holding one ``taskdaemon run`` (a stage with output, then
-    another), made once; the run's id set to ``STORED_RUN`` so cases name it."""
-    if not _STORE:
-        from cli_support import taskdaemon
-
-        with tempfile.TemporaryDirectory() as folder:
-            home = Path(folder)
-            (home / "p.yaml").write_text(STORED_PIPELINE)
-            done = taskdaemon(home, "run", str(home / "p.yaml"), cwd=home)
-            assert 0 == done.returncode, done.stderr
-            with contextlib.closing(sqlite3.connect(home / "spans.db")) as conn, conn:
-                conn.execute("PRAGMA journal_mode = DELETE")  # one file holds it all
-                for table in ("traces", "runs", "logs"):
-                    conn.execute(f"UPDATE {table} SET trace_id = ?", (STORED_RUN,))
-            _STORE.append((home / "spans.db").read_bytes())
-    return _STORE[0]
-
-
-STORED_PIPELINE = """\
-name: p
-stages:
-  - {name: a, command: "echo out; echo err >&2", triggers: [{manual: {approval_required: false}}]}
-  - {name: b, command: "true", triggers: [{on_completion: {stage: a}}]}
-"""
-#: What a column is set to: each of SQLite's types, and the values readers trip on.
-STORED_VALUES: tuple[Any, ...] = (
-    None, 0, -1, 2**63 - 1, -(2**63), 0.5, 1e308, float("inf"), "", "x", "9" * 30, "1e400",
-    "\x00", b"", b"\xff\xfe", "[]", "{}", "[1,2]", '"a"', "x" * 100_000, STORED_RUN, "running",
-)  # fmt: skip
-
-
-def _store_change(rng: random.Random, conn: sqlite3.Connection) -> None:
-    """One change to a store as someone editing it would make: a table or column dropped, a
-    table emptied, or a column set, in the rows holding one of its values, to an odd value or
-    its JSON text reshaped. What SQLite refuses (NULL in a NOT NULL column, dropping an indexed
-    column) is not made."""
-    tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-    table = rng.choice(sorted(tables))
-    columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
-    column, roll = rng.choice(columns), rng.random()
-    with contextlib.suppress(sqlite3.Error):
-        if roll < 0.05:
-            conn.execute(f'DROP TABLE "{table}"')
-        elif roll < 0.12:
-            conn.execute(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
-        elif roll < 0.17:
-            conn.execute(f'DELETE FROM "{table}"')
-        else:
-            keys = conn.execute(f'SELECT "{column}" FROM "{table}" ORDER BY 1').fetchall()
-            if not keys:
-                return
-            (key,) = rng.choice(keys)
-            new = rng.choice(STORED_VALUES)
-            if isinstance(key, str) and key[:1] in "[{" and rng.random() < 0.6:
-                new = mutated_json(rng, key)
-            conn.execute(f'UPDATE "{table}" SET "{column}" = ? WHERE "{column}" IS ?', (new, key))
-
-
-def _store_make(rng: random.Random) -> bytes:
-    with tempfile.TemporaryDirectory() as folder:
-        db = Path(folder, "spans.db")
-        db.write_bytes(_store_seed())
-        with contextlib.closing(sqlite3.connect(db)) as conn, conn:
-            for _ in range(rng.randint(1, 3)):
-                _store_change(rng, conn)
-            if rng.random() < 0.1:
-                conn.execute(f"PRAGMA user_version = {rng.choice((-1, 0, 1, 5, 10, 12))}")
-        data = bytearray(db.read_bytes())
-    if rng.random() < 0.1:  # damaged pages: cut short, or bytes past the header changed
-        if rng.random() < 0.5:
-            return bytes(data[: rng.randrange(len(data))])
-        for _ in range(rng.randint(1, 20)):
-            data[rng.randrange(100, len(data))] = rng.randrange(256)
-    return bytes(data)
-
-
-#: What reads the store (the home's own, ``$TASKDAEMON_HOME/spans.db``).
-STORE_COMMANDS = (
-    ("runs", "list"),
-    ("runs", "list", "--json"),
-    ("runs", "show", STORED_RUN),
-    ("runs", "show", "--json", STORED_RUN[:6]),
-    ("dag", "--run", STORED_RUN, "--format", "json"),
-    ("logs", STORED_RUN),
-    ("replay", STORED_RUN, "--dry-run"),
-    ("dump", STORED_RUN, "-o", "out.tar.gz"),
-    ("report",),
-)
-
-
-def _store_run(data: bytes) -> None:
-    with _scratch() as root:
-        (root / "home" / "spans.db").write_bytes(data)
-        for command in STORE_COMMANDS:
-            run_command(list(command))
 
 
 # --- Tempo and Jaeger answers --------------------------------------------------------------------
@@ -525,7 +420,7 @@ def _prompt_make(rng: random.Random) -> str:
 
 
 def _prompt_run_case(commands: str) -> None:
-    with _scratch():  # ``logs STAGE`` reads the home's store
+    with scratch():  # ``logs STAGE`` reads the home's store
         debug_conversation((), commands)
 
 
@@ -568,7 +463,7 @@ def _control_make(rng: random.Random) -> list[bytes]:
 
 
 def _control_run(lines: list[bytes]) -> None:
-    with _scratch():
+    with scratch():
         answers = debug_conversation(lines, None)
     for answer in answers:
         if not isinstance(answer.get("ok"), bool):
@@ -663,30 +558,16 @@ def _argv_make(rng: random.Random) -> list[str]:
 
 
 def _argv_run(argv: list[str]) -> None:
-    with _scratch():
+    with scratch():
         run_command(argv)
 
 
 TARGETS: dict[str, Callable[[], Target]] = {
     **fuzz_support.TARGETS,
     "dump": lambda: Target(_dump_make, _dump_run, ()),
-    "store": lambda: Target(_store_make, _store_run, ()),
     "tempo": lambda: _backend_target("tempo"),
     "jaeger": lambda: _backend_target("jaeger"),
     "prompt": lambda: Target(_prompt_make, _prompt_run_case, ()),
     "control": lambda: Target(_control_make, _control_run, ()),
     "argv": lambda: Target(_argv_make, _argv_run, ()),
 }
-
-
-def failures(name: str, seeds: Iterable[int]) -> Iterator[tuple[int, Any, BaseException]]:
-    """``(seed, case, error)`` for each case of ``seeds`` on which the target breaks the oracle."""
-    target = TARGETS[name]()
-    for seed in seeds:
-        made = fuzz_support.case(target, seed)
-        try:
-            target.run(made)
-        except target.allowed:
-            continue
-        except Exception as error:  # the oracle: anything else is a finding
-            yield seed, made, error

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import TASKDAEMON, taskdaemon, write
-from fuzz_targets_support import TARGETS, failures
+from fuzz_store_support import TARGETS, failures
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.dump import write_dump
