@@ -442,3 +442,21 @@ def test_the_web_page_leaves_out_a_log_record_of_the_wrong_type(
     assert (
         dict.fromkeys(["runs/recent", "pipelines", "RUN", "RUN/dag", "RUN/logs"], 200) == statuses
     )
+
+
+def test_watch_ends_on_a_run_whose_run_span_row_is_damaged(
+    home: Path, stored: tuple[Path, str]
+) -> None:
+    """The run span's row skipped (its end is text), the run read as running for ever though
+    its ``runs`` row says it ended, and ``watch`` never returned; it now shows the run
+    interrupted (no writer will end it) and exits 1."""
+    db = home / "unended.db"
+    shutil.copy(stored[0], db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE spans SET end_ns = 'later' WHERE body LIKE '[null,%'")
+    conn.close()
+    code, out, err, _ = _run(home, db, ["watch", stored[1], "--interval", "0.05"])
+    last = out.splitlines()[-1]
+    expected = (1, True, f"run {stored[1]} of p: interrupted", True)
+    skipped = f"skipped 1 corrupt span rows of run {stored[1]}" in err
+    assert expected == (code, "b: success" in out, last.split(",")[0], skipped)

@@ -317,14 +317,17 @@ class SpanStore:
                 return False
         return True
 
-    def is_interrupted(self, run_id: str) -> bool:
-        """True when the run is open and no live writer can end it (see the module docstring)."""
+    def is_interrupted(self, run_id: str, *, or_ended: bool = False) -> bool:
+        """True when the run is open and no live writer can end it (see the module docstring);
+        with ``or_ended``, also when its row says it ended: no writer will end its spans."""
         with self._cursor() as conn:
             row = conn.execute(
                 "SELECT end_ns, writer_id FROM runs WHERE trace_id = ?", (run_id,)
             ).fetchone()
-            if row is None or row[0] is not None:
+            if row is None:
                 return False
+            if row[0] is not None:
+                return or_ended
             return not self.writer_alive(conn, row[1])
 
     # -- SpanSource
@@ -368,9 +371,14 @@ class SpanStore:
         return spans
 
     def get_run(self, run_id: str) -> RunRecord:
-        """The run rebuilt from its spans, ``interrupted`` when its writer is gone."""
+        """The run rebuilt from its spans, ``interrupted`` when no writer will end it: its
+        writer is gone, or its row says it ended though its ended run span could not be read.
+        The writer stores both in one transaction, so only damage parts them (a run span row
+        of the wrong type, skipped), and ``watch`` then waited for ever on a run shown running.
+        """
         spans = self.get_trace(run_id)
-        return reconstruct_run(spans, interrupted=self.is_interrupted(spans[0].trace_id))
+        ended = self.is_interrupted(spans[0].trace_id, or_ended=True)
+        return reconstruct_run(spans, interrupted=ended)
 
     def search(
         self,
