@@ -349,3 +349,30 @@ def test_a_text_setting_of_bytes_that_are_not_utf8_stops_a_command_in_one_line(
         (named.returncode, named.stdout, named.stderr),
         (homed.returncode, homed.stdout, homed.stderr),
     )
+
+
+def _run_with_span_event_limit(tmp_path: Path, value: str) -> subprocess.CompletedProcess[str]:
+    pipeline = tmp_path / "p.yaml"
+    first = "triggers: [{manual: {approval_required: false}}]"
+    pipeline.write_text(f"name: p\nstages: [{{name: a, command: 'true', {first}}}]\n")
+    home = tmp_path / "home"
+    return taskdaemon(home, "run", str(pipeline), OTEL_SPAN_EVENT_COUNT_LIMIT=value, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["x", "-5", "1.5", "５", "9" * 19])
+def test_a_span_limit_the_sdk_would_refuse_stops_a_run_in_one_line(
+    tmp_path: Path, value: str
+) -> None:
+    """The SDK read ``OTEL_SPAN_EVENT_COUNT_LIMIT`` as the tracer was made, after ``run``
+    announced the run, and refused such a value with a traceback (exit 1); it is now an
+    invalid setting, before anything starts."""
+    done = _run_with_span_event_limit(tmp_path, value)
+    why = f"must be a whole number of 0 or more, of at most 18 digits, not {value!r}"
+    expected = f"taskdaemon: invalid setting OTEL_SPAN_EVENT_COUNT_LIMIT: {why}\n"
+    assert (2, "", expected) == (done.returncode, done.stdout, done.stderr)
+
+
+def test_a_span_limit_with_spaces_or_empty_is_the_sdks_to_read(tmp_path: Path) -> None:
+    """The SDK takes a limit with spaces around it, and an empty one as no limit."""
+    codes = [_run_with_span_event_limit(tmp_path, value).returncode for value in (" 50 ", "")]
+    assert [0, 0] == codes

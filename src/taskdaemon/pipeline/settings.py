@@ -121,7 +121,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from taskdaemon.pipeline.ascii_number import ascii_only
+from taskdaemon.pipeline.ascii_number import ascii_digits, ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
@@ -653,8 +653,37 @@ def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
             except ValueError as exc:
                 problems[name] = (variable, str(exc))
         problems.update((variable, (variable, why)) for variable, why in _source_bound_problems())
+        problems.update((variable, (variable, why)) for variable, why in _span_limit_problems())
         _last_environ, _last_parsed = environ, (values, problems)
     return dict(_last_parsed[0]), dict(_last_parsed[1])
+
+
+#: The OpenTelemetry SDK's span limits, which it reads from the environment itself.
+_SPAN_LIMITS: Final = (
+    "OTEL_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+    "OTEL_SPAN_EVENT_COUNT_LIMIT",
+    "OTEL_SPAN_LINK_COUNT_LIMIT",
+)
+
+
+def _span_limit_problems() -> list[tuple[str, str]]:
+    """What is wrong with the SDK's span limits (``_SPAN_LIMITS``): a whole number of 0 or
+    more (of at most 18 digits: Python refuses to read one of over 4,300), or empty for
+    none. The SDK refuses any other value with a ValueError where ``run`` and ``serve`` make
+    their tracer, a traceback after the run was announced; refused here, it stops every
+    command at start with the other settings."""
+    problems = []
+    for variable in _SPAN_LIMITS:
+        value = os.environ.get(variable, "").strip()
+        if value and not (ascii_digits(value) and len(value) <= 18):
+            why = f"must be a whole number of 0 or more, of at most 18 digits, not {quote(value)}"
+            problems.append((variable, why))
+    return problems
 
 
 def _source_bound_problems() -> list[tuple[str, str]]:
