@@ -341,6 +341,8 @@ def _own_objects() -> frozenset[tuple[str, str, str]]:
         conn.close()
 
 
+#: Each table of a store file, with the SQL SQLite keeps of it.
+_TABLES: Final = "SELECT name, sql FROM sqlite_master WHERE type = 'table'"
 #: (table, column) of each column of each table in a store file.
 _COLUMNS: Final = (
     "SELECT m.name, c.name FROM sqlite_master m JOIN pragma_table_info(m.name) c"
@@ -349,11 +351,12 @@ _COLUMNS: Final = (
 
 
 @functools.cache
-def _own_columns() -> frozenset[tuple[str, str]]:
-    """(table, column) of each column of each table this code makes."""
+def _own_tables() -> tuple[frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+    """The (name, SQL) of each table this code makes, and the (table, column) of each of
+    their columns."""
     conn = empty_store()
     try:
-        return frozenset(conn.execute(_COLUMNS))
+        return frozenset(conn.execute(_TABLES)), frozenset(conn.execute(_COLUMNS))
     finally:
         conn.close()
 
@@ -362,8 +365,12 @@ def _refuse_incomplete(conn: sqlite3.Connection, path: Path) -> None:
     """SpanSourceError when a file at this schema version lacks a table or column the store
     makes (dropped by hand, or the version set on another layout): each reader failed on it in
     its own query, with a traceback, some after printing part of their answer. A column of its
-    own is left alone, as SQLite leaves it."""
-    missing = sorted(_own_columns() - set(conn.execute(_COLUMNS)))
+    own is left alone, as SQLite leaves it. Tables made as this code makes them are known by
+    their SQL alone: reading every table's columns costs a millisecond, most of an open."""
+    tables, columns = _own_tables()
+    if tables <= set(conn.execute(_TABLES)):
+        return
+    missing = sorted(columns - set(conn.execute(_COLUMNS)))
     if missing:
         table, column = missing[0]
         more = f", and {len(missing) - 1} more" if len(missing) > 1 else ""
@@ -403,7 +410,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
     zero-byte file): a reader never writes a store into it."""
     conn: sqlite3.Connection | None = None
     _own_objects()  # made in memory before the file is opened, not while it is held open
-    _own_columns()
+    _own_tables()
     try:
         if create:
             create_private(path)
