@@ -21,6 +21,7 @@ million decoded events (``benchmarks/huge_spans.py``).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -42,7 +43,7 @@ from taskdaemon.pipeline.tracking.spans import (
     is_trigger_link,
 )
 
-__all__ = ["ColumnTypes", "column_problem", "decode_resource", "decode_span"]
+__all__ = ["RowTypes", "decode_resource", "decode_span"]
 
 _NESTED = frozenset((list, dict))  # the JSON values that are not scalars
 #: A body's ninth item when it has none: the SDK dropped nothing (``_bodies.body``).
@@ -66,18 +67,34 @@ def _makers() -> tuple[
     return maker(SpanRecord, 19), maker(SpanEventRecord, 3), maker(SpanLinkRecord, 3)
 
 
-#: Each column of a row a reader takes: its name, its Python type, and whether it may be NULL.
-ColumnTypes = tuple[tuple[str, type, bool], ...]
+class RowTypes:
+    """The type of each column of a row a reader takes, to tell a ``runs`` or ``logs`` row
+    edited outside taskdaemon (text where a time goes, a BLOB for a name), which its reader
+    skips and counts: SQLite keeps any value in any column.
 
+    ``columns``: each column's name, Python type, and whether it may be NULL. Every row is
+    checked, so the answer for a sound row is one lookup of its types among the allowed
+    combinations (a few nullable columns make a few dozen), not a test a column; a row with
+    more columns than named is tested a column."""
 
-def column_problem(columns: ColumnTypes, row: Sequence[Any]) -> str | None:
-    """Which column of ``row`` (its first the row's name) holds a value of another type than
-    ``columns`` says, None when none does: a ``runs`` or ``logs`` row edited outside taskdaemon
-    (text where a time goes, a BLOB for a name), which its reader skips and counts."""
-    for (name, kind, nullable), value in zip(columns, row, strict=False):
-        if type(value) is not kind and not (nullable and value is None):
-            return f"{quote_value(row[0])}: {name} is {type(value).__name__}, not {kind.__name__}"
-    return None
+    __slots__ = ("_allowed", "_columns")
+
+    def __init__(self, columns: tuple[tuple[str, type, bool], ...]) -> None:
+        self._columns = columns
+        each = [(kind, type(None)) if nullable else (kind,) for _, kind, nullable in columns]
+        self._allowed = frozenset(itertools.product(*each))
+
+    def problem(self, row: Sequence[Any]) -> str | None:
+        """Which column of ``row`` (its first the row's name) holds a value of another type,
+        None when none does."""
+        if tuple(map(type, row)) in self._allowed:
+            return None
+        for (name, kind, nullable), value in zip(self._columns, row, strict=False):
+            if type(value) is not kind and not (nullable and value is None):
+                return (
+                    f"{quote_value(row[0])}: {name} is {type(value).__name__}, not {kind.__name__}"
+                )
+        return None  # columns past those named (``log_read.columns``' length) are not checked
 
 
 def _check(condition: bool, what: str) -> None:

@@ -26,7 +26,7 @@ from typing import IO, Any, Final
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.log_levels import level_number, severity_number
 from taskdaemon.pipeline.run_log_scope import LIFECYCLE_LOGGER
-from taskdaemon.pipeline.tracking._rows import ColumnTypes, column_problem
+from taskdaemon.pipeline.tracking._rows import RowTypes
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 from taskdaemon.pipeline.tracking.source_urls import store_path
@@ -57,20 +57,22 @@ COLUMNS: Final = (
 )
 
 #: A row of :data:`COLUMNS` as :func:`read_logs` takes it (``attributes`` is JSON text).
-_COLUMN_TYPES: Final[ColumnTypes] = (
-    ("id", int, False),
-    ("trace_id", str, False),
-    ("time_ns", int, False),
-    ("severity", int, False),
-    ("level", str, False),
-    ("pipeline", str, True),
-    ("stage", str, True),
-    ("instance", int, True),
-    ("attempt", int, True),
-    ("span_id", str, True),
-    ("scope", str, False),
-    ("body", str, False),
-    ("attributes", str, False),
+_COLUMN_TYPES: Final = RowTypes(
+    (
+        ("id", int, False),
+        ("trace_id", str, False),
+        ("time_ns", int, False),
+        ("severity", int, False),
+        ("level", str, False),
+        ("pipeline", str, True),
+        ("stage", str, True),
+        ("instance", int, True),
+        ("attempt", int, True),
+        ("span_id", str, True),
+        ("scope", str, False),
+        ("body", str, False),
+        ("attributes", str, False),
+    )
 )
 
 logger = logging.getLogger(__name__)
@@ -172,7 +174,7 @@ def row_records(raw: Sequence[Any]) -> list[StoredLog]:
     lines, ``n`` records with ids ``id - n + 1`` to ``id`` (``tracking._output_rows``). A row
     whose body does not split into the lines it announces is kept whole (never mis-split). A
     row with a column of the wrong type (edited outside taskdaemon) has none."""
-    if column_problem(_COLUMN_TYPES, raw) is not None:
+    if _COLUMN_TYPES.problem(raw) is not None:
         return []
     row = _row(raw)
     count = row.attributes.get(LINES_ATTRIBUTE) if row.scope == OUTPUT_SCOPE else None
@@ -240,7 +242,7 @@ def read_logs(
     finally:
         if own:
             conn.close()
-    skipped = [problem for raw in rows if (problem := column_problem(_COLUMN_TYPES, raw))]
+    skipped = [problem for raw in rows if (problem := _COLUMN_TYPES.problem(raw))]
     if skipped:
         logger.warning(
             "skipped %d corrupt log rows of run %s (first: %s)", len(skipped), run_id, skipped[0]

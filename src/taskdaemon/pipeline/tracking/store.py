@@ -51,8 +51,7 @@ from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
 from taskdaemon.pipeline.tracking._rows import (
     LARGE_BODY,
-    ColumnTypes,
-    column_problem,
+    RowTypes,
     decode_resource,
     decode_span,
 )
@@ -204,16 +203,18 @@ def select_trace(
 
 #: A ``runs`` row as ``search`` reads it: SQLite keeps any value in any column, and one of
 #: another type failed ``runs list`` and the web page's list of runs with a traceback.
-_RUN_COLUMNS: Final[ColumnTypes] = (
-    ("trace_id", str, False),
-    ("pipeline", str, False),
-    ("status", str, False),
-    ("start_ns", int, False),
-    ("end_ns", int, True),
-    ("stage_count", int, False),
-    ("failed_stages", int, False),
-    ("writer_id", int, True),
-    ("replay_of", str, True),
+_RUN_COLUMNS: Final = RowTypes(
+    (
+        ("trace_id", str, False),
+        ("pipeline", str, False),
+        ("status", str, False),
+        ("start_ns", int, False),
+        ("end_ns", int, True),
+        ("stage_count", int, False),
+        ("failed_stages", int, False),
+        ("writer_id", int, True),
+        ("replay_of", str, True),
+    )
 )
 
 
@@ -421,7 +422,7 @@ class SpanStore:
                     break
                 offset += len(rows)
                 for row in rows:
-                    problem = column_problem(_RUN_COLUMNS, row)
+                    problem = _RUN_COLUMNS.problem(row)
                     if problem is not None:
                         skipped.append(problem)
                         continue
