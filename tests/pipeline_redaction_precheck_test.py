@@ -38,7 +38,7 @@ def test_a_bearer_credential_in_any_casing_is_redacted(scheme: str) -> None:
 
 # Texts made of the characters the shapes are built from, so that a good share of them hold a
 # shape: the pre-check must let every one of those through.
-_ALPHABET = "aAbBeErRsSkKiIcCgGhHlLpPtTxXoOuyJ0123456789 -_:=@/.\"'"
+_ALPHABET = "aAbBeErRsSkKiIcCgGhHlLpPtTxXoOuyJ0123456789 \t-_:=@/.\"'"
 _WORDS = ["AKIA", "ASIA", "ghp_", "github_pat_", "glpat-", "xoxb-", "xapp-", "eyJ", "bearer", "@"]
 _WORDS += ["-----BEGIN RSA PRIVATE KEY-----", "https://", "password", "api_key", "DSN", "BeArEr "]
 _WORDS += [" --token ", " -secret "]
@@ -67,6 +67,7 @@ _ALONE = [
     "password=x",
     "token: x",
     "--token x",
+    "--token\tx",
 ]
 
 

@@ -325,7 +325,13 @@ def _may_hold_secret(text: str) -> bool:
     return (
         "bearer" in lowered
         or (("=" in text or ":" in text) and _has_hint(text, lowered, _ASSIGNED_HINTS))
-        or ("-" in text and _has_hint(text, lowered, _OPTION_HINTS))
+        # Every option hint ends with a blank: a text without one (a definition's JSON, a list
+        # of names) skips their fourteen scans for two single-character ones.
+        or (
+            "-" in text
+            and (" " in text or "\t" in text)
+            and _has_hint(text, lowered, _OPTION_HINTS)
+        )
     )
 
 
