@@ -88,6 +88,8 @@ def missing_request_inputs(pipeline: Pipeline, request: Mapping[str, Any]) -> st
     The line is redacted already and must not be again (``--input token=VALUE`` reads as a
     secret assigned): a key is a CEL identifier of the pipeline file, a stage name is quoted.
     """
+    if not any(stage.inputs for stage in pipeline.stages):
+        return None  # no walk: it costs every stage of every run
     certain: dict[str, None] = {}  # an ordered set: the message names stages in order
     for name in pipeline.topological_order:
         stage = pipeline.stage_map[name]
