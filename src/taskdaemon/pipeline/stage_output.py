@@ -69,6 +69,7 @@ __all__ = [
     "bound_captures",
     "capture_limits",
     "communicate",
+    "output_sinks",
     "remove_output_sink",
     "set_capture_limits",
 ]
@@ -164,6 +165,11 @@ def add_output_sink(sink: OutputSink) -> None:
     with _registry.lock:
         if sink not in _registry.sinks:
             _registry.sinks = (*_registry.sinks, sink)
+
+
+def output_sinks() -> tuple[OutputSink, ...]:
+    """The sinks every captured batch goes to now."""
+    return _registry.sinks
 
 
 def remove_output_sink(sink: OutputSink) -> None:

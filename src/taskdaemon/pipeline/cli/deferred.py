@@ -112,6 +112,9 @@ MAX_KEPT_RECORDS = 10_000
 LOAD_DELAY = 0.25
 
 Preset = Callable[[str], contextlib.AbstractContextManager[None]]
+#: A run's record or output batch kept until the monitor has the events before it: how many
+#: events were kept before it, the item, and for a batch the output sinks it went to then.
+_KeptLog = tuple[int, "LogRecord | OutputBatch", "tuple[OutputSink, ...] | None"]
 
 
 def span_context_foreseen(environ: Mapping[str, str]) -> bool:
@@ -152,13 +155,24 @@ class PendingLogHandler(logging.Handler):
         if not self._keep(batch):
             self.pass_on(batch)
 
-    def pass_on(self, item: LogRecord | OutputBatch) -> None:
-        """Pass ``item`` to the store's writer (dropped when the store never opened, or closed)."""
+    def pass_on(
+        self, item: LogRecord | OutputBatch, sinks_then: tuple[OutputSink, ...] | None = None
+    ) -> None:
+        """Pass ``item`` to the store's writer (dropped when the store never opened, or closed).
+        A batch kept while ``sinks_then`` were the output sinks goes to every sink registered
+        since too (the OTel log export's, made with the monitor): those had it from nobody."""
         if isinstance(item, LogRecord):
             if (target := self._target) is not None:
                 target.handle(item)
-        elif (sink := self._sink) is not None:
+            return
+        if (sink := self._sink) is not None:
             sink.write_output(item)
+        if sinks_then is not None:
+            from taskdaemon.pipeline.stage_output import output_sinks  # noqa: PLC0415
+
+            for later in output_sinks():
+                if later is not self and later not in sinks_then:
+                    later.write_output(item)
 
     @property
     def forwards_to(self) -> logging.Handler | None:
@@ -228,7 +242,7 @@ class DeferredMonitor:
         self._kept_payloads = 0  # published events in ``_kept`` with a payload
         # Run records and output batches kept, each with its place: how many events were kept
         # before it.
-        self._kept_logs: list[tuple[int, LogRecord | OutputBatch]] = []
+        self._kept_logs: list[_KeptLog] = []
         #: Where the run's records and its commands' output wait for the store (module doc).
         self.slot = PendingLogHandler(self.keep, self.wait)
         self._replaying: int | None = None  # the thread handing kept events to the monitor
@@ -401,7 +415,12 @@ class DeferredMonitor:
             if self._over:
                 return False
             if len(self._kept_logs) < MAX_KEPT_RECORDS:
-                self._kept_logs.append((len(self._kept), item))
+                sinks = None
+                if not isinstance(item, LogRecord):  # a batch: stage_output delivers it
+                    from taskdaemon.pipeline.stage_output import output_sinks  # noqa: PLC0415
+
+                    sinks = output_sinks()
+                self._kept_logs.append((len(self._kept), item, sinks))
             else:
                 self.slot.dropped += 1
             return True
@@ -430,15 +449,13 @@ class DeferredMonitor:
         if monitor is not None:
             monitor.flush()
 
-    def _forward_all(
-        self, events: list[EngineEvent], logs: list[tuple[int, LogRecord | OutputBatch]]
-    ) -> None:
+    def _forward_all(self, events: list[EngineEvent], logs: list[_KeptLog]) -> None:
         """Hand ``events`` to the monitor in order, each kept record or batch of ``logs`` to
         the store's writer in its place among them (module docstring, "Run logs")."""
         done = 0
-        for place, item in logs:
+        for place, item, sinks_then in logs:
             self._forward_events(events[done:place])
-            self.slot.pass_on(item)
+            self.slot.pass_on(item, sinks_then)
             done = place
         self._forward_events(events[done:] if done else events)
 
