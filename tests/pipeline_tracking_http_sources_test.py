@@ -95,6 +95,22 @@ def test_a_query_whose_deadline_passed_before_it_asked_says_so_alone() -> None:
     assert (said, []) == (message, asked)
 
 
+def test_a_retry_the_deadline_forbids_says_the_deadline_not_the_tries() -> None:
+    """The second retry's pause (twice the first) reaching past the deadline ends the query
+    after two tries, naming the deadline, not three tries it did not make."""
+    limits = RemoteLimits(deadline=2.5)
+    with serve(Backend()) as tempo, TempoSource(tempo.url, backoff=1, limits=limits) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", b"boom", 503)
+        message = _refusal(source)
+        asked = len(tempo.requests)
+    url = f"{tempo.url}/api/v2/traces/{RUN}"
+    said = (
+        f"{url}: no complete answer within 2.5 s (TASKDAEMON_SOURCE_TIMEOUT); "
+        f"last error: {url}: HTTP 503: boom"
+    )
+    assert (said, 2) == (message, asked)
+
+
 @pytest.mark.parametrize(
     ("body", "says"), [(b"", "Bad Request"), (b"\xffdenied", "\N{REPLACEMENT CHARACTER}denied")]
 )

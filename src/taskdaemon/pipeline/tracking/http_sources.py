@@ -163,12 +163,13 @@ class _HttpSource:
                 last = f"{url}: HTTP {response.status_code}: {_snippet(response)}"
                 continue
             return response
-        if time.monotonic() + self._backoff >= deadline_at:
-            raise SpanSourceError(
-                f"{url}: no complete answer within {self.limits.deadline:g} s "
-                f"(TASKDAEMON_SOURCE_TIMEOUT){f'; last error: {last}' if last else ''}"
-            )
-        raise SpanSourceError(f"{last} (after {self._retries} tries)")
+        else:  # every try made: the deadline is the reason only when it is (nearly) reached
+            if time.monotonic() + self._backoff < deadline_at:
+                raise SpanSourceError(f"{last} (after {self._retries} tries)")
+        raise SpanSourceError(
+            f"{url}: no complete answer within {self.limits.deadline:g} s "
+            f"(TASKDAEMON_SOURCE_TIMEOUT){f'; last error: {last}' if last else ''}"
+        )
 
     def _json(self, response: httpx.Response) -> Any:
         if response.status_code >= 400:
