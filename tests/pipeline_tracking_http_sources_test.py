@@ -14,7 +14,7 @@ import pytest
 
 from pipeline_tracking_support import T0, Backend, S, example_spans, serve
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
-from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, encode_traces
+from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, encode_traces, open_source
 from taskdaemon.pipeline.tracking._remote import RemoteLimits
 
 RUN = "c" * 32
@@ -111,6 +111,43 @@ def test_a_retry_the_deadline_forbids_says_the_deadline_not_the_tries() -> None:
     assert (said, 2) == (message, asked)
 
 
+def test_the_requests_of_one_query_share_its_deadline() -> None:
+    """An old Tempo's answers (v2's 404, then v1's trace) that each come within the deadline
+    but not both end the query at the deadline (``TASKDAEMON_SOURCE_TIMEOUT`` bounds a query,
+    every request included)."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    limits = RemoteLimits(deadline=1.0)
+    with serve(Backend(delay=0.6)) as tempo, TempoSource(tempo.url, limits=limits) as source:
+        tempo.route(f"/api/traces/{run_id}", {"batches": encode_traces(spans)["resourceSpans"]})
+        message = _refusal(source, run_id)
+    assert "no complete answer within 1 s (TASKDAEMON_SOURCE_TIMEOUT)" in message
+
+
+@pytest.mark.parametrize(
+    ("scheme", "path", "key", "tenant"),
+    [
+        ("tempo+", "/api/v2/traces/", "trace", {"x-scope-orgid": "acme"}),
+        ("jaeger+", "/api/v3/traces/", "result", {}),
+    ],
+)
+def test_a_source_asks_for_json_and_for_the_tenant_its_url_names(
+    scheme: str, path: str, key: str, tenant: dict[str, str]
+) -> None:
+    """A request asks for JSON; Tempo's carries the tenant of ``?org=`` (``X-Scope-OrgID``),
+    Jaeger's none."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    with serve(Backend()) as backend, open_source(f"{scheme}{backend.url}?org=acme") as source:
+        backend.route(path + run_id, {key: encode_traces(spans)})
+        source.get_trace(run_id)
+    asked = [
+        {name: value for name, value in headers.items() if name in ("accept", "x-scope-orgid")}
+        for headers in backend.headers
+    ]
+    assert [{"accept": "application/json", **tenant}] == asked
+
+
 @pytest.mark.parametrize(
     ("body", "says"), [(b"", "Bad Request"), (b"\xffdenied", "\N{REPLACEMENT CHARACTER}denied")]
 )
@@ -203,16 +240,17 @@ def test_a_malformed_span_in_an_answer_is_one_warning_naming_its_url(
 
 def test_a_missing_run_names_the_backend_and_its_address_without_a_slash() -> None:
     """A run neither Tempo API has, and an answer holding only another run's spans, are both
-    "no run", naming the address as given less its last slash."""
+    "no run", naming the address as given less its last slash (its path kept to the end, a
+    last ``X`` too)."""
     spans = example_spans()
-    with serve(Backend()) as tempo, TempoSource(f"{tempo.url}/tempo/") as source:
-        tempo.route(f"/tempo/api/v2/traces/{RUN}", {"trace": encode_traces(spans)})
+    with serve(Backend()) as tempo, TempoSource(f"{tempo.url}/tempo/X/") as source:
+        tempo.route(f"/tempo/X/api/v2/traces/{RUN}", {"trace": encode_traces(spans)})
         said = []
         for run_id in (RUN, "d" * 32):
             with pytest.raises(RunNotFoundError) as caught:
                 source.get_trace(run_id)
             said.append(str(caught.value))
-    assert [f"no run {run} in Tempo at {tempo.url}/tempo" for run in (RUN, "d" * 32)] == said
+    assert [f"no run {run} in Tempo at {tempo.url}/tempo/X" for run in (RUN, "d" * 32)] == said
 
 
 def test_tempo_v1_is_remembered_once_it_answered_where_v2_did_not() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -278,12 +279,15 @@ def example_spans(**kwargs: Any) -> list[SpanRecord]:
 
 @dataclass
 class Backend:
-    """Routes of a local HTTP server: path → (status, body); records every request line."""
+    """Routes of a local HTTP server: path → (status, body); records every request line and
+    its headers (names in lower case)."""
 
     routes: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
     location: str | None = None  # the Location header of every answer, when set
+    delay: float = 0.0  # seconds each answer waits, cut short when the server stops
 
     def route(
         self, path: str, body: Any, status: int = 200, content_type: str = "application/json"
@@ -296,10 +300,13 @@ class Backend:
 @contextmanager
 def serve(backend: Backend) -> Iterator[Backend]:
     """Serve ``backend`` on 127.0.0.1 (a free port) for the duration of the block."""
+    stopping = threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             backend.requests.append(self.path)
+            backend.headers.append({name.lower(): value for name, value in self.headers.items()})
+            stopping.wait(backend.delay)
             status, body, content_type = backend.routes.get(
                 self.path.split("?", 1)[0], (404, b"not found", "application/json")
             )
@@ -317,7 +324,10 @@ def serve(backend: Backend) -> Iterator[Backend]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     backend.url = f"http://127.0.0.1:{server.server_address[1]}"
     with serving_in_thread(server):
-        yield backend
+        try:
+            yield backend
+        finally:
+            stopping.set()  # a delayed answer ends now, so the server can stop
 
 
 # -- runs of a fixed shape, for the report and its aggregates ---------------------------------
