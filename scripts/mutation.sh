@@ -6,9 +6,10 @@
 #   MODULE  a source path such as pipeline/triggers.py or src/taskdaemon/pipeline/triggers.py;
 #           none means the core modules listed in core_modules below.
 #   --fresh forget earlier results of these modules and test every mutant again. Without it,
-#           mutmut only tests the mutants of functions changed since the last run: after
-#           adding tests, re-test survivors with `mutmut run NAME...` in .mutation/<module>, or
-#           use --fresh (as for the scores recorded in docs/mutation.md).
+#           mutmut only tests the mutants of functions changed since the last run, unless its
+#           tests or pytest arguments differ from the last run's (it then forgets every
+#           verdict): after adding tests to a listed file, re-test survivors by name
+#           (MUTATION_NAMES), or use --fresh (as for the scores recorded in docs/mutation.md).
 # Environment:
 #   MUTATION_TESTS     space-separated test files to run instead of the module's own selection
 #   MUTATION_CHILDREN  parallel mutmut workers (default 1: the machine is shared)
@@ -375,7 +376,16 @@ for module in "${modules[@]}"; do
         fi
         printf 'pytest_add_cli_args_test_selection = [%s]\n' \
             "$(printf '"%s", ' "${existing[@]}" | sed 's/, $//')"
-    } >>"$work/pyproject.toml"
+    } >"$work/mutmut.toml.new"
+    # mutmut drops every verdict, without a word, when its pytest arguments or test selection
+    # differ from the last run's (docs/mutation.md): a run by name then checks no other mutant.
+    if [[ -f $work/mutmut.toml ]] &&
+        ! cmp -s <(grep '^pytest_add_cli_args' "$work/mutmut.toml") \
+            <(grep '^pytest_add_cli_args' "$work/mutmut.toml.new"); then
+        echo "mutation.sh: $module: not the last run's tests: mutmut forgets every verdict" >&2
+    fi
+    mv "$work/mutmut.toml.new" "$work/mutmut.toml"
+    cat "$work/mutmut.toml" >>"$work/pyproject.toml"
 
     # While mutmut maps tests to functions (MUTANT_UNDER_TEST=stats), a Python subprocess a
     # test starts would try to record its hits too and fail: mutmut reads its configuration
