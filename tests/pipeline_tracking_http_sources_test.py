@@ -124,6 +124,18 @@ def test_the_requests_of_one_query_share_its_deadline() -> None:
     assert "no complete answer within 1 s (TASKDAEMON_SOURCE_TIMEOUT)" in message
 
 
+def test_a_last_try_the_deadline_cut_says_the_deadline() -> None:
+    """A query whose one try is cut by the deadline names the deadline, not its tries."""
+    limits = RemoteLimits(deadline=0.5)
+    with (
+        serve(Backend(delay=5)) as tempo,
+        TempoSource(tempo.url, retries=1, limits=limits) as source,
+    ):
+        message = _refusal(source)
+    said = f"{tempo.url}/api/v2/traces/{RUN}: no complete answer within 0.5 s"
+    assert message.startswith(f"{said} (TASKDAEMON_SOURCE_TIMEOUT); last error: "), message
+
+
 @pytest.mark.parametrize(
     ("scheme", "path", "key", "tenant"),
     [
@@ -146,6 +158,17 @@ def test_a_source_asks_for_json_and_for_the_tenant_its_url_names(
         for headers in backend.headers
     ]
     assert [{"accept": "application/json", **tenant}] == asked
+
+
+def test_an_answer_past_the_size_cap_is_refused_naming_its_url() -> None:
+    """A body larger than ``TASKDAEMON_SOURCE_MAX_BYTES`` is refused in one line naming the
+    URL asked."""
+    limits = RemoteLimits(max_bytes=10)
+    with serve(Backend()) as tempo, TempoSource(tempo.url, limits=limits) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", b"x" * 11)
+        message = _refusal(source)
+    url = f"{tempo.url}/api/v2/traces/{RUN}"
+    assert f"{url}: response larger than 10 bytes (TASKDAEMON_SOURCE_MAX_BYTES); refused" == message
 
 
 @pytest.mark.parametrize(
