@@ -19,15 +19,18 @@ from typing import Any
 import pytest
 
 from cli_faults_support import OnTerminal, on_a_terminal, read_until
-from cli_support import GATED_PIPELINE, in_background, write
+from cli_support import GATED_PIPELINE, in_background, wait_until_stored, write
 
 pytestmark = pytest.mark.slow
 
 
-def _gated_run(serve: Any, tmp_path: Path) -> str:
-    """The id of a run that waits for an approval (so it never ends by itself)."""
+def _gated_run(home: Path, serve: Any, tmp_path: Path) -> str:
+    """The id of a run that waits for an approval (so it never ends by itself), in the store:
+    the run's terminal says "waiting for approval" before its writer commits (every 100 ms),
+    and ``logs`` given a run the store does not have yet says "no run" and exits 1."""
     served = serve(str(write(tmp_path / "gated.yaml", GATED_PIPELINE)))
     served.wait_for_line("waiting for approval")
+    wait_until_stored(home, str(served.run_id), "build", "success")
     return str(served.run_id)
 
 
@@ -53,7 +56,7 @@ def _wait_for_file(path: Path) -> None:
 def test_logs_follow_ends_on_sigterm_and_sighup_as_watch_does(
     home: Path, tmp_path: Path, serve: Any
 ) -> None:
-    run_id = _gated_run(serve, tmp_path)
+    run_id = _gated_run(home, serve, tmp_path)
     with on_a_terminal(home, "logs", run_id, "-f") as logs:
         logs.wait_for("finished: success")
         terminated, echoing = _terminated(logs)
@@ -81,7 +84,7 @@ def test_logs_follow_ends_on_sigterm_and_sighup_as_watch_does(
 def test_dag_watch_ends_on_sigterm_and_sighup_as_watch_does(
     home: Path, tmp_path: Path, serve: Any
 ) -> None:
-    run_id = _gated_run(serve, tmp_path)
+    run_id = _gated_run(home, serve, tmp_path)
     drawn = {ending: tmp_path / ending / "dag.dot" for ending in ("sigterm", "hangup", "pipe")}
     watch = ("dag", "--run", run_id, "--watch", "-o")
     with on_a_terminal(home, *watch, str(drawn["sigterm"])) as dag:
