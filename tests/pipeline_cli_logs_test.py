@@ -280,3 +280,48 @@ def test_without_level_every_stored_level_is_printed_as_the_help_says(
     helped = " ".join(taskdaemon(home, "logs", "--help").stdout.split())
     assert {"DEBUG", "INFO"} <= levels, shown.stdout
     assert "this level and above (default: every level stored)" in helped
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stored", [True, False], ids=["stored-meanwhile", "never-stored"])
+def test_follow_waits_for_a_run_not_stored_yet(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    stored: bool,
+) -> None:
+    """``logs -f ID`` of a run just started, whose store (or row) is not written yet, waits
+    for it as ``watch`` does, and prints its records; after ``APPEAR_TIMEOUT`` without it,
+    one line and exit 1. The store appears during the first poll's wait, so the command
+    cannot have read it before."""
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    run_id = taskdaemon(home, "run", "-q", str(pipeline)).stdout.strip()
+    later = tmp_path / "later"
+    later.mkdir(mode=0o700)
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if stored and len(polls) == 1:  # the run's writer commits its first rows now
+            source, copy = sqlite3.connect(home / "spans.db"), sqlite3.connect(later / "spans.db")
+            try:
+                source.backup(copy)
+            finally:
+                source.close()
+                copy.close()
+            (later / "spans.db").chmod(0o600)
+
+    clock = SimpleNamespace(**{**vars(time), "sleep": sleep})  # the module's time, but sleep
+    monkeypatch.setattr(logs_command, "time", clock)
+    monkeypatch.setattr(logs_command, "APPEAR_TIMEOUT", 30.0 if stored else 0.0)
+    monkeypatch.setenv("TASKDAEMON_HOME", str(later))
+    code = main(["logs", run_id, "--follow", "--interval", "0.05"])
+    out, err = capsys.readouterr()
+    if stored:
+        last = out.splitlines()[-1]
+        assert (0, True) == (code, last.endswith(f"run {run_id} finished: success")), err
+    else:
+        assert (1, "", 1) == (code, out, err.count("\n")), err
+        assert f"no run {run_id} in " in err, err
+        assert "(waited 0 s for it)" in err, err

@@ -9,11 +9,13 @@ Prints the run's records in order: lifecycle records, engine decisions (runs mad
 ``RUN`` is a run id or a unique prefix (4+ hex digits). ``--stage`` keeps one stage's records,
 ``--level`` those at that level and above. ``--follow`` polls the store (every ``--interval``
 seconds) and prints records as another process writes them, until the run ends (then what was
-written last). ``--source dump:///PATH.tar.gz`` reads the records a debug dump holds (a
-finished snapshot: ``--follow`` prints them and ends). Text lines read ``time LEVEL
-stage.instance.attempt [stream] message`` with control characters escaped; ``--json`` prints
-one object a line with every id (``run_id``, ``pipeline``, ``stage``, ``instance``,
-``attempt``, ``trace_id``, ``span_id``) and field.
+written last); a whole run id not stored yet (a run just started: its store writer commits
+every so often) is waited for up to :data:`APPEAR_TIMEOUT` seconds, as ``watch`` and ``dag
+--watch`` wait for it, instead of "no run" at once. ``--source dump:///PATH.tar.gz`` reads the
+records a debug dump holds (a finished snapshot: ``--follow`` prints them and ends). Text
+lines read ``time LEVEL stage.instance.attempt [stream] message`` with control characters
+escaped; ``--json`` prints one object a line with every id (``run_id``, ``pipeline``,
+``stage``, ``instance``, ``attempt``, ``trace_id``, ``span_id``) and field.
 
 Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found or the store cannot answer, 2 bad
 arguments (a source other than the embedded store too), 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP:
@@ -93,6 +95,28 @@ def _text(row: Any) -> str:
     return shown(f"{_iso(row.time_ns)} {row.level:<7} {head}{row.body}")
 
 
+#: Seconds ``--follow`` waits for a whole run id to be stored (``watch``'s bound).
+APPEAR_TIMEOUT = 30.0
+
+
+def _wait_for_run(source: Any, run_id: str, interval: float) -> None:
+    """Return once the store holds run ``run_id``; RunNotFoundError after
+    :data:`APPEAR_TIMEOUT` seconds without it."""
+    deadline = time.monotonic() + APPEAR_TIMEOUT
+    while True:
+        try:
+            if not source.missing:
+                source.run_start(run_id)
+                return
+        except RunNotFoundError:
+            pass
+        if time.monotonic() >= deadline:
+            raise RunNotFoundError(
+                f"no run {run_id} in {source.path} (waited {APPEAR_TIMEOUT:g} s for it)"
+            )
+        time.sleep(interval)
+
+
 def _fail(code: int, message: str) -> int:
     print(f"taskdaemon logs: {message}", file=sys.stderr, flush=True)
     return code
@@ -127,6 +151,8 @@ def logs_command(args: argparse.Namespace) -> int:
             return 0
         assert isinstance(source, SpanStore)
         run_id = source.resolve_run_id(args.run_id)
+        if args.follow:
+            _wait_for_run(source, run_id, args.interval)
         if args.stage is not None:
             unknown = _unknown_stage(args.stage, source.get_run(run_id))
             if unknown is not None:
