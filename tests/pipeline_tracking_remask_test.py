@@ -49,11 +49,18 @@ import time
 
 def wait_stored(text):
     path = os.path.join(os.environ["TASKDAEMON_HOME"], "spans.db")
+    query = "SELECT count(*) FROM logs WHERE instr(body, ?) > 0"
     for _ in range(1200):  # a safety net of a minute: the row comes within the writer's linger
-        with sqlite3.connect(path, timeout=30) as db:
-            query = "SELECT count(*) FROM logs WHERE instr(body, ?) > 0"
-            if db.execute(query, (text,)).fetchone()[0]:
-                return
+        # Read-only, and the store may not exist yet: a stage can run before telemetry loads.
+        try:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+            try:
+                if db.execute(query, (text,)).fetchone()[0]:
+                    return
+            finally:
+                db.close()
+        except sqlite3.OperationalError:
+            pass
         time.sleep(0.05)
     raise SystemExit(f"never stored: {text}")
 

@@ -155,21 +155,45 @@ async def test_readyz_and_the_metric_report_a_store_that_cannot_be_opened(
 # --- a disk that fills up while the store is in use --------------------------------------------
 
 
+# Waits until the store at {db} has its tables (read-only: it never makes the file).
+_STORE_READY = """\
+import sqlite3, time
+while True:
+    try:
+        db = sqlite3.connect("file:{db}?mode=ro", uri=True)
+        try:
+            db.execute("SELECT 1 FROM spans LIMIT 1").fetchall()
+            break
+        finally:
+            db.close()
+    except sqlite3.OperationalError:
+        time.sleep(0.02)
+"""
+
+
 def test_full_disk_during_a_run_is_counted_and_said_once(tmp_path: Path) -> None:
     """When the disk fills during a run, the run still exits 0 (its pipeline succeeded), stderr
     says once that writes fail (with SQLite's real cause, not a failed ROLLBACK) and once how
     many spans were lost; stored plus lost spans is exactly every span of the run."""
     home = tmp_path / "home"
-    stages = 12
+    stages = 13
     with tmpfs(tmp_path / "disk") as disk:
+        db = disk / "spans.db"
+        # The disk fills once the store exists: a run's first stages start before telemetry
+        # (and the store) have loaded, and a store that cannot be made is another case.
+        ready = tmp_path / "ready.py"
+        ready.write_text(_STORE_READY.format(db=db), encoding="utf-8")
         lines = ["name: fills", "stages:"]
         lines += [
+            "  - name: ready",
+            f'    command: "python3 {ready}"',
+            "    triggers: [{manual: {approval_required: false}}]",
             "  - name: fill",
             f'    command: "head -c 5000000 /dev/zero > {disk}/filler 2>/dev/null || true"',
-            "    triggers: [{manual: {approval_required: false}}]",
+            "    triggers: [{on_completion: {stage: ready}}]",
         ]
         previous = "fill"
-        for number in range(stages - 1):
+        for number in range(stages - 2):
             lines += [
                 f"  - name: s{number}",
                 '    command: "true"',
@@ -177,7 +201,6 @@ def test_full_disk_during_a_run_is_counted_and_said_once(tmp_path: Path) -> None
             ]
             previous = f"s{number}"
         pipeline = write_pipeline(tmp_path / "fills.yaml", "\n".join(lines) + "\n")
-        db = disk / "spans.db"
         done = taskdaemon(
             home, "run", "-q", str(pipeline), TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
         )
