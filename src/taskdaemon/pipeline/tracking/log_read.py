@@ -174,8 +174,11 @@ def row_records(raw: Sequence[Any]) -> list[StoredLog]:
     lines, ``n`` records with ids ``id - n + 1`` to ``id`` (``tracking._output_rows``). A row
     whose body does not split into the lines it announces is kept whole (never mis-split). A
     row with a column of the wrong type (edited outside taskdaemon) has none."""
-    if _COLUMN_TYPES.problem(raw) is not None:
-        return []
+    return [] if _COLUMN_TYPES.problem(raw) is not None else _records(raw)
+
+
+def _records(raw: Sequence[Any]) -> list[StoredLog]:
+    """:func:`row_records` of a row whose columns have their types."""
     row = _row(raw)
     count = row.attributes.get(LINES_ATTRIBUTE) if row.scope == OUTPUT_SCOPE else None
     if type(count) is not int or count < 2:
@@ -242,14 +245,20 @@ def read_logs(
     finally:
         if own:
             conn.close()
-    skipped = [problem for raw in rows if (problem := _COLUMN_TYPES.problem(raw))]
+    sound, skipped = [], []
+    for raw in rows:  # each row's types checked once: the bad ones counted, the rest read
+        problem = _COLUMN_TYPES.problem(raw)
+        if problem is None:
+            sound.append(raw)
+        else:
+            skipped.append(problem)
     if skipped:
         logger.warning(
             "skipped %d corrupt log rows of run %s (first: %s)", len(skipped), run_id, skipped[0]
         )
     # A row holds one record or more: ``limit`` rows hold at least ``limit`` records, and the
     # first row may hold some at or below ``after``.
-    found = [record for raw in rows for record in row_records(raw) if record.id > after]
+    found = [record for raw in sound for record in _records(raw) if record.id > after]
     return found if limit is None else found[:limit]
 
 
