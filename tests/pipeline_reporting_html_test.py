@@ -1,11 +1,15 @@
-"""The HTML report's charts (``reporting/_html.py``) for pipelines of many stages."""
+"""The HTML report's charts (``reporting/_html.py``, ``reporting/_charts.py``): for pipelines of
+many stages, and in headless chromium (Playwright) with a stage name holding markup."""
 
 from __future__ import annotations
 
+import html
 import re
+from pathlib import Path
 
 import pytest
 
+from browser_support import browser_page
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import render_report
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
@@ -13,10 +17,18 @@ from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageRe
 DAY = 86400.0
 
 
-def _report(count: int) -> Report:
-    """A pipeline of ``count`` stages, ``s00`` the fastest (p90 1 s) and each next one a
-    second slower, with every chart's data for each stage."""
-    names = [f"s{i:02d}" for i in range(count)]
+#: A stage name a browser would parse as markup, and quotes that would end an attribute.
+HOSTILE = """<script>alert("x")</script> & 'q'"""
+
+
+def _names(count: int) -> list[str]:
+    return [f"s{i:02d}" for i in range(count)]
+
+
+def _report(names: list[str]) -> Report:
+    """A pipeline of these stages, the first the fastest (p90 1 s) and each next one a second
+    slower, with every chart's data for each stage."""
+    count = len(names)
     rows = tuple(
         StageReport(name, 1, 0.0, 0, i + 1.0, i + 1.0, i + 1.0, None, None, None, None, 0.0)
         for i, name in enumerate(names)
@@ -63,13 +75,11 @@ def _charts(page: str) -> list[tuple[str, list[str]]]:
     return [(caption, sorted(set(re.findall(r">(s\d\d)</text>", svg)))) for caption, svg in figures]
 
 
-@pytest.mark.slow
 def test_the_charts_of_a_pipeline_of_many_stages_draw_its_20_slowest() -> None:
     """A pipeline of 25 stages gets charts of its 20 slowest stages by p90, each caption
     saying so; its table still lists all 25. A 300-stage pipeline's report drew a box plot
-    and a timeline 135 inches tall and a p90 chart with a legend of 300 lines, in seconds
-    of matplotlib per chart."""
-    page = render_report(_report(25), "html")
+    and a timeline 135 inches tall and a p90 chart with a legend of 300 lines."""
+    page = render_report(_report(_names(25)), "html")
     slowest = [f"s{i:02d}" for i in range(5, 25)]
     which = "the 20 slowest stages by p90 (of 25 in the table)"
     assert [
@@ -80,7 +90,6 @@ def test_the_charts_of_a_pipeline_of_many_stages_draw_its_20_slowest() -> None:
     assert 25 == len(re.findall(r"<tr><td>s\d\d</td>", page))
 
 
-@pytest.mark.slow
 def test_the_charts_of_a_pipeline_of_20_stages_draw_every_stage() -> None:
     """Up to 20 stages, every chart draws every stage, under its plain caption."""
     every = [f"s{i:02d}" for i in range(20)]
@@ -88,4 +97,31 @@ def test_the_charts_of_a_pipeline_of_20_stages_draw_every_stage() -> None:
         ("Duration distribution per stage", every),
         (f"Timeline of the median run {'a' * 32} (20.0s)", every),
         ("p90 duration per day", every),
-    ] == _charts(render_report(_report(20), "html"))
+    ] == _charts(render_report(_report(_names(20)), "html"))
+
+
+@pytest.mark.slow
+async def test_chromium_draws_each_chart_with_a_name_of_markup_as_text(tmp_path: Path) -> None:
+    """In headless chromium each chart is drawn (a box of its own size) and shows every stage
+    name as text, one of them markup with quotes and an ampersand: the page holds no script,
+    and logged no error. The file was written without a script to run."""
+    page_path = tmp_path / "report.html"
+    written = render_report(_report(["s00", HOSTILE]), "html")
+    page_path.write_text(written)
+    async with browser_page() as (page, errors):
+        await page.goto(page_path.as_uri())
+        scripts = await page.locator("script").count()
+        charts = await page.eval_on_selector_all(
+            "figure svg",
+            """svgs => svgs.map(svg => {
+                const box = svg.getBoundingClientRect();
+                const texts = Array.from(svg.querySelectorAll('text'), t => t.textContent);
+                return [box.width > 100 && box.height > 100, texts];
+            })""",
+        )
+    assert "<script" not in written
+    assert html.escape(HOSTILE) in written
+    assert 0 == scripts
+    names = [(drawn, sorted(t for t in texts if t in ("s00", HOSTILE))) for drawn, texts in charts]
+    assert [(True, sorted(["s00", HOSTILE]))] * 3 == names
+    assert [] == errors

@@ -7,7 +7,6 @@ import random
 import re
 import sqlite3
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from taskdaemon.pipeline.reporting import (
     render_report,
 )
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces
-from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking.aggregates import StoreReportData
 
 MS = S // 1000
@@ -283,21 +281,6 @@ def test_an_empty_window_names_the_default_bound_it_met(
         main(["report", *source, *given]),
         capsys.readouterr().err,
     )
-
-
-def test_html_without_the_extra_says_how_to_get_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without matplotlib, --format html exits 2 naming the [report] extra, in one line."""
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    connect(tmp_path / "s.db").close()
-    code = main(["report", "--source", f"sqlite:///{tmp_path / 's.db'}", "--format", "html"])
-    err = capsys.readouterr().err
-    assert 2 == code
-    assert 1 == len(err.splitlines())
-    # The checkout's extra: on PyPI, ``taskdaemon`` is another project.
-    assert "pip install -e '.[report]' in the taskdaemon checkout" in err
-    assert "'taskdaemon[report]'" not in err
 
 
 # -- the aggregates' life cycle ---------------------------------------------------------------

@@ -11,8 +11,7 @@ with the window of the same length just before it. The embedded store answers fr
 aggregates it keeps (any number of runs); any other source (Tempo, Jaeger, OTLP-JSON) has the
 runs of both windows rebuilt, the newest ``--limit`` (default 1000), and the report says when
 the limit left runs out. Runs of the window that had not ended (still running, or
-``interrupted``) are left out, and the report's notes say how many, per pipeline.
-``--format html`` needs the ``[report]`` extra (matplotlib). What each
+``interrupted``) are left out, and the report's notes say how many, per pipeline. What each
 figure means: docs/reports.md. Exit codes: 0 written, 1 the source could not be read, 2 invalid
 arguments or settings.
 """
@@ -137,8 +136,6 @@ def run_report(args: argparse.Namespace) -> int:
         return _fail(source_exit_code(exc), str(exc))
     try:
         text = _compute(source, args, since, until, url)
-    except ImportError as exc:
-        return _fail(2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return _fail(source_exit_code(exc), str(exc))
     except _DAMAGED as exc:
@@ -172,13 +169,6 @@ def _compute(
     from taskdaemon.pipeline.tracking.aggregates import StoreReportData  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
 
-    if args.format == "html":
-        from taskdaemon.pipeline.reporting._html import MISSING_EXTRA  # noqa: PLC0415
-
-        try:
-            import matplotlib  # noqa: PLC0415, F401
-        except ImportError:
-            raise ImportError(MISSING_EXTRA) from None
     notes: list[str] = []
     # A home's store no run has made yet reads as no runs; its aggregates would create it.
     if isinstance(source, SpanStore) and not source.missing:

@@ -3,7 +3,7 @@
 ``build_report(data, since, until)`` computes a ``Report`` from a ``ReportData`` provider:
 the span store's aggregates (``tracking.aggregates.StoreReportData``) or runs rebuilt from any
 span source (``RecordData``). ``render_report(report, fmt)`` writes it as a table, Markdown,
-JSON or (with the ``[report]`` extra) a self-contained HTML page with charts.
+JSON or a self-contained HTML page with charts.
 
 Definitions (percentile, critical path, regression): ``reporting._stats`` and
 ``reporting._build``; the user-facing description is docs/reports.md.

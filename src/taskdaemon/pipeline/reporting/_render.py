@@ -1,8 +1,7 @@
 """Writing a ``Report``: ``table`` (terminal text), ``markdown``, ``json``, ``html``.
 
 JSON keys: durations in seconds (``*_s``, rounded to the microsecond), rates and shares as
-fractions, times as ISO 8601 UTC. ``html`` needs the ``[report]`` extra (matplotlib) and is
-written by ``reporting._html``.
+fractions, times as ISO 8601 UTC. ``html`` is written by ``reporting._html``.
 """
 
 from __future__ import annotations
@@ -242,9 +241,9 @@ _RENDERERS: dict[str, Callable[[Report], str]] = {
 
 def render_report(report: Report, fmt: str = "table", width: int | None = None) -> str:
     """``report`` as text in ``fmt`` (one of ``REPORT_FORMATS``); ValueError for another
-    format, ImportError (one line) for ``html`` without matplotlib. ``width``: the columns of
-    the terminal a ``table`` is written to, which it then fits (None: a pipe, a file, ``--wide``:
-    every line whole). Only what is wider than the terminal changes, in this order:
+    format. ``width``: the columns of the terminal a ``table`` is written to, which it then
+    fits (None: a pipe, a file, ``--wide``: every line whole). Only what is wider than the
+    terminal changes, in this order:
 
     * names give way (a stage's, a pipeline's), cut with an ellipsis to no fewer than 12
       columns, never the figures beside them;

@@ -1,0 +1,246 @@
+"""The HTML report's three charts, written as SVG text: no plotting library, no script.
+
+They are simple (rows of bars and boxes on one linear axis, and a few lines over days), and
+drawing them with matplotlib cost the report its import and two layouts a figure, seconds
+for a page of three charts. Every text a run contributes (stage names) is escaped, attribute
+and text alike, so a name holding markup or quotes is shown, never parsed. Each mark has a
+``<title>`` with its figures: a browser shows it on hover and a screen reader reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from html import escape
+from typing import NamedTuple
+
+from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.reporting._text import format_seconds
+from taskdaemon.pipeline.run_state import is_failed
+
+__all__ = ["daily_svg", "distribution_svg", "timeline_svg"]
+
+WIDTH = 760
+ROW = 34  # pixels a stage's row takes in the box plot and the timeline
+LABEL = 40  # characters of a stage name a label shows: the table above has it whole
+CHAR = 7  # the average width of a 12px system-ui character, to size the label margin
+TOP, BOTTOM, RIGHT = 10, 44, 20  # margins around the plot: the x axis's ticks and label below
+PAD = 8  # pixels between the frame and the nearest tick, so no mark lies on the frame
+GRID = "#dddddd"
+BOX, MEDIAN = "#1f4e79", "#ff7f0e"
+RAN, FAILED, QUEUED = "#5b9bd5", "#d9534f", "#cfe2f3"
+_QUANTILES = ("min", "p25", "median", "p75", "p90", "p99", "max")
+# matplotlib's "tab10", the p90 chart's colours as they were: one per stage, then again.
+LINES = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+class _Scale(NamedTuple):
+    """A linear map of data [lo, hi] onto pixels [start, end], and the ticks along it."""
+
+    lo: float
+    hi: float
+    start: float
+    end: float
+    ticks: tuple[float, ...]
+
+    def at(self, value: float) -> float:
+        return self.start + (value - self.lo) / (self.hi - self.lo) * (self.end - self.start)
+
+
+def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
+    """[lo, hi] widened to round ticks, 1, 2 or 5 times a power of ten apart, at most 8."""
+    if not hi > lo:
+        hi = lo + 1.0
+    raw = (hi - lo) / 6
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first, last = math.floor(lo / step), math.ceil(hi / step)
+    digits = max(0, -math.floor(math.log10(step)))
+    ticks = tuple(round(i * step, digits) for i in range(first, last + 1))
+    return _Scale(ticks[0], ticks[-1], start, end, ticks)
+
+
+def _text(x: float, y: float, text: str, extra: str = "") -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{escape(text)}</text>'
+
+
+def _svg(width: float, height: float, parts: Iterable[str]) -> str:
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="system-ui, sans-serif" '
+        f'font-size="12">' + "".join(parts) + "</svg>"
+    )
+
+
+def _vline(x: float, top: float, bottom: float) -> str:
+    return f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="{GRID}"/>'
+
+
+def _frame(left: float, top: float, right: float, bottom: float) -> str:
+    return (
+        f'<rect x="{left:.1f}" y="{top:.1f}" width="{right - left:.1f}" '
+        f'height="{bottom - top:.1f}" fill="none" stroke="#333"/>'
+    )
+
+
+def _rows(names: list[str], lo: float, hi: float, label: str) -> tuple[list[str], _Scale]:
+    """A chart of one row per name, labelled at its left, with grid lines at the ticks of
+    [lo, hi], their values under the plot and the axis ``label``: its parts and x scale."""
+    labels = [cut(name, LABEL) for name in names]
+    left = CHAR * max(len(text) for text in labels) + 16
+    bottom = TOP + ROW * len(names)
+    scale = _scale(lo, hi, left + PAD, WIDTH - RIGHT - PAD)
+    parts = [_frame(left, TOP, WIDTH - RIGHT, bottom)]
+    for tick in scale.ticks:
+        parts.append(_vline(scale.at(tick), TOP, bottom))
+        parts.append(_text(scale.at(tick), bottom + 15, f"{tick:g}", ' text-anchor="middle"'))
+    parts.append(_text((left + WIDTH - RIGHT) / 2, bottom + 34, label, ' text-anchor="middle"'))
+    for row, text in enumerate(labels):
+        parts.append(_text(left - 6, TOP + ROW * row + ROW / 2 + 4, text, ' text-anchor="end"'))
+    return parts, scale
+
+
+def _bar(scale: _Scale, row: int, start: float, end: float, *, colour: str, title: str) -> str:
+    x = scale.at(start)
+    width = max(scale.at(end) - x, 1.0)  # an instant stays visible
+    y = TOP + ROW * row + ROW * 0.2
+    return (
+        f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{ROW * 0.6:.1f}" '
+        f'fill="{colour}"><title>{escape(title)}</title></rect>'
+    )
+
+
+def distribution_svg(
+    distributions: dict[str, tuple[float, ...]], chosen: frozenset[str] | None
+) -> str | None:
+    """One row per stage (of ``chosen`` only, unless None): a box from p25 to p75 with a
+    line at the median, whiskers from the minimum to p99, a dot at the maximum above p99."""
+    rows = {
+        name: q
+        for name, q in distributions.items()
+        if len(q) == 7 and (chosen is None or name in chosen)
+    }
+    if not rows:
+        return None
+    top = max(q[6] for q in rows.values())
+    parts, scale = _rows(list(rows), 0.0, top, "duration (s)")
+    for row, (name, quantiles) in enumerate(rows.items()):
+        q0, q25, q50, q75, _q90, q99, q100 = (scale.at(v) for v in quantiles)
+        y = TOP + ROW * row + ROW / 2
+        low, high = y - ROW * 0.3, y + ROW * 0.3
+        figures = ", ".join(
+            f"{what} {format_seconds(value)}"
+            for what, value in zip(_QUANTILES, quantiles, strict=True)
+        )
+        parts.append(
+            f"<g><title>{escape(f'{name}: {figures}')}</title>"
+            f'<path d="M{q0:.1f} {y:.1f}H{q25:.1f}M{q75:.1f} {y:.1f}H{q99:.1f}'
+            f"M{q0:.1f} {y - 5:.1f}V{y + 5:.1f}M{q99:.1f} {y - 5:.1f}V{y + 5:.1f}"
+            f'" stroke="{BOX}"/>'
+            f'<rect x="{q25:.1f}" y="{low:.1f}" width="{max(q75 - q25, 1.0):.1f}" '
+            f'height="{high - low:.1f}" fill="#ffffff" stroke="{BOX}"/>'
+            f'<path d="M{q50:.1f} {low:.1f}V{high:.1f}" stroke="{MEDIAN}" stroke-width="2"/>'
+            + (f'<circle cx="{q100:.1f}" cy="{y:.1f}" r="3" fill="{BOX}"/>' if q100 > q99 else "")
+            + "</g>"
+        )
+    return _svg(WIDTH, TOP + ROW * len(rows) + BOTTOM, parts)
+
+
+def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
+    """One row per stage of ``run`` (of ``chosen`` only, unless None), one bar per attempt
+    from its start to its end, its queue wait drawn lighter before it, a failed one red."""
+    stages = [s for s in run.stages if s.attempts and (chosen is None or s.name in chosen)]
+    if not stages:
+        return None
+    # Per row, per attempt: queued from, started, ended (seconds since the run started), failed.
+    rows = [
+        [
+            (
+                a.start - (a.queue_time or 0.0) - run.start,
+                a.start - run.start,
+                (a.end if a.end is not None else run.end or a.start) - run.start,
+                is_failed(a.status),
+            )
+            for a in stage.attempts
+        ]
+        for stage in stages
+    ]
+    bars = [bar for row in rows for bar in row]
+    label = "seconds since the run started (light: queue wait; red: failed)"
+    lo, hi = min(0.0, *(b[0] for b in bars)), max(b[2] for b in bars)
+    parts, scale = _rows([stage.name for stage in stages], lo, hi, label)
+    for row, (stage, attempts) in enumerate(zip(stages, rows, strict=True)):
+        for number, (queued, start, end, failed) in enumerate(attempts, 1):
+            what = f"{stage.name} attempt {number}"
+            if start > queued:
+                title = f"{what}: queued {format_seconds(start - queued)}"
+                parts.append(_bar(scale, row, queued, start, colour=QUEUED, title=title))
+            title = f"{what}: {'failed' if failed else 'ran'} {format_seconds(end - start)}"
+            colour = FAILED if failed else RAN
+            parts.append(_bar(scale, row, start, end, colour=colour, title=title))
+    return _svg(WIDTH, TOP + ROW * len(stages) + BOTTOM, parts)
+
+
+def _day(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+def daily_svg(
+    daily: dict[str, tuple[tuple[float, float], ...]], chosen: frozenset[str] | None
+) -> str | None:
+    """Each stage's p90 per day (of ``chosen`` only, unless None), a line of dots per stage
+    under a date axis, and a legend naming the stages by colour."""
+    names = sorted(name for name in daily if chosen is None or name in chosen)
+    if not names:
+        return None
+    days = sorted({day for name in names for day, _ in daily[name]})
+    left, bottom = 56, 250
+    right = WIDTH - RIGHT - CHAR * max(len(cut(name, LABEL)) for name in names) - 40
+    pad = (days[-1] - days[0]) * 0.05 or 43200.0  # one day alone sits in the middle
+    xs = _Scale(days[0] - pad, days[-1] + pad, left, right, ())
+    top = max(value for name in names for _, value in daily[name])
+    ys = _scale(0.0, top, bottom, TOP)
+    parts = [_frame(left, TOP, right, bottom)]
+    for tick in ys.ticks:
+        y = ys.at(tick)
+        parts.append(f'<path d="M{left} {y:.1f}H{right:.1f}" stroke="{GRID}"/>')
+        parts.append(_text(left - 6, y + 4, f"{tick:g}", ' text-anchor="end"'))
+    middle = (TOP + bottom) / 2
+    turn = f' text-anchor="middle" transform="rotate(-90 14 {middle:.1f})"'
+    parts.append(_text(14, middle, "p90 duration (s)", turn))
+    for day in days[:: math.ceil(len(days) / 10)]:  # at most 10 dates under the axis
+        x = xs.at(day)
+        parts.append(_vline(x, TOP, bottom))
+        turn = f' text-anchor="end" transform="rotate(-30 {x:.1f} {bottom + 14})"'
+        parts.append(_text(x, bottom + 14, _day(day), turn))
+    for number, name in enumerate(names):
+        colour = LINES[number % len(LINES)]
+        points = [(xs.at(day), ys.at(value)) for day, value in daily[name]]
+        path = "".join(f"{'L' if i else 'M'}{x:.1f} {y:.1f}" for i, (x, y) in enumerate(points))
+        parts.append(f'<path d="{path}" stroke="{colour}" fill="none" stroke-width="1.5"/>')
+        for (x, y), (day, value) in zip(points, daily[name], strict=True):
+            title = f"{name} on {_day(day)}: p90 {format_seconds(value)}"
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+                f"<title>{escape(title)}</title></circle>"
+            )
+        key = TOP + 8 + 18 * number
+        parts.append(
+            f'<path d="M{right + 12:.1f} {key}h20" stroke="{colour}" stroke-width="1.5"/>'
+            f'<circle cx="{right + 22:.1f}" cy="{key}" r="3.5" fill="{colour}"/>'
+            + _text(right + 38, key + 4, cut(name, LABEL))
+        )
+    return _svg(WIDTH, max(bottom + 80, TOP + 18 * len(names) + 8), parts)
