@@ -382,15 +382,6 @@ async def test_a_connection_closed_by_its_header_timer_is_lost_cleanly(
     assert [] == server.loop.armed()
 
 
-@pytest.fixture
-def unlimited_log(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``taskdaemon.http`` without the process's log rate limit for the test: any server an
-    earlier test started installed it (``http_thread``), and the records earlier tests logged
-    in the last minute would count against these ones. The limit has tests of its own."""
-    monkeypatch.setattr(logging.getLogger("taskdaemon.http"), "filters", [])
-
-
-@pytest.mark.usefixtures("unlimited_log")
 async def test_the_header_timeout_is_logged_with_the_client_and_the_limit(
     servers: Callable[..., _Server], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -409,7 +400,6 @@ async def test_the_header_timeout_is_logged_with_the_client_and_the_limit(
     assert expected == caplog.record_tuples
 
 
-@pytest.mark.usefixtures("unlimited_log")
 async def test_an_eviction_is_logged_with_the_client_and_the_reason(
     servers: Callable[..., _Server], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -51,8 +51,10 @@ events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 
                                          rejecting would invite an instant retry. Prometheus
                                          servers scrape every 15 s or so: 20 a second serves
                                          hundreds of them
-server error logs           10 per 60 s  the rest are counted and the count is appended to the
-                                         next record that passes (:class:`RateLimitFilter`)
+server error logs           10 per 60 s  per server, each with its own limits (``http_thread``
+                                         charges a record to the server that logs it): the rest
+                                         are counted and the count is appended to the next
+                                         record that passes (:class:`RateLimitFilter`)
 =========================== ============ ==========================================================
 """
 

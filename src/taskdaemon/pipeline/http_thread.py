@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import inspect
 import logging
 import socket
@@ -146,19 +147,28 @@ class _EmbeddedServer(uvicorn.Server):
 _CLOSE_POLL: Final = 0.005
 
 
-_RATE_LIMIT: RateLimitFilter | None = None
-_RATE_LIMIT_LOCK = threading.Lock()
+#: The error-log budget of the server whose thread (or one of its worker threads) logs.
+_LOG_BUDGET: contextvars.ContextVar[RateLimitFilter | None] = contextvars.ContextVar(
+    "taskdaemon_http_log_budget", default=None
+)
+_LOG_BUDGET_LOCK = threading.Lock()
 
 
-def _install_log_rate_limit(limits: HttpLimits) -> RateLimitFilter:
-    """One filter shared by the server's loggers (``uvicorn.error`` and ``taskdaemon.http``)."""
-    global _RATE_LIMIT  # noqa: PLW0603 - one per process, like the loggers it guards
-    with _RATE_LIMIT_LOCK:
-        if _RATE_LIMIT is None:
-            _RATE_LIMIT = RateLimitFilter(burst=limits.log_burst, interval=limits.log_interval)
-            for name in ("uvicorn.error", "taskdaemon.http"):
-                logging.getLogger(name).addFilter(_RATE_LIMIT)
-        return _RATE_LIMIT
+def _server_log_budget(record: logging.LogRecord) -> bool:
+    """A filter of the process-wide server loggers that charges a record to the budget of the
+    server that logs it, so that one server's errors cannot use up another's, nor one
+    server's limits apply to another; a record logged outside every server passes."""
+    budget = _LOG_BUDGET.get()
+    return budget is None or budget.filter(record)
+
+
+def _install_log_budgets() -> None:
+    """Puts :func:`_server_log_budget` on the server's loggers (``uvicorn.error``,
+    ``taskdaemon.http``) once; the lock keeps two servers starting at once from adding it
+    twice, which would charge every record twice."""
+    with _LOG_BUDGET_LOCK:
+        for name in ("uvicorn.error", "taskdaemon.http"):
+            logging.getLogger(name).addFilter(_server_log_budget)  # a no-op when it is there
 
 
 class MonitorServer:
@@ -234,7 +244,8 @@ class MonitorServer:
         if isinstance(bridge, LoopBridge):
             bridge.loop = asyncio.get_running_loop()
         limits = self.limits
-        _install_log_rate_limit(limits)
+        _install_log_budgets()
+        budget = RateLimitFilter(burst=limits.log_burst, interval=limits.log_interval)
         config = uvicorn.Config(
             self.app,
             http=bounded_protocol(limits),
@@ -248,7 +259,10 @@ class MonitorServer:
         )
         self._server = _EmbeddedServer(config)
         self._thread = threading.Thread(
-            target=self._serve, args=(self._server, sock), name="taskdaemon-http", daemon=True
+            target=self._serve,
+            args=(self._server, sock, budget),
+            name="taskdaemon-http",
+            daemon=True,
         )
         self._thread.start()
         if self.lag is not None:
@@ -257,7 +271,10 @@ class MonitorServer:
         _log.debug("serving /metrics, /healthz, /readyz and /api on %s", self.url)
 
     @staticmethod
-    def _serve(server: _EmbeddedServer, sock: socket.socket) -> None:
+    def _serve(server: _EmbeddedServer, sock: socket.socket, budget: RateLimitFilter) -> None:
+        # Set before the Runner copies this thread's context, so that every callback, task
+        # and asyncio.to_thread worker of the server's loop logs against its budget.
+        _LOG_BUDGET.set(budget)
         # A Runner, like asyncio.run: on the way out it cancels and awaits the request tasks
         # Uvicorn gave up on after its grace period, so none is left on a closed loop.
         with asyncio.Runner() as runner:
