@@ -97,6 +97,14 @@ def test_a_group_with_a_running_process_is_alive() -> None:
     assert {process.pid} == live
 
 
+def test_without_proc_a_group_is_alive_while_signal_0_finds_a_process(tmp_path: Path) -> None:
+    """Without ``/proc`` (not Linux) the live groups are those a signal 0 reaches: the running
+    one, not the one nobody has; nothing raises."""
+    with group("sleep", "300") as process:
+        live = _live_groups({process.pid, 2**22 + 1}, proc=str(tmp_path / "no-proc"))
+    assert {process.pid} == live
+
+
 def test_a_group_within_this_session_is_found_by_its_group_id() -> None:
     """A group that is not a session of its own is found by its group id, not its
     session's."""

@@ -12,13 +12,16 @@ it needs (``ctypes`` for ``prctl``, and only here), so its start stays near a ba
 interpreter's: ``group_watchdog``'s parent side, with ``logging`` and ``subprocess``, is not
 loaded here.
 
-A spawn's processes are found through ``/proc`` (Linux; elsewhere none is found): only this
-user's processes, never pid 1, this process or its parent (the first one, or the one it has
-now), each by a pidfd opened before its environment is read, so that the signal reaches the
-process whose environment was read or none (its pid may be reused meanwhile). A process whose
-environment cannot be read is skipped, and at most ``ENVIRON_MAX`` bytes of an environment are
-read: a command's own variables come first in its shell's environment, but the shell orders
-its children's as it likes.
+Which listed groups still have a live process is read from ``/proc``; elsewhere (not Linux) a
+group counts as live while signal 0 finds a process in it, a zombie too, so that the watchdog
+still ends every group, waiting out the grace for a group of zombies only. A spawn's processes
+are found through ``/proc`` too (elsewhere none is found): only this user's processes, never
+pid 1, this process or its parent (the first one, or the one it has now), each by a pidfd
+opened before its environment is read, so that the signal reaches the process whose
+environment was read or none (its pid may be reused meanwhile). A process whose environment
+cannot be read is skipped, and at most ``ENVIRON_MAX`` bytes of an environment are read: a
+command's own variables come first in its shell's environment, but the shell orders its
+children's as it likes.
 """
 
 from __future__ import annotations
@@ -56,15 +59,28 @@ def _ask_for_parent_death_signal() -> None:
         pass
 
 
-def _live_groups(groups: set[int]) -> set[int]:
+def _live_groups(groups: set[int], proc: str = "/proc") -> set[int]:
     """Those of ``groups`` that still have a process that is not a zombie (a zombie's parent
-    may be an init that never reaps; it holds its group id, and is harmless)."""
+    may be an init that never reaps; it holds its group id, and is harmless), read from
+    ``proc``; without it, those that have a process, a zombie too (module docstring)."""
     live: set[int] = set()
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir(proc)
+    except OSError:  # not Linux
+        for pgid in groups:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                continue
+            except OSError:  # a process is there, but not ours to signal
+                pass
+            live.add(pgid)
+        return live
+    for name in names:
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as stat:
+            with open(f"{proc}/{name}/stat", "rb") as stat:
                 fields = stat.read().rpartition(b")")[2].split()
         except OSError:
             continue  # it ended meanwhile
