@@ -79,8 +79,23 @@ async def main(every: float, overlap: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--every", type=float, default=0.5, help="seconds between run starts")
-    parser.add_argument("--overlap", type=int, default=3, help="runs open at once, at most")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="It serves on TASKDAEMON_METRICS_HOST:TASKDAEMON_METRICS_PORT (127.0.0.1:9090).",
+    )
+    parser.add_argument(
+        "--every",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="a new run starts every SECONDS while fewer than RUNS are open (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=int,
+        default=3,
+        metavar="RUNS",
+        help="the most runs open at once (default: %(default)s)",
+    )
     options = parser.parse_args()
     asyncio.run(main(options.every, options.overlap))

@@ -23,8 +23,18 @@ EXAMPLE = Path(__file__).resolve().with_name("feature_delivery.yaml")
 def main(argv: list[str] | None = None) -> int:
     """Write the drawing to stdout; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("file", nargs="?", default=str(EXAMPLE), help="pipeline file")
-    parser.add_argument("--format", choices=[f.value for f in VisualizationFormat], default="dot")
+    parser.add_argument(
+        "file",
+        nargs="?",
+        default=str(EXAMPLE),
+        help="the pipeline file to draw (default: examples/feature_delivery.yaml)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=[f.value for f in VisualizationFormat],
+        default="dot",
+        help="dot for Graphviz, json, or mermaid for GitHub Markdown (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     pipeline = load_pipeline(args.file)
     sys.stdout.write(visualize(pipeline, VisualizationFormat(args.format)))

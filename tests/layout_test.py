@@ -35,6 +35,7 @@ REPOSITORY_CHECKS = frozenset(
         "deploy_stack_prometheus",  # the stack's rules and dashboards in a real Prometheus
         "docs_commands",
         "docs_references",
+        "examples_commands",  # examples/*.py run as their docstrings say
         "examples_loops",  # examples/loops.py: a file of the repository, not of the package
         "layout",
         "public_api",

@@ -15,7 +15,7 @@ from pipeline_visualization_support import PNG_MAGIC, check_golden, run_dot, svg
 from taskdaemon.pipeline.config import load_pipeline
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._schema import connect
-from taskdaemon.pipeline.visualization import validate_dag, visualize
+from taskdaemon.pipeline.visualization import VisualizationFormat, validate_dag, visualize
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "feature_delivery.yaml"
@@ -173,3 +173,18 @@ def test_example_script_pipes_into_dot_png(tmp_path: Path) -> None:
         done.stderr,
         (tmp_path / "pipeline.png").read_bytes()[:8],
     ) == (0, "", PNG_MAGIC)
+
+
+@pytest.mark.slow
+def test_example_script_prints_the_mermaid_drawing() -> None:
+    """``python examples/visualize_pipeline.py --format mermaid`` prints the example's Mermaid
+    drawing, the one ``visualize`` makes."""
+    done = subprocess.run(
+        [sys.executable, "examples/visualize_pipeline.py", "--format", "mermaid"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    expected = visualize(load_pipeline(EXAMPLE), VisualizationFormat.MERMAID)
+    assert (0, expected, "") == (done.returncode, done.stdout, done.stderr)
