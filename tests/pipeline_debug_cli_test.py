@@ -444,3 +444,15 @@ def test_debug_approve_of_a_stage_without_approval_is_one_line_and_exit_2(
     done = debug(home, str(pipeline_file), "--approve", "a", "-q")
     expected = (2, ["taskdaemon debug: --approve 'a': the stage has no manual approval trigger"])
     assert expected == (done.returncode, done.stderr.strip().splitlines())
+
+
+@pytest.mark.slow
+def test_quiet_drops_the_progress_lines_and_the_summary(home: Path, pipeline_file: Path) -> None:
+    """``debug FILE -q`` drops the progress lines on stderr and the summary table at the end;
+    the prompt's lines stay."""
+    loud, quiet = (debug(home, str(pipeline_file), *q) for q in ((), ("-q",)))
+    assert ([True, False], [True, True], [True, False]) == (
+        ["STAGE  STATUS" in done.stdout for done in (loud, quiet)],
+        ["run ended failure" in done.stdout for done in (loud, quiet)],
+        [bool(done.stderr) for done in (loud, quiet)],
+    )

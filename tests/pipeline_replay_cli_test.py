@@ -129,3 +129,26 @@ def test_an_event_from_outside_with_a_redacted_payload_is_missing_not_dropped(
         0,
     )
     assert expected == (planned.returncode, missing, resumed.returncode), resumed.stdout
+
+
+_ONE = """\
+    name: one
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_quiet_drops_only_the_progress_lines(home: Path, tmp_path: Path) -> None:
+    """``replay -q`` drops the progress lines on stderr and still prints the summary on stdout
+    (``run -q`` prints only the run id)."""
+    path = write(tmp_path / "one.yaml", _ONE)
+    original = taskdaemon(home, "run", str(path), "-q").stdout.strip()
+    loud, quiet = (taskdaemon(home, "replay", original, *q) for q in ((), ("-q",)))
+    assert ([True, True], True, "") == (
+        [done.stdout.startswith("STAGE") for done in (loud, quiet)],
+        "success in" in loud.stderr,  # a's progress line
+        quiet.stderr,
+    )

@@ -8,14 +8,15 @@
 
 * ``debug FILE`` validates and runs the file like ``taskdaemon run`` (same request options,
   progress on stderr, spans in the store), paused at its breakpoints, and reads commands at the
-  prompt (:mod:`._debug_prompt`). The run is served on its control socket and the prompt
-  speaks to it there, so ``debug attach`` from another terminal drives the same run. When the
-  input ends (a pipe), the run's breakpoints are deleted and the run goes on to its end; the
-  exit code is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an
-  invalid file or breakpoint, 130 on Ctrl-C (while the prompt waits for the run: at the
-  terminal's prompt, Ctrl-C drops the line being typed, ``cli/_prompt.py``); SIGTERM cancels
-  the run as Ctrl-C does, exit 143, and SIGHUP (the terminal closed) too, exit 129, the run's
-  reason saying so.
+  prompt (:mod:`._debug_prompt`). The run is served on its control socket and the prompt speaks
+  to it there, so ``debug attach`` from another terminal drives the same run. ``-q`` drops the
+  progress lines and the summary table at the end, not the prompt's lines (``run -q`` prints the
+  run id instead of the summary). When the input ends (a pipe), the run's breakpoints are
+  deleted and the run goes on to its end; the exit code is the run's (0 success, 1 failure or
+  cancelled; ``quit`` cancels), 2 for an invalid file or breakpoint, 130 on Ctrl-C (while the
+  prompt waits for the run: at the terminal's prompt, Ctrl-C drops the line being typed,
+  ``cli/_prompt.py``); SIGTERM cancels the run as Ctrl-C does, exit 143, and SIGHUP (the
+  terminal closed) too, exit 129, the run's reason saying so.
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
@@ -103,7 +104,13 @@ def register(subparsers: Any) -> None:
     add_input_options(parser)
     add_approval_options(parser)
     add_workspace_option(parser)
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="debug FILE: no progress lines on stderr and no summary table at the end; the "
+        "prompt's lines are still shown",
+    )
     parser.set_defaults(func=debug_command)
 
 

@@ -20,6 +20,8 @@
   error naming every such value and how to supply it (``--input``, ``--stage-output``).
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
   report (``--json`` for JSON).
+* ``-q`` drops the progress lines on stderr only: the summary (or ``--verify``'s report) is the
+  replay's answer, and a note still goes to stderr (``run -q`` drops its summary too).
 * ``--step`` executes nothing: it walks the recorded run event by event, printing each event
   and the state of every stage after it, at the debugger's prompt (``cli/_step_prompt.py``:
   history, completion, ``help``; one command a line on stdin when it is not a terminal):
@@ -113,7 +115,12 @@ def register(subparsers: Any) -> None:
         help="supply a fed stage's outputs; repeatable",
     )  # fmt: skip
     parser.add_argument("--step", action="store_true", help="walk the recorded run, run nothing")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress lines on stderr; the summary (or --verify's report) still goes to stdout",
+    )
     add_workspace_option(parser)
     parser.set_defaults(func=replay_command)
 

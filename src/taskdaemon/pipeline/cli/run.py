@@ -13,7 +13,8 @@
 * Progress goes to stderr, one line per stage transition with the time since the run started.
   The summary table (stage, status, instances, attempts, queue time, duration, error or skip
   reason) and the run id go to stdout. ``--quiet`` keeps only the run id on stdout, and on
-  stderr a wait for an approval (with its command) and a failed run's reason.
+  stderr a wait for an approval (with its command) and a failed run's reason; it overrides
+  ``--watch``. (``replay -q`` and ``debug FILE -q`` drop less: their help says what.)
   ``--watch`` replaces the progress lines with a live table on stderr when it is a terminal
   (one row per stage: state, elapsed time, fan-out progress, what it waits for), or with one
   line per stage state change when it is not (``taskdaemon watch``, ``cli/watch.py``).
@@ -145,7 +146,8 @@ def register(subparsers: Any) -> None:
         "--quiet",
         "-q",
         action="store_true",
-        help="print only the run id; a wait for an approval and a failed run's reason still "
+        help="print only the run id (no summary) and no progress lines (nor --watch's table); "
+        "a wait for an approval not granted, with its command, and a failed run's reason still "
         "go to stderr",
     )
     parser.add_argument(
