@@ -182,13 +182,39 @@ async def test_snapshots_are_frozen_and_render() -> None:
 
 
 async def test_following_the_next_run() -> None:
-    """watch(None) subscribes when called and follows the first run that emits an event."""
+    """watch(None) follows the first run to start after the call, though it subscribes at its
+    first iteration: not a run the watcher held before, which goes on emitting events."""
+    older = StageWaiting(run_id="older", pipeline="p", stage="a", at=0.0, considered_at=0.0)
     watcher = DagWatcher()
+    watcher.on_event(RunStarted(run_id="older", pipeline=PIPE, request={}, at=0.0))
     stream = watcher.watch()
     for event in EVENTS:
+        watcher.on_event(older)
         watcher.on_event(event)
+    watcher.on_event(RunFinished(run_id="older", pipeline="p", status=RunStatus.SUCCESS, at=1))
     snapshots = [snapshot async for snapshot in stream]
     assert [s.run.run_id if s.run else None for s in snapshots] == [RUN_ID]
+
+
+async def test_a_watch_not_iterated_holds_no_subscription() -> None:
+    """A watch created and dropped, or closed before its first snapshot, does not keep its run:
+    the run is pruned as it finishes (``keep_finished=0``), as one nobody watches is. A watch
+    that has given a snapshot keeps it."""
+    idle = DagWatcher(keep_finished=0)
+    dropped = idle.watch(RUN_ID)
+    del dropped
+    closed = idle.watch(RUN_ID)
+    await closed.aclose()  # type: ignore[attr-defined]
+    for event in EVENTS:
+        idle.on_event(event)
+    under_way = DagWatcher(keep_finished=0)
+    under_way.on_event(EVENTS[0])
+    stream = under_way.watch(RUN_ID)
+    await anext(stream)
+    for event in EVENTS[1:]:
+        under_way.on_event(event)
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert ((), (RUN_ID,)) == (idle.runs(), under_way.runs())
 
 
 def fan_out_pipeline() -> Pipeline:
@@ -241,4 +267,41 @@ async def test_real_engine_run_streams_to_its_final_state() -> None:
         ("success", "success", "success"),
         "success",
         (3, 4),
+    )
+
+
+async def test_watch_run_detaches_from_the_engine_closed_unstarted_dropped_or_at_its_end() -> None:
+    """watch_run attaches a watcher to the engine when called: closed before its first
+    snapshot (where an async generator runs no ``finally``), dropped under way (asyncio closes
+    it), or once its run ended, it leaves the engine with no observer."""
+    gate = asyncio.Event()
+
+    async def a(ctx: StageContext) -> Mapping[str, Any]:
+        await gate.wait()
+        return {}
+
+    async with Engine(resolver=Resolver({"a": a}), sleep=FakeSleep()) as engine:
+        closed = watch_run(engine)
+        attached = len(engine._observers.entries)
+        await closed.aclose()  # type: ignore[attr-defined]
+        after_close = len(engine._observers.entries)
+        dropped = watch_run(engine, RUN_ID)
+        ended = watch_run(engine, RUN_ID)
+        await engine.start_run(PIPE, run_id=RUN_ID)
+        await anext(dropped)
+        del dropped
+        for _ in range(100):  # asyncio closes it in a task of its own
+            await asyncio.sleep(0)
+            if len(engine._observers.entries) == 1:
+                break
+        after_drop = len(engine._observers.entries)
+        gate.set()
+        last = [snapshot async for snapshot in ended][-1]
+        after_end = len(engine._observers.entries)
+    assert (1, 0, 1, "success", 0) == (
+        attached,
+        after_close,
+        after_drop,
+        last.run.status if last.run else None,
+        after_end,
     )

@@ -28,7 +28,7 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.server import MonitorServer, create_app
-from taskdaemon.pipeline.visualization import STATES, dag_snapshot
+from taskdaemon.pipeline.visualization import STATES, DagWatcher, dag_snapshot
 from taskdaemon.pipeline.web import WebOptions
 from taskdaemon.pipeline.web._streams import StreamHub, StreamLimitError
 from taskdaemon.pipeline.web._views import (
@@ -180,11 +180,7 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
             # Headers only: were the cap broken, reading this stream's body would never end.
             async with client.stream("GET", stream_url) as second:
                 pass
-        # The server frees the slot when it sees the disconnect, on its own thread.
-        for _ in range(1000):
-            if app.state.web.hub.stats().open == 0:
-                break
-            await asyncio.sleep(0.01)
+        await left(app)
         async with client.stream("GET", stream_url) as third:
             await events(third, 2)
     assert (503, "5", 200, "id: 1") == (
@@ -193,6 +189,32 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
         third.status_code,
         opened[1][:5],  # a snapshot, not a "problem" event that ended the first stream
     ), opened
+
+
+async def left(app: Any) -> tuple[int, int, int]:
+    """(open streams, feeds, subscribers of the engine's watcher) once none is left, or as
+    they are after ten seconds: the server sees a client leave on its own thread."""
+    web = app.state.web
+    for _ in range(1000):
+        counts = (web.hub.stats().open, web.hub.stats().feeds, len(web.data.live._waiters))
+        if counts == (0, 0, 0):
+            break
+        await asyncio.sleep(0.01)
+    return counts
+
+
+@pytest.mark.slow
+async def test_a_client_that_leaves_at_once_leaves_no_subscription() -> None:
+    """A client that disconnects as soon as the stream's headers come ends its feed, and the
+    engine's watcher is left with no subscriber."""
+    async with (
+        served() as (url, run_id, app),
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+    ):
+        async with client.stream("GET", f"{url}/api/runs/{run_id}/stream") as response:
+            pass
+        counts = await left(app)
+    assert (200, (0, 0, 0)) == (response.status_code, counts)
 
 
 @pytest.mark.slow
@@ -292,6 +314,18 @@ async def test_a_slow_client_is_dropped_and_the_rest_keep_their_events() -> None
     fast.close()
     slow.close()
     assert (0, 0) == (hub.stats().open, hub.stats().feeds)
+
+
+async def test_a_feed_cancelled_before_it_started_holds_no_subscription() -> None:
+    """A client that leaves before its feed's task first ran (it subscribes and leaves in one
+    step of the loop) leaves the engine's watcher with no subscriber: the feed's task,
+    cancelled unstarted, never iterated its stream, which subscribes only then."""
+    watcher = DagWatcher()
+    subscription = StreamHub().subscribe("live:r", dict, lambda: watcher.watch("r"))
+    subscription.close()
+    assert subscription.feed.task is not None
+    await asyncio.wait([subscription.feed.task])
+    assert (True, 0) == (subscription.feed.task.cancelled(), len(watcher._waiters))
 
 
 async def test_the_hub_refuses_streams_past_its_cap() -> None:

@@ -6,14 +6,20 @@ reconstructed one render identically. ``watch()`` yields a new frozen ``DagSnaps
 change; a burst of events that arrives while the consumer is busy is coalesced into one
 snapshot (the latest state), so a slow consumer never falls behind. The stream ends after the
 snapshot that shows the run finished.
+
+A stream subscribes at its first iteration, not when ``watch()`` returns it: one never iterated
+(a web feed cancelled before it started, a caller that dropped it) holds nothing, since an async
+generator closed or dropped unstarted runs no ``finally`` that could let go. Nothing is missed
+meanwhile: the first snapshot is the run's whole state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from taskdaemon.pipeline.events import EngineEvent
@@ -26,10 +32,12 @@ __all__ = ["DagWatcher", "watch_run"]
 
 
 class _Waiter:
-    """One ``watch()`` consumer: which run it follows and the flag that wakes it."""
+    """One ``watch()`` consumer: which run it follows (None: the first to start that is not
+    in ``known``) and the flag that wakes it."""
 
-    def __init__(self, run_id: str | None) -> None:
+    def __init__(self, run_id: str | None, known: frozenset[str]) -> None:
         self.run_id = run_id
+        self.known = known
         self.loop = asyncio.get_running_loop()
         self.changed = asyncio.Event()
 
@@ -64,7 +72,11 @@ class DagWatcher:
         with self._lock:
             self._apply(event)
             self._prune()
-            waiters = [w for w in self._waiters if w.run_id in (run_id, None)]
+            waiters = [
+                w
+                for w in self._waiters
+                if w.run_id == run_id or (w.run_id is None and run_id not in w.known)
+            ]
         for waiter in waiters:
             if waiter.run_id is None:
                 waiter.run_id = run_id
@@ -102,18 +114,22 @@ class DagWatcher:
     def watch(self, run_id: str | None = None) -> AsyncIterator[DagSnapshot]:
         """Yield a snapshot of ``run_id`` now (if known) and after each change, until it ends.
 
-        Subscribes when called (call it inside the event loop), so no event emitted after the
-        call is missed. With ``run_id=None`` the stream follows the next run that emits an
-        event. Snapshots are coalesced: each reflects every event received before it was taken.
+        Subscribes at the first iteration (see the module docstring). With ``run_id=None`` the
+        stream follows the first run the watcher sees start after this call. Snapshots are
+        coalesced: each reflects every event received before it was taken.
         """
-        waiter = _Waiter(run_id)
-        with self._lock:
-            self._waiters.add(waiter)
-            if run_id is not None and run_id in self._runs:
-                waiter.changed.set()
-        return self._stream(waiter)
+        return self._stream(run_id, frozenset(self.runs()) if run_id is None else frozenset())
 
-    async def _stream(self, waiter: _Waiter) -> AsyncIterator[DagSnapshot]:
+    async def _stream(
+        self, run_id: str | None, known: frozenset[str]
+    ) -> AsyncIterator[DagSnapshot]:
+        waiter = _Waiter(run_id, known)
+        with self._lock:
+            if run_id is None:  # a run that started since watch() was called
+                waiter.run_id = next((r for r in self._runs if r not in known), None)
+            if waiter.run_id in self._runs:
+                waiter.changed.set()
+            self._waiters.add(waiter)
         try:
             while True:
                 await waiter.changed.wait()
@@ -159,21 +175,45 @@ def watch_run(
 
     With an engine, a watcher is attached *when this function is called* (so a run started
     right after the call is seen from its first event) and detached when the stream ends or is
-    closed: iterate the stream to its end or ``aclose()`` it. The stream ends after the
-    snapshot showing the run finished; ``run_id=None`` follows the next run that emits an event.
+    closed, even before its first snapshot: iterate the stream to its end or ``aclose()`` it.
+    The stream ends after the snapshot showing the run finished; ``run_id=None`` follows the
+    next run that starts.
     """
     if isinstance(source, DagWatcher):
         return source.watch(run_id)
     watcher = DagWatcher()
     source.add_observer(watcher)
-    return _detaching(watcher, source, run_id)
+    return _Detaching(watcher, source, run_id)
+
+
+class _Detaching:
+    """``watch_run``'s stream over an engine, which detaches the watcher at its end or close.
+
+    An async generator alone would not do: one closed before its first iteration runs no
+    ``finally``. The generator inside still detaches one dropped under way (asyncio closes it).
+    """
+
+    def __init__(self, watcher: DagWatcher, source: _ObservableEngine, run_id: str | None):
+        self._detach = functools.partial(source.remove_observer, watcher)
+        self._snapshots = _detaching(watcher.watch(run_id), self._detach)
+
+    def __aiter__(self) -> _Detaching:
+        return self
+
+    def __anext__(self) -> Awaitable[DagSnapshot]:
+        return self._snapshots.__anext__()
+
+    async def aclose(self) -> None:
+        """Detach the watcher (idempotent) and end the stream."""
+        self._detach()
+        await self._snapshots.aclose()
 
 
 async def _detaching(
-    watcher: DagWatcher, source: _ObservableEngine, run_id: str | None
-) -> AsyncIterator[DagSnapshot]:
+    snapshots: AsyncIterator[DagSnapshot], detach: Callable[[], None]
+) -> AsyncGenerator[DagSnapshot, None]:
     try:
-        async for snapshot in watcher.watch(run_id):
+        async for snapshot in snapshots:
             yield snapshot
     finally:
-        source.remove_observer(watcher)
+        detach()
