@@ -17,6 +17,7 @@ from cli_support import ROOT, TASKDAEMON, environment
 from pipeline_remote_run_support import HELD, held_run_spans, tempo_trace
 from pipeline_replay_support import cut_like_tempo
 from pipeline_tracking_support import Backend, serve
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking import SpanRecord, TempoSource
 from taskdaemon.pipeline.visualization import DagSnapshot, watch_stored_run
@@ -114,6 +115,36 @@ async def test_a_run_that_sends_no_new_span_is_said_once_and_still_watched() -> 
         re.fullmatch(pattern, said[0]) is not None,
         [snapshot.run.status for snapshot in snapshots if snapshot.run],
     ), said
+
+
+def _an_hour_earlier(span: SpanRecord) -> SpanRecord:
+    """``span`` and its events as they were had it run an hour ago."""
+    hour = 3600 * 10**9
+    return replace(
+        span,
+        start_ns=span.start_ns - hour,
+        end_ns=None if span.end_ns is None else span.end_ns - hour,
+        events=tuple(replace(event, time_ns=event.time_ns - hour) for event in span.events),
+    )
+
+
+async def test_the_quiet_line_counts_from_the_newest_span_not_from_the_watch() -> None:
+    """A watch started on a run whose newest span ended an hour ago says, after QUIET polls,
+    that no new span came for an hour: the source's word (as the web page's), not the moment
+    this watch began to poll."""
+    run_id, held, ended = await held_run_spans()
+    said: list[str] = []
+    with serve(Backend()) as tempo:
+        source = _EndingLater(tempo, run_id, [_an_hour_earlier(span) for span in held], ended)
+        try:
+            stream = watch_stored_run(
+                source, run_id, interval=0.01, quiet_polls=QUIET, on_quiet=said.append
+            )
+            async for _ in stream:
+                pass
+        finally:
+            source.source.close()
+    assert [f"run {run_id}: no new span for 1h00m"] == [line.split(",")[0] for line in said]
 
 
 @pytest.mark.slow

@@ -22,12 +22,14 @@ an approval waits for a person (it shows neither: see below). So the stream keep
 says why instead: after ``quiet_polls`` polls in a row with nothing new (a minute at the CLI's
 default interval), ``on_quiet`` gets one line saying the source has had no new span for so long
 and that a run whose process died never ends in it; once per quiet stretch (a new span starts
-a new one). A source that tells a dead writer (``is_interrupted``: the embedded store) gets no
-such line: its run still ``running`` has a live writer. ``watch`` and ``dag --watch`` write the
-line on stderr (above the live table on a terminal), the plain lines on stdout unchanged. The
-web page's live view follows ``follow_stored_run``, which yields the quiet stretch in the stream
-itself: a page gets it in the state it redraws from (``web/_data.py``), and loses it at the
-next change.
+a new one). How long is the source's own word: since the newest span it holds of the run ended,
+not since this watch began to poll, which may be long after (a watch started on a run quiet for
+an hour says an hour). A source that tells a dead writer (``is_interrupted``: the embedded
+store) gets no such line: its run still ``running`` has a live writer. ``watch`` and ``dag
+--watch`` write the line on stderr (above the live table on a terminal), the plain lines on
+stdout unchanged. The web page's live view follows ``follow_stored_run``, which yields the
+quiet stretch in the stream itself: a page gets it in the state it redraws from
+(``web/_data.py``), and loses it at the next change.
 
 A stage that has not started has no span, so the spans alone do not say what it waits for.
 Drawn without a definition, a run is drawn over the one its run span recorded
@@ -129,11 +131,11 @@ async def watch_stored_run(
         appear_timeout=appear_timeout,
         quiet_polls=quiet_polls,
     )
-    async for snapshot, quiet in stream:
-        if quiet is None:
+    async for snapshot, quiet_since in stream:
+        if quiet_since is None:
             yield snapshot
         elif on_quiet is not None:
-            on_quiet(_quiet_line(run_id, quiet))
+            on_quiet(_quiet_line(run_id, time.time() - quiet_since))
 
 
 async def follow_stored_run(
@@ -146,15 +148,14 @@ async def follow_stored_run(
     quiet_polls: int = 120,
 ) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
     """``watch_stored_run``'s stream with its quiet stretches in it: ``(snapshot, None)`` at
-    each change, and ``(the same snapshot, seconds without a change)`` once ``quiet_polls``
-    polls in a row found the running run unchanged on a source that cannot tell a dead writer
-    (once per quiet stretch: see the module docstring)."""
+    each change, and ``(the same snapshot, when the newest span of the run ended)`` (epoch
+    seconds) once ``quiet_polls`` polls in a row found the running run unchanged on a source
+    that cannot tell a dead writer (once per quiet stretch: see the module docstring)."""
     deadline = time.monotonic() + appear_timeout
     snapshot: DagSnapshot | None = None  # the last one yielded
     recorded = pipeline is not None  # the run span was read for its definition (fixed)
     tells_dead = callable(getattr(source, "is_interrupted", None))  # the embedded store
     unchanged = 0  # polls in a row that found the run as it was
-    quiet_since = time.monotonic()
     while True:
         try:
             run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
@@ -165,9 +166,9 @@ async def follow_stored_run(
             if snapshot is not None and run == snapshot.run:
                 unchanged += 1
                 if unchanged == quiet_polls and not tells_dead:
-                    yield snapshot, time.monotonic() - quiet_since
+                    yield snapshot, _newest_span_end(run)
             else:
-                unchanged, quiet_since = 0, time.monotonic()
+                unchanged = 0
                 if not recorded and run.definition_hash is not None:  # the run span is in
                     recorded = True
                     # Off the loop's thread, as each poll: checking a definition at the size
@@ -178,6 +179,13 @@ async def follow_stored_run(
             if run.status != "running":
                 return
         await asyncio.sleep(interval)
+
+
+def _newest_span_end(run: RunRecord) -> float:
+    """When the newest span of ``run`` a remote source holds ended: the latest end of an
+    attempt (such a source holds ended spans only), else the run's start."""
+    ends = (attempt.end for stage in run.stages for attempt in stage.attempts)
+    return max((end for end in ends if end is not None), default=run.start)
 
 
 def _quiet_line(run_id: str, seconds: float) -> str:

@@ -155,9 +155,8 @@ class RunData:
             appear_timeout=0.0,
             quiet_polls=self.quiet_polls,
         )
-        async for snapshot, quiet in stream:
-            assert snapshot.run is not None  # a stored run's snapshot is drawn over it
-            yield snapshot, None if quiet is None else _newest_span_end(snapshot.run)
+        async for item in stream:
+            yield item
 
     async def recent(
         self,
@@ -254,13 +253,6 @@ async def _never_quiet(
             yield snapshot, None
     finally:
         await snapshots.aclose()  # type: ignore[attr-defined]
-
-
-def _newest_span_end(run: RunRecord) -> float:
-    """When the newest span of ``run`` a remote source holds ended: the latest end of an
-    attempt (such a source holds ended spans only), else the run's start."""
-    ends = (attempt.end for stage in run.stages for attempt in stage.attempts)
-    return max((end for end in ends if end is not None), default=run.start)
 
 
 def _search(
