@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.span_losses import (
-    LogExportFailures,
+    ExportFailures,
     announce_unavailable_store,
     observe_dropped_logs,
     observe_dropped_spans,
@@ -24,6 +24,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     observe_failed_log_exports,
     report_lost_spans,
     report_unexported_logs,
+    report_unexported_metrics,
     report_unexported_spans,
 )
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
@@ -147,7 +148,7 @@ def test_failed_log_exports_are_counted_per_exporter_with_the_last_error(
     meters: tuple[MeterProvider, InMemoryMetricReader],
 ) -> None:
     provider, reader = meters
-    failures = LogExportFailures()
+    failures = ExportFailures()
     observe_failed_log_exports(provider, failures, ["otlp", "console"])
     _, metric = _metrics(reader)[t.METRIC_LOGS_EXPORT_FAILED]
     assert _points(metric) == {(("exporter", "otlp"),): 0, (("exporter", "console"),): 0}
@@ -165,7 +166,7 @@ def test_failed_log_exports_are_counted_per_exporter_with_the_last_error(
         (("exporter", "console"),): 0,
         (("exporter", "other"),): 1,
     }
-    assert failures.failed_records() == {"otlp": 5, "other": 1}
+    assert failures.failed() == {"otlp": 5, "other": 1}
     assert failures.last_errors() == {"otlp": "503 Service Unavailable", "other": "timed out"}
 
 
@@ -242,7 +243,7 @@ def test_unexported_log_records_name_each_exporters_last_error(
 ) -> None:
     """Said under a logger of their own: under the spans' one, the line read "taskdaemon.spans:
     7 log records were not exported"."""
-    failures = LogExportFailures()
+    failures = ExportFailures()
     with caplog.at_level(logging.WARNING):
         assert report_unexported_logs(None) == 0
         assert report_unexported_logs(failures) == 0
@@ -255,4 +256,25 @@ def test_unexported_log_records_name_each_exporters_last_error(
             logging.WARNING,
             "7 log records were not exported (otlp: connection refused; other: timed out)",
         )
+    ]
+
+
+def test_failed_metric_exports_are_said_under_the_metrics_logger(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No metric exporter but Prometheus, or none failed: no line; else one with each
+    exporter's last error."""
+    failures = ExportFailures()
+    with caplog.at_level(logging.WARNING):
+        assert report_unexported_metrics(None) == 0
+        assert report_unexported_metrics(failures) == 0
+        failures.record("otlp", 1, "connection refused")
+        assert report_unexported_metrics(failures) == 1
+        failures.record("otlp", 1, "export failed")
+        failures.record("console", 1, "ValueError: closed")
+        assert report_unexported_metrics(failures) == 3
+    warning = ("taskdaemon.metrics", logging.WARNING)
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        (*warning, "1 metric export failed (otlp: connection refused)"),
+        (*warning, "3 metric exports failed (otlp: export failed; console: ValueError: closed)"),
     ]

@@ -24,6 +24,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     announce_unavailable_store,
     report_lost_spans,
     report_unexported_logs,
+    report_unexported_metrics,
     report_unexported_spans,
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
@@ -104,6 +105,7 @@ def build_monitor(
         settings, set_global=True, serve_metrics=serve_metrics, id_generator=id_generator
     )
     # After the shutdown (LIFO), so that the counts are final.
+    stack.callback(report_unexported_metrics, telemetry.metric_export_failures)
     stack.callback(report_unexported_logs, telemetry.log_export_failures)
     stack.callback(report_unexported_spans, telemetry.export_health.failed_spans)
     stack.callback(report_lost_spans, telemetry.span_processors)

@@ -2,7 +2,7 @@
 
 Monitoring never stops a pipeline, so a log export that fails (a dead collector, an error
 answer) loses its records; :class:`ObservedLogExporter` counts them per exporter in
-``span_losses.LogExportFailures``, which ``taskdaemon.logs.export_failed`` and the warning line
+``span_losses.ExportFailures``, which ``taskdaemon.logs.export_failed`` and the warning line
 at exit read. It lives apart from ``cli/telemetry.py`` because it subclasses the logs SDK's
 exporter, which only a process with a log exporter imports (start-up time).
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from taskdaemon.pipeline.cli.span_losses import LogExportFailures
+from taskdaemon.pipeline.cli.span_losses import ExportFailures
 
 __all__ = ["ObservedLogExporter"]
 
@@ -23,7 +23,7 @@ class ObservedLogExporter(LogRecordExporter):
     """Delegates to ``inner``; a failed export (an error result, or an exception, which is
     raised on) adds its records to ``failures`` under ``name``."""
 
-    def __init__(self, inner: LogRecordExporter, failures: LogExportFailures, name: str) -> None:
+    def __init__(self, inner: LogRecordExporter, failures: ExportFailures, name: str) -> None:
         self._inner = inner
         self._failures = failures
         self._name = name

@@ -1,6 +1,6 @@
 """Saying and counting what the embedded span store, and the span exporters, lost (and
 the run log records the store's log writer lost, :func:`observe_dropped_logs`, and those the
-log exporters failed to export, :class:`LogExportFailures`).
+log exporters failed to export, :class:`ExportFailures`).
 
 Monitoring never stops a pipeline, so when the span store drops spans (a full disk, a store that
 could not be opened) the run goes on; the loss is told three ways:
@@ -24,10 +24,13 @@ when the process ends (:func:`report_unexported_spans`).
 
 A log exporter's failed exports (``OTEL_LOGS_EXPORTER``: a dead collector, an error answer)
 are counted in ``taskdaemon.logs.export_failed`` (``taskdaemon_logs_export_failed_total``, per
-``exporter``: :func:`observe_failed_log_exports` over :class:`LogExportFailures`, which the
+``exporter``: :func:`observe_failed_log_exports` over :class:`ExportFailures`, which the
 exporter wrapper of ``cli/observed_log_exporter.py`` feeds) and said in one warning line when
 the process ends (:func:`report_unexported_logs`), beside the span store's: the exporter's own
-log line says that a batch failed, never how many records the run lost in all.
+log line says that a batch failed, never how many records the run lost in all. A metric
+exporter's failed exports (``OTEL_METRICS_EXPORTER=otlp``) are counted the same way
+(``cli/observed_metric_exporter.py``) and said in one line at exit
+(:func:`report_unexported_metrics`).
 
 The exit code of ``taskdaemon run`` stays the pipeline's: lost telemetry is not a failed run.
 """
@@ -44,6 +47,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
+from taskdaemon.pipeline.wording import counted
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
@@ -51,7 +55,7 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
 __all__ = [
-    "LogExportFailures",
+    "ExportFailures",
     "announce_unavailable_store",
     "observe_dropped_logs",
     "observe_dropped_spans",
@@ -59,6 +63,7 @@ __all__ = [
     "observe_failed_log_exports",
     "report_lost_spans",
     "report_unexported_logs",
+    "report_unexported_metrics",
     "report_unexported_spans",
 ]
 
@@ -66,6 +71,7 @@ _log = logging.getLogger("taskdaemon.spans")
 # The log records' line under a name of its own: "taskdaemon.spans: 21 log records were not
 # exported" read as if spans were meant.
 _logs_log = logging.getLogger("taskdaemon.logs")
+_metrics_log = logging.getLogger("taskdaemon.metrics")
 
 
 def _stores(processors: Iterable[Any]) -> list[Any]:
@@ -131,26 +137,27 @@ def observe_failed_exports(
     )
 
 
-class LogExportFailures:
-    """Log records whose export failed, per exporter, with each exporter's last error
-    (thread-safe: the batch processors' threads record, a metric reader and the exit path
-    read; never reset)."""
+class ExportFailures:
+    """What failed to export, per exporter, with each exporter's last error: log records
+    (``cli/observed_log_exporter.py``) or metric exports (``cli/observed_metric_exporter.py``),
+    one instance each (thread-safe: the exporters' threads record, a metric reader and the
+    exit path read; never reset)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._records: dict[str, int] = {}
+        self._counts: dict[str, int] = {}
         self._errors: dict[str, str] = {}
 
-    def record(self, exporter: str, records: int, error: str) -> None:
-        """Add ``records`` lost by one failed export of ``exporter``, and why."""
+    def record(self, exporter: str, count: int, error: str) -> None:
+        """Add ``count`` lost by one failed export of ``exporter``, and why."""
         with self._lock:
-            self._records[exporter] = self._records.get(exporter, 0) + records
+            self._counts[exporter] = self._counts.get(exporter, 0) + count
             self._errors[exporter] = error
 
-    def failed_records(self) -> dict[str, int]:
-        """Records whose export failed since the start, per exporter."""
+    def failed(self) -> dict[str, int]:
+        """What failed to export since the start, per exporter."""
         with self._lock:
-            return dict(self._records)
+            return dict(self._counts)
 
     def last_errors(self) -> dict[str, str]:
         """Each failed exporter's last error."""
@@ -159,13 +166,13 @@ class LogExportFailures:
 
 
 def observe_failed_log_exports(
-    meter_provider: MeterProvider, failures: LogExportFailures, exporters: Sequence[str]
+    meter_provider: MeterProvider, failures: ExportFailures, exporters: Sequence[str]
 ) -> None:
     """Register ``taskdaemon.logs.export_failed`` over ``failures`` (per exporter name). Each
     of ``exporters`` has its series from the start, at 0 until it fails (:func:`_from_zero`)."""
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
-        for exporter, records in _from_zero(exporters, failures.failed_records()):
+        for exporter, records in _from_zero(exporters, failures.failed()):
             yield Observation(records, {"exporter": exporter})
 
     _observe(
@@ -247,13 +254,26 @@ def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> in
     return lost
 
 
-def report_unexported_logs(failures: LogExportFailures | None) -> int:
+def report_unexported_logs(failures: ExportFailures | None) -> int:
     """Log one warning line when log exports failed (``None``: no log exporter); returns the
     count. Call it once the logger provider is shut down, so the count is final."""
     if failures is None:
         return 0
-    lost = sum(failures.failed_records().values())
+    lost = sum(failures.failed().values())
     if lost:
         causes = "; ".join(f"{name}: {error}" for name, error in failures.last_errors().items())
         _logs_log.warning("%d log records were not exported (%s)", lost, causes)
     return lost
+
+
+def report_unexported_metrics(failures: ExportFailures | None) -> int:
+    """Log one warning line when metric exports failed (``None``: no metric exporter but
+    Prometheus); returns how many exports failed. Call it once the meter provider is shut
+    down, so the count is final."""
+    if failures is None:
+        return 0
+    failed = sum(failures.failed().values())
+    if failed:
+        causes = "; ".join(f"{name}: {error}" for name, error in failures.last_errors().items())
+        _metrics_log.warning("%s failed (%s)", counted(failed, "metric export"), causes)
+    return failed

@@ -41,8 +41,10 @@ A dead or slow collector never blocks a stage: spans are queued by the batch pro
 span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
 count of what was suppressed, per signal (``cli/exporter_logs.py``), not once per batch. What
 is lost is counted: the spans of every failed export in ``taskdaemon.spans.export_failed``,
-per exporter (``span_losses.observe_failed_exports``), and the log records of every failed
-log export in ``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``). The batch span
+per exporter (``span_losses.observe_failed_exports``), the log records of every failed
+log export in ``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``), and the
+failed exports of every OTLP or console metric exporter (``cli/observed_metric_exporter.py``),
+each said in one line at exit (``span_losses``). The batch span
 processors and the OTLP span exporters are also given the meter provider, so when the SDK's
 own self-observability metrics are switched on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``;
 off by default upstream) they reach the same readers: the spans a full queue dropped
@@ -94,7 +96,7 @@ from taskdaemon.pipeline.cli.exporter_logs import (
 )
 from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
 from taskdaemon.pipeline.cli.span_losses import (
-    LogExportFailures,
+    ExportFailures,
     observe_dropped_spans,
     observe_failed_exports,
     observe_failed_log_exports,
@@ -281,7 +283,9 @@ class Telemetry:
     span_processors: tuple[SpanProcessor, ...]
     notes: tuple[str, ...] = ()
     #: Log records the log exporters failed to export; None without a log exporter.
-    log_export_failures: LogExportFailures | None = None
+    log_export_failures: ExportFailures | None = None
+    #: The metric exporters' failed exports; None without an OTLP or console metric exporter.
+    metric_export_failures: ExportFailures | None = None
     _closed: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _shutdown_worker: threading.Thread | None = field(default=None, repr=False)
@@ -406,6 +410,7 @@ def build_telemetry(
     )
     registry: CollectorRegistry | None = None
     readers: list[MetricReader] = []
+    metric_failures: ExportFailures | None = None
     for name in settings.metrics_exporters:
         if name == "prometheus":
             if not serve_metrics:
@@ -423,7 +428,16 @@ def build_telemetry(
                 PeriodicExportingMetricReader,
             )
 
-            readers.append(PeriodicExportingMetricReader(_metric_exporter(name, settings)))
+            from taskdaemon.pipeline.cli.observed_metric_exporter import (  # noqa: PLC0415
+                ObservedMetricExporter,
+            )
+
+            if metric_failures is None:
+                metric_failures = ExportFailures()
+            observed_metrics = ObservedMetricExporter(
+                _metric_exporter(name, settings), metric_failures, name
+            )
+            readers.append(PeriodicExportingMetricReader(observed_metrics))
     meter_provider: metrics_api.MeterProvider = metrics_api.NoOpMeterProvider()
     if readers:
         from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
@@ -460,7 +474,7 @@ def build_telemetry(
         observe_failed_exports(meter_provider, health.failed_spans, tuple(health.exporters))
 
     logger_provider: LoggerProvider | None = None
-    log_failures: LogExportFailures | None = None
+    log_failures: ExportFailures | None = None
     if settings.logs_exporters:
         from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: PLC0415
@@ -473,7 +487,7 @@ def build_telemetry(
         )
 
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        log_failures = LogExportFailures()
+        log_failures = ExportFailures()
         for name in settings.logs_exporters:
             observed_logs = ObservedLogExporter(_log_exporter(name, settings), log_failures, name)
             # Masked as the batch leaves: values learnt while its records waited.
@@ -497,6 +511,7 @@ def build_telemetry(
         span_processors=tuple(processors),
         notes=tuple(notes),
         log_export_failures=log_failures,
+        metric_export_failures=metric_failures,
     )
 
 
