@@ -330,13 +330,14 @@ def test_exporter_errors_are_logged_once(
     caplog: pytest.LogCaptureFixture,
     telemetry_for: TelemetryFor,
 ) -> None:
-    """Five failed batches give at most one error line, not one per batch."""
+    """Five failed batches give at most one error line, not one per batch (at ``debug``: above
+    it, no line of them passes, ``pipeline_monitor_cli_exporter_logs_test.py``)."""
     telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=0.3))
     dedupe = install_repeated_log_filter()
     dedupe.reset()  # earlier tests of this process logged the same messages
     tracer = telemetry.tracer_provider.get_tracer("t")
     exporter_logger = "opentelemetry.exporter.otlp.proto.grpc.exporter"
-    with caplog.at_level(logging.WARNING, logger=exporter_logger):
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.WARNING, logger=exporter_logger):
         for _ in range(5):
             tracer.start_span("s").end()
             telemetry.tracer_provider.force_flush()
@@ -389,9 +390,10 @@ def test_repeated_log_filter_keeps_one_line_per_signal() -> None:
 def test_a_dead_grpc_collector_is_said_for_traces_and_for_logs(
     dead_collector: str, home: Path, tmp_path: Path
 ) -> None:
-    """`taskdaemon run` whose traces and logs both go to a dead collector over gRPC says that
-    each failed, in the exporter's own line: the lines differ only in their arguments."""
-    env = {**os.environ, "TASKDAEMON_HOME": str(home)}
+    """`taskdaemon run --log-level debug` whose traces and logs both go to a dead collector
+    over gRPC says that each failed, in the exporter's own line: the lines differ only in
+    their arguments (above ``debug`` taskdaemon's lines at exit say it instead)."""
+    env = {**os.environ, "TASKDAEMON_HOME": str(home), "TASKDAEMON_LOG_LEVEL": "debug"}
     env.update(TASKDAEMON_EXPORT_TIMEOUT="1", TASKDAEMON_LOG_FORMAT="text")
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_LOGS_EXPORTER", "OTEL_EXPORTER_OTLP_PROTOCOL"):
         env.pop(name, None)
@@ -528,8 +530,9 @@ def test_a_record_without_a_password_is_left_as_it_was() -> None:
 
 
 def test_run_with_a_password_in_its_grpc_endpoint_never_prints_it(tmp_path: Path) -> None:
-    """``taskdaemon run`` exporting over gRPC to ``http://user:password@host`` (an endpoint
-    gRPC cannot use: its export fails and is logged) never shows the password on stderr."""
+    """``taskdaemon run --log-level debug`` exporting over gRPC to ``http://user:password@host``
+    (an endpoint gRPC cannot use: its export fails and is logged) never shows the password on
+    stderr."""
     pipeline = tmp_path / "one.yaml"
     pipeline.write_text(
         "name: one\nstages:\n  - name: a\n    loop: command\n    command: 'true'\n"
@@ -539,6 +542,8 @@ def test_run_with_a_password_in_its_grpc_endpoint_never_prints_it(tmp_path: Path
         tmp_path / "home",
         "run",
         "-q",
+        "--log-level",
+        "debug",
         str(pipeline),
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_PROTOCOL="grpc",

@@ -1,10 +1,25 @@
-"""The exporters' own log lines: one per problem, with no endpoint password in it.
+"""The exporters' own log lines: none about a failed export, unless asked; one per problem, with
+no endpoint password in it.
 
-A dead collector makes the OTLP exporters and the SDK's batch processors log the same line for
-every batch and every retry. :class:`RepeatedLogFilter` keeps the first of each problem per
-window and says how many it dropped when the next passes; :class:`EndpointPasswordFilter`
-hides the password of an endpoint the gRPC exporter names without its scheme. Both go on the
-loggers of :data:`EXPORTER_LOGGERS` when telemetry is built (``cli/telemetry.py``).
+A dead, erring or hanging collector makes the OTLP exporters and the SDK's batch processors log
+two to four long lines for every batch (a retry's back-off, the final failure, a traceback for
+gRPC's ``UNKNOWN``). What they say is already counted and said by taskdaemon: one warning line
+at exit per signal (``N spans were not exported (otlp: export failed)``, and the same for log
+records and metric exports: ``span_losses``), the ``taskdaemon_*_export_failed_total`` series
+and ``/readyz``. :class:`ExportFailureFilter` keeps those lines off every handler, unless the
+log level is ``debug`` or below (``--log-level debug``), where they say why. It goes first on
+the loggers of :data:`EXPORTER_LOGGERS` when telemetry is built (``cli/telemetry.py``);
+:class:`RepeatedLogFilter` then keeps the first of each problem per window of what is left and
+says how many it dropped when the next passes; :class:`EndpointPasswordFilter` hides the
+password of an endpoint the gRPC exporter names without its scheme.
+
+Decision: a line is folded by its exact message template (:data:`EXPORT_FAILURE_TEMPLATES`,
+those of the installed SDK's exporters), never by its level or logger, so that every other
+warning of these loggers (a full queue dropping spans, a batch too large to send, an exporter
+used after its shutdown, an exporter that raised) is still shown: none of those is a collector
+being down, and some are not counted anywhere else. Every failure a folded line tells of is
+counted: the span, log and metric exporters are each wrapped to count their failed exports
+(``cli/telemetry.py``).
 
 Decision: the SDK's own ``DuplicateFilter`` comes off those loggers when ours goes on. It
 compares a record with the one before it by logger module, level and message template, its
@@ -26,10 +41,13 @@ from taskdaemon.pipeline.redaction import redact_endpoint_passwords
 
 __all__ = [
     "EXPORTER_LOGGERS",
+    "EXPORT_FAILURE_TEMPLATES",
     "EndpointPasswordFilter",
+    "ExportFailureFilter",
     "RepeatedLogFilter",
     "drop_sdk_duplicate_filters",
     "install_endpoint_password_filter",
+    "install_export_failure_filter",
     "install_repeated_log_filter",
 ]
 
@@ -44,6 +62,50 @@ EXPORTER_LOGGERS: tuple[str, ...] = (
     "opentelemetry.sdk._shared_internal",
     "opentelemetry.sdk.metrics._internal.export",
 )
+
+
+#: The message templates of the exporters' lines about an export that failed or is being
+#: retried: OTLP/HTTP's (the common client's, for every signal), then OTLP/gRPC's.
+EXPORT_FAILURE_TEMPLATES: Final = frozenset(
+    {
+        "Transient error %s encountered while exporting %s batch, retrying in %.2fs.",
+        "Failed to export %s batch due to timeout, max retries or shutdown.",
+        "Failed to export %s batch code: %s, reason: %s",
+        "Transient error %s encountered while exporting %s to %s, retrying in %.2fs. "
+        "Error details: %s",
+        "Failed to export %s to %s, error code: %s, error details: %s",
+        "Shutdown in progress, aborting retry.",
+    }
+)
+
+
+class ExportFailureFilter(logging.Filter):
+    """Drops the records of :data:`EXPORT_FAILURE_TEMPLATES` while the root logger is above
+    ``DEBUG`` (the module docstring says why); every other record passes.
+
+    The level is read at each record, not once: whoever sets it after telemetry is built (an
+    embedding application, a test) gets what they set."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str) or record.msg not in EXPORT_FAILURE_TEMPLATES:
+            return True
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def install_export_failure_filter(
+    loggers: Sequence[str] = EXPORTER_LOGGERS,
+) -> ExportFailureFilter:
+    """Put one :class:`ExportFailureFilter` first on ``loggers`` (once: reuses an installed
+    one). First, because the filters after it change what it matches: the repeats' filter
+    adds a count to a record's template, the password filter merges its arguments in."""
+    for name in loggers:
+        for existing in logging.getLogger(name).filters:
+            if isinstance(existing, ExportFailureFilter):
+                return existing
+    made = ExportFailureFilter()
+    for name in loggers:
+        logging.getLogger(name).filters.insert(0, made)
+    return made
 
 
 class RepeatedLogFilter(logging.Filter):

@@ -18,16 +18,17 @@ could not be opened) the run goes on; the loss is told three ways:
 
 A span exporter's failed exports (a dead collector) are counted in
 ``taskdaemon.spans.export_failed`` (``taskdaemon_spans_export_failed_total``, per ``exporter``:
-:func:`observe_failed_exports`), said by the exporter's own log line (once per five minutes,
-``exporter_logs.RepeatedLogFilter``), shown on ``/readyz``, and counted in one warning line
-when the process ends (:func:`report_unexported_spans`).
+:func:`observe_failed_exports`), shown on ``/readyz``, and counted in one warning line
+when the process ends (:func:`report_unexported_spans`). The exporters' own lines about it
+are folded into these lines (shown at ``--log-level debug`` only:
+``exporter_logs.ExportFailureFilter``): they say that a batch failed or is retried, never how
+many spans, records or exports the process lost in all.
 
 A log exporter's failed exports (``OTEL_LOGS_EXPORTER``: a dead collector, an error answer)
 are counted in ``taskdaemon.logs.export_failed`` (``taskdaemon_logs_export_failed_total``, per
 ``exporter``: :func:`observe_failed_log_exports` over :class:`ExportFailures`, which the
 exporter wrapper of ``cli/observed_log_exporter.py`` feeds) and said in one warning line when
-the process ends (:func:`report_unexported_logs`), beside the span store's: the exporter's own
-log line says that a batch failed, never how many records the run lost in all. A metric
+the process ends (:func:`report_unexported_logs`), beside the span store's. A metric
 exporter's failed exports (``OTEL_METRICS_EXPORTER=otlp``) are counted the same way
 (``cli/observed_metric_exporter.py``) and said in one line at exit
 (:func:`report_unexported_metrics`).
@@ -245,7 +246,7 @@ def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> in
     """Log one warning line when span exports failed (``ExportHealth.failed_spans``: per
     exporter); returns the count. Call it once the tracer provider is shut down, so the count
     is final. A ``taskdaemon run`` without ``--serve`` has no ``/metrics`` or ``/readyz``, and
-    the exporter's own line says that a batch failed, never how many spans the run lost."""
+    the exporter's own lines are folded away (the module docstring)."""
     failed = {name: spans for name, spans in failed_spans().items() if spans}
     lost = sum(failed.values())
     if lost:

@@ -38,9 +38,10 @@ provider is then the API's no-op one, so a plain ``run`` loads neither the metri
 Prometheus exporter.
 
 A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
-span is a deque append) and the exporters' repeated errors are logged once per five minutes with a
-count of what was suppressed, per signal (``cli/exporter_logs.py``), not once per batch. What
-is lost is counted: the spans of every failed export in ``taskdaemon.spans.export_failed``,
+span is a deque append), and the exporters' lines about failed exports are folded into
+taskdaemon's own at exit (shown at ``--log-level debug``, then once per five minutes with a
+count of what was suppressed, per signal: ``cli/exporter_logs.py``). What is lost is counted:
+the spans of every failed export in ``taskdaemon.spans.export_failed``,
 per exporter (``span_losses.observe_failed_exports``), the log records of every failed
 log export in ``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``), and the
 failed exports of every OTLP or console metric exporter (``cli/observed_metric_exporter.py``),
@@ -92,6 +93,7 @@ from taskdaemon.pipeline.cli.exporter_logs import (
     RepeatedLogFilter,
     drop_sdk_duplicate_filters,
     install_endpoint_password_filter,
+    install_export_failure_filter,
     install_repeated_log_filter,
 )
 from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
@@ -402,6 +404,7 @@ def build_telemetry(
     ``serve_metrics=False`` nothing will serve ``/metrics``, so no Prometheus reader is built.
     ``id_generator`` replaces the SDK's random one (``cli/run_ids.py``).
     """
+    install_export_failure_filter()  # first: see its docstring
     install_repeated_log_filter()
     install_endpoint_password_filter()  # after the repeats' filter: see its docstring
     notes: list[str] = []

@@ -1,0 +1,185 @@
+"""The exporters' lines about failed exports are folded into taskdaemon's own lines at exit:
+a run whose collector is down, erring or hanging prints only those (no SDK text, no
+traceback), unless asked for at ``--log-level debug``; every other line of those loggers
+passes."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import logging
+import re
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from collector_support import answered, answering_posts
+from taskdaemon.pipeline.cli.exporter_logs import (
+    EXPORT_FAILURE_TEMPLATES,
+    EXPORTER_LOGGERS,
+    ExportFailureFilter,
+    RepeatedLogFilter,
+    install_export_failure_filter,
+    install_repeated_log_filter,
+)
+
+#: The modules whose log calls hold the templates (the HTTP exporters share one client).
+SDK_MODULES = (
+    "opentelemetry.exporter.otlp.common.http",
+    "opentelemetry.exporter.otlp.proto.grpc.exporter",
+)
+#: taskdaemon's lines at exit, all of them, for a run whose three signals were all lost.
+SAID_AT_EXIT = (
+    re.compile(r"taskdaemon\.spans: 2 spans were not exported \(otlp: export failed\)"),
+    re.compile(r"taskdaemon\.logs: \d+ log records were not exported \(otlp: export failed\)"),
+    re.compile(r"taskdaemon\.metrics: 1 metric export failed \(otlp: export failed\)"),
+)
+
+
+def _record(template: str, level: int = logging.WARNING) -> logging.LogRecord:
+    name = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+    return logging.LogRecord(name, level, "f", 1, template, ("traces",), None)
+
+
+def test_every_template_is_one_the_installed_sdk_logs() -> None:
+    """An SDK that rewords a line would have its line shown again: this says so first."""
+    source = "".join(inspect.getsource(importlib.import_module(name)) for name in SDK_MODULES)
+    flat = re.sub(r'"\s*\n\s*"', "", source)  # literals split over lines, joined
+    assert [] == sorted(t for t in EXPORT_FAILURE_TEMPLATES if f'"{t}"' not in flat)
+
+
+def test_export_failures_are_dropped_above_debug_and_kept_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fold = ExportFailureFilter()
+    records = [_record(template, logging.ERROR) for template in sorted(EXPORT_FAILURE_TEMPLATES)]
+    with caplog.at_level(logging.INFO):
+        at_info = {fold.filter(record) for record in records}
+    with caplog.at_level(logging.DEBUG):
+        at_debug = {fold.filter(record) for record in records}
+    assert ({False}, {True}) == (at_info, at_debug)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Queue full, dropping %s.",
+        "Exporter already shutdown, ignoring batch",
+        "Exception while exporting %s.",
+        "Failed to export %s batch",  # a template's start is not the template
+        {"not": "a string"},
+    ],
+)
+def test_every_other_warning_passes(message: object, caplog: pytest.LogCaptureFixture) -> None:
+    record = _record("")
+    record.msg = message
+    with caplog.at_level(logging.WARNING):
+        assert ExportFailureFilter().filter(record)
+
+
+def test_it_is_first_on_every_exporter_logger_so_it_sees_the_templates() -> None:
+    """Installed after the repeats' filter, it still goes first (the repeats' filter adds a
+    count to a template it lets through); installed twice, it is there once."""
+    install_repeated_log_filter()
+    fold = install_export_failure_filter()
+    again = install_export_failure_filter()
+    filters = [logging.getLogger(name).filters for name in EXPORTER_LOGGERS]
+    assert (True, {0}, {1}) == (
+        fold is again,
+        {each.index(fold) for each in filters},
+        {sum(isinstance(f, ExportFailureFilter) for f in each) for each in filters},
+    )
+    assert all(isinstance(each[1], RepeatedLogFilter) for each in filters if len(each) > 1)
+
+
+def _closed_port() -> int:
+    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _refusing() -> Iterator[str]:
+    yield f"http://127.0.0.1:{_closed_port()}"
+
+
+@contextlib.contextmanager
+def _erring() -> Iterator[str]:
+    with answering_posts(answered(500)) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _hanging() -> Iterator[str]:
+    """A port that accepts connections and never answers: each export waits its timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel completes handshakes; nobody reads
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+Collector = Callable[[], contextlib.AbstractContextManager[str]]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("collector", "protocol"),
+    [
+        (_refusing, "http/protobuf"),
+        (_refusing, "grpc"),
+        (_erring, "http/protobuf"),
+        (_hanging, "http/protobuf"),
+        (_hanging, "grpc"),
+    ],
+)
+def test_a_run_whose_collector_fails_says_only_taskdaemons_lines(
+    collector: Collector, protocol: str, home: Path, tmp_path: Path
+) -> None:
+    """Traces, logs and metrics all to a collector that refuses, answers 500 or never answers:
+    the run succeeds and stderr is the three lines at exit, nothing else. The exporters give up
+    within their own 1 s timeout while the shutdown has 30 s: with one bound for both, a
+    loaded machine could cut the shutdown first, and say so in a line of its own."""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    with collector() as endpoint:
+        done = taskdaemon(
+            home,
+            "run",
+            "-q",
+            path,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_LOGS_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+            OTEL_EXPORTER_OTLP_TIMEOUT="1",
+            TASKDAEMON_EXPORT_TIMEOUT="30",
+        )
+    lines = done.stderr.splitlines()
+    said = [bool(pattern.search(line)) for pattern, line in zip(SAID_AT_EXIT, lines, strict=False)]
+    assert (0, 3, [True] * 3) == (done.returncode, len(lines), said), done.stderr
+
+
+@pytest.mark.slow
+def test_at_debug_the_exporters_own_lines_say_why(home: Path, tmp_path: Path) -> None:
+    """``--log-level debug`` shows what the SDK said about each failed export."""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        "--log-level",
+        "debug",
+        path,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_TIMEOUT="1",
+        TASKDAEMON_EXPORT_TIMEOUT="30",
+    )
+    sdk = "opentelemetry.exporter.otlp.proto.http.trace_exporter: Failed to export spans batch"
+    assert (0, True) == (done.returncode, sdk in done.stderr), done.stderr[-3000:]
