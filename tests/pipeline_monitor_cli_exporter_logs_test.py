@@ -183,3 +183,54 @@ def test_at_debug_the_exporters_own_lines_say_why(home: Path, tmp_path: Path) ->
     )
     sdk = "opentelemetry.exporter.otlp.proto.http.trace_exporter: Failed to export spans batch"
     assert (0, True) == (done.returncode, sdk in done.stderr), done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_a_shutdown_cut_at_its_bound_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
+    """A collector that never answers, exporters that would wait ten minutes: the shutdown
+    is cut at TASKDAEMON_EXPORT_TIMEOUT, says so, and every line is taskdaemon's. Logged while
+    the log provider was still shutting down, that warning reached the provider, which added a
+    line of the SDK's own ("Shutdown called, ignoring Log."). (The metric reader's shutdown,
+    given what is left of the bound, ends its export as the bound ends: the failed export's
+    line may come too, or not.)"""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    with _hanging() as endpoint:
+        done = taskdaemon(
+            home,
+            "run",
+            "-q",
+            path,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_LOGS_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_TIMEOUT="600",
+            TASKDAEMON_EXPORT_TIMEOUT="1",
+        )
+    cut = "telemetry shutdown did not finish within 1.0s (TASKDAEMON_EXPORT_TIMEOUT)"
+    strangers = [line for line in done.stderr.splitlines() if " WARNING taskdaemon." not in line]
+    assert (0, [], True) == (done.returncode, strangers, cut in done.stderr), done.stderr
+
+
+@pytest.mark.slow
+def test_each_signals_retries_have_the_whole_bound(home: Path, tmp_path: Path) -> None:
+    """A refused port, each exporter retrying within its own 5 s (about 3 s of back-off) and
+    a 6 s bound: the three providers shut down at once, so each export fails within the bound
+    and is counted. One after the other (metrics first), the traces' turn came with the bound
+    nearly spent: the shutdown was cut, and the run's spans went uncounted and unsaid."""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        path,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        OTEL_EXPORTER_OTLP_TIMEOUT="5",
+        TASKDAEMON_EXPORT_TIMEOUT="6",
+    )
+    lines = done.stderr.splitlines()
+    said = [bool(pattern.search(line)) for pattern, line in zip(SAID_AT_EXIT, lines, strict=False)]
+    assert (0, 3, [True] * 3) == (done.returncode, len(lines), said), done.stderr

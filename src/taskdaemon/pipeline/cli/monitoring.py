@@ -109,13 +109,15 @@ def build_monitor(
     stack.callback(report_unexported_logs, telemetry.log_export_failures)
     stack.callback(report_unexported_spans, telemetry.export_health.failed_spans)
     stack.callback(report_lost_spans, telemetry.span_processors)
+    stack.callback(telemetry.shutdown)
     if telemetry.logger_provider is not None:
-        # Off once its provider is shut down, before the loss reports log: a record sent to a
-        # shut-down provider is dropped with a line of the SDK's own ("Shutdown called,
-        # ignoring Log.") beside the one warning line each report promises.
+        # Off before its provider shuts down, so before the loss reports and the shutdown's
+        # own warning (its bound passed) log: a record sent to a provider shut down, or
+        # shutting down, is dropped with a line of the SDK's own ("Shutdown called, ignoring
+        # Log.") beside the one warning line each promises. The run's records are all in
+        # its queue by then (the monitor closes first, below).
         handler = install_otel_log_handler(telemetry.logger_provider)
         stack.callback(logging.getLogger().removeHandler, handler)
-    stack.callback(telemetry.shutdown)
     announce_unavailable_store(telemetry.span_processors)
     monitor = PipelineMonitor(
         tracer_provider=telemetry.tracer_provider,

@@ -54,7 +54,8 @@ off by default upstream) they reach the same readers: the spans a full queue dro
 Without an exporter there is no batch processor, and nothing is added.
 
 :meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
-seconds in all (a helper thread does the work; past the bound it is abandoned, a warning says
+seconds in all (one helper thread a provider, all at once, so that a dead collector's retries
+for one signal do not spend the others' time; past the bound they are abandoned, a warning says
 that what was not exported yet is dropped, and the process exits anyway: the SDK does not say
 how much its queues still held). It is safe to call twice.
 """
@@ -290,7 +291,7 @@ class Telemetry:
     metric_export_failures: ExportFailures | None = None
     _closed: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    _shutdown_worker: threading.Thread | None = field(default=None, repr=False)
+    _shutdown_workers: tuple[threading.Thread, ...] = field(default=(), repr=False)
 
     @property
     def serves_prometheus(self) -> bool:
@@ -323,32 +324,40 @@ class Telemetry:
             if shutdown is not None:
                 shutdown(timeout_millis=remaining_ms())
 
-        def work() -> None:
-            # Metrics first: a final Prometheus scrape is not needed, but OTLP readers export.
-            for step in (
-                shutdown_meters,
-                self.tracer_provider.shutdown,
-                self.logger_provider.shutdown if self.logger_provider else None,
-            ):
-                if step is None:
-                    continue
+        def guarded(step: Callable[[], object]) -> Callable[[], None]:
+            def run() -> None:
                 try:
                     step()
                 except Exception:  # telemetry must never break the exit path
                     _log.exception("telemetry shutdown step failed")
 
-        worker = threading.Thread(target=work, name="taskdaemon-telemetry-shutdown", daemon=True)
-        self._shutdown_worker = worker
+            return run
+
+        # One thread a provider, all at once: each exporter's final export may spend the
+        # export timeout in retries (a dead collector), and in turn the second and third found
+        # the bound spent, so what they lost went uncounted.
+        steps = {"metrics": shutdown_meters, "traces": self.tracer_provider.shutdown}
+        if self.logger_provider is not None:
+            steps["logs"] = self.logger_provider.shutdown
+        workers = tuple(
+            threading.Thread(
+                target=guarded(step), name=f"taskdaemon-telemetry-shutdown-{signal}", daemon=True
+            )
+            for signal, step in steps.items()
+        )
+        self._shutdown_workers = workers
         try:
-            worker.start()
-            worker.join(budget)
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
         except KeyboardInterrupt:
             # Ctrl-C while a slow exporter holds the exit (the run has ended, its signal
             # handlers are gone): stop waiting, as at the bound, rather than a traceback that
             # also loses the run's summary and exit code.
             _log.warning("telemetry shutdown interrupted; unexported spans and metrics are dropped")
             return False
-        if worker.is_alive():
+        if any(worker.is_alive() for worker in workers):
             _log.warning(
                 "telemetry shutdown did not finish within %.1fs (TASKDAEMON_EXPORT_TIMEOUT); "
                 "unexported spans and metrics are dropped",
@@ -363,11 +372,10 @@ class Telemetry:
         about to exit never needs this; code that goes on living after ``shutdown`` (a test,
         an embedding application) calls it so no exporter keeps working, and logging, behind
         its back."""
-        worker = self._shutdown_worker
-        if worker is not None:
-            worker.join(timeout)
-            return not worker.is_alive()
-        return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for worker in self._shutdown_workers:
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(worker.is_alive() for worker in self._shutdown_workers)
 
 
 def span_limits() -> SpanLimits:
