@@ -4,6 +4,8 @@ live server's replaced, each removed by its own server, a dead server's taken fo
 from __future__ import annotations
 
 import os
+import resource
+import signal
 import stat
 from pathlib import Path
 
@@ -84,15 +86,22 @@ def test_a_dead_servers_port_file_is_removed_by_the_next_server(tmp_path: Path) 
 
 
 def test_only_a_port_in_ascii_digits_names_a_stale_file(tmp_path: Path) -> None:
-    """A user's ``api-token.²`` or ``api-token.９０`` is no server's port file: it is kept."""
-    for suffix in ("\u00b2", "\uff19\uff10"):
+    """A user's ``api-token.²``, ``api-token.９０`` or ``api-token.v2`` is no server's port file:
+    it is kept."""
+    for suffix in ("\u00b2", "\uff19\uff10", "v2"):
         (tmp_path / f"api-token.{suffix}").write_text("mine\n")
     server = publish_token(tmp_path, SECOND, "api-token", 9092)
     try:
         left = sorted(path.name for path in tmp_path.iterdir())
     finally:
         server.remove()
-    assert ["api-token", "api-token.9092", "api-token.\u00b2", "api-token.\uff19\uff10"] == left
+    assert [
+        "api-token",
+        "api-token.9092",
+        "api-token.v2",
+        "api-token.\u00b2",
+        "api-token.\uff19\uff10",
+    ] == left
 
 
 def test_a_file_a_later_server_took_is_not_removed(tmp_path: Path) -> None:
@@ -165,3 +174,76 @@ def test_a_token_file_never_opens_an_existing_temporary(
     with pytest.raises(FileExistsError):
         publish_token(tmp_path, FIRST, "api-token", 9090)
     assert (target.read_text(), (tmp_path / "api-token").exists()) == ("untouched", False)
+
+
+def test_a_symlink_at_the_shared_name_to_a_held_file_is_replaced(tmp_path: Path) -> None:
+    """A symlink at NAME pointing to a live server's file is not taken for a live server (it
+    is not followed): the next server replaces it; the file it pointed to keeps its token."""
+    first = publish_token(tmp_path, FIRST, "api-token", 9090)
+    (tmp_path / "api-token").unlink()
+    (tmp_path / "api-token").symlink_to("api-token.9090")
+    second = publish_token(tmp_path, SECOND, "api-token", 9092)
+    try:
+        seen = (
+            [p.name for p in second.paths],
+            (tmp_path / "api-token").is_symlink(),
+            (tmp_path / "api-token").read_text(),
+            (tmp_path / "api-token.9090").read_text(),
+        )
+    finally:
+        second.remove()
+        first.remove()
+    assert (["api-token.9092", "api-token"], False, f"{SECOND}\n", f"{FIRST}\n") == seen
+
+
+def test_a_symlink_put_at_a_servers_port_file_to_its_own_file_stays_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    """A symlink put at NAME.PORT is not the server's file, even pointing to its NAME: the
+    stopping server removes NAME and leaves the link (dangling now)."""
+    files = publish_token(tmp_path, FIRST, "api-token", 9090)
+    (tmp_path / "api-token.9090").unlink()
+    (tmp_path / "api-token.9090").symlink_to("api-token")
+    files.remove()
+    assert [("api-token.9090", True)] == [(p.name, p.is_symlink()) for p in tmp_path.iterdir()]
+
+
+def test_a_server_stops_cleanly_once_or_twice_after_its_file_was_deleted(
+    tmp_path: Path,
+) -> None:
+    """A user deleted the server's NAME.PORT while it ran: stopping removes NAME without an
+    error, and stopping again does nothing."""
+    files = publish_token(tmp_path, FIRST, "api-token", 9090)
+    (tmp_path / "api-token.9090").unlink()
+    files.remove()
+    files.remove()
+    assert [] == list(tmp_path.iterdir())
+
+
+def test_a_folder_named_as_a_port_file_stays_and_the_server_starts(tmp_path: Path) -> None:
+    """``api-token.9091`` that is a folder is no server's file and cannot be removed as a stale
+    one: it stays, and the server gets its files."""
+    (tmp_path / "api-token.9091").mkdir()
+    files = publish_token(tmp_path, FIRST, "api-token", 9090)
+    try:
+        left = sorted(path.name for path in tmp_path.iterdir())
+    finally:
+        files.remove()
+    assert ["api-token", "api-token.9090", "api-token.9091"] == left
+
+
+def test_a_token_that_cannot_be_written_fails_with_its_error_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """A write that fails (the file size limit of 0 here, as a full disk would) is the
+    OSError the caller warns of (``sign_in``), and no temporary file is left behind."""
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails, EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))
+    try:
+        with pytest.raises(OSError, match="File too large"):
+            publish_token(tmp_path, FIRST, "api-token", 9090)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert [] == list(tmp_path.iterdir())
