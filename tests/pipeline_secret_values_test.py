@@ -37,7 +37,7 @@ from taskdaemon.pipeline.secret_values import (
 )
 
 SECRET = "hunter2-s3cr3t"
-ENCODED_SECRET = 'pa"ss\\w\nord s3cr3t&caf\u00e9'
+ENCODED_SECRET = 'pa"ss\\w/\nord <s3cr3t>&caf\u00e9'
 
 
 def test_a_value_under_a_secret_key_is_masked_in_any_text_after() -> None:
@@ -52,7 +52,10 @@ def test_a_value_under_a_secret_key_is_masked_in_any_text_after() -> None:
     [
         json.dumps({"k": ENCODED_SECRET}),
         json.dumps({"k": ENCODED_SECRET}, ensure_ascii=False),
-        json.dumps({"k": ENCODED_SECRET}, ensure_ascii=False).replace("&", "\\u0026"),  # Go
+        json.dumps({"k": ENCODED_SECRET}, ensure_ascii=False)  # as Go writes it
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026"),
         repr(ENCODED_SECRET),
         ascii(ENCODED_SECRET),
         "https://h/?k=" + urllib.parse.quote(ENCODED_SECRET),
@@ -61,8 +64,9 @@ def test_a_value_under_a_secret_key_is_masked_in_any_text_after() -> None:
     ],
 )
 def test_a_value_is_masked_in_each_encoding_it_is_written_in(written: str) -> None:
-    """A value holding a quote, a backslash, a line break, a space, ``&`` and ``é`` is
-    masked as JSON, ``repr``, ``ascii`` and URL-encoding write it: nothing of it is left."""
+    """A value holding a quote, a backslash, a slash, a line break, a space, ``<``, ``>``,
+    ``&`` and ``é`` is masked as JSON (Go's too), ``repr``, ``ascii`` and URL-encoding (a path's,
+    a query component's, a form's) write it: nothing of it is left."""
     remember_secrets({"password": ENCODED_SECRET})
     assert "s3cr3t" not in redact_text(written)
 
@@ -305,6 +309,20 @@ def test_a_value_read_with_its_line_break_is_masked_without_it() -> None:
     assert f"[{REDACTED}]" == redact_text(f"[{SECRET}]")
 
 
+def test_a_value_without_its_blanks_is_masked_down_to_the_minimum_length() -> None:
+    """Without its blanks, a value of ``MASK_MIN_CHARS`` characters is masked too; a shorter one
+    is not (a common word)."""
+    remember_secrets({"token": "s3cr3t-8\n", "password": "  s3cr3t\n"})
+    assert f"[{REDACTED}] [s3cr3t]" == redact_text("[s3cr3t-8] [s3cr3t]")
+
+
+def test_a_token_holding_a_slash_is_masked_url_encoded() -> None:
+    """A base64 token holding ``/`` (its one character an encoding changes) is found where a
+    query component writes it, ``%2F``."""
+    remember_secrets({"token": "c2VjcmV0/dG9rZW4x"})
+    assert f"?k={REDACTED}" == redact_text("?k=c2VjcmV0%2FdG9rZW4x")
+
+
 def test_a_value_remembered_again_is_kept_past_the_bound() -> None:
     """A value remembered again counts as the newest: past ``MASK_MAX_VALUES`` newer values it
     is still masked, and the one remembered longest ago is the one forgotten."""
@@ -352,19 +370,23 @@ FRESH_PROCESS = """\
 import os
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact_text
 from taskdaemon.pipeline.secret_values import (
-    remember_environment_secrets, remember_secrets, use_secret_key_patterns,
+    add_secret_listener, remember_environment_secrets, remember_secrets, use_secret_key_patterns,
 )
+told = []
+add_secret_listener(lambda run_id, values: told.append((run_id, values)))
 remember_environment_secrets()
-remember_secrets({"api_key": "request-s3cr3t"})
+remember_secrets({"api_key": "request-s3cr3t"}, run_id="r1")
 before = use_secret_key_patterns(("pin_code",))
 print(before == DEFAULT_REDACT_PATTERNS)
 print(redact_text("env-s3cr3t-value request-s3cr3t"))
+print(told)
 """
 
 
 def test_a_fresh_process_reads_its_environment_and_knows_the_default_keys() -> None:
     """In a new process (the CLI's), the environment's secret and a value under a default secret
-    key are masked, and the default patterns are the ones in use until others are set."""
+    key are masked, the default patterns are the ones in use until others are set, and the
+    first listener added is told the run's value."""
     done = subprocess.run(
         [sys.executable, "-c", FRESH_PROCESS],
         env={**os.environ, "DEPLOY_PASSWORD": "env-s3cr3t-value"},
@@ -373,7 +395,8 @@ def test_a_fresh_process_reads_its_environment_and_knows_the_default_keys() -> N
         timeout=60,
         check=False,
     )
-    assert (["True", f"{REDACTED} {REDACTED}"], "") == (done.stdout.splitlines(), done.stderr)
+    said = ["True", f"{REDACTED} {REDACTED}", "[('r1', ('request-s3cr3t',))]"]
+    assert (said, "") == (done.stdout.splitlines(), done.stderr)
 
 
 def test_a_bound_method_listener_removed_is_told_no_more() -> None:
@@ -393,3 +416,41 @@ def test_a_bound_method_listener_removed_is_told_no_more() -> None:
     remove_secret_listener(holder.listen)
     remember_secrets({"token": "second-s3cr3t-2222"}, run_id="r2")
     assert [("r1", ("first-s3cr3t-1111",))] == holder.told
+
+
+def test_a_listener_is_told_only_a_runs_values_new_to_the_process() -> None:
+    """A value learnt outside a run, or known before, is not told: only the run's new ones."""
+    told: list[tuple[str, tuple[str, ...]]] = []
+
+    def listen(run_id: str, values: tuple[str, ...]) -> None:
+        told.append((run_id, values))
+
+    add_secret_listener(listen)
+    try:
+        remember_secrets({"token": "outside-s3cr3t-1"})
+        remember_secrets({"token": "outside-s3cr3t-1"}, run_id="r1")
+        remember_secrets({"token": "run-s3cr3t-2222"}, run_id="r2")
+    finally:
+        remove_secret_listener(listen)
+    assert [("r2", ("run-s3cr3t-2222",))] == told
+
+
+def test_a_failing_listener_is_logged_and_the_value_still_masked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener's error does not reach the stage that learnt the value: it is logged, with
+    its traceback, and the value is masked all the same."""
+
+    def fail(run_id: str, values: tuple[str, ...]) -> None:
+        raise RuntimeError("listener bug")
+
+    add_secret_listener(fail)
+    try:
+        remember_secrets({"token": "run-s3cr3t-3333"}, run_id="r3")
+    finally:
+        remove_secret_listener(fail)
+    logged = [(r.getMessage(), r.exc_info is not None) for r in caplog.records]
+    assert (REDACTED, [("a listener of newly masked values failed", True)]) == (
+        redact_text("run-s3cr3t-3333"),
+        logged,
+    )
