@@ -93,3 +93,15 @@ def test_a_new_set_of_values_knows_none_and_empties_its_caches_at_each_change() 
         (("line one\nline two", "s3cr3t"), ("line", "s3c"), ("line one\nline two",)),
         (set(), {}),
     )
+
+
+def test_each_change_is_a_generation_none_before_had() -> None:
+    """A text redacted and kept with the generation read then (a definition's span attributes)
+    is redacted again after any later change, the second as the first: no change gives a
+    generation seen before."""
+    known = MaskedValues()
+    seen = [known.generation]
+    for values in (("first-s3cr3t",), ("first-s3cr3t", "second-s3cr3t")):
+        known.replace(values, values)
+        seen.append(known.generation)
+    assert 3 == len(set(seen))
