@@ -107,6 +107,10 @@ tests_for() {
         pipeline/control.py)
             echo tests/pipeline_control_test.py tests/pipeline_control_protocol_test.py \
                 tests/pipeline_cli_approve_served_test.py ;;
+        pipeline/connection_slots.py)
+            # Its own test, then the two servers' eviction tests, in-process.
+            echo tests/pipeline_connection_slots_test.py tests/pipeline_http_limits_protocol_test.py \
+                tests/pipeline_control_limits_test.py ;;
         pipeline/cel_worker.py)
             echo tests/pipeline_cel_worker_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_triggers_test.py ;;
