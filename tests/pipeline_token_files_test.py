@@ -232,6 +232,18 @@ def test_a_folder_named_as_a_port_file_stays_and_the_server_starts(tmp_path: Pat
     assert ["api-token", "api-token.9090", "api-token.9091"] == left
 
 
+def test_a_folder_at_the_shared_name_is_left_and_the_port_file_goes_when_the_server_stops(
+    tmp_path: Path,
+) -> None:
+    """A user's folder at NAME is not a stale token file: the server leaves it, starts with its
+    NAME.PORT alone, and removes that when it stops (no token file outlives its server)."""
+    (tmp_path / "api-token").mkdir()
+    files = publish_token(tmp_path, FIRST, "api-token", 9090)
+    claimed = [path.name for path in files.paths]
+    files.remove()
+    assert (["api-token.9090"], ["api-token"]) == (claimed, os.listdir(tmp_path))
+
+
 def test_a_token_that_cannot_be_written_fails_with_its_error_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:

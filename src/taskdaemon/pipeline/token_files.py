@@ -19,8 +19,10 @@ a descriptor it keeps open until it stops; the kernel releases it when the proce
 way, ``kill -9`` included, and no pid is involved, so a reused pid cannot pass for a live
 server. A file no process holds is a crashed server's: a starting server replaces a stale
 ``NAME`` and removes the stale ``NAME.PORT`` files of other ports, and a live server's file is
-never touched. When a server stops it removes each name that is still its own file (the same
-inode): a name another server has since taken stays.
+never touched. What cannot be removed at a name (a user's folder) is left there, and the name
+not claimed: the server's other file still holds its token, removed when it stops. When a
+server stops it removes each name that is still its own file (the same inode): a name another
+server has since taken stays.
 
 Files are created exclusively under a temporary name (mode 0600, set with ``fchmod``: the umask
 can only take bits away), written and synced, then hard-linked into place: a link never
@@ -82,15 +84,15 @@ def _held(path: Path) -> bool:
 
 
 def _claim(temporary: Path, target: Path) -> bool:
-    """Link ``temporary`` at ``target`` unless a live server holds ``target`` (a stale file
-    there is removed first); whether it did."""
+    """Link ``temporary`` at ``target`` unless a live server holds ``target`` or what is there
+    cannot be removed (a folder; a stale file there is removed first); whether it did."""
     for _ in range(2):
         try:
             os.link(temporary, target)
         except FileExistsError:
             if _held(target):
                 return False
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already, or a folder: not ours to take
                 target.unlink()
         else:
             return True
