@@ -184,6 +184,69 @@ async def test_run_page_follows_a_served_run_live_and_approves_it(
     assert [] == errors
 
 
+GATED = """\
+name: gated
+stages:
+  - name: prepare-the-release-notes
+    loop: command
+    command: "true"
+    triggers: [{manual: {approval_required: false}}]
+  - name: gate
+    loop: command
+    command: "true"
+    trigger_mode: all
+    triggers:
+      - on_completion: {stage: prepare-the-release-notes}
+      - manual: {approval_required: true}
+"""
+
+APPROVE = '#stages tr[data-stage="gate"] button[data-action="approve"]'
+
+#: Whether the Approve button shows whole in the stages table's box, not past its right edge.
+IN_BOX = """b => b.getBoundingClientRect().right
+    <= b.closest(".table-scroll").getBoundingClientRect().right"""
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_stage_waiting_for_approval_is_said_and_approved_by_keyboard(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """On a served run's page, the top says which stage waits for an approval; the table's
+    Approve shows in a 1,000-pixel window (last of six columns, it was past the table's box)
+    and names its stage to a screen reader. Pressed with Enter, the focus moves to the stage's
+    name (a disabled button dropped it to the page's top), and the end is said with the run's
+    status."""
+    (tmp_path / "gated.yaml").write_text(GATED)
+    argv = ["serve", "--pipeline", "gated.yaml", "--max-runs", "1", "--port", "0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = server_url(process)
+        run_id = await first_run(url)
+        async with browser_page(shared_chromium, width=1000) as (page, errors):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            await page.wait_for_selector(APPROVE)
+            said = await page.text_content("#run-approvals")
+            named = await page.get_by_role("button", name="Approve gate").count()
+            in_box = await page.eval_on_selector(APPROVE, IN_BOX)
+            await page.focus(APPROVE)
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector('body[data-stream-state="ended"]')
+            focused = await page.evaluate(
+                "document.activeElement.closest('tr')?.dataset.stage + ' ' + "
+                "document.activeElement.className"
+            )
+            note = await page.text_content("#stream-note")
+            said_after = await page.text_content("#run-approvals")
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(timeout=30)
+    assert (
+        "Waiting for your approval: gate. Approve or Reject is on its row of the stages table."
+    ) == said
+    assert (1, True) == (named, in_box)
+    assert ("gate link select", "The run has ended: success.", "") == (focused, note, said_after)
+    assert [] == errors
+
+
 @SHARED_BROWSER_LOOP
 async def test_ui_follows_a_run_of_another_process_read_only(
     shared_chromium: Any, workdir: Path

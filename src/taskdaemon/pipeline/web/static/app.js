@@ -275,18 +275,21 @@
       while (box.children.length > wanted.length) box.lastElementChild.remove();
     }
 
+    // Each button names its stage to a screen reader ("Approve release"): Tab reaches it
+    // out of its row, where "Approve" alone does not say which of the waiting stages it is.
     function fillActions(cell, node) {
       cell.replaceChildren();
       if (node.approvable) {
-        const approve = el("button", { type: "button", class: "approve", "data-action": "approve" }, "Approve");
-        const reject = el("button", { type: "button", class: "reject", "data-action": "reject" }, "Reject");
+        const approve = el("button", { type: "button", class: "approve", "data-action": "approve", "aria-label": "Approve " + visible(node.name) }, "Approve");
+        const reject = el("button", { type: "button", class: "reject", "data-action": "reject", "aria-label": "Reject " + visible(node.name) }, "Reject");
         approve.addEventListener("click", () => command(node.name, "approve", { comment: "approved from the web page" }, cell));
         reject.addEventListener("click", () => command(node.name, "reject", { reason: "rejected from the web page" }, cell));
         cell.append(approve, reject);
       }
       if (node.resumable) {
         for (const action of ["continue", "step"]) {
-          const button = el("button", { type: "button", "data-action": action }, action === "continue" ? "Continue" : "Step");
+          const word = action === "continue" ? "Continue" : "Step";
+          const button = el("button", { type: "button", "data-action": action, "aria-label": word + " " + visible(node.name) }, word);
           button.addEventListener("click", () => command(node.name, action, { stage: node.name }, cell));
           cell.append(button);
         }
@@ -294,6 +297,10 @@
     }
 
     async function command(stage, action, payload, cell) {
+      // A button disabled while it has the keyboard focus drops it to the page's top, and Tab
+      // went on from there: the focus goes to the stage's name first, where the table keeps it
+      // once the action is gone.
+      if (cell.contains(document.activeElement)) cell.parentElement.querySelector("button.select").focus({ preventScroll: true });
       for (const button of cell.querySelectorAll("button")) button.disabled = true;
       const base = "/api/runs/" + encodeURIComponent(runId);
       const url = action === "approve" || action === "reject"
@@ -324,8 +331,8 @@
         servedRows = new Map();
         for (const tr of document.querySelectorAll("#stages tbody tr[data-stage]")) {
           const pick = tr.cells.length === 6 ? tr.cells[0].querySelector("button.select") : null;
-          if (pick) servedRows.set(tr.dataset.stage, { tr: tr, pick: pick, state: tr.cells[1], instances: tr.cells[2],
-            attempts: tr.cells[3], error: tr.cells[4], actions: tr.cells[5] });
+          if (pick) servedRows.set(tr.dataset.stage, { tr: tr, pick: pick, state: tr.cells[1], actions: tr.cells[2],
+            instances: tr.cells[3], attempts: tr.cells[4], error: tr.cells[5] });
         }
       }
       const row = servedRows.get(name);
@@ -343,7 +350,7 @@
         first.appendChild(pick);
         row = { tr: el("tr", { "data-stage": node.name }), pick: pick, state: el("td"), instances: el("td"),
           attempts: el("td"), error: el("td", { class: "error-cell" }), actions: el("td", { class: "actions" }) };
-        row.tr.append(first, row.state, row.instances, row.attempts, row.error, row.actions);
+        row.tr.append(first, row.state, row.actions, row.instances, row.attempts, row.error);
         stageRows.set(node.name, row);
       }
       row.tr.dataset.state = node.state;
@@ -390,6 +397,12 @@
       error.hidden = !run.error;
       body.dataset.runStatus = run.status;
       document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
+      // The stages this page can approve, said at the top (a live region, written when it
+      // changes): their buttons are on their rows, below the fold of a long page and past a
+      // phone's width, and the run only read "running" meanwhile.
+      const approvable = state.nodes.filter((n) => n.approvable).map((n) => n.name);
+      setText(document.getElementById("run-approvals"), approvable.length === 0 ? ""
+        : "Waiting for your approval: " + approvable.join(", ") + ". Approve or Reject is on its row of the stages table.");
       // A remote span source has had nothing new of this running run for a while (_data.py):
       // said, not decided, as `watch` says it; the next span clears it.
       const quiet = document.getElementById("run-quiet");
@@ -626,7 +639,10 @@
       stream.addEventListener("end", () => {
         stream.close();
         body.dataset.streamState = "ended";
-        note.textContent = "The run has ended.";
+        // Said with its status: this note is the page's live region, and "ended" alone left
+        // a screen reader's user to find out how. (A stream may end before any state: the
+        // page then shows the server's rendering.)
+        note.textContent = "The run has ended" + (state === null ? "." : ": " + state.run.status + ".");
         if (drawingLost) sayDrawingLost();
       });
       stream.addEventListener("problem", (event) => {
