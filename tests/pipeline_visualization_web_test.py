@@ -211,11 +211,12 @@ IN_BOX = """b => b.getBoundingClientRect().right
 async def test_a_stage_waiting_for_approval_is_said_and_approved_by_keyboard(
     shared_chromium: Any, tmp_path: Path
 ) -> None:
-    """On a served run's page, the top says which stage waits for an approval; the table's
-    Approve shows in a 1,000-pixel window (last of six columns, it was past the table's box)
-    and names its stage to a screen reader. Pressed with Enter, the focus moves to the stage's
-    name (a disabled button dropped it to the page's top), and the end is said with the run's
-    status."""
+    """A new user opens a served run by the 12-digit prefix ``runs list`` prints: it redirects
+    to the run's page (under the prefix it read "from stored spans, read-only", no Approve).
+    There the top says which stage waits for an approval; the table's Approve shows in a
+    1,000-pixel window (last of six columns, it was past the table's box) and names its stage
+    to a screen reader. Pressed with Enter, the focus moves to the stage's name (a disabled
+    button dropped it to the page's top), and the end is said with the run's status."""
     (tmp_path / "gated.yaml").write_text(GATED)
     argv = ["serve", "--pipeline", "gated.yaml", "--max-runs", "1", "--port", "0"]
     with taskdaemon(argv, cwd=tmp_path) as process:
@@ -223,8 +224,13 @@ async def test_a_stage_waiting_for_approval_is_said_and_approved_by_keyboard(
         run_id = await first_run(url)
         async with browser_page(shared_chromium, width=1000) as (page, errors):
             await page.goto(f"{url}/?token={TOKEN}")
-            await page.goto(f"{url}/runs/{run_id}")
+            for _ in range(600):  # until the store has the run: it resolves prefixes
+                if (await page.request.get(f"{url}/api/runs/{run_id[:12]}")).ok:
+                    break
+                await asyncio.sleep(0.05)
+            await page.goto(f"{url}/runs/{run_id[:12]}")
             await page.wait_for_selector(APPROVE)
+            opened = page.url
             said = await page.text_content("#run-approvals")
             named = await page.get_by_role("button", name="Approve gate").count()
             in_box = await page.eval_on_selector(APPROVE, IN_BOX)
@@ -239,6 +245,7 @@ async def test_a_stage_waiting_for_approval_is_said_and_approved_by_keyboard(
             said_after = await page.text_content("#run-approvals")
         process.send_signal(signal.SIGTERM)
         assert 0 == process.wait(timeout=30)
+    assert f"{url}/runs/{run_id}" == opened
     assert (
         "Waiting for your approval: gate. Approve or Reject is on its row of the stages table."
     ) == said

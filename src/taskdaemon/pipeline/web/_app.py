@@ -4,7 +4,8 @@
 ``GET /``                                       the runs page: recent runs, filterable by
                                                 ``pipeline``, ``status`` and ``since``; it
                                                 refreshes itself from ``/api/runs/recent``
-``GET /runs/{id}``                              the run page: DAG, timeline, stage panel, live
+``GET /runs/{id}``                              the run page: DAG, timeline, stage panel, live;
+                                                a prefix redirects to the run's whole id
 ``GET /static/...``                             the page's CSS and JavaScript (in the package)
 ``GET /api/runs/recent``                        the runs page's rows (``pipeline``, ``status``,
                                                 ``since``, ``until``: an age such as ``1h`` or
@@ -44,7 +45,7 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -283,6 +284,11 @@ class WebApp:
             snapshot = await self.data.snapshot(run_id)
         except (RunNotFoundError, SpanSourceError) as exc:
             return self._page("missing.html", status=404, run_id=run_id, error=str(exc))
+        if snapshot.run is not None and snapshot.run.run_id != run_id:
+            # A prefix (`runs list` prints 12 digits) opens the run's own page: drawn under the
+            # prefix, a run of this engine read "from stored spans, read-only", without its
+            # Approve, and every request of the page resolved the prefix again.
+            return RedirectResponse(f"/runs/{snapshot.run.run_id}", status_code=303)
         live = self.data.is_live(run_id)
         state = run_state(
             snapshot, now=self.clock(), can_control=self.can_control and live, debug=self.debug
