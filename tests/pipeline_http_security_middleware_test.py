@@ -284,6 +284,18 @@ async def test_a_browser_opening_a_page_with_the_token_is_sent_back_to_it(
     assert auth.session_valid(cookie)
 
 
+async def test_a_page_asked_with_a_wrong_token_is_redirected_without_it() -> None:
+    """The refused token leaves the address (the page's other parameters stay), replaced by
+    the flag the sign-in page reads its reason from; no cookie is set."""
+    answer = await _request(
+        "/runs/r1",
+        headers=[("accept", "text/html")],
+        query="token=not-the-token-0123&limit=5&sign_in_refused=1",
+    )
+    assert (answer.status, answer.reached, "set-cookie" in answer.headers) == (303, False, False)
+    assert "/runs/r1?limit=5&sign_in_refused=1" == answer.headers["location"]
+
+
 @pytest.mark.parametrize(
     ("path", "method", "headers"),
     [

@@ -221,8 +221,10 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
 async def test_a_wrong_or_missing_token_is_a_sign_in_page(
     shared_chromium: Any, tmp_path: Path
 ) -> None:
-    """A browser sent to a page with a wrong token, or to a run's page without one (a link a
-    colleague pasted), gets a page saying so and how to sign in (a box for the token), not the
+    """A browser sent to a page with a wrong token (redirected to the page without it: the
+    refused token, most of the right one when mistyped, stayed in the address bar), or to a
+    run's page without one (a link a colleague pasted), gets a page saying so and how to sign
+    in (a box for the token), not the
     API's JSON telling it to send a header it cannot; typing the token in the box signs in and
     opens the page the link named (not the runs list), the token gone from the address. The
     API's answers stay JSON, for a browser too."""
@@ -231,8 +233,9 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(
         stored_runs_server(tmp_path / "spans.db") as url,
         browser_page(shared_chromium) as (page, _errors),
     ):
-        wrong = await page.goto(f"{url}/?token=not-the-token-0123456789")
+        wrong = await page.goto(f"{url}/runs/{run_id}?token=not-the-token-0123456789")
         wrong_page = (wrong.status, wrong.headers["content-type"], await page.text_content("h1"))
+        wrong_address = page.url
         wrong_text = await page.text_content("main")
         missing = await page.goto(f"{url}/runs/{run_id}")
         missing_text = await page.text_content("main")
@@ -245,7 +248,8 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(
         api = await page.goto(f"{url}/api/runs/recent")
         api_answer = (api.status, api.headers["content-type"], await api.json())
     assert (401, "text/html; charset=utf-8", "Sign in to taskdaemon") == wrong_page
-    assert "The token in the address is not this server's" in (wrong_text or ""), wrong_text
+    assert "The token you gave is not this server's token." in (wrong_text or ""), wrong_text
+    assert f"{url}/runs/{run_id}?sign_in_refused=1" == wrong_address
     assert "This page needs the server's token" in (missing_text or ""), missing_text
     assert missing.status == 401
     assert (run_id, f"{url}/runs/{run_id}") == opened

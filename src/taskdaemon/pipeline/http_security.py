@@ -19,7 +19,9 @@ The model is the one Jupyter's server uses, tightened where it is loose:
 * **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
   orchestrators' probes do not authenticate; metrics are not secret). Every other path,
   including unknown ones, needs a credential: 401 with ``WWW-Authenticate: Bearer``, the
-  JSON error, or for a browser opening a page outside ``/api`` a sign-in page saying why.
+  JSON error, or for a browser opening a page outside ``/api`` a sign-in page saying why
+  (a page asked with a wrong ``?token=`` is first redirected to itself without it, so that the
+  refused token, likely most of the right one, leaves the address bar).
 * **Host.** On authenticated paths the ``Host`` header must name a loopback address
   (:func:`is_loopback`: ``localhost``, ``127.0.0.0/8`` including shorthand such as ``127.1``,
   ``::1``, ``::ffff:127.0.0.1``), the bind host, a name in ``TASKDAEMON_API_ALLOWED_HOSTS`` (``*``
@@ -299,6 +301,11 @@ class SecurityMiddleware:
         cookie_name = _cookie_name(scope)
         via = self._authenticate(headers, query, cookie_name)
         if via is None:
+            if _wants_page(scope, headers) and "token" in query:
+                # A wrong token leaves the address bar (the sign-in box hides what is typed:
+                # a mistyped token is most of the right one); the next page says why.
+                await _redirect(send, _page_without_token(scope, query, [(_REFUSED, "1")]))
+                return
             if _wants_page(scope, headers):
                 await _sign_in_page(send, _why_signed_out(query, headers, cookie_name))
                 return
@@ -357,25 +364,35 @@ class SecurityMiddleware:
         self, scope: Scope, send: Send, query: dict[str, str], cookie_name: str
     ) -> None:
         """``GET /PAGE?token=T``: set the session cookie and redirect to the same URL without
-        the token. The location is a path on this server: ``//host`` would name another."""
-        rest = urlencode([(k, v) for k, v in query.items() if k != "token"])
-        location = "/" + url_quote(scope["path"].lstrip("/")) + (f"?{rest}" if rest else "")
+        the token."""
         cookie = f"{cookie_name}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict" + (
             "; Secure" if scope.get("scheme") == "https" else ""
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 303,
-                "headers": [
-                    (b"location", location.encode("latin-1")),
-                    (b"set-cookie", cookie.encode("latin-1")),
-                    (b"cache-control", b"no-store"),
-                    (b"content-length", b"0"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        await _redirect(send, _page_without_token(scope, query), cookie)
+
+
+#: The query parameter a refused token's redirect adds, so that the sign-in page says why.
+_REFUSED: Final = "sign_in_refused"
+
+
+def _page_without_token(
+    scope: Scope, query: dict[str, str], extra: list[tuple[str, str]] | None = None
+) -> str:
+    """The requested page's URL without ``token`` (and without a former ``_REFUSED``), with
+    ``extra``. The location is a path on this server: ``//host`` would name another."""
+    kept = [(k, v) for k, v in query.items() if k not in {"token", _REFUSED}]
+    rest = urlencode(kept + (extra or []))
+    return "/" + url_quote(scope["path"].lstrip("/")) + (f"?{rest}" if rest else "")
+
+
+async def _redirect(send: Send, location: str, cookie: str | None = None) -> None:
+    """A ``303`` to ``location``, setting ``cookie`` when given."""
+    headers = [(b"location", location.encode("latin-1"))]
+    if cookie is not None:
+        headers.append((b"set-cookie", cookie.encode("latin-1")))
+    headers += [(b"cache-control", b"no-store"), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 303, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _wants_page(scope: Scope, headers: dict[str, str]) -> bool:
@@ -390,8 +407,8 @@ def _wants_page(scope: Scope, headers: dict[str, str]) -> bool:
 
 
 def _why_signed_out(query: dict[str, str], headers: dict[str, str], cookie_name: str) -> str:
-    if "token" in query:
-        return "The token in the address is not this server's token."
+    if _REFUSED in query:
+        return "The token you gave is not this server's token."
     if cookie_name in _cookies(headers.get("cookie", "")):
         return "Your session has ended: the server was restarted since you signed in."
     return "This page needs the server's token."
