@@ -192,7 +192,8 @@ async def test_a_dump_whose_logs_are_not_json_is_a_one_line_502(
 @pytest.mark.slow
 async def test_a_dumps_page_shows_the_stage_logs_in_chromium(dumped_run: tuple[str, Path]) -> None:
     """The run page of ``ui --source dump://...``, in Debian's chromium: selecting the stage
-    shows its two output lines, marked complete, and the page logs no error."""
+    shows its two output lines, marked complete, and the page logs no error. Each line's
+    fields are apart in its text, as copied or read out ("... info 0.1 one", not "info0.1one")."""
     run_id, archive = dumped_run
     app = create_app(
         auth=ApiAuth.configured(BROWSER_TOKEN),
@@ -209,10 +210,12 @@ async def test_a_dumps_page_shows_the_stage_logs_in_chromium(dumped_run: tuple[s
             bodies = await page.eval_on_selector_all(
                 "#log-lines li .log-body", "items => items.map(i => i.textContent)"
             )
+            first = await page.text_content('#log-lines li:has(.log-body:text-is("one"))')
     finally:
         await server.aclose()
         app.state.web.close()
     assert (["one", "two"], []) == ([b for b in bodies if b in ("one", "two")], errors)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d info \d+\.\d+ one", first or ""), first
 
 
 def test_a_megabyte_log_record_is_cut_in_the_stage_panels_tail(tmp_path: Path) -> None:
