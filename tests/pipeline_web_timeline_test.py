@@ -80,7 +80,8 @@ async def test_live_events_update_the_timelines_rows_in_place(
     """Three events: a stage's first attempt fails and a second one starts (its row goes
     between the first one's and the next stage's), another stage goes from queued to running
     to success, a third one starts. Each row is added once and none is removed: the first
-    attempt's row is the element it was at the first event; the rows say the last event."""
+    attempt's row is the element it was at the first event; the rows say the last event, and
+    each bar its kind and how long (it said its kind alone, all a screen reader got)."""
 
     def make(event: dict[str, Any]) -> list[dict[str, Any]]:
         first = timed(
@@ -127,6 +128,9 @@ async def test_live_events_update_the_timelines_rows_in_place(
                                       Array.from(r.querySelectorAll(".seg"), s => s.className)])""",
         )
         axis = await page.text_content("#timeline .axis")
+        said = await page.eval_on_selector_all(
+            '#timeline .row[data-stage="s1"] .seg', "bars => bars.map(b => b.textContent)"
+        )
     assert ["work#1", "s1#1", "work#2", "s2#1"] == added
     assert [] == removed
     assert kept
@@ -137,6 +141,7 @@ async def test_live_events_update_the_timelines_rows_in_place(
         ["s2 · running", ["seg seg-running open"]],
     ] == shown
     assert "0s6.0s" == axis
+    assert ["queued 2.5s", "running 2.5s"] == said  # a screen reader hears how long too
     assert [] == errors
 
 
@@ -311,7 +316,7 @@ async def test_the_timeline_draws_an_approval_wait_live_and_stored(
     for bars in (live, stored):
         assert ["approval", "running"] == [k for k in bars if k != "queued"], bars
         text, title, left, width = bars["approval"]
-        assert ("approval", True) == (text, title.startswith("approval ")), bars
+        assert (True, title) == (text.startswith("approval "), text), bars
         running_left, running_width = bars["running"][2:]
         assert left + width <= running_left + 1, bars
         assert width / running_width == pytest.approx(waited / ran, rel=0.05), bars

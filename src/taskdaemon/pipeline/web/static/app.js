@@ -242,11 +242,18 @@
       setText(row.rest, rest + " · " + r.status);
       r.segments.forEach((seg, i) => {
         let bar = row.track.children[i];
-        if (!bar) bar = row.track.appendChild(el("div"));
+        if (!bar) {
+          bar = row.track.appendChild(el("div"));
+          bar.append(document.createTextNode(""), el("span", { class: "for-screen-readers" }));
+        }
         setAttr(bar, "class", "seg seg-" + seg.kind + (r.open && i === r.segments.length - 1 ? " open" : ""));
         setAttr(bar, "data-kind", seg.kind);
-        setAttr(bar, "title", seg.kind + " " + fmtDuration(seg.end - seg.start));
-        setText(bar, seg.kind);
+        // Its kind shows; its length too to a screen reader, as its title to a pointer: one
+        // heard "queued running" and no time at all, which was the bars' whole point.
+        const length = fmtDuration(seg.end - seg.start);
+        setAttr(bar, "title", seg.kind + " " + length);
+        setText(bar.firstChild, seg.kind);
+        setText(bar.lastChild, " " + length);
         const left = (100 * (seg.start - t.start) / span) + "%";
         const width = (100 * Math.max(0, seg.end - seg.start) / span) + "%";
         if (bar.style.left !== left) bar.style.left = left;
