@@ -26,11 +26,12 @@ import pytest
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_tracking_support import run_into_store
 from taskdaemon import __version__
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.model import LoopDef, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.record_fields import as_dict
+from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces, reconstruct_run
 from taskdaemon.pipeline.tracking.log_read import encode_logs, read_logs
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
@@ -44,10 +45,10 @@ DUMPED = pipeline(
     loops={"sh": LoopDef("sh", command="sh -c")},
 )
 
-#: The notes of a dump given only its spans, with no Graphviz.
+#: The notes of a dump given only its spans (no definition recorded), with no Graphviz.
 ALL_MISSING = [
     "logs.otlp.json: the writer had no log records",
-    "definition.json: the writer did not have the pipeline definition",
+    "definition.json: the run's spans hold no whole definition",
     "dag.svg: Graphviz's dot is not installed (Debian: apt install graphviz)",
     "engine.json: the run is not live in the writing process",
     "metrics.prom: the writing process has no Prometheus registry",
@@ -77,6 +78,19 @@ def spans(stored: tuple[Path, str]) -> list[SpanRecord]:
     db, run_id = stored
     with SpanStore(db) as store:
         return store.get_trace(run_id)
+
+
+@pytest.fixture
+def bare_spans(spans: list[SpanRecord]) -> list[SpanRecord]:
+    """The stored run's spans, its run span without the definition it recorded (as with
+    ``TASKDAEMON_CAPTURE_MAX_BYTES=0``)."""
+    return [
+        replace(
+            span,
+            attributes={k: v for k, v in span.attributes.items() if k != t.PIPELINE_DEFINITION},
+        )
+        for span in spans
+    ]
 
 
 @pytest.fixture
@@ -139,16 +153,16 @@ def test_the_manifest_lists_every_other_member_with_its_size_and_hash(
 
 @pytest.mark.usefixtures("no_dot")
 def test_the_manifest_names_the_run_and_notes_every_missing_member(
-    tmp_path: Path, spans: list[SpanRecord]
+    tmp_path: Path, bare_spans: list[SpanRecord]
 ) -> None:
-    """Given only spans and no Graphviz, the manifest names the format, the run, its pipeline
-    and status, and notes each member it lacks."""
-    manifest = member_json(dump(tmp_path, spans), "manifest.json")
+    """Given only spans that recorded no definition, and no Graphviz, the manifest names the
+    format, the run, its pipeline and status, and notes each member it lacks."""
+    manifest = member_json(dump(tmp_path, bare_spans), "manifest.json")
     del manifest["files"], manifest["created_at"]
     assert {
         "format": "taskdaemon-dump",
         "version": 1,
-        "run_id": spans[0].trace_id,
+        "run_id": bare_spans[0].trace_id,
         "pipeline": "dumped",
         "status": "success",
         "notes": ALL_MISSING,
@@ -157,10 +171,10 @@ def test_the_manifest_names_the_run_and_notes_every_missing_member(
 
 @pytest.mark.usefixtures("no_dot")
 def test_a_dump_of_spans_only_holds_the_members_it_always_has(
-    tmp_path: Path, spans: list[SpanRecord]
+    tmp_path: Path, bare_spans: list[SpanRecord]
 ) -> None:
-    """Given only spans and no Graphviz: manifest, spans, run record, empty logs, the DAG in
-    DOT, and the environment."""
+    """Given only spans that recorded no definition, and no Graphviz: manifest, spans, run
+    record, empty logs, the DAG in DOT, and the environment."""
     assert [
         "manifest.json",
         "spans.otlp.json",
@@ -168,7 +182,23 @@ def test_a_dump_of_spans_only_holds_the_members_it_always_has(
         "logs.otlp.json",
         "dag.dot",
         "environment.json",
-    ] == list(members(dump(tmp_path, spans)))
+    ] == list(members(dump(tmp_path, bare_spans)))
+
+
+def test_without_the_pipeline_the_definition_is_the_one_the_run_span_recorded(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """A dump written from the store alone (``taskdaemon dump`` of an ended run) holds the
+    definition its run span recorded, as the pipeline given would be dumped, and notes
+    nothing of it; the DAG is drawn over it."""
+    given = members(dump(tmp_path / "given", spans, pipeline=DUMPED))
+    alone = members(dump(tmp_path / "alone", spans))
+    notes = json.loads(alone["manifest.json"])["notes"]
+    assert (given["definition.json"], given["dag.dot"], []) == (
+        alone["definition.json"],
+        alone["dag.dot"],
+        [note for note in notes if "definition" in note],
+    )
 
 
 def test_the_spans_member_is_the_runs_spans_as_otlp_json(

@@ -10,7 +10,7 @@ Members (flat, no directories)::
                        collector file exporter's format); empty, with a manifest note, when
                        the span source is not the embedded store
     run.json           the run record rebuilt from the spans
-    definition.json    the pipeline as loaded (when the writer has it)
+    definition.json    the pipeline as loaded, or else as the run span recorded it (for replay)
     dag.dot, dag.svg   the DAG with the run's states (SVG when Graphviz's ``dot`` is installed)
     engine.json        for a live run: its engine state (engine_state: slots, instances,
                        triggers, approvals, waiting events, what is paused, breakpoints)
@@ -147,10 +147,15 @@ def write_dump(
     """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
     name then renamed, mode 0600; into ``path`` under the default file name when it is a
     directory) and return the file written. ``spans`` are the run's spans from the
-    store; the rest is optional (the manifest notes what is missing). ``interrupted``: the
+    store; the rest is optional (the manifest notes what is missing). Without ``pipeline``,
+    the definition the run span recorded is dumped when it is whole and sound
+    (``recorded_pipeline``): the dump of an ended run has it too. ``interrupted``: the
     store knows no process writes the run any more (it was killed), so an open run is recorded
     ``interrupted``, not ``running``. ValueError without spans."""
-    from taskdaemon.pipeline.visualization import render_dot  # noqa: PLC0415
+    from taskdaemon.pipeline.visualization import (  # noqa: PLC0415
+        recorded_pipeline,
+        render_dot,
+    )
 
     capture = capture or PayloadCapture()
     spans = list(spans)
@@ -166,10 +171,12 @@ def write_dump(
         notes.append(logs_note or "logs.otlp.json: the writer had no log records")
         logs = {"resourceLogs": []}
     members["logs.otlp.json"] = _json(logs)
+    if pipeline is None:  # a run no live process holds: the definition its run span recorded
+        pipeline = recorded_pipeline(record)
     if pipeline is not None:
         members["definition.json"] = _json(capture.redact(_plain(pipeline)))
     else:
-        notes.append("definition.json: the writer did not have the pipeline definition")
+        notes.append("definition.json: the run's spans hold no whole definition")
     dot = render_dot(pipeline, record)
     members["dag.dot"] = dot.encode()
     try:

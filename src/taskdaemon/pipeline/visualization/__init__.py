@@ -50,7 +50,11 @@ from taskdaemon.pipeline.visualization._snapshot import (
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.visualization._live import DagWatcher, watch_run
-    from taskdaemon.pipeline.visualization._stored import follow_stored_run, watch_stored_run
+    from taskdaemon.pipeline.visualization._stored import (
+        follow_stored_run,
+        recorded_pipeline,
+        watch_stored_run,
+    )
 
 __all__ = [
     "STATES",
@@ -64,6 +68,7 @@ __all__ = [
     "dag_snapshot",
     "follow_stored_run",
     "format_duration",
+    "recorded_pipeline",
     "render_dot",
     "render_json",
     "render_mermaid",
@@ -82,6 +87,7 @@ _LAZY: dict[str, str] = {
     "DagWatcher": "_live",
     "watch_run": "_live",
     "follow_stored_run": "_stored",
+    "recorded_pipeline": "_stored",
     "watch_stored_run": "_stored",
 }
 
