@@ -152,3 +152,48 @@ def test_quiet_drops_only_the_progress_lines(home: Path, tmp_path: Path) -> None
         "success in" in loud.stderr,  # a's progress line
         quiet.stderr,
     )
+
+
+_GOING = """\
+name: going
+loops:
+  ok: {command: "true"}
+  long: {command: "echo started; sleep 60"}
+stages:
+  - name: first
+    loop: ok
+    triggers: [{manual: {approval_required: false}}]
+  - name: second
+    loop: long
+    triggers: [{on_completion: {stage: first}}]
+"""
+
+
+@pytest.mark.slow
+def test_verify_refuses_a_run_whose_record_has_no_end(
+    home: Path, tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    """``--verify`` of a run still going compared its replay with a record that stops where the
+    run stood: ``second`` read as ``running → success`` and stages not reached yet as ``ran in
+    the replay only``, divergences the code did not make. It is refused in one line, before
+    anything runs; a replay without ``--verify`` of it is still planned."""
+    served = serve(str(write(tmp_path / "going.yaml", _GOING)))
+    served.wait_for_line("second")  # its progress line: first ended, second runs
+    verified = taskdaemon(home, "replay", served.run_id, "--verify", "-q")
+    planned = taskdaemon(home, "replay", served.run_id, "--dry-run")
+    taskdaemon(home, "cancel", served.run_id)
+    served.finish()
+    assert (
+        2,
+        [
+            f"taskdaemon replay: cannot verify against run {served.run_id}: its record has no "
+            "end (the run is still going, or it was interrupted); replay it without --verify"
+        ],
+        "",
+        0,
+    ) == (
+        verified.returncode,
+        verified.stderr.splitlines(),
+        verified.stdout,
+        planned.returncode,
+    )

@@ -19,7 +19,8 @@
 * A value the replay needs that was redacted or cut stops it before anything runs, with one
   error naming every such value and how to supply it (``--input``, ``--stage-output``).
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
-  report (``--json`` for JSON).
+  report (``--json`` for JSON); a record with no end (the run still going, or interrupted) is
+  refused (``ReplayPlan.check``).
 * ``-q`` drops the progress lines on stderr only: the summary (or ``--verify``'s report) is the
   replay's answer, and a note still goes to stderr (``run -q`` drops its summary too).
 * ``--step`` executes nothing: it walks the recorded run event by event, printing each event
@@ -183,7 +184,7 @@ def replay_command(args: argparse.Namespace) -> int:
             print(f"missing: {missing.describe()}")
         return 2 if plan.missing else 0
     try:
-        plan.check()
+        plan.check(verify=args.verify)
     except ReplayError as error:
         return _fail(2, str(error))
     return run_loop(_execute(args, plan))  # as ``run``'s (event_loop.py)

@@ -91,12 +91,20 @@ class ReplayPlan:
     changes: DefinitionChanges | None = None
     notes: list[str] = field(default_factory=list)
 
-    def check(self) -> Pipeline:
-        """The pipeline to run; ``ReplayError`` naming every missing value when any is."""
+    def check(self, *, verify: bool = False) -> Pipeline:
+        """The pipeline to run; ``ReplayError`` naming every missing value when any is, and,
+        with ``verify``, when the record has no end: a run still going (or one killed) has
+        executions not ended or not started yet, each of which would read as a divergence
+        (``running → success``, ``ran in the replay only``) that the code did not make."""
         if self.missing or self.pipeline is None:
             lines = [f"cannot replay run {self.recorded.run_id}:"]
             lines += [f"  {missing.describe()}" for missing in self.missing]
             raise ReplayError("\n".join(lines))
+        if verify and self.recorded.status == "running":
+            raise ReplayError(
+                f"cannot verify against run {self.recorded.run_id}: its record has no end (the "
+                "run is still going, or it was interrupted); replay it without --verify"
+            )
         return self.pipeline
 
     def describe(self) -> list[str]:

@@ -258,7 +258,7 @@ async def execute_plan(
     from ``seed_workspace``: the module docstring) and return the outcome; the monitor's span
     hook is set for the run and cleared after it. ``started`` is given the run's handle as soon
     as the run started (the CLI cancels it through the handle on SIGINT or SIGTERM)."""
-    pipeline = plan.check()
+    pipeline = plan.check(verify=verify)
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
     watcher = _ReplayObserver(plan)
