@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON
+from cli_support import ROOT, TASKDAEMON, taskdaemon
 from pipeline_debug_cli_support import (
     APPROVED,
     debug,
@@ -456,3 +456,25 @@ def test_quiet_drops_the_progress_lines_and_the_summary(home: Path, pipeline_fil
         ["run ended failure" in done.stdout for done in (loud, quiet)],
         [bool(done.stderr) for done in (loud, quiet)],
     )
+
+
+@pytest.mark.slow
+def test_the_runs_logs_say_what_the_debugger_did(home: Path, pipeline_file: Path) -> None:
+    """``taskdaemon logs`` of a debugged run said b started late and ran with an input its
+    definition never gave it, with no word of why: the pause, the override (a warning, with
+    the value) and the resumption (who, how, after how long) are its records now, in order."""
+    done = debug(home, str(pipeline_file), "--break", "b", "-q", stdin="set b x 5\ncontinue\n")
+    run_id = done.stdout.split()[2]
+    logs = taskdaemon(home, "logs", run_id, "--stage", "b", "--json")
+    records = [json.loads(line) for line in logs.stdout.splitlines()]
+    said = [(r["level"], r["msg"]) for r in records if r["logger"] == "taskdaemon.run.lifecycle"]
+    resumed = said[2][1].removeprefix("stage b.0.1 resumed: continue by cli debug after ")
+    assert (1, 0) == (done.returncode, logs.returncode), done.stderr + logs.stderr
+    assert [
+        ("INFO", "stage b.0.1 paused: #1 before b (pipeline dbg)"),
+        ("WARNING", 'stage b.0.1 input overridden by cli debug: {"x": 5}'),
+        ("INFO", f"stage b.0.1 resumed: continue by cli debug after {resumed}"),
+        ("INFO", "stage b.0.1 started (attempt 1)"),
+        ("INFO", "stage b.0.1 finished: success"),
+    ] == said
+    assert resumed.endswith(("ms", "s")), said

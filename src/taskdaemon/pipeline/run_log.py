@@ -13,6 +13,10 @@ Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
 * ``taskdaemon.run.lifecycle`` (INFO and up, the default level): run started / finished
   (ERROR when it failed, WARNING when cancelled); stage started, finished (ERROR on failure or
   timeout, WARNING when cancelled or retried), retried (WARNING, with ``delay_s``), skipped;
+  an execution paused at a debugger's breakpoint and resumed (with who resumed it, how and
+  after how long), and an input overridden there (WARNING, the new value): what a debugger did
+  to a run is part of its history, or its logs would show a stage start late and run with an
+  input its definition never gave it;
 * ``taskdaemon.run.decision`` (DEBUG): each trigger evaluation (``trigger``, ``expression`` for
   CEL triggers, ``values`` it read, redacted, ``result``, ``stage_ready``); the wait for a worker
   slot (``wait_s``, on queueing and on start); the resolved data mappings (``inputs`` on start,
@@ -74,11 +78,15 @@ from typing import Any, Final
 from opentelemetry.trace import SpanContext
 
 from taskdaemon.pipeline._record_queue import turn as _turn
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
     EngineEvent,
+    InputOverridden,
     RunFinished,
     RunStarted,
     StageFinished,
@@ -605,6 +613,48 @@ class RunLog:
                 {"event": "approval.resolved", "approved": event.approved, "by": event.by},
             )
 
+    def _breakpoint_hit(self, event: BreakpointHit, span: SpanContext | None) -> None:
+        if _lifecycle.isEnabledFor(logging.INFO):
+            self._emit(
+                _lifecycle,
+                logging.INFO,
+                event,
+                span,
+                "stage %s paused: %s",
+                (event.task_run_id, event.reason),
+                {"event": "breakpoint.hit", "kind": event.kind},
+            )
+
+    def _breakpoint_resumed(self, event: BreakpointResumed, span: SpanContext | None) -> None:
+        if _lifecycle.isEnabledFor(logging.INFO):
+            self._emit(
+                _lifecycle,
+                logging.INFO,
+                event,
+                span,
+                "stage %s resumed: %s by %s after %s",
+                (event.task_run_id, event.action, event.by, format_duration(event.paused)),
+                {
+                    "event": "breakpoint.resumed",
+                    "action": event.action,
+                    "by": event.by,
+                    "paused_s": event.paused,
+                },
+            )
+
+    def _input_overridden(self, event: InputOverridden, span: SpanContext | None) -> None:
+        # {name: value}, as the span event hashes it: a secret input's name redacts its value.
+        if _lifecycle.isEnabledFor(logging.WARNING):
+            self._emit(
+                _lifecycle,
+                logging.WARNING,
+                event,
+                span,
+                "stage %s input overridden by %s: %s",
+                (event.task_run_id, event.by, _value({event.name: event.new})),
+                {"event": "input.overridden", "input": event.name, "by": event.by},
+            )
+
 
 _HANDLERS: Final[dict[type, Any]] = {
     RunStarted: RunLog._run_started,
@@ -617,6 +667,9 @@ _HANDLERS: Final[dict[type, Any]] = {
     TriggerEvaluated: RunLog._trigger_evaluated,
     ApprovalRequested: RunLog._approval_requested,
     ApprovalResolved: RunLog._approval_resolved,
+    BreakpointHit: RunLog._breakpoint_hit,
+    BreakpointResumed: RunLog._breakpoint_resumed,
+    InputOverridden: RunLog._input_overridden,
 }
 
 #: The records with a lean path, taken when neither TRACE nor DEBUG is on for the turn.

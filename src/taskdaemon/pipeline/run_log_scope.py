@@ -15,6 +15,9 @@ from typing import Final
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
+    InputOverridden,
     RunFinished,
     RunStarted,
     StageFinished,
@@ -45,6 +48,9 @@ LOGGED: Final = frozenset(
         TriggerEvaluated,
         ApprovalRequested,
         ApprovalResolved,
+        BreakpointHit,
+        BreakpointResumed,
+        InputOverridden,
     }
 )
 
