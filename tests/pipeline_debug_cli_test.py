@@ -251,6 +251,19 @@ def test_the_history_file_keeps_no_secret_typed_at_the_prompt(
 
 
 @pytest.mark.slow
+def test_a_secret_typed_on_a_pipe_is_not_echoed_back(home: Path, pipeline_file: Path) -> None:
+    """Fed on a pipe, the prompt echoes each command after itself, and echoed a token typed in
+    a breakpoint's condition into the transcript (a CI job's log): it is redacted there as in
+    the history, and appears nowhere in the output."""
+    typed = 'break c if request.token == "TypedSecret-77665544"\ncontinue\n'
+    done = debug(home, str(pipeline_file), "--break", "b", "-q", stdin=typed)
+    assert (True, False) == (
+        '(taskdaemon) break c if request.token == "[REDACTED]"' in done.stdout,
+        "TypedSecret" in done.stdout + done.stderr,
+    ), done.stdout
+
+
+@pytest.mark.slow
 def test_a_stage_skipped_at_a_breakpoint_never_ran_in_the_summary_and_progress(
     home: Path, pipeline_file: Path
 ) -> None:

@@ -9,7 +9,7 @@
   ``prompt_toolkit``: readline needs no terminal queries, so it behaves the same under tmux,
   a pty or a dumb terminal, and it costs nothing at start-up;
 * on a pipe it reads one command a line, echoes each after the prompt (so a transcript reads
-  like a session) and runs them in order;
+  like a session; redacted as the history is) and runs them in order;
 * ``help`` lists the commands with their one-line help, and their short forms; an unknown
   command, bad arguments or a refusal (``PipelineError`` or ``ValueError`` from a command) is
   one ``error: ...`` line, never a traceback, and the prompt goes on;
@@ -188,7 +188,11 @@ class CommandPrompt:
         line = self._in.readline()
         if not line:
             return None
-        self._print(self.PROMPT + line.rstrip("\n"))
+        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a pipe only
+
+        # Redacted as the history is: the transcript is output (a CI job's log, say), and a
+        # secret typed as a value to ``set`` or in a condition is not to be shown back there.
+        self._print(self.PROMPT + redact_text(line.rstrip("\n")))
         return line
 
     def _print(self, text: str) -> None:
