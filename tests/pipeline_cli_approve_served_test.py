@@ -146,12 +146,18 @@ def test_stale_socket_is_reported(home: Path) -> None:
 
 
 def test_acting_on_a_run_that_has_ended_says_it_ended(home: Path, tmp_path: Path) -> None:
-    """``approve`` (``publish``, ``cancel``, ``status``) of a run that ended asked whether its
-    ``taskdaemon run`` was still running, with the same home: a user who just ran it could not
-    tell. A run the home's store has as ended is now said to have ended; exit 3 still."""
+    """``approve`` (``publish``, ``cancel``, ``status``, ``debug attach|continue|step|skip``)
+    of a run that ended asked whether its ``taskdaemon run`` was still running, with the same
+    home: a user who just ran it could not tell. A run the home's store has as ended is now
+    said to have ended; exit 3 still."""
     path = write(tmp_path / "p.yaml", ONE_STAGE_PIPELINE)
     run_id = taskdaemon(home, "run", str(path), "-q").stdout.split()[0]
-    for args in (("approve", run_id[:6], "only"), ("status", run_id)):
+    for args in (
+        ("approve", run_id[:6], "only"),
+        ("status", run_id),
+        ("debug", "attach", run_id[:6]),
+        ("debug", "step", run_id),
+    ):
         done = taskdaemon(home, *args)
         said = f"taskdaemon {args[0]}: run {run_id} has ended (success): no process serves it"
         assert (done.returncode, done.stderr.startswith(said)) == (3, True), done.stderr

@@ -30,7 +30,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.redaction import redact_text
 
-__all__ = ["register"]
+__all__ = ["ended_run", "register"]
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -111,7 +111,7 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
     try:
         response = control.send_request(args.run, request, home=args.home)
     except RunNotFoundError as error:
-        return _fail(command, EXIT_NO_RUN, _ended(args.run, args.home) or str(error))
+        return _fail(command, EXIT_NO_RUN, ended_run(args.run, args.home) or str(error))
     except PipelineError as error:
         return _fail(command, EXIT_REFUSED, str(error))
     except OSError as error:
@@ -122,10 +122,11 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
     return 0
 
 
-def _ended(run: str, home: str | None) -> str | None:
+def ended_run(run: str, home: str | None) -> str | None:
     """Why no process serves ``run`` when the home's embedded store has it ended: the control
     socket's answer asked whether its ``taskdaemon run`` was still running, with no hint that
-    the run was simply over. None when the store has no such ended run (or no store)."""
+    the run was simply over. None when the store has no such ended run (or no store). Also
+    ``debug attach|continue|step|skip``'s answer."""
     from pathlib import Path  # noqa: PLC0415 - this error's path alone (start-up time)
 
     from taskdaemon.pipeline.errors import SettingsError, SpanSourceError  # noqa: PLC0415

@@ -201,7 +201,9 @@ def _remote(words: Sequence[str]) -> int:
             }
         )
     except RunNotFoundError as exc:
-        return _fail(EXIT_NO_RUN, str(exc))
+        from taskdaemon.pipeline.cli.approve import ended_run  # noqa: PLC0415
+
+        return _fail(EXIT_NO_RUN, ended_run(words[1], None) or str(exc))
     except PipelineError as exc:
         return _fail(EXIT_FAILURE, str(exc))
     except KeyboardInterrupt:
