@@ -74,15 +74,17 @@ def test_commands_on_a_pipe_run_in_order_and_the_exit_code_is_the_runs(
 @pytest.mark.slow
 def test_the_stage_may_be_left_out_when_one_is_paused(home: Path, pipeline_file: Path) -> None:
     """At a breakpoint, ``inputs`` alone said ``usage: inputs STAGE`` where ``continue`` alone
-    resumed the paused stage: ``inputs``, ``outputs`` and ``logs`` now take it too."""
-    done = debug(
-        home, str(pipeline_file), "--break", "b", "-q", stdin="inputs\noutputs\nlogs\ncontinue\n"
-    )
+    resumed the paused stage: ``inputs``, ``outputs`` and ``logs`` now take it too, and so
+    does ``set INPUT JSON`` (it said ``usage: set STAGE INPUT JSON``); b runs with it."""
+    typed = "inputs\noutputs\nlogs\nset x 7\ncontinue\n"
+    done = debug(home, str(pipeline_file), "--break", "b", "-q", stdin=typed)
     out = done.stdout
     assert '(taskdaemon) inputs\n{"x": 1}' in out, out
     assert "(taskdaemon) outputs\nb (paused): {}" in out, out
     assert "(taskdaemon) logs\n  b.0: paused (1 attempt)" in out, out
+    assert "(taskdaemon) set x 7\nb: input x = 7" in out, out
     assert "usage" not in out + done.stderr
+    assert {"got": 7} == outputs_of(home, out.split()[2], "b")
 
 
 @pytest.mark.slow

@@ -49,7 +49,7 @@ COMMANDS: dict[str, str] = {
     "where": "where: each stage's state: running, paused, waiting, queued...",
     "inputs": "inputs [STAGE]: the stage's resolved inputs (those it will run with)",
     "outputs": "outputs [STAGE]: the stage's outputs and its upstream stages' outputs",
-    "set": "set STAGE INPUT JSON: override an input of a paused stage before it runs",
+    "set": "set [STAGE] INPUT JSON: override an input of a paused stage before it runs",
     "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
     "retry": "retry [STAGE]: run a stage paused at its failure again",
     "logs": "logs [STAGE]: the stage's executions, errors and last log records",
@@ -68,6 +68,8 @@ _ALIASES = {
     "?": "help",
 }
 _RESUMING = frozenset({"continue", "step", "skip", "retry"})
+#: What a usage error of a command whose STAGE may be omitted adds.
+_LEFT_OUT = "STAGE may be left out when one stage is paused"
 
 
 class DebugPrompt(CommandPrompt):
@@ -319,7 +321,7 @@ class DebugPrompt(CommandPrompt):
             if len(paused) == 1:
                 return str(paused.pop())
         if len(args) != 1:
-            raise PipelineError(f"usage: {usage} (STAGE may be left out when one stage is paused)")
+            raise PipelineError(f"usage: {usage} ({_LEFT_OUT})")
         return args[0]
 
     def _do_inputs(self, args: Sequence[str]) -> None:
@@ -339,18 +341,24 @@ class DebugPrompt(CommandPrompt):
             self._print(f"  events waiting: {_json(seen['pending_events'])}")
 
     def _do_set(self, args: Sequence[str]) -> None:
-        if len(args) < 3:
-            raise PipelineError("usage: set STAGE INPUT JSON")
+        # STAGE may be left out when one stage is paused, as the other commands' may: a first
+        # word that names no stage of the run (``STAGE#N`` names one) is then the INPUT.
+        given = int(bool(args) and args[0].split("#", 1)[0] in self._stages)
+        usage = "set [STAGE] INPUT JSON"
+        if len(args) < 2 + given:
+            raise PipelineError(f"usage: {usage} ({_LEFT_OUT})")
+        stage = args[0] if given else self._stage_arg((), usage)
+        name = args[given]
         # The value as typed (``{"k": "v"}``, ``"text"``); else as the argument split reads
         # it, so that a value quoted whole (``'"text"'``) reads too.
-        typed = self.rest_of_line(3)
-        value = _json_value(typed, " ".join(args[2:]))
+        typed = self.rest_of_line(2 + given)
+        value = _json_value(typed, " ".join(args[1 + given :]))
         answer = self._call(
-            {"action": "set", "stage": args[0], "input": args[1], "value": value, "by": self._by}
+            {"action": "set", "stage": stage, "input": name, "value": value, "by": self._by}
         )
         # The run's answer holds the value redacted; an older process's answer holds nothing.
-        shown = answer.get("inputs", {}).get(args[1], "[REDACTED]")
-        self._print(f"{args[0]}: input {args[1]} = {_json(shown)}")
+        shown = answer.get("inputs", {}).get(name, "[REDACTED]")
+        self._print(f"{stage}: input {name} = {_json(shown)}")
 
     def _do_logs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "logs [STAGE]")
