@@ -94,3 +94,13 @@ def test_a_line_written_before_readline_draws_its_prompt_goes_through(
     the line goes above the prompt."""
     assert "one line\nafter\n" == _through_a_terminal("xterm", monkeypatch, echo=True)
     assert "\r\x1b[Kone line\n(x) after\n" == _through_a_terminal("xterm", monkeypatch, echo=False)
+
+
+def test_a_line_with_an_open_quote_is_one_error_line_as_the_others_read() -> None:
+    """A line shlex cannot split (a quote left open) said ``error: No closing quotation``,
+    capitalized unlike every other error line; the prompt goes on with the next line."""
+    out = io.StringIO()
+    Echo(stdin=io.StringIO('say "half\nsay whole\n'), stdout=out).loop()
+    assert ["error: no closing quotation", "whole"] == [
+        line for line in out.getvalue().splitlines() if not line.startswith("(")
+    ]

@@ -209,8 +209,8 @@ class CommandPrompt:
             # a long line (a large ``set`` value) is split at white space instead (the commands
             # that take a long argument read it from the line as typed: ``rest_of_line``).
             words = shlex.split(line) if len(line) <= _SHELL_SPLIT_MAX else line.split()
-        except ValueError as exc:
-            self._print(f"error: {exc}")
+        except ValueError as exc:  # shlex's, capitalized ("No closing quotation") unlike ours
+            self._print(f"error: {str(exc)[:1].lower()}{str(exc)[1:]}")
             return
         if not words:
             self.empty_line()
