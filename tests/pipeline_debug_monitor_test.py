@@ -197,6 +197,40 @@ async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_pa
         provider.shutdown()
 
 
+async def test_a_run_paused_at_a_failure_reads_back_with_the_error(tmp_path: Path) -> None:
+    """Paused at a failure breakpoint, the attempt's span stays open until it resumes: the
+    store's reader said ``paused`` with no error (``runs show`` of it from another terminal
+    gave no reason), though the ``breakpoint.hit`` event holds it. It says the error now."""
+
+    async def broken(ctx: StageContext) -> None:
+        raise RuntimeError("disk full")
+
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    monitor = PipelineMonitor(tracer_provider=provider, resource_sampling=False)
+    p = pipeline(stage("a"), stage("b", *after("a")))
+    try:
+        async with Engine(resolver=Resolver({"b": broken}), observers=[monitor]) as engine:
+            debug = engine.with_debug(True)
+            debug.set_breakpoint("b", on="failure")
+            task = asyncio.create_task(debug.execute(p))
+            paused = await debug.wait_paused()
+            assert paused is not None
+            monitor.flush()
+            processor.force_flush()
+            with SpanStore(db) as store:
+                record = store.get_run(paused.run_id)
+            debug.continue_()
+            assert not (await task).succeeded
+        (b,) = [s for s in record.stages if s.name == "b"]
+        assert [("paused", "disk full")] == [(a.status, a.error) for a in b.attempts]
+    finally:
+        monitor.close()
+        provider.shutdown()
+
+
 def test_flush_open_spans_writes_the_events_an_open_span_gained(tmp_path: Path) -> None:
     """An open span's new event (a breakpoint hit on the run span) is in the store right after
     ``flush_open_spans``, without waiting for the writer's heartbeat or its spacing of open-span

@@ -285,17 +285,24 @@ def _latest_evaluations(root: SpanRecord | None) -> dict[str, dict[int, bool]]:
     return held
 
 
-def _paused_executions(root: SpanRecord) -> dict[str, str]:
-    """Task run id -> stage of each execution whose latest breakpoint event on the run span is
-    ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans")."""
-    latest: dict[str, tuple[str, str]] = {}
+def _paused_executions(root: SpanRecord) -> dict[str, tuple[str, str | None]]:
+    """Task run id -> (stage, error) of each execution whose latest breakpoint event on the run
+    span is ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans"). The error is a failure
+    pause's: its attempt failed, but its span ends only when it resumes, so the hit event is
+    where the record finds why it paused."""
+    latest: dict[str, tuple[str, str, str | None]] = {}
     for event in _in_time_order(root.events):
         if event.name in (t.EVENT_BREAKPOINT_HIT, t.EVENT_BREAKPOINT_RESUMED):
             trid = event.attributes.get(t.CICD_TASK_RUN_ID)
             stage = event.attributes.get(t.CICD_TASK_NAME)
             if isinstance(trid, str) and isinstance(stage, str):
-                latest[trid] = (stage, event.name)
-    return {trid: stage for trid, (stage, name) in latest.items() if name == t.EVENT_BREAKPOINT_HIT}
+                error = _str_or_none(event.attributes.get(t.STAGE_ERROR_MESSAGE))
+                latest[trid] = (stage, event.name, error)
+    return {
+        trid: (stage, error)
+        for trid, (stage, name, error) in latest.items()
+        if name == t.EVENT_BREAKPOINT_HIT
+    }
 
 
 def _paused_time(root: SpanRecord | None) -> dict[str, float]:
@@ -443,6 +450,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     approvals = _approval_waits(root)
     awaiting = awaiting_approval(approvals) if live else frozenset()
     paused = _paused_executions(root) if live and root is not None else {}
+    paused_stages = {stage for stage, _error in paused.values()}
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
@@ -469,7 +477,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         )
         if paused:
             attempts = tuple(
-                replace(a, status=StageStatus.PAUSED.value)
+                replace(a, status=StageStatus.PAUSED.value, error=paused[a.task_run_id][1])
                 if a.end is None and a.task_run_id in paused
                 else a
                 for a in attempts
@@ -479,7 +487,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         if not (cancel_reason or cancel_cause):  # cancelled by a stop while paused, if it was
             cancel_reason, cancel_cause = halted_causes.get(name, (None, None))
         halted_here = halted.get(name, {}).values()
-        if name in paused.values():
+        if name in paused_stages:
             stage_status = StageStatus.PAUSED.value
         elif attempts or halted_here:
             to_retry = {s.span_id for s in real if s.attributes.get(t.STAGE_WILL_RETRY) is True}
