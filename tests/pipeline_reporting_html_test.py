@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html
 import re
+import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,30 @@ def test_the_charts_of_a_pipeline_of_20_stages_draw_every_stage() -> None:
         (f"Timeline of the median run {'a' * 32} (20.0s)", every),
         ("p90 duration per day", every),
     ] == _charts(render_report(_report(_names(20)), "html"))
+
+
+def test_a_name_of_control_and_bidi_characters_shows_their_escapes() -> None:
+    """A pipeline and a stage named with a terminal's escape, a line break and a right-to-left
+    override (a span source's names, as sent) were written raw into the page: XML allows no
+    control character, so no chart parsed as SVG, and the override reversed what followed it.
+    Each is now its escape, as the table and Markdown show it."""
+    name = "s\x1b[2J\r\n\u202eevil"
+    report = _report(["s00", name])
+    page = render_report(
+        replace(report, pipelines=(replace(report.pipelines[0], pipeline=name),)), "html"
+    )
+    charts = re.findall(r"<svg .*?</svg>", page, re.S)
+    drawn = [
+        sorted({t.text or "" for t in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}text")})
+        for svg in charts
+    ]
+    shown = "s\\x1b[2J\\x0d\\x0a\\u202eevil"
+    assert (3, True, f"<h2>{shown}</h2>") == (
+        len(charts),
+        page.replace("\n", "").isprintable(),
+        re.search(r"<h2>.*?</h2>", page)[0],
+    )
+    assert [True] * 3 == [shown in texts for texts in drawn], drawn
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 They are simple (rows of bars and boxes on one linear axis, and a few lines over days), and
 drawing them with matplotlib cost the report its import and two layouts a figure, seconds
 for a page of three charts. Every text a run contributes (stage names) is escaped, attribute
-and text alike, so a name holding markup or quotes is shown, never parsed. Each mark has a
+and text alike (``html_text``), so a name holding markup, quotes or control characters is
+shown, never parsed. Each mark has a
 ``<title>`` with its figures: a browser shows it on hover and a screen reader reads it.
 """
 
@@ -12,13 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from html import escape
 from typing import NamedTuple
 
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.reporting._text import format_seconds
+from taskdaemon.pipeline.reporting._text import format_seconds, html_text
 from taskdaemon.pipeline.run_state import is_failed
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = ["daily_svg", "distribution_svg", "timeline_svg"]
 
@@ -73,8 +74,14 @@ def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
     return _Scale(ticks[0], ticks[-1], start, end, ticks)
 
 
+def _label(name: str) -> str:
+    """A stage's name as its label shows it: escaped as ``html_text`` escapes it (the margin is
+    sized to what is drawn), then cut."""
+    return cut(name.translate(CONTROL_ESCAPES), LABEL)
+
+
 def _text(x: float, y: float, text: str, extra: str = "") -> str:
-    return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{escape(text)}</text>'
+    return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{html_text(text)}</text>'
 
 
 def _svg(width: float, height: float, parts: Iterable[str]) -> str:
@@ -99,7 +106,7 @@ def _frame(left: float, top: float, right: float, bottom: float) -> str:
 def _rows(names: list[str], lo: float, hi: float, label: str) -> tuple[list[str], _Scale]:
     """A chart of one row per name, labelled at its left, with grid lines at the ticks of
     [lo, hi], their values under the plot and the axis ``label``: its parts and x scale."""
-    labels = [cut(name, LABEL) for name in names]
+    labels = [_label(name) for name in names]
     left = CHAR * max(len(text) for text in labels) + 16
     bottom = TOP + ROW * len(names)
     scale = _scale(lo, hi, left + PAD, WIDTH - RIGHT - PAD)
@@ -119,7 +126,7 @@ def _bar(scale: _Scale, row: int, start: float, end: float, *, colour: str, titl
     y = TOP + ROW * row + ROW * 0.2
     return (
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{ROW * 0.6:.1f}" '
-        f'fill="{colour}"><title>{escape(title)}</title></rect>'
+        f'fill="{colour}"><title>{html_text(title)}</title></rect>'
     )
 
 
@@ -146,7 +153,7 @@ def distribution_svg(
             for what, value in zip(_QUANTILES, quantiles, strict=True)
         )
         parts.append(
-            f"<g><title>{escape(f'{name}: {figures}')}</title>"
+            f"<g><title>{html_text(f'{name}: {figures}')}</title>"
             f'<path d="M{q0:.1f} {y:.1f}H{q25:.1f}M{q75:.1f} {y:.1f}H{q99:.1f}'
             f"M{q0:.1f} {y - 5:.1f}V{y + 5:.1f}M{q99:.1f} {y - 5:.1f}V{y + 5:.1f}"
             f'" stroke="{BOX}"/>'
@@ -208,7 +215,7 @@ def daily_svg(
         return None
     days = sorted({day for name in names for day, _ in daily[name]})
     left, bottom = 56, 250
-    right = WIDTH - RIGHT - CHAR * max(len(cut(name, LABEL)) for name in names) - 40
+    right = WIDTH - RIGHT - CHAR * max(len(_label(name)) for name in names) - 40
     pad = (days[-1] - days[0]) * 0.05 or 43200.0  # one day alone sits in the middle
     xs = _Scale(days[0] - pad, days[-1] + pad, left, right, ())
     top = max(value for name in names for _, value in daily[name])
@@ -235,12 +242,12 @@ def daily_svg(
             title = f"{name} on {_day(day)}: p90 {format_seconds(value)}"
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
-                f"<title>{escape(title)}</title></circle>"
+                f"<title>{html_text(title)}</title></circle>"
             )
         key = TOP + 8 + 18 * number
         parts.append(
             f'<path d="M{right + 12:.1f} {key}h20" stroke="{colour}" stroke-width="1.5"/>'
             f'<circle cx="{right + 22:.1f}" cy="{key}" r="3.5" fill="{colour}"/>'
-            + _text(right + 38, key + 4, cut(name, LABEL))
+            + _text(right + 38, key + 4, _label(name))
         )
     return _svg(WIDTH, max(bottom + 80, TOP + 18 * len(names) + 8), parts)

@@ -5,7 +5,8 @@ opens offline in any browser and weighs tens of kilobytes, where a JavaScript pl
 would inline megabytes per file. Per pipeline: a box plot of each stage's durations (box
 p25-p75, line at the median, whiskers min and p99, a dot at the maximum), the median run's
 timeline (one bar per attempt, its queue wait drawn lighter before it), and each stage's p90 per
-day of the window. Every text a run contributes (names, errors) is HTML-escaped.
+day of the window. Every text a run contributes (names, errors) is HTML-escaped, its control
+characters written as escapes (``reporting._text.html_text``).
 
 A chart draws at most ``CHART_STAGES`` stages, the slowest by p90, and its caption says so: a
 pipeline of 300 stages drew a box plot and a timeline thousands of pixels tall and a p90 chart
@@ -15,12 +16,15 @@ lists every stage.
 
 from __future__ import annotations
 
-import html
-
 from taskdaemon.pipeline.reporting._charts import daily_svg, distribution_svg, timeline_svg
 from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
-from taskdaemon.pipeline.reporting._text import empty_sentence, format_seconds, slowest
+from taskdaemon.pipeline.reporting._text import (
+    empty_sentence,
+    format_seconds,
+    html_text,
+    slowest,
+)
 
 __all__ = ["render_html"]
 
@@ -50,7 +54,7 @@ def _charted(p: PipelineReport) -> tuple[frozenset[str] | None, str]:
 def _section(title: str, svg: str | None) -> str:
     if svg is None:
         return ""
-    return f"<figure><figcaption>{html.escape(title)}</figcaption>{svg}</figure>\n"
+    return f"<figure><figcaption>{html_text(title)}</figcaption>{svg}</figure>\n"
 
 
 def _markdown_tables_as_html(report: Report) -> dict[str, str]:
@@ -76,16 +80,16 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
                 parts.append("<table>")
                 in_table = True
             parts.append(
-                "<tr>" + "".join(f"<{tag}>{html.escape(c)}</{tag}>" for c in cells) + "</tr>"
+                "<tr>" + "".join(f"<{tag}>{html_text(c)}</{tag}>" for c in cells) + "</tr>"
             )
             continue
         if in_table:
             parts.append("</table>")
             in_table = False
         if line.startswith("### "):
-            parts.append(f"<h3>{html.escape(line[4:].replace('`', ''))}</h3>")
+            parts.append(f"<h3>{html_text(line[4:].replace('`', ''))}</h3>")
         elif line.strip():
-            parts.append(f"<p>{html.escape(line)}</p>")
+            parts.append(f"<p>{html_text(line)}</p>")
     if current is not None:
         if in_table:
             parts.append("</table>")
@@ -99,16 +103,16 @@ def render_html(report: Report) -> str:
     title = "Pipeline report"
     body = [f"<h1>{title}</h1>"]
     body.append(
-        f"<p>Runs started from {html.escape(_when(report.since))} to "
-        f"{html.escape(_when(report.until))}"
-        + (f", read from {html.escape(report.source)}" if report.source else "")
+        f"<p>Runs started from {html_text(_when(report.since))} to "
+        f"{html_text(_when(report.until))}"
+        + (f", read from {html_text(report.source)}" if report.source else "")
         + ".</p>"
     )
-    body += [f'<p class="note">{html.escape(note)}</p>' for note in report.notes]
+    body += [f'<p class="note">{html_text(note)}</p>' for note in report.notes]
     if not report.pipelines:
-        body.append(f"<p>{html.escape(empty_sentence(report))}</p>")
+        body.append(f"<p>{html_text(empty_sentence(report))}</p>")
     for p in report.pipelines:
-        body.append(f"<h2>{html.escape(p.pipeline)}</h2>")
+        body.append(f"<h2>{html_text(p.pipeline)}</h2>")
         body.append(tables.get(p.pipeline, ""))
         chosen, which = _charted(p)
         body.append(

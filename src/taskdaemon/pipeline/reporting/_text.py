@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 from taskdaemon.pipeline.byte_sizes import format_bytes
@@ -9,6 +10,7 @@ from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = [
     "NOT_COMPARED",
@@ -18,6 +20,7 @@ __all__ = [
     "format_seconds",
     "heading",
     "highlights",
+    "html_text",
     "percent",
     "ran",
     "slowest",
@@ -25,6 +28,14 @@ __all__ = [
     "summary",
     "window_time",
 ]
+
+
+def html_text(text: str) -> str:
+    """``text`` for the HTML page: each control, bidi and invisible character as its escape,
+    as the table and Markdown show it, then markup escaped. XML, the charts' syntax, allows
+    no control character, not even as a character reference, and a bidi override in a
+    stage's name would reverse the figures written after it."""
+    return html.escape(text.translate(CONTROL_ESCAPES))
 
 
 def percent(value: float) -> str:
