@@ -77,6 +77,41 @@ def regressions(
     return tuple(found)
 
 
+#: The most days of a stretch sampled day by day: a longer one is first sampled whole.
+_DAY_BY_DAY = 8
+
+
+def _daily_p90(
+    data: ReportData,
+    pipeline: str,
+    window: tuple[float, float],
+    days: tuple[int, int],
+    per_day: dict[str, list[tuple[float, float]]],
+) -> None:
+    """Each stage's p90 on each UTC day of ``days`` (day numbers, the last excluded) that it
+    ran on, the first and last day cut to ``window`` (since, until), appended to ``per_day``
+    in order.
+
+    A stretch of more than ``_DAY_BY_DAY`` days is sampled whole first, and halved only when
+    it holds an execution: ``--since 1900-01-01`` asked a sample of every day of three
+    centuries, each reading every run rebuilt from a remote source, when runs fell on a few.
+    A store reads whole days from its per-day rows, so only the two cut days touch attempts.
+    """
+    (since, until), (first, last) = window, days
+    if last - first > _DAY_BY_DAY:
+        if data.sample(pipeline, max(first * DAY, since), min(last * DAY, until)).stages:
+            middle = (first + last) // 2
+            _daily_p90(data, pipeline, window, (first, middle), per_day)
+            _daily_p90(data, pipeline, window, (middle, last), per_day)
+        return
+    for day in range(first, last):
+        low = max(day * DAY, since)
+        for stage in data.sample(pipeline, low, min((day + 1) * DAY, until)).stages:
+            p90 = percentile(stage.durations, 0.9)
+            if p90 is not None:
+                per_day.setdefault(stage.stage, []).append((low, p90))
+
+
 def _pipeline_report(
     data: ReportData,
     sample: PipelineSample,
@@ -101,17 +136,9 @@ def _pipeline_report(
         for stage in sample.stages:
             values = [percentile(stage.durations, q) for q in _DISTRIBUTION]
             distributions[stage.stage] = tuple(v for v in values if v is not None)
-        # UTC days, the first and last cut to the window: a store reads whole days from its
-        # per-day rows, so only the two cut days touch individual attempts.
-        day = math.floor(since / DAY) * DAY
         per_day: dict[str, list[tuple[float, float]]] = {}
-        while day < until:
-            low = max(day, since)
-            for stage in data.sample(sample.pipeline, low, min(day + DAY, until)).stages:
-                p90 = percentile(stage.durations, 0.9)
-                if p90 is not None:
-                    per_day.setdefault(stage.stage, []).append((low, p90))
-            day += DAY
+        first, last = math.floor(since / DAY), math.ceil(until / DAY)
+        _daily_p90(data, sample.pipeline, (since, until), (first, last), per_day)
         daily = {name: tuple(points) for name, points in per_day.items()}
     return PipelineReport(
         pipeline=sample.pipeline,
