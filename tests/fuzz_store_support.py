@@ -1,7 +1,9 @@
 """The fuzzer's span store target: a real store file changed as a hand or a failing disk would
 change it, read back by every command that reads the store and by the web page's routes
-(docs/input-limits.md, "Fuzzing"). :data:`TARGETS` holds every target, this one and
-``fuzz_targets_support``'s; :func:`failures` runs a target's cases against the oracle.
+(docs/input-limits.md, "Fuzzing"); and its report target: runs as a span source may rebuild
+them, odd in every field the report reads, reported in each format. :data:`TARGETS` holds
+every target, these and ``fuzz_targets_support``'s; :func:`failures` runs a target's cases
+against the oracle.
 
 The commands run in-process as ``fuzz_targets_support.run_command`` runs them, the store being
 the temporary home's own; the web page is the real app (``taskdaemon ui``'s, read-only) over
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html.parser
 import random
+import re
 import sqlite3
 import tempfile
+import xml.etree.ElementTree
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,8 @@ import fuzz_support
 import fuzz_targets_support
 from fuzz_support import ServerError, Target
 from fuzz_targets_support import mutated_json, run_command, scratch
+from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
+from taskdaemon.pipeline.reporting import REPORT_FORMATS, RecordData, build_report, render_report
 from taskdaemon.pipeline.server import create_app
 from taskdaemon.pipeline.web import WebOptions
 
@@ -121,6 +128,7 @@ STORE_COMMANDS = (
     ("replay", STORED_RUN, "--dry-run"),
     ("dump", STORED_RUN, "-o", "out.tar.gz"),
     ("report",),
+    *(("report", "--since", "1900-01-01", "--format", fmt) for fmt in ("markdown", "json", "html")),
 )
 
 
@@ -166,9 +174,84 @@ def _store_run(data: bytes) -> None:
             raise ServerError(failed)
 
 
+#: Names a source may give a pipeline or a stage: markup, quotes, control and bidi characters,
+#: a combining mark, nothing, and text past any label.
+REPORT_MARKUP = ('<svg onload="x">', "</svg><b>")
+REPORT_NAMES = ("a", "b", "", " ", *REPORT_MARKUP, "'\"&amp;", "\x1b[31m\r\n", "\u202eevil",
+                "\u0301", "\x00\x7f\x85", "ﬁ²", "x" * 10_000)  # fmt: skip
+#: Times a span gives (whole nanoseconds, 1 to ``2**63 - 1``), in seconds: its first and last.
+REPORT_TIMES = (1e-9, 1.7e9, 1.7e9 + 1e-9, 86400.0 * 20_000, (2**63 - 1) / 1e9)
+#: What a queue time, CPU time or peak memory attribute may read (``NUMBER_BOUND``).
+REPORT_MEASURES = (None, 0.0, 1e-9, -1.0, 2.0**63 - 1024, -(2.0**63) + 1024)
+REPORT_STATUSES = ("success", "failure", "timeout", "cancelled", "skipped", "running",
+                   "interrupted", "replayed", "", "\x1b")  # fmt: skip
+
+
+def _report_attempt(rng: random.Random, start: float, number: int) -> AttemptRecord:
+    roll = rng.random()
+    took = 0.0 if roll < 0.2 else -rng.random() * 1e3 if roll < 0.3 else rng.random() * 1e3
+    end = None if rng.random() < 0.1 else rng.choice((start + took, rng.choice(REPORT_TIMES)))
+    return AttemptRecord(
+        f"t.0.{number}", 0, number, rng.choice(REPORT_STATUSES), start, end,
+        queue_time=rng.choice(REPORT_MEASURES), cpu_seconds=rng.choice(REPORT_MEASURES),
+        peak_memory_bytes=rng.choice((None, 0, 2**63 - 1)),
+    )  # fmt: skip
+
+
+def _report_make(rng: random.Random) -> tuple[list[RunRecord], float, float]:
+    """Runs as a source may rebuild them (times, measures and names at and past their bounds;
+    runs and attempts without an end, runs without stages, thousands of stages or days) and a
+    window ``[since, until)`` that holds some of them."""
+    width = rng.choice((0, 1, 3, 30, 3000))  # stages a run has at most
+    names = [*REPORT_NAMES, *(f"s{i}" for i in range(width))]
+    base = rng.choice(REPORT_TIMES[:4])
+    spread = rng.choice((0.0, 1.0, 86400.0, 86400.0 * 3000))
+    runs = []
+    for number in range(1 if width == 3000 else rng.choice((1, 2, 5, 40))):
+        start = rng.choice((base, base + rng.random() * spread, rng.choice(REPORT_TIMES)))
+        stages = []
+        for name in rng.sample(names, min(len(names), width)):
+            attempts = tuple(_report_attempt(rng, start + rng.random(), n) for n in range(1, 3))
+            stages.append(StageRecord(name, "sh", rng.choice(REPORT_STATUSES), attempts))
+        end = rng.choice((None, start, start + rng.random() * 60, start - 5, REPORT_TIMES[-1]))
+        runs.append(
+            RunRecord(
+                f"{number:032x}", rng.choice(REPORT_NAMES), rng.choice(REPORT_STATUSES), start,
+                end, tuple(stages), (),
+            )
+        )  # fmt: skip
+    since = rng.choice((base - 86400.0 * 7, base, 1e-9, -2208988800.0))  # 1900 (``parse_when``)
+    until = max(since + 1e-9, rng.choice((base + spread + 1.0, 7258118400.0)))  # 2200
+    return runs, since, until
+
+
+class BadPageError(Exception):
+    """An HTML report not well formed, or holding markup or a control character of a name."""
+
+
+def _report_run(case: tuple[list[RunRecord], float, float]) -> None:
+    """Each format of the report of ``case`` (a table also fitted to 40 columns); the HTML page
+    parsed, each chart as XML."""
+    runs, since, until = case
+    data = RecordData(runs)
+    for fmt, width in [("table", 40), *((fmt, None) for fmt in REPORT_FORMATS)]:
+        text = render_report(build_report(data, since, until, charts=fmt == "html"), fmt, width)
+        text.encode("utf-8")
+        if fmt != "html":
+            continue
+        html.parser.HTMLParser().feed(text)
+        charts = re.findall(r"<svg .*?</svg>", text, re.S)
+        for chart in charts:
+            xml.etree.ElementTree.fromstring(chart)
+        shown = text.replace("\n", "")
+        if not shown.isprintable() or any(markup in text for markup in REPORT_MARKUP):
+            raise BadPageError(shown[:300])
+
+
 TARGETS: dict[str, Callable[[], Target]] = {
     **fuzz_targets_support.TARGETS,
     "store": lambda: Target(_store_make, _store_run, ()),
+    "report": lambda: Target(_report_make, _report_run, ()),
 }
 
 

@@ -240,6 +240,7 @@ DUMP_COMMANDS = (
     ("replay", RUN_ID, "--dry-run", "--source", "{url}"),
     ("replay", RUN_ID, "--step", "--source", "{url}"),
     ("report", "--source", "{url}"),
+    ("report", "--source", "{url}", "--since", "1900-01-01", "--format", "html"),
 )
 
 
