@@ -126,6 +126,39 @@ def test_a_name_of_control_and_bidi_characters_shows_their_escapes() -> None:
     assert [True] * 3 == [shown in texts for texts in drawn], drawn
 
 
+def test_a_negative_duration_is_drawn_inside_its_chart() -> None:
+    """An attempt that ended before it started (a source's odd times) lasts a negative time:
+    its box plot whisker and its p90 dot were drawn outside the frame, over the labels and the
+    dates, the axes starting at zero. They now start below the lowest value."""
+    report = _report(["s00"])
+    negative = replace(
+        report.pipelines[0],
+        distributions={"s00": (-5.0, -1.0, 0.5, 1.0, 1.0, 1.0, 1.0)},
+        daily_p90={"s00": ((0.0, -3.0), (DAY, 1.0))},
+    )
+    page = render_report(replace(report, pipelines=(negative,)), "html")
+    box, _, daily = (ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", page, re.S))
+    svg = "{http://www.w3.org/2000/svg}"
+    frame = box.find(f"{svg}rect")
+    assert frame is not None
+    left = float(frame.get("x", ""))
+    whisker = box.find(f"{svg}g/{svg}path")
+    assert whisker is not None
+    starts = [float(x) for x in re.findall(r"M([-\d.]+)", whisker.get("d", ""))]
+    frame = daily.find(f"{svg}rect")
+    assert frame is not None
+    bottom = float(frame.get("y", "")) + float(frame.get("height", ""))
+    dots = [
+        float(c.get("cy", ""))
+        for c in daily.iter(f"{svg}circle")
+        if c.find(f"{svg}title") is not None
+    ]
+    assert (True, True) == (
+        all(x > left for x in starts),
+        all(y <= bottom for y in dots),
+    ), (left, starts, bottom, dots)
+
+
 @pytest.mark.slow
 async def test_chromium_draws_each_chart_with_a_name_of_markup_as_text(tmp_path: Path) -> None:
     """In headless chromium each chart is drawn (a box of its own size) and shows every stage

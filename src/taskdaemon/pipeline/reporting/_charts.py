@@ -142,8 +142,10 @@ def distribution_svg(
     }
     if not rows:
         return None
-    top = max(q[6] for q in rows.values())
-    parts, scale = _rows(list(rows), 0.0, top, "duration (s)")
+    # From zero, or from below it: an attempt that ended before it started (a clock stepped
+    # back, a source's odd times) lasted a negative time, drawn inside the frame too.
+    low = min(0.0, *(q[0] for q in rows.values()))
+    parts, scale = _rows(list(rows), low, max(q[6] for q in rows.values()), "duration (s)")
     for row, (name, quantiles) in enumerate(rows.items()):
         q0, q25, q50, q75, _q90, q99, q100 = (scale.at(v) for v in quantiles)
         y = TOP + ROW * row + ROW / 2
@@ -218,8 +220,8 @@ def daily_svg(
     right = WIDTH - RIGHT - CHAR * max(len(_label(name)) for name in names) - 40
     pad = (days[-1] - days[0]) * 0.05 or 43200.0  # one day alone sits in the middle
     xs = _Scale(days[0] - pad, days[-1] + pad, left, right, ())
-    top = max(value for name in names for _, value in daily[name])
-    ys = _scale(0.0, top, bottom, TOP)
+    values = [value for name in names for _, value in daily[name]]
+    ys = _scale(min(0.0, *values), max(values), bottom, TOP)  # below zero: as the box plot
     parts = [_frame(left, TOP, right, bottom)]
     for tick in ys.ticks:
         y = ys.at(tick)
