@@ -230,11 +230,13 @@ def test_unexported_spans_name_the_exporters_that_failed(
     with caplog.at_level(logging.WARNING):
         assert report_unexported_spans(lambda: {"otlp": 3, "console": 0, "zipkin": 2}) == 5
         assert report_unexported_spans(lambda: {"otlp": 0}) == 0
+        assert report_unexported_spans(lambda: {"otlp": 1}) == 1
     assert _lines(caplog) == [
         (
             logging.WARNING,
             "5 spans were not exported (otlp: export failed; zipkin: export failed)",
-        )
+        ),
+        (logging.WARNING, "1 span was not exported (otlp: export failed)"),
     ]
 
 
@@ -250,12 +252,16 @@ def test_unexported_log_records_name_each_exporters_last_error(
         failures.record("otlp", 3, "connection refused")
         failures.record("other", 4, "timed out")
         assert report_unexported_logs(failures) == 7
+        one = ExportFailures()
+        one.record("otlp", 1, "timed out")
+        assert report_unexported_logs(one) == 1
     assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
         (
             "taskdaemon.logs",
             logging.WARNING,
             "7 log records were not exported (otlp: connection refused; other: timed out)",
-        )
+        ),
+        ("taskdaemon.logs", logging.WARNING, "1 log record was not exported (otlp: timed out)"),
     ]
 
 

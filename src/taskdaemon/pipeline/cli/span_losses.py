@@ -251,7 +251,7 @@ def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> in
     lost = sum(failed.values())
     if lost:
         causes = "; ".join(f"{name}: export failed" for name in failed)
-        _log.warning("%d spans were not exported (%s)", lost, causes)
+        _log.warning("%s (%s)", _not_exported(lost, "span"), causes)
     return lost
 
 
@@ -263,8 +263,13 @@ def report_unexported_logs(failures: ExportFailures | None) -> int:
     lost = sum(failures.failed().values())
     if lost:
         causes = "; ".join(f"{name}: {error}" for name, error in failures.last_errors().items())
-        _logs_log.warning("%d log records were not exported (%s)", lost, causes)
+        _logs_log.warning("%s (%s)", _not_exported(lost, "log record"), causes)
     return lost
+
+
+def _not_exported(count: int, noun: str) -> str:
+    """``1 span was not exported``, ``2 spans were not exported``."""
+    return f"{counted(count, noun)} {'was' if count == 1 else 'were'} not exported"
 
 
 def report_unexported_metrics(failures: ExportFailures | None) -> int:
