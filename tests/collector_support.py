@@ -14,12 +14,14 @@ from http_stub_support import serving_in_thread
 
 @contextlib.contextmanager
 def answering_posts(
-    answer: Callable[[BaseHTTPRequestHandler], None], received: list[bytes] | None = None
+    answer: Callable[[BaseHTTPRequestHandler], None],
+    received: list[bytes] | None = None,
+    port: int = 0,
 ) -> Iterator[str]:
     """A server on 127.0.0.1 that reads each POST's body (appended to ``received`` when
     given: what the exporters sent), then calls ``answer(handler)`` (a client that went away
     is not an error: it is what the bounds under test do); yields its base URL, and stops and
-    joins the server on exit."""
+    joins the server on exit. ``port``: one a client was already refused on (0: any free)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -32,7 +34,7 @@ def answering_posts(
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.block_on_close = True
     with serving_in_thread(server):
         yield f"http://127.0.0.1:{server.server_port}"

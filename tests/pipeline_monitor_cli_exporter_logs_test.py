@@ -234,3 +234,53 @@ def test_each_signals_retries_have_the_whole_bound(home: Path, tmp_path: Path) -
     lines = done.stderr.splitlines()
     said = [bool(pattern.search(line)) for pattern, line in zip(SAID_AT_EXIT, lines, strict=False)]
     assert (0, 3, [True] * 3) == (done.returncode, len(lines), said), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("logger", "template", "args", "signal", "cause"),
+    [
+        (
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+            "Transient error %s encountered while exporting %s batch, retrying in %.2fs.",
+            ("Connection refused", "span", 1.0),
+            "traces",
+            "Connection refused",
+        ),
+        (
+            "opentelemetry.exporter.otlp.proto.http._log_exporter",
+            "Failed to export %s batch code: %s, reason: %s",
+            ("log", 503, "Service\nUnavailable"),
+            "logs",
+            "503: Service Unavailable",
+        ),
+        (
+            "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+            "Failed to export %s batch code: %s, reason: %s",
+            ("metrics", None, "https://u:hunter2@collector/v1/metrics refused"),
+            "metrics",
+            "https://u:[REDACTED]@collector/v1/metrics refused",
+        ),
+        (
+            "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+            "Failed to export %s batch due to timeout, max retries or shutdown.",
+            ("span",),
+            "traces",
+            "gave up within the export timeout",
+        ),
+        (
+            "opentelemetry.exporter.otlp.proto.grpc.exporter",
+            "Failed to export %s to %s, error code: %s, error details: %s",
+            ("logs", "collector:4317", "StatusCode.UNAVAILABLE", "to u:hunter2@collector:4317"),
+            "logs",
+            "StatusCode.UNAVAILABLE: to u:[REDACTED]@collector:4317",
+        ),
+    ],
+)
+def test_the_cause_a_folded_line_gives_is_kept_for_its_signal(
+    logger: str, template: str, args: tuple[object, ...], signal: str, cause: str
+) -> None:
+    """What taskdaemon's line says when exports start to fail (``cli/export_streaks.py``):
+    taken once, one line, no password."""
+    fold = ExportFailureFilter()
+    fold.filter(logging.LogRecord(logger, logging.ERROR, "f", 1, template, args, None))
+    assert (cause, None) == (fold.take_cause(signal), fold.take_cause(signal))

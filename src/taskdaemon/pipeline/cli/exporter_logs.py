@@ -5,8 +5,10 @@ A dead, erring or hanging collector makes the OTLP exporters and the SDK's batch
 two to four long lines for every batch (a retry's back-off, the final failure, a traceback for
 gRPC's ``UNKNOWN``). What they say is already counted and said by taskdaemon: one warning line
 at exit per signal (``N spans were not exported (otlp: export failed)``, and the same for log
-records and metric exports: ``span_losses``), the ``taskdaemon_*_export_failed_total`` series
-and ``/readyz``. :class:`ExportFailureFilter` keeps those lines off every handler, unless the
+records and metric exports: ``span_losses``), while the process lives one line when an
+exporter's exports start to fail, with the cause these lines gave (kept by the filter), and one
+when they succeed again (``cli/export_streaks.py``), the ``taskdaemon_*_export_failed_total``
+series and ``/readyz``. :class:`ExportFailureFilter` keeps those lines off every handler, unless the
 log level is ``debug`` or below (``--log-level debug``), where they say why. It goes first on
 the loggers of :data:`EXPORTER_LOGGERS` when telemetry is built (``cli/telemetry.py``);
 :class:`RepeatedLogFilter` then keeps the first of each problem per window of what is left and
@@ -37,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
-from taskdaemon.pipeline.redaction import redact_endpoint_passwords
+from taskdaemon.pipeline.redaction import redact_endpoint_passwords, redact_text
 
 __all__ = [
     "EXPORTER_LOGGERS",
@@ -79,17 +81,70 @@ EXPORT_FAILURE_TEMPLATES: Final = frozenset(
 )
 
 
+#: Per template, where its arguments hold the cause of the failure (a refused connection, an
+#: HTTP status and reason, a gRPC code and details) and the gRPC exporters' signal. The HTTP
+#: exporters' last line after retries, :data:`_GAVE_UP`, has none (the retry's line before it
+#: had, if there was a retry).
+_CAUSES: Final[dict[str, tuple[tuple[int, ...], int | None]]] = {
+    "Transient error %s encountered while exporting %s batch, retrying in %.2fs.": ((0,), None),
+    "Failed to export %s batch code: %s, reason: %s": ((1, 2), None),
+    "Transient error %s encountered while exporting %s to %s, retrying in %.2fs. "
+    "Error details: %s": ((0, 4), 1),
+    "Failed to export %s to %s, error code: %s, error details: %s": ((2, 3), 0),
+}
+_GAVE_UP: Final = "Failed to export %s batch due to timeout, max retries or shutdown."
+#: The OTLP/HTTP exporters' loggers, one a signal (the gRPC ones share one: the signal is an
+#: argument).
+_HTTP_SIGNALS: Final = {
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter": "traces",
+    "opentelemetry.exporter.otlp.proto.http.metric_exporter": "metrics",
+    "opentelemetry.exporter.otlp.proto.http._log_exporter": "logs",
+}
+
+
 class ExportFailureFilter(logging.Filter):
     """Drops the records of :data:`EXPORT_FAILURE_TEMPLATES` while the root logger is above
-    ``DEBUG`` (the module docstring says why); every other record passes.
+    ``DEBUG`` (the module docstring says why); every other record passes. It keeps the cause
+    each record gives, per signal, for taskdaemon's line when exports start to fail
+    (:meth:`take_cause`, ``cli/export_streaks.py``): the exporters return a bare failure.
 
     The level is read at each record, not once: whoever sets it after telemetry is built (an
     embedding application, a test) gets what they set."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._causes: dict[str, str] = {}
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not isinstance(record.msg, str) or record.msg not in EXPORT_FAILURE_TEMPLATES:
             return True
+        self._keep_cause(record)
         return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+    def take_cause(self, signal: str) -> str | None:
+        """The cause of ``signal``'s last failed export, if a record gave one, and forget it
+        (a later failure that logs none must not be given this one's)."""
+        with self._lock:
+            return self._causes.pop(signal, None)
+
+    def _keep_cause(self, record: logging.LogRecord) -> None:
+        signal = _HTTP_SIGNALS.get(record.name, "")
+        if record.msg == _GAVE_UP:  # no retry before it (a timeout under 1 s): say that much
+            with self._lock:
+                self._causes.setdefault(signal, "gave up within the export timeout")
+            return
+        where, signal_at = _CAUSES.get(str(record.msg), ((), None))
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not where or max(where) >= len(args):
+            return
+        if signal_at is not None and signal_at < len(args):
+            signal = str(args[signal_at])
+        said = (str(args[at]) for at in where if args[at] is not None)  # HTTP: no status
+        # Both forms: this cause is said outside the formatters' redaction (in a test's capture).
+        cause = redact_text(redact_endpoint_passwords(": ".join(said)))
+        with self._lock:
+            self._causes[signal] = " ".join(cause.split())  # one line
 
 
 def install_export_failure_filter(

@@ -3,8 +3,9 @@
 Monitoring never stops a pipeline, so a log export that fails (a dead collector, an error
 answer) loses its records; :class:`ObservedLogExporter` counts them per exporter in
 ``span_losses.ExportFailures``, which ``taskdaemon.logs.export_failed`` and the warning line
-at exit read. It lives apart from ``cli/telemetry.py`` because it subclasses the logs SDK's
-exporter, which only a process with a log exporter imports (start-up time).
+at exit read, and says when exports start to fail and succeed again
+(``cli/export_streaks.py``). It lives apart from ``cli/telemetry.py`` because it subclasses
+the logs SDK's exporter, which only a process with a log exporter imports (start-up time).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 from taskdaemon.pipeline.cli.span_losses import ExportFailures
 
 __all__ = ["ObservedLogExporter"]
@@ -21,22 +23,31 @@ __all__ = ["ObservedLogExporter"]
 
 class ObservedLogExporter(LogRecordExporter):
     """Delegates to ``inner``; a failed export (an error result, or an exception, which is
-    raised on) adds its records to ``failures`` under ``name``."""
+    raised on) adds its records to ``failures`` under ``name``; ``streak`` hears of each."""
 
-    def __init__(self, inner: LogRecordExporter, failures: ExportFailures, name: str) -> None:
+    def __init__(
+        self, inner: LogRecordExporter, failures: ExportFailures, name: str, streak: ExportStreak
+    ) -> None:
         self._inner = inner
         self._failures = failures
         self._name = name
+        self._streak = streak
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         try:
             result = self._inner.export(batch)
         except Exception as exc:
-            self._failures.record(self._name, len(batch), f"{type(exc).__name__}: {exc}")
+            self._failed(len(batch), f"{type(exc).__name__}: {exc}")
             raise
-        if result is not LogRecordExportResult.SUCCESS:
-            self._failures.record(self._name, len(batch), "export failed")
+        if result is LogRecordExportResult.SUCCESS:
+            self._streak.succeeded()
+        else:
+            self._failed(len(batch), "export failed")
         return result
+
+    def _failed(self, records: int, error: str) -> None:
+        self._failures.record(self._name, records, error)
+        self._streak.failed(records, error)
 
     def shutdown(self) -> None:
         self._inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped

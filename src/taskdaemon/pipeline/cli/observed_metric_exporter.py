@@ -3,11 +3,12 @@
 A metric export that fails (a dead collector, an error answer) is said in one warning line at
 exit (``span_losses.report_unexported_metrics``), as lost spans and log records are: the
 exporters' own lines about it are folded away (``exporter_logs.ExportFailureFilter``), so
-without this count nothing would say that metrics were not exported. Exports are counted, not
-points: a later export carries the cumulative points again, so what a failed export lost is
-how fresh the collector's view is. It lives apart from ``cli/telemetry.py`` because it
-subclasses the metrics SDK's exporter, which only a process with a metric reader imports
-(start-up time).
+without this count nothing would say that metrics were not exported; while it runs, one line
+says when exports start to fail and one when they succeed again (``cli/export_streaks.py``).
+Exports are counted, not points: a later export carries the cumulative points again, so what
+a failed export lost is how fresh the collector's view is. It lives apart from
+``cli/telemetry.py`` because it subclasses the metrics SDK's exporter, which only a process
+with a metric reader imports (start-up time).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
+from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 from taskdaemon.pipeline.cli.span_losses import ExportFailures
 
 __all__ = ["ObservedMetricExporter"]
@@ -24,9 +26,11 @@ __all__ = ["ObservedMetricExporter"]
 class ObservedMetricExporter(MetricExporter):
     """Delegates to ``inner`` (with its preferred temporality and aggregation, which the
     reader takes from its exporter); a failed export (an error result, or an exception, which
-    is raised on) counts one under ``name`` in ``failures``."""
+    is raised on) counts one under ``name`` in ``failures``; ``streak`` hears of each."""
 
-    def __init__(self, inner: MetricExporter, failures: ExportFailures, name: str) -> None:
+    def __init__(
+        self, inner: MetricExporter, failures: ExportFailures, name: str, streak: ExportStreak
+    ) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
@@ -34,6 +38,7 @@ class ObservedMetricExporter(MetricExporter):
         self._inner = inner
         self._failures = failures
         self._name = name
+        self._streak = streak
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
@@ -41,11 +46,17 @@ class ObservedMetricExporter(MetricExporter):
         try:
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:
-            self._failures.record(self._name, 1, f"{type(exc).__name__}: {exc}")
+            self._failed(f"{type(exc).__name__}: {exc}")
             raise
-        if result is not MetricExportResult.SUCCESS:
-            self._failures.record(self._name, 1, "export failed")
+        if result is MetricExportResult.SUCCESS:
+            self._streak.succeeded()
+        else:
+            self._failed("export failed")
         return result
+
+    def _failed(self, error: str) -> None:
+        self._failures.record(self._name, 1, error)
+        self._streak.failed(1, error)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._inner.force_flush(timeout_millis)

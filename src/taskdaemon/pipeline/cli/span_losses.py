@@ -22,7 +22,8 @@ A span exporter's failed exports (a dead collector) are counted in
 when the process ends (:func:`report_unexported_spans`). The exporters' own lines about it
 are folded into these lines (shown at ``--log-level debug`` only:
 ``exporter_logs.ExportFailureFilter``): they say that a batch failed or is retried, never how
-many spans, records or exports the process lost in all.
+many spans, records or exports the process lost in all. While the process lives, the start and
+the end of each streak of failed exports is one line too (``cli/export_streaks.py``).
 
 A log exporter's failed exports (``OTEL_LOGS_EXPORTER``: a dead collector, an error answer)
 are counted in ``taskdaemon.logs.export_failed`` (``taskdaemon_logs_export_failed_total``, per

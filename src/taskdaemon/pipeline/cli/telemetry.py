@@ -45,7 +45,9 @@ the spans of every failed export in ``taskdaemon.spans.export_failed``,
 per exporter (``span_losses.observe_failed_exports``), the log records of every failed
 log export in ``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``), and the
 failed exports of every OTLP or console metric exporter (``cli/observed_metric_exporter.py``),
-each said in one line at exit (``span_losses``). The batch span
+each said in one line at exit (``span_losses``) and, while the process lives, in one line when
+an exporter's exports start to fail and one when they succeed again (``cli/export_streaks.py``;
+not once :meth:`Telemetry.shutdown` began). The batch span
 processors and the OTLP span exporters are also given the meter provider, so when the SDK's
 own self-observability metrics are switched on (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED=true``;
 off by default upstream) they reach the same readers: the spans a full queue dropped
@@ -88,6 +90,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.cli.export_streaks import ExportedSignal, ExportStreak
 from taskdaemon.pipeline.cli.exporter_logs import (
     EXPORTER_LOGGERS,
     EndpointPasswordFilter,
@@ -111,6 +114,7 @@ from taskdaemon.pipeline.tracking.spans import WRITTEN_SPAN_ITEMS
 from taskdaemon.pipeline.tracking.store_processor import store_processor_for
 from taskdaemon.pipeline.tracking.unavailable import UnavailableSpanStore
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
+from taskdaemon.pipeline.wording import counted
 
 if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
     from opentelemetry.sdk._logs import LoggerProvider
@@ -216,12 +220,16 @@ class ExportHealth:
 
 
 class _ObservedSpanExporter(SpanExporter):
-    """Delegates to ``inner`` and records each export's result in :class:`ExportHealth`."""
+    """Delegates to ``inner`` and records each export's result in :class:`ExportHealth` and
+    ``streak``."""
 
-    def __init__(self, inner: SpanExporter, health: ExportHealth, name: str) -> None:
+    def __init__(
+        self, inner: SpanExporter, health: ExportHealth, name: str, streak: ExportStreak
+    ) -> None:
         self._inner = inner
         self._health = health
         self._name = name
+        self._streak = streak
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         name = self._name
@@ -230,12 +238,15 @@ class _ObservedSpanExporter(SpanExporter):
         except Exception as exc:
             error = f"{name}: {type(exc).__name__}: {exc}"
             self._health.record(False, error, exporter=name, spans=len(spans))
+            self._streak.failed(len(spans), error)
             raise
         if result is SpanExportResult.SUCCESS:
             self._health.record(True)
+            self._streak.succeeded()
         else:
-            error = f"{name}: export of {len(spans)} spans failed"
+            error = f"{name}: export of {counted(len(spans), 'span')} failed"
             self._health.record(False, error, exporter=name, spans=len(spans))
+            self._streak.failed(len(spans), error)
         return result
 
     def shutdown(self) -> None:
@@ -289,6 +300,8 @@ class Telemetry:
     log_export_failures: ExportFailures | None = None
     #: The metric exporters' failed exports; None without an OTLP or console metric exporter.
     metric_export_failures: ExportFailures | None = None
+    #: Set as the shutdown starts: no failing exporter starts a streak line after it.
+    closing: threading.Event = field(default_factory=threading.Event, repr=False)
     _closed: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _shutdown_workers: tuple[threading.Thread, ...] = field(default=(), repr=False)
@@ -313,6 +326,7 @@ class Telemetry:
             if self._closed:
                 return True
             self._closed = True
+        self.closing.set()  # what fails from now on is the exit line's (``export_streaks``)
         budget = self.settings.export_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
 
@@ -412,10 +426,15 @@ def build_telemetry(
     ``serve_metrics=False`` nothing will serve ``/metrics``, so no Prometheus reader is built.
     ``id_generator`` replaces the SDK's random one (``cli/run_ids.py``).
     """
-    install_export_failure_filter()  # first: see its docstring
+    fold = install_export_failure_filter()  # first: see its docstring
     install_repeated_log_filter()
     install_endpoint_password_filter()  # after the repeats' filter: see its docstring
     notes: list[str] = []
+    closing = threading.Event()
+
+    def streak(signal: ExportedSignal, name: str) -> ExportStreak:
+        return ExportStreak(signal, name, closing, fold.take_cause)
+
     resource = Resource.create(
         {"service.name": settings.service_name, "service.version": __version__}
     )
@@ -446,7 +465,7 @@ def build_telemetry(
             if metric_failures is None:
                 metric_failures = ExportFailures()
             observed_metrics = ObservedMetricExporter(
-                _metric_exporter(name, settings), metric_failures, name
+                _metric_exporter(name, settings), metric_failures, name, streak("metrics", name)
             )
             readers.append(PeriodicExportingMetricReader(observed_metrics))
     meter_provider: metrics_api.MeterProvider = metrics_api.NoOpMeterProvider()
@@ -467,7 +486,7 @@ def build_telemetry(
     for name in settings.traces_exporters:
         exporter = _span_exporter(name, settings, meter_provider)
         health.exporters.append(name)
-        observed = _ObservedSpanExporter(exporter, health, name)
+        observed = _ObservedSpanExporter(exporter, health, name, streak("traces", name))
         # Masked as the batch leaves: values learnt while its spans waited.
         masked = MaskedSpanExporter(observed)
         processors.append(BatchSpanProcessor(masked, meter_provider=meter_provider))
@@ -500,7 +519,9 @@ def build_telemetry(
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         log_failures = ExportFailures()
         for name in settings.logs_exporters:
-            observed_logs = ObservedLogExporter(_log_exporter(name, settings), log_failures, name)
+            observed_logs = ObservedLogExporter(
+                _log_exporter(name, settings), log_failures, name, streak("logs", name)
+            )
             # Masked as the batch leaves: values learnt while its records waited.
             masked_logs = MaskedLogExporter(observed_logs)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(masked_logs))
@@ -523,6 +544,7 @@ def build_telemetry(
         notes=tuple(notes),
         log_export_failures=log_failures,
         metric_export_failures=metric_failures,
+        closing=closing,
     )
 
 

@@ -1,0 +1,159 @@
+"""A collector that dies and comes back, said while it happens: in a process that lives on,
+each signal's first failed export is one line at once, with its cause, and the first success
+after it one more, with what was lost; at exit the count line; never the SDK's text, never a
+line per batch."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from cli_support import ROOT, TASKDAEMON, environment, write
+from collector_support import answered, answering_posts
+from prometheus_support import free_port
+from taskdaemon.pipeline.cli.export_streaks import ExportStreak
+
+#: ``start`` ends at once, then two stages each wait on a fifo the test writes to, once the
+#: lines it waits for came.
+WAITING_PIPELINE = """\
+    name: waits
+    stages:
+      - name: start
+        command: "echo start"
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: first
+        command: "read line < {first}; echo first"
+        triggers: [{{on_completion: {{stage: start}}}}]
+      - name: second
+        command: "read line < {second}; echo second"
+        triggers: [{{on_completion: {{stage: first}}}}]
+"""
+SIGNALS = (("spans", "span"), ("logs", "log record"), ("metrics", "metric"))
+
+
+def _until(stderr: list[str], stream: IO[str], pattern: str) -> None:
+    """Read stderr lines into ``stderr`` until one matches ``pattern``."""
+    while not any(re.search(pattern, line) for line in stderr):
+        line = stream.readline()
+        assert line, f"{pattern!r} never came; stderr was:\n{''.join(stderr)}"
+        stderr.append(line)
+
+
+def _release(fifo: Path) -> None:
+    """A line to ``fifo``'s reader, if a stage still waits on it."""
+    with contextlib.suppress(OSError):  # ENXIO: nobody reads it
+        descriptor = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(descriptor, b"go\n")
+        os.close(descriptor)
+
+
+@pytest.mark.slow
+def test_a_dead_collector_is_said_once_then_its_return(home: Path, tmp_path: Path) -> None:
+    """Refused, then answering 200 on the same port, while the run waits on fifos: the
+    three streak lines, once each and naming the refused connection, then the three recovery
+    lines while the run still waits, then the count lines at exit, in taskdaemon's words
+    only."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    os.mkfifo(first)
+    os.mkfifo(second)
+    path = write(tmp_path / "waits.yaml", WAITING_PIPELINE.format(first=first, second=second))
+    port = free_port()
+    with subprocess.Popen(
+        [TASKDAEMON, "run", "-q", str(path)],
+        cwd=ROOT,
+        env=environment(
+            home,
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_LOGS_EXPORTER="otlp",
+            OTEL_METRICS_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_TIMEOUT="3",  # room for a retry, whose line has the cause
+            OTEL_BSP_SCHEDULE_DELAY="100",
+            OTEL_BLRP_SCHEDULE_DELAY="100",
+            OTEL_METRIC_EXPORT_INTERVAL="200",
+            TASKDAEMON_EXPORT_TIMEOUT="30",
+        ),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as run:
+        assert run.stderr is not None
+        stderr: list[str] = []
+        try:
+            for _, noun in SIGNALS:
+                _until(stderr, run.stderr, rf"{noun} exports to otlp fail: .*Connection refused")
+            with answering_posts(answered(200), port=port):
+                first.write_text("go\n")  # "first" ends: its span and record are exported
+                for _, noun in SIGNALS:
+                    _until(stderr, run.stderr, rf"{noun} exports to otlp succeed again")
+                second.write_text("go\n")  # the run ends
+                stderr.extend(run.stderr)
+                run.wait(60)
+        finally:  # a failed test: its stages' shells must not wait on the fifos for ever
+            for fifo in (first, second):
+                _release(fifo)
+            run.wait(60)
+    kinds = [
+        "fail" if " fail: " in line else "back" if " succeed again; " in line else "exit"
+        for line in stderr
+    ]
+    strangers = [line for line in stderr if " WARNING taskdaemon." not in line]
+    expected = ["fail"] * 3 + ["back"] * 3 + ["exit"] * 3
+    assert (0, expected, []) == (run.returncode, kinds, strangers), "".join(stderr)
+    for signal, noun in SIGNALS:
+        said = [line for line in stderr if f"taskdaemon.{signal}: {noun} exports" in line]
+        assert 2 == len(said), "".join(stderr)
+
+
+def _streak(closing: threading.Event, causes: dict[str, str]) -> ExportStreak:
+    return ExportStreak("logs", "otlp", closing, lambda signal: causes.pop(signal, None))
+
+
+def test_a_streak_is_one_line_and_its_end_another(caplog: pytest.LogCaptureFixture) -> None:
+    """Three failed exports, then two that went through: two lines, the cause the exporter's
+    line gave, and what the whole streak lost."""
+    streak = _streak(threading.Event(), {"logs": "HTTP 503: busy"})
+    with caplog.at_level(logging.INFO):
+        for records in (2, 3, 4):
+            streak.failed(records, "export failed")
+        streak.succeeded()
+        streak.succeeded()
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        (
+            "taskdaemon.logs",
+            "log record exports to otlp fail: HTTP 503: busy (what is lost is counted in "
+            "taskdaemon_logs_export_failed_total and said at exit)",
+        ),
+        (
+            "taskdaemon.logs",
+            "log record exports to otlp succeed again; 9 log records lost while they failed",
+        ),
+    ]
+
+
+def test_no_streak_starts_once_the_telemetry_closes(caplog: pytest.LogCaptureFixture) -> None:
+    """Failures while shutting down are the exit line's; a streak said before still ends."""
+    closing = threading.Event()
+    said_before, after = _streak(closing, {}), _streak(closing, {})
+    with caplog.at_level(logging.INFO):
+        said_before.failed(1, "export failed")
+        closing.set()
+        after.failed(1, "export failed")
+        after.succeeded()
+        said_before.failed(1, "export failed")
+        said_before.succeeded()
+    assert [r.getMessage().partition(";")[0] for r in caplog.records] == [
+        "log record exports to otlp fail: export failed (what is lost is counted in "
+        "taskdaemon_logs_export_failed_total and said at exit)",
+        "log record exports to otlp succeed again",
+    ]
