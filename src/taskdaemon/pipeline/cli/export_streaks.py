@@ -23,9 +23,10 @@ from typing import Final, Literal
 
 from taskdaemon.pipeline.wording import counted
 
-__all__ = ["ExportStreak"]
+__all__ = ["ExportStreak", "Signal"]
 
-ExportedSignal = Literal["traces", "logs", "metrics"]
+#: The exported signals, as the OTel variables name them (``OTEL_TRACES_EXPORTER``...).
+Signal = Literal["traces", "logs", "metrics"]
 
 #: Per signal: the logger of its lines (those of its line at exit), what is exported, what a
 #: failed export's count counts, and the series that counts it (metric exports have none: said
@@ -50,7 +51,7 @@ class ExportStreak:
 
     def __init__(
         self,
-        signal: ExportedSignal,
+        signal: Signal,
         name: str,
         closing: threading.Event,
         causes: Callable[[str], str | None],

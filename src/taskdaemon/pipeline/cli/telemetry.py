@@ -71,7 +71,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from opentelemetry import metrics as metrics_api
 from opentelemetry import trace as trace_api
@@ -90,7 +90,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from taskdaemon import __version__
-from taskdaemon.pipeline.cli.export_streaks import ExportedSignal, ExportStreak
+from taskdaemon.pipeline.cli.export_streaks import ExportStreak, Signal
 from taskdaemon.pipeline.cli.exporter_logs import (
     EXPORTER_LOGGERS,
     EndpointPasswordFilter,
@@ -140,9 +140,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-#: Loggers of the SDK and exporters that repeat the same complaint for every batch.
-Signal = Literal["traces", "metrics", "logs"]
 
 
 # --- export health ------------------------------------------------------------------------------
@@ -432,7 +429,7 @@ def build_telemetry(
     notes: list[str] = []
     closing = threading.Event()
 
-    def streak(signal: ExportedSignal, name: str) -> ExportStreak:
+    def streak(signal: Signal, name: str) -> ExportStreak:
         return ExportStreak(signal, name, closing, fold.take_cause)
 
     resource = Resource.create(
