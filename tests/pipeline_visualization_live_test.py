@@ -217,6 +217,22 @@ async def test_a_watch_not_iterated_holds_no_subscription() -> None:
     assert ((), (RUN_ID,)) == (idle.runs(), under_way.runs())
 
 
+def test_a_watch_whose_loop_was_closed_under_it_is_let_go() -> None:
+    """A consumer on a hand-run loop closed without finishing its async generators can never
+    be woken: the engine's next event lets it go instead of raising (``on_event`` never
+    raises: monitoring never stops a pipeline), so it no longer keeps its finished run from
+    being pruned (``keep_finished=0``)."""
+    watcher = DagWatcher(keep_finished=0)
+    watcher.on_event(EVENTS[0])
+    loop = asyncio.new_event_loop()
+    stream = watcher.watch(RUN_ID)
+    loop.run_until_complete(anext(stream))  # subscribed, waiting for the next change
+    loop.close()
+    for event in EVENTS[1:]:
+        watcher.on_event(event)
+    assert () == watcher.runs()
+
+
 def fan_out_pipeline() -> Pipeline:
     """plan publishes three specs; implement fans out on them (instance 1 fails once);
     release follows implement."""

@@ -41,15 +41,21 @@ class _Waiter:
         self.loop = asyncio.get_running_loop()
         self.changed = asyncio.Event()
 
-    def wake(self) -> None:
+    def wake(self) -> bool:
+        """Wake the consumer; False when it never can be: its loop was closed under it (a
+        hand-run loop closed without finishing its async generators)."""
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is self.loop:
             self.changed.set()
-        else:  # the engine runs on another thread or loop
+            return True
+        try:  # the engine runs on another thread or loop
             self.loop.call_soon_threadsafe(self.changed.set)
+        except RuntimeError:  # that loop is closed
+            return False
+        return True
 
 
 class DagWatcher:
@@ -80,7 +86,9 @@ class DagWatcher:
         for waiter in waiters:
             if waiter.run_id is None:
                 waiter.run_id = run_id
-            waiter.wake()
+            if not waiter.wake():
+                with self._lock:
+                    self._waiters.discard(waiter)
 
     def snapshot(self, run_id: str) -> DagSnapshot:
         """The current snapshot of ``run_id``; KeyError if the watcher has not seen it."""
