@@ -403,3 +403,47 @@ def test_edge_specs_of_the_wrong_shape_are_refused(text: str) -> None:
 def test_a_schema_2_edge_without_a_label_has_an_empty_label() -> None:
     """``source>target`` (no label part) is the edge with an empty label."""
     assert edges_of({t.PIPELINE_EDGES: ("a>b",)}) == (EdgeRecord("a", "b", ""),)
+
+
+_PLAIN_ITEMS = (
+    '["a","b",["on_completion","a",true]]',
+    '["a","c",["on_completion","a",false]]',
+    '["é","\x7f",["on_event","",null]]',
+    '["","d",["on_event","x>y","data.n == 1"]]',
+)
+
+
+def test_a_span_of_plain_edge_specs_reads_as_each_decoded() -> None:
+    """A list whose every item is plain (no escape, a completion or event trigger of three
+    fields) is read in one pass: the same edges and labels as each item decoded."""
+    got = edges_of({t.PIPELINE_EDGE_SPECS: _PLAIN_ITEMS})
+    assert got == tuple(map(decode_edge, _PLAIN_ITEMS))
+    assert [edge.label for edge in got or ()] == [
+        "on completion",
+        "on completion\n(any result)",
+        "on event\n",
+        "on event\nx>y",
+    ]
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        # A line feed in one item and an empty one: as many lines as items, none an item.
+        (f"{_PLAIN_ITEMS[0]}\n{_PLAIN_ITEMS[1]}", ""),
+        # One item not plain but an edge (a later schema's field, an escape, a space).
+        (_PLAIN_ITEMS[0], '["a","e",["on_completion","a",true,7]]'),
+        (_PLAIN_ITEMS[0], '["a\\"","e",["on_event","t",null]]'),
+        (_PLAIN_ITEMS[0], '["a", "e",["on_event","t",null]]'),
+        # Items that are no edge beside plain ones: a lone surrogate, a bad field, a cut item.
+        (_PLAIN_ITEMS[1], '["a","\ud800",["on_event","t",null]]'),
+        (_PLAIN_ITEMS[1], '["a","b",["on_event","t",true]]'),
+        (_PLAIN_ITEMS[2], '["a","b",["on_completion","a",true]'),
+        # Quotes split across items: joined, the texts read as other arrays.
+        ('["a","b', '",["on_completion","a",true]]'),
+    ],
+)
+def test_edge_specs_not_all_plain_read_item_by_item(items: tuple[str, ...]) -> None:
+    """A list with an item that is not a plain edge line gives what each item decodes to."""
+    decoded = tuple(edge for edge in map(decode_edge, items) if edge is not None)
+    assert edges_of({t.PIPELINE_EDGE_SPECS: items}) == (decoded or None)

@@ -408,12 +408,53 @@ def edge_from_legacy(text: str) -> EdgeRecord | None:
     return EdgeRecord(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
+#: A line that is an ``encode_edge`` item of a completion or event trigger whose strings orjson
+#: wrote as they are (none holds a ``_NOT_PLAIN`` character, so each JSON string's value is its
+#: text between the quotes), and nothing else: what ``decode_edge`` reads as an edge, groups
+#: (source, target, ``true`` / ``false`` for a completion, else the event type).
+_PLAIN_EDGE: Final = re.compile(
+    r'^\["([^\x00-\x1f"\\\ud800-\udfff]*+)","([^\x00-\x1f"\\\ud800-\udfff]*+)",\['
+    r'(?:"on_completion","[^\x00-\x1f"\\\ud800-\udfff]*+",(true|false)'
+    r'|"on_event","([^\x00-\x1f"\\\ud800-\udfff]*+)",(?:null|"[^\x00-\x1f"\\\ud800-\udfff]*+"))'
+    r"\]\]$",
+    re.MULTILINE,
+)
+_COMPLETION_LABELS: Final = {"true": "on completion", "false": "on completion\n(any result)"}
+
+
+def _plain_edges(specs: tuple[str, ...]) -> tuple[EdgeRecord, ...] | None:
+    """``decode_edge`` of each of ``specs`` in one pass of ``_PLAIN_EDGE`` over them joined by
+    line feeds, when every one is such a line; else None (the caller decodes them one by one).
+
+    A run span has an item an edge, and decoding each (a JSON document, its checks, its label)
+    was most of what an ended run cost the span store's writer a stage. Exact: no item holds a
+    line feed (the joined text has one fewer than the items: none, for no item, which this
+    leaves to the caller), so the lines are the items, and a match is a whole line; as many
+    matches as items is every item matched. A matched item is a
+    JSON array whose strings hold no escape, so ``decode_edge`` reads the texts between the
+    quotes, and its label is the one ``decode_edge`` writes from the trigger's fields."""
+    joined = "\n".join(specs)
+    if joined.count("\n") != len(specs) - 1:
+        return None
+    found = _PLAIN_EDGE.findall(joined)
+    if len(found) != len(specs):
+        return None
+    labels = _COMPLETION_LABELS
+    return tuple(
+        [
+            EdgeRecord(source, target, labels[done] if done else f"on event\n{event}")
+            for source, target, done, event in found
+        ]
+    )
+
+
 def edges_of(attributes: Mapping[str, Any]) -> tuple[EdgeRecord, ...] | None:
     """A run span's DAG edges: from ``taskdaemon.pipeline.edge_specs`` (schema 3), else from
     ``taskdaemon.pipeline.edges`` (schema 1 and 2; a span has one or the other). Items that do
     not decode are left out; None when no edge is left, so the caller can fall back to the
     stage spans' upstream lists."""
-    decoded = tuple(map(decode_edge, _strings(attributes.get(t.PIPELINE_EDGE_SPECS))))
+    specs = _strings(attributes.get(t.PIPELINE_EDGE_SPECS))
+    decoded: tuple[EdgeRecord | None, ...] = _plain_edges(specs) or tuple(map(decode_edge, specs))
     decoded += tuple(map(edge_from_legacy, _strings(attributes.get(t.PIPELINE_EDGES))))
     edges = tuple(edge for edge in decoded if edge is not None)
     return edges or None
