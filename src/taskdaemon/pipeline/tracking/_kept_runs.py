@@ -19,7 +19,8 @@ two paths write the same rows; a test holds them equal.
 
 A run span's DAG edges are decoded once per distinct edge list (``EdgeUpstream``): every run of
 a pipeline carries the same ``edge_specs`` attribute, and decoding it (one JSON document an
-edge) cost more than the rest of the run's critical path.
+edge, before ``telemetry_codec.edges_of`` read a list of plain items in one pass) cost more
+than the rest of the run's critical path.
 """
 
 from __future__ import annotations
