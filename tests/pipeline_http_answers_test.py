@@ -164,6 +164,35 @@ async def test_every_error_is_one_json_line_with_its_status(
     assert says in assert_one_json_error(response, status)
 
 
+BROWSER = {**BEARER, "accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+async def test_a_browser_opening_no_page_gets_a_page_and_a_client_json() -> None:
+    """A browser opening ``/runs`` (the runs are at ``/``) or a typo gets a 404 page saying
+    what is not there, with a link to the runs: it read raw JSON. An API client (no HTML in
+    its ``Accept``) keeps the JSON, and so do ``/api`` and ``/static`` addresses, whoever asks."""
+    paths = ("/runs", "/runs/", "/x")
+    async with waiting_run() as (client, _run_id):
+        pages = [await client.get(path, headers=BROWSER) for path in paths]
+        jsons = [
+            await client.get("/runs", headers=BEARER),
+            await client.get("/runs", headers={**BEARER, "accept": "application/json"}),
+            await client.get("/api/nope", headers=BROWSER),
+        ]
+        asset = await client.get("/static/nope.js", headers=BROWSER)
+    said = ("<h1>Page not found</h1>", "nothing at {}</p>", '<a href="/">All runs</a>')
+    assert [
+        (r.status_code, r.headers["content-type"], [s.format(path) in r.text for s in said])
+        for path, r in zip(paths, pages, strict=True)
+    ] == [(404, "text/html; charset=utf-8", [True, True, True])] * 3
+    assert [assert_one_json_error(r, 404).split(" (")[0] for r in jsons] == [
+        "nothing at /runs",
+        "nothing at /runs",
+        "nothing at /api/nope",
+    ]
+    assert (404, "application/json") == (asset.status_code, asset.headers["content-type"])
+
+
 async def test_an_unhandled_exception_is_a_json_500_naming_nothing_inside() -> None:
     """A handler that fails unexpectedly answers 500 in the same shape; what failed stays in
     the server's log."""

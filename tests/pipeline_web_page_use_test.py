@@ -257,6 +257,27 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(
     assert api_answer[2]["error"].startswith("authentication required")
 
 
+@SHARED_BROWSER_LOOP
+async def test_an_address_of_no_page_is_a_page_linking_the_runs(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """A signed-in browser opening ``/runs`` (a run's address without its id) gets a page
+    saying nothing is there, not the API's raw JSON, and its link opens the runs list."""
+    await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 1)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=390) as (page, _errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        answer = await page.goto(f"{url}/runs")
+        shown = (answer.status, await page.text_content("h1"), await page.text_content("p.error"))
+        await page.get_by_role("link", name="All runs").click()
+        await page.wait_for_selector('body[data-page="runs"]')
+        opened = page.url
+    assert (404, "Page not found", "nothing at /runs") == shown
+    assert f"{url}/" == opened
+
+
 #: Counts, in ``window.__read``, the JSON answers the page has read and acted on: a task
 #: queued when one is read runs after the page's own code that awaited it.
 COUNT_READS = """(() => { window.__read = 0; const fetch = window.fetch;

@@ -4,6 +4,8 @@
   routes' own (``http_json.error_response``), and Starlette's 404 (no such route) and 405 (a
   method the route does not serve, with ``Allow``), which would otherwise be plain text; an
   unhandled exception is a 500 of the same shape (the traceback goes to the server's log only).
+  One exception, chosen in ``server.py`` (this module knows no page): a browser opening a page
+  no route serves (``http_security.wants_page``) gets the web page's 404 page, saying the same.
 * ``OPTIONS`` on a route answers 204 with ``Allow`` (no CORS headers: the server never grants a
   cross-origin request). It needs the token like any other method.
 * **Headers.** Every answer but the page's static files carries ``Cache-Control: no-store``
@@ -33,7 +35,13 @@ from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
-__all__ = ["AnswerHeadersMiddleware", "RequestCheckMiddleware", "http_error", "server_error"]
+__all__ = [
+    "AnswerHeadersMiddleware",
+    "RequestCheckMiddleware",
+    "http_error",
+    "nothing_at",
+    "server_error",
+]
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -73,12 +81,17 @@ async def http_error(request: Request, exc: Exception) -> Response:
         shown = cut(path, _PATH_SHOWN)
         message = f"{method} is not allowed on {shown}; allowed: {headers['allow']}"
     elif exc.status_code == 404:
-        message = f"nothing at {cut(path, _PATH_SHOWN)} (GET /api lists the routes)"
+        message = f"{nothing_at(path)} (GET /api lists the routes)"
     else:
         message = str(exc.detail)
     response = error_response(exc.status_code, message)
     response.headers.update(headers)
     return response
+
+
+def nothing_at(path: str) -> str:
+    """What a 404 of no route says, JSON or (``server.py``) a browser's page."""
+    return f"nothing at {cut(path, _PATH_SHOWN)}"
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

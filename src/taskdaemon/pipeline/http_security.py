@@ -77,6 +77,7 @@ __all__ = [
     "is_loopback",
     "send_error",
     "server_user",
+    "wants_page",
 ]
 
 _log = logging.getLogger(__name__)
@@ -301,12 +302,12 @@ class SecurityMiddleware:
         cookie_name = _cookie_name(scope)
         via = self._authenticate(headers, query, cookie_name)
         if via is None:
-            if _wants_page(scope, headers) and "token" in query:
+            if wants_page(scope, headers) and "token" in query:
                 # A wrong token leaves the address bar (the sign-in box hides what is typed:
                 # a mistyped token is most of the right one); the next page says why.
                 await _redirect(send, _page_without_token(scope, query, [(_REFUSED, "1")]))
                 return
-            if _wants_page(scope, headers):
+            if wants_page(scope, headers):
                 await _sign_in_page(send, _why_signed_out(query, headers, cookie_name))
                 return
             await send_error(
@@ -325,7 +326,7 @@ class SecurityMiddleware:
         if (
             via == "query"
             and method == "GET"
-            and (scope["path"] == "/" or _wants_page(scope, headers))
+            and (scope["path"] == "/" or wants_page(scope, headers))
         ):
             await self._start_session(scope, send, query, cookie_name)
             return
@@ -395,7 +396,7 @@ async def _redirect(send: Send, location: str, cookie: str | None = None) -> Non
     await send({"type": "http.response.body", "body": b""})
 
 
-def _wants_page(scope: Scope, headers: dict[str, str]) -> bool:
+def wants_page(scope: Scope, headers: dict[str, str]) -> bool:
     """A browser opening a page (not the API, not an asset): it gets a page, not JSON."""
     path = scope["path"]
     return (

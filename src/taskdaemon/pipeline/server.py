@@ -41,9 +41,10 @@ name from the body: a body with ``by`` is refused. The approve or reject is logg
 record *after* the engine accepted it, with the comment as a field of its own.
 
 Errors are ``{"error": "<one line>"}`` (``http_answers.py`` makes every answer so, 404 and 405
-included): 400 bad body or query, 401, 403, 404 unknown run or stage, 408/413, 409 (the run
-cannot do that now), 415, 429 (too many events pending), 503 (no engine, or it did not answer
-in time); docs/http-api.md, "Errors". Limits: ``http_limits.py``.
+included, but for a browser's unknown page outside ``/api``: a 404 page): 400 bad body or
+query, 401, 403, 404 unknown run or stage, 408/413, 409 (the run cannot do that now), 415, 429
+(too many events pending), 503 (no engine, or it did not answer in time); docs/http-api.md,
+"Errors". Limits: ``http_limits.py``.
 
 Shape: pure functions turn snapshots into reports (:func:`liveness`, :func:`readiness`,
 :func:`render_metrics`, :func:`runs_json`); :func:`create_app` is a thin Starlette shell over
@@ -93,6 +94,7 @@ from taskdaemon.pipeline.http_answers import (
     AnswerHeadersMiddleware,
     RequestCheckMiddleware,
     http_error,
+    nothing_at,
     server_error,
 )
 from taskdaemon.pipeline.http_health import (
@@ -112,7 +114,7 @@ from taskdaemon.pipeline.http_json import (
     text_field,
 )
 from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLimitMiddleware
-from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
+from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware, wants_page
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 from taskdaemon.pipeline.visualization import DagWatcher
@@ -248,6 +250,17 @@ def create_app(
         live=engine.live if isinstance(engine, EngineController) else None,
         can_control=engine is not None,
     )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        """Starlette's 404 as a page to a browser opening a page (``wants_page``: not ``/api``,
+        not ``/static``), where a link to the runs helps more than JSON; else ``http_error``."""
+        if (
+            isinstance(exc, HTTPException)
+            and exc.status_code == 404
+            and wants_page(request.scope, dict(request.headers))
+        ):
+            return page.nothing_page(nothing_at(request.url.path))
+        return await http_error(request, exc)
 
     async def metrics(request: Request) -> Response:
         if metrics_cache is None:
@@ -386,7 +399,7 @@ def create_app(
         ],
         exception_handlers={
             BadRequestError: bad_request,
-            HTTPException: http_error,
+            HTTPException: not_found,
             Exception: server_error,
         },
     )

@@ -249,6 +249,11 @@ class WebApp:
         )
         return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
 
+    def nothing_page(self, message: str) -> Response:
+        """The 404 a browser gets for a path no route serves (``server.py`` chooses it over the
+        JSON error when the request asks for HTML): the message and a link to the runs."""
+        return self._page("missing.html", status=404, heading="Page not found", error=message)
+
     async def runs_page(self, request: Request) -> Response:
         """The runs page, its first rows rendered here (a bad filter: 400 with the reason)."""
         error, status, rows, older = None, 200, [], None
@@ -279,11 +284,11 @@ class WebApp:
         """The run page: the current state rendered here, then kept live by the stream."""
         run_id = request.path_params["run_id"]
         if (problem := run_id_problem(run_id)) is not None:  # as the API's routes refuse it
-            return self._page("missing.html", status=404, run_id=None, error=problem)
+            return self._page("missing.html", status=404, heading=_NO_RUN, error=problem)
         try:
             snapshot = await self.data.snapshot(run_id)
         except (RunNotFoundError, SpanSourceError) as exc:
-            return self._page("missing.html", status=404, run_id=run_id, error=str(exc))
+            return self._page("missing.html", status=404, heading=_NO_RUN, error=str(exc))
         if snapshot.run is not None and snapshot.run.run_id != run_id:
             # A prefix (`runs list` prints 12 digits) opens the run's own page: drawn under the
             # prefix, a run of this engine read "from stored spans, read-only", without its
@@ -497,6 +502,8 @@ class WebApp:
             return response
         return EventStreamResponse(subscription)
 
+
+_NO_RUN = "Run not found"
 
 #: The query parameters that page back: ``before``, the page's; ``until``, as older links
 #: paged (by start alone: runs of one start were lost), still followed.
