@@ -215,8 +215,9 @@ async def test_a_stage_waiting_for_approval_is_said_and_approved_by_keyboard(
     to the run's page (under the prefix it read "from stored spans, read-only", no Approve).
     There the top says which stage waits for an approval; the table's Approve shows in a
     1,000-pixel window (last of six columns, it was past the table's box) and names its stage
-    to a screen reader. Pressed with Enter, the focus moves to the stage's name (a disabled
-    button dropped it to the page's top), and the end is said with the run's status."""
+    to a screen reader (so does the top's, beside the stage's name). Pressed with Enter, the
+    focus moves to the stage's name (a disabled button dropped it to the page's top), and the
+    end is said with the run's status."""
     (tmp_path / "gated.yaml").write_text(GATED)
     argv = ["serve", "--pipeline", "gated.yaml", "--max-runs", "1", "--port", "0"]
     with taskdaemon(argv, cwd=tmp_path) as process:
@@ -246,11 +247,58 @@ async def test_a_stage_waiting_for_approval_is_said_and_approved_by_keyboard(
         process.send_signal(signal.SIGTERM)
         assert 0 == process.wait(timeout=30)
     assert f"{url}/runs/{run_id}" == opened
-    assert (
-        "Waiting for your approval: gate. Approve or Reject is on its row of the stages table."
-    ) == said
-    assert (1, True) == (named, in_box)
+    assert "Waiting for your approval: gate." == said
+    assert (2, True) == (named, in_box)  # the row's, and the top's (the next test's)
     assert ("gate link select", "The run has ended: success.", "") == (focused, note, said_after)
+    assert [] == errors
+
+
+TOP_APPROVE = '#approval-buttons li[data-stage="gate"] button[data-action="approve"]'
+
+#: Where the top's Approve is: whether it shows whole in the window's width, and the
+#: page's own width over the window's (a sideways scroll).
+PLACE = """b => [b.getBoundingClientRect().right <= window.innerWidth,
+    document.documentElement.scrollWidth - document.documentElement.clientWidth]"""
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_phone_approves_at_the_top_of_the_page_by_keyboard(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """In a 375-pixel window the stages table's Approve was past its box's right edge, to be
+    scrolled to sideways; the top of the page carries each waiting stage's Approve and Reject,
+    in view, the page no wider than the window. Reached by Tab and pressed with Enter, the run
+    goes on, and the focus goes to the stage's name in the table once the line is gone."""
+    (tmp_path / "gated.yaml").write_text(GATED)
+    argv = ["serve", "--pipeline", "gated.yaml", "--max-runs", "1", "--port", "0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = server_url(process)
+        run_id = await first_run(url)
+        async with browser_page(shared_chromium, width=375) as (page, errors):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            await page.wait_for_selector(TOP_APPROVE)
+            place = await page.eval_on_selector(TOP_APPROVE, PLACE)
+            line = await page.text_content('#approval-buttons li[data-stage="gate"]')
+            tabs = 0
+            while tabs < 50 and not await page.eval_on_selector(
+                TOP_APPROVE, "b => b === document.activeElement"
+            ):
+                await page.keyboard.press("Tab")
+                tabs += 1
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector('body[data-stream-state="ended"]')
+            focused = await page.evaluate(
+                "document.activeElement.closest('tr')?.dataset.stage + ' ' + "
+                "document.activeElement.className"
+            )
+            status = await page.text_content("#run-status")
+            left = await page.locator("#approval-buttons li").count()
+        process.send_signal(signal.SIGTERM)
+        assert 0 == process.wait(timeout=30)
+    assert [True, 0] == place
+    assert ("gate ApproveReject", True) == (line, tabs < 50)
+    assert ("gate link select", "success", 0) == (focused, status, left)
     assert [] == errors
 
 

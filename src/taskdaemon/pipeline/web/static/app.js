@@ -284,15 +284,17 @@
 
     // Each button names its stage to a screen reader ("Approve release"): Tab reaches it
     // out of its row, where "Approve" alone does not say which of the waiting stages it is.
+    function approvalButtons(box, node) {
+      const approve = el("button", { type: "button", class: "approve", "data-action": "approve", "aria-label": "Approve " + visible(node.name) }, "Approve");
+      const reject = el("button", { type: "button", class: "reject", "data-action": "reject", "aria-label": "Reject " + visible(node.name) }, "Reject");
+      approve.addEventListener("click", () => command(node.name, "approve", { comment: "approved from the web page" }, box));
+      reject.addEventListener("click", () => command(node.name, "reject", { reason: "rejected from the web page" }, box));
+      box.append(approve, reject);
+    }
+
     function fillActions(cell, node) {
       cell.replaceChildren();
-      if (node.approvable) {
-        const approve = el("button", { type: "button", class: "approve", "data-action": "approve", "aria-label": "Approve " + visible(node.name) }, "Approve");
-        const reject = el("button", { type: "button", class: "reject", "data-action": "reject", "aria-label": "Reject " + visible(node.name) }, "Reject");
-        approve.addEventListener("click", () => command(node.name, "approve", { comment: "approved from the web page" }, cell));
-        reject.addEventListener("click", () => command(node.name, "reject", { reason: "rejected from the web page" }, cell));
-        cell.append(approve, reject);
-      }
+      if (node.approvable) approvalButtons(cell, node);
       if (node.resumable) {
         for (const action of ["continue", "step"]) {
           const word = action === "continue" ? "Continue" : "Step";
@@ -303,11 +305,12 @@
       }
     }
 
+    // `cell`: the buttons' box, a stages table cell or a line of the approvals at the top.
     async function command(stage, action, payload, cell) {
       // A button disabled while it has the keyboard focus drops it to the page's top, and Tab
-      // went on from there: the focus goes to the stage's name first, where the table keeps it
-      // once the action is gone.
-      if (cell.contains(document.activeElement)) cell.parentElement.querySelector("button.select").focus({ preventScroll: true });
+      // went on from there: the focus goes to the stage's name in the table first, where the
+      // table keeps it once the action is gone.
+      if (cell.contains(document.activeElement)) stageRows.get(stage).pick.focus({ preventScroll: true });
       for (const button of cell.querySelectorAll("button")) button.disabled = true;
       const base = "/api/runs/" + encodeURIComponent(runId);
       const url = action === "approve" || action === "reject"
@@ -405,11 +408,11 @@
       body.dataset.runStatus = run.status;
       document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
       // The stages this page can approve, said at the top (a live region, written when it
-      // changes): their buttons are on their rows, below the fold of a long page and past a
-      // phone's width, and the run only read "running" meanwhile.
+      // changes): their rows are below the fold of a long page, and the run only read
+      // "running" meanwhile. Their buttons are there too (renderApprovals).
       const approvable = state.nodes.filter((n) => n.approvable).map((n) => n.name);
       setText(document.getElementById("run-approvals"), approvable.length === 0 ? ""
-        : "Waiting for your approval: " + approvable.join(", ") + ". Approve or Reject is on its row of the stages table.");
+        : "Waiting for your approval: " + approvable.join(", ") + ".");
       // A remote span source has had nothing new of this running run for a while (_data.py):
       // said, not decided, as `watch` says it; the next span clears it.
       const quiet = document.getElementById("run-quiet");
@@ -419,6 +422,35 @@
         "; still waiting. A long stage or an approval sends none either, but the run's process may be gone: " +
         "a run whose process died never ends in this source.";
       quiet.hidden = since === null;
+    }
+
+    // Each stage waiting for this page's approval has a line at the top with its own Approve
+    // and Reject: on a phone the stages table's row scrolled sideways to reach them, below
+    // the fold. A line is kept from event to event, as the table's rows are, so a press
+    // survives an update; when its stage no longer waits, a focus in it goes to the stage's
+    // name in the table (the buttons' focus rule in `command`).
+    const approvalLines = new Map();
+
+    function renderApprovals() {
+      const list = document.getElementById("approval-buttons");
+      const waiting = state.nodes.filter((n) => n.approvable);
+      const names = new Set(waiting.map((n) => n.name));
+      for (const [name, line] of Array.from(approvalLines)) {
+        if (names.has(name)) continue;
+        if (line.contains(document.activeElement)) stageRows.get(name)?.pick.focus({ preventScroll: true });
+        approvalLines.delete(name);
+      }
+      const lines = waiting.map((node) => {
+        let line = approvalLines.get(node.name);
+        if (!line) {
+          line = el("li", { "data-stage": node.name });
+          line.append(el("span", { class: "approval-name" }, node.name), " ");
+          approvalButtons(line, node);
+          approvalLines.set(node.name, line);
+        }
+        return line;
+      });
+      if (lines.length !== list.children.length || lines.some((line, i) => list.children[i] !== line)) list.replaceChildren(...lines);
     }
 
     document.getElementById("continue-run").addEventListener("click", async (event) => {
@@ -612,6 +644,7 @@
       sayDag();
       renderRun();
       renderStages();
+      renderApprovals();
       renderTimeline();
       markNodes();
       wantDraw();
