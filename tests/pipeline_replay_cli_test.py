@@ -154,6 +154,50 @@ def test_quiet_drops_only_the_progress_lines(home: Path, tmp_path: Path) -> None
     )
 
 
+_TWO = """\
+    name: two
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{on_completion: {stage: a}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_fed_stage_s_progress_line_says_replayed_as_the_summary_does(
+    home: Path, tmp_path: Path
+) -> None:
+    """Resumed from ``b``, the fed ``a`` ends ``replayed`` in the progress lines as in the
+    summary; its stand-in handler's ``success in 0ms`` told of work nobody did."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
+    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b")
+    ends = [line.split()[1:] for line in replay.stderr.splitlines() if "running" not in line]
+    summary = [line.split()[:2] for line in replay.stdout.splitlines()[1:3]]
+    assert (0, [["a", "replayed"], ["b", "success", "in"], ["run", "two", "success"]]) == (
+        replay.returncode,
+        [words[:3] for words in ends],
+    ), replay.stderr
+    assert [["a", "replayed"], ["b", "success"]] == summary, replay.stdout
+
+
+@pytest.mark.slow
+def test_a_file_that_differs_is_said_once(home: Path, tmp_path: Path) -> None:
+    """Without ``--use-file``, a file that differs from the recorded definition is the error's
+    missing definition alone: it was also a note before it, the same reason twice."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "one.yaml", _ONE)), "-q")
+    changed = write(tmp_path / "two.yaml", _TWO.replace("name: two", "name: one", 1))
+    replay = taskdaemon(home, "replay", original.stdout.strip(), str(changed))
+    used = taskdaemon(home, "replay", original.stdout.strip(), str(changed), "--use-file")
+    assert (2, 1, [0, 1]) == (
+        replay.returncode,
+        replay.stderr.count("the file differs"),
+        [used.returncode, used.stderr.count("the file differs")],
+    ), replay.stderr + used.stderr
+
+
 _GOING = """\
 name: going
 loops:
@@ -191,9 +235,14 @@ def test_verify_refuses_a_run_whose_record_has_no_end(
         ],
         "",
         0,
+        [
+            f"note: run {served.run_id} is still running (or was interrupted): its record is "
+            "incomplete"
+        ],
     ) == (
         verified.returncode,
         verified.stderr.splitlines(),
         verified.stdout,
         planned.returncode,
+        planned.stderr.splitlines(),
     )

@@ -11,16 +11,16 @@
   handler code, linked to the original (``replay_of``), with a workspace of its own as a
   run has (``DIR/<run_id>``, ``--workspace DIR``, default ``$TASKDAEMON_HOME/workspaces``).
   ``--from STAGE`` feeds what comes before STAGE from the record (those stages show
-  ``replayed``), and starts the replay's workspace as a copy of the recorded run's
-  (``DIR/<recorded run id>``, left untouched), so STAGE finds the files the fed stages left.
-  ``FILE`` is used when it is the recorded definition; when it differs the command says how
-  and runs it only with ``--use-file``. ``--dry-run`` prints what would run and what would be
-  fed.
+  ``replayed``, in the progress lines as in the summary), and starts the replay's workspace
+  as a copy of the recorded run's (``DIR/<recorded run id>``, left untouched), so STAGE finds
+  the files the fed stages left. ``FILE`` is used when it is the recorded definition; when it
+  differs the command says how and runs it only with ``--use-file`` (said once: a note when
+  it runs, else the error). ``--dry-run`` prints what would run and what would be fed.
 * A value the replay needs that was redacted or cut stops it before anything runs, with one
   error naming every such value and how to supply it (``--input``, ``--stage-output``).
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
   report (``--json`` for JSON); a record with no end (the run still going, or interrupted) is
-  refused (``ReplayPlan.check``).
+  refused (``ReplayPlan.check``); without ``--verify`` a note says the record is incomplete.
 * ``-q`` drops the progress lines on stderr only: the summary (or ``--verify``'s report) is the
   replay's answer, and a note still goes to stderr (``run -q`` drops its summary too).
 * ``--step`` executes nothing: it walks the recorded run event by event, printing each event
@@ -174,9 +174,16 @@ def replay_command(args: argparse.Namespace) -> int:
         return _fail(2, str(error))
     for note in plan.notes:  # a note quotes the record (who resumed a breakpoint, say)
         print(f"note: {shown(note)}", file=sys.stderr)
-    if plan.changes is not None and plan.changes.any:
+    # A file not used is said once, as the missing definition (``plan.missing``).
+    if plan.pipeline is not None and plan.changes is not None and plan.changes.any:
         print(f"note: the file differs from the recorded definition: {plan.changes.describe()}",
               file=sys.stderr)  # fmt: skip
+    if plan.recorded.status == "running" and not args.verify:  # --verify refuses it (check)
+        print(
+            f"note: run {recorded.run_id} is still running (or was interrupted): its record is "
+            "incomplete",
+            file=sys.stderr,
+        )
     if args.dry_run:
         print(f"replay of run {recorded.run_id} ({recorded.pipeline}), nothing executed:")
         print("\n".join(plan.describe()))
@@ -224,7 +231,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
-    observers = [] if args.quiet else [ProgressView(sys.stderr)]
+    observers = [] if args.quiet else [ProgressView(sys.stderr, replayed=plan.fed)]
     # As ``run`` makes a run's: without one a handler that keeps files in its workspace (the
     # example's) would write them into the current directory, and a stage reading them back
     # would fail.

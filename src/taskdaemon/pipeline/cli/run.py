@@ -50,7 +50,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -200,6 +200,7 @@ class ProgressView:
         approve_hint: Callable[[str, str], str] | None = None,
         attach_hint: bool = True,
         header: Callable[[str], str] | None = None,
+        replayed: Collection[str] = (),
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._width = summary_width(self._stream)
@@ -213,6 +214,9 @@ class ProgressView:
         # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
         # at the prompt already.
         self._attach_hint = attach_hint
+        # A replay's fed stages end as its summary says they did, ``replayed``: their stand-in
+        # handler's ``success in 0ms`` told of no work.
+        self._replayed = frozenset(replayed)
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
         self._skipped: set[str] = set()  # stages whose skip line is written
@@ -285,7 +289,8 @@ class ProgressView:
             took = f" in {format_duration(event.at - started)}" if started is not None else ""
             error = event.cancel_reason if event.cancel_reason else event.error
             retry = " (will retry)" if event.will_retry else ""
-            self._write(event.stage, f"{event.status}{took}{retry}", event.instance, error)
+            what = "replayed" if event.stage in self._replayed else f"{event.status}{took}{retry}"
+            self._write(event.stage, what, event.instance, error)
             if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
                 self._write_tail(event.exception.stderr_tail)
         elif isinstance(event, StageRetrying):
