@@ -9,6 +9,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import textwrap
@@ -280,6 +281,37 @@ def test_a_stage_skipped_at_a_breakpoint_never_ran_in_the_summary_and_progress(
     assert [what for stage, what in progress if stage == "b" and "skipped" in what] == [
         "skipped: skipped at a breakpoint by cli debug"
     ]
+
+
+@pytest.mark.slow
+def test_quit_at_a_start_breakpoint_says_who_cancelled(home: Path, pipeline_file: Path) -> None:
+    """``quit`` at ``b``'s breakpoint cancels the run for the prompt's user, as ``continue``
+    and ``skip`` are attributed: the pause read ``resumed: cancel by engine`` and the run
+    ``run cancelled``, as if nobody had asked. ``b`` never started: it ends ``cancelled``
+    with that reason and no attempt, in the progress and in its log record (docs/run-state.md,
+    "Rules")."""
+    done = debug(home, str(pipeline_file), "--break", "b", stdin="quit\n")
+    run_id = done.stdout.split()[2]
+    progress = [line.split(None, 2)[1:] for line in done.stderr.splitlines()]
+    logs = taskdaemon(home, "logs", run_id, "--stage", "b").stdout.splitlines()
+    expected = (
+        1,
+        [
+            ["b", "paused: #1 before b (pipeline dbg)"],
+            ["b", "resumed: cancel by cli debug"],
+            ["b", "cancelled: run cancelled by cli debug"],
+        ],
+        [
+            "stage b.0.1 paused: #1 before b (pipeline dbg)",
+            "stage b.0.1 resumed: cancel by cli debug after TIME",
+            "stage b.0.1 finished: cancelled: run cancelled by cli debug",
+        ],
+    )
+    assert expected == (
+        done.returncode,
+        [words for words in progress if words[0] == "b"],
+        [re.sub(r" after \S+$", " after TIME", line.split(None, 2)[2]) for line in logs],
+    ), done.stdout + done.stderr
 
 
 def test_quit_after_the_run_ended_elsewhere_does_not_say_cancelled() -> None:

@@ -24,8 +24,10 @@ Actions (fields in brackets are optional)::
     detach [client] [all]               a prompt leaves (see below), leave step mode, resume
     dump [path]                         write a debug dump (when the process can)
     sync                                flush the process's log handlers into the store
+    cancel                              cancel the run (a prompt's ``quit``)
 
-``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``.
+``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``, and for ``cancel`` in
+the run's error (``run cancelled by <who>``) and on the pauses it ends.
 
 Every answer shows run data as the spans hold it: inputs, outputs, overrides and waiting
 events' payloads redacted by key and shape (``redact_patterns``, the CLI's
@@ -82,6 +84,7 @@ ACTIONS = (
     "detach",
     "dump",
     "sync",
+    "cancel",
 )
 _MAX_WAIT = 30.0
 #: Keys of an answer whose values are run data (a stage's inputs and outputs, an override,
@@ -292,6 +295,9 @@ class DebugOps:
             return {"deleted": self._delete(request.get("id"))}
         if action == "sync":
             await asyncio.get_running_loop().run_in_executor(None, flush_log_handlers)
+            return {}
+        if action == "cancel":
+            session.cancel(run_id, by)
             return {}
         if action == "detach":
             return self._detach(_text(request, "client"), bool(request.get("all")), by)

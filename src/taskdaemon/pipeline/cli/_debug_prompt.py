@@ -415,7 +415,7 @@ class DebugPrompt(CommandPrompt):
                 return
             raise
         if not ended:
-            self._call({"action": "cancel"})
+            self._call({"action": "cancel", "by": self._by})
             self._print("run cancelled")
 
 

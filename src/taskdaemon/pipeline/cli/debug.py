@@ -134,8 +134,6 @@ def caller(run_id: str) -> Any:
     from taskdaemon.pipeline.control import send_request  # noqa: PLC0415
 
     def call(request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("action") == "cancel":
-            return send_request(run_id, {"op": "cancel"})
         return send_request(
             run_id, {"op": "debug", **request}, timeout=60.0, max_bytes=MAX_ANSWER_BYTES
         )

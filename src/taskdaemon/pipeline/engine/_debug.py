@@ -22,7 +22,8 @@ Without debug mode none of this exists, so it costs nothing. Contract (docs/debu
   the one paused first) and puts the run in step mode, where every execution that becomes ready
   pauses; :meth:`continue_` with no stage leaves step mode and resumes everything paused.
 * A stop of the run (cancel, a failure elsewhere) resumes a paused execution by cancelling it
-  (``action="cancel"``). Everything runs on the engine's event loop thread.
+  (``action="cancel"``, by ``engine``, or by who called :meth:`cancel`). Everything runs on
+  the engine's event loop thread.
 
 This module holds the session: its pauses, step modes and commands. Making a breakpoint and
 finding the one a stage meets is ``_debug_match``; what ``inspect`` and ``state`` show,
@@ -199,6 +200,14 @@ class DebugSession:
         for pause in self._select(run_id, stage):
             resumed += self._resume(pause, "continue", by)
         return resumed
+
+    def cancel(self, run_id: str, by: str) -> None:
+        """Cancel the run, for ``by``: its error and its pauses' ends name them (a quit at a
+        prompt read ``cancel by engine``, ``run cancelled``, as if nobody had asked). A run that
+        ended meanwhile is left as it ended, as ``RunHandle.cancel`` leaves it."""
+        run = self._run_of(run_id, need_open=False)
+        run.cancelled_by = by
+        run.stop(RunStatus.CANCELLED, f"run cancelled by {by}")
 
     def step(self, run_id: str, stage: str | None = None, by: str = "") -> PausedExecution | None:
         """Step mode for the run, and resume exactly one paused execution (the stage's, else
@@ -485,10 +494,12 @@ class DebugSession:
                 )
             )
         self._notify()
-        action, by = "cancel", "engine"
+        action, by = "cancel", None
         try:
             action, by = await pause.future
         finally:
+            if by is None:  # the run's stop cancelled the pause (the module docstring)
+                by = run.cancelled_by or "engine"
             del self._paused[key]
             inst.status = back
             ex.status = back

@@ -109,6 +109,7 @@ class RunBase:
         "active",
         "cancel_cause",
         "cancel_reason",
+        "cancelled_by",
         "ctx",
         "default_retry",
         "done",
@@ -183,6 +184,9 @@ class RunBase:
         # that caused it: every cancelled attempt and skipped stage carries both.
         self.cancel_reason: str | None = None
         self.cancel_cause: str | None = None
+        # Who cancelled the run from the debugger (``DebugSession.cancel``): the pauses the
+        # stop resumes are attributed to them, as a ``continue`` is.
+        self.cancelled_by: str | None = None
         self.result: RunResult | None = None
         self.isolated = IsolatedEvaluations(self)  # expensive CEL, answered off the loop
 
