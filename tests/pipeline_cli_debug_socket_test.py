@@ -194,7 +194,7 @@ def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
     for refused in (attach, step):
         assert 3 == refused.returncode
         (line,) = refused.stderr.splitlines()
-        assert line.startswith(f"taskdaemon debug: no run {run_id[:8]!r}"[:-1]), line
+        assert line.startswith(f"taskdaemon debug: run {run_id} has ended (cancelled)"), line
     assert scheduled.process.poll() is None  # serve goes on
 
 
