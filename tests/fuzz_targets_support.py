@@ -131,8 +131,10 @@ def mutated_json(rng: random.Random, text: str) -> str:
 def scratch() -> Iterator[Path]:
     """A temporary folder made the working directory and ``TASKDAEMON_HOME`` (``home``), with
     ``dir``, ``fifo`` (held open for writing, never written), ``zero``, ``null`` and a real dump,
-    ``run.tar.gz``, in it."""
+    ``run.tar.gz``, in it. ``sys.path`` is put back too: ``run`` and ``validate`` put the
+    working directory on it, as the command does for its handlers."""
     saved_cwd, saved_home = os.getcwd(), os.environ.get("TASKDAEMON_HOME")
+    saved_path = list(sys.path)
     with tempfile.TemporaryDirectory(prefix="td-fz-", dir="/tmp") as folder:
         root = Path(folder)
         (root / "home").mkdir(mode=0o700)
@@ -149,6 +151,7 @@ def scratch() -> Iterator[Path]:
         finally:
             os.close(writer)
             os.chdir(saved_cwd)
+            sys.path[:] = saved_path
             if saved_home is None:
                 os.environ.pop("TASKDAEMON_HOME", None)
             else:
